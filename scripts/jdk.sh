@@ -1,0 +1,27 @@
+# Sourced by ./gptfast and ./run-tests: sets JAVA_HOME to a JDK >= 25 (JAVA_HOME, then /usr/lib/jvm/*, /opt/*,
+# then `java` on the PATH), or explains that there is none and exits.
+java_major() { "$1/bin/java" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1; }
+find_jdk() {
+  local candidates=()
+  [ -n "${JAVA_HOME:-}" ] && candidates+=("$JAVA_HOME")
+  for d in /usr/lib/jvm/* /opt/jdk* /opt/java/* "$HOME"/.sdkman/candidates/java/*; do [ -d "$d" ] && candidates+=("$d"); done
+  if command -v java >/dev/null 2>&1; then candidates+=("$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")"); fi
+  for d in "${candidates[@]}"; do
+    if [ -x "$d/bin/java" ] && [ -x "$d/bin/javac" ]; then
+      local v; v=$(java_major "$d")
+      if [ -n "$v" ] && [ "$v" -ge 25 ]; then echo "$d"; return 0; fi
+    fi
+  done
+  return 1
+}
+if ! JAVA_HOME=$(find_jdk); then
+  echo "gptfast: no JDK 25 or newer found (looked at \$JAVA_HOME, /usr/lib/jvm, /opt and the PATH); install one and set JAVA_HOME" >&2
+  exit 1
+fi
+export JAVA_HOME
+if ! command -v mvn >/dev/null 2>&1; then
+  echo "gptfast: Maven (mvn) is needed to build; install it (e.g. apt-get install maven)" >&2
+  exit 1
+fi
+# Maven 3.8 itself warns about sun.misc.Unsafe on JDK 25; that is Maven's business, not ours
+export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"

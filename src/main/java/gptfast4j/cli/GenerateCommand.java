@@ -1,0 +1,159 @@
+package gptfast4j.cli;
+
+import gptfast4j.generate.Generator;
+import gptfast4j.generate.Sampler;
+import gptfast4j.generate.TextStream;
+import gptfast4j.model.ChatFormat;
+import gptfast4j.model.Checkpoint;
+import gptfast4j.model.Llama;
+import gptfast4j.tokenizer.Tokenizer;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.Callable;
+
+@Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Generate text from a prompt (or chat with --interactive). Text goes to stdout, statistics to stderr.")
+final class GenerateCommand implements Callable<Integer> {
+    @Mixin
+    CommonOptions common;
+
+    @Option(names = "--prompt", paramLabel = "TEXT", description = "Prompt text (default: empty, BOS only).")
+    String prompt = "";
+
+    @Option(names = "--max-new-tokens", paramLabel = "N", description = "Tokens to generate at most (default: ${DEFAULT-VALUE}).")
+    int maxNewTokens = 200;
+
+    @Option(names = "--temperature", paramLabel = "T", description = "Sampling temperature; 0 is greedy argmax (default: ${DEFAULT-VALUE}).")
+    float temperature = 0.8f;
+
+    @Option(names = "--top-k", paramLabel = "K", description = "Sample among the K most likely tokens; 0 for all (default: ${DEFAULT-VALUE}).")
+    int topK = 200;
+
+    @Option(names = "--top-p", paramLabel = "P", description = "Nucleus sampling threshold (default: ${DEFAULT-VALUE}).")
+    float topP = 1.0f;
+
+    @Option(names = "--seed", paramLabel = "S", description = "Random seed (default: from the clock).")
+    Long seed;
+
+    @Option(names = "--num-samples", paramLabel = "N", description = "Independent samples of the same prompt (default: ${DEFAULT-VALUE}).")
+    int numSamples = 1;
+
+    @Option(names = "--context-length", paramLabel = "N", description = "Context (KV cache) length (default: the model's, at most 4096 for --interactive).")
+    Integer contextLength;
+
+    @Option(names = "--interactive", description = "Chat on stdin, in the model's chat format.")
+    boolean interactive;
+
+    @Override
+    public Integer call() throws Exception {
+        if (maxNewTokens < 1) throw new IllegalArgumentException("--max-new-tokens must be at least 1, got " + maxNewTokens);
+        if (numSamples < 1) throw new IllegalArgumentException("--num-samples must be at least 1, got " + numSamples);
+        if (contextLength != null && contextLength < 1) throw new IllegalArgumentException("--context-length must be at least 1");
+        Checkpoint ckpt = common.load();
+        Llama model = ckpt.model();
+        int modelContext = model.config.contextLength();
+        int limit = contextLength != null ? contextLength : modelContext;
+        PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), true, StandardCharsets.UTF_8);
+        long seedValue = seed != null ? seed : System.nanoTime();
+        Sampler sampler = new Sampler(model.config.vocabSize(), temperature, topK, topP, seedValue);
+        if (interactive) return chat(ckpt, Math.min(limit, contextLength != null ? limit : 4096), sampler, out);
+
+        Tokenizer tokenizer = ckpt.tokenizer();
+        int[] text = tokenizer.encode(prompt);
+        int[] tokens = ckpt.addBos() || text.length == 0 ? prepend(ckpt.bos(), text) : text;
+        if (tokens.length > limit) {
+            throw new IllegalArgumentException("the prompt has " + tokens.length + " tokens but the context length is " + limit);
+        }
+        int kvLength = Math.min(limit, tokens.length + maxNewTokens);
+        Llama.State state = model.newState(kvLength, Math.min(tokens.length, 64));
+        Generator generator = new Generator(model, state, ckpt.eos());
+        for (int sample = 0; sample < numSamples; sample++) {
+            out.print(prompt);
+            TextStream stream = new TextStream(tokenizer, out, prompt.isEmpty() && tokenizer.kind() == Tokenizer.Kind.SENTENCEPIECE);
+            Generator.Result r = generator.generate(tokens, 0, maxNewTokens, sampler, t -> {
+                stream.accept(t);
+                return true;
+            });
+            stream.finish();
+            out.println();
+            if (r.tokens().length == maxNewTokens || r.stoppedAtEos()) {
+                printStats(ckpt, r);
+            } else {
+                System.err.println("(stopped at the context length " + kvLength + ")");
+                printStats(ckpt, r);
+            }
+        }
+        return 0;
+    }
+
+    private static int[] prepend(int first, int[] rest) {
+        int[] r = new int[rest.length + 1];
+        r[0] = first;
+        System.arraycopy(rest, 0, r, 1, rest.length);
+        return r;
+    }
+
+    static void printStats(Checkpoint ckpt, Generator.Result r) {
+        long bytes = ckpt.model().weights.bytesPerToken();
+        double tps = r.decodeTokensPerSecond();
+        System.err.printf("Prompt: %d tokens, prefill %.1f ms (%.1f tokens/s)%n", r.promptTokens(), r.prefillNanos() / 1e6, r.prefillTokensPerSecond());
+        System.err.printf("Generated %d tokens, %.2f tokens/s%n", r.tokens().length, tps);
+        System.err.printf("Bandwidth achieved: %.2f GB/s (%.1f MB of weights per token)%n", bytes * tps / 1e9, bytes / 1e6);
+        long peak = CommonOptions.peakResidentBytes();
+        if (peak > 0) System.err.printf("Peak memory: %.1f MB resident%n", peak / 1e6);
+    }
+
+    private int chat(Checkpoint ckpt, int contextLength, Sampler sampler, PrintStream out) throws Exception {
+        Llama model = ckpt.model();
+        Tokenizer tokenizer = ckpt.tokenizer();
+        ChatFormat format = ckpt.chatFormat();
+        Llama.State state = model.newState(contextLength, 64);
+        Generator generator = new Generator(model, state, ckpt.eos());
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        System.err.println("Chat format: " + format.name().toLowerCase() + ". Type a message; an empty line or end of input quits.");
+        int pos = 0;
+        boolean first = true;
+        while (true) {
+            System.err.print("> ");
+            String line = in.readLine();
+            if (line == null || line.isBlank()) return 0;
+            int[] turn = format.userTurn(tokenizer, line, first, ckpt.bos(), ckpt.addBos());
+            if (pos + turn.length >= contextLength) {
+                System.err.println("The conversation has reached the context length " + contextLength + "; ending.");
+                return 0;
+            }
+            first = false;
+            TextStream stream = new TextStream(tokenizer, out, format != ChatFormat.PLAIN || pos == 0);
+            int budget = Math.min(maxNewTokens, contextLength - pos - turn.length);
+            Generator.Result r = generator.generate(turn, pos, budget, sampler, t -> {
+                stream.accept(t);
+                return true;
+            });
+            stream.finish();
+            out.println();
+            // the cache holds the turn and the generated tokens that were fed back; the last one is not fed when
+            // the budget ran out, and the end-of-turn token never is: feed them so the next turn follows on
+            pos += turn.length + r.decodedTokens();
+            int[] pending = r.tokens().length > r.decodedTokens() ? new int[]{r.tokens()[r.tokens().length - 1]} : new int[0];
+            if (format != ChatFormat.PLAIN) {
+                int end = format == ChatFormat.LLAMA3 ? tokenizer.special("<|eot_id|>").orElse(ckpt.eos()[0]) : ckpt.eos()[0];
+                pending = java.util.Arrays.copyOf(pending, pending.length + 1);
+                pending[pending.length - 1] = end;
+            }
+            if (pending.length > 0 && pos + pending.length < contextLength) {
+                model.forward(state, pending, 0, pending.length, pos, null);
+                pos += pending.length;
+            }
+            if (pos >= contextLength) {
+                System.err.println("The conversation has reached the context length " + contextLength + "; ending.");
+                return 0;
+            }
+        }
+    }
+}

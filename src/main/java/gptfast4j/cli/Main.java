@@ -1,0 +1,42 @@
+package gptfast4j.cli;
+
+import gptfast4j.io.ModelFormatException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+import java.io.PrintWriter;
+import java.util.Arrays;
+
+/** The {@code gptfast} command. Errors a user can cause are one line on stderr and a non-zero exit. */
+@Command(name = "gptfast", mixinStandardHelpOptions = true, version = "gptfast4j 0.1.0",
+        description = "Fast, compact LLM text generation in pure Java.",
+        subcommands = {GenerateCommand.class, InfoCommand.class, CommandLine.HelpCommand.class})
+public final class Main {
+    public static void main(String[] args) {
+        System.exit(run(args));
+    }
+
+    public static int run(String... args) {
+        boolean debug = Arrays.asList(args).contains("--debug");
+        CommandLine cli = new CommandLine(new Main());
+        cli.setParameterExceptionHandler((e, a) -> {
+            PrintWriter err = e.getCommandLine().getErr();
+            err.println("error: " + e.getMessage());
+            err.println("Try '" + e.getCommandLine().getCommandSpec().qualifiedName() + " --help' for more information.");
+            return 2;
+        });
+        cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
+            if (debug) e.printStackTrace(commandLine.getErr());
+            commandLine.getErr().println("error: " + describe(e));
+            return 1;
+        });
+        return cli.execute(args);
+    }
+
+    static String describe(Throwable e) {
+        if (e instanceof ModelFormatException || e instanceof IllegalArgumentException) return e.getMessage();
+        if (e instanceof OutOfMemoryError) return "out of memory (" + e.getMessage() + "); try a smaller context or a larger -Xmx";
+        String message = e.getMessage();
+        return e.getClass().getSimpleName() + (message == null ? "" : ": " + message) + " (run with --debug for details)";
+    }
+}

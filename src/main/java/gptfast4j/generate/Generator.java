@@ -1,0 +1,77 @@
+package gptfast4j.generate;
+
+import gptfast4j.model.Llama;
+
+import java.util.Arrays;
+import java.util.function.IntPredicate;
+
+/**
+ * The prefill/decode loop: runs the prompt as one batch, then samples one token at a time until an EOS id, the
+ * token budget or the end of the context. Timings are kept for the statistics.
+ */
+public final class Generator {
+    private final Llama model;
+    private final Llama.State state;
+    private final int[] eos;
+
+    public Generator(Llama model, Llama.State state, int[] eos) {
+        this.model = model;
+        this.state = state;
+        this.eos = eos.clone();
+        Arrays.sort(this.eos);
+    }
+
+    public Llama.State state() {
+        return state;
+    }
+
+    public boolean isEos(int token) {
+        return Arrays.binarySearch(eos, token) >= 0;
+    }
+
+    /** What one generation did. {@code tokens} are the generated ids (EOS excluded). */
+    public record Result(int[] tokens, int promptTokens, long prefillNanos, int decodedTokens, long decodeNanos, boolean stoppedAtEos) {
+        public double decodeTokensPerSecond() {
+            return decodedTokens == 0 ? 0 : decodedTokens / (decodeNanos / 1e9);
+        }
+
+        public double prefillTokensPerSecond() {
+            return promptTokens == 0 ? 0 : promptTokens / (prefillNanos / 1e9);
+        }
+    }
+
+    /**
+     * Continues the sequence whose first {@code startPos} positions are already in the KV cache with {@code prompt}
+     * (at least one token), generating at most {@code maxNewTokens}. {@code onToken} sees each new token as it is
+     * chosen and may return false to stop.
+     */
+    public Result generate(int[] prompt, int startPos, int maxNewTokens, Sampler sampler, IntPredicate onToken) {
+        if (prompt.length == 0) throw new IllegalArgumentException("the prompt must hold at least one token (BOS)");
+        if (startPos + prompt.length > state.contextLength) {
+            throw new IllegalArgumentException("prompt of " + prompt.length + " tokens does not fit the context length "
+                    + (state.contextLength - startPos));
+        }
+        long t0 = System.nanoTime();
+        float[] logits = model.forward(state, prompt, 0, prompt.length, startPos, null);
+        int pos = startPos + prompt.length;
+        int token = sampler.sample(logits, 0);
+        long t1 = System.nanoTime();
+        int[] generated = new int[maxNewTokens];
+        int count = 0;
+        boolean eosSeen = false;
+        int decoded = 0;
+        while (count < maxNewTokens) {
+            if (isEos(token)) {
+                eosSeen = true;
+                break;
+            }
+            generated[count++] = token;
+            if (!onToken.test(token) || count == maxNewTokens || pos >= state.contextLength) break;
+            logits = model.forward(state, token, pos++);
+            decoded++;
+            token = sampler.sample(logits, 0);
+        }
+        long t2 = System.nanoTime();
+        return new Result(Arrays.copyOf(generated, count), prompt.length, t1 - t0, decoded, t2 - t1, eosSeen);
+    }
+}

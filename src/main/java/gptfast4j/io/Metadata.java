@@ -1,0 +1,86 @@
+package gptfast4j.io;
+
+import java.util.Collections;
+import java.util.Map;
+
+/**
+ * Key/value metadata of a model file, with each value's GGUF type kept so that a writer can carry it over exactly.
+ * Scalars are boxed Java values; arrays are primitive arrays ({@code byte[]}, {@code int[]}, {@code float[]}, ...),
+ * {@code String[]}, or {@code Value[]} for nested arrays.
+ */
+public final class Metadata {
+    public enum Type {
+        UINT8(0), INT8(1), UINT16(2), INT16(3), UINT32(4), INT32(5), FLOAT32(6), BOOL(7), STRING(8), ARRAY(9),
+        UINT64(10), INT64(11), FLOAT64(12);
+
+        public final int id;
+
+        Type(int id) { this.id = id; }
+
+        static Type byId(int id) {
+            for (Type t : values()) if (t.id == id) return t;
+            return null;
+        }
+    }
+
+    /** {@code elementType} is set for arrays only. */
+    public record Value(Type type, Type elementType, Object value) {}
+
+    private final Map<String, Value> values;
+
+    public Metadata(Map<String, Value> values) {
+        this.values = Collections.unmodifiableMap(values);
+    }
+
+    public Map<String, Value> asMap() { return values; }
+
+    public boolean has(String key) { return values.containsKey(key); }
+
+    public Object get(String key) {
+        Value v = values.get(key);
+        return v == null ? null : v.value();
+    }
+
+    public String getString(String key, String defaultValue) {
+        return get(key) instanceof String s ? s : defaultValue;
+    }
+
+    public int getInt(String key, int defaultValue) {
+        Value v = values.get(key);
+        if (v == null) return defaultValue;
+        return switch (v.type()) {
+            case UINT8 -> Byte.toUnsignedInt((Byte) v.value());
+            case UINT16 -> Short.toUnsignedInt((Short) v.value());
+            case INT8, INT16, INT32, UINT32, INT64, UINT64 -> ((Number) v.value()).intValue();
+            case FLOAT32, FLOAT64 -> ((Number) v.value()).intValue();
+            case BOOL -> (Boolean) v.value() ? 1 : 0;
+            default -> throw new ModelFormatException("metadata " + key + " is a " + v.type() + ", expected a number");
+        };
+    }
+
+    public float getFloat(String key, float defaultValue) {
+        return get(key) instanceof Number n ? n.floatValue() : defaultValue;
+    }
+
+    public boolean getBool(String key, boolean defaultValue) {
+        return get(key) instanceof Boolean b ? b : defaultValue;
+    }
+
+    public String[] getStrings(String key) {
+        return get(key) instanceof String[] a ? a : null;
+    }
+
+    public float[] getFloats(String key) {
+        return get(key) instanceof float[] a ? a : null;
+    }
+
+    /** An integer array of any width, widened to int. */
+    public int[] getInts(String key) {
+        Object o = get(key);
+        if (o instanceof int[] a) return a;
+        if (o instanceof long[] a) { int[] r = new int[a.length]; for (int i = 0; i < a.length; i++) r[i] = (int) a[i]; return r; }
+        if (o instanceof short[] a) { int[] r = new int[a.length]; for (int i = 0; i < a.length; i++) r[i] = a[i]; return r; }
+        if (o instanceof byte[] a) { int[] r = new int[a.length]; for (int i = 0; i < a.length; i++) r[i] = a[i]; return r; }
+        return null;
+    }
+}

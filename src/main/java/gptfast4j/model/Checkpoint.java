@@ -1,0 +1,281 @@
+package gptfast4j.model;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import gptfast4j.io.GGUF;
+import gptfast4j.io.Llama2cFile;
+import gptfast4j.io.Mapped;
+import gptfast4j.io.Metadata;
+import gptfast4j.io.ModelFormatException;
+import gptfast4j.io.Safetensors;
+import gptfast4j.io.TensorData;
+import gptfast4j.tensor.Tensor;
+import gptfast4j.tokenizer.Tokenizer;
+import gptfast4j.tokenizer.Tokenizers;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * A model ready to run, whatever file it came from: a GGUF file, a llama2.c {@code .bin} (with a separate
+ * {@code tokenizer.bin}) or a Hugging Face directory. Each reader hands over the hyperparameters and the tensors
+ * under GGUF's names; {@link #build} turns them into weights the same way for all of them.
+ *
+ * @param format     "gguf", "llama2.c" or "huggingface"
+ * @param tensors    every tensor of the file, under GGUF names
+ * @param eos        token ids that end generation
+ * @param chatFormat how {@code --interactive} frames a conversation
+ */
+public record Checkpoint(Path path, String format, Llama model, Tokenizer tokenizer, Map<String, TensorData> tensors,
+                         int bos, int[] eos, boolean addBos, ChatFormat chatFormat) {
+
+    public static Checkpoint load(Path path, Path tokenizerPath) {
+        if (Files.isDirectory(path)) return loadHuggingFace(path, tokenizerPath);
+        MemorySegment file = Mapped.map(path);
+        if (GGUF.hasMagic(file)) return loadGGUF(GGUF.read(path, file), tokenizerPath);
+        if (path.getFileName().toString().endsWith(".bin")) return loadLlama2c(path, file, tokenizerPath);
+        throw new ModelFormatException(path + ": not a model file (bad magic: neither GGUF nor a llama2.c .bin)");
+    }
+
+    private static Checkpoint loadGGUF(GGUF gguf, Path tokenizerPath) {
+        Path path = gguf.path();
+        Metadata md = gguf.metadata();
+        String arch = md.getString("general.architecture", null);
+        if (arch == null) throw new ModelFormatException(path + ": missing metadata general.architecture");
+        if (!arch.equals("llama") && !arch.equals("mistral")) {
+            throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: llama, mistral)");
+        }
+        Map<String, TensorData> tensors = gguf.tensors();
+        int nHeads = required(md, path, arch + ".attention.head_count");
+        int dim = required(md, path, arch + ".embedding_length");
+        TensorData embeddings = tensor(tensors, path, "token_embd.weight");
+        int vocab = md.getInt(arch + ".vocab_size", (int) embeddings.shape()[embeddings.shape().length - 1]);
+        float[] freqFactors = null;
+        if (tensors.containsKey("rope_freqs.weight")) {
+            Tensor f = Tensor.of(tensors.get("rope_freqs.weight"));
+            freqFactors = new float[f.cols];
+            f.dequantizeRow(0, freqFactors, 0);
+        }
+        int ropeDim = md.getInt(arch + ".rope.dimension_count", dim / nHeads);
+        if (ropeDim != dim / nHeads) throw new ModelFormatException(path + ": partial rotary embeddings (rope dimension " + ropeDim + ") are not supported");
+        Config config = new Config(arch, dim,
+                required(md, path, arch + ".feed_forward_length"),
+                required(md, path, arch + ".block_count"),
+                nHeads,
+                md.getInt(arch + ".attention.head_count_kv", nHeads),
+                vocab,
+                md.getInt(arch + ".context_length", 2048),
+                md.getFloat(arch + ".attention.layer_norm_rms_epsilon", 1e-5f),
+                md.getFloat(arch + ".rope.freq_base", 10000f),
+                freqFactors,
+                Config.RopeStyle.INTERLEAVED,
+                md.getInt(arch + ".expert_count", 0),
+                md.getInt(arch + ".expert_used_count", 0));
+        Tokenizer tokenizer = tokenizerPath != null ? Tokenizers.load(tokenizerPath) : Tokenizers.fromGGUF(path, md);
+        Set<Integer> eos = new LinkedHashSet<>();
+        eos.add(md.getInt("tokenizer.ggml.eos_token_id", 2));
+        if (md.has("tokenizer.ggml.eot_token_id")) eos.add(md.getInt("tokenizer.ggml.eot_token_id", 0));
+        tokenizer.special("<|eot_id|>").ifPresent(eos::add);
+        boolean addBos = md.getBool("tokenizer.ggml.add_bos_token", true);
+        ChatFormat chat = ChatFormat.detect(md.getString("tokenizer.chat_template", null), tokenizer);
+        return new Checkpoint(path, "gguf", build(path, config, tensors), tokenizer, tensors,
+                md.getInt("tokenizer.ggml.bos_token_id", 1), eos.stream().mapToInt(Integer::intValue).toArray(), addBos, chat);
+    }
+
+    private static Checkpoint loadLlama2c(Path path, MemorySegment file, Path tokenizerPath) {
+        Llama2cFile f = Llama2cFile.read(path, file);
+        if (tokenizerPath == null) {
+            throw new ModelFormatException(path + ": a llama2.c checkpoint has no tokenizer inside; give one with --tokenizer (e.g. tokenizer.bin)");
+        }
+        Tokenizer tokenizer = Tokenizers.load(tokenizerPath);
+        Config config = new Config("llama", f.dim(), f.hiddenDim(), f.nLayers(), f.nHeads(), f.nKvHeads(), f.vocabSize(),
+                f.seqLen(), 1e-5f, 10000f, null, Config.RopeStyle.INTERLEAVED, 0, 0);
+        return new Checkpoint(path, "llama2.c", build(path, config, f.tensors()), tokenizer, f.tensors(), 1, new int[]{2}, true,
+                ChatFormat.PLAIN);
+    }
+
+    /**
+     * A Hugging Face model directory: {@code config.json}, {@code model.safetensors} or shards listed in
+     * {@code model.safetensors.index.json}, a tokenizer and {@code generation_config.json}. HF stores q/k weights for
+     * the "rotate half" RoPE layout; rather than permuting (copying) them, the model runs RoPE in that layout.
+     */
+    private static Checkpoint loadHuggingFace(Path dir, Path tokenizerPath) {
+        JsonNode cfg = readJson(dir.resolve("config.json"));
+        String archName = cfg.path("architectures").path(0).asText("");
+        if (!Set.of("LlamaForCausalLM", "MistralForCausalLM").contains(archName)) {
+            throw new ModelFormatException(dir + ": unsupported architecture '" + archName + "' (supported: LlamaForCausalLM, MistralForCausalLM)");
+        }
+        Map<String, TensorData> hf = new LinkedHashMap<>();
+        Path index = dir.resolve("model.safetensors.index.json");
+        if (Files.exists(index)) {
+            Set<String> shards = new LinkedHashSet<>();
+            readJson(index).path("weight_map").forEach(n -> shards.add(n.asText()));
+            for (String shard : shards) hf.putAll(Safetensors.read(dir.resolve(shard)));
+        } else {
+            hf.putAll(Safetensors.read(dir.resolve("model.safetensors")));
+        }
+        Map<String, TensorData> tensors = new LinkedHashMap<>();
+        for (TensorData t : hf.values()) {
+            String name = ggufName(t.name());
+            if (name != null) tensors.put(name, new TensorData(name, t.type(), t.shape(), t.data()));
+        }
+        int dim = requiredJson(cfg, dir, "hidden_size");
+        int nHeads = requiredJson(cfg, dir, "num_attention_heads");
+        int headDim = cfg.path("head_dim").asInt(dim / nHeads);
+        if (headDim != dim / nHeads) throw new ModelFormatException(dir + ": head_dim " + headDim + " != hidden_size / heads is not supported");
+        float theta = (float) cfg.path("rope_theta").asDouble(10000);
+        Config config = new Config(archName.startsWith("Mistral") ? "mistral" : "llama", dim,
+                requiredJson(cfg, dir, "intermediate_size"),
+                requiredJson(cfg, dir, "num_hidden_layers"),
+                nHeads,
+                cfg.path("num_key_value_heads").asInt(nHeads),
+                requiredJson(cfg, dir, "vocab_size"),
+                cfg.path("max_position_embeddings").asInt(2048),
+                (float) cfg.path("rms_norm_eps").asDouble(1e-5),
+                theta,
+                llama3RopeFactors(cfg.path("rope_scaling"), theta, headDim),
+                Config.RopeStyle.HALVES, 0, 0);
+        Tokenizer tokenizer = Tokenizers.load(tokenizerPath != null ? tokenizerPath : findTokenizer(dir));
+        Set<Integer> eos = new LinkedHashSet<>();
+        Path genConfig = dir.resolve("generation_config.json");
+        JsonNode eosNode = Files.exists(genConfig) ? readJson(genConfig).path("eos_token_id") : cfg.path("eos_token_id");
+        if (eosNode.isMissingNode() || eosNode.isNull()) eosNode = cfg.path("eos_token_id");
+        if (eosNode.isArray()) eosNode.forEach(n -> eos.add(n.asInt()));
+        else eos.add(eosNode.asInt(2));
+        String template = null;
+        Path tokConfig = dir.resolve("tokenizer_config.json");
+        if (Files.exists(tokConfig)) template = readJson(tokConfig).path("chat_template").asText(null);
+        return new Checkpoint(dir, "huggingface", build(dir, config, tensors), tokenizer, tensors,
+                cfg.path("bos_token_id").asInt(1), eos.stream().mapToInt(Integer::intValue).toArray(), true,
+                ChatFormat.detect(template, tokenizer));
+    }
+
+    /** Hugging Face tensor names to GGUF's; null for tensors the model does not use (e.g. rotary caches). */
+    static String ggufName(String hf) {
+        if (hf.equals("model.embed_tokens.weight")) return "token_embd.weight";
+        if (hf.equals("model.norm.weight")) return "output_norm.weight";
+        if (hf.equals("lm_head.weight")) return "output.weight";
+        if (!hf.startsWith("model.layers.")) return null;
+        String rest = hf.substring("model.layers.".length());
+        int dot = rest.indexOf('.');
+        String layer = rest.substring(0, dot);
+        String suffix = switch (rest.substring(dot + 1)) {
+            case "input_layernorm.weight" -> "attn_norm";
+            case "self_attn.q_proj.weight" -> "attn_q";
+            case "self_attn.k_proj.weight" -> "attn_k";
+            case "self_attn.v_proj.weight" -> "attn_v";
+            case "self_attn.o_proj.weight" -> "attn_output";
+            case "post_attention_layernorm.weight" -> "ffn_norm";
+            case "mlp.gate_proj.weight" -> "ffn_gate";
+            case "mlp.up_proj.weight" -> "ffn_up";
+            case "mlp.down_proj.weight" -> "ffn_down";
+            default -> null;
+        };
+        return suffix == null ? null : "blk." + layer + "." + suffix + ".weight";
+    }
+
+    /** Llama-3.1 rope scaling as a per-pair frequency divisor, computed as convert_hf_to_gguf.py does. */
+    static float[] llama3RopeFactors(JsonNode scaling, float theta, int headDim) {
+        if (scaling.isMissingNode() || scaling.isNull()) return null;
+        String type = scaling.path("rope_type").asText(scaling.path("type").asText(""));
+        if (!type.equals("llama3")) throw new ModelFormatException("unsupported rope_scaling type '" + type + "' (supported: llama3)");
+        float factor = (float) scaling.path("factor").asDouble(8);
+        float low = (float) scaling.path("low_freq_factor").asDouble(1);
+        float high = (float) scaling.path("high_freq_factor").asDouble(4);
+        int original = scaling.path("original_max_position_embeddings").asInt(8192);
+        float lowWavelen = original / low, highWavelen = original / high;
+        float[] factors = new float[headDim / 2];
+        for (int i = 0; i < factors.length; i++) {
+            float freq = (float) (1.0 / Math.pow(theta, (2.0 * i) / headDim));
+            float wavelen = (float) (2 * Math.PI / freq);
+            if (wavelen < highWavelen) factors[i] = 1;
+            else if (wavelen > lowWavelen) factors[i] = factor;
+            else {
+                float smooth = (original / wavelen - low) / (high - low);
+                factors[i] = 1 / ((1 - smooth) / factor + smooth);
+            }
+        }
+        return factors;
+    }
+
+    private static Path findTokenizer(Path dir) {
+        for (String name : new String[]{"tokenizer.model", "tokenizer.json"}) {
+            if (Files.exists(dir.resolve(name))) return dir.resolve(name);
+        }
+        throw new ModelFormatException(dir + ": no tokenizer.model or tokenizer.json; give one with --tokenizer");
+    }
+
+    /** Builds the weights from tensors under GGUF names, checking every shape against the config. */
+    static Llama build(Path path, Config c, Map<String, TensorData> tensors) {
+        if (c.isMoE()) throw new ModelFormatException(path + ": mixture-of-experts models are not supported yet");
+        int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), vocab = c.vocabSize();
+        Tensor embeddings = matrix(path, tensors, "token_embd.weight", dim, vocab);
+        Tensor output = tensors.containsKey("output.weight") ? matrix(path, tensors, "output.weight", dim, vocab) : embeddings;
+        Layer[] layers = new Layer[c.nLayers()];
+        for (int l = 0; l < layers.length; l++) {
+            String p = "blk." + l + ".";
+            layers[l] = new Layer(
+                    vector(path, tensors, p + "attn_norm.weight", dim),
+                    matrix(path, tensors, p + "attn_q.weight", dim, dim),
+                    matrix(path, tensors, p + "attn_k.weight", dim, kvDim),
+                    matrix(path, tensors, p + "attn_v.weight", dim, kvDim),
+                    matrix(path, tensors, p + "attn_output.weight", dim, dim),
+                    vector(path, tensors, p + "ffn_norm.weight", dim),
+                    new FeedForward.Dense(
+                            matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
+                            matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
+                            matrix(path, tensors, p + "ffn_up.weight", dim, hidden)));
+        }
+        return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, "output_norm.weight", dim), output));
+    }
+
+    private static TensorData tensor(Map<String, TensorData> tensors, Path path, String name) {
+        TensorData t = tensors.get(name);
+        if (t == null) throw new ModelFormatException(path + ": missing tensor " + name);
+        return t;
+    }
+
+    private static Tensor matrix(Path path, Map<String, TensorData> tensors, String name, long cols, long rows) {
+        TensorData t = tensor(tensors, path, name);
+        if (!Arrays.equals(t.shape(), new long[]{cols, rows})) {
+            throw new ModelFormatException(path + ": tensor " + name + " has shape " + t.shapeString() + ", expected [" + cols + ", " + rows + "]");
+        }
+        return Tensor.of(t);
+    }
+
+    private static float[] vector(Path path, Map<String, TensorData> tensors, String name, int n) {
+        TensorData t = tensor(tensors, path, name);
+        if (t.elementCount() != n || t.shape()[0] != n) {
+            throw new ModelFormatException(path + ": tensor " + name + " has shape " + t.shapeString() + ", expected [" + n + "]");
+        }
+        float[] v = new float[n];
+        Tensor.of(t).dequantizeRow(0, v, 0);
+        return v;
+    }
+
+    private static int required(Metadata md, Path path, String key) {
+        if (!md.has(key)) throw new ModelFormatException(path + ": missing metadata " + key);
+        return md.getInt(key, 0);
+    }
+
+    private static int requiredJson(JsonNode cfg, Path dir, String key) {
+        if (!cfg.path(key).canConvertToInt()) throw new ModelFormatException(dir + "/config.json: missing " + key);
+        return cfg.path(key).asInt();
+    }
+
+    private static JsonNode readJson(Path file) {
+        if (!Files.exists(file)) throw new ModelFormatException(file + ": no such file");
+        try {
+            return new ObjectMapper().readTree(file.toFile());
+        } catch (IOException e) {
+            throw new ModelFormatException(file + ": invalid JSON: " + e.getMessage().lines().findFirst().orElse(""));
+        }
+    }
+}

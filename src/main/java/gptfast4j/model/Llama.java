@@ -1,0 +1,170 @@
+package gptfast4j.model;
+
+import gptfast4j.tensor.Parallel;
+import gptfast4j.tensor.Tensor;
+import gptfast4j.tensor.VectorMath;
+
+/**
+ * The Llama forward pass (Llama-2/3, Mistral, TinyLlama, llama2.c models): RMSNorm, rotary attention with grouped
+ * query heads and a KV cache, SwiGLU FFN. Written over weight tensors and the few operations of {@link VectorMath},
+ * for a batch of consecutive tokens at once: a batch of one is a decode step, a larger batch is prefill (or the
+ * verification of speculated tokens), where each weight matrix is read once for the whole batch.
+ */
+public final class Llama {
+    public final Config config;
+    public final Weights weights;
+
+    public Llama(Config config, Weights weights) {
+        this.config = config;
+        this.weights = weights;
+    }
+
+    public State newState(int contextLength, int maxBatch) {
+        return new State(config, contextLength, maxBatch);
+    }
+
+    /** Receives the logits of position {@code position} in {@code logits[offset .. offset + vocab)}. */
+    @FunctionalInterface
+    public interface LogitsSink {
+        void accept(int position, float[] logits, int offset);
+    }
+
+    /**
+     * Runs {@code tokens[from .. from + n)} at positions {@code startPos ..}, in batches of at most
+     * {@code state.maxBatch}, and returns the logits of the last one (in {@code state.logits}, at offset 0 unless
+     * {@code sink} is given). With a sink, the logits of every position are computed and handed to it.
+     */
+    public float[] forward(State s, int[] tokens, int from, int n, int startPos, LogitsSink sink) {
+        if (n <= 0) throw new IllegalArgumentException("no tokens to run");
+        if (startPos < 0 || startPos + n > s.contextLength) {
+            throw new IllegalArgumentException("positions " + startPos + ".." + (startPos + n - 1)
+                    + " exceed the context length " + s.contextLength);
+        }
+        for (int done = 0; done < n; ) {
+            int batch = Math.min(s.maxBatch, n - done);
+            boolean last = done + batch == n;
+            runBatch(s, tokens, from + done, batch, startPos + done, sink != null ? batch : (last ? 1 : 0));
+            if (sink != null) {
+                for (int t = 0; t < batch; t++) sink.accept(startPos + done + t, s.logits, t * config.vocabSize());
+            }
+            done += batch;
+        }
+        return s.logits;
+    }
+
+    /** One decode step: the logits after {@code token} at {@code pos}. */
+    public float[] forward(State s, int token, int pos) {
+        s.single[0] = token;
+        return forward(s, s.single, 0, 1, pos, null);
+    }
+
+    /** Computes the logits of the last {@code nLogits} tokens of the batch (0 for none). */
+    private void runBatch(State s, int[] tokens, int from, int n, int startPos, int nLogits) {
+        Config c = config;
+        int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim();
+        for (int t = 0; t < n; t++) {
+            int token = tokens[from + t];
+            if (token < 0 || token >= c.vocabSize()) throw new IllegalArgumentException("token id " + token + " outside the vocabulary");
+            weights.tokEmbeddings().dequantizeRow(token, s.x, t * dim);
+        }
+        for (int l = 0; l < c.nLayers(); l++) {
+            Layer layer = weights.layers()[l];
+            // attention: x += wo · attention(rope(wq · h), rope(wk · h), wv · h), h = rmsnorm(x) * attentionNorm
+            for (int t = 0; t < n; t++) VectorMath.rmsnorm(s.xb, t * dim, s.x, t * dim, layer.attentionNorm(), dim, c.rmsNormEps());
+            layer.wq().matmul(s.xb, n, s.q, dim);
+            layer.wk().matmul(s.xb, n, s.k, kvDim);
+            layer.wv().matmul(s.xb, n, s.v, kvDim);
+            for (int t = 0; t < n; t++) {
+                int pos = startPos + t;
+                s.rope.rotate(s.q, t * dim, c.nHeads(), pos);
+                s.rope.rotate(s.k, t * kvDim, c.nKvHeads(), pos);
+                System.arraycopy(s.k, t * kvDim, s.keyCache[l], pos * kvDim, kvDim);
+                System.arraycopy(s.v, t * kvDim, s.valueCache[l], pos * kvDim, kvDim);
+            }
+            attention(s, l, n, startPos);
+            layer.wo().matmul(s.xb, n, s.xb2, dim);
+            VectorMath.add(s.x, 0, s.xb2, 0, n * dim);
+
+            // feed-forward: x += ffn(rmsnorm(x) * ffnNorm)
+            for (int t = 0; t < n; t++) VectorMath.rmsnorm(s.xb, t * dim, s.x, t * dim, layer.ffnNorm(), dim, c.rmsNormEps());
+            FeedForward.Dense ffn = (FeedForward.Dense) layer.feedForward();
+            ffn.w1().matmul(s.xb, n, s.hb, hidden);
+            ffn.w3().matmul(s.xb, n, s.hb2, hidden);
+            VectorMath.swiglu(s.hb, s.hb2, 0, n * hidden);
+            ffn.w2().matmul(s.hb, n, s.xb2, dim);
+            VectorMath.add(s.x, 0, s.xb2, 0, n * dim);
+        }
+        if (nLogits == 0) return;
+        int first = n - nLogits;
+        for (int t = first; t < n; t++) VectorMath.rmsnorm(s.xb, (t - first) * dim, s.x, t * dim, weights.norm(), dim, c.rmsNormEps());
+        weights.output().matmul(s.xb, nLogits, s.logits, c.vocabSize());
+    }
+
+    /**
+     * Causal attention of the batch's queries ({@code s.q}, [n, nHeads * headDim]) over the cached keys and values of
+     * positions {@code 0 .. startPos + t}; writes the concatenated heads to {@code s.xb}. Query head h reads kv head
+     * {@code h / (nHeads / nKvHeads)}. Heads are split across threads.
+     */
+    private void attention(State s, int layer, int n, int startPos) {
+        Config c = config;
+        int headDim = c.headDim(), dim = c.dim(), kvDim = c.kvDim();
+        int group = c.nHeads() / c.nKvHeads();
+        float scale = (float) (1.0 / Math.sqrt(headDim));
+        float[] keys = s.keyCache[layer], values = s.valueCache[layer];
+        Parallel.run(c.nHeads(), 1, (hStart, hEnd) -> {
+            for (int h = hStart; h < hEnd; h++) {
+                int kvOffset = (h / group) * headDim;
+                int attOffset = h * s.contextLength;
+                for (int t = 0; t < n; t++) {
+                    int positions = startPos + t + 1;
+                    int qOffset = t * dim + h * headDim;
+                    for (int p = 0; p < positions; p++) {
+                        s.att[attOffset + p] = VectorMath.dot(s.q, qOffset, keys, p * kvDim + kvOffset, headDim) * scale;
+                    }
+                    VectorMath.softmax(s.att, attOffset, positions);
+                    int outOffset = t * dim + h * headDim;
+                    java.util.Arrays.fill(s.xb, outOffset, outOffset + headDim, 0f);
+                    for (int p = 0; p < positions; p++) {
+                        VectorMath.axpy(s.att[attOffset + p], values, p * kvDim + kvOffset, s.xb, outOffset, headDim);
+                    }
+                }
+            }
+        });
+    }
+
+    /** Activations and KV cache of one sequence, sized once so that a forward pass allocates nothing. */
+    public static final class State {
+        public final int contextLength;
+        public final int maxBatch;
+        final float[] x, xb, xb2, q, k, v, hb, hb2, att;
+        /** After a forward pass: the logits, [nLogits, vocab]. */
+        public final float[] logits;
+        final float[][] keyCache, valueCache; // [layer][position * kvDim + kvHead * headDim + i]
+        final Rope rope;
+        final int[] single = new int[1];
+
+        State(Config c, int contextLength, int maxBatch) {
+            if (contextLength <= 0 || maxBatch <= 0) throw new IllegalArgumentException("context length and batch must be positive");
+            this.contextLength = contextLength;
+            this.maxBatch = maxBatch;
+            x = new float[maxBatch * c.dim()];
+            xb = new float[maxBatch * c.dim()];
+            xb2 = new float[maxBatch * c.dim()];
+            q = new float[maxBatch * c.dim()];
+            k = new float[maxBatch * c.kvDim()];
+            v = new float[maxBatch * c.kvDim()];
+            hb = new float[maxBatch * c.hiddenDim()];
+            hb2 = new float[maxBatch * c.hiddenDim()];
+            att = new float[c.nHeads() * contextLength];
+            logits = new float[maxBatch * c.vocabSize()];
+            keyCache = new float[c.nLayers()][Math.multiplyExact(contextLength, c.kvDim())];
+            valueCache = new float[c.nLayers()][contextLength * c.kvDim()];
+            rope = new Rope(c, contextLength);
+        }
+
+        /** Bytes of the KV cache. */
+        public long kvCacheBytes() {
+            return 2L * keyCache.length * keyCache[0].length * Float.BYTES;
+        }
+    }
+}

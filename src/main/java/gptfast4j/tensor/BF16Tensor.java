@@ -1,0 +1,56 @@
+package gptfast4j.tensor;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+
+/** bfloat16: the top 16 bits of a float, so widening is a 16-bit shift. */
+final class BF16Tensor extends Tensor {
+    private static final VectorSpecies<Short> S_SPECIES = VectorSpecies.of(short.class, VectorShape.forBitSize(F_SPECIES.vectorBitSize() / 2));
+    private static final VectorSpecies<Integer> I_SPECIES = F_SPECIES.withLanes(int.class);
+
+    BF16Tensor(String name, MemorySegment data, int cols, long rows) {
+        super(name, GGMLType.BF16, data, cols, rows);
+    }
+
+    private static FloatVector load(MemorySegment data, long offset) {
+        return ((IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN)
+                .convertShape(VectorOperators.S2I, I_SPECIES, 0))
+                .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+    }
+
+    static float bf16(MemorySegment data, long offset) {
+        return Float.intBitsToFloat(data.get(SHORT_LE, offset) << 16);
+    }
+
+    @Override
+    public float dot(long row, float[] x, int xOffset) {
+        long base = row * rowBytes;
+        int lanes = F_SPECIES.length();
+        int bound = cols - cols % (2 * lanes);
+        FloatVector acc0 = FloatVector.zero(F_SPECIES);
+        FloatVector acc1 = FloatVector.zero(F_SPECIES);
+        int i = 0;
+        for (; i < bound; i += 2 * lanes) {
+            acc0 = load(data, base + (long) i * 2).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i), acc0);
+            acc1 = load(data, base + (long) (i + lanes) * 2).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + lanes), acc1);
+        }
+        float sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        for (; i < cols; i++) {
+            sum += bf16(data, base + (long) i * 2) * x[xOffset + i];
+        }
+        return sum;
+    }
+
+    @Override
+    public void dequantizeRow(long row, float[] out, int outOffset) {
+        long base = row * rowBytes;
+        for (int i = 0; i < cols; i++) out[outOffset + i] = bf16(data, base + (long) i * 2);
+    }
+}

@@ -1,0 +1,58 @@
+package gptfast4j.tensor;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+
+/**
+ * IEEE half floats. The Vector API has no half-to-float conversion, so it is done with integer ops: the 15 low bits
+ * shifted into float position give a float whose exponent is biased by 127 instead of 15, and one multiply by 2^112
+ * rebiases it; this is exact for normal and subnormal halves (weights hold no infinities or NaNs).
+ */
+final class F16Tensor extends Tensor {
+    private static final VectorSpecies<Short> S_SPECIES = VectorSpecies.of(short.class, VectorShape.forBitSize(F_SPECIES.vectorBitSize() / 2));
+    private static final VectorSpecies<Integer> I_SPECIES = F_SPECIES.withLanes(int.class);
+
+    F16Tensor(String name, MemorySegment data, int cols, long rows) {
+        super(name, GGMLType.F16, data, cols, rows);
+    }
+
+    /** {@code lanes} halves at {@code offset} as floats. */
+    static FloatVector load(MemorySegment data, long offset) {
+        IntVector h = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN)
+                .convertShape(VectorOperators.S2I, I_SPECIES, 0); // sign-extended
+        IntVector bits = h.and(0x7fff).lanewise(VectorOperators.LSHL, 13).or(h.and(0x8000_0000));
+        return bits.reinterpretAsFloats().mul(0x1p112f);
+    }
+
+    @Override
+    public float dot(long row, float[] x, int xOffset) {
+        long base = row * rowBytes;
+        int lanes = F_SPECIES.length();
+        int bound = cols - cols % (2 * lanes);
+        FloatVector acc0 = FloatVector.zero(F_SPECIES);
+        FloatVector acc1 = FloatVector.zero(F_SPECIES);
+        int i = 0;
+        for (; i < bound; i += 2 * lanes) {
+            acc0 = load(data, base + (long) i * 2).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i), acc0);
+            acc1 = load(data, base + (long) (i + lanes) * 2).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + lanes), acc1);
+        }
+        float sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        for (; i < cols; i++) {
+            sum += f16(data, base + (long) i * 2) * x[xOffset + i];
+        }
+        return sum;
+    }
+
+    @Override
+    public void dequantizeRow(long row, float[] out, int outOffset) {
+        long base = row * rowBytes;
+        for (int i = 0; i < cols; i++) out[outOffset + i] = f16(data, base + (long) i * 2);
+    }
+}

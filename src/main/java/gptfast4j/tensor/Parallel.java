@@ -1,0 +1,135 @@
+package gptfast4j.tensor;
+
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * A fixed pool of worker threads that stays warm between matrix calls. {@link #run} splits {@code [0, n)} into one
+ * contiguous range per thread; the caller runs range 0 itself. Workers spin briefly (matrix calls come back to back
+ * within a forward pass) and park when idle, so an idle engine costs no CPU. Nothing is allocated per call.
+ */
+public final class Parallel {
+    /** Work on the rows {@code [start, end)} of some range. */
+    @FunctionalInterface
+    public interface RangeTask {
+        void run(int start, int end);
+    }
+
+    private static final int SPIN_ITERATIONS = 200_000;
+    private static volatile Parallel pool = new Parallel(Runtime.getRuntime().availableProcessors());
+
+    private final Worker[] workers;
+    private final AtomicInteger pending = new AtomicInteger();
+    private volatile int generation;
+    private RangeTask task;
+    private int n;
+    private int granule;
+    private volatile Throwable failure;
+
+    private Parallel(int threads) {
+        workers = new Worker[threads - 1];
+        for (int i = 0; i < workers.length; i++) {
+            workers[i] = new Worker(i + 1);
+            workers[i].start();
+        }
+    }
+
+    /** Sets the number of threads (the caller included) used by later calls. */
+    public static synchronized void setThreads(int threads) {
+        if (threads < 1) throw new IllegalArgumentException("threads must be at least 1, got " + threads);
+        if (threads == pool.size()) return;
+        Parallel old = pool;
+        pool = new Parallel(threads);
+        old.shutdown();
+    }
+
+    public static int threads() {
+        return pool.size();
+    }
+
+    /** Runs {@code task} over {@code [0, n)}, split in equal ranges whose bounds are multiples of {@code granule}. */
+    public static void run(int n, int granule, RangeTask task) {
+        pool.execute(n, granule, task);
+    }
+
+    private int size() {
+        return workers.length + 1;
+    }
+
+    private synchronized void execute(int n, int granule, RangeTask task) {
+        int threads = size();
+        if (threads == 1 || n <= granule) {
+            task.run(0, n);
+            return;
+        }
+        this.task = task;
+        this.n = n;
+        this.granule = granule;
+        this.failure = null;
+        pending.set(workers.length);
+        generation++; // publishes task, n and granule to the workers
+        for (Worker w : workers) {
+            if (w.parked) LockSupport.unpark(w);
+        }
+        Throwable own = null;
+        try {
+            runPart(0);
+        } catch (Throwable t) {
+            own = t;
+        }
+        while (pending.get() != 0) Thread.onSpinWait();
+        this.task = null;
+        Throwable t = own != null ? own : failure;
+        if (t instanceof RuntimeException re) throw re;
+        if (t instanceof Error e) throw e;
+    }
+
+    private void runPart(int part) {
+        int threads = size();
+        int units = (n + granule - 1) / granule;
+        int start = Math.min(n, (int) ((long) units * part / threads) * granule);
+        int end = Math.min(n, (int) ((long) units * (part + 1) / threads) * granule);
+        if (start < end) task.run(start, end);
+    }
+
+    private void shutdown() {
+        for (Worker w : workers) w.interrupt();
+    }
+
+    private final class Worker extends Thread {
+        private final int part;
+        volatile boolean parked;
+
+        Worker(int part) {
+            super("gptfast-worker-" + part);
+            this.part = part;
+            setDaemon(true);
+        }
+
+        @Override
+        public void run() {
+            int seen = generation;
+            while (!isInterrupted()) {
+                int spins = 0;
+                while (generation == seen) {
+                    if (++spins < SPIN_ITERATIONS) {
+                        Thread.onSpinWait();
+                    } else {
+                        parked = true;
+                        if (generation == seen) LockSupport.park(this);
+                        parked = false;
+                        if (isInterrupted()) return;
+                    }
+                }
+                seen = generation;
+                try {
+                    runPart(part);
+                } catch (Throwable t) {
+                    failure = t;
+                } finally {
+                    pending.decrementAndGet();
+                }
+            }
+        }
+    }
+}

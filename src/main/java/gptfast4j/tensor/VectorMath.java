@@ -1,0 +1,81 @@
+package gptfast4j.tensor;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/** The small float operations of a forward pass besides matrix products: on float arrays, with offsets. */
+public final class VectorMath {
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+
+    private VectorMath() {
+    }
+
+    public static float dot(float[] a, int aOffset, float[] b, int bOffset, int n) {
+        FloatVector acc = FloatVector.zero(S);
+        int i = 0;
+        for (int bound = S.loopBound(n); i < bound; i += S.length()) {
+            acc = FloatVector.fromArray(S, a, aOffset + i).fma(FloatVector.fromArray(S, b, bOffset + i), acc);
+        }
+        float sum = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) sum += a[aOffset + i] * b[bOffset + i];
+        return sum;
+    }
+
+    /** {@code y += a * x}. */
+    public static void axpy(float a, float[] x, int xOffset, float[] y, int yOffset, int n) {
+        int i = 0;
+        for (int bound = S.loopBound(n); i < bound; i += S.length()) {
+            FloatVector.fromArray(S, x, xOffset + i).fma(FloatVector.broadcast(S, a), FloatVector.fromArray(S, y, yOffset + i)).intoArray(y, yOffset + i);
+        }
+        for (; i < n; i++) y[yOffset + i] += a * x[xOffset + i];
+    }
+
+    /** {@code y += x}. */
+    public static void add(float[] y, int yOffset, float[] x, int xOffset, int n) {
+        int i = 0;
+        for (int bound = S.loopBound(n); i < bound; i += S.length()) {
+            FloatVector.fromArray(S, y, yOffset + i).add(FloatVector.fromArray(S, x, xOffset + i)).intoArray(y, yOffset + i);
+        }
+        for (; i < n; i++) y[yOffset + i] += x[xOffset + i];
+    }
+
+    /** {@code out = x / sqrt(mean(x^2) + eps) * weight}; the mean is summed in double, as llama.cpp does. */
+    public static void rmsnorm(float[] out, int outOffset, float[] x, int xOffset, float[] weight, int n, float eps) {
+        double ss = 0;
+        for (int i = 0; i < n; i++) {
+            float v = x[xOffset + i];
+            ss += v * v;
+        }
+        float scale = (float) (1.0 / Math.sqrt((float) (ss / n) + eps));
+        for (int i = 0; i < n; i++) out[outOffset + i] = x[xOffset + i] * scale * weight[i];
+    }
+
+    /** In-place softmax of {@code x[offset .. offset + n)}. */
+    public static void softmax(float[] x, int offset, int n) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) max = Math.max(max, x[offset + i]);
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            float e = (float) Math.exp(x[offset + i] - max);
+            x[offset + i] = e;
+            sum += e;
+        }
+        float inv = (float) (1.0 / sum);
+        for (int i = 0; i < n; i++) x[offset + i] *= inv;
+    }
+
+    /** SwiGLU's gate: {@code gate = silu(gate) * up}, with {@code silu(x) = x / (1 + e^-x)}. */
+    public static void swiglu(float[] gate, float[] up, int offset, int n) {
+        for (int i = offset; i < offset + n; i++) {
+            float g = gate[i];
+            gate[i] = g / (1.0f + (float) Math.exp(-g)) * up[i];
+        }
+    }
+
+    public static int argmax(float[] x, int offset, int n) {
+        int best = 0;
+        for (int i = 1; i < n; i++) if (x[offset + i] > x[offset + best]) best = i;
+        return best;
+    }
+}

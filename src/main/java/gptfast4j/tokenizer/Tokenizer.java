@@ -1,0 +1,34 @@
+package gptfast4j.tokenizer;
+
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.OptionalInt;
+
+/** Text to token ids and back. Encoding never adds BOS/EOS and never turns text into special tokens. */
+public interface Tokenizer {
+    enum Kind { SENTENCEPIECE, BYTE_LEVEL_BPE }
+
+    Kind kind();
+
+    int vocabSize();
+
+    int[] encode(String text);
+
+    /** The vocabulary string of a token (SentencePiece pieces keep their U+2581, byte-level ones their mapped form). */
+    String piece(int id);
+
+    /** The bytes a token contributes to output text; empty for control tokens. */
+    byte[] bytes(int id);
+
+    /** The id of a special (control) token by its text, such as {@code <|eot_id|>}. */
+    OptionalInt special(String text);
+
+    /** The token ids of a whole text; SentencePiece drops the space its dummy prefix put in front. */
+    default String decode(int[] ids) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        for (int id : ids) out.writeBytes(bytes(id));
+        String text = out.toString(StandardCharsets.UTF_8);
+        if (kind() == Kind.SENTENCEPIECE && text.startsWith(" ")) text = text.substring(1);
+        return text;
+    }
+}

@@ -1,0 +1,293 @@
+package gptfast4j.tokenizer;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import gptfast4j.io.GGUF;
+import gptfast4j.io.Mapped;
+import gptfast4j.io.Metadata;
+import gptfast4j.io.ModelFormatException;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Base64;
+import java.util.List;
+
+/** Reads tokenizers from every file form we support. */
+public final class Tokenizers {
+    private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    /** The 256 special tokens Meta's Llama-3 tokenizer.py appends after the 128000 tiktoken ranks. */
+    static String[] llama3SpecialTokens() {
+        String[] s = new String[256];
+        String[] named = {"<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>", "<|reserved_special_token_1|>",
+                "<|reserved_special_token_2|>", "<|reserved_special_token_3|>", "<|start_header_id|>", "<|end_header_id|>",
+                "<|reserved_special_token_4|>", "<|eot_id|>"};
+        System.arraycopy(named, 0, s, 0, named.length);
+        for (int i = named.length; i < 256; i++) s[i] = "<|reserved_special_token_" + (i - 5) + "|>";
+        return s;
+    }
+
+    private Tokenizers() {
+    }
+
+    /** A standalone tokenizer file: SentencePiece {@code .model}, tiktoken {@code .model}, llama2.c {@code .bin},
+     * {@code tokenizer.json}, or a (vocab-only) GGUF. */
+    public static Tokenizer load(Path path) {
+        if (Files.isDirectory(path)) throw new ModelFormatException(path + ": is a directory, expected a tokenizer file");
+        String name = path.getFileName().toString();
+        if (name.endsWith(".json")) return fromTokenizerJson(path);
+        MemorySegment file = Mapped.map(path);
+        if (GGUF.hasMagic(file)) return fromGGUF(path, GGUF.read(path, file).metadata());
+        if (name.endsWith(".bin")) return fromLlama2c(path, file);
+        byte first = file.get(ValueLayout.JAVA_BYTE, 0);
+        if (first == 0x0A) return fromSentencePieceModel(path, file);
+        return fromTiktoken(path, file);
+    }
+
+    public static Tokenizer fromGGUF(Path path, Metadata md) {
+        String model = md.getString("tokenizer.ggml.model", null);
+        String[] tokens = md.getStrings("tokenizer.ggml.tokens");
+        if (model == null || tokens == null) throw new ModelFormatException(path + ": no tokenizer in this GGUF file (give one with --tokenizer)");
+        int[] types = md.getInts("tokenizer.ggml.token_type");
+        if (types == null) types = SentencePieceTokenizer.inferTypes(tokens);
+        if (types.length != tokens.length) throw new ModelFormatException(path + ": tokenizer.ggml.token_type has " + types.length + " entries for " + tokens.length + " tokens");
+        switch (model) {
+            case "llama" -> {
+                float[] scores = md.getFloats("tokenizer.ggml.scores");
+                if (scores == null || scores.length != tokens.length) throw new ModelFormatException(path + ": SentencePiece vocabulary without matching tokenizer.ggml.scores");
+                return new SentencePieceTokenizer(tokens, scores, types, md.getBool("tokenizer.ggml.add_space_prefix", true));
+            }
+            case "gpt2" -> {
+                String[] merges = md.getStrings("tokenizer.ggml.merges");
+                if (merges == null) throw new ModelFormatException(path + ": byte-level BPE vocabulary without tokenizer.ggml.merges");
+                String pre = md.getString("tokenizer.ggml.pre", "llama-bpe");
+                if (!pre.equals("llama-bpe") && !pre.equals("default") && !pre.equals("llama3")) {
+                    throw new ModelFormatException(path + ": unsupported pre-tokenizer '" + pre + "' (supported: llama-bpe)");
+                }
+                return new ByteLevelBpeTokenizer(tokens, types, Arrays.asList(merges), ByteLevelBpeTokenizer.LLAMA3_SPLIT);
+            }
+            default -> throw new ModelFormatException(path + ": unsupported tokenizer model '" + model + "' (supported: llama, gpt2)");
+        }
+    }
+
+    /**
+     * llama2.c {@code tokenizer.bin}: {@code i32 max_token_length}, then per token {@code f32 score, i32 length,
+     * bytes}; the file does not store the count, so tokens are read to the end.
+     */
+    public static Tokenizer fromLlama2c(Path path, MemorySegment file) {
+        List<String> pieces = new ArrayList<>();
+        List<Float> scores = new ArrayList<>();
+        try {
+            long pos = 4;
+            while (pos < file.byteSize()) {
+                float score = file.get(F32, pos);
+                int len = file.get(I32, pos + 4);
+                if (len < 0 || len > 1024) throw new ModelFormatException(path + ": not a llama2.c tokenizer (token length " + len + ")");
+                byte[] bytes = file.asSlice(pos + 8, len).toArray(ValueLayout.JAVA_BYTE);
+                pieces.add(new String(bytes, StandardCharsets.UTF_8));
+                scores.add(score);
+                pos += 8 + len;
+            }
+        } catch (IndexOutOfBoundsException e) {
+            throw new ModelFormatException(path + ": truncated llama2.c tokenizer file");
+        }
+        // llama2.c stores pieces with plain spaces; SentencePiece pieces use U+2581
+        String[] p = pieces.stream().map(s -> s.replace(' ', '\u2581')).toArray(String[]::new);
+        float[] s = new float[scores.size()];
+        for (int i = 0; i < s.length; i++) s[i] = scores.get(i);
+        return new SentencePieceTokenizer(p, s, SentencePieceTokenizer.inferTypes(p), true);
+    }
+
+    /**
+     * SentencePiece {@code ModelProto} (protobuf): field 1 repeated {@code SentencePiece {1: piece, 2: score,
+     * 3: type}}, field 2 {@code TrainerSpec} (3: model_type, 2 = BPE), field 3 {@code NormalizerSpec}
+     * (3: add_dummy_prefix, default true).
+     */
+    public static Tokenizer fromSentencePieceModel(Path path, MemorySegment file) {
+        List<String> pieces = new ArrayList<>();
+        List<Float> scores = new ArrayList<>();
+        List<Integer> types = new ArrayList<>();
+        boolean addDummyPrefix = true;
+        int modelType = 1;
+        try {
+            Protobuf top = new Protobuf(file, 0, file.byteSize());
+            while (top.next()) {
+                switch (top.field) {
+                    case 1 -> {
+                        Protobuf sp = top.message();
+                        String piece = "";
+                        float score = 0;
+                        int type = TokenType.NORMAL;
+                        while (sp.next()) {
+                            switch (sp.field) {
+                                case 1 -> piece = sp.string();
+                                case 2 -> score = sp.fixed32Float();
+                                case 3 -> type = (int) sp.varint();
+                                default -> sp.skip();
+                            }
+                        }
+                        pieces.add(piece);
+                        scores.add(score);
+                        types.add(type);
+                    }
+                    case 2 -> {
+                        Protobuf trainer = top.message();
+                        while (trainer.next()) {
+                            if (trainer.field == 3) modelType = (int) trainer.varint();
+                            else trainer.skip();
+                        }
+                    }
+                    case 3 -> {
+                        Protobuf normalizer = top.message();
+                        while (normalizer.next()) {
+                            if (normalizer.field == 3) addDummyPrefix = normalizer.varint() != 0;
+                            else normalizer.skip();
+                        }
+                    }
+                    default -> top.skip();
+                }
+            }
+        } catch (IndexOutOfBoundsException | IllegalStateException e) {
+            throw new ModelFormatException(path + ": not a valid SentencePiece model");
+        }
+        if (modelType != 2) throw new ModelFormatException(path + ": SentencePiece model type " + modelType + " is not BPE");
+        if (pieces.isEmpty()) throw new ModelFormatException(path + ": SentencePiece model has no pieces");
+        float[] s = new float[scores.size()];
+        for (int i = 0; i < s.length; i++) s[i] = scores.get(i);
+        return new SentencePieceTokenizer(pieces.toArray(String[]::new), s, types.stream().mapToInt(Integer::intValue).toArray(), addDummyPrefix);
+    }
+
+    /** A tiktoken ranks file ({@code base64(token bytes) rank} per line), with Llama-3's 256 special tokens after it. */
+    public static Tokenizer fromTiktoken(Path path, MemorySegment file) {
+        String text = new String(file.toArray(ValueLayout.JAVA_BYTE), StandardCharsets.UTF_8);
+        List<String> tokens = new ArrayList<>();
+        for (String line : text.split("\n")) {
+            if (line.isBlank()) continue;
+            String[] parts = line.trim().split(" ");
+            try {
+                if (parts.length != 2 || Integer.parseInt(parts[1]) != tokens.size()) {
+                    throw new ModelFormatException(path + ": not a tokenizer file (expected 'base64 rank' lines in rank order)");
+                }
+                tokens.add(ByteLevelBpeTokenizer.toMapped(Base64.getDecoder().decode(parts[0])));
+            } catch (IllegalArgumentException e) {
+                throw new ModelFormatException(path + ": not a tokenizer file (bad tiktoken line)");
+            }
+        }
+        int base = tokens.size();
+        tokens.addAll(Arrays.asList(llama3SpecialTokens()));
+        int[] types = new int[tokens.size()];
+        Arrays.fill(types, TokenType.NORMAL);
+        Arrays.fill(types, base, types.length, TokenType.CONTROL);
+        return new ByteLevelBpeTokenizer(tokens.toArray(String[]::new), types, null, ByteLevelBpeTokenizer.LLAMA3_SPLIT);
+    }
+
+    /** Hugging Face {@code tokenizer.json} with a byte-level BPE model (Llama-3). */
+    public static Tokenizer fromTokenizerJson(Path path) {
+        JsonNode root;
+        try {
+            root = new ObjectMapper().readTree(path.toFile());
+        } catch (IOException e) {
+            throw new ModelFormatException(path + ": cannot read tokenizer.json: " + e.getMessage().lines().findFirst().orElse(""));
+        }
+        JsonNode model = root.path("model");
+        if (!"BPE".equals(model.path("type").asText())) throw new ModelFormatException(path + ": tokenizer.json model type is not BPE");
+        if (model.path("byte_fallback").asBoolean(false)) {
+            throw new ModelFormatException(path + ": SentencePiece-style tokenizer.json is not supported; give tokenizer.model instead");
+        }
+        int size = 0;
+        var vocab = model.path("vocab").properties();
+        for (var e : vocab) size = Math.max(size, e.getValue().asInt() + 1);
+        for (JsonNode added : root.path("added_tokens")) size = Math.max(size, added.path("id").asInt() + 1);
+        String[] tokens = new String[size];
+        int[] types = new int[size];
+        Arrays.fill(types, TokenType.UNUSED);
+        for (var e : vocab) {
+            tokens[e.getValue().asInt()] = e.getKey();
+            types[e.getValue().asInt()] = TokenType.NORMAL;
+        }
+        for (JsonNode added : root.path("added_tokens")) {
+            int id = added.path("id").asInt();
+            tokens[id] = added.path("content").asText();
+            types[id] = added.path("special").asBoolean() ? TokenType.CONTROL : TokenType.USER_DEFINED;
+        }
+        for (int i = 0; i < size; i++) if (tokens[i] == null) tokens[i] = "<|unused_" + i + "|>";
+        List<String> merges = new ArrayList<>();
+        for (JsonNode m : model.path("merges")) {
+            merges.add(m.isArray() ? m.get(0).asText() + " " + m.get(1).asText() : m.asText());
+        }
+        return new ByteLevelBpeTokenizer(tokens, types, merges, ByteLevelBpeTokenizer.LLAMA3_SPLIT);
+    }
+
+    /** A minimal protobuf wire-format reader over a byte range. */
+    private static final class Protobuf {
+        private final MemorySegment data;
+        private long pos;
+        private final long end;
+        int field;
+        int wireType;
+
+        Protobuf(MemorySegment data, long start, long end) {
+            this.data = data;
+            this.pos = start;
+            this.end = end;
+        }
+
+        boolean next() {
+            if (pos >= end) return false;
+            long key = varint();
+            field = (int) (key >>> 3);
+            wireType = (int) (key & 7);
+            return true;
+        }
+
+        long varint() {
+            long result = 0;
+            for (int shift = 0; shift < 64; shift += 7) {
+                byte b = data.get(ValueLayout.JAVA_BYTE, pos++);
+                result |= (long) (b & 0x7F) << shift;
+                if (b >= 0) return result;
+            }
+            throw new IllegalStateException("bad varint");
+        }
+
+        float fixed32Float() {
+            float f = data.get(F32, pos);
+            pos += 4;
+            return f;
+        }
+
+        Protobuf message() {
+            long len = varint();
+            if (len < 0 || pos + len > end) throw new IllegalStateException("bad length");
+            Protobuf m = new Protobuf(data, pos, pos + len);
+            pos += len;
+            return m;
+        }
+
+        String string() {
+            long len = varint();
+            if (len < 0 || pos + len > end) throw new IllegalStateException("bad length");
+            String s = new String(data.asSlice(pos, len).toArray(ValueLayout.JAVA_BYTE), StandardCharsets.UTF_8);
+            pos += len;
+            return s;
+        }
+
+        void skip() {
+            switch (wireType) {
+                case 0 -> varint();
+                case 1 -> pos += 8;
+                case 2 -> pos += varint();
+                case 5 -> pos += 4;
+                default -> throw new IllegalStateException("unsupported wire type " + wireType);
+            }
+        }
+    }
+}
