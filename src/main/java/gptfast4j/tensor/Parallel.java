@@ -108,7 +108,7 @@ public final class Parallel {
 
         @Override
         public void run() {
-            int seen = generation;
+            int seen = 0; // the generation when this pool was made: a job posted before this thread ran is not missed
             while (!isInterrupted()) {
                 int spins = 0;
                 while (generation == seen) {

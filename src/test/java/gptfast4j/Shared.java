@@ -1,0 +1,51 @@
+package gptfast4j;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.zip.GZIPInputStream;
+
+/** The shared test data beside the repository ({@code ../shared}): real models, tokenizers and references. */
+public final class Shared {
+    public static final Path ROOT = locate();
+    public static final Path MODELS = ROOT.resolve("models");
+    public static final Path TOKENIZERS = ROOT.resolve("tokenizers");
+    public static final Path REFERENCE = ROOT.resolve("reference");
+
+    private Shared() {
+    }
+
+    private static Path locate() {
+        Path dir = Path.of(System.getProperty("user.dir")).toAbsolutePath();
+        for (Path d = dir; d != null; d = d.getParent()) {
+            Path candidate = d.resolveSibling("shared");
+            if (Files.isDirectory(candidate.resolve("reference"))) return candidate;
+        }
+        throw new IllegalStateException("../shared (test data) not found beside " + dir);
+    }
+
+    public static JsonNode json(Path file) {
+        try (InputStream in = file.toString().endsWith(".gz") ? new GZIPInputStream(Files.newInputStream(file)) : Files.newInputStream(file)) {
+            return new ObjectMapper().readTree(in);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    public static int[] ints(JsonNode array) {
+        int[] r = new int[array.size()];
+        for (int i = 0; i < r.length; i++) r[i] = array.get(i).asInt();
+        return r;
+    }
+
+    public static float[] floats(JsonNode array) {
+        float[] r = new float[array.size()];
+        for (int i = 0; i < r.length; i++) r[i] = (float) array.get(i).asDouble();
+        return r;
+    }
+}

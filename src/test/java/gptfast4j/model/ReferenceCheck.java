@@ -1,0 +1,75 @@
+package gptfast4j.model;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import gptfast4j.Shared;
+import gptfast4j.tensor.VectorMath;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+/**
+ * Compares a checkpoint with a llama.cpp reference document (schema in ../shared/reference/README.md, section 2):
+ * prompt token ids exactly; every prompt position's logits and the first gen_logits steps within
+ * {@code |Δ| <= 1e-4 + 1e-5 |logit|} (the README's tolerance for F32 math); the greedy continuation token for token,
+ * up to the first step whose top-1 margin is under 1e-3 (where F32 rounding may flip the argmax).
+ */
+final class ReferenceCheck {
+    static final double ABS = 1e-4, REL = 1e-5, MARGIN = 1e-3;
+
+    private ReferenceCheck() {
+    }
+
+    /** Returns the number of greedy tokens compared. */
+    static int check(Checkpoint ckpt, JsonNode ref) {
+        Llama model = ckpt.model();
+        int vocab = model.config.vocabSize();
+        assertEquals(ref.path("n_vocab").asInt(), vocab, "vocab size");
+        int compared = 0;
+        for (JsonNode c : ref.path("cases")) {
+            String prompt = c.path("prompt").asText();
+            int[] expectedIds = Shared.ints(c.path("prompt_ids"));
+            int[] text = ckpt.tokenizer().encode(prompt);
+            int[] ids = new int[text.length + 1];
+            ids[0] = ckpt.bos();
+            System.arraycopy(text, 0, ids, 1, text.length);
+            assertArrayEquals(expectedIds, ids, "prompt ids of '" + prompt + "'");
+
+            int[] gen = Shared.ints(c.path("gen_ids"));
+            Llama.State state = model.newState(ids.length + gen.length, 16);
+            JsonNode promptLogits = c.path("prompt_logits");
+            model.forward(state, ids, 0, ids.length, 0, (pos, logits, offset) ->
+                    compare(promptLogits.get(pos), logits, offset, vocab, "'" + prompt + "' prompt position " + pos));
+            // the last prompt row chooses gen[0]; feed the reference tokens (teacher forcing) and compare each choice
+            float[] last = new float[vocab];
+            System.arraycopy(state.logits, (ids.length - 1) % 16 * vocab, last, 0, vocab);
+            JsonNode margins = c.path("gen_top1_margin");
+            JsonNode genLogits = c.path("gen_logits");
+            boolean comparing = true;
+            for (int j = 0; j < gen.length; j++) {
+                if (margins.get(j).asDouble() < MARGIN) comparing = false;
+                if (comparing) {
+                    assertEquals(gen[j], VectorMath.argmax(last, 0, vocab), "'" + prompt + "' greedy token " + j);
+                    compared++;
+                }
+                if (j >= genLogits.size() && !comparing) break;
+                float[] next = model.forward(state, gen[j], ids.length + j);
+                if (j < genLogits.size()) compare(genLogits.get(j), next, 0, vocab, "'" + prompt + "' gen_logits " + j);
+                System.arraycopy(next, 0, last, 0, vocab);
+            }
+        }
+        return compared;
+    }
+
+    static void compare(JsonNode expected, float[] actual, int offset, int n, String where) {
+        for (int i = 0; i < n; i++) {
+            double e = expected.get(i).asDouble();
+            double a = actual[offset + i];
+            if (!(Math.abs(a - e) <= ABS + REL * Math.abs(e))) {
+                fail(where + ": logit " + i + " is " + a + ", reference " + e + " (|diff| " + Math.abs(a - e) + ")");
+            }
+        }
+        assertTrue(n > 0);
+    }
+}

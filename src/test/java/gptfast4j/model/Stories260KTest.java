@@ -1,0 +1,81 @@
+package gptfast4j.model;
+
+import gptfast4j.Shared;
+import gptfast4j.generate.Generator;
+import gptfast4j.generate.Sampler;
+import gptfast4j.generate.TextStream;
+import org.junit.jupiter.api.Test;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** stories260K, a real pretrained model, in its GGUF and llama2.c forms. */
+class Stories260KTest {
+    /** karpathy/llama2.c test_all.py expected_stdout: {@code ./run stories260K.bin -z tok512.bin -t 0.0 -n 200}. */
+    static final String KARPATHY_EXPECTED = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. "
+            + "One day, she saw a big, red ball. She wanted to play with it, but it was too high.\n"
+            + "Lily's mom said, \"Lily, let's go to the park.\" Lily was sad and didn't know what to do. "
+            + "She said, \"I want to play with your ball, but I can't find it.\"\n"
+            + "Lily was sad and didn't know what to do. She said, \"I'm sorry, Lily. I didn't know what to do.\"\n"
+            + "Lily didn't want to help her mom, so she";
+
+    static final Path GGUF = Shared.MODELS.resolve("stories260K.gguf");
+    static final Path BIN = Shared.MODELS.resolve("stories260K.bin");
+    static final Path TOK = Shared.MODELS.resolve("tok512.bin");
+
+    private static String greedy200(Checkpoint ckpt) {
+        Llama.State state = ckpt.model().newState(201, 8);
+        Generator generator = new Generator(ckpt.model(), state, ckpt.eos());
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        PrintStream out = new PrintStream(bytes, true, StandardCharsets.UTF_8);
+        TextStream stream = new TextStream(ckpt.tokenizer(), out, true);
+        Generator.Result r = generator.generate(new int[]{ckpt.bos()}, 0, 200, new Sampler(512, 0, 200, 1, 0), t -> {
+            stream.accept(t);
+            return true;
+        });
+        stream.finish();
+        assertEquals(200, r.tokens().length);
+        return bytes.toString(StandardCharsets.UTF_8);
+    }
+
+    @Test
+    void ggufGreedyGivesKarpathysText() {
+        assertEquals(KARPATHY_EXPECTED, greedy200(Checkpoint.load(GGUF, null)));
+    }
+
+    @Test
+    void llama2cGreedyGivesKarpathysText() {
+        assertEquals(KARPATHY_EXPECTED, greedy200(Checkpoint.load(BIN, TOK)));
+    }
+
+    @Test
+    void bothFormsGiveIdenticalLogits() {
+        Checkpoint a = Checkpoint.load(GGUF, null), b = Checkpoint.load(BIN, TOK);
+        int[] ids = a.tokenizer().encode("Once upon a time, there was a big dog");
+        assertArrayEquals(ids, b.tokenizer().encode("Once upon a time, there was a big dog"));
+        int vocab = a.model().config.vocabSize();
+        Llama.State sa = a.model().newState(64, 64), sb = b.model().newState(64, 64);
+        float[][] la = new float[ids.length][], lb = new float[ids.length][];
+        a.model().forward(sa, ids, 0, ids.length, 0, (p, l, o) -> la[p] = java.util.Arrays.copyOfRange(l, o, o + vocab));
+        b.model().forward(sb, ids, 0, ids.length, 0, (p, l, o) -> lb[p] = java.util.Arrays.copyOfRange(l, o, o + vocab));
+        for (int p = 0; p < ids.length; p++) assertArrayEquals(la[p], lb[p], 0f, "position " + p);
+    }
+
+    @Test
+    void matchesLlamaCppOnAllPrompts() {
+        int compared = ReferenceCheck.check(Checkpoint.load(GGUF, null),
+                Shared.json(Shared.REFERENCE.resolve("stories260K/stories260K-refs.json")));
+        assertTrue(compared > 8 * 50, "compared " + compared);
+    }
+
+    @Test
+    void llama2cFormMatchesLlamaCppToo() {
+        ReferenceCheck.check(Checkpoint.load(BIN, TOK), Shared.json(Shared.REFERENCE.resolve("stories260K/stories260K-refs.json")));
+    }
+}
