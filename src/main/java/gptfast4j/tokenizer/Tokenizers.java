@@ -284,7 +284,10 @@ public final class Tokenizers {
             switch (wireType) {
                 case 0 -> varint();
                 case 1 -> pos += 8;
-                case 2 -> pos += varint();
+                case 2 -> {
+                    long len = varint(); // not 'pos += varint()': that would add to pos as it was before the read
+                    pos += len;
+                }
                 case 5 -> pos += 4;
                 default -> throw new IllegalStateException("unsupported wire type " + wireType);
             }

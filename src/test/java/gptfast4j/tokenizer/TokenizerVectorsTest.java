@@ -1,0 +1,112 @@
+package gptfast4j.tokenizer;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import gptfast4j.Shared;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** llama.cpp's tokenizer test vectors and the sentencepiece library's outputs, every case. */
+class TokenizerVectorsTest {
+
+    /** {@code .inp}: texts separated by {@code \n__ggml_vocab_test__\n}; {@code .out}: ids per text, one line each. */
+    private static void checkLlamaCppVectors(Tokenizer tokenizer, String name) throws IOException {
+        String inp = Files.readString(Shared.TOKENIZERS.resolve(name + ".inp"), StandardCharsets.UTF_8);
+        List<String> texts = new ArrayList<>(Arrays.asList(inp.split("\n__ggml_vocab_test__\n", -1)));
+        if (texts.getLast().isEmpty()) texts.removeLast();
+        List<String> lines = Files.readAllLines(Shared.TOKENIZERS.resolve(name + ".out"), StandardCharsets.UTF_8);
+        assertEquals(lines.size(), texts.size(), "texts vs expected lines");
+        for (int i = 0; i < texts.size(); i++) {
+            String line = lines.get(i).trim();
+            int[] expected = line.isEmpty() ? new int[0] : Arrays.stream(line.split("\\s+")).mapToInt(Integer::parseInt).toArray();
+            assertArrayEquals(expected, tokenizer.encode(texts.get(i)), "text " + i + ": '" + texts.get(i) + "'");
+        }
+        assertTrue(texts.size() > 30);
+    }
+
+    @Test
+    void llamaSpmVectorsFromGGUFVocab() throws IOException {
+        checkLlamaCppVectors(Tokenizers.load(Shared.TOKENIZERS.resolve("ggml-vocab-llama-spm.gguf")), "ggml-vocab-llama-spm.gguf");
+    }
+
+    @Test
+    void llamaSpmVectorsFromSentencePieceModel() throws IOException {
+        checkLlamaCppVectors(Tokenizers.load(Shared.TOKENIZERS.resolve("llama2-tokenizer.model")), "ggml-vocab-llama-spm.gguf");
+    }
+
+    @Test
+    void llama3VectorsFromGGUFMerges() throws IOException {
+        checkLlamaCppVectors(Tokenizers.load(Shared.TOKENIZERS.resolve("llama3-vocab.gguf")), "ggml-vocab-llama-bpe.gguf");
+    }
+
+    @Test
+    void llama3VectorsFromTiktokenRanks() throws IOException {
+        checkLlamaCppVectors(Tokenizers.load(Shared.TOKENIZERS.resolve("llama3-tokenizer.model")), "ggml-vocab-llama-bpe.gguf");
+    }
+
+    @ParameterizedTest
+    @CsvSource({"llama2-tokenizer.model, tokenizer-llama2-sp.json", "mistral-tokenizer.model.v1, tokenizer-mistral-sp.json",
+            "ggml-vocab-llama-spm.gguf, tokenizer-llama2-sp.json"})
+    void sentencePieceLibraryVectors(String model, String vectors) {
+        Tokenizer tokenizer = Tokenizers.load(Shared.TOKENIZERS.resolve(model));
+        JsonNode ref = Shared.json(Shared.REFERENCE.resolve(vectors));
+        assertEquals(ref.path("vocab_size").asInt(), tokenizer.vocabSize());
+        int n = 0;
+        for (JsonNode c : ref.path("cases")) {
+            String text = c.path("text").asText();
+            int[] ids = Shared.ints(c.path("ids"));
+            assertArrayEquals(ids, tokenizer.encode(text), "encode '" + text + "'");
+            for (int i = 0; i < ids.length; i++) assertEquals(c.path("pieces").get(i).asText(), tokenizer.piece(ids[i]));
+            assertEquals(c.path("decoded").asText(), tokenizer.decode(ids), "decode of '" + text + "'");
+            n++;
+        }
+        assertEquals(43, n);
+    }
+
+    @Test
+    void llama3DecodeRoundTripsTheVectors() throws IOException {
+        Tokenizer tokenizer = Tokenizers.load(Shared.TOKENIZERS.resolve("llama3-tokenizer.model"));
+        String inp = Files.readString(Shared.TOKENIZERS.resolve("ggml-vocab-llama-bpe.gguf.inp"), StandardCharsets.UTF_8);
+        for (String text : inp.split("\n__ggml_vocab_test__\n")) assertEquals(text, tokenizer.decode(tokenizer.encode(text)));
+    }
+
+    @Test
+    void llama3SpecialTokensAndNamesAgreeBetweenForms() {
+        Tokenizer tiktoken = Tokenizers.load(Shared.TOKENIZERS.resolve("llama3-tokenizer.model"));
+        Tokenizer gguf = Tokenizers.load(Shared.TOKENIZERS.resolve("llama3-vocab.gguf"));
+        assertEquals(128256, tiktoken.vocabSize());
+        assertEquals(gguf.vocabSize(), tiktoken.vocabSize());
+        for (int id = 0; id < gguf.vocabSize(); id++) assertEquals(gguf.piece(id), tiktoken.piece(id), "token " + id);
+        assertEquals(128000, tiktoken.special("<|begin_of_text|>").orElseThrow());
+        assertEquals(128009, tiktoken.special("<|eot_id|>").orElseThrow());
+        assertEquals(128006, gguf.special("<|start_header_id|>").orElseThrow());
+        // special tokens are not produced from text, and decode to nothing
+        assertArrayEquals(tiktoken.encode("<|eot_id|>"), gguf.encode("<|eot_id|>"));
+        assertTrue(tiktoken.encode("<|eot_id|>").length > 1);
+        assertEquals(0, tiktoken.bytes(128009).length);
+    }
+
+    @Test
+    void llama2cTokenizerBinMatchesTheGGUFVocab() {
+        Tokenizer bin = Tokenizers.load(Shared.MODELS.resolve("tok512.bin"));
+        assertEquals(512, bin.vocabSize());
+        Path gguf = Shared.MODELS.resolve("stories260K.gguf");
+        Tokenizer fromGguf = Tokenizers.load(gguf);
+        for (String text : new String[]{"Once upon a time", "Lily and Tom", "The cat was sad.\nThe dog", "  two  spaces", "émoji 🙂 ok"}) {
+            assertArrayEquals(fromGguf.encode(text), bin.encode(text), text);
+            assertEquals(text, bin.decode(bin.encode(text)));
+        }
+    }
+}
