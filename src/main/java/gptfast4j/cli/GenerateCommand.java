@@ -59,7 +59,7 @@ final class GenerateCommand implements Callable<Integer> {
         Llama model = ckpt.model();
         int modelContext = model.config.contextLength();
         int limit = contextLength != null ? contextLength : modelContext;
-        PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), true, StandardCharsets.UTF_8);
+        PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         long seedValue = seed != null ? seed : System.nanoTime();
         Sampler sampler = new Sampler(model.config.vocabSize(), temperature, topK, topP, seedValue);
         if (interactive) return chat(ckpt, Math.min(limit, contextLength != null ? limit : 4096), sampler, out);

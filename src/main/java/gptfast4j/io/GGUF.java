@@ -155,7 +155,8 @@ public final class GGUF {
         long count(String what) {
             long n = u64();
             if (n < 0 || n > file.byteSize() - pos) {
-                throw new ModelFormatException(path + ": corrupt header: " + what + " " + Long.toUnsignedString(n));
+                throw new ModelFormatException(path + ": truncated or corrupt file: " + what + " " + Long.toUnsignedString(n)
+                        + " at byte " + (pos - 8) + " runs past the end of the file (" + file.byteSize() + " bytes)");
             }
             return n;
         }

@@ -41,7 +41,7 @@ final class BF16Tensor extends Tensor {
             acc0 = load(data, base + (long) i * 2).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i), acc0);
             acc1 = load(data, base + (long) (i + lanes) * 2).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + lanes), acc1);
         }
-        float sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        float sum = VectorMath.sum(acc0.add(acc1));
         for (; i < cols; i++) {
             sum += bf16(data, base + (long) i * 2) * x[xOffset + i];
         }

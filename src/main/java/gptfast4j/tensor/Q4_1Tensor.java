@@ -42,7 +42,7 @@ final class Q4_1Tensor extends Tensor {
             acc = qx.fma(FloatVector.broadcast(F_SPECIES, f16(data, offset)), acc);
             acc = sx.fma(FloatVector.broadcast(F_SPECIES, f16(data, offset + 2)), acc);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return VectorMath.sum(acc);
     }
 
     @Override

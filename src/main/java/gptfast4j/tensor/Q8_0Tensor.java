@@ -34,7 +34,7 @@ final class Q8_0Tensor extends Tensor {
             }
             acc = block.fma(FloatVector.broadcast(F_SPECIES, f16(data, offset)), acc);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return VectorMath.sum(acc);
     }
 
     @Override

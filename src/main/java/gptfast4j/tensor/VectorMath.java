@@ -1,14 +1,34 @@
 package gptfast4j.tensor;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /** The small float operations of a forward pass besides matrix products: on float arrays, with offsets. */
 public final class VectorMath {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
 
+    /** For each halving step of {@link #sum}: lane i takes lane i + width (wrapping). */
+    @SuppressWarnings("unchecked")
+    private static final VectorShuffle<Float>[] HALVING = new VectorShuffle[Integer.numberOfTrailingZeros(S.length())];
+
+    static {
+        for (int step = 0, width = S.length() / 2; width >= 1; step++, width /= 2) {
+            int w = width;
+            HALVING[step] = VectorShuffle.fromOp(S, i -> (i + w) % S.length());
+        }
+    }
+
     private VectorMath() {
+    }
+
+    /**
+     * The sum of the lanes in a fixed pairwise order. {@code reduceLanes(ADD)} may add in one order when
+     * interpreted and another when compiled, which would make results change while the JIT warms up.
+     */
+    public static float sum(FloatVector v) {
+        for (VectorShuffle<Float> shuffle : HALVING) v = v.add(v.rearrange(shuffle));
+        return v.lane(0);
     }
 
     public static float dot(float[] a, int aOffset, float[] b, int bOffset, int n) {
@@ -17,7 +37,7 @@ public final class VectorMath {
         for (int bound = S.loopBound(n); i < bound; i += S.length()) {
             acc = FloatVector.fromArray(S, a, aOffset + i).fma(FloatVector.fromArray(S, b, bOffset + i), acc);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = sum(acc);
         for (; i < n; i++) sum += a[aOffset + i] * b[bOffset + i];
         return sum;
     }

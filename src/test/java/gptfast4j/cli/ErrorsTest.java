@@ -1,0 +1,160 @@
+package gptfast4j.cli;
+
+import gptfast4j.Shared;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Every error a user can cause: one line on stderr, a non-zero exit, no stack trace. */
+class ErrorsTest {
+    private static final Path STORIES = Shared.MODELS.resolve("stories260K.gguf");
+
+    record Outcome(int exit, String out, String err) {}
+
+    static Outcome run(String... args) {
+        PrintStream oldOut = System.out, oldErr = System.err;
+        ByteArrayOutputStream out = new ByteArrayOutputStream(), err = new ByteArrayOutputStream();
+        try {
+            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+            int exit = Main.run(args);
+            return new Outcome(exit, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+        } finally {
+            System.setOut(oldOut);
+            System.setErr(oldErr);
+        }
+    }
+
+    /** Fails unless the run failed with one "error:" line that contains {@code expected} and no stack trace. */
+    static void assertOneLineError(Outcome o, String expected) {
+        assertTrue(o.exit != 0, "exit code " + o.exit);
+        String[] lines = o.err.strip().split("\n");
+        assertTrue(lines[0].startsWith("error: "), o.err);
+        assertTrue(lines[0].contains(expected), "expected '" + expected + "' in: " + lines[0]);
+        assertTrue(!o.err.contains("\tat ") && !o.err.contains("Exception"), "stack trace or exception name: " + o.err);
+    }
+
+    @Test
+    void missingFile() {
+        assertOneLineError(run("generate", "--checkpoint", "/no/such/model.gguf"), "no such file");
+    }
+
+    @Test
+    void truncatedFile(@TempDir Path dir) throws IOException {
+        byte[] all = Files.readAllBytes(STORIES);
+        for (int keep : new int[]{all.length * 6 / 10, 3000, 100, 9}) {
+            Path cut = dir.resolve("cut" + keep + ".gguf");
+            Files.write(cut, java.util.Arrays.copyOf(all, keep));
+            assertOneLineError(run("generate", "--checkpoint", cut.toString(), "--max-new-tokens", "1"), "truncated");
+        }
+    }
+
+    @Test
+    void truncatedLlama2cFile(@TempDir Path dir) throws IOException {
+        Path cut = dir.resolve("cut.bin");
+        byte[] all = Files.readAllBytes(Shared.MODELS.resolve("stories260K.bin"));
+        Files.write(cut, java.util.Arrays.copyOf(all, all.length / 2));
+        assertOneLineError(run("generate", "--checkpoint", cut.toString(), "--tokenizer", Shared.MODELS.resolve("tok512.bin").toString()), "truncated");
+    }
+
+    @Test
+    void badMagic(@TempDir Path dir) throws IOException {
+        Path bad = dir.resolve("bad.gguf");
+        Files.writeString(bad, "this is not a model file at all, just some text");
+        assertOneLineError(run("info", "--checkpoint", bad.toString()), "bad magic");
+    }
+
+    @Test
+    void unsupportedTensorTypeIsNamed(@TempDir Path dir) throws IOException {
+        Path q5 = patchTensorInfo(dir, "blk.0.attn_q.weight", 0, 6); // Q5_0: known to GGUF, no kernel here
+        assertOneLineError(run("generate", "--checkpoint", q5.toString()), "unsupported tensor type Q5_0");
+        Path unknown = patchTensorInfo(dir, "blk.0.attn_q.weight", 0, 77);
+        assertOneLineError(run("generate", "--checkpoint", unknown.toString()), "unknown tensor type id 77");
+    }
+
+    @Test
+    void tensorWithWrongShape(@TempDir Path dir) throws IOException {
+        // [64, 172] -> [172, 64]: same size, transposed
+        Path swapped = patchTensorInfo(dir, "blk.0.ffn_gate.weight", 1, 0);
+        assertOneLineError(run("generate", "--checkpoint", swapped.toString()), "blk.0.ffn_gate.weight has shape [172, 64], expected [64, 172]");
+    }
+
+    @Test
+    void promptLongerThanTheContext() {
+        String prompt = "Once upon a time there was a cat. ".repeat(250); // ~2500 tokens > 2048
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--prompt", prompt), "the context length is 2048");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--prompt", "Once upon a time", "--context-length", "3"), "the context length is 3");
+    }
+
+    @Test
+    void unknownFlagAndBadValues() {
+        Outcome o = run("generate", "--checkpoint", STORIES.toString(), "--frobnicate");
+        assertEquals(2, o.exit);
+        assertTrue(o.err.startsWith("error: Unknown option: '--frobnicate'"), o.err);
+        assertEquals(2, run("generate", "--checkpoint", STORIES.toString(), "--max-new-tokens", "many").exit);
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--top-p", "0"), "--top-p");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--threads", "0"), "--threads");
+        assertOneLineError(run("generate", "--checkpoint", Shared.MODELS.resolve("stories260K.bin").toString()), "--tokenizer");
+    }
+
+    @Test
+    void debugShowsTheStackTrace() {
+        Outcome o = run("generate", "--checkpoint", "/no/such/model.gguf", "--debug");
+        assertTrue(o.err.contains("\tat "), o.err);
+    }
+
+    @Test
+    void generateAndInfoWork() {
+        Outcome g = run("generate", "--checkpoint", STORIES.toString(), "--prompt", "Once upon a time", "--temperature", "0", "--max-new-tokens", "8");
+        assertEquals(0, g.exit, g.err);
+        assertTrue(g.out.startsWith("Once upon a time, there was"), g.out);
+        assertTrue(g.err.contains("tokens/s") && g.err.contains("Bandwidth achieved"), g.err);
+        Outcome i = run("info", "--checkpoint", STORIES.toString());
+        assertEquals(0, i.exit, i.err);
+        assertTrue(i.out.contains("heads:           8 (kv heads 4, head dim 8)"), i.out);
+        assertTrue(i.out.contains("F32"), i.out);
+    }
+
+    /**
+     * Copies stories260K.gguf with one field of a tensor's info patched: dimension {@code dim} set to the value of
+     * dimension {@code value} (a swap when applied with the dims of a matrix), or, with {@code dim = 0} and a type
+     * id as {@code value} over 5, the type. Tensor infos are {@code name, u32 n_dims, u64 ne[n], u32 type, u64 offset}.
+     */
+    private static Path patchTensorInfo(Path dir, String tensor, int dim, int value) throws IOException {
+        byte[] all = Files.readAllBytes(STORIES);
+        byte[] name = tensor.getBytes(StandardCharsets.UTF_8);
+        int at = indexOf(all, name) + name.length;
+        ByteBuffer b = ByteBuffer.wrap(all).order(ByteOrder.LITTLE_ENDIAN);
+        int nDims = b.getInt(at);
+        if (value > 5) {
+            b.putInt(at + 4 + 8 * nDims, value);
+        } else {
+            long d0 = b.getLong(at + 4), d1 = b.getLong(at + 12);
+            b.putLong(at + 4, d1);
+            b.putLong(at + 12, d0);
+        }
+        Path out = dir.resolve(tensor + "-" + dim + "-" + value + ".gguf");
+        Files.write(out, all);
+        return out;
+    }
+
+    private static int indexOf(byte[] haystack, byte[] needle) {
+        outer:
+        for (int i = 0; i + needle.length <= haystack.length; i++) {
+            for (int j = 0; j < needle.length; j++) if (haystack[i + j] != needle[j]) continue outer;
+            return i;
+        }
+        throw new IllegalArgumentException("not found");
+    }
+}

@@ -1,0 +1,186 @@
+package gptfast4j.model;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import gptfast4j.Shared;
+import gptfast4j.io.GGUF;
+import gptfast4j.io.TensorData;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * A Hugging Face directory written here from stories260K's weights, the way transformers' conversion script writes
+ * Llama checkpoints: PyTorch names, {@code [out, in]} shapes, and q/k rows permuted for the "rotate half" RoPE. It
+ * must give the GGUF's logits, both as one safetensors file and as shards with an index.
+ */
+class HuggingFaceTest {
+    private static final Path GGUF_FILE = Shared.MODELS.resolve("stories260K.gguf");
+
+    @Test
+    void singleFileGivesTheGGUFLogits(@TempDir Path dir) throws IOException {
+        writeHuggingFace(dir, false);
+        compare(Checkpoint.load(GGUF_FILE, null), Checkpoint.load(dir, Shared.MODELS.resolve("tok512.bin")));
+    }
+
+    @Test
+    void shardedGivesTheGGUFLogits(@TempDir Path dir) throws IOException {
+        writeHuggingFace(dir, true);
+        Checkpoint hf = Checkpoint.load(dir, Shared.MODELS.resolve("tok512.bin"));
+        assertEquals("huggingface", hf.format());
+        assertEquals(Config.RopeStyle.HALVES, hf.model().config.ropeStyle());
+        assertEquals(List.of(2), java.util.Arrays.stream(hf.eos()).boxed().toList());
+        compare(Checkpoint.load(GGUF_FILE, null), hf);
+    }
+
+    private static void compare(Checkpoint gguf, Checkpoint hf) {
+        int[] ids = gguf.tokenizer().encode("Once upon a time, there was a little dog named Max who liked to run");
+        int vocab = gguf.model().config.vocabSize();
+        float[][] expected = new float[ids.length][];
+        gguf.model().forward(gguf.model().newState(64, 64), ids, 0, ids.length, 0,
+                (p, l, o) -> expected[p] = java.util.Arrays.copyOfRange(l, o, o + vocab));
+        int[] checked = {0};
+        hf.model().forward(hf.model().newState(64, 64), ids, 0, ids.length, 0, (p, l, o) -> {
+            for (int i = 0; i < vocab; i++) {
+                assertEquals(expected[p][i], l[o + i], 1e-4 + 1e-5 * Math.abs(expected[p][i]), "position " + p + " logit " + i);
+            }
+            checked[0]++;
+        });
+        assertEquals(ids.length, checked[0]);
+    }
+
+    /** GGUF name to Hugging Face name, and whether the rows are q/k rows to permute (with the head count). */
+    private static void writeHuggingFace(Path dir, boolean sharded) throws IOException {
+        GGUF gguf = GGUF.read(GGUF_FILE);
+        var md = gguf.metadata();
+        int heads = md.getInt("llama.attention.head_count", 0), kvHeads = md.getInt("llama.attention.head_count_kv", 0);
+        Map<String, float[][]> tensors = new LinkedHashMap<>(); // name -> [out][in]
+        for (TensorData t : gguf.tensors().values()) {
+            String hfName = hfName(t.name());
+            float[] flat = t.data().toArray(ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN));
+            int cols = (int) t.shape()[0], rows = flat.length / cols;
+            float[][] m = new float[rows][];
+            for (int r = 0; r < rows; r++) m[r] = java.util.Arrays.copyOfRange(flat, r * cols, (r + 1) * cols);
+            if (t.name().endsWith("attn_q.weight")) m = permuteForRotateHalf(m, heads);
+            if (t.name().endsWith("attn_k.weight")) m = permuteForRotateHalf(m, kvHeads);
+            tensors.put(hfName, m);
+        }
+        if (!tensors.containsKey("lm_head.weight")) tensors.put("lm_head.weight", tensors.get("model.embed_tokens.weight"));
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode config = json.createObjectNode();
+        config.putArray("architectures").add("LlamaForCausalLM");
+        config.put("hidden_size", md.getInt("llama.embedding_length", 0));
+        config.put("intermediate_size", md.getInt("llama.feed_forward_length", 0));
+        config.put("num_hidden_layers", md.getInt("llama.block_count", 0));
+        config.put("num_attention_heads", heads);
+        config.put("num_key_value_heads", kvHeads);
+        config.put("vocab_size", 512);
+        config.put("max_position_embeddings", 512);
+        config.put("rms_norm_eps", md.getFloat("llama.attention.layer_norm_rms_epsilon", 0));
+        config.put("rope_theta", 10000.0);
+        config.put("bos_token_id", 1);
+        config.put("eos_token_id", 2);
+        config.put("tie_word_embeddings", false);
+        json.writeValue(dir.resolve("config.json").toFile(), config);
+        if (!sharded) {
+            writeSafetensors(dir.resolve("model.safetensors"), tensors);
+            return;
+        }
+        Map<String, float[][]> first = new LinkedHashMap<>(), second = new LinkedHashMap<>();
+        ObjectNode weightMap = json.createObjectNode();
+        int i = 0;
+        for (var e : tensors.entrySet()) {
+            boolean one = i++ % 2 == 0;
+            (one ? first : second).put(e.getKey(), e.getValue());
+            weightMap.put(e.getKey(), one ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors");
+        }
+        writeSafetensors(dir.resolve("model-00001-of-00002.safetensors"), first);
+        writeSafetensors(dir.resolve("model-00002-of-00002.safetensors"), second);
+        ObjectNode index = json.createObjectNode();
+        index.putObject("metadata");
+        index.set("weight_map", weightMap);
+        json.writeValue(dir.resolve("model.safetensors.index.json").toFile(), index);
+        ObjectNode gen = json.createObjectNode();
+        gen.putArray("eos_token_id").add(2);
+        json.writeValue(dir.resolve("generation_config.json").toFile(), gen);
+    }
+
+    /** transformers' permute: within each head, row 2i+j of Meta's interleaved layout goes to row j*half + i. */
+    private static float[][] permuteForRotateHalf(float[][] m, int heads) {
+        int headDim = m.length / heads, half = headDim / 2;
+        float[][] out = new float[m.length][];
+        for (int h = 0; h < heads; h++) {
+            for (int i = 0; i < half; i++) {
+                for (int j = 0; j < 2; j++) out[h * headDim + j * half + i] = m[h * headDim + 2 * i + j];
+            }
+        }
+        return out;
+    }
+
+    private static String hfName(String gguf) {
+        return switch (gguf) {
+            case "token_embd.weight" -> "model.embed_tokens.weight";
+            case "output_norm.weight" -> "model.norm.weight";
+            case "output.weight" -> "lm_head.weight";
+            default -> {
+                String[] p = gguf.split("\\.");
+                String layer = "model.layers." + p[1] + ".";
+                yield layer + switch (p[2]) {
+                    case "attn_norm" -> "input_layernorm";
+                    case "attn_q" -> "self_attn.q_proj";
+                    case "attn_k" -> "self_attn.k_proj";
+                    case "attn_v" -> "self_attn.v_proj";
+                    case "attn_output" -> "self_attn.o_proj";
+                    case "ffn_norm" -> "post_attention_layernorm";
+                    case "ffn_gate" -> "mlp.gate_proj";
+                    case "ffn_up" -> "mlp.up_proj";
+                    case "ffn_down" -> "mlp.down_proj";
+                    default -> throw new IllegalArgumentException(gguf);
+                } + ".weight";
+            }
+        };
+    }
+
+    private static void writeSafetensors(Path file, Map<String, float[][]> tensors) throws IOException {
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode header = json.createObjectNode();
+        header.putObject("__metadata__").put("format", "pt");
+        long offset = 0;
+        for (var e : tensors.entrySet()) {
+            float[][] m = e.getValue();
+            long bytes = 4L * m.length * m[0].length;
+            ObjectNode t = header.putObject(e.getKey());
+            t.put("dtype", "F32");
+            if (m.length == 1) t.putArray("shape").add(m[0].length);
+            else t.putArray("shape").add(m.length).add(m[0].length);
+            t.putArray("data_offsets").add(offset).add(offset + bytes);
+            offset += bytes;
+        }
+        byte[] head = json.writeValueAsBytes(header);
+        try (OutputStream out = Files.newOutputStream(file)) {
+            out.write(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(head.length).array());
+            out.write(head);
+            for (float[][] m : tensors.values()) {
+                ByteBuffer b = ByteBuffer.allocate(4 * m.length * m[0].length).order(ByteOrder.LITTLE_ENDIAN);
+                for (float[] row : m) for (float v : row) b.putFloat(v);
+                out.write(b.array());
+            }
+        }
+        assertTrue(Files.size(file) > 0);
+        assertEquals(head.length, new String(head, StandardCharsets.UTF_8).getBytes(StandardCharsets.UTF_8).length);
+    }
+}
