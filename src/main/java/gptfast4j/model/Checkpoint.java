@@ -181,15 +181,18 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         return suffix == null ? null : "blk." + layer + "." + suffix + ".weight";
     }
 
-    /** Llama-3.1 rope scaling as a per-pair frequency divisor, computed as convert_hf_to_gguf.py does. */
+    /** Llama-3.1 rope scaling from a config.json {@code rope_scaling} object; null when there is none. */
     static float[] llama3RopeFactors(JsonNode scaling, float theta, int headDim) {
         if (scaling.isMissingNode() || scaling.isNull()) return null;
         String type = scaling.path("rope_type").asText(scaling.path("type").asText(""));
         if (!type.equals("llama3")) throw new ModelFormatException("unsupported rope_scaling type '" + type + "' (supported: llama3)");
-        float factor = (float) scaling.path("factor").asDouble(8);
-        float low = (float) scaling.path("low_freq_factor").asDouble(1);
-        float high = (float) scaling.path("high_freq_factor").asDouble(4);
-        int original = scaling.path("original_max_position_embeddings").asInt(8192);
+        return llama3RopeFactors((float) scaling.path("factor").asDouble(8), (float) scaling.path("low_freq_factor").asDouble(1),
+                (float) scaling.path("high_freq_factor").asDouble(4), scaling.path("original_max_position_embeddings").asInt(8192),
+                theta, headDim);
+    }
+
+    /** Llama-3.1 rope scaling as a per-pair frequency divisor, computed as convert_hf_to_gguf.py does. */
+    public static float[] llama3RopeFactors(float factor, float low, float high, int original, float theta, int headDim) {
         float lowWavelen = original / low, highWavelen = original / high;
         float[] factors = new float[headDim / 2];
         for (int i = 0; i < factors.length; i++) {

@@ -51,6 +51,9 @@ final class BF16Tensor extends Tensor {
     @Override
     public void dequantizeRow(long row, float[] out, int outOffset) {
         long base = row * rowBytes;
-        for (int i = 0; i < cols; i++) out[outOffset + i] = bf16(data, base + (long) i * 2);
+        int lanes = F_SPECIES.length();
+        int i = 0;
+        for (; i + lanes <= cols; i += lanes) load(data, base + (long) i * 2).intoArray(out, outOffset + i);
+        for (; i < cols; i++) out[outOffset + i] = bf16(data, base + (long) i * 2);
     }
 }

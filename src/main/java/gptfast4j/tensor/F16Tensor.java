@@ -53,6 +53,9 @@ final class F16Tensor extends Tensor {
     @Override
     public void dequantizeRow(long row, float[] out, int outOffset) {
         long base = row * rowBytes;
-        for (int i = 0; i < cols; i++) out[outOffset + i] = f16(data, base + (long) i * 2);
+        int lanes = F_SPECIES.length();
+        int i = 0;
+        for (; i + lanes <= cols; i += lanes) load(data, base + (long) i * 2).intoArray(out, outOffset + i);
+        for (; i < cols; i++) out[outOffset + i] = f16(data, base + (long) i * 2);
     }
 }

@@ -34,7 +34,6 @@ final class F32Tensor extends Tensor {
 
     @Override
     public void dequantizeRow(long row, float[] out, int outOffset) {
-        long base = row * rowBytes;
-        for (int i = 0; i < cols; i++) out[outOffset + i] = data.get(FLOAT_LE, base + (long) i * 4);
+        MemorySegment.copy(data, FLOAT_LE, row * rowBytes, out, outOffset, cols);
     }
 }

@@ -5,7 +5,6 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
@@ -20,35 +19,44 @@ final class Q4_0Tensor extends Tensor {
         super(name, GGMLType.Q4_0, data, cols, rows);
     }
 
+    /** {@code sum((nibble[j] - 8) * x[j])} over one block, as lanes. */
+    private FloatVector block(long offset, float[] x, int xOffset) {
+        int lanes = F_SPECIES.length();
+        FloatVector sum = FloatVector.zero(F_SPECIES);
+        for (int j = 0; j < BLOCK / 2; j += lanes) {
+            ByteVector q = ByteVector.fromMemorySegment(Q8_0Tensor.B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN);
+            FloatVector lo = (FloatVector) q.and((byte) 0xF).sub((byte) 8).castShape(F_SPECIES, 0);
+            FloatVector hi = (FloatVector) q.lanewise(VectorOperators.LSHR, 4).sub((byte) 8).castShape(F_SPECIES, 0);
+            sum = lo.fma(FloatVector.fromArray(F_SPECIES, x, xOffset + j), sum);
+            sum = hi.fma(FloatVector.fromArray(F_SPECIES, x, xOffset + j + BLOCK / 2), sum);
+        }
+        return sum;
+    }
+
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
-        FloatVector acc = FloatVector.zero(F_SPECIES);
-        for (int i = 0; i < cols; i += BLOCK, offset += BLOCK_BYTES) {
-            FloatVector block = FloatVector.zero(F_SPECIES);
-            for (int j = 0; j < BLOCK / 2; j += lanes) {
-                ByteVector q = ByteVector.fromMemorySegment(Q8_0Tensor.B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN);
-                FloatVector lo = (FloatVector) q.and((byte) 0xF).sub((byte) 8).convertShape(VectorOperators.B2F, F_SPECIES, 0);
-                FloatVector hi = (FloatVector) q.lanewise(VectorOperators.LSHR, 4).and((byte) 0xF).sub((byte) 8)
-                        .convertShape(VectorOperators.B2F, F_SPECIES, 0);
-                block = lo.fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + j), block);
-                block = hi.fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + j + BLOCK / 2), block);
-            }
-            acc = block.fma(FloatVector.broadcast(F_SPECIES, f16(data, offset)), acc);
+        FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = FloatVector.zero(F_SPECIES);
+        int i = 0;
+        for (; i + 2 * BLOCK <= cols; i += 2 * BLOCK, offset += 2 * BLOCK_BYTES) {
+            acc0 = block(offset, x, xOffset + i).fma(FloatVector.broadcast(F_SPECIES, f16(data, offset)), acc0);
+            acc1 = block(offset + BLOCK_BYTES, x, xOffset + i + BLOCK).fma(FloatVector.broadcast(F_SPECIES, f16(data, offset + BLOCK_BYTES)), acc1);
         }
-        return VectorMath.sum(acc);
+        if (i < cols) acc0 = block(offset, x, xOffset + i).fma(FloatVector.broadcast(F_SPECIES, f16(data, offset)), acc0);
+        return VectorMath.sum(acc0.add(acc1));
     }
 
     @Override
     public void dequantizeRow(long row, float[] out, int outOffset) {
+        int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
         for (int i = 0; i < cols; i += BLOCK, offset += BLOCK_BYTES) {
-            float d = f16(data, offset);
-            for (int j = 0; j < BLOCK / 2; j++) {
-                int q = data.get(ValueLayout.JAVA_BYTE, offset + 2 + j) & 0xFF;
-                out[outOffset + i + j] = d * ((q & 0xF) - 8);
-                out[outOffset + i + j + BLOCK / 2] = d * ((q >>> 4) - 8);
+            FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, offset));
+            for (int j = 0; j < BLOCK / 2; j += lanes) {
+                ByteVector q = ByteVector.fromMemorySegment(Q8_0Tensor.B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN);
+                ((FloatVector) q.and((byte) 0xF).sub((byte) 8).castShape(F_SPECIES, 0)).mul(d).intoArray(out, outOffset + i + j);
+                ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).sub((byte) 8).castShape(F_SPECIES, 0)).mul(d)
+                        .intoArray(out, outOffset + i + j + BLOCK / 2);
             }
         }
     }

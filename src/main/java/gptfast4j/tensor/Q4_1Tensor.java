@@ -5,7 +5,6 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
@@ -30,9 +29,8 @@ final class Q4_1Tensor extends Tensor {
             FloatVector sx = FloatVector.zero(F_SPECIES);
             for (int j = 0; j < BLOCK / 2; j += lanes) {
                 ByteVector q = ByteVector.fromMemorySegment(Q8_0Tensor.B_SPECIES, data, offset + 4 + j, ByteOrder.LITTLE_ENDIAN);
-                FloatVector lo = (FloatVector) q.and((byte) 0xF).convertShape(VectorOperators.B2F, F_SPECIES, 0);
-                FloatVector hi = (FloatVector) q.lanewise(VectorOperators.LSHR, 4).and((byte) 0xF)
-                        .convertShape(VectorOperators.B2F, F_SPECIES, 0);
+                FloatVector lo = (FloatVector) q.and((byte) 0xF).castShape(F_SPECIES, 0);
+                FloatVector hi = (FloatVector) q.lanewise(VectorOperators.LSHR, 4).castShape(F_SPECIES, 0);
                 FloatVector xlo = FloatVector.fromArray(F_SPECIES, x, xOffset + i + j);
                 FloatVector xhi = FloatVector.fromArray(F_SPECIES, x, xOffset + i + j + BLOCK / 2);
                 qx = lo.fma(xlo, qx);
@@ -47,14 +45,15 @@ final class Q4_1Tensor extends Tensor {
 
     @Override
     public void dequantizeRow(long row, float[] out, int outOffset) {
+        int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
         for (int i = 0; i < cols; i += BLOCK, offset += BLOCK_BYTES) {
-            float d = f16(data, offset);
-            float m = f16(data, offset + 2);
-            for (int j = 0; j < BLOCK / 2; j++) {
-                int q = data.get(ValueLayout.JAVA_BYTE, offset + 4 + j) & 0xFF;
-                out[outOffset + i + j] = d * (q & 0xF) + m;
-                out[outOffset + i + j + BLOCK / 2] = d * (q >>> 4) + m;
+            FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, offset));
+            FloatVector m = FloatVector.broadcast(F_SPECIES, f16(data, offset + 2));
+            for (int j = 0; j < BLOCK / 2; j += lanes) {
+                ByteVector q = ByteVector.fromMemorySegment(Q8_0Tensor.B_SPECIES, data, offset + 4 + j, ByteOrder.LITTLE_ENDIAN);
+                ((FloatVector) q.and((byte) 0xF).castShape(F_SPECIES, 0)).fma(d, m).intoArray(out, outOffset + i + j);
+                ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).castShape(F_SPECIES, 0)).fma(d, m).intoArray(out, outOffset + i + j + BLOCK / 2);
             }
         }
     }

@@ -2,7 +2,6 @@ package gptfast4j.tensor;
 
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -12,6 +11,7 @@ import java.nio.ByteOrder;
 
 /** Q8_0: blocks of 32 weights, {@code [f16 scale d][32 x int8 q]} (34 bytes), weight = d * q. */
 final class Q8_0Tensor extends Tensor {
+    /** Bytes that widen to one float vector. */
     static final VectorSpecies<Byte> B_SPECIES = VectorSpecies.of(byte.class, VectorShape.forBitSize(F_SPECIES.vectorBitSize() / 4));
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 34;
@@ -20,31 +20,42 @@ final class Q8_0Tensor extends Tensor {
         super(name, GGMLType.Q8_0, data, cols, rows);
     }
 
+    /** {@code sum(q[j] * x[j])} over one block, as lanes. */
+    private FloatVector block(long offset, float[] x, int xOffset) {
+        int lanes = F_SPECIES.length();
+        FloatVector sum = FloatVector.zero(F_SPECIES);
+        for (int j = 0; j < BLOCK; j += lanes) {
+            FloatVector w = (FloatVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN).castShape(F_SPECIES, 0);
+            sum = w.fma(FloatVector.fromArray(F_SPECIES, x, xOffset + j), sum);
+        }
+        return sum;
+    }
+
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
-        FloatVector acc = FloatVector.zero(F_SPECIES);
-        for (int i = 0; i < cols; i += BLOCK, offset += BLOCK_BYTES) {
-            FloatVector block = FloatVector.zero(F_SPECIES);
-            for (int j = 0; j < BLOCK; j += lanes) {
-                FloatVector w = (FloatVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN)
-                        .convertShape(VectorOperators.B2F, F_SPECIES, 0);
-                block = w.fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + j), block);
-            }
-            acc = block.fma(FloatVector.broadcast(F_SPECIES, f16(data, offset)), acc);
+        // two blocks per step into two accumulators, so consecutive blocks do not wait on each other
+        FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = FloatVector.zero(F_SPECIES);
+        int i = 0;
+        for (; i + 2 * BLOCK <= cols; i += 2 * BLOCK, offset += 2 * BLOCK_BYTES) {
+            acc0 = block(offset, x, xOffset + i).fma(FloatVector.broadcast(F_SPECIES, f16(data, offset)), acc0);
+            acc1 = block(offset + BLOCK_BYTES, x, xOffset + i + BLOCK).fma(FloatVector.broadcast(F_SPECIES, f16(data, offset + BLOCK_BYTES)), acc1);
         }
-        return VectorMath.sum(acc);
+        if (i < cols) acc0 = block(offset, x, xOffset + i).fma(FloatVector.broadcast(F_SPECIES, f16(data, offset)), acc0);
+        return VectorMath.sum(acc0.add(acc1));
     }
 
     @Override
     public void dequantizeRow(long row, float[] out, int outOffset) {
+        int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
         for (int i = 0; i < cols; i += BLOCK, offset += BLOCK_BYTES) {
-            float d = f16(data, offset);
-            for (int j = 0; j < BLOCK; j++) {
-                out[outOffset + i + j] = d * data.get(ValueLayout.JAVA_BYTE, offset + 2 + j);
+            FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, offset));
+            for (int j = 0; j < BLOCK; j += lanes) {
+                ((FloatVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN).castShape(F_SPECIES, 0))
+                        .mul(d).intoArray(out, outOffset + i + j);
             }
         }
     }
+
 }

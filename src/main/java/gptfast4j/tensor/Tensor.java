@@ -92,8 +92,9 @@ public abstract class Tensor {
 
     /**
      * Matrix x matrix: for each of {@code nTokens} input vectors {@code x[t * cols ..]} writes
-     * {@code out[t * outStride + r] = dot(r, x_t)} for all rows. Rows are taken a tile at a time and every token is
-     * run over the tile while its weights are still in cache, so weights are read from memory once per call.
+     * {@code out[t * outStride + r] = row r · x_t} for all rows. A tile of rows is dequantized once into a float
+     * scratch that stays in cache, then every token is run over it four rows by four tokens at a time, so each weight
+     * is read from memory and converted once per call however many tokens there are.
      */
     public void matmul(float[] x, int nTokens, float[] out, int outStride) {
         if (nTokens == 1) {
@@ -102,17 +103,61 @@ public abstract class Tensor {
         }
         int nRows = Math.toIntExact(rows);
         Parallel.run(nRows, ROW_GRANULE, (start, end) -> {
-            for (int tile = start; tile < end; tile += ROW_GRANULE) {
-                int tileEnd = Math.min(end, tile + ROW_GRANULE);
-                for (int t = 0; t < nTokens; t++) {
-                    int xOffset = t * cols;
-                    int outOffset = t * outStride;
-                    for (int r = tile; r < tileEnd; r++) {
-                        out[outOffset + r] = dot(r, x, xOffset);
+            float[] tile = new float[ROW_GRANULE * cols];
+            for (int r0 = start; r0 < end; r0 += ROW_GRANULE) {
+                int tileRows = Math.min(ROW_GRANULE, end - r0);
+                for (int r = 0; r < tileRows; r++) dequantizeRow(r0 + r, tile, r * cols);
+                for (int r = 0; r < tileRows; r += 4) {
+                    for (int t = 0; t < nTokens; t += 4) {
+                        if (r + 4 <= tileRows && t + 4 <= nTokens) {
+                            dot4x4(tile, r * cols, x, t * cols, cols, out, t * outStride + r0 + r, outStride);
+                        } else {
+                            for (int rr = r; rr < Math.min(r + 4, tileRows); rr++) {
+                                for (int tt = t; tt < Math.min(t + 4, nTokens); tt++) {
+                                    out[tt * outStride + r0 + rr] = VectorMath.dot(tile, rr * cols, x, tt * cols, cols);
+                                }
+                            }
+                        }
                     }
                 }
             }
         });
+    }
+
+    /**
+     * Four rows of {@code w} (at {@code wOffset}, stride {@code n}) times four vectors of {@code x} (at
+     * {@code xOffset}, stride {@code n}): sixteen dot products with sixteen vector accumulators, each weight and each
+     * input vector loaded once per four multiply-adds. Result (row i, token j) goes to {@code out[o + j * stride + i]}.
+     */
+    private static void dot4x4(float[] w, int wOffset, float[] x, int xOffset, int n, float[] out, int o, int stride) {
+        FloatVector a00 = FloatVector.zero(F_SPECIES), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00,
+                a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+        int lanes = F_SPECIES.length();
+        int i = 0;
+        for (; i + lanes <= n; i += lanes) {
+            FloatVector x0 = FloatVector.fromArray(F_SPECIES, x, xOffset + i), x1 = FloatVector.fromArray(F_SPECIES, x, xOffset + n + i),
+                    x2 = FloatVector.fromArray(F_SPECIES, x, xOffset + 2 * n + i), x3 = FloatVector.fromArray(F_SPECIES, x, xOffset + 3 * n + i);
+            FloatVector w0 = FloatVector.fromArray(F_SPECIES, w, wOffset + i);
+            a00 = w0.fma(x0, a00); a01 = w0.fma(x1, a01); a02 = w0.fma(x2, a02); a03 = w0.fma(x3, a03);
+            FloatVector w1 = FloatVector.fromArray(F_SPECIES, w, wOffset + n + i);
+            a10 = w1.fma(x0, a10); a11 = w1.fma(x1, a11); a12 = w1.fma(x2, a12); a13 = w1.fma(x3, a13);
+            FloatVector w2 = FloatVector.fromArray(F_SPECIES, w, wOffset + 2 * n + i);
+            a20 = w2.fma(x0, a20); a21 = w2.fma(x1, a21); a22 = w2.fma(x2, a22); a23 = w2.fma(x3, a23);
+            FloatVector w3 = FloatVector.fromArray(F_SPECIES, w, wOffset + 3 * n + i);
+            a30 = w3.fma(x0, a30); a31 = w3.fma(x1, a31); a32 = w3.fma(x2, a32); a33 = w3.fma(x3, a33);
+        }
+        float[] s = {VectorMath.sum(a00), VectorMath.sum(a01), VectorMath.sum(a02), VectorMath.sum(a03),
+                VectorMath.sum(a10), VectorMath.sum(a11), VectorMath.sum(a12), VectorMath.sum(a13),
+                VectorMath.sum(a20), VectorMath.sum(a21), VectorMath.sum(a22), VectorMath.sum(a23),
+                VectorMath.sum(a30), VectorMath.sum(a31), VectorMath.sum(a32), VectorMath.sum(a33)};
+        for (; i < n; i++) {
+            for (int r = 0; r < 4; r++) {
+                for (int t = 0; t < 4; t++) s[r * 4 + t] += w[wOffset + r * n + i] * x[xOffset + t * n + i];
+            }
+        }
+        for (int r = 0; r < 4; r++) {
+            for (int t = 0; t < 4; t++) out[o + t * stride + r] = s[r * 4 + t];
+        }
     }
 
     static float f16(MemorySegment data, long offset) {

@@ -68,6 +68,11 @@ public final class SentencePieceTokenizer implements Tokenizer {
         return types;
     }
 
+    /** The vocabulary as stored in GGUF's {@code tokenizer.ggml.tokens / scores / token_type}. */
+    public String[] pieces() { return pieces.clone(); }
+    public float[] scores() { return scores.clone(); }
+    public int[] types() { return types.clone(); }
+
     @Override public Kind kind() { return Kind.SENTENCEPIECE; }
     @Override public int vocabSize() { return pieces.length; }
     @Override public String piece(int id) { return pieces[id]; }

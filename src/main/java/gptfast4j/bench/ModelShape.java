@@ -1,0 +1,32 @@
+package gptfast4j.bench;
+
+import java.util.List;
+
+/**
+ * The hyperparameters of real models, for benchmark files with random weights (speed does not depend on the values).
+ *
+ * @param vocab 32000 shapes embed the Llama-2 SentencePiece tokenizer, 128256 shapes the Llama-3 one
+ * @param ropeScaling Llama-3.1-style rope scaling factor (0 for none), with low 1, high 4, original context 8192
+ */
+public record ModelShape(String name, int dim, int hiddenDim, int layers, int heads, int kvHeads, int vocab, int context,
+                         float ropeTheta, float rmsEps, boolean tiedEmbeddings, float ropeScaling, int experts, int expertsUsed) {
+
+    public static final List<ModelShape> ALL = List.of(
+            new ModelShape("stories15M", 288, 768, 6, 6, 6, 32000, 256, 10000, 1e-5f, true, 0, 0, 0),
+            new ModelShape("stories110M", 768, 2048, 12, 12, 12, 32000, 1024, 10000, 1e-5f, true, 0, 0, 0),
+            new ModelShape("tinyllama-1.1b", 2048, 5632, 22, 32, 4, 32000, 2048, 10000, 1e-5f, false, 0, 0, 0),
+            new ModelShape("llama-3.2-1b", 2048, 8192, 16, 32, 8, 128256, 131072, 500000, 1e-5f, true, 32, 0, 0),
+            new ModelShape("llama-2-7b", 4096, 11008, 32, 32, 32, 32000, 4096, 10000, 1e-5f, false, 0, 0, 0),
+            new ModelShape("llama-3-8b", 4096, 14336, 32, 32, 8, 128256, 8192, 500000, 1e-5f, false, 0, 0, 0),
+            new ModelShape("mistral-7b", 4096, 14336, 32, 32, 8, 32000, 32768, 10000, 1e-5f, false, 0, 0, 0));
+
+    public static ModelShape named(String name) {
+        for (ModelShape s : ALL) if (s.name.equalsIgnoreCase(name)) return s;
+        throw new IllegalArgumentException("unknown shape '" + name + "'; known: "
+                + String.join(", ", ALL.stream().map(ModelShape::name).toList()));
+    }
+
+    public int headDim() {
+        return dim / heads;
+    }
+}

@@ -1,0 +1,178 @@
+package gptfast4j.bench;
+
+import gptfast4j.io.GGUF;
+import gptfast4j.io.GGUFWriter;
+import gptfast4j.io.Metadata;
+import gptfast4j.model.Checkpoint;
+import gptfast4j.tensor.GGMLType;
+import gptfast4j.tokenizer.SentencePieceTokenizer;
+import gptfast4j.tokenizer.Tokenizers;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.function.LongConsumer;
+
+/**
+ * Writes a GGUF with random weights of a real shape, under llama.cpp's metadata keys and tensor names, with a real
+ * tokenizer embedded. Weights are uniform with the variance of N(0, 1/fan_in), so activations stay O(1); norms are 1.
+ */
+public final class RandomModel {
+    private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfFloat FLOAT_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfLong LONG_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    public static final List<GGMLType> TYPES = List.of(GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_1);
+
+    private RandomModel() {
+    }
+
+    public static void write(ModelShape s, GGMLType type, Path out, Path sharedTokenizers, LongConsumer progress) {
+        if (!TYPES.contains(type)) throw new IllegalArgumentException("unsupported type " + type + " for make-model; supported: " + TYPES);
+        Map<String, Metadata.Value> md = new LinkedHashMap<>();
+        String arch = "llama";
+        md.put("general.architecture", str(arch));
+        md.put("general.name", str(s.name() + " (random weights)"));
+        md.put("general.file_type", u32(fileType(type)));
+        md.put("general.quantization_version", u32(2));
+        md.put(arch + ".vocab_size", u32(s.vocab()));
+        md.put(arch + ".context_length", u32(s.context()));
+        md.put(arch + ".embedding_length", u32(s.dim()));
+        md.put(arch + ".block_count", u32(s.layers()));
+        md.put(arch + ".feed_forward_length", u32(s.hiddenDim()));
+        md.put(arch + ".attention.head_count", u32(s.heads()));
+        md.put(arch + ".attention.head_count_kv", u32(s.kvHeads()));
+        md.put(arch + ".attention.layer_norm_rms_epsilon", new Metadata.Value(Metadata.Type.FLOAT32, null, s.rmsEps()));
+        md.put(arch + ".rope.dimension_count", u32(s.headDim()));
+        md.put(arch + ".rope.freq_base", new Metadata.Value(Metadata.Type.FLOAT32, null, s.ropeTheta()));
+        if (s.experts() > 0) {
+            md.put(arch + ".expert_count", u32(s.experts()));
+            md.put(arch + ".expert_used_count", u32(s.expertsUsed()));
+        }
+        md.putAll(tokenizerMetadata(s.vocab(), sharedTokenizers));
+
+        List<GGUFWriter.TensorSpec> tensors = new ArrayList<>();
+        int dim = s.dim(), kvDim = s.kvHeads() * s.headDim(), hidden = s.hiddenDim();
+        tensors.add(matrix("token_embd.weight", type, dim, s.vocab(), 1.0));
+        if (s.ropeScaling() > 0) {
+            float[] factors = Checkpoint.llama3RopeFactors(s.ropeScaling(), 1, 4, 8192, s.ropeTheta(), s.headDim());
+            tensors.add(new GGUFWriter.TensorSpec("rope_freqs.weight", GGMLType.F32, new long[]{factors.length},
+                    t -> MemorySegment.copy(factors, 0, t, FLOAT_LE, 0, factors.length)));
+        }
+        for (int l = 0; l < s.layers(); l++) {
+            String p = "blk." + l + ".";
+            tensors.add(ones(p + "attn_norm.weight", dim));
+            tensors.add(matrix(p + "attn_q.weight", type, dim, dim, 1 / Math.sqrt(dim)));
+            tensors.add(matrix(p + "attn_k.weight", type, dim, kvDim, 1 / Math.sqrt(dim)));
+            tensors.add(matrix(p + "attn_v.weight", type, dim, kvDim, 1 / Math.sqrt(dim)));
+            tensors.add(matrix(p + "attn_output.weight", type, dim, dim, 1 / Math.sqrt(dim)));
+            tensors.add(ones(p + "ffn_norm.weight", dim));
+            tensors.add(matrix(p + "ffn_gate.weight", type, dim, hidden, 1 / Math.sqrt(dim)));
+            tensors.add(matrix(p + "ffn_up.weight", type, dim, hidden, 1 / Math.sqrt(dim)));
+            tensors.add(matrix(p + "ffn_down.weight", type, hidden, dim, 1 / Math.sqrt(hidden)));
+        }
+        tensors.add(ones("output_norm.weight", dim));
+        if (!s.tiedEmbeddings()) tensors.add(matrix("output.weight", type, dim, s.vocab(), 1 / Math.sqrt(dim)));
+        GGUFWriter.write(out, md, tensors, progress);
+    }
+
+    /** Total bytes of tensor data {@link #write} will produce (for progress reports). */
+    public static long dataBytes(ModelShape s, GGMLType type) {
+        long dim = s.dim(), kvDim = (long) s.kvHeads() * s.headDim(), hidden = s.hiddenDim();
+        long perLayer = type.bytesFor(dim * dim * 2 + dim * kvDim * 2 + dim * hidden * 3) + 8 * dim;
+        return type.bytesFor(dim * s.vocab()) * (s.tiedEmbeddings() ? 1 : 2) + perLayer * s.layers() + 4 * dim;
+    }
+
+    /** GGUF tokenizer keys: Llama-2's SentencePiece vocabulary for 32000, the Llama-3 vocabulary for 128256. */
+    static Map<String, Metadata.Value> tokenizerMetadata(int vocab, Path sharedTokenizers) {
+        Map<String, Metadata.Value> md = new LinkedHashMap<>();
+        if (vocab == 32000) {
+            SentencePieceTokenizer t = (SentencePieceTokenizer) Tokenizers.load(sharedTokenizers.resolve("llama2-tokenizer.model"));
+            md.put("tokenizer.ggml.model", str("llama"));
+            md.put("tokenizer.ggml.tokens", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.STRING, t.pieces()));
+            md.put("tokenizer.ggml.scores", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.FLOAT32, t.scores()));
+            md.put("tokenizer.ggml.token_type", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.INT32, t.types()));
+            md.put("tokenizer.ggml.bos_token_id", u32(1));
+            md.put("tokenizer.ggml.eos_token_id", u32(2));
+            md.put("tokenizer.ggml.unknown_token_id", u32(0));
+            md.put("tokenizer.ggml.add_bos_token", new Metadata.Value(Metadata.Type.BOOL, null, true));
+            md.put("tokenizer.ggml.add_eos_token", new Metadata.Value(Metadata.Type.BOOL, null, false));
+        } else if (vocab == 128256) {
+            Metadata vocabFile = GGUF.read(sharedTokenizers.resolve("llama3-vocab.gguf")).metadata();
+            for (var e : vocabFile.asMap().entrySet()) {
+                if (e.getKey().startsWith("tokenizer.")) md.put(e.getKey(), e.getValue());
+            }
+        } else {
+            throw new IllegalArgumentException("no tokenizer for a vocabulary of " + vocab);
+        }
+        return md;
+    }
+
+    private static int fileType(GGMLType type) {
+        return switch (type) {
+            case F32 -> 0;
+            case F16 -> 1;
+            case Q4_0 -> 2;
+            case Q4_1 -> 3;
+            case Q8_0 -> 7;
+            case BF16 -> 32;
+            default -> throw new IllegalArgumentException(type.toString());
+        };
+    }
+
+    private static Metadata.Value str(String s) {
+        return new Metadata.Value(Metadata.Type.STRING, null, s);
+    }
+
+    private static Metadata.Value u32(int v) {
+        return new Metadata.Value(Metadata.Type.UINT32, null, v);
+    }
+
+    private static GGUFWriter.TensorSpec ones(String name, int n) {
+        return new GGUFWriter.TensorSpec(name, GGMLType.F32, new long[]{n}, t -> {
+            for (int i = 0; i < n; i++) t.setAtIndex(FLOAT_LE, i, 1f);
+        });
+    }
+
+    /** A [cols, rows] matrix of uniform values with standard deviation {@code std}. */
+    private static GGUFWriter.TensorSpec matrix(String name, GGMLType type, long cols, long rows, double std) {
+        float amplitude = (float) (std * Math.sqrt(3));
+        return new GGUFWriter.TensorSpec(name, type, new long[]{cols, rows}, t -> fill(t, type, amplitude, new SplittableRandom(name.hashCode())));
+    }
+
+    private static void fill(MemorySegment t, GGMLType type, float amplitude, SplittableRandom random) {
+        long size = t.byteSize();
+        switch (type) {
+            case F32 -> {
+                for (long i = 0; i < size; i += 4) t.set(FLOAT_LE, i, uniform(random, amplitude));
+            }
+            case F16 -> {
+                for (long i = 0; i < size; i += 2) t.set(SHORT_LE, i, Float.floatToFloat16(uniform(random, amplitude)));
+            }
+            case BF16 -> {
+                for (long i = 0; i < size; i += 2) t.set(SHORT_LE, i, (short) (Float.floatToRawIntBits(uniform(random, amplitude)) >>> 16));
+            }
+            case Q8_0, Q4_0, Q4_1 -> {
+                // random quant bytes, then sane scales: the block's values span [-amplitude, amplitude]
+                for (long i = 0; i + 8 <= size; i += 8) t.set(LONG_LE, i, random.nextLong());
+                for (long i = size & ~7L; i < size; i++) t.set(ValueLayout.JAVA_BYTE, i, (byte) random.nextInt());
+                short d = Float.floatToFloat16(type == GGMLType.Q8_0 ? amplitude / 127 : type == GGMLType.Q4_0 ? amplitude / 8 : 2 * amplitude / 15);
+                short m = Float.floatToFloat16(-amplitude);
+                for (long b = 0; b < size; b += type.blockBytes) {
+                    t.set(SHORT_LE, b, d);
+                    if (type == GGMLType.Q4_1) t.set(SHORT_LE, b + 2, m);
+                }
+            }
+            default -> throw new IllegalArgumentException(type.toString());
+        }
+    }
+
+    private static float uniform(SplittableRandom random, float amplitude) {
+        return (float) ((random.nextDouble() * 2 - 1) * amplitude);
+    }
+}

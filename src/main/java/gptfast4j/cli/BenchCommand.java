@@ -1,0 +1,153 @@
+package gptfast4j.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import gptfast4j.bench.MemoryBandwidth;
+import gptfast4j.model.Checkpoint;
+import gptfast4j.model.Llama;
+import gptfast4j.tensor.Parallel;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+
+@Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Measure prompt processing (pp) and generation (tg) speed like llama-bench, and the machine's read bandwidth.",
+                "tg bandwidth is the bytes of weights read per token (embedding table excluded) times tokens/s."})
+final class BenchCommand implements Callable<Integer> {
+    @Option(names = "--checkpoint", paramLabel = "PATH", description = "Model to benchmark (GGUF, llama2.c .bin or HF directory).")
+    Path checkpoint;
+
+    @Option(names = "--tokenizer", paramLabel = "PATH", description = "Tokenizer when the checkpoint has none.")
+    Path tokenizer;
+
+    @Option(names = "--prompt-tokens", paramLabel = "N", description = "Prompt length for pp (default: ${DEFAULT-VALUE}; 0 skips pp).")
+    int promptTokens = 128;
+
+    @Option(names = "--gen-tokens", paramLabel = "N", description = "Tokens for tg (default: ${DEFAULT-VALUE}; 0 skips tg).")
+    int genTokens = 64;
+
+    @Option(names = "--threads", paramLabel = "N[,N...]", split = ",", description = "Thread counts to test (default: 1 and the number of cores).")
+    List<Integer> threads;
+
+    @Option(names = "--repetitions", paramLabel = "N", description = "Timed runs per test (default: ${DEFAULT-VALUE}).")
+    int repetitions = 5;
+
+    @Option(names = "--format", paramLabel = "table|json", description = "Output format (default: ${DEFAULT-VALUE}).")
+    String format = "table";
+
+    @Option(names = "--memory", description = "Measure the read bandwidth (a streaming read over 1 GiB off-heap); alone, or as the reference for the % column.")
+    boolean memory;
+
+    @Option(names = "--debug", description = "Show stack traces on errors.")
+    boolean debug;
+
+    record Row(String model, String test, int threads, double meanTokensPerSecond, double stdTokensPerSecond,
+               long bytesPerToken, double gigabytesPerSecond, Double percentOfMemoryBandwidth) {}
+
+    @Override
+    public Integer call() throws Exception {
+        if (!format.equals("table") && !format.equals("json")) throw new IllegalArgumentException("--format must be table or json, got " + format);
+        if (checkpoint == null && !memory) throw new IllegalArgumentException("give --checkpoint, --memory or both");
+        if (repetitions < 1 || promptTokens < 0 || genTokens < 0) throw new IllegalArgumentException("--repetitions must be >= 1, token counts >= 0");
+        List<Integer> threadCounts = threads != null ? threads : defaultThreads();
+        for (int t : threadCounts) if (t < 1) throw new IllegalArgumentException("--threads must be at least 1, got " + t);
+
+        Map<Integer, Double> bandwidth = new LinkedHashMap<>();
+        if (memory) {
+            for (int t : threadCounts) {
+                Parallel.setThreads(t);
+                bandwidth.put(t, MemoryBandwidth.measure(1L << 30, 5));
+            }
+        }
+        List<Row> rows = new ArrayList<>();
+        Checkpoint ckpt = checkpoint != null ? Checkpoint.load(checkpoint, tokenizer) : null;
+        if (ckpt != null) {
+            Llama model = ckpt.model();
+            String name = checkpoint.getFileName().toString();
+            long bytes = model.weights.bytesPerToken();
+            int context = Math.max(1, Math.max(promptTokens, genTokens));
+            if (context > model.config.contextLength()) throw new IllegalArgumentException("test length " + context + " exceeds the context length " + model.config.contextLength());
+            Llama.State state = model.newState(context, Math.max(1, Math.min(promptTokens, 512)));
+            int[] prompt = new SplittableRandom(1).ints(Math.max(promptTokens, 1), 0, model.config.vocabSize()).toArray();
+            for (int t : threadCounts) {
+                Parallel.setThreads(t);
+                // warm-up: let the JIT compile the kernels before anything is timed
+                if (promptTokens > 0) model.forward(state, prompt, 0, promptTokens, 0, null);
+                if (genTokens > 0) decode(model, state, prompt, Math.min(genTokens, 16));
+                Double bw = bandwidth.get(t);
+                if (promptTokens > 0) {
+                    double[] tps = new double[repetitions];
+                    for (int r = 0; r < repetitions; r++) {
+                        long t0 = System.nanoTime();
+                        model.forward(state, prompt, 0, promptTokens, 0, null);
+                        tps[r] = promptTokens / ((System.nanoTime() - t0) / 1e9);
+                    }
+                    rows.add(new Row(name, "pp" + promptTokens, t, mean(tps), std(tps), bytes, 0, null));
+                }
+                if (genTokens > 0) {
+                    double[] tps = new double[repetitions];
+                    for (int r = 0; r < repetitions; r++) tps[r] = genTokens / (decode(model, state, prompt, genTokens) / 1e9);
+                    double gbs = bytes * mean(tps) / 1e9;
+                    rows.add(new Row(name, "tg" + genTokens, t, mean(tps), std(tps), bytes, gbs, bw == null ? null : 100 * gbs * 1e9 / bw));
+                }
+            }
+        }
+        if (format.equals("json")) {
+            Map<String, Object> doc = new LinkedHashMap<>();
+            if (!bandwidth.isEmpty()) {
+                Map<String, Double> bw = new LinkedHashMap<>();
+                bandwidth.forEach((t, b) -> bw.put(String.valueOf(t), b / 1e9));
+                doc.put("memoryReadGBps", bw);
+            }
+            doc.put("results", rows);
+            System.out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(doc));
+            return 0;
+        }
+        bandwidth.forEach((t, b) -> System.out.printf("memory read bandwidth, %d thread%s: %.1f GB/s%n", t, t == 1 ? "" : "s", b / 1e9));
+        if (!rows.isEmpty()) {
+            if (!bandwidth.isEmpty()) System.out.println();
+            System.out.printf("| %-28s | %7s | %6s | %10s | %14s | %9s | %7s | %8s |%n", "model", "threads", "test", "t/s", "", "MB/token", "GB/s", "% of bw");
+            System.out.println("|------------------------------|---------|--------|------------|----------------|-----------|---------|----------|");
+            for (Row r : rows) {
+                boolean tg = r.test().startsWith("tg");
+                System.out.printf("| %-28s | %7d | %6s | %10.2f | ± %12.2f | %9s | %7s | %8s |%n", r.model(), r.threads(), r.test(),
+                        r.meanTokensPerSecond(), r.stdTokensPerSecond(), tg ? String.format("%.1f", r.bytesPerToken() / 1e6) : "",
+                        tg ? String.format("%.2f", r.gigabytesPerSecond()) : "",
+                        r.percentOfMemoryBandwidth() == null ? "" : String.format("%.0f%%", r.percentOfMemoryBandwidth()));
+            }
+        }
+        return 0;
+    }
+
+    /** Nanoseconds to decode {@code n} tokens one at a time from position 0. */
+    private static long decode(Llama model, Llama.State state, int[] tokens, int n) {
+        long t0 = System.nanoTime();
+        for (int i = 0; i < n; i++) model.forward(state, tokens[i % tokens.length], i);
+        return System.nanoTime() - t0;
+    }
+
+    private static List<Integer> defaultThreads() {
+        int cores = Runtime.getRuntime().availableProcessors();
+        return cores == 1 ? List.of(1) : List.of(1, cores);
+    }
+
+    private static double mean(double[] v) {
+        double s = 0;
+        for (double x : v) s += x;
+        return s / v.length;
+    }
+
+    private static double std(double[] v) {
+        if (v.length < 2) return 0;
+        double m = mean(v), s = 0;
+        for (double x : v) s += (x - m) * (x - m);
+        return Math.sqrt(s / (v.length - 1));
+    }
+}

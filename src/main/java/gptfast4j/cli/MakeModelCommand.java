@@ -1,0 +1,58 @@
+package gptfast4j.cli;
+
+import gptfast4j.bench.ModelShape;
+import gptfast4j.bench.RandomModel;
+import gptfast4j.tensor.GGMLType;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+@Command(name = "make-model", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Write a GGUF with random weights of a real model shape, for benchmarks.")
+final class MakeModelCommand implements Callable<Integer> {
+    @Option(names = "--shape", required = true, paramLabel = "NAME",
+            description = "stories15M, stories110M, tinyllama-1.1b, llama-3.2-1b, llama-2-7b, llama-3-8b, mistral-7b")
+    String shape;
+
+    @Option(names = "--type", required = true, paramLabel = "TYPE", description = "f32, f16, bf16, q8_0, q4_0, q4_1")
+    String type;
+
+    @Option(names = "--out", required = true, paramLabel = "FILE.gguf", description = "Output file (written atomically).")
+    Path out;
+
+    @Option(names = "--tokenizers", paramLabel = "DIR", description = "Folder with llama2-tokenizer.model and llama3-vocab.gguf (default: ../shared/tokenizers beside the repository).")
+    Path tokenizers;
+
+    @Option(names = "--debug", description = "Show stack traces on errors.")
+    boolean debug;
+
+    @Override
+    public Integer call() {
+        ModelShape s = ModelShape.named(shape);
+        GGMLType t = parseType(type);
+        Path dir = tokenizers != null ? tokenizers : Launch.sharedDir().resolve("tokenizers");
+        if (!Files.isDirectory(dir)) throw new IllegalArgumentException("tokenizer folder " + dir + " not found; give it with --tokenizers");
+        Path parent = out.toAbsolutePath().getParent();
+        if (!Files.isDirectory(parent)) throw new IllegalArgumentException("output folder " + parent + " does not exist");
+        long total = RandomModel.dataBytes(s, t);
+        long start = System.nanoTime();
+        int[] lastPercent = {-1};
+        RandomModel.write(s, t, out, dir, written -> {
+            int percent = (int) (100 * written / Math.max(1, total));
+            if (percent / 5 != lastPercent[0] / 5) {
+                lastPercent[0] = percent;
+                System.err.printf("\rwriting %s: %3d%% (%.2f of %.2f GB)", out.getFileName(), percent, written / 1e9, total / 1e9);
+            }
+        });
+        System.err.printf("\rwrote %s: %s %s, %.2f GB in %.1f s%n", out, s.name(), t, total / 1e9, (System.nanoTime() - start) / 1e9);
+        return 0;
+    }
+
+    static GGMLType parseType(String name) {
+        for (GGMLType t : RandomModel.TYPES) if (t.name().equalsIgnoreCase(name)) return t;
+        throw new IllegalArgumentException("unknown type '" + name + "'; supported: f32, f16, bf16, q8_0, q4_0, q4_1");
+    }
+}
