@@ -1,6 +1,7 @@
 package gptfast4j.cli;
 
 import gptfast4j.model.Checkpoint;
+import gptfast4j.tensor.GGMLType;
 import gptfast4j.tensor.Parallel;
 import picocli.CommandLine.Option;
 
@@ -19,13 +20,27 @@ final class CommonOptions {
     @Option(names = "--threads", paramLabel = "N", description = "Threads (default: the number of cores, ${DEFAULT-VALUE}).")
     int threads = Runtime.getRuntime().availableProcessors();
 
+    @Option(names = "--quantize", paramLabel = "int8|int4", description = "Quantize float linear layers while loading (int8: Q8_0, int4: Q4_0); no file is written.")
+    String quantize;
+
     @Option(names = "--debug", description = "Show stack traces on errors.")
     boolean debug;
 
     Checkpoint load() {
         if (threads < 1) throw new IllegalArgumentException("--threads must be at least 1, got " + threads);
         Parallel.setThreads(threads);
-        return Checkpoint.load(checkpoint, tokenizer);
+        return Checkpoint.load(checkpoint, tokenizer, quantizeMode(quantize, "--quantize"));
+    }
+
+    /** int8 / int4 / int4-asym as the weight format they write; null for none. */
+    static GGMLType quantizeMode(String mode, String flag) {
+        if (mode == null) return null;
+        return switch (mode) {
+            case "int8" -> GGMLType.Q8_0;
+            case "int4" -> GGMLType.Q4_0;
+            case "int4-asym" -> GGMLType.Q4_1;
+            default -> throw new IllegalArgumentException(flag + " must be int8, int4 or int4-asym, got '" + mode + "'");
+        };
     }
 
     /** Peak resident memory of this process in bytes (VmHWM), or -1 where /proc is not there. */

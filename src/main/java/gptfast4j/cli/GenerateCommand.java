@@ -14,6 +14,7 @@ import picocli.CommandLine.Option;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
+import java.nio.file.Path;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.Callable;
 
@@ -50,6 +51,18 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--interactive", description = "Chat on stdin, in the model's chat format.")
     boolean interactive;
 
+    @Option(names = "--draft-checkpoint", paramLabel = "PATH", description = "Draft model for speculative decoding (same vocabulary as the target).")
+    Path draftCheckpoint;
+
+    @Option(names = "--draft-quantize", paramLabel = "int8|int4", description = "Quantize the draft while loading (e.g. the target's own int4 form as its draft).")
+    String draftQuantize;
+
+    @Option(names = "--speculate-k", paramLabel = "K", description = "Draft tokens verified per step (default: ${DEFAULT-VALUE}).")
+    int speculateK = 5;
+
+    @Option(names = "--lookup", paramLabel = "N", description = "Draft-free speculation: propose what followed the last N-gram earlier in the text.")
+    Integer lookup;
+
     @Override
     public Integer call() throws Exception {
         if (maxNewTokens < 1) throw new IllegalArgumentException("--max-new-tokens must be at least 1, got " + maxNewTokens);
@@ -71,23 +84,23 @@ final class GenerateCommand implements Callable<Integer> {
             throw new IllegalArgumentException("the prompt has " + tokens.length + " tokens but the context length is " + limit);
         }
         int kvLength = Math.min(limit, tokens.length + maxNewTokens);
-        Llama.State state = model.newState(kvLength, Math.min(tokens.length, 64));
+        Llama.State state = model.newState(kvLength, Math.max(speculateK + 1, Math.min(tokens.length, 64)));
+        Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, sampler, common.debug);
         Generator generator = new Generator(model, state, ckpt.eos());
         for (int sample = 0; sample < numSamples; sample++) {
             out.print(prompt);
             TextStream stream = new TextStream(tokenizer, out, prompt.isEmpty() && tokenizer.kind() == Tokenizer.Kind.SENTENCEPIECE);
-            Generator.Result r = generator.generate(tokens, 0, maxNewTokens, sampler, t -> {
+            java.util.function.IntPredicate sink = t -> {
                 stream.accept(t);
                 return true;
-            });
+            };
+            Generator.Result r = speculation != null ? speculation.generator().generate(tokens, maxNewTokens, sampler, sink)
+                    : generator.generate(tokens, 0, maxNewTokens, sampler, sink);
             stream.finish();
             out.println();
-            if (r.tokens().length == maxNewTokens || r.stoppedAtEos()) {
-                printStats(ckpt, r);
-            } else {
-                System.err.println("(stopped at the context length " + kvLength + ")");
-                printStats(ckpt, r);
-            }
+            if (r.tokens().length < maxNewTokens && !r.stoppedAtEos()) System.err.println("(stopped at the context length " + kvLength + ")");
+            printStats(ckpt, r);
+            if (speculation != null) speculation.printStats();
         }
         return 0;
     }

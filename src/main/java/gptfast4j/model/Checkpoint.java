@@ -9,6 +9,8 @@ import gptfast4j.io.Metadata;
 import gptfast4j.io.ModelFormatException;
 import gptfast4j.io.Safetensors;
 import gptfast4j.io.TensorData;
+import gptfast4j.tensor.GGMLType;
+import gptfast4j.tensor.Quantizer;
 import gptfast4j.tensor.Tensor;
 import gptfast4j.tokenizer.Tokenizer;
 import gptfast4j.tokenizer.Tokenizers;
@@ -37,11 +39,50 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                          int bos, int[] eos, boolean addBos, ChatFormat chatFormat) {
 
     public static Checkpoint load(Path path, Path tokenizerPath) {
-        if (Files.isDirectory(path)) return loadHuggingFace(path, tokenizerPath);
-        MemorySegment file = Mapped.map(path);
-        if (GGUF.hasMagic(file)) return loadGGUF(GGUF.read(path, file), tokenizerPath);
-        if (path.getFileName().toString().endsWith(".bin")) return loadLlama2c(path, file, tokenizerPath);
-        throw new ModelFormatException(path + ": not a model file (bad magic: neither GGUF nor a llama2.c .bin)");
+        return load(path, tokenizerPath, null);
+    }
+
+    /**
+     * @param quantizeTo null, or Q8_0/Q4_0/Q4_1: quantize every linear layer (the output head included, as gpt-fast
+     *                   does; embeddings and norms not) in memory while loading
+     */
+    public static Checkpoint load(Path path, Path tokenizerPath, GGMLType quantizeTo) {
+        Checkpoint c;
+        if (Files.isDirectory(path)) {
+            c = loadHuggingFace(path, tokenizerPath);
+        } else {
+            MemorySegment file = Mapped.map(path);
+            if (GGUF.hasMagic(file)) c = loadGGUF(GGUF.read(path, file), tokenizerPath);
+            else if (path.getFileName().toString().endsWith(".bin")) c = loadLlama2c(path, file, tokenizerPath);
+            else throw new ModelFormatException(path + ": not a model file (bad magic: neither GGUF nor a llama2.c .bin)");
+        }
+        if (quantizeTo == null) return c;
+        Llama m = c.model();
+        return new Checkpoint(c.path(), c.format(), new Llama(m.config, quantized(m.weights, quantizeTo)), c.tokenizer(), c.tensors(),
+                c.bos(), c.eos(), c.addBos(), c.chatFormat());
+    }
+
+    /**
+     * Every linear layer in {@code type}. Layers already in that type are kept as they are; rows whose length is not a
+     * multiple of 32 cannot be quantized and stay in their float type (reported on stderr).
+     */
+    static Weights quantized(Weights w, GGMLType type) {
+        java.util.function.UnaryOperator<Tensor> q = t -> {
+            if (t.type == type) return t;
+            if (t.cols % 32 != 0) {
+                System.err.println("note: " + t.name + " rows of " + t.cols + " are not a multiple of 32; kept in " + t.type);
+                return t;
+            }
+            return Quantizer.quantize(t, type);
+        };
+        Layer[] layers = new Layer[w.layers().length];
+        for (int l = 0; l < layers.length; l++) {
+            Layer x = w.layers()[l];
+            FeedForward.Dense f = (FeedForward.Dense) x.feedForward();
+            layers[l] = new Layer(x.attentionNorm(), q.apply(x.wq()), q.apply(x.wk()), q.apply(x.wv()), q.apply(x.wo()), x.ffnNorm(),
+                    new FeedForward.Dense(q.apply(f.w1()), q.apply(f.w2()), q.apply(f.w3())));
+        }
+        return new Weights(w.tokEmbeddings(), layers, w.norm(), q.apply(w.output()));
     }
 
     private static Checkpoint loadGGUF(GGUF gguf, Path tokenizerPath) {

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Reproduces the README's speed table: random-weight GGUF files of real shapes (written once into $MODELS,
+# default /tmp/gptfast-models), then `gptfast bench` on each with 2 threads, JSON results into $MODELS/results.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+models="${MODELS:-/tmp/gptfast-models}"
+mkdir -p "$models/results"
+rows=("tinyllama-1.1b f16" "tinyllama-1.1b q8_0" "tinyllama-1.1b q4_0" "llama-3.2-1b q8_0" "llama-2-7b q8_0" "llama-2-7b q4_0")
+[ $# -gt 0 ] && rows=("$@")
+# run a snapshot of the jar, so that rebuilding the repository meanwhile cannot disturb the runs
+"$here/gptfast" --version >/dev/null
+cp "$here/target/gptfast4j.jar" "$models/gptfast4j.jar"
+source "$here/scripts/jdk.sh"
+gptfast() { "$JAVA_HOME/bin/java" --add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC \
+  -Dgptfast.home="$here" -jar "$models/gptfast4j.jar" "$@" 2> >(grep -v "incubator modules" >&2); }
+gptfast bench --memory --threads 1,2 --format json > "$models/results/memory.json"
+for row in "${rows[@]}"; do
+  set -- $row
+  file="$models/$1-$2.gguf"
+  [ -f "$file" ] || gptfast make-model --shape "$1" --type "$2" --out "$file"
+  gptfast bench --checkpoint "$file" --threads 2 --repetitions 3 --format json > "$models/results/$1-$2.json"
+  echo "done: $1 $2" >&2
+done

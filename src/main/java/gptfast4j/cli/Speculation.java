@@ -1,0 +1,57 @@
+package gptfast4j.cli;
+
+import gptfast4j.generate.DraftModel;
+import gptfast4j.generate.Drafter;
+import gptfast4j.generate.PromptLookup;
+import gptfast4j.generate.Sampler;
+import gptfast4j.generate.SpeculativeGenerator;
+import gptfast4j.model.Checkpoint;
+import gptfast4j.model.Llama;
+
+import java.nio.file.Path;
+import java.util.Arrays;
+
+/** The speculative-decoding set-up chosen on the command line (a draft model or prompt lookup). */
+record Speculation(SpeculativeGenerator generator, String description) {
+
+    /** Null when neither a draft nor lookup was asked for. */
+    static Speculation create(Checkpoint target, Llama.State state, Path draftPath, String draftQuantize, Integer lookup, int k,
+                              Sampler sampler, boolean debug) {
+        if (draftPath != null && lookup != null) throw new IllegalArgumentException("give --draft-checkpoint or --lookup, not both");
+        if (draftPath == null && lookup == null) {
+            if (draftQuantize != null) throw new IllegalArgumentException("--draft-quantize needs --draft-checkpoint");
+            return null;
+        }
+        if (k < 1) throw new IllegalArgumentException("--speculate-k must be at least 1, got " + k);
+        Drafter drafter;
+        String description;
+        if (lookup != null) {
+            drafter = new PromptLookup(lookup);
+            description = "prompt lookup (n-gram up to " + lookup + ")";
+        } else {
+            Checkpoint draft = Checkpoint.load(draftPath, null, CommonOptions.quantizeMode(draftQuantize, "--draft-quantize"));
+            checkSameVocabulary(target, draft);
+            drafter = new DraftModel(draft.model(), draft.model().newState(state.contextLength, k + 2), sampler);
+            description = "draft " + draftPath.getFileName() + (draftQuantize != null ? " (" + draftQuantize + ")" : "");
+        }
+        return new Speculation(new SpeculativeGenerator(target.model(), state, target.eos(), drafter, k, SpeculativeGenerator.LOSSLESS), description);
+    }
+
+    static void checkSameVocabulary(Checkpoint target, Checkpoint draft) {
+        int n = target.tokenizer().vocabSize();
+        if (draft.tokenizer().vocabSize() != n || draft.model().config.vocabSize() != target.model().config.vocabSize()) {
+            throw new IllegalArgumentException("the draft's vocabulary (" + draft.tokenizer().vocabSize() + " tokens) differs from the target's (" + n + ")");
+        }
+        for (int id = 0; id < n; id++) {
+            if (!draft.tokenizer().piece(id).equals(target.tokenizer().piece(id))) {
+                throw new IllegalArgumentException("the draft's vocabulary differs from the target's at token " + id);
+            }
+        }
+    }
+
+    void printStats() {
+        long[] h = generator.acceptanceHistogram();
+        System.err.printf("Speculation: %s; mean accepted %.2f of %d; acceptance histogram %s%n", description, generator.meanAccepted(),
+                h.length - 1, Arrays.toString(h));
+    }
+}

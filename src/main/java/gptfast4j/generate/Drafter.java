@@ -1,0 +1,14 @@
+package gptfast4j.generate;
+
+/** Proposes the next tokens of a sequence for the target model to verify. */
+public interface Drafter {
+    /**
+     * Proposes up to {@code k} tokens to follow {@code sequence[0 .. length)}. Writes them to {@code tokens} and, for
+     * each, the distribution it was drawn from to {@code probs[i]} (left untouched when the proposal is
+     * deterministic). Returns how many were proposed (0 is allowed).
+     */
+    int propose(int[] sequence, int length, int k, int[] tokens, float[][] probs);
+
+    /** True when proposals are deterministic (probability 1 for the proposed token), as prompt lookup's are. */
+    boolean deterministic();
+}

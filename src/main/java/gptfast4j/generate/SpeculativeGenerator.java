@@ -1,0 +1,172 @@
+package gptfast4j.generate;
+
+import gptfast4j.model.Llama;
+
+import java.util.Arrays;
+import java.util.function.IntPredicate;
+
+/**
+ * Speculative decoding (Leviathan et al. 2023; Chen et al. 2023; gpt-fast's {@code speculative_decode}): a drafter
+ * proposes k tokens, the target runs the current token and all k in one batched forward pass, and each draft token
+ * d_i is kept with probability {@code min(1, p_i(d_i) / q_i(d_i))}. At the first rejection the token is drawn from
+ * {@code normalize(max(p_i - q_i, 0))}; when all k are kept a bonus token is drawn from the target's next
+ * distribution. The output distribution is exactly the target's; at temperature 0 this is exact greedy verification.
+ * Rejected positions of either KV cache are simply overwritten later, since every position is written before it is
+ * attended to.
+ */
+public final class SpeculativeGenerator {
+    /** Decides whether draft token {@code token} is accepted given target probabilities p and draft probabilities q. */
+    @FunctionalInterface
+    public interface AcceptanceRule {
+        boolean accept(float p, float q, double uniform);
+    }
+
+    /** The rule that keeps the target's distribution. */
+    public static final AcceptanceRule LOSSLESS = (p, q, u) -> u * q < p;
+
+    private final Llama target;
+    private final Llama.State state;
+    private final Drafter drafter;
+    private final Generator plain;
+    private final int k;
+    private final AcceptanceRule rule;
+    private final int[] draft;
+    private final float[][] q;
+    private final float[][] p;
+    private final int[] batch;
+    private final long[] histogram;
+
+    public SpeculativeGenerator(Llama target, Llama.State state, int[] eos, Drafter drafter, int k, AcceptanceRule rule) {
+        if (k < 1) throw new IllegalArgumentException("--speculate-k must be at least 1, got " + k);
+        if (state.maxBatch < k + 1) throw new IllegalArgumentException("the target state's batch must hold k + 1 tokens");
+        this.target = target;
+        this.state = state;
+        this.drafter = drafter;
+        this.plain = new Generator(target, state, eos);
+        this.k = k;
+        this.rule = rule;
+        int vocab = target.config.vocabSize();
+        draft = new int[k];
+        q = new float[k][vocab];
+        p = new float[k + 1][vocab];
+        batch = new int[k + 1];
+        histogram = new long[k + 1];
+    }
+
+    /** How many verification steps accepted 0, 1, ..., k draft tokens (since construction). */
+    public long[] acceptanceHistogram() {
+        return histogram.clone();
+    }
+
+    public double meanAccepted() {
+        long steps = 0, accepted = 0;
+        for (int a = 0; a <= k; a++) {
+            steps += histogram[a];
+            accepted += a * histogram[a];
+        }
+        return steps == 0 ? 0 : (double) accepted / steps;
+    }
+
+    /** Like {@link Generator#generate} from an empty cache. */
+    public Generator.Result generate(int[] prompt, int maxNewTokens, Sampler sampler, IntPredicate onToken) {
+        if (prompt.length == 0) throw new IllegalArgumentException("the prompt must hold at least one token (BOS)");
+        if (prompt.length > state.contextLength) {
+            throw new IllegalArgumentException("prompt of " + prompt.length + " tokens does not fit the context length " + state.contextLength);
+        }
+        int[] sequence = Arrays.copyOf(prompt, prompt.length + maxNewTokens + 1);
+        long t0 = System.nanoTime();
+        float[] logits = target.forward(state, prompt, 0, prompt.length, 0, null);
+        int length = prompt.length;
+        int current = sampler.sample(logits, 0);
+        long t1 = System.nanoTime();
+        int generated = 0;
+        boolean eosSeen = false;
+        outer:
+        while (true) {
+            // `current` is chosen but not yet in the target's cache; it sits at position `length`
+            if (plain.isEos(current)) {
+                eosSeen = true;
+                break;
+            }
+            sequence[length++] = current;
+            generated++;
+            if (!onToken.test(current) || generated == maxNewTokens || length >= state.contextLength) break;
+            int budget = Math.min(Math.min(k, maxNewTokens - generated), state.contextLength - length);
+            int proposed = budget <= 0 ? 0 : drafter.propose(sequence, length, budget, draft, q);
+            int next = step(sequence, length, proposed, sampler);
+            for (int i = 0; i < acceptedLast; i++) {
+                int token = draft[i];
+                if (plain.isEos(token)) {
+                    eosSeen = true;
+                    break outer;
+                }
+                sequence[length++] = token;
+                generated++;
+                if (!onToken.test(token) || generated == maxNewTokens) break outer;
+            }
+            current = next;
+        }
+        long t2 = System.nanoTime();
+        // tokens/s counts the tokens the decode phase produced (the first one came from prefill), not forward passes
+        return new Generator.Result(Arrays.copyOfRange(sequence, prompt.length, length), prompt.length, t1 - t0,
+                Math.max(0, generated - 1), t2 - t1, eosSeen);
+    }
+
+    private int acceptedLast;
+
+    /** Draft tokens accepted by the last {@link #step}. */
+    int acceptedLast() {
+        return acceptedLast;
+    }
+
+    /** Puts a proposal made outside {@link #generate} into place for {@link #step} (tests drive steps directly). */
+    void load(int[] tokens, float[][] probs, int proposed) {
+        System.arraycopy(tokens, 0, draft, 0, proposed);
+        for (int i = 0; i < proposed; i++) System.arraycopy(probs[i], 0, q[i], 0, probs[i].length);
+    }
+
+    /**
+     * Verifies {@code proposed} draft tokens after {@code sequence[0 .. length)} (whose last token is not yet in the
+     * target's cache). Sets {@link #acceptedLast} and returns the token that follows the accepted ones.
+     */
+    int step(int[] sequence, int length, int proposed, Sampler sampler) {
+        int pos = length - 1;
+        batch[0] = sequence[pos];
+        System.arraycopy(draft, 0, batch, 1, proposed);
+        target.forward(state, batch, 0, proposed + 1, pos, (position, logits, offset) ->
+                sampler.distribution(logits, offset, p[position - pos]));
+        int accepted = 0;
+        int next = -1;
+        for (int i = 0; i < proposed; i++) {
+            int d = draft[i];
+            float qd = drafter.deterministic() ? 1f : q[i][d];
+            boolean keep = sampler.isGreedy() ? p[i][d] == 1f : rule.accept(p[i][d], qd, sampler.nextUniform());
+            if (!keep) {
+                next = sampler.isGreedy() ? argmax(p[i]) : sampler.draw(residual(p[i], i, d));
+                break;
+            }
+            accepted++;
+        }
+        if (next < 0) next = sampler.isGreedy() ? argmax(p[proposed]) : sampler.draw(p[proposed]);
+        histogram[accepted]++;
+        acceptedLast = accepted;
+        return next;
+    }
+
+    /** {@code max(p - q, 0)} in place of p (draw normalizes); for a deterministic draft q is one-hot at d. */
+    private float[] residual(float[] pi, int i, int d) {
+        if (drafter.deterministic()) {
+            pi[d] = 0;
+        } else {
+            float[] qi = q[i];
+            for (int t = 0; t < pi.length; t++) pi[t] = Math.max(pi[t] - qi[t], 0f);
+        }
+        return pi;
+    }
+
+    private static int argmax(float[] v) {
+        int best = 0;
+        for (int i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
+        return best;
+    }
+}

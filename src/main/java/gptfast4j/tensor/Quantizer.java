@@ -1,0 +1,94 @@
+package gptfast4j.tensor;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * Float weights to Q8_0, Q4_0 and Q4_1, with the rounding rules of llama.cpp's reference quantizers
+ * ({@code quantize_row_q8_0_ref}, {@code _q4_0_ref}, {@code _q4_1_ref}), so files agree bit for bit with
+ * {@code llama-quantize}'s. Scales are rounded to half precision to nearest even, as F16C does.
+ */
+public final class Quantizer {
+    private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private Quantizer() {
+    }
+
+    public static boolean supports(GGMLType type) {
+        return type == GGMLType.Q8_0 || type == GGMLType.Q4_0 || type == GGMLType.Q4_1;
+    }
+
+    /** A copy of {@code t} in {@code type}, in off-heap memory (this is the only place weights are copied). */
+    public static Tensor quantize(Tensor t, GGMLType type) {
+        if (!supports(type)) throw new IllegalArgumentException("cannot quantize to " + type);
+        MemorySegment out = Arena.ofAuto().allocate(type.bytesFor((long) t.cols * t.rows), 64);
+        long rowBytes = type.bytesFor(t.cols);
+        Parallel.run(Math.toIntExact(t.rows), 16, (start, end) -> {
+            float[] row = new float[t.cols];
+            for (int r = start; r < end; r++) {
+                t.dequantizeRow(r, row, 0);
+                quantizeRow(type, row, 0, t.cols, out, r * rowBytes);
+            }
+        });
+        return Tensor.of(t.name, type, out, t.cols, t.rows);
+    }
+
+    /** Quantizes {@code n} floats (a multiple of 32) into {@code out} at {@code offset}. */
+    public static void quantizeRow(GGMLType type, float[] x, int from, int n, MemorySegment out, long offset) {
+        for (int b = 0; b < n / 32; b++, offset += type.blockBytes) {
+            int i0 = from + 32 * b;
+            switch (type) {
+                case Q8_0 -> {
+                    float amax = 0;
+                    for (int j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[i0 + j]));
+                    float d = amax / 127;
+                    float id = d != 0 ? 1.0f / d : 0.0f;
+                    out.set(SHORT_LE, offset, Float.floatToFloat16(d));
+                    for (int j = 0; j < 32; j++) out.set(ValueLayout.JAVA_BYTE, offset + 2 + j, (byte) roundHalfAway(x[i0 + j] * id));
+                }
+                case Q4_0 -> {
+                    float amax = 0, max = 0;
+                    for (int j = 0; j < 32; j++) {
+                        float v = x[i0 + j];
+                        if (amax < Math.abs(v)) {
+                            amax = Math.abs(v);
+                            max = v;
+                        }
+                    }
+                    float d = max / -8;
+                    float id = d != 0 ? 1.0f / d : 0.0f;
+                    out.set(SHORT_LE, offset, Float.floatToFloat16(d));
+                    for (int j = 0; j < 16; j++) {
+                        int lo = Math.min(15, (byte) (int) (x[i0 + j] * id + 8.5f));
+                        int hi = Math.min(15, (byte) (int) (x[i0 + 16 + j] * id + 8.5f));
+                        out.set(ValueLayout.JAVA_BYTE, offset + 2 + j, (byte) (lo | hi << 4));
+                    }
+                }
+                case Q4_1 -> {
+                    float min = Float.MAX_VALUE, max = -Float.MAX_VALUE;
+                    for (int j = 0; j < 32; j++) {
+                        min = Math.min(min, x[i0 + j]);
+                        max = Math.max(max, x[i0 + j]);
+                    }
+                    float d = (max - min) / 15;
+                    float id = d != 0 ? 1.0f / d : 0.0f;
+                    out.set(SHORT_LE, offset, Float.floatToFloat16(d));
+                    out.set(SHORT_LE, offset + 2, Float.floatToFloat16(min));
+                    for (int j = 0; j < 16; j++) {
+                        int lo = Math.min(15, (byte) (int) ((x[i0 + j] - min) * id + 0.5f));
+                        int hi = Math.min(15, (byte) (int) ((x[i0 + 16 + j] - min) * id + 0.5f));
+                        out.set(ValueLayout.JAVA_BYTE, offset + 4 + j, (byte) (lo | hi << 4));
+                    }
+                }
+                default -> throw new IllegalArgumentException("cannot quantize to " + type);
+            }
+        }
+    }
+
+    /** C's {@code roundf}: halves away from zero (Math.round would send -2.5 to -2). */
+    private static int roundHalfAway(float v) {
+        return (int) Math.copySign(Math.floor(Math.abs((double) v) + 0.5), v);
+    }
+}

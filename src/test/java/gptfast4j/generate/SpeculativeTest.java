@@ -1,0 +1,168 @@
+package gptfast4j.generate;
+
+import gptfast4j.Shared;
+import gptfast4j.model.Checkpoint;
+import gptfast4j.model.Llama;
+import gptfast4j.tensor.GGMLType;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Path;
+import java.util.Arrays;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Speculative decoding is lossless: token-identical to plain greedy decoding at temperature 0, and at temperature 1
+ * its samples follow the target's distribution (chi-square), while a broken acceptance rule is caught by the same test.
+ * Target: stories260K. Drafts: mini-llama2 (a different, random model with the same 512-token vocabulary), the
+ * target's own Q4_0 form, and prompt lookup.
+ */
+class SpeculativeTest {
+    private static final Checkpoint TARGET = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null);
+    private static final Path OTHER = Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf");
+    private static final String[] PROMPTS = {"Once upon a time", "Lily and Tom", "The cat was sad.\nThe dog", "She said, \"I want to play!\""};
+
+    private static int[] prompt(String text) {
+        int[] t = TARGET.tokenizer().encode(text);
+        int[] r = new int[t.length + 1];
+        r[0] = TARGET.bos();
+        System.arraycopy(t, 0, r, 1, t.length);
+        return r;
+    }
+
+    private static int[] plainGreedy(int[] prompt, int n) {
+        Llama m = TARGET.model();
+        return new Generator(m, m.newState(prompt.length + n, 16), TARGET.eos()).generate(prompt, 0, n, new Sampler(512, 0, 0, 1, 0), t -> true).tokens();
+    }
+
+    private static int[] speculativeGreedy(Drafter drafter, int k, int[] prompt, int n) {
+        Llama m = TARGET.model();
+        SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(prompt.length + n + 1, 16), TARGET.eos(), drafter, k, SpeculativeGenerator.LOSSLESS);
+        return g.generate(prompt, n, new Sampler(512, 0, 0, 1, 0), t -> true).tokens();
+    }
+
+    private static DraftModel draft(Checkpoint c, int context, Sampler sampler) {
+        return new DraftModel(c.model(), c.model().newState(context, 16), sampler);
+    }
+
+    @Test
+    void greedyWithADifferentDraftModelIsTokenIdentical() {
+        Checkpoint other = Checkpoint.load(OTHER, null);
+        for (String text : PROMPTS) {
+            int[] p = prompt(text);
+            for (int k : new int[]{1, 3, 5}) {
+                assertArrayEquals(plainGreedy(p, 120), speculativeGreedy(draft(other, 300, new Sampler(512, 0, 0, 1, 0)), k, p, 120), text + " k=" + k);
+            }
+        }
+    }
+
+    @Test
+    void greedyWithTheTargetsOwnInt4FormIsTokenIdentical() {
+        Checkpoint self4 = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null, GGMLType.Q4_0);
+        long[] histogram = new long[6];
+        for (String text : PROMPTS) {
+            int[] p = prompt(text);
+            Llama m = TARGET.model();
+            SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(p.length + 151, 16), TARGET.eos(),
+                    draft(self4, 300, new Sampler(512, 0, 0, 1, 0)), 5, SpeculativeGenerator.LOSSLESS);
+            assertArrayEquals(plainGreedy(p, 150), g.generate(p, 150, new Sampler(512, 0, 0, 1, 0), t -> true).tokens(), text);
+            long[] h = g.acceptanceHistogram();
+            for (int i = 0; i < h.length; i++) histogram[i] += h[i];
+        }
+        // a good draft: most steps accept several tokens
+        assertTrue(histogram[5] > histogram[0], Arrays.toString(histogram));
+    }
+
+    @Test
+    void greedyWithPromptLookupIsTokenIdentical() {
+        for (String text : PROMPTS) {
+            int[] p = prompt(text + " " + text + " " + text);
+            for (int n : new int[]{1, 3}) assertArrayEquals(plainGreedy(p, 150), speculativeGreedy(new PromptLookup(n), 4, p, 150), text + " n=" + n);
+        }
+    }
+
+    /**
+     * The first token a speculative step emits after a fixed context, sampled 10000 times, against the target's own
+     * distribution there (temperature 1, no top-k/top-p). Returns the chi-square statistic's ratio to its 0.1%
+     * critical value (so > 1 means "reject: not the target's distribution").
+     */
+    private static double chiSquareRatio(SpeculativeGenerator.AcceptanceRule rule, Drafter drafterFor, Llama.State state, int k, long seed) {
+        Llama m = TARGET.model();
+        int[] p = prompt("Once upon a time, there was a");
+        int[] sequence = Arrays.copyOf(p, p.length + 8);
+        sequence[p.length] = TARGET.tokenizer().encode("little")[0];
+        int length = p.length + 1;
+        Sampler sampler = new Sampler(512, 1f, 0, 1f, seed);
+        SpeculativeGenerator g = new SpeculativeGenerator(m, state, TARGET.eos(), drafterFor, k, rule);
+        m.forward(state, sequence, 0, p.length, 0, null);
+        // the exact distribution of the token after `sequence[0 .. length)`
+        float[] logits = m.forward(state, sequence, 0, length, 0, null);
+        float[] expected = new float[512];
+        sampler.distribution(logits, 0, expected);
+        int samples = 10000;
+        long[] counts = new long[512];
+        int[] draft = new int[k];
+        float[][] q = new float[k][512];
+        for (int s = 0; s < samples; s++) {
+            int proposed = drafterFor.propose(sequence, length, k, draft, q);
+            // step() reads the drafter's proposal from its own buffers: run it through the generator's propose path
+            counts[firstEmitted(g, sequence, length, sampler, proposed, draft, q)]++;
+        }
+        double chi2 = 0, lowExpected = 0;
+        long lowCount = 0;
+        int df = -1;
+        for (int t = 0; t < 512; t++) {
+            double e = expected[t] * samples;
+            if (e >= 5) {
+                chi2 += (counts[t] - e) * (counts[t] - e) / e;
+                df++;
+            } else {
+                lowExpected += e;
+                lowCount += counts[t];
+            }
+        }
+        if (lowExpected > 0) {
+            chi2 += (lowCount - lowExpected) * (lowCount - lowExpected) / Math.max(lowExpected, 1e-9);
+            df++;
+        }
+        // Wilson-Hilferty: the chi-square quantile at 1 - 0.001 (z = 3.0902)
+        double z = 3.0902, critical = df * Math.pow(1 - 2.0 / (9 * df) + z * Math.sqrt(2.0 / (9 * df)), 3);
+        return chi2 / critical;
+    }
+
+    private static int firstEmitted(SpeculativeGenerator g, int[] sequence, int length, Sampler sampler, int proposed, int[] draft, float[][] q) {
+        g.load(draft, q, proposed);
+        int next = g.step(sequence, length, proposed, sampler);
+        return g.acceptedLast() > 0 ? draft[0] : next;
+    }
+
+    @Test
+    void samplingFollowsTheTargetDistributionAndABrokenRuleIsCaught() {
+        Checkpoint other = Checkpoint.load(OTHER, null);
+        Llama m = TARGET.model();
+        Sampler draftSampler = new Sampler(512, 1f, 0, 1f, 99);
+        double good = chiSquareRatio(SpeculativeGenerator.LOSSLESS, draft(other, 64, draftSampler), m.newState(64, 16), 3, 1);
+        assertTrue(good < 1, "lossless rule rejected by chi-square: ratio " + good);
+        double broken = chiSquareRatio((p, q, u) -> true, draft(other, 64, draftSampler), m.newState(64, 16), 3, 2);
+        assertTrue(broken > 1, "always-accept rule not caught: ratio " + broken);
+        double lookupGood = chiSquareRatio(SpeculativeGenerator.LOSSLESS, fixedProposal(TARGET.tokenizer().encode(" girl")[0]), m.newState(64, 16), 1, 3);
+        assertTrue(lookupGood < 1, "lossless rule with a deterministic draft rejected: ratio " + lookupGood);
+    }
+
+    /** A deterministic drafter that always proposes {@code token} (as prompt lookup's proposals are). */
+    private static Drafter fixedProposal(int token) {
+        return new Drafter() {
+            @Override
+            public int propose(int[] sequence, int length, int k, int[] tokens, float[][] probs) {
+                tokens[0] = token;
+                return 1;
+            }
+
+            @Override
+            public boolean deterministic() {
+                return true;
+            }
+        };
+    }
+}
