@@ -5,7 +5,6 @@ import gptfast4j.io.GGUFWriter;
 import gptfast4j.io.Metadata;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.tensor.GGMLType;
-import gptfast4j.tokenizer.SentencePieceTokenizer;
 import gptfast4j.tokenizer.Tokenizers;
 
 import java.lang.foreign.MemorySegment;
@@ -92,11 +91,7 @@ public final class RandomModel {
     static Map<String, Metadata.Value> tokenizerMetadata(int vocab, Path sharedTokenizers) {
         Map<String, Metadata.Value> md = new LinkedHashMap<>();
         if (vocab == 32000) {
-            SentencePieceTokenizer t = (SentencePieceTokenizer) Tokenizers.load(sharedTokenizers.resolve("llama2-tokenizer.model"));
-            md.put("tokenizer.ggml.model", str("llama"));
-            md.put("tokenizer.ggml.tokens", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.STRING, t.pieces()));
-            md.put("tokenizer.ggml.scores", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.FLOAT32, t.scores()));
-            md.put("tokenizer.ggml.token_type", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.INT32, t.types()));
+            md.putAll(Tokenizers.load(sharedTokenizers.resolve("llama2-tokenizer.model")).ggufMetadata());
             md.put("tokenizer.ggml.bos_token_id", u32(1));
             md.put("tokenizer.ggml.eos_token_id", u32(2));
             md.put("tokenizer.ggml.unknown_token_id", u32(0));

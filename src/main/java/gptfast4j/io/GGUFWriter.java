@@ -87,7 +87,7 @@ public final class GGUFWriter {
         Runtime.getRuntime().addShutdownHook(cleanup);
         boolean done = false;
         try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.READ, StandardOpenOption.WRITE);
-             Arena arena = Arena.ofConfined()) {
+             Arena arena = Arena.ofShared()) { // shared: tensors may be filled by the worker pool
             channel.truncate(0);
             channel.write(ByteBuffer.allocate(1), total - 1); // size the file (sparse) before mapping it
             MemorySegment file = channel.map(FileChannel.MapMode.READ_WRITE, 0, total, arena);

@@ -32,11 +32,12 @@ import java.util.Set;
  *
  * @param format     "gguf", "llama2.c" or "huggingface"
  * @param tensors    every tensor of the file, under GGUF names
+ * @param metadata   the GGUF metadata (null for other formats)
  * @param eos        token ids that end generation
  * @param chatFormat how {@code --interactive} frames a conversation
  */
 public record Checkpoint(Path path, String format, Llama model, Tokenizer tokenizer, Map<String, TensorData> tensors,
-                         int bos, int[] eos, boolean addBos, ChatFormat chatFormat) {
+                         Metadata metadata, int bos, int[] eos, boolean addBos, ChatFormat chatFormat) {
 
     public static Checkpoint load(Path path, Path tokenizerPath) {
         return load(path, tokenizerPath, null);
@@ -59,7 +60,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (quantizeTo == null) return c;
         Llama m = c.model();
         return new Checkpoint(c.path(), c.format(), new Llama(m.config, quantized(m.weights, quantizeTo)), c.tokenizer(), c.tensors(),
-                c.bos(), c.eos(), c.addBos(), c.chatFormat());
+                c.metadata(), c.bos(), c.eos(), c.addBos(), c.chatFormat());
     }
 
     /**
@@ -126,7 +127,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         tokenizer.special("<|eot_id|>").ifPresent(eos::add);
         boolean addBos = md.getBool("tokenizer.ggml.add_bos_token", true);
         ChatFormat chat = ChatFormat.detect(md.getString("tokenizer.chat_template", null), tokenizer);
-        return new Checkpoint(path, "gguf", build(path, config, tensors), tokenizer, tensors,
+        return new Checkpoint(path, "gguf", build(path, config, tensors), tokenizer, tensors, md,
                 md.getInt("tokenizer.ggml.bos_token_id", 1), eos.stream().mapToInt(Integer::intValue).toArray(), addBos, chat);
     }
 
@@ -138,7 +139,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Tokenizer tokenizer = Tokenizers.load(tokenizerPath);
         Config config = new Config("llama", f.dim(), f.hiddenDim(), f.nLayers(), f.nHeads(), f.nKvHeads(), f.vocabSize(),
                 f.seqLen(), 1e-5f, 10000f, null, Config.RopeStyle.INTERLEAVED, 0, 0);
-        return new Checkpoint(path, "llama2.c", build(path, config, f.tensors()), tokenizer, f.tensors(), 1, new int[]{2}, true,
+        return new Checkpoint(path, "llama2.c", build(path, config, f.tensors()), tokenizer, f.tensors(), null, 1, new int[]{2}, true,
                 ChatFormat.PLAIN);
     }
 
@@ -193,7 +194,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         String template = null;
         Path tokConfig = dir.resolve("tokenizer_config.json");
         if (Files.exists(tokConfig)) template = readJson(tokConfig).path("chat_template").asText(null);
-        return new Checkpoint(dir, "huggingface", build(dir, config, tensors), tokenizer, tensors,
+        return new Checkpoint(dir, "huggingface", build(dir, config, tensors), tokenizer, tensors, null,
                 cfg.path("bos_token_id").asInt(1), eos.stream().mapToInt(Integer::intValue).toArray(), true,
                 ChatFormat.detect(template, tokenizer));
     }

@@ -38,6 +38,30 @@ public record Config(
         if (nHeads % nKvHeads != 0) throw new IllegalArgumentException("head count " + nHeads + " is not a multiple of kv head count " + nKvHeads);
     }
 
+    /** Value equality, the rope factors included (a record compares arrays by reference). */
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof Config c && java.util.Arrays.equals(ropeFreqFactors, c.ropeFreqFactors)
+                && toString(this).equals(toString(c));
+    }
+
+    @Override
+    public int hashCode() {
+        return toString(this).hashCode();
+    }
+
+    @Override
+    public String toString() {
+        return toString(this);
+    }
+
+    private static String toString(Config c) {
+        return "Config[" + c.architecture + ", dim " + c.dim + ", hidden " + c.hiddenDim + ", layers " + c.nLayers + ", heads " + c.nHeads
+                + "/" + c.nKvHeads + ", vocab " + c.vocabSize + ", context " + c.contextLength + ", eps " + c.rmsNormEps + ", rope "
+                + c.ropeTheta + " " + c.ropeStyle + (c.ropeFreqFactors == null ? "" : " " + java.util.Arrays.toString(c.ropeFreqFactors))
+                + (c.expertCount > 0 ? ", experts " + c.expertsUsed + "/" + c.expertCount : "") + "]";
+    }
+
     public int headDim() { return dim / nHeads; }
 
     public int kvDim() { return nKvHeads * headDim(); }

@@ -1,5 +1,7 @@
 package gptfast4j.tokenizer;
 
+import gptfast4j.io.Metadata;
+
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -89,6 +91,43 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
             out[n++] = (byte) b;
         }
         return out;
+    }
+
+    @Override
+    public Map<String, Metadata.Value> ggufMetadata() {
+        Map<String, Metadata.Value> md = new java.util.LinkedHashMap<>();
+        md.put("tokenizer.ggml.model", new Metadata.Value(Metadata.Type.STRING, null, "gpt2"));
+        md.put("tokenizer.ggml.pre", new Metadata.Value(Metadata.Type.STRING, null, "llama-bpe"));
+        md.put("tokenizer.ggml.tokens", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.STRING, tokens.clone()));
+        md.put("tokenizer.ggml.token_type", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.INT32, types.clone()));
+        md.put("tokenizer.ggml.merges", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.STRING, merges()));
+        return md;
+    }
+
+    /**
+     * The merges list: as given, or for a tiktoken vocabulary (ranks only) derived the way transformers'
+     * TikTokenConverter does: for each token in rank order, every split into two tokens, by (rank left, rank right).
+     * Merge priority then equals tiktoken's rule.
+     */
+    private String[] merges() {
+        if (mergeRanks != null) {
+            String[] m = new String[mergeRanks.size()];
+            mergeRanks.forEach((pair, rank) -> m[rank] = pair);
+            return java.util.Arrays.stream(m).filter(java.util.Objects::nonNull).toArray(String[]::new);
+        }
+        List<String> merges = new ArrayList<>();
+        for (int id = 0; id < tokens.length; id++) {
+            String t = tokens[id];
+            if (types[id] == TokenType.CONTROL || t.length() < 2) continue;
+            List<int[]> splits = new ArrayList<>();
+            for (int cut = 1; cut < t.length(); cut++) {
+                Integer l = ids.get(t.substring(0, cut)), r = ids.get(t.substring(cut));
+                if (l != null && r != null && l < id && r < id) splits.add(new int[]{l, r, cut});
+            }
+            splits.sort((a, b) -> a[0] != b[0] ? Integer.compare(a[0], b[0]) : Integer.compare(a[1], b[1]));
+            for (int[] s : splits) merges.add(t.substring(0, s[2]) + " " + t.substring(s[2]));
+        }
+        return merges.toArray(String[]::new);
     }
 
     @Override public Kind kind() { return Kind.BYTE_LEVEL_BPE; }

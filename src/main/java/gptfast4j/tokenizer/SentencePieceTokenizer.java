@@ -1,5 +1,7 @@
 package gptfast4j.tokenizer;
 
+import gptfast4j.io.Metadata;
+
 import java.nio.charset.StandardCharsets;
 import java.util.HashMap;
 import java.util.Map;
@@ -68,10 +70,16 @@ public final class SentencePieceTokenizer implements Tokenizer {
         return types;
     }
 
-    /** The vocabulary as stored in GGUF's {@code tokenizer.ggml.tokens / scores / token_type}. */
-    public String[] pieces() { return pieces.clone(); }
-    public float[] scores() { return scores.clone(); }
-    public int[] types() { return types.clone(); }
+    @Override
+    public java.util.Map<String, Metadata.Value> ggufMetadata() {
+        java.util.Map<String, Metadata.Value> md = new java.util.LinkedHashMap<>();
+        md.put("tokenizer.ggml.model", new Metadata.Value(Metadata.Type.STRING, null, "llama"));
+        md.put("tokenizer.ggml.tokens", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.STRING, pieces.clone()));
+        md.put("tokenizer.ggml.scores", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.FLOAT32, scores.clone()));
+        md.put("tokenizer.ggml.token_type", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.INT32, types.clone()));
+        md.put("tokenizer.ggml.add_space_prefix", new Metadata.Value(Metadata.Type.BOOL, null, addDummyPrefix));
+        return md;
+    }
 
     @Override public Kind kind() { return Kind.SENTENCEPIECE; }
     @Override public int vocabSize() { return pieces.length; }

@@ -23,6 +23,9 @@ public interface Tokenizer {
     /** The id of a special (control) token by its text, such as {@code <|eot_id|>}. */
     OptionalInt special(String text);
 
+    /** The {@code tokenizer.ggml.*} keys that store this vocabulary in a GGUF file (without BOS/EOS ids). */
+    java.util.Map<String, gptfast4j.io.Metadata.Value> ggufMetadata();
+
     /** The token ids of a whole text; SentencePiece drops the space its dummy prefix put in front. */
     default String decode(int[] ids) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();

@@ -109,6 +109,15 @@ class ErrorsTest {
     }
 
     @Test
+    void quantizeRefusesToOverwriteItsInput(@TempDir Path dir) throws IOException {
+        Path copy = dir.resolve("model.gguf");
+        Files.copy(STORIES, copy);
+        assertOneLineError(run("quantize", "--checkpoint", copy.toString(), "--mode", "int8", "--out", copy.toString()), "refusing to overwrite the input");
+        assertOneLineError(run("quantize", "--checkpoint", copy.toString(), "--mode", "int3", "--out", dir.resolve("x.gguf").toString()), "--mode must be");
+        assertEquals(-1L, Files.mismatch(copy, STORIES));
+    }
+
+    @Test
     void debugShowsTheStackTrace() {
         Outcome o = run("generate", "--checkpoint", "/no/such/model.gguf", "--debug");
         assertTrue(o.err.contains("\tat "), o.err);

@@ -1,0 +1,98 @@
+package gptfast4j.quant;
+
+import gptfast4j.model.Checkpoint;
+import gptfast4j.model.Llama;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Perplexity as llama.cpp's {@code llama-perplexity} computes it, so figures are comparable: the text (one trailing
+ * newline removed) is tokenized with BOS and cut into {@code ctx}-token chunks; each chunk's first token is replaced
+ * by BOS, the chunk runs from an empty cache, and positions {@code ctx/2 .. ctx-2} are scored by the log-probability
+ * of the token that follows. With a base model, also the mean KL divergence {@code KL(base || model)} and how often
+ * both put the same token first, over the same positions.
+ */
+public final class Perplexity {
+    /**
+     * @param runningPpl the perplexity after each chunk (llama.cpp's {@code [k]} values)
+     */
+    public record Result(int tokens, int chunks, int scored, double ppl, double pplStdErr, List<Double> runningPpl,
+                         Double meanKl, Double top1Agreement) {}
+
+    private Perplexity() {
+    }
+
+    public static int[] tokenize(Checkpoint ckpt, String text) {
+        if (text.endsWith("\n")) text = text.substring(0, text.length() - 1);
+        int[] ids = ckpt.tokenizer().encode(text);
+        int[] all = new int[ids.length + 1];
+        all[0] = ckpt.bos();
+        System.arraycopy(ids, 0, all, 1, ids.length);
+        return all;
+    }
+
+    public static Result compute(Checkpoint model, Checkpoint base, String text, int ctx, java.util.function.IntConsumer onChunk) {
+        if (ctx < 4) throw new IllegalArgumentException("--ctx must be at least 4, got " + ctx);
+        int[] tokens = tokenize(model, text);
+        int chunks = tokens.length / ctx;
+        if (chunks == 0) throw new IllegalArgumentException("the text has " + tokens.length + " tokens, fewer than one chunk of --ctx " + ctx);
+        int vocab = model.model().config.vocabSize();
+        if (base != null && base.model().config.vocabSize() != vocab) throw new IllegalArgumentException("the base model's vocabulary differs");
+        Llama.State state = model.model().newState(ctx, ctx);
+        Llama.State baseState = base == null ? null : base.model().newState(ctx, ctx);
+        float[][] logits = new float[ctx][];
+        float[][] baseLogits = new float[ctx][];
+        int first = ctx / 2;
+        double nll = 0, nll2 = 0, kl = 0;
+        long agree = 0;
+        int count = 0;
+        List<Double> running = new ArrayList<>();
+        int[] window = new int[ctx];
+        for (int c = 0; c < chunks; c++) {
+            System.arraycopy(tokens, c * ctx, window, 0, ctx);
+            window[0] = model.bos();
+            model.model().forward(state, window, 0, ctx, 0, (p, l, o) -> logits[p] = java.util.Arrays.copyOfRange(l, o, o + vocab));
+            if (base != null) base.model().forward(baseState, window, 0, ctx, 0, (p, l, o) -> baseLogits[p] = java.util.Arrays.copyOfRange(l, o, o + vocab));
+            for (int p = first; p < ctx - 1; p++) {
+                double[] logp = logSoftmax(logits[p]);
+                double v = -logp[window[p + 1]];
+                nll += v;
+                nll2 += v * v;
+                count++;
+                if (base != null) {
+                    double[] logq = logSoftmax(baseLogits[p]);
+                    double d = 0;
+                    int argP = 0, argQ = 0;
+                    for (int t = 0; t < vocab; t++) {
+                        d += Math.exp(logq[t]) * (logq[t] - logp[t]);
+                        if (logp[t] > logp[argP]) argP = t;
+                        if (logq[t] > logq[argQ]) argQ = t;
+                    }
+                    kl += d;
+                    if (argP == argQ) agree++;
+                }
+            }
+            running.add(Math.exp(nll / count));
+            onChunk.accept(c);
+        }
+        double mean = nll / count;
+        double ppl = Math.exp(mean);
+        // llama.cpp's estimate: the standard error of the mean NLL, carried through exp
+        double variance = nll2 / count - mean * mean;
+        double stderr = ppl * Math.sqrt(variance / (count - 1));
+        return new Result(tokens.length, chunks, count, ppl, stderr, running,
+                base == null ? null : kl / count, base == null ? null : (double) agree / count);
+    }
+
+    private static double[] logSoftmax(float[] logits) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (float l : logits) max = Math.max(max, l);
+        double sum = 0;
+        for (float l : logits) sum += Math.exp(l - max);
+        double log = Math.log(sum) + max;
+        double[] out = new double[logits.length];
+        for (int i = 0; i < logits.length; i++) out[i] = logits[i] - log;
+        return out;
+    }
+}

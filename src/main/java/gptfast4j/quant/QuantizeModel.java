@@ -1,0 +1,151 @@
+package gptfast4j.quant;
+
+import gptfast4j.io.GGUFWriter;
+import gptfast4j.io.Metadata;
+import gptfast4j.io.TensorData;
+import gptfast4j.model.Checkpoint;
+import gptfast4j.model.Config;
+import gptfast4j.tensor.GGMLType;
+import gptfast4j.tensor.Parallel;
+import gptfast4j.tensor.Quantizer;
+import gptfast4j.tensor.Tensor;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.LongConsumer;
+
+/**
+ * Writes a checkpoint as a GGUF file whose linear layers (attention, FFN and the output head, as gpt-fast quantizes
+ * them) are Q8_0, Q4_0 or Q4_1; norms stay F32 and the token embedding keeps its type. Metadata and tokenizer are
+ * carried over (or, for llama2.c and Hugging Face sources, written under llama.cpp's keys), and Hugging Face q/k rows
+ * are put back in GGUF's interleaved RoPE order, so that other GGUF readers run the file as it is.
+ */
+public final class QuantizeModel {
+    private static final Set<String> LINEAR = Set.of("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down");
+
+    private QuantizeModel() {
+    }
+
+    /** Returns the names of tensors that had to stay in a float type (rows not a multiple of 32). */
+    public static List<String> write(Checkpoint src, GGMLType type, Path out, LongConsumer progress) {
+        if (!Quantizer.supports(type)) throw new IllegalArgumentException("cannot quantize to " + type);
+        Config c = src.model().config;
+        Map<String, Metadata.Value> md = src.metadata() != null ? new LinkedHashMap<>(src.metadata().asMap()) : metadataFor(src);
+        md.put("general.file_type", new Metadata.Value(Metadata.Type.UINT32, null, switch (type) {
+            case Q8_0 -> 7;
+            case Q4_0 -> 2;
+            default -> 3;
+        }));
+        md.put("general.quantization_version", new Metadata.Value(Metadata.Type.UINT32, null, 2));
+        List<String> keptFloat = new ArrayList<>();
+        List<GGUFWriter.TensorSpec> specs = new ArrayList<>();
+        boolean permute = c.ropeStyle() == Config.RopeStyle.HALVES;
+        if (permute && c.ropeFreqFactors() != null && !src.tensors().containsKey("rope_freqs.weight")) {
+            float[] f = c.ropeFreqFactors();
+            specs.add(new GGUFWriter.TensorSpec("rope_freqs.weight", GGMLType.F32, new long[]{f.length},
+                    t -> MemorySegment.copy(f, 0, t, ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0, f.length)));
+        }
+        for (TensorData td : src.tensors().values()) {
+            String kind = td.name().startsWith("blk.") ? td.name().split("\\.")[2] : td.name().replace(".weight", "");
+            boolean linear = (LINEAR.contains(kind) || kind.equals("output")) && td.shape().length == 2;
+            int heads = !permute ? 0 : kind.equals("attn_q") ? c.nHeads() : kind.equals("attn_k") ? c.nKvHeads() : 0;
+            if (linear && td.shape()[0] % 32 == 0) {
+                specs.add(quantized(td.name(), Tensor.of(td), type, heads));
+            } else {
+                if (linear) keptFloat.add(td.name());
+                specs.add(heads > 0 ? quantized(td.name(), Tensor.of(td), td.type(), heads) : copy(td));
+            }
+        }
+        if (!src.tensors().containsKey("output.weight")) {
+            // tied embeddings: the head is quantized on its own, the embedding table keeps its type
+            TensorData emb = src.tensors().get("token_embd.weight");
+            if (emb.shape()[0] % 32 == 0) specs.add(quantized("output.weight", Tensor.of(emb), type, 0));
+        }
+        GGUFWriter.write(out, md, specs, progress);
+        return keptFloat;
+    }
+
+    private static GGUFWriter.TensorSpec copy(TensorData td) {
+        return new GGUFWriter.TensorSpec(td.name(), td.type(), td.shape(), t -> t.copyFrom(td.data()));
+    }
+
+    /**
+     * {@code src} in {@code type} (or its own float type), rows reordered from the Hugging Face "rotate half" layout
+     * to GGUF's interleaved one when {@code heads > 0}: within each head, row {@code 2i + j} comes from HF row
+     * {@code j * headDim/2 + i}.
+     */
+    private static GGUFWriter.TensorSpec quantized(String name, Tensor src, GGMLType type, int heads) {
+        long[] shape = {src.cols, src.rows};
+        return new GGUFWriter.TensorSpec(name, type, shape, target -> {
+            long rowBytes = type.bytesFor(src.cols);
+            int headDim = heads > 0 ? (int) (src.rows / heads) : 0;
+            Parallel.run(Math.toIntExact(src.rows), 16, (start, end) -> {
+                float[] row = new float[src.cols];
+                for (int r = start; r < end; r++) {
+                    long from = r;
+                    if (heads > 0) {
+                        int h = r / headDim, within = r % headDim;
+                        from = (long) h * headDim + (within % 2) * (headDim / 2) + within / 2;
+                    }
+                    src.dequantizeRow(from, row, 0);
+                    if (Quantizer.supports(type)) {
+                        Quantizer.quantizeRow(type, row, 0, src.cols, target, r * rowBytes);
+                    } else {
+                        writeFloatRow(type, row, target, r * rowBytes);
+                    }
+                }
+            });
+        });
+    }
+
+    private static void writeFloatRow(GGMLType type, float[] row, MemorySegment target, long offset) {
+        ValueLayout.OfShort s16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < row.length; i++) {
+            switch (type) {
+                case F32 -> target.set(ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), offset + 4L * i, row[i]);
+                case F16 -> target.set(s16, offset + 2L * i, Float.floatToFloat16(row[i]));
+                case BF16 -> target.set(s16, offset + 2L * i, (short) (Float.floatToRawIntBits(row[i]) >>> 16));
+                default -> throw new IllegalArgumentException(type.toString());
+            }
+        }
+    }
+
+    /** llama.cpp's keys for a model that did not come from GGUF. */
+    private static Map<String, Metadata.Value> metadataFor(Checkpoint src) {
+        Config c = src.model().config;
+        Map<String, Metadata.Value> md = new LinkedHashMap<>();
+        String arch = "llama";
+        md.put("general.architecture", str(arch));
+        md.put("general.name", str(src.path().getFileName().toString()));
+        md.put(arch + ".vocab_size", u32(c.vocabSize()));
+        md.put(arch + ".context_length", u32(c.contextLength()));
+        md.put(arch + ".embedding_length", u32(c.dim()));
+        md.put(arch + ".block_count", u32(c.nLayers()));
+        md.put(arch + ".feed_forward_length", u32(c.hiddenDim()));
+        md.put(arch + ".attention.head_count", u32(c.nHeads()));
+        md.put(arch + ".attention.head_count_kv", u32(c.nKvHeads()));
+        md.put(arch + ".attention.layer_norm_rms_epsilon", new Metadata.Value(Metadata.Type.FLOAT32, null, c.rmsNormEps()));
+        md.put(arch + ".rope.dimension_count", u32(c.headDim()));
+        md.put(arch + ".rope.freq_base", new Metadata.Value(Metadata.Type.FLOAT32, null, c.ropeTheta()));
+        md.putAll(src.tokenizer().ggufMetadata());
+        md.put("tokenizer.ggml.bos_token_id", u32(src.bos()));
+        md.put("tokenizer.ggml.eos_token_id", u32(src.eos()[0]));
+        md.put("tokenizer.ggml.add_bos_token", new Metadata.Value(Metadata.Type.BOOL, null, src.addBos()));
+        return md;
+    }
+
+    private static Metadata.Value str(String s) {
+        return new Metadata.Value(Metadata.Type.STRING, null, s);
+    }
+
+    private static Metadata.Value u32(int v) {
+        return new Metadata.Value(Metadata.Type.UINT32, null, v);
+    }
+}
