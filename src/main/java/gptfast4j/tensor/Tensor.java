@@ -19,7 +19,7 @@ import java.nio.ByteOrder;
  * built here on top of the row dot product and split across the {@link Parallel} pool by rows, which is the same as
  * splitting by bytes since all rows have the same size.
  */
-public abstract class Tensor {
+public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8_0Tensor, Q4_0Tensor, Q4_1Tensor, KQuantTensor {
     static final VectorSpecies<Float> F_SPECIES = FloatVector.SPECIES_PREFERRED;
     static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     static final ValueLayout.OfFloat FLOAT_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -62,6 +62,9 @@ public abstract class Tensor {
             case Q8_0 -> new Q8_0Tensor(name, data, cols, rows);
             case Q4_0 -> new Q4_0Tensor(name, data, cols, rows);
             case Q4_1 -> new Q4_1Tensor(name, data, cols, rows);
+            case Q4_K -> new Q4_KTensor(name, data, cols, rows);
+            case Q5_K -> new Q5_KTensor(name, data, cols, rows);
+            case Q6_K -> new Q6_KTensor(name, data, cols, rows);
             default -> throw new ModelFormatException("tensor " + name + " has unsupported tensor type " + type);
         };
     }

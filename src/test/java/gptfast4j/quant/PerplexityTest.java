@@ -35,7 +35,8 @@ class PerplexityTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"stories260K.gguf, runs", "mini-llama3-F32.gguf, runs", "mini-llama3-Q8_0.gguf, runs_dequantized_f32", "mini-llama3-Q4_0.gguf, runs_dequantized_f32"})
+    @CsvSource({"stories260K.gguf, runs", "mini-llama3-F32.gguf, runs", "mini-llama3-Q8_0.gguf, runs_dequantized_f32", "mini-llama3-Q4_0.gguf, runs_dequantized_f32",
+            "mini-llama3-Q4_K.gguf, runs_dequantized_f32"})
     void matchesLlamaPerplexity(String file, String runs) throws IOException {
         Path path = file.startsWith("stories") ? Shared.MODELS.resolve(file) : Shared.REFERENCE.resolve("models/" + file);
         Perplexity.Result r = Perplexity.compute(Checkpoint.load(path, null), null, text(), 128, c -> { });

@@ -1,0 +1,30 @@
+package gptfast4j.tensor;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Q4_K: {@code [f16 d][f16 dmin][12 bytes: eight 6-bit scales and mins][128 bytes of nibbles]} per 256 weights.
+ * Each 64 weights take 32 bytes: low nibbles are sub-block 2j, high nibbles sub-block 2j+1;
+ * weight = d * scale * q - dmin * min.
+ */
+final class Q4_KTensor extends KQuantTensor {
+    Q4_KTensor(String name, MemorySegment data, int cols, long rows) {
+        super(name, GGMLType.Q4_K, data, cols, rows);
+    }
+
+    @Override
+    void decode(long offset, float[] out, int o) {
+        float d = f16(data, offset), dmin = f16(data, offset + 2);
+        long scales = offset + 4, qs = offset + 16;
+        for (int j = 0; j < 4; j++) {
+            int sm1 = scaleMin(scales, 2 * j), sm2 = scaleMin(scales, 2 * j + 1);
+            float d1 = d * (sm1 & 0xFF), m1 = dmin * (sm1 >> 8);
+            float d2 = d * (sm2 & 0xFF), m2 = dmin * (sm2 >> 8);
+            for (int l = 0; l < 32; l++) {
+                int q = u8(qs + 32L * j + l);
+                out[o + 64 * j + l] = d1 * (q & 0xF) - m1;
+                out[o + 64 * j + 32 + l] = d2 * (q >> 4) - m2;
+            }
+        }
+    }
+}
