@@ -71,9 +71,16 @@ public final class RandomModel {
             tensors.add(matrix(p + "attn_v.weight", type, dim, kvDim, 1 / Math.sqrt(dim)));
             tensors.add(matrix(p + "attn_output.weight", type, dim, dim, 1 / Math.sqrt(dim)));
             tensors.add(ones(p + "ffn_norm.weight", dim));
-            tensors.add(matrix(p + "ffn_gate.weight", type, dim, hidden, 1 / Math.sqrt(dim)));
-            tensors.add(matrix(p + "ffn_up.weight", type, dim, hidden, 1 / Math.sqrt(dim)));
-            tensors.add(matrix(p + "ffn_down.weight", type, hidden, dim, 1 / Math.sqrt(hidden)));
+            if (s.experts() > 0) {
+                tensors.add(tensor(p + "ffn_gate_inp.weight", GGMLType.F32, new long[]{dim, s.experts()}, 1 / Math.sqrt(dim)));
+                tensors.add(tensor(p + "ffn_gate_exps.weight", type, new long[]{dim, hidden, s.experts()}, 1 / Math.sqrt(dim)));
+                tensors.add(tensor(p + "ffn_up_exps.weight", type, new long[]{dim, hidden, s.experts()}, 1 / Math.sqrt(dim)));
+                tensors.add(tensor(p + "ffn_down_exps.weight", type, new long[]{hidden, dim, s.experts()}, 1 / Math.sqrt(hidden)));
+            } else {
+                tensors.add(matrix(p + "ffn_gate.weight", type, dim, hidden, 1 / Math.sqrt(dim)));
+                tensors.add(matrix(p + "ffn_up.weight", type, dim, hidden, 1 / Math.sqrt(dim)));
+                tensors.add(matrix(p + "ffn_down.weight", type, hidden, dim, 1 / Math.sqrt(hidden)));
+            }
         }
         tensors.add(ones("output_norm.weight", dim));
         if (!s.tiedEmbeddings()) tensors.add(matrix("output.weight", type, dim, s.vocab(), 1 / Math.sqrt(dim)));
@@ -83,7 +90,7 @@ public final class RandomModel {
     /** Total bytes of tensor data {@link #write} will produce (for progress reports). */
     public static long dataBytes(ModelShape s, GGMLType type) {
         long dim = s.dim(), kvDim = (long) s.kvHeads() * s.headDim(), hidden = s.hiddenDim();
-        long perLayer = type.bytesFor(dim * dim * 2 + dim * kvDim * 2 + dim * hidden * 3) + 8 * dim;
+        long perLayer = type.bytesFor(dim * dim * 2 + dim * kvDim * 2 + dim * hidden * 3 * Math.max(1, s.experts())) + 8 * dim + 4 * dim * s.experts();
         return type.bytesFor(dim * s.vocab()) * (s.tiedEmbeddings() ? 1 : 2) + perLayer * s.layers() + 4 * dim;
     }
 
@@ -136,8 +143,12 @@ public final class RandomModel {
 
     /** A [cols, rows] matrix of uniform values with standard deviation {@code std}. */
     private static GGUFWriter.TensorSpec matrix(String name, GGMLType type, long cols, long rows, double std) {
+        return tensor(name, type, new long[]{cols, rows}, std);
+    }
+
+    private static GGUFWriter.TensorSpec tensor(String name, GGMLType type, long[] shape, double std) {
         float amplitude = (float) (std * Math.sqrt(3));
-        return new GGUFWriter.TensorSpec(name, type, new long[]{cols, rows}, t -> fill(t, type, amplitude, new SplittableRandom(name.hashCode())));
+        return new GGUFWriter.TensorSpec(name, type, shape, t -> fill(t, type, amplitude, new SplittableRandom(name.hashCode())));
     }
 
     private static void fill(MemorySegment t, GGMLType type, float amplitude, SplittableRandom random) {

@@ -79,9 +79,13 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Layer[] layers = new Layer[w.layers().length];
         for (int l = 0; l < layers.length; l++) {
             Layer x = w.layers()[l];
-            FeedForward.Dense f = (FeedForward.Dense) x.feedForward();
-            layers[l] = new Layer(x.attentionNorm(), q.apply(x.wq()), q.apply(x.wk()), q.apply(x.wv()), q.apply(x.wo()), x.ffnNorm(),
-                    new FeedForward.Dense(q.apply(f.w1()), q.apply(f.w2()), q.apply(f.w3())));
+            FeedForward ffn = switch (x.feedForward()) {
+                case FeedForward.Dense f -> new FeedForward.Dense(q.apply(f.w1()), q.apply(f.w2()), q.apply(f.w3()));
+                // the router stays as it is, as llama-quantize leaves it
+                case FeedForward.MoE m -> new FeedForward.MoE(m.router(), Arrays.stream(m.w1()).map(q).toArray(Tensor[]::new),
+                        Arrays.stream(m.w2()).map(q).toArray(Tensor[]::new), Arrays.stream(m.w3()).map(q).toArray(Tensor[]::new), m.used());
+            };
+            layers[l] = new Layer(x.attentionNorm(), q.apply(x.wq()), q.apply(x.wk()), q.apply(x.wv()), q.apply(x.wo()), x.ffnNorm(), ffn);
         }
         return new Weights(w.tokEmbeddings(), layers, w.norm(), q.apply(w.output()));
     }
@@ -151,8 +155,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     private static Checkpoint loadHuggingFace(Path dir, Path tokenizerPath) {
         JsonNode cfg = readJson(dir.resolve("config.json"));
         String archName = cfg.path("architectures").path(0).asText("");
-        if (!Set.of("LlamaForCausalLM", "MistralForCausalLM").contains(archName)) {
-            throw new ModelFormatException(dir + ": unsupported architecture '" + archName + "' (supported: LlamaForCausalLM, MistralForCausalLM)");
+        if (!Set.of("LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM").contains(archName)) {
+            throw new ModelFormatException(dir + ": unsupported architecture '" + archName + "' (supported: LlamaForCausalLM, MistralForCausalLM, MixtralForCausalLM)");
         }
         Map<String, TensorData> hf = new LinkedHashMap<>();
         Path index = dir.resolve("model.safetensors.index.json");
@@ -183,7 +187,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 (float) cfg.path("rms_norm_eps").asDouble(1e-5),
                 theta,
                 llama3RopeFactors(cfg.path("rope_scaling"), theta, headDim),
-                Config.RopeStyle.HALVES, 0, 0);
+                Config.RopeStyle.HALVES, cfg.path("num_local_experts").asInt(0), cfg.path("num_experts_per_tok").asInt(0));
         Tokenizer tokenizer = Tokenizers.load(tokenizerPath != null ? tokenizerPath : findTokenizer(dir));
         Set<Integer> eos = new LinkedHashSet<>();
         Path genConfig = dir.resolve("generation_config.json");
@@ -218,9 +222,24 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             case "mlp.gate_proj.weight" -> "ffn_gate";
             case "mlp.up_proj.weight" -> "ffn_up";
             case "mlp.down_proj.weight" -> "ffn_down";
-            default -> null;
+            case "block_sparse_moe.gate.weight" -> "ffn_gate_inp";
+            default -> expertName(rest.substring(dot + 1));
         };
         return suffix == null ? null : "blk." + layer + "." + suffix + ".weight";
+    }
+
+    /** Mixtral's {@code block_sparse_moe.experts.E.w1} (gate), {@code w2} (down), {@code w3} (up) as {@code ffn_gate.E}, ... */
+    private static String expertName(String hf) {
+        String prefix = "block_sparse_moe.experts.";
+        if (!hf.startsWith(prefix) || !hf.endsWith(".weight")) return null;
+        String[] parts = hf.substring(prefix.length()).split("\\.");
+        if (parts.length != 3) return null;
+        return switch (parts[1]) {
+            case "w1" -> "ffn_gate." + parts[0];
+            case "w2" -> "ffn_down." + parts[0];
+            case "w3" -> "ffn_up." + parts[0];
+            default -> null;
+        };
     }
 
     /** Llama-3.1 rope scaling from a config.json {@code rope_scaling} object; null when there is none. */
@@ -259,7 +278,6 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /** Builds the weights from tensors under GGUF names, checking every shape against the config. */
     static Llama build(Path path, Config c, Map<String, TensorData> tensors) {
-        if (c.isMoE()) throw new ModelFormatException(path + ": mixture-of-experts models are not supported yet");
         int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), vocab = c.vocabSize();
         Tensor embeddings = matrix(path, tensors, "token_embd.weight", dim, vocab);
         Tensor output = tensors.containsKey("output.weight") ? matrix(path, tensors, "output.weight", dim, vocab) : embeddings;
@@ -273,12 +291,41 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     matrix(path, tensors, p + "attn_v.weight", dim, kvDim),
                     matrix(path, tensors, p + "attn_output.weight", dim, dim),
                     vector(path, tensors, p + "ffn_norm.weight", dim),
-                    new FeedForward.Dense(
+                    c.isMoE() ? mixture(path, c, tensors, p) : new FeedForward.Dense(
                             matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
                             matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
                             matrix(path, tensors, p + "ffn_up.weight", dim, hidden)));
         }
         return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, "output_norm.weight", dim), output));
+    }
+
+    /**
+     * A layer's experts: llama.cpp's merged {@code ffn_{gate,up,down}_exps} tensors ([in, out, experts], expert e is
+     * the e-th slab, viewed in place) or one tensor per expert ({@code ffn_gate.E.weight}, as older GGUF files and
+     * the Hugging Face reader name them).
+     */
+    private static FeedForward.MoE mixture(Path path, Config c, Map<String, TensorData> tensors, String p) {
+        int dim = c.dim(), hidden = c.hiddenDim(), n = c.expertCount();
+        if (c.expertsUsed() < 1 || c.expertsUsed() > n) throw new ModelFormatException(path + ": expert_used_count " + c.expertsUsed() + " is not in 1.." + n);
+        Tensor router = matrix(path, tensors, p + "ffn_gate_inp.weight", dim, n);
+        Tensor[][] w = new Tensor[3][n];
+        String[] names = {"ffn_gate", "ffn_down", "ffn_up"};
+        for (int m = 0; m < 3; m++) {
+            long in = m == 1 ? hidden : dim, out = m == 1 ? dim : hidden;
+            TensorData merged = tensors.get(p + names[m] + "_exps.weight");
+            if (merged != null) {
+                if (!Arrays.equals(merged.shape(), new long[]{in, out, n})) {
+                    throw new ModelFormatException(path + ": tensor " + merged.name() + " has shape " + merged.shapeString() + ", expected [" + in + ", " + out + ", " + n + "]");
+                }
+                long bytes = merged.data().byteSize() / n;
+                for (int e = 0; e < n; e++) {
+                    w[m][e] = Tensor.of(new TensorData(merged.name() + "[" + e + "]", merged.type(), new long[]{in, out}, merged.data().asSlice(e * bytes, bytes)));
+                }
+            } else {
+                for (int e = 0; e < n; e++) w[m][e] = matrix(path, tensors, p + names[m] + "." + e + ".weight", in, out);
+            }
+        }
+        return new FeedForward.MoE(router, w[0], w[1], w[2], c.expertsUsed());
     }
 
     private static TensorData tensor(Map<String, TensorData> tensors, Path path, String name) {

@@ -87,17 +87,51 @@ public final class Llama {
 
             // feed-forward: x += ffn(rmsnorm(x) * ffnNorm)
             for (int t = 0; t < n; t++) VectorMath.rmsnorm(s.xb, t * dim, s.x, t * dim, layer.ffnNorm(), dim, c.rmsNormEps());
-            FeedForward.Dense ffn = (FeedForward.Dense) layer.feedForward();
-            ffn.w1().matmul(s.xb, n, s.hb, hidden);
-            ffn.w3().matmul(s.xb, n, s.hb2, hidden);
-            VectorMath.swiglu(s.hb, s.hb2, 0, n * hidden);
-            ffn.w2().matmul(s.hb, n, s.xb2, dim);
-            VectorMath.add(s.x, 0, s.xb2, 0, n * dim);
+            switch (layer.feedForward()) {
+                case FeedForward.Dense ffn -> {
+                    ffn.w1().matmul(s.xb, n, s.hb, hidden);
+                    ffn.w3().matmul(s.xb, n, s.hb2, hidden);
+                    VectorMath.swiglu(s.hb, s.hb2, 0, n * hidden);
+                    ffn.w2().matmul(s.hb, n, s.xb2, dim);
+                    VectorMath.add(s.x, 0, s.xb2, 0, n * dim);
+                }
+                case FeedForward.MoE moe -> mixture(s, moe, n);
+            }
         }
         if (nLogits == 0) return;
         int first = n - nLogits;
         for (int t = first; t < n; t++) VectorMath.rmsnorm(s.xb, (t - first) * dim, s.x, t * dim, weights.norm(), dim, c.rmsNormEps());
         weights.output().matmul(s.xb, nLogits, s.logits, c.vocabSize());
+    }
+
+    /**
+     * The mixture of experts for the batch's normalized inputs ({@code s.xb}), added to {@code s.x}. Tokens are
+     * grouped by expert: each chosen expert runs once over all of its tokens (gathered into {@code s.gathered}), so
+     * its weights are read once per batch and an expert no token chose is not read at all.
+     */
+    private void mixture(State s, FeedForward.MoE moe, int n) {
+        int dim = config.dim(), hidden = config.hiddenDim(), experts = config.expertCount(), used = moe.used();
+        moe.router().matmul(s.xb, n, s.routerLogits, experts);
+        for (int t = 0; t < n; t++) moe.route(s.routerLogits, t * experts, s.chosen[t], s.chosenWeights[t]);
+        for (int e = 0; e < experts; e++) {
+            int count = 0;
+            for (int t = 0; t < n; t++) {
+                for (int k = 0; k < used; k++) {
+                    if (s.chosen[t][k] == e) {
+                        s.slotToken[count] = t;
+                        s.slotWeight[count] = s.chosenWeights[t][k];
+                        System.arraycopy(s.xb, t * dim, s.gathered, count * dim, dim);
+                        count++;
+                    }
+                }
+            }
+            if (count == 0) continue;
+            moe.w1()[e].matmul(s.gathered, count, s.hb, hidden);
+            moe.w3()[e].matmul(s.gathered, count, s.hb2, hidden);
+            VectorMath.swiglu(s.hb, s.hb2, 0, count * hidden);
+            moe.w2()[e].matmul(s.hb, count, s.xb2, dim);
+            for (int i = 0; i < count; i++) VectorMath.axpy(s.slotWeight[i], s.xb2, i * dim, s.x, s.slotToken[i] * dim, dim);
+        }
     }
 
     /**
@@ -142,6 +176,12 @@ public final class Llama {
         final float[][] keyCache, valueCache; // [layer][position * kvDim + kvHead * headDim + i]
         final Rope rope;
         final int[] single = new int[1];
+        // mixture of experts: router logits [batch, experts], the chosen experts and weights per token, and the
+        // tokens gathered for one expert
+        final float[] routerLogits, gathered, slotWeight;
+        final int[][] chosen;
+        final float[][] chosenWeights;
+        final int[] slotToken;
 
         State(Config c, int contextLength, int maxBatch) {
             if (contextLength <= 0 || maxBatch <= 0) throw new IllegalArgumentException("context length and batch must be positive");
@@ -160,6 +200,13 @@ public final class Llama {
             keyCache = new float[c.nLayers()][Math.multiplyExact(contextLength, c.kvDim())];
             valueCache = new float[c.nLayers()][contextLength * c.kvDim()];
             rope = new Rope(c, contextLength);
+            int experts = Math.max(c.expertCount(), 0), used = Math.max(c.expertsUsed(), 0);
+            routerLogits = new float[maxBatch * experts];
+            chosen = new int[maxBatch][used];
+            chosenWeights = new float[maxBatch][used];
+            gathered = c.isMoE() ? new float[maxBatch * c.dim()] : new float[0];
+            slotToken = new int[c.isMoE() ? maxBatch : 0];
+            slotWeight = new float[c.isMoE() ? maxBatch : 0];
         }
 
         /** Bytes of the KV cache. */

@@ -28,7 +28,8 @@ import java.util.function.LongConsumer;
  * are put back in GGUF's interleaved RoPE order, so that other GGUF readers run the file as it is.
  */
 public final class QuantizeModel {
-    private static final Set<String> LINEAR = Set.of("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down");
+    private static final Set<String> LINEAR = Set.of("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
+            "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps");
 
     private QuantizeModel() {
     }
@@ -54,19 +55,20 @@ public final class QuantizeModel {
         }
         for (TensorData td : src.tensors().values()) {
             String kind = td.name().startsWith("blk.") ? td.name().split("\\.")[2] : td.name().replace(".weight", "");
-            boolean linear = (LINEAR.contains(kind) || kind.equals("output")) && td.shape().length == 2;
+            // linear layers, experts included ([in, out, experts]); the MoE router (ffn_gate_inp) stays as it is
+            boolean linear = (LINEAR.contains(kind) || kind.equals("output")) && td.shape().length <= 3 && td.shape().length >= 2;
             int heads = !permute ? 0 : kind.equals("attn_q") ? c.nHeads() : kind.equals("attn_k") ? c.nKvHeads() : 0;
             if (linear && td.shape()[0] % 32 == 0) {
-                specs.add(quantized(td.name(), Tensor.of(td), type, heads));
+                specs.add(quantized(td.name(), td.shape(), Tensor.of(td), type, heads));
             } else {
                 if (linear) keptFloat.add(td.name());
-                specs.add(heads > 0 ? quantized(td.name(), Tensor.of(td), td.type(), heads) : copy(td));
+                specs.add(heads > 0 ? quantized(td.name(), td.shape(), Tensor.of(td), td.type(), heads) : copy(td));
             }
         }
         if (!src.tensors().containsKey("output.weight")) {
             // tied embeddings: the head is quantized on its own, the embedding table keeps its type
             TensorData emb = src.tensors().get("token_embd.weight");
-            if (emb.shape()[0] % 32 == 0) specs.add(quantized("output.weight", Tensor.of(emb), type, 0));
+            if (emb.shape()[0] % 32 == 0) specs.add(quantized("output.weight", emb.shape(), Tensor.of(emb), type, 0));
         }
         GGUFWriter.write(out, md, specs, progress);
         return keptFloat;
@@ -81,8 +83,7 @@ public final class QuantizeModel {
      * to GGUF's interleaved one when {@code heads > 0}: within each head, row {@code 2i + j} comes from HF row
      * {@code j * headDim/2 + i}.
      */
-    private static GGUFWriter.TensorSpec quantized(String name, Tensor src, GGMLType type, int heads) {
-        long[] shape = {src.cols, src.rows};
+    private static GGUFWriter.TensorSpec quantized(String name, long[] shape, Tensor src, GGMLType type, int heads) {
         return new GGUFWriter.TensorSpec(name, type, shape, target -> {
             long rowBytes = type.bytesFor(src.cols);
             int headDim = heads > 0 ? (int) (src.rows / heads) : 0;

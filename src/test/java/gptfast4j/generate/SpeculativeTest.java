@@ -75,6 +75,20 @@ class SpeculativeTest {
     }
 
     @Test
+    void mixtureTargetWithADenseDraftIsTokenIdentical() {
+        Checkpoint mixtral = Checkpoint.load(Shared.REFERENCE.resolve("models/mini-mixtral-F32.gguf"), null);
+        Checkpoint dense = Checkpoint.load(OTHER, null);
+        Llama m = mixtral.model();
+        for (String text : PROMPTS) {
+            int[] p = prompt(text);
+            int[] plain = new Generator(m, m.newState(p.length + 80, 16), mixtral.eos()).generate(p, 0, 80, new Sampler(512, 0, 0, 1, 0), t -> true).tokens();
+            SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(p.length + 81, 16), mixtral.eos(),
+                    draft(dense, 200, new Sampler(512, 0, 0, 1, 0)), 4, SpeculativeGenerator.LOSSLESS);
+            assertArrayEquals(plain, g.generate(p, 80, new Sampler(512, 0, 0, 1, 0), t -> true).tokens(), text);
+        }
+    }
+
+    @Test
     void greedyWithPromptLookupIsTokenIdentical() {
         for (String text : PROMPTS) {
             int[] p = prompt(text + " " + text + " " + text);

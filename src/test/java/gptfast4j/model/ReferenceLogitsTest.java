@@ -19,7 +19,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ReferenceLogitsTest {
 
     @ParameterizedTest
-    @ValueSource(strings = {"mini-llama2-F32", "mini-llama3-F32"})
+    @ValueSource(strings = {"mini-llama2-F32", "mini-llama3-F32", "mini-mixtral-F32"})
     void f32MatchesLlamaCpp(String model) {
         check(model, Shared.REFERENCE.resolve("logits/" + model + ".json.gz"));
     }
@@ -28,7 +28,8 @@ class ReferenceLogitsTest {
     @ValueSource(strings = {
             "mini-llama2-F16", "mini-llama2-BF16", "mini-llama2-Q8_0", "mini-llama2-Q4_0", "mini-llama2-Q4_1",
             "mini-llama3-F16", "mini-llama3-BF16", "mini-llama3-Q8_0", "mini-llama3-Q4_0", "mini-llama3-Q4_1",
-            "mini-llama2-Q4_K", "mini-llama2-Q5_K", "mini-llama2-Q6_K", "mini-llama3-Q4_K", "mini-llama3-Q5_K", "mini-llama3-Q6_K"})
+            "mini-llama2-Q4_K", "mini-llama2-Q5_K", "mini-llama2-Q6_K", "mini-llama3-Q4_K", "mini-llama3-Q5_K", "mini-llama3-Q6_K",
+            "mini-mixtral-Q8_0", "mini-mixtral-Q4_0", "mini-mixtral-Q4_K", "mini-mixtral-Q6_K"})
     void otherTypesMatchDequantizedReference(String model) {
         check(model, Shared.REFERENCE.resolve("logits-dequant/" + model + ".json.gz"));
     }
