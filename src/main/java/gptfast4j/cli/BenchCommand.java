@@ -42,6 +42,21 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--format", paramLabel = "table|json", description = "Output format (default: ${DEFAULT-VALUE}).")
     String format = "table";
 
+    @Option(names = "--quantize", paramLabel = "int8|int4", description = "Quantize float linear layers while loading.")
+    String quantize;
+
+    @Option(names = "--draft-checkpoint", paramLabel = "PATH", description = "Also benchmark speculative decoding with this draft (greedy, plain vs speculative).")
+    Path draftCheckpoint;
+
+    @Option(names = "--draft-quantize", paramLabel = "int8|int4", description = "Quantize the draft while loading (e.g. the target's own int4 form).")
+    String draftQuantize;
+
+    @Option(names = "--speculate-k", paramLabel = "K", description = "Draft tokens per verification (default: ${DEFAULT-VALUE}).")
+    int speculateK = 5;
+
+    @Option(names = "--lookup", paramLabel = "N", description = "Also benchmark draft-free speculation (prompt lookup, n-grams up to N) on a prompt that repeats text.")
+    Integer lookup;
+
     @Option(names = "--memory", description = "Measure the read bandwidth (a streaming read over 1 GiB off-heap); alone, or as the reference for the % column.")
     boolean memory;
 
@@ -49,7 +64,7 @@ final class BenchCommand implements Callable<Integer> {
     boolean debug;
 
     record Row(String model, String test, int threads, double meanTokensPerSecond, double stdTokensPerSecond,
-               long bytesPerToken, double gigabytesPerSecond, Double percentOfMemoryBandwidth) {}
+               long bytesPerToken, double gigabytesPerSecond, Double percentOfMemoryBandwidth, Double meanAccepted, Double speedup) {}
 
     @Override
     public Integer call() throws Exception {
@@ -67,7 +82,7 @@ final class BenchCommand implements Callable<Integer> {
             }
         }
         List<Row> rows = new ArrayList<>();
-        Checkpoint ckpt = checkpoint != null ? Checkpoint.load(checkpoint, tokenizer) : null;
+        Checkpoint ckpt = checkpoint != null ? Checkpoint.load(checkpoint, tokenizer, CommonOptions.quantizeMode(quantize, "--quantize")) : null;
         if (ckpt != null) {
             Llama model = ckpt.model();
             String name = checkpoint.getFileName().toString();
@@ -89,14 +104,15 @@ final class BenchCommand implements Callable<Integer> {
                         model.forward(state, prompt, 0, promptTokens, 0, null);
                         tps[r] = promptTokens / ((System.nanoTime() - t0) / 1e9);
                     }
-                    rows.add(new Row(name, "pp" + promptTokens, t, mean(tps), std(tps), bytes, 0, null));
+                    rows.add(new Row(name, "pp" + promptTokens, t, mean(tps), std(tps), bytes, 0, null, null, null));
                 }
                 if (genTokens > 0) {
                     double[] tps = new double[repetitions];
                     for (int r = 0; r < repetitions; r++) tps[r] = genTokens / (decode(model, state, prompt, genTokens) / 1e9);
                     double gbs = bytes * mean(tps) / 1e9;
-                    rows.add(new Row(name, "tg" + genTokens, t, mean(tps), std(tps), bytes, gbs, bw == null ? null : 100 * gbs * 1e9 / bw));
+                    rows.add(new Row(name, "tg" + genTokens, t, mean(tps), std(tps), bytes, gbs, bw == null ? null : 100 * gbs * 1e9 / bw, null, null));
                 }
+                if ((draftCheckpoint != null || lookup != null) && genTokens > 0) rows.addAll(speculative(ckpt, name, t));
             }
         }
         if (format.equals("json")) {
@@ -113,17 +129,63 @@ final class BenchCommand implements Callable<Integer> {
         bandwidth.forEach((t, b) -> System.out.printf("memory read bandwidth, %d thread%s: %.1f GB/s%n", t, t == 1 ? "" : "s", b / 1e9));
         if (!rows.isEmpty()) {
             if (!bandwidth.isEmpty()) System.out.println();
-            System.out.printf("| %-28s | %7s | %6s | %10s | %14s | %9s | %7s | %8s |%n", "model", "threads", "test", "t/s", "", "MB/token", "GB/s", "% of bw");
-            System.out.println("|------------------------------|---------|--------|------------|----------------|-----------|---------|----------|");
+            System.out.printf("| %-28s | %7s | %-10s | %10s | %14s | %9s | %7s | %8s |%n", "model", "threads", "test", "t/s", "", "MB/token", "GB/s", "% of bw");
+            System.out.println("|------------------------------|---------|------------|------------|----------------|-----------|---------|----------|");
             for (Row r : rows) {
                 boolean tg = r.test().startsWith("tg");
-                System.out.printf("| %-28s | %7d | %6s | %10.2f | ± %12.2f | %9s | %7s | %8s |%n", r.model(), r.threads(), r.test(),
+                System.out.printf("| %-28s | %7d | %-10s | %10.2f | ± %12.2f | %9s | %7s | %8s |%n", r.model(), r.threads(), r.test(),
                         r.meanTokensPerSecond(), r.stdTokensPerSecond(), tg ? String.format("%.1f", r.bytesPerToken() / 1e6) : "",
                         tg ? String.format("%.2f", r.gigabytesPerSecond()) : "",
                         r.percentOfMemoryBandwidth() == null ? "" : String.format("%.0f%%", r.percentOfMemoryBandwidth()));
+                if (r.speedup() != null) System.out.printf("|   %s: mean accepted %.2f of %d, speedup over plain %.2fx%n", r.test(), r.meanAccepted(), speculateK, r.speedup());
             }
         }
         return 0;
+    }
+
+    /**
+     * Greedy generation of {@code genTokens} tokens, plain and speculative, from the same prompt: a story opening, or
+     * for prompt lookup that opening repeated (text that repeats is what lookup can exploit). Both produce the same
+     * tokens; the rows give tokens/s, the mean accepted draft tokens and the speedup over plain.
+     */
+    private List<Row> speculative(Checkpoint ckpt, String name, int threads) {
+        String text = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog.";
+        if (lookup != null) text = text + " " + text + " " + text;
+        int[] words = ckpt.tokenizer().encode(text);
+        int[] prompt = new int[words.length + 1];
+        prompt[0] = ckpt.bos();
+        System.arraycopy(words, 0, prompt, 1, words.length);
+        Llama model = ckpt.model();
+        int context = prompt.length + genTokens + 1;
+        if (context > model.config.contextLength()) throw new IllegalArgumentException("prompt and --gen-tokens exceed the context length");
+        Llama.State state = model.newState(context, Math.max(speculateK + 1, prompt.length));
+        gptfast4j.generate.Sampler greedy = new gptfast4j.generate.Sampler(model.config.vocabSize(), 0, 0, 1, 0);
+        Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, greedy, debug);
+        gptfast4j.generate.Generator plain = new gptfast4j.generate.Generator(model, state, new int[]{-1});
+        plain.generate(prompt, 0, Math.min(genTokens, 16), greedy, tok -> true); // warm-up
+        double[] plainTps = new double[repetitions], specTps = new double[repetitions];
+        for (int r = 0; r < repetitions; r++) {
+            long t0 = System.nanoTime();
+            int n = plain.generate(prompt, 0, genTokens, greedy, tok -> true).tokens().length;
+            plainTps[r] = n / ((System.nanoTime() - t0) / 1e9);
+        }
+        // no EOS for either run, so both generate exactly genTokens tokens
+        gptfast4j.generate.SpeculativeGenerator spec = new gptfast4j.generate.SpeculativeGenerator(model, state, new int[]{-1},
+                speculationDrafter(speculation), speculateK, gptfast4j.generate.SpeculativeGenerator.LOSSLESS);
+        spec.generate(prompt, Math.min(genTokens, 16), greedy, tok -> true);
+        for (int r = 0; r < repetitions; r++) {
+            long t0 = System.nanoTime();
+            int n = spec.generate(prompt, genTokens, greedy, tok -> true).tokens().length;
+            specTps[r] = n / ((System.nanoTime() - t0) / 1e9);
+        }
+        String label = lookup != null ? "lookup" + lookup : "draft";
+        return List.of(
+                new Row(name, "plain" + genTokens, threads, mean(plainTps), std(plainTps), 0, 0, null, null, null),
+                new Row(name, label + "-k" + speculateK, threads, mean(specTps), std(specTps), 0, 0, null, spec.meanAccepted(), mean(specTps) / mean(plainTps)));
+    }
+
+    private static gptfast4j.generate.Drafter speculationDrafter(Speculation s) {
+        return s.drafter();
     }
 
     /** Nanoseconds to decode {@code n} tokens one at a time from position 0. */

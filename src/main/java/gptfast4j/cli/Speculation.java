@@ -12,7 +12,7 @@ import java.nio.file.Path;
 import java.util.Arrays;
 
 /** The speculative-decoding set-up chosen on the command line (a draft model or prompt lookup). */
-record Speculation(SpeculativeGenerator generator, String description) {
+record Speculation(SpeculativeGenerator generator, Drafter drafter, String description) {
 
     /** Null when neither a draft nor lookup was asked for. */
     static Speculation create(Checkpoint target, Llama.State state, Path draftPath, String draftQuantize, Integer lookup, int k,
@@ -34,7 +34,7 @@ record Speculation(SpeculativeGenerator generator, String description) {
             drafter = new DraftModel(draft.model(), draft.model().newState(state.contextLength, k + 2), sampler);
             description = "draft " + draftPath.getFileName() + (draftQuantize != null ? " (" + draftQuantize + ")" : "");
         }
-        return new Speculation(new SpeculativeGenerator(target.model(), state, target.eos(), drafter, k, SpeculativeGenerator.LOSSLESS), description);
+        return new Speculation(new SpeculativeGenerator(target.model(), state, target.eos(), drafter, k, SpeculativeGenerator.LOSSLESS), drafter, description);
     }
 
     static void checkSameVocabulary(Checkpoint target, Checkpoint draft) {
