@@ -11,9 +11,11 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
 /**
- * IEEE half floats. The Vector API has no half-to-float conversion, so it is done with integer ops: the 15 low bits
- * shifted into float position give a float whose exponent is biased by 127 instead of 15, and one multiply by 2^112
- * rebiases it; this is exact for normal and subnormal halves (weights hold no infinities or NaNs).
+ * IEEE half floats. The Vector API has no half-to-float conversion, so it is done with integer ops: the half,
+ * sign-extended to 32 bits and shifted left by 13, has its exponent and mantissa in float position (bits 13-27) and,
+ * from the sign extension, its sign in bit 31; masking bits 28-30 away gives a float whose exponent is biased by 127
+ * instead of 15, and one multiply by 2^112 rebiases it. Exact for normal and subnormal halves (weights hold no
+ * infinities or NaNs); checked against {@code Float.float16ToFloat} for all 65536 halves in the tests.
  */
 final class F16Tensor extends Tensor {
     private static final VectorSpecies<Short> S_SPECIES = VectorSpecies.of(short.class, VectorShape.forBitSize(F_SPECIES.vectorBitSize() / 2));
@@ -27,8 +29,7 @@ final class F16Tensor extends Tensor {
     static FloatVector load(MemorySegment data, long offset) {
         IntVector h = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN)
                 .convertShape(VectorOperators.S2I, I_SPECIES, 0); // sign-extended
-        IntVector bits = h.and(0x7fff).lanewise(VectorOperators.LSHL, 13).or(h.and(0x8000_0000));
-        return bits.reinterpretAsFloats().mul(0x1p112f);
+        return h.lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f);
     }
 
     @Override

@@ -1,6 +1,7 @@
 package gptfast4j.tensor;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /** The small float operations of a forward pass besides matrix products: on float arrays, with offsets. */
@@ -10,20 +11,15 @@ public final class VectorMath {
     private VectorMath() {
     }
 
-    private static final VectorSpecies<Float> S256 = FloatVector.SPECIES_256, S128 = FloatVector.SPECIES_128;
-
     /**
-     * The sum of the lanes in a fixed pairwise order: halves are added (512 to 256 to 128 bits), then four lanes.
-     * {@code reduceLanes(ADD)} adds in one order when interpreted and another when compiled, which would make
-     * results change while the JIT warms up. Used by the decode kernels, where it costs nothing measurable; the
-     * prefill micro-kernel uses {@code reduceLanes}, 25% faster there (measured: 43-45 vs 35 GMAC/s per core).
-     * Dropped alternatives: {@code rearrange} halving (30% slower in prefill), a {@code lane(i)} loop (halved decode).
+     * The sum of the lanes ({@code reduceLanes(ADD)}), the one place kernels reduce a vector. Compiled code adds the
+     * lanes in another order than interpreted code, so the first calls of a process (before the JIT compiles a kernel)
+     * can differ from later ones in the last bits; the thread count never changes a result. Fixed-order alternatives
+     * were measured and dropped: halving with {@code reinterpretShape} cost 19% of Q8_0 decode speed and 25% of
+     * prefill, halving with {@code rearrange} 30% of prefill, a {@code lane(i)} loop half of decode.
      */
     public static float sum(FloatVector v) {
-        if (v.length() == 16) v = ((FloatVector) v.reinterpretShape(S256, 0)).add((FloatVector) v.reinterpretShape(S256, 1));
-        if (v.length() == 8) v = ((FloatVector) v.reinterpretShape(S128, 0)).add((FloatVector) v.reinterpretShape(S128, 1));
-        if (v.length() == 4) return (v.lane(0) + v.lane(2)) + (v.lane(1) + v.lane(3));
-        return v.reduceLanes(jdk.incubator.vector.VectorOperators.ADD); // other widths (not x86): no fixed order
+        return v.reduceLanes(VectorOperators.ADD);
     }
 
     public static float dot(float[] a, int aOffset, float[] b, int bOffset, int n) {

@@ -88,7 +88,7 @@ class KernelTest {
         for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
         Parallel.setThreads(1);
         float[] single = new float[tokens * rows];
-        // compiled code sums lanes in another order than interpreted code (reduceLanes, see Tensor.dot4x4): warm up
+        // compiled code sums lanes in another order than interpreted code (see VectorMath.sum): warm up
         // first, then results must not depend on the thread count
         for (int warm = 0; warm < 200; warm++) t.matmul(x, tokens, single, rows);
         t.matmul(x, tokens, single, rows);

@@ -1,0 +1,98 @@
+package gptfast4j.jmh;
+
+import gptfast4j.io.GGUF;
+import gptfast4j.tensor.GGMLType;
+import gptfast4j.tensor.Parallel;
+import gptfast4j.tensor.Quantizer;
+import gptfast4j.tensor.Tensor;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.Warmup;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * One kernel per weight format: matrix x vector (decode) and matrix x 64 vectors (prefill), on one thread.
+ * "cache": a 512 x 256 tensor from ../shared/reference (the format's real bytes; stays in L2, so this measures the
+ * arithmetic). "memory": a 4096 x 4096 tensor (64 MB in F32) made here, far larger than the caches. Report as
+ * bytes/s: bytes of the tensor / time per matvec.
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MICROSECONDS)
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
+@Fork(value = 1, jvmArgsAppend = {"--add-modules=jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED"})
+public class KernelBenchmark {
+    @Param({"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"})
+    public String type;
+
+    @Param({"cache", "memory"})
+    public String size;
+
+    private Tensor tensor;
+    private float[] x, out;
+
+    @Setup(Level.Trial)
+    public void setUp() {
+        Parallel.setThreads(1);
+        GGMLType t = GGMLType.valueOf(type);
+        Path shared = Path.of(System.getProperty("gptfast.shared", "../shared"));
+        Tensor small = Tensor.of(GGUF.read(shared.resolve("reference/models/mini-llama2-" + type + ".gguf")).tensors().get("blk.0.ffn_up.weight"));
+        if (size.equals("cache")) {
+            tensor = small;
+        } else {
+            int n = 4096;
+            MemorySegment f32 = Arena.ofAuto().allocate(4L * n * n, 64);
+            SplittableRandom random = new SplittableRandom(1);
+            for (long i = 0; i < (long) n * n; i++) f32.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i, (float) random.nextGaussian());
+            Tensor big = Tensor.of("random", GGMLType.F32, f32, n, n);
+            tensor = switch (t) {
+                case F32 -> big;
+                case Q8_0, Q4_0, Q4_1 -> Quantizer.quantize(big, t);
+                // F16/BF16/K-quants: tile the reference tensor's bytes (speed does not depend on the values)
+                default -> tiled(small, n);
+            };
+        }
+        x = new float[64 * tensor.cols];
+        out = new float[64 * (int) tensor.rows];
+        SplittableRandom random = new SplittableRandom(2);
+        for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
+    }
+
+    private static Tensor tiled(Tensor small, int n) {
+        long rowBytes = small.type.bytesFor(n);
+        MemorySegment m = Arena.ofAuto().allocate(rowBytes * n, 64);
+        for (long off = 0; off < m.byteSize(); off += small.data.byteSize()) {
+            MemorySegment.copy(small.data, 0, m, off, Math.min(small.data.byteSize(), m.byteSize() - off));
+        }
+        return Tensor.of("tiled", small.type, m, n, n);
+    }
+
+    @Benchmark
+    public float[] matvec() {
+        tensor.matvec(x, out);
+        return out;
+    }
+
+    @Benchmark
+    public float[] matmul64() {
+        tensor.matmul(x, 64, out, (int) tensor.rows);
+        return out;
+    }
+}
