@@ -118,6 +118,22 @@ class ErrorsTest {
     }
 
     @Test
+    void interactiveChatsTurnByTurnUntilAnEmptyLine() {
+        java.io.InputStream oldIn = System.in;
+        try {
+            System.setIn(new java.io.ByteArrayInputStream("Once upon a time\nThe dog\n\nnever read\n".getBytes(StandardCharsets.UTF_8)));
+            Outcome o = run("generate", "--checkpoint", STORIES.toString(), "--interactive", "--temperature", "0", "--max-new-tokens", "12");
+            assertEquals(0, o.exit, o.err);
+            String[] answers = o.out.strip().split("\n");
+            assertEquals(2, answers.length, o.out);
+            assertTrue(answers[0].startsWith(", there was a little girl"), answers[0]); // plain format: the text goes on
+            assertTrue(o.err.contains("Chat format: plain"), o.err);
+        } finally {
+            System.setIn(oldIn);
+        }
+    }
+
+    @Test
     void debugShowsTheStackTrace() {
         Outcome o = run("generate", "--checkpoint", "/no/such/model.gguf", "--debug");
         assertTrue(o.err.contains("\tat "), o.err);

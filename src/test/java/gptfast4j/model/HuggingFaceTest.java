@@ -32,6 +32,15 @@ class HuggingFaceTest {
     private static final Path GGUF_FILE = Shared.MODELS.resolve("stories260K.gguf");
 
     @Test
+    void mixtralGivesTheGGUFLogits(@TempDir Path dir) throws IOException {
+        Path gguf = Shared.REFERENCE.resolve("models/mini-mixtral-F32.gguf");
+        writeHuggingFace(gguf, dir, false);
+        Checkpoint hf = Checkpoint.load(dir, Shared.MODELS.resolve("tok512.bin"));
+        assertTrue(hf.model().config.isMoE());
+        compare(Checkpoint.load(gguf, null), hf);
+    }
+
+    @Test
     void singleFileGivesTheGGUFLogits(@TempDir Path dir) throws IOException {
         writeHuggingFace(dir, false);
         compare(Checkpoint.load(GGUF_FILE, null), Checkpoint.load(dir, Shared.MODELS.resolve("tok512.bin")));
@@ -65,14 +74,35 @@ class HuggingFaceTest {
 
     /** GGUF name to Hugging Face name, and whether the rows are q/k rows to permute (with the head count). */
     private static void writeHuggingFace(Path dir, boolean sharded) throws IOException {
-        GGUF gguf = GGUF.read(GGUF_FILE);
+        writeHuggingFace(GGUF_FILE, dir, sharded);
+    }
+
+    private static void writeHuggingFace(Path source, Path dir, boolean sharded) throws IOException {
+        GGUF gguf = GGUF.read(source);
         var md = gguf.metadata();
         int heads = md.getInt("llama.attention.head_count", 0), kvHeads = md.getInt("llama.attention.head_count_kv", 0);
         Map<String, float[][]> tensors = new LinkedHashMap<>(); // name -> [out][in]
+        int experts = md.getInt("llama.expert_count", 0);
         for (TensorData t : gguf.tensors().values()) {
-            String hfName = hfName(t.name());
             float[] flat = t.data().toArray(ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN));
             int cols = (int) t.shape()[0], rows = flat.length / cols;
+            if (t.name().endsWith("_exps.weight")) {
+                // [in, out, experts] -> one [out, in] matrix per expert, named as MixtralForCausalLM does
+                String[] p = t.name().split("\\.");
+                String w = switch (p[2]) {
+                    case "ffn_gate_exps" -> "w1";
+                    case "ffn_down_exps" -> "w2";
+                    default -> "w3";
+                };
+                int perExpert = rows / experts;
+                for (int e = 0; e < experts; e++) {
+                    float[][] m = new float[perExpert][];
+                    for (int r = 0; r < perExpert; r++) m[r] = java.util.Arrays.copyOfRange(flat, (e * perExpert + r) * cols, (e * perExpert + r + 1) * cols);
+                    tensors.put("model.layers." + p[1] + ".block_sparse_moe.experts." + e + "." + w + ".weight", m);
+                }
+                continue;
+            }
+            String hfName = hfName(t.name());
             float[][] m = new float[rows][];
             for (int r = 0; r < rows; r++) m[r] = java.util.Arrays.copyOfRange(flat, r * cols, (r + 1) * cols);
             if (t.name().endsWith("attn_q.weight")) m = permuteForRotateHalf(m, heads);
@@ -82,7 +112,11 @@ class HuggingFaceTest {
         if (!tensors.containsKey("lm_head.weight")) tensors.put("lm_head.weight", tensors.get("model.embed_tokens.weight"));
         ObjectMapper json = new ObjectMapper();
         ObjectNode config = json.createObjectNode();
-        config.putArray("architectures").add("LlamaForCausalLM");
+        config.putArray("architectures").add(experts > 0 ? "MixtralForCausalLM" : "LlamaForCausalLM");
+        if (experts > 0) {
+            config.put("num_local_experts", experts);
+            config.put("num_experts_per_tok", md.getInt("llama.expert_used_count", 0));
+        }
         config.put("hidden_size", md.getInt("llama.embedding_length", 0));
         config.put("intermediate_size", md.getInt("llama.feed_forward_length", 0));
         config.put("num_hidden_layers", md.getInt("llama.block_count", 0));
@@ -91,7 +125,7 @@ class HuggingFaceTest {
         config.put("vocab_size", 512);
         config.put("max_position_embeddings", 512);
         config.put("rms_norm_eps", md.getFloat("llama.attention.layer_norm_rms_epsilon", 0));
-        config.put("rope_theta", 10000.0);
+        config.put("rope_theta", md.getFloat("llama.rope.freq_base", 10000));
         config.put("bos_token_id", 1);
         config.put("eos_token_id", 2);
         config.put("tie_word_embeddings", false);
@@ -149,6 +183,7 @@ class HuggingFaceTest {
                     case "ffn_gate" -> "mlp.gate_proj";
                     case "ffn_up" -> "mlp.up_proj";
                     case "ffn_down" -> "mlp.down_proj";
+                    case "ffn_gate_inp" -> "block_sparse_moe.gate";
                     default -> throw new IllegalArgumentException(gguf);
                 } + ".weight";
             }

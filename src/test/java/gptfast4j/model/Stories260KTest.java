@@ -67,6 +67,25 @@ class Stories260KTest {
         for (int p = 0; p < ids.length; p++) assertArrayEquals(la[p], lb[p], 0f, "position " + p);
     }
 
+    /**
+     * The llama2.c header's negative vocabulary size means the classifier follows the weights instead of being the
+     * embedding table: rewritten so (header negated, the embedding table appended as wcls), the model is the same.
+     */
+    @Test
+    void llama2cUntiedClassifierIsRead(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws java.io.IOException {
+        byte[] tied = java.nio.file.Files.readAllBytes(BIN);
+        java.nio.ByteBuffer header = java.nio.ByteBuffer.wrap(tied).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        int dim = header.getInt(0), vocab = header.getInt(20);
+        byte[] untied = java.util.Arrays.copyOf(tied, tied.length + 4 * dim * vocab);
+        java.nio.ByteBuffer.wrap(untied).order(java.nio.ByteOrder.LITTLE_ENDIAN).putInt(20, -vocab);
+        System.arraycopy(tied, 28, untied, tied.length, 4 * dim * vocab); // wcls = token_embedding_table
+        java.nio.file.Path file = dir.resolve("untied.bin");
+        java.nio.file.Files.write(file, untied);
+        Checkpoint c = Checkpoint.load(file, TOK);
+        org.junit.jupiter.api.Assertions.assertNotSame(c.model().weights.tokEmbeddings(), c.model().weights.output());
+        assertEquals(KARPATHY_EXPECTED, greedy200(c));
+    }
+
     @Test
     void matchesLlamaCppOnAllPrompts() {
         int compared = ReferenceCheck.check(Checkpoint.load(GGUF, null),
