@@ -4,12 +4,14 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * The K-quants (256-weight super-blocks with per-sub-block scales), as most downloadable GGUF files use them. One
- * super-block is decoded at a time into a small float scratch (it stays in L1) and dotted with the input there, so
- * a decode step reads the packed bytes once. Subclasses decode their block layout (ggml-common.h).
+ * The K-quants (256-weight super-blocks with per-sub-block scales), as most downloadable GGUF files use them.
+ * Subclasses decode their block layout (ggml-common.h) in plain scalar code ({@link #decode}: dequantization, and
+ * the reference for the tests) and may override {@link #dot} with a vector kernel; the default dot decodes one
+ * super-block at a time into an L1-resident scratch.
  */
 abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor, Q6_KTensor {
     static final int SUPER_BLOCK = 256;
+    static final jdk.incubator.vector.VectorSpecies<Integer> I_SPECIES = F_SPECIES.withLanes(int.class);
     private static final ThreadLocal<float[]> SCRATCH = ThreadLocal.withInitial(() -> new float[SUPER_BLOCK]);
 
     KQuantTensor(String name, GGMLType type, MemorySegment data, int cols, long rows) {
@@ -35,6 +37,16 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
     public void dequantizeRow(long row, float[] out, int outOffset) {
         long offset = row * rowBytes;
         for (int i = 0; i < cols; i += SUPER_BLOCK, offset += type.blockBytes) decode(offset, out, outOffset + i);
+    }
+
+    /** Bytes {@code [offset, offset + lanes)} as unsigned int lanes. */
+    final jdk.incubator.vector.IntVector bytes(long offset) {
+        return ((jdk.incubator.vector.IntVector) jdk.incubator.vector.ByteVector.fromMemorySegment(Q8_0Tensor.B_SPECIES, data, offset,
+                java.nio.ByteOrder.LITTLE_ENDIAN).castShape(I_SPECIES, 0)).and(0xFF);
+    }
+
+    static jdk.incubator.vector.FloatVector floats(jdk.incubator.vector.IntVector v) {
+        return (jdk.incubator.vector.FloatVector) v.castShape(F_SPECIES, 0);
     }
 
     final int u8(long offset) {

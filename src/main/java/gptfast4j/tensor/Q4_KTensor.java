@@ -1,5 +1,9 @@
 package gptfast4j.tensor;
 
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -10,6 +14,36 @@ import java.lang.foreign.MemorySegment;
 final class Q4_KTensor extends KQuantTensor {
     Q4_KTensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.Q4_K, data, cols, rows);
+    }
+
+    /** Per 64 weights: {@code d1 * sum(lo * x) - m1 * sum(x)} over the low nibbles, likewise d2, m2 for the high. */
+    @Override
+    public float dot(long row, float[] x, int xOffset) {
+        int lanes = F_SPECIES.length();
+        long offset = row * rowBytes;
+        FloatVector acc = FloatVector.zero(F_SPECIES);
+        for (int i = 0; i < cols; i += SUPER_BLOCK, offset += type.blockBytes) {
+            float d = f16(data, offset), dmin = f16(data, offset + 2);
+            long scales = offset + 4, qs = offset + 16;
+            for (int j = 0; j < 4; j++) {
+                int sm1 = scaleMin(scales, 2 * j), sm2 = scaleMin(scales, 2 * j + 1);
+                FloatVector qxLo = FloatVector.zero(F_SPECIES), qxHi = qxLo, sxLo = qxLo, sxHi = qxLo;
+                int base = xOffset + i + 64 * j;
+                for (int l = 0; l < 32; l += lanes) {
+                    IntVector q = bytes(qs + 32L * j + l);
+                    FloatVector xLo = FloatVector.fromArray(F_SPECIES, x, base + l), xHi = FloatVector.fromArray(F_SPECIES, x, base + 32 + l);
+                    qxLo = floats(q.and(0xF)).fma(xLo, qxLo);
+                    qxHi = floats(q.lanewise(VectorOperators.LSHR, 4)).fma(xHi, qxHi);
+                    sxLo = sxLo.add(xLo);
+                    sxHi = sxHi.add(xHi);
+                }
+                acc = qxLo.fma(FloatVector.broadcast(F_SPECIES, d * (sm1 & 0xFF)), acc);
+                acc = sxLo.fma(FloatVector.broadcast(F_SPECIES, -dmin * (sm1 >> 8)), acc);
+                acc = qxHi.fma(FloatVector.broadcast(F_SPECIES, d * (sm2 & 0xFF)), acc);
+                acc = sxHi.fma(FloatVector.broadcast(F_SPECIES, -dmin * (sm2 >> 8)), acc);
+            }
+        }
+        return VectorMath.sum(acc);
     }
 
     @Override

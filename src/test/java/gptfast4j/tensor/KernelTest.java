@@ -52,6 +52,28 @@ class KernelTest {
         }
     }
 
+    /**
+     * K-quants: the vector dot product against the plain scalar decoding ({@code decode}, itself checked against
+     * llama.cpp through ReferenceLogitsTest), row by row.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"Q4_K", "Q5_K", "Q6_K"})
+    void kQuantDotMatchesTheScalarDecoding(String typeName) {
+        Tensor t = Tensor.of(GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + typeName + ".gguf")).tensors().get("blk.1.ffn_up.weight"));
+        Random random = new Random(3);
+        float[] x = new float[t.cols], row = new float[t.cols];
+        for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
+        for (long r = 0; r < t.rows; r++) {
+            ((KQuantTensor) t).decode(r * t.rowBytes, row, 0);
+            double expected = 0, magnitude = 0;
+            for (int i = 0; i < t.cols; i++) {
+                expected += (double) row[i] * x[i];
+                magnitude += Math.abs((double) row[i] * x[i]);
+            }
+            assertEquals(expected, t.dot(r, x, 0), 1e-5 * magnitude + 1e-6, "row " + r);
+        }
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1"})
     void dotAndDequantizeMatchTheScalarReference(String typeName) {
