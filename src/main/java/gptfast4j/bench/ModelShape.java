@@ -20,7 +20,9 @@ public record ModelShape(String name, int dim, int hiddenDim, int layers, int he
             new ModelShape("llama-3-8b", 4096, 14336, 32, 32, 8, 128256, 8192, 500000, 1e-5f, false, 0, 0, 0),
             new ModelShape("mistral-7b", 4096, 14336, 32, 32, 8, 32000, 32768, 10000, 1e-5f, false, 0, 0, 0),
             // Mixtral's layout (8 experts, top 2, GQA 32/8, rope 1e6) at TinyLlama's width, so that it fits in RAM
-            new ModelShape("mixtral-mini", 2048, 5632, 16, 32, 8, 32000, 32768, 1e6f, 1e-5f, false, 0, 8, 2));
+            new ModelShape("mixtral-mini", 2048, 5632, 16, 32, 8, 32000, 32768, 1e6f, 1e-5f, false, 0, 8, 2),
+            // the dense model with mixtral-mini's active size: one FFN as wide as its two chosen experts
+            new ModelShape("mixtral-mini-dense", 2048, 2 * 5632, 16, 32, 8, 32000, 32768, 1e6f, 1e-5f, false, 0, 0, 0));
 
     public static ModelShape named(String name) {
         for (ModelShape s : ALL) if (s.name.equalsIgnoreCase(name)) return s;

@@ -59,4 +59,9 @@ final class F16Tensor extends Tensor {
         for (; i + lanes <= cols; i += lanes) load(data, base + (long) i * 2).intoArray(out, outOffset + i);
         for (; i < cols; i++) out[outOffset + i] = f16(data, base + (long) i * 2);
     }
+
+    @Override
+    void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
+        for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
+    }
 }

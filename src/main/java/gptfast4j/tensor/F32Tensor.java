@@ -36,4 +36,9 @@ final class F32Tensor extends Tensor {
     public void dequantizeRow(long row, float[] out, int outOffset) {
         MemorySegment.copy(data, FLOAT_LE, row * rowBytes, out, outOffset, cols);
     }
+
+    @Override
+    void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
+        for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
+    }
 }

@@ -57,4 +57,9 @@ final class Q4_1Tensor extends Tensor {
             }
         }
     }
+
+    @Override
+    void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
+        for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
+    }
 }

@@ -61,4 +61,9 @@ final class Q4_KTensor extends KQuantTensor {
             }
         }
     }
+
+    @Override
+    void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
+        for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
+    }
 }

@@ -27,4 +27,9 @@ final class Q5_KTensor extends KQuantTensor {
             }
         }
     }
+
+    @Override
+    void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
+        for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
+    }
 }

@@ -36,4 +36,9 @@ final class Q6_KTensor extends KQuantTensor {
     private int scale(long sc, int i) {
         return data.get(ValueLayout.JAVA_BYTE, sc + i);
     }
+
+    @Override
+    void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
+        for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
+    }
 }
