@@ -160,7 +160,7 @@ final class BenchCommand implements Callable<Integer> {
         if (context > model.config.contextLength()) throw new IllegalArgumentException("prompt and --gen-tokens exceed the context length");
         Llama.State state = model.newState(context, Math.max(speculateK + 1, prompt.length));
         gptfast4j.generate.Sampler greedy = new gptfast4j.generate.Sampler(model.config.vocabSize(), 0, 0, 1, 0);
-        Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, greedy, debug);
+        Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, greedy, tokenizer);
         gptfast4j.generate.Generator plain = new gptfast4j.generate.Generator(model, state, new int[]{-1});
         plain.generate(prompt, 0, Math.min(genTokens, 16), greedy, tok -> true); // warm-up
         double[] plainTps = new double[repetitions], specTps = new double[repetitions];

@@ -85,7 +85,7 @@ final class GenerateCommand implements Callable<Integer> {
         }
         int kvLength = Math.min(limit, tokens.length + maxNewTokens);
         Llama.State state = model.newState(kvLength, Math.max(speculateK + 1, Math.min(tokens.length, 64)));
-        Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, sampler, common.debug);
+        Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, sampler, common.tokenizer);
         Generator generator = new Generator(model, state, ckpt.eos());
         for (int sample = 0; sample < numSamples; sample++) {
             out.print(prompt);

@@ -15,8 +15,9 @@ import java.util.Arrays;
 record Speculation(SpeculativeGenerator generator, Drafter drafter, String description) {
 
     /** Null when neither a draft nor lookup was asked for. */
+    /** @param tokenizer the target's --tokenizer, used for a draft without one of its own (the vocabulary must match) */
     static Speculation create(Checkpoint target, Llama.State state, Path draftPath, String draftQuantize, Integer lookup, int k,
-                              Sampler sampler, boolean debug) {
+                              Sampler sampler, Path tokenizer) {
         if (draftPath != null && lookup != null) throw new IllegalArgumentException("give --draft-checkpoint or --lookup, not both");
         if (draftPath == null && lookup == null) {
             if (draftQuantize != null) throw new IllegalArgumentException("--draft-quantize needs --draft-checkpoint");
@@ -29,7 +30,8 @@ record Speculation(SpeculativeGenerator generator, Drafter drafter, String descr
             drafter = new PromptLookup(lookup);
             description = "prompt lookup (n-gram up to " + lookup + ")";
         } else {
-            Checkpoint draft = Checkpoint.load(draftPath, null, CommonOptions.quantizeMode(draftQuantize, "--draft-quantize"));
+            Checkpoint draft = Checkpoint.load(draftPath, draftPath.toString().endsWith(".bin") ? tokenizer : null,
+                    CommonOptions.quantizeMode(draftQuantize, "--draft-quantize"));
             checkSameVocabulary(target, draft);
             drafter = new DraftModel(draft.model(), draft.model().newState(state.contextLength, k + 2), sampler);
             description = "draft " + draftPath.getFileName() + (draftQuantize != null ? " (" + draftQuantize + ")" : "");

@@ -99,8 +99,9 @@ public final class Tokenizers {
         } catch (IndexOutOfBoundsException e) {
             throw new ModelFormatException(path + ": truncated llama2.c tokenizer file");
         }
-        // llama2.c stores pieces with plain spaces; SentencePiece pieces use U+2581
-        String[] p = pieces.stream().map(s -> s.replace(' ', '\u2581')).toArray(String[]::new);
+        // llama2.c stores pieces with plain spaces (SentencePiece uses U+2581) and BOS/EOS as "\n<s>\n", "\n</s>\n"
+        String[] p = pieces.stream().map(s -> s.equals("\n<s>\n") || s.equals("\n</s>\n") ? s.strip() : s.replace(' ', '\u2581'))
+                .toArray(String[]::new);
         float[] s = new float[scores.size()];
         for (int i = 0; i < s.length; i++) s[i] = scores.get(i);
         return new SentencePieceTokenizer(p, s, SentencePieceTokenizer.inferTypes(p), true);

@@ -104,6 +104,12 @@ class TokenizerVectorsTest {
         assertEquals(512, bin.vocabSize());
         Path gguf = Shared.MODELS.resolve("stories260K.gguf");
         Tokenizer fromGguf = Tokenizers.load(gguf);
+        // the same vocabulary: llama2.c's "\n<s>\n" and "\n</s>\n" are SentencePiece's control tokens <s>, </s>
+        for (int id = 0; id < 512; id++) {
+            assertEquals(fromGguf.piece(id), bin.piece(id), "token " + id);
+            assertArrayEquals(fromGguf.bytes(id), bin.bytes(id), "bytes of token " + id);
+        }
+        assertEquals(1, bin.special("<s>").orElseThrow());
         for (String text : new String[]{"Once upon a time", "Lily and Tom", "The cat was sad.\nThe dog", "  two  spaces", "émoji 🙂 ok"}) {
             assertArrayEquals(fromGguf.encode(text), bin.encode(text), text);
             assertEquals(text, bin.decode(bin.encode(text)));
