@@ -117,7 +117,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
             // tile rows are padded by 64 bytes: at a stride that is a multiple of 4 KB (2048 floats) the weight and
             // input rows of the micro-kernel would land in the same L1 sets
             int stride = cols + 16;
-            float[] tile = new float[tileHeight * stride];
+            float[] tile = tile(tileHeight * stride);
             for (int r0 = start; r0 < end; r0 += tileHeight) {
                 int tileRows = Math.min(tileHeight, end - r0);
                 for (int r = 0; r < tileRows; r++) dequantizeRow(r0 + r, tile, r * stride);
@@ -161,18 +161,43 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
             FloatVector w3 = FloatVector.fromArray(F_SPECIES, w, wOffset + 3 * ws + i);
             a30 = w3.fma(x0, a30); a31 = w3.fma(x1, a31); a32 = w3.fma(x2, a32); a33 = w3.fma(x3, a33);
         }
-        float[] s = {VectorMath.sum(a00), VectorMath.sum(a01), VectorMath.sum(a02), VectorMath.sum(a03),
-                VectorMath.sum(a10), VectorMath.sum(a11), VectorMath.sum(a12), VectorMath.sum(a13),
-                VectorMath.sum(a20), VectorMath.sum(a21), VectorMath.sum(a22), VectorMath.sum(a23),
-                VectorMath.sum(a30), VectorMath.sum(a31), VectorMath.sum(a32), VectorMath.sum(a33)};
-        for (; i < n; i++) {
-            for (int r = 0; r < 4; r++) {
-                for (int t = 0; t < 4; t++) s[r * 4 + t] += w[wOffset + r * ws + i] * x[xOffset + t * n + i];
-            }
+        // results straight to out (no array per call); the scalar tail is empty when n is a multiple of the lanes
+        int w1 = wOffset + ws, w2 = wOffset + 2 * ws, w3 = wOffset + 3 * ws, x1 = xOffset + n, x2 = xOffset + 2 * n, x3 = xOffset + 3 * n;
+        out[o] = VectorMath.sum(a00) + tail(w, wOffset, x, xOffset, i, n);
+        out[o + stride] = VectorMath.sum(a01) + tail(w, wOffset, x, x1, i, n);
+        out[o + 2 * stride] = VectorMath.sum(a02) + tail(w, wOffset, x, x2, i, n);
+        out[o + 3 * stride] = VectorMath.sum(a03) + tail(w, wOffset, x, x3, i, n);
+        out[o + 1] = VectorMath.sum(a10) + tail(w, w1, x, xOffset, i, n);
+        out[o + 1 + stride] = VectorMath.sum(a11) + tail(w, w1, x, x1, i, n);
+        out[o + 1 + 2 * stride] = VectorMath.sum(a12) + tail(w, w1, x, x2, i, n);
+        out[o + 1 + 3 * stride] = VectorMath.sum(a13) + tail(w, w1, x, x3, i, n);
+        out[o + 2] = VectorMath.sum(a20) + tail(w, w2, x, xOffset, i, n);
+        out[o + 2 + stride] = VectorMath.sum(a21) + tail(w, w2, x, x1, i, n);
+        out[o + 2 + 2 * stride] = VectorMath.sum(a22) + tail(w, w2, x, x2, i, n);
+        out[o + 2 + 3 * stride] = VectorMath.sum(a23) + tail(w, w2, x, x3, i, n);
+        out[o + 3] = VectorMath.sum(a30) + tail(w, w3, x, xOffset, i, n);
+        out[o + 3 + stride] = VectorMath.sum(a31) + tail(w, w3, x, x1, i, n);
+        out[o + 3 + 2 * stride] = VectorMath.sum(a32) + tail(w, w3, x, x2, i, n);
+        out[o + 3 + 3 * stride] = VectorMath.sum(a33) + tail(w, w3, x, x3, i, n);
+    }
+
+    /** {@code sum(w[wOffset + k] * x[xOffset + k])} for {@code from <= k < n}. */
+    private static float tail(float[] w, int wOffset, float[] x, int xOffset, int from, int n) {
+        float sum = 0;
+        for (int k = from; k < n; k++) sum += w[wOffset + k] * x[xOffset + k];
+        return sum;
+    }
+
+    /** Each thread's dequantized tile, kept between calls (a verification step of speculation is a matmul). */
+    private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[0]);
+
+    private static float[] tile(int size) {
+        float[] t = TILE.get();
+        if (t.length < size) {
+            t = new float[size];
+            TILE.set(t);
         }
-        for (int r = 0; r < 4; r++) {
-            for (int t = 0; t < 4; t++) out[o + t * stride + r] = s[r * 4 + t];
-        }
+        return t;
     }
 
     static float f16(MemorySegment data, long offset) {
