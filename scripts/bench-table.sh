@@ -5,7 +5,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 models="${MODELS:-/tmp/gptfast-models}"
 mkdir -p "$models/results"
-rows=("tinyllama-1.1b f16" "tinyllama-1.1b q8_0" "tinyllama-1.1b q4_0" "llama-3.2-1b q8_0" "llama-2-7b q8_0" "llama-2-7b q4_0" "mixtral-mini q4_0")
+rows=("tinyllama-1.1b f16" "tinyllama-1.1b q8_0" "tinyllama-1.1b q4_0" "llama-3.2-1b q8_0" "llama-2-7b q8_0" "llama-2-7b q4_0" "mixtral-mini q4_0" "mixtral-mini-dense q4_0")
 [ $# -gt 0 ] && rows=("$@")
 # run a snapshot of the jar, so that rebuilding the repository meanwhile cannot disturb the runs
 "$here/gptfast" --version >/dev/null
