@@ -171,7 +171,7 @@ final class BenchCommand implements Callable<Integer> {
         }
         // no EOS for either run, so both generate exactly genTokens tokens
         gptfast4j.generate.SpeculativeGenerator spec = new gptfast4j.generate.SpeculativeGenerator(model, state, new int[]{-1},
-                speculationDrafter(speculation), speculateK, gptfast4j.generate.SpeculativeGenerator.LOSSLESS);
+                speculation.drafter(), speculateK, gptfast4j.generate.SpeculativeGenerator.LOSSLESS);
         spec.generate(prompt, Math.min(genTokens, 16), greedy, tok -> true);
         for (int r = 0; r < repetitions; r++) {
             long t0 = System.nanoTime();
@@ -182,10 +182,6 @@ final class BenchCommand implements Callable<Integer> {
         return List.of(
                 new Row(name, "plain" + genTokens, threads, mean(plainTps), std(plainTps), 0, 0, null, null, null),
                 new Row(name, label + "-k" + speculateK, threads, mean(specTps), std(specTps), 0, 0, null, spec.meanAccepted(), mean(specTps) / mean(plainTps)));
-    }
-
-    private static gptfast4j.generate.Drafter speculationDrafter(Speculation s) {
-        return s.drafter();
     }
 
     /** Nanoseconds to decode {@code n} tokens one at a time from position 0. */

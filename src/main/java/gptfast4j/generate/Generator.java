@@ -21,10 +21,6 @@ public final class Generator {
         Arrays.sort(this.eos);
     }
 
-    public Llama.State state() {
-        return state;
-    }
-
     public boolean isEos(int token) {
         return Arrays.binarySearch(eos, token) >= 0;
     }

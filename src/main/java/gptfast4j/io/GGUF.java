@@ -33,21 +33,18 @@ public final class GGUF {
     private static final ValueLayout.OfDouble F64 = ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final Path path;
-    private final int version;
     private final Metadata metadata;
     private final Map<String, TensorData> tensors;
     private final long dataOffset;
 
-    private GGUF(Path path, int version, Metadata metadata, Map<String, TensorData> tensors, long dataOffset) {
+    private GGUF(Path path, Metadata metadata, Map<String, TensorData> tensors, long dataOffset) {
         this.path = path;
-        this.version = version;
         this.metadata = metadata;
         this.tensors = tensors;
         this.dataOffset = dataOffset;
     }
 
     public Path path() { return path; }
-    public int version() { return version; }
     public Metadata metadata() { return metadata; }
     /** Tensors in file order. */
     public Map<String, TensorData> tensors() { return tensors; }
@@ -123,7 +120,7 @@ public final class GGUF {
                     throw new ModelFormatException(path + ": duplicate tensor " + info.name);
                 }
             }
-            return new GGUF(path, version, metadata, Collections.unmodifiableMap(tensors), dataOffset);
+            return new GGUF(path, metadata, Collections.unmodifiableMap(tensors), dataOffset);
         } catch (IndexOutOfBoundsException e) {
             throw new ModelFormatException(path + ": truncated file: header ends at byte " + in.pos + " of " + file.byteSize());
         }

@@ -15,7 +15,7 @@ public enum ChatFormat {
     LLAMA3;
 
     /** Chooses the format from a chat template (GGUF or tokenizer_config.json) when there is one. */
-    public static ChatFormat detect(String chatTemplate, Tokenizer tokenizer) {
+    public static ChatFormat detect(String chatTemplate) {
         if (chatTemplate != null) {
             if (chatTemplate.contains("<|start_header_id|>")) return LLAMA3;
             if (chatTemplate.contains("[INST]")) return LLAMA2;

@@ -131,7 +131,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (md.has("tokenizer.ggml.eot_token_id")) eos.add(md.getInt("tokenizer.ggml.eot_token_id", 0));
         tokenizer.special("<|eot_id|>").ifPresent(eos::add);
         boolean addBos = md.getBool("tokenizer.ggml.add_bos_token", true);
-        ChatFormat chat = ChatFormat.detect(md.getString("tokenizer.chat_template", null), tokenizer);
+        ChatFormat chat = ChatFormat.detect(md.getString("tokenizer.chat_template", null));
         return new Checkpoint(path, "gguf", build(path, config, tensors), tokenizer, tensors, md,
                 md.getInt("tokenizer.ggml.bos_token_id", 1), eos.stream().mapToInt(Integer::intValue).toArray(), addBos, chat);
     }
@@ -201,7 +201,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (Files.exists(tokConfig)) template = readJson(tokConfig).path("chat_template").asText(null);
         return new Checkpoint(dir, "huggingface", build(dir, config, tensors), tokenizer, tensors, null,
                 cfg.path("bos_token_id").asInt(1), eos.stream().mapToInt(Integer::intValue).toArray(), true,
-                ChatFormat.detect(template, tokenizer));
+                ChatFormat.detect(template));
     }
 
     /** Hugging Face tensor names to GGUF's; null for tensors the model does not use (e.g. rotary caches). */

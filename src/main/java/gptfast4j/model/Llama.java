@@ -208,10 +208,5 @@ public final class Llama {
             slotToken = new int[c.isMoE() ? maxBatch : 0];
             slotWeight = new float[c.isMoE() ? maxBatch : 0];
         }
-
-        /** Bytes of the KV cache. */
-        public long kvCacheBytes() {
-            return 2L * keyCache.length * keyCache[0].length * Float.BYTES;
-        }
     }
 }

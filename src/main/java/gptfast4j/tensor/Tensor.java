@@ -24,7 +24,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
     static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     static final ValueLayout.OfFloat FLOAT_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
-    /** Rows handed to one thread at a time are a multiple of this; also the tile height of {@link #matmul}. */
+    /** Rows handed to one thread at a time are a multiple of this. */
     private static final int ROW_GRANULE = 16;
     /** Bytes of dequantized weights {@link #matmul} keeps in cache at a time. */
     private static final long TILE_BYTES = 384 * 1024;
