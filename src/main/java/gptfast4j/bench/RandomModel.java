@@ -4,6 +4,7 @@ import gptfast4j.io.GGUF;
 import gptfast4j.io.GGUFWriter;
 import gptfast4j.io.Metadata;
 import gptfast4j.model.Checkpoint;
+import gptfast4j.model.Config;
 import gptfast4j.tensor.GGMLType;
 import gptfast4j.tokenizer.Tokenizers;
 
@@ -33,26 +34,11 @@ public final class RandomModel {
 
     public static void write(ModelShape s, GGMLType type, Path out, Path sharedTokenizers, LongConsumer progress) {
         if (!TYPES.contains(type)) throw new IllegalArgumentException("unsupported type " + type + " for make-model; supported: " + TYPES);
-        Map<String, Metadata.Value> md = new LinkedHashMap<>();
-        String arch = "llama";
-        md.put("general.architecture", str(arch));
-        md.put("general.name", str(s.name() + " (random weights)"));
-        md.put("general.file_type", u32(fileType(type)));
-        md.put("general.quantization_version", u32(2));
-        md.put(arch + ".vocab_size", u32(s.vocab()));
-        md.put(arch + ".context_length", u32(s.context()));
-        md.put(arch + ".embedding_length", u32(s.dim()));
-        md.put(arch + ".block_count", u32(s.layers()));
-        md.put(arch + ".feed_forward_length", u32(s.hiddenDim()));
-        md.put(arch + ".attention.head_count", u32(s.heads()));
-        md.put(arch + ".attention.head_count_kv", u32(s.kvHeads()));
-        md.put(arch + ".attention.layer_norm_rms_epsilon", new Metadata.Value(Metadata.Type.FLOAT32, null, s.rmsEps()));
-        md.put(arch + ".rope.dimension_count", u32(s.headDim()));
-        md.put(arch + ".rope.freq_base", new Metadata.Value(Metadata.Type.FLOAT32, null, s.ropeTheta()));
-        if (s.experts() > 0) {
-            md.put(arch + ".expert_count", u32(s.experts()));
-            md.put(arch + ".expert_used_count", u32(s.expertsUsed()));
-        }
+        Config config = new Config("llama", s.dim(), s.hiddenDim(), s.layers(), s.heads(), s.kvHeads(), s.vocab(), s.context(),
+                s.rmsEps(), s.ropeTheta(), null, Config.RopeStyle.INTERLEAVED, s.experts(), s.expertsUsed());
+        Map<String, Metadata.Value> md = config.ggufMetadata(s.name() + " (random weights)");
+        md.put("general.file_type", Metadata.Value.uint32(type.fileType()));
+        md.put("general.quantization_version", Metadata.Value.uint32(2));
         md.putAll(tokenizerMetadata(s.vocab(), sharedTokenizers));
 
         List<GGUFWriter.TensorSpec> tensors = new ArrayList<>();
@@ -99,11 +85,11 @@ public final class RandomModel {
         Map<String, Metadata.Value> md = new LinkedHashMap<>();
         if (vocab == 32000) {
             md.putAll(Tokenizers.load(sharedTokenizers.resolve("llama2-tokenizer.model")).ggufMetadata());
-            md.put("tokenizer.ggml.bos_token_id", u32(1));
-            md.put("tokenizer.ggml.eos_token_id", u32(2));
-            md.put("tokenizer.ggml.unknown_token_id", u32(0));
-            md.put("tokenizer.ggml.add_bos_token", new Metadata.Value(Metadata.Type.BOOL, null, true));
-            md.put("tokenizer.ggml.add_eos_token", new Metadata.Value(Metadata.Type.BOOL, null, false));
+            md.put("tokenizer.ggml.bos_token_id", Metadata.Value.uint32(1));
+            md.put("tokenizer.ggml.eos_token_id", Metadata.Value.uint32(2));
+            md.put("tokenizer.ggml.unknown_token_id", Metadata.Value.uint32(0));
+            md.put("tokenizer.ggml.add_bos_token", Metadata.Value.bool(true));
+            md.put("tokenizer.ggml.add_eos_token", Metadata.Value.bool(false));
         } else if (vocab == 128256) {
             Metadata vocabFile = GGUF.read(sharedTokenizers.resolve("llama3-vocab.gguf")).metadata();
             for (var e : vocabFile.asMap().entrySet()) {
@@ -113,26 +99,6 @@ public final class RandomModel {
             throw new IllegalArgumentException("no tokenizer for a vocabulary of " + vocab);
         }
         return md;
-    }
-
-    private static int fileType(GGMLType type) {
-        return switch (type) {
-            case F32 -> 0;
-            case F16 -> 1;
-            case Q4_0 -> 2;
-            case Q4_1 -> 3;
-            case Q8_0 -> 7;
-            case BF16 -> 32;
-            default -> throw new IllegalArgumentException(type.toString());
-        };
-    }
-
-    private static Metadata.Value str(String s) {
-        return new Metadata.Value(Metadata.Type.STRING, null, s);
-    }
-
-    private static Metadata.Value u32(int v) {
-        return new Metadata.Value(Metadata.Type.UINT32, null, v);
     }
 
     private static GGUFWriter.TensorSpec ones(String name, int n) {

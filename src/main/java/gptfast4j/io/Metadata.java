@@ -24,7 +24,12 @@ public final class Metadata {
     }
 
     /** {@code elementType} is set for arrays only. */
-    public record Value(Type type, Type elementType, Object value) {}
+    public record Value(Type type, Type elementType, Object value) {
+        public static Value string(String s) { return new Value(Type.STRING, null, s); }
+        public static Value uint32(int v) { return new Value(Type.UINT32, null, v); }
+        public static Value float32(float v) { return new Value(Type.FLOAT32, null, v); }
+        public static Value bool(boolean v) { return new Value(Type.BOOL, null, v); }
+    }
 
     private final Map<String, Value> values;
 

@@ -62,6 +62,32 @@ public record Config(
                 + (c.expertCount > 0 ? ", experts " + c.expertsUsed + "/" + c.expertCount : "") + "]";
     }
 
+    /**
+     * These hyperparameters under llama.cpp's GGUF keys ({@code general.architecture} "llama", whose tensor names all
+     * our files use), for files written from a model that did not come from GGUF.
+     */
+    public java.util.Map<String, gptfast4j.io.Metadata.Value> ggufMetadata(String name) {
+        var md = new java.util.LinkedHashMap<String, gptfast4j.io.Metadata.Value>();
+        String arch = "llama";
+        md.put("general.architecture", gptfast4j.io.Metadata.Value.string(arch));
+        md.put("general.name", gptfast4j.io.Metadata.Value.string(name));
+        md.put(arch + ".vocab_size", gptfast4j.io.Metadata.Value.uint32(vocabSize));
+        md.put(arch + ".context_length", gptfast4j.io.Metadata.Value.uint32(contextLength));
+        md.put(arch + ".embedding_length", gptfast4j.io.Metadata.Value.uint32(dim));
+        md.put(arch + ".block_count", gptfast4j.io.Metadata.Value.uint32(nLayers));
+        md.put(arch + ".feed_forward_length", gptfast4j.io.Metadata.Value.uint32(hiddenDim));
+        md.put(arch + ".attention.head_count", gptfast4j.io.Metadata.Value.uint32(nHeads));
+        md.put(arch + ".attention.head_count_kv", gptfast4j.io.Metadata.Value.uint32(nKvHeads));
+        md.put(arch + ".attention.layer_norm_rms_epsilon", gptfast4j.io.Metadata.Value.float32(rmsNormEps));
+        md.put(arch + ".rope.dimension_count", gptfast4j.io.Metadata.Value.uint32(headDim()));
+        md.put(arch + ".rope.freq_base", gptfast4j.io.Metadata.Value.float32(ropeTheta));
+        if (isMoE()) {
+            md.put(arch + ".expert_count", gptfast4j.io.Metadata.Value.uint32(expertCount));
+            md.put(arch + ".expert_used_count", gptfast4j.io.Metadata.Value.uint32(expertsUsed));
+        }
+        return md;
+    }
+
     public int headDim() { return dim / nHeads; }
 
     public int kvDim() { return nKvHeads * headDim(); }

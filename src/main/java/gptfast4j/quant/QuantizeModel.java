@@ -39,12 +39,8 @@ public final class QuantizeModel {
         if (!Quantizer.supports(type)) throw new IllegalArgumentException("cannot quantize to " + type);
         Config c = src.model().config;
         Map<String, Metadata.Value> md = src.metadata() != null ? new LinkedHashMap<>(src.metadata().asMap()) : metadataFor(src);
-        md.put("general.file_type", new Metadata.Value(Metadata.Type.UINT32, null, switch (type) {
-            case Q8_0 -> 7;
-            case Q4_0 -> 2;
-            default -> 3;
-        }));
-        md.put("general.quantization_version", new Metadata.Value(Metadata.Type.UINT32, null, 2));
+        md.put("general.file_type", Metadata.Value.uint32(type.fileType()));
+        md.put("general.quantization_version", Metadata.Value.uint32(2));
         List<String> keptFloat = new ArrayList<>();
         List<GGUFWriter.TensorSpec> specs = new ArrayList<>();
         boolean permute = c.ropeStyle() == Config.RopeStyle.HALVES;
@@ -120,33 +116,11 @@ public final class QuantizeModel {
 
     /** llama.cpp's keys for a model that did not come from GGUF. */
     private static Map<String, Metadata.Value> metadataFor(Checkpoint src) {
-        Config c = src.model().config;
-        Map<String, Metadata.Value> md = new LinkedHashMap<>();
-        String arch = "llama";
-        md.put("general.architecture", str(arch));
-        md.put("general.name", str(src.path().getFileName().toString()));
-        md.put(arch + ".vocab_size", u32(c.vocabSize()));
-        md.put(arch + ".context_length", u32(c.contextLength()));
-        md.put(arch + ".embedding_length", u32(c.dim()));
-        md.put(arch + ".block_count", u32(c.nLayers()));
-        md.put(arch + ".feed_forward_length", u32(c.hiddenDim()));
-        md.put(arch + ".attention.head_count", u32(c.nHeads()));
-        md.put(arch + ".attention.head_count_kv", u32(c.nKvHeads()));
-        md.put(arch + ".attention.layer_norm_rms_epsilon", new Metadata.Value(Metadata.Type.FLOAT32, null, c.rmsNormEps()));
-        md.put(arch + ".rope.dimension_count", u32(c.headDim()));
-        md.put(arch + ".rope.freq_base", new Metadata.Value(Metadata.Type.FLOAT32, null, c.ropeTheta()));
+        Map<String, Metadata.Value> md = src.model().config.ggufMetadata(src.path().getFileName().toString());
         md.putAll(src.tokenizer().ggufMetadata());
-        md.put("tokenizer.ggml.bos_token_id", u32(src.bos()));
-        md.put("tokenizer.ggml.eos_token_id", u32(src.eos()[0]));
-        md.put("tokenizer.ggml.add_bos_token", new Metadata.Value(Metadata.Type.BOOL, null, src.addBos()));
+        md.put("tokenizer.ggml.bos_token_id", Metadata.Value.uint32(src.bos()));
+        md.put("tokenizer.ggml.eos_token_id", Metadata.Value.uint32(src.eos()[0]));
+        md.put("tokenizer.ggml.add_bos_token", Metadata.Value.bool(src.addBos()));
         return md;
-    }
-
-    private static Metadata.Value str(String s) {
-        return new Metadata.Value(Metadata.Type.STRING, null, s);
-    }
-
-    private static Metadata.Value u32(int v) {
-        return new Metadata.Value(Metadata.Type.UINT32, null, v);
     }
 }

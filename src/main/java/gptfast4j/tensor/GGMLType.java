@@ -41,6 +41,19 @@ public enum GGMLType {
         return elements / blockSize * blockBytes;
     }
 
+    /** llama.cpp's {@code general.file_type} for a file whose weights are all of this type ("pure" files). */
+    public int fileType() {
+        return switch (this) {
+            case F32 -> 0;
+            case F16 -> 1;
+            case Q4_0 -> 2;
+            case Q4_1 -> 3;
+            case Q8_0 -> 7;
+            case BF16 -> 32;
+            default -> throw new IllegalArgumentException("no whole-file type for " + this);
+        };
+    }
+
     /** The type with this GGUF id, or null when the id is not one we know by name. */
     public static GGMLType byId(int id) {
         for (GGMLType t : values()) {

@@ -40,6 +40,23 @@ class HuggingFaceTest {
         compare(Checkpoint.load(gguf, null), hf);
     }
 
+    /** quantize from a Hugging Face Mixtral writes llama.cpp's expert keys, so the GGUF is a mixture again. */
+    @Test
+    void quantizedMixtralFromHuggingFaceStaysAMixture(@TempDir Path dir) throws IOException {
+        Path gguf = Shared.REFERENCE.resolve("models/mini-mixtral-F32.gguf");
+        Path hfDir = Files.createDirectory(dir.resolve("hf"));
+        writeHuggingFace(gguf, hfDir, false);
+        Checkpoint hf = Checkpoint.load(hfDir, Shared.MODELS.resolve("tok512.bin"));
+        Path out = dir.resolve("q8.gguf");
+        gptfast4j.quant.QuantizeModel.write(hf, gptfast4j.tensor.GGMLType.Q8_0, out, b -> { });
+        Checkpoint q = Checkpoint.load(out, null);
+        assertEquals(4, q.model().config.expertCount());
+        assertEquals(2, q.model().config.expertsUsed());
+        assertEquals(Config.RopeStyle.INTERLEAVED, q.model().config.ropeStyle()); // q/k rows permuted back
+        Checkpoint reference = Checkpoint.load(gguf, null, gptfast4j.tensor.GGMLType.Q8_0);
+        compare(reference, q);
+    }
+
     @Test
     void singleFileGivesTheGGUFLogits(@TempDir Path dir) throws IOException {
         writeHuggingFace(dir, false);
