@@ -57,7 +57,7 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--lookup", paramLabel = "N", description = "Also benchmark draft-free speculation (prompt lookup, n-grams up to N) on a prompt that repeats text.")
     Integer lookup;
 
-    @Option(names = "--memory", description = "Measure the read bandwidth (a streaming read over 1 GiB off-heap); alone, or as the reference for the % column.")
+    @Option(names = "--memory", description = "Measure the read bandwidth (a streaming read over 1 GiB off-heap); alone, or as the reference for the %% column.")
     boolean memory;
 
     @Option(names = "--debug", description = "Show stack traces on errors.")

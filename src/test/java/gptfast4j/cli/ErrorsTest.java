@@ -45,6 +45,17 @@ class ErrorsTest {
         assertTrue(!o.err.contains("\tat ") && !o.err.contains("Exception"), "stack trace or exception name: " + o.err);
     }
 
+    /** Every command's --help is clean: picocli warns on stderr about a description it cannot format (a bare %). */
+    @Test
+    void helpOfEveryCommand() {
+        for (String command : new String[]{"generate", "info", "bench", "make-model", "quantize", "perplexity"}) {
+            Outcome o = run(command, "--help");
+            assertEquals(0, o.exit, command);
+            assertTrue(o.out.contains("Usage: gptfast " + command), o.out);
+            assertTrue(o.err.isEmpty() && !o.out.contains("WARN"), command + " --help: " + o.err + o.out);
+        }
+    }
+
     @Test
     void missingFile() {
         assertOneLineError(run("generate", "--checkpoint", "/no/such/model.gguf"), "no such file");
