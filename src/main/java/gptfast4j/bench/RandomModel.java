@@ -27,7 +27,8 @@ public final class RandomModel {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfFloat FLOAT_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfLong LONG_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    public static final List<GGMLType> TYPES = List.of(GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_1);
+    public static final List<GGMLType> TYPES = List.of(GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_1,
+            GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K);
 
     private RandomModel() {
     }
@@ -40,7 +41,15 @@ public final class RandomModel {
         md.put("general.file_type", Metadata.Value.uint32(type.fileType()));
         md.put("general.quantization_version", Metadata.Value.uint32(2));
         md.putAll(tokenizerMetadata(s.vocab(), sharedTokenizers));
+        GGUFWriter.write(out, md, tensors(s, type), progress);
+    }
 
+    /**
+     * The tensors of a model of shape {@code s}, linear layers in {@code type} (their contents are made as they are
+     * written). A matrix whose rows are not a whole number of the type's blocks (a K-quant's 256, e.g. stories15M's
+     * width of 288) is made in Q8_0 instead, as llama.cpp's quantizer also falls back to a 32-block type.
+     */
+    public static List<GGUFWriter.TensorSpec> tensors(ModelShape s, GGMLType type) {
         List<GGUFWriter.TensorSpec> tensors = new ArrayList<>();
         int dim = s.dim(), kvDim = s.kvHeads() * s.headDim(), hidden = s.hiddenDim();
         tensors.add(matrix("token_embd.weight", type, dim, s.vocab(), 1.0));
@@ -70,14 +79,12 @@ public final class RandomModel {
         }
         tensors.add(ones("output_norm.weight", dim));
         if (!s.tiedEmbeddings()) tensors.add(matrix("output.weight", type, dim, s.vocab(), 1 / Math.sqrt(dim)));
-        GGUFWriter.write(out, md, tensors, progress);
+        return tensors;
     }
 
     /** Total bytes of tensor data {@link #write} will produce (for progress reports). */
     public static long dataBytes(ModelShape s, GGMLType type) {
-        long dim = s.dim(), kvDim = (long) s.kvHeads() * s.headDim(), hidden = s.hiddenDim();
-        long perLayer = type.bytesFor(dim * dim * 2 + dim * kvDim * 2 + dim * hidden * 3 * Math.max(1, s.experts())) + 8 * dim + 4 * dim * s.experts();
-        return type.bytesFor(dim * s.vocab()) * (s.tiedEmbeddings() ? 1 : 2) + perLayer * s.layers() + 4 * dim;
+        return tensors(s, type).stream().mapToLong(GGUFWriter.TensorSpec::bytes).sum();
     }
 
     /** GGUF tokenizer keys: Llama-2's SentencePiece vocabulary for 32000, the Llama-3 vocabulary for 128256. */
@@ -112,7 +119,8 @@ public final class RandomModel {
         return tensor(name, type, new long[]{cols, rows}, std);
     }
 
-    private static GGUFWriter.TensorSpec tensor(String name, GGMLType type, long[] shape, double std) {
+    private static GGUFWriter.TensorSpec tensor(String name, GGMLType asked, long[] shape, double std) {
+        GGMLType type = shape[0] % asked.blockSize == 0 ? asked : GGMLType.Q8_0;
         float amplitude = (float) (std * Math.sqrt(3));
         return new GGUFWriter.TensorSpec(name, type, shape, t -> fill(t, type, amplitude, new SplittableRandom(name.hashCode())));
     }
@@ -138,6 +146,21 @@ public final class RandomModel {
                 for (long b = 0; b < size; b += type.blockBytes) {
                     t.set(SHORT_LE, b, d);
                     if (type == GGMLType.Q4_1) t.set(SHORT_LE, b + 2, m);
+                }
+            }
+            case Q4_K, Q5_K, Q6_K -> {
+                // random quant bytes and sub-block scales (and mins), then super-block scales that keep the values
+                // within about [-amplitude, amplitude]: Q4_K/Q5_K are d * scale * q - dmin * min with 6-bit scale and
+                // min, Q6_K is d * scale * (q - 32) with int8 scales
+                for (long i = 0; i + 8 <= size; i += 8) t.set(LONG_LE, i, random.nextLong());
+                int levels = type == GGMLType.Q4_K ? 16 : 32;
+                for (long b = 0; b < size; b += type.blockBytes) {
+                    if (type == GGMLType.Q6_K) {
+                        t.set(SHORT_LE, b + 208, Float.floatToFloat16(amplitude / (128 * 32)));
+                    } else {
+                        t.set(SHORT_LE, b, Float.floatToFloat16(2 * amplitude / (63 * (levels - 1))));
+                        t.set(SHORT_LE, b + 2, Float.floatToFloat16(amplitude / 63));
+                    }
                 }
             }
             default -> throw new IllegalArgumentException(type.toString());

@@ -2,12 +2,14 @@ package gptfast4j.cli;
 
 import gptfast4j.bench.ModelShape;
 import gptfast4j.bench.RandomModel;
+import gptfast4j.io.GGUFWriter;
 import gptfast4j.tensor.GGMLType;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.Callable;
 
 @Command(name = "make-model", mixinStandardHelpOptions = true, sortOptions = false,
@@ -17,7 +19,7 @@ final class MakeModelCommand implements Callable<Integer> {
             description = "stories15M, stories110M, tinyllama-1.1b, llama-3.2-1b, llama-2-7b, llama-3-8b, mistral-7b, mixtral-mini (8 experts, top 2, at TinyLlama width), mixtral-mini-dense (its active size, dense)")
     String shape;
 
-    @Option(names = "--type", required = true, paramLabel = "TYPE", description = "f32, f16, bf16, q8_0, q4_0, q4_1")
+    @Option(names = "--type", required = true, paramLabel = "TYPE", description = "f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q5_k, q6_k (every linear layer in that type)")
     String type;
 
     @Option(names = "--out", required = true, paramLabel = "FILE.gguf", description = "Output file (written atomically).")
@@ -38,6 +40,12 @@ final class MakeModelCommand implements Callable<Integer> {
         Path parent = out.toAbsolutePath().getParent();
         if (!Files.isDirectory(parent)) throw new IllegalArgumentException("output folder " + parent + " does not exist");
         long total = RandomModel.dataBytes(s, t);
+        List<String> fallbacks = RandomModel.tensors(s, t).stream()
+                .filter(spec -> spec.type() != t && spec.type() != GGMLType.F32).map(GGUFWriter.TensorSpec::name).toList();
+        if (!fallbacks.isEmpty()) {
+            System.err.printf("note: %d tensors have rows that are not a multiple of the %s block size (%d) and are Q8_0: %s%n",
+                    fallbacks.size(), t, t.blockSize, String.join(", ", fallbacks.subList(0, Math.min(4, fallbacks.size()))) + (fallbacks.size() > 4 ? ", ..." : ""));
+        }
         long start = System.nanoTime();
         int[] lastPercent = {-1};
         RandomModel.write(s, t, out, dir, written -> {
@@ -53,6 +61,7 @@ final class MakeModelCommand implements Callable<Integer> {
 
     static GGMLType parseType(String name) {
         for (GGMLType t : RandomModel.TYPES) if (t.name().equalsIgnoreCase(name)) return t;
-        throw new IllegalArgumentException("unknown type '" + name + "'; supported: f32, f16, bf16, q8_0, q4_0, q4_1");
+        throw new IllegalArgumentException("unknown type '" + name + "'; supported: "
+                + String.join(", ", RandomModel.TYPES.stream().map(t -> t.name().toLowerCase(java.util.Locale.ROOT)).toList()));
     }
 }

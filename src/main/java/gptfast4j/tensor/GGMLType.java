@@ -49,6 +49,9 @@ public enum GGMLType {
             case Q4_0 -> 2;
             case Q4_1 -> 3;
             case Q8_0 -> 7;
+            case Q4_K -> 14; // llama.cpp's "mostly Q4_K" (Q4_K_S); likewise Q5_K_S and Q6_K
+            case Q5_K -> 16;
+            case Q6_K -> 18;
             case BF16 -> 32;
             default -> throw new IllegalArgumentException("no whole-file type for " + this);
         };

@@ -1,18 +1,20 @@
 package gptfast4j.tensor;
 
+import jdk.incubator.vector.FloatVector;
+
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
  * The K-quants (256-weight super-blocks with per-sub-block scales), as most downloadable GGUF files use them.
- * Subclasses decode their block layout (ggml-common.h) in plain scalar code ({@link #decode}: dequantization, and
- * the reference for the tests) and may override {@link #dot} with a vector kernel; the default dot decodes one
- * super-block at a time into an L1-resident scratch.
+ * Each subclass decodes its block layout (ggml-common.h) twice: in plain scalar code ({@link #decode}: dequantization,
+ * and the reference the tests hold the kernel to) and in a vector dot product that never writes the weights out.
  */
 abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor, Q6_KTensor {
     static final int SUPER_BLOCK = 256;
     static final jdk.incubator.vector.VectorSpecies<Integer> I_SPECIES = F_SPECIES.withLanes(int.class);
-    private static final ThreadLocal<float[]> SCRATCH = ThreadLocal.withInitial(() -> new float[SUPER_BLOCK]);
+    static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
+    static final ValueLayout.OfLong LONG_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
 
     KQuantTensor(String name, GGMLType type, MemorySegment data, int cols, long rows) {
         super(name, type, data, cols, rows);
@@ -22,21 +24,32 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
     abstract void decode(long offset, float[] out, int o);
 
     @Override
-    public float dot(long row, float[] x, int xOffset) {
-        float[] scratch = SCRATCH.get();
-        long offset = row * rowBytes;
-        float sum = 0;
-        for (int i = 0; i < cols; i += SUPER_BLOCK, offset += type.blockBytes) {
-            decode(offset, scratch, 0);
-            sum += VectorMath.dot(scratch, 0, x, xOffset + i, SUPER_BLOCK);
-        }
-        return sum;
-    }
-
-    @Override
     public void dequantizeRow(long row, float[] out, int outOffset) {
         long offset = row * rowBytes;
         for (int i = 0; i < cols; i += SUPER_BLOCK, offset += type.blockBytes) decode(offset, out, outOffset + i);
+    }
+
+    /** Each thread's sums of x over 32-weight sub-blocks, kept between calls. */
+    private static final ThreadLocal<float[]> SUB_BLOCK_SUMS = ThreadLocal.withInitial(() -> new float[0]);
+
+    /**
+     * {@code sums[k] = x[xOffset + 32k] + ... + x[xOffset + 32k + 31]} for the {@code cols / 32} sub-blocks of a row, in
+     * this thread's scratch. Q4_K and Q5_K weights are {@code d * scale * q - dmin * min}, so a row's dot product is
+     * {@code sum(d * scale * (q · x_sub)) - sum(dmin * min * sums[sub])}: the second half needs x alone, so it is
+     * computed once per matrix call instead of once per row.
+     */
+    final float[] subBlockSums(float[] x, int xOffset) {
+        float[] sums = SUB_BLOCK_SUMS.get();
+        if (sums.length < cols / 32) {
+            sums = new float[cols / 32];
+            SUB_BLOCK_SUMS.set(sums);
+        }
+        for (int k = 0; k < cols / 32; k++) {
+            FloatVector s = FloatVector.zero(F_SPECIES);
+            for (int l = 0; l < 32; l += F_SPECIES.length()) s = s.add(FloatVector.fromArray(F_SPECIES, x, xOffset + 32 * k + l));
+            sums[k] = VectorMath.sum(s);
+        }
+        return sums;
     }
 
     /** Bytes {@code [offset, offset + lanes)} as unsigned int lanes. */
@@ -51,6 +64,23 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
 
     final int u8(long offset) {
         return data.get(ValueLayout.JAVA_BYTE, offset) & 0xFF;
+    }
+
+    /**
+     * The eight 6-bit sub-block scales of Q4_K/Q5_K's 12 packed bytes at {@code p}, as the bytes of a long (scale j in
+     * byte j): the same unpacking as {@link #scaleMin}, done on whole words so the dot products do not take the bytes
+     * apart one at a time. Bytes 0-3 hold scales 0-3 in their low 6 bits; scales 4-7 take their low 4 bits from the
+     * low nibbles of bytes 8-11 and their top 2 bits from the top of bytes 0-3.
+     */
+    final long packedScales(long p) {
+        int w0 = data.get(INT_LE, p), w2 = data.get(INT_LE, p + 8);
+        return (w0 & 0x3F3F3F3FL) | (long) ((w2 & 0x0F0F0F0F) | ((w0 >>> 6) & 0x03030303) << 4) << 32;
+    }
+
+    /** The eight 6-bit mins, packed as in {@link #packedScales}: from bytes 4-7, and the high nibbles of 8-11 with the top of 4-7. */
+    final long packedMins(long p) {
+        int w1 = data.get(INT_LE, p + 4), w2 = data.get(INT_LE, p + 8);
+        return (w1 & 0x3F3F3F3FL) | (long) (((w2 >>> 4) & 0x0F0F0F0F) | ((w1 >>> 6) & 0x03030303) << 4) << 32;
     }
 
     /** ggml's get_scale_min_k4 for sub-block j of the 12 packed bytes: the 6-bit scale, and the min shifted left by 8. */

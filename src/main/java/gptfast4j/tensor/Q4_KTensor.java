@@ -16,34 +16,37 @@ final class Q4_KTensor extends KQuantTensor {
         super(name, GGMLType.Q4_K, data, cols, rows);
     }
 
-    /** Per 64 weights: {@code d1 * sum(lo * x) - m1 * sum(x)} over the low nibbles, likewise d2, m2 for the high. */
+    /** Per 64 weights: {@code d1 * (lo · x) + d2 * (hi · x)}; the mins' share comes from the sums of x ({@link #subBlockSums}). */
     @Override
     public float dot(long row, float[] x, int xOffset) {
+        return dot(row, x, xOffset, subBlockSums(x, xOffset));
+    }
+
+    /** The dot product given the {@link #subBlockSums} of x. */
+    private float dot(long row, float[] x, int xOffset, float[] xSums) {
         int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
+        float minTerm = 0;
         for (int i = 0; i < cols; i += SUPER_BLOCK, offset += type.blockBytes) {
             float d = f16(data, offset), dmin = f16(data, offset + 2);
-            long scales = offset + 4, qs = offset + 16;
-            for (int j = 0; j < 4; j++) {
-                int sm1 = scaleMin(scales, 2 * j), sm2 = scaleMin(scales, 2 * j + 1);
-                FloatVector qxLo = FloatVector.zero(F_SPECIES), qxHi = qxLo, sxLo = qxLo, sxHi = qxLo;
+            long scales = packedScales(offset + 4), mins = packedMins(offset + 4), qs = offset + 16;
+            for (int j = 0; j < 4; j++, scales >>>= 16, mins >>>= 16) {
+                FloatVector qxLo = FloatVector.zero(F_SPECIES), qxHi = qxLo;
                 int base = xOffset + i + 64 * j;
                 for (int l = 0; l < 32; l += lanes) {
                     IntVector q = bytes(qs + 32L * j + l);
-                    FloatVector xLo = FloatVector.fromArray(F_SPECIES, x, base + l), xHi = FloatVector.fromArray(F_SPECIES, x, base + 32 + l);
-                    qxLo = floats(q.and(0xF)).fma(xLo, qxLo);
-                    qxHi = floats(q.lanewise(VectorOperators.LSHR, 4)).fma(xHi, qxHi);
-                    sxLo = sxLo.add(xLo);
-                    sxHi = sxHi.add(xHi);
+                    IntVector lo = q.and(0xF), hi = q.lanewise(VectorOperators.LSHR, 4);
+                    qxLo = floats(lo).fma(FloatVector.fromArray(F_SPECIES, x, base + l), qxLo);
+                    qxHi = floats(hi).fma(FloatVector.fromArray(F_SPECIES, x, base + 32 + l), qxHi);
                 }
-                acc = qxLo.fma(FloatVector.broadcast(F_SPECIES, d * (sm1 & 0xFF)), acc);
-                acc = sxLo.fma(FloatVector.broadcast(F_SPECIES, -dmin * (sm1 >> 8)), acc);
-                acc = qxHi.fma(FloatVector.broadcast(F_SPECIES, d * (sm2 & 0xFF)), acc);
-                acc = sxHi.fma(FloatVector.broadcast(F_SPECIES, -dmin * (sm2 >> 8)), acc);
+                acc = qxLo.fma(FloatVector.broadcast(F_SPECIES, d * (scales & 0xFF)), acc);
+                acc = qxHi.fma(FloatVector.broadcast(F_SPECIES, d * ((scales >>> 8) & 0xFF)), acc);
+                int sub = (i + 64 * j) / 32;
+                minTerm += dmin * ((mins & 0xFF) * xSums[sub] + ((mins >>> 8) & 0xFF) * xSums[sub + 1]);
             }
         }
-        return VectorMath.sum(acc);
+        return VectorMath.sum(acc) - minTerm;
     }
 
     @Override
@@ -64,6 +67,7 @@ final class Q4_KTensor extends KQuantTensor {
 
     @Override
     void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
-        for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
+        float[] xSums = subBlockSums(x, xOffset);
+        for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
     }
 }

@@ -1,5 +1,9 @@
 package gptfast4j.tensor;
 
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -9,6 +13,41 @@ import java.lang.foreign.MemorySegment;
 final class Q5_KTensor extends KQuantTensor {
     Q5_KTensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.Q5_K, data, cols, rows);
+    }
+
+    /** As Q4_K's dot product, with the fifth bit of each weight added from {@code qh} before the conversion. */
+    @Override
+    public float dot(long row, float[] x, int xOffset) {
+        return dot(row, x, xOffset, subBlockSums(x, xOffset));
+    }
+
+    /** The dot product given the {@link #subBlockSums} of x. */
+    private float dot(long row, float[] x, int xOffset, float[] xSums) {
+        int lanes = F_SPECIES.length();
+        long offset = row * rowBytes;
+        FloatVector acc = FloatVector.zero(F_SPECIES);
+        float minTerm = 0;
+        for (int i = 0; i < cols; i += SUPER_BLOCK, offset += type.blockBytes) {
+            float d = f16(data, offset), dmin = f16(data, offset + 2);
+            long scales = packedScales(offset + 4), mins = packedMins(offset + 4), qh = offset + 16, qs = offset + 48;
+            for (int j = 0; j < 4; j++, scales >>>= 16, mins >>>= 16) {
+                FloatVector qxLo = FloatVector.zero(F_SPECIES), qxHi = qxLo;
+                int base = xOffset + i + 64 * j;
+                for (int l = 0; l < 32; l += lanes) {
+                    IntVector q = bytes(qs + 32L * j + l);
+                    IntVector h = bytes(qh + l).lanewise(VectorOperators.LSHL, 4); // bit b of qh[l] at bit b + 4
+                    IntVector lo = q.and(0xF).or(h.lanewise(VectorOperators.LSHR, 2 * j).and(16));
+                    IntVector hi = q.lanewise(VectorOperators.LSHR, 4).or(h.lanewise(VectorOperators.LSHR, 2 * j + 1).and(16));
+                    qxLo = floats(lo).fma(FloatVector.fromArray(F_SPECIES, x, base + l), qxLo);
+                    qxHi = floats(hi).fma(FloatVector.fromArray(F_SPECIES, x, base + 32 + l), qxHi);
+                }
+                acc = qxLo.fma(FloatVector.broadcast(F_SPECIES, d * (scales & 0xFF)), acc);
+                acc = qxHi.fma(FloatVector.broadcast(F_SPECIES, d * ((scales >>> 8) & 0xFF)), acc);
+                int sub = (i + 64 * j) / 32;
+                minTerm += dmin * ((mins & 0xFF) * xSums[sub] + ((mins >>> 8) & 0xFF) * xSums[sub + 1]);
+            }
+        }
+        return VectorMath.sum(acc) - minTerm;
     }
 
     @Override
@@ -30,6 +69,7 @@ final class Q5_KTensor extends KQuantTensor {
 
     @Override
     void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
-        for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
+        float[] xSums = subBlockSums(x, xOffset);
+        for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
     }
 }

@@ -7,7 +7,10 @@ import gptfast4j.io.GGUF;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.model.Config;
 import gptfast4j.tensor.GGMLType;
+import gptfast4j.tensor.Tensor;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
@@ -36,5 +39,29 @@ class RandomModelTest {
         assertTrue(tokens.length > 0);
         assertEquals(0, dir.toFile().list((d, name) -> name.endsWith(".partial")).length, "no temporary file left");
         assertTrue(Files.exists(out));
+    }
+
+    /** K-quant files: random blocks with super-block scales that keep the weights near the asked spread, and they run. */
+    @ParameterizedTest
+    @ValueSource(strings = {"Q4_K", "Q5_K", "Q6_K"})
+    void kQuantWeightsHaveTheAskedSpread(String typeName, @TempDir Path dir) {
+        GGMLType type = GGMLType.valueOf(typeName);
+        Path out = dir.resolve("s15.gguf");
+        RandomModel.write(ModelShape.named("stories15M"), type, out, Shared.TOKENIZERS, b -> { });
+        Checkpoint c = Checkpoint.load(out, null);
+        // stories15M is 288 wide, not a multiple of 256: those rows fall back to Q8_0; ffn_down's rows are 768 wide
+        assertEquals(GGMLType.Q8_0, c.tensors().get("blk.0.attn_q.weight").type());
+        Tensor down = Tensor.of(c.tensors().get("blk.0.ffn_down.weight"));
+        assertEquals(type, down.type);
+        float[] row = new float[down.cols];
+        double sumSquares = 0;
+        for (long r = 0; r < down.rows; r++) {
+            down.dequantizeRow(r, row, 0);
+            for (float w : row) sumSquares += w * w;
+        }
+        double std = Math.sqrt(sumSquares / (down.rows * down.cols)), asked = 1 / Math.sqrt(768);
+        assertTrue(std > asked / 3 && std < asked * 3, "weight spread " + std + " for " + asked);
+        float[] logits = c.model().forward(c.model().newState(8, 1), 1, 0);
+        for (float l : logits) assertTrue(Float.isFinite(l));
     }
 }
