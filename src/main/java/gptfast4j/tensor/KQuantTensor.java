@@ -1,32 +1,27 @@
 package gptfast4j.tensor;
 
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 
 /**
  * The K-quants (256-weight super-blocks with per-sub-block scales), as most downloadable GGUF files use them.
- * Each subclass decodes its block layout (ggml-common.h) twice: in plain scalar code ({@link #decode}: dequantization,
- * and the reference the tests hold the kernel to) and in a vector dot product that never writes the weights out.
+ * Each subclass reads its block layout (ggml-common.h) with vector code twice: in a dot product that never writes
+ * the weights out, and in a dequantization for the matrix-matrix path; the tests hold both to a scalar decoding.
  */
 abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor, Q6_KTensor {
     static final int SUPER_BLOCK = 256;
-    static final jdk.incubator.vector.VectorSpecies<Integer> I_SPECIES = F_SPECIES.withLanes(int.class);
-    static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
-    static final ValueLayout.OfLong LONG_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
+    static final VectorSpecies<Integer> I_SPECIES = F_SPECIES.withLanes(int.class);
+    static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    static final ValueLayout.OfLong LONG_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     KQuantTensor(String name, GGMLType type, MemorySegment data, int cols, long rows) {
         super(name, type, data, cols, rows);
-    }
-
-    /** Decodes the super-block at {@code offset} into {@code out[o .. o + 256)}. */
-    abstract void decode(long offset, float[] out, int o);
-
-    @Override
-    public void dequantizeRow(long row, float[] out, int outOffset) {
-        long offset = row * rowBytes;
-        for (int i = 0; i < cols; i += SUPER_BLOCK, offset += type.blockBytes) decode(offset, out, outOffset + i);
     }
 
     /** Each thread's sums of x over 32-weight sub-blocks, kept between calls. */
@@ -53,40 +48,28 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
     }
 
     /** Bytes {@code [offset, offset + lanes)} as unsigned int lanes. */
-    final jdk.incubator.vector.IntVector bytes(long offset) {
-        return ((jdk.incubator.vector.IntVector) jdk.incubator.vector.ByteVector.fromMemorySegment(Q8_0Tensor.B_SPECIES, data, offset,
-                java.nio.ByteOrder.LITTLE_ENDIAN).castShape(I_SPECIES, 0)).and(0xFF);
+    final IntVector bytes(long offset) {
+        return ((IntVector) ByteVector.fromMemorySegment(Q8_0Tensor.B_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN).castShape(I_SPECIES, 0)).and(0xFF);
     }
 
-    static jdk.incubator.vector.FloatVector floats(jdk.incubator.vector.IntVector v) {
-        return (jdk.incubator.vector.FloatVector) v.castShape(F_SPECIES, 0);
-    }
-
-    final int u8(long offset) {
-        return data.get(ValueLayout.JAVA_BYTE, offset) & 0xFF;
+    static FloatVector floats(IntVector v) {
+        return (FloatVector) v.castShape(F_SPECIES, 0);
     }
 
     /**
      * The eight 6-bit sub-block scales of Q4_K/Q5_K's 12 packed bytes at {@code p}, as the bytes of a long (scale j in
-     * byte j): the same unpacking as {@link #scaleMin}, done on whole words so the dot products do not take the bytes
-     * apart one at a time. Bytes 0-3 hold scales 0-3 in their low 6 bits; scales 4-7 take their low 4 bits from the
-     * low nibbles of bytes 8-11 and their top 2 bits from the top of bytes 0-3.
+     * byte j): ggml's get_scale_min_k4, done on whole words so the kernels do not take the bytes apart one at a time.
+     * Bytes 0-3 hold scales 0-3 in their low 6 bits; scales 4-7 take their low 4 bits from the low nibbles of bytes
+     * 8-11 and their top 2 bits from the top of bytes 0-3.
      */
     final long packedScales(long p) {
         int w0 = data.get(INT_LE, p), w2 = data.get(INT_LE, p + 8);
         return (w0 & 0x3F3F3F3FL) | (long) ((w2 & 0x0F0F0F0F) | ((w0 >>> 6) & 0x03030303) << 4) << 32;
     }
 
-    /** The eight 6-bit mins, packed as in {@link #packedScales}: from bytes 4-7, and the high nibbles of 8-11 with the top of 4-7. */
+    /** The eight 6-bit mins, packed as in {@link #packedScales}: from bytes 4-7, and from the high nibbles of 8-11 with the tops of 4-7. */
     final long packedMins(long p) {
         int w1 = data.get(INT_LE, p + 4), w2 = data.get(INT_LE, p + 8);
         return (w1 & 0x3F3F3F3FL) | (long) (((w2 >>> 4) & 0x0F0F0F0F) | ((w1 >>> 6) & 0x03030303) << 4) << 32;
-    }
-
-    /** ggml's get_scale_min_k4 for sub-block j of the 12 packed bytes: the 6-bit scale, and the min shifted left by 8. */
-    final int scaleMin(long scales, int j) {
-        if (j < 4) return (u8(scales + j) & 63) | (u8(scales + j + 4) & 63) << 8;
-        return ((u8(scales + j + 4) & 0xF) | ((u8(scales + j - 4) >> 6) << 4))
-                | ((u8(scales + j + 4) >> 4) | ((u8(scales + j) >> 6) << 4)) << 8;
     }
 }

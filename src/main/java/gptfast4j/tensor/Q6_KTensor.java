@@ -49,29 +49,27 @@ final class Q6_KTensor extends KQuantTensor {
         return VectorMath.sum(acc);
     }
 
+    /** Rounds as ggml's dequantize_row_q6_K does: {@code (d * scale) * q}. */
     @Override
-    void decode(long offset, float[] out, int o) {
-        float d = f16(data, offset + 208);
-        for (int half = 0; half < 2; half++) {
-            long ql = offset + 64L * half, qh = offset + 128 + 32L * half, sc = offset + 192 + 8L * half;
-            int base = o + 128 * half;
-            for (int l = 0; l < 32; l++) {
-                int is = l / 16;
-                int h = u8(qh + l);
-                int q1 = ((u8(ql + l) & 0xF) | ((h & 3) << 4)) - 32;
-                int q2 = ((u8(ql + l + 32) & 0xF) | (((h >> 2) & 3) << 4)) - 32;
-                int q3 = ((u8(ql + l) >> 4) | (((h >> 4) & 3) << 4)) - 32;
-                int q4 = ((u8(ql + l + 32) >> 4) | (((h >> 6) & 3) << 4)) - 32;
-                out[base + l] = d * scale(sc, is) * q1;
-                out[base + l + 32] = d * scale(sc, is + 2) * q2;
-                out[base + l + 64] = d * scale(sc, is + 4) * q3;
-                out[base + l + 96] = d * scale(sc, is + 6) * q4;
+    public void dequantizeRow(long row, float[] out, int outOffset) {
+        int lanes = F_SPECIES.length();
+        long offset = row * rowBytes;
+        for (int i = 0; i < cols; i += SUPER_BLOCK, offset += type.blockBytes) {
+            float d = f16(data, offset + 208);
+            for (int half = 0; half < 2; half++) {
+                long ql = offset + 64L * half, qh = offset + 128 + 32L * half;
+                long scales = data.get(LONG_LE, offset + 192 + 8L * half);
+                int o = outOffset + i + 128 * half;
+                for (int l = 0; l < 32; l += lanes) {
+                    IntVector h = bytes(qh + l);
+                    for (int g = 0; g < 4; g++) {
+                        IntVector q = bytes(ql + l + 32 * (g & 1)).lanewise(VectorOperators.LSHR, 4 * (g >> 1)).and(0xF)
+                                .or(h.lanewise(VectorOperators.LSHR, 2 * g).and(3).lanewise(VectorOperators.LSHL, 4)).sub(32);
+                        floats(q).mul(d * (byte) (scales >>> 8 * (l / 16 + 2 * g))).intoArray(out, o + 32 * g + l);
+                    }
+                }
             }
         }
-    }
-
-    private int scale(long sc, int i) {
-        return data.get(ValueLayout.JAVA_BYTE, sc + i);
     }
 
     @Override

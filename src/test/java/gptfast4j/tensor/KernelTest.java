@@ -48,37 +48,44 @@ class KernelTest {
                 int nibble = j < 16 ? q & 0xF : q >> 4;
                 return Float.float16ToFloat(b.getShort(at)) * nibble + Float.float16ToFloat(b.getShort(at + 2));
             }
+            case Q4_K, Q5_K: {
+                // 256-weight super-blocks: [f16 d][f16 dmin][12 bytes scales/mins]([32 bytes qh] for Q5_K)[128 bytes qs];
+                // weight k: sub-block is = k / 32, byte qs[32 (k / 64) + k % 32], low nibble when is is even
+                int k = i % 256;
+                at = (int) rowStart + (i / 256) * (type == GGMLType.Q4_K ? 144 : 176);
+                int is = k / 32, l = k % 32;
+                int q = b.get(at + (type == GGMLType.Q4_K ? 16 : 48) + 32 * (k / 64) + l) & 0xFF;
+                int nibble = is % 2 == 0 ? q & 0xF : q >> 4;
+                if (type == GGMLType.Q5_K) nibble += ((b.get(at + 16 + l) >> is) & 1) * 16;
+                int[] scaleMin = scaleMinK4(b, at + 4, is);
+                float d = Float.float16ToFloat(b.getShort(at)), dmin = Float.float16ToFloat(b.getShort(at + 2));
+                return d * scaleMin[0] * nibble - dmin * scaleMin[1];
+            }
+            case Q6_K: {
+                // [128 bytes ql][64 bytes qh][16 int8 scales][f16 d]; two halves of 128 weights, groups g of 32 in a half
+                int k = i % 256, half = k / 128, g = k % 128 / 32, l = k % 32;
+                at = (int) rowStart + (i / 256) * 210;
+                int q = b.get(at + 64 * half + l + 32 * (g % 2)) & 0xFF;
+                int nibble = g < 2 ? q & 0xF : q >> 4;
+                int high = (b.get(at + 128 + 32 * half + l) >> (2 * g)) & 3;
+                float d = Float.float16ToFloat(b.getShort(at + 208));
+                return d * b.get(at + 192 + 8 * half + l / 16 + 2 * g) * ((nibble | high << 4) - 32);
+            }
             default: throw new IllegalArgumentException(type.toString());
         }
     }
 
-    /**
-     * K-quants: the vector dot product against the plain scalar decoding ({@code decode}, itself checked against
-     * llama.cpp through ReferenceLogitsTest), row by row.
-     */
-    @ParameterizedTest
-    @ValueSource(strings = {"Q4_K", "Q5_K", "Q6_K"})
-    void kQuantDotMatchesTheScalarDecoding(String typeName) {
-        // ffn_down rows are two super-blocks (512 weights), so the step from one super-block to the next is checked too
-        Tensor t = Tensor.of(GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + typeName + ".gguf")).tensors().get("blk.1.ffn_down.weight"));
-        assertEquals(2 * KQuantTensor.SUPER_BLOCK, t.cols);
-        Random random = new Random(3);
-        float[] x = new float[t.cols], row = new float[t.cols];
-        for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
-        for (long r = 0; r < t.rows; r++) {
-            t.dequantizeRow(r, row, 0);
-            double expected = 0, magnitude = 0;
-            for (int i = 0; i < t.cols; i++) {
-                expected += (double) row[i] * x[i];
-                magnitude += Math.abs((double) row[i] * x[i]);
-            }
-            assertEquals(expected, t.dot(r, x, 0), 1e-5 * magnitude + 1e-6, "row " + r);
-        }
+    /** ggml's get_scale_min_k4: sub-block j's 6-bit scale and min from the 12 packed bytes at {@code at}. */
+    private static int[] scaleMinK4(ByteBuffer b, int at, int j) {
+        if (j < 4) return new int[]{b.get(at + j) & 63, b.get(at + j + 4) & 63};
+        int hi = b.get(at + j + 4) & 0xFF;
+        return new int[]{(hi & 0xF) | ((b.get(at + j - 4) & 0xFF) >> 6) << 4, (hi >> 4) | ((b.get(at + j) & 0xFF) >> 6) << 4};
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1"})
+    @ValueSource(strings = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"})
     void dotAndDequantizeMatchTheScalarReference(String typeName) {
+        // ffn_down rows are 512 wide: two K-quant super-blocks, so the step from one to the next is checked too
         TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama2-" + typeName + ".gguf")).tensors().get("blk.1.ffn_down.weight");
         Tensor t = Tensor.of(td);
         assertEquals(GGMLType.valueOf(typeName), t.type);
@@ -101,7 +108,7 @@ class KernelTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1"})
+    @ValueSource(strings = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"})
     void matmulMatchesTheReferenceAndIgnoresTheThreadCount(String typeName) {
         TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + typeName + ".gguf")).tensors().get("blk.0.ffn_gate.weight");
         Tensor t = Tensor.of(td);
