@@ -116,8 +116,13 @@ final class GenerateCommand implements Callable<Integer> {
         long bytes = ckpt.model().weights.bytesPerToken();
         double tps = r.decodeTokensPerSecond();
         System.err.printf("Prompt: %d tokens, prefill %.1f ms (%.1f tokens/s)%n", r.promptTokens(), r.prefillNanos() / 1e6, r.prefillTokensPerSecond());
-        System.err.printf("Generated %d tokens, %.2f tokens/s%n", r.tokens().length, tps);
-        System.err.printf("Bandwidth achieved: %.2f GB/s (%.1f MB of weights per token)%n", bytes * tps / 1e9, bytes / 1e6);
+        if (r.decodedTokens() > 0) {
+            System.err.printf("Generated %d tokens, %.2f tokens/s%n", r.tokens().length, tps);
+            System.err.printf("Bandwidth achieved: %.2f GB/s (%.1f MB of weights per token)%n", bytes * tps / 1e9, bytes / 1e6);
+        } else {
+            // the first token comes from the prompt's logits: no decode step was timed
+            System.err.printf("Generated %d token%s (from the prefill; no decode step to time)%n", r.tokens().length, r.tokens().length == 1 ? "" : "s");
+        }
         long peak = CommonOptions.peakResidentBytes();
         if (peak > 0) System.err.printf("Peak memory: %.1f MB resident%n", peak / 1e6);
     }
