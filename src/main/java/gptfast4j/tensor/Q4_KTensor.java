@@ -16,7 +16,13 @@ final class Q4_KTensor extends KQuantTensor {
         super(name, GGMLType.Q4_K, data, cols, rows);
     }
 
-    /** Per 64 weights: {@code d1 * (lo · x) + d2 * (hi · x)}; the mins' share comes from the sums of x ({@link #subBlockSums}). */
+    /**
+     * Per super-block: {@code d * sum(scale * q · x)} - the mins' share, which comes from the sums of x
+     * ({@link #subBlockSums}). One flat loop over the 128 quant bytes (byte k: weight 64(k/32) + k%32 in its low nibble,
+     * 32 further in its high one); the 6-bit scales multiply the quants as ints, so the floats see one conversion and
+     * one FMA per vector. A loop per 64 weights paid its set-up each time (C2's pre- and post-loops): 3.80 against
+     * 3.45 ns per 32 weights in cache, and TinyLlama Q4_K decode 13.6/14.1 against 15.2/15.6 tokens/s.
+     */
     @Override
     public float dot(long row, float[] x, int xOffset) {
         return dot(row, x, xOffset, subBlockSums(x, xOffset));
@@ -31,19 +37,17 @@ final class Q4_KTensor extends KQuantTensor {
         for (int i = 0; i < cols; i += SUPER_BLOCK, offset += type.blockBytes) {
             float d = f16(data, offset), dmin = f16(data, offset + 2);
             long scales = packedScales(offset + 4), mins = packedMins(offset + 4), qs = offset + 16;
-            for (int j = 0; j < 4; j++, scales >>>= 16, mins >>>= 16) {
-                FloatVector qxLo = FloatVector.zero(F_SPECIES), qxHi = qxLo;
-                int base = xOffset + i + 64 * j;
-                for (int l = 0; l < 32; l += lanes) {
-                    IntVector q = bytes(qs + 32L * j + l);
-                    IntVector lo = q.and(0xF), hi = q.lanewise(VectorOperators.LSHR, 4);
-                    qxLo = floats(lo).fma(FloatVector.fromArray(F_SPECIES, x, base + l), qxLo);
-                    qxHi = floats(hi).fma(FloatVector.fromArray(F_SPECIES, x, base + 32 + l), qxHi);
-                }
-                acc = qxLo.fma(FloatVector.broadcast(F_SPECIES, d * (scales & 0xFF)), acc);
-                acc = qxHi.fma(FloatVector.broadcast(F_SPECIES, d * ((scales >>> 8) & 0xFF)), acc);
-                int sub = (i + 64 * j) / 32;
-                minTerm += dmin * ((mins & 0xFF) * xSums[sub] + ((mins >>> 8) & 0xFF) * xSums[sub + 1]);
+            FloatVector lo = FloatVector.zero(F_SPECIES), hi = lo;
+            for (int k = 0; k < 128; k += lanes) {
+                int shift = 16 * (k / 32);
+                IntVector q = bytes(qs + k);
+                int w = xOffset + i + 2 * k - k % 32;
+                lo = floats(q.and(0xF).mul((int) (scales >>> shift) & 0xFF)).fma(FloatVector.fromArray(F_SPECIES, x, w), lo);
+                hi = floats(q.lanewise(VectorOperators.LSHR, 4).mul((int) (scales >>> shift + 8) & 0xFF)).fma(FloatVector.fromArray(F_SPECIES, x, w + 32), hi);
+            }
+            acc = lo.add(hi).fma(FloatVector.broadcast(F_SPECIES, d), acc);
+            for (int j = 0; j < 4; j++, mins >>>= 16) {
+                minTerm += dmin * ((mins & 0xFF) * xSums[i / 32 + 2 * j] + ((mins >>> 8) & 0xFF) * xSums[i / 32 + 2 * j + 1]);
             }
         }
         return VectorMath.sum(acc) - minTerm;
