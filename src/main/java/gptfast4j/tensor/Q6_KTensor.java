@@ -30,21 +30,22 @@ final class Q6_KTensor extends KQuantTensor {
         long offset = row * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
         for (int i = 0; i < cols; i += SUPER_BLOCK, offset += type.blockBytes) {
-            float d = f16(data, offset + 208);
+            FloatVector sum = FloatVector.zero(F_SPECIES);
             for (int half = 0; half < 2; half++) {
                 long ql = offset + 64L * half, qh = offset + 128 + 32L * half;
                 long scales = data.get(LONG_LE, offset + 192 + 8L * half); // int8 scale k in byte k
                 int base = xOffset + i + 128 * half;
                 for (int l = 0; l < 32; l += lanes) {
-                    IntVector h = bytes(qh + l);
+                    IntVector h = bytes(qh + l).lanewise(VectorOperators.LSHL, 4), a = bytes(ql + l), b = bytes(ql + l + 32);
                     for (int g = 0; g < 4; g++) {
-                        IntVector q = bytes(ql + l + 32 * (g & 1)).lanewise(VectorOperators.LSHR, 4 * (g >> 1)).and(0xF)
-                                .or(h.lanewise(VectorOperators.LSHR, 2 * g).and(3).lanewise(VectorOperators.LSHL, 4)).sub(32);
-                        float scale = d * (byte) (scales >>> 8 * (l / 16 + 2 * g));
-                        acc = floats(q).mul(FloatVector.fromArray(F_SPECIES, x, base + 32 * g + l)).fma(FloatVector.broadcast(F_SPECIES, scale), acc);
+                        IntVector q = ((g & 1) == 0 ? a : b).lanewise(VectorOperators.LSHR, 4 * (g >> 1)).and(0xF)
+                                .or(h.lanewise(VectorOperators.LSHR, 2 * g).and(0x30)).sub(32);
+                        int scale = (byte) (scales >>> 8 * (l / 16 + 2 * g));
+                        sum = floats(q.mul(scale)).fma(FloatVector.fromArray(F_SPECIES, x, base + 32 * g + l), sum);
                     }
                 }
             }
+            acc = sum.fma(FloatVector.broadcast(F_SPECIES, f16(data, offset + 208)), acc);
         }
         return VectorMath.sum(acc);
     }
