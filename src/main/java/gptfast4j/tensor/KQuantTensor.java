@@ -24,29 +24,6 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
         super(name, type, data, cols, rows);
     }
 
-    /** Each thread's sums of x over 32-weight sub-blocks, kept between calls. */
-    private static final ThreadLocal<float[]> SUB_BLOCK_SUMS = ThreadLocal.withInitial(() -> new float[0]);
-
-    /**
-     * {@code sums[k] = x[xOffset + 32k] + ... + x[xOffset + 32k + 31]} for the {@code cols / 32} sub-blocks of a row, in
-     * this thread's scratch. Q4_K and Q5_K weights are {@code d * scale * q - dmin * min}, so a row's dot product is
-     * {@code sum(d * scale * (q · x_sub)) - sum(dmin * min * sums[sub])}: the second half needs x alone, so it is
-     * computed once per matrix call instead of once per row.
-     */
-    final float[] subBlockSums(float[] x, int xOffset) {
-        float[] sums = SUB_BLOCK_SUMS.get();
-        if (sums.length < cols / 32) {
-            sums = new float[cols / 32];
-            SUB_BLOCK_SUMS.set(sums);
-        }
-        for (int k = 0; k < cols / 32; k++) {
-            FloatVector s = FloatVector.zero(F_SPECIES);
-            for (int l = 0; l < 32; l += F_SPECIES.length()) s = s.add(FloatVector.fromArray(F_SPECIES, x, xOffset + 32 * k + l));
-            sums[k] = VectorMath.sum(s);
-        }
-        return sums;
-    }
-
     /** Bytes {@code [offset, offset + lanes)} as unsigned int lanes. */
     final IntVector bytes(long offset) {
         return ((IntVector) ByteVector.fromMemorySegment(Q8_0Tensor.B_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN).castShape(I_SPECIES, 0)).and(0xFF);

@@ -21,26 +21,41 @@ final class Q4_1Tensor extends Tensor {
 
     @Override
     public float dot(long row, float[] x, int xOffset) {
+        return dot(row, x, xOffset, blockSums(x, xOffset, cols));
+    }
+
+    /** {@code sum(nibble[j] * x[j])} over one block, as lanes. */
+    private FloatVector block(long offset, float[] x, int xOffset) {
         int lanes = F_SPECIES.length();
-        long offset = row * rowBytes;
-        FloatVector acc = FloatVector.zero(F_SPECIES);
-        for (int i = 0; i < cols; i += BLOCK, offset += BLOCK_BYTES) {
-            FloatVector qx = FloatVector.zero(F_SPECIES);
-            FloatVector sx = FloatVector.zero(F_SPECIES);
-            for (int j = 0; j < BLOCK / 2; j += lanes) {
-                ByteVector q = ByteVector.fromMemorySegment(Q8_0Tensor.B_SPECIES, data, offset + 4 + j, ByteOrder.LITTLE_ENDIAN);
-                FloatVector lo = (FloatVector) q.and((byte) 0xF).castShape(F_SPECIES, 0);
-                FloatVector hi = (FloatVector) q.lanewise(VectorOperators.LSHR, 4).castShape(F_SPECIES, 0);
-                FloatVector xlo = FloatVector.fromArray(F_SPECIES, x, xOffset + i + j);
-                FloatVector xhi = FloatVector.fromArray(F_SPECIES, x, xOffset + i + j + BLOCK / 2);
-                qx = lo.fma(xlo, qx);
-                qx = hi.fma(xhi, qx);
-                sx = sx.add(xlo).add(xhi);
-            }
-            acc = qx.fma(FloatVector.broadcast(F_SPECIES, f16(data, offset)), acc);
-            acc = sx.fma(FloatVector.broadcast(F_SPECIES, f16(data, offset + 2)), acc);
+        FloatVector sum = FloatVector.zero(F_SPECIES);
+        for (int j = 0; j < BLOCK / 2; j += lanes) {
+            ByteVector q = ByteVector.fromMemorySegment(Q8_0Tensor.B_SPECIES, data, offset + 4 + j, ByteOrder.LITTLE_ENDIAN);
+            sum = ((FloatVector) q.and((byte) 0xF).castShape(F_SPECIES, 0)).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + j), sum);
+            sum = ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).castShape(F_SPECIES, 0)).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + j + BLOCK / 2), sum);
         }
-        return VectorMath.sum(acc);
+        return sum;
+    }
+
+    /**
+     * {@code sum(d * (nibble · x_block)) + sum(m * xSums[block])}: the minimums' share comes from the per-call sums of x
+     * ({@link #blockSums}), so the vector loop only converts nibbles and multiplies; two blocks per step into two
+     * accumulators, as in Q4_0.
+     */
+    private float dot(long row, float[] x, int xOffset, float[] xSums) {
+        long offset = row * rowBytes;
+        FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0;
+        float minTerm = 0;
+        int i = 0;
+        for (; i + 2 * BLOCK <= cols; i += 2 * BLOCK, offset += 2 * BLOCK_BYTES) {
+            acc0 = block(offset, x, xOffset + i).fma(FloatVector.broadcast(F_SPECIES, f16(data, offset)), acc0);
+            acc1 = block(offset + BLOCK_BYTES, x, xOffset + i + BLOCK).fma(FloatVector.broadcast(F_SPECIES, f16(data, offset + BLOCK_BYTES)), acc1);
+            minTerm += f16(data, offset + 2) * xSums[i / BLOCK] + f16(data, offset + BLOCK_BYTES + 2) * xSums[i / BLOCK + 1];
+        }
+        if (i < cols) {
+            acc0 = block(offset, x, xOffset + i).fma(FloatVector.broadcast(F_SPECIES, f16(data, offset)), acc0);
+            minTerm += f16(data, offset + 2) * xSums[i / BLOCK];
+        }
+        return VectorMath.sum(acc0.add(acc1)) + minTerm;
     }
 
     @Override
@@ -60,6 +75,7 @@ final class Q4_1Tensor extends Tensor {
 
     @Override
     void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
-        for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
+        float[] xSums = blockSums(x, xOffset, cols);
+        for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
     }
 }

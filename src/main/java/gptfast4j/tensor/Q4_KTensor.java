@@ -18,17 +18,17 @@ final class Q4_KTensor extends KQuantTensor {
 
     /**
      * Per super-block: {@code d * sum(scale * q · x)} - the mins' share, which comes from the sums of x
-     * ({@link #subBlockSums}). One flat loop over the 128 quant bytes (byte k: weight 64(k/32) + k%32 in its low nibble,
+     * ({@link #blockSums}). One flat loop over the 128 quant bytes (byte k: weight 64(k/32) + k%32 in its low nibble,
      * 32 further in its high one); the 6-bit scales multiply the quants as ints, so the floats see one conversion and
      * one FMA per vector. A loop per 64 weights paid its set-up each time (C2's pre- and post-loops): 3.80 against
      * 3.45 ns per 32 weights in cache, and TinyLlama Q4_K decode 13.6/14.1 against 15.2/15.6 tokens/s.
      */
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        return dot(row, x, xOffset, subBlockSums(x, xOffset));
+        return dot(row, x, xOffset, blockSums(x, xOffset, cols));
     }
 
-    /** The dot product given the {@link #subBlockSums} of x. */
+    /** The dot product given the {@link #blockSums} of x. */
     private float dot(long row, float[] x, int xOffset, float[] xSums) {
         int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
@@ -76,7 +76,7 @@ final class Q4_KTensor extends KQuantTensor {
 
     @Override
     void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
-        float[] xSums = subBlockSums(x, xOffset);
+        float[] xSums = blockSums(x, xOffset, cols);
         for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
     }
 }

@@ -18,10 +18,10 @@ final class Q5_KTensor extends KQuantTensor {
     /** As Q4_K's dot product, with the fifth bit of each weight added from {@code qh} before the conversion. */
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        return dot(row, x, xOffset, subBlockSums(x, xOffset));
+        return dot(row, x, xOffset, blockSums(x, xOffset, cols));
     }
 
-    /** The dot product given the {@link #subBlockSums} of x. */
+    /** The dot product given the {@link #blockSums} of x. */
     private float dot(long row, float[] x, int xOffset, float[] xSums) {
         int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
@@ -74,7 +74,7 @@ final class Q5_KTensor extends KQuantTensor {
 
     @Override
     void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
-        float[] xSums = subBlockSums(x, xOffset);
+        float[] xSums = blockSums(x, xOffset, cols);
         for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
     }
 }

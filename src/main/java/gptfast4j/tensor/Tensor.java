@@ -200,6 +200,29 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
         return t;
     }
 
+    /** Each thread's sums of x over 32-weight blocks, kept between calls. */
+    private static final ThreadLocal<float[]> BLOCK_SUMS = ThreadLocal.withInitial(() -> new float[0]);
+
+    /**
+     * {@code sums[k] = x[xOffset + 32k] + ... + x[xOffset + 32k + 31]} for the {@code n / 32} blocks of a row, in this
+     * thread's scratch. Formats whose weights carry an offset ({@code d * q + m} in Q4_1, {@code d * scale * q - dmin *
+     * min} in Q4_K and Q5_K) split a row's dot product into the quants' part and the offsets times these sums: the
+     * second part needs x alone, so it is summed once per matrix call instead of once per row.
+     */
+    static float[] blockSums(float[] x, int xOffset, int n) {
+        float[] sums = BLOCK_SUMS.get();
+        if (sums.length < n / 32) {
+            sums = new float[n / 32];
+            BLOCK_SUMS.set(sums);
+        }
+        for (int k = 0; k < n / 32; k++) {
+            FloatVector s = FloatVector.zero(F_SPECIES);
+            for (int l = 0; l < 32; l += F_SPECIES.length()) s = s.add(FloatVector.fromArray(F_SPECIES, x, xOffset + 32 * k + l));
+            sums[k] = VectorMath.sum(s);
+        }
+        return sums;
+    }
+
     static float f16(MemorySegment data, long offset) {
         return Float.float16ToFloat(data.get(SHORT_LE, offset));
     }
