@@ -23,6 +23,6 @@ class GenerateCommandTest {
     void severalTokensReportTheDecodeRate() {
         ErrorsTest.Outcome o = ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "Once upon a time", "--max-new-tokens", "8", "--temperature", "0");
         assertEquals(0, o.exit(), o.err());
-        assertTrue(o.err().matches("(?s).*Generated 8 tokens, [0-9.]+ tokens/s.*Bandwidth achieved: .*"), o.err());
+        assertTrue(o.err().matches("(?s).*Generated 8 tokens, [0-9.,]+ tokens/s.*Bandwidth achieved: .*"), o.err());
     }
 }
