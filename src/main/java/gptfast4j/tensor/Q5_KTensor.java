@@ -28,9 +28,9 @@ final class Q5_KTensor extends KQuantTensor {
         FloatVector acc = FloatVector.zero(F_SPECIES);
         float minTerm = 0;
         for (int i = 0; i < cols; i += SUPER_BLOCK, offset += type.blockBytes) {
-            float d = f16(data, offset), dmin = f16(data, offset + 2);
-            long scales = packedScales(offset + 4), mins = packedMins(offset + 4), qh = offset + 16, qs = offset + 48;
-            for (int j = 0; j < 4; j++, scales >>>= 16, mins >>>= 16) {
+            float d = f16(data, offset);
+            long scales = packedScales(offset + 4), qh = offset + 16, qs = offset + 48;
+            for (int j = 0; j < 4; j++, scales >>>= 16) {
                 FloatVector qxLo = FloatVector.zero(F_SPECIES), qxHi = qxLo;
                 int base = xOffset + i + 64 * j;
                 for (int l = 0; l < 32; l += lanes) {
@@ -43,9 +43,15 @@ final class Q5_KTensor extends KQuantTensor {
                 }
                 acc = qxLo.fma(FloatVector.broadcast(F_SPECIES, d * (scales & 0xFF)), acc);
                 acc = qxHi.fma(FloatVector.broadcast(F_SPECIES, d * ((scales >>> 8) & 0xFF)), acc);
-                int sub = (i + 64 * j) / 32;
-                minTerm += dmin * ((mins & 0xFF) * xSums[sub] + ((mins >>> 8) & 0xFF) * xSums[sub + 1]);
             }
+        }
+        // the mins' share in a loop of its own, as in Q4_K
+        offset = row * rowBytes;
+        for (int i = 0; i < cols; i += SUPER_BLOCK, offset += type.blockBytes) {
+            float dmin = f16(data, offset + 2), m = 0;
+            long mins = packedMins(offset + 4);
+            for (int j = 0; j < 8; j++, mins >>>= 8) m += (mins & 0xFF) * xSums[i / 32 + j];
+            minTerm += dmin * m;
         }
         return VectorMath.sum(acc) - minTerm;
     }
