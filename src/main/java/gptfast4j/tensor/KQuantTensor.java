@@ -24,6 +24,23 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
         super(name, type, data, cols, rows);
     }
 
+    /**
+     * Q4_K/Q5_K: the mins' share of row {@code row}'s dot product, {@code sum(dmin * min_j * xSums[j])} over its
+     * super-blocks and sub-blocks, given the {@link #blockSums} of x. A scalar loop of its own after the vector loop:
+     * inside it, this work cost more (Q4_K 3.41 against 3.26 ns per 32 weights in cache, Q5_K 4.69 against 4.37).
+     */
+    final float minsShare(long row, float[] xSums) {
+        long offset = row * rowBytes;
+        float share = 0;
+        for (int i = 0; i < cols; i += SUPER_BLOCK, offset += type.blockBytes) {
+            float dmin = f16(data, offset + 2), m = 0;
+            long mins = packedMins(offset + 4);
+            for (int j = 0; j < 8; j++, mins >>>= 8) m += (mins & 0xFF) * xSums[i / 32 + j];
+            share += dmin * m;
+        }
+        return share;
+    }
+
     /** Bytes {@code [offset, offset + lanes)} as unsigned int lanes. */
     final IntVector bytes(long offset) {
         return ((IntVector) ByteVector.fromMemorySegment(Q8_0Tensor.B_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN).castShape(I_SPECIES, 0)).and(0xFF);

@@ -26,7 +26,6 @@ final class Q5_KTensor extends KQuantTensor {
         int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
-        float minTerm = 0;
         for (int i = 0; i < cols; i += SUPER_BLOCK, offset += type.blockBytes) {
             float d = f16(data, offset);
             long scales = packedScales(offset + 4), qh = offset + 16, qs = offset + 48;
@@ -45,15 +44,7 @@ final class Q5_KTensor extends KQuantTensor {
                 acc = qxHi.fma(FloatVector.broadcast(F_SPECIES, d * ((scales >>> 8) & 0xFF)), acc);
             }
         }
-        // the mins' share in a loop of its own, as in Q4_K
-        offset = row * rowBytes;
-        for (int i = 0; i < cols; i += SUPER_BLOCK, offset += type.blockBytes) {
-            float dmin = f16(data, offset + 2), m = 0;
-            long mins = packedMins(offset + 4);
-            for (int j = 0; j < 8; j++, mins >>>= 8) m += (mins & 0xFF) * xSums[i / 32 + j];
-            minTerm += dmin * m;
-        }
-        return VectorMath.sum(acc) - minTerm;
+        return VectorMath.sum(acc) - minsShare(row, xSums);
     }
 
     /** Rounds as ggml's dequantize_row_q5_K does: {@code (d * scale) * q - dmin * min}. */
