@@ -22,7 +22,9 @@ final class Q6_KTensor extends KQuantTensor {
      * pair g of {@code qh}. A scale covers 16 weights, so a vector (at most 16 lanes) has one scale per group. The
      * groups are a loop rather than four written-out copies, and the half's eight int8 scales are read as one long:
      * C2 stops inlining once a method's graph passes a size limit (NodeCountInliningCutoff), and the written-out form
-     * passed it, so the vector operations were no longer inlined and each boxed its result (3x slower).
+     * passed it, so the vector operations were no longer inlined and each boxed its result (3x slower). The int8 scales
+     * multiply the quants as ints and d is applied once per super-block, so the float side is one conversion and one
+     * FMA per vector; {@code ql} and {@code qh} are loaded once per step for all four groups.
      */
     @Override
     public float dot(long row, float[] x, int xOffset) {
