@@ -3,6 +3,7 @@ package gptfast4j.tensor;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -39,6 +40,36 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
             share += dmin * m;
         }
         return share;
+    }
+
+    /**
+     * Q4_K and Q5_K dequantization, rounding as ggml's dequantize_row_q4_K/q5_K do: {@code (d * scale) * q - dmin * min}.
+     * {@code qs} is where a super-block's 128 nibble bytes start; {@code qh}, where Q5_K's 32 bytes of fifth bits
+     * start (bit 2j of {@code qh[l]} for the low nibbles of pair j, 2j + 1 for the high ones), or -1 for Q4_K.
+     */
+    final void dequantizeScaleMin(long row, float[] out, int outOffset, int qh, int qs) {
+        int lanes = F_SPECIES.length();
+        long offset = row * rowBytes;
+        for (int i = 0; i < cols; i += SUPER_BLOCK, offset += type.blockBytes) {
+            float d = f16(data, offset), dmin = f16(data, offset + 2);
+            long scales = packedScales(offset + 4), mins = packedMins(offset + 4);
+            for (int j = 0; j < 4; j++, scales >>>= 16, mins >>>= 16) {
+                FloatVector d1 = FloatVector.broadcast(F_SPECIES, d * (scales & 0xFF)), m1 = FloatVector.broadcast(F_SPECIES, dmin * (mins & 0xFF));
+                FloatVector d2 = FloatVector.broadcast(F_SPECIES, d * ((scales >>> 8) & 0xFF)), m2 = FloatVector.broadcast(F_SPECIES, dmin * ((mins >>> 8) & 0xFF));
+                int o = outOffset + i + 64 * j;
+                for (int l = 0; l < 32; l += lanes) {
+                    IntVector q = bytes(offset + qs + 32L * j + l);
+                    IntVector lo = q.and(0xF), hi = q.lanewise(VectorOperators.LSHR, 4);
+                    if (qh >= 0) {
+                        IntVector h = bytes(offset + qh + l).lanewise(VectorOperators.LSHL, 4); // bit b of qh[l] at bit b + 4
+                        lo = lo.or(h.lanewise(VectorOperators.LSHR, 2 * j).and(16));
+                        hi = hi.or(h.lanewise(VectorOperators.LSHR, 2 * j + 1).and(16));
+                    }
+                    floats(lo).mul(d1).sub(m1).intoArray(out, o + l);
+                    floats(hi).mul(d2).sub(m2).intoArray(out, o + 32 + l);
+                }
+            }
+        }
     }
 
     /** Bytes {@code [offset, offset + lanes)} as unsigned int lanes. */

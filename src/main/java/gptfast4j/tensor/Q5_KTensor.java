@@ -47,26 +47,9 @@ final class Q5_KTensor extends KQuantTensor {
         return VectorMath.sum(acc) - minsShare(row, xSums);
     }
 
-    /** Rounds as ggml's dequantize_row_q5_K does: {@code (d * scale) * q - dmin * min}. */
     @Override
     public void dequantizeRow(long row, float[] out, int outOffset) {
-        int lanes = F_SPECIES.length();
-        long offset = row * rowBytes;
-        for (int i = 0; i < cols; i += SUPER_BLOCK, offset += type.blockBytes) {
-            float d = f16(data, offset), dmin = f16(data, offset + 2);
-            long scales = packedScales(offset + 4), mins = packedMins(offset + 4), qh = offset + 16, qs = offset + 48;
-            for (int j = 0; j < 4; j++, scales >>>= 16, mins >>>= 16) {
-                FloatVector d1 = FloatVector.broadcast(F_SPECIES, d * (scales & 0xFF)), m1 = FloatVector.broadcast(F_SPECIES, dmin * (mins & 0xFF));
-                FloatVector d2 = FloatVector.broadcast(F_SPECIES, d * ((scales >>> 8) & 0xFF)), m2 = FloatVector.broadcast(F_SPECIES, dmin * ((mins >>> 8) & 0xFF));
-                int o = outOffset + i + 64 * j;
-                for (int l = 0; l < 32; l += lanes) {
-                    IntVector q = bytes(qs + 32L * j + l);
-                    IntVector h = bytes(qh + l).lanewise(VectorOperators.LSHL, 4);
-                    floats(q.and(0xF).or(h.lanewise(VectorOperators.LSHR, 2 * j).and(16))).mul(d1).sub(m1).intoArray(out, o + l);
-                    floats(q.lanewise(VectorOperators.LSHR, 4).or(h.lanewise(VectorOperators.LSHR, 2 * j + 1).and(16))).mul(d2).sub(m2).intoArray(out, o + 32 + l);
-                }
-            }
-        }
+        dequantizeScaleMin(row, out, outOffset, 16, 48);
     }
 
     @Override
