@@ -17,11 +17,13 @@ final class Q4_KTensor extends KQuantTensor {
     }
 
     /**
-     * Per super-block: {@code d * sum(scale * q · x)} - the mins' share, which comes from the sums of x
-     * ({@link #blockSums}). One flat loop over the 128 quant bytes (byte k: weight 64(k/32) + k%32 in its low nibble,
-     * 32 further in its high one); the 6-bit scales multiply the quants as ints, so the floats see one conversion and
-     * one FMA per vector. A loop per 64 weights paid its set-up each time (C2's pre- and post-loops): 3.80 against
-     * 3.45 ns per 32 weights in cache, and TinyLlama Q4_K decode 13.6/14.1 against 15.2/15.6 tokens/s.
+     * Per 64 weights (two sub-blocks, 32 quant bytes: byte k holds weight k in its low nibble, 32 + k in its high one):
+     * {@code sum(q · x)} per sub-block in floats, times {@code d * scale} once; the mins' share comes from the sums of
+     * x ({@link #blockSums}). One flat loop over a super-block's 128 quant bytes, two vectors per step: a loop per 64
+     * weights paid C2's loop set-up each time (3.30 against 3.10 ns per 32 weights in cache). Multiplying the 6-bit
+     * scales into the quants as ints instead ({@code vpmulld}, then one FMA per vector) was slower: 3.37 against
+     * 3.10-3.25 ns, TinyLlama Q4_K decode 15.0-16.0 against 15.5-17.2 tokens/s. Taking the scales from a per-row float
+     * array, filled by the mins' loop, was slower too (3.35 ns).
      */
     @Override
     public float dot(long row, float[] x, int xOffset) {
@@ -32,21 +34,28 @@ final class Q4_KTensor extends KQuantTensor {
     private float dot(long row, float[] x, int xOffset, float[] xSums) {
         int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
-        FloatVector acc = FloatVector.zero(F_SPECIES);
+        FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0;
         for (int i = 0; i < cols; i += SUPER_BLOCK, offset += type.blockBytes) {
             float d = f16(data, offset);
             long scales = packedScales(offset + 4), qs = offset + 16;
             FloatVector lo = FloatVector.zero(F_SPECIES), hi = lo;
-            for (int k = 0; k < 128; k += lanes) {
-                int shift = 16 * (k / 32);
-                IntVector q = bytes(qs + k);
+            for (int k = 0; k < 128; k += 2 * lanes) {
+                IntVector q0 = bytes(qs + k), q1 = bytes(qs + k + lanes);
                 int w = xOffset + i + 2 * k - k % 32;
-                lo = floats(q.and(0xF).mul((int) (scales >>> shift) & 0xFF)).fma(FloatVector.fromArray(F_SPECIES, x, w), lo);
-                hi = floats(q.lanewise(VectorOperators.LSHR, 4).mul((int) (scales >>> shift + 8) & 0xFF)).fma(FloatVector.fromArray(F_SPECIES, x, w + 32), hi);
+                lo = floats(q0.and(0xF)).fma(FloatVector.fromArray(F_SPECIES, x, w), lo);
+                hi = floats(q0.lanewise(VectorOperators.LSHR, 4)).fma(FloatVector.fromArray(F_SPECIES, x, w + 32), hi);
+                lo = floats(q1.and(0xF)).fma(FloatVector.fromArray(F_SPECIES, x, w + lanes), lo);
+                hi = floats(q1.lanewise(VectorOperators.LSHR, 4)).fma(FloatVector.fromArray(F_SPECIES, x, w + 32 + lanes), hi);
+                if ((k + 2 * lanes) % 32 == 0) { // the end of a 64-weight group: apply its two sub-blocks' scales
+                    int shift = 16 * (k / 32);
+                    acc0 = lo.fma(FloatVector.broadcast(F_SPECIES, d * ((scales >>> shift) & 0xFF)), acc0);
+                    acc1 = hi.fma(FloatVector.broadcast(F_SPECIES, d * ((scales >>> shift + 8) & 0xFF)), acc1);
+                    lo = FloatVector.zero(F_SPECIES);
+                    hi = lo;
+                }
             }
-            acc = lo.add(hi).fma(FloatVector.broadcast(F_SPECIES, d), acc);
         }
-        return VectorMath.sum(acc) - minsShare(row, xSums);
+        return VectorMath.sum(acc0.add(acc1)) - minsShare(row, xSums);
     }
 
     @Override
