@@ -46,7 +46,8 @@ final class Q4_KTensor extends KQuantTensor {
                 hi = floats(q0.lanewise(VectorOperators.LSHR, 4)).fma(FloatVector.fromArray(F_SPECIES, x, w + 32), hi);
                 lo = floats(q1.and(0xF)).fma(FloatVector.fromArray(F_SPECIES, x, w + lanes), lo);
                 hi = floats(q1.lanewise(VectorOperators.LSHR, 4)).fma(FloatVector.fromArray(F_SPECIES, x, w + 32 + lanes), hi);
-                if ((k + 2 * lanes) % 32 == 0) { // the end of a 64-weight group: apply its two sub-blocks' scales
+                // the end of a 64-weight group (2 * lanes divides 32 for every float species up to 512 bits)
+                if ((k + 2 * lanes) % 32 == 0) {
                     int shift = 16 * (k / 32);
                     acc0 = lo.fma(FloatVector.broadcast(F_SPECIES, d * ((scales >>> shift) & 0xFF)), acc0);
                     acc1 = hi.fma(FloatVector.broadcast(F_SPECIES, d * ((scales >>> shift + 8) & 0xFF)), acc1);
