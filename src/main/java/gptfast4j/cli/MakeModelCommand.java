@@ -10,6 +10,7 @@ import picocli.CommandLine.Option;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.Callable;
 
 @Command(name = "make-model", mixinStandardHelpOptions = true, sortOptions = false,
@@ -62,6 +63,6 @@ final class MakeModelCommand implements Callable<Integer> {
     static GGMLType parseType(String name) {
         for (GGMLType t : RandomModel.TYPES) if (t.name().equalsIgnoreCase(name)) return t;
         throw new IllegalArgumentException("unknown type '" + name + "'; supported: "
-                + String.join(", ", RandomModel.TYPES.stream().map(t -> t.name().toLowerCase(java.util.Locale.ROOT)).toList()));
+                + String.join(", ", RandomModel.TYPES.stream().map(t -> t.name().toLowerCase(Locale.ROOT)).toList()));
     }
 }

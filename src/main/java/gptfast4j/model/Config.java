@@ -1,5 +1,11 @@
 package gptfast4j.model;
 
+import gptfast4j.io.Metadata.Value;
+
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
 /**
  * Hyperparameters of a Llama-family transformer, always read from the checkpoint's own metadata.
  *
@@ -41,7 +47,7 @@ public record Config(
     /** Value equality, the rope factors included (a record compares arrays by reference). */
     @Override
     public boolean equals(Object o) {
-        return o instanceof Config c && java.util.Arrays.equals(ropeFreqFactors, c.ropeFreqFactors)
+        return o instanceof Config c && Arrays.equals(ropeFreqFactors, c.ropeFreqFactors)
                 && toString(this).equals(toString(c));
     }
 
@@ -58,7 +64,7 @@ public record Config(
     private static String toString(Config c) {
         return "Config[" + c.architecture + ", dim " + c.dim + ", hidden " + c.hiddenDim + ", layers " + c.nLayers + ", heads " + c.nHeads
                 + "/" + c.nKvHeads + ", vocab " + c.vocabSize + ", context " + c.contextLength + ", eps " + c.rmsNormEps + ", rope "
-                + c.ropeTheta + " " + c.ropeStyle + (c.ropeFreqFactors == null ? "" : " " + java.util.Arrays.toString(c.ropeFreqFactors))
+                + c.ropeTheta + " " + c.ropeStyle + (c.ropeFreqFactors == null ? "" : " " + Arrays.toString(c.ropeFreqFactors))
                 + (c.expertCount > 0 ? ", experts " + c.expertsUsed + "/" + c.expertCount : "") + "]";
     }
 
@@ -66,24 +72,24 @@ public record Config(
      * These hyperparameters under llama.cpp's GGUF keys ({@code general.architecture} "llama", whose tensor names all
      * our files use), for files written from a model that did not come from GGUF.
      */
-    public java.util.Map<String, gptfast4j.io.Metadata.Value> ggufMetadata(String name) {
-        var md = new java.util.LinkedHashMap<String, gptfast4j.io.Metadata.Value>();
+    public Map<String, Value> ggufMetadata(String name) {
+        Map<String, Value> md = new LinkedHashMap<>();
         String arch = "llama";
-        md.put("general.architecture", gptfast4j.io.Metadata.Value.string(arch));
-        md.put("general.name", gptfast4j.io.Metadata.Value.string(name));
-        md.put(arch + ".vocab_size", gptfast4j.io.Metadata.Value.uint32(vocabSize));
-        md.put(arch + ".context_length", gptfast4j.io.Metadata.Value.uint32(contextLength));
-        md.put(arch + ".embedding_length", gptfast4j.io.Metadata.Value.uint32(dim));
-        md.put(arch + ".block_count", gptfast4j.io.Metadata.Value.uint32(nLayers));
-        md.put(arch + ".feed_forward_length", gptfast4j.io.Metadata.Value.uint32(hiddenDim));
-        md.put(arch + ".attention.head_count", gptfast4j.io.Metadata.Value.uint32(nHeads));
-        md.put(arch + ".attention.head_count_kv", gptfast4j.io.Metadata.Value.uint32(nKvHeads));
-        md.put(arch + ".attention.layer_norm_rms_epsilon", gptfast4j.io.Metadata.Value.float32(rmsNormEps));
-        md.put(arch + ".rope.dimension_count", gptfast4j.io.Metadata.Value.uint32(headDim()));
-        md.put(arch + ".rope.freq_base", gptfast4j.io.Metadata.Value.float32(ropeTheta));
+        md.put("general.architecture", Value.string(arch));
+        md.put("general.name", Value.string(name));
+        md.put(arch + ".vocab_size", Value.uint32(vocabSize));
+        md.put(arch + ".context_length", Value.uint32(contextLength));
+        md.put(arch + ".embedding_length", Value.uint32(dim));
+        md.put(arch + ".block_count", Value.uint32(nLayers));
+        md.put(arch + ".feed_forward_length", Value.uint32(hiddenDim));
+        md.put(arch + ".attention.head_count", Value.uint32(nHeads));
+        md.put(arch + ".attention.head_count_kv", Value.uint32(nKvHeads));
+        md.put(arch + ".attention.layer_norm_rms_epsilon", Value.float32(rmsNormEps));
+        md.put(arch + ".rope.dimension_count", Value.uint32(headDim()));
+        md.put(arch + ".rope.freq_base", Value.float32(ropeTheta));
         if (isMoE()) {
-            md.put(arch + ".expert_count", gptfast4j.io.Metadata.Value.uint32(expertCount));
-            md.put(arch + ".expert_used_count", gptfast4j.io.Metadata.Value.uint32(expertsUsed));
+            md.put(arch + ".expert_count", Value.uint32(expertCount));
+            md.put(arch + ".expert_used_count", Value.uint32(expertsUsed));
         }
         return md;
     }
