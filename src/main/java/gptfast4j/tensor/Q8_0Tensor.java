@@ -20,15 +20,22 @@ final class Q8_0Tensor extends Tensor {
         super(name, GGMLType.Q8_0, data, cols, rows);
     }
 
-    /** {@code sum(q[j] * x[j])} over one block, as lanes. */
+    /**
+     * {@code sum(q[j] * x[j])} over one block, as lanes. The first product is a multiply, not a multiply-add onto a
+     * zero vector: in a 1 GiB Q8_0 matrix x vector with 2 threads, the zero-vector form ran at 15 GB/s in about half of
+     * the JVM runs (33-35 in the others), this form at 32-35 in every run; TinyLlama Q8_0 decode gained 4-9% (five
+     * paired runs, each faster).
+     */
     private FloatVector block(long offset, float[] x, int xOffset) {
         int lanes = F_SPECIES.length();
-        FloatVector sum = FloatVector.zero(F_SPECIES);
-        for (int j = 0; j < BLOCK; j += lanes) {
-            FloatVector w = (FloatVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN).castShape(F_SPECIES, 0);
-            sum = w.fma(FloatVector.fromArray(F_SPECIES, x, xOffset + j), sum);
-        }
+        FloatVector sum = weights(offset + 2).mul(FloatVector.fromArray(F_SPECIES, x, xOffset));
+        for (int j = lanes; j < BLOCK; j += lanes) sum = weights(offset + 2 + j).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + j), sum);
         return sum;
+    }
+
+    /** One float vector of quants, from the bytes at {@code offset}. */
+    private FloatVector weights(long offset) {
+        return (FloatVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN).castShape(F_SPECIES, 0);
     }
 
     @Override
