@@ -102,14 +102,116 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
     /**
      * Matrix x matrix: for each of {@code nTokens} input vectors {@code x[t * cols ..]} writes
      * {@code out[t * outStride + r] = row r · x_t} for all rows. A tile of rows is dequantized once into a float
-     * scratch that stays in cache, then every token is run over it four rows by four tokens at a time, so each weight
-     * is read from memory and converted once per call however many tokens there are.
+     * scratch that stays in cache and every token is run over it, so each weight is read from memory and converted once
+     * per call however many tokens there are. Batches of {@link #GROUP_TOKENS} tokens or more put tokens in the vector
+     * lanes ({@link #groupProduct}); smaller ones, such as the verification of a few speculated tokens, run dot
+     * products over the tile ({@link #tileProduct}).
      */
     public void matmul(float[] x, int nTokens, float[] out, int outStride) {
-        if (nTokens == 1) {
-            matvec(x, out);
-            return;
+        if (nTokens == 1) matvec(x, out);
+        else if (nTokens < GROUP_TOKENS) tileProduct(x, nTokens, out, outStride);
+        else groupProduct(x, nTokens, out, outStride);
+    }
+
+    /** Tokens the micro-kernel of {@link #groupProduct} holds in its vectors: two vectors' worth. */
+    static final int GROUP_TOKENS = 2 * F_SPECIES.length();
+
+    /**
+     * Matrix x matrix with tokens in the vector lanes. x is transposed once per call into groups of
+     * {@link #GROUP_TOKENS} tokens ({@code xt[group][k][token]}); then for each tile of
+     * dequantized rows the micro-kernel holds eight rows times one group in sixteen vector accumulators and, per
+     * column k, loads the group's two activation vectors and broadcasts each row's weight: sixteen multiply-adds per two
+     * loads and eight broadcasts, about twice what {@link #dot4x4} does per instruction (measured in cache: 86 against
+     * 51 GMAC/s per core). Each output is one lane summed in column order, so the thread count never changes a result.
+     */
+    private void groupProduct(float[] x, int nTokens, float[] out, int outStride) {
+        int nRows = Math.toIntExact(rows);
+        int groups = (nTokens + GROUP_TOKENS - 1) / GROUP_TOKENS;
+        float[] xt = transposed(x, nTokens, groups);
+        int tileHeight = Math.clamp(TILE_BYTES / (4L * cols) / 8 * 8, 8, 256);
+        Parallel.run(nRows, ROW_GRANULE, (start, end) -> {
+            int stride = cols + 16; // see tileProduct
+            float[] tile = tile(tileHeight * stride), acc = accumulators(8 * GROUP_TOKENS);
+            for (int r0 = start; r0 < end; r0 += tileHeight) {
+                int tileRows = Math.min(tileHeight, end - r0);
+                for (int r = 0; r < tileRows; r++) dequantizeRow(r0 + r, tile, r * stride);
+                for (int g = 0; g < groups; g++) {
+                    int t0 = g * GROUP_TOKENS, tokens = Math.min(GROUP_TOKENS, nTokens - t0);
+                    for (int r = 0; r < tileRows; r += 8) {
+                        groupKernel(tile, r, tileRows - 1, stride, xt, g * GROUP_TOKENS * cols, cols, acc);
+                        // token outer: each token's eight outputs are adjacent in out, one cache line per token
+                        int height = Math.min(8, tileRows - r);
+                        for (int t = 0; t < tokens; t++) {
+                            int o = (t0 + t) * outStride + r0 + r;
+                            for (int i = 0; i < height; i++) out[o + i] = acc[i * GROUP_TOKENS + t];
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /**
+     * {@code x} ({@code nTokens} rows of {@code cols}) as {@code groups} column-major groups of {@link #GROUP_TOKENS}
+     * tokens, in a scratch of the calling thread. The lanes of the last group past the batch keep whatever they held;
+     * lanes never mix, and their sums are dropped.
+     */
+    private float[] transposed(float[] x, int nTokens, int groups) {
+        float[] xt = scratch(TRANSPOSED, groups * GROUP_TOKENS * cols);
+        for (int t = 0; t < nTokens; t++) {
+            int base = t / GROUP_TOKENS * GROUP_TOKENS * cols + t % GROUP_TOKENS;
+            for (int k = 0; k < cols; k++) xt[base + k * GROUP_TOKENS] = x[t * cols + k];
         }
+        return xt;
+    }
+
+    /**
+     * Tile rows {@code r .. r + 7} (stride {@code ws}; rows past {@code lastRow} repeat it, their sums unused) times
+     * one token group at {@code xt[group ..]}, over all columns: {@code acc[i * GROUP_TOKENS + t]} = row r + i · token t.
+     */
+    private static void groupKernel(float[] w, int r, int lastRow, int ws, float[] xt, int group, int cols, float[] acc) {
+        int lanes = F_SPECIES.length();
+        int w0 = r * ws, w1 = Math.min(r + 1, lastRow) * ws, w2 = Math.min(r + 2, lastRow) * ws, w3 = Math.min(r + 3, lastRow) * ws,
+                w4 = Math.min(r + 4, lastRow) * ws, w5 = Math.min(r + 5, lastRow) * ws, w6 = Math.min(r + 6, lastRow) * ws,
+                w7 = Math.min(r + 7, lastRow) * ws;
+        FloatVector c00 = FloatVector.zero(F_SPECIES), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+                c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+        for (int k = 0; k < cols; k++) {
+            FloatVector x0 = FloatVector.fromArray(F_SPECIES, xt, group + k * GROUP_TOKENS),
+                    x1 = FloatVector.fromArray(F_SPECIES, xt, group + k * GROUP_TOKENS + lanes);
+            FloatVector b = FloatVector.broadcast(F_SPECIES, w[w0 + k]);
+            c00 = x0.fma(b, c00); c01 = x1.fma(b, c01);
+            b = FloatVector.broadcast(F_SPECIES, w[w1 + k]);
+            c10 = x0.fma(b, c10); c11 = x1.fma(b, c11);
+            b = FloatVector.broadcast(F_SPECIES, w[w2 + k]);
+            c20 = x0.fma(b, c20); c21 = x1.fma(b, c21);
+            b = FloatVector.broadcast(F_SPECIES, w[w3 + k]);
+            c30 = x0.fma(b, c30); c31 = x1.fma(b, c31);
+            b = FloatVector.broadcast(F_SPECIES, w[w4 + k]);
+            c40 = x0.fma(b, c40); c41 = x1.fma(b, c41);
+            b = FloatVector.broadcast(F_SPECIES, w[w5 + k]);
+            c50 = x0.fma(b, c50); c51 = x1.fma(b, c51);
+            b = FloatVector.broadcast(F_SPECIES, w[w6 + k]);
+            c60 = x0.fma(b, c60); c61 = x1.fma(b, c61);
+            b = FloatVector.broadcast(F_SPECIES, w[w7 + k]);
+            c70 = x0.fma(b, c70); c71 = x1.fma(b, c71);
+        }
+        int g = GROUP_TOKENS;
+        c00.intoArray(acc, 0); c01.intoArray(acc, lanes);
+        c10.intoArray(acc, g); c11.intoArray(acc, g + lanes);
+        c20.intoArray(acc, 2 * g); c21.intoArray(acc, 2 * g + lanes);
+        c30.intoArray(acc, 3 * g); c31.intoArray(acc, 3 * g + lanes);
+        c40.intoArray(acc, 4 * g); c41.intoArray(acc, 4 * g + lanes);
+        c50.intoArray(acc, 5 * g); c51.intoArray(acc, 5 * g + lanes);
+        c60.intoArray(acc, 6 * g); c61.intoArray(acc, 6 * g + lanes);
+        c70.intoArray(acc, 7 * g); c71.intoArray(acc, 7 * g + lanes);
+    }
+
+    /**
+     * Matrix x matrix for small batches: every token is run over the dequantized tile four rows by four tokens at a
+     * time ({@link #dot4x4}).
+     */
+    private void tileProduct(float[] x, int nTokens, float[] out, int outStride) {
         int nRows = Math.toIntExact(rows);
         // as many rows per tile as fit in about 384 KB (L2), so that each input row fetched from L3 serves many rows
         int tileHeight = Math.clamp(TILE_BYTES / (4L * cols) / 4 * 4, 4, 256);
@@ -190,12 +292,25 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
 
     /** Each thread's dequantized tile, kept between calls (a verification step of speculation is a matmul). */
     private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[0]);
+    /** Each thread's micro-kernel sums, kept between calls. */
+    private static final ThreadLocal<float[]> ACCUMULATORS = ThreadLocal.withInitial(() -> new float[0]);
+    /** The calling thread's transposed activations ({@link #groupProduct}), kept between calls. */
+    private static final ThreadLocal<float[]> TRANSPOSED = ThreadLocal.withInitial(() -> new float[0]);
 
     private static float[] tile(int size) {
-        float[] t = TILE.get();
+        return scratch(TILE, size);
+    }
+
+    private static float[] accumulators(int size) {
+        return scratch(ACCUMULATORS, size);
+    }
+
+    /** This thread's array of {@code local}, grown to at least {@code size}. */
+    private static float[] scratch(ThreadLocal<float[]> local, int size) {
+        float[] t = local.get();
         if (t.length < size) {
             t = new float[size];
-            TILE.set(t);
+            local.set(t);
         }
         return t;
     }
