@@ -70,30 +70,36 @@ public final class Llama {
         for (int l = 0; l < c.nLayers(); l++) {
             Layer layer = weights.layers()[l];
             // attention: x += wo · attention(rope(wq · h), rope(wk · h), wv · h), h = rmsnorm(x) * attentionNorm
-            for (int t = 0; t < n; t++) VectorMath.rmsnorm(s.xb, t * dim, s.x, t * dim, layer.attentionNorm(), dim, c.rmsNormEps());
+            eachToken(n, (t0, t1) -> {
+                for (int t = t0; t < t1; t++) VectorMath.rmsnorm(s.xb, t * dim, s.x, t * dim, layer.attentionNorm(), dim, c.rmsNormEps());
+            });
             layer.wq().matmul(s.xb, n, s.q, dim);
             layer.wk().matmul(s.xb, n, s.k, kvDim);
             layer.wv().matmul(s.xb, n, s.v, kvDim);
-            for (int t = 0; t < n; t++) {
-                int pos = startPos + t;
-                s.rope.rotate(s.q, t * dim, c.nHeads(), pos);
-                s.rope.rotate(s.k, t * kvDim, c.nKvHeads(), pos);
-                System.arraycopy(s.k, t * kvDim, s.keyCache[l], pos * kvDim, kvDim);
-                System.arraycopy(s.v, t * kvDim, s.valueCache[l], pos * kvDim, kvDim);
-            }
+            int cached = l;
+            eachToken(n, (t0, t1) -> {
+                for (int t = t0; t < t1; t++) {
+                    int pos = startPos + t;
+                    s.rope.rotate(s.q, t * dim, c.nHeads(), pos);
+                    s.rope.rotate(s.k, t * kvDim, c.nKvHeads(), pos);
+                    System.arraycopy(s.k, t * kvDim, s.keyCache[cached], pos * kvDim, kvDim);
+                    System.arraycopy(s.v, t * kvDim, s.valueCache[cached], pos * kvDim, kvDim);
+                }
+            });
             attention(s, l, n, startPos);
             layer.wo().matmul(s.xb, n, s.xb2, dim);
-            VectorMath.add(s.x, 0, s.xb2, 0, n * dim);
-
-            // feed-forward: x += ffn(rmsnorm(x) * ffnNorm)
-            for (int t = 0; t < n; t++) VectorMath.rmsnorm(s.xb, t * dim, s.x, t * dim, layer.ffnNorm(), dim, c.rmsNormEps());
+            // feed-forward: x += ffn(rmsnorm(x) * ffnNorm), after the attention's residual
+            eachToken(n, (t0, t1) -> {
+                VectorMath.add(s.x, t0 * dim, s.xb2, t0 * dim, (t1 - t0) * dim);
+                for (int t = t0; t < t1; t++) VectorMath.rmsnorm(s.xb, t * dim, s.x, t * dim, layer.ffnNorm(), dim, c.rmsNormEps());
+            });
             switch (layer.feedForward()) {
                 case FeedForward.Dense ffn -> {
                     ffn.w1().matmul(s.xb, n, s.hb, hidden);
                     ffn.w3().matmul(s.xb, n, s.hb2, hidden);
-                    VectorMath.swiglu(s.hb, s.hb2, 0, n * hidden);
+                    eachToken(n, (t0, t1) -> VectorMath.swiglu(s.hb, s.hb2, t0 * hidden, (t1 - t0) * hidden));
                     ffn.w2().matmul(s.hb, n, s.xb2, dim);
-                    VectorMath.add(s.x, 0, s.xb2, 0, n * dim);
+                    eachToken(n, (t0, t1) -> VectorMath.add(s.x, t0 * dim, s.xb2, t0 * dim, (t1 - t0) * dim));
                 }
                 case FeedForward.MoE moe -> mixture(s, moe, n);
             }
@@ -102,6 +108,15 @@ public final class Llama {
         int first = n - nLogits;
         for (int t = first; t < n; t++) VectorMath.rmsnorm(s.xb, (t - first) * dim, s.x, t * dim, weights.norm(), dim, c.rmsNormEps());
         weights.output().matmul(s.xb, nLogits, s.logits, c.vocabSize());
+    }
+
+    /**
+     * Runs {@code body} over the tokens {@code [0, n)} of a batch: split across the threads, or inline for a decode
+     * step, where handing one token's element-wise work to the pool would cost more than doing it.
+     */
+    private static void eachToken(int n, Parallel.RangeTask body) {
+        if (n == 1) body.run(0, 1);
+        else Parallel.run(n, 1, body);
     }
 
     /**

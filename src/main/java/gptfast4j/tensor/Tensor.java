@@ -153,15 +153,17 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
 
     /**
      * {@code x} ({@code nTokens} rows of {@code cols}) as {@code groups} column-major groups of {@link #GROUP_TOKENS}
-     * tokens, in a scratch of the calling thread. The lanes of the last group past the batch keep whatever they held;
+     * tokens (split across the threads), in a scratch of the calling thread. The lanes of the last group past the batch keep whatever they held;
      * lanes never mix, and their sums are dropped.
      */
     private float[] transposed(float[] x, int nTokens, int groups) {
         float[] xt = scratch(TRANSPOSED, groups * GROUP_TOKENS * cols);
-        for (int t = 0; t < nTokens; t++) {
-            int base = t / GROUP_TOKENS * GROUP_TOKENS * cols + t % GROUP_TOKENS;
-            for (int k = 0; k < cols; k++) xt[base + k * GROUP_TOKENS] = x[t * cols + k];
-        }
+        Parallel.run(nTokens, 1, (start, end) -> {
+            for (int t = start; t < end; t++) {
+                int base = t / GROUP_TOKENS * GROUP_TOKENS * cols + t % GROUP_TOKENS;
+                for (int k = 0; k < cols; k++) xt[base + k * GROUP_TOKENS] = x[t * cols + k];
+            }
+        });
         return xt;
     }
 
