@@ -1,26 +1,40 @@
 #!/usr/bin/env bash
-# gptfast4j against llama.cpp in the same run, on the same GGUF files: for each file, llama.cpp (prebuilt, from the
-# npm package node-llama-cpp) then `gptfast bench`, pp128 and tg64 with 2 threads, 3 repetitions each.
-# Usage: scripts/vs-llamacpp.sh MODEL.gguf...   (make the files with `gptfast make-model`)
+# gptfast4j against llama.cpp in the same run, on the same GGUF files: for each file, llama.cpp's own llama-bench
+# then `gptfast bench`, pp128 and tg64 with 2 threads, 3 repetitions each, alternating ROUNDS times (default 2) so
+# that both see the same phases of this shared machine.
+# llama.cpp is built once (about 5 minutes on 2 cores) from the llama.cpp source that the npm package node-llama-cpp
+# bundles as a git bundle, with -march=native, into target/llamacpp; nothing of it enters the repository.
+# Usage: [ROUNDS=N] scripts/vs-llamacpp.sh MODEL.gguf...   (make the files with `gptfast make-model`)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="$here/target/llamacpp"
-if [ ! -d "$dir/node_modules/@node-llama-cpp/linux-x64" ]; then
-  command -v npm >/dev/null || { echo "vs-llamacpp: needs node and npm" >&2; exit 2; }
+bench="$dir/src/build/bin/llama-bench"
+if [ ! -x "$bench" ]; then
+  for tool in npm git cmake; do command -v $tool >/dev/null || { echo "vs-llamacpp: needs $tool" >&2; exit 2; }; done
   mkdir -p "$dir"
-  # only the x64 CPU binaries (the package's optional GPU builds are large); no install scripts (they would build)
-  (cd "$dir" && npm install --silent --no-audit --no-fund --ignore-scripts --omit=optional \
-      node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1 >/dev/null 2>&1) \
-    || { echo "vs-llamacpp: npm install node-llama-cpp failed" >&2; exit 2; }
+  if [ ! -f "$dir/node_modules/node-llama-cpp/llama/gitRelease.bundle" ]; then
+    # no install scripts: they would download or build binaries; only the bundled source is used
+    (cd "$dir" && npm install --silent --no-audit --no-fund --ignore-scripts --omit=optional node-llama-cpp@3.22.1 >/dev/null 2>&1) \
+      || { echo "vs-llamacpp: npm install node-llama-cpp failed" >&2; exit 2; }
+  fi
+  rm -rf "$dir/src"
+  git clone -q "$dir/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$dir/src" 2>/dev/null
+  echo "vs-llamacpp: building llama-bench (once, a few minutes) ..." >&2
+  (cd "$dir/src" && cmake -B build -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
+      -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >"$dir/build.log" 2>&1 \
+    && cmake --build build --target llama-bench -j "$(nproc)" >>"$dir/build.log" 2>&1) \
+    || { echo "vs-llamacpp: building llama.cpp failed, see $dir/build.log" >&2; exit 2; }
 fi
-cp "$here/scripts/llamacpp-bench.mjs" "$dir/llamacpp-bench.mjs"
 "$here/gptfast" --version >/dev/null # builds the jar when needed
 source "$here/scripts/jdk.sh"
 gptfast() { "$JAVA_HOME/bin/java" --add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseSerialGC \
   -jar "$here/target/gptfast4j.jar" "$@" 2> >(grep -v "incubator modules" >&2); }
+echo "llama.cpp: $(cd "$dir/src" && git log -1 --format='%h %cd' --date=short)"
 gptfast bench --memory --threads 2
 for model in "$@"; do
   cat "$model" > /dev/null # into the page cache for both
-  node "$dir/llamacpp-bench.mjs" "$model" 3
-  gptfast bench --checkpoint "$model" --threads 2 --repetitions 3 | grep -F "$(basename "$model")" | sed 's/^/gptfast4j /'
+  for round in $(seq "${ROUNDS:-2}"); do
+    "$bench" -m "$model" -t 2 -p 128 -n 64 -r 3 2>/dev/null | grep -E "pp128|tg64" | sed "s|^|llama.cpp $(basename "$model") |"
+    gptfast bench --checkpoint "$model" --threads 2 --repetitions 3 | grep -F "$(basename "$model")" | sed 's/^/gptfast4j /'
+  done
 done

@@ -63,6 +63,8 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--debug", description = "Show stack traces on errors.")
     boolean debug;
 
+    private static final long WARM_UP_NANOS = 2_000_000_000L;
+
     record Row(String model, String test, int threads, double meanTokensPerSecond, double stdTokensPerSecond,
                long bytesPerToken, double gigabytesPerSecond, Double percentOfMemoryBandwidth, Double meanAccepted, Double speedup) {}
 
@@ -93,9 +95,13 @@ final class BenchCommand implements Callable<Integer> {
             int[] prompt = new SplittableRandom(1).ints(Math.max(promptTokens, 1), 0, model.config.vocabSize()).toArray();
             for (int t : threadCounts) {
                 Parallel.setThreads(t);
-                // warm-up: let the JIT compile the kernels before anything is timed
-                if (promptTokens > 0) model.forward(state, prompt, 0, promptTokens, 0, null);
-                if (genTokens > 0) decode(model, state, prompt, Math.min(genTokens, 16));
+                // warm-up: let the JIT compile the kernels before anything is timed, for at least WARM_UP_NANOS
+                // (one pass of a small model is over before C2 has compiled its kernels)
+                for (long t0 = System.nanoTime(); ; ) {
+                    if (promptTokens > 0) model.forward(state, prompt, 0, promptTokens, 0, null);
+                    if (genTokens > 0) decode(model, state, prompt, Math.min(genTokens, 16));
+                    if (System.nanoTime() - t0 > WARM_UP_NANOS) break;
+                }
                 Double bw = bandwidth.get(t);
                 if (promptTokens > 0) {
                     double[] tps = new double[repetitions];
