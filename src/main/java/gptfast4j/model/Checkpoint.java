@@ -48,19 +48,20 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      *                   does; embeddings and norms not) in memory while loading
      */
     public static Checkpoint load(Path path, Path tokenizerPath, GGMLType quantizeTo) {
-        Checkpoint c;
-        if (Files.isDirectory(path)) {
-            c = loadHuggingFace(path, tokenizerPath);
-        } else {
-            MemorySegment file = Mapped.map(path);
-            if (GGUF.hasMagic(file)) c = loadGGUF(GGUF.read(path, file), tokenizerPath);
-            else if (path.getFileName().toString().endsWith(".bin")) c = loadLlama2c(path, file, tokenizerPath);
-            else throw new ModelFormatException(path + ": not a model file (bad magic: neither GGUF nor a llama2.c .bin)");
-        }
+        Checkpoint c = read(path, tokenizerPath);
         if (quantizeTo == null) return c;
         Llama m = c.model();
         return new Checkpoint(c.path(), c.format(), new Llama(m.config, quantized(m.weights, quantizeTo)), c.tokenizer(), c.tensors(),
                 c.metadata(), c.bos(), c.eos(), c.addBos(), c.chatFormat());
+    }
+
+    /** The checkpoint as stored: every tensor a view of the file, nothing copied. */
+    private static Checkpoint read(Path path, Path tokenizerPath) {
+        if (Files.isDirectory(path)) return loadHuggingFace(path, tokenizerPath);
+        MemorySegment file = Mapped.map(path);
+        if (GGUF.hasMagic(file)) return loadGGUF(GGUF.read(path, file), tokenizerPath);
+        if (path.getFileName().toString().endsWith(".bin")) return loadLlama2c(path, file, tokenizerPath);
+        throw new ModelFormatException(path + ": not a model file (bad magic: neither GGUF nor a llama2.c .bin)");
     }
 
     /**
@@ -68,26 +69,14 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * multiple of 32 cannot be quantized and stay in their float type (reported on stderr).
      */
     static Weights quantized(Weights w, GGMLType type) {
-        java.util.function.UnaryOperator<Tensor> q = t -> {
+        return w.map(t -> {
             if (t.type == type) return t;
             if (t.cols % 32 != 0) {
                 System.err.println("note: " + t.name + " rows of " + t.cols + " are not a multiple of 32; kept in " + t.type);
                 return t;
             }
             return Quantizer.quantize(t, type);
-        };
-        Layer[] layers = new Layer[w.layers().length];
-        for (int l = 0; l < layers.length; l++) {
-            Layer x = w.layers()[l];
-            FeedForward ffn = switch (x.feedForward()) {
-                case FeedForward.Dense f -> new FeedForward.Dense(q.apply(f.w1()), q.apply(f.w2()), q.apply(f.w3()));
-                // the router stays as it is, as llama-quantize leaves it
-                case FeedForward.MoE m -> new FeedForward.MoE(m.router(), Arrays.stream(m.w1()).map(q).toArray(Tensor[]::new),
-                        Arrays.stream(m.w2()).map(q).toArray(Tensor[]::new), Arrays.stream(m.w3()).map(q).toArray(Tensor[]::new), m.used());
-            };
-            layers[l] = new Layer(x.attentionNorm(), q.apply(x.wq()), q.apply(x.wk()), q.apply(x.wv()), q.apply(x.wo()), x.ffnNorm(), ffn);
-        }
-        return new Weights(w.tokEmbeddings(), layers, w.norm(), q.apply(w.output()));
+        });
     }
 
     private static Checkpoint loadGGUF(GGUF gguf, Path tokenizerPath) {

@@ -2,6 +2,9 @@ package gptfast4j.model;
 
 import gptfast4j.tensor.Tensor;
 
+import java.util.Arrays;
+import java.util.function.UnaryOperator;
+
 /**
  * All weights of a model. {@code tokEmbeddings} is {@code [dim, vocab]} (one row per token), {@code output} is
  * {@code [dim, vocab]} and is the same tensor as {@code tokEmbeddings} when the model ties them.
@@ -17,5 +20,23 @@ public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor
             bytes += 4L * (l.attentionNorm().length + l.ffnNorm().length);
         }
         return bytes + 4L * norm.length;
+    }
+
+    /**
+     * These weights with {@code f} applied to every linear layer: attention, feed-forward or experts, output head. The
+     * embeddings, norms and a mixture's router stay as they are (llama-quantize leaves the router too).
+     */
+    public Weights map(UnaryOperator<Tensor> f) {
+        Layer[] mapped = new Layer[layers.length];
+        for (int l = 0; l < layers.length; l++) {
+            Layer x = layers[l];
+            FeedForward ffn = switch (x.feedForward()) {
+                case FeedForward.Dense d -> new FeedForward.Dense(f.apply(d.w1()), f.apply(d.w2()), f.apply(d.w3()));
+                case FeedForward.MoE m -> new FeedForward.MoE(m.router(), Arrays.stream(m.w1()).map(f).toArray(Tensor[]::new),
+                        Arrays.stream(m.w2()).map(f).toArray(Tensor[]::new), Arrays.stream(m.w3()).map(f).toArray(Tensor[]::new), m.used());
+            };
+            mapped[l] = new Layer(x.attentionNorm(), f.apply(x.wq()), f.apply(x.wk()), f.apply(x.wv()), f.apply(x.wo()), x.ffnNorm(), ffn);
+        }
+        return new Weights(tokEmbeddings, mapped, norm, f.apply(output));
     }
 }

@@ -1,6 +1,5 @@
 package gptfast4j.tensor;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -20,10 +19,14 @@ public final class Quantizer {
         return type == GGMLType.Q8_0 || type == GGMLType.Q4_0 || type == GGMLType.Q4_1;
     }
 
-    /** A copy of {@code t} in {@code type}, in off-heap memory (this is the only place weights are copied). */
+    /**
+     * A copy of {@code t} in {@code type}, in off-heap memory ({@link OffHeap}, outside the JVM's direct-memory limit).
+     * The pages of a mapped {@code t} are released from this process after, so that quantizing at load does not keep
+     * the float file resident beside its quantized copy.
+     */
     public static Tensor quantize(Tensor t, GGMLType type) {
         if (!supports(type)) throw new IllegalArgumentException("cannot quantize to " + type);
-        MemorySegment out = Arena.ofAuto().allocate(type.bytesFor((long) t.cols * t.rows), 64);
+        MemorySegment out = OffHeap.allocate(type.bytesFor((long) t.cols * t.rows));
         long rowBytes = type.bytesFor(t.cols);
         Parallel.run(Math.toIntExact(t.rows), 16, (start, end) -> {
             float[] row = new float[t.cols];
@@ -32,6 +35,7 @@ public final class Quantizer {
                 quantizeRow(type, row, 0, t.cols, out, r * rowBytes);
             }
         });
+        if (t.data.isMapped()) t.data.unload();
         return Tensor.of(t.name, type, out, t.cols, t.rows);
     }
 
