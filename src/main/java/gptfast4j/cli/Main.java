@@ -30,7 +30,13 @@ public final class Main {
             commandLine.getErr().println("error: " + describe(e));
             return 1;
         });
-        return cli.execute(args);
+        try {
+            return cli.execute(args);
+        } catch (OutOfMemoryError e) { // picocli hands only Exceptions to the handler above; Errors pass through it
+            if (debug) e.printStackTrace(cli.getErr());
+            cli.getErr().println("error: " + describe(e));
+            return 1;
+        }
     }
 
     static String describe(Throwable e) {
