@@ -118,11 +118,11 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
 
     /**
      * Matrix x matrix with tokens in the vector lanes. x is transposed once per call into groups of
-     * {@link #GROUP_TOKENS} tokens ({@code xt[group][k][token]}); then for each tile of
-     * dequantized rows the micro-kernel holds eight rows times one group in sixteen vector accumulators and, per
-     * column k, loads the group's two activation vectors and broadcasts each row's weight: sixteen multiply-adds per two
-     * loads and eight broadcasts, about twice what {@link #dot4x4} does per instruction (measured in cache: 86 against
-     * 51 GMAC/s per core). Each output is one lane summed in column order, so the thread count never changes a result.
+     * {@link #GROUP_TOKENS} tokens ({@code xt[group][k][token]}); then for each tile of dequantized rows the
+     * micro-kernel holds eight rows times one group in sixteen vector accumulators and, per column k, loads the
+     * group's two activation vectors and broadcasts each row's weight: sixteen multiply-adds per two loads and eight
+     * broadcasts, about twice what {@link #dot4x4} does per instruction (in cache: 86 against 51 GMAC/s per core).
+     * Each output is one lane summed in column order, so the thread count never changes a result.
      */
     private void groupProduct(float[] x, int nTokens, float[] out, int outStride) {
         int nRows = Math.toIntExact(rows);
@@ -153,8 +153,8 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
 
     /**
      * {@code x} ({@code nTokens} rows of {@code cols}) as {@code groups} column-major groups of {@link #GROUP_TOKENS}
-     * tokens (split across the threads), in a scratch of the calling thread. The lanes of the last group past the batch keep whatever they held;
-     * lanes never mix, and their sums are dropped.
+     * tokens, written by all threads into a scratch of the calling thread. The lanes of the last group past the batch
+     * keep whatever they held: lanes never mix, and their sums are dropped.
      */
     private float[] transposed(float[] x, int nTokens, int groups) {
         float[] xt = scratch(TRANSPOSED, groups * GROUP_TOKENS * cols);
