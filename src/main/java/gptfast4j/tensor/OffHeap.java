@@ -9,7 +9,7 @@ import java.lang.invoke.MethodHandle;
 import java.lang.ref.WeakReference;
 
 /**
- * Off-heap memory for weights made at load (quantized or repacked copies), from the C library's
+ * Off-heap memory for weights made at load (the copies of quantizing while loading), from the C library's
  * {@code aligned_alloc}. An arena's allocations count against the JVM's direct-memory limit (by default the maximum
  * heap size, a quarter of RAM here), which a 7B model's weights exceed; these do not. Not zeroed: every byte is
  * written by the caller. Freed when the returned segment becomes unreachable.
