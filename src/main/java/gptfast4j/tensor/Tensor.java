@@ -125,26 +125,19 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
      * Each output is one lane summed in column order, so the thread count never changes a result.
      */
     private void groupProduct(float[] x, int nTokens, float[] out, int outStride) {
-        int nRows = Math.toIntExact(rows);
         int groups = (nTokens + GROUP_TOKENS - 1) / GROUP_TOKENS;
         float[] xt = transposed(x, nTokens, groups);
-        int tileHeight = Math.clamp(TILE_BYTES / (4L * cols) / 8 * 8, 8, 256);
-        Parallel.run(nRows, ROW_GRANULE, (start, end) -> {
-            int stride = cols + 16; // see tileProduct
-            float[] tile = tile(tileHeight * stride), acc = accumulators(8 * GROUP_TOKENS);
-            for (int r0 = start; r0 < end; r0 += tileHeight) {
-                int tileRows = Math.min(tileHeight, end - r0);
-                for (int r = 0; r < tileRows; r++) dequantizeRow(r0 + r, tile, r * stride);
-                for (int g = 0; g < groups; g++) {
-                    int t0 = g * GROUP_TOKENS, tokens = Math.min(GROUP_TOKENS, nTokens - t0);
-                    for (int r = 0; r < tileRows; r += 8) {
-                        groupKernel(tile, r, tileRows - 1, stride, xt, g * GROUP_TOKENS * cols, cols, acc);
-                        // token outer: each token's eight outputs are adjacent in out, one cache line per token
-                        int height = Math.min(8, tileRows - r);
-                        for (int t = 0; t < tokens; t++) {
-                            int o = (t0 + t) * outStride + r0 + r;
-                            for (int i = 0; i < height; i++) out[o + i] = acc[i * GROUP_TOKENS + t];
-                        }
+        eachTile(8, (r0, tileRows, tile, stride) -> {
+            float[] acc = accumulators(8 * GROUP_TOKENS);
+            for (int g = 0; g < groups; g++) {
+                int t0 = g * GROUP_TOKENS, tokens = Math.min(GROUP_TOKENS, nTokens - t0);
+                for (int r = 0; r < tileRows; r += 8) {
+                    groupKernel(tile, r, tileRows - 1, stride, xt, g * GROUP_TOKENS * cols, cols, acc);
+                    // token outer: each token's eight outputs are adjacent in out, one cache line per token
+                    int height = Math.min(8, tileRows - r);
+                    for (int t = 0; t < tokens; t++) {
+                        int o = (t0 + t) * outStride + r0 + r;
+                        for (int i = 0; i < height; i++) out[o + i] = acc[i * GROUP_TOKENS + t];
                     }
                 }
             }
@@ -214,31 +207,45 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
      * time ({@link #dot4x4}).
      */
     private void tileProduct(float[] x, int nTokens, float[] out, int outStride) {
-        int nRows = Math.toIntExact(rows);
-        // as many rows per tile as fit in about 384 KB (L2), so that each input row fetched from L3 serves many rows
-        int tileHeight = Math.clamp(TILE_BYTES / (4L * cols) / 4 * 4, 4, 256);
-        Parallel.run(nRows, ROW_GRANULE, (start, end) -> {
-            // tile rows are padded by 64 bytes: at a stride that is a multiple of 4 KB (2048 floats) the weight and
-            // input rows of the micro-kernel would land in the same L1 sets
-            int stride = cols + 16;
-            float[] tile = tile(tileHeight * stride);
-            for (int r0 = start; r0 < end; r0 += tileHeight) {
-                int tileRows = Math.min(tileHeight, end - r0);
-                for (int r = 0; r < tileRows; r++) dequantizeRow(r0 + r, tile, r * stride);
-                // tokens outer: four input rows stay in L1 while the tile's row groups stream past them from L2
-                for (int t = 0; t < nTokens; t += 4) {
-                    for (int r = 0; r < tileRows; r += 4) {
-                        if (r + 4 <= tileRows && t + 4 <= nTokens) {
-                            dot4x4(tile, r * stride, stride, x, t * cols, cols, out, t * outStride + r0 + r, outStride);
-                        } else {
-                            for (int rr = r; rr < Math.min(r + 4, tileRows); rr++) {
-                                for (int tt = t; tt < Math.min(t + 4, nTokens); tt++) {
-                                    out[tt * outStride + r0 + rr] = VectorMath.dot(tile, rr * stride, x, tt * cols, cols);
-                                }
+        eachTile(4, (r0, tileRows, tile, stride) -> {
+            // tokens outer: four input rows stay in L1 while the tile's row groups stream past them from L2
+            for (int t = 0; t < nTokens; t += 4) {
+                for (int r = 0; r < tileRows; r += 4) {
+                    if (r + 4 <= tileRows && t + 4 <= nTokens) {
+                        dot4x4(tile, r * stride, stride, x, t * cols, cols, out, t * outStride + r0 + r, outStride);
+                    } else {
+                        for (int rr = r; rr < Math.min(r + 4, tileRows); rr++) {
+                            for (int tt = t; tt < Math.min(t + 4, nTokens); tt++) {
+                                out[tt * outStride + r0 + rr] = VectorMath.dot(tile, rr * stride, x, tt * cols, cols);
                             }
                         }
                     }
                 }
+            }
+        });
+    }
+
+    /** Work on one tile: rows {@code r0 .. r0 + tileRows} of the matrix, dequantized, row i at {@code tile[i * stride]}. */
+    @FunctionalInterface
+    private interface TileTask {
+        void run(int r0, int tileRows, float[] tile, int stride);
+    }
+
+    /**
+     * Runs {@code task} over all rows, split across the threads, a tile at a time: as many rows (a multiple of
+     * {@code multiple}) as fit in about 384 KB (L2), so that each input row fetched from L3 serves many rows, each
+     * tile dequantized once into the thread's scratch. Tile rows are padded by 64 bytes: at a stride that is a multiple
+     * of 4 KB (2048 floats) the micro-kernels' weight and input rows would land in the same L1 sets.
+     */
+    private void eachTile(int multiple, TileTask task) {
+        int nRows = Math.toIntExact(rows), stride = cols + 16;
+        int tileHeight = Math.clamp(TILE_BYTES / (4L * cols) / multiple * multiple, multiple, 256);
+        Parallel.run(nRows, ROW_GRANULE, (start, end) -> {
+            float[] tile = tile(tileHeight * stride);
+            for (int r0 = start; r0 < end; r0 += tileHeight) {
+                int tileRows = Math.min(tileHeight, end - r0);
+                for (int r = 0; r < tileRows; r++) dequantizeRow(r0 + r, tile, r * stride);
+                task.run(r0, tileRows, tile, stride);
             }
         });
     }
