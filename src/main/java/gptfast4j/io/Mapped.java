@@ -9,7 +9,10 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 
-/** Memory-maps whole files read-only. The mapping lives as long as the returned segment is reachable. */
+/**
+ * Memory-maps whole files read-only, advised as huge pages ({@link HugePages}). The mapping lives as long as the
+ * returned segment is reachable.
+ */
 public final class Mapped {
     private Mapped() {
     }
@@ -20,7 +23,9 @@ public final class Mapped {
         try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
             long size = channel.size();
             if (size == 0) throw new ModelFormatException(path + ": file is empty");
-            return channel.map(FileChannel.MapMode.READ_ONLY, 0, size, Arena.ofAuto());
+            MemorySegment file = channel.map(FileChannel.MapMode.READ_ONLY, 0, size, Arena.ofAuto());
+            HugePages.advise(file);
+            return file;
         } catch (NoSuchFileException e) {
             throw new ModelFormatException(path + ": no such file");
         } catch (IOException e) {

@@ -1,5 +1,7 @@
 package gptfast4j.tensor;
 
+import gptfast4j.io.HugePages;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
@@ -26,12 +28,6 @@ final class OffHeap {
     private static final MethodHandle FREE = C.downcallHandle(C.defaultLookup().find("free").orElseThrow(),
             FunctionDescriptor.ofVoid(ValueLayout.ADDRESS));
     private static final long ALIGNMENT = 64;
-    private static final long HUGE_PAGE = 2 << 20;
-    private static final int MADV_HUGEPAGE = 14;
-    private static final MethodHandle MADVISE = System.getProperty("os.name").equals("Linux")
-            ? C.defaultLookup().find("madvise").map(f -> C.downcallHandle(f, FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT))).orElse(null)
-            : null;
 
     private OffHeap() {
     }
@@ -58,16 +54,14 @@ final class OffHeap {
     }
 
     private static MemorySegment block(long bytes) {
-        boolean huge = MADVISE != null;
-        long alignment = huge ? HUGE_PAGE : ALIGNMENT;
+        boolean huge = HugePages.supported();
+        long alignment = huge ? HugePages.SIZE : ALIGNMENT;
         // C11 wants the size to be a multiple of the alignment
         long size = (bytes + alignment - 1) / alignment * alignment;
         MemorySegment block;
         try {
             block = (MemorySegment) ALIGNED_ALLOC.invokeExact(alignment, size);
-            if (huge && !block.equals(MemorySegment.NULL)) {
-                int ignored = (int) MADVISE.invokeExact(block, size, MADV_HUGEPAGE); // only advice: 4 KB pages work too
-            }
+            if (huge && !block.equals(MemorySegment.NULL)) HugePages.advise(block.reinterpret(size));
         } catch (Throwable e) {
             throw new IllegalStateException("aligned_alloc failed", e);
         }
