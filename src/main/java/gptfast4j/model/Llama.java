@@ -20,7 +20,7 @@ public final class Llama {
     }
 
     public State newState(int contextLength, int maxBatch) {
-        return new State(config, contextLength, maxBatch);
+        return new State(this, contextLength, maxBatch);
     }
 
     /** Receives the logits of position {@code position} in {@code logits[offset .. offset + vocab)}. */
@@ -67,39 +67,28 @@ public final class Llama {
             if (token < 0 || token >= c.vocabSize()) throw new IllegalArgumentException("token id " + token + " outside the vocabulary");
             weights.tokEmbeddings().dequantizeRow(token, s.x, t * dim);
         }
+        s.startPos = startPos;
+        s.batch = n;
         for (int l = 0; l < c.nLayers(); l++) {
             Layer layer = weights.layers()[l];
+            s.layer = l;
             // attention: x += wo · attention(rope(wq · h), rope(wk · h), wv · h), h = rmsnorm(x) * attentionNorm
-            eachToken(n, (t0, t1) -> {
-                for (int t = t0; t < t1; t++) VectorMath.rmsnorm(s.xb, t * dim, s.x, t * dim, layer.attentionNorm(), dim, c.rmsNormEps());
-            });
+            eachToken(n, s.attentionNorm);
             layer.wq().matmul(s.xb, n, s.q, dim);
             layer.wk().matmul(s.xb, n, s.k, kvDim);
             layer.wv().matmul(s.xb, n, s.v, kvDim);
-            int cached = l;
-            eachToken(n, (t0, t1) -> {
-                for (int t = t0; t < t1; t++) {
-                    int pos = startPos + t;
-                    s.rope.rotate(s.q, t * dim, c.nHeads(), pos);
-                    s.rope.rotate(s.k, t * kvDim, c.nKvHeads(), pos);
-                    System.arraycopy(s.k, t * kvDim, s.keyCache[cached], pos * kvDim, kvDim);
-                    System.arraycopy(s.v, t * kvDim, s.valueCache[cached], pos * kvDim, kvDim);
-                }
-            });
-            attention(s, l, n, startPos);
+            eachToken(n, s.rotateAndCache);
+            Parallel.run(c.nHeads(), 1, s.attentionHeads);
             layer.wo().matmul(s.xb, n, s.xb2, dim);
             // feed-forward: x += ffn(rmsnorm(x) * ffnNorm), after the attention's residual
-            eachToken(n, (t0, t1) -> {
-                VectorMath.add(s.x, t0 * dim, s.xb2, t0 * dim, (t1 - t0) * dim);
-                for (int t = t0; t < t1; t++) VectorMath.rmsnorm(s.xb, t * dim, s.x, t * dim, layer.ffnNorm(), dim, c.rmsNormEps());
-            });
+            eachToken(n, s.residualAndFfnNorm);
             switch (layer.feedForward()) {
                 case FeedForward.Dense ffn -> {
                     ffn.w1().matmul(s.xb, n, s.hb, hidden);
                     ffn.w3().matmul(s.xb, n, s.hb2, hidden);
-                    eachToken(n, (t0, t1) -> VectorMath.swiglu(s.hb, s.hb2, t0 * hidden, (t1 - t0) * hidden));
+                    eachToken(n, s.swiglu);
                     ffn.w2().matmul(s.hb, n, s.xb2, dim);
-                    eachToken(n, (t0, t1) -> VectorMath.add(s.x, t0 * dim, s.xb2, t0 * dim, (t1 - t0) * dim));
+                    eachToken(n, s.residual);
                 }
                 case FeedForward.MoE moe -> mixture(s, moe, n);
             }
@@ -112,11 +101,51 @@ public final class Llama {
 
     /**
      * Runs {@code body} over the tokens {@code [0, n)} of a batch: split across the threads, or inline for a decode
-     * step, where handing one token's element-wise work to the pool would cost more than doing it.
+     * step, where handing one token's element-wise work to the pool would cost more than doing it. The bodies are the
+     * state's tasks below, bound once per {@link State} (a lambda per call would allocate on every decode step).
      */
     private static void eachToken(int n, Parallel.RangeTask body) {
         if (n == 1) body.run(0, 1);
         else Parallel.run(n, 1, body);
+    }
+
+    /** Tokens {@code [t0, t1)}: {@code xb = rmsnorm(x) * attentionNorm}. */
+    private void attentionNorm(State s, int t0, int t1) {
+        int dim = config.dim();
+        float[] norm = weights.layers()[s.layer].attentionNorm();
+        for (int t = t0; t < t1; t++) VectorMath.rmsnorm(s.xb, t * dim, s.x, t * dim, norm, dim, config.rmsNormEps());
+    }
+
+    /** Tokens {@code [t0, t1)}: RoPE on q and k at their positions, then k and v into the layer's cache. */
+    private void rotateAndCache(State s, int t0, int t1) {
+        int dim = config.dim(), kvDim = config.kvDim();
+        for (int t = t0; t < t1; t++) {
+            int pos = s.startPos + t;
+            s.rope.rotate(s.q, t * dim, config.nHeads(), pos);
+            s.rope.rotate(s.k, t * kvDim, config.nKvHeads(), pos);
+            System.arraycopy(s.k, t * kvDim, s.keyCache[s.layer], pos * kvDim, kvDim);
+            System.arraycopy(s.v, t * kvDim, s.valueCache[s.layer], pos * kvDim, kvDim);
+        }
+    }
+
+    /** Tokens {@code [t0, t1)}: the attention's residual {@code x += xb2}, then {@code xb = rmsnorm(x) * ffnNorm}. */
+    private void residualAndFfnNorm(State s, int t0, int t1) {
+        int dim = config.dim();
+        float[] norm = weights.layers()[s.layer].ffnNorm();
+        VectorMath.add(s.x, t0 * dim, s.xb2, t0 * dim, (t1 - t0) * dim);
+        for (int t = t0; t < t1; t++) VectorMath.rmsnorm(s.xb, t * dim, s.x, t * dim, norm, dim, config.rmsNormEps());
+    }
+
+    /** Tokens {@code [t0, t1)}: {@code hb = silu(hb) * hb2}. */
+    private void swiglu(State s, int t0, int t1) {
+        int hidden = config.hiddenDim();
+        VectorMath.swiglu(s.hb, s.hb2, t0 * hidden, (t1 - t0) * hidden);
+    }
+
+    /** Tokens {@code [t0, t1)}: the feed-forward's residual {@code x += xb2}. */
+    private void residual(State s, int t0, int t1) {
+        int dim = config.dim();
+        VectorMath.add(s.x, t0 * dim, s.xb2, t0 * dim, (t1 - t0) * dim);
     }
 
     /**
@@ -150,35 +179,34 @@ public final class Llama {
     }
 
     /**
-     * Causal attention of the batch's queries ({@code s.q}, [n, nHeads * headDim]) over the cached keys and values of
-     * positions {@code 0 .. startPos + t}; writes the concatenated heads to {@code s.xb}. Query head h reads kv head
-     * {@code h / (nHeads / nKvHeads)}. Heads are split across threads.
+     * Causal attention of the batch's queries ({@code s.q}, [n, nHeads * headDim]) for the heads {@code [hStart, hEnd)}
+     * over the cached keys and values of positions {@code 0 .. startPos + t}; writes the concatenated heads to
+     * {@code s.xb}. Query head h reads kv head {@code h / (nHeads / nKvHeads)}. Heads are split across threads.
      */
-    private void attention(State s, int layer, int n, int startPos) {
+    private void attentionHeads(State s, int hStart, int hEnd) {
         Config c = config;
         int headDim = c.headDim(), dim = c.dim(), kvDim = c.kvDim();
         int group = c.nHeads() / c.nKvHeads();
+        int n = s.batch, startPos = s.startPos;
         float scale = (float) (1.0 / Math.sqrt(headDim));
-        float[] keys = s.keyCache[layer], values = s.valueCache[layer];
-        Parallel.run(c.nHeads(), 1, (hStart, hEnd) -> {
-            for (int h = hStart; h < hEnd; h++) {
-                int kvOffset = (h / group) * headDim;
-                int attOffset = h * s.contextLength;
-                for (int t = 0; t < n; t++) {
-                    int positions = startPos + t + 1;
-                    int qOffset = t * dim + h * headDim;
-                    for (int p = 0; p < positions; p++) {
-                        s.att[attOffset + p] = VectorMath.dot(s.q, qOffset, keys, p * kvDim + kvOffset, headDim) * scale;
-                    }
-                    VectorMath.softmax(s.att, attOffset, positions);
-                    int outOffset = t * dim + h * headDim;
-                    java.util.Arrays.fill(s.xb, outOffset, outOffset + headDim, 0f);
-                    for (int p = 0; p < positions; p++) {
-                        VectorMath.axpy(s.att[attOffset + p], values, p * kvDim + kvOffset, s.xb, outOffset, headDim);
-                    }
+        float[] keys = s.keyCache[s.layer], values = s.valueCache[s.layer];
+        for (int h = hStart; h < hEnd; h++) {
+            int kvOffset = (h / group) * headDim;
+            int attOffset = h * s.contextLength;
+            for (int t = 0; t < n; t++) {
+                int positions = startPos + t + 1;
+                int qOffset = t * dim + h * headDim;
+                for (int p = 0; p < positions; p++) {
+                    s.att[attOffset + p] = VectorMath.dot(s.q, qOffset, keys, p * kvDim + kvOffset, headDim) * scale;
+                }
+                VectorMath.softmax(s.att, attOffset, positions);
+                int outOffset = t * dim + h * headDim;
+                java.util.Arrays.fill(s.xb, outOffset, outOffset + headDim, 0f);
+                for (int p = 0; p < positions; p++) {
+                    VectorMath.axpy(s.att[attOffset + p], values, p * kvDim + kvOffset, s.xb, outOffset, headDim);
                 }
             }
-        });
+        }
     }
 
     /** Activations and KV cache of one sequence, sized once so that a forward pass allocates nothing. */
@@ -197,8 +225,13 @@ public final class Llama {
         final int[][] chosen;
         final float[][] chosenWeights;
         final int[] slotToken;
+        // the batch runBatch is on (its first position, size and current layer), for the per-token tasks below,
+        // which are bound to this state once so that a decode step allocates nothing
+        int startPos, batch, layer;
+        final Parallel.RangeTask attentionNorm, rotateAndCache, attentionHeads, residualAndFfnNorm, swiglu, residual;
 
-        State(Config c, int contextLength, int maxBatch) {
+        State(Llama model, int contextLength, int maxBatch) {
+            Config c = model.config;
             if (contextLength <= 0 || maxBatch <= 0) throw new IllegalArgumentException("context length and batch must be positive");
             this.contextLength = contextLength;
             this.maxBatch = maxBatch;
@@ -222,6 +255,12 @@ public final class Llama {
             gathered = c.isMoE() ? new float[maxBatch * c.dim()] : new float[0];
             slotToken = new int[c.isMoE() ? maxBatch : 0];
             slotWeight = new float[c.isMoE() ? maxBatch : 0];
+            attentionNorm = (t0, t1) -> model.attentionNorm(this, t0, t1);
+            rotateAndCache = (t0, t1) -> model.rotateAndCache(this, t0, t1);
+            attentionHeads = (h0, h1) -> model.attentionHeads(this, h0, h1);
+            residualAndFfnNorm = (t0, t1) -> model.residualAndFfnNorm(this, t0, t1);
+            swiglu = (t0, t1) -> model.swiglu(this, t0, t1);
+            residual = (t0, t1) -> model.residual(this, t0, t1);
         }
     }
 }

@@ -81,9 +81,40 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
         return rows * rowBytes;
     }
 
-    /** {@code out[outOffset + r] = dot(firstRow + r, x)} for {@code r < nRows}: matrix x vector. */
+    /**
+     * {@code out[outOffset + r] = dot(firstRow + r, x)} for {@code r < nRows}: matrix x vector. The pool's task is
+     * this tensor's {@link RowTask}, filled in per call, so that a decode step allocates nothing; it is locked for
+     * the call, in case two threads use one tensor at once.
+     */
     public void matvec(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int nRows) {
-        Parallel.run(nRows, ROW_GRANULE, (start, end) -> dotRows(x, xOffset, out, outOffset, firstRow, start, end));
+        RowTask task = rowTask;
+        synchronized (task) {
+            task.x = x;
+            task.xOffset = xOffset;
+            task.out = out;
+            task.outOffset = outOffset;
+            task.firstRow = firstRow;
+            try {
+                Parallel.run(nRows, ROW_GRANULE, task);
+            } finally {
+                task.x = null; // keep no caller's arrays reachable
+                task.out = null;
+            }
+        }
+    }
+
+    private final RowTask rowTask = new RowTask();
+
+    /** {@link #dotRows} over a range of rows, with the arguments of the current {@link #matvec} call. */
+    private final class RowTask implements Parallel.RangeTask {
+        float[] x, out;
+        int xOffset, outOffset;
+        long firstRow;
+
+        @Override
+        public void run(int start, int end) {
+            dotRows(x, xOffset, out, outOffset, firstRow, start, end);
+        }
     }
 
     /**
