@@ -36,6 +36,7 @@ public final class Llama {
      */
     public float[] forward(State s, int[] tokens, int from, int n, int startPos, LogitsSink sink) {
         if (n <= 0) throw new IllegalArgumentException("no tokens to run");
+        if (s.model != this) throw new IllegalArgumentException("the state was made by another model (newState)");
         if (startPos < 0 || startPos + n > s.contextLength) {
             throw new IllegalArgumentException("positions " + startPos + ".." + (startPos + n - 1)
                     + " exceed the context length " + s.contextLength);
@@ -229,8 +230,11 @@ public final class Llama {
         // which are bound to this state once so that a decode step allocates nothing
         int startPos, batch, layer;
         final Parallel.RangeTask attentionNorm, rotateAndCache, attentionHeads, residualAndFfnNorm, swiglu, residual;
+        /** The model the tasks are bound to: only it may run this state. */
+        final Llama model;
 
         State(Llama model, int contextLength, int maxBatch) {
+            this.model = model;
             Config c = model.config;
             if (contextLength <= 0 || maxBatch <= 0) throw new IllegalArgumentException("context length and batch must be positive");
             this.contextLength = contextLength;

@@ -5,6 +5,7 @@ import org.junit.jupiter.api.Test;
 import java.lang.management.ManagementFactory;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /**
  * A decode step allocates nothing once compiled: the pool's tasks are bound once (per tensor, per state), not made
@@ -27,5 +28,16 @@ class DecodeAllocationTest {
             fewest = Math.min(fewest, threads.getCurrentThreadAllocatedBytes() - before);
         }
         assertEquals(0, fewest, "bytes allocated by 500 decode steps");
+    }
+
+    /** A state's tasks are bound to the model that made it, so another model refuses it rather than run the wrong weights. */
+    @Test
+    void aStateRunsOnlyOnTheModelThatMadeIt() {
+        Llama one = Checkpoint.load(Stories260KTest.GGUF, null).model();
+        Llama other = Checkpoint.load(Stories260KTest.GGUF, null).model();
+        Llama.State state = one.newState(16, 1);
+        one.forward(state, 1, 0);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> other.forward(state, 1, 0));
+        assertEquals("the state was made by another model (newState)", e.getMessage());
     }
 }
