@@ -202,8 +202,9 @@ final class BenchCommand implements Callable<Integer> {
      * folios, which the huge-page advice cannot change; read afresh, it comes in as 2 MB folios.
      */
     private static void warnOfSmallPages(Path file) {
+        if (!HugePages.supported()) return;
         OptionalDouble share = HugePages.residentShare(file);
-        if (!HugePages.supported() || share.isEmpty() || share.getAsDouble() >= 0.5) return;
+        if (share.isEmpty() || share.getAsDouble() >= 0.5) return;
         System.err.printf("note: only %.0f%% of %s is mapped in 2 MB pages: the rest was in the page cache in 4 KB pages before "
                 + "this run, and large models decode up to 20%% slower so. Drop the file from the page cache once "
                 + "(dd if=%s iflag=nocache count=0) and the next run reads it in as 2 MB pages.%n", 100 * share.getAsDouble(), file, file);

@@ -131,9 +131,9 @@ public final class Llama {
 
     /** Tokens {@code [t0, t1)}: the attention's residual {@code x += xb2}, then {@code xb = rmsnorm(x) * ffnNorm}. */
     private void residualAndFfnNorm(State s, int t0, int t1) {
+        residual(s, t0, t1);
         int dim = config.dim();
         float[] norm = weights.layers()[s.layer].ffnNorm();
-        VectorMath.add(s.x, t0 * dim, s.xb2, t0 * dim, (t1 - t0) * dim);
         for (int t = t0; t < t1; t++) VectorMath.rmsnorm(s.xb, t * dim, s.x, t * dim, norm, dim, config.rmsNormEps());
     }
 
@@ -143,7 +143,7 @@ public final class Llama {
         VectorMath.swiglu(s.hb, s.hb2, t0 * hidden, (t1 - t0) * hidden);
     }
 
-    /** Tokens {@code [t0, t1)}: the feed-forward's residual {@code x += xb2}. */
+    /** Tokens {@code [t0, t1)}: a residual, {@code x += xb2}. */
     private void residual(State s, int t0, int t1) {
         int dim = config.dim();
         VectorMath.add(s.x, t0 * dim, s.xb2, t0 * dim, (t1 - t0) * dim);
@@ -182,7 +182,7 @@ public final class Llama {
     /**
      * Causal attention of the batch's queries ({@code s.q}, [n, nHeads * headDim]) for the heads {@code [hStart, hEnd)}
      * over the cached keys and values of positions {@code 0 .. startPos + t}; writes the concatenated heads to
-     * {@code s.xb}. Query head h reads kv head {@code h / (nHeads / nKvHeads)}. Heads are split across threads.
+     * {@code s.xb}. Query head h reads kv head {@code h / (nHeads / nKvHeads)}. The caller splits the heads across threads.
      */
     private void attentionHeads(State s, int hStart, int hEnd) {
         Config c = config;
