@@ -3,7 +3,9 @@ package gptfast4j.tensor;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -65,6 +67,27 @@ final class Q4_0Tensor extends Tensor {
                 ((FloatVector) q.and(0xF).sub(8).castShape(F_SPECIES, 0)).mul(d).intoArray(out, outOffset + i + j);
                 ((FloatVector) q.lanewise(VectorOperators.ASHR, 4).and(0xF).sub(8).castShape(F_SPECIES, 0)).mul(d)
                         .intoArray(out, outOffset + i + j + BLOCK / 2);
+            }
+        }
+    }
+
+    /** Int16 lanes as many as {@link Q8_0Tensor#B_SPECIES} has bytes. */
+    private static final VectorSpecies<Short> S_SPECIES = VectorSpecies.of(short.class, VectorShape.forBitSize(2 * Q8_0Tensor.B_SPECIES.vectorBitSize()));
+
+    /**
+     * Row {@code row} for {@link Int16Product}: {@code q[qOffset + k] = nibble - 8} for each column k, and block b's
+     * scale d to {@code scale[scaleOffset + b]}.
+     */
+    void smallIntRow(long row, short[] q, int qOffset, float[] scale, int scaleOffset) {
+        long offset = row * rowBytes;
+        for (int b = 0; b < cols / BLOCK; b++, offset += BLOCK_BYTES) {
+            scale[scaleOffset + b] = f16(data, offset);
+            for (int j = 0; j < BLOCK / 2; j += S_SPECIES.length()) {
+                ShortVector v = (ShortVector) ByteVector.fromMemorySegment(Q8_0Tensor.B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN)
+                        .castShape(S_SPECIES, 0);
+                int o = qOffset + b * BLOCK + j;
+                v.and((short) 0xF).sub((short) 8).intoArray(q, o);
+                v.lanewise(VectorOperators.ASHR, 4).and((short) 0xF).sub((short) 8).intoArray(q, o + BLOCK / 2);
             }
         }
     }

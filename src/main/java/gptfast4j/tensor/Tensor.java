@@ -136,10 +136,12 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
      * scratch that stays in cache and every token is run over it, so each weight is read from memory and converted once
      * per call however many tokens there are. Batches of {@link #GROUP_TOKENS} tokens or more put tokens in the vector
      * lanes ({@link #groupProduct}); smaller ones, such as the verification of a few speculated tokens, run dot
-     * products over the tile ({@link #tileProduct}).
+     * products over the tile ({@link #tileProduct}). Q4_0 runs batches of {@link Int16Product#GROUP} tokens or more
+     * in int16 arithmetic on activations rounded to int8, as llama.cpp does.
      */
     public void matmul(float[] x, int nTokens, float[] out, int outStride) {
         if (nTokens == 1) matvec(x, out);
+        else if (nTokens >= Int16Product.GROUP && this instanceof Q4_0Tensor q) Int16Product.matmul(q, x, nTokens, out, outStride);
         else if (nTokens < GROUP_TOKENS) tileProduct(x, nTokens, out, outStride);
         else groupProduct(x, nTokens, out, outStride);
     }
@@ -346,10 +348,20 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
     }
 
     /** This thread's array of {@code local}, grown to at least {@code size}. */
-    private static float[] scratch(ThreadLocal<float[]> local, int size) {
+    static float[] scratch(ThreadLocal<float[]> local, int size) {
         float[] t = local.get();
         if (t.length < size) {
             t = new float[size];
+            local.set(t);
+        }
+        return t;
+    }
+
+    /** This thread's array of {@code local}, grown to at least {@code size}. */
+    static short[] shortScratch(ThreadLocal<short[]> local, int size) {
+        short[] t = local.get();
+        if (t.length < size) {
+            t = new short[size];
             local.set(t);
         }
         return t;

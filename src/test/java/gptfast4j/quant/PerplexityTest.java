@@ -16,9 +16,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Perplexity on ppl-text.txt (ctx 128) against llama-perplexity's figures in perplexity.json, within 0.1%. F32 files
- * against the F32-KV runs; quantized files against {@code runs_dequantized_f32} (llama.cpp in F32 on the exact
- * dequantized weights), which is the arithmetic we use: F32 activations times the file's weights.
+ * Perplexity on ppl-text.txt (ctx 128) against llama-perplexity's figures in perplexity.json, within 0.1%, each against
+ * the run made with the arithmetic we use on its 128-token batches. F32 files: the F32-KV runs. Q8_0 and Q4_K: F32
+ * activations times the file's weights, so {@code runs_dequantized_f32} (llama.cpp in F32 on the exact dequantized
+ * weights). Q4_0: activations rounded to int8 per block of 32 as llama.cpp rounds them for its own Q4_0 products
+ * (Int16Product), so llama.cpp's native run, {@code runs}; the dequantized-F32 figure is 0.2% away from it, and the
+ * test fails against that one.
  */
 class PerplexityTest {
     private static final JsonNode PPL = Shared.json(Shared.REFERENCE.resolve("perplexity.json"));
@@ -35,7 +38,7 @@ class PerplexityTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"stories260K.gguf, runs", "mini-llama3-F32.gguf, runs", "mini-llama3-Q8_0.gguf, runs_dequantized_f32", "mini-llama3-Q4_0.gguf, runs_dequantized_f32",
+    @CsvSource({"stories260K.gguf, runs", "mini-llama3-F32.gguf, runs", "mini-llama3-Q8_0.gguf, runs_dequantized_f32", "mini-llama3-Q4_0.gguf, runs",
             "mini-llama3-Q4_K.gguf, runs_dequantized_f32"})
     void matchesLlamaPerplexity(String file, String runs) throws IOException {
         Path path = file.startsWith("stories") ? Shared.MODELS.resolve(file) : Shared.REFERENCE.resolve("models/" + file);
