@@ -52,7 +52,7 @@ final class Int16Product {
         int cols = w.cols, blocks = cols / BLOCK, nRows = Math.toIntExact(w.rows), stride = cols + 32;
         Activations a = quantize(x, nTokens, cols);
         int tileHeight = Math.clamp(TILE_BYTES / (2L * cols) / 8 * 8, 8, 256);
-        Parallel.run(nRows, 16, (start, end) -> {
+        Parallel.runChunks(nRows, Tensor.chunkRows(nRows, tileHeight), (start, end) -> {
             short[] tile = Tensor.shortScratch(TILE, tileHeight * stride);
             float[] scale = Tensor.scratch(SCALES, tileHeight * blocks);
             short[] sums = Tensor.shortScratch(SUMS, 8 * GROUP);

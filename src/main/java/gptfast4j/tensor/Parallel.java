@@ -24,6 +24,9 @@ public final class Parallel {
     private RangeTask task;
     private int n;
     private int granule;
+    /** For {@link #runChunks}: the chunk size (0 for equal ranges), and the next chunk to hand out. */
+    private int chunk;
+    private final AtomicInteger nextChunk = new AtomicInteger();
     private volatile Throwable failure;
 
     private Parallel(int threads) {
@@ -49,14 +52,23 @@ public final class Parallel {
 
     /** Runs {@code task} over {@code [0, n)}, split in equal ranges whose bounds are multiples of {@code granule}. */
     public static void run(int n, int granule, RangeTask task) {
-        pool.execute(n, granule, task);
+        pool.execute(n, granule, 0, task);
+    }
+
+    /**
+     * Runs {@code task} over {@code [0, n)} in chunks of {@code chunk}, each thread taking the next chunk as it
+     * finishes one: for long calls (prefill), where equal ranges leave one core waiting whenever the other is slowed
+     * on this shared machine. Which thread runs a chunk must not change its result.
+     */
+    public static void runChunks(int n, int chunk, RangeTask task) {
+        pool.execute(n, chunk, chunk, task);
     }
 
     private int size() {
         return workers.length + 1;
     }
 
-    private synchronized void execute(int n, int granule, RangeTask task) {
+    private synchronized void execute(int n, int granule, int chunk, RangeTask task) {
         int threads = size();
         if (threads == 1 || n <= granule) {
             task.run(0, n);
@@ -65,6 +77,8 @@ public final class Parallel {
         this.task = task;
         this.n = n;
         this.granule = granule;
+        this.chunk = chunk;
+        nextChunk.set(0);
         this.failure = null;
         pending.set(workers.length);
         generation++; // publishes task, n and granule to the workers
@@ -85,6 +99,12 @@ public final class Parallel {
     }
 
     private void runPart(int part) {
+        if (chunk > 0) {
+            for (int start = nextChunk.getAndIncrement() * chunk; start < n; start = nextChunk.getAndIncrement() * chunk) {
+                task.run(start, Math.min(n, start + chunk));
+            }
+            return;
+        }
         int threads = size();
         int units = (n + granule - 1) / granule;
         int start = Math.min(n, (int) ((long) units * part / threads) * granule);

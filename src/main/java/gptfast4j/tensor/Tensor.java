@@ -265,7 +265,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
     }
 
     /**
-     * Runs {@code task} over all rows, split across the threads, a tile at a time: as many rows (a multiple of
+     * Runs {@code task} over all rows, handed to the threads in chunks ({@link #chunkRows}), a tile at a time: as many rows (a multiple of
      * {@code multiple}) as fit in about 384 KB (L2), so that each input row fetched from L3 serves many rows, each
      * tile dequantized once into the thread's scratch. Tile rows are padded by 64 bytes: at a stride that is a multiple
      * of 4 KB (2048 floats) the micro-kernels' weight and input rows would land in the same L1 sets.
@@ -273,7 +273,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
     private void eachTile(int multiple, TileTask task) {
         int nRows = Math.toIntExact(rows), stride = cols + 16;
         int tileHeight = Math.clamp(TILE_BYTES / (4L * cols) / multiple * multiple, multiple, 256);
-        Parallel.run(nRows, ROW_GRANULE, (start, end) -> {
+        Parallel.runChunks(nRows, chunkRows(nRows, tileHeight), (start, end) -> {
             float[] tile = tile(tileHeight * stride);
             for (int r0 = start; r0 < end; r0 += tileHeight) {
                 int tileRows = Math.min(tileHeight, end - r0);
@@ -281,6 +281,14 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
                 task.run(r0, tileRows, tile, stride);
             }
         });
+    }
+
+    /**
+     * Rows per chunk of a matrix x matrix call ({@link Parallel#runChunks}): a tile, or less for small matrices so that
+     * each thread gets about four chunks; a multiple of {@link #ROW_GRANULE}.
+     */
+    static int chunkRows(int nRows, int tileHeight) {
+        return Math.max(ROW_GRANULE, Math.min(tileHeight, nRows / (4 * Parallel.threads()) / ROW_GRANULE * ROW_GRANULE));
     }
 
     /**
