@@ -30,6 +30,7 @@ final class Int16Product {
     /** Tokens per group: two int16 vectors (64 on AVX-512). */
     static final int GROUP = 2 * S.length();
     private static final int BLOCK = 32;
+    private static final float ROUNDER = 0x1.8p23f;
     /** Bytes of int16 weights kept in cache at a time (as {@link Tensor#matmul}'s float tiles). */
     private static final long TILE_BYTES = 384 * 1024;
 
@@ -101,14 +102,20 @@ final class Int16Product {
         short[] q = Tensor.shortScratch(ROUNDED, groups * cols * GROUP);
         float[] scale = Tensor.scratch(ROUNDED_SCALES, groups * blocks * GROUP);
         Parallel.run(nTokens, 1, (start, end) -> {
+            int[] rounded = new int[BLOCK];
             for (int t = start; t < end; t++) {
                 int g = t / GROUP, u = t % GROUP, l = lane(u);
                 for (int b = 0; b < blocks; b++) {
                     int from = t * cols + b * BLOCK;
-                    float max = 0;
-                    for (int k = 0; k < BLOCK; k++) max = Math.max(max, Math.abs(x[from + k]));
-                    float inverse = max == 0 ? 0 : 127 / max;
-                    for (int k = 0; k < BLOCK; k++) q[(g * cols + b * BLOCK + k) * GROUP + u] = (short) Math.rint(x[from + k] * inverse);
+                    FloatVector m = FloatVector.zero(F);
+                    for (int k = 0; k < BLOCK; k += F.length()) m = m.max(FloatVector.fromArray(F, x, from + k).abs());
+                    float max = m.reduceLanes(VectorOperators.MAX), inverse = max == 0 ? 0 : 127 / max;
+                    // round half to even: adding and taking off 1.5 * 2^23 leaves no fraction bits (|x * inverse| <= 127)
+                    for (int k = 0; k < BLOCK; k += F.length()) {
+                        FloatVector.fromArray(F, x, from + k).mul(inverse).add(ROUNDER).sub(ROUNDER)
+                                .convert(VectorOperators.F2I, 0).reinterpretAsInts().intoArray(rounded, k);
+                    }
+                    for (int k = 0; k < BLOCK; k++) q[(g * cols + b * BLOCK + k) * GROUP + u] = (short) rounded[k];
                     scale[(g * blocks + b) * GROUP + l] = Float.float16ToFloat(Float.floatToFloat16(max / 127));
                 }
             }
