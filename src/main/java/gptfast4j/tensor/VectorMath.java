@@ -77,8 +77,18 @@ public final class VectorMath {
     }
 
     /** SwiGLU's gate: {@code gate = silu(gate) * up}, with {@code silu(x) = x / (1 + e^-x)}. */
+    /**
+     * {@code gate = silu(gate) * up}. The exponential is the Vector API's ({@code EXP}, within 1 ulp of
+     * {@code Math.exp}), which C2 compiles to a short-vector math library call: a scalar {@code Math.exp} per element
+     * took 4% of a TinyLlama prefill.
+     */
     public static void swiglu(float[] gate, float[] up, int offset, int n) {
-        for (int i = offset; i < offset + n; i++) {
+        int i = offset;
+        for (int bound = offset + S.loopBound(n); i < bound; i += S.length()) {
+            FloatVector g = FloatVector.fromArray(S, gate, i);
+            g.div(g.neg().lanewise(VectorOperators.EXP).add(1f)).mul(FloatVector.fromArray(S, up, i)).intoArray(gate, i);
+        }
+        for (; i < offset + n; i++) {
             float g = gate[i];
             gate[i] = g / (1.0f + (float) Math.exp(-g)) * up[i];
         }
