@@ -62,25 +62,28 @@ public final class VectorMath {
         for (int i = 0; i < n; i++) out[outOffset + i] = x[xOffset + i] * scale * weight[i];
     }
 
-    /** In-place softmax of {@code x[offset .. offset + n)}. */
+    /**
+     * In-place softmax of {@code x[offset .. offset + n)}: the exponentials with the Vector API's {@code EXP} (as in
+     * {@link #swiglu}), summed in double in index order as llama.cpp sums them.
+     */
     public static void softmax(float[] x, int offset, int n) {
         float max = Float.NEGATIVE_INFINITY;
         for (int i = 0; i < n; i++) max = Math.max(max, x[offset + i]);
-        double sum = 0;
-        for (int i = 0; i < n; i++) {
-            float e = (float) Math.exp(x[offset + i] - max);
-            x[offset + i] = e;
-            sum += e;
+        int i = 0;
+        for (int bound = S.loopBound(n); i < bound; i += S.length()) {
+            FloatVector.fromArray(S, x, offset + i).sub(max).lanewise(VectorOperators.EXP).intoArray(x, offset + i);
         }
+        for (; i < n; i++) x[offset + i] = (float) Math.exp(x[offset + i] - max);
+        double sum = 0;
+        for (i = 0; i < n; i++) sum += x[offset + i];
         float inv = (float) (1.0 / sum);
-        for (int i = 0; i < n; i++) x[offset + i] *= inv;
+        for (i = 0; i < n; i++) x[offset + i] *= inv;
     }
 
-    /** SwiGLU's gate: {@code gate = silu(gate) * up}, with {@code silu(x) = x / (1 + e^-x)}. */
     /**
-     * {@code gate = silu(gate) * up}. The exponential is the Vector API's ({@code EXP}, within 1 ulp of
-     * {@code Math.exp}), which C2 compiles to a short-vector math library call: a scalar {@code Math.exp} per element
-     * took 4% of a TinyLlama prefill.
+     * SwiGLU's gate: {@code gate = silu(gate) * up}, with {@code silu(x) = x / (1 + e^-x)}. The exponential is the
+     * Vector API's ({@code EXP}, within 1 ulp of {@code Math.exp}), which C2 compiles to a call into a short-vector
+     * math library: a scalar {@code Math.exp} per element took 4% of a TinyLlama prefill.
      */
     public static void swiglu(float[] gate, float[] up, int offset, int n) {
         int i = offset;
