@@ -38,7 +38,7 @@ final class Int16Product {
     }
 
     /** Where token {@code t} of a group sits in the float lanes: per half-group, even tokens first, then odd ones. */
-    static int lane(int t) {
+    private static int lane(int t) {
         int half = S.length(), u = t % half;
         return t - u + (u % 2) * (half / 2) + u / 2;
     }
@@ -127,8 +127,9 @@ final class Int16Product {
      * One block of 32 columns from {@code k0}: weight rows at {@code w0 .. w7} of {@code w} times the group's
      * activations at {@code xq[xg ..]}, as int16 sums {@code sums[i * GROUP + token]} for row i. Eight rows by two
      * vectors of tokens in sixteen accumulators: per column, two activation loads and eight weight broadcasts serve
-     * sixteen multiplies and adds. A method of its own, not inlined into its caller: with the widening in the same
-     * method, C2 passed its inlining size limit and boxed the vectors (NodeCountInliningCutoff, ARCHITECTURE).
+     * sixteen multiplies and adds. Too large to be inlined into its caller, which is the point: in one method with
+     * the widening ({@link #flush}), C2 passed its inlining size limit and boxed the vectors
+     * (NodeCountInliningCutoff, ARCHITECTURE).
      */
     private static void block(short[] w, int w0, int w1, int w2, int w3, int w4, int w5, int w6, int w7, short[] xq, int xg, int k0, short[] sums) {
         int lanes = S.length();
@@ -167,7 +168,7 @@ final class Int16Product {
     /**
      * Block b's int16 sums of rows {@code r .. r + 7} (past {@code last}: its sums, unused) into the float sums:
      * {@code acc[i][token] += sums * scale[row] * dx[token]}, with the activations' scales at {@code dx[d0 ..]} in
-     * {@link #lane} order. A method of its own for the same reason as {@link #block}.
+     * {@link #lane} order.
      */
     private static void flush(short[] sums, float[] dx, int d0, float[] scale, int r, int last, int blocks, int b, float[] acc) {
         int half = S.length(), quarter = half / 2;

@@ -81,7 +81,7 @@ public final class Parallel {
         nextChunk.set(0);
         this.failure = null;
         pending.set(workers.length);
-        generation++; // publishes task, n and granule to the workers
+        generation++; // publishes task, n, granule and chunk to the workers
         for (Worker w : workers) {
             if (w.parked) LockSupport.unpark(w);
         }

@@ -19,6 +19,8 @@ final class Q4_0Tensor extends Tensor {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 18;
     private static final VectorSpecies<Integer> I_SPECIES = F_SPECIES.withLanes(int.class);
+    /** As many int16 lanes as {@link Q8_0Tensor#B_SPECIES} has bytes. */
+    private static final VectorSpecies<Short> S_SPECIES = VectorSpecies.of(short.class, VectorShape.forBitSize(2 * Q8_0Tensor.B_SPECIES.vectorBitSize()));
 
     Q4_0Tensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.Q4_0, data, cols, rows);
@@ -70,9 +72,6 @@ final class Q4_0Tensor extends Tensor {
             }
         }
     }
-
-    /** Int16 lanes as many as {@link Q8_0Tensor#B_SPECIES} has bytes. */
-    private static final VectorSpecies<Short> S_SPECIES = VectorSpecies.of(short.class, VectorShape.forBitSize(2 * Q8_0Tensor.B_SPECIES.vectorBitSize()));
 
     /**
      * Row {@code row} for {@link Int16Product}: {@code q[qOffset + k] = nibble - 8} for each column k, and block b's

@@ -265,9 +265,9 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
     }
 
     /**
-     * Runs {@code task} over all rows, handed to the threads in chunks ({@link #chunkRows}), a tile at a time: as many rows (a multiple of
-     * {@code multiple}) as fit in about 384 KB (L2), so that each input row fetched from L3 serves many rows, each
-     * tile dequantized once into the thread's scratch. Tile rows are padded by 64 bytes: at a stride that is a multiple
+     * Runs {@code task} over all rows, handed to the threads in chunks ({@link #chunkRows}), a tile at a time: as many
+     * rows (a multiple of {@code multiple}) as fit in about 384 KB (L2), so that each input row fetched from L3 serves
+     * many rows, each tile dequantized once into the thread's scratch. Tile rows are padded by 64 bytes: at a stride that is a multiple
      * of 4 KB (2048 floats) the micro-kernels' weight and input rows would land in the same L1 sets.
      */
     private void eachTile(int multiple, TileTask task) {
@@ -284,8 +284,8 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
     }
 
     /**
-     * Rows per chunk of a matrix x matrix call ({@link Parallel#runChunks}): a tile, or less for small matrices so that
-     * each thread gets about four chunks; a multiple of {@link #ROW_GRANULE}.
+     * Rows per chunk of a matrix x matrix call ({@link Parallel#runChunks}): a tile, or fewer for small matrices so
+     * that each thread gets about four chunks, but at least {@link #ROW_GRANULE}.
      */
     static int chunkRows(int nRows, int tileHeight) {
         return Math.max(ROW_GRANULE, Math.min(tileHeight, nRows / (4 * Parallel.threads()) / ROW_GRANULE * ROW_GRANULE));
