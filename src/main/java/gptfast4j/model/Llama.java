@@ -124,7 +124,8 @@ public final class Llama {
             int pos = s.startPos + t;
             s.rope.rotate(s.q, t * dim, config.nHeads(), pos);
             s.rope.rotate(s.k, t * kvDim, config.nKvHeads(), pos);
-            System.arraycopy(s.k, t * kvDim, s.keyCache[s.layer], pos * kvDim, kvDim);
+            float[] keys = s.keyCache[s.layer];
+            for (int i = 0; i < kvDim; i++) keys[i * s.keyStride + pos] = s.k[t * kvDim + i];
             System.arraycopy(s.v, t * kvDim, s.valueCache[s.layer], pos * kvDim, kvDim);
         }
     }
@@ -197,15 +198,9 @@ public final class Llama {
             for (int t = 0; t < n; t++) {
                 int positions = startPos + t + 1;
                 int qOffset = t * dim + h * headDim;
-                for (int p = 0; p < positions; p++) {
-                    s.att[attOffset + p] = VectorMath.dot(s.q, qOffset, keys, p * kvDim + kvOffset, headDim) * scale;
-                }
+                VectorMath.scores(s.q, qOffset, keys, kvOffset * s.keyStride, s.keyStride, headDim, positions, scale, s.att, attOffset);
                 VectorMath.softmax(s.att, attOffset, positions);
-                int outOffset = t * dim + h * headDim;
-                java.util.Arrays.fill(s.xb, outOffset, outOffset + headDim, 0f);
-                for (int p = 0; p < positions; p++) {
-                    VectorMath.axpy(s.att[attOffset + p], values, p * kvDim + kvOffset, s.xb, outOffset, headDim);
-                }
+                VectorMath.weightedSum(s.att, attOffset, values, kvOffset, kvDim, positions, s.xb, t * dim + h * headDim, headDim);
             }
         }
     }
@@ -217,7 +212,12 @@ public final class Llama {
         final float[] x, xb, xb2, q, k, v, hb, hb2, att;
         /** After a forward pass: the logits, [nLogits, vocab]. */
         public final float[] logits;
-        final float[][] keyCache, valueCache; // [layer][position * kvDim + kvHead * headDim + i]
+        // [layer][(kvHead * headDim + i) * keyStride + position]: keys transposed, so that one query's scores are
+        // vectors over positions (VectorMath.scores); rows padded by 64 bytes, since at a stride that is a multiple of
+        // 4 KB (a context of 1024 or more) a head's rows land in the same cache sets
+        final float[][] keyCache;
+        final int keyStride;
+        final float[][] valueCache; // [layer][position * kvDim + kvHead * headDim + i]
         final Rope rope;
         final int[] single = new int[1];
         // mixture of experts: router logits [batch, experts], the chosen experts and weights per token, and the
@@ -249,7 +249,8 @@ public final class Llama {
             hb2 = new float[maxBatch * c.hiddenDim()];
             att = new float[c.nHeads() * contextLength];
             logits = new float[maxBatch * c.vocabSize()];
-            keyCache = new float[c.nLayers()][Math.multiplyExact(contextLength, c.kvDim())];
+            keyStride = contextLength + 16;
+            keyCache = new float[c.nLayers()][Math.multiplyExact(keyStride, c.kvDim())];
             valueCache = new float[c.nLayers()][contextLength * c.kvDim()];
             rope = new Rope(c, contextLength);
             int experts = Math.max(c.expertCount(), 0), used = Math.max(c.expertsUsed(), 0);

@@ -97,6 +97,81 @@ public final class VectorMath {
         }
     }
 
+    /**
+     * Attention scores of one query over {@code positions} cached keys stored transposed ({@code keys[kBase + d *
+     * stride + p]} is element d of the key at position p): {@code out[outOffset + p] = scale * sum_d q[qOffset + d] *
+     * key_p[d]}. Vectors run over positions, so there is no lane reduction per position (a dot product per position
+     * took about 70 cycles with its reduction and call); four partial sums over d keep four FMA chains in flight.
+     */
+    public static void scores(float[] q, int qOffset, float[] keys, int kBase, int stride, int headDim, int positions,
+                              float scale, float[] out, int outOffset) {
+        int p = 0;
+        for (int bound = S.loopBound(positions); p < bound; p += S.length()) {
+            FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+            int d = 0, k = kBase + p;
+            for (; d + 4 <= headDim; d += 4, k += 4 * stride) {
+                a0 = FloatVector.fromArray(S, keys, k).fma(FloatVector.broadcast(S, q[qOffset + d]), a0);
+                a1 = FloatVector.fromArray(S, keys, k + stride).fma(FloatVector.broadcast(S, q[qOffset + d + 1]), a1);
+                a2 = FloatVector.fromArray(S, keys, k + 2 * stride).fma(FloatVector.broadcast(S, q[qOffset + d + 2]), a2);
+                a3 = FloatVector.fromArray(S, keys, k + 3 * stride).fma(FloatVector.broadcast(S, q[qOffset + d + 3]), a3);
+            }
+            for (; d < headDim; d++, k += stride) a0 = FloatVector.fromArray(S, keys, k).fma(FloatVector.broadcast(S, q[qOffset + d]), a0);
+            a0.add(a1).add(a2.add(a3)).mul(scale).intoArray(out, outOffset + p);
+        }
+        for (; p < positions; p++) {
+            float sum = 0;
+            for (int d = 0; d < headDim; d++) sum += q[qOffset + d] * keys[kBase + d * stride + p];
+            out[outOffset + p] = sum * scale;
+        }
+    }
+
+    /**
+     * {@code out[outOffset + i] = sum_p weights[wOffset + p] * values[vOffset + p * stride + i]} for {@code i < n}: an
+     * attention head's output, summed in registers rather than by an axpy per position into memory. Four vectors of
+     * the output at a time, so that each position's values are read once per four vectors (one pass per vector
+     * thrashed L1 over long contexts), each with two partial sums over positions to keep eight FMA chains in flight.
+     */
+    public static void weightedSum(float[] weights, int wOffset, float[] values, int vOffset, int stride, int positions,
+                                   float[] out, int outOffset, int n) {
+        int lanes = S.length(), i = 0;
+        for (; i + 4 * lanes <= n; i += 4 * lanes) {
+            FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            int p = 0, v = vOffset + i;
+            for (; p + 2 <= positions; p += 2, v += 2 * stride) {
+                FloatVector w = FloatVector.broadcast(S, weights[wOffset + p]), u = FloatVector.broadcast(S, weights[wOffset + p + 1]);
+                a0 = FloatVector.fromArray(S, values, v).fma(w, a0);
+                a1 = FloatVector.fromArray(S, values, v + lanes).fma(w, a1);
+                a2 = FloatVector.fromArray(S, values, v + 2 * lanes).fma(w, a2);
+                a3 = FloatVector.fromArray(S, values, v + 3 * lanes).fma(w, a3);
+                b0 = FloatVector.fromArray(S, values, v + stride).fma(u, b0);
+                b1 = FloatVector.fromArray(S, values, v + stride + lanes).fma(u, b1);
+                b2 = FloatVector.fromArray(S, values, v + stride + 2 * lanes).fma(u, b2);
+                b3 = FloatVector.fromArray(S, values, v + stride + 3 * lanes).fma(u, b3);
+            }
+            if (p < positions) {
+                FloatVector w = FloatVector.broadcast(S, weights[wOffset + p]);
+                a0 = FloatVector.fromArray(S, values, v).fma(w, a0);
+                a1 = FloatVector.fromArray(S, values, v + lanes).fma(w, a1);
+                a2 = FloatVector.fromArray(S, values, v + 2 * lanes).fma(w, a2);
+                a3 = FloatVector.fromArray(S, values, v + 3 * lanes).fma(w, a3);
+            }
+            a0.add(b0).intoArray(out, outOffset + i);
+            a1.add(b1).intoArray(out, outOffset + i + lanes);
+            a2.add(b2).intoArray(out, outOffset + i + 2 * lanes);
+            a3.add(b3).intoArray(out, outOffset + i + 3 * lanes);
+        }
+        for (; i + lanes <= n; i += lanes) {
+            FloatVector a = FloatVector.zero(S);
+            for (int p = 0, v = vOffset + i; p < positions; p++, v += stride) a = FloatVector.fromArray(S, values, v).fma(FloatVector.broadcast(S, weights[wOffset + p]), a);
+            a.intoArray(out, outOffset + i);
+        }
+        for (; i < n; i++) {
+            float sum = 0;
+            for (int p = 0; p < positions; p++) sum += weights[wOffset + p] * values[vOffset + p * stride + i];
+            out[outOffset + i] = sum;
+        }
+    }
+
     public static int argmax(float[] x, int offset, int n) {
         int best = 0;
         for (int i = 1; i < n; i++) if (x[offset + i] > x[offset + best]) best = i;

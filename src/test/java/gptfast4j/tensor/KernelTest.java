@@ -181,6 +181,40 @@ class KernelTest {
         assertMatmulMatches(t, bytes, x, rounded, tokens, 20);
     }
 
+    /**
+     * The attention kernels against plain loops: scores over transposed keys and the weighted sum of values, for head
+     * sizes that take the four-vector path (64, 128), leave a one-vector and a scalar rest (88), or are all scalar (8),
+     * and position counts with and without a vector tail.
+     */
+    @ParameterizedTest
+    @CsvSource({"64,1", "64,37", "128,300", "88,17", "8,5"})
+    void attentionKernelsMatchAScalarReference(int headDim, int positions) {
+        Random random = new Random(headDim * 1000L + positions);
+        int stride = 411, kvStride = 3 * headDim + 5, qOffset = 7, kBase = 2 * headDim * stride + 3, vOffset = 11;
+        float[] q = new float[qOffset + headDim], keys = new float[kBase + headDim * stride], values = new float[vOffset + positions * kvStride];
+        float[] weights = new float[positions + 2];
+        for (float[] a : new float[][]{q, keys, values, weights}) for (int i = 0; i < a.length; i++) a[i] = (float) random.nextGaussian();
+        float[] scores = new float[positions + 3], out = new float[headDim + 4];
+        VectorMath.scores(q, qOffset, keys, kBase, stride, headDim, positions, 0.125f, scores, 3);
+        for (int p = 0; p < positions; p++) {
+            double expected = 0, magnitude = 0;
+            for (int d = 0; d < headDim; d++) {
+                expected += (double) q[qOffset + d] * keys[kBase + d * stride + p];
+                magnitude += Math.abs((double) q[qOffset + d] * keys[kBase + d * stride + p]);
+            }
+            assertEquals(expected * 0.125, scores[3 + p], 1e-6 * magnitude, "score " + p);
+        }
+        VectorMath.weightedSum(weights, 2, values, vOffset, kvStride, positions, out, 4, headDim);
+        for (int i = 0; i < headDim; i++) {
+            double expected = 0, magnitude = 0;
+            for (int p = 0; p < positions; p++) {
+                expected += (double) weights[2 + p] * values[vOffset + p * kvStride + i];
+                magnitude += Math.abs((double) weights[2 + p] * values[vOffset + p * kvStride + i]);
+            }
+            assertEquals(expected, out[4 + i], 1e-6 * magnitude, "output " + i);
+        }
+    }
+
     @Test
     void f16ConversionIsExactForEveryHalf() {
         java.lang.foreign.MemorySegment all = java.lang.foreign.Arena.ofAuto().allocate(2 * 65536);
