@@ -94,7 +94,7 @@ final class BenchCommand implements Callable<Integer> {
             long bytes = model.weights.bytesPerToken();
             int context = Math.max(1, Math.max(promptTokens, genTokens));
             if (context > model.config.contextLength()) throw new IllegalArgumentException("test length " + context + " exceeds the context length " + model.config.contextLength());
-            Llama.State state = model.newState(context, Math.max(1, Math.min(promptTokens, 512)));
+            Llama.State state = model.newState(context, Math.max(1, Math.min(promptTokens, GenerateCommand.PREFILL_BATCH)), 1);
             int[] prompt = new SplittableRandom(1).ints(Math.max(promptTokens, 1), 0, model.config.vocabSize()).toArray();
             for (int t : threadCounts) {
                 Parallel.setThreads(t);

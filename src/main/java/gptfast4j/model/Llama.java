@@ -20,7 +20,17 @@ public final class Llama {
     }
 
     public State newState(int contextLength, int maxBatch) {
-        return new State(this, contextLength, maxBatch);
+        return new State(this, contextLength, maxBatch, maxBatch);
+    }
+
+    /**
+     * A state whose batches hold up to {@code maxBatch} tokens but whose logits hold only {@code maxLogits} positions:
+     * for prefill in large batches where only the last position's logits (or a speculative verification's few) are
+     * wanted, since the logits of a full batch take {@code maxBatch * vocab} floats (262 MB at 512 tokens and
+     * Llama-3's 128256).
+     */
+    public State newState(int contextLength, int maxBatch, int maxLogits) {
+        return new State(this, contextLength, maxBatch, maxLogits);
     }
 
     /** Receives the logits of position {@code position} in {@code logits[offset .. offset + vocab)}. */
@@ -32,7 +42,8 @@ public final class Llama {
     /**
      * Runs {@code tokens[from .. from + n)} at positions {@code startPos ..}, in batches of at most
      * {@code state.maxBatch}, and returns the logits of the last one (in {@code state.logits}, at offset 0 unless
-     * {@code sink} is given). With a sink, the logits of every position are computed and handed to it.
+     * {@code sink} is given). With a sink, the logits of every position are computed and handed to it, in batches of
+     * at most {@code state.maxLogits}.
      */
     public float[] forward(State s, int[] tokens, int from, int n, int startPos, LogitsSink sink) {
         if (n <= 0) throw new IllegalArgumentException("no tokens to run");
@@ -42,7 +53,7 @@ public final class Llama {
                     + " exceed the context length " + s.contextLength);
         }
         for (int done = 0; done < n; ) {
-            int batch = Math.min(s.maxBatch, n - done);
+            int batch = Math.min(sink != null ? s.maxLogits : s.maxBatch, n - done);
             boolean last = done + batch == n;
             runBatch(s, tokens, from + done, batch, startPos + done, sink != null ? batch : (last ? 1 : 0));
             if (sink != null) {
@@ -209,6 +220,8 @@ public final class Llama {
     public static final class State {
         public final int contextLength;
         public final int maxBatch;
+        /** Positions whose logits one batch can return: {@link #maxBatch}, or fewer (see {@link Llama#newState(int, int, int)}). */
+        public final int maxLogits;
         final float[] x, xb, xb2, q, k, v, hb, hb2, att;
         /** After a forward pass: the logits, [nLogits, vocab]. */
         public final float[] logits;
@@ -233,12 +246,14 @@ public final class Llama {
         /** The model the tasks are bound to: only it may run this state. */
         final Llama model;
 
-        State(Llama model, int contextLength, int maxBatch) {
+        State(Llama model, int contextLength, int maxBatch, int maxLogits) {
             this.model = model;
             Config c = model.config;
             if (contextLength <= 0 || maxBatch <= 0) throw new IllegalArgumentException("context length and batch must be positive");
             this.contextLength = contextLength;
+            if (maxLogits <= 0 || maxLogits > maxBatch) throw new IllegalArgumentException("logits must be for 1 to " + maxBatch + " positions, got " + maxLogits);
             this.maxBatch = maxBatch;
+            this.maxLogits = maxLogits;
             x = new float[maxBatch * c.dim()];
             xb = new float[maxBatch * c.dim()];
             xb2 = new float[maxBatch * c.dim()];
@@ -248,7 +263,7 @@ public final class Llama {
             hb = new float[maxBatch * c.hiddenDim()];
             hb2 = new float[maxBatch * c.hiddenDim()];
             att = new float[c.nHeads() * contextLength];
-            logits = new float[maxBatch * c.vocabSize()];
+            logits = new float[maxLogits * c.vocabSize()];
             keyStride = contextLength + 16;
             keyCache = new float[c.nLayers()][Math.multiplyExact(keyStride, c.kvDim())];
             valueCache = new float[c.nLayers()][contextLength * c.kvDim()];

@@ -54,6 +54,26 @@ class Stories260KTest {
         assertEquals(KARPATHY_EXPECTED, greedy200(Checkpoint.load(BIN, TOK)));
     }
 
+    /**
+     * A state that keeps the logits of fewer positions than it batches (generate's prefill) returns the same logits:
+     * the last position's without a sink, and every position's with one (then run in batches of maxLogits).
+     */
+    @Test
+    void aStateWithFewerLogitsThanItsBatchGivesTheSameLogits() {
+        Llama model = Checkpoint.load(GGUF, null).model();
+        int[] ids = Checkpoint.load(GGUF, null).tokenizer().encode("Once upon a time, there was a big dog who liked to run");
+        int vocab = model.config.vocabSize();
+        Llama.State full = model.newState(64, ids.length), few = model.newState(64, ids.length, 3);
+        float[][] expected = new float[ids.length][], actual = new float[ids.length][];
+        model.forward(full, ids, 0, ids.length, 0, (p, logits, o) -> expected[p] = java.util.Arrays.copyOfRange(logits, o, o + vocab));
+        model.forward(few, ids, 0, ids.length, 0, (p, logits, o) -> actual[p] = java.util.Arrays.copyOfRange(logits, o, o + vocab));
+        for (int p = 0; p < ids.length; p++) assertArrayEquals(expected[p], actual[p], 1e-4f, "position " + p);
+        float[] last = model.forward(few, ids, 0, ids.length, 0, null);
+        assertArrayEquals(expected[ids.length - 1], java.util.Arrays.copyOf(last, vocab), 1e-4f);
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> model.newState(64, 4, 5));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> model.newState(64, 4, 0));
+    }
+
     @Test
     void bothFormsGiveIdenticalLogits() {
         Checkpoint a = Checkpoint.load(GGUF, null), b = Checkpoint.load(BIN, TOK);
