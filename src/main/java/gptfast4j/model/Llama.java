@@ -123,19 +123,23 @@ public final class Llama {
 
     /** Tokens {@code [t0, t1)}: {@code xb = rmsnorm(x) * attentionNorm}. */
     private void attentionNorm(State s, int t0, int t1) {
+        normalize(s, t0, t1, weights.layers()[s.layer].attentionNorm());
+    }
+
+    /** Tokens {@code [t0, t1)}: {@code xb = rmsnorm(x) * norm}. */
+    private void normalize(State s, int t0, int t1, float[] norm) {
         int dim = config.dim();
-        float[] norm = weights.layers()[s.layer].attentionNorm();
         for (int t = t0; t < t1; t++) VectorMath.rmsnorm(s.xb, t * dim, s.x, t * dim, norm, dim, config.rmsNormEps());
     }
 
     /** Tokens {@code [t0, t1)}: RoPE on q and k at their positions, then k and v into the layer's cache. */
     private void rotateAndCache(State s, int t0, int t1) {
         int dim = config.dim(), kvDim = config.kvDim();
+        float[] keys = s.keyCache[s.layer];
         for (int t = t0; t < t1; t++) {
             int pos = s.startPos + t;
             s.rope.rotate(s.q, t * dim, config.nHeads(), pos);
             s.rope.rotate(s.k, t * kvDim, config.nKvHeads(), pos);
-            float[] keys = s.keyCache[s.layer];
             for (int i = 0; i < kvDim; i++) keys[i * s.keyStride + pos] = s.k[t * kvDim + i];
             System.arraycopy(s.v, t * kvDim, s.valueCache[s.layer], pos * kvDim, kvDim);
         }
@@ -144,9 +148,7 @@ public final class Llama {
     /** Tokens {@code [t0, t1)}: the attention's residual {@code x += xb2}, then {@code xb = rmsnorm(x) * ffnNorm}. */
     private void residualAndFfnNorm(State s, int t0, int t1) {
         residual(s, t0, t1);
-        int dim = config.dim();
-        float[] norm = weights.layers()[s.layer].ffnNorm();
-        for (int t = t0; t < t1; t++) VectorMath.rmsnorm(s.xb, t * dim, s.x, t * dim, norm, dim, config.rmsNormEps());
+        normalize(s, t0, t1, weights.layers()[s.layer].ffnNorm());
     }
 
     /** Tokens {@code [t0, t1)}: {@code hb = silu(hb) * hb2}. */

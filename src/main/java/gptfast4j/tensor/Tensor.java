@@ -267,8 +267,8 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
     /**
      * Runs {@code task} over all rows, handed to the threads in chunks ({@link #chunkRows}), a tile at a time: as many
      * rows (a multiple of {@code multiple}) as fit in about 384 KB (L2), so that each input row fetched from L3 serves
-     * many rows, each tile dequantized once into the thread's scratch. Tile rows are padded by 64 bytes: at a stride that is a multiple
-     * of 4 KB (2048 floats) the micro-kernels' weight and input rows would land in the same L1 sets.
+     * many rows, each tile dequantized once into the thread's scratch. Tile rows are padded by 64 bytes: at a stride
+     * that is a multiple of 4 KB (2048 floats) the micro-kernels' weight and input rows would land in the same L1 sets.
      */
     private void eachTile(int multiple, TileTask task) {
         int nRows = Math.toIntExact(rows), stride = cols + 16;
