@@ -1,9 +1,9 @@
 package gptfast4j.tensor;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -20,13 +20,15 @@ import jdk.incubator.vector.VectorSpecies;
  * Layout: tokens in the lanes. Activations are stored per group of {@link #GROUP} tokens as {@code [column][token]}
  * int16 ({@code xq}), with per-block float scales ({@code dx}). The micro-kernel ({@link #block}) holds 8 rows x
  * GROUP tokens in 16 int16 accumulators for one block of 32 columns; {@link #flush} widens them into float sums, a
- * quarter of the time (106 GMAC/s per core in the engine against 86-88 for the float path). An int16 vector widens
- * into two int vectors, one of its even lanes and one of its odd lanes (one or two shifts each, no shuffles), so the
- * float sums and {@code dx} hold each half-group's tokens in the order even tokens, then odd tokens ({@link #lane}).
+ * quarter of the time (106 GMAC/s per core in the engine against 86-88 for the float path), loading the int16 sums
+ * half a vector at a time sign-extended to int lanes ({@code vpmovsxwd} from memory: one instruction, no shifts).
  */
 final class Int16Product {
     private static final VectorSpecies<Short> S = VectorSpecies.of(short.class, Tensor.F_SPECIES.vectorShape());
     private static final VectorSpecies<Float> F = Tensor.F_SPECIES;
+    private static final VectorSpecies<Integer> I = F.withLanes(int.class);
+    /** Int16 lanes that widen to one float vector. */
+    private static final VectorSpecies<Short> HALF = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
     /** Tokens per group: two int16 vectors (64 on AVX-512). */
     static final int GROUP = 2 * S.length();
     private static final int BLOCK = 32;
@@ -35,12 +37,6 @@ final class Int16Product {
     private static final long TILE_BYTES = 384 * 1024;
 
     private Int16Product() {
-    }
-
-    /** Where token {@code t} of a group sits in the float lanes: per half-group, even tokens first, then odd ones. */
-    private static int lane(int t) {
-        int half = S.length(), u = t % half;
-        return t - u + (u % 2) * (half / 2) + u / 2;
     }
 
     /** The activations of one call, rounded to int8 per block of 32, grouped by {@link #GROUP} tokens. */
@@ -74,8 +70,8 @@ final class Int16Product {
                             flush(sums, a.scale, (g * blocks + b) * GROUP, scale, r, last, blocks, b, acc);
                         }
                         for (int t = 0; t < tokens; t++) {
-                            int o = (t0 + t) * outStride + r0 + r, l = lane(t);
-                            for (int i = 0; i < height; i++) out[o + i] = acc[i * GROUP + l];
+                            int o = (t0 + t) * outStride + r0 + r;
+                            for (int i = 0; i < height; i++) out[o + i] = acc[i * GROUP + t];
                         }
                     }
                 }
@@ -104,7 +100,7 @@ final class Int16Product {
         Parallel.run(nTokens, 1, (start, end) -> {
             int[] rounded = new int[BLOCK];
             for (int t = start; t < end; t++) {
-                int g = t / GROUP, u = t % GROUP, l = lane(u);
+                int g = t / GROUP, u = t % GROUP;
                 for (int b = 0; b < blocks; b++) {
                     int from = t * cols + b * BLOCK;
                     FloatVector m = FloatVector.zero(F);
@@ -116,7 +112,7 @@ final class Int16Product {
                                 .convert(VectorOperators.F2I, 0).reinterpretAsInts().intoArray(rounded, k);
                     }
                     for (int k = 0; k < BLOCK; k++) q[(g * cols + b * BLOCK + k) * GROUP + u] = (short) rounded[k];
-                    scale[(g * blocks + b) * GROUP + l] = Float.float16ToFloat(Float.floatToFloat16(max / 127));
+                    scale[(g * blocks + b) * GROUP + u] = Float.float16ToFloat(Float.floatToFloat16(max / 127));
                 }
             }
         });
@@ -167,32 +163,24 @@ final class Int16Product {
 
     /**
      * Block b's int16 sums of rows {@code r .. r + 7} (past {@code last}: its sums, unused) into the float sums:
-     * {@code acc[i][token] += sums * scale[row] * dx[token]}, with the activations' scales at {@code dx[d0 ..]} in
-     * {@link #lane} order.
+     * {@code acc[i][token] += sums * scale[row] * dx[token]}, with the activations' scales at {@code dx[d0 ..]}.
      */
     private static void flush(short[] sums, float[] dx, int d0, float[] scale, int r, int last, int blocks, int b, float[] acc) {
-        int half = S.length(), quarter = half / 2;
-        FloatVector e0 = FloatVector.fromArray(F, dx, d0), o0 = FloatVector.fromArray(F, dx, d0 + quarter),
-                e1 = FloatVector.fromArray(F, dx, d0 + half), o1 = FloatVector.fromArray(F, dx, d0 + half + quarter);
+        int quarter = F.length();
+        FloatVector d00 = FloatVector.fromArray(F, dx, d0), d01 = FloatVector.fromArray(F, dx, d0 + quarter),
+                d02 = FloatVector.fromArray(F, dx, d0 + 2 * quarter), d03 = FloatVector.fromArray(F, dx, d0 + 3 * quarter);
         for (int i = 0; i < 8; i++) {
             int o = i * GROUP;
             float s = scale[Math.min(r + i, last) * blocks + b];
-            IntVector v = ShortVector.fromArray(S, sums, o).reinterpretAsInts();
-            evens(v).mul(s).fma(e0, FloatVector.fromArray(F, acc, o)).intoArray(acc, o);
-            odds(v).mul(s).fma(o0, FloatVector.fromArray(F, acc, o + quarter)).intoArray(acc, o + quarter);
-            v = ShortVector.fromArray(S, sums, o + half).reinterpretAsInts();
-            evens(v).mul(s).fma(e1, FloatVector.fromArray(F, acc, o + half)).intoArray(acc, o + half);
-            odds(v).mul(s).fma(o1, FloatVector.fromArray(F, acc, o + half + quarter)).intoArray(acc, o + half + quarter);
+            widened(sums, o).mul(s).fma(d00, FloatVector.fromArray(F, acc, o)).intoArray(acc, o);
+            widened(sums, o + quarter).mul(s).fma(d01, FloatVector.fromArray(F, acc, o + quarter)).intoArray(acc, o + quarter);
+            widened(sums, o + 2 * quarter).mul(s).fma(d02, FloatVector.fromArray(F, acc, o + 2 * quarter)).intoArray(acc, o + 2 * quarter);
+            widened(sums, o + 3 * quarter).mul(s).fma(d03, FloatVector.fromArray(F, acc, o + 3 * quarter)).intoArray(acc, o + 3 * quarter);
         }
     }
 
-    /** The even int16 lanes of {@code v} (viewed as ints: each low half), as floats. */
-    private static FloatVector evens(IntVector v) {
-        return (FloatVector) v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convert(VectorOperators.I2F, 0);
-    }
-
-    /** The odd int16 lanes of {@code v} (each int's high half), as floats. */
-    private static FloatVector odds(IntVector v) {
-        return (FloatVector) v.lanewise(VectorOperators.ASHR, 16).convert(VectorOperators.I2F, 0);
+    /** The int16 sums at {@code sums[o ..]}, one float vector's worth, sign-extended as they are loaded, as floats. */
+    private static FloatVector widened(short[] sums, int o) {
+        return (FloatVector) ShortVector.fromArray(HALF, sums, o).convertShape(VectorOperators.S2I, I, 0).convert(VectorOperators.I2F, 0);
     }
 }
