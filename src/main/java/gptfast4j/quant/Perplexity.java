@@ -39,6 +39,10 @@ public final class Perplexity {
         if (chunks == 0) throw new IllegalArgumentException("the text has " + tokens.length + " tokens, fewer than one chunk of --ctx " + ctx);
         int vocab = model.model().config.vocabSize();
         if (base != null && base.model().config.vocabSize() != vocab) throw new IllegalArgumentException("the base model's vocabulary differs");
+        // a base with another tokenizer of the same size would be compared token id by token id, meaninglessly
+        if (base != null && !java.util.Arrays.equals(tokenize(base, text), tokens)) {
+            throw new IllegalArgumentException("the base model's tokenizer differs: it splits the text into other tokens");
+        }
         Llama.State state = model.model().newState(ctx, ctx);
         Llama.State baseState = base == null ? null : base.model().newState(ctx, ctx);
         float[][] logits = new float[ctx][];

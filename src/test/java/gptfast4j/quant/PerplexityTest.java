@@ -2,9 +2,12 @@ package gptfast4j.quant;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import gptfast4j.Shared;
+import gptfast4j.bench.ModelShape;
+import gptfast4j.bench.RandomModel;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.tensor.GGMLType;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -13,6 +16,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -76,5 +80,18 @@ class PerplexityTest {
         assertTrue(kl8 < kl4 / 10, "int8 should be far closer than int4: " + kl8 + " vs " + kl4);
         // KL of a model against itself is zero
         assertEquals(0, Perplexity.compute(base, base, text(), 128, c -> { }).meanKl(), 1e-12);
+    }
+
+    @Test
+    void refusesABaseWithAnotherTokenizerOfTheSameSize(@TempDir Path dir) {
+        // one random stories15M file, read once with its own Llama-2 tokenizer and once with Mistral's: both have
+        // 32000 tokens, so only the tokenization tells them apart
+        Path file = dir.resolve("s15.gguf");
+        RandomModel.write(ModelShape.named("stories15M"), GGMLType.Q8_0, file, Shared.TOKENIZERS, b -> { });
+        Checkpoint llama2 = Checkpoint.load(file, null);
+        Checkpoint mistral = Checkpoint.load(file, Shared.TOKENIZERS.resolve("mistral-tokenizer.model.v1"));
+        assertEquals(llama2.model().config.vocabSize(), mistral.tokenizer().vocabSize());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Perplexity.compute(llama2, mistral, text(), 128, c -> { }));
+        assertTrue(e.getMessage().contains("tokenizer differs"), e.getMessage());
     }
 }
