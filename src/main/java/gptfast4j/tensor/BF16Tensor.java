@@ -4,16 +4,12 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
-import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
 /** bfloat16: the top 16 bits of a float, so widening is a 16-bit shift. */
 final class BF16Tensor extends Tensor {
-    private static final VectorSpecies<Short> S_SPECIES = VectorSpecies.of(short.class, VectorShape.forBitSize(F_SPECIES.vectorBitSize() / 2));
-    private static final VectorSpecies<Integer> I_SPECIES = F_SPECIES.withLanes(int.class);
 
     BF16Tensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.BF16, data, cols, rows);

@@ -4,8 +4,6 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
-import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
@@ -18,8 +16,6 @@ import java.nio.ByteOrder;
  * infinities or NaNs); checked against {@code Float.float16ToFloat} for all 65536 halves in the tests.
  */
 final class F16Tensor extends Tensor {
-    private static final VectorSpecies<Short> S_SPECIES = VectorSpecies.of(short.class, VectorShape.forBitSize(F_SPECIES.vectorBitSize() / 2));
-    private static final VectorSpecies<Integer> I_SPECIES = F_SPECIES.withLanes(int.class);
 
     F16Tensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.F16, data, cols, rows);

@@ -3,7 +3,6 @@ package gptfast4j.tensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -26,11 +25,13 @@ import jdk.incubator.vector.VectorSpecies;
 final class Int16Product {
     private static final VectorSpecies<Short> S = VectorSpecies.of(short.class, Tensor.F_SPECIES.vectorShape());
     private static final VectorSpecies<Float> F = Tensor.F_SPECIES;
-    private static final VectorSpecies<Integer> I = F.withLanes(int.class);
-    /** Int16 lanes that widen to one float vector. */
-    private static final VectorSpecies<Short> HALF = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
     /** Tokens per group: two int16 vectors (64 on AVX-512). */
     static final int GROUP = 2 * S.length();
+    /**
+     * Batches this size or larger take this product. A fixed number rather than {@link #GROUP}, so that which
+     * arithmetic a batch gets does not depend on the machine's vector width.
+     */
+    static final int MIN_TOKENS = 64;
     private static final int BLOCK = 32;
     private static final float ROUNDER = 0x1.8p23f;
     /** Bytes of int16 weights kept in cache at a time (as {@link Tensor#matmul}'s float tiles). */
@@ -181,6 +182,6 @@ final class Int16Product {
 
     /** The int16 sums at {@code sums[o ..]}, one float vector's worth, sign-extended as they are loaded, as floats. */
     private static FloatVector widened(short[] sums, int o) {
-        return (FloatVector) ShortVector.fromArray(HALF, sums, o).convertShape(VectorOperators.S2I, I, 0).convert(VectorOperators.I2F, 0);
+        return (FloatVector) ShortVector.fromArray(Tensor.S_SPECIES, sums, o).convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0);
     }
 }

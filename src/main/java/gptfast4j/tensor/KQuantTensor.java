@@ -1,10 +1,8 @@
 package gptfast4j.tensor;
 
-import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -17,8 +15,6 @@ import java.nio.ByteOrder;
  */
 abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor, Q6_KTensor {
     static final int SUPER_BLOCK = 256;
-    static final VectorSpecies<Integer> I_SPECIES = F_SPECIES.withLanes(int.class);
-    static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     static final ValueLayout.OfLong LONG_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     KQuantTensor(String name, GGMLType type, MemorySegment data, int cols, long rows) {
@@ -74,7 +70,7 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
 
     /** Bytes {@code [offset, offset + lanes)} as unsigned int lanes. */
     final IntVector bytes(long offset) {
-        return ((IntVector) ByteVector.fromMemorySegment(Q8_0Tensor.B_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN).castShape(I_SPECIES, 0)).and(0xFF);
+        return signedBytes(data, offset).and(0xFF);
     }
 
     static FloatVector floats(IntVector v) {

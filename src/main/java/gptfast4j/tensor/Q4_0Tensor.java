@@ -1,15 +1,11 @@
 package gptfast4j.tensor;
 
-import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
-import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
-import java.nio.ByteOrder;
 
 /**
  * Q4_0: blocks of 32 weights, {@code [f16 scale d][16 bytes]} (18 bytes). Byte j holds weight j in its low nibble and
@@ -18,9 +14,6 @@ import java.nio.ByteOrder;
 final class Q4_0Tensor extends Tensor {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 18;
-    private static final VectorSpecies<Integer> I_SPECIES = F_SPECIES.withLanes(int.class);
-    /** As many int16 lanes as {@link Q8_0Tensor#B_SPECIES} has bytes. */
-    private static final VectorSpecies<Short> S_SPECIES = VectorSpecies.of(short.class, VectorShape.forBitSize(2 * Q8_0Tensor.B_SPECIES.vectorBitSize()));
 
     Q4_0Tensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.Q4_0, data, cols, rows);
@@ -34,8 +27,7 @@ final class Q4_0Tensor extends Tensor {
         int lanes = F_SPECIES.length();
         FloatVector sum = FloatVector.zero(F_SPECIES);
         for (int j = 0; j < BLOCK / 2; j += lanes) {
-            IntVector q = (IntVector) ByteVector.fromMemorySegment(Q8_0Tensor.B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN)
-                    .castShape(I_SPECIES, 0);
+            IntVector q = signedBytes(data, offset + 2 + j);
             FloatVector lo = (FloatVector) q.and(0xF).sub(8).castShape(F_SPECIES, 0);
             FloatVector hi = (FloatVector) q.lanewise(VectorOperators.ASHR, 4).and(0xF).sub(8).castShape(F_SPECIES, 0);
             sum = lo.fma(FloatVector.fromArray(F_SPECIES, x, xOffset + j), sum);
@@ -64,8 +56,7 @@ final class Q4_0Tensor extends Tensor {
         for (int i = 0; i < cols; i += BLOCK, offset += BLOCK_BYTES) {
             FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, offset));
             for (int j = 0; j < BLOCK / 2; j += lanes) {
-                IntVector q = (IntVector) ByteVector.fromMemorySegment(Q8_0Tensor.B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN)
-                        .castShape(I_SPECIES, 0);
+                IntVector q = signedBytes(data, offset + 2 + j);
                 ((FloatVector) q.and(0xF).sub(8).castShape(F_SPECIES, 0)).mul(d).intoArray(out, outOffset + i + j);
                 ((FloatVector) q.lanewise(VectorOperators.ASHR, 4).and(0xF).sub(8).castShape(F_SPECIES, 0)).mul(d)
                         .intoArray(out, outOffset + i + j + BLOCK / 2);
@@ -82,8 +73,7 @@ final class Q4_0Tensor extends Tensor {
         for (int b = 0; b < cols / BLOCK; b++, offset += BLOCK_BYTES) {
             scale[scaleOffset + b] = f16(data, offset);
             for (int j = 0; j < BLOCK / 2; j += S_SPECIES.length()) {
-                ShortVector v = (ShortVector) ByteVector.fromMemorySegment(Q8_0Tensor.B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN)
-                        .castShape(S_SPECIES, 0);
+                ShortVector v = signedByteShorts(data, offset + 2 + j);
                 int o = qOffset + b * BLOCK + j;
                 v.and((short) 0xF).sub((short) 8).intoArray(q, o);
                 v.lanewise(VectorOperators.ASHR, 4).and((short) 0xF).sub((short) 8).intoArray(q, o + BLOCK / 2);

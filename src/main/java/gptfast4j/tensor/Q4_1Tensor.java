@@ -1,11 +1,10 @@
 package gptfast4j.tensor;
 
-import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
-import java.nio.ByteOrder;
 
 /**
  * Q4_1: blocks of 32 weights, {@code [f16 scale d][f16 minimum m][16 bytes]} (20 bytes), nibbles laid out as in
@@ -29,9 +28,10 @@ final class Q4_1Tensor extends Tensor {
         int lanes = F_SPECIES.length();
         FloatVector sum = FloatVector.zero(F_SPECIES);
         for (int j = 0; j < BLOCK / 2; j += lanes) {
-            ByteVector q = ByteVector.fromMemorySegment(Q8_0Tensor.B_SPECIES, data, offset + 4 + j, ByteOrder.LITTLE_ENDIAN);
-            sum = ((FloatVector) q.and((byte) 0xF).castShape(F_SPECIES, 0)).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + j), sum);
-            sum = ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).castShape(F_SPECIES, 0)).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + j + BLOCK / 2), sum);
+            IntVector q = signedBytes(data, offset + 4 + j);
+            sum = ((FloatVector) q.and(0xF).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + j), sum);
+            sum = ((FloatVector) q.lanewise(VectorOperators.ASHR, 4).and(0xF).convert(VectorOperators.I2F, 0))
+                    .fma(FloatVector.fromArray(F_SPECIES, x, xOffset + j + BLOCK / 2), sum);
         }
         return sum;
     }
@@ -66,9 +66,10 @@ final class Q4_1Tensor extends Tensor {
             FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, offset));
             FloatVector m = FloatVector.broadcast(F_SPECIES, f16(data, offset + 2));
             for (int j = 0; j < BLOCK / 2; j += lanes) {
-                ByteVector q = ByteVector.fromMemorySegment(Q8_0Tensor.B_SPECIES, data, offset + 4 + j, ByteOrder.LITTLE_ENDIAN);
-                ((FloatVector) q.and((byte) 0xF).castShape(F_SPECIES, 0)).fma(d, m).intoArray(out, outOffset + i + j);
-                ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).castShape(F_SPECIES, 0)).fma(d, m).intoArray(out, outOffset + i + j + BLOCK / 2);
+                IntVector q = signedBytes(data, offset + 4 + j);
+                ((FloatVector) q.and(0xF).convert(VectorOperators.I2F, 0)).fma(d, m).intoArray(out, outOffset + i + j);
+                ((FloatVector) q.lanewise(VectorOperators.ASHR, 4).and(0xF).convert(VectorOperators.I2F, 0)).fma(d, m)
+                        .intoArray(out, outOffset + i + j + BLOCK / 2);
             }
         }
     }

@@ -1,18 +1,12 @@
 package gptfast4j.tensor;
 
-import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorShape;
-import jdk.incubator.vector.VectorSpecies;
+import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 
 /** Q8_0: blocks of 32 weights, {@code [f16 scale d][32 x int8 q]} (34 bytes), weight = d * q. */
 final class Q8_0Tensor extends Tensor {
-    /** Bytes that widen to one float vector. */
-    static final VectorSpecies<Byte> B_SPECIES = VectorSpecies.of(byte.class, VectorShape.forBitSize(F_SPECIES.vectorBitSize() / 4));
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 34;
 
@@ -35,7 +29,7 @@ final class Q8_0Tensor extends Tensor {
 
     /** One float vector of quants, from the bytes at {@code offset}. */
     private FloatVector weights(long offset) {
-        return (FloatVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN).castShape(F_SPECIES, 0);
+        return (FloatVector) signedBytes(data, offset).convert(VectorOperators.I2F, 0);
     }
 
     @Override
@@ -59,7 +53,7 @@ final class Q8_0Tensor extends Tensor {
         for (int i = 0; i < cols; i += BLOCK, offset += BLOCK_BYTES) {
             FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, offset));
             for (int j = 0; j < BLOCK; j += lanes) {
-                ((FloatVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN).castShape(F_SPECIES, 0))
+                ((FloatVector) signedBytes(data, offset + 2 + j).convert(VectorOperators.I2F, 0))
                         .mul(d).intoArray(out, outOffset + i + j);
             }
         }

@@ -2,7 +2,12 @@ package gptfast4j.tensor;
 
 import gptfast4j.io.ModelFormatException;
 import gptfast4j.io.TensorData;
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -23,6 +28,18 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
     static final VectorSpecies<Float> F_SPECIES = FloatVector.SPECIES_PREFERRED;
     static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     static final ValueLayout.OfFloat FLOAT_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    static final VectorSpecies<Integer> I_SPECIES = F_SPECIES.withLanes(int.class);
+    /** As many int16 lanes as a float vector has lanes (half its bits). */
+    static final VectorSpecies<Short> S_SPECIES = VectorSpecies.of(short.class, VectorShape.forBitSize(F_SPECIES.vectorBitSize() / 2));
+    /**
+     * As many bytes as a float vector has lanes (a quarter of its bits), or null with 128-bit vectors (ARM NEON, or
+     * {@code -XX:MaxVectorSize=16}), where that would be 32 bits and the smallest vector is 64.
+     */
+    private static final VectorSpecies<Byte> B_SPECIES = F_SPECIES.vectorBitSize() >= 256
+            ? VectorSpecies.of(byte.class, VectorShape.forBitSize(F_SPECIES.vectorBitSize() / 4)) : null;
+    /** For 128-bit vectors: where each of an int's four bytes goes to the top of its lane. */
+    private static final int[] BYTE_SHIFTS = {24, 16, 8, 0};
 
     /** Rows handed to one thread at a time are a multiple of this. */
     private static final int ROW_GRANULE = 16;
@@ -136,12 +153,12 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
      * scratch that stays in cache and every token is run over it, so each weight is read from memory and converted once
      * per call however many tokens there are. Batches of {@link #GROUP_TOKENS} tokens or more put tokens in the vector
      * lanes ({@link #groupProduct}); smaller ones, such as the verification of a few speculated tokens, run dot
-     * products over the tile ({@link #tileProduct}). Q4_0 runs batches of {@link Int16Product#GROUP} tokens or more
+     * products over the tile ({@link #tileProduct}). Q4_0 runs batches of {@link Int16Product#MIN_TOKENS} tokens or more
      * in int16 arithmetic on activations rounded to int8, as llama.cpp does.
      */
     public void matmul(float[] x, int nTokens, float[] out, int outStride) {
         if (nTokens == 1) matvec(x, out);
-        else if (nTokens >= Int16Product.GROUP && this instanceof Q4_0Tensor q) Int16Product.matmul(q, x, nTokens, out, outStride);
+        else if (nTokens >= Int16Product.MIN_TOKENS && this instanceof Q4_0Tensor q) Int16Product.matmul(q, x, nTokens, out, outStride);
         else if (nTokens < GROUP_TOKENS) tileProduct(x, nTokens, out, outStride);
         else groupProduct(x, nTokens, out, outStride);
     }
@@ -396,6 +413,20 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
             sums[k] = VectorMath.sum(s);
         }
         return sums;
+    }
+
+    /** The {@code F_SPECIES.length()} bytes at {@code offset}, sign-extended into int lanes. */
+    static IntVector signedBytes(MemorySegment data, long offset) {
+        if (B_SPECIES != null) return (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN).castShape(I_SPECIES, 0);
+        // 128-bit vectors, four lanes: the four bytes read as one int, each moved to the top of its lane and back down
+        return IntVector.broadcast(I_SPECIES, data.get(INT_LE, offset))
+                .lanewise(VectorOperators.LSHL, IntVector.fromArray(I_SPECIES, BYTE_SHIFTS, 0)).lanewise(VectorOperators.ASHR, 24);
+    }
+
+    /** The same bytes sign-extended into int16 lanes ({@link #S_SPECIES}). */
+    static ShortVector signedByteShorts(MemorySegment data, long offset) {
+        if (B_SPECIES != null) return (ShortVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN).castShape(S_SPECIES, 0);
+        return (ShortVector) signedBytes(data, offset).convertShape(VectorOperators.I2S, S_SPECIES, 0);
     }
 
     static float f16(MemorySegment data, long offset) {
