@@ -1,5 +1,5 @@
 # Sourced by ./gptfast and ./run-tests: sets JAVA_HOME to a JDK >= 25 (JAVA_HOME, then /usr/lib/jvm/*, /opt/*,
-# then `java` on the PATH), or explains that there is none and exits.
+# SDKMAN's and macOS's JDK folders, then `java` on the PATH), or explains that there is none and exits.
 # The major version from the JDK's `release` file, without starting a JVM (each `java -version` costs 0.1-0.2 s of
 # every launch); from `java -version` where there is no such file.
 java_major() {
@@ -11,7 +11,7 @@ java_major() {
 find_jdk() {
   local candidates=()
   [ -n "${JAVA_HOME:-}" ] && candidates+=("$JAVA_HOME")
-  for d in /usr/lib/jvm/* /opt/jdk* /opt/java/* "$HOME"/.sdkman/candidates/java/*; do [ -d "$d" ] && candidates+=("$d"); done
+  for d in /usr/lib/jvm/* /opt/jdk* /opt/java/* "$HOME"/.sdkman/candidates/java/* /Library/Java/JavaVirtualMachines/*/Contents/Home; do [ -d "$d" ] && candidates+=("$d"); done
   if command -v java >/dev/null 2>&1; then candidates+=("$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")"); fi
   for d in "${candidates[@]}"; do
     if [ -x "$d/bin/java" ] && [ -x "$d/bin/javac" ]; then
@@ -22,7 +22,7 @@ find_jdk() {
   return 1
 }
 if ! JAVA_HOME=$(find_jdk); then
-  echo "gptfast: no JDK 25 or newer found (looked at \$JAVA_HOME, /usr/lib/jvm, /opt and the PATH); install one and set JAVA_HOME" >&2
+  echo "gptfast: no JDK 25 or newer found (looked at \$JAVA_HOME, /usr/lib/jvm, /opt, SDKMAN, /Library/Java and the PATH); install one and set JAVA_HOME" >&2
   exit 1
 fi
 export JAVA_HOME
