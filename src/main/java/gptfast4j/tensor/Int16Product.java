@@ -34,8 +34,6 @@ final class Int16Product {
     static final int MIN_TOKENS = 64;
     private static final int BLOCK = 32;
     private static final float ROUNDER = 0x1.8p23f;
-    /** Bytes of int16 weights kept in cache at a time (as {@link Tensor#matmul}'s float tiles). */
-    private static final long TILE_BYTES = 384 * 1024;
 
     private Int16Product() {
     }
@@ -49,7 +47,7 @@ final class Int16Product {
         // tile rows padded by 64 bytes: at a stride that is a multiple of 4 KB the eight weight rows would share L1 sets
         int cols = w.cols, blocks = cols / BLOCK, nRows = Math.toIntExact(w.rows), stride = cols + 32;
         Activations a = quantize(x, nTokens, cols);
-        int tileHeight = Math.clamp(TILE_BYTES / (2L * cols) / 8 * 8, 8, 256);
+        int tileHeight = Math.clamp(Tensor.TILE_BYTES / (2L * cols) / 8 * 8, 8, 256); // int16 weights: twice the rows of a float tile
         Parallel.runChunks(nRows, Tensor.chunkRows(nRows, tileHeight), (start, end) -> {
             short[] tile = Tensor.shortScratch(TILE, tileHeight * stride);
             float[] scale = Tensor.scratch(SCALES, tileHeight * blocks);

@@ -38,13 +38,13 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
      */
     private static final VectorSpecies<Byte> B_SPECIES = F_SPECIES.vectorBitSize() >= 256
             ? VectorSpecies.of(byte.class, VectorShape.forBitSize(F_SPECIES.vectorBitSize() / 4)) : null;
-    /** For 128-bit vectors: where each of an int's four bytes goes to the top of its lane. */
-    private static final int[] BYTE_SHIFTS = {24, 16, 8, 0};
+    /** For 128-bit vectors (four lanes): how far each of an int's four bytes moves to reach the top of its lane. */
+    private static final IntVector BYTE_SHIFTS = B_SPECIES == null ? IntVector.fromArray(I_SPECIES, new int[]{24, 16, 8, 0}, 0) : null;
 
     /** Rows handed to one thread at a time are a multiple of this. */
     private static final int ROW_GRANULE = 16;
     /** Bytes of dequantized weights {@link #matmul} keeps in cache at a time. */
-    private static final long TILE_BYTES = 384 * 1024;
+    static final long TILE_BYTES = 384 * 1024;
 
     public final String name;
     public final GGMLType type;
@@ -420,7 +420,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
         if (B_SPECIES != null) return (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN).castShape(I_SPECIES, 0);
         // 128-bit vectors, four lanes: the four bytes read as one int, each moved to the top of its lane and back down
         return IntVector.broadcast(I_SPECIES, data.get(INT_LE, offset))
-                .lanewise(VectorOperators.LSHL, IntVector.fromArray(I_SPECIES, BYTE_SHIFTS, 0)).lanewise(VectorOperators.ASHR, 24);
+                .lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24);
     }
 
     /** The same bytes sign-extended into int16 lanes ({@link #S_SPECIES}). */
