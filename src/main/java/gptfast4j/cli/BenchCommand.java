@@ -91,7 +91,7 @@ final class BenchCommand implements Callable<Integer> {
         if (ckpt != null) {
             Llama model = ckpt.model();
             String name = checkpoint.getFileName().toString();
-            long bytes = model.weights.bytesPerToken();
+            long bytes = model.weights().bytesPerToken();
             int context = Math.max(1, Math.max(promptTokens, genTokens));
             if (context > model.config.contextLength()) throw new IllegalArgumentException("test length " + context + " exceeds the context length " + model.config.contextLength());
             Llama.State state = model.newState(context, Math.max(1, Math.min(promptTokens, GenerateCommand.PREFILL_BATCH)), 1);

@@ -119,7 +119,7 @@ final class GenerateCommand implements Callable<Integer> {
     }
 
     static void printStats(Checkpoint ckpt, Generator.Result r) {
-        long bytes = ckpt.model().weights.bytesPerToken();
+        long bytes = ckpt.model().weights().bytesPerToken();
         double tps = r.decodeTokensPerSecond();
         System.err.printf("Prompt: %d tokens, prefill %.1f ms (%.1f tokens/s)%n", r.promptTokens(), r.prefillNanos() / 1e6, r.prefillTokensPerSecond());
         if (r.decodedTokens() > 0) {

@@ -33,7 +33,7 @@ final class InfoCommand implements Callable<Integer> {
         System.out.printf("rope:            base %s, %s pairs%s%n", c.ropeTheta(), c.ropeStyle().name().toLowerCase(),
                 c.ropeFreqFactors() != null ? ", with frequency factors (Llama-3.1 scaling)" : "");
         System.out.printf("rms norm eps:    %g%n", c.rmsNormEps());
-        System.out.printf("tied embeddings: %s%n", ckpt.model().weights.output() == ckpt.model().weights.tokEmbeddings());
+        System.out.printf("tied embeddings: %s%n", ckpt.model().weights().output() == ckpt.model().weights().tokEmbeddings());
         System.out.printf("tokenizer:       %s, %d tokens, BOS %d%s, EOS %s, chat format %s%n",
                 ckpt.tokenizer().kind().name().toLowerCase().replace('_', '-'), ckpt.tokenizer().vocabSize(), ckpt.bos(),
                 ckpt.addBos() ? " (added)" : "", java.util.Arrays.toString(ckpt.eos()), ckpt.chatFormat().name().toLowerCase());
@@ -51,7 +51,7 @@ final class InfoCommand implements Callable<Integer> {
             System.out.printf("  %-6s %5d tensors %,15d parameters %,15d bytes%n", e.getKey(), e.getValue()[0], e.getValue()[2], e.getValue()[1]);
         }
         System.out.printf("total:           %,d bytes (%.2f GB); %,d bytes read per token%n", total, total / 1e9,
-                ckpt.model().weights.bytesPerToken());
+                ckpt.model().weights().bytesPerToken());
         return 0;
     }
 }

@@ -51,7 +51,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Checkpoint c = read(path, tokenizerPath);
         if (quantizeTo == null) return c;
         Llama m = c.model();
-        return new Checkpoint(c.path(), c.format(), new Llama(m.config, quantized(m.weights, quantizeTo)), c.tokenizer(), c.tensors(),
+        return new Checkpoint(c.path(), c.format(), new Llama(m.config, quantized(m.weights(), quantizeTo)), c.tokenizer(), c.tensors(),
                 c.metadata(), c.bos(), c.eos(), c.addBos(), c.chatFormat());
     }
 

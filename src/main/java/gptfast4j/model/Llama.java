@@ -12,11 +12,30 @@ import gptfast4j.tensor.VectorMath;
  */
 public final class Llama {
     public final Config config;
-    public final Weights weights;
+    /** As loaded until the first decode step, then in the layouts decode reads fastest ({@link #useDecodeLayouts}). */
+    private volatile Weights weights;
+    private volatile boolean decodeLayouts;
 
     public Llama(Config config, Weights weights) {
         this.config = config;
         this.weights = weights;
+    }
+
+    public Weights weights() {
+        return weights;
+    }
+
+    /**
+     * Moves every linear layer to the layout its format decodes fastest from ({@link Tensor#forDecode}: Q4_0's rows in
+     * groups of four). At the first decode step rather than at load, so that the time to the first token (a prefill)
+     * and runs that never decode (perplexity, prefill benchmarks) do not wait for the copy: Llama-2-7B Q4_0 takes 4-7 s
+     * on this machine, most of it the first touch of fresh memory. Prefill reads the new layouts from then on too, so
+     * the file's pages, released by the copy, are not read back in.
+     */
+    private synchronized void useDecodeLayouts() {
+        if (decodeLayouts) return;
+        weights = weights.map(Tensor::forDecode);
+        decodeLayouts = true;
     }
 
     public State newState(int contextLength, int maxBatch) {
@@ -72,6 +91,8 @@ public final class Llama {
 
     /** Computes the logits of the last {@code nLogits} tokens of the batch (0 for none). */
     private void runBatch(State s, int[] tokens, int from, int n, int startPos, int nLogits) {
+        if (n == 1 && !decodeLayouts) useDecodeLayouts();
+        Weights weights = this.weights;
         Config c = config;
         int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim();
         for (int t = 0; t < n; t++) {
@@ -123,7 +144,7 @@ public final class Llama {
 
     /** Tokens {@code [t0, t1)}: {@code xb = rmsnorm(x) * attentionNorm}. */
     private void attentionNorm(State s, int t0, int t1) {
-        normalize(s, t0, t1, weights.layers()[s.layer].attentionNorm());
+        normalize(s, t0, t1, weights().layers()[s.layer].attentionNorm());
     }
 
     /** Tokens {@code [t0, t1)}: {@code xb = rmsnorm(x) * norm}. */
@@ -148,7 +169,7 @@ public final class Llama {
     /** Tokens {@code [t0, t1)}: the attention's residual {@code x += xb2}, then {@code xb = rmsnorm(x) * ffnNorm}. */
     private void residualAndFfnNorm(State s, int t0, int t1) {
         residual(s, t0, t1);
-        normalize(s, t0, t1, weights.layers()[s.layer].ffnNorm());
+        normalize(s, t0, t1, weights().layers()[s.layer].ffnNorm());
     }
 
     /** Tokens {@code [t0, t1)}: {@code hb = silu(hb) * hb2}. */

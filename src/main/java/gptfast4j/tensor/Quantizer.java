@@ -20,7 +20,8 @@ public final class Quantizer {
     }
 
     /**
-     * A copy of {@code t} in {@code type}, in off-heap memory ({@link OffHeap}, outside the JVM's direct-memory limit).
+     * A copy of {@code t} in {@code type}, in off-heap memory ({@link OffHeap}, outside the JVM's direct-memory limit);
+     * Q4_0 in its decode layout ({@link Tensor#forDecode}).
      * The pages of a mapped {@code t} are released from this process after, so that quantizing at load does not keep
      * the float file resident beside its quantized copy.
      */
@@ -36,6 +37,8 @@ public final class Quantizer {
             }
         });
         if (t.data.isMapped()) t.data.unload();
+        // straight to the decode layout, rather than to a second copy at the first decode step
+        if (type == GGMLType.Q4_0) return Q4_0Tensor.grouped(t.name, out, t.cols, t.rows);
         return Tensor.of(t.name, type, out, t.cols, t.rows);
     }
 

@@ -91,6 +91,14 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
     /** Dot product of row {@code row} with {@code x[xOffset .. xOffset + cols)}. */
     public abstract float dot(long row, float[] x, int xOffset);
 
+    /**
+     * This tensor in the layout its format decodes fastest from, or itself where that is the file's. Q4_0 is repacked
+     * (a copy the size of the tensor, whose mapped pages are then released).
+     */
+    public Tensor forDecode() {
+        return this;
+    }
+
     /** Writes row {@code row} as floats to {@code out[outOffset .. outOffset + cols)}. */
     public abstract void dequantizeRow(long row, float[] out, int outOffset);
 

@@ -35,7 +35,7 @@ class MixtureTest {
 
     @Test
     void routerPicksTheSameExpertsAsADirectComputation() {
-        FeedForward.MoE moe = (FeedForward.MoE) MIXTRAL.model().weights.layers()[0].feedForward();
+        FeedForward.MoE moe = (FeedForward.MoE) MIXTRAL.model().weights().layers()[0].feedForward();
         assertEquals(4, moe.w1().length);
         assertEquals(2, moe.used());
         int dim = MIXTRAL.model().config.dim();
@@ -57,7 +57,7 @@ class MixtureTest {
 
     @Test
     void tiesGoToTheLowerExpertIndexAsInLlamaCpp() {
-        FeedForward.MoE moe = (FeedForward.MoE) MIXTRAL.model().weights.layers()[0].feedForward();
+        FeedForward.MoE moe = (FeedForward.MoE) MIXTRAL.model().weights().layers()[0].feedForward();
         int[] experts = new int[2];
         float[] weights = new float[2];
         moe.route(new float[]{0.5f, 2f, 2f, 2f}, 0, experts, weights);
@@ -69,7 +69,7 @@ class MixtureTest {
 
     @Test
     void onlyTheChosenExpertsCountAsRead() {
-        Weights w = MIXTRAL.model().weights;
+        Weights w = MIXTRAL.model().weights();
         FeedForward.MoE moe = (FeedForward.MoE) w.layers()[0].feedForward();
         long oneExpert = moe.w1()[0].byteSize() + moe.w2()[0].byteSize() + moe.w3()[0].byteSize();
         assertEquals(moe.router().byteSize() + 2 * oneExpert, moe.bytesPerToken());

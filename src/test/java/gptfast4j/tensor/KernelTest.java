@@ -84,28 +84,38 @@ class KernelTest {
         return new int[]{(hi & 0xF) | ((b.get(at + j - 4) & 0xFF) >> 6) << 4, (hi >> 4) | ((b.get(at + j) & 0xFF) >> 6) << 4};
     }
 
+    /**
+     * Every row's dequantization, dot product and matrix x vector, in the file's layout and in the decode layout
+     * ({@link Tensor#forDecode}: Q4_0's groups of four rows), against the scalar decoding of the file's bytes.
+     */
     @ParameterizedTest
-    @ValueSource(strings = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"})
-    void dotAndDequantizeMatchTheScalarReference(String typeName) {
+    @CsvSource({"F32,file", "F16,file", "BF16,file", "Q8_0,file", "Q4_0,file", "Q4_0,decode", "Q4_1,file", "Q4_K,file", "Q5_K,file", "Q6_K,file"})
+    void dotAndDequantizeMatchTheScalarReference(String typeName, String layout) {
         // ffn_down rows are 512 wide: two K-quant super-blocks, so the step from one to the next is checked too
         TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama2-" + typeName + ".gguf")).tensors().get("blk.1.ffn_down.weight");
-        Tensor t = Tensor.of(td);
+        Tensor file = Tensor.of(td), t = layout.equals("decode") ? file.forDecode() : file;
         assertEquals(GGMLType.valueOf(typeName), t.type);
+        assertEquals(layout.equals("decode"), t != file, "a copy in another layout");
         ByteBuffer bytes = td.data().asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
         Random random = new Random(42);
         float[] x = new float[t.cols];
         for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
-        float[] row = new float[t.cols];
+        float[] row = new float[t.cols], product = new float[(int) t.rows], shifted = new float[(int) t.rows];
+        t.matvec(x, product);
+        // rows 1 .. rows - 2: a range that starts and ends inside a group of the decode layout
+        t.matvec(x, 0, shifted, 1, 1, (int) t.rows - 2);
         for (long r = 0; r < t.rows; r++) {
             double expected = 0, magnitude = 0;
             t.dequantizeRow(r, row, 0);
             for (int i = 0; i < t.cols; i++) {
-                float w = reference(t.type, bytes, r * t.rowBytes, i);
+                float w = reference(t.type, bytes, r * file.rowBytes, i);
                 assertEquals(w, row[i], 0f, "row " + r + " element " + i);
                 expected += (double) w * x[i];
                 magnitude += Math.abs((double) w * x[i]);
             }
             assertEquals(expected, t.dot(r, x, 0), 1e-5 * magnitude + 1e-6, "row " + r);
+            assertEquals(expected, product[(int) r], 1e-5 * magnitude + 1e-6, "matvec row " + r);
+            if (r > 0 && r < t.rows - 1) assertEquals(expected, shifted[(int) r], 1e-5 * magnitude + 1e-6, "matvec from row 1, row " + r);
         }
     }
 
@@ -117,14 +127,14 @@ class KernelTest {
      * so Q4_0 is on the F32 path here too.
      */
     @ParameterizedTest
-    @CsvSource({"F32,tile", "F16,tile", "BF16,tile", "Q8_0,tile", "Q4_0,tile", "Q4_1,tile", "Q4_K,tile", "Q5_K,tile", "Q6_K,tile",
-            "F32,group", "F16,group", "BF16,group", "Q8_0,group", "Q4_0,group", "Q4_1,group", "Q4_K,group", "Q5_K,group", "Q6_K,group"})
-    void matmulMatchesTheReferenceAndIgnoresTheThreadCount(String typeName, String product) {
+    @CsvSource({"F32,tile,file", "F16,tile,file", "BF16,tile,file", "Q8_0,tile,file", "Q4_0,tile,file", "Q4_1,tile,file", "Q4_K,tile,file", "Q5_K,tile,file", "Q6_K,tile,file",
+            "F32,group,file", "F16,group,file", "BF16,group,file", "Q8_0,group,file", "Q4_0,group,file", "Q4_1,group,file", "Q4_K,group,file", "Q5_K,group,file", "Q6_K,group,file",
+            "Q4_0,tile,decode", "Q4_0,group,decode"})
+    void matmulMatchesTheReferenceAndIgnoresTheThreadCount(String typeName, String product, String layout) {
         int tokens = product.equals("tile") ? Math.min(11, Tensor.GROUP_TOKENS - 1) : Tensor.GROUP_TOKENS + 5;
         assertTrue(tokens < Int16Product.MIN_TOKENS && (tokens < Tensor.GROUP_TOKENS) == product.equals("tile"), "tokens " + tokens);
         TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + typeName + ".gguf")).tensors().get("blk.0.ffn_gate.weight");
-        // 3 rows short of the 512, so that row blocks do not come out even
-        Tensor whole = Tensor.of(td), t = Tensor.of(whole.name, whole.type, whole.data.asSlice(0, 509 * whole.rowBytes), whole.cols, 509);
+        Tensor t = uneven(td, layout.equals("decode"));
         ByteBuffer bytes = td.data().asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
         Random random = new Random(7);
         float[] x = new float[tokens * t.cols];
@@ -134,8 +144,22 @@ class KernelTest {
     }
 
     /**
+     * The first rows of a 512-row tensor, in a number that does not make row blocks come out even: 509, or 508 in the
+     * decode layout, whose groups of four must divide the rows.
+     */
+    private static Tensor uneven(TensorData td, boolean decodeLayout) {
+        Tensor whole = Tensor.of(td);
+        int rows = decodeLayout ? 508 : 509;
+        Tensor t = Tensor.of(whole.name, whole.type, whole.data.asSlice(0, rows * whole.rowBytes), whole.cols, rows);
+        if (!decodeLayout) return t;
+        Tensor decode = t.forDecode();
+        assertTrue(decode != t, "a copy in the decode layout");
+        return decode;
+    }
+
+    /**
      * {@code t.matmul} of {@code x} on one thread (after {@code warmups} calls) against the exact product of the
-     * scalar-decoded weights with {@code reference} (x as the kernel should see it), then the same call on 2 and 3
+     * scalar-decoded weights (of the file's layout, row r at {@code r * t.rowBytes}) with {@code reference} (x as the kernel should see it), then the same call on 2 and 3
      * threads, which must give the same bits.
      */
     private static void assertMatmulMatches(Tensor t, ByteBuffer bytes, float[] x, float[] reference, int tokens, int warmups) {
@@ -169,10 +193,11 @@ class KernelTest {
      * The reference rounds x that way here and takes the exact product with the scalar-decoded weights. 100 tokens: a
      * full group of 64 and a partial one; a few large values make blocks with one dominant element.
      */
-    @Test
-    void q4_0BatchesMatchTheProductWithActivationsRoundedAsLlamaCppDoes() {
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void q4_0BatchesMatchTheProductWithActivationsRoundedAsLlamaCppDoes(boolean decodeLayout) {
         TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-Q4_0.gguf")).tensors().get("blk.0.ffn_gate.weight");
-        Tensor whole = Tensor.of(td), t = Tensor.of(whole.name, whole.type, whole.data.asSlice(0, 509 * whole.rowBytes), whole.cols, 509);
+        Tensor t = uneven(td, decodeLayout);
         ByteBuffer bytes = td.data().asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
         int tokens = 100;
         Random random = new Random(11);
