@@ -42,7 +42,7 @@ final class Q4_0Tensor extends Tensor {
     public Tensor forDecode() {
         if (grouped || rows % GROUP != 0) return this;
         MemorySegment copy = OffHeap.allocate(byteSize());
-        RowGroups.regroup(data, copy, rows, rowBytes, BLOCK_BYTES, 0x88);
+        RowGroups.regroup(data, copy, rows, rowBytes, BLOCK_BYTES, 2, 0x88);
         if (data.isMapped()) data.unload();
         return new Q4_0Tensor(name, copy, cols, rows, true);
     }
@@ -50,7 +50,7 @@ final class Q4_0Tensor extends Tensor {
     /** {@code data}, rows in the file's layout, rewritten in place in the decode layout (if the rows come in fours). */
     static Q4_0Tensor grouped(String name, MemorySegment data, int cols, long rows) {
         if (rows % GROUP != 0) return new Q4_0Tensor(name, data, cols, rows);
-        RowGroups.regroup(data, data, rows, GGMLType.Q4_0.bytesFor(cols), BLOCK_BYTES, 0x88);
+        RowGroups.regroup(data, data, rows, GGMLType.Q4_0.bytesFor(cols), BLOCK_BYTES, 2, 0x88);
         return new Q4_0Tensor(name, data, cols, rows, true);
     }
 
@@ -98,11 +98,11 @@ final class Q4_0Tensor extends Tensor {
         for (int i = 0; i < cols; i += BLOCK, offset += GROUP_BLOCK_BYTES) {
             FloatVector sum = FloatVector.zero(F_SPECIES);
             for (int j = 0; j < BLOCK / 2; j += lanes) {
-                IntVector v = RowGroups.quants(data, offset, j);
+                IntVector v = RowGroups.quants(data, offset, 2, j);
                 sum = nibbles(v, 8 * r).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + j), sum);
                 sum = nibbles(v, 8 * r + 4).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + j + BLOCK / 2), sum);
             }
-            acc = sum.fma(FloatVector.broadcast(F_SPECIES, RowGroups.scale(data, offset, r)), acc);
+            acc = sum.fma(FloatVector.broadcast(F_SPECIES, RowGroups.half(data, offset, 2, r, 0)), acc);
         }
         return VectorMath.sum(acc);
     }
@@ -120,7 +120,7 @@ final class Q4_0Tensor extends Tensor {
             FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0;
             for (int j = 0; j < BLOCK / 2; j += lanes) {
                 FloatVector xl = FloatVector.fromArray(F_SPECIES, x, xOffset + i + j), xh = FloatVector.fromArray(F_SPECIES, x, xOffset + i + j + BLOCK / 2);
-                IntVector v = RowGroups.quants(data, offset, j);
+                IntVector v = RowGroups.quants(data, offset, 2, j);
                 s0 = nibbles(v, 0).fma(xl, s0);
                 s1 = nibbles(v, 8).fma(xl, s1);
                 s2 = nibbles(v, 16).fma(xl, s2);
@@ -149,9 +149,9 @@ final class Q4_0Tensor extends Tensor {
             int r = (int) (row % GROUP);
             long offset = (row - r) * rowBytes;
             for (int i = 0; i < cols; i += BLOCK, offset += GROUP_BLOCK_BYTES) {
-                FloatVector d = FloatVector.broadcast(F_SPECIES, RowGroups.scale(data, offset, r));
+                FloatVector d = FloatVector.broadcast(F_SPECIES, RowGroups.half(data, offset, 2, r, 0));
                 for (int j = 0; j < BLOCK / 2; j += lanes) {
-                    IntVector v = RowGroups.quants(data, offset, j);
+                    IntVector v = RowGroups.quants(data, offset, 2, j);
                     nibbles(v, 8 * r).mul(d).intoArray(out, outOffset + i + j);
                     nibbles(v, 8 * r + 4).mul(d).intoArray(out, outOffset + i + j + BLOCK / 2);
                 }
@@ -180,9 +180,9 @@ final class Q4_0Tensor extends Tensor {
             int r = (int) (row % GROUP);
             long offset = (row - r) * rowBytes;
             for (int b = 0; b < cols / BLOCK; b++, offset += GROUP_BLOCK_BYTES) {
-                scale[scaleOffset + b] = RowGroups.scale(data, offset, r);
+                scale[scaleOffset + b] = RowGroups.half(data, offset, 2, r, 0);
                 for (int j = 0; j < BLOCK / 2; j += lanes) {
-                    IntVector v = RowGroups.quants(data, offset, j);
+                    IntVector v = RowGroups.quants(data, offset, 2, j);
                     int o = qOffset + b * BLOCK + j;
                     ((ShortVector) v.lanewise(VectorOperators.LSHL, 28 - 8 * r).lanewise(VectorOperators.ASHR, 28)
                             .convertShape(VectorOperators.I2S, S_SPECIES, 0)).intoArray(q, o);
