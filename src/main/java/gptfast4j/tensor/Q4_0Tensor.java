@@ -19,6 +19,8 @@ import java.lang.foreign.MemorySegment;
 final class Q4_0Tensor extends Tensor {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 18;
+    /** Bytes before a block's quants: the f16 scale. */
+    private static final int HEADER = 2;
     private static final int GROUP = RowGroups.ROWS;
     private static final int GROUP_BLOCK_BYTES = GROUP * BLOCK_BYTES;
 
@@ -34,23 +36,17 @@ final class Q4_0Tensor extends Tensor {
         this.grouped = grouped;
     }
 
-    /**
-     * A copy in the decode layout, off-heap ({@link OffHeap}); the pages of a mapped original are released from this
-     * process, so the copy takes their place rather than adding to them. Rows that do not come in fours stay as they are.
-     */
+    /** A copy in the decode layout ({@link RowGroups#copy}); rows that do not come in fours stay as they are. */
     @Override
     public Tensor forDecode() {
         if (grouped || rows % GROUP != 0) return this;
-        MemorySegment copy = OffHeap.allocate(byteSize());
-        RowGroups.regroup(data, copy, rows, rowBytes, BLOCK_BYTES, 2, 0x88);
-        if (data.isMapped()) data.unload();
-        return new Q4_0Tensor(name, copy, cols, rows, true);
+        return new Q4_0Tensor(name, RowGroups.copy(this, BLOCK_BYTES, HEADER, 0x88), cols, rows, true);
     }
 
     /** {@code data}, rows in the file's layout, rewritten in place in the decode layout (if the rows come in fours). */
     static Q4_0Tensor grouped(String name, MemorySegment data, int cols, long rows) {
         if (rows % GROUP != 0) return new Q4_0Tensor(name, data, cols, rows);
-        RowGroups.regroup(data, data, rows, GGMLType.Q4_0.bytesFor(cols), BLOCK_BYTES, 2, 0x88);
+        RowGroups.regroup(data, data, rows, GGMLType.Q4_0.bytesFor(cols), BLOCK_BYTES, HEADER, 0x88);
         return new Q4_0Tensor(name, data, cols, rows, true);
     }
 
@@ -98,11 +94,11 @@ final class Q4_0Tensor extends Tensor {
         for (int i = 0; i < cols; i += BLOCK, offset += GROUP_BLOCK_BYTES) {
             FloatVector sum = FloatVector.zero(F_SPECIES);
             for (int j = 0; j < BLOCK / 2; j += lanes) {
-                IntVector v = RowGroups.quants(data, offset, 2, j);
+                IntVector v = RowGroups.quants(data, offset, HEADER, j);
                 sum = nibbles(v, 8 * r).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + j), sum);
                 sum = nibbles(v, 8 * r + 4).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + j + BLOCK / 2), sum);
             }
-            acc = sum.fma(FloatVector.broadcast(F_SPECIES, RowGroups.half(data, offset, 2, r, 0)), acc);
+            acc = sum.fma(FloatVector.broadcast(F_SPECIES, RowGroups.half(data, offset, HEADER, r, 0)), acc);
         }
         return VectorMath.sum(acc);
     }
@@ -120,7 +116,7 @@ final class Q4_0Tensor extends Tensor {
             FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0;
             for (int j = 0; j < BLOCK / 2; j += lanes) {
                 FloatVector xl = FloatVector.fromArray(F_SPECIES, x, xOffset + i + j), xh = FloatVector.fromArray(F_SPECIES, x, xOffset + i + j + BLOCK / 2);
-                IntVector v = RowGroups.quants(data, offset, 2, j);
+                IntVector v = RowGroups.quants(data, offset, HEADER, j);
                 s0 = nibbles(v, 0).fma(xl, s0);
                 s1 = nibbles(v, 8).fma(xl, s1);
                 s2 = nibbles(v, 16).fma(xl, s2);
@@ -149,9 +145,9 @@ final class Q4_0Tensor extends Tensor {
             int r = (int) (row % GROUP);
             long offset = (row - r) * rowBytes;
             for (int i = 0; i < cols; i += BLOCK, offset += GROUP_BLOCK_BYTES) {
-                FloatVector d = FloatVector.broadcast(F_SPECIES, RowGroups.half(data, offset, 2, r, 0));
+                FloatVector d = FloatVector.broadcast(F_SPECIES, RowGroups.half(data, offset, HEADER, r, 0));
                 for (int j = 0; j < BLOCK / 2; j += lanes) {
-                    IntVector v = RowGroups.quants(data, offset, 2, j);
+                    IntVector v = RowGroups.quants(data, offset, HEADER, j);
                     nibbles(v, 8 * r).mul(d).intoArray(out, outOffset + i + j);
                     nibbles(v, 8 * r + 4).mul(d).intoArray(out, outOffset + i + j + BLOCK / 2);
                 }
@@ -180,9 +176,9 @@ final class Q4_0Tensor extends Tensor {
             int r = (int) (row % GROUP);
             long offset = (row - r) * rowBytes;
             for (int b = 0; b < cols / BLOCK; b++, offset += GROUP_BLOCK_BYTES) {
-                scale[scaleOffset + b] = RowGroups.half(data, offset, 2, r, 0);
+                scale[scaleOffset + b] = RowGroups.half(data, offset, HEADER, r, 0);
                 for (int j = 0; j < BLOCK / 2; j += lanes) {
-                    IntVector v = RowGroups.quants(data, offset, 2, j);
+                    IntVector v = RowGroups.quants(data, offset, HEADER, j);
                     int o = qOffset + b * BLOCK + j;
                     ((ShortVector) v.lanewise(VectorOperators.LSHL, 28 - 8 * r).lanewise(VectorOperators.ASHR, 28)
                             .convertShape(VectorOperators.I2S, S_SPECIES, 0)).intoArray(q, o);

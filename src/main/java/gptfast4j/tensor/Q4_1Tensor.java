@@ -14,6 +14,7 @@ import java.lang.foreign.MemorySegment;
 final class Q4_1Tensor extends Tensor {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 20;
+    /** Bytes before a block's quants: the f16 scale and minimum. */
     private static final int HEADER = 4;
     private static final int GROUP = RowGroups.ROWS;
     private static final int GROUP_BLOCK_BYTES = GROUP * BLOCK_BYTES;
@@ -30,17 +31,11 @@ final class Q4_1Tensor extends Tensor {
         this.grouped = grouped;
     }
 
-    /**
-     * A copy in the decode layout, off-heap ({@link OffHeap}); the pages of a mapped original are released from this
-     * process. Rows that do not come in fours stay as they are.
-     */
+    /** A copy in the decode layout ({@link RowGroups#copy}); rows that do not come in fours stay as they are. */
     @Override
     public Tensor forDecode() {
         if (grouped || rows % GROUP != 0) return this;
-        MemorySegment copy = OffHeap.allocate(byteSize());
-        RowGroups.regroup(data, copy, rows, rowBytes, BLOCK_BYTES, HEADER, 0);
-        if (data.isMapped()) data.unload();
-        return new Q4_1Tensor(name, copy, cols, rows, true);
+        return new Q4_1Tensor(name, RowGroups.copy(this, BLOCK_BYTES, HEADER, 0), cols, rows, true);
     }
 
     /** Bits {@code [p, p + 4)} of each lane of the decode layout's ints, unsigned, as floats (small enough for C2 to inline anywhere). */

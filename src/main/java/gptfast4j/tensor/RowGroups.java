@@ -24,6 +24,17 @@ final class RowGroups {
     }
 
     /**
+     * A copy of {@code t}'s bytes in the decode layout, off-heap ({@link OffHeap}); the pages of a mapped original are
+     * then released from this process, so that the copy takes their place in memory rather than adding to them.
+     */
+    static MemorySegment copy(Tensor t, int blockBytes, int header, int flip) {
+        MemorySegment copy = OffHeap.allocate(t.byteSize());
+        regroup(t.data, copy, t.rows, t.rowBytes, blockBytes, header, flip);
+        if (t.data.isMapped()) t.data.unload();
+        return copy;
+    }
+
+    /**
      * Rows in the file's layout at {@code from} to the decode layout at {@code to} (which may be {@code from}), blocks
      * of {@code header} bytes then quant bytes, each quant byte xor {@code flip}. {@code rows} must be a multiple of
      * {@link #ROWS}.
