@@ -10,13 +10,14 @@ import gptfast4j.tensor.Parallel;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.OptionalDouble;
+import java.util.Optional;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 
@@ -199,15 +200,16 @@ final class BenchCommand implements Callable<Integer> {
 
     /**
      * Says on stderr when most of the weights were read through 4 KB pages: the file sat in the page cache in small
-     * folios, which the huge-page advice cannot change; read afresh, it comes in as 2 MB folios.
+     * folios, which the huge-page advice cannot change; read afresh, it comes in as 2 MB folios. Not when most of the
+     * file is no longer mapped: Q4_0 and Q4_1 decode from a copy ({@code Tensor.forDecode}) and release its pages.
      */
-    private static void warnOfSmallPages(Path file) {
+    private static void warnOfSmallPages(Path file) throws IOException {
         if (!HugePages.supported()) return;
-        OptionalDouble share = HugePages.residentShare(file);
-        if (share.isEmpty() || share.getAsDouble() >= 0.5) return;
+        Optional<HugePages.Residency> resident = HugePages.residency(file);
+        if (resident.isEmpty() || resident.get().bytes() < Files.size(file) / 2 || resident.get().hugeShare() >= 0.5) return;
         System.err.printf("note: only %.0f%% of %s is mapped in 2 MB pages: the rest was in the page cache in 4 KB pages before "
                 + "this run, and large models decode up to 20%% slower so. Drop the file from the page cache once "
-                + "(dd if=%s iflag=nocache count=0) and the next run reads it in as 2 MB pages.%n", 100 * share.getAsDouble(), file, file);
+                + "(dd if=%s iflag=nocache count=0) and the next run reads it in as 2 MB pages.%n", 100 * resident.get().hugeShare(), file, file);
     }
 
     /** Nanoseconds to decode {@code n} tokens one at a time from position 0. */

@@ -9,7 +9,7 @@ import java.lang.invoke.MethodHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.OptionalDouble;
+import java.util.Optional;
 import java.util.regex.Pattern;
 
 /**
@@ -53,19 +53,25 @@ public final class HugePages {
         }
     }
 
+    /** This process's resident pages of a file's mappings: all of them, and those mapped in 2 MB pages. */
+    public record Residency(long bytes, long hugeBytes) {
+        public double hugeShare() {
+            return (double) hugeBytes / bytes;
+        }
+    }
+
     /**
-     * The share of this process's resident pages of {@code file}'s mappings that are mapped in 2 MB pages, from
-     * {@code /proc/self/smaps} ({@code FilePmdMapped} over {@code Rss}); empty where that cannot be read or nothing
-     * of the file is resident.
+     * This process's resident pages of {@code file}'s mappings, from {@code /proc/self/smaps} ({@code Rss} and
+     * {@code FilePmdMapped}); empty where that cannot be read or nothing of the file is resident.
      */
-    public static OptionalDouble residentShare(Path file) {
+    public static Optional<Residency> residency(Path file) {
         List<String> smaps;
         String name;
         try {
             smaps = Files.readAllLines(Path.of("/proc/self/smaps"));
             name = file.toRealPath().toString();
         } catch (IOException | UnsupportedOperationException e) {
-            return OptionalDouble.empty();
+            return Optional.empty();
         }
         long rss = 0, huge = 0;
         boolean inFile = false;
@@ -78,7 +84,7 @@ public final class HugePages {
                 huge += kilobytes(line);
             }
         }
-        return rss == 0 ? OptionalDouble.empty() : OptionalDouble.of((double) huge / rss);
+        return rss == 0 ? Optional.empty() : Optional.of(new Residency(1024 * rss, 1024 * huge));
     }
 
     private static long kilobytes(String line) {

@@ -8,28 +8,29 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.OptionalDouble;
+import java.util.Optional;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 class HugePagesTest {
-    /** The share comes from this process's own mappings of the file: none before it is mapped, some once it is read. */
+    /** Residency comes from this process's own mappings of the file: none before it is mapped, all of it once it is read. */
     @Test
-    void residentShareCountsOnlyThisFilesMappings(@TempDir Path dir) throws IOException {
+    void residencyCountsOnlyThisFilesMappings(@TempDir Path dir) throws IOException {
         assumeTrue(Files.isReadable(Path.of("/proc/self/smaps")), "needs Linux's /proc/self/smaps");
         Path file = dir.resolve("weights.bin");
         Files.write(file, new byte[8 << 20]);
-        assertEquals(OptionalDouble.empty(), HugePages.residentShare(file));
+        assertEquals(Optional.empty(), HugePages.residency(file));
 
         MemorySegment mapped = Mapped.map(file);
         long sum = 0;
         for (long i = 0; i < mapped.byteSize(); i += 4096) sum += mapped.get(ValueLayout.JAVA_BYTE, i);
-        OptionalDouble share = HugePages.residentShare(file);
-        assertTrue(share.isPresent(), "a resident mapping of the file was not found");
-        assertTrue(share.getAsDouble() >= 0 && share.getAsDouble() <= 1, "share " + share);
+        Optional<HugePages.Residency> resident = HugePages.residency(file);
+        assertTrue(resident.isPresent(), "a resident mapping of the file was not found");
+        assertEquals(8 << 20, resident.get().bytes(), "every page was read");
+        assertTrue(resident.get().hugeShare() >= 0 && resident.get().hugeShare() <= 1, "share " + resident.get().hugeShare());
         assertEquals(0, sum);
-        assertEquals(OptionalDouble.empty(), HugePages.residentShare(dir.resolve("other.bin")));
+        assertEquals(Optional.empty(), HugePages.residency(dir.resolve("other.bin")));
     }
 }
