@@ -41,7 +41,11 @@ public final class Main {
 
     static String describe(Throwable e) {
         if (e instanceof ModelFormatException || e instanceof IllegalArgumentException) return e.getMessage();
-        if (e instanceof OutOfMemoryError) return "out of memory (" + e.getMessage() + "); try a smaller context or a larger -Xmx";
+        if (e instanceof OutOfMemoryError) {
+            // off-heap weights (quantized or regrouped copies) come from the C library, not from the Java heap
+            return "out of memory (" + e.getMessage() + ")" + (String.valueOf(e.getMessage()).contains("off-heap")
+                    ? ": the machine has too little free memory for the model's weights" : "; try a smaller context or a larger -Xmx");
+        }
         String message = e.getMessage();
         return e.getClass().getSimpleName() + (message == null ? "" : ": " + message) + " (run with --debug for details)";
     }

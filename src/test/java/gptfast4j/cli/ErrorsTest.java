@@ -56,6 +56,15 @@ class ErrorsTest {
         }
     }
 
+    /** Out of memory says where: off-heap weights are not helped by a larger Java heap. */
+    @Test
+    void outOfMemoryAdvice() {
+        String offHeap = Main.describe(new OutOfMemoryError("cannot allocate 268435456 bytes off-heap for weights"));
+        assertTrue(offHeap.contains("too little free memory for the model's weights") && !offHeap.contains("-Xmx"), offHeap);
+        String heap = Main.describe(new OutOfMemoryError("Java heap space"));
+        assertTrue(heap.contains("-Xmx"), heap);
+    }
+
     @Test
     void missingFile() {
         assertOneLineError(run("generate", "--checkpoint", "/no/such/model.gguf"), "no such file");
