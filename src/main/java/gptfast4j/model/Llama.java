@@ -1,8 +1,11 @@
 package gptfast4j.model;
 
+import gptfast4j.io.SystemMemory;
 import gptfast4j.tensor.Parallel;
 import gptfast4j.tensor.Tensor;
 import gptfast4j.tensor.VectorMath;
+
+import java.util.OptionalLong;
 
 /**
  * The Llama forward pass (Llama-2/3, Mistral, TinyLlama, llama2.c models): RMSNorm, rotary attention with grouped
@@ -12,7 +15,7 @@ import gptfast4j.tensor.VectorMath;
  */
 public final class Llama {
     public final Config config;
-    /** As loaded until the first decode step, then in the layouts decode reads fastest ({@link #useDecodeLayouts}). */
+    /** As loaded until the first decode step, then in the layouts decode reads fastest ({@link #useDecodeLayouts(OptionalLong)}). */
     private volatile Weights weights;
     private volatile boolean decodeLayouts;
 
@@ -26,17 +29,34 @@ public final class Llama {
     }
 
     /**
-     * Moves every linear layer to the layout its format decodes fastest from ({@link Tensor#forDecode}: Q4_0's rows in
-     * groups of four). At the first decode step rather than at load, so that the time to the first token (a prefill)
-     * and runs that never decode (perplexity, prefill benchmarks) do not wait for the copy: Llama-2-7B Q4_0 takes 4-7 s
-     * on this machine, most of it the first touch of fresh memory. Prefill reads the new layouts from then on too, so
-     * the file's pages, released by the copy, are not read back in.
+     * Moves every linear layer to the layout its format decodes fastest from ({@link Tensor#forDecode}: Q4_0's and
+     * Q4_1's rows in groups of four). At the first decode step rather than at load, so that the time to the first
+     * token (a prefill) and runs that never decode (perplexity, prefill benchmarks) do not wait for the copy:
+     * Llama-2-7B Q4_0 takes 4-7 s on this machine, most of it the first touch of fresh memory. Prefill reads the new
+     * layouts from then on too, so the file's pages, released by the copy, are not read back in.
+     * <p>
+     * The copy is memory that cannot be paged back to the file, so it is made only when the system has that much
+     * available ({@code free}, with {@link #COPY_HEADROOM} to spare); otherwise decode reads the file's layout, which
+     * the kernel can page in and out, as before.
+     *
+     * @return whether the weights were copied
      */
-    private synchronized void useDecodeLayouts() {
-        if (decodeLayouts) return;
-        weights = weights.map(Tensor::forDecode);
+    synchronized boolean useDecodeLayouts(OptionalLong free) {
+        if (decodeLayouts) return false;
         decodeLayouts = true;
+        long bytes = weights.decodeCopyBytes();
+        if (bytes == 0) return false;
+        if (free.isPresent() && bytes + COPY_HEADROOM > free.getAsLong()) {
+            System.err.printf("note: %.1f GB of weights stay in the file's layout: their faster decode layout needs a copy of "
+                    + "that size and %.1f GB of memory is available%n", bytes / 1e9, free.getAsLong() / 1e9);
+            return false;
+        }
+        weights = weights.map(Tensor::forDecode);
+        return true;
     }
+
+    /** Memory left over after the decode layouts' copy, for the KV cache, the JVM and the rest of the system. */
+    static final long COPY_HEADROOM = 1L << 30;
 
     public State newState(int contextLength, int maxBatch) {
         return new State(this, contextLength, maxBatch, maxBatch);
@@ -91,7 +111,7 @@ public final class Llama {
 
     /** Computes the logits of the last {@code nLogits} tokens of the batch (0 for none). */
     private void runBatch(State s, int[] tokens, int from, int n, int startPos, int nLogits) {
-        if (n == 1 && !decodeLayouts) useDecodeLayouts();
+        if (n == 1 && !decodeLayouts) useDecodeLayouts(SystemMemory.available());
         Weights weights = this.weights;
         Config c = config;
         int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim();

@@ -22,6 +22,16 @@ public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor
         return bytes + 4L * norm.length;
     }
 
+    /** The bytes of memory that moving the linear layers to their decode layouts ({@link Tensor#forDecode}) allocates. */
+    public long decodeCopyBytes() {
+        long[] bytes = {0};
+        map(t -> {
+            bytes[0] += t.decodeCopyBytes();
+            return t;
+        });
+        return bytes[0];
+    }
+
     /**
      * These weights with {@code f} applied to every linear layer: attention, feed-forward or experts, output head. The
      * embeddings, norms and a mixture's router stay as they are (llama-quantize leaves the router too).

@@ -33,6 +33,11 @@ final class Q4_1Tensor extends Tensor {
 
     /** A copy in the decode layout ({@link RowGroups#copy}); rows that do not come in fours stay as they are. */
     @Override
+    public long decodeCopyBytes() {
+        return grouped || rows % GROUP != 0 ? 0 : byteSize();
+    }
+
+    @Override
     public Tensor forDecode() {
         if (grouped || rows % GROUP != 0) return this;
         return new Q4_1Tensor(name, RowGroups.copy(this, BLOCK_BYTES, HEADER, 0), cols, rows, true);

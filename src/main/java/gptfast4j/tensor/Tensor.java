@@ -99,6 +99,11 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
         return this;
     }
 
+    /** The bytes {@link #forDecode} allocates for its copy: 0 where it returns this tensor. */
+    public long decodeCopyBytes() {
+        return 0;
+    }
+
     /** Writes row {@code row} as floats to {@code out[outOffset .. outOffset + cols)}. */
     public abstract void dequantizeRow(long row, float[] out, int outOffset);
 

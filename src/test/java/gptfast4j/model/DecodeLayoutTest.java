@@ -1,0 +1,48 @@
+package gptfast4j.model;
+
+import gptfast4j.Shared;
+import gptfast4j.tensor.Tensor;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Path;
+import java.util.OptionalLong;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The first decode step moves Q4_0's linear layers to their decode layout, a copy of their size, only when the system
+ * has that much memory available; otherwise decode reads the file's layout. Both decode the same logits.
+ */
+class DecodeLayoutTest {
+    private static final Path FILE = Shared.REFERENCE.resolve("models/mini-llama2-Q4_0.gguf");
+
+    @Test
+    void theCopyIsMadeOnlyWhenTheMemoryIsThere() {
+        Llama tight = Checkpoint.load(FILE, null).model();
+        Tensor wq = tight.weights().layers()[0].wq();
+        long bytes = tight.weights().decodeCopyBytes();
+        assertTrue(bytes > 0, "Q4_0 layers to copy");
+        assertFalse(tight.useDecodeLayouts(OptionalLong.of(bytes + Llama.COPY_HEADROOM - 1)));
+        assertSame(wq, tight.weights().layers()[0].wq(), "kept in the file's layout");
+
+        Llama roomy = Checkpoint.load(FILE, null).model();
+        assertTrue(roomy.useDecodeLayouts(OptionalLong.of(bytes + Llama.COPY_HEADROOM)));
+        assertNotSame(roomy.weights().layers()[0].wq(), Checkpoint.load(FILE, null).model().weights().layers()[0].wq());
+        assertEquals(0, roomy.weights().decodeCopyBytes(), "everything copied");
+        assertFalse(roomy.useDecodeLayouts(OptionalLong.empty()), "once only");
+
+        float[] a = tight.forward(tight.newState(8, 1), 1, 0), b = roomy.forward(roomy.newState(8, 1), 1, 0);
+        for (int i = 0; i < a.length; i++) assertEquals(a[i], b[i], 1e-4f + 1e-5f * Math.abs(a[i]), "logit " + i);
+    }
+
+    /** Where the available memory cannot be read (not Linux), the copy is made. */
+    @Test
+    void unknownMemoryCopies() {
+        Llama model = Checkpoint.load(FILE, null).model();
+        assertTrue(model.useDecodeLayouts(OptionalLong.empty()));
+    }
+}
