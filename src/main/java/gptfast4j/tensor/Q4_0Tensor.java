@@ -16,7 +16,7 @@ import java.lang.foreign.MemorySegment;
  * {@code nibble - 8}: TinyLlama tg64 42.7-44.7 against 36.7-37.2 tokens/s with 2 threads, 22.9-24.1 against 14.8-15.8
  * with one (3 alternating rounds).
  */
-final class Q4_0Tensor extends Tensor {
+final class Q4_0Tensor extends RowGroupTensor {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 18;
     /** Bytes before a block's quants: the f16 scale. */
@@ -24,34 +24,16 @@ final class Q4_0Tensor extends Tensor {
     private static final int GROUP = RowGroups.ROWS;
     private static final int GROUP_BLOCK_BYTES = GROUP * BLOCK_BYTES;
 
-    /** Whether the bytes are in the decode layout. */
-    private final boolean grouped;
-
     Q4_0Tensor(String name, MemorySegment data, int cols, long rows) {
         this(name, data, cols, rows, false);
     }
 
     private Q4_0Tensor(String name, MemorySegment data, int cols, long rows, boolean grouped) {
-        super(name, GGMLType.Q4_0, data, cols, rows);
-        this.grouped = grouped;
-    }
-
-    /** A copy in the decode layout ({@link RowGroups#copy}); rows that do not come in fours stay as they are. */
-    @Override
-    public long decodeCopyBytes() {
-        return grouped || rows % GROUP != 0 ? 0 : byteSize();
+        super(name, GGMLType.Q4_0, data, cols, rows, grouped, HEADER, 0x88);
     }
 
     @Override
-    public Tensor forDecode() {
-        if (grouped || rows % GROUP != 0) return this;
-        return new Q4_0Tensor(name, RowGroups.copy(this, BLOCK_BYTES, HEADER, 0x88), cols, rows, true);
-    }
-
-    /** {@code data}, rows in the file's layout, rewritten in place in the decode layout (if the rows come in fours). */
-    static Q4_0Tensor grouped(String name, MemorySegment data, int cols, long rows) {
-        if (rows % GROUP != 0) return new Q4_0Tensor(name, data, cols, rows);
-        RowGroups.regroup(data, data, rows, GGMLType.Q4_0.bytesFor(cols), BLOCK_BYTES, HEADER, 0x88);
+    Q4_0Tensor inDecodeLayout(MemorySegment data) {
         return new Q4_0Tensor(name, data, cols, rows, true);
     }
 

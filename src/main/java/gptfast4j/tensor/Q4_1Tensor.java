@@ -11,7 +11,7 @@ import java.lang.foreign.MemorySegment;
  * Q4_0; weight = d * nibble + m. The dot product is {@code d * sum(nibble * x) + m * sum(x)} per block. Like Q4_0 it
  * decodes from a layout of its own ({@link #forDecode}, {@link RowGroups}: rows in groups of four).
  */
-final class Q4_1Tensor extends Tensor {
+final class Q4_1Tensor extends RowGroupTensor {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 20;
     /** Bytes before a block's quants: the f16 scale and minimum. */
@@ -19,28 +19,17 @@ final class Q4_1Tensor extends Tensor {
     private static final int GROUP = RowGroups.ROWS;
     private static final int GROUP_BLOCK_BYTES = GROUP * BLOCK_BYTES;
 
-    /** Whether the bytes are in the decode layout. */
-    private final boolean grouped;
-
     Q4_1Tensor(String name, MemorySegment data, int cols, long rows) {
         this(name, data, cols, rows, false);
     }
 
     private Q4_1Tensor(String name, MemorySegment data, int cols, long rows, boolean grouped) {
-        super(name, GGMLType.Q4_1, data, cols, rows);
-        this.grouped = grouped;
-    }
-
-    /** A copy in the decode layout ({@link RowGroups#copy}); rows that do not come in fours stay as they are. */
-    @Override
-    public long decodeCopyBytes() {
-        return grouped || rows % GROUP != 0 ? 0 : byteSize();
+        super(name, GGMLType.Q4_1, data, cols, rows, grouped, HEADER, 0);
     }
 
     @Override
-    public Tensor forDecode() {
-        if (grouped || rows % GROUP != 0) return this;
-        return new Q4_1Tensor(name, RowGroups.copy(this, BLOCK_BYTES, HEADER, 0), cols, rows, true);
+    Q4_1Tensor inDecodeLayout(MemorySegment data) {
+        return new Q4_1Tensor(name, data, cols, rows, true);
     }
 
     /** Bits {@code [p, p + 4)} of each lane of the decode layout's ints, unsigned, as floats (small enough for C2 to inline anywhere). */

@@ -21,7 +21,7 @@ public final class Quantizer {
 
     /**
      * A copy of {@code t} in {@code type}, in off-heap memory ({@link OffHeap}, outside the JVM's direct-memory limit);
-     * Q4_0 in its decode layout ({@link Tensor#forDecode}).
+     * Q4_0 and Q4_1 in their decode layout ({@link Tensor#forDecode}).
      * The pages of a mapped {@code t} are released from this process after, so that quantizing at load does not keep
      * the float file resident beside its quantized copy.
      */
@@ -37,9 +37,9 @@ public final class Quantizer {
             }
         });
         if (t.data.isMapped()) t.data.unload();
+        Tensor q = Tensor.of(t.name, type, out, t.cols, t.rows);
         // straight to the decode layout, rather than to a second copy at the first decode step
-        if (type == GGMLType.Q4_0) return Q4_0Tensor.grouped(t.name, out, t.cols, t.rows);
-        return Tensor.of(t.name, type, out, t.cols, t.rows);
+        return q instanceof RowGroupTensor g ? g.regroupedInPlace() : q;
     }
 
     /** Quantizes {@code n} floats (a multiple of 32) into {@code out} at {@code offset}. */
