@@ -59,6 +59,18 @@ final class Q4_KTensor extends KQuantTensor {
         return VectorMath.sum(acc0.add(acc1)) - minsShare(row, xSums);
     }
 
+    /** Rows that do not come in fours stay in the file's layout. */
+    @Override
+    public long decodeCopyBytes() {
+        return rows % RowGroups.ROWS != 0 ? 0 : Q4_1Tensor.q4_kDecodeBytes(cols, rows);
+    }
+
+    /** Q4_1's decode layout with exact f32 block headers ({@link Q4_1Tensor#ofQ4_K}), or this tensor. */
+    @Override
+    public Tensor forDecode() {
+        return decodeCopyBytes() == 0 ? this : Q4_1Tensor.ofQ4_K(this);
+    }
+
     @Override
     public void dequantizeRow(long row, float[] out, int outOffset) {
         dequantizeScaleMin(row, out, outOffset, -1, 16);

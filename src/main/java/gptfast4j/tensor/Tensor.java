@@ -54,12 +54,17 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
     public final long rowBytes;
 
     protected Tensor(String name, GGMLType type, MemorySegment data, int cols, long rows) {
+        this(name, type, data, cols, rows, type.bytesFor(cols));
+    }
+
+    /** A tensor in a layout of its own whose rows take {@code rowBytes} bytes, not its type's. */
+    protected Tensor(String name, GGMLType type, MemorySegment data, int cols, long rows, long rowBytes) {
         this.name = name;
         this.type = type;
         this.data = data;
         this.cols = cols;
         this.rows = rows;
-        this.rowBytes = type.bytesFor(cols);
+        this.rowBytes = rowBytes;
     }
 
     /** Wraps a tensor's bytes in the kernel class of its format. */

@@ -86,10 +86,12 @@ class KernelTest {
 
     /**
      * Every row's dequantization, dot product and matrix x vector, in the file's layout and in the decode layout
-     * ({@link Tensor#forDecode}: Q4_0's and Q4_1's groups of four rows), against the scalar decoding of the file's bytes.
+     * ({@link Tensor#forDecode}: Q4_0's, Q4_1's and Q4_K's groups of four rows), against the scalar decoding of the
+     * file's bytes. Q4_K's decode layout must dequantize bit for bit as ggml does too: its f32 headers hold
+     * {@code d * scale} and {@code -dmin * min} exactly.
      */
     @ParameterizedTest
-    @CsvSource({"F32,file", "F16,file", "BF16,file", "Q8_0,file", "Q4_0,file", "Q4_0,decode", "Q4_1,file", "Q4_1,decode", "Q4_K,file", "Q5_K,file", "Q6_K,file"})
+    @CsvSource({"F32,file", "F16,file", "BF16,file", "Q8_0,file", "Q4_0,file", "Q4_0,decode", "Q4_1,file", "Q4_1,decode", "Q4_K,file", "Q4_K,decode", "Q5_K,file", "Q6_K,file"})
     void dotAndDequantizeMatchTheScalarReference(String typeName, String layout) {
         // ffn_down rows are 512 wide: two K-quant super-blocks, so the step from one to the next is checked too
         TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama2-" + typeName + ".gguf")).tensors().get("blk.1.ffn_down.weight");
@@ -129,7 +131,7 @@ class KernelTest {
     @ParameterizedTest
     @CsvSource({"F32,tile,file", "F16,tile,file", "BF16,tile,file", "Q8_0,tile,file", "Q4_0,tile,file", "Q4_1,tile,file", "Q4_K,tile,file", "Q5_K,tile,file", "Q6_K,tile,file",
             "F32,group,file", "F16,group,file", "BF16,group,file", "Q8_0,group,file", "Q4_0,group,file", "Q4_1,group,file", "Q4_K,group,file", "Q5_K,group,file", "Q6_K,group,file",
-            "Q4_0,tile,decode", "Q4_0,group,decode", "Q4_1,tile,decode", "Q4_1,group,decode"})
+            "Q4_0,tile,decode", "Q4_0,group,decode", "Q4_1,tile,decode", "Q4_1,group,decode", "Q4_K,tile,decode", "Q4_K,group,decode"})
     void matmulMatchesTheReferenceAndIgnoresTheThreadCount(String typeName, String product, String layout) {
         int tokens = product.equals("tile") ? Math.min(11, Tensor.GROUP_TOKENS - 1) : Tensor.GROUP_TOKENS + 5;
         assertTrue(tokens < Int16Product.MIN_TOKENS && (tokens < Tensor.GROUP_TOKENS) == product.equals("tile"), "tokens " + tokens);
@@ -140,7 +142,7 @@ class KernelTest {
         float[] x = new float[tokens * t.cols];
         for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
         // compiled code sums lanes in another order than interpreted code (see VectorMath.sum): warm up first
-        assertMatmulMatches(t, bytes, x, x, tokens, 200);
+        assertMatmulMatches(t, bytes, td.type().bytesFor(t.cols), x, x, tokens, 200);
     }
 
     /**
@@ -159,10 +161,10 @@ class KernelTest {
 
     /**
      * {@code t.matmul} of {@code x} on one thread (after {@code warmups} calls) against the exact product of the
-     * scalar-decoded weights (of the file's layout, row r at {@code r * t.rowBytes}) with {@code reference} (x as the kernel should see it), then the same call on 2 and 3
-     * threads, which must give the same bits.
+     * scalar-decoded weights (of the file's layout, row r at {@code r * fileRowBytes}) with {@code reference} (x as the
+     * kernel should see it), then the same call on 2 and 3 threads, which must give the same bits.
      */
-    private static void assertMatmulMatches(Tensor t, ByteBuffer bytes, float[] x, float[] reference, int tokens, int warmups) {
+    private static void assertMatmulMatches(Tensor t, ByteBuffer bytes, long fileRowBytes, float[] x, float[] reference, int tokens, int warmups) {
         int rows = (int) t.rows;
         Parallel.setThreads(1);
         float[] single = new float[tokens * rows];
@@ -172,7 +174,7 @@ class KernelTest {
             for (int r = 0; r < rows; r++) {
                 double expected = 0, magnitude = 0;
                 for (int i = 0; i < t.cols; i++) {
-                    double p = (double) reference(t.type, bytes, r * t.rowBytes, i) * reference[tok * t.cols + i];
+                    double p = (double) reference(t.type, bytes, r * fileRowBytes, i) * reference[tok * t.cols + i];
                     expected += p;
                     magnitude += Math.abs(p);
                 }
@@ -209,7 +211,7 @@ class KernelTest {
             float d = Float.float16ToFloat(Float.floatToFloat16(max / 127)), inverse = max == 0 ? 0 : 127 / max;
             for (int k = i; k < i + 32; k++) rounded[k] = d * (float) Math.rint(x[k] * inverse);
         }
-        assertMatmulMatches(t, bytes, x, rounded, tokens, 20);
+        assertMatmulMatches(t, bytes, td.type().bytesFor(t.cols), x, rounded, tokens, 20);
     }
 
     /**
