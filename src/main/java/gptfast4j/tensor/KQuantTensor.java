@@ -21,6 +21,11 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
         super(name, type, data, cols, rows);
     }
 
+    /** A tensor in a decode layout of its own, rows of {@code rowBytes} bytes. */
+    KQuantTensor(String name, GGMLType type, MemorySegment data, int cols, long rows, long rowBytes) {
+        super(name, type, data, cols, rows, rowBytes);
+    }
+
     /**
      * Q4_K/Q5_K: the mins' share of row {@code row}'s dot product, {@code sum(dmin * min_j * xSums[j])} over its
      * super-blocks and sub-blocks, given the {@link #blockSums} of x. A scalar loop of its own after the vector loop:

@@ -29,7 +29,7 @@ final class Q4_0Tensor extends RowGroupTensor {
     }
 
     private Q4_0Tensor(String name, MemorySegment data, int cols, long rows, boolean grouped) {
-        super(name, GGMLType.Q4_0, data, cols, rows, GGMLType.Q4_0.bytesFor(cols), grouped, HEADER, 0x88);
+        super(name, GGMLType.Q4_0, data, cols, rows, grouped, HEADER, 0x88);
     }
 
     @Override

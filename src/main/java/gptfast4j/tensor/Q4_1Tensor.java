@@ -6,88 +6,30 @@ import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
 
-import static java.lang.foreign.ValueLayout.JAVA_BYTE;
-
 /**
  * Q4_1: blocks of 32 weights, {@code [f16 scale d][f16 minimum m][16 bytes]} (20 bytes), nibbles laid out as in
  * Q4_0; weight = d * nibble + m. The dot product is {@code d * sum(nibble * x) + m * sum(x)} per block. Like Q4_0 it
  * decodes from a layout of its own ({@link #forDecode}, {@link RowGroups}: rows in groups of four).
- * <p>
- * Q4_K decodes from the same layout ({@link #ofQ4_K}): each of its 32-weight sub-blocks is a Q4_1 block with
- * d = {@code d * scale} and m = {@code -dmin * min}, kept as f32 rather than f16 (8-byte headers) so that the
- * products are Q4_K's exactly. Such a tensor keeps its type, Q4_K.
  */
 final class Q4_1Tensor extends RowGroupTensor {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 20;
+    /** Bytes before a block's quants: the f16 scale and minimum. */
+    private static final int HEADER = 4;
     private static final int GROUP = RowGroups.ROWS;
-    /** Bytes before a block's quants: d and m as f16 (Q4_1's files), or as f32 (Q4_K's decode layout). */
-    private static final int HEADER = 4, WIDE_HEADER = 8;
-    private final int header;
-    private final int groupBlockBytes;
+    private static final int GROUP_BLOCK_BYTES = GROUP * BLOCK_BYTES;
 
     Q4_1Tensor(String name, MemorySegment data, int cols, long rows) {
-        this(name, GGMLType.Q4_1, data, cols, rows, false, HEADER);
+        this(name, data, cols, rows, false);
     }
 
-    private Q4_1Tensor(String name, GGMLType type, MemorySegment data, int cols, long rows, boolean grouped, int header) {
-        super(name, type, data, cols, rows, (long) cols / BLOCK * (header + BLOCK / 2), grouped, header, 0);
-        this.header = header;
-        this.groupBlockBytes = GROUP * (header + BLOCK / 2);
+    private Q4_1Tensor(String name, MemorySegment data, int cols, long rows, boolean grouped) {
+        super(name, GGMLType.Q4_1, data, cols, rows, grouped, HEADER, 0);
     }
 
     @Override
     Q4_1Tensor inDecodeLayout(MemorySegment data) {
-        return new Q4_1Tensor(name, type, data, cols, rows, true, HEADER);
-    }
-
-    /** Bytes of Q4_K's decode layout of a tensor of {@code rows} x {@code cols}. */
-    static long q4_kDecodeBytes(int cols, long rows) {
-        return rows * (cols / BLOCK) * (WIDE_HEADER + BLOCK / 2);
-    }
-
-    /**
-     * The decode layout of a Q4_K tensor whose rows come in fours: per group and sub-block, the four rows' f32
-     * {@code d * scale} and {@code -dmin * min}, then quant byte j of each row (weights j and j + 16 of the sub-block,
-     * as in a Q4_1 block) in int j. Off-heap ({@link OffHeap}); the mapped original's pages are released after.
-     */
-    static Q4_1Tensor ofQ4_K(Q4_KTensor t) {
-        MemorySegment copy = OffHeap.allocate(q4_kDecodeBytes(t.cols, t.rows));
-        int subBlocks = t.cols / BLOCK, superBlocks = t.cols / 256;
-        long groupBytes = (long) subBlocks * GROUP * (WIDE_HEADER + BLOCK / 2);
-        Parallel.run(Math.toIntExact(t.rows / GROUP), 4, (start, end) -> {
-            byte[] out = new byte[Math.toIntExact(groupBytes)];
-            MemorySegment o = MemorySegment.ofArray(out);
-            for (long g = start; g < end; g++) {
-                for (int r = 0; r < GROUP; r++) {
-                    long rowStart = (g * GROUP + r) * t.rowBytes;
-                    for (int sb = 0; sb < superBlocks; sb++) {
-                        long at = rowStart + (long) sb * GGMLType.Q4_K.blockBytes;
-                        float d = f16(t.data, at), dmin = f16(t.data, at + 2);
-                        long scales = t.packedScales(at + 4), mins = t.packedMins(at + 4);
-                        for (int s = 0; s < 8; s++) {
-                            long block = (long) (sb * 8 + s) * GROUP * (WIDE_HEADER + BLOCK / 2);
-                            o.set(FLOAT_LE, block + WIDE_HEADER * r, d * ((scales >>> 8 * s) & 0xFF));
-                            o.set(FLOAT_LE, block + WIDE_HEADER * r + 4, -(dmin * ((mins >>> 8 * s) & 0xFF)));
-                            long qs = at + 16 + 32L * (s / 2);
-                            int shift = 4 * (s % 2);
-                            for (int j = 0; j < BLOCK / 2; j++) {
-                                int lo = (t.data.get(JAVA_BYTE, qs + j) >> shift) & 0xF, hi = (t.data.get(JAVA_BYTE, qs + j + 16) >> shift) & 0xF;
-                                out[(int) block + WIDE_HEADER * GROUP + 4 * j + r] = (byte) (lo | hi << 4);
-                            }
-                        }
-                    }
-                }
-                MemorySegment.copy(out, 0, copy, JAVA_BYTE, g * groupBytes, out.length);
-            }
-        });
-        if (t.data.isMapped()) t.data.unload();
-        return new Q4_1Tensor(t.name, t.type, copy, t.cols, t.rows, true, WIDE_HEADER);
-    }
-
-    /** Row r's scale d (k = 0) or minimum m (k = 1) in the group block at {@code offset}. */
-    private float header(long offset, int r, int k) {
-        return header == WIDE_HEADER ? data.get(FLOAT_LE, offset + WIDE_HEADER * r + 4 * k) : f16(data, offset + HEADER * r + 2 * k);
+        return new Q4_1Tensor(name, data, cols, rows, true);
     }
 
     /** Bits {@code [p, p + 4)} of each lane of the decode layout's ints, unsigned, as floats (small enough for C2 to inline anywhere). */
@@ -101,7 +43,7 @@ final class Q4_1Tensor extends RowGroupTensor {
         long offset = row * rowBytes;
         FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0, acc2 = acc0, acc3 = acc0;
         float min0 = 0, min1 = 0, min2 = 0, min3 = 0;
-        for (int i = 0; i < cols; i += BLOCK, offset += GROUP * (HEADER + BLOCK / 2)) {
+        for (int i = 0; i < cols; i += BLOCK, offset += GROUP_BLOCK_BYTES) {
             FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0;
             for (int j = 0; j < BLOCK / 2; j += lanes) {
                 FloatVector xl = FloatVector.fromArray(F_SPECIES, x, xOffset + i + j), xh = FloatVector.fromArray(F_SPECIES, x, xOffset + i + j + BLOCK / 2);
@@ -132,63 +74,21 @@ final class Q4_1Tensor extends RowGroupTensor {
         out[o + 3] = VectorMath.sum(acc3) + min3;
     }
 
-    /**
-     * {@link #groupDot4} for f32 headers (Q4_K's), read as four longs. A method of its own: with both header forms in
-     * one method, C2 passed its inlining budget (NodeCountInliningCutoff) and called the memory reads (Q4_1 decode
-     * 20.4 against 11.0 tokens/s, one thread); with the headers read one value at a time, it boxed the vectors (5).
-     */
-    private void groupDot4Wide(long row, float[] x, int xOffset, float[] xSums, float[] out, int o) {
-        int lanes = F_SPECIES.length();
-        long offset = row * rowBytes;
-        FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-        float min0 = 0, min1 = 0, min2 = 0, min3 = 0;
-        for (int i = 0; i < cols; i += BLOCK, offset += GROUP * (WIDE_HEADER + BLOCK / 2)) {
-            FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0;
-            for (int j = 0; j < BLOCK / 2; j += lanes) {
-                FloatVector xl = FloatVector.fromArray(F_SPECIES, x, xOffset + i + j), xh = FloatVector.fromArray(F_SPECIES, x, xOffset + i + j + BLOCK / 2);
-                IntVector v = RowGroups.quants(data, offset, WIDE_HEADER, j);
-                s0 = ((FloatVector) v.and(0xF).convert(VectorOperators.I2F, 0)).fma(xl, s0);
-                s1 = nibble(v, 8).fma(xl, s1);
-                s2 = nibble(v, 16).fma(xl, s2);
-                s3 = nibble(v, 24).fma(xl, s3);
-                s0 = nibble(v, 4).fma(xh, s0);
-                s1 = nibble(v, 12).fma(xh, s1);
-                s2 = nibble(v, 20).fma(xh, s2);
-                s3 = ((FloatVector) v.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(xh, s3);
-            }
-            long h0 = data.get(RowGroups.LONG_LE, offset), h1 = data.get(RowGroups.LONG_LE, offset + 8), // d, m per row
-                    h2 = data.get(RowGroups.LONG_LE, offset + 16), h3 = data.get(RowGroups.LONG_LE, offset + 24);
-            float xSum = xSums[i / BLOCK];
-            acc0 = s0.fma(FloatVector.broadcast(F_SPECIES, Float.intBitsToFloat((int) h0)), acc0);
-            acc1 = s1.fma(FloatVector.broadcast(F_SPECIES, Float.intBitsToFloat((int) h1)), acc1);
-            acc2 = s2.fma(FloatVector.broadcast(F_SPECIES, Float.intBitsToFloat((int) h2)), acc2);
-            acc3 = s3.fma(FloatVector.broadcast(F_SPECIES, Float.intBitsToFloat((int) h3)), acc3);
-            min0 += Float.intBitsToFloat((int) (h0 >>> 32)) * xSum;
-            min1 += Float.intBitsToFloat((int) (h1 >>> 32)) * xSum;
-            min2 += Float.intBitsToFloat((int) (h2 >>> 32)) * xSum;
-            min3 += Float.intBitsToFloat((int) (h3 >>> 32)) * xSum;
-        }
-        out[o] = VectorMath.sum(acc0) + min0;
-        out[o + 1] = VectorMath.sum(acc1) + min1;
-        out[o + 2] = VectorMath.sum(acc2) + min2;
-        out[o + 3] = VectorMath.sum(acc3) + min3;
-    }
-
     /** One row's dot product in the decode layout (rows outside a whole group of a {@link #dotRows} range). */
     private float groupedDot(long row, float[] x, int xOffset, float[] xSums) {
         int lanes = F_SPECIES.length(), r = (int) (row % GROUP);
         long offset = (row - r) * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
         float minTerm = 0;
-        for (int i = 0; i < cols; i += BLOCK, offset += groupBlockBytes) {
+        for (int i = 0; i < cols; i += BLOCK, offset += GROUP_BLOCK_BYTES) {
             FloatVector sum = FloatVector.zero(F_SPECIES);
             for (int j = 0; j < BLOCK / 2; j += lanes) {
-                IntVector v = RowGroups.quants(data, offset, header, j);
+                IntVector v = RowGroups.quants(data, offset, HEADER, j);
                 sum = nibble(v, 8 * r).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + j), sum);
                 sum = nibble(v, 8 * r + 4).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + j + BLOCK / 2), sum);
             }
-            acc = sum.fma(FloatVector.broadcast(F_SPECIES, header(offset, r, 0)), acc);
-            minTerm += header(offset, r, 1) * xSums[i / BLOCK];
+            acc = sum.fma(FloatVector.broadcast(F_SPECIES, RowGroups.half(data, offset, HEADER, r, 0)), acc);
+            minTerm += RowGroups.half(data, offset, HEADER, r, 2) * xSums[i / BLOCK];
         }
         return VectorMath.sum(acc) + minTerm;
     }
@@ -240,11 +140,11 @@ final class Q4_1Tensor extends RowGroupTensor {
         if (grouped) {
             int r = (int) (row % GROUP);
             long offset = (row - r) * rowBytes;
-            for (int i = 0; i < cols; i += BLOCK, offset += groupBlockBytes) {
-                FloatVector d = FloatVector.broadcast(F_SPECIES, header(offset, r, 0));
-                FloatVector m = FloatVector.broadcast(F_SPECIES, header(offset, r, 1));
+            for (int i = 0; i < cols; i += BLOCK, offset += GROUP_BLOCK_BYTES) {
+                FloatVector d = FloatVector.broadcast(F_SPECIES, RowGroups.half(data, offset, HEADER, r, 0));
+                FloatVector m = FloatVector.broadcast(F_SPECIES, RowGroups.half(data, offset, HEADER, r, 2));
                 for (int j = 0; j < BLOCK / 2; j += lanes) {
-                    IntVector v = RowGroups.quants(data, offset, header, j);
+                    IntVector v = RowGroups.quants(data, offset, HEADER, j);
                     nibble(v, 8 * r).fma(d, m).intoArray(out, outOffset + i + j);
                     nibble(v, 8 * r + 4).fma(d, m).intoArray(out, outOffset + i + j + BLOCK / 2);
                 }
@@ -270,11 +170,7 @@ final class Q4_1Tensor extends RowGroupTensor {
         int r = start;
         if (grouped) {
             for (; r < end && (firstRow + r) % GROUP != 0; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
-            if (header == WIDE_HEADER) {
-                for (; r + GROUP <= end; r += GROUP) groupDot4Wide(firstRow + r, x, xOffset, xSums, out, outOffset + r);
-            } else {
-                for (; r + GROUP <= end; r += GROUP) groupDot4(firstRow + r, x, xOffset, xSums, out, outOffset + r);
-            }
+            for (; r + GROUP <= end; r += GROUP) groupDot4(firstRow + r, x, xOffset, xSums, out, outOffset + r);
         }
         for (; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
     }

@@ -5,15 +5,82 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 
 /**
  * Q4_K: {@code [f16 d][f16 dmin][12 bytes: eight 6-bit scales and mins][128 bytes of nibbles]} per 256 weights.
  * Each 64 weights take 32 bytes: low nibbles are sub-block 2j, high nibbles sub-block 2j+1;
  * weight = d * scale * q - dmin * min.
+ * <p>
+ * Two layouts of the same weights: the file's, and the decode layout ({@link #forDecode}), in the manner of
+ * {@link RowGroups}: rows in groups of four, and per super-block column {@code [d, dmin of rows 0-3: 4 x 2 f16]}, then
+ * per sub-block {@code [6-bit scales of rows 0-3: 4 bytes][mins of rows 0-3: 4 bytes][16 ints]}, int j holding quant
+ * byte j of rows 0-3 as a Q4_1 block has it (weights j and j + 16 of the sub-block in its low and high nibble). 592
+ * bytes per super-block column against the file's 576; the scales unpacked, the kernel's work per sub-block is Q4_1's.
  */
 final class Q4_KTensor extends KQuantTensor {
+    private static final int GROUP = RowGroups.ROWS;
+    /** Decode layout: bytes of a group's super-block column, of its rows' d and dmin, and of one sub-block. */
+    private static final int GROUP_SUPER_BLOCK_BYTES = 592, GROUP_HEADER = 16, GROUP_SUB_BLOCK = 72;
+    /** Whether the bytes are in the decode layout. */
+    private final boolean grouped;
+
     Q4_KTensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.Q4_K, data, cols, rows);
+        this.grouped = false;
+    }
+
+    private Q4_KTensor(Q4_KTensor file, MemorySegment grouped) {
+        super(file.name, GGMLType.Q4_K, grouped, file.cols, file.rows, (long) file.cols / SUPER_BLOCK * GROUP_SUPER_BLOCK_BYTES / GROUP);
+        this.grouped = true;
+    }
+
+    /** Rows that do not come in fours stay in the file's layout. */
+    @Override
+    public long decodeCopyBytes() {
+        return grouped || rows % GROUP != 0 ? 0 : rows / GROUP * (cols / SUPER_BLOCK) * GROUP_SUPER_BLOCK_BYTES;
+    }
+
+    /**
+     * A copy in the decode layout, off-heap ({@link OffHeap}), or this tensor; the pages of a mapped original are then
+     * released, so that the copy takes their place in memory.
+     */
+    @Override
+    public Tensor forDecode() {
+        long bytes = decodeCopyBytes();
+        if (bytes == 0) return this;
+        MemorySegment copy = OffHeap.allocate(bytes);
+        int superBlocks = cols / SUPER_BLOCK;
+        Parallel.run(Math.toIntExact(rows / GROUP), 4, (start, end) -> {
+            // a group at a time through a heap array, written out with one bulk copy
+            byte[] out = new byte[superBlocks * GROUP_SUPER_BLOCK_BYTES];
+            MemorySegment o = MemorySegment.ofArray(out);
+            for (long g = start; g < end; g++) {
+                for (int r = 0; r < GROUP; r++) {
+                    long at = (g * GROUP + r) * rowBytes;
+                    for (int sb = 0, column = 0; sb < superBlocks; sb++, at += type.blockBytes, column += GROUP_SUPER_BLOCK_BYTES) {
+                        o.set(INT_LE, column + 4 * r, data.get(INT_LE, at)); // d, dmin
+                        long scales = packedScales(at + 4), mins = packedMins(at + 4);
+                        for (int s = 0; s < 8; s++) {
+                            int sub = column + GROUP_HEADER + s * GROUP_SUB_BLOCK;
+                            out[sub + r] = (byte) (scales >>> 8 * s);
+                            out[sub + GROUP + r] = (byte) (mins >>> 8 * s);
+                            long qs = at + 16 + 32L * (s / 2);
+                            int shift = 4 * (s % 2);
+                            for (int j = 0; j < 16; j++) {
+                                int lo = (data.get(JAVA_BYTE, qs + j) >> shift) & 0xF, hi = (data.get(JAVA_BYTE, qs + j + 16) >> shift) & 0xF;
+                                out[sub + 2 * GROUP + 4 * j + r] = (byte) (lo | hi << 4);
+                            }
+                        }
+                    }
+                }
+                MemorySegment.copy(out, 0, copy, JAVA_BYTE, g * out.length, out.length);
+            }
+        });
+        if (data.isMapped()) data.unload();
+        return new Q4_KTensor(this, copy);
     }
 
     /**
@@ -32,6 +99,7 @@ final class Q4_KTensor extends KQuantTensor {
 
     /** The dot product given the {@link #blockSums} of x. */
     private float dot(long row, float[] x, int xOffset, float[] xSums) {
+        if (grouped) return groupedDot(row, x, xOffset, xSums);
         int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
         FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0;
@@ -59,26 +127,121 @@ final class Q4_KTensor extends KQuantTensor {
         return VectorMath.sum(acc0.add(acc1)) - minsShare(row, xSums);
     }
 
-    /** Rows that do not come in fours stay in the file's layout. */
-    @Override
-    public long decodeCopyBytes() {
-        return rows % RowGroups.ROWS != 0 ? 0 : Q4_1Tensor.q4_kDecodeBytes(cols, rows);
+    /** Bits {@code [p, p + 4)} of each lane of the decode layout's ints, unsigned, as floats. */
+    private static FloatVector nibble(IntVector v, int p) {
+        return (FloatVector) v.lanewise(VectorOperators.LSHR, p).and(0xF).convert(VectorOperators.I2F, 0);
     }
 
-    /** Q4_1's decode layout with exact f32 block headers ({@link Q4_1Tensor#ofQ4_K}), or this tensor. */
-    @Override
-    public Tensor forDecode() {
-        return decodeCopyBytes() == 0 ? this : Q4_1Tensor.ofQ4_K(this);
+    /**
+     * The dot products of the four rows of the group at {@code row} with x (block sums {@code xSums}), to
+     * {@code out[o ..]}: Q4_1's four-row kernel, with each sub-block's scale {@code d * scale} and the mins' share
+     * {@code dmin * sum(min * xSums)} taken from the unpacked scales.
+     */
+    private void groupDot4(long row, float[] x, int xOffset, float[] xSums, float[] out, int o) {
+        int lanes = F_SPECIES.length();
+        long offset = row * rowBytes;
+        FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+        float min0 = 0, min1 = 0, min2 = 0, min3 = 0;
+        for (int i = 0; i < cols; i += SUPER_BLOCK) {
+            long h01 = data.get(RowGroups.LONG_LE, offset), h23 = data.get(RowGroups.LONG_LE, offset + 8); // d0 dmin0 d1 dmin1, d2 dmin2 d3 dmin3
+            float d0 = Float.float16ToFloat((short) h01), d1 = Float.float16ToFloat((short) (h01 >>> 32));
+            float d2 = Float.float16ToFloat((short) h23), d3 = Float.float16ToFloat((short) (h23 >>> 32));
+            float m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+            offset += GROUP_HEADER;
+            for (int b = i / 32; b < i / 32 + 8; b++, offset += GROUP_SUB_BLOCK) {
+                FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0;
+                for (int j = 0; j < 16; j += lanes) {
+                    FloatVector xl = FloatVector.fromArray(F_SPECIES, x, xOffset + 32 * b + j), xh = FloatVector.fromArray(F_SPECIES, x, xOffset + 32 * b + j + 16);
+                    IntVector v = IntVector.fromMemorySegment(I_SPECIES, data, offset + 8 + 4L * j, ByteOrder.LITTLE_ENDIAN);
+                    s0 = ((FloatVector) v.and(0xF).convert(VectorOperators.I2F, 0)).fma(xl, s0);
+                    s1 = nibble(v, 8).fma(xl, s1);
+                    s2 = nibble(v, 16).fma(xl, s2);
+                    s3 = nibble(v, 24).fma(xl, s3);
+                    s0 = nibble(v, 4).fma(xh, s0);
+                    s1 = nibble(v, 12).fma(xh, s1);
+                    s2 = nibble(v, 20).fma(xh, s2);
+                    s3 = ((FloatVector) v.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(xh, s3);
+                }
+                long sm = data.get(RowGroups.LONG_LE, offset); // scales of rows 0-3, then their mins
+                acc0 = s0.fma(FloatVector.broadcast(F_SPECIES, d0 * (sm & 0xFF)), acc0);
+                acc1 = s1.fma(FloatVector.broadcast(F_SPECIES, d1 * ((sm >>> 8) & 0xFF)), acc1);
+                acc2 = s2.fma(FloatVector.broadcast(F_SPECIES, d2 * ((sm >>> 16) & 0xFF)), acc2);
+                acc3 = s3.fma(FloatVector.broadcast(F_SPECIES, d3 * ((sm >>> 24) & 0xFF)), acc3);
+                float xSum = xSums[b];
+                m0 += ((sm >>> 32) & 0xFF) * xSum;
+                m1 += ((sm >>> 40) & 0xFF) * xSum;
+                m2 += ((sm >>> 48) & 0xFF) * xSum;
+                m3 += (sm >>> 56) * xSum;
+            }
+            min0 += Float.float16ToFloat((short) (h01 >>> 16)) * m0;
+            min1 += Float.float16ToFloat((short) (h01 >>> 48)) * m1;
+            min2 += Float.float16ToFloat((short) (h23 >>> 16)) * m2;
+            min3 += Float.float16ToFloat((short) (h23 >>> 48)) * m3;
+        }
+        out[o] = VectorMath.sum(acc0) - min0;
+        out[o + 1] = VectorMath.sum(acc1) - min1;
+        out[o + 2] = VectorMath.sum(acc2) - min2;
+        out[o + 3] = VectorMath.sum(acc3) - min3;
+    }
+
+    /** One row's dot product in the decode layout (rows outside a whole group of a {@link #dotRows} range). */
+    private float groupedDot(long row, float[] x, int xOffset, float[] xSums) {
+        int lanes = F_SPECIES.length(), r = (int) (row % GROUP);
+        long offset = (row - r) * rowBytes;
+        FloatVector acc = FloatVector.zero(F_SPECIES);
+        float minTerm = 0;
+        for (int i = 0; i < cols; i += SUPER_BLOCK) {
+            float d = f16(data, offset + 4L * r), dmin = f16(data, offset + 4L * r + 2), m = 0;
+            offset += GROUP_HEADER;
+            for (int b = i / 32; b < i / 32 + 8; b++, offset += GROUP_SUB_BLOCK) {
+                FloatVector sum = FloatVector.zero(F_SPECIES);
+                for (int j = 0; j < 16; j += lanes) {
+                    IntVector v = IntVector.fromMemorySegment(I_SPECIES, data, offset + 8 + 4L * j, ByteOrder.LITTLE_ENDIAN);
+                    sum = nibble(v, 8 * r).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + 32 * b + j), sum);
+                    sum = nibble(v, 8 * r + 4).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + 32 * b + j + 16), sum);
+                }
+                long sm = data.get(RowGroups.LONG_LE, offset) >>> 8 * r; // row r's scale in byte 0, its min in byte 4
+                acc = sum.fma(FloatVector.broadcast(F_SPECIES, d * (sm & 0xFF)), acc);
+                m += ((sm >>> 32) & 0xFF) * xSums[b];
+            }
+            minTerm += dmin * m;
+        }
+        return VectorMath.sum(acc) - minTerm;
     }
 
     @Override
     public void dequantizeRow(long row, float[] out, int outOffset) {
-        dequantizeScaleMin(row, out, outOffset, -1, 16);
+        if (!grouped) {
+            dequantizeScaleMin(row, out, outOffset, -1, 16);
+            return;
+        }
+        // rounding as ggml's dequantize_row_q4_K: (d * scale) * q - dmin * min
+        int lanes = F_SPECIES.length(), r = (int) (row % GROUP);
+        long offset = (row - r) * rowBytes;
+        for (int i = 0; i < cols; i += SUPER_BLOCK) {
+            float d = f16(data, offset + 4L * r), dmin = f16(data, offset + 4L * r + 2);
+            offset += GROUP_HEADER;
+            for (int b = i / 32; b < i / 32 + 8; b++, offset += GROUP_SUB_BLOCK) {
+                long sm = data.get(RowGroups.LONG_LE, offset) >>> 8 * r; // row r's scale in byte 0, its min in byte 4
+                FloatVector scale = FloatVector.broadcast(F_SPECIES, d * (sm & 0xFF));
+                FloatVector min = FloatVector.broadcast(F_SPECIES, dmin * ((sm >>> 32) & 0xFF));
+                for (int j = 0; j < 16; j += lanes) {
+                    IntVector v = IntVector.fromMemorySegment(I_SPECIES, data, offset + 8 + 4L * j, ByteOrder.LITTLE_ENDIAN);
+                    nibble(v, 8 * r).mul(scale).sub(min).intoArray(out, outOffset + 32 * b + j);
+                    nibble(v, 8 * r + 4).mul(scale).sub(min).intoArray(out, outOffset + 32 * b + j + 16);
+                }
+            }
+        }
     }
 
     @Override
     void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
         float[] xSums = blockSums(x, xOffset, cols);
-        for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
+        int r = start;
+        if (grouped) {
+            for (; r < end && (firstRow + r) % GROUP != 0; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
+            for (; r + GROUP <= end; r += GROUP) groupDot4(firstRow + r, x, xOffset, xSums, out, outOffset + r);
+        }
+        for (; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
     }
 }

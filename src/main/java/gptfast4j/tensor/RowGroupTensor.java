@@ -12,8 +12,8 @@ abstract sealed class RowGroupTensor extends Tensor permits Q4_0Tensor, Q4_1Tens
     /** Bytes before a block's quants, and what each quant byte is xor-ed with in the decode layout. */
     private final int header, flip;
 
-    RowGroupTensor(String name, GGMLType type, MemorySegment data, int cols, long rows, long rowBytes, boolean grouped, int header, int flip) {
-        super(name, type, data, cols, rows, rowBytes);
+    RowGroupTensor(String name, GGMLType type, MemorySegment data, int cols, long rows, boolean grouped, int header, int flip) {
+        super(name, type, data, cols, rows);
         this.grouped = grouped;
         this.header = header;
         this.flip = flip;
