@@ -92,7 +92,6 @@ final class BenchCommand implements Callable<Integer> {
         if (ckpt != null) {
             Llama model = ckpt.model();
             String name = checkpoint.getFileName().toString();
-            long bytes = model.weights().bytesPerToken();
             int context = Math.max(1, Math.max(promptTokens, genTokens));
             if (context > model.config.contextLength()) throw new IllegalArgumentException("test length " + context + " exceeds the context length " + model.config.contextLength());
             Llama.State state = model.newState(context, Math.max(1, Math.min(promptTokens, GenerateCommand.PREFILL_BATCH)), 1);
@@ -107,6 +106,7 @@ final class BenchCommand implements Callable<Integer> {
                     if (System.nanoTime() - t0 > WARM_UP_NANOS) break;
                 }
                 Double bw = bandwidth.get(t);
+                long bytes = model.weights().bytesPerToken(); // after the warm-up: decode may have moved weights to their decode layouts
                 if (promptTokens > 0) {
                     double[] tps = new double[repetitions];
                     for (int r = 0; r < repetitions; r++) {
