@@ -7,8 +7,6 @@ import jdk.incubator.vector.VectorOperators;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
-import static java.lang.foreign.ValueLayout.JAVA_BYTE;
-
 /**
  * Q4_K: {@code [f16 d][f16 dmin][12 bytes: eight 6-bit scales and mins][128 bytes of nibbles]} per 256 weights.
  * Each 64 weights take 32 bytes: low nibbles are sub-block 2j, high nibbles sub-block 2j+1;
@@ -21,66 +19,26 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * bytes per super-block column against the file's 576; the scales unpacked, the kernel's work per sub-block is Q4_1's.
  */
 final class Q4_KTensor extends KQuantTensor {
-    private static final int GROUP = RowGroups.ROWS;
-    /** Decode layout: bytes of a group's super-block column, of its rows' d and dmin, and of one sub-block. */
-    private static final int GROUP_SUPER_BLOCK_BYTES = 592, GROUP_HEADER = 16, GROUP_SUB_BLOCK = 72;
-    /** Whether the bytes are in the decode layout. */
-    private final boolean grouped;
+    /** Decode layout: bytes of the group's d and dmin, of a sub-block, and of a super-block column. */
+    private static final int GROUP_HEADER = 16, GROUP_SUB_BLOCK = 72, COLUMN = GROUP_HEADER + 8 * GROUP_SUB_BLOCK;
 
     Q4_KTensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.Q4_K, data, cols, rows);
-        this.grouped = false;
     }
 
     private Q4_KTensor(Q4_KTensor file, MemorySegment grouped) {
-        super(file.name, GGMLType.Q4_K, grouped, file.cols, file.rows, (long) file.cols / SUPER_BLOCK * GROUP_SUPER_BLOCK_BYTES / GROUP);
-        this.grouped = true;
+        super(file, grouped, COLUMN);
     }
 
-    /** Rows that do not come in fours stay in the file's layout. */
     @Override
     public long decodeCopyBytes() {
-        return grouped || rows % GROUP != 0 ? 0 : rows / GROUP * (cols / SUPER_BLOCK) * GROUP_SUPER_BLOCK_BYTES;
+        return groupedBytes(COLUMN);
     }
 
-    /**
-     * A copy in the decode layout, off-heap ({@link OffHeap}), or this tensor; the pages of a mapped original are then
-     * released, so that the copy takes their place in memory.
-     */
+    /** A copy in the decode layout ({@link #groupedCopy}), or this tensor. */
     @Override
     public Tensor forDecode() {
-        long bytes = decodeCopyBytes();
-        if (bytes == 0) return this;
-        MemorySegment copy = OffHeap.allocate(bytes);
-        int superBlocks = cols / SUPER_BLOCK;
-        Parallel.run(Math.toIntExact(rows / GROUP), 4, (start, end) -> {
-            // a group at a time through a heap array, written out with one bulk copy
-            byte[] out = new byte[superBlocks * GROUP_SUPER_BLOCK_BYTES];
-            MemorySegment o = MemorySegment.ofArray(out);
-            for (long g = start; g < end; g++) {
-                for (int r = 0; r < GROUP; r++) {
-                    long at = (g * GROUP + r) * rowBytes;
-                    for (int sb = 0, column = 0; sb < superBlocks; sb++, at += type.blockBytes, column += GROUP_SUPER_BLOCK_BYTES) {
-                        o.set(INT_LE, column + 4 * r, data.get(INT_LE, at)); // d, dmin
-                        long scales = packedScales(at + 4), mins = packedMins(at + 4);
-                        for (int s = 0; s < 8; s++) {
-                            int sub = column + GROUP_HEADER + s * GROUP_SUB_BLOCK;
-                            out[sub + r] = (byte) (scales >>> 8 * s);
-                            out[sub + GROUP + r] = (byte) (mins >>> 8 * s);
-                            long qs = at + 16 + 32L * (s / 2);
-                            int shift = 4 * (s % 2);
-                            for (int j = 0; j < 16; j++) {
-                                int lo = (data.get(JAVA_BYTE, qs + j) >> shift) & 0xF, hi = (data.get(JAVA_BYTE, qs + j + 16) >> shift) & 0xF;
-                                out[sub + 2 * GROUP + 4 * j + r] = (byte) (lo | hi << 4);
-                            }
-                        }
-                    }
-                }
-                MemorySegment.copy(out, 0, copy, JAVA_BYTE, g * out.length, out.length);
-            }
-        });
-        if (data.isMapped()) data.unload();
-        return new Q4_KTensor(this, copy);
+        return decodeCopyBytes() == 0 ? this : new Q4_KTensor(this, groupedCopy(COLUMN, s -> GROUP_HEADER + s * GROUP_SUB_BLOCK, 16, null));
     }
 
     /**

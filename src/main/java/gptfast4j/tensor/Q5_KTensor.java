@@ -21,69 +21,33 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * per four rows and 256 columns against the file's 704.
  */
 final class Q5_KTensor extends KQuantTensor {
-    private static final int GROUP = RowGroups.ROWS;
     /** Decode layout: bytes of the rows' d and dmin, of a quad's fifth bits, of a sub-block, of a quad and of a super-block column. */
     private static final int HEADER = 16, FIFTHS = 64, SUB_BLOCK = 72, QUAD = FIFTHS + 4 * SUB_BLOCK, COLUMN = HEADER + 2 * QUAD;
-    /** Whether the bytes are in the decode layout. */
-    private final boolean grouped;
 
     Q5_KTensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.Q5_K, data, cols, rows);
-        this.grouped = false;
     }
 
     private Q5_KTensor(Q5_KTensor file, MemorySegment grouped) {
-        super(file.name, GGMLType.Q5_K, grouped, file.cols, file.rows, (long) file.cols / SUPER_BLOCK * COLUMN / GROUP);
-        this.grouped = true;
+        super(file, grouped, COLUMN);
     }
 
-    /** Rows that do not come in fours stay in the file's layout. */
     @Override
     public long decodeCopyBytes() {
-        return grouped || rows % GROUP != 0 ? 0 : rows / GROUP * (cols / SUPER_BLOCK) * COLUMN;
+        return groupedBytes(COLUMN);
     }
 
-    /**
-     * A copy in the decode layout, off-heap ({@link OffHeap}), or this tensor; the pages of a mapped original are then
-     * released, so that the copy takes their place in memory.
-     */
+    /** A copy in the decode layout ({@link #groupedCopy}, with the quads' fifth bits), or this tensor. */
     @Override
     public Tensor forDecode() {
-        long bytes = decodeCopyBytes();
-        if (bytes == 0) return this;
-        MemorySegment copy = OffHeap.allocate(bytes);
-        int superBlocks = cols / SUPER_BLOCK;
-        Parallel.run(Math.toIntExact(rows / GROUP), 4, (start, end) -> {
-            // a group at a time through a heap array, written out with one bulk copy
-            byte[] out = new byte[superBlocks * COLUMN];
-            MemorySegment o = MemorySegment.ofArray(out);
-            for (long g = start; g < end; g++) {
-                java.util.Arrays.fill(out, (byte) 0);
-                for (int r = 0; r < GROUP; r++) {
-                    long at = (g * GROUP + r) * rowBytes;
-                    for (int sb = 0, column = 0; sb < superBlocks; sb++, at += type.blockBytes, column += COLUMN) {
-                        o.set(INT_LE, column + 4 * r, data.get(INT_LE, at)); // d, dmin
-                        long scales = packedScales(at + 4), mins = packedMins(at + 4);
-                        for (int s = 0; s < 8; s++) {
-                            int quad = column + HEADER + s / 4 * QUAD, q = s % 4, sub = quad + FIFTHS + q * SUB_BLOCK;
-                            out[sub + r] = (byte) (scales >>> 8 * s);
-                            out[sub + GROUP + r] = (byte) (mins >>> 8 * s);
-                            long qs = at + 48 + 32L * (s / 2);
-                            int shift = 4 * (s % 2);
-                            for (int j = 0; j < 16; j++) {
-                                int lo = (data.get(JAVA_BYTE, qs + j) >> shift) & 0xF, hi = (data.get(JAVA_BYTE, qs + j + 16) >> shift) & 0xF;
-                                out[sub + 2 * GROUP + 4 * j + r] = (byte) (lo | hi << 4);
-                                int fifthLo = (data.get(JAVA_BYTE, at + 16 + j) >> s) & 1, fifthHi = (data.get(JAVA_BYTE, at + 16 + j + 16) >> s) & 1;
-                                out[quad + 4 * j + r] |= (byte) (fifthLo << 2 * q | fifthHi << 2 * q + 1);
-                            }
-                        }
-                    }
-                }
-                MemorySegment.copy(out, 0, copy, JAVA_BYTE, g * out.length, out.length);
+        if (decodeCopyBytes() == 0) return this;
+        return new Q5_KTensor(this, groupedCopy(COLUMN, s -> HEADER + s / 4 * QUAD + FIFTHS + s % 4 * SUB_BLOCK, 48, (group, column, r, at, s) -> {
+            int quad = column + HEADER + s / 4 * QUAD, q = s % 4;
+            for (int j = 0; j < 16; j++) {
+                int lo = (data.get(JAVA_BYTE, at + 16 + j) >> s) & 1, hi = (data.get(JAVA_BYTE, at + 16 + j + 16) >> s) & 1;
+                group[quad + 4 * j + r] |= (byte) (lo << 2 * q | hi << 2 * q + 1);
             }
-        });
-        if (data.isMapped()) data.unload();
-        return new Q5_KTensor(this, copy);
+        }));
     }
 
     private IntVector ints(long offset) {
