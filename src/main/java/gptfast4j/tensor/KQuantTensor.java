@@ -143,8 +143,9 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
         return signedBytes(data, offset).and(0xFF);
     }
 
+    /** As floats: {@code convert}, which C2 inlines whole; {@code castShape} left a conversion call out of line in the grouped kernels. */
     static FloatVector floats(IntVector v) {
-        return (FloatVector) v.castShape(F_SPECIES, 0);
+        return (FloatVector) v.convert(VectorOperators.I2F, 0);
     }
 
     /**
