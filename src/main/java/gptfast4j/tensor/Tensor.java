@@ -97,8 +97,8 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
     public abstract float dot(long row, float[] x, int xOffset);
 
     /**
-     * This tensor in the layout its format decodes fastest from, or itself where that is the file's. Q4_0, Q4_1, Q4_K
-     * and Q5_K are repacked (a copy the size of the tensor, 2-3% more for the K-quants, whose mapped pages are then
+     * This tensor in the layout its format decodes fastest from, or itself where that is the file's. Q4_0, Q4_1 and the
+     * K-quants are repacked (a copy the size of the tensor, 2-3% more for Q4_K and Q5_K, whose mapped pages are then
      * released).
      */
     public Tensor forDecode() {
