@@ -25,14 +25,13 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
         this.grouped = false;
     }
 
-    /** A tensor in a decode layout of its own, rows of {@code rowBytes} bytes. */
     /** The same rows as {@code file}, in a four-row decode layout at {@code grouped} of {@code columnBytes} per group and super-block column. */
     KQuantTensor(KQuantTensor file, MemorySegment grouped, int columnBytes) {
         super(file.name, file.type, grouped, file.cols, file.rows, (long) file.cols / SUPER_BLOCK * columnBytes / GROUP);
         this.grouped = true;
     }
 
-    /** Rows per group in the decode layouts of Q4_K and Q5_K. */
+    /** Rows per group in the K-quants' decode layouts. */
     static final int GROUP = RowGroups.ROWS;
     /** Whether the bytes are in a decode layout. */
     final boolean grouped;
@@ -136,6 +135,11 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
                 }
             }
         }
+    }
+
+    /** The ints at {@code offset}, as many as a float vector has lanes (the decode layouts' quants). */
+    final IntVector ints(long offset) {
+        return IntVector.fromMemorySegment(I_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN);
     }
 
     /** Bytes {@code [offset, offset + lanes)} as unsigned int lanes. */

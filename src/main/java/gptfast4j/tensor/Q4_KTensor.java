@@ -5,7 +5,6 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
-import java.nio.ByteOrder;
 
 /**
  * Q4_K: {@code [f16 d][f16 dmin][12 bytes: eight 6-bit scales and mins][128 bytes of nibbles]} per 256 weights.
@@ -110,7 +109,7 @@ final class Q4_KTensor extends KQuantTensor {
                 FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0;
                 for (int j = 0; j < 16; j += lanes) {
                     FloatVector xl = FloatVector.fromArray(F_SPECIES, x, xOffset + 32 * b + j), xh = FloatVector.fromArray(F_SPECIES, x, xOffset + 32 * b + j + 16);
-                    IntVector v = IntVector.fromMemorySegment(I_SPECIES, data, offset + 8 + 4L * j, ByteOrder.LITTLE_ENDIAN);
+                    IntVector v = ints(offset + 8 + 4L * j);
                     s0 = ((FloatVector) v.and(0xF).convert(VectorOperators.I2F, 0)).fma(xl, s0);
                     s1 = nibble(v, 8).fma(xl, s1);
                     s2 = nibble(v, 16).fma(xl, s2);
@@ -154,7 +153,7 @@ final class Q4_KTensor extends KQuantTensor {
             for (int b = i / 32; b < i / 32 + 8; b++, offset += GROUP_SUB_BLOCK) {
                 FloatVector sum = FloatVector.zero(F_SPECIES);
                 for (int j = 0; j < 16; j += lanes) {
-                    IntVector v = IntVector.fromMemorySegment(I_SPECIES, data, offset + 8 + 4L * j, ByteOrder.LITTLE_ENDIAN);
+                    IntVector v = ints(offset + 8 + 4L * j);
                     sum = nibble(v, 8 * r).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + 32 * b + j), sum);
                     sum = nibble(v, 8 * r + 4).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + 32 * b + j + 16), sum);
                 }
@@ -184,7 +183,7 @@ final class Q4_KTensor extends KQuantTensor {
                 FloatVector scale = FloatVector.broadcast(F_SPECIES, d * (sm & 0xFF));
                 FloatVector min = FloatVector.broadcast(F_SPECIES, dmin * ((sm >>> 32) & 0xFF));
                 for (int j = 0; j < 16; j += lanes) {
-                    IntVector v = IntVector.fromMemorySegment(I_SPECIES, data, offset + 8 + 4L * j, ByteOrder.LITTLE_ENDIAN);
+                    IntVector v = ints(offset + 8 + 4L * j);
                     nibble(v, 8 * r).mul(scale).sub(min).intoArray(out, outOffset + 32 * b + j);
                     nibble(v, 8 * r + 4).mul(scale).sub(min).intoArray(out, outOffset + 32 * b + j + 16);
                 }

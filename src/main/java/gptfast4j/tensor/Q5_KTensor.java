@@ -5,7 +5,6 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
-import java.nio.ByteOrder;
 
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 
@@ -48,10 +47,6 @@ final class Q5_KTensor extends KQuantTensor {
                 group[quad + 4 * j + r] |= (byte) (lo << 2 * q | hi << 2 * q + 1);
             }
         }));
-    }
-
-    private IntVector ints(long offset) {
-        return IntVector.fromMemorySegment(I_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN);
     }
 
     /** Bits {@code [p, p + 5)} of each lane, as floats. */

@@ -5,7 +5,6 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
-import java.nio.ByteOrder;
 
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 
@@ -116,10 +115,6 @@ final class Q6_KTensor extends KQuantTensor {
             acc = sum.fma(FloatVector.broadcast(F_SPECIES, f16(data, offset + 208)), acc);
         }
         return VectorMath.sum(acc);
-    }
-
-    private IntVector ints(long offset) {
-        return IntVector.fromMemorySegment(I_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN);
     }
 
     /**
