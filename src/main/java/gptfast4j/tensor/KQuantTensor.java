@@ -18,7 +18,6 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  */
 abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor, Q6_KTensor {
     static final int SUPER_BLOCK = 256;
-    static final ValueLayout.OfLong LONG_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     KQuantTensor(String name, GGMLType type, MemorySegment data, int cols, long rows) {
         super(name, type, data, cols, rows);

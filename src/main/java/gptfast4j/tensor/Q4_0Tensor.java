@@ -113,7 +113,7 @@ final class Q4_0Tensor extends RowGroupTensor {
                 s2 = nibbles(v, 20).fma(xh, s2);
                 s3 = nibbles(v, 28).fma(xh, s3);
             }
-            long d = data.get(RowGroups.LONG_LE, offset); // the four f16 scales
+            long d = data.get(LONG_LE, offset); // the four f16 scales
             acc0 = s0.fma(FloatVector.broadcast(F_SPECIES, Float.float16ToFloat((short) d)), acc0);
             acc1 = s1.fma(FloatVector.broadcast(F_SPECIES, Float.float16ToFloat((short) (d >>> 16))), acc1);
             acc2 = s2.fma(FloatVector.broadcast(F_SPECIES, Float.float16ToFloat((short) (d >>> 32))), acc2);

@@ -57,7 +57,7 @@ final class Q4_1Tensor extends RowGroupTensor {
                 s2 = nibble(v, 20).fma(xh, s2);
                 s3 = ((FloatVector) v.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(xh, s3);
             }
-            long h01 = data.get(RowGroups.LONG_LE, offset), h23 = data.get(RowGroups.LONG_LE, offset + 8); // d0 m0 d1 m1, d2 m2 d3 m3
+            long h01 = data.get(LONG_LE, offset), h23 = data.get(LONG_LE, offset + 8); // d0 m0 d1 m1, d2 m2 d3 m3
             float xSum = xSums[i / BLOCK];
             acc0 = s0.fma(FloatVector.broadcast(F_SPECIES, Float.float16ToFloat((short) h01)), acc0);
             acc1 = s1.fma(FloatVector.broadcast(F_SPECIES, Float.float16ToFloat((short) (h01 >>> 32))), acc1);

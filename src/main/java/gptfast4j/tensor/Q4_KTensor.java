@@ -100,7 +100,7 @@ final class Q4_KTensor extends KQuantTensor {
         FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0, acc2 = acc0, acc3 = acc0;
         float min0 = 0, min1 = 0, min2 = 0, min3 = 0;
         for (int i = 0; i < cols; i += SUPER_BLOCK) {
-            long h01 = data.get(RowGroups.LONG_LE, offset), h23 = data.get(RowGroups.LONG_LE, offset + 8); // d0 dmin0 d1 dmin1, d2 dmin2 d3 dmin3
+            long h01 = data.get(LONG_LE, offset), h23 = data.get(LONG_LE, offset + 8); // d0 dmin0 d1 dmin1, d2 dmin2 d3 dmin3
             float d0 = Float.float16ToFloat((short) h01), d1 = Float.float16ToFloat((short) (h01 >>> 32));
             float d2 = Float.float16ToFloat((short) h23), d3 = Float.float16ToFloat((short) (h23 >>> 32));
             float m0 = 0, m1 = 0, m2 = 0, m3 = 0;
@@ -119,7 +119,7 @@ final class Q4_KTensor extends KQuantTensor {
                     s2 = nibble(v, 20).fma(xh, s2);
                     s3 = ((FloatVector) v.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(xh, s3);
                 }
-                long sm = data.get(RowGroups.LONG_LE, offset); // scales of rows 0-3, then their mins
+                long sm = data.get(LONG_LE, offset); // scales of rows 0-3, then their mins
                 acc0 = s0.fma(FloatVector.broadcast(F_SPECIES, d0 * (sm & 0xFF)), acc0);
                 acc1 = s1.fma(FloatVector.broadcast(F_SPECIES, d1 * ((sm >>> 8) & 0xFF)), acc1);
                 acc2 = s2.fma(FloatVector.broadcast(F_SPECIES, d2 * ((sm >>> 16) & 0xFF)), acc2);
@@ -157,7 +157,7 @@ final class Q4_KTensor extends KQuantTensor {
                     sum = nibble(v, 8 * r).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + 32 * b + j), sum);
                     sum = nibble(v, 8 * r + 4).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + 32 * b + j + 16), sum);
                 }
-                long sm = data.get(RowGroups.LONG_LE, offset) >>> 8 * r; // row r's scale in byte 0, its min in byte 4
+                long sm = data.get(LONG_LE, offset) >>> 8 * r; // row r's scale in byte 0, its min in byte 4
                 acc = sum.fma(FloatVector.broadcast(F_SPECIES, d * (sm & 0xFF)), acc);
                 m += ((sm >>> 32) & 0xFF) * xSums[b];
             }
@@ -179,7 +179,7 @@ final class Q4_KTensor extends KQuantTensor {
             float d = f16(data, offset + 4L * r), dmin = f16(data, offset + 4L * r + 2);
             offset += GROUP_HEADER;
             for (int b = i / 32; b < i / 32 + 8; b++, offset += GROUP_SUB_BLOCK) {
-                long sm = data.get(RowGroups.LONG_LE, offset) >>> 8 * r; // row r's scale in byte 0, its min in byte 4
+                long sm = data.get(LONG_LE, offset) >>> 8 * r; // row r's scale in byte 0, its min in byte 4
                 FloatVector scale = FloatVector.broadcast(F_SPECIES, d * (sm & 0xFF));
                 FloatVector min = FloatVector.broadcast(F_SPECIES, dmin * ((sm >>> 32) & 0xFF));
                 for (int j = 0; j < 16; j += lanes) {

@@ -18,7 +18,6 @@ import java.nio.ByteOrder;
  */
 final class RowGroups {
     static final int ROWS = 4;
-    static final ValueLayout.OfLong LONG_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private RowGroups() {
     }
