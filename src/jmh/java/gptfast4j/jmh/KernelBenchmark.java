@@ -30,7 +30,8 @@ import java.util.concurrent.TimeUnit;
  * One kernel per weight format: matrix x vector (decode) and matrix x 64 vectors (prefill), on one thread.
  * "cache": a 512 x 256 tensor from ../shared/reference (the format's real bytes; stays in L2, so this measures the
  * arithmetic). "memory": a 4096 x 4096 tensor (64 MB in F32) made here, far larger than the caches. Report as
- * bytes/s: bytes of the tensor / time per matvec.
+ * bytes/s: bytes of the tensor / time per matvec. "layout": the file's, or the one decode reads after its first step
+ * ({@link Tensor#forDecode}: Q4_0, Q4_1 and the K-quants regroup their rows; the others are the file's either way).
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -44,6 +45,9 @@ public class KernelBenchmark {
 
     @Param({"cache", "memory"})
     public String size;
+
+    @Param({"file", "decode"})
+    public String layout;
 
     private Tensor tensor;
     private float[] x, out;
@@ -69,6 +73,7 @@ public class KernelBenchmark {
                 default -> tiled(small, n);
             };
         }
+        if (layout.equals("decode")) tensor = tensor.forDecode();
         x = new float[64 * tensor.cols];
         out = new float[64 * (int) tensor.rows];
         SplittableRandom random = new SplittableRandom(2);
