@@ -47,7 +47,7 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
     }
 
     /**
-     * Q4_K's and Q5_K's decode layouts: rows in groups of four, {@code columnBytes} per group and super-block column,
+     * Q5_K's decode layout: rows in groups of four, {@code columnBytes} per group and super-block column,
      * where row r's f16 d and dmin are at {@code 4r}, and sub-block s starts at {@code subBlock(s)}: its rows' 6-bit
      * scales (4 bytes), mins (4 bytes), then 16 ints, byte r of int j holding row r's quants j and j + 16 of the
      * sub-block in its low and high nibble (as in a Q4_1 block; the file's nibbles at {@code qs} in each super-block).

@@ -2,42 +2,92 @@ package gptfast4j.tensor;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
+import java.util.stream.IntStream;
+
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 
 /**
  * Q4_K: {@code [f16 d][f16 dmin][12 bytes: eight 6-bit scales and mins][128 bytes of nibbles]} per 256 weights.
  * Each 64 weights take 32 bytes: low nibbles are sub-block 2j, high nibbles sub-block 2j+1;
  * weight = d * scale * q - dmin * min.
  * <p>
- * Two layouts of the same weights: the file's, and the decode layout ({@link #forDecode}), in the manner of
- * {@link RowGroups}: rows in groups of four, and per super-block column {@code [d, dmin of rows 0-3: 4 x 2 f16]}, then
- * per sub-block {@code [6-bit scales of rows 0-3: 4 bytes][mins of rows 0-3: 4 bytes][16 ints]}, int j holding quant
- * byte j of rows 0-3 as a Q4_1 block has it (weights j and j + 16 of the sub-block in its low and high nibble). 592
- * bytes per super-block column against the file's 576; the scales unpacked, the kernel's work per sub-block is Q4_1's.
+ * Two layouts of the same weights: the file's, and the decode layout ({@link #forDecode}): rows in groups of as many
+ * rows as a float vector has lanes (L, 16 with 512-bit vectors), one row per lane, so that the kernel multiplies L
+ * rows at once by one broadcast activation and never sums across lanes. Per group and super-block column:
+ * {@code [d of rows 0..L-1: L f16][dmin: L f16]}, then per sub-block {@code [scales: L bytes][mins: L bytes]
+ * [4 x L ints]}, int t of lane r holding weights 8t .. 8t + 7 of row r's sub-block, weight 8t + p in bits 4p .. 4p + 3. 148 bytes per row and super-block against the file's 144; a
+ * last group that is not full is padded with zero rows. The scales, mins, d and dmin of L rows are each one vector
+ * load, so the per-row scalar work of the file's layout is gone.
  */
 final class Q4_KTensor extends KQuantTensor {
-    /** Decode layout: bytes of the group's d and dmin, of a sub-block, and of a super-block column. */
-    private static final int GROUP_HEADER = 16, GROUP_SUB_BLOCK = 72, COLUMN = GROUP_HEADER + 8 * GROUP_SUB_BLOCK;
+    /** Rows per group of the decode layout: one per float lane. */
+    private static final int L = F_SPECIES.length();
+    /** Decode layout: bytes of a group's d and dmin, of a sub-block, of a super-block column; where a sub-block's ints start. */
+    private static final int HEAD = 4 * L, SUB = 18 * L, COLUMN = HEAD + 8 * SUB, INTS = 2 * L;
+    /** A group's outputs, for ranges that start or end inside a group. */
+    private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[L]);
 
     Q4_KTensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.Q4_K, data, cols, rows);
     }
 
     private Q4_KTensor(Q4_KTensor file, MemorySegment grouped) {
-        super(file, grouped, COLUMN);
+        super(file, grouped, 4 * COLUMN / L);
+    }
+
+    private long groups() {
+        return (rows + L - 1) / L;
     }
 
     @Override
     public long decodeCopyBytes() {
-        return groupedBytes(COLUMN);
+        return grouped ? 0 : groups() * (cols / SUPER_BLOCK) * COLUMN;
     }
 
-    /** A copy in the decode layout ({@link #groupedCopy}), or this tensor. */
+    /**
+     * A copy in the decode layout, off-heap ({@link OffHeap}); the pages of a mapped original are then released, so
+     * that the copy takes their place in memory.
+     */
     @Override
     public Tensor forDecode() {
-        return decodeCopyBytes() == 0 ? this : new Q4_KTensor(this, groupedCopy(COLUMN, s -> GROUP_HEADER + s * GROUP_SUB_BLOCK, 16, null));
+        if (grouped) return this;
+        MemorySegment copy = OffHeap.allocate(decodeCopyBytes());
+        int superBlocks = cols / SUPER_BLOCK;
+        Parallel.run(Math.toIntExact(groups()), 1, (start, end) -> {
+            // a group at a time through a heap array, written out with one bulk copy
+            byte[] out = new byte[superBlocks * COLUMN];
+            MemorySegment o = MemorySegment.ofArray(out);
+            for (long g = start; g < end; g++) {
+                java.util.Arrays.fill(out, (byte) 0);
+                for (int r = 0; r < L && g * L + r < rows; r++) {
+                    long at = (g * L + r) * rowBytes;
+                    for (int sb = 0, column = 0; sb < superBlocks; sb++, at += type.blockBytes, column += COLUMN) {
+                        o.set(SHORT_LE, column + 2 * r, data.get(SHORT_LE, at));
+                        o.set(SHORT_LE, column + 2 * L + 2 * r, data.get(SHORT_LE, at + 2));
+                        long scales = packedScales(at + 4), mins = packedMins(at + 4);
+                        for (int s = 0; s < 8; s++) {
+                            int sub = column + HEAD + s * SUB;
+                            out[sub + r] = (byte) (scales >>> 8 * s);
+                            out[sub + L + r] = (byte) (mins >>> 8 * s);
+                            long q = at + 16 + 32L * (s / 2);
+                            int shift = 4 * (s % 2);
+                            for (int t = 0; t < 4; t++) {
+                                int w = 0;
+                                for (int p = 0; p < 8; p++) w |= ((data.get(JAVA_BYTE, q + 8 * t + p) >> shift) & 0xF) << 4 * p;
+                                o.set(INT_LE, sub + INTS + 4 * L * t + 4 * r, w);
+                            }
+                        }
+                    }
+                }
+                MemorySegment.copy(out, 0, copy, JAVA_BYTE, g * out.length, out.length);
+            }
+        });
+        if (data.isMapped()) data.unload();
+        return new Q4_KTensor(this, copy);
     }
 
     /**
@@ -56,7 +106,7 @@ final class Q4_KTensor extends KQuantTensor {
 
     /** The dot product given the {@link #blockSums} of x. */
     private float dot(long row, float[] x, int xOffset, float[] xSums) {
-        if (grouped) return groupedDot(row, x, xOffset, xSums);
+        if (grouped) return laneDot(row, x, xOffset, xSums);
         int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
         FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0;
@@ -89,82 +139,67 @@ final class Q4_KTensor extends KQuantTensor {
         return (FloatVector) v.lanewise(VectorOperators.LSHR, p).and(0xF).convert(VectorOperators.I2F, 0);
     }
 
-    /**
-     * The dot products of the four rows of the group at {@code row} with x (block sums {@code xSums}), to
-     * {@code out[o ..]}: Q4_1's four-row kernel, with each sub-block's scale {@code d * scale} and the mins' share
-     * {@code dmin * sum(min * xSums)} taken from the unpacked scales.
-     */
-    private void groupDot4(long row, float[] x, int xOffset, float[] xSums, float[] out, int o) {
-        int lanes = F_SPECIES.length();
-        long offset = row * rowBytes;
-        FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-        float min0 = 0, min1 = 0, min2 = 0, min3 = 0;
-        for (int i = 0; i < cols; i += SUPER_BLOCK) {
-            long h01 = data.get(LONG_LE, offset), h23 = data.get(LONG_LE, offset + 8); // d0 dmin0 d1 dmin1, d2 dmin2 d3 dmin3
-            float d0 = Float.float16ToFloat((short) h01), d1 = Float.float16ToFloat((short) (h01 >>> 32));
-            float d2 = Float.float16ToFloat((short) h23), d3 = Float.float16ToFloat((short) (h23 >>> 32));
-            float m0 = 0, m1 = 0, m2 = 0, m3 = 0;
-            offset += GROUP_HEADER;
-            for (int b = i / 32; b < i / 32 + 8; b++, offset += GROUP_SUB_BLOCK) {
-                FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0;
-                for (int j = 0; j < 16; j += lanes) {
-                    FloatVector xl = FloatVector.fromArray(F_SPECIES, x, xOffset + 32 * b + j), xh = FloatVector.fromArray(F_SPECIES, x, xOffset + 32 * b + j + 16);
-                    IntVector v = ints(offset + 8 + 4L * j);
-                    s0 = ((FloatVector) v.and(0xF).convert(VectorOperators.I2F, 0)).fma(xl, s0);
-                    s1 = nibble(v, 8).fma(xl, s1);
-                    s2 = nibble(v, 16).fma(xl, s2);
-                    s3 = nibble(v, 24).fma(xl, s3);
-                    s0 = nibble(v, 4).fma(xh, s0);
-                    s1 = nibble(v, 12).fma(xh, s1);
-                    s2 = nibble(v, 20).fma(xh, s2);
-                    s3 = ((FloatVector) v.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(xh, s3);
-                }
-                long sm = data.get(LONG_LE, offset); // scales of rows 0-3, then their mins
-                acc0 = s0.fma(FloatVector.broadcast(F_SPECIES, d0 * (sm & 0xFF)), acc0);
-                acc1 = s1.fma(FloatVector.broadcast(F_SPECIES, d1 * ((sm >>> 8) & 0xFF)), acc1);
-                acc2 = s2.fma(FloatVector.broadcast(F_SPECIES, d2 * ((sm >>> 16) & 0xFF)), acc2);
-                acc3 = s3.fma(FloatVector.broadcast(F_SPECIES, d3 * ((sm >>> 24) & 0xFF)), acc3);
-                float xSum = xSums[b];
-                m0 += ((sm >>> 32) & 0xFF) * xSum;
-                m1 += ((sm >>> 40) & 0xFF) * xSum;
-                m2 += ((sm >>> 48) & 0xFF) * xSum;
-                m3 += (sm >>> 56) * xSum;
-            }
-            min0 += Float.float16ToFloat((short) (h01 >>> 16)) * m0;
-            min1 += Float.float16ToFloat((short) (h01 >>> 48)) * m1;
-            min2 += Float.float16ToFloat((short) (h23 >>> 16)) * m2;
-            min3 += Float.float16ToFloat((short) (h23 >>> 48)) * m3;
-        }
-        out[o] = VectorMath.sum(acc0) - min0;
-        out[o + 1] = VectorMath.sum(acc1) - min1;
-        out[o + 2] = VectorMath.sum(acc2) - min2;
-        out[o + 3] = VectorMath.sum(acc3) - min3;
+    private static FloatVector broadcast(float[] x, int i) {
+        return FloatVector.broadcast(F_SPECIES, x[i]);
     }
 
-    /** One row's dot product in the decode layout (rows outside a whole group of a {@link #dotRows} range). */
-    private float groupedDot(long row, float[] x, int xOffset, float[] xSums) {
-        int lanes = F_SPECIES.length(), r = (int) (row % GROUP);
-        long offset = (row - r) * rowBytes;
+    /**
+     * The dot products of the L rows of group {@code group} with x (block sums {@code xSums}), to {@code out[o .. o + L)}:
+     * per sub-block, lane r sums row r's 32 quants times the broadcast activations in four accumulators (one per int
+     * of the sub-block) and takes {@code d * scale} as one vector for the L rows; the mins' share comes from
+     * {@link #laneMins}. The loop over the eight nibble positions keeps the method within C2's inlining budget
+     * ({@code NodeCountInliningCutoff}), which the same work written out passed (the vectors then boxed, 15x slower);
+     * C2 unrolls it afterwards.
+     */
+    private void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
+        long offset = group * L * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
-        float minTerm = 0;
         for (int i = 0; i < cols; i += SUPER_BLOCK) {
-            float d = f16(data, offset + 4L * r), dmin = f16(data, offset + 4L * r + 2), m = 0;
-            offset += GROUP_HEADER;
-            for (int b = i / 32; b < i / 32 + 8; b++, offset += GROUP_SUB_BLOCK) {
-                FloatVector sum = FloatVector.zero(F_SPECIES);
-                for (int j = 0; j < 16; j += lanes) {
-                    IntVector v = ints(offset + 8 + 4L * j);
-                    sum = nibble(v, 8 * r).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + 32 * b + j), sum);
-                    sum = nibble(v, 8 * r + 4).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + 32 * b + j + 16), sum);
+            FloatVector d = F16Tensor.load(data, offset);
+            offset += HEAD;
+            for (int c = xOffset + i; c < xOffset + i + SUPER_BLOCK; c += 32, offset += SUB) {
+                IntVector v0 = ints(offset + INTS), v1 = ints(offset + INTS + 4L * L), v2 = ints(offset + INTS + 8L * L), v3 = ints(offset + INTS + 12L * L);
+                FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0;
+                for (int p = 0; p < 8; p++) { // nibble p of int t: weight 8t + p
+                    int shift = 4 * p;
+                    s0 = nibble(v0, shift).fma(broadcast(x, c + p), s0);
+                    s1 = nibble(v1, shift).fma(broadcast(x, c + 8 + p), s1);
+                    s2 = nibble(v2, shift).fma(broadcast(x, c + 16 + p), s2);
+                    s3 = nibble(v3, shift).fma(broadcast(x, c + 24 + p), s3);
                 }
-                long sm = data.get(LONG_LE, offset) >>> 8 * r; // row r's scale in byte 0, its min in byte 4
-                acc = sum.fma(FloatVector.broadcast(F_SPECIES, d * (sm & 0xFF)), acc);
-                m += ((sm >>> 32) & 0xFF) * xSums[b];
+                acc = s0.add(s1).add(s2.add(s3)).fma(d.mul(floats(signedBytes(data, offset))), acc);
             }
-            minTerm += dmin * m;
         }
-        return VectorMath.sum(acc) - minTerm;
+        acc.sub(laneMins(group, xSums)).intoArray(out, o);
     }
+
+    /**
+     * The mins' share {@code sum(dmin * min * xSum)} of the L rows of group {@code group}, one row per lane: a loop of
+     * its own, as the file layout's {@link #minsShare} (inside {@link #laneDot} it passed the inlining budget).
+     */
+    private FloatVector laneMins(long group, float[] xSums) {
+        long offset = group * L * rowBytes;
+        FloatVector share = FloatVector.zero(F_SPECIES);
+        for (int b = 0; b < cols / 32; b += 8, offset += COLUMN) {
+            FloatVector m = FloatVector.zero(F_SPECIES);
+            for (int s = 0; s < 8; s++) m = floats(signedBytes(data, offset + HEAD + (long) s * SUB + L)).fma(broadcast(xSums, b + s), m);
+            share = m.fma(F16Tensor.load(data, offset + 2L * L), share);
+        }
+        return share;
+    }
+
+    /** One row's dot product in the decode layout: its group's, one lane kept. */
+    private float laneDot(long row, float[] x, int xOffset, float[] xSums) {
+        float[] lanes = scratch(LANES, L);
+        laneDot(row / L, x, xOffset, xSums, lanes, 0);
+        return lanes[(int) (row % L)];
+    }
+
+    /** Lane l of a vector of weights j .. j + L of a sub-block: its nibble's place in int (j + l) / 8, for j % 8 = 0 and 4. */
+    private static final IntVector NIBBLE_SHIFTS = IntVector.fromArray(I_SPECIES, IntStream.range(0, L).map(l -> 4 * (l % 8)).toArray(), 0),
+            NIBBLE_SHIFTS_4 = IntVector.fromArray(I_SPECIES, IntStream.range(0, L).map(l -> 4 * ((l + 4) % 8)).toArray(), 0);
+    /** Lanes 8 .. 15 (16-lane vectors: weights of the sub-block's next int). */
+    private static final VectorMask<Integer> SECOND_INT = VectorMask.fromLong(I_SPECIES, 0xFF00L);
 
     @Override
     public void dequantizeRow(long row, float[] out, int outOffset) {
@@ -172,20 +207,22 @@ final class Q4_KTensor extends KQuantTensor {
             dequantizeScaleMin(row, out, outOffset, -1, 16);
             return;
         }
-        // rounding as ggml's dequantize_row_q4_K: (d * scale) * q - dmin * min
-        int lanes = F_SPECIES.length(), r = (int) (row % GROUP);
+        // rounding as ggml's dequantize_row_q4_K: (d * scale) * q - dmin * min. Row r's ints lie 4L bytes apart: each
+        // vector of L weights broadcasts the one int it comes from (two with 16 lanes, blended) and shifts each lane
+        // to its nibble.
+        int r = (int) (row % L);
         long offset = (row - r) * rowBytes;
-        for (int i = 0; i < cols; i += SUPER_BLOCK) {
-            float d = f16(data, offset + 4L * r), dmin = f16(data, offset + 4L * r + 2);
-            offset += GROUP_HEADER;
-            for (int b = i / 32; b < i / 32 + 8; b++, offset += GROUP_SUB_BLOCK) {
-                long sm = data.get(LONG_LE, offset) >>> 8 * r; // row r's scale in byte 0, its min in byte 4
-                FloatVector scale = FloatVector.broadcast(F_SPECIES, d * (sm & 0xFF));
-                FloatVector min = FloatVector.broadcast(F_SPECIES, dmin * ((sm >>> 32) & 0xFF));
-                for (int j = 0; j < 16; j += lanes) {
-                    IntVector v = ints(offset + 8 + 4L * j);
-                    nibble(v, 8 * r).mul(scale).sub(min).intoArray(out, outOffset + 32 * b + j);
-                    nibble(v, 8 * r + 4).mul(scale).sub(min).intoArray(out, outOffset + 32 * b + j + 16);
+        for (int i = 0; i < cols; i += SUPER_BLOCK, offset += COLUMN) {
+            float d = f16(data, offset + 2L * r), dmin = f16(data, offset + 2L * L + 2L * r);
+            for (int s = 0; s < 8; s++) {
+                long sub = offset + HEAD + (long) s * SUB, ints = sub + INTS + 4L * r;
+                FloatVector scale = FloatVector.broadcast(F_SPECIES, d * data.get(JAVA_BYTE, sub + r));
+                FloatVector min = FloatVector.broadcast(F_SPECIES, dmin * data.get(JAVA_BYTE, sub + L + r));
+                for (int j = 0; j < 32; j += L) {
+                    IntVector v = IntVector.broadcast(I_SPECIES, data.get(INT_LE, ints + 4L * L * (j / 8)));
+                    if (L > 8) v = v.blend(data.get(INT_LE, ints + 4L * L * (j / 8 + 1)), SECOND_INT);
+                    v = v.lanewise(VectorOperators.LSHR, j % 8 == 0 ? NIBBLE_SHIFTS : NIBBLE_SHIFTS_4).and(0xF);
+                    floats(v).mul(scale).sub(min).intoArray(out, outOffset + i + 32 * s + j);
                 }
             }
         }
@@ -194,11 +231,21 @@ final class Q4_KTensor extends KQuantTensor {
     @Override
     void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
         float[] xSums = blockSums(x, xOffset, cols);
-        int r = start;
-        if (grouped) {
-            for (; r < end && (firstRow + r) % GROUP != 0; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
-            for (; r + GROUP <= end; r += GROUP) groupDot4(firstRow + r, x, xOffset, xSums, out, outOffset + r);
+        if (!grouped) {
+            for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
+            return;
         }
-        for (; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
+        for (int r = start; r < end; ) {
+            long row = firstRow + r, group = row / L;
+            int from = (int) (row % L), n = Math.min(L - from, end - r);
+            if (n == L) {
+                laneDot(group, x, xOffset, xSums, out, outOffset + r);
+            } else { // a range that starts or ends inside a group
+                float[] lanes = scratch(LANES, L);
+                laneDot(group, x, xOffset, xSums, lanes, 0);
+                System.arraycopy(lanes, from, out, outOffset + r, n);
+            }
+            r += n;
+        }
     }
 }
