@@ -29,7 +29,8 @@ import java.util.concurrent.TimeUnit;
 /**
  * One kernel per weight format: matrix x vector (decode) and matrix x 64 vectors (prefill), on one thread.
  * "cache": a 512 x 256 tensor from ../shared/reference (the format's real bytes; stays in L2, so this measures the
- * arithmetic). "memory": a 4096 x 4096 tensor (64 MB in F32) made here, far larger than the caches. Report as
+ * arithmetic). "memory": an n x n tensor made here, n = 4096 (64 MB in F32, but only 9-10 MB in the 4-bit formats,
+ * which a large L3 may hold) or {@code -Dgptfast.jmh.n} (pass it with {@code -jvmArgsAppend}). Report as
  * bytes/s: bytes of the tensor / time per matvec. "layout": the file's, or the one decode reads after its first step
  * ({@link Tensor#forDecode}: Q4_0, Q4_1 and the K-quants regroup their rows; the others are the file's either way).
  */
@@ -61,7 +62,7 @@ public class KernelBenchmark {
         if (size.equals("cache")) {
             tensor = small;
         } else {
-            int n = 4096;
+            int n = Integer.getInteger("gptfast.jmh.n", 4096);
             MemorySegment f32 = Arena.ofAuto().allocate(4L * n * n, 64);
             SplittableRandom random = new SplittableRandom(1);
             for (long i = 0; i < (long) n * n; i++) f32.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i, (float) random.nextGaussian());
