@@ -30,8 +30,8 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
         this.grouped = true;
     }
 
-    /** Rows per group in the K-quants' decode layouts. */
-    static final int GROUP = RowGroups.ROWS;
+    /** Rows per group in Q5_K's and Q6_K's decode layouts. */
+    static final int GROUP = 4;
     /** Whether the bytes are in a decode layout. */
     final boolean grouped;
 

@@ -12,24 +12,24 @@ import java.lang.foreign.MemorySegment;
  * weight j + 16 in its high nibble; weight = d * (nibble - 8).
  * <p>
  * Two layouts of the same bytes: the file's, each row its blocks in order, and the decode layout ({@link #forDecode},
- * {@link RowGroups}), rows in groups of four, each nibble xor 8 so that it reads as the signed 4-bit
- * {@code nibble - 8}: TinyLlama tg64 42.7-44.7 against 36.7-37.2 tokens/s with 2 threads, 22.9-24.1 against 14.8-15.8
- * with one (3 alternating rounds).
+ * {@link RowLanes}), one row per vector lane, each nibble xor 8 so that it reads as the signed 4-bit
+ * {@code nibble - 8}.
  */
 final class Q4_0Tensor extends RowGroupTensor {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 18;
     /** Bytes before a block's quants: the f16 scale. */
     private static final int HEADER = 2;
-    private static final int GROUP = RowGroups.ROWS;
-    private static final int GROUP_BLOCK_BYTES = GROUP * BLOCK_BYTES;
+    /** The ints of a decode-layout block column start after the L scales. */
+    private static final int INTS = HEADER * L;
+    private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[L]);
 
     Q4_0Tensor(String name, MemorySegment data, int cols, long rows) {
         this(name, data, cols, rows, false);
     }
 
     private Q4_0Tensor(String name, MemorySegment data, int cols, long rows, boolean grouped) {
-        super(name, GGMLType.Q4_0, data, cols, rows, grouped, HEADER, 0x88);
+        super(name, GGMLType.Q4_0, data, cols, rows, grouped, HEADER, 8);
     }
 
     @Override
@@ -55,13 +55,13 @@ final class Q4_0Tensor extends RowGroupTensor {
     }
 
     /** Bits {@code [p, p + 4)} of each lane of the decode layout's ints, a nibble minus 8, as floats. */
-    private static FloatVector nibbles(IntVector v, int p) {
-        return RowGroups.signedBits(v, p, 4);
+    private static FloatVector nibble(IntVector v, int p) {
+        return (FloatVector) v.lanewise(VectorOperators.LSHL, 28 - p).lanewise(VectorOperators.ASHR, 28).convert(VectorOperators.I2F, 0);
     }
 
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        if (grouped) return groupedDot(row, x, xOffset);
+        if (grouped) return laneDot(row, x, xOffset);
         long offset = row * rowBytes;
         FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = FloatVector.zero(F_SPECIES);
         int i = 0;
@@ -73,70 +73,48 @@ final class Q4_0Tensor extends RowGroupTensor {
         return VectorMath.sum(acc0.add(acc1));
     }
 
-    /** One row's dot product in the decode layout (rows outside a whole group of a {@link #dotRows} range). */
-    private float groupedDot(long row, float[] x, int xOffset) {
-        int lanes = F_SPECIES.length(), r = (int) (row % GROUP);
-        long offset = (row - r) * rowBytes;
+    /**
+     * The dot products of the L rows of group {@code group} with x, to {@code out[o .. o + L)}: per block, lane r sums
+     * row r's 32 quants times the broadcast activations in four accumulators (one per int of the block) and takes the
+     * L rows' scales as one vector. The loop over the eight nibble positions keeps the method within C2's inlining
+     * budget; C2 unrolls it afterwards.
+     */
+    private void laneDot(long group, float[] x, int xOffset, float[] out, int o) {
+        long offset = group * L * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
-        for (int i = 0; i < cols; i += BLOCK, offset += GROUP_BLOCK_BYTES) {
-            FloatVector sum = FloatVector.zero(F_SPECIES);
-            for (int j = 0; j < BLOCK / 2; j += lanes) {
-                IntVector v = RowGroups.quants(data, offset, HEADER, j);
-                sum = nibbles(v, 8 * r).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + j), sum);
-                sum = nibbles(v, 8 * r + 4).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + j + BLOCK / 2), sum);
+        for (int c = xOffset; c < xOffset + cols; c += BLOCK, offset += (long) L * BLOCK_BYTES) {
+            IntVector v0 = RowLanes.ints(data, offset + INTS, 0), v1 = RowLanes.ints(data, offset + INTS, 1),
+                    v2 = RowLanes.ints(data, offset + INTS, 2), v3 = RowLanes.ints(data, offset + INTS, 3);
+            FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0;
+            for (int p = 0; p < 8; p++) { // nibble p of int t: weight 8t + p
+                int shift = 4 * p;
+                s0 = nibble(v0, shift).fma(FloatVector.broadcast(F_SPECIES, x[c + p]), s0);
+                s1 = nibble(v1, shift).fma(FloatVector.broadcast(F_SPECIES, x[c + 8 + p]), s1);
+                s2 = nibble(v2, shift).fma(FloatVector.broadcast(F_SPECIES, x[c + 16 + p]), s2);
+                s3 = nibble(v3, shift).fma(FloatVector.broadcast(F_SPECIES, x[c + 24 + p]), s3);
             }
-            acc = sum.fma(FloatVector.broadcast(F_SPECIES, RowGroups.half(data, offset, HEADER, r, 0)), acc);
+            acc = s0.add(s1).add(s2.add(s3)).fma(F16Tensor.load(data, offset), acc);
         }
-        return VectorMath.sum(acc);
+        acc.intoArray(out, o);
     }
 
-    /**
-     * The dot products of the four rows of the group at {@code row} with x, to {@code out[o ..]}. Written out in full:
-     * the same body as four calls of a helper passed C2's inlining budget, and calls that are not inlined box their
-     * vectors (5-12 against 33 tokens/s).
-     */
-    private void groupDot4(long row, float[] x, int xOffset, float[] out, int o) {
-        int lanes = F_SPECIES.length();
-        long offset = row * rowBytes;
-        FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-        for (int i = 0; i < cols; i += BLOCK, offset += GROUP_BLOCK_BYTES) {
-            FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0;
-            for (int j = 0; j < BLOCK / 2; j += lanes) {
-                FloatVector xl = FloatVector.fromArray(F_SPECIES, x, xOffset + i + j), xh = FloatVector.fromArray(F_SPECIES, x, xOffset + i + j + BLOCK / 2);
-                IntVector v = RowGroups.quants(data, offset, HEADER, j);
-                s0 = nibbles(v, 0).fma(xl, s0);
-                s1 = nibbles(v, 8).fma(xl, s1);
-                s2 = nibbles(v, 16).fma(xl, s2);
-                s3 = nibbles(v, 24).fma(xl, s3);
-                s0 = nibbles(v, 4).fma(xh, s0);
-                s1 = nibbles(v, 12).fma(xh, s1);
-                s2 = nibbles(v, 20).fma(xh, s2);
-                s3 = nibbles(v, 28).fma(xh, s3);
-            }
-            long d = data.get(LONG_LE, offset); // the four f16 scales
-            acc0 = s0.fma(FloatVector.broadcast(F_SPECIES, Float.float16ToFloat((short) d)), acc0);
-            acc1 = s1.fma(FloatVector.broadcast(F_SPECIES, Float.float16ToFloat((short) (d >>> 16))), acc1);
-            acc2 = s2.fma(FloatVector.broadcast(F_SPECIES, Float.float16ToFloat((short) (d >>> 32))), acc2);
-            acc3 = s3.fma(FloatVector.broadcast(F_SPECIES, Float.float16ToFloat((short) (d >>> 48))), acc3);
-        }
-        out[o] = VectorMath.sum(acc0);
-        out[o + 1] = VectorMath.sum(acc1);
-        out[o + 2] = VectorMath.sum(acc2);
-        out[o + 3] = VectorMath.sum(acc3);
+    /** One row's dot product in the decode layout: its group's, one lane kept. */
+    private float laneDot(long row, float[] x, int xOffset) {
+        float[] lanes = scratch(LANES, L);
+        laneDot(row / L, x, xOffset, lanes, 0);
+        return lanes[(int) (row % L)];
     }
 
     @Override
     public void dequantizeRow(long row, float[] out, int outOffset) {
         int lanes = F_SPECIES.length();
         if (grouped) {
-            int r = (int) (row % GROUP);
-            long offset = (row - r) * rowBytes;
-            for (int i = 0; i < cols; i += BLOCK, offset += GROUP_BLOCK_BYTES) {
-                FloatVector d = FloatVector.broadcast(F_SPECIES, RowGroups.half(data, offset, HEADER, r, 0));
-                for (int j = 0; j < BLOCK / 2; j += lanes) {
-                    IntVector v = RowGroups.quants(data, offset, HEADER, j);
-                    nibbles(v, 8 * r).mul(d).intoArray(out, outOffset + i + j);
-                    nibbles(v, 8 * r + 4).mul(d).intoArray(out, outOffset + i + j + BLOCK / 2);
+            for (int b = 0; b < cols / BLOCK; b++) {
+                FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, laneBlock(row, b) + 2 * (row % L)));
+                long ints = rowInts(row, b);
+                for (int j = 0; j < BLOCK; j += lanes) {
+                    IntVector q = RowLanes.rowNibbles(data, ints, j).lanewise(VectorOperators.LSHL, 28).lanewise(VectorOperators.ASHR, 28);
+                    ((FloatVector) q.convert(VectorOperators.I2F, 0)).mul(d).intoArray(out, outOffset + b * BLOCK + j);
                 }
             }
             return;
@@ -158,23 +136,28 @@ final class Q4_0Tensor extends RowGroupTensor {
      * scale d to {@code scale[scaleOffset + b]}.
      */
     void smallIntRow(long row, short[] q, int qOffset, float[] scale, int scaleOffset) {
-        int lanes = S_SPECIES.length();
-        if (grouped) {
-            int r = (int) (row % GROUP);
-            long offset = (row - r) * rowBytes;
-            for (int b = 0; b < cols / BLOCK; b++, offset += GROUP_BLOCK_BYTES) {
-                scale[scaleOffset + b] = RowGroups.half(data, offset, HEADER, r, 0);
-                for (int j = 0; j < BLOCK / 2; j += lanes) {
-                    IntVector v = RowGroups.quants(data, offset, HEADER, j);
-                    int o = qOffset + b * BLOCK + j;
-                    ((ShortVector) v.lanewise(VectorOperators.LSHL, 28 - 8 * r).lanewise(VectorOperators.ASHR, 28)
-                            .convertShape(VectorOperators.I2S, S_SPECIES, 0)).intoArray(q, o);
-                    ((ShortVector) v.lanewise(VectorOperators.LSHL, 24 - 8 * r).lanewise(VectorOperators.ASHR, 28)
-                            .convertShape(VectorOperators.I2S, S_SPECIES, 0)).intoArray(q, o + BLOCK / 2);
-                }
+        if (grouped) laneSmallIntRow(row, q, qOffset, scale, scaleOffset);
+        else fileSmallIntRow(row, q, qOffset, scale, scaleOffset);
+    }
+
+    /**
+     * {@link #smallIntRow} in the decode layout: a method of its own, as is the file layout's, so that whichever the
+     * JIT inlines into {@link Int16Product}'s loop leaves that loop within C2's inlining budget (one method with both
+     * layouts made prefill after the first decode step fall from 95 to 45 tokens/s in some JVMs).
+     */
+    private void laneSmallIntRow(long row, short[] q, int qOffset, float[] scale, int scaleOffset) {
+        for (int b = 0; b < cols / BLOCK; b++) {
+            scale[scaleOffset + b] = f16(data, laneBlock(row, b) + 2 * (row % L));
+            long ints = rowInts(row, b);
+            for (int j = 0; j < BLOCK; j += L) {
+                ((ShortVector) RowLanes.rowNibbles(data, ints, j).lanewise(VectorOperators.LSHL, 28).lanewise(VectorOperators.ASHR, 28)
+                        .convertShape(VectorOperators.I2S, S_SPECIES, 0)).intoArray(q, qOffset + b * BLOCK + j);
             }
-            return;
         }
+    }
+
+    private void fileSmallIntRow(long row, short[] q, int qOffset, float[] scale, int scaleOffset) {
+        int lanes = S_SPECIES.length();
         long offset = row * rowBytes;
         for (int b = 0; b < cols / BLOCK; b++, offset += BLOCK_BYTES) {
             scale[scaleOffset + b] = f16(data, offset);
@@ -189,11 +172,21 @@ final class Q4_0Tensor extends RowGroupTensor {
 
     @Override
     void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
-        int r = start;
-        if (grouped) {
-            for (; r < end && (firstRow + r) % GROUP != 0; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
-            for (; r + GROUP <= end; r += GROUP) groupDot4(firstRow + r, x, xOffset, out, outOffset + r);
+        if (!grouped) {
+            for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
+            return;
         }
-        for (; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
+        for (int r = start; r < end; ) {
+            long row = firstRow + r, group = row / L;
+            int from = (int) (row % L), n = Math.min(L - from, end - r);
+            if (n == L) {
+                laneDot(group, x, xOffset, out, outOffset + r);
+            } else { // a range that starts or ends inside a group
+                float[] lanes = scratch(LANES, L);
+                laneDot(group, x, xOffset, lanes, 0);
+                System.arraycopy(lanes, from, out, outOffset + r, n);
+            }
+            r += n;
+        }
     }
 }

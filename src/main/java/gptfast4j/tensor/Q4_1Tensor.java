@@ -9,15 +9,17 @@ import java.lang.foreign.MemorySegment;
 /**
  * Q4_1: blocks of 32 weights, {@code [f16 scale d][f16 minimum m][16 bytes]} (20 bytes), nibbles laid out as in
  * Q4_0; weight = d * nibble + m. The dot product is {@code d * sum(nibble * x) + m * sum(x)} per block. Like Q4_0 it
- * decodes from a layout of its own ({@link #forDecode}, {@link RowGroups}: rows in groups of four).
+ * decodes from a layout of its own ({@link #forDecode}, {@link RowLanes}: one row per vector lane, the L rows' d and m
+ * as two planes of halves per block).
  */
 final class Q4_1Tensor extends RowGroupTensor {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 20;
     /** Bytes before a block's quants: the f16 scale and minimum. */
     private static final int HEADER = 4;
-    private static final int GROUP = RowGroups.ROWS;
-    private static final int GROUP_BLOCK_BYTES = GROUP * BLOCK_BYTES;
+    /** The ints of a decode-layout block column start after the L scales and the L minimums. */
+    private static final int INTS = HEADER * L;
+    private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[L]);
 
     Q4_1Tensor(String name, MemorySegment data, int cols, long rows) {
         this(name, data, cols, rows, false);
@@ -37,60 +39,36 @@ final class Q4_1Tensor extends RowGroupTensor {
         return (FloatVector) v.lanewise(VectorOperators.LSHR, p).and(0xF).convert(VectorOperators.I2F, 0);
     }
 
-    /** The dot products of the four rows of the group at {@code row} with x (block sums {@code xSums}), to {@code out[o ..]}. */
-    private void groupDot4(long row, float[] x, int xOffset, float[] xSums, float[] out, int o) {
-        int lanes = F_SPECIES.length();
-        long offset = row * rowBytes;
-        FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-        float min0 = 0, min1 = 0, min2 = 0, min3 = 0;
-        for (int i = 0; i < cols; i += BLOCK, offset += GROUP_BLOCK_BYTES) {
+    /**
+     * The dot products of the L rows of group {@code group} with x (block sums {@code xSums}), to
+     * {@code out[o .. o + L)}: Q4_0's lane kernel ({@link Q4_0Tensor}) with unsigned nibbles, and the minimums' share
+     * {@code m * xSum} one vector FMA per block.
+     */
+    private void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
+        long offset = group * L * rowBytes;
+        FloatVector acc = FloatVector.zero(F_SPECIES), mins = acc;
+        for (int c = xOffset, b = 0; c < xOffset + cols; c += BLOCK, b++, offset += (long) L * BLOCK_BYTES) {
+            IntVector v0 = RowLanes.ints(data, offset + INTS, 0), v1 = RowLanes.ints(data, offset + INTS, 1),
+                    v2 = RowLanes.ints(data, offset + INTS, 2), v3 = RowLanes.ints(data, offset + INTS, 3);
             FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0;
-            for (int j = 0; j < BLOCK / 2; j += lanes) {
-                FloatVector xl = FloatVector.fromArray(F_SPECIES, x, xOffset + i + j), xh = FloatVector.fromArray(F_SPECIES, x, xOffset + i + j + BLOCK / 2);
-                IntVector v = RowGroups.quants(data, offset, HEADER, j);
-                s0 = ((FloatVector) v.and(0xF).convert(VectorOperators.I2F, 0)).fma(xl, s0);
-                s1 = nibble(v, 8).fma(xl, s1);
-                s2 = nibble(v, 16).fma(xl, s2);
-                s3 = nibble(v, 24).fma(xl, s3);
-                s0 = nibble(v, 4).fma(xh, s0);
-                s1 = nibble(v, 12).fma(xh, s1);
-                s2 = nibble(v, 20).fma(xh, s2);
-                s3 = ((FloatVector) v.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(xh, s3);
+            for (int p = 0; p < 8; p++) { // nibble p of int t: weight 8t + p
+                int shift = 4 * p;
+                s0 = nibble(v0, shift).fma(FloatVector.broadcast(F_SPECIES, x[c + p]), s0);
+                s1 = nibble(v1, shift).fma(FloatVector.broadcast(F_SPECIES, x[c + 8 + p]), s1);
+                s2 = nibble(v2, shift).fma(FloatVector.broadcast(F_SPECIES, x[c + 16 + p]), s2);
+                s3 = nibble(v3, shift).fma(FloatVector.broadcast(F_SPECIES, x[c + 24 + p]), s3);
             }
-            long h01 = data.get(LONG_LE, offset), h23 = data.get(LONG_LE, offset + 8); // d0 m0 d1 m1, d2 m2 d3 m3
-            float xSum = xSums[i / BLOCK];
-            acc0 = s0.fma(FloatVector.broadcast(F_SPECIES, Float.float16ToFloat((short) h01)), acc0);
-            acc1 = s1.fma(FloatVector.broadcast(F_SPECIES, Float.float16ToFloat((short) (h01 >>> 32))), acc1);
-            acc2 = s2.fma(FloatVector.broadcast(F_SPECIES, Float.float16ToFloat((short) h23)), acc2);
-            acc3 = s3.fma(FloatVector.broadcast(F_SPECIES, Float.float16ToFloat((short) (h23 >>> 32))), acc3);
-            min0 += Float.float16ToFloat((short) (h01 >>> 16)) * xSum;
-            min1 += Float.float16ToFloat((short) (h01 >>> 48)) * xSum;
-            min2 += Float.float16ToFloat((short) (h23 >>> 16)) * xSum;
-            min3 += Float.float16ToFloat((short) (h23 >>> 48)) * xSum;
+            acc = s0.add(s1).add(s2.add(s3)).fma(F16Tensor.load(data, offset), acc);
+            mins = F16Tensor.load(data, offset + 2L * L).fma(FloatVector.broadcast(F_SPECIES, xSums[b]), mins);
         }
-        out[o] = VectorMath.sum(acc0) + min0;
-        out[o + 1] = VectorMath.sum(acc1) + min1;
-        out[o + 2] = VectorMath.sum(acc2) + min2;
-        out[o + 3] = VectorMath.sum(acc3) + min3;
+        acc.add(mins).intoArray(out, o);
     }
 
-    /** One row's dot product in the decode layout (rows outside a whole group of a {@link #dotRows} range). */
-    private float groupedDot(long row, float[] x, int xOffset, float[] xSums) {
-        int lanes = F_SPECIES.length(), r = (int) (row % GROUP);
-        long offset = (row - r) * rowBytes;
-        FloatVector acc = FloatVector.zero(F_SPECIES);
-        float minTerm = 0;
-        for (int i = 0; i < cols; i += BLOCK, offset += GROUP_BLOCK_BYTES) {
-            FloatVector sum = FloatVector.zero(F_SPECIES);
-            for (int j = 0; j < BLOCK / 2; j += lanes) {
-                IntVector v = RowGroups.quants(data, offset, HEADER, j);
-                sum = nibble(v, 8 * r).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + j), sum);
-                sum = nibble(v, 8 * r + 4).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + j + BLOCK / 2), sum);
-            }
-            acc = sum.fma(FloatVector.broadcast(F_SPECIES, RowGroups.half(data, offset, HEADER, r, 0)), acc);
-            minTerm += RowGroups.half(data, offset, HEADER, r, 2) * xSums[i / BLOCK];
-        }
-        return VectorMath.sum(acc) + minTerm;
+    /** One row's dot product in the decode layout: its group's, one lane kept. */
+    private float laneDot(long row, float[] x, int xOffset, float[] xSums) {
+        float[] lanes = scratch(LANES, L);
+        laneDot(row / L, x, xOffset, xSums, lanes, 0);
+        return lanes[(int) (row % L)];
     }
 
     @Override
@@ -117,7 +95,7 @@ final class Q4_1Tensor extends RowGroupTensor {
      * accumulators, as in Q4_0.
      */
     private float dot(long row, float[] x, int xOffset, float[] xSums) {
-        if (grouped) return groupedDot(row, x, xOffset, xSums);
+        if (grouped) return laneDot(row, x, xOffset, xSums);
         long offset = row * rowBytes;
         FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0;
         float minTerm = 0;
@@ -138,15 +116,12 @@ final class Q4_1Tensor extends RowGroupTensor {
     public void dequantizeRow(long row, float[] out, int outOffset) {
         int lanes = F_SPECIES.length();
         if (grouped) {
-            int r = (int) (row % GROUP);
-            long offset = (row - r) * rowBytes;
-            for (int i = 0; i < cols; i += BLOCK, offset += GROUP_BLOCK_BYTES) {
-                FloatVector d = FloatVector.broadcast(F_SPECIES, RowGroups.half(data, offset, HEADER, r, 0));
-                FloatVector m = FloatVector.broadcast(F_SPECIES, RowGroups.half(data, offset, HEADER, r, 2));
-                for (int j = 0; j < BLOCK / 2; j += lanes) {
-                    IntVector v = RowGroups.quants(data, offset, HEADER, j);
-                    nibble(v, 8 * r).fma(d, m).intoArray(out, outOffset + i + j);
-                    nibble(v, 8 * r + 4).fma(d, m).intoArray(out, outOffset + i + j + BLOCK / 2);
+            for (int b = 0; b < cols / BLOCK; b++) {
+                long block = laneBlock(row, b) + 2 * (row % L);
+                FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, block)), m = FloatVector.broadcast(F_SPECIES, f16(data, block + 2L * L));
+                long ints = rowInts(row, b);
+                for (int j = 0; j < BLOCK; j += lanes) {
+                    ((FloatVector) RowLanes.rowNibbles(data, ints, j).and(0xF).convert(VectorOperators.I2F, 0)).fma(d, m).intoArray(out, outOffset + b * BLOCK + j);
                 }
             }
             return;
@@ -167,11 +142,21 @@ final class Q4_1Tensor extends RowGroupTensor {
     @Override
     void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
         float[] xSums = blockSums(x, xOffset, cols);
-        int r = start;
-        if (grouped) {
-            for (; r < end && (firstRow + r) % GROUP != 0; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
-            for (; r + GROUP <= end; r += GROUP) groupDot4(firstRow + r, x, xOffset, xSums, out, outOffset + r);
+        if (!grouped) {
+            for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
+            return;
         }
-        for (; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
+        for (int r = start; r < end; ) {
+            long row = firstRow + r, group = row / L;
+            int from = (int) (row % L), n = Math.min(L - from, end - r);
+            if (n == L) {
+                laneDot(group, x, xOffset, xSums, out, outOffset + r);
+            } else { // a range that starts or ends inside a group
+                float[] lanes = scratch(LANES, L);
+                laneDot(group, x, xOffset, xSums, lanes, 0);
+                System.arraycopy(lanes, from, out, outOffset + r, n);
+            }
+            r += n;
+        }
     }
 }

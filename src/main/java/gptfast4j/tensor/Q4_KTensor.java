@@ -2,11 +2,9 @@ package gptfast4j.tensor;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
-import java.util.stream.IntStream;
 
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 
@@ -19,13 +17,14 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * rows as a float vector has lanes (L, 16 with 512-bit vectors), one row per lane, so that the kernel multiplies L
  * rows at once by one broadcast activation and never sums across lanes. Per group and super-block column:
  * {@code [d of rows 0..L-1: L f16][dmin: L f16]}, then per sub-block {@code [scales: L bytes][mins: L bytes]
- * [4 x L ints]}, int t of lane r holding weights 8t .. 8t + 7 of row r's sub-block, weight 8t + p in bits 4p .. 4p + 3. 148 bytes per row and super-block against the file's 144; a
- * last group that is not full is padded with zero rows. The scales, mins, d and dmin of L rows are each one vector
- * load, so the per-row scalar work of the file's layout is gone.
+ * [4 x L ints]}, int t of lane r holding weights 8t .. 8t + 7 of row r's sub-block, weight 8t + p in bits
+ * 4p .. 4p + 3 ({@link RowLanes}' ints). 148 bytes per row and super-block against the file's 144; a last group that
+ * is not full is padded with zero rows. The scales, mins, d and dmin of L rows are each one vector load, so the
+ * per-row scalar work of the four-row layout it replaced is gone.
  */
 final class Q4_KTensor extends KQuantTensor {
     /** Rows per group of the decode layout: one per float lane. */
-    private static final int L = F_SPECIES.length();
+    private static final int L = RowLanes.L;
     /** Decode layout: bytes of a group's d and dmin, of a sub-block, of a super-block column; where a sub-block's ints start. */
     private static final int HEAD = 4 * L, SUB = 18 * L, COLUMN = HEAD + 8 * SUB, INTS = 2 * L;
     /** A group's outputs, for ranges that start or end inside a group. */
@@ -158,7 +157,7 @@ final class Q4_KTensor extends KQuantTensor {
             FloatVector d = F16Tensor.load(data, offset);
             offset += HEAD;
             for (int c = xOffset + i; c < xOffset + i + SUPER_BLOCK; c += 32, offset += SUB) {
-                IntVector v0 = ints(offset + INTS), v1 = ints(offset + INTS + 4L * L), v2 = ints(offset + INTS + 8L * L), v3 = ints(offset + INTS + 12L * L);
+                IntVector v0 = RowLanes.ints(data, offset + INTS, 0), v1 = RowLanes.ints(data, offset + INTS, 1), v2 = RowLanes.ints(data, offset + INTS, 2), v3 = RowLanes.ints(data, offset + INTS, 3);
                 FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0;
                 for (int p = 0; p < 8; p++) { // nibble p of int t: weight 8t + p
                     int shift = 4 * p;
@@ -195,21 +194,13 @@ final class Q4_KTensor extends KQuantTensor {
         return lanes[(int) (row % L)];
     }
 
-    /** Lane l of a vector of weights j .. j + L of a sub-block: its nibble's place in int (j + l) / 8, for j % 8 = 0 and 4. */
-    private static final IntVector NIBBLE_SHIFTS = IntVector.fromArray(I_SPECIES, IntStream.range(0, L).map(l -> 4 * (l % 8)).toArray(), 0),
-            NIBBLE_SHIFTS_4 = IntVector.fromArray(I_SPECIES, IntStream.range(0, L).map(l -> 4 * ((l + 4) % 8)).toArray(), 0);
-    /** Lanes 8 .. 15 (16-lane vectors: weights of the sub-block's next int). */
-    private static final VectorMask<Integer> SECOND_INT = VectorMask.fromLong(I_SPECIES, 0xFF00L);
-
     @Override
     public void dequantizeRow(long row, float[] out, int outOffset) {
         if (!grouped) {
             dequantizeScaleMin(row, out, outOffset, -1, 16);
             return;
         }
-        // rounding as ggml's dequantize_row_q4_K: (d * scale) * q - dmin * min. Row r's ints lie 4L bytes apart: each
-        // vector of L weights broadcasts the one int it comes from (two with 16 lanes, blended) and shifts each lane
-        // to its nibble.
+        // rounding as ggml's dequantize_row_q4_K: (d * scale) * q - dmin * min; row r's ints lie 4L bytes apart
         int r = (int) (row % L);
         long offset = (row - r) * rowBytes;
         for (int i = 0; i < cols; i += SUPER_BLOCK, offset += COLUMN) {
@@ -218,12 +209,7 @@ final class Q4_KTensor extends KQuantTensor {
                 long sub = offset + HEAD + (long) s * SUB, ints = sub + INTS + 4L * r;
                 FloatVector scale = FloatVector.broadcast(F_SPECIES, d * data.get(JAVA_BYTE, sub + r));
                 FloatVector min = FloatVector.broadcast(F_SPECIES, dmin * data.get(JAVA_BYTE, sub + L + r));
-                for (int j = 0; j < 32; j += L) {
-                    IntVector v = IntVector.broadcast(I_SPECIES, data.get(INT_LE, ints + 4L * L * (j / 8)));
-                    if (L > 8) v = v.blend(data.get(INT_LE, ints + 4L * L * (j / 8 + 1)), SECOND_INT);
-                    v = v.lanewise(VectorOperators.LSHR, j % 8 == 0 ? NIBBLE_SHIFTS : NIBBLE_SHIFTS_4).and(0xF);
-                    floats(v).mul(scale).sub(min).intoArray(out, outOffset + i + 32 * s + j);
-                }
+                for (int j = 0; j < 32; j += L) floats(RowLanes.rowNibbles(data, ints, j).and(0xF)).mul(scale).sub(min).intoArray(out, outOffset + i + 32 * s + j);
             }
         }
     }
