@@ -9,7 +9,7 @@ import jdk.incubator.vector.VectorSpecies;
  * Q4_0 prefill in int16 arithmetic: matrix x matrix with the activations rounded to int8 per block of 32, as
  * llama.cpp's x86 {@code quantize_row_q8_0} rounds them for its Q4_0 products (scale {@code max|x| / 127} kept as an
  * f16, values {@code rint(x * 127 / max|x|)}), and the weights as their nibbles minus 8
- * ({@link Q4_0Tensor#smallIntRow}). What it computes is then what llama.cpp computes for Q4_0 (PerplexityTest).
+ * ({@link Q4_0Tensor#smallIntRows}). What it computes is then what llama.cpp computes for Q4_0 (PerplexityTest).
  * <p>
  * Why: prefill is bound by multiply-adds, and the Vector API has no int8 dot product, but a 512-bit int16 multiply
  * and add do 32 products where a float FMA does 16: one core ran 190 G int16 multiply-adds/s against 110 G float
@@ -55,7 +55,7 @@ final class Int16Product {
             float[] acc = Tensor.scratch(ACCUMULATORS, 8 * GROUP);
             for (int r0 = start; r0 < end; r0 += tileHeight) {
                 int tileRows = Math.min(tileHeight, end - r0);
-                for (int r = 0; r < tileRows; r++) w.smallIntRow(r0 + r, tile, r * stride, scale, r * blocks);
+                w.smallIntRows(r0, tileRows, tile, stride, scale, blocks);
                 for (int g = 0; g < a.groups; g++) {
                     int t0 = g * GROUP, tokens = Math.min(GROUP, nTokens - t0);
                     for (int r = 0; r < tileRows; r += 8) {

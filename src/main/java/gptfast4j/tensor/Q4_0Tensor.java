@@ -132,40 +132,38 @@ final class Q4_0Tensor extends RowGroupTensor {
     }
 
     /**
-     * Row {@code row} for {@link Int16Product}: {@code q[qOffset + k] = nibble - 8} for each column k, and block b's
-     * scale d to {@code scale[scaleOffset + b]}.
+     * Rows {@code firstRow .. firstRow + n} for {@link Int16Product}, row i at {@code q[i * stride]}: {@code nibble - 8}
+     * for each column, and block b's scale d at {@code scale[i * blocks + b]}. Both layouts' loops in one method over
+     * a range of rows, on purpose: a method this large is never inlined into {@link Int16Product}'s loop, which sits
+     * at the edge of C2's inlining budget. With a small per-row method inlined there, some JVMs cut the budget in
+     * {@code Int16Product.flush}, whose vectors then boxed (pp128 45-78 against 87-166 tokens/s, 4 runs in 8).
      */
-    void smallIntRow(long row, short[] q, int qOffset, float[] scale, int scaleOffset) {
-        if (grouped) laneSmallIntRow(row, q, qOffset, scale, scaleOffset);
-        else fileSmallIntRow(row, q, qOffset, scale, scaleOffset);
-    }
-
-    /**
-     * {@link #smallIntRow} in the decode layout: a method of its own, as is the file layout's, so that whichever the
-     * JIT inlines into {@link Int16Product}'s loop leaves that loop within C2's inlining budget (one method with both
-     * layouts made prefill after the first decode step fall from 95 to 45 tokens/s in some JVMs).
-     */
-    private void laneSmallIntRow(long row, short[] q, int qOffset, float[] scale, int scaleOffset) {
-        for (int b = 0; b < cols / BLOCK; b++) {
-            scale[scaleOffset + b] = f16(data, laneBlock(row, b) + 2 * (row % L));
-            long ints = rowInts(row, b);
-            for (int j = 0; j < BLOCK; j += L) {
-                ((ShortVector) RowLanes.rowNibbles(data, ints, j).lanewise(VectorOperators.LSHL, 28).lanewise(VectorOperators.ASHR, 28)
-                        .convertShape(VectorOperators.I2S, S_SPECIES, 0)).intoArray(q, qOffset + b * BLOCK + j);
-            }
-        }
-    }
-
-    private void fileSmallIntRow(long row, short[] q, int qOffset, float[] scale, int scaleOffset) {
+    void smallIntRows(long firstRow, int n, short[] q, int stride, float[] scale, int blocks) {
         int lanes = S_SPECIES.length();
-        long offset = row * rowBytes;
-        for (int b = 0; b < cols / BLOCK; b++, offset += BLOCK_BYTES) {
-            scale[scaleOffset + b] = f16(data, offset);
-            for (int j = 0; j < BLOCK / 2; j += lanes) {
-                ShortVector v = signedByteShorts(data, offset + 2 + j);
-                int o = qOffset + b * BLOCK + j;
-                v.and((short) 0xF).sub((short) 8).intoArray(q, o);
-                v.lanewise(VectorOperators.ASHR, 4).and((short) 0xF).sub((short) 8).intoArray(q, o + BLOCK / 2);
+        if (grouped) {
+            for (int i = 0; i < n; i++) {
+                long row = firstRow + i;
+                for (int b = 0; b < blocks; b++) {
+                    scale[i * blocks + b] = f16(data, laneBlock(row, b) + 2 * (row % L));
+                    long ints = rowInts(row, b);
+                    for (int j = 0; j < BLOCK; j += lanes) {
+                        ((ShortVector) RowLanes.rowNibbles(data, ints, j).lanewise(VectorOperators.LSHL, 28).lanewise(VectorOperators.ASHR, 28)
+                                .convertShape(VectorOperators.I2S, S_SPECIES, 0)).intoArray(q, i * stride + b * BLOCK + j);
+                    }
+                }
+            }
+            return;
+        }
+        for (int i = 0; i < n; i++) {
+            long offset = (firstRow + i) * rowBytes;
+            for (int b = 0; b < blocks; b++, offset += BLOCK_BYTES) {
+                scale[i * blocks + b] = f16(data, offset);
+                for (int j = 0; j < BLOCK / 2; j += lanes) {
+                    ShortVector v = signedByteShorts(data, offset + 2 + j);
+                    int o = i * stride + b * BLOCK + j;
+                    v.and((short) 0xF).sub((short) 8).intoArray(q, o);
+                    v.lanewise(VectorOperators.ASHR, 4).and((short) 0xF).sub((short) 8).intoArray(q, o + BLOCK / 2);
+                }
             }
         }
     }

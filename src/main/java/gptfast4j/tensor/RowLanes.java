@@ -2,6 +2,7 @@ package gptfast4j.tensor;
 
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -94,6 +95,7 @@ final class RowLanes {
     static IntVector rowNibbles(MemorySegment data, long ints, int j) {
         IntVector v = IntVector.broadcast(Tensor.I_SPECIES, data.get(INT_LE, ints + 4L * L * (j / 8)));
         if (L > 8) v = v.blend(data.get(INT_LE, ints + 4L * L * (j / 8 + 1)), SECOND_INT);
-        return v.lanewise(jdk.incubator.vector.VectorOperators.LSHR, j % 8 == 0 ? NIBBLE_SHIFTS : NIBBLE_SHIFTS_4);
+        // with 8 or 16 lanes j % 8 is 0: L is a constant, so C2 folds the choice and sees one vector constant
+        return v.lanewise(VectorOperators.LSHR, L >= 8 || j % 8 == 0 ? NIBBLE_SHIFTS : NIBBLE_SHIFTS_4);
     }
 }
