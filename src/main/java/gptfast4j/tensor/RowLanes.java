@@ -57,11 +57,11 @@ final class RowLanes {
             byte[] in = new byte[L * blocks * blockBytes], out = new byte[in.length];
             MemorySegment o = MemorySegment.ofArray(out);
             for (long g = start; g < end; g++) {
-                int n = (int) Math.min(L, rows - g * L); // rows past the tensor's end stay zero
-                java.util.Arrays.fill(in, (byte) 0);
+                int n = (int) Math.min(L, rows - g * L); // rows past the tensor's end are zero blocks
+                java.util.Arrays.fill(in, n * blocks * blockBytes, in.length, (byte) 0);
                 MemorySegment.copy(from, ValueLayout.JAVA_BYTE, g * L * rowBytes, in, 0, n * blocks * blockBytes);
                 for (int b = 0, column = 0; b < blocks; b++, column += L * blockBytes) {
-                    for (int r = 0; r < n; r++) {
+                    for (int r = 0; r < L; r++) {
                         int block = (r * blocks + b) * blockBytes;
                         for (int f = 0; f < fields; f++) {
                             out[column + 2 * (f * L + r)] = in[block + 2 * f];
