@@ -5,11 +5,7 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
-import java.util.function.IntUnaryOperator;
-
-import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 
 /**
  * The K-quants (256-weight super-blocks with per-sub-block scales), as most downloadable GGUF files use them.
@@ -24,9 +20,12 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
         this.grouped = false;
     }
 
-    /** The same rows as {@code file}, in a four-row decode layout at {@code grouped} of {@code columnBytes} per group and super-block column. */
-    KQuantTensor(KQuantTensor file, MemorySegment grouped, int columnBytes) {
-        super(file.name, file.type, grouped, file.cols, file.rows, (long) file.cols / SUPER_BLOCK * columnBytes / GROUP);
+    /**
+     * The same rows as {@code file}, in a decode layout at {@code grouped} of {@code groupRows} rows per group and
+     * {@code columnBytes} per group and super-block column.
+     */
+    KQuantTensor(KQuantTensor file, MemorySegment grouped, int groupRows, int columnBytes) {
+        super(file.name, file.type, grouped, file.cols, file.rows, (long) file.cols / SUPER_BLOCK * columnBytes / groupRows);
         this.grouped = true;
     }
 
@@ -38,55 +37,6 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
     /** The bytes of a decode layout of {@code columnBytes} per group and super-block column, or 0: already one, or rows that do not come in fours. */
     final long groupedBytes(int columnBytes) {
         return grouped || rows % GROUP != 0 ? 0 : rows / GROUP * (cols / SUPER_BLOCK) * columnBytes;
-    }
-
-    /** What a format's decode layout keeps besides {@link #groupedCopy}'s: row r's share of sub-block s, from its super-block at {@code at}. */
-    @FunctionalInterface
-    interface GroupedExtra {
-        void write(byte[] group, int column, int r, long at, int s);
-    }
-
-    /**
-     * Q5_K's decode layout: rows in groups of four, {@code columnBytes} per group and super-block column,
-     * where row r's f16 d and dmin are at {@code 4r}, and sub-block s starts at {@code subBlock(s)}: its rows' 6-bit
-     * scales (4 bytes), mins (4 bytes), then 16 ints, byte r of int j holding row r's quants j and j + 16 of the
-     * sub-block in its low and high nibble (as in a Q4_1 block; the file's nibbles at {@code qs} in each super-block).
-     * {@code extra}, if not null, writes the rest. An off-heap copy ({@link OffHeap}); the pages of a mapped original
-     * are then released, so that the copy takes their place in memory.
-     */
-    final MemorySegment groupedCopy(int columnBytes, IntUnaryOperator subBlock, int qs, GroupedExtra extra) {
-        MemorySegment copy = OffHeap.allocate(groupedBytes(columnBytes));
-        int superBlocks = cols / SUPER_BLOCK;
-        Parallel.run(Math.toIntExact(rows / GROUP), 4, (start, end) -> {
-            // a group at a time through a heap array, written out with one bulk copy
-            byte[] out = new byte[superBlocks * columnBytes];
-            MemorySegment o = MemorySegment.ofArray(out);
-            for (long g = start; g < end; g++) {
-                java.util.Arrays.fill(out, (byte) 0);
-                for (int r = 0; r < GROUP; r++) {
-                    long at = (g * GROUP + r) * rowBytes;
-                    for (int sb = 0, column = 0; sb < superBlocks; sb++, at += type.blockBytes, column += columnBytes) {
-                        o.set(INT_LE, column + 4 * r, data.get(INT_LE, at)); // d, dmin
-                        long scales = packedScales(at + 4), mins = packedMins(at + 4);
-                        for (int s = 0; s < 8; s++) {
-                            int sub = column + subBlock.applyAsInt(s);
-                            out[sub + r] = (byte) (scales >>> 8 * s);
-                            out[sub + GROUP + r] = (byte) (mins >>> 8 * s);
-                            long q = at + qs + 32L * (s / 2);
-                            int shift = 4 * (s % 2);
-                            for (int j = 0; j < 16; j++) {
-                                int lo = (data.get(JAVA_BYTE, q + j) >> shift) & 0xF, hi = (data.get(JAVA_BYTE, q + j + 16) >> shift) & 0xF;
-                                out[sub + 2 * GROUP + 4 * j + r] = (byte) (lo | hi << 4);
-                            }
-                            if (extra != null) extra.write(out, column, r, at, s);
-                        }
-                    }
-                }
-                MemorySegment.copy(out, 0, copy, JAVA_BYTE, g * out.length, out.length);
-            }
-        });
-        if (data.isMapped()) data.unload();
-        return copy;
     }
 
     /**

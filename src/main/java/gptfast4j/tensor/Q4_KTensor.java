@@ -35,7 +35,7 @@ final class Q4_KTensor extends KQuantTensor {
     }
 
     private Q4_KTensor(Q4_KTensor file, MemorySegment grouped) {
-        super(file, grouped, 4 * COLUMN / L);
+        super(file, grouped, L, COLUMN);
     }
 
     private long groups() {

@@ -28,7 +28,7 @@ final class Q5_KTensor extends KQuantTensor {
     }
 
     private Q5_KTensor(Q5_KTensor file, MemorySegment grouped) {
-        super(file, grouped, COLUMN);
+        super(file, grouped, GROUP, COLUMN);
     }
 
     @Override
@@ -36,17 +36,49 @@ final class Q5_KTensor extends KQuantTensor {
         return groupedBytes(COLUMN);
     }
 
-    /** A copy in the decode layout ({@link #groupedCopy}, with the quads' fifth bits), or this tensor. */
+    /**
+     * A copy in the decode layout, off-heap ({@link OffHeap}), or this tensor: per group and super-block column the
+     * rows' f16 d and dmin (at 4r), then per quad of sub-blocks the fifth bits (byte r of int j: bit 2q for weight j of
+     * sub-block q, 2q + 1 for weight j + 16) and per sub-block the rows' 6-bit scales, mins and 16 ints, byte r of
+     * int j holding row r's nibbles of weights j and j + 16 (as a Q4_1 block has them). The pages of a mapped
+     * original are then released, so that the copy takes their place in memory.
+     */
     @Override
     public Tensor forDecode() {
         if (decodeCopyBytes() == 0) return this;
-        return new Q5_KTensor(this, groupedCopy(COLUMN, s -> HEADER + s / 4 * QUAD + FIFTHS + s % 4 * SUB_BLOCK, 48, (group, column, r, at, s) -> {
-            int quad = column + HEADER + s / 4 * QUAD, q = s % 4;
-            for (int j = 0; j < 16; j++) {
-                int lo = (data.get(JAVA_BYTE, at + 16 + j) >> s) & 1, hi = (data.get(JAVA_BYTE, at + 16 + j + 16) >> s) & 1;
-                group[quad + 4 * j + r] |= (byte) (lo << 2 * q | hi << 2 * q + 1);
+        MemorySegment copy = OffHeap.allocate(decodeCopyBytes());
+        int superBlocks = cols / SUPER_BLOCK;
+        Parallel.run(Math.toIntExact(rows / GROUP), 4, (start, end) -> {
+            // a group at a time through a heap array, written out with one bulk copy
+            byte[] out = new byte[superBlocks * COLUMN];
+            MemorySegment o = MemorySegment.ofArray(out);
+            for (long g = start; g < end; g++) {
+                java.util.Arrays.fill(out, (byte) 0);
+                for (int r = 0; r < GROUP; r++) {
+                    long at = (g * GROUP + r) * rowBytes;
+                    for (int sb = 0, column = 0; sb < superBlocks; sb++, at += type.blockBytes, column += COLUMN) {
+                        o.set(INT_LE, column + 4 * r, data.get(INT_LE, at)); // d, dmin
+                        long scales = packedScales(at + 4), mins = packedMins(at + 4);
+                        for (int s = 0; s < 8; s++) {
+                            int quad = column + HEADER + s / 4 * QUAD, q = s % 4, sub = quad + FIFTHS + q * SUB_BLOCK;
+                            out[sub + r] = (byte) (scales >>> 8 * s);
+                            out[sub + GROUP + r] = (byte) (mins >>> 8 * s);
+                            long qs = at + 48 + 32L * (s / 2);
+                            int shift = 4 * (s % 2);
+                            for (int j = 0; j < 16; j++) {
+                                int lo = (data.get(JAVA_BYTE, qs + j) >> shift) & 0xF, hi = (data.get(JAVA_BYTE, qs + j + 16) >> shift) & 0xF;
+                                out[sub + 2 * GROUP + 4 * j + r] = (byte) (lo | hi << 4);
+                                int lo5 = (data.get(JAVA_BYTE, at + 16 + j) >> s) & 1, hi5 = (data.get(JAVA_BYTE, at + 16 + j + 16) >> s) & 1;
+                                out[quad + 4 * j + r] |= (byte) (lo5 << 2 * q | hi5 << 2 * q + 1);
+                            }
+                        }
+                    }
+                }
+                MemorySegment.copy(out, 0, copy, JAVA_BYTE, g * out.length, out.length);
             }
-        }));
+        });
+        if (data.isMapped()) data.unload();
+        return new Q5_KTensor(this, copy);
     }
 
     /** Bits {@code [p, p + 5)} of each lane, as floats. */

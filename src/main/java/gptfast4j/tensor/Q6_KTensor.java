@@ -28,7 +28,7 @@ final class Q6_KTensor extends KQuantTensor {
     }
 
     private Q6_KTensor(Q6_KTensor file, MemorySegment grouped) {
-        super(file, grouped, COLUMN);
+        super(file, grouped, GROUP, COLUMN);
     }
 
     @Override
