@@ -30,7 +30,8 @@ import java.util.concurrent.TimeUnit;
  * One kernel per weight format: matrix x vector (decode) and matrix x 64 vectors (prefill), on one thread.
  * "cache": a 512 x 256 tensor from ../shared/reference (the format's real bytes; stays in L2, so this measures the
  * arithmetic). "memory": an n x n tensor made here, n = 4096 (64 MB in F32, but only 9-10 MB in the 4-bit formats,
- * which a large L3 may hold) or {@code -Dgptfast.jmh.n} (pass it with {@code -jvmArgsAppend}). Report as
+ * which a large L3 may hold) or {@code -Dgptfast.jmh.n} (pass it with {@code -jvmArgsAppend}); {@code
+ * -Dgptfast.jmh.cols} makes it n rows of that many columns (a model's shape, e.g. Llama-2-7B's 4096 x 11008). Report as
  * bytes/s: bytes of the tensor / time per matvec. "layout": the file's, or the one decode reads after its first step
  * ({@link Tensor#forDecode}: Q4_0, Q4_1 and the K-quants regroup their rows; the others are the file's either way).
  */
@@ -62,16 +63,16 @@ public class KernelBenchmark {
         if (size.equals("cache")) {
             tensor = small;
         } else {
-            int n = Integer.getInteger("gptfast.jmh.n", 4096);
-            MemorySegment f32 = Arena.ofAuto().allocate(4L * n * n, 64);
+            int n = Integer.getInteger("gptfast.jmh.n", 4096), cols = Integer.getInteger("gptfast.jmh.cols", n);
+            MemorySegment f32 = Arena.ofAuto().allocate(4L * n * cols, 64);
             SplittableRandom random = new SplittableRandom(1);
-            for (long i = 0; i < (long) n * n; i++) f32.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i, (float) random.nextGaussian());
-            Tensor big = Tensor.of("random", GGMLType.F32, f32, n, n);
+            for (long i = 0; i < (long) n * cols; i++) f32.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i, (float) random.nextGaussian());
+            Tensor big = Tensor.of("random", GGMLType.F32, f32, cols, n);
             tensor = switch (t) {
                 case F32 -> big;
                 case Q8_0, Q4_0, Q4_1 -> Quantizer.quantize(big, t);
                 // F16/BF16/K-quants: tile the reference tensor's bytes (speed does not depend on the values)
-                default -> tiled(small, n);
+                default -> tiled(small, cols, n);
             };
         }
         if (layout.equals("decode")) tensor = tensor.forDecode();
@@ -81,13 +82,13 @@ public class KernelBenchmark {
         for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
     }
 
-    private static Tensor tiled(Tensor small, int n) {
-        long rowBytes = small.type.bytesFor(n);
-        MemorySegment m = Arena.ofAuto().allocate(rowBytes * n, 64);
+    private static Tensor tiled(Tensor small, int cols, int rows) {
+        long rowBytes = small.type.bytesFor(cols);
+        MemorySegment m = Arena.ofAuto().allocate(rowBytes * rows, 64);
         for (long off = 0; off < m.byteSize(); off += small.data.byteSize()) {
             MemorySegment.copy(small.data, 0, m, off, Math.min(small.data.byteSize(), m.byteSize() - off));
         }
-        return Tensor.of("tiled", small.type, m, n, n);
+        return Tensor.of("tiled", small.type, m, cols, rows);
     }
 
     @Benchmark

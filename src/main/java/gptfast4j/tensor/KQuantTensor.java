@@ -29,7 +29,7 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
         this.grouped = true;
     }
 
-    /** Rows per group in Q5_K's and Q6_K's decode layouts. */
+    /** Rows per group in Q5_K's decode layout. */
     static final int GROUP = 4;
     /** Whether the bytes are in a decode layout. */
     final boolean grouped;

@@ -5,35 +5,50 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
+import java.util.stream.IntStream;
 
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 
 /**
  * Q6_K: {@code [128 bytes low nibbles ql][64 bytes high 2-bit pairs qh][16 int8 scales][f16 d]} per 256 weights, in
- * two halves of 128: weight = d * scale * (q - 32), q = 4 bits from ql plus 2 bits from qh.
+ * two halves of 128: weight = d * scale * (q - 32), q = 4 bits from ql plus 2 bits from qh, a scale per 16 weights.
  * <p>
- * Like Q4_K it decodes from a four-row layout of its own ({@link #forDecode}), of exactly the file's size: per
- * super-block column the rows' f16 d (8 bytes), then four pairs of 32-weight sub-blocks, each {@code [16 ints of high
- * bits][2 x (8 int8 scales, 16 ints of nibbles)]}. The nibble ints are Q4_K's (byte r of int j: the low four bits of
- * weights j and j + 16 of row r); byte r of high-bit int j holds the top two bits of weight j of the pair's first
- * sub-block in bits 0-1, of weight j + 16 in bits 2-3, and the second sub-block's in bits 4-7, so that one rotation
- * and one and put them above every row's nibble. A sub-block's scales: rows 0-3 for weights 0-15, then for 16-31.
+ * Two layouts of the same weights: the file's, and the decode layout ({@link #forDecode}), one row per float lane as
+ * Q4_K's (L rows per group, 16 with 512-bit vectors). Per group and super-block column: {@code [d of rows 0..L-1: L
+ * f32]}, then per 16 weights (a scale's sub-block) {@code [scales: L int8][2 x L ints of nibbles][L ints of top
+ * bits]}: nibble int t of lane r holds the low four bits of weights 8t .. 8t + 7 of row r's sub-block, weight 8t + p
+ * in bits 4p .. 4p + 3 ({@link RowLanes}' ints); the top-bit int of lane r holds weight 8t + p's top two bits in bits
+ * 4p + 2t .. 4p + 2t + 1, so one rotation and one and put them above the nibble of either int. 212 bytes per row and
+ * super-block against the file's 210: d is kept as a float, because with the f16 d converted for every sub-block
+ * the kernel ran 2.4x slower (JMH, 1024 x 4096: 427 against 180 us; most samples on the conversion, for reasons not
+ * understood; Q4_K, whose layout keeps f16, ran slower with f32 d, 180 against 121 us). In the order the kernel reads
+ * them: a Q4_K layout with each column's scales gathered ahead of its quants ran 1.7x slower from memory.
  */
 final class Q6_KTensor extends KQuantTensor {
-    /** Decode layout: bytes of the rows' d, of a pair's high bits, of a sub-block, of a pair, and of a super-block column. */
-    private static final int HEADER = 8, HIGH = 64, SUB_BLOCK = 72, PAIR = HIGH + 2 * SUB_BLOCK, COLUMN = HEADER + 4 * PAIR;
+    /** Rows per group of the decode layout: one per float lane. */
+    private static final int L = RowLanes.L;
+    /** Decode layout: bytes of a group's d, of a sub-block, of a super-block column; where a sub-block's nibble ints and top-bit ints start. */
+    private static final int HEAD = 4 * L, SUB = 13 * L, COLUMN = HEAD + 16 * SUB, NIBBLES = L, TOPS = 9 * L;
+    /** A group's outputs, for ranges that start or end inside a group. */
+    private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[L]);
+    /** Per lane l of a vector of weights j .. j + L - 1 of a sub-block, j at index j: the bit offset of its top bits in the top-bit int. */
+    private static final int[] TOP_SHIFTS = IntStream.range(0, 16).map(w -> 4 * (w % 8) + 2 * (w / 8 % 2)).toArray();
 
     Q6_KTensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.Q6_K, data, cols, rows);
     }
 
     private Q6_KTensor(Q6_KTensor file, MemorySegment grouped) {
-        super(file, grouped, GROUP, COLUMN);
+        super(file, grouped, L, COLUMN);
+    }
+
+    private long groups() {
+        return (rows + L - 1) / L;
     }
 
     @Override
     public long decodeCopyBytes() {
-        return groupedBytes(COLUMN);
+        return grouped ? 0 : groups() * (cols / SUPER_BLOCK) * COLUMN;
     }
 
     /** Weight l (0-31) of sub-block s (0-7) of the super-block at {@code at}: its 6-bit quant, unsigned. */
@@ -44,32 +59,37 @@ final class Q6_KTensor extends KQuantTensor {
     }
 
     /**
-     * A copy in the decode layout, off-heap ({@link OffHeap}), or this tensor; the pages of a mapped original are then
-     * released, so that the copy takes their place in memory.
+     * A copy in the decode layout, off-heap ({@link OffHeap}); the pages of a mapped original are then released, so
+     * that the copy takes their place in memory.
      */
     @Override
     public Tensor forDecode() {
-        if (decodeCopyBytes() == 0) return this;
+        if (grouped) return this;
         MemorySegment copy = OffHeap.allocate(decodeCopyBytes());
         int superBlocks = cols / SUPER_BLOCK;
-        Parallel.run(Math.toIntExact(rows / GROUP), 4, (start, end) -> {
+        Parallel.run(Math.toIntExact(groups()), 1, (start, end) -> {
+            // a group at a time through a heap array, written out with one bulk copy
             byte[] out = new byte[superBlocks * COLUMN];
+            MemorySegment o = MemorySegment.ofArray(out);
             for (long g = start; g < end; g++) {
                 java.util.Arrays.fill(out, (byte) 0);
-                for (int r = 0; r < GROUP; r++) {
-                    long at = (g * GROUP + r) * rowBytes;
+                for (int r = 0; r < L && g * L + r < rows; r++) {
+                    long at = (g * L + r) * rowBytes;
                     for (int sb = 0, column = 0; sb < superBlocks; sb++, at += type.blockBytes, column += COLUMN) {
-                        out[column + 2 * r] = data.get(JAVA_BYTE, at + 208);
-                        out[column + 2 * r + 1] = data.get(JAVA_BYTE, at + 209);
-                        for (int s = 0; s < 8; s++) {
-                            int pair = column + HEADER + s / 2 * PAIR, q = s % 2, sub = pair + HIGH + q * SUB_BLOCK;
-                            out[sub + r] = data.get(JAVA_BYTE, at + 192 + 8L * (s / 4) + 2 * (s % 4));
-                            out[sub + GROUP + r] = data.get(JAVA_BYTE, at + 192 + 8L * (s / 4) + 2 * (s % 4) + 1);
-                            for (int j = 0; j < 16; j++) {
-                                int lo = quant(at, s, j), hi = quant(at, s, j + 16);
-                                out[sub + 2 * GROUP + 4 * j + r] = (byte) ((lo & 0xF) | (hi & 0xF) << 4);
-                                out[pair + 4 * j + r] |= (byte) ((lo >> 4 | (hi >> 4) << 2) << 4 * q);
+                        o.set(FLOAT_LE, column + 4 * r, f16(data, at + 208));
+                        for (int k = 0; k < 16; k++) {
+                            int sub = column + HEAD + k * SUB, tops = 0;
+                            out[sub + r] = data.get(JAVA_BYTE, at + 192 + k);
+                            for (int t = 0; t < 2; t++) {
+                                int nibbles = 0;
+                                for (int p = 0; p < 8; p++) {
+                                    int q = quant(at, k / 2, 16 * (k % 2) + 8 * t + p);
+                                    nibbles |= (q & 0xF) << 4 * p;
+                                    tops |= (q >> 4) << 4 * p + 2 * t;
+                                }
+                                o.set(INT_LE, sub + NIBBLES + 4 * (t * L + r), nibbles);
                             }
+                            o.set(INT_LE, sub + TOPS + 4 * r, tops);
                         }
                     }
                 }
@@ -92,7 +112,7 @@ final class Q6_KTensor extends KQuantTensor {
      */
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        if (grouped) return groupedDot(row, x, xOffset);
+        if (grouped) return laneDot(row, x, xOffset, subBlockSums(x, xOffset, cols));
         int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
@@ -117,76 +137,59 @@ final class Q6_KTensor extends KQuantTensor {
         return VectorMath.sum(acc);
     }
 
-    /**
-     * Row r's quants minus 32 in the decode layout: weights j.. ({@code high} false) or j + 16.. of sub-block q (0, 1)
-     * of the pair at {@code pair}, whose sub-block starts at {@code sub}.
-     */
-    private IntVector groupedRow(long pair, long sub, int q, int j, int r, boolean high) {
-        int half = high ? 1 : 0;
-        IntVector low = ints(sub + 2 * GROUP + 4L * j).lanewise(VectorOperators.LSHR, 8 * r + 4 * half).and(0xF);
-        IntVector top = ints(pair + 4L * j).lanewise(VectorOperators.LSHR, 8 * r + 4 * q + 2 * half).and(3).lanewise(VectorOperators.LSHL, 4);
-        return low.or(top).sub(32);
+    private static FloatVector broadcast(float[] x, int i) {
+        return FloatVector.broadcast(F_SPECIES, x[i]);
     }
 
-    /** One row's dot product in the decode layout (rows outside a whole group of a {@link #dotRows} range). */
-    private float groupedDot(long row, float[] x, int xOffset) {
-        int lanes = F_SPECIES.length(), r = (int) (row % GROUP);
-        long column = (row - r) * rowBytes;
+    /** The 6-bit quants, unsigned, of nibble position p of {@code nibbles}, top bits at {@code 4p + topShift} of {@code tops}. */
+    private static FloatVector quants(IntVector nibbles, IntVector tops, int p, int topShift) {
+        return floats(nibbles.lanewise(VectorOperators.LSHR, 4 * p).and(0xF)
+                .or(tops.lanewise(VectorOperators.ROR, (4 * p + topShift - 4) & 31).and(0x30)));
+    }
+
+    /** Sums of x per 16 elements (a Q6_K scale's sub-block), for the -32 of every quant. */
+    private static float[] subBlockSums(float[] x, int xOffset, int n) {
+        float[] sums = scratch(SUB_BLOCK_SUMS, n / 16);
+        for (int k = 0; k < n / 16; k++) {
+            float sum = 0;
+            for (int i = 16 * k; i < 16 * k + 16; i++) sum += x[xOffset + i];
+            sums[k] = sum;
+        }
+        return sums;
+    }
+
+    private static final ThreadLocal<float[]> SUB_BLOCK_SUMS = ThreadLocal.withInitial(() -> new float[0]);
+
+    /**
+     * The dot products of the L rows of group {@code group} with x (sums per 16 {@code xSums}), to
+     * {@code out[o .. o + L)}: per sub-block of 16 weights, lane r sums row r's unsigned 6-bit quants times the
+     * broadcast activations in two accumulators (one per nibble int), takes away 32 times the activations' sum, and
+     * multiplies by {@code d * scale}, one vector for the L rows. One flat loop over the sub-blocks (as Q4_K's), the
+     * loop over the eight nibble positions kept a loop for C2's inlining budget.
+     */
+    private void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
+        long column = group * L * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
-        for (int i = 0; i < cols; i += SUPER_BLOCK, column += COLUMN) {
-            FloatVector sum = FloatVector.zero(F_SPECIES);
-            for (int s = 0; s < 8; s++) {
-                long pair = column + HEADER + (long) s / 2 * PAIR, sub = pair + HIGH + (long) (s % 2) * SUB_BLOCK;
-                long scales = data.get(LONG_LE, sub) >>> 8 * r; // row r's scale for weights 0-15 in byte 0, for 16-31 in byte 4
-                for (int j = 0; j < 16; j += lanes) {
-                    sum = floats(groupedRow(pair, sub, s % 2, j, r, false).mul((byte) scales)).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + 32 * s + j), sum);
-                    sum = floats(groupedRow(pair, sub, s % 2, j, r, true).mul((byte) (scales >>> 32))).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + 32 * s + j + 16), sum);
-                }
+        for (int c = xOffset, k = 0; c < xOffset + cols; c += 16, k = (k + 1) % 16) { // k: the sub-block in its super-block
+            long sub = column + HEAD + (long) k * SUB;
+            IntVector v0 = RowLanes.ints(data, sub + NIBBLES, 0), v1 = RowLanes.ints(data, sub + NIBBLES, 1), tops = ints(sub + TOPS);
+            FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0;
+            for (int p = 0; p < 8; p++) {
+                s0 = quants(v0, tops, p, 0).fma(broadcast(x, c + p), s0);
+                s1 = quants(v1, tops, p, 2).fma(broadcast(x, c + 8 + p), s1);
             }
-            acc = sum.fma(FloatVector.broadcast(F_SPECIES, f16(data, column + 2L * r)), acc);
+            FloatVector scale = RowLanes.floats(data, column).mul(floats(signedBytes(data, sub)));
+            acc = s0.add(s1).sub(32 * xSums[(c - xOffset) / 16]).fma(scale, acc);
+            if (k == 15) column += COLUMN;
         }
-        return VectorMath.sum(acc);
+        acc.intoArray(out, o);
     }
 
-    /**
-     * The dot products of the four rows of the group at {@code row} with x, to {@code out[o ..]}: per sub-block and
-     * half, the four rows' 6-bit quants joined at once (a shift, a rotation, two ands and an or), then per row as in
-     * the file's kernel (int8 scale multiplied in as ints, d once per super-block). The halves are a loop: C2 counts
-     * its inlining budget before it unrolls loops (NodeCountInliningCutoff).
-     */
-    private void groupDot4(long row, float[] x, int xOffset, float[] out, int o) {
-        int lanes = F_SPECIES.length();
-        long offset = row * rowBytes;
-        FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-        for (int i = 0; i < cols; i += SUPER_BLOCK, offset += COLUMN) {
-            FloatVector t0 = FloatVector.zero(F_SPECIES), t1 = t0, t2 = t0, t3 = t0;
-            for (int s = 0; s < 8; s++) {
-                long pair = offset + HEADER + (long) s / 2 * PAIR, sub = pair + HIGH + (long) (s % 2) * SUB_BLOCK;
-                long sc = data.get(LONG_LE, sub); // scales of rows 0-3 for weights 0-15, then for 16-31
-                for (int j = 0; j < 16; j += lanes) {
-                    IntVector v = ints(sub + 2 * GROUP + 4L * j), f = ints(pair + 4L * j);
-                    for (int half = 0; half < 2; half++) {
-                        FloatVector xv = FloatVector.fromArray(F_SPECIES, x, xOffset + i + 32 * s + 16 * half + j);
-                        IntVector q = v.lanewise(VectorOperators.LSHR, 4 * half).and(0x0F0F0F0F)
-                                .or(f.lanewise(VectorOperators.ROL, (4 - 4 * (s % 2) - 2 * half) & 31).and(0x30303030));
-                        long scales = sc >>> 32 * half;
-                        t0 = floats(q.and(0x3F).sub(32).mul((byte) scales)).fma(xv, t0);
-                        t1 = floats(q.lanewise(VectorOperators.LSHR, 8).and(0x3F).sub(32).mul((byte) (scales >>> 8))).fma(xv, t1);
-                        t2 = floats(q.lanewise(VectorOperators.LSHR, 16).and(0x3F).sub(32).mul((byte) (scales >>> 16))).fma(xv, t2);
-                        t3 = floats(q.lanewise(VectorOperators.LSHR, 24).sub(32).mul((byte) (scales >>> 24))).fma(xv, t3);
-                    }
-                }
-            }
-            long d = data.get(LONG_LE, offset); // the four rows' f16 d
-            acc0 = t0.fma(FloatVector.broadcast(F_SPECIES, Float.float16ToFloat((short) d)), acc0);
-            acc1 = t1.fma(FloatVector.broadcast(F_SPECIES, Float.float16ToFloat((short) (d >>> 16))), acc1);
-            acc2 = t2.fma(FloatVector.broadcast(F_SPECIES, Float.float16ToFloat((short) (d >>> 32))), acc2);
-            acc3 = t3.fma(FloatVector.broadcast(F_SPECIES, Float.float16ToFloat((short) (d >>> 48))), acc3);
-        }
-        out[o] = VectorMath.sum(acc0);
-        out[o + 1] = VectorMath.sum(acc1);
-        out[o + 2] = VectorMath.sum(acc2);
-        out[o + 3] = VectorMath.sum(acc3);
+    /** One row's dot product in the decode layout: its group's, one lane kept. */
+    private float laneDot(long row, float[] x, int xOffset, float[] xSums) {
+        float[] lanes = scratch(LANES, L);
+        laneDot(row / L, x, xOffset, xSums, lanes, 0);
+        return lanes[(int) (row % L)];
     }
 
     /** Rounds as ggml's dequantize_row_q6_K does: {@code (d * scale) * q}. */
@@ -194,17 +197,19 @@ final class Q6_KTensor extends KQuantTensor {
     public void dequantizeRow(long row, float[] out, int outOffset) {
         int lanes = F_SPECIES.length();
         if (grouped) {
-            int r = (int) (row % GROUP);
+            // row r's nibble ints lie 4L bytes apart ({@link RowLanes#rowNibbles}); its top-bit int is one, broadcast
+            int r = (int) (row % L);
             long column = (row - r) * rowBytes;
             for (int i = 0; i < cols; i += SUPER_BLOCK, column += COLUMN) {
-                float d = f16(data, column + 2L * r);
-                for (int s = 0; s < 8; s++) {
-                    long pair = column + HEADER + (long) s / 2 * PAIR, sub = pair + HIGH + (long) (s % 2) * SUB_BLOCK;
-                    long scales = data.get(LONG_LE, sub) >>> 8 * r;
-                    FloatVector lo = FloatVector.broadcast(F_SPECIES, d * (byte) scales), hi = FloatVector.broadcast(F_SPECIES, d * (byte) (scales >>> 32));
+                float d = data.get(FLOAT_LE, column + 4L * r);
+                for (int k = 0; k < 16; k++) {
+                    long sub = column + HEAD + (long) k * SUB;
+                    FloatVector scale = FloatVector.broadcast(F_SPECIES, d * data.get(JAVA_BYTE, sub + r));
+                    IntVector tops = IntVector.broadcast(I_SPECIES, data.get(INT_LE, sub + TOPS + 4L * r));
                     for (int j = 0; j < 16; j += lanes) {
-                        floats(groupedRow(pair, sub, s % 2, j, r, false)).mul(lo).intoArray(out, outOffset + i + 32 * s + j);
-                        floats(groupedRow(pair, sub, s % 2, j, r, true)).mul(hi).intoArray(out, outOffset + i + 32 * s + j + 16);
+                        IntVector q = RowLanes.rowNibbles(data, sub + NIBBLES + 4L * r, j).and(0xF)
+                                .or(tops.lanewise(VectorOperators.LSHR, IntVector.fromArray(I_SPECIES, TOP_SHIFTS, j)).and(3).lanewise(VectorOperators.LSHL, 4));
+                        floats(q.sub(32)).mul(scale).intoArray(out, outOffset + i + 16 * k + j);
                     }
                 }
             }
@@ -231,11 +236,22 @@ final class Q6_KTensor extends KQuantTensor {
 
     @Override
     void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
-        int r = start;
-        if (grouped) {
-            for (; r < end && (firstRow + r) % GROUP != 0; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
-            for (; r + GROUP <= end; r += GROUP) groupDot4(firstRow + r, x, xOffset, out, outOffset + r);
+        if (!grouped) {
+            for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
+            return;
         }
-        for (; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
+        float[] xSums = subBlockSums(x, xOffset, cols);
+        for (int r = start; r < end; ) {
+            long row = firstRow + r, group = row / L;
+            int from = (int) (row % L), n = Math.min(L - from, end - r);
+            if (n == L) {
+                laneDot(group, x, xOffset, xSums, out, outOffset + r);
+            } else { // a range that starts or ends inside a group
+                float[] lanes = scratch(LANES, L);
+                laneDot(group, x, xOffset, xSums, lanes, 0);
+                System.arraycopy(lanes, from, out, outOffset + r, n);
+            }
+            r += n;
+        }
     }
 }

@@ -1,5 +1,6 @@
 package gptfast4j.tensor;
 
+import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
@@ -80,6 +81,11 @@ final class RowLanes {
                 MemorySegment.copy(out, 0, to, ValueLayout.JAVA_BYTE, g * L * rowBytes, out.length);
             }
         });
+    }
+
+    /** The L floats at {@code offset}: a plane of the L rows' scales, kept as floats (see {@link Q6_KTensor}). */
+    static FloatVector floats(MemorySegment data, long offset) {
+        return FloatVector.fromMemorySegment(Tensor.F_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN);
     }
 
     /** Int t of the L rows at {@code ints} (where a block's ints start). */
