@@ -29,14 +29,17 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
         this.grouped = true;
     }
 
-    /** Rows per group in Q5_K's decode layout. */
-    static final int GROUP = 4;
     /** Whether the bytes are in a decode layout. */
     final boolean grouped;
 
-    /** The bytes of a decode layout of {@code columnBytes} per group and super-block column, or 0: already one, or rows that do not come in fours. */
-    final long groupedBytes(int columnBytes) {
-        return grouped || rows % GROUP != 0 ? 0 : rows / GROUP * (cols / SUPER_BLOCK) * columnBytes;
+    /** Groups of {@link RowLanes#L} rows in the decode layouts, the last one padded with zero rows. */
+    final long groups() {
+        return RowLanes.groups(rows);
+    }
+
+    /** The bytes of a decode-layout copy of {@code columnBytes} per group and super-block column, or 0 for one already. */
+    final long laneLayoutBytes(int columnBytes) {
+        return grouped ? 0 : groups() * (cols / SUPER_BLOCK) * columnBytes;
     }
 
     /**

@@ -38,13 +38,9 @@ final class Q4_KTensor extends KQuantTensor {
         super(file, grouped, L, COLUMN);
     }
 
-    private long groups() {
-        return (rows + L - 1) / L;
-    }
-
     @Override
     public long decodeCopyBytes() {
-        return grouped ? 0 : groups() * (cols / SUPER_BLOCK) * COLUMN;
+        return laneLayoutBytes(COLUMN);
     }
 
     /**

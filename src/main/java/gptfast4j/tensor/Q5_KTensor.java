@@ -5,6 +5,7 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
+import java.util.stream.IntStream;
 
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 
@@ -12,65 +13,72 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * Q5_K: {@code [f16 d][f16 dmin][12 bytes scales/mins][32 bytes high bits][128 bytes of nibbles]} per 256 weights;
  * as Q4_K with a fifth bit per weight: bit 2j (low nibbles) or 2j+1 (high nibbles) of {@code qh[l]}.
  * <p>
- * Like Q4_K it decodes from a four-row layout of its own ({@link #forDecode}): per super-block column the four rows'
- * f16 d and dmin (16 bytes), then two quads of sub-blocks, each {@code [16 ints of fifth bits][4 x (4 scales, 4 mins,
- * 16 ints of nibbles)]}. The nibble ints are Q4_K's (byte r of int j: weights j and j + 16 of row r); byte r of
- * fifth-bit int j holds, for sub-block q of the quad, the fifth bit of weight j in bit 2q and of weight j + 16 in bit
- * 2q + 1, so that one rotation and one and put a sub-block's four rows' fifth bits at bit 4 of their bytes. 720 bytes
- * per four rows and 256 columns against the file's 704.
+ * Two layouts of the same weights: the file's, and the decode layout ({@link #forDecode}), one row per float lane as
+ * Q4_K's and Q6_K's (L rows per group, 16 with 512-bit vectors). Per group and super-block column: {@code [d of rows
+ * 0..L-1: L f32][dmin: L f32]}, then per sub-block of 32 {@code [scales: L bytes][mins: L bytes][4 x L ints of
+ * nibbles][L ints of fifth bits]}: nibble int t of lane r holds weights 8t .. 8t + 7 of row r's sub-block, weight
+ * 8t + p in bits 4p .. 4p + 3 ({@link RowLanes}' ints); the fifth-bit int of lane r holds weight 8t + p's fifth bit
+ * in bit 4p + t, so that one rotation and one and put it above the nibble of any of the four ints. 184 bytes per
+ * row and super-block against the file's 176 (d and dmin as floats, as Q6_K keeps its d).
  */
 final class Q5_KTensor extends KQuantTensor {
-    /** Decode layout: bytes of the rows' d and dmin, of a quad's fifth bits, of a sub-block, of a quad and of a super-block column. */
-    private static final int HEADER = 16, FIFTHS = 64, SUB_BLOCK = 72, QUAD = FIFTHS + 4 * SUB_BLOCK, COLUMN = HEADER + 2 * QUAD;
+    /** Rows per group of the decode layout: one per float lane. */
+    private static final int L = RowLanes.L;
+    /** Decode layout: bytes of a group's d and dmin, of a sub-block, of a super-block column; where a sub-block's nibble ints and fifth-bit ints start. */
+    private static final int HEAD = 8 * L, SUB = 22 * L, COLUMN = HEAD + 8 * SUB, NIBBLES = 2 * L, FIFTHS = 18 * L;
+    /** A group's outputs, for ranges that start or end inside a group. */
+    private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[L]);
+    /** Per weight w of a sub-block: the bit of its fifth bit in the fifth-bit int. */
+    private static final int[] FIFTH_SHIFTS = IntStream.range(0, 32).map(w -> 4 * (w % 8) + w / 8).toArray();
 
     Q5_KTensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.Q5_K, data, cols, rows);
     }
 
     private Q5_KTensor(Q5_KTensor file, MemorySegment grouped) {
-        super(file, grouped, GROUP, COLUMN);
+        super(file, grouped, L, COLUMN);
     }
 
     @Override
     public long decodeCopyBytes() {
-        return groupedBytes(COLUMN);
+        return laneLayoutBytes(COLUMN);
     }
 
     /**
-     * A copy in the decode layout, off-heap ({@link OffHeap}), or this tensor: per group and super-block column the
-     * rows' f16 d and dmin (at 4r), then per quad of sub-blocks the fifth bits (byte r of int j: bit 2q for weight j of
-     * sub-block q, 2q + 1 for weight j + 16) and per sub-block the rows' 6-bit scales, mins and 16 ints, byte r of
-     * int j holding row r's nibbles of weights j and j + 16 (as a Q4_1 block has them). The pages of a mapped
-     * original are then released, so that the copy takes their place in memory.
+     * A copy in the decode layout, off-heap ({@link OffHeap}); the pages of a mapped original are then released, so
+     * that the copy takes their place in memory.
      */
     @Override
     public Tensor forDecode() {
-        if (decodeCopyBytes() == 0) return this;
+        if (grouped) return this;
         MemorySegment copy = OffHeap.allocate(decodeCopyBytes());
         int superBlocks = cols / SUPER_BLOCK;
-        Parallel.run(Math.toIntExact(rows / GROUP), 4, (start, end) -> {
+        Parallel.run(Math.toIntExact(groups()), 1, (start, end) -> {
             // a group at a time through a heap array, written out with one bulk copy
             byte[] out = new byte[superBlocks * COLUMN];
             MemorySegment o = MemorySegment.ofArray(out);
             for (long g = start; g < end; g++) {
                 java.util.Arrays.fill(out, (byte) 0);
-                for (int r = 0; r < GROUP; r++) {
-                    long at = (g * GROUP + r) * rowBytes;
+                for (int r = 0; r < L && g * L + r < rows; r++) {
+                    long at = (g * L + r) * rowBytes;
                     for (int sb = 0, column = 0; sb < superBlocks; sb++, at += type.blockBytes, column += COLUMN) {
-                        o.set(INT_LE, column + 4 * r, data.get(INT_LE, at)); // d, dmin
+                        o.set(FLOAT_LE, column + 4 * r, f16(data, at));
+                        o.set(FLOAT_LE, column + 4 * L + 4 * r, f16(data, at + 2));
                         long scales = packedScales(at + 4), mins = packedMins(at + 4);
                         for (int s = 0; s < 8; s++) {
-                            int quad = column + HEADER + s / 4 * QUAD, q = s % 4, sub = quad + FIFTHS + q * SUB_BLOCK;
+                            int sub = column + HEAD + s * SUB, fifths = 0;
                             out[sub + r] = (byte) (scales >>> 8 * s);
-                            out[sub + GROUP + r] = (byte) (mins >>> 8 * s);
-                            long qs = at + 48 + 32L * (s / 2);
-                            int shift = 4 * (s % 2);
-                            for (int j = 0; j < 16; j++) {
-                                int lo = (data.get(JAVA_BYTE, qs + j) >> shift) & 0xF, hi = (data.get(JAVA_BYTE, qs + j + 16) >> shift) & 0xF;
-                                out[sub + 2 * GROUP + 4 * j + r] = (byte) (lo | hi << 4);
-                                int lo5 = (data.get(JAVA_BYTE, at + 16 + j) >> s) & 1, hi5 = (data.get(JAVA_BYTE, at + 16 + j + 16) >> s) & 1;
-                                out[quad + 4 * j + r] |= (byte) (lo5 << 2 * q | hi5 << 2 * q + 1);
+                            out[sub + L + r] = (byte) (mins >>> 8 * s);
+                            for (int t = 0; t < 4; t++) {
+                                int nibbles = 0;
+                                for (int p = 0; p < 8; p++) {
+                                    int l = 8 * t + p;
+                                    nibbles |= ((data.get(JAVA_BYTE, at + 48 + 32L * (s / 2) + l) >> 4 * (s % 2)) & 0xF) << 4 * p;
+                                    fifths |= ((data.get(JAVA_BYTE, at + 16 + l) >> s) & 1) << 4 * p + t;
+                                }
+                                o.set(INT_LE, sub + NIBBLES + 4 * (t * L + r), nibbles);
                             }
+                            o.set(INT_LE, sub + FIFTHS + 4 * r, fifths);
                         }
                     }
                 }
@@ -81,113 +89,61 @@ final class Q5_KTensor extends KQuantTensor {
         return new Q5_KTensor(this, copy);
     }
 
-    /** Bits {@code [p, p + 5)} of each lane, as floats. */
-    private static FloatVector fiveBits(IntVector v, int p) {
-        return (FloatVector) v.lanewise(VectorOperators.LSHR, p).and(0x1F).convert(VectorOperators.I2F, 0);
+    /** The 5-bit quants, unsigned, of nibble position p of {@code nibbles}, fifth bits at {@code 4p + fifthShift} of {@code fifths}. */
+    private static FloatVector quants(IntVector nibbles, IntVector fifths, int p, int fifthShift) {
+        return floats(nibbles.lanewise(VectorOperators.LSHR, 4 * p).and(0xF)
+                .or(fifths.lanewise(VectorOperators.ROR, (4 * p + fifthShift - 4) & 31).and(0x10)));
+    }
+
+    private static FloatVector broadcast(float[] x, int i) {
+        return FloatVector.broadcast(F_SPECIES, x[i]);
     }
 
     /**
-     * Row r's quants, weights j.. ({@code high} false) or j + 16.. of sub-block q of the quad at {@code quad} (whose
-     * sub-block starts at {@code sub}), unsigned 5-bit, as floats.
+     * The dot products of the L rows of group {@code group} with x (its {@link #blockSums} per 16, {@code xSums}), to
+     * {@code out[o .. o + L)}: per half sub-block (16 weights, two nibble ints), lane r sums row r's 5-bit quants
+     * times the broadcast activations in two accumulators, then takes {@code d * scale} and {@code dmin * min} (times
+     * the half's activation sum) as one vector each for the L rows. One flat loop over the halves, the eight nibble
+     * positions kept a loop, as Q6_K's kernel. The mins in a loop of their own after this one (as Q4_K's), inlined
+     * here by C2, passed its inlining budget in some JVM runs (10-30x slower).
      */
-    private FloatVector groupedRow(long quad, long sub, int q, int j, int r, boolean high) {
-        int half = high ? 1 : 0;
-        IntVector nibbles = ints(sub + 2 * GROUP + 4L * j).lanewise(VectorOperators.LSHR, 8 * r + 4 * half).and(0xF);
-        IntVector fifth = ints(quad + 4L * j).lanewise(VectorOperators.LSHR, 8 * r + 2 * q + half).and(1).lanewise(VectorOperators.LSHL, 4);
-        return (FloatVector) nibbles.or(fifth).convert(VectorOperators.I2F, 0);
-    }
-
-    /** One row's dot product in the decode layout (rows outside a whole group of a {@link #dotRows} range). */
-    private float groupedDot(long row, float[] x, int xOffset, float[] xSums) {
-        int lanes = F_SPECIES.length(), r = (int) (row % GROUP);
-        long column = (row - r) * rowBytes;
+    private void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
+        long column = group * L * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
-        float minTerm = 0;
-        for (int i = 0; i < cols; i += SUPER_BLOCK, column += COLUMN) {
-            float d = f16(data, column + 4L * r), dmin = f16(data, column + 4L * r + 2), m = 0;
-            for (int s = 0; s < 8; s++) {
-                long quad = column + HEADER + (long) s / 4 * QUAD, sub = quad + FIFTHS + (long) (s % 4) * SUB_BLOCK;
-                int b = i / 32 + s;
-                FloatVector sum = FloatVector.zero(F_SPECIES);
-                for (int j = 0; j < 16; j += lanes) {
-                    sum = groupedRow(quad, sub, s % 4, j, r, false).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + 32 * b + j), sum);
-                    sum = groupedRow(quad, sub, s % 4, j, r, true).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + 32 * b + j + 16), sum);
-                }
-                long sm = data.get(LONG_LE, sub) >>> 8 * r; // row r's scale in byte 0, its min in byte 4
-                acc = sum.fma(FloatVector.broadcast(F_SPECIES, d * (sm & 0xFF)), acc);
-                m += ((sm >>> 32) & 0xFF) * xSums[b];
+        for (int c = xOffset, k = 0; c < xOffset + cols; c += 16, k = (k + 1) % 16) { // k: the half in its super-block
+            long sub = column + HEAD + (long) (k / 2) * SUB, nibbles = sub + NIBBLES + 8L * L * (k % 2);
+            IntVector v0 = RowLanes.ints(data, nibbles, 0), v1 = RowLanes.ints(data, nibbles, 1);
+            // the fifth bits of ints 2 (k % 2) and 2 (k % 2) + 1, moved to bits 4p and 4p + 1: the rotations in the
+            // loop are then the same constants for both halves (with a shift that varied, C2 rebuilt their counts)
+            IntVector fifths = ints(sub + FIFTHS).lanewise(VectorOperators.ROR, 2 * (k % 2));
+            FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0;
+            for (int p = 0; p < 8; p++) {
+                s0 = quants(v0, fifths, p, 0).fma(broadcast(x, c + p), s0);
+                s1 = quants(v1, fifths, p, 1).fma(broadcast(x, c + 8 + p), s1);
             }
-            minTerm += dmin * m;
+            FloatVector mins = RowLanes.floats(data, column + 4L * L).mul(floats(bytes(sub + L)));
+            acc = s0.add(s1).fma(RowLanes.floats(data, column).mul(floats(bytes(sub))), mins.fma(FloatVector.broadcast(F_SPECIES, -xSums[(c - xOffset) / 16]), acc));
+            if (k == 15) column += COLUMN;
         }
-        return VectorMath.sum(acc) - minTerm;
+        acc.intoArray(out, o);
     }
 
-    /**
-     * The dot products of the four rows of the group at {@code row} with x (block sums {@code xSums}), to
-     * {@code out[o ..]}: Q4_K's four-row kernel, each sub-block's nibbles first joined with their fifth bits, all four
-     * rows at once (a rotation, an and and an or per half).
-     */
-    private void groupDot4(long row, float[] x, int xOffset, float[] xSums, float[] out, int o) {
-        int lanes = F_SPECIES.length();
-        long offset = row * rowBytes;
-        FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-        float min0 = 0, min1 = 0, min2 = 0, min3 = 0;
-        for (int i = 0; i < cols; i += SUPER_BLOCK) {
-            long h01 = data.get(LONG_LE, offset), h23 = data.get(LONG_LE, offset + 8); // d0 dmin0 d1 dmin1, d2 dmin2 d3 dmin3
-            float d0 = Float.float16ToFloat((short) h01), d1 = Float.float16ToFloat((short) (h01 >>> 32));
-            float d2 = Float.float16ToFloat((short) h23), d3 = Float.float16ToFloat((short) (h23 >>> 32));
-            float m0 = 0, m1 = 0, m2 = 0, m3 = 0;
-            offset += HEADER;
-            for (int s = 0; s < 8; s++) {
-                long quad = offset + (long) s / 4 * QUAD, sub = quad + FIFTHS + (long) (s % 4) * SUB_BLOCK;
-                int b = i / 32 + s, rotation = 4 - 2 * (s % 4);
-                FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0;
-                for (int j = 0; j < 16; j += lanes) {
-                    IntVector v = ints(sub + 2 * GROUP + 4L * j), f = ints(quad + 4L * j);
-                    // weights j.., then j + 16..: a loop rather than written out twice, to stay within C2's inlining
-                    // budget (NodeCountInliningCutoff is counted before loops are unrolled)
-                    for (int half = 0; half < 2; half++) {
-                        FloatVector xv = FloatVector.fromArray(F_SPECIES, x, xOffset + 32 * b + 16 * half + j);
-                        IntVector q = v.lanewise(VectorOperators.LSHR, 4 * half).and(0x0F0F0F0F)
-                                .or(f.lanewise(VectorOperators.ROL, rotation - half).and(0x10101010));
-                        s0 = fiveBits(q, 0).fma(xv, s0);
-                        s1 = fiveBits(q, 8).fma(xv, s1);
-                        s2 = fiveBits(q, 16).fma(xv, s2);
-                        s3 = ((FloatVector) q.lanewise(VectorOperators.LSHR, 24).convert(VectorOperators.I2F, 0)).fma(xv, s3);
-                    }
-                }
-                long sm = data.get(LONG_LE, sub); // scales of rows 0-3, then their mins
-                acc0 = s0.fma(FloatVector.broadcast(F_SPECIES, d0 * (sm & 0xFF)), acc0);
-                acc1 = s1.fma(FloatVector.broadcast(F_SPECIES, d1 * ((sm >>> 8) & 0xFF)), acc1);
-                acc2 = s2.fma(FloatVector.broadcast(F_SPECIES, d2 * ((sm >>> 16) & 0xFF)), acc2);
-                acc3 = s3.fma(FloatVector.broadcast(F_SPECIES, d3 * ((sm >>> 24) & 0xFF)), acc3);
-                float xSum = xSums[b];
-                m0 += ((sm >>> 32) & 0xFF) * xSum;
-                m1 += ((sm >>> 40) & 0xFF) * xSum;
-                m2 += ((sm >>> 48) & 0xFF) * xSum;
-                m3 += (sm >>> 56) * xSum;
-            }
-            offset += 2 * QUAD;
-            min0 += Float.float16ToFloat((short) (h01 >>> 16)) * m0;
-            min1 += Float.float16ToFloat((short) (h01 >>> 48)) * m1;
-            min2 += Float.float16ToFloat((short) (h23 >>> 16)) * m2;
-            min3 += Float.float16ToFloat((short) (h23 >>> 48)) * m3;
-        }
-        out[o] = VectorMath.sum(acc0) - min0;
-        out[o + 1] = VectorMath.sum(acc1) - min1;
-        out[o + 2] = VectorMath.sum(acc2) - min2;
-        out[o + 3] = VectorMath.sum(acc3) - min3;
+    /** One row's dot product in the decode layout: its group's, one lane kept. */
+    private float laneDot(long row, float[] x, int xOffset, float[] xSums) {
+        float[] lanes = scratch(LANES, L);
+        laneDot(row / L, x, xOffset, xSums, lanes, 0);
+        return lanes[(int) (row % L)];
     }
 
     /** As Q4_K's dot product, with the fifth bit of each weight added from {@code qh} before the conversion. */
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        return dot(row, x, xOffset, blockSums(x, xOffset, cols));
+        return dot(row, x, xOffset, blockSums(x, xOffset, cols, grouped ? 16 : 32));
     }
 
-    /** The dot product given the {@link #blockSums} of x. */
+    /** The dot product given the {@link #blockSums} of x: per 32, or per 16 in the decode layout. */
     private float dot(long row, float[] x, int xOffset, float[] xSums) {
-        if (grouped) return groupedDot(row, x, xOffset, xSums);
+        if (grouped) return laneDot(row, x, xOffset, xSums);
         int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
@@ -218,20 +174,20 @@ final class Q5_KTensor extends KQuantTensor {
             dequantizeScaleMin(row, out, outOffset, 16, 48);
             return;
         }
-        // rounding as ggml's dequantize_row_q5_K: (d * scale) * q - dmin * min
-        int lanes = F_SPECIES.length(), r = (int) (row % GROUP);
+        // rounding as ggml's dequantize_row_q5_K: (d * scale) * q - dmin * min; row r's nibble ints lie 4L bytes apart
+        int lanes = F_SPECIES.length(), r = (int) (row % L);
         long column = (row - r) * rowBytes;
         for (int i = 0; i < cols; i += SUPER_BLOCK, column += COLUMN) {
-            float d = f16(data, column + 4L * r), dmin = f16(data, column + 4L * r + 2);
+            float d = data.get(FLOAT_LE, column + 4L * r), dmin = data.get(FLOAT_LE, column + 4L * L + 4L * r);
             for (int s = 0; s < 8; s++) {
-                long quad = column + HEADER + (long) s / 4 * QUAD, sub = quad + FIFTHS + (long) (s % 4) * SUB_BLOCK;
-                long sm = data.get(LONG_LE, sub) >>> 8 * r; // row r's scale in byte 0, its min in byte 4
-                FloatVector scale = FloatVector.broadcast(F_SPECIES, d * (sm & 0xFF));
-                FloatVector min = FloatVector.broadcast(F_SPECIES, dmin * ((sm >>> 32) & 0xFF));
-                int o = outOffset + i + 32 * s;
-                for (int j = 0; j < 16; j += lanes) {
-                    groupedRow(quad, sub, s % 4, j, r, false).mul(scale).sub(min).intoArray(out, o + j);
-                    groupedRow(quad, sub, s % 4, j, r, true).mul(scale).sub(min).intoArray(out, o + j + 16);
+                long sub = column + HEAD + (long) s * SUB;
+                FloatVector scale = FloatVector.broadcast(F_SPECIES, d * (data.get(JAVA_BYTE, sub + r) & 0xFF));
+                FloatVector min = FloatVector.broadcast(F_SPECIES, dmin * (data.get(JAVA_BYTE, sub + L + r) & 0xFF));
+                IntVector fifths = IntVector.broadcast(I_SPECIES, data.get(INT_LE, sub + FIFTHS + 4L * r));
+                for (int j = 0; j < 32; j += lanes) {
+                    IntVector q = RowLanes.rowNibbles(data, sub + NIBBLES + 4L * r, j).and(0xF)
+                            .or(fifths.lanewise(VectorOperators.LSHR, IntVector.fromArray(I_SPECIES, FIFTH_SHIFTS, j)).and(1).lanewise(VectorOperators.LSHL, 4));
+                    floats(q).mul(scale).sub(min).intoArray(out, outOffset + i + 32 * s + j);
                 }
             }
         }
@@ -239,12 +195,22 @@ final class Q5_KTensor extends KQuantTensor {
 
     @Override
     void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
-        float[] xSums = blockSums(x, xOffset, cols);
-        int r = start;
-        if (grouped) {
-            for (; r < end && (firstRow + r) % GROUP != 0; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
-            for (; r + GROUP <= end; r += GROUP) groupDot4(firstRow + r, x, xOffset, xSums, out, outOffset + r);
+        float[] xSums = blockSums(x, xOffset, cols, grouped ? 16 : 32);
+        if (!grouped) {
+            for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
+            return;
         }
-        for (; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
+        for (int r = start; r < end; ) {
+            long row = firstRow + r, group = row / L;
+            int from = (int) (row % L), n = Math.min(L - from, end - r);
+            if (n == L) {
+                laneDot(group, x, xOffset, xSums, out, outOffset + r);
+            } else { // a range that starts or ends inside a group
+                float[] lanes = scratch(LANES, L);
+                laneDot(group, x, xOffset, xSums, lanes, 0);
+                System.arraycopy(lanes, from, out, outOffset + r, n);
+            }
+            r += n;
+        }
     }
 }

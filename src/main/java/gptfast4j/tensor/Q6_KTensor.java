@@ -42,13 +42,9 @@ final class Q6_KTensor extends KQuantTensor {
         super(file, grouped, L, COLUMN);
     }
 
-    private long groups() {
-        return (rows + L - 1) / L;
-    }
-
     @Override
     public long decodeCopyBytes() {
-        return grouped ? 0 : groups() * (cols / SUPER_BLOCK) * COLUMN;
+        return laneLayoutBytes(COLUMN);
     }
 
     /** Weight l (0-31) of sub-block s (0-7) of the super-block at {@code at}: its 6-bit quant, unsigned. */
@@ -112,7 +108,7 @@ final class Q6_KTensor extends KQuantTensor {
      */
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        if (grouped) return laneDot(row, x, xOffset, subBlockSums(x, xOffset, cols));
+        if (grouped) return laneDot(row, x, xOffset, blockSums(x, xOffset, cols, 16));
         int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
@@ -147,21 +143,8 @@ final class Q6_KTensor extends KQuantTensor {
                 .or(tops.lanewise(VectorOperators.ROR, (4 * p + topShift - 4) & 31).and(0x30)));
     }
 
-    /** Sums of x per 16 elements (a Q6_K scale's sub-block), for the -32 of every quant. */
-    private static float[] subBlockSums(float[] x, int xOffset, int n) {
-        float[] sums = scratch(SUB_BLOCK_SUMS, n / 16);
-        for (int k = 0; k < n / 16; k++) {
-            float sum = 0;
-            for (int i = 16 * k; i < 16 * k + 16; i++) sum += x[xOffset + i];
-            sums[k] = sum;
-        }
-        return sums;
-    }
-
-    private static final ThreadLocal<float[]> SUB_BLOCK_SUMS = ThreadLocal.withInitial(() -> new float[0]);
-
     /**
-     * The dot products of the L rows of group {@code group} with x (sums per 16 {@code xSums}), to
+     * The dot products of the L rows of group {@code group} with x (its {@link #blockSums} per 16, {@code xSums}), to
      * {@code out[o .. o + L)}: per sub-block of 16 weights, lane r sums row r's unsigned 6-bit quants times the
      * broadcast activations in two accumulators (one per nibble int), takes away 32 times the activations' sum, and
      * multiplies by {@code d * scale}, one vector for the L rows. One flat loop over the sub-blocks (as Q4_K's), the
@@ -240,7 +223,7 @@ final class Q6_KTensor extends KQuantTensor {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
             return;
         }
-        float[] xSums = subBlockSums(x, xOffset, cols);
+        float[] xSums = blockSums(x, xOffset, cols, 16);
         for (int r = start; r < end; ) {
             long row = firstRow + r, group = row / L;
             int from = (int) (row % L), n = Math.min(L - from, end - r);

@@ -412,7 +412,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
         return t;
     }
 
-    /** Each thread's sums of x over 32-weight blocks, kept between calls. */
+    /** Each thread's sums of x over blocks, kept between calls. */
     private static final ThreadLocal<float[]> BLOCK_SUMS = ThreadLocal.withInitial(() -> new float[0]);
 
     /**
@@ -422,14 +422,15 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
      * second part needs x alone, so it is summed once per matrix call instead of once per row.
      */
     static float[] blockSums(float[] x, int xOffset, int n) {
-        float[] sums = BLOCK_SUMS.get();
-        if (sums.length < n / 32) {
-            sums = new float[n / 32];
-            BLOCK_SUMS.set(sums);
-        }
-        for (int k = 0; k < n / 32; k++) {
+        return blockSums(x, xOffset, n, 32);
+    }
+
+    /** As {@link #blockSums(float[], int, int)}, over blocks of {@code block} (16 or 32) elements. */
+    static float[] blockSums(float[] x, int xOffset, int n, int block) {
+        float[] sums = scratch(BLOCK_SUMS, n / block);
+        for (int k = 0; k < n / block; k++) {
             FloatVector s = FloatVector.zero(F_SPECIES);
-            for (int l = 0; l < 32; l += F_SPECIES.length()) s = s.add(FloatVector.fromArray(F_SPECIES, x, xOffset + 32 * k + l));
+            for (int l = 0; l < block; l += F_SPECIES.length()) s = s.add(FloatVector.fromArray(F_SPECIES, x, xOffset + block * k + l));
             sums[k] = VectorMath.sum(s);
         }
         return sums;
