@@ -70,7 +70,7 @@ final class Q4_KTensor extends KQuantTensor {
                             out[sub + L + r] = (byte) (mins >>> 8 * s);
                             long q = at + 16 + 32L * (s / 2);
                             int shift = 4 * (s % 2);
-                            for (int t = 0; t < 4; t++) o.set(INT_LE, sub + INTS + 4 * L * t + 4 * r, packNibbles(data.get(LONG_LE, q + 8 * t) >>> shift));
+                            for (int t = 0; t < 4; t++) o.set(INT_LE, sub + INTS + 4 * L * t + 4 * r, RowLanes.packNibbles(data.get(LONG_LE, q + 8 * t) >>> shift));
                         }
                     }
                 }
@@ -123,14 +123,6 @@ final class Q4_KTensor extends KQuantTensor {
             }
         }
         return VectorMath.sum(acc0.add(acc1)) - minsShare(row, xSums);
-    }
-
-    /** The low nibbles of the eight bytes of {@code v}, byte p's at bits 4p .. 4p + 3 of an int. */
-    private static int packNibbles(long v) {
-        v &= 0x0F0F_0F0F_0F0F_0F0FL;
-        v = (v | v >>> 4) & 0x00FF_00FF_00FF_00FFL;
-        v = (v | v >>> 8) & 0x0000_FFFF_0000_FFFFL;
-        return (int) (v | v >>> 16);
     }
 
     /** Bits {@code [p, p + 4)} of each lane of the decode layout's ints, unsigned, as floats. */

@@ -47,13 +47,6 @@ final class Q6_KTensor extends KQuantTensor {
         return laneLayoutBytes(COLUMN);
     }
 
-    /** Weight l (0-31) of sub-block s (0-7) of the super-block at {@code at}: its 6-bit quant, unsigned. */
-    private int quant(long at, int s, int l) {
-        int half = s / 4, g = s % 4;
-        int low = (data.get(JAVA_BYTE, at + 64L * half + l + 32 * (g & 1)) >> 4 * (g >> 1)) & 0xF;
-        return low | ((data.get(JAVA_BYTE, at + 128 + 32L * half + l) >> 2 * g) & 3) << 4;
-    }
-
     /**
      * A copy in the decode layout, off-heap ({@link OffHeap}); the pages of a mapped original are then released, so
      * that the copy takes their place in memory.
@@ -64,26 +57,26 @@ final class Q6_KTensor extends KQuantTensor {
         MemorySegment copy = OffHeap.allocate(decodeCopyBytes());
         int superBlocks = cols / SUPER_BLOCK;
         Parallel.run(Math.toIntExact(groups()), 1, (start, end) -> {
-            // a group at a time through a heap array, written out with one bulk copy
-            byte[] out = new byte[superBlocks * COLUMN];
-            MemorySegment o = MemorySegment.ofArray(out);
+            // a group at a time through a heap array, written out with one bulk copy; a row at a time into another,
+            // its quants read eight at a time (per-byte reads of the mapping took most of the copy's time)
+            byte[] out = new byte[superBlocks * COLUMN], in = new byte[(int) rowBytes];
+            MemorySegment o = MemorySegment.ofArray(out), row = MemorySegment.ofArray(in);
             for (long g = start; g < end; g++) {
                 java.util.Arrays.fill(out, (byte) 0);
                 for (int r = 0; r < L && g * L + r < rows; r++) {
-                    long at = (g * L + r) * rowBytes;
-                    for (int sb = 0, column = 0; sb < superBlocks; sb++, at += type.blockBytes, column += COLUMN) {
-                        o.set(FLOAT_LE, column + 4 * r, f16(data, at + 208));
+                    MemorySegment.copy(data, JAVA_BYTE, (g * L + r) * rowBytes, in, 0, in.length);
+                    for (int sb = 0, at = 0, column = 0; sb < superBlocks; sb++, at += type.blockBytes, column += COLUMN) {
+                        o.set(FLOAT_LE, column + 4 * r, f16(row, at + 208));
                         for (int k = 0; k < 16; k++) {
-                            int sub = column + HEAD + k * SUB, tops = 0;
-                            out[sub + r] = data.get(JAVA_BYTE, at + 192 + k);
+                            // weights 16k .. 16k + 15: in half k / 8, group g = k % 8 / 2, from byte l = 16 (k % 2) on of
+                            // the half's ql (+32 for odd g, high nibbles for g >= 2) and qh (bit pair g)
+                            int half = k / 8, g4 = k % 8 / 2, l = 16 * (k % 2), sub = column + HEAD + k * SUB, tops = 0;
+                            out[sub + r] = in[at + 192 + k];
                             for (int t = 0; t < 2; t++) {
-                                int nibbles = 0;
-                                for (int p = 0; p < 8; p++) {
-                                    int q = quant(at, k / 2, 16 * (k % 2) + 8 * t + p);
-                                    nibbles |= (q & 0xF) << 4 * p;
-                                    tops |= (q >> 4) << 4 * p + 2 * t;
-                                }
-                                o.set(INT_LE, sub + NIBBLES + 4 * (t * L + r), nibbles);
+                                long low = row.get(LONG_LE, at + 64 * half + 32 * (g4 & 1) + l + 8 * t) >>> 4 * (g4 >> 1);
+                                long top = row.get(LONG_LE, at + 128 + 32 * half + l + 8 * t) >>> 2 * g4 & 0x0303_0303_0303_0303L;
+                                o.set(INT_LE, sub + NIBBLES + 4 * (t * L + r), RowLanes.packNibbles(low));
+                                tops |= RowLanes.packNibbles(top) << 2 * t;
                             }
                             o.set(INT_LE, sub + TOPS + 4 * r, tops);
                         }

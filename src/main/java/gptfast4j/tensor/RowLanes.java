@@ -83,6 +83,15 @@ final class RowLanes {
         });
     }
 
+    /** The low nibbles of the eight bytes of {@code v}, byte p's at bits 4p .. 4p + 3 of an int: a
+     * decode layout's int of eight weights, from eight bytes of a file's block. */
+    static int packNibbles(long v) {
+        v &= 0x0F0F_0F0F_0F0F_0F0FL;
+        v = (v | v >>> 4) & 0x00FF_00FF_00FF_00FFL;
+        v = (v | v >>> 8) & 0x0000_FFFF_0000_FFFFL;
+        return (int) (v | v >>> 16);
+    }
+
     /** The L floats at {@code offset}: a plane of the L rows' scales, kept as floats (see {@link Q6_KTensor}). */
     static FloatVector floats(MemorySegment data, long offset) {
         return FloatVector.fromMemorySegment(Tensor.F_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN);
