@@ -15,14 +15,13 @@ import java.lang.foreign.MemorySegment;
  * {@link RowLanes}), one row per vector lane, each nibble xor 8 so that it reads as the signed 4-bit
  * {@code nibble - 8}.
  */
-final class Q4_0Tensor extends RowGroupTensor {
+final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 18;
     /** Bytes before a block's quants: the f16 scale. */
     private static final int HEADER = 2;
     /** The ints of a decode-layout block column start after the L scales. */
     private static final int INTS = HEADER * L;
-    private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[L]);
 
     Q4_0Tensor(String name, MemorySegment data, int cols, long rows) {
         this(name, data, cols, rows, false);
@@ -61,7 +60,7 @@ final class Q4_0Tensor extends RowGroupTensor {
 
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        if (grouped) return laneDot(row, x, xOffset);
+        if (grouped) return RowLanes.dot(this, row, x, xOffset, null);
         long offset = row * rowBytes;
         FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = FloatVector.zero(F_SPECIES);
         int i = 0;
@@ -79,7 +78,8 @@ final class Q4_0Tensor extends RowGroupTensor {
      * L rows' scales as one vector. The loop over the eight nibble positions keeps the method within C2's inlining
      * budget; C2 unrolls it afterwards.
      */
-    private void laneDot(long group, float[] x, int xOffset, float[] out, int o) {
+    @Override
+    public void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
         long offset = group * L * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
         for (int c = xOffset; c < xOffset + cols; c += BLOCK, offset += (long) L * BLOCK_BYTES) {
@@ -96,13 +96,6 @@ final class Q4_0Tensor extends RowGroupTensor {
             acc = s0.add(s1).add(s2.add(s3)).fma(F16Tensor.load(data, offset), acc);
         }
         acc.intoArray(out, o);
-    }
-
-    /** One row's dot product in the decode layout: its group's, one lane kept. */
-    private float laneDot(long row, float[] x, int xOffset) {
-        float[] lanes = scratch(LANES, L);
-        laneDot(row / L, x, xOffset, lanes, 0);
-        return lanes[(int) (row % L)];
     }
 
     @Override
@@ -174,17 +167,6 @@ final class Q4_0Tensor extends RowGroupTensor {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
             return;
         }
-        for (int r = start; r < end; ) {
-            long row = firstRow + r, group = row / L;
-            int from = (int) (row % L), n = Math.min(L - from, end - r);
-            if (n == L) {
-                laneDot(group, x, xOffset, out, outOffset + r);
-            } else { // a range that starts or ends inside a group
-                float[] lanes = scratch(LANES, L);
-                laneDot(group, x, xOffset, lanes, 0);
-                System.arraycopy(lanes, from, out, outOffset + r, n);
-            }
-            r += n;
-        }
+        RowLanes.dotRows(this, x, xOffset, null, out, outOffset, firstRow, start, end);
     }
 }

@@ -12,14 +12,13 @@ import java.lang.foreign.MemorySegment;
  * decodes from a layout of its own ({@link #forDecode}, {@link RowLanes}: one row per vector lane, the L rows' d and m
  * as two planes of halves per block).
  */
-final class Q4_1Tensor extends RowGroupTensor {
+final class Q4_1Tensor extends RowGroupTensor implements RowLanes.Kernel {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 20;
     /** Bytes before a block's quants: the f16 scale and minimum. */
     private static final int HEADER = 4;
     /** The ints of a decode-layout block column start after the L scales and the L minimums. */
     private static final int INTS = HEADER * L;
-    private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[L]);
 
     Q4_1Tensor(String name, MemorySegment data, int cols, long rows) {
         this(name, data, cols, rows, false);
@@ -44,7 +43,8 @@ final class Q4_1Tensor extends RowGroupTensor {
      * {@code out[o .. o + L)}: Q4_0's lane kernel ({@link Q4_0Tensor}) with unsigned nibbles, and the minimums' share
      * {@code m * xSum} one vector FMA per block.
      */
-    private void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
+    @Override
+    public void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
         long offset = group * L * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES), mins = acc;
         for (int c = xOffset, b = 0; c < xOffset + cols; c += BLOCK, b++, offset += (long) L * BLOCK_BYTES) {
@@ -62,13 +62,6 @@ final class Q4_1Tensor extends RowGroupTensor {
             mins = F16Tensor.load(data, offset + 2L * L).fma(FloatVector.broadcast(F_SPECIES, xSums[b]), mins);
         }
         acc.add(mins).intoArray(out, o);
-    }
-
-    /** One row's dot product in the decode layout: its group's, one lane kept. */
-    private float laneDot(long row, float[] x, int xOffset, float[] xSums) {
-        float[] lanes = scratch(LANES, L);
-        laneDot(row / L, x, xOffset, xSums, lanes, 0);
-        return lanes[(int) (row % L)];
     }
 
     @Override
@@ -95,7 +88,7 @@ final class Q4_1Tensor extends RowGroupTensor {
      * accumulators, as in Q4_0.
      */
     private float dot(long row, float[] x, int xOffset, float[] xSums) {
-        if (grouped) return laneDot(row, x, xOffset, xSums);
+        if (grouped) return RowLanes.dot(this, row, x, xOffset, xSums);
         long offset = row * rowBytes;
         FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0;
         float minTerm = 0;
@@ -146,17 +139,6 @@ final class Q4_1Tensor extends RowGroupTensor {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
             return;
         }
-        for (int r = start; r < end; ) {
-            long row = firstRow + r, group = row / L;
-            int from = (int) (row % L), n = Math.min(L - from, end - r);
-            if (n == L) {
-                laneDot(group, x, xOffset, xSums, out, outOffset + r);
-            } else { // a range that starts or ends inside a group
-                float[] lanes = scratch(LANES, L);
-                laneDot(group, x, xOffset, xSums, lanes, 0);
-                System.arraycopy(lanes, from, out, outOffset + r, n);
-            }
-            r += n;
-        }
+        RowLanes.dotRows(this, x, xOffset, xSums, out, outOffset, firstRow, start, end);
     }
 }

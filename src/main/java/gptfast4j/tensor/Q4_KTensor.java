@@ -22,13 +22,11 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * is not full is padded with zero rows. The scales, mins, d and dmin of L rows are each one vector load, so the
  * per-row scalar work of the four-row layout it replaced is gone.
  */
-final class Q4_KTensor extends KQuantTensor {
+final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
     /** Rows per group of the decode layout: one per float lane. */
     private static final int L = RowLanes.L;
     /** Decode layout: bytes of a group's d and dmin, of a sub-block, of a super-block column; where a sub-block's ints start. */
     private static final int HEAD = 4 * L, SUB = 18 * L, COLUMN = HEAD + 8 * SUB, INTS = 2 * L;
-    /** A group's outputs, for ranges that start or end inside a group. */
-    private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[L]);
 
     Q4_KTensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.Q4_K, data, cols, rows);
@@ -97,7 +95,7 @@ final class Q4_KTensor extends KQuantTensor {
 
     /** The dot product given the {@link #blockSums} of x. */
     private float dot(long row, float[] x, int xOffset, float[] xSums) {
-        if (grouped) return laneDot(row, x, xOffset, xSums);
+        if (grouped) return RowLanes.dot(this, row, x, xOffset, xSums);
         int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
         FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0;
@@ -143,7 +141,8 @@ final class Q4_KTensor extends KQuantTensor {
      * C2 unrolls it afterwards. One flat loop over the sub-blocks, d loaded with each: nested loops (super-blocks,
      * then their eight sub-blocks) ran 1.4x slower (JMH, 10240 x 10240 from memory: 5.8 against 4.1 ms).
      */
-    private void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
+    @Override
+    public void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
         long column = group * L * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
         for (int c = xOffset, s = 0; c < xOffset + cols; c += 32, s = (s + 1) % 8) { // s: the sub-block in its super-block
@@ -178,13 +177,6 @@ final class Q4_KTensor extends KQuantTensor {
         return share;
     }
 
-    /** One row's dot product in the decode layout: its group's, one lane kept. */
-    private float laneDot(long row, float[] x, int xOffset, float[] xSums) {
-        float[] lanes = scratch(LANES, L);
-        laneDot(row / L, x, xOffset, xSums, lanes, 0);
-        return lanes[(int) (row % L)];
-    }
-
     @Override
     public void dequantizeRow(long row, float[] out, int outOffset) {
         if (!grouped) {
@@ -212,17 +204,6 @@ final class Q4_KTensor extends KQuantTensor {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
             return;
         }
-        for (int r = start; r < end; ) {
-            long row = firstRow + r, group = row / L;
-            int from = (int) (row % L), n = Math.min(L - from, end - r);
-            if (n == L) {
-                laneDot(group, x, xOffset, xSums, out, outOffset + r);
-            } else { // a range that starts or ends inside a group
-                float[] lanes = scratch(LANES, L);
-                laneDot(group, x, xOffset, xSums, lanes, 0);
-                System.arraycopy(lanes, from, out, outOffset + r, n);
-            }
-            r += n;
-        }
+        RowLanes.dotRows(this, x, xOffset, xSums, out, outOffset, firstRow, start, end);
     }
 }

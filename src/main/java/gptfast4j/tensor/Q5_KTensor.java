@@ -21,13 +21,11 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * in bit 4p + t, so that one rotation and one and put it above the nibble of any of the four ints. 184 bytes per
  * row and super-block against the file's 176 (d and dmin as floats, as Q6_K keeps its d).
  */
-final class Q5_KTensor extends KQuantTensor {
+final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
     /** Rows per group of the decode layout: one per float lane. */
     private static final int L = RowLanes.L;
     /** Decode layout: bytes of a group's d and dmin, of a sub-block, of a super-block column; where a sub-block's nibble ints and fifth-bit ints start. */
     private static final int HEAD = 8 * L, SUB = 22 * L, COLUMN = HEAD + 8 * SUB, NIBBLES = 2 * L, FIFTHS = 18 * L;
-    /** A group's outputs, for ranges that start or end inside a group. */
-    private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[L]);
     /** Per weight w of a sub-block: the bit of its fifth bit in the fifth-bit int. */
     private static final int[] FIFTH_SHIFTS = IntStream.range(0, 32).map(w -> 4 * (w % 8) + w / 8).toArray();
 
@@ -105,7 +103,8 @@ final class Q5_KTensor extends KQuantTensor {
      * positions kept a loop, as Q6_K's kernel. The mins in a loop of their own after this one (as Q4_K's), inlined
      * here by C2, passed its inlining budget in some JVM runs (10-30x slower).
      */
-    private void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
+    @Override
+    public void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
         long column = group * L * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
         for (int c = xOffset, k = 0; c < xOffset + cols; c += 16, k = (k + 1) % 16) { // k: the half in its super-block
@@ -126,13 +125,6 @@ final class Q5_KTensor extends KQuantTensor {
         acc.intoArray(out, o);
     }
 
-    /** One row's dot product in the decode layout: its group's, one lane kept. */
-    private float laneDot(long row, float[] x, int xOffset, float[] xSums) {
-        float[] lanes = scratch(LANES, L);
-        laneDot(row / L, x, xOffset, xSums, lanes, 0);
-        return lanes[(int) (row % L)];
-    }
-
     /** As Q4_K's dot product, with the fifth bit of each weight added from {@code qh} before the conversion. */
     @Override
     public float dot(long row, float[] x, int xOffset) {
@@ -141,7 +133,7 @@ final class Q5_KTensor extends KQuantTensor {
 
     /** The dot product given the {@link #blockSums} of x: per 32, or per 16 in the decode layout. */
     private float dot(long row, float[] x, int xOffset, float[] xSums) {
-        if (grouped) return laneDot(row, x, xOffset, xSums);
+        if (grouped) return RowLanes.dot(this, row, x, xOffset, xSums);
         int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
@@ -198,17 +190,6 @@ final class Q5_KTensor extends KQuantTensor {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
             return;
         }
-        for (int r = start; r < end; ) {
-            long row = firstRow + r, group = row / L;
-            int from = (int) (row % L), n = Math.min(L - from, end - r);
-            if (n == L) {
-                laneDot(group, x, xOffset, xSums, out, outOffset + r);
-            } else { // a range that starts or ends inside a group
-                float[] lanes = scratch(LANES, L);
-                laneDot(group, x, xOffset, xSums, lanes, 0);
-                System.arraycopy(lanes, from, out, outOffset + r, n);
-            }
-            r += n;
-        }
+        RowLanes.dotRows(this, x, xOffset, xSums, out, outOffset, firstRow, start, end);
     }
 }

@@ -24,13 +24,11 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * understood; Q4_K, whose layout keeps f16, ran slower with f32 d, 180 against 121 us). In the order the kernel reads
  * them: a Q4_K layout with each column's scales gathered ahead of its quants ran 1.7x slower from memory.
  */
-final class Q6_KTensor extends KQuantTensor {
+final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
     /** Rows per group of the decode layout: one per float lane. */
     private static final int L = RowLanes.L;
     /** Decode layout: bytes of a group's d, of a sub-block, of a super-block column; where a sub-block's nibble ints and top-bit ints start. */
     private static final int HEAD = 4 * L, SUB = 13 * L, COLUMN = HEAD + 16 * SUB, NIBBLES = L, TOPS = 9 * L;
-    /** A group's outputs, for ranges that start or end inside a group. */
-    private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[L]);
     /** Per lane l of a vector of weights j .. j + L - 1 of a sub-block, j at index j: the bit offset of its top bits in the top-bit int. */
     private static final int[] TOP_SHIFTS = IntStream.range(0, 16).map(w -> 4 * (w % 8) + 2 * (w / 8 % 2)).toArray();
 
@@ -101,7 +99,7 @@ final class Q6_KTensor extends KQuantTensor {
      */
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        if (grouped) return laneDot(row, x, xOffset, blockSums(x, xOffset, cols, 16));
+        if (grouped) return RowLanes.dot(this, row, x, xOffset, blockSums(x, xOffset, cols, 16));
         int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
@@ -143,7 +141,8 @@ final class Q6_KTensor extends KQuantTensor {
      * multiplies by {@code d * scale}, one vector for the L rows. One flat loop over the sub-blocks (as Q4_K's), the
      * loop over the eight nibble positions kept a loop for C2's inlining budget.
      */
-    private void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
+    @Override
+    public void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
         long column = group * L * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
         for (int c = xOffset, k = 0; c < xOffset + cols; c += 16, k = (k + 1) % 16) { // k: the sub-block in its super-block
@@ -159,13 +158,6 @@ final class Q6_KTensor extends KQuantTensor {
             if (k == 15) column += COLUMN;
         }
         acc.intoArray(out, o);
-    }
-
-    /** One row's dot product in the decode layout: its group's, one lane kept. */
-    private float laneDot(long row, float[] x, int xOffset, float[] xSums) {
-        float[] lanes = scratch(LANES, L);
-        laneDot(row / L, x, xOffset, xSums, lanes, 0);
-        return lanes[(int) (row % L)];
     }
 
     /** Rounds as ggml's dequantize_row_q6_K does: {@code (d * scale) * q}. */
@@ -217,17 +209,6 @@ final class Q6_KTensor extends KQuantTensor {
             return;
         }
         float[] xSums = blockSums(x, xOffset, cols, 16);
-        for (int r = start; r < end; ) {
-            long row = firstRow + r, group = row / L;
-            int from = (int) (row % L), n = Math.min(L - from, end - r);
-            if (n == L) {
-                laneDot(group, x, xOffset, xSums, out, outOffset + r);
-            } else { // a range that starts or ends inside a group
-                float[] lanes = scratch(LANES, L);
-                laneDot(group, x, xOffset, xSums, lanes, 0);
-                System.arraycopy(lanes, from, out, outOffset + r, n);
-            }
-            r += n;
-        }
+        RowLanes.dotRows(this, x, xOffset, xSums, out, outOffset, firstRow, start, end);
     }
 }

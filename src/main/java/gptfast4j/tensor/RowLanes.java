@@ -31,6 +31,45 @@ final class RowLanes {
     private RowLanes() {
     }
 
+    /** A decode layout's kernel: the tensors whose rows are in groups of L, one per lane. */
+    interface Kernel {
+        /**
+         * The dot products of the L rows of group {@code group} with x, to {@code out[o .. o + L)}; {@code xSums} are
+         * the format's sums of x per block where its weights carry an offset (null for Q4_0).
+         */
+        void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o);
+    }
+
+    /** A group's outputs, for a range that starts or ends inside a group and for a single row. */
+    private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[L]);
+
+    /**
+     * Rows {@code start .. end} of a matrix x vector on a lane layout, row {@code firstRow + r} to
+     * {@code out[outOffset + r]}: whole groups straight into {@code out}, a group the range cuts through a scratch
+     * array, of which the rows in range are kept. The kernel call is an interface call, once per group of L rows.
+     */
+    static void dotRows(Kernel kernel, float[] x, int xOffset, float[] xSums, float[] out, int outOffset, long firstRow, int start, int end) {
+        for (int r = start; r < end; ) {
+            long row = firstRow + r, group = row / L;
+            int from = (int) (row % L), n = Math.min(L - from, end - r);
+            if (n == L) {
+                kernel.laneDot(group, x, xOffset, xSums, out, outOffset + r);
+            } else {
+                float[] lanes = Tensor.scratch(LANES, L);
+                kernel.laneDot(group, x, xOffset, xSums, lanes, 0);
+                System.arraycopy(lanes, from, out, outOffset + r, n);
+            }
+            r += n;
+        }
+    }
+
+    /** One row's dot product on a lane layout: its group's, one lane kept. */
+    static float dot(Kernel kernel, long row, float[] x, int xOffset, float[] xSums) {
+        float[] lanes = Tensor.scratch(LANES, L);
+        kernel.laneDot(row / L, x, xOffset, xSums, lanes, 0);
+        return lanes[(int) (row % L)];
+    }
+
     static long groups(long rows) {
         return (rows + L - 1) / L;
     }
