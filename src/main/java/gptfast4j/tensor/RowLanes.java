@@ -16,7 +16,8 @@ import java.util.stream.IntStream;
  * sums across lanes. Per group and block column: each header field as a plane of L halves
  * ({@code [d of rows 0..L-1][m of rows 0..L-1]}), then 4 x L ints, int t of lane r holding weights 8t .. 8t + 7 of
  * row r's block, weight 8t + p in bits 4p .. 4p + 3 (each nibble xor a format's flip). The same bytes per block as
- * the file's; a last group that is not full is padded with zero rows. Q4_K's layout is built the same way.
+ * the file's; a last group that is not full is padded with zero rows. The K-quants' layouts are built the same way
+ * from these pieces, and all five share the walk of a row range over groups ({@link Kernel}, {@link #dotRows}).
  */
 final class RowLanes {
     /** Rows per group: one per float lane (16 with 512-bit vectors). */
