@@ -26,8 +26,8 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
     private static final int L = RowLanes.L;
     /** Decode layout: bytes of a group's d and dmin, of a sub-block, of a super-block column; where a sub-block's nibble ints and fifth-bit ints start. */
     private static final int HEAD = 8 * L, SUB = 22 * L, COLUMN = HEAD + 8 * SUB, NIBBLES = 2 * L, FIFTHS = 18 * L;
-    /** Per weight w of a sub-block: the bit of its fifth bit in the fifth-bit int. */
-    private static final int[] FIFTH_SHIFTS = IntStream.range(0, 32).map(w -> 4 * (w % 8) + w / 8).toArray();
+    /** Per weight w of a sub-block: the right rotation that brings its fifth bit (bit 4 (w % 8) + w / 8 of the fifth-bit int) to bit 4. */
+    private static final int[] FIFTH_ROTATIONS = IntStream.range(0, 32).map(w -> (4 * (w % 8) + w / 8 - 4) & 31).toArray();
 
     Q5_KTensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.Q5_K, data, cols, rows);
@@ -176,7 +176,7 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
                 IntVector fifths = IntVector.broadcast(I_SPECIES, data.get(INT_LE, sub + FIFTHS + 4L * r));
                 for (int j = 0; j < 32; j += lanes) {
                     IntVector q = RowLanes.rowNibbles(data, sub + NIBBLES + 4L * r, j).and(0xF)
-                            .or(fifths.lanewise(VectorOperators.LSHR, IntVector.fromArray(I_SPECIES, FIFTH_SHIFTS, j)).and(1).lanewise(VectorOperators.LSHL, 4));
+                            .or(fifths.lanewise(VectorOperators.ROR, IntVector.fromArray(I_SPECIES, FIFTH_ROTATIONS, j)).and(0x10));
                     floats(q).mul(scale).sub(min).intoArray(out, outOffset + i + 32 * s + j);
                 }
             }

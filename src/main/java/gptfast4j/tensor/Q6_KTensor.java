@@ -29,8 +29,8 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
     private static final int L = RowLanes.L;
     /** Decode layout: bytes of a group's d, of a sub-block, of a super-block column; where a sub-block's nibble ints and top-bit ints start. */
     private static final int HEAD = 4 * L, SUB = 13 * L, COLUMN = HEAD + 16 * SUB, NIBBLES = L, TOPS = 9 * L;
-    /** Per lane l of a vector of weights j .. j + L - 1 of a sub-block, j at index j: the bit offset of its top bits in the top-bit int. */
-    private static final int[] TOP_SHIFTS = IntStream.range(0, 16).map(w -> 4 * (w % 8) + 2 * (w / 8 % 2)).toArray();
+    /** Per weight w of a sub-block: the right rotation that brings its top bits (bits 4 (w % 8) + 2 (w / 8) of the top-bit int) to bits 4-5. */
+    private static final int[] TOP_ROTATIONS = IntStream.range(0, 16).map(w -> (4 * (w % 8) + 2 * (w / 8) - 4) & 31).toArray();
 
     Q6_KTensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.Q6_K, data, cols, rows);
@@ -176,7 +176,7 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
                     IntVector tops = IntVector.broadcast(I_SPECIES, data.get(INT_LE, sub + TOPS + 4L * r));
                     for (int j = 0; j < 16; j += lanes) {
                         IntVector q = RowLanes.rowNibbles(data, sub + NIBBLES + 4L * r, j).and(0xF)
-                                .or(tops.lanewise(VectorOperators.LSHR, IntVector.fromArray(I_SPECIES, TOP_SHIFTS, j)).and(3).lanewise(VectorOperators.LSHL, 4));
+                                .or(tops.lanewise(VectorOperators.ROR, IntVector.fromArray(I_SPECIES, TOP_ROTATIONS, j)).and(0x30));
                         floats(q.sub(32)).mul(scale).intoArray(out, outOffset + i + 16 * k + j);
                     }
                 }
