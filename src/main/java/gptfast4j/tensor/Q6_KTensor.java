@@ -165,7 +165,7 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
     public void dequantizeRow(long row, float[] out, int outOffset) {
         int lanes = F_SPECIES.length();
         if (grouped) {
-            // row r's nibble ints lie 4L bytes apart ({@link RowLanes#rowNibbles}); its top-bit int is one, broadcast
+            // row r's nibble ints lie 4L bytes apart (RowLanes.rowNibbles); its top-bit int is one, broadcast
             int r = (int) (row % L);
             long column = (row - r) * rowBytes;
             for (int i = 0; i < cols; i += SUPER_BLOCK, column += COLUMN) {
