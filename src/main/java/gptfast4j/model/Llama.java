@@ -29,8 +29,8 @@ public final class Llama {
     }
 
     /**
-     * Moves every linear layer to the layout its format decodes fastest from ({@link Tensor#forDecode}: Q4_0's,
-     * Q4_1's and Q4_K's rows one per vector lane, Q5_K's and Q6_K's in groups of four). At the first decode step rather
+     * Moves every linear layer to the layout its format decodes fastest from ({@link Tensor#forDecode}: the rows of
+     * Q4_0, Q4_1 and the K-quants one per vector lane). At the first decode step rather
      * than at load, so that the time to the first
      * token (a prefill) and runs that never decode (perplexity, prefill benchmarks) do not wait for the copy:
      * Llama-2-7B Q4_0 takes 4-7 s on this machine, most of it the first touch of fresh memory. Prefill reads the new

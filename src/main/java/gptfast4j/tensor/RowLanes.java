@@ -123,8 +123,10 @@ final class RowLanes {
         });
     }
 
-    /** The low nibbles of the eight bytes of {@code v}, byte p's at bits 4p .. 4p + 3 of an int: a
-     * decode layout's int of eight weights, from eight bytes of a file's block. */
+    /**
+     * The low nibbles of the eight bytes of {@code v}, byte p's at bits 4p .. 4p + 3 of an int: a decode layout's int
+     * of eight weights, from eight bytes of a file's block.
+     */
     static int packNibbles(long v) {
         v &= 0x0F0F_0F0F_0F0F_0F0FL;
         v = (v | v >>> 4) & 0x00FF_00FF_00FF_00FFL;

@@ -99,8 +99,8 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Q8
 
     /**
      * This tensor in the layout its format decodes fastest from, or itself where that is the file's. Q4_0, Q4_1 and the
-     * K-quants are repacked (a copy the size of the tensor, 2-3% more for Q4_K and Q5_K, plus a last group's padding
-     * in the lane layouts of Q4_0, Q4_1 and Q4_K; the mapped pages are then released).
+     * K-quants are repacked, rows one per vector lane (a copy the size of the tensor, 1-5% more for the K-quants, plus
+     * a last group's padding; the mapped pages are then released).
      */
     public Tensor forDecode() {
         return this;
