@@ -7,6 +7,8 @@ import jdk.incubator.vector.VectorOperators;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+
 /**
  * The K-quants (256-weight super-blocks with per-sub-block scales), as most downloadable GGUF files use them.
  * Each subclass reads its block layout (ggml-common.h) with vector code twice: in a dot product that never writes
@@ -40,6 +42,39 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
     /** The bytes of a decode-layout copy of {@code columnBytes} per group and super-block column, or 0 for one already. */
     final long laneLayoutBytes(int columnBytes) {
         return grouped ? 0 : groups() * (cols / SUPER_BLOCK) * columnBytes;
+    }
+
+    /** Writes one row's super-block into a decode layout (see {@link #laneLayoutCopy}). */
+    interface SuperBlockWriter {
+        /** The file's super-block at {@code row[at ..]} to lane {@code r} of the group's column at {@code group[column ..]}. */
+        void write(MemorySegment row, int at, MemorySegment group, int column, int r);
+    }
+
+    /**
+     * A copy of this tensor in a decode layout of {@code columnBytes} per group of {@link RowLanes#L} rows and
+     * super-block column, off-heap ({@link OffHeap}), each row's super-blocks placed by {@code writer}; a last group
+     * that is not full is padded with zero rows. The pages of a mapped original are then released, so that the copy
+     * takes their place in memory. A group at a time through a heap array, written out with one bulk copy, and a row
+     * at a time into another: reading the mapping a byte at a time took most of the copy's time (Llama-2-7B Q6_K,
+     * {@code generate --max-new-tokens 2}: 23-25 s, 9.5-14 s since).
+     */
+    final MemorySegment laneLayoutCopy(int columnBytes, SuperBlockWriter writer) {
+        MemorySegment copy = OffHeap.allocate(laneLayoutBytes(columnBytes));
+        int superBlocks = cols / SUPER_BLOCK, l = RowLanes.L;
+        Parallel.run(Math.toIntExact(groups()), 1, (start, end) -> {
+            byte[] out = new byte[superBlocks * columnBytes], in = new byte[(int) rowBytes];
+            MemorySegment group = MemorySegment.ofArray(out), row = MemorySegment.ofArray(in);
+            for (long g = start; g < end; g++) {
+                java.util.Arrays.fill(out, (byte) 0);
+                for (int r = 0; r < l && g * l + r < rows; r++) {
+                    MemorySegment.copy(data, JAVA_BYTE, (g * l + r) * rowBytes, in, 0, in.length);
+                    for (int sb = 0; sb < superBlocks; sb++) writer.write(row, sb * type.blockBytes, group, sb * columnBytes, r);
+                }
+                MemorySegment.copy(out, 0, copy, JAVA_BYTE, g * out.length, out.length);
+            }
+        });
+        if (data.isMapped()) data.unload();
+        return copy;
     }
 
     /**
@@ -111,13 +146,23 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
      * 8-11 and their top 2 bits from the top of bytes 0-3.
      */
     final long packedScales(long p) {
-        int w0 = data.get(INT_LE, p), w2 = data.get(INT_LE, p + 8);
+        return packedScales(data, p);
+    }
+
+    /** {@link #packedScales(long)} of the bytes at {@code p} of {@code m}. */
+    static long packedScales(MemorySegment m, long p) {
+        int w0 = m.get(INT_LE, p), w2 = m.get(INT_LE, p + 8);
         return (w0 & 0x3F3F3F3FL) | (long) ((w2 & 0x0F0F0F0F) | ((w0 >>> 6) & 0x03030303) << 4) << 32;
     }
 
     /** The eight 6-bit mins, packed as in {@link #packedScales}: from bytes 4-7, and from the high nibbles of 8-11 with the tops of 4-7. */
     final long packedMins(long p) {
-        int w1 = data.get(INT_LE, p + 4), w2 = data.get(INT_LE, p + 8);
+        return packedMins(data, p);
+    }
+
+    /** {@link #packedMins(long)} of the bytes at {@code p} of {@code m}. */
+    static long packedMins(MemorySegment m, long p) {
+        int w1 = m.get(INT_LE, p + 4), w2 = m.get(INT_LE, p + 8);
         return (w1 & 0x3F3F3F3FL) | (long) (((w2 >>> 4) & 0x0F0F0F0F) | ((w1 >>> 6) & 0x03030303) << 4) << 32;
     }
 }

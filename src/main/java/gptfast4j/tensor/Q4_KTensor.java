@@ -41,42 +41,23 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
         return laneLayoutBytes(COLUMN);
     }
 
-    /**
-     * A copy in the decode layout, off-heap ({@link OffHeap}); the pages of a mapped original are then released, so
-     * that the copy takes their place in memory.
-     */
+    /** A copy in the decode layout ({@link #laneLayoutCopy}). */
     @Override
     public Tensor forDecode() {
         if (grouped) return this;
-        MemorySegment copy = OffHeap.allocate(decodeCopyBytes());
-        int superBlocks = cols / SUPER_BLOCK;
-        Parallel.run(Math.toIntExact(groups()), 1, (start, end) -> {
-            // a group at a time through a heap array, written out with one bulk copy
-            byte[] out = new byte[superBlocks * COLUMN];
-            MemorySegment o = MemorySegment.ofArray(out);
-            for (long g = start; g < end; g++) {
-                java.util.Arrays.fill(out, (byte) 0);
-                for (int r = 0; r < L && g * L + r < rows; r++) {
-                    long at = (g * L + r) * rowBytes;
-                    for (int sb = 0, column = 0; sb < superBlocks; sb++, at += type.blockBytes, column += COLUMN) {
-                        o.set(SHORT_LE, column + 2 * r, data.get(SHORT_LE, at));
-                        o.set(SHORT_LE, column + 2 * L + 2 * r, data.get(SHORT_LE, at + 2));
-                        long scales = packedScales(at + 4), mins = packedMins(at + 4);
-                        for (int s = 0; s < 8; s++) {
-                            int sub = column + HEAD + s * SUB;
-                            out[sub + r] = (byte) (scales >>> 8 * s);
-                            out[sub + L + r] = (byte) (mins >>> 8 * s);
-                            long q = at + 16 + 32L * (s / 2);
-                            int shift = 4 * (s % 2);
-                            for (int t = 0; t < 4; t++) o.set(INT_LE, sub + INTS + 4 * L * t + 4 * r, RowLanes.packNibbles(data.get(LONG_LE, q + 8 * t) >>> shift));
-                        }
-                    }
+        return new Q4_KTensor(this, laneLayoutCopy(COLUMN, (row, at, group, column, r) -> {
+            group.set(SHORT_LE, column + 2 * r, row.get(SHORT_LE, at));
+            group.set(SHORT_LE, column + 2 * L + 2 * r, row.get(SHORT_LE, at + 2));
+            long scales = packedScales(row, at + 4), mins = packedMins(row, at + 4);
+            for (int s = 0; s < 8; s++) {
+                int sub = column + HEAD + s * SUB, shift = 4 * (s % 2);
+                group.set(JAVA_BYTE, sub + r, (byte) (scales >>> 8 * s));
+                group.set(JAVA_BYTE, sub + L + r, (byte) (mins >>> 8 * s));
+                for (int t = 0; t < 4; t++) {
+                    group.set(INT_LE, sub + INTS + 4 * L * t + 4 * r, RowLanes.packNibbles(row.get(LONG_LE, at + 16 + 32 * (s / 2) + 8 * t) >>> shift));
                 }
-                MemorySegment.copy(out, 0, copy, JAVA_BYTE, g * out.length, out.length);
             }
-        });
-        if (data.isMapped()) data.unload();
-        return new Q4_KTensor(this, copy);
+        }));
     }
 
     /**

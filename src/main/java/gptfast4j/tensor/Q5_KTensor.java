@@ -42,47 +42,26 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
         return laneLayoutBytes(COLUMN);
     }
 
-    /**
-     * A copy in the decode layout, off-heap ({@link OffHeap}); the pages of a mapped original are then released, so
-     * that the copy takes their place in memory.
-     */
+    /** A copy in the decode layout ({@link #laneLayoutCopy}). */
     @Override
     public Tensor forDecode() {
         if (grouped) return this;
-        MemorySegment copy = OffHeap.allocate(decodeCopyBytes());
-        int superBlocks = cols / SUPER_BLOCK;
-        Parallel.run(Math.toIntExact(groups()), 1, (start, end) -> {
-            // a group at a time through a heap array, written out with one bulk copy; a row at a time into another,
-            // its quants read eight at a time (per-byte reads of the mapping took most of the copy's time)
-            byte[] out = new byte[superBlocks * COLUMN], in = new byte[(int) rowBytes];
-            MemorySegment o = MemorySegment.ofArray(out), row = MemorySegment.ofArray(in);
-            for (long g = start; g < end; g++) {
-                java.util.Arrays.fill(out, (byte) 0);
-                for (int r = 0; r < L && g * L + r < rows; r++) {
-                    long file = (g * L + r) * rowBytes;
-                    MemorySegment.copy(data, JAVA_BYTE, file, in, 0, in.length);
-                    for (int sb = 0, at = 0, column = 0; sb < superBlocks; sb++, at += type.blockBytes, column += COLUMN) {
-                        o.set(FLOAT_LE, column + 4 * r, f16(row, at));
-                        o.set(FLOAT_LE, column + 4 * L + 4 * r, f16(row, at + 2));
-                        long scales = packedScales(file + at + 4), mins = packedMins(file + at + 4);
-                        for (int s = 0; s < 8; s++) {
-                            int sub = column + HEAD + s * SUB, fifths = 0;
-                            out[sub + r] = (byte) (scales >>> 8 * s);
-                            out[sub + L + r] = (byte) (mins >>> 8 * s);
-                            for (int t = 0; t < 4; t++) { // weights 8t .. 8t + 7: nibbles of qs, bit s of qh
-                                long nibbles = row.get(LONG_LE, at + 48 + 32 * (s / 2) + 8 * t) >>> 4 * (s % 2);
-                                o.set(INT_LE, sub + NIBBLES + 4 * (t * L + r), RowLanes.packNibbles(nibbles));
-                                fifths |= RowLanes.packNibbles(row.get(LONG_LE, at + 16 + 8 * t) >>> s & 0x0101_0101_0101_0101L) << t;
-                            }
-                            o.set(INT_LE, sub + FIFTHS + 4 * r, fifths);
-                        }
-                    }
+        return new Q5_KTensor(this, laneLayoutCopy(COLUMN, (row, at, group, column, r) -> {
+            group.set(FLOAT_LE, column + 4 * r, f16(row, at));
+            group.set(FLOAT_LE, column + 4 * L + 4 * r, f16(row, at + 2));
+            long scales = packedScales(row, at + 4), mins = packedMins(row, at + 4);
+            for (int s = 0; s < 8; s++) {
+                int sub = column + HEAD + s * SUB, fifths = 0;
+                group.set(JAVA_BYTE, sub + r, (byte) (scales >>> 8 * s));
+                group.set(JAVA_BYTE, sub + L + r, (byte) (mins >>> 8 * s));
+                for (int t = 0; t < 4; t++) { // weights 8t .. 8t + 7: nibbles of qs, bit s of qh
+                    long nibbles = row.get(LONG_LE, at + 48 + 32 * (s / 2) + 8 * t) >>> 4 * (s % 2);
+                    group.set(INT_LE, sub + NIBBLES + 4 * (t * L + r), RowLanes.packNibbles(nibbles));
+                    fifths |= RowLanes.packNibbles(row.get(LONG_LE, at + 16 + 8 * t) >>> s & 0x0101_0101_0101_0101L) << t;
                 }
-                MemorySegment.copy(out, 0, copy, JAVA_BYTE, g * out.length, out.length);
+                group.set(INT_LE, sub + FIFTHS + 4 * r, fifths);
             }
-        });
-        if (data.isMapped()) data.unload();
-        return new Q5_KTensor(this, copy);
+        }));
     }
 
     /** The 5-bit quants, unsigned, of nibble position p of {@code nibbles}, fifth bits at {@code 4p + fifthShift} of {@code fifths}. */

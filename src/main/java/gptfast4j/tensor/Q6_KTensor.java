@@ -45,46 +45,26 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
         return laneLayoutBytes(COLUMN);
     }
 
-    /**
-     * A copy in the decode layout, off-heap ({@link OffHeap}); the pages of a mapped original are then released, so
-     * that the copy takes their place in memory.
-     */
+    /** A copy in the decode layout ({@link #laneLayoutCopy}). */
     @Override
     public Tensor forDecode() {
         if (grouped) return this;
-        MemorySegment copy = OffHeap.allocate(decodeCopyBytes());
-        int superBlocks = cols / SUPER_BLOCK;
-        Parallel.run(Math.toIntExact(groups()), 1, (start, end) -> {
-            // a group at a time through a heap array, written out with one bulk copy; a row at a time into another,
-            // its quants read eight at a time (per-byte reads of the mapping took most of the copy's time)
-            byte[] out = new byte[superBlocks * COLUMN], in = new byte[(int) rowBytes];
-            MemorySegment o = MemorySegment.ofArray(out), row = MemorySegment.ofArray(in);
-            for (long g = start; g < end; g++) {
-                java.util.Arrays.fill(out, (byte) 0);
-                for (int r = 0; r < L && g * L + r < rows; r++) {
-                    MemorySegment.copy(data, JAVA_BYTE, (g * L + r) * rowBytes, in, 0, in.length);
-                    for (int sb = 0, at = 0, column = 0; sb < superBlocks; sb++, at += type.blockBytes, column += COLUMN) {
-                        o.set(FLOAT_LE, column + 4 * r, f16(row, at + 208));
-                        for (int k = 0; k < 16; k++) {
-                            // weights 16k .. 16k + 15: in half k / 8, group g = k % 8 / 2, from byte l = 16 (k % 2) on of
-                            // the half's ql (+32 for odd g, high nibbles for g >= 2) and qh (bit pair g)
-                            int half = k / 8, g4 = k % 8 / 2, l = 16 * (k % 2), sub = column + HEAD + k * SUB, tops = 0;
-                            out[sub + r] = in[at + 192 + k];
-                            for (int t = 0; t < 2; t++) {
-                                long low = row.get(LONG_LE, at + 64 * half + 32 * (g4 & 1) + l + 8 * t) >>> 4 * (g4 >> 1);
-                                long top = row.get(LONG_LE, at + 128 + 32 * half + l + 8 * t) >>> 2 * g4 & 0x0303_0303_0303_0303L;
-                                o.set(INT_LE, sub + NIBBLES + 4 * (t * L + r), RowLanes.packNibbles(low));
-                                tops |= RowLanes.packNibbles(top) << 2 * t;
-                            }
-                            o.set(INT_LE, sub + TOPS + 4 * r, tops);
-                        }
-                    }
+        return new Q6_KTensor(this, laneLayoutCopy(COLUMN, (row, at, group, column, r) -> {
+            group.set(FLOAT_LE, column + 4 * r, f16(row, at + 208));
+            for (int k = 0; k < 16; k++) {
+                // weights 16k .. 16k + 15: in half k / 8, group g = k % 8 / 2, from byte l = 16 (k % 2) on of the
+                // half's ql (+32 for odd g, high nibbles for g >= 2) and qh (bit pair g)
+                int half = k / 8, g = k % 8 / 2, l = 16 * (k % 2), sub = column + HEAD + k * SUB, tops = 0;
+                group.set(JAVA_BYTE, sub + r, row.get(JAVA_BYTE, at + 192 + k));
+                for (int t = 0; t < 2; t++) {
+                    long low = row.get(LONG_LE, at + 64 * half + 32 * (g & 1) + l + 8 * t) >>> 4 * (g >> 1);
+                    long top = row.get(LONG_LE, at + 128 + 32 * half + l + 8 * t) >>> 2 * g & 0x0303_0303_0303_0303L;
+                    group.set(INT_LE, sub + NIBBLES + 4 * (t * L + r), RowLanes.packNibbles(low));
+                    tops |= RowLanes.packNibbles(top) << 2 * t;
                 }
-                MemorySegment.copy(out, 0, copy, JAVA_BYTE, g * out.length, out.length);
+                group.set(INT_LE, sub + TOPS + 4 * r, tops);
             }
-        });
-        if (data.isMapped()) data.unload();
-        return new Q6_KTensor(this, copy);
+        }));
     }
 
     /**
