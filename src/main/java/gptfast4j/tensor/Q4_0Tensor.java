@@ -12,7 +12,7 @@ import java.lang.foreign.MemorySegment;
  * weight j + 16 in its high nibble; weight = d * (nibble - 8).
  * <p>
  * Two layouts of the same bytes: the file's, each row its blocks in order, and the decode layout ({@link #forDecode},
- * {@link RowLanes}), one row per vector lane, each nibble xor 8 so that it reads as the signed 4-bit
+ * {@link RowGroupTensor}), one row per vector lane, each nibble xor 8 so that it reads as the signed 4-bit
  * {@code nibble - 8}.
  */
 final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
@@ -28,7 +28,13 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
     }
 
     private Q4_0Tensor(String name, MemorySegment data, int cols, long rows, boolean grouped) {
-        super(name, GGMLType.Q4_0, data, cols, rows, grouped, HEADER, 8);
+        super(name, GGMLType.Q4_0, data, cols, rows, grouped, HEADER);
+    }
+
+    /** The nibbles xor 8: {@link #nibble} reads each as the signed 4-bit {@code nibble - 8}. */
+    @Override
+    void laneQuants(MemorySegment in, long block, MemorySegment out, long quants, int r) {
+        laneNibbles(in, block + HEADER, out, quants, r, 0x8888_8888);
     }
 
     @Override
@@ -104,7 +110,7 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
         if (grouped) {
             for (int b = 0; b < cols / BLOCK; b++) {
                 FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, laneBlock(row, b) + 2 * (row % L)));
-                long ints = rowInts(row, b);
+                long ints = rowQuants(row, b, 4);
                 for (int j = 0; j < BLOCK; j += lanes) {
                     IntVector q = RowLanes.rowNibbles(data, ints, j).lanewise(VectorOperators.LSHL, 28).lanewise(VectorOperators.ASHR, 28);
                     ((FloatVector) q.convert(VectorOperators.I2F, 0)).mul(d).intoArray(out, outOffset + b * BLOCK + j);
@@ -138,7 +144,7 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
                 long row = firstRow + i;
                 for (int b = 0; b < blocks; b++) {
                     scale[i * blocks + b] = f16(data, laneBlock(row, b) + 2 * (row % L));
-                    long ints = rowInts(row, b);
+                    long ints = rowQuants(row, b, 4);
                     for (int j = 0; j < BLOCK; j += lanes) {
                         ((ShortVector) RowLanes.rowNibbles(data, ints, j).lanewise(VectorOperators.LSHL, 28).lanewise(VectorOperators.ASHR, 28)
                                 .convertShape(VectorOperators.I2S, S_SPECIES, 0)).intoArray(q, i * stride + b * BLOCK + j);

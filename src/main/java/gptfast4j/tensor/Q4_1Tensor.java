@@ -9,7 +9,7 @@ import java.lang.foreign.MemorySegment;
 /**
  * Q4_1: blocks of 32 weights, {@code [f16 scale d][f16 minimum m][16 bytes]} (20 bytes), nibbles laid out as in
  * Q4_0; weight = d * nibble + m. The dot product is {@code d * sum(nibble * x) + m * sum(x)} per block. Like Q4_0 it
- * decodes from a layout of its own ({@link #forDecode}, {@link RowLanes}: one row per vector lane, the L rows' d and m
+ * decodes from a layout of its own ({@link #forDecode}, {@link RowGroupTensor}: one row per vector lane, the L rows' d and m
  * as two planes of halves per block).
  */
 final class Q4_1Tensor extends RowGroupTensor implements RowLanes.Kernel {
@@ -25,7 +25,12 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.Kernel {
     }
 
     private Q4_1Tensor(String name, MemorySegment data, int cols, long rows, boolean grouped) {
-        super(name, GGMLType.Q4_1, data, cols, rows, grouped, HEADER, 0);
+        super(name, GGMLType.Q4_1, data, cols, rows, grouped, HEADER);
+    }
+
+    @Override
+    void laneQuants(MemorySegment in, long block, MemorySegment out, long quants, int r) {
+        laneNibbles(in, block + HEADER, out, quants, r, 0);
     }
 
     @Override
@@ -112,7 +117,7 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.Kernel {
             for (int b = 0; b < cols / BLOCK; b++) {
                 long block = laneBlock(row, b) + 2 * (row % L);
                 FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, block)), m = FloatVector.broadcast(F_SPECIES, f16(data, block + 2L * L));
-                long ints = rowInts(row, b);
+                long ints = rowQuants(row, b, 4);
                 for (int j = 0; j < BLOCK; j += lanes) {
                     ((FloatVector) RowLanes.rowNibbles(data, ints, j).and(0xF).convert(VectorOperators.I2F, 0)).fma(d, m).intoArray(out, outOffset + b * BLOCK + j);
                 }

@@ -1,24 +1,47 @@
 package gptfast4j.tensor;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
+import java.util.stream.IntStream;
 
-/** Q8_0: blocks of 32 weights, {@code [f16 scale d][32 x int8 q]} (34 bytes), weight = d * q. */
-final class Q8_0Tensor extends Tensor {
+/**
+ * Q8_0: blocks of 32 weights, {@code [f16 scale d][32 x int8 q]} (34 bytes), weight = d * q. Like Q4_0 it decodes
+ * from a layout of its own ({@link #forDecode}, {@link RowGroupTensor}: one row per vector lane), whose int t of a
+ * lane is bytes 4t .. 4t + 3 of the row's block as they are.
+ */
+final class Q8_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 34;
+    /** Bytes before a block's quants: the f16 scale. */
+    private static final int HEADER = 2;
+    /** The ints of a decode-layout block column start after the L scales. */
+    private static final int INTS = HEADER * L;
 
     Q8_0Tensor(String name, MemorySegment data, int cols, long rows) {
-        super(name, GGMLType.Q8_0, data, cols, rows);
+        this(name, data, cols, rows, false);
+    }
+
+    private Q8_0Tensor(String name, MemorySegment data, int cols, long rows, boolean grouped) {
+        super(name, GGMLType.Q8_0, data, cols, rows, grouped, HEADER);
+    }
+
+    @Override
+    Q8_0Tensor inDecodeLayout(MemorySegment data) {
+        return new Q8_0Tensor(name, data, cols, rows, true);
+    }
+
+    @Override
+    void laneQuants(MemorySegment in, long block, MemorySegment out, long quants, int r) {
+        for (int t = 0; t < BLOCK / 4; t++) out.set(INT_LE, quants + 4 * (t * L + r), in.get(INT_LE, block + HEADER + 4 * t));
     }
 
     /**
-     * {@code sum(q[j] * x[j])} over one block, as lanes. The first product is a multiply, not a multiply-add onto a
-     * zero vector: in a 1 GiB Q8_0 matrix x vector with 2 threads, the zero-vector form ran at 15 GB/s in about half of
-     * the JVM runs (33-35 in the others), this form at 32-35 in every run; TinyLlama Q8_0 decode gained 4-9% (five
-     * paired runs, each faster).
+     * {@code sum(q[j] * x[j])} over one block of the file's layout, as lanes. The first product is a multiply, not a
+     * multiply-add onto a zero vector: in a 1 GiB Q8_0 matrix x vector with 2 threads, the zero-vector form ran at
+     * 15 GB/s in about half of the JVM runs (33-35 in the others), this form at 32-35 in every run.
      */
     private FloatVector block(long offset, float[] x, int xOffset) {
         int lanes = F_SPECIES.length();
@@ -32,8 +55,14 @@ final class Q8_0Tensor extends Tensor {
         return (FloatVector) signedBytes(data, offset).convert(VectorOperators.I2F, 0);
     }
 
+    /** Byte p of each lane of the decode layout's ints, signed, as floats. */
+    private static FloatVector quant(IntVector v, int p) {
+        return (FloatVector) v.lanewise(VectorOperators.LSHL, 24 - 8 * p).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
+    }
+
     @Override
     public float dot(long row, float[] x, int xOffset) {
+        if (grouped) return RowLanes.dot(this, row, x, xOffset, null);
         long offset = row * rowBytes;
         // two blocks per step into two accumulators, so consecutive blocks do not wait on each other
         FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = FloatVector.zero(F_SPECIES);
@@ -46,9 +75,59 @@ final class Q8_0Tensor extends Tensor {
         return VectorMath.sum(acc0.add(acc1));
     }
 
+    /**
+     * The dot products of the L rows of group {@code group} with x, to {@code out[o .. o + L)}: per block, lane r sums
+     * row r's 32 quants times the broadcast activations in four accumulators (one per byte of an int) and takes the
+     * L rows' scales as one vector.
+     */
+    @Override
+    public void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
+        long offset = group * L * rowBytes;
+        FloatVector acc = FloatVector.zero(F_SPECIES);
+        for (int c = xOffset; c < xOffset + cols; c += BLOCK, offset += (long) L * BLOCK_BYTES) {
+            FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0;
+            for (int t = 0; t < BLOCK / 4; t++) { // int t: weights 4t .. 4t + 3
+                IntVector v = RowLanes.ints(data, offset + INTS, t);
+                int j = c + 4 * t;
+                s0 = quant(v, 0).fma(FloatVector.broadcast(F_SPECIES, x[j]), s0);
+                s1 = quant(v, 1).fma(FloatVector.broadcast(F_SPECIES, x[j + 1]), s1);
+                s2 = quant(v, 2).fma(FloatVector.broadcast(F_SPECIES, x[j + 2]), s2);
+                s3 = quant(v, 3).fma(FloatVector.broadcast(F_SPECIES, x[j + 3]), s3);
+            }
+            acc = s0.add(s1).add(s2.add(s3)).fma(F16Tensor.load(data, offset), acc);
+        }
+        acc.intoArray(out, o);
+    }
+
+    /** Per lane of a row's weights j .. j + L - 1 (j % 4 = 0): the left shift that puts its byte at the top of its int. */
+    private static final IntVector BYTE_SHIFTS = IntVector.fromArray(I_SPECIES, IntStream.range(0, L).map(l -> 24 - 8 * (l % 4)).toArray(), 0);
+    /** Per lane of a row's weights j .. j + L - 1: which of the L / 4 ints that hold them holds its weight. */
+    private static final IntVector LANE_INT = IntVector.fromArray(I_SPECIES, IntStream.range(0, L).map(l -> l / 4).toArray(), 0);
+
+    /**
+     * Weights {@code j .. j + L - 1} (j a multiple of 4) of one row of a decode-layout block whose ints are at
+     * {@code ints} and {@code 4L} bytes apart, as signed int lanes: each int broadcast to its four lanes, each lane's
+     * byte shifted to the top and back down.
+     */
+    private IntVector rowWeights(long ints, int j) {
+        IntVector v = IntVector.broadcast(I_SPECIES, data.get(INT_LE, ints + 4L * L * (j / 4)));
+        for (int k = 1; k < L / 4; k++) v = v.blend(data.get(INT_LE, ints + 4L * L * (j / 4 + k)), LANE_INT.eq(k));
+        return v.lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24);
+    }
+
     @Override
     public void dequantizeRow(long row, float[] out, int outOffset) {
         int lanes = F_SPECIES.length();
+        if (grouped) {
+            for (int b = 0; b < cols / BLOCK; b++) {
+                FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, laneBlock(row, b) + 2 * (row % L)));
+                long ints = rowQuants(row, b, 4);
+                for (int j = 0; j < BLOCK; j += lanes) {
+                    ((FloatVector) rowWeights(ints, j).convert(VectorOperators.I2F, 0)).mul(d).intoArray(out, outOffset + b * BLOCK + j);
+                }
+            }
+            return;
+        }
         long offset = row * rowBytes;
         for (int i = 0; i < cols; i += BLOCK, offset += BLOCK_BYTES) {
             FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, offset));
@@ -61,6 +140,10 @@ final class Q8_0Tensor extends Tensor {
 
     @Override
     void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
-        for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
+        if (!grouped) {
+            for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
+            return;
+        }
+        RowLanes.dotRows(this, x, xOffset, null, out, outOffset, firstRow, start, end);
     }
 }

@@ -1,28 +1,38 @@
 package gptfast4j.tensor;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 
 /**
- * A format whose blocks are f16 header fields then 16 quant bytes and which decodes from {@link RowLanes}' layout
- * (Q4_0, Q4_1): the file's layout or the decode layout, and the one copy between them.
+ * A 32-weight block format of f16 header fields then quants (Q8_0, Q4_0, Q4_1), in the file's layout or in its decode
+ * layout, and the one copy between them. The decode layout puts rows in groups of L, one row per float lane
+ * ({@link RowLanes}); per group and block column, each header field as a plane of L halves
+ * ({@code [d of rows 0..L-1][m of rows 0..L-1]}), then the quants as planes of L ints, int t of lane r holding row
+ * r's quants in the order its format's kernel takes them ({@link #laneInt}). The same bytes per block as the file's;
+ * a last group that is not full is padded with zero rows.
  */
-abstract sealed class RowGroupTensor extends Tensor permits Q4_0Tensor, Q4_1Tensor {
+abstract sealed class RowGroupTensor extends Tensor permits Q8_0Tensor, Q4_0Tensor, Q4_1Tensor {
     /** Rows per group of the decode layout: one per float lane. */
     static final int L = RowLanes.L;
     /** Whether the bytes are in the decode layout. */
     final boolean grouped;
-    /** Bytes before a block's quants, and what each nibble is xor-ed with in the decode layout. */
-    private final int header, flip;
+    /** Bytes before a block's quants. */
+    private final int header;
 
-    RowGroupTensor(String name, GGMLType type, MemorySegment data, int cols, long rows, boolean grouped, int header, int flip) {
+    RowGroupTensor(String name, GGMLType type, MemorySegment data, int cols, long rows, boolean grouped, int header) {
         super(name, type, data, cols, rows);
         this.grouped = grouped;
         this.header = header;
-        this.flip = flip;
     }
 
     /** This tensor over {@code data}, the same rows in the decode layout. */
     abstract RowGroupTensor inDecodeLayout(MemorySegment data);
+
+    /**
+     * Writes lane r of a decode-layout block column's quants, whose planes start at {@code out[quants ..]}, from the
+     * file's block at {@code in[block ..]}.
+     */
+    abstract void laneQuants(MemorySegment in, long block, MemorySegment out, long quants, int r);
 
     /** The copy's bytes: the tensor's, and a last group's padding. */
     @Override
@@ -30,10 +40,17 @@ abstract sealed class RowGroupTensor extends Tensor permits Q4_0Tensor, Q4_1Tens
         return grouped ? 0 : RowLanes.groups(rows) * L * rowBytes;
     }
 
-    /** A copy in the decode layout ({@link RowLanes#copy}), or this tensor. */
+    /**
+     * A copy in the decode layout, off-heap ({@link OffHeap}), or this tensor; the pages of a mapped original are then
+     * released from this process, so that the copy takes their place in memory rather than adding to them.
+     */
     @Override
     public Tensor forDecode() {
-        return grouped ? this : inDecodeLayout(RowLanes.copy(this, header, flip));
+        if (grouped) return this;
+        MemorySegment copy = OffHeap.allocate(decodeCopyBytes());
+        relayout(copy);
+        if (data.isMapped()) data.unload();
+        return inDecodeLayout(copy);
     }
 
     /**
@@ -42,8 +59,45 @@ abstract sealed class RowGroupTensor extends Tensor permits Q4_0Tensor, Q4_1Tens
      */
     Tensor regroupedInPlace() {
         if (grouped || rows % L != 0) return this;
-        RowLanes.relayout(data, data, rows, rowBytes, header, flip);
+        relayout(data);
         return inDecodeLayout(data);
+    }
+
+    /**
+     * The rows in the decode layout at {@code to}, which may be this tensor's own bytes when the rows come in whole
+     * groups: a group at a time through heap arrays.
+     */
+    private void relayout(MemorySegment to) {
+        int blockBytes = type.blockBytes, blocks = Math.toIntExact(rowBytes / blockBytes), fields = header / 2;
+        Parallel.run(Math.toIntExact(RowLanes.groups(rows)), 1, (start, end) -> {
+            byte[] in = new byte[L * blocks * blockBytes], out = new byte[in.length];
+            MemorySegment i = MemorySegment.ofArray(in), o = MemorySegment.ofArray(out);
+            for (long g = start; g < end; g++) {
+                int n = (int) Math.min(L, rows - g * L); // rows past the tensor's end are zero blocks
+                java.util.Arrays.fill(in, n * blocks * blockBytes, in.length, (byte) 0);
+                MemorySegment.copy(data, ValueLayout.JAVA_BYTE, g * L * rowBytes, in, 0, n * blocks * blockBytes);
+                for (int b = 0, column = 0; b < blocks; b++, column += L * blockBytes) {
+                    for (int r = 0; r < L; r++) {
+                        int block = (r * blocks + b) * blockBytes;
+                        for (int f = 0; f < fields; f++) o.set(SHORT_LE, column + 2 * (f * L + r), i.get(SHORT_LE, block + 2 * f));
+                        laneQuants(i, block, o, column + header * L, r);
+                    }
+                }
+                MemorySegment.copy(out, 0, to, ValueLayout.JAVA_BYTE, g * L * rowBytes, out.length);
+            }
+        });
+    }
+
+    /**
+     * Q4_0/Q4_1: lane r of a block's nibbles (16 bytes at {@code in[nibbles ..]}, byte j holding weight j low and
+     * weight j + 16 high) as four ints L apart, int t holding weights 8t .. 8t + 7, weight 8t + p in bits 4p .. 4p + 3,
+     * each xor {@code flips}.
+     */
+    static void laneNibbles(MemorySegment in, long nibbles, MemorySegment out, long quants, int r, int flips) {
+        for (int t = 0; t < 4; t++) {
+            long bytes = in.get(LONG_LE, nibbles + 8 * (t % 2));
+            out.set(INT_LE, quants + 4 * (t * L + r), RowLanes.packNibbles(t < 2 ? bytes : bytes >>> 4) ^ flips);
+        }
     }
 
     /** Where block column b of the group of {@code row} starts, in the decode layout. */
@@ -51,8 +105,11 @@ abstract sealed class RowGroupTensor extends Tensor permits Q4_0Tensor, Q4_1Tens
         return row / L * L * rowBytes + (long) b * L * type.blockBytes;
     }
 
-    /** Where row {@code row}'s first int of block column b lies, in the decode layout (its others follow 4L bytes apart). */
-    final long rowInts(long row, int b) {
-        return laneBlock(row, b) + (long) header * L + 4 * (row % L);
+    /**
+     * Where row {@code row}'s first quants of block column b lie in the decode layout, for planes of {@code laneBytes}
+     * per lane (4 for ints, 1 for bytes); its next ones lie a plane ({@code L * laneBytes} bytes) further.
+     */
+    final long rowQuants(long row, int b, int laneBytes) {
+        return laneBlock(row, b) + (long) header * L + laneBytes * (row % L);
     }
 }

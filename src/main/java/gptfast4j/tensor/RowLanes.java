@@ -6,18 +6,14 @@ import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.stream.IntStream;
 
 /**
- * The decode layout of Q4_0 and Q4_1, whose blocks are f16 header fields then 16 bytes of nibbles: rows in groups of
- * {@link #L}, one row per float lane, so that a kernel multiplies L rows at once by one broadcast activation and never
- * sums across lanes. Per group and block column: each header field as a plane of L halves
- * ({@code [d of rows 0..L-1][m of rows 0..L-1]}), then 4 x L ints, int t of lane r holding weights 8t .. 8t + 7 of
- * row r's block, weight 8t + p in bits 4p .. 4p + 3 (each nibble xor a format's flip). The same bytes per block as
- * the file's; a last group that is not full is padded with zero rows. The K-quants' layouts are built the same way
- * from these pieces, and all five share the walk of a row range over groups ({@link Kernel}, {@link #dotRows}).
+ * The decode layouts: rows in groups of {@link #L}, one row per float lane, so that a kernel multiplies L rows at once
+ * by one broadcast activation and never sums across lanes. The 32-weight formats' layout (Q8_0, Q4_0, Q4_1) is
+ * {@link RowGroupTensor}'s; the K-quants' layouts are built from the same pieces (planes of L scales, planes of L ints
+ * of packed quants), and all six share the walk of a row range over groups ({@link Kernel}, {@link #dotRows}).
  */
 final class RowLanes {
     /** Rows per group: one per float lane (16 with 512-bit vectors). */
@@ -27,7 +23,6 @@ final class RowLanes {
             NIBBLE_SHIFTS_4 = IntVector.fromArray(Tensor.I_SPECIES, IntStream.range(0, L).map(l -> 4 * ((l + 4) % 8)).toArray(), 0);
     /** Lanes 8 .. 15 of a 16-lane vector: the weights of a block's next int. */
     private static final VectorMask<Integer> SECOND_INT = VectorMask.fromLong(Tensor.I_SPECIES, 0xFF00L);
-    private static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private RowLanes() {
     }
@@ -76,54 +71,6 @@ final class RowLanes {
     }
 
     /**
-     * A copy of {@code t}'s blocks ({@code header} bytes of f16 fields, then 16 quant bytes) in the decode layout,
-     * off-heap ({@link OffHeap}); the pages of a mapped original are then released from this process, so that the
-     * copy takes their place in memory rather than adding to them.
-     */
-    static MemorySegment copy(Tensor t, int header, int flip) {
-        MemorySegment copy = OffHeap.allocate(groups(t.rows) * L * t.rowBytes);
-        relayout(t.data, copy, t.rows, t.rowBytes, header, flip);
-        if (t.data.isMapped()) t.data.unload();
-        return copy;
-    }
-
-    /**
-     * Rows in the file's layout at {@code from} to the decode layout at {@code to}, which may be {@code from} when the
-     * rows come in whole groups: a group at a time through heap arrays.
-     */
-    static void relayout(MemorySegment from, MemorySegment to, long rows, long rowBytes, int header, int flip) {
-        int blockBytes = header + 16, blocks = Math.toIntExact(rowBytes / blockBytes), fields = header / 2;
-        int flips = flip * 0x1111_1111;
-        Parallel.run(Math.toIntExact(groups(rows)), 1, (start, end) -> {
-            byte[] in = new byte[L * blocks * blockBytes], out = new byte[in.length];
-            MemorySegment o = MemorySegment.ofArray(out);
-            for (long g = start; g < end; g++) {
-                int n = (int) Math.min(L, rows - g * L); // rows past the tensor's end are zero blocks
-                java.util.Arrays.fill(in, n * blocks * blockBytes, in.length, (byte) 0);
-                MemorySegment.copy(from, ValueLayout.JAVA_BYTE, g * L * rowBytes, in, 0, n * blocks * blockBytes);
-                for (int b = 0, column = 0; b < blocks; b++, column += L * blockBytes) {
-                    for (int r = 0; r < L; r++) {
-                        int block = (r * blocks + b) * blockBytes;
-                        for (int f = 0; f < fields; f++) {
-                            out[column + 2 * (f * L + r)] = in[block + 2 * f];
-                            out[column + 2 * (f * L + r) + 1] = in[block + 2 * f + 1];
-                        }
-                        for (int t = 0; t < 4; t++) {
-                            int w = 0;
-                            for (int p = 0; p < 8; p++) {
-                                int weight = 8 * t + p, q = in[block + header + weight % 16];
-                                w |= ((weight < 16 ? q : q >> 4) & 0xF) << 4 * p;
-                            }
-                            o.set(INT_LE, column + header * L + 4 * (t * L + r), w ^ flips);
-                        }
-                    }
-                }
-                MemorySegment.copy(out, 0, to, ValueLayout.JAVA_BYTE, g * L * rowBytes, out.length);
-            }
-        });
-    }
-
-    /**
      * The low nibbles of the eight bytes of {@code v}, byte p's at bits 4p .. 4p + 3 of an int: a decode layout's int
      * of eight weights, from eight bytes of a file's block.
      */
@@ -150,8 +97,8 @@ final class RowLanes {
      * 16 lanes, blended), each lane shifted to its nibble. Bits above stay; the caller masks or sign-extends.
      */
     static IntVector rowNibbles(MemorySegment data, long ints, int j) {
-        IntVector v = IntVector.broadcast(Tensor.I_SPECIES, data.get(INT_LE, ints + 4L * L * (j / 8)));
-        if (L > 8) v = v.blend(data.get(INT_LE, ints + 4L * L * (j / 8 + 1)), SECOND_INT);
+        IntVector v = IntVector.broadcast(Tensor.I_SPECIES, data.get(Tensor.INT_LE, ints + 4L * L * (j / 8)));
+        if (L > 8) v = v.blend(data.get(Tensor.INT_LE, ints + 4L * L * (j / 8 + 1)), SECOND_INT);
         // with 8 or 16 lanes j % 8 is 0: L is a constant, so C2 folds the choice and sees one vector constant
         return v.lanewise(VectorOperators.LSHR, L >= 8 || j % 8 == 0 ? NIBBLE_SHIFTS : NIBBLE_SHIFTS_4);
     }

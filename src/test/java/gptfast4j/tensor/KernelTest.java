@@ -90,7 +90,7 @@ class KernelTest {
      * of the file's bytes; dequantization bit for bit, in either layout.
      */
     @ParameterizedTest
-    @CsvSource({"F32,file", "F16,file", "BF16,file", "Q8_0,file", "Q4_0,file", "Q4_0,decode", "Q4_1,file", "Q4_1,decode", "Q4_K,file", "Q4_K,decode", "Q5_K,file", "Q5_K,decode", "Q6_K,file", "Q6_K,decode"})
+    @CsvSource({"F32,file", "F16,file", "BF16,file", "Q8_0,file", "Q8_0,decode", "Q4_0,file", "Q4_0,decode", "Q4_1,file", "Q4_1,decode", "Q4_K,file", "Q4_K,decode", "Q5_K,file", "Q5_K,decode", "Q6_K,file", "Q6_K,decode"})
     void dotAndDequantizeMatchTheScalarReference(String typeName, String layout) {
         // ffn_down rows are 512 wide: two K-quant super-blocks, so the step from one to the next is checked too
         TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama2-" + typeName + ".gguf")).tensors().get("blk.1.ffn_down.weight");
@@ -130,7 +130,7 @@ class KernelTest {
     @ParameterizedTest
     @CsvSource({"F32,tile,file", "F16,tile,file", "BF16,tile,file", "Q8_0,tile,file", "Q4_0,tile,file", "Q4_1,tile,file", "Q4_K,tile,file", "Q5_K,tile,file", "Q6_K,tile,file",
             "F32,group,file", "F16,group,file", "BF16,group,file", "Q8_0,group,file", "Q4_0,group,file", "Q4_1,group,file", "Q4_K,group,file", "Q5_K,group,file", "Q6_K,group,file",
-            "Q4_0,tile,decode", "Q4_0,group,decode", "Q4_1,tile,decode", "Q4_1,group,decode", "Q4_K,tile,decode", "Q4_K,group,decode", "Q5_K,tile,decode", "Q5_K,group,decode", "Q6_K,tile,decode", "Q6_K,group,decode"})
+            "Q8_0,tile,decode", "Q8_0,group,decode", "Q4_0,tile,decode", "Q4_0,group,decode", "Q4_1,tile,decode", "Q4_1,group,decode", "Q4_K,tile,decode", "Q4_K,group,decode", "Q5_K,tile,decode", "Q5_K,group,decode", "Q6_K,tile,decode", "Q6_K,group,decode"})
     void matmulMatchesTheReferenceAndIgnoresTheThreadCount(String typeName, String product, String layout) {
         int tokens = product.equals("tile") ? Math.min(11, Tensor.GROUP_TOKENS - 1) : Tensor.GROUP_TOKENS + 5;
         assertTrue(tokens < Int16Product.MIN_TOKENS && (tokens < Tensor.GROUP_TOKENS) == product.equals("tile"), "tokens " + tokens);
