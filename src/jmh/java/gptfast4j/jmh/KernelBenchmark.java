@@ -33,7 +33,11 @@ import java.util.concurrent.TimeUnit;
  * which a large L3 may hold) or {@code -Dgptfast.jmh.n} (pass it with {@code -jvmArgsAppend}); {@code
  * -Dgptfast.jmh.cols} makes it n rows of that many columns (a model's shape, e.g. Llama-2-7B's 4096 x 11008). Report as
  * bytes/s: bytes of the tensor / time per matvec. "layout": the file's, or the one decode reads after its first step
- * ({@link Tensor#forDecode}: Q4_0, Q4_1 and the K-quants regroup their rows; the others are the file's either way).
+ * ({@link Tensor#forDecode}: Q8_0, Q4_0, Q4_1 and the K-quants regroup their rows; the others are the file's either
+ * way). {@code -Dgptfast.jmh.model=FILE.gguf} takes the tensor from a model file instead ({@code -Dgptfast.jmh.tensor},
+ * default blk.0.ffn_up.weight), read through its mapping, or from a copy in anonymous memory with
+ * {@code -Dgptfast.jmh.copy=true} (advised as huge pages with {@code -Dgptfast.jmh.advise=true}): how the memory
+ * behind the same bytes changes the kernel's speed.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -60,7 +64,15 @@ public class KernelBenchmark {
         GGMLType t = GGMLType.valueOf(type);
         Path shared = Path.of(System.getProperty("gptfast.shared", "../shared"));
         Tensor small = Tensor.of(GGUF.read(shared.resolve("reference/models/mini-llama2-" + type + ".gguf")).tensors().get("blk.0.ffn_up.weight"));
-        if (size.equals("cache")) {
+        if (System.getProperty("gptfast.jmh.model") != null) {
+            tensor = Tensor.of(GGUF.read(Path.of(System.getProperty("gptfast.jmh.model"))).tensors().get(System.getProperty("gptfast.jmh.tensor", "blk.0.ffn_up.weight")));
+            if (Boolean.getBoolean("gptfast.jmh.copy")) {
+                MemorySegment m = Arena.ofAuto().allocate(tensor.data.byteSize(), Boolean.getBoolean("gptfast.jmh.advise") ? 2 << 20 : 64);
+                if (Boolean.getBoolean("gptfast.jmh.advise")) gptfast4j.io.HugePages.advise(m);
+                MemorySegment.copy(tensor.data, 0, m, 0, m.byteSize());
+                tensor = Tensor.of("copy", tensor.type, m, tensor.cols, tensor.rows);
+            }
+        } else if (size.equals("cache")) {
             tensor = small;
         } else {
             int n = Integer.getInteger("gptfast.jmh.n", 4096), cols = Integer.getInteger("gptfast.jmh.cols", n);
