@@ -100,10 +100,14 @@ final class GenerateCommand implements Callable<Integer> {
                 stream.accept(t);
                 return true;
             };
-            Generator.Result r = speculation != null ? speculation.generator().generate(tokens, maxNewTokens, sampler, sink)
-                    : generator.generate(tokens, 0, maxNewTokens, sampler, sink);
-            stream.finish();
-            out.println();
+            Generator.Result r;
+            try {
+                r = speculation != null ? speculation.generator().generate(tokens, maxNewTokens, sampler, sink)
+                        : generator.generate(tokens, 0, maxNewTokens, sampler, sink);
+                stream.finish();
+            } finally {
+                out.println(); // ends the text's line, also before the error line of a generation that fails
+            }
             if (r.tokens().length < maxNewTokens && !r.stoppedAtEos()) System.err.println("(stopped at the context length " + kvLength + ")");
             printStats(ckpt, r);
             if (speculation != null) speculation.printStats();
