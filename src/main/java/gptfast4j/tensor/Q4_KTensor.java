@@ -5,6 +5,7 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
 
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 
@@ -16,9 +17,9 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * Two layouts of the same weights: the file's, and the decode layout ({@link #forDecode}): rows in groups of as many
  * rows as a float vector has lanes (L, 16 with 512-bit vectors), one row per lane, so that the kernel multiplies L
  * rows at once by one broadcast activation and never sums across lanes. Per group and super-block column:
- * {@code [d of rows 0..L-1: L f16][dmin: L f16]}, then per sub-block {@code [scales: L bytes][mins: L bytes]
+ * {@code [d of rows 0..L-1: L f32][dmin: L f32]}, then per sub-block {@code [scales: L bytes][mins: L bytes]
  * [4 x L ints]}, int t of lane r holding weights 8t .. 8t + 7 of row r's sub-block, weight 8t + p in bits
- * 4p .. 4p + 3 ({@link RowLanes}' ints). 148 bytes per row and super-block against the file's 144; a last group that
+ * 4p .. 4p + 3 ({@link RowLanes}' ints). 152 bytes per row and super-block against the file's 144 (d and dmin as floats, as Q5_K and Q6_K keep theirs); a last group that
  * is not full is padded with zero rows. The scales, mins, d and dmin of L rows are each one vector load, so the
  * per-row scalar work of the four-row layout it replaced is gone.
  */
@@ -26,7 +27,7 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
     /** Rows per group of the decode layout: one per float lane. */
     private static final int L = RowLanes.L;
     /** Decode layout: bytes of a group's d and dmin, of a sub-block, of a super-block column; where a sub-block's ints start. */
-    private static final int HEAD = 4 * L, SUB = 18 * L, COLUMN = HEAD + 8 * SUB, INTS = 2 * L;
+    private static final int HEAD = 8 * L, SUB = 18 * L, COLUMN = HEAD + 8 * SUB, INTS = 2 * L;
 
     Q4_KTensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.Q4_K, data, cols, rows);
@@ -46,8 +47,8 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
     public Tensor forDecode() {
         if (grouped) return this;
         return new Q4_KTensor(this, laneLayoutCopy(COLUMN, (row, at, group, column, r) -> {
-            group.set(SHORT_LE, column + 2 * r, row.get(SHORT_LE, at));
-            group.set(SHORT_LE, column + 2 * L + 2 * r, row.get(SHORT_LE, at + 2));
+            group.set(FLOAT_LE, column + 4 * r, Float.float16ToFloat(row.get(SHORT_LE, at)));
+            group.set(FLOAT_LE, column + 4 * L + 4 * r, Float.float16ToFloat(row.get(SHORT_LE, at + 2)));
             long scales = packedScales(row, at + 4), mins = packedMins(row, at + 4);
             for (int s = 0; s < 8; s++) {
                 int sub = column + HEAD + s * SUB, shift = 4 * (s % 2);
@@ -116,11 +117,16 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
     /**
      * The dot products of the L rows of group {@code group} with x (block sums {@code xSums}), to {@code out[o .. o + L)}:
      * per sub-block, lane r sums row r's 32 quants times the broadcast activations in four accumulators (one per int
-     * of the sub-block) and takes {@code d * scale} as one vector for the L rows; the mins' share comes from
-     * {@link #laneMins}. The loop over the eight nibble positions keeps the method within C2's inlining budget
-     * ({@code NodeCountInliningCutoff}), which the same work written out passed (the vectors then boxed, 15x slower);
-     * C2 unrolls it afterwards. One flat loop over the sub-blocks, d loaded with each: nested loops (super-blocks,
-     * then their eight sub-blocks) ran 1.4x slower (JMH, 10240 x 10240 from memory: 5.8 against 4.1 ms).
+     * of the sub-block) and takes {@code d * scale} as one vector for the L rows, and the mins' share
+     * {@code dmin * min * xSum} as one more FMA per sub-block. The loop over the eight nibble positions keeps the
+     * method within C2's inlining budget ({@code NodeCountInliningCutoff}), which the same work written out passed
+     * (the vectors then boxed, 15x slower); C2 unrolls it afterwards. The loads are the Vector API's own calls, as
+     * are d's and dmin's (floats, one load each): C2 delays those past the budget but drops a helper of ours, and
+     * with the mins taken here {@code RowLanes.ints} was dropped. The mins were once a loop of their own after this
+     * one (with f16 d and dmin, the method passed the budget with them inside): from memory that pass cost a third
+     * of the kernel's time (JMH 10240 x 10240: 4.0-4.3 against 2.8-3.0 ms; TinyLlama tg64 40.7-41.8 -> 55.7-56.0
+     * tokens/s). One flat loop over the sub-blocks, d loaded with each: nested loops (super-blocks, then their eight
+     * sub-blocks) ran 1.4x slower (JMH, 10240 x 10240 from memory: 5.8 against 4.1 ms).
      */
     @Override
     public void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
@@ -128,7 +134,11 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
         FloatVector acc = FloatVector.zero(F_SPECIES);
         for (int c = xOffset, s = 0; c < xOffset + cols; c += 32, s = (s + 1) % 8) { // s: the sub-block in its super-block
             long offset = column + HEAD + (long) s * SUB;
-            IntVector v0 = RowLanes.ints(data, offset + INTS, 0), v1 = RowLanes.ints(data, offset + INTS, 1), v2 = RowLanes.ints(data, offset + INTS, 2), v3 = RowLanes.ints(data, offset + INTS, 3);
+            // the Vector API's loads, not RowLanes.ints: past the budget C2 drops a helper but not these
+            IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS, ByteOrder.LITTLE_ENDIAN),
+                    v1 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
+                    v2 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
+                    v3 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
             FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0;
             for (int p = 0; p < 8; p++) { // nibble p of int t: weight 8t + p
                 int shift = 4 * p;
@@ -137,25 +147,13 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
                 s2 = nibble(v2, shift).fma(broadcast(x, c + 16 + p), s2);
                 s3 = nibble(v3, shift).fma(broadcast(x, c + 24 + p), s3);
             }
-            acc = s0.add(s1).add(s2.add(s3)).fma(F16Tensor.load(data, column).mul(floats(signedBytes(data, offset))), acc);
+            FloatVector d = FloatVector.fromMemorySegment(F_SPECIES, data, column, ByteOrder.LITTLE_ENDIAN),
+                    dmin = FloatVector.fromMemorySegment(F_SPECIES, data, column + 4L * L, ByteOrder.LITTLE_ENDIAN);
+            acc = s0.add(s1).add(s2.add(s3)).fma(d.mul(floats(signedBytes(data, offset))), acc);
+            acc = dmin.mul(floats(signedBytes(data, offset + L))).fma(FloatVector.broadcast(F_SPECIES, -xSums[(c - xOffset) / 32]), acc);
             if (s == 7) column += COLUMN;
         }
-        acc.sub(laneMins(group, xSums)).intoArray(out, o);
-    }
-
-    /**
-     * The mins' share {@code sum(dmin * min * xSum)} of the L rows of group {@code group}, one row per lane: a loop of
-     * its own, as the file layout's {@link #minsShare} (inside {@link #laneDot} it passed the inlining budget).
-     */
-    private FloatVector laneMins(long group, float[] xSums) {
-        long offset = group * L * rowBytes;
-        FloatVector share = FloatVector.zero(F_SPECIES);
-        for (int b = 0; b < cols / 32; b += 8, offset += COLUMN) {
-            FloatVector m = FloatVector.zero(F_SPECIES);
-            for (int s = 0; s < 8; s++) m = floats(signedBytes(data, offset + HEAD + (long) s * SUB + L)).fma(broadcast(xSums, b + s), m);
-            share = m.fma(F16Tensor.load(data, offset + 2L * L), share);
-        }
-        return share;
+        acc.intoArray(out, o);
     }
 
     @Override
@@ -168,7 +166,7 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
         int r = (int) (row % L);
         long offset = (row - r) * rowBytes;
         for (int i = 0; i < cols; i += SUPER_BLOCK, offset += COLUMN) {
-            float d = f16(data, offset + 2L * r), dmin = f16(data, offset + 2L * L + 2L * r);
+            float d = data.get(FLOAT_LE, offset + 4L * r), dmin = data.get(FLOAT_LE, offset + 4L * L + 4L * r);
             for (int s = 0; s < 8; s++) {
                 long sub = offset + HEAD + (long) s * SUB, ints = sub + INTS + 4L * r;
                 FloatVector scale = FloatVector.broadcast(F_SPECIES, d * data.get(JAVA_BYTE, sub + r));
