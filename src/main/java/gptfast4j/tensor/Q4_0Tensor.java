@@ -33,8 +33,8 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
 
     /** The nibbles xor 8: {@link #nibble} reads each as the signed 4-bit {@code nibble - 8}. */
     @Override
-    void laneQuants(MemorySegment in, long block, MemorySegment out, long quants, int r) {
-        laneNibbles(in, block + HEADER, out, quants, r, 0x8888_8888);
+    int laneInt(MemorySegment in, long block, int t) {
+        return nibbleInt(in, block + HEADER, t) ^ 0x8888_8888;
     }
 
     @Override
@@ -110,7 +110,7 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
         if (grouped) {
             for (int b = 0; b < cols / BLOCK; b++) {
                 FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, laneBlock(row, b) + 2 * (row % L)));
-                long ints = rowQuants(row, b, 4);
+                long ints = rowInts(row, b);
                 for (int j = 0; j < BLOCK; j += lanes) {
                     IntVector q = RowLanes.rowNibbles(data, ints, j).lanewise(VectorOperators.LSHL, 28).lanewise(VectorOperators.ASHR, 28);
                     ((FloatVector) q.convert(VectorOperators.I2F, 0)).mul(d).intoArray(out, outOffset + b * BLOCK + j);
@@ -144,7 +144,7 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
                 long row = firstRow + i;
                 for (int b = 0; b < blocks; b++) {
                     scale[i * blocks + b] = f16(data, laneBlock(row, b) + 2 * (row % L));
-                    long ints = rowQuants(row, b, 4);
+                    long ints = rowInts(row, b);
                     for (int j = 0; j < BLOCK; j += lanes) {
                         ((ShortVector) RowLanes.rowNibbles(data, ints, j).lanewise(VectorOperators.LSHL, 28).lanewise(VectorOperators.ASHR, 28)
                                 .convertShape(VectorOperators.I2S, S_SPECIES, 0)).intoArray(q, i * stride + b * BLOCK + j);

@@ -29,8 +29,8 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.Kernel {
     }
 
     @Override
-    void laneQuants(MemorySegment in, long block, MemorySegment out, long quants, int r) {
-        laneNibbles(in, block + HEADER, out, quants, r, 0);
+    int laneInt(MemorySegment in, long block, int t) {
+        return nibbleInt(in, block + HEADER, t);
     }
 
     @Override
@@ -117,7 +117,7 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.Kernel {
             for (int b = 0; b < cols / BLOCK; b++) {
                 long block = laneBlock(row, b) + 2 * (row % L);
                 FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, block)), m = FloatVector.broadcast(F_SPECIES, f16(data, block + 2L * L));
-                long ints = rowQuants(row, b, 4);
+                long ints = rowInts(row, b);
                 for (int j = 0; j < BLOCK; j += lanes) {
                     ((FloatVector) RowLanes.rowNibbles(data, ints, j).and(0xF).convert(VectorOperators.I2F, 0)).fma(d, m).intoArray(out, outOffset + b * BLOCK + j);
                 }

@@ -19,9 +19,10 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * rows at once by one broadcast activation and never sums across lanes. Per group and super-block column:
  * {@code [d of rows 0..L-1: L f32][dmin: L f32]}, then per sub-block {@code [scales: L bytes][mins: L bytes]
  * [4 x L ints]}, int t of lane r holding weights 8t .. 8t + 7 of row r's sub-block, weight 8t + p in bits
- * 4p .. 4p + 3 ({@link RowLanes}' ints). 152 bytes per row and super-block against the file's 144 (d and dmin as floats, as Q5_K and Q6_K keep theirs); a last group that
- * is not full is padded with zero rows. The scales, mins, d and dmin of L rows are each one vector load, so the
- * per-row scalar work of the four-row layout it replaced is gone.
+ * 4p .. 4p + 3 ({@link RowLanes}' ints). 152 bytes per row and super-block against the file's 144 (d and dmin as
+ * floats, as Q5_K and Q6_K keep theirs); a last group that is not full is padded with zero rows. The scales,
+ * mins, d and dmin of L rows are each one vector load, so the per-row scalar work of the four-row layout it replaced
+ * is gone.
  */
 final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
     /** Rows per group of the decode layout: one per float lane. */

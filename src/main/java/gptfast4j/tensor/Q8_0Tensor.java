@@ -34,8 +34,8 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
     }
 
     @Override
-    void laneQuants(MemorySegment in, long block, MemorySegment out, long quants, int r) {
-        for (int t = 0; t < BLOCK / 4; t++) out.set(INT_LE, quants + 4 * (t * L + r), in.get(INT_LE, block + HEADER + 4 * t));
+    int laneInt(MemorySegment in, long block, int t) {
+        return in.get(INT_LE, block + HEADER + 4 * t);
     }
 
     /**
@@ -121,7 +121,7 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
         if (grouped) {
             for (int b = 0; b < cols / BLOCK; b++) {
                 FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, laneBlock(row, b) + 2 * (row % L)));
-                long ints = rowQuants(row, b, 4);
+                long ints = rowInts(row, b);
                 for (int j = 0; j < BLOCK; j += lanes) {
                     ((FloatVector) rowWeights(ints, j).convert(VectorOperators.I2F, 0)).mul(d).intoArray(out, outOffset + b * BLOCK + j);
                 }

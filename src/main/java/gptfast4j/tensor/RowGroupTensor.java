@@ -16,23 +16,21 @@ abstract sealed class RowGroupTensor extends Tensor permits Q8_0Tensor, Q4_0Tens
     static final int L = RowLanes.L;
     /** Whether the bytes are in the decode layout. */
     final boolean grouped;
-    /** Bytes before a block's quants. */
-    private final int header;
+    /** Bytes before a block's quants, and ints of quants per block in the decode layout. */
+    private final int header, ints;
 
     RowGroupTensor(String name, GGMLType type, MemorySegment data, int cols, long rows, boolean grouped, int header) {
         super(name, type, data, cols, rows);
         this.grouped = grouped;
         this.header = header;
+        this.ints = (type.blockBytes - header) / 4;
     }
 
     /** This tensor over {@code data}, the same rows in the decode layout. */
     abstract RowGroupTensor inDecodeLayout(MemorySegment data);
 
-    /**
-     * Writes lane r of a decode-layout block column's quants, whose planes start at {@code out[quants ..]}, from the
-     * file's block at {@code in[block ..]}.
-     */
-    abstract void laneQuants(MemorySegment in, long block, MemorySegment out, long quants, int r);
+    /** Int t of a block's quants in the decode layout, from the file's block at {@code in[block ..]}. */
+    abstract int laneInt(MemorySegment in, long block, int t);
 
     /** The copy's bytes: the tensor's, and a last group's padding. */
     @Override
@@ -80,7 +78,7 @@ abstract sealed class RowGroupTensor extends Tensor permits Q8_0Tensor, Q4_0Tens
                     for (int r = 0; r < L; r++) {
                         int block = (r * blocks + b) * blockBytes;
                         for (int f = 0; f < fields; f++) o.set(SHORT_LE, column + 2 * (f * L + r), i.get(SHORT_LE, block + 2 * f));
-                        laneQuants(i, block, o, column + header * L, r);
+                        for (int t = 0; t < ints; t++) o.set(INT_LE, column + header * L + 4 * (t * L + r), laneInt(i, block, t));
                     }
                 }
                 MemorySegment.copy(out, 0, to, ValueLayout.JAVA_BYTE, g * L * rowBytes, out.length);
@@ -89,15 +87,12 @@ abstract sealed class RowGroupTensor extends Tensor permits Q8_0Tensor, Q4_0Tens
     }
 
     /**
-     * Q4_0/Q4_1: lane r of a block's nibbles (16 bytes at {@code in[nibbles ..]}, byte j holding weight j low and
-     * weight j + 16 high) as four ints L apart, int t holding weights 8t .. 8t + 7, weight 8t + p in bits 4p .. 4p + 3,
-     * each xor {@code flips}.
+     * Q4_0/Q4_1: int t of a block's nibbles (16 bytes at {@code in[nibbles ..]}, byte j holding weight j low and
+     * weight j + 16 high): weights 8t .. 8t + 7, weight 8t + p in bits 4p .. 4p + 3.
      */
-    static void laneNibbles(MemorySegment in, long nibbles, MemorySegment out, long quants, int r, int flips) {
-        for (int t = 0; t < 4; t++) {
-            long bytes = in.get(LONG_LE, nibbles + 8 * (t % 2));
-            out.set(INT_LE, quants + 4 * (t * L + r), RowLanes.packNibbles(t < 2 ? bytes : bytes >>> 4) ^ flips);
-        }
+    static int nibbleInt(MemorySegment in, long nibbles, int t) {
+        long bytes = in.get(LONG_LE, nibbles + 8 * (t % 2));
+        return RowLanes.packNibbles(t < 2 ? bytes : bytes >>> 4);
     }
 
     /** Where block column b of the group of {@code row} starts, in the decode layout. */
@@ -105,11 +100,8 @@ abstract sealed class RowGroupTensor extends Tensor permits Q8_0Tensor, Q4_0Tens
         return row / L * L * rowBytes + (long) b * L * type.blockBytes;
     }
 
-    /**
-     * Where row {@code row}'s first quants of block column b lie in the decode layout, for planes of {@code laneBytes}
-     * per lane (4 for ints, 1 for bytes); its next ones lie a plane ({@code L * laneBytes} bytes) further.
-     */
-    final long rowQuants(long row, int b, int laneBytes) {
-        return laneBlock(row, b) + (long) header * L + laneBytes * (row % L);
+    /** Where row {@code row}'s first int of block column b lies, in the decode layout (its others follow 4L bytes apart). */
+    final long rowInts(long row, int b) {
+        return laneBlock(row, b) + (long) header * L + 4 * (row % L);
     }
 }
