@@ -111,10 +111,6 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
         return (FloatVector) v.lanewise(VectorOperators.LSHR, p).and(0xF).convert(VectorOperators.I2F, 0);
     }
 
-    private static FloatVector broadcast(float[] x, int i) {
-        return FloatVector.broadcast(F_SPECIES, x[i]);
-    }
-
     /**
      * The dot products of the L rows of group {@code group} with x (block sums {@code xSums}), to {@code out[o .. o + L)}:
      * per sub-block, lane r sums row r's 32 quants times the broadcast activations in four accumulators (one per int

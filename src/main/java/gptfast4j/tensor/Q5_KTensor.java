@@ -70,17 +70,13 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
                 .or(fifths.lanewise(VectorOperators.ROR, (4 * p + fifthShift - 4) & 31).and(0x10)));
     }
 
-    private static FloatVector broadcast(float[] x, int i) {
-        return FloatVector.broadcast(F_SPECIES, x[i]);
-    }
-
     /**
      * The dot products of the L rows of group {@code group} with x (its {@link #blockSums} per 16, {@code xSums}), to
      * {@code out[o .. o + L)}: per half sub-block (16 weights, two nibble ints), lane r sums row r's 5-bit quants
      * times the broadcast activations in two accumulators, then takes {@code d * scale} and {@code dmin * min} (times
      * the half's activation sum) as one vector each for the L rows. One flat loop over the halves, the eight nibble
-     * positions kept a loop, as Q6_K's kernel. The mins in a loop of their own after this one (as Q4_K's), inlined
-     * here by C2, passed its inlining budget in some JVM runs (10-30x slower).
+     * positions kept a loop, as Q6_K's kernel. The mins in a loop of their own after this one, inlined here by C2,
+     * passed its inlining budget in some JVM runs (10-30x slower).
      */
     @Override
     public void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {

@@ -104,10 +104,6 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
         return VectorMath.sum(acc);
     }
 
-    private static FloatVector broadcast(float[] x, int i) {
-        return FloatVector.broadcast(F_SPECIES, x[i]);
-    }
-
     /** The 6-bit quants, unsigned, of nibble position p of {@code nibbles}, top bits at {@code 4p + topShift} of {@code tops}. */
     private static FloatVector quants(IntVector nibbles, IntVector tops, int p, int topShift) {
         return floats(nibbles.lanewise(VectorOperators.LSHR, 4 * p).and(0xF)
