@@ -31,10 +31,9 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
         super(name, GGMLType.Q4_0, data, cols, rows, grouped, HEADER);
     }
 
-    /** The nibbles xor 8: {@link #nibble} reads each as the signed 4-bit {@code nibble - 8}. */
     @Override
     int laneInt(MemorySegment in, long block, int t) {
-        return nibbleInt(in, block + HEADER, t) ^ 0x8888_8888;
+        return nibbleInt(in, block + HEADER, t);
     }
 
     @Override
@@ -59,14 +58,9 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
         return sum;
     }
 
-    /** Bits {@code [p, p + 4)} of each lane of the decode layout's ints, a nibble minus 8, as floats. */
-    private static FloatVector nibble(IntVector v, int p) {
-        return (FloatVector) v.lanewise(VectorOperators.LSHL, 28 - p).lanewise(VectorOperators.ASHR, 28).convert(VectorOperators.I2F, 0);
-    }
-
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        if (grouped) return RowLanes.dot(this, row, x, xOffset, null);
+        if (grouped) return RowLanes.dot(this, row, RowLanes.nibbleScaled(x, xOffset, cols), 0, offsetSums(x, xOffset));
         long offset = row * rowBytes;
         FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = FloatVector.zero(F_SPECIES);
         int i = 0;
@@ -78,26 +72,33 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
         return VectorMath.sum(acc0.add(acc1));
     }
 
+    /** {@code -8 * sum(x)} per block: the share of the nibbles' offset, which the lane kernel leaves out. */
+    private float[] offsetSums(float[] x, int xOffset) {
+        float[] sums = blockSums(x, xOffset, cols);
+        for (int b = 0; b < cols / BLOCK; b++) sums[b] *= -8;
+        return sums;
+    }
+
     /**
-     * The dot products of the L rows of group {@code group} with x, to {@code out[o .. o + L)}: per block, lane r sums
-     * row r's 32 quants times the broadcast activations in four accumulators (one per int of the block) and takes the
-     * L rows' scales as one vector. The loop over the eight nibble positions keeps the method within C2's inlining
-     * budget; C2 unrolls it afterwards.
+     * The dot products of the L rows of group {@code group} with x, to {@code out[o .. o + L)}, x scaled per nibble
+     * position ({@link RowLanes#nibbleScaled}) and {@code xSums} from {@link #offsetSums}: per block, lane r sums row
+     * r's 32 unsigned nibbles times the broadcast activations in four accumulators (one per int of the block, the first
+     * starting at the block's offset share) and takes the L rows' scales as one vector. The loop over the eight nibble
+     * positions keeps the method within C2's inlining budget; C2 unrolls it afterwards.
      */
     @Override
     public void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
         long offset = group * L * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
-        for (int c = xOffset; c < xOffset + cols; c += BLOCK, offset += (long) L * BLOCK_BYTES) {
+        for (int c = xOffset, b = 0; c < xOffset + cols; c += BLOCK, b++, offset += (long) L * BLOCK_BYTES) {
             IntVector v0 = RowLanes.ints(data, offset + INTS, 0), v1 = RowLanes.ints(data, offset + INTS, 1),
                     v2 = RowLanes.ints(data, offset + INTS, 2), v3 = RowLanes.ints(data, offset + INTS, 3);
-            FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0;
+            FloatVector s0 = FloatVector.broadcast(F_SPECIES, xSums[b]), s1 = FloatVector.zero(F_SPECIES), s2 = s1, s3 = s1;
             for (int p = 0; p < 8; p++) { // nibble p of int t: weight 8t + p
-                int shift = 4 * p;
-                s0 = nibble(v0, shift).fma(FloatVector.broadcast(F_SPECIES, x[c + p]), s0);
-                s1 = nibble(v1, shift).fma(FloatVector.broadcast(F_SPECIES, x[c + 8 + p]), s1);
-                s2 = nibble(v2, shift).fma(FloatVector.broadcast(F_SPECIES, x[c + 16 + p]), s2);
-                s3 = nibble(v3, shift).fma(FloatVector.broadcast(F_SPECIES, x[c + 24 + p]), s3);
+                s0 = RowLanes.nibbleInPlace(v0, p).fma(FloatVector.broadcast(F_SPECIES, x[c + p]), s0);
+                s1 = RowLanes.nibbleInPlace(v1, p).fma(FloatVector.broadcast(F_SPECIES, x[c + 8 + p]), s1);
+                s2 = RowLanes.nibbleInPlace(v2, p).fma(FloatVector.broadcast(F_SPECIES, x[c + 16 + p]), s2);
+                s3 = RowLanes.nibbleInPlace(v3, p).fma(FloatVector.broadcast(F_SPECIES, x[c + 24 + p]), s3);
             }
             acc = s0.add(s1).add(s2.add(s3)).fma(F16Tensor.load(data, offset), acc);
         }
@@ -112,7 +113,7 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
                 FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, laneBlock(row, b) + 2 * (row % L)));
                 long ints = rowInts(row, b);
                 for (int j = 0; j < BLOCK; j += lanes) {
-                    IntVector q = RowLanes.rowNibbles(data, ints, j).lanewise(VectorOperators.LSHL, 28).lanewise(VectorOperators.ASHR, 28);
+                    IntVector q = RowLanes.rowNibbles(data, ints, j).and(0xF).sub(8);
                     ((FloatVector) q.convert(VectorOperators.I2F, 0)).mul(d).intoArray(out, outOffset + b * BLOCK + j);
                 }
             }
@@ -146,8 +147,7 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
                     scale[i * blocks + b] = f16(data, laneBlock(row, b) + 2 * (row % L));
                     long ints = rowInts(row, b);
                     for (int j = 0; j < BLOCK; j += lanes) {
-                        ((ShortVector) RowLanes.rowNibbles(data, ints, j).lanewise(VectorOperators.LSHL, 28).lanewise(VectorOperators.ASHR, 28)
-                                .convertShape(VectorOperators.I2S, S_SPECIES, 0)).intoArray(q, i * stride + b * BLOCK + j);
+                        ((ShortVector) RowLanes.rowNibbles(data, ints, j).and(0xF).sub(8).convertShape(VectorOperators.I2S, S_SPECIES, 0)).intoArray(q, i * stride + b * BLOCK + j);
                     }
                 }
             }
@@ -173,6 +173,6 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
             return;
         }
-        RowLanes.dotRows(this, x, xOffset, null, out, outOffset, firstRow, start, end);
+        RowLanes.dotRows(this, RowLanes.nibbleScaled(x, xOffset, cols), 0, offsetSums(x, xOffset), out, outOffset, firstRow, start, end);
     }
 }

@@ -38,15 +38,10 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.Kernel {
         return new Q4_1Tensor(name, data, cols, rows, true);
     }
 
-    /** Bits {@code [p, p + 4)} of each lane of the decode layout's ints, unsigned, as floats (small enough for C2 to inline anywhere). */
-    private static FloatVector nibble(IntVector v, int p) {
-        return (FloatVector) v.lanewise(VectorOperators.LSHR, p).and(0xF).convert(VectorOperators.I2F, 0);
-    }
-
     /**
-     * The dot products of the L rows of group {@code group} with x (block sums {@code xSums}), to
-     * {@code out[o .. o + L)}: Q4_0's lane kernel ({@link Q4_0Tensor}) with unsigned nibbles, and the minimums' share
-     * {@code m * xSum} one vector FMA per block.
+     * The dot products of the L rows of group {@code group} with x (scaled per nibble position,
+     * {@link RowLanes#nibbleScaled}; block sums {@code xSums}), to {@code out[o .. o + L)}: Q4_0's lane kernel
+     * ({@link Q4_0Tensor}), and the minimums' share {@code m * xSum} one vector FMA per block.
      */
     @Override
     public void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
@@ -57,11 +52,10 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.Kernel {
                     v2 = RowLanes.ints(data, offset + INTS, 2), v3 = RowLanes.ints(data, offset + INTS, 3);
             FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0;
             for (int p = 0; p < 8; p++) { // nibble p of int t: weight 8t + p
-                int shift = 4 * p;
-                s0 = nibble(v0, shift).fma(FloatVector.broadcast(F_SPECIES, x[c + p]), s0);
-                s1 = nibble(v1, shift).fma(FloatVector.broadcast(F_SPECIES, x[c + 8 + p]), s1);
-                s2 = nibble(v2, shift).fma(FloatVector.broadcast(F_SPECIES, x[c + 16 + p]), s2);
-                s3 = nibble(v3, shift).fma(FloatVector.broadcast(F_SPECIES, x[c + 24 + p]), s3);
+                s0 = RowLanes.nibbleInPlace(v0, p).fma(FloatVector.broadcast(F_SPECIES, x[c + p]), s0);
+                s1 = RowLanes.nibbleInPlace(v1, p).fma(FloatVector.broadcast(F_SPECIES, x[c + 8 + p]), s1);
+                s2 = RowLanes.nibbleInPlace(v2, p).fma(FloatVector.broadcast(F_SPECIES, x[c + 16 + p]), s2);
+                s3 = RowLanes.nibbleInPlace(v3, p).fma(FloatVector.broadcast(F_SPECIES, x[c + 24 + p]), s3);
             }
             acc = s0.add(s1).add(s2.add(s3)).fma(F16Tensor.load(data, offset), acc);
             mins = F16Tensor.load(data, offset + 2L * L).fma(FloatVector.broadcast(F_SPECIES, xSums[b]), mins);
@@ -93,7 +87,7 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.Kernel {
      * accumulators, as in Q4_0.
      */
     private float dot(long row, float[] x, int xOffset, float[] xSums) {
-        if (grouped) return RowLanes.dot(this, row, x, xOffset, xSums);
+        if (grouped) return RowLanes.dot(this, row, RowLanes.nibbleScaled(x, xOffset, cols), 0, xSums);
         long offset = row * rowBytes;
         FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0;
         float minTerm = 0;
@@ -144,6 +138,6 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.Kernel {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
             return;
         }
-        RowLanes.dotRows(this, x, xOffset, xSums, out, outOffset, firstRow, start, end);
+        RowLanes.dotRows(this, RowLanes.nibbleScaled(x, xOffset, cols), 0, xSums, out, outOffset, firstRow, start, end);
     }
 }

@@ -21,6 +21,17 @@ final class RowLanes {
     /** Per lane l of a vector of weights j .. j + L - 1 of a block: its nibble's bit offset in its int, for j % 8 = 0 and 4 (L = 4). */
     private static final IntVector NIBBLE_SHIFTS = IntVector.fromArray(Tensor.I_SPECIES, IntStream.range(0, L).map(l -> 4 * (l % 8)).toArray(), 0),
             NIBBLE_SHIFTS_4 = IntVector.fromArray(Tensor.I_SPECIES, IntStream.range(0, L).map(l -> 4 * ((l + 4) % 8)).toArray(), 0);
+    /**
+     * Per j of x (from a multiple of 8), the scale that {@link #nibbleScaled} gives it: {@code 2^-4p} for the nibble at
+     * bit 4p (p = j % 8 < 7), 1 for the top nibble, which {@link #nibbleInPlace} shifts down; 8 + L entries, so that a
+     * vector may start at any multiple of L.
+     */
+    private static final float[] NIBBLE_SCALES = new float[8 + L];
+    static {
+        for (int j = 0; j < NIBBLE_SCALES.length; j++) NIBBLE_SCALES[j] = j % 8 == 7 ? 1 : (float) Math.scalb(1.0, -4 * (j % 8));
+    }
+    /** Each thread's scaled activations ({@link #nibbleScaled}), kept between calls. */
+    private static final ThreadLocal<float[]> NIBBLE_SCALED = ThreadLocal.withInitial(() -> new float[0]);
     /** Lanes 8 .. 15 of a 16-lane vector: the weights of a block's next int. */
     private static final VectorMask<Integer> SECOND_INT = VectorMask.fromLong(Tensor.I_SPECIES, 0xFF00L);
 
@@ -31,7 +42,7 @@ final class RowLanes {
     interface Kernel {
         /**
          * The dot products of the L rows of group {@code group} with x, to {@code out[o .. o + L)}; {@code xSums} are
-         * the format's sums of x per block where its weights carry an offset (null for Q4_0).
+         * the format's sums of x per block where its weights carry an offset.
          */
         void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o);
     }
@@ -79,6 +90,30 @@ final class RowLanes {
         v = (v | v >>> 4) & 0x00FF_00FF_00FF_00FFL;
         v = (v | v >>> 8) & 0x0000_FFFF_0000_FFFFL;
         return (int) (v | v >>> 16);
+    }
+
+    /**
+     * Nibble p of each lane of v (bits 4p .. 4p + 3, unsigned) as floats, left in place: {@code nibble * 2^4p} for p < 7
+     * (exact in a float: four significant bits), the top nibble shifted down. One integer operation per nibble instead of
+     * a shift and a mask; the activations it multiplies are {@link #nibbleScaled}, so that the products are exactly
+     * {@code nibble * x}.
+     */
+    static FloatVector nibbleInPlace(IntVector v, int p) {
+        IntVector n = p == 7 ? v.lanewise(VectorOperators.LSHR, 28) : v.and(0xF << 4 * p);
+        return (FloatVector) n.convert(VectorOperators.I2F, 0);
+    }
+
+    /**
+     * {@code x[xOffset + j] / 2^4p} for the n activations (n a multiple of 8), p = j % 8 the nibble position that
+     * multiplies them in {@link #nibbleInPlace} (the top one, p = 7, is not scaled), in this thread's scratch. Scaling
+     * by powers of two is exact while x stays above 2^-98 in magnitude (then it goes subnormal).
+     */
+    static float[] nibbleScaled(float[] x, int xOffset, int n) {
+        float[] scaled = Tensor.scratch(NIBBLE_SCALED, n);
+        for (int j = 0; j < n; j += L) {
+            FloatVector.fromArray(Tensor.F_SPECIES, x, xOffset + j).mul(FloatVector.fromArray(Tensor.F_SPECIES, NIBBLE_SCALES, j % 8)).intoArray(scaled, j);
+        }
+        return scaled;
     }
 
     /** The L floats at {@code offset}: a plane of the L rows' scales, kept as floats (see {@link Q6_KTensor}). */
