@@ -78,7 +78,7 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
 
     /** The dot product given the {@link #blockSums} of x. */
     private float dot(long row, float[] x, int xOffset, float[] xSums) {
-        if (grouped) return RowLanes.dot(this, row, x, xOffset, xSums);
+        if (grouped) return RowLanes.dot(this, row, RowLanes.nibbleScaled(x, xOffset, cols), 0, xSums);
         int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
         FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0;
@@ -106,15 +106,11 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
         return VectorMath.sum(acc0.add(acc1)) - minsShare(row, xSums);
     }
 
-    /** Bits {@code [p, p + 4)} of each lane of the decode layout's ints, unsigned, as floats. */
-    private static FloatVector nibble(IntVector v, int p) {
-        return (FloatVector) v.lanewise(VectorOperators.LSHR, p).and(0xF).convert(VectorOperators.I2F, 0);
-    }
-
     /**
-     * The dot products of the L rows of group {@code group} with x (block sums {@code xSums}), to {@code out[o .. o + L)}:
-     * per sub-block, lane r sums row r's 32 quants times the broadcast activations in four accumulators (one per int
-     * of the sub-block) and takes {@code d * scale} as one vector for the L rows, and the mins' share
+     * The dot products of the L rows of group {@code group} with x (scaled per nibble position,
+     * {@link RowLanes#nibbleScaled}; block sums {@code xSums}), to {@code out[o .. o + L)}: per sub-block, lane r
+     * sums row r's 32 quants ({@link RowLanes#nibbleInPlace}) times the broadcast activations in four accumulators
+     * (one per int of the sub-block) and takes {@code d * scale} as one vector for the L rows, and the mins' share
      * {@code dmin * min * xSum} as one more FMA per sub-block. The loop over the eight nibble positions keeps the
      * method within C2's inlining budget ({@code NodeCountInliningCutoff}), which the same work written out passed
      * (the vectors then boxed, 15x slower); C2 unrolls it afterwards. The loads are the Vector API's own calls, as
@@ -138,11 +134,10 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
                     v3 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
             FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0;
             for (int p = 0; p < 8; p++) { // nibble p of int t: weight 8t + p
-                int shift = 4 * p;
-                s0 = nibble(v0, shift).fma(broadcast(x, c + p), s0);
-                s1 = nibble(v1, shift).fma(broadcast(x, c + 8 + p), s1);
-                s2 = nibble(v2, shift).fma(broadcast(x, c + 16 + p), s2);
-                s3 = nibble(v3, shift).fma(broadcast(x, c + 24 + p), s3);
+                s0 = RowLanes.nibbleInPlace(v0, p).fma(broadcast(x, c + p), s0);
+                s1 = RowLanes.nibbleInPlace(v1, p).fma(broadcast(x, c + 8 + p), s1);
+                s2 = RowLanes.nibbleInPlace(v2, p).fma(broadcast(x, c + 16 + p), s2);
+                s3 = RowLanes.nibbleInPlace(v3, p).fma(broadcast(x, c + 24 + p), s3);
             }
             FloatVector d = FloatVector.fromMemorySegment(F_SPECIES, data, column, ByteOrder.LITTLE_ENDIAN),
                     dmin = FloatVector.fromMemorySegment(F_SPECIES, data, column + 4L * L, ByteOrder.LITTLE_ENDIAN);
@@ -180,6 +175,6 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
             return;
         }
-        RowLanes.dotRows(this, x, xOffset, xSums, out, outOffset, firstRow, start, end);
+        RowLanes.dotRows(this, RowLanes.nibbleScaled(x, xOffset, cols), 0, xSums, out, outOffset, firstRow, start, end);
     }
 }

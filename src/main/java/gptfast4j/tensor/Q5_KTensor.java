@@ -5,6 +5,7 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
 import java.util.stream.IntStream;
 
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
@@ -64,16 +65,11 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
         }));
     }
 
-    /** The 5-bit quants, unsigned, of nibble position p of {@code nibbles}, fifth bits at {@code 4p + fifthShift} of {@code fifths}. */
-    private static FloatVector quants(IntVector nibbles, IntVector fifths, int p, int fifthShift) {
-        return floats(nibbles.lanewise(VectorOperators.LSHR, 4 * p).and(0xF)
-                .or(fifths.lanewise(VectorOperators.ROR, (4 * p + fifthShift - 4) & 31).and(0x10)));
-    }
-
     /**
-     * The dot products of the L rows of group {@code group} with x (its {@link #blockSums} per 16, {@code xSums}), to
-     * {@code out[o .. o + L)}: per half sub-block (16 weights, two nibble ints), lane r sums row r's 5-bit quants
-     * times the broadcast activations in two accumulators, then takes {@code d * scale} and {@code dmin * min} (times
+     * The dot products of the L rows of group {@code group} with x (scaled per nibble position,
+     * {@link RowLanes#nibbleScaled}; its {@link #blockSums} per 16, {@code xSums}), to {@code out[o .. o + L)}: per
+     * half sub-block (16 weights, two nibble ints), lane r sums row r's 5-bit quants ({@link #quantsInPlace}) times
+     * the broadcast activations in two accumulators, then takes {@code d * scale} and {@code dmin * min} (times
      * the half's activation sum) as one vector each for the L rows. One flat loop over the halves, the eight nibble
      * positions kept a loop, as Q6_K's kernel. The mins in a loop of their own after this one, inlined here by C2,
      * passed its inlining budget in some JVM runs (10-30x slower).
@@ -84,17 +80,20 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
         FloatVector acc = FloatVector.zero(F_SPECIES);
         for (int c = xOffset, k = 0; c < xOffset + cols; c += 16, k = (k + 1) % 16) { // k: the half in its super-block
             long sub = column + HEAD + (long) (k / 2) * SUB, nibbles = sub + NIBBLES + 8L * L * (k % 2);
-            IntVector v0 = RowLanes.ints(data, nibbles, 0), v1 = RowLanes.ints(data, nibbles, 1);
-            // the fifth bits of ints 2 (k % 2) and 2 (k % 2) + 1, moved to bits 4p and 4p + 1: the rotations in the
-            // loop are then the same constants for both halves (with a shift that varied, C2 rebuilt their counts)
-            IntVector fifths = ints(sub + FIFTHS).lanewise(VectorOperators.ROR, 2 * (k % 2));
+            // the Vector API's loads, not RowLanes.ints: past the budget C2 drops a helper but not these (as in Q4_K)
+            IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, nibbles, ByteOrder.LITTLE_ENDIAN),
+                    v1 = IntVector.fromMemorySegment(I_SPECIES, data, nibbles + 4L * L, ByteOrder.LITTLE_ENDIAN);
+            // the fifth bits of ints t = 2 (k % 2) and 2 (k % 2) + 1, at 4p + t, moved to 4p + 4
+            IntVector fifths = IntVector.fromMemorySegment(I_SPECIES, data, sub + FIFTHS, ByteOrder.LITTLE_ENDIAN),
+                    fifths0 = fifths.lanewise(VectorOperators.ROL, 4 - 2 * (k % 2)), fifths1 = fifths.lanewise(VectorOperators.ROL, 3 - 2 * (k % 2));
             FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0;
             for (int p = 0; p < 8; p++) {
-                s0 = quants(v0, fifths, p, 0).fma(broadcast(x, c + p), s0);
-                s1 = quants(v1, fifths, p, 1).fma(broadcast(x, c + 8 + p), s1);
+                s0 = quantsInPlace(v0, fifths0, 0x10, p).fma(broadcast(x, c + p), s0);
+                s1 = quantsInPlace(v1, fifths1, 0x10, p).fma(broadcast(x, c + 8 + p), s1);
             }
-            FloatVector mins = RowLanes.floats(data, column + 4L * L).mul(floats(bytes(sub + L)));
-            acc = s0.add(s1).fma(RowLanes.floats(data, column).mul(floats(bytes(sub))), mins.fma(FloatVector.broadcast(F_SPECIES, -xSums[(c - xOffset) / 16]), acc));
+            // the 6-bit scales and mins read as signed bytes, as Q4_K's: the Vector API's load and widening alone
+            FloatVector mins = RowLanes.floats(data, column + 4L * L).mul(floats(signedBytes(data, sub + L)));
+            acc = s0.add(s1).fma(RowLanes.floats(data, column).mul(floats(signedBytes(data, sub))), mins.fma(FloatVector.broadcast(F_SPECIES, -xSums[(c - xOffset) / 16]), acc));
             if (k == 15) column += COLUMN;
         }
         acc.intoArray(out, o);
@@ -108,7 +107,7 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
 
     /** The dot product given the {@link #blockSums} of x: per 32, or per 16 in the decode layout. */
     private float dot(long row, float[] x, int xOffset, float[] xSums) {
-        if (grouped) return RowLanes.dot(this, row, x, xOffset, xSums);
+        if (grouped) return RowLanes.dot(this, row, RowLanes.nibbleScaled(x, xOffset, cols), 0, xSums);
         int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
@@ -165,6 +164,6 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
             return;
         }
-        RowLanes.dotRows(this, x, xOffset, xSums, out, outOffset, firstRow, start, end);
+        RowLanes.dotRows(this, RowLanes.nibbleScaled(x, xOffset, cols), 0, xSums, out, outOffset, firstRow, start, end);
     }
 }

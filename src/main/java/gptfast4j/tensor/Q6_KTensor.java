@@ -79,7 +79,7 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
      */
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        if (grouped) return RowLanes.dot(this, row, x, xOffset, blockSums(x, xOffset, cols, 16));
+        if (grouped) return RowLanes.dot(this, row, RowLanes.nibbleScaled(x, xOffset, cols), 0, blockSums(x, xOffset, cols, 16));
         int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
@@ -104,18 +104,14 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
         return VectorMath.sum(acc);
     }
 
-    /** The 6-bit quants, unsigned, of nibble position p of {@code nibbles}, top bits at {@code 4p + topShift} of {@code tops}. */
-    private static FloatVector quants(IntVector nibbles, IntVector tops, int p, int topShift) {
-        return floats(nibbles.lanewise(VectorOperators.LSHR, 4 * p).and(0xF)
-                .or(tops.lanewise(VectorOperators.ROR, (4 * p + topShift - 4) & 31).and(0x30)));
-    }
-
     /**
-     * The dot products of the L rows of group {@code group} with x (its {@link #blockSums} per 16, {@code xSums}), to
-     * {@code out[o .. o + L)}: per sub-block of 16 weights, lane r sums row r's unsigned 6-bit quants times the
-     * broadcast activations in two accumulators (one per nibble int), takes away 32 times the activations' sum, and
-     * multiplies by {@code d * scale}, one vector for the L rows. One flat loop over the sub-blocks (as Q4_K's), the
-     * loop over the eight nibble positions kept a loop for C2's inlining budget.
+     * The dot products of the L rows of group {@code group} with x (scaled per nibble position,
+     * {@link RowLanes#nibbleScaled}; its {@link #blockSums} per 16, {@code xSums}), to {@code out[o .. o + L)}: per
+     * sub-block of 16 weights, lane r sums row r's unsigned 6-bit quants times the broadcast activations in two
+     * accumulators (one per nibble int), takes away 32 times the activations' sum, and multiplies by
+     * {@code d * scale}, one vector for the L rows. The top-bit int is rotated once per nibble int so that each
+     * weight's top bits sit just above its nibble ({@link #quantsInPlace}). One flat loop over the sub-blocks (as
+     * Q4_K's), the loop over the eight nibble positions kept a loop for C2's inlining budget.
      */
     @Override
     public void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
@@ -124,10 +120,12 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
         for (int c = xOffset, k = 0; c < xOffset + cols; c += 16, k = (k + 1) % 16) { // k: the sub-block in its super-block
             long sub = column + HEAD + (long) k * SUB;
             IntVector v0 = RowLanes.ints(data, sub + NIBBLES, 0), v1 = RowLanes.ints(data, sub + NIBBLES, 1), tops = ints(sub + TOPS);
+            // int t's top bits at 4p + 2t, moved to 4p + 4
+            IntVector tops0 = tops.lanewise(VectorOperators.ROL, 4), tops1 = tops.lanewise(VectorOperators.ROL, 2);
             FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0;
             for (int p = 0; p < 8; p++) {
-                s0 = quants(v0, tops, p, 0).fma(broadcast(x, c + p), s0);
-                s1 = quants(v1, tops, p, 2).fma(broadcast(x, c + 8 + p), s1);
+                s0 = quantsInPlace(v0, tops0, 0x30, p).fma(broadcast(x, c + p), s0);
+                s1 = quantsInPlace(v1, tops1, 0x30, p).fma(broadcast(x, c + 8 + p), s1);
             }
             FloatVector scale = RowLanes.floats(data, column).mul(floats(signedBytes(data, sub)));
             acc = s0.add(s1).sub(32 * xSums[(c - xOffset) / 16]).fma(scale, acc);
@@ -185,6 +183,6 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
             return;
         }
         float[] xSums = blockSums(x, xOffset, cols, 16);
-        RowLanes.dotRows(this, x, xOffset, xSums, out, outOffset, firstRow, start, end);
+        RowLanes.dotRows(this, RowLanes.nibbleScaled(x, xOffset, cols), 0, xSums, out, outOffset, firstRow, start, end);
     }
 }
