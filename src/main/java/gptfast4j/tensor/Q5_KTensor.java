@@ -30,6 +30,9 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
     /** Per weight w of a sub-block: the right rotation that brings its fifth bit (bit 4 (w % 8) + w / 8 of the fifth-bit int) to bit 4. */
     private static final int[] FIFTH_ROTATIONS = IntStream.range(0, 32).map(w -> (4 * (w % 8) + w / 8 - 4) & 31).toArray();
 
+    /** Per nibble position p, where the high bits of its quants lie before {@link #quantsInPlace} ({@code 0x10 << 4p}). */
+    private static final int[] FIFTH_MASKS = IntStream.range(0, 8).map(p -> 0x10 << 4 * p).toArray();
+
     Q5_KTensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.Q5_K, data, cols, rows);
     }
@@ -88,8 +91,8 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
                     fifths0 = fifths.lanewise(VectorOperators.ROL, 4 - 2 * (k % 2)), fifths1 = fifths.lanewise(VectorOperators.ROL, 3 - 2 * (k % 2));
             FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0;
             for (int p = 0; p < 8; p++) {
-                s0 = quantsInPlace(v0, fifths0, 0x10, p).fma(broadcast(x, c + p), s0);
-                s1 = quantsInPlace(v1, fifths1, 0x10, p).fma(broadcast(x, c + 8 + p), s1);
+                s0 = quantsInPlace(v0, fifths0, FIFTH_MASKS, p).fma(broadcast(x, c + p), s0);
+                s1 = quantsInPlace(v1, fifths1, FIFTH_MASKS, p).fma(broadcast(x, c + 8 + p), s1);
             }
             // the 6-bit scales and mins read as signed bytes, as Q4_K's: the Vector API's load and widening alone
             FloatVector mins = RowLanes.floats(data, column + 4L * L).mul(floats(signedBytes(data, sub + L)));

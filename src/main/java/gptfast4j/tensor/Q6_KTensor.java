@@ -32,6 +32,9 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
     /** Per weight w of a sub-block: the right rotation that brings its top bits (bits 4 (w % 8) + 2 (w / 8) of the top-bit int) to bits 4-5. */
     private static final int[] TOP_ROTATIONS = IntStream.range(0, 16).map(w -> (4 * (w % 8) + 2 * (w / 8) - 4) & 31).toArray();
 
+    /** Per nibble position p, where the high bits of its quants lie before {@link #quantsInPlace} ({@code 0x30 << 4p}). */
+    private static final int[] TOP_MASKS = IntStream.range(0, 8).map(p -> 0x30 << 4 * p).toArray();
+
     Q6_KTensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.Q6_K, data, cols, rows);
     }
@@ -124,8 +127,8 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
             IntVector tops0 = tops.lanewise(VectorOperators.ROL, 4), tops1 = tops.lanewise(VectorOperators.ROL, 2);
             FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0;
             for (int p = 0; p < 8; p++) {
-                s0 = quantsInPlace(v0, tops0, 0x30, p).fma(broadcast(x, c + p), s0);
-                s1 = quantsInPlace(v1, tops1, 0x30, p).fma(broadcast(x, c + 8 + p), s1);
+                s0 = quantsInPlace(v0, tops0, TOP_MASKS, p).fma(broadcast(x, c + p), s0);
+                s1 = quantsInPlace(v1, tops1, TOP_MASKS, p).fma(broadcast(x, c + 8 + p), s1);
             }
             FloatVector scale = RowLanes.floats(data, column).mul(floats(signedBytes(data, sub)));
             acc = s0.add(s1).sub(32 * xSums[(c - xOffset) / 16]).fma(scale, acc);

@@ -30,6 +30,8 @@ final class RowLanes {
     static {
         for (int j = 0; j < NIBBLE_SCALES.length; j++) NIBBLE_SCALES[j] = j % 8 == 7 ? 1 : (float) Math.scalb(1.0, -4 * (j % 8));
     }
+    /** {@code 0xF << 4p}: read from memory, a mask is broadcast by a load, where computed from p it took three operations. */
+    static final int[] NIBBLE_MASKS = IntStream.range(0, 8).map(p -> 0xF << 4 * p).toArray();
     /** Each thread's scaled activations ({@link #nibbleScaled}), kept between calls. */
     private static final ThreadLocal<float[]> NIBBLE_SCALED = ThreadLocal.withInitial(() -> new float[0]);
     /** Lanes 8 .. 15 of a 16-lane vector: the weights of a block's next int. */
@@ -99,7 +101,7 @@ final class RowLanes {
      * {@code nibble * x}.
      */
     static FloatVector nibbleInPlace(IntVector v, int p) {
-        IntVector n = p == 7 ? v.lanewise(VectorOperators.LSHR, 28) : v.and(0xF << 4 * p);
+        IntVector n = p == 7 ? v.lanewise(VectorOperators.LSHR, 28) : v.and(NIBBLE_MASKS[p]);
         return (FloatVector) n.convert(VectorOperators.I2F, 0);
     }
 
