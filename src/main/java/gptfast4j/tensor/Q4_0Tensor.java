@@ -60,7 +60,7 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
 
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        if (grouped) return RowLanes.dot(this, row, RowLanes.nibbleScaled(x, xOffset, cols), 0, offsetSums(x, xOffset));
+        if (grouped) return RowLanes.dot(this, row, RowLanes.nibbleScaled(x, xOffset, cols), 0, offsetSums(x, xOffset, -8));
         long offset = row * rowBytes;
         FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = FloatVector.zero(F_SPECIES);
         int i = 0;
@@ -72,16 +72,9 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
         return VectorMath.sum(acc0.add(acc1));
     }
 
-    /** {@code -8 * sum(x)} per block: the share of the nibbles' offset, which the lane kernel leaves out. */
-    private float[] offsetSums(float[] x, int xOffset) {
-        float[] sums = blockSums(x, xOffset, cols);
-        for (int b = 0; b < cols / BLOCK; b++) sums[b] *= -8;
-        return sums;
-    }
-
     /**
      * The dot products of the L rows of group {@code group} with x, to {@code out[o .. o + L)}, x scaled per nibble
-     * position ({@link RowLanes#nibbleScaled}) and {@code xSums} from {@link #offsetSums}: per block, lane r sums row
+     * position ({@link RowLanes#nibbleScaled}) and {@code xSums} from {@link #offsetSums} (-8): per block, lane r sums row
      * r's 32 unsigned nibbles times the broadcast activations in four accumulators (one per int of the block, the first
      * starting at the block's offset share) and takes the L rows' scales as one vector. The loop over the eight nibble
      * positions keeps the method within C2's inlining budget; C2 unrolls it afterwards.
@@ -173,6 +166,6 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
             return;
         }
-        RowLanes.dotRows(this, RowLanes.nibbleScaled(x, xOffset, cols), 0, offsetSums(x, xOffset), out, outOffset, firstRow, start, end);
+        RowLanes.dotRows(this, RowLanes.nibbleScaled(x, xOffset, cols), 0, offsetSums(x, xOffset, -8), out, outOffset, firstRow, start, end);
     }
 }

@@ -10,7 +10,7 @@ import java.util.stream.IntStream;
 /**
  * Q8_0: blocks of 32 weights, {@code [f16 scale d][32 x int8 q]} (34 bytes), weight = d * q. Like Q4_0 it decodes
  * from a layout of its own ({@link #forDecode}, {@link RowGroupTensor}: one row per vector lane), whose int t of a
- * lane is bytes 4t .. 4t + 3 of the row's block as they are.
+ * lane is bytes 4t .. 4t + 3 of the row's block, each xor 0x80 (the unsigned {@code q + 128}).
  */
 final class Q8_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
     private static final int BLOCK = 32;
@@ -33,9 +33,10 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
         return new Q8_0Tensor(name, data, cols, rows, true);
     }
 
+    /** The bytes xor 0x80: each reads as the unsigned {@code q + 128}, which {@link #quantInPlace} takes in place. */
     @Override
     int laneInt(MemorySegment in, long block, int t) {
-        return in.get(INT_LE, block + HEADER + 4 * t);
+        return in.get(INT_LE, block + HEADER + 4 * t) ^ 0x8080_8080;
     }
 
     /**
@@ -55,14 +56,25 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
         return (FloatVector) signedBytes(data, offset).convert(VectorOperators.I2F, 0);
     }
 
-    /** Byte p of each lane of the decode layout's ints, signed, as floats. */
-    private static FloatVector quant(IntVector v, int p) {
-        return (FloatVector) v.lanewise(VectorOperators.LSHL, 24 - 8 * p).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
+    /**
+     * Byte p of each lane of the decode layout's ints ({@code q + 128}) as floats, left in place: {@code (q + 128) * 2^8p}
+     * for p < 3 (exact in a float), the top byte shifted down. One integer operation instead of two; the activations are
+     * scaled to match ({@link #BYTE_SCALES}).
+     */
+    private static FloatVector quantInPlace(IntVector v, int p) {
+        IntVector q = p == 3 ? v.lanewise(VectorOperators.LSHR, 24) : v.and(0xFF << 8 * p);
+        return (FloatVector) q.convert(VectorOperators.I2F, 0);
+    }
+
+    /** Per j of x, {@code 2^-8p} for the byte at bit 8p (p = j % 4 < 3) and 1 for the top byte, for {@link RowLanes#scaled}. */
+    private static final float[] BYTE_SCALES = new float[4 + L];
+    static {
+        for (int j = 0; j < BYTE_SCALES.length; j++) BYTE_SCALES[j] = j % 4 == 3 ? 1 : (float) Math.scalb(1.0, -8 * (j % 4));
     }
 
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        if (grouped) return RowLanes.dot(this, row, x, xOffset, null);
+        if (grouped) return RowLanes.dot(this, row, RowLanes.scaled(x, xOffset, cols, BYTE_SCALES), 0, offsetSums(x, xOffset, -128));
         long offset = row * rowBytes;
         // two blocks per step into two accumulators, so consecutive blocks do not wait on each other
         FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = FloatVector.zero(F_SPECIES);
@@ -76,23 +88,24 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
     }
 
     /**
-     * The dot products of the L rows of group {@code group} with x, to {@code out[o .. o + L)}: per block, lane r sums
-     * row r's 32 quants times the broadcast activations in four accumulators (one per byte of an int) and takes the
-     * L rows' scales as one vector.
+     * The dot products of the L rows of group {@code group} with x, to {@code out[o .. o + L)}, x scaled per byte
+     * position ({@link #BYTE_SCALES}) and {@code xSums} from {@link #offsetSums} (-128): per block, lane r sums row
+     * r's 32 quants plus 128 times the broadcast activations in four accumulators (one per byte of an int, the first
+     * starting at the block's offset share) and takes the L rows' scales as one vector.
      */
     @Override
     public void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
         long offset = group * L * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
-        for (int c = xOffset; c < xOffset + cols; c += BLOCK, offset += (long) L * BLOCK_BYTES) {
-            FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0;
+        for (int c = xOffset, b = 0; c < xOffset + cols; c += BLOCK, b++, offset += (long) L * BLOCK_BYTES) {
+            FloatVector s0 = FloatVector.broadcast(F_SPECIES, xSums[b]), s1 = FloatVector.zero(F_SPECIES), s2 = s1, s3 = s1;
             for (int t = 0; t < BLOCK / 4; t++) { // int t: weights 4t .. 4t + 3
                 IntVector v = RowLanes.ints(data, offset + INTS, t);
                 int j = c + 4 * t;
-                s0 = quant(v, 0).fma(FloatVector.broadcast(F_SPECIES, x[j]), s0);
-                s1 = quant(v, 1).fma(FloatVector.broadcast(F_SPECIES, x[j + 1]), s1);
-                s2 = quant(v, 2).fma(FloatVector.broadcast(F_SPECIES, x[j + 2]), s2);
-                s3 = quant(v, 3).fma(FloatVector.broadcast(F_SPECIES, x[j + 3]), s3);
+                s0 = quantInPlace(v, 0).fma(FloatVector.broadcast(F_SPECIES, x[j]), s0);
+                s1 = quantInPlace(v, 1).fma(FloatVector.broadcast(F_SPECIES, x[j + 1]), s1);
+                s2 = quantInPlace(v, 2).fma(FloatVector.broadcast(F_SPECIES, x[j + 2]), s2);
+                s3 = quantInPlace(v, 3).fma(FloatVector.broadcast(F_SPECIES, x[j + 3]), s3);
             }
             acc = s0.add(s1).add(s2.add(s3)).fma(F16Tensor.load(data, offset), acc);
         }
@@ -106,13 +119,13 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
 
     /**
      * Weights {@code j .. j + L - 1} (j a multiple of 4) of one row of a decode-layout block whose ints are at
-     * {@code ints} and {@code 4L} bytes apart, as signed int lanes: each int broadcast to its four lanes, each lane's
-     * byte shifted to the top and back down.
+     * {@code ints} and {@code 4L} bytes apart, as signed int lanes: each int broadcast to its four lanes, its bytes'
+     * xor 0x80 undone, each lane's byte shifted to the top and back down.
      */
     private IntVector rowWeights(long ints, int j) {
         IntVector v = IntVector.broadcast(I_SPECIES, data.get(INT_LE, ints + 4L * L * (j / 4)));
         for (int k = 1; k < L / 4; k++) v = v.blend(data.get(INT_LE, ints + 4L * L * (j / 4 + k)), LANE_INT.eq(k));
-        return v.lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24);
+        return v.lanewise(VectorOperators.XOR, 0x8080_8080).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24);
     }
 
     @Override
@@ -144,6 +157,6 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
             return;
         }
-        RowLanes.dotRows(this, x, xOffset, null, out, outOffset, firstRow, start, end);
+        RowLanes.dotRows(this, RowLanes.scaled(x, xOffset, cols, BYTE_SCALES), 0, offsetSums(x, xOffset, -128), out, outOffset, firstRow, start, end);
     }
 }

@@ -95,6 +95,16 @@ abstract sealed class RowGroupTensor extends Tensor permits Q8_0Tensor, Q4_0Tens
         return RowLanes.packNibbles(t < 2 ? bytes : bytes >>> 4);
     }
 
+    /**
+     * {@code offset * sum(x)} per block of 32, in this thread's scratch: the share of an offset that a lane kernel
+     * leaves out of its quants (Q4_0's nibbles are {@code q + 8}, Q8_0's bytes {@code q + 128} in the decode layout).
+     */
+    final float[] offsetSums(float[] x, int xOffset, float offset) {
+        float[] sums = blockSums(x, xOffset, cols);
+        for (int b = 0; b < cols / 32; b++) sums[b] *= offset;
+        return sums;
+    }
+
     /** Where block column b of the group of {@code row} starts, in the decode layout. */
     final long laneBlock(long row, int b) {
         return row / L * L * rowBytes + (long) b * L * type.blockBytes;

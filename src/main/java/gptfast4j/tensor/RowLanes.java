@@ -32,8 +32,8 @@ final class RowLanes {
     }
     /** {@code 0xF << 4p}: read from memory, a mask is broadcast by a load, where computed from p it took three operations. */
     static final int[] NIBBLE_MASKS = IntStream.range(0, 8).map(p -> 0xF << 4 * p).toArray();
-    /** Each thread's scaled activations ({@link #nibbleScaled}), kept between calls. */
-    private static final ThreadLocal<float[]> NIBBLE_SCALED = ThreadLocal.withInitial(() -> new float[0]);
+    /** Each thread's scaled activations ({@link #scaled}), kept between calls. */
+    private static final ThreadLocal<float[]> SCALED = ThreadLocal.withInitial(() -> new float[0]);
     /** Lanes 8 .. 15 of a 16-lane vector: the weights of a block's next int. */
     private static final VectorMask<Integer> SECOND_INT = VectorMask.fromLong(Tensor.I_SPECIES, 0xFF00L);
 
@@ -111,11 +111,22 @@ final class RowLanes {
      * by powers of two is exact while x stays above 2^-98 in magnitude (then it goes subnormal).
      */
     static float[] nibbleScaled(float[] x, int xOffset, int n) {
-        float[] scaled = Tensor.scratch(NIBBLE_SCALED, n);
+        return scaled(x, xOffset, n, NIBBLE_SCALES);
+    }
+
+    /**
+     * {@code x[xOffset + j] * scales[j % period]} for the n activations, in this thread's scratch: the activations of a
+     * kernel that leaves its quants in place, each position's power of two taken out of x once per matrix call.
+     * {@code scales} repeats with {@code period = scales.length - L} (which divides n), so that a vector may start at
+     * any multiple of L.
+     */
+    static float[] scaled(float[] x, int xOffset, int n, float[] scales) {
+        float[] out = Tensor.scratch(SCALED, n);
+        int period = scales.length - L;
         for (int j = 0; j < n; j += L) {
-            FloatVector.fromArray(Tensor.F_SPECIES, x, xOffset + j).mul(FloatVector.fromArray(Tensor.F_SPECIES, NIBBLE_SCALES, j % 8)).intoArray(scaled, j);
+            FloatVector.fromArray(Tensor.F_SPECIES, x, xOffset + j).mul(FloatVector.fromArray(Tensor.F_SPECIES, scales, j % period)).intoArray(out, j);
         }
-        return scaled;
+        return out;
     }
 
     /** The L floats at {@code offset}: a plane of the L rows' scales, kept as floats (see {@link Q6_KTensor}). */
