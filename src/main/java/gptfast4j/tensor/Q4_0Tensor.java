@@ -74,10 +74,11 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
 
     /**
      * The dot products of the L rows of group {@code group} with x, to {@code out[o .. o + L)}, x scaled per nibble
-     * position ({@link RowLanes#nibbleScaled}) and {@code xSums} from {@link #offsetSums} (-8): per block, lane r sums row
-     * r's 32 unsigned nibbles times the broadcast activations in four accumulators (one per int of the block, the first
-     * starting at the block's offset share) and takes the L rows' scales as one vector. The loop over the eight nibble
-     * positions keeps the method within C2's inlining budget; C2 unrolls it afterwards.
+     * position ({@link RowLanes#nibbleScaled}) and {@code xSums} from {@link #offsetSums} (-8): per block, lane r sums
+     * row r's 32 unsigned nibbles times the broadcast activations in four accumulators (one per int of the block, the
+     * first starting at the block's offset share) and takes the L rows' scales as one vector. The loop over the eight
+     * nibble positions keeps the method within C2's inlining budget; C2 keeps it a loop, which is why the nibble
+     * masks are read from an array ({@link RowLanes#NIBBLE_MASKS}).
      */
     @Override
     public void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {

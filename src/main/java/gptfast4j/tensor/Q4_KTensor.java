@@ -113,7 +113,7 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
      * (one per int of the sub-block) and takes {@code d * scale} as one vector for the L rows, and the mins' share
      * {@code dmin * min * xSum} as one more FMA per sub-block. The loop over the eight nibble positions keeps the
      * method within C2's inlining budget ({@code NodeCountInliningCutoff}), which the same work written out passed
-     * (the vectors then boxed, 15x slower); C2 unrolls it afterwards. The loads are the Vector API's own calls, as
+     * (the vectors then boxed, 15x slower); C2 keeps it a loop. The loads are the Vector API's own calls, as
      * are d's and dmin's (floats, one load each): C2 delays those past the budget but drops a helper of ours, and
      * with the mins taken here {@code RowLanes.ints} was dropped. The mins were once a loop of their own after this
      * one (with f16 d and dmin, the method passed the budget with them inside): from memory that pass cost a third

@@ -88,7 +88,8 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
                     v1 = IntVector.fromMemorySegment(I_SPECIES, data, nibbles + 4L * L, ByteOrder.LITTLE_ENDIAN);
             // the fifth bits of ints t = 2 (k % 2) and 2 (k % 2) + 1, at 4p + t, moved to 4p + 4
             IntVector fifths = IntVector.fromMemorySegment(I_SPECIES, data, sub + FIFTHS, ByteOrder.LITTLE_ENDIAN),
-                    fifths0 = fifths.lanewise(VectorOperators.ROL, 4 - 2 * (k % 2)), fifths1 = fifths.lanewise(VectorOperators.ROL, 3 - 2 * (k % 2));
+                    fifths0 = fifths.lanewise(VectorOperators.ROL, 4 - 2 * (k % 2)),
+                    fifths1 = fifths.lanewise(VectorOperators.ROL, 3 - 2 * (k % 2));
             FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0;
             for (int p = 0; p < 8; p++) {
                 s0 = quantsInPlace(v0, fifths0, FIFTH_MASKS, p).fma(broadcast(x, c + p), s0);
