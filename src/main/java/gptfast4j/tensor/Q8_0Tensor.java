@@ -67,10 +67,7 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
     }
 
     /** Per j of x, {@code 2^-8p} for the byte at bit 8p (p = j % 4 < 3) and 1 for the top byte, for {@link RowLanes#scaled}. */
-    private static final float[] BYTE_SCALES = new float[4 + L];
-    static {
-        for (int j = 0; j < BYTE_SCALES.length; j++) BYTE_SCALES[j] = j % 4 == 3 ? 1 : (float) Math.scalb(1.0, -8 * (j % 4));
-    }
+    private static final float[] BYTE_SCALES = RowLanes.positionScales(8);
 
     @Override
     public float dot(long row, float[] x, int xOffset) {

@@ -21,15 +21,8 @@ final class RowLanes {
     /** Per lane l of a vector of weights j .. j + L - 1 of a block: its nibble's bit offset in its int, for j % 8 = 0 and 4 (L = 4). */
     private static final IntVector NIBBLE_SHIFTS = IntVector.fromArray(Tensor.I_SPECIES, IntStream.range(0, L).map(l -> 4 * (l % 8)).toArray(), 0),
             NIBBLE_SHIFTS_4 = IntVector.fromArray(Tensor.I_SPECIES, IntStream.range(0, L).map(l -> 4 * ((l + 4) % 8)).toArray(), 0);
-    /**
-     * Per j of x (from a multiple of 8), the scale that {@link #nibbleScaled} gives it: {@code 2^-4p} for the nibble at
-     * bit 4p (p = j % 8 < 7), 1 for the top nibble, which {@link #nibbleInPlace} shifts down; 8 + L entries, so that a
-     * vector may start at any multiple of L.
-     */
-    private static final float[] NIBBLE_SCALES = new float[8 + L];
-    static {
-        for (int j = 0; j < NIBBLE_SCALES.length; j++) NIBBLE_SCALES[j] = j % 8 == 7 ? 1 : (float) Math.scalb(1.0, -4 * (j % 8));
-    }
+    /** The scales of {@link #nibbleScaled}: {@link #positionScales} for 4-bit quants. */
+    private static final float[] NIBBLE_SCALES = positionScales(4);
     /** {@code 0xF << 4p}: read from memory, a mask is broadcast by a load, where computed from p it took three operations. */
     static final int[] NIBBLE_MASKS = IntStream.range(0, 8).map(p -> 0xF << 4 * p).toArray();
     /** Each thread's scaled activations ({@link #scaled}), kept between calls. */
@@ -112,6 +105,22 @@ final class RowLanes {
      */
     static float[] nibbleScaled(float[] x, int xOffset, int n) {
         return scaled(x, xOffset, n, NIBBLE_SCALES);
+    }
+
+    /**
+     * For an int holding {@code 32 / bits} quants of {@code bits} bits that a kernel takes in place (quant p at bit
+     * {@code bits * p} reads as {@code q * 2^(bits * p)}; the top one is shifted down, its sign bit being bit 31): per j
+     * of x from a multiple of that period, {@code 2^-(bits * p)} for p = j % period, 1 for the top position. Period + L
+     * entries, so that a vector may start at any multiple of L ({@link #scaled}).
+     */
+    static float[] positionScales(int bits) {
+        int period = 32 / bits;
+        float[] scales = new float[period + L];
+        for (int j = 0; j < scales.length; j++) {
+            int p = j % period;
+            scales[j] = p == period - 1 ? 1 : (float) Math.scalb(1.0, -bits * p);
+        }
+        return scales;
     }
 
     /**
