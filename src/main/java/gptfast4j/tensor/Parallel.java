@@ -1,11 +1,15 @@
 package gptfast4j.tensor;
 
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.locks.LockSupport;
 
 /**
  * A fixed pool of worker threads that stays warm between matrix calls. {@link #run} splits {@code [0, n)} into one
- * contiguous range per thread; the caller runs range 0 itself. Workers spin briefly (matrix calls come back to back
+ * contiguous range per thread; the caller runs range 0 itself. A thread takes its own range from the front, half of
+ * what is left at a time, and when it is done takes from the back of the others' ranges: on this shared machine one
+ * core is often slower than the other or starts late, and with fixed halves the other waited for it (TinyLlama decode:
+ * the caller spent 11-34% of its matrix-call time waiting). Workers spin briefly (matrix calls come back to back
  * within a forward pass) and park when idle, so an idle engine costs no CPU. Nothing is allocated per call.
  */
 public final class Parallel {
@@ -27,10 +31,17 @@ public final class Parallel {
     /** For {@link #runChunks}: the chunk size (0 for equal ranges), and the next chunk to hand out. */
     private int chunk;
     private final AtomicInteger nextChunk = new AtomicInteger();
+    /**
+     * For {@link #run}: per thread t, at {@code RANGE_STRIDE * t}, the units of its range not yet taken, packed as
+     * {@code front << 32 | end} (units of the granule); one cache line each apart, so that owners do not contend.
+     */
+    private final AtomicLongArray ranges;
+    private static final int RANGE_STRIDE = 16;
     private volatile Throwable failure;
 
     private Parallel(int threads) {
         workers = new Worker[threads - 1];
+        ranges = new AtomicLongArray(RANGE_STRIDE * threads);
         for (int i = 0; i < workers.length; i++) {
             workers[i] = new Worker(i + 1);
             workers[i].start();
@@ -50,7 +61,11 @@ public final class Parallel {
         return pool.size();
     }
 
-    /** Runs {@code task} over {@code [0, n)}, split in equal ranges whose bounds are multiples of {@code granule}. */
+    /**
+     * Runs {@code task} over {@code [0, n)}, one equal range per thread to start with, bounds multiples of
+     * {@code granule}; a thread may run its range in several calls, and parts of another's (see the class comment), so
+     * which thread runs a range and in how many pieces must not change the result.
+     */
     public static void run(int n, int granule, RangeTask task) {
         pool.execute(n, granule, 0, task);
     }
@@ -79,6 +94,10 @@ public final class Parallel {
         this.granule = granule;
         this.chunk = chunk;
         nextChunk.set(0);
+        if (chunk == 0) {
+            long units = (n + granule - 1) / granule;
+            for (int t = 0; t < threads; t++) ranges.set(RANGE_STRIDE * t, units * t / threads << 32 | units * (t + 1) / threads);
+        }
         this.failure = null;
         pending.set(workers.length);
         generation++; // publishes task, n, granule and chunk to the workers
@@ -106,10 +125,29 @@ public final class Parallel {
             return;
         }
         int threads = size();
-        int units = (n + granule - 1) / granule;
-        int start = Math.min(n, (int) ((long) units * part / threads) * granule);
-        int end = Math.min(n, (int) ((long) units * (part + 1) / threads) * granule);
-        if (start < end) task.run(start, end);
+        for (long taken; (taken = take(part, true)) >= 0; ) runUnits(taken);
+        for (int i = 1; i < threads; i++) {
+            for (long taken; (taken = take((part + i) % threads, false)) >= 0; ) runUnits(taken);
+        }
+    }
+
+    /**
+     * Takes half of what is left of thread t's range (at least one unit), from its front (its owner) or from its back
+     * (another thread): the units taken, packed as {@code from << 32 | to}, or -1 when nothing is left.
+     */
+    private long take(int t, boolean front) {
+        while (true) {
+            long left = ranges.get(RANGE_STRIDE * t);
+            long from = left >>> 32, to = left & 0xFFFF_FFFFL, half = Math.max(1, (to - from) / 2);
+            if (from >= to) return -1;
+            long rest = front ? (from + half) << 32 | to : from << 32 | (to - half);
+            if (ranges.compareAndSet(RANGE_STRIDE * t, left, rest)) return front ? from << 32 | (from + half) : (to - half) << 32 | to;
+        }
+    }
+
+    /** Runs the task over the units {@code taken} ({@link #take}). */
+    private void runUnits(long taken) {
+        task.run((int) Math.min(n, (taken >>> 32) * granule), (int) Math.min(n, (taken & 0xFFFF_FFFFL) * granule));
     }
 
     private void shutdown() {
