@@ -5,7 +5,6 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
-import java.nio.ByteOrder;
 
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 
@@ -122,11 +121,6 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
                 }
             }
         }
-    }
-
-    /** The ints at {@code offset}, as many as a float vector has lanes (the decode layouts' quants). */
-    final IntVector ints(long offset) {
-        return IntVector.fromMemorySegment(I_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN);
     }
 
     /** Bytes {@code [offset, offset + lanes)} as unsigned int lanes. */

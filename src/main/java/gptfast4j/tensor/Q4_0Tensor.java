@@ -6,6 +6,7 @@ import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
 
 /**
  * Q4_0: blocks of 32 weights, {@code [f16 scale d][16 bytes]} (18 bytes). Byte j holds weight j in its low nibble and
@@ -85,8 +86,11 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
         long offset = group * L * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
         for (int c = xOffset, b = 0; c < xOffset + cols; c += BLOCK, b++, offset += (long) L * BLOCK_BYTES) {
-            IntVector v0 = RowLanes.ints(data, offset + INTS, 0), v1 = RowLanes.ints(data, offset + INTS, 1),
-                    v2 = RowLanes.ints(data, offset + INTS, 2), v3 = RowLanes.ints(data, offset + INTS, 3);
+            // the Vector API's loads, not a helper of ours: past the budget C2 drops such a helper but not these
+            IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS, ByteOrder.LITTLE_ENDIAN),
+                    v1 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
+                    v2 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
+                    v3 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
             FloatVector s0 = FloatVector.broadcast(F_SPECIES, xSums[b]), s1 = FloatVector.zero(F_SPECIES), s2 = s1, s3 = s1;
             for (int p = 0; p < 8; p++) { // nibble p of int t: weight 8t + p
                 s0 = RowLanes.nibbleInPlace(v0, p).fma(FloatVector.broadcast(F_SPECIES, x[c + p]), s0);
@@ -162,17 +166,11 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
     }
 
     @Override
-    void prepare(float[] x, int xOffset, RowTask task) {
-        if (grouped) task.use(RowLanes.nibbleScaled(x, xOffset, cols), 0, offsetSums(x, xOffset, -8));
-        else task.use(x, xOffset);
-    }
-
-    @Override
-    void dotRows(float[] x, int xOffset, float[] sums, float[] out, int outOffset, long firstRow, int start, int end) {
+    void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
         if (!grouped) {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
             return;
         }
-        RowLanes.dotRows(this, x, xOffset, sums, out, outOffset, firstRow, start, end);
+        RowLanes.dotRows(this, RowLanes.nibbleScaled(x, xOffset, cols), 0, offsetSums(x, xOffset, -8), out, outOffset, firstRow, start, end);
     }
 }

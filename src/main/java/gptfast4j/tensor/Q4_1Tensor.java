@@ -49,7 +49,7 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.Kernel {
         long offset = group * L * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES), mins = acc;
         for (int c = xOffset, b = 0; c < xOffset + cols; c += BLOCK, b++, offset += (long) L * BLOCK_BYTES) {
-            // the Vector API's loads, not RowLanes.ints: near the inlining budget C2 dropped that helper in some compiles
+            // the Vector API's loads, not a helper of ours: near the inlining budget C2 dropped such a helper in some compiles
             IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS, ByteOrder.LITTLE_ENDIAN),
                     v1 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
                     v2 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
@@ -136,18 +136,12 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.Kernel {
     }
 
     @Override
-    void prepare(float[] x, int xOffset, RowTask task) {
+    void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
         float[] xSums = blockSums(x, xOffset, cols);
-        if (grouped) task.use(RowLanes.nibbleScaled(x, xOffset, cols), 0, xSums);
-        else task.use(x, xOffset, xSums);
-    }
-
-    @Override
-    void dotRows(float[] x, int xOffset, float[] xSums, float[] out, int outOffset, long firstRow, int start, int end) {
         if (!grouped) {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
             return;
         }
-        RowLanes.dotRows(this, x, xOffset, xSums, out, outOffset, firstRow, start, end);
+        RowLanes.dotRows(this, RowLanes.nibbleScaled(x, xOffset, cols), 0, xSums, out, outOffset, firstRow, start, end);
     }
 }

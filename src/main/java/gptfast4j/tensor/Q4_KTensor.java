@@ -115,7 +115,7 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
      * method within C2's inlining budget ({@code NodeCountInliningCutoff}), which the same work written out passed
      * (the vectors then boxed, 15x slower); C2 keeps it a loop. The loads are the Vector API's own calls, as
      * are d's and dmin's (floats, one load each): C2 delays those past the budget but drops a helper of ours, and
-     * with the mins taken here {@code RowLanes.ints} was dropped. The mins were once a loop of their own after this
+     * with the mins taken here a load helper of ours was dropped. The mins were once a loop of their own after this
      * one (with f16 d and dmin, the method passed the budget with them inside): from memory that pass cost a third
      * of the kernel's time (JMH 10240 x 10240: 4.0-4.3 against 2.8-3.0 ms; TinyLlama tg64 40.7-41.8 -> 55.7-56.0
      * tokens/s). One flat loop over the sub-blocks, d loaded with each: nested loops (super-blocks, then their eight
@@ -127,7 +127,7 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
         FloatVector acc = FloatVector.zero(F_SPECIES);
         for (int c = xOffset, s = 0; c < xOffset + cols; c += 32, s = (s + 1) % 8) { // s: the sub-block in its super-block
             long offset = column + HEAD + (long) s * SUB;
-            // the Vector API's loads, not RowLanes.ints: past the budget C2 drops a helper but not these
+            // the Vector API's loads, not a helper of ours: past the budget C2 drops such a helper but not these
             IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS, ByteOrder.LITTLE_ENDIAN),
                     v1 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
                     v2 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
@@ -169,18 +169,12 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
     }
 
     @Override
-    void prepare(float[] x, int xOffset, RowTask task) {
+    void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
         float[] xSums = blockSums(x, xOffset, cols);
-        if (grouped) task.use(RowLanes.nibbleScaled(x, xOffset, cols), 0, xSums);
-        else task.use(x, xOffset, xSums);
-    }
-
-    @Override
-    void dotRows(float[] x, int xOffset, float[] xSums, float[] out, int outOffset, long firstRow, int start, int end) {
         if (!grouped) {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
             return;
         }
-        RowLanes.dotRows(this, x, xOffset, xSums, out, outOffset, firstRow, start, end);
+        RowLanes.dotRows(this, RowLanes.nibbleScaled(x, xOffset, cols), 0, xSums, out, outOffset, firstRow, start, end);
     }
 }

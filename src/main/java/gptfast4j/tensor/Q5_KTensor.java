@@ -84,7 +84,7 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
         FloatVector acc = FloatVector.zero(F_SPECIES);
         for (int c = xOffset, k = 0; c < xOffset + cols; c += 16, k = (k + 1) % 16) { // k: the half in its super-block
             long sub = column + HEAD + (long) (k / 2) * SUB, nibbles = sub + NIBBLES + 8L * L * (k % 2);
-            // the Vector API's loads, not RowLanes.ints: past the budget C2 drops a helper but not these (as in Q4_K)
+            // the Vector API's loads, not a helper of ours: past the budget C2 drops such a helper but not these (as in Q4_K)
             IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, nibbles, ByteOrder.LITTLE_ENDIAN),
                     v1 = IntVector.fromMemorySegment(I_SPECIES, data, nibbles + 4L * L, ByteOrder.LITTLE_ENDIAN);
             // the fifth bits of ints t = 2 (k % 2) and 2 (k % 2) + 1, at 4p + t, moved to 4p + 4
@@ -163,18 +163,12 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
     }
 
     @Override
-    void prepare(float[] x, int xOffset, RowTask task) {
+    void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
         float[] xSums = blockSums(x, xOffset, cols, grouped ? 16 : 32);
-        if (grouped) task.use(RowLanes.nibbleScaled(x, xOffset, cols), 0, xSums);
-        else task.use(x, xOffset, xSums);
-    }
-
-    @Override
-    void dotRows(float[] x, int xOffset, float[] xSums, float[] out, int outOffset, long firstRow, int start, int end) {
         if (!grouped) {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
             return;
         }
-        RowLanes.dotRows(this, x, xOffset, xSums, out, outOffset, firstRow, start, end);
+        RowLanes.dotRows(this, RowLanes.nibbleScaled(x, xOffset, cols), 0, xSums, out, outOffset, firstRow, start, end);
     }
 }

@@ -5,6 +5,7 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
 import java.util.stream.IntStream;
 
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
@@ -122,7 +123,10 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
         FloatVector acc = FloatVector.zero(F_SPECIES);
         for (int c = xOffset, k = 0; c < xOffset + cols; c += 16, k = (k + 1) % 16) { // k: the sub-block in its super-block
             long sub = column + HEAD + (long) k * SUB;
-            IntVector v0 = RowLanes.ints(data, sub + NIBBLES, 0), v1 = RowLanes.ints(data, sub + NIBBLES, 1), tops = ints(sub + TOPS);
+            // the Vector API's loads, not helpers of ours: past the budget C2 drops a helper but not these
+            IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, sub + NIBBLES, ByteOrder.LITTLE_ENDIAN),
+                    v1 = IntVector.fromMemorySegment(I_SPECIES, data, sub + NIBBLES + 4L * L, ByteOrder.LITTLE_ENDIAN),
+                    tops = IntVector.fromMemorySegment(I_SPECIES, data, sub + TOPS, ByteOrder.LITTLE_ENDIAN);
             // int t's top bits at 4p + 2t, moved to 4p + 4
             IntVector tops0 = tops.lanewise(VectorOperators.ROL, 4), tops1 = tops.lanewise(VectorOperators.ROL, 2);
             FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0;
@@ -180,17 +184,12 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
     }
 
     @Override
-    void prepare(float[] x, int xOffset, RowTask task) {
-        if (grouped) task.use(RowLanes.nibbleScaled(x, xOffset, cols), 0, blockSums(x, xOffset, cols, 16));
-        else task.use(x, xOffset);
-    }
-
-    @Override
-    void dotRows(float[] x, int xOffset, float[] sums, float[] out, int outOffset, long firstRow, int start, int end) {
+    void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
         if (!grouped) {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
             return;
         }
-        RowLanes.dotRows(this, x, xOffset, sums, out, outOffset, firstRow, start, end);
+        float[] xSums = blockSums(x, xOffset, cols, 16);
+        RowLanes.dotRows(this, RowLanes.nibbleScaled(x, xOffset, cols), 0, xSums, out, outOffset, firstRow, start, end);
     }
 }

@@ -5,6 +5,7 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
 import java.util.stream.IntStream;
 
 /**
@@ -33,7 +34,7 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
         return new Q8_0Tensor(name, data, cols, rows, true);
     }
 
-    /** The bytes xor 0x80: each reads as the unsigned {@code q + 128}, which {@link #quantInPlace} takes in place. */
+    /** The bytes xor 0x80: each reads as the unsigned {@code q + 128}, which {@link #laneDot} takes in place. */
     @Override
     int laneInt(MemorySegment in, long block, int t) {
         return in.get(INT_LE, block + HEADER + 4 * t) ^ 0x8080_8080;
@@ -54,16 +55,6 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
     /** One float vector of quants, from the bytes at {@code offset}. */
     private FloatVector weights(long offset) {
         return (FloatVector) signedBytes(data, offset).convert(VectorOperators.I2F, 0);
-    }
-
-    /**
-     * Byte p of each lane of the decode layout's ints ({@code q + 128}) as floats, left in place: {@code (q + 128) * 2^8p}
-     * for p < 3 (exact in a float), the top byte shifted down. One integer operation instead of two; the activations are
-     * scaled to match ({@link #BYTE_SCALES}).
-     */
-    private static FloatVector quantInPlace(IntVector v, int p) {
-        IntVector q = p == 3 ? v.lanewise(VectorOperators.LSHR, 24) : v.and(0xFF << 8 * p);
-        return (FloatVector) q.convert(VectorOperators.I2F, 0);
     }
 
     /** Per j of x, {@code 2^-8p} for the byte at bit 8p (p = j % 4 < 3) and 1 for the top byte, for {@link RowLanes#scaled}. */
@@ -97,12 +88,14 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
         for (int c = xOffset, b = 0; c < xOffset + cols; c += BLOCK, b++, offset += (long) L * BLOCK_BYTES) {
             FloatVector s0 = FloatVector.broadcast(F_SPECIES, xSums[b]), s1 = FloatVector.zero(F_SPECIES), s2 = s1, s3 = s1;
             for (int t = 0; t < BLOCK / 4; t++) { // int t: weights 4t .. 4t + 3
-                IntVector v = RowLanes.ints(data, offset + INTS, t);
+                // the Vector API's own calls only, no helper of ours: C2 may drop a helper past its inlining budget
+                // and box the vectors (Llama-3.2-1B decode at 2-3 tokens/s in some JVMs)
+                IntVector v = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS + 4L * L * t, ByteOrder.LITTLE_ENDIAN);
                 int j = c + 4 * t;
-                s0 = quantInPlace(v, 0).fma(FloatVector.broadcast(F_SPECIES, x[j]), s0);
-                s1 = quantInPlace(v, 1).fma(FloatVector.broadcast(F_SPECIES, x[j + 1]), s1);
-                s2 = quantInPlace(v, 2).fma(FloatVector.broadcast(F_SPECIES, x[j + 2]), s2);
-                s3 = quantInPlace(v, 3).fma(FloatVector.broadcast(F_SPECIES, x[j + 3]), s3);
+                s0 = ((FloatVector) v.and(0xFF).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, x[j]), s0);
+                s1 = ((FloatVector) v.and(0xFF00).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, x[j + 1]), s1);
+                s2 = ((FloatVector) v.and(0xFF_0000).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, x[j + 2]), s2);
+                s3 = ((FloatVector) v.lanewise(VectorOperators.LSHR, 24).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, x[j + 3]), s3);
             }
             acc = s0.add(s1).add(s2.add(s3)).fma(F16Tensor.load(data, offset), acc);
         }
@@ -149,17 +142,11 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
     }
 
     @Override
-    void prepare(float[] x, int xOffset, RowTask task) {
-        if (grouped) task.use(RowLanes.scaled(x, xOffset, cols, BYTE_SCALES), 0, offsetSums(x, xOffset, -128));
-        else task.use(x, xOffset);
-    }
-
-    @Override
-    void dotRows(float[] x, int xOffset, float[] sums, float[] out, int outOffset, long firstRow, int start, int end) {
+    void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
         if (!grouped) {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
             return;
         }
-        RowLanes.dotRows(this, x, xOffset, sums, out, outOffset, firstRow, start, end);
+        RowLanes.dotRows(this, RowLanes.scaled(x, xOffset, cols, BYTE_SCALES), 0, offsetSums(x, xOffset, -128), out, outOffset, firstRow, start, end);
     }
 }

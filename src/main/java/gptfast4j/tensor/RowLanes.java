@@ -143,11 +143,6 @@ final class RowLanes {
         return FloatVector.fromMemorySegment(Tensor.F_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN);
     }
 
-    /** Int t of the L rows at {@code ints} (where a block's ints start). */
-    static IntVector ints(MemorySegment data, long ints, int t) {
-        return IntVector.fromMemorySegment(Tensor.I_SPECIES, data, ints + 4L * L * t, ByteOrder.LITTLE_ENDIAN);
-    }
-
     /**
      * Weights {@code j .. j + L - 1} (j a multiple of L) of one row of a block, whose ints are at {@code ints} and
      * {@code 4L} bytes apart, each nibble in the low 4 bits of its lane: the one int they come from broadcast (two with
