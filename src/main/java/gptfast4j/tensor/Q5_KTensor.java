@@ -18,10 +18,11 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * Q4_K's and Q6_K's (L rows per group, 16 with 512-bit vectors). Per group and super-block column: {@code [d of rows
  * 0..L-1: L f32][dmin: L f32]}, then per sub-block of 32 {@code [scales: L bytes][mins: L bytes][L ints of fifth
  * bits][4 x L ints of nibbles]}, in the order the kernel first reads them (fifth bits after the nibbles, read for the
- * first half, made the stream go back a line: from memory 6.6-7.1 against 5.7-6.0 ms in JMH): nibble int t of lane r holds weights 8t .. 8t + 7 of row r's sub-block, weight
- * 8t + p in bits 4p .. 4p + 3 ({@link RowLanes}' ints); the fifth-bit int of lane r holds weight 8t + p's fifth bit
- * in bit 4p + t, so that one rotation and one and put it above the nibble of any of the four ints. 184 bytes per
- * row and super-block against the file's 176 (d and dmin as floats, as Q6_K keeps its d).
+ * first half, made the stream go back a line: from memory 6.6-7.1 against 5.7-6.0 ms in JMH): nibble int t of lane
+ * r holds weights 8t .. 8t + 7 of row r's sub-block, weight 8t + p in bits 4p .. 4p + 3 ({@link RowLanes}' ints);
+ * the fifth-bit int of lane r holds weight 8t + p's fifth bit in bit 4p + t, so that one rotation and one and put it
+ * above the nibble of any of the four ints. 184 bytes per row and super-block against the file's 176 (d and dmin as
+ * floats, as Q6_K keeps its d).
  */
 final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
     /** Rows per group of the decode layout: one per float lane. */

@@ -79,7 +79,9 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
      * The dot products of the L rows of group {@code group} with x, to {@code out[o .. o + L)}, x scaled per byte
      * position ({@link #BYTE_SCALES}) and {@code xSums} from {@link #offsetSums} (-128): per block, lane r sums row
      * r's 32 quants plus 128 times the broadcast activations in four accumulators (one per byte of an int, the first
-     * starting at the block's offset share) and takes the L rows' scales as one vector.
+     * starting at the block's offset share) and takes the L rows' scales as one vector. Byte p of an int is taken
+     * where it lies: masked, it reads as {@code (q + 128) * 2^8p} (exact in a float) against activations scaled by
+     * {@code 2^-8p}; the top byte is shifted down instead (bit 31 would read as a sign).
      */
     @Override
     public void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
