@@ -166,11 +166,17 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
     }
 
     @Override
-    void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
+    void prepare(float[] x, int xOffset, RowTask task) {
+        if (grouped) task.use(RowLanes.nibbleScaled(x, xOffset, cols), 0, offsetSums(x, xOffset, -8));
+        else task.use(x, xOffset);
+    }
+
+    @Override
+    void dotRows(float[] x, int xOffset, float[] sums, float[] out, int outOffset, long firstRow, int start, int end) {
         if (!grouped) {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
             return;
         }
-        RowLanes.dotRows(this, RowLanes.nibbleScaled(x, xOffset, cols), 0, offsetSums(x, xOffset, -8), out, outOffset, firstRow, start, end);
+        RowLanes.dotRows(this, x, xOffset, sums, out, outOffset, firstRow, start, end);
     }
 }

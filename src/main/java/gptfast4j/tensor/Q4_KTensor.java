@@ -169,12 +169,18 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
     }
 
     @Override
-    void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
+    void prepare(float[] x, int xOffset, RowTask task) {
         float[] xSums = blockSums(x, xOffset, cols);
+        if (grouped) task.use(RowLanes.nibbleScaled(x, xOffset, cols), 0, xSums);
+        else task.use(x, xOffset, xSums);
+    }
+
+    @Override
+    void dotRows(float[] x, int xOffset, float[] xSums, float[] out, int outOffset, long firstRow, int start, int end) {
         if (!grouped) {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
             return;
         }
-        RowLanes.dotRows(this, RowLanes.nibbleScaled(x, xOffset, cols), 0, xSums, out, outOffset, firstRow, start, end);
+        RowLanes.dotRows(this, x, xOffset, xSums, out, outOffset, firstRow, start, end);
     }
 }

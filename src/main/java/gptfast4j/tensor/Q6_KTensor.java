@@ -184,12 +184,17 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
     }
 
     @Override
-    void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
+    void prepare(float[] x, int xOffset, RowTask task) {
+        if (grouped) task.use(RowLanes.nibbleScaled(x, xOffset, cols), 0, blockSums(x, xOffset, cols, 16));
+        else task.use(x, xOffset);
+    }
+
+    @Override
+    void dotRows(float[] x, int xOffset, float[] sums, float[] out, int outOffset, long firstRow, int start, int end) {
         if (!grouped) {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
             return;
         }
-        float[] xSums = blockSums(x, xOffset, cols, 16);
-        RowLanes.dotRows(this, RowLanes.nibbleScaled(x, xOffset, cols), 0, xSums, out, outOffset, firstRow, start, end);
+        RowLanes.dotRows(this, x, xOffset, sums, out, outOffset, firstRow, start, end);
     }
 }

@@ -144,11 +144,17 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
     }
 
     @Override
-    void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end) {
+    void prepare(float[] x, int xOffset, RowTask task) {
+        if (grouped) task.use(RowLanes.scaled(x, xOffset, cols, BYTE_SCALES), 0, offsetSums(x, xOffset, -128));
+        else task.use(x, xOffset);
+    }
+
+    @Override
+    void dotRows(float[] x, int xOffset, float[] sums, float[] out, int outOffset, long firstRow, int start, int end) {
         if (!grouped) {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
             return;
         }
-        RowLanes.dotRows(this, RowLanes.scaled(x, xOffset, cols, BYTE_SCALES), 0, offsetSums(x, xOffset, -128), out, outOffset, firstRow, start, end);
+        RowLanes.dotRows(this, x, xOffset, sums, out, outOffset, firstRow, start, end);
     }
 }

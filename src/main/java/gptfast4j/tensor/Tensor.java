@@ -121,13 +121,13 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
     /**
      * {@code out[outOffset + r] = dot(firstRow + r, x)} for {@code r < nRows}: matrix x vector. The pool's task is
      * this tensor's {@link RowTask}, filled in per call, so that a decode step allocates nothing; it is locked for
-     * the call, in case two threads use one tensor at once.
+     * the call, in case two threads use one tensor at once. The activations are prepared once, by the caller
+     * ({@link #prepare}), as the pool may hand a thread several ranges of one call.
      */
     public void matvec(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int nRows) {
         RowTask task = rowTask;
         synchronized (task) {
-            task.x = x;
-            task.xOffset = xOffset;
+            prepare(x, xOffset, task);
             task.out = out;
             task.outOffset = outOffset;
             task.firstRow = firstRow;
@@ -135,6 +135,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
                 Parallel.run(nRows, ROW_GRANULE, task);
             } finally {
                 task.x = null; // keep no caller's arrays reachable
+                task.sums = null;
                 task.out = null;
             }
         }
@@ -143,24 +144,46 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
     private final RowTask rowTask = new RowTask();
 
     /** {@link #dotRows} over a range of rows, with the arguments of the current {@link #matvec} call. */
-    private final class RowTask implements Parallel.RangeTask {
-        float[] x, out;
+    final class RowTask implements Parallel.RangeTask {
+        /** The activations as {@link #dotRows} reads them, and the sums per block it needs, if any ({@link #prepare}). */
+        float[] x, sums;
+        float[] out;
         int xOffset, outOffset;
         long firstRow;
 
+        /** The activations as they are, no sums: what a format that reads x directly prepares. */
+        void use(float[] x, int xOffset) {
+            use(x, xOffset, null);
+        }
+
+        void use(float[] x, int xOffset, float[] sums) {
+            this.x = x;
+            this.xOffset = xOffset;
+            this.sums = sums;
+        }
+
         @Override
         public void run(int start, int end) {
-            dotRows(x, xOffset, out, outOffset, firstRow, start, end);
+            dotRows(x, xOffset, sums, out, outOffset, firstRow, start, end);
         }
+    }
+
+    /**
+     * Sets the activations {@link #dotRows} reads for x in {@code task}: x itself here; the lane layouts' activations
+     * scaled per quant position and their block sums, in the calling thread's scratch, which the pool's threads then
+     * read.
+     */
+    void prepare(float[] x, int xOffset, RowTask task) {
+        task.use(x, xOffset);
     }
 
     /**
      * {@code out[outOffset + r] = dot(firstRow + r, x)} for {@code start <= r < end}. Every format repeats this loop
      * in its own (final) class so that its call to {@code dot} sees one class: one shared loop would see every format
      * a model mixes (Q4_K with Q6_K, a float router among Q4_0 experts), and C2 then compiles the kernels behind it
-     * up to 2.9x slower (measured on a mixture of experts).
+     * up to 2.9x slower (measured on a mixture of experts). x, xOffset and sums are as {@link #prepare} set them.
      */
-    abstract void dotRows(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int start, int end);
+    abstract void dotRows(float[] x, int xOffset, float[] sums, float[] out, int outOffset, long firstRow, int start, int end);
 
     /** Matrix x vector over all rows. */
     public void matvec(float[] x, float[] out) {
