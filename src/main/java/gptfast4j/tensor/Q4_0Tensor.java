@@ -61,7 +61,7 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
 
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        if (grouped) return RowLanes.dot(this, row, RowLanes.nibbleScaled(x, xOffset, cols), 0, offsetSums(x, xOffset, -8));
+        if (grouped) return preparedDot(row, x, xOffset);
         long offset = row * rowBytes;
         FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = FloatVector.zero(F_SPECIES);
         int i = 0;

@@ -69,7 +69,7 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.Kernel {
 
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        return dot(row, x, xOffset, blockSums(x, xOffset, cols));
+        return grouped ? preparedDot(row, x, xOffset) : dot(row, x, xOffset, blockSums(x, xOffset, cols));
     }
 
     /** {@code sum(nibble[j] * x[j])} over one block, as lanes. */
@@ -91,7 +91,6 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.Kernel {
      * accumulators, as in Q4_0.
      */
     private float dot(long row, float[] x, int xOffset, float[] xSums) {
-        if (grouped) return RowLanes.dot(this, row, RowLanes.nibbleScaled(x, xOffset, cols), 0, xSums);
         long offset = row * rowBytes;
         FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0;
         float minTerm = 0;

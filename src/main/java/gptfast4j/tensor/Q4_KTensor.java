@@ -73,12 +73,11 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
      */
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        return dot(row, x, xOffset, blockSums(x, xOffset, cols));
+        return grouped ? preparedDot(row, x, xOffset) : dot(row, x, xOffset, blockSums(x, xOffset, cols));
     }
 
-    /** The dot product given the {@link #blockSums} of x. */
+    /** The file layout's dot product given the {@link #blockSums} of x. */
     private float dot(long row, float[] x, int xOffset, float[] xSums) {
-        if (grouped) return RowLanes.dot(this, row, RowLanes.nibbleScaled(x, xOffset, cols), 0, xSums);
         int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
         FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0;

@@ -108,12 +108,11 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
     /** As Q4_K's dot product, with the fifth bit of each weight added from {@code qh} before the conversion. */
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        return dot(row, x, xOffset, blockSums(x, xOffset, cols, grouped ? 16 : 32));
+        return grouped ? preparedDot(row, x, xOffset) : dot(row, x, xOffset, blockSums(x, xOffset, cols, 32));
     }
 
-    /** The dot product given the {@link #blockSums} of x: per 32, or per 16 in the decode layout. */
+    /** The file layout's dot product given the {@link #blockSums} of x per 32. */
     private float dot(long row, float[] x, int xOffset, float[] xSums) {
-        if (grouped) return RowLanes.dot(this, row, RowLanes.nibbleScaled(x, xOffset, cols), 0, xSums);
         int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);

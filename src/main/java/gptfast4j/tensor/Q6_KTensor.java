@@ -83,7 +83,7 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
      */
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        if (grouped) return RowLanes.dot(this, row, RowLanes.nibbleScaled(x, xOffset, cols), 0, blockSums(x, xOffset, cols, 16));
+        if (grouped) return preparedDot(row, x, xOffset);
         int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);

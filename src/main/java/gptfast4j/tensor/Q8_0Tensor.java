@@ -62,7 +62,7 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
 
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        if (grouped) return RowLanes.dot(this, row, RowLanes.scaled(x, xOffset, cols, BYTE_SCALES), 0, offsetSums(x, xOffset, -128));
+        if (grouped) return preparedDot(row, x, xOffset);
         long offset = row * rowBytes;
         // two blocks per step into two accumulators, so consecutive blocks do not wait on each other
         FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = FloatVector.zero(F_SPECIES);

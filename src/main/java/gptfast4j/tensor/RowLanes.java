@@ -65,13 +65,6 @@ final class RowLanes {
         }
     }
 
-    /** One row's dot product on a lane layout: its group's, one lane kept. */
-    static float dot(Kernel kernel, long row, float[] x, int xOffset, float[] xSums) {
-        float[] lanes = Tensor.scratch(LANES, L);
-        kernel.laneDot(row / L, x, xOffset, xSums, lanes, 0);
-        return lanes[(int) (row % L)];
-    }
-
     static long groups(long rows) {
         return (rows + L - 1) / L;
     }

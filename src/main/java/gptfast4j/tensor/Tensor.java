@@ -143,6 +143,28 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
 
     private final RowTask rowTask = new RowTask();
 
+    /**
+     * One row's dot product as {@link #matvec} computes it, on the calling thread: the activations prepared
+     * ({@link #prepare}), then {@link #dotRows} over that row. For the decode layouts, whose kernels read prepared
+     * activations, so that what they need from x is derived in one place.
+     */
+    final float preparedDot(long row, float[] x, int xOffset) {
+        RowTask task = rowTask;
+        synchronized (task) {
+            prepare(x, xOffset, task);
+            float[] one = scratch(ONE_ROW, 1);
+            try {
+                dotRows(task.x, task.xOffset, task.sums, one, 0, row, 0, 1);
+            } finally {
+                task.x = null;
+                task.sums = null;
+            }
+            return one[0];
+        }
+    }
+
+    private static final ThreadLocal<float[]> ONE_ROW = ThreadLocal.withInitial(() -> new float[1]);
+
     /** {@link #dotRows} over a range of rows, with the arguments of the current {@link #matvec} call. */
     final class RowTask implements Parallel.RangeTask {
         /** The activations as {@link #dotRows} reads them, and the sums per block it needs, if any ({@link #prepare}). */
