@@ -263,4 +263,34 @@ class KernelTest {
             }
         }
     }
+
+    /**
+     * The decode kernel's own conversion (two halves per int, {@link F16Tensor}'s {@code pairedDot}) gives every half
+     * exactly: with x one column's unit vector, matrix x vector returns that column's weights. Rows that start on a
+     * 64-byte boundary, 2 bytes past one (31 columns before the aligned chunks) and 32 past one (GGUF's alignment),
+     * and rows that end in a partial chunk (1032 columns).
+     */
+    @ParameterizedTest
+    @CsvSource({"0,1024", "2,1024", "32,1024", "0,1032", "2,1032", "32,1032"})
+    void f16MatvecIsExactForEveryHalf(int offset, int cols) {
+        int rows = (65536 + cols - 1) / cols;
+        java.lang.foreign.MemorySegment all = java.lang.foreign.Arena.ofAuto().allocate(2L * rows * cols + 64, 64).asSlice(offset, 2L * rows * cols);
+        for (int i = 0; i < rows * cols; i++) all.set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, 2L * i, finiteHalf(i));
+        Tensor t = Tensor.of("all-halves", GGMLType.F16, all, cols, rows);
+        float[] x = new float[cols], out = new float[rows];
+        for (int j = 0; j < cols; j++) {
+            x[j] = 1;
+            t.matvec(x, out);
+            x[j] = 0;
+            for (int r = 0; r < rows; r++) {
+                assertEquals(Float.float16ToFloat(finiteHalf(r * cols + j)), out[r], 0f, "row " + r + " column " + j);
+            }
+        }
+    }
+
+    /** Half number i mod 2^16, or 0 where that is an infinity or a NaN (never in weights). */
+    private static short finiteHalf(int i) {
+        short h = (short) i;
+        return ((h >> 10) & 0x1F) == 0x1F ? 0 : h;
+    }
 }
