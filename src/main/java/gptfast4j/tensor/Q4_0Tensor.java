@@ -16,7 +16,7 @@ import java.nio.ByteOrder;
  * {@link RowGroupTensor}), one row per vector lane, each nibble xor 8 so that it reads as the signed 4-bit
  * {@code nibble - 8}.
  */
-final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
+final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 18;
     /** Bytes before a block's quants: the f16 scale. */
@@ -74,33 +74,61 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
     }
 
     /**
-     * The dot products of the L rows of group {@code group} with x, to {@code out[o .. o + L)}, x scaled per nibble
-     * position ({@link RowLanes#nibbleScaled}) and {@code xSums} from {@link #offsetSums} (-8): per block, lane r sums
-     * row r's 32 unsigned nibbles times the broadcast activations in four accumulators (one per int of the block, the
-     * first starting at the block's offset share) and takes the L rows' scales as one vector. The loop over the eight
-     * nibble positions keeps the method within C2's inlining budget; C2 keeps it a loop, which is why the nibble
-     * masks are read from an array ({@link RowLanes#NIBBLE_MASKS}).
+     * The dot products of the L rows of groups a and b with x, to {@code out[oA .. oA + L)} and {@code out[oB ..]}, x
+     * scaled per nibble position ({@link RowLanes#nibbleScaled}) and {@code xSums} from {@link #offsetSums} (-8): per
+     * block, lane r sums row r's 32 unsigned nibbles times the broadcast activations in four accumulators per group
+     * (one per int of the block, the first starting at the block's offset share) and takes the L rows' scales as one
+     * vector. Nibble p < 7 of an int is taken in place ({@link RowLanes#nibbleInPlace}), the top one shifted down.
+     * The loop over the nibble positions keeps the method within C2's inlining budget (C2 keeps it a loop, which is
+     * why the nibble masks are read from an array, {@link RowLanes#NIBBLE_MASKS}); the body has only the Vector
+     * API's own calls: past the budget C2 dropped {@code nibbleInPlace} and {@link F16Tensor#load} here and boxed.
      */
     @Override
-    public void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
-        long offset = group * L * rowBytes;
-        FloatVector acc = FloatVector.zero(F_SPECIES);
-        for (int c = xOffset, b = 0; c < xOffset + cols; c += BLOCK, b++, offset += (long) L * BLOCK_BYTES) {
-            // the Vector API's loads, not a helper of ours: past the budget C2 drops such a helper but not these
-            IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS, ByteOrder.LITTLE_ENDIAN),
-                    v1 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
-                    v2 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
-                    v3 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
-            FloatVector s0 = FloatVector.broadcast(F_SPECIES, xSums[b]), s1 = FloatVector.zero(F_SPECIES), s2 = s1, s3 = s1;
-            for (int p = 0; p < 8; p++) { // nibble p of int t: weight 8t + p
-                s0 = RowLanes.nibbleInPlace(v0, p).fma(FloatVector.broadcast(F_SPECIES, x[c + p]), s0);
-                s1 = RowLanes.nibbleInPlace(v1, p).fma(FloatVector.broadcast(F_SPECIES, x[c + 8 + p]), s1);
-                s2 = RowLanes.nibbleInPlace(v2, p).fma(FloatVector.broadcast(F_SPECIES, x[c + 16 + p]), s2);
-                s3 = RowLanes.nibbleInPlace(v3, p).fma(FloatVector.broadcast(F_SPECIES, x[c + 24 + p]), s3);
+    public void laneDots(long a, long b, float[] x, int xOffset, float[] xSums, float[] out, int oA, int oB) {
+        long offsetA = a * L * rowBytes, offsetB = b * L * rowBytes;
+        FloatVector accA = FloatVector.zero(F_SPECIES), accB = accA;
+        for (int c = xOffset, k = 0; c < xOffset + cols; c += BLOCK, k++, offsetA += (long) L * BLOCK_BYTES, offsetB += (long) L * BLOCK_BYTES) {
+            IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS, ByteOrder.LITTLE_ENDIAN),
+                    v1 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
+                    v2 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
+                    v3 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
+            IntVector w0 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS, ByteOrder.LITTLE_ENDIAN),
+                    w1 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
+                    w2 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
+                    w3 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
+            FloatVector s0 = FloatVector.broadcast(F_SPECIES, xSums[k]), s1 = FloatVector.zero(F_SPECIES), s2 = s1, s3 = s1;
+            FloatVector t0 = s0, t1 = s1, t2 = s1, t3 = s1;
+            for (int p = 0; p < 7; p++) { // nibble p of int t: weight 8t + p
+                FloatVector x0 = FloatVector.broadcast(F_SPECIES, x[c + p]), x1 = FloatVector.broadcast(F_SPECIES, x[c + 8 + p]),
+                        x2 = FloatVector.broadcast(F_SPECIES, x[c + 16 + p]), x3 = FloatVector.broadcast(F_SPECIES, x[c + 24 + p]);
+                int mask = RowLanes.NIBBLE_MASKS[p];
+                s0 = ((FloatVector) v0.and(mask).convert(VectorOperators.I2F, 0)).fma(x0, s0);
+                s1 = ((FloatVector) v1.and(mask).convert(VectorOperators.I2F, 0)).fma(x1, s1);
+                s2 = ((FloatVector) v2.and(mask).convert(VectorOperators.I2F, 0)).fma(x2, s2);
+                s3 = ((FloatVector) v3.and(mask).convert(VectorOperators.I2F, 0)).fma(x3, s3);
+                t0 = ((FloatVector) w0.and(mask).convert(VectorOperators.I2F, 0)).fma(x0, t0);
+                t1 = ((FloatVector) w1.and(mask).convert(VectorOperators.I2F, 0)).fma(x1, t1);
+                t2 = ((FloatVector) w2.and(mask).convert(VectorOperators.I2F, 0)).fma(x2, t2);
+                t3 = ((FloatVector) w3.and(mask).convert(VectorOperators.I2F, 0)).fma(x3, t3);
             }
-            acc = s0.add(s1).add(s2.add(s3)).fma(F16Tensor.load(data, offset), acc);
+            FloatVector x0 = FloatVector.broadcast(F_SPECIES, x[c + 7]), x1 = FloatVector.broadcast(F_SPECIES, x[c + 15]),
+                    x2 = FloatVector.broadcast(F_SPECIES, x[c + 23]), x3 = FloatVector.broadcast(F_SPECIES, x[c + 31]);
+            s0 = ((FloatVector) v0.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x0, s0);
+            s1 = ((FloatVector) v1.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x1, s1);
+            s2 = ((FloatVector) v2.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x2, s2);
+            s3 = ((FloatVector) v3.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x3, s3);
+            t0 = ((FloatVector) w0.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x0, t0);
+            t1 = ((FloatVector) w1.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x1, t1);
+            t2 = ((FloatVector) w2.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x2, t2);
+            t3 = ((FloatVector) w3.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x3, t3);
+            // the rows' scales, F16Tensor.load written out
+            IntVector dA = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offsetA, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0),
+                    dB = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offsetB, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0);
+            accA = s0.add(s1).add(s2.add(s3)).fma(dA.lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f), accA);
+            accB = t0.add(t1).add(t2.add(t3)).fma(dB.lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f), accB);
         }
-        acc.intoArray(out, o);
+        accA.intoArray(out, oA);
+        accB.intoArray(out, oB);
     }
 
     @Override
@@ -177,6 +205,6 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
             return;
         }
-        RowLanes.dotRows(this, x, xOffset, sums, out, outOffset, firstRow, start, end);
+        RowLanes.pairedRows(this, x, xOffset, sums, out, outOffset, firstRow, start, end);
     }
 }

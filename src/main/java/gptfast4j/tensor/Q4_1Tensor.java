@@ -1,6 +1,7 @@
 package gptfast4j.tensor;
 
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 
@@ -13,7 +14,7 @@ import java.nio.ByteOrder;
  * decodes from a layout of its own ({@link #forDecode}, {@link RowGroupTensor}: one row per vector lane, the L rows' d and m
  * as two planes of halves per block).
  */
-final class Q4_1Tensor extends RowGroupTensor implements RowLanes.Kernel {
+final class Q4_1Tensor extends RowGroupTensor implements RowLanes.PairKernel {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 20;
     /** Bytes before a block's quants: the f16 scale and minimum. */
@@ -40,31 +41,61 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.Kernel {
     }
 
     /**
-     * The dot products of the L rows of group {@code group} with x (scaled per nibble position,
-     * {@link RowLanes#nibbleScaled}; block sums {@code xSums}), to {@code out[o .. o + L)}: Q4_0's lane kernel
-     * ({@link Q4_0Tensor}), and the minimums' share {@code m * xSum} one vector FMA per block.
+     * The dot products of the L rows of groups a and b with x (scaled per nibble position,
+     * {@link RowLanes#nibbleScaled}; block sums {@code xSums}), to {@code out[oA .. oA + L)} and {@code out[oB ..]}:
+     * Q4_0's pair kernel ({@link Q4_0Tensor#laneDots}, written out the same way for the same reason), and the
+     * minimums' share {@code m * xSum} one vector FMA per block and group.
      */
     @Override
-    public void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
-        long offset = group * L * rowBytes;
-        FloatVector acc = FloatVector.zero(F_SPECIES), mins = acc;
-        for (int c = xOffset, b = 0; c < xOffset + cols; c += BLOCK, b++, offset += (long) L * BLOCK_BYTES) {
-            // the Vector API's loads, not a helper of ours: near the inlining budget C2 dropped such a helper in some compiles
-            IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS, ByteOrder.LITTLE_ENDIAN),
-                    v1 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
-                    v2 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
-                    v3 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
-            FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0;
-            for (int p = 0; p < 8; p++) { // nibble p of int t: weight 8t + p
-                s0 = RowLanes.nibbleInPlace(v0, p).fma(FloatVector.broadcast(F_SPECIES, x[c + p]), s0);
-                s1 = RowLanes.nibbleInPlace(v1, p).fma(FloatVector.broadcast(F_SPECIES, x[c + 8 + p]), s1);
-                s2 = RowLanes.nibbleInPlace(v2, p).fma(FloatVector.broadcast(F_SPECIES, x[c + 16 + p]), s2);
-                s3 = RowLanes.nibbleInPlace(v3, p).fma(FloatVector.broadcast(F_SPECIES, x[c + 24 + p]), s3);
+    public void laneDots(long a, long b, float[] x, int xOffset, float[] xSums, float[] out, int oA, int oB) {
+        long offsetA = a * L * rowBytes, offsetB = b * L * rowBytes;
+        FloatVector accA = FloatVector.zero(F_SPECIES), accB = accA, minsA = accA, minsB = accA;
+        for (int c = xOffset, k = 0; c < xOffset + cols; c += BLOCK, k++, offsetA += (long) L * BLOCK_BYTES, offsetB += (long) L * BLOCK_BYTES) {
+            IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS, ByteOrder.LITTLE_ENDIAN),
+                    v1 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
+                    v2 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
+                    v3 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
+            IntVector w0 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS, ByteOrder.LITTLE_ENDIAN),
+                    w1 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
+                    w2 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
+                    w3 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
+            FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+            for (int p = 0; p < 7; p++) { // nibble p of int t: weight 8t + p
+                FloatVector x0 = FloatVector.broadcast(F_SPECIES, x[c + p]), x1 = FloatVector.broadcast(F_SPECIES, x[c + 8 + p]),
+                        x2 = FloatVector.broadcast(F_SPECIES, x[c + 16 + p]), x3 = FloatVector.broadcast(F_SPECIES, x[c + 24 + p]);
+                int mask = RowLanes.NIBBLE_MASKS[p];
+                s0 = ((FloatVector) v0.and(mask).convert(VectorOperators.I2F, 0)).fma(x0, s0);
+                s1 = ((FloatVector) v1.and(mask).convert(VectorOperators.I2F, 0)).fma(x1, s1);
+                s2 = ((FloatVector) v2.and(mask).convert(VectorOperators.I2F, 0)).fma(x2, s2);
+                s3 = ((FloatVector) v3.and(mask).convert(VectorOperators.I2F, 0)).fma(x3, s3);
+                t0 = ((FloatVector) w0.and(mask).convert(VectorOperators.I2F, 0)).fma(x0, t0);
+                t1 = ((FloatVector) w1.and(mask).convert(VectorOperators.I2F, 0)).fma(x1, t1);
+                t2 = ((FloatVector) w2.and(mask).convert(VectorOperators.I2F, 0)).fma(x2, t2);
+                t3 = ((FloatVector) w3.and(mask).convert(VectorOperators.I2F, 0)).fma(x3, t3);
             }
-            acc = s0.add(s1).add(s2.add(s3)).fma(F16Tensor.load(data, offset), acc);
-            mins = F16Tensor.load(data, offset + 2L * L).fma(FloatVector.broadcast(F_SPECIES, xSums[b]), mins);
+            FloatVector x0 = FloatVector.broadcast(F_SPECIES, x[c + 7]), x1 = FloatVector.broadcast(F_SPECIES, x[c + 15]),
+                    x2 = FloatVector.broadcast(F_SPECIES, x[c + 23]), x3 = FloatVector.broadcast(F_SPECIES, x[c + 31]);
+            s0 = ((FloatVector) v0.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x0, s0);
+            s1 = ((FloatVector) v1.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x1, s1);
+            s2 = ((FloatVector) v2.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x2, s2);
+            s3 = ((FloatVector) v3.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x3, s3);
+            t0 = ((FloatVector) w0.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x0, t0);
+            t1 = ((FloatVector) w1.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x1, t1);
+            t2 = ((FloatVector) w2.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x2, t2);
+            t3 = ((FloatVector) w3.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x3, t3);
+            // the rows' scales d (planes at the block column's start) and minimums m (2L bytes on), F16Tensor.load written out
+            IntVector dA = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offsetA, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0),
+                    dB = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offsetB, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0),
+                    mA = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offsetA + 2L * L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0),
+                    mB = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offsetB + 2L * L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0);
+            accA = s0.add(s1).add(s2.add(s3)).fma(dA.lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f), accA);
+            accB = t0.add(t1).add(t2.add(t3)).fma(dB.lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f), accB);
+            FloatVector xSum = FloatVector.broadcast(F_SPECIES, xSums[k]);
+            minsA = mA.lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f).fma(xSum, minsA);
+            minsB = mB.lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f).fma(xSum, minsB);
         }
-        acc.add(mins).intoArray(out, o);
+        accA.add(minsA).intoArray(out, oA);
+        accB.add(minsB).intoArray(out, oB);
     }
 
     @Override
@@ -147,6 +178,6 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.Kernel {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
             return;
         }
-        RowLanes.dotRows(this, x, xOffset, xSums, out, outOffset, firstRow, start, end);
+        RowLanes.pairedRows(this, x, xOffset, xSums, out, outOffset, firstRow, start, end);
     }
 }

@@ -2,6 +2,7 @@ package gptfast4j.tensor;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
@@ -13,7 +14,7 @@ import java.util.stream.IntStream;
  * from a layout of its own ({@link #forDecode}, {@link RowGroupTensor}: one row per vector lane), whose int t of a
  * lane is bytes 4t .. 4t + 3 of the row's block, each xor 0x80 (the unsigned {@code q + 128}).
  */
-final class Q8_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
+final class Q8_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 34;
     /** Bytes before a block's quants: the f16 scale. */
@@ -34,7 +35,7 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
         return new Q8_0Tensor(name, data, cols, rows, true);
     }
 
-    /** The bytes xor 0x80: each reads as the unsigned {@code q + 128}, which {@link #laneDot} takes in place. */
+    /** The bytes xor 0x80: each reads as the unsigned {@code q + 128}, which {@link #laneDots} takes in place. */
     @Override
     int laneInt(MemorySegment in, long block, int t) {
         return in.get(INT_LE, block + HEADER + 4 * t) ^ 0x8080_8080;
@@ -76,32 +77,45 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
     }
 
     /**
-     * The dot products of the L rows of group {@code group} with x, to {@code out[o .. o + L)}, x scaled per byte
-     * position ({@link #BYTE_SCALES}) and {@code xSums} from {@link #offsetSums} (-128): per block, lane r sums row
-     * r's 32 quants plus 128 times the broadcast activations in four accumulators (one per byte of an int, the first
-     * starting at the block's offset share) and takes the L rows' scales as one vector. Byte p of an int is taken
-     * where it lies: masked, it reads as {@code (q + 128) * 2^8p} (exact in a float) against activations scaled by
-     * {@code 2^-8p}; the top byte is shifted down instead (bit 31 would read as a sign).
+     * The dot products of the L rows of groups a and b with x, to {@code out[oA .. oA + L)} and {@code out[oB ..]}, x
+     * scaled per byte position ({@link #BYTE_SCALES}) and {@code xSums} from {@link #offsetSums} (-128): per block,
+     * lane r sums row r's 32 quants plus 128 times the broadcast activations in four accumulators per group (one per
+     * byte of an int, the first starting at the block's offset share) and takes the L rows' scales as one vector. Byte
+     * p of an int is taken where it lies: masked, it reads as {@code (q + 128) * 2^8p} (exact in a float) against
+     * activations scaled by {@code 2^-8p}; the top byte is shifted down instead (bit 31 would read as a sign). Only the
+     * Vector API's own calls, no helper of ours: C2 may drop a helper past its inlining budget and box the vectors
+     * (Llama-3.2-1B decode at 2-3 tokens/s in some JVMs).
      */
     @Override
-    public void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
-        long offset = group * L * rowBytes;
-        FloatVector acc = FloatVector.zero(F_SPECIES);
-        for (int c = xOffset, b = 0; c < xOffset + cols; c += BLOCK, b++, offset += (long) L * BLOCK_BYTES) {
-            FloatVector s0 = FloatVector.broadcast(F_SPECIES, xSums[b]), s1 = FloatVector.zero(F_SPECIES), s2 = s1, s3 = s1;
+    public void laneDots(long a, long b, float[] x, int xOffset, float[] xSums, float[] out, int oA, int oB) {
+        long offsetA = a * L * rowBytes, offsetB = b * L * rowBytes;
+        FloatVector accA = FloatVector.zero(F_SPECIES), accB = accA;
+        for (int c = xOffset, k = 0; c < xOffset + cols; c += BLOCK, k++, offsetA += (long) L * BLOCK_BYTES, offsetB += (long) L * BLOCK_BYTES) {
+            FloatVector s0 = FloatVector.broadcast(F_SPECIES, xSums[k]), s1 = FloatVector.zero(F_SPECIES), s2 = s1, s3 = s1;
+            FloatVector t0 = s0, t1 = s1, t2 = s1, t3 = s1;
             for (int t = 0; t < BLOCK / 4; t++) { // int t: weights 4t .. 4t + 3
-                // the Vector API's own calls only, no helper of ours: C2 may drop a helper past its inlining budget
-                // and box the vectors (Llama-3.2-1B decode at 2-3 tokens/s in some JVMs)
-                IntVector v = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS + 4L * L * t, ByteOrder.LITTLE_ENDIAN);
+                IntVector v = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 4L * L * t, ByteOrder.LITTLE_ENDIAN);
+                IntVector w = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 4L * L * t, ByteOrder.LITTLE_ENDIAN);
                 int j = c + 4 * t;
-                s0 = ((FloatVector) v.and(0xFF).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, x[j]), s0);
-                s1 = ((FloatVector) v.and(0xFF00).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, x[j + 1]), s1);
-                s2 = ((FloatVector) v.and(0xFF_0000).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, x[j + 2]), s2);
-                s3 = ((FloatVector) v.lanewise(VectorOperators.LSHR, 24).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, x[j + 3]), s3);
+                FloatVector x0 = FloatVector.broadcast(F_SPECIES, x[j]), x1 = FloatVector.broadcast(F_SPECIES, x[j + 1]),
+                        x2 = FloatVector.broadcast(F_SPECIES, x[j + 2]), x3 = FloatVector.broadcast(F_SPECIES, x[j + 3]);
+                s0 = ((FloatVector) v.and(0xFF).convert(VectorOperators.I2F, 0)).fma(x0, s0);
+                s1 = ((FloatVector) v.and(0xFF00).convert(VectorOperators.I2F, 0)).fma(x1, s1);
+                s2 = ((FloatVector) v.and(0xFF_0000).convert(VectorOperators.I2F, 0)).fma(x2, s2);
+                s3 = ((FloatVector) v.lanewise(VectorOperators.LSHR, 24).convert(VectorOperators.I2F, 0)).fma(x3, s3);
+                t0 = ((FloatVector) w.and(0xFF).convert(VectorOperators.I2F, 0)).fma(x0, t0);
+                t1 = ((FloatVector) w.and(0xFF00).convert(VectorOperators.I2F, 0)).fma(x1, t1);
+                t2 = ((FloatVector) w.and(0xFF_0000).convert(VectorOperators.I2F, 0)).fma(x2, t2);
+                t3 = ((FloatVector) w.lanewise(VectorOperators.LSHR, 24).convert(VectorOperators.I2F, 0)).fma(x3, t3);
             }
-            acc = s0.add(s1).add(s2.add(s3)).fma(F16Tensor.load(data, offset), acc);
+            // the rows' scales, F16Tensor.load written out (past the budget C2 dropped it here and boxed the vectors)
+            IntVector dA = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offsetA, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0),
+                    dB = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offsetB, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0);
+            accA = s0.add(s1).add(s2.add(s3)).fma(dA.lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f), accA);
+            accB = t0.add(t1).add(t2.add(t3)).fma(dB.lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f), accB);
         }
-        acc.intoArray(out, o);
+        accA.intoArray(out, oA);
+        accB.intoArray(out, oB);
     }
 
     /** Per lane of a row's weights j .. j + L - 1 (j % 4 = 0): the left shift that puts its byte at the top of its int. */
@@ -155,6 +169,6 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.Kernel {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
             return;
         }
-        RowLanes.dotRows(this, x, xOffset, sums, out, outOffset, firstRow, start, end);
+        RowLanes.pairedRows(this, x, xOffset, sums, out, outOffset, firstRow, start, end);
     }
 }

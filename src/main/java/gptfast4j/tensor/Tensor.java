@@ -42,8 +42,11 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
     /** For 128-bit vectors (four lanes): how far each of an int's four bytes moves to reach the top of its lane. */
     private static final IntVector BYTE_SHIFTS = B_SPECIES == null ? IntVector.fromArray(I_SPECIES, new int[]{24, 16, 8, 0}, 0) : null;
 
-    /** Rows handed to one thread at a time are a multiple of this. */
-    private static final int ROW_GRANULE = 16;
+    /**
+     * Rows handed to one thread at a time are a multiple of this: two groups of the lane layouts (at least 16 rows),
+     * so that the pair kernels ({@link RowLanes.PairKernel}) rarely have a group left over.
+     */
+    private static final int ROW_GRANULE = Math.max(16, 2 * RowLanes.L);
     /** Bytes of dequantized weights {@link #matmul} keeps in cache at a time. */
     static final long TILE_BYTES = 384 * 1024;
 

@@ -121,6 +121,30 @@ class KernelTest {
     }
 
     /**
+     * Matrix x vector on the decode layouts over row ranges that start and end inside a group, hold an odd number of
+     * whole groups (the pair kernels' odd one out) or a single group, against each row's own dot product.
+     */
+    @ParameterizedTest
+    @CsvSource({"Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K"})
+    void decodeLayoutMatvecOverAnyRowRange(String typeName) {
+        Tensor t = Tensor.of(GGUF.read(Shared.REFERENCE.resolve("models/mini-llama2-" + typeName + ".gguf")).tensors().get("blk.1.ffn_up.weight")).forDecode();
+        int rows = (int) t.rows, l = RowLanes.L;
+        Random random = new Random(7);
+        float[] x = new float[t.cols];
+        for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
+        float[] expected = new float[rows];
+        for (int r = 0; r < rows; r++) expected[r] = t.dot(r, x, 0);
+        int[][] ranges = {{0, l}, {0, 3 * l}, {l, 3 * l}, {3, 3 * l}, {l + 5, 2 * l - 7}, {0, rows}, {1, rows - 2}, {l, rows - l}};
+        for (int[] range : ranges) {
+            float[] out = new float[rows + 2];
+            t.matvec(x, 0, out, 2, range[0], range[1]);
+            for (int i = 0; i < range[1]; i++) {
+                assertEquals(expected[range[0] + i], out[2 + i], 1e-5f * (1 + Math.abs(expected[range[0] + i])), typeName + " rows from " + range[0] + ", row " + (range[0] + i));
+            }
+        }
+    }
+
+    /**
      * 11 tokens (7 with 128-bit vectors, whose groups hold 8) run the tile product (full 4x4 blocks and the leftover
      * path); a group and five more the group product with tokens in the lanes (a full group and a zero-padded one)
      * over the rows of a tile in blocks of eight and a repeated-row rest. Both stay under {@link Int16Product#MIN_TOKENS}
