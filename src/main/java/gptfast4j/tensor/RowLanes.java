@@ -13,7 +13,8 @@ import java.util.stream.IntStream;
  * The decode layouts: rows in groups of {@link #L}, one row per float lane, so that a kernel multiplies L rows at once
  * by one broadcast activation and never sums across lanes. The 32-weight formats' layout (Q8_0, Q4_0, Q4_1) is
  * {@link RowGroupTensor}'s; the K-quants' layouts are built from the same pieces (planes of L scales, planes of L ints
- * of packed quants), and all six share the walk of a row range over groups ({@link Kernel}, {@link #dotRows}).
+ * of packed quants). A row range is walked over groups two per pass for the 32-weight formats ({@link PairKernel},
+ * {@link #pairedRows}) and one per pass for the K-quants ({@link Kernel}, {@link #dotRows}).
  */
 final class RowLanes {
     /** Rows per group: one per float lane (16 with 512-bit vectors). */
@@ -45,8 +46,9 @@ final class RowLanes {
     /**
      * A decode layout's kernel over two groups per pass (Q8_0, Q4_0, Q4_1): each activation broadcast serves both, and
      * the two groups come from the two halves of a thread's range ({@link #pairedRows}), two streams through memory.
-     * TinyLlama Q8_0 decode, 2 threads, 4 alternating runs: 25.5-32.8 against 23.5-26.1 tokens/s one group per pass;
-     * Q4_0 62.3-63.1 against 59.4-60.0 (JMH 1024 x 4096, one thread: 75-76 against 84-88 us).
+     * Decode, 2 threads, alternating runs against one group per pass: TinyLlama Q8_0 37.2-38.5 against 30.9-35.3
+     * tokens/s, Q4_0 47.8-54.0 against 45.6-51.7, Llama-2-7B Q8_0 6.5-6.9 against 5.3-5.5 (JMH Q4_0 1024 x 4096, one
+     * thread: 75-76 against 84-88 us).
      */
     interface PairKernel {
         /**
