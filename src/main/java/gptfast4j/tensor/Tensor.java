@@ -148,8 +148,8 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
 
     /**
      * One row's dot product as {@link #matvec} computes it, on the calling thread: the activations prepared
-     * ({@link #prepare}), then {@link #dotRows} over that row. For the decode layouts, whose kernels read prepared
-     * activations, so that what they need from x is derived in one place.
+     * ({@link #prepare}), then {@link #dotRows} over that row. For the decode layouts and F16, whose kernels read
+     * prepared activations, so that what they need from x is derived in one place.
      */
     final float preparedDot(long row, float[] x, int xOffset) {
         RowTask task = rowTask;
