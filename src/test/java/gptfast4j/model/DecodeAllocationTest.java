@@ -15,7 +15,22 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 class DecodeAllocationTest {
     @Test
     void decodeStepsAllocateNothingOnTheCallingThread() {
-        Llama model = Checkpoint.load(Stories260KTest.GGUF, null).model();
+        assertDecodeAllocatesNothing(Checkpoint.load(Stories260KTest.GGUF, null).model());
+    }
+
+    /**
+     * The same for lane layouts that prepare scaled activations and block sums per call and walk rows in pairs
+     * (Q4_0, Q4_1), on the reference mini models. F16, Q8_0 and Q4_K are not here: on these mini models (rows of 64
+     * to 512 weights) F16 allocated 1440 bytes per 500 steps, Q8_0 0.8-1.5 MB (JFR: boxed vectors in
+     * {@code Q8_0Tensor.laneDots}) and Q4_K 105-129 MB in some JVMs, all three also before session 17's changes; open.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"Q4_0", "Q4_1"})
+    void decodeStepsAllocateNothingWithEachKernel(String type) {
+        assertDecodeAllocatesNothing(Checkpoint.load(gptfast4j.Shared.REFERENCE.resolve("models/mini-llama2-" + type + ".gguf"), null).model());
+    }
+
+    private static void assertDecodeAllocatesNothing(Llama model) {
         Llama.State state = model.newState(256, 8);
         com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
         int vocab = model.config.vocabSize();
