@@ -49,7 +49,11 @@ final class BF16Tensor extends Tensor {
         long base = row * rowBytes;
         int lanes = F_SPECIES.length();
         int i = 0;
-        for (; i + lanes <= cols; i += lanes) load(data, base + (long) i * 2).intoArray(out, outOffset + i);
+        // load's body, the Vector API's calls alone, as F16Tensor.dequantizeRow's (a call to load left out of line boxes)
+        for (int bound = cols - cols % lanes; i < bound; i += lanes) {
+            ((IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, base + (long) i * 2, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0))
+                    .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(out, outOffset + i);
+        }
         for (; i < cols; i++) out[outOffset + i] = bf16(data, base + (long) i * 2);
     }
 

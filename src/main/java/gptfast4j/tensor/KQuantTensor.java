@@ -1,10 +1,12 @@
 package gptfast4j.tensor;
 
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
 
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 
@@ -72,7 +74,7 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
                 MemorySegment.copy(out, 0, copy, JAVA_BYTE, g * out.length, out.length);
             }
         });
-        if (data.isMapped()) data.unload();
+        releaseFilePages();
         return copy;
     }
 
@@ -108,16 +110,17 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
                 FloatVector d1 = FloatVector.broadcast(F_SPECIES, d * (scales & 0xFF)), m1 = FloatVector.broadcast(F_SPECIES, dmin * (mins & 0xFF));
                 FloatVector d2 = FloatVector.broadcast(F_SPECIES, d * ((scales >>> 8) & 0xFF)), m2 = FloatVector.broadcast(F_SPECIES, dmin * ((mins >>> 8) & 0xFF));
                 int o = outOffset + i + 64 * j;
-                for (int l = 0; l < 32; l += lanes) {
-                    IntVector q = bytes(offset + qs + 32L * j + l);
-                    IntVector lo = q.and(0xF), hi = q.lanewise(VectorOperators.LSHR, 4);
-                    if (qh >= 0) {
-                        IntVector h = bytes(offset + qh + l).lanewise(VectorOperators.LSHL, 4); // bit b of qh[l] at bit b + 4
+                for (int l = 0; l < 32; l += lanes) { // the Vector API's calls alone (Tensor.B_SPECIES)
+                    IntVector q = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + qs + 32L * j + l, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0) : signedBytes(data, offset + qs + 32L * j + l));
+                    IntVector lo = q.and(0xF), hi = q.lanewise(VectorOperators.LSHR, 4).and(0xF);
+                    if (qh >= 0) { // bit b of qh[l] at bit b + 4
+                        IntVector h = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + qh + l, ByteOrder.LITTLE_ENDIAN)
+                                .convertShape(VectorOperators.B2I, I_SPECIES, 0) : signedBytes(data, offset + qh + l)).lanewise(VectorOperators.LSHL, 4);
                         lo = lo.or(h.lanewise(VectorOperators.LSHR, 2 * j).and(16));
                         hi = hi.or(h.lanewise(VectorOperators.LSHR, 2 * j + 1).and(16));
                     }
-                    floats(lo).mul(d1).sub(m1).intoArray(out, o + l);
-                    floats(hi).mul(d2).sub(m2).intoArray(out, o + 32 + l);
+                    ((FloatVector) lo.convert(VectorOperators.I2F, 0)).mul(d1).sub(m1).intoArray(out, o + l);
+                    ((FloatVector) hi.convert(VectorOperators.I2F, 0)).mul(d2).sub(m2).intoArray(out, o + 32 + l);
                 }
             }
         }

@@ -1,5 +1,6 @@
 package gptfast4j.tensor;
 
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
@@ -148,8 +149,8 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
         long offset = row * rowBytes;
         for (int i = 0; i < cols; i += BLOCK, offset += BLOCK_BYTES) {
             FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, offset));
-            for (int j = 0; j < BLOCK / 2; j += lanes) {
-                IntVector q = signedBytes(data, offset + 2 + j);
+            for (int j = 0; j < BLOCK / 2; j += lanes) { // the Vector API's calls alone (Tensor.B_SPECIES)
+                IntVector q = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0) : signedBytes(data, offset + 2 + j));
                 ((FloatVector) q.and(0xF).sub(8).castShape(F_SPECIES, 0)).mul(d).intoArray(out, outOffset + i + j);
                 ((FloatVector) q.lanewise(VectorOperators.ASHR, 4).and(0xF).sub(8).castShape(F_SPECIES, 0)).mul(d)
                         .intoArray(out, outOffset + i + j + BLOCK / 2);

@@ -2,6 +2,7 @@ package gptfast4j.tensor;
 
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 
@@ -156,8 +157,8 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.PairKernel {
         for (int i = 0; i < cols; i += BLOCK, offset += BLOCK_BYTES) {
             FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, offset));
             FloatVector m = FloatVector.broadcast(F_SPECIES, f16(data, offset + 2));
-            for (int j = 0; j < BLOCK / 2; j += lanes) {
-                IntVector q = signedBytes(data, offset + 4 + j);
+            for (int j = 0; j < BLOCK / 2; j += lanes) { // the Vector API's calls alone (Tensor.B_SPECIES)
+                IntVector q = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 4 + j, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0) : signedBytes(data, offset + 4 + j));
                 ((FloatVector) q.and(0xF).convert(VectorOperators.I2F, 0)).fma(d, m).intoArray(out, outOffset + i + j);
                 ((FloatVector) q.lanewise(VectorOperators.ASHR, 4).and(0xF).convert(VectorOperators.I2F, 0)).fma(d, m)
                         .intoArray(out, outOffset + i + j + BLOCK / 2);

@@ -1,5 +1,6 @@
 package gptfast4j.tensor;
 
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
@@ -140,8 +141,10 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
             }
             FloatVector d = FloatVector.fromMemorySegment(F_SPECIES, data, column, ByteOrder.LITTLE_ENDIAN),
                     dmin = FloatVector.fromMemorySegment(F_SPECIES, data, column + 4L * L, ByteOrder.LITTLE_ENDIAN);
-            acc = s0.add(s1).add(s2.add(s3)).fma(d.mul(floats(signedBytes(data, offset))), acc);
-            acc = dmin.mul(floats(signedBytes(data, offset + L))).fma(FloatVector.broadcast(F_SPECIES, -xSums[(c - xOffset) / 32]), acc);
+            FloatVector scales = (FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, offset, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0),
+                    mins = (FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, offset + L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0);
+            acc = s0.add(s1).add(s2.add(s3)).fma(d.mul(scales), acc);
+            acc = dmin.mul(mins).fma(FloatVector.broadcast(F_SPECIES, -xSums[(c - xOffset) / 32]), acc);
             if (s == 7) column += COLUMN;
         }
         acc.intoArray(out, o);

@@ -1,5 +1,6 @@
 package gptfast4j.tensor;
 
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
@@ -97,9 +98,12 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
                 s0 = quantsInPlace(v0, fifths0, FIFTH_MASKS, p).fma(broadcast(x, c + p), s0);
                 s1 = quantsInPlace(v1, fifths1, FIFTH_MASKS, p).fma(broadcast(x, c + 8 + p), s1);
             }
-            // the 6-bit scales and mins read as signed bytes, as Q4_K's: the Vector API's load and widening alone
-            FloatVector mins = RowLanes.floats(data, column + 4L * L).mul(floats(signedBytes(data, sub + L)));
-            acc = s0.add(s1).fma(RowLanes.floats(data, column).mul(floats(signedBytes(data, sub))), mins.fma(FloatVector.broadcast(F_SPECIES, -xSums[(c - xOffset) / 16]), acc));
+            // the 6-bit scales and mins widened as Q4_K's (LANE_BYTES), d and dmin loaded with them
+            FloatVector scales = (FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, sub, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0),
+                    mins = (FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, sub + L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0),
+                    d = FloatVector.fromMemorySegment(F_SPECIES, data, column, ByteOrder.LITTLE_ENDIAN),
+                    dmin = FloatVector.fromMemorySegment(F_SPECIES, data, column + 4L * L, ByteOrder.LITTLE_ENDIAN);
+            acc = s0.add(s1).fma(d.mul(scales), dmin.mul(mins).fma(FloatVector.broadcast(F_SPECIES, -xSums[(c - xOffset) / 16]), acc));
             if (k == 15) column += COLUMN;
         }
         acc.intoArray(out, o);

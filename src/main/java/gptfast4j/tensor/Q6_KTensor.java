@@ -1,5 +1,6 @@
 package gptfast4j.tensor;
 
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
@@ -134,7 +135,8 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
                 s0 = quantsInPlace(v0, tops0, TOP_MASKS, p).fma(broadcast(x, c + p), s0);
                 s1 = quantsInPlace(v1, tops1, TOP_MASKS, p).fma(broadcast(x, c + 8 + p), s1);
             }
-            FloatVector scale = RowLanes.floats(data, column).mul(floats(signedBytes(data, sub)));
+            FloatVector scale = FloatVector.fromMemorySegment(F_SPECIES, data, column, ByteOrder.LITTLE_ENDIAN)
+                    .mul((FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, sub, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0));
             acc = s0.add(s1).sub(32 * xSums[(c - xOffset) / 16]).fma(scale, acc);
             if (k == 15) column += COLUMN;
         }
@@ -171,12 +173,13 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
                 long ql = offset + 64L * half, qh = offset + 128 + 32L * half;
                 long scales = data.get(LONG_LE, offset + 192 + 8L * half);
                 int o = outOffset + i + 128 * half;
-                for (int l = 0; l < 32; l += lanes) {
-                    IntVector h = bytes(qh + l);
+                for (int l = 0; l < 32; l += lanes) { // the Vector API's calls alone (Tensor.B_SPECIES)
+                    IntVector h = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, qh + l, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0) : signedBytes(data, qh + l));
                     for (int g = 0; g < 4; g++) {
-                        IntVector q = bytes(ql + l + 32 * (g & 1)).lanewise(VectorOperators.LSHR, 4 * (g >> 1)).and(0xF)
+                        IntVector q = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, ql + l + 32 * (g & 1), ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0) : signedBytes(data, ql + l + 32 * (g & 1)))
+                                .lanewise(VectorOperators.LSHR, 4 * (g >> 1)).and(0xF)
                                 .or(h.lanewise(VectorOperators.LSHR, 2 * g).and(3).lanewise(VectorOperators.LSHL, 4)).sub(32);
-                        floats(q).mul(d * (byte) (scales >>> 8 * (l / 16 + 2 * g))).intoArray(out, o + 32 * g + l);
+                        ((FloatVector) q.convert(VectorOperators.I2F, 0)).mul(d * (byte) (scales >>> 8 * (l / 16 + 2 * g))).intoArray(out, o + 32 * g + l);
                     }
                 }
             }

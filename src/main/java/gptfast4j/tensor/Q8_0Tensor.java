@@ -1,5 +1,6 @@
 package gptfast4j.tensor;
 
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
@@ -150,9 +151,10 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
         long offset = row * rowBytes;
         for (int i = 0; i < cols; i += BLOCK, offset += BLOCK_BYTES) {
             FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, offset));
-            for (int j = 0; j < BLOCK; j += lanes) {
-                ((FloatVector) signedBytes(data, offset + 2 + j).convert(VectorOperators.I2F, 0))
-                        .mul(d).intoArray(out, outOffset + i + j);
+            for (int j = 0; j < BLOCK; j += lanes) { // the Vector API's calls alone (Tensor.B_SPECIES)
+                FloatVector q = B_SPECIES != null ? (FloatVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0)
+                        : (FloatVector) signedBytes(data, offset + 2 + j).convert(VectorOperators.I2F, 0);
+                q.mul(d).intoArray(out, outOffset + i + j);
             }
         }
     }

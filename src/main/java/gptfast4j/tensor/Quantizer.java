@@ -36,7 +36,7 @@ public final class Quantizer {
                 quantizeRow(type, row, 0, t.cols, out, r * rowBytes);
             }
         });
-        if (t.data.isMapped()) t.data.unload();
+        t.releaseFilePages();
         Tensor q = Tensor.of(t.name, type, out, t.cols, t.rows);
         // straight to the decode layout, rather than to a second copy at the first decode step
         return q instanceof RowGroupTensor g ? g.regroupedInPlace() : q;

@@ -47,7 +47,7 @@ abstract sealed class RowGroupTensor extends Tensor permits Q8_0Tensor, Q4_0Tens
         if (grouped) return this;
         MemorySegment copy = OffHeap.allocate(decodeCopyBytes());
         relayout(copy);
-        if (data.isMapped()) data.unload();
+        releaseFilePages();
         return inDecodeLayout(copy);
     }
 

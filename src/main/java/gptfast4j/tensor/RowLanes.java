@@ -174,11 +174,6 @@ final class RowLanes {
         return out;
     }
 
-    /** The L floats at {@code offset}: a plane of the L rows' scales, kept as floats (see {@link Q6_KTensor}). */
-    static FloatVector floats(MemorySegment data, long offset) {
-        return FloatVector.fromMemorySegment(Tensor.F_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN);
-    }
-
     /**
      * Weights {@code j .. j + L - 1} (j a multiple of L) of one row of a block, whose ints are at {@code ints} and
      * {@code 4L} bytes apart, each nibble in the low 4 bits of its lane: the one int they come from broadcast (two with

@@ -36,9 +36,21 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
     /**
      * As many bytes as a float vector has lanes (a quarter of its bits), or null with 128-bit vectors (ARM NEON, or
      * {@code -XX:MaxVectorSize=16}), where that would be 32 bits and the smallest vector is 64.
+     * <p>
+     * Code that C2 must not leave out of line (the kernels, and dequantization, which the token embedding's lookup
+     * inlines into a decode step) widens bytes with the Vector API's own calls ({@code convertShape(B2I, I_SPECIES,
+     * 0)}, B2F) where this species exists, rather than call {@link #signedBytes}: a helper of ours is dropped past
+     * C2's inlining budget, or left as a call when the caller's profile has no counts ("already compiled into a
+     * medium method"), and its vectors then box (the reference mini models allocated 0.8 to 300 KB per decode step
+     * so); the API's calls are inlined whatever the budget.
      */
-    private static final VectorSpecies<Byte> B_SPECIES = F_SPECIES.vectorBitSize() >= 256
+    static final VectorSpecies<Byte> B_SPECIES = F_SPECIES.vectorBitSize() >= 256
             ? VectorSpecies.of(byte.class, VectorShape.forBitSize(F_SPECIES.vectorBitSize() / 4)) : null;
+    /**
+     * {@link #B_SPECIES}, or the smallest vector (64 bits) whose first four bytes 128-bit vectors widen: for loads
+     * that may read past their L bytes, which the lane kernels' scales can (their quants follow them).
+     */
+    static final VectorSpecies<Byte> LANE_BYTES = B_SPECIES != null ? B_SPECIES : ByteVector.SPECIES_64;
     /** For 128-bit vectors (four lanes): how far each of an int's four bytes moves to reach the top of its lane. */
     private static final IntVector BYTE_SHIFTS = B_SPECIES == null ? IntVector.fromArray(I_SPECIES, new int[]{24, 16, 8, 0}, 0) : null;
 
@@ -52,7 +64,15 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
 
     public final String name;
     public final GGMLType type;
+    /**
+     * The weights, always a plain native segment, also when they lie in a file mapping: the JDK's vector loads
+     * profile the segment's class, and a profile that sees both mapped and native segments (file and decode copies)
+     * inlines both cases everywhere, which took Q4_K's kernel past C2's inlining budget (its vectors then boxed:
+     * about 200 KB allocated per decode step of the reference mini model loaded after other formats).
+     */
     public final MemorySegment data;
+    /** The file mapping's slice that {@link #data} views, whose pages {@link #releaseFilePages} gives back; else null. */
+    private final MemorySegment mapping;
     public final int cols;
     public final long rows;
     public final long rowBytes;
@@ -65,10 +85,16 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
     protected Tensor(String name, GGMLType type, MemorySegment data, int cols, long rows, long rowBytes) {
         this.name = name;
         this.type = type;
-        this.data = data;
+        this.mapping = data.isMapped() ? data : null;
+        this.data = data.isMapped() ? data.reinterpret(data.byteSize()) : data;
         this.cols = cols;
         this.rows = rows;
         this.rowBytes = rowBytes;
+    }
+
+    /** Releases the file's pages of a tensor read from a mapping from this process, once a copy has replaced them. */
+    final void releaseFilePages() {
+        if (mapping != null) mapping.unload();
     }
 
     /** Wraps a tensor's bytes in the kernel class of its format. */
