@@ -17,24 +17,33 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * <p>
  * Two layouts of the same weights: the file's, and the decode layout ({@link #forDecode}), one row per float lane as
  * Q4_K's and Q6_K's (L rows per group, 16 with 512-bit vectors). Per group and super-block column: {@code [d of rows
- * 0..L-1: L f32][dmin: L f32]}, then per sub-block of 32 {@code [scales: L bytes][mins: L bytes][L ints of fifth
- * bits][4 x L ints of nibbles]}, in the order the kernel first reads them (fifth bits after the nibbles, read for the
- * first half, made the stream go back a line: from memory 6.6-7.1 against 5.7-6.0 ms in JMH): nibble int t of lane
- * r holds weights 8t .. 8t + 7 of row r's sub-block, weight 8t + p in bits 4p .. 4p + 3 ({@link RowLanes}' ints);
- * the fifth-bit int of lane r holds weight 8t + p's fifth bit in bit 4p + t, so that one rotation and one and put it
- * above the nibble of any of the four ints. 184 bytes per row and super-block against the file's 176 (d and dmin as
- * floats, as Q6_K keeps its d).
- */
+ * 0..L-1: L f32][dmin: L f32]}, then per sub-block of 32 {@code [scales: L bytes][mins: L bytes][5 x L ints of
+ * quants]}: quant int t of lane r holds the whole 5-bit quants of weights 6t .. 6t + 5 of row r's sub-block, weight
+ * 6t + p in bits 5p .. 5p + 4, so that one and takes a quant out in place, as a nibble of Q4_K's ints: three vector
+ * operations per 5-bit quant, where nibble ints and an int of fifth bits took four. Weights 30 and 31 (ten bits,
+ * {@code q30 | q31 << 5}) lie two bits at a time in the top of the five ints, bits 2t .. 2t + 1 in int t. 184 bytes
+ * per row and super-block against the file's 176 (d and dmin as floats, as Q6_K keeps its d), as the layout of
+ * nibble ints and fifth bits that this one replaced ({@link #laneDot}).
+  */
 final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
     /** Rows per group of the decode layout: one per float lane. */
     private static final int L = RowLanes.L;
-    /** Decode layout: bytes of a group's d and dmin, of a sub-block, of a super-block column; where a sub-block's nibble ints and fifth-bit ints start. */
-    private static final int HEAD = 8 * L, SUB = 22 * L, COLUMN = HEAD + 8 * SUB, NIBBLES = 6 * L, FIFTHS = 2 * L;
-    /** Per weight w of a sub-block: the right rotation that brings its fifth bit (bit 4 (w % 8) + w / 8 of the fifth-bit int) to bit 4. */
-    private static final int[] FIFTH_ROTATIONS = IntStream.range(0, 32).map(w -> (4 * (w % 8) + w / 8 - 4) & 31).toArray();
+    /** Decode layout: bytes of a group's d and dmin, of a sub-block, of a super-block column; where a sub-block's quant ints start. */
+    private static final int HEAD = 8 * L, SUB = 22 * L, COLUMN = HEAD + 8 * SUB, QUANTS = 2 * L;
+    /** {@code 0x1F << 5p}: quant p of a quant int, in place (read from memory, broadcast by the and's load). */
+    private static final int[] QUANT_MASKS = IntStream.range(0, 6).map(p -> 0x1F << 5 * p).toArray();
+    /**
+     * Per weight w of a sub-block (and L more, {@link RowLanes#scaled}): {@code 2^-5p}, p its place in its quant int,
+     * taken out of x once per matrix call so that a quant left in place ({@code q * 2^5p}, exact: five significant
+     * bits, at most bit 29) times x is {@code q * x}; weight 31 has place 1 among the top bits' ten.
+     */
+    private static final float[] QUANT_SCALES = quantScales();
 
-    /** Per nibble position p, where the high bits of its quants lie before {@link #quantsInPlace} ({@code 0x10 << 4p}). */
-    private static final int[] FIFTH_MASKS = IntStream.range(0, 8).map(p -> 0x10 << 4 * p).toArray();
+    private static float[] quantScales() {
+        float[] scales = new float[32 + L];
+        for (int j = 0; j < scales.length; j++) scales[j] = (float) Math.scalb(1.0, -5 * (j % 32 % 6));
+        return scales;
+    }
 
     Q5_KTensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.Q5_K, data, cols, rows);
@@ -58,53 +67,68 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
             group.set(FLOAT_LE, column + 4 * L + 4 * r, f16(row, at + 2));
             long scales = packedScales(row, at + 4), mins = packedMins(row, at + 4);
             for (int s = 0; s < 8; s++) {
-                int sub = column + HEAD + s * SUB, fifths = 0;
+                int sub = column + HEAD + s * SUB;
                 group.set(JAVA_BYTE, sub + r, (byte) (scales >>> 8 * s));
                 group.set(JAVA_BYTE, sub + L + r, (byte) (mins >>> 8 * s));
-                for (int t = 0; t < 4; t++) { // weights 8t .. 8t + 7: nibbles of qs, bit s of qh
-                    long nibbles = row.get(LONG_LE, at + 48 + 32 * (s / 2) + 8 * t) >>> 4 * (s % 2);
-                    group.set(INT_LE, sub + NIBBLES + 4 * (t * L + r), RowLanes.packNibbles(nibbles));
-                    fifths |= RowLanes.packNibbles(row.get(LONG_LE, at + 16 + 8 * t) >>> s & 0x0101_0101_0101_0101L) << t;
+                int last = quant(row, at, s, 30) | quant(row, at, s, 31) << 5;
+                for (int t = 0; t < 5; t++) {
+                    int quants = (last >>> 2 * t & 3) << 30;
+                    for (int p = 0; p < 6; p++) quants |= quant(row, at, s, 6 * t + p) << 5 * p;
+                    group.set(INT_LE, sub + QUANTS + 4 * (t * L + r), quants);
                 }
-                group.set(INT_LE, sub + FIFTHS + 4 * r, fifths);
             }
         }));
     }
 
+    /** The 5-bit quant of weight l of sub-block s of the file's super-block at {@code at}: a nibble of {@code qs[32 (s / 2) + l]}, bit s of {@code qh[l]}. */
+    private static int quant(MemorySegment row, int at, int s, int l) {
+        return row.get(JAVA_BYTE, at + 48 + 32 * (s / 2) + l) >> 4 * (s % 2) & 0xF | (row.get(JAVA_BYTE, at + 16 + l) >> s & 1) << 4;
+    }
+
     /**
-     * The dot products of the L rows of group {@code group} with x (scaled per nibble position,
-     * {@link RowLanes#nibbleScaled}; its {@link #blockSums} per 16, {@code xSums}), to {@code out[o .. o + L)}: per
-     * half sub-block (16 weights, two nibble ints), lane r sums row r's 5-bit quants ({@link #quantsInPlace}) times
-     * the broadcast activations in two accumulators, then takes {@code d * scale} and {@code dmin * min} (times
-     * the half's activation sum) as one vector each for the L rows. One flat loop over the halves, the eight nibble
-     * positions kept a loop, as Q6_K's kernel. The mins in a loop of their own after this one, inlined here by C2,
-     * passed its inlining budget in some JVM runs (10-30x slower).
+     * The dot products of the L rows of group {@code group} with x (scaled per quant place, {@link #QUANT_SCALES};
+     * its {@link #blockSums} per 32, {@code xSums}), to {@code out[o .. o + L)}: per sub-block, lane r sums row r's
+     * quants times the broadcast activations in five accumulators (one per quant int; an and and a conversion per
+     * quant) and weights 30 and 31 gathered from the ints' top bits, then takes {@code d * scale} and {@code dmin * min} (times the sub-block's activation sum) as one vector
+     * each for the L rows. One flat loop over the sub-blocks, as Q4_K's, written with the Vector API's calls alone.
+     * Against the layout of nibble ints and a fifth-bit int (four operations per quant, per half sub-block), JMH
+     * matvec 1024 x 4096 in cache 3.3 against 5.2 us, from memory 109 against 171 us; TinyLlama tg64 24-38 -> 38-51
+     * tokens/s (alternating runs). A first version with a sixth int for weights 30 and 31 (216 bytes per row and
+     * super-block) was as fast in cache and no faster from memory (175 us).
      */
     @Override
     public void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
         long column = group * L * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
-        for (int c = xOffset, k = 0; c < xOffset + cols; c += 16, k = (k + 1) % 16) { // k: the half in its super-block
-            long sub = column + HEAD + (long) (k / 2) * SUB, nibbles = sub + NIBBLES + 8L * L * (k % 2);
-            // the Vector API's loads, not a helper of ours: past the budget C2 drops such a helper but not these (as in Q4_K)
-            IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, nibbles, ByteOrder.LITTLE_ENDIAN),
-                    v1 = IntVector.fromMemorySegment(I_SPECIES, data, nibbles + 4L * L, ByteOrder.LITTLE_ENDIAN);
-            // the fifth bits of ints t = 2 (k % 2) and 2 (k % 2) + 1, at 4p + t, moved to 4p + 4
-            IntVector fifths = IntVector.fromMemorySegment(I_SPECIES, data, sub + FIFTHS, ByteOrder.LITTLE_ENDIAN),
-                    fifths0 = fifths.lanewise(VectorOperators.ROL, 4 - 2 * (k % 2)),
-                    fifths1 = fifths.lanewise(VectorOperators.ROL, 3 - 2 * (k % 2));
-            FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0;
-            for (int p = 0; p < 8; p++) {
-                s0 = quantsInPlace(v0, fifths0, FIFTH_MASKS, p).fma(broadcast(x, c + p), s0);
-                s1 = quantsInPlace(v1, fifths1, FIFTH_MASKS, p).fma(broadcast(x, c + 8 + p), s1);
+        for (int c = xOffset, s = 0; c < xOffset + cols; c += 32, s = (s + 1) % 8) { // s: the sub-block in its super-block
+            long sub = column + HEAD + (long) s * SUB, ints = sub + QUANTS;
+            IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, ints, ByteOrder.LITTLE_ENDIAN),
+                    v1 = IntVector.fromMemorySegment(I_SPECIES, data, ints + 4L * L, ByteOrder.LITTLE_ENDIAN),
+                    v2 = IntVector.fromMemorySegment(I_SPECIES, data, ints + 8L * L, ByteOrder.LITTLE_ENDIAN),
+                    v3 = IntVector.fromMemorySegment(I_SPECIES, data, ints + 12L * L, ByteOrder.LITTLE_ENDIAN),
+                    v4 = IntVector.fromMemorySegment(I_SPECIES, data, ints + 16L * L, ByteOrder.LITTLE_ENDIAN);
+            FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0, s4 = s0;
+            for (int p = 0; p < 6; p++) { // quant p of int t: weight 6t + p
+                int mask = QUANT_MASKS[p];
+                s0 = ((FloatVector) v0.and(mask).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, x[c + p]), s0);
+                s1 = ((FloatVector) v1.and(mask).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, x[c + 6 + p]), s1);
+                s2 = ((FloatVector) v2.and(mask).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, x[c + 12 + p]), s2);
+                s3 = ((FloatVector) v3.and(mask).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, x[c + 18 + p]), s3);
+                s4 = ((FloatVector) v4.and(mask).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, x[c + 24 + p]), s4);
             }
+            IntVector last = v0.lanewise(VectorOperators.LSHR, 30).or(v1.lanewise(VectorOperators.LSHR, 28).and(0xC))
+                    .or(v2.lanewise(VectorOperators.LSHR, 26).and(0x30)).or(v3.lanewise(VectorOperators.LSHR, 24).and(0xC0))
+                    .or(v4.lanewise(VectorOperators.LSHR, 22).and(0x300)); // q30 | q31 << 5
+            FloatVector s5 = ((FloatVector) last.and(0x1F).convert(VectorOperators.I2F, 0)).mul(x[c + 30])
+                    .add(((FloatVector) last.and(0x3E0).convert(VectorOperators.I2F, 0)).mul(x[c + 31]));
             // the 6-bit scales and mins widened as Q4_K's (LANE_BYTES), d and dmin loaded with them
             FloatVector scales = (FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, sub, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0),
                     mins = (FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, sub + L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0),
                     d = FloatVector.fromMemorySegment(F_SPECIES, data, column, ByteOrder.LITTLE_ENDIAN),
                     dmin = FloatVector.fromMemorySegment(F_SPECIES, data, column + 4L * L, ByteOrder.LITTLE_ENDIAN);
-            acc = s0.add(s1).fma(d.mul(scales), dmin.mul(mins).fma(FloatVector.broadcast(F_SPECIES, -xSums[(c - xOffset) / 16]), acc));
-            if (k == 15) column += COLUMN;
+            FloatVector sum = s0.add(s1).add(s2.add(s3)).add(s4.add(s5));
+            acc = sum.fma(d.mul(scales), dmin.mul(mins).fma(FloatVector.broadcast(F_SPECIES, -xSums[(c - xOffset) / 32]), acc));
+            if (s == 7) column += COLUMN;
         }
         acc.intoArray(out, o);
     }
@@ -147,20 +171,19 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
             dequantizeScaleMin(row, out, outOffset, 16, 48);
             return;
         }
-        // rounding as ggml's dequantize_row_q5_K: (d * scale) * q - dmin * min; row r's nibble ints lie 4L bytes apart
-        int lanes = F_SPECIES.length(), r = (int) (row % L);
+        // rounding as ggml's dequantize_row_q5_K: (d * scale) * q - dmin * min; row r's quant ints lie 4L bytes apart
+        int r = (int) (row % L);
         long column = (row - r) * rowBytes;
         for (int i = 0; i < cols; i += SUPER_BLOCK, column += COLUMN) {
             float d = data.get(FLOAT_LE, column + 4L * r), dmin = data.get(FLOAT_LE, column + 4L * L + 4L * r);
             for (int s = 0; s < 8; s++) {
                 long sub = column + HEAD + (long) s * SUB;
-                FloatVector scale = FloatVector.broadcast(F_SPECIES, d * (data.get(JAVA_BYTE, sub + r) & 0xFF));
-                FloatVector min = FloatVector.broadcast(F_SPECIES, dmin * (data.get(JAVA_BYTE, sub + L + r) & 0xFF));
-                IntVector fifths = IntVector.broadcast(I_SPECIES, data.get(INT_LE, sub + FIFTHS + 4L * r));
-                for (int j = 0; j < 32; j += lanes) {
-                    IntVector q = RowLanes.rowNibbles(data, sub + NIBBLES + 4L * r, j).and(0xF)
-                            .or(fifths.lanewise(VectorOperators.ROR, IntVector.fromArray(I_SPECIES, FIFTH_ROTATIONS, j)).and(0x10));
-                    floats(q).mul(scale).sub(min).intoArray(out, outOffset + i + 32 * s + j);
+                float scale = d * (data.get(JAVA_BYTE, sub + r) & 0xFF), min = dmin * (data.get(JAVA_BYTE, sub + L + r) & 0xFF);
+                int last = 0; // q30 | q31 << 5, from the ints' top bits
+                for (int t = 0; t < 5; t++) last |= (data.get(INT_LE, sub + QUANTS + 4L * (t * L + r)) >>> 30) << 2 * t;
+                for (int w = 0; w < 32; w++) {
+                    int q = w < 30 ? data.get(INT_LE, sub + QUANTS + 4L * (w / 6 * L + r)) >>> 5 * (w % 6) & 0x1F : last >>> 5 * (w - 30) & 0x1F;
+                    out[outOffset + i + 32 * s + w] = scale * q - min;
                 }
             }
         }
@@ -168,8 +191,8 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
 
     @Override
     void prepare(float[] x, int xOffset, RowTask task) {
-        float[] xSums = blockSums(x, xOffset, cols, grouped ? 16 : 32);
-        if (grouped) task.use(RowLanes.nibbleScaled(x, xOffset, cols), 0, xSums);
+        float[] xSums = blockSums(x, xOffset, cols, 32);
+        if (grouped) task.use(RowLanes.scaled(x, xOffset, cols, QUANT_SCALES), 0, xSums);
         else task.use(x, xOffset, xSums);
     }
 
