@@ -136,20 +136,6 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
         return FloatVector.broadcast(F_SPECIES, x[i]);
     }
 
-    /**
-     * Quant p of each lane of a decode layout's nibble int with bits above the nibble (Q5_K's fifth, Q6_K's top two),
-     * unsigned, as floats left in place as {@link RowLanes#nibbleInPlace} leaves a nibble ({@code q * 2^4p}, the top
-     * position shifted down): {@code high} holds each weight's high bits just above its nibble, at {@code 4p + 4}
-     * ({@code highMasks[p]} says which), where the top position's wrapped round to bit 0. Two ANDs and an OR,
-     * which C2 fuses into an AND and a ternary-logic instruction: against a shift and an AND for the nibble and a
-     * rotation and an AND for the high bits, three operations fewer per quant.
-     */
-    static FloatVector quantsInPlace(IntVector nibbles, IntVector high, int[] highMasks, int p) {
-        IntVector q = p == 7 ? nibbles.lanewise(VectorOperators.LSHR, 28).or(high.lanewise(VectorOperators.LSHL, 4).and(highMasks[0]))
-                : nibbles.and(RowLanes.NIBBLE_MASKS[p]).or(high.and(highMasks[p]));
-        return floats(q);
-    }
-
     /** As floats: {@code convert}, which C2 inlines whole; {@code castShape} left a conversion call out of line in the grouped kernels. */
     static FloatVector floats(IntVector v) {
         return (FloatVector) v.convert(VectorOperators.I2F, 0);

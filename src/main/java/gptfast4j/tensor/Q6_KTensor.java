@@ -17,11 +17,12 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * <p>
  * Two layouts of the same weights: the file's, and the decode layout ({@link #forDecode}), one row per float lane as
  * Q4_K's (L rows per group, 16 with 512-bit vectors). Per group and super-block column: {@code [d of rows 0..L-1: L
- * f32]}, then per 16 weights (a scale's sub-block) {@code [scales: L int8][2 x L ints of nibbles][L ints of top
- * bits]}: nibble int t of lane r holds the low four bits of weights 8t .. 8t + 7 of row r's sub-block, weight 8t + p
- * in bits 4p .. 4p + 3 ({@link RowLanes}' ints); the top-bit int of lane r holds weight 8t + p's top two bits in bits
- * 4p + 2t .. 4p + 2t + 1, so one rotation and one and put them above the nibble of either int. 212 bytes per row and
- * super-block against the file's 210: d is kept as a float, because with the f16 d converted for every sub-block
+ * f32]}, then per 16 weights (a scale's sub-block) {@code [scales: L int8][3 x L ints of quants]}: quant int t of
+ * lane r holds the whole unsigned 6-bit quants of weights 5t .. 5t + 4 of row r's sub-block, weight 5t + p in bits
+ * 6p .. 6p + 5, so that one and takes a quant out in place (as Q5_K's layout); weight 15 lies two bits at a time in
+ * the top of the three ints, bits 2t .. 2t + 1 in int t. Three vector operations per quant, where the layout this one
+ * replaced (two ints of nibbles and one of top bits, put above the nibbles by a rotation, and an and and an or) took
+ * four ({@link #laneDot}). 212 bytes per row and super-block against the file's 210: d is kept as a float, because with the f16 d converted for every sub-block
  * the kernel ran 2.4x slower (JMH, 1024 x 4096: 427 against 180 us; most samples on the conversion, for reasons not
  * understood; Q4_K, whose layout keeps f16, ran slower with f32 d, 180 against 121 us). In the order the kernel reads
  * them: a Q4_K layout with each column's scales gathered ahead of its quants ran 1.7x slower from memory.
@@ -30,12 +31,21 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
     /** Rows per group of the decode layout: one per float lane. */
     private static final int L = RowLanes.L;
     /** Decode layout: bytes of a group's d, of a sub-block, of a super-block column; where a sub-block's nibble ints and top-bit ints start. */
-    private static final int HEAD = 4 * L, SUB = 13 * L, COLUMN = HEAD + 16 * SUB, NIBBLES = L, TOPS = 9 * L;
-    /** Per weight w of a sub-block: the right rotation that brings its top bits (bits 4 (w % 8) + 2 (w / 8) of the top-bit int) to bits 4-5. */
-    private static final int[] TOP_ROTATIONS = IntStream.range(0, 16).map(w -> (4 * (w % 8) + 2 * (w / 8) - 4) & 31).toArray();
+    private static final int HEAD = 4 * L, SUB = 13 * L, COLUMN = HEAD + 16 * SUB, QUANTS = L;
+    /** {@code 0x3F << 6p}: quant p of a quant int, in place (read from memory, broadcast by the and's load). */
+    private static final int[] QUANT_MASKS = IntStream.range(0, 5).map(p -> 0x3F << 6 * p).toArray();
+    /**
+     * Per weight w of a sub-block (and L more, {@link RowLanes#scaled}): {@code 2^-6p}, p its place in its quant int
+     * (weight 15's is 0), taken out of x once per matrix call so that a quant left in place ({@code q * 2^6p}, exact:
+     * six significant bits, at most bit 29) times x is {@code q * x}.
+     */
+    private static final float[] QUANT_SCALES = quantScales();
 
-    /** Per nibble position p, where the high bits of its quants lie before {@link #quantsInPlace} ({@code 0x30 << 4p}). */
-    private static final int[] TOP_MASKS = IntStream.range(0, 8).map(p -> 0x30 << 4 * p).toArray();
+    private static float[] quantScales() {
+        float[] scales = new float[16 + L];
+        for (int j = 0; j < scales.length; j++) scales[j] = (float) Math.scalb(1.0, -6 * (j % 16 % 15 % 5));
+        return scales;
+    }
 
     Q6_KTensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.Q6_K, data, cols, rows);
@@ -57,19 +67,25 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
         return new Q6_KTensor(this, laneLayoutCopy(COLUMN, (row, at, group, column, r) -> {
             group.set(FLOAT_LE, column + 4 * r, f16(row, at + 208));
             for (int k = 0; k < 16; k++) {
-                // weights 16k .. 16k + 15: in half k / 8, group g = k % 8 / 2, from byte l = 16 (k % 2) on of the
-                // half's ql (+32 for odd g, high nibbles for g >= 2) and qh (bit pair g)
-                int half = k / 8, g = k % 8 / 2, l = 16 * (k % 2), sub = column + HEAD + k * SUB, tops = 0;
+                int sub = column + HEAD + k * SUB, last = quant(row, at, k, 15);
                 group.set(JAVA_BYTE, sub + r, row.get(JAVA_BYTE, at + 192 + k));
-                for (int t = 0; t < 2; t++) {
-                    long low = row.get(LONG_LE, at + 64 * half + 32 * (g & 1) + l + 8 * t) >>> 4 * (g >> 1);
-                    long top = row.get(LONG_LE, at + 128 + 32 * half + l + 8 * t) >>> 2 * g & 0x0303_0303_0303_0303L;
-                    group.set(INT_LE, sub + NIBBLES + 4 * (t * L + r), RowLanes.packNibbles(low));
-                    tops |= RowLanes.packNibbles(top) << 2 * t;
+                for (int t = 0; t < 3; t++) {
+                    int quants = (last >>> 2 * t & 3) << 30;
+                    for (int p = 0; p < 5; p++) quants |= quant(row, at, k, 5 * t + p) << 6 * p;
+                    group.set(INT_LE, sub + QUANTS + 4 * (t * L + r), quants);
                 }
-                group.set(INT_LE, sub + TOPS + 4 * r, tops);
             }
         }));
+    }
+
+    /**
+     * The unsigned 6-bit quant of weight i of sub-block k (weights 16k .. 16k + 15) of the file's super-block at
+     * {@code at}: in half k / 8, group g = k % 8 / 2, byte l = 16 (k % 2) + i of the half's ql (+32 for odd g, its
+     * high nibble for g >= 2) and bit pair g of byte l of its qh.
+     */
+    private static int quant(MemorySegment row, int at, int k, int i) {
+        int half = k / 8, g = k % 8 / 2, l = 16 * (k % 2) + i;
+        return row.get(JAVA_BYTE, at + 64 * half + 32 * (g & 1) + l) >> 4 * (g >> 1) & 0xF | (row.get(JAVA_BYTE, at + 128 + 32 * half + l) >> 2 * g & 3) << 4;
     }
 
     /**
@@ -110,13 +126,13 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
     }
 
     /**
-     * The dot products of the L rows of group {@code group} with x (scaled per nibble position,
-     * {@link RowLanes#nibbleScaled}; its {@link #blockSums} per 16, {@code xSums}), to {@code out[o .. o + L)}: per
-     * sub-block of 16 weights, lane r sums row r's unsigned 6-bit quants times the broadcast activations in two
-     * accumulators (one per nibble int), takes away 32 times the activations' sum, and multiplies by
-     * {@code d * scale}, one vector for the L rows. The top-bit int is rotated once per nibble int so that each
-     * weight's top bits sit just above its nibble ({@link #quantsInPlace}). One flat loop over the sub-blocks (as
-     * Q4_K's), the loop over the eight nibble positions kept a loop for C2's inlining budget.
+     * The dot products of the L rows of group {@code group} with x (scaled per quant place, {@link #QUANT_SCALES};
+     * its {@link #blockSums} per 16, {@code xSums}), to {@code out[o .. o + L)}: per sub-block of 16 weights, lane r
+     * sums row r's unsigned 6-bit quants times the broadcast activations in three accumulators (one per quant int;
+     * an and and a conversion per quant) and weight 15 gathered from the ints' top bits, takes away 32 times the
+     * activations' sum, and multiplies by {@code d * scale}, one vector for the L rows. One flat loop over the
+     * sub-blocks (as Q4_K's), written with the Vector API's calls alone. Against the layout of nibble ints and top
+     * bits: see the commit that made this one.
      */
     @Override
     public void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
@@ -124,20 +140,22 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
         FloatVector acc = FloatVector.zero(F_SPECIES);
         for (int c = xOffset, k = 0; c < xOffset + cols; c += 16, k = (k + 1) % 16) { // k: the sub-block in its super-block
             long sub = column + HEAD + (long) k * SUB;
-            // the Vector API's loads, not helpers of ours: past the budget C2 drops a helper but not these
-            IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, sub + NIBBLES, ByteOrder.LITTLE_ENDIAN),
-                    v1 = IntVector.fromMemorySegment(I_SPECIES, data, sub + NIBBLES + 4L * L, ByteOrder.LITTLE_ENDIAN),
-                    tops = IntVector.fromMemorySegment(I_SPECIES, data, sub + TOPS, ByteOrder.LITTLE_ENDIAN);
-            // int t's top bits at 4p + 2t, moved to 4p + 4
-            IntVector tops0 = tops.lanewise(VectorOperators.ROL, 4), tops1 = tops.lanewise(VectorOperators.ROL, 2);
-            FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0;
-            for (int p = 0; p < 8; p++) {
-                s0 = quantsInPlace(v0, tops0, TOP_MASKS, p).fma(broadcast(x, c + p), s0);
-                s1 = quantsInPlace(v1, tops1, TOP_MASKS, p).fma(broadcast(x, c + 8 + p), s1);
+            IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, sub + QUANTS, ByteOrder.LITTLE_ENDIAN),
+                    v1 = IntVector.fromMemorySegment(I_SPECIES, data, sub + QUANTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
+                    v2 = IntVector.fromMemorySegment(I_SPECIES, data, sub + QUANTS + 8L * L, ByteOrder.LITTLE_ENDIAN);
+            FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0;
+            for (int p = 0; p < 5; p++) { // quant p of int t: weight 5t + p
+                int mask = QUANT_MASKS[p];
+                s0 = ((FloatVector) v0.and(mask).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, x[c + p]), s0);
+                s1 = ((FloatVector) v1.and(mask).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, x[c + 5 + p]), s1);
+                s2 = ((FloatVector) v2.and(mask).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, x[c + 10 + p]), s2);
             }
+            IntVector last = v0.lanewise(VectorOperators.LSHR, 30).or(v1.lanewise(VectorOperators.LSHR, 28).and(0xC))
+                    .or(v2.lanewise(VectorOperators.LSHR, 26).and(0x30)); // q15
+            FloatVector s3 = ((FloatVector) last.convert(VectorOperators.I2F, 0)).mul(x[c + 15]);
             FloatVector scale = FloatVector.fromMemorySegment(F_SPECIES, data, column, ByteOrder.LITTLE_ENDIAN)
                     .mul((FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, sub, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0));
-            acc = s0.add(s1).sub(32 * xSums[(c - xOffset) / 16]).fma(scale, acc);
+            acc = s0.add(s1).add(s2.add(s3)).sub(32 * xSums[(c - xOffset) / 16]).fma(scale, acc);
             if (k == 15) column += COLUMN;
         }
         acc.intoArray(out, o);
@@ -148,19 +166,19 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
     public void dequantizeRow(long row, float[] out, int outOffset) {
         int lanes = F_SPECIES.length();
         if (grouped) {
-            // row r's nibble ints lie 4L bytes apart (RowLanes.rowNibbles); its top-bit int is one, broadcast
+            // row r's quant ints lie 4L bytes apart
             int r = (int) (row % L);
             long column = (row - r) * rowBytes;
             for (int i = 0; i < cols; i += SUPER_BLOCK, column += COLUMN) {
                 float d = data.get(FLOAT_LE, column + 4L * r);
                 for (int k = 0; k < 16; k++) {
                     long sub = column + HEAD + (long) k * SUB;
-                    FloatVector scale = FloatVector.broadcast(F_SPECIES, d * data.get(JAVA_BYTE, sub + r));
-                    IntVector tops = IntVector.broadcast(I_SPECIES, data.get(INT_LE, sub + TOPS + 4L * r));
-                    for (int j = 0; j < 16; j += lanes) {
-                        IntVector q = RowLanes.rowNibbles(data, sub + NIBBLES + 4L * r, j).and(0xF)
-                                .or(tops.lanewise(VectorOperators.ROR, IntVector.fromArray(I_SPECIES, TOP_ROTATIONS, j)).and(0x30));
-                        floats(q.sub(32)).mul(scale).intoArray(out, outOffset + i + 16 * k + j);
+                    float scale = d * data.get(JAVA_BYTE, sub + r);
+                    int last = 0; // q15, from the ints' top bits
+                    for (int t = 0; t < 3; t++) last |= (data.get(INT_LE, sub + QUANTS + 4L * (t * L + r)) >>> 30) << 2 * t;
+                    for (int w = 0; w < 16; w++) {
+                        int q = w < 15 ? data.get(INT_LE, sub + QUANTS + 4L * (w / 5 * L + r)) >>> 6 * (w % 5) & 0x3F : last;
+                        out[outOffset + i + 16 * k + w] = scale * (q - 32);
                     }
                 }
             }
@@ -188,7 +206,7 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
 
     @Override
     void prepare(float[] x, int xOffset, RowTask task) {
-        if (grouped) task.use(RowLanes.nibbleScaled(x, xOffset, cols), 0, blockSums(x, xOffset, cols, 16));
+        if (grouped) task.use(RowLanes.scaled(x, xOffset, cols, QUANT_SCALES), 0, blockSums(x, xOffset, cols, 16));
         else task.use(x, xOffset);
     }
 
