@@ -38,6 +38,11 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
      * bits, at most bit 29) times x is {@code q * x}; weight 31 has place 1 among the top bits' ten.
      */
     private static final float[] QUANT_SCALES = quantScales();
+    /** Per weight w of a sub-block: which of a row's quant ints holds it (5: weights 30 and 31, gathered), and at which bit. */
+    private static final int[] QUANT_INT = IntStream.range(0, 32).map(w -> w < 30 ? w / 6 : 5).toArray(),
+            QUANT_SHIFT = IntStream.range(0, 32).map(w -> w < 30 ? 5 * (w % 6) : 5 * (w - 30)).toArray();
+    /** Each thread's quant ints of one row and sub-block, for {@link #dequantizeRow}'s gathers. */
+    private static final ThreadLocal<int[]> ROW_INTS = ThreadLocal.withInitial(() -> new int[6]);
 
     private static float[] quantScales() {
         float[] scales = new float[32 + L];
@@ -171,19 +176,27 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
             dequantizeScaleMin(row, out, outOffset, 16, 48);
             return;
         }
-        // rounding as ggml's dequantize_row_q5_K: (d * scale) * q - dmin * min; row r's quant ints lie 4L bytes apart
-        int r = (int) (row % L);
+        // rounding as ggml's dequantize_row_q5_K: (d * scale) * q - dmin * min; row r's quant ints lie 4L bytes apart,
+        // read into an array and gathered per vector (QUANT_INT), each lane shifted to its quant (QUANT_SHIFT)
+        int lanes = F_SPECIES.length(), r = (int) (row % L);
+        int[] ints = ROW_INTS.get();
         long column = (row - r) * rowBytes;
         for (int i = 0; i < cols; i += SUPER_BLOCK, column += COLUMN) {
             float d = data.get(FLOAT_LE, column + 4L * r), dmin = data.get(FLOAT_LE, column + 4L * L + 4L * r);
             for (int s = 0; s < 8; s++) {
                 long sub = column + HEAD + (long) s * SUB;
-                float scale = d * (data.get(JAVA_BYTE, sub + r) & 0xFF), min = dmin * (data.get(JAVA_BYTE, sub + L + r) & 0xFF);
+                FloatVector scale = FloatVector.broadcast(F_SPECIES, d * (data.get(JAVA_BYTE, sub + r) & 0xFF));
+                FloatVector min = FloatVector.broadcast(F_SPECIES, dmin * (data.get(JAVA_BYTE, sub + L + r) & 0xFF));
                 int last = 0; // q30 | q31 << 5, from the ints' top bits
-                for (int t = 0; t < 5; t++) last |= (data.get(INT_LE, sub + QUANTS + 4L * (t * L + r)) >>> 30) << 2 * t;
-                for (int w = 0; w < 32; w++) {
-                    int q = w < 30 ? data.get(INT_LE, sub + QUANTS + 4L * (w / 6 * L + r)) >>> 5 * (w % 6) & 0x1F : last >>> 5 * (w - 30) & 0x1F;
-                    out[outOffset + i + 32 * s + w] = scale * q - min;
+                for (int t = 0; t < 5; t++) {
+                    ints[t] = data.get(INT_LE, sub + QUANTS + 4L * (t * L + r));
+                    last |= (ints[t] >>> 30) << 2 * t;
+                }
+                ints[5] = last;
+                for (int j = 0; j < 32; j += lanes) {
+                    IntVector q = IntVector.fromArray(I_SPECIES, ints, 0, QUANT_INT, j)
+                            .lanewise(VectorOperators.LSHR, IntVector.fromArray(I_SPECIES, QUANT_SHIFT, j)).and(0x1F);
+                    ((FloatVector) q.convert(VectorOperators.I2F, 0)).mul(scale).sub(min).intoArray(out, outOffset + i + 32 * s + j);
                 }
             }
         }

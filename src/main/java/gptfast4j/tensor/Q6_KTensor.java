@@ -40,6 +40,11 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
      * six significant bits, at most bit 29) times x is {@code q * x}.
      */
     private static final float[] QUANT_SCALES = quantScales();
+    /** Per weight w of a sub-block: which of a row's quant ints holds it (3: weight 15, gathered), and at which bit. */
+    private static final int[] QUANT_INT = IntStream.range(0, 16).map(w -> w < 15 ? w / 5 : 3).toArray(),
+            QUANT_SHIFT = IntStream.range(0, 16).map(w -> w < 15 ? 6 * (w % 5) : 0).toArray();
+    /** Each thread's quant ints of one row and sub-block, for {@link #dequantizeRow}'s gathers. */
+    private static final ThreadLocal<int[]> ROW_INTS = ThreadLocal.withInitial(() -> new int[4]);
 
     private static float[] quantScales() {
         float[] scales = new float[16 + L];
@@ -166,19 +171,26 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
     public void dequantizeRow(long row, float[] out, int outOffset) {
         int lanes = F_SPECIES.length();
         if (grouped) {
-            // row r's quant ints lie 4L bytes apart
+            // row r's quant ints lie 4L bytes apart: read into an array and gathered per vector (QUANT_INT), each lane
+            // shifted to its quant (QUANT_SHIFT); a rearrange of the ints as a vector instead was no faster
             int r = (int) (row % L);
+            int[] ints = ROW_INTS.get();
             long column = (row - r) * rowBytes;
             for (int i = 0; i < cols; i += SUPER_BLOCK, column += COLUMN) {
                 float d = data.get(FLOAT_LE, column + 4L * r);
                 for (int k = 0; k < 16; k++) {
                     long sub = column + HEAD + (long) k * SUB;
-                    float scale = d * data.get(JAVA_BYTE, sub + r);
+                    FloatVector scale = FloatVector.broadcast(F_SPECIES, d * data.get(JAVA_BYTE, sub + r));
                     int last = 0; // q15, from the ints' top bits
-                    for (int t = 0; t < 3; t++) last |= (data.get(INT_LE, sub + QUANTS + 4L * (t * L + r)) >>> 30) << 2 * t;
-                    for (int w = 0; w < 16; w++) {
-                        int q = w < 15 ? data.get(INT_LE, sub + QUANTS + 4L * (w / 5 * L + r)) >>> 6 * (w % 5) & 0x3F : last;
-                        out[outOffset + i + 16 * k + w] = scale * (q - 32);
+                    for (int t = 0; t < 3; t++) {
+                        ints[t] = data.get(INT_LE, sub + QUANTS + 4L * (t * L + r));
+                        last |= (ints[t] >>> 30) << 2 * t;
+                    }
+                    ints[3] = last;
+                    for (int j = 0; j < 16; j += lanes) {
+                        IntVector q = IntVector.fromArray(I_SPECIES, ints, 0, QUANT_INT, j)
+                                .lanewise(VectorOperators.LSHR, IntVector.fromArray(I_SPECIES, QUANT_SHIFT, j)).and(0x3F);
+                        ((FloatVector) q.sub(32).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(out, outOffset + i + 16 * k + j);
                     }
                 }
             }
