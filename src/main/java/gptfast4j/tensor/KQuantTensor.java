@@ -131,11 +131,6 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
         return signedBytes(data, offset).and(0xFF);
     }
 
-    /** {@code x[i]} in every lane: the lane kernels' activation. */
-    static FloatVector broadcast(float[] x, int i) {
-        return FloatVector.broadcast(F_SPECIES, x[i]);
-    }
-
     /** As floats: {@code convert}, which C2 inlines whole; {@code castShape} left a conversion call out of line in the grouped kernels. */
     static FloatVector floats(IntVector v) {
         return (FloatVector) v.convert(VectorOperators.I2F, 0);

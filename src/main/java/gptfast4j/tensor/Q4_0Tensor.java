@@ -79,7 +79,7 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
      * scaled per nibble position ({@link RowLanes#nibbleScaled}) and {@code xSums} from {@link #offsetSums} (-8): per
      * block, lane r sums row r's 32 unsigned nibbles times the broadcast activations in four accumulators per group
      * (one per int of the block, the first starting at the block's offset share) and takes the L rows' scales as one
-     * vector. Nibble p < 7 of an int is taken in place ({@link RowLanes#nibbleInPlace}), the top one shifted down.
+     * vector. Nibble p < 7 of an int is taken in place by one and ({@link RowLanes#nibbleScaled}), the top one shifted down.
      * The loop over the nibble positions keeps the method within C2's inlining budget (C2 keeps it a loop, which is
      * why the nibble masks are read from an array, {@link RowLanes#NIBBLE_MASKS}); the body has only the Vector
      * API's own calls: past the budget C2 dropped {@code nibbleInPlace} and {@link F16Tensor#load} here and boxed.

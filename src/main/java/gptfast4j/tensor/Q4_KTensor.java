@@ -25,7 +25,7 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * mins, d and dmin of L rows are each one vector load, so the per-row scalar work of the four-row layout it replaced
  * is gone.
  */
-final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
+final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel {
     /** Rows per group of the decode layout: one per float lane. */
     private static final int L = RowLanes.L;
     /** Decode layout: bytes of a group's d and dmin, of a sub-block, of a super-block column; where a sub-block's ints start. */
@@ -107,47 +107,75 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
     }
 
     /**
-     * The dot products of the L rows of group {@code group} with x (scaled per nibble position,
-     * {@link RowLanes#nibbleScaled}; block sums {@code xSums}), to {@code out[o .. o + L)}: per sub-block, lane r
-     * sums row r's 32 quants ({@link RowLanes#nibbleInPlace}) times the broadcast activations in four accumulators
-     * (one per int of the sub-block) and takes {@code d * scale} as one vector for the L rows, and the mins' share
-     * {@code dmin * min * xSum} as one more FMA per sub-block. The loop over the eight nibble positions keeps the
-     * method within C2's inlining budget ({@code NodeCountInliningCutoff}), which the same work written out passed
-     * (the vectors then boxed, 15x slower); C2 keeps it a loop. The loads are the Vector API's own calls, as
-     * are d's and dmin's (floats, one load each): C2 delays those past the budget but drops a helper of ours, and
-     * with the mins taken here a load helper of ours was dropped. The mins were once a loop of their own after this
-     * one (with f16 d and dmin, the method passed the budget with them inside): from memory that pass cost a third
-     * of the kernel's time (JMH 10240 x 10240: 4.0-4.3 against 2.8-3.0 ms; TinyLlama tg64 40.7-41.8 -> 55.7-56.0
-     * tokens/s). One flat loop over the sub-blocks, d loaded with each: nested loops (super-blocks, then their eight
-     * sub-blocks) ran 1.4x slower (JMH, 10240 x 10240 from memory: 5.8 against 4.1 ms).
+     * The dot products of the L rows of groups a and b with x (scaled per nibble position, {@link RowLanes#nibbleScaled};
+     * block sums {@code xSums}), to {@code out[oA .. oA + L)} and {@code out[oB .. oB + L)} ({@link RowLanes.PairKernel}:
+     * a from the first half of a thread's range, b from its second): per sub-block, lane r sums row r's 32 quants
+     * times the broadcast activations, each broadcast serving both groups, in four accumulators per group (one per int
+     * of the sub-block), then takes {@code d * scale} as one vector for the L rows and the mins' share
+     * {@code dmin * min * xSum} as one more FMA. Written with the Vector API's calls alone (the nibbles: an and, the
+     * top one a shift), the top nibble out of the loop. Against one group per pass (session 17's kernel, which this
+     * replaced): TinyLlama tg64, 2 threads, alternating, 50.1/58.3/54.6/54.8/48.3/50.1 -> 57.5/55.8/59.5/60.6/50.3/55.0
+     * tokens/s, Llama-2-7B tg32 8.53/8.70 -> 10.29/10.37 (a pair kernel with helpers of ours in it boxed, session 17).
+     * History of the single-group kernel: its mins were a loop of their own once (a third of the kernel's time from
+     * memory; TinyLlama tg64 40.7-41.8 -> 55.7-56.0 tokens/s when folded in), and nested loops over super-blocks and
+     * their sub-blocks ran 1.4x slower than one flat loop.
      */
     @Override
-    public void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
-        long column = group * L * rowBytes;
-        FloatVector acc = FloatVector.zero(F_SPECIES);
-        for (int c = xOffset, s = 0; c < xOffset + cols; c += 32, s = (s + 1) % 8) { // s: the sub-block in its super-block
-            long offset = column + HEAD + (long) s * SUB;
-            // the Vector API's loads, not a helper of ours: past the budget C2 drops such a helper but not these
-            IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS, ByteOrder.LITTLE_ENDIAN),
-                    v1 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
-                    v2 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
-                    v3 = IntVector.fromMemorySegment(I_SPECIES, data, offset + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
-            FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0;
-            for (int p = 0; p < 8; p++) { // nibble p of int t: weight 8t + p
-                s0 = RowLanes.nibbleInPlace(v0, p).fma(broadcast(x, c + p), s0);
-                s1 = RowLanes.nibbleInPlace(v1, p).fma(broadcast(x, c + 8 + p), s1);
-                s2 = RowLanes.nibbleInPlace(v2, p).fma(broadcast(x, c + 16 + p), s2);
-                s3 = RowLanes.nibbleInPlace(v3, p).fma(broadcast(x, c + 24 + p), s3);
+    public void laneDots(long a, long b, float[] x, int xOffset, float[] xSums, float[] out, int oA, int oB) {
+        long columnA = a * L * rowBytes, columnB = b * L * rowBytes;
+        FloatVector accA = FloatVector.zero(F_SPECIES), accB = accA;
+        for (int c = xOffset, s = 0; c < xOffset + cols; c += 32, s = (s + 1) % 8) {
+            long offA = columnA + HEAD + (long) s * SUB, offB = columnB + HEAD + (long) s * SUB;
+            IntVector a0 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS, ByteOrder.LITTLE_ENDIAN),
+                    a1 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
+                    a2 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
+                    a3 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN),
+                    b0 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS, ByteOrder.LITTLE_ENDIAN),
+                    b1 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
+                    b2 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
+                    b3 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
+            FloatVector sa0 = FloatVector.zero(F_SPECIES), sa1 = sa0, sa2 = sa0, sa3 = sa0, sb0 = sa0, sb1 = sa0, sb2 = sa0, sb3 = sa0;
+            for (int p = 0; p < 7; p++) {
+                int mask = RowLanes.NIBBLE_MASKS[p];
+                FloatVector x0 = FloatVector.broadcast(F_SPECIES, x[c + p]), x1 = FloatVector.broadcast(F_SPECIES, x[c + 8 + p]),
+                        x2 = FloatVector.broadcast(F_SPECIES, x[c + 16 + p]), x3 = FloatVector.broadcast(F_SPECIES, x[c + 24 + p]);
+                sa0 = ((FloatVector) a0.and(mask).convert(VectorOperators.I2F, 0)).fma(x0, sa0);
+                sb0 = ((FloatVector) b0.and(mask).convert(VectorOperators.I2F, 0)).fma(x0, sb0);
+                sa1 = ((FloatVector) a1.and(mask).convert(VectorOperators.I2F, 0)).fma(x1, sa1);
+                sb1 = ((FloatVector) b1.and(mask).convert(VectorOperators.I2F, 0)).fma(x1, sb1);
+                sa2 = ((FloatVector) a2.and(mask).convert(VectorOperators.I2F, 0)).fma(x2, sa2);
+                sb2 = ((FloatVector) b2.and(mask).convert(VectorOperators.I2F, 0)).fma(x2, sb2);
+                sa3 = ((FloatVector) a3.and(mask).convert(VectorOperators.I2F, 0)).fma(x3, sa3);
+                sb3 = ((FloatVector) b3.and(mask).convert(VectorOperators.I2F, 0)).fma(x3, sb3);
             }
-            FloatVector d = FloatVector.fromMemorySegment(F_SPECIES, data, column, ByteOrder.LITTLE_ENDIAN),
-                    dmin = FloatVector.fromMemorySegment(F_SPECIES, data, column + 4L * L, ByteOrder.LITTLE_ENDIAN);
-            FloatVector scales = (FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, offset, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0),
-                    mins = (FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, offset + L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0);
-            acc = s0.add(s1).add(s2.add(s3)).fma(d.mul(scales), acc);
-            acc = dmin.mul(mins).fma(FloatVector.broadcast(F_SPECIES, -xSums[(c - xOffset) / 32]), acc);
-            if (s == 7) column += COLUMN;
+            FloatVector x0 = FloatVector.broadcast(F_SPECIES, x[c + 7]), x1 = FloatVector.broadcast(F_SPECIES, x[c + 15]),
+                    x2 = FloatVector.broadcast(F_SPECIES, x[c + 23]), x3 = FloatVector.broadcast(F_SPECIES, x[c + 31]);
+            sa0 = ((FloatVector) a0.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x0, sa0);
+            sb0 = ((FloatVector) b0.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x0, sb0);
+            sa1 = ((FloatVector) a1.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x1, sa1);
+            sb1 = ((FloatVector) b1.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x1, sb1);
+            sa2 = ((FloatVector) a2.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x2, sa2);
+            sb2 = ((FloatVector) b2.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x2, sb2);
+            sa3 = ((FloatVector) a3.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x3, sa3);
+            sb3 = ((FloatVector) b3.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x3, sb3);
+            FloatVector minusSum = FloatVector.broadcast(F_SPECIES, -xSums[(c - xOffset) / 32]);
+            FloatVector scalesA = (FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, offA, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0),
+                    minsA = (FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, offA + L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0),
+                    scalesB = (FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, offB, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0),
+                    minsB = (FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, offB + L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0);
+            FloatVector dA = FloatVector.fromMemorySegment(F_SPECIES, data, columnA, ByteOrder.LITTLE_ENDIAN),
+                    dminA = FloatVector.fromMemorySegment(F_SPECIES, data, columnA + 4L * L, ByteOrder.LITTLE_ENDIAN),
+                    dB = FloatVector.fromMemorySegment(F_SPECIES, data, columnB, ByteOrder.LITTLE_ENDIAN),
+                    dminB = FloatVector.fromMemorySegment(F_SPECIES, data, columnB + 4L * L, ByteOrder.LITTLE_ENDIAN);
+            accA = sa0.add(sa1).add(sa2.add(sa3)).fma(dA.mul(scalesA), dminA.mul(minsA).fma(minusSum, accA));
+            accB = sb0.add(sb1).add(sb2.add(sb3)).fma(dB.mul(scalesB), dminB.mul(minsB).fma(minusSum, accB));
+            if (s == 7) {
+                columnA += COLUMN;
+                columnB += COLUMN;
+            }
         }
-        acc.intoArray(out, o);
+        accB.intoArray(out, oB);
+        accA.intoArray(out, oA);
     }
 
     @Override
@@ -183,6 +211,6 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.Kernel {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
             return;
         }
-        RowLanes.dotRows(this, x, xOffset, xSums, out, outOffset, firstRow, start, end);
+        RowLanes.pairedRows(this, x, xOffset, xSums, out, outOffset, firstRow, start, end);
     }
 }

@@ -6,15 +6,14 @@ import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
-import java.nio.ByteOrder;
 import java.util.stream.IntStream;
 
 /**
  * The decode layouts: rows in groups of {@link #L}, one row per float lane, so that a kernel multiplies L rows at once
  * by one broadcast activation and never sums across lanes. The 32-weight formats' layout (Q8_0, Q4_0, Q4_1) is
  * {@link RowGroupTensor}'s; the K-quants' layouts are built from the same pieces (planes of L scales, planes of L ints
- * of packed quants). A row range is walked over groups two per pass for the 32-weight formats ({@link PairKernel},
- * {@link #pairedRows}) and one per pass for the K-quants ({@link Kernel}, {@link #dotRows}).
+ * of packed quants). A row range is walked over groups two per pass for the 32-weight formats and Q4_K ({@link PairKernel},
+ * {@link #pairedRows}) and one per pass for Q5_K and Q6_K ({@link Kernel}, {@link #dotRows}).
  */
 final class RowLanes {
     /** Rows per group: one per float lane (16 with 512-bit vectors). */
@@ -124,19 +123,9 @@ final class RowLanes {
     }
 
     /**
-     * Nibble p of each lane of v (bits 4p .. 4p + 3, unsigned) as floats, left in place: {@code nibble * 2^4p} for p < 7
-     * (exact in a float: four significant bits), the top nibble shifted down. One integer operation per nibble instead of
-     * a shift and a mask; the activations it multiplies are {@link #nibbleScaled}, so that the products are exactly
-     * {@code nibble * x}.
-     */
-    static FloatVector nibbleInPlace(IntVector v, int p) {
-        IntVector n = p == 7 ? v.lanewise(VectorOperators.LSHR, 28) : v.and(NIBBLE_MASKS[p]);
-        return (FloatVector) n.convert(VectorOperators.I2F, 0);
-    }
-
-    /**
      * {@code x[xOffset + j] / 2^4p} for the n activations (n a multiple of 8), p = j % 8 the nibble position that
-     * multiplies them in {@link #nibbleInPlace} (the top one, p = 7, is not scaled), in this thread's scratch. Scaling
+     * multiplies them, in this thread's scratch: the 4-bit kernels take nibble p < 7 of an int in place with one and
+     * ({@code nibble * 2^4p}, exact in a float: four significant bits) and shift the top one down (not scaled). Scaling
      * by powers of two is exact while x stays above 2^-98 in magnitude (then it goes subnormal).
      */
     static float[] nibbleScaled(float[] x, int xOffset, int n) {
