@@ -24,7 +24,7 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * {@code q30 | q31 << 5}) lie two bits at a time in the top of the five ints, bits 2t .. 2t + 1 in int t. 184 bytes
  * per row and super-block against the file's 176 (d and dmin as floats, as Q6_K keeps its d), as the layout of
  * nibble ints and fifth bits that this one replaced ({@link #laneDot}).
-  */
+ */
 final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
     /** Rows per group of the decode layout: one per float lane. */
     private static final int L = RowLanes.L;

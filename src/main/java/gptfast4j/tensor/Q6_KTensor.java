@@ -22,8 +22,8 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * 6p .. 6p + 5, so that one and takes a quant out in place (as Q5_K's layout); weight 15 lies two bits at a time in
  * the top of the three ints, bits 2t .. 2t + 1 in int t. Three vector operations per quant, where the layout this one
  * replaced (two ints of nibbles and one of top bits, put above the nibbles by a rotation, and an and and an or) took
- * four ({@link #laneDot}). 212 bytes per row and super-block against the file's 210: d is kept as a float, because with the f16 d converted for every sub-block
- * the kernel ran 2.4x slower (JMH, 1024 x 4096: 427 against 180 us; most samples on the conversion, for reasons not
+ * four ({@link #laneDot}). 212 bytes per row and super-block against the file's 210: d is kept as a float,
+ * because with the f16 d converted for every sub-block the kernel ran 2.4x slower (JMH, 1024 x 4096: 427 against 180 us; most samples on the conversion, for reasons not
  * understood; Q4_K, whose layout keeps f16, ran slower with f32 d, 180 against 121 us). In the order the kernel reads
  * them: a Q4_K layout with each column's scales gathered ahead of its quants ran 1.7x slower from memory.
  */
