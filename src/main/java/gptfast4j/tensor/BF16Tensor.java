@@ -15,16 +15,11 @@ final class BF16Tensor extends Tensor {
         super(name, GGMLType.BF16, data, cols, rows);
     }
 
-    private static FloatVector load(MemorySegment data, long offset) {
-        return ((IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN)
-                .convertShape(VectorOperators.S2I, I_SPECIES, 0))
-                .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-    }
-
     static float bf16(MemorySegment data, long offset) {
         return Float.intBitsToFloat(data.get(SHORT_LE, offset) << 16);
     }
 
+    /** Widened with the Vector API's calls written out, as in {@link F16Tensor}: a helper of ours left out of line boxes. */
     @Override
     public float dot(long row, float[] x, int xOffset) {
         long base = row * rowBytes;
@@ -34,8 +29,10 @@ final class BF16Tensor extends Tensor {
         FloatVector acc1 = FloatVector.zero(F_SPECIES);
         int i = 0;
         for (; i < bound; i += 2 * lanes) {
-            acc0 = load(data, base + (long) i * 2).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i), acc0);
-            acc1 = load(data, base + (long) (i + lanes) * 2).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + lanes), acc1);
+            acc0 = ((IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, base + (long) i * 2, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0))
+                    .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i), acc0);
+            acc1 = ((IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, base + (long) (i + lanes) * 2, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0))
+                    .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + lanes), acc1);
         }
         float sum = VectorMath.sum(acc0.add(acc1));
         for (; i < cols; i++) {
@@ -49,7 +46,7 @@ final class BF16Tensor extends Tensor {
         long base = row * rowBytes;
         int lanes = F_SPECIES.length();
         int i = 0;
-        // load's body, the Vector API's calls alone, as F16Tensor.dequantizeRow's (a call to load left out of line boxes)
+        // the Vector API's calls alone, as F16Tensor.dequantizeRow's (a helper left out of line boxes)
         for (int bound = cols - cols % lanes; i < bound; i += lanes) {
             ((IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, base + (long) i * 2, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0))
                     .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(out, outOffset + i);

@@ -12,7 +12,7 @@ import java.nio.ByteOrder;
  * IEEE half floats. The Vector API has no half-to-float conversion, so it is done with integer ops: the half,
  * sign-extended to 32 bits and shifted left by 13, has its exponent and mantissa in float position (bits 13-27) and,
  * from the sign extension, its sign in bit 31; masking bits 28-30 away gives a float whose exponent is biased by 127
- * instead of 15, and one multiply by 2^112 rebiases it ({@link #load}, for dequantization). Matrix x vector converts
+ * instead of 15, and one multiply by 2^112 rebiases it ({@link #dequantizeRow}). Matrix x vector converts
  * two halves per int load and leaves the rebias to x and the sums ({@link #pairedDot}). Both exact for normal and
  * subnormal halves (weights hold no infinities or NaNs); checked against {@code Float.float16ToFloat} for all 65536
  * halves in the tests.
@@ -35,13 +35,6 @@ final class F16Tensor extends Tensor {
         int h = rowBytes % vectorBytes == 0 && misaligned % 2 == 0 ? (vectorBytes - misaligned) % vectorBytes / 2 : 0;
         head = Math.min(h, cols);
         bound = head + (cols - head) / chunk * chunk;
-    }
-
-    /** {@code lanes} halves at {@code offset} as floats. */
-    static FloatVector load(MemorySegment data, long offset) {
-        IntVector h = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN)
-                .convertShape(VectorOperators.S2I, I_SPECIES, 0); // sign-extended
-        return h.lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f);
     }
 
     @Override
@@ -79,16 +72,22 @@ final class F16Tensor extends Tensor {
      * mantissa in float position (bits 13-27); the low half gets there shifted left by 16 first. Masking bits 0-12
      * and 28-30 away leaves each half as a float 2^-112 times its value, exact for normal and subnormal halves
      * (weights hold no infinities or NaNs). Three integer operations per 16 weights, against five for
-     * {@link #load}, and the 2^-112 is undone on x and the sum, not per weight: products of weights and x scaled by
-     * 2^56 are the true products times 2^-56, so products go subnormal only below 2^-70 and x overflows only past
-     * 2^72. The columns outside the aligned chunks go through {@link #load}, true values times x scaled by 2^56.
+     * {@link #dequantizeRow}'s, and the 2^-112 is undone on x and the sum, not per weight: products of weights and x
+     * scaled by 2^56 are the true products times 2^-56, so products go subnormal only below 2^-70 and x overflows only
+     * past 2^72. The columns outside the aligned chunks are converted one half per lane, as {@link #dequantizeRow}
+     * converts them but left 2^-112 times their value like the pairs; the scalar rest takes true values. Written
+     * out with the Vector API's calls: after KernelTest's calls, a helper for them was left out of line in this loop
+     * and boxed, 240 KB per decode step of the reference mini model.
      */
     private float pairedDot(long row, float[] x, int xOffset) {
         long base = row * rowBytes;
         int lanes = F_SPECIES.length();
         FloatVector edges = FloatVector.zero(F_SPECIES);
         int i = 0;
-        for (; i + lanes <= head; i += lanes) edges = load(data, base + (long) i * 2).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i), edges);
+        for (; i + lanes <= head; i += lanes) {
+            edges = ((IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, base + (long) i * 2, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0))
+                    .lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i), edges);
+        }
         float edge = 0;
         for (; i < head; i++) edge += f16(data, base + (long) i * 2) * x[xOffset + i];
         FloatVector acc0 = FloatVector.zero(F_SPECIES);
@@ -100,9 +99,12 @@ final class F16Tensor extends Tensor {
             acc0 = even.fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i), acc0);
             acc1 = odd.fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + lanes), acc1);
         }
-        for (; i + lanes <= cols; i += lanes) edges = load(data, base + (long) i * 2).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i), edges);
+        for (; i + lanes <= cols; i += lanes) {
+            edges = ((IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, base + (long) i * 2, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0))
+                    .lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i), edges);
+        }
         for (; i < cols; i++) edge += f16(data, base + (long) i * 2) * x[xOffset + i];
-        return VectorMath.sum(acc0.add(acc1)) * HALF_SCALE + (VectorMath.sum(edges) + edge) / HALF_SCALE;
+        return VectorMath.sum(acc0.add(acc1).add(edges)) * HALF_SCALE + edge / HALF_SCALE;
     }
 
     @Override

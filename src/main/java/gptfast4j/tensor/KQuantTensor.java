@@ -111,11 +111,13 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
                 FloatVector d2 = FloatVector.broadcast(F_SPECIES, d * ((scales >>> 8) & 0xFF)), m2 = FloatVector.broadcast(F_SPECIES, dmin * ((mins >>> 8) & 0xFF));
                 int o = outOffset + i + 64 * j;
                 for (int l = 0; l < 32; l += lanes) { // the Vector API's calls alone (Tensor.B_SPECIES)
-                    IntVector q = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + qs + 32L * j + l, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0) : signedBytes(data, offset + qs + 32L * j + l));
+                    IntVector q = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + qs + 32L * j + l, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                            : IntVector.broadcast(I_SPECIES, data.get(INT_LE, offset + qs + 32L * j + l)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24));
                     IntVector lo = q.and(0xF), hi = q.lanewise(VectorOperators.LSHR, 4).and(0xF);
                     if (qh >= 0) { // bit b of qh[l] at bit b + 4
                         IntVector h = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + qh + l, ByteOrder.LITTLE_ENDIAN)
-                                .convertShape(VectorOperators.B2I, I_SPECIES, 0) : signedBytes(data, offset + qh + l)).lanewise(VectorOperators.LSHL, 4);
+                                .convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                                        : IntVector.broadcast(I_SPECIES, data.get(INT_LE, offset + qh + l)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24)).lanewise(VectorOperators.LSHL, 4);
                         lo = lo.or(h.lanewise(VectorOperators.LSHR, 2 * j).and(16));
                         hi = hi.or(h.lanewise(VectorOperators.LSHR, 2 * j + 1).and(16));
                     }

@@ -82,7 +82,7 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
      * vector. Nibble p < 7 of an int is taken in place by one and ({@link RowLanes#nibbleScaled}), the top one shifted down.
      * The loop over the nibble positions keeps the method within C2's inlining budget (C2 keeps it a loop, which is
      * why the nibble masks are read from an array, {@link RowLanes#NIBBLE_MASKS}); the body has only the Vector
-     * API's own calls: past the budget C2 dropped {@code nibbleInPlace} and {@link F16Tensor#load} here and boxed.
+     * API's own calls: past the budget C2 dropped {@code nibbleInPlace} and {@code F16Tensor.load} here and boxed.
      */
     @Override
     public void laneDots(long a, long b, float[] x, int xOffset, float[] xSums, float[] out, int oA, int oB) {
@@ -150,7 +150,8 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
         for (int i = 0; i < cols; i += BLOCK, offset += BLOCK_BYTES) {
             FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, offset));
             for (int j = 0; j < BLOCK / 2; j += lanes) { // the Vector API's calls alone (Tensor.B_SPECIES)
-                IntVector q = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0) : signedBytes(data, offset + 2 + j));
+                IntVector q = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                        : IntVector.broadcast(I_SPECIES, data.get(INT_LE, offset + 2 + j)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24));
                 ((FloatVector) q.and(0xF).sub(8).castShape(F_SPECIES, 0)).mul(d).intoArray(out, outOffset + i + j);
                 ((FloatVector) q.lanewise(VectorOperators.ASHR, 4).and(0xF).sub(8).castShape(F_SPECIES, 0)).mul(d)
                         .intoArray(out, outOffset + i + j + BLOCK / 2);

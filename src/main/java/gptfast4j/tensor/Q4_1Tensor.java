@@ -158,7 +158,8 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.PairKernel {
             FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, offset));
             FloatVector m = FloatVector.broadcast(F_SPECIES, f16(data, offset + 2));
             for (int j = 0; j < BLOCK / 2; j += lanes) { // the Vector API's calls alone (Tensor.B_SPECIES)
-                IntVector q = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 4 + j, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0) : signedBytes(data, offset + 4 + j));
+                IntVector q = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 4 + j, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                        : IntVector.broadcast(I_SPECIES, data.get(INT_LE, offset + 4 + j)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24));
                 ((FloatVector) q.and(0xF).convert(VectorOperators.I2F, 0)).fma(d, m).intoArray(out, outOffset + i + j);
                 ((FloatVector) q.lanewise(VectorOperators.ASHR, 4).and(0xF).convert(VectorOperators.I2F, 0)).fma(d, m)
                         .intoArray(out, outOffset + i + j + BLOCK / 2);

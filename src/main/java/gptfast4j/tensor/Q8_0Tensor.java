@@ -153,7 +153,7 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
             FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, offset));
             for (int j = 0; j < BLOCK; j += lanes) { // the Vector API's calls alone (Tensor.B_SPECIES)
                 FloatVector q = B_SPECIES != null ? (FloatVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0)
-                        : (FloatVector) signedBytes(data, offset + 2 + j).convert(VectorOperators.I2F, 0);
+                        : (FloatVector) IntVector.broadcast(I_SPECIES, data.get(INT_LE, offset + 2 + j)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
                 q.mul(d).intoArray(out, outOffset + i + j);
             }
         }

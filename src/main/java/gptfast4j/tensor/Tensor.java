@@ -39,7 +39,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
      * <p>
      * Code that C2 must not leave out of line (the kernels, and dequantization, which the token embedding's lookup
      * inlines into a decode step) widens bytes with the Vector API's own calls ({@code convertShape(B2I, I_SPECIES,
-     * 0)}, B2F) where this species exists, rather than call {@link #signedBytes}: a helper of ours is dropped past
+     * 0)}, B2F) where this species exists ({@link #BYTE_SHIFTS} where not), rather than call {@link #signedBytes}: a helper of ours is dropped past
      * C2's inlining budget, or left as a call when the caller's profile has no counts ("already compiled into a
      * medium method"), and its vectors then box (the reference mini models allocated 0.8 to 300 KB per decode step
      * so); the API's calls are inlined whatever the budget.
@@ -51,8 +51,13 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
      * that may read past their L bytes, which the lane kernels' scales can (their quants follow them).
      */
     static final VectorSpecies<Byte> LANE_BYTES = B_SPECIES != null ? B_SPECIES : ByteVector.SPECIES_64;
-    /** For 128-bit vectors (four lanes): how far each of an int's four bytes moves to reach the top of its lane. */
-    private static final IntVector BYTE_SHIFTS = B_SPECIES == null ? IntVector.fromArray(I_SPECIES, new int[]{24, 16, 8, 0}, 0) : null;
+    /**
+     * For 128-bit vectors (four lanes): how far each of an int's four bytes moves to reach the top of its lane. Where
+     * {@link #B_SPECIES} is null, dequantization widens bytes with {@link #signedBytes}'s body written out (an int
+     * broadcast, shifted up by these and arithmetically down by 24), for the same reason as above: with the helper,
+     * the mini Q5_K model's embedding lookup allocated in decode in 2 of 12 runs of the 128-bit tests.
+     */
+    static final IntVector BYTE_SHIFTS = B_SPECIES == null ? IntVector.fromArray(I_SPECIES, new int[]{24, 16, 8, 0}, 0) : null;
 
     /**
      * Rows handed to one thread at a time are a multiple of this: two groups of the lane layouts (at least 16 rows),
