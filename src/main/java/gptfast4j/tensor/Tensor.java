@@ -148,6 +148,17 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
     /** Writes row {@code row} as floats to {@code out[outOffset .. outOffset + cols)}. */
     public abstract void dequantizeRow(long row, float[] out, int outOffset);
 
+    /**
+     * Rows {@code firstRow .. firstRow + n} as floats, row i at {@code out[outOffset + i * stride]}: the matrix x
+     * matrix tiles.
+     * A method of its own, not {@link #dequantizeRow}'s loop alone, so that a format can read its decode layout here
+     * in a way the token embedding's lookup (which C2 inlines into a decode step) never parses: a method's branch
+     * profile is shared by all its callers (ARCHITECTURE, session 19).
+     */
+    void dequantizeRows(long firstRow, int n, float[] out, int outOffset, int stride) {
+        for (int i = 0; i < n; i++) dequantizeRow(firstRow + i, out, outOffset + i * stride);
+    }
+
     public long byteSize() {
         return rows * rowBytes;
     }
@@ -393,7 +404,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
             float[] tile = tile(tileHeight * stride);
             for (int r0 = start; r0 < end; r0 += tileHeight) {
                 int tileRows = Math.min(tileHeight, end - r0);
-                for (int r = 0; r < tileRows; r++) dequantizeRow(r0 + r, tile, r * stride);
+                dequantizeRows(r0, tileRows, tile, 0, stride);
                 task.run(r0, tileRows, tile, stride);
             }
         });
