@@ -39,10 +39,10 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
      * <p>
      * Code that C2 must not leave out of line (the kernels, and dequantization, which the token embedding's lookup
      * inlines into a decode step) widens bytes with the Vector API's own calls ({@code convertShape(B2I, I_SPECIES,
-     * 0)}, B2F) where this species exists ({@link #BYTE_SHIFTS} where not), rather than call {@link #signedBytes}: a helper of ours is dropped past
-     * C2's inlining budget, or left as a call when the caller's profile has no counts ("already compiled into a
-     * medium method"), and its vectors then box (the reference mini models allocated 0.8 to 300 KB per decode step
-     * so); the API's calls are inlined whatever the budget.
+     * 0)}, B2F) where this species exists ({@link #BYTE_SHIFTS} where not), rather than call {@link #signedBytes}:
+     * a helper of ours is dropped past C2's inlining budget, or left as a call when the caller's profile has no
+     * counts ("already compiled into a medium method"), and its vectors then box (the reference mini models
+     * allocated 0.8 to 300 KB per decode step so); the API's calls are inlined whatever the budget.
      */
     static final VectorSpecies<Byte> B_SPECIES = F_SPECIES.vectorBitSize() >= 256
             ? VectorSpecies.of(byte.class, VectorShape.forBitSize(F_SPECIES.vectorBitSize() / 4)) : null;
@@ -150,10 +150,9 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
 
     /**
      * Rows {@code firstRow .. firstRow + n} as floats, row i at {@code out[outOffset + i * stride]}: the matrix x
-     * matrix tiles.
-     * A method of its own, not {@link #dequantizeRow}'s loop alone, so that a format can read its decode layout here
-     * in a way the token embedding's lookup (which C2 inlines into a decode step) never parses: a method's branch
-     * profile is shared by all its callers (ARCHITECTURE, session 19).
+     * matrix tiles. A method of its own, not only {@link #dequantizeRow}'s loop, so that a format can read its
+     * decode layout here in a way the token embedding's lookup (which C2 inlines into a decode step) never parses: a
+     * method's branch profile is shared by all its callers (ARCHITECTURE, session 19).
      */
     void dequantizeRows(long firstRow, int n, float[] out, int outOffset, int stride) {
         for (int i = 0; i < n; i++) dequantizeRow(firstRow + i, out, outOffset + i * stride);
