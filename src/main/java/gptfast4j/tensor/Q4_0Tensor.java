@@ -82,7 +82,7 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
      * vector. Nibble p < 7 of an int is taken in place by one and ({@link RowLanes#nibbleScaled}), the top one shifted down.
      * The loop over the nibble positions keeps the method within C2's inlining budget (C2 keeps it a loop, which is
      * why the nibble masks are read from an array, {@link RowLanes#NIBBLE_MASKS}); the body has only the Vector
-     * API's own calls: past the budget C2 dropped {@code nibbleInPlace} and {@code F16Tensor.load} here and boxed.
+     * API's own calls: past the budget C2 dropped {@code nibbleInPlace} and a helper for the f16 scales here and boxed.
      */
     @Override
     public void laneDots(long a, long b, float[] x, int xOffset, float[] xSums, float[] out, int oA, int oB) {
@@ -122,7 +122,7 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
             t1 = ((FloatVector) w1.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x1, t1);
             t2 = ((FloatVector) w2.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x2, t2);
             t3 = ((FloatVector) w3.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x3, t3);
-            // the rows' scales, F16Tensor.load written out
+            // the rows' scales, F16Tensor's conversion written out
             IntVector dA = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offsetA, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0),
                     dB = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offsetB, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0);
             accA = s0.add(s1).add(s2.add(s3)).fma(dA.lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f), accA);

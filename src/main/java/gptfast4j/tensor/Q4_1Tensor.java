@@ -84,7 +84,7 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.PairKernel {
             t1 = ((FloatVector) w1.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x1, t1);
             t2 = ((FloatVector) w2.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x2, t2);
             t3 = ((FloatVector) w3.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x3, t3);
-            // the rows' scales d (planes at the block column's start) and minimums m (2L bytes on), F16Tensor.load written out
+            // the rows' scales d (planes at the block column's start) and minimums m (2L bytes on), F16Tensor's conversion written out
             IntVector dA = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offsetA, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0),
                     dB = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offsetB, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0),
                     mA = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offsetA + 2L * L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0),

@@ -115,8 +115,9 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel {
      * super-block, which take d and dmin once at its end (multiplying d into the scales per sub-block cost two
      * multiplies and two loads more: JMH 1024 x 4096 from memory, one thread, 83.3/85.5 -> 78.8/78.1 us, in cache
      * 3.03/2.57 -> 2.45/2.49 us; TinyLlama and Llama-2-7B tg unchanged within noise). Written with the Vector
-     * API's calls alone (the nibbles: an and, the top one a shift), the top nibble out of the loop. Against one group per pass (session 17's kernel, which this
-     * replaced): TinyLlama tg64, 2 threads, alternating, 50.1/58.3/54.6/54.8/48.3/50.1 -> 57.5/55.8/59.5/60.6/50.3/55.0
+     * API's calls alone (the nibbles: an and, the top one a shift), the top nibble out of the loop. Against one group
+     * per pass (session 17's kernel, which this replaced): TinyLlama tg64, 2 threads, alternating,
+     * 50.1/58.3/54.6/54.8/48.3/50.1 -> 57.5/55.8/59.5/60.6/50.3/55.0
      * tokens/s, Llama-2-7B tg32 8.53/8.70 -> 10.29/10.37 (a pair kernel with helpers of ours in it boxed, session 17).
      * History of the single-group kernel: its mins were a loop of their own once (a third of the kernel's time from
      * memory; TinyLlama tg64 40.7-41.8 -> 55.7-56.0 tokens/s when folded in), and nested loops over super-blocks and

@@ -109,7 +109,7 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
                 t2 = ((FloatVector) w.and(0xFF_0000).convert(VectorOperators.I2F, 0)).fma(x2, t2);
                 t3 = ((FloatVector) w.lanewise(VectorOperators.LSHR, 24).convert(VectorOperators.I2F, 0)).fma(x3, t3);
             }
-            // the rows' scales, F16Tensor.load written out (past the budget C2 dropped it here and boxed the vectors)
+            // the rows' scales, F16Tensor's conversion written out (a helper for it, past the budget, was dropped here and boxed)
             IntVector dA = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offsetA, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0),
                     dB = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offsetB, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0);
             accA = s0.add(s1).add(s2.add(s3)).fma(dA.lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f), accA);
