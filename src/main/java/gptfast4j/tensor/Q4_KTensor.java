@@ -111,13 +111,10 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel {
      * block sums {@code xSums}), to {@code out[oA .. oA + L)} and {@code out[oB .. oB + L)} ({@link RowLanes.PairKernel}:
      * a from the first half of a thread's range, b from its second): per sub-block, lane r sums row r's 32 quants
      * times the broadcast activations, each broadcast serving both groups, in four accumulators per group (one per int
-     * of the sub-block), then adds {@code scale * sum} and {@code min * -xSum} for the L rows into two sums per
-     * super-block, which take d and dmin once at its end (multiplying d into the scales per sub-block cost two
-     * multiplies and two loads more: JMH 1024 x 4096 from memory, one thread, 83.3/85.5 -> 78.8/78.1 us, in cache
-     * 3.03/2.57 -> 2.45/2.49 us; TinyLlama and Llama-2-7B tg unchanged within noise). Written with the Vector
-     * API's calls alone (the nibbles: an and, the top one a shift), the top nibble out of the loop. Against one group
-     * per pass (session 17's kernel, which this replaced): TinyLlama tg64, 2 threads, alternating,
-     * 50.1/58.3/54.6/54.8/48.3/50.1 -> 57.5/55.8/59.5/60.6/50.3/55.0
+     * of the sub-block), then takes {@code d * scale} as one vector for the L rows and the mins' share
+     * {@code dmin * min * xSum} as one more FMA. Written with the Vector API's calls alone (the nibbles: an and, the
+     * top one a shift), the top nibble out of the loop. Against one group per pass (session 17's kernel, which this
+     * replaced): TinyLlama tg64, 2 threads, alternating, 50.1/58.3/54.6/54.8/48.3/50.1 -> 57.5/55.8/59.5/60.6/50.3/55.0
      * tokens/s, Llama-2-7B tg32 8.53/8.70 -> 10.29/10.37 (a pair kernel with helpers of ours in it boxed, session 17).
      * History of the single-group kernel: its mins were a loop of their own once (a third of the kernel's time from
      * memory; TinyLlama tg64 40.7-41.8 -> 55.7-56.0 tokens/s when folded in), and nested loops over super-blocks and
@@ -126,7 +123,7 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel {
     @Override
     public void laneDots(long a, long b, float[] x, int xOffset, float[] xSums, float[] out, int oA, int oB) {
         long columnA = a * L * rowBytes, columnB = b * L * rowBytes;
-        FloatVector accA = FloatVector.zero(F_SPECIES), accB = accA, quantsA = accA, quantsB = accA, minsShareA = accA, minsShareB = accA;
+        FloatVector accA = FloatVector.zero(F_SPECIES), accB = accA;
         for (int c = xOffset, s = 0; c < xOffset + cols; c += 32, s = (s + 1) % 8) {
             long offA = columnA + HEAD + (long) s * SUB, offB = columnB + HEAD + (long) s * SUB;
             IntVector a0 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS, ByteOrder.LITTLE_ENDIAN),
@@ -166,20 +163,13 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel {
                     minsA = (FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, offA + L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0),
                     scalesB = (FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, offB, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0),
                     minsB = (FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, offB + L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0);
-            // per super-block: sum(scale * q · x) and sum(min * -xSum), times d and dmin once at its end
-            quantsA = sa0.add(sa1).add(sa2.add(sa3)).fma(scalesA, quantsA);
-            quantsB = sb0.add(sb1).add(sb2.add(sb3)).fma(scalesB, quantsB);
-            minsShareA = minsA.fma(minusSum, minsShareA);
-            minsShareB = minsB.fma(minusSum, minsShareB);
+            FloatVector dA = FloatVector.fromMemorySegment(F_SPECIES, data, columnA, ByteOrder.LITTLE_ENDIAN),
+                    dminA = FloatVector.fromMemorySegment(F_SPECIES, data, columnA + 4L * L, ByteOrder.LITTLE_ENDIAN),
+                    dB = FloatVector.fromMemorySegment(F_SPECIES, data, columnB, ByteOrder.LITTLE_ENDIAN),
+                    dminB = FloatVector.fromMemorySegment(F_SPECIES, data, columnB + 4L * L, ByteOrder.LITTLE_ENDIAN);
+            accA = sa0.add(sa1).add(sa2.add(sa3)).fma(dA.mul(scalesA), dminA.mul(minsA).fma(minusSum, accA));
+            accB = sb0.add(sb1).add(sb2.add(sb3)).fma(dB.mul(scalesB), dminB.mul(minsB).fma(minusSum, accB));
             if (s == 7) {
-                accA = quantsA.fma(FloatVector.fromMemorySegment(F_SPECIES, data, columnA, ByteOrder.LITTLE_ENDIAN),
-                        minsShareA.fma(FloatVector.fromMemorySegment(F_SPECIES, data, columnA + 4L * L, ByteOrder.LITTLE_ENDIAN), accA));
-                accB = quantsB.fma(FloatVector.fromMemorySegment(F_SPECIES, data, columnB, ByteOrder.LITTLE_ENDIAN),
-                        minsShareB.fma(FloatVector.fromMemorySegment(F_SPECIES, data, columnB + 4L * L, ByteOrder.LITTLE_ENDIAN), accB));
-                quantsA = FloatVector.zero(F_SPECIES);
-                quantsB = quantsA;
-                minsShareA = quantsA;
-                minsShareB = quantsA;
                 columnA += COLUMN;
                 columnB += COLUMN;
             }
