@@ -78,6 +78,24 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
         return copy;
     }
 
+    /** Each thread's quant ints of one row and sub-block ({@link #readRowQuantInts}), kept between calls. */
+    static final ThreadLocal<int[]> ROW_INTS = ThreadLocal.withInitial(() -> new int[6]);
+
+    /**
+     * Q5_K/Q6_K decode layouts, for {@code dequantizeRows}: lane r's {@code n} quant ints of a sub-block (at
+     * {@code quants}, 4L bytes apart) into {@code ints[0 .. n)}, and into {@code ints[n]} the sub-block's last
+     * quant(s), which the ints' top two bits hold (int t's at bits 2t). Scalar work only, so this costs nothing if
+     * C2 leaves it out of line (no vectors cross the call).
+     */
+    final void readRowQuantInts(int[] ints, long quants, int r, int n) {
+        int last = 0;
+        for (int t = 0; t < n; t++) {
+            ints[t] = data.get(INT_LE, quants + 4L * (t * RowLanes.L + r));
+            last |= (ints[t] >>> 30) << 2 * t;
+        }
+        ints[n] = last;
+    }
+
     /**
      * Q4_K/Q5_K: the mins' share of row {@code row}'s dot product, {@code sum(dmin * min_j * xSums[j])} over its
      * super-blocks and sub-blocks, given the {@link #blockSums} of x. A scalar loop of its own after the vector loop:

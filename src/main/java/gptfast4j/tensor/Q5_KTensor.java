@@ -38,11 +38,9 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
      * bits, at most bit 29) times x is {@code q * x}; weight 31 has place 1 among the top bits' ten.
      */
     private static final float[] QUANT_SCALES = quantScales();
-    /** Per weight w of a sub-block: which of a row's quant ints holds it (5: weights 30 and 31, gathered), and at which bit. */
+    /** Per weight w of a sub-block: which of a row's quant ints holds it (5: weights 30 and 31, from the top bits), and at which bit. */
     private static final int[] QUANT_INT = IntStream.range(0, 32).map(w -> w < 30 ? w / 6 : 5).toArray(),
             QUANT_SHIFT = IntStream.range(0, 32).map(w -> w < 30 ? 5 * (w % 6) : 5 * (w - 30)).toArray();
-    /** Each thread's quant ints of one row and sub-block, for {@link #dequantizeRow}'s gathers. */
-    private static final ThreadLocal<int[]> ROW_INTS = ThreadLocal.withInitial(() -> new int[6]);
 
     private static float[] quantScales() {
         float[] scales = new float[32 + L];
@@ -203,12 +201,7 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
                     long sub = column + HEAD + (long) s * SUB;
                     FloatVector scale = FloatVector.broadcast(F_SPECIES, d * (data.get(JAVA_BYTE, sub + r) & 0xFF));
                     FloatVector min = FloatVector.broadcast(F_SPECIES, dmin * (data.get(JAVA_BYTE, sub + L + r) & 0xFF));
-                    int last = 0; // q30 | q31 << 5, from the ints' top bits
-                    for (int t = 0; t < 5; t++) {
-                        ints[t] = data.get(INT_LE, sub + QUANTS + 4L * (t * L + r));
-                        last |= (ints[t] >>> 30) << 2 * t;
-                    }
-                    ints[5] = last;
+                    readRowQuantInts(ints, sub + QUANTS, r, 5); // then q30 | q31 << 5, from the ints' top bits
                     for (int j = 0; j < 32; j += lanes) {
                         IntVector which = IntVector.fromArray(I_SPECIES, QUANT_INT, j), v = IntVector.broadcast(I_SPECIES, ints[QUANT_INT[j]]);
                         for (int t = QUANT_INT[j] + 1; t <= QUANT_INT[j + lanes - 1]; t++) v = v.blend(ints[t], which.eq(t));

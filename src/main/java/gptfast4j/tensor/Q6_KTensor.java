@@ -40,11 +40,9 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
      * six significant bits, at most bit 29) times x is {@code q * x}.
      */
     private static final float[] QUANT_SCALES = quantScales();
-    /** Per weight w of a sub-block: which of a row's quant ints holds it (3: weight 15, gathered), and at which bit. */
+    /** Per weight w of a sub-block: which of a row's quant ints holds it (3: weight 15, from the top bits), and at which bit. */
     private static final int[] QUANT_INT = IntStream.range(0, 16).map(w -> w < 15 ? w / 5 : 3).toArray(),
             QUANT_SHIFT = IntStream.range(0, 16).map(w -> w < 15 ? 6 * (w % 5) : 0).toArray();
-    /** Each thread's quant ints of one row and sub-block, for {@link #dequantizeRow}'s gathers. */
-    private static final ThreadLocal<int[]> ROW_INTS = ThreadLocal.withInitial(() -> new int[4]);
 
     private static float[] quantScales() {
         float[] scales = new float[16 + L];
@@ -189,12 +187,7 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
                 for (int k = 0; k < 16; k++) {
                     long sub = column + HEAD + (long) k * SUB;
                     FloatVector scale = FloatVector.broadcast(F_SPECIES, d * data.get(JAVA_BYTE, sub + r));
-                    int last = 0; // q15, from the ints' top bits
-                    for (int t = 0; t < 3; t++) {
-                        ints[t] = data.get(INT_LE, sub + QUANTS + 4L * (t * L + r));
-                        last |= (ints[t] >>> 30) << 2 * t;
-                    }
-                    ints[3] = last;
+                    readRowQuantInts(ints, sub + QUANTS, r, 3); // then q15, from the ints' top bits
                     for (int j = 0; j < 16; j += lanes) {
                         IntVector which = IntVector.fromArray(I_SPECIES, QUANT_INT, j), v = IntVector.broadcast(I_SPECIES, ints[QUANT_INT[j]]);
                         for (int t = QUANT_INT[j] + 1; t <= QUANT_INT[j + lanes - 1]; t++) v = v.blend(ints[t], which.eq(t));
