@@ -11,7 +11,7 @@ rows=("tinyllama-1.1b f16" "tinyllama-1.1b q8_0" "tinyllama-1.1b q4_0" "llama-3.
 "$here/gptfast" --version >/dev/null
 cp "$here/target/gptfast4j.jar" "$models/gptfast4j.jar"
 source "$here/scripts/jdk.sh"
-gptfast() { "$JAVA_HOME/bin/java" --add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseSerialGC \
+gptfast() { "$JAVA_HOME/bin/java" "${GPTFAST_JVM_FLAGS[@]}" \
   -Dgptfast.home="$here" -jar "$models/gptfast4j.jar" "$@" 2> >(grep -v "incubator modules" >&2); }
 gptfast bench --memory --threads 1,2 --format json > "$models/results/memory.json"
 for row in "${rows[@]}"; do

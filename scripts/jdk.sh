@@ -32,3 +32,12 @@ if ! command -v mvn >/dev/null 2>&1; then
 fi
 # Maven 3.8 itself warns about sun.misc.Unsafe on JDK 25; that is Maven's business, not ours
 export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"
+# The JVM flags of every gptfast run (the launcher, the benchmark scripts; the tests' are the pom's jvm.flags).
+# PerMethodTrapLimit and PerMethodRecompilationCutoff: C2 speculates on the class of each vector a kernel's Vector API
+# calls return (a guard, and a trap for any other class) until the methods it inlines have, summed over every
+# inlining, trapped 100 times or been deoptimized 201 times (the defaults). The Vector API's methods are shared by all
+# kernels and collect such counts as a process runs; past those limits C2 compiles the kernels' calls with a
+# virtual-call fallback, which makes every vector a heap object: 20-360 KB allocated per decode step of the mini
+# models, in about one JVM in four of the test suite. ARCHITECTURE, "Session 20".
+GPTFAST_JVM_FLAGS=(--add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseSerialGC
+  -XX:PerMethodTrapLimit=100000 -XX:PerMethodRecompilationCutoff=100000)

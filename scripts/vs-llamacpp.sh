@@ -27,7 +27,7 @@ if [ ! -x "$bench" ]; then
 fi
 "$here/gptfast" --version >/dev/null # builds the jar when needed
 source "$here/scripts/jdk.sh"
-gptfast() { "$JAVA_HOME/bin/java" --add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseSerialGC \
+gptfast() { "$JAVA_HOME/bin/java" "${GPTFAST_JVM_FLAGS[@]}" \
   -jar "$here/target/gptfast4j.jar" "$@" 2> >(grep -v "incubator modules" >&2); }
 echo "llama.cpp: $(cd "$dir/src" && git log -1 --format='%h %cd' --date=short)"
 gptfast bench --memory --threads 2

@@ -74,8 +74,14 @@ class Stories260KTest {
         org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> model.newState(64, 4, 0));
     }
 
+    /**
+     * The same weights from the GGUF file and from the llama2.c file give the same logits, to within rounding: not
+     * bit for bit, since the Vector API leaves the order of a lane sum ({@code reduceLanes(ADD)}) unspecified, so that
+     * the interpreter's and C2's code of one method may round differently, and the two passes may run in different
+     * tiers (one run of this test in 30 differed by one ulp). A weight read wrongly moves a logit by far more.
+     */
     @Test
-    void bothFormsGiveIdenticalLogits() {
+    void bothFormsGiveTheSameLogits() {
         Checkpoint a = Checkpoint.load(GGUF, null), b = Checkpoint.load(BIN, TOK);
         int[] ids = a.tokenizer().encode("Once upon a time, there was a big dog");
         assertArrayEquals(ids, b.tokenizer().encode("Once upon a time, there was a big dog"));
@@ -84,7 +90,7 @@ class Stories260KTest {
         float[][] la = new float[ids.length][], lb = new float[ids.length][];
         a.model().forward(sa, ids, 0, ids.length, 0, (p, l, o) -> la[p] = java.util.Arrays.copyOfRange(l, o, o + vocab));
         b.model().forward(sb, ids, 0, ids.length, 0, (p, l, o) -> lb[p] = java.util.Arrays.copyOfRange(l, o, o + vocab));
-        for (int p = 0; p < ids.length; p++) assertArrayEquals(la[p], lb[p], 0f, "position " + p);
+        for (int p = 0; p < ids.length; p++) assertArrayEquals(la[p], lb[p], 1e-5f, "position " + p);
     }
 
     /**
