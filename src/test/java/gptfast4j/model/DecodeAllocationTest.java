@@ -48,6 +48,20 @@ class DecodeAllocationTest {
         assertEquals(0, fewest, "bytes allocated by 500 decode steps");
     }
 
+    /**
+     * This test's JVMs run with the launcher's C2 limits (the pom's jvm.flags), without which the Q4 kernels boxed in
+     * about one JVM in four; an embedding program with the defaults is told when it loads a model.
+     */
+    @Test
+    void theTestsRunWithTheLaunchersJitLimitsAndOthersAreTold() {
+        com.sun.management.HotSpotDiagnosticMXBean hotSpot = ManagementFactory.getPlatformMXBean(com.sun.management.HotSpotDiagnosticMXBean.class);
+        assertEquals(null, JitLimits.note(Long.parseLong(hotSpot.getVMOption("PerMethodTrapLimit").getValue()),
+                Long.parseLong(hotSpot.getVMOption("PerMethodRecompilationCutoff").getValue())));
+        String note = JitLimits.note(100, 400); // HotSpot's defaults
+        org.junit.jupiter.api.Assertions.assertTrue(note.contains("-XX:PerMethodTrapLimit=100000 -XX:PerMethodRecompilationCutoff=100000"), note);
+        org.junit.jupiter.api.Assertions.assertNotNull(JitLimits.note(100_000, 400));
+    }
+
     /** A state's tasks are bound to the model that made it, so another model refuses it rather than run the wrong weights. */
     @Test
     void aStateRunsOnlyOnTheModelThatMadeIt() {
