@@ -162,24 +162,20 @@ final class Int16Product {
 
     /**
      * Block b's int16 sums of rows {@code r .. r + 7} (past {@code last}: its sums, unused) into the float sums:
-     * {@code acc[i][token] += sums * scale[row] * dx[token]}, with the activations' scales at {@code dx[d0 ..]}.
+     * {@code acc[i][token] += sums * scale[row] * dx[token]}, with the activations' scales at {@code dx[d0 ..]}. The
+     * int16 sums are loaded half a vector at a time, sign-extended as they are loaded, with the Vector API's calls
+     * written out here: as a helper of ours returning the widened vector, C2 left it out of line in some JVMs and boxed
+     * its vectors (13 MB allocated per 128-token pass of the mini Q4_0 model, PrefillAllocationTest).
      */
     private static void flush(short[] sums, float[] dx, int d0, float[] scale, int r, int last, int blocks, int b, float[] acc) {
         int quarter = F.length();
-        FloatVector d00 = FloatVector.fromArray(F, dx, d0), d01 = FloatVector.fromArray(F, dx, d0 + quarter),
-                d02 = FloatVector.fromArray(F, dx, d0 + 2 * quarter), d03 = FloatVector.fromArray(F, dx, d0 + 3 * quarter);
         for (int i = 0; i < 8; i++) {
-            int o = i * GROUP;
             float s = scale[Math.min(r + i, last) * blocks + b];
-            widened(sums, o).mul(s).fma(d00, FloatVector.fromArray(F, acc, o)).intoArray(acc, o);
-            widened(sums, o + quarter).mul(s).fma(d01, FloatVector.fromArray(F, acc, o + quarter)).intoArray(acc, o + quarter);
-            widened(sums, o + 2 * quarter).mul(s).fma(d02, FloatVector.fromArray(F, acc, o + 2 * quarter)).intoArray(acc, o + 2 * quarter);
-            widened(sums, o + 3 * quarter).mul(s).fma(d03, FloatVector.fromArray(F, acc, o + 3 * quarter)).intoArray(acc, o + 3 * quarter);
+            for (int t = 0; t < GROUP; t += quarter) {
+                int o = i * GROUP + t;
+                ((FloatVector) ShortVector.fromArray(Tensor.S_SPECIES, sums, o).convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0))
+                        .mul(s).fma(FloatVector.fromArray(F, dx, d0 + t), FloatVector.fromArray(F, acc, o)).intoArray(acc, o);
+            }
         }
-    }
-
-    /** The int16 sums at {@code sums[o ..]}, one float vector's worth, sign-extended as they are loaded, as floats. */
-    private static FloatVector widened(short[] sums, int o) {
-        return (FloatVector) ShortVector.fromArray(Tensor.S_SPECIES, sums, o).convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0);
     }
 }

@@ -151,10 +151,6 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
         return signedBytes(data, offset).and(0xFF);
     }
 
-    /** As floats: {@code convert}, which C2 inlines whole; {@code castShape} left a conversion call out of line in the grouped kernels. */
-    static FloatVector floats(IntVector v) {
-        return (FloatVector) v.convert(VectorOperators.I2F, 0);
-    }
 
     /**
      * The eight 6-bit sub-block scales of Q4_K/Q5_K's 12 packed bytes at {@code p}, as the bytes of a long (scale j in

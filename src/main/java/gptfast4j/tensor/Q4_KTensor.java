@@ -89,10 +89,10 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel {
             for (int k = 0; k < 128; k += 2 * lanes) {
                 IntVector q0 = bytes(qs + k), q1 = bytes(qs + k + lanes);
                 int w = xOffset + i + 2 * k - k % 32;
-                lo = floats(q0.and(0xF)).fma(FloatVector.fromArray(F_SPECIES, x, w), lo);
-                hi = floats(q0.lanewise(VectorOperators.LSHR, 4)).fma(FloatVector.fromArray(F_SPECIES, x, w + 32), hi);
-                lo = floats(q1.and(0xF)).fma(FloatVector.fromArray(F_SPECIES, x, w + lanes), lo);
-                hi = floats(q1.lanewise(VectorOperators.LSHR, 4)).fma(FloatVector.fromArray(F_SPECIES, x, w + 32 + lanes), hi);
+                lo = ((FloatVector) q0.and(0xF).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, w), lo);
+                hi = ((FloatVector) q0.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, w + 32), hi);
+                lo = ((FloatVector) q1.and(0xF).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, w + lanes), lo);
+                hi = ((FloatVector) q1.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, w + 32 + lanes), hi);
                 // the end of a 64-weight group (2 * lanes divides 32 for every float species up to 512 bits)
                 if ((k + 2 * lanes) % 32 == 0) {
                     int shift = 16 * (k / 32);
@@ -193,7 +193,7 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel {
                 long sub = offset + HEAD + (long) s * SUB, ints = sub + INTS + 4L * r;
                 FloatVector scale = FloatVector.broadcast(F_SPECIES, d * data.get(JAVA_BYTE, sub + r));
                 FloatVector min = FloatVector.broadcast(F_SPECIES, dmin * data.get(JAVA_BYTE, sub + L + r));
-                for (int j = 0; j < 32; j += L) floats(RowLanes.rowNibbles(data, ints, j).and(0xF)).mul(scale).sub(min).intoArray(out, outOffset + i + 32 * s + j);
+                for (int j = 0; j < 32; j += L) ((FloatVector) RowLanes.rowNibbles(data, ints, j).and(0xF).convert(VectorOperators.I2F, 0)).mul(scale).sub(min).intoArray(out, outOffset + i + 32 * s + j);
             }
         }
     }

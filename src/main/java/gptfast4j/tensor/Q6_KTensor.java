@@ -119,7 +119,7 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
                         IntVector q = ((g & 1) == 0 ? a : b).lanewise(VectorOperators.LSHR, 4 * (g >> 1)).and(0xF)
                                 .or(h.lanewise(VectorOperators.LSHR, 2 * g).and(0x30)).sub(32);
                         int scale = (byte) (scales >>> 8 * (l / 16 + 2 * g));
-                        sum = floats(q.mul(scale)).fma(FloatVector.fromArray(F_SPECIES, x, base + 32 * g + l), sum);
+                        sum = ((FloatVector) q.mul(scale).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, base + 32 * g + l), sum);
                     }
                 }
             }

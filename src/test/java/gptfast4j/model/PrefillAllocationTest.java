@@ -1,0 +1,39 @@
+package gptfast4j.model;
+
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.lang.management.ManagementFactory;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * A compiled prefill allocates only per matrix call, never per weight or per token: a kernel whose vectors box
+ * (DecodeAllocationTest's defect, in a matrix x matrix kernel) allocates megabytes per pass. Measured per 128-token
+ * pass of the reference mini models on the calling thread, once compiled: 1344 bytes (the float formats, Q8_0,
+ * Q6_K), 5184 (Q4_1, Q4_K, Q5_K), 20-22 KB (Q4_0: its activation rounding's per-task scratch); while C1's code still
+ * ran, 0.3-1.1 MB. Its first runs found Q4_0's int16 product boxing in some JVMs (13 MB per pass, a helper of ours
+ * returning a vector left out of line, Int16Product.flush) and Q6_K at 128 bits (1.2-1.6 MB per pass: the same in its
+ * file layout's dot product, which the last position's logits take before any decode step, KQuantTensor.floats).
+ */
+class PrefillAllocationTest {
+    private static final long BOUND = 64 * 1024;
+
+    @ParameterizedTest
+    @ValueSource(strings = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"})
+    void aCompiledPrefillAllocatesOnlyPerMatrixCall(String type) {
+        Llama model = Checkpoint.load(gptfast4j.Shared.REFERENCE.resolve("models/mini-llama2-" + type + ".gguf"), null).model();
+        Llama.State state = model.newState(256, 128, 1);
+        com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        int[] tokens = new int[128]; // 128 >= Int16Product.MIN_TOKENS: Q4_0 takes its int16 product
+        for (int i = 0; i < tokens.length; i++) tokens[i] = (i * 7) % model.config.vocabSize();
+        // rounds until one is under the bound, as in DecodeAllocationTest: the JIT may be slow on a busy machine
+        long fewest = Long.MAX_VALUE;
+        for (int round = 0; round < 40 && fewest > BOUND; round++) {
+            long before = threads.getCurrentThreadAllocatedBytes();
+            for (int i = 0; i < 20; i++) model.forward(state, tokens, 0, tokens.length, 0, null);
+            fewest = Math.min(fewest, (threads.getCurrentThreadAllocatedBytes() - before) / 20);
+        }
+        assertTrue(fewest <= BOUND, "bytes allocated per 128-token pass: " + fewest);
+    }
+}
