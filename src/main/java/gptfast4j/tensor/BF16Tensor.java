@@ -34,7 +34,7 @@ final class BF16Tensor extends Tensor {
             acc1 = ((IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, base + (long) (i + lanes) * 2, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0))
                     .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + lanes), acc1);
         }
-        float sum = VectorMath.sum(acc0.add(acc1));
+        float sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
         for (; i < cols; i++) {
             sum += bf16(data, base + (long) i * 2) * x[xOffset + i];
         }

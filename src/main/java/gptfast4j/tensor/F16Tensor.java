@@ -104,7 +104,7 @@ final class F16Tensor extends Tensor {
                     .lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i), edges);
         }
         for (; i < cols; i++) edge += f16(data, base + (long) i * 2) * x[xOffset + i];
-        return VectorMath.sum(acc0.add(acc1).add(edges)) * HALF_SCALE + edge / HALF_SCALE;
+        return acc0.add(acc1).add(edges).reduceLanes(VectorOperators.ADD) * HALF_SCALE + edge / HALF_SCALE;
     }
 
     @Override

@@ -1,6 +1,7 @@
 package gptfast4j.tensor;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
@@ -25,7 +26,7 @@ final class F32Tensor extends Tensor {
             acc0 = w0.fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i), acc0);
             acc1 = w1.fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + lanes), acc1);
         }
-        float sum = VectorMath.sum(acc0.add(acc1));
+        float sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
         for (; i < cols; i++) {
             sum += data.get(FLOAT_LE, base + (long) i * 4) * x[xOffset + i];
         }

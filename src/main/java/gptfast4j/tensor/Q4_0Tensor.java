@@ -51,7 +51,8 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
         int lanes = F_SPECIES.length();
         FloatVector sum = FloatVector.zero(F_SPECIES);
         for (int j = 0; j < BLOCK / 2; j += lanes) {
-            IntVector q = signedBytes(data, offset + 2 + j);
+            IntVector q = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                : IntVector.broadcast(I_SPECIES, data.get(INT_LE, offset + 2 + j)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24));
             FloatVector lo = (FloatVector) q.and(0xF).sub(8).castShape(F_SPECIES, 0);
             FloatVector hi = (FloatVector) q.lanewise(VectorOperators.ASHR, 4).and(0xF).sub(8).castShape(F_SPECIES, 0);
             sum = lo.fma(FloatVector.fromArray(F_SPECIES, x, xOffset + j), sum);
@@ -71,7 +72,7 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
             acc1 = block(offset + BLOCK_BYTES, x, xOffset + i + BLOCK).fma(FloatVector.broadcast(F_SPECIES, f16(data, offset + BLOCK_BYTES)), acc1);
         }
         if (i < cols) acc0 = block(offset, x, xOffset + i).fma(FloatVector.broadcast(F_SPECIES, f16(data, offset)), acc0);
-        return VectorMath.sum(acc0.add(acc1));
+        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
     }
 
     /**

@@ -109,7 +109,8 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.PairKernel {
         int lanes = F_SPECIES.length();
         FloatVector sum = FloatVector.zero(F_SPECIES);
         for (int j = 0; j < BLOCK / 2; j += lanes) {
-            IntVector q = signedBytes(data, offset + 4 + j);
+            IntVector q = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 4 + j, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                : IntVector.broadcast(I_SPECIES, data.get(INT_LE, offset + 4 + j)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24));
             sum = ((FloatVector) q.and(0xF).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + j), sum);
             sum = ((FloatVector) q.lanewise(VectorOperators.ASHR, 4).and(0xF).convert(VectorOperators.I2F, 0))
                     .fma(FloatVector.fromArray(F_SPECIES, x, xOffset + j + BLOCK / 2), sum);
@@ -136,7 +137,7 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.PairKernel {
             acc0 = block(offset, x, xOffset + i).fma(FloatVector.broadcast(F_SPECIES, f16(data, offset)), acc0);
             minTerm += f16(data, offset + 2) * xSums[i / BLOCK];
         }
-        return VectorMath.sum(acc0.add(acc1)) + minTerm;
+        return acc0.add(acc1).reduceLanes(VectorOperators.ADD) + minTerm;
     }
 
     @Override

@@ -103,7 +103,7 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel {
                 }
             }
         }
-        return VectorMath.sum(acc0.add(acc1)) - minsShare(row, xSums);
+        return acc0.add(acc1).reduceLanes(VectorOperators.ADD) - minsShare(row, xSums);
     }
 
     /**

@@ -165,7 +165,7 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
                 acc = qxHi.fma(FloatVector.broadcast(F_SPECIES, d * ((scales >>> 8) & 0xFF)), acc);
             }
         }
-        return VectorMath.sum(acc) - minsShare(row, xSums);
+        return acc.reduceLanes(VectorOperators.ADD) - minsShare(row, xSums);
     }
 
     @Override

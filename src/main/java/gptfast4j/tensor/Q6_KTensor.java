@@ -125,7 +125,7 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
             }
             acc = sum.fma(FloatVector.broadcast(F_SPECIES, f16(data, offset + 208)), acc);
         }
-        return VectorMath.sum(acc);
+        return acc.reduceLanes(VectorOperators.ADD);
     }
 
     /**

@@ -56,7 +56,8 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
 
     /** One float vector of quants, from the bytes at {@code offset}. */
     private FloatVector weights(long offset) {
-        return (FloatVector) signedBytes(data, offset).convert(VectorOperators.I2F, 0);
+        return (FloatVector) (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                : IntVector.broadcast(I_SPECIES, data.get(INT_LE, offset)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24)).convert(VectorOperators.I2F, 0);
     }
 
     /** Per j of x, {@code 2^-8p} for the byte at bit 8p (p = j % 4 < 3) and 1 for the top byte, for {@link RowLanes#scaled}. */
@@ -74,7 +75,7 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
             acc1 = block(offset + BLOCK_BYTES, x, xOffset + i + BLOCK).fma(FloatVector.broadcast(F_SPECIES, f16(data, offset + BLOCK_BYTES)), acc1);
         }
         if (i < cols) acc0 = block(offset, x, xOffset + i).fma(FloatVector.broadcast(F_SPECIES, f16(data, offset)), acc0);
-        return VectorMath.sum(acc0.add(acc1));
+        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
     }
 
     /**

@@ -441,22 +441,22 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
         }
         // results straight to out (no array per call); the scalar tail is empty when n is a multiple of the lanes
         int w1 = wOffset + ws, w2 = wOffset + 2 * ws, w3 = wOffset + 3 * ws, x1 = xOffset + n, x2 = xOffset + 2 * n, x3 = xOffset + 3 * n;
-        out[o] = VectorMath.sum(a00) + tail(w, wOffset, x, xOffset, i, n);
-        out[o + stride] = VectorMath.sum(a01) + tail(w, wOffset, x, x1, i, n);
-        out[o + 2 * stride] = VectorMath.sum(a02) + tail(w, wOffset, x, x2, i, n);
-        out[o + 3 * stride] = VectorMath.sum(a03) + tail(w, wOffset, x, x3, i, n);
-        out[o + 1] = VectorMath.sum(a10) + tail(w, w1, x, xOffset, i, n);
-        out[o + 1 + stride] = VectorMath.sum(a11) + tail(w, w1, x, x1, i, n);
-        out[o + 1 + 2 * stride] = VectorMath.sum(a12) + tail(w, w1, x, x2, i, n);
-        out[o + 1 + 3 * stride] = VectorMath.sum(a13) + tail(w, w1, x, x3, i, n);
-        out[o + 2] = VectorMath.sum(a20) + tail(w, w2, x, xOffset, i, n);
-        out[o + 2 + stride] = VectorMath.sum(a21) + tail(w, w2, x, x1, i, n);
-        out[o + 2 + 2 * stride] = VectorMath.sum(a22) + tail(w, w2, x, x2, i, n);
-        out[o + 2 + 3 * stride] = VectorMath.sum(a23) + tail(w, w2, x, x3, i, n);
-        out[o + 3] = VectorMath.sum(a30) + tail(w, w3, x, xOffset, i, n);
-        out[o + 3 + stride] = VectorMath.sum(a31) + tail(w, w3, x, x1, i, n);
-        out[o + 3 + 2 * stride] = VectorMath.sum(a32) + tail(w, w3, x, x2, i, n);
-        out[o + 3 + 3 * stride] = VectorMath.sum(a33) + tail(w, w3, x, x3, i, n);
+        out[o] = a00.reduceLanes(VectorOperators.ADD) + tail(w, wOffset, x, xOffset, i, n);
+        out[o + stride] = a01.reduceLanes(VectorOperators.ADD) + tail(w, wOffset, x, x1, i, n);
+        out[o + 2 * stride] = a02.reduceLanes(VectorOperators.ADD) + tail(w, wOffset, x, x2, i, n);
+        out[o + 3 * stride] = a03.reduceLanes(VectorOperators.ADD) + tail(w, wOffset, x, x3, i, n);
+        out[o + 1] = a10.reduceLanes(VectorOperators.ADD) + tail(w, w1, x, xOffset, i, n);
+        out[o + 1 + stride] = a11.reduceLanes(VectorOperators.ADD) + tail(w, w1, x, x1, i, n);
+        out[o + 1 + 2 * stride] = a12.reduceLanes(VectorOperators.ADD) + tail(w, w1, x, x2, i, n);
+        out[o + 1 + 3 * stride] = a13.reduceLanes(VectorOperators.ADD) + tail(w, w1, x, x3, i, n);
+        out[o + 2] = a20.reduceLanes(VectorOperators.ADD) + tail(w, w2, x, xOffset, i, n);
+        out[o + 2 + stride] = a21.reduceLanes(VectorOperators.ADD) + tail(w, w2, x, x1, i, n);
+        out[o + 2 + 2 * stride] = a22.reduceLanes(VectorOperators.ADD) + tail(w, w2, x, x2, i, n);
+        out[o + 2 + 3 * stride] = a23.reduceLanes(VectorOperators.ADD) + tail(w, w2, x, x3, i, n);
+        out[o + 3] = a30.reduceLanes(VectorOperators.ADD) + tail(w, w3, x, xOffset, i, n);
+        out[o + 3 + stride] = a31.reduceLanes(VectorOperators.ADD) + tail(w, w3, x, x1, i, n);
+        out[o + 3 + 2 * stride] = a32.reduceLanes(VectorOperators.ADD) + tail(w, w3, x, x2, i, n);
+        out[o + 3 + 3 * stride] = a33.reduceLanes(VectorOperators.ADD) + tail(w, w3, x, x3, i, n);
     }
 
     /** {@code sum(w[wOffset + k] * x[xOffset + k])} for {@code from <= k < n}. */
@@ -520,7 +520,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
         for (int k = 0; k < n / block; k++) {
             FloatVector s = FloatVector.zero(F_SPECIES);
             for (int l = 0; l < block; l += F_SPECIES.length()) s = s.add(FloatVector.fromArray(F_SPECIES, x, xOffset + block * k + l));
-            sums[k] = VectorMath.sum(s);
+            sums[k] = s.reduceLanes(VectorOperators.ADD);
         }
         return sums;
     }

@@ -31,6 +31,19 @@ class DecodeAllocationTest {
         assertDecodeAllocatesNothing(Checkpoint.load(gptfast4j.Shared.REFERENCE.resolve("models/mini-llama2-" + type + ".gguf"), null).model());
     }
 
+    /**
+     * The same in the files' layouts, which decode reads where memory is too short for the decode layouts' copies (and
+     * which the last logits of a prompt read before the first decode step): their dot products have helpers of ours
+     * that return vectors, the kind that boxed elsewhere.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"})
+    void decodeStepsInTheFileLayoutAllocateNothing(String type) {
+        Llama model = Checkpoint.load(gptfast4j.Shared.REFERENCE.resolve("models/mini-llama2-" + type + ".gguf"), null).model();
+        assertEquals(false, model.useDecodeLayouts(java.util.OptionalLong.of(0))); // as if no memory were free for the copies
+        assertDecodeAllocatesNothing(model);
+    }
+
     private static void assertDecodeAllocatesNothing(Llama model) {
         Llama.State state = model.newState(256, 8);
         com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
