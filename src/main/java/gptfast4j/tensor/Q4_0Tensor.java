@@ -9,13 +9,15 @@ import jdk.incubator.vector.VectorOperators;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+
 /**
  * Q4_0: blocks of 32 weights, {@code [f16 scale d][16 bytes]} (18 bytes). Byte j holds weight j in its low nibble and
  * weight j + 16 in its high nibble; weight = d * (nibble - 8).
  * <p>
  * Two layouts of the same bytes: the file's, each row its blocks in order, and the decode layout ({@link #forDecode},
- * {@link RowGroupTensor}), one row per vector lane, each nibble xor 8 so that it reads as the signed 4-bit
- * {@code nibble - 8}.
+ * {@link RowGroupTensor}), one row per vector lane, the nibbles' values unchanged: the lane kernels take them unsigned and add
+ * {@code -8 * sum(x)} per block ({@link #offsetSums}).
  */
 final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
     private static final int BLOCK = 32;
@@ -137,12 +139,12 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
     public void dequantizeRow(long row, float[] out, int outOffset) {
         int lanes = F_SPECIES.length();
         if (grouped) {
+            int[] nibbles = RowLanes.blockInts();
             for (int b = 0; b < cols / BLOCK; b++) {
                 FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, laneBlock(row, b) + 2 * (row % L)));
-                long ints = rowInts(row, b);
+                RowLanes.rowNibbles(data, rowInts(row, b), nibbles);
                 for (int j = 0; j < BLOCK; j += lanes) {
-                    IntVector q = RowLanes.rowNibbles(data, ints, j).and(0xF).sub(8);
-                    ((FloatVector) q.convert(VectorOperators.I2F, 0)).mul(d).intoArray(out, outOffset + b * BLOCK + j);
+                    ((FloatVector) IntVector.fromArray(I_SPECIES, nibbles, j).sub(8).convert(VectorOperators.I2F, 0)).mul(d).intoArray(out, outOffset + b * BLOCK + j);
                 }
             }
             return;
@@ -166,17 +168,29 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
      * a range of rows, on purpose: a method this large is never inlined into {@link Int16Product}'s loop, which sits
      * at the edge of C2's inlining budget. With a small per-row method inlined there, some JVMs cut the budget in
      * {@code Int16Product.flush}, whose vectors then boxed (pp128 45-78 against 87-166 tokens/s, 4 runs in 8).
+     * <p>
+     * With 128-bit vectors, ints become int16 in plain Java loops rather than by the Vector API's I2S conversion: there,
+     * after other kernels had run, some JVMs compiled that conversion as its Java fallback, which allocates an array
+     * per call (3 MB per 128-token pass of the mini model in the decode layout, PrefillAllocationTest). Not at 256 or
+     * 512 bits, where the vector conversion is faster (JMH Q4_0 matmul64, 4096 x 4096, decode layout, one thread: 13.4-15.1
+     * ms against 22.1-26.9 with the loop; noisy) and has not been seen to fall back.
      */
     void smallIntRows(long firstRow, int n, short[] q, int stride, float[] scale, int blocks) {
         int lanes = S_SPECIES.length();
         if (grouped) {
+            int[] nibbles = RowLanes.blockInts();
             for (int i = 0; i < n; i++) {
                 long row = firstRow + i;
                 for (int b = 0; b < blocks; b++) {
                     scale[i * blocks + b] = f16(data, laneBlock(row, b) + 2 * (row % L));
-                    long ints = rowInts(row, b);
+                    RowLanes.rowNibbles(data, rowInts(row, b), nibbles);
+                    int o = i * stride + b * BLOCK;
+                    if (B_SPECIES == null) { // 128-bit vectors: no I2S, below
+                        for (int j = 0; j < BLOCK; j++) q[o + j] = (short) (nibbles[j] - 8);
+                        continue;
+                    }
                     for (int j = 0; j < BLOCK; j += lanes) {
-                        ((ShortVector) RowLanes.rowNibbles(data, ints, j).and(0xF).sub(8).convertShape(VectorOperators.I2S, S_SPECIES, 0)).intoArray(q, i * stride + b * BLOCK + j);
+                        ((ShortVector) IntVector.fromArray(I_SPECIES, nibbles, j).sub(8).convertShape(VectorOperators.I2S, S_SPECIES, 0)).intoArray(q, o + j);
                     }
                 }
             }
@@ -186,11 +200,19 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
             long offset = (firstRow + i) * rowBytes;
             for (int b = 0; b < blocks; b++, offset += BLOCK_BYTES) {
                 scale[i * blocks + b] = f16(data, offset);
-                for (int j = 0; j < BLOCK / 2; j += lanes) {
-                    ShortVector v = signedByteShorts(data, offset + 2 + j);
-                    int o = i * stride + b * BLOCK + j;
-                    v.and((short) 0xF).sub((short) 8).intoArray(q, o);
-                    v.lanewise(VectorOperators.ASHR, 4).and((short) 0xF).sub((short) 8).intoArray(q, o + BLOCK / 2);
+                int o = i * stride + b * BLOCK;
+                if (B_SPECIES == null) { // 128-bit vectors: no I2S, above
+                    for (int j = 0; j < BLOCK / 2; j++) {
+                        int v = data.get(JAVA_BYTE, offset + 2 + j);
+                        q[o + j] = (short) ((v & 0xF) - 8);
+                        q[o + j + BLOCK / 2] = (short) ((v >> 4 & 0xF) - 8);
+                    }
+                    continue;
+                }
+                for (int j = 0; j < BLOCK / 2; j += lanes) { // the Vector API's calls alone (Tensor.B_SPECIES)
+                    ShortVector v = (ShortVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2S, S_SPECIES, 0);
+                    v.and((short) 0xF).sub((short) 8).intoArray(q, o + j);
+                    v.lanewise(VectorOperators.ASHR, 4).and((short) 0xF).sub((short) 8).intoArray(q, o + j + BLOCK / 2);
                 }
             }
         }

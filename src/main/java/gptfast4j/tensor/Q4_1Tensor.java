@@ -144,12 +144,13 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.PairKernel {
     public void dequantizeRow(long row, float[] out, int outOffset) {
         int lanes = F_SPECIES.length();
         if (grouped) {
+            int[] nibbles = RowLanes.blockInts();
             for (int b = 0; b < cols / BLOCK; b++) {
                 long block = laneBlock(row, b) + 2 * (row % L);
                 FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, block)), m = FloatVector.broadcast(F_SPECIES, f16(data, block + 2L * L));
-                long ints = rowInts(row, b);
+                RowLanes.rowNibbles(data, rowInts(row, b), nibbles);
                 for (int j = 0; j < BLOCK; j += lanes) {
-                    ((FloatVector) RowLanes.rowNibbles(data, ints, j).and(0xF).convert(VectorOperators.I2F, 0)).fma(d, m).intoArray(out, outOffset + b * BLOCK + j);
+                    ((FloatVector) IntVector.fromArray(I_SPECIES, nibbles, j).convert(VectorOperators.I2F, 0)).fma(d, m).intoArray(out, outOffset + b * BLOCK + j);
                 }
             }
             return;

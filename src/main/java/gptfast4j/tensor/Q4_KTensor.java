@@ -187,13 +187,15 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel {
         // rounding as ggml's dequantize_row_q4_K: (d * scale) * q - dmin * min; row r's ints lie 4L bytes apart
         int r = (int) (row % L);
         long offset = (row - r) * rowBytes;
+        int[] nibbles = RowLanes.blockInts();
         for (int i = 0; i < cols; i += SUPER_BLOCK, offset += COLUMN) {
             float d = data.get(FLOAT_LE, offset + 4L * r), dmin = data.get(FLOAT_LE, offset + 4L * L + 4L * r);
             for (int s = 0; s < 8; s++) {
-                long sub = offset + HEAD + (long) s * SUB, ints = sub + INTS + 4L * r;
+                long sub = offset + HEAD + (long) s * SUB;
                 FloatVector scale = FloatVector.broadcast(F_SPECIES, d * data.get(JAVA_BYTE, sub + r));
                 FloatVector min = FloatVector.broadcast(F_SPECIES, dmin * data.get(JAVA_BYTE, sub + L + r));
-                for (int j = 0; j < 32; j += L) ((FloatVector) RowLanes.rowNibbles(data, ints, j).and(0xF).convert(VectorOperators.I2F, 0)).mul(scale).sub(min).intoArray(out, outOffset + i + 32 * s + j);
+                RowLanes.rowNibbles(data, sub + INTS + 4L * r, nibbles);
+                for (int j = 0; j < 32; j += L) ((FloatVector) IntVector.fromArray(I_SPECIES, nibbles, j).convert(VectorOperators.I2F, 0)).mul(scale).sub(min).intoArray(out, outOffset + i + 32 * s + j);
             }
         }
     }

@@ -126,25 +126,28 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
     private static final IntVector LANE_INT = IntVector.fromArray(I_SPECIES, IntStream.range(0, L).map(l -> l / 4).toArray(), 0);
 
     /**
-     * Weights {@code j .. j + L - 1} (j a multiple of 4) of one row of a decode-layout block whose ints are at
-     * {@code ints} and {@code 4L} bytes apart, as signed int lanes: each int broadcast to its four lanes, its bytes'
-     * xor 0x80 undone, each lane's byte shifted to the top and back down.
+     * The 32 weights of one row of a decode-layout block whose ints are at {@code ints} and {@code 4L} bytes apart, to
+     * {@code out[0 .. 32)}: per vector, each int broadcast to its four lanes, its bytes' xor 0x80 undone, each lane's
+     * byte shifted to the top and back down. To an array, not returned as a vector, as {@link RowLanes#rowNibbles}.
      */
-    private IntVector rowWeights(long ints, int j) {
-        IntVector v = IntVector.broadcast(I_SPECIES, data.get(INT_LE, ints + 4L * L * (j / 4)));
-        for (int k = 1; k < L / 4; k++) v = v.blend(data.get(INT_LE, ints + 4L * L * (j / 4 + k)), LANE_INT.eq(k));
-        return v.lanewise(VectorOperators.XOR, 0x8080_8080).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24);
+    private void rowWeights(long ints, int[] out) {
+        for (int j = 0; j < BLOCK; j += L) {
+            IntVector v = IntVector.broadcast(I_SPECIES, data.get(INT_LE, ints + 4L * L * (j / 4)));
+            for (int k = 1; k < L / 4; k++) v = v.blend(data.get(INT_LE, ints + 4L * L * (j / 4 + k)), LANE_INT.eq(k));
+            v.lanewise(VectorOperators.XOR, 0x8080_8080).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24).intoArray(out, j);
+        }
     }
 
     @Override
     public void dequantizeRow(long row, float[] out, int outOffset) {
         int lanes = F_SPECIES.length();
         if (grouped) {
+            int[] weights = RowLanes.blockInts();
             for (int b = 0; b < cols / BLOCK; b++) {
                 FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, laneBlock(row, b) + 2 * (row % L)));
-                long ints = rowInts(row, b);
+                rowWeights(rowInts(row, b), weights);
                 for (int j = 0; j < BLOCK; j += lanes) {
-                    ((FloatVector) rowWeights(ints, j).convert(VectorOperators.I2F, 0)).mul(d).intoArray(out, outOffset + b * BLOCK + j);
+                    ((FloatVector) IntVector.fromArray(I_SPECIES, weights, j).convert(VectorOperators.I2F, 0)).mul(d).intoArray(out, outOffset + b * BLOCK + j);
                 }
             }
             return;

@@ -18,9 +18,8 @@ import java.util.stream.IntStream;
 final class RowLanes {
     /** Rows per group: one per float lane (16 with 512-bit vectors). */
     static final int L = Tensor.F_SPECIES.length();
-    /** Per lane l of a vector of weights j .. j + L - 1 of a block: its nibble's bit offset in its int, for j % 8 = 0 and 4 (L = 4). */
-    private static final IntVector NIBBLE_SHIFTS = IntVector.fromArray(Tensor.I_SPECIES, IntStream.range(0, L).map(l -> 4 * (l % 8)).toArray(), 0),
-            NIBBLE_SHIFTS_4 = IntVector.fromArray(Tensor.I_SPECIES, IntStream.range(0, L).map(l -> 4 * ((l + 4) % 8)).toArray(), 0);
+    /** Per lane l of a vector of weights j .. j + L - 1 of a block, read from {@code j % 8}: its nibble's bit offset in its int. */
+    private static final int[] NIBBLE_SHIFTS = IntStream.range(0, 8 + L).map(l -> 4 * (l % 8)).toArray();
     /** The scales of {@link #nibbleScaled}: {@link #positionScales} for 4-bit quants. */
     private static final float[] NIBBLE_SCALES = positionScales(4);
     /** {@code 0xF << 4p}: read from memory, a mask is broadcast by a load, where computed from p it took three operations. */
@@ -163,15 +162,27 @@ final class RowLanes {
         return out;
     }
 
+    /** Each thread's ints of one row of a block ({@link #blockInts}). */
+    private static final ThreadLocal<int[]> BLOCK_INTS = ThreadLocal.withInitial(() -> new int[32]);
+
+    /** The calling thread's array of an int per weight of a block, for {@link #rowNibbles} and its kind. */
+    static int[] blockInts() {
+        return BLOCK_INTS.get();
+    }
+
     /**
-     * Weights {@code j .. j + L - 1} (j a multiple of L) of one row of a block, whose ints are at {@code ints} and
-     * {@code 4L} bytes apart, each nibble in the low 4 bits of its lane: the one int they come from broadcast (two with
-     * 16 lanes, blended), each lane shifted to its nibble. Bits above stay; the caller masks or sign-extends.
+     * The 32 weights of one row of a block, whose ints are at {@code ints} and {@code 4L} bytes apart, as their nibbles
+     * 0 .. 15 in {@code out[0 .. 32)}: per vector of L weights, the one int they come from broadcast (two with 16 lanes,
+     * blended), each lane shifted to its nibble and masked. Written to an array, not returned as a vector: a helper of ours that
+     * returns a vector boxes it in a JVM whose C2 leaves the helper out of line (a 128-bit Q4_0 prefill in the decode
+     * layout allocated 11.7 MB per pass, PrefillAllocationTest); the callers read the array back, a store and a load
+     * per vector.
      */
-    static IntVector rowNibbles(MemorySegment data, long ints, int j) {
-        IntVector v = IntVector.broadcast(Tensor.I_SPECIES, data.get(Tensor.INT_LE, ints + 4L * L * (j / 8)));
-        if (L > 8) v = v.blend(data.get(Tensor.INT_LE, ints + 4L * L * (j / 8 + 1)), SECOND_INT);
-        // with 8 or 16 lanes j % 8 is 0: L is a constant, so C2 folds the choice and sees one vector constant
-        return v.lanewise(VectorOperators.LSHR, L >= 8 || j % 8 == 0 ? NIBBLE_SHIFTS : NIBBLE_SHIFTS_4);
+    static void rowNibbles(MemorySegment data, long ints, int[] out) {
+        for (int j = 0; j < 32; j += L) {
+            IntVector v = IntVector.broadcast(Tensor.I_SPECIES, data.get(Tensor.INT_LE, ints + 4L * L * (j / 8)));
+            if (L > 8) v = v.blend(data.get(Tensor.INT_LE, ints + 4L * L * (j / 8 + 1)), SECOND_INT);
+            v.lanewise(VectorOperators.LSHR, IntVector.fromArray(Tensor.I_SPECIES, NIBBLE_SHIFTS, j % 8)).and(0xF).intoArray(out, j);
+        }
     }
 }

@@ -5,7 +5,6 @@ import gptfast4j.io.TensorData;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -531,12 +530,6 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
         // 128-bit vectors, four lanes: the four bytes read as one int, each moved to the top of its lane and back down
         return IntVector.broadcast(I_SPECIES, data.get(INT_LE, offset))
                 .lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24);
-    }
-
-    /** The same bytes sign-extended into int16 lanes ({@link #S_SPECIES}). */
-    static ShortVector signedByteShorts(MemorySegment data, long offset) {
-        if (B_SPECIES != null) return (ShortVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN).castShape(S_SPECIES, 0);
-        return (ShortVector) signedBytes(data, offset).convertShape(VectorOperators.I2S, S_SPECIES, 0);
     }
 
     static float f16(MemorySegment data, long offset) {
