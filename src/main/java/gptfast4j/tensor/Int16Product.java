@@ -97,7 +97,7 @@ final class Int16Product {
         short[] q = Tensor.shortScratch(ROUNDED, groups * cols * GROUP);
         float[] scale = Tensor.scratch(ROUNDED_SCALES, groups * blocks * GROUP);
         Parallel.run(nTokens, 1, (start, end) -> {
-            int[] rounded = new int[BLOCK];
+            int[] rounded = RowLanes.blockInts();
             for (int t = start; t < end; t++) {
                 int g = t / GROUP, u = t % GROUP;
                 for (int b = 0; b < blocks; b++) {

@@ -165,7 +165,7 @@ final class RowLanes {
     /** Each thread's ints of one row of a block ({@link #blockInts}). */
     private static final ThreadLocal<int[]> BLOCK_INTS = ThreadLocal.withInitial(() -> new int[32]);
 
-    /** The calling thread's array of an int per weight of a block, for {@link #rowNibbles} and its kind. */
+    /** The calling thread's array of an int per weight of a block (32): {@link #rowNibbles}, Q8_0's rows, Q4_0's rounded activations. */
     static int[] blockInts() {
         return BLOCK_INTS.get();
     }

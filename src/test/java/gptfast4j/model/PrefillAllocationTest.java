@@ -12,7 +12,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * A compiled prefill allocates only per matrix call, never per weight or per token: a kernel whose vectors box
  * (DecodeAllocationTest's defect, in a matrix x matrix kernel) allocates megabytes per pass. Measured per 128-token
  * pass of the reference mini models on the calling thread, once compiled: 1344 bytes (the float formats, Q8_0,
- * Q6_K), 5184 (Q4_1, Q4_K, Q5_K), 20-22 KB (Q4_0: its activation rounding's per-task scratch); while C1's code still
+ * Q6_K), 1456 (Q4_0), 5184 (Q4_1, Q4_K, Q5_K); in the decode layouts 9.8-10.6 KB; while C1's code still
  * ran, 0.3-1.1 MB. Its first runs found Q4_0's int16 product boxing in some JVMs (13 MB per pass, a helper of ours
  * returning a vector left out of line, Int16Product.flush) and Q6_K at 128 bits (1.2-1.6 MB per pass: the same in its
  * file layout's dot product, which the last position's logits take before any decode step, KQuantTensor.floats).
