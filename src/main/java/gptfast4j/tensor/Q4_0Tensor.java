@@ -46,34 +46,30 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
     }
 
     /**
-     * {@code sum((nibble[j] - 8) * x[j])} over one block of the file's layout, as lanes. The bytes are widened to int
-     * lanes before the nibbles are taken apart: x86 has no byte shift, and byte-lane shifts cost more than the widening.
+     * In the file's layout, per block {@code d * sum((nibble[j] - 8) * x[j])}: the bytes are widened to int lanes
+     * before the nibbles are taken apart (x86 has no byte shift, and byte-lane shifts cost more than the widening).
+     * The block's arithmetic is written in the loop rather than in a helper returning its vector, which boxes where
+     * C2 leaves it out of line (ARCHITECTURE, session 21).
      */
-    private FloatVector block(long offset, float[] x, int xOffset) {
-        int lanes = F_SPECIES.length();
-        FloatVector sum = FloatVector.zero(F_SPECIES);
-        for (int j = 0; j < BLOCK / 2; j += lanes) {
-            IntVector q = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
-                : IntVector.broadcast(I_SPECIES, data.get(INT_LE, offset + 2 + j)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24));
-            FloatVector lo = (FloatVector) q.and(0xF).sub(8).castShape(F_SPECIES, 0);
-            FloatVector hi = (FloatVector) q.lanewise(VectorOperators.ASHR, 4).and(0xF).sub(8).castShape(F_SPECIES, 0);
-            sum = lo.fma(FloatVector.fromArray(F_SPECIES, x, xOffset + j), sum);
-            sum = hi.fma(FloatVector.fromArray(F_SPECIES, x, xOffset + j + BLOCK / 2), sum);
-        }
-        return sum;
-    }
-
     @Override
     public float dot(long row, float[] x, int xOffset) {
         if (grouped) return preparedDot(row, x, xOffset);
+        int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
-        FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = FloatVector.zero(F_SPECIES);
-        int i = 0;
-        for (; i + 2 * BLOCK <= cols; i += 2 * BLOCK, offset += 2 * BLOCK_BYTES) {
-            acc0 = block(offset, x, xOffset + i).fma(FloatVector.broadcast(F_SPECIES, f16(data, offset)), acc0);
-            acc1 = block(offset + BLOCK_BYTES, x, xOffset + i + BLOCK).fma(FloatVector.broadcast(F_SPECIES, f16(data, offset + BLOCK_BYTES)), acc1);
+        FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0;
+        for (int i = 0; i < cols; i += BLOCK, offset += BLOCK_BYTES) {
+            FloatVector sum = FloatVector.zero(F_SPECIES);
+            for (int j = 0; j < BLOCK / 2; j += lanes) {
+                IntVector q = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                        : IntVector.broadcast(I_SPECIES, data.get(INT_LE, offset + 2 + j)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24));
+                sum = ((FloatVector) q.and(0xF).sub(8).castShape(F_SPECIES, 0)).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + j), sum);
+                sum = ((FloatVector) q.lanewise(VectorOperators.ASHR, 4).and(0xF).sub(8).castShape(F_SPECIES, 0))
+                        .fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + j + BLOCK / 2), sum);
+            }
+            FloatVector next = sum.fma(FloatVector.broadcast(F_SPECIES, f16(data, offset)), acc1);
+            acc1 = acc0; // the two sums in turn: consecutive blocks do not wait on each other
+            acc0 = next;
         }
-        if (i < cols) acc0 = block(offset, x, xOffset + i).fma(FloatVector.broadcast(F_SPECIES, f16(data, offset)), acc0);
         return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
     }
 

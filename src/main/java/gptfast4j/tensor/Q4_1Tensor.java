@@ -104,37 +104,28 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.PairKernel {
         return grouped ? preparedDot(row, x, xOffset) : dot(row, x, xOffset, blockSums(x, xOffset, cols));
     }
 
-    /** {@code sum(nibble[j] * x[j])} over one block, as lanes. */
-    private FloatVector block(long offset, float[] x, int xOffset) {
-        int lanes = F_SPECIES.length();
-        FloatVector sum = FloatVector.zero(F_SPECIES);
-        for (int j = 0; j < BLOCK / 2; j += lanes) {
-            IntVector q = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 4 + j, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
-                : IntVector.broadcast(I_SPECIES, data.get(INT_LE, offset + 4 + j)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24));
-            sum = ((FloatVector) q.and(0xF).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + j), sum);
-            sum = ((FloatVector) q.lanewise(VectorOperators.ASHR, 4).and(0xF).convert(VectorOperators.I2F, 0))
-                    .fma(FloatVector.fromArray(F_SPECIES, x, xOffset + j + BLOCK / 2), sum);
-        }
-        return sum;
-    }
-
     /**
      * {@code sum(d * (nibble · x_block)) + sum(m * xSums[block])}: the minimums' share comes from the per-call sums of x
-     * ({@link #blockSums}), so the vector loop only converts nibbles and multiplies; two blocks per step into two
-     * accumulators, as in Q4_0.
+     * ({@link #blockSums}), so the vector loop only converts nibbles and multiplies; the blocks into two sums in
+     * turn, as in Q4_0 (whose {@code dot} says why the block's arithmetic is written in the loop).
      */
     private float dot(long row, float[] x, int xOffset, float[] xSums) {
+        int lanes = F_SPECIES.length();
         long offset = row * rowBytes;
         FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0;
         float minTerm = 0;
-        int i = 0;
-        for (; i + 2 * BLOCK <= cols; i += 2 * BLOCK, offset += 2 * BLOCK_BYTES) {
-            acc0 = block(offset, x, xOffset + i).fma(FloatVector.broadcast(F_SPECIES, f16(data, offset)), acc0);
-            acc1 = block(offset + BLOCK_BYTES, x, xOffset + i + BLOCK).fma(FloatVector.broadcast(F_SPECIES, f16(data, offset + BLOCK_BYTES)), acc1);
-            minTerm += f16(data, offset + 2) * xSums[i / BLOCK] + f16(data, offset + BLOCK_BYTES + 2) * xSums[i / BLOCK + 1];
-        }
-        if (i < cols) {
-            acc0 = block(offset, x, xOffset + i).fma(FloatVector.broadcast(F_SPECIES, f16(data, offset)), acc0);
+        for (int i = 0; i < cols; i += BLOCK, offset += BLOCK_BYTES) {
+            FloatVector sum = FloatVector.zero(F_SPECIES);
+            for (int j = 0; j < BLOCK / 2; j += lanes) {
+                IntVector q = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 4 + j, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                        : IntVector.broadcast(I_SPECIES, data.get(INT_LE, offset + 4 + j)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24));
+                sum = ((FloatVector) q.and(0xF).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + j), sum);
+                sum = ((FloatVector) q.lanewise(VectorOperators.ASHR, 4).and(0xF).convert(VectorOperators.I2F, 0))
+                        .fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + j + BLOCK / 2), sum);
+            }
+            FloatVector next = sum.fma(FloatVector.broadcast(F_SPECIES, f16(data, offset)), acc1);
+            acc1 = acc0;
+            acc0 = next;
             minTerm += f16(data, offset + 2) * xSums[i / BLOCK];
         }
         return acc0.add(acc1).reduceLanes(VectorOperators.ADD) + minTerm;
