@@ -16,8 +16,8 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * weight j + 16 in its high nibble; weight = d * (nibble - 8).
  * <p>
  * Two layouts of the same bytes: the file's, each row its blocks in order, and the decode layout ({@link #forDecode},
- * {@link RowGroupTensor}), one row per vector lane, the nibbles' values unchanged: the lane kernels take them unsigned and add
- * {@code -8 * sum(x)} per block ({@link #offsetSums}).
+ * {@link RowGroupTensor}), one row per vector lane, the nibbles' values unchanged: the lane kernels take them
+ * unsigned and add {@code -8 * sum(x)} per block ({@link #offsetSums}).
  */
 final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
     private static final int BLOCK = 32;
@@ -165,11 +165,11 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
      * at the edge of C2's inlining budget. With a small per-row method inlined there, some JVMs cut the budget in
      * {@code Int16Product.flush}, whose vectors then boxed (pp128 45-78 against 87-166 tokens/s, 4 runs in 8).
      * <p>
-     * With 128-bit vectors, ints become int16 in plain Java loops rather than by the Vector API's I2S conversion: there,
-     * after other kernels had run, some JVMs compiled that conversion as its Java fallback, which allocates an array
-     * per call (3 MB per 128-token pass of the mini model in the decode layout, PrefillAllocationTest). Not at 256 or
-     * 512 bits, where the vector conversion is faster (JMH Q4_0 matmul64, 4096 x 4096, decode layout, one thread: 13.4-15.1
-     * ms against 22.1-26.9 with the loop; noisy) and has not been seen to fall back.
+     * With 128-bit vectors, ints become int16 in plain Java loops rather than by the Vector API's I2S conversion:
+     * there, after other kernels had run, some JVMs compiled that conversion as its Java fallback, which allocates an
+     * array per call (3 MB per 128-token pass of the mini model in the decode layout, PrefillAllocationTest). Not at
+     * 256 or 512 bits, where the vector conversion is faster (JMH Q4_0 matmul64, 4096 x 4096, decode layout, one
+     * thread: 13.4-15.1 ms against 22.1-26.9 with the loop; noisy) and has not been seen to fall back.
      */
     void smallIntRows(long firstRow, int n, short[] q, int stride, float[] scale, int blocks) {
         int lanes = S_SPECIES.length();
