@@ -146,10 +146,6 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
         }
     }
 
-    /** Bytes {@code [offset, offset + lanes)} as unsigned int lanes. */
-    final IntVector bytes(long offset) {
-        return signedBytes(data, offset).and(0xFF);
-    }
 
 
     /**

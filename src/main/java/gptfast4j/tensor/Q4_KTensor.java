@@ -87,7 +87,11 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel {
             long scales = packedScales(offset + 4), qs = offset + 16;
             FloatVector lo = FloatVector.zero(F_SPECIES), hi = lo;
             for (int k = 0; k < 128; k += 2 * lanes) {
-                IntVector q0 = bytes(qs + k), q1 = bytes(qs + k + lanes);
+                // unsigned bytes, the Vector API's calls written out (Tensor.B_SPECIES)
+                IntVector q0 = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, qs + k, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                        : IntVector.broadcast(I_SPECIES, data.get(INT_LE, qs + k)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24)).and(0xFF);
+                IntVector q1 = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, qs + k + lanes, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                        : IntVector.broadcast(I_SPECIES, data.get(INT_LE, qs + k + lanes)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24)).and(0xFF);
                 int w = xOffset + i + 2 * k - k % 32;
                 lo = ((FloatVector) q0.and(0xF).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, w), lo);
                 hi = ((FloatVector) q0.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, w + 32), hi);

@@ -154,8 +154,12 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
                 FloatVector qxLo = FloatVector.zero(F_SPECIES), qxHi = qxLo;
                 int base = xOffset + i + 64 * j;
                 for (int l = 0; l < 32; l += lanes) {
-                    IntVector q = bytes(qs + 32L * j + l);
-                    IntVector h = bytes(qh + l).lanewise(VectorOperators.LSHL, 4); // bit b of qh[l] at bit b + 4
+                    // unsigned bytes, the Vector API's calls written out (Tensor.B_SPECIES)
+                    IntVector q = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, qs + 32L * j + l, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                            : IntVector.broadcast(I_SPECIES, data.get(INT_LE, qs + 32L * j + l)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24)).and(0xFF);
+                    IntVector h = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, qh + l, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                            : IntVector.broadcast(I_SPECIES, data.get(INT_LE, qh + l)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24)).and(0xFF)
+                            .lanewise(VectorOperators.LSHL, 4); // bit b of qh[l] at bit b + 4
                     IntVector lo = q.and(0xF).or(h.lanewise(VectorOperators.LSHR, 2 * j).and(16));
                     IntVector hi = q.lanewise(VectorOperators.LSHR, 4).or(h.lanewise(VectorOperators.LSHR, 2 * j + 1).and(16));
                     qxLo = ((FloatVector) lo.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, base + l), qxLo);

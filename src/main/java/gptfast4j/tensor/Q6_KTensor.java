@@ -114,7 +114,13 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
                 long scales = data.get(LONG_LE, offset + 192 + 8L * half); // int8 scale k in byte k
                 int base = xOffset + i + 128 * half;
                 for (int l = 0; l < 32; l += lanes) {
-                    IntVector h = bytes(qh + l).lanewise(VectorOperators.LSHL, 4), a = bytes(ql + l), b = bytes(ql + l + 32);
+                    // unsigned bytes, the Vector API's calls written out (Tensor.B_SPECIES)
+                    IntVector h = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, qh + l, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                            : IntVector.broadcast(I_SPECIES, data.get(INT_LE, qh + l)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24)).and(0xFF).lanewise(VectorOperators.LSHL, 4);
+                    IntVector a = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, ql + l, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                            : IntVector.broadcast(I_SPECIES, data.get(INT_LE, ql + l)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24)).and(0xFF);
+                    IntVector b = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, ql + l + 32, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                            : IntVector.broadcast(I_SPECIES, data.get(INT_LE, ql + l + 32)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24)).and(0xFF);
                     for (int g = 0; g < 4; g++) {
                         IntVector q = ((g & 1) == 0 ? a : b).lanewise(VectorOperators.LSHR, 4 * (g >> 1)).and(0xF)
                                 .or(h.lanewise(VectorOperators.LSHR, 2 * g).and(0x30)).sub(32);

@@ -38,10 +38,11 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
      * <p>
      * Code that C2 must not leave out of line (the kernels, and dequantization, which the token embedding's lookup
      * inlines into a decode step) widens bytes with the Vector API's own calls ({@code convertShape(B2I, I_SPECIES,
-     * 0)}, B2F) where this species exists ({@link #BYTE_SHIFTS} where not), rather than call {@link #signedBytes}:
-     * a helper of ours is dropped past C2's inlining budget, or left as a call when the caller's profile has no
-     * counts ("already compiled into a medium method"), and its vectors then box (the reference mini models
-     * allocated 0.8 to 300 KB per decode step so); the API's calls are inlined whatever the budget.
+     * 0)}, B2F) where this species exists ({@link #BYTE_SHIFTS} where not), written out at each site rather than
+     * called through a helper of ours returning the vector: such a helper is dropped past C2's inlining budget, or
+     * left as a call when the caller's profile has no counts ("already compiled into a medium method"), and its
+     * vectors then box (the reference mini models allocated 0.8 to 300 KB per decode step so); the API's calls are
+     * inlined whatever the budget. Since session 21 no helper of that kind is left.
      */
     static final VectorSpecies<Byte> B_SPECIES = F_SPECIES.vectorBitSize() >= 256
             ? VectorSpecies.of(byte.class, VectorShape.forBitSize(F_SPECIES.vectorBitSize() / 4)) : null;
@@ -52,9 +53,9 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
     static final VectorSpecies<Byte> LANE_BYTES = B_SPECIES != null ? B_SPECIES : ByteVector.SPECIES_64;
     /**
      * For 128-bit vectors (four lanes): how far each of an int's four bytes moves to reach the top of its lane. Where
-     * {@link #B_SPECIES} is null, dequantization widens bytes with {@link #signedBytes}'s body written out (an int
-     * broadcast, shifted up by these and arithmetically down by 24), for the same reason as above: with the helper,
-     * the mini Q5_K model's embedding lookup allocated in decode in 2 of 12 runs of the 128-bit tests.
+     * {@link #B_SPECIES} is null, bytes are widened from an int broadcast, shifted up by these and arithmetically
+     * down by 24, written out for the same reason as above: with a helper doing it, the mini Q5_K model's embedding
+     * lookup allocated in decode in 2 of 12 runs of the 128-bit tests.
      */
     static final IntVector BYTE_SHIFTS = B_SPECIES == null ? IntVector.fromArray(I_SPECIES, new int[]{24, 16, 8, 0}, 0) : null;
 
@@ -522,14 +523,6 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
             sums[k] = s.reduceLanes(VectorOperators.ADD);
         }
         return sums;
-    }
-
-    /** The {@code F_SPECIES.length()} bytes at {@code offset}, sign-extended into int lanes. */
-    static IntVector signedBytes(MemorySegment data, long offset) {
-        if (B_SPECIES != null) return (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset, ByteOrder.LITTLE_ENDIAN).castShape(I_SPECIES, 0);
-        // 128-bit vectors, four lanes: the four bytes read as one int, each moved to the top of its lane and back down
-        return IntVector.broadcast(I_SPECIES, data.get(INT_LE, offset))
-                .lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24);
     }
 
     static float f16(MemorySegment data, long offset) {
