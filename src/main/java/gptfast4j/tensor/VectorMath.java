@@ -4,24 +4,21 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
-/** The small float operations of a forward pass besides matrix products: on float arrays, with offsets. */
+/**
+ * The small float operations of a forward pass besides matrix products: on float arrays, with offsets.
+ * <p>
+ * The lanes are summed by {@code reduceLanes(ADD)}, here and in the kernels, each calling it itself (a helper of ours
+ * taking the vector, which C2 left out of line at 128 bits, boxed it: the file layouts' decode of Q8_0, Q4_0 and Q4_1
+ * allocated about 100 KB per step of the mini models). Compiled code adds the lanes in another order than interpreted
+ * code, so the first calls of a process (before the JIT compiles a kernel) can differ from later ones in the last
+ * bits; the thread count never changes a result. Fixed-order alternatives were measured and dropped: halving with
+ * {@code reinterpretShape} cost 19% of Q8_0 decode speed and 25% of prefill, halving with {@code rearrange} 30% of
+ * prefill, a {@code lane(i)} loop half of decode.
+ */
 public final class VectorMath {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
 
     private VectorMath() {
-    }
-
-    /**
-     * The sum of the lanes ({@code reduceLanes(ADD)}), for this class's operations. The kernels call {@code reduceLanes}
-     * themselves: passed to this helper, which C2 left out of line at 128 bits, their vectors boxed (the file layouts'
-     * decode of Q8_0, Q4_0 and Q4_1 allocated about 100 KB per step of the mini models). Compiled code adds the
-     * lanes in another order than interpreted code, so the first calls of a process (before the JIT compiles a kernel)
-     * can differ from later ones in the last bits; the thread count never changes a result. Fixed-order alternatives
-     * were measured and dropped: halving with {@code reinterpretShape} cost 19% of Q8_0 decode speed and 25% of
-     * prefill, halving with {@code rearrange} 30% of prefill, a {@code lane(i)} loop half of decode.
-     */
-    public static float sum(FloatVector v) {
-        return v.reduceLanes(VectorOperators.ADD);
     }
 
     public static float dot(float[] a, int aOffset, float[] b, int bOffset, int n) {
@@ -30,7 +27,7 @@ public final class VectorMath {
         for (int bound = S.loopBound(n); i < bound; i += S.length()) {
             acc = FloatVector.fromArray(S, a, aOffset + i).fma(FloatVector.fromArray(S, b, bOffset + i), acc);
         }
-        float sum = sum(acc);
+        float sum = acc.reduceLanes(VectorOperators.ADD);
         for (; i < n; i++) sum += a[aOffset + i] * b[bOffset + i];
         return sum;
     }

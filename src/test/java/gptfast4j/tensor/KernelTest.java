@@ -164,7 +164,7 @@ class KernelTest {
         Random random = new Random(7);
         float[] x = new float[tokens * t.cols];
         for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
-        // compiled code sums lanes in another order than interpreted code (see VectorMath.sum): warm up first
+        // compiled code sums lanes in another order than interpreted code (see VectorMath): warm up first
         assertMatmulMatches(t, bytes, td.type().bytesFor(t.cols), x, x, tokens, 200);
     }
 
