@@ -10,7 +10,7 @@
 #   e.g. scripts/asm-profile.sh 'gptfast4j.tensor.Int16Product::*' block bench --checkpoint M.gguf --prompt-tokens 128 --gen-tokens 0
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-[ $# -ge 3 ] || { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 methods=$1 filter=$2
 shift 2
 for tool in perf gcc; do command -v $tool >/dev/null || { echo "asm-profile: needs $tool" >&2; exit 2; }; done
