@@ -146,8 +146,6 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
         }
     }
 
-
-
     /**
      * The eight 6-bit sub-block scales of Q4_K/Q5_K's 12 packed bytes at {@code p}, as the bytes of a long (scale j in
      * byte j): ggml's get_scale_min_k4, done on whole words so the kernels do not take the bytes apart one at a time.
