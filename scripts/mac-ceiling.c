@@ -60,69 +60,34 @@ __attribute__((noinline)) static void int16MulAdd(long reps) {
     }
 }
 
-// The same arithmetic with two columns per 32-bit broadcast (weights of columns k and k + 1 in one int, activations
-// interleaved by column pair): 4 activation loads, 4 dword broadcasts, 16 vpmullw + 16 vpaddw (4 rows x 64 tokens
-// x 2 columns)
-__attribute__((noinline)) static void int16PairMulAdd(long reps) {
-    for (long r = 0; r < reps; r++) {
-        __m512i c[16];
-        for (int i = 0; i < 16; i++) c[i] = _mm512_setzero_si512();
-        for (int k = 0; k < COLS; k += 2) {
-            __m512i x[4];
-#pragma GCC unroll 4
-            for (int v = 0; v < 4; v++) x[v] = _mm512_loadu_si512(activations16 + k * 64 + 32 * v);
-#pragma GCC unroll 4
-            for (int i = 0; i < 4; i++) {
-                __m512i w = _mm512_set1_epi32(weightPairs[i * COLS + k / 2]);
-#pragma GCC unroll 4
-                for (int v = 0; v < 4; v++) c[4 * i + v] = _mm512_add_epi16(c[4 * i + v], _mm512_mullo_epi16(x[v], w));
-            }
-        }
-        for (int i = 0; i < 16; i++) _mm512_storeu_si512(sink16 + i * 32, c[i]);
+// Four rows x 64 tokens, COLUMNS_PER_INT columns' weights per 32-bit broadcast (activations interleaved to match),
+// per step 4 activation loads, 4 dword broadcasts and 16 updates of the accumulators by UPDATE(c, x, w)
+#define FOUR_ROW_KERNEL(name, COLUMNS_PER_INT, UPDATE)                                                           \
+    __attribute__((noinline)) static void name(long reps) {                                                    \
+        for (long r = 0; r < reps; r++) {                                                                      \
+            __m512i c[16];                                                                                     \
+            for (int i = 0; i < 16; i++) c[i] = _mm512_setzero_si512();                                        \
+            for (int k = 0; k < COLS; k += COLUMNS_PER_INT) {                                                  \
+                __m512i x[4];                                                                                  \
+                _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)                                            \
+                    x[v] = _mm512_loadu_si512(activations16 + k * 128 / COLUMNS_PER_INT + 32 * v);             \
+                _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {                                          \
+                    __m512i w = _mm512_set1_epi32(weightPairs[i * COLS + k / COLUMNS_PER_INT]);                \
+                    _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) c[4 * i + v] = UPDATE(c[4 * i + v], x[v], w); \
+                }                                                                                              \
+            }                                                                                                  \
+            for (int i = 0; i < 16; i++) _mm512_storeu_si512(sink16 + i * 32, c[i]);                           \
+        }                                                                                                      \
     }
-}
 
-// vpdpwssd (int16 pairs summed into int32 lanes; what a Vector API "multiply and add adjacent" would give), the same
-// shape as int16PairMulAdd
-__attribute__((noinline)) static void vpdpwssd(long reps) {
-    for (long r = 0; r < reps; r++) {
-        __m512i c[16];
-        for (int i = 0; i < 16; i++) c[i] = _mm512_setzero_si512();
-        for (int k = 0; k < COLS; k += 2) {
-            __m512i x[4];
-#pragma GCC unroll 4
-            for (int v = 0; v < 4; v++) x[v] = _mm512_loadu_si512(activations16 + k * 64 + 32 * v);
-#pragma GCC unroll 4
-            for (int i = 0; i < 4; i++) {
-                __m512i w = _mm512_set1_epi32(weightPairs[i * COLS + k / 2]);
-#pragma GCC unroll 4
-                for (int v = 0; v < 4; v++) c[4 * i + v] = _mm512_dpwssd_epi32(c[4 * i + v], x[v], w);
-            }
-        }
-        for (int i = 0; i < 16; i++) _mm512_storeu_si512(sink16 + i * 32, c[i]);
-    }
-}
-
-// vpdpbusd (unsigned x signed bytes, four per int32 lane: llama.cpp's Q4_0/Q8_0 kernels on x86): 4 activation
-// loads, 4 broadcasts of four columns' weights, 16 vpdpbusd (4 rows x 64 tokens x 4 columns)
-__attribute__((noinline)) static void vpdpbusd(long reps) {
-    for (long r = 0; r < reps; r++) {
-        __m512i c[16];
-        for (int i = 0; i < 16; i++) c[i] = _mm512_setzero_si512();
-        for (int k = 0; k < COLS; k += 4) {
-            __m512i x[4];
-#pragma GCC unroll 4
-            for (int v = 0; v < 4; v++) x[v] = _mm512_loadu_si512(activations16 + k * 32 + 32 * v);
-#pragma GCC unroll 4
-            for (int i = 0; i < 4; i++) {
-                __m512i w = _mm512_set1_epi32(weightPairs[i * COLS + k / 4]);
-#pragma GCC unroll 4
-                for (int v = 0; v < 4; v++) c[4 * i + v] = _mm512_dpbusd_epi32(c[4 * i + v], w, x[v]);
-            }
-        }
-        for (int i = 0; i < 16; i++) _mm512_storeu_si512(sink16 + i * 32, c[i]);
-    }
-}
+// the int16 multiply and add on column pairs (what a different Int16Product layout could do)
+#define MUL_ADD_16(c, x, w) _mm512_add_epi16(c, _mm512_mullo_epi16(x, w))
+FOUR_ROW_KERNEL(int16PairMulAdd, 2, MUL_ADD_16)
+// vpdpwssd: int16 pairs summed into int32 lanes (what a Vector API "multiply and add adjacent" would give)
+FOUR_ROW_KERNEL(vpdpwssd, 2, _mm512_dpwssd_epi32)
+// vpdpbusd: unsigned x signed bytes, four per int32 lane (llama.cpp's Q4_0/Q8_0 kernels on x86)
+#define DPBUSD(c, x, w) _mm512_dpbusd_epi32(c, w, x)
+FOUR_ROW_KERNEL(vpdpbusd, 4, DPBUSD)
 
 static void measure(const char *name, void (*kernel)(long), double macsPerCall) {
     long reps = 2000000;
