@@ -35,6 +35,14 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
     /** Whether the bytes are in a decode layout. */
     final boolean grouped;
 
+    /**
+     * For the matrix x matrix path in the decode layout ({@code Tensor.eachPanelTile}): rows {@code firstRow ..
+     * firstRow + n} ({@code firstRow} a multiple of L) in panels of L rows, weight (firstRow + i, k) to
+     * {@code out[i / L * L * cols + k * L + i % L]}, whole lane groups (a last group's padding rows too): each column
+     * of a group one vector, rounded as {@link #dequantizeRow}.
+     */
+    abstract void dequantizePanels(long firstRow, int n, float[] out);
+
     /** Groups of {@link RowLanes#L} rows in the decode layouts, the last one padded with zero rows. */
     final long groups() {
         return RowLanes.groups(rows);
