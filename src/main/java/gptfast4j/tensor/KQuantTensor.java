@@ -15,7 +15,7 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * Each subclass reads its block layout (ggml-common.h) with vector code twice: in a dot product that never writes
  * the weights out, and in a dequantization for the matrix-matrix path; the tests hold both to a scalar decoding.
  */
-abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor, Q6_KTensor {
+abstract sealed class KQuantTensor extends Tensor implements Tensor.PanelRows permits Q4_KTensor, Q5_KTensor, Q6_KTensor {
     static final int SUPER_BLOCK = 256;
 
     KQuantTensor(String name, GGMLType type, MemorySegment data, int cols, long rows) {
@@ -35,13 +35,10 @@ abstract sealed class KQuantTensor extends Tensor permits Q4_KTensor, Q5_KTensor
     /** Whether the bytes are in a decode layout. */
     final boolean grouped;
 
-    /**
-     * For the matrix x matrix path in the decode layout ({@code Tensor.eachPanelTile}): rows {@code firstRow ..
-     * firstRow + n} ({@code firstRow} a multiple of L) in panels of L rows, weight (firstRow + i, k) to
-     * {@code out[i / L * L * cols + k * L + i % L]}, whole lane groups (a last group's padding rows too): each column
-     * of a group one vector, rounded as {@link #dequantizeRow}.
-     */
-    abstract void dequantizePanels(long firstRow, int n, float[] out);
+    @Override
+    public final boolean inLanes() {
+        return grouped;
+    }
 
     /** Groups of {@link RowLanes#L} rows in the decode layouts, the last one padded with zero rows. */
     final long groups() {

@@ -217,9 +217,9 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
         }
     }
 
-    /** Per sub-block, each weight column of the group as one vector, {@code q * (d * scale) - dmin * min} ({@link KQuantTensor#dequantizePanels}). */
+    /** Per sub-block, each weight column of the group as one vector, {@code q * (d * scale) - dmin * min} ({@link Tensor.PanelRows}). */
     @Override
-    void dequantizePanels(long firstRow, int n, float[] out) {
+    public void dequantizePanels(long firstRow, int n, float[] out) {
         for (int o = 0; o < n; o += L) {
             long column = (firstRow + o) * rowBytes;
             int panel = o * cols;

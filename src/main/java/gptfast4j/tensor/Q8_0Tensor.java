@@ -15,7 +15,7 @@ import java.util.stream.IntStream;
  * from a layout of its own ({@link #forDecode}, {@link RowGroupTensor}: one row per vector lane), whose int t of a
  * lane is bytes 4t .. 4t + 3 of the row's block, each xor 0x80 (the unsigned {@code q + 128}).
  */
-final class Q8_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
+final class Q8_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, Tensor.PanelRows {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 34;
     /** Bytes before a block's quants: the f16 scale. */
@@ -126,6 +126,34 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
             IntVector v = IntVector.broadcast(I_SPECIES, data.get(INT_LE, ints + 4L * L * (j / 4)));
             for (int k = 1; k < L / 4; k++) v = v.blend(data.get(INT_LE, ints + 4L * L * (j / 4 + k)), LANE_INT.eq(k));
             v.lanewise(VectorOperators.XOR, 0x8080_8080).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24).intoArray(out, j);
+        }
+    }
+
+    @Override
+    public boolean inLanes() {
+        return grouped;
+    }
+
+    /**
+     * Per block column, each of its 32 weights for the group's L rows as one vector, {@code q * d}, the bytes held as
+     * {@code q + 128} ({@link Tensor.PanelRows}); d converted from f16 as {@link #laneDots} does.
+     */
+    @Override
+    public void dequantizePanels(long firstRow, int n, float[] out) {
+        for (int o = 0; o < n; o += L) {
+            long block = (firstRow + o) * rowBytes;
+            int panel = o * cols;
+            for (int b = 0; b < cols / BLOCK; b++, block += (long) L * BLOCK_BYTES) {
+                FloatVector d = ((IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, block, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0))
+                        .lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f);
+                for (int t = 0; t < BLOCK / 4; t++) { // int t: weights 4t .. 4t + 3, one byte each
+                    IntVector v = IntVector.fromMemorySegment(I_SPECIES, data, block + INTS + 4L * L * t, ByteOrder.LITTLE_ENDIAN);
+                    int at = panel + (b * BLOCK + 4 * t) * L;
+                    for (int p = 0; p < 4; p++) {
+                        ((FloatVector) v.lanewise(VectorOperators.LSHR, 8 * p).and(0xFF).sub(128).convert(VectorOperators.I2F, 0)).mul(d).intoArray(out, at + p * L);
+                    }
+                }
+            }
         }
     }
 

@@ -302,7 +302,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
                 }
             }
         };
-        if (this instanceof KQuantTensor k && k.grouped) eachPanelTile(k, task);
+        if (this instanceof PanelRows p && p.inLanes()) eachPanelTile(p, task);
         else eachTile(8, task);
     }
 
@@ -468,19 +468,37 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
     }
 
     /**
-     * As {@link #eachTile}, for a K-quant in its decode layout: each tile dequantized in panels of {@link RowLanes#L}
-     * rows ({@link KQuantTensor#dequantizePanels}), so that a lane group's column is one vector store where a tile of
-     * rows took a row at a time out of the lanes. Tiles are whole panels. JMH matmul64 4096 x 4096, decode layout,
-     * one thread, min of 15: Q4_K 13.6 -> 11.5 ms, Q5_K 16.5 -> 11.1, Q6_K 16.6 -> 11.6 (the file layout's 11.7-12.7).
+     * A format whose decode layout ({@link RowLanes}: one row per lane) dequantizes a prefill tile in panels of
+     * {@link RowLanes#L} rows ({@link #eachPanelTile}).
      */
-    private void eachPanelTile(KQuantTensor k, TileTask task) {
+    interface PanelRows {
+        /** Whether the bytes are in the decode layout. */
+        boolean inLanes();
+
+        /**
+         * Rows {@code firstRow .. firstRow + n} ({@code firstRow} a multiple of L) in panels of L rows, weight
+         * (firstRow + i, k) to {@code out[i / L * L * cols + k * L + i % L]}, whole lane groups (a last group's padding
+         * rows too): each column of a group one vector, rounded as {@code dequantizeRow}.
+         */
+        void dequantizePanels(long firstRow, int n, float[] out);
+    }
+
+    /**
+     * As {@link #eachTile}, for a tensor in a decode layout that has panels ({@link PanelRows}): each tile dequantized
+     * in panels of {@link RowLanes#L} rows, so that a lane group's column is one vector store where a tile of rows
+     * took a row at a time out of the lanes. Tiles are whole panels. JMH matmul64 4096 x 4096, decode layout,
+     * one thread, min of 15: Q4_K 13.6 -> 11.5 ms, Q5_K 16.5 -> 11.1, Q6_K 16.6 -> 11.6, Q8_0 14.0 -> 12.6 (the file
+     * layouts' 11.7-13.6). Q4_1's measured the same either way (12.2 ms) and keeps row tiles, as Q4_0, whose batches
+     * of 64 tokens and more go to {@link Int16Product}.
+     */
+    private void eachPanelTile(PanelRows p, TileTask task) {
         int nRows = Math.toIntExact(rows), multiple = Math.max(8, RowLanes.L);
         int tileHeight = Math.clamp(TILE_BYTES / (4L * cols) / multiple * multiple, multiple, 256);
         Parallel.runChunks(nRows, chunkRows(nRows, tileHeight), (start, end) -> {
             float[] tile = tile(tileHeight * cols);
             for (int r0 = start; r0 < end; r0 += tileHeight) {
                 int tileRows = Math.min(tileHeight, end - r0);
-                k.dequantizePanels(r0, tileRows, tile);
+                p.dequantizePanels(r0, tileRows, tile);
                 task.run(r0, tileRows, tile, 0);
             }
         });
