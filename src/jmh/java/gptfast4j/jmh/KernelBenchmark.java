@@ -27,7 +27,8 @@ import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 
 /**
- * One kernel per weight format: matrix x vector (decode) and matrix x 64 vectors (prefill), on one thread.
+ * One kernel per weight format: matrix x vector (decode), matrix x 6 vectors (speculative verification) and matrix x
+ * 64 vectors (prefill), on one thread.
  * "cache": a 512 x 256 tensor from ../shared/reference (the format's real bytes; stays in L2, so this measures the
  * arithmetic). "memory": an n x n tensor made here, n = 4096 (64 MB in F32, but only 9-10 MB in the 4-bit formats,
  * which a large L3 may hold) or {@code -Dgptfast.jmh.n} (pass it with {@code -jvmArgsAppend}); {@code
@@ -107,6 +108,13 @@ public class KernelBenchmark {
     @Benchmark
     public float[] matvec() {
         tensor.matvec(x, out);
+        return out;
+    }
+
+    /** Six tokens: the verification of five speculated tokens (`--speculate-k`'s default) and the last one. */
+    @Benchmark
+    public float[] matmul6() {
+        tensor.matmul(x, 6, out, (int) tensor.rows);
         return out;
     }
 

@@ -130,6 +130,7 @@ public final class SpeculativeGenerator {
      * target's cache). Sets {@link #acceptedLast} and returns the token that follows the accepted ones.
      */
     int step(int[] sequence, int length, int proposed, Sampler sampler) {
+        target.startDecoding();
         int pos = length - 1;
         batch[0] = sequence[pos];
         System.arraycopy(draft, 0, batch, 1, proposed);

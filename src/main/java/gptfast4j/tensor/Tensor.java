@@ -420,6 +420,13 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
      * time ({@link #dot4x4}).
      */
     private void tileProduct(float[] x, int nTokens, float[] out, int outStride) {
+        if (this instanceof PanelRows p && p.inLanes()) {
+            eachPanelTile(p, (r0, tileRows, tile, stride) -> {
+                float[] partial = accumulators(4 * RowLanes.L);
+                for (int i = 0; i < tileRows; i += RowLanes.L) panelTokens(tile, i * cols, x, nTokens, cols, out, outStride, r0 + i, Math.min(RowLanes.L, tileRows - i), partial);
+            });
+            return;
+        }
         eachTile(4, (r0, tileRows, tile, stride) -> {
             // tokens outer: four input rows stay in L1 while the tile's row groups stream past them from L2
             for (int t = 0; t < nTokens; t += 4) {
@@ -436,6 +443,33 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
                 }
             }
         });
+    }
+
+    /**
+     * One panel of L rows ({@code w[panel ..]}, {@link #eachPanelTile}) times all tokens, four at a time: per column, one
+     * load of the L rows' weights serves four tokens' broadcast activations, the lanes the rows' outputs, so each
+     * output is one lane summed in column order. Outputs of rows {@code row .. row + height} (a last panel's padding
+     * rows are not written: their sums pass through {@code partial}).
+     */
+    private static void panelTokens(float[] w, int panel, float[] x, int nTokens, int cols, float[] out, int outStride, int row, int height, float[] partial) {
+        int l = RowLanes.L;
+        for (int t = 0; t < nTokens; t += 4) {
+            // past the last token, a token's row repeats the last one; its sums are not written
+            int x0 = t * cols, x1 = Math.min(t + 1, nTokens - 1) * cols, x2 = Math.min(t + 2, nTokens - 1) * cols, x3 = Math.min(t + 3, nTokens - 1) * cols;
+            FloatVector a0 = FloatVector.zero(F_SPECIES), a1 = a0, a2 = a0, a3 = a0;
+            for (int k = 0; k < cols; k++) {
+                FloatVector v = FloatVector.fromArray(F_SPECIES, w, panel + k * RowLanes.L);
+                a0 = v.fma(FloatVector.broadcast(F_SPECIES, x[x0 + k]), a0);
+                a1 = v.fma(FloatVector.broadcast(F_SPECIES, x[x1 + k]), a1);
+                a2 = v.fma(FloatVector.broadcast(F_SPECIES, x[x2 + k]), a2);
+                a3 = v.fma(FloatVector.broadcast(F_SPECIES, x[x3 + k]), a3);
+            }
+            a0.intoArray(partial, 0);
+            a1.intoArray(partial, l);
+            a2.intoArray(partial, 2 * l);
+            a3.intoArray(partial, 3 * l);
+            for (int j = 0; j < Math.min(4, nTokens - t); j++) System.arraycopy(partial, j * l, out, (t + j) * outStride + row, height);
+        }
     }
 
     /**

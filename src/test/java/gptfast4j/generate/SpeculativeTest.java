@@ -4,12 +4,14 @@ import gptfast4j.Shared;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.model.Llama;
 import gptfast4j.tensor.GGMLType;
+import gptfast4j.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 
 import java.nio.file.Path;
 import java.util.Arrays;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -86,6 +88,22 @@ class SpeculativeTest {
                     draft(dense, 200, new Sampler(512, 0, 0, 1, 0)), 4, SpeculativeGenerator.LOSSLESS);
             assertArrayEquals(plain, g.generate(p, 80, new Sampler(512, 0, 0, 1, 0), t -> true).tokens(), text);
         }
+    }
+
+    /**
+     * A draft model proposes at every step, so the target sees only batches; its verification must still move it to
+     * the decode layouts, which batches of a few tokens read fastest (Llama.startDecoding).
+     */
+    @Test
+    void verificationBatchesMoveTheTargetToItsDecodeLayouts() {
+        Checkpoint q4 = Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-Q4_0.gguf"), null);
+        Llama m = q4.model();
+        int[] p = prompt("Once upon a time");
+        SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(p.length + 16, 16), TARGET.eos(),
+                draft(Checkpoint.load(OTHER, null), p.length + 16, new Sampler(512, 0, 0, 1, 0)), 4, SpeculativeGenerator.LOSSLESS);
+        g.generate(p, 12, new Sampler(512, 0, 0, 1, 0), t -> true);
+        Tensor wq = m.weights().layers()[0].wq();
+        assertSame(wq, wq.forDecode(), "the target's wq is in its decode layout");
     }
 
     @Test
