@@ -417,7 +417,8 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
 
     /**
      * Matrix x matrix for small batches: every token is run over the dequantized tile four rows by four tokens at a
-     * time ({@link #dot4x4}).
+     * time ({@link #dot4x4}); a tensor in a decode layout with panels ({@link PanelRows}) runs its panels of L rows
+     * by four tokens at a time instead ({@link #panelTokens}).
      */
     private void tileProduct(float[] x, int nTokens, float[] out, int outStride) {
         if (this instanceof PanelRows p && p.inLanes()) {
