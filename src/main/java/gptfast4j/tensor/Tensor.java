@@ -503,8 +503,8 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
     }
 
     /**
-     * A format whose decode layout ({@link RowLanes}: one row per lane) dequantizes a matrix x matrix tile in panels of
-     * {@link RowLanes#L} rows ({@link #eachPanelTile}).
+     * A format whose decode layout ({@link RowLanes}: one row per lane) dequantizes a matrix x matrix tile in panels
+     * of {@link RowLanes#L} rows ({@link #eachPanelTile}).
      */
     interface PanelRows {
         /** Whether the bytes are in the decode layout. */
