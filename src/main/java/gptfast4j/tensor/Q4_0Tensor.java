@@ -19,7 +19,7 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * {@link RowGroupTensor}), one row per vector lane, the nibbles' values unchanged: the lane kernels take them
  * unsigned and add {@code -8 * sum(x)} per block ({@link #offsetSums}).
  */
-final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
+final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, Tensor.PanelRows {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 18;
     /** Bytes before a block's quants: the f16 scale. */
@@ -129,6 +129,34 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
         }
         accA.intoArray(out, oA);
         accB.intoArray(out, oB);
+    }
+
+    @Override
+    public boolean inLanes() {
+        return grouped;
+    }
+
+    /**
+     * Per block column, each of its 32 weights for the group's L rows as one vector, {@code (q - 8) * d}
+     * ({@link Tensor.PanelRows}); d converted from f16 as {@link #laneDots} does.
+     */
+    @Override
+    public void dequantizePanels(long firstRow, int n, float[] out) {
+        for (int o = 0; o < n; o += L) {
+            long block = (firstRow + o) * rowBytes;
+            int panel = o * cols;
+            for (int b = 0; b < cols / BLOCK; b++, block += (long) L * BLOCK_BYTES) {
+                FloatVector d = ((IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, block, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0))
+                        .lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f);
+                for (int t = 0; t < 4; t++) { // int t: weights 8t .. 8t + 7, a nibble each
+                    IntVector v = IntVector.fromMemorySegment(I_SPECIES, data, block + INTS + 4L * L * t, ByteOrder.LITTLE_ENDIAN);
+                    int at = panel + (b * BLOCK + 8 * t) * L;
+                    for (int p = 0; p < 8; p++) {
+                        ((FloatVector) v.lanewise(VectorOperators.LSHR, 4 * p).and(0xF).sub(8).convert(VectorOperators.I2F, 0)).mul(d).intoArray(out, at + p * L);
+                    }
+                }
+            }
+        }
     }
 
     @Override

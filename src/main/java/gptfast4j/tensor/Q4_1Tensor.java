@@ -15,7 +15,7 @@ import java.nio.ByteOrder;
  * decodes from a layout of its own ({@link #forDecode}, {@link RowGroupTensor}: one row per vector lane, the L rows' d and m
  * as two planes of halves per block).
  */
-final class Q4_1Tensor extends RowGroupTensor implements RowLanes.PairKernel {
+final class Q4_1Tensor extends RowGroupTensor implements RowLanes.PairKernel, Tensor.PanelRows {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 20;
     /** Bytes before a block's quants: the f16 scale and minimum. */
@@ -129,6 +129,36 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.PairKernel {
             minTerm += f16(data, offset + 2) * xSums[i / BLOCK];
         }
         return acc0.add(acc1).reduceLanes(VectorOperators.ADD) + minTerm;
+    }
+
+    @Override
+    public boolean inLanes() {
+        return grouped;
+    }
+
+    /**
+     * Per block column, each of its 32 weights for the group's L rows as one vector, {@code q * d + m}
+     * ({@link Tensor.PanelRows}); d and m converted from f16 as {@link #laneDots} does.
+     */
+    @Override
+    public void dequantizePanels(long firstRow, int n, float[] out) {
+        for (int o = 0; o < n; o += L) {
+            long block = (firstRow + o) * rowBytes;
+            int panel = o * cols;
+            for (int b = 0; b < cols / BLOCK; b++, block += (long) L * BLOCK_BYTES) {
+                FloatVector d = ((IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, block, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0))
+                        .lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f);
+                FloatVector m = ((IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, block + 2L * L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0))
+                        .lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f);
+                for (int t = 0; t < 4; t++) { // int t: weights 8t .. 8t + 7, a nibble each
+                    IntVector v = IntVector.fromMemorySegment(I_SPECIES, data, block + INTS + 4L * L * t, ByteOrder.LITTLE_ENDIAN);
+                    int at = panel + (b * BLOCK + 8 * t) * L;
+                    for (int p = 0; p < 8; p++) {
+                        ((FloatVector) v.lanewise(VectorOperators.LSHR, 4 * p).and(0xF).convert(VectorOperators.I2F, 0)).fma(d, m).intoArray(out, at + p * L);
+                    }
+                }
+            }
+        }
     }
 
     @Override
