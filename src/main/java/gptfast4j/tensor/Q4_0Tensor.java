@@ -19,7 +19,7 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * {@link RowGroupTensor}), one row per vector lane, the nibbles' values unchanged: the lane kernels take them
  * unsigned and add {@code -8 * sum(x)} per block ({@link #offsetSums}).
  */
-final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, Tensor.PanelRows {
+final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 18;
     /** Bytes before a block's quants: the f16 scale. */
@@ -129,11 +129,6 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, Te
         }
         accA.intoArray(out, oA);
         accB.intoArray(out, oB);
-    }
-
-    @Override
-    public boolean inLanes() {
-        return grouped;
     }
 
     /**

@@ -15,7 +15,7 @@ import java.nio.ByteOrder;
  * decodes from a layout of its own ({@link #forDecode}, {@link RowGroupTensor}: one row per vector lane, the L rows' d and m
  * as two planes of halves per block).
  */
-final class Q4_1Tensor extends RowGroupTensor implements RowLanes.PairKernel, Tensor.PanelRows {
+final class Q4_1Tensor extends RowGroupTensor implements RowLanes.PairKernel {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 20;
     /** Bytes before a block's quants: the f16 scale and minimum. */
@@ -129,11 +129,6 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.PairKernel, Te
             minTerm += f16(data, offset + 2) * xSums[i / BLOCK];
         }
         return acc0.add(acc1).reduceLanes(VectorOperators.ADD) + minTerm;
-    }
-
-    @Override
-    public boolean inLanes() {
-        return grouped;
     }
 
     /**

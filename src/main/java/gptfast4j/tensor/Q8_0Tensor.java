@@ -15,7 +15,7 @@ import java.util.stream.IntStream;
  * from a layout of its own ({@link #forDecode}, {@link RowGroupTensor}: one row per vector lane), whose int t of a
  * lane is bytes 4t .. 4t + 3 of the row's block, each xor 0x80 (the unsigned {@code q + 128}).
  */
-final class Q8_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, Tensor.PanelRows {
+final class Q8_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 34;
     /** Bytes before a block's quants: the f16 scale. */
@@ -127,11 +127,6 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, Te
             for (int k = 1; k < L / 4; k++) v = v.blend(data.get(INT_LE, ints + 4L * L * (j / 4 + k)), LANE_INT.eq(k));
             v.lanewise(VectorOperators.XOR, 0x8080_8080).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24).intoArray(out, j);
         }
-    }
-
-    @Override
-    public boolean inLanes() {
-        return grouped;
     }
 
     /**

@@ -11,7 +11,7 @@ import java.lang.foreign.ValueLayout;
  * r's quants in the order its format's kernel takes them ({@link #laneInt}). The same bytes per block as the file's;
  * a last group that is not full is padded with zero rows.
  */
-abstract sealed class RowGroupTensor extends Tensor permits Q8_0Tensor, Q4_0Tensor, Q4_1Tensor {
+abstract sealed class RowGroupTensor extends Tensor implements Tensor.PanelRows permits Q8_0Tensor, Q4_0Tensor, Q4_1Tensor {
     /** Rows per group of the decode layout: one per float lane. */
     static final int L = RowLanes.L;
     /** Whether the bytes are in the decode layout. */
@@ -24,6 +24,11 @@ abstract sealed class RowGroupTensor extends Tensor permits Q8_0Tensor, Q4_0Tens
         this.grouped = grouped;
         this.header = header;
         this.ints = (type.blockBytes - header) / 4;
+    }
+
+    @Override
+    public final boolean inLanes() {
+        return grouped;
     }
 
     /** This tensor over {@code data}, the same rows in the decode layout. */
