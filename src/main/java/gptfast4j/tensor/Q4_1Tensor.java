@@ -136,21 +136,18 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.PairKernel {
      * ({@link Tensor.PanelRows}); d and m converted from f16 as {@link #laneDots} does.
      */
     @Override
-    public void dequantizePanels(long firstRow, int n, float[] out) {
-        for (int o = 0; o < n; o += L) {
-            long block = (firstRow + o) * rowBytes;
-            int panel = o * cols;
-            for (int b = 0; b < cols / BLOCK; b++, block += (long) L * BLOCK_BYTES) {
-                FloatVector d = ((IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, block, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0))
-                        .lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f);
-                FloatVector m = ((IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, block + 2L * L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0))
-                        .lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f);
-                for (int t = 0; t < 4; t++) { // int t: weights 8t .. 8t + 7, a nibble each
-                    IntVector v = IntVector.fromMemorySegment(I_SPECIES, data, block + INTS + 4L * L * t, ByteOrder.LITTLE_ENDIAN);
-                    int at = panel + (b * BLOCK + 8 * t) * L;
-                    for (int p = 0; p < 8; p++) {
-                        ((FloatVector) v.lanewise(VectorOperators.LSHR, 4 * p).and(0xF).convert(VectorOperators.I2F, 0)).fma(d, m).intoArray(out, at + p * L);
-                    }
+    public void panelGroup(long group, float[] out, int first) {
+        for (int b = 0; b < cols / BLOCK; b++) {
+            long block = group + (long) b * L * BLOCK_BYTES;
+            int at = first + b * BLOCK * L;
+            FloatVector d = ((IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, block, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0))
+                    .lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f);
+            FloatVector m = ((IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, block + 2L * L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0))
+                    .lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f);
+            for (int t = 0; t < 4; t++) { // int t: weights 8t .. 8t + 7, a nibble each
+                IntVector v = IntVector.fromMemorySegment(I_SPECIES, data, block + INTS + 4L * L * t, ByteOrder.LITTLE_ENDIAN);
+                for (int p = 0; p < 8; p++) {
+                    ((FloatVector) v.lanewise(VectorOperators.LSHR, 4 * p).and(0xF).convert(VectorOperators.I2F, 0)).fma(d, m).intoArray(out, at + (8 * t + p) * L);
                 }
             }
         }

@@ -217,39 +217,40 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
         }
     }
 
-    /** Per sub-block, each weight column of the group as one vector, {@code q * (d * scale) - dmin * min} ({@link Tensor.PanelRows}). */
+    /**
+     * Per super-block column and sub-block, each weight column of the group as one vector, {@code q * (d * scale) - dmin * min}
+     * ({@link Tensor.PanelRows}).
+     */
     @Override
-    public void dequantizePanels(long firstRow, int n, float[] out) {
-        for (int o = 0; o < n; o += L) {
-            long column = (firstRow + o) * rowBytes;
-            int panel = o * cols;
-            for (int i = 0; i < cols; i += SUPER_BLOCK, column += COLUMN) {
-                FloatVector d = FloatVector.fromMemorySegment(F_SPECIES, data, column, ByteOrder.LITTLE_ENDIAN),
-                        dmin = FloatVector.fromMemorySegment(F_SPECIES, data, column + 4L * L, ByteOrder.LITTLE_ENDIAN);
-                for (int s = 0; s < 8; s++) {
-                    long sub = column + HEAD + (long) s * SUB, ints = sub + QUANTS;
-                    FloatVector scale = d.mul((FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, sub, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0)),
-                            min = dmin.mul((FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, sub + L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0));
-                    IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, ints, ByteOrder.LITTLE_ENDIAN),
-                            v1 = IntVector.fromMemorySegment(I_SPECIES, data, ints + 4L * L, ByteOrder.LITTLE_ENDIAN),
-                            v2 = IntVector.fromMemorySegment(I_SPECIES, data, ints + 8L * L, ByteOrder.LITTLE_ENDIAN),
-                            v3 = IntVector.fromMemorySegment(I_SPECIES, data, ints + 12L * L, ByteOrder.LITTLE_ENDIAN),
-                            v4 = IntVector.fromMemorySegment(I_SPECIES, data, ints + 16L * L, ByteOrder.LITTLE_ENDIAN);
-                    int at = panel + (i + 32 * s) * L;
-                    for (int p = 0; p < 6; p++, at += L) { // quant p of int t: weight 6t + p
-                        ((FloatVector) v0.lanewise(VectorOperators.LSHR, 5 * p).and(0x1F).convert(VectorOperators.I2F, 0)).mul(scale).sub(min).intoArray(out, at);
-                        ((FloatVector) v1.lanewise(VectorOperators.LSHR, 5 * p).and(0x1F).convert(VectorOperators.I2F, 0)).mul(scale).sub(min).intoArray(out, at + 6 * L);
-                        ((FloatVector) v2.lanewise(VectorOperators.LSHR, 5 * p).and(0x1F).convert(VectorOperators.I2F, 0)).mul(scale).sub(min).intoArray(out, at + 12 * L);
-                        ((FloatVector) v3.lanewise(VectorOperators.LSHR, 5 * p).and(0x1F).convert(VectorOperators.I2F, 0)).mul(scale).sub(min).intoArray(out, at + 18 * L);
-                        ((FloatVector) v4.lanewise(VectorOperators.LSHR, 5 * p).and(0x1F).convert(VectorOperators.I2F, 0)).mul(scale).sub(min).intoArray(out, at + 24 * L);
-                    }
-                    IntVector last = v0.lanewise(VectorOperators.LSHR, 30).or(v1.lanewise(VectorOperators.LSHR, 28).and(0xC))
-                            .or(v2.lanewise(VectorOperators.LSHR, 26).and(0x30)).or(v3.lanewise(VectorOperators.LSHR, 24).and(0xC0))
-                            .or(v4.lanewise(VectorOperators.LSHR, 22).and(0x300)); // q30 | q31 << 5
-                    at = panel + (i + 32 * s + 30) * L;
-                    ((FloatVector) last.and(0x1F).convert(VectorOperators.I2F, 0)).mul(scale).sub(min).intoArray(out, at);
-                    ((FloatVector) last.lanewise(VectorOperators.LSHR, 5).convert(VectorOperators.I2F, 0)).mul(scale).sub(min).intoArray(out, at + L);
+    public void panelGroup(long group, float[] out, int first) {
+        for (int i = 0; i < cols / SUPER_BLOCK; i++) {
+            long column = group + (long) i * COLUMN;
+            int at = first + i * SUPER_BLOCK * L;
+            FloatVector d = FloatVector.fromMemorySegment(F_SPECIES, data, column, ByteOrder.LITTLE_ENDIAN),
+                    dmin = FloatVector.fromMemorySegment(F_SPECIES, data, column + 4L * L, ByteOrder.LITTLE_ENDIAN);
+            for (int s = 0; s < 8; s++) {
+                long sub = column + HEAD + (long) s * SUB, ints = sub + QUANTS;
+                FloatVector scale = d.mul((FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, sub, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0)),
+                        min = dmin.mul((FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, sub + L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0));
+                IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, ints, ByteOrder.LITTLE_ENDIAN),
+                        v1 = IntVector.fromMemorySegment(I_SPECIES, data, ints + 4L * L, ByteOrder.LITTLE_ENDIAN),
+                        v2 = IntVector.fromMemorySegment(I_SPECIES, data, ints + 8L * L, ByteOrder.LITTLE_ENDIAN),
+                        v3 = IntVector.fromMemorySegment(I_SPECIES, data, ints + 12L * L, ByteOrder.LITTLE_ENDIAN),
+                        v4 = IntVector.fromMemorySegment(I_SPECIES, data, ints + 16L * L, ByteOrder.LITTLE_ENDIAN);
+                int w = at + 32 * s * L;
+                for (int p = 0; p < 6; p++, w += L) { // quant p of int t: weight 6t + p
+                    ((FloatVector) v0.lanewise(VectorOperators.LSHR, 5 * p).and(0x1F).convert(VectorOperators.I2F, 0)).mul(scale).sub(min).intoArray(out, w);
+                    ((FloatVector) v1.lanewise(VectorOperators.LSHR, 5 * p).and(0x1F).convert(VectorOperators.I2F, 0)).mul(scale).sub(min).intoArray(out, w + 6 * L);
+                    ((FloatVector) v2.lanewise(VectorOperators.LSHR, 5 * p).and(0x1F).convert(VectorOperators.I2F, 0)).mul(scale).sub(min).intoArray(out, w + 12 * L);
+                    ((FloatVector) v3.lanewise(VectorOperators.LSHR, 5 * p).and(0x1F).convert(VectorOperators.I2F, 0)).mul(scale).sub(min).intoArray(out, w + 18 * L);
+                    ((FloatVector) v4.lanewise(VectorOperators.LSHR, 5 * p).and(0x1F).convert(VectorOperators.I2F, 0)).mul(scale).sub(min).intoArray(out, w + 24 * L);
                 }
+                IntVector last = v0.lanewise(VectorOperators.LSHR, 30).or(v1.lanewise(VectorOperators.LSHR, 28).and(0xC))
+                        .or(v2.lanewise(VectorOperators.LSHR, 26).and(0x30)).or(v3.lanewise(VectorOperators.LSHR, 24).and(0xC0))
+                        .or(v4.lanewise(VectorOperators.LSHR, 22).and(0x300)); // q30 | q31 << 5
+                w = at + (32 * s + 30) * L;
+                ((FloatVector) last.and(0x1F).convert(VectorOperators.I2F, 0)).mul(scale).sub(min).intoArray(out, w);
+                ((FloatVector) last.lanewise(VectorOperators.LSHR, 5).convert(VectorOperators.I2F, 0)).mul(scale).sub(min).intoArray(out, w + L);
             }
         }
     }

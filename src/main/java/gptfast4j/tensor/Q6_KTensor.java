@@ -205,30 +205,31 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
         }
     }
 
-    /** Per sub-block, each weight column of the group as one vector, {@code (q - 32) * (d * scale)} ({@link Tensor.PanelRows}). */
+    /**
+     * Per super-block column and sub-block, each weight column of the group as one vector, {@code (q - 32) * (d * scale)}
+     * ({@link Tensor.PanelRows}).
+     */
     @Override
-    public void dequantizePanels(long firstRow, int n, float[] out) {
-        for (int o = 0; o < n; o += L) {
-            long column = (firstRow + o) * rowBytes;
-            int panel = o * cols;
-            for (int i = 0; i < cols; i += SUPER_BLOCK, column += COLUMN) {
-                FloatVector d = FloatVector.fromMemorySegment(F_SPECIES, data, column, ByteOrder.LITTLE_ENDIAN);
-                for (int k = 0; k < 16; k++) {
-                    long sub = column + HEAD + (long) k * SUB;
-                    FloatVector scale = d.mul((FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, sub, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0));
-                    IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, sub + QUANTS, ByteOrder.LITTLE_ENDIAN),
-                            v1 = IntVector.fromMemorySegment(I_SPECIES, data, sub + QUANTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
-                            v2 = IntVector.fromMemorySegment(I_SPECIES, data, sub + QUANTS + 8L * L, ByteOrder.LITTLE_ENDIAN);
-                    int at = panel + (i + 16 * k) * L;
-                    for (int p = 0; p < 5; p++, at += L) { // quant p of int t: weight 5t + p
-                        ((FloatVector) v0.lanewise(VectorOperators.LSHR, 6 * p).and(0x3F).sub(32).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(out, at);
-                        ((FloatVector) v1.lanewise(VectorOperators.LSHR, 6 * p).and(0x3F).sub(32).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(out, at + 5 * L);
-                        ((FloatVector) v2.lanewise(VectorOperators.LSHR, 6 * p).and(0x3F).sub(32).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(out, at + 10 * L);
-                    }
-                    IntVector last = v0.lanewise(VectorOperators.LSHR, 30).or(v1.lanewise(VectorOperators.LSHR, 28).and(0xC))
-                            .or(v2.lanewise(VectorOperators.LSHR, 26).and(0x30)); // q15
-                    ((FloatVector) last.sub(32).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(out, panel + (i + 16 * k + 15) * L);
+    public void panelGroup(long group, float[] out, int first) {
+        for (int i = 0; i < cols / SUPER_BLOCK; i++) {
+            long column = group + (long) i * COLUMN;
+            int at = first + i * SUPER_BLOCK * L;
+            FloatVector d = FloatVector.fromMemorySegment(F_SPECIES, data, column, ByteOrder.LITTLE_ENDIAN);
+            for (int k = 0; k < 16; k++) {
+                long sub = column + HEAD + (long) k * SUB;
+                FloatVector scale = d.mul((FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, sub, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0));
+                IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, sub + QUANTS, ByteOrder.LITTLE_ENDIAN),
+                        v1 = IntVector.fromMemorySegment(I_SPECIES, data, sub + QUANTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
+                        v2 = IntVector.fromMemorySegment(I_SPECIES, data, sub + QUANTS + 8L * L, ByteOrder.LITTLE_ENDIAN);
+                int w = at + 16 * k * L;
+                for (int p = 0; p < 5; p++, w += L) { // quant p of int t: weight 5t + p
+                    ((FloatVector) v0.lanewise(VectorOperators.LSHR, 6 * p).and(0x3F).sub(32).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(out, w);
+                    ((FloatVector) v1.lanewise(VectorOperators.LSHR, 6 * p).and(0x3F).sub(32).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(out, w + 5 * L);
+                    ((FloatVector) v2.lanewise(VectorOperators.LSHR, 6 * p).and(0x3F).sub(32).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(out, w + 10 * L);
                 }
+                IntVector last = v0.lanewise(VectorOperators.LSHR, 30).or(v1.lanewise(VectorOperators.LSHR, 28).and(0xC))
+                        .or(v2.lanewise(VectorOperators.LSHR, 26).and(0x30)); // q15
+                ((FloatVector) last.sub(32).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(out, at + (16 * k + 15) * L);
             }
         }
     }

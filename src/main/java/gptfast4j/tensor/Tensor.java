@@ -511,11 +511,11 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
         boolean inLanes();
 
         /**
-         * Rows {@code firstRow .. firstRow + n} ({@code firstRow} a multiple of L) in panels of L rows, weight
-         * (firstRow + i, k) to {@code out[i / L * L * cols + k * L + i % L]}, whole lane groups (a last group's padding
-         * rows too): each column of a group one vector, rounded as {@code dequantizeRow}.
+         * The lane group whose bytes start at {@code group} (its L rows) into a panel: weight k of the group's row i
+         * to {@code out[at + k * L + i]}, each weight column one vector, rounded as {@code dequantizeRow}. One call
+         * per group, its columns a loop inside: a call per block column cost Q4_0 5% (JMH matmul6, decode layout).
          */
-        void dequantizePanels(long firstRow, int n, float[] out);
+        void panelGroup(long group, float[] out, int at);
     }
 
     /**
@@ -533,10 +533,19 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
             float[] tile = tile(tileHeight * cols);
             for (int r0 = start; r0 < end; r0 += tileHeight) {
                 int tileRows = Math.min(tileHeight, end - r0);
-                p.dequantizePanels(r0, tileRows, tile);
+                dequantizePanels(p, r0, tileRows, tile);
                 task.run(r0, tileRows, tile, 0);
             }
         });
+    }
+
+    /**
+     * Rows {@code firstRow .. firstRow + n} ({@code firstRow} a multiple of L) of a decode layout in panels of L rows,
+     * weight (firstRow + i, k) to {@code out[i / L * L * cols + k * L + i % L]}, whole lane groups (a last group's
+     * padding rows too), a group at a time ({@link PanelRows#panelGroup}).
+     */
+    private void dequantizePanels(PanelRows p, long firstRow, int n, float[] out) {
+        for (int o = 0; o < n; o += RowLanes.L) p.panelGroup((firstRow + o) * rowBytes, out, o * cols);
     }
 
     /**
