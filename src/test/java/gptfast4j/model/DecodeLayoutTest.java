@@ -45,4 +45,12 @@ class DecodeLayoutTest {
         Llama model = Checkpoint.load(FILE, null).model();
         assertTrue(model.useDecodeLayouts(OptionalLong.empty()));
     }
+
+    @Test
+    void theNoteSaysSmallSizesInMegabytes() {
+        assertEquals("3.7 GB", Llama.size(3_717_500_000L));
+        assertEquals("1.0 GB", Llama.size(1_000_000_000L));
+        assertEquals("1.2 MB", Llama.size(1_234_567L));
+        assertEquals("0.0 MB", Llama.size(0));
+    }
 }
