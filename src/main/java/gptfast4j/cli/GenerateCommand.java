@@ -126,6 +126,9 @@ final class GenerateCommand implements Callable<Integer> {
         long bytes = ckpt.model().weights().bytesPerToken();
         double tps = r.decodeTokensPerSecond();
         System.err.printf("Prompt: %d tokens, prefill %.1f ms (%.1f tokens/s)%n", r.promptTokens(), r.prefillNanos() / 1e6, r.prefillTokensPerSecond());
+        if (r.layoutNanos() >= 1_000_000) {
+            System.err.printf("Decode layouts: %.2f s to copy the weights (once, before the first decode step; not in tokens/s)%n", r.layoutNanos() / 1e9);
+        }
         if (r.decodedTokens() > 0) {
             System.err.printf("Generated %d tokens, %.2f tokens/s%n", r.tokens().length, tps);
             System.err.printf("Bandwidth achieved: %.2f GB/s (%.1f MB of weights per token)%n", bytes * tps / 1e9, bytes / 1e6);

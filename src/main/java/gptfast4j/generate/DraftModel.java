@@ -20,6 +20,11 @@ public final class DraftModel implements Drafter {
     }
 
     @Override
+    public void startDecoding() {
+        model.startDecoding();
+    }
+
+    @Override
     public boolean deterministic() {
         return false;
     }

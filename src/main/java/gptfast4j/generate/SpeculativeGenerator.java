@@ -81,6 +81,7 @@ public final class SpeculativeGenerator {
         long t1 = System.nanoTime();
         int generated = 0;
         boolean eosSeen = false;
+        long layoutNanos = 0;
         outer:
         while (true) {
             // `current` is chosen but not yet in the target's cache; it sits at position `length`
@@ -91,6 +92,7 @@ public final class SpeculativeGenerator {
             sequence[length++] = current;
             generated++;
             if (!onToken.test(current) || generated == maxNewTokens || length >= state.contextLength) break;
+            if (generated == 1) layoutNanos = Generator.timeStartDecoding(target, drafter);
             int budget = Math.min(Math.min(k, maxNewTokens - generated), state.contextLength - length);
             int proposed = budget <= 0 ? 0 : drafter.propose(sequence, length, budget, draft, q);
             int next = step(sequence, length, proposed, sampler);
@@ -109,7 +111,7 @@ public final class SpeculativeGenerator {
         long t2 = System.nanoTime();
         // tokens/s counts the tokens the decode phase produced (the first one came from prefill), not forward passes
         return new Generator.Result(Arrays.copyOfRange(sequence, prompt.length, length), prompt.length, t1 - t0,
-                Math.max(0, generated - 1), t2 - t1, eosSeen);
+                Math.max(0, generated - 1), t2 - t1 - layoutNanos, layoutNanos, eosSeen);
     }
 
     private int acceptedLast;
