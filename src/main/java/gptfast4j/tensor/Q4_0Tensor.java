@@ -36,8 +36,8 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
     }
 
     @Override
-    int laneInt(MemorySegment in, long block, int t) {
-        return nibbleInt(in, block + HEADER, t);
+    void laneInts(byte[] in, int block, byte[] out, int at) {
+        nibbleInts(in, block + HEADER, out, at);
     }
 
     @Override

@@ -32,8 +32,8 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.PairKernel {
     }
 
     @Override
-    int laneInt(MemorySegment in, long block, int t) {
-        return nibbleInt(in, block + HEADER, t);
+    void laneInts(byte[] in, int block, byte[] out, int at) {
+        nibbleInts(in, block + HEADER, out, at);
     }
 
     @Override

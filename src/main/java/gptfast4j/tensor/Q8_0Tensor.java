@@ -38,8 +38,8 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
 
     /** The bytes xor 0x80: each reads as the unsigned {@code q + 128}, which {@link #laneDots} takes in place. */
     @Override
-    int laneInt(MemorySegment in, long block, int t) {
-        return in.get(INT_LE, block + HEADER + 4 * t) ^ 0x8080_8080;
+    void laneInts(byte[] in, int block, byte[] out, int at) {
+        for (int t = 0; t < 8; t++) INT_VIEW.set(out, at + 4 * L * t, (int) INT_VIEW.get(in, block + HEADER + 4 * t) ^ 0x8080_8080);
     }
 
     /** Per j of x, {@code 2^-8p} for the byte at bit 8p (p = j % 4 < 3) and 1 for the top byte, for {@link RowLanes#scaled}. */

@@ -1,6 +1,9 @@
 package gptfast4j.tensor;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
 import java.lang.foreign.ValueLayout;
 
 /**
@@ -8,7 +11,7 @@ import java.lang.foreign.ValueLayout;
  * layout, and the one copy between them. The decode layout puts rows in groups of L, one row per float lane
  * ({@link RowLanes}); per group and block column, each header field as a plane of L halves
  * ({@code [d of rows 0..L-1][m of rows 0..L-1]}), then the quants as planes of L ints, int t of lane r holding row
- * r's quants in the order its format's kernel takes them ({@link #laneInt}). The same bytes per block as the file's;
+ * r's quants in the order its format's kernel takes them ({@link #laneInts}). The same bytes per block as the file's;
  * a last group that is not full is padded with zero rows.
  */
 abstract sealed class RowGroupTensor extends Tensor implements Tensor.PanelRows permits Q8_0Tensor, Q4_0Tensor, Q4_1Tensor {
@@ -16,14 +19,13 @@ abstract sealed class RowGroupTensor extends Tensor implements Tensor.PanelRows 
     static final int L = RowLanes.L;
     /** Whether the bytes are in the decode layout. */
     final boolean grouped;
-    /** Bytes before a block's quants, and ints of quants per block in the decode layout. */
-    private final int header, ints;
+    /** Bytes before a block's quants. */
+    private final int header;
 
     RowGroupTensor(String name, GGMLType type, MemorySegment data, int cols, long rows, boolean grouped, int header) {
         super(name, type, data, cols, rows);
         this.grouped = grouped;
         this.header = header;
-        this.ints = (type.blockBytes - header) / 4;
     }
 
     @Override
@@ -34,8 +36,11 @@ abstract sealed class RowGroupTensor extends Tensor implements Tensor.PanelRows 
     /** This tensor over {@code data}, the same rows in the decode layout. */
     abstract RowGroupTensor inDecodeLayout(MemorySegment data);
 
-    /** Int t of a block's quants in the decode layout, from the file's block at {@code in[block ..]}. */
-    abstract int laneInt(MemorySegment in, long block, int t);
+    /**
+     * A block's quants in the decode layout: from the file's block at {@code in[block ..]}, its int t (four for Q4_0 and Q4_1, eight for Q8_0)
+     * to {@code out[at + 4 * L * t ..]}, little-endian ({@link #INT_VIEW}).
+     */
+    abstract void laneInts(byte[] in, int block, byte[] out, int at);
 
     /** The copy's bytes: the tensor's, and a last group's padding. */
     @Override
@@ -68,36 +73,44 @@ abstract sealed class RowGroupTensor extends Tensor implements Tensor.PanelRows 
 
     /**
      * The rows in the decode layout at {@code to}, which may be this tensor's own bytes when the rows come in whole
-     * groups: a group at a time through heap arrays.
+     * groups: a group at a time through heap arrays, read and written with byte-array views (one bounds check per
+     * access; through heap segments this loop ran about twice as long).
      */
     private void relayout(MemorySegment to) {
         int blockBytes = type.blockBytes, blocks = Math.toIntExact(rowBytes / blockBytes), fields = header / 2;
+        int row = blocks * blockBytes, groupBytes = L * row, columnBytes = L * blockBytes;
         Parallel.run(Math.toIntExact(RowLanes.groups(rows)), 1, (start, end) -> {
-            byte[] in = new byte[L * blocks * blockBytes], out = new byte[in.length];
-            MemorySegment i = MemorySegment.ofArray(in), o = MemorySegment.ofArray(out);
+            byte[] in = new byte[groupBytes], out = new byte[groupBytes];
             for (long g = start; g < end; g++) {
                 int n = (int) Math.min(L, rows - g * L); // rows past the tensor's end are zero blocks
-                java.util.Arrays.fill(in, n * blocks * blockBytes, in.length, (byte) 0);
-                MemorySegment.copy(data, ValueLayout.JAVA_BYTE, g * L * rowBytes, in, 0, n * blocks * blockBytes);
-                for (int b = 0, column = 0; b < blocks; b++, column += L * blockBytes) {
-                    for (int r = 0; r < L; r++) {
-                        int block = (r * blocks + b) * blockBytes;
-                        for (int f = 0; f < fields; f++) o.set(SHORT_LE, column + 2 * (f * L + r), i.get(SHORT_LE, block + 2 * f));
-                        for (int t = 0; t < ints; t++) o.set(INT_LE, column + header * L + 4 * (t * L + r), laneInt(i, block, t));
+                java.util.Arrays.fill(in, n * row, groupBytes, (byte) 0);
+                MemorySegment.copy(data, ValueLayout.JAVA_BYTE, g * groupBytes, in, 0, n * row);
+                for (int r = 0; r < L; r++) {
+                    for (int block = r * row, column = 0; column < groupBytes; block += blockBytes, column += columnBytes) {
+                        for (int f = 0; f < fields; f++) SHORT_VIEW.set(out, column + 2 * (f * L + r), (short) SHORT_VIEW.get(in, block + 2 * f));
+                        laneInts(in, block, out, column + header * L + 4 * r);
                     }
                 }
-                MemorySegment.copy(out, 0, to, ValueLayout.JAVA_BYTE, g * L * rowBytes, out.length);
+                MemorySegment.copy(out, 0, to, ValueLayout.JAVA_BYTE, g * groupBytes, groupBytes);
             }
         });
     }
 
+    /** Little-endian views of byte arrays, for {@link #relayout} and {@link #laneInts}. */
+    static final VarHandle SHORT_VIEW = MethodHandles.byteArrayViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN),
+            INT_VIEW = MethodHandles.byteArrayViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN),
+            LONG_VIEW = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
+
     /**
-     * Q4_0/Q4_1: int t of a block's nibbles (16 bytes at {@code in[nibbles ..]}, byte j holding weight j low and
-     * weight j + 16 high): weights 8t .. 8t + 7, weight 8t + p in bits 4p .. 4p + 3.
+     * Q4_0/Q4_1's {@link #laneInts}: a block's 16 nibble bytes at {@code in[nibbles ..]} (byte j holding weight j low
+     * and weight j + 16 high) as four ints, int t weights 8t .. 8t + 7, weight 8t + p in bits 4p .. 4p + 3.
      */
-    static int nibbleInt(MemorySegment in, long nibbles, int t) {
-        long bytes = in.get(LONG_LE, nibbles + 8 * (t % 2));
-        return RowLanes.packNibbles(t < 2 ? bytes : bytes >>> 4);
+    static void nibbleInts(byte[] in, int nibbles, byte[] out, int at) {
+        long low = (long) LONG_VIEW.get(in, nibbles), high = (long) LONG_VIEW.get(in, nibbles + 8);
+        INT_VIEW.set(out, at, RowLanes.packNibbles(low));
+        INT_VIEW.set(out, at + 4 * L, RowLanes.packNibbles(high));
+        INT_VIEW.set(out, at + 8 * L, RowLanes.packNibbles(low >>> 4));
+        INT_VIEW.set(out, at + 12 * L, RowLanes.packNibbles(high >>> 4));
     }
 
     /**
