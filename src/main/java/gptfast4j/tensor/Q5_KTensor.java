@@ -66,6 +66,8 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
     public Tensor forDecode() {
         if (grouped) return this;
         return new Q5_KTensor(this, laneLayoutCopy(COLUMN, (row, at, group, column, r) -> {
+            int[] q = SUPER_BLOCK_QUANTS.get();
+            unpack(row, at, q);
             group.set(FLOAT_LE, column + 4 * r, f16(row, at));
             group.set(FLOAT_LE, column + 4 * L + 4 * r, f16(row, at + 2));
             long scales = packedScales(row, at + 4), mins = packedMins(row, at + 4);
@@ -73,19 +75,29 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel {
                 int sub = column + HEAD + s * SUB;
                 group.set(JAVA_BYTE, sub + r, (byte) (scales >>> 8 * s));
                 group.set(JAVA_BYTE, sub + L + r, (byte) (mins >>> 8 * s));
-                int last = quant(row, at, s, 30) | quant(row, at, s, 31) << 5;
+                int last = q[32 * s + 30] | q[32 * s + 31] << 5;
                 for (int t = 0; t < 5; t++) {
                     int quants = (last >>> 2 * t & 3) << 30;
-                    for (int p = 0; p < 6; p++) quants |= quant(row, at, s, 6 * t + p) << 5 * p;
+                    for (int p = 0; p < 6; p++) quants |= q[32 * s + 6 * t + p] << 5 * p;
                     group.set(INT_LE, sub + QUANTS + 4 * (t * L + r), quants);
                 }
             }
         }));
     }
 
-    /** The 5-bit quant of weight l of sub-block s of the file's super-block at {@code at}: a nibble of {@code qs[32 (s / 2) + l]}, bit s of {@code qh[l]}. */
-    private static int quant(MemorySegment row, int at, int s, int l) {
-        return row.get(JAVA_BYTE, at + 48 + 32 * (s / 2) + l) >> 4 * (s % 2) & 0xF | (row.get(JAVA_BYTE, at + 16 + l) >> s & 1) << 4;
+    /**
+     * The 5-bit quants of the file's super-block at {@code row[at ..]} into {@code q}, weight order: weight l of
+     * sub-block s is a nibble of {@code qs[32 (s / 2) + l]} (the high one for odd s) with bit s of {@code qh[l]} on top.
+     */
+    private static void unpack(MemorySegment row, int at, int[] q) {
+        for (int pair = 0; pair < 4; pair++) {
+            int qs = at + 48 + 32 * pair, w = 64 * pair;
+            for (int l = 0; l < 32; l++) {
+                int b = row.get(JAVA_BYTE, qs + l) & 0xFF, top = row.get(JAVA_BYTE, at + 16 + l) >> 2 * pair;
+                q[w + l] = b & 0xF | (top & 1) << 4;
+                q[w + 32 + l] = b >> 4 | (top >> 1 & 1) << 4;
+            }
+        }
     }
 
     /**

@@ -68,13 +68,15 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
     public Tensor forDecode() {
         if (grouped) return this;
         return new Q6_KTensor(this, laneLayoutCopy(COLUMN, (row, at, group, column, r) -> {
+            int[] q = SUPER_BLOCK_QUANTS.get();
+            unpack(row, at, q);
             group.set(FLOAT_LE, column + 4 * r, f16(row, at + 208));
             for (int k = 0; k < 16; k++) {
-                int sub = column + HEAD + k * SUB, last = quant(row, at, k, 15);
+                int sub = column + HEAD + k * SUB, last = q[16 * k + 15];
                 group.set(JAVA_BYTE, sub + r, row.get(JAVA_BYTE, at + 192 + k));
                 for (int t = 0; t < 3; t++) {
                     int quants = (last >>> 2 * t & 3) << 30;
-                    for (int p = 0; p < 5; p++) quants |= quant(row, at, k, 5 * t + p) << 6 * p;
+                    for (int p = 0; p < 5; p++) quants |= q[16 * k + 5 * t + p] << 6 * p;
                     group.set(INT_LE, sub + QUANTS + 4 * (t * L + r), quants);
                 }
             }
@@ -82,13 +84,21 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
     }
 
     /**
-     * The unsigned 6-bit quant of weight i of sub-block k (weights 16k .. 16k + 15) of the file's super-block at
-     * {@code at}: in half k / 8, group g = k % 8 / 2, byte l = 16 (k % 2) + i of the half's ql (+32 for odd g, its
-     * high nibble for g >= 2) and bit pair g of byte l of its qh.
+     * The unsigned 6-bit quants of the file's super-block at {@code row[at ..]} into {@code q}, weight order: in half h
+     * (128 weights), weight 32g + l is a nibble of the half's ql byte l (+32 for odd g, the high nibble for g >= 2)
+     * with bit pair g of its qh byte l on top.
      */
-    private static int quant(MemorySegment row, int at, int k, int i) {
-        int half = k / 8, g = k % 8 / 2, l = 16 * (k % 2) + i;
-        return row.get(JAVA_BYTE, at + 64 * half + 32 * (g & 1) + l) >> 4 * (g >> 1) & 0xF | (row.get(JAVA_BYTE, at + 128 + 32 * half + l) >> 2 * g & 3) << 4;
+    private static void unpack(MemorySegment row, int at, int[] q) {
+        for (int h = 0; h < 2; h++) {
+            int ql = at + 64 * h, qh = at + 128 + 32 * h, w = 128 * h;
+            for (int l = 0; l < 32; l++) {
+                int a = row.get(JAVA_BYTE, ql + l) & 0xFF, b = row.get(JAVA_BYTE, ql + 32 + l) & 0xFF, top = row.get(JAVA_BYTE, qh + l) & 0xFF;
+                q[w + l] = a & 0xF | (top & 3) << 4;
+                q[w + 32 + l] = b & 0xF | (top >> 2 & 3) << 4;
+                q[w + 64 + l] = a >> 4 | (top >> 4 & 3) << 4;
+                q[w + 96 + l] = b >> 4 | (top >> 6) << 4;
+            }
+        }
     }
 
     /**
