@@ -90,9 +90,18 @@ final class F16Tensor extends Tensor {
         }
         float edge = 0;
         for (; i < head; i++) edge += f16(data, base + (long) i * 2) * x[xOffset + i];
-        FloatVector acc0 = FloatVector.zero(F_SPECIES);
-        FloatVector acc1 = FloatVector.zero(F_SPECIES);
-        for (; i < bound; i += 2 * lanes) {
+        FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+        for (; i + 4 * lanes <= bound; i += 4 * lanes) { // four sums: after a wait on memory they catch up twice as fast
+            IntVector v = IntVector.fromMemorySegment(I_SPECIES, data, base + (long) i * 2, ByteOrder.LITTLE_ENDIAN);
+            IntVector u = IntVector.fromMemorySegment(I_SPECIES, data, base + (long) i * 2 + 4L * lanes, ByteOrder.LITTLE_ENDIAN);
+            acc0 = v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(0x8FFF_E000).reinterpretAsFloats().fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i), acc0);
+            acc1 = v.lanewise(VectorOperators.ASHR, 3).and(0x8FFF_E000).reinterpretAsFloats().fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + lanes), acc1);
+            acc2 = u.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(0x8FFF_E000).reinterpretAsFloats().fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + 2 * lanes), acc2);
+            acc3 = u.lanewise(VectorOperators.ASHR, 3).and(0x8FFF_E000).reinterpretAsFloats().fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + 3 * lanes), acc3);
+        }
+        acc0 = acc0.add(acc2);
+        acc1 = acc1.add(acc3);
+        for (; i < bound; i += 2 * lanes) { // a last chunk of 2L columns
             IntVector v = IntVector.fromMemorySegment(I_SPECIES, data, base + (long) i * 2, ByteOrder.LITTLE_ENDIAN);
             FloatVector even = v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(0x8FFF_E000).reinterpretAsFloats();
             FloatVector odd = v.lanewise(VectorOperators.ASHR, 3).and(0x8FFF_E000).reinterpretAsFloats();
@@ -125,19 +134,14 @@ final class F16Tensor extends Tensor {
     }
 
     /**
-     * Rows {@code start .. end}, alternating between the range's two halves (row i of the first, row i of the second):
-     * two streams through memory per thread, whose reads the hardware keeps more of in flight than one's. TinyLlama
-     * F16 decode, 2 threads, 8 alternating runs: 13.7-18.5 (mean 16.1) against 14.0-15.8 (15.0) tokens/s rows in
-     * order. Three streams measured slower than one (11-12.6), and two rows at once in one loop (the streams
-     * interleaved by 64 bytes rather than by rows) no faster than one.
+     * Rows {@code start .. end} in order, one stream through memory per thread. With {@link #pairedDot}'s four sums
+     * (two before): TinyLlama F16 tg64, 2 threads, four alternating rounds, 20.3-21.9 tokens/s against 17.2-19.5 for
+     * two sums and rows alternating between the range's two halves (session 21's two streams per thread, which had
+     * measured 16.1 against 15.0 with two sums), and 16.2-17.1 for two sums in order. A one-thread sweep of the file:
+     * 21-22.6 against 15-20 GB/s (C with the same arithmetic: 24-25).
      */
     @Override
     void dotRows(float[] x, int xOffset, float[] sums, float[] out, int outOffset, long firstRow, int start, int end) {
-        int half = (end - start) / 2, second = end - half;
-        for (int i = 0; i < half; i++) {
-            out[outOffset + start + i] = pairedDot(firstRow + start + i, x, xOffset);
-            out[outOffset + second + i] = pairedDot(firstRow + second + i, x, xOffset);
-        }
-        if (second - start > half) out[outOffset + second - 1] = pairedDot(firstRow + second - 1, x, xOffset);
+        for (int r = start; r < end; r++) out[outOffset + r] = pairedDot(firstRow + r, x, xOffset);
     }
 }
