@@ -126,7 +126,7 @@ final class GenerateCommand implements Callable<Integer> {
         long bytes = ckpt.model().weights().bytesPerToken();
         double tps = r.decodeTokensPerSecond();
         System.err.printf("Prompt: %d tokens, prefill %.1f ms (%.1f tokens/s)%n", r.promptTokens(), r.prefillNanos() / 1e6, r.prefillTokensPerSecond());
-        if (r.layoutNanos() >= 1_000_000) {
+        if (r.layoutNanos() > 0) {
             System.err.printf("Decode layouts: %.2f s to copy the weights (once, before the first decode step; not in tokens/s)%n", r.layoutNanos() / 1e9);
         }
         if (r.decodedTokens() > 0) {

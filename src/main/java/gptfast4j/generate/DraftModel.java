@@ -20,8 +20,8 @@ public final class DraftModel implements Drafter {
     }
 
     @Override
-    public void startDecoding() {
-        model.startDecoding();
+    public boolean startDecoding() {
+        return model.startDecoding();
     }
 
     @Override

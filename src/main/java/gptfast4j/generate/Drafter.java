@@ -9,8 +9,13 @@ public interface Drafter {
      */
     int propose(int[] sequence, int length, int k, int[] tokens, float[][] probs);
 
-    /** Moves a draft model's weights to their decode layouts ({@link gptfast4j.model.Llama#startDecoding}); else nothing. */
-    default void startDecoding() {
+    /**
+     * Moves a draft model's weights to their decode layouts ({@link gptfast4j.model.Llama#startDecoding}); else nothing.
+     *
+     * @return whether weights were copied
+     */
+    default boolean startDecoding() {
+        return false;
     }
 
     /** True when proposals are deterministic (probability 1 for the proposed token), as prompt lookup's are. */

@@ -28,7 +28,8 @@ public final class Generator {
     /**
      * What one generation did. {@code tokens} are the generated ids (EOS excluded). {@code layoutNanos}: the move of the
      * weights to their decode layouts ({@link Llama#startDecoding}), once per process before the first decode step
-     * (seconds for a 7B model), timed apart and not in {@code decodeNanos}, so that tokens/s is the decode rate.
+     * (seconds for a 7B model), timed apart and not in {@code decodeNanos}, so that tokens/s is the decode rate; 0
+     * when nothing was copied (float weights, or a process that copied them before).
      */
     public record Result(int[] tokens, int promptTokens, long prefillNanos, int decodedTokens, long decodeNanos, long layoutNanos,
                          boolean stoppedAtEos) {
@@ -78,11 +79,11 @@ public final class Generator {
         return new Result(Arrays.copyOf(generated, count), prompt.length, t1 - t0, decoded, t2 - t1 - layoutNanos, layoutNanos, eosSeen);
     }
 
-    /** Nanoseconds {@code model}'s and the drafter's (if any) {@link Llama#startDecoding} took. */
+    /** Nanoseconds {@code model}'s and the drafter's (if any) {@link Llama#startDecoding} took; 0 if nothing was copied. */
     static long timeStartDecoding(Llama model, Drafter drafter) {
         long t = System.nanoTime();
-        model.startDecoding();
-        if (drafter != null) drafter.startDecoding();
-        return System.nanoTime() - t;
+        boolean copied = model.startDecoding();
+        if (drafter != null) copied |= drafter.startDecoding();
+        return copied ? System.nanoTime() - t : 0;
     }
 }

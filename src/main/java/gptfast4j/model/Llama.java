@@ -66,9 +66,11 @@ public final class Llama {
      * The first one-token step calls it; a generator whose decode steps are batches (speculative verification) calls
      * it after its prefill, so that those batches read the decode layouts too (JMH matmul6 4096 x 4096, one thread:
      * Q4_K 4.3 ms from the file's layout against 3.2 from the decode layout's panels, Q4_0 5.0 against 4.8).
+     *
+     * @return whether the weights were copied by this call
      */
-    public void startDecoding() {
-        if (!decodeLayouts) useDecodeLayouts(SystemMemory.available());
+    public boolean startDecoding() {
+        return !decodeLayouts && useDecodeLayouts(SystemMemory.available());
     }
 
     /** Memory left over after the decode layouts' copy, for the KV cache, the JVM and the rest of the system. */

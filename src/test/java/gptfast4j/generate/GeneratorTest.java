@@ -34,5 +34,17 @@ class GeneratorTest {
         assertTrue(first.layoutNanos() > 0);
         assertTrue(first.decodeNanos() > 0);
         assertEquals(0, c.model().weights().decodeCopyBytes(), "copied before the first decode step");
+
+        Generator.Result again = generate(c, 4);
+        assertEquals(0, again.layoutNanos(), "copied once");
+    }
+
+    @Test
+    void floatWeightsHaveNothingToCopy() {
+        Checkpoint c = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null);
+        assertEquals(0, c.model().weights().decodeCopyBytes());
+        Generator.Result r = generate(c, 4);
+        assertEquals(3, r.decodedTokens());
+        assertEquals(0, r.layoutNanos());
     }
 }
