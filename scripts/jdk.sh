@@ -38,6 +38,6 @@ export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"
 # inlining, trapped 100 times or been deoptimized 201 times (the defaults). The Vector API's methods are shared by all
 # kernels and collect such counts as a process runs; past those limits C2 compiles the kernels' calls with a
 # virtual-call fallback, which makes every vector a heap object: 20-360 KB allocated per decode step of the mini
-# models, in about one JVM in four of the test suite. ARCHITECTURE, "Session 20".
+# models, in about one JVM in four of the test suite. docs/kernel-log.md, "Session 20".
 GPTFAST_JVM_FLAGS=(--add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseSerialGC
   -XX:PerMethodTrapLimit=100000 -XX:PerMethodRecompilationCutoff=100000)

@@ -2,7 +2,7 @@
 // in L1, no memory traffic: what Java's kernels reach (F32 FMAs; int16 multiplies and adds, the Vector API's best
 // integer route) against the instructions it cannot emit (vpdpwssd, vpdpbusd: llama.cpp's). Each kernel holds 16
 // accumulators, as ours do, so that latency does not limit it. The figures are the ceiling of each route on this
-// machine: ARCHITECTURE "Session 22" and the README's prefill notes quote them.
+// machine: docs/kernel-log.md "Session 22" and docs/speed-runs.md quote them.
 // Usage: gcc -O2 -march=native -o target/mac-ceiling scripts/mac-ceiling.c && target/mac-ceiling
 // (needs AVX-512 BW and VNNI, as the machine this project is measured on has.)
 #include <immintrin.h>

@@ -8,7 +8,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 /**
  * Whether this JVM runs with the two C2 limits that gptfast's launcher lifts ({@code scripts/jdk.sh}): with their
  * defaults, once the process has compiled and deoptimized enough Vector API code, C2 may compile a kernel with its
- * vectors on the heap, and decode slows down and allocates (ARCHITECTURE, "Session 20"). A program that embeds the
+ * vectors on the heap, and decode slows down and allocates (docs/kernel-log.md, "Session 20"). A program that embeds the
  * engine in its own JVM is told once, on stderr, when it loads its first model.
  */
 final class JitLimits {

@@ -49,7 +49,7 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
      * In the file's layout, per block {@code d * sum((nibble[j] - 8) * x[j])}: the bytes are widened to int lanes
      * before the nibbles are taken apart (x86 has no byte shift, and byte-lane shifts cost more than the widening).
      * The block's arithmetic is written in the loop rather than in a helper returning its vector, which boxes where
-     * C2 leaves it out of line (ARCHITECTURE, session 21).
+     * C2 leaves it out of line (docs/kernel-log.md, session 21).
      */
     @Override
     public float dot(long row, float[] x, int xOffset) {

@@ -174,8 +174,8 @@ final class RowLanes {
      * The 32 weights of one row of a block, whose ints are at {@code ints} and {@code 4L} bytes apart, as their nibbles
      * 0 .. 15 in {@code out[0 .. 32)}: per vector of L weights, the one int they come from broadcast (two with 16
      * lanes, blended), each lane shifted to its nibble and masked. Written to an array, not returned as a vector: a
-     * helper of ours that returns a vector boxes it in a JVM whose C2 leaves the helper out of line (ARCHITECTURE,
-     * sessions 17-21); the callers read the array back, a store and a load per vector.
+     * helper of ours that returns a vector boxes it in a JVM whose C2 leaves the helper out of line
+     * (docs/kernel-log.md, sessions 17-21); the callers read the array back, a store and a load per vector.
      */
     static void rowNibbles(MemorySegment data, long ints, int[] out) {
         for (int j = 0; j < 32; j += L) {

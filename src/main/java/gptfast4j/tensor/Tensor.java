@@ -152,7 +152,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
      * Rows {@code firstRow .. firstRow + n} as floats, row i at {@code out[outOffset + i * stride]}: the matrix x
      * matrix tiles. A method of its own, not only {@link #dequantizeRow}'s loop, so that a format can read its
      * decode layout here in a way the token embedding's lookup (which C2 inlines into a decode step) never parses: a
-     * method's branch profile is shared by all its callers (ARCHITECTURE, session 19).
+     * method's branch profile is shared by all its callers (docs/kernel-log.md, session 19).
      */
     void dequantizeRows(long firstRow, int n, float[] out, int outOffset, int stride) {
         for (int i = 0; i < n; i++) dequantizeRow(firstRow + i, out, outOffset + i * stride);
