@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Reproduces the README's speed table: random-weight GGUF files of real shapes (written once into $MODELS,
+# Reproduces the README's tables of gptfast4j alone (Quantization's Llama-2-7B table, speculative decoding, mixture
+# of experts): random-weight GGUF files of real shapes (written once into $MODELS,
 # default /tmp/gptfast-models), then `gptfast bench` on each with 2 threads, JSON results into $MODELS/results.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 models="${MODELS:-/tmp/gptfast-models}"
 mkdir -p "$models/results"
-rows=("tinyllama-1.1b f16" "tinyllama-1.1b q8_0" "tinyllama-1.1b q4_0" "llama-3.2-1b q8_0" "llama-2-7b q8_0" "llama-2-7b q4_0" "mixtral-mini q4_0" "mixtral-mini-dense q4_0")
+rows=("tinyllama-1.1b f16" "tinyllama-1.1b q8_0" "tinyllama-1.1b q4_0" "tinyllama-1.1b q4_1" "llama-3.2-1b q8_0" "llama-2-7b f16" "llama-2-7b q8_0" "llama-2-7b q4_0" "mixtral-mini q4_0" "mixtral-mini-dense q4_0")
 [ $# -gt 0 ] && rows=("$@")
 # run a snapshot of the jar, so that rebuilding the repository meanwhile cannot disturb the runs
 "$here/gptfast" --version >/dev/null
