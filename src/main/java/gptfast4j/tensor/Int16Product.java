@@ -34,6 +34,8 @@ final class Int16Product {
     static final int MIN_TOKENS = 64;
     private static final int BLOCK = 32;
     private static final float ROUNDER = 0x1.8p23f;
+    /** Blocks per piece of {@link #quantize}: a piece of a group (16 KB) stays in L1 while its tokens are written into it. */
+    private static final int CHUNK_BLOCKS = 4;
 
     private Int16Product() {
     }
@@ -96,22 +98,25 @@ final class Int16Product {
         int groups = (nTokens + GROUP - 1) / GROUP, blocks = cols / BLOCK;
         short[] q = Tensor.shortScratch(ROUNDED, groups * cols * GROUP);
         float[] scale = Tensor.scratch(ROUNDED_SCALES, groups * blocks * GROUP);
-        Parallel.run(nTokens, 1, (start, end) -> {
+        int chunks = (blocks + CHUNK_BLOCKS - 1) / CHUNK_BLOCKS;
+        Parallel.run(groups * chunks, 1, (start, end) -> {
             int[] rounded = RowLanes.blockInts();
-            for (int t = start; t < end; t++) {
-                int g = t / GROUP, u = t % GROUP;
-                for (int b = 0; b < blocks; b++) {
-                    int from = t * cols + b * BLOCK;
-                    FloatVector m = FloatVector.zero(F);
-                    for (int k = 0; k < BLOCK; k += F.length()) m = m.max(FloatVector.fromArray(F, x, from + k).abs());
-                    float max = m.reduceLanes(VectorOperators.MAX), inverse = max == 0 ? 0 : 127 / max;
-                    // round half to even: adding and taking off 1.5 * 2^23 leaves no fraction bits (|x * inverse| <= 127)
-                    for (int k = 0; k < BLOCK; k += F.length()) {
-                        FloatVector.fromArray(F, x, from + k).mul(inverse).add(ROUNDER).sub(ROUNDER)
-                                .convert(VectorOperators.F2I, 0).reinterpretAsInts().intoArray(rounded, k);
+            for (int piece = start; piece < end; piece++) {
+                int g = piece / chunks, b0 = piece % chunks * CHUNK_BLOCKS, b1 = Math.min(blocks, b0 + CHUNK_BLOCKS);
+                for (int u = 0, t = g * GROUP; u < GROUP && t < nTokens; u++, t++) {
+                    for (int b = b0; b < b1; b++) {
+                        int from = t * cols + b * BLOCK;
+                        FloatVector m = FloatVector.zero(F);
+                        for (int k = 0; k < BLOCK; k += F.length()) m = m.max(FloatVector.fromArray(F, x, from + k).abs());
+                        float max = m.reduceLanes(VectorOperators.MAX), inverse = max == 0 ? 0 : 127 / max;
+                        // round half to even: adding and taking off 1.5 * 2^23 leaves no fraction bits (|x * inverse| <= 127)
+                        for (int k = 0; k < BLOCK; k += F.length()) {
+                            FloatVector.fromArray(F, x, from + k).mul(inverse).add(ROUNDER).sub(ROUNDER)
+                                    .convert(VectorOperators.F2I, 0).reinterpretAsInts().intoArray(rounded, k);
+                        }
+                        for (int k = 0; k < BLOCK; k++) q[(g * cols + b * BLOCK + k) * GROUP + u] = (short) rounded[k];
+                        scale[(g * blocks + b) * GROUP + u] = Float.float16ToFloat(Float.floatToFloat16(max / 127));
                     }
-                    for (int k = 0; k < BLOCK; k++) q[(g * cols + b * BLOCK + k) * GROUP + u] = (short) rounded[k];
-                    scale[(g * blocks + b) * GROUP + u] = Float.float16ToFloat(Float.floatToFloat16(max / 127));
                 }
             }
         });

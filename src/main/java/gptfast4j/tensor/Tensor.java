@@ -313,14 +313,24 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
      */
     private float[] transposed(float[] x, int nTokens, int groups) {
         float[] xt = scratch(TRANSPOSED, groups * GROUP_TOKENS * cols);
-        Parallel.run(nTokens, 1, (start, end) -> {
-            for (int t = start; t < end; t++) {
-                int base = t / GROUP_TOKENS * GROUP_TOKENS * cols + t % GROUP_TOKENS;
-                for (int k = 0; k < cols; k++) xt[base + k * GROUP_TOKENS] = x[t * cols + k];
+        int chunks = (cols + TRANSPOSE_COLUMNS - 1) / TRANSPOSE_COLUMNS;
+        Parallel.run(groups * chunks, 1, (start, end) -> {
+            for (int u = start; u < end; u++) {
+                int g = u / chunks, k0 = u % chunks * TRANSPOSE_COLUMNS, k1 = Math.min(cols, k0 + TRANSPOSE_COLUMNS);
+                for (int i = 0, t = g * GROUP_TOKENS; i < GROUP_TOKENS && t < nTokens; i++, t++) {
+                    int base = g * GROUP_TOKENS * cols + i;
+                    for (int k = k0; k < k1; k++) xt[base + k * GROUP_TOKENS] = x[t * cols + k];
+                }
             }
         });
         return xt;
     }
+
+    /**
+     * Columns per piece of {@link #transposed}: a piece of a group (8 KB at 32 tokens) stays in L1 while its tokens
+     * are written into it, where a token at a time over all columns stored into a new cache line each time.
+     */
+    private static final int TRANSPOSE_COLUMNS = 64;
 
     /**
      * Tile rows {@code r .. r + 7} (stride {@code ws}; rows past {@code lastRow} repeat it, their sums unused) times
