@@ -1,10 +1,10 @@
 package gptfast4j.tensor;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
-import java.lang.foreign.ValueLayout;
 
 /**
  * A 32-weight block format of f16 header fields then quants (Q8_0, Q4_0, Q4_1), in the file's layout or in its decode
@@ -37,8 +37,8 @@ abstract sealed class RowGroupTensor extends Tensor implements Tensor.PanelRows 
     abstract RowGroupTensor inDecodeLayout(MemorySegment data);
 
     /**
-     * A block's quants in the decode layout: from the file's block at {@code in[block ..]}, its int t (four for Q4_0 and Q4_1, eight for Q8_0)
-     * to {@code out[at + 4 * L * t ..]}, little-endian ({@link #INT_VIEW}).
+     * A block's quants in the decode layout: from the file's block at {@code in[block ..]}, its int t (four for Q4_0
+     * and Q4_1, eight for Q8_0) to {@code out[at + 4 * L * t ..]}, little-endian ({@link #INT_VIEW}).
      */
     abstract void laneInts(byte[] in, int block, byte[] out, int at);
 
