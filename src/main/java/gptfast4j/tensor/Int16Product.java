@@ -17,10 +17,11 @@ import jdk.incubator.vector.VectorSpecies;
  * accumulate in int16 lanes without overflow; each block's sums are then converted once and scaled into float sums.
  * <p>
  * Layout: tokens in the lanes. Activations are stored per group of {@link #GROUP} tokens as {@code [column][token]}
- * int16 ({@code xq}), with per-block float scales ({@code dx}). The micro-kernel ({@link #block}) holds 8 rows x
- * GROUP tokens in 16 int16 accumulators for one block of 32 columns; {@link #flush} widens them into float sums, a
- * quarter of the time (106 GMAC/s per core in the engine against 86-88 for the float path), loading the int16 sums
- * half a vector at a time sign-extended to int lanes ({@code vpmovsxwd} from memory: one instruction, no shifts).
+ * int16 ({@code xq}), with per-block float scales ({@code dx}). The micro-kernel ({@link #rows}) takes 4 weight rows
+ * x GROUP tokens through all blocks of a row: per block, the int16 sums in 8 accumulators, then widened and scaled
+ * into 16 float accumulators that stay in registers (24 of the 32 vector registers at 512 bits). Until session 25 the
+ * kernel was 8 rows per block, its int16 sums stored, reloaded and added into float sums in memory once per block (a
+ * quarter of the time); with the sums kept in registers the widening costs a few percent (docs/kernel-log.md).
  */
 final class Int16Product {
     private static final VectorSpecies<Short> S = VectorSpecies.of(short.class, Tensor.F_SPECIES.vectorShape());
@@ -33,6 +34,8 @@ final class Int16Product {
      */
     static final int MIN_TOKENS = 64;
     private static final int BLOCK = 32;
+    /** Weight rows per pass of {@link #rows}. */
+    private static final int ROWS = 4;
     private static final float ROUNDER = 0x1.8p23f;
     /** Blocks per piece of {@link #quantize}: a piece of a group (16 KB) stays in L1 while its tokens are written into it. */
     private static final int CHUNK_BLOCKS = 4;
@@ -53,24 +56,18 @@ final class Int16Product {
         Parallel.runChunks(nRows, Tensor.chunkRows(nRows, tileHeight), (start, end) -> {
             short[] tile = Tensor.shortScratch(TILE, tileHeight * stride);
             float[] scale = Tensor.scratch(SCALES, tileHeight * blocks);
-            short[] sums = Tensor.shortScratch(SUMS, 8 * GROUP);
-            float[] acc = Tensor.scratch(ACCUMULATORS, 8 * GROUP);
+            float[] acc = Tensor.scratch(ACCUMULATORS, ROWS * GROUP);
             for (int r0 = start; r0 < end; r0 += tileHeight) {
                 int tileRows = Math.min(tileHeight, end - r0);
                 w.smallIntRows(r0, tileRows, tile, stride, scale, blocks);
                 for (int g = 0; g < a.groups; g++) {
                     int t0 = g * GROUP, tokens = Math.min(GROUP, nTokens - t0);
-                    for (int r = 0; r < tileRows; r += 8) {
+                    for (int r = 0; r < tileRows; r += ROWS) {
                         // rows past the tile's end repeat its last row; their sums are not written out
-                        int last = tileRows - 1, height = Math.min(8, tileRows - r);
-                        java.util.Arrays.fill(acc, 0);
-                        for (int b = 0; b < blocks; b++) {
-                            block(tile, r * stride, Math.min(r + 1, last) * stride, Math.min(r + 2, last) * stride, Math.min(r + 3, last) * stride,
-                                    Math.min(r + 4, last) * stride, Math.min(r + 5, last) * stride, Math.min(r + 6, last) * stride,
-                                    Math.min(r + 7, last) * stride, a.q, g * cols * GROUP, b * BLOCK, sums);
-                            flush(sums, a.scale, (g * blocks + b) * GROUP, scale, r, last, blocks, b, acc);
-                        }
-                        for (int t = 0; t < tokens; t++) {
+                        int last = tileRows - 1, r1 = Math.min(r + 1, last), r2 = Math.min(r + 2, last), r3 = Math.min(r + 3, last);
+                        rows(tile, r * stride, r1 * stride, r2 * stride, r3 * stride, a.q, g * cols * GROUP, a.scale, g * blocks * GROUP,
+                                scale, r * blocks, r1 * blocks, r2 * blocks, r3 * blocks, blocks, acc);
+                        for (int t = 0, height = Math.min(ROWS, tileRows - r); t < tokens; t++) {
                             int o = (t0 + t) * outStride + r0 + r;
                             for (int i = 0; i < height; i++) out[o + i] = acc[i * GROUP + t];
                         }
@@ -82,7 +79,6 @@ final class Int16Product {
 
     private static final ThreadLocal<short[]> TILE = ThreadLocal.withInitial(() -> new short[0]);
     private static final ThreadLocal<float[]> SCALES = ThreadLocal.withInitial(() -> new float[0]);
-    private static final ThreadLocal<short[]> SUMS = ThreadLocal.withInitial(() -> new short[0]);
     private static final ThreadLocal<float[]> ACCUMULATORS = ThreadLocal.withInitial(() -> new float[0]);
 
     /** The calling thread's rounded activations and their scales, kept between calls. */
@@ -124,63 +120,61 @@ final class Int16Product {
     }
 
     /**
-     * One block of 32 columns from {@code k0}: weight rows at {@code w0 .. w7} of {@code w} times the group's
-     * activations at {@code xq[xg ..]}, as int16 sums {@code sums[i * GROUP + token]} for row i. Eight rows by two
-     * vectors of tokens in sixteen accumulators: per column, two activation loads and eight weight broadcasts serve
-     * sixteen multiplies and adds. Too large to be inlined into its caller, which is the point: in one method with
-     * the widening ({@link #flush}), C2 passed its inlining size limit and boxed the vectors
-     * (NodeCountInliningCutoff, ARCHITECTURE).
+     * Four weight rows at {@code w0 .. w3} of {@code w} times one group's activations at {@code xq[xg ..]} over all
+     * {@code blocks}, as float sums {@code acc[i * GROUP + token]} for row i. Per block, 4 rows x GROUP tokens of int16
+     * sums in eight accumulators (per column two activation loads and four weight broadcasts serve eight multiplies
+     * and adds), then widened and scaled into sixteen float accumulators that stay in registers for the whole row:
+     * {@code += sums * scale[row] * dx[token]}, the activations' scales at {@code dx[d0 + b * GROUP ..]}, the rows'
+     * at {@code scale[s0 + b] .. scale[s3 + b]}. The Vector API's calls are written out in this one method, and it
+     * stays within C2's inlining budget (NodeCountInliningCutoff): 8 rows per pass with their widening in one method
+     * passed it and boxed the vectors (docs/kernel-log.md, session 22 (4)).
      */
-    private static void block(short[] w, int w0, int w1, int w2, int w3, int w4, int w5, int w6, int w7, short[] xq, int xg, int k0, short[] sums) {
-        int lanes = S.length();
-        ShortVector c00 = ShortVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
-                c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
-        for (int k = k0; k < k0 + BLOCK; k++) {
-            ShortVector x0 = ShortVector.fromArray(S, xq, xg + k * GROUP), x1 = ShortVector.fromArray(S, xq, xg + k * GROUP + lanes);
-            ShortVector b = ShortVector.broadcast(S, w[w0 + k]);
-            c00 = x0.mul(b).add(c00); c01 = x1.mul(b).add(c01);
-            b = ShortVector.broadcast(S, w[w1 + k]);
-            c10 = x0.mul(b).add(c10); c11 = x1.mul(b).add(c11);
-            b = ShortVector.broadcast(S, w[w2 + k]);
-            c20 = x0.mul(b).add(c20); c21 = x1.mul(b).add(c21);
-            b = ShortVector.broadcast(S, w[w3 + k]);
-            c30 = x0.mul(b).add(c30); c31 = x1.mul(b).add(c31);
-            b = ShortVector.broadcast(S, w[w4 + k]);
-            c40 = x0.mul(b).add(c40); c41 = x1.mul(b).add(c41);
-            b = ShortVector.broadcast(S, w[w5 + k]);
-            c50 = x0.mul(b).add(c50); c51 = x1.mul(b).add(c51);
-            b = ShortVector.broadcast(S, w[w6 + k]);
-            c60 = x0.mul(b).add(c60); c61 = x1.mul(b).add(c61);
-            b = ShortVector.broadcast(S, w[w7 + k]);
-            c70 = x0.mul(b).add(c70); c71 = x1.mul(b).add(c71);
+    private static void rows(short[] w, int w0, int w1, int w2, int w3, short[] xq, int xg, float[] dx, int d0,
+                             float[] scale, int s0, int s1, int s2, int s3, int blocks, float[] acc) {
+        int lanes = S.length(), q = F.length();
+        FloatVector f00 = FloatVector.zero(F), f01 = f00, f02 = f00, f03 = f00, f10 = f00, f11 = f00, f12 = f00, f13 = f00,
+                f20 = f00, f21 = f00, f22 = f00, f23 = f00, f30 = f00, f31 = f00, f32 = f00, f33 = f00;
+        for (int b = 0; b < blocks; b++) {
+            ShortVector c00 = ShortVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+            for (int k = b * BLOCK; k < (b + 1) * BLOCK; k++) {
+                ShortVector x0 = ShortVector.fromArray(S, xq, xg + k * GROUP), x1 = ShortVector.fromArray(S, xq, xg + k * GROUP + lanes);
+                ShortVector v = ShortVector.broadcast(S, w[w0 + k]);
+                c00 = x0.mul(v).add(c00); c01 = x1.mul(v).add(c01);
+                v = ShortVector.broadcast(S, w[w1 + k]);
+                c10 = x0.mul(v).add(c10); c11 = x1.mul(v).add(c11);
+                v = ShortVector.broadcast(S, w[w2 + k]);
+                c20 = x0.mul(v).add(c20); c21 = x1.mul(v).add(c21);
+                v = ShortVector.broadcast(S, w[w3 + k]);
+                c30 = x0.mul(v).add(c30); c31 = x1.mul(v).add(c31);
+            }
+            int d = d0 + b * GROUP;
+            FloatVector d0v = FloatVector.fromArray(F, dx, d), d1v = FloatVector.fromArray(F, dx, d + q),
+                    d2v = FloatVector.fromArray(F, dx, d + 2 * q), d3v = FloatVector.fromArray(F, dx, d + 3 * q);
+            float s = scale[s0 + b];
+            f00 = ((FloatVector) c00.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d0v, f00);
+            f01 = ((FloatVector) c00.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(s).fma(d1v, f01);
+            f02 = ((FloatVector) c01.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d2v, f02);
+            f03 = ((FloatVector) c01.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(s).fma(d3v, f03);
+            s = scale[s1 + b];
+            f10 = ((FloatVector) c10.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d0v, f10);
+            f11 = ((FloatVector) c10.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(s).fma(d1v, f11);
+            f12 = ((FloatVector) c11.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d2v, f12);
+            f13 = ((FloatVector) c11.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(s).fma(d3v, f13);
+            s = scale[s2 + b];
+            f20 = ((FloatVector) c20.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d0v, f20);
+            f21 = ((FloatVector) c20.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(s).fma(d1v, f21);
+            f22 = ((FloatVector) c21.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d2v, f22);
+            f23 = ((FloatVector) c21.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(s).fma(d3v, f23);
+            s = scale[s3 + b];
+            f30 = ((FloatVector) c30.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d0v, f30);
+            f31 = ((FloatVector) c30.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(s).fma(d1v, f31);
+            f32 = ((FloatVector) c31.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d2v, f32);
+            f33 = ((FloatVector) c31.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(s).fma(d3v, f33);
         }
         int g = GROUP;
-        c00.intoArray(sums, 0); c01.intoArray(sums, lanes);
-        c10.intoArray(sums, g); c11.intoArray(sums, g + lanes);
-        c20.intoArray(sums, 2 * g); c21.intoArray(sums, 2 * g + lanes);
-        c30.intoArray(sums, 3 * g); c31.intoArray(sums, 3 * g + lanes);
-        c40.intoArray(sums, 4 * g); c41.intoArray(sums, 4 * g + lanes);
-        c50.intoArray(sums, 5 * g); c51.intoArray(sums, 5 * g + lanes);
-        c60.intoArray(sums, 6 * g); c61.intoArray(sums, 6 * g + lanes);
-        c70.intoArray(sums, 7 * g); c71.intoArray(sums, 7 * g + lanes);
-    }
-
-    /**
-     * Block b's int16 sums of rows {@code r .. r + 7} (past {@code last}: its sums, unused) into the float sums:
-     * {@code acc[i][token] += sums * scale[row] * dx[token]}, with the activations' scales at {@code dx[d0 ..]}. The
-     * int16 sums are loaded half a vector at a time, sign-extended as they are loaded, with the Vector API's calls
-     * written out here: as a helper of ours returning the widened vector, C2 left it out of line in some JVMs and boxed
-     * its vectors (13 MB allocated per 128-token pass of the mini Q4_0 model, PrefillAllocationTest).
-     */
-    private static void flush(short[] sums, float[] dx, int d0, float[] scale, int r, int last, int blocks, int b, float[] acc) {
-        int quarter = F.length();
-        for (int i = 0; i < 8; i++) {
-            float s = scale[Math.min(r + i, last) * blocks + b];
-            for (int t = 0; t < GROUP; t += quarter) {
-                int o = i * GROUP + t;
-                ((FloatVector) ShortVector.fromArray(Tensor.S_SPECIES, sums, o).convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0))
-                        .mul(s).fma(FloatVector.fromArray(F, dx, d0 + t), FloatVector.fromArray(F, acc, o)).intoArray(acc, o);
-            }
-        }
+        f00.intoArray(acc, 0); f01.intoArray(acc, q); f02.intoArray(acc, 2 * q); f03.intoArray(acc, 3 * q);
+        f10.intoArray(acc, g); f11.intoArray(acc, g + q); f12.intoArray(acc, g + 2 * q); f13.intoArray(acc, g + 3 * q);
+        f20.intoArray(acc, 2 * g); f21.intoArray(acc, 2 * g + q); f22.intoArray(acc, 2 * g + 2 * q); f23.intoArray(acc, 2 * g + 3 * q);
+        f30.intoArray(acc, 3 * g); f31.intoArray(acc, 3 * g + q); f32.intoArray(acc, 3 * g + 2 * q); f33.intoArray(acc, 3 * g + 3 * q);
     }
 }

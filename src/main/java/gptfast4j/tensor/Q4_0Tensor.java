@@ -183,7 +183,8 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
      * for each column, and block b's scale d at {@code scale[i * blocks + b]}. Both layouts' loops in one method over
      * a range of rows, on purpose: a method this large is never inlined into {@link Int16Product}'s loop, which sits
      * at the edge of C2's inlining budget. With a small per-row method inlined there, some JVMs cut the budget in
-     * {@code Int16Product.flush}, whose vectors then boxed (pp128 45-78 against 87-166 tokens/s, 4 runs in 8).
+     * {@code Int16Product}'s kernel (then its {@code flush}), whose vectors then boxed (pp128 45-78 against 87-166
+     * tokens/s, 4 runs in 8).
      * <p>
      * With 128-bit vectors, ints become int16 in plain Java loops rather than by the Vector API's I2S conversion:
      * there, after other kernels had run, some JVMs compiled that conversion as its Java fallback, which allocates an
