@@ -49,24 +49,38 @@ final class Int16Product {
 
     /** {@code out[t * outStride + r] = row r · x_t} for all rows and tokens, as {@link Tensor#matmul}. */
     static void matmul(Q4_0Tensor w, float[] x, int nTokens, float[] out, int outStride) {
-        // tile rows padded by 64 bytes: at a stride that is a multiple of 4 KB the eight weight rows would share L1 sets
-        int cols = w.cols, blocks = cols / BLOCK, nRows = Math.toIntExact(w.rows), stride = cols + 32;
+        // file layout: tile rows padded by 64 bytes, as at a stride that is a multiple of 4 KB the rows would share L1
+        // sets; decode layout: panels of L rows, a column's L weights adjacent (Q4_0Tensor.smallIntPanels)
+        int cols = w.cols, blocks = cols / BLOCK, nRows = Math.toIntExact(w.rows), stride = cols + 32, l = RowLanes.L;
+        boolean panels = w.inLanes();
         Activations a = quantize(x, nTokens, cols);
-        int tileHeight = Math.clamp(Tensor.TILE_BYTES / (2L * cols) / 8 * 8, 8, 256); // int16 weights: twice the rows of a float tile
+        int rowsFit = Math.toIntExact(Tensor.TILE_BYTES / (2L * cols)); // int16 weights: twice the rows of a float tile
+        int tileHeight = panels ? Math.clamp(rowsFit / l * l, l, 256 / l * l) : Math.clamp(rowsFit / 8 * 8, 8, 256);
         Parallel.runChunks(nRows, Tensor.chunkRows(nRows, tileHeight), (start, end) -> {
-            short[] tile = Tensor.shortScratch(TILE, tileHeight * stride);
+            // panels: a store of the last column writes past the tile by a vector, overwritten or unused
+            short[] tile = Tensor.shortScratch(TILE, panels ? tileHeight * cols + S.length() : tileHeight * stride);
             float[] scale = Tensor.scratch(SCALES, tileHeight * blocks);
             float[] acc = Tensor.scratch(ACCUMULATORS, ROWS * GROUP);
+            // row i of the tile: its weight k at tile[weight(i) + k * ks], its block b's scale at scale[scale(i) + b * bs]
+            int ks = panels ? l : 1, bs = panels ? l : 1;
             for (int r0 = start; r0 < end; r0 += tileHeight) {
                 int tileRows = Math.min(tileHeight, end - r0);
-                w.smallIntRows(r0, tileRows, tile, stride, scale, blocks);
+                if (panels) w.smallIntPanels(r0, tileRows, tile, scale, blocks);
+                else w.smallIntRows(r0, tileRows, tile, stride, scale, blocks);
                 for (int g = 0; g < a.groups; g++) {
                     int t0 = g * GROUP, tokens = Math.min(GROUP, nTokens - t0);
                     for (int r = 0; r < tileRows; r += ROWS) {
                         // rows past the tile's end repeat its last row; their sums are not written out
                         int last = tileRows - 1, r1 = Math.min(r + 1, last), r2 = Math.min(r + 2, last), r3 = Math.min(r + 3, last);
-                        rows(tile, r * stride, r1 * stride, r2 * stride, r3 * stride, a.q, g * cols * GROUP, a.scale, g * blocks * GROUP,
-                                scale, r * blocks, r1 * blocks, r2 * blocks, r3 * blocks, blocks, acc);
+                        if (panels) {
+                            rows(tile, r / l * l * cols + r % l, r1 / l * l * cols + r1 % l, r2 / l * l * cols + r2 % l, r3 / l * l * cols + r3 % l, ks,
+                                    a.q, g * cols * GROUP, a.scale, g * blocks * GROUP,
+                                    scale, r / l * l * blocks + r % l, r1 / l * l * blocks + r1 % l, r2 / l * l * blocks + r2 % l, r3 / l * l * blocks + r3 % l, bs,
+                                    blocks, acc);
+                        } else {
+                            rows(tile, r * stride, r1 * stride, r2 * stride, r3 * stride, ks, a.q, g * cols * GROUP, a.scale, g * blocks * GROUP,
+                                    scale, r * blocks, r1 * blocks, r2 * blocks, r3 * blocks, bs, blocks, acc);
+                        }
                         for (int t = 0, height = Math.min(ROWS, tileRows - r); t < tokens; t++) {
                             int o = (t0 + t) * outStride + r0 + r;
                             for (int i = 0; i < height; i++) out[o + i] = acc[i * GROUP + t];
@@ -120,52 +134,53 @@ final class Int16Product {
     }
 
     /**
-     * Four weight rows at {@code w0 .. w3} of {@code w} times one group's activations at {@code xq[xg ..]} over all
-     * {@code blocks}, as float sums {@code acc[i * GROUP + token]} for row i. Per block, 4 rows x GROUP tokens of int16
-     * sums in eight accumulators (per column two activation loads and four weight broadcasts serve eight multiplies
-     * and adds), then widened and scaled into sixteen float accumulators that stay in registers for the whole row:
-     * {@code += sums * scale[row] * dx[token]}, the activations' scales at {@code dx[d0 + b * GROUP ..]}, the rows'
-     * at {@code scale[s0 + b] .. scale[s3 + b]}. The Vector API's calls are written out in this one method, and it
-     * stays within C2's inlining budget (NodeCountInliningCutoff): 8 rows per pass with their widening in one method
-     * passed it and boxed the vectors (docs/kernel-log.md, session 22 (4)).
+     * Four weight rows of {@code w}, their weight k at {@code w[w0 + k * ks] .. w[w3 + k * ks]}, times one group's
+     * activations at {@code xq[xg ..]} over all {@code blocks}, as float sums {@code acc[i * GROUP + token]} for row i.
+     * Per block, 4 rows x GROUP tokens of int16 sums in eight accumulators (per column two activation loads and four
+     * weight broadcasts serve eight multiplies and adds), then widened and scaled into sixteen float accumulators that
+     * stay in registers for the whole row: {@code += sums * scale[row] * dx[token]}, the activations' scales at
+     * {@code dx[d0 + b * GROUP ..]}, the rows' at {@code scale[s0 + b * bs] .. scale[s3 + b * bs]}. The Vector API's
+     * calls are written out in this one method, and it stays within C2's inlining budget (NodeCountInliningCutoff): 8
+     * rows per pass with their widening in one method passed it and boxed the vectors (docs/kernel-log.md, session 22
+     * (4)).
      */
-    private static void rows(short[] w, int w0, int w1, int w2, int w3, short[] xq, int xg, float[] dx, int d0,
-                             float[] scale, int s0, int s1, int s2, int s3, int blocks, float[] acc) {
+    private static void rows(short[] w, int w0, int w1, int w2, int w3, int ks, short[] xq, int xg, float[] dx, int d0,
+                             float[] scale, int s0, int s1, int s2, int s3, int bs, int blocks, float[] acc) {
         int lanes = S.length(), q = F.length();
         FloatVector f00 = FloatVector.zero(F), f01 = f00, f02 = f00, f03 = f00, f10 = f00, f11 = f00, f12 = f00, f13 = f00,
                 f20 = f00, f21 = f00, f22 = f00, f23 = f00, f30 = f00, f31 = f00, f32 = f00, f33 = f00;
         for (int b = 0; b < blocks; b++) {
             ShortVector c00 = ShortVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-            for (int k = b * BLOCK; k < (b + 1) * BLOCK; k++) {
+            for (int k = b * BLOCK, kw = k * ks; k < (b + 1) * BLOCK; k++, kw += ks) {
                 ShortVector x0 = ShortVector.fromArray(S, xq, xg + k * GROUP), x1 = ShortVector.fromArray(S, xq, xg + k * GROUP + lanes);
-                ShortVector v = ShortVector.broadcast(S, w[w0 + k]);
+                ShortVector v = ShortVector.broadcast(S, w[w0 + kw]);
                 c00 = x0.mul(v).add(c00); c01 = x1.mul(v).add(c01);
-                v = ShortVector.broadcast(S, w[w1 + k]);
+                v = ShortVector.broadcast(S, w[w1 + kw]);
                 c10 = x0.mul(v).add(c10); c11 = x1.mul(v).add(c11);
-                v = ShortVector.broadcast(S, w[w2 + k]);
+                v = ShortVector.broadcast(S, w[w2 + kw]);
                 c20 = x0.mul(v).add(c20); c21 = x1.mul(v).add(c21);
-                v = ShortVector.broadcast(S, w[w3 + k]);
+                v = ShortVector.broadcast(S, w[w3 + kw]);
                 c30 = x0.mul(v).add(c30); c31 = x1.mul(v).add(c31);
             }
             int d = d0 + b * GROUP;
             FloatVector d0v = FloatVector.fromArray(F, dx, d), d1v = FloatVector.fromArray(F, dx, d + q),
                     d2v = FloatVector.fromArray(F, dx, d + 2 * q), d3v = FloatVector.fromArray(F, dx, d + 3 * q);
-            float s = scale[s0 + b];
+            float s = scale[s0 + b * bs];
             f00 = ((FloatVector) c00.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d0v, f00);
             f01 = ((FloatVector) c00.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(s).fma(d1v, f01);
             f02 = ((FloatVector) c01.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d2v, f02);
             f03 = ((FloatVector) c01.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(s).fma(d3v, f03);
-            s = scale[s1 + b];
+            s = scale[s1 + b * bs];
             f10 = ((FloatVector) c10.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d0v, f10);
             f11 = ((FloatVector) c10.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(s).fma(d1v, f11);
             f12 = ((FloatVector) c11.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d2v, f12);
             f13 = ((FloatVector) c11.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(s).fma(d3v, f13);
-            s = scale[s2 + b];
+            s = scale[s2 + b * bs];
             f20 = ((FloatVector) c20.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d0v, f20);
             f21 = ((FloatVector) c20.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(s).fma(d1v, f21);
             f22 = ((FloatVector) c21.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d2v, f22);
             f23 = ((FloatVector) c21.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(s).fma(d3v, f23);
-            s = scale[s3 + b];
+            s = scale[s3 + b * bs];
             f30 = ((FloatVector) c30.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d0v, f30);
             f31 = ((FloatVector) c30.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(s).fma(d1v, f31);
             f32 = ((FloatVector) c31.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d2v, f32);

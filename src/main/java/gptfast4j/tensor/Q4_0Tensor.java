@@ -179,46 +179,23 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
     }
 
     /**
-     * Rows {@code firstRow .. firstRow + n} for {@link Int16Product}, row i at {@code q[i * stride]}: {@code nibble - 8}
-     * for each column, and block b's scale d at {@code scale[i * blocks + b]}. Both layouts' loops in one method over
-     * a range of rows, on purpose: a method this large is never inlined into {@link Int16Product}'s loop, which sits
-     * at the edge of C2's inlining budget. With a small per-row method inlined there, some JVMs cut the budget in
-     * {@code Int16Product}'s kernel (then its {@code flush}), whose vectors then boxed (pp128 45-78 against 87-166
-     * tokens/s, 4 runs in 8).
+     * Rows {@code firstRow .. firstRow + n} of the file's layout for {@link Int16Product}, row i at
+     * {@code q[i * stride]}: {@code nibble - 8} for each column, and block b's scale d at {@code scale[i * blocks + b]}.
+     * A loop over a range of rows, on purpose: a method this large is never inlined into {@link Int16Product}'s loop,
+     * which sits at the edge of C2's inlining budget. With a small per-row method inlined there, some JVMs cut the
+     * budget in {@code Int16Product}'s kernel (then its {@code flush}), whose vectors then boxed (pp128 45-78 against
+     * 87-166 tokens/s, 4 runs in 8).
      * <p>
-     * With 128-bit vectors, ints become int16 in plain Java loops rather than by the Vector API's I2S conversion:
-     * there, after other kernels had run, some JVMs compiled that conversion as its Java fallback, which allocates an
-     * array per call (3 MB per 128-token pass of the mini model in the decode layout, PrefillAllocationTest). Not at
-     * 256 or 512 bits, where the vector conversion is faster (JMH Q4_0 matmul64, 4096 x 4096, decode layout, one
-     * thread: 13.4-15.1 ms against 22.1-26.9 with the loop; noisy) and has not been seen to fall back.
+     * With 128-bit vectors, bytes become int16 in plain Java loops ({@link #smallIntPanels} says why).
      */
     void smallIntRows(long firstRow, int n, short[] q, int stride, float[] scale, int blocks) {
         int lanes = S_SPECIES.length();
-        if (grouped) {
-            int[] nibbles = RowLanes.blockInts();
-            for (int i = 0; i < n; i++) {
-                long row = firstRow + i;
-                for (int b = 0; b < blocks; b++) {
-                    scale[i * blocks + b] = f16(data, laneBlock(row, b) + 2 * (row % L));
-                    RowLanes.rowNibbles(data, rowInts(row, b), nibbles);
-                    int o = i * stride + b * BLOCK;
-                    if (B_SPECIES == null) { // 128-bit vectors: no I2S, below
-                        for (int j = 0; j < BLOCK; j++) q[o + j] = (short) (nibbles[j] - 8);
-                        continue;
-                    }
-                    for (int j = 0; j < BLOCK; j += lanes) {
-                        ((ShortVector) IntVector.fromArray(I_SPECIES, nibbles, j).sub(8).convertShape(VectorOperators.I2S, S_SPECIES, 0)).intoArray(q, o + j);
-                    }
-                }
-            }
-            return;
-        }
         for (int i = 0; i < n; i++) {
             long offset = (firstRow + i) * rowBytes;
             for (int b = 0; b < blocks; b++, offset += BLOCK_BYTES) {
                 scale[i * blocks + b] = f16(data, offset);
                 int o = i * stride + b * BLOCK;
-                if (B_SPECIES == null) { // 128-bit vectors: no I2S, above
+                if (B_SPECIES == null) { // 128-bit vectors: plain loops, as in smallIntPanels
                     for (int j = 0; j < BLOCK / 2; j++) {
                         int v = data.get(JAVA_BYTE, offset + 2 + j);
                         q[o + j] = (short) ((v & 0xF) - 8);
@@ -230,6 +207,47 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
                     ShortVector v = (ShortVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2S, S_SPECIES, 0);
                     v.and((short) 0xF).sub((short) 8).intoArray(q, o + j);
                     v.lanewise(VectorOperators.ASHR, 4).and((short) 0xF).sub((short) 8).intoArray(q, o + j + BLOCK / 2);
+                }
+            }
+        }
+    }
+
+
+    /**
+     * Rows {@code firstRow .. firstRow + n} of the decode layout ({@code firstRow} a multiple of L) for
+     * {@link Int16Product}, in panels of L rows: row i's {@code nibble - 8} of column k at
+     * {@code q[i / L * L * cols + k * L + i % L]}, its block b's scale at {@code scale[i / L * L * blocks + b * L + i % L]}.
+     * Each plane of L ints (L rows' eight weights of a block) becomes eight vectors of L weights, one store each,
+     * where unpacking row by row out of the lanes cost a quarter of a Llama-2-7B Q4_0 prefill (docs/kernel-log.md,
+     * session 25). Rows past the tensor's end in its last group are the layout's padding; their sums are unused.
+     * <p>
+     * The store of a column's L int16 weights is a whole vector (2L lanes, the upper half zero) and so runs L past the
+     * column, into the next column's place, written after it; the tile holds a vector more than its panels. With
+     * 128-bit vectors, ints become int16 in plain Java loops rather than by the Vector API's I2S conversion: there,
+     * after other kernels had run, some JVMs compiled that conversion as its Java fallback, which allocates an array
+     * per call (3 MB per 128-token pass of the mini model in the decode layout, PrefillAllocationTest).
+     */
+    void smallIntPanels(long firstRow, int n, short[] q, float[] scale, int blocks) {
+        for (int gi = 0; gi * L < n; gi++) {
+            long row = firstRow + (long) gi * L;
+            int panel = gi * L * cols;
+            for (int b = 0; b < blocks; b++) {
+                long block = laneBlock(row, b);
+                for (int r = 0; r < L; r++) scale[gi * L * blocks + b * L + r] = f16(data, block + 2L * r);
+                for (int t = 0; t < 4; t++) { // int t of each row: weights 8t .. 8t + 7, a nibble each
+                    long ints = block + INTS + 4L * L * t;
+                    int at = panel + (b * BLOCK + 8 * t) * L;
+                    if (B_SPECIES == null) {
+                        for (int r = 0; r < L; r++) {
+                            int v = data.get(INT_LE, ints + 4L * r);
+                            for (int p = 0; p < 8; p++) q[at + p * L + r] = (short) ((v >>> 4 * p & 0xF) - 8);
+                        }
+                        continue;
+                    }
+                    IntVector v = IntVector.fromMemorySegment(I_SPECIES, data, ints, ByteOrder.LITTLE_ENDIAN);
+                    for (int p = 0; p < 8; p++) {
+                        ((ShortVector) v.lanewise(VectorOperators.LSHR, 4 * p).and(0xF).sub(8).convertShape(VectorOperators.I2S, S_SPECIES, 0)).intoArray(q, at + p * L);
+                    }
                 }
             }
         }
