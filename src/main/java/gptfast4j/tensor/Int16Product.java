@@ -9,7 +9,8 @@ import jdk.incubator.vector.VectorSpecies;
  * Q4_0 prefill in int16 arithmetic: matrix x matrix with the activations rounded to int8 per block of 32, as
  * llama.cpp's x86 {@code quantize_row_q8_0} rounds them for its Q4_0 products (scale {@code max|x| / 127} kept as an
  * f16, values {@code rint(x * 127 / max|x|)}), and the weights as their nibbles minus 8
- * ({@link Q4_0Tensor#smallIntRows}). What it computes is then what llama.cpp computes for Q4_0 (PerplexityTest).
+ * ({@link Q4_0Tensor#smallIntRows}, {@link Q4_0Tensor#smallIntPanels}). What it computes is then what llama.cpp
+ * computes for Q4_0 (PerplexityTest).
  * <p>
  * Why: prefill is bound by multiply-adds, and the Vector API has no int8 dot product, but a 512-bit int16 multiply
  * and add do 32 products where a float FMA does 16: one core ran 190 G int16 multiply-adds/s against 110 G float
@@ -57,7 +58,7 @@ final class Int16Product {
         int rowsFit = Math.toIntExact(Tensor.TILE_BYTES / (2L * cols)); // int16 weights: twice the rows of a float tile
         int tileHeight = panels ? Math.clamp(rowsFit / l * l, l, 256 / l * l) : Math.clamp(rowsFit / 8 * 8, 8, 256);
         Parallel.runChunks(nRows, Tensor.chunkRows(nRows, tileHeight), (start, end) -> {
-            // panels: a store of the last column writes past the tile by a vector, overwritten or unused
+            // panels: the store of a tile's last column runs L shorts past its panels (Q4_0Tensor.smallIntPanels)
             short[] tile = Tensor.shortScratch(TILE, panels ? tileHeight * cols + S.length() : tileHeight * stride);
             float[] scale = Tensor.scratch(SCALES, tileHeight * blocks);
             float[] acc = Tensor.scratch(ACCUMULATORS, ROWS * GROUP);

@@ -212,7 +212,6 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
         }
     }
 
-
     /**
      * Rows {@code firstRow .. firstRow + n} of the decode layout ({@code firstRow} a multiple of L) for
      * {@link Int16Product}, in panels of L rows: row i's {@code nibble - 8} of column k at
