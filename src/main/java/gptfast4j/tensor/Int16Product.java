@@ -62,8 +62,7 @@ final class Int16Product {
             short[] tile = Tensor.shortScratch(TILE, panels ? tileHeight * cols + S.length() : tileHeight * stride);
             float[] scale = Tensor.scratch(SCALES, tileHeight * blocks);
             float[] acc = Tensor.scratch(ACCUMULATORS, ROWS * GROUP);
-            // row i of the tile: its weight k at tile[weight(i) + k * ks], its block b's scale at scale[scale(i) + b * bs]
-            int ks = panels ? l : 1, bs = panels ? l : 1;
+            int step = panels ? l : 1; // from a row's weight k to k + 1, and its scale of block b to b + 1
             for (int r0 = start; r0 < end; r0 += tileHeight) {
                 int tileRows = Math.min(tileHeight, end - r0);
                 if (panels) w.smallIntPanels(r0, tileRows, tile, scale, blocks);
@@ -73,15 +72,10 @@ final class Int16Product {
                     for (int r = 0; r < tileRows; r += ROWS) {
                         // rows past the tile's end repeat its last row; their sums are not written out
                         int last = tileRows - 1, r1 = Math.min(r + 1, last), r2 = Math.min(r + 2, last), r3 = Math.min(r + 3, last);
-                        if (panels) {
-                            rows(tile, r / l * l * cols + r % l, r1 / l * l * cols + r1 % l, r2 / l * l * cols + r2 % l, r3 / l * l * cols + r3 % l, ks,
-                                    a.q, g * cols * GROUP, a.scale, g * blocks * GROUP,
-                                    scale, r / l * l * blocks + r % l, r1 / l * l * blocks + r1 % l, r2 / l * l * blocks + r2 % l, r3 / l * l * blocks + r3 % l, bs,
-                                    blocks, acc);
-                        } else {
-                            rows(tile, r * stride, r1 * stride, r2 * stride, r3 * stride, ks, a.q, g * cols * GROUP, a.scale, g * blocks * GROUP,
-                                    scale, r * blocks, r1 * blocks, r2 * blocks, r3 * blocks, bs, blocks, acc);
-                        }
+                        rows(tile, first(r, panels, cols, stride), first(r1, panels, cols, stride), first(r2, panels, cols, stride),
+                                first(r3, panels, cols, stride), a.q, g * cols * GROUP, a.scale, g * blocks * GROUP, scale,
+                                first(r, panels, blocks, blocks), first(r1, panels, blocks, blocks), first(r2, panels, blocks, blocks),
+                                first(r3, panels, blocks, blocks), step, blocks, acc);
                         for (int t = 0, height = Math.min(ROWS, tileRows - r); t < tokens; t++) {
                             int o = (t0 + t) * outStride + r0 + r;
                             for (int i = 0; i < height; i++) out[o + i] = acc[i * GROUP + t];
@@ -90,6 +84,14 @@ final class Int16Product {
                 }
             }
         });
+    }
+
+    /**
+     * Where tile row i's first element lies in an array of {@code width} elements per row: at row-major rows
+     * {@code rowStride} apart, or in panels of L rows, column-major inside a panel.
+     */
+    private static int first(int i, boolean panels, int width, int rowStride) {
+        return panels ? i / RowLanes.L * RowLanes.L * width + i % RowLanes.L : i * rowStride;
     }
 
     private static final ThreadLocal<short[]> TILE = ThreadLocal.withInitial(() -> new short[0]);
@@ -135,24 +137,24 @@ final class Int16Product {
     }
 
     /**
-     * Four weight rows of {@code w}, their weight k at {@code w[w0 + k * ks] .. w[w3 + k * ks]}, times one group's
+     * Four weight rows of {@code w}, their weight k at {@code w[w0 + k * step] .. w[w3 + k * step]}, times one group's
      * activations at {@code xq[xg ..]} over all {@code blocks}, as float sums {@code acc[i * GROUP + token]} for row i.
      * Per block, 4 rows x GROUP tokens of int16 sums in eight accumulators (per column two activation loads and four
      * weight broadcasts serve eight multiplies and adds), then widened and scaled into sixteen float accumulators that
      * stay in registers for the whole row: {@code += sums * scale[row] * dx[token]}, the activations' scales at
-     * {@code dx[d0 + b * GROUP ..]}, the rows' at {@code scale[s0 + b * bs] .. scale[s3 + b * bs]}. The Vector API's
+     * {@code dx[d0 + b * GROUP ..]}, the rows' at {@code scale[s0 + b * step] .. scale[s3 + b * step]}. The Vector API's
      * calls are written out in this one method, and it stays within C2's inlining budget (NodeCountInliningCutoff): 8
      * rows per pass with their widening in one method passed it and boxed the vectors (docs/kernel-log.md, session 22
      * (4)).
      */
-    private static void rows(short[] w, int w0, int w1, int w2, int w3, int ks, short[] xq, int xg, float[] dx, int d0,
-                             float[] scale, int s0, int s1, int s2, int s3, int bs, int blocks, float[] acc) {
+    private static void rows(short[] w, int w0, int w1, int w2, int w3, short[] xq, int xg, float[] dx, int d0,
+                             float[] scale, int s0, int s1, int s2, int s3, int step, int blocks, float[] acc) {
         int lanes = S.length(), q = F.length();
         FloatVector f00 = FloatVector.zero(F), f01 = f00, f02 = f00, f03 = f00, f10 = f00, f11 = f00, f12 = f00, f13 = f00,
                 f20 = f00, f21 = f00, f22 = f00, f23 = f00, f30 = f00, f31 = f00, f32 = f00, f33 = f00;
         for (int b = 0; b < blocks; b++) {
             ShortVector c00 = ShortVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-            for (int k = b * BLOCK, kw = k * ks; k < (b + 1) * BLOCK; k++, kw += ks) {
+            for (int k = b * BLOCK, kw = k * step; k < (b + 1) * BLOCK; k++, kw += step) {
                 ShortVector x0 = ShortVector.fromArray(S, xq, xg + k * GROUP), x1 = ShortVector.fromArray(S, xq, xg + k * GROUP + lanes);
                 ShortVector v = ShortVector.broadcast(S, w[w0 + kw]);
                 c00 = x0.mul(v).add(c00); c01 = x1.mul(v).add(c01);
@@ -166,22 +168,22 @@ final class Int16Product {
             int d = d0 + b * GROUP;
             FloatVector d0v = FloatVector.fromArray(F, dx, d), d1v = FloatVector.fromArray(F, dx, d + q),
                     d2v = FloatVector.fromArray(F, dx, d + 2 * q), d3v = FloatVector.fromArray(F, dx, d + 3 * q);
-            float s = scale[s0 + b * bs];
+            float s = scale[s0 + b * step];
             f00 = ((FloatVector) c00.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d0v, f00);
             f01 = ((FloatVector) c00.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(s).fma(d1v, f01);
             f02 = ((FloatVector) c01.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d2v, f02);
             f03 = ((FloatVector) c01.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(s).fma(d3v, f03);
-            s = scale[s1 + b * bs];
+            s = scale[s1 + b * step];
             f10 = ((FloatVector) c10.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d0v, f10);
             f11 = ((FloatVector) c10.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(s).fma(d1v, f11);
             f12 = ((FloatVector) c11.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d2v, f12);
             f13 = ((FloatVector) c11.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(s).fma(d3v, f13);
-            s = scale[s2 + b * bs];
+            s = scale[s2 + b * step];
             f20 = ((FloatVector) c20.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d0v, f20);
             f21 = ((FloatVector) c20.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(s).fma(d1v, f21);
             f22 = ((FloatVector) c21.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d2v, f22);
             f23 = ((FloatVector) c21.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(s).fma(d3v, f23);
-            s = scale[s3 + b * bs];
+            s = scale[s3 + b * step];
             f30 = ((FloatVector) c30.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d0v, f30);
             f31 = ((FloatVector) c30.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(s).fma(d1v, f31);
             f32 = ((FloatVector) c31.convertShape(VectorOperators.S2I, Tensor.I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(s).fma(d2v, f32);
