@@ -1,17 +1,31 @@
 package gptfast4j.tensor;
 
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
 /**
- * Q4_0 prefill in int16 arithmetic: matrix x matrix with the activations rounded to int8 per block of 32, as
- * llama.cpp's x86 {@code quantize_row_q8_0} rounds them for its Q4_0 products (scale {@code max|x| / 127} kept as an
- * f16, values {@code rint(x * 127 / max|x|)}), and the weights as their nibbles minus 8
- * ({@link Q4_0Tensor#smallIntRows}, {@link Q4_0Tensor#smallIntPanels}). What it computes is then what llama.cpp
- * computes for Q4_0 (PerplexityTest).
- * <p>
+ * Prefill of 4-bit weights (Q4_0, Q4_K) in int16 arithmetic: matrix x matrix with the activations rounded to int8 as
+ * llama.cpp rounds them for its own products with those weights, and the weights unpacked to their nibbles minus 8
+ * ({@link Weights}). What it computes is then what llama.cpp computes, up to the order of float sums (KernelTest,
+ * ReferenceLogitsTest, PerplexityTest):
+ * <ul>
+ * <li>Q4_0 pairs with Q8_0: per block of 32, scale {@code max|x| / 127} kept as an f16, values
+ * {@code rint(x * 127 / max|x|)} (x86 {@code quantize_row_q8_0}); weight = d * (nibble - 8).
+ * <li>Q4_K pairs with Q8_K: per super-block of 256, {@code iscale = -127 / max} (max the element of largest
+ * magnitude, with its sign), values {@code rint(x * iscale)}, scale {@code 1 / iscale} as a float
+ * ({@code quantize_row_q8_K_ref}, which x86 uses); weight = d * scale_j * nibble - dmin * min_j, taken here as
+ * {@code (d * scale_j) * (nibble - 8) + offset_j} with {@code offset_j = 8 * d * scale_j - dmin * min_j}, so that
+ * sums of 32 products fit in int16 as Q4_0's do. The offsets' share, {@code offset_j * sum(x)} per sub-block, is a
+ * float pass of its own ({@link #offsets}) over the block sums of the rounded activations.
+ * </ul>
  * Why: prefill is bound by multiply-adds, and the Vector API has no int8 dot product, but a 512-bit int16 multiply
  * and add do 32 products where a float FMA does 16: one core ran 190 G int16 multiply-adds/s against 110 G float
  * FMAs/s. A block's 32 products of a q in [-8, 7] with an activation in [-127, 127] sum to at most 32512, so they
@@ -38,44 +52,81 @@ final class Int16Product {
     /** Weight rows per pass of {@link #rows}. */
     private static final int ROWS = 4;
     private static final float ROUNDER = 0x1.8p23f;
-    /** Blocks per piece of {@link #quantize}: a piece of a group (16 KB) stays in L1 while its tokens are written into it. */
+    /**
+     * Blocks per piece of {@link #quantize}: a piece of a group (16 KB) stays in L1 while its tokens are written into
+     * it. Q8_K's pieces are a super-block (8 blocks, 32 KB).
+     */
     private static final int CHUNK_BLOCKS = 4;
 
     private Int16Product() {
     }
 
-    /** The activations of one call, rounded to int8 per block of 32, grouped by {@link #GROUP} tokens. */
-    private record Activations(short[] q, float[] scale, int groups) {
+    /** 4-bit weights this product takes, unpacked a tile of rows at a time. */
+    sealed interface Weights permits Q4_0Tensor, Q4_KTensor {
+        /** Whether the bytes are in the decode layout (panels) rather than the file's (rows). */
+        boolean inLanes();
+
+        /**
+         * A K-quant: activations rounded per super-block as Q8_K, and the weights carry an offset per block; else
+         * rounded per block as Q8_0, no offsets.
+         */
+        boolean kQuant();
+
+        /**
+         * Rows {@code firstRow .. firstRow + n} of the file's layout, row i at {@code q[i * stride]}: {@code nibble - 8}
+         * for each column; block b's scale at {@code scale[i * blocks + b]}, and for a {@link #kQuant} its offset at
+         * {@code offset[i * blocks + b]} (weight = scale * (nibble - 8) + offset).
+         */
+        void smallIntRows(long firstRow, int n, short[] q, int stride, float[] scale, float[] offset, int blocks);
+
+        /**
+         * Rows {@code firstRow .. firstRow + n} of the decode layout ({@code firstRow} a multiple of L), in panels of
+         * L rows: row i's {@code nibble - 8} of column k at {@code q[i / L * L * cols + k * L + i % L]}, its block b's
+         * scale (and offset) at {@code [i / L * L * blocks + b * L + i % L]}. Rows past the tensor's end in its last
+         * group are the layout's padding; their sums are unused. The tile holds a vector more than its panels
+         * ({@link #panelNibbles}).
+         */
+        void smallIntPanels(long firstRow, int n, short[] q, float[] scale, float[] offset, int blocks);
+    }
+
+    /**
+     * The activations of one call, rounded to int8, grouped by {@link #GROUP} tokens: values, a scale per block of 32
+     * (Q8_K's per super-block repeated), and for K-quants each block's {@code sum(values) * scale}, else null.
+     */
+    private record Activations(short[] q, float[] scale, float[] sums, int groups) {
     }
 
     /** {@code out[t * outStride + r] = row r · x_t} for all rows and tokens, as {@link Tensor#matmul}. */
-    static void matmul(Q4_0Tensor w, float[] x, int nTokens, float[] out, int outStride) {
+    static void matmul(Weights w, float[] x, int nTokens, float[] out, int outStride) {
         // file layout: tile rows padded by 64 bytes, as at a stride that is a multiple of 4 KB the rows would share L1
-        // sets; decode layout: panels of L rows, a column's L weights adjacent (Q4_0Tensor.smallIntPanels)
-        int cols = w.cols, blocks = cols / BLOCK, nRows = Math.toIntExact(w.rows), stride = cols + 32, l = RowLanes.L;
-        boolean panels = w.inLanes();
-        Activations a = quantize(x, nTokens, cols);
+        // sets; decode layout: panels of L rows, a column's L weights adjacent (Weights#smallIntPanels)
+        Tensor tensor = (Tensor) w;
+        int cols = tensor.cols, blocks = cols / BLOCK, nRows = Math.toIntExact(tensor.rows), stride = cols + 32, l = RowLanes.L;
+        boolean panels = w.inLanes(), kQuant = w.kQuant();
+        Activations a = quantize(x, nTokens, cols, kQuant);
         int rowsFit = Math.toIntExact(Tensor.TILE_BYTES / (2L * cols)); // int16 weights: twice the rows of a float tile
         int tileHeight = panels ? Math.clamp(rowsFit / l * l, l, 256 / l * l) : Math.clamp(rowsFit / 8 * 8, 8, 256);
         Parallel.runChunks(nRows, Tensor.chunkRows(nRows, tileHeight), (start, end) -> {
-            // panels: the store of a tile's last column runs L shorts past its panels (Q4_0Tensor.smallIntPanels)
+            // panels: the store of a tile's last column runs L shorts past its panels (Weights#smallIntPanels)
             short[] tile = Tensor.shortScratch(TILE, panels ? tileHeight * cols + S.length() : tileHeight * stride);
-            float[] scale = Tensor.scratch(SCALES, tileHeight * blocks);
+            float[] scale = Tensor.scratch(SCALES, tileHeight * blocks), offset = kQuant ? Tensor.scratch(OFFSETS, tileHeight * blocks) : null;
             float[] acc = Tensor.scratch(ACCUMULATORS, ROWS * GROUP);
             int step = panels ? l : 1; // from a row's weight k to k + 1, and its scale of block b to b + 1
             for (int r0 = start; r0 < end; r0 += tileHeight) {
                 int tileRows = Math.min(tileHeight, end - r0);
-                if (panels) w.smallIntPanels(r0, tileRows, tile, scale, blocks);
-                else w.smallIntRows(r0, tileRows, tile, stride, scale, blocks);
+                if (panels) w.smallIntPanels(r0, tileRows, tile, scale, offset, blocks);
+                else w.smallIntRows(r0, tileRows, tile, stride, scale, offset, blocks);
                 for (int g = 0; g < a.groups; g++) {
                     int t0 = g * GROUP, tokens = Math.min(GROUP, nTokens - t0);
                     for (int r = 0; r < tileRows; r += ROWS) {
                         // rows past the tile's end repeat its last row; their sums are not written out
                         int last = tileRows - 1, r1 = Math.min(r + 1, last), r2 = Math.min(r + 2, last), r3 = Math.min(r + 3, last);
+                        int s0 = first(r, panels, blocks, blocks), s1 = first(r1, panels, blocks, blocks), s2 = first(r2, panels, blocks, blocks),
+                                s3 = first(r3, panels, blocks, blocks);
                         rows(tile, first(r, panels, cols, stride), first(r1, panels, cols, stride), first(r2, panels, cols, stride),
-                                first(r3, panels, cols, stride), a.q, g * cols * GROUP, a.scale, g * blocks * GROUP, scale,
-                                first(r, panels, blocks, blocks), first(r1, panels, blocks, blocks), first(r2, panels, blocks, blocks),
-                                first(r3, panels, blocks, blocks), step, blocks, acc);
+                                first(r3, panels, cols, stride), a.q, g * cols * GROUP, a.scale, g * blocks * GROUP, scale, s0, s1, s2, s3,
+                                step, blocks, acc);
+                        if (kQuant) offsets(offset, s0, s1, s2, s3, step, a.sums, g * blocks * GROUP, blocks, acc);
                         for (int t = 0, height = Math.min(ROWS, tileRows - r); t < tokens; t++) {
                             int o = (t0 + t) * outStride + r0 + r;
                             for (int i = 0; i < height; i++) out[o + i] = acc[i * GROUP + t];
@@ -96,44 +147,56 @@ final class Int16Product {
 
     private static final ThreadLocal<short[]> TILE = ThreadLocal.withInitial(() -> new short[0]);
     private static final ThreadLocal<float[]> SCALES = ThreadLocal.withInitial(() -> new float[0]);
+    private static final ThreadLocal<float[]> OFFSETS = ThreadLocal.withInitial(() -> new float[0]);
     private static final ThreadLocal<float[]> ACCUMULATORS = ThreadLocal.withInitial(() -> new float[0]);
 
     /** The calling thread's rounded activations and their scales, kept between calls. */
     private static final ThreadLocal<short[]> ROUNDED = ThreadLocal.withInitial(() -> new short[0]);
     private static final ThreadLocal<float[]> ROUNDED_SCALES = ThreadLocal.withInitial(() -> new float[0]);
+    private static final ThreadLocal<float[]> ROUNDED_SUMS = ThreadLocal.withInitial(() -> new float[0]);
 
     /**
-     * x ({@code nTokens} rows of {@code cols}) rounded to int8 per block of 32, transposed into groups, in scratch
-     * arrays of the calling thread written by all threads. The lanes of the last group past the batch keep whatever
-     * they held: lanes never mix, and their sums are dropped.
+     * x ({@code nTokens} rows of {@code cols}) rounded to int8 per block of 32 (Q8_0) or per super-block of 256 (Q8_K,
+     * {@code kQuant}), transposed into groups, in scratch arrays of the calling thread written by all threads. The
+     * lanes of the last group past the batch keep whatever they held: lanes never mix, and their sums are dropped.
      */
-    private static Activations quantize(float[] x, int nTokens, int cols) {
-        int groups = (nTokens + GROUP - 1) / GROUP, blocks = cols / BLOCK;
+    private static Activations quantize(float[] x, int nTokens, int cols, boolean kQuant) {
+        int groups = (nTokens + GROUP - 1) / GROUP, blocks = cols / BLOCK, span = kQuant ? KQuantTensor.SUPER_BLOCK / BLOCK : 1;
         short[] q = Tensor.shortScratch(ROUNDED, groups * cols * GROUP);
         float[] scale = Tensor.scratch(ROUNDED_SCALES, groups * blocks * GROUP);
-        int chunks = (blocks + CHUNK_BLOCKS - 1) / CHUNK_BLOCKS;
+        float[] sums = kQuant ? Tensor.scratch(ROUNDED_SUMS, groups * blocks * GROUP) : null;
+        int chunkBlocks = Math.max(CHUNK_BLOCKS, span), chunks = (blocks + chunkBlocks - 1) / chunkBlocks;
         Parallel.run(groups * chunks, 1, (start, end) -> {
             int[] rounded = RowLanes.blockInts();
             for (int piece = start; piece < end; piece++) {
-                int g = piece / chunks, b0 = piece % chunks * CHUNK_BLOCKS, b1 = Math.min(blocks, b0 + CHUNK_BLOCKS);
+                int g = piece / chunks, b0 = piece % chunks * chunkBlocks, b1 = Math.min(blocks, b0 + chunkBlocks);
                 for (int u = 0, t = g * GROUP; u < GROUP && t < nTokens; u++, t++) {
-                    for (int b = b0; b < b1; b++) {
+                    for (int b = b0; b < b1; b += span) { // one scale per span of blocks
                         int from = t * cols + b * BLOCK;
                         FloatVector m = FloatVector.zero(F);
-                        for (int k = 0; k < BLOCK; k += F.length()) m = m.max(FloatVector.fromArray(F, x, from + k).abs());
+                        for (int k = 0; k < span * BLOCK; k += F.length()) m = m.max(FloatVector.fromArray(F, x, from + k).abs());
                         float max = m.reduceLanes(VectorOperators.MAX), inverse = max == 0 ? 0 : 127 / max;
-                        // round half to even: adding and taking off 1.5 * 2^23 leaves no fraction bits (|x * inverse| <= 127)
-                        for (int k = 0; k < BLOCK; k += F.length()) {
-                            FloatVector.fromArray(F, x, from + k).mul(inverse).add(ROUNDER).sub(ROUNDER)
-                                    .convert(VectorOperators.F2I, 0).reinterpretAsInts().intoArray(rounded, k);
+                        // Q8_K's -127 / max with max signed gives the same products: values and scale change sign together
+                        float d = kQuant ? (max == 0 ? 0 : 1 / inverse) : Float.float16ToFloat(Float.floatToFloat16(max / 127));
+                        for (int bb = b; bb < b + span; bb++) {
+                            // round half to even: adding and taking off 1.5 * 2^23 leaves no fraction bits (|x * inverse| <= 127)
+                            for (int k = 0; k < BLOCK; k += F.length()) {
+                                FloatVector.fromArray(F, x, t * cols + bb * BLOCK + k).mul(inverse).add(ROUNDER).sub(ROUNDER)
+                                        .convert(VectorOperators.F2I, 0).reinterpretAsInts().intoArray(rounded, k);
+                            }
+                            int sum = 0;
+                            for (int k = 0; k < BLOCK; k++) {
+                                q[(g * cols + bb * BLOCK + k) * GROUP + u] = (short) rounded[k];
+                                sum += rounded[k];
+                            }
+                            scale[(g * blocks + bb) * GROUP + u] = d;
+                            if (kQuant) sums[(g * blocks + bb) * GROUP + u] = sum * d;
                         }
-                        for (int k = 0; k < BLOCK; k++) q[(g * cols + b * BLOCK + k) * GROUP + u] = (short) rounded[k];
-                        scale[(g * blocks + b) * GROUP + u] = Float.float16ToFloat(Float.floatToFloat16(max / 127));
                     }
                 }
             }
         });
-        return new Activations(q, scale, groups);
+        return new Activations(q, scale, sums, groups);
     }
 
     /**
@@ -194,5 +257,90 @@ final class Int16Product {
         f10.intoArray(acc, g); f11.intoArray(acc, g + q); f12.intoArray(acc, g + 2 * q); f13.intoArray(acc, g + 3 * q);
         f20.intoArray(acc, 2 * g); f21.intoArray(acc, 2 * g + q); f22.intoArray(acc, 2 * g + 2 * q); f23.intoArray(acc, 2 * g + 3 * q);
         f30.intoArray(acc, 3 * g); f31.intoArray(acc, 3 * g + q); f32.intoArray(acc, 3 * g + 2 * q); f33.intoArray(acc, 3 * g + 3 * q);
+    }
+
+    /**
+     * The offsets' share of {@link #rows}' sums for a K-quant: {@code acc[i * GROUP + token] += offset[row i's block b]
+     * * sums[token's block b]} over all blocks, the rows' offsets at {@code offset[s0 + b * step] ..} as their scales
+     * are, the activations' block sums at {@code sums[d0 + b * GROUP ..]}. A pass of its own so that Q4_0's kernel
+     * carries none of it; a sixteenth of the kernel's vector operations.
+     */
+    private static void offsets(float[] offset, int s0, int s1, int s2, int s3, int step, float[] sums, int d0, int blocks, float[] acc) {
+        int q = F.length(), g = GROUP;
+        FloatVector f00 = FloatVector.fromArray(F, acc, 0), f01 = FloatVector.fromArray(F, acc, q), f02 = FloatVector.fromArray(F, acc, 2 * q),
+                f03 = FloatVector.fromArray(F, acc, 3 * q), f10 = FloatVector.fromArray(F, acc, g), f11 = FloatVector.fromArray(F, acc, g + q),
+                f12 = FloatVector.fromArray(F, acc, g + 2 * q), f13 = FloatVector.fromArray(F, acc, g + 3 * q),
+                f20 = FloatVector.fromArray(F, acc, 2 * g), f21 = FloatVector.fromArray(F, acc, 2 * g + q),
+                f22 = FloatVector.fromArray(F, acc, 2 * g + 2 * q), f23 = FloatVector.fromArray(F, acc, 2 * g + 3 * q),
+                f30 = FloatVector.fromArray(F, acc, 3 * g), f31 = FloatVector.fromArray(F, acc, 3 * g + q),
+                f32 = FloatVector.fromArray(F, acc, 3 * g + 2 * q), f33 = FloatVector.fromArray(F, acc, 3 * g + 3 * q);
+        for (int b = 0; b < blocks; b++) {
+            int d = d0 + b * GROUP;
+            FloatVector x0 = FloatVector.fromArray(F, sums, d), x1 = FloatVector.fromArray(F, sums, d + q),
+                    x2 = FloatVector.fromArray(F, sums, d + 2 * q), x3 = FloatVector.fromArray(F, sums, d + 3 * q);
+            FloatVector o = FloatVector.broadcast(F, offset[s0 + b * step]);
+            f00 = x0.fma(o, f00); f01 = x1.fma(o, f01); f02 = x2.fma(o, f02); f03 = x3.fma(o, f03);
+            o = FloatVector.broadcast(F, offset[s1 + b * step]);
+            f10 = x0.fma(o, f10); f11 = x1.fma(o, f11); f12 = x2.fma(o, f12); f13 = x3.fma(o, f13);
+            o = FloatVector.broadcast(F, offset[s2 + b * step]);
+            f20 = x0.fma(o, f20); f21 = x1.fma(o, f21); f22 = x2.fma(o, f22); f23 = x3.fma(o, f23);
+            o = FloatVector.broadcast(F, offset[s3 + b * step]);
+            f30 = x0.fma(o, f30); f31 = x1.fma(o, f31); f32 = x2.fma(o, f32); f33 = x3.fma(o, f33);
+        }
+        f00.intoArray(acc, 0); f01.intoArray(acc, q); f02.intoArray(acc, 2 * q); f03.intoArray(acc, 3 * q);
+        f10.intoArray(acc, g); f11.intoArray(acc, g + q); f12.intoArray(acc, g + 2 * q); f13.intoArray(acc, g + 3 * q);
+        f20.intoArray(acc, 2 * g); f21.intoArray(acc, 2 * g + q); f22.intoArray(acc, 2 * g + 2 * q); f23.intoArray(acc, 2 * g + 3 * q);
+        f30.intoArray(acc, 3 * g); f31.intoArray(acc, 3 * g + q); f32.intoArray(acc, 3 * g + 2 * q); f33.intoArray(acc, 3 * g + 3 * q);
+    }
+
+    /**
+     * The file layouts' nibbles: {@code bytes} bytes at {@code from} (a multiple of {@link Tensor#S_SPECIES}' lanes),
+     * byte k holding weight k in its low nibble and weight {@code bytes + k} in its high one, as {@code nibble - 8} to
+     * {@code q[at ..]}. With 128-bit vectors in a plain loop ({@link #panelNibbles} says why).
+     */
+    static void fileNibbles(MemorySegment data, long from, int bytes, short[] q, int at) {
+        if (Tensor.B_SPECIES == null) {
+            for (int k = 0; k < bytes; k++) {
+                int v = data.get(ValueLayout.JAVA_BYTE, from + k);
+                q[at + k] = (short) ((v & 0xF) - 8);
+                q[at + bytes + k] = (short) ((v >> 4 & 0xF) - 8);
+            }
+            return;
+        }
+        for (int k = 0; k < bytes; k += Tensor.S_SPECIES.length()) {
+            ShortVector v = (ShortVector) ByteVector.fromMemorySegment(Tensor.B_SPECIES, data, from + k, ByteOrder.LITTLE_ENDIAN)
+                    .convertShape(VectorOperators.B2S, Tensor.S_SPECIES, 0);
+            v.and((short) 0xF).sub((short) 8).intoArray(q, at + k);
+            v.lanewise(VectorOperators.ASHR, 4).and((short) 0xF).sub((short) 8).intoArray(q, at + bytes + k);
+        }
+    }
+
+    /**
+     * The decode layouts' nibbles ({@link RowLanes}' ints): a block of L rows, its four planes of L ints at
+     * {@code ints}, {@code 4L} bytes apart (int t of lane r: weights 8t .. 8t + 7 of row r, weight 8t + p in bits
+     * 4p .. 4p + 3), as {@code nibble - 8}, column k's L values at {@code q[at + k * L ..]}. Each plane becomes eight
+     * vectors of L weights, one store each, where unpacking row by row out of the lanes cost a quarter of a
+     * Llama-2-7B Q4_0 prefill (docs/kernel-log.md, session 25). The store of a column's L int16 weights is a whole
+     * vector (2L lanes, the upper half zero) and so runs L past the column, into the next column's place, written
+     * after it: a tile holds a vector more than its panels. With 128-bit vectors, ints become int16 in plain Java
+     * loops rather than by the Vector API's I2S conversion: there, after other kernels had run, some JVMs compiled
+     * that conversion as its Java fallback, which allocates an array per call (3 MB per 128-token pass of the mini
+     * model in the decode layout, PrefillAllocationTest).
+     */
+    static void panelNibbles(MemorySegment data, long ints, short[] q, int at) {
+        int l = RowLanes.L;
+        for (int t = 0; t < 4; t++, ints += 4L * l, at += 8 * l) {
+            if (Tensor.B_SPECIES == null) {
+                for (int r = 0; r < l; r++) {
+                    int v = data.get(Tensor.INT_LE, ints + 4L * r);
+                    for (int p = 0; p < 8; p++) q[at + p * l + r] = (short) ((v >>> 4 * p & 0xF) - 8);
+                }
+                continue;
+            }
+            IntVector v = IntVector.fromMemorySegment(Tensor.I_SPECIES, data, ints, ByteOrder.LITTLE_ENDIAN);
+            for (int p = 0; p < 8; p++) {
+                ((ShortVector) v.lanewise(VectorOperators.LSHR, 4 * p).and(0xF).sub(8).convertShape(VectorOperators.I2S, Tensor.S_SPECIES, 0)).intoArray(q, at + p * l);
+            }
+        }
     }
 }

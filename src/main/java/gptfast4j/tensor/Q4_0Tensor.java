@@ -9,8 +9,6 @@ import jdk.incubator.vector.VectorOperators;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
-import static java.lang.foreign.ValueLayout.JAVA_BYTE;
-
 /**
  * Q4_0: blocks of 32 weights, {@code [f16 scale d][16 bytes]} (18 bytes). Byte j holds weight j in its low nibble and
  * weight j + 16 in its high nibble; weight = d * (nibble - 8).
@@ -19,7 +17,7 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * {@link RowGroupTensor}), one row per vector lane, the nibbles' values unchanged: the lane kernels take them
  * unsigned and add {@code -8 * sum(x)} per block ({@link #offsetSums}).
  */
-final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
+final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, Int16Product.Weights {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 18;
     /** Bytes before a block's quants: the f16 scale. */
@@ -178,76 +176,37 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
         }
     }
 
+    @Override
+    public boolean kQuant() {
+        return false;
+    }
+
     /**
-     * Rows {@code firstRow .. firstRow + n} of the file's layout for {@link Int16Product}, row i at
-     * {@code q[i * stride]}: {@code nibble - 8} for each column, and block b's scale d at {@code scale[i * blocks + b]}.
-     * A loop over a range of rows, on purpose: a method this large is never inlined into {@link Int16Product}'s loop,
-     * which sits at the edge of C2's inlining budget. With a small per-row method inlined there, some JVMs cut the
-     * budget in {@code Int16Product}'s kernel (then its {@code flush}), whose vectors then boxed (pp128 45-78 against
-     * 87-166 tokens/s, 4 runs in 8).
-     * <p>
-     * With 128-bit vectors, bytes become int16 in plain Java loops ({@link #smallIntPanels} says why).
+     * {@link Int16Product.Weights#smallIntRows}: no offsets. A loop over a range of rows, on purpose: a method this
+     * large is never inlined into {@link Int16Product}'s loop, which sits at the edge of C2's inlining budget. With a
+     * small per-row method inlined there, some JVMs cut the budget in {@code Int16Product}'s kernel (then its
+     * {@code flush}), whose vectors then boxed (pp128 45-78 against 87-166 tokens/s, 4 runs in 8).
      */
-    void smallIntRows(long firstRow, int n, short[] q, int stride, float[] scale, int blocks) {
-        int lanes = S_SPECIES.length();
+    @Override
+    public void smallIntRows(long firstRow, int n, short[] q, int stride, float[] scale, float[] offset, int blocks) {
         for (int i = 0; i < n; i++) {
-            long offset = (firstRow + i) * rowBytes;
-            for (int b = 0; b < blocks; b++, offset += BLOCK_BYTES) {
-                scale[i * blocks + b] = f16(data, offset);
-                int o = i * stride + b * BLOCK;
-                if (B_SPECIES == null) { // 128-bit vectors: plain loops, as in smallIntPanels
-                    for (int j = 0; j < BLOCK / 2; j++) {
-                        int v = data.get(JAVA_BYTE, offset + 2 + j);
-                        q[o + j] = (short) ((v & 0xF) - 8);
-                        q[o + j + BLOCK / 2] = (short) ((v >> 4 & 0xF) - 8);
-                    }
-                    continue;
-                }
-                for (int j = 0; j < BLOCK / 2; j += lanes) { // the Vector API's calls alone (Tensor.B_SPECIES)
-                    ShortVector v = (ShortVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2S, S_SPECIES, 0);
-                    v.and((short) 0xF).sub((short) 8).intoArray(q, o + j);
-                    v.lanewise(VectorOperators.ASHR, 4).and((short) 0xF).sub((short) 8).intoArray(q, o + j + BLOCK / 2);
-                }
+            long at = (firstRow + i) * rowBytes;
+            for (int b = 0; b < blocks; b++, at += BLOCK_BYTES) {
+                scale[i * blocks + b] = f16(data, at);
+                Int16Product.fileNibbles(data, at + HEADER, BLOCK / 2, q, i * stride + b * BLOCK);
             }
         }
     }
 
-    /**
-     * Rows {@code firstRow .. firstRow + n} of the decode layout ({@code firstRow} a multiple of L) for
-     * {@link Int16Product}, in panels of L rows: row i's {@code nibble - 8} of column k at
-     * {@code q[i / L * L * cols + k * L + i % L]}, its block b's scale at {@code scale[i / L * L * blocks + b * L + i % L]}.
-     * Each plane of L ints (L rows' eight weights of a block) becomes eight vectors of L weights, one store each,
-     * where unpacking row by row out of the lanes cost a quarter of a Llama-2-7B Q4_0 prefill (docs/kernel-log.md,
-     * session 25). Rows past the tensor's end in its last group are the layout's padding; their sums are unused.
-     * <p>
-     * The store of a column's L int16 weights is a whole vector (2L lanes, the upper half zero) and so runs L past the
-     * column, into the next column's place, written after it; the tile holds a vector more than its panels. With
-     * 128-bit vectors, ints become int16 in plain Java loops rather than by the Vector API's I2S conversion: there,
-     * after other kernels had run, some JVMs compiled that conversion as its Java fallback, which allocates an array
-     * per call (3 MB per 128-token pass of the mini model in the decode layout, PrefillAllocationTest).
-     */
-    void smallIntPanels(long firstRow, int n, short[] q, float[] scale, int blocks) {
+    /** {@link Int16Product.Weights#smallIntPanels}: no offsets. */
+    @Override
+    public void smallIntPanels(long firstRow, int n, short[] q, float[] scale, float[] offset, int blocks) {
         for (int gi = 0; gi * L < n; gi++) {
             long row = firstRow + (long) gi * L;
-            int panel = gi * L * cols;
             for (int b = 0; b < blocks; b++) {
                 long block = laneBlock(row, b);
                 for (int r = 0; r < L; r++) scale[gi * L * blocks + b * L + r] = f16(data, block + 2L * r);
-                for (int t = 0; t < 4; t++) { // int t of each row: weights 8t .. 8t + 7, a nibble each
-                    long ints = block + INTS + 4L * L * t;
-                    int at = panel + (b * BLOCK + 8 * t) * L;
-                    if (B_SPECIES == null) {
-                        for (int r = 0; r < L; r++) {
-                            int v = data.get(INT_LE, ints + 4L * r);
-                            for (int p = 0; p < 8; p++) q[at + p * L + r] = (short) ((v >>> 4 * p & 0xF) - 8);
-                        }
-                        continue;
-                    }
-                    IntVector v = IntVector.fromMemorySegment(I_SPECIES, data, ints, ByteOrder.LITTLE_ENDIAN);
-                    for (int p = 0; p < 8; p++) {
-                        ((ShortVector) v.lanewise(VectorOperators.LSHR, 4 * p).and(0xF).sub(8).convertShape(VectorOperators.I2S, S_SPECIES, 0)).intoArray(q, at + p * L);
-                    }
-                }
+                Int16Product.panelNibbles(data, block + INTS, q, gi * L * cols + b * BLOCK * L);
             }
         }
     }

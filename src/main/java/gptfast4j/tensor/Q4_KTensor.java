@@ -25,7 +25,7 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * mins, d and dmin of L rows are each one vector load, so the per-row scalar work of the four-row layout it replaced
  * is gone.
  */
-final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel {
+final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel, Int16Product.Weights {
     /** Rows per group of the decode layout: one per float lane. */
     private static final int L = RowLanes.L;
     /** Decode layout: bytes of a group's d and dmin, of a sub-block, of a super-block column; where a sub-block's ints start. */
@@ -230,6 +230,51 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel {
                     ((FloatVector) v2.lanewise(VectorOperators.LSHR, 4 * p).and(0xF).convert(VectorOperators.I2F, 0)).mul(scale).sub(min).intoArray(out, w + 16 * L);
                     ((FloatVector) v3.lanewise(VectorOperators.LSHR, 4 * p).and(0xF).convert(VectorOperators.I2F, 0)).mul(scale).sub(min).intoArray(out, w + 24 * L);
                 }
+            }
+        }
+    }
+
+    @Override
+    public boolean kQuant() {
+        return true;
+    }
+
+    /**
+     * {@link Int16Product.Weights#smallIntRows}: sub-block b's scale {@code d * scale_b} and offset
+     * {@code 8 * d * scale_b - dmin * min_b}; per 64 weights 32 bytes, sub-block 2j in the low nibbles, 2j + 1 in the
+     * high ones.
+     */
+    @Override
+    public void smallIntRows(long firstRow, int n, short[] q, int stride, float[] scale, float[] offset, int blocks) {
+        for (int i = 0; i < n; i++) {
+            long at = (firstRow + i) * rowBytes;
+            for (int sb = 0; sb < blocks / 8; sb++, at += type.blockBytes) {
+                float d = f16(data, at), dmin = f16(data, at + 2);
+                long scales = packedScales(at + 4), mins = packedMins(at + 4);
+                for (int s = 0; s < 8; s++) {
+                    float ds = d * (scales >>> 8 * s & 0xFF);
+                    scale[i * blocks + 8 * sb + s] = ds;
+                    offset[i * blocks + 8 * sb + s] = 8 * ds - dmin * (mins >>> 8 * s & 0xFF);
+                }
+                for (int j = 0; j < 4; j++) Int16Product.fileNibbles(data, at + 16 + 32 * j, 32, q, i * stride + SUPER_BLOCK * sb + 64 * j);
+            }
+        }
+    }
+
+    /** {@link Int16Product.Weights#smallIntPanels}, the scales and offsets as {@link #smallIntRows} makes them. */
+    @Override
+    public void smallIntPanels(long firstRow, int n, short[] q, float[] scale, float[] offset, int blocks) {
+        for (int gi = 0; gi * L < n; gi++) {
+            long column = (firstRow + (long) gi * L) * rowBytes;
+            for (int b = 0; b < blocks; b++) {
+                if (b > 0 && b % 8 == 0) column += COLUMN;
+                long sub = column + HEAD + (long) (b % 8) * SUB;
+                for (int r = 0, at = gi * L * blocks + b * L; r < L; r++) {
+                    float ds = data.get(FLOAT_LE, column + 4L * r) * data.get(JAVA_BYTE, sub + r);
+                    scale[at + r] = ds;
+                    offset[at + r] = 8 * ds - data.get(FLOAT_LE, column + 4L * L + 4L * r) * data.get(JAVA_BYTE, sub + L + r);
+                }
+                Int16Product.panelNibbles(data, sub + INTS, q, gi * L * cols + b * 32 * L);
             }
         }
     }

@@ -62,6 +62,15 @@ final class ReferenceCheck {
         return compared;
     }
 
+    /** Whether all n logits at {@code actual[offset ..]} are within the tolerance of {@code expected}. */
+    static boolean within(JsonNode expected, float[] actual, int offset, int n) {
+        for (int i = 0; i < n; i++) {
+            double e = expected.get(i).asDouble();
+            if (!(Math.abs(actual[offset + i] - e) <= ABS + REL * Math.abs(e))) return false;
+        }
+        return n > 0;
+    }
+
     static void compare(JsonNode expected, float[] actual, int offset, int n, String where) {
         for (int i = 0; i < n; i++) {
             double e = expected.get(i).asDouble();

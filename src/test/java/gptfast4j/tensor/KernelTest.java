@@ -213,26 +213,41 @@ class KernelTest {
     }
 
     /**
-     * Q4_0 batches of 64 tokens or more run in int16 arithmetic on activations rounded per block of 32 as llama.cpp's
-     * x86 quantize_row_q8_0 rounds them: d = max|x| / 127 stored as an f16, q = round-half-even(x * 127 / max|x|).
-     * The reference rounds x that way here and takes the exact product with the scalar-decoded weights. 100 tokens: a
-     * full group of 64 and a partial one; a few large values make blocks with one dominant element.
+     * Q4_0 and Q4_K batches of 64 tokens or more run in int16 arithmetic on activations rounded to int8 as llama.cpp
+     * rounds them for its products with those weights. Q4_0 takes x86 quantize_row_q8_0's rounding, per block of 32:
+     * d = max|x| / 127 stored as an f16, q = round-half-even(x * 127 / max|x|). Q4_K takes quantize_row_q8_K_ref's, per
+     * 256: max = the element of largest magnitude (the first such), iscale = -127 / max, q = min(127,
+     * nearest_int(iscale * x)) (half to even, ggml's magic-number rounding), d = 1 / iscale as a float. The reference
+     * rounds x that way here and takes the exact product with the scalar-decoded weights. 100 tokens: a full group of
+     * 64 and a partial one; a few large values make blocks with one dominant element, of either sign.
      */
     @ParameterizedTest
-    @ValueSource(booleans = {false, true})
-    void q4_0BatchesMatchTheProductWithActivationsRoundedAsLlamaCppDoes(boolean decodeLayout) {
-        TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-Q4_0.gguf")).tensors().get("blk.0.ffn_gate.weight");
-        Tensor t = uneven(td, decodeLayout);
+    @CsvSource({"Q4_0,file", "Q4_0,decode", "Q4_K,file", "Q4_K,decode"})
+    void int4BatchesMatchTheProductWithActivationsRoundedAsLlamaCppDoes(String typeName, String layout) {
+        TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + typeName + ".gguf")).tensors().get("blk.0.ffn_gate.weight");
+        Tensor t = uneven(td, layout.equals("decode"));
         ByteBuffer bytes = td.data().asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
         int tokens = 100;
         Random random = new Random(11);
         float[] x = new float[tokens * t.cols], rounded = new float[x.length];
         for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian() * (i % 97 == 0 ? 8 : 1);
-        for (int i = 0; i < x.length; i += 32) {
-            float max = 0;
-            for (int k = i; k < i + 32; k++) max = Math.max(max, Math.abs(x[k]));
-            float d = Float.float16ToFloat(Float.floatToFloat16(max / 127)), inverse = max == 0 ? 0 : 127 / max;
-            for (int k = i; k < i + 32; k++) rounded[k] = d * (float) Math.rint(x[k] * inverse);
+        boolean q8k = typeName.equals("Q4_K");
+        int block = q8k ? 256 : 32;
+        for (int i = 0; i < x.length; i += block) {
+            float max = 0, amax = 0;
+            for (int k = i; k < i + block; k++) {
+                if (Math.abs(x[k]) > amax) {
+                    amax = Math.abs(x[k]);
+                    max = x[k];
+                }
+            }
+            if (q8k) {
+                float iscale = amax == 0 ? 0 : -127f / max, d = amax == 0 ? 0 : 1 / iscale;
+                for (int k = i; k < i + block; k++) rounded[k] = d * Math.min(127, (float) Math.rint(iscale * x[k]));
+            } else {
+                float d = Float.float16ToFloat(Float.floatToFloat16(amax / 127)), inverse = amax == 0 ? 0 : 127 / amax;
+                for (int k = i; k < i + block; k++) rounded[k] = d * (float) Math.rint(x[k] * inverse);
+            }
         }
         assertMatmulMatches(t, bytes, td.type().bytesFor(t.cols), x, rounded, tokens, 20);
     }
