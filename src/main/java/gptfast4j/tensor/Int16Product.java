@@ -12,13 +12,16 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * Prefill of 4-bit weights (Q4_0, Q4_K) in int16 arithmetic: matrix x matrix with the activations rounded to int8 as
+ * Prefill of 4-bit weights (Q4_0, Q4_1, Q4_K) in int16 arithmetic: matrix x matrix with the activations rounded to int8 as
  * llama.cpp rounds them for its own products with those weights, and the weights unpacked to their nibbles minus 8
  * ({@link Weights}). What it computes is then what llama.cpp computes, up to the order of float sums (KernelTest,
  * ReferenceLogitsTest, PerplexityTest):
  * <ul>
  * <li>Q4_0 pairs with Q8_0: per block of 32, scale {@code max|x| / 127} kept as an f16, values
  * {@code rint(x * 127 / max|x|)} (x86 {@code quantize_row_q8_0}); weight = d * (nibble - 8).
+ * <li>Q4_1 pairs with Q8_1: Q8_0's values and scale, and per block {@code s = f16(max|x| / 127 * sum(values))} (x86
+ * {@code quantize_row_q8_1}); llama.cpp's product is {@code d * dx * sum(nibble * value) + m * s}, taken here as
+ * {@code d * dx * sum((nibble - 8) * value) + 8 * d * dx * sum(values) + m * s}: two offset terms.
  * <li>Q4_K pairs with Q8_K: per super-block of 256, {@code iscale = -127 / max} (max the element of largest
  * magnitude, with its sign), values {@code rint(x * iscale)}, scale {@code 1 / iscale} as a float
  * ({@code quantize_row_q8_K_ref}, which x86 uses); weight = d * scale_j * nibble - dmin * min_j, taken here as
@@ -62,38 +65,60 @@ final class Int16Product {
     }
 
     /** 4-bit weights this product takes, unpacked a tile of rows at a time. */
-    sealed interface Weights permits Q4_0Tensor, Q4_KTensor {
+    sealed interface Weights permits Q4_0Tensor, Q4_1Tensor, Q4_KTensor {
         /** Whether the bytes are in the decode layout (panels) rather than the file's (rows). */
         boolean inLanes();
 
-        /**
-         * A K-quant: activations rounded per super-block as Q8_K, and the weights carry an offset per block; else
-         * rounded per block as Q8_0, no offsets.
-         */
-        boolean kQuant();
+        /** How llama.cpp rounds the activations for its products with these weights, and so which offsets they have. */
+        Rounding rounding();
 
         /**
          * Rows {@code firstRow .. firstRow + n} of the file's layout, row i at {@code q[i * stride]}: {@code nibble - 8}
-         * for each column; block b's scale at {@code scale[i * blocks + b]}, and for a {@link #kQuant} its offset at
-         * {@code offset[i * blocks + b]} (weight = scale * (nibble - 8) + offset).
+         * for each column; block b's scale at {@code scale[i * blocks + b]}, and where the {@link #rounding} has them
+         * its offset and minimum at {@code offset[i * blocks + b]}, {@code minimum[i * blocks + b]}: weight = scale *
+         * (nibble - 8) + offset, the minimum multiplied by Q8_1's rounded sums apart.
          */
-        void smallIntRows(long firstRow, int n, short[] q, int stride, float[] scale, float[] offset, int blocks);
+        void smallIntRows(long firstRow, int n, short[] q, int stride, float[] scale, float[] offset, float[] minimum, int blocks);
 
         /**
          * Rows {@code firstRow .. firstRow + n} of the decode layout ({@code firstRow} a multiple of L), in panels of
          * L rows: row i's {@code nibble - 8} of column k at {@code q[i / L * L * cols + k * L + i % L]}, its block b's
-         * scale (and offset) at {@code [i / L * L * blocks + b * L + i % L]}. Rows past the tensor's end in its last
+         * scale (offset, minimum) at {@code [i / L * L * blocks + b * L + i % L]}. Rows past the tensor's end in its last
          * group are the layout's padding; their sums are unused. The tile holds a vector more than its panels
          * ({@link #panelNibbles}).
          */
-        void smallIntPanels(long firstRow, int n, short[] q, float[] scale, float[] offset, int blocks);
+        void smallIntPanels(long firstRow, int n, short[] q, float[] scale, float[] offset, float[] minimum, int blocks);
+    }
+
+    /** How the activations are rounded to int8: as llama.cpp does for its products with Q4_0, Q4_1 and Q4_K weights. */
+    enum Rounding {
+        /** Per block of 32, scale {@code f16(max|x| / 127)}; the weights have no offsets. */
+        Q8_0(1, false, false),
+        /** As Q8_0, and per block {@code s = f16(max|x| / 127 * sum(values))}, which multiplies the weights' minimum. */
+        Q8_1(1, true, true),
+        /** Per super-block of 256 (8 blocks), scale {@code 1 / iscale}, {@code iscale = -127 / max}; the weights have offsets. */
+        Q8_K(8, true, false);
+
+        /** Blocks of 32 that share a scale. */
+        final int span;
+        /** Whether the weights carry an offset per block (times the activations' {@code scale * sum(values)}). */
+        final boolean offsets;
+        /** Whether the weights carry a minimum per block (times Q8_1's {@code s}). */
+        final boolean minimums;
+
+        Rounding(int span, boolean offsets, boolean minimums) {
+            this.span = span;
+            this.offsets = offsets;
+            this.minimums = minimums;
+        }
     }
 
     /**
      * The activations of one call, rounded to int8, grouped by {@link #GROUP} tokens: values, a scale per block of 32
-     * (Q8_K's per super-block repeated), and for K-quants each block's {@code sum(values) * scale}, else null.
+     * (Q8_K's per super-block repeated), where there are offsets each block's {@code scale * sum(values)}, and for
+     * Q8_1 its {@code s}; else null.
      */
-    private record Activations(short[] q, float[] scale, float[] sums, int groups) {
+    private record Activations(short[] q, float[] scale, float[] sums, float[] minSums, int groups) {
     }
 
     /** {@code out[t * outStride + r] = row r · x_t} for all rows and tokens, as {@link Tensor#matmul}. */
@@ -102,20 +127,23 @@ final class Int16Product {
         // sets; decode layout: panels of L rows, a column's L weights adjacent (Weights#smallIntPanels)
         Tensor tensor = (Tensor) w;
         int cols = tensor.cols, blocks = cols / BLOCK, nRows = Math.toIntExact(tensor.rows), stride = cols + 32, l = RowLanes.L;
-        boolean panels = w.inLanes(), kQuant = w.kQuant();
-        Activations a = quantize(x, nTokens, cols, kQuant);
+        boolean panels = w.inLanes();
+        Rounding rounding = w.rounding();
+        Activations a = quantize(x, nTokens, cols, rounding);
         int rowsFit = Math.toIntExact(Tensor.TILE_BYTES / (2L * cols)); // int16 weights: twice the rows of a float tile
         int tileHeight = panels ? Math.clamp(rowsFit / l * l, l, 256 / l * l) : Math.clamp(rowsFit / 8 * 8, 8, 256);
         Parallel.runChunks(nRows, Tensor.chunkRows(nRows, tileHeight), (start, end) -> {
             // panels: the store of a tile's last column runs L shorts past its panels (Weights#smallIntPanels)
             short[] tile = Tensor.shortScratch(TILE, panels ? tileHeight * cols + S.length() : tileHeight * stride);
-            float[] scale = Tensor.scratch(SCALES, tileHeight * blocks), offset = kQuant ? Tensor.scratch(OFFSETS, tileHeight * blocks) : null;
+            float[] scale = Tensor.scratch(SCALES, tileHeight * blocks);
+            float[] offset = rounding.offsets ? Tensor.scratch(OFFSETS, tileHeight * blocks) : null;
+            float[] minimum = rounding.minimums ? Tensor.scratch(MINIMUMS, tileHeight * blocks) : null;
             float[] acc = Tensor.scratch(ACCUMULATORS, ROWS * GROUP);
             int step = panels ? l : 1; // from a row's weight k to k + 1, and its scale of block b to b + 1
             for (int r0 = start; r0 < end; r0 += tileHeight) {
                 int tileRows = Math.min(tileHeight, end - r0);
-                if (panels) w.smallIntPanels(r0, tileRows, tile, scale, offset, blocks);
-                else w.smallIntRows(r0, tileRows, tile, stride, scale, offset, blocks);
+                if (panels) w.smallIntPanels(r0, tileRows, tile, scale, offset, minimum, blocks);
+                else w.smallIntRows(r0, tileRows, tile, stride, scale, offset, minimum, blocks);
                 for (int g = 0; g < a.groups; g++) {
                     int t0 = g * GROUP, tokens = Math.min(GROUP, nTokens - t0);
                     for (int r = 0; r < tileRows; r += ROWS) {
@@ -126,7 +154,8 @@ final class Int16Product {
                         rows(tile, first(r, panels, cols, stride), first(r1, panels, cols, stride), first(r2, panels, cols, stride),
                                 first(r3, panels, cols, stride), a.q, g * cols * GROUP, a.scale, g * blocks * GROUP, scale, s0, s1, s2, s3,
                                 step, blocks, acc);
-                        if (kQuant) offsets(offset, s0, s1, s2, s3, step, a.sums, g * blocks * GROUP, blocks, acc);
+                        if (rounding.offsets) offsets(offset, s0, s1, s2, s3, step, a.sums, g * blocks * GROUP, blocks, acc);
+                        if (rounding.minimums) offsets(minimum, s0, s1, s2, s3, step, a.minSums, g * blocks * GROUP, blocks, acc);
                         for (int t = 0, height = Math.min(ROWS, tileRows - r); t < tokens; t++) {
                             int o = (t0 + t) * outStride + r0 + r;
                             for (int i = 0; i < height; i++) out[o + i] = acc[i * GROUP + t];
@@ -148,23 +177,26 @@ final class Int16Product {
     private static final ThreadLocal<short[]> TILE = ThreadLocal.withInitial(() -> new short[0]);
     private static final ThreadLocal<float[]> SCALES = ThreadLocal.withInitial(() -> new float[0]);
     private static final ThreadLocal<float[]> OFFSETS = ThreadLocal.withInitial(() -> new float[0]);
+    private static final ThreadLocal<float[]> MINIMUMS = ThreadLocal.withInitial(() -> new float[0]);
     private static final ThreadLocal<float[]> ACCUMULATORS = ThreadLocal.withInitial(() -> new float[0]);
 
     /** The calling thread's rounded activations and their scales, kept between calls. */
     private static final ThreadLocal<short[]> ROUNDED = ThreadLocal.withInitial(() -> new short[0]);
     private static final ThreadLocal<float[]> ROUNDED_SCALES = ThreadLocal.withInitial(() -> new float[0]);
     private static final ThreadLocal<float[]> ROUNDED_SUMS = ThreadLocal.withInitial(() -> new float[0]);
+    private static final ThreadLocal<float[]> ROUNDED_MIN_SUMS = ThreadLocal.withInitial(() -> new float[0]);
 
     /**
-     * x ({@code nTokens} rows of {@code cols}) rounded to int8 per block of 32 (Q8_0) or per super-block of 256 (Q8_K,
-     * {@code kQuant}), transposed into groups, in scratch arrays of the calling thread written by all threads. The
+     * x ({@code nTokens} rows of {@code cols}) rounded to int8 as {@code rounding} says, transposed into groups, in scratch arrays of the calling thread written by all threads. The
      * lanes of the last group past the batch keep whatever they held: lanes never mix, and their sums are dropped.
      */
-    private static Activations quantize(float[] x, int nTokens, int cols, boolean kQuant) {
-        int groups = (nTokens + GROUP - 1) / GROUP, blocks = cols / BLOCK, span = kQuant ? KQuantTensor.SUPER_BLOCK / BLOCK : 1;
+    private static Activations quantize(float[] x, int nTokens, int cols, Rounding rounding) {
+        int groups = (nTokens + GROUP - 1) / GROUP, blocks = cols / BLOCK, span = rounding.span;
+        boolean kQuant = rounding == Rounding.Q8_K;
         short[] q = Tensor.shortScratch(ROUNDED, groups * cols * GROUP);
         float[] scale = Tensor.scratch(ROUNDED_SCALES, groups * blocks * GROUP);
-        float[] sums = kQuant ? Tensor.scratch(ROUNDED_SUMS, groups * blocks * GROUP) : null;
+        float[] sums = rounding.offsets ? Tensor.scratch(ROUNDED_SUMS, groups * blocks * GROUP) : null;
+        float[] minSums = rounding.minimums ? Tensor.scratch(ROUNDED_MIN_SUMS, groups * blocks * GROUP) : null;
         int chunkBlocks = Math.max(CHUNK_BLOCKS, span), chunks = (blocks + chunkBlocks - 1) / chunkBlocks;
         Parallel.run(groups * chunks, 1, (start, end) -> {
             int[] rounded = RowLanes.blockInts();
@@ -190,13 +222,15 @@ final class Int16Product {
                                 sum += rounded[k];
                             }
                             scale[(g * blocks + bb) * GROUP + u] = d;
-                            if (kQuant) sums[(g * blocks + bb) * GROUP + u] = sum * d;
+                            if (sums != null) sums[(g * blocks + bb) * GROUP + u] = sum * d;
+                            // Q8_1's s: the unrounded max / 127 times the sum, rounded to an f16
+                            if (minSums != null) minSums[(g * blocks + bb) * GROUP + u] = Float.float16ToFloat(Float.floatToFloat16(max / 127 * sum));
                         }
                     }
                 }
             }
         });
-        return new Activations(q, scale, sums, groups);
+        return new Activations(q, scale, sums, minSums, groups);
     }
 
     /**
@@ -260,10 +294,10 @@ final class Int16Product {
     }
 
     /**
-     * The offsets' share of {@link #rows}' sums for a K-quant: {@code acc[i * GROUP + token] += offset[row i's block b]
-     * * sums[token's block b]} over all blocks, the rows' offsets at {@code offset[s0 + b * step] ..} as their scales
-     * are, the activations' block sums at {@code sums[d0 + b * GROUP ..]}. A pass of its own so that Q4_0's kernel
-     * carries none of it; a sixteenth of the kernel's vector operations.
+     * An offset term's share of {@link #rows}' sums (Q4_1, Q4_K): {@code acc[i * GROUP + token] += offset[row i's block
+     * b] * sums[token's block b]} over all blocks, the rows' offsets at {@code offset[s0 + b * step] ..} as their
+     * scales are, the activations' block sums at {@code sums[d0 + b * GROUP ..]}. A pass of its own so that Q4_0's
+     * kernel carries none of it; a sixteenth of the kernel's vector operations.
      */
     private static void offsets(float[] offset, int s0, int s1, int s2, int s3, int step, float[] sums, int d0, int blocks, float[] acc) {
         int q = F.length(), g = GROUP;

@@ -177,18 +177,18 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, In
     }
 
     @Override
-    public boolean kQuant() {
-        return false;
+    public Int16Product.Rounding rounding() {
+        return Int16Product.Rounding.Q8_0;
     }
 
     /**
-     * {@link Int16Product.Weights#smallIntRows}: no offsets. A loop over a range of rows, on purpose: a method this
+     * {@link Int16Product.Weights#smallIntRows}: no offsets or minimums. A loop over a range of rows, on purpose: a method this
      * large is never inlined into {@link Int16Product}'s loop, which sits at the edge of C2's inlining budget. With a
      * small per-row method inlined there, some JVMs cut the budget in {@code Int16Product}'s kernel (then its
      * {@code flush}), whose vectors then boxed (pp128 45-78 against 87-166 tokens/s, 4 runs in 8).
      */
     @Override
-    public void smallIntRows(long firstRow, int n, short[] q, int stride, float[] scale, float[] offset, int blocks) {
+    public void smallIntRows(long firstRow, int n, short[] q, int stride, float[] scale, float[] offset, float[] minimum, int blocks) {
         for (int i = 0; i < n; i++) {
             long at = (firstRow + i) * rowBytes;
             for (int b = 0; b < blocks; b++, at += BLOCK_BYTES) {
@@ -198,9 +198,9 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, In
         }
     }
 
-    /** {@link Int16Product.Weights#smallIntPanels}: no offsets. */
+    /** {@link Int16Product.Weights#smallIntPanels}: no offsets or minimums. */
     @Override
-    public void smallIntPanels(long firstRow, int n, short[] q, float[] scale, float[] offset, int blocks) {
+    public void smallIntPanels(long firstRow, int n, short[] q, float[] scale, float[] offset, float[] minimum, int blocks) {
         for (int gi = 0; gi * L < n; gi++) {
             long row = firstRow + (long) gi * L;
             for (int b = 0; b < blocks; b++) {

@@ -235,17 +235,17 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel, Int1
     }
 
     @Override
-    public boolean kQuant() {
-        return true;
+    public Int16Product.Rounding rounding() {
+        return Int16Product.Rounding.Q8_K;
     }
 
     /**
      * {@link Int16Product.Weights#smallIntRows}: sub-block b's scale {@code d * scale_b} and offset
-     * {@code 8 * d * scale_b - dmin * min_b}; per 64 weights 32 bytes, sub-block 2j in the low nibbles, 2j + 1 in the
+     * {@code 8 * d * scale_b - dmin * min_b}, no minimums; per 64 weights 32 bytes, sub-block 2j in the low nibbles, 2j + 1 in the
      * high ones.
      */
     @Override
-    public void smallIntRows(long firstRow, int n, short[] q, int stride, float[] scale, float[] offset, int blocks) {
+    public void smallIntRows(long firstRow, int n, short[] q, int stride, float[] scale, float[] offset, float[] minimum, int blocks) {
         for (int i = 0; i < n; i++) {
             long at = (firstRow + i) * rowBytes;
             for (int sb = 0; sb < blocks / 8; sb++, at += type.blockBytes) {
@@ -263,7 +263,7 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel, Int1
 
     /** {@link Int16Product.Weights#smallIntPanels}, the scales and offsets as {@link #smallIntRows} makes them. */
     @Override
-    public void smallIntPanels(long firstRow, int n, short[] q, float[] scale, float[] offset, int blocks) {
+    public void smallIntPanels(long firstRow, int n, short[] q, float[] scale, float[] offset, float[] minimum, int blocks) {
         for (int gi = 0; gi * L < n; gi++) {
             long column = (firstRow + (long) gi * L) * rowBytes;
             for (int b = 0; b < blocks; b++) {

@@ -253,6 +253,62 @@ class KernelTest {
     }
 
     /**
+     * Q4_1 batches of 64 tokens or more: activations rounded as x86 quantize_row_q8_1 rounds them (Q8_0's values and
+     * f16 scale dy per block of 32, and s = f16(max|x| / 127 * sum(values))), and llama.cpp's product per block,
+     * {@code d * dy * sum(nibble * value) + m * s}, taken exactly here from the file's bytes.
+     */
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void q4_1BatchesMatchLlamaCppsQ8_1Product(boolean decodeLayout) {
+        TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-Q4_1.gguf")).tensors().get("blk.0.ffn_gate.weight");
+        Tensor t = uneven(td, decodeLayout);
+        ByteBuffer bytes = td.data().asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
+        int tokens = 100, rows = (int) t.rows, blocks = t.cols / 32;
+        Random random = new Random(13);
+        float[] x = new float[tokens * t.cols];
+        for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian() * (i % 97 == 0 ? 8 : 1);
+        int[] xq = new int[x.length];
+        float[] dy = new float[x.length / 32], s = new float[x.length / 32];
+        for (int b = 0; b < dy.length; b++) {
+            float max = 0;
+            for (int k = 32 * b; k < 32 * b + 32; k++) max = Math.max(max, Math.abs(x[k]));
+            float inverse = max == 0 ? 0 : 127 / max;
+            int sum = 0;
+            for (int k = 32 * b; k < 32 * b + 32; k++) sum += xq[k] = (int) Math.rint(x[k] * inverse);
+            dy[b] = Float.float16ToFloat(Float.floatToFloat16(max / 127));
+            s[b] = Float.float16ToFloat(Float.floatToFloat16(max / 127 * sum));
+        }
+        Parallel.setThreads(1);
+        float[] single = new float[tokens * rows];
+        for (int warm = 0; warm <= 20; warm++) t.matmul(x, tokens, single, rows);
+        long rowBytes = td.type().bytesFor(t.cols);
+        for (int tok = 0; tok < tokens; tok++) {
+            for (int r = 0; r < rows; r++) {
+                double expected = 0, magnitude = 0;
+                for (int b = 0; b < blocks; b++) {
+                    int at = (int) (r * rowBytes) + 20 * b, xb = tok * blocks + b;
+                    double d = Float.float16ToFloat(bytes.getShort(at)), m = Float.float16ToFloat(bytes.getShort(at + 2));
+                    long dot = 0, absDot = 0;
+                    for (int j = 0; j < 16; j++) {
+                        int v = bytes.get(at + 4 + j) & 0xFF, k = tok * t.cols + 32 * b + j;
+                        dot += (long) (v & 0xF) * xq[k] + (long) (v >> 4) * xq[k + 16];
+                        absDot += Math.abs((long) (v & 0xF) * xq[k]) + Math.abs((long) (v >> 4) * xq[k + 16]);
+                    }
+                    expected += d * dy[xb] * dot + m * s[xb];
+                    magnitude += Math.abs(d * dy[xb]) * absDot + Math.abs(m * s[xb]);
+                }
+                assertEquals(expected, single[tok * rows + r], 1e-5 * magnitude + 1e-6, "token " + tok + " row " + r);
+            }
+        }
+        for (int threads : new int[]{2, 3}) {
+            Parallel.setThreads(threads);
+            float[] out = new float[tokens * rows];
+            t.matmul(x, tokens, out, rows);
+            assertArrayEquals(single, out, 0f, threads + " threads");
+        }
+    }
+
+    /**
      * The attention kernels against plain loops: scores over transposed keys and the weighted sum of values, for head
      * sizes that take the four-vector path (64, 128), leave a one-vector and a scalar rest (88), or are all scalar (8),
      * and position counts with and without a vector tail.
