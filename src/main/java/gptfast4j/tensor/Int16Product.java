@@ -12,10 +12,10 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * Prefill of 4-bit weights (Q4_0, Q4_1, Q4_K) in int16 arithmetic: matrix x matrix with the activations rounded to int8 as
- * llama.cpp rounds them for its own products with those weights, and the weights unpacked to their nibbles minus 8
- * ({@link Weights}). What it computes is then what llama.cpp computes, up to the order of float sums (KernelTest,
- * ReferenceLogitsTest, PerplexityTest):
+ * Prefill of 4-bit weights (Q4_0, Q4_1, Q4_K) in int16 arithmetic: matrix x matrix with the activations rounded to
+ * int8 as llama.cpp rounds them for its own products with those weights ({@link Rounding}), and the weights unpacked
+ * to their nibbles minus 8 ({@link Weights}). What it computes is then what llama.cpp computes, up to the order of
+ * float sums (KernelTest, ReferenceLogitsTest, PerplexityTest):
  * <ul>
  * <li>Q4_0 pairs with Q8_0: per block of 32, scale {@code max|x| / 127} kept as an f16, values
  * {@code rint(x * 127 / max|x|)} (x86 {@code quantize_row_q8_0}); weight = d * (nibble - 8).
@@ -83,8 +83,8 @@ final class Int16Product {
         /**
          * Rows {@code firstRow .. firstRow + n} of the decode layout ({@code firstRow} a multiple of L), in panels of
          * L rows: row i's {@code nibble - 8} of column k at {@code q[i / L * L * cols + k * L + i % L]}, its block b's
-         * scale (offset, minimum) at {@code [i / L * L * blocks + b * L + i % L]}. Rows past the tensor's end in its last
-         * group are the layout's padding; their sums are unused. The tile holds a vector more than its panels
+         * scale (offset, minimum) at {@code [i / L * L * blocks + b * L + i % L]}. Rows past the tensor's end in its
+         * last group are the layout's padding; their sums are unused. The tile holds a vector more than its panels
          * ({@link #panelNibbles}).
          */
         void smallIntPanels(long firstRow, int n, short[] q, float[] scale, float[] offset, float[] minimum, int blocks);
@@ -187,8 +187,9 @@ final class Int16Product {
     private static final ThreadLocal<float[]> ROUNDED_MIN_SUMS = ThreadLocal.withInitial(() -> new float[0]);
 
     /**
-     * x ({@code nTokens} rows of {@code cols}) rounded to int8 as {@code rounding} says, transposed into groups, in scratch arrays of the calling thread written by all threads. The
-     * lanes of the last group past the batch keep whatever they held: lanes never mix, and their sums are dropped.
+     * x ({@code nTokens} rows of {@code cols}) rounded to int8 as {@code rounding} says, transposed into groups, in
+     * scratch arrays of the calling thread written by all threads. The lanes of the last group past the batch keep
+     * whatever they held: lanes never mix, and their sums are dropped.
      */
     private static Activations quantize(float[] x, int nTokens, int cols, Rounding rounding) {
         int groups = (nTokens + GROUP - 1) / GROUP, blocks = cols / BLOCK, span = rounding.span;
