@@ -241,8 +241,8 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel, Int1
 
     /**
      * {@link Int16Product.Weights#smallIntRows}: sub-block b's scale {@code d * scale_b} and offset
-     * {@code 8 * d * scale_b - dmin * min_b}, no minimums; per 64 weights 32 bytes, sub-block 2j in the low nibbles, 2j + 1 in the
-     * high ones.
+     * {@code 8 * d * scale_b - dmin * min_b}, no minimums; per 64 weights 32 bytes, sub-block 2j in the low nibbles,
+     * 2j + 1 in the high ones.
      */
     @Override
     public void smallIntRows(long firstRow, int n, short[] q, int stride, float[] scale, float[] offset, float[] minimum, int blocks) {
