@@ -181,34 +181,15 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, In
         return Int16Product.Rounding.Q8_0;
     }
 
-    /**
-     * {@link Int16Product.Weights#smallIntRows}: no offsets or minimums. A loop over a range of rows, on purpose: a method this
-     * large is never inlined into {@link Int16Product}'s loop, which sits at the edge of C2's inlining budget. With a
-     * small per-row method inlined there, some JVMs cut the budget in {@code Int16Product}'s kernel (then its
-     * {@code flush}), whose vectors then boxed (pp128 45-78 against 87-166 tokens/s, 4 runs in 8).
-     */
+    /** {@link RowGroupTensor#nibbleRows}: no offsets or minimums. */
     @Override
     public void smallIntRows(long firstRow, int n, short[] q, int stride, float[] scale, float[] offset, float[] minimum, int blocks) {
-        for (int i = 0; i < n; i++) {
-            long at = (firstRow + i) * rowBytes;
-            for (int b = 0; b < blocks; b++, at += BLOCK_BYTES) {
-                scale[i * blocks + b] = f16(data, at);
-                Int16Product.fileNibbles(data, at + HEADER, BLOCK / 2, q, i * stride + b * BLOCK);
-            }
-        }
+        nibbleRows(firstRow, n, q, stride, scale, offset, minimum, blocks);
     }
 
-    /** {@link Int16Product.Weights#smallIntPanels}: no offsets or minimums. */
     @Override
     public void smallIntPanels(long firstRow, int n, short[] q, float[] scale, float[] offset, float[] minimum, int blocks) {
-        for (int gi = 0; gi * L < n; gi++) {
-            long row = firstRow + (long) gi * L;
-            for (int b = 0; b < blocks; b++) {
-                long block = laneBlock(row, b);
-                for (int r = 0; r < L; r++) scale[gi * L * blocks + b * L + r] = f16(data, block + 2L * r);
-                Int16Product.panelNibbles(data, block + INTS, q, gi * L * cols + b * BLOCK * L);
-            }
-        }
+        nibblePanels(firstRow, n, q, scale, offset, minimum, blocks);
     }
 
     @Override

@@ -158,37 +158,15 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.PairKernel, In
         return Int16Product.Rounding.Q8_1;
     }
 
-    /** {@link Int16Product.Weights#smallIntRows}: block b's scale d, offset {@code 8 * d} and minimum m. */
+    /** {@link RowGroupTensor#nibbleRows}: block b's scale d, offset {@code 8 * d} and minimum m. */
     @Override
     public void smallIntRows(long firstRow, int n, short[] q, int stride, float[] scale, float[] offset, float[] minimum, int blocks) {
-        for (int i = 0; i < n; i++) {
-            long at = (firstRow + i) * rowBytes;
-            for (int b = 0; b < blocks; b++, at += BLOCK_BYTES) {
-                float d = f16(data, at);
-                scale[i * blocks + b] = d;
-                offset[i * blocks + b] = 8 * d;
-                minimum[i * blocks + b] = f16(data, at + 2);
-                Int16Product.fileNibbles(data, at + HEADER, BLOCK / 2, q, i * stride + b * BLOCK);
-            }
-        }
+        nibbleRows(firstRow, n, q, stride, scale, offset, minimum, blocks);
     }
 
-    /** {@link Int16Product.Weights#smallIntPanels}, the scales, offsets and minimums as {@link #smallIntRows} makes them. */
     @Override
     public void smallIntPanels(long firstRow, int n, short[] q, float[] scale, float[] offset, float[] minimum, int blocks) {
-        for (int gi = 0; gi * L < n; gi++) {
-            long row = firstRow + (long) gi * L;
-            for (int b = 0; b < blocks; b++) {
-                long block = laneBlock(row, b);
-                for (int r = 0, at = gi * L * blocks + b * L; r < L; r++) {
-                    float d = f16(data, block + 2L * r);
-                    scale[at + r] = d;
-                    offset[at + r] = 8 * d;
-                    minimum[at + r] = f16(data, block + 2L * L + 2L * r);
-                }
-                Int16Product.panelNibbles(data, block + INTS, q, gi * L * cols + b * BLOCK * L);
-            }
-        }
+        nibblePanels(firstRow, n, q, scale, offset, minimum, blocks);
     }
 
     @Override
