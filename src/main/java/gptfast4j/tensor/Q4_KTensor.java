@@ -261,20 +261,26 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel, Int1
         }
     }
 
-    /** {@link Int16Product.Weights#smallIntPanels}, the scales and offsets as {@link #smallIntRows} makes them. */
+    /**
+     * {@link Int16Product.Weights#smallIntPanels}, the scales and offsets as {@link #smallIntRows} makes them (the same
+     * float operations), a vector of L rows at a time.
+     */
     @Override
     public void smallIntPanels(long firstRow, int n, short[] q, float[] scale, float[] offset, float[] minimum, int blocks) {
         for (int gi = 0; gi * L < n; gi++) {
-            long column = (firstRow + (long) gi * L) * rowBytes;
-            for (int b = 0; b < blocks; b++) {
-                if (b > 0 && b % 8 == 0) column += COLUMN;
-                long sub = column + HEAD + (long) (b % 8) * SUB;
-                for (int r = 0, at = gi * L * blocks + b * L; r < L; r++) {
-                    float ds = data.get(FLOAT_LE, column + 4L * r) * data.get(JAVA_BYTE, sub + r);
-                    scale[at + r] = ds;
-                    offset[at + r] = 8 * ds - data.get(FLOAT_LE, column + 4L * L + 4L * r) * data.get(JAVA_BYTE, sub + L + r);
+            for (int i = 0; i < blocks / 8; i++) {
+                long column = (firstRow + (long) gi * L) * rowBytes + (long) i * COLUMN;
+                FloatVector d = FloatVector.fromMemorySegment(F_SPECIES, data, column, ByteOrder.LITTLE_ENDIAN),
+                        dmin = FloatVector.fromMemorySegment(F_SPECIES, data, column + 4L * L, ByteOrder.LITTLE_ENDIAN);
+                for (int s = 0, b = 8 * i; s < 8; s++, b++) {
+                    long sub = column + HEAD + (long) s * SUB;
+                    int at = gi * L * blocks + b * L;
+                    FloatVector ds = d.mul((FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, sub, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0));
+                    ds.intoArray(scale, at);
+                    ds.mul(8).sub(dmin.mul((FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, sub + L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0)))
+                            .intoArray(offset, at);
+                    Int16Product.panelNibbles(data, sub + INTS, q, gi * L * cols + b * 32 * L);
                 }
-                Int16Product.panelNibbles(data, sub + INTS, q, gi * L * cols + b * 32 * L);
             }
         }
     }
