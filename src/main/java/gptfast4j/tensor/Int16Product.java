@@ -206,9 +206,11 @@ final class Int16Product {
                 for (int u = 0, t = g * GROUP; u < GROUP && t < nTokens; u++, t++) {
                     for (int b = b0; b < b1; b += span) { // one scale per span of blocks
                         int from = t * cols + b * BLOCK;
-                        FloatVector m = FloatVector.zero(F);
-                        for (int k = 0; k < span * BLOCK; k += F.length()) m = m.max(FloatVector.fromArray(F, x, from + k).abs());
-                        float max = m.reduceLanes(VectorOperators.MAX), inverse = max == 0 ? 0 : 127 / max;
+                        // max|x| on the bits: non-negative floats order as their bits do, and an int max is one
+                        // instruction where a float max takes four (Java's rules for NaN and -0)
+                        IntVector m = IntVector.zero(Tensor.I_SPECIES);
+                        for (int k = 0; k < span * BLOCK; k += F.length()) m = m.max(FloatVector.fromArray(F, x, from + k).reinterpretAsInts().and(0x7FFFFFFF));
+                        float max = Float.intBitsToFloat(m.reduceLanes(VectorOperators.MAX)), inverse = max == 0 ? 0 : 127 / max;
                         // Q8_K's -127 / max with max signed gives the same products: values and scale change sign together
                         float d = kQuant ? (max == 0 ? 0 : 1 / inverse) : Float.float16ToFloat(Float.floatToFloat16(max / 127));
                         for (int bb = b; bb < b + span; bb++) {
