@@ -199,41 +199,66 @@ final class Int16Product {
         float[] sums = rounding.offsets ? Tensor.scratch(ROUNDED_SUMS, groups * blocks * GROUP) : null;
         float[] minSums = rounding.minimums ? Tensor.scratch(ROUNDED_MIN_SUMS, groups * blocks * GROUP) : null;
         int chunkBlocks = Math.max(CHUNK_BLOCKS, span), chunks = (blocks + chunkBlocks - 1) / chunkBlocks;
+        MemorySegment pairsOfQ = MemorySegment.ofArray(q);
         Parallel.run(groups * chunks, 1, (start, end) -> {
-            int[] rounded = RowLanes.blockInts();
+            int[] pairs = RowLanes.blockInts();
             for (int piece = start; piece < end; piece++) {
                 int g = piece / chunks, b0 = piece % chunks * chunkBlocks, b1 = Math.min(blocks, b0 + chunkBlocks);
-                for (int u = 0, t = g * GROUP; u < GROUP && t < nTokens; u++, t++) {
+                // tokens two at a time: their values of a column are adjacent in q, one int store for both (the
+                // transposition into q, value by value, was half of this method's time); a last token alone pairs
+                // with itself, as lanes past the batch are dropped
+                for (int u = 0, t = g * GROUP; u < GROUP && t < nTokens; u += 2, t += 2) {
+                    int t1 = Math.min(t + 1, nTokens - 1);
                     for (int b = b0; b < b1; b += span) { // one scale per span of blocks
-                        int from = t * cols + b * BLOCK;
-                        // max|x| on the bits: non-negative floats order as their bits do, and an int max is one
-                        // instruction where a float max takes four (Java's rules for NaN and -0)
-                        IntVector m = IntVector.zero(Tensor.I_SPECIES);
-                        for (int k = 0; k < span * BLOCK; k += F.length()) m = m.max(FloatVector.fromArray(F, x, from + k).reinterpretAsInts().and(0x7FFFFFFF));
-                        float max = Float.intBitsToFloat(m.reduceLanes(VectorOperators.MAX)), inverse = max == 0 ? 0 : 127 / max;
+                        float max0 = maxAbs(x, t * cols + b * BLOCK, span * BLOCK), max1 = maxAbs(x, t1 * cols + b * BLOCK, span * BLOCK);
+                        float inverse0 = max0 == 0 ? 0 : 127 / max0, inverse1 = max1 == 0 ? 0 : 127 / max1;
                         // Q8_K's -127 / max with max signed gives the same products: values and scale change sign together
-                        float d = kQuant ? (max == 0 ? 0 : 1 / inverse) : Float.float16ToFloat(Float.floatToFloat16(max / 127));
+                        float d0 = kQuant ? (max0 == 0 ? 0 : 1 / inverse0) : Float.float16ToFloat(Float.floatToFloat16(max0 / 127));
+                        float d1 = kQuant ? (max1 == 0 ? 0 : 1 / inverse1) : Float.float16ToFloat(Float.floatToFloat16(max1 / 127));
                         for (int bb = b; bb < b + span; bb++) {
+                            IntVector sum0 = IntVector.zero(Tensor.I_SPECIES), sum1 = sum0;
                             // round half to even: adding and taking off 1.5 * 2^23 leaves no fraction bits (|x * inverse| <= 127)
                             for (int k = 0; k < BLOCK; k += F.length()) {
-                                FloatVector.fromArray(F, x, t * cols + bb * BLOCK + k).mul(inverse).add(ROUNDER).sub(ROUNDER)
-                                        .convert(VectorOperators.F2I, 0).reinterpretAsInts().intoArray(rounded, k);
+                                IntVector r0 = FloatVector.fromArray(F, x, t * cols + bb * BLOCK + k).mul(inverse0).add(ROUNDER).sub(ROUNDER)
+                                        .convert(VectorOperators.F2I, 0).reinterpretAsInts();
+                                IntVector r1 = FloatVector.fromArray(F, x, t1 * cols + bb * BLOCK + k).mul(inverse1).add(ROUNDER).sub(ROUNDER)
+                                        .convert(VectorOperators.F2I, 0).reinterpretAsInts();
+                                sum0 = sum0.add(r0);
+                                sum1 = sum1.add(r1);
+                                r0.and(0xFFFF).or(r1.lanewise(VectorOperators.LSHL, 16)).intoArray(pairs, k); // little-endian: u first
                             }
-                            int sum = 0;
-                            for (int k = 0; k < BLOCK; k++) {
-                                q[(g * cols + bb * BLOCK + k) * GROUP + u] = (short) rounded[k];
-                                sum += rounded[k];
+                            for (int k = 0, at = (g * cols + bb * BLOCK) * GROUP + u; k < BLOCK; k++, at += GROUP) {
+                                pairsOfQ.set(ValueLayout.JAVA_INT_UNALIGNED, 2L * at, pairs[k]);
                             }
-                            scale[(g * blocks + bb) * GROUP + u] = d;
-                            if (sums != null) sums[(g * blocks + bb) * GROUP + u] = sum * d;
+                            int s0 = sum0.reduceLanes(VectorOperators.ADD), s1 = sum1.reduceLanes(VectorOperators.ADD), at = (g * blocks + bb) * GROUP + u;
+                            scale[at] = d0;
+                            scale[at + 1] = d1;
+                            if (sums != null) {
+                                sums[at] = s0 * d0;
+                                sums[at + 1] = s1 * d1;
+                            }
                             // Q8_1's s: the unrounded max / 127 times the sum, rounded to an f16
-                            if (minSums != null) minSums[(g * blocks + bb) * GROUP + u] = Float.float16ToFloat(Float.floatToFloat16(max / 127 * sum));
+                            if (minSums != null) {
+                                minSums[at] = Float.float16ToFloat(Float.floatToFloat16(max0 / 127 * s0));
+                                minSums[at + 1] = Float.float16ToFloat(Float.floatToFloat16(max1 / 127 * s1));
+                            }
                         }
                     }
                 }
             }
         });
         return new Activations(q, scale, sums, minSums, groups);
+    }
+
+    /**
+     * max|x| over {@code x[from .. from + n)} ({@code n} a multiple of the float lanes), taken on the bits: non-negative
+     * floats order as their bits do, and an int max is one instruction where a float max takes four (Java's rules for
+     * NaN and -0).
+     */
+    private static float maxAbs(float[] x, int from, int n) {
+        IntVector m = IntVector.zero(Tensor.I_SPECIES);
+        for (int k = 0; k < n; k += F.length()) m = m.max(FloatVector.fromArray(F, x, from + k).reinterpretAsInts().and(0x7FFFFFFF));
+        return Float.intBitsToFloat(m.reduceLanes(VectorOperators.MAX));
     }
 
     /**

@@ -224,8 +224,9 @@ class KernelTest {
      * d = max|x| / 127 stored as an f16, q = round-half-even(x * 127 / max|x|). Q4_K takes quantize_row_q8_K_ref's, per
      * 256: max = the element of largest magnitude (the first such), iscale = -127 / max, q = min(127,
      * nearest_int(iscale * x)) (half to even, ggml's magic-number rounding), d = 1 / iscale as a float. The reference
-     * rounds x that way here and takes the exact product with the scalar-decoded weights. 100 tokens: a full group of
-     * 64 and a partial one; a few large values make blocks with one dominant element, of either sign.
+     * rounds x that way here and takes the exact product with the scalar-decoded weights. 101 tokens: a full group of
+     * 64 and a partial one of odd size (its last token rounded alone, as tokens are rounded in pairs); a few large
+     * values make blocks with one dominant element, of either sign.
      */
     @ParameterizedTest
     @CsvSource({"Q4_0,file", "Q4_0,decode", "Q4_K,file", "Q4_K,decode"})
@@ -233,7 +234,7 @@ class KernelTest {
         TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + typeName + ".gguf")).tensors().get("blk.0.ffn_gate.weight");
         Tensor t = uneven(td, layout.equals("decode"));
         ByteBuffer bytes = td.data().asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
-        int tokens = 100;
+        int tokens = 101;
         Random random = new Random(11);
         float[] x = new float[tokens * t.cols], rounded = new float[x.length];
         for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian() * (i % 97 == 0 ? 8 : 1);
@@ -269,7 +270,7 @@ class KernelTest {
         TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-Q4_1.gguf")).tensors().get("blk.0.ffn_gate.weight");
         Tensor t = uneven(td, decodeLayout);
         ByteBuffer bytes = td.data().asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
-        int tokens = 100, rows = (int) t.rows, blocks = t.cols / 32;
+        int tokens = 99, rows = (int) t.rows, blocks = t.cols / 32; // odd: the last token rounded alone
         Random random = new Random(13);
         float[] x = new float[tokens * t.cols];
         for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian() * (i % 97 == 0 ? 8 : 1);
