@@ -5,6 +5,7 @@ import gptfast4j.tensor.Parallel;
 import gptfast4j.tensor.Tensor;
 import gptfast4j.tensor.VectorMath;
 
+import java.util.Arrays;
 import java.util.OptionalLong;
 
 /**
@@ -255,24 +256,38 @@ public final class Llama {
     /**
      * Causal attention of the batch's queries ({@code s.q}, [n, nHeads * headDim]) for the heads {@code [hStart, hEnd)}
      * over the cached keys and values of positions {@code 0 .. startPos + t}; writes the concatenated heads to
-     * {@code s.xb}. Query head h reads kv head {@code h / (nHeads / nKvHeads)}. The caller splits the heads across threads.
+     * {@code s.xb}. Query head h reads kv head {@code h / (nHeads / nKvHeads)}. The caller splits the heads across
+     * threads. A batch's queries go four at a time ({@link VectorMath#scores4}), each key and value read once for the
+     * four: a query sees the positions up to its own, so the first three take zero weights for the block's later
+     * positions (whose keys and values are already cached). TinyLlama's 32 heads over a 512-token prompt, one thread,
+     * one layer: 47.8-51.5 ms one query at a time, 23.5-24.2 four at a time.
      */
     private void attentionHeads(State s, int hStart, int hEnd) {
         Config c = config;
         int headDim = c.headDim(), dim = c.dim(), kvDim = c.kvDim();
         int group = c.nHeads() / c.nKvHeads();
-        int n = s.batch, startPos = s.startPos;
+        int n = s.batch, startPos = s.startPos, context = s.contextLength;
         float scale = (float) (1.0 / Math.sqrt(headDim));
-        float[] keys = s.keyCache[s.layer], values = s.valueCache[s.layer];
+        float[] keys = s.keyCache[s.layer], values = s.valueCache[s.layer], att = s.att;
         for (int h = hStart; h < hEnd; h++) {
-            int kvOffset = (h / group) * headDim;
-            int attOffset = h * s.contextLength;
-            for (int t = 0; t < n; t++) {
+            int kvOffset = (h / group) * headDim, kBase = kvOffset * s.keyStride;
+            int attOffset = h * VectorMath.QUERIES * context;
+            int t = 0;
+            for (; t + VectorMath.QUERIES <= n; t += VectorMath.QUERIES) {
+                int positions = startPos + t + VectorMath.QUERIES;
+                VectorMath.scores4(s.q, t * dim + h * headDim, dim, keys, kBase, s.keyStride, headDim, positions, scale, att, attOffset, context);
+                for (int j = 0; j < VectorMath.QUERIES; j++) {
+                    int row = attOffset + j * context, own = startPos + t + j + 1;
+                    VectorMath.softmax(att, row, own);
+                    Arrays.fill(att, row + own, row + positions, 0f);
+                }
+                VectorMath.weightedSum4(att, attOffset, context, values, kvOffset, kvDim, positions, s.xb, t * dim + h * headDim, dim, headDim);
+            }
+            for (; t < n; t++) {
                 int positions = startPos + t + 1;
-                int qOffset = t * dim + h * headDim;
-                VectorMath.scores(s.q, qOffset, keys, kvOffset * s.keyStride, s.keyStride, headDim, positions, scale, s.att, attOffset);
-                VectorMath.softmax(s.att, attOffset, positions);
-                VectorMath.weightedSum(s.att, attOffset, values, kvOffset, kvDim, positions, s.xb, t * dim + h * headDim, headDim);
+                VectorMath.scores(s.q, t * dim + h * headDim, keys, kBase, s.keyStride, headDim, positions, scale, att, attOffset);
+                VectorMath.softmax(att, attOffset, positions);
+                VectorMath.weightedSum(att, attOffset, values, kvOffset, kvDim, positions, s.xb, t * dim + h * headDim, headDim);
             }
         }
     }
@@ -283,7 +298,9 @@ public final class Llama {
         public final int maxBatch;
         /** Positions whose logits one batch can return: {@link #maxBatch}, or fewer (see {@link Llama#newState(int, int, int)}). */
         public final int maxLogits;
-        final float[] x, xb, xb2, q, k, v, hb, hb2, att;
+        final float[] x, xb, xb2, q, k, v, hb, hb2;
+        /** [nHeads, QUERIES, contextLength]: each head's attention weights for up to four queries ({@link Llama#attentionHeads}). */
+        final float[] att;
         /** After a forward pass: the logits, [nLogits, vocab]. */
         public final float[] logits;
         // [layer][(kvHead * headDim + i) * keyStride + position]: keys transposed, so that one query's scores are
@@ -323,7 +340,7 @@ public final class Llama {
             v = new float[maxBatch * c.kvDim()];
             hb = new float[maxBatch * c.hiddenDim()];
             hb2 = new float[maxBatch * c.hiddenDim()];
-            att = new float[c.nHeads() * contextLength];
+            att = new float[c.nHeads() * VectorMath.QUERIES * contextLength];
             logits = new float[maxLogits * c.vocabSize()];
             keyStride = contextLength + 16;
             keyCache = new float[c.nLayers()][Math.multiplyExact(keyStride, c.kvDim())];

@@ -1,6 +1,8 @@
 package gptfast4j.tensor;
 
+import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -17,6 +19,8 @@ import jdk.incubator.vector.VectorSpecies;
  */
 public final class VectorMath {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    /** Doubles in vectors of S's size: a float vector converts to two of them. */
+    private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
 
     private VectorMath() {
     }
@@ -63,20 +67,31 @@ public final class VectorMath {
 
     /**
      * In-place softmax of {@code x[offset .. offset + n)}: the exponentials with the Vector API's {@code EXP} (as in
-     * {@link #swiglu}), summed in double in index order as llama.cpp sums them.
+     * {@link #swiglu}), summed in double as llama.cpp sums them (in lanes, so in another order than its index order:
+     * at double precision that changes no float result but in rare last bits). Vector loops with a masked last
+     * vector: a scalar tail of up to 15 elements, latency-bound, cost about as much as the vectors at short contexts.
      */
     public static void softmax(float[] x, int offset, int n) {
-        float max = Float.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) max = Math.max(max, x[offset + i]);
-        int i = 0;
-        for (int bound = S.loopBound(n); i < bound; i += S.length()) {
-            FloatVector.fromArray(S, x, offset + i).sub(max).lanewise(VectorOperators.EXP).intoArray(x, offset + i);
+        FloatVector minusInfinity = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY), maxes = minusInfinity;
+        for (int i = 0; i < n; i += S.length()) {
+            VectorMask<Float> m = S.indexInRange(i, n);
+            maxes = maxes.max(minusInfinity.blend(FloatVector.fromArray(S, x, offset + i, m), m));
         }
-        for (; i < n; i++) x[offset + i] = (float) Math.exp(x[offset + i] - max);
-        double sum = 0;
-        for (i = 0; i < n; i++) sum += x[offset + i];
-        float inv = (float) (1.0 / sum);
-        for (i = 0; i < n; i++) x[offset + i] *= inv;
+        float max = maxes.reduceLanes(VectorOperators.MAX);
+        DoubleVector sums = DoubleVector.zero(D);
+        FloatVector zero = FloatVector.zero(S);
+        for (int i = 0; i < n; i += S.length()) {
+            VectorMask<Float> m = S.indexInRange(i, n);
+            FloatVector e = FloatVector.fromArray(S, x, offset + i, m).sub(max).lanewise(VectorOperators.EXP);
+            e.intoArray(x, offset + i, m);
+            e = zero.blend(e, m);
+            sums = sums.add((DoubleVector) e.convertShape(VectorOperators.F2D, D, 0)).add((DoubleVector) e.convertShape(VectorOperators.F2D, D, 1));
+        }
+        float inv = (float) (1.0 / sums.reduceLanes(VectorOperators.ADD));
+        for (int i = 0; i < n; i += S.length()) {
+            VectorMask<Float> m = S.indexInRange(i, n);
+            FloatVector.fromArray(S, x, offset + i, m).mul(inv).intoArray(x, offset + i, m);
+        }
     }
 
     /**
@@ -100,27 +115,102 @@ public final class VectorMath {
      * Attention scores of one query over {@code positions} cached keys stored transposed ({@code keys[kBase + d *
      * stride + p]} is element d of the key at position p): {@code out[outOffset + p] = scale * sum_d q[qOffset + d] *
      * key_p[d]}. Vectors run over positions, so there is no lane reduction per position (a dot product per position
-     * took about 70 cycles with its reduction and call); four partial sums over d keep four FMA chains in flight.
+     * took about 70 cycles with its reduction and call); four partial sums over d keep four FMA chains in flight. The
+     * last vector is masked: a scalar tail (up to 15 positions, each a chain of headDim dependent adds) cost more than
+     * the vectors below a few hundred positions.
      */
     public static void scores(float[] q, int qOffset, float[] keys, int kBase, int stride, int headDim, int positions,
                               float scale, float[] out, int outOffset) {
-        int p = 0;
-        for (int bound = S.loopBound(positions); p < bound; p += S.length()) {
+        for (int p = 0; p < positions; p += S.length()) {
+            VectorMask<Float> m = S.indexInRange(p, positions);
             FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
             int d = 0, k = kBase + p;
             for (; d + 4 <= headDim; d += 4, k += 4 * stride) {
-                a0 = FloatVector.fromArray(S, keys, k).fma(FloatVector.broadcast(S, q[qOffset + d]), a0);
-                a1 = FloatVector.fromArray(S, keys, k + stride).fma(FloatVector.broadcast(S, q[qOffset + d + 1]), a1);
-                a2 = FloatVector.fromArray(S, keys, k + 2 * stride).fma(FloatVector.broadcast(S, q[qOffset + d + 2]), a2);
-                a3 = FloatVector.fromArray(S, keys, k + 3 * stride).fma(FloatVector.broadcast(S, q[qOffset + d + 3]), a3);
+                a0 = FloatVector.fromArray(S, keys, k, m).fma(FloatVector.broadcast(S, q[qOffset + d]), a0);
+                a1 = FloatVector.fromArray(S, keys, k + stride, m).fma(FloatVector.broadcast(S, q[qOffset + d + 1]), a1);
+                a2 = FloatVector.fromArray(S, keys, k + 2 * stride, m).fma(FloatVector.broadcast(S, q[qOffset + d + 2]), a2);
+                a3 = FloatVector.fromArray(S, keys, k + 3 * stride, m).fma(FloatVector.broadcast(S, q[qOffset + d + 3]), a3);
             }
-            for (; d < headDim; d++, k += stride) a0 = FloatVector.fromArray(S, keys, k).fma(FloatVector.broadcast(S, q[qOffset + d]), a0);
-            a0.add(a1).add(a2.add(a3)).mul(scale).intoArray(out, outOffset + p);
+            for (; d < headDim; d++, k += stride) a0 = FloatVector.fromArray(S, keys, k, m).fma(FloatVector.broadcast(S, q[qOffset + d]), a0);
+            a0.add(a1).add(a2.add(a3)).mul(scale).intoArray(out, outOffset + p, m);
         }
-        for (; p < positions; p++) {
-            float sum = 0;
-            for (int d = 0; d < headDim; d++) sum += q[qOffset + d] * keys[kBase + d * stride + p];
-            out[outOffset + p] = sum * scale;
+    }
+
+    /** Queries per call of {@link #scores4} and {@link #weightedSum4}. */
+    public static final int QUERIES = 4;
+
+    /**
+     * {@link #scores} of four queries at once, over the same keys: query j at {@code q[qOffset + j * qStride ..]}, its
+     * scores to {@code out[outOffset + j * outStride ..]}, all four over {@code positions} keys. Each key vector is
+     * loaded once for the four (one query per load, prefill's scores ran at 0.8 G FMAs/s, bound by reading the keys
+     * from L2), and each broadcast query element serves two vectors of positions.
+     */
+    public static void scores4(float[] q, int qOffset, int qStride, float[] keys, int kBase, int stride, int headDim,
+                               int positions, float scale, float[] out, int outOffset, int outStride) {
+        int lanes = S.length(), q1 = qOffset + qStride, q2 = q1 + qStride, q3 = q2 + qStride;
+        for (int p = 0; p < positions; p += 2 * lanes) {
+            VectorMask<Float> m = S.indexInRange(p, positions), n = S.indexInRange(p + lanes, positions);
+            FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            for (int d = 0, k = kBase + p; d < headDim; d++, k += stride) {
+                FloatVector key = FloatVector.fromArray(S, keys, k, m), next = FloatVector.fromArray(S, keys, k + lanes, n);
+                FloatVector x0 = FloatVector.broadcast(S, q[qOffset + d]), x1 = FloatVector.broadcast(S, q[q1 + d]),
+                        x2 = FloatVector.broadcast(S, q[q2 + d]), x3 = FloatVector.broadcast(S, q[q3 + d]);
+                a0 = key.fma(x0, a0);
+                a1 = key.fma(x1, a1);
+                a2 = key.fma(x2, a2);
+                a3 = key.fma(x3, a3);
+                b0 = next.fma(x0, b0);
+                b1 = next.fma(x1, b1);
+                b2 = next.fma(x2, b2);
+                b3 = next.fma(x3, b3);
+            }
+            int o = outOffset + p;
+            a0.mul(scale).intoArray(out, o, m);
+            a1.mul(scale).intoArray(out, o + outStride, m);
+            a2.mul(scale).intoArray(out, o + 2 * outStride, m);
+            a3.mul(scale).intoArray(out, o + 3 * outStride, m);
+            b0.mul(scale).intoArray(out, o + lanes, n);
+            b1.mul(scale).intoArray(out, o + lanes + outStride, n);
+            b2.mul(scale).intoArray(out, o + lanes + 2 * outStride, n);
+            b3.mul(scale).intoArray(out, o + lanes + 3 * outStride, n);
+        }
+    }
+
+    /**
+     * {@link #weightedSum} of four queries at once over the same values: query j's weights at
+     * {@code weights[wOffset + j * wStride ..]}, its output to {@code out[outOffset + j * outStride ..]}, all four over
+     * {@code positions} values (a query that sees fewer has zero weights past its own). Per position, two vectors of
+     * the value row are loaded once for the four queries; masked, so any {@code n} takes the same loop. (Four vectors
+     * at a time, sixteen sums, was more than C1 could compile: the method never reached C2.)
+     */
+    public static void weightedSum4(float[] weights, int wOffset, int wStride, float[] values, int vOffset, int stride,
+                                    int positions, float[] out, int outOffset, int outStride, int n) {
+        int lanes = S.length(), w1 = wOffset + wStride, w2 = w1 + wStride, w3 = w2 + wStride;
+        for (int i = 0; i < n; i += 2 * lanes) {
+            VectorMask<Float> m = S.indexInRange(i, n), mNext = S.indexInRange(i + lanes, n);
+            FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            for (int p = 0, v = vOffset + i; p < positions; p++, v += stride) {
+                FloatVector value = FloatVector.fromArray(S, values, v, m), next = FloatVector.fromArray(S, values, v + lanes, mNext);
+                FloatVector x0 = FloatVector.broadcast(S, weights[wOffset + p]), x1 = FloatVector.broadcast(S, weights[w1 + p]),
+                        x2 = FloatVector.broadcast(S, weights[w2 + p]), x3 = FloatVector.broadcast(S, weights[w3 + p]);
+                a0 = value.fma(x0, a0);
+                a1 = value.fma(x1, a1);
+                a2 = value.fma(x2, a2);
+                a3 = value.fma(x3, a3);
+                b0 = next.fma(x0, b0);
+                b1 = next.fma(x1, b1);
+                b2 = next.fma(x2, b2);
+                b3 = next.fma(x3, b3);
+            }
+            int o = outOffset + i;
+            a0.intoArray(out, o, m);
+            a1.intoArray(out, o + outStride, m);
+            a2.intoArray(out, o + 2 * outStride, m);
+            a3.intoArray(out, o + 3 * outStride, m);
+            b0.intoArray(out, o + lanes, mNext);
+            b1.intoArray(out, o + lanes + outStride, mNext);
+            b2.intoArray(out, o + lanes + 2 * outStride, mNext);
+            b3.intoArray(out, o + lanes + 3 * outStride, mNext);
         }
     }
 

@@ -11,6 +11,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -311,37 +312,77 @@ class KernelTest {
     }
 
     /**
-     * The attention kernels against plain loops: scores over transposed keys and the weighted sum of values, for head
-     * sizes that take the four-vector path (64, 128), leave a one-vector and a scalar rest (88), or are all scalar (8),
-     * and position counts with and without a vector tail.
+     * The attention kernels against plain loops: scores over transposed keys and the weighted sum of values, one query
+     * at a time and four at a time, for head sizes of whole vectors (64, 128) or with a masked rest (88, 8), and
+     * position counts with and without a masked last vector (at 512 bits: 1, 37, 300, 17, 5, and 32 for four queries'
+     * two vectors at a time).
      */
     @ParameterizedTest
-    @CsvSource({"64,1", "64,37", "128,300", "88,17", "8,5"})
+    @CsvSource({"64,1", "64,37", "128,300", "88,17", "8,5", "64,32"})
     void attentionKernelsMatchAScalarReference(int headDim, int positions) {
         Random random = new Random(headDim * 1000L + positions);
-        int stride = 411, kvStride = 3 * headDim + 5, qOffset = 7, kBase = 2 * headDim * stride + 3, vOffset = 11;
-        float[] q = new float[qOffset + headDim], keys = new float[kBase + headDim * stride], values = new float[vOffset + positions * kvStride];
-        float[] weights = new float[positions + 2];
+        int queries = VectorMath.QUERIES;
+        int stride = 411, kvStride = 3 * headDim + 5, qOffset = 7, qStride = headDim + 3, kBase = 2 * headDim * stride + 3, vOffset = 11;
+        int wStride = positions + 6, outStride = headDim + 9;
+        float[] q = new float[qOffset + queries * qStride], keys = new float[kBase + headDim * stride], values = new float[vOffset + positions * kvStride];
+        float[] weights = new float[2 + queries * wStride];
         for (float[] a : new float[][]{q, keys, values, weights}) for (int i = 0; i < a.length; i++) a[i] = (float) random.nextGaussian();
-        float[] scores = new float[positions + 3], out = new float[headDim + 4];
-        VectorMath.scores(q, qOffset, keys, kBase, stride, headDim, positions, 0.125f, scores, 3);
-        for (int p = 0; p < positions; p++) {
-            double expected = 0, magnitude = 0;
-            for (int d = 0; d < headDim; d++) {
-                expected += (double) q[qOffset + d] * keys[kBase + d * stride + p];
-                magnitude += Math.abs((double) q[qOffset + d] * keys[kBase + d * stride + p]);
-            }
-            assertEquals(expected * 0.125, scores[3 + p], 1e-6 * magnitude, "score " + p);
+        float[] scores = new float[3 + queries * wStride], out = new float[4 + queries * outStride];
+        for (int j = 0; j < queries; j++) {
+            VectorMath.scores(q, qOffset + j * qStride, keys, kBase, stride, headDim, positions, 0.125f, scores, 3 + j * wStride);
         }
-        VectorMath.weightedSum(weights, 2, values, vOffset, kvStride, positions, out, 4, headDim);
-        for (int i = 0; i < headDim; i++) {
-            double expected = 0, magnitude = 0;
+        float[] single = scores.clone();
+        Arrays.fill(scores, Float.NaN);
+        VectorMath.scores4(q, qOffset, qStride, keys, kBase, stride, headDim, positions, 0.125f, scores, 3, wStride);
+        for (int j = 0; j < queries; j++) {
             for (int p = 0; p < positions; p++) {
-                expected += (double) weights[2 + p] * values[vOffset + p * kvStride + i];
-                magnitude += Math.abs((double) weights[2 + p] * values[vOffset + p * kvStride + i]);
+                double expected = 0, magnitude = 0;
+                for (int d = 0; d < headDim; d++) {
+                    expected += (double) q[qOffset + j * qStride + d] * keys[kBase + d * stride + p];
+                    magnitude += Math.abs((double) q[qOffset + j * qStride + d] * keys[kBase + d * stride + p]);
+                }
+                assertEquals(expected * 0.125, single[3 + j * wStride + p], 1e-6 * magnitude, "query " + j + " score " + p);
+                assertEquals(expected * 0.125, scores[3 + j * wStride + p], 1e-6 * magnitude, "four queries: query " + j + " score " + p);
             }
-            assertEquals(expected, out[4 + i], 1e-6 * magnitude, "output " + i);
+            assertTrue(Float.isNaN(scores[3 + j * wStride + positions]), "four queries wrote past their positions");
         }
+        for (int j = 0; j < queries; j++) {
+            VectorMath.weightedSum(weights, 2 + j * wStride, values, vOffset, kvStride, positions, out, 4 + j * outStride, headDim);
+        }
+        single = out.clone();
+        Arrays.fill(out, Float.NaN);
+        VectorMath.weightedSum4(weights, 2, wStride, values, vOffset, kvStride, positions, out, 4, outStride, headDim);
+        for (int j = 0; j < queries; j++) {
+            for (int i = 0; i < headDim; i++) {
+                double expected = 0, magnitude = 0;
+                for (int p = 0; p < positions; p++) {
+                    expected += (double) weights[2 + j * wStride + p] * values[vOffset + p * kvStride + i];
+                    magnitude += Math.abs((double) weights[2 + j * wStride + p] * values[vOffset + p * kvStride + i]);
+                }
+                assertEquals(expected, single[4 + j * outStride + i], 1e-6 * magnitude, "query " + j + " output " + i);
+                assertEquals(expected, out[4 + j * outStride + i], 1e-6 * magnitude, "four queries: query " + j + " output " + i);
+            }
+            assertTrue(Float.isNaN(out[4 + j * outStride + headDim]), "four queries wrote past the head");
+        }
+    }
+
+    /** Softmax against a plain loop in double, for lengths with and without a masked last vector. */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 5, 16, 37, 300})
+    void softmaxMatchesAPlainLoop(int n) {
+        Random random = new Random(n);
+        float[] x = new float[n + 5];
+        for (int i = 0; i < x.length; i++) x[i] = (float) (8 * random.nextGaussian());
+        float[] expected = new float[n];
+        double max = Double.NEGATIVE_INFINITY, sum = 0;
+        for (int i = 0; i < n; i++) max = Math.max(max, x[2 + i]);
+        for (int i = 0; i < n; i++) sum += Math.exp(x[2 + i] - max);
+        for (int i = 0; i < n; i++) expected[i] = (float) (Math.exp(x[2 + i] - max) / sum);
+        float before = x[1], after = x[2 + n];
+        VectorMath.softmax(x, 2, n);
+        for (int i = 0; i < n; i++) assertEquals(expected[i], x[2 + i], 1e-6f * expected[i] + 1e-9f, "element " + i);
+        assertEquals(before, x[1]);
+        assertEquals(after, x[2 + n], "softmax wrote past its elements");
     }
 
     @Test
