@@ -54,15 +54,22 @@ public final class VectorMath {
         for (; i < n; i++) y[yOffset + i] += x[xOffset + i];
     }
 
-    /** {@code out = x / sqrt(mean(x^2) + eps) * weight}; the mean is summed in double, as llama.cpp does. */
+    /**
+     * {@code out = x / sqrt(mean(x^2) + eps) * weight}; the squares (in float) are summed in double, as llama.cpp does
+     * (in lanes, as in {@link #softmax}); a scalar loop took 0.7% of a TinyLlama prefill.
+     */
     public static void rmsnorm(float[] out, int outOffset, float[] x, int xOffset, float[] weight, int n, float eps) {
-        double ss = 0;
-        for (int i = 0; i < n; i++) {
-            float v = x[xOffset + i];
-            ss += v * v;
+        DoubleVector sums = DoubleVector.zero(D);
+        for (int i = 0; i < n; i += S.length()) {
+            FloatVector v = FloatVector.fromArray(S, x, xOffset + i, S.indexInRange(i, n));
+            v = v.mul(v);
+            sums = sums.add((DoubleVector) v.convertShape(VectorOperators.F2D, D, 0)).add((DoubleVector) v.convertShape(VectorOperators.F2D, D, 1));
         }
-        float scale = (float) (1.0 / Math.sqrt((float) (ss / n) + eps));
-        for (int i = 0; i < n; i++) out[outOffset + i] = x[xOffset + i] * scale * weight[i];
+        float scale = (float) (1.0 / Math.sqrt((float) (sums.reduceLanes(VectorOperators.ADD) / n) + eps));
+        for (int i = 0; i < n; i += S.length()) {
+            VectorMask<Float> m = S.indexInRange(i, n);
+            FloatVector.fromArray(S, x, xOffset + i, m).mul(scale).mul(FloatVector.fromArray(S, weight, i, m)).intoArray(out, outOffset + i, m);
+        }
     }
 
     /**

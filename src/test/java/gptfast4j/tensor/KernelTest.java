@@ -366,6 +366,26 @@ class KernelTest {
         }
     }
 
+    /** RMSNorm against a plain loop in double, for lengths with and without a masked last vector. */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 5, 16, 37, 300})
+    void rmsnormMatchesAPlainLoop(int n) {
+        Random random = new Random(n);
+        float[] x = new float[n + 5], weight = new float[n], out = new float[n + 4];
+        for (int i = 0; i < x.length; i++) x[i] = (float) (3 * random.nextGaussian());
+        for (int i = 0; i < n; i++) weight[i] = (float) random.nextGaussian();
+        double squares = 0;
+        for (int i = 0; i < n; i++) squares += (double) x[2 + i] * x[2 + i];
+        double scale = 1 / Math.sqrt(squares / n + 1e-5);
+        Arrays.fill(out, Float.NaN);
+        VectorMath.rmsnorm(out, 1, x, 2, weight, n, 1e-5f);
+        for (int i = 0; i < n; i++) {
+            double expected = x[2 + i] * scale * weight[i];
+            assertEquals(expected, out[1 + i], 1e-6 * Math.abs(expected) + 1e-9, "element " + i);
+        }
+        assertTrue(Float.isNaN(out[0]) && Float.isNaN(out[1 + n]), "rmsnorm wrote outside its elements");
+    }
+
     /** Softmax against a plain loop in double, for lengths with and without a masked last vector. */
     @ParameterizedTest
     @ValueSource(ints = {1, 5, 16, 37, 300})
