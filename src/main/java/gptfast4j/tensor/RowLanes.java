@@ -150,14 +150,16 @@ final class RowLanes {
     /**
      * {@code x[xOffset + j] * scales[j % period]} for the n activations, in this thread's scratch: the activations of a
      * kernel that leaves its quants in place, each position's power of two taken out of x once per matrix call.
-     * {@code scales} repeats with {@code period = scales.length - L} (which divides n), so that a vector may start at
-     * any multiple of L.
+     * {@code scales} repeats with {@code period = scales.length - L} (a power of two that divides n: 4, 8 or 32), so
+     * that a vector may start at any multiple of L. (The period is a mask, not a modulo: a division per vector, on the
+     * calling thread alone before every decode matrix call, made the self time of {@code Tensor.matmul} in a TinyLlama
+     * Q4_0 decode profile 1.26% against 0.77% with the mask, and the waiting worker's 4.5% against 3.3%.)
      */
     static float[] scaled(float[] x, int xOffset, int n, float[] scales) {
         float[] out = Tensor.scratch(SCALED, n);
-        int period = scales.length - L;
+        int mask = scales.length - L - 1;
         for (int j = 0; j < n; j += L) {
-            FloatVector.fromArray(Tensor.F_SPECIES, x, xOffset + j).mul(FloatVector.fromArray(Tensor.F_SPECIES, scales, j % period)).intoArray(out, j);
+            FloatVector.fromArray(Tensor.F_SPECIES, x, xOffset + j).mul(FloatVector.fromArray(Tensor.F_SPECIES, scales, j & mask)).intoArray(out, j);
         }
         return out;
     }
