@@ -37,6 +37,9 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--gen-tokens", paramLabel = "N", description = "Tokens for tg (default: ${DEFAULT-VALUE}; 0 skips tg).")
     int genTokens = 64;
 
+    @Option(names = "--depth", paramLabel = "N", description = "Tokens already in the context (KV cache) when pp and tg run, as llama-bench's -d (default: ${DEFAULT-VALUE}).")
+    int depth = 0;
+
     @Option(names = "--threads", paramLabel = "N[,N...]", split = ",", description = "Thread counts to test (default: 1 and the number of cores).")
     List<Integer> threads;
 
@@ -69,14 +72,14 @@ final class BenchCommand implements Callable<Integer> {
 
     private static final long WARM_UP_NANOS = 2_000_000_000L;
 
-    record Row(String model, String test, int threads, double meanTokensPerSecond, double stdTokensPerSecond,
+    record Row(String model, String test, int depth, int threads, double meanTokensPerSecond, double stdTokensPerSecond,
                long bytesPerToken, double gigabytesPerSecond, Double percentOfMemoryBandwidth, Double meanAccepted, Double speedup) {}
 
     @Override
     public Integer call() throws Exception {
         if (!format.equals("table") && !format.equals("json")) throw new IllegalArgumentException("--format must be table or json, got " + format);
         if (checkpoint == null && !memory) throw new IllegalArgumentException("give --checkpoint, --memory or both");
-        if (repetitions < 1 || promptTokens < 0 || genTokens < 0) throw new IllegalArgumentException("--repetitions must be >= 1, token counts >= 0");
+        if (repetitions < 1 || promptTokens < 0 || genTokens < 0 || depth < 0) throw new IllegalArgumentException("--repetitions must be >= 1, token counts and --depth >= 0");
         List<Integer> threadCounts = threads != null ? threads : defaultThreads();
         for (int t : threadCounts) if (t < 1) throw new IllegalArgumentException("--threads must be at least 1, got " + t);
 
@@ -92,10 +95,11 @@ final class BenchCommand implements Callable<Integer> {
         if (ckpt != null) {
             Llama model = ckpt.model();
             String name = checkpoint.getFileName().toString();
-            int context = Math.max(1, Math.max(promptTokens, genTokens));
+            int context = depth + Math.max(1, Math.max(promptTokens, genTokens));
             if (context > model.config.contextLength()) throw new IllegalArgumentException("test length " + context + " exceeds the context length " + model.config.contextLength());
-            Llama.State state = model.newState(context, Math.max(1, Math.min(promptTokens, GenerateCommand.PREFILL_BATCH)), 1);
-            int[] prompt = new SplittableRandom(1).ints(Math.max(promptTokens, 1), 0, model.config.vocabSize()).toArray();
+            Llama.State state = model.newState(context, Math.max(1, Math.min(Math.max(promptTokens, depth), GenerateCommand.PREFILL_BATCH)), 1);
+            int[] prompt = new SplittableRandom(1).ints(Math.max(Math.max(promptTokens, depth), 1), 0, model.config.vocabSize()).toArray();
+            String at = depth > 0 ? " @ d" + depth : "";
             for (int t : threadCounts) {
                 Parallel.setThreads(t);
                 // warm-up: let the JIT compile the kernels before anything is timed, for at least WARM_UP_NANOS
@@ -104,25 +108,28 @@ final class BenchCommand implements Callable<Integer> {
                 // tokens/s then 150-160), and with one slow round of compilation the warm-up had ended after it
                 for (long t0 = System.nanoTime(), round = 1; ; round++) {
                     if (promptTokens > 0) model.forward(state, prompt, 0, promptTokens, 0, null);
-                    if (genTokens > 0) decode(model, state, prompt, Math.min(genTokens, 16));
+                    if (genTokens > 0) decode(model, state, prompt, 0, Math.min(genTokens, 16));
                     if (round >= 2 && System.nanoTime() - t0 > WARM_UP_NANOS) break;
                 }
+                // the context the tests start from, after the warm-up, which wrote positions from 0; each test
+                // writes positions from depth on only, so this stays in place for all of them
+                if (depth > 0) model.forward(state, prompt, 0, depth, 0, null);
                 Double bw = bandwidth.get(t);
                 long bytes = model.weights().bytesPerToken(); // after the warm-up: decode may have moved weights to their decode layouts
                 if (promptTokens > 0) {
                     double[] tps = new double[repetitions];
                     for (int r = 0; r < repetitions; r++) {
                         long t0 = System.nanoTime();
-                        model.forward(state, prompt, 0, promptTokens, 0, null);
+                        model.forward(state, prompt, 0, promptTokens, depth, null);
                         tps[r] = promptTokens / ((System.nanoTime() - t0) / 1e9);
                     }
-                    rows.add(new Row(name, "pp" + promptTokens, t, mean(tps), std(tps), bytes, 0, null, null, null));
+                    rows.add(new Row(name, "pp" + promptTokens + at, depth, t, mean(tps), std(tps), bytes, 0, null, null, null));
                 }
                 if (genTokens > 0) {
                     double[] tps = new double[repetitions];
-                    for (int r = 0; r < repetitions; r++) tps[r] = genTokens / (decode(model, state, prompt, genTokens) / 1e9);
+                    for (int r = 0; r < repetitions; r++) tps[r] = genTokens / (decode(model, state, prompt, depth, genTokens) / 1e9);
                     double gbs = bytes * mean(tps) / 1e9;
-                    rows.add(new Row(name, "tg" + genTokens, t, mean(tps), std(tps), bytes, gbs, bw == null ? null : 100 * gbs * 1e9 / bw, null, null));
+                    rows.add(new Row(name, "tg" + genTokens + at, depth, t, mean(tps), std(tps), bytes, gbs, bw == null ? null : 100 * gbs * 1e9 / bw, null, null));
                 }
                 if ((draftCheckpoint != null || lookup != null) && genTokens > 0) rows.addAll(speculative(ckpt, name, t));
             }
@@ -142,11 +149,11 @@ final class BenchCommand implements Callable<Integer> {
         bandwidth.forEach((t, b) -> System.out.printf("memory read bandwidth, %d thread%s: %.1f GB/s%n", t, t == 1 ? "" : "s", b / 1e9));
         if (!rows.isEmpty()) {
             if (!bandwidth.isEmpty()) System.out.println();
-            System.out.printf("| %-28s | %7s | %-10s | %10s | %14s | %9s | %7s | %8s |%n", "model", "threads", "test", "t/s", "", "MB/token", "GB/s", "% of bw");
-            System.out.println("|------------------------------|---------|------------|------------|----------------|-----------|---------|----------|");
+            System.out.printf("| %-28s | %7s | %-14s | %10s | %14s | %9s | %7s | %8s |%n", "model", "threads", "test", "t/s", "", "MB/token", "GB/s", "% of bw");
+            System.out.println("|------------------------------|---------|----------------|------------|----------------|-----------|---------|----------|");
             for (Row r : rows) {
                 boolean tg = r.test().startsWith("tg");
-                System.out.printf("| %-28s | %7d | %-10s | %10.2f | ± %12.2f | %9s | %7s | %8s |%n", r.model(), r.threads(), r.test(),
+                System.out.printf("| %-28s | %7d | %-14s | %10.2f | ± %12.2f | %9s | %7s | %8s |%n", r.model(), r.threads(), r.test(),
                         r.meanTokensPerSecond(), r.stdTokensPerSecond(), tg ? String.format("%.1f", r.bytesPerToken() / 1e6) : "",
                         tg ? String.format("%.2f", r.gigabytesPerSecond()) : "",
                         r.percentOfMemoryBandwidth() == null ? "" : String.format("%.0f%%", r.percentOfMemoryBandwidth()));
@@ -193,8 +200,8 @@ final class BenchCommand implements Callable<Integer> {
         }
         String label = lookup != null ? "lookup" + lookup : "draft";
         return List.of(
-                new Row(name, "plain" + genTokens, threads, mean(plainTps), std(plainTps), 0, 0, null, null, null),
-                new Row(name, label + "-k" + speculateK, threads, mean(specTps), std(specTps), 0, 0, null, spec.meanAccepted(), mean(specTps) / mean(plainTps)));
+                new Row(name, "plain" + genTokens, 0, threads, mean(plainTps), std(plainTps), 0, 0, null, null, null),
+                new Row(name, label + "-k" + speculateK, 0, threads, mean(specTps), std(specTps), 0, 0, null, spec.meanAccepted(), mean(specTps) / mean(plainTps)));
     }
 
     /** Files from this size on are worth mapping in 2 MB pages (Llama-2-7B gained about 20%, TinyLlama's 0.6 GB nothing). */
@@ -214,10 +221,10 @@ final class BenchCommand implements Callable<Integer> {
                 + "(dd if=%s iflag=nocache count=0) and the next run reads it in as 2 MB pages.%n", 100 * resident.get().hugeShare(), file, file);
     }
 
-    /** Nanoseconds to decode {@code n} tokens one at a time from position 0. */
-    private static long decode(Llama model, Llama.State state, int[] tokens, int n) {
+    /** Nanoseconds to decode {@code n} tokens one at a time from position {@code from}. */
+    private static long decode(Llama model, Llama.State state, int[] tokens, int from, int n) {
         long t0 = System.nanoTime();
-        for (int i = 0; i < n; i++) model.forward(state, tokens[i % tokens.length], i);
+        for (int i = 0; i < n; i++) model.forward(state, tokens[i % tokens.length], from + i);
         return System.nanoTime() - t0;
     }
 

@@ -1,0 +1,38 @@
+package gptfast4j.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import gptfast4j.Shared;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@code gptfast bench} on stories260K: its JSON document, and tests run at a context depth as llama-bench's -d. */
+class BenchCommandTest {
+    private static final String STORIES = Shared.MODELS.resolve("stories260K.gguf").toString();
+
+    @Test
+    void jsonRowsAtADepth() throws Exception {
+        ErrorsTest.Outcome o = ErrorsTest.run("bench", "--checkpoint", STORIES, "--threads", "1", "--repetitions", "2",
+                "--prompt-tokens", "16", "--gen-tokens", "8", "--depth", "40", "--format", "json");
+        assertEquals(0, o.exit(), o.err());
+        JsonNode results = new ObjectMapper().readTree(o.out()).get("results");
+        assertEquals(2, results.size(), o.out());
+        String[] tests = {"pp16 @ d40", "tg8 @ d40"};
+        for (int i = 0; i < 2; i++) {
+            JsonNode row = results.get(i);
+            assertEquals(tests[i], row.get("test").asText());
+            assertEquals(40, row.get("depth").asInt());
+            assertEquals(1, row.get("threads").asInt());
+            assertTrue(row.get("meanTokensPerSecond").asDouble() > 0, row.toString());
+        }
+    }
+
+    @Test
+    void depthPastTheContextIsAnError() {
+        ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--threads", "1", "--depth", "2000",
+                "--prompt-tokens", "64", "--gen-tokens", "0"), "exceeds the context length");
+        ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--depth", "-1"), "--depth");
+    }
+}
