@@ -150,7 +150,7 @@ public final class Llama {
             layer.wk().matmul(s.xb, n, s.k, kvDim);
             layer.wv().matmul(s.xb, n, s.v, kvDim);
             eachToken(n, s.rotateAndCache);
-            Parallel.run(c.nHeads(), 1, s.attentionHeads);
+            Parallel.run(c.nHeads(), headsPerCall(), s.attentionHeads);
             layer.wo().matmul(s.xb, n, s.xb2, dim);
             // feed-forward: x += ffn(rmsnorm(x) * ffnNorm), after the attention's residual
             eachToken(n, s.residualAndFfnNorm);
@@ -257,39 +257,63 @@ public final class Llama {
      * Causal attention of the batch's queries ({@code s.q}, [n, nHeads * headDim]) for the heads {@code [hStart, hEnd)}
      * over the cached keys and values of positions {@code 0 .. startPos + t}; writes the concatenated heads to
      * {@code s.xb}. Query head h reads kv head {@code h / (nHeads / nKvHeads)}. The caller splits the heads across
-     * threads. A batch's queries go four at a time ({@link VectorMath#scores4}), each key and value read once for the
-     * four: a query sees the positions up to its own, so the first three take zero weights for the block's later
-     * positions (whose keys and values are already cached). TinyLlama's 32 heads over a 512-token prompt, one thread,
-     * one layer: 47.8-51.5 ms one query at a time, 23.5-24.2 four at a time.
+     * threads, in units of {@link #headsPerCall} heads.
+     * <p>
+     * Four queries at a time ({@link VectorMath#scores4}, {@link VectorMath#weightedSum4}), so that each key and value
+     * is read once for four: a batch's tokens in blocks of four, each block's first three queries taking zero weights
+     * for its later positions (whose keys and values are already cached); the rest of the batch, and every decode
+     * step, token by token, with four query heads that share a kv head together where the model's grouping allows.
+     * TinyLlama's 32 heads, one thread, one layer, a 512-token prompt: 47.8-51.5 ms one query at a time, 23.5-24.2 four
+     * tokens at a time; 22 layers of one decode step at 1800 positions: 23-29 ms one head at a time, 19.4-21.6 four.
      */
     private void attentionHeads(State s, int hStart, int hEnd) {
         Config c = config;
-        int headDim = c.headDim(), dim = c.dim(), kvDim = c.kvDim();
+        int headDim = c.headDim(), dim = c.dim(), kvDim = c.kvDim(), queries = VectorMath.QUERIES;
         int group = c.nHeads() / c.nKvHeads();
-        int n = s.batch, startPos = s.startPos, context = s.contextLength;
+        int n = s.batch, startPos = s.startPos, context = s.contextLength, rows = queries * context;
         float scale = (float) (1.0 / Math.sqrt(headDim));
         float[] keys = s.keyCache[s.layer], values = s.valueCache[s.layer], att = s.att;
+        int blocked = n - n % queries;
         for (int h = hStart; h < hEnd; h++) {
-            int kvOffset = (h / group) * headDim, kBase = kvOffset * s.keyStride;
-            int attOffset = h * VectorMath.QUERIES * context;
-            int t = 0;
-            for (; t + VectorMath.QUERIES <= n; t += VectorMath.QUERIES) {
-                int positions = startPos + t + VectorMath.QUERIES;
+            int kvOffset = (h / group) * headDim, kBase = kvOffset * s.keyStride, attOffset = h * rows;
+            for (int t = 0; t < blocked; t += queries) {
+                int positions = startPos + t + queries;
                 VectorMath.scores4(s.q, t * dim + h * headDim, dim, keys, kBase, s.keyStride, headDim, positions, scale, att, attOffset, context);
-                for (int j = 0; j < VectorMath.QUERIES; j++) {
+                for (int j = 0; j < queries; j++) {
                     int row = attOffset + j * context, own = startPos + t + j + 1;
                     VectorMath.softmax(att, row, own);
                     Arrays.fill(att, row + own, row + positions, 0f);
                 }
                 VectorMath.weightedSum4(att, attOffset, context, values, kvOffset, kvDim, positions, s.xb, t * dim + h * headDim, dim, headDim);
             }
-            for (; t < n; t++) {
-                int positions = startPos + t + 1;
-                VectorMath.scores(s.q, t * dim + h * headDim, keys, kBase, s.keyStride, headDim, positions, scale, att, attOffset);
+        }
+        for (int t = blocked; t < n; t++) {
+            int positions = startPos + t + 1, h = hStart;
+            if (headsPerCall() == queries) {
+                // heads h .. h + 3 share a kv head: the range's bounds are multiples of four, and so is the grouping
+                for (; h < hEnd; h += queries) {
+                    int kvOffset = (h / group) * headDim, qOffset = t * dim + h * headDim;
+                    VectorMath.scores4(s.q, qOffset, headDim, keys, kvOffset * s.keyStride, s.keyStride, headDim, positions, scale, att, h * rows, rows);
+                    for (int j = 0; j < queries; j++) VectorMath.softmax(att, (h + j) * rows, positions);
+                    VectorMath.weightedSum4(att, h * rows, rows, values, kvOffset, kvDim, positions, s.xb, qOffset, headDim, headDim);
+                }
+            }
+            for (; h < hEnd; h++) {
+                int kvOffset = (h / group) * headDim, attOffset = h * rows;
+                VectorMath.scores(s.q, t * dim + h * headDim, keys, kvOffset * s.keyStride, s.keyStride, headDim, positions, scale, att, attOffset);
                 VectorMath.softmax(att, attOffset, positions);
                 VectorMath.weightedSum(att, attOffset, values, kvOffset, kvDim, positions, s.xb, t * dim + h * headDim, headDim);
             }
         }
+    }
+
+    /**
+     * The unit in which {@link #attentionHeads} takes heads: four where every four consecutive query heads share a kv
+     * head (grouped-query attention with groups of 4, 8, ...), so that a token's query heads go four at a time;
+     * otherwise one.
+     */
+    private int headsPerCall() {
+        return config.nHeads() / config.nKvHeads() % VectorMath.QUERIES == 0 ? VectorMath.QUERIES : 1;
     }
 
     /** Activations and KV cache of one sequence, sized once so that a forward pass allocates nothing. */
