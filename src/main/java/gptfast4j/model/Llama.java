@@ -259,8 +259,8 @@ public final class Llama {
      * {@code s.xb}. Query head h reads kv head {@code h / (nHeads / nKvHeads)}. The caller splits the heads across
      * threads, in units of {@link #headsPerCall} heads.
      * <p>
-     * Four queries at a time ({@link VectorMath#scores4}, {@link VectorMath#weightedSum4}), so that each key and value
-     * is read once for four: a batch's tokens in blocks of four, each block's first three queries taking zero weights
+     * Four queries at a time ({@link VectorMath#product4}: their scores, then their weighted sums), so that each key
+     * and value is read once for four: a batch's tokens in blocks of four, each block's first three queries taking zero weights
      * for its later positions (whose keys and values are already cached); the rest of the batch, and every decode
      * step, token by token, with four query heads that share a kv head together where the model's grouping allows.
      * TinyLlama's 32 heads, one thread, one layer, a 512-token prompt: 47.8-51.5 ms one query at a time, 23.5-24.2 four
@@ -278,13 +278,13 @@ public final class Llama {
             int kvOffset = (h / group) * headDim, kBase = kvOffset * s.keyStride, attOffset = h * rows;
             for (int t = 0; t < blocked; t += queries) {
                 int positions = startPos + t + queries;
-                VectorMath.scores4(s.q, t * dim + h * headDim, dim, keys, kBase, s.keyStride, headDim, positions, scale, att, attOffset, context);
+                VectorMath.product4(s.q, t * dim + h * headDim, dim, keys, kBase, s.keyStride, headDim, positions, scale, att, attOffset, context);
                 for (int j = 0; j < queries; j++) {
                     int row = attOffset + j * context, own = startPos + t + j + 1;
                     VectorMath.softmax(att, row, own);
                     Arrays.fill(att, row + own, row + positions, 0f);
                 }
-                VectorMath.weightedSum4(att, attOffset, context, values, kvOffset, kvDim, positions, s.xb, t * dim + h * headDim, dim, headDim);
+                VectorMath.product4(att, attOffset, context, values, kvOffset, kvDim, positions, headDim, 1f, s.xb, t * dim + h * headDim, dim);
             }
         }
         for (int t = blocked; t < n; t++) {
@@ -293,9 +293,9 @@ public final class Llama {
                 // heads h .. h + 3 share a kv head: the range's bounds are multiples of four, and so is the grouping
                 for (; h < hEnd; h += queries) {
                     int kvOffset = (h / group) * headDim, qOffset = t * dim + h * headDim;
-                    VectorMath.scores4(s.q, qOffset, headDim, keys, kvOffset * s.keyStride, s.keyStride, headDim, positions, scale, att, h * rows, rows);
+                    VectorMath.product4(s.q, qOffset, headDim, keys, kvOffset * s.keyStride, s.keyStride, headDim, positions, scale, att, h * rows, rows);
                     for (int j = 0; j < queries; j++) VectorMath.softmax(att, (h + j) * rows, positions);
-                    VectorMath.weightedSum4(att, h * rows, rows, values, kvOffset, kvDim, positions, s.xb, qOffset, headDim, headDim);
+                    VectorMath.product4(att, h * rows, rows, values, kvOffset, kvDim, positions, headDim, 1f, s.xb, qOffset, headDim);
                 }
             }
             for (; h < hEnd; h++) {

@@ -143,81 +143,47 @@ public final class VectorMath {
         }
     }
 
-    /** Queries per call of {@link #scores4} and {@link #weightedSum4}. */
+    /** Rows of a per call of {@link #product4}: the queries attention takes at a time. */
     public static final int QUERIES = 4;
 
     /**
-     * {@link #scores} of four queries at once, over the same keys: query j at {@code q[qOffset + j * qStride ..]}, its
-     * scores to {@code out[outOffset + j * outStride ..]}, all four over {@code positions} keys. Each key vector is
-     * loaded once for the four (one query per load, prefill's scores ran at 0.8 G FMAs/s, bound by reading the keys
-     * from L2), and each broadcast query element serves two vectors of positions.
+     * Four rows at once of a small matrix product, {@code out[j][c] = scale * sum_k a[j][k] * b[k][c]} for j < 4, k <
+     * {@code depth}, c < {@code cols}: row j of a at {@code a[aOffset + j * aStride ..]}, row k of b at {@code b[bOffset
+     * + k * bStride ..]}, row j of out at {@code out[outOffset + j * outStride ..]}. Attention's two products are this:
+     * four queries' scores (a the queries, b the transposed keys, over positions) and their weighted sums of values (a
+     * the weights, b the values, over a head's elements). Each vector of b is loaded once for the four rows (one query
+     * per load, prefill's scores ran at 0.8 G FMAs/s, bound by reading the keys from L2), and each broadcast element of
+     * a serves two vectors of b; the last vectors are masked. (Four vectors of b at a time, sixteen sums, was more than
+     * C1 could compile, and the method never reached C2.)
      */
-    public static void scores4(float[] q, int qOffset, int qStride, float[] keys, int kBase, int stride, int headDim,
-                               int positions, float scale, float[] out, int outOffset, int outStride) {
-        int lanes = S.length(), q1 = qOffset + qStride, q2 = q1 + qStride, q3 = q2 + qStride;
-        for (int p = 0; p < positions; p += 2 * lanes) {
-            VectorMask<Float> m = S.indexInRange(p, positions), n = S.indexInRange(p + lanes, positions);
-            FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-            for (int d = 0, k = kBase + p; d < headDim; d++, k += stride) {
-                FloatVector key = FloatVector.fromArray(S, keys, k, m), next = FloatVector.fromArray(S, keys, k + lanes, n);
-                FloatVector x0 = FloatVector.broadcast(S, q[qOffset + d]), x1 = FloatVector.broadcast(S, q[q1 + d]),
-                        x2 = FloatVector.broadcast(S, q[q2 + d]), x3 = FloatVector.broadcast(S, q[q3 + d]);
-                a0 = key.fma(x0, a0);
-                a1 = key.fma(x1, a1);
-                a2 = key.fma(x2, a2);
-                a3 = key.fma(x3, a3);
-                b0 = next.fma(x0, b0);
-                b1 = next.fma(x1, b1);
-                b2 = next.fma(x2, b2);
-                b3 = next.fma(x3, b3);
+    public static void product4(float[] a, int aOffset, int aStride, float[] b, int bOffset, int bStride, int depth,
+                                int cols, float scale, float[] out, int outOffset, int outStride) {
+        int lanes = S.length(), a1 = aOffset + aStride, a2 = a1 + aStride, a3 = a2 + aStride;
+        for (int c = 0; c < cols; c += 2 * lanes) {
+            VectorMask<Float> m = S.indexInRange(c, cols), n = S.indexInRange(c + lanes, cols);
+            FloatVector s0 = FloatVector.zero(S), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+            for (int k = 0, row = bOffset + c; k < depth; k++, row += bStride) {
+                FloatVector v = FloatVector.fromArray(S, b, row, m), next = FloatVector.fromArray(S, b, row + lanes, n);
+                FloatVector x0 = FloatVector.broadcast(S, a[aOffset + k]), x1 = FloatVector.broadcast(S, a[a1 + k]),
+                        x2 = FloatVector.broadcast(S, a[a2 + k]), x3 = FloatVector.broadcast(S, a[a3 + k]);
+                s0 = v.fma(x0, s0);
+                s1 = v.fma(x1, s1);
+                s2 = v.fma(x2, s2);
+                s3 = v.fma(x3, s3);
+                t0 = next.fma(x0, t0);
+                t1 = next.fma(x1, t1);
+                t2 = next.fma(x2, t2);
+                t3 = next.fma(x3, t3);
             }
-            int o = outOffset + p;
-            a0.mul(scale).intoArray(out, o, m);
-            a1.mul(scale).intoArray(out, o + outStride, m);
-            a2.mul(scale).intoArray(out, o + 2 * outStride, m);
-            a3.mul(scale).intoArray(out, o + 3 * outStride, m);
-            b0.mul(scale).intoArray(out, o + lanes, n);
-            b1.mul(scale).intoArray(out, o + lanes + outStride, n);
-            b2.mul(scale).intoArray(out, o + lanes + 2 * outStride, n);
-            b3.mul(scale).intoArray(out, o + lanes + 3 * outStride, n);
-        }
-    }
-
-    /**
-     * {@link #weightedSum} of four queries at once over the same values: query j's weights at
-     * {@code weights[wOffset + j * wStride ..]}, its output to {@code out[outOffset + j * outStride ..]}, all four over
-     * {@code positions} values (a query that sees fewer has zero weights past its own). Per position, two vectors of
-     * the value row are loaded once for the four queries; masked, so any {@code n} takes the same loop. (Four vectors
-     * at a time, sixteen sums, was more than C1 could compile: the method never reached C2.)
-     */
-    public static void weightedSum4(float[] weights, int wOffset, int wStride, float[] values, int vOffset, int stride,
-                                    int positions, float[] out, int outOffset, int outStride, int n) {
-        int lanes = S.length(), w1 = wOffset + wStride, w2 = w1 + wStride, w3 = w2 + wStride;
-        for (int i = 0; i < n; i += 2 * lanes) {
-            VectorMask<Float> m = S.indexInRange(i, n), mNext = S.indexInRange(i + lanes, n);
-            FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-            for (int p = 0, v = vOffset + i; p < positions; p++, v += stride) {
-                FloatVector value = FloatVector.fromArray(S, values, v, m), next = FloatVector.fromArray(S, values, v + lanes, mNext);
-                FloatVector x0 = FloatVector.broadcast(S, weights[wOffset + p]), x1 = FloatVector.broadcast(S, weights[w1 + p]),
-                        x2 = FloatVector.broadcast(S, weights[w2 + p]), x3 = FloatVector.broadcast(S, weights[w3 + p]);
-                a0 = value.fma(x0, a0);
-                a1 = value.fma(x1, a1);
-                a2 = value.fma(x2, a2);
-                a3 = value.fma(x3, a3);
-                b0 = next.fma(x0, b0);
-                b1 = next.fma(x1, b1);
-                b2 = next.fma(x2, b2);
-                b3 = next.fma(x3, b3);
-            }
-            int o = outOffset + i;
-            a0.intoArray(out, o, m);
-            a1.intoArray(out, o + outStride, m);
-            a2.intoArray(out, o + 2 * outStride, m);
-            a3.intoArray(out, o + 3 * outStride, m);
-            b0.intoArray(out, o + lanes, mNext);
-            b1.intoArray(out, o + lanes + outStride, mNext);
-            b2.intoArray(out, o + lanes + 2 * outStride, mNext);
-            b3.intoArray(out, o + lanes + 3 * outStride, mNext);
+            int o = outOffset + c;
+            s0.mul(scale).intoArray(out, o, m);
+            s1.mul(scale).intoArray(out, o + outStride, m);
+            s2.mul(scale).intoArray(out, o + 2 * outStride, m);
+            s3.mul(scale).intoArray(out, o + 3 * outStride, m);
+            t0.mul(scale).intoArray(out, o + lanes, n);
+            t1.mul(scale).intoArray(out, o + lanes + outStride, n);
+            t2.mul(scale).intoArray(out, o + lanes + 2 * outStride, n);
+            t3.mul(scale).intoArray(out, o + lanes + 3 * outStride, n);
         }
     }
 

@@ -313,7 +313,7 @@ class KernelTest {
 
     /**
      * The attention kernels against plain loops: scores over transposed keys and the weighted sum of values, one query
-     * at a time and four at a time, for head sizes of whole vectors (64, 128) or with a masked rest (88, 8), and
+     * at a time and four at a time ({@code product4} in both roles), for head sizes of whole vectors (64, 128) or with a masked rest (88, 8), and
      * position counts with and without a masked last vector (at 512 bits: 1, 37, 300, 17, 5, and 32 for four queries'
      * two vectors at a time).
      */
@@ -333,7 +333,7 @@ class KernelTest {
         }
         float[] single = scores.clone();
         Arrays.fill(scores, Float.NaN);
-        VectorMath.scores4(q, qOffset, qStride, keys, kBase, stride, headDim, positions, 0.125f, scores, 3, wStride);
+        VectorMath.product4(q, qOffset, qStride, keys, kBase, stride, headDim, positions, 0.125f, scores, 3, wStride);
         for (int j = 0; j < queries; j++) {
             for (int p = 0; p < positions; p++) {
                 double expected = 0, magnitude = 0;
@@ -351,7 +351,7 @@ class KernelTest {
         }
         single = out.clone();
         Arrays.fill(out, Float.NaN);
-        VectorMath.weightedSum4(weights, 2, wStride, values, vOffset, kvStride, positions, out, 4, outStride, headDim);
+        VectorMath.product4(weights, 2, wStride, values, vOffset, kvStride, positions, headDim, 1f, out, 4, outStride);
         for (int j = 0; j < queries; j++) {
             for (int i = 0; i < headDim; i++) {
                 double expected = 0, magnitude = 0;
