@@ -329,7 +329,8 @@ public final class Llama {
         public final float[] logits;
         // [layer][(kvHead * headDim + i) * keyStride + position]: keys transposed, so that one query's scores are
         // vectors over positions (VectorMath.scores); rows padded by 64 bytes, since at a stride that is a multiple of
-        // 4 KB (a context of 1024 or more) a head's rows land in the same cache sets
+        // 4 KB (a context of 1024 or more) a head's rows land in the same cache sets; both caches end in
+        // VectorMath.PRODUCT_SLACK floats that product4 may read past the last row
         final float[][] keyCache;
         final int keyStride;
         final float[][] valueCache; // [layer][position * kvDim + kvHead * headDim + i]
@@ -367,8 +368,8 @@ public final class Llama {
             att = new float[c.nHeads() * VectorMath.QUERIES * contextLength];
             logits = new float[maxLogits * c.vocabSize()];
             keyStride = contextLength + 16;
-            keyCache = new float[c.nLayers()][Math.multiplyExact(keyStride, c.kvDim())];
-            valueCache = new float[c.nLayers()][contextLength * c.kvDim()];
+            keyCache = new float[c.nLayers()][Math.addExact(Math.multiplyExact(keyStride, c.kvDim()), VectorMath.PRODUCT_SLACK)];
+            valueCache = new float[c.nLayers()][Math.addExact(Math.multiplyExact(contextLength, c.kvDim()), VectorMath.PRODUCT_SLACK)];
             rope = new Rope(c, contextLength);
             int experts = Math.max(c.expertCount(), 0), used = Math.max(c.expertsUsed(), 0);
             routerLogits = new float[maxBatch * experts];

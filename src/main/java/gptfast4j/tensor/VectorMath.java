@@ -146,6 +146,9 @@ public final class VectorMath {
     /** Rows of a per call of {@link #product4}: the queries attention takes at a time. */
     public static final int QUERIES = 4;
 
+    /** Floats past b's last row that {@link #product4} may read: two vectors. */
+    public static final int PRODUCT_SLACK = 2 * S.length();
+
     /**
      * Four rows at once of a small matrix product, {@code out[j][c] = scale * sum_k a[j][k] * b[k][c]} for j < 4, k <
      * {@code depth}, c < {@code cols}: row j of a at {@code a[aOffset + j * aStride ..]}, row k of b at {@code b[bOffset
@@ -153,17 +156,21 @@ public final class VectorMath {
      * four queries' scores (a the queries, b the transposed keys, over positions) and their weighted sums of values (a
      * the weights, b the values, over a head's elements). Each vector of b is loaded once for the four rows (one query
      * per load, prefill's scores ran at 0.8 G FMAs/s, bound by reading the keys from L2), and each broadcast element of
-     * a serves two vectors of b; the last vectors are masked. (Four vectors of b at a time, sixteen sums, was more than
-     * C1 could compile, and the method never reached C2.)
+     * a serves two vectors of b.
+     * <p>
+     * b's rows are read in whole pairs of vectors, up to two vectors past {@code cols} (into the next row, or past the
+     * last row: b must hold {@link #PRODUCT_SLACK} floats more); what lies there reaches only sums of columns that are
+     * never stored. Masked loads here made the method too large for C1: its compilation of the loop for on-stack
+     * replacement ran out of virtual registers, and a JVM where that happened never compiled the method past C1's
+     * first tier, whose vectors are objects (0.03 G FMAs/s against 2).
      */
     public static void product4(float[] a, int aOffset, int aStride, float[] b, int bOffset, int bStride, int depth,
                                 int cols, float scale, float[] out, int outOffset, int outStride) {
         int lanes = S.length(), a1 = aOffset + aStride, a2 = a1 + aStride, a3 = a2 + aStride;
         for (int c = 0; c < cols; c += 2 * lanes) {
-            VectorMask<Float> m = S.indexInRange(c, cols), n = S.indexInRange(c + lanes, cols);
             FloatVector s0 = FloatVector.zero(S), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
             for (int k = 0, row = bOffset + c; k < depth; k++, row += bStride) {
-                FloatVector v = FloatVector.fromArray(S, b, row, m), next = FloatVector.fromArray(S, b, row + lanes, n);
+                FloatVector v = FloatVector.fromArray(S, b, row), next = FloatVector.fromArray(S, b, row + lanes);
                 FloatVector x0 = FloatVector.broadcast(S, a[aOffset + k]), x1 = FloatVector.broadcast(S, a[a1 + k]),
                         x2 = FloatVector.broadcast(S, a[a2 + k]), x3 = FloatVector.broadcast(S, a[a3 + k]);
                 s0 = v.fma(x0, s0);
@@ -175,6 +182,7 @@ public final class VectorMath {
                 t2 = next.fma(x2, t2);
                 t3 = next.fma(x3, t3);
             }
+            VectorMask<Float> m = S.indexInRange(c, cols), n = S.indexInRange(c + lanes, cols);
             int o = outOffset + c;
             s0.mul(scale).intoArray(out, o, m);
             s1.mul(scale).intoArray(out, o + outStride, m);

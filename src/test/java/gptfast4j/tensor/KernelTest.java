@@ -313,9 +313,10 @@ class KernelTest {
 
     /**
      * The attention kernels against plain loops: scores over transposed keys and the weighted sum of values, one query
-     * at a time and four at a time ({@code product4} in both roles), for head sizes of whole vectors (64, 128) or with a masked rest (88, 8), and
-     * position counts with and without a masked last vector (at 512 bits: 1, 37, 300, 17, 5, and 32 for four queries'
-     * two vectors at a time).
+     * at a time and four at a time ({@code product4} in both roles), for head sizes of whole vectors (64, 128) or with
+     * a masked rest (88, 8), and position counts with and without a masked last vector (at 512 bits: 1, 37, 300, 17, 5,
+     * and 32 for four queries' two vectors at a time); what the four-query kernel reads past its columns is NaN and
+     * must not show.
      */
     @ParameterizedTest
     @CsvSource({"64,1", "64,37", "128,300", "88,17", "8,5", "64,32"})
@@ -324,9 +325,16 @@ class KernelTest {
         int queries = VectorMath.QUERIES;
         int stride = 411, kvStride = 3 * headDim + 5, qOffset = 7, qStride = headDim + 3, kBase = 2 * headDim * stride + 3, vOffset = 11;
         int wStride = positions + 6, outStride = headDim + 9;
-        float[] q = new float[qOffset + queries * qStride], keys = new float[kBase + headDim * stride], values = new float[vOffset + positions * kvStride];
+        int slack = VectorMath.PRODUCT_SLACK;
+        float[] q = new float[qOffset + queries * qStride], keys = new float[kBase + headDim * stride + slack],
+                values = new float[vOffset + positions * kvStride + slack];
         float[] weights = new float[2 + queries * wStride];
         for (float[] a : new float[][]{q, keys, values, weights}) for (int i = 0; i < a.length; i++) a[i] = (float) random.nextGaussian();
+        // what the kernels may read past their columns is NaN: it must not reach a stored result
+        for (int d = 0; d < headDim; d++) Arrays.fill(keys, kBase + d * stride + positions, kBase + (d + 1) * stride, Float.NaN);
+        for (int p = 0; p < positions; p++) Arrays.fill(values, vOffset + p * kvStride + headDim, vOffset + (p + 1) * kvStride, Float.NaN);
+        Arrays.fill(keys, keys.length - slack, keys.length, Float.NaN);
+        Arrays.fill(values, values.length - slack, values.length, Float.NaN);
         float[] scores = new float[3 + queries * wStride], out = new float[4 + queries * outStride];
         for (int j = 0; j < queries; j++) {
             VectorMath.scores(q, qOffset + j * qStride, keys, kBase, stride, headDim, positions, 0.125f, scores, 3 + j * wStride);
