@@ -260,11 +260,12 @@ public final class Llama {
      * threads, in units of {@link #headsPerCall} heads.
      * <p>
      * Four queries at a time ({@link VectorMath#product4}: their scores, then their weighted sums), so that each key
-     * and value is read once for four: a batch's tokens in blocks of four, each block's first three queries taking zero weights
-     * for its later positions (whose keys and values are already cached); the rest of the batch, and every decode
-     * step, token by token, with four query heads that share a kv head together where the model's grouping allows.
-     * TinyLlama's 32 heads, one thread, one layer, a 512-token prompt: 47.8-51.5 ms one query at a time, 23.5-24.2 four
-     * tokens at a time; 22 layers of one decode step at 1800 positions: 23-29 ms one head at a time, 19.4-21.6 four.
+     * and value is read once for four: a batch's tokens in blocks of four, each block's first three queries taking zero
+     * weights for its later positions (whose keys and values are already cached); the rest of the batch, and every
+     * decode step, token by token, with four query heads that share a kv head together where the model's grouping
+     * allows. TinyLlama's 32 heads, one thread, one layer, a 512-token prompt: 47.8-51.5 ms one query at a time,
+     * 23.5-24.2 four tokens at a time; 22 layers of one decode step at 1800 positions: 23-29 ms one head at a time,
+     * 19.4-21.6 four.
      */
     private void attentionHeads(State s, int hStart, int hEnd) {
         Config c = config;

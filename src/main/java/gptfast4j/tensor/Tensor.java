@@ -262,7 +262,8 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
      * scratch that stays in cache and every token is run over it, so each weight is read from memory and converted once
      * per call however many tokens there are. Batches of {@link #GROUP_TOKENS} tokens or more put tokens in the vector
      * lanes ({@link #groupProduct}); smaller ones, such as the verification of a few speculated tokens, run dot
-     * products over the tile ({@link #tileProduct}). Q4_0, Q4_1 and Q4_K run batches of {@link Int16Product#MIN_TOKENS}
+     * products over the tile ({@link #tileProduct}), or, up to {@link #MATVEC_TOKENS} tokens on a decode layout, the
+     * decode kernel once per token. Q4_0, Q4_1 and Q4_K run batches of {@link Int16Product#MIN_TOKENS}
      * tokens or more in int16 arithmetic on activations rounded to int8, as llama.cpp does.
      */
     public void matmul(float[] x, int nTokens, float[] out, int outStride) {
