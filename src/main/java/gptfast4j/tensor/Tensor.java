@@ -262,27 +262,66 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
      * scratch that stays in cache and every token is run over it, so each weight is read from memory and converted once
      * per call however many tokens there are. Batches of {@link #GROUP_TOKENS} tokens or more put tokens in the vector
      * lanes ({@link #groupProduct}); smaller ones, such as the verification of a few speculated tokens, run dot
-     * products over the tile ({@link #tileProduct}), or, up to {@link #MATVEC_TOKENS} tokens on a decode layout, the
-     * decode kernel once per token. Q4_0, Q4_1 and Q4_K run batches of {@link Int16Product#MIN_TOKENS}
+     * products over the tile ({@link #tileProduct}), or, up to {@link #LANE_TOKENS} tokens on a decode layout, the
+     * decode kernel once per token over chunks of rows ({@link #laneTokens}). Q4_0, Q4_1 and Q4_K run batches of {@link Int16Product#MIN_TOKENS}
      * tokens or more in int16 arithmetic on activations rounded to int8, as llama.cpp does.
      */
     public void matmul(float[] x, int nTokens, float[] out, int outStride) {
         if (nTokens == 1) matvec(x, out);
-        else if (nTokens <= MATVEC_TOKENS && this instanceof PanelRows p && p.inLanes()) {
-            for (int t = 0; t < nTokens; t++) matvec(x, t * cols, out, t * outStride, 0, Math.toIntExact(rows));
-        } else if (nTokens >= Int16Product.MIN_TOKENS && this instanceof Int16Product.Weights w) Int16Product.matmul(w, x, nTokens, out, outStride);
+        else if (nTokens <= LANE_TOKENS && this instanceof PanelRows p && p.inLanes()) laneTokens(x, nTokens, out, outStride);
+        else if (nTokens >= Int16Product.MIN_TOKENS && this instanceof Int16Product.Weights w) Int16Product.matmul(w, x, nTokens, out, outStride);
         else if (nTokens < GROUP_TOKENS) tileProduct(x, nTokens, out, outStride);
         else groupProduct(x, nTokens, out, outStride);
     }
 
     /**
-     * Batches up to this size run token by token through the decode kernel where the weights are in a decode layout:
-     * a tile of them dequantized to floats and multiplied four tokens at a time ({@link #tileProduct}) costs as many
-     * vector operations per token as the decode kernel, plus the dequantization once per batch, so it reads the
-     * weights once but does not compute faster. TinyLlama Q4_0, 2 threads, one forward pass: 1 token 20.5 ms; 2 tokens
-     * 96 ms through tiles, 4 tokens 103, 6 tokens 146, 8 tokens 150.
+     * Batches up to this size on a decode layout take {@link #laneTokens}; larger ones the float tiles of
+     * {@link #tileProduct}, whose dequantization once per batch then costs less than the decode kernel's per-token
+     * mask and conversion. TinyLlama Q4_0, 2 threads, one forward pass, tiles against decode kernel (two JVMs each):
+     * 2 tokens 95-98 against 42-43 ms, 4 tokens 98-100 against 77-80, 6 tokens 149-151 against 112-115, 8 tokens
+     * 147-151 against 144-145, 16 tokens 251-255 against 282-288 (one token 20.5).
      */
-    static final int MATVEC_TOKENS = 4;
+    static final int LANE_TOKENS = 8;
+
+    /**
+     * Matrix x matrix for a small batch on a decode layout: the decode kernel ({@link #dotRows}) once per token, over
+     * the rows in chunks of two lane groups, all tokens over one chunk before the next, so the weights are read from
+     * memory once per batch and the tokens reuse them from cache. Each token's activations are prepared as decode
+     * prepares them ({@link #prepare}), into this thread's scratch, so every token's outputs are exactly its decode
+     * step's.
+     */
+    private void laneTokens(float[] x, int nTokens, float[] out, int outStride) {
+        float[] prepared = scratch(TOKEN_ACTIVATIONS, nTokens * cols);
+        float[][] sums = TOKEN_SUMS.get();
+        RowTask one = rowTask;
+        synchronized (one) {
+            try {
+                for (int t = 0; t < nTokens; t++) {
+                    prepare(x, t * cols, one);
+                    System.arraycopy(one.x, one.xOffset, prepared, t * cols, cols);
+                    if (one.sums == null) {
+                        sums[t] = null;
+                    } else {
+                        if (sums[t] == null || sums[t].length < one.sums.length) sums[t] = new float[one.sums.length];
+                        System.arraycopy(one.sums, 0, sums[t], 0, one.sums.length);
+                    }
+                }
+            } finally {
+                one.x = null;
+                one.sums = null;
+            }
+        }
+        Parallel.run(Math.toIntExact(rows), ROW_GRANULE, (start, end) -> {
+            for (int r = start; r < end; r += ROW_GRANULE) {
+                int chunkEnd = Math.min(end, r + ROW_GRANULE);
+                for (int t = 0; t < nTokens; t++) dotRows(prepared, t * cols, sums[t], out, t * outStride, 0, r, chunkEnd);
+            }
+        });
+    }
+
+    /** The calling thread's prepared activations of a small batch ({@link #laneTokens}), kept between calls. */
+    private static final ThreadLocal<float[]> TOKEN_ACTIVATIONS = ThreadLocal.withInitial(() -> new float[0]);
+    private static final ThreadLocal<float[][]> TOKEN_SUMS = ThreadLocal.withInitial(() -> new float[Tensor.GROUP_TOKENS][]);
 
     /** Tokens the micro-kernel of {@link #groupProduct} holds in its vectors: two vectors' worth. */
     static final int GROUP_TOKENS = 2 * F_SPECIES.length();

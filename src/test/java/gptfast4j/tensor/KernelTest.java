@@ -146,7 +146,7 @@ class KernelTest {
     }
 
     /**
-     * 4 tokens in a decode layout run token by token through the decode kernel ({@link Tensor#MATVEC_TOKENS}); 11
+     * 7 tokens in a decode layout run the decode kernel per token over chunks of rows ({@code Tensor.laneTokens}); 11
      * tokens (7 with 128-bit vectors, whose groups hold 8) run the tile product (full 4x4 blocks and the leftover
      * path); a group and five more the group product with tokens in the lanes (a full group and a zero-padded one)
      * over the rows of a tile in blocks of eight and a repeated-row rest. Both stay under {@link Int16Product#MIN_TOKENS}
@@ -157,15 +157,15 @@ class KernelTest {
     @CsvSource({"F32,tile,file", "F16,tile,file", "BF16,tile,file", "Q8_0,tile,file", "Q4_0,tile,file", "Q4_1,tile,file", "Q4_K,tile,file", "Q5_K,tile,file", "Q6_K,tile,file",
             "F32,group,file", "F16,group,file", "BF16,group,file", "Q8_0,group,file", "Q4_0,group,file", "Q4_1,group,file", "Q4_K,group,file", "Q5_K,group,file", "Q6_K,group,file",
             "Q8_0,tile,decode", "Q8_0,group,decode", "Q4_0,tile,decode", "Q4_0,group,decode", "Q4_1,tile,decode", "Q4_1,group,decode", "Q4_K,tile,decode", "Q4_K,group,decode", "Q5_K,tile,decode", "Q5_K,group,decode", "Q6_K,tile,decode", "Q6_K,group,decode",
-            "Q8_0,matvecs,decode", "Q4_0,matvecs,decode", "Q4_1,matvecs,decode", "Q4_K,matvecs,decode", "Q5_K,matvecs,decode", "Q6_K,matvecs,decode"})
+            "Q8_0,lanes,decode", "Q4_0,lanes,decode", "Q4_1,lanes,decode", "Q4_K,lanes,decode", "Q5_K,lanes,decode", "Q6_K,lanes,decode"})
     void matmulMatchesTheReferenceAndIgnoresTheThreadCount(String typeName, String product, String layout) {
         int tokens = switch (product) {
-            case "matvecs" -> Tensor.MATVEC_TOKENS; // a decode layout's small batch: token by token through the decode kernel
+            case "lanes" -> Tensor.LANE_TOKENS - 1; // a decode layout's small batch: the decode kernel per token
             case "tile" -> Math.min(11, Tensor.GROUP_TOKENS - 1);
             default -> Tensor.GROUP_TOKENS + 5;
         };
-        assertTrue(tokens < Int16Product.MIN_TOKENS && (tokens < Tensor.GROUP_TOKENS) == !product.equals("group")
-                && (tokens <= Tensor.MATVEC_TOKENS) == product.equals("matvecs"), "tokens " + tokens);
+        // with 128-bit vectors (groups of 8 tokens) a decode layout's "tile" batch of 7 takes the decode kernel as well
+        assertTrue(tokens < Int16Product.MIN_TOKENS && (tokens < Tensor.GROUP_TOKENS) == !product.equals("group"), "tokens " + tokens);
         TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + typeName + ".gguf")).tensors().get("blk.0.ffn_gate.weight");
         Tensor t = uneven(td, layout.equals("decode"));
         ByteBuffer bytes = td.data().asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
