@@ -257,14 +257,14 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
     }
 
     /**
-     * Matrix x matrix: for each of {@code nTokens} input vectors {@code x[t * cols ..]} writes
-     * {@code out[t * outStride + r] = row r · x_t} for all rows. A tile of rows is dequantized once into a float
-     * scratch that stays in cache and every token is run over it, so each weight is read from memory and converted once
-     * per call however many tokens there are. Batches of {@link #GROUP_TOKENS} tokens or more put tokens in the vector
-     * lanes ({@link #groupProduct}); smaller ones, such as the verification of a few speculated tokens, run dot
-     * products over the tile ({@link #tileProduct}), or, up to {@link #LANE_TOKENS} tokens on a decode layout, the
-     * decode kernel once per token over chunks of rows ({@link #laneTokens}). Q4_0, Q4_1 and Q4_K run batches of {@link Int16Product#MIN_TOKENS}
-     * tokens or more in int16 arithmetic on activations rounded to int8, as llama.cpp does.
+     * Matrix x matrix: for each of {@code nTokens} input vectors {@code x[t * cols ..]} writes {@code out[t * outStride
+     * + r] = row r · x_t} for all rows. A tile of rows is dequantized once into a float scratch that stays in cache and
+     * every token is run over it, so each weight is read from memory and converted once per call however many tokens
+     * there are. Batches of {@link #GROUP_TOKENS} tokens or more put tokens in the vector lanes ({@link
+     * #groupProduct}); smaller ones, such as the verification of a few speculated tokens, run dot products over the
+     * tile ({@link #tileProduct}), or, up to {@link #LANE_TOKENS} tokens on a decode layout, the decode kernel once per
+     * token over chunks of rows ({@link #laneTokens}). Q4_0, Q4_1 and Q4_K run batches of {@link
+     * Int16Product#MIN_TOKENS} tokens or more in int16 arithmetic on activations rounded to int8, as llama.cpp does.
      */
     public void matmul(float[] x, int nTokens, float[] out, int outStride) {
         if (nTokens == 1) matvec(x, out);
@@ -321,7 +321,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
 
     /** The calling thread's prepared activations of a small batch ({@link #laneTokens}), kept between calls. */
     private static final ThreadLocal<float[]> TOKEN_ACTIVATIONS = ThreadLocal.withInitial(() -> new float[0]);
-    private static final ThreadLocal<float[][]> TOKEN_SUMS = ThreadLocal.withInitial(() -> new float[Tensor.GROUP_TOKENS][]);
+    private static final ThreadLocal<float[][]> TOKEN_SUMS = ThreadLocal.withInitial(() -> new float[Tensor.LANE_TOKENS][]);
 
     /** Tokens the micro-kernel of {@link #groupProduct} holds in its vectors: two vectors' worth. */
     static final int GROUP_TOKENS = 2 * F_SPECIES.length();
