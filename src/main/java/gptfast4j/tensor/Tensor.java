@@ -489,32 +489,44 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
             });
             return;
         }
-        // a last group of fewer than four tokens runs as four too, its inputs padded by repeating its last: one dot
-        // product per row and token took longer than the whole groups (TinyLlama Q4_0 prefill from the file's layout,
-        // alternating: 6 tokens 26.6/26.8 -> 29.8/33.3 tokens/s, 7 tokens 30.1/27.7 -> 40.2/42.5, 5 tokens level)
+        // A last group of fewer than four tokens runs as four too, its inputs padded by repeating its last, and so do
+        // the matrix's last rows: every output comes from dot4x4, whatever the thread count (one dot product per row
+        // and token took longer than the whole groups: TinyLlama Q4_0 prefill from the file's layout, alternating,
+        // 6 tokens 26.6/26.8 -> 29.8/33.3 tokens/s, 7 tokens 30.1/27.7 -> 40.2/42.5, 5 tokens level)
         int whole = nTokens / 4 * 4;
         float[] rest = whole == nTokens ? null : paddedTokens(x, whole, nTokens);
         eachTile(4, (r0, tileRows, tile, stride) -> {
             float[] partial = accumulators(16);
             // tokens outer: four input rows stay in L1 while the tile's row groups stream past them from L2
             for (int t = 0; t < nTokens; t += 4) {
+                float[] inputs = t < whole ? x : rest;
+                int inputOffset = t < whole ? t * cols : 0, tokens = Math.min(4, nTokens - t);
                 for (int r = 0; r < tileRows; r += 4) {
                     if (r + 4 <= tileRows && t < whole) {
                         dot4x4(tile, r * stride, stride, x, t * cols, cols, out, t * outStride + r0 + r, outStride);
-                    } else if (r + 4 <= tileRows) {
-                        dot4x4(tile, r * stride, stride, rest, 0, cols, partial, 0, 4);
-                        for (int tt = t; tt < nTokens; tt++) System.arraycopy(partial, (tt - t) * 4, out, tt * outStride + r0 + r, 4);
-                    } else {
-                        for (int rr = r; rr < Math.min(r + 4, tileRows); rr++) {
-                            for (int tt = t; tt < Math.min(t + 4, nTokens); tt++) {
-                                out[tt * outStride + r0 + rr] = VectorMath.dot(tile, rr * stride, x, tt * cols, cols);
-                            }
-                        }
+                        continue;
                     }
+                    int height = Math.min(4, tileRows - r);
+                    if (height == 4) {
+                        dot4x4(tile, r * stride, stride, inputs, inputOffset, cols, partial, 0, 4);
+                    } else {
+                        float[] rows = paddedRows(tile, r, tileRows, stride);
+                        dot4x4(rows, 0, cols, inputs, inputOffset, cols, partial, 0, 4);
+                    }
+                    for (int j = 0; j < tokens; j++) System.arraycopy(partial, j * 4, out, (t + j) * outStride + r0 + r, height);
                 }
             }
         });
     }
+
+    /** Rows {@code [from, to)} of a tile (fewer than four) as four rows of {@code cols}, the last repeated, in this thread's scratch. */
+    private float[] paddedRows(float[] tile, int from, int to, int stride) {
+        float[] padded = scratch(PADDED_ROWS, 4 * cols);
+        for (int i = 0; i < 4; i++) System.arraycopy(tile, Math.min(from + i, to - 1) * stride, padded, i * cols, cols);
+        return padded;
+    }
+
+    private static final ThreadLocal<float[]> PADDED_ROWS = ThreadLocal.withInitial(() -> new float[0]);
 
     /** Tokens {@code [from, to)} of x (fewer than four) as four, the last repeated, in this thread's scratch. */
     private float[] paddedTokens(float[] x, int from, int to) {
