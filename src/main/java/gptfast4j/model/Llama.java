@@ -275,6 +275,7 @@ public final class Llama {
         float scale = (float) (1.0 / Math.sqrt(headDim));
         float[] keys = s.keyCache[s.layer], values = s.valueCache[s.layer], att = s.att;
         int blocked = n - n % queries;
+        boolean headsTogether = headsPerCall() == queries;
         for (int h = hStart; h < hEnd; h++) {
             int kvOffset = (h / group) * headDim, kBase = kvOffset * s.keyStride, attOffset = h * rows;
             for (int t = 0; t < blocked; t += queries) {
@@ -290,7 +291,7 @@ public final class Llama {
         }
         for (int t = blocked; t < n; t++) {
             int positions = startPos + t + 1, h = hStart;
-            if (headsPerCall() == queries) {
+            if (headsTogether) {
                 // heads h .. h + 3 share a kv head: the range's bounds are multiples of four, and so is the grouping
                 for (; h < hEnd; h += queries) {
                     int kvOffset = (h / group) * headDim, qOffset = t * dim + h * headDim;

@@ -211,10 +211,8 @@ final class Int16Product {
                     int t1 = Math.min(t + 1, nTokens - 1);
                     for (int b = b0; b < b1; b += span) { // one scale per span of blocks
                         float max0 = maxAbs(x, t * cols + b * BLOCK, span * BLOCK), max1 = maxAbs(x, t1 * cols + b * BLOCK, span * BLOCK);
-                        float inverse0 = max0 == 0 ? 0 : 127 / max0, inverse1 = max1 == 0 ? 0 : 127 / max1;
-                        // Q8_K's -127 / max with max signed gives the same products: values and scale change sign together
-                        float d0 = kQuant ? (max0 == 0 ? 0 : 1 / inverse0) : Float.float16ToFloat(Float.floatToFloat16(max0 / 127));
-                        float d1 = kQuant ? (max1 == 0 ? 0 : 1 / inverse1) : Float.float16ToFloat(Float.floatToFloat16(max1 / 127));
+                        float inverse0 = inverse(max0), inverse1 = inverse(max1);
+                        float d0 = scale(max0, inverse0, kQuant), d1 = scale(max1, inverse1, kQuant);
                         for (int bb = b; bb < b + span; bb++) {
                             IntVector sum0 = IntVector.zero(Tensor.I_SPECIES), sum1 = sum0;
                             // round half to even: adding and taking off 1.5 * 2^23 leaves no fraction bits (|x * inverse| <= 127)
@@ -239,8 +237,8 @@ final class Int16Product {
                             }
                             // Q8_1's s: the unrounded max / 127 times the sum, rounded to an f16
                             if (minSums != null) {
-                                minSums[at] = Float.float16ToFloat(Float.floatToFloat16(max0 / 127 * s0));
-                                minSums[at + 1] = Float.float16ToFloat(Float.floatToFloat16(max1 / 127 * s1));
+                                minSums[at] = toHalfAndBack(max0 / 127 * s0);
+                                minSums[at + 1] = toHalfAndBack(max1 / 127 * s1);
                             }
                         }
                     }
@@ -248,6 +246,24 @@ final class Int16Product {
             }
         });
         return new Activations(q, scale, sums, minSums, groups);
+    }
+
+    /** What a block with this max|x| is multiplied by before rounding: 127 / max, 0 for an all-zero block. */
+    private static float inverse(float max) {
+        return max == 0 ? 0 : 127 / max;
+    }
+
+    /**
+     * The scale of a rounded block: Q8_K's 1 / inverse (its -127 / max with max signed gives the same products: values
+     * and scale change sign together), or Q8_0's and Q8_1's max / 127 as an f16.
+     */
+    private static float scale(float max, float inverse, boolean kQuant) {
+        return kQuant ? (max == 0 ? 0 : 1 / inverse) : toHalfAndBack(max / 127);
+    }
+
+    /** {@code v} rounded to an f16, as a float. */
+    private static float toHalfAndBack(float v) {
+        return Float.float16ToFloat(Float.floatToFloat16(v));
     }
 
     /**

@@ -494,7 +494,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
         // and token took longer than the whole groups: TinyLlama Q4_0 prefill from the file's layout, alternating,
         // 6 tokens 26.6/26.8 -> 29.8/33.3 tokens/s, 7 tokens 30.1/27.7 -> 40.2/42.5, 5 tokens level)
         int whole = nTokens / 4 * 4;
-        float[] rest = whole == nTokens ? null : paddedTokens(x, whole, nTokens);
+        float[] rest = whole == nTokens ? null : fourRows(PADDED_TOKENS, x, whole, nTokens, cols);
         eachTile(4, (r0, tileRows, tile, stride) -> {
             float[] partial = accumulators(16);
             // tokens outer: four input rows stay in L1 while the tile's row groups stream past them from L2
@@ -510,7 +510,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
                     if (height == 4) {
                         dot4x4(tile, r * stride, stride, inputs, inputOffset, cols, partial, 0, 4);
                     } else {
-                        float[] rows = paddedRows(tile, r, tileRows, stride);
+                        float[] rows = fourRows(PADDED_ROWS, tile, r, tileRows, stride);
                         dot4x4(rows, 0, cols, inputs, inputOffset, cols, partial, 0, 4);
                     }
                     for (int j = 0; j < tokens; j++) System.arraycopy(partial, j * 4, out, (t + j) * outStride + r0 + r, height);
@@ -519,23 +519,19 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
         });
     }
 
-    /** Rows {@code [from, to)} of a tile (fewer than four) as four rows of {@code cols}, the last repeated, in this thread's scratch. */
-    private float[] paddedRows(float[] tile, int from, int to, int stride) {
-        float[] padded = scratch(PADDED_ROWS, 4 * cols);
-        for (int i = 0; i < 4; i++) System.arraycopy(tile, Math.min(from + i, to - 1) * stride, padded, i * cols, cols);
+    /**
+     * Rows {@code [from, to)} of {@code a} (fewer than four, row i at {@code a[i * stride]}) as four rows of
+     * {@code cols}, the last repeated, in this thread's array of {@code local}.
+     */
+    private float[] fourRows(ThreadLocal<float[]> local, float[] a, int from, int to, int stride) {
+        float[] padded = scratch(local, 4 * cols);
+        for (int i = 0; i < 4; i++) System.arraycopy(a, Math.min(from + i, to - 1) * stride, padded, i * cols, cols);
         return padded;
     }
 
-    private static final ThreadLocal<float[]> PADDED_ROWS = ThreadLocal.withInitial(() -> new float[0]);
-
-    /** Tokens {@code [from, to)} of x (fewer than four) as four, the last repeated, in this thread's scratch. */
-    private float[] paddedTokens(float[] x, int from, int to) {
-        float[] padded = scratch(PADDED_TOKENS, 4 * cols);
-        for (int j = 0; j < 4; j++) System.arraycopy(x, Math.min(from + j, to - 1) * cols, padded, j * cols, cols);
-        return padded;
-    }
-
-    private static final ThreadLocal<float[]> PADDED_TOKENS = ThreadLocal.withInitial(() -> new float[0]);
+    /** The tile product's padded tokens (the calling thread's, read by all) and padded rows (each thread's own). */
+    private static final ThreadLocal<float[]> PADDED_TOKENS = ThreadLocal.withInitial(() -> new float[0]),
+            PADDED_ROWS = ThreadLocal.withInitial(() -> new float[0]);
 
     /**
      * One panel of L rows ({@code w[panel ..]}, {@link #eachPanelTile}) times all tokens, four at a time: per column, one
