@@ -81,7 +81,7 @@ final class BenchCommand implements Callable<Integer> {
         if (checkpoint == null && !memory) throw new IllegalArgumentException("give --checkpoint, --memory or both");
         if (repetitions < 1 || promptTokens < 0 || genTokens < 0 || depth < 0) throw new IllegalArgumentException("--repetitions must be >= 1, token counts and --depth >= 0");
         List<Integer> threadCounts = threads != null ? threads : defaultThreads();
-        for (int t : threadCounts) if (t < 1) throw new IllegalArgumentException("--threads must be at least 1, got " + t);
+        for (int t : threadCounts) CommonOptions.checkThreads(t);
 
         Map<Integer, Double> bandwidth = new LinkedHashMap<>();
         if (memory) {

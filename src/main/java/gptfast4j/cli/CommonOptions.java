@@ -27,9 +27,21 @@ final class CommonOptions {
     boolean debug;
 
     Checkpoint load() {
-        if (threads < 1) throw new IllegalArgumentException("--threads must be at least 1, got " + threads);
+        checkThreads(threads);
         Parallel.setThreads(threads);
         return Checkpoint.load(checkpoint, tokenizer, quantizeMode(quantize, "--quantize"));
+    }
+
+    /**
+     * A thread count checked: at least 1, and past the processors the JVM may use, a note that it will be slower (the
+     * matrix calls then wait on threads the OS has not scheduled yet).
+     */
+    static void checkThreads(int threads) {
+        if (threads < 1) throw new IllegalArgumentException("--threads must be at least 1, got " + threads);
+        int processors = Runtime.getRuntime().availableProcessors();
+        if (threads > processors) {
+            System.err.printf("note: --threads %d is more than the %d processors available (one thread per processor is usually fastest)%n", threads, processors);
+        }
     }
 
     /** int8 / int4 / int4-asym as the weight format they write; null for none. */

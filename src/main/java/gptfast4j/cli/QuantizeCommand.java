@@ -38,7 +38,7 @@ final class QuantizeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         GGMLType type = CommonOptions.quantizeMode(mode, "--mode");
-        if (threads < 1) throw new IllegalArgumentException("--threads must be at least 1, got " + threads);
+        CommonOptions.checkThreads(threads);
         Parallel.setThreads(threads);
         Path parent = out.toAbsolutePath().getParent();
         if (!Files.isDirectory(parent)) throw new IllegalArgumentException("output folder " + parent + " does not exist");

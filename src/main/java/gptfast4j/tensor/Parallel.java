@@ -10,7 +10,8 @@ import java.util.concurrent.locks.LockSupport;
  * what is left at a time, and when it is done takes from the back of the others' ranges: on this shared machine one
  * core is often slower than the other or starts late, and with fixed halves the other waited for it (TinyLlama decode:
  * the caller spent 11-34% of its matrix-call time waiting). Workers spin briefly (matrix calls come back to back
- * within a forward pass) and park when idle, so an idle engine costs no CPU. Nothing is allocated per call.
+ * within a forward pass) and park when idle, so an idle engine costs no CPU; a worker that comes late finds the call
+ * closed ({@link #inside}). Nothing is allocated per call.
  */
 public final class Parallel {
     /** Work on the rows {@code [start, end)} of some range. */
@@ -19,11 +20,31 @@ public final class Parallel {
         void run(int start, int end);
     }
 
-    private static final int SPIN_ITERATIONS = 200_000;
+    /**
+     * A worker's spins for the next call before it parks (a few tens of microseconds: the gaps between a forward
+     * pass's matrix calls). TinyLlama Q4_0 tg64, 4 alternating rounds: 2000 spins 39.3/39.4/44.6/43.8 tokens/s, 200000
+     * 36.7/36.0/45.2/42.2, none (park at once) 34.9/32.6/41.4/38.5; with a busy process beside it, 2 threads, tg16
+     * 22.2/17.8, 18.2/18.3 and 27.4/25.8.
+     */
+    private static final int SPIN_ITERATIONS = 2000;
     private static volatile Parallel pool = new Parallel(Runtime.getRuntime().availableProcessors());
 
     private final Worker[] workers;
-    private final AtomicInteger pending = new AtomicInteger();
+    /**
+     * How long a worker spins for the next call before it parks: not at all where the threads outnumber the
+     * processors, where a spinning worker holds a core that another needs (TinyLlama Q4_0 tg16 on 2 cores, 3 threads:
+     * 19.7 tokens/s spinning, 40.3 parking at once; 2 threads 40.2).
+     */
+    private final int spinLimit;
+    /**
+     * The workers inside the current call ({@link #enter}), plus {@link #CLOSED} once the caller has closed it. The
+     * caller waits only for the workers that entered: a worker the OS has not scheduled since the call was posted
+     * (more threads than free cores: other processes, or {@code --threads} past the core count) finds the call closed
+     * when it wakes and skips it, where the caller used to wait for it to take its turn (stories260K, 3 threads on 2
+     * cores: 6.7 against 114 tokens/s on 2).
+     */
+    private final AtomicInteger inside = new AtomicInteger(CLOSED);
+    private static final int CLOSED = 1 << 30;
     private volatile int generation;
     private RangeTask task;
     private int n;
@@ -41,6 +62,7 @@ public final class Parallel {
 
     private Parallel(int threads) {
         workers = new Worker[threads - 1];
+        spinLimit = threads > Runtime.getRuntime().availableProcessors() ? 0 : SPIN_ITERATIONS;
         ranges = new AtomicLongArray(RANGE_STRIDE * threads);
         for (int i = 0; i < workers.length; i++) {
             workers[i] = new Worker(i + 1);
@@ -99,8 +121,8 @@ public final class Parallel {
             for (int t = 0; t < threads; t++) ranges.set(RANGE_STRIDE * t, units * t / threads << 32 | units * (t + 1) / threads);
         }
         this.failure = null;
-        pending.set(workers.length);
-        generation++; // publishes task, n, granule and chunk to the workers
+        inside.set(0); // opens the call, publishing task, n, granule and chunk to the workers that enter it
+        generation++;
         for (Worker w : workers) {
             if (w.parked) LockSupport.unpark(w);
         }
@@ -110,7 +132,13 @@ public final class Parallel {
         } catch (Throwable t) {
             own = t;
         }
-        while (pending.get() != 0) Thread.onSpinWait();
+        // every unit is taken now; close the call and wait for the workers still running theirs, spinning first
+        // (they finish about when the caller does), then yielding the core, which such a worker may be waiting for
+        inside.addAndGet(CLOSED);
+        for (int spins = 0; inside.get() != CLOSED; spins++) {
+            if (spins < WAIT_SPINS) Thread.onSpinWait();
+            else Thread.yield();
+        }
         this.task = null;
         Throwable t = own != null ? own : failure;
         if (t instanceof RuntimeException re) throw re;
@@ -150,6 +178,20 @@ public final class Parallel {
         task.run((int) Math.min(n, (taken >>> 32) * granule), (int) Math.min(n, (taken & 0xFFFF_FFFFL) * granule));
     }
 
+    /**
+     * Enters the open call, if any: false once the caller has closed it (all its units taken). A worker late for one
+     * call may enter the next, posted since; it then runs its part of that one, which is as good.
+     */
+    private boolean enter() {
+        for (int n = inside.get(); n < CLOSED; n = inside.get()) {
+            if (inside.compareAndSet(n, n + 1)) return true;
+        }
+        return false;
+    }
+
+    /** Spins of the caller's wait for the workers before it yields its core each time round instead. */
+    private static final int WAIT_SPINS = 1000;
+
     private void shutdown() {
         for (Worker w : workers) w.interrupt();
     }
@@ -170,7 +212,7 @@ public final class Parallel {
             while (!isInterrupted()) {
                 int spins = 0;
                 while (generation == seen) {
-                    if (++spins < SPIN_ITERATIONS) {
+                    if (++spins < spinLimit) {
                         Thread.onSpinWait();
                     } else {
                         parked = true;
@@ -180,12 +222,13 @@ public final class Parallel {
                     }
                 }
                 seen = generation;
+                if (!enter()) continue;
                 try {
                     runPart(part);
                 } catch (Throwable t) {
                     failure = t;
                 } finally {
-                    pending.decrementAndGet();
+                    inside.decrementAndGet();
                 }
             }
         }
