@@ -53,6 +53,8 @@ public final class Generator {
             throw new IllegalArgumentException("prompt of " + prompt.length + " tokens does not fit the context length "
                     + (state.contextLength - startPos));
         }
+        // a prompt of one token runs as a decode step, which moves the weights first: timed apart from the prefill
+        long promptLayoutNanos = prompt.length == 1 ? timeStartDecoding(model, null) : 0, layoutNanos = 0;
         long t0 = System.nanoTime();
         float[] logits = model.forward(state, prompt, 0, prompt.length, startPos, null);
         int pos = startPos + prompt.length;
@@ -62,7 +64,6 @@ public final class Generator {
         int count = 0;
         boolean eosSeen = false;
         int decoded = 0;
-        long layoutNanos = 0;
         while (count < maxNewTokens) {
             if (isEos(token)) {
                 eosSeen = true;
@@ -76,7 +77,8 @@ public final class Generator {
             token = sampler.sample(logits, 0);
         }
         long t2 = System.nanoTime();
-        return new Result(Arrays.copyOf(generated, count), prompt.length, t1 - t0, decoded, t2 - t1 - layoutNanos, layoutNanos, eosSeen);
+        return new Result(Arrays.copyOf(generated, count), prompt.length, t1 - t0, decoded, t2 - t1 - layoutNanos,
+                promptLayoutNanos + layoutNanos, eosSeen);
     }
 
     /** Nanoseconds {@code model}'s and the drafter's (if any) {@link Llama#startDecoding} took; 0 if nothing was copied. */

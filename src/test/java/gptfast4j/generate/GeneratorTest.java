@@ -39,6 +39,17 @@ class GeneratorTest {
         assertEquals(0, again.layoutNanos(), "copied once");
     }
 
+    /** A prompt of one token (BOS alone) runs as a decode step: its move to the decode layouts is timed apart too. */
+    @Test
+    void aOneTokenPromptTimesTheDecodeLayoutsApartFromThePrefill() {
+        Checkpoint c = Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-Q4_0.gguf"), null);
+        Llama m = c.model();
+        Generator.Result r = new Generator(m, m.newState(8, 16), new int[]{-1}).generate(new int[]{1}, 0, 3, new Sampler(512, 0, 0, 1, 0), t -> true);
+        assertEquals(0, m.weights().decodeCopyBytes(), "copied");
+        assertTrue(r.layoutNanos() > 0, "the copy timed");
+        assertEquals(2, r.decodedTokens());
+    }
+
     @Test
     void floatWeightsHaveNothingToCopy() {
         Checkpoint c = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null);
