@@ -132,8 +132,9 @@ public final class Parallel {
         } catch (Throwable t) {
             own = t;
         }
-        // every unit is taken now; close the call and wait for the workers still running theirs, spinning first
-        // (they finish about when the caller does), then yielding the core, which such a worker may be waiting for
+        // every unit is taken now (unless the caller's part failed); close the call and wait for the workers still
+        // running theirs, spinning first (they finish about when the caller does), then yielding the core, which such
+        // a worker may be waiting for
         inside.addAndGet(CLOSED);
         for (int spins = 0; inside.get() != CLOSED; spins++) {
             if (spins < WAIT_SPINS) Thread.onSpinWait();
