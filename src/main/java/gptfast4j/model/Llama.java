@@ -146,9 +146,13 @@ public final class Llama {
             s.layer = l;
             // attention: x += wo · attention(rope(wq · h), rope(wk · h), wv · h), h = rmsnorm(x) * attentionNorm
             eachToken(n, s.attentionNorm);
-            layer.wq().matmul(s.xb, n, s.q, dim);
-            layer.wk().matmul(s.xb, n, s.k, kvDim);
-            layer.wv().matmul(s.xb, n, s.v, kvDim);
+            if (n == 1) {
+                s.sharedInput.matvec(s.xb, layer.wq(), s.q, layer.wk(), s.k, layer.wv(), s.v);
+            } else {
+                layer.wq().matmul(s.xb, n, s.q, dim);
+                layer.wk().matmul(s.xb, n, s.k, kvDim);
+                layer.wv().matmul(s.xb, n, s.v, kvDim);
+            }
             eachToken(n, s.rotateAndCache);
             Parallel.run(c.nHeads(), headsPerCall(), s.attentionHeads);
             layer.wo().matmul(s.xb, n, s.xb2, dim);
@@ -156,8 +160,12 @@ public final class Llama {
             eachToken(n, s.residualAndFfnNorm);
             switch (layer.feedForward()) {
                 case FeedForward.Dense ffn -> {
-                    ffn.w1().matmul(s.xb, n, s.hb, hidden);
-                    ffn.w3().matmul(s.xb, n, s.hb2, hidden);
+                    if (n == 1) {
+                        s.sharedInput.matvec(s.xb, ffn.w1(), s.hb, ffn.w3(), s.hb2);
+                    } else {
+                        ffn.w1().matmul(s.xb, n, s.hb, hidden);
+                        ffn.w3().matmul(s.xb, n, s.hb2, hidden);
+                    }
                     eachToken(n, s.swiglu);
                     ffn.w2().matmul(s.hb, n, s.xb2, dim);
                     eachToken(n, s.residual);
@@ -338,6 +346,8 @@ public final class Llama {
         final float[][] valueCache; // [layer][position * kvDim + kvHead * headDim + i]
         final Rope rope;
         final int[] single = new int[1];
+        /** A decode step's matrix calls that share their input: wq, wk, wv and w1, w3 (Tensor.SharedInput). */
+        final Tensor.SharedInput sharedInput = new Tensor.SharedInput();
         // mixture of experts: router logits [batch, experts], the chosen experts and weights per token, and the
         // tokens gathered for one expert
         final float[] routerLogits, gathered, slotWeight;

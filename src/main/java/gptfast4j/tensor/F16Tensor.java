@@ -42,6 +42,12 @@ final class F16Tensor extends Tensor {
         return preparedDot(row, x, xOffset);
     }
 
+    /** x's pairing starts at {@link #head}, which depends on where the tensor lies. */
+    @Override
+    boolean preparesLike(Tensor other) {
+        return super.preparesLike(other) && head == ((F16Tensor) other).head && bound == ((F16Tensor) other).bound;
+    }
+
     /** 2^56: x is scaled by it in {@link #prepare} and the sums by it again, to undo the 2^-112 of {@link #pairedDot}. */
     private static final float HALF_SCALE = 0x1p56f;
     /** Each thread's prepared activations, kept between calls. */

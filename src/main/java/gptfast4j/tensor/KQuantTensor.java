@@ -40,6 +40,11 @@ abstract sealed class KQuantTensor extends Tensor implements Tensor.PanelRows pe
         return grouped;
     }
 
+    @Override
+    final boolean preparesLike(Tensor other) {
+        return super.preparesLike(other) && grouped == ((KQuantTensor) other).grouped;
+    }
+
     /** Groups of {@link RowLanes#L} rows in the decode layouts, the last one padded with zero rows. */
     final long groups() {
         return RowLanes.groups(rows);

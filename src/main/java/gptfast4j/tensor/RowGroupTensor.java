@@ -33,6 +33,11 @@ abstract sealed class RowGroupTensor extends Tensor implements Tensor.PanelRows 
         return grouped;
     }
 
+    @Override
+    final boolean preparesLike(Tensor other) {
+        return super.preparesLike(other) && grouped == ((RowGroupTensor) other).grouped;
+    }
+
     /**
      * {@link Int16Product.Weights#smallIntRows} of the nibble formats (Q4_0, Q4_1; Q8_0 does not take that product): per
      * block the scale d and, where {@code minimum} is asked for (Q4_1's Q8_1 rounding), the offset {@code 8 * d} and

@@ -12,6 +12,7 @@ import jdk.incubator.vector.VectorSpecies;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 
 /**
  * A weight matrix in one storage format, read in place from its (usually memory-mapped) bytes.
@@ -186,6 +187,94 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
     }
 
     private final RowTask rowTask = new RowTask();
+
+    /**
+     * Whether {@link #prepare} makes the same activations for this tensor as for {@code other}, so that one
+     * preparation serves both ({@link SharedInput}): one format and one row length (the formats whose preparation
+     * depends on more say so).
+     */
+    boolean preparesLike(Tensor other) {
+        return getClass() == other.getClass() && cols == other.cols;
+    }
+
+    /**
+     * Matrix x vector for the two or three matrices of a layer that read the same x (wq, wk and wv; w1 and w3), as
+     * gpt-fast's fused {@code wqkv}: one pool call over all their rows instead of one per matrix, and x prepared once
+     * where they prepare it alike ({@link #preparesLike}), else one {@link #matvec} each. Each output is exactly its
+     * matrix's {@link #matvec}: a row's dot product does not depend on how the rows are split. A decode step of
+     * TinyLlama makes 155 matrix calls, each ending when the slower thread is done, while the other waits, and each
+     * preparing x on the calling thread alone; this makes it 111. One per caller, holding the call's arguments so that
+     * a decode step allocates nothing.
+     */
+    public static final class SharedInput implements Parallel.RangeTask {
+        private final Tensor[] parts = new Tensor[3];
+        private final float[][] outs = new float[3][];
+        /** Part i's rows are rows {@code starts[i] .. starts[i + 1]} of the call. */
+        private final int[] starts = new int[4];
+        private int count;
+        private float[] x, sums;
+        private int xOffset;
+
+        /** {@code outA = a · x, outB = b · x}. */
+        public void matvec(float[] x, Tensor a, float[] outA, Tensor b, float[] outB) {
+            parts[0] = a;
+            parts[1] = b;
+            outs[0] = outA;
+            outs[1] = outB;
+            run(x, 2);
+        }
+
+        /** {@code outA = a · x, outB = b · x, outC = c · x}. */
+        public void matvec(float[] x, Tensor a, float[] outA, Tensor b, float[] outB, Tensor c, float[] outC) {
+            parts[0] = a;
+            parts[1] = b;
+            parts[2] = c;
+            outs[0] = outA;
+            outs[1] = outB;
+            outs[2] = outC;
+            run(x, 3);
+        }
+
+        private void run(float[] input, int n) {
+            Tensor first = parts[0];
+            try {
+                boolean alike = true;
+                for (int i = 1; i < n; i++) alike &= parts[i].preparesLike(first);
+                if (!alike) {
+                    for (int i = 0; i < n; i++) parts[i].matvec(input, outs[i]);
+                    return;
+                }
+                RowTask task = first.rowTask;
+                synchronized (task) {
+                    try {
+                        first.prepare(input, 0, task);
+                        x = task.x;
+                        xOffset = task.xOffset;
+                        sums = task.sums;
+                        count = n;
+                        for (int i = 0; i < n; i++) starts[i + 1] = Math.addExact(starts[i], Math.toIntExact(parts[i].rows));
+                        Parallel.run(starts[n], ROW_GRANULE, this);
+                    } finally {
+                        task.x = null;
+                        task.sums = null;
+                    }
+                }
+            } finally {
+                x = null; // keep no caller's arrays reachable
+                sums = null;
+                Arrays.fill(parts, null);
+                Arrays.fill(outs, null);
+            }
+        }
+
+        @Override
+        public void run(int start, int end) {
+            for (int i = 0; i < count; i++) {
+                int from = Math.max(start, starts[i]), to = Math.min(end, starts[i + 1]);
+                if (from < to) parts[i].dotRows(x, xOffset, sums, outs[i], 0, 0, from - starts[i], to - starts[i]);
+            }
+        }
+    }
 
     /**
      * One row's dot product as {@link #matvec} computes it, on the calling thread: the activations prepared

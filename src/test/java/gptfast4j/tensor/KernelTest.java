@@ -177,6 +177,54 @@ class KernelTest {
     }
 
     /**
+     * {@link Tensor.SharedInput} (a layer's wq, wk and wv, or w1 and w3, in one pool call) against each matrix's own
+     * matrix x vector, on 1 to 3 threads: the same x prepared once, each part's rows to its own output, whatever the
+     * split; wk cut to a row count that is not a multiple of the pool's granule or of a lane group, so that a range
+     * crosses from one part into the next inside a group. Parts that prepare x differently (two formats, or one
+     * format in both layouts) take one call each.
+     */
+    @ParameterizedTest
+    @CsvSource({"F32,F32,file", "F16,F16,file", "Q8_0,Q8_0,decode", "Q4_0,Q4_0,file", "Q4_0,Q4_0,decode", "Q4_1,Q4_1,decode",
+            "Q4_K,Q4_K,decode", "Q5_K,Q5_K,decode", "Q6_K,Q6_K,decode", "Q4_K,Q6_K,decode", "Q4_0,Q4_0,mixed"})
+    void sharedInputMatchesEachMatvec(String typeName, String vTypeName, String layout) {
+        var tensors = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + typeName + ".gguf")).tensors();
+        Tensor wq = Tensor.of(tensors.get("blk.0.attn_q.weight")), whole = Tensor.of(tensors.get("blk.0.attn_k.weight"));
+        Tensor wk = Tensor.of(whole.name, whole.type, whole.data.asSlice(0, (whole.rows - 3) * whole.rowBytes), whole.cols, whole.rows - 3);
+        Tensor wv = Tensor.of(GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + vTypeName + ".gguf")).tensors().get("blk.0.attn_v.weight"));
+        if (!layout.equals("file")) {
+            wq = wq.forDecode();
+            wk = wk.forDecode();
+            if (layout.equals("decode")) wv = wv.forDecode();
+        }
+        Tensor[] parts = {wq, wk, wv};
+        Random random = new Random(11);
+        float[] x = new float[wq.cols];
+        for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
+        Tensor.SharedInput shared = new Tensor.SharedInput();
+        for (int threads = 1; threads <= 3; threads++) {
+            Parallel.setThreads(threads);
+            float[][] expected = new float[3][], outs = new float[3][];
+            for (int i = 0; i < 3; i++) {
+                expected[i] = new float[(int) parts[i].rows];
+                parts[i].matvec(x, expected[i]);
+                outs[i] = new float[(int) parts[i].rows];
+                Arrays.fill(outs[i], Float.NaN);
+            }
+            shared.matvec(x, wq, outs[0], wk, outs[1], wv, outs[2]);
+            float[] gate = new float[(int) wq.rows], up = new float[(int) wv.rows];
+            shared.matvec(x, wq, gate, wv, up);
+            for (int i = 0; i < 3; i++) {
+                for (int r = 0; r < expected[i].length; r++) {
+                    // compiled and interpreted code may sum a row's lanes in different orders (see VectorMath)
+                    assertEquals(expected[i][r], outs[i][r], 1e-5f * (1 + Math.abs(expected[i][r])), typeName + "/" + vTypeName + " " + layout + ", " + threads + " threads, part " + i + " row " + r);
+                }
+            }
+            for (int r = 0; r < gate.length; r++) assertEquals(expected[0][r], gate[r], 1e-5f * (1 + Math.abs(expected[0][r])), "two parts, first, row " + r);
+            for (int r = 0; r < up.length; r++) assertEquals(expected[2][r], up[r], 1e-5f * (1 + Math.abs(expected[2][r])), "two parts, second, row " + r);
+        }
+    }
+
+    /**
      * The first rows of a 512-row tensor, in a number that does not make row blocks come out even: 509, or 508 in the
      * decode layout, whose groups of four must divide the rows.
      */
