@@ -370,11 +370,11 @@ class KernelTest {
      * The attention kernels against plain loops: scores over transposed keys and the weighted sum of values, one query
      * at a time and four at a time ({@code product4} in both roles), for head sizes of whole vectors (64, 128) or with
      * a masked rest (88, 8), and position counts with and without a masked last vector (at 512 bits: 1, 37, 300, 17, 5,
-     * and 32 for four queries' two vectors at a time); what the four-query kernel reads past its columns is NaN and
-     * must not show.
+     * and 32 for four queries' two vectors at a time); an odd head size (9) over chunks of four vectors of positions
+     * and a rest (70); what the four-query kernel reads past its columns is NaN and must not show.
      */
     @ParameterizedTest
-    @CsvSource({"64,1", "64,37", "128,300", "88,17", "8,5", "64,32"})
+    @CsvSource({"64,1", "64,37", "128,300", "88,17", "8,5", "64,32", "9,70"})
     void attentionKernelsMatchAScalarReference(int headDim, int positions) {
         Random random = new Random(headDim * 1000L + positions);
         int queries = VectorMath.QUERIES;
