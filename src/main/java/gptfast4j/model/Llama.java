@@ -208,7 +208,8 @@ public final class Llama {
             int pos = s.startPos + t;
             s.rope.rotate(s.q, t * dim, config.nHeads(), pos);
             s.rope.rotate(s.k, t * kvDim, config.nKvHeads(), pos);
-            for (int i = 0; i < kvDim; i++) keys[i * s.keyStride + pos] = s.k[t * kvDim + i];
+            int key = pos / State.KEY_BLOCK * kvDim * State.KEY_BLOCK + pos % State.KEY_BLOCK;
+            for (int i = 0; i < kvDim; i++) keys[key + i * State.KEY_BLOCK] = s.k[t * kvDim + i];
             System.arraycopy(s.v, t * kvDim, s.valueCache[s.layer], pos * kvDim, kvDim);
         }
     }
@@ -285,10 +286,10 @@ public final class Llama {
         int blocked = n - n % queries;
         boolean headsTogether = headsPerCall() == queries;
         for (int h = hStart; h < hEnd; h++) {
-            int kvOffset = (h / group) * headDim, kBase = kvOffset * s.keyStride, attOffset = h * rows;
+            int kvOffset = (h / group) * headDim, attOffset = h * rows;
             for (int t = 0; t < blocked; t += queries) {
                 int positions = startPos + t + queries;
-                VectorMath.product4(s.q, t * dim + h * headDim, dim, keys, kBase, s.keyStride, headDim, positions, scale, att, attOffset, context);
+                keyScores(keys, kvDim, kvOffset, headDim, positions, true, s.q, t * dim + h * headDim, dim, scale, att, attOffset, context);
                 for (int j = 0; j < queries; j++) {
                     int row = attOffset + j * context, own = startPos + t + j + 1;
                     VectorMath.softmax(att, row, own);
@@ -303,17 +304,33 @@ public final class Llama {
                 // heads h .. h + 3 share a kv head: the range's bounds are multiples of four, and so is the grouping
                 for (; h < hEnd; h += queries) {
                     int kvOffset = (h / group) * headDim, qOffset = t * dim + h * headDim;
-                    VectorMath.product4(s.q, qOffset, headDim, keys, kvOffset * s.keyStride, s.keyStride, headDim, positions, scale, att, h * rows, rows);
+                    keyScores(keys, kvDim, kvOffset, headDim, positions, true, s.q, qOffset, headDim, scale, att, h * rows, rows);
                     for (int j = 0; j < queries; j++) VectorMath.softmax(att, (h + j) * rows, positions);
                     VectorMath.product4(att, h * rows, rows, values, kvOffset, kvDim, positions, headDim, 1f, s.xb, qOffset, headDim);
                 }
             }
             for (; h < hEnd; h++) {
                 int kvOffset = (h / group) * headDim, attOffset = h * rows;
-                VectorMath.scores(s.q, t * dim + h * headDim, keys, kvOffset * s.keyStride, s.keyStride, headDim, positions, scale, att, attOffset);
+                keyScores(keys, kvDim, kvOffset, headDim, positions, false, s.q, t * dim + h * headDim, 0, scale, att, attOffset, 0);
                 VectorMath.softmax(att, attOffset, positions);
                 VectorMath.weightedSum(att, attOffset, values, kvOffset, kvDim, positions, s.xb, t * dim + h * headDim, headDim);
             }
+        }
+    }
+
+    /**
+     * The scores of one query ({@code four} false: {@link VectorMath#scores}) or of four ({@link VectorMath#product4},
+     * their rows {@code qStride} apart in q and {@code attStride} apart in att) against the cached keys of positions
+     * {@code 0 .. positions} of the kv head whose elements start at {@code kvOffset}, to {@code att[attOffset + p]}: a
+     * block of {@link State#KEY_BLOCK} positions at a time, the key cache's layout.
+     */
+    private static void keyScores(float[] keys, int kvDim, int kvOffset, int headDim, int positions, boolean four,
+                                  float[] q, int qOffset, int qStride, float scale, float[] att, int attOffset, int attStride) {
+        int block = State.KEY_BLOCK;
+        for (int p = 0, k = kvOffset * block; p < positions; p += block, k += kvDim * block) {
+            int n = Math.min(block, positions - p);
+            if (four) VectorMath.product4(q, qOffset, qStride, keys, k, block, headDim, n, scale, att, attOffset + p, attStride);
+            else VectorMath.scores(q, qOffset, keys, k, block, headDim, n, scale, att, attOffset + p);
         }
     }
 
@@ -337,15 +354,21 @@ public final class Llama {
         final float[] att;
         /** After a forward pass: the logits, [nLogits, vocab]. */
         public final float[] logits;
-        // [layer][(kvHead * headDim + i) * keyStride + position]: keys transposed, so that one query's scores are
-        // vectors over positions (VectorMath.scores); rows padded by 64 bytes, since at a stride that is a multiple of
-        // 4 KB (a context of 1024 or more) a head's rows land in the same cache sets; both caches end in
+        // [layer][block][kvHead * headDim + i][position % KEY_BLOCK], block = position / KEY_BLOCK: keys transposed,
+        // so that one query's scores are vectors over positions (VectorMath.scores), in blocks of KEY_BLOCK
+        // positions, so that a head's keys for a block are one run of memory; both caches end in
         // VectorMath.PRODUCT_SLACK floats that product4 may read past the last row
         final float[][] keyCache;
-        final int keyStride;
         final float[][] valueCache; // [layer][position * kvDim + kvHead * headDim + i]
         final Rope rope;
         final int[] single = new int[1];
+        /**
+         * Positions per block of the key cache. Keys transposed over the whole context put each of a head's rows in
+         * its own page (a row of 2048 positions is 8 KB), so one query's scores touched headDim pages per head
+         * however few positions there were: stories110M's decode step at 17 positions spent 0.13 ms in scores
+         * against 0.01 in the weighted sums over the same heads' values.
+         */
+        static final int KEY_BLOCK = 64;
         /** A decode step's matrix calls that share their input: wq, wk, wv and w1, w3 (Tensor.SharedInput). */
         final Tensor.SharedInput sharedInput = new Tensor.SharedInput();
         // mixture of experts: router logits [batch, experts], the chosen experts and weights per token, and the
@@ -379,8 +402,8 @@ public final class Llama {
             hb2 = new float[maxBatch * c.hiddenDim()];
             att = new float[c.nHeads() * VectorMath.QUERIES * contextLength];
             logits = new float[maxLogits * c.vocabSize()];
-            keyStride = contextLength + 16;
-            keyCache = new float[c.nLayers()][Math.addExact(Math.multiplyExact(keyStride, c.kvDim()), VectorMath.PRODUCT_SLACK)];
+            int keyBlocks = (contextLength + KEY_BLOCK - 1) / KEY_BLOCK;
+            keyCache = new float[c.nLayers()][Math.addExact(Math.multiplyExact(Math.multiplyExact(keyBlocks, KEY_BLOCK), c.kvDim()), VectorMath.PRODUCT_SLACK)];
             valueCache = new float[c.nLayers()][Math.addExact(Math.multiplyExact(contextLength, c.kvDim()), VectorMath.PRODUCT_SLACK)];
             rope = new Rope(c, contextLength);
             int experts = Math.max(c.expertCount(), 0), used = Math.max(c.expertsUsed(), 0);
