@@ -210,7 +210,9 @@ public final class Llama {
             s.rope.rotate(s.k, t * kvDim, config.nKvHeads(), pos);
             int key = pos / State.KEY_BLOCK * kvDim * State.KEY_BLOCK + pos % State.KEY_BLOCK;
             for (int i = 0; i < kvDim; i++) keys[key + i * State.KEY_BLOCK] = s.k[t * kvDim + i];
-            System.arraycopy(s.v, t * kvDim, s.valueCache[s.layer], pos * kvDim, kvDim);
+            for (int h = 0, headDim = config.headDim(); h < config.nKvHeads(); h++) {
+                System.arraycopy(s.v, t * kvDim + h * headDim, s.valueCache[s.layer], (h * s.contextLength + pos) * headDim, headDim);
+            }
         }
     }
 
@@ -295,7 +297,7 @@ public final class Llama {
                     VectorMath.softmax(att, row, own);
                     Arrays.fill(att, row + own, row + positions, 0f);
                 }
-                VectorMath.product4(att, attOffset, context, values, kvOffset, kvDim, positions, headDim, 1f, s.xb, t * dim + h * headDim, dim);
+                VectorMath.product4(att, attOffset, context, values, kvOffset * context, headDim, positions, headDim, 1f, s.xb, t * dim + h * headDim, dim);
             }
         }
         for (int t = blocked; t < n; t++) {
@@ -306,14 +308,14 @@ public final class Llama {
                     int kvOffset = (h / group) * headDim, qOffset = t * dim + h * headDim;
                     keyScores(keys, kvDim, kvOffset, headDim, positions, true, s.q, qOffset, headDim, scale, att, h * rows, rows);
                     for (int j = 0; j < queries; j++) VectorMath.softmax(att, (h + j) * rows, positions);
-                    VectorMath.product4(att, h * rows, rows, values, kvOffset, kvDim, positions, headDim, 1f, s.xb, qOffset, headDim);
+                    VectorMath.product4(att, h * rows, rows, values, kvOffset * context, headDim, positions, headDim, 1f, s.xb, qOffset, headDim);
                 }
             }
             for (; h < hEnd; h++) {
                 int kvOffset = (h / group) * headDim, attOffset = h * rows;
                 keyScores(keys, kvDim, kvOffset, headDim, positions, false, s.q, t * dim + h * headDim, 0, scale, att, attOffset, 0);
                 VectorMath.softmax(att, attOffset, positions);
-                VectorMath.weightedSum(att, attOffset, values, kvOffset, kvDim, positions, s.xb, t * dim + h * headDim, headDim);
+                VectorMath.weightedSum(att, attOffset, values, kvOffset * context, headDim, positions, s.xb, t * dim + h * headDim, headDim);
             }
         }
     }
@@ -359,7 +361,9 @@ public final class Llama {
         // positions, so that a head's keys for a block are one run of memory; both caches end in
         // VectorMath.PRODUCT_SLACK floats that product4 may read past the last row
         final float[][] keyCache;
-        final float[][] valueCache; // [layer][position * kvDim + kvHead * headDim + i]
+        // [layer][kvHead][position][i < headDim]: a head's values are one run of memory (by position across heads,
+        // one head's run through a long context touched a page per position or two)
+        final float[][] valueCache;
         final Rope rope;
         final int[] single = new int[1];
         /**
