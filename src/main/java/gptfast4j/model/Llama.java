@@ -256,8 +256,12 @@ public final class Llama {
                 }
             }
             if (count == 0) continue;
-            moe.w1()[e].matmul(s.gathered, count, s.hb, hidden);
-            moe.w3()[e].matmul(s.gathered, count, s.hb2, hidden);
+            if (count == 1) {
+                s.sharedInput.matvec(s.gathered, moe.w1()[e], s.hb, moe.w3()[e], s.hb2);
+            } else {
+                moe.w1()[e].matmul(s.gathered, count, s.hb, hidden);
+                moe.w3()[e].matmul(s.gathered, count, s.hb2, hidden);
+            }
             VectorMath.swiglu(s.hb, s.hb2, 0, count * hidden);
             moe.w2()[e].matmul(s.hb, count, s.xb2, dim);
             for (int i = 0; i < count; i++) VectorMath.axpy(s.slotWeight[i], s.xb2, i * dim, s.x, s.slotToken[i] * dim, dim);
