@@ -203,7 +203,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
      * where they prepare it alike ({@link #preparesLike}), else one {@link #matvec} each. Each output is exactly its
      * matrix's {@link #matvec}: a row's dot product does not depend on how the rows are split. A decode step of
      * TinyLlama makes 155 matrix calls, each ending when the slower thread is done, while the other waits, and each
-     * preparing x on the calling thread alone; this makes it 111. One per caller, holding the call's arguments so that
+     * preparing x on the calling thread alone; this makes it 89. One per caller, holding the call's arguments so that
      * a decode step allocates nothing.
      */
     public static final class SharedInput implements Parallel.RangeTask {
