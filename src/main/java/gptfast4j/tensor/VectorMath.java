@@ -131,7 +131,7 @@ public final class VectorMath {
     public static void scores(float[] q, int qOffset, float[] keys, int kBase, int stride, int headDim, int positions,
                               float scale, float[] out, int outOffset) {
         int lanes = S.length();
-        for (int p = scoreChunks(q, qOffset, keys, kBase, stride, headDim, positions, scale, out, outOffset); p < positions; p += lanes) {
+        for (int p = rowChunks(q, qOffset, keys, kBase, stride, headDim, positions, scale, out, outOffset); p < positions; p += lanes) {
             // the last positions a vector at a time, four partial sums over d
             VectorMask<Float> m = S.indexInRange(p, positions);
             FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
@@ -148,41 +148,44 @@ public final class VectorMath {
     }
 
     /**
-     * {@link #scores} over whole chunks of four vectors of positions, two partial sums over d each; returns the first
-     * position not done. A method of its own: with the masked tail in the same method, C1's compilation for on-stack
-     * replacement ran out of virtual registers, and the method stayed in code whose vectors are objects (40 positions:
-     * 1.3 ms against 0.04 for the weighted sums of the same heads; see {@link #product4}).
+     * One row of a small matrix product over whole chunks of four vectors of columns, {@code out[outOffset + c] = scale
+     * * sum_k a[aOffset + k] * b[bOffset + k * bStride + c]} for k < {@code depth}, two partial sums over k each; returns
+     * the first column not done. {@link #scores} (a the query, b the transposed keys, over positions) and {@link
+     * #weightedSum} (a the weights, b the values, over a head's elements) take their whole chunks here. A method of its
+     * own: with the scores' masked tail in the same method, C1's compilation for on-stack replacement ran out of virtual
+     * registers, and the method stayed in code whose vectors are objects (40 positions: 1.3 ms against 0.04 for the
+     * weighted sums of the same heads; see {@link #product4}).
      */
-    private static int scoreChunks(float[] q, int qOffset, float[] keys, int kBase, int stride, int headDim, int positions,
-                                   float scale, float[] out, int outOffset) {
-        int lanes = S.length(), p = 0;
-        for (; p + 4 * lanes <= positions; p += 4 * lanes) {
+    private static int rowChunks(float[] a, int aOffset, float[] b, int bOffset, int bStride, int depth, int cols,
+                                 float scale, float[] out, int outOffset) {
+        int lanes = S.length(), c = 0;
+        for (; c + 4 * lanes <= cols; c += 4 * lanes) {
             FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-            int d = 0, k = kBase + p;
-            for (; d + 2 <= headDim; d += 2, k += 2 * stride) {
-                FloatVector x = FloatVector.broadcast(S, q[qOffset + d]), y = FloatVector.broadcast(S, q[qOffset + d + 1]);
-                a0 = FloatVector.fromArray(S, keys, k).fma(x, a0);
-                a1 = FloatVector.fromArray(S, keys, k + lanes).fma(x, a1);
-                a2 = FloatVector.fromArray(S, keys, k + 2 * lanes).fma(x, a2);
-                a3 = FloatVector.fromArray(S, keys, k + 3 * lanes).fma(x, a3);
-                b0 = FloatVector.fromArray(S, keys, k + stride).fma(y, b0);
-                b1 = FloatVector.fromArray(S, keys, k + stride + lanes).fma(y, b1);
-                b2 = FloatVector.fromArray(S, keys, k + stride + 2 * lanes).fma(y, b2);
-                b3 = FloatVector.fromArray(S, keys, k + stride + 3 * lanes).fma(y, b3);
+            int k = 0, at = bOffset + c;
+            for (; k + 2 <= depth; k += 2, at += 2 * bStride) {
+                FloatVector x = FloatVector.broadcast(S, a[aOffset + k]), y = FloatVector.broadcast(S, a[aOffset + k + 1]);
+                a0 = FloatVector.fromArray(S, b, at).fma(x, a0);
+                a1 = FloatVector.fromArray(S, b, at + lanes).fma(x, a1);
+                a2 = FloatVector.fromArray(S, b, at + 2 * lanes).fma(x, a2);
+                a3 = FloatVector.fromArray(S, b, at + 3 * lanes).fma(x, a3);
+                b0 = FloatVector.fromArray(S, b, at + bStride).fma(y, b0);
+                b1 = FloatVector.fromArray(S, b, at + bStride + lanes).fma(y, b1);
+                b2 = FloatVector.fromArray(S, b, at + bStride + 2 * lanes).fma(y, b2);
+                b3 = FloatVector.fromArray(S, b, at + bStride + 3 * lanes).fma(y, b3);
             }
-            if (d < headDim) {
-                FloatVector x = FloatVector.broadcast(S, q[qOffset + d]);
-                a0 = FloatVector.fromArray(S, keys, k).fma(x, a0);
-                a1 = FloatVector.fromArray(S, keys, k + lanes).fma(x, a1);
-                a2 = FloatVector.fromArray(S, keys, k + 2 * lanes).fma(x, a2);
-                a3 = FloatVector.fromArray(S, keys, k + 3 * lanes).fma(x, a3);
+            if (k < depth) {
+                FloatVector x = FloatVector.broadcast(S, a[aOffset + k]);
+                a0 = FloatVector.fromArray(S, b, at).fma(x, a0);
+                a1 = FloatVector.fromArray(S, b, at + lanes).fma(x, a1);
+                a2 = FloatVector.fromArray(S, b, at + 2 * lanes).fma(x, a2);
+                a3 = FloatVector.fromArray(S, b, at + 3 * lanes).fma(x, a3);
             }
-            a0.add(b0).mul(scale).intoArray(out, outOffset + p);
-            a1.add(b1).mul(scale).intoArray(out, outOffset + p + lanes);
-            a2.add(b2).mul(scale).intoArray(out, outOffset + p + 2 * lanes);
-            a3.add(b3).mul(scale).intoArray(out, outOffset + p + 3 * lanes);
+            a0.add(b0).mul(scale).intoArray(out, outOffset + c);
+            a1.add(b1).mul(scale).intoArray(out, outOffset + c + lanes);
+            a2.add(b2).mul(scale).intoArray(out, outOffset + c + 2 * lanes);
+            a3.add(b3).mul(scale).intoArray(out, outOffset + c + 3 * lanes);
         }
-        return p;
+        return c;
     }
 
     /** Rows of a per call of {@link #product4}: the queries attention takes at a time. */
@@ -240,38 +243,13 @@ public final class VectorMath {
     /**
      * {@code out[outOffset + i] = sum_p weights[wOffset + p] * values[vOffset + p * stride + i]} for {@code i < n}: an
      * attention head's output, summed in registers rather than by an axpy per position into memory. Four vectors of
-     * the output at a time, so that each position's values are read once per four vectors (one pass per vector
-     * thrashed L1 over long contexts), each with two partial sums over positions to keep eight FMA chains in flight.
+     * the output at a time ({@link #rowChunks}), so that each position's values are read once per four vectors (one
+     * pass per vector thrashed L1 over long contexts), each with two partial sums over positions to keep eight FMA
+     * chains in flight.
      */
     public static void weightedSum(float[] weights, int wOffset, float[] values, int vOffset, int stride, int positions,
                                    float[] out, int outOffset, int n) {
-        int lanes = S.length(), i = 0;
-        for (; i + 4 * lanes <= n; i += 4 * lanes) {
-            FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-            int p = 0, v = vOffset + i;
-            for (; p + 2 <= positions; p += 2, v += 2 * stride) {
-                FloatVector w = FloatVector.broadcast(S, weights[wOffset + p]), u = FloatVector.broadcast(S, weights[wOffset + p + 1]);
-                a0 = FloatVector.fromArray(S, values, v).fma(w, a0);
-                a1 = FloatVector.fromArray(S, values, v + lanes).fma(w, a1);
-                a2 = FloatVector.fromArray(S, values, v + 2 * lanes).fma(w, a2);
-                a3 = FloatVector.fromArray(S, values, v + 3 * lanes).fma(w, a3);
-                b0 = FloatVector.fromArray(S, values, v + stride).fma(u, b0);
-                b1 = FloatVector.fromArray(S, values, v + stride + lanes).fma(u, b1);
-                b2 = FloatVector.fromArray(S, values, v + stride + 2 * lanes).fma(u, b2);
-                b3 = FloatVector.fromArray(S, values, v + stride + 3 * lanes).fma(u, b3);
-            }
-            if (p < positions) {
-                FloatVector w = FloatVector.broadcast(S, weights[wOffset + p]);
-                a0 = FloatVector.fromArray(S, values, v).fma(w, a0);
-                a1 = FloatVector.fromArray(S, values, v + lanes).fma(w, a1);
-                a2 = FloatVector.fromArray(S, values, v + 2 * lanes).fma(w, a2);
-                a3 = FloatVector.fromArray(S, values, v + 3 * lanes).fma(w, a3);
-            }
-            a0.add(b0).intoArray(out, outOffset + i);
-            a1.add(b1).intoArray(out, outOffset + i + lanes);
-            a2.add(b2).intoArray(out, outOffset + i + 2 * lanes);
-            a3.add(b3).intoArray(out, outOffset + i + 3 * lanes);
-        }
+        int lanes = S.length(), i = rowChunks(weights, wOffset, values, vOffset, stride, positions, n, 1f, out, outOffset);
         for (; i + lanes <= n; i += lanes) {
             FloatVector a = FloatVector.zero(S);
             for (int p = 0, v = vOffset + i; p < positions; p++, v += stride) a = FloatVector.fromArray(S, values, v).fma(FloatVector.broadcast(S, weights[wOffset + p]), a);
