@@ -133,7 +133,7 @@ public final class Llama {
         if (n == 1) startDecoding();
         Weights weights = this.weights;
         Config c = config;
-        int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim();
+        int dim = c.dim();
         for (int t = 0; t < n; t++) {
             int token = tokens[from + t];
             if (token < 0 || token >= c.vocabSize()) throw new IllegalArgumentException("token id " + token + " outside the vocabulary");
@@ -146,13 +146,7 @@ public final class Llama {
             s.layer = l;
             // attention: x += wo · attention(rope(wq · h), rope(wk · h), wv · h), h = rmsnorm(x) * attentionNorm
             eachToken(n, s.attentionNorm);
-            if (n == 1) {
-                s.sharedInput.matvec(s.xb, layer.wq(), s.q, layer.wk(), s.k, layer.wv(), s.v);
-            } else {
-                layer.wq().matmul(s.xb, n, s.q, dim);
-                layer.wk().matmul(s.xb, n, s.k, kvDim);
-                layer.wv().matmul(s.xb, n, s.v, kvDim);
-            }
+            s.sharedInput.matmul(s.xb, n, layer.wq(), s.q, layer.wk(), s.k, layer.wv(), s.v);
             eachToken(n, s.rotateAndCache);
             Parallel.run(c.nHeads(), headsPerCall(), s.attentionHeads);
             layer.wo().matmul(s.xb, n, s.xb2, dim);
@@ -160,12 +154,7 @@ public final class Llama {
             eachToken(n, s.residualAndFfnNorm);
             switch (layer.feedForward()) {
                 case FeedForward.Dense ffn -> {
-                    if (n == 1) {
-                        s.sharedInput.matvec(s.xb, ffn.w1(), s.hb, ffn.w3(), s.hb2);
-                    } else {
-                        ffn.w1().matmul(s.xb, n, s.hb, hidden);
-                        ffn.w3().matmul(s.xb, n, s.hb2, hidden);
-                    }
+                    s.sharedInput.matmul(s.xb, n, ffn.w1(), s.hb, ffn.w3(), s.hb2);
                     eachToken(n, s.swiglu);
                     ffn.w2().matmul(s.hb, n, s.xb2, dim);
                     eachToken(n, s.residual);
@@ -256,12 +245,7 @@ public final class Llama {
                 }
             }
             if (count == 0) continue;
-            if (count == 1) {
-                s.sharedInput.matvec(s.gathered, moe.w1()[e], s.hb, moe.w3()[e], s.hb2);
-            } else {
-                moe.w1()[e].matmul(s.gathered, count, s.hb, hidden);
-                moe.w3()[e].matmul(s.gathered, count, s.hb2, hidden);
-            }
+            s.sharedInput.matmul(s.gathered, count, moe.w1()[e], s.hb, moe.w3()[e], s.hb2);
             VectorMath.swiglu(s.hb, s.hb2, 0, count * hidden);
             moe.w2()[e].matmul(s.hb, count, s.xb2, dim);
             for (int i = 0; i < count; i++) VectorMath.axpy(s.slotWeight[i], s.xb2, i * dim, s.x, s.slotToken[i] * dim, dim);

@@ -198,10 +198,11 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
     }
 
     /**
-     * Matrix x vector for the two or three matrices of a layer that read the same x (wq, wk and wv; w1 and w3), as
+     * The two or three matrices of a layer that read the same x (wq, wk and wv; w1 and w3), each to its own output
+     * ({@code out[t * rows + r]}, as {@link #matmul} with a stride of the matrix's rows). For one token (decode), as
      * gpt-fast's fused {@code wqkv}: one pool call over all their rows instead of one per matrix, and x prepared once
-     * where they prepare it alike ({@link #preparesLike}), else one {@link #matvec} each. Each output is exactly its
-     * matrix's {@link #matvec}: a row's dot product does not depend on how the rows are split. A decode step of
+     * where they prepare it alike ({@link #preparesLike}); otherwise one {@link #matmul} each. Each output is exactly
+     * its matrix's {@link #matvec}: a row's dot product does not depend on how the rows are split. A decode step of
      * TinyLlama makes 155 matrix calls, each ending when the slower thread is done, while the other waits, and each
      * preparing x on the calling thread alone; this makes it 89. One per caller, holding the call's arguments so that
      * a decode step allocates nothing.
@@ -215,33 +216,33 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
         private float[] x, sums;
         private int xOffset;
 
-        /** {@code outA = a · x, outB = b · x}. */
-        public void matvec(float[] x, Tensor a, float[] outA, Tensor b, float[] outB) {
+        /** {@code outA = a · x, outB = b · x} for each of the {@code nTokens} inputs. */
+        public void matmul(float[] x, int nTokens, Tensor a, float[] outA, Tensor b, float[] outB) {
             parts[0] = a;
             parts[1] = b;
             outs[0] = outA;
             outs[1] = outB;
-            run(x, 2);
+            run(x, nTokens, 2);
         }
 
-        /** {@code outA = a · x, outB = b · x, outC = c · x}. */
-        public void matvec(float[] x, Tensor a, float[] outA, Tensor b, float[] outB, Tensor c, float[] outC) {
+        /** {@code outA = a · x, outB = b · x, outC = c · x} for each of the {@code nTokens} inputs. */
+        public void matmul(float[] x, int nTokens, Tensor a, float[] outA, Tensor b, float[] outB, Tensor c, float[] outC) {
             parts[0] = a;
             parts[1] = b;
             parts[2] = c;
             outs[0] = outA;
             outs[1] = outB;
             outs[2] = outC;
-            run(x, 3);
+            run(x, nTokens, 3);
         }
 
-        private void run(float[] input, int n) {
+        private void run(float[] input, int nTokens, int n) {
             Tensor first = parts[0];
             try {
-                boolean alike = true;
+                boolean alike = nTokens == 1;
                 for (int i = 1; i < n; i++) alike &= parts[i].preparesLike(first);
                 if (!alike) {
-                    for (int i = 0; i < n; i++) parts[i].matvec(input, outs[i]);
+                    for (int i = 0; i < n; i++) parts[i].matmul(input, nTokens, outs[i], Math.toIntExact(parts[i].rows));
                     return;
                 }
                 RowTask task = first.rowTask;
