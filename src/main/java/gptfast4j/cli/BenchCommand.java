@@ -5,9 +5,11 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import gptfast4j.bench.MemoryBandwidth;
 import gptfast4j.io.HugePages;
 import gptfast4j.model.Checkpoint;
+import gptfast4j.model.KvCache;
 import gptfast4j.model.Llama;
 import gptfast4j.tensor.Parallel;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
@@ -67,6 +69,9 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--memory", description = "Measure the read bandwidth (a streaming read over 1 GiB off-heap); alone, or as the reference for the %% column.")
     boolean memory;
 
+    @Mixin
+    KvCacheOption kvCache;
+
     @Option(names = "--debug", description = "Show stack traces on errors.")
     boolean debug;
 
@@ -80,6 +85,7 @@ final class BenchCommand implements Callable<Integer> {
         if (!format.equals("table") && !format.equals("json")) throw new IllegalArgumentException("--format must be table or json, got " + format);
         if (checkpoint == null && !memory) throw new IllegalArgumentException("give --checkpoint, --memory or both");
         if (repetitions < 1 || promptTokens < 0 || genTokens < 0 || depth < 0) throw new IllegalArgumentException("--repetitions must be >= 1, token counts and --depth >= 0");
+        KvCache.Type kvType = kvCache.type();
         List<Integer> threadCounts = threads != null ? threads : defaultThreads();
         for (int t : threadCounts) CommonOptions.checkThreads(t);
 
@@ -97,7 +103,7 @@ final class BenchCommand implements Callable<Integer> {
             String name = checkpoint.getFileName().toString();
             int context = depth + Math.max(1, Math.max(promptTokens, genTokens));
             if (context > model.config.contextLength()) throw new IllegalArgumentException("test length " + context + " exceeds the context length " + model.config.contextLength());
-            Llama.State state = model.newState(context, Math.max(1, Math.min(Math.max(promptTokens, depth), GenerateCommand.PREFILL_BATCH)), 1);
+            Llama.State state = model.newState(context, Math.max(1, Math.min(Math.max(promptTokens, depth), GenerateCommand.PREFILL_BATCH)), 1, kvType);
             int[] prompt = new SplittableRandom(1).ints(Math.max(Math.max(promptTokens, depth), 1), 0, model.config.vocabSize()).toArray();
             String at = depth > 0 ? " @ d" + depth : "";
             for (int t : threadCounts) {
@@ -178,7 +184,7 @@ final class BenchCommand implements Callable<Integer> {
         Llama model = ckpt.model();
         int context = prompt.length + genTokens + 1;
         if (context > model.config.contextLength()) throw new IllegalArgumentException("prompt and --gen-tokens exceed the context length");
-        Llama.State state = model.newState(context, Math.max(speculateK + 1, prompt.length));
+        Llama.State state = model.newState(context, Math.max(speculateK + 1, prompt.length), Math.max(speculateK + 1, prompt.length), kvCache.type());
         gptfast4j.generate.Sampler greedy = new gptfast4j.generate.Sampler(model.config.vocabSize(), 0, 0, 1, 0);
         Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, greedy, tokenizer);
         gptfast4j.generate.Generator plain = new gptfast4j.generate.Generator(model, state, new int[]{-1});

@@ -5,6 +5,7 @@ import gptfast4j.generate.Sampler;
 import gptfast4j.generate.TextStream;
 import gptfast4j.model.ChatFormat;
 import gptfast4j.model.Checkpoint;
+import gptfast4j.model.KvCache;
 import gptfast4j.model.Llama;
 import gptfast4j.tokenizer.Tokenizer;
 import picocli.CommandLine.Command;
@@ -29,6 +30,9 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Mixin
     CommonOptions common;
+
+    @Mixin
+    KvCacheOption kvCache;
 
     @Option(names = "--prompt", paramLabel = "TEXT", description = "Prompt text (default: empty, BOS only).")
     String prompt = "";
@@ -74,6 +78,7 @@ final class GenerateCommand implements Callable<Integer> {
         if (maxNewTokens < 1) throw new IllegalArgumentException("--max-new-tokens must be at least 1, got " + maxNewTokens);
         if (numSamples < 1) throw new IllegalArgumentException("--num-samples must be at least 1, got " + numSamples);
         if (contextLength != null && contextLength < 1) throw new IllegalArgumentException("--context-length must be at least 1");
+        KvCache.Type kvType = kvCache.type();
         Checkpoint ckpt = common.load();
         Llama model = ckpt.model();
         int modelContext = model.config.contextLength();
@@ -90,7 +95,7 @@ final class GenerateCommand implements Callable<Integer> {
             throw new IllegalArgumentException("the prompt has " + tokens.length + " tokens but the context length is " + limit);
         }
         int kvLength = Math.min(limit, tokens.length + maxNewTokens);
-        Llama.State state = model.newState(kvLength, Math.max(speculateK + 1, Math.min(tokens.length, PREFILL_BATCH)), speculateK + 1);
+        Llama.State state = model.newState(kvLength, Math.max(speculateK + 1, Math.min(tokens.length, PREFILL_BATCH)), speculateK + 1, kvType);
         Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, sampler, common.tokenizer);
         Generator generator = new Generator(model, state, ckpt.eos());
         for (int sample = 0; sample < numSamples; sample++) {
@@ -144,7 +149,7 @@ final class GenerateCommand implements Callable<Integer> {
         Llama model = ckpt.model();
         Tokenizer tokenizer = ckpt.tokenizer();
         ChatFormat format = ckpt.chatFormat();
-        Llama.State state = model.newState(contextLength, PREFILL_BATCH, 1);
+        Llama.State state = model.newState(contextLength, PREFILL_BATCH, 1, kvCache.type());
         Generator generator = new Generator(model, state, ckpt.eos());
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         System.err.println("Chat format: " + format.name().toLowerCase() + ". Type a message; an empty line or end of input quits.");

@@ -1,6 +1,7 @@
 package gptfast4j.cli;
 
 import gptfast4j.model.Checkpoint;
+import gptfast4j.model.KvCache;
 import gptfast4j.quant.Perplexity;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -25,11 +26,15 @@ final class PerplexityCommand implements Callable<Integer> {
     @Option(names = "--ctx", paramLabel = "N", description = "Chunk length (default: ${DEFAULT-VALUE}).")
     int ctx = 512;
 
+    @Mixin
+    KvCacheOption kvCache;
+
     @Option(names = "--kl-base", paramLabel = "M0", description = "Base model (e.g. the F32 original) for KL divergence and top-1 agreement.")
     Path klBase;
 
     @Override
     public Integer call() throws IOException {
+        KvCache.Type kvType = kvCache.type();
         String text;
         try {
             text = Files.readString(file, StandardCharsets.UTF_8);
@@ -42,7 +47,7 @@ final class PerplexityCommand implements Callable<Integer> {
         StringBuilder progress = new StringBuilder();
         Perplexity.Result[] holder = new Perplexity.Result[1];
         long t0 = System.nanoTime();
-        holder[0] = Perplexity.compute(model, base, text, ctx, c -> System.err.print("."));
+        holder[0] = Perplexity.compute(model, base, text, ctx, kvType, c -> System.err.print("."));
         Perplexity.Result r = holder[0];
         System.err.println();
         for (int i = 0; i < r.runningPpl().size(); i++) progress.append(String.format("[%d]%.4f,", i + 1, r.runningPpl().get(i)));

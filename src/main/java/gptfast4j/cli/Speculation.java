@@ -33,7 +33,7 @@ record Speculation(SpeculativeGenerator generator, Drafter drafter, String descr
             Checkpoint draft = Checkpoint.load(draftPath, draftPath.toString().endsWith(".bin") ? tokenizer : null,
                     CommonOptions.quantizeMode(draftQuantize, "--draft-quantize"));
             checkSameVocabulary(target, draft);
-            drafter = new DraftModel(draft.model(), draft.model().newState(state.contextLength, k + 2), sampler);
+            drafter = new DraftModel(draft.model(), draft.model().newState(state.contextLength, k + 2, k + 2, state.kvType()), sampler);
             description = "draft " + draftPath.getFileName() + (draftQuantize != null ? " (" + draftQuantize + ")" : "");
         }
         return new Speculation(new SpeculativeGenerator(target.model(), state, target.eos(), drafter, k, SpeculativeGenerator.LOSSLESS), drafter, description);

@@ -77,8 +77,9 @@ public final class Llama {
     /** Memory left over after the decode layouts' copy, for the KV cache, the JVM and the rest of the system. */
     static final long COPY_HEADROOM = 1L << 30;
 
+    /** A state with an F32 KV cache whose logits hold a whole batch. */
     public State newState(int contextLength, int maxBatch) {
-        return new State(this, contextLength, maxBatch, maxBatch);
+        return newState(contextLength, maxBatch, maxBatch, KvCache.Type.F32);
     }
 
     /**
@@ -87,8 +88,8 @@ public final class Llama {
      * wanted, since the logits of a full batch take {@code maxBatch * vocab} floats (262 MB at 512 tokens and
      * Llama-3's 128256).
      */
-    public State newState(int contextLength, int maxBatch, int maxLogits) {
-        return new State(this, contextLength, maxBatch, maxLogits);
+    public State newState(int contextLength, int maxBatch, int maxLogits, KvCache.Type kvType) {
+        return new State(this, contextLength, maxBatch, maxLogits, kvType);
     }
 
     /** Receives the logits of position {@code position} in {@code logits[offset .. offset + vocab)}. */
@@ -148,6 +149,7 @@ public final class Llama {
             eachToken(n, s.attentionNorm);
             s.sharedInput.matmul(s.xb, n, layer.wq(), s.q, layer.wk(), s.k, layer.wv(), s.v);
             eachToken(n, s.rotateAndCache);
+            s.attentionCall++;
             Parallel.run(c.nHeads(), headsPerCall(), s.attentionHeads);
             layer.wo().matmul(s.xb, n, s.xb2, dim);
             // feed-forward: x += ffn(rmsnorm(x) * ffnNorm), after the attention's residual
@@ -192,16 +194,12 @@ public final class Llama {
     /** Tokens {@code [t0, t1)}: RoPE on q and k at their positions, then k and v into the layer's cache. */
     private void rotateAndCache(State s, int t0, int t1) {
         int dim = config.dim(), kvDim = config.kvDim();
-        float[] keys = s.keyCache[s.layer];
         for (int t = t0; t < t1; t++) {
             int pos = s.startPos + t;
             s.rope.rotate(s.q, t * dim, config.nHeads(), pos);
             s.rope.rotate(s.k, t * kvDim, config.nKvHeads(), pos);
-            int key = pos / State.KEY_BLOCK * kvDim * State.KEY_BLOCK + pos % State.KEY_BLOCK;
-            for (int i = 0; i < kvDim; i++) keys[key + i * State.KEY_BLOCK] = s.k[t * kvDim + i];
-            for (int h = 0, headDim = config.headDim(); h < config.nKvHeads(); h++) {
-                System.arraycopy(s.v, t * kvDim + h * headDim, s.valueCache[s.layer], (h * s.contextLength + pos) * headDim, headDim);
-            }
+            s.kv.store(s.layer, pos, s.k, t * kvDim, s.v, t * kvDim);
+            s.kv.round(s.q, t * dim, dim);
         }
     }
 
@@ -255,7 +253,8 @@ public final class Llama {
     /**
      * Causal attention of the batch's queries ({@code s.q}, [n, nHeads * headDim]) for the heads {@code [hStart, hEnd)}
      * over the cached keys and values of positions {@code 0 .. startPos + t}; writes the concatenated heads to
-     * {@code s.xb}. Query head h reads kv head {@code h / (nHeads / nKvHeads)}. The caller splits the heads across
+     * {@code s.xb}. Query head h reads kv head {@code h / (nHeads / nKvHeads)}, whose keys and values are taken once
+     * for all the heads and tokens here that read them ({@link KvCache#head}). The caller splits the heads across
      * threads, in units of {@link #headsPerCall} heads.
      * <p>
      * Four queries at a time ({@link VectorMath#product4}: their scores, then their weighted sums), so that each key
@@ -268,59 +267,71 @@ public final class Llama {
      */
     private void attentionHeads(State s, int hStart, int hEnd) {
         Config c = config;
-        int headDim = c.headDim(), dim = c.dim(), kvDim = c.kvDim(), queries = VectorMath.QUERIES;
+        int headDim = c.headDim(), dim = c.dim(), queries = VectorMath.QUERIES;
         int group = c.nHeads() / c.nKvHeads();
         int n = s.batch, startPos = s.startPos, context = s.contextLength, rows = queries * context;
         float scale = (float) (1.0 / Math.sqrt(headDim));
-        float[] keys = s.keyCache[s.layer], values = s.valueCache[s.layer], att = s.att;
+        float[] att = s.att;
+        KvCache kv = s.kv;
         int blocked = n - n % queries;
-        boolean headsTogether = headsPerCall() == queries;
-        for (int h = hStart; h < hEnd; h++) {
-            int kvOffset = (h / group) * headDim, attOffset = h * rows;
+        for (int h = hStart; h < hEnd && blocked > 0; h++) {
+            KvCache.Head head = kv.head(s.attentionCall, s.layer, h / group, startPos + n);
+            int attOffset = h * rows;
             for (int t = 0; t < blocked; t += queries) {
                 int positions = startPos + t + queries;
-                keyScores(keys, kvDim, kvOffset, headDim, positions, true, s.q, t * dim + h * headDim, dim, scale, att, attOffset, context);
+                keyScores(head, headDim, positions, true, s.q, t * dim + h * headDim, dim, scale, att, attOffset, context);
                 for (int j = 0; j < queries; j++) {
                     int row = attOffset + j * context, own = startPos + t + j + 1;
                     VectorMath.softmax(att, row, own);
                     Arrays.fill(att, row + own, row + positions, 0f);
+                    kv.round(att, row, own);
                 }
-                VectorMath.product4(att, attOffset, context, values, kvOffset * context, headDim, positions, headDim, 1f, s.xb, t * dim + h * headDim, dim);
+                VectorMath.product4(att, attOffset, context, head.values, head.valueBase, headDim, positions, headDim, 1f, s.xb, t * dim + h * headDim, dim);
             }
         }
-        for (int t = blocked; t < n; t++) {
-            int positions = startPos + t + 1, h = hStart;
-            if (headsTogether) {
-                // heads h .. h + 3 share a kv head: the range's bounds are multiples of four, and so is the grouping
-                for (; h < hEnd; h += queries) {
-                    int kvOffset = (h / group) * headDim, qOffset = t * dim + h * headDim;
-                    keyScores(keys, kvDim, kvOffset, headDim, positions, true, s.q, qOffset, headDim, scale, att, h * rows, rows);
-                    for (int j = 0; j < queries; j++) VectorMath.softmax(att, (h + j) * rows, positions);
-                    VectorMath.product4(att, h * rows, rows, values, kvOffset * context, headDim, positions, headDim, 1f, s.xb, qOffset, headDim);
+        if (blocked == n) return;
+        if (headsPerCall() == queries) {
+            // heads h .. h + 3 share a kv head: the range's bounds are multiples of four, and so is the grouping
+            for (int h = hStart; h < hEnd; h += queries) {
+                KvCache.Head head = kv.head(s.attentionCall, s.layer, h / group, startPos + n);
+                for (int t = blocked; t < n; t++) {
+                    int positions = startPos + t + 1, qOffset = t * dim + h * headDim;
+                    keyScores(head, headDim, positions, true, s.q, qOffset, headDim, scale, att, h * rows, rows);
+                    for (int j = 0; j < queries; j++) {
+                        VectorMath.softmax(att, (h + j) * rows, positions);
+                        kv.round(att, (h + j) * rows, positions);
+                    }
+                    VectorMath.product4(att, h * rows, rows, head.values, head.valueBase, headDim, positions, headDim, 1f, s.xb, qOffset, headDim);
                 }
             }
-            for (; h < hEnd; h++) {
-                int kvOffset = (h / group) * headDim, attOffset = h * rows;
-                keyScores(keys, kvDim, kvOffset, headDim, positions, false, s.q, t * dim + h * headDim, 0, scale, att, attOffset, 0);
-                VectorMath.softmax(att, attOffset, positions);
-                VectorMath.weightedSum(att, attOffset, values, kvOffset * context, headDim, positions, s.xb, t * dim + h * headDim, headDim);
+        } else {
+            for (int h = hStart; h < hEnd; h++) {
+                KvCache.Head head = kv.head(s.attentionCall, s.layer, h / group, startPos + n);
+                int attOffset = h * rows;
+                for (int t = blocked; t < n; t++) {
+                    int positions = startPos + t + 1;
+                    keyScores(head, headDim, positions, false, s.q, t * dim + h * headDim, 0, scale, att, attOffset, 0);
+                    VectorMath.softmax(att, attOffset, positions);
+                    kv.round(att, attOffset, positions);
+                    VectorMath.weightedSum(att, attOffset, head.values, head.valueBase, headDim, positions, s.xb, t * dim + h * headDim, headDim);
+                }
             }
         }
     }
 
     /**
      * The scores of one query ({@code four} false: {@link VectorMath#scores}) or of four ({@link VectorMath#product4},
-     * their rows {@code qStride} apart in q and {@code attStride} apart in att) against the cached keys of positions
-     * {@code 0 .. positions} of the kv head whose elements start at {@code kvOffset}, to {@code att[attOffset + p]}: a
-     * block of {@link State#KEY_BLOCK} positions at a time, the key cache's layout.
+     * their rows {@code qStride} apart in q and {@code attStride} apart in att) against a kv head's keys of positions
+     * {@code 0 .. positions}, to {@code att[attOffset + p]}: a block of {@link KvCache#KEY_BLOCK} positions at a time,
+     * the key cache's layout.
      */
-    private static void keyScores(float[] keys, int kvDim, int kvOffset, int headDim, int positions, boolean four,
+    private static void keyScores(KvCache.Head head, int headDim, int positions, boolean four,
                                   float[] q, int qOffset, int qStride, float scale, float[] att, int attOffset, int attStride) {
-        int block = State.KEY_BLOCK;
-        for (int p = 0, k = kvOffset * block; p < positions; p += block, k += kvDim * block) {
+        int block = KvCache.KEY_BLOCK;
+        for (int p = 0, k = head.keyBase; p < positions; p += block, k += head.keyBlockStride) {
             int n = Math.min(block, positions - p);
-            if (four) VectorMath.product4(q, qOffset, qStride, keys, k, block, headDim, n, scale, att, attOffset + p, attStride);
-            else VectorMath.scores(q, qOffset, keys, k, block, headDim, n, scale, att, attOffset + p);
+            if (four) VectorMath.product4(q, qOffset, qStride, head.keys, k, block, headDim, n, scale, att, attOffset + p, attStride);
+            else VectorMath.scores(q, qOffset, head.keys, k, block, headDim, n, scale, att, attOffset + p);
         }
     }
 
@@ -344,23 +355,19 @@ public final class Llama {
         final float[] att;
         /** After a forward pass: the logits, [nLogits, vocab]. */
         public final float[] logits;
-        // [layer][block][kvHead * headDim + i][position % KEY_BLOCK], block = position / KEY_BLOCK: keys transposed,
-        // so that one query's scores are vectors over positions (VectorMath.scores), in blocks of KEY_BLOCK
-        // positions, so that a head's keys for a block are one run of memory; both caches end in
-        // VectorMath.PRODUCT_SLACK floats that product4 may read past the last row
-        final float[][] keyCache;
-        // [layer][kvHead][position][i < headDim]: a head's values are one run of memory (by position across heads,
-        // one head's run through a long context touched a page per position or two)
-        final float[][] valueCache;
+        /** Keys and values of the positions so far. */
+        final KvCache kv;
+
+        public KvCache.Type kvType() {
+            return kv.type();
+        }
+
+        /** The KV cache's size. */
+        public long kvBytes() {
+            return kv.bytes();
+        }
         final Rope rope;
         final int[] single = new int[1];
-        /**
-         * Positions per block of the key cache. Keys transposed over the whole context put each of a head's rows in
-         * its own page (a row of 2048 positions is 8 KB), so one query's scores touched headDim pages per head
-         * however few positions there were: stories110M's decode step at 17 positions spent 0.13 ms in scores
-         * against 0.01 in the weighted sums over the same heads' values.
-         */
-        static final int KEY_BLOCK = 64;
         /** A decode step's matrix calls that share their input: wq, wk, wv and w1, w3 (Tensor.SharedInput). */
         final Tensor.SharedInput sharedInput = new Tensor.SharedInput();
         // mixture of experts: router logits [batch, experts], the chosen experts and weights per token, and the
@@ -372,11 +379,13 @@ public final class Llama {
         // the batch runBatch is on (its first position, size and current layer), for the per-token tasks below,
         // which are bound to this state once so that a decode step allocates nothing
         int startPos, batch, layer;
+        /** Counts the calls of attentionHeads, between which the KV cache changes (KvCache.head). */
+        long attentionCall;
         final Parallel.RangeTask attentionNorm, rotateAndCache, attentionHeads, residualAndFfnNorm, swiglu, residual;
         /** The model the tasks are bound to: only it may run this state. */
         final Llama model;
 
-        State(Llama model, int contextLength, int maxBatch, int maxLogits) {
+        State(Llama model, int contextLength, int maxBatch, int maxLogits, KvCache.Type kvType) {
             this.model = model;
             Config c = model.config;
             if (contextLength <= 0 || maxBatch <= 0) throw new IllegalArgumentException("context length and batch must be positive");
@@ -394,9 +403,7 @@ public final class Llama {
             hb2 = new float[maxBatch * c.hiddenDim()];
             att = new float[c.nHeads() * VectorMath.QUERIES * contextLength];
             logits = new float[maxLogits * c.vocabSize()];
-            int keyBlocks = (contextLength + KEY_BLOCK - 1) / KEY_BLOCK;
-            keyCache = new float[c.nLayers()][Math.addExact(Math.multiplyExact(Math.multiplyExact(keyBlocks, KEY_BLOCK), c.kvDim()), VectorMath.PRODUCT_SLACK)];
-            valueCache = new float[c.nLayers()][Math.addExact(Math.multiplyExact(contextLength, c.kvDim()), VectorMath.PRODUCT_SLACK)];
+            kv = KvCache.of(kvType, c, contextLength);
             rope = new Rope(c, contextLength);
             int experts = Math.max(c.expertCount(), 0), used = Math.max(c.expertsUsed(), 0);
             routerLogits = new float[maxBatch * experts];

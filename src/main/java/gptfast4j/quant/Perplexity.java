@@ -1,6 +1,7 @@
 package gptfast4j.quant;
 
 import gptfast4j.model.Checkpoint;
+import gptfast4j.model.KvCache;
 import gptfast4j.model.Llama;
 
 import java.util.ArrayList;
@@ -33,6 +34,11 @@ public final class Perplexity {
     }
 
     public static Result compute(Checkpoint model, Checkpoint base, String text, int ctx, java.util.function.IntConsumer onChunk) {
+        return compute(model, base, text, ctx, KvCache.Type.F32, onChunk);
+    }
+
+    /** As llama-perplexity with {@code -ctk} and {@code -ctv} of {@code kvType}; the base model runs with the same cache. */
+    public static Result compute(Checkpoint model, Checkpoint base, String text, int ctx, KvCache.Type kvType, java.util.function.IntConsumer onChunk) {
         if (ctx < 4) throw new IllegalArgumentException("--ctx must be at least 4, got " + ctx);
         int[] tokens = tokenize(model, text);
         int chunks = tokens.length / ctx;
@@ -43,8 +49,8 @@ public final class Perplexity {
         if (base != null && !java.util.Arrays.equals(tokenize(base, text), tokens)) {
             throw new IllegalArgumentException("the base model's tokenizer differs: it splits the text into other tokens");
         }
-        Llama.State state = model.model().newState(ctx, ctx);
-        Llama.State baseState = base == null ? null : base.model().newState(ctx, ctx);
+        Llama.State state = model.model().newState(ctx, ctx, ctx, kvType);
+        Llama.State baseState = base == null ? null : base.model().newState(ctx, ctx, ctx, kvType);
         float[][] logits = new float[ctx][];
         float[][] baseLogits = new float[ctx][];
         int first = ctx / 2;

@@ -125,6 +125,7 @@ class ErrorsTest {
         assertEquals(2, run("generate", "--checkpoint", STORIES.toString(), "--max-new-tokens", "many").exit);
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--top-p", "0"), "--top-p");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--threads", "0"), "--threads");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--kv-cache", "q8_0"), "--kv-cache must be f32 or f16, got 'q8_0'");
         assertOneLineError(run("generate", "--checkpoint", Shared.MODELS.resolve("stories260K.bin").toString()), "--tokenizer");
     }
 

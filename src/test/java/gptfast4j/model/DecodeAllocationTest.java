@@ -13,9 +13,10 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
  * step), TinyLlama about 8.5 KB.
  */
 class DecodeAllocationTest {
-    @Test
-    void decodeStepsAllocateNothingOnTheCallingThread() {
-        assertDecodeAllocatesNothing(Checkpoint.load(Stories260KTest.GGUF, null).model());
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.EnumSource(KvCache.Type.class)
+    void decodeStepsAllocateNothingOnTheCallingThread(KvCache.Type kvType) {
+        assertDecodeAllocatesNothing(Checkpoint.load(Stories260KTest.GGUF, null).model(), kvType);
     }
 
     /**
@@ -45,7 +46,11 @@ class DecodeAllocationTest {
     }
 
     private static void assertDecodeAllocatesNothing(Llama model) {
-        Llama.State state = model.newState(256, 8);
+        assertDecodeAllocatesNothing(model, KvCache.Type.F32);
+    }
+
+    private static void assertDecodeAllocatesNothing(Llama model, KvCache.Type kvType) {
+        Llama.State state = model.newState(256, 8, 8, kvType);
         com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
         int vocab = model.config.vocabSize();
         for (int i = 0; i < 3000; i++) model.forward(state, (i * 7) % vocab, i % 256); // until C2 has compiled the step, mostly

@@ -2,7 +2,7 @@ package gptfast4j.model;
 
 import gptfast4j.Shared;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.CsvSource;
 
 import java.util.Arrays;
 import java.util.Random;
@@ -10,28 +10,32 @@ import java.util.Random;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 
 /**
- * The KV cache across its blocks of positions ({@code State.KEY_BLOCK}): decode steps, one token at a time, give the
+ * The KV cache across its blocks of positions ({@code KvCache.KEY_BLOCK}): decode steps, one token at a time, give the
  * logits that one batch of the same tokens gives at each position, over 150 positions (two whole key blocks and a
  * partial one, a context that is not a multiple of the block). The batch attends four queries at a time, decode one
  * query per head (mini-llama2: every head its own kv head) or four heads at a time (mini-llama3: four query heads per
- * kv head), so each path reads what the other wrote through a different kernel. The batch's logits are checked
- * against llama.cpp elsewhere (PerplexityTest, ReferenceLogitsTest).
+ * kv head), so each path reads what the other wrote through a different kernel. The same with an F16 cache, whose
+ * kv heads are converted once per call into each thread's scratch, within 1e-2 rather than 1e-4: the queries and
+ * attention weights rounded to half precision turn the two paths' float-order differences into whole half ulps
+ * (measured: at most 2.2e-3 and 3.6e-3, against 1.2e-5 and 2.9e-5 with F32; a kv head's values one position short
+ * or the wrong kv head's keys differ by 0.03 to 5). The batch's logits are checked against llama.cpp
+ * elsewhere (PerplexityTest, ReferenceLogitsTest; the F16 cache there against llama.cpp's F16-cache figures).
  */
 class KvCacheTest {
     @ParameterizedTest
-    @ValueSource(strings = {"mini-llama2-F32", "mini-llama3-F32"})
-    void decodeStepsAcrossKeyBlocksGiveTheBatchsLogits(String model) {
+    @CsvSource({"mini-llama2-F32, F32", "mini-llama3-F32, F32", "mini-llama2-F32, F16", "mini-llama3-F32, F16"})
+    void decodeStepsAcrossKeyBlocksGiveTheBatchsLogits(String model, KvCache.Type kvType) {
         Llama llama = Checkpoint.load(Shared.REFERENCE.resolve("models/" + model + ".gguf"), null).model();
         int n = 150, vocab = llama.config.vocabSize();
         Random random = new Random(5);
         int[] tokens = new int[n];
         for (int i = 0; i < n; i++) tokens[i] = 3 + random.nextInt(vocab - 3);
         float[][] batch = new float[n][];
-        llama.forward(llama.newState(n, n, n), tokens, 0, n, 0, (p, logits, o) -> batch[p] = Arrays.copyOfRange(logits, o, o + vocab));
-        Llama.State state = llama.newState(n, 1, 1);
+        llama.forward(llama.newState(n, n, n, kvType), tokens, 0, n, 0, (p, logits, o) -> batch[p] = Arrays.copyOfRange(logits, o, o + vocab));
+        Llama.State state = llama.newState(n, 1, 1, kvType);
         for (int p = 0; p < n; p++) {
             float[] logits = llama.forward(state, tokens[p], p);
-            assertArrayEquals(batch[p], Arrays.copyOf(logits, vocab), 1e-4f, model + ", position " + p);
+            assertArrayEquals(batch[p], Arrays.copyOf(logits, vocab), kvType == KvCache.Type.F16 ? 1e-2f : 1e-4f, model + " " + kvType + ", position " + p);
         }
     }
 }

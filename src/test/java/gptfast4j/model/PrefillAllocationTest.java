@@ -45,7 +45,7 @@ class PrefillAllocationTest {
     }
 
     private static void assertFewBytesPerPass(Llama model) {
-        Llama.State state = model.newState(256, 128, 1);
+        Llama.State state = model.newState(256, 128, 1, KvCache.Type.F32);
         com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
         int[] tokens = new int[128]; // 128 >= Int16Product.MIN_TOKENS: Q4_0 takes its int16 product
         for (int i = 0; i < tokens.length; i++) tokens[i] = (i * 7) % model.config.vocabSize();

@@ -63,15 +63,15 @@ class Stories260KTest {
         Llama model = Checkpoint.load(GGUF, null).model();
         int[] ids = Checkpoint.load(GGUF, null).tokenizer().encode("Once upon a time, there was a big dog who liked to run");
         int vocab = model.config.vocabSize();
-        Llama.State full = model.newState(64, ids.length), few = model.newState(64, ids.length, 3);
+        Llama.State full = model.newState(64, ids.length), few = model.newState(64, ids.length, 3, KvCache.Type.F32);
         float[][] expected = new float[ids.length][], actual = new float[ids.length][];
         model.forward(full, ids, 0, ids.length, 0, (p, logits, o) -> expected[p] = java.util.Arrays.copyOfRange(logits, o, o + vocab));
         model.forward(few, ids, 0, ids.length, 0, (p, logits, o) -> actual[p] = java.util.Arrays.copyOfRange(logits, o, o + vocab));
         for (int p = 0; p < ids.length; p++) assertArrayEquals(expected[p], actual[p], 1e-4f, "position " + p);
         float[] last = model.forward(few, ids, 0, ids.length, 0, null);
         assertArrayEquals(expected[ids.length - 1], java.util.Arrays.copyOf(last, vocab), 1e-4f);
-        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> model.newState(64, 4, 5));
-        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> model.newState(64, 4, 0));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> model.newState(64, 4, 5, KvCache.Type.F32));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> model.newState(64, 4, 0, KvCache.Type.F32));
     }
 
     /**

@@ -1,0 +1,210 @@
+package gptfast4j.model;
+
+import gptfast4j.tensor.VectorMath;
+
+/**
+ * The keys and values of every layer's past positions. Keys are laid out
+ * {@code [layer][block][kvHead * headDim + i][position % KEY_BLOCK]} (block = position / KEY_BLOCK): transposed, so that
+ * a query's scores are vectors over positions, in blocks so that a head's keys for a block are one run of memory.
+ * Values are {@code [layer][kvHead][position][i < headDim]}, a head's values one run of memory.
+ * <p>
+ * Two element types: {@link Type#F32}, and {@link Type#F16}, which halves the cache's memory (Llama-2-7B at 4096
+ * positions: 2.1 GB against 4.3) and what a step reads from it, at the cost of a conversion per block read.
+ */
+public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
+    /** The cache's element type. */
+    public enum Type {
+        F32, F16;
+
+        /** "f32" or "f16", as llama.cpp's {@code --cache-type-k} spells them. */
+        public static Type parse(String name, String flag) {
+            return switch (name) {
+                case "f32" -> F32;
+                case "f16" -> F16;
+                default -> throw new IllegalArgumentException(flag + " must be f32 or f16, got '" + name + "'");
+            };
+        }
+    }
+
+    /**
+     * Positions per block of the key cache. Keys transposed over the whole context put each of a head's rows in its
+     * own page (a row of 2048 positions is 8 KB), so one query's scores touched headDim pages per head however few
+     * positions there were: stories110M's decode step at 17 positions spent 0.13 ms in scores against 0.01 in the
+     * weighted sums over the same heads' values. 128 and 256 measured no better.
+     */
+    static final int KEY_BLOCK = 64;
+
+    final int contextLength, kvDim, headDim, nKvHeads;
+
+    private KvCache(Config c, int contextLength) {
+        this.contextLength = contextLength;
+        this.kvDim = c.kvDim();
+        this.headDim = c.headDim();
+        this.nKvHeads = c.nKvHeads();
+    }
+
+    static KvCache of(Type type, Config c, int contextLength) {
+        return type == Type.F16 ? new F16(c, contextLength) : new F32(c, contextLength);
+    }
+
+    public abstract Type type();
+
+    /** Elements of one layer's key cache: whole blocks, and the slack {@link VectorMath#product4} may read past the last row. */
+    final int keyElements() {
+        return Math.addExact(Math.multiplyExact(Math.multiplyExact((contextLength + KEY_BLOCK - 1) / KEY_BLOCK, KEY_BLOCK), kvDim), VectorMath.PRODUCT_SLACK);
+    }
+
+    /** Elements of one layer's value cache, with the same slack. */
+    final int valueElements() {
+        return Math.addExact(Math.multiplyExact(contextLength, kvDim), VectorMath.PRODUCT_SLACK);
+    }
+
+    /** Where element 0 of position {@code pos}'s key lies in its layer's key cache (element i is KEY_BLOCK further each). */
+    final int keyIndex(int pos) {
+        return pos / KEY_BLOCK * kvDim * KEY_BLOCK + pos % KEY_BLOCK;
+    }
+
+    /** Where kv head h's value of position {@code pos} begins in its layer's value cache. */
+    final int valueIndex(int h, int pos) {
+        return (h * contextLength + pos) * headDim;
+    }
+
+    /** Stores the key {@code k[kOffset .. + kvDim)} and value {@code v[vOffset .. + kvDim)} of position {@code pos}. */
+    abstract void store(int layer, int pos, float[] k, int kOffset, float[] v, int vOffset);
+
+    /**
+     * Kv head {@code kvHead}'s keys and values of positions {@code 0 .. positions} in layer {@code layer}, as floats
+     * where attention's kernels read them: the cache itself (F32), or a conversion into the calling thread's scratch
+     * (F16), made once per attention call ({@code call}: a number that changes whenever the cache may have) for all the
+     * query heads and tokens of the call that read this kv head on this thread (the pool may hand a thread several
+     * ranges of heads). The same object for every call on a thread.
+     */
+    abstract Head head(long call, int layer, int kvHead, int positions);
+
+    /**
+     * Rounds {@code x[offset .. offset + n)} as the cache's products round their other operand: not at all (F32), or
+     * to half precision (F16: the queries before their scores, the attention weights before their sums, as llama.cpp
+     * converts the F32 operand of a product with an F16 cache to F16).
+     */
+    abstract void round(float[] x, int offset, int n);
+
+    /** Bytes the cache holds. */
+    abstract long bytes();
+
+    /**
+     * One kv head's keys, as many blocks of {@code [headDim][KEY_BLOCK]} as its positions fill, block b at {@code
+     * keys[keyBase + b * keyBlockStride]}, and values, position p at {@code values[valueBase + p * headDim]}; each
+     * array followed by at least {@link VectorMath#PRODUCT_SLACK} floats that may be read.
+     */
+    static final class Head {
+        float[] keys, values;
+        int keyBase, keyBlockStride, valueBase;
+        /** What an F16 cache's scratch holds: this call's kv head, up to this many positions. */
+        long call = -1;
+        int kvHead, positions;
+    }
+
+    /** Each thread's {@link Head} for this cache. */
+    final ThreadLocal<Head> heads = ThreadLocal.withInitial(Head::new);
+
+    static final class F32 extends KvCache {
+        private final float[][] keys, values;
+
+        F32(Config c, int contextLength) {
+            super(c, contextLength);
+            keys = new float[c.nLayers()][keyElements()];
+            values = new float[c.nLayers()][valueElements()];
+        }
+
+        @Override
+        public Type type() {
+            return Type.F32;
+        }
+
+        @Override
+        void store(int layer, int pos, float[] k, int kOffset, float[] v, int vOffset) {
+            float[] layerKeys = keys[layer];
+            for (int i = 0, key = keyIndex(pos); i < kvDim; i++) layerKeys[key + i * KEY_BLOCK] = k[kOffset + i];
+            for (int h = 0; h < nKvHeads; h++) System.arraycopy(v, vOffset + h * headDim, values[layer], valueIndex(h, pos), headDim);
+        }
+
+        @Override
+        Head head(long call, int layer, int kvHead, int positions) {
+            Head h = heads.get();
+            h.keys = keys[layer];
+            h.keyBase = kvHead * headDim * KEY_BLOCK;
+            h.keyBlockStride = kvDim * KEY_BLOCK;
+            h.values = values[layer];
+            h.valueBase = valueIndex(kvHead, 0);
+            return h;
+        }
+
+        @Override
+        void round(float[] x, int offset, int n) {
+        }
+
+        @Override
+        long bytes() {
+            return 4L * keys.length * (keys[0].length + values[0].length);
+        }
+    }
+
+    /**
+     * Half floats, rounded to nearest even. A kv head's keys and values are converted into the thread's float
+     * scratch once per call that reads them, and the F32 kernels run over that: C2 compiles the conversion loop to the
+     * CPU's instruction for it (16 halves per {@code vcvtph2ps}), which the Vector API has no operation for. The
+     * queries and the attention weights are rounded to half precision too ({@link #round}), so that llama.cpp's
+     * figures with an F16 cache are ours to check against.
+     */
+    static final class F16 extends KvCache {
+        private final short[][] keys, values;
+
+        F16(Config c, int contextLength) {
+            super(c, contextLength);
+            keys = new short[c.nLayers()][keyElements()];
+            values = new short[c.nLayers()][valueElements()];
+        }
+
+        @Override
+        public Type type() {
+            return Type.F16;
+        }
+
+        @Override
+        void store(int layer, int pos, float[] k, int kOffset, float[] v, int vOffset) {
+            short[] layerKeys = keys[layer];
+            for (int i = 0, key = keyIndex(pos); i < kvDim; i++) layerKeys[key + i * KEY_BLOCK] = Float.floatToFloat16(k[kOffset + i]);
+            for (int h = 0; h < nKvHeads; h++) VectorMath.toHalves(v, vOffset + h * headDim, values[layer], valueIndex(h, pos), headDim);
+        }
+
+        /** The head's blocks of keys and its values, converted into the thread's scratch (grown as needed, then kept). */
+        @Override
+        Head head(long call, int layer, int kvHead, int positions) {
+            Head h = heads.get();
+            if (h.call == call && h.kvHead == kvHead && h.positions >= positions) return h;
+            int blocks = (positions + KEY_BLOCK - 1) / KEY_BLOCK, blockSize = headDim * KEY_BLOCK;
+            int keyFloats = blocks * blockSize + VectorMath.PRODUCT_SLACK, valueFloats = positions * headDim + VectorMath.PRODUCT_SLACK;
+            if (h.keys == null || h.keys.length < keyFloats) h.keys = new float[keyFloats];
+            if (h.values == null || h.values.length < valueFloats) h.values = new float[valueFloats];
+            for (int b = 0; b < blocks; b++) VectorMath.fromHalves(keys[layer], b * kvDim * KEY_BLOCK + kvHead * blockSize, h.keys, b * blockSize, blockSize);
+            VectorMath.fromHalves(values[layer], valueIndex(kvHead, 0), h.values, 0, positions * headDim);
+            h.keyBase = 0;
+            h.keyBlockStride = blockSize;
+            h.valueBase = 0;
+            h.call = call;
+            h.kvHead = kvHead;
+            h.positions = positions;
+            return h;
+        }
+
+        @Override
+        void round(float[] x, int offset, int n) {
+            VectorMath.roundToHalf(x, offset, x, offset, n);
+        }
+
+        @Override
+        long bytes() {
+            return 2L * keys.length * (keys[0].length + values[0].length);
+        }
+    }
+}
