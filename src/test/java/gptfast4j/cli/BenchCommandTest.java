@@ -15,9 +15,10 @@ class BenchCommandTest {
     @Test
     void jsonRowsAtADepth() throws Exception {
         ErrorsTest.Outcome o = ErrorsTest.run("bench", "--checkpoint", STORIES, "--threads", "1", "--repetitions", "2",
-                "--prompt-tokens", "16", "--gen-tokens", "8", "--depth", "40", "--format", "json");
+                "--prompt-tokens", "16", "--gen-tokens", "8", "--depth", "40", "--format", "json", "--kv-cache", "f32");
         assertEquals(0, o.exit(), o.err());
-        JsonNode results = new ObjectMapper().readTree(o.out()).get("results");
+        JsonNode doc = new ObjectMapper().readTree(o.out()), results = doc.get("results");
+        assertEquals("f32", doc.get("kvCache").asText());
         assertEquals(2, results.size(), o.out());
         String[] tests = {"pp16 @ d40", "tg8 @ d40"};
         for (int i = 0; i < 2; i++) {
