@@ -77,7 +77,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
      * where attention's kernels read them: the cache itself (F32), or a conversion into the calling thread's scratch
      * (F16), made once per attention call ({@code call}: a number that changes whenever the cache may have) for all the
      * query heads and tokens of the call that read this kv head on this thread (the pool may hand a thread several
-     * ranges of heads). The same object for every call on a thread.
+     * ranges of heads). Valid until the thread's next call.
      */
     abstract Head head(long call, int layer, int kvHead, int positions);
 
@@ -99,13 +99,10 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
     static final class Head {
         float[] keys, values;
         int keyBase, keyBlockStride, valueBase;
-        /** What an F16 cache's scratch holds: this call's kv head, up to this many positions. */
-        long call = -1;
+        /** What a thread's F16 scratch holds: the kv head of this cache and call, up to this many positions. */
+        long cache, call;
         int kvHead, positions;
     }
-
-    /** Each thread's {@link Head} for this cache. */
-    final ThreadLocal<Head> heads = ThreadLocal.withInitial(Head::new);
 
     static final class F32 extends KvCache {
         private final float[][] keys, values;
@@ -114,6 +111,17 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
             super(c, contextLength);
             keys = new float[c.nLayers()][keyElements()];
             values = new float[c.nLayers()][valueElements()];
+            views = new Head[c.nLayers()][nKvHeads];
+            for (int l = 0; l < c.nLayers(); l++) {
+                for (int h = 0; h < nKvHeads; h++) {
+                    Head v = views[l][h] = new Head();
+                    v.keys = keys[l];
+                    v.keyBase = h * headDim * KEY_BLOCK;
+                    v.keyBlockStride = kvDim * KEY_BLOCK;
+                    v.values = values[l];
+                    v.valueBase = valueIndex(h, 0);
+                }
+            }
         }
 
         @Override
@@ -128,15 +136,12 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
             for (int h = 0; h < nKvHeads; h++) System.arraycopy(v, vOffset + h * headDim, values[layer], valueIndex(h, pos), headDim);
         }
 
+        /** Views of the cache itself, made once, never changed: [layer][kvHead]. */
+        private final Head[][] views;
+
         @Override
         Head head(long call, int layer, int kvHead, int positions) {
-            Head h = heads.get();
-            h.keys = keys[layer];
-            h.keyBase = kvHead * headDim * KEY_BLOCK;
-            h.keyBlockStride = kvDim * KEY_BLOCK;
-            h.values = values[layer];
-            h.valueBase = valueIndex(kvHead, 0);
-            return h;
+            return views[layer][kvHead];
         }
 
         @Override
@@ -157,6 +162,14 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
      * figures with an F16 cache are ours to check against.
      */
     static final class F16 extends KvCache {
+        /**
+         * Each thread's converted kv head, shared by all F16 caches (it grows to the largest head a thread has read,
+         * and holds no cache's arrays, so a dropped cache is not kept alive by a thread's copy).
+         */
+        private static final ThreadLocal<Head> SCRATCH = ThreadLocal.withInitial(Head::new);
+        private static final java.util.concurrent.atomic.AtomicLong IDS = new java.util.concurrent.atomic.AtomicLong();
+        /** This cache, in a {@link Head}'s record of what it holds. */
+        private final long id = IDS.incrementAndGet();
         private final short[][] keys, values;
 
         F16(Config c, int contextLength) {
@@ -180,8 +193,8 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
         /** The head's blocks of keys and its values, converted into the thread's scratch (grown as needed, then kept). */
         @Override
         Head head(long call, int layer, int kvHead, int positions) {
-            Head h = heads.get();
-            if (h.call == call && h.kvHead == kvHead && h.positions >= positions) return h;
+            Head h = SCRATCH.get();
+            if (h.cache == id && h.call == call && h.kvHead == kvHead && h.positions >= positions) return h;
             int blocks = (positions + KEY_BLOCK - 1) / KEY_BLOCK, blockSize = headDim * KEY_BLOCK;
             int keyFloats = blocks * blockSize + VectorMath.PRODUCT_SLACK, valueFloats = positions * headDim + VectorMath.PRODUCT_SLACK;
             if (h.keys == null || h.keys.length < keyFloats) h.keys = new float[keyFloats];
@@ -191,6 +204,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
             h.keyBase = 0;
             h.keyBlockStride = blockSize;
             h.valueBase = 0;
+            h.cache = id;
             h.call = call;
             h.kvHead = kvHead;
             h.positions = positions;

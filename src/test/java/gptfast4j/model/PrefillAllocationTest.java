@@ -40,12 +40,23 @@ class PrefillAllocationTest {
         assertFewBytesPerPass(model);
     }
 
+    /** With an F16 KV cache, whose kv heads are converted into each thread's scratch (kept between calls). */
+    @ParameterizedTest
+    @ValueSource(strings = {"F32", "Q4_0"})
+    void aCompiledPrefillWithAnF16CacheAllocatesOnlyPerMatrixCall(String type) {
+        assertFewBytesPerPass(load(type), KvCache.Type.F16);
+    }
+
     private static Llama load(String type) {
         return Checkpoint.load(gptfast4j.Shared.REFERENCE.resolve("models/mini-llama2-" + type + ".gguf"), null).model();
     }
 
     private static void assertFewBytesPerPass(Llama model) {
-        Llama.State state = model.newState(256, 128, 1, KvCache.Type.F32);
+        assertFewBytesPerPass(model, KvCache.Type.F32);
+    }
+
+    private static void assertFewBytesPerPass(Llama model, KvCache.Type kvType) {
+        Llama.State state = model.newState(256, 128, 1, kvType);
         com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
         int[] tokens = new int[128]; // 128 >= Int16Product.MIN_TOKENS: Q4_0 takes its int16 product
         for (int i = 0; i < tokens.length; i++) tokens[i] = (i * 7) % model.config.vocabSize();
