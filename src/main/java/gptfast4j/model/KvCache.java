@@ -9,7 +9,8 @@ import gptfast4j.tensor.VectorMath;
  * Values are {@code [layer][kvHead][position][i < headDim]}, a head's values one run of memory.
  * <p>
  * Two element types: {@link Type#F32}, and {@link Type#F16}, which halves the cache's memory (Llama-2-7B at 4096
- * positions: 2.1 GB against 4.3) and what a step reads from it, at the cost of a conversion per block read.
+ * positions: 2.1 GB against 4.3) and what a step reads from it, at the cost of converting each kv head read, once per
+ * attention call.
  */
 public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
     /** The cache's element type. */
@@ -49,7 +50,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
 
     public abstract Type type();
 
-    /** Elements of one layer's key cache: whole blocks, and the slack {@link VectorMath#product4} may read past the last row. */
+    /** Elements of one layer's key cache: whole blocks, and the slack {@link VectorMath#product4} may read past the last row (F32). */
     final int keyElements() {
         return Math.addExact(Math.multiplyExact(Math.multiplyExact((contextLength + KEY_BLOCK - 1) / KEY_BLOCK, KEY_BLOCK), kvDim), VectorMath.PRODUCT_SLACK);
     }
@@ -106,6 +107,8 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
 
     static final class F32 extends KvCache {
         private final float[][] keys, values;
+        /** Views of the cache itself, made once, never changed: [layer][kvHead]. */
+        private final Head[][] views;
 
         F32(Config c, int contextLength) {
             super(c, contextLength);
@@ -135,9 +138,6 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
             for (int i = 0, key = keyIndex(pos); i < kvDim; i++) layerKeys[key + i * KEY_BLOCK] = k[kOffset + i];
             for (int h = 0; h < nKvHeads; h++) System.arraycopy(v, vOffset + h * headDim, values[layer], valueIndex(h, pos), headDim);
         }
-
-        /** Views of the cache itself, made once, never changed: [layer][kvHead]. */
-        private final Head[][] views;
 
         @Override
         Head head(long call, int layer, int kvHead, int positions) {
