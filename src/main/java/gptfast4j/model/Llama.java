@@ -191,7 +191,7 @@ public final class Llama {
         for (int t = t0; t < t1; t++) VectorMath.rmsnorm(s.xb, t * dim, s.x, t * dim, norm, dim, config.rmsNormEps());
     }
 
-    /** Tokens {@code [t0, t1)}: RoPE on q and k at their positions, then k and v into the layer's cache. */
+    /** Tokens {@code [t0, t1)}: RoPE on q and k at their positions, k and v into the layer's cache, q rounded as the cache's products round it. */
     private void rotateAndCache(State s, int t0, int t1) {
         int dim = config.dim(), kvDim = config.kvDim();
         for (int t = t0; t < t1; t++) {
