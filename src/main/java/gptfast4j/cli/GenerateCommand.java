@@ -114,7 +114,7 @@ final class GenerateCommand implements Callable<Integer> {
                 out.println(); // ends the text's line, also before the error line of a generation that fails
             }
             if (r.tokens().length < maxNewTokens && !r.stoppedAtEos()) System.err.println("(stopped at the context length " + kvLength + ")");
-            printStats(ckpt, r);
+            printStats(ckpt, state, r);
             if (speculation != null) speculation.printStats();
         }
         return 0;
@@ -127,7 +127,7 @@ final class GenerateCommand implements Callable<Integer> {
         return r;
     }
 
-    static void printStats(Checkpoint ckpt, Generator.Result r) {
+    static void printStats(Checkpoint ckpt, Llama.State state, Generator.Result r) {
         long bytes = ckpt.model().weights().bytesPerToken();
         double tps = r.decodeTokensPerSecond();
         System.err.printf("Prompt: %d tokens, prefill %.1f ms (%.1f tokens/s)%n", r.promptTokens(), r.prefillNanos() / 1e6, r.prefillTokensPerSecond());
@@ -142,7 +142,12 @@ final class GenerateCommand implements Callable<Integer> {
             System.err.printf("Generated %d token%s (from the prefill; no decode step to time)%n", r.tokens().length, r.tokens().length == 1 ? "" : "s");
         }
         long peak = CommonOptions.peakResidentBytes();
-        if (peak > 0) System.err.printf("Peak memory: %.1f MB resident%n", peak / 1e6);
+        if (peak > 0) {
+            long kv = state.kvBytes();
+            System.err.printf("Peak memory: %.1f MB resident (of which the %s KV cache for %d positions: %s)%n", peak / 1e6,
+                    state.kvType().name().toLowerCase(java.util.Locale.ROOT), state.contextLength,
+                    kv < 1e6 ? String.format("%.1f KB", kv / 1e3) : String.format("%.1f MB", kv / 1e6));
+        }
     }
 
     private int chat(Checkpoint ckpt, int contextLength, Sampler sampler, PrintStream out) throws Exception {
