@@ -148,7 +148,7 @@ final class BenchCommand implements Callable<Integer> {
                 bandwidth.forEach((t, b) -> bw.put(String.valueOf(t), b / 1e9));
                 doc.put("memoryReadGBps", bw);
             }
-            if (ckpt != null) doc.put("kvCache", kvType.name().toLowerCase(java.util.Locale.ROOT));
+            if (ckpt != null) doc.put("kvCache", kvType.option());
             doc.put("results", rows);
             System.out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(doc));
             return 0;
@@ -166,7 +166,7 @@ final class BenchCommand implements Callable<Integer> {
                         r.percentOfMemoryBandwidth() == null ? "" : String.format("%.0f%%", r.percentOfMemoryBandwidth()));
                 if (r.speedup() != null) System.out.printf("|   %s: mean accepted %.2f of %d, speedup over plain %.2fx%n", r.test(), r.meanAccepted(), speculateK, r.speedup());
             }
-            System.out.printf("KV cache: %s%n", kvType.name().toLowerCase(java.util.Locale.ROOT));
+            System.out.printf("KV cache: %s%n", kvType.option());
         }
         return 0;
     }

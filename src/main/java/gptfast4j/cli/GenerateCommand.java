@@ -145,7 +145,7 @@ final class GenerateCommand implements Callable<Integer> {
         if (peak > 0) {
             long kv = state.kvBytes();
             System.err.printf("Peak memory: %.1f MB resident (of which the %s KV cache for %d positions: %s)%n", peak / 1e6,
-                    state.kvType().name().toLowerCase(java.util.Locale.ROOT), state.contextLength,
+                    state.kvType().option(), state.contextLength,
                     kv < 1e6 ? String.format("%.1f KB", kv / 1e3) : String.format("%.1f MB", kv / 1e6));
         }
     }

@@ -18,12 +18,14 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
         F32, F16;
 
         /** "f32" or "f16", as llama.cpp's {@code --cache-type-k} spells them. */
+        public String option() {
+            return name().toLowerCase(java.util.Locale.ROOT);
+        }
+
+        /** The type whose {@link #option} is {@code name}. */
         public static Type parse(String name, String flag) {
-            return switch (name) {
-                case "f32" -> F32;
-                case "f16" -> F16;
-                default -> throw new IllegalArgumentException(flag + " must be f32 or f16, got '" + name + "'");
-            };
+            for (Type t : values()) if (t.option().equals(name)) return t;
+            throw new IllegalArgumentException(flag + " must be f32 or f16, got '" + name + "'");
         }
     }
 
