@@ -215,7 +215,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
 
         @Override
         void round(float[] x, int offset, int n) {
-            VectorMath.roundToHalf(x, offset, x, offset, n);
+            VectorMath.roundToHalf(x, offset, n);
         }
 
         @Override

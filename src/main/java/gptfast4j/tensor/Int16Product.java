@@ -237,8 +237,8 @@ final class Int16Product {
                             }
                             // Q8_1's s: the unrounded max / 127 times the sum, rounded to an f16
                             if (minSums != null) {
-                                minSums[at] = toHalfAndBack(max0 / 127 * s0);
-                                minSums[at + 1] = toHalfAndBack(max1 / 127 * s1);
+                                minSums[at] = VectorMath.roundToHalf(max0 / 127 * s0);
+                                minSums[at + 1] = VectorMath.roundToHalf(max1 / 127 * s1);
                             }
                         }
                     }
@@ -258,12 +258,7 @@ final class Int16Product {
      * and scale change sign together), or Q8_0's and Q8_1's max / 127 as an f16.
      */
     private static float scale(float max, float inverse, boolean kQuant) {
-        return kQuant ? (max == 0 ? 0 : 1 / inverse) : toHalfAndBack(max / 127);
-    }
-
-    /** {@code v} rounded to an f16, as a float. */
-    private static float toHalfAndBack(float v) {
-        return Float.float16ToFloat(Float.floatToFloat16(v));
+        return kQuant ? (max == 0 ? 0 : 1 / inverse) : VectorMath.roundToHalf(max / 127);
     }
 
     /**

@@ -276,9 +276,14 @@ public final class VectorMath {
         for (int i = 0; i < n; i++) out[outOffset + i] = Float.floatToFloat16(x[xOffset + i]);
     }
 
-    /** {@code out[outOffset + i] = x[xOffset + i]} rounded to the nearest half float (x and out may be one array). */
-    public static void roundToHalf(float[] x, int xOffset, float[] out, int outOffset, int n) {
-        for (int i = 0; i < n; i++) out[outOffset + i] = Float.float16ToFloat(Float.floatToFloat16(x[xOffset + i]));
+    /** {@code x[offset .. offset + n)} rounded in place to the nearest half floats. */
+    public static void roundToHalf(float[] x, int offset, int n) {
+        for (int i = offset; i < offset + n; i++) x[i] = roundToHalf(x[i]);
+    }
+
+    /** {@code v} rounded to the nearest half float, as a float. */
+    public static float roundToHalf(float v) {
+        return Float.float16ToFloat(Float.floatToFloat16(v));
     }
 
     public static int argmax(float[] x, int offset, int n) {
