@@ -70,7 +70,7 @@ final class BF16Tensor extends Tensor {
     }
 
     @Override
-    void dotRows(float[] x, int xOffset, float[] sums, float[] out, int outOffset, long firstRow, int start, int end) {
+    void dotRows(float[] x, int xOffset, float[] sums, int[] quants, float[] out, int outOffset, long firstRow, int start, int end) {
         for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
     }
 }

@@ -147,7 +147,7 @@ final class F16Tensor extends Tensor {
      * 21-22.6 against 15-20 GB/s (C with the same arithmetic: 24-25).
      */
     @Override
-    void dotRows(float[] x, int xOffset, float[] sums, float[] out, int outOffset, long firstRow, int start, int end) {
+    void dotRows(float[] x, int xOffset, float[] sums, int[] quants, float[] out, int outOffset, long firstRow, int start, int end) {
         for (int r = start; r < end; r++) out[outOffset + r] = pairedDot(firstRow + r, x, xOffset);
     }
 }

@@ -54,7 +54,8 @@ final class Int16Product {
     private static final int BLOCK = 32;
     /** Weight rows per pass of {@link #rows}. */
     private static final int ROWS = 4;
-    private static final float ROUNDER = 0x1.8p23f;
+    /** Adding and taking off 1.5 * 2^23 rounds a float of magnitude at most 2^22 to an integer, half to even. */
+    static final float ROUNDER = 0x1.8p23f;
     /**
      * Blocks per piece of {@link #quantize}: a piece of a group (16 KB) stays in L1 while its tokens are written into
      * it. Q8_K's pieces are a super-block (8 blocks, 32 KB).
@@ -249,7 +250,7 @@ final class Int16Product {
     }
 
     /** What a block with this max|x| is multiplied by before rounding: 127 / max, 0 for an all-zero block. */
-    private static float inverse(float max) {
+    static float inverse(float max) {
         return max == 0 ? 0 : 127 / max;
     }
 
@@ -257,7 +258,7 @@ final class Int16Product {
      * The scale of a rounded block: Q8_K's 1 / inverse (its -127 / max with max signed gives the same products: values
      * and scale change sign together), or Q8_0's and Q8_1's max / 127 as an f16.
      */
-    private static float scale(float max, float inverse, boolean kQuant) {
+    static float scale(float max, float inverse, boolean kQuant) {
         return kQuant ? (max == 0 ? 0 : 1 / inverse) : VectorMath.roundToHalf(max / 127);
     }
 
@@ -266,7 +267,7 @@ final class Int16Product {
      * floats order as their bits do, and an int max is one instruction where a float max takes four (Java's rules for
      * NaN and -0).
      */
-    private static float maxAbs(float[] x, int from, int n) {
+    static float maxAbs(float[] x, int from, int n) {
         IntVector m = IntVector.zero(Tensor.I_SPECIES);
         for (int k = 0; k < n; k += F.length()) m = m.max(FloatVector.fromArray(F, x, from + k).reinterpretAsInts().and(0x7FFFFFFF));
         return Float.intBitsToFloat(m.reduceLanes(VectorOperators.MAX));

@@ -5,6 +5,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
@@ -14,8 +15,13 @@ import java.nio.ByteOrder;
  * weight j + 16 in its high nibble; weight = d * (nibble - 8).
  * <p>
  * Two layouts of the same bytes: the file's, each row its blocks in order, and the decode layout ({@link #forDecode},
- * {@link RowGroupTensor}), one row per vector lane, the nibbles' values unchanged: the lane kernels take them
- * unsigned and add {@code -8 * sum(x)} per block ({@link #offsetSums}).
+ * {@link RowGroupTensor}), one row per vector lane, the nibbles' values unchanged.
+ * <p>
+ * Its products with one token, and with the few tokens of a decode layout's small batch, take llama.cpp's arithmetic,
+ * as batches of {@link Int16Product#MIN_TOKENS} or more do: the activations rounded to int8 per block of 32 as x86
+ * llama.cpp rounds them for its Q4_0 products ({@link #prepare}), each block's integer sum scaled by {@code d * dx}.
+ * In int16 lanes the decode kernel does 32 multiply-adds per two instructions where the float kernel it replaced
+ * did 16 per three (TinyLlama Q4_0 decode, 2 threads: 46.3 against 52.3 tokens/s; docs/kernel-log.md, session 32).
  */
 final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, Int16Product.Weights {
     private static final int BLOCK = 32;
@@ -43,87 +49,116 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, In
         return new Q4_0Tensor(name, data, cols, rows, true);
     }
 
-    /**
-     * In the file's layout, per block {@code d * sum((nibble[j] - 8) * x[j])}: the bytes are widened to int lanes
-     * before the nibbles are taken apart (x86 has no byte shift, and byte-lane shifts cost more than the widening).
-     * The block's arithmetic is written in the loop rather than in a helper returning its vector, which boxes where
-     * C2 leaves it out of line (docs/kernel-log.md, session 21).
-     */
+    /** A row's product with x as {@link #matvec} computes it: x rounded ({@link #prepare}), then {@link #dotRows}. */
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        if (grouped) return preparedDot(row, x, xOffset);
-        int lanes = F_SPECIES.length();
-        long offset = row * rowBytes;
-        FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0;
-        for (int i = 0; i < cols; i += BLOCK, offset += BLOCK_BYTES) {
-            FloatVector sum = FloatVector.zero(F_SPECIES);
-            for (int j = 0; j < BLOCK / 2; j += lanes) {
-                IntVector q = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
-                        : IntVector.broadcast(I_SPECIES, data.get(INT_LE, offset + 2 + j)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24));
-                sum = ((FloatVector) q.and(0xF).sub(8).castShape(F_SPECIES, 0)).fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + j), sum);
-                sum = ((FloatVector) q.lanewise(VectorOperators.ASHR, 4).and(0xF).sub(8).castShape(F_SPECIES, 0))
-                        .fma(FloatVector.fromArray(F_SPECIES, x, xOffset + i + j + BLOCK / 2), sum);
-            }
-            FloatVector next = sum.fma(FloatVector.broadcast(F_SPECIES, f16(data, offset)), acc1);
-            acc1 = acc0; // the two sums in turn: consecutive blocks do not wait on each other
-            acc0 = next;
-        }
-        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        return preparedDot(row, x, xOffset);
     }
 
     /**
-     * The dot products of the L rows of groups a and b with x, to {@code out[oA .. oA + L)} and {@code out[oB ..]}, x
-     * scaled per nibble position ({@link RowLanes#nibbleScaled}) and {@code xSums} from {@link #offsetSums} (-8): per
-     * block, lane r sums row r's 32 unsigned nibbles times the broadcast activations in four accumulators per group
-     * (one per int of the block, the first starting at the block's offset share) and takes the L rows' scales as one
-     * vector. Nibble p < 7 of an int is taken in place by one and ({@link RowLanes#nibbleScaled}), the top one shifted down.
-     * The loop over the nibble positions keeps the method within C2's inlining budget (C2 keeps it a loop, which is
-     * why the nibble masks are read from an array, {@link RowLanes#NIBBLE_MASKS}); the body has only the Vector
-     * API's own calls: past the budget C2 dropped {@code nibbleInPlace} and a helper for the f16 scales here and boxed.
+     * Row {@code row} of the file's layout times the rounded activations at {@code q[qOffset ..]} with their block
+     * scales at {@code sums[2k]}: per block the products of the signed nibbles with the values in int lanes, then
+     * {@code += sum * (d * dx)} in float lanes.
+     */
+    private float fileDot(long row, int[] q, int qOffset, float[] sums) {
+        int lanes = I_SPECIES.length();
+        long offset = row * rowBytes;
+        FloatVector acc = FloatVector.zero(F_SPECIES);
+        for (int i = 0, k = 0; i < cols; i += BLOCK, k++, offset += BLOCK_BYTES) {
+            IntVector sum = IntVector.zero(I_SPECIES);
+            for (int j = 0; j < BLOCK / 2; j += lanes) {
+                IntVector w = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 2 + j, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                        : IntVector.broadcast(I_SPECIES, data.get(INT_LE, offset + 2 + j)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24));
+                sum = w.and(0xF).sub(8).mul(IntVector.fromArray(I_SPECIES, q, qOffset + i + j)).add(sum);
+                sum = w.lanewise(VectorOperators.ASHR, 4).and(0xF).sub(8).mul(IntVector.fromArray(I_SPECIES, q, qOffset + i + j + BLOCK / 2)).add(sum);
+            }
+            acc = ((FloatVector) sum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, f16(data, offset) * sums[2 * k]), acc);
+        }
+        return acc.reduceLanes(VectorOperators.ADD);
+    }
+
+    /**
+     * The dot products of the L rows of groups a and b with the rounded activations, to {@code out[oA .. oA + L)} and
+     * {@code out[oB ..]}: {@code q[qOffset + 32k + 8t + j]} (j < 4) holds block k's values 8t + j and 8t + 4 + j as
+     * the low and high int16 of an int ({@link #prepare}), {@code sums[2k]} its scale dx and {@code sums[2k + 1]}
+     * {@code -8 * sum(values)}. Int t of a row (weights 8t .. 8t + 7, a nibble each) read as two int16 lanes holds
+     * weights 8t .. 8t + 3 in the low one and 8t + 4 .. 8t + 7 in the high one, so one broadcast pair multiplies nibble
+     * j of both: per block, 16 int16 multiply-adds per lane of the unsigned nibbles (at most 16 * 15 * 127 = 30480, no
+     * overflow), then the lane pairs added as ints, the offset added, and {@code * (d * dx)} into float sums. Nibble 0
+     * is taken by one and, 3 by one shift, 1 and 2 by both. The Vector API's calls are written out in this one method,
+     * as a helper returning a vector would box where C2 leaves it out of line (docs/kernel-log.md, session 21).
      */
     @Override
-    public void laneDots(long a, long b, float[] x, int xOffset, float[] xSums, float[] out, int oA, int oB) {
+    public void laneDots(long a, long b, float[] x, int qOffset, float[] sums, int[] q, float[] out, int oA, int oB) {
         long offsetA = a * L * rowBytes, offsetB = b * L * rowBytes;
         FloatVector accA = FloatVector.zero(F_SPECIES), accB = accA;
-        for (int c = xOffset, k = 0; c < xOffset + cols; c += BLOCK, k++, offsetA += (long) L * BLOCK_BYTES, offsetB += (long) L * BLOCK_BYTES) {
-            IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS, ByteOrder.LITTLE_ENDIAN),
-                    v1 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
-                    v2 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
-                    v3 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
-            IntVector w0 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS, ByteOrder.LITTLE_ENDIAN),
-                    w1 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
-                    w2 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
-                    w3 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
-            FloatVector s0 = FloatVector.broadcast(F_SPECIES, xSums[k]), s1 = FloatVector.zero(F_SPECIES), s2 = s1, s3 = s1;
-            FloatVector t0 = s0, t1 = s1, t2 = s1, t3 = s1;
-            for (int p = 0; p < 7; p++) { // nibble p of int t: weight 8t + p
-                FloatVector x0 = FloatVector.broadcast(F_SPECIES, x[c + p]), x1 = FloatVector.broadcast(F_SPECIES, x[c + 8 + p]),
-                        x2 = FloatVector.broadcast(F_SPECIES, x[c + 16 + p]), x3 = FloatVector.broadcast(F_SPECIES, x[c + 24 + p]);
-                int mask = RowLanes.NIBBLE_MASKS[p];
-                s0 = ((FloatVector) v0.and(mask).convert(VectorOperators.I2F, 0)).fma(x0, s0);
-                s1 = ((FloatVector) v1.and(mask).convert(VectorOperators.I2F, 0)).fma(x1, s1);
-                s2 = ((FloatVector) v2.and(mask).convert(VectorOperators.I2F, 0)).fma(x2, s2);
-                s3 = ((FloatVector) v3.and(mask).convert(VectorOperators.I2F, 0)).fma(x3, s3);
-                t0 = ((FloatVector) w0.and(mask).convert(VectorOperators.I2F, 0)).fma(x0, t0);
-                t1 = ((FloatVector) w1.and(mask).convert(VectorOperators.I2F, 0)).fma(x1, t1);
-                t2 = ((FloatVector) w2.and(mask).convert(VectorOperators.I2F, 0)).fma(x2, t2);
-                t3 = ((FloatVector) w3.and(mask).convert(VectorOperators.I2F, 0)).fma(x3, t3);
+        for (int c = qOffset, k = 0; c < qOffset + cols; c += BLOCK, k++, offsetA += (long) L * BLOCK_BYTES, offsetB += (long) L * BLOCK_BYTES) {
+            ShortVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS, ByteOrder.LITTLE_ENDIAN).reinterpretAsShorts(),
+                    v1 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN).reinterpretAsShorts(),
+                    v2 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN).reinterpretAsShorts(),
+                    v3 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN).reinterpretAsShorts();
+            ShortVector w0 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS, ByteOrder.LITTLE_ENDIAN).reinterpretAsShorts(),
+                    w1 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN).reinterpretAsShorts(),
+                    w2 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN).reinterpretAsShorts(),
+                    w3 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN).reinterpretAsShorts();
+            ShortVector sa = ShortVector.zero(PAIR_SPECIES), sb = sa;
+            { // nibble 0 of each int16
+                ShortVector x0 = IntVector.broadcast(I_SPECIES, q[c + 0]).reinterpretAsShorts(), x1 = IntVector.broadcast(I_SPECIES, q[c + 8]).reinterpretAsShorts(),
+                        x2 = IntVector.broadcast(I_SPECIES, q[c + 16]).reinterpretAsShorts(), x3 = IntVector.broadcast(I_SPECIES, q[c + 24]).reinterpretAsShorts();
+                sa = v0.and((short) 0xF).mul(x0).add(sa);
+                sb = w0.and((short) 0xF).mul(x0).add(sb);
+                sa = v1.and((short) 0xF).mul(x1).add(sa);
+                sb = w1.and((short) 0xF).mul(x1).add(sb);
+                sa = v2.and((short) 0xF).mul(x2).add(sa);
+                sb = w2.and((short) 0xF).mul(x2).add(sb);
+                sa = v3.and((short) 0xF).mul(x3).add(sa);
+                sb = w3.and((short) 0xF).mul(x3).add(sb);
             }
-            FloatVector x0 = FloatVector.broadcast(F_SPECIES, x[c + 7]), x1 = FloatVector.broadcast(F_SPECIES, x[c + 15]),
-                    x2 = FloatVector.broadcast(F_SPECIES, x[c + 23]), x3 = FloatVector.broadcast(F_SPECIES, x[c + 31]);
-            s0 = ((FloatVector) v0.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x0, s0);
-            s1 = ((FloatVector) v1.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x1, s1);
-            s2 = ((FloatVector) v2.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x2, s2);
-            s3 = ((FloatVector) v3.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x3, s3);
-            t0 = ((FloatVector) w0.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x0, t0);
-            t1 = ((FloatVector) w1.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x1, t1);
-            t2 = ((FloatVector) w2.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x2, t2);
-            t3 = ((FloatVector) w3.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x3, t3);
-            // the rows' scales, F16Tensor's conversion written out
+            { // nibble 1 of each int16
+                ShortVector x0 = IntVector.broadcast(I_SPECIES, q[c + 1]).reinterpretAsShorts(), x1 = IntVector.broadcast(I_SPECIES, q[c + 9]).reinterpretAsShorts(),
+                        x2 = IntVector.broadcast(I_SPECIES, q[c + 17]).reinterpretAsShorts(), x3 = IntVector.broadcast(I_SPECIES, q[c + 25]).reinterpretAsShorts();
+                sa = v0.lanewise(VectorOperators.LSHR, 4).and((short) 0xF).mul(x0).add(sa);
+                sb = w0.lanewise(VectorOperators.LSHR, 4).and((short) 0xF).mul(x0).add(sb);
+                sa = v1.lanewise(VectorOperators.LSHR, 4).and((short) 0xF).mul(x1).add(sa);
+                sb = w1.lanewise(VectorOperators.LSHR, 4).and((short) 0xF).mul(x1).add(sb);
+                sa = v2.lanewise(VectorOperators.LSHR, 4).and((short) 0xF).mul(x2).add(sa);
+                sb = w2.lanewise(VectorOperators.LSHR, 4).and((short) 0xF).mul(x2).add(sb);
+                sa = v3.lanewise(VectorOperators.LSHR, 4).and((short) 0xF).mul(x3).add(sa);
+                sb = w3.lanewise(VectorOperators.LSHR, 4).and((short) 0xF).mul(x3).add(sb);
+            }
+            { // nibble 2 of each int16
+                ShortVector x0 = IntVector.broadcast(I_SPECIES, q[c + 2]).reinterpretAsShorts(), x1 = IntVector.broadcast(I_SPECIES, q[c + 10]).reinterpretAsShorts(),
+                        x2 = IntVector.broadcast(I_SPECIES, q[c + 18]).reinterpretAsShorts(), x3 = IntVector.broadcast(I_SPECIES, q[c + 26]).reinterpretAsShorts();
+                sa = v0.lanewise(VectorOperators.LSHR, 8).and((short) 0xF).mul(x0).add(sa);
+                sb = w0.lanewise(VectorOperators.LSHR, 8).and((short) 0xF).mul(x0).add(sb);
+                sa = v1.lanewise(VectorOperators.LSHR, 8).and((short) 0xF).mul(x1).add(sa);
+                sb = w1.lanewise(VectorOperators.LSHR, 8).and((short) 0xF).mul(x1).add(sb);
+                sa = v2.lanewise(VectorOperators.LSHR, 8).and((short) 0xF).mul(x2).add(sa);
+                sb = w2.lanewise(VectorOperators.LSHR, 8).and((short) 0xF).mul(x2).add(sb);
+                sa = v3.lanewise(VectorOperators.LSHR, 8).and((short) 0xF).mul(x3).add(sa);
+                sb = w3.lanewise(VectorOperators.LSHR, 8).and((short) 0xF).mul(x3).add(sb);
+            }
+            { // nibble 3 of each int16
+                ShortVector x0 = IntVector.broadcast(I_SPECIES, q[c + 3]).reinterpretAsShorts(), x1 = IntVector.broadcast(I_SPECIES, q[c + 11]).reinterpretAsShorts(),
+                        x2 = IntVector.broadcast(I_SPECIES, q[c + 19]).reinterpretAsShorts(), x3 = IntVector.broadcast(I_SPECIES, q[c + 27]).reinterpretAsShorts();
+                sa = v0.lanewise(VectorOperators.LSHR, 12).mul(x0).add(sa);
+                sb = w0.lanewise(VectorOperators.LSHR, 12).mul(x0).add(sb);
+                sa = v1.lanewise(VectorOperators.LSHR, 12).mul(x1).add(sa);
+                sb = w1.lanewise(VectorOperators.LSHR, 12).mul(x1).add(sb);
+                sa = v2.lanewise(VectorOperators.LSHR, 12).mul(x2).add(sa);
+                sb = w2.lanewise(VectorOperators.LSHR, 12).mul(x2).add(sb);
+                sa = v3.lanewise(VectorOperators.LSHR, 12).mul(x3).add(sa);
+                sb = w3.lanewise(VectorOperators.LSHR, 12).mul(x3).add(sb);
+            }
+            IntVector ia = sa.reinterpretAsInts(), ib = sb.reinterpretAsInts();
+            FloatVector fa = (FloatVector) ia.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).add(ia.lanewise(VectorOperators.ASHR, 16)).convert(VectorOperators.I2F, 0),
+                    fb = (FloatVector) ib.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).add(ib.lanewise(VectorOperators.ASHR, 16)).convert(VectorOperators.I2F, 0);
+            float dx = sums[2 * k], offset = sums[2 * k + 1];
+            // the rows' scales, F16Tensor's conversion written out, times dx: d * dx rounded as llama.cpp rounds it
             IntVector dA = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offsetA, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0),
                     dB = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offsetB, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0);
-            accA = s0.add(s1).add(s2.add(s3)).fma(dA.lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f), accA);
-            accB = t0.add(t1).add(t2.add(t3)).fma(dB.lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f), accB);
+            accA = fa.add(offset).fma(dA.lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f).mul(dx), accA);
+            accB = fb.add(offset).fma(dB.lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f).mul(dx), accB);
         }
         accA.intoArray(out, oA);
         accB.intoArray(out, oB);
@@ -192,18 +227,52 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, In
         nibblePanels(firstRow, n, q, scale, offset, minimum, blocks);
     }
 
+    /** Int16 lanes as wide as the float lanes: two per row of the decode layout. */
+    private static final VectorSpecies<Short> PAIR_SPECIES = VectorSpecies.of(short.class, F_SPECIES.vectorShape());
+    /** Each thread's rounded activations and their block scales and offsets, kept between calls. */
+    private static final ThreadLocal<int[]> ROUNDED = ThreadLocal.withInitial(() -> new int[0]);
+    private static final ThreadLocal<float[]> ROUNDED_SUMS = ThreadLocal.withInitial(() -> new float[0]);
+    /**
+     * x rounded as x86 llama.cpp rounds activations for its Q4_0 products ({@code quantize_row_q8_0}, as
+     * {@link Int16Product} rounds batches): per block of 32, {@code dx = f16(max|x| / 127)} and values
+     * {@code rint(x * 127 / max|x|)}, half to even, in [-127, 127]. To this thread's scratch: {@code sums[2k] = dx},
+     * {@code sums[2k + 1] = -8 * sum(values)}, and the values as the layout's kernel reads them: for the file's, value
+     * i at {@code q[32k + i]}; for the decode layout, at {@code q[32k + 8t + j]} (j < 4) values 8t + j and 8t + 4 + j
+     * as the low and high int16 of one int ({@link #laneDots}), made from each vector of values and the same one
+     * four lanes on ({@code slice}); the ints at 8t + 4 .. 8t + 7 are not read.
+     */
     @Override
     void prepare(float[] x, int xOffset, RowTask task) {
-        if (grouped) task.use(RowLanes.nibbleScaled(x, xOffset, cols), 0, offsetSums(x, xOffset, -8));
-        else task.use(x, xOffset);
+        int blocks = cols / BLOCK, lanes = F_SPECIES.length();
+        int[] q = intScratch(ROUNDED, cols);
+        float[] sums = scratch(ROUNDED_SUMS, 2 * blocks);
+        for (int k = 0; k < blocks; k++) {
+            int from = xOffset + k * BLOCK, at = k * BLOCK;
+            float max = Int16Product.maxAbs(x, from, BLOCK), inverse = Int16Product.inverse(max);
+            IntVector sum = IntVector.zero(I_SPECIES);
+            for (int i = 0; i < BLOCK; i += lanes) {
+                IntVector values = (IntVector) FloatVector.fromArray(F_SPECIES, x, from + i).mul(inverse).add(Int16Product.ROUNDER).sub(Int16Product.ROUNDER).convert(VectorOperators.F2I, 0);
+                sum = sum.add(values);
+                values.intoArray(q, at + i);
+            }
+            // in place: each vector of pairs reads its own values and the next vector's, which is still unpaired
+            for (int i = 0; grouped && i < BLOCK; i += lanes) {
+                IntVector values = IntVector.fromArray(I_SPECIES, q, at + i),
+                        next = i + lanes < BLOCK ? IntVector.fromArray(I_SPECIES, q, at + i + lanes) : IntVector.zero(I_SPECIES);
+                values.and(0xFFFF).or(values.slice(4, next).lanewise(VectorOperators.LSHL, 16)).intoArray(q, at + i);
+            }
+            sums[2 * k] = Int16Product.scale(max, inverse, false);
+            sums[2 * k + 1] = -8 * sum.reduceLanes(VectorOperators.ADD);
+        }
+        task.useRounded(q, sums);
     }
 
     @Override
-    void dotRows(float[] x, int xOffset, float[] sums, float[] out, int outOffset, long firstRow, int start, int end) {
+    void dotRows(float[] x, int xOffset, float[] sums, int[] quants, float[] out, int outOffset, long firstRow, int start, int end) {
         if (!grouped) {
-            for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
+            for (int r = start; r < end; r++) out[outOffset + r] = fileDot(firstRow + r, quants, xOffset, sums);
             return;
         }
-        RowLanes.pairedRows(this, x, xOffset, sums, out, outOffset, firstRow, start, end);
+        RowLanes.pairedRows(this, x, xOffset, sums, quants, out, outOffset, firstRow, start, end);
     }
 }

@@ -48,7 +48,7 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.PairKernel, In
      * minimums' share {@code m * xSum} one vector FMA per block and group.
      */
     @Override
-    public void laneDots(long a, long b, float[] x, int xOffset, float[] xSums, float[] out, int oA, int oB) {
+    public void laneDots(long a, long b, float[] x, int xOffset, float[] xSums, int[] quants, float[] out, int oA, int oB) {
         long offsetA = a * L * rowBytes, offsetB = b * L * rowBytes;
         FloatVector accA = FloatVector.zero(F_SPECIES), accB = accA, minsA = accA, minsB = accA;
         for (int c = xOffset, k = 0; c < xOffset + cols; c += BLOCK, k++, offsetA += (long) L * BLOCK_BYTES, offsetB += (long) L * BLOCK_BYTES) {
@@ -206,11 +206,11 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.PairKernel, In
     }
 
     @Override
-    void dotRows(float[] x, int xOffset, float[] xSums, float[] out, int outOffset, long firstRow, int start, int end) {
+    void dotRows(float[] x, int xOffset, float[] xSums, int[] quants, float[] out, int outOffset, long firstRow, int start, int end) {
         if (!grouped) {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
             return;
         }
-        RowLanes.pairedRows(this, x, xOffset, xSums, out, outOffset, firstRow, start, end);
+        RowLanes.pairedRows(this, x, xOffset, xSums, quants, out, outOffset, firstRow, start, end);
     }
 }

@@ -125,7 +125,7 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel, Int1
      * their sub-blocks ran 1.4x slower than one flat loop.
      */
     @Override
-    public void laneDots(long a, long b, float[] x, int xOffset, float[] xSums, float[] out, int oA, int oB) {
+    public void laneDots(long a, long b, float[] x, int xOffset, float[] xSums, int[] quants, float[] out, int oA, int oB) {
         long columnA = a * L * rowBytes, columnB = b * L * rowBytes;
         FloatVector accA = FloatVector.zero(F_SPECIES), accB = accA;
         for (int c = xOffset, s = 0; c < xOffset + cols; c += 32, s = (s + 1) % 8) {
@@ -293,11 +293,11 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel, Int1
     }
 
     @Override
-    void dotRows(float[] x, int xOffset, float[] xSums, float[] out, int outOffset, long firstRow, int start, int end) {
+    void dotRows(float[] x, int xOffset, float[] xSums, int[] quants, float[] out, int outOffset, long firstRow, int start, int end) {
         if (!grouped) {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
             return;
         }
-        RowLanes.pairedRows(this, x, xOffset, xSums, out, outOffset, firstRow, start, end);
+        RowLanes.pairedRows(this, x, xOffset, xSums, quants, out, outOffset, firstRow, start, end);
     }
 }

@@ -80,7 +80,7 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
      * (Llama-3.2-1B decode at 2-3 tokens/s in some JVMs).
      */
     @Override
-    public void laneDots(long a, long b, float[] x, int xOffset, float[] xSums, float[] out, int oA, int oB) {
+    public void laneDots(long a, long b, float[] x, int xOffset, float[] xSums, int[] quants, float[] out, int oA, int oB) {
         long offsetA = a * L * rowBytes, offsetB = b * L * rowBytes;
         FloatVector accA = FloatVector.zero(F_SPECIES), accB = accA;
         for (int c = xOffset, k = 0; c < xOffset + cols; c += BLOCK, k++, offsetA += (long) L * BLOCK_BYTES, offsetB += (long) L * BLOCK_BYTES) {
@@ -181,11 +181,11 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
     }
 
     @Override
-    void dotRows(float[] x, int xOffset, float[] sums, float[] out, int outOffset, long firstRow, int start, int end) {
+    void dotRows(float[] x, int xOffset, float[] sums, int[] quants, float[] out, int outOffset, long firstRow, int start, int end) {
         if (!grouped) {
             for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
             return;
         }
-        RowLanes.pairedRows(this, x, xOffset, sums, out, outOffset, firstRow, start, end);
+        RowLanes.pairedRows(this, x, xOffset, sums, quants, out, outOffset, firstRow, start, end);
     }
 }

@@ -53,7 +53,7 @@ final class RowLanes {
          * The dot products of the L rows of group {@code a} with x to {@code out[oA .. oA + L)}, and of group
          * {@code b}'s to {@code out[oB .. oB + L)}; a may be b. {@code xSums} as for {@link Kernel#laneDot}.
          */
-        void laneDots(long a, long b, float[] x, int xOffset, float[] xSums, float[] out, int oA, int oB);
+        void laneDots(long a, long b, float[] x, int xOffset, float[] xSums, int[] quants, float[] out, int oA, int oB);
     }
 
     /** A group's outputs, for a range that starts or ends inside a group and for a single row. */
@@ -63,26 +63,26 @@ final class RowLanes {
      * {@link #dotRows} for a {@link PairKernel}: the whole groups of the range in pairs, group i of its first half
      * with group i of its second (an odd one out paired with itself), a group the range cuts through a scratch array.
      */
-    static void pairedRows(PairKernel kernel, float[] x, int xOffset, float[] xSums, float[] out, int outOffset, long firstRow, int start, int end) {
+    static void pairedRows(PairKernel kernel, float[] x, int xOffset, float[] xSums, int[] quants, float[] out, int outOffset, long firstRow, int start, int end) {
         int r = start;
         int lead = (int) Math.min(end - r, (L - (firstRow + r) % L) % L);
         if (lead > 0) {
-            partialGroup(kernel, x, xOffset, xSums, firstRow + r, lead, out, outOffset + r);
+            partialGroup(kernel, x, xOffset, xSums, quants, firstRow + r, lead, out, outOffset + r);
             r += lead;
         }
         int groups = (end - r) / L, half = groups / 2, second = r + (groups - half) * L;
         long g = (firstRow + r) / L, gSecond = (firstRow + second) / L;
-        for (int i = 0; i < half; i++) kernel.laneDots(g + i, gSecond + i, x, xOffset, xSums, out, outOffset + r + i * L, outOffset + second + i * L);
-        if (groups % 2 == 1) kernel.laneDots(g + half, g + half, x, xOffset, xSums, out, outOffset + r + half * L, outOffset + r + half * L);
+        for (int i = 0; i < half; i++) kernel.laneDots(g + i, gSecond + i, x, xOffset, xSums, quants, out, outOffset + r + i * L, outOffset + second + i * L);
+        if (groups % 2 == 1) kernel.laneDots(g + half, g + half, x, xOffset, xSums, quants, out, outOffset + r + half * L, outOffset + r + half * L);
         r += groups * L;
-        if (r < end) partialGroup(kernel, x, xOffset, xSums, firstRow + r, end - r, out, outOffset + r);
+        if (r < end) partialGroup(kernel, x, xOffset, xSums, quants, firstRow + r, end - r, out, outOffset + r);
     }
 
     /** Rows {@code row .. row + n} (within one group) to {@code out[o ..]}, the whole group computed into scratch. */
-    private static void partialGroup(PairKernel kernel, float[] x, int xOffset, float[] xSums, long row, int n, float[] out, int o) {
+    private static void partialGroup(PairKernel kernel, float[] x, int xOffset, float[] xSums, int[] quants, long row, int n, float[] out, int o) {
         float[] lanes = Tensor.scratch(LANES, L);
         long group = row / L;
-        kernel.laneDots(group, group, x, xOffset, xSums, lanes, 0, 0);
+        kernel.laneDots(group, group, x, xOffset, xSums, quants, lanes, 0, 0);
         System.arraycopy(lanes, (int) (row % L), out, o, n);
     }
 

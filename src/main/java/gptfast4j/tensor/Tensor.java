@@ -179,8 +179,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
             try {
                 Parallel.run(nRows, ROW_GRANULE, task);
             } finally {
-                task.x = null; // keep no caller's arrays reachable
-                task.sums = null;
+                task.clear(); // keep no caller's arrays reachable
                 task.out = null;
             }
         }
@@ -214,6 +213,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
         private final int[] starts = new int[4];
         private int count;
         private float[] x, sums;
+        private int[] quants;
         private int xOffset;
 
         /** {@code outA = a · x, outB = b · x} for each of the {@code nTokens} inputs. */
@@ -252,17 +252,18 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
                         x = task.x;
                         xOffset = task.xOffset;
                         sums = task.sums;
+                        quants = task.quants;
                         count = n;
                         for (int i = 0; i < n; i++) starts[i + 1] = Math.addExact(starts[i], Math.toIntExact(parts[i].rows));
                         Parallel.run(starts[n], ROW_GRANULE, this);
                     } finally {
-                        task.x = null;
-                        task.sums = null;
+                        task.clear();
                     }
                 }
             } finally {
                 x = null; // keep no caller's arrays reachable
                 sums = null;
+                quants = null;
                 Arrays.fill(parts, null);
                 Arrays.fill(outs, null);
             }
@@ -272,7 +273,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
         public void run(int start, int end) {
             for (int i = 0; i < count; i++) {
                 int from = Math.max(start, starts[i]), to = Math.min(end, starts[i + 1]);
-                if (from < to) parts[i].dotRows(x, xOffset, sums, outs[i], 0, 0, from - starts[i], to - starts[i]);
+                if (from < to) parts[i].dotRows(x, xOffset, sums, quants, outs[i], 0, 0, from - starts[i], to - starts[i]);
             }
         }
     }
@@ -288,10 +289,9 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
             prepare(x, xOffset, task);
             float[] one = scratch(ONE_ROW, 1);
             try {
-                dotRows(task.x, task.xOffset, task.sums, one, 0, row, 0, 1);
+                dotRows(task.x, task.xOffset, task.sums, task.quants, one, 0, row, 0, 1);
             } finally {
-                task.x = null;
-                task.sums = null;
+                task.clear();
             }
             return one[0];
         }
@@ -301,8 +301,13 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
 
     /** {@link #dotRows} over a range of rows, with the arguments of the current {@link #matvec} call. */
     final class RowTask implements Parallel.RangeTask {
-        /** The activations as {@link #dotRows} reads them, and the sums per block it needs, if any ({@link #prepare}). */
+        /**
+         * The activations as {@link #dotRows} reads them ({@link #prepare}): x (cols floats from xOffset), the sums
+         * per block it needs, if any, and where the format's kernel takes the activations rounded to integers
+         * ({@link Q4_0Tensor}), those (cols ints from xOffset; x is then null), else null.
+         */
         float[] x, sums;
+        int[] quants;
         float[] out;
         int xOffset, outOffset;
         long firstRow;
@@ -316,11 +321,22 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
             this.x = x;
             this.xOffset = xOffset;
             this.sums = sums;
+            this.quants = null;
+        }
+
+        /** The activations rounded to integers, with their sums per block; no floats. */
+        void useRounded(int[] quants, float[] sums) {
+            use(null, 0, sums);
+            this.quants = quants;
+        }
+
+        void clear() {
+            use(null, 0, null);
         }
 
         @Override
         public void run(int start, int end) {
-            dotRows(x, xOffset, sums, out, outOffset, firstRow, start, end);
+            dotRows(x, xOffset, sums, quants, out, outOffset, firstRow, start, end);
         }
     }
 
@@ -339,7 +355,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
      * a model mixes (Q4_K with Q6_K, a float router among Q4_0 experts), and C2 then compiles the kernels behind it
      * up to 2.9x slower (measured on a mixture of experts). x, xOffset and sums are as {@link #prepare} set them.
      */
-    abstract void dotRows(float[] x, int xOffset, float[] sums, float[] out, int outOffset, long firstRow, int start, int end);
+    abstract void dotRows(float[] x, int xOffset, float[] sums, int[] quants, float[] out, int outOffset, long firstRow, int start, int end);
 
     /** Matrix x vector over all rows. */
     public void matvec(float[] x, float[] out) {
@@ -382,13 +398,18 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
      */
     private void laneTokens(float[] x, int nTokens, float[] out, int outStride) {
         float[] prepared = scratch(TOKEN_ACTIVATIONS, nTokens * cols);
+        int[] rounded = null;
         float[][] sums = TOKEN_SUMS.get();
         RowTask one = rowTask;
         synchronized (one) {
             try {
                 for (int t = 0; t < nTokens; t++) {
                     prepare(x, t * cols, one);
-                    System.arraycopy(one.x, one.xOffset, prepared, t * cols, cols);
+                    if (one.x != null) System.arraycopy(one.x, one.xOffset, prepared, t * cols, cols);
+                    if (one.quants != null) {
+                        rounded = intScratch(TOKEN_QUANTS, nTokens * cols);
+                        System.arraycopy(one.quants, one.xOffset, rounded, t * cols, cols);
+                    }
                     if (one.sums == null) {
                         sums[t] = null;
                     } else {
@@ -397,14 +418,16 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
                     }
                 }
             } finally {
-                one.x = null;
-                one.sums = null;
+                one.clear();
             }
         }
+        int[] quants = rounded; // token t's at quants[t * cols ..]
         Parallel.run(Math.toIntExact(rows), ROW_GRANULE, (start, end) -> {
             for (int r = start; r < end; r += ROW_GRANULE) {
                 int chunkEnd = Math.min(end, r + ROW_GRANULE);
-                for (int t = 0; t < nTokens; t++) dotRows(prepared, t * cols, sums[t], out, t * outStride, 0, r, chunkEnd);
+                for (int t = 0; t < nTokens; t++) {
+                    dotRows(prepared, t * cols, sums[t], quants, out, t * outStride, 0, r, chunkEnd);
+                }
             }
         });
     }
@@ -412,6 +435,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
     /** The calling thread's prepared activations of a small batch ({@link #laneTokens}), kept between calls. */
     private static final ThreadLocal<float[]> TOKEN_ACTIVATIONS = ThreadLocal.withInitial(() -> new float[0]);
     private static final ThreadLocal<float[][]> TOKEN_SUMS = ThreadLocal.withInitial(() -> new float[Tensor.LANE_TOKENS][]);
+    private static final ThreadLocal<int[]> TOKEN_QUANTS = ThreadLocal.withInitial(() -> new int[0]);
 
     /** Tokens the micro-kernel of {@link #groupProduct} holds in its vectors: two vectors' worth. */
     static final int GROUP_TOKENS = 2 * F_SPECIES.length();
@@ -812,6 +836,16 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
         short[] t = local.get();
         if (t.length < size) {
             t = new short[size];
+            local.set(t);
+        }
+        return t;
+    }
+
+    /** This thread's array of {@code local}, grown to at least {@code size}. */
+    static int[] intScratch(ThreadLocal<int[]> local, int size) {
+        int[] t = local.get();
+        if (t.length < size) {
+            t = new int[size];
             local.set(t);
         }
         return t;

@@ -23,6 +23,16 @@ final class ReferenceCheck {
 
     /** Returns the number of greedy tokens compared. */
     static int check(Checkpoint ckpt, JsonNode ref) {
+        return check(ckpt, ref, false, 0);
+    }
+
+    /**
+     * As {@link #check(Checkpoint, JsonNode)}; with {@code tokenByToken} the prompt runs as decode steps, one token
+     * at a time, rather than as one batch, so that every logit compared is a decode step's, and up to
+     * {@code isolatedMisses} prompt positions may be off if the position after each matches (a rounding that went
+     * the other way at that position alone).
+     */
+    static int check(Checkpoint ckpt, JsonNode ref, boolean tokenByToken, int isolatedMisses) {
         Llama model = ckpt.model();
         int vocab = model.config.vocabSize();
         assertEquals(ref.path("n_vocab").asInt(), vocab, "vocab size");
@@ -39,11 +49,26 @@ final class ReferenceCheck {
             int[] gen = Shared.ints(c.path("gen_ids"));
             Llama.State state = model.newState(ids.length + gen.length, 16);
             JsonNode promptLogits = c.path("prompt_logits");
-            model.forward(state, ids, 0, ids.length, 0, (pos, logits, offset) ->
-                    compare(promptLogits.get(pos), logits, offset, vocab, "'" + prompt + "' prompt position " + pos));
-            // the last prompt row chooses gen[0]; feed the reference tokens (teacher forcing) and compare each choice
             float[] last = new float[vocab];
-            System.arraycopy(state.logits, (ids.length - 1) % 16 * vocab, last, 0, vocab);
+            if (tokenByToken) {
+                int missed = -2;
+                for (int pos = 0; pos < ids.length; pos++) {
+                    float[] logits = model.forward(state, ids[pos], pos);
+                    String where = "'" + prompt + "' prompt position " + pos + ", decoded";
+                    if (isolatedMisses > 0 && missed != pos - 1 && pos < ids.length - 1 && !within(promptLogits.get(pos), logits, 0, vocab)) {
+                        isolatedMisses--;
+                        missed = pos;
+                    } else {
+                        compare(promptLogits.get(pos), logits, 0, vocab, where);
+                    }
+                    System.arraycopy(logits, 0, last, 0, vocab);
+                }
+            } else {
+                model.forward(state, ids, 0, ids.length, 0, (pos, logits, offset) ->
+                        compare(promptLogits.get(pos), logits, offset, vocab, "'" + prompt + "' prompt position " + pos));
+                System.arraycopy(state.logits, (ids.length - 1) % 16 * vocab, last, 0, vocab);
+            }
+            // the last prompt row chooses gen[0]; feed the reference tokens (teacher forcing) and compare each choice
             JsonNode margins = c.path("gen_top1_margin");
             JsonNode genLogits = c.path("gen_logits");
             boolean comparing = true;

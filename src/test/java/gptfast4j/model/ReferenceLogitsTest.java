@@ -26,12 +26,32 @@ class ReferenceLogitsTest {
 
     @ParameterizedTest
     @ValueSource(strings = {
-            "mini-llama2-F16", "mini-llama2-BF16", "mini-llama2-Q8_0", "mini-llama2-Q4_0", "mini-llama2-Q4_1",
-            "mini-llama3-F16", "mini-llama3-BF16", "mini-llama3-Q8_0", "mini-llama3-Q4_0", "mini-llama3-Q4_1",
+            "mini-llama2-F16", "mini-llama2-BF16", "mini-llama2-Q8_0", "mini-llama2-Q4_1",
+            "mini-llama3-F16", "mini-llama3-BF16", "mini-llama3-Q8_0", "mini-llama3-Q4_1",
             "mini-llama2-Q4_K", "mini-llama2-Q5_K", "mini-llama2-Q6_K", "mini-llama3-Q4_K", "mini-llama3-Q5_K", "mini-llama3-Q6_K",
-            "mini-mixtral-Q8_0", "mini-mixtral-Q4_0", "mini-mixtral-Q4_K", "mini-mixtral-Q6_K"})
+            "mini-mixtral-Q8_0", "mini-mixtral-Q4_K", "mini-mixtral-Q6_K"})
     void otherTypesMatchDequantizedReference(String model) {
         check(model, Shared.REFERENCE.resolve("logits-dequant/" + model + ".json.gz"));
+    }
+
+    /**
+     * Q4_0's decode steps take llama.cpp's own arithmetic (activations rounded to int8 as Q8_0, Q4_0Tensor), so every
+     * prompt position run as a decode step, and every teacher-forced step after it, is held to the native run at the
+     * F32 tolerance; the dequantized-F32 run is 0.1-0.4 away. The mixture of experts included: its experts' products
+     * with one token are Q4_0's too. Measured: every position of the two dense models within 5e-7; the mixture's
+     * within 4e-6 but for position 36 of the longest prompt (0.054 away, its neighbours within 5e-7), not traced
+     * further: llama.cpp's activations differ from ours in their last bits, so one near a rounding boundary can round
+     * the other way, as in {@link #int4BatchesMatchTheNativeRun}; one such isolated position is allowed for it. (Prompt batches under 64 tokens are F32 arithmetic: KernelTest holds them.)
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"mini-llama2-Q4_0", "mini-llama3-Q4_0", "mini-mixtral-Q4_0"})
+    void q4_0DecodeMatchesTheNativeRun(String model) {
+        Path reference = Shared.REFERENCE.resolve("logits/" + model + ".json.gz");
+        JsonNode ref = Shared.json(reference);
+        assertEquals("native", ref.path("reference_kind").asText());
+        int compared = ReferenceCheck.check(Checkpoint.load(Shared.REFERENCE.resolve("models/" + model + ".gguf"), null), ref, true,
+                model.contains("mixtral") ? 1 : 0);
+        assertTrue(compared >= 4, "compared only " + compared + " greedy tokens");
     }
 
     /**

@@ -88,7 +88,8 @@ class KernelTest {
     /**
      * Every row's dequantization, dot product and matrix x vector, in the file's layout and in the decode layout
      * ({@link Tensor#forDecode}: Q4_0's, Q4_1's, Q4_K's, Q5_K's and Q6_K's groups of four rows), against the scalar decoding
-     * of the file's bytes; dequantization bit for bit, in either layout.
+     * of the file's bytes; dequantization bit for bit, in either layout. Q4_0's products take x rounded as llama.cpp
+     * rounds it for them ({@link #roundedAsLlamaCpp}).
      */
     @ParameterizedTest
     @CsvSource({"F32,file", "F16,file", "BF16,file", "Q8_0,file", "Q8_0,decode", "Q4_0,file", "Q4_0,decode", "Q4_1,file", "Q4_1,decode", "Q4_K,file", "Q4_K,decode", "Q5_K,file", "Q5_K,decode", "Q6_K,file", "Q6_K,decode"})
@@ -102,6 +103,8 @@ class KernelTest {
         Random random = new Random(42);
         float[] x = new float[t.cols];
         for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
+        // Q4_0's products with one token take llama.cpp's arithmetic: x rounded as its Q8_0
+        float[] seen = t.type == GGMLType.Q4_0 ? roundedAsLlamaCpp(x, false) : x;
         float[] row = new float[t.cols], product = new float[(int) t.rows], shifted = new float[(int) t.rows];
         t.matvec(x, product);
         // rows 1 .. rows - 2: a range that starts and ends inside a group of the decode layout
@@ -112,8 +115,8 @@ class KernelTest {
             for (int i = 0; i < t.cols; i++) {
                 float w = reference(t.type, bytes, r * file.rowBytes, i);
                 assertEquals(w, row[i], 0f, "row " + r + " element " + i);
-                expected += (double) w * x[i];
-                magnitude += Math.abs((double) w * x[i]);
+                expected += (double) w * seen[i];
+                magnitude += Math.abs((double) w * seen[i]);
             }
             assertEquals(expected, t.dot(r, x, 0), 1e-5 * magnitude + 1e-6, "row " + r);
             assertEquals(expected, product[(int) r], 1e-5 * magnitude + 1e-6, "matvec row " + r);
@@ -151,7 +154,7 @@ class KernelTest {
      * path); a group and five more the group product with tokens in the lanes (a full group and a zero-padded one)
      * over the rows of a tile in blocks of eight and a repeated-row rest. Both stay under {@link Int16Product#MIN_TOKENS}
      * at every vector width (the group product gets 37 with 512-bit vectors, 21 with 256-bit and 13 with 128-bit ones),
-     * so Q4_0 is on the F32 path here too.
+     * so Q4_0's tile and group products are F32 arithmetic here too; its decode kernel takes llama.cpp's.
      */
     @ParameterizedTest
     @CsvSource({"F32,tile,file", "F16,tile,file", "BF16,tile,file", "Q8_0,tile,file", "Q4_0,tile,file", "Q4_1,tile,file", "Q4_K,tile,file", "Q5_K,tile,file", "Q6_K,tile,file",
@@ -172,8 +175,10 @@ class KernelTest {
         Random random = new Random(7);
         float[] x = new float[tokens * t.cols];
         for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
-        // compiled code sums lanes in another order than interpreted code (see VectorMath): warm up first
-        assertMatmulMatches(t, bytes, td.type().bytesFor(t.cols), x, x, tokens, 200);
+        // compiled code sums lanes in another order than interpreted code (see VectorMath): warm up first; Q4_0's
+        // decode kernel takes llama.cpp's arithmetic, x rounded as its Q8_0
+        float[] seen = typeName.equals("Q4_0") && layout.equals("decode") && tokens <= Tensor.LANE_TOKENS ? roundedAsLlamaCpp(x, false) : x;
+        assertMatmulMatches(t, bytes, td.type().bytesFor(t.cols), x, seen, tokens, 200);
     }
 
     /**
@@ -292,9 +297,18 @@ class KernelTest {
         ByteBuffer bytes = td.data().asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
         int tokens = 101;
         Random random = new Random(11);
-        float[] x = new float[tokens * t.cols], rounded = new float[x.length];
+        float[] x = new float[tokens * t.cols];
         for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian() * (i % 97 == 0 ? 8 : 1);
-        boolean q8k = typeName.equals("Q4_K");
+        assertMatmulMatches(t, bytes, td.type().bytesFor(t.cols), x, roundedAsLlamaCpp(x, typeName.equals("Q4_K")), tokens, 20);
+    }
+
+    /**
+     * x rounded as llama.cpp rounds activations for its products with Q4_0 (x86 quantize_row_q8_0, per block of 32)
+     * or, with {@code q8k}, Q4_K (quantize_row_q8_K_ref, per 256), as the int4 batch test says, times the scale: what
+     * the weights are multiplied by.
+     */
+    static float[] roundedAsLlamaCpp(float[] x, boolean q8k) {
+        float[] rounded = new float[x.length];
         int block = q8k ? 256 : 32;
         for (int i = 0; i < x.length; i += block) {
             float max = 0, amax = 0;
@@ -312,7 +326,7 @@ class KernelTest {
                 for (int k = i; k < i + block; k++) rounded[k] = d * (float) Math.rint(x[k] * inverse);
             }
         }
-        assertMatmulMatches(t, bytes, td.type().bytesFor(t.cols), x, rounded, tokens, 20);
+        return rounded;
     }
 
     /**
