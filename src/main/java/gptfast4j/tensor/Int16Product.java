@@ -54,8 +54,7 @@ final class Int16Product {
     private static final int BLOCK = 32;
     /** Weight rows per pass of {@link #rows}. */
     private static final int ROWS = 4;
-    /** Adding and taking off 1.5 * 2^23 rounds a float of magnitude at most 2^22 to an integer, half to even. */
-    static final float ROUNDER = 0x1.8p23f;
+    private static final float ROUNDER = 0x1.8p23f;
     /**
      * Blocks per piece of {@link #quantize}: a piece of a group (16 KB) stays in L1 while its tokens are written into
      * it. Q8_K's pieces are a super-block (8 blocks, 32 KB).
@@ -249,8 +248,46 @@ final class Int16Product {
         return new Activations(q, scale, sums, minSums, groups);
     }
 
+    /** Each thread's rounded activations of one token ({@link #roundOne}) and their block scales and sums, kept between calls. */
+    private static final ThreadLocal<int[]> ONE_ROUNDED = ThreadLocal.withInitial(() -> new int[0]);
+    private static final ThreadLocal<float[]> ONE_SUMS = ThreadLocal.withInitial(() -> new float[0]);
+
+    /**
+     * One token's activations ({@code cols} of x from xOffset) rounded as {@link #quantize} rounds a batch's, for the
+     * decode kernels, to this thread's scratch, set in {@code task} ({@code RowTask.useRounded}): per block k of 32,
+     * {@code sums[2k]} its scale (Q8_K's, per 8 blocks, repeated) and {@code sums[2k + 1]} the sum of its values; the
+     * values at {@code q[32k + i]}, or with {@code paired} (the decode layouts' kernels, {@link Q4_0Tensor#laneDots})
+     * at {@code q[32k + 8t + j]} (j < 4) values 8t + j and 8t + 4 + j as the low and high int16 of one int, made from
+     * each vector of values and the same one four lanes on ({@code slice}); the ints at 8t + 4 .. 8t + 7 are not read.
+     */
+    static void roundOne(float[] x, int xOffset, int cols, Rounding rounding, boolean paired, Tensor.RowTask task) {
+        int blocks = cols / BLOCK, lanes = F.length(), span = rounding.span;
+        int[] q = Tensor.intScratch(ONE_ROUNDED, cols);
+        float[] sums = Tensor.scratch(ONE_SUMS, 2 * blocks);
+        for (int b = 0; b < blocks; b += span) {
+            float max = maxAbs(x, xOffset + b * BLOCK, span * BLOCK), inverse = inverse(max), d = scale(max, inverse, rounding == Rounding.Q8_K);
+            for (int k = b, at = b * BLOCK; k < b + span; k++, at += BLOCK) {
+                IntVector sum = IntVector.zero(Tensor.I_SPECIES);
+                for (int i = 0; i < BLOCK; i += lanes) {
+                    IntVector values = (IntVector) FloatVector.fromArray(F, x, xOffset + at + i).mul(inverse).add(ROUNDER).sub(ROUNDER).convert(VectorOperators.F2I, 0);
+                    sum = sum.add(values);
+                    values.intoArray(q, at + i);
+                }
+                // in place: each vector of pairs reads its own values and the next vector's, which is still unpaired
+                for (int i = 0; paired && i < BLOCK; i += lanes) {
+                    IntVector values = IntVector.fromArray(Tensor.I_SPECIES, q, at + i),
+                            next = i + lanes < BLOCK ? IntVector.fromArray(Tensor.I_SPECIES, q, at + i + lanes) : IntVector.zero(Tensor.I_SPECIES);
+                    values.and(0xFFFF).or(values.slice(4, next).lanewise(VectorOperators.LSHL, 16)).intoArray(q, at + i);
+                }
+                sums[2 * k] = d;
+                sums[2 * k + 1] = sum.reduceLanes(VectorOperators.ADD);
+            }
+        }
+        task.useRounded(q, sums);
+    }
+
     /** What a block with this max|x| is multiplied by before rounding: 127 / max, 0 for an all-zero block. */
-    static float inverse(float max) {
+    private static float inverse(float max) {
         return max == 0 ? 0 : 127 / max;
     }
 
@@ -258,7 +295,7 @@ final class Int16Product {
      * The scale of a rounded block: Q8_K's 1 / inverse (its -127 / max with max signed gives the same products: values
      * and scale change sign together), or Q8_0's and Q8_1's max / 127 as an f16.
      */
-    static float scale(float max, float inverse, boolean kQuant) {
+    private static float scale(float max, float inverse, boolean kQuant) {
         return kQuant ? (max == 0 ? 0 : 1 / inverse) : VectorMath.roundToHalf(max / 127);
     }
 
@@ -267,7 +304,7 @@ final class Int16Product {
      * floats order as their bits do, and an int max is one instruction where a float max takes four (Java's rules for
      * NaN and -0).
      */
-    static float maxAbs(float[] x, int from, int n) {
+    private static float maxAbs(float[] x, int from, int n) {
         IntVector m = IntVector.zero(Tensor.I_SPECIES);
         for (int k = 0; k < n; k += F.length()) m = m.max(FloatVector.fromArray(F, x, from + k).reinterpretAsInts().and(0x7FFFFFFF));
         return Float.intBitsToFloat(m.reduceLanes(VectorOperators.MAX));

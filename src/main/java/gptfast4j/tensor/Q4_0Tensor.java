@@ -80,8 +80,8 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, In
     /**
      * The dot products of the L rows of groups a and b with the rounded activations, to {@code out[oA .. oA + L)} and
      * {@code out[oB ..]}: {@code q[qOffset + 32k + 8t + j]} (j < 4) holds block k's values 8t + j and 8t + 4 + j as
-     * the low and high int16 of an int ({@link #prepare}), {@code sums[2k]} its scale dx and {@code sums[2k + 1]}
-     * {@code -8 * sum(values)}. Int t of a row (weights 8t .. 8t + 7, a nibble each) read as two int16 lanes holds
+     * the low and high int16 of an int, {@code sums[2k]} its scale dx and {@code sums[2k + 1]} the sum of its values
+     * ({@link Int16Product#roundOne}). Int t of a row (weights 8t .. 8t + 7, a nibble each) read as two int16 lanes holds
      * weights 8t .. 8t + 3 in the low one and 8t + 4 .. 8t + 7 in the high one, so one broadcast pair multiplies nibble
      * j of both: per block, 16 int16 multiply-adds per lane of the unsigned nibbles (at most 16 * 15 * 127 = 30480, no
      * overflow), then the lane pairs added as ints, the offset added, and {@code * (d * dx)} into float sums. Nibble 0
@@ -153,7 +153,7 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, In
             IntVector ia = sa.reinterpretAsInts(), ib = sb.reinterpretAsInts();
             FloatVector fa = (FloatVector) ia.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).add(ia.lanewise(VectorOperators.ASHR, 16)).convert(VectorOperators.I2F, 0),
                     fb = (FloatVector) ib.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).add(ib.lanewise(VectorOperators.ASHR, 16)).convert(VectorOperators.I2F, 0);
-            float dx = sums[2 * k], offset = sums[2 * k + 1];
+            float dx = sums[2 * k], offset = -8 * sums[2 * k + 1]; // the nibbles are q + 8
             // the rows' scales, F16Tensor's conversion written out, times dx: d * dx rounded as llama.cpp rounds it
             IntVector dA = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offsetA, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0),
                     dB = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offsetB, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0);
@@ -229,42 +229,11 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, In
 
     /** Int16 lanes as wide as the float lanes: two per row of the decode layout. */
     private static final VectorSpecies<Short> PAIR_SPECIES = VectorSpecies.of(short.class, F_SPECIES.vectorShape());
-    /** Each thread's rounded activations and their block scales and offsets, kept between calls. */
-    private static final ThreadLocal<int[]> ROUNDED = ThreadLocal.withInitial(() -> new int[0]);
-    private static final ThreadLocal<float[]> ROUNDED_SUMS = ThreadLocal.withInitial(() -> new float[0]);
-    /**
-     * x rounded as x86 llama.cpp rounds activations for its Q4_0 products ({@code quantize_row_q8_0}, as
-     * {@link Int16Product} rounds batches): per block of 32, {@code dx = f16(max|x| / 127)} and values
-     * {@code rint(x * 127 / max|x|)}, half to even, in [-127, 127]. To this thread's scratch: {@code sums[2k] = dx},
-     * {@code sums[2k + 1] = -8 * sum(values)}, and the values as the layout's kernel reads them: for the file's, value
-     * i at {@code q[32k + i]}; for the decode layout, at {@code q[32k + 8t + j]} (j < 4) values 8t + j and 8t + 4 + j
-     * as the low and high int16 of one int ({@link #laneDots}), made from each vector of values and the same one
-     * four lanes on ({@code slice}); the ints at 8t + 4 .. 8t + 7 are not read.
-     */
+
+    /** x rounded as llama.cpp rounds it for its Q4_0 products, Q8_0 ({@link Int16Product#roundOne}), in pairs for the decode layout. */
     @Override
     void prepare(float[] x, int xOffset, RowTask task) {
-        int blocks = cols / BLOCK, lanes = F_SPECIES.length();
-        int[] q = intScratch(ROUNDED, cols);
-        float[] sums = scratch(ROUNDED_SUMS, 2 * blocks);
-        for (int k = 0; k < blocks; k++) {
-            int from = xOffset + k * BLOCK, at = k * BLOCK;
-            float max = Int16Product.maxAbs(x, from, BLOCK), inverse = Int16Product.inverse(max);
-            IntVector sum = IntVector.zero(I_SPECIES);
-            for (int i = 0; i < BLOCK; i += lanes) {
-                IntVector values = (IntVector) FloatVector.fromArray(F_SPECIES, x, from + i).mul(inverse).add(Int16Product.ROUNDER).sub(Int16Product.ROUNDER).convert(VectorOperators.F2I, 0);
-                sum = sum.add(values);
-                values.intoArray(q, at + i);
-            }
-            // in place: each vector of pairs reads its own values and the next vector's, which is still unpaired
-            for (int i = 0; grouped && i < BLOCK; i += lanes) {
-                IntVector values = IntVector.fromArray(I_SPECIES, q, at + i),
-                        next = i + lanes < BLOCK ? IntVector.fromArray(I_SPECIES, q, at + i + lanes) : IntVector.zero(I_SPECIES);
-                values.and(0xFFFF).or(values.slice(4, next).lanewise(VectorOperators.LSHL, 16)).intoArray(q, at + i);
-            }
-            sums[2 * k] = Int16Product.scale(max, inverse, false);
-            sums[2 * k + 1] = -8 * sum.reduceLanes(VectorOperators.ADD);
-        }
-        task.useRounded(q, sums);
+        Int16Product.roundOne(x, xOffset, cols, Int16Product.Rounding.Q8_0, grouped, task);
     }
 
     @Override
