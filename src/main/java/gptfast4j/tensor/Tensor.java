@@ -342,8 +342,8 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
 
     /**
      * Sets the activations {@link #dotRows} reads for x in {@code task}: x itself here; the lane layouts' activations
-     * scaled per quant position and their block sums, in the calling thread's scratch, which the pool's threads then
-     * read.
+     * scaled per quant position and their block sums, or Q4_0's rounded to int8 ({@link RowTask#useRounded}), in the
+     * calling thread's scratch, which the pool's threads then read.
      */
     void prepare(float[] x, int xOffset, RowTask task) {
         task.use(x, xOffset);
@@ -353,7 +353,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
      * {@code out[outOffset + r] = dot(firstRow + r, x)} for {@code start <= r < end}. Every format repeats this loop
      * in its own (final) class so that its call to {@code dot} sees one class: one shared loop would see every format
      * a model mixes (Q4_K with Q6_K, a float router among Q4_0 experts), and C2 then compiles the kernels behind it
-     * up to 2.9x slower (measured on a mixture of experts). x, xOffset and sums are as {@link #prepare} set them.
+     * up to 2.9x slower (measured on a mixture of experts). x, xOffset, sums and quants are as {@link #prepare} set them.
      */
     abstract void dotRows(float[] x, int xOffset, float[] sums, int[] quants, float[] out, int outOffset, long firstRow, int start, int end);
 
