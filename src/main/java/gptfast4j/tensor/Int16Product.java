@@ -42,7 +42,8 @@ import java.nio.ByteOrder;
  * quarter of the time); with the sums kept in registers the widening costs a few percent (docs/kernel-log.md).
  */
 final class Int16Product {
-    private static final VectorSpecies<Short> S = VectorSpecies.of(short.class, Tensor.F_SPECIES.vectorShape());
+    /** Int16 lanes as wide as the float lanes (the decode kernel of {@link Q4_0Tensor} reads two per row). */
+    static final VectorSpecies<Short> S = VectorSpecies.of(short.class, Tensor.F_SPECIES.vectorShape());
     private static final VectorSpecies<Float> F = Tensor.F_SPECIES;
     /** Tokens per group: two int16 vectors (64 on AVX-512). */
     static final int GROUP = 2 * S.length();

@@ -5,7 +5,6 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
@@ -101,7 +100,7 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, In
                     w1 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN).reinterpretAsShorts(),
                     w2 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN).reinterpretAsShorts(),
                     w3 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN).reinterpretAsShorts();
-            ShortVector sa = ShortVector.zero(PAIR_SPECIES), sb = sa;
+            ShortVector sa = ShortVector.zero(Int16Product.S), sb = sa;
             { // nibble 0 of each int16
                 ShortVector x0 = IntVector.broadcast(I_SPECIES, q[c + 0]).reinterpretAsShorts(), x1 = IntVector.broadcast(I_SPECIES, q[c + 8]).reinterpretAsShorts(),
                         x2 = IntVector.broadcast(I_SPECIES, q[c + 16]).reinterpretAsShorts(), x3 = IntVector.broadcast(I_SPECIES, q[c + 24]).reinterpretAsShorts();
@@ -226,9 +225,6 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, In
     public void smallIntPanels(long firstRow, int n, short[] q, float[] scale, float[] offset, float[] minimum, int blocks) {
         nibblePanels(firstRow, n, q, scale, offset, minimum, blocks);
     }
-
-    /** Int16 lanes as wide as the float lanes: two per row of the decode layout. */
-    private static final VectorSpecies<Short> PAIR_SPECIES = VectorSpecies.of(short.class, F_SPECIES.vectorShape());
 
     /** x rounded as llama.cpp rounds it for its Q4_0 products, Q8_0 ({@link Int16Product#roundOne}), in pairs for the decode layout. */
     @Override

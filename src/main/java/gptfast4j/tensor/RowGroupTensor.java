@@ -165,7 +165,7 @@ abstract sealed class RowGroupTensor extends Tensor implements Tensor.PanelRows 
 
     /**
      * {@code offset * sum(x)} per block of 32, in this thread's scratch: the share of an offset that a lane kernel
-     * leaves out of its quants (Q4_0's nibbles are {@code q + 8}, Q8_0's bytes {@code q + 128} in the decode layout).
+     * leaves out of its quants (Q8_0's bytes are {@code q + 128} in the decode layout).
      */
     final float[] offsetSums(float[] x, int xOffset, float offset) {
         float[] sums = blockSums(x, xOffset, cols);
