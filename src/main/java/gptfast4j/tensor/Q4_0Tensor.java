@@ -76,6 +76,9 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, In
         return acc.reduceLanes(VectorOperators.ADD);
     }
 
+    /** Both int16 halves' low nibble: what is left of nibble j of each after an int shift by 4j. */
+    private static final int NIBBLES = 0x000F_000F;
+
     /**
      * The dot products of the L rows of groups a and b with the rounded activations, to {@code out[oA .. oA + L)} and
      * {@code out[oB ..]}: {@code q[qOffset + 32k + 8t + j]} (j < 4) holds block k's values 8t + j and 8t + 4 + j as
@@ -84,70 +87,74 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, In
      * weights 8t .. 8t + 3 in the low one and 8t + 4 .. 8t + 7 in the high one, so one broadcast pair multiplies nibble
      * j of both: per block, 16 int16 multiply-adds per lane of the unsigned nibbles (at most 16 * 15 * 127 = 30480, no
      * overflow), then the lane pairs added as ints, the offset added, and {@code * (d * dx)} into float sums. Nibble 0
-     * is taken by one and, 3 by one shift, 1 and 2 by both. The Vector API's calls are written out in this one method,
-     * as a helper returning a vector would box where C2 leaves it out of line (docs/kernel-log.md, session 21).
+     * is taken by one and, 3 by one int16 shift, 1 and 2 by an int shift and an and of both halves ({@link #NIBBLES}):
+     * C2 shifts int lanes by an immediate but int16 lanes by a count it moves into a vector register first (two more
+     * instructions per shift); with 1 and 2 shifted as ints, JMH matvec (decode layout, one thread, alternating) ran
+     * 3.85-3.96 against 4.03-4.64 us in L2 and 446-490 against 500-537 us in L3. The Vector API's calls are written
+     * out in this one method, as a helper returning a vector would box where C2 leaves it out of line
+     * (docs/kernel-log.md, session 21).
      */
     @Override
     public void laneDots(long a, long b, float[] x, int qOffset, float[] sums, int[] q, float[] out, int oA, int oB) {
         long offsetA = a * L * rowBytes, offsetB = b * L * rowBytes;
         FloatVector accA = FloatVector.zero(F_SPECIES), accB = accA;
         for (int c = qOffset, k = 0; c < qOffset + cols; c += BLOCK, k++, offsetA += (long) L * BLOCK_BYTES, offsetB += (long) L * BLOCK_BYTES) {
-            ShortVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS, ByteOrder.LITTLE_ENDIAN).reinterpretAsShorts(),
-                    v1 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN).reinterpretAsShorts(),
-                    v2 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN).reinterpretAsShorts(),
-                    v3 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN).reinterpretAsShorts();
-            ShortVector w0 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS, ByteOrder.LITTLE_ENDIAN).reinterpretAsShorts(),
-                    w1 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN).reinterpretAsShorts(),
-                    w2 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN).reinterpretAsShorts(),
-                    w3 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN).reinterpretAsShorts();
+            IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS, ByteOrder.LITTLE_ENDIAN),
+                    v1 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
+                    v2 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
+                    v3 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
+            IntVector w0 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS, ByteOrder.LITTLE_ENDIAN),
+                    w1 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
+                    w2 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
+                    w3 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
             ShortVector sa = ShortVector.zero(Int16Product.S), sb = sa;
             { // nibble 0 of each int16
                 ShortVector x0 = IntVector.broadcast(I_SPECIES, q[c + 0]).reinterpretAsShorts(), x1 = IntVector.broadcast(I_SPECIES, q[c + 8]).reinterpretAsShorts(),
                         x2 = IntVector.broadcast(I_SPECIES, q[c + 16]).reinterpretAsShorts(), x3 = IntVector.broadcast(I_SPECIES, q[c + 24]).reinterpretAsShorts();
-                sa = v0.and((short) 0xF).mul(x0).add(sa);
-                sb = w0.and((short) 0xF).mul(x0).add(sb);
-                sa = v1.and((short) 0xF).mul(x1).add(sa);
-                sb = w1.and((short) 0xF).mul(x1).add(sb);
-                sa = v2.and((short) 0xF).mul(x2).add(sa);
-                sb = w2.and((short) 0xF).mul(x2).add(sb);
-                sa = v3.and((short) 0xF).mul(x3).add(sa);
-                sb = w3.and((short) 0xF).mul(x3).add(sb);
+                sa = v0.and(NIBBLES).reinterpretAsShorts().mul(x0).add(sa);
+                sb = w0.and(NIBBLES).reinterpretAsShorts().mul(x0).add(sb);
+                sa = v1.and(NIBBLES).reinterpretAsShorts().mul(x1).add(sa);
+                sb = w1.and(NIBBLES).reinterpretAsShorts().mul(x1).add(sb);
+                sa = v2.and(NIBBLES).reinterpretAsShorts().mul(x2).add(sa);
+                sb = w2.and(NIBBLES).reinterpretAsShorts().mul(x2).add(sb);
+                sa = v3.and(NIBBLES).reinterpretAsShorts().mul(x3).add(sa);
+                sb = w3.and(NIBBLES).reinterpretAsShorts().mul(x3).add(sb);
             }
             { // nibble 1 of each int16
                 ShortVector x0 = IntVector.broadcast(I_SPECIES, q[c + 1]).reinterpretAsShorts(), x1 = IntVector.broadcast(I_SPECIES, q[c + 9]).reinterpretAsShorts(),
                         x2 = IntVector.broadcast(I_SPECIES, q[c + 17]).reinterpretAsShorts(), x3 = IntVector.broadcast(I_SPECIES, q[c + 25]).reinterpretAsShorts();
-                sa = v0.lanewise(VectorOperators.LSHR, 4).and((short) 0xF).mul(x0).add(sa);
-                sb = w0.lanewise(VectorOperators.LSHR, 4).and((short) 0xF).mul(x0).add(sb);
-                sa = v1.lanewise(VectorOperators.LSHR, 4).and((short) 0xF).mul(x1).add(sa);
-                sb = w1.lanewise(VectorOperators.LSHR, 4).and((short) 0xF).mul(x1).add(sb);
-                sa = v2.lanewise(VectorOperators.LSHR, 4).and((short) 0xF).mul(x2).add(sa);
-                sb = w2.lanewise(VectorOperators.LSHR, 4).and((short) 0xF).mul(x2).add(sb);
-                sa = v3.lanewise(VectorOperators.LSHR, 4).and((short) 0xF).mul(x3).add(sa);
-                sb = w3.lanewise(VectorOperators.LSHR, 4).and((short) 0xF).mul(x3).add(sb);
+                sa = v0.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x0).add(sa);
+                sb = w0.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x0).add(sb);
+                sa = v1.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x1).add(sa);
+                sb = w1.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x1).add(sb);
+                sa = v2.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x2).add(sa);
+                sb = w2.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x2).add(sb);
+                sa = v3.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x3).add(sa);
+                sb = w3.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x3).add(sb);
             }
             { // nibble 2 of each int16
                 ShortVector x0 = IntVector.broadcast(I_SPECIES, q[c + 2]).reinterpretAsShorts(), x1 = IntVector.broadcast(I_SPECIES, q[c + 10]).reinterpretAsShorts(),
                         x2 = IntVector.broadcast(I_SPECIES, q[c + 18]).reinterpretAsShorts(), x3 = IntVector.broadcast(I_SPECIES, q[c + 26]).reinterpretAsShorts();
-                sa = v0.lanewise(VectorOperators.LSHR, 8).and((short) 0xF).mul(x0).add(sa);
-                sb = w0.lanewise(VectorOperators.LSHR, 8).and((short) 0xF).mul(x0).add(sb);
-                sa = v1.lanewise(VectorOperators.LSHR, 8).and((short) 0xF).mul(x1).add(sa);
-                sb = w1.lanewise(VectorOperators.LSHR, 8).and((short) 0xF).mul(x1).add(sb);
-                sa = v2.lanewise(VectorOperators.LSHR, 8).and((short) 0xF).mul(x2).add(sa);
-                sb = w2.lanewise(VectorOperators.LSHR, 8).and((short) 0xF).mul(x2).add(sb);
-                sa = v3.lanewise(VectorOperators.LSHR, 8).and((short) 0xF).mul(x3).add(sa);
-                sb = w3.lanewise(VectorOperators.LSHR, 8).and((short) 0xF).mul(x3).add(sb);
+                sa = v0.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x0).add(sa);
+                sb = w0.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x0).add(sb);
+                sa = v1.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x1).add(sa);
+                sb = w1.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x1).add(sb);
+                sa = v2.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x2).add(sa);
+                sb = w2.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x2).add(sb);
+                sa = v3.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x3).add(sa);
+                sb = w3.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x3).add(sb);
             }
             { // nibble 3 of each int16
                 ShortVector x0 = IntVector.broadcast(I_SPECIES, q[c + 3]).reinterpretAsShorts(), x1 = IntVector.broadcast(I_SPECIES, q[c + 11]).reinterpretAsShorts(),
                         x2 = IntVector.broadcast(I_SPECIES, q[c + 19]).reinterpretAsShorts(), x3 = IntVector.broadcast(I_SPECIES, q[c + 27]).reinterpretAsShorts();
-                sa = v0.lanewise(VectorOperators.LSHR, 12).mul(x0).add(sa);
-                sb = w0.lanewise(VectorOperators.LSHR, 12).mul(x0).add(sb);
-                sa = v1.lanewise(VectorOperators.LSHR, 12).mul(x1).add(sa);
-                sb = w1.lanewise(VectorOperators.LSHR, 12).mul(x1).add(sb);
-                sa = v2.lanewise(VectorOperators.LSHR, 12).mul(x2).add(sa);
-                sb = w2.lanewise(VectorOperators.LSHR, 12).mul(x2).add(sb);
-                sa = v3.lanewise(VectorOperators.LSHR, 12).mul(x3).add(sa);
-                sb = w3.lanewise(VectorOperators.LSHR, 12).mul(x3).add(sb);
+                sa = v0.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x0).add(sa);
+                sb = w0.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x0).add(sb);
+                sa = v1.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x1).add(sa);
+                sb = w1.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x1).add(sb);
+                sa = v2.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x2).add(sa);
+                sb = w2.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x2).add(sb);
+                sa = v3.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x3).add(sa);
+                sb = w3.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x3).add(sb);
             }
             IntVector ia = sa.reinterpretAsInts(), ib = sb.reinterpretAsInts();
             FloatVector fa = (FloatVector) ia.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).add(ia.lanewise(VectorOperators.ASHR, 16)).convert(VectorOperators.I2F, 0),
