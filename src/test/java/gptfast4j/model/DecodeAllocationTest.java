@@ -64,6 +64,13 @@ class DecodeAllocationTest {
             fewest = Math.min(fewest, threads.getCurrentThreadAllocatedBytes() - before);
         }
         assertEquals(0, fewest, "bytes allocated by 500 decode steps");
+        // a decode from position 0 into a longer context than the thread has seen: each step attends to one
+        // position more, which must not grow the F16 cache's scratch step by step
+        Llama.State longer = model.newState(1024, 8, 8, kvType);
+        model.forward(longer, 1, 0);
+        long before = threads.getCurrentThreadAllocatedBytes();
+        for (int pos = 1; pos < 1024; pos++) model.forward(longer, (pos * 13) % vocab, pos);
+        assertEquals(0, threads.getCurrentThreadAllocatedBytes() - before, "bytes allocated by a decode from position 1 to 1023");
     }
 
     /**
