@@ -65,12 +65,35 @@ class DecodeAllocationTest {
         }
         assertEquals(0, fewest, "bytes allocated by 500 decode steps");
         // a decode from position 0 into a longer context than the thread has seen: each step attends to one
-        // position more, which must not grow the F16 cache's scratch step by step
-        Llama.State longer = model.newState(1024, 8, 8, kvType);
-        model.forward(longer, 1, 0);
-        long before = threads.getCurrentThreadAllocatedBytes();
-        for (int pos = 1; pos < 1024; pos++) model.forward(longer, (pos * 13) % vocab, pos);
-        assertEquals(0, threads.getCurrentThreadAllocatedBytes() - before, "bytes allocated by a decode from position 1 to 1023");
+        // position more, which must not grow the F16 cache's scratch step by step. Each round on a new thread, whose
+        // scratches start empty (on a thread that has run such a decode they are full-sized already), measured after
+        // its first step, which makes them: a round may catch a one-off allocation (a recompilation: one in 2824
+        // bytes failed this once), a scratch that grows with the positions allocates in every round.
+        fewest = Long.MAX_VALUE;
+        for (int round = 0; round < 5 && fewest > 0; round++) {
+            long[] allocated = new long[1];
+            Throwable[] failure = new Throwable[1];
+            Thread decoder = new Thread(() -> {
+                try {
+                    Llama.State longer = model.newState(1024, 8, 8, kvType);
+                    model.forward(longer, 1, 0);
+                    long before = threads.getCurrentThreadAllocatedBytes();
+                    for (int pos = 1; pos < 1024; pos++) model.forward(longer, (pos * 13) % vocab, pos);
+                    allocated[0] = threads.getCurrentThreadAllocatedBytes() - before;
+                } catch (Throwable t) {
+                    failure[0] = t;
+                }
+            });
+            decoder.start();
+            try {
+                decoder.join();
+            } catch (InterruptedException e) {
+                throw new AssertionError(e);
+            }
+            if (failure[0] != null) throw new AssertionError(failure[0]);
+            fewest = Math.min(fewest, allocated[0]);
+        }
+        assertEquals(0, fewest, "bytes allocated by a decode from position 1 to 1023");
     }
 
     /**
