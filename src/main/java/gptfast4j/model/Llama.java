@@ -123,6 +123,13 @@ public final class Llama {
         return s.logits;
     }
 
+    /**
+     * The largest batch whose logits are exactly those its tokens' decode steps would give: the matrix products run
+     * the decode kernel per token ({@link Tensor#LANE_TOKENS}) and the attention one query at a time. Speculative
+     * verification runs in batches of at most this size, so that greedy output is token-identical to plain decoding.
+     */
+    public static final int EXACT_BATCH = Tensor.LANE_TOKENS;
+
     /** One decode step: the logits after {@code token} at {@code pos}. */
     public float[] forward(State s, int token, int pos) {
         s.single[0] = token;
@@ -261,7 +268,9 @@ public final class Llama {
      * and value is read once for four: a batch's tokens in blocks of four, each block's first three queries taking zero
      * weights for its later positions (whose keys and values are already cached); the rest of the batch, and every
      * decode step, token by token, with four query heads that share a kv head together where the model's grouping
-     * allows. TinyLlama's 32 heads, one thread, one layer, a 512-token prompt: 47.8-51.5 ms one query at a time,
+     * allows. Batches of up to {@link #EXACT_BATCH} tokens (a speculative verification) go token by token too,
+     * so that their scores and sums are exactly the decode steps' (four queries at a time sum the values over a
+     * different count of positions, and rounding differs at near-ties). TinyLlama's 32 heads, one thread, one layer, a 512-token prompt: 47.8-51.5 ms one query at a time,
      * 23.5-24.2 four tokens at a time; 22 layers of one decode step at 1800 positions: 23-29 ms one head at a time,
      * 19.4-21.6 four.
      */
@@ -273,7 +282,7 @@ public final class Llama {
         float scale = (float) (1.0 / Math.sqrt(headDim));
         float[] att = s.att;
         KvCache kv = s.kv;
-        int blocked = n - n % queries;
+        int blocked = n <= EXACT_BATCH ? 0 : n - n % queries;
         for (int h = hStart; h < hEnd && blocked > 0; h++) {
             KvCache.Head head = kv.head(s.attentionCall, s.layer, h / group, startPos + n);
             int attOffset = h * rows;

@@ -367,30 +367,34 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
      * + r] = row r · x_t} for all rows. A tile of rows is dequantized once into a float scratch that stays in cache and
      * every token is run over it, so each weight is read from memory and converted once per call however many tokens
      * there are. Batches of {@link #GROUP_TOKENS} tokens or more put tokens in the vector lanes ({@link
-     * #groupProduct}); smaller ones, such as the verification of a few speculated tokens, run dot products over the
-     * tile ({@link #tileProduct}), or, up to {@link #LANE_TOKENS} tokens on a decode layout, the decode kernel once per
-     * token over chunks of rows ({@link #laneTokens}). Q4_0, Q4_1 and Q4_K run batches of {@link
-     * Int16Product#MIN_TOKENS} tokens or more in int16 arithmetic on activations rounded to int8, as llama.cpp does.
+     * #groupProduct}); smaller ones run dot products over the tile ({@link #tileProduct}), and up to {@link
+     * #LANE_TOKENS} tokens, such as the verification of a few speculated tokens, the decode kernel once per token over
+     * chunks of rows ({@link #laneTokens}), so that each token's outputs are exactly its decode step's. Q4_0, Q4_1 and
+     * Q4_K run batches of {@link Int16Product#MIN_TOKENS} tokens or more in int16 arithmetic on activations rounded to
+     * int8, as llama.cpp does.
      */
     public void matmul(float[] x, int nTokens, float[] out, int outStride) {
         if (nTokens == 1) matvec(x, out);
-        else if (nTokens <= LANE_TOKENS && this instanceof PanelRows p && p.inLanes()) laneTokens(x, nTokens, out, outStride);
+        else if (nTokens <= LANE_TOKENS) laneTokens(x, nTokens, out, outStride);
         else if (nTokens >= Int16Product.MIN_TOKENS && this instanceof Int16Product.Weights w) Int16Product.matmul(w, x, nTokens, out, outStride);
         else if (nTokens < GROUP_TOKENS) tileProduct(x, nTokens, out, outStride);
         else groupProduct(x, nTokens, out, outStride);
     }
 
     /**
-     * Batches up to this size on a decode layout take {@link #laneTokens}; larger ones the float tiles of
+     * Batches up to this size run each token the way a decode step runs it: here the decode kernel per token
+     * ({@link #laneTokens}), in {@code Llama} the attention one query at a time. A speculative verification of up to
+     * this many tokens then computes exactly the logits that decode steps would, so greedy speculative output is
+     * token-identical to plain decoding even at near-ties (SpeculativeTest). Larger batches take the float tiles of
      * {@link #tileProduct}, whose dequantization once per batch then costs less than the decode kernel's per-token
      * mask and conversion. TinyLlama Q4_0, 2 threads, one forward pass, tiles against decode kernel (two JVMs each):
      * 2 tokens 95-98 against 42-43 ms, 4 tokens 98-100 against 77-80, 6 tokens 149-151 against 112-115, 8 tokens
      * 147-151 against 144-145, 16 tokens 251-255 against 282-288 (one token 20.5).
      */
-    static final int LANE_TOKENS = 8;
+    public static final int LANE_TOKENS = 8;
 
     /**
-     * Matrix x matrix for a small batch on a decode layout: the decode kernel ({@link #dotRows}) once per token, over
+     * Matrix x matrix for a small batch: the decode kernel ({@link #dotRows}) once per token, over
      * the rows in chunks of two lane groups, all tokens over one chunk before the next, so the weights are read from
      * memory once per batch and the tokens reuse them from cache. Each token's activations are prepared as decode
      * prepares them ({@link #prepare}), into this thread's scratch, so every token's outputs are exactly its decode

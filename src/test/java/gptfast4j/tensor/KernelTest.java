@@ -149,9 +149,9 @@ class KernelTest {
     }
 
     /**
-     * 7 tokens in a decode layout run the decode kernel per token over chunks of rows ({@code Tensor.laneTokens}); 11
-     * tokens (7 with 128-bit vectors, whose groups hold 8) run the tile product (full 4x4 blocks and the leftover
-     * path); a group and five more the group product with tokens in the lanes (a full group and a zero-padded one)
+     * 7 tokens run the decode kernel per token over chunks of rows ({@code Tensor.laneTokens}); 11 tokens run the tile
+     * product (full 4x4 blocks and the leftover path; with 128-bit vectors, whose groups hold 8, the "tile" batch is 7
+     * tokens and takes the decode kernel too); a group and five more the group product with tokens in the lanes (a full group and a zero-padded one)
      * over the rows of a tile in blocks of eight and a repeated-row rest. Both stay under {@link Int16Product#MIN_TOKENS}
      * at every vector width (the group product gets 37 with 512-bit vectors, 21 with 256-bit and 13 with 128-bit ones),
      * so Q4_0's tile and group products are F32 arithmetic here too; its decode kernel takes llama.cpp's.
@@ -160,14 +160,15 @@ class KernelTest {
     @CsvSource({"F32,tile,file", "F16,tile,file", "BF16,tile,file", "Q8_0,tile,file", "Q4_0,tile,file", "Q4_1,tile,file", "Q4_K,tile,file", "Q5_K,tile,file", "Q6_K,tile,file",
             "F32,group,file", "F16,group,file", "BF16,group,file", "Q8_0,group,file", "Q4_0,group,file", "Q4_1,group,file", "Q4_K,group,file", "Q5_K,group,file", "Q6_K,group,file",
             "Q8_0,tile,decode", "Q8_0,group,decode", "Q4_0,tile,decode", "Q4_0,group,decode", "Q4_1,tile,decode", "Q4_1,group,decode", "Q4_K,tile,decode", "Q4_K,group,decode", "Q5_K,tile,decode", "Q5_K,group,decode", "Q6_K,tile,decode", "Q6_K,group,decode",
-            "Q8_0,lanes,decode", "Q4_0,lanes,decode", "Q4_1,lanes,decode", "Q4_K,lanes,decode", "Q5_K,lanes,decode", "Q6_K,lanes,decode"})
+            "Q8_0,lanes,decode", "Q4_0,lanes,decode", "Q4_1,lanes,decode", "Q4_K,lanes,decode", "Q5_K,lanes,decode", "Q6_K,lanes,decode",
+            "F32,lanes,file", "F16,lanes,file", "BF16,lanes,file", "Q8_0,lanes,file", "Q4_0,lanes,file", "Q4_1,lanes,file", "Q4_K,lanes,file", "Q5_K,lanes,file", "Q6_K,lanes,file"})
     void matmulMatchesTheReferenceAndIgnoresTheThreadCount(String typeName, String product, String layout) {
         int tokens = switch (product) {
-            case "lanes" -> Tensor.LANE_TOKENS - 1; // a decode layout's small batch: the decode kernel per token
+            case "lanes" -> Tensor.LANE_TOKENS - 1; // a small batch: the decode kernel per token
             case "tile" -> Math.min(11, Tensor.GROUP_TOKENS - 1);
             default -> Tensor.GROUP_TOKENS + 5;
         };
-        // with 128-bit vectors (groups of 8 tokens) a decode layout's "tile" batch of 7 takes the decode kernel as well
+        // with 128-bit vectors (groups of 8 tokens) the "tile" batch of 7 takes the decode kernel as well
         assertTrue(tokens < Int16Product.MIN_TOKENS && (tokens < Tensor.GROUP_TOKENS) == !product.equals("group"), "tokens " + tokens);
         TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + typeName + ".gguf")).tensors().get("blk.0.ffn_gate.weight");
         Tensor t = uneven(td, layout.equals("decode"));
@@ -177,7 +178,7 @@ class KernelTest {
         for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
         // compiled code sums lanes in another order than interpreted code (see VectorMath): warm up first; Q4_0's
         // decode kernel takes llama.cpp's arithmetic, x rounded as its Q8_0
-        float[] seen = typeName.equals("Q4_0") && layout.equals("decode") && tokens <= Tensor.LANE_TOKENS ? roundedAsLlamaCpp(x, false) : x;
+        float[] seen = typeName.equals("Q4_0") && tokens <= Tensor.LANE_TOKENS ? roundedAsLlamaCpp(x, false) : x;
         assertMatmulMatches(t, bytes, td.type().bytesFor(t.cols), x, seen, tokens, 200);
     }
 
