@@ -41,7 +41,7 @@ class ReferenceLogitsTest {
      * with one token are Q4_0's too. Measured: every position of the two dense models within 5e-7; the mixture's
      * within 4e-6 but for position 36 of the longest prompt (0.054 away, its neighbours within 5e-7), not traced
      * further: llama.cpp's activations differ from ours in their last bits, so one near a rounding boundary can round
-     * the other way, as in {@link #int4BatchesMatchTheNativeRun}; one such isolated position is allowed for it. (Prompt batches under 64 tokens are F32 arithmetic: KernelTest holds them.)
+     * the other way, as in {@link #int4BatchesMatchTheNativeRun}; one such isolated position is allowed for it. (Prompt batches of 9 to 63 tokens are F32 arithmetic: KernelTest holds them.)
      */
     @ParameterizedTest
     @ValueSource(strings = {"mini-llama2-Q4_0", "mini-llama3-Q4_0", "mini-mixtral-Q4_0"})
@@ -69,7 +69,7 @@ class ReferenceLogitsTest {
      * lone misses at 15 and 28, all from 31) and 15, Q4_K 15 and 42; every miss is isolated or starts a run to the
      * end, and the matches are within 5e-6. The test asks for the 12 positions before the first such step seen, and
      * the whole prompt for Q4_0. The mixture of experts is left out: its experts' batches are the tokens routed to
-     * them, under 64, so they stay in F32.
+     * them, under 64, so they do not take this product.
      */
     @ParameterizedTest
     @ValueSource(strings = {"mini-llama2-Q4_0", "mini-llama3-Q4_0", "mini-llama2-Q4_1", "mini-llama3-Q4_1", "mini-llama2-Q4_K", "mini-llama3-Q4_K"})
