@@ -16,7 +16,7 @@ import java.nio.ByteOrder;
  * Two layouts of the same bytes: the file's, each row its blocks in order, and the decode layout ({@link #forDecode},
  * {@link RowGroupTensor}), one row per vector lane, the nibbles' values unchanged.
  * <p>
- * Its products with one token, and with the few tokens of a decode layout's small batch, take llama.cpp's arithmetic,
+ * Its products with one token, and with the few tokens of a small batch ({@link Tensor#LANE_TOKENS}), take llama.cpp's arithmetic,
  * as batches of {@link Int16Product#MIN_TOKENS} or more do: the activations rounded to int8 per block of 32 as x86
  * llama.cpp rounds them for its Q4_0 products ({@link #prepare}), each block's integer sum scaled by {@code d * dx}.
  * In int16 lanes the decode kernel does 32 multiply-adds per two instructions where the float kernel it replaced
