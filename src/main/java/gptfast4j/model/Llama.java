@@ -268,11 +268,11 @@ public final class Llama {
      * and value is read once for four: a batch's tokens in blocks of four, each block's first three queries taking zero
      * weights for its later positions (whose keys and values are already cached); the rest of the batch, and every
      * decode step, token by token, with four query heads that share a kv head together where the model's grouping
-     * allows. Batches of up to {@link #EXACT_BATCH} tokens (a speculative verification) go token by token too,
-     * so that their scores and sums are exactly the decode steps' (four queries at a time sum the values over a
-     * different count of positions, and rounding differs at near-ties). TinyLlama's 32 heads, one thread, one layer, a 512-token prompt: 47.8-51.5 ms one query at a time,
-     * 23.5-24.2 four tokens at a time; 22 layers of one decode step at 1800 positions: 23-29 ms one head at a time,
-     * 19.4-21.6 four.
+     * allows. Batches of up to {@link #EXACT_BATCH} tokens (a speculative verification) go token by token too, so
+     * that their scores and sums are exactly the decode steps' (four queries at a time sum the values over a different
+     * count of positions, and rounding differs at near-ties). TinyLlama's 32 heads, one thread, one layer, a 512-token
+     * prompt: 47.8-51.5 ms one query at a time, 23.5-24.2 four tokens at a time; 22 layers of one decode step at 1800
+     * positions: 23-29 ms one head at a time, 19.4-21.6 four.
      */
     private void attentionHeads(State s, int hStart, int hEnd) {
         Config c = config;

@@ -52,8 +52,8 @@ class SpeculativeTest {
      * Verification runs in batches of up to {@link Llama#EXACT_BATCH} tokens, each token computed the decode step's way
      * (its matrix kernels and its attention), so greedy speculative output is the plain output exactly over long runs,
      * for float and quantized targets and for k past one batch (8, 12). With float tiles and four-query attention in
-     * the batches, near-ties flipped: before session 34, 250 tokens after "One day" differed on the Q4_0 target at
-     * k = 1, and with the `generate` command on the F32 and Q8_0 targets at k = 8 and 12.
+     * the batches, near-ties flipped: before session 34 this failed on the Q4_0 target after "One day" at k = 1, and
+     * with the batches exact but verification in one batch, after "The little dog" at k = 8.
      */
     @Test
     void greedyIsTokenIdenticalOverLongRunsForFloatAndQuantizedTargets() {

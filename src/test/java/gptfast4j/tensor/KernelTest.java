@@ -151,8 +151,8 @@ class KernelTest {
     /**
      * 7 tokens run the decode kernel per token over chunks of rows ({@code Tensor.laneTokens}); 11 tokens run the tile
      * product (full 4x4 blocks and the leftover path; with 128-bit vectors, whose groups hold 8, the "tile" batch is 7
-     * tokens and takes the decode kernel too); a group and five more the group product with tokens in the lanes (a full group and a zero-padded one)
-     * over the rows of a tile in blocks of eight and a repeated-row rest. Both stay under {@link Int16Product#MIN_TOKENS}
+     * tokens and takes the decode kernel too); a group and five more the group product with tokens in the lanes (a
+     * full group and a zero-padded one) over the rows of a tile in blocks of eight and a repeated-row rest. Both stay under {@link Int16Product#MIN_TOKENS}
      * at every vector width (the group product gets 37 with 512-bit vectors, 21 with 256-bit and 13 with 128-bit ones),
      * so Q4_0's tile and group products are F32 arithmetic here too; its decode kernel takes llama.cpp's.
      */
