@@ -50,6 +50,7 @@ public final class SpeculativeGenerator {
         draft = new int[k];
         q = new float[k][vocab];
         p = new float[k + 1][vocab];
+        distributions = (position, logits, offset) -> verifying.distribution(logits, offset, p[position - verifiedFrom]);
         batch = new int[k + 1];
         histogram = new long[k + 1];
     }
@@ -118,6 +119,11 @@ public final class SpeculativeGenerator {
     }
 
     private int acceptedLast;
+    /** The sampler and first position of the verification under way, for {@link #distributions}. */
+    private Sampler verifying;
+    private int verifiedFrom;
+    /** The target's distributions of a verification's positions into p: bound once, as a step allocates nothing. */
+    private final Llama.LogitsSink distributions;
 
     /** Draft tokens accepted by the last {@link #step}. */
     int acceptedLast() {
@@ -141,10 +147,12 @@ public final class SpeculativeGenerator {
         System.arraycopy(draft, 0, batch, 1, proposed);
         // in batches the target computes exactly as it would decode their tokens one by one (Llama.EXACT_BATCH), so
         // that greedy output is token-identical to plain decoding for every k, near-ties included
-        Llama.LogitsSink sink = (position, logits, offset) -> sampler.distribution(logits, offset, p[position - pos]);
+        verifying = sampler;
+        verifiedFrom = pos;
         for (int done = 0; done <= proposed; done += Llama.EXACT_BATCH) {
-            target.forward(state, batch, done, Math.min(Llama.EXACT_BATCH, proposed + 1 - done), pos + done, sink);
+            target.forward(state, batch, done, Math.min(Llama.EXACT_BATCH, proposed + 1 - done), pos + done, distributions);
         }
+        verifying = null;
         int accepted = 0;
         int next = -1;
         for (int i = 0; i < proposed; i++) {

@@ -404,6 +404,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
         float[] prepared = scratch(TOKEN_ACTIVATIONS, nTokens * cols);
         int[] rounded = null;
         float[][] sums = TOKEN_SUMS.get();
+        boolean withSums = false;
         RowTask one = rowTask;
         synchronized (one) {
             try {
@@ -414,9 +415,9 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
                         rounded = intScratch(TOKEN_QUANTS, nTokens * cols);
                         System.arraycopy(one.quants, one.xOffset, rounded, t * cols, cols);
                     }
-                    if (one.sums == null) {
-                        sums[t] = null;
-                    } else {
+                    // kept when a format without sums comes between two with (a model of mixed formats)
+                    withSums = one.sums != null;
+                    if (withSums) {
                         if (sums[t] == null || sums[t].length < one.sums.length) sums[t] = new float[one.sums.length];
                         System.arraycopy(one.sums, 0, sums[t], 0, one.sums.length);
                     }
@@ -425,16 +426,49 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
                 one.clear();
             }
         }
-        int[] quants = rounded; // token t's at quants[t * cols ..]
-        Parallel.run(Math.toIntExact(rows), ROW_GRANULE, (start, end) -> {
+        LaneBatch batch = laneBatch;
+        synchronized (batch) {
+            try {
+                batch.set(prepared, withSums ? sums : null, rounded, nTokens, out, outStride);
+                Parallel.run(Math.toIntExact(rows), ROW_GRANULE, batch);
+            } finally {
+                batch.set(null, null, null, 0, null, 0);
+            }
+        }
+    }
+
+    /**
+     * {@link #laneTokens}' arguments for the pool, one per tensor, so that a small batch (a speculative verification)
+     * allocates no task: token t's prepared activations at {@code x[t * cols ..]}, or its rounded ones at
+     * {@code quants[t * cols ..]}, its sums {@code sums[t]} (sums null for a format without), its outputs at
+     * {@code out[t * outStride ..]}.
+     */
+    private final class LaneBatch implements Parallel.RangeTask {
+        private float[] x;
+        private float[][] sums;
+        private int[] quants;
+        private float[] out;
+        private int tokens, outStride;
+
+        void set(float[] x, float[][] sums, int[] quants, int tokens, float[] out, int outStride) {
+            this.x = x;
+            this.sums = sums;
+            this.quants = quants;
+            this.tokens = tokens;
+            this.out = out;
+            this.outStride = outStride;
+        }
+
+        @Override
+        public void run(int start, int end) {
             for (int r = start; r < end; r += ROW_GRANULE) {
                 int chunkEnd = Math.min(end, r + ROW_GRANULE);
-                for (int t = 0; t < nTokens; t++) {
-                    dotRows(prepared, t * cols, sums[t], quants, out, t * outStride, 0, r, chunkEnd);
-                }
+                for (int t = 0; t < tokens; t++) dotRows(x, t * cols, sums == null ? null : sums[t], quants, out, t * outStride, 0, r, chunkEnd);
             }
-        });
+        }
     }
+
+    private final LaneBatch laneBatch = new LaneBatch();
 
     /** The calling thread's prepared activations of a small batch ({@link #laneTokens}), kept between calls. */
     private static final ThreadLocal<float[]> TOKEN_ACTIVATIONS = ThreadLocal.withInitial(() -> new float[0]);
