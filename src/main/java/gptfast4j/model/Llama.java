@@ -34,7 +34,8 @@ public final class Llama {
      * Q8_0, Q4_0, Q4_1 and the K-quants one per vector lane). At the first decode step rather
      * than at load, so that the time to the first
      * token (a prefill) and runs that never decode (perplexity, prefill benchmarks) do not wait for the copy:
-     * Llama-2-7B Q4_0 takes 4-7 s on this machine, most of it the first touch of fresh memory. Prefill reads the new
+     * Llama-2-7B Q4_0 takes 4-7 s on this machine, most of it the first touch of fresh memory (in session 34 it took
+     * 24-32 s, `clear_page_erms` 69% of a profile: the VM's host faulting in fresh guest memory). Prefill reads the new
      * layouts from then on too, so the file's pages, released by the copy, are not read back in.
      * <p>
      * The copy is memory that cannot be paged back to the file, so it is made only when the system has that much
