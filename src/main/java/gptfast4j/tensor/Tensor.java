@@ -412,7 +412,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
                     prepare(x, t * cols, one);
                     if (one.x != null) System.arraycopy(one.x, one.xOffset, prepared, t * cols, cols);
                     if (one.quants != null) {
-                        rounded = intScratch(TOKEN_QUANTS, nTokens * cols);
+                        if (rounded == null) rounded = intScratch(TOKEN_QUANTS, nTokens * cols);
                         System.arraycopy(one.quants, one.xOffset, rounded, t * cols, cols);
                     }
                     // kept when a format without sums comes between two with (a model of mixed formats)
