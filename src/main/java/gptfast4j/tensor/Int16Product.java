@@ -254,35 +254,34 @@ final class Int16Product {
     private static final ThreadLocal<float[]> ONE_SUMS = ThreadLocal.withInitial(() -> new float[0]);
 
     /**
-     * One token's activations ({@code cols} of x from xOffset) rounded as {@link #quantize} rounds a batch's, for the
-     * decode kernels, to this thread's scratch, set in {@code task} ({@code RowTask.useRounded}): per block k of 32,
-     * {@code sums[2k]} its scale (Q8_K's, per 8 blocks, repeated) and {@code sums[2k + 1]} the sum of its values; the
+     * One token's activations ({@code cols} of x from xOffset) rounded as {@link #quantize} rounds a batch's for Q4_0
+     * ({@link Rounding#Q8_0}, the one format whose decode kernels take rounded activations), to this thread's scratch,
+     * set in {@code task} ({@code RowTask.useRounded}): per block k of 32, {@code sums[2k]} its scale and
+     * {@code sums[2k + 1]} the sum of its values; the
      * values at {@code q[32k + i]}, or with {@code paired} (the decode layouts' kernels, {@link Q4_0Tensor#laneDots})
      * at {@code q[32k + 8t + j]} (j < 4) values 8t + j and 8t + 4 + j as the low and high int16 of one int, made from
      * each vector of values and the same one four lanes on ({@code slice}); the ints at 8t + 4 .. 8t + 7 are not read.
      */
-    static void roundOne(float[] x, int xOffset, int cols, Rounding rounding, boolean paired, Tensor.RowTask task) {
-        int blocks = cols / BLOCK, lanes = F.length(), span = rounding.span;
+    static void roundOne(float[] x, int xOffset, int cols, boolean paired, Tensor.RowTask task) {
+        int blocks = cols / BLOCK, lanes = F.length();
         int[] q = Tensor.intScratch(ONE_ROUNDED, cols);
         float[] sums = Tensor.scratch(ONE_SUMS, 2 * blocks);
-        for (int b = 0; b < blocks; b += span) {
-            float max = maxAbs(x, xOffset + b * BLOCK, span * BLOCK), inverse = inverse(max), d = scale(max, inverse, rounding == Rounding.Q8_K);
-            for (int k = b, at = b * BLOCK; k < b + span; k++, at += BLOCK) {
-                IntVector sum = IntVector.zero(Tensor.I_SPECIES);
-                for (int i = 0; i < BLOCK; i += lanes) {
-                    IntVector values = (IntVector) FloatVector.fromArray(F, x, xOffset + at + i).mul(inverse).add(ROUNDER).sub(ROUNDER).convert(VectorOperators.F2I, 0);
-                    sum = sum.add(values);
-                    values.intoArray(q, at + i);
-                }
-                // in place: each vector of pairs reads its own values and the next vector's, which is still unpaired
-                for (int i = 0; paired && i < BLOCK; i += lanes) {
-                    IntVector values = IntVector.fromArray(Tensor.I_SPECIES, q, at + i),
-                            next = i + lanes < BLOCK ? IntVector.fromArray(Tensor.I_SPECIES, q, at + i + lanes) : IntVector.zero(Tensor.I_SPECIES);
-                    values.and(0xFFFF).or(values.slice(4, next).lanewise(VectorOperators.LSHL, 16)).intoArray(q, at + i);
-                }
-                sums[2 * k] = d;
-                sums[2 * k + 1] = sum.reduceLanes(VectorOperators.ADD);
+        for (int k = 0, at = 0; k < blocks; k++, at += BLOCK) {
+            float max = maxAbs(x, xOffset + at, BLOCK), inverse = inverse(max);
+            IntVector sum = IntVector.zero(Tensor.I_SPECIES);
+            for (int i = 0; i < BLOCK; i += lanes) {
+                IntVector values = (IntVector) FloatVector.fromArray(F, x, xOffset + at + i).mul(inverse).add(ROUNDER).sub(ROUNDER).convert(VectorOperators.F2I, 0);
+                sum = sum.add(values);
+                values.intoArray(q, at + i);
             }
+            // in place: each vector of pairs reads its own values and the next vector's, which is still unpaired
+            for (int i = 0; paired && i < BLOCK; i += lanes) {
+                IntVector values = IntVector.fromArray(Tensor.I_SPECIES, q, at + i),
+                        next = i + lanes < BLOCK ? IntVector.fromArray(Tensor.I_SPECIES, q, at + i + lanes) : IntVector.zero(Tensor.I_SPECIES);
+                values.and(0xFFFF).or(values.slice(4, next).lanewise(VectorOperators.LSHL, 16)).intoArray(q, at + i);
+            }
+            sums[2 * k] = scale(max, inverse, false);
+            sums[2 * k + 1] = sum.reduceLanes(VectorOperators.ADD);
         }
         task.useRounded(q, sums);
     }

@@ -236,7 +236,7 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, In
     /** x rounded as llama.cpp rounds it for its Q4_0 products, Q8_0 ({@link Int16Product#roundOne}), in pairs for the decode layout. */
     @Override
     void prepare(float[] x, int xOffset, RowTask task) {
-        Int16Product.roundOne(x, xOffset, cols, Int16Product.Rounding.Q8_0, grouped, task);
+        Int16Product.roundOne(x, xOffset, cols, grouped, task);
     }
 
     @Override
