@@ -7,8 +7,8 @@ import java.util.function.IntPredicate;
 
 /**
  * Speculative decoding (Leviathan et al. 2023; Chen et al. 2023; gpt-fast's {@code speculative_decode}): a drafter
- * proposes k tokens, the target runs the current token and all k in batched forward passes (one where k + 1 is at
- * most {@link Llama#EXACT_BATCH}), and each draft token
+ * proposes k tokens, the target verifies the current token and all k in batched forward passes ({@link Llama#verify}:
+ * one where k + 1 is at most {@link Llama#EXACT_BATCH}, each token's logits its decode step's), and each draft token
  * d_i is kept with probability {@code min(1, p_i(d_i) / q_i(d_i))}. At the first rejection the token is drawn from
  * {@code normalize(max(p_i - q_i, 0))}; when all k are kept a bonus token is drawn from the target's next
  * distribution. The output distribution is exactly the target's; at temperature 0 this is exact greedy verification.
@@ -145,13 +145,11 @@ public final class SpeculativeGenerator {
         int pos = length - 1;
         batch[0] = sequence[pos];
         System.arraycopy(draft, 0, batch, 1, proposed);
-        // in batches the target computes exactly as it would decode their tokens one by one (Llama.EXACT_BATCH), so
-        // that greedy output is token-identical to plain decoding for every k, near-ties included
+        // computed exactly as the target would decode the tokens one by one, so that greedy output is token-identical
+        // to plain decoding for every k, near-ties included
         verifying = sampler;
         verifiedFrom = pos;
-        for (int done = 0; done <= proposed; done += Llama.EXACT_BATCH) {
-            target.forward(state, batch, done, Math.min(Llama.EXACT_BATCH, proposed + 1 - done), pos + done, distributions);
-        }
+        target.verify(state, batch, 0, proposed + 1, pos, distributions);
         verifying = null;
         int accepted = 0;
         int next = -1;

@@ -103,19 +103,35 @@ public final class Llama {
      * Runs {@code tokens[from .. from + n)} at positions {@code startPos ..}, in batches of at most
      * {@code state.maxBatch}, and returns the logits of the last one (in {@code state.logits}, at offset 0 unless
      * {@code sink} is given). With a sink, the logits of every position are computed and handed to it, in batches of
-     * at most {@code state.maxLogits}.
+     * at most {@code state.maxLogits}. A batch of a few tokens may take other arithmetic than their decode steps
+     * would ({@link Tensor#matmul(float[], int, float[], int, boolean)}); {@link #verify} does not.
      */
     public float[] forward(State s, int[] tokens, int from, int n, int startPos, LogitsSink sink) {
+        return run(s, tokens, from, n, startPos, sink, false);
+    }
+
+    /**
+     * {@link #forward} with a sink, each position's logits exactly those its token's decode step would give, whatever
+     * the near-ties: in batches of at most {@link #EXACT_BATCH}, the matrix products running the decode kernel per
+     * token and the attention one query at a time. For speculative verification, so that greedy speculative output is
+     * token-identical to plain decoding.
+     */
+    public void verify(State s, int[] tokens, int from, int n, int startPos, LogitsSink sink) {
+        run(s, tokens, from, n, startPos, sink, true);
+    }
+
+    private float[] run(State s, int[] tokens, int from, int n, int startPos, LogitsSink sink, boolean exact) {
         if (n <= 0) throw new IllegalArgumentException("no tokens to run");
         if (s.model != this) throw new IllegalArgumentException("the state was made by another model (newState)");
         if (startPos < 0 || startPos + n > s.contextLength) {
             throw new IllegalArgumentException("positions " + startPos + ".." + (startPos + n - 1)
                     + " exceed the context length " + s.contextLength);
         }
+        int most = Math.min(sink != null ? s.maxLogits : s.maxBatch, exact ? EXACT_BATCH : Integer.MAX_VALUE);
         for (int done = 0; done < n; ) {
-            int batch = Math.min(sink != null ? s.maxLogits : s.maxBatch, n - done);
+            int batch = Math.min(most, n - done);
             boolean last = done + batch == n;
-            runBatch(s, tokens, from + done, batch, startPos + done, sink != null ? batch : (last ? 1 : 0));
+            runBatch(s, tokens, from + done, batch, startPos + done, sink != null ? batch : (last ? 1 : 0), exact);
             if (sink != null) {
                 for (int t = 0; t < batch; t++) sink.accept(startPos + done + t, s.logits, t * config.vocabSize());
             }
@@ -124,11 +140,7 @@ public final class Llama {
         return s.logits;
     }
 
-    /**
-     * The largest batch whose logits are exactly those its tokens' decode steps would give: the matrix products run
-     * the decode kernel per token ({@link Tensor#LANE_TOKENS}) and the attention one query at a time. Speculative
-     * verification runs in batches of at most this size, so that greedy output is token-identical to plain decoding.
-     */
+    /** The largest batch {@link #verify} runs at once. */
     public static final int EXACT_BATCH = Tensor.LANE_TOKENS;
 
     /** One decode step: the logits after {@code token} at {@code pos}. */
@@ -137,8 +149,11 @@ public final class Llama {
         return forward(s, s.single, 0, 1, pos, null);
     }
 
-    /** Computes the logits of the last {@code nLogits} tokens of the batch (0 for none). */
-    private void runBatch(State s, int[] tokens, int from, int n, int startPos, int nLogits) {
+    /**
+     * Computes the logits of the last {@code nLogits} tokens of the batch (0 for none); {@code exact}: each token's
+     * exactly as its decode step would ({@link #verify}).
+     */
+    private void runBatch(State s, int[] tokens, int from, int n, int startPos, int nLogits, boolean exact) {
         if (n == 1) startDecoding();
         Weights weights = this.weights;
         Config c = config;
@@ -155,27 +170,27 @@ public final class Llama {
             s.layer = l;
             // attention: x += wo · attention(rope(wq · h), rope(wk · h), wv · h), h = rmsnorm(x) * attentionNorm
             eachToken(n, s.attentionNorm);
-            s.sharedInput.matmul(s.xb, n, layer.wq(), s.q, layer.wk(), s.k, layer.wv(), s.v);
+            s.sharedInput.matmul(s.xb, n, exact, layer.wq(), s.q, layer.wk(), s.k, layer.wv(), s.v);
             eachToken(n, s.rotateAndCache);
             s.attentionCall++;
             Parallel.run(c.nHeads(), headsPerCall(), s.attentionHeads);
-            layer.wo().matmul(s.xb, n, s.xb2, dim);
+            layer.wo().matmul(s.xb, n, s.xb2, dim, exact);
             // feed-forward: x += ffn(rmsnorm(x) * ffnNorm), after the attention's residual
             eachToken(n, s.residualAndFfnNorm);
             switch (layer.feedForward()) {
                 case FeedForward.Dense ffn -> {
-                    s.sharedInput.matmul(s.xb, n, ffn.w1(), s.hb, ffn.w3(), s.hb2);
+                    s.sharedInput.matmul(s.xb, n, exact, ffn.w1(), s.hb, ffn.w3(), s.hb2);
                     eachToken(n, s.swiglu);
-                    ffn.w2().matmul(s.hb, n, s.xb2, dim);
+                    ffn.w2().matmul(s.hb, n, s.xb2, dim, exact);
                     eachToken(n, s.residual);
                 }
-                case FeedForward.MoE moe -> mixture(s, moe, n);
+                case FeedForward.MoE moe -> mixture(s, moe, n, exact);
             }
         }
         if (nLogits == 0) return;
         int first = n - nLogits;
         for (int t = first; t < n; t++) VectorMath.rmsnorm(s.xb, (t - first) * dim, s.x, t * dim, weights.norm(), dim, c.rmsNormEps());
-        weights.output().matmul(s.xb, nLogits, s.logits, c.vocabSize());
+        weights.output().matmul(s.xb, nLogits, s.logits, c.vocabSize(), exact);
     }
 
     /**
@@ -234,9 +249,9 @@ public final class Llama {
      * grouped by expert: each chosen expert runs once over all of its tokens (gathered into {@code s.gathered}), so
      * its weights are read once per batch and an expert no token chose is not read at all.
      */
-    private void mixture(State s, FeedForward.MoE moe, int n) {
+    private void mixture(State s, FeedForward.MoE moe, int n, boolean exact) {
         int dim = config.dim(), hidden = config.hiddenDim(), experts = config.expertCount(), used = moe.used();
-        moe.router().matmul(s.xb, n, s.routerLogits, experts);
+        moe.router().matmul(s.xb, n, s.routerLogits, experts, exact);
         for (int t = 0; t < n; t++) moe.route(s.routerLogits, t * experts, s.chosen[t], s.chosenWeights[t]);
         for (int e = 0; e < experts; e++) {
             int count = 0;
@@ -251,9 +266,9 @@ public final class Llama {
                 }
             }
             if (count == 0) continue;
-            s.sharedInput.matmul(s.gathered, count, moe.w1()[e], s.hb, moe.w3()[e], s.hb2);
+            s.sharedInput.matmul(s.gathered, count, exact, moe.w1()[e], s.hb, moe.w3()[e], s.hb2);
             VectorMath.swiglu(s.hb, s.hb2, 0, count * hidden);
-            moe.w2()[e].matmul(s.hb, count, s.xb2, dim);
+            moe.w2()[e].matmul(s.hb, count, s.xb2, dim, exact);
             for (int i = 0; i < count; i++) VectorMath.axpy(s.slotWeight[i], s.xb2, i * dim, s.x, s.slotToken[i] * dim, dim);
         }
     }

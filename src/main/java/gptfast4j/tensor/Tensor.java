@@ -218,31 +218,41 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
 
         /** {@code outA = a · x, outB = b · x} for each of the {@code nTokens} inputs. */
         public void matmul(float[] x, int nTokens, Tensor a, float[] outA, Tensor b, float[] outB) {
+            matmul(x, nTokens, true, a, outA, b, outB);
+        }
+
+        /** The same, {@code exact} as in {@link Tensor#matmul(float[], int, float[], int, boolean)}. */
+        public void matmul(float[] x, int nTokens, boolean exact, Tensor a, float[] outA, Tensor b, float[] outB) {
             parts[0] = a;
             parts[1] = b;
             outs[0] = outA;
             outs[1] = outB;
-            run(x, nTokens, 2);
+            run(x, nTokens, 2, exact);
         }
 
         /** {@code outA = a · x, outB = b · x, outC = c · x} for each of the {@code nTokens} inputs. */
         public void matmul(float[] x, int nTokens, Tensor a, float[] outA, Tensor b, float[] outB, Tensor c, float[] outC) {
+            matmul(x, nTokens, true, a, outA, b, outB, c, outC);
+        }
+
+        /** The same, {@code exact} as in {@link Tensor#matmul(float[], int, float[], int, boolean)}. */
+        public void matmul(float[] x, int nTokens, boolean exact, Tensor a, float[] outA, Tensor b, float[] outB, Tensor c, float[] outC) {
             parts[0] = a;
             parts[1] = b;
             parts[2] = c;
             outs[0] = outA;
             outs[1] = outB;
             outs[2] = outC;
-            run(x, nTokens, 3);
+            run(x, nTokens, 3, exact);
         }
 
-        private void run(float[] input, int nTokens, int n) {
+        private void run(float[] input, int nTokens, int n, boolean exact) {
             Tensor first = parts[0];
             try {
                 boolean alike = nTokens == 1;
                 for (int i = 1; i < n; i++) alike &= parts[i].preparesLike(first);
                 if (!alike) {
-                    for (int i = 0; i < n; i++) parts[i].matmul(input, nTokens, outs[i], Math.toIntExact(parts[i].rows));
+                    for (int i = 0; i < n; i++) parts[i].matmul(input, nTokens, outs[i], Math.toIntExact(parts[i].rows), exact);
                     return;
                 }
                 RowTask task = first.rowTask;
@@ -374,8 +384,26 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
      * int8, as llama.cpp does.
      */
     public void matmul(float[] x, int nTokens, float[] out, int outStride) {
+        matmul(x, nTokens, out, outStride, true);
+    }
+
+    /**
+     * {@link #matmul(float[], int, float[], int)}, where {@code exact} false lets a small batch of a quantized tensor
+     * take the tiles rather than the decode kernel once per token, from {@link #TILE_TOKENS} tokens on, when it need not
+     * match decode steps (a prompt): before the first decode step the weights are in their files' layouts, whose
+     * decode kernels are the slower ones ({@link #forDecode}; Llama-2-7B Q4_0 decodes 2.9 tokens/s from the file's
+     * layout, 6.7 from the decode layout), and an 8-token prompt took longer than a 9-token one in the tiles (2.46
+     * against 1.43 s). In the decode layouts too, so that a prompt takes the same arithmetic whether or not the
+     * process has decoded before (F32 on the weights either way, differing in the order of float sums, where Q4_0's
+     * decode kernels round x to int8: with the decode kernel after decoding, a greedy run of stories260K Q4_0 after
+     * "One day" and the same run later in the process parted at token 205, SpeculativeTest), at the price of short
+     * prompts after decoding (TinyLlama Q4_0, 2 threads: 6 tokens 54.1 against 33.3 tokens/s, 8 tokens 63.8 against
+     * 43.8; a chat's turn, in its chat format, is longer than 8 tokens). The float formats, whose decode kernel is
+     * their one layout's, keep it.
+     */
+    public void matmul(float[] x, int nTokens, float[] out, int outStride, boolean exact) {
         if (nTokens == 1) matvec(x, out);
-        else if (nTokens <= LANE_TOKENS) laneTokens(x, nTokens, out, outStride);
+        else if (nTokens <= LANE_TOKENS && (exact || nTokens < TILE_TOKENS || type.blockSize == 1)) laneTokens(x, nTokens, out, outStride);
         else if (nTokens >= Int16Product.MIN_TOKENS && this instanceof Int16Product.Weights w) Int16Product.matmul(w, x, nTokens, out, outStride);
         else if (nTokens < GROUP_TOKENS) tileProduct(x, nTokens, out, outStride);
         else groupProduct(x, nTokens, out, outStride);
@@ -389,9 +417,18 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
      * {@link #tileProduct}, whose dequantization once per batch then costs less than the decode kernel's per-token
      * mask and conversion. TinyLlama Q4_0, 2 threads, one forward pass, tiles against decode kernel (two JVMs each):
      * 2 tokens 95-98 against 42-43 ms, 4 tokens 98-100 against 77-80, 6 tokens 149-151 against 112-115, 8 tokens
-     * 147-151 against 144-145, 16 tokens 251-255 against 282-288 (one token 20.5).
+     * 147-151 against 144-145, 16 tokens 251-255 against 282-288 (one token 20.5), on the decode layout; a prompt
+     * before decoding, in a file's layout, may take the tiles from {@link #TILE_TOKENS} tokens on.
      */
     public static final int LANE_TOKENS = 8;
+
+    /**
+     * The smallest batch that takes the tiles where it need not be exact ({@link #matmul(float[], int, float[], int,
+     * boolean)}). Files' layouts, 2 threads, prompt tokens/s token by token against tiles: Llama-2-7B Q4_0 2 tokens
+     * 2.59 against 2.28, 3 tokens 3.35 against 3.74, 5 tokens 3.59 against 4.44, 8 tokens 2.89 against 6.41;
+     * TinyLlama Q4_0 4 tokens 19.5/18.5 against 28.9/29.1, 6 tokens 17.6 against 27.9, 8 tokens 20.9 against 33.6.
+     */
+    static final int TILE_TOKENS = 3;
 
     /**
      * Matrix x matrix for a small batch: the decode kernel ({@link #dotRows}) once per token, over

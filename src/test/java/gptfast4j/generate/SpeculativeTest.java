@@ -50,7 +50,7 @@ class SpeculativeTest {
     }
 
     /**
-     * Verification runs in batches of up to {@link Llama#EXACT_BATCH} tokens, each token computed the decode step's way
+     * Verification ({@link Llama#verify}) runs in batches of up to {@link Llama#EXACT_BATCH} tokens, each token computed the decode step's way
      * (its matrix kernels and its attention), so greedy speculative output is the plain output exactly over long runs,
      * for float and quantized targets and for k past one batch (8, 12). With float tiles and four-query attention in
      * the batches, near-ties flipped: before session 34 this failed on the Q4_0 target after "One day" at k = 1, and

@@ -231,6 +231,53 @@ class KernelTest {
     }
 
     /**
+     * A prompt's small batch ({@code exact} false) of a quantized tensor from {@link Tensor#TILE_TOKENS} tokens on takes
+     * the tiles, F32 arithmetic in both layouts (so that a prompt's logits do not depend on whether the weights have
+     * moved by more than the order of float sums; Q4_0's decode kernel rounds x to int8); below that, and for
+     * verification ({@code exact}), the decode kernel per token, each token's outputs its decode step's bits. Against
+     * the exact product of the file's weights.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"})
+    void promptBatchesComputeTheSameInBothLayouts(String typeName) {
+        TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + typeName + ".gguf")).tensors().get("blk.0.ffn_gate.weight");
+        Tensor decode = uneven(td, true), whole = Tensor.of(td);
+        int rows = Math.toIntExact(decode.rows), cols = decode.cols;
+        Tensor file = Tensor.of(whole.name, whole.type, whole.data.asSlice(0, rows * whole.rowBytes), cols, rows);
+        ByteBuffer bytes = td.data().asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
+        long fileRowBytes = td.type().bytesFor(cols);
+        Random random = new Random(11);
+        for (int tokens = 2; tokens <= Tensor.LANE_TOKENS; tokens++) {
+            float[] x = new float[tokens * cols];
+            for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
+            float[] fromFile = new float[tokens * rows], fromDecode = new float[tokens * rows], exact = new float[tokens * rows];
+            for (int warm = 0; warm < 20; warm++) {
+                file.matmul(x, tokens, fromFile, rows, false);
+                decode.matmul(x, tokens, fromDecode, rows, false);
+            }
+            decode.matmul(x, tokens, exact, rows, true);
+            float[] single = new float[rows];
+            decode.matvec(x, (tokens - 1) * cols, single, 0, 0, rows);
+            assertArrayEquals(single, Arrays.copyOfRange(exact, (tokens - 1) * rows, tokens * rows), typeName + ": verification is decode steps, " + tokens + " tokens");
+            // the tiles are F32 arithmetic on the file's weights, where the decode kernel of Q4_0 rounds x as llama.cpp
+            float[] seen = typeName.equals("Q4_0") && tokens < Tensor.TILE_TOKENS ? roundedAsLlamaCpp(x, false) : x;
+            for (int t = 0; t < tokens; t++) {
+                for (int r = 0; r < rows; r++) {
+                    double want = 0, magnitude = 0;
+                    for (int i = 0; i < cols; i++) {
+                        double p = (double) reference(td.type(), bytes, r * fileRowBytes, i) * seen[t * cols + i];
+                        want += p;
+                        magnitude += Math.abs(p);
+                    }
+                    String where = typeName + " token " + t + " row " + r + " of " + tokens;
+                    assertEquals(want, fromFile[t * rows + r], 1e-5 * magnitude + 1e-6, where + ", file's layout");
+                    assertEquals(want, fromDecode[t * rows + r], 1e-5 * magnitude + 1e-6, where + ", decode layout");
+                }
+            }
+        }
+    }
+
+    /**
      * The first rows of a 512-row tensor, in a number that does not make row blocks come out even: 509, or 508 in the
      * decode layout, whose groups of four must divide the rows.
      */
