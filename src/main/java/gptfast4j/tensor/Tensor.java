@@ -216,12 +216,10 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
         private int[] quants;
         private int xOffset;
 
-        /** {@code outA = a · x, outB = b · x} for each of the {@code nTokens} inputs. */
-        public void matmul(float[] x, int nTokens, Tensor a, float[] outA, Tensor b, float[] outB) {
-            matmul(x, nTokens, true, a, outA, b, outB);
-        }
-
-        /** The same, {@code exact} as in {@link Tensor#matmul(float[], int, float[], int, boolean)}. */
+        /**
+         * {@code outA = a · x, outB = b · x} for each of the {@code nTokens} inputs, {@code exact} as in
+         * {@link Tensor#matmul(float[], int, float[], int, boolean)}.
+         */
         public void matmul(float[] x, int nTokens, boolean exact, Tensor a, float[] outA, Tensor b, float[] outB) {
             parts[0] = a;
             parts[1] = b;
@@ -230,12 +228,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
             run(x, nTokens, 2, exact);
         }
 
-        /** {@code outA = a · x, outB = b · x, outC = c · x} for each of the {@code nTokens} inputs. */
-        public void matmul(float[] x, int nTokens, Tensor a, float[] outA, Tensor b, float[] outB, Tensor c, float[] outC) {
-            matmul(x, nTokens, true, a, outA, b, outB, c, outC);
-        }
-
-        /** The same, {@code exact} as in {@link Tensor#matmul(float[], int, float[], int, boolean)}. */
+        /** {@code outA = a · x, outB = b · x, outC = c · x} for each of the {@code nTokens} inputs, {@code exact} likewise. */
         public void matmul(float[] x, int nTokens, boolean exact, Tensor a, float[] outA, Tensor b, float[] outB, Tensor c, float[] outC) {
             parts[0] = a;
             parts[1] = b;

@@ -216,9 +216,9 @@ class KernelTest {
                 outs[i] = new float[(int) parts[i].rows];
                 Arrays.fill(outs[i], Float.NaN);
             }
-            shared.matmul(x, 1, wq, outs[0], wk, outs[1], wv, outs[2]);
+            shared.matmul(x, 1, true, wq, outs[0], wk, outs[1], wv, outs[2]);
             float[] gate = new float[(int) wq.rows], up = new float[(int) wv.rows];
-            shared.matmul(x, 1, wq, gate, wv, up);
+            shared.matmul(x, 1, true, wq, gate, wv, up);
             for (int i = 0; i < 3; i++) {
                 for (int r = 0; r < expected[i].length; r++) {
                     // compiled and interpreted code may sum a row's lanes in different orders (see VectorMath)
