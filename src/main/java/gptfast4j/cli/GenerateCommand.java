@@ -28,6 +28,18 @@ final class GenerateCommand implements Callable<Integer> {
      */
     static final int PREFILL_BATCH = 512;
 
+    /**
+     * The exit status when standard output is closed under us (its reader gone, as {@code head} goes once it has
+     * read enough): what a process killed by SIGPIPE leaves, as {@code cat FILE | head} does. Generation stops at the
+     * next token; the JVM gets no SIGPIPE, and a PrintStream only records the failed write.
+     */
+    static final int STDOUT_CLOSED = 141;
+
+    /** Whether writes to standard output failed: ours, or those of the stream it wraps (which swallows them). */
+    private static boolean closed(PrintStream out) {
+        return out.checkError() || System.out.checkError();
+    }
+
     @Mixin
     CommonOptions common;
 
@@ -103,7 +115,7 @@ final class GenerateCommand implements Callable<Integer> {
             TextStream stream = new TextStream(tokenizer, out, prompt.isEmpty() && tokenizer.kind() == Tokenizer.Kind.SENTENCEPIECE);
             java.util.function.IntPredicate sink = t -> {
                 stream.accept(t);
-                return true;
+                return !closed(out);
             };
             Generator.Result r;
             try {
@@ -113,6 +125,7 @@ final class GenerateCommand implements Callable<Integer> {
             } finally {
                 out.println(); // ends the text's line, also before the error line of a generation that fails
             }
+            if (closed(out)) return STDOUT_CLOSED;
             if (r.tokens().length < maxNewTokens && !r.stoppedAtEos()) System.err.println("(stopped at the context length " + kvLength + ")");
             printStats(ckpt, state, r);
             if (speculation != null) speculation.printStats();
@@ -174,10 +187,11 @@ final class GenerateCommand implements Callable<Integer> {
             int budget = Math.min(maxNewTokens, contextLength - pos - turn.length);
             Generator.Result r = generator.generate(turn, pos, budget, sampler, t -> {
                 stream.accept(t);
-                return true;
+                return !closed(out);
             });
             stream.finish();
             out.println();
+            if (closed(out)) return STDOUT_CLOSED;
             // the cache holds the turn and the generated tokens that were fed back; the last one is not fed when
             // the budget ran out, and the end-of-turn token never is: feed them so the next turn follows on
             pos += turn.length + r.decodedTokens();

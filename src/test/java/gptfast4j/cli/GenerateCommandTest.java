@@ -19,6 +19,40 @@ class GenerateCommandTest {
         assertTrue(!o.err().contains("0.00 tokens/s") && !o.err().contains("Bandwidth"), o.err());
     }
 
+    /**
+     * A reader that goes away (`generate ... | head -c 40`) stops the generation at once, with SIGPIPE's status and
+     * no statistics: before, a PrintStream swallowed the failed writes and every sample ran to its end unseen.
+     */
+    @Test
+    void closedStandardOutputStopsTheGeneration() {
+        int[] writes = {0};
+        java.io.OutputStream gone = new java.io.OutputStream() {
+            @Override
+            public void write(int b) throws java.io.IOException {
+                write(new byte[]{(byte) b}, 0, 1);
+            }
+
+            @Override
+            public void write(byte[] b, int off, int len) throws java.io.IOException {
+                if (++writes[0] > 3) throw new java.io.IOException("Broken pipe");
+            }
+        };
+        java.io.PrintStream oldOut = System.out, oldErr = System.err;
+        java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+        int exit;
+        try {
+            System.setOut(new java.io.PrintStream(gone, true, java.nio.charset.StandardCharsets.UTF_8));
+            System.setErr(new java.io.PrintStream(err, true, java.nio.charset.StandardCharsets.UTF_8));
+            exit = Main.run("generate", "--checkpoint", STORIES, "--max-new-tokens", "400", "--num-samples", "5", "--context-length", "512");
+        } finally {
+            System.setOut(oldOut);
+            System.setErr(oldErr);
+        }
+        assertEquals(GenerateCommand.STDOUT_CLOSED, exit, err.toString());
+        assertTrue(writes[0] < 12, writes[0] + " writes");
+        assertTrue(!err.toString().contains("Generated"), err.toString());
+    }
+
     @Test
     void severalTokensReportTheDecodeRate() {
         ErrorsTest.Outcome o = ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "Once upon a time", "--max-new-tokens", "8", "--temperature", "0");
