@@ -5,6 +5,7 @@ import gptfast4j.tensor.GGMLType;
 import gptfast4j.tensor.Parallel;
 import picocli.CommandLine.Option;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 
 /** Options every command that loads a model shares. */
@@ -44,6 +45,16 @@ final class CommonOptions {
         }
     }
 
+    /**
+     * An output file checked before any work is done: its folder exists, and it is not a folder itself (the finished
+     * file is moved into place at the end, which used to fail only then).
+     */
+    static void checkOutputFile(Path out) {
+        Path parent = out.toAbsolutePath().getParent();
+        if (parent == null || !Files.isDirectory(parent)) throw new IllegalArgumentException("output folder " + parent + " does not exist");
+        if (Files.isDirectory(out)) throw new IllegalArgumentException("--out " + out + " is a folder; give a file name");
+    }
+
     /** int8 / int4 / int4-asym as the weight format they write; null for none. */
     static GGMLType quantizeMode(String mode, String flag) {
         if (mode == null) return null;
@@ -58,7 +69,7 @@ final class CommonOptions {
     /** Peak resident memory of this process in bytes (VmHWM), or -1 where /proc is not there. */
     static long peakResidentBytes() {
         try {
-            for (String line : java.nio.file.Files.readAllLines(Path.of("/proc/self/status"))) {
+            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
                 if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
             }
         } catch (java.io.IOException | NumberFormatException e) {

@@ -38,8 +38,7 @@ final class MakeModelCommand implements Callable<Integer> {
         GGMLType t = parseType(type);
         Path dir = tokenizers != null ? tokenizers : Launch.sharedDir().resolve("tokenizers");
         if (!Files.isDirectory(dir)) throw new IllegalArgumentException("tokenizer folder " + dir + " not found; give it with --tokenizers");
-        Path parent = out.toAbsolutePath().getParent();
-        if (!Files.isDirectory(parent)) throw new IllegalArgumentException("output folder " + parent + " does not exist");
+        CommonOptions.checkOutputFile(out);
         long total = RandomModel.dataBytes(s, t);
         List<String> fallbacks = RandomModel.tensors(s, t).stream()
                 .filter(spec -> spec.type() != t && spec.type() != GGMLType.F32).map(GGUFWriter.TensorSpec::name).toList();

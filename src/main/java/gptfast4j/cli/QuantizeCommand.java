@@ -40,8 +40,7 @@ final class QuantizeCommand implements Callable<Integer> {
         GGMLType type = CommonOptions.quantizeMode(mode, "--mode");
         CommonOptions.checkThreads(threads);
         Parallel.setThreads(threads);
-        Path parent = out.toAbsolutePath().getParent();
-        if (!Files.isDirectory(parent)) throw new IllegalArgumentException("output folder " + parent + " does not exist");
+        CommonOptions.checkOutputFile(out);
         if (Files.exists(out) && Files.exists(checkpoint) && Files.isSameFile(out, checkpoint)) {
             throw new IllegalArgumentException("refusing to overwrite the input " + checkpoint);
         }

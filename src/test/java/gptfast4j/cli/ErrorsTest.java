@@ -138,6 +138,21 @@ class ErrorsTest {
         assertEquals(-1L, Files.mismatch(copy, STORIES));
     }
 
+    /** An output that is a folder, or in a folder that is not there, is refused before any work, and nothing is left behind. */
+    @Test
+    void outputsMustBeFilesInExistingFolders(@TempDir Path dir) throws IOException {
+        Path folder = Files.createDirectory(dir.resolve("out"));
+        assertOneLineError(run("quantize", "--checkpoint", STORIES.toString(), "--mode", "int8", "--out", folder.toString()), "is a folder; give a file name");
+        assertOneLineError(run("make-model", "--shape", "stories15M", "--type", "q4_0", "--out", folder.toString()), "is a folder; give a file name");
+        assertOneLineError(run("quantize", "--checkpoint", STORIES.toString(), "--mode", "int8", "--out", dir.resolve("none/x.gguf").toString()), "does not exist");
+        try (var left = Files.list(dir)) {
+            assertEquals(java.util.List.of(folder), left.toList());
+        }
+        try (var left = Files.list(folder)) {
+            assertEquals(0, left.count());
+        }
+    }
+
     @Test
     void interactiveChatsTurnByTurnUntilAnEmptyLine() {
         java.io.InputStream oldIn = System.in;
