@@ -90,6 +90,12 @@ final class GenerateCommand implements Callable<Integer> {
         if (maxNewTokens < 1) throw new IllegalArgumentException("--max-new-tokens must be at least 1, got " + maxNewTokens);
         if (numSamples < 1) throw new IllegalArgumentException("--num-samples must be at least 1, got " + numSamples);
         if (contextLength != null && contextLength < 1) throw new IllegalArgumentException("--context-length must be at least 1");
+        if (interactive) {
+            // the chat takes its messages from stdin and decodes plainly: these would be ignored without a word
+            String ignored = !prompt.isEmpty() ? "--prompt" : numSamples != 1 ? "--num-samples" : draftCheckpoint != null ? "--draft-checkpoint"
+                    : draftQuantize != null ? "--draft-quantize" : lookup != null ? "--lookup" : null;
+            if (ignored != null) throw new IllegalArgumentException(ignored + " cannot be used with --interactive (type the messages on stdin)");
+        }
         KvCache.Type kvType = kvCache.type();
         Checkpoint ckpt = common.load();
         Llama model = ckpt.model();

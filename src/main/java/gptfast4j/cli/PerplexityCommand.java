@@ -36,10 +36,13 @@ final class PerplexityCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         KvCache.Type kvType = kvCache.type();
         String text;
+        if (Files.isDirectory(file)) throw new IllegalArgumentException(file + ": a folder, not a text file");
         try {
             text = Files.readString(file, StandardCharsets.UTF_8);
         } catch (NoSuchFileException e) {
             throw new IllegalArgumentException(file + ": no such file");
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw new IllegalArgumentException(file + ": not UTF-8 text");
         }
         Checkpoint model = common.load();
         Checkpoint base = klBase == null ? null : Checkpoint.load(klBase, common.tokenizer);

@@ -138,6 +138,17 @@ class ErrorsTest {
         assertEquals(-1L, Files.mismatch(copy, STORIES));
     }
 
+    /** Flags a chat would ignore, and a perplexity text that is a folder or not UTF-8, are one-line errors. */
+    @Test
+    void conflictingOrUnreadableInputs(@TempDir Path dir) throws IOException {
+        for (String[] flag : new String[][]{{"--prompt", "hi"}, {"--num-samples", "2"}, {"--lookup", "2"}, {"--draft-quantize", "int4"}}) {
+            assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--interactive", flag[0], flag[1]), flag[0] + " cannot be used with --interactive");
+        }
+        assertOneLineError(run("perplexity", "--checkpoint", STORIES.toString(), "--file", dir.toString()), "a folder, not a text file");
+        Path latin1 = Files.write(dir.resolve("latin1.txt"), new byte[]{'c', 'a', 'f', (byte) 0xE9, '\n'});
+        assertOneLineError(run("perplexity", "--checkpoint", STORIES.toString(), "--file", latin1.toString()), "not UTF-8 text");
+    }
+
     /** An output that is a folder, or in a folder that is not there, is refused before any work, and nothing is left behind. */
     @Test
     void outputsMustBeFilesInExistingFolders(@TempDir Path dir) throws IOException {
