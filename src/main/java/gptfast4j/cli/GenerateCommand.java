@@ -101,6 +101,9 @@ final class GenerateCommand implements Callable<Integer> {
         Llama model = ckpt.model();
         int modelContext = model.config.contextLength();
         int limit = contextLength != null ? contextLength : modelContext;
+        if (limit > modelContext) {
+            System.err.printf("note: --context-length %d is past the %d positions the model was trained on; text beyond them tends to degrade%n", limit, modelContext);
+        }
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         long seedValue = seed != null ? seed : System.nanoTime();
         Sampler sampler = new Sampler(model.config.vocabSize(), temperature, topK, topP, seedValue);

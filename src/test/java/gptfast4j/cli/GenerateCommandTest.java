@@ -53,6 +53,15 @@ class GenerateCommandTest {
         assertTrue(!err.toString().contains("Generated"), err.toString());
     }
 
+    /** A context past the model's trained one is allowed, with a note (stories260K: 2048 positions). */
+    @Test
+    void aContextPastTheTrainedOneIsNoted() {
+        ErrorsTest.Outcome o = ErrorsTest.run("generate", "--checkpoint", STORIES, "--context-length", "2100", "--max-new-tokens", "4");
+        assertEquals(0, o.exit(), o.err());
+        assertTrue(o.err().contains("note: --context-length 2100 is past the 2048 positions the model was trained on"), o.err());
+        assertTrue(!ErrorsTest.run("generate", "--checkpoint", STORIES, "--context-length", "2048", "--max-new-tokens", "4").err().contains("note:"));
+    }
+
     @Test
     void severalTokensReportTheDecodeRate() {
         ErrorsTest.Outcome o = ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "Once upon a time", "--max-new-tokens", "8", "--temperature", "0");
