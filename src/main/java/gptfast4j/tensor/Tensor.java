@@ -410,8 +410,8 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
      * {@link #tileProduct}, whose dequantization once per batch then costs less than the decode kernel's per-token
      * mask and conversion. TinyLlama Q4_0, 2 threads, one forward pass, tiles against decode kernel (two JVMs each):
      * 2 tokens 95-98 against 42-43 ms, 4 tokens 98-100 against 77-80, 6 tokens 149-151 against 112-115, 8 tokens
-     * 147-151 against 144-145, 16 tokens 251-255 against 282-288 (one token 20.5), on the decode layout; a prompt
-     * before decoding, in a file's layout, may take the tiles from {@link #TILE_TOKENS} tokens on.
+     * 147-151 against 144-145, 16 tokens 251-255 against 282-288 (one token 20.5), on the decode layout. A prompt,
+     * which need not match decode steps, takes the tiles from {@link #TILE_TOKENS} tokens on, in either layout.
      */
     public static final int LANE_TOKENS = 8;
 
