@@ -239,7 +239,7 @@ class KernelTest {
      */
     @ParameterizedTest
     @ValueSource(strings = {"Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"})
-    void promptBatchesComputeTheSameInBothLayouts(String typeName) {
+    void promptBatchesTakeTheTilesInBothLayouts(String typeName) {
         TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + typeName + ".gguf")).tensors().get("blk.0.ffn_gate.weight");
         Tensor decode = uneven(td, true), whole = Tensor.of(td);
         int rows = Math.toIntExact(decode.rows), cols = decode.cols;
