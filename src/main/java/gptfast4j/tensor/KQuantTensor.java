@@ -64,7 +64,7 @@ abstract sealed class KQuantTensor extends Tensor implements Tensor.PanelRows pe
     /**
      * A copy of this tensor in a decode layout of {@code columnBytes} per group of {@link RowLanes#L} rows and
      * super-block column, off-heap ({@link OffHeap}), each row's super-blocks placed by {@code writer}; a last group
-     * that is not full is padded with zero rows. The pages of a mapped original are then released, so that the copy
+     * that is not full is padded with zero rows. The pages of a mapped original are released as the copy goes, so that the copy
      * takes their place in memory. A group at a time through a heap array, written out with one bulk copy, and a row
      * at a time into another: reading the mapping a byte at a time took most of the copy's time (Llama-2-7B Q6_K,
      * {@code generate --max-new-tokens 2}: 23-25 s, 9.5-14 s since).
@@ -83,6 +83,7 @@ abstract sealed class KQuantTensor extends Tensor implements Tensor.PanelRows pe
                 }
                 MemorySegment.copy(out, 0, copy, JAVA_BYTE, g * out.length, out.length);
             }
+            releaseFilePages(start * l * rowBytes, Math.min(end * l, rows) * rowBytes);
         });
         releaseFilePages();
         return copy;

@@ -22,7 +22,7 @@ public final class Quantizer {
     /**
      * A copy of {@code t} in {@code type}, in off-heap memory ({@link OffHeap}, outside the JVM's direct-memory limit);
      * Q4_0 and Q4_1 in their decode layout ({@link Tensor#forDecode}).
-     * The pages of a mapped {@code t} are released from this process after, so that quantizing at load does not keep
+     * The pages of a mapped {@code t} are released from this process as it goes, so that quantizing at load does not keep
      * the float file resident beside its quantized copy.
      */
     public static Tensor quantize(Tensor t, GGMLType type) {
@@ -35,6 +35,7 @@ public final class Quantizer {
                 t.dequantizeRow(r, row, 0);
                 quantizeRow(type, row, 0, t.cols, out, r * rowBytes);
             }
+            t.releaseFilePages(start * t.rowBytes, end * t.rowBytes);
         });
         t.releaseFilePages();
         Tensor q = Tensor.of(t.name, type, out, t.cols, t.rows);

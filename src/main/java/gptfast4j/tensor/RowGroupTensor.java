@@ -99,8 +99,9 @@ abstract sealed class RowGroupTensor extends Tensor implements Tensor.PanelRows 
     }
 
     /**
-     * A copy in the decode layout, off-heap ({@link OffHeap}), or this tensor; the pages of a mapped original are then
-     * released from this process, so that the copy takes their place in memory rather than adding to them.
+     * A copy in the decode layout, off-heap ({@link OffHeap}), or this tensor; the pages of a mapped original are
+     * released from this process as the copy goes ({@link #relayout}), so that the copy takes their place in memory
+     * rather than adding to them.
      */
     @Override
     public Tensor forDecode() {
@@ -143,6 +144,7 @@ abstract sealed class RowGroupTensor extends Tensor implements Tensor.PanelRows 
                 }
                 MemorySegment.copy(out, 0, to, ValueLayout.JAVA_BYTE, g * groupBytes, groupBytes);
             }
+            releaseFilePages((long) start * groupBytes, Math.min((long) end * groupBytes, rows * rowBytes));
         });
     }
 
