@@ -70,7 +70,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--context-length", paramLabel = "N", description = "Context (KV cache) length (default: the model's, at most 4096 for --interactive).")
     Integer contextLength;
 
-    @Option(names = "--interactive", description = "Chat on stdin, in the model's chat format.")
+    @Option(names = "--interactive", description = "Chat on stdin, in the model's chat format (without --prompt, --num-samples or speculation).")
     boolean interactive;
 
     @Option(names = "--draft-checkpoint", paramLabel = "PATH", description = "Draft model for speculative decoding (same vocabulary as the target).")
