@@ -117,6 +117,7 @@ public final class Llama {
      * token-identical to plain decoding.
      */
     public void verify(State s, int[] tokens, int from, int n, int startPos, LogitsSink sink) {
+        if (sink == null) throw new IllegalArgumentException("verify hands every position's logits to a sink; none given");
         run(s, tokens, from, n, startPos, sink, true);
     }
 
