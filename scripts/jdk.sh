@@ -39,9 +39,10 @@ export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"
 # kernels and collect such counts as a process runs; past those limits C2 compiles the kernels' calls with a
 # virtual-call fallback, which makes every vector a heap object: 20-360 KB allocated per decode step of the mini
 # models, in about one JVM in four of the test suite. docs/kernel-log.md, "Session 20".
-# -Xmn32m: a young generation of 32 MB rather than a third of the initial heap (about 100 MB here), all of whose
+# -Xmn16m: a young generation of 16 MB rather than a third of the initial heap (about 100 MB here), all of whose
 # pages the first seconds' garbage (the kernels' Vector API calls before C2 has compiled them) would touch and keep
-# resident: TinyLlama Q4_0 generate, 100 tokens, peak resident 855 -> 772 MB, 128 -> 156 ms in 58 -> 253 young
-# collections; stories260K 192 -> 94 MB. Issue #3 allows the file, the KV cache and 300 MB.
-GPTFAST_JVM_FLAGS=(--add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseSerialGC -Xmn32m
+# resident: TinyLlama Q4_0 generate, 100 tokens, peak resident 855 -> 772 MB (32 MB), 128 -> 156 (32 MB) -> 195 ms
+# (16 MB) of collections; Llama-2-7B Q4_K, 300 tokens, 4256.6 (32 MB) -> 4239.7 MB (16 MB), where issue #3 allows
+# 4255.8 (the file, the KV cache and 300 MB). Decode allocates nothing, so it runs no collections either way.
+GPTFAST_JVM_FLAGS=(--add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseSerialGC -Xmn16m
   -XX:PerMethodTrapLimit=100000 -XX:PerMethodRecompilationCutoff=100000)

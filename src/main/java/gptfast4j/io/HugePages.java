@@ -35,7 +35,20 @@ public final class HugePages {
         if (!System.getProperty("os.name").equals("Linux")) return null;
         Linker c = Linker.nativeLinker();
         return c.defaultLookup().find("madvise").map(f -> c.downcallHandle(f,
-                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT))).orElse(null);
+                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT))).orElse(null);
+    }
+
+    /**
+     * {@code madvise(address, length, advice)}'s result, -1 where there is no such call; the address as a number, so
+     * that a call allocates nothing ({@link Mapped#release}).
+     */
+    static int madvise(long address, long length, int advice) {
+        if (MADVISE == null) return -1;
+        try {
+            return (int) MADVISE.invokeExact(address, length, advice);
+        } catch (Throwable e) {
+            throw new IllegalStateException("madvise failed", e);
+        }
     }
 
     /** Whether {@link #advise} does anything here. */
@@ -45,12 +58,7 @@ public final class HugePages {
 
     /** Advises huge pages for {@code memory}, which must start on a page boundary (a mapping or a 2 MB aligned block). */
     public static void advise(MemorySegment memory) {
-        if (MADVISE == null) return;
-        try {
-            int ignored = (int) MADVISE.invokeExact(memory, memory.byteSize(), MADV_HUGEPAGE); // refused advice costs nothing
-        } catch (Throwable e) {
-            throw new IllegalStateException("madvise failed", e);
-        }
+        int ignored = madvise(memory.address(), memory.byteSize(), MADV_HUGEPAGE); // refused advice costs nothing
     }
 
     /** This process's resident pages of a file's mappings: all of them, and those mapped in 2 MB pages. */

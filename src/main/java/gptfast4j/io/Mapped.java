@@ -17,6 +17,21 @@ public final class Mapped {
     private Mapped() {
     }
 
+    private static final int MADV_DONTNEED = 4;
+    private static final long PAGE = 4096;
+
+    /**
+     * Gives back this process's pages of {@code mapping[from, to)}, with the rest of the pages the range touches; a
+     * later read maps them again from the page cache. What {@link MemorySegment#unload} does ({@code
+     * madvise(MADV_DONTNEED)}), without the slice that allocates: an embedding row's pages are released at every
+     * decoded token. Where that call fails (no Linux, pages larger than 4 KB), through {@code unload}.
+     */
+    public static void release(MemorySegment mapping, long from, long to) {
+        if (to <= from) return;
+        long start = (mapping.address() + from) & -PAGE, end = mapping.address() + to;
+        if (HugePages.madvise(start, end - start, MADV_DONTNEED) != 0) mapping.asSlice(from, to - from).unload();
+    }
+
     public static MemorySegment map(Path path) {
         if (!Files.exists(path)) throw new ModelFormatException(path + ": no such file");
         if (Files.isDirectory(path)) throw new ModelFormatException(path + ": is a directory, expected a file");

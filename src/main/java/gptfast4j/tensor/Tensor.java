@@ -1,5 +1,6 @@
 package gptfast4j.tensor;
 
+import gptfast4j.io.Mapped;
 import gptfast4j.io.ModelFormatException;
 import gptfast4j.io.TensorData;
 import jdk.incubator.vector.ByteVector;
@@ -100,7 +101,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
 
     /** Releases the file's pages of a tensor read from a mapping from this process, once a copy has replaced them. */
     final void releaseFilePages() {
-        if (mapping != null) mapping.unload();
+        if (mapping != null) Mapped.release(mapping, 0, mapping.byteSize());
     }
 
     /**
@@ -110,7 +111,15 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
      * is read back from the page cache when needed.
      */
     final void releaseFilePages(long from, long to) {
-        if (mapping != null && to > from) mapping.asSlice(from, to - from).unload();
+        if (mapping != null) Mapped.release(mapping, from, to);
+    }
+
+    /**
+     * Releases the file's pages of row {@code row} (and the rest of the pages it shares), for a table read a row at a
+     * time (embeddings); a later read of them maps them again from the page cache. Nothing for a tensor not mapped.
+     */
+    public final void releaseRowPages(long row) {
+        releaseFilePages(row * rowBytes, (row + 1) * rowBytes);
     }
 
     /** Wraps a tensor's bytes in the kernel class of its format. */
