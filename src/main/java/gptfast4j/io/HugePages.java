@@ -31,6 +31,23 @@ public final class HugePages {
     private HugePages() {
     }
 
+    /**
+     * The system's page size ({@code getpagesize()}; 4096 where it cannot be asked): what {@link #madvise} needs its
+     * address aligned to. 4 KB on x86, 4, 16 or 64 KB on ARM Linux.
+     */
+    static final long PAGE_SIZE = pageSize();
+
+    private static long pageSize() {
+        if (MADVISE == null) return 4096;
+        Linker c = Linker.nativeLinker();
+        try {
+            var getpagesize = c.defaultLookup().find("getpagesize");
+            return getpagesize.isPresent() ? (int) c.downcallHandle(getpagesize.get(), FunctionDescriptor.of(ValueLayout.JAVA_INT)).invokeExact() : 4096;
+        } catch (Throwable e) {
+            throw new IllegalStateException("getpagesize failed", e);
+        }
+    }
+
     private static MethodHandle madvise() {
         if (!System.getProperty("os.name").equals("Linux")) return null;
         Linker c = Linker.nativeLinker();

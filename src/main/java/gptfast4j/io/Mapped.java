@@ -18,17 +18,17 @@ public final class Mapped {
     }
 
     private static final int MADV_DONTNEED = 4;
-    private static final long PAGE = 4096;
 
     /**
      * Gives back this process's pages of {@code mapping[from, to)}, with the rest of the pages the range touches; a
      * later read maps them again from the page cache. What {@link MemorySegment#unload} does ({@code
      * madvise(MADV_DONTNEED)}), without the slice that allocates: an embedding row's pages are released at every
-     * decoded token. Where that call fails (no Linux, pages larger than 4 KB), through {@code unload}.
+     * decoded token. The start is aligned down to the system's page, which stays within the file's mapping (itself
+     * page-aligned). Where that call fails (no Linux), through {@code unload}.
      */
     public static void release(MemorySegment mapping, long from, long to) {
         if (to <= from) return;
-        long start = (mapping.address() + from) & -PAGE, end = mapping.address() + to;
+        long start = (mapping.address() + from) & -HugePages.PAGE_SIZE, end = mapping.address() + to;
         if (HugePages.madvise(start, end - start, MADV_DONTNEED) != 0) mapping.asSlice(from, to - from).unload();
     }
 

@@ -35,7 +35,7 @@ public final class Llama {
      * than at load, so that the time to the first
      * token (a prefill) and runs that never decode (perplexity, prefill benchmarks) do not wait for the copy:
      * Llama-2-7B Q4_0 takes 4-7 s on this machine, most of it the first touch of fresh memory (in session 34 it took
-     * 24-32 s, `clear_page_erms` 69% of a profile: the VM's host faulting in fresh guest memory). Prefill reads the new
+     * 24-32 s, {@code clear_page_erms} 69% of a profile: the VM's host faulting in fresh guest memory). Prefill reads the new
      * layouts from then on too, so the file's pages, released by the copy, are not read back in.
      * <p>
      * The copy is memory that cannot be paged back to the file, so it is made only when the system has that much
