@@ -222,8 +222,8 @@ final class Int16Product {
                                         .convert(VectorOperators.F2I, 0).reinterpretAsInts();
                                 IntVector r1 = FloatVector.fromArray(F, x, t1 * cols + bb * BLOCK + k).mul(inverse1).add(ROUNDER).sub(ROUNDER)
                                         .convert(VectorOperators.F2I, 0).reinterpretAsInts();
-                                sum0 = sum0.add(r0);
-                                sum1 = sum1.add(r1);
+                                sum0 = r0.add(sum0);
+                                sum1 = r1.add(sum1);
                                 r0.and(0xFFFF).or(r1.lanewise(VectorOperators.LSHL, 16)).intoArray(pairs, k); // little-endian: u first
                             }
                             for (int k = 0, at = (g * cols + bb * BLOCK) * GROUP + u; k < BLOCK; k++, at += GROUP) {
@@ -271,7 +271,7 @@ final class Int16Product {
             IntVector sum = IntVector.zero(Tensor.I_SPECIES);
             for (int i = 0; i < BLOCK; i += lanes) {
                 IntVector values = (IntVector) FloatVector.fromArray(F, x, xOffset + at + i).mul(inverse).add(ROUNDER).sub(ROUNDER).convert(VectorOperators.F2I, 0);
-                sum = sum.add(values);
+                sum = values.add(sum);
                 values.intoArray(q, at + i);
             }
             // in place: each vector of pairs reads its own values and the next vector's, which is still unpaired
@@ -306,7 +306,7 @@ final class Int16Product {
      */
     private static float maxAbs(float[] x, int from, int n) {
         IntVector m = IntVector.zero(Tensor.I_SPECIES);
-        for (int k = 0; k < n; k += F.length()) m = m.max(FloatVector.fromArray(F, x, from + k).reinterpretAsInts().and(0x7FFFFFFF));
+        for (int k = 0; k < n; k += F.length()) m = FloatVector.fromArray(F, x, from + k).reinterpretAsInts().and(0x7FFFFFFF).max(m);
         return Float.intBitsToFloat(m.reduceLanes(VectorOperators.MAX));
     }
 

@@ -63,7 +63,7 @@ public final class VectorMath {
         for (int i = 0; i < n; i += S.length()) {
             FloatVector v = FloatVector.fromArray(S, x, xOffset + i, S.indexInRange(i, n));
             v = v.mul(v);
-            sums = sums.add((DoubleVector) v.convertShape(VectorOperators.F2D, D, 0)).add((DoubleVector) v.convertShape(VectorOperators.F2D, D, 1));
+            sums = ((DoubleVector) v.convertShape(VectorOperators.F2D, D, 0)).add(sums).add((DoubleVector) v.convertShape(VectorOperators.F2D, D, 1));
         }
         float scale = (float) (1.0 / Math.sqrt((float) (sums.reduceLanes(VectorOperators.ADD) / n) + eps));
         for (int i = 0; i < n; i += S.length()) {
@@ -82,7 +82,7 @@ public final class VectorMath {
         FloatVector minusInfinity = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY), maxes = minusInfinity;
         for (int i = 0; i < n; i += S.length()) {
             VectorMask<Float> m = S.indexInRange(i, n);
-            maxes = maxes.max(minusInfinity.blend(FloatVector.fromArray(S, x, offset + i, m), m));
+            maxes = minusInfinity.blend(FloatVector.fromArray(S, x, offset + i, m), m).max(maxes);
         }
         float max = maxes.reduceLanes(VectorOperators.MAX);
         DoubleVector sums = DoubleVector.zero(D);
@@ -92,7 +92,7 @@ public final class VectorMath {
             FloatVector e = FloatVector.fromArray(S, x, offset + i, m).sub(max).lanewise(VectorOperators.EXP);
             e.intoArray(x, offset + i, m);
             e = zero.blend(e, m);
-            sums = sums.add((DoubleVector) e.convertShape(VectorOperators.F2D, D, 0)).add((DoubleVector) e.convertShape(VectorOperators.F2D, D, 1));
+            sums = ((DoubleVector) e.convertShape(VectorOperators.F2D, D, 0)).add(sums).add((DoubleVector) e.convertShape(VectorOperators.F2D, D, 1));
         }
         float inv = (float) (1.0 / sums.reduceLanes(VectorOperators.ADD));
         for (int i = 0; i < n; i += S.length()) {
