@@ -50,6 +50,19 @@ export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"
 # 21.92 -> 27.28/27.87/26.68 tokens/s, wall 5.91/5.89/5.97 -> 5.55/5.35/5.47 s; Llama-2-7B Q4_0 32 tokens 6.14/6.45
 # -> 7.95/6.83 tokens/s, prefill 3.01/2.81 -> 2.37/2.33 s; `bench` (warm) unchanged. `quiet`: the JVM would print
 # the command on stdout, into the generated text.
+# MaxNodeLimit 1 for the Vector API's fallbacks (the lane-by-lane loops and lambdas an operation runs when it is not
+# intrinsified): C2 gives up on them at once, as methods of their own, and C1 compiles them instead. Before C2 has
+# compiled a kernel, its interpreted or C1 code calls them, and C2 spent half its time in a fresh process compiling
+# 300-odd of them (1.5 of 3.1 s of C2 time, TinyLlama Q4_0 `generate`, JFR), queued ahead of the kernels. C2's code
+# of the kernels has the operations intrinsified and never runs a fallback. (CompileCommand has no C2-only exclude;
+# a compiler directives file has one, but the JVM prints a line on stdout when it reads it.) TinyLlama Q4_0
+# `generate` 64 tokens, alternating: wall 5.38/5.62/5.39/5.33 -> 4.52/4.07/5.04/4.81 s, prefill of 5 tokens
+# 1.34-1.67 -> 1.00-1.22 s, 28.3-29.4 -> 31.6-36.2 tokens/s (in a slower hour 6.40-7.80 -> 5.59-6.44 s); Llama-2-7B
+# Q4_0 32 tokens: wall 16.74/15.06 -> 14.41/13.90 s, prefill 3.89/3.19 -> 3.28/2.70 s, 5.76/5.26 -> 5.84/5.81 tokens/s.
+# Warm `bench` (8 alternating pairs, TinyLlama Q4_0): pp128 mean 165.0 -> 161.5, tg64 58.0 -> 60.5, within its noise.
 GPTFAST_JVM_FLAGS=(--add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseSerialGC -Xmn16m
   -XX:PerMethodTrapLimit=100000 -XX:PerMethodRecompilationCutoff=100000
   -XX:CompileCommand=quiet '-XX:CompileCommand=CompileThresholdScaling,gptfast4j.tensor.*::*,0.05')
+for fallback in apply 'lambda$*' 'bOp*' 'uOp*' 'tOp*' 'rOp*' rvOp bTest ldOp ldLongOp stOp stLongOp defaultCast defaultReinterpret; do
+  GPTFAST_JVM_FLAGS+=("-XX:CompileCommand=MaxNodeLimit,jdk.incubator.vector.*::$fallback,1")
+done
