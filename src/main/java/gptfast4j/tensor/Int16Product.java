@@ -222,7 +222,7 @@ final class Int16Product {
                                         .convert(VectorOperators.F2I, 0).reinterpretAsInts();
                                 IntVector r1 = FloatVector.fromArray(F, x, t1 * cols + bb * BLOCK + k).mul(inverse1).add(ROUNDER).sub(ROUNDER)
                                         .convert(VectorOperators.F2I, 0).reinterpretAsInts();
-                                sum0 = r0.add(sum0);
+                                sum0 = r0.add(sum0); // running sums as arguments, not receivers (ARCHITECTURE, Invariants)
                                 sum1 = r1.add(sum1);
                                 r0.and(0xFFFF).or(r1.lanewise(VectorOperators.LSHL, 16)).intoArray(pairs, k); // little-endian: u first
                             }

@@ -956,6 +956,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
         float[] sums = scratch(BLOCK_SUMS, n / block);
         for (int k = 0; k < n / block; k++) {
             FloatVector s = FloatVector.zero(F_SPECIES);
+            // the running sum as the argument, not the receiver (ARCHITECTURE, Invariants)
             for (int l = 0; l < block; l += F_SPECIES.length()) s = FloatVector.fromArray(F_SPECIES, x, xOffset + block * k + l).add(s);
             sums[k] = s.reduceLanes(VectorOperators.ADD);
         }

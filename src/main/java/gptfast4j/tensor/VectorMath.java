@@ -63,6 +63,8 @@ public final class VectorMath {
         for (int i = 0; i < n; i += S.length()) {
             FloatVector v = FloatVector.fromArray(S, x, xOffset + i, S.indexInRange(i, n));
             v = v.mul(v);
+            // the loop's running sum is the argument, never the receiver (ARCHITECTURE, Invariants: a call on it
+            // boxes where C2 has no type profile for it)
             sums = ((DoubleVector) v.convertShape(VectorOperators.F2D, D, 0)).add(sums).add((DoubleVector) v.convertShape(VectorOperators.F2D, D, 1));
         }
         float scale = (float) (1.0 / Math.sqrt((float) (sums.reduceLanes(VectorOperators.ADD) / n) + eps));
