@@ -60,6 +60,7 @@ export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"
 # 1.34-1.67 -> 1.00-1.22 s, 28.3-29.4 -> 31.6-36.2 tokens/s (in a slower hour 6.40-7.80 -> 5.59-6.44 s); Llama-2-7B
 # Q4_0 32 tokens: wall 16.74/15.06 -> 14.41/13.90 s, prefill 3.89/3.19 -> 3.28/2.70 s, 5.76/5.26 -> 5.84/5.81 tokens/s.
 # Warm `bench` (8 alternating pairs, TinyLlama Q4_0): pp128 mean 165.0 -> 161.5, tg64 58.0 -> 60.5, within its noise.
+# The patterns name the JDK's own methods: LauncherFlagsTest fails if one matches no method of the JDK it runs on.
 GPTFAST_JVM_FLAGS=(--add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseSerialGC -Xmn16m
   -XX:PerMethodTrapLimit=100000 -XX:PerMethodRecompilationCutoff=100000
   -XX:CompileCommand=quiet '-XX:CompileCommand=CompileThresholdScaling,gptfast4j.tensor.*::*,0.05')
