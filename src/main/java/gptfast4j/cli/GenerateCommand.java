@@ -49,6 +49,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--prompt", paramLabel = "TEXT", description = "Prompt text (default: empty, BOS only).")
     String prompt = "";
 
+    @Option(names = "--prompt-file", paramLabel = "PATH", description = "Read the prompt from a UTF-8 text file (- for standard input), one final newline dropped as llama.cpp's --file does.")
+    Path promptFile;
+
     @Option(names = "--max-new-tokens", paramLabel = "N", description = "Tokens to generate at most (default: ${DEFAULT-VALUE}).")
     int maxNewTokens = 200;
 
@@ -90,6 +93,12 @@ final class GenerateCommand implements Callable<Integer> {
         if (maxNewTokens < 1) throw new IllegalArgumentException("--max-new-tokens must be at least 1, got " + maxNewTokens);
         if (numSamples < 1) throw new IllegalArgumentException("--num-samples must be at least 1, got " + numSamples);
         if (contextLength != null && contextLength < 1) throw new IllegalArgumentException("--context-length must be at least 1");
+        if (promptFile != null) {
+            if (!prompt.isEmpty()) throw new IllegalArgumentException("give the prompt with --prompt or with --prompt-file, not both");
+            if (interactive) throw new IllegalArgumentException("--prompt-file cannot be used with --interactive (type the messages on stdin)");
+            prompt = TextFiles.read(promptFile, System.in);
+            if (prompt.endsWith("\n")) prompt = prompt.substring(0, prompt.length() - (prompt.endsWith("\r\n") ? 2 : 1));
+        }
         if (interactive) {
             // the chat takes its messages from stdin and decodes plainly: these would be ignored without a word
             String ignored = !prompt.isEmpty() ? "--prompt" : numSamples != 1 ? "--num-samples" : draftCheckpoint != null ? "--draft-checkpoint"

@@ -8,9 +8,6 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
@@ -20,7 +17,7 @@ final class PerplexityCommand implements Callable<Integer> {
     @Mixin
     CommonOptions common;
 
-    @Option(names = "--file", required = true, paramLabel = "TEXT", description = "Text file to score.")
+    @Option(names = "--file", required = true, paramLabel = "TEXT", description = "Text file to score (UTF-8; - for standard input).")
     Path file;
 
     @Option(names = "--ctx", paramLabel = "N", description = "Chunk length (default: ${DEFAULT-VALUE}).")
@@ -35,15 +32,7 @@ final class PerplexityCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         KvCache.Type kvType = kvCache.type();
-        String text;
-        if (Files.isDirectory(file)) throw new IllegalArgumentException(file + ": a folder, not a text file");
-        try {
-            text = Files.readString(file, StandardCharsets.UTF_8);
-        } catch (NoSuchFileException e) {
-            throw new IllegalArgumentException(file + ": no such file");
-        } catch (java.nio.charset.CharacterCodingException e) {
-            throw new IllegalArgumentException(file + ": not UTF-8 text");
-        }
+        String text = TextFiles.read(file, System.in);
         Checkpoint model = common.load();
         Checkpoint base = klBase == null ? null : Checkpoint.load(klBase, common.tokenizer);
         if (ctx > model.model().config.contextLength()) throw new IllegalArgumentException("--ctx " + ctx + " exceeds the context length " + model.model().config.contextLength());

@@ -145,8 +145,14 @@ class ErrorsTest {
             assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--interactive", flag[0], flag[1]), flag[0] + " cannot be used with --interactive");
         }
         assertOneLineError(run("perplexity", "--checkpoint", STORIES.toString(), "--file", dir.toString()), "a folder, not a text file");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--prompt-file", dir.resolve("none.txt").toString()), "none.txt: no such file");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--prompt-file", dir.toString()), "a folder, not a text file");
+        Path prompt = Files.writeString(dir.resolve("prompt.txt"), "Once upon a time\n");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--prompt-file", prompt.toString(), "--prompt", "hi"), "not both");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--prompt-file", prompt.toString(), "--interactive"), "--prompt-file cannot be used with --interactive");
         Path latin1 = Files.write(dir.resolve("latin1.txt"), new byte[]{'c', 'a', 'f', (byte) 0xE9, '\n'});
         assertOneLineError(run("perplexity", "--checkpoint", STORIES.toString(), "--file", latin1.toString()), "not UTF-8 text");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--prompt-file", latin1.toString()), "not UTF-8 text");
     }
 
     /** An output that is a folder, or in a folder that is not there, is refused before any work, and nothing is left behind. */
@@ -178,6 +184,41 @@ class ErrorsTest {
         } finally {
             System.setIn(oldIn);
         }
+    }
+
+    /**
+     * A prompt read from a file, or from standard input with {@code -}, generates what the same text given with
+     * {@code --prompt} does; one final newline is dropped (as llama.cpp's {@code --file}), others are kept.
+     */
+    @Test
+    void promptFromAFileOrStandardInput(@TempDir Path dir) throws IOException {
+        String[] greedy = {"--checkpoint", STORIES.toString(), "--temperature", "0", "--max-new-tokens", "16"};
+        Outcome inline = run(concat(greedy, "--prompt", "Once upon a time"));
+        assertEquals(0, inline.exit, inline.err);
+        Path file = Files.writeString(dir.resolve("prompt.txt"), "Once upon a time\n");
+        Outcome fromFile = run(concat(greedy, "--prompt-file", file.toString()));
+        assertEquals(0, fromFile.exit, fromFile.err);
+        assertEquals(inline.out, fromFile.out);
+        java.io.InputStream oldIn = System.in;
+        try {
+            System.setIn(new java.io.ByteArrayInputStream("Once upon a time\r\n".getBytes(StandardCharsets.UTF_8)));
+            Outcome fromStdin = run(concat(greedy, "--prompt-file", "-"));
+            assertEquals(0, fromStdin.exit, fromStdin.err);
+            assertEquals(inline.out, fromStdin.out);
+        } finally {
+            System.setIn(oldIn);
+        }
+        Path twoLines = Files.writeString(dir.resolve("two.txt"), "Once upon a time\n\n");
+        Outcome kept = run(concat(greedy, "--prompt-file", twoLines.toString()));
+        assertTrue(kept.out.startsWith("Once upon a time\n"), kept.out);
+    }
+
+    private static String[] concat(String[] head, String... tail) {
+        String[] all = java.util.Arrays.copyOf(head, head.length + tail.length + 1);
+        all[0] = "generate";
+        System.arraycopy(head, 0, all, 1, head.length);
+        System.arraycopy(tail, 0, all, head.length + 1, tail.length);
+        return all;
     }
 
     @Test
