@@ -193,27 +193,28 @@ class ErrorsTest {
     @Test
     void promptFromAFileOrStandardInput(@TempDir Path dir) throws IOException {
         String[] greedy = {"--checkpoint", STORIES.toString(), "--temperature", "0", "--max-new-tokens", "16"};
-        Outcome inline = run(concat(greedy, "--prompt", "Once upon a time"));
+        Outcome inline = run(generate(greedy, "--prompt", "Once upon a time"));
         assertEquals(0, inline.exit, inline.err);
         Path file = Files.writeString(dir.resolve("prompt.txt"), "Once upon a time\n");
-        Outcome fromFile = run(concat(greedy, "--prompt-file", file.toString()));
+        Outcome fromFile = run(generate(greedy, "--prompt-file", file.toString()));
         assertEquals(0, fromFile.exit, fromFile.err);
         assertEquals(inline.out, fromFile.out);
         java.io.InputStream oldIn = System.in;
         try {
             System.setIn(new java.io.ByteArrayInputStream("Once upon a time\r\n".getBytes(StandardCharsets.UTF_8)));
-            Outcome fromStdin = run(concat(greedy, "--prompt-file", "-"));
+            Outcome fromStdin = run(generate(greedy, "--prompt-file", "-"));
             assertEquals(0, fromStdin.exit, fromStdin.err);
             assertEquals(inline.out, fromStdin.out);
         } finally {
             System.setIn(oldIn);
         }
         Path twoLines = Files.writeString(dir.resolve("two.txt"), "Once upon a time\n\n");
-        Outcome kept = run(concat(greedy, "--prompt-file", twoLines.toString()));
+        Outcome kept = run(generate(greedy, "--prompt-file", twoLines.toString()));
         assertTrue(kept.out.startsWith("Once upon a time\n"), kept.out);
     }
 
-    private static String[] concat(String[] head, String... tail) {
+    /** The arguments of a {@code generate} run: the command, then {@code head}, then {@code tail}. */
+    private static String[] generate(String[] head, String... tail) {
         String[] all = java.util.Arrays.copyOf(head, head.length + tail.length + 1);
         all[0] = "generate";
         System.arraycopy(head, 0, all, 1, head.length);
