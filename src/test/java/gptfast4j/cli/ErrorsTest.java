@@ -213,6 +213,27 @@ class ErrorsTest {
         assertTrue(kept.out.startsWith("Once upon a time\n"), kept.out);
     }
 
+    /** Perplexity scores the same text read from a file or, with {@code -}, from standard input. */
+    @Test
+    void perplexityReadsAFileOrStandardInput(@TempDir Path dir) throws IOException {
+        String text = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. ".repeat(6);
+        Path file = Files.writeString(dir.resolve("text.txt"), text);
+        Outcome fromFile = run("perplexity", "--checkpoint", STORIES.toString(), "--file", file.toString(), "--ctx", "64");
+        assertEquals(0, fromFile.exit, fromFile.err);
+        java.io.InputStream oldIn = System.in;
+        try {
+            System.setIn(new java.io.ByteArrayInputStream(text.getBytes(StandardCharsets.UTF_8)));
+            Outcome fromStdin = run("perplexity", "--checkpoint", STORIES.toString(), "--file", "-", "--ctx", "64");
+            assertEquals(0, fromStdin.exit, fromStdin.err);
+            // the lines up to the run's time: running perplexities, the estimate, the counts of tokens and chunks
+            java.util.function.Function<String, String> scores = out -> out.substring(0, out.lastIndexOf(" scored, "));
+            assertTrue(fromFile.out.contains("Final estimate: PPL = ") && fromFile.out.contains("2 chunks of 64"), fromFile.out);
+            assertEquals(scores.apply(fromFile.out), scores.apply(fromStdin.out));
+        } finally {
+            System.setIn(oldIn);
+        }
+    }
+
     /** The arguments of a {@code generate} run: the command, then {@code head}, then {@code tail}. */
     private static String[] generate(String[] head, String... tail) {
         String[] all = java.util.Arrays.copyOf(head, head.length + tail.length + 1);
