@@ -14,16 +14,17 @@ final class TextFiles {
     private TextFiles() {
     }
 
-    /** The file's text; {@code -} reads standard input to its end. */
-    static String read(Path file, InputStream stdin) throws IOException {
+    /** The file's text; {@code -} reads {@code input} (standard input) to its end. */
+    static String read(Path file, InputStream input) throws IOException {
+        boolean stdin = file.toString().equals("-");
         try {
-            if (file.toString().equals("-")) return StandardCharsets.UTF_8.newDecoder().decode(ByteBuffer.wrap(stdin.readAllBytes())).toString();
+            if (stdin) return StandardCharsets.UTF_8.newDecoder().decode(ByteBuffer.wrap(input.readAllBytes())).toString();
             if (Files.isDirectory(file)) throw new IllegalArgumentException(file + ": a folder, not a text file");
             return Files.readString(file, StandardCharsets.UTF_8);
         } catch (NoSuchFileException e) {
             throw new IllegalArgumentException(file + ": no such file");
         } catch (CharacterCodingException e) {
-            throw new IllegalArgumentException((file.toString().equals("-") ? "standard input" : file) + ": not UTF-8 text");
+            throw new IllegalArgumentException((stdin ? "standard input" : file) + ": not UTF-8 text");
         }
     }
 }

@@ -36,6 +36,17 @@ class ErrorsTest {
         }
     }
 
+    /** {@link #run} with {@code input} as standard input. */
+    static Outcome runWithInput(String input, String... args) {
+        java.io.InputStream oldIn = System.in;
+        try {
+            System.setIn(new java.io.ByteArrayInputStream(input.getBytes(StandardCharsets.UTF_8)));
+            return run(args);
+        } finally {
+            System.setIn(oldIn);
+        }
+    }
+
     /** Fails unless the run failed with one "error:" line that contains {@code expected} and no stack trace. */
     static void assertOneLineError(Outcome o, String expected) {
         assertTrue(o.exit != 0, "exit code " + o.exit);
@@ -172,18 +183,13 @@ class ErrorsTest {
 
     @Test
     void interactiveChatsTurnByTurnUntilAnEmptyLine() {
-        java.io.InputStream oldIn = System.in;
-        try {
-            System.setIn(new java.io.ByteArrayInputStream("Once upon a time\nThe dog\n\nnever read\n".getBytes(StandardCharsets.UTF_8)));
-            Outcome o = run("generate", "--checkpoint", STORIES.toString(), "--interactive", "--temperature", "0", "--max-new-tokens", "12");
-            assertEquals(0, o.exit, o.err);
-            String[] answers = o.out.strip().split("\n");
-            assertEquals(2, answers.length, o.out);
-            assertTrue(answers[0].startsWith(", there was a little girl"), answers[0]); // plain format: the text goes on
-            assertTrue(o.err.contains("Chat format: plain"), o.err);
-        } finally {
-            System.setIn(oldIn);
-        }
+        Outcome o = runWithInput("Once upon a time\nThe dog\n\nnever read\n",
+                "generate", "--checkpoint", STORIES.toString(), "--interactive", "--temperature", "0", "--max-new-tokens", "12");
+        assertEquals(0, o.exit, o.err);
+        String[] answers = o.out.strip().split("\n");
+        assertEquals(2, answers.length, o.out);
+        assertTrue(answers[0].startsWith(", there was a little girl"), answers[0]); // plain format: the text goes on
+        assertTrue(o.err.contains("Chat format: plain"), o.err);
     }
 
     /**
@@ -199,15 +205,9 @@ class ErrorsTest {
         Outcome fromFile = run(generate(greedy, "--prompt-file", file.toString()));
         assertEquals(0, fromFile.exit, fromFile.err);
         assertEquals(inline.out, fromFile.out);
-        java.io.InputStream oldIn = System.in;
-        try {
-            System.setIn(new java.io.ByteArrayInputStream("Once upon a time\r\n".getBytes(StandardCharsets.UTF_8)));
-            Outcome fromStdin = run(generate(greedy, "--prompt-file", "-"));
-            assertEquals(0, fromStdin.exit, fromStdin.err);
-            assertEquals(inline.out, fromStdin.out);
-        } finally {
-            System.setIn(oldIn);
-        }
+        Outcome fromStdin = runWithInput("Once upon a time\r\n", generate(greedy, "--prompt-file", "-"));
+        assertEquals(0, fromStdin.exit, fromStdin.err);
+        assertEquals(inline.out, fromStdin.out);
         Path twoLines = Files.writeString(dir.resolve("two.txt"), "Once upon a time\n\n");
         Outcome kept = run(generate(greedy, "--prompt-file", twoLines.toString()));
         assertTrue(kept.out.startsWith("Once upon a time\n"), kept.out);
@@ -220,18 +220,12 @@ class ErrorsTest {
         Path file = Files.writeString(dir.resolve("text.txt"), text);
         Outcome fromFile = run("perplexity", "--checkpoint", STORIES.toString(), "--file", file.toString(), "--ctx", "64");
         assertEquals(0, fromFile.exit, fromFile.err);
-        java.io.InputStream oldIn = System.in;
-        try {
-            System.setIn(new java.io.ByteArrayInputStream(text.getBytes(StandardCharsets.UTF_8)));
-            Outcome fromStdin = run("perplexity", "--checkpoint", STORIES.toString(), "--file", "-", "--ctx", "64");
-            assertEquals(0, fromStdin.exit, fromStdin.err);
-            // the lines up to the run's time: running perplexities, the estimate, the counts of tokens and chunks
-            java.util.function.Function<String, String> scores = out -> out.substring(0, out.lastIndexOf(" scored, "));
-            assertTrue(fromFile.out.contains("Final estimate: PPL = ") && fromFile.out.contains("2 chunks of 64"), fromFile.out);
-            assertEquals(scores.apply(fromFile.out), scores.apply(fromStdin.out));
-        } finally {
-            System.setIn(oldIn);
-        }
+        Outcome fromStdin = runWithInput(text, "perplexity", "--checkpoint", STORIES.toString(), "--file", "-", "--ctx", "64");
+        assertEquals(0, fromStdin.exit, fromStdin.err);
+        // the lines up to the run's time: running perplexities, the estimate, the counts of tokens and chunks
+        java.util.function.Function<String, String> scores = out -> out.substring(0, out.lastIndexOf(" scored, "));
+        assertTrue(fromFile.out.contains("Final estimate: PPL = ") && fromFile.out.contains("2 chunks of 64"), fromFile.out);
+        assertEquals(scores.apply(fromFile.out), scores.apply(fromStdin.out));
     }
 
     /** The arguments of a {@code generate} run: the command, then {@code head}, then {@code tail}. */
