@@ -76,7 +76,7 @@ public final class GGUF {
                 String key = in.string();
                 kv.put(key, in.value(in.u32()));
             }
-            Metadata metadata = new Metadata(kv);
+            Metadata metadata = new Metadata(kv, path.toString());
             int alignment = metadata.getInt("general.alignment", DEFAULT_ALIGNMENT);
             if (alignment <= 0 || Integer.bitCount(alignment) != 1) {
                 throw new ModelFormatException(path + ": general.alignment " + alignment + " is not a power of two");

@@ -31,8 +31,8 @@ public record Llama2cFile(int dim, int hiddenDim, int nLayers, int nHeads, int n
         if (h[0] == 0x616b3432) throw new ModelFormatException(path + ": llama2.c version-1+ checkpoints are not supported (export with --version 0)");
         int dim = h[0], hidden = h[1], layers = h[2], heads = h[3], kvHeads = h[4], seqLen = h[6];
         boolean shared = h[5] > 0;
-        int vocab = Math.abs(h[5]);
-        if (dim <= 0 || hidden <= 0 || layers <= 0 || heads <= 0 || kvHeads <= 0 || vocab == 0 || seqLen <= 0
+        int vocab = Math.abs(h[5]); // negative for Integer.MIN_VALUE, refused below
+        if (dim <= 0 || hidden <= 0 || layers <= 0 || heads <= 0 || kvHeads <= 0 || vocab <= 0 || seqLen <= 0
                 || dim % heads != 0 || heads % kvHeads != 0 || dim > 1 << 16 || layers > 1024) {
             throw new ModelFormatException(path + ": not a llama2.c checkpoint (bad header " + java.util.Arrays.toString(h) + ")");
         }

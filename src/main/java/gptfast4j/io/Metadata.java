@@ -32,9 +32,12 @@ public final class Metadata {
     }
 
     private final Map<String, Value> values;
+    /** The file the values come from, which a message about a bad value names. */
+    private final String source;
 
-    public Metadata(Map<String, Value> values) {
+    public Metadata(Map<String, Value> values, String source) {
         this.values = Collections.unmodifiableMap(values);
+        this.source = source;
     }
 
     public Map<String, Value> asMap() { return values; }
@@ -50,17 +53,32 @@ public final class Metadata {
         return get(key) instanceof String s ? s : defaultValue;
     }
 
+    /**
+     * A number as an int; one that an int cannot hold (a uint32 above 2^31 - 1, a 64-bit count past it) is the file's
+     * error, not a value to wrap or cut: a context length of 4294967295 read as -1, or 2^32 + 5 read as 5.
+     */
     public int getInt(String key, int defaultValue) {
         Value v = values.get(key);
         if (v == null) return defaultValue;
-        return switch (v.type()) {
-            case UINT8 -> Byte.toUnsignedInt((Byte) v.value());
-            case UINT16 -> Short.toUnsignedInt((Short) v.value());
-            case INT8, INT16, INT32, UINT32, INT64, UINT64 -> ((Number) v.value()).intValue();
-            case FLOAT32, FLOAT64 -> ((Number) v.value()).intValue();
-            case BOOL -> (Boolean) v.value() ? 1 : 0;
-            default -> throw new ModelFormatException("metadata " + key + " is a " + v.type() + ", expected a number");
+        Object o = v.value();
+        double n = switch (v.type()) {
+            case UINT8 -> Byte.toUnsignedInt((Byte) o);
+            case UINT16 -> Short.toUnsignedInt((Short) o);
+            case UINT32 -> Integer.toUnsignedLong((Integer) o);
+            case UINT64 -> (Long) o < 0 ? Math.pow(2, 64) + (Long) o : (Long) o;
+            case INT8, INT16, INT32, INT64, FLOAT32, FLOAT64 -> ((Number) o).doubleValue();
+            case BOOL -> (Boolean) o ? 1 : 0;
+            default -> throw new ModelFormatException(source + ": metadata " + key + " is a " + v.type() + ", expected a number");
         };
+        if (!(n >= Integer.MIN_VALUE && n <= Integer.MAX_VALUE)) {
+            String shown = switch (v.type()) {
+                case UINT32 -> Integer.toUnsignedString((Integer) o);
+                case UINT64 -> Long.toUnsignedString((Long) o);
+                default -> String.valueOf(o);
+            };
+            throw new ModelFormatException(source + ": metadata " + key + " = " + shown + " is out of range");
+        }
+        return (int) n;
     }
 
     public float getFloat(String key, float defaultValue) {

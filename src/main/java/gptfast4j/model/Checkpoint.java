@@ -24,6 +24,7 @@ import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Supplier;
 
 /**
  * A model ready to run, whatever file it came from: a GGUF file, a llama2.c {@code .bin} (with a separate
@@ -38,6 +39,22 @@ import java.util.Set;
  */
 public record Checkpoint(Path path, String format, Llama model, Tokenizer tokenizer, Map<String, TensorData> tensors,
                          Metadata metadata, int bos, int[] eos, boolean addBos, ChatFormat chatFormat) {
+
+    /**
+     * Refuses a tokenizer that does not belong to the model: one with more tokens than the embedding table has rows
+     * (a prompt would reach a token the model has no row for), or special token ids outside the vocabulary.
+     */
+    public Checkpoint {
+        int vocab = model.config.vocabSize();
+        if (tokenizer.vocabSize() > vocab) {
+            throw new ModelFormatException(path + ": the tokenizer has " + tokenizer.vocabSize() + " tokens but the model's vocabulary has " + vocab
+                    + " (a tokenizer of another model?)");
+        }
+        if (bos < 0 || bos >= vocab) throw new ModelFormatException(path + ": BOS token id " + bos + " is outside the vocabulary (" + vocab + " tokens)");
+        for (int id : eos) {
+            if (id < 0 || id >= vocab) throw new ModelFormatException(path + ": EOS token id " + id + " is outside the vocabulary (" + vocab + " tokens)");
+        }
+    }
 
     public static Checkpoint load(Path path, Path tokenizerPath) {
         return load(path, tokenizerPath, null);
@@ -94,15 +111,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         int dim = required(md, path, arch + ".embedding_length");
         TensorData embeddings = tensor(tensors, path, "token_embd.weight");
         int vocab = md.getInt(arch + ".vocab_size", (int) embeddings.shape()[embeddings.shape().length - 1]);
-        float[] freqFactors = null;
-        if (tensors.containsKey("rope_freqs.weight")) {
-            Tensor f = Tensor.of(tensors.get("rope_freqs.weight"));
-            freqFactors = new float[f.cols];
-            f.dequantizeRow(0, freqFactors, 0);
-        }
-        int ropeDim = md.getInt(arch + ".rope.dimension_count", dim / nHeads);
-        if (ropeDim != dim / nHeads) throw new ModelFormatException(path + ": partial rotary embeddings (rope dimension " + ropeDim + ") are not supported");
-        Config config = new Config(arch, dim,
+        Config config = config(path, () -> new Config(arch, dim,
                 required(md, path, arch + ".feed_forward_length"),
                 required(md, path, arch + ".block_count"),
                 nHeads,
@@ -111,10 +120,12 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 md.getInt(arch + ".context_length", 2048),
                 md.getFloat(arch + ".attention.layer_norm_rms_epsilon", 1e-5f),
                 md.getFloat(arch + ".rope.freq_base", 10000f),
-                freqFactors,
+                ropeFreqFactors(tensors),
                 Config.RopeStyle.INTERLEAVED,
                 md.getInt(arch + ".expert_count", 0),
-                md.getInt(arch + ".expert_used_count", 0));
+                md.getInt(arch + ".expert_used_count", 0)));
+        int ropeDim = md.getInt(arch + ".rope.dimension_count", config.headDim());
+        if (ropeDim != config.headDim()) throw new ModelFormatException(path + ": partial rotary embeddings (rope dimension " + ropeDim + ") are not supported");
         Tokenizer tokenizer = tokenizerPath != null ? Tokenizers.load(tokenizerPath) : Tokenizers.fromGGUF(path, md);
         Set<Integer> eos = new LinkedHashSet<>();
         eos.add(md.getInt("tokenizer.ggml.eos_token_id", 2));
@@ -132,8 +143,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             throw new ModelFormatException(path + ": a llama2.c checkpoint has no tokenizer inside; give one with --tokenizer (e.g. tokenizer.bin)");
         }
         Tokenizer tokenizer = Tokenizers.load(tokenizerPath);
-        Config config = new Config("llama", f.dim(), f.hiddenDim(), f.nLayers(), f.nHeads(), f.nKvHeads(), f.vocabSize(),
-                f.seqLen(), 1e-5f, 10000f, null, Config.RopeStyle.INTERLEAVED, 0, 0);
+        Config config = config(path, () -> new Config("llama", f.dim(), f.hiddenDim(), f.nLayers(), f.nHeads(), f.nKvHeads(), f.vocabSize(),
+                f.seqLen(), 1e-5f, 10000f, null, Config.RopeStyle.INTERLEAVED, 0, 0));
         return new Checkpoint(path, "llama2.c", build(path, config, f.tensors()), tokenizer, f.tensors(), null, 1, new int[]{2}, true,
                 ChatFormat.PLAIN);
     }
@@ -168,7 +179,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         int headDim = cfg.path("head_dim").asInt(dim / nHeads);
         if (headDim != dim / nHeads) throw new ModelFormatException(dir + ": head_dim " + headDim + " != hidden_size / heads is not supported");
         float theta = (float) cfg.path("rope_theta").asDouble(10000);
-        Config config = new Config(archName.startsWith("Mistral") ? "mistral" : "llama", dim,
+        Config config = config(dir, () -> new Config(archName.startsWith("Mistral") ? "mistral" : "llama", dim,
                 requiredJson(cfg, dir, "intermediate_size"),
                 requiredJson(cfg, dir, "num_hidden_layers"),
                 nHeads,
@@ -178,7 +189,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 (float) cfg.path("rms_norm_eps").asDouble(1e-5),
                 theta,
                 llama3RopeFactors(cfg.path("rope_scaling"), theta, headDim),
-                Config.RopeStyle.HALVES, cfg.path("num_local_experts").asInt(0), cfg.path("num_experts_per_tok").asInt(0));
+                Config.RopeStyle.HALVES, cfg.path("num_local_experts").asInt(0), cfg.path("num_experts_per_tok").asInt(0)));
         Tokenizer tokenizer = Tokenizers.load(tokenizerPath != null ? tokenizerPath : findTokenizer(dir));
         Set<Integer> eos = new LinkedHashSet<>();
         Path genConfig = dir.resolve("generation_config.json");
@@ -297,7 +308,6 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      */
     private static FeedForward.MoE mixture(Path path, Config c, Map<String, TensorData> tensors, String p) {
         int dim = c.dim(), hidden = c.hiddenDim(), n = c.expertCount();
-        if (c.expertsUsed() < 1 || c.expertsUsed() > n) throw new ModelFormatException(path + ": expert_used_count " + c.expertsUsed() + " is not in 1.." + n);
         Tensor router = matrix(path, tensors, p + "ffn_gate_inp.weight", dim, n);
         Tensor[][] w = new Tensor[3][n];
         String[] names = {"ffn_gate", "ffn_down", "ffn_up"};
@@ -317,6 +327,24 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             }
         }
         return new FeedForward.MoE(router, w[0], w[1], w[2], c.expertsUsed());
+    }
+
+    /** Llama-3.1 rope scaling as a GGUF file stores it (a tensor of per-pair frequency divisors), or null. */
+    private static float[] ropeFreqFactors(Map<String, TensorData> tensors) {
+        if (!tensors.containsKey("rope_freqs.weight")) return null;
+        Tensor f = Tensor.of(tensors.get("rope_freqs.weight"));
+        float[] factors = new float[f.cols];
+        f.dequantizeRow(0, factors, 0);
+        return factors;
+    }
+
+    /** The hyperparameters read from the file at {@code path}: values that no model can have are that file's error. */
+    private static Config config(Path path, Supplier<Config> fromFile) {
+        try {
+            return fromFile.get();
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(path + ": " + e.getMessage());
+        }
     }
 
     private static TensorData tensor(Map<String, TensorData> tensors, Path path, String name) {

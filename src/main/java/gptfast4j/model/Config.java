@@ -36,12 +36,27 @@ public record Config(
         HALVES
     }
 
+    /** Refuses hyperparameters no model can have, naming the first one wrong (a file's corrupt or mistyped metadata). */
     public Config {
-        if (dim <= 0 || nLayers <= 0 || nHeads <= 0 || nKvHeads <= 0 || vocabSize <= 0 || hiddenDim <= 0) {
-            throw new IllegalArgumentException("invalid model dimensions");
-        }
-        if (dim % nHeads != 0) throw new IllegalArgumentException("dim " + dim + " is not a multiple of head count " + nHeads);
+        positive("embedding length", dim);
+        positive("feed-forward length", hiddenDim);
+        positive("layer count", nLayers);
+        positive("head count", nHeads);
+        positive("kv head count", nKvHeads);
+        positive("vocabulary size", vocabSize);
+        positive("context length", contextLength);
+        if (dim % nHeads != 0) throw new IllegalArgumentException("embedding length " + dim + " is not a multiple of head count " + nHeads);
         if (nHeads % nKvHeads != 0) throw new IllegalArgumentException("head count " + nHeads + " is not a multiple of kv head count " + nKvHeads);
+        if (!(rmsNormEps >= 0 && rmsNormEps < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("RMS norm epsilon " + rmsNormEps + " is not a finite number >= 0");
+        if (!(ropeTheta > 0 && ropeTheta < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("RoPE frequency base " + ropeTheta + " is not a finite number > 0");
+        if (expertCount < 0) throw new IllegalArgumentException("expert count " + expertCount + " is negative");
+        if (expertCount > 0 && (expertsUsed < 1 || expertsUsed > expertCount)) {
+            throw new IllegalArgumentException("experts used per token " + expertsUsed + " is not in 1.." + expertCount);
+        }
+    }
+
+    private static void positive(String what, int value) {
+        if (value <= 0) throw new IllegalArgumentException(what + " " + value + " is not positive");
     }
 
     /** Value equality, the rope factors included (a record compares arrays by reference). */

@@ -17,7 +17,9 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Base64;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 
 /** Reads tokenizers from every file form we support. */
 public final class Tokenizers {
@@ -72,7 +74,7 @@ public final class Tokenizers {
                 if (!pre.equals("llama-bpe") && !pre.equals("default") && !pre.equals("llama3")) {
                     throw new ModelFormatException(path + ": unsupported pre-tokenizer '" + pre + "' (supported: llama-bpe)");
                 }
-                return new ByteLevelBpeTokenizer(tokens, types, Arrays.asList(merges), ByteLevelBpeTokenizer.LLAMA3_SPLIT);
+                return byteLevel(path, tokens, types, Arrays.asList(merges));
             }
             default -> throw new ModelFormatException(path + ": unsupported tokenizer model '" + model + "' (supported: llama, gpt2)");
         }
@@ -187,7 +189,7 @@ public final class Tokenizers {
         int[] types = new int[tokens.size()];
         Arrays.fill(types, TokenType.NORMAL);
         Arrays.fill(types, base, types.length, TokenType.CONTROL);
-        return new ByteLevelBpeTokenizer(tokens.toArray(String[]::new), types, null, ByteLevelBpeTokenizer.LLAMA3_SPLIT);
+        return byteLevel(path, tokens.toArray(String[]::new), types, null);
     }
 
     /** Hugging Face {@code tokenizer.json} with a byte-level BPE model (Llama-3). */
@@ -205,8 +207,15 @@ public final class Tokenizers {
         }
         int size = 0;
         var vocab = model.path("vocab").properties();
-        for (var e : vocab) size = Math.max(size, e.getValue().asInt() + 1);
-        for (JsonNode added : root.path("added_tokens")) size = Math.max(size, added.path("id").asInt() + 1);
+        for (var e : vocab) {
+            if (!e.getValue().canConvertToInt() || e.getValue().asInt() < 0) throw new ModelFormatException(path + ": token " + e.getKey() + " has no valid id");
+            size = Math.max(size, e.getValue().asInt() + 1);
+        }
+        for (JsonNode added : root.path("added_tokens")) {
+            JsonNode id = added.path("id");
+            if (!id.canConvertToInt() || id.asInt() < 0) throw new ModelFormatException(path + ": added token " + added.path("content").asText() + " has no valid id");
+            size = Math.max(size, id.asInt() + 1);
+        }
         String[] tokens = new String[size];
         int[] types = new int[size];
         Arrays.fill(types, TokenType.UNUSED);
@@ -223,6 +232,20 @@ public final class Tokenizers {
         List<String> merges = new ArrayList<>();
         for (JsonNode m : model.path("merges")) {
             merges.add(m.isArray() ? m.get(0).asText() + " " + m.get(1).asText() : m.asText());
+        }
+        return byteLevel(path, tokens, types, merges);
+    }
+
+    /**
+     * A byte-level BPE tokenizer with Llama-3's pre-tokenizer, whose vocabulary has a token for each of the 256 bytes
+     * (any text's last resort); without them a prompt could reach a piece with no token.
+     */
+    private static Tokenizer byteLevel(Path path, String[] tokens, int[] types, List<String> merges) {
+        Set<String> vocabulary = new HashSet<>(Arrays.asList(tokens));
+        for (int b = 0; b < 256; b++) {
+            if (!vocabulary.contains(ByteLevelBpeTokenizer.toMapped(new byte[]{(byte) b}))) {
+                throw new ModelFormatException(path + ": not a byte-level BPE vocabulary: no token for byte 0x%02X".formatted(b));
+            }
         }
         return new ByteLevelBpeTokenizer(tokens, types, merges, ByteLevelBpeTokenizer.LLAMA3_SPLIT);
     }

@@ -121,6 +121,31 @@ class ErrorsTest {
         assertOneLineError(run("generate", "--checkpoint", swapped.toString()), "blk.0.ffn_gate.weight has shape [172, 64], expected [64, 172]");
     }
 
+    /** Hyperparameters that no model can have, and a tokenizer of another model, are named at load. */
+    @Test
+    void impossibleHyperparametersAreNamed(@TempDir Path dir) throws IOException {
+        assertOneLineError(run("info", "--checkpoint", patchMetadata(dir, "llama.attention.head_count", 0).toString()), "head count 0 is not positive");
+        assertOneLineError(run("info", "--checkpoint", patchMetadata(dir, "llama.attention.head_count", 5).toString()),
+                "embedding length 64 is not a multiple of head count 5");
+        assertOneLineError(run("info", "--checkpoint", patchMetadata(dir, "llama.context_length", -1).toString()),
+                "metadata llama.context_length = 4294967295 is out of range");
+        assertOneLineError(run("info", "--checkpoint", patchMetadata(dir, "llama.attention.layer_norm_rms_epsilon", Float.floatToRawIntBits(Float.NaN)).toString()),
+                "RMS norm epsilon NaN is not a finite number >= 0");
+        assertOneLineError(run("info", "--checkpoint", patchMetadata(dir, "tokenizer.ggml.bos_token_id", 99999).toString()),
+                "BOS token id 99999 is outside the vocabulary (512 tokens)");
+        assertOneLineError(run("generate", "--checkpoint", Shared.MODELS.resolve("stories260K.bin").toString(),
+                "--tokenizer", Shared.TOKENIZERS.resolve("llama2-tokenizer.model").toString()),
+                "the tokenizer has 32000 tokens but the model's vocabulary has 512");
+        Path noBytes = dir.resolve("tokenizer.json");
+        Files.writeString(noBytes, """
+                {"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []}}""");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--tokenizer", noBytes.toString()),
+                "not a byte-level BPE vocabulary: no token for byte 0x00");
+        Files.writeString(noBytes, """
+                {"model": {"type": "BPE", "vocab": {"a": -3}, "merges": []}}""");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--tokenizer", noBytes.toString()), "token a has no valid id");
+    }
+
     @Test
     void promptLongerThanTheContext() {
         String prompt = "Once upon a time there was a cat. ".repeat(250); // ~2500 tokens > 2048
@@ -274,6 +299,21 @@ class ErrorsTest {
             b.putLong(at + 12, d0);
         }
         Path out = dir.resolve(tensor + "-" + dim + "-" + value + ".gguf");
+        Files.write(out, all);
+        return out;
+    }
+
+    /**
+     * Copies stories260K.gguf with the 4-byte value of metadata {@code key} (a uint32, int32 or float32) set to
+     * {@code bits}. A key is stored as {@code u64 length, bytes, u32 type, value}.
+     */
+    private static Path patchMetadata(Path dir, String key, int bits) throws IOException {
+        byte[] all = Files.readAllBytes(STORIES);
+        byte[] name = key.getBytes(StandardCharsets.UTF_8);
+        byte[] stored = ByteBuffer.allocate(8 + name.length).order(ByteOrder.LITTLE_ENDIAN).putLong(name.length).put(name).array();
+        int at = indexOf(all, stored) + stored.length;
+        ByteBuffer.wrap(all).order(ByteOrder.LITTLE_ENDIAN).putInt(at + 4, bits);
+        Path out = dir.resolve(key + "-" + bits + ".gguf");
         Files.write(out, all);
         return out;
     }
