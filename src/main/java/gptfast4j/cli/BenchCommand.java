@@ -84,7 +84,13 @@ final class BenchCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         if (!format.equals("table") && !format.equals("json")) throw new IllegalArgumentException("--format must be table or json, got " + format);
         if (checkpoint == null && !memory) throw new IllegalArgumentException("give --checkpoint, --memory or both");
-        if (repetitions < 1 || promptTokens < 0 || genTokens < 0 || depth < 0) throw new IllegalArgumentException("--repetitions must be >= 1, token counts and --depth >= 0");
+        if (repetitions < 1) throw new IllegalArgumentException("--repetitions must be at least 1, got " + repetitions);
+        if (promptTokens < 0) throw new IllegalArgumentException("--prompt-tokens must be >= 0, got " + promptTokens);
+        if (genTokens < 0) throw new IllegalArgumentException("--gen-tokens must be >= 0, got " + genTokens);
+        if (depth < 0) throw new IllegalArgumentException("--depth must be >= 0, got " + depth);
+        if (checkpoint != null && promptTokens == 0 && genTokens == 0) {
+            throw new IllegalArgumentException("nothing to measure: --prompt-tokens and --gen-tokens are both 0");
+        }
         KvCache.Type kvType = kvCache.type();
         List<Integer> threadCounts = threads != null ? threads : defaultThreads();
         for (int t : threadCounts) CommonOptions.checkThreads(t);

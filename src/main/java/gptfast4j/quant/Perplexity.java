@@ -42,7 +42,7 @@ public final class Perplexity {
         if (ctx < 4) throw new IllegalArgumentException("--ctx must be at least 4, got " + ctx);
         int[] tokens = tokenize(model, text);
         int chunks = tokens.length / ctx;
-        if (chunks == 0) throw new IllegalArgumentException("the text has " + tokens.length + " tokens, fewer than one chunk of --ctx " + ctx);
+        if (chunks == 0) throw new IllegalArgumentException("the text has " + tokens.length + (tokens.length == 1 ? " token" : " tokens") + ", fewer than one chunk of --ctx " + ctx);
         int vocab = model.model().config.vocabSize();
         if (base != null && base.model().config.vocabSize() != vocab) throw new IllegalArgumentException("the base model's vocabulary differs");
         // a base with another tokenizer of the same size would be compared token id by token id, meaninglessly

@@ -34,6 +34,16 @@ class BenchCommandTest {
     void depthPastTheContextIsAnError() {
         ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--threads", "1", "--depth", "2000",
                 "--prompt-tokens", "64", "--gen-tokens", "0"), "exceeds the context length");
-        ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--depth", "-1"), "--depth");
+        ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--depth", "-1"), "--depth must be >= 0, got -1");
+    }
+
+    /** Each bad count is named; a run that would measure nothing is refused rather than printing an empty table. */
+    @Test
+    void badCountsAreNamed() {
+        ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--repetitions", "0"), "--repetitions must be at least 1, got 0");
+        ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--prompt-tokens", "-1"), "--prompt-tokens must be >= 0, got -1");
+        ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--gen-tokens", "-2"), "--gen-tokens must be >= 0, got -2");
+        ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--prompt-tokens", "0", "--gen-tokens", "0"),
+                "nothing to measure: --prompt-tokens and --gen-tokens are both 0");
     }
 }
