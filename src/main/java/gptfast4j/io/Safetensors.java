@@ -51,15 +51,22 @@ public final class Safetensors {
             JsonNode shapeNode = t.path("shape");
             long[] shape = new long[Math.max(1, shapeNode.size())];
             shape[0] = 1;
-            for (int i = 0; i < shapeNode.size(); i++) shape[shapeNode.size() - 1 - i] = shapeNode.get(i).asLong();
+            long elements = 1;
+            for (int i = 0; i < shapeNode.size(); i++) {
+                long d = shapeNode.get(i).asLong(-1);
+                // a tensor larger than the file is refused below; this bound only keeps the product from overflowing
+                if (!shapeNode.get(i).canConvertToLong() || d < 0 || d > file.byteSize()) {
+                    throw new ModelFormatException(path + ": tensor " + name + " has a bad shape " + shapeNode);
+                }
+                shape[shapeNode.size() - 1 - i] = d;
+                elements = d == 0 || elements <= (file.byteSize() + 1) / d ? elements * d : file.byteSize() + 1;
+            }
             long begin = t.path("data_offsets").path(0).asLong(-1);
             long end = t.path("data_offsets").path(1).asLong(-1);
-            long elements = 1;
-            for (long d : shape) elements *= d;
             if (begin < 0 || end - begin != type.bytesFor(elements)) {
                 throw new ModelFormatException(path + ": tensor " + name + " has data_offsets that do not match its shape");
             }
-            if (base + end > file.byteSize()) {
+            if (end > file.byteSize() - base) {
                 throw new ModelFormatException(path + ": truncated file: tensor " + name + " needs bytes up to " + (base + end) + " but the file has " + file.byteSize());
             }
             tensors.put(name, new TensorData(name, type, shape, file.asSlice(base + begin, end - begin)));

@@ -176,8 +176,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
         int dim = requiredJson(cfg, dir, "hidden_size");
         int nHeads = requiredJson(cfg, dir, "num_attention_heads");
-        int headDim = cfg.path("head_dim").asInt(dim / nHeads);
-        if (headDim != dim / nHeads) throw new ModelFormatException(dir + ": head_dim " + headDim + " != hidden_size / heads is not supported");
+        int headDim = nHeads > 0 ? dim / nHeads : 0; // a head count Config refuses, by name
         float theta = (float) cfg.path("rope_theta").asDouble(10000);
         Config config = config(dir, () -> new Config(archName.startsWith("Mistral") ? "mistral" : "llama", dim,
                 requiredJson(cfg, dir, "intermediate_size"),
@@ -190,6 +189,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 theta,
                 llama3RopeFactors(cfg.path("rope_scaling"), theta, headDim),
                 Config.RopeStyle.HALVES, cfg.path("num_local_experts").asInt(0), cfg.path("num_experts_per_tok").asInt(0)));
+        if (cfg.path("head_dim").asInt(headDim) != headDim) {
+            throw new ModelFormatException(dir + ": head_dim " + cfg.path("head_dim").asInt() + " != hidden_size / heads is not supported");
+        }
         Tokenizer tokenizer = Tokenizers.load(tokenizerPath != null ? tokenizerPath : findTokenizer(dir));
         Set<Integer> eos = new LinkedHashSet<>();
         Path genConfig = dir.resolve("generation_config.json");

@@ -73,6 +73,24 @@ class HuggingFaceTest {
         compare(Checkpoint.load(GGUF_FILE, null), hf);
     }
 
+    /** A negative dimension (whose product still matched the offsets) and impossible config values are named. */
+    @Test
+    void badShapesAndConfigsAreNamed(@TempDir Path dir) throws IOException {
+        byte[] head = """
+                {"w": {"dtype": "F32", "shape": [-2, -3], "data_offsets": [0, 24]}}""".getBytes(StandardCharsets.UTF_8);
+        Path file = dir.resolve("bad.safetensors");
+        Files.write(file, ByteBuffer.allocate(8 + head.length + 24).order(ByteOrder.LITTLE_ENDIAN).putLong(head.length).put(head).array());
+        var e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> gptfast4j.io.Safetensors.read(file));
+        assertTrue(e.getMessage().contains("tensor w has a bad shape [-2,-3]"), e.getMessage());
+
+        writeHuggingFace(dir, false);
+        ObjectNode config = (ObjectNode) new ObjectMapper().readTree(dir.resolve("config.json").toFile());
+        config.put("num_attention_heads", 0);
+        new ObjectMapper().writeValue(dir.resolve("config.json").toFile(), config);
+        e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(dir, Shared.MODELS.resolve("tok512.bin")));
+        assertEquals(dir + ": head count 0 is not positive", e.getMessage());
+    }
+
     private static void compare(Checkpoint gguf, Checkpoint hf) {
         int[] ids = gguf.tokenizer().encode("Once upon a time, there was a little dog named Max who liked to run");
         int vocab = gguf.model().config.vocabSize();
