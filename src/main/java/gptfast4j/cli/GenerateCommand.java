@@ -18,6 +18,8 @@ import java.io.PrintStream;
 import java.nio.file.Path;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.FutureTask;
 
 @Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Generate text from a prompt (or chat with --interactive). Text goes to stdout, statistics to stderr.")
@@ -181,6 +183,17 @@ final class GenerateCommand implements Callable<Integer> {
         }
     }
 
+    /** Waits for {@code task}, throwing what it threw as it was (an error message names the cause, not a wrapper). */
+    private static void join(FutureTask<?> task) throws Exception {
+        try {
+            task.get();
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof Exception cause) throw cause;
+            if (e.getCause() instanceof Error error) throw error;
+            throw e;
+        }
+    }
+
     private int chat(Checkpoint ckpt, int contextLength, Sampler sampler, PrintStream out) throws Exception {
         Llama model = ckpt.model();
         Tokenizer tokenizer = ckpt.tokenizer();
@@ -188,6 +201,13 @@ final class GenerateCommand implements Callable<Integer> {
         Llama.State state = model.newState(contextLength, PREFILL_BATCH, 1, kvCache.type());
         Generator generator = new Generator(model, state, ckpt.eos());
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        // the decode layouts' copy (Llama#startDecoding: 4-7 s for Llama-2-7B Q4_0 here) while the first message is
+        // typed, rather than between the first reply's first and second tokens; the first turn waits for it, and a
+        // chat that ends before one does not (the daemon thread ends with the process)
+        FutureTask<Boolean> layouts = new FutureTask<>(model::startDecoding);
+        Thread copier = new Thread(layouts, "decode-layouts");
+        copier.setDaemon(true);
+        copier.start();
         System.err.println("Chat format: " + format.name().toLowerCase() + ". Type a message; an empty line or end of input quits.");
         int pos = 0;
         boolean first = true;
@@ -195,6 +215,7 @@ final class GenerateCommand implements Callable<Integer> {
             System.err.print("> ");
             String line = in.readLine();
             if (line == null || line.isBlank()) return 0;
+            if (first) join(layouts);
             int[] turn = format.userTurn(tokenizer, line, first, ckpt.bos(), ckpt.addBos());
             if (pos + turn.length >= contextLength) {
                 System.err.println("The conversation has reached the context length " + contextLength + "; ending.");

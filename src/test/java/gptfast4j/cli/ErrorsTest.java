@@ -221,6 +221,21 @@ class ErrorsTest {
      * A prompt read from a file, or from standard input with {@code -}, generates what the same text given with
      * {@code --prompt} does; one final newline is dropped (as llama.cpp's {@code --file}), others are kept.
      */
+    /**
+     * A quantized model's chat: its weights move to their decode layouts in the background while the first message
+     * is read, and the first turn waits for that; a chat can also end before its first turn.
+     */
+    @Test
+    void interactiveChatWithAQuantizedModel() {
+        String model = Shared.REFERENCE.resolve("models/mini-llama2-Q4_0.gguf").toString();
+        Outcome quit = runWithInput("\n", "generate", "--checkpoint", model, "--interactive");
+        assertEquals(0, quit.exit, quit.err);
+        Outcome o = runWithInput("Once upon a time\nThe dog\n\n", "generate", "--checkpoint", model, "--interactive", "--temperature", "0",
+                "--max-new-tokens", "12");
+        assertEquals(0, o.exit, o.err);
+        assertEquals(2, o.out.strip().split("\n").length, o.out);
+    }
+
     @Test
     void promptFromAFileOrStandardInput(@TempDir Path dir) throws IOException {
         String[] greedy = {"--checkpoint", STORIES.toString(), "--temperature", "0", "--max-new-tokens", "16"};
