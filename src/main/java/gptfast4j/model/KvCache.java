@@ -1,6 +1,9 @@
 package gptfast4j.model;
 
+import gptfast4j.tensor.OffHeap;
 import gptfast4j.tensor.VectorMath;
+
+import java.lang.foreign.MemorySegment;
 
 /**
  * The keys and values of every layer's past positions. Keys are laid out
@@ -8,9 +11,9 @@ import gptfast4j.tensor.VectorMath;
  * a query's scores are vectors over positions, in blocks so that a head's keys for a block are one run of memory.
  * Values are {@code [layer][kvHead][position][i < headDim]}, a head's values one run of memory.
  * <p>
- * Two element types: {@link Type#F32}, and {@link Type#F16}, which halves the cache's memory (Llama-2-7B at 4096
- * positions: 2.1 GB against 4.3) and what a step reads from it, at the cost of converting each kv head read, once per
- * attention call.
+ * Two element types: {@link Type#F32}, Java arrays, and {@link Type#F16}, off-heap, which halves the cache's memory
+ * (Llama-2-7B at 4096 positions: 2.1 GB against 4.3) and what a step reads from it, at the cost of converting each kv
+ * head read, once per attention call, and which takes memory only for the positions written.
  */
 public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
     /** The cache's element type. */
@@ -157,27 +160,39 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
     }
 
     /**
-     * Half floats, rounded to nearest even. A kv head's keys and values are converted into the thread's float
-     * scratch once per call that reads them, and the F32 kernels run over that: C2 compiles the conversion loop to the
-     * CPU's instruction for it (16 halves per {@code vcvtph2ps}), which the Vector API has no operation for. The
-     * queries and the attention weights are rounded to half precision too ({@link #round}), so that llama.cpp's
-     * figures with an F16 cache are ours to check against.
+     * Half floats, rounded to nearest even, off-heap in pages of the system's base size ({@link OffHeap#allocatePages}),
+     * which the system gives as positions first write them, so that a cache sized for a long chat takes what the chat
+     * has used: as Java arrays, which the JVM zeroes when it makes them, Llama-2-7B's 2.1 GB at 4096 positions made
+     * {@code generate --interactive} take 8.2 s to start on this machine, against 1.2 s at 64 positions (now 1.0 s at
+     * 4096). Not huge pages: a head's values, one run of memory, would come 2 MB at a time, Llama-2-7B's whole at the
+     * first position; and values in blocks of positions, as the keys are, took 1.7 times as long to convert at 1024
+     * positions, the stream broken every block. A kv head's keys and values are converted into the thread's float
+     * scratch once per call that reads them, and the F32 kernels run over that: C2 compiles the
+     * conversion loop to the CPU's instruction for it (16 halves per {@code vcvtph2ps}), which the Vector API has no
+     * operation for. The queries and the attention weights are rounded to half precision too ({@link #round}), so
+     * that llama.cpp's figures with an F16 cache are ours to check against.
      */
     static final class F16 extends KvCache {
         /**
          * Each thread's converted kv head, shared by all F16 caches (it grows to the largest head a thread has read,
-         * and holds no cache's arrays, so a dropped cache is not kept alive by a thread's copy).
+         * and holds no cache's memory, so a dropped cache is not kept alive by a thread's copy).
          */
         private static final ThreadLocal<Head> SCRATCH = ThreadLocal.withInitial(Head::new);
         private static final java.util.concurrent.atomic.AtomicLong IDS = new java.util.concurrent.atomic.AtomicLong();
         /** This cache, in a {@link Head}'s record of what it holds. */
         private final long id = IDS.incrementAndGet();
-        private final short[][] keys, values;
+        /** Per layer, halves: keys as {@link #keyIndex} places them, values as {@link #valueIndex} does. */
+        private final MemorySegment[] keys, values;
 
         F16(Config c, int contextLength) {
             super(c, contextLength);
-            keys = new short[c.nLayers()][keyElements()];
-            values = new short[c.nLayers()][valueElements()];
+            long keyBytes = 2L * kvDim * KEY_BLOCK * ((contextLength + KEY_BLOCK - 1) / KEY_BLOCK);
+            keys = new MemorySegment[c.nLayers()];
+            values = new MemorySegment[c.nLayers()];
+            for (int l = 0; l < keys.length; l++) {
+                keys[l] = OffHeap.allocatePages(keyBytes);
+                values[l] = OffHeap.allocatePages(2L * contextLength * kvDim);
+            }
         }
 
         @Override
@@ -187,8 +202,8 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
 
         @Override
         void store(int layer, int pos, float[] k, int kOffset, float[] v, int vOffset) {
-            short[] layerKeys = keys[layer];
-            for (int i = 0, key = keyIndex(pos); i < kvDim; i++) layerKeys[key + i * KEY_BLOCK] = Float.floatToFloat16(k[kOffset + i]);
+            MemorySegment layerKeys = keys[layer];
+            for (int i = 0, key = keyIndex(pos); i < kvDim; i++) layerKeys.setAtIndex(VectorMath.HALF, key + (long) i * KEY_BLOCK, Float.floatToFloat16(k[kOffset + i]));
             for (int h = 0; h < nKvHeads; h++) VectorMath.toHalves(v, vOffset + h * headDim, values[layer], valueIndex(h, pos), headDim);
         }
 
@@ -206,7 +221,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
             int valueFloats = contextLength * headDim + VectorMath.PRODUCT_SLACK;
             if (h.keys == null || h.keys.length < keyFloats) h.keys = new float[keyFloats];
             if (h.values == null || h.values.length < valueFloats) h.values = new float[valueFloats];
-            for (int b = 0; b < blocks; b++) VectorMath.fromHalves(keys[layer], b * kvDim * KEY_BLOCK + kvHead * blockSize, h.keys, b * blockSize, blockSize);
+            for (int b = 0; b < blocks; b++) VectorMath.fromHalves(keys[layer], (long) b * kvDim * KEY_BLOCK + kvHead * blockSize, h.keys, b * blockSize, blockSize);
             VectorMath.fromHalves(values[layer], valueIndex(kvHead, 0), h.values, 0, positions * headDim);
             h.keyBase = 0;
             h.keyBlockStride = blockSize;
@@ -225,7 +240,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
 
         @Override
         long bytes() {
-            return 2L * keys.length * (keys[0].length + values[0].length);
+            return keys.length * (keys[0].byteSize() + values[0].byteSize());
         }
     }
 }

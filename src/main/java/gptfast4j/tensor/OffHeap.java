@@ -11,17 +11,19 @@ import java.lang.invoke.MethodHandle;
 import java.lang.ref.WeakReference;
 
 /**
- * Off-heap memory for weights made at load (the copies of quantizing while loading), from the C library's
- * {@code aligned_alloc}. An arena's allocations count against the JVM's direct-memory limit (by default the maximum
- * heap size, a quarter of RAM here), which a 7B model's weights exceed; these do not. Not zeroed: every byte is
- * written by the caller. Freed when the returned segment becomes unreachable.
+ * Off-heap memory for weights made at load (the copies of quantizing while loading, the decode layouts) and for F16 KV
+ * caches, from the C library's {@code aligned_alloc}. An arena's allocations count against the JVM's direct-memory
+ * limit (by default the maximum heap size, a quarter of RAM here), which a 7B model's weights exceed; these do not.
+ * Not zeroed: every byte is written by the caller before it is read, and a page is given to the process when first
+ * written (a KV cache sized for a long chat holds what the chat has used). Freed when the returned segment becomes
+ * unreachable.
  * <p>
  * On Linux the memory comes in 2 MB aligned blocks advised as huge pages ({@code madvise(MADV_HUGEPAGE)}): the
  * first write to fresh memory faults it in page by page, and on this machine (a VM) a 4 KB fault costs about 16 us,
  * so a 3.7 GB copy took 15 s in 4 KB pages against 5 s in 2 MB pages (C, one thread). Tensors under 1 GB share
  * such blocks, which would otherwise round each of them up to a whole huge page.
  */
-final class OffHeap {
+public final class OffHeap {
     private static final Linker C = Linker.nativeLinker();
     private static final MethodHandle ALIGNED_ALLOC = C.downcallHandle(C.defaultLookup().find("aligned_alloc").orElseThrow(),
             FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG));
@@ -49,7 +51,7 @@ final class OffHeap {
     private static long chunkEnd;
 
     /** {@code bytes} of memory, 64-byte aligned: a block of its own when large, else a slice of a shared chunk. */
-    static synchronized MemorySegment allocate(long bytes) {
+    public static synchronized MemorySegment allocate(long bytes) {
         MemorySegment previous = last.get();
         long from = previous == null ? 0 : (previous.address() + previous.byteSize() + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
         MemorySegment slice;
@@ -66,8 +68,19 @@ final class OffHeap {
         return slice;
     }
 
+    /**
+     * {@code bytes} of memory of its own, with no huge-page advice: for memory written a little at a time over a long
+     * while (a KV cache), which in 2 MB pages would be given 2 MB at a time, each at its first write.
+     */
+    public static MemorySegment allocatePages(long bytes) {
+        return block(bytes, false, "a KV cache");
+    }
+
     private static MemorySegment block(long bytes) {
-        boolean huge = HugePages.supported();
+        return block(bytes, HugePages.supported(), "weights");
+    }
+
+    private static MemorySegment block(long bytes, boolean huge, String what) {
         long alignment = huge ? HugePages.SIZE : ALIGNMENT;
         // C11 wants the size to be a multiple of the alignment
         long size = (bytes + alignment - 1) / alignment * alignment;
@@ -78,7 +91,7 @@ final class OffHeap {
         } catch (Throwable e) {
             throw new IllegalStateException("aligned_alloc failed", e);
         }
-        if (block.equals(MemorySegment.NULL)) throw new OutOfMemoryError("cannot allocate " + bytes + " bytes off-heap for weights");
+        if (block.equals(MemorySegment.NULL)) throw new OutOfMemoryError("cannot allocate " + bytes + " bytes off-heap for " + what);
         return block.reinterpret(bytes, Arena.ofAuto(), OffHeap::free);
     }
 

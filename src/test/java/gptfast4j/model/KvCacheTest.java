@@ -1,13 +1,19 @@
 package gptfast4j.model;
 
 import gptfast4j.Shared;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * The KV cache across its blocks of positions ({@code KvCache.KEY_BLOCK}): decode steps, one token at a time, give the
@@ -37,5 +43,35 @@ class KvCacheTest {
             float[] logits = llama.forward(state, tokens[p], p);
             assertArrayEquals(batch[p], Arrays.copyOf(logits, vocab), kvType == KvCache.Type.F16 ? 1e-2f : 1e-4f, model + " " + kvType + ", position " + p);
         }
+    }
+
+    /**
+     * An F16 cache takes memory for the positions written, not for its whole context (a chat's cache is sized for 4096
+     * positions): mini-llama2's at 2^18 positions reserves 512 MB of halves, of which 100 positions' stores make well
+     * under a MB resident. As Java arrays, which the JVM zeroes when it makes them, the cache was all resident at once
+     * (513 MB more, measured).
+     */
+    @Test
+    void anF16CacheTakesMemoryForThePositionsWritten() throws IOException {
+        assumeTrue(Files.isReadable(Path.of("/proc/self/status")), "resident memory from /proc (Linux)");
+        Config c = Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), null).model().config;
+        float[] k = new float[c.kvDim()], v = new float[c.kvDim()];
+        Arrays.fill(k, 0.5f);
+        Arrays.fill(v, -0.25f);
+        long before = residentBytes();
+        KvCache cache = KvCache.of(KvCache.Type.F16, c, 1 << 18);
+        for (int layer = 0; layer < c.nLayers(); layer++) {
+            for (int p = 0; p < 100; p++) cache.store(layer, p, k, 0, v, 0);
+        }
+        long grown = residentBytes() - before;
+        assertTrue(cache.bytes() >= 512L << 20, "reserved " + cache.bytes());
+        assertTrue(grown < 64L << 20, "resident memory grew by " + (grown >> 20) + " MB");
+    }
+
+    private static long residentBytes() throws IOException {
+        for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+            if (line.startsWith("VmRSS:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+        }
+        throw new IOException("no VmRSS in /proc/self/status");
     }
 }
