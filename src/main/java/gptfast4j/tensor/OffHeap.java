@@ -18,7 +18,7 @@ import java.lang.ref.WeakReference;
  * written (a KV cache sized for a long chat holds what the chat has used). Freed when the returned segment becomes
  * unreachable.
  * <p>
- * On Linux the memory comes in 2 MB aligned blocks advised as huge pages ({@code madvise(MADV_HUGEPAGE)}): the
+ * On Linux the weights' memory comes in 2 MB aligned blocks advised as huge pages ({@code madvise(MADV_HUGEPAGE)}): the
  * first write to fresh memory faults it in page by page, and on this machine (a VM) a 4 KB fault costs about 16 us,
  * so a 3.7 GB copy took 15 s in 4 KB pages against 5 s in 2 MB pages (C, one thread). Tensors under 1 GB share
  * such blocks, which would otherwise round each of them up to a whole huge page.
@@ -51,7 +51,7 @@ public final class OffHeap {
     private static long chunkEnd;
 
     /** {@code bytes} of memory, 64-byte aligned: a block of its own when large, else a slice of a shared chunk. */
-    public static synchronized MemorySegment allocate(long bytes) {
+    static synchronized MemorySegment allocate(long bytes) {
         MemorySegment previous = last.get();
         long from = previous == null ? 0 : (previous.address() + previous.byteSize() + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
         MemorySegment slice;

@@ -282,7 +282,7 @@ public final class VectorMath {
         for (int i = 0; i < n; i++) out.setAtIndex(HALF, outIndex + i, Float.floatToFloat16(x[xOffset + i]));
     }
 
-    /** A half float's 16 bits, native order (little-endian here, as GGUF's), aligned to 2 bytes. */
+    /** A half float's 16 bits in native order, aligned to 2 bytes. */
     public static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT;
 
     /** {@code x[offset .. offset + n)} rounded in place to the nearest half floats. */
