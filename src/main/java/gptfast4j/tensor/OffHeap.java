@@ -18,10 +18,10 @@ import java.lang.ref.WeakReference;
  * written (a KV cache sized for a long chat holds what the chat has used). Freed when the returned segment becomes
  * unreachable.
  * <p>
- * On Linux the weights' memory comes in 2 MB aligned blocks advised as huge pages ({@code madvise(MADV_HUGEPAGE)}): the
- * first write to fresh memory faults it in page by page, and on this machine (a VM) a 4 KB fault costs about 16 us,
- * so a 3.7 GB copy took 15 s in 4 KB pages against 5 s in 2 MB pages (C, one thread). Tensors under 1 GB share
- * such blocks, which would otherwise round each of them up to a whole huge page.
+ * On Linux the weights' memory comes in 2 MB aligned blocks advised as huge pages ({@code madvise(MADV_HUGEPAGE)}):
+ * the first write to fresh memory faults it in page by page, and on this machine (a VM) a 4 KB fault costs about
+ * 16 us, so a 3.7 GB copy took 15 s in 4 KB pages against 5 s in 2 MB pages (C, one thread). Tensors under 1 GB
+ * share such blocks, which would otherwise round each of them up to a whole huge page.
  */
 public final class OffHeap {
     private static final Linker C = Linker.nativeLinker();
