@@ -60,7 +60,7 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--draft-quantize", paramLabel = "int8|int4", description = "Quantize the draft while loading (e.g. the target's own int4 form).")
     String draftQuantize;
 
-    @Option(names = "--speculate-k", paramLabel = "K", description = "Draft tokens per verification (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--speculate-k", paramLabel = "K", description = "Draft tokens per verification, 1 to 64 (default: ${DEFAULT-VALUE}).")
     int speculateK = 5;
 
     @Option(names = "--lookup", paramLabel = "N", description = "Also benchmark draft-free speculation (prompt lookup, n-grams up to N) on a prompt that repeats text.")
@@ -88,6 +88,7 @@ final class BenchCommand implements Callable<Integer> {
         if (promptTokens < 0) throw new IllegalArgumentException("--prompt-tokens must be >= 0, got " + promptTokens);
         if (genTokens < 0) throw new IllegalArgumentException("--gen-tokens must be >= 0, got " + genTokens);
         if (depth < 0) throw new IllegalArgumentException("--depth must be >= 0, got " + depth);
+        Speculation.checkK(speculateK);
         if (checkpoint != null && promptTokens == 0 && genTokens == 0) {
             throw new IllegalArgumentException("nothing to measure: --prompt-tokens and --gen-tokens are both 0");
         }

@@ -23,7 +23,6 @@ record Speculation(SpeculativeGenerator generator, Drafter drafter, String descr
             if (draftQuantize != null) throw new IllegalArgumentException("--draft-quantize needs --draft-checkpoint");
             return null;
         }
-        if (k < 1) throw new IllegalArgumentException("--speculate-k must be at least 1, got " + k);
         Drafter drafter;
         String description;
         if (lookup != null) {
@@ -37,6 +36,17 @@ record Speculation(SpeculativeGenerator generator, Drafter drafter, String descr
             description = "draft " + draftPath.getFileName() + (draftQuantize != null ? " (" + draftQuantize + ")" : "");
         }
         return new Speculation(new SpeculativeGenerator(target.model(), state, target.eos(), drafter, k, SpeculativeGenerator.LOSSLESS), drafter, description);
+    }
+
+    /**
+     * The most draft tokens per verification. The target's state holds k + 1 tokens' logits and the generator two
+     * distributions per draft token, each a vocabulary of floats (k = 64 with Llama-3's 128256: 100 MB); the commands
+     * check the flag whether or not speculation runs, as they size the state by it either way.
+     */
+    static final int MAX_K = 64;
+
+    static void checkK(int k) {
+        if (k < 1 || k > MAX_K) throw new IllegalArgumentException("--speculate-k must be in 1.." + MAX_K + ", got " + k);
     }
 
     static void checkSameVocabulary(Checkpoint target, Checkpoint draft) {

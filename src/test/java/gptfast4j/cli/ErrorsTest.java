@@ -162,6 +162,9 @@ class ErrorsTest {
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--top-p", "0"), "--top-p");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--threads", "0"), "--threads");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--kv-cache", "q8_0"), "--kv-cache must be f32 or f16, got 'q8_0'");
+        // sizes the state's logits whether or not speculation runs: a million would have allocated gigabytes first
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--speculate-k", "1000000"), "--speculate-k must be in 1..64, got 1000000");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--lookup", "2", "--speculate-k", "0"), "--speculate-k must be in 1..64, got 0");
         assertOneLineError(run("generate", "--checkpoint", Shared.MODELS.resolve("stories260K.bin").toString()), "--tokenizer");
     }
 
