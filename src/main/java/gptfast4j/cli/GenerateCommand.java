@@ -112,6 +112,7 @@ final class GenerateCommand implements Callable<Integer> {
         Checkpoint ckpt = common.load();
         Llama model = ckpt.model();
         int modelContext = model.config.contextLength();
+        if (contextLength != null) model.checkContext(contextLength); // before the note below on a length past the model's
         int limit = contextLength != null ? contextLength : modelContext;
         if (limit > modelContext) {
             System.err.printf("note: --context-length %d is past the %d positions the model was trained on; text beyond them tends to degrade%n", limit, modelContext);

@@ -78,6 +78,18 @@ public final class Llama {
     /** Memory left over after the decode layouts' copy, for the KV cache, the JVM and the rest of the system. */
     static final long COPY_HEADROOM = 1L << 30;
 
+    /**
+     * Refuses a context longer than a state's buffers can index: the attention weights and the KV cache are indexed
+     * by int, per position four queries' weights per head and a kv row (and some slack past the end).
+     */
+    public void checkContext(int contextLength) {
+        int perPosition = Math.max(config.nHeads() * VectorMath.QUERIES, config.kvDim());
+        int maxContext = (Integer.MAX_VALUE - (1 << 16)) / perPosition / KvCache.KEY_BLOCK * KvCache.KEY_BLOCK;
+        if (contextLength > maxContext) {
+            throw new IllegalArgumentException("a context of " + contextLength + " positions is more than this model's buffers can hold (at most " + maxContext + ")");
+        }
+    }
+
     /** A state with an F32 KV cache whose logits hold a whole batch. */
     public State newState(int contextLength, int maxBatch) {
         return newState(contextLength, maxBatch, maxBatch, KvCache.Type.F32);
@@ -419,6 +431,7 @@ public final class Llama {
             this.model = model;
             Config c = model.config;
             if (contextLength <= 0 || maxBatch <= 0) throw new IllegalArgumentException("context length and batch must be positive");
+            model.checkContext(contextLength);
             this.contextLength = contextLength;
             if (maxLogits <= 0 || maxLogits > maxBatch) throw new IllegalArgumentException("logits must be for 1 to " + maxBatch + " positions, got " + maxLogits);
             this.maxBatch = maxBatch;
