@@ -80,11 +80,14 @@ final class BenchCommand implements Callable<Integer> {
     record Row(String model, String test, int depth, int threads, double meanTokensPerSecond, double stdTokensPerSecond,
                long bytesPerToken, double gigabytesPerSecond, Double percentOfMemoryBandwidth, Double meanAccepted, Double speedup) {}
 
+    /** More would be hours of any model; the timings of each are kept (an array of 2^31 was an out-of-memory error). */
+    private static final int MAX_REPETITIONS = 10_000;
+
     @Override
     public Integer call() throws Exception {
         if (!format.equals("table") && !format.equals("json")) throw new IllegalArgumentException("--format must be table or json, got " + format);
         if (checkpoint == null && !memory) throw new IllegalArgumentException("give --checkpoint, --memory or both");
-        if (repetitions < 1) throw new IllegalArgumentException("--repetitions must be at least 1, got " + repetitions);
+        if (repetitions < 1 || repetitions > MAX_REPETITIONS) throw new IllegalArgumentException("--repetitions must be in 1.." + MAX_REPETITIONS + ", got " + repetitions);
         if (promptTokens < 0) throw new IllegalArgumentException("--prompt-tokens must be >= 0, got " + promptTokens);
         if (genTokens < 0) throw new IllegalArgumentException("--gen-tokens must be >= 0, got " + genTokens);
         if (depth < 0) throw new IllegalArgumentException("--depth must be >= 0, got " + depth);
@@ -108,8 +111,9 @@ final class BenchCommand implements Callable<Integer> {
         if (ckpt != null) {
             Llama model = ckpt.model();
             String name = checkpoint.getFileName().toString();
-            int context = depth + Math.max(1, Math.max(promptTokens, genTokens));
-            if (context > model.config.contextLength()) throw new IllegalArgumentException("test length " + context + " exceeds the context length " + model.config.contextLength());
+            long length = (long) depth + Math.max(1, Math.max(promptTokens, genTokens)); // long: --depth may be near 2^31
+            if (length > model.config.contextLength()) throw new IllegalArgumentException("test length " + length + " exceeds the context length " + model.config.contextLength());
+            int context = (int) length;
             Llama.State state = model.newState(context, Math.max(1, Math.min(Math.max(promptTokens, depth), GenerateCommand.PREFILL_BATCH)), 1, kvType);
             int[] prompt = new SplittableRandom(1).ints(Math.max(Math.max(promptTokens, depth), 1), 0, model.config.vocabSize()).toArray();
             String at = depth > 0 ? " @ d" + depth : "";

@@ -128,7 +128,7 @@ final class GenerateCommand implements Callable<Integer> {
         if (tokens.length > limit) {
             throw new IllegalArgumentException("the prompt has " + tokens.length + " tokens but the context length is " + limit);
         }
-        int kvLength = Math.min(limit, tokens.length + maxNewTokens);
+        int kvLength = (int) Math.min(limit, (long) tokens.length + maxNewTokens);
         Llama.State state = model.newState(kvLength, Math.max(speculateK + 1, Math.min(tokens.length, PREFILL_BATCH)), speculateK + 1, kvType);
         Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, sampler, common.tokenizer);
         Generator generator = new Generator(model, state, ckpt.eos());

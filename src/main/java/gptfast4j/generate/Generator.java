@@ -60,7 +60,7 @@ public final class Generator {
         int pos = startPos + prompt.length;
         int token = sampler.sample(logits, 0);
         long t1 = System.nanoTime();
-        int[] generated = new int[maxNewTokens];
+        int[] generated = new int[Math.min(maxNewTokens, state.contextLength - pos + 1)]; // the first token, then one per position left
         int count = 0;
         boolean eosSeen = false;
         int decoded = 0;

@@ -75,7 +75,8 @@ public final class SpeculativeGenerator {
         if (prompt.length > state.contextLength) {
             throw new IllegalArgumentException("prompt of " + prompt.length + " tokens does not fit the context length " + state.contextLength);
         }
-        int[] sequence = Arrays.copyOf(prompt, prompt.length + maxNewTokens + 1);
+        // the tokens never pass the context, whatever the budget (one near 2^31 would overflow the sum)
+        int[] sequence = Arrays.copyOf(prompt, (int) Math.min(prompt.length + (long) maxNewTokens + 1, state.contextLength + 1L));
         // a prompt of one token runs as a decode step, which moves the target's weights first: timed apart (Generator)
         long promptLayoutNanos = prompt.length == 1 ? Generator.timeStartDecoding(target, null) : 0;
         long t0 = System.nanoTime();

@@ -40,7 +40,10 @@ class BenchCommandTest {
     /** Each bad count is named; a run that would measure nothing is refused rather than printing an empty table. */
     @Test
     void badCountsAreNamed() {
-        ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--repetitions", "0"), "--repetitions must be at least 1, got 0");
+        ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--repetitions", "0"), "--repetitions must be in 1..10000, got 0");
+        ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--repetitions", "2147483647"), "--repetitions must be in 1..10000");
+        ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--depth", "2147483647", "--prompt-tokens", "1", "--gen-tokens", "0"),
+                "test length 2147483648 exceeds the context length 2048");
         ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--prompt-tokens", "-1"), "--prompt-tokens must be >= 0, got -1");
         ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--gen-tokens", "-2"), "--gen-tokens must be >= 0, got -2");
         ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--prompt-tokens", "0", "--gen-tokens", "0"),

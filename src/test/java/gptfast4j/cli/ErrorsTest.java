@@ -151,6 +151,14 @@ class ErrorsTest {
         String prompt = "Once upon a time there was a cat. ".repeat(250); // ~2500 tokens > 2048
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--prompt", prompt), "the context length is 2048");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--prompt", "Once upon a time", "--context-length", "3"), "the context length is 3");
+        // a budget near 2^31 within a short context: the state's length is the context's (the sum overflowed)
+        Outcome o = run("generate", "--checkpoint", STORIES.toString(), "--prompt", "Once upon a time", "--context-length", "40",
+                "--max-new-tokens", "2147483647", "--temperature", "0");
+        assertEquals(0, o.exit, o.err);
+        assertTrue(o.err.contains("(stopped at the context length 40)"), o.err);
+        o = run("generate", "--checkpoint", STORIES.toString(), "--prompt", "Once upon a time", "--context-length", "40",
+                "--max-new-tokens", "2147483647", "--temperature", "0", "--lookup", "2");
+        assertEquals(0, o.exit, o.err);
         // past what int-indexed buffers hold: was a NegativeArraySizeException
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--prompt", "hi", "--context-length", "2000000000", "--max-new-tokens", "2000000000"),
                 "a context of 2000000000 positions is more than this model's buffers can hold");
