@@ -83,12 +83,13 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     }
 
     /**
-     * Every linear layer in {@code type}. Layers already in that type are kept as they are; rows whose length is not a
-     * multiple of 32 cannot be quantized and stay in their float type (reported on stderr).
+     * Every float linear layer in {@code type}. Layers already quantized, in this type or another, are kept as they
+     * are; rows whose length is not a multiple of 32 cannot be quantized and stay in their float type (reported on
+     * stderr).
      */
     static Weights quantized(Weights w, GGMLType type) {
         return w.map(t -> {
-            if (t.type == type) return t;
+            if (!t.type.isFloat()) return t; // already quantized: another rounding would lose more and save nothing
             if (t.cols % 32 != 0) {
                 System.err.println("note: " + t.name + " rows of " + t.cols + " are not a multiple of 32; kept in " + t.type);
                 return t;

@@ -54,6 +54,11 @@ public final class QuantizeModel {
             // linear layers, experts included ([in, out, experts]); the MoE router (ffn_gate_inp) stays as it is
             boolean linear = (LINEAR.contains(kind) || kind.equals("output")) && td.shape().length <= 3 && td.shape().length >= 2;
             int heads = !permute ? 0 : kind.equals("attn_q") ? c.nHeads() : kind.equals("attn_k") ? c.nKvHeads() : 0;
+            if (linear && !td.type().isFloat()) {
+                // llama-quantize refuses too (without --allow-requantize): a second rounding loses quality to no end
+                throw new IllegalArgumentException("tensor " + td.name() + " is already quantized (" + td.type()
+                        + "); quantize from an F32, F16 or BF16 model");
+            }
             if (linear && td.shape()[0] % 32 == 0) {
                 specs.add(quantized(td.name(), td.shape(), Tensor.of(td), type, heads));
             } else {

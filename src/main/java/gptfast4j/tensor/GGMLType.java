@@ -36,6 +36,11 @@ public enum GGMLType {
         this.blockBytes = blockBytes;
     }
 
+    /** Whether the type stores floats as they are (F32, F16, BF16), the types quantizing starts from. */
+    public boolean isFloat() {
+        return this == F32 || this == F16 || this == BF16;
+    }
+
     /** Bytes taken by {@code elements} elements; {@code elements} must be a multiple of the block size. */
     public long bytesFor(long elements) {
         return elements / blockSize * blockBytes;

@@ -186,6 +186,12 @@ class ErrorsTest {
         assertOneLineError(run("quantize", "--checkpoint", copy.toString(), "--mode", "int8", "--out", copy.toString()), "refusing to overwrite the input");
         assertOneLineError(run("quantize", "--checkpoint", copy.toString(), "--mode", "int3", "--out", dir.resolve("x.gguf").toString()), "--mode must be");
         assertEquals(-1L, Files.mismatch(copy, STORIES));
+        // llama-quantize refuses a quantized input too (without --allow-requantize)
+        Path q4 = dir.resolve("q4.gguf");
+        assertEquals(0, run("quantize", "--checkpoint", copy.toString(), "--mode", "int4", "--out", q4.toString()).exit);
+        assertOneLineError(run("quantize", "--checkpoint", q4.toString(), "--mode", "int8", "--out", dir.resolve("q8.gguf").toString()),
+                "is already quantized (Q4_0); quantize from an F32, F16 or BF16 model");
+        assertTrue(Files.notExists(dir.resolve("q8.gguf")));
     }
 
     /** Flags a chat would ignore, and a perplexity text that is a folder or not UTF-8, are one-line errors. */

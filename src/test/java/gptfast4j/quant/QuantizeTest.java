@@ -5,6 +5,7 @@ import gptfast4j.io.GGUF;
 import gptfast4j.io.TensorData;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.tensor.GGMLType;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -51,5 +52,17 @@ class QuantizeTest {
         Checkpoint q = Checkpoint.load(out, null);
         assertEquals(src.tokenizer().vocabSize(), q.tokenizer().vocabSize());
         assertEquals(src.model().config, q.model().config);
+    }
+
+    /**
+     * Quantizing at load ({@code --quantize}) takes the float linear layers only: a Q4_0 file asked for int8 keeps its
+     * Q4_0 layers (requantizing them would round twice and double the bytes read).
+     */
+    @Test
+    void quantizingAtLoadKeepsQuantizedLayers() {
+        Checkpoint q = Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-Q4_0.gguf"), null, GGMLType.Q8_0);
+        var layer = q.model().weights().layers()[0];
+        assertEquals(GGMLType.Q4_0, layer.wq().type);
+        assertEquals(GGMLType.Q4_0, q.model().weights().output().type);
     }
 }
