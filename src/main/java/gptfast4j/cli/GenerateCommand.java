@@ -220,8 +220,10 @@ final class GenerateCommand implements Callable<Integer> {
             if (first) join(layouts);
             int[] turn = format.userTurn(tokenizer, line, first, ckpt.bos(), ckpt.addBos());
             if (pos + turn.length >= contextLength) {
-                System.err.println("The conversation has reached the context length " + contextLength + "; ending.");
-                return 0;
+                // the message is refused, not the conversation: a shorter one may still fit
+                System.err.println("That message takes " + turn.length + " tokens and the conversation has " + (contextLength - pos - 1)
+                        + " positions left (context length " + contextLength + "): type a shorter one, or an empty line to end.");
+                continue;
             }
             first = false;
             TextStream stream = new TextStream(tokenizer, out, format != ChatFormat.PLAIN || pos == 0);

@@ -256,6 +256,16 @@ class ErrorsTest {
         assertEquals(2, o.out.strip().split("\n").length, o.out);
     }
 
+    /** A message longer than the context left is refused and the chat goes on (it used to end the chat). */
+    @Test
+    void aChatMessageTooLongForTheContextIsRefused() {
+        Outcome o = runWithInput("word ".repeat(300) + "\nOnce upon a time\n\n", "generate", "--checkpoint", STORIES.toString(), "--interactive",
+                "--context-length", "64", "--temperature", "0", "--max-new-tokens", "8");
+        assertEquals(0, o.exit, o.err);
+        assertTrue(o.err.contains("tokens and the conversation has 63 positions left (context length 64): type a shorter one"), o.err);
+        assertTrue(o.out.strip().startsWith(", there was"), o.out);
+    }
+
     @Test
     void promptFromAFileOrStandardInput(@TempDir Path dir) throws IOException {
         String[] greedy = {"--checkpoint", STORIES.toString(), "--temperature", "0", "--max-new-tokens", "16"};
