@@ -44,7 +44,7 @@ public final class Main {
         if (e instanceof OutOfMemoryError) {
             // off-heap weights (quantized or regrouped copies) come from the C library, not from the Java heap
             return "out of memory (" + e.getMessage() + ")" + (String.valueOf(e.getMessage()).contains("off-heap")
-                    ? ": the machine has too little free memory for the model's weights" : "; try a smaller context or a larger -Xmx");
+                    ? ": the machine has too little free memory for the model's weights or its KV cache" : "; try a smaller context or a larger -Xmx");
         }
         String message = e.getMessage();
         return e.getClass().getSimpleName() + (message == null ? "" : ": " + message) + " (run with --debug for details)";

@@ -55,9 +55,14 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
 
     public abstract Type type();
 
+    /** The positions the key cache has room for: the context in whole blocks. */
+    final int keyPositions() {
+        return (contextLength + KEY_BLOCK - 1) / KEY_BLOCK * KEY_BLOCK;
+    }
+
     /** Elements of one layer's key cache: whole blocks, and the slack {@link VectorMath#product4} may read past the last row (F32). */
     final int keyElements() {
-        return Math.addExact(Math.multiplyExact(Math.multiplyExact((contextLength + KEY_BLOCK - 1) / KEY_BLOCK, KEY_BLOCK), kvDim), VectorMath.PRODUCT_SLACK);
+        return Math.addExact(Math.multiplyExact(keyPositions(), kvDim), VectorMath.PRODUCT_SLACK);
     }
 
     /** Elements of one layer's value cache, with the same slack. */
@@ -186,7 +191,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
 
         F16(Config c, int contextLength) {
             super(c, contextLength);
-            long keyBytes = 2L * kvDim * KEY_BLOCK * ((contextLength + KEY_BLOCK - 1) / KEY_BLOCK);
+            long keyBytes = 2L * kvDim * keyPositions();
             keys = new MemorySegment[c.nLayers()];
             values = new MemorySegment[c.nLayers()];
             for (int l = 0; l < keys.length; l++) {
@@ -217,7 +222,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
             Head h = SCRATCH.get();
             if (h.cache == id && h.call == call && h.kvHead == kvHead && h.positions >= positions) return h;
             int blocks = (positions + KEY_BLOCK - 1) / KEY_BLOCK, blockSize = headDim * KEY_BLOCK;
-            int keyFloats = (contextLength + KEY_BLOCK - 1) / KEY_BLOCK * blockSize + VectorMath.PRODUCT_SLACK;
+            int keyFloats = keyPositions() * headDim + VectorMath.PRODUCT_SLACK;
             int valueFloats = contextLength * headDim + VectorMath.PRODUCT_SLACK;
             if (h.keys == null || h.keys.length < keyFloats) h.keys = new float[keyFloats];
             if (h.values == null || h.values.length < valueFloats) h.values = new float[valueFloats];

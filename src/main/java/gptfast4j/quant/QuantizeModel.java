@@ -67,9 +67,10 @@ public final class QuantizeModel {
             }
         }
         if (!src.tensors().containsKey("output.weight")) {
-            // tied embeddings: the head is quantized on its own, the embedding table keeps its type
+            // tied embeddings: the head is quantized on its own, the embedding table keeps its type; a table already
+            // quantized stays the head as it is (not rounded a second time, as the linear layers are not)
             TensorData emb = src.tensors().get("token_embd.weight");
-            if (emb.shape()[0] % 32 == 0) specs.add(quantized("output.weight", emb.shape(), Tensor.of(emb), type, 0));
+            if (emb.type().isFloat() && emb.shape()[0] % 32 == 0) specs.add(quantized("output.weight", emb.shape(), Tensor.of(emb), type, 0));
         }
         GGUFWriter.write(out, md, specs, progress);
         return keptFloat;
