@@ -129,7 +129,8 @@ final class GenerateCommand implements Callable<Integer> {
             throw new IllegalArgumentException("the prompt has " + tokens.length + " tokens but the context length is " + limit);
         }
         int kvLength = (int) Math.min(limit, (long) tokens.length + maxNewTokens);
-        Llama.State state = model.newState(kvLength, Math.max(speculateK + 1, Math.min(tokens.length, PREFILL_BATCH)), speculateK + 1, kvType);
+        int verified = draftCheckpoint != null || lookup != null ? speculateK + 1 : 1; // positions whose logits a step needs
+        Llama.State state = model.newState(kvLength, Math.max(verified, Math.min(tokens.length, PREFILL_BATCH)), verified, kvType);
         Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, sampler, common.tokenizer);
         Generator generator = new Generator(model, state, ckpt.eos());
         for (int sample = 0; sample < numSamples; sample++) {

@@ -40,8 +40,8 @@ record Speculation(SpeculativeGenerator generator, Drafter drafter, String descr
 
     /**
      * The most draft tokens per verification. The target's state holds k + 1 tokens' logits and the generator two
-     * distributions per draft token, each a vocabulary of floats (k = 64 with Llama-3's 128256: 100 MB); the commands
-     * check the flag whether or not speculation runs, as they size the state by it either way.
+     * distributions per draft token, each a vocabulary of floats (k = 64 with Llama-3's 128256: 100 MB). The commands
+     * check the flag first, before the model loads, whether or not speculation runs.
      */
     static final int MAX_K = 64;
 
