@@ -57,6 +57,12 @@ public final class SentencePieceTokenizer implements Tokenizer {
         this.unknownId = unk;
     }
 
+    /** Whether {@code piece} spells a byte token: {@code <0xNN>}, the byte in hex. */
+    static boolean isBytePiece(String piece) {
+        return piece.length() == 6 && piece.startsWith("<0x") && piece.endsWith(">")
+                && Character.digit(piece.charAt(3), 16) >= 0 && Character.digit(piece.charAt(4), 16) >= 0;
+    }
+
     /** Token types for vocabularies that do not store them (llama2.c): by the usual conventions of the pieces. */
     public static int[] inferTypes(String[] pieces) {
         int[] types = new int[pieces.length];
@@ -64,7 +70,7 @@ public final class SentencePieceTokenizer implements Tokenizer {
             String p = pieces[i];
             if (p.equals("<unk>")) types[i] = TokenType.UNKNOWN;
             else if (p.equals("<s>") || p.equals("</s>")) types[i] = TokenType.CONTROL;
-            else if (p.length() == 6 && p.startsWith("<0x") && p.endsWith(">")) types[i] = TokenType.BYTE;
+            else if (isBytePiece(p)) types[i] = TokenType.BYTE;
             else types[i] = TokenType.NORMAL;
         }
         return types;

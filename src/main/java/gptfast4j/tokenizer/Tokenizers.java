@@ -65,7 +65,7 @@ public final class Tokenizers {
             case "llama" -> {
                 float[] scores = md.getFloats("tokenizer.ggml.scores");
                 if (scores == null || scores.length != tokens.length) throw new ModelFormatException(path + ": SentencePiece vocabulary without matching tokenizer.ggml.scores");
-                return new SentencePieceTokenizer(tokens, scores, types, md.getBool("tokenizer.ggml.add_space_prefix", true));
+                return sentencePiece(path, tokens, scores, types, md.getBool("tokenizer.ggml.add_space_prefix", true));
             }
             case "gpt2" -> {
                 String[] merges = md.getStrings("tokenizer.ggml.merges");
@@ -106,7 +106,7 @@ public final class Tokenizers {
                 .toArray(String[]::new);
         float[] s = new float[scores.size()];
         for (int i = 0; i < s.length; i++) s[i] = scores.get(i);
-        return new SentencePieceTokenizer(p, s, SentencePieceTokenizer.inferTypes(p), true);
+        return sentencePiece(path, p, s, SentencePieceTokenizer.inferTypes(p), true);
     }
 
     /**
@@ -165,7 +165,7 @@ public final class Tokenizers {
         if (pieces.isEmpty()) throw new ModelFormatException(path + ": SentencePiece model has no pieces");
         float[] s = new float[scores.size()];
         for (int i = 0; i < s.length; i++) s[i] = scores.get(i);
-        return new SentencePieceTokenizer(pieces.toArray(String[]::new), s, types.stream().mapToInt(Integer::intValue).toArray(), addDummyPrefix);
+        return sentencePiece(path, pieces.toArray(String[]::new), s, types.stream().mapToInt(Integer::intValue).toArray(), addDummyPrefix);
     }
 
     /** A tiktoken ranks file ({@code base64(token bytes) rank} per line), with Llama-3's 256 special tokens after it. */
@@ -240,6 +240,16 @@ public final class Tokenizers {
      * A byte-level BPE tokenizer with Llama-3's pre-tokenizer, whose vocabulary has a token for each of the 256 bytes
      * (any text's last resort); without them a prompt could reach a piece with no token.
      */
+    /** A SentencePiece vocabulary whose byte tokens (type BYTE) are each spelled {@code <0xNN>}, the byte in hex. */
+    private static Tokenizer sentencePiece(Path path, String[] pieces, float[] scores, int[] types, boolean addDummyPrefix) {
+        for (int id = 0; id < pieces.length; id++) {
+            if (types[id] == TokenType.BYTE && !SentencePieceTokenizer.isBytePiece(pieces[id])) {
+                throw new ModelFormatException(path + ": token " + id + " is a byte token but reads '" + pieces[id] + "', not <0xNN>");
+            }
+        }
+        return new SentencePieceTokenizer(pieces, scores, types, addDummyPrefix);
+    }
+
     private static Tokenizer byteLevel(Path path, String[] tokens, int[] types, List<String> merges) {
         Set<String> vocabulary = new HashSet<>(Arrays.asList(tokens));
         for (int b = 0; b < 256; b++) {

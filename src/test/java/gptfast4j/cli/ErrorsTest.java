@@ -146,6 +146,28 @@ class ErrorsTest {
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--tokenizer", noBytes.toString()), "token a has no valid id");
     }
 
+    /**
+     * A token the vocabulary types as a byte must spell one ({@code <0xNN>}); found by flipping bytes of the Llama-2
+     * tokenizer.model, which failed with "StringIndexOutOfBoundsException". A llama2.c vocabulary, which stores no
+     * types, takes such a piece as an ordinary token.
+     */
+    @Test
+    void byteTokensMustSpellAByte(@TempDir Path dir) throws IOException {
+        byte[] gguf = Files.readAllBytes(STORIES);
+        int at = indexOf(gguf, "<0x41>".getBytes(StandardCharsets.UTF_8));
+        gguf[at + 3] = 'Z';
+        Path badGguf = dir.resolve("bad-byte.gguf");
+        Files.write(badGguf, gguf);
+        assertOneLineError(run("info", "--checkpoint", badGguf.toString()), "is a byte token but reads '<0xZ1>', not <0xNN>");
+        byte[] tok = Files.readAllBytes(Shared.MODELS.resolve("tok512.bin"));
+        tok[indexOf(tok, "<0x41>".getBytes(StandardCharsets.UTF_8)) + 3] = 'Z';
+        Path badTok = dir.resolve("tok512.bin");
+        Files.write(badTok, tok);
+        Outcome o = run("generate", "--checkpoint", Shared.MODELS.resolve("stories260K.bin").toString(), "--tokenizer", badTok.toString(),
+                "--prompt", "Once", "--max-new-tokens", "4");
+        assertEquals(0, o.exit(), o.err());
+    }
+
     @Test
     void promptLongerThanTheContext() {
         String prompt = "Once upon a time there was a cat. ".repeat(250); // ~2500 tokens > 2048
