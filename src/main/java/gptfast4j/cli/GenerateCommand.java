@@ -78,6 +78,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--interactive", description = "Chat on stdin, in the model's chat format (without --prompt, --num-samples or speculation).")
     boolean interactive;
 
+    @Option(names = "--system", paramLabel = "TEXT", description = "System prompt for --interactive, framed as the model's chat format frames one.")
+    String system;
+
     @Option(names = "--draft-checkpoint", paramLabel = "PATH", description = "Draft model for speculative decoding (same vocabulary as the target).")
     Path draftCheckpoint;
 
@@ -102,6 +105,7 @@ final class GenerateCommand implements Callable<Integer> {
             prompt = TextFiles.read(promptFile, System.in);
             if (prompt.endsWith("\n")) prompt = prompt.substring(0, prompt.length() - (prompt.endsWith("\r\n") ? 2 : 1));
         }
+        if (system != null && !interactive) throw new IllegalArgumentException("--system is for --interactive (a --prompt is given as it is, in no chat format)");
         if (interactive) {
             // the chat takes its messages from stdin and decodes plainly: these would be ignored without a word
             String ignored = !prompt.isEmpty() ? "--prompt" : numSamples != 1 ? "--num-samples" : draftCheckpoint != null ? "--draft-checkpoint"
@@ -201,6 +205,11 @@ final class GenerateCommand implements Callable<Integer> {
         Llama model = ckpt.model();
         Tokenizer tokenizer = ckpt.tokenizer();
         ChatFormat format = ckpt.chatFormat();
+        if (system != null) {
+            if (format == ChatFormat.PLAIN) throw new IllegalArgumentException("--system needs a chat format, and this model has none (no chat template)");
+            int framed = format.userTurn(tokenizer, "", true, ckpt.bos(), ckpt.addBos(), system).length;
+            if (framed >= contextLength) throw new IllegalArgumentException("the system prompt takes " + framed + " tokens in its chat format but the context length is " + contextLength);
+        }
         Llama.State state = model.newState(contextLength, PREFILL_BATCH, 1, kvCache.type());
         Generator generator = new Generator(model, state, ckpt.eos());
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
@@ -219,10 +228,10 @@ final class GenerateCommand implements Callable<Integer> {
             String line = in.readLine();
             if (line == null || line.isBlank()) return 0;
             if (first) join(layouts);
-            int[] turn = format.userTurn(tokenizer, line, first, ckpt.bos(), ckpt.addBos());
+            int[] turn = format.userTurn(tokenizer, line, first, ckpt.bos(), ckpt.addBos(), system);
             if (pos + turn.length >= contextLength) {
                 // the message is refused, not the conversation: a shorter one may still fit
-                System.err.println("That message takes " + turn.length + " tokens and the conversation has " + (contextLength - pos - 1)
+                System.err.println((first && system != null ? "That message and the system prompt take " : "That message takes ") + turn.length + " tokens and the conversation has " + (contextLength - pos - 1)
                         + " positions left (context length " + contextLength + "): type a shorter one, or an empty line to end.");
                 continue;
             }

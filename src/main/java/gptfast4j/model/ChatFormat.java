@@ -5,26 +5,45 @@ import gptfast4j.tokenizer.Tokenizer;
 import java.util.ArrayList;
 import java.util.List;
 
-/** How a conversation turn is framed as tokens for {@code --interactive}. */
+/** How a conversation turn is framed as tokens for {@code --interactive}, as the model's published prompt format. */
 public enum ChatFormat {
     /** Base models: the user's text as it is. */
     PLAIN,
-    /** Llama-2 chat and Mistral instruct: {@code <s>[INST] message [/INST]}, the answer ends with EOS. */
+    /**
+     * Llama-2 chat (and CodeLlama instruct): {@code <s>[INST] message [/INST]} each turn, the answer ends with EOS; a
+     * system prompt goes inside the first turn, {@code [INST] <<SYS>>\nsystem\n<</SYS>>\n\nmessage [/INST]}.
+     */
     LLAMA2,
-    /** Llama-3 instruct: header tokens around the role, {@code <|eot_id|>} after each message. */
+    /**
+     * Mistral instruct: {@code [INST] message [/INST]}, BOS before the first turn only, the answer ends with EOS. Its
+     * template has no system role; a system prompt is put before the first message, a blank line between.
+     */
+    MISTRAL,
+    /**
+     * Llama-3 instruct: header tokens around the role, {@code <|eot_id|>} after each message; a system prompt is a
+     * message of its own, before the first user message.
+     */
     LLAMA3;
 
-    /** Chooses the format from a chat template (GGUF or tokenizer_config.json) when there is one. */
+    /**
+     * Chooses the format from a chat template (GGUF or tokenizer_config.json) when there is one. Llama-2's and
+     * Mistral's both frame turns with {@code [INST]}; only Llama-2's has a system block ({@code <<SYS>>}).
+     */
     public static ChatFormat detect(String chatTemplate) {
         if (chatTemplate != null) {
             if (chatTemplate.contains("<|start_header_id|>")) return LLAMA3;
-            if (chatTemplate.contains("[INST]")) return LLAMA2;
+            if (chatTemplate.contains("[INST]")) return chatTemplate.contains("<<SYS>>") ? LLAMA2 : MISTRAL;
         }
         return PLAIN;
     }
 
-    /** The tokens of one user turn, ready to be appended to the conversation (BOS where the format puts it). */
-    public int[] userTurn(Tokenizer tokenizer, String message, boolean first, int bos, boolean addBos) {
+    /**
+     * The tokens of one user turn, ready to be appended to the conversation (BOS where the format puts it), with the
+     * system prompt {@code system} (null for none) framed before the first message.
+     */
+    public int[] userTurn(Tokenizer tokenizer, String message, boolean first, int bos, boolean addBos, String system) {
+        if (system != null && this == PLAIN) throw new IllegalArgumentException("a system prompt needs a chat format; this model has none (no chat template)");
+        String sys = first && system != null ? system.strip() : null;
         List<Integer> ids = new ArrayList<>();
         switch (this) {
             case PLAIN -> {
@@ -33,24 +52,36 @@ public enum ChatFormat {
             }
             case LLAMA2 -> {
                 ids.add(bos);
-                for (int id : tokenizer.encode("[INST] " + message.strip() + " [/INST]")) ids.add(id);
+                String framed = sys != null ? "<<SYS>>\n" + sys + "\n<</SYS>>\n\n" + message.strip() : message.strip();
+                for (int id : tokenizer.encode("[INST] " + framed + " [/INST]")) ids.add(id);
+            }
+            case MISTRAL -> {
+                if (first) ids.add(bos);
+                String framed = sys != null ? sys + "\n\n" + message.strip() : message.strip();
+                for (int id : tokenizer.encode("[INST] " + framed + " [/INST]")) ids.add(id);
             }
             case LLAMA3 -> {
                 if (first) ids.add(bos);
-                int start = tokenizer.special("<|start_header_id|>").orElseThrow();
-                int end = tokenizer.special("<|end_header_id|>").orElseThrow();
-                int eot = tokenizer.special("<|eot_id|>").orElseThrow();
-                ids.add(start);
-                for (int id : tokenizer.encode("user")) ids.add(id);
-                ids.add(end);
-                for (int id : tokenizer.encode("\n\n" + message.strip())) ids.add(id);
-                ids.add(eot);
-                ids.add(start);
-                for (int id : tokenizer.encode("assistant")) ids.add(id);
-                ids.add(end);
-                for (int id : tokenizer.encode("\n\n")) ids.add(id);
+                if (sys != null) llama3Message(tokenizer, "system", sys, ids);
+                llama3Message(tokenizer, "user", message.strip(), ids);
+                llama3Header(tokenizer, "assistant", ids);
             }
         }
         return ids.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    /** {@code <|start_header_id|>role<|end_header_id|>\n\n}, where a message or an answer begins. */
+    private static void llama3Header(Tokenizer tokenizer, String role, List<Integer> ids) {
+        ids.add(tokenizer.special("<|start_header_id|>").orElseThrow());
+        for (int id : tokenizer.encode(role)) ids.add(id);
+        ids.add(tokenizer.special("<|end_header_id|>").orElseThrow());
+        for (int id : tokenizer.encode("\n\n")) ids.add(id);
+    }
+
+    /** A whole message: its header, its text and {@code <|eot_id|>}. */
+    private static void llama3Message(Tokenizer tokenizer, String role, String text, List<Integer> ids) {
+        llama3Header(tokenizer, role, ids);
+        for (int id : tokenizer.encode(text)) ids.add(id);
+        ids.add(tokenizer.special("<|eot_id|>").orElseThrow());
     }
 }

@@ -260,9 +260,32 @@ class ErrorsTest {
     }
 
     /**
-     * A prompt read from a file, or from standard input with {@code -}, generates what the same text given with
-     * {@code --prompt} does; one final newline is dropped (as llama.cpp's {@code --file}), others are kept.
+     * A system prompt in the model's chat format: stories260K given Llama-2-chat's template (abridged) chats in that
+     * format; one too long for the context is refused before the chat, and a model with no chat format, or a
+     * generation that is no chat, refuses {@code --system}.
      */
+    @Test
+    void aSystemPromptInTheChatFormat(@TempDir Path dir) {
+        Path chatModel = dir.resolve("stories-llama2-chat.gguf");
+        gptfast4j.io.GGUF stories = gptfast4j.io.GGUF.read(STORIES);
+        java.util.Map<String, gptfast4j.io.Metadata.Value> metadata = new java.util.LinkedHashMap<>(stories.metadata().asMap());
+        metadata.put("tokenizer.chat_template", gptfast4j.io.Metadata.Value.string(
+                "{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{{ bos_token + '[INST] ' + content + ' [/INST]' }}"));
+        gptfast4j.io.GGUFWriter.write(chatModel, metadata, stories.tensors().values().stream()
+                .map(t -> new gptfast4j.io.GGUFWriter.TensorSpec(t.name(), t.type(), t.shape(), target -> target.copyFrom(t.data()))).toList(), bytes -> {
+        });
+        Outcome o = runWithInput("Once upon a time\nThe dog\n\n", "generate", "--checkpoint", chatModel.toString(), "--interactive",
+                "--system", "Tell a story.", "--temperature", "0", "--max-new-tokens", "8");
+        assertEquals(0, o.exit, o.err);
+        assertTrue(o.err.contains("Chat format: llama2"), o.err);
+        assertEquals(2, o.out.strip().split("\n").length, o.out);
+        assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", chatModel.toString(), "--interactive", "--context-length", "32",
+                "--system", "word ".repeat(40)), "the system prompt takes");
+        assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", STORIES.toString(), "--interactive", "--system", "Be brief."),
+                "--system needs a chat format, and this model has none");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--system", "Be brief."), "--system is for --interactive");
+    }
+
     /**
      * A quantized model's chat: its weights move to their decode layouts in the background while the first message
      * is read, and the first turn waits for that; a chat can also end before its first turn.
@@ -288,6 +311,10 @@ class ErrorsTest {
         assertTrue(o.out.strip().startsWith(", there was"), o.out);
     }
 
+    /**
+     * A prompt read from a file, or from standard input with {@code -}, generates what the same text given with
+     * {@code --prompt} does; one final newline is dropped (as llama.cpp's {@code --file}), others are kept.
+     */
     @Test
     void promptFromAFileOrStandardInput(@TempDir Path dir) throws IOException {
         String[] greedy = {"--checkpoint", STORIES.toString(), "--temperature", "0", "--max-new-tokens", "16"};
