@@ -97,6 +97,7 @@ final class BenchCommand implements Callable<Integer> {
         }
         KvCache.Type kvType = kvCache.type();
         List<Integer> threadCounts = threads != null ? threads : defaultThreads();
+        if (threadCounts.isEmpty()) throw new IllegalArgumentException("--threads needs at least one thread count");
         for (int t : threadCounts) CommonOptions.checkThreads(t);
 
         Map<Integer, Double> bandwidth = new LinkedHashMap<>();

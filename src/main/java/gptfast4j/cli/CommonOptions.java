@@ -34,11 +34,17 @@ final class CommonOptions {
     }
 
     /**
-     * A thread count checked: at least 1, and past the processors the JVM may use, a note that it will be slower (the
-     * matrix calls then wait on threads the OS has not scheduled yet).
+     * The most threads a command starts, as ggml's {@code GGML_MAX_N_THREADS}: {@code --threads 100000} spent 48 s
+     * starting 32441 threads before the system refused one more.
+     */
+    static final int MAX_THREADS = 512;
+
+    /**
+     * A thread count checked: 1 to {@link #MAX_THREADS}, and past the processors the JVM may use, a note that it will
+     * be slower (the matrix calls then wait on threads the OS has not scheduled yet).
      */
     static void checkThreads(int threads) {
-        if (threads < 1) throw new IllegalArgumentException("--threads must be at least 1, got " + threads);
+        if (threads < 1 || threads > MAX_THREADS) throw new IllegalArgumentException("--threads must be in 1.." + MAX_THREADS + ", got " + threads);
         int processors = Runtime.getRuntime().availableProcessors();
         if (threads > processors) {
             System.err.printf("note: --threads %d is more than the %d processors available (one thread per processor is usually fastest)%n", threads, processors);

@@ -193,9 +193,12 @@ class ErrorsTest {
         assertTrue(o.err.startsWith("error: Unknown option: '--frobnicate'"), o.err);
         assertEquals(2, run("generate", "--checkpoint", STORIES.toString(), "--max-new-tokens", "many").exit);
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--top-p", "0"), "--top-p");
-        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--threads", "0"), "--threads");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--threads", "0"), "--threads must be in 1..512, got 0");
+        // 100000 spent 48 s starting threads until the system refused one
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--threads", "100000"), "--threads must be in 1..512, got 100000");
+        assertOneLineError(run("bench", "--checkpoint", STORIES.toString(), "--threads", ",,"), "--threads needs at least one thread count");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--kv-cache", "q8_0"), "--kv-cache must be f32 or f16, got 'q8_0'");
-        // sizes the state's logits whether or not speculation runs: a million would have allocated gigabytes first
+        // checked before the model loads: a million would have sized the state's logits in gigabytes
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--speculate-k", "1000000"), "--speculate-k must be in 1..64, got 1000000");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--lookup", "2", "--speculate-k", "0"), "--speculate-k must be in 1..64, got 0");
         assertOneLineError(run("generate", "--checkpoint", Shared.MODELS.resolve("stories260K.bin").toString()), "--tokenizer");
