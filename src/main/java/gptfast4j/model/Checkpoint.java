@@ -156,8 +156,11 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * the "rotate half" RoPE layout; rather than permuting (copying) them, the model runs RoPE in that layout.
      */
     private static Checkpoint loadHuggingFace(Path dir, Path tokenizerPath) {
-        JsonNode cfg = readJson(dir.resolve("config.json"));
-        String archName = cfg.path("architectures").path(0).asText("");
+        Path cfgFile = dir.resolve("config.json");
+        JsonNode cfg = readJson(cfgFile);
+        if (cfg.path("architectures").isMissingNode()) throw new ModelFormatException(cfgFile + ": missing architectures");
+        JsonNode arch = cfg.path("architectures").path(0);
+        String archName = arch.isTextual() ? arch.asText() : cfg.path("architectures").toString();
         if (!Set.of("LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM").contains(archName)) {
             throw new ModelFormatException(dir + ": unsupported architecture '" + archName + "' (supported: LlamaForCausalLM, MistralForCausalLM, MixtralForCausalLM)");
         }
@@ -175,36 +178,45 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             String name = ggufName(t.name());
             if (name != null) tensors.put(name, new TensorData(name, t.type(), t.shape(), t.data()));
         }
-        int dim = requiredJson(cfg, dir, "hidden_size");
-        int nHeads = requiredJson(cfg, dir, "num_attention_heads");
+        int dim = jsonInt(cfg, cfgFile, "hidden_size", null);
+        int nHeads = jsonInt(cfg, cfgFile, "num_attention_heads", null);
         int headDim = nHeads > 0 ? dim / nHeads : 0; // a head count Config refuses, by name
-        float theta = (float) cfg.path("rope_theta").asDouble(10000);
+        float theta = jsonFloat(cfg, cfgFile, "rope_theta", 10000);
         Config config = config(dir, () -> new Config(archName.startsWith("Mistral") ? "mistral" : "llama", dim,
-                requiredJson(cfg, dir, "intermediate_size"),
-                requiredJson(cfg, dir, "num_hidden_layers"),
+                jsonInt(cfg, cfgFile, "intermediate_size", null),
+                jsonInt(cfg, cfgFile, "num_hidden_layers", null),
                 nHeads,
-                cfg.path("num_key_value_heads").asInt(nHeads),
-                requiredJson(cfg, dir, "vocab_size"),
-                cfg.path("max_position_embeddings").asInt(2048),
-                (float) cfg.path("rms_norm_eps").asDouble(1e-5),
+                jsonInt(cfg, cfgFile, "num_key_value_heads", nHeads),
+                jsonInt(cfg, cfgFile, "vocab_size", null),
+                jsonInt(cfg, cfgFile, "max_position_embeddings", 2048),
+                jsonFloat(cfg, cfgFile, "rms_norm_eps", 1e-5f),
                 theta,
-                llama3RopeFactors(cfg.path("rope_scaling"), theta, headDim),
-                Config.RopeStyle.HALVES, cfg.path("num_local_experts").asInt(0), cfg.path("num_experts_per_tok").asInt(0)));
-        if (cfg.path("head_dim").asInt(headDim) != headDim) {
-            throw new ModelFormatException(dir + ": head_dim " + cfg.path("head_dim").asInt() + " != hidden_size / heads is not supported");
+                llama3RopeFactors(cfg.path("rope_scaling"), cfgFile, theta, headDim),
+                Config.RopeStyle.HALVES, jsonInt(cfg, cfgFile, "num_local_experts", 0), jsonInt(cfg, cfgFile, "num_experts_per_tok", 0)));
+        int configHeadDim = jsonInt(cfg, cfgFile, "head_dim", headDim);
+        if (configHeadDim != headDim) {
+            throw new ModelFormatException(dir + ": head_dim " + configHeadDim + " != hidden_size / heads is not supported");
         }
         Tokenizer tokenizer = Tokenizers.load(tokenizerPath != null ? tokenizerPath : findTokenizer(dir));
         Set<Integer> eos = new LinkedHashSet<>();
         Path genConfig = dir.resolve("generation_config.json");
-        JsonNode eosNode = Files.exists(genConfig) ? readJson(genConfig).path("eos_token_id") : cfg.path("eos_token_id");
-        if (eosNode.isMissingNode() || eosNode.isNull()) eosNode = cfg.path("eos_token_id");
-        if (eosNode.isArray()) eosNode.forEach(n -> eos.add(n.asInt()));
-        else eos.add(eosNode.asInt(2));
+        JsonNode eosIn = Files.exists(genConfig) ? readJson(genConfig) : cfg;
+        Path eosFile = Files.exists(genConfig) ? genConfig : cfgFile;
+        if (eosIn.path("eos_token_id").isMissingNode() || eosIn.path("eos_token_id").isNull()) {
+            eosIn = cfg;
+            eosFile = cfgFile;
+        }
+        JsonNode eosNode = eosIn.path("eos_token_id");
+        if (eosNode.isArray()) {
+            for (int i = 0; i < eosNode.size(); i++) eos.add(jsonInt(eosNode, eosFile, i));
+        } else {
+            eos.add(jsonInt(eosIn, eosFile, "eos_token_id", 2));
+        }
         String template = null;
         Path tokConfig = dir.resolve("tokenizer_config.json");
         if (Files.exists(tokConfig)) template = readJson(tokConfig).path("chat_template").asText(null);
         return new Checkpoint(dir, "huggingface", build(dir, config, tensors), tokenizer, tensors, null,
-                cfg.path("bos_token_id").asInt(1), eos.stream().mapToInt(Integer::intValue).toArray(), true,
+                jsonInt(cfg, cfgFile, "bos_token_id", 1), eos.stream().mapToInt(Integer::intValue).toArray(), true,
                 ChatFormat.detect(template));
     }
 
@@ -247,13 +259,13 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         };
     }
 
-    /** Llama-3.1 rope scaling from a config.json {@code rope_scaling} object; null when there is none. */
-    static float[] llama3RopeFactors(JsonNode scaling, float theta, int headDim) {
+    /** Llama-3.1 rope scaling from a config.json {@code rope_scaling} object ({@code file}'s); null when there is none. */
+    static float[] llama3RopeFactors(JsonNode scaling, Path file, float theta, int headDim) {
         if (scaling.isMissingNode() || scaling.isNull()) return null;
         String type = scaling.path("rope_type").asText(scaling.path("type").asText(""));
         if (!type.equals("llama3")) throw new ModelFormatException("unsupported rope_scaling type '" + type + "' (supported: llama3)");
-        return llama3RopeFactors((float) scaling.path("factor").asDouble(8), (float) scaling.path("low_freq_factor").asDouble(1),
-                (float) scaling.path("high_freq_factor").asDouble(4), scaling.path("original_max_position_embeddings").asInt(8192),
+        return llama3RopeFactors(jsonFloat(scaling, file, "factor", 8), jsonFloat(scaling, file, "low_freq_factor", 1),
+                jsonFloat(scaling, file, "high_freq_factor", 4), jsonInt(scaling, file, "original_max_position_embeddings", 8192),
                 theta, headDim);
     }
 
@@ -379,9 +391,39 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         return md.getInt(key, 0);
     }
 
-    private static int requiredJson(JsonNode cfg, Path dir, String key) {
-        if (!cfg.path(key).canConvertToInt()) throw new ModelFormatException(dir + "/config.json: missing " + key);
-        return cfg.path(key).asInt();
+    /**
+     * {@code json}'s integer {@code key} (read from {@code file}), or {@code orElse} where it is absent or null; an
+     * absent key without a default, and a value that is no integer an int holds, are named (Jackson's {@code asInt}
+     * read 2^31 as -2^31, 1.5 as 1 and true as 1).
+     */
+    private static int jsonInt(JsonNode json, Path file, String key, Integer orElse) {
+        JsonNode v = json.path(key);
+        if (v.isMissingNode() || v.isNull()) {
+            if (orElse == null) throw new ModelFormatException(file + ": missing " + key);
+            return orElse;
+        }
+        return checkedInt(v, file, key);
+    }
+
+    /** Element {@code index} of the array {@code json}, an integer as {@link #jsonInt(JsonNode, Path, String, Integer)} takes one. */
+    private static int jsonInt(JsonNode json, Path file, int index) {
+        return checkedInt(json.path(index), file, "element " + index);
+    }
+
+    private static int checkedInt(JsonNode v, Path file, String what) {
+        boolean integral = v.isIntegralNumber() || v.isFloatingPointNumber() && v.asDouble() == Math.rint(v.asDouble());
+        if (!integral || v.asDouble() < Integer.MIN_VALUE || v.asDouble() > Integer.MAX_VALUE) {
+            throw new ModelFormatException(file + ": " + what + " must be an integer, got " + v);
+        }
+        return (int) v.asDouble();
+    }
+
+    /** {@code json}'s number {@code key}, or {@code orElse} where it is absent or null; anything else is named. */
+    private static float jsonFloat(JsonNode json, Path file, String key, float orElse) {
+        JsonNode v = json.path(key);
+        if (v.isMissingNode() || v.isNull()) return orElse;
+        if (!v.isNumber()) throw new ModelFormatException(file + ": " + key + " must be a number, got " + v);
+        return (float) v.asDouble();
     }
 
     private static JsonNode readJson(Path file) {

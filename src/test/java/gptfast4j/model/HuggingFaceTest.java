@@ -89,6 +89,28 @@ class HuggingFaceTest {
         new ObjectMapper().writeValue(dir.resolve("config.json").toFile(), config);
         e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(dir, Shared.MODELS.resolve("tok512.bin")));
         assertEquals(dir + ": head count 0 is not positive", e.getMessage());
+        // values that are no integer an int holds: Jackson's asInt read 2^31 as -2^31, 1.5 as 1, true as 1
+        Path cfgFile = dir.resolve("config.json");
+        for (var bad : java.util.List.<java.util.function.Consumer<ObjectNode>>of(c -> c.put("num_key_value_heads", 1L << 31),
+                c -> c.put("hidden_size", 1.5), c -> c.put("max_position_embeddings", true), c -> c.put("num_key_value_heads", "4"))) {
+            ObjectNode broken = config.deepCopy();
+            broken.put("num_attention_heads", 8);
+            bad.accept(broken);
+            new ObjectMapper().writeValue(cfgFile.toFile(), broken);
+            e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(dir, Shared.MODELS.resolve("tok512.bin")));
+            assertTrue(e.getMessage().startsWith(cfgFile + ": ") && e.getMessage().contains(" must be an integer, got "), e.getMessage());
+        }
+        ObjectNode noEps = config.deepCopy();
+        noEps.put("num_attention_heads", 8);
+        noEps.put("rms_norm_eps", "tiny");
+        new ObjectMapper().writeValue(cfgFile.toFile(), noEps);
+        e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(dir, Shared.MODELS.resolve("tok512.bin")));
+        assertEquals(cfgFile + ": rms_norm_eps must be a number, got \"tiny\"", e.getMessage());
+        // an integer written as a float is taken (4096.0)
+        ObjectNode floatInt = config.deepCopy();
+        floatInt.put("num_attention_heads", 8.0);
+        new ObjectMapper().writeValue(cfgFile.toFile(), floatInt);
+        assertEquals(8, Checkpoint.load(dir, Shared.MODELS.resolve("tok512.bin")).model().config.nHeads());
     }
 
     private static void compare(Checkpoint gguf, Checkpoint hf) {

@@ -14,7 +14,7 @@ class RopeScalingTest {
         var scaling = new ObjectMapper().readTree("""
                 {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                  "original_max_position_embeddings": 8192}""");
-        float[] fromConfig = Checkpoint.llama3RopeFactors(scaling, gguf.ropeTheta(), gguf.headDim());
+        float[] fromConfig = Checkpoint.llama3RopeFactors(scaling, java.nio.file.Path.of("config.json"), gguf.ropeTheta(), gguf.headDim());
         assertArrayEquals(gguf.ropeFreqFactors(), fromConfig, 1e-6f);
     }
 }
