@@ -208,12 +208,12 @@ public final class Tokenizers {
         int size = 0;
         var vocab = model.path("vocab").properties();
         for (var e : vocab) {
-            if (!e.getValue().canConvertToInt() || e.getValue().asInt() < 0) throw new ModelFormatException(path + ": token " + e.getKey() + " has no valid id");
+            if (!validId(e.getValue())) throw new ModelFormatException(path + ": token " + e.getKey() + " has no valid id (" + e.getValue() + ")");
             size = Math.max(size, e.getValue().asInt() + 1);
         }
         for (JsonNode added : root.path("added_tokens")) {
             JsonNode id = added.path("id");
-            if (!id.canConvertToInt() || id.asInt() < 0) throw new ModelFormatException(path + ": added token " + added.path("content").asText() + " has no valid id");
+            if (!validId(id)) throw new ModelFormatException(path + ": added token " + added.path("content").asText() + " has no valid id (" + id + ")");
             size = Math.max(size, id.asInt() + 1);
         }
         String[] tokens = new String[size];
@@ -230,16 +230,23 @@ public final class Tokenizers {
         }
         for (int i = 0; i < size; i++) if (tokens[i] == null) tokens[i] = "<|unused_" + i + "|>";
         List<String> merges = new ArrayList<>();
-        for (JsonNode m : model.path("merges")) {
+        for (JsonNode m : model.path("merges")) { // "left right", or (newer files) ["left", "right"]
+            if (m.isArray() ? m.size() != 2 || !m.get(0).isTextual() || !m.get(1).isTextual() : !m.isTextual()) {
+                throw new ModelFormatException(path + ": merge " + m + " is not a pair of pieces");
+            }
             merges.add(m.isArray() ? m.get(0).asText() + " " + m.get(1).asText() : m.asText());
         }
         return byteLevel(path, tokens, types, merges);
     }
 
     /**
-     * A byte-level BPE tokenizer with Llama-3's pre-tokenizer, whose vocabulary has a token for each of the 256 bytes
-     * (any text's last resort); without them a prompt could reach a piece with no token.
+     * Token ids of a tokenizer.json: integers from 0 to below 2^24 (a vocabulary of ids up to 2^31 - 1 was an array that
+     * size, out of memory; the largest vocabularies in use hold about 2^18 tokens).
      */
+    private static boolean validId(JsonNode id) {
+        return id.isIntegralNumber() && id.canConvertToInt() && id.asInt() >= 0 && id.asInt() < 1 << 24;
+    }
+
     /** A SentencePiece vocabulary whose byte tokens (type BYTE) are each spelled {@code <0xNN>}, the byte in hex. */
     private static Tokenizer sentencePiece(Path path, String[] pieces, float[] scores, int[] types, boolean addDummyPrefix) {
         for (int id = 0; id < pieces.length; id++) {
@@ -250,6 +257,10 @@ public final class Tokenizers {
         return new SentencePieceTokenizer(pieces, scores, types, addDummyPrefix);
     }
 
+    /**
+     * A byte-level BPE tokenizer with Llama-3's pre-tokenizer, whose vocabulary has a token for each of the 256 bytes
+     * (any text's last resort); without them a prompt could reach a piece with no token.
+     */
     private static Tokenizer byteLevel(Path path, String[] tokens, int[] types, List<String> merges) {
         Set<String> vocabulary = new HashSet<>(Arrays.asList(tokens));
         for (int b = 0; b < 256; b++) {

@@ -144,6 +144,12 @@ class ErrorsTest {
         Files.writeString(noBytes, """
                 {"model": {"type": "BPE", "vocab": {"a": -3}, "merges": []}}""");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--tokenizer", noBytes.toString()), "token a has no valid id");
+        Files.writeString(noBytes, """
+                {"model": {"type": "BPE", "vocab": {"a": 2147483646}, "merges": []}}""");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--tokenizer", noBytes.toString()), "token a has no valid id (2147483646)");
+        Files.writeString(noBytes, """
+                {"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [["a"]]}}""");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--tokenizer", noBytes.toString()), "merge [\"a\"] is not a pair of pieces");
     }
 
     /**
