@@ -127,8 +127,7 @@ final class GenerateCommand implements Callable<Integer> {
         if (interactive) return chat(ckpt, Math.min(limit, contextLength != null ? limit : 4096), sampler, out);
 
         Tokenizer tokenizer = ckpt.tokenizer();
-        int[] text = tokenizer.encode(prompt);
-        int[] tokens = ckpt.addBos() || text.length == 0 ? prepend(ckpt.bos(), text) : text;
+        int[] tokens = ckpt.promptTokens(prompt);
         if (tokens.length > limit) {
             throw new IllegalArgumentException("the prompt has " + tokens.length + " tokens but the context length is " + limit);
         }
@@ -158,13 +157,6 @@ final class GenerateCommand implements Callable<Integer> {
             if (speculation != null) speculation.printStats();
         }
         return 0;
-    }
-
-    private static int[] prepend(int first, int[] rest) {
-        int[] r = new int[rest.length + 1];
-        r[0] = first;
-        System.arraycopy(rest, 0, r, 1, rest.length);
-        return r;
     }
 
     static void printStats(Checkpoint ckpt, Llama.State state, Generator.Result r) {

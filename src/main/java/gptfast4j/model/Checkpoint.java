@@ -61,6 +61,19 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     }
 
     /**
+     * A prompt's token ids as the model expects them: BOS first where the model's metadata asks for it (and for an
+     * empty text, which has nothing else to start from), then the text's tokens (special-token text stays text).
+     */
+    public int[] promptTokens(String text) {
+        int[] ids = tokenizer.encode(text);
+        if (!addBos && ids.length > 0) return ids;
+        int[] withBos = new int[ids.length + 1];
+        withBos[0] = bos;
+        System.arraycopy(ids, 0, withBos, 1, ids.length);
+        return withBos;
+    }
+
+    /**
      * @param quantizeTo null, or Q8_0/Q4_0/Q4_1: quantize every linear layer (the output head included, as gpt-fast
      *                   does; embeddings and norms not) in memory while loading
      */

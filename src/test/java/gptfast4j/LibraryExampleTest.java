@@ -1,0 +1,56 @@
+package gptfast4j;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import gptfast4j.generate.Generator;
+import gptfast4j.generate.Sampler;
+import gptfast4j.generate.TextStream;
+import gptfast4j.model.Checkpoint;
+import gptfast4j.model.KvCache;
+import gptfast4j.model.Llama;
+import org.junit.jupiter.api.Test;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The README's "As a library" example, line for line (with the output captured and the sampler greedy), against
+ * llama.cpp's greedy continuation of the same prompt on the same file.
+ */
+class LibraryExampleTest {
+
+    @Test
+    void theReadmeExampleContinuesAsLlamaCpp() {
+        Path modelFile = Shared.MODELS.resolve("stories260K.gguf");
+        ByteArrayOutputStream captured = new ByteArrayOutputStream();
+        PrintStream stdout = new PrintStream(captured, true, StandardCharsets.UTF_8);
+
+        // --- the README's example
+        Checkpoint ckpt = Checkpoint.load(modelFile, null); // a GGUF file, a llama2.c .bin (with its tokenizer) or a Hugging Face folder
+        Llama model = ckpt.model();
+        int[] prompt = ckpt.promptTokens("Lily and Tom"); // BOS as the model's metadata says, then the text's tokens
+        Llama.State state = model.newState(256, prompt.length, 1, KvCache.Type.F16); // context, largest batch, logits kept
+        Sampler sampler = new Sampler(model.config.vocabSize(), 0f, 0, 1f, 42); // temperature (0: greedy), top-k (0: all), top-p, seed
+        TextStream text = new TextStream(ckpt.tokenizer(), stdout, false);
+        Generator.Result result = new Generator(model, state, ckpt.eos()).generate(prompt, 0, 24, sampler, token -> {
+            text.accept(token); // each token's text as it comes
+            return true; // false stops the generation
+        });
+        text.finish();
+        // ---
+
+        JsonNode refs = Shared.json(Shared.REFERENCE.resolve("stories260K/stories260K-refs.json"));
+        JsonNode lily = null;
+        for (JsonNode c : refs.path("cases")) if (c.path("prompt").asText().equals("Lily and Tom")) lily = c;
+        assertArrayEquals(Shared.ints(lily.path("prompt_ids")), prompt);
+        for (int i = 0; i < 24; i++) assertTrue(lily.path("gen_top1_margin").get(i).asDouble() > 1e-3, "a near-tie at step " + i);
+        assertArrayEquals(java.util.Arrays.copyOf(Shared.ints(lily.path("gen_ids")), 24), result.tokens());
+        String printed = captured.toString(StandardCharsets.UTF_8);
+        assertTrue(printed.startsWith(" were playing in the park."), printed);
+        assertTrue(lily.path("gen_text").asText().startsWith(printed), printed);
+    }
+}
