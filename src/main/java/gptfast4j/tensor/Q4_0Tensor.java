@@ -159,12 +159,14 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, In
             IntVector ia = sa.reinterpretAsInts(), ib = sb.reinterpretAsInts();
             FloatVector fa = (FloatVector) ia.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).add(ia.lanewise(VectorOperators.ASHR, 16)).convert(VectorOperators.I2F, 0),
                     fb = (FloatVector) ib.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).add(ib.lanewise(VectorOperators.ASHR, 16)).convert(VectorOperators.I2F, 0);
-            float dx = sums[2 * k], offset = -8 * sums[2 * k + 1]; // the nibbles are q + 8
-            // the rows' scales, F16Tensor's conversion written out, times dx: d * dx rounded as llama.cpp rounds it
+            float offset = -8 * sums[2 * k + 1]; // the nibbles are q + 8
+            // the rows' scales, F16Tensor's conversion written out (d * 2^-112), times dx * 2^112: the exact product is
+            // d * dx, rounded once, as llama.cpp rounds it (d * 2^-112 is exact, dx * 2^112 below 2^128 is too)
+            float dxScaled = sums[2 * k] * 0x1p112f;
             IntVector dA = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offsetA, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0),
                     dB = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offsetB, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0);
-            accA = fa.add(offset).fma(dA.lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f).mul(dx), accA);
-            accB = fb.add(offset).fma(dB.lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f).mul(dx), accB);
+            accA = fa.add(offset).fma(dA.lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(dxScaled), accA);
+            accB = fb.add(offset).fma(dB.lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(dxScaled), accB);
         }
         accA.intoArray(out, oA);
         accB.intoArray(out, oB);
