@@ -20,6 +20,14 @@ public enum ChatFormat {
      */
     MISTRAL,
     /**
+     * Zephyr's, which TinyLlama-1.1B-Chat uses: {@code <|user|>\nmessage</s>\n<|assistant|>\n}, the answer ends with
+     * EOS and a newline follows it; a system prompt is a message of its own ({@code <|system|>\n...</s>\n}) before the
+     * first. The roles are plain text, the {@code </s>} the EOS token, and the text after it is tokenized as text that
+     * follows a special token (SentencePiece's dummy prefix again), as llama.cpp and Hugging Face tokenize the template's
+     * output.
+     */
+    ZEPHYR,
+    /**
      * Llama-3 instruct: header tokens around the role, {@code <|eot_id|>} after each message; a system prompt is a
      * message of its own, before the first user message.
      */
@@ -33,6 +41,7 @@ public enum ChatFormat {
         if (chatTemplate != null) {
             if (chatTemplate.contains("<|start_header_id|>")) return LLAMA3;
             if (chatTemplate.contains("[INST]")) return chatTemplate.contains("<<SYS>>") ? LLAMA2 : MISTRAL;
+            if (chatTemplate.contains("<|user|>") && chatTemplate.contains("<|assistant|>")) return ZEPHYR;
         }
         return PLAIN;
     }
@@ -59,6 +68,20 @@ public enum ChatFormat {
                 if (first) ids.add(bos);
                 String framed = sys != null ? sys + "\n\n" + message.strip() : message.strip();
                 for (int id : tokenizer.encode("[INST] " + framed + " [/INST]")) ids.add(id);
+            }
+            case ZEPHYR -> {
+                int eos = tokenizer.special("</s>").orElseThrow();
+                if (first && addBos) ids.add(bos);
+                // after the previous answer's EOS: "\n<|user|>", as text after a special token
+                String user = (first ? "" : "\n") + "<|user|>\n" + message.strip();
+                if (sys != null) {
+                    for (int id : tokenizer.encode("<|system|>\n" + sys)) ids.add(id);
+                    ids.add(eos);
+                    user = "\n" + user;
+                }
+                for (int id : tokenizer.encode(user)) ids.add(id);
+                ids.add(eos);
+                for (int id : tokenizer.encode("\n<|assistant|>\n")) ids.add(id);
             }
             case LLAMA3 -> {
                 if (first) ids.add(bos);

@@ -45,6 +45,9 @@ class ChatFormatTest {
         assertEquals("<|begin_of_text|>|<|start_header_id|>|system|<|end_header_id|>|ĊĊ|Be|Ġbrief|.|<|eot_id|>"
                         + "|<|start_header_id|>|user|<|end_header_id|>|ĊĊ|Hi|Ġthere|<|eot_id|>|<|start_header_id|>|assistant|<|end_header_id|>|ĊĊ",
                 pieces(t, ids));
+        // llama.cpp's ids of the same text (llama-tokenize, llama3-vocab.gguf, special tokens parsed)
+        assertArrayEquals(new int[]{128000, 128006, 9125, 128007, 271, 3513, 10015, 13, 128009, 128006, 882, 128007, 271, 13347, 1070, 128009,
+                128006, 78191, 128007, 271}, ids);
         assertArrayEquals(ChatFormat.LLAMA3.userTurn(t, "again", false, 128000, true, null),
                 ChatFormat.LLAMA3.userTurn(t, "again", false, 128000, true, "Be brief."));
     }
@@ -55,7 +58,9 @@ class ChatFormatTest {
         Tokenizer t = Tokenizers.load(Shared.TOKENIZERS.resolve("llama2-tokenizer.model"));
         int[] ids = ChatFormat.LLAMA2.userTurn(t, "Hello", true, 1, true, "Be brief.");
         assertEquals(1, ids[0]);
-        assertArrayEquals(t.encode("[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHello [/INST]"), Arrays.copyOfRange(ids, 1, ids.length));
+        // llama.cpp's ids of "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHello [/INST]" (llama-tokenize, ggml-vocab-llama-spm.gguf)
+        assertArrayEquals(new int[]{1, 518, 25580, 29962, 3532, 14816, 29903, 6778, 13, 3629, 11473, 29889, 13, 29966, 829, 14816, 29903, 6778, 13, 13,
+                10994, 518, 29914, 25580, 29962}, ids);
         int[] next = ChatFormat.LLAMA2.userTurn(t, "More", false, 1, true, "Be brief.");
         assertEquals(1, next[0]);
         assertArrayEquals(t.encode("[INST] More [/INST]"), Arrays.copyOfRange(next, 1, next.length));
@@ -71,6 +76,24 @@ class ChatFormatTest {
         assertArrayEquals(t.encode("[INST] More [/INST]"), ChatFormat.MISTRAL.userTurn(t, "More", false, 1, true, "Be brief."));
     }
 
+    /**
+     * TinyLlama-1.1B-Chat's Zephyr template, "<|system|>\nBe brief.</s>\n<|user|>\nHi there</s>\n<|assistant|>\n",
+     * against llama.cpp's tokenization of that text (llama-tokenize on ggml-vocab-llama-spm.gguf, special tokens
+     * parsed): the roles as text, {@code </s>} as EOS, a dummy-prefix space after each EOS. The second turn follows an
+     * answer's EOS: "\n<|user|>\nMore</s>\n<|assistant|>\n" (llama.cpp's ids of "</s>" and that text, the first two dropped).
+     */
+    @Test
+    void zephyrTurnsAsLlamaCppTokenizesThem() {
+        Tokenizer t = Tokenizers.load(Shared.TOKENIZERS.resolve("llama2-tokenizer.model"));
+        assertArrayEquals(new int[]{1, 529, 29989, 5205, 29989, 29958, 13, 3629, 11473, 29889, 2, 29871, 13, 29966, 29989, 1792, 29989, 29958, 13,
+                        18567, 727, 2, 29871, 13, 29966, 29989, 465, 22137, 29989, 29958, 13},
+                ChatFormat.ZEPHYR.userTurn(t, "Hi there", true, 1, true, "Be brief."));
+        assertArrayEquals(new int[]{1, 529, 29989, 1792, 29989, 29958, 13, 18567, 727, 2, 29871, 13, 29966, 29989, 465, 22137, 29989, 29958, 13},
+                ChatFormat.ZEPHYR.userTurn(t, "Hi there", true, 1, true, null));
+        assertArrayEquals(new int[]{29871, 13, 29966, 29989, 1792, 29989, 29958, 13, 20761, 2, 29871, 13, 29966, 29989, 465, 22137, 29989, 29958, 13},
+                ChatFormat.ZEPHYR.userTurn(t, "More", false, 1, true, "Be brief."));
+    }
+
     @Test
     void formatComesFromTheChatTemplate() {
         // abridged from Llama-2-chat's and Mistral-7B-Instruct-v0.1's tokenizer_config.json
@@ -80,6 +103,11 @@ class ChatFormatTest {
         assertEquals(ChatFormat.MISTRAL, ChatFormat.detect("{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}"
                 + "{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token }}"));
         assertEquals(ChatFormat.LLAMA3, ChatFormat.detect("{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' }}"));
+        // TinyLlama-1.1B-Chat-v1.0's tokenizer_config.json
+        assertEquals(ChatFormat.ZEPHYR, ChatFormat.detect("{% for message in messages %}\n{% if message['role'] == 'user' %}\n"
+                + "{{ '<|user|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + "
+                + "message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + "
+                + "eos_token }}\n{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}"));
         assertEquals(ChatFormat.PLAIN, ChatFormat.detect(null));
     }
 }
