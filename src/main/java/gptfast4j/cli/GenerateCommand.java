@@ -197,6 +197,7 @@ final class GenerateCommand implements Callable<Integer> {
         Llama model = ckpt.model();
         Tokenizer tokenizer = ckpt.tokenizer();
         ChatFormat format = ckpt.chatFormat();
+        format.checkTokenizer(tokenizer);
         if (system != null) {
             if (format == ChatFormat.PLAIN) throw new IllegalArgumentException("--system needs a chat format, and this model has none (no chat template)");
             int framed = format.userTurn(tokenizer, "", true, ckpt.bos(), ckpt.addBos(), system).length;

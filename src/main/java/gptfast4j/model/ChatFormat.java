@@ -47,6 +47,23 @@ public enum ChatFormat {
     }
 
     /**
+     * Refuses a tokenizer without the special tokens this format's turns are made of (a Llama-3 template over a
+     * vocabulary without {@code <|eot_id|>}, say), which would otherwise fail at the first message.
+     */
+    public void checkTokenizer(Tokenizer tokenizer) {
+        String[] needed = switch (this) {
+            case LLAMA3 -> new String[]{"<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"};
+            case ZEPHYR -> new String[]{"</s>"};
+            default -> new String[0];
+        };
+        for (String token : needed) {
+            if (tokenizer.special(token).isEmpty()) {
+                throw new IllegalArgumentException("the chat template is " + name().toLowerCase() + "'s but the tokenizer has no " + token + " token");
+            }
+        }
+    }
+
+    /**
      * The tokens of one user turn, ready to be appended to the conversation (BOS where the format puts it), with the
      * system prompt {@code system} (null for none) framed before the first message.
      */

@@ -275,14 +275,8 @@ class ErrorsTest {
      */
     @Test
     void aSystemPromptInTheChatFormat(@TempDir Path dir) {
-        Path chatModel = dir.resolve("stories-llama2-chat.gguf");
-        gptfast4j.io.GGUF stories = gptfast4j.io.GGUF.read(STORIES);
-        java.util.Map<String, gptfast4j.io.Metadata.Value> metadata = new java.util.LinkedHashMap<>(stories.metadata().asMap());
-        metadata.put("tokenizer.chat_template", gptfast4j.io.Metadata.Value.string(
-                "{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{{ bos_token + '[INST] ' + content + ' [/INST]' }}"));
-        gptfast4j.io.GGUFWriter.write(chatModel, metadata, stories.tensors().values().stream()
-                .map(t -> new gptfast4j.io.GGUFWriter.TensorSpec(t.name(), t.type(), t.shape(), target -> target.copyFrom(t.data()))).toList(), bytes -> {
-        });
+        Path chatModel = withChatTemplate(dir.resolve("stories-llama2-chat.gguf"),
+                "{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{{ bos_token + '[INST] ' + content + ' [/INST]' }}");
         Outcome o = runWithInput("Once upon a time\nThe dog\n\n", "generate", "--checkpoint", chatModel.toString(), "--interactive",
                 "--system", "Tell a story.", "--temperature", "0", "--max-new-tokens", "8");
         assertEquals(0, o.exit, o.err);
@@ -293,6 +287,26 @@ class ErrorsTest {
         assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", STORIES.toString(), "--interactive", "--system", "Be brief."),
                 "--system needs a chat format, and this model has none");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--system", "Be brief."), "--system is for --interactive");
+    }
+
+    /** A chat template whose special tokens the vocabulary lacks is named before the chat, not at its first message. */
+    @Test
+    void aChatTemplateOfAnotherVocabulary(@TempDir Path dir) {
+        Path llama3Template = withChatTemplate(dir.resolve("stories-llama3-template.gguf"),
+                "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] + '<|eot_id|>' }}");
+        assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", llama3Template.toString(), "--interactive"),
+                "the chat template is llama3's but the tokenizer has no <|start_header_id|> token");
+    }
+
+    /** stories260K.gguf with {@code tokenizer.chat_template} set, at {@code out}. */
+    private static Path withChatTemplate(Path out, String template) {
+        gptfast4j.io.GGUF stories = gptfast4j.io.GGUF.read(STORIES);
+        java.util.Map<String, gptfast4j.io.Metadata.Value> metadata = new java.util.LinkedHashMap<>(stories.metadata().asMap());
+        metadata.put("tokenizer.chat_template", gptfast4j.io.Metadata.Value.string(template));
+        gptfast4j.io.GGUFWriter.write(out, metadata, stories.tensors().values().stream()
+                .map(t -> new gptfast4j.io.GGUFWriter.TensorSpec(t.name(), t.type(), t.shape(), target -> target.copyFrom(t.data()))).toList(), bytes -> {
+        });
+        return out;
     }
 
     /**
