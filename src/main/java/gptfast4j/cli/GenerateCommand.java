@@ -81,6 +81,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--system", paramLabel = "TEXT", description = "System prompt for --interactive, framed as the model's chat format frames one.")
     String system;
 
+    @Option(names = "--chat-format", paramLabel = "NAME", description = "Chat format for --interactive where the file's chat template is missing or not recognized: plain, llama2, mistral, zephyr or llama3 (default: from the template).")
+    String chatFormat;
+
     @Option(names = "--draft-checkpoint", paramLabel = "PATH", description = "Draft model for speculative decoding (same vocabulary as the target).")
     Path draftCheckpoint;
 
@@ -106,6 +109,8 @@ final class GenerateCommand implements Callable<Integer> {
             if (prompt.endsWith("\n")) prompt = prompt.substring(0, prompt.length() - (prompt.endsWith("\r\n") ? 2 : 1));
         }
         if (system != null && !interactive) throw new IllegalArgumentException("--system is for --interactive (a --prompt is given as it is, in no chat format)");
+        if (chatFormat != null && !interactive) throw new IllegalArgumentException("--chat-format is for --interactive (a --prompt is given as it is, in no chat format)");
+        ChatFormat formatOverride = chatFormat != null ? ChatFormat.parse(chatFormat, "--chat-format") : null;
         if (interactive) {
             // the chat takes its messages from stdin and decodes plainly: these would be ignored without a word
             String ignored = !prompt.isEmpty() ? "--prompt" : numSamples != 1 ? "--num-samples" : draftCheckpoint != null ? "--draft-checkpoint"
@@ -124,7 +129,7 @@ final class GenerateCommand implements Callable<Integer> {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         long seedValue = seed != null ? seed : System.nanoTime();
         Sampler sampler = new Sampler(model.config.vocabSize(), temperature, topK, topP, seedValue);
-        if (interactive) return chat(ckpt, Math.min(limit, contextLength != null ? limit : 4096), sampler, out);
+        if (interactive) return chat(ckpt, formatOverride != null ? formatOverride : ckpt.chatFormat(), Math.min(limit, contextLength != null ? limit : 4096), sampler, out);
 
         Tokenizer tokenizer = ckpt.tokenizer();
         int[] tokens = ckpt.promptTokens(prompt);
@@ -193,13 +198,12 @@ final class GenerateCommand implements Callable<Integer> {
         }
     }
 
-    private int chat(Checkpoint ckpt, int contextLength, Sampler sampler, PrintStream out) throws Exception {
+    private int chat(Checkpoint ckpt, ChatFormat format, int contextLength, Sampler sampler, PrintStream out) throws Exception {
         Llama model = ckpt.model();
         Tokenizer tokenizer = ckpt.tokenizer();
-        ChatFormat format = ckpt.chatFormat();
         format.checkTokenizer(tokenizer);
         if (system != null) {
-            if (format == ChatFormat.PLAIN) throw new IllegalArgumentException("--system needs a chat format, and this model has none (no chat template)");
+            if (format == ChatFormat.PLAIN) throw new IllegalArgumentException("--system needs a chat format, and this model has none (no chat template; --chat-format names one)");
             int framed = format.userTurn(tokenizer, "", true, ckpt.bos(), ckpt.addBos(), system).length;
             if (framed >= contextLength) throw new IllegalArgumentException("the system prompt takes " + framed + " tokens in its chat format but the context length is " + contextLength);
         }

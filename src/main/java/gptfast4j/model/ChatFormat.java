@@ -46,6 +46,12 @@ public enum ChatFormat {
         return PLAIN;
     }
 
+    /** The format named {@code name} (plain, llama2, mistral, zephyr, llama3), for a file whose template is missing or not recognized. */
+    public static ChatFormat parse(String name, String flag) {
+        for (ChatFormat f : values()) if (f.name().equalsIgnoreCase(name)) return f;
+        throw new IllegalArgumentException(flag + " must be plain, llama2, mistral, zephyr or llama3, got '" + name + "'");
+    }
+
     /**
      * Refuses a tokenizer without the special tokens this format's turns are made of (a Llama-3 template over a
      * vocabulary without {@code <|eot_id|>}, say), which would otherwise fail at the first message.
@@ -58,7 +64,7 @@ public enum ChatFormat {
         };
         for (String token : needed) {
             if (tokenizer.special(token).isEmpty()) {
-                throw new IllegalArgumentException("the chat template is " + name().toLowerCase() + "'s but the tokenizer has no " + token + " token");
+                throw new IllegalArgumentException("the " + name().toLowerCase() + " chat format needs the token " + token + ", which this tokenizer has not");
             }
         }
     }

@@ -295,7 +295,21 @@ class ErrorsTest {
         Path llama3Template = withChatTemplate(dir.resolve("stories-llama3-template.gguf"),
                 "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] + '<|eot_id|>' }}");
         assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", llama3Template.toString(), "--interactive"),
-                "the chat template is llama3's but the tokenizer has no <|start_header_id|> token");
+                "the llama3 chat format needs the token <|start_header_id|>, which this tokenizer has not");
+    }
+
+    /** {@code --chat-format} frames a chat for a file without a (recognized) template; names are checked. */
+    @Test
+    void aChatFormatNamedForAFileWithoutATemplate() {
+        Outcome o = runWithInput("Once upon a time\n\n", "generate", "--checkpoint", STORIES.toString(), "--interactive", "--chat-format", "llama2",
+                "--system", "Tell a story.", "--temperature", "0", "--max-new-tokens", "8");
+        assertEquals(0, o.exit, o.err);
+        assertTrue(o.err.contains("Chat format: llama2"), o.err);
+        assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", STORIES.toString(), "--interactive", "--chat-format", "chatml"),
+                "--chat-format must be plain, llama2, mistral, zephyr or llama3, got 'chatml'");
+        assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", STORIES.toString(), "--interactive", "--chat-format", "llama3"),
+                "the llama3 chat format needs the token <|start_header_id|>, which this tokenizer has not");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--chat-format", "llama2"), "--chat-format is for --interactive");
     }
 
     /** stories260K.gguf with {@code tokenizer.chat_template} set, at {@code out}. */
