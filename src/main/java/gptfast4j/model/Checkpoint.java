@@ -225,6 +225,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         } else {
             eos.add(jsonInt(eosIn, eosFile, "eos_token_id", 2));
         }
+        tokenizer.special("<|eot_id|>").ifPresent(eos::add); // a Llama-3 turn's end, as for GGUF files (a base model's config names only <|end_of_text|>)
         String template = null;
         Path tokConfig = dir.resolve("tokenizer_config.json");
         if (Files.exists(tokConfig)) template = readJson(tokConfig).path("chat_template").asText(null);

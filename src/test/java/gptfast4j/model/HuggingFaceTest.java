@@ -113,6 +113,27 @@ class HuggingFaceTest {
         assertEquals(8, Checkpoint.load(dir, Shared.MODELS.resolve("tok512.bin")).model().config.nHeads());
     }
 
+    /**
+     * A vocabulary with Llama-3's {@code <|eot_id|>} ends generation there, as it does for GGUF files, whatever
+     * config.json's EOS (a Llama-3 base model's names only {@code <|end_of_text|>}, and a chat turn ends at the other).
+     */
+    @Test
+    void eotEndsGenerationLikeEos(@TempDir Path dir) throws IOException {
+        writeHuggingFace(dir, false);
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode tokenizer = json.createObjectNode();
+        ObjectNode model = tokenizer.putObject("model");
+        model.put("type", "BPE");
+        ObjectNode vocab = model.putObject("vocab");
+        for (int b = 0; b < 256; b++) vocab.put(gptfast4j.tokenizer.ByteLevelBpeTokenizer.toMapped(new byte[]{(byte) b}), b);
+        model.putArray("merges");
+        tokenizer.putArray("added_tokens").addObject().put("id", 300).put("content", "<|eot_id|>").put("special", true);
+        json.writeValue(dir.resolve("tokenizer.json").toFile(), tokenizer);
+        int[] eos = Checkpoint.load(dir, null).eos();
+        assertTrue(java.util.Arrays.stream(eos).anyMatch(id -> id == 300) && java.util.Arrays.stream(eos).anyMatch(id -> id == 2),
+                java.util.Arrays.toString(eos));
+    }
+
     private static void compare(Checkpoint gguf, Checkpoint hf) {
         int[] ids = gguf.tokenizer().encode("Once upon a time, there was a little dog named Max who liked to run");
         int vocab = gguf.model().config.vocabSize();
