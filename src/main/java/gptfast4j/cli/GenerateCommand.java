@@ -78,10 +78,13 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--interactive", description = "Chat on stdin, in the model's chat format (without --prompt, --num-samples or speculation).")
     boolean interactive;
 
-    @Option(names = "--system", paramLabel = "TEXT", description = "System prompt for --interactive, framed as the model's chat format frames one.")
+    @Option(names = "--chat", description = "Frame the prompt as one user message in the model's chat format and print the answer (for instruct and chat models).")
+    boolean chat;
+
+    @Option(names = "--system", paramLabel = "TEXT", description = "System prompt for --chat or --interactive, framed as the model's chat format frames one.")
     String system;
 
-    @Option(names = "--chat-format", paramLabel = "NAME", description = "Chat format for --interactive where the file's chat template is missing or not recognized: plain, llama2, mistral, zephyr or llama3 (default: from the template).")
+    @Option(names = "--chat-format", paramLabel = "NAME", description = "Chat format for --chat or --interactive where the file's chat template is missing or not recognized: plain, llama2, mistral, zephyr or llama3 (default: from the template).")
     String chatFormat;
 
     @Option(names = "--draft-checkpoint", paramLabel = "PATH", description = "Draft model for speculative decoding (same vocabulary as the target).")
@@ -108,8 +111,10 @@ final class GenerateCommand implements Callable<Integer> {
             prompt = TextFiles.read(promptFile, System.in);
             if (prompt.endsWith("\n")) prompt = prompt.substring(0, prompt.length() - (prompt.endsWith("\r\n") ? 2 : 1));
         }
-        if (system != null && !interactive) throw new IllegalArgumentException("--system is for --interactive (a --prompt is given as it is, in no chat format)");
-        if (chatFormat != null && !interactive) throw new IllegalArgumentException("--chat-format is for --interactive (a --prompt is given as it is, in no chat format)");
+        if (chat && interactive) throw new IllegalArgumentException("give --chat (one message, the --prompt) or --interactive (messages on stdin), not both");
+        boolean framed = chat || interactive;
+        if (system != null && !framed) throw new IllegalArgumentException("--system is for --chat or --interactive (without them the prompt is given as it is, in no chat format)");
+        if (chatFormat != null && !framed) throw new IllegalArgumentException("--chat-format is for --chat or --interactive (without them the prompt is given as it is, in no chat format)");
         ChatFormat formatOverride = chatFormat != null ? ChatFormat.parse(chatFormat, "--chat-format") : null;
         if (interactive) {
             // the chat takes its messages from stdin and decodes plainly: these would be ignored without a word
@@ -129,10 +134,11 @@ final class GenerateCommand implements Callable<Integer> {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         long seedValue = seed != null ? seed : System.nanoTime();
         Sampler sampler = new Sampler(model.config.vocabSize(), temperature, topK, topP, seedValue);
-        if (interactive) return chat(ckpt, formatOverride != null ? formatOverride : ckpt.chatFormat(), Math.min(limit, contextLength != null ? limit : 4096), sampler, out);
+        ChatFormat format = formatOverride != null ? formatOverride : ckpt.chatFormat();
+        if (interactive) return interactiveChat(ckpt, format, Math.min(limit, contextLength != null ? limit : 4096), sampler, out);
 
         Tokenizer tokenizer = ckpt.tokenizer();
-        int[] tokens = ckpt.promptTokens(prompt);
+        int[] tokens = chat ? oneMessage(ckpt, format) : ckpt.promptTokens(prompt);
         if (tokens.length > limit) {
             throw new IllegalArgumentException("the prompt has " + tokens.length + " tokens but the context length is " + limit);
         }
@@ -142,8 +148,8 @@ final class GenerateCommand implements Callable<Integer> {
         Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, sampler, common.tokenizer);
         Generator generator = new Generator(model, state, ckpt.eos());
         for (int sample = 0; sample < numSamples; sample++) {
-            out.print(prompt);
-            TextStream stream = new TextStream(tokenizer, out, prompt.isEmpty() && tokenizer.kind() == Tokenizer.Kind.SENTENCEPIECE);
+            if (!chat) out.print(prompt); // a chat prints the answer alone
+            TextStream stream = new TextStream(tokenizer, out, (chat || prompt.isEmpty()) && tokenizer.kind() == Tokenizer.Kind.SENTENCEPIECE);
             java.util.function.IntPredicate sink = t -> {
                 stream.accept(t);
                 return !closed(out);
@@ -187,6 +193,13 @@ final class GenerateCommand implements Callable<Integer> {
         }
     }
 
+    /** The prompt as the first (and only) user message of a conversation in {@code format}, with the system prompt if any. */
+    private int[] oneMessage(Checkpoint ckpt, ChatFormat format) {
+        if (format == ChatFormat.PLAIN) throw new IllegalArgumentException("--chat needs a chat format, and this model has none (no chat template; --chat-format names one)");
+        format.checkTokenizer(ckpt.tokenizer());
+        return format.userTurn(ckpt.tokenizer(), prompt, true, ckpt.bos(), ckpt.addBos(), system);
+    }
+
     /** Waits for {@code task}, throwing what it threw as it was (an error message names the cause, not a wrapper). */
     private static void join(FutureTask<?> task) throws Exception {
         try {
@@ -198,7 +211,7 @@ final class GenerateCommand implements Callable<Integer> {
         }
     }
 
-    private int chat(Checkpoint ckpt, ChatFormat format, int contextLength, Sampler sampler, PrintStream out) throws Exception {
+    private int interactiveChat(Checkpoint ckpt, ChatFormat format, int contextLength, Sampler sampler, PrintStream out) throws Exception {
         Llama model = ckpt.model();
         Tokenizer tokenizer = ckpt.tokenizer();
         format.checkTokenizer(tokenizer);

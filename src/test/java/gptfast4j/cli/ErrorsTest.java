@@ -286,7 +286,7 @@ class ErrorsTest {
                 "--system", "word ".repeat(40)), "the system prompt takes");
         assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", STORIES.toString(), "--interactive", "--system", "Be brief."),
                 "--system needs a chat format, and this model has none");
-        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--system", "Be brief."), "--system is for --interactive");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--system", "Be brief."), "--system is for --chat or --interactive");
     }
 
     /** A chat template whose special tokens the vocabulary lacks is named before the chat, not at its first message. */
@@ -309,7 +309,26 @@ class ErrorsTest {
                 "--chat-format must be plain, llama2, mistral, zephyr or llama3, got 'chatml'");
         assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", STORIES.toString(), "--interactive", "--chat-format", "llama3"),
                 "the llama3 chat format needs the token <|start_header_id|>, which this tokenizer has not");
-        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--chat-format", "llama2"), "--chat-format is for --interactive");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--chat-format", "llama2"), "--chat-format is for --chat or --interactive");
+    }
+
+    /**
+     * {@code --chat}: the prompt as one user message in the chat format, the answer printed alone (the interactive
+     * chat echoes no message either). stories260K framed as Llama-2-chat, greedy, answers as the interactive chat's
+     * first turn does to the same message and system prompt.
+     */
+    @Test
+    void oneChatMessageFromThePrompt() {
+        Outcome one = run("generate", "--checkpoint", STORIES.toString(), "--chat", "--chat-format", "llama2", "--system", "Tell a story.",
+                "--prompt", "Once upon a time", "--temperature", "0", "--max-new-tokens", "12");
+        assertEquals(0, one.exit, one.err);
+        Outcome turn = runWithInput("Once upon a time\n\n", "generate", "--checkpoint", STORIES.toString(), "--interactive", "--chat-format", "llama2",
+                "--system", "Tell a story.", "--temperature", "0", "--max-new-tokens", "12");
+        assertEquals(0, turn.exit, turn.err);
+        assertEquals(turn.out.strip(), one.out.strip());
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--chat", "--prompt", "Hi"), "--chat needs a chat format, and this model has none");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--system", "Hi"), "--system is for --chat or --interactive");
+        assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", STORIES.toString(), "--chat", "--interactive"), "give --chat (one message, the --prompt) or --interactive");
     }
 
     /** stories260K.gguf with {@code tokenizer.chat_template} set, at {@code out}. */
