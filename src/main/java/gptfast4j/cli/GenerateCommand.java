@@ -200,6 +200,21 @@ final class GenerateCommand implements Callable<Integer> {
         return format.userTurn(ckpt.tokenizer(), prompt, true, ckpt.bos(), ckpt.addBos(), system);
     }
 
+    /**
+     * One chat message: a line, or several where each but the last ends in a backslash (as llama.cpp's chat takes
+     * them), joined by newlines without the backslashes; null at the end of input.
+     */
+    static String readMessage(BufferedReader in) throws java.io.IOException {
+        String line = in.readLine();
+        if (line == null) return null;
+        StringBuilder message = new StringBuilder();
+        while (line != null && line.endsWith("\\")) {
+            message.append(line, 0, line.length() - 1).append('\n');
+            line = in.readLine();
+        }
+        return line != null ? message.append(line).toString() : message.toString();
+    }
+
     /** Waits for {@code task}, throwing what it threw as it was (an error message names the cause, not a wrapper). */
     private static void join(FutureTask<?> task) throws Exception {
         try {
@@ -230,12 +245,12 @@ final class GenerateCommand implements Callable<Integer> {
         Thread copier = new Thread(layouts, "decode-layouts");
         copier.setDaemon(true);
         copier.start();
-        System.err.println("Chat format: " + format.name().toLowerCase() + ". Type a message; an empty line or end of input quits.");
+        System.err.println("Chat format: " + format.name().toLowerCase() + ". Type a message (a line ending in \\ goes on on the next); an empty line or end of input quits.");
         int pos = 0;
         boolean first = true;
         while (true) {
             System.err.print("> ");
-            String line = in.readLine();
+            String line = readMessage(in);
             if (line == null || line.isBlank()) return 0;
             if (first) join(layouts);
             int[] turn = format.userTurn(tokenizer, line, first, ckpt.bos(), ckpt.addBos(), system);

@@ -10,6 +10,16 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class GenerateCommandTest {
     private static final String STORIES = Shared.MODELS.resolve("stories260K.gguf").toString();
 
+    /** A chat message goes on over lines that end in a backslash, as llama.cpp's chat reads them. */
+    @Test
+    void aChatMessageOverSeveralLines() throws java.io.IOException {
+        java.io.BufferedReader in = new java.io.BufferedReader(new java.io.StringReader("def f():\\\n    return 1\\\nexplain\nnext\nlast\\"));
+        assertEquals("def f():\n    return 1\nexplain", GenerateCommand.readMessage(in));
+        assertEquals("next", GenerateCommand.readMessage(in));
+        assertEquals("last\n", GenerateCommand.readMessage(in)); // the input ended after a backslash
+        assertEquals(null, GenerateCommand.readMessage(in));
+    }
+
     /** One token comes from the prompt's logits, so there is no decode rate to report (it used to print 0.00 tokens/s). */
     @Test
     void oneTokenHasNoDecodeRate() {
