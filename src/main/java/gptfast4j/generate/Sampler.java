@@ -19,7 +19,8 @@ public final class Sampler {
     private final SplittableRandom random;
     private final float[] probs;
     private final float[] heap;
-    private final Integer[] order;
+    /** Top-p's sort keys: a kept token's probability bits above its id, complemented (see {@link #nucleus}). */
+    private final long[] order;
 
     public Sampler(int vocabSize, float temperature, int topK, float topP, long seed) {
         if (temperature < 0 || Float.isNaN(temperature)) throw new IllegalArgumentException("--temperature must be >= 0, got " + temperature);
@@ -31,7 +32,7 @@ public final class Sampler {
         this.random = new SplittableRandom(seed);
         this.probs = new float[vocabSize];
         this.heap = new float[this.topK];
-        this.order = topP < 1 ? new Integer[vocabSize] : null;
+        this.order = topP < 1 ? new long[vocabSize] : null;
     }
 
     public boolean isGreedy() {
@@ -119,22 +120,47 @@ public final class Sampler {
         return heap[0];
     }
 
-    /** Keeps the most likely tokens until their cumulative probability reaches top-p; renormalizes. */
+    /**
+     * Keeps the most likely tokens, the lower id first among equals, until their cumulative probability reaches
+     * top-p; renormalizes. The kept tokens' keys (a probability's bits, which order as the floats do, all positive,
+     * above the complemented id) form a max-heap in {@link #order}, popped to its end until top-p is reached: no boxed
+     * ids, no comparator and no sort (the boxed sort allocated 4.5 KB per sample of a 32000-token vocabulary at top-k
+     * 200, and {@code Arrays.sort(long[])} some 78 bytes a call), and only as many pops as tokens kept.
+     */
     private void nucleus(float[] p) {
         int count = 0;
-        for (int i = 0; i < p.length; i++) if (p[i] > 0) order[count++] = i;
-        Arrays.sort(order, 0, count, (a, b) -> Float.compare(p[b], p[a]));
+        for (int i = 0; i < p.length; i++) if (p[i] > 0) order[count++] = (long) Float.floatToIntBits(p[i]) << 32 | ~i & 0xFFFF_FFFFL;
+        for (int i = count / 2 - 1; i >= 0; i--) siftDown(i, count);
         double cumulative = 0;
-        int keep = count;
-        for (int i = 0; i < count; i++) {
-            cumulative += p[order[i]];
-            if (cumulative >= topP) {
-                keep = i + 1;
-                break;
-            }
+        int heap = count; // order[0 .. heap) is the heap, order[heap .. count) the kept tokens, the most likely last
+        while (heap > 0 && cumulative < topP) {
+            long top = order[0];
+            order[0] = order[--heap];
+            order[heap] = top;
+            siftDown(0, heap);
+            cumulative += p[id(heap)];
         }
-        for (int i = keep; i < count; i++) p[order[i]] = 0;
+        for (int i = 0; i < heap; i++) p[id(i)] = 0;
         float inv = (float) (1 / Math.min(1.0, cumulative));
-        for (int i = 0; i < keep; i++) p[order[i]] *= inv;
+        for (int i = heap; i < count; i++) p[id(i)] *= inv;
+    }
+
+    /** Restores the max-heap property of {@code order[0 .. size)} below {@code at}. */
+    private void siftDown(int at, int size) {
+        long key = order[at];
+        while (true) {
+            int child = 2 * at + 1;
+            if (child >= size) break;
+            if (child + 1 < size && order[child + 1] > order[child]) child++;
+            if (order[child] <= key) break;
+            order[at] = order[child];
+            at = child;
+        }
+        order[at] = key;
+    }
+
+    /** The token id in {@link #order}{@code [at]}. */
+    private int id(int at) {
+        return ~(int) order[at];
     }
 }

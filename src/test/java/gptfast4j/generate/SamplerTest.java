@@ -1,0 +1,97 @@
+package gptfast4j.generate;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.SplittableRandom;
+import java.util.stream.IntStream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The filtered distribution against its definition, computed here the plain way: softmax(logits / T) over the tokens
+ * whose logit is at least the k-th largest (ties at it kept, as gpt-fast's {@code torch.topk} threshold), then the
+ * most likely tokens (the lower id first among equals) until their probability reaches top-p, renormalized.
+ */
+class SamplerTest {
+
+    private static float[] reference(float[] logits, float temperature, int topK, float topP) {
+        int n = logits.length;
+        float[] sorted = logits.clone();
+        Arrays.sort(sorted);
+        float threshold = topK == 0 || topK >= n ? Float.NEGATIVE_INFINITY : sorted[n - topK];
+        double max = IntStream.range(0, n).mapToDouble(i -> logits[i]).max().orElseThrow();
+        double[] p = new double[n];
+        double sum = 0;
+        for (int i = 0; i < n; i++) sum += p[i] = logits[i] >= threshold ? Math.exp((logits[i] - max) / temperature) : 0;
+        for (int i = 0; i < n; i++) p[i] /= sum;
+        Integer[] order = IntStream.range(0, n).boxed().filter(i -> p[i] > 0)
+                .sorted(Comparator.<Integer>comparingDouble(i -> -p[i]).thenComparingInt(i -> i)).toArray(Integer[]::new);
+        double cumulative = 0;
+        boolean[] kept = new boolean[n];
+        for (int i : order) {
+            kept[i] = true;
+            cumulative += p[i];
+            if (cumulative >= topP) break;
+        }
+        float[] out = new float[n];
+        for (int i = 0; i < n; i++) out[i] = kept[i] ? (float) (p[i] / cumulative) : 0;
+        return out;
+    }
+
+    private static void assertDistribution(float[] logits, float temperature, int topK, float topP) {
+        float[] out = new float[logits.length];
+        new Sampler(logits.length, temperature, topK, topP, 1).distribution(logits, 0, out);
+        assertArrayEquals(reference(logits, temperature, topK, topP), out, 1e-6f,
+                "T " + temperature + " top-k " + topK + " top-p " + topP + " logits " + Arrays.toString(logits));
+    }
+
+    @Test
+    void smallCasesByHand() {
+        float[] out = new float[4];
+        new Sampler(4, 1, 2, 1, 1).distribution(new float[]{1, 2, 3, 4}, 0, out);
+        assertArrayEquals(new float[]{0, 0, (float) (1 / (1 + Math.E)), (float) (Math.E / (1 + Math.E))}, out, 1e-6f);
+        new Sampler(4, 1, 2, 1, 1).distribution(new float[]{5, 5, 5, 1}, 0, out); // ties at the k-th value are kept
+        assertArrayEquals(new float[]{1 / 3f, 1 / 3f, 1 / 3f, 0}, out, 1e-6f);
+        new Sampler(3, 1, 0, 0.4f, 1).distribution(new float[]{2, 2, 1}, 0, out = new float[3]); // 0.42 >= 0.4: one token, the lower id
+        assertArrayEquals(new float[]{1, 0, 0}, out, 1e-6f);
+        new Sampler(3, 1, 0, 0.8f, 1).distribution(new float[]{2, 2, 1}, 0, out); // 0.42 + 0.42 >= 0.8: two
+        assertArrayEquals(new float[]{0.5f, 0.5f, 0}, out, 1e-6f);
+    }
+
+    @Test
+    void randomLogitsMatchTheDefinition() {
+        SplittableRandom random = new SplittableRandom(7);
+        for (int c = 0; c < 200; c++) {
+            int n = 1 + random.nextInt(300);
+            float[] logits = new float[n];
+            for (int i = 0; i < n; i++) logits[i] = random.nextInt(4) == 0 ? random.nextInt(3) : (float) random.nextGaussian() * 3; // some ties
+            float temperature = new float[]{0.3f, 0.8f, 1f, 1.7f}[random.nextInt(4)];
+            int topK = new int[]{0, 1, 5, 40, 200}[random.nextInt(5)];
+            float topP = new float[]{0.05f, 0.5f, 0.9f, 0.95f, 1f}[random.nextInt(5)];
+            assertDistribution(logits, temperature, topK, topP);
+        }
+    }
+
+    /** Sampling with top-k and top-p allocates nothing (a decode step must not; the top-p sort boxed every id). */
+    @Test
+    void samplingAllocatesNothing() {
+        int n = 32000;
+        float[] logits = new float[n];
+        SplittableRandom random = new SplittableRandom(3);
+        for (int i = 0; i < n; i++) logits[i] = (float) random.nextGaussian() * 4;
+        Sampler sampler = new Sampler(n, 0.8f, 200, 0.9f, 5);
+        for (int i = 0; i < 2000; i++) sampler.sample(logits, 0); // compiled
+        com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        long before = threads.getCurrentThreadAllocatedBytes();
+        int last = 0;
+        for (int i = 0; i < 200; i++) last += sampler.sample(logits, 0);
+        long allocated = threads.getCurrentThreadAllocatedBytes() - before;
+        assertTrue(last >= 0);
+        assertTrue(allocated < 4096, allocated + " bytes allocated by 200 samples");
+        assertEquals(0, new Sampler(n, 0, 0, 1, 5).sample(new float[n], 0));
+    }
+}
