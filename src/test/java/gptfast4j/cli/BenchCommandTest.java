@@ -30,6 +30,22 @@ class BenchCommandTest {
         }
     }
 
+    /**
+     * {@code bench --memory} needs no model and reports the streaming read per thread count, as JSON too; a figure in
+     * the range any machine of this century reads (1 to 2000 GB/s), not a value checked against a reference.
+     */
+    @Test
+    void memoryBandwidthPerThreadCount() throws Exception {
+        ErrorsTest.Outcome o = ErrorsTest.run("bench", "--memory", "--threads", "1,2", "--format", "json");
+        assertEquals(0, o.exit(), o.err());
+        JsonNode read = new ObjectMapper().readTree(o.out()).get("memoryReadGBps");
+        assertEquals(2, read.size(), o.out());
+        for (String threads : new String[]{"1", "2"}) {
+            double gbps = read.get(threads).asDouble();
+            assertTrue(gbps > 1 && gbps < 2000, threads + " threads: " + gbps + " GB/s");
+        }
+    }
+
     @Test
     void depthPastTheContextIsAnError() {
         ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--threads", "1", "--depth", "2000",
