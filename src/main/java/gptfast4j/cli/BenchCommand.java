@@ -191,10 +191,7 @@ final class BenchCommand implements Callable<Integer> {
     private List<Row> speculative(Checkpoint ckpt, String name, int threads) {
         String text = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog.";
         if (lookup != null) text = text + " " + text + " " + text;
-        int[] words = ckpt.tokenizer().encode(text);
-        int[] prompt = new int[words.length + 1];
-        prompt[0] = ckpt.bos();
-        System.arraycopy(words, 0, prompt, 1, words.length);
+        int[] prompt = ckpt.promptTokens(text);
         Llama model = ckpt.model();
         int context = prompt.length + genTokens + 1;
         if (context > model.config.contextLength()) throw new IllegalArgumentException("prompt and --gen-tokens exceed the context length");

@@ -132,17 +132,17 @@ public final class Sampler {
         for (int i = 0; i < p.length; i++) if (p[i] > 0) order[count++] = (long) Float.floatToIntBits(p[i]) << 32 | ~i & 0xFFFF_FFFFL;
         for (int i = count / 2 - 1; i >= 0; i--) siftDown(i, count);
         double cumulative = 0;
-        int heap = count; // order[0 .. heap) is the heap, order[heap .. count) the kept tokens, the most likely last
-        while (heap > 0 && cumulative < topP) {
+        int unkept = count; // order[0 .. unkept) is the max-heap, order[unkept .. count) the kept tokens, the most likely last
+        while (unkept > 0 && cumulative < topP) {
             long top = order[0];
-            order[0] = order[--heap];
-            order[heap] = top;
-            siftDown(0, heap);
-            cumulative += p[id(heap)];
+            order[0] = order[--unkept];
+            order[unkept] = top;
+            siftDown(0, unkept);
+            cumulative += p[id(unkept)];
         }
-        for (int i = 0; i < heap; i++) p[id(i)] = 0;
+        for (int i = 0; i < unkept; i++) p[id(i)] = 0;
         float inv = (float) (1 / Math.min(1.0, cumulative));
-        for (int i = heap; i < count; i++) p[id(i)] *= inv;
+        for (int i = unkept; i < count; i++) p[id(i)] *= inv;
     }
 
     /** Restores the max-heap property of {@code order[0 .. size)} below {@code at}. */

@@ -43,6 +43,7 @@ public final class SentencePieceTokenizer implements Tokenizer {
                     tokenBytes[id] = p.replace(SPACE, ' ').getBytes(StandardCharsets.UTF_8);
                 }
                 case TokenType.BYTE -> {
+                    if (!isBytePiece(p)) throw new IllegalArgumentException("token " + id + " is a byte token but reads '" + p + "', not <0xNN>");
                     int b = Integer.parseInt(p.substring(3, 5), 16);
                     if (byteTokens[b] < 0) byteTokens[b] = id;
                     tokenBytes[id] = new byte[]{(byte) b};
@@ -58,7 +59,7 @@ public final class SentencePieceTokenizer implements Tokenizer {
     }
 
     /** Whether {@code piece} spells a byte token: {@code <0xNN>}, the byte in hex. */
-    static boolean isBytePiece(String piece) {
+    private static boolean isBytePiece(String piece) {
         return piece.length() == 6 && piece.startsWith("<0x") && piece.endsWith(">")
                 && Character.digit(piece.charAt(3), 16) >= 0 && Character.digit(piece.charAt(4), 16) >= 0;
     }

@@ -247,14 +247,13 @@ public final class Tokenizers {
         return id.isIntegralNumber() && id.canConvertToInt() && id.asInt() >= 0 && id.asInt() < 1 << 24;
     }
 
-    /** A SentencePiece vocabulary whose byte tokens (type BYTE) are each spelled {@code <0xNN>}, the byte in hex. */
+    /** A SentencePiece vocabulary read from {@code path}, which a vocabulary the tokenizer refuses is named by. */
     private static Tokenizer sentencePiece(Path path, String[] pieces, float[] scores, int[] types, boolean addDummyPrefix) {
-        for (int id = 0; id < pieces.length; id++) {
-            if (types[id] == TokenType.BYTE && !SentencePieceTokenizer.isBytePiece(pieces[id])) {
-                throw new ModelFormatException(path + ": token " + id + " is a byte token but reads '" + pieces[id] + "', not <0xNN>");
-            }
+        try {
+            return new SentencePieceTokenizer(pieces, scores, types, addDummyPrefix);
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(path + ": " + e.getMessage());
         }
-        return new SentencePieceTokenizer(pieces, scores, types, addDummyPrefix);
     }
 
     /**
