@@ -938,8 +938,9 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
         return t;
     }
 
-    /** Each thread's sums of x over blocks, kept between calls. */
-    private static final ThreadLocal<float[]> BLOCK_SUMS = ThreadLocal.withInitial(() -> new float[0]);
+    /** Each thread's sums of x over blocks, kept between calls, and a vector's lanes while they are added. */
+    private static final ThreadLocal<float[]> BLOCK_SUMS = ThreadLocal.withInitial(() -> new float[0]),
+            LANE_SUMS = ThreadLocal.withInitial(() -> new float[0]);
 
     /**
      * {@code sums[k] = x[xOffset + 32k] + ... + x[xOffset + 32k + 31]} for the {@code n / 32} blocks of a row, in this
@@ -953,12 +954,21 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
 
     /** As {@link #blockSums(float[], int, int)}, over blocks of {@code block} (16 or 32) elements. */
     static float[] blockSums(float[] x, int xOffset, int n, int block) {
-        float[] sums = scratch(BLOCK_SUMS, n / block);
+        int lanes = F_SPECIES.length();
+        float[] sums = scratch(BLOCK_SUMS, n / block), laneSums = scratch(LANE_SUMS, lanes);
         for (int k = 0; k < n / block; k++) {
             FloatVector s = FloatVector.zero(F_SPECIES);
             // the running sum as the argument, not the receiver (ARCHITECTURE, Invariants)
-            for (int l = 0; l < block; l += F_SPECIES.length()) s = FloatVector.fromArray(F_SPECIES, x, xOffset + block * k + l).add(s);
-            sums[k] = s.reduceLanes(VectorOperators.ADD);
+            for (int l = 0; l < block; l += lanes) s = FloatVector.fromArray(F_SPECIES, x, xOffset + block * k + l).add(s);
+            // the lanes added in a fixed order, halving: reduceLanes adds them in one order interpreted and another
+            // compiled (2334 of 4096 block sums differed at 256 bits), so the same x gave a decode step and a
+            // speculative verification of the same token different sums while one of them ran before C2 (KernelTest
+            // promptBatchesTakeTheTilesInBothLayouts, Q4_1, failed once by an ulp)
+            s.intoArray(laneSums, 0);
+            for (int width = lanes / 2; width > 0; width /= 2) {
+                for (int i = 0; i < width; i++) laneSums[i] += laneSums[i + width];
+            }
+            sums[k] = laneSums[0];
         }
         return sums;
     }
