@@ -209,10 +209,10 @@ final class BenchCommand implements Callable<Integer> {
         // no EOS for either run, so both generate exactly genTokens tokens
         gptfast4j.generate.SpeculativeGenerator spec = new gptfast4j.generate.SpeculativeGenerator(model, state, new int[]{-1},
                 speculation.drafter(), speculateK, gptfast4j.generate.SpeculativeGenerator.LOSSLESS);
-        spec.generate(prompt, Math.min(genTokens, 16), greedy, tok -> true);
+        spec.generate(prompt, 0, Math.min(genTokens, 16), greedy, tok -> true);
         for (int r = 0; r < repetitions; r++) {
             long t0 = System.nanoTime();
-            int n = spec.generate(prompt, genTokens, greedy, tok -> true).tokens().length;
+            int n = spec.generate(prompt, 0, genTokens, greedy, tok -> true).tokens().length;
             specTps[r] = n / ((System.nanoTime() - t0) / 1e9);
         }
         String label = lookup != null ? "lookup" + lookup : "draft";

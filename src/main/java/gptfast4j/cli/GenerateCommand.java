@@ -75,7 +75,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--context-length", paramLabel = "N", description = "Context (KV cache) length (default: the model's, at most 4096 for --interactive).")
     Integer contextLength;
 
-    @Option(names = "--interactive", description = "Chat on stdin, in the model's chat format (without --prompt, --num-samples or speculation).")
+    @Option(names = "--interactive", description = "Chat on stdin, in the model's chat format (without --prompt or --num-samples).")
     boolean interactive;
 
     @Option(names = "--chat", description = "Frame the prompt as one user message in the model's chat format and print the answer (for instruct and chat models).")
@@ -117,9 +117,8 @@ final class GenerateCommand implements Callable<Integer> {
         if (chatFormat != null && !framed) throw new IllegalArgumentException("--chat-format is for --chat or --interactive (without them the prompt is given as it is, in no chat format)");
         ChatFormat formatOverride = chatFormat != null ? ChatFormat.parse(chatFormat, "--chat-format") : null;
         if (interactive) {
-            // the chat takes its messages from stdin and decodes plainly: these would be ignored without a word
-            String ignored = !prompt.isEmpty() ? "--prompt" : numSamples != 1 ? "--num-samples" : draftCheckpoint != null ? "--draft-checkpoint"
-                    : draftQuantize != null ? "--draft-quantize" : lookup != null ? "--lookup" : null;
+            // the chat takes its messages from stdin, one reply each: these would be ignored without a word
+            String ignored = !prompt.isEmpty() ? "--prompt" : numSamples != 1 ? "--num-samples" : null;
             if (ignored != null) throw new IllegalArgumentException(ignored + " cannot be used with --interactive (type the messages on stdin)");
         }
         KvCache.Type kvType = kvCache.type();
@@ -156,7 +155,7 @@ final class GenerateCommand implements Callable<Integer> {
             };
             Generator.Result r;
             try {
-                r = speculation != null ? speculation.generator().generate(tokens, maxNewTokens, sampler, sink)
+                r = speculation != null ? speculation.generator().generate(tokens, 0, maxNewTokens, sampler, sink)
                         : generator.generate(tokens, 0, maxNewTokens, sampler, sink);
                 stream.finish();
             } finally {
@@ -235,58 +234,64 @@ final class GenerateCommand implements Callable<Integer> {
             int framed = format.userTurn(tokenizer, "", true, ckpt.bos(), ckpt.addBos(), system).length;
             if (framed >= contextLength) throw new IllegalArgumentException("the system prompt takes " + framed + " tokens in its chat format but the context length is " + contextLength);
         }
-        Llama.State state = model.newState(contextLength, PREFILL_BATCH, 1, kvCache.type());
+        int verified = draftCheckpoint != null || lookup != null ? speculateK + 1 : 1;
+        Llama.State state = model.newState(contextLength, PREFILL_BATCH, verified, kvCache.type());
+        Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, sampler, common.tokenizer);
         Generator generator = new Generator(model, state, ckpt.eos());
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         // the decode layouts' copy (Llama#startDecoding: 4-7 s for Llama-2-7B Q4_0 here) while the first message is
         // typed, rather than between the first reply's first and second tokens; the first turn waits for it, and a
         // chat that ends before one does not (the daemon thread ends with the process)
-        FutureTask<Boolean> layouts = new FutureTask<>(model::startDecoding);
+        FutureTask<Boolean> layouts = new FutureTask<>(() -> model.startDecoding() | (speculation != null && speculation.drafter().startDecoding()));
         Thread copier = new Thread(layouts, "decode-layouts");
         copier.setDaemon(true);
         copier.start();
-        System.err.println("Chat format: " + format.name().toLowerCase() + ". Type a message (a line ending in \\ goes on on the next); an empty line or end of input quits.");
-        int pos = 0;
+        System.err.println("Chat format: " + format.name().toLowerCase() + (speculation != null ? "; speculation: " + speculation.description() : "")
+                + ". Type a message (a line ending in \\ goes on on the next); an empty line or end of input quits.");
+        int pos = 0; // positions of the conversation in the KV cache
+        int[] pending = new int[0]; // tokens of the conversation not yet in it: the last reply's last token and end of turn
         boolean first = true;
         while (true) {
             System.err.print("> ");
             String line = readMessage(in);
-            if (line == null || line.isBlank()) return 0;
+            if (line == null || line.isBlank()) break;
             if (first) join(layouts);
-            int[] turn = format.userTurn(tokenizer, line, first, ckpt.bos(), ckpt.addBos(), system);
+            int[] message = format.userTurn(tokenizer, line, first, ckpt.bos(), ckpt.addBos(), system);
+            int[] turn = java.util.Arrays.copyOf(pending, pending.length + message.length);
+            System.arraycopy(message, 0, turn, pending.length, message.length);
             if (pos + turn.length >= contextLength) {
                 // the message is refused, not the conversation: a shorter one may still fit
-                System.err.println((first && system != null ? "That message and the system prompt take " : "That message takes ") + turn.length + " tokens and the conversation has " + (contextLength - pos - 1)
+                System.err.println((first && system != null ? "That message and the system prompt take " : "That message takes ") + message.length + " tokens and the conversation has " + (contextLength - pos - pending.length - 1)
                         + " positions left (context length " + contextLength + "): type a shorter one, or an empty line to end.");
                 continue;
             }
             first = false;
             TextStream stream = new TextStream(tokenizer, out, format != ChatFormat.PLAIN || pos == 0);
             int budget = Math.min(maxNewTokens, contextLength - pos - turn.length);
-            Generator.Result r = generator.generate(turn, pos, budget, sampler, t -> {
+            java.util.function.IntPredicate sink = t -> {
                 stream.accept(t);
                 return !closed(out);
-            });
+            };
+            Generator.Result r = speculation != null ? speculation.generator().generate(turn, pos, budget, sampler, sink)
+                    : generator.generate(turn, pos, budget, sampler, sink);
             stream.finish();
             out.println();
             if (closed(out)) return STDOUT_CLOSED;
-            // the cache holds the turn and the generated tokens that were fed back; the last one is not fed when
-            // the budget ran out, and the end-of-turn token never is: feed them so the next turn follows on
-            pos += turn.length + r.decodedTokens();
-            int[] pending = r.tokens().length > r.decodedTokens() ? new int[]{r.tokens()[r.tokens().length - 1]} : new int[0];
+            // the next turn starts with what the cache lacks of this one: the reply's last token where the budget ran
+            // out before it was run, and the end-of-turn token, which ends the reply but is never run
+            pos += turn.length + r.cachedTokens();
+            pending = java.util.Arrays.copyOfRange(r.tokens(), r.cachedTokens(), r.tokens().length);
             if (format != ChatFormat.PLAIN) {
                 int end = format == ChatFormat.LLAMA3 ? tokenizer.special("<|eot_id|>").orElse(ckpt.eos()[0]) : ckpt.eos()[0];
                 pending = java.util.Arrays.copyOf(pending, pending.length + 1);
                 pending[pending.length - 1] = end;
             }
-            if (pending.length > 0 && pos + pending.length < contextLength) {
-                model.forward(state, pending, 0, pending.length, pos, null);
-                pos += pending.length;
-            }
-            if (pos >= contextLength) {
+            if (pos + pending.length + 1 >= contextLength) { // no room left for a message and a reply
                 System.err.println("The conversation has reached the context length " + contextLength + "; ending.");
-                return 0;
+                break;
             }
         }
+        if (speculation != null) speculation.printStats();
+        return 0;
     }
 }

@@ -2,21 +2,26 @@ package gptfast4j.generate;
 
 import gptfast4j.model.Llama;
 
+import java.util.Arrays;
+
 /**
- * A small model of the same vocabulary as draft: it catches up on the committed tokens it has not seen (one batched
- * forward pass), then samples k tokens one by one with the same sampling settings as the target.
+ * A small model of the same vocabulary as draft: it catches up on the committed tokens it has not run (one batched
+ * forward pass from the first position where its cache and the sequence differ), then samples k tokens one by one with
+ * the same sampling settings as the target.
  */
 public final class DraftModel implements Drafter {
     private final Llama model;
     private final Llama.State state;
     private final Sampler sampler;
-    /** Positions of the committed sequence held in the draft's KV cache; later entries are stale drafts. */
+    /** The tokens the draft's KV cache holds, at positions {@code 0 .. cached}: committed ones and drafts. */
+    private final int[] ran;
     private int cached;
 
     public DraftModel(Llama model, Llama.State state, Sampler sampler) {
         this.model = model;
         this.state = state;
         this.sampler = sampler;
+        this.ran = new int[state.contextLength];
     }
 
     @Override
@@ -33,14 +38,21 @@ public final class DraftModel implements Drafter {
     public int propose(int[] sequence, int length, int k, int[] tokens, float[][] probs) {
         k = Math.min(k, state.contextLength - length);
         if (k <= 0) return 0;
-        // positions past the last commit may hold rejected drafts: run everything from there again
-        cached = Math.min(cached, length - 1);
-        float[] logits = model.forward(state, sequence, cached, length - cached, cached, null);
+        // run again from the first position whose token is not the sequence's (a rejected draft, or a chat's next turn
+        // after the last reply), and at least the last token, whose logits draw the first draft
+        int from = Math.min(cached, length - 1);
+        int differs = Arrays.mismatch(ran, 0, from, sequence, 0, from);
+        if (differs >= 0) from = differs;
+        float[] logits = model.forward(state, sequence, from, length - from, from, null);
+        System.arraycopy(sequence, from, ran, from, length - from);
         cached = length;
         for (int i = 0; i < k; i++) {
             sampler.distribution(logits, 0, probs[i]);
             tokens[i] = sampler.isGreedy() ? argmax(probs[i]) : sampler.draw(probs[i]);
-            if (i + 1 < k) logits = model.forward(state, tokens[i], length + i);
+            if (i + 1 < k) {
+                logits = model.forward(state, tokens[i], length + i);
+                ran[cached++] = tokens[i];
+            }
         }
         return k;
     }

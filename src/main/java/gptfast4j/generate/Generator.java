@@ -29,10 +29,12 @@ public final class Generator {
      * What one generation did. {@code tokens} are the generated ids (EOS excluded). {@code layoutNanos}: the move of the
      * weights to their decode layouts ({@link Llama#startDecoding}), once per process before the first decode step
      * (seconds for a 7B model), timed apart and not in {@code decodeNanos}, so that tokens/s is the decode rate; 0
-     * when nothing was copied (float weights, or a process that copied them before).
+     * when nothing was copied (float weights, or a process that copied them before). {@code cachedTokens}: how many of
+     * {@code tokens} the KV cache holds after the prompt, all but the last where no forward pass ran it (the budget or
+     * the context ended); a sequence continued later starts its next prompt with the others (and any EOS).
      */
     public record Result(int[] tokens, int promptTokens, long prefillNanos, int decodedTokens, long decodeNanos, long layoutNanos,
-                         boolean stoppedAtEos) {
+                         boolean stoppedAtEos, int cachedTokens) {
         public double decodeTokensPerSecond() {
             return decodedTokens == 0 ? 0 : decodedTokens / (decodeNanos / 1e9);
         }
@@ -78,7 +80,7 @@ public final class Generator {
         }
         long t2 = System.nanoTime();
         return new Result(Arrays.copyOf(generated, count), prompt.length, t1 - t0, decoded, t2 - t1 - layoutNanos,
-                promptLayoutNanos + layoutNanos, eosSeen);
+                promptLayoutNanos + layoutNanos, eosSeen, decoded); // each decode step ran one token into the cache
     }
 
     /** Nanoseconds {@code model}'s and the drafter's (if any) {@link Llama#startDecoding} took; 0 if nothing was copied. */

@@ -36,6 +36,9 @@ public final class SpeculativeGenerator {
     private final float[][] p;
     private final int[] batch;
     private final long[] histogram;
+    /** The sequence so far, for the drafter: {@link #held} tokens, up to the context and one chosen past it. */
+    private final int[] history;
+    private int held;
 
     public SpeculativeGenerator(Llama target, Llama.State state, int[] eos, Drafter drafter, int k, AcceptanceRule rule) {
         if (k < 1) throw new IllegalArgumentException("--speculate-k must be at least 1, got " + k);
@@ -53,6 +56,7 @@ public final class SpeculativeGenerator {
         distributions = (position, logits, offset) -> verifying.distribution(logits, offset, p[position - verifiedFrom]);
         batch = new int[k + 1];
         histogram = new long[k + 1];
+        history = new int[state.contextLength + 1];
     }
 
     /** How many verification steps accepted 0, 1, ..., k draft tokens (since construction). */
@@ -69,54 +73,69 @@ public final class SpeculativeGenerator {
         return steps == 0 ? 0 : (double) accepted / steps;
     }
 
-    /** Like {@link Generator#generate} from an empty cache. */
-    public Generator.Result generate(int[] prompt, int maxNewTokens, Sampler sampler, IntPredicate onToken) {
+    /**
+     * Like {@link Generator#generate}: continues the sequence whose first {@code startPos} positions are in the
+     * target's KV cache with {@code prompt}. Those positions' tokens are the ones this generator's earlier calls put
+     * there (their prompts and output), which it keeps for its drafter, so {@code startPos} may not pass the tokens it
+     * holds (the last call's prompt and output, and what came before); what it holds past {@code startPos} is replaced
+     * by the prompt.
+     */
+    public Generator.Result generate(int[] prompt, int startPos, int maxNewTokens, Sampler sampler, IntPredicate onToken) {
         if (prompt.length == 0) throw new IllegalArgumentException("the prompt must hold at least one token (BOS)");
-        if (prompt.length > state.contextLength) {
-            throw new IllegalArgumentException("prompt of " + prompt.length + " tokens does not fit the context length " + state.contextLength);
+        if (startPos < 0 || startPos > held) {
+            throw new IllegalArgumentException("start position " + startPos + " is past the " + held + " tokens this generator holds");
         }
-        // the tokens never pass the context, whatever the budget (one near 2^31 would overflow the sum)
-        int[] sequence = Arrays.copyOf(prompt, (int) Math.min(prompt.length + (long) maxNewTokens + 1, state.contextLength + 1L));
+        if (startPos + prompt.length > state.contextLength) {
+            throw new IllegalArgumentException("prompt of " + prompt.length + " tokens does not fit the context length "
+                    + (state.contextLength - startPos));
+        }
+        System.arraycopy(prompt, 0, history, startPos, prompt.length);
+        held = startPos; // until the prompt has run
         // a prompt of one token runs as a decode step, which moves the target's weights first: timed apart (Generator)
         long promptLayoutNanos = prompt.length == 1 ? Generator.timeStartDecoding(target, null) : 0;
         long t0 = System.nanoTime();
-        float[] logits = target.forward(state, prompt, 0, prompt.length, 0, null);
-        int length = prompt.length;
+        float[] logits = target.forward(state, prompt, 0, prompt.length, startPos, null);
+        int first = startPos + prompt.length, length = first;
         int current = sampler.sample(logits, 0);
         long t1 = System.nanoTime();
         int generated = 0;
+        boolean lastUncached = false; // whether the last token added is `current`, which no forward pass has run
         boolean eosSeen = false;
         long layoutNanos = 0;
         outer:
-        while (true) {
+        while (generated < maxNewTokens) {
             // `current` is chosen but not yet in the target's cache; it sits at position `length`
             if (plain.isEos(current)) {
                 eosSeen = true;
                 break;
             }
-            sequence[length++] = current;
+            history[length++] = current;
             generated++;
+            lastUncached = true;
             if (!onToken.test(current) || generated == maxNewTokens || length >= state.contextLength) break;
             if (generated == 1) layoutNanos = Generator.timeStartDecoding(target, drafter);
             int budget = Math.min(Math.min(k, maxNewTokens - generated), state.contextLength - length);
-            int proposed = budget <= 0 ? 0 : drafter.propose(sequence, length, budget, draft, q);
-            int next = step(sequence, length, proposed, sampler);
+            int proposed = budget <= 0 ? 0 : drafter.propose(history, length, budget, draft, q);
+            int next = step(history, length, proposed, sampler);
+            lastUncached = false; // the verification ran `current` and the drafts it kept
             for (int i = 0; i < acceptedLast; i++) {
                 int token = draft[i];
                 if (plain.isEos(token)) {
                     eosSeen = true;
                     break outer;
                 }
-                sequence[length++] = token;
+                history[length++] = token;
                 generated++;
                 if (!onToken.test(token) || generated == maxNewTokens) break outer;
             }
             current = next;
         }
         long t2 = System.nanoTime();
+        held = length;
         // tokens/s counts the tokens the decode phase produced (the first one came from prefill), not forward passes
-        return new Generator.Result(Arrays.copyOfRange(sequence, prompt.length, length), prompt.length, t1 - t0,
-                Math.max(0, generated - 1), t2 - t1 - layoutNanos, promptLayoutNanos + layoutNanos, eosSeen);
+        return new Generator.Result(Arrays.copyOfRange(history, first, length), prompt.length, t1 - t0,
+                Math.max(0, generated - 1), t2 - t1 - layoutNanos, promptLayoutNanos + layoutNanos, eosSeen,
+                generated - (lastUncached ? 1 : 0));
     }
 
     private int acceptedLast;

@@ -228,7 +228,7 @@ class ErrorsTest {
     /** Flags a chat would ignore, and a perplexity text that is a folder or not UTF-8, are one-line errors. */
     @Test
     void conflictingOrUnreadableInputs(@TempDir Path dir) throws IOException {
-        for (String[] flag : new String[][]{{"--prompt", "hi"}, {"--num-samples", "2"}, {"--lookup", "2"}, {"--draft-quantize", "int4"}}) {
+        for (String[] flag : new String[][]{{"--prompt", "hi"}, {"--num-samples", "2"}}) {
             assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--interactive", flag[0], flag[1]), flag[0] + " cannot be used with --interactive");
         }
         assertOneLineError(run("perplexity", "--checkpoint", STORIES.toString(), "--file", dir.toString()), "a folder, not a text file");
@@ -266,6 +266,30 @@ class ErrorsTest {
         assertEquals(2, answers.length, o.out);
         assertTrue(answers[0].startsWith(", there was a little girl"), answers[0]); // plain format: the text goes on
         assertTrue(o.err.contains("Chat format: plain"), o.err);
+    }
+
+    /**
+     * Speculative decoding in a chat: greedy replies are the plain chat's, turn after turn, with prompt lookup and
+     * with the model's own int4 form as draft, in the plain format and in Llama-2's (whose end-of-turn token and a
+     * reply cut by the budget start the next turn), and the acceptance is reported when the chat ends.
+     */
+    @Test
+    void aChatWithSpeculationRepliesAsThePlainChat() {
+        String messages = "Once upon a time\nThe dog was\nLily said\n\n";
+        for (String format : new String[]{"plain", "llama2"}) {
+            String[] chat = {"generate", "--checkpoint", STORIES.toString(), "--interactive", "--chat-format", format, "--temperature", "0", "--max-new-tokens", "9"};
+            Outcome plain = runWithInput(messages, chat);
+            assertEquals(0, plain.exit, plain.err);
+            assertEquals(3, plain.out.strip().split("\n").length, plain.out);
+            for (String[] speculation : new String[][]{{"--lookup", "2"}, {"--draft-checkpoint", STORIES.toString(), "--draft-quantize", "int4", "--speculate-k", "3"}}) {
+                String[] args = java.util.Arrays.copyOf(chat, chat.length + speculation.length);
+                System.arraycopy(speculation, 0, args, chat.length, speculation.length);
+                Outcome o = runWithInput(messages, args);
+                assertEquals(0, o.exit, o.err);
+                assertEquals(plain.out, o.out, String.join(" ", speculation));
+                assertTrue(o.err.contains("Speculation: ") && o.err.contains("mean accepted"), o.err);
+            }
+        }
     }
 
     /**

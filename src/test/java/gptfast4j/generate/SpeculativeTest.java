@@ -42,7 +42,7 @@ class SpeculativeTest {
     private static int[] speculativeGreedy(Drafter drafter, int k, int[] prompt, int n) {
         Llama m = TARGET.model();
         SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(prompt.length + n + 1, 16), TARGET.eos(), drafter, k, SpeculativeGenerator.LOSSLESS);
-        return g.generate(prompt, n, new Sampler(512, 0, 0, 1, 0), t -> true).tokens();
+        return g.generate(prompt, 0, n, new Sampler(512, 0, 0, 1, 0), t -> true).tokens();
     }
 
     private static DraftModel draft(Checkpoint c, int context, Sampler sampler) {
@@ -70,7 +70,7 @@ class SpeculativeTest {
                 for (int k : new int[]{1, 3, 5, 7, 8, 12}) {
                     SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(p.length + 251, 16), target.eos(),
                             draft(draft, p.length + 260, new Sampler(512, 0, 0, 1, 0)), k, SpeculativeGenerator.LOSSLESS);
-                    assertArrayEquals(plain, g.generate(p, 250, new Sampler(512, 0, 0, 1, 0), t -> true).tokens(), type + " \"" + text + "\" k=" + k);
+                    assertArrayEquals(plain, g.generate(p, 0, 250, new Sampler(512, 0, 0, 1, 0), t -> true).tokens(), type + " \"" + text + "\" k=" + k);
                 }
             }
         }
@@ -126,7 +126,7 @@ class SpeculativeTest {
             Llama m = TARGET.model();
             SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(p.length + 151, 16), TARGET.eos(),
                     draft(self4, 300, new Sampler(512, 0, 0, 1, 0)), 5, SpeculativeGenerator.LOSSLESS);
-            assertArrayEquals(plainGreedy(p, 150), g.generate(p, 150, new Sampler(512, 0, 0, 1, 0), t -> true).tokens(), text);
+            assertArrayEquals(plainGreedy(p, 150), g.generate(p, 0, 150, new Sampler(512, 0, 0, 1, 0), t -> true).tokens(), text);
             long[] h = g.acceptanceHistogram();
             for (int i = 0; i < h.length; i++) histogram[i] += h[i];
         }
@@ -144,7 +144,7 @@ class SpeculativeTest {
             int[] plain = new Generator(m, m.newState(p.length + 80, 16), mixtral.eos()).generate(p, 0, 80, new Sampler(512, 0, 0, 1, 0), t -> true).tokens();
             SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(p.length + 81, 16), mixtral.eos(),
                     draft(dense, 200, new Sampler(512, 0, 0, 1, 0)), 4, SpeculativeGenerator.LOSSLESS);
-            assertArrayEquals(plain, g.generate(p, 80, new Sampler(512, 0, 0, 1, 0), t -> true).tokens(), text);
+            assertArrayEquals(plain, g.generate(p, 0, 80, new Sampler(512, 0, 0, 1, 0), t -> true).tokens(), text);
         }
     }
 
@@ -159,9 +159,56 @@ class SpeculativeTest {
         int[] p = prompt("Once upon a time");
         SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(p.length + 16, 16), TARGET.eos(),
                 draft(Checkpoint.load(OTHER, null), p.length + 16, new Sampler(512, 0, 0, 1, 0)), 4, SpeculativeGenerator.LOSSLESS);
-        g.generate(p, 12, new Sampler(512, 0, 0, 1, 0), t -> true);
+        g.generate(p, 0, 12, new Sampler(512, 0, 0, 1, 0), t -> true);
         Tensor wq = m.weights().layers()[0].wq();
         assertSame(wq, wq.forDecode(), "the target's wq is in its decode layout");
+    }
+
+    /**
+     * A conversation turn by turn (as the interactive chat runs one): each turn continues the sequence at the
+     * position its cache ends, starting with the previous reply's tokens the cache lacks, and the speculative
+     * generator's replies are the plain generator's, with a draft model and with lookup, at budgets that end a reply
+     * before its last token is run (7) and after several (40). A start past the tokens the generator holds is refused.
+     */
+    @Test
+    void aConversationContinuesTurnByTurnAsPlainDecodingDoes() {
+        Llama m = TARGET.model();
+        int[][] messages = {prompt("Once upon a time"), TARGET.tokenizer().encode(" The dog was"), TARGET.tokenizer().encode(" Lily said, \"Tom")};
+        for (int budget : new int[]{7, 40}) {
+            int[] plain = conversation(new Generator(m, m.newState(256, 16), TARGET.eos())::generate, messages, budget);
+            Drafter[] drafters = {draft(Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null, GGMLType.Q4_0), 256, new Sampler(512, 0, 0, 1, 0)), new PromptLookup(2)};
+            for (Drafter drafter : drafters) {
+                SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(256, 16), TARGET.eos(), drafter, 4, SpeculativeGenerator.LOSSLESS);
+                assertArrayEquals(plain, conversation(g::generate, messages, budget), drafter + " budget " + budget);
+                if (drafter instanceof DraftModel) assertTrue(g.meanAccepted() > 1, "the int4 draft's tokens were accepted: " + g.meanAccepted());
+            }
+        }
+        SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(64, 16), TARGET.eos(), new PromptLookup(2), 4, SpeculativeGenerator.LOSSLESS);
+        g.generate(prompt("Once"), 0, 3, new Sampler(512, 0, 0, 1, 0), t -> true);
+        var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> g.generate(new int[]{5}, 10, 3, new Sampler(512, 0, 0, 1, 0), t -> true));
+        assertEquals("start position 10 is past the 5 tokens this generator holds", e.getMessage());
+    }
+
+    private interface Continuation {
+        Generator.Result generate(int[] prompt, int startPos, int maxNewTokens, Sampler sampler, java.util.function.IntPredicate onToken);
+    }
+
+    /** The replies of a greedy conversation, one after another. */
+    private static int[] conversation(Continuation generator, int[][] messages, int budget) {
+        int pos = 0;
+        int[] pending = {}, replies = {};
+        for (int[] message : messages) {
+            int[] turn = Arrays.copyOf(pending, pending.length + message.length);
+            System.arraycopy(message, 0, turn, pending.length, message.length);
+            Generator.Result r = generator.generate(turn, pos, budget, new Sampler(512, 0, 0, 1, 0), t -> true);
+            pos += turn.length + r.cachedTokens();
+            pending = Arrays.copyOfRange(r.tokens(), r.cachedTokens(), r.tokens().length);
+            int at = replies.length;
+            replies = Arrays.copyOf(replies, at + r.tokens().length);
+            System.arraycopy(r.tokens(), 0, replies, at, r.tokens().length);
+        }
+        return replies;
     }
 
     @Test
