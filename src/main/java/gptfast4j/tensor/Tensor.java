@@ -811,7 +811,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
      * in panels of {@link RowLanes#L} rows, so that a lane group's column is one vector store where a tile of rows
      * took a row at a time out of the lanes. Tiles are whole panels. JMH matmul64 4096 x 4096, decode layout,
      * one thread, min of 15: Q4_K 13.6 -> 11.5 ms, Q5_K 16.5 -> 11.1, Q6_K 16.6 -> 11.6, Q8_0 14.0 -> 12.6 (the file
-     * layouts' 11.7-13.6), Q4_1 12.3 -> 11.9 (Q4_0's batches of 64 tokens and more go to {@link Int16Product}). Six
+     * layouts' 11.7-13.6), Q4_1 12.3 -> 11.9 (Q4_0's batches of that size go to {@link Int16Product}). Six
      * tokens ({@link #panelTokens}): Q4_0 5.0 -> 3.5 ms, Q4_1 5.1 -> 3.7, Q4_K 6.9 -> 3.2, Q6_K 8.8 -> 3.5.
      */
     private void eachPanelTile(PanelRows p, TileTask task) {

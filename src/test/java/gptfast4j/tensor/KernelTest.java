@@ -152,9 +152,10 @@ class KernelTest {
      * 7 tokens run the decode kernel per token over chunks of rows ({@code Tensor.laneTokens}); 11 tokens run the tile
      * product (full 4x4 blocks and the leftover path; with 128-bit vectors, whose groups hold 8, the "tile" batch is 7
      * tokens and takes the decode kernel too); a group and five more the group product with tokens in the lanes (a
-     * full group and a zero-padded one) over the rows of a tile in blocks of eight and a repeated-row rest. Both stay under {@link Int16Product#MIN_TOKENS}
-     * at every vector width (the group product gets 37 with 512-bit vectors, 21 with 256-bit and 13 with 128-bit ones),
-     * so Q4_0's tile and group products are F32 arithmetic here too; its decode kernel takes llama.cpp's.
+     * full group and a zero-padded one) over the rows of a tile in blocks of eight and a repeated-row rest (37 tokens with
+     * 512-bit vectors, 21 with 256-bit and 13 with 128-bit ones). For Q4_0, Q4_1 and Q4_K both stay under {@link
+     * Int16Product#MIN_TOKENS} at every vector width (their group batch is one whole group, 32 tokens, at 512 bits), so
+     * their tile and group products are F32 arithmetic here too; Q4_0's decode kernel takes llama.cpp's.
      */
     @ParameterizedTest
     @CsvSource({"F32,tile,file", "F16,tile,file", "BF16,tile,file", "Q8_0,tile,file", "Q4_0,tile,file", "Q4_1,tile,file", "Q4_K,tile,file", "Q5_K,tile,file", "Q6_K,tile,file",
@@ -163,13 +164,15 @@ class KernelTest {
             "Q8_0,lanes,decode", "Q4_0,lanes,decode", "Q4_1,lanes,decode", "Q4_K,lanes,decode", "Q5_K,lanes,decode", "Q6_K,lanes,decode",
             "F32,lanes,file", "F16,lanes,file", "BF16,lanes,file", "Q8_0,lanes,file", "Q4_0,lanes,file", "Q4_1,lanes,file", "Q4_K,lanes,file", "Q5_K,lanes,file", "Q6_K,lanes,file"})
     void matmulMatchesTheReferenceAndIgnoresTheThreadCount(String typeName, String product, String layout) {
+        boolean int16 = typeName.equals("Q4_0") || typeName.equals("Q4_1") || typeName.equals("Q4_K"); // Int16Product's formats
         int tokens = switch (product) {
             case "lanes" -> Tensor.LANE_TOKENS - 1; // a small batch: the decode kernel per token
             case "tile" -> Math.min(11, Tensor.GROUP_TOKENS - 1);
-            default -> Tensor.GROUP_TOKENS + 5;
+            // past one group the 4-bit formats take the int16 product at 512 bits: a whole group alone there
+            default -> int16 ? Math.min(Tensor.GROUP_TOKENS + 5, Int16Product.MIN_TOKENS - 1) : Tensor.GROUP_TOKENS + 5;
         };
         // with 128-bit vectors (groups of 8 tokens) the "tile" batch of 7 takes the decode kernel as well
-        assertTrue(tokens < Int16Product.MIN_TOKENS && (tokens < Tensor.GROUP_TOKENS) == !product.equals("group"), "tokens " + tokens);
+        assertTrue((!int16 || tokens < Int16Product.MIN_TOKENS) && (tokens < Tensor.GROUP_TOKENS) == !product.equals("group"), "tokens " + tokens);
         TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + typeName + ".gguf")).tensors().get("blk.0.ffn_gate.weight");
         Tensor t = uneven(td, layout.equals("decode"));
         ByteBuffer bytes = td.data().asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
@@ -328,7 +331,7 @@ class KernelTest {
     }
 
     /**
-     * Q4_0 and Q4_K batches of 64 tokens or more run in int16 arithmetic on activations rounded to int8 as llama.cpp
+     * Q4_0 and Q4_K batches of {@link Int16Product#MIN_TOKENS} tokens or more run in int16 arithmetic on activations rounded to int8 as llama.cpp
      * rounds them for its products with those weights. Q4_0 takes x86 quantize_row_q8_0's rounding, per block of 32:
      * d = max|x| / 127 stored as an f16, q = round-half-even(x * 127 / max|x|). Q4_K takes quantize_row_q8_K_ref's, per
      * 256: max = the element of largest magnitude (the first such), iscale = -127 / max, q = min(127,
@@ -378,7 +381,7 @@ class KernelTest {
     }
 
     /**
-     * Q4_1 batches of 64 tokens or more: activations rounded as x86 quantize_row_q8_1 rounds them (Q8_0's values and
+     * Q4_1 batches of {@link Int16Product#MIN_TOKENS} tokens or more: activations rounded as x86 quantize_row_q8_1 rounds them (Q8_0's values and
      * f16 scale dy per block of 32, and s = f16(max|x| / 127 * sum(values))), and llama.cpp's product per block,
      * {@code d * dy * sum(nibble * value) + m * s}, taken exactly here from the file's bytes.
      */
