@@ -249,6 +249,7 @@ final class GenerateCommand implements Callable<Integer> {
         System.err.println("Chat format: " + format.name().toLowerCase() + (speculation != null ? "; speculation: " + speculation.description() : "")
                 + ". Type a message (a line ending in \\ goes on on the next); an empty line or end of input quits.");
         int pos = 0; // positions of the conversation in the KV cache
+        int keep = ckpt.addBos() ? 1 : 0; // positions a full context keeps: BOS
         int[] pending = new int[0]; // tokens of the conversation not yet in it: the last reply's last token and end of turn
         boolean first = true;
         while (true) {
@@ -259,11 +260,21 @@ final class GenerateCommand implements Callable<Integer> {
             int[] message = format.userTurn(tokenizer, line, first, ckpt.bos(), ckpt.addBos(), system);
             int[] turn = java.util.Arrays.copyOf(pending, pending.length + message.length);
             System.arraycopy(message, 0, turn, pending.length, message.length);
-            if (pos + turn.length >= contextLength) {
+            if (keep + turn.length >= contextLength) {
                 // the message is refused, not the conversation: a shorter one may still fit
-                System.err.println((first && system != null ? "That message and the system prompt take " : "That message takes ") + message.length + " tokens and the conversation has " + (contextLength - pos - pending.length - 1)
-                        + " positions left (context length " + contextLength + "): type a shorter one, or an empty line to end.");
+                System.err.println((first && system != null ? "That message and the system prompt take " : "That message takes ") + message.length
+                        + " tokens, more than the context length " + contextLength + " holds with a reply: type a shorter one, or an empty line to end.");
                 continue;
+            }
+            // room for the turn and a reply of up to a quarter of the context: the older half of the conversation
+            // after BOS goes, or more where the turn needs it (llama.cpp's context shift, which keeps BOS alone too)
+            int reply = Math.min(maxNewTokens, contextLength / 4);
+            if (pos + turn.length + reply > contextLength && pos > keep) {
+                int discard = Math.min(Math.max((pos - keep) / 2, pos + turn.length + reply - contextLength), pos - keep);
+                if (speculation != null) speculation.generator().shift(keep, discard, pos);
+                else model.shift(state, keep, discard, pos);
+                pos -= discard;
+                System.err.println("(the context is full: the conversation's " + discard + " oldest tokens were dropped)");
             }
             first = false;
             TextStream stream = new TextStream(tokenizer, out, format != ChatFormat.PLAIN || pos == 0);
@@ -285,10 +296,6 @@ final class GenerateCommand implements Callable<Integer> {
                 int end = format == ChatFormat.LLAMA3 ? tokenizer.special("<|eot_id|>").orElse(ckpt.eos()[0]) : ckpt.eos()[0];
                 pending = java.util.Arrays.copyOf(pending, pending.length + 1);
                 pending[pending.length - 1] = end;
-            }
-            if (pos + pending.length + 1 >= contextLength) { // no room left for a message and a reply
-                System.err.println("The conversation has reached the context length " + contextLength + "; ending.");
-                break;
             }
         }
         if (speculation != null) speculation.printStats();

@@ -30,6 +30,17 @@ public final class DraftModel implements Drafter {
     }
 
     @Override
+    public void shift(int keep, int discard) {
+        if (cached > keep + discard) {
+            model.shift(state, keep, discard, cached);
+            System.arraycopy(ran, keep + discard, ran, keep, cached - keep - discard);
+            cached -= discard;
+        } else {
+            cached = Math.min(cached, keep);
+        }
+    }
+
+    @Override
     public boolean deterministic() {
         return false;
     }

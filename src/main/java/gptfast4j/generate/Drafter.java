@@ -18,6 +18,13 @@ public interface Drafter {
         return false;
     }
 
+    /**
+     * The sequence lost its tokens {@code keep .. keep + discard} and the rest moved down ({@link
+     * gptfast4j.model.Llama#shift}): a draft model moves its own cache alike; else nothing.
+     */
+    default void shift(int keep, int discard) {
+    }
+
     /** True when proposals are deterministic (probability 1 for the proposed token), as prompt lookup's are. */
     boolean deterministic();
 }

@@ -30,8 +30,9 @@ public final class Generator {
      * weights to their decode layouts ({@link Llama#startDecoding}), once per process before the first decode step
      * (seconds for a 7B model), timed apart and not in {@code decodeNanos}, so that tokens/s is the decode rate; 0
      * when nothing was copied (float weights, or a process that copied them before). {@code cachedTokens}: how many of
-     * {@code tokens} the KV cache holds after the prompt, all but the last where no forward pass ran it (the budget or
-     * the context ended); a sequence continued later starts its next prompt with the others (and any EOS).
+     * {@code tokens} a continuation of the sequence may take as in the KV cache: all where an EOS ended the
+     * generation, else all but the last, which no decode step ran (a speculative verification may have, and the
+     * continuation runs it again); the continuation's prompt starts with the others (and any end-of-turn token).
      */
     public record Result(int[] tokens, int promptTokens, long prefillNanos, int decodedTokens, long decodeNanos, long layoutNanos,
                          boolean stoppedAtEos, int cachedTokens) {

@@ -99,7 +99,6 @@ public final class SpeculativeGenerator {
         int current = sampler.sample(logits, 0);
         long t1 = System.nanoTime();
         int generated = 0;
-        boolean lastUncached = false; // whether the last token added is `current`, which no forward pass has run
         boolean eosSeen = false;
         long layoutNanos = 0;
         outer:
@@ -111,13 +110,11 @@ public final class SpeculativeGenerator {
             }
             history[length++] = current;
             generated++;
-            lastUncached = true;
             if (!onToken.test(current) || generated == maxNewTokens || length >= state.contextLength) break;
             if (generated == 1) layoutNanos = Generator.timeStartDecoding(target, drafter);
             int budget = Math.min(Math.min(k, maxNewTokens - generated), state.contextLength - length);
             int proposed = budget <= 0 ? 0 : drafter.propose(history, length, budget, draft, q);
             int next = step(history, length, proposed, sampler);
-            lastUncached = false; // the verification ran `current` and the drafts it kept
             for (int i = 0; i < acceptedLast; i++) {
                 int token = draft[i];
                 if (plain.isEos(token)) {
@@ -133,9 +130,25 @@ public final class SpeculativeGenerator {
         long t2 = System.nanoTime();
         held = length;
         // tokens/s counts the tokens the decode phase produced (the first one came from prefill), not forward passes
+        // the last token counts as not cached unless an EOS followed it, as plain decoding leaves it (the verification
+        // may have run it, and a continuation runs it again), so that a chat continues from the same positions and
+        // arithmetic with and without speculation
         return new Generator.Result(Arrays.copyOfRange(history, first, length), prompt.length, t1 - t0,
                 Math.max(0, generated - 1), t2 - t1 - layoutNanos, promptLayoutNanos + layoutNanos, eosSeen,
-                generated - (lastUncached ? 1 : 0));
+                eosSeen ? generated : Math.max(0, generated - 1));
+    }
+
+    /**
+     * {@link Llama#shift} of the target's cache, whose first {@code end} positions hold the sequence, and of the
+     * drafter's: the sequence this generator holds loses its tokens {@code keep .. keep + discard}, and a later
+     * {@link #generate} starts at most {@code discard} positions lower.
+     */
+    public void shift(int keep, int discard, int end) {
+        if (end > held) throw new IllegalArgumentException("position " + end + " is past the " + held + " tokens this generator holds");
+        target.shift(state, keep, discard, end);
+        drafter.shift(keep, discard);
+        System.arraycopy(history, keep + discard, history, keep, held - keep - discard);
+        held -= discard;
     }
 
     private int acceptedLast;

@@ -83,6 +83,25 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
     /** Stores the key {@code k[kOffset .. + kvDim)} and value {@code v[vOffset .. + kvDim)} of position {@code pos}. */
     abstract void store(int layer, int pos, float[] k, int kOffset, float[] v, int vOffset);
 
+    /** The key and value of position {@code pos} into {@code k[0 .. kvDim)} and {@code v[0 .. kvDim)}: {@link #store}'s inverse. */
+    abstract void load(int layer, int pos, float[] k, float[] v);
+
+    /**
+     * Drops positions {@code keep .. keep + discard} of every layer and moves positions {@code keep + discard .. end}
+     * down by {@code discard}, their keys rotated back by as many positions ({@link Rope#rotateBack}).
+     */
+    final void shift(int layers, int keep, int discard, int end, Rope rope) {
+        float[] k = new float[kvDim], v = new float[kvDim];
+        for (int l = 0; l < layers; l++) {
+            // upwards: each position is read before a later one is written over it
+            for (int p = keep + discard; p < end; p++) {
+                load(l, p, k, v);
+                rope.rotateBack(k, 0, nKvHeads, discard);
+                store(l, p - discard, k, 0, v, 0);
+            }
+        }
+    }
+
     /**
      * Kv head {@code kvHead}'s keys and values of positions {@code 0 .. positions} in layer {@code layer}, as floats
      * where attention's kernels read them: the cache itself (F32), or a conversion into the calling thread's scratch
@@ -150,6 +169,13 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
         }
 
         @Override
+        void load(int layer, int pos, float[] k, float[] v) {
+            float[] layerKeys = keys[layer];
+            for (int i = 0, key = keyIndex(pos); i < kvDim; i++) k[i] = layerKeys[key + i * KEY_BLOCK];
+            for (int h = 0; h < nKvHeads; h++) System.arraycopy(values[layer], valueIndex(h, pos), v, h * headDim, headDim);
+        }
+
+        @Override
         Head head(long call, int layer, int kvHead, int positions) {
             return views[layer][kvHead];
         }
@@ -210,6 +236,13 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
             MemorySegment layerKeys = keys[layer];
             for (int i = 0, key = keyIndex(pos); i < kvDim; i++) layerKeys.setAtIndex(VectorMath.HALF, key + (long) i * KEY_BLOCK, Float.floatToFloat16(k[kOffset + i]));
             for (int h = 0; h < nKvHeads; h++) VectorMath.toHalves(v, vOffset + h * headDim, values[layer], valueIndex(h, pos), headDim);
+        }
+
+        @Override
+        void load(int layer, int pos, float[] k, float[] v) {
+            MemorySegment layerKeys = keys[layer];
+            for (int i = 0, key = keyIndex(pos); i < kvDim; i++) k[i] = Float.float16ToFloat(layerKeys.getAtIndex(VectorMath.HALF, key + (long) i * KEY_BLOCK));
+            for (int h = 0; h < nKvHeads; h++) VectorMath.fromHalves(values[layer], valueIndex(h, pos), v, h * headDim, headDim);
         }
 
         /**

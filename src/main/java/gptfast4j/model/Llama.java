@@ -153,6 +153,21 @@ public final class Llama {
         return s.logits;
     }
 
+    /**
+     * Makes room in a full cache, as llama.cpp's context shift does: positions {@code keep .. keep + discard} are
+     * dropped and {@code keep + discard .. end} move down by {@code discard}, their keys rotated back by as many
+     * positions, so that the sequence goes on at {@code end - discard}. What the moved entries attended to when they
+     * were computed stays in them (a fresh run of the shortened sequence would give other values past the first
+     * layer's), which is why this is for a chat that would otherwise end, not for exact continuation.
+     */
+    public void shift(State s, int keep, int discard, int end) {
+        if (s.model != this) throw new IllegalArgumentException("the state was made by another model (newState)");
+        if (keep < 0 || discard < 1 || keep + discard > end || end > s.contextLength) {
+            throw new IllegalArgumentException("cannot drop positions " + keep + ".." + (keep + discard - 1) + " of " + end + " (context " + s.contextLength + ")");
+        }
+        s.kv.shift(config.nLayers(), keep, discard, end, s.rope);
+    }
+
     /** The largest batch {@link #verify} runs at once. */
     public static final int EXACT_BATCH = Tensor.LANE_TOKENS;
 

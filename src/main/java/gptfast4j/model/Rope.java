@@ -45,4 +45,25 @@ final class Rope {
             }
         }
     }
+
+    /**
+     * Rotates {@code heads} consecutive heads of {@code x} back by the angles of position {@code delta}: a key rotated
+     * for position p becomes one rotated for p - delta, up to rounding (llama.cpp's context shift rotates its cached
+     * keys the same way).
+     */
+    void rotateBack(float[] x, int offset, int heads, int delta) {
+        int headDim = 2 * half;
+        int table = delta * half;
+        for (int h = 0; h < heads; h++) {
+            int base = offset + h * headDim;
+            for (int i = 0; i < half; i++) {
+                int a = style == Config.RopeStyle.INTERLEAVED ? base + 2 * i : base + i;
+                int b = style == Config.RopeStyle.INTERLEAVED ? a + 1 : a + half;
+                float c = cos[table + i], s = sin[table + i];
+                float x0 = x[a], x1 = x[b];
+                x[a] = x0 * c + x1 * s;
+                x[b] = x1 * c - x0 * s;
+            }
+        }
+    }
 }

@@ -271,16 +271,19 @@ class ErrorsTest {
     /**
      * Speculative decoding in a chat: greedy replies are the plain chat's, turn after turn, with prompt lookup and
      * with the model's own int4 form as draft, in the plain format and in Llama-2's (whose end-of-turn token and a
-     * reply cut by the budget start the next turn), and the acceptance is reported when the chat ends.
+     * reply cut by the budget start the next turn), also where the context fills up and the older half of the
+     * conversation goes (a context of 64 positions, six messages); the acceptance is reported when the chat ends.
      */
     @Test
     void aChatWithSpeculationRepliesAsThePlainChat() {
-        String messages = "Once upon a time\nThe dog was\nLily said\n\n";
+        String messages = "Once upon a time\nThe dog was\nLily said\nTom ran\nThe end\nBig red ball\n\n";
         for (String format : new String[]{"plain", "llama2"}) {
-            String[] chat = {"generate", "--checkpoint", STORIES.toString(), "--interactive", "--chat-format", format, "--temperature", "0", "--max-new-tokens", "9"};
+            String[] chat = {"generate", "--checkpoint", STORIES.toString(), "--interactive", "--chat-format", format, "--temperature", "0",
+                    "--max-new-tokens", "20", "--context-length", "64"};
             Outcome plain = runWithInput(messages, chat);
             assertEquals(0, plain.exit, plain.err);
-            assertEquals(3, plain.out.strip().split("\n").length, plain.out);
+            assertEquals(6, plain.out.strip().split("\n").length, plain.out);
+            assertTrue(plain.err.contains("(the context is full: the conversation's "), plain.err);
             for (String[] speculation : new String[][]{{"--lookup", "2"}, {"--draft-checkpoint", STORIES.toString(), "--draft-quantize", "int4", "--speculate-k", "3"}}) {
                 String[] args = java.util.Arrays.copyOf(chat, chat.length + speculation.length);
                 System.arraycopy(speculation, 0, args, chat.length, speculation.length);
@@ -387,7 +390,7 @@ class ErrorsTest {
         Outcome o = runWithInput("word ".repeat(300) + "\nOnce upon a time\n\n", "generate", "--checkpoint", STORIES.toString(), "--interactive",
                 "--context-length", "64", "--temperature", "0", "--max-new-tokens", "8");
         assertEquals(0, o.exit, o.err);
-        assertTrue(o.err.contains("tokens and the conversation has 63 positions left (context length 64): type a shorter one"), o.err);
+        assertTrue(o.err.contains("tokens, more than the context length 64 holds with a reply: type a shorter one"), o.err);
         assertTrue(o.out.strip().startsWith(", there was"), o.out);
     }
 

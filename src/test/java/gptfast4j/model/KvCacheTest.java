@@ -46,6 +46,47 @@ class KvCacheTest {
     }
 
     /**
+     * A context shift ({@link Llama#shift}) drops positions and moves the later ones down with their keys rotated back
+     * (both rope styles: mini-llama2's interleaved pairs, mini-llama3's halves with Llama-3.1 frequency factors). The
+     * first layer's keys and values depend on the token and its position alone, so after the shift they are those of
+     * the shortened sequence run afresh, up to the rotation's rounding (and, in F16, a half's); the deeper layers'
+     * keep what they attended to before, and are not compared.
+     */
+    @ParameterizedTest
+    @CsvSource({"mini-llama2-F32, F32", "mini-llama3-F32, F32", "mini-llama2-F32, F16", "mini-llama3-F32, F16"})
+    void aShiftedCacheHoldsTheFirstLayersKeysOfTheShortenedSequence(String model, KvCache.Type kvType) {
+        Llama llama = Checkpoint.load(Shared.REFERENCE.resolve("models/" + model + ".gguf"), null).model();
+        int n = 150, keep = 1, discard = 70, vocab = llama.config.vocabSize(), kvDim = llama.config.kvDim();
+        Random random = new Random(9);
+        int[] tokens = new int[n];
+        for (int i = 0; i < n; i++) tokens[i] = 3 + random.nextInt(vocab - 3);
+        // token by token, so that each token's first-layer key and value take the same arithmetic in both runs (up to
+        // the last bits of a process's first, interpreted calls: VectorMath)
+        Llama.State shifted = llama.newState(n, 1, 1, kvType);
+        for (int p = 0; p < n; p++) llama.forward(shifted, tokens[p], p);
+        llama.shift(shifted, keep, discard, n);
+        int[] shorter = new int[n - discard];
+        shorter[0] = tokens[0];
+        System.arraycopy(tokens, keep + discard, shorter, keep, n - keep - discard);
+        Llama.State fresh = llama.newState(n, 1, 1, kvType);
+        for (int p = 0; p < shorter.length; p++) llama.forward(fresh, shorter[p], p);
+        float[] k = new float[kvDim], v = new float[kvDim], k0 = new float[kvDim], v0 = new float[kvDim];
+        float tolerance = kvType == KvCache.Type.F16 ? 2e-3f : 2e-5f;
+        for (int p = 0; p < shorter.length; p++) {
+            shifted.kv.load(0, p, k, v);
+            fresh.kv.load(0, p, k0, v0);
+            for (int i = 0; i < kvDim; i++) {
+                org.junit.jupiter.api.Assertions.assertEquals(k0[i], k[i], tolerance * (1 + Math.abs(k0[i])), model + " " + kvType + " key, position " + p + ", " + i);
+                org.junit.jupiter.api.Assertions.assertEquals(v0[i], v[i], tolerance * (1 + Math.abs(v0[i])), model + " " + kvType + " value, position " + p + ", " + i);
+            }
+        }
+        // the run goes on from there: the next token's logits are a distribution over the vocabulary
+        float[] logits = llama.forward(shifted, tokens[0], n - discard);
+        for (int i = 0; i < vocab; i++) assertTrue(Float.isFinite(logits[i]));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> llama.shift(shifted, 100, 60, n));
+    }
+
+    /**
      * An F16 cache takes memory for the positions written, not for its whole context (a chat's cache is sized for 4096
      * positions): mini-llama2's at 2^18 positions reserves 512 MB of halves, of which 100 positions' stores make well
      * under a MB resident. As Java arrays, which the JVM zeroes when it makes them, the cache was all resident at once
