@@ -150,12 +150,13 @@ class KernelTest {
 
     /**
      * 7 tokens run the decode kernel per token over chunks of rows ({@code Tensor.laneTokens}); 11 tokens run the tile
-     * product (full 4x4 blocks and the leftover path; with 128-bit vectors, whose groups hold 8, the "tile" batch is 7
-     * tokens and takes the decode kernel too); a group and five more the group product with tokens in the lanes (a
-     * full group and a zero-padded one) over the rows of a tile in blocks of eight and a repeated-row rest (37 tokens with
-     * 512-bit vectors, 21 with 256-bit and 13 with 128-bit ones). For Q4_0, Q4_1 and Q4_K both stay under {@link
-     * Int16Product#MIN_TOKENS} at every vector width (their group batch is one whole group, 32 tokens, at 512 bits), so
-     * their tile and group products are F32 arithmetic here too; Q4_0's decode kernel takes llama.cpp's.
+     * product (full 4x4 blocks and the leftover path; with 256- and 128-bit vectors, whose groups hold 16 and 8, the
+     * "tile" batch is 8 and 4 tokens and takes the decode kernel too); a group and five more the group product with
+     * tokens in the lanes (a full group and a zero-padded one) over the rows of a tile in blocks of eight and a
+     * repeated-row rest (37 tokens with 512-bit vectors, 21 with 256-bit and 13 with 128-bit ones). For Q4_0, Q4_1 and
+     * Q4_K, whose batches past 32 tokens take the int16 product ({@link Int16Product#MIN_TOKENS}), the group batch is
+     * half a group and five more (21, 13 and 9 tokens), so their tile and group products are F32 arithmetic here too;
+     * Q4_0's decode kernel takes llama.cpp's.
      */
     @ParameterizedTest
     @CsvSource({"F32,tile,file", "F16,tile,file", "BF16,tile,file", "Q8_0,tile,file", "Q4_0,tile,file", "Q4_1,tile,file", "Q4_K,tile,file", "Q5_K,tile,file", "Q6_K,tile,file",
@@ -167,12 +168,12 @@ class KernelTest {
         boolean int16 = typeName.equals("Q4_0") || typeName.equals("Q4_1") || typeName.equals("Q4_K"); // Int16Product's formats
         int tokens = switch (product) {
             case "lanes" -> Tensor.LANE_TOKENS - 1; // a small batch: the decode kernel per token
-            case "tile" -> Math.min(11, Tensor.GROUP_TOKENS - 1);
-            // past one group the 4-bit formats take the int16 product at 512 bits: a whole group alone there
-            default -> int16 ? Math.min(Tensor.GROUP_TOKENS + 5, Int16Product.MIN_TOKENS - 1) : Tensor.GROUP_TOKENS + 5;
+            case "tile" -> Math.min(11, Tensor.GROUP_TOKENS / 2);
+            default -> int16 ? Tensor.GROUP_TOKENS / 2 + 5 : Tensor.GROUP_TOKENS + 5;
         };
-        // with 128-bit vectors (groups of 8 tokens) the "tile" batch of 7 takes the decode kernel as well
-        assertTrue((!int16 || tokens < Int16Product.MIN_TOKENS) && (tokens < Tensor.GROUP_TOKENS) == !product.equals("group"), "tokens " + tokens);
+        // with 256- and 128-bit vectors (groups of 16 and 8 tokens) the "tile" batch of 8 or 4 takes the decode kernel
+        assertTrue((!int16 || tokens < Int16Product.MIN_TOKENS) && (product.equals("group") ? tokens > Tensor.GROUP_TOKENS / 2
+                : product.equals("tile") ? tokens <= Tensor.GROUP_TOKENS / 2 : tokens <= Tensor.LANE_TOKENS), "tokens " + tokens);
         TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + typeName + ".gguf")).tensors().get("blk.0.ffn_gate.weight");
         Tensor t = uneven(td, layout.equals("decode"));
         ByteBuffer bytes = td.data().asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
