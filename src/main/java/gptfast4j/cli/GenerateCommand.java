@@ -275,60 +275,89 @@ final class GenerateCommand implements Callable<Integer> {
         copier.start();
         System.err.println("Chat format: " + format.name().toLowerCase() + (speculation != null ? "; speculation: " + speculation.description() : "")
                 + ". Type a message (a line ending in \\ goes on on the next); an empty line or end of input quits.");
+        // Ctrl-C during a reply ends the reply, as in llama.cpp's chat; at the prompt it ends the chat, with the status
+        // of a process that SIGINT ended. sun.misc.Signal (module jdk.unsupported, kept open by JEP 260 for this) is the
+        // JDK's one way to handle a signal; the handler before is restored when the chat ends (the tests run chats in
+        // their JVM)
+        java.util.concurrent.atomic.AtomicBoolean replying = new java.util.concurrent.atomic.AtomicBoolean(),
+                interrupted = new java.util.concurrent.atomic.AtomicBoolean();
+        sun.misc.Signal sigint = new sun.misc.Signal("INT");
+        sun.misc.SignalHandler previous = sun.misc.Signal.handle(sigint, signal -> {
+            if (replying.get()) {
+                interrupted.set(true);
+            } else {
+                System.err.println();
+                System.exit(INTERRUPTED);
+            }
+        });
         int pos = 0; // positions of the conversation in the KV cache
         int keep = ckpt.addBos() ? 1 : 0; // positions a full context keeps: BOS
         int[] pending = new int[0]; // tokens of the conversation not yet in it: the last reply's last token and end of turn
         boolean first = true;
-        while (true) {
-            System.err.print("> ");
-            String line = readMessage(in);
-            if (line == null || line.isBlank()) break;
-            if (first) {
-                messageIn.set(true);
-                join(layouts);
+        try {
+            while (true) {
+                System.err.print("> ");
+                String line = readMessage(in);
+                if (line == null || line.isBlank()) break;
+                if (first) {
+                    messageIn.set(true);
+                    join(layouts);
+                }
+                int[] message = format.userTurn(tokenizer, line, first, ckpt.bos(), ckpt.addBos(), system);
+                int[] turn = java.util.Arrays.copyOf(pending, pending.length + message.length);
+                System.arraycopy(message, 0, turn, pending.length, message.length);
+                if (keep + turn.length >= contextLength) {
+                    // the message is refused, not the conversation: a shorter one may still fit
+                    System.err.println((first && system != null ? "That message and the system prompt take " : "That message takes ") + message.length
+                            + " tokens, more than the context length " + contextLength + " holds with a reply: type a shorter one, or an empty line to end.");
+                    continue;
+                }
+                // room for the turn and a reply of up to a quarter of the context: the older half of the conversation
+                // after BOS goes, or more where the turn needs it (llama.cpp's context shift, which keeps BOS alone too)
+                int reply = Math.min(maxNewTokens, contextLength / 4);
+                if (pos + turn.length + reply > contextLength && pos > keep) {
+                    int discard = Math.min(Math.max((pos - keep) / 2, pos + turn.length + reply - contextLength), pos - keep);
+                    if (speculation != null) speculation.generator().shift(keep, discard, pos);
+                    else model.shift(state, keep, discard, pos);
+                    pos -= discard;
+                    System.err.println("(the context is full: the conversation's " + discard + " oldest tokens were dropped)");
+                }
+                first = false;
+                TextStream stream = new TextStream(tokenizer, out, format != ChatFormat.PLAIN || pos == 0);
+                int budget = Math.min(maxNewTokens, contextLength - pos - turn.length);
+                java.util.function.IntPredicate sink = t -> {
+                    stream.accept(t);
+                    return !closed(out) && !interrupted.get();
+                };
+                interrupted.set(false);
+                replying.set(true);
+                Generator.Result r;
+                try {
+                    r = speculation != null ? speculation.generator().generate(turn, pos, budget, sampler, sink)
+                            : generator.generate(turn, pos, budget, sampler, sink);
+                } finally {
+                    replying.set(false);
+                }
+                stream.finish();
+                out.println();
+                if (closed(out)) return STDOUT_CLOSED;
+                // the next turn starts with what the cache lacks of this one: the reply's last token where the budget ran
+                // out before it was run, and the end-of-turn token, which ends the reply but is never run
+                pos += turn.length + r.cachedTokens();
+                pending = java.util.Arrays.copyOfRange(r.tokens(), r.cachedTokens(), r.tokens().length);
+                if (format != ChatFormat.PLAIN) {
+                    int end = format == ChatFormat.LLAMA3 ? tokenizer.special("<|eot_id|>").orElse(ckpt.eos()[0]) : ckpt.eos()[0];
+                    pending = java.util.Arrays.copyOf(pending, pending.length + 1);
+                    pending[pending.length - 1] = end;
+                }
             }
-            int[] message = format.userTurn(tokenizer, line, first, ckpt.bos(), ckpt.addBos(), system);
-            int[] turn = java.util.Arrays.copyOf(pending, pending.length + message.length);
-            System.arraycopy(message, 0, turn, pending.length, message.length);
-            if (keep + turn.length >= contextLength) {
-                // the message is refused, not the conversation: a shorter one may still fit
-                System.err.println((first && system != null ? "That message and the system prompt take " : "That message takes ") + message.length
-                        + " tokens, more than the context length " + contextLength + " holds with a reply: type a shorter one, or an empty line to end.");
-                continue;
-            }
-            // room for the turn and a reply of up to a quarter of the context: the older half of the conversation
-            // after BOS goes, or more where the turn needs it (llama.cpp's context shift, which keeps BOS alone too)
-            int reply = Math.min(maxNewTokens, contextLength / 4);
-            if (pos + turn.length + reply > contextLength && pos > keep) {
-                int discard = Math.min(Math.max((pos - keep) / 2, pos + turn.length + reply - contextLength), pos - keep);
-                if (speculation != null) speculation.generator().shift(keep, discard, pos);
-                else model.shift(state, keep, discard, pos);
-                pos -= discard;
-                System.err.println("(the context is full: the conversation's " + discard + " oldest tokens were dropped)");
-            }
-            first = false;
-            TextStream stream = new TextStream(tokenizer, out, format != ChatFormat.PLAIN || pos == 0);
-            int budget = Math.min(maxNewTokens, contextLength - pos - turn.length);
-            java.util.function.IntPredicate sink = t -> {
-                stream.accept(t);
-                return !closed(out);
-            };
-            Generator.Result r = speculation != null ? speculation.generator().generate(turn, pos, budget, sampler, sink)
-                    : generator.generate(turn, pos, budget, sampler, sink);
-            stream.finish();
-            out.println();
-            if (closed(out)) return STDOUT_CLOSED;
-            // the next turn starts with what the cache lacks of this one: the reply's last token where the budget ran
-            // out before it was run, and the end-of-turn token, which ends the reply but is never run
-            pos += turn.length + r.cachedTokens();
-            pending = java.util.Arrays.copyOfRange(r.tokens(), r.cachedTokens(), r.tokens().length);
-            if (format != ChatFormat.PLAIN) {
-                int end = format == ChatFormat.LLAMA3 ? tokenizer.special("<|eot_id|>").orElse(ckpt.eos()[0]) : ckpt.eos()[0];
-                pending = java.util.Arrays.copyOf(pending, pending.length + 1);
-                pending[pending.length - 1] = end;
-            }
+            if (speculation != null) speculation.printStats();
+            return 0;
+        } finally {
+            sun.misc.Signal.handle(sigint, previous);
         }
-        if (speculation != null) speculation.printStats();
-        return 0;
     }
+
+    /** The exit status of a chat that Ctrl-C ended at its prompt: what a process killed by SIGINT leaves. */
+    static final int INTERRUPTED = 130;
 }

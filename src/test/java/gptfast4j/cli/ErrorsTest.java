@@ -15,6 +15,7 @@ import java.nio.file.Path;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /** Every error a user can cause: one line on stderr, a non-zero exit, no stack trace. */
 class ErrorsTest {
@@ -382,6 +383,37 @@ class ErrorsTest {
                 "--max-new-tokens", "12");
         assertEquals(0, o.exit, o.err);
         assertEquals(2, o.out.strip().split("\n").length, o.out);
+    }
+
+    /**
+     * Ctrl-C (SIGINT) during a reply ends the reply and the chat goes on; at the prompt it ends the chat with status
+     * 130, as a process that SIGINT ended. In a JVM of its own (a signal reaches a process), where {@code kill} is.
+     */
+    @Test
+    void ctrlCEndsAReplyAndAtThePromptTheChat() throws Exception {
+        assumeTrue(Files.isExecutable(Path.of("/bin/kill")), "kill(1)");
+        Process chat = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "--add-modules=jdk.incubator.vector",
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), "gptfast4j.cli.Main", "generate",
+                "--checkpoint", STORIES.toString(), "--interactive", "--temperature", "0", "--max-new-tokens", "1500")
+                .redirectError(ProcessBuilder.Redirect.DISCARD).start();
+        try {
+            chat.getOutputStream().write("Once upon a time\n".getBytes(StandardCharsets.UTF_8));
+            chat.getOutputStream().flush();
+            java.io.InputStream out = chat.getInputStream();
+            StringBuilder reply = new StringBuilder();
+            while (reply.length() < 40) reply.append((char) out.read());
+            assertEquals(0, new ProcessBuilder("/bin/kill", "-INT", Long.toString(chat.pid())).start().waitFor());
+            for (int c; (c = out.read()) != '\n' && c >= 0; ) reply.append((char) c);
+            // the whole reply, 1500 tokens of stories260K, is about 6000 characters
+            assertTrue(reply.length() < 1500, reply.length() + " characters: " + reply);
+            assertTrue(chat.isAlive(), "the chat goes on after its reply is cut");
+            Thread.sleep(500); // at the prompt
+            assertEquals(0, new ProcessBuilder("/bin/kill", "-INT", Long.toString(chat.pid())).start().waitFor());
+            assertTrue(chat.waitFor(30, java.util.concurrent.TimeUnit.SECONDS), "the chat ended");
+            assertEquals(GenerateCommand.INTERRUPTED, chat.exitValue());
+        } finally {
+            chat.destroyForcibly();
+        }
     }
 
     /** A message longer than the context left is refused and the chat goes on (it used to end the chat). */
