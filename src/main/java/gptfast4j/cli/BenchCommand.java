@@ -33,11 +33,13 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--tokenizer", paramLabel = "PATH", description = "Tokenizer when the checkpoint has none.")
     Path tokenizer;
 
-    @Option(names = "--prompt-tokens", paramLabel = "N", description = "Prompt length for pp (default: ${DEFAULT-VALUE}; 0 skips pp).")
-    int promptTokens = 128;
+    @Option(names = "--prompt-tokens", paramLabel = "N[,N...]", split = ",", defaultValue = "128",
+            description = "Prompt lengths for pp, as llama-bench's -p (default: ${DEFAULT-VALUE}; 0 skips pp).")
+    List<Integer> promptTokens;
 
-    @Option(names = "--gen-tokens", paramLabel = "N", description = "Tokens for tg (default: ${DEFAULT-VALUE}; 0 skips tg).")
-    int genTokens = 64;
+    @Option(names = "--gen-tokens", paramLabel = "N[,N...]", split = ",", defaultValue = "64",
+            description = "Token counts for tg, as llama-bench's -n (default: ${DEFAULT-VALUE}; 0 skips tg).")
+    List<Integer> genTokens;
 
     @Option(names = "--depth", paramLabel = "N", description = "Tokens already in the context (KV cache) when pp and tg run, as llama-bench's -d (default: ${DEFAULT-VALUE}).")
     int depth = 0;
@@ -88,11 +90,15 @@ final class BenchCommand implements Callable<Integer> {
         if (!format.equals("table") && !format.equals("json")) throw new IllegalArgumentException("--format must be table or json, got " + format);
         if (checkpoint == null && !memory) throw new IllegalArgumentException("give --checkpoint, --memory or both");
         if (repetitions < 1 || repetitions > MAX_REPETITIONS) throw new IllegalArgumentException("--repetitions must be in 1.." + MAX_REPETITIONS + ", got " + repetitions);
-        if (promptTokens < 0) throw new IllegalArgumentException("--prompt-tokens must be >= 0, got " + promptTokens);
-        if (genTokens < 0) throw new IllegalArgumentException("--gen-tokens must be >= 0, got " + genTokens);
+        if (promptTokens.isEmpty()) throw new IllegalArgumentException("--prompt-tokens needs at least one length");
+        if (genTokens.isEmpty()) throw new IllegalArgumentException("--gen-tokens needs at least one count");
+        for (int n : promptTokens) if (n < 0) throw new IllegalArgumentException("--prompt-tokens must be >= 0, got " + n);
+        for (int n : genTokens) if (n < 0) throw new IllegalArgumentException("--gen-tokens must be >= 0, got " + n);
         if (depth < 0) throw new IllegalArgumentException("--depth must be >= 0, got " + depth);
         Speculation.checkK(speculateK);
-        if (checkpoint != null && promptTokens == 0 && genTokens == 0) {
+        int maxPrompt = promptTokens.stream().mapToInt(Integer::intValue).max().orElse(0);
+        int maxGen = genTokens.stream().mapToInt(Integer::intValue).max().orElse(0);
+        if (checkpoint != null && maxPrompt == 0 && maxGen == 0) {
             throw new IllegalArgumentException("nothing to measure: --prompt-tokens and --gen-tokens are both 0");
         }
         KvCache.Type kvType = kvCache.type();
@@ -112,21 +118,22 @@ final class BenchCommand implements Callable<Integer> {
         if (ckpt != null) {
             Llama model = ckpt.model();
             String name = checkpoint.getFileName().toString();
-            long length = (long) depth + Math.max(1, Math.max(promptTokens, genTokens)); // long: --depth may be near 2^31
+            long length = (long) depth + Math.max(1, Math.max(maxPrompt, maxGen)); // long: --depth may be near 2^31
             if (length > model.config.contextLength()) throw new IllegalArgumentException("test length " + length + " exceeds the context length " + model.config.contextLength());
             int context = (int) length;
-            Llama.State state = model.newState(context, Math.max(1, Math.min(Math.max(promptTokens, depth), GenerateCommand.PREFILL_BATCH)), 1, kvType);
-            int[] prompt = new SplittableRandom(1).ints(Math.max(Math.max(promptTokens, depth), 1), 0, model.config.vocabSize()).toArray();
+            Llama.State state = model.newState(context, Math.max(1, Math.min(Math.max(maxPrompt, depth), GenerateCommand.PREFILL_BATCH)), 1, kvType);
+            int[] prompt = new SplittableRandom(1).ints(Math.max(Math.max(maxPrompt, depth), 1), 0, model.config.vocabSize()).toArray();
             String at = depth > 0 ? " @ d" + depth : "";
             for (int t : threadCounts) {
                 Parallel.setThreads(t);
                 // warm-up: let the JIT compile the kernels before anything is timed, for at least WARM_UP_NANOS
                 // (one pass of a small model is over before C2 has compiled its kernels) and two rounds: the first
                 // prompt after the first decode steps recompiles the forward pass for batches (TinyLlama Q4_0: 105-125
-                // tokens/s then 150-160), and with one slow round of compilation the warm-up had ended after it
+                // tokens/s then 150-160), and with one slow round of compilation the warm-up had ended after it; each
+                // prompt length, as batches of other sizes take other products (Tensor#matmul)
                 for (long t0 = System.nanoTime(), round = 1; ; round++) {
-                    if (promptTokens > 0) model.forward(state, prompt, 0, promptTokens, 0, null);
-                    if (genTokens > 0) decode(model, state, prompt, 0, Math.min(genTokens, 16));
+                    for (int n : promptTokens) if (n > 0) model.forward(state, prompt, 0, n, 0, null);
+                    if (maxGen > 0) decode(model, state, prompt, 0, Math.min(maxGen, 16));
                     if (round >= 2 && System.nanoTime() - t0 > WARM_UP_NANOS) break;
                 }
                 // the context the tests start from, after the warm-up, which wrote positions from 0; each test
@@ -134,22 +141,24 @@ final class BenchCommand implements Callable<Integer> {
                 if (depth > 0) model.forward(state, prompt, 0, depth, 0, null);
                 Double bw = bandwidth.get(t);
                 long bytes = model.weights().bytesPerToken(); // after the warm-up: decode may have moved weights to their decode layouts
-                if (promptTokens > 0) {
+                for (int n : promptTokens) {
+                    if (n == 0) continue;
                     double[] tps = new double[repetitions];
                     for (int r = 0; r < repetitions; r++) {
                         long t0 = System.nanoTime();
-                        model.forward(state, prompt, 0, promptTokens, depth, null);
-                        tps[r] = promptTokens / ((System.nanoTime() - t0) / 1e9);
+                        model.forward(state, prompt, 0, n, depth, null);
+                        tps[r] = n / ((System.nanoTime() - t0) / 1e9);
                     }
-                    rows.add(new Row(name, "pp" + promptTokens + at, depth, t, mean(tps), std(tps), bytes, 0, null, null, null));
+                    rows.add(new Row(name, "pp" + n + at, depth, t, mean(tps), std(tps), bytes, 0, null, null, null));
                 }
-                if (genTokens > 0) {
+                for (int n : genTokens) {
+                    if (n == 0) continue;
                     double[] tps = new double[repetitions];
-                    for (int r = 0; r < repetitions; r++) tps[r] = genTokens / (decode(model, state, prompt, depth, genTokens) / 1e9);
+                    for (int r = 0; r < repetitions; r++) tps[r] = n / (decode(model, state, prompt, depth, n) / 1e9);
                     double gbs = bytes * mean(tps) / 1e9;
-                    rows.add(new Row(name, "tg" + genTokens + at, depth, t, mean(tps), std(tps), bytes, gbs, bw == null ? null : 100 * gbs * 1e9 / bw, null, null));
+                    rows.add(new Row(name, "tg" + n + at, depth, t, mean(tps), std(tps), bytes, gbs, bw == null ? null : 100 * gbs * 1e9 / bw, null, null));
                 }
-                if ((draftCheckpoint != null || lookup != null) && genTokens > 0) rows.addAll(speculative(ckpt, name, t));
+                if ((draftCheckpoint != null || lookup != null) && maxGen > 0) rows.addAll(speculative(ckpt, name, t, maxGen));
             }
             if (quantize == null && Files.isRegularFile(checkpoint) && Files.size(checkpoint) >= LARGE_FILE) warnOfSmallPages(checkpoint);
         }
@@ -184,11 +193,11 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     /**
-     * Greedy generation of {@code genTokens} tokens, plain and speculative, from the same prompt: a story opening, or
+     * Greedy generation of {@code genTokens} tokens (the largest of --gen-tokens), plain and speculative, from the same prompt: a story opening, or
      * for prompt lookup that opening repeated (text that repeats is what lookup can exploit). Both produce the same
      * tokens; the rows give tokens/s, the mean accepted draft tokens and the speedup over plain.
      */
-    private List<Row> speculative(Checkpoint ckpt, String name, int threads) {
+    private List<Row> speculative(Checkpoint ckpt, String name, int threads, int genTokens) {
         String text = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog.";
         if (lookup != null) text = text + " " + text + " " + text;
         int[] prompt = ckpt.promptTokens(text);

@@ -30,6 +30,20 @@ class BenchCommandTest {
         }
     }
 
+    /** Lists of prompt lengths and generation counts, as llama-bench's {@code -p} and {@code -n}: a row each, in order. */
+    @Test
+    void listsOfLengths() throws Exception {
+        ErrorsTest.Outcome o = ErrorsTest.run("bench", "--checkpoint", STORIES, "--threads", "1", "--repetitions", "1",
+                "--prompt-tokens", "12,40,0,20", "--gen-tokens", "4,8", "--format", "json");
+        assertEquals(0, o.exit(), o.err());
+        JsonNode results = new ObjectMapper().readTree(o.out()).get("results");
+        String[] tests = {"pp12", "pp40", "pp20", "tg4", "tg8"};
+        assertEquals(tests.length, results.size(), o.out());
+        for (int i = 0; i < tests.length; i++) assertEquals(tests[i], results.get(i).get("test").asText());
+        ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--prompt-tokens", ","), "--prompt-tokens needs at least one length");
+        ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--prompt-tokens", "16,-1"), "--prompt-tokens must be >= 0, got -1");
+    }
+
     /**
      * {@code bench --memory} needs no model and reports the streaming read per thread count, as JSON too; a figure in
      * the range any machine of this century reads (1 to 2000 GB/s), not a value checked against a reference.
