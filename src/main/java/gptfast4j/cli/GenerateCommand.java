@@ -229,9 +229,9 @@ final class GenerateCommand implements Callable<Integer> {
      * Runs what a chat's turns run, on a throwaway state, until {@code stop} says the first message is in: prompts of
      * 12, 24 and 40 tokens (the tiles, the float group product, and for the 4-bit formats the int16 one; Tensor#matmul)
      * and decode steps, so that the JIT has compiled their kernels by the first reply rather than during it. The time
-     * a message takes to type is otherwise idle. A first message of about 30 tokens, its reply of 32, from the message's arrival to the
-     * reply's end, alternating runs: TinyLlama Q4_0 after 6 s 2.73/2.74 -> 0.90/0.89 s, Llama-2-7B Q4_0 after 20 s
-     * 8.02/6.83 -> 4.71/4.68 s; a message piped at once, level (4.24/4.34 against 4.91/3.92 s).
+     * a message takes to type is otherwise idle. A first message of about 30 tokens, its reply of 32, from the
+     * message's arrival to the reply's end, alternating runs: TinyLlama Q4_0 after 6 s 2.73/2.74 -> 0.90/0.89 s,
+     * Llama-2-7B Q4_0 after 20 s 8.02/6.83 -> 4.71/4.68 s; a message piped at once, level (4.24/4.34 against 4.91/3.92).
      */
     private static void warmUp(Llama model, KvCache.Type kvType, java.util.function.BooleanSupplier stop) {
         int[] batches = {12, 24, 40};
@@ -262,12 +262,12 @@ final class GenerateCommand implements Callable<Integer> {
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         // the decode layouts' copy (Llama#startDecoding: 4-7 s for Llama-2-7B Q4_0 here) and a warm-up of the kernels
         // while the first message is typed, rather than between the first reply's first and second tokens; the first
-        // turn waits for the copy and stops the warm-up at its next step, and a chat that ends before one does not
-        // (the daemon thread ends with the process)
-        java.util.concurrent.atomic.AtomicBoolean messageIn = new java.util.concurrent.atomic.AtomicBoolean();
+        // turn (or the chat's end) stops the warm-up at its next step and waits for the copy, and a chat that ends
+        // before one does not wait (the daemon thread ends with the process)
+        java.util.concurrent.atomic.AtomicBoolean stopWarmUp = new java.util.concurrent.atomic.AtomicBoolean();
         FutureTask<Boolean> layouts = new FutureTask<>(() -> {
             boolean copied = model.startDecoding() | (speculation != null && speculation.drafter().startDecoding());
-            warmUp(model, kvCache.type(), messageIn::get);
+            warmUp(model, kvCache.type(), stopWarmUp::get);
             return copied;
         });
         Thread copier = new Thread(layouts, "decode-layouts");
@@ -300,7 +300,7 @@ final class GenerateCommand implements Callable<Integer> {
                 String line = readMessage(in);
                 if (line == null || line.isBlank()) break;
                 if (first) {
-                    messageIn.set(true);
+                    stopWarmUp.set(true);
                     join(layouts);
                 }
                 int[] message = format.userTurn(tokenizer, line, first, ckpt.bos(), ckpt.addBos(), system);
@@ -354,6 +354,7 @@ final class GenerateCommand implements Callable<Integer> {
             if (speculation != null) speculation.printStats();
             return 0;
         } finally {
+            stopWarmUp.set(true);
             sun.misc.Signal.handle(sigint, previous);
         }
     }
