@@ -31,19 +31,7 @@ final class Rope {
 
     /** Rotates {@code heads} consecutive heads of {@code x} starting at {@code offset}, for position {@code pos}. */
     void rotate(float[] x, int offset, int heads, int pos) {
-        int headDim = 2 * half;
-        int table = pos * half;
-        for (int h = 0; h < heads; h++) {
-            int base = offset + h * headDim;
-            for (int i = 0; i < half; i++) {
-                int a = style == Config.RopeStyle.INTERLEAVED ? base + 2 * i : base + i;
-                int b = style == Config.RopeStyle.INTERLEAVED ? a + 1 : a + half;
-                float c = cos[table + i], s = sin[table + i];
-                float x0 = x[a], x1 = x[b];
-                x[a] = x0 * c - x1 * s;
-                x[b] = x0 * s + x1 * c;
-            }
-        }
+        turn(x, offset, heads, pos, 1f);
     }
 
     /**
@@ -52,17 +40,22 @@ final class Rope {
      * keys the same way).
      */
     void rotateBack(float[] x, int offset, int heads, int delta) {
+        turn(x, offset, heads, delta, -1f);
+    }
+
+    /** Each pair by position {@code pos}'s angle, forwards ({@code direction} 1) or back (-1: the sine negated, exactly). */
+    private void turn(float[] x, int offset, int heads, int pos, float direction) {
         int headDim = 2 * half;
-        int table = delta * half;
+        int table = pos * half;
         for (int h = 0; h < heads; h++) {
             int base = offset + h * headDim;
             for (int i = 0; i < half; i++) {
                 int a = style == Config.RopeStyle.INTERLEAVED ? base + 2 * i : base + i;
                 int b = style == Config.RopeStyle.INTERLEAVED ? a + 1 : a + half;
-                float c = cos[table + i], s = sin[table + i];
+                float c = cos[table + i], s = direction * sin[table + i];
                 float x0 = x[a], x1 = x[b];
-                x[a] = x0 * c + x1 * s;
-                x[b] = x1 * c - x0 * s;
+                x[a] = x0 * c - x1 * s;
+                x[b] = x0 * s + x1 * c;
             }
         }
     }
