@@ -281,12 +281,14 @@ final class GenerateCommand implements Callable<Integer> {
         // their JVM)
         java.util.concurrent.atomic.AtomicBoolean replying = new java.util.concurrent.atomic.AtomicBoolean(),
                 interrupted = new java.util.concurrent.atomic.AtomicBoolean();
+        ChatStats stats = new ChatStats();
         sun.misc.Signal sigint = new sun.misc.Signal("INT");
         sun.misc.SignalHandler previous = sun.misc.Signal.handle(sigint, signal -> {
             if (replying.get()) {
                 interrupted.set(true);
             } else {
                 System.err.println();
+                stats.print(speculation);
                 System.exit(INTERRUPTED);
             }
         });
@@ -338,6 +340,7 @@ final class GenerateCommand implements Callable<Integer> {
                 } finally {
                     replying.set(false);
                 }
+                stats.add(r);
                 stream.finish();
                 out.println();
                 if (closed(out)) return STDOUT_CLOSED;
@@ -351,7 +354,7 @@ final class GenerateCommand implements Callable<Integer> {
                     pending[pending.length - 1] = end;
                 }
             }
-            if (speculation != null) speculation.printStats();
+            stats.print(speculation);
             return 0;
         } finally {
             stopWarmUp.set(true);
@@ -361,4 +364,26 @@ final class GenerateCommand implements Callable<Integer> {
 
     /** The exit status of a chat that Ctrl-C ended at its prompt: what a process killed by SIGINT leaves. */
     static final int INTERRUPTED = 130;
+
+    /** A chat's totals over its replies, printed when it ends (as llama.cpp's chat prints its timings). */
+    private static final class ChatStats {
+        private int replies, promptTokens, decodedTokens;
+        private long prefillNanos, decodeNanos;
+
+        synchronized void add(Generator.Result r) {
+            replies++;
+            promptTokens += r.promptTokens();
+            prefillNanos += r.prefillNanos();
+            decodedTokens += r.decodedTokens();
+            decodeNanos += r.decodeNanos();
+        }
+
+        /** On stderr, with the speculation's acceptance if any; nothing for a chat without a reply. */
+        synchronized void print(Speculation speculation) {
+            if (replies == 0) return;
+            System.err.printf("Chat: %d repl%s; prompts %d tokens at %.1f tokens/s; replies decoded at %.2f tokens/s%n", replies,
+                    replies == 1 ? "y" : "ies", promptTokens, promptTokens / (prefillNanos / 1e9), decodedTokens == 0 ? 0 : decodedTokens / (decodeNanos / 1e9));
+            if (speculation != null) speculation.printStats();
+        }
+    }
 }

@@ -267,6 +267,7 @@ class ErrorsTest {
         assertEquals(2, answers.length, o.out);
         assertTrue(answers[0].startsWith(", there was a little girl"), answers[0]); // plain format: the text goes on
         assertTrue(o.err.contains("Chat format: plain"), o.err);
+        assertTrue(o.err.matches("(?s).*Chat: 2 replies; prompts \\d+ tokens at [0-9.]+ tokens/s; replies decoded at [0-9.]+ tokens/s\n.*"), o.err);
     }
 
     /**
