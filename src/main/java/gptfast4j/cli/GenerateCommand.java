@@ -75,7 +75,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--context-length", paramLabel = "N", description = "Context (KV cache) length (default: the model's, at most 4096 for --interactive).")
     Integer contextLength;
 
-    @Option(names = "--interactive", description = "Chat on stdin, in the model's chat format (without --prompt or --num-samples).")
+    @Option(names = "--interactive", description = "Chat on stdin, in the model's chat format (without --prompt or --num-samples); Ctrl-C ends a reply, and at the prompt the chat.")
     boolean interactive;
 
     @Option(names = "--chat", description = "Frame the prompt as one user message in the model's chat format and print the answer (for instruct and chat models).")
