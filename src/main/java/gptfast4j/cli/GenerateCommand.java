@@ -1,5 +1,6 @@
 package gptfast4j.cli;
 
+import gptfast4j.generate.Generation;
 import gptfast4j.generate.Generator;
 import gptfast4j.generate.Sampler;
 import gptfast4j.generate.TextStream;
@@ -145,7 +146,7 @@ final class GenerateCommand implements Callable<Integer> {
         int verified = draftCheckpoint != null || lookup != null ? speculateK + 1 : 1; // positions whose logits a step needs
         Llama.State state = model.newState(kvLength, Math.max(verified, Math.min(tokens.length, PREFILL_BATCH)), verified, kvType);
         Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, sampler, common.tokenizer);
-        Generator generator = new Generator(model, state, ckpt.eos());
+        Generation generator = speculation != null ? speculation.generator() : new Generator(model, state, ckpt.eos());
         for (int sample = 0; sample < numSamples; sample++) {
             if (!chat) out.print(prompt); // a chat prints the answer alone
             TextStream stream = new TextStream(tokenizer, out, (chat || prompt.isEmpty()) && tokenizer.kind() == Tokenizer.Kind.SENTENCEPIECE);
@@ -155,8 +156,7 @@ final class GenerateCommand implements Callable<Integer> {
             };
             Generator.Result r;
             try {
-                r = speculation != null ? speculation.generator().generate(tokens, 0, maxNewTokens, sampler, sink)
-                        : generator.generate(tokens, 0, maxNewTokens, sampler, sink);
+                r = generator.generate(tokens, 0, maxNewTokens, sampler, sink);
                 stream.finish();
             } finally {
                 out.println(); // ends the text's line, also before the error line of a generation that fails
@@ -258,7 +258,7 @@ final class GenerateCommand implements Callable<Integer> {
         int verified = draftCheckpoint != null || lookup != null ? speculateK + 1 : 1;
         Llama.State state = model.newState(contextLength, PREFILL_BATCH, verified, kvCache.type());
         Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, sampler, common.tokenizer);
-        Generator generator = new Generator(model, state, ckpt.eos());
+        Generation generator = speculation != null ? speculation.generator() : new Generator(model, state, ckpt.eos());
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         // the decode layouts' copy (Llama#startDecoding: 4-7 s for Llama-2-7B Q4_0 here) and a warm-up of the kernels
         // while the first message is typed, rather than between the first reply's first and second tokens; the first
@@ -319,8 +319,7 @@ final class GenerateCommand implements Callable<Integer> {
                 int reply = Math.min(maxNewTokens, contextLength / 4);
                 if (pos + turn.length + reply > contextLength && pos > keep) {
                     int discard = Math.min(Math.max((pos - keep) / 2, pos + turn.length + reply - contextLength), pos - keep);
-                    if (speculation != null) speculation.generator().shift(keep, discard, pos);
-                    else model.shift(state, keep, discard, pos);
+                    generator.shift(keep, discard, pos);
                     pos -= discard;
                     System.err.println("(the context is full: the conversation's " + discard + " oldest tokens were dropped)");
                 }
@@ -335,8 +334,7 @@ final class GenerateCommand implements Callable<Integer> {
                 replying.set(true);
                 Generator.Result r;
                 try {
-                    r = speculation != null ? speculation.generator().generate(turn, pos, budget, sampler, sink)
-                            : generator.generate(turn, pos, budget, sampler, sink);
+                    r = generator.generate(turn, pos, budget, sampler, sink);
                 } finally {
                     replying.set(false);
                 }

@@ -9,7 +9,7 @@ import java.util.function.IntPredicate;
  * The prefill/decode loop: runs the prompt as one batch, then samples one token at a time until an EOS id, the
  * token budget or the end of the context. Timings are kept for the statistics.
  */
-public final class Generator {
+public final class Generator implements Generation {
     private final Llama model;
     private final Llama.State state;
     private final int[] eos;
@@ -45,11 +45,7 @@ public final class Generator {
         }
     }
 
-    /**
-     * Continues the sequence whose first {@code startPos} positions are already in the KV cache with {@code prompt}
-     * (at least one token), generating at most {@code maxNewTokens}. {@code onToken} sees each new token as it is
-     * chosen and may return false to stop.
-     */
+    @Override
     public Result generate(int[] prompt, int startPos, int maxNewTokens, Sampler sampler, IntPredicate onToken) {
         if (prompt.length == 0) throw new IllegalArgumentException("the prompt must hold at least one token (BOS)");
         if (startPos + prompt.length > state.contextLength) {
@@ -82,6 +78,11 @@ public final class Generator {
         long t2 = System.nanoTime();
         return new Result(Arrays.copyOf(generated, count), prompt.length, t1 - t0, decoded, t2 - t1 - layoutNanos,
                 promptLayoutNanos + layoutNanos, eosSeen, decoded); // each decode step ran one token into the cache
+    }
+
+    @Override
+    public void shift(int keep, int discard, int end) {
+        model.shift(state, keep, discard, end);
     }
 
     /** Nanoseconds {@code model}'s and the drafter's (if any) {@link Llama#startDecoding} took; 0 if nothing was copied. */

@@ -15,7 +15,7 @@ import java.util.function.IntPredicate;
  * Rejected positions of either KV cache are simply overwritten later, since every position is written before it is
  * attended to.
  */
-public final class SpeculativeGenerator {
+public final class SpeculativeGenerator implements Generation {
     /** Decides whether draft token {@code token} is accepted given target probabilities p and draft probabilities q. */
     @FunctionalInterface
     public interface AcceptanceRule {
@@ -74,12 +74,13 @@ public final class SpeculativeGenerator {
     }
 
     /**
-     * Like {@link Generator#generate}: continues the sequence whose first {@code startPos} positions are in the
+     * {@link Generation#generate}: continues the sequence whose first {@code startPos} positions are in the
      * target's KV cache with {@code prompt}. Those positions' tokens are the ones this generator's earlier calls put
      * there (their prompts and output), which it keeps for its drafter, so {@code startPos} may not pass the tokens it
      * holds (the last call's prompt and output, and what came before); what it holds past {@code startPos} is replaced
      * by the prompt.
      */
+    @Override
     public Generator.Result generate(int[] prompt, int startPos, int maxNewTokens, Sampler sampler, IntPredicate onToken) {
         if (prompt.length == 0) throw new IllegalArgumentException("the prompt must hold at least one token (BOS)");
         if (startPos < 0 || startPos > held) {
@@ -143,6 +144,7 @@ public final class SpeculativeGenerator {
      * drafter's: the sequence this generator holds loses its tokens {@code keep .. keep + discard}, and a later
      * {@link #generate} starts at most {@code discard} positions lower.
      */
+    @Override
     public void shift(int keep, int discard, int end) {
         if (end > held) throw new IllegalArgumentException("position " + end + " is past the " + held + " tokens this generator holds");
         target.shift(state, keep, discard, end);

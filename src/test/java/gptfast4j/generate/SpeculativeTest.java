@@ -175,11 +175,11 @@ class SpeculativeTest {
         Llama m = TARGET.model();
         int[][] messages = {prompt("Once upon a time"), TARGET.tokenizer().encode(" The dog was"), TARGET.tokenizer().encode(" Lily said, \"Tom")};
         for (int budget : new int[]{7, 40}) {
-            int[] plain = conversation(new Generator(m, m.newState(256, 16), TARGET.eos())::generate, messages, budget);
+            int[] plain = conversation(new Generator(m, m.newState(256, 16), TARGET.eos()), messages, budget);
             Drafter[] drafters = {draft(Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null, GGMLType.Q4_0), 256, new Sampler(512, 0, 0, 1, 0)), new PromptLookup(2)};
             for (Drafter drafter : drafters) {
                 SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(256, 16), TARGET.eos(), drafter, 4, SpeculativeGenerator.LOSSLESS);
-                assertArrayEquals(plain, conversation(g::generate, messages, budget), drafter + " budget " + budget);
+                assertArrayEquals(plain, conversation(g, messages, budget), drafter + " budget " + budget);
                 if (drafter instanceof DraftModel) assertTrue(g.meanAccepted() > 1, "the int4 draft's tokens were accepted: " + g.meanAccepted());
             }
         }
@@ -190,12 +190,8 @@ class SpeculativeTest {
         assertEquals("start position 10 is past the 5 tokens this generator holds", e.getMessage());
     }
 
-    private interface Continuation {
-        Generator.Result generate(int[] prompt, int startPos, int maxNewTokens, Sampler sampler, java.util.function.IntPredicate onToken);
-    }
-
     /** The replies of a greedy conversation, one after another. */
-    private static int[] conversation(Continuation generator, int[][] messages, int budget) {
+    private static int[] conversation(Generation generator, int[][] messages, int budget) {
         int pos = 0;
         int[] pending = {}, replies = {};
         for (int[] message : messages) {
