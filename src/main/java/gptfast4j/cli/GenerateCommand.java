@@ -76,6 +76,12 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--context-length", paramLabel = "N", description = "Context (KV cache) length (default: the model's, at most 4096 for --interactive).")
     Integer contextLength;
 
+    @Option(names = "--context-shift", description = "Where the context fills before --max-new-tokens, drop the older half of the text (after BOS and --keep) and go on, as llama.cpp's --context-shift (default: stop at the context length; the interactive chat always shifts).")
+    boolean contextShift;
+
+    @Option(names = "--keep", paramLabel = "N", description = "Tokens of the prompt after BOS that --context-shift keeps, as llama.cpp's --keep; -1 keeps the whole prompt (default: ${DEFAULT-VALUE}).")
+    int keep = 0;
+
     @Option(names = "--interactive", description = "Chat on stdin, in the model's chat format (without --prompt or --num-samples); Ctrl-C ends a reply, and at the prompt the chat.")
     boolean interactive;
 
@@ -117,6 +123,9 @@ final class GenerateCommand implements Callable<Integer> {
         if (system != null && !framed) throw new IllegalArgumentException("--system is for --chat or --interactive (without them the prompt is given as it is, in no chat format)");
         if (chatFormat != null && !framed) throw new IllegalArgumentException("--chat-format is for --chat or --interactive (without them the prompt is given as it is, in no chat format)");
         ChatFormat formatOverride = chatFormat != null ? ChatFormat.parse(chatFormat, "--chat-format") : null;
+        if (contextShift && interactive) throw new IllegalArgumentException("--context-shift is for a generation without --interactive (the chat shifts its context when it fills)");
+        if (keep != 0 && !contextShift) throw new IllegalArgumentException("--keep is for --context-shift");
+        if (keep < -1) throw new IllegalArgumentException("--keep must be -1 (the whole prompt) or at least 0, got " + keep);
         if (interactive) {
             // the chat takes its messages from stdin, one reply each: these would be ignored without a word
             String ignored = !prompt.isEmpty() ? "--prompt" : numSamples != 1 ? "--num-samples" : null;
@@ -143,6 +152,10 @@ final class GenerateCommand implements Callable<Integer> {
             throw new IllegalArgumentException("the prompt has " + tokens.length + " tokens but the context length is " + limit);
         }
         int kvLength = (int) Math.min(limit, (long) tokens.length + maxNewTokens);
+        int bos = ckpt.addBos() ? 1 : 0, kept = keep < 0 ? tokens.length : Math.min(tokens.length, bos + keep); // llama.cpp's n_keep
+        if (contextShift && kept > limit / 2) {
+            throw new IllegalArgumentException("--keep " + keep + " keeps " + kept + " tokens of the prompt, more than half the context length " + limit);
+        }
         int verified = draftCheckpoint != null || lookup != null ? speculateK + 1 : 1; // positions whose logits a step needs
         Llama.State state = model.newState(kvLength, Math.max(verified, Math.min(tokens.length, PREFILL_BATCH)), verified, kvType);
         Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, sampler, common.tokenizer);
@@ -155,14 +168,23 @@ final class GenerateCommand implements Callable<Integer> {
                 return !closed(out);
             };
             Generator.Result r;
+            int[] dropped = new int[2]; // context shifts, tokens they dropped
             try {
-                r = generator.generate(tokens, 0, maxNewTokens, sampler, sink);
+                r = contextShift ? generator.generateShifting(tokens, kvLength, kept, maxNewTokens, sampler, sink, n -> {
+                    dropped[0]++;
+                    dropped[1] += n;
+                }) : generator.generate(tokens, 0, maxNewTokens, sampler, sink);
                 stream.finish();
             } finally {
                 out.println(); // ends the text's line, also before the error line of a generation that fails
             }
             if (closed(out)) return STDOUT_CLOSED;
-            if (r.tokens().length < maxNewTokens && !r.stoppedAtEos()) System.err.println("(stopped at the context length " + kvLength + ")");
+            if (r.tokens().length < maxNewTokens && !r.stoppedAtEos()) {
+                System.err.println("(stopped at the context length " + kvLength + (contextShift ? ")" : "; --context-shift goes on past it)"));
+            }
+            if (dropped[0] > 0) {
+                System.err.printf("(the context filled %d time%s: %d tokens dropped, %d kept at its start)%n", dropped[0], dropped[0] == 1 ? "" : "s", dropped[1], kept);
+            }
             printStats(ckpt, state, r);
             if (speculation != null) speculation.printStats();
         }

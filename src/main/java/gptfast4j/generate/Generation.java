@@ -1,5 +1,7 @@
 package gptfast4j.generate;
 
+import java.util.Arrays;
+import java.util.function.IntConsumer;
 import java.util.function.IntPredicate;
 
 /**
@@ -19,4 +21,38 @@ public interface Generation {
      * down ({@link gptfast4j.model.Llama#shift}), so that it goes on at {@code end - discard}.
      */
     void shift(int keep, int discard, int end);
+
+    /**
+     * {@link #generate} from position 0 that goes on where the context (of {@code context} positions) fills before
+     * {@code maxNewTokens}, as llama.cpp's context shift does: the first {@code keep} positions stay, half of those after
+     * them go ({@link #shift}; {@code onShift} is told how many), and generation continues with the tokens the cache
+     * lacks. Each part stops one position short of the context's end, where plain and speculative generation both end
+     * with one token not yet run (a plain generation would sample one more, from the last position), so both shift at the
+     * same positions and greedy output stays the same. The result is the whole generation's: its prompt the first
+     * part's, each continuation's run of its leftover token counted as a decode step, the shifts' time in the decode
+     * time.
+     */
+    default Generator.Result generateShifting(int[] prompt, int context, int keep, int maxNewTokens, Sampler sampler,
+                                              IntPredicate onToken, IntConsumer onShift) {
+        Generator.Result whole = null;
+        int pos = 0, left = maxNewTokens;
+        int[] next = prompt;
+        long shiftNanos = 0;
+        while (true) {
+            int budget = Math.max(1, Math.min(left, context - pos - next.length));
+            Generator.Result part = generate(next, pos, budget, sampler, onToken);
+            whole = whole == null ? part : whole.then(part, shiftNanos);
+            left -= part.tokens().length;
+            // fewer tokens than the budget without an EOS: onToken stopped it
+            if (part.stoppedAtEos() || left == 0 || part.tokens().length < budget) return whole;
+            int end = pos + next.length + part.cachedTokens(), discard = (end - keep) / 2;
+            if (discard < 1) return whole; // a context of a few positions past keep: nothing to drop
+            long t = System.nanoTime();
+            shift(keep, discard, end);
+            shiftNanos = System.nanoTime() - t;
+            onShift.accept(discard);
+            pos = end - discard;
+            next = Arrays.copyOfRange(part.tokens(), part.cachedTokens(), part.tokens().length);
+        }
+    }
 }

@@ -43,6 +43,19 @@ public final class Generator implements Generation {
         public double prefillTokensPerSecond() {
             return promptTokens == 0 ? 0 : promptTokens / (prefillNanos / 1e9);
         }
+
+        /**
+         * This generation followed by {@code next}, its continuation after a context shift of {@code shiftNanos}
+         * ({@link Generation#generateShifting}), as one: the continuation's prompt (what this one left uncached) runs
+         * as decode steps, and with the shift is decode time; {@code cachedTokens} counts as if nothing had been dropped.
+         */
+        Result then(Result next, long shiftNanos) {
+            int[] all = Arrays.copyOf(tokens, tokens.length + next.tokens.length);
+            System.arraycopy(next.tokens, 0, all, tokens.length, next.tokens.length);
+            return new Result(all, promptTokens, prefillNanos, decodedTokens + next.promptTokens + next.decodedTokens,
+                    decodeNanos + shiftNanos + next.prefillNanos + next.decodeNanos, layoutNanos + next.layoutNanos,
+                    next.stoppedAtEos, tokens.length + next.cachedTokens);
+        }
     }
 
     @Override

@@ -184,10 +184,17 @@ class ErrorsTest {
         Outcome o = run("generate", "--checkpoint", STORIES.toString(), "--prompt", "Once upon a time", "--context-length", "40",
                 "--max-new-tokens", "2147483647", "--temperature", "0");
         assertEquals(0, o.exit, o.err);
-        assertTrue(o.err.contains("(stopped at the context length 40)"), o.err);
+        assertTrue(o.err.contains("(stopped at the context length 40; --context-shift goes on past it)"), o.err);
         o = run("generate", "--checkpoint", STORIES.toString(), "--prompt", "Once upon a time", "--context-length", "40",
                 "--max-new-tokens", "2147483647", "--temperature", "0", "--lookup", "2");
         assertEquals(0, o.exit, o.err);
+        // --context-shift, and --keep, which only it takes
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--keep", "4"), "--keep is for --context-shift");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--context-shift", "--keep", "-2"), "--keep must be -1 (the whole prompt) or at least 0");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--prompt", "Once upon a time there was", "--context-length", "8",
+                "--context-shift", "--keep", "-1"), "--keep -1 keeps 7 tokens of the prompt, more than half the context length 8");
+        assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", STORIES.toString(), "--interactive", "--context-shift"),
+                "--context-shift is for a generation without --interactive");
         // past what int-indexed buffers hold: was a NegativeArraySizeException
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--prompt", "hi", "--context-length", "2000000000", "--max-new-tokens", "2000000000"),
                 "a context of 2000000000 positions is more than this model's buffers can hold");

@@ -78,4 +78,35 @@ class GenerateCommandTest {
         assertEquals(0, o.exit(), o.err());
         assertTrue(o.err().matches("(?s).*Generated 8 tokens, [0-9.,]+ tokens/s.*Bandwidth achieved: .*"), o.err());
     }
+
+    /**
+     * --context-shift: a greedy generation of 150 tokens in a context of 40 goes on past it, the same with and without
+     * speculation (prompt lookup, the model's own int4 form as draft); the first part fills the context to one
+     * position short of its end (35 tokens after the 5-token prompt), each shift drops (39 - 1) / 2 = 19 and each later
+     * part adds 19, so 7 shifts. With --keep -1 the prompt's 5 tokens stay and each shift drops (39 - 5) / 2 = 17.
+     */
+    @Test
+    void contextShiftGoesOnPastTheContext() {
+        String[] args = {"generate", "--checkpoint", STORIES, "--prompt", "Once upon a time", "--context-length", "40",
+                "--max-new-tokens", "150", "--temperature", "0", "--context-shift"};
+        ErrorsTest.Outcome plain = ErrorsTest.run(args);
+        assertEquals(0, plain.exit(), plain.err());
+        assertTrue(plain.err().contains("Generated 150 tokens"), plain.err());
+        assertTrue(plain.err().contains("(the context filled 7 times: 133 tokens dropped, 1 kept at its start)"), plain.err());
+        for (String[] speculation : new String[][]{{"--lookup", "2"}, {"--draft-checkpoint", STORIES, "--draft-quantize", "int4", "--speculate-k", "3"}}) {
+            String[] withSpeculation = java.util.Arrays.copyOf(args, args.length + speculation.length);
+            System.arraycopy(speculation, 0, withSpeculation, args.length, speculation.length);
+            ErrorsTest.Outcome o = ErrorsTest.run(withSpeculation);
+            assertEquals(0, o.exit(), o.err());
+            assertEquals(plain.out(), o.out(), String.join(" ", speculation));
+        }
+        String[] keepPrompt = java.util.Arrays.copyOf(args, args.length + 2);
+        keepPrompt[args.length] = "--keep";
+        keepPrompt[args.length + 1] = "-1";
+        ErrorsTest.Outcome kept = ErrorsTest.run(keepPrompt);
+        assertEquals(0, kept.exit(), kept.err());
+        // 35 + 17 x 6 = 137, then a seventh shift for the last 13
+        assertTrue(kept.err().contains("(the context filled 7 times: 119 tokens dropped, 5 kept at its start)"), kept.err());
+        assertTrue(kept.out().startsWith(plain.out().substring(0, 60)), "the same until the first shift");
+    }
 }

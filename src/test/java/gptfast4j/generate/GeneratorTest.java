@@ -58,4 +58,42 @@ class GeneratorTest {
         assertEquals(3, r.decodedTokens());
         assertEquals(0, r.layoutNanos());
     }
+
+    /**
+     * {@link Generation#generateShifting} on stories260K, a context of 20 positions keeping 3: the first part generates
+     * up to one position short of the context (16 tokens after the 4-token prompt, the same as without a shift), then
+     * each shift drops half of what follows the kept positions ((19 - 3) / 2 = 8) and the next part starts with the
+     * token the cache lacks, until the budget of 40 is spent.
+     */
+    @Test
+    void generationGoesOnPastTheContextByShiftingIt() {
+        Checkpoint c = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null);
+        Llama m = c.model();
+        Generator plain = new Generator(m, m.newState(20, 16), new int[]{-1});
+        java.util.List<String> calls = new java.util.ArrayList<>();
+        Generation recorded = new Generation() {
+            @Override
+            public Generator.Result generate(int[] prompt, int startPos, int maxNewTokens, Sampler sampler, java.util.function.IntPredicate onToken) {
+                calls.add("generate " + prompt.length + " at " + startPos + " for " + maxNewTokens);
+                return plain.generate(prompt, startPos, maxNewTokens, sampler, onToken);
+            }
+
+            @Override
+            public void shift(int keep, int discard, int end) {
+                calls.add("shift " + keep + " " + discard + " " + end);
+                plain.shift(keep, discard, end);
+            }
+        };
+        java.util.List<Integer> seen = new java.util.ArrayList<>(), dropped = new java.util.ArrayList<>();
+        Generator.Result r = recorded.generateShifting(PROMPT, 20, 3, 40, new Sampler(512, 0, 0, 1, 0), seen::add, dropped::add);
+        assertEquals(java.util.List.of("generate 4 at 0 for 16", "shift 3 8 19", "generate 1 at 11 for 8", "shift 3 8 19",
+                "generate 1 at 11 for 8", "shift 3 8 19", "generate 1 at 11 for 8"), calls); // 16 + 3 x 8 tokens
+        assertEquals(java.util.List.of(8, 8, 8), dropped);
+        assertEquals(40, r.tokens().length);
+        assertEquals(seen, java.util.Arrays.stream(r.tokens()).boxed().toList(), "every token shown as it came");
+        assertEquals(39, r.decodedTokens(), "all but the first from decode steps");
+        assertEquals(PROMPT.length, r.promptTokens());
+        int[] unshifted = generate(c, 16).tokens();
+        assertEquals(java.util.Arrays.toString(unshifted), java.util.Arrays.toString(java.util.Arrays.copyOf(r.tokens(), 16)));
+    }
 }
