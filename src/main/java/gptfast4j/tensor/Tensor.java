@@ -388,10 +388,14 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
      * Matrix x matrix: for each of {@code nTokens} input vectors {@code x[t * cols ..]} writes {@code out[t * outStride
      * + r] = row r · x_t} for all rows. A tile of rows is dequantized once into a float scratch that stays in cache and
      * every token is run over it, so each weight is read from memory and converted once per call however many tokens
-     * there are. Batches of more than half {@link #GROUP_TOKENS} tokens put tokens in the vector lanes ({@link
-     * #groupProduct}: from 17 tokens at 512 bits, one group part empty, against the tiles' four tokens at a time,
-     * TinyLlama Q4_0 pp24 64.70/62.00 -> 87.50/84.99 tokens/s, pp20 73.04/71.46 -> 76.73/73.50, Q4_K pp20 level,
-     * 66.26/68.71 -> 64.97/66.98); smaller ones run dot products over the tile ({@link #tileProduct}), and up to {@link
+     * there are. In the files' layouts, batches of more than half {@link #GROUP_TOKENS} tokens put tokens in the vector
+     * lanes ({@link #groupProduct}: from 17 tokens at 512 bits, one group part empty, against the tiles' four tokens at
+     * a time, TinyLlama Q4_0 pp24 64.70/62.00 -> 87.50/84.99 tokens/s, pp20 73.04/71.46 -> 76.73/73.50, Q4_K pp20
+     * level, 66.26/68.71 -> 64.97/66.98); smaller ones run dot products over the tile ({@link #tileProduct}). In the
+     * decode layouts, whose tiles are in panels of rows, the tile product's rows-in-lanes kernel is the faster at every
+     * size (TinyLlama, 2 threads, alternating, group product -> tiles: Q4_0 pp20 97.05/98.16 -> 121.62/118.32, pp24
+     * 114.67/111.97 -> 146.58/140.59, pp28 and pp32 level; Q8_0 pp48 116.31/114.86 -> 150.78/148.35, pp64
+     * 153.97/150.99 -> 165.57/159.79, pp128 172.77/168.15 -> 183.56/173.24). Up to {@link
      * #LANE_TOKENS} tokens, such as the verification of a few speculated tokens, the decode kernel once per token over
      * chunks of rows ({@link #laneTokens}), so that each token's outputs are exactly its decode step's. Q4_0, Q4_1 and
      * Q4_K run batches of {@link Int16Product#MIN_TOKENS} tokens or more in int16 arithmetic on activations rounded to
@@ -419,7 +423,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
         if (nTokens == 1) matvec(x, out);
         else if (nTokens <= LANE_TOKENS && (exact || nTokens < TILE_TOKENS || type.blockSize == 1)) laneTokens(x, nTokens, out, outStride);
         else if (nTokens >= Int16Product.MIN_TOKENS && this instanceof Int16Product.Weights w) Int16Product.matmul(w, x, nTokens, out, outStride);
-        else if (nTokens <= GROUP_TOKENS / 2) tileProduct(x, nTokens, out, outStride);
+        else if (nTokens <= GROUP_TOKENS / 2 || this instanceof PanelRows p && p.inLanes()) tileProduct(x, nTokens, out, outStride);
         else groupProduct(x, nTokens, out, outStride);
     }
 
@@ -545,8 +549,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
             for (int g = 0; g < groups; g++) {
                 int t0 = g * GROUP_TOKENS, tokens = Math.min(GROUP_TOKENS, nTokens - t0);
                 for (int r = 0; r < tileRows; r += 8) {
-                    if (stride == 0) panelKernel(tile, r, tileRows - 1, xt, g * GROUP_TOKENS * cols, cols, acc);
-                    else groupKernel(tile, r, tileRows - 1, stride, xt, g * GROUP_TOKENS * cols, cols, acc);
+                    groupKernel(tile, r, tileRows - 1, stride, xt, g * GROUP_TOKENS * cols, cols, acc);
                     // token outer: each token's eight outputs are adjacent in out, one cache line per token
                     int height = Math.min(8, tileRows - r);
                     for (int t = 0; t < tokens; t++) {
@@ -556,8 +559,7 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
                 }
             }
         };
-        if (this instanceof PanelRows p && p.inLanes()) eachPanelTile(p, Math.max(8, RowLanes.L), task);
-        else eachTile(8, task);
+        eachTile(8, task);
     }
 
     /**
@@ -629,65 +631,15 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
     }
 
     /**
-     * {@link #groupKernel} over a tile in panels ({@link #eachPanelTile}): the same arithmetic in the same order, row
-     * i's weight k at {@code w[i / L * L * cols + k * L + i % L]}. A kernel of its own rather than one kernel with the
-     * weights' column stride as a parameter: with a stride C2 cannot see as a constant, it keeps a range check per
-     * load, and the row tiles' product ran 28% slower (JMH Q6_K matmul64, file layout, 12.5 against 16.1 ms).
-     */
-    private static void panelKernel(float[] w, int r, int lastRow, float[] xt, int group, int cols, float[] acc) {
-        int lanes = F_SPECIES.length(), l = RowLanes.L, panel = l * cols;
-        int w0 = panelRow(r, l, panel), w1 = panelRow(Math.min(r + 1, lastRow), l, panel), w2 = panelRow(Math.min(r + 2, lastRow), l, panel),
-                w3 = panelRow(Math.min(r + 3, lastRow), l, panel), w4 = panelRow(Math.min(r + 4, lastRow), l, panel),
-                w5 = panelRow(Math.min(r + 5, lastRow), l, panel), w6 = panelRow(Math.min(r + 6, lastRow), l, panel),
-                w7 = panelRow(Math.min(r + 7, lastRow), l, panel);
-        FloatVector c00 = FloatVector.zero(F_SPECIES), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
-                c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
-        for (int k = 0; k < cols; k++) {
-            int at = k * RowLanes.L;
-            FloatVector x0 = FloatVector.fromArray(F_SPECIES, xt, group + k * GROUP_TOKENS),
-                    x1 = FloatVector.fromArray(F_SPECIES, xt, group + k * GROUP_TOKENS + lanes);
-            FloatVector b = FloatVector.broadcast(F_SPECIES, w[w0 + at]);
-            c00 = x0.fma(b, c00); c01 = x1.fma(b, c01);
-            b = FloatVector.broadcast(F_SPECIES, w[w1 + at]);
-            c10 = x0.fma(b, c10); c11 = x1.fma(b, c11);
-            b = FloatVector.broadcast(F_SPECIES, w[w2 + at]);
-            c20 = x0.fma(b, c20); c21 = x1.fma(b, c21);
-            b = FloatVector.broadcast(F_SPECIES, w[w3 + at]);
-            c30 = x0.fma(b, c30); c31 = x1.fma(b, c31);
-            b = FloatVector.broadcast(F_SPECIES, w[w4 + at]);
-            c40 = x0.fma(b, c40); c41 = x1.fma(b, c41);
-            b = FloatVector.broadcast(F_SPECIES, w[w5 + at]);
-            c50 = x0.fma(b, c50); c51 = x1.fma(b, c51);
-            b = FloatVector.broadcast(F_SPECIES, w[w6 + at]);
-            c60 = x0.fma(b, c60); c61 = x1.fma(b, c61);
-            b = FloatVector.broadcast(F_SPECIES, w[w7 + at]);
-            c70 = x0.fma(b, c70); c71 = x1.fma(b, c71);
-        }
-        int g = GROUP_TOKENS;
-        c00.intoArray(acc, 0); c01.intoArray(acc, lanes);
-        c10.intoArray(acc, g); c11.intoArray(acc, g + lanes);
-        c20.intoArray(acc, 2 * g); c21.intoArray(acc, 2 * g + lanes);
-        c30.intoArray(acc, 3 * g); c31.intoArray(acc, 3 * g + lanes);
-        c40.intoArray(acc, 4 * g); c41.intoArray(acc, 4 * g + lanes);
-        c50.intoArray(acc, 5 * g); c51.intoArray(acc, 5 * g + lanes);
-        c60.intoArray(acc, 6 * g); c61.intoArray(acc, 6 * g + lanes);
-        c70.intoArray(acc, 7 * g); c71.intoArray(acc, 7 * g + lanes);
-    }
-
-    /** Where row i of a tile in panels of l rows ({@code panel} floats each) starts. */
-    private static int panelRow(int i, int l, int panel) {
-        return i / l * panel + i % l;
-    }
-
-    /**
      * Matrix x matrix for small batches: every token is run over the dequantized tile four rows by four tokens at a
      * time ({@link #dot4x4}); a tensor in a decode layout with panels ({@link PanelRows}) runs its panels of L rows two
-     * at a time by eight tokens at a time instead ({@link #panelPairTokens}), its tiles a whole number of pairs tall.
+     * at a time by eight tokens at a time instead ({@link #panelPairTokens}), its tiles a whole number of pairs tall,
+     * for batches of any size that {@link Int16Product} does not take.
      */
     private void tileProduct(float[] x, int nTokens, float[] out, int outStride) {
         if (this instanceof PanelRows p && p.inLanes()) {
             int l = RowLanes.L;
-            eachPanelTile(p, 2 * l, (r0, tileRows, tile, stride) -> {
+            eachPanelTile(p, (r0, tileRows, tile, stride) -> {
                 float[] partial = accumulators(16 * l);
                 int i = 0;
                 for (; i + 2 * l <= tileRows; i += 2 * l) panelPairTokens(tile, i * cols, x, nTokens, cols, out, outStride, r0 + i, partial);
@@ -867,13 +819,15 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
     /**
      * As {@link #eachTile}, for a tensor in a decode layout that has panels ({@link PanelRows}): each tile dequantized
      * in panels of {@link RowLanes#L} rows, so that a lane group's column is one vector store where a tile of rows
-     * took a row at a time out of the lanes. Tiles are whole panels. JMH matmul64 4096 x 4096, decode layout,
-     * one thread, min of 15: Q4_K 13.6 -> 11.5 ms, Q5_K 16.5 -> 11.1, Q6_K 16.6 -> 11.6, Q8_0 14.0 -> 12.6 (the file
-     * layouts' 11.7-13.6), Q4_1 12.3 -> 11.9 (Q4_0's batches of that size go to {@link Int16Product}). Six
-     * tokens ({@link #panelTokens}): Q4_0 5.0 -> 3.5 ms, Q4_1 5.1 -> 3.7, Q4_K 6.9 -> 3.2, Q6_K 8.8 -> 3.5.
+     * took a row at a time out of the lanes. Tiles are whole pairs of panels ({@link #panelPairTokens}), at least
+     * one pair however wide the rows (Llama-2-7B's tiles were one panel tall: 16 rows of 4096 columns fill {@link
+     * #TILE_BYTES}). JMH matmul64 4096 x 4096, decode layout, one thread, min of 15, against tiles of rows and the
+     * group product then: Q4_K 13.6 -> 11.5 ms, Q5_K 16.5 -> 11.1, Q6_K 16.6 -> 11.6, Q8_0 14.0 -> 12.6 (the file
+     * layouts' 11.7-13.6), Q4_1 12.3 -> 11.9. Six tokens ({@link #panelTokens}): Q4_0 5.0 -> 3.5 ms, Q4_1 5.1 ->
+     * 3.7, Q4_K 6.9 -> 3.2, Q6_K 8.8 -> 3.5.
      */
-    private void eachPanelTile(PanelRows p, int multiple, TileTask task) {
-        int nRows = Math.toIntExact(rows);
+    private void eachPanelTile(PanelRows p, TileTask task) {
+        int nRows = Math.toIntExact(rows), multiple = 2 * RowLanes.L; // whole pairs of panels (tileProduct)
         int tileHeight = Math.clamp(TILE_BYTES / (4L * cols) / multiple * multiple, multiple, 256);
         Parallel.runChunks(nRows, chunkRows(nRows, tileHeight), (start, end) -> {
             float[] tile = tile(tileHeight * cols);

@@ -153,7 +153,8 @@ class KernelTest {
      * product (full 4x4 blocks and the leftover path; with 256- and 128-bit vectors, whose groups hold 16 and 8, the
      * "tile" batch is 8 and 4 tokens and takes the decode kernel too); a group and five more the group product with
      * tokens in the lanes (a full group and a zero-padded one) over the rows of a tile in blocks of eight and a
-     * repeated-row rest (37 tokens with 512-bit vectors, 21 with 256-bit and 13 with 128-bit ones). For Q4_0, Q4_1 and
+     * repeated-row rest (37 tokens with 512-bit vectors, 21 with 256-bit and 13 with 128-bit ones), which in the
+     * decode layouts take the tile product (pairs of panels by eight tokens, then four at a time). For Q4_0, Q4_1 and
      * Q4_K, whose batches past 32 tokens take the int16 product ({@link Int16Product#MIN_TOKENS}), the group batch is
      * half a group and five more (21, 13 and 9 tokens), so their tile and group products are F32 arithmetic here too;
      * Q4_0's decode kernel takes llama.cpp's.
