@@ -48,13 +48,17 @@ final class Int16Product {
     /** Tokens per group: two int16 vectors (64 on AVX-512). */
     static final int GROUP = 2 * S.length();
     /**
-     * Batches this size or larger take this product. A fixed number rather than {@link #GROUP}, so that which
-     * arithmetic a batch gets does not depend on the machine's vector width. Past one group of the float product
-     * ({@link Tensor#GROUP_TOKENS}, 32 at 512 bits), both products run two groups' worth of lanes, and this one's
-     * run faster: TinyLlama Q4_0, 2 threads, pp48 in three alternating pairs 106.98/108.77/105.10 (float) against
-     * 126.08/127.86/126.78 tokens/s (here); at 32 tokens, one whole float group, 120.71/136.17 against 84.41/83.21.
+     * Batches this size or larger take this product: one whole group at 512 bits. A fixed number rather than {@link
+     * #GROUP}, so that which arithmetic a batch gets does not depend on the machine's vector width, and the same in
+     * both layouts, so that it does not depend on whether the process has decoded before. Below it the decode layouts'
+     * float tiles ({@code Tensor.panelPairTokens}) are the faster, where this product runs a group part empty:
+     * TinyLlama, 2 threads, alternating, 33 -> 64: decode layouts Q4_0 pp40 116.35/107.64 -> 166.10/164.63 tokens/s,
+     * pp48 136.57/128.89 -> 173.17/171.50, pp56 156.21/145.12 -> 176.26/172.82, Q4_K pp40 106.40 -> 151.68, pp56
+     * 142.90 -> 164.80; the files' layouts, whose float group product is the slower, lose less (Q4_0 pp40
+     * 110.88/95.67 -> 103.09/94.28, pp48 131.17/110.92 -> 120.82/112.68, pp56 147.62/125.88 -> 132.28/127.59; Q4_K
+     * pp40 97.88 -> 91.55). A chat's turns run in the decode layouts.
      */
-    static final int MIN_TOKENS = 33;
+    static final int MIN_TOKENS = 64;
     private static final int BLOCK = 32;
     /** Weight rows per pass of {@link #rows}. */
     private static final int ROWS = 4;

@@ -58,7 +58,7 @@ class ReferenceLogitsTest {
     }
 
     /**
-     * Q4_0, Q4_1 and Q4_K batches of more than 32 tokens (Int16Product.MIN_TOKENS) take llama.cpp's own arithmetic (activations rounded to int8 as
+     * Q4_0, Q4_1 and Q4_K batches of 64 tokens or more (Int16Product.MIN_TOKENS) take llama.cpp's own arithmetic (activations rounded to int8 as
      * Q8_0, Q8_1 and Q8_K, Int16Product), so their prompt logits are held to the native run, where F32 arithmetic is
      * 0.1-0.4 away at every position (the logits-dequant runs). The reference's longest prompt (43 tokens) runs as the
      * first tokens of a 64-token batch, the rest filler: attention is causal and each token's activations are rounded

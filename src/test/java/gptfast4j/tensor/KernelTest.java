@@ -154,10 +154,9 @@ class KernelTest {
      * "tile" batch is 8 and 4 tokens and takes the decode kernel too); a group and five more the group product with
      * tokens in the lanes (a full group and a zero-padded one) over the rows of a tile in blocks of eight and a
      * repeated-row rest (37 tokens with 512-bit vectors, 21 with 256-bit and 13 with 128-bit ones), which in the
-     * decode layouts take the tile product (pairs of panels by eight tokens, then four at a time). For Q4_0, Q4_1 and
-     * Q4_K, whose batches past 32 tokens take the int16 product ({@link Int16Product#MIN_TOKENS}), the group batch is
-     * half a group and five more (21, 13 and 9 tokens), so their tile and group products are F32 arithmetic here too;
-     * Q4_0's decode kernel takes llama.cpp's.
+     * decode layouts take the tile product (pairs of panels by eight tokens, then four at a time). All are fewer than
+     * the 64 tokens from which Q4_0, Q4_1 and Q4_K take the int16 product ({@link Int16Product#MIN_TOKENS}), so their
+     * tile and group products are F32 arithmetic here too; Q4_0's decode kernel takes llama.cpp's.
      */
     @ParameterizedTest
     @CsvSource({"F32,tile,file", "F16,tile,file", "BF16,tile,file", "Q8_0,tile,file", "Q4_0,tile,file", "Q4_1,tile,file", "Q4_K,tile,file", "Q5_K,tile,file", "Q6_K,tile,file",
@@ -170,7 +169,7 @@ class KernelTest {
         int tokens = switch (product) {
             case "lanes" -> Tensor.LANE_TOKENS - 1; // a small batch: the decode kernel per token
             case "tile" -> Math.min(11, Tensor.GROUP_TOKENS / 2);
-            default -> int16 ? Tensor.GROUP_TOKENS / 2 + 5 : Tensor.GROUP_TOKENS + 5;
+            default -> Tensor.GROUP_TOKENS + 5;
         };
         // with 256- and 128-bit vectors (groups of 16 and 8 tokens) the "tile" batch of 8 or 4 takes the decode kernel
         assertTrue((!int16 || tokens < Int16Product.MIN_TOKENS) && (product.equals("group") ? tokens > Tensor.GROUP_TOKENS / 2
