@@ -79,7 +79,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--context-shift", description = "Where the context fills before --max-new-tokens, drop the older half of the text (after BOS and --keep) and go on, as llama.cpp's --context-shift (default: stop at the context length; the interactive chat always shifts).")
     boolean contextShift;
 
-    @Option(names = "--keep", paramLabel = "N", description = "Tokens of the prompt after BOS that --context-shift keeps, as llama.cpp's --keep; -1 keeps the whole prompt (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--keep", paramLabel = "N", description = "Tokens of the prompt after BOS that --context-shift keeps, as llama.cpp's --keep; -1 keeps the whole prompt. In the interactive chat, of its first turn (the system prompt and first message), at most half the context (default: ${DEFAULT-VALUE}).")
     int keep = 0;
 
     @Option(names = "--interactive", description = "Chat on stdin, in the model's chat format (without --prompt or --num-samples); Ctrl-C ends a reply, and at the prompt the chat.")
@@ -124,7 +124,7 @@ final class GenerateCommand implements Callable<Integer> {
         if (chatFormat != null && !framed) throw new IllegalArgumentException("--chat-format is for --chat or --interactive (without them the prompt is given as it is, in no chat format)");
         ChatFormat formatOverride = chatFormat != null ? ChatFormat.parse(chatFormat, "--chat-format") : null;
         if (contextShift && interactive) throw new IllegalArgumentException("--context-shift is for a generation without --interactive (the chat shifts its context when it fills)");
-        if (keep != 0 && !contextShift) throw new IllegalArgumentException("--keep is for --context-shift");
+        if (keep != 0 && !contextShift && !interactive) throw new IllegalArgumentException("--keep is for --context-shift or --interactive");
         if (keep < -1) throw new IllegalArgumentException("--keep must be -1 (the whole prompt) or at least 0, got " + keep);
         if (interactive) {
             // the chat takes its messages from stdin, one reply each: these would be ignored without a word
@@ -316,7 +316,7 @@ final class GenerateCommand implements Callable<Integer> {
             }
         });
         int pos = 0; // positions of the conversation in the KV cache
-        int keep = ckpt.addBos() ? 1 : 0; // positions a full context keeps: BOS
+        int kept = ckpt.addBos() ? 1 : 0; // positions a full context keeps: BOS, and from the first turn on --keep's
         int[] pending = new int[0]; // tokens of the conversation not yet in it: the last reply's last token and end of turn
         boolean first = true;
         try {
@@ -331,20 +331,26 @@ final class GenerateCommand implements Callable<Integer> {
                 int[] message = format.userTurn(tokenizer, line, first, ckpt.bos(), ckpt.addBos(), system);
                 int[] turn = java.util.Arrays.copyOf(pending, pending.length + message.length);
                 System.arraycopy(message, 0, turn, pending.length, message.length);
-                if (keep + turn.length >= contextLength) {
+                if (kept + turn.length >= contextLength) {
                     // the message is refused, not the conversation: a shorter one may still fit
                     System.err.println((first && system != null ? "That message and the system prompt take " : "That message takes ") + message.length
                             + " tokens, more than the context length " + contextLength + " holds with a reply: type a shorter one, or an empty line to end.");
                     continue;
                 }
                 // room for the turn and a reply of up to a quarter of the context: the older half of the conversation
-                // after BOS goes, or more where the turn needs it (llama.cpp's context shift, which keeps BOS alone too)
+                // after BOS (and --keep's tokens) goes, or more where the turn needs it (llama.cpp's context shift)
                 int reply = Math.min(maxNewTokens, contextLength / 4);
-                if (pos + turn.length + reply > contextLength && pos > keep) {
-                    int discard = Math.min(Math.max((pos - keep) / 2, pos + turn.length + reply - contextLength), pos - keep);
-                    generator.shift(keep, discard, pos);
+                if (first && keep != 0) {
+                    // --keep counts from the conversation's start, the first turn with its system prompt; a shift needs room
+                    int asked = keep < 0 ? turn.length : Math.min(turn.length, kept + keep);
+                    if (asked > contextLength / 2) System.err.println("(--keep: the context keeps the first " + contextLength / 2 + " tokens when it fills, half of it, not " + asked + ")");
+                    kept = Math.min(asked, contextLength / 2);
+                }
+                if (pos + turn.length + reply > contextLength && pos > kept) {
+                    int discard = Math.min(Math.max((pos - kept) / 2, pos + turn.length + reply - contextLength), pos - kept);
+                    generator.shift(kept, discard, pos);
                     pos -= discard;
-                    System.err.println("(the context is full: the conversation's " + discard + " oldest tokens were dropped)");
+                    System.err.println("(the context is full: the conversation's " + discard + " oldest tokens" + (keep != 0 ? " after its first " + kept : "") + " were dropped)");
                 }
                 first = false;
                 TextStream stream = new TextStream(tokenizer, out, format != ChatFormat.PLAIN || pos == 0);

@@ -189,7 +189,7 @@ class ErrorsTest {
                 "--max-new-tokens", "2147483647", "--temperature", "0", "--lookup", "2");
         assertEquals(0, o.exit, o.err);
         // --context-shift, and --keep, which only it takes
-        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--keep", "4"), "--keep is for --context-shift");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--keep", "4"), "--keep is for --context-shift or --interactive");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--context-shift", "--keep", "-2"), "--keep must be -1 (the whole prompt) or at least 0");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--prompt", "Once upon a time there was", "--context-length", "8",
                 "--context-shift", "--keep", "-1"), "--keep -1 keeps 7 tokens of the prompt, more than half the context length 8");

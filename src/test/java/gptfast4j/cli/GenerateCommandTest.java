@@ -109,4 +109,20 @@ class GenerateCommandTest {
         assertTrue(kept.err().contains("(the context filled 7 times: 119 tokens dropped, 5 kept at its start)"), kept.err());
         assertTrue(kept.out().startsWith(plain.out().substring(0, 60)), "the same until the first shift");
     }
+
+    /**
+     * --keep in the interactive chat counts from the conversation's start: -1 keeps the whole first turn (here Llama-2's
+     * framing of the first message, 64 positions, six messages), which every shift then leaves in place.
+     */
+    @Test
+    void theChatKeepsItsFirstTurnWithKeep() {
+        String messages = "Once upon a time\nThe dog was\nLily said\nTom ran\nThe end\nBig red ball\n\n";
+        ErrorsTest.Outcome o = ErrorsTest.runWithInput(messages, "generate", "--checkpoint", STORIES, "--interactive", "--chat-format", "llama2",
+                "--temperature", "0", "--max-new-tokens", "20", "--context-length", "64", "--keep", "-1");
+        assertEquals(0, o.exit(), o.err());
+        assertEquals(6, o.out().strip().split("\n").length, o.out());
+        gptfast4j.model.Checkpoint c = gptfast4j.model.Checkpoint.load(java.nio.file.Path.of(STORIES), null);
+        int firstTurn = gptfast4j.model.ChatFormat.LLAMA2.userTurn(c.tokenizer(), "Once upon a time", true, c.bos(), c.addBos(), null).length;
+        assertTrue(o.err().contains("oldest tokens after its first " + firstTurn + " were dropped)"), o.err());
+    }
 }
