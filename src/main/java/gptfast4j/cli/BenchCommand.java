@@ -44,6 +44,9 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--depth", paramLabel = "N", description = "Tokens already in the context (KV cache) when pp and tg run, as llama-bench's -d (default: ${DEFAULT-VALUE}).")
     int depth = 0;
 
+    @Option(names = "--layout", paramLabel = "decode|file", description = "The weights' layout pp runs in: decode (the decode layouts, which decode steps and a chat's turns read, as llama-bench's repacked weights) or file (the file's own, which a non-interactive prompt reads before its first decode step; pp alone, with --gen-tokens 0) (default: ${DEFAULT-VALUE}).")
+    String layout = "decode";
+
     @Option(names = "--threads", paramLabel = "N[,N...]", split = ",", description = "Thread counts to test (default: 1 and the number of cores).")
     List<Integer> threads;
 
@@ -95,11 +98,16 @@ final class BenchCommand implements Callable<Integer> {
         for (int n : promptTokens) if (n < 0) throw new IllegalArgumentException("--prompt-tokens must be >= 0, got " + n);
         for (int n : genTokens) if (n < 0) throw new IllegalArgumentException("--gen-tokens must be >= 0, got " + n);
         if (depth < 0) throw new IllegalArgumentException("--depth must be >= 0, got " + depth);
+        if (!layout.equals("decode") && !layout.equals("file")) throw new IllegalArgumentException("--layout must be decode or file, got " + layout);
         Speculation.checkK(speculateK);
         int maxPrompt = promptTokens.stream().mapToInt(Integer::intValue).max().orElse(0);
         int maxGen = genTokens.stream().mapToInt(Integer::intValue).max().orElse(0);
         if (checkpoint != null && maxPrompt == 0 && maxGen == 0) {
             throw new IllegalArgumentException("nothing to measure: --prompt-tokens and --gen-tokens are both 0");
+        }
+        // decode steps move the weights to the decode layouts, after which no prompt reads the files' layouts
+        if (layout.equals("file") && (maxGen > 0 || draftCheckpoint != null || lookup != null)) {
+            throw new IllegalArgumentException("--layout file measures pp alone: give --gen-tokens 0 (and no --draft-checkpoint or --lookup)");
         }
         KvCache.Type kvType = kvCache.type();
         List<Integer> threadCounts = threads != null ? threads : defaultThreads();
@@ -124,6 +132,7 @@ final class BenchCommand implements Callable<Integer> {
             Llama.State state = model.newState(context, Math.max(1, Math.min(Math.max(maxPrompt, depth), GenerateCommand.PREFILL_BATCH)), 1, kvType);
             int[] prompt = new SplittableRandom(1).ints(Math.max(Math.max(maxPrompt, depth), 1), 0, model.config.vocabSize()).toArray();
             String at = depth > 0 ? " @ d" + depth : "";
+            if (layout.equals("decode")) model.startDecoding();
             for (int t : threadCounts) {
                 Parallel.setThreads(t);
                 // warm-up: let the JIT compile the kernels before anything is timed, for at least WARM_UP_NANOS

@@ -80,4 +80,19 @@ class BenchCommandTest {
                 "nothing to measure: --prompt-tokens and --gen-tokens are both 0");
         ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--speculate-k", "65"), "--speculate-k must be in 1..64, got 65");
     }
+
+    /**
+     * pp in the files' layouts (a non-interactive prompt's) is measured alone, as any decode step moves the weights to
+     * the decode layouts; an unknown layout is named.
+     */
+    @Test
+    void theFilesLayoutsArePpAlone() {
+        String q4 = Shared.REFERENCE.resolve("models/mini-llama2-Q4_0.gguf").toString();
+        ErrorsTest.Outcome o = ErrorsTest.run("bench", "--checkpoint", q4, "--threads", "1", "--repetitions", "1", "--prompt-tokens", "12",
+                "--gen-tokens", "0", "--layout", "file");
+        assertEquals(0, o.exit(), o.err());
+        assertTrue(o.out().contains("pp12"), o.out());
+        ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", q4, "--layout", "file"), "--layout file measures pp alone: give --gen-tokens 0");
+        ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", q4, "--layout", "rows"), "--layout must be decode or file, got rows");
+    }
 }
