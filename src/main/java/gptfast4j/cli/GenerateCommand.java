@@ -283,13 +283,15 @@ final class GenerateCommand implements Callable<Integer> {
         Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, sampler, common.tokenizer);
         Generation generator = speculation != null ? speculation.generator() : new Generator(model, state, ckpt.eos());
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-        // the decode layouts' copy (Llama#startDecoding: 4-7 s for Llama-2-7B Q4_0 here) and a warm-up of the kernels
-        // while the first message is typed, rather than between the first reply's first and second tokens; the first
-        // turn (or the chat's end) stops the warm-up at its next step and waits for the copy, and a chat that ends
-        // before one does not wait (the daemon thread ends with the process)
+        // the decode layouts' copy (Llama#startDecoding: 4-7 s for Llama-2-7B Q4_0 here), the system prompt's prefill and
+        // a warm-up of the kernels while the first message is typed, rather than between the first reply's first and
+        // second tokens; the first turn (or the chat's end) stops the warm-up at its next step and waits for the copy
+        // and the prefill, and a chat that ends before one does not wait (the daemon thread ends with the process)
         java.util.concurrent.atomic.AtomicBoolean stopWarmUp = new java.util.concurrent.atomic.AtomicBoolean();
+        int[] systemPrefix = system != null ? systemPrefix(format, ckpt) : new int[0];
         FutureTask<Boolean> layouts = new FutureTask<>(() -> {
             boolean copied = model.startDecoding() | (speculation != null && speculation.drafter().startDecoding());
+            if (systemPrefix.length > 0) generator.prefill(systemPrefix);
             warmUp(model, kvCache.type(), stopWarmUp::get);
             return copied;
         });
@@ -352,6 +354,13 @@ final class GenerateCommand implements Callable<Integer> {
                     pos -= discard;
                     System.err.println("(the context is full: the conversation's " + discard + " oldest tokens" + (keep != 0 ? " after its first " + kept : "") + " were dropped)");
                 }
+                // the first turn's start that the system prompt's prefill already ran (all of it where the message
+                // tokenized as the probes did), leaving at least one token to run
+                int ran = 0;
+                if (first && systemPrefix.length > 0) {
+                    int differs = java.util.Arrays.mismatch(turn, systemPrefix);
+                    ran = Math.min(differs < 0 ? systemPrefix.length : differs, turn.length - 1);
+                }
                 first = false;
                 TextStream stream = new TextStream(tokenizer, out, format != ChatFormat.PLAIN || pos == 0);
                 int budget = Math.min(maxNewTokens, contextLength - pos - turn.length);
@@ -363,7 +372,7 @@ final class GenerateCommand implements Callable<Integer> {
                 replying.set(true);
                 Generator.Result r;
                 try {
-                    r = generator.generate(turn, pos, budget, sampler, sink);
+                    r = generator.generate(java.util.Arrays.copyOfRange(turn, ran, turn.length), pos + ran, budget, sampler, sink);
                 } finally {
                     replying.set(false);
                 }
@@ -387,6 +396,18 @@ final class GenerateCommand implements Callable<Integer> {
             stopWarmUp.set(true);
             sun.misc.Signal.handle(sigint, previous);
         }
+    }
+
+    /**
+     * The tokens that start the first turn whatever its message: what the chat format's framing of the system prompt
+     * with two different one-letter messages shares, so that the chat can run them while the first message is typed.
+     * A message that tokenizes otherwise at the seam reuses less of them (the first turn compares).
+     */
+    private int[] systemPrefix(ChatFormat format, Checkpoint ckpt) {
+        int[] a = format.userTurn(ckpt.tokenizer(), "a", true, ckpt.bos(), ckpt.addBos(), system),
+                b = format.userTurn(ckpt.tokenizer(), "b", true, ckpt.bos(), ckpt.addBos(), system);
+        int shared = java.util.Arrays.mismatch(a, b);
+        return java.util.Arrays.copyOf(a, shared < 0 ? a.length : shared);
     }
 
     /** The exit status of a chat that Ctrl-C ended at its prompt: what a process killed by SIGINT leaves. */

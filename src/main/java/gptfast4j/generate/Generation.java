@@ -23,6 +23,13 @@ public interface Generation {
     void shift(int keep, int discard, int end);
 
     /**
+     * Runs {@code tokens} into the KV cache at positions {@code 0 ..}, choosing nothing (the sampler is not touched):
+     * the start of a sequence known before the rest, which a later {@link #generate} from any position up to
+     * {@code tokens.length} continues.
+     */
+    void prefill(int[] tokens);
+
+    /**
      * {@link #generate} from position 0 that goes on where the context (of {@code context} positions) fills before
      * {@code maxNewTokens}, as llama.cpp's context shift does: the first {@code keep} positions stay, half of those after
      * them go ({@link #shift}; {@code onShift} is told how many), and generation continues with the tokens the cache

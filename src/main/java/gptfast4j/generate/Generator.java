@@ -98,6 +98,11 @@ public final class Generator implements Generation {
         model.shift(state, keep, discard, end);
     }
 
+    @Override
+    public void prefill(int[] tokens) {
+        model.forward(state, tokens, 0, tokens.length, 0, null);
+    }
+
     /** Nanoseconds {@code model}'s and the drafter's (if any) {@link Llama#startDecoding} took; 0 if nothing was copied. */
     static long timeStartDecoding(Llama model, Drafter drafter) {
         long t = System.nanoTime();

@@ -153,6 +153,14 @@ public final class SpeculativeGenerator implements Generation {
         held -= discard;
     }
 
+    /** {@link Generation#prefill}: the target's cache and this generator's sequence; the drafter catches up when it next proposes. */
+    @Override
+    public void prefill(int[] tokens) {
+        target.forward(state, tokens, 0, tokens.length, 0, null);
+        System.arraycopy(tokens, 0, history, 0, tokens.length);
+        held = tokens.length;
+    }
+
     private int acceptedLast;
     /** The sampler and first position of the verification under way, for {@link #distributions}. */
     private Sampler verifying;

@@ -125,4 +125,32 @@ class GenerateCommandTest {
         int firstTurn = gptfast4j.model.ChatFormat.LLAMA2.userTurn(c.tokenizer(), "Once upon a time", true, c.bos(), c.addBos(), null).length;
         assertTrue(o.err().contains("oldest tokens after its first " + firstTurn + " were dropped)"), o.err());
     }
+
+    /**
+     * The system prompt's framing runs while the first message is typed (Generation#prefill), so the first turn's
+     * prompt is only the rest of it; the reply is the one-message chat's (--chat, the whole turn at once), plain and
+     * with speculation.
+     */
+    @Test
+    void theSystemPromptRunsWhileTheFirstMessageIsTyped() {
+        String system = "You are a storyteller who tells short happy stories about animals and children in a small town.";
+        ErrorsTest.Outcome once = ErrorsTest.run("generate", "--checkpoint", STORIES, "--chat", "--chat-format", "llama2", "--system", system,
+                "--prompt", "Once upon a time", "--temperature", "0", "--max-new-tokens", "24");
+        assertEquals(0, once.exit(), once.err());
+        gptfast4j.model.Checkpoint c = gptfast4j.model.Checkpoint.load(java.nio.file.Path.of(STORIES), null);
+        int firstTurn = gptfast4j.model.ChatFormat.LLAMA2.userTurn(c.tokenizer(), "Once upon a time", true, c.bos(), c.addBos(), system).length;
+        for (String[] speculation : new String[][]{{}, {"--lookup", "2"}, {"--draft-checkpoint", STORIES, "--draft-quantize", "int4"}}) {
+            String[] chat = {"generate", "--checkpoint", STORIES, "--interactive", "--chat-format", "llama2", "--system", system,
+                    "--temperature", "0", "--max-new-tokens", "24"};
+            String[] args = java.util.Arrays.copyOf(chat, chat.length + speculation.length);
+            System.arraycopy(speculation, 0, args, chat.length, speculation.length);
+            ErrorsTest.Outcome o = ErrorsTest.runWithInput("Once upon a time\n\n", args);
+            assertEquals(0, o.exit(), o.err());
+            assertEquals(once.out().strip(), o.out().strip(), String.join(" ", speculation));
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("Chat: 1 reply; prompts (\\d+) tokens").matcher(o.err());
+            assertTrue(m.find(), o.err());
+            int prompted = Integer.parseInt(m.group(1));
+            assertTrue(prompted >= 1 && prompted < firstTurn - 20, prompted + " of the first turn's " + firstTurn + " tokens run after the message");
+        }
+    }
 }

@@ -83,6 +83,11 @@ class GeneratorTest {
                 calls.add("shift " + keep + " " + discard + " " + end);
                 plain.shift(keep, discard, end);
             }
+
+            @Override
+            public void prefill(int[] tokens) {
+                plain.prefill(tokens);
+            }
         };
         java.util.List<Integer> seen = new java.util.ArrayList<>(), dropped = new java.util.ArrayList<>();
         Generator.Result r = recorded.generateShifting(PROMPT, 20, 3, 40, new Sampler(512, 0, 0, 1, 0), seen::add, dropped::add);
