@@ -106,7 +106,7 @@ final class BenchCommand implements Callable<Integer> {
             throw new IllegalArgumentException("nothing to measure: --prompt-tokens and --gen-tokens are both 0");
         }
         // decode steps move the weights to the decode layouts, after which no prompt reads the files' layouts
-        if (layout.equals("file") && (maxGen > 0 || draftCheckpoint != null || lookup != null)) {
+        if (checkpoint != null && layout.equals("file") && (maxGen > 0 || draftCheckpoint != null || lookup != null)) {
             throw new IllegalArgumentException("--layout file measures pp alone: give --gen-tokens 0 (and no --draft-checkpoint or --lookup)");
         }
         KvCache.Type kvType = kvCache.type();
