@@ -27,8 +27,9 @@ import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 
 /**
- * One kernel per weight format: matrix x vector (decode), matrix x 6 vectors (speculative verification) and matrix x
- * 64 vectors (prefill), on one thread.
+ * One kernel per weight format: matrix x vector (decode), matrix x 6 vectors (speculative verification), matrix x
+ * 64 vectors (prefill) and matrix x N vectors as a prompt's batch ({@code -Dgptfast.jmh.tokens}, default 16), on one
+ * thread ({@code -Dgptfast.jmh.threads} for more).
  * "cache": a 512 x 256 tensor from ../shared/reference (the format's real bytes; stays in L2, so this measures the
  * arithmetic). "memory": an n x n tensor made here, n = 4096 (64 MB in F32, but only 9-10 MB in the 4-bit formats,
  * which a large L3 may hold) or {@code -Dgptfast.jmh.n} (pass it with {@code -jvmArgsAppend}); {@code
@@ -62,7 +63,7 @@ public class KernelBenchmark {
 
     @Setup(Level.Trial)
     public void setUp() {
-        Parallel.setThreads(1);
+        Parallel.setThreads(Integer.getInteger("gptfast.jmh.threads", 1));
         GGMLType t = GGMLType.valueOf(type);
         Path shared = Path.of(System.getProperty("gptfast.shared", "../shared"));
         Tensor small = Tensor.of(GGUF.read(shared.resolve("reference/models/mini-llama2-" + type + ".gguf")).tensors().get("blk.0.ffn_up.weight"));
@@ -78,27 +79,49 @@ public class KernelBenchmark {
             tensor = small;
         } else {
             int n = Integer.getInteger("gptfast.jmh.n", 4096), cols = Integer.getInteger("gptfast.jmh.cols", n);
-            MemorySegment f32 = Arena.ofAuto().allocate(4L * n * cols, 64);
+            MemorySegment f32 = hugePages(4L * n * cols);
             SplittableRandom random = new SplittableRandom(1);
             for (long i = 0; i < (long) n * cols; i++) f32.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i, (float) random.nextGaussian());
             Tensor big = Tensor.of("random", GGMLType.F32, f32, cols, n);
             tensor = switch (t) {
                 case F32 -> big;
-                case Q8_0, Q4_0, Q4_1 -> Quantizer.quantize(big, t);
+                case Q8_0, Q4_0, Q4_1 -> quantized(big, t);
                 // F16/BF16/K-quants: tile the reference tensor's bytes (speed does not depend on the values)
                 default -> tiled(small, cols, n);
             };
         }
         if (layout.equals("decode")) tensor = tensor.forDecode();
-        x = new float[64 * tensor.cols];
-        out = new float[64 * (int) tensor.rows];
+        x = new float[Math.max(64, TOKENS) * tensor.cols];
+        out = new float[Math.max(64, TOKENS) * (int) tensor.rows];
         SplittableRandom random = new SplittableRandom(2);
         for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
     }
 
+    /**
+     * {@code big} quantized to {@code type} in the file's layout, as a file holds it ({@code Quantizer.quantize} puts
+     * these formats straight into their decode layouts).
+     */
+    private static Tensor quantized(Tensor big, GGMLType type) {
+        long rowBytes = type.bytesFor(big.cols);
+        MemorySegment m = hugePages(rowBytes * big.rows);
+        float[] row = new float[big.cols];
+        for (long r = 0; r < big.rows; r++) {
+            big.dequantizeRow(r, row, 0);
+            Quantizer.quantizeRow(type, row, 0, big.cols, m, r * rowBytes);
+        }
+        return Tensor.of("random", type, m, big.cols, big.rows);
+    }
+
+    /** Off-heap memory in 2 MB pages, as a model file in the page cache and the decode layouts' copies are mapped. */
+    private static MemorySegment hugePages(long bytes) {
+        MemorySegment m = Arena.ofAuto().allocate(bytes, 2 << 20);
+        gptfast4j.io.HugePages.advise(m);
+        return m;
+    }
+
     private static Tensor tiled(Tensor small, int cols, int rows) {
         long rowBytes = small.type.bytesFor(cols);
-        MemorySegment m = Arena.ofAuto().allocate(rowBytes * rows, 64);
+        MemorySegment m = hugePages(rowBytes * rows);
         for (long off = 0; off < m.byteSize(); off += small.data.byteSize()) {
             MemorySegment.copy(small.data, 0, m, off, Math.min(small.data.byteSize(), m.byteSize() - off));
         }
@@ -123,4 +146,13 @@ public class KernelBenchmark {
         tensor.matmul(x, 64, out, (int) tensor.rows);
         return out;
     }
+
+    /** A prompt's batch of {@code -Dgptfast.jmh.tokens} tokens (default 16), which need not match decode steps. */
+    @Benchmark
+    public float[] matmulN() {
+        tensor.matmul(x, TOKENS, out, (int) tensor.rows, false);
+        return out;
+    }
+
+    private static final int TOKENS = Integer.getInteger("gptfast.jmh.tokens", 16);
 }
