@@ -14,8 +14,11 @@ import java.util.Arrays;
 /** The speculative-decoding set-up chosen on the command line (a draft model or prompt lookup). */
 record Speculation(SpeculativeGenerator generator, Drafter drafter, String description) {
 
-    /** Null when neither a draft nor lookup was asked for. */
-    /** @param tokenizer the target's --tokenizer, used for a draft without one of its own (the vocabulary must match) */
+    /**
+     * The set-up asked for, or null when neither a draft nor lookup was asked for.
+     *
+     * @param tokenizer the target's --tokenizer, used for a draft without one of its own (the vocabulary must match)
+     */
     static Speculation create(Checkpoint target, Llama.State state, Path draftPath, String draftQuantize, Integer lookup, int k,
                               Sampler sampler, Path tokenizer) {
         if (draftPath != null && lookup != null) throw new IllegalArgumentException("give --draft-checkpoint or --lookup, not both");
