@@ -80,6 +80,27 @@ class GenerateCommandTest {
     }
 
     /**
+     * The second half's rate that the statistics add for a run whose first steps were slow: the tokens after the
+     * middle arrival over the time from it to the last; none below 16 tokens. Arrival times made up: 32 tokens 100 ms
+     * apart, then 32 tokens 10 ms apart.
+     */
+    @Test
+    void theLastHalfRateIsTakenFromTheMiddleArrivalOn() {
+        GenerateCommand.Arrivals arrivals = new GenerateCommand.Arrivals();
+        long t = 0;
+        for (int i = 0; i < 15; i++) arrivals.add(t += 100_000_000);
+        assertEquals(0, arrivals.lastHalf());
+        assertEquals(0, arrivals.lastHalfRate());
+        for (int i = 15; i < 32; i++) arrivals.add(t += 100_000_000);
+        for (int i = 0; i < 32; i++) arrivals.add(t += 10_000_000);
+        assertEquals(31, arrivals.lastHalf()); // arrivals 33 .. 63, after the middle one (32)
+        assertEquals(100, arrivals.lastHalfRate(), 1e-9); // 31 tokens in 310 ms
+        for (int i = 0; i < 300; i++) arrivals.add(t += 10_000_000); // past the first array
+        assertEquals(181, arrivals.lastHalf()); // 364 arrivals: 182 .. 363 after the middle one
+        assertEquals(100, arrivals.lastHalfRate(), 1e-9);
+    }
+
+    /**
      * --context-shift: a greedy generation of 150 tokens in a context of 40 goes on past it, the same with and without
      * speculation (prompt lookup, the model's own int4 form as draft); the first part fills the context to one
      * position short of its end (35 tokens after the 5-token prompt), each shift drops (39 - 1) / 2 = 19 and each later
