@@ -230,7 +230,7 @@ final class GenerateCommand implements Callable<Integer> {
         if (r.decodedTokens() > 0) {
             // the second half's rate where the first steps' JIT time held the whole run's well below it
             double warm = arrivals.lastHalfRate();
-            String lastHalf = warm > 1.15 * tps ? String.format(" (the last %d at %.2f tokens/s: a process's first decode steps run before the JIT has compiled its kernels)",
+            String lastHalf = warm > 1.15 * tps ? String.format(" (the last %d at %.2f tokens/s; the first decode steps ran before the JIT had compiled the kernels)",
                     arrivals.lastHalf(), warm) : "";
             System.err.printf("Generated %d tokens, %.2f tokens/s%s%n", r.tokens().length, tps, lastHalf);
             System.err.printf("Bandwidth achieved: %.2f GB/s (%.1f MB of weights per token)%n", bytes * tps / 1e9, bytes / 1e6);
