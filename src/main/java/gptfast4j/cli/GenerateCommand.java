@@ -198,7 +198,7 @@ final class GenerateCommand implements Callable<Integer> {
      * When each generated token reached the output, for the rate of a generation's second half. A fresh process runs
      * its first decode steps before the JIT has compiled the decode kernels (their first calls in the interpreter and
      * in C1's code, whose vectors are objects), so a short run's rate understates the engine's: TinyLlama Q4_0, 64
-     * tokens, 26-28 tokens/s over the run where `bench`, warmed up first, measures 60-80 the same hour.
+     * tokens, 26-32 tokens/s over the run where {@code bench}, warmed up first, measures 60-80 the same hour.
      */
     static final class Arrivals {
         private long[] nanos = new long[256];
