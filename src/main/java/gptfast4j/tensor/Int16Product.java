@@ -12,7 +12,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * Prefill of 4-bit weights (Q4_0, Q4_1, Q4_K) in int16 arithmetic: matrix x matrix with the activations rounded to
+ * Prefill of 4-bit weights (Q4_0, Q4_1) in int16 arithmetic: matrix x matrix with the activations rounded to
  * int8 as llama.cpp rounds them for its own products with those weights ({@link Rounding}), and the weights unpacked
  * to their nibbles minus 8 ({@link Weights}). What it computes is then what llama.cpp computes, up to the order of
  * float sums (KernelTest, ReferenceLogitsTest, PerplexityTest):
@@ -21,14 +21,12 @@ import java.nio.ByteOrder;
  * {@code rint(x * 127 / max|x|)} (x86 {@code quantize_row_q8_0}); weight = d * (nibble - 8).
  * <li>Q4_1 pairs with Q8_1: Q8_0's values and scale, and per block {@code s = f16(max|x| / 127 * sum(values))} (x86
  * {@code quantize_row_q8_1}); llama.cpp's product is {@code d * dx * sum(nibble * value) + m * s}, taken here as
- * {@code d * dx * sum((nibble - 8) * value) + 8 * d * dx * sum(values) + m * s}: two offset terms.
- * <li>Q4_K pairs with Q8_K: per super-block of 256, {@code iscale = -127 / max} (max the element of largest
- * magnitude, with its sign), values {@code rint(x * iscale)}, scale {@code 1 / iscale} as a float
- * ({@code quantize_row_q8_K_ref}, which x86 uses); weight = d * scale_j * nibble - dmin * min_j, taken here as
- * {@code (d * scale_j) * (nibble - 8) + offset_j} with {@code offset_j = 8 * d * scale_j - dmin * min_j}, so that
- * sums of 32 products fit in int16 as Q4_0's do. The offsets' share, {@code offset_j * sum(x)} per sub-block, is a
- * float pass of its own ({@link #offsets}) over the block sums of the rounded activations.
+ * {@code d * dx * sum((nibble - 8) * value) + 8 * d * dx * sum(values) + m * s}: two offset terms, each a float pass
+ * of its own ({@link #offsets}) over the block sums of the rounded activations.
  * </ul>
+ * Q4_K took this product too from session 26 to 43 (on activations rounded as llama.cpp's Q8_K, per 256); since the
+ * decode layouts' float tiles (session 42) its prefill is faster in F32 there (Llama-2-7B pp128 +4-11%, TinyLlama
+ * +6-7%) and 1-11% slower in the files' layouts, and it takes the float tiles in both (docs/kernel-log.md, session 43).
  * Why: prefill is bound by multiply-adds, and the Vector API has no int8 dot product, but a 512-bit int16 multiply
  * and add do 32 products where a float FMA does 16: one core ran 190 G int16 multiply-adds/s against 110 G float
  * FMAs/s. A block's 32 products of a q in [-8, 7] with an activation in [-127, 127] sum to at most 32512, so they
@@ -53,10 +51,9 @@ final class Int16Product {
      * both layouts, so that it does not depend on whether the process has decoded before. Below it the decode layouts'
      * float tiles ({@code Tensor.panelPairTokens}) are the faster, where this product runs a group part empty:
      * TinyLlama, 2 threads, alternating, 33 -> 64: decode layouts Q4_0 pp40 116.35/107.64 -> 166.10/164.63 tokens/s,
-     * pp48 136.57/128.89 -> 173.17/171.50, pp56 156.21/145.12 -> 176.26/172.82, Q4_K pp40 106.40 -> 151.68, pp56
-     * 142.90 -> 164.80; the files' layouts, whose float group product is the slower, lose less (Q4_0 pp40
-     * 110.88/95.67 -> 103.09/94.28, pp48 131.17/110.92 -> 120.82/112.68, pp56 147.62/125.88 -> 132.28/127.59; Q4_K
-     * pp40 97.88 -> 91.55). A chat's turns run in the decode layouts.
+     * pp48 136.57/128.89 -> 173.17/171.50, pp56 156.21/145.12 -> 176.26/172.82; the files' layouts, whose float group
+     * product is the slower, lose less (Q4_0 pp40 110.88/95.67 -> 103.09/94.28, pp48 131.17/110.92 -> 120.82/112.68,
+     * pp56 147.62/125.88 -> 132.28/127.59). A chat's turns run in the decode layouts.
      */
     static final int MIN_TOKENS = 64;
     private static final int BLOCK = 32;
@@ -65,7 +62,7 @@ final class Int16Product {
     private static final float ROUNDER = 0x1.8p23f;
     /**
      * Blocks per piece of {@link #quantize}: a piece of a group (16 KB) stays in L1 while its tokens are written into
-     * it. Q8_K's pieces are a super-block (8 blocks, 32 KB).
+     * it.
      */
     private static final int CHUNK_BLOCKS = 4;
 
@@ -73,7 +70,7 @@ final class Int16Product {
     }
 
     /** 4-bit weights this product takes, unpacked a tile of rows at a time. */
-    sealed interface Weights permits Q4_0Tensor, Q4_1Tensor, Q4_KTensor {
+    sealed interface Weights permits Q4_0Tensor, Q4_1Tensor {
         /** Whether the bytes are in the decode layout (panels) rather than the file's (rows). */
         boolean inLanes();
 
@@ -98,32 +95,27 @@ final class Int16Product {
         void smallIntPanels(long firstRow, int n, short[] q, float[] scale, float[] offset, float[] minimum, int blocks);
     }
 
-    /** How the activations are rounded to int8: as llama.cpp does for its products with Q4_0, Q4_1 and Q4_K weights. */
+    /** How the activations are rounded to int8: as llama.cpp does for its products with Q4_0 and Q4_1 weights. */
     enum Rounding {
         /** Per block of 32, scale {@code f16(max|x| / 127)}; the weights have no offsets. */
-        Q8_0(1, false, false),
+        Q8_0(false, false),
         /** As Q8_0, and per block {@code s = f16(max|x| / 127 * sum(values))}, which multiplies the weights' minimum. */
-        Q8_1(1, true, true),
-        /** Per super-block of 256 (8 blocks), scale {@code 1 / iscale}, {@code iscale = -127 / max}; the weights have offsets. */
-        Q8_K(8, true, false);
+        Q8_1(true, true);
 
-        /** Blocks of 32 that share a scale. */
-        final int span;
         /** Whether the weights carry an offset per block (times the activations' {@code scale * sum(values)}). */
         final boolean offsets;
         /** Whether the weights carry a minimum per block (times Q8_1's {@code s}). */
         final boolean minimums;
 
-        Rounding(int span, boolean offsets, boolean minimums) {
-            this.span = span;
+        Rounding(boolean offsets, boolean minimums) {
             this.offsets = offsets;
             this.minimums = minimums;
         }
     }
 
     /**
-     * The activations of one call, rounded to int8, grouped by {@link #GROUP} tokens: values, a scale per block of 32
-     * (Q8_K's per super-block repeated), where there are offsets each block's {@code scale * sum(values)}, and for
+     * The activations of one call, rounded to int8, grouped by {@link #GROUP} tokens: values, a scale per block of 32,
+     * where there are offsets each block's {@code scale * sum(values)}, and for
      * Q8_1 its {@code s}; else null.
      */
     private record Activations(short[] q, float[] scale, float[] sums, float[] minSums, int groups) {
@@ -200,54 +192,51 @@ final class Int16Product {
      * whatever they held: lanes never mix, and their sums are dropped.
      */
     private static Activations quantize(float[] x, int nTokens, int cols, Rounding rounding) {
-        int groups = (nTokens + GROUP - 1) / GROUP, blocks = cols / BLOCK, span = rounding.span;
-        boolean kQuant = rounding == Rounding.Q8_K;
+        int groups = (nTokens + GROUP - 1) / GROUP, blocks = cols / BLOCK;
         short[] q = Tensor.shortScratch(ROUNDED, groups * cols * GROUP);
         float[] scale = Tensor.scratch(ROUNDED_SCALES, groups * blocks * GROUP);
         float[] sums = rounding.offsets ? Tensor.scratch(ROUNDED_SUMS, groups * blocks * GROUP) : null;
         float[] minSums = rounding.minimums ? Tensor.scratch(ROUNDED_MIN_SUMS, groups * blocks * GROUP) : null;
-        int chunkBlocks = Math.max(CHUNK_BLOCKS, span), chunks = (blocks + chunkBlocks - 1) / chunkBlocks;
+        int chunks = (blocks + CHUNK_BLOCKS - 1) / CHUNK_BLOCKS;
         MemorySegment pairsOfQ = MemorySegment.ofArray(q);
         Parallel.run(groups * chunks, 1, (start, end) -> {
             int[] pairs = RowLanes.blockInts();
             for (int piece = start; piece < end; piece++) {
-                int g = piece / chunks, b0 = piece % chunks * chunkBlocks, b1 = Math.min(blocks, b0 + chunkBlocks);
+                int g = piece / chunks, b0 = piece % chunks * CHUNK_BLOCKS, b1 = Math.min(blocks, b0 + CHUNK_BLOCKS);
                 // tokens two at a time: their values of a column are adjacent in q, one int store for both (with a
                 // store per value this method took 5.5-6.2% of a Q4_K pp512 profile, now 4.4%); a last token alone
                 // pairs with itself, as lanes past the batch are dropped
                 for (int u = 0, t = g * GROUP; u < GROUP && t < nTokens; u += 2, t += 2) {
                     int t1 = Math.min(t + 1, nTokens - 1);
-                    for (int b = b0; b < b1; b += span) { // one scale per span of blocks
-                        float max0 = maxAbs(x, t * cols + b * BLOCK, span * BLOCK), max1 = maxAbs(x, t1 * cols + b * BLOCK, span * BLOCK);
+                    for (int b = b0; b < b1; b++) {
+                        float max0 = maxAbs(x, t * cols + b * BLOCK, BLOCK), max1 = maxAbs(x, t1 * cols + b * BLOCK, BLOCK);
                         float inverse0 = inverse(max0), inverse1 = inverse(max1);
-                        float d0 = scale(max0, inverse0, kQuant), d1 = scale(max1, inverse1, kQuant);
-                        for (int bb = b; bb < b + span; bb++) {
-                            IntVector sum0 = IntVector.zero(Tensor.I_SPECIES), sum1 = sum0;
-                            // round half to even: adding and taking off 1.5 * 2^23 leaves no fraction bits (|x * inverse| <= 127)
-                            for (int k = 0; k < BLOCK; k += F.length()) {
-                                IntVector r0 = FloatVector.fromArray(F, x, t * cols + bb * BLOCK + k).mul(inverse0).add(ROUNDER).sub(ROUNDER)
-                                        .convert(VectorOperators.F2I, 0).reinterpretAsInts();
-                                IntVector r1 = FloatVector.fromArray(F, x, t1 * cols + bb * BLOCK + k).mul(inverse1).add(ROUNDER).sub(ROUNDER)
-                                        .convert(VectorOperators.F2I, 0).reinterpretAsInts();
-                                sum0 = r0.add(sum0); // running sums as arguments, not receivers (ARCHITECTURE, Invariants)
-                                sum1 = r1.add(sum1);
-                                r0.and(0xFFFF).or(r1.lanewise(VectorOperators.LSHL, 16)).intoArray(pairs, k); // little-endian: u first
-                            }
-                            for (int k = 0, at = (g * cols + bb * BLOCK) * GROUP + u; k < BLOCK; k++, at += GROUP) {
-                                pairsOfQ.set(ValueLayout.JAVA_INT_UNALIGNED, 2L * at, pairs[k]);
-                            }
-                            int s0 = sum0.reduceLanes(VectorOperators.ADD), s1 = sum1.reduceLanes(VectorOperators.ADD), at = (g * blocks + bb) * GROUP + u;
-                            scale[at] = d0;
-                            scale[at + 1] = d1;
-                            if (sums != null) {
-                                sums[at] = s0 * d0;
-                                sums[at + 1] = s1 * d1;
-                            }
-                            // Q8_1's s: the unrounded max / 127 times the sum, rounded to an f16
-                            if (minSums != null) {
-                                minSums[at] = VectorMath.roundToHalf(max0 / 127 * s0);
-                                minSums[at + 1] = VectorMath.roundToHalf(max1 / 127 * s1);
-                            }
+                        float d0 = scale(max0), d1 = scale(max1);
+                        IntVector sum0 = IntVector.zero(Tensor.I_SPECIES), sum1 = sum0;
+                        // round half to even: adding and taking off 1.5 * 2^23 leaves no fraction bits (|x * inverse| <= 127)
+                        for (int k = 0; k < BLOCK; k += F.length()) {
+                            IntVector r0 = FloatVector.fromArray(F, x, t * cols + b * BLOCK + k).mul(inverse0).add(ROUNDER).sub(ROUNDER)
+                                    .convert(VectorOperators.F2I, 0).reinterpretAsInts();
+                            IntVector r1 = FloatVector.fromArray(F, x, t1 * cols + b * BLOCK + k).mul(inverse1).add(ROUNDER).sub(ROUNDER)
+                                    .convert(VectorOperators.F2I, 0).reinterpretAsInts();
+                            sum0 = r0.add(sum0); // running sums as arguments, not receivers (ARCHITECTURE, Invariants)
+                            sum1 = r1.add(sum1);
+                            r0.and(0xFFFF).or(r1.lanewise(VectorOperators.LSHL, 16)).intoArray(pairs, k); // little-endian: u first
+                        }
+                        for (int k = 0, at = (g * cols + b * BLOCK) * GROUP + u; k < BLOCK; k++, at += GROUP) {
+                            pairsOfQ.set(ValueLayout.JAVA_INT_UNALIGNED, 2L * at, pairs[k]);
+                        }
+                        int s0 = sum0.reduceLanes(VectorOperators.ADD), s1 = sum1.reduceLanes(VectorOperators.ADD), at = (g * blocks + b) * GROUP + u;
+                        scale[at] = d0;
+                        scale[at + 1] = d1;
+                        if (sums != null) {
+                            sums[at] = s0 * d0;
+                            sums[at + 1] = s1 * d1;
+                        }
+                        // Q8_1's s: the unrounded max / 127 times the sum, rounded to an f16
+                        if (minSums != null) {
+                            minSums[at] = VectorMath.roundToHalf(max0 / 127 * s0);
+                            minSums[at + 1] = VectorMath.roundToHalf(max1 / 127 * s1);
                         }
                     }
                 }
@@ -287,7 +276,7 @@ final class Int16Product {
                         next = i + lanes < BLOCK ? IntVector.fromArray(Tensor.I_SPECIES, q, at + i + lanes) : IntVector.zero(Tensor.I_SPECIES);
                 values.and(0xFFFF).or(values.slice(4, next).lanewise(VectorOperators.LSHL, 16)).intoArray(q, at + i);
             }
-            sums[2 * k] = scale(max, inverse, false);
+            sums[2 * k] = scale(max);
             sums[2 * k + 1] = sum.reduceLanes(VectorOperators.ADD);
         }
         task.useRounded(q, sums);
@@ -298,12 +287,9 @@ final class Int16Product {
         return max == 0 ? 0 : 127 / max;
     }
 
-    /**
-     * The scale of a rounded block: Q8_K's 1 / inverse (its -127 / max with max signed gives the same products: values
-     * and scale change sign together), or Q8_0's and Q8_1's max / 127 as an f16.
-     */
-    private static float scale(float max, float inverse, boolean kQuant) {
-        return kQuant ? (max == 0 ? 0 : 1 / inverse) : VectorMath.roundToHalf(max / 127);
+    /** The scale of a rounded block: Q8_0's and Q8_1's max / 127 as an f16. */
+    private static float scale(float max) {
+        return VectorMath.roundToHalf(max / 127);
     }
 
     /**
@@ -378,7 +364,7 @@ final class Int16Product {
     }
 
     /**
-     * An offset term's share of {@link #rows}' sums (Q4_1, Q4_K): {@code acc[i * GROUP + token] += offset[row i's block
+     * An offset term's share of {@link #rows}' sums (Q4_1's two): {@code acc[i * GROUP + token] += offset[row i's block
      * b] * sums[token's block b]} over all blocks, the rows' offsets at {@code offset[s0 + b * step] ..} as their
      * scales are, the activations' block sums at {@code sums[d0 + b * GROUP ..]}. A pass of its own so that Q4_0's
      * kernel carries none of it; a sixteenth of the kernel's vector operations.

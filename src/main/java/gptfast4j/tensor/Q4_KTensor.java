@@ -25,7 +25,7 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * mins, d and dmin of L rows are each one vector load, so the per-row scalar work of the four-row layout it replaced
  * is gone.
  */
-final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel, Int16Product.Weights {
+final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel {
     /** Rows per group of the decode layout: one per float lane. */
     private static final int L = RowLanes.L;
     /** Decode layout: bytes of a group's d and dmin, of a sub-block, of a super-block column; where a sub-block's ints start. */
@@ -229,57 +229,6 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel, Int1
                     ((FloatVector) v1.lanewise(VectorOperators.LSHR, 4 * p).and(0xF).convert(VectorOperators.I2F, 0)).mul(scale).sub(min).intoArray(out, w + 8 * L);
                     ((FloatVector) v2.lanewise(VectorOperators.LSHR, 4 * p).and(0xF).convert(VectorOperators.I2F, 0)).mul(scale).sub(min).intoArray(out, w + 16 * L);
                     ((FloatVector) v3.lanewise(VectorOperators.LSHR, 4 * p).and(0xF).convert(VectorOperators.I2F, 0)).mul(scale).sub(min).intoArray(out, w + 24 * L);
-                }
-            }
-        }
-    }
-
-    @Override
-    public Int16Product.Rounding rounding() {
-        return Int16Product.Rounding.Q8_K;
-    }
-
-    /**
-     * {@link Int16Product.Weights#smallIntRows}: sub-block b's scale {@code d * scale_b} and offset
-     * {@code 8 * d * scale_b - dmin * min_b}, no minimums; per 64 weights 32 bytes, sub-block 2j in the low nibbles,
-     * 2j + 1 in the high ones.
-     */
-    @Override
-    public void smallIntRows(long firstRow, int n, short[] q, int stride, float[] scale, float[] offset, float[] minimum, int blocks) {
-        for (int i = 0; i < n; i++) {
-            long at = (firstRow + i) * rowBytes;
-            for (int sb = 0; sb < blocks / 8; sb++, at += type.blockBytes) {
-                float d = f16(data, at), dmin = f16(data, at + 2);
-                long scales = packedScales(at + 4), mins = packedMins(at + 4);
-                for (int s = 0; s < 8; s++) {
-                    float ds = d * (scales >>> 8 * s & 0xFF);
-                    scale[i * blocks + 8 * sb + s] = ds;
-                    offset[i * blocks + 8 * sb + s] = 8 * ds - dmin * (mins >>> 8 * s & 0xFF);
-                }
-                for (int j = 0; j < 4; j++) Int16Product.fileNibbles(data, at + 16 + 32 * j, 32, q, i * stride + SUPER_BLOCK * sb + 64 * j);
-            }
-        }
-    }
-
-    /**
-     * {@link Int16Product.Weights#smallIntPanels}, the scales and offsets as {@link #smallIntRows} makes them (the same
-     * float operations), a vector of L rows at a time.
-     */
-    @Override
-    public void smallIntPanels(long firstRow, int n, short[] q, float[] scale, float[] offset, float[] minimum, int blocks) {
-        for (int gi = 0; gi * L < n; gi++) {
-            for (int i = 0; i < blocks / 8; i++) {
-                long column = (firstRow + (long) gi * L) * rowBytes + (long) i * COLUMN;
-                FloatVector d = FloatVector.fromMemorySegment(F_SPECIES, data, column, ByteOrder.LITTLE_ENDIAN),
-                        dmin = FloatVector.fromMemorySegment(F_SPECIES, data, column + 4L * L, ByteOrder.LITTLE_ENDIAN);
-                for (int s = 0, b = 8 * i; s < 8; s++, b++) {
-                    long sub = column + HEAD + (long) s * SUB;
-                    int at = gi * L * blocks + b * L;
-                    FloatVector ds = d.mul((FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, sub, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0));
-                    ds.intoArray(scale, at);
-                    ds.mul(8).sub(dmin.mul((FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, sub + L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0)))
-                            .intoArray(offset, at);
-                    Int16Product.panelNibbles(data, sub + INTS, q, gi * L * cols + b * 32 * L);
                 }
             }
         }

@@ -397,9 +397,9 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
      * 114.67/111.97 -> 146.58/140.59, pp28 and pp32 level; Q8_0 pp48 116.31/114.86 -> 150.78/148.35, pp64
      * 153.97/150.99 -> 165.57/159.79, pp128 172.77/168.15 -> 183.56/173.24). Up to {@link
      * #LANE_TOKENS} tokens, such as the verification of a few speculated tokens, the decode kernel once per token over
-     * chunks of rows ({@link #laneTokens}), so that each token's outputs are exactly its decode step's. Q4_0, Q4_1 and
-     * Q4_K run batches of {@link Int16Product#MIN_TOKENS} tokens or more in int16 arithmetic on activations rounded to
-     * int8, as llama.cpp does.
+     * chunks of rows ({@link #laneTokens}), so that each token's outputs are exactly its decode step's. Q4_0 and Q4_1
+     * run batches of {@link Int16Product#MIN_TOKENS} tokens or more in int16 arithmetic on activations rounded to int8,
+     * as llama.cpp does; the K-quants stay in F32 (faster in the decode layouts, docs/kernel-log.md session 43).
      */
     public void matmul(float[] x, int nTokens, float[] out, int outStride) {
         matmul(x, nTokens, out, outStride, true);

@@ -104,7 +104,7 @@ class KernelTest {
         float[] x = new float[t.cols];
         for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
         // Q4_0's products with one token take llama.cpp's arithmetic: x rounded as its Q8_0
-        float[] seen = t.type == GGMLType.Q4_0 ? roundedAsLlamaCpp(x, false) : x;
+        float[] seen = t.type == GGMLType.Q4_0 ? roundedAsLlamaCpp(x) : x;
         float[] row = new float[t.cols], product = new float[(int) t.rows], shifted = new float[(int) t.rows];
         t.matvec(x, product);
         // rows 1 .. rows - 2: a range that starts and ends inside a group of the decode layout
@@ -155,7 +155,7 @@ class KernelTest {
      * tokens in the lanes (a full group and a zero-padded one) over the rows of a tile in blocks of eight and a
      * repeated-row rest (37 tokens with 512-bit vectors, 21 with 256-bit and 13 with 128-bit ones), which in the
      * decode layouts take the tile product (pairs of panels by eight tokens, then four at a time). All are fewer than
-     * the 64 tokens from which Q4_0, Q4_1 and Q4_K take the int16 product ({@link Int16Product#MIN_TOKENS}), so their
+     * the 64 tokens from which Q4_0 and Q4_1 take the int16 product ({@link Int16Product#MIN_TOKENS}), so their
      * tile and group products are F32 arithmetic here too; Q4_0's decode kernel takes llama.cpp's.
      */
     @ParameterizedTest
@@ -165,7 +165,7 @@ class KernelTest {
             "Q8_0,lanes,decode", "Q4_0,lanes,decode", "Q4_1,lanes,decode", "Q4_K,lanes,decode", "Q5_K,lanes,decode", "Q6_K,lanes,decode",
             "F32,lanes,file", "F16,lanes,file", "BF16,lanes,file", "Q8_0,lanes,file", "Q4_0,lanes,file", "Q4_1,lanes,file", "Q4_K,lanes,file", "Q5_K,lanes,file", "Q6_K,lanes,file"})
     void matmulMatchesTheReferenceAndIgnoresTheThreadCount(String typeName, String product, String layout) {
-        boolean int16 = typeName.equals("Q4_0") || typeName.equals("Q4_1") || typeName.equals("Q4_K"); // Int16Product's formats
+        boolean int16 = typeName.equals("Q4_0") || typeName.equals("Q4_1"); // Int16Product's formats
         int tokens = switch (product) {
             case "lanes" -> Tensor.LANE_TOKENS - 1; // a small batch: the decode kernel per token
             case "tile" -> Math.min(11, Tensor.GROUP_TOKENS / 2);
@@ -182,7 +182,7 @@ class KernelTest {
         for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
         // compiled code sums lanes in another order than interpreted code (see VectorMath): warm up first; Q4_0's
         // decode kernel takes llama.cpp's arithmetic, x rounded as its Q8_0
-        float[] seen = typeName.equals("Q4_0") && tokens <= Tensor.LANE_TOKENS ? roundedAsLlamaCpp(x, false) : x;
+        float[] seen = typeName.equals("Q4_0") && tokens <= Tensor.LANE_TOKENS ? roundedAsLlamaCpp(x) : x;
         assertMatmulMatches(t, bytes, td.type().bytesFor(t.cols), x, seen, tokens, 200);
     }
 
@@ -264,7 +264,7 @@ class KernelTest {
             decode.matvec(x, (tokens - 1) * cols, single, 0, 0, rows);
             assertArrayEquals(single, Arrays.copyOfRange(exact, (tokens - 1) * rows, tokens * rows), typeName + ": verification is decode steps, " + tokens + " tokens");
             // the tiles are F32 arithmetic on the file's weights, where the decode kernel of Q4_0 rounds x as llama.cpp
-            float[] seen = typeName.equals("Q4_0") && tokens < Tensor.TILE_TOKENS ? roundedAsLlamaCpp(x, false) : x;
+            float[] seen = typeName.equals("Q4_0") && tokens < Tensor.TILE_TOKENS ? roundedAsLlamaCpp(x) : x;
             for (int t = 0; t < tokens; t++) {
                 for (int r = 0; r < rows; r++) {
                     double want = 0, magnitude = 0;
@@ -332,51 +332,60 @@ class KernelTest {
     }
 
     /**
-     * Q4_0 and Q4_K batches of {@link Int16Product#MIN_TOKENS} tokens or more run in int16 arithmetic on activations rounded to int8 as llama.cpp
-     * rounds them for its products with those weights. Q4_0 takes x86 quantize_row_q8_0's rounding, per block of 32:
-     * d = max|x| / 127 stored as an f16, q = round-half-even(x * 127 / max|x|). Q4_K takes quantize_row_q8_K_ref's, per
-     * 256: max = the element of largest magnitude (the first such), iscale = -127 / max, q = min(127,
-     * nearest_int(iscale * x)) (half to even, ggml's magic-number rounding), d = 1 / iscale as a float. The reference
-     * rounds x that way here and takes the exact product with the scalar-decoded weights. 101 tokens: a full group of
-     * 64 and a partial one of odd size (its last token rounded alone, as tokens are rounded in pairs); a few large
-     * values make blocks with one dominant element, of either sign.
+     * Q4_0 batches of {@link Int16Product#MIN_TOKENS} tokens or more run in int16 arithmetic on activations rounded to
+     * int8 as llama.cpp rounds them for its products with those weights: x86 quantize_row_q8_0's rounding, per block of
+     * 32, d = max|x| / 127 stored as an f16, q = round-half-even(x * 127 / max|x|). The reference rounds x that way here
+     * and takes the exact product with the scalar-decoded weights. 101 tokens: a full group of 64 and a partial one of
+     * odd size (its last token rounded alone, as tokens are rounded in pairs); a few large values make blocks with one
+     * dominant element, of either sign.
      */
     @ParameterizedTest
-    @CsvSource({"Q4_0,file", "Q4_0,decode", "Q4_K,file", "Q4_K,decode"})
-    void int4BatchesMatchTheProductWithActivationsRoundedAsLlamaCppDoes(String typeName, String layout) {
+    @ValueSource(strings = {"file", "decode"})
+    void q4_0BatchesMatchTheProductWithActivationsRoundedAsLlamaCppDoes(String layout) {
+        TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-Q4_0.gguf")).tensors().get("blk.0.ffn_gate.weight");
+        Tensor t = uneven(td, layout.equals("decode"));
+        ByteBuffer bytes = td.data().asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
+        int tokens = 101;
+        float[] x = largeBatch(tokens, t.cols);
+        assertMatmulMatches(t, bytes, td.type().bytesFor(t.cols), x, roundedAsLlamaCpp(x), tokens, 20);
+    }
+
+    /**
+     * The K-quants' batches of {@link Int16Product#MIN_TOKENS} tokens or more stay in F32 arithmetic on the dequantized
+     * weights (Q4_K took the int16 product on activations rounded as llama.cpp's Q8_K until session 43; in the decode
+     * layouts the float tiles are the faster): the same 101 tokens as the Q4_0 test, against the exact product with x
+     * as it is.
+     */
+    @ParameterizedTest
+    @CsvSource({"Q4_K,file", "Q4_K,decode", "Q5_K,file", "Q5_K,decode", "Q6_K,file", "Q6_K,decode"})
+    void kQuantBatchesStayInF32(String typeName, String layout) {
         TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + typeName + ".gguf")).tensors().get("blk.0.ffn_gate.weight");
         Tensor t = uneven(td, layout.equals("decode"));
         ByteBuffer bytes = td.data().asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
         int tokens = 101;
+        float[] x = largeBatch(tokens, t.cols);
+        assertMatmulMatches(t, bytes, td.type().bytesFor(t.cols), x, x, tokens, 20);
+    }
+
+    /** {@code tokens} rows of {@code cols} Gaussian activations, every 97th eight times as large. */
+    private static float[] largeBatch(int tokens, int cols) {
         Random random = new Random(11);
-        float[] x = new float[tokens * t.cols];
+        float[] x = new float[tokens * cols];
         for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian() * (i % 97 == 0 ? 8 : 1);
-        assertMatmulMatches(t, bytes, td.type().bytesFor(t.cols), x, roundedAsLlamaCpp(x, typeName.equals("Q4_K")), tokens, 20);
+        return x;
     }
 
     /**
-     * x rounded as llama.cpp rounds activations for its products with Q4_0 (x86 quantize_row_q8_0, per block of 32)
-     * or, with {@code q8k}, Q4_K (quantize_row_q8_K_ref, per 256), as the int4 batch test says, times the scale: what
-     * the weights are multiplied by.
+     * x rounded as llama.cpp rounds activations for its products with Q4_0 (x86 quantize_row_q8_0, per block of 32), as
+     * the Q4_0 batch test says, times the scale: what the weights are multiplied by.
      */
-    static float[] roundedAsLlamaCpp(float[] x, boolean q8k) {
+    static float[] roundedAsLlamaCpp(float[] x) {
         float[] rounded = new float[x.length];
-        int block = q8k ? 256 : 32;
-        for (int i = 0; i < x.length; i += block) {
-            float max = 0, amax = 0;
-            for (int k = i; k < i + block; k++) {
-                if (Math.abs(x[k]) > amax) {
-                    amax = Math.abs(x[k]);
-                    max = x[k];
-                }
-            }
-            if (q8k) {
-                float iscale = amax == 0 ? 0 : -127f / max, d = amax == 0 ? 0 : 1 / iscale;
-                for (int k = i; k < i + block; k++) rounded[k] = d * Math.min(127, (float) Math.rint(iscale * x[k]));
-            } else {
-                float d = Float.float16ToFloat(Float.floatToFloat16(amax / 127)), inverse = amax == 0 ? 0 : 127 / amax;
-                for (int k = i; k < i + block; k++) rounded[k] = d * (float) Math.rint(x[k] * inverse);
-            }
+        for (int i = 0; i < x.length; i += 32) {
+            float amax = 0;
+            for (int k = i; k < i + 32; k++) amax = Math.max(amax, Math.abs(x[k]));
+            float d = Float.float16ToFloat(Float.floatToFloat16(amax / 127)), inverse = amax == 0 ? 0 : 127 / amax;
+            for (int k = i; k < i + 32; k++) rounded[k] = d * (float) Math.rint(x[k] * inverse);
         }
         return rounded;
     }
