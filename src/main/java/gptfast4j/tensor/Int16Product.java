@@ -204,8 +204,8 @@ final class Int16Product {
             for (int piece = start; piece < end; piece++) {
                 int g = piece / chunks, b0 = piece % chunks * CHUNK_BLOCKS, b1 = Math.min(blocks, b0 + CHUNK_BLOCKS);
                 // tokens two at a time: their values of a column are adjacent in q, one int store for both (with a
-                // store per value this method took 5.5-6.2% of a Q4_K pp512 profile, now 4.4%); a last token alone
-                // pairs with itself, as lanes past the batch are dropped
+                // store per value this method took 5.5-6.2% of a Q4_K pp512 profile of session 27, then 4.4%); a last
+                // token alone pairs with itself, as lanes past the batch are dropped
                 for (int u = 0, t = g * GROUP; u < GROUP && t < nTokens; u += 2, t += 2) {
                     int t1 = Math.min(t + 1, nTokens - 1);
                     for (int b = b0; b < b1; b++) {
