@@ -63,9 +63,12 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
 
     /**
      * Rows handed to one thread at a time are a multiple of this: two groups of the lane layouts (at least 16 rows),
-     * so that the pair kernels ({@link RowLanes.PairKernel}) rarely have a group left over.
+     * so that the pair kernels ({@link RowLanes.PairKernel}) rarely have a group left over. From {@link #F_SPECIES},
+     * not {@code RowLanes.L} (the same number): a process that touched {@code RowLanes} first initialized this class
+     * while {@code RowLanes.L} was still 0, and its chunks were 16 rows, one panel where the float tiles take whole
+     * pairs (the results the same, the pair kernel unused).
      */
-    private static final int ROW_GRANULE = Math.max(16, 2 * RowLanes.L);
+    private static final int ROW_GRANULE = Math.max(16, 2 * F_SPECIES.length());
     /** Bytes of dequantized weights {@link #matmul} keeps in cache at a time. */
     static final long TILE_BYTES = 384 * 1024;
 

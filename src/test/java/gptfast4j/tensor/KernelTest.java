@@ -367,6 +367,39 @@ class KernelTest {
         assertMatmulMatches(t, bytes, td.type().bytesFor(t.cols), x, x, tokens, 20);
     }
 
+    /**
+     * A prompt's batch is the same arithmetic in both layouts, bit for bit: the files' group product (tokens in the
+     * lanes) and the decode layouts' pair kernel (rows in the lanes) both sum each output as one chain of FMAs in column
+     * order over the same dequantized weights. 20 tokens: the group product in the files' layout at every vector
+     * width, two passes of eight tokens and a rest of four in the decode layout; 64 rows, two pairs of panels at 512
+     * bits. Where the tiles are not whole pairs of panels (chunks of 16 rows at 512 bits, as a process that touched
+     * {@code RowLanes} before {@code Tensor} had), the pair kernel goes unused and the test still holds.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"Q8_0", "Q4_0", "Q4_1"})
+    void promptBatchesAreTheSameSumsInBothLayouts(String typeName) {
+        GGMLType type = GGMLType.valueOf(typeName);
+        int rows = 64, cols = 2080, tokens = 20;
+        java.lang.foreign.MemorySegment f32 = java.lang.foreign.Arena.ofAuto().allocate(4L * rows * cols, 64);
+        Random random = new Random(17);
+        for (long i = 0; i < (long) rows * cols; i++) f32.setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, i, (float) random.nextGaussian());
+        Tensor weights = Tensor.of("random", GGMLType.F32, f32, cols, rows);
+        Tensor decode = Quantizer.quantize(weights, type); // regrouped: the decode layout
+        long rowBytes = type.bytesFor(cols);
+        java.lang.foreign.MemorySegment q = java.lang.foreign.Arena.ofAuto().allocate(rowBytes * rows, 64);
+        float[] row = new float[cols];
+        for (int r = 0; r < rows; r++) {
+            weights.dequantizeRow(r, row, 0);
+            Quantizer.quantizeRow(type, row, 0, cols, q, r * rowBytes);
+        }
+        Tensor file = Tensor.of("random", type, q, cols, rows);
+        assertTrue(decode instanceof Tensor.PanelRows p && p.inLanes() && !((Tensor.PanelRows) file).inLanes());
+        float[] x = largeBatch(tokens, cols), inFile = new float[tokens * rows], inLanes = new float[tokens * rows];
+        file.matmul(x, tokens, inFile, rows, false);
+        decode.matmul(x, tokens, inLanes, rows, false);
+        assertArrayEquals(inFile, inLanes, 0f);
+    }
+
     /** {@code tokens} rows of {@code cols} Gaussian activations, every 97th eight times as large. */
     private static float[] largeBatch(int tokens, int cols) {
         Random random = new Random(11);
