@@ -25,8 +25,9 @@ import java.nio.ByteOrder;
  * of its own ({@link #offsets}) over the block sums of the rounded activations.
  * </ul>
  * Q4_K took this product too from session 26 to 43 (on activations rounded as llama.cpp's Q8_K, per 256); since the
- * decode layouts' float tiles (session 42) its prefill is faster in F32 there (Llama-2-7B pp128 +4-11%, TinyLlama
- * +6-7%) and 1-11% slower in the files' layouts, and it takes the float tiles in both (docs/kernel-log.md, session 43).
+ * decode layouts' float tiles (session 42) its prefill is as fast or faster in F32 there (TinyLlama pp128 +6-10%,
+ * Llama-2-7B -8% to +11% by run) and within this machine's noise in the files' layouts, so it takes the float tiles in
+ * both (docs/kernel-log.md, session 43 (6)-(7)).
  * Why: prefill is bound by multiply-adds, and the Vector API has no int8 dot product, but a 512-bit int16 multiply
  * and add do 32 products where a float FMA does 16: one core ran 190 G int16 multiply-adds/s against 110 G float
  * FMAs/s. A block's 32 products of a q in [-8, 7] with an activation in [-127, 127] sum to at most 32512, so they
@@ -115,8 +116,7 @@ final class Int16Product {
 
     /**
      * The activations of one call, rounded to int8, grouped by {@link #GROUP} tokens: values, a scale per block of 32,
-     * where there are offsets each block's {@code scale * sum(values)}, and for
-     * Q8_1 its {@code s}; else null.
+     * where there are offsets each block's {@code scale * sum(values)}, and for Q8_1 its {@code s}; else null.
      */
     private record Activations(short[] q, float[] scale, float[] sums, float[] minSums, int groups) {
     }
