@@ -85,7 +85,7 @@ public class KernelBenchmark {
             Tensor big = Tensor.of("random", GGMLType.F32, f32, cols, n);
             tensor = switch (t) {
                 case F32 -> big;
-                case Q8_0, Q4_0, Q4_1 -> quantized(big, t);
+                case Q8_0, Q4_0, Q4_1 -> Quantizer.quantizeInFileLayout(big, t);
                 // F16/BF16/K-quants: tile the reference tensor's bytes (speed does not depend on the values)
                 default -> tiled(small, cols, n);
             };
@@ -95,21 +95,6 @@ public class KernelBenchmark {
         out = new float[Math.max(64, TOKENS) * (int) tensor.rows];
         SplittableRandom random = new SplittableRandom(2);
         for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
-    }
-
-    /**
-     * {@code big} quantized to {@code type} in the file's layout, as a file holds it ({@code Quantizer.quantize} puts
-     * these formats straight into their decode layouts).
-     */
-    private static Tensor quantized(Tensor big, GGMLType type) {
-        long rowBytes = type.bytesFor(big.cols);
-        MemorySegment m = hugePages(rowBytes * big.rows);
-        float[] row = new float[big.cols];
-        for (long r = 0; r < big.rows; r++) {
-            big.dequantizeRow(r, row, 0);
-            Quantizer.quantizeRow(type, row, 0, big.cols, m, r * rowBytes);
-        }
-        return Tensor.of("random", type, m, big.cols, big.rows);
     }
 
     /** Off-heap memory in 2 MB pages, as a model file in the page cache and the decode layouts' copies are mapped. */

@@ -26,6 +26,13 @@ public final class Quantizer {
      * the float file resident beside its quantized copy.
      */
     public static Tensor quantize(Tensor t, GGMLType type) {
+        Tensor q = quantizeInFileLayout(t, type);
+        // straight to the decode layout, rather than to a second copy at the first decode step
+        return q instanceof RowGroupTensor g ? g.regroupedInPlace() : q;
+    }
+
+    /** {@link #quantize} in the file's layout, rows as a GGUF file holds them (the kernel benchmarks and tests compare both). */
+    public static Tensor quantizeInFileLayout(Tensor t, GGMLType type) {
         if (!supports(type)) throw new IllegalArgumentException("cannot quantize to " + type);
         MemorySegment out = OffHeap.allocate(type.bytesFor((long) t.cols * t.rows));
         long rowBytes = type.bytesFor(t.cols);
@@ -38,9 +45,7 @@ public final class Quantizer {
             t.releaseFilePages(start * t.rowBytes, end * t.rowBytes);
         });
         t.releaseFilePages();
-        Tensor q = Tensor.of(t.name, type, out, t.cols, t.rows);
-        // straight to the decode layout, rather than to a second copy at the first decode step
-        return q instanceof RowGroupTensor g ? g.regroupedInPlace() : q;
+        return Tensor.of(t.name, type, out, t.cols, t.rows);
     }
 
     /** Quantizes {@code n} floats (a multiple of 32) into {@code out} at {@code offset}. */

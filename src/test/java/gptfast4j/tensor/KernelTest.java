@@ -384,15 +384,7 @@ class KernelTest {
         Random random = new Random(17);
         for (long i = 0; i < (long) rows * cols; i++) f32.setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, i, (float) random.nextGaussian());
         Tensor weights = Tensor.of("random", GGMLType.F32, f32, cols, rows);
-        Tensor decode = Quantizer.quantize(weights, type); // regrouped: the decode layout
-        long rowBytes = type.bytesFor(cols);
-        java.lang.foreign.MemorySegment q = java.lang.foreign.Arena.ofAuto().allocate(rowBytes * rows, 64);
-        float[] row = new float[cols];
-        for (int r = 0; r < rows; r++) {
-            weights.dequantizeRow(r, row, 0);
-            Quantizer.quantizeRow(type, row, 0, cols, q, r * rowBytes);
-        }
-        Tensor file = Tensor.of("random", type, q, cols, rows);
+        Tensor decode = Quantizer.quantize(weights, type), file = Quantizer.quantizeInFileLayout(weights, type);
         assertTrue(decode instanceof Tensor.PanelRows p && p.inLanes() && !((Tensor.PanelRows) file).inLanes());
         float[] x = largeBatch(tokens, cols), inFile = new float[tokens * rows], inLanes = new float[tokens * rows];
         file.matmul(x, tokens, inFile, rows, false);
