@@ -112,13 +112,12 @@ final class RowLanes {
 
     /**
      * The low nibbles of the eight bytes of {@code v}, byte p's at bits 4p .. 4p + 3 of an int: a decode layout's int
-     * of eight weights, from eight bytes of a file's block.
+     * of eight weights, from eight bytes of a file's block. One {@code pext} where the CPU has BMI2 (C2's intrinsic):
+     * the decode layouts' copy of Llama-2-7B Q4_0, its memory already faulted in, 1.36-1.43 -> 0.98-1.07 s against
+     * three shift-and-mask steps (three alternating pairs).
      */
     static int packNibbles(long v) {
-        v &= 0x0F0F_0F0F_0F0F_0F0FL;
-        v = (v | v >>> 4) & 0x00FF_00FF_00FF_00FFL;
-        v = (v | v >>> 8) & 0x0000_FFFF_0000_FFFFL;
-        return (int) (v | v >>> 16);
+        return (int) Long.compress(v, 0x0F0F_0F0F_0F0F_0F0FL);
     }
 
     /**
