@@ -170,6 +170,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      */
     private static Checkpoint loadHuggingFace(Path dir, Path tokenizerPath) {
         Path cfgFile = dir.resolve("config.json");
+        if (!Files.exists(cfgFile)) {
+            throw new ModelFormatException(dir + ": a directory, but not a Hugging Face model: it has no config.json (a model file is a GGUF or a llama2.c .bin)");
+        }
         JsonNode cfg = readJson(cfgFile);
         if (cfg.path("architectures").isMissingNode()) throw new ModelFormatException(cfgFile + ": missing architectures");
         JsonNode arch = cfg.path("architectures").path(0);

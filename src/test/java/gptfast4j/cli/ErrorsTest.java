@@ -82,6 +82,12 @@ class ErrorsTest {
         assertOneLineError(run("generate", "--checkpoint", "/no/such/model.gguf"), "no such file");
     }
 
+    /** A directory that is not a Hugging Face model (no config.json) is named as such, not as a missing config.json. */
+    @Test
+    void directoryWithoutConfig(@TempDir Path dir) {
+        assertOneLineError(run("generate", "--checkpoint", dir.toString()), "not a Hugging Face model: it has no config.json");
+    }
+
     @Test
     void truncatedFile(@TempDir Path dir) throws IOException {
         byte[] all = Files.readAllBytes(STORIES);
