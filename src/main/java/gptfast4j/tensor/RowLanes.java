@@ -1,11 +1,13 @@
 package gptfast4j.tensor;
 
+import com.sun.management.HotSpotDiagnosticMXBean;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.management.ManagementFactory;
 import java.util.stream.IntStream;
 
 /**
@@ -112,12 +114,36 @@ final class RowLanes {
 
     /**
      * The low nibbles of the eight bytes of {@code v}, byte p's at bits 4p .. 4p + 3 of an int: a decode layout's int
-     * of eight weights, from eight bytes of a file's block. One {@code pext} where the CPU has BMI2 (C2's intrinsic):
-     * the decode layouts' copy of Llama-2-7B Q4_0, its memory already faulted in, 1.36-1.43 -> 0.98-1.07 s against
-     * three shift-and-mask steps (three alternating pairs).
+     * of eight weights, from eight bytes of a file's block. One {@code pext} where C2 makes {@code Long.compress} one
+     * (x86 with BMI2): the decode layouts' copy of Llama-2-7B Q4_0, its memory already faulted in, 1.36-1.43 -> 0.98-1.07
+     * s against the shift-and-mask steps (three alternating pairs). Elsewhere (ARM without SVE2, such as Apple's
+     * cores, or x86 without BMI2) {@code Long.compress} is a Java loop, 15.9 ns a call against 1.1 for the steps.
      */
     static int packNibbles(long v) {
-        return (int) Long.compress(v, 0x0F0F_0F0F_0F0F_0F0FL);
+        return Pext.ONE_INSTRUCTION ? (int) Long.compress(v, 0x0F0F_0F0F_0F0F_0F0FL) : packNibblesByShifts(v);
+    }
+
+    /** {@link #packNibbles} in three shift-and-mask steps. */
+    static int packNibblesByShifts(long v) {
+        v &= 0x0F0F_0F0F_0F0F_0F0FL;
+        v = (v | v >>> 4) & 0x00FF_00FF_00FF_00FFL;
+        v = (v | v >>> 8) & 0x0000_FFFF_0000_FFFFL;
+        return (int) (v | v >>> 16);
+    }
+
+    /** Asked on the first decode layout's copy (the HotSpot MXBean's classes take about 20 ms to load), not before. */
+    private static final class Pext {
+        /** Whether C2 compiles {@code Long.compress} to {@code pext}: its intrinsic needs BMI2, which it then uses. */
+        static final boolean ONE_INSTRUCTION = bmi2();
+
+        private static boolean bmi2() {
+            try {
+                HotSpotDiagnosticMXBean hotSpot = ManagementFactory.getPlatformMXBean(HotSpotDiagnosticMXBean.class);
+                return hotSpot != null && Boolean.parseBoolean(hotSpot.getVMOption("UseBMI2Instructions").getValue());
+            } catch (IllegalArgumentException e) { // no such option: not an x86 HotSpot
+                return false;
+            }
+        }
     }
 
     /**

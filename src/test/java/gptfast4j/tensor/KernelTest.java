@@ -568,6 +568,27 @@ class KernelTest {
         assertEquals(after, x[2 + n], "softmax wrote past its elements");
     }
 
+    /**
+     * The decode layouts' nibble packing, both ways it is computed (one {@code pext} where C2 has it, shifts and masks
+     * elsewhere), against the packing written out nibble by nibble.
+     */
+    @Test
+    void nibblePackingBothWays() {
+        Random random = new Random(44);
+        long[] values = new long[10_000];
+        for (int i = 0; i < values.length; i++) values[i] = random.nextLong();
+        values[0] = 0;
+        values[1] = -1;
+        values[2] = 0x0F0F_0F0F_0F0F_0F0FL;
+        values[3] = 0xF0F0_F0F0_F0F0_F0F0L;
+        for (long v : values) {
+            int expected = 0;
+            for (int p = 0; p < 8; p++) expected |= (int) (v >>> 8 * p & 0xF) << 4 * p;
+            assertEquals(expected, RowLanes.packNibbles(v), Long.toHexString(v));
+            assertEquals(expected, RowLanes.packNibblesByShifts(v), Long.toHexString(v));
+        }
+    }
+
     @Test
     void f16ConversionIsExactForEveryHalf() {
         java.lang.foreign.MemorySegment all = java.lang.foreign.Arena.ofAuto().allocate(2 * 65536);
