@@ -99,18 +99,19 @@ final class Int16Product {
     /** How the activations are rounded to int8: as llama.cpp does for its products with Q4_0 and Q4_1 weights. */
     enum Rounding {
         /** Per block of 32, scale {@code f16(max|x| / 127)}; the weights have no offsets. */
-        Q8_0(false, false),
+        Q8_0(false),
         /** As Q8_0, and per block {@code s = f16(max|x| / 127 * sum(values))}, which multiplies the weights' minimum. */
-        Q8_1(true, true);
+        Q8_1(true);
 
-        /** Whether the weights carry an offset per block (times the activations' {@code scale * sum(values)}). */
+        /**
+         * Whether the weights carry a minimum per block (Q4_1, times Q8_1's {@code s}), and so an offset as well: their
+         * unsigned nibbles are taken minus 8, as Q4_0's, and the 8 * d per block comes back times the activations'
+         * {@code scale * sum(values)}. Since Q4_K left this product (session 43) no format has the one without the other.
+         */
         final boolean offsets;
-        /** Whether the weights carry a minimum per block (times Q8_1's {@code s}). */
-        final boolean minimums;
 
-        Rounding(boolean offsets, boolean minimums) {
+        Rounding(boolean offsets) {
             this.offsets = offsets;
-            this.minimums = minimums;
         }
     }
 
@@ -137,7 +138,7 @@ final class Int16Product {
             short[] tile = Tensor.shortScratch(TILE, panels ? tileHeight * cols + S.length() : tileHeight * stride);
             float[] scale = Tensor.scratch(SCALES, tileHeight * blocks);
             float[] offset = rounding.offsets ? Tensor.scratch(OFFSETS, tileHeight * blocks) : null;
-            float[] minimum = rounding.minimums ? Tensor.scratch(MINIMUMS, tileHeight * blocks) : null;
+            float[] minimum = rounding.offsets ? Tensor.scratch(MINIMUMS, tileHeight * blocks) : null;
             float[] acc = Tensor.scratch(ACCUMULATORS, ROWS * GROUP);
             int step = panels ? l : 1; // from a row's weight k to k + 1, and its scale of block b to b + 1
             for (int r0 = start; r0 < end; r0 += tileHeight) {
@@ -154,8 +155,10 @@ final class Int16Product {
                         rows(tile, first(r, panels, cols, stride), first(r1, panels, cols, stride), first(r2, panels, cols, stride),
                                 first(r3, panels, cols, stride), a.q, g * cols * GROUP, a.scale, g * blocks * GROUP, scale, s0, s1, s2, s3,
                                 step, blocks, acc);
-                        if (rounding.offsets) offsets(offset, s0, s1, s2, s3, step, a.sums, g * blocks * GROUP, blocks, acc);
-                        if (rounding.minimums) offsets(minimum, s0, s1, s2, s3, step, a.minSums, g * blocks * GROUP, blocks, acc);
+                        if (rounding.offsets) {
+                            offsets(offset, s0, s1, s2, s3, step, a.sums, g * blocks * GROUP, blocks, acc);
+                            offsets(minimum, s0, s1, s2, s3, step, a.minSums, g * blocks * GROUP, blocks, acc);
+                        }
                         for (int t = 0, height = Math.min(ROWS, tileRows - r); t < tokens; t++) {
                             int o = (t0 + t) * outStride + r0 + r;
                             for (int i = 0; i < height; i++) out[o + i] = acc[i * GROUP + t];
@@ -196,7 +199,7 @@ final class Int16Product {
         short[] q = Tensor.shortScratch(ROUNDED, groups * cols * GROUP);
         float[] scale = Tensor.scratch(ROUNDED_SCALES, groups * blocks * GROUP);
         float[] sums = rounding.offsets ? Tensor.scratch(ROUNDED_SUMS, groups * blocks * GROUP) : null;
-        float[] minSums = rounding.minimums ? Tensor.scratch(ROUNDED_MIN_SUMS, groups * blocks * GROUP) : null;
+        float[] minSums = rounding.offsets ? Tensor.scratch(ROUNDED_MIN_SUMS, groups * blocks * GROUP) : null;
         int chunks = (blocks + CHUNK_BLOCKS - 1) / CHUNK_BLOCKS;
         MemorySegment pairsOfQ = MemorySegment.ofArray(q);
         Parallel.run(groups * chunks, 1, (start, end) -> {
