@@ -245,7 +245,7 @@ final class BenchCommand implements Callable<Integer> {
     /**
      * Says on stderr when most of the weights were read through 4 KB pages: the file sat in the page cache in small
      * folios, which the huge-page advice cannot change; read afresh, it comes in as 2 MB folios. Not when most of the
-     * file is no longer mapped: F16 and the quantized formats decode from a copy ({@code Tensor.forDecode}) and release its pages.
+     * file is no longer mapped: the half-float and quantized formats decode from a copy ({@code Tensor.forDecode}) and release its pages.
      */
     private static void warnOfSmallPages(Path file) throws IOException {
         if (!HugePages.supported()) return;

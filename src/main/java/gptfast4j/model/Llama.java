@@ -31,7 +31,7 @@ public final class Llama {
 
     /**
      * Moves every linear layer to the layout its format decodes fastest from ({@link Tensor#forDecode}: the rows of
-     * F16, Q8_0, Q4_0, Q4_1 and the K-quants one per vector lane). At the first decode step rather
+     * F16, BF16, Q8_0, Q4_0, Q4_1 and the K-quants one per vector lane). At the first decode step rather
      * than at load, so that the time to the first
      * token (a prefill) and runs that never decode (perplexity, prefill benchmarks) do not wait for the copy:
      * Llama-2-7B Q4_0 takes 4-7 s on this machine, most of it the first touch of fresh memory (in session 34 it took

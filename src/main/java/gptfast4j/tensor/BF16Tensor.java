@@ -8,11 +8,43 @@ import jdk.incubator.vector.VectorOperators;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
-/** bfloat16: the top 16 bits of a float, so widening is a 16-bit shift. */
-final class BF16Tensor extends Tensor {
+/**
+ * bfloat16: the top 16 bits of a float, so widening is a 16-bit shift. Decodes from a decode layout as F16 does
+ * ({@link RowLanes#transposedInts}: rows in groups of L, each group's row ints transposed into planes of L), where
+ * an int's low half widens by a shift and its high half by a mask.
+ */
+final class BF16Tensor extends Tensor implements RowLanes.PairKernel, Tensor.PanelRows {
+    private static final int L = RowLanes.L;
+    /** Whether the bytes are in the decode layout. */
+    private final boolean grouped;
 
     BF16Tensor(String name, MemorySegment data, int cols, long rows) {
+        this(name, data, cols, rows, false);
+    }
+
+    private BF16Tensor(String name, MemorySegment data, int cols, long rows, boolean grouped) {
         super(name, GGMLType.BF16, data, cols, rows);
+        this.grouped = grouped;
+    }
+
+    @Override
+    public boolean inLanes() {
+        return grouped;
+    }
+
+    @Override
+    boolean preparesLike(Tensor other) {
+        return super.preparesLike(other) && grouped == ((BF16Tensor) other).grouped;
+    }
+
+    @Override
+    public long decodeCopyBytes() {
+        return grouped ? 0 : RowLanes.transposedIntsBytes(this);
+    }
+
+    @Override
+    public Tensor forDecode() {
+        return decodeCopyBytes() == 0 ? this : new BF16Tensor(name, RowLanes.transposedInts(this), cols, rows, true);
     }
 
     static float bf16(MemorySegment data, long offset) {
@@ -26,6 +58,7 @@ final class BF16Tensor extends Tensor {
      */
     @Override
     public float dot(long row, float[] x, int xOffset) {
+        if (grouped) return preparedDot(row, x, xOffset);
         long base = row * rowBytes;
         int lanes = F_SPECIES.length();
         int bound = cols - cols % (2 * lanes);
@@ -56,8 +89,56 @@ final class BF16Tensor extends Tensor {
         return sum;
     }
 
+    /**
+     * The dot products of the L rows of groups a and b with x, to {@code out[oA .. oA + L)} and {@code out[oB ..]}:
+     * per int plane, each lane's low half shifted up and its high half masked (two columns of L weights), times
+     * one broadcast column of x each, four sums per group (two planes a step), as {@link F16Tensor#laneDots}.
+     */
+    @Override
+    public void laneDots(long a, long b, float[] x, int xOffset, float[] xSums, int[] quants, float[] out, int oA, int oB) {
+        long offsetA = a * L * rowBytes, offsetB = b * L * rowBytes;
+        FloatVector a0 = FloatVector.zero(F_SPECIES), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (int c = xOffset; c < xOffset + cols; c += 4, offsetA += 8L * L, offsetB += 8L * L) {
+            IntVector v = IntVector.fromMemorySegment(I_SPECIES, data, offsetA, ByteOrder.LITTLE_ENDIAN),
+                    u = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + 4L * L, ByteOrder.LITTLE_ENDIAN);
+            IntVector w = IntVector.fromMemorySegment(I_SPECIES, data, offsetB, ByteOrder.LITTLE_ENDIAN),
+                    z = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + 4L * L, ByteOrder.LITTLE_ENDIAN);
+            FloatVector x0 = FloatVector.broadcast(F_SPECIES, x[c]), x1 = FloatVector.broadcast(F_SPECIES, x[c + 1]),
+                    x2 = FloatVector.broadcast(F_SPECIES, x[c + 2]), x3 = FloatVector.broadcast(F_SPECIES, x[c + 3]);
+            a0 = v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(x0, a0);
+            a1 = v.and(0xFFFF_0000).reinterpretAsFloats().fma(x1, a1);
+            a2 = u.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(x2, a2);
+            a3 = u.and(0xFFFF_0000).reinterpretAsFloats().fma(x3, a3);
+            b0 = w.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(x0, b0);
+            b1 = w.and(0xFFFF_0000).reinterpretAsFloats().fma(x1, b1);
+            b2 = z.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(x2, b2);
+            b3 = z.and(0xFFFF_0000).reinterpretAsFloats().fma(x3, b3);
+        }
+        a0.add(a1).add(a2.add(a3)).intoArray(out, oA);
+        b0.add(b1).add(b2.add(b3)).intoArray(out, oB);
+    }
+
+    /** Per int plane of the group, its two columns of L weights as two vectors. */
+    @Override
+    public void panelGroup(long group, float[] out, int at) {
+        for (int p = 0; p < cols / 2; p++) {
+            IntVector v = IntVector.fromMemorySegment(I_SPECIES, data, group + 4L * L * p, ByteOrder.LITTLE_ENDIAN);
+            v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(out, at + 2 * p * L);
+            v.and(0xFFFF_0000).reinterpretAsFloats().intoArray(out, at + (2 * p + 1) * L);
+        }
+    }
+
     @Override
     public void dequantizeRow(long row, float[] out, int outOffset) {
+        if (grouped) {
+            long ints = row / L * L * rowBytes + 4 * (row % L);
+            for (int p = 0; p < cols / 2; p++) {
+                int v = data.get(INT_LE, ints + 4L * L * p);
+                out[outOffset + 2 * p] = Float.intBitsToFloat(v << 16);
+                out[outOffset + 2 * p + 1] = Float.intBitsToFloat(v & 0xFFFF_0000);
+            }
+            return;
+        }
         long base = row * rowBytes;
         int lanes = F_SPECIES.length();
         int i = 0;
@@ -69,8 +150,17 @@ final class BF16Tensor extends Tensor {
         for (; i < cols; i++) out[outOffset + i] = bf16(data, base + (long) i * 2);
     }
 
+    /**
+     * Rows in order in the file's layout; in the decode layout two groups a pass ({@link RowLanes#pairedRows}):
+     * TinyLlama BF16, 2 threads, old and new jars alternating, tg64 24.5/23.6/23.5 -> 28.5/28.2/23.1 tokens/s (read
+     * bandwidth 53-61 GB/s), and with pp128 before it pp128 155/145/143 -> 170/167/166.
+     */
     @Override
     void dotRows(float[] x, int xOffset, float[] sums, int[] quants, float[] out, int outOffset, long firstRow, int start, int end) {
+        if (grouped) {
+            RowLanes.pairedRows(this, x, xOffset, sums, quants, out, outOffset, firstRow, start, end);
+            return;
+        }
         for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
     }
 }

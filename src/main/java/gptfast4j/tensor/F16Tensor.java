@@ -54,41 +54,14 @@ final class F16Tensor extends Tensor implements RowLanes.PairKernel, Tensor.Pane
         return grouped;
     }
 
-    /**
-     * The decode layout's copy: the rows' bytes and a last group's padding; none where the rows are not a whole number
-     * of int pairs ({@link #laneDots} takes four columns at a time), which no model's are.
-     */
     @Override
     public long decodeCopyBytes() {
-        return grouped || cols % 4 != 0 ? 0 : RowLanes.groups(rows) * L * rowBytes;
+        return grouped ? 0 : RowLanes.transposedIntsBytes(this);
     }
 
-    /**
-     * A copy in the decode layout, off-heap ({@link OffHeap}), or this tensor; the pages of a mapped original are
-     * released as the copy goes, so that the copy takes their place in memory. A group at a time through heap arrays:
-     * its L rows' ints in, transposed, out.
-     */
     @Override
     public Tensor forDecode() {
-        long bytes = decodeCopyBytes();
-        if (bytes == 0) return this;
-        MemorySegment copy = OffHeap.allocate(bytes);
-        int ints = cols / 2;
-        Parallel.run(Math.toIntExact(RowLanes.groups(rows)), 1, (start, end) -> {
-            int[] in = new int[L * ints], out = new int[L * ints];
-            for (long g = start; g < end; g++) {
-                int n = (int) Math.min(L, rows - g * L); // rows past the tensor's end are zeros
-                java.util.Arrays.fill(in, n * ints, in.length, 0);
-                MemorySegment.copy(data, INT_LE, g * L * rowBytes, in, 0, n * ints);
-                for (int r = 0; r < L; r++) {
-                    for (int p = 0; p < ints; p++) out[p * L + r] = in[r * ints + p];
-                }
-                MemorySegment.copy(out, 0, copy, INT_LE, g * L * rowBytes, out.length);
-            }
-            releaseFilePages(start * L * rowBytes, Math.min(end * L, rows) * rowBytes);
-        });
-        releaseFilePages();
-        return new F16Tensor(name, copy, cols, rows, true);
+        return decodeCopyBytes() == 0 ? this : new F16Tensor(name, RowLanes.transposedInts(this), cols, rows, true);
     }
 
     @Override

@@ -155,8 +155,8 @@ public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, Ro
     public abstract float dot(long row, float[] x, int xOffset);
 
     /**
-     * This tensor in the layout its format decodes fastest from, or itself where that is the file's. F16, Q8_0, Q4_0,
-     * Q4_1 and the K-quants are repacked, rows one per vector lane (a copy the size of the tensor, 1-6% more for the
+     * This tensor in the layout its format decodes fastest from, or itself where that is the file's. F16, BF16, Q8_0,
+     * Q4_0, Q4_1 and the K-quants are repacked, rows one per vector lane (a copy the size of the tensor, 1-6% more for the
      * K-quants, plus a last group's padding; the mapped pages are then released).
      */
     public Tensor forDecode() {

@@ -38,7 +38,7 @@ class DecodeAllocationTest {
      * every JVM (about 100 KB per step) while they passed vectors to a helper of ours (VectorMath.sum, since removed).
      */
     @org.junit.jupiter.params.ParameterizedTest
-    @org.junit.jupiter.params.provider.ValueSource(strings = {"F16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"})
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"})
     void decodeStepsInTheFileLayoutAllocateNothing(String type) {
         Llama model = Checkpoint.load(gptfast4j.Shared.REFERENCE.resolve("models/mini-llama2-" + type + ".gguf"), null).model();
         assertEquals(false, model.useDecodeLayouts(java.util.OptionalLong.of(0))); // as if no memory were free for the copies

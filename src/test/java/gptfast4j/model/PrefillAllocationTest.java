@@ -33,7 +33,7 @@ class PrefillAllocationTest {
      * (Q4_0Tensor.smallIntRows, which at 128 bits now narrows to int16 in plain loops).
      */
     @ParameterizedTest
-    @ValueSource(strings = {"F16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"})
+    @ValueSource(strings = {"F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"})
     void aCompiledPrefillInTheDecodeLayoutsAllocatesOnlyPerMatrixCall(String type) {
         Llama model = load(type);
         assertTrue(model.useDecodeLayouts(OptionalLong.empty()));

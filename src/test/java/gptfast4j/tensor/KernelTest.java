@@ -92,7 +92,7 @@ class KernelTest {
      * rounds it for them ({@link #roundedAsLlamaCpp}).
      */
     @ParameterizedTest
-    @CsvSource({"F32,file", "F16,file", "F16,decode", "BF16,file", "Q8_0,file", "Q8_0,decode", "Q4_0,file", "Q4_0,decode", "Q4_1,file", "Q4_1,decode", "Q4_K,file", "Q4_K,decode", "Q5_K,file", "Q5_K,decode", "Q6_K,file", "Q6_K,decode"})
+    @CsvSource({"F32,file", "F16,file", "F16,decode", "BF16,file", "BF16,decode", "Q8_0,file", "Q8_0,decode", "Q4_0,file", "Q4_0,decode", "Q4_1,file", "Q4_1,decode", "Q4_K,file", "Q4_K,decode", "Q5_K,file", "Q5_K,decode", "Q6_K,file", "Q6_K,decode"})
     void dotAndDequantizeMatchTheScalarReference(String typeName, String layout) {
         // ffn_down rows are 512 wide: two K-quant super-blocks, so the step from one to the next is checked too
         TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama2-" + typeName + ".gguf")).tensors().get("blk.1.ffn_down.weight");
@@ -129,7 +129,7 @@ class KernelTest {
      * whole groups (the pair kernels' odd one out) or a single group, against each row's own dot product.
      */
     @ParameterizedTest
-    @CsvSource({"F16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K"})
+    @CsvSource({"F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K"})
     void decodeLayoutMatvecOverAnyRowRange(String typeName) {
         Tensor t = Tensor.of(GGUF.read(Shared.REFERENCE.resolve("models/mini-llama2-" + typeName + ".gguf")).tensors().get("blk.1.ffn_up.weight")).forDecode();
         int rows = (int) t.rows, l = RowLanes.L;
@@ -161,8 +161,8 @@ class KernelTest {
     @ParameterizedTest
     @CsvSource({"F32,tile,file", "F16,tile,file", "BF16,tile,file", "Q8_0,tile,file", "Q4_0,tile,file", "Q4_1,tile,file", "Q4_K,tile,file", "Q5_K,tile,file", "Q6_K,tile,file",
             "F32,group,file", "F16,group,file", "BF16,group,file", "Q8_0,group,file", "Q4_0,group,file", "Q4_1,group,file", "Q4_K,group,file", "Q5_K,group,file", "Q6_K,group,file",
-            "F16,tile,decode", "F16,group,decode", "Q8_0,tile,decode", "Q8_0,group,decode", "Q4_0,tile,decode", "Q4_0,group,decode", "Q4_1,tile,decode", "Q4_1,group,decode", "Q4_K,tile,decode", "Q4_K,group,decode", "Q5_K,tile,decode", "Q5_K,group,decode", "Q6_K,tile,decode", "Q6_K,group,decode",
-            "F16,lanes,decode", "Q8_0,lanes,decode", "Q4_0,lanes,decode", "Q4_1,lanes,decode", "Q4_K,lanes,decode", "Q5_K,lanes,decode", "Q6_K,lanes,decode",
+            "F16,tile,decode", "F16,group,decode", "BF16,tile,decode", "BF16,group,decode", "Q8_0,tile,decode", "Q8_0,group,decode", "Q4_0,tile,decode", "Q4_0,group,decode", "Q4_1,tile,decode", "Q4_1,group,decode", "Q4_K,tile,decode", "Q4_K,group,decode", "Q5_K,tile,decode", "Q5_K,group,decode", "Q6_K,tile,decode", "Q6_K,group,decode",
+            "F16,lanes,decode", "BF16,lanes,decode", "Q8_0,lanes,decode", "Q4_0,lanes,decode", "Q4_1,lanes,decode", "Q4_K,lanes,decode", "Q5_K,lanes,decode", "Q6_K,lanes,decode",
             "F32,lanes,file", "F16,lanes,file", "BF16,lanes,file", "Q8_0,lanes,file", "Q4_0,lanes,file", "Q4_1,lanes,file", "Q4_K,lanes,file", "Q5_K,lanes,file", "Q6_K,lanes,file"})
     void matmulMatchesTheReferenceAndIgnoresTheThreadCount(String typeName, String product, String layout) {
         boolean int16 = typeName.equals("Q4_0") || typeName.equals("Q4_1"); // Int16Product's formats
@@ -194,7 +194,7 @@ class KernelTest {
      * format in both layouts) take one call each.
      */
     @ParameterizedTest
-    @CsvSource({"F32,F32,file", "F16,F16,file", "F16,F16,decode", "F16,F16,mixed", "Q8_0,Q8_0,decode", "Q4_0,Q4_0,file", "Q4_0,Q4_0,decode", "Q4_1,Q4_1,decode",
+    @CsvSource({"F32,F32,file", "F16,F16,file", "F16,F16,decode", "F16,F16,mixed", "BF16,BF16,decode", "Q8_0,Q8_0,decode", "Q4_0,Q4_0,file", "Q4_0,Q4_0,decode", "Q4_1,Q4_1,decode",
             "Q4_K,Q4_K,decode", "Q5_K,Q5_K,decode", "Q6_K,Q6_K,decode", "Q4_K,Q6_K,decode", "Q4_0,Q4_0,mixed"})
     void sharedInputMatchesEachMatvec(String typeName, String vTypeName, String layout) {
         var tensors = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + typeName + ".gguf")).tensors();
@@ -242,7 +242,7 @@ class KernelTest {
      * the exact product of the file's weights.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"F16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"})
+    @ValueSource(strings = {"F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"})
     void promptBatchesTakeTheTilesInBothLayouts(String typeName) {
         TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + typeName + ".gguf")).tensors().get("blk.0.ffn_gate.weight");
         Tensor decode = uneven(td, true), whole = Tensor.of(td);
