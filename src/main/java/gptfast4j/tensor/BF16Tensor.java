@@ -10,41 +10,26 @@ import java.nio.ByteOrder;
 
 /**
  * bfloat16: the top 16 bits of a float, so widening is a 16-bit shift. Decodes from a decode layout as F16 does
- * ({@link RowLanes#transposedInts}: rows in groups of L, each group's row ints transposed into planes of L), where
- * an int's low half widens by a shift and its high half by a mask.
+ * ({@link HalfFloatTensor}), where an int's low half widens by a shift and its high half by a mask.
  */
-final class BF16Tensor extends Tensor implements RowLanes.PairKernel, Tensor.PanelRows {
-    private static final int L = RowLanes.L;
-    /** Whether the bytes are in the decode layout. */
-    private final boolean grouped;
+final class BF16Tensor extends HalfFloatTensor {
 
     BF16Tensor(String name, MemorySegment data, int cols, long rows) {
         this(name, data, cols, rows, false);
     }
 
     private BF16Tensor(String name, MemorySegment data, int cols, long rows, boolean grouped) {
-        super(name, GGMLType.BF16, data, cols, rows);
-        this.grouped = grouped;
+        super(name, GGMLType.BF16, data, cols, rows, grouped);
     }
 
     @Override
-    public boolean inLanes() {
-        return grouped;
+    BF16Tensor inDecodeLayout(MemorySegment data) {
+        return new BF16Tensor(name, data, cols, rows, true);
     }
 
     @Override
-    boolean preparesLike(Tensor other) {
-        return super.preparesLike(other) && grouped == ((BF16Tensor) other).grouped;
-    }
-
-    @Override
-    public long decodeCopyBytes() {
-        return grouped ? 0 : RowLanes.transposedIntsBytes(this);
-    }
-
-    @Override
-    public Tensor forDecode() {
-        return decodeCopyBytes() == 0 ? this : new BF16Tensor(name, RowLanes.transposedInts(this), cols, rows, true);
+    float widen(short half) {
+        return Float.intBitsToFloat(half << 16);
     }
 
     static float bf16(MemorySegment data, long offset) {
@@ -131,12 +116,7 @@ final class BF16Tensor extends Tensor implements RowLanes.PairKernel, Tensor.Pan
     @Override
     public void dequantizeRow(long row, float[] out, int outOffset) {
         if (grouped) {
-            long ints = row / L * L * rowBytes + 4 * (row % L);
-            for (int p = 0; p < cols / 2; p++) {
-                int v = data.get(INT_LE, ints + 4L * L * p);
-                out[outOffset + 2 * p] = Float.intBitsToFloat(v << 16);
-                out[outOffset + 2 * p + 1] = Float.intBitsToFloat(v & 0xFFFF_0000);
-            }
+            laneRow(row, out, outOffset);
             return;
         }
         long base = row * rowBytes;

@@ -17,14 +17,10 @@ import java.nio.ByteOrder;
  * subnormal halves (weights hold no infinities or NaNs); checked against {@code Float.float16ToFloat} for all 65536
  * halves in the tests.
  * <p>
- * Two layouts of the same halves: the file's, rows in order, and the decode layout ({@link #forDecode}), rows in
- * groups of L, one row per vector lane, each group's rows as planes of L ints, int p of lane r row r's halves 2p
- * (low) and 2p + 1 (high): the ints of the file's rows transposed, group by group.
+ * Two layouts of the same halves: the file's, rows in order, and the decode layout ({@link HalfFloatTensor}), rows
+ * in groups of L, one row per vector lane.
  */
-final class F16Tensor extends Tensor implements RowLanes.PairKernel, Tensor.PanelRows {
-    private static final int L = RowLanes.L;
-    /** Whether the bytes are in the decode layout. */
-    private final boolean grouped;
+final class F16Tensor extends HalfFloatTensor {
 
     /**
      * Columns before the first whole chunk of a row that starts on a vector boundary: a 64-byte load across two cache
@@ -40,8 +36,7 @@ final class F16Tensor extends Tensor implements RowLanes.PairKernel, Tensor.Pane
     }
 
     private F16Tensor(String name, MemorySegment data, int cols, long rows, boolean grouped) {
-        super(name, GGMLType.F16, data, cols, rows);
-        this.grouped = grouped;
+        super(name, GGMLType.F16, data, cols, rows, grouped);
         int vectorBytes = I_SPECIES.vectorByteSize(), chunk = 2 * F_SPECIES.length();
         int misaligned = (int) (data.address() % vectorBytes);
         int h = !grouped && rowBytes % vectorBytes == 0 && misaligned % 2 == 0 ? (vectorBytes - misaligned) % vectorBytes / 2 : 0;
@@ -50,18 +45,13 @@ final class F16Tensor extends Tensor implements RowLanes.PairKernel, Tensor.Pane
     }
 
     @Override
-    public boolean inLanes() {
-        return grouped;
+    F16Tensor inDecodeLayout(MemorySegment data) {
+        return new F16Tensor(name, data, cols, rows, true);
     }
 
     @Override
-    public long decodeCopyBytes() {
-        return grouped ? 0 : RowLanes.transposedIntsBytes(this);
-    }
-
-    @Override
-    public Tensor forDecode() {
-        return decodeCopyBytes() == 0 ? this : new F16Tensor(name, RowLanes.transposedInts(this), cols, rows, true);
+    float widen(short half) {
+        return Float.float16ToFloat(half);
     }
 
     @Override
@@ -72,8 +62,7 @@ final class F16Tensor extends Tensor implements RowLanes.PairKernel, Tensor.Pane
     /** x's pairing starts at {@link #head}, which depends on where the tensor lies; the decode layout's x is not paired. */
     @Override
     boolean preparesLike(Tensor other) {
-        F16Tensor o = (F16Tensor) other;
-        return super.preparesLike(other) && grouped == o.grouped && head == o.head && bound == o.bound;
+        return super.preparesLike(other) && head == ((F16Tensor) other).head && bound == ((F16Tensor) other).bound;
     }
 
     /** 2^56: x is scaled by it in {@link #prepare} and the sums by it again, to undo the 2^-112 of {@link #pairedDot}. */
@@ -161,10 +150,7 @@ final class F16Tensor extends Tensor implements RowLanes.PairKernel, Tensor.Pane
      * The dot products of the L rows of groups a and b with x prepared ({@link #prepare}: scaled by 2^56), to
      * {@code out[oA .. oA + L)} and {@code out[oB ..]}: per int plane, each lane's two halves converted as
      * {@link #pairedDot} converts them (2^-112 times their value) and multiplied by one broadcast column of x, four
-     * sums per group (two planes a step), the sums scaled by 2^56 at the end. Rows in lanes need no sum across lanes
-     * per row, and the pair's two groups are two streams through memory ({@link RowLanes#pairedRows}): a harness over
-     * TinyLlama F16's 154 layer matrices, two threads, 47-52 GB/s for the row kernel against 58-62 here (read bandwidth
-     * 64-68 GB/s; both about 30 GB/s where the memory read 28).
+     * sums per group (two planes a step), the sums scaled by 2^56 at the end.
      */
     @Override
     public void laneDots(long a, long b, float[] x, int xOffset, float[] xSums, int[] quants, float[] out, int oA, int oB) {
@@ -203,12 +189,7 @@ final class F16Tensor extends Tensor implements RowLanes.PairKernel, Tensor.Pane
     @Override
     public void dequantizeRow(long row, float[] out, int outOffset) {
         if (grouped) {
-            long ints = row / L * L * rowBytes + 4 * (row % L);
-            for (int p = 0; p < cols / 2; p++) {
-                int v = data.get(INT_LE, ints + 4L * L * p);
-                out[outOffset + 2 * p] = Float.float16ToFloat((short) v);
-                out[outOffset + 2 * p + 1] = Float.float16ToFloat((short) (v >>> 16));
-            }
+            laneRow(row, out, outOffset);
             return;
         }
         long base = row * rowBytes;

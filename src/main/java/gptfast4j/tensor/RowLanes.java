@@ -113,42 +113,6 @@ final class RowLanes {
     }
 
     /**
-     * The bytes of {@link #transposedInts}' copy: the rows' bytes and a last group's padding; none where the rows are
-     * not a whole number of int pairs (the kernels take four columns at a time), which no model's are.
-     */
-    static long transposedIntsBytes(Tensor t) {
-        return t.cols % 4 != 0 ? 0 : groups(t.rows) * L * t.rowBytes;
-    }
-
-    /**
-     * The decode layout of a two-byte float format (F16, BF16), off-heap ({@link OffHeap}): rows in groups of L, each
-     * group's row ints (columns 2p and 2p + 1 of a row, low and high) transposed into planes of L, int p of lane r
-     * row r's int p; a last group padded with zero rows. The pages of a mapped original are released as the copy
-     * goes, so that the copy takes their place in memory. A group at a time through heap arrays: its rows' ints in,
-     * transposed, out.
-     */
-    static MemorySegment transposedInts(Tensor t) {
-        MemorySegment copy = OffHeap.allocate(transposedIntsBytes(t));
-        int ints = t.cols / 2;
-        long rows = t.rows, rowBytes = t.rowBytes;
-        Parallel.run(Math.toIntExact(groups(rows)), 1, (start, end) -> {
-            int[] in = new int[L * ints], out = new int[L * ints];
-            for (long g = start; g < end; g++) {
-                int n = (int) Math.min(L, rows - g * L); // rows past the tensor's end are zeros
-                java.util.Arrays.fill(in, n * ints, in.length, 0);
-                MemorySegment.copy(t.data, Tensor.INT_LE, g * L * rowBytes, in, 0, n * ints);
-                for (int r = 0; r < L; r++) {
-                    for (int p = 0; p < ints; p++) out[p * L + r] = in[r * ints + p];
-                }
-                MemorySegment.copy(out, 0, copy, Tensor.INT_LE, g * L * rowBytes, out.length);
-            }
-            t.releaseFilePages(start * L * rowBytes, Math.min(end * L, rows) * rowBytes);
-        });
-        t.releaseFilePages();
-        return copy;
-    }
-
-    /**
      * The low nibbles of the eight bytes of {@code v}, byte p's at bits 4p .. 4p + 3 of an int: a decode layout's int
      * of eight weights, from eight bytes of a file's block. One {@code pext} where C2 makes {@code Long.compress} one
      * (x86 with BMI2): the decode layouts' copy of Llama-2-7B Q4_0, its memory already faulted in, 1.36-1.43 -> 0.98-1.07

@@ -25,7 +25,7 @@ import java.util.Arrays;
  * built here on top of the row dot product and split across the {@link Parallel} pool by rows, which is the same as
  * splitting by bytes since all rows have the same size.
  */
-public abstract sealed class Tensor permits F32Tensor, F16Tensor, BF16Tensor, RowGroupTensor, KQuantTensor {
+public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroupTensor, KQuantTensor {
     static final VectorSpecies<Float> F_SPECIES = FloatVector.SPECIES_PREFERRED;
     static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     static final ValueLayout.OfFloat FLOAT_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
