@@ -546,7 +546,7 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
      */
     private void groupProduct(float[] x, int nTokens, float[] out, int outStride) {
         int groups = (nTokens + GROUP_TOKENS - 1) / GROUP_TOKENS;
-        float[] xt = transposed(x, nTokens, groups);
+        float[] xt = transposed(x, nTokens, GROUP_TOKENS);
         TileTask task = (r0, tileRows, tile, stride) -> {
             float[] acc = accumulators(8 * GROUP_TOKENS);
             for (int g = 0; g < groups; g++) {
@@ -566,19 +566,30 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
     }
 
     /**
-     * {@code x} ({@code nTokens} rows of {@code cols}) as {@code groups} column-major groups of {@link #GROUP_TOKENS}
-     * tokens, written by all threads into a scratch of the calling thread. The lanes of the last group past the batch
-     * keep whatever they held: lanes never mix, and their sums are dropped.
+     * {@code x} ({@code nTokens} rows of {@code cols}) as column-major groups of {@code width} tokens
+     * ({@code xt[group][k][token]}), written by all threads into a scratch of the calling thread. The lanes of the
+     * last group past the batch keep whatever they held: lanes never mix, and their sums are dropped. Eight tokens'
+     * values of a column are stored together, one loop over the columns for eight rows of x, where a loop per row
+     * stored a value per cache line it passed (one thread, 48 x 2048 in L1/L2: 0.50 -> 0.35 ns a value, widths 8
+     * and 32 alike).
      */
-    private float[] transposed(float[] x, int nTokens, int groups) {
-        float[] xt = scratch(TRANSPOSED, groups * GROUP_TOKENS * cols);
+    private float[] transposed(float[] x, int nTokens, int width) {
+        int groups = (nTokens + width - 1) / width;
+        float[] xt = scratch(TRANSPOSED, groups * width * cols);
         int chunks = (cols + TRANSPOSE_COLUMNS - 1) / TRANSPOSE_COLUMNS;
         Parallel.run(groups * chunks, 1, (start, end) -> {
             for (int u = start; u < end; u++) {
                 int g = u / chunks, k0 = u % chunks * TRANSPOSE_COLUMNS, k1 = Math.min(cols, k0 + TRANSPOSE_COLUMNS);
-                for (int i = 0, t = g * GROUP_TOKENS; i < GROUP_TOKENS && t < nTokens; i++, t++) {
-                    int base = g * GROUP_TOKENS * cols + i;
-                    for (int k = k0; k < k1; k++) xt[base + k * GROUP_TOKENS] = x[t * cols + k];
+                int t0 = g * width, n = Math.min(width, nTokens - t0), base = g * width * cols, i = 0;
+                for (; i + 8 <= n; i += 8) {
+                    int r0 = (t0 + i) * cols, r1 = r0 + cols, r2 = r1 + cols, r3 = r2 + cols, r4 = r3 + cols, r5 = r4 + cols, r6 = r5 + cols, r7 = r6 + cols;
+                    for (int k = k0, o = base + k0 * width + i; k < k1; k++, o += width) {
+                        xt[o] = x[r0 + k]; xt[o + 1] = x[r1 + k]; xt[o + 2] = x[r2 + k]; xt[o + 3] = x[r3 + k];
+                        xt[o + 4] = x[r4 + k]; xt[o + 5] = x[r5 + k]; xt[o + 6] = x[r6 + k]; xt[o + 7] = x[r7 + k];
+                    }
+                }
+                for (; i < n; i++) {
+                    for (int k = k0, o = base + k0 * width + i, r = (t0 + i) * cols; k < k1; k++, o += width) xt[o] = x[r + k];
                 }
             }
         });
@@ -642,10 +653,11 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
     private void tileProduct(float[] x, int nTokens, float[] out, int outStride) {
         if (this instanceof PanelRows p && p.inLanes()) {
             int l = RowLanes.L;
+            float[] xt = transposed(x, nTokens, PAIR_TOKENS);
             eachPanelTile(p, (r0, tileRows, tile, stride) -> {
                 float[] partial = accumulators(16 * l);
                 int i = 0;
-                for (; i + 2 * l <= tileRows; i += 2 * l) panelPairTokens(tile, i * cols, x, nTokens, cols, out, outStride, r0 + i, partial);
+                for (; i + 2 * l <= tileRows; i += 2 * l) panelPairTokens(tile, i * cols, x, xt, nTokens, cols, out, outStride, r0 + i, partial);
                 // a matrix's last panel, alone or not whole
                 for (; i < tileRows; i += l) panelTokens(tile, i * cols, x, 0, nTokens, cols, out, outStride, r0 + i, Math.min(l, tileRows - i), partial);
             });
@@ -722,41 +734,48 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
         }
     }
 
+    /** Tokens per pass of {@link #panelPairTokens}. */
+    private static final int PAIR_TOKENS = 8;
+
     /**
-     * {@link #panelTokens} over two whole panels ({@code 2L} rows from {@code w[panel ..]}) at once, eight tokens at a
-     * time while more than four are left: per column, two weight loads and eight broadcasts serve sixteen FMAs into
-     * sixteen accumulators, where a panel by four tokens has one FMA per broadcast and four accumulators, too few to
-     * cover the FMA's latency. Each output is the same lane sum in the same order, so the results are
-     * {@link #panelTokens}' bit for bit. TinyLlama Q4_0, 2 threads, decode layout, alternating, before -> after:
-     * pp9 56.46/56.20 -> 66.29/67.34 tokens/s, pp12 74.55/73.55 -> 82.29/89.47, pp16 80.52/80.24 -> 107.85/114.23;
-     * Q8_0 pp16 75.69/74.02 -> 98.41/97.16; Llama-2-7B Q4_0 (whose tiles were one panel tall before) pp9 8.71/8.42 ->
-     * 9.32/9.77, pp16 12.41/11.95 -> 15.23/14.36.
+     * {@link #panelTokens} over two whole panels ({@code 2L} rows from {@code w[panel ..]}) at once, {@link
+     * #PAIR_TOKENS} tokens at a time while more than four are left: per column, two weight loads and eight broadcasts
+     * serve sixteen FMAs into sixteen accumulators, where a panel by four tokens has one FMA per broadcast and four
+     * accumulators, too few to cover the FMA's latency. The eight tokens' activations of a column are adjacent
+     * ({@code xt}, x transposed in groups of eight), one stream of broadcasts where eight rows of x were eight: JMH
+     * matmulN 128 tokens, Q4_K decode layout, one thread, alternating, 4096 x 11008 69.6-76.7 -> 63.6-67.5 ms, 4096
+     * x 4096 23.8-28.8 -> 22.9-26.4; Llama-2-7B Q4_K pp128, 2 threads, ten alternating pairs, mean 23.7 -> 25.1
+     * tokens/s; at 2048 columns (TinyLlama) level (Q4_0 pp24 and pp48 within 2%; in JMH on two threads up to 5%
+     * slower, x's transposition then costing what the stream saves). The last tokens (four or fewer) are read from
+     * x. Each output is the same lane sum in the same order, so the results are {@link
+     * #panelTokens}' bit for bit. TinyLlama Q4_0, 2 threads, decode layout, alternating, before -> after the pairs of
+     * panels: pp9 56.46/56.20 -> 66.29/67.34 tokens/s, pp12 74.55/73.55 -> 82.29/89.47, pp16 80.52/80.24 ->
+     * 107.85/114.23; Q8_0 pp16 75.69/74.02 -> 98.41/97.16; Llama-2-7B Q4_0 (whose tiles were one panel tall before)
+     * pp9 8.71/8.42 -> 9.32/9.77, pp16 12.41/11.95 -> 15.23/14.36.
      */
-    private static void panelPairTokens(float[] w, int panel, float[] x, int nTokens, int cols, float[] out, int outStride, int row, float[] partial) {
-        int l = RowLanes.L, second = panel + l * cols, last = nTokens - 1, t = 0;
-        for (; nTokens - t > 4; t += 8) {
-            // past the last token, a token's row repeats the last one; its sums are not written
-            int x0 = t * cols, x1 = Math.min(t + 1, last) * cols, x2 = Math.min(t + 2, last) * cols, x3 = Math.min(t + 3, last) * cols,
-                    x4 = Math.min(t + 4, last) * cols, x5 = Math.min(t + 5, last) * cols, x6 = Math.min(t + 6, last) * cols, x7 = Math.min(t + 7, last) * cols;
+    private static void panelPairTokens(float[] w, int panel, float[] x, float[] xt, int nTokens, int cols, float[] out, int outStride, int row, float[] partial) {
+        int l = RowLanes.L, second = panel + l * cols, t = 0;
+        for (; nTokens - t > 4; t += PAIR_TOKENS) {
+            // lanes past the batch hold whatever the scratch held; their sums are not written
             FloatVector a0 = FloatVector.zero(F_SPECIES), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
                     c0 = a0, c1 = a0, c2 = a0, c3 = a0, c4 = a0, c5 = a0, c6 = a0, c7 = a0;
-            for (int k = 0, at = 0; k < cols; k++, at += l) {
+            for (int k = 0, at = 0, xk = t * cols; k < cols; k++, at += l, xk += PAIR_TOKENS) {
                 FloatVector v = FloatVector.fromArray(F_SPECIES, w, panel + at), u = FloatVector.fromArray(F_SPECIES, w, second + at);
-                FloatVector b = FloatVector.broadcast(F_SPECIES, x[x0 + k]);
+                FloatVector b = FloatVector.broadcast(F_SPECIES, xt[xk]);
                 a0 = v.fma(b, a0); c0 = u.fma(b, c0);
-                b = FloatVector.broadcast(F_SPECIES, x[x1 + k]);
+                b = FloatVector.broadcast(F_SPECIES, xt[xk + 1]);
                 a1 = v.fma(b, a1); c1 = u.fma(b, c1);
-                b = FloatVector.broadcast(F_SPECIES, x[x2 + k]);
+                b = FloatVector.broadcast(F_SPECIES, xt[xk + 2]);
                 a2 = v.fma(b, a2); c2 = u.fma(b, c2);
-                b = FloatVector.broadcast(F_SPECIES, x[x3 + k]);
+                b = FloatVector.broadcast(F_SPECIES, xt[xk + 3]);
                 a3 = v.fma(b, a3); c3 = u.fma(b, c3);
-                b = FloatVector.broadcast(F_SPECIES, x[x4 + k]);
+                b = FloatVector.broadcast(F_SPECIES, xt[xk + 4]);
                 a4 = v.fma(b, a4); c4 = u.fma(b, c4);
-                b = FloatVector.broadcast(F_SPECIES, x[x5 + k]);
+                b = FloatVector.broadcast(F_SPECIES, xt[xk + 5]);
                 a5 = v.fma(b, a5); c5 = u.fma(b, c5);
-                b = FloatVector.broadcast(F_SPECIES, x[x6 + k]);
+                b = FloatVector.broadcast(F_SPECIES, xt[xk + 6]);
                 a6 = v.fma(b, a6); c6 = u.fma(b, c6);
-                b = FloatVector.broadcast(F_SPECIES, x[x7 + k]);
+                b = FloatVector.broadcast(F_SPECIES, xt[xk + 7]);
                 a7 = v.fma(b, a7); c7 = u.fma(b, c7);
             }
             // token j's 2L outputs, adjacent in out, at partial[2L * j ..]
@@ -768,7 +787,7 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
             a5.intoArray(partial, 10 * l); c5.intoArray(partial, 11 * l);
             a6.intoArray(partial, 12 * l); c6.intoArray(partial, 13 * l);
             a7.intoArray(partial, 14 * l); c7.intoArray(partial, 15 * l);
-            for (int j = 0; j < Math.min(8, nTokens - t); j++) System.arraycopy(partial, 2 * l * j, out, (t + j) * outStride + row, 2 * l);
+            for (int j = 0; j < Math.min(PAIR_TOKENS, nTokens - t); j++) System.arraycopy(partial, 2 * l * j, out, (t + j) * outStride + row, 2 * l);
         }
         panelTokens(w, panel, x, t, nTokens, cols, out, outStride, row, l, partial);
         panelTokens(w, second, x, t, nTokens, cols, out, outStride, row + l, l, partial);
