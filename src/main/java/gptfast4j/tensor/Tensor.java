@@ -653,7 +653,7 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
     private void tileProduct(float[] x, int nTokens, float[] out, int outStride) {
         if (this instanceof PanelRows p && p.inLanes()) {
             int l = RowLanes.L;
-            float[] xt = transposed(x, nTokens, PAIR_TOKENS);
+            float[] xt = nTokens > 4 ? transposed(x, nTokens, PAIR_TOKENS) : null; // four or fewer: panelTokens alone
             eachPanelTile(p, (r0, tileRows, tile, stride) -> {
                 float[] partial = accumulators(16 * l);
                 int i = 0;
