@@ -401,11 +401,14 @@ class ErrorsTest {
 
     /**
      * Ctrl-C (SIGINT) during a reply ends the reply and the chat goes on; at the prompt it ends the chat with status
-     * 130, as a process that SIGINT ended. In a JVM of its own (a signal reaches a process), where {@code kill} is.
+     * 130, as a process that SIGINT ended. In a JVM of its own (a signal reaches a process), where {@code kill} is,
+     * and only where this process does not ignore SIGINT: the chat's JVM inherits that (a shell without job control
+     * starts a command run with {@code &} so), and then neither Ctrl-C nor the JDK's handler for it can reach it.
      */
     @Test
     void ctrlCEndsAReplyAndAtThePromptTheChat() throws Exception {
         assumeTrue(Files.isExecutable(Path.of("/bin/kill")), "kill(1)");
+        assumeTrue(!sigintIgnored(), "SIGINT is ignored in this process (started in the background by a shell?), and so in the chat's");
         Process chat = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "--add-modules=jdk.incubator.vector",
                 "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), "gptfast4j.cli.Main", "generate",
                 "--checkpoint", STORIES.toString(), "--interactive", "--temperature", "0", "--max-new-tokens", "1500")
@@ -428,6 +431,14 @@ class ErrorsTest {
         } finally {
             chat.destroyForcibly();
         }
+    }
+
+    /** Whether this process ignores SIGINT (signal 2): bit 1 of the {@code SigIgn} mask in /proc/self/status. */
+    private static boolean sigintIgnored() throws IOException {
+        Path status = Path.of("/proc/self/status");
+        if (!Files.isReadable(status)) return false;
+        return Files.readAllLines(status).stream().filter(l -> l.startsWith("SigIgn:"))
+                .anyMatch(l -> (Long.parseUnsignedLong(l.substring("SigIgn:".length()).strip(), 16) & 1L << 1) != 0);
     }
 
     /** A message longer than the context left is refused and the chat goes on (it used to end the chat). */
