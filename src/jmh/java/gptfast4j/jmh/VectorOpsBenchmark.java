@@ -21,9 +21,10 @@ import java.util.concurrent.TimeUnit;
  * What one core does per nanosecond with the vector operations the kernels are made of, at the machine's preferred
  * width: eight independent chains each, so that throughput, not latency, bounds them; the score is ns per
  * operation (one vector instruction). {@link #scalarAddChain} is one dependent add per cycle: its ns per add is the
- * clock period, which turns the others into operations per cycle. It says which unit bounds a kernel: the int16
- * prefill kernel ({@code Int16Product.rows}) does 8 multiplies and 8 adds per 256 multiply-adds, so where a
- * multiply takes a cycle and an add beside it nothing, it can do no more than 32 multiply-adds per cycle.
+ * clock period, which turns the others into operations per cycle. It says which unit bounds a kernel: an int16
+ * product (Q4_0's decode kernel; the int16 prefill product of sessions 22-46) does one multiply and one add per 32
+ * multiply-adds, so where a multiply takes a cycle and an add beside it nothing, it can do no more than 32
+ * multiply-adds per cycle, as float FMAs at two a cycle.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)

@@ -27,8 +27,8 @@ import java.util.concurrent.FutureTask;
         description = "Generate text from a prompt (or chat with --interactive). Text goes to stdout, statistics to stderr.")
 final class GenerateCommand implements Callable<Integer> {
     /**
-     * Tokens per prefill batch: each weight matrix is read once per batch, and Q4_0's int16 product works on groups
-     * of 64. Its buffers cost about 95 MB at Llama-3-8B's width (the logits are kept for the last position only).
+     * Tokens per prefill batch: each weight matrix is read once per batch. Its buffers cost about 95 MB at Llama-3-8B's
+     * width (the logits are kept for the last position only).
      */
     static final int PREFILL_BATCH = 512;
 
@@ -282,16 +282,15 @@ final class GenerateCommand implements Callable<Integer> {
 
     /**
      * Runs what a chat's turns run, on a throwaway state, until {@code stop} says the first message is in: prompts of
-     * 12, 24 and 72 tokens (the decode layouts' float tiles, eight tokens at a time and then four, and from 64 tokens
-     * the 4-bit formats' int16 product; Tensor#matmul) and decode steps, so that the JIT has compiled their kernels by
-     * the first reply rather than during it. The time
+     * 12 and 24 tokens (the decode layouts' float tiles, eight tokens at a time and then four; Tensor#matmul) and decode
+     * steps, so that the JIT has compiled their kernels by the first reply rather than during it. The time
      * a message takes to type is otherwise idle. A first message of about 30 tokens, its reply of 32, from the
      * message's arrival to the reply's end, alternating runs: TinyLlama Q4_0 after 6 s 2.73/2.74 -> 0.90/0.89 s,
      * Llama-2-7B Q4_0 after 20 s 8.02/6.83 -> 4.71/4.68 s; a message piped at once, level (4.24/4.34 against 4.91/3.92).
      */
     private static void warmUp(Llama model, KvCache.Type kvType, java.util.function.BooleanSupplier stop) {
-        int[] batches = {12, 24, 72};
-        int steps = 16, most = 72, vocab = model.config.vocabSize();
+        int[] batches = {12, 24};
+        int steps = 16, most = 24, vocab = model.config.vocabSize();
         Llama.State scratch = model.newState(most + steps, most, 1, kvType);
         int[] tokens = new int[most];
         for (int i = 0; i < most; i++) tokens[i] = (i * 7919 + 3) % vocab; // any ids: the values do not matter

@@ -5,6 +5,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
@@ -16,14 +17,19 @@ import java.nio.ByteOrder;
  * Two layouts of the same bytes: the file's, each row its blocks in order, and the decode layout ({@link #forDecode},
  * {@link RowGroupTensor}), one row per vector lane, the nibbles' values unchanged.
  * <p>
- * Its products with one token, and with the few tokens of a small batch ({@link Tensor#LANE_TOKENS}), take llama.cpp's arithmetic,
- * as batches of {@link Int16Product#MIN_TOKENS} or more do: the activations rounded to int8 per block of 32 as x86
- * llama.cpp rounds them for its Q4_0 products ({@link #prepare}), each block's integer sum scaled by {@code d * dx}.
- * In int16 lanes the decode kernel does 32 multiply-adds per two instructions where the float kernel it replaced
- * did 16 per three (TinyLlama Q4_0 decode, 2 threads: 46.3 against 52.3 tokens/s; docs/kernel-log.md, session 32).
+ * Its products with one token, and with the few tokens of a small batch ({@link Tensor#LANE_TOKENS}), take llama.cpp's
+ * arithmetic: the activations rounded to int8 per block of 32 as x86 llama.cpp rounds them for its Q4_0 products
+ * ({@link #prepare}), each block's integer sum scaled by {@code d * dx}. In int16 lanes the decode kernel does 32
+ * multiply-adds per two instructions where the float kernel it replaced did 16 per three (TinyLlama Q4_0 decode, 2
+ * threads: 46.3 against 52.3 tokens/s; docs/kernel-log.md, session 32). Larger batches (a prompt) run in F32 on the
+ * dequantized weights, as every format's do ({@link Tensor#matmul}).
  */
-final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, Int16Product.Weights {
+final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
     private static final int BLOCK = 32;
+    /** Int16 lanes as wide as the float lanes: {@link #laneDots} reads each int of a plane as two int16 lanes. */
+    private static final VectorSpecies<Short> PAIRS = VectorSpecies.of(short.class, F_SPECIES.vectorShape());
+    /** Added and taken off again, 1.5 * 2^23 leaves no fraction bits: rounds |v| <= 127 half to even, as rint. */
+    private static final float ROUNDER = 0x1.8p23f;
     private static final int BLOCK_BYTES = 18;
     /** Bytes before a block's quants: the f16 scale. */
     private static final int HEADER = 2;
@@ -83,7 +89,7 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, In
      * The dot products of the L rows of groups a and b with the rounded activations, to {@code out[oA .. oA + L)} and
      * {@code out[oB ..]}: {@code q[qOffset + 32k + 8t + j]} (j < 4) holds block k's values 8t + j and 8t + 4 + j as
      * the low and high int16 of an int, {@code sums[2k]} its scale dx and {@code sums[2k + 1]} the sum of its values
-     * ({@link Int16Product#roundOne}). Int t of a row (weights 8t .. 8t + 7, a nibble each) read as two int16 lanes holds
+     * ({@link #prepare}). Int t of a row (weights 8t .. 8t + 7, a nibble each) read as two int16 lanes holds
      * weights 8t .. 8t + 3 in the low one and 8t + 4 .. 8t + 7 in the high one, so one broadcast pair multiplies nibble
      * j of both: per block, 16 int16 multiply-adds per lane of the unsigned nibbles (at most 16 * 15 * 127 = 30480, no
      * overflow), then the lane pairs added as ints, the offset added, and {@code * (d * dx)} into float sums. Nibble 0
@@ -107,7 +113,7 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, In
                     w1 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
                     w2 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
                     w3 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
-            ShortVector sa = ShortVector.zero(Int16Product.S), sb = sa;
+            ShortVector sa = ShortVector.zero(PAIRS), sb = sa;
             { // nibble 0 of each int16
                 ShortVector x0 = IntVector.broadcast(I_SPECIES, q[c + 0]).reinterpretAsShorts(), x1 = IntVector.broadcast(I_SPECIES, q[c + 8]).reinterpretAsShorts(),
                         x2 = IntVector.broadcast(I_SPECIES, q[c + 16]).reinterpretAsShorts(), x3 = IntVector.broadcast(I_SPECIES, q[c + 24]).reinterpretAsShorts();
@@ -219,26 +225,52 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, In
         }
     }
 
-    @Override
-    public Int16Product.Rounding rounding() {
-        return Int16Product.Rounding.Q8_0;
-    }
+    /** Each thread's rounded activations of one token ({@link #prepare}) and their block scales and sums, kept between calls. */
+    private static final ThreadLocal<int[]> ROUNDED = ThreadLocal.withInitial(() -> new int[0]);
+    private static final ThreadLocal<float[]> ROUNDED_SUMS = ThreadLocal.withInitial(() -> new float[0]);
 
-    /** {@link RowGroupTensor#nibbleRows}: no offsets or minimums. */
-    @Override
-    public void smallIntRows(long firstRow, int n, short[] q, int stride, float[] scale, float[] offset, float[] minimum, int blocks) {
-        nibbleRows(firstRow, n, q, stride, scale, offset, minimum, blocks);
-    }
-
-    @Override
-    public void smallIntPanels(long firstRow, int n, short[] q, float[] scale, float[] offset, float[] minimum, int blocks) {
-        nibblePanels(firstRow, n, q, scale, offset, minimum, blocks);
-    }
-
-    /** x rounded as llama.cpp rounds it for its Q4_0 products, Q8_0 ({@link Int16Product#roundOne}), in pairs for the decode layout. */
+    /**
+     * One token's activations ({@code cols} of x from xOffset) rounded as x86 llama.cpp's {@code quantize_row_q8_0}
+     * rounds them for its Q4_0 products, to this thread's scratch, set in {@code task} ({@code RowTask.useRounded}):
+     * per block k of 32 the scale {@code dx = f16(max|x| / 127)} at {@code sums[2k]}, the sum of its values
+     * {@code rint(x * 127 / max|x|)} at {@code sums[2k + 1]}; the values at {@code q[32k + i]}, or in the decode layout
+     * ({@link #laneDots}) at {@code q[32k + 8t + j]} (j < 4) values 8t + j and 8t + 4 + j as the low and high int16
+     * of one int, made from each vector of values and the same one four lanes on ({@code slice}); the ints at 8t + 4
+     * .. 8t + 7 are not read.
+     */
     @Override
     void prepare(float[] x, int xOffset, RowTask task) {
-        Int16Product.roundOne(x, xOffset, cols, grouped, task);
+        int blocks = cols / BLOCK, lanes = F_SPECIES.length();
+        int[] q = intScratch(ROUNDED, cols);
+        float[] sums = scratch(ROUNDED_SUMS, 2 * blocks);
+        for (int k = 0, at = 0; k < blocks; k++, at += BLOCK) {
+            float max = maxAbs(x, xOffset + at), inverse = max == 0 ? 0 : 127 / max;
+            IntVector sum = IntVector.zero(I_SPECIES);
+            for (int i = 0; i < BLOCK; i += lanes) {
+                IntVector values = (IntVector) FloatVector.fromArray(F_SPECIES, x, xOffset + at + i).mul(inverse).add(ROUNDER).sub(ROUNDER).convert(VectorOperators.F2I, 0);
+                sum = values.add(sum);
+                values.intoArray(q, at + i);
+            }
+            // in place: each vector of pairs reads its own values and the next vector's, which is still unpaired
+            for (int i = 0; grouped && i < BLOCK; i += lanes) {
+                IntVector values = IntVector.fromArray(I_SPECIES, q, at + i),
+                        next = i + lanes < BLOCK ? IntVector.fromArray(I_SPECIES, q, at + i + lanes) : IntVector.zero(I_SPECIES);
+                values.and(0xFFFF).or(values.slice(4, next).lanewise(VectorOperators.LSHL, 16)).intoArray(q, at + i);
+            }
+            sums[2 * k] = VectorMath.roundToHalf(max / 127);
+            sums[2 * k + 1] = sum.reduceLanes(VectorOperators.ADD);
+        }
+        task.useRounded(q, sums);
+    }
+
+    /**
+     * max|x| over the block at {@code x[from ..]}, taken on the bits: non-negative floats order as their bits do, and
+     * an int max is one instruction where a float max takes four (Java's rules for NaN and -0).
+     */
+    private static float maxAbs(float[] x, int from) {
+        IntVector m = IntVector.zero(I_SPECIES);
+        for (int k = 0; k < BLOCK; k += F_SPECIES.length()) m = FloatVector.fromArray(F_SPECIES, x, from + k).reinterpretAsInts().and(0x7FFFFFFF).max(m);
+        return Float.intBitsToFloat(m.reduceLanes(VectorOperators.MAX));
     }
 
     @Override

@@ -15,7 +15,7 @@ import java.nio.ByteOrder;
  * decodes from a layout of its own ({@link #forDecode}, {@link RowGroupTensor}: one row per vector lane, the L rows' d and m
  * as two planes of halves per block).
  */
-final class Q4_1Tensor extends RowGroupTensor implements RowLanes.PairKernel, Int16Product.Weights {
+final class Q4_1Tensor extends RowGroupTensor implements RowLanes.PairKernel {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 20;
     /** Bytes before a block's quants: the f16 scale and minimum. */
@@ -151,22 +151,6 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.PairKernel, In
                 }
             }
         }
-    }
-
-    @Override
-    public Int16Product.Rounding rounding() {
-        return Int16Product.Rounding.Q8_1;
-    }
-
-    /** {@link RowGroupTensor#nibbleRows}: block b's scale d, offset {@code 8 * d} and minimum m. */
-    @Override
-    public void smallIntRows(long firstRow, int n, short[] q, int stride, float[] scale, float[] offset, float[] minimum, int blocks) {
-        nibbleRows(firstRow, n, q, stride, scale, offset, minimum, blocks);
-    }
-
-    @Override
-    public void smallIntPanels(long firstRow, int n, short[] q, float[] scale, float[] offset, float[] minimum, int blocks) {
-        nibblePanels(firstRow, n, q, scale, offset, minimum, blocks);
     }
 
     @Override

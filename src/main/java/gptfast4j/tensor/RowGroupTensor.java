@@ -38,51 +38,6 @@ abstract sealed class RowGroupTensor extends Tensor implements Tensor.PanelRows 
         return super.preparesLike(other) && grouped == ((RowGroupTensor) other).grouped;
     }
 
-    /**
-     * {@link Int16Product.Weights#smallIntRows} of the nibble formats (Q4_0, Q4_1; Q8_0 does not take that product): per
-     * block the scale d and, where {@code minimum} is asked for (Q4_1's Q8_1 rounding), the offset {@code 8 * d} and
-     * the minimum m, the f16 after d. A loop over a range of rows, on purpose: a method this large is never inlined
-     * into {@link Int16Product}'s loop, which sits at the edge of C2's inlining budget. With a small per-row method
-     * inlined there, some JVMs cut the budget in {@code Int16Product}'s kernel (then its {@code flush}), whose vectors
-     * then boxed (pp128 45-78 against 87-166 tokens/s, 4 runs in 8).
-     */
-    final void nibbleRows(long firstRow, int n, short[] q, int stride, float[] scale, float[] offset, float[] minimum, int blocks) {
-        for (int i = 0; i < n; i++) {
-            long at = (firstRow + i) * rowBytes;
-            for (int b = 0, k = i * blocks; b < blocks; b++, k++, at += type.blockBytes) {
-                float d = f16(data, at);
-                scale[k] = d;
-                if (minimum != null) {
-                    offset[k] = 8 * d;
-                    minimum[k] = f16(data, at + 2);
-                }
-                Int16Product.fileNibbles(data, at + header, 16, q, i * stride + 32 * b);
-            }
-        }
-    }
-
-    /**
-     * {@link Int16Product.Weights#smallIntPanels} of the nibble formats, the block constants as {@link #nibbleRows}
-     * writes them; the decode layout's m plane follows the d plane.
-     */
-    final void nibblePanels(long firstRow, int n, short[] q, float[] scale, float[] offset, float[] minimum, int blocks) {
-        for (int gi = 0; gi * L < n; gi++) {
-            long row = firstRow + (long) gi * L;
-            for (int b = 0; b < blocks; b++) {
-                long block = laneBlock(row, b);
-                for (int r = 0, k = gi * L * blocks + b * L; r < L; r++, k++) {
-                    float d = f16(data, block + 2L * r);
-                    scale[k] = d;
-                    if (minimum != null) {
-                        offset[k] = 8 * d;
-                        minimum[k] = f16(data, block + 2L * L + 2L * r);
-                    }
-                }
-                Int16Product.panelNibbles(data, block + (long) header * L, q, gi * L * cols + 32 * b * L);
-            }
-        }
-    }
-
     /** This tensor over {@code data}, the same rows in the decode layout. */
     abstract RowGroupTensor inDecodeLayout(MemorySegment data);
 

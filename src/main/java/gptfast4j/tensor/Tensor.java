@@ -400,9 +400,11 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
      * 114.67/111.97 -> 146.58/140.59, pp28 and pp32 level; Q8_0 pp48 116.31/114.86 -> 150.78/148.35, pp64
      * 153.97/150.99 -> 165.57/159.79, pp128 172.77/168.15 -> 183.56/173.24). Up to {@link
      * #LANE_TOKENS} tokens, such as the verification of a few speculated tokens, the decode kernel once per token over
-     * chunks of rows ({@link #laneTokens}), so that each token's outputs are exactly its decode step's. Q4_0 and Q4_1
-     * run batches of {@link Int16Product#MIN_TOKENS} tokens or more in int16 arithmetic on activations rounded to int8,
-     * as llama.cpp does; the K-quants stay in F32 (faster in the decode layouts, docs/kernel-log.md session 43).
+     * chunks of rows ({@link #laneTokens}), so that each token's outputs are exactly its decode step's. Every format's
+     * larger batches are F32 arithmetic on its dequantized weights: Q4_0 and Q4_1 took an int16 product on activations
+     * rounded to int8 as llama.cpp rounds them from 64 tokens until session 47, when the float tiles ran as fast or
+     * faster in the decode layouts (TinyLlama Q4_0 pp128 +5% and +11%, Q4_1 +9-34%, Llama-2-7B Q4_0 level; about 5%
+     * slower in the files' layouts; docs/kernel-log.md session 47), as the K-quants' did in session 43.
      */
     public void matmul(float[] x, int nTokens, float[] out, int outStride) {
         matmul(x, nTokens, out, outStride, true);
@@ -425,7 +427,6 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
     public void matmul(float[] x, int nTokens, float[] out, int outStride, boolean exact) {
         if (nTokens == 1) matvec(x, out);
         else if (nTokens <= LANE_TOKENS && (exact || nTokens < TILE_TOKENS || type.blockSize == 1)) laneTokens(x, nTokens, out, outStride);
-        else if (nTokens >= Int16Product.MIN_TOKENS && this instanceof Int16Product.Weights w) Int16Product.matmul(w, x, nTokens, out, outStride);
         else if (nTokens <= GROUP_TOKENS / 2 || this instanceof PanelRows p && p.inLanes()) tileProduct(x, nTokens, out, outStride);
         else groupProduct(x, nTokens, out, outStride);
     }
@@ -648,7 +649,7 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
      * Matrix x matrix for small batches: every token is run over the dequantized tile four rows by four tokens at a
      * time ({@link #dot4x4}); a tensor in a decode layout with panels ({@link PanelRows}) runs its panels of L rows two
      * at a time by eight tokens at a time instead ({@link #panelPairTokens}), its tiles a whole number of pairs tall,
-     * for batches of any size that {@link Int16Product} does not take.
+     * for batches of any size.
      */
     private void tileProduct(float[] x, int nTokens, float[] out, int outStride) {
         if (this instanceof PanelRows p && p.inLanes()) {
@@ -947,16 +948,6 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
         float[] t = local.get();
         if (t.length < size) {
             t = new float[size];
-            local.set(t);
-        }
-        return t;
-    }
-
-    /** This thread's array of {@code local}, grown to at least {@code size}. */
-    static short[] shortScratch(ThreadLocal<short[]> local, int size) {
-        short[] t = local.get();
-        if (t.length < size) {
-            t = new short[size];
             local.set(t);
         }
         return t;

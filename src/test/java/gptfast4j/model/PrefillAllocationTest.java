@@ -13,8 +13,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * (DecodeAllocationTest's defect, in a matrix x matrix kernel) allocates megabytes per pass. Measured per 128-token
  * pass of the reference mini models on the calling thread, once compiled: 1344 bytes (the float formats, Q8_0,
  * Q6_K), 1456 (Q4_0), 5184 (Q4_1, Q4_K, Q5_K); in the decode layouts 9.8-10.6 KB; while C1's code still
- * ran, 0.3-1.1 MB. Its first runs found Q4_0's int16 product boxing in some JVMs (13 MB per pass, a helper of ours
- * returning a vector left out of line, Int16Product.flush) and Q6_K at 128 bits (1.2-1.6 MB per pass: the same in its
+ * ran, 0.3-1.1 MB. Its first runs found Q4_0's int16 product (removed in session 47) boxing in some JVMs (13 MB per
+ * pass, a helper of ours returning a vector left out of line) and Q6_K at 128 bits (1.2-1.6 MB per pass: the same in its
  * file layout's dot product, which the last position's logits take before any decode step, KQuantTensor.floats).
  */
 class PrefillAllocationTest {
@@ -29,8 +29,8 @@ class PrefillAllocationTest {
     /**
      * The same after the first decode step, with the weights in the decode layouts (a chat's next turn, a speculative
      * check): Q4_0 at 128 bits allocated 3 MB per pass here in 2 of 3 runs (11.7 MB in one run of session 20), the
-     * Vector API's I2S conversion compiled as its Java fallback in the conversion of the weights to int16
-     * (Q4_0Tensor.smallIntRows, which at 128 bits now narrows to int16 in plain loops).
+     * Vector API's I2S conversion compiled as its Java fallback in the conversion of the weights to int16 for the int16
+     * product of those days.
      */
     @ParameterizedTest
     @ValueSource(strings = {"F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"})
@@ -58,7 +58,7 @@ class PrefillAllocationTest {
     private static void assertFewBytesPerPass(Llama model, KvCache.Type kvType) {
         Llama.State state = model.newState(256, 128, 1, kvType);
         com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
-        int[] tokens = new int[128]; // 128 >= Int16Product.MIN_TOKENS: Q4_0 takes its int16 product
+        int[] tokens = new int[128]; // a prompt's batch: the files' group product, the decode layouts' pair kernel
         for (int i = 0; i < tokens.length; i++) tokens[i] = (i * 7) % model.config.vocabSize();
         // rounds until one is under the bound, as in DecodeAllocationTest: the JIT may be slow on a busy machine
         long fewest = Long.MAX_VALUE;

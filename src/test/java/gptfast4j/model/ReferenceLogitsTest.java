@@ -58,37 +58,15 @@ class ReferenceLogitsTest {
     }
 
     /**
-     * Q4_0 and Q4_1 batches of 64 tokens or more (Int16Product.MIN_TOKENS) take llama.cpp's own arithmetic (activations
-     * rounded to int8 as Q8_0 and Q8_1, Int16Product), so their prompt logits are held to the native run, where F32
-     * arithmetic is 0.1-0.4 away at every position (the logits-dequant runs). The reference's longest prompt (43
-     * tokens) runs as the first tokens of a 64-token batch, the rest filler: attention is causal and each token's
-     * activations are rounded on their own, so its positions' logits are those of the prompt alone.
-     * <p>
-     * Not every position need match: a Q8_1 sum near an f16 rounding boundary can go the other way in llama.cpp, whose
-     * activations differ from ours in their last bits, and in these random two-layer models one such step moves every
-     * later position's logits by up to 0.14. Measured, matching positions of 43: Q4_0 43 and 43, Q4_1 29 (mini-llama2:
-     * lone misses at 15 and 28, all from 31) and 15; every miss is isolated or starts a run to the end, and the matches
-     * are within 5e-6. The test asks for the 12 positions before the first such step seen, and the whole prompt for
-     * Q4_0. The mixture of experts is left out: its experts' batches are the tokens routed to them, under 64, so they
-     * do not take this product.
+     * Batches of 64 tokens or more of the 4-bit formats are F32 arithmetic on the dequantized weights, so every position
+     * of the longest prompt, run as the first tokens of a 64-token batch (attention is causal, so its positions' logits
+     * are those of the prompt alone), matches the dequantized-F32 run. Q4_K's batches took activations rounded as
+     * llama.cpp's Q8_K until session 43 (15 and 42 of the 43 positions matched the native run then), Q4_0's and Q4_1's
+     * rounded as its Q8_0 and Q8_1 until session 47 (43 and 43, and 29 and 15, of the native run's).
      */
     @ParameterizedTest
-    @ValueSource(strings = {"mini-llama2-Q4_0", "mini-llama3-Q4_0", "mini-llama2-Q4_1", "mini-llama3-Q4_1"})
-    void int4BatchesMatchTheNativeRun(String model) {
-        JsonNode ref = Shared.json(Shared.REFERENCE.resolve("logits/" + model + ".json.gz"));
-        assertEquals("native", ref.path("reference_kind").asText());
-        int matching = batchPositionsMatching(model, ref);
-        assertTrue(matching >= (model.endsWith("Q4_0") ? 43 : 12), model + ": " + matching + " of 43 positions match the native run");
-    }
-
-    /**
-     * Q4_K batches of 64 tokens or more stay in F32 arithmetic on the dequantized weights (they took Q8_K-rounded
-     * activations until session 43, when 15 and 42 of the 43 positions matched the native run), so every position of
-     * the longest prompt, run as the first tokens of a 64-token batch, matches the dequantized-F32 run.
-     */
-    @ParameterizedTest
-    @ValueSource(strings = {"mini-llama2-Q4_K", "mini-llama3-Q4_K"})
-    void q4_kBatchesMatchTheDequantizedRun(String model) {
+    @ValueSource(strings = {"mini-llama2-Q4_0", "mini-llama3-Q4_0", "mini-llama2-Q4_1", "mini-llama3-Q4_1", "mini-llama2-Q4_K", "mini-llama3-Q4_K"})
+    void int4BatchesMatchTheDequantizedRun(String model) {
         int matching = batchPositionsMatching(model, Shared.json(Shared.REFERENCE.resolve("logits-dequant/" + model + ".json.gz")));
         assertEquals(43, matching, model + ": positions of 43 that match the dequantized-F32 run");
     }

@@ -154,9 +154,8 @@ class KernelTest {
      * "tile" batch is 8 and 4 tokens and takes the decode kernel too); a group and five more the group product with
      * tokens in the lanes (a full group and a zero-padded one) over the rows of a tile in blocks of eight and a
      * repeated-row rest (37 tokens with 512-bit vectors, 21 with 256-bit and 13 with 128-bit ones), which in the
-     * decode layouts take the tile product (pairs of panels by eight tokens, then four at a time). All are fewer than
-     * the 64 tokens from which Q4_0 and Q4_1 take the int16 product ({@link Int16Product#MIN_TOKENS}), so their
-     * tile and group products are F32 arithmetic here too; Q4_0's decode kernel takes llama.cpp's.
+     * decode layouts take the tile product (pairs of panels by eight tokens, then four at a time). The tile and group
+     * products are F32 arithmetic for every format; Q4_0's decode kernel takes llama.cpp's.
      */
     @ParameterizedTest
     @CsvSource({"F32,tile,file", "F16,tile,file", "BF16,tile,file", "Q8_0,tile,file", "Q4_0,tile,file", "Q4_1,tile,file", "Q4_K,tile,file", "Q5_K,tile,file", "Q6_K,tile,file",
@@ -165,14 +164,13 @@ class KernelTest {
             "F16,lanes,decode", "BF16,lanes,decode", "Q8_0,lanes,decode", "Q4_0,lanes,decode", "Q4_1,lanes,decode", "Q4_K,lanes,decode", "Q5_K,lanes,decode", "Q6_K,lanes,decode",
             "F32,lanes,file", "F16,lanes,file", "BF16,lanes,file", "Q8_0,lanes,file", "Q4_0,lanes,file", "Q4_1,lanes,file", "Q4_K,lanes,file", "Q5_K,lanes,file", "Q6_K,lanes,file"})
     void matmulMatchesTheReferenceAndIgnoresTheThreadCount(String typeName, String product, String layout) {
-        boolean int16 = typeName.equals("Q4_0") || typeName.equals("Q4_1"); // Int16Product's formats
         int tokens = switch (product) {
             case "lanes" -> Tensor.LANE_TOKENS - 1; // a small batch: the decode kernel per token
             case "tile" -> Math.min(11, Tensor.GROUP_TOKENS / 2);
             default -> Tensor.GROUP_TOKENS + 5;
         };
         // with 256- and 128-bit vectors (groups of 16 and 8 tokens) the "tile" batch of 8 or 4 takes the decode kernel
-        assertTrue((!int16 || tokens < Int16Product.MIN_TOKENS) && (product.equals("group") ? tokens > Tensor.GROUP_TOKENS / 2
+        assertTrue((product.equals("group") ? tokens > Tensor.GROUP_TOKENS / 2
                 : product.equals("tile") ? tokens <= Tensor.GROUP_TOKENS / 2 : tokens <= Tensor.LANE_TOKENS), "tokens " + tokens);
         TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + typeName + ".gguf")).tensors().get("blk.0.ffn_gate.weight");
         Tensor t = uneven(td, layout.equals("decode"));
@@ -332,33 +330,16 @@ class KernelTest {
     }
 
     /**
-     * Q4_0 batches of {@link Int16Product#MIN_TOKENS} tokens or more run in int16 arithmetic on activations rounded to
-     * int8 as llama.cpp rounds them for its products with those weights: x86 quantize_row_q8_0's rounding, per block of
-     * 32, d = max|x| / 127 stored as an f16, q = round-half-even(x * 127 / max|x|). The reference rounds x that way here
-     * and takes the exact product with the scalar-decoded weights. 101 tokens: a full group of 64 and a partial one of
-     * odd size (its last token rounded alone, as tokens are rounded in pairs); a few large values make blocks with one
-     * dominant element, of either sign.
+     * Large batches of the quantized formats are F32 arithmetic on the dequantized weights, against the exact product
+     * with x as it is: 101 tokens, whole groups and a part-full one; a few large values make blocks with one dominant
+     * element, of either sign. (Q4_K took an int16 product on activations rounded as llama.cpp's Q8_K until session
+     * 43, Q4_0 and Q4_1 on activations rounded as its Q8_0 and Q8_1 from 64 tokens until session 47: the float tiles
+     * ran as fast or faster.)
      */
     @ParameterizedTest
-    @ValueSource(strings = {"file", "decode"})
-    void q4_0BatchesMatchTheProductWithActivationsRoundedAsLlamaCppDoes(String layout) {
-        TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-Q4_0.gguf")).tensors().get("blk.0.ffn_gate.weight");
-        Tensor t = uneven(td, layout.equals("decode"));
-        ByteBuffer bytes = td.data().asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
-        int tokens = 101;
-        float[] x = largeBatch(tokens, t.cols);
-        assertMatmulMatches(t, bytes, td.type().bytesFor(t.cols), x, roundedAsLlamaCpp(x), tokens, 20);
-    }
-
-    /**
-     * The K-quants' batches of {@link Int16Product#MIN_TOKENS} tokens or more stay in F32 arithmetic on the dequantized
-     * weights (Q4_K took the int16 product on activations rounded as llama.cpp's Q8_K until session 43; in the decode
-     * layouts the float tiles are the faster): the same 101 tokens as the Q4_0 test, against the exact product with x
-     * as it is.
-     */
-    @ParameterizedTest
-    @CsvSource({"Q4_K,file", "Q4_K,decode", "Q5_K,file", "Q5_K,decode", "Q6_K,file", "Q6_K,decode"})
-    void kQuantBatchesStayInF32(String typeName, String layout) {
+    @CsvSource({"Q8_0,file", "Q8_0,decode", "Q4_0,file", "Q4_0,decode", "Q4_1,file", "Q4_1,decode", "Q4_K,file", "Q4_K,decode", "Q5_K,file",
+            "Q5_K,decode", "Q6_K,file", "Q6_K,decode"})
+    void largeBatchesAreF32Products(String typeName, String layout) {
         TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + typeName + ".gguf")).tensors().get("blk.0.ffn_gate.weight");
         Tensor t = uneven(td, layout.equals("decode"));
         ByteBuffer bytes = td.data().asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
@@ -372,15 +353,15 @@ class KernelTest {
      * lanes) and the decode layouts' pair kernel (rows in the lanes) both sum each output as one chain of FMAs in column
      * order over the same dequantized weights. 21 tokens: the group product in the files' layout at every vector
      * width, in the decode layout two passes of eight tokens and one of five (three lanes past the batch, their sums
-     * dropped) and no rest; 64 rows, two pairs of panels at 512
+     * dropped) and no rest; 101 tokens, a prompt's larger batches; 64 rows, two pairs of panels at 512
      * bits. Where the tiles are not whole pairs of panels (chunks of 16 rows at 512 bits, as a process that touched
      * {@code RowLanes} before {@code Tensor} had), the pair kernel goes unused and the test still holds.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"Q8_0", "Q4_0", "Q4_1"})
-    void promptBatchesAreTheSameSumsInBothLayouts(String typeName) {
+    @CsvSource({"Q8_0, 21", "Q4_0, 21", "Q4_1, 21", "Q4_0, 101", "Q4_1, 101"})
+    void promptBatchesAreTheSameSumsInBothLayouts(String typeName, int tokens) {
         GGMLType type = GGMLType.valueOf(typeName);
-        int rows = 64, cols = 2080, tokens = 21;
+        int rows = 64, cols = 2080;
         java.lang.foreign.MemorySegment f32 = java.lang.foreign.Arena.ofAuto().allocate(4L * rows * cols, 64);
         Random random = new Random(17);
         for (long i = 0; i < (long) rows * cols; i++) f32.setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, i, (float) random.nextGaussian());
@@ -402,8 +383,9 @@ class KernelTest {
     }
 
     /**
-     * x rounded as llama.cpp rounds activations for its products with Q4_0 (x86 quantize_row_q8_0, per block of 32), as
-     * the Q4_0 batch test says, times the scale: what the weights are multiplied by.
+     * x rounded as llama.cpp rounds activations for its products with Q4_0, as Q4_0's decode kernel rounds them: x86
+     * quantize_row_q8_0's rounding, per block of 32, d = max|x| / 127 stored as an f16, q = round-half-even(x * 127 /
+     * max|x|); times the scale: what the weights are multiplied by.
      */
     static float[] roundedAsLlamaCpp(float[] x) {
         float[] rounded = new float[x.length];
@@ -414,57 +396,6 @@ class KernelTest {
             for (int k = i; k < i + 32; k++) rounded[k] = d * (float) Math.rint(x[k] * inverse);
         }
         return rounded;
-    }
-
-    /**
-     * Q4_1 batches of {@link Int16Product#MIN_TOKENS} tokens or more: activations rounded as x86 quantize_row_q8_1 rounds them (Q8_0's values and
-     * f16 scale dy per block of 32, and s = f16(max|x| / 127 * sum(values))), and llama.cpp's product per block,
-     * {@code d * dy * sum(nibble * value) + m * s}, taken exactly here from the file's bytes.
-     */
-    @ParameterizedTest
-    @ValueSource(booleans = {false, true})
-    void q4_1BatchesMatchLlamaCppsQ8_1Product(boolean decodeLayout) {
-        TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-Q4_1.gguf")).tensors().get("blk.0.ffn_gate.weight");
-        Tensor t = uneven(td, decodeLayout);
-        ByteBuffer bytes = td.data().asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
-        int tokens = 99, rows = (int) t.rows, blocks = t.cols / 32; // odd: the last token rounded alone
-        Random random = new Random(13);
-        float[] x = new float[tokens * t.cols];
-        for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian() * (i % 97 == 0 ? 8 : 1);
-        int[] xq = new int[x.length];
-        float[] dy = new float[x.length / 32], s = new float[x.length / 32];
-        for (int b = 0; b < dy.length; b++) {
-            float max = 0;
-            for (int k = 32 * b; k < 32 * b + 32; k++) max = Math.max(max, Math.abs(x[k]));
-            float inverse = max == 0 ? 0 : 127 / max;
-            int sum = 0;
-            for (int k = 32 * b; k < 32 * b + 32; k++) sum += xq[k] = (int) Math.rint(x[k] * inverse);
-            dy[b] = Float.float16ToFloat(Float.floatToFloat16(max / 127));
-            s[b] = Float.float16ToFloat(Float.floatToFloat16(max / 127 * sum));
-        }
-        Parallel.setThreads(1);
-        float[] single = new float[tokens * rows];
-        for (int warm = 0; warm <= 20; warm++) t.matmul(x, tokens, single, rows);
-        long rowBytes = td.type().bytesFor(t.cols);
-        for (int tok = 0; tok < tokens; tok++) {
-            for (int r = 0; r < rows; r++) {
-                double expected = 0, magnitude = 0;
-                for (int b = 0; b < blocks; b++) {
-                    int at = (int) (r * rowBytes) + 20 * b, xb = tok * blocks + b;
-                    double d = Float.float16ToFloat(bytes.getShort(at)), m = Float.float16ToFloat(bytes.getShort(at + 2));
-                    long dot = 0, absDot = 0;
-                    for (int j = 0; j < 16; j++) {
-                        int v = bytes.get(at + 4 + j) & 0xFF, k = tok * t.cols + 32 * b + j;
-                        dot += (long) (v & 0xF) * xq[k] + (long) (v >> 4) * xq[k + 16];
-                        absDot += Math.abs((long) (v & 0xF) * xq[k]) + Math.abs((long) (v >> 4) * xq[k + 16]);
-                    }
-                    expected += d * dy[xb] * dot + m * s[xb];
-                    magnitude += Math.abs(d * dy[xb]) * absDot + Math.abs(m * s[xb]);
-                }
-                assertEquals(expected, single[tok * rows + r], 1e-5 * magnitude + 1e-6, "token " + tok + " row " + r);
-            }
-        }
-        assertSameOnMoreThreads(t, x, tokens, single);
     }
 
     /**
