@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <time.h>
 
-#define COLS 32 // one block of columns per call, as Int16Product.block runs
+#define COLS 32 // one block of columns per call, as Int16Product.block ran (the int16 prefill product, sessions 7-46)
 static int16_t weights16[8 * COLS], activations16[COLS * 128];
 static int32_t weightPairs[8 * COLS];
 static float weights32[8 * COLS], activations32[COLS * 32];
@@ -41,7 +41,7 @@ __attribute__((noinline)) static void f32Fma(long reps) {
     }
 }
 
-// Int16Product.block's mix: per column 2 activation loads, 8 int16 weight broadcasts, 16 vpmullw + 16 vpaddw
+// Int16Product.block's mix (removed in session 47): per column 2 activation loads, 8 int16 weight broadcasts, 16 vpmullw + 16 vpaddw
 // (8 rows x 64 tokens)
 __attribute__((noinline)) static void int16MulAdd(long reps) {
     for (long r = 0; r < reps; r++) {
@@ -80,7 +80,7 @@ __attribute__((noinline)) static void int16MulAdd(long reps) {
         }                                                                                                      \
     }
 
-// the int16 multiply and add on column pairs (what a different Int16Product layout could do)
+// the int16 multiply and add on column pairs (what a different int16 product layout could do)
 #define MUL_ADD_16(c, x, w) _mm512_add_epi16(c, _mm512_mullo_epi16(x, w))
 FOUR_ROW_KERNEL(int16PairMulAdd, 2, MUL_ADD_16)
 // vpdpwssd: int16 pairs summed into int32 lanes (what a Vector API "multiply and add adjacent" would give)
