@@ -21,20 +21,20 @@ import java.nio.ByteOrder;
  * arithmetic: the activations rounded to int8 per block of 32 as x86 llama.cpp rounds them for its Q4_0 products
  * ({@link #prepare}), each block's integer sum scaled by {@code d * dx}. In int16 lanes the decode kernel does 32
  * multiply-adds per two instructions where the float kernel it replaced did 16 per three (TinyLlama Q4_0 decode, 2
- * threads: 46.3 against 52.3 tokens/s; docs/kernel-log.md, session 32). Larger batches (a prompt) run in F32 on the
- * dequantized weights, as every format's do ({@link Tensor#matmul}).
+ * threads: 46.3 against 52.3 tokens/s; docs/kernel-log.md, session 32). A prompt's batches of {@link Tensor#TILE_TOKENS}
+ * tokens or more run in F32 on the dequantized weights, as every format's do ({@link Tensor#matmul}).
  */
 final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
     private static final int BLOCK = 32;
-    /** Int16 lanes as wide as the float lanes: {@link #laneDots} reads each int of a plane as two int16 lanes. */
-    private static final VectorSpecies<Short> PAIRS = VectorSpecies.of(short.class, F_SPECIES.vectorShape());
-    /** Added and taken off again, 1.5 * 2^23 leaves no fraction bits: rounds |v| <= 127 half to even, as rint. */
-    private static final float ROUNDER = 0x1.8p23f;
     private static final int BLOCK_BYTES = 18;
     /** Bytes before a block's quants: the f16 scale. */
     private static final int HEADER = 2;
     /** The ints of a decode-layout block column start after the L scales. */
     private static final int INTS = HEADER * L;
+    /** Int16 lanes as wide as the float lanes: {@link #laneDots} reads each int of a plane as two int16 lanes. */
+    private static final VectorSpecies<Short> PAIRS = VectorSpecies.of(short.class, F_SPECIES.vectorShape());
+    /** Added and taken off again, 1.5 * 2^23 leaves no fraction bits: rounds |v| <= 127 half to even, as rint. */
+    private static final float ROUNDER = 0x1.8p23f;
 
     Q4_0Tensor(String name, MemorySegment data, int cols, long rows) {
         this(name, data, cols, rows, false);
