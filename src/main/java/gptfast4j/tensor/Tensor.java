@@ -452,6 +452,7 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
      */
     static final int TILE_TOKENS = 3;
 
+
     /**
      * Matrix x matrix for a small batch: the decode kernel ({@link #dotRows}) once per token, over
      * the rows in chunks of two lane groups, all tokens over one chunk before the next, so the weights are read from
@@ -536,6 +537,15 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
 
     /** Tokens the micro-kernel of {@link #groupProduct} holds in its vectors: two vectors' worth. */
     static final int GROUP_TOKENS = 2 * F_SPECIES.length();
+
+    /**
+     * From this many tokens on, a prompt's batch ({@code exact} false) gives each token the same sums whatever the
+     * other tokens of the batch: the files' group product and the decode layouts' panel kernels sum each output as
+     * one lane in column order, where smaller batches take the decode kernel per token or {@link #dot4x4}, whose
+     * sums depend on how tokens were grouped. So the model can run part of a batch and get exactly what the whole
+     * batch would have given that part (the last layer, where only the last token's outputs are wanted).
+     */
+    public static final int BATCH_INVARIANT_TOKENS = Math.max(LANE_TOKENS, GROUP_TOKENS / 2) + 1;
 
     /**
      * Matrix x matrix with tokens in the vector lanes. x is transposed once per call into groups of

@@ -374,6 +374,28 @@ class KernelTest {
         assertArrayEquals(inFile, inLanes, 0f);
     }
 
+    /**
+     * From {@link Tensor#BATCH_INVARIANT_TOKENS} tokens on, a prompt's batch gives each token the same sums whatever
+     * the rest of the batch, bit for bit: the last 17 and 21 tokens of a 45-token batch on their own, every format in
+     * both layouts (what lets the model's last layer run only a prompt's last tokens).
+     */
+    @ParameterizedTest
+    @CsvSource({"F32,file", "F16,file", "F16,decode", "BF16,decode", "Q8_0,file", "Q8_0,decode", "Q4_0,file", "Q4_0,decode", "Q4_1,decode",
+            "Q4_K,file", "Q4_K,decode", "Q5_K,decode", "Q6_K,file", "Q6_K,decode"})
+    void aTokensSumsDoNotDependOnTheRestOfItsBatch(String typeName, String layout) {
+        TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + typeName + ".gguf")).tensors().get("blk.0.ffn_gate.weight");
+        Tensor t = uneven(td, layout.equals("decode"));
+        int rows = (int) t.rows, cols = t.cols, tokens = 45;
+        float[] x = largeBatch(tokens, cols), whole = new float[tokens * rows];
+        t.matmul(x, tokens, whole, rows, false);
+        for (int part : new int[]{Tensor.BATCH_INVARIANT_TOKENS, 21}) {
+            int from = tokens - part;
+            float[] out = new float[part * rows];
+            t.matmul(Arrays.copyOfRange(x, from * cols, tokens * cols), part, out, rows, false);
+            assertArrayEquals(Arrays.copyOfRange(whole, from * rows, tokens * rows), out, 0f, "the last " + part + " tokens alone");
+        }
+    }
+
     /** {@code tokens} rows of {@code cols} Gaussian activations, every 97th eight times as large. */
     private static float[] largeBatch(int tokens, int cols) {
         Random random = new Random(11);
