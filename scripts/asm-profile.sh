@@ -6,8 +6,8 @@
 # plugin HotSpot prints with is built once into target/asm-profile. Printing slows the JIT's first minutes: profile
 # runs long enough (repetitions) that the steady state dominates.
 # Usage: scripts/asm-profile.sh METHODS FILTER GPTFAST_ARGS...
-#   METHODS: CompileCommand patterns, comma-separated, e.g. 'gptfast4j.tensor.Tensor::panelPairTokens,gptfast4j.tensor.Q4_0Tensor::panelGroup'
-#   e.g. scripts/asm-profile.sh 'gptfast4j.tensor.Tensor::panelPairTokens' panelPairTokens bench --checkpoint M.gguf --prompt-tokens 128 --gen-tokens 0
+#   METHODS: CompileCommand patterns, comma-separated, e.g. 'gptfast4j.tensor.TileKernels::panelPairTokens,gptfast4j.tensor.Q4_0Tensor::panelGroup'
+#   e.g. scripts/asm-profile.sh 'gptfast4j.tensor.TileKernels::panelPairTokens' panelPairTokens bench --checkpoint M.gguf --prompt-tokens 128 --gen-tokens 0
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 [ $# -ge 3 ] || { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }

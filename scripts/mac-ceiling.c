@@ -106,7 +106,7 @@ int main(void) {
     }
     for (int i = 0; i < COLS * 128; i++) activations16[i] = (int16_t) (i % 200 - 100);
     for (int i = 0; i < COLS * 32; i++) activations32[i] = (float) (i % 200 - 100);
-    measure("F32 FMA, 8 rows x 32 tokens (Tensor.groupKernel)", f32Fma, COLS * 8 * 32);
+    measure("F32 FMA, 8 rows x 32 tokens (TileKernels.groupKernel)", f32Fma, COLS * 8 * 32);
     measure("int16 vpmullw + vpaddw, 8 rows x 64 tokens (Int16Product)", int16MulAdd, COLS * 8 * 64);
     measure("int16 vpmullw + vpaddw, column pairs per broadcast", int16PairMulAdd, COLS * 4 * 64);
     measure("vpdpwssd (not reachable from the Vector API)", vpdpwssd, COLS * 4 * 64);
