@@ -37,10 +37,8 @@ final class PerplexityCommand implements Callable<Integer> {
         Checkpoint base = klBase == null ? null : Checkpoint.load(klBase, common.tokenizer);
         if (ctx > model.model().config.contextLength()) throw new IllegalArgumentException("--ctx " + ctx + " exceeds the context length " + model.model().config.contextLength());
         StringBuilder progress = new StringBuilder();
-        Perplexity.Result[] holder = new Perplexity.Result[1];
         long t0 = System.nanoTime();
-        holder[0] = Perplexity.compute(model, base, text, ctx, kvType, c -> System.err.print("."));
-        Perplexity.Result r = holder[0];
+        Perplexity.Result r = Perplexity.compute(model, base, text, ctx, kvType, c -> System.err.print("."));
         System.err.println();
         for (int i = 0; i < r.runningPpl().size(); i++) progress.append(String.format("[%d]%.4f,", i + 1, r.runningPpl().get(i)));
         System.out.println(progress);

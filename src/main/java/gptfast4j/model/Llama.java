@@ -119,7 +119,17 @@ public final class Llama {
      * would ({@link Tensor#matmul(float[], int, float[], int, boolean)}); {@link #verify} does not.
      */
     public float[] forward(State s, int[] tokens, int from, int n, int startPos, LogitsSink sink) {
-        return run(s, tokens, from, n, startPos, sink, false);
+        return run(s, tokens, from, n, startPos, startPos, sink, false);
+    }
+
+    /**
+     * {@link #forward(State, int[], int, int, int, LogitsSink)} with the logits of positions {@code firstWanted} on
+     * only: the earlier positions' are neither computed nor handed to the sink (perplexity scores a chunk's second
+     * half), which spares their output head and most of their last layer ({@link #lastLayerFrom}).
+     */
+    public void forward(State s, int[] tokens, int from, int n, int startPos, int firstWanted, LogitsSink sink) {
+        if (sink == null) throw new IllegalArgumentException("no sink for the logits");
+        run(s, tokens, from, n, startPos, firstWanted, sink, false);
     }
 
     /**
@@ -130,10 +140,10 @@ public final class Llama {
      */
     public void verify(State s, int[] tokens, int from, int n, int startPos, LogitsSink sink) {
         if (sink == null) throw new IllegalArgumentException("verify hands every position's logits to a sink; none given");
-        run(s, tokens, from, n, startPos, sink, true);
+        run(s, tokens, from, n, startPos, startPos, sink, true);
     }
 
-    private float[] run(State s, int[] tokens, int from, int n, int startPos, LogitsSink sink, boolean exact) {
+    private float[] run(State s, int[] tokens, int from, int n, int startPos, int firstWanted, LogitsSink sink, boolean exact) {
         if (n <= 0) throw new IllegalArgumentException("no tokens to run");
         if (s.model != this) throw new IllegalArgumentException("the state was made by another model (newState)");
         if (startPos < 0 || startPos + n > s.contextLength) {
@@ -144,9 +154,14 @@ public final class Llama {
         for (int done = 0; done < n; ) {
             int batch = Math.min(most, n - done);
             boolean last = done + batch == n;
-            runBatch(s, tokens, from + done, batch, startPos + done, sink != null ? batch : (last ? 1 : 0), exact);
+            // a sink's logits are the batch's positions from firstWanted on, its last ones; without, the last position's.
+            // With a sink at least the batch invariant's count are computed (when any are), so that each position
+            // gets the logits it would get with every position's wanted (the output head's products are then the same)
+            int wanted = sink == null ? (last ? 1 : 0) : Math.clamp(startPos + done + batch - firstWanted, 0, batch);
+            int computed = sink == null || wanted == 0 ? wanted : Math.max(wanted, Math.min(batch, Tensor.BATCH_INVARIANT_TOKENS));
+            runBatch(s, tokens, from + done, batch, startPos + done, computed, exact);
             if (sink != null) {
-                for (int t = 0; t < batch; t++) sink.accept(startPos + done + t, s.logits, t * config.vocabSize());
+                for (int t = batch - wanted; t < batch; t++) sink.accept(startPos + done + t, s.logits, (t - (batch - computed)) * config.vocabSize());
             }
             done += batch;
         }

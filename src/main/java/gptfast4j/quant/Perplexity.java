@@ -62,8 +62,9 @@ public final class Perplexity {
         for (int c = 0; c < chunks; c++) {
             System.arraycopy(tokens, c * ctx, window, 0, ctx);
             window[0] = model.bos();
-            model.model().forward(state, window, 0, ctx, 0, (p, l, o) -> logits[p] = java.util.Arrays.copyOfRange(l, o, o + vocab));
-            if (base != null) base.model().forward(baseState, window, 0, ctx, 0, (p, l, o) -> baseLogits[p] = java.util.Arrays.copyOfRange(l, o, o + vocab));
+            // the logits of the scored positions alone, as llama-perplexity asks for them
+            model.model().forward(state, window, 0, ctx, 0, first, (p, l, o) -> logits[p] = java.util.Arrays.copyOfRange(l, o, o + vocab));
+            if (base != null) base.model().forward(baseState, window, 0, ctx, 0, first, (p, l, o) -> baseLogits[p] = java.util.Arrays.copyOfRange(l, o, o + vocab));
             for (int p = first; p < ctx - 1; p++) {
                 double[] logp = logSoftmax(logits[p]);
                 double v = -logp[window[p + 1]];

@@ -12,6 +12,7 @@ import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -94,6 +95,25 @@ class LastLayerTest {
         model.forward(whole, prompt, 0, n, 0, (p, logits, o) -> { });
         model.forward(part, prompt, 0, n, 0, null);
         assertArrayEquals(Arrays.copyOf(model.forward(whole, 7, n), vocab), Arrays.copyOf(model.forward(part, 7, n), vocab), 1e-5f, "the next token's logits");
+    }
+
+    /**
+     * Logits wanted from a position on (perplexity's second half): those positions' logits as with every position's,
+     * within 1e-5 as above, and none handed over for the earlier ones.
+     */
+    @ParameterizedTest
+    @CsvSource({"stories260K.gguf, 20", "reference/models/mini-llama3-Q4_0.gguf, 22", "reference/models/mini-llama3-Q4_0.gguf, 44"})
+    void logitsFromAPositionOnAreTheWholeLayers(String file, int firstWanted) {
+        Llama model = Checkpoint.load(path(file), null).model();
+        int vocab = model.config.vocabSize(), n = 45;
+        int[] prompt = prompt(n, vocab);
+        float[][] all = new float[n][], some = new float[n][];
+        model.forward(model.newState(64, n), prompt, 0, n, 0, (p, logits, o) -> all[p] = Arrays.copyOfRange(logits, o, o + vocab));
+        model.forward(model.newState(64, n), prompt, 0, n, 0, firstWanted, (p, logits, o) -> some[p] = Arrays.copyOfRange(logits, o, o + vocab));
+        for (int p = 0; p < n; p++) {
+            if (p < firstWanted) assertNull(some[p], "position " + p + " not wanted");
+            else assertArrayEquals(all[p], some[p], 1e-5f, "position " + p);
+        }
     }
 
     private static Path path(String file) {
