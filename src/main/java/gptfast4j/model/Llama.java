@@ -194,7 +194,8 @@ public final class Llama {
 
     /**
      * Computes the logits of the last {@code nLogits} tokens of the batch (0 for none); {@code exact}: each token's
-     * exactly as its decode step would ({@link #verify}).
+     * exactly as its decode step would ({@link #verify}). Package-private for LastLayerTest, which asks for logits
+     * counts the public calls do not.
      */
     void runBatch(State s, int[] tokens, int from, int n, int startPos, int nLogits, boolean exact) {
         if (n == 1) startDecoding();
@@ -259,11 +260,11 @@ public final class Llama {
      * The first token of a batch of {@code n} whose last layer runs in full when the logits of its last {@code nLogits}
      * tokens are wanted (0: all of it; n: none): the other tokens' last-layer outputs feed nothing but their own
      * logits, so they need only their keys and values there, as llama.cpp has them (its output ids): a 128-token
-     * prompt runs 3.7% fewer multiply-adds in TinyLlama, 2.2% in Llama-2-7B, and one layer's attention less. The part kept is at least {@link
-     * Tensor#BATCH_INVARIANT_TOKENS} tokens from a multiple of {@link VectorMath#QUERIES}, so that its matrix products
-     * and its attention's blocks of four queries are the whole batch's: its logits are the whole layer's, bit for bit.
-     * Not in a mixture of experts ({@code dense} false), where fewer tokens make each expert's batch another size, and
-     * so maybe another arithmetic, unless no logits are wanted at all.
+     * prompt runs 3.7% fewer multiply-adds in TinyLlama, 2.2% in Llama-2-7B, and one layer's attention less. The part
+     * kept is at least {@link Tensor#BATCH_INVARIANT_TOKENS} tokens from a multiple of {@link VectorMath#QUERIES}, so
+     * that its matrix products and its attention's blocks of four queries are the whole batch's: its logits are the
+     * whole layer's, bit for bit. Not in a mixture of experts ({@code dense} false), where fewer tokens make each
+     * expert's batch another size, and so maybe another arithmetic, unless no logits are wanted at all.
      */
     static int lastLayerFrom(int n, int nLogits, boolean dense) {
         if (nLogits == 0) return n;

@@ -34,7 +34,6 @@ class LastLayerTest {
                 if (nLogits > n) continue;
                 int from = Llama.lastLayerFrom(n, nLogits, true);
                 String what = n + " tokens, " + nLogits + " logits";
-                assertEquals(n, Llama.lastLayerFrom(n, 0, false));
                 assertEquals(nLogits == 0 ? n : 0, Llama.lastLayerFrom(n, nLogits, false), what + ", a mixture");
                 if (nLogits == 0) {
                     assertEquals(n, from, what);
@@ -54,8 +53,8 @@ class LastLayerTest {
     /**
      * A 45-token batch run in full (every position's logits), for its last 17 positions' logits (the last layer for
      * its last 17 tokens: the output head's batch then the same arithmetic as the whole one's, {@code
-     * BATCH_INVARIANT_TOKENS} at 512 bits) and for the last position's; then one decode step each, which reads the last layer's keys and values of
-     * every position. Within 1e-5: a sum the Vector API reduces across lanes may round differently interpreted and
+     * BATCH_INVARIANT_TOKENS} at 512 bits) and for the last position's; then one decode step each, which reads the
+     * last layer's keys and values of every position. Within 1e-5: a sum the Vector API reduces across lanes may round differently interpreted and
      * compiled (Stories260KTest); a part run in other arithmetic (Q4_0's decode kernel rounds x to int8) would be 1e-3
      * away or more.
      */
