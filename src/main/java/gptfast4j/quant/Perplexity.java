@@ -51,9 +51,14 @@ public final class Perplexity {
         }
         Llama.State state = model.model().newState(ctx, ctx, ctx, kvType);
         Llama.State baseState = base == null ? null : base.model().newState(ctx, ctx, ctx, kvType);
-        float[][] logits = new float[ctx][];
-        float[][] baseLogits = new float[ctx][];
         int first = ctx / 2;
+        // the scored positions' logits, rows filled again for each chunk (a Llama-3 chunk of 512 holds 131 MB of them)
+        float[][] logits = new float[ctx][], baseLogits = new float[ctx][];
+        for (int p = first; p < ctx; p++) {
+            logits[p] = new float[vocab];
+            if (base != null) baseLogits[p] = new float[vocab];
+        }
+        double[] modelLog = new double[vocab], baseLog = new double[vocab]; // a position's log-probabilities
         double nll = 0, nll2 = 0, kl = 0;
         long agree = 0;
         int count = 0;
@@ -63,16 +68,16 @@ public final class Perplexity {
             System.arraycopy(tokens, c * ctx, window, 0, ctx);
             window[0] = model.bos();
             // the logits of the scored positions alone, as llama-perplexity asks for them
-            model.model().forward(state, window, 0, ctx, 0, first, (p, l, o) -> logits[p] = java.util.Arrays.copyOfRange(l, o, o + vocab));
-            if (base != null) base.model().forward(baseState, window, 0, ctx, 0, first, (p, l, o) -> baseLogits[p] = java.util.Arrays.copyOfRange(l, o, o + vocab));
+            model.model().forward(state, window, 0, ctx, 0, first, (p, l, o) -> System.arraycopy(l, o, logits[p], 0, vocab));
+            if (base != null) base.model().forward(baseState, window, 0, ctx, 0, first, (p, l, o) -> System.arraycopy(l, o, baseLogits[p], 0, vocab));
             for (int p = first; p < ctx - 1; p++) {
-                double[] logp = logSoftmax(logits[p]);
+                double[] logp = logSoftmax(logits[p], modelLog);
                 double v = -logp[window[p + 1]];
                 nll += v;
                 nll2 += v * v;
                 count++;
                 if (base != null) {
-                    double[] logq = logSoftmax(baseLogits[p]);
+                    double[] logq = logSoftmax(baseLogits[p], baseLog);
                     double d = 0;
                     int argP = 0, argQ = 0;
                     for (int t = 0; t < vocab; t++) {
@@ -96,13 +101,13 @@ public final class Perplexity {
                 base == null ? null : kl / count, base == null ? null : (double) agree / count);
     }
 
-    private static double[] logSoftmax(float[] logits) {
+    /** {@code logits} as log-probabilities, into {@code out}, which it returns. */
+    private static double[] logSoftmax(float[] logits, double[] out) {
         double max = Double.NEGATIVE_INFINITY;
         for (float l : logits) max = Math.max(max, l);
         double sum = 0;
         for (float l : logits) sum += Math.exp(l - max);
         double log = Math.log(sum) + max;
-        double[] out = new double[logits.length];
         for (int i = 0; i < logits.length; i++) out[i] = logits[i] - log;
         return out;
     }
