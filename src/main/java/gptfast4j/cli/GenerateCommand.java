@@ -188,7 +188,7 @@ final class GenerateCommand implements Callable<Integer> {
             if (dropped[0] > 0) {
                 System.err.printf("(the context filled %d time%s: %d tokens dropped, %d kept at its start)%n", dropped[0], dropped[0] == 1 ? "" : "s", dropped[1], kept);
             }
-            printStats(ckpt, state, r, arrivals);
+            printStats(ckpt, state, r, arrivals, sample == 0);
             if (speculation != null) speculation.printStats();
         }
         return 0;
@@ -220,10 +220,15 @@ final class GenerateCommand implements Callable<Integer> {
         }
     }
 
-    static void printStats(Checkpoint ckpt, Llama.State state, Generator.Result r, Arrivals arrivals) {
+    /**
+     * The statistics of one generation on stderr; {@code firstPrompt}: the process's first, whose prefill ran while the
+     * JIT compiled the kernels (TinyLlama Q4_0, 5 tokens: 1.2-1.6 s, where `bench` times 0.2 s warm), which the line says.
+     */
+    static void printStats(Checkpoint ckpt, Llama.State state, Generator.Result r, Arrivals arrivals, boolean firstPrompt) {
         long bytes = ckpt.model().weights().bytesPerToken();
         double tps = r.decodeTokensPerSecond();
-        System.err.printf("Prompt: %d tokens, prefill %.1f ms (%.1f tokens/s)%n", r.promptTokens(), r.prefillNanos() / 1e6, r.prefillTokensPerSecond());
+        System.err.printf("Prompt: %d tokens, prefill %.1f ms (%.1f tokens/s%s)%n", r.promptTokens(), r.prefillNanos() / 1e6, r.prefillTokensPerSecond(),
+                firstPrompt ? "; the process's first, timed while the JIT compiled the kernels; `gptfast bench` times them warm" : "");
         if (r.layoutNanos() > 0) {
             System.err.printf("Decode layouts: %.2f s to copy the weights (once, before the first decode step; not in tokens/s)%n", r.layoutNanos() / 1e9);
         }
