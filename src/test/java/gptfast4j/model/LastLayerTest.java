@@ -54,9 +54,10 @@ class LastLayerTest {
      * A 45-token batch run in full (every position's logits), for its last 17 positions' logits (the last layer for
      * its last 17 tokens: the output head's batch then the same arithmetic as the whole one's, {@code
      * BATCH_INVARIANT_TOKENS} at 512 bits) and for the last position's; then one decode step each, which reads the
-     * last layer's keys and values of every position. Within 1e-5: a sum the Vector API reduces across lanes may round differently interpreted and
-     * compiled (Stories260KTest); a part run in other arithmetic (Q4_0's decode kernel rounds x to int8) would be 1e-3
-     * away or more.
+     * last layer's keys and values of every position. Within 1e-4, as Stories260KTest: a sum the Vector API reduces
+     * across lanes (the attention's) may round differently interpreted and compiled, so the same pass gave stories260K
+     * logits 1.0e-5 apart in one run at 256 bits, early in its JVM; a part run in other arithmetic (Q4_0's decode
+     * kernel rounds x to int8) is 1e-3 away or more (6e-3 with a part of one token).
      */
     @ParameterizedTest
     @CsvSource({"stories260K.gguf", "reference/models/mini-llama3-Q4_0.gguf", "reference/models/mini-llama2-Q4_K.gguf"})
@@ -68,21 +69,21 @@ class LastLayerTest {
         Llama.State whole = model.newState(64, n), part = model.newState(64, n);
         model.runBatch(whole, prompt, 0, n, 0, n, false);
         model.runBatch(part, prompt, 0, n, 0, wanted, false);
-        assertArrayEquals(Arrays.copyOfRange(whole.logits, (n - wanted) * vocab, n * vocab), Arrays.copyOf(part.logits, wanted * vocab), 1e-5f, "the last positions' logits");
+        assertArrayEquals(Arrays.copyOfRange(whole.logits, (n - wanted) * vocab, n * vocab), Arrays.copyOf(part.logits, wanted * vocab), 1e-4f, "the last positions' logits");
         // one position's logits (a prompt's): its output head another product, but its last hidden state the same
         Llama.State one = model.newState(64, n);
         model.runBatch(one, prompt, 0, n, 0, 1, false);
         int dim = model.config.dim(), kept = n - Llama.lastLayerFrom(n, 1, true);
-        assertArrayEquals(Arrays.copyOfRange(whole.x, (n - 1) * dim, n * dim), Arrays.copyOfRange(one.x, (kept - 1) * dim, kept * dim), 1e-5f, "the last hidden state");
+        assertArrayEquals(Arrays.copyOfRange(whole.x, (n - 1) * dim, n * dim), Arrays.copyOfRange(one.x, (kept - 1) * dim, kept * dim), 1e-4f, "the last hidden state");
         float[] next = Arrays.copyOf(model.forward(whole, 7, n), vocab);
-        assertArrayEquals(next, Arrays.copyOf(model.forward(part, 7, n), vocab), 1e-5f, "the next token's logits");
-        assertArrayEquals(next, Arrays.copyOf(model.forward(one, 7, n), vocab), 1e-5f, "the next token's logits after one position's");
+        assertArrayEquals(next, Arrays.copyOf(model.forward(part, 7, n), vocab), 1e-4f, "the next token's logits");
+        assertArrayEquals(next, Arrays.copyOf(model.forward(one, 7, n), vocab), 1e-4f, "the next token's logits after one position's");
     }
 
     /**
      * A 45-token prompt in batches of 16, with a sink (every batch's logits, the whole last layer) and without (the
      * first two batches want no logits and stop after the last layer's keys and values): the next token's logits are
-     * the same, within 1e-5 as above. A mixture of experts too.
+     * the same, within 1e-4 as above. A mixture of experts too.
      */
     @ParameterizedTest
     @CsvSource({"stories260K.gguf", "reference/models/mini-llama3-Q4_0.gguf", "reference/models/mini-mixtral-Q4_0.gguf"})
@@ -93,12 +94,12 @@ class LastLayerTest {
         Llama.State whole = model.newState(64, 16), part = model.newState(64, 16, 1, KvCache.Type.F32);
         model.forward(whole, prompt, 0, n, 0, (p, logits, o) -> { });
         model.forward(part, prompt, 0, n, 0, null);
-        assertArrayEquals(Arrays.copyOf(model.forward(whole, 7, n), vocab), Arrays.copyOf(model.forward(part, 7, n), vocab), 1e-5f, "the next token's logits");
+        assertArrayEquals(Arrays.copyOf(model.forward(whole, 7, n), vocab), Arrays.copyOf(model.forward(part, 7, n), vocab), 1e-4f, "the next token's logits");
     }
 
     /**
      * Logits wanted from a position on (perplexity's second half): those positions' logits as with every position's,
-     * within 1e-5 as above, and none handed over for the earlier ones.
+     * within 1e-4 as above, and none handed over for the earlier ones.
      */
     @ParameterizedTest
     @CsvSource({"stories260K.gguf, 20", "reference/models/mini-llama3-Q4_0.gguf, 22", "reference/models/mini-llama3-Q4_0.gguf, 44"})
@@ -111,7 +112,7 @@ class LastLayerTest {
         model.forward(model.newState(64, n), prompt, 0, n, 0, firstWanted, (p, logits, o) -> some[p] = Arrays.copyOfRange(logits, o, o + vocab));
         for (int p = 0; p < n; p++) {
             if (p < firstWanted) assertNull(some[p], "position " + p + " not wanted");
-            else assertArrayEquals(all[p], some[p], 1e-5f, "position " + p);
+            else assertArrayEquals(all[p], some[p], 1e-4f, "position " + p);
         }
     }
 
