@@ -213,7 +213,8 @@ final class BenchCommand implements Callable<Integer> {
         Llama model = ckpt.model();
         int context = prompt.length + genTokens + 1;
         if (context > model.config.contextLength()) throw new IllegalArgumentException("prompt and --gen-tokens exceed the context length");
-        Llama.State state = model.newState(context, Math.max(speculateK + 1, prompt.length), Math.max(speculateK + 1, prompt.length), kvCache.type());
+        int batch = Math.max(speculateK + 1, prompt.length);
+        Llama.State state = model.newState(context, batch, batch, kvCache.type());
         gptfast4j.generate.Sampler greedy = new gptfast4j.generate.Sampler(model.config.vocabSize(), 0, 0, 1, 0);
         Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, greedy, tokenizer);
         gptfast4j.generate.Generator plain = new gptfast4j.generate.Generator(model, state, new int[]{-1});
@@ -225,8 +226,10 @@ final class BenchCommand implements Callable<Integer> {
             plainTps[r] = n / ((System.nanoTime() - t0) / 1e9);
         }
         // no EOS for either run, so both generate exactly genTokens tokens
-        gptfast4j.generate.SpeculativeGenerator spec = new gptfast4j.generate.SpeculativeGenerator(model, state, new int[]{-1},
-                speculation.drafter(), speculateK, gptfast4j.generate.SpeculativeGenerator.LOSSLESS);
+        // a state of its own: each generator keeps its last prompt in its cache (Generation#generate), so the timed
+        // repetitions of both run no prefill
+        gptfast4j.generate.SpeculativeGenerator spec = new gptfast4j.generate.SpeculativeGenerator(model, model.newState(context, batch, batch, kvCache.type()),
+                new int[]{-1}, speculation.drafter(), speculateK, gptfast4j.generate.SpeculativeGenerator.LOSSLESS);
         spec.generate(prompt, 0, Math.min(genTokens, 16), greedy, tok -> true);
         for (int r = 0; r < repetitions; r++) {
             long t0 = System.nanoTime();

@@ -71,7 +71,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--seed", paramLabel = "S", description = "Random seed (default: from the clock).")
     Long seed;
 
-    @Option(names = "--num-samples", paramLabel = "N", description = "Independent samples of the same prompt (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--num-samples", paramLabel = "N", description = "Independent samples of the same prompt; the prompt runs once, its cache and logits kept for the next sample unless the context shifted (default: ${DEFAULT-VALUE}).")
     int numSamples = 1;
 
     @Option(names = "--context-length", paramLabel = "N", description = "Context (KV cache) length (default: the model's, at most 4096 for --interactive).")
@@ -227,8 +227,12 @@ final class GenerateCommand implements Callable<Integer> {
     static void printStats(Checkpoint ckpt, Llama.State state, Generator.Result r, Arrivals arrivals, boolean firstPrompt) {
         long bytes = ckpt.model().weights().bytesPerToken();
         double tps = r.decodeTokensPerSecond();
-        System.err.printf("Prompt: %d tokens, prefill %.1f ms (%.1f tokens/s%s)%n", r.promptTokens(), r.prefillNanos() / 1e6, r.prefillTokensPerSecond(),
-                firstPrompt ? "; the process's first, timed while the JIT compiled the kernels; `gptfast bench` times them warm" : "");
+        if (r.promptReused()) {
+            System.err.printf("Prompt: %d tokens, the last sample's, still in the KV cache: no prefill%n", r.promptTokens());
+        } else {
+            System.err.printf("Prompt: %d tokens, prefill %.1f ms (%.1f tokens/s%s)%n", r.promptTokens(), r.prefillNanos() / 1e6, r.prefillTokensPerSecond(),
+                    firstPrompt ? "; the process's first, timed while the JIT compiled the kernels; `gptfast bench` times them warm" : "");
+        }
         if (r.layoutNanos() > 0) {
             System.err.printf("Decode layouts: %.2f s to copy the weights (once, before the first decode step; not in tokens/s)%n", r.layoutNanos() / 1e9);
         }

@@ -12,7 +12,10 @@ public interface Generation {
     /**
      * Continues the sequence whose first {@code startPos} positions are in the KV cache with {@code prompt} (at least
      * one token), generating at most {@code maxNewTokens}; {@code onToken} sees each new token as it is chosen and may
-     * return false to stop.
+     * return false to stop. The same prompt at the same position as this generator's last one, with no shift or
+     * prefill since, is still in the cache (a generation writes only past its prompt): it is not run again, and the
+     * first token is chosen from the logits kept after it (another sample of the prompt; {@link Generator.Result#promptReused}).
+     * This generator must be the only one writing its state's cache.
      */
     Generator.Result generate(int[] prompt, int startPos, int maxNewTokens, Sampler sampler, IntPredicate onToken);
 

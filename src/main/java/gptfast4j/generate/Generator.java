@@ -13,12 +13,14 @@ public final class Generator implements Generation {
     private final Llama model;
     private final Llama.State state;
     private final int[] eos;
+    private final PromptMemory memory;
 
     public Generator(Llama model, Llama.State state, int[] eos) {
         this.model = model;
         this.state = state;
         this.eos = eos.clone();
         Arrays.sort(this.eos);
+        this.memory = new PromptMemory(model.config.vocabSize());
     }
 
     public boolean isEos(int token) {
@@ -33,15 +35,18 @@ public final class Generator implements Generation {
      * {@code tokens} a continuation of the sequence may take as in the KV cache: all where an EOS ended the
      * generation, else all but the last, which no decode step ran (a speculative verification may have, and the
      * continuation runs it again); the continuation's prompt starts with the others (and any end-of-turn token).
+     * {@code promptReused}: the prompt was the generator's last, still in the cache, and no prefill ran
+     * ({@link Generation#generate}); {@code prefillNanos} is then the first token's choice alone.
      */
     public record Result(int[] tokens, int promptTokens, long prefillNanos, int decodedTokens, long decodeNanos, long layoutNanos,
-                         boolean stoppedAtEos, int cachedTokens) {
+                         boolean stoppedAtEos, int cachedTokens, boolean promptReused) {
         public double decodeTokensPerSecond() {
             return decodedTokens == 0 ? 0 : decodedTokens / (decodeNanos / 1e9);
         }
 
+        /** Prompt tokens per second of prefill; 0 when none ran. */
         public double prefillTokensPerSecond() {
-            return promptTokens == 0 ? 0 : promptTokens / (prefillNanos / 1e9);
+            return promptTokens == 0 || promptReused ? 0 : promptTokens / (prefillNanos / 1e9);
         }
 
         /**
@@ -54,7 +59,7 @@ public final class Generator implements Generation {
             System.arraycopy(next.tokens, 0, all, tokens.length, next.tokens.length);
             return new Result(all, promptTokens, prefillNanos, decodedTokens + next.promptTokens + next.decodedTokens,
                     decodeNanos + shiftNanos + next.prefillNanos + next.decodeNanos, layoutNanos + next.layoutNanos,
-                    next.stoppedAtEos, tokens.length + next.cachedTokens);
+                    next.stoppedAtEos, tokens.length + next.cachedTokens, promptReused);
         }
     }
 
@@ -65,10 +70,15 @@ public final class Generator implements Generation {
             throw new IllegalArgumentException("prompt of " + prompt.length + " tokens does not fit the context length "
                     + (state.contextLength - startPos));
         }
+        float[] logits = memory.logitsAfter(prompt, startPos);
         // a prompt of one token runs as a decode step, which moves the weights first: timed apart from the prefill
-        long promptLayoutNanos = prompt.length == 1 ? timeStartDecoding(model, null) : 0, layoutNanos = 0;
+        long promptLayoutNanos = logits == null && prompt.length == 1 ? timeStartDecoding(model, null) : 0, layoutNanos = 0;
         long t0 = System.nanoTime();
-        float[] logits = model.forward(state, prompt, 0, prompt.length, startPos, null);
+        boolean reused = logits != null;
+        if (!reused) {
+            logits = model.forward(state, prompt, 0, prompt.length, startPos, null);
+            memory.keep(prompt, startPos, logits);
+        }
         int pos = startPos + prompt.length;
         int token = sampler.sample(logits, 0);
         long t1 = System.nanoTime();
@@ -90,16 +100,18 @@ public final class Generator implements Generation {
         }
         long t2 = System.nanoTime();
         return new Result(Arrays.copyOf(generated, count), prompt.length, t1 - t0, decoded, t2 - t1 - layoutNanos,
-                promptLayoutNanos + layoutNanos, eosSeen, decoded); // each decode step ran one token into the cache
+                promptLayoutNanos + layoutNanos, eosSeen, decoded, reused); // each decode step ran one token into the cache
     }
 
     @Override
     public void shift(int keep, int discard, int end) {
+        memory.forget();
         model.shift(state, keep, discard, end);
     }
 
     @Override
     public void prefill(int[] tokens) {
+        memory.forget();
         model.forward(state, tokens, 0, tokens.length, 0, null);
     }
 

@@ -39,6 +39,7 @@ public final class SpeculativeGenerator implements Generation {
     /** The sequence so far, for the drafter: {@link #held} tokens, up to the context and one chosen past it. */
     private final int[] history;
     private int held;
+    private final PromptMemory memory;
 
     public SpeculativeGenerator(Llama target, Llama.State state, int[] eos, Drafter drafter, int k, AcceptanceRule rule) {
         if (k < 1) throw new IllegalArgumentException("--speculate-k must be at least 1, got " + k);
@@ -57,6 +58,7 @@ public final class SpeculativeGenerator implements Generation {
         batch = new int[k + 1];
         histogram = new long[k + 1];
         history = new int[state.contextLength + 1];
+        memory = new PromptMemory(vocab);
     }
 
     /** How many verification steps accepted 0, 1, ..., k draft tokens (since construction). */
@@ -92,10 +94,15 @@ public final class SpeculativeGenerator implements Generation {
         }
         System.arraycopy(prompt, 0, history, startPos, prompt.length);
         held = startPos; // until the prompt has run
+        float[] logits = memory.logitsAfter(prompt, startPos);
         // a prompt of one token runs as a decode step, which moves the target's weights first: timed apart (Generator)
-        long promptLayoutNanos = prompt.length == 1 ? Generator.timeStartDecoding(target, null) : 0;
+        long promptLayoutNanos = logits == null && prompt.length == 1 ? Generator.timeStartDecoding(target, null) : 0;
         long t0 = System.nanoTime();
-        float[] logits = target.forward(state, prompt, 0, prompt.length, startPos, null);
+        boolean reused = logits != null;
+        if (!reused) {
+            logits = target.forward(state, prompt, 0, prompt.length, startPos, null);
+            memory.keep(prompt, startPos, logits);
+        }
         int first = startPos + prompt.length, length = first;
         int current = sampler.sample(logits, 0);
         long t1 = System.nanoTime();
@@ -136,7 +143,7 @@ public final class SpeculativeGenerator implements Generation {
         // arithmetic with and without speculation
         return new Generator.Result(Arrays.copyOfRange(history, first, length), prompt.length, t1 - t0,
                 Math.max(0, generated - 1), t2 - t1 - layoutNanos, promptLayoutNanos + layoutNanos, eosSeen,
-                eosSeen ? generated : Math.max(0, generated - 1));
+                eosSeen ? generated : Math.max(0, generated - 1), reused);
     }
 
     /**
@@ -147,6 +154,7 @@ public final class SpeculativeGenerator implements Generation {
     @Override
     public void shift(int keep, int discard, int end) {
         if (end > held) throw new IllegalArgumentException("position " + end + " is past the " + held + " tokens this generator holds");
+        memory.forget();
         target.shift(state, keep, discard, end);
         drafter.shift(keep, discard);
         System.arraycopy(history, keep + discard, history, keep, held - keep - discard);
@@ -156,6 +164,7 @@ public final class SpeculativeGenerator implements Generation {
     /** {@link Generation#prefill}: the target's cache and this generator's sequence; the drafter catches up when it next proposes. */
     @Override
     public void prefill(int[] tokens) {
+        memory.forget();
         target.forward(state, tokens, 0, tokens.length, 0, null);
         System.arraycopy(tokens, 0, history, 0, tokens.length);
         held = tokens.length;

@@ -5,10 +5,12 @@ import gptfast4j.model.Checkpoint;
 import gptfast4j.model.Llama;
 import org.junit.jupiter.api.Test;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** The generation loop's timings: the one-time move to the decode layouts is timed apart from decode. */
+/** The generation loop: its timings (the one-time move to the decode layouts timed apart), a prompt run once for several samples, the context shift. */
 class GeneratorTest {
     private static final int[] PROMPT = {1, 403, 407, 261};
 
@@ -100,5 +102,34 @@ class GeneratorTest {
         assertEquals(PROMPT.length, r.promptTokens());
         int[] unshifted = generate(c, 16).tokens();
         assertEquals(java.util.Arrays.toString(unshifted), java.util.Arrays.toString(java.util.Arrays.copyOf(r.tokens(), 16)));
+    }
+
+    /**
+     * {@code --num-samples}: a second generation of the same prompt at the same position runs no prefill and continues
+     * from the logits kept after the prompt, drawing what a generator that runs the prompt again draws (stories260K,
+     * F32, whose prompt has one arithmetic in every layout; temperature 0.8, the same seed). A prefill or a shift in
+     * between, another prompt, or the same prompt at another position runs the prompt.
+     */
+    @Test
+    void anotherSampleOfTheSamePromptStartsFromItsCache() {
+        Llama m = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null).model();
+        Generator reusing = new Generator(m, m.newState(64, 16), new int[]{-1}), running = new Generator(m, m.newState(64, 16), new int[]{-1});
+        Sampler s1 = new Sampler(512, 0.8f, 0, 1, 7), s2 = new Sampler(512, 0.8f, 0, 1, 7);
+        assertArrayEquals(reusing.generate(PROMPT, 0, 30, s1, t -> true).tokens(), running.generate(PROMPT, 0, 30, s2, t -> true).tokens());
+        Generator.Result again = reusing.generate(PROMPT, 0, 30, s1, t -> true);
+        assertTrue(again.promptReused());
+        assertEquals(PROMPT.length, again.promptTokens());
+        running.prefill(new int[]{1});
+        Generator.Result ran = running.generate(PROMPT, 0, 30, s2, t -> true);
+        assertFalse(ran.promptReused());
+        assertArrayEquals(ran.tokens(), again.tokens(), "the second sample's draws");
+        assertTrue(reusing.generate(PROMPT, 0, 3, s1, t -> true).promptReused(), "a third");
+
+        assertFalse(reusing.generate(new int[]{1, 403}, 0, 3, s1, t -> true).promptReused(), "another prompt");
+        assertFalse(reusing.generate(PROMPT, 0, 3, s1, t -> true).promptReused(), "the first again, after another");
+        assertFalse(reusing.generate(PROMPT, 1, 3, s1, t -> true).promptReused(), "at another position");
+        reusing.generate(PROMPT, 0, 30, s1, t -> true);
+        reusing.shift(1, 4, 30);
+        assertFalse(reusing.generate(PROMPT, 0, 3, s1, t -> true).promptReused(), "after a shift");
     }
 }

@@ -207,6 +207,36 @@ class SpeculativeTest {
         return replies;
     }
 
+    /**
+     * {@code --num-samples} with speculation: a second generation of the same prompt runs no prefill of the target and
+     * draws what a generator that runs the prompt again draws (temperature 0.8, the same seeds for target and draft,
+     * the draft stories260K's int4 form); greedy, the same tokens as the first and as plain decoding.
+     */
+    @Test
+    void anotherSampleOfTheSamePromptStartsFromItsCache() {
+        Llama m = TARGET.model();
+        int[] p = prompt("Once upon a time");
+        Checkpoint int4 = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null, GGMLType.Q4_0);
+        int[][] samples = new int[2][];
+        for (int run = 0; run < 2; run++) {
+            SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(64, 16), TARGET.eos(), draft(int4, 64, new Sampler(512, 0.8f, 0, 1, 3)), 4, SpeculativeGenerator.LOSSLESS);
+            Sampler sampler = new Sampler(512, 0.8f, 0, 1, 7);
+            g.generate(p, 0, 40, sampler, t -> true);
+            if (run == 1) g.prefill(new int[]{TARGET.bos()});
+            Generator.Result second = g.generate(p, 0, 40, sampler, t -> true);
+            assertEquals(run == 0, second.promptReused());
+            samples[run] = second.tokens();
+        }
+        assertArrayEquals(samples[1], samples[0]);
+
+        SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(p.length + 41, 16), TARGET.eos(), draft(int4, p.length + 41, new Sampler(512, 0, 0, 1, 0)), 4, SpeculativeGenerator.LOSSLESS);
+        int[] first = g.generate(p, 0, 40, new Sampler(512, 0, 0, 1, 0), t -> true).tokens();
+        Generator.Result second = g.generate(p, 0, 40, new Sampler(512, 0, 0, 1, 0), t -> true);
+        assertTrue(second.promptReused());
+        assertArrayEquals(first, second.tokens());
+        assertArrayEquals(plainGreedy(p, 40), second.tokens());
+    }
+
     @Test
     void greedyWithPromptLookupIsTokenIdentical() {
         for (String text : PROMPTS) {
