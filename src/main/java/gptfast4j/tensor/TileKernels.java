@@ -59,6 +59,32 @@ final class TileKernels {
     }
 
     /**
+     * {@link #groupKernel} for a last group of at most one vector's tokens: its first vector alone, so that a batch
+     * just past a whole number of groups does not pay for a whole group more. Each lane's sum is groupKernel's, bit
+     * for bit (the same multiply-adds in the same order). {@code acc[i * GROUP_TOKENS + t]} as there.
+     */
+    static void halfGroupKernel(float[] w, int r, int lastRow, int ws, float[] xt, int group, int cols, float[] acc) {
+        int w0 = r * ws, w1 = Math.min(r + 1, lastRow) * ws, w2 = Math.min(r + 2, lastRow) * ws, w3 = Math.min(r + 3, lastRow) * ws,
+                w4 = Math.min(r + 4, lastRow) * ws, w5 = Math.min(r + 5, lastRow) * ws, w6 = Math.min(r + 6, lastRow) * ws,
+                w7 = Math.min(r + 7, lastRow) * ws;
+        FloatVector c0 = FloatVector.zero(F_SPECIES), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+        for (int k = 0; k < cols; k++) {
+            FloatVector x0 = FloatVector.fromArray(F_SPECIES, xt, group + k * GROUP_TOKENS);
+            c0 = x0.fma(FloatVector.broadcast(F_SPECIES, w[w0 + k]), c0);
+            c1 = x0.fma(FloatVector.broadcast(F_SPECIES, w[w1 + k]), c1);
+            c2 = x0.fma(FloatVector.broadcast(F_SPECIES, w[w2 + k]), c2);
+            c3 = x0.fma(FloatVector.broadcast(F_SPECIES, w[w3 + k]), c3);
+            c4 = x0.fma(FloatVector.broadcast(F_SPECIES, w[w4 + k]), c4);
+            c5 = x0.fma(FloatVector.broadcast(F_SPECIES, w[w5 + k]), c5);
+            c6 = x0.fma(FloatVector.broadcast(F_SPECIES, w[w6 + k]), c6);
+            c7 = x0.fma(FloatVector.broadcast(F_SPECIES, w[w7 + k]), c7);
+        }
+        int g = GROUP_TOKENS;
+        c0.intoArray(acc, 0); c1.intoArray(acc, g); c2.intoArray(acc, 2 * g); c3.intoArray(acc, 3 * g);
+        c4.intoArray(acc, 4 * g); c5.intoArray(acc, 5 * g); c6.intoArray(acc, 6 * g); c7.intoArray(acc, 7 * g);
+    }
+
+    /**
      * One panel of L rows ({@code w[panel ..]}, {@link #eachPanelTile}) times tokens {@code from .. nTokens}, four at a
      * time: per column, one load of the L rows' weights serves four tokens' broadcast activations, the lanes the rows'
      * outputs, so each output is one lane summed in column order. Outputs of rows {@code row .. row + height} (a last
