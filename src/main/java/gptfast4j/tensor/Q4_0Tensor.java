@@ -24,7 +24,7 @@ import java.nio.ByteOrder;
  * threads: 46.3 against 52.3 tokens/s; docs/kernel-log.md, session 32). A prompt's batches of {@link Tensor#TILE_TOKENS}
  * tokens or more run in F32 on the dequantized weights, as every format's do ({@link Tensor#matmul}).
  */
-final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
+final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, Tensor.PanelProduct {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 18;
     /** Bytes before a block's quants: the f16 scale. */
@@ -196,6 +196,75 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
                 }
             }
         }
+    }
+
+    /** Per int of a block, nibble p's bits ({@link #panelPairProduct}). */
+    private static final int[] NIBBLE_MASKS = RowLanes.NIBBLE_MASKS;
+    /** Per nibble position p, 8 in its place: what a nibble there minus 8 leaves, read as an int, is (q - 8) * 2^4p. */
+    private static final int[] NIBBLE_EIGHTS = java.util.stream.IntStream.range(0, 8).map(p -> 8 << 4 * p).toArray();
+
+    /**
+     * {@link #panelGroup}'s weights of groups a and b, made in registers a column at a time, times {@link
+     * TileKernels#PAIR_TOKENS} tokens: what {@link TileKernels#panelPairTokens} computes from the two panels, the same
+     * multiply-adds in the same order, with no tile written and read back. Nibble p of int t is column 8t + p; it is
+     * taken in place, {@code (v & 0xF << 4p) - (8 << 4p)} (the top nibble's wraps round to the same), which is (q - 8)
+     * * 2^4p, times d: the panel's weight times 2^4p exactly, whose product with x * 2^-4p ({@link #columnScales}) is
+     * the panel's product with x. Per column and group four operations, where shifting the int down took five, and
+     * an int shifted down once a column and carried round the loop boxed (docs/kernel-log.md, session 37).
+     */
+    @Override
+    public void panelPairProduct(long a, long b, float[] xt, int xk, float[] acc) {
+        FloatVector a0 = FloatVector.zero(F_SPECIES), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
+                c0 = a0, c1 = a0, c2 = a0, c3 = a0, c4 = a0, c5 = a0, c6 = a0, c7 = a0;
+        for (int block = 0; block < cols / BLOCK; block++, a += (long) L * BLOCK_BYTES, b += (long) L * BLOCK_BYTES) {
+            FloatVector dA = ((IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, a, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0))
+                    .lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f);
+            FloatVector dB = ((IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, b, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0))
+                    .lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f);
+            for (int t = 0; t < 4; t++) {
+                IntVector vA = IntVector.fromMemorySegment(I_SPECIES, data, a + INTS + 4L * L * t, ByteOrder.LITTLE_ENDIAN),
+                        vB = IntVector.fromMemorySegment(I_SPECIES, data, b + INTS + 4L * L * t, ByteOrder.LITTLE_ENDIAN);
+                for (int p = 0; p < 8; p++, xk += TileKernels.PAIR_TOKENS) {
+                    int mask = NIBBLE_MASKS[p], eight = NIBBLE_EIGHTS[p];
+                    FloatVector u = ((FloatVector) vA.and(mask).sub(eight).convert(VectorOperators.I2F, 0)).mul(dA),
+                            w = ((FloatVector) vB.and(mask).sub(eight).convert(VectorOperators.I2F, 0)).mul(dB);
+                    FloatVector x = FloatVector.broadcast(F_SPECIES, xt[xk]);
+                    a0 = u.fma(x, a0); c0 = w.fma(x, c0);
+                    x = FloatVector.broadcast(F_SPECIES, xt[xk + 1]);
+                    a1 = u.fma(x, a1); c1 = w.fma(x, c1);
+                    x = FloatVector.broadcast(F_SPECIES, xt[xk + 2]);
+                    a2 = u.fma(x, a2); c2 = w.fma(x, c2);
+                    x = FloatVector.broadcast(F_SPECIES, xt[xk + 3]);
+                    a3 = u.fma(x, a3); c3 = w.fma(x, c3);
+                    x = FloatVector.broadcast(F_SPECIES, xt[xk + 4]);
+                    a4 = u.fma(x, a4); c4 = w.fma(x, c4);
+                    x = FloatVector.broadcast(F_SPECIES, xt[xk + 5]);
+                    a5 = u.fma(x, a5); c5 = w.fma(x, c5);
+                    x = FloatVector.broadcast(F_SPECIES, xt[xk + 6]);
+                    a6 = u.fma(x, a6); c6 = w.fma(x, c6);
+                    x = FloatVector.broadcast(F_SPECIES, xt[xk + 7]);
+                    a7 = u.fma(x, a7); c7 = w.fma(x, c7);
+                }
+            }
+        }
+        a0.intoArray(acc, 0); a1.intoArray(acc, L); a2.intoArray(acc, 2 * L); a3.intoArray(acc, 3 * L);
+        a4.intoArray(acc, 4 * L); a5.intoArray(acc, 5 * L); a6.intoArray(acc, 6 * L); a7.intoArray(acc, 7 * L);
+        c0.intoArray(acc, 8 * L); c1.intoArray(acc, 9 * L); c2.intoArray(acc, 10 * L); c3.intoArray(acc, 11 * L);
+        c4.intoArray(acc, 12 * L); c5.intoArray(acc, 13 * L); c6.intoArray(acc, 14 * L); c7.intoArray(acc, 15 * L);
+    }
+
+    /** 2^-4p per column k, p = k % 8, then L more (period 8, {@link RowLanes#scaled}): {@link #panelPairProduct}'s. */
+    private static final float[] COLUMN_SCALES = columnScales(8 + L);
+
+    private static float[] columnScales(int n) {
+        float[] scales = new float[n];
+        for (int k = 0; k < n; k++) scales[k] = Math.scalb(1f, -4 * (k % 8));
+        return scales;
+    }
+
+    @Override
+    public float[] columnScales() {
+        return COLUMN_SCALES;
     }
 
     @Override

@@ -397,7 +397,8 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
      * decode layouts, whose tiles are in panels of rows, the tile product's rows-in-lanes kernel is the faster at every
      * size (TinyLlama, 2 threads, alternating, group product -> tiles: Q4_0 pp20 97.05/98.16 -> 121.62/118.32, pp24
      * 114.67/111.97 -> 146.58/140.59, pp28 and pp32 level; Q8_0 pp48 116.31/114.86 -> 150.78/148.35, pp64
-     * 153.97/150.99 -> 165.57/159.79, pp128 172.77/168.15 -> 183.56/173.24). Up to {@link
+     * 153.97/150.99 -> 165.57/159.79, pp128 172.77/168.15 -> 183.56/173.24); Q4_0's decode layout, up to {@link
+     * #PANEL_PRODUCT_TOKENS} tokens, multiplies straight from its bytes instead ({@link #panelProduct}). Up to {@link
      * #LANE_TOKENS} tokens, such as the verification of a few speculated tokens, the decode kernel once per token over
      * chunks of rows ({@link #laneTokens}), so that each token's outputs are exactly its decode step's. Every format's
      * larger batches are F32 arithmetic on its dequantized weights: Q4_0 and Q4_1 took an int16 product on activations
@@ -426,6 +427,7 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
     public void matmul(float[] x, int nTokens, float[] out, int outStride, boolean exact) {
         if (nTokens == 1) matvec(x, out);
         else if (nTokens <= LANE_TOKENS && (exact || nTokens < TILE_TOKENS || type.blockSize == 1)) laneTokens(x, nTokens, out, outStride);
+        else if (nTokens <= PANEL_PRODUCT_TOKENS && this instanceof PanelProduct p && p.inLanes()) panelProduct(p, x, nTokens, out, outStride);
         else if (nTokens <= GROUP_TOKENS / 2 || this instanceof PanelRows p && p.inLanes()) tileProduct(x, nTokens, out, outStride);
         else groupProduct(x, nTokens, out, outStride);
     }
@@ -723,6 +725,70 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
          * per group, its columns a loop inside: a call per block column cost Q4_0 5% (JMH matmul6, decode layout).
          */
         void panelGroup(long group, float[] out, int at);
+    }
+
+    /**
+     * A decode layout that multiplies a few tokens by two lane groups straight from its bytes, each column's weights
+     * made in registers as {@link #panelGroup} would write them ({@link #panelProduct}).
+     */
+    interface PanelProduct extends PanelRows {
+        /**
+         * Groups a and b (their bytes' offsets, as {@link #panelGroup}'s) times the {@link TileKernels#PAIR_TOKENS}
+         * tokens of {@code xt[xk ..]} (per column, the tokens' values together): token j's sums of group a's rows to
+         * {@code acc[j * L ..]}, of b's to {@code acc[(PAIR_TOKENS + j) * L ..]}, each {@link
+         * TileKernels#panelPairTokens}' over the panels bit for bit.
+         */
+        void panelPairProduct(long a, long b, float[] xt, int xk, float[] acc);
+
+        /**
+         * What {@link #panelPairProduct} takes x's column k times: {@code scales[k & (scales.length - L - 1)]} (a
+         * period that is a power of two, then L more, as {@link RowLanes#scaled} reads them).
+         */
+        float[] columnScales();
+    }
+
+    /** The calling thread's activations scaled per column ({@link #panelProduct}), kept between calls. */
+    private static final ThreadLocal<float[]> COLUMN_SCALED = ThreadLocal.withInitial(() -> new float[0]);
+
+    /** The largest batch {@link #panelProduct} takes. */
+    static final int PANEL_PRODUCT_TOKENS = 48;
+
+    /**
+     * Matrix x matrix on a {@link PanelProduct}'s decode layout: per pair of lane groups, each pass of eight tokens
+     * makes the weights in registers again, where the tiles write every weight as a float once per batch and read it
+     * back per pass, a cost of about three decode steps whatever the batch (TinyLlama Q4_0, 2 threads: 3 to 8 tokens
+     * 89-94 ms, 16 tokens 138). A pass costs more than the tiles' (two multiplies more per column of sixteen FMAs),
+     * so the tiles win from about 64 tokens on: `bench`, 2 threads, alternating, tiles -> panel product, TinyLlama
+     * Q4_0 pp3 29.2/29.2 -> 38.5/35.4 tokens/s, pp8 81.7/82.7 -> 116.4/101.4, pp16 115.1/115.3 -> 141.4/141.3, pp32
+     * 147.5/149.2 -> 161.4/159.2, pp64 168.2/171.4 -> 167.6/167.2; Llama-2-7B Q4_0 pp8 13.7/12.4 -> 18.3/18.3, pp16
+     * 18.7/17.4 -> 23.3/21.8, pp32 23.4/21.6 -> 23.8/23.2, pp64 26.5/24.8 -> 25.1/25.9. The sums are the tiles', bit
+     * for bit.
+     */
+    private void panelProduct(PanelProduct p, float[] x, int nTokens, float[] out, int outStride) {
+        int l = RowLanes.L, nRows = Math.toIntExact(rows), passes = (nTokens + TileKernels.PAIR_TOKENS - 1) / TileKernels.PAIR_TOKENS;
+        long groupBytes = l * rowBytes, lastGroup = (nRows - 1) / l;
+        float[] scales = p.columnScales(), scaled = scratch(COLUMN_SCALED, nTokens * cols);
+        int period = scales.length - l - 1;
+        for (int t = 0; t < nTokens; t++) {
+            for (int k = 0; k < cols; k += l) {
+                FloatVector.fromArray(F_SPECIES, x, t * cols + k).mul(FloatVector.fromArray(F_SPECIES, scales, k & period)).intoArray(scaled, t * cols + k);
+            }
+        }
+        float[] xt = transposed(scaled, nTokens, TileKernels.PAIR_TOKENS);
+        Parallel.runChunks(nRows, chunkRows(nRows, 256), (start, end) -> {
+            float[] acc = accumulators(2 * TileKernels.PAIR_TOKENS * l);
+            for (int r = start; r < end; r += 2 * l) {
+                long a = r / l, b = Math.min(a + 1, lastGroup); // a matrix's last group alone: paired with itself
+                int heightA = Math.min(l, end - r), heightB = Math.max(0, Math.min(l, end - r - l));
+                for (int pass = 0; pass < passes; pass++) {
+                    p.panelPairProduct(a * groupBytes, b * groupBytes, xt, pass * TileKernels.PAIR_TOKENS * cols, acc);
+                    for (int j = 0, t = pass * TileKernels.PAIR_TOKENS; j < TileKernels.PAIR_TOKENS && t < nTokens; j++, t++) {
+                        System.arraycopy(acc, j * l, out, t * outStride + r, heightA);
+                        if (heightB > 0) System.arraycopy(acc, (TileKernels.PAIR_TOKENS + j) * l, out, t * outStride + r + l, heightB);
+                    }
+                }
+            }
+        });
     }
 
     /**
