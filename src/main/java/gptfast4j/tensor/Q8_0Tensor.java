@@ -15,7 +15,7 @@ import java.util.stream.IntStream;
  * from a layout of its own ({@link #forDecode}, {@link RowGroupTensor}: one row per vector lane), whose int t of a
  * lane is bytes 4t .. 4t + 3 of the row's block, each xor 0x80 (the unsigned {@code q + 128}).
  */
-final class Q8_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
+final class Q8_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, Tensor.PanelProduct {
     private static final int BLOCK = 32;
     private static final int BLOCK_BYTES = 34;
     /** Bytes before a block's quants: the f16 scale. */
@@ -147,6 +147,67 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.PairKernel {
                 }
             }
         }
+    }
+
+    /** Per int of a block, byte p's bits, and 128 in its place ({@link #panelPairProduct}). */
+    private static final int[] BYTE_MASKS = {0xFF, 0xFF00, 0xFF_0000, 0xFF00_0000}, BYTE_OFFSETS = {0x80, 0x8000, 0x80_0000, 0x8000_0000};
+
+    /**
+     * Q4_0's {@code panelPairProduct} on bytes: byte p of int t (the unsigned q + 128) is column 4t + p, taken in
+     * place, {@code (v & 0xFF << 8p) - (128 << 8p)} = q * 2^8p (the top byte's wraps round to the same), times d,
+     * against x's column scaled by 2^-8p ({@link #columnScales}): the panels' sums bit for bit.
+     */
+    @Override
+    public void panelPairProduct(long a, long b, float[] xt, int xk, float[] acc) {
+        FloatVector a0 = FloatVector.zero(F_SPECIES), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
+                c0 = a0, c1 = a0, c2 = a0, c3 = a0, c4 = a0, c5 = a0, c6 = a0, c7 = a0;
+        for (int block = 0; block < cols / BLOCK; block++, a += (long) L * BLOCK_BYTES, b += (long) L * BLOCK_BYTES) {
+            FloatVector dA = ((IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, a, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0))
+                    .lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f);
+            FloatVector dB = ((IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, b, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0))
+                    .lanewise(VectorOperators.LSHL, 13).and(0x8FFF_E000).reinterpretAsFloats().mul(0x1p112f);
+            for (int t = 0; t < 8; t++) {
+                IntVector vA = IntVector.fromMemorySegment(I_SPECIES, data, a + INTS + 4L * L * t, ByteOrder.LITTLE_ENDIAN),
+                        vB = IntVector.fromMemorySegment(I_SPECIES, data, b + INTS + 4L * L * t, ByteOrder.LITTLE_ENDIAN);
+                for (int p = 0; p < 4; p++, xk += TileKernels.PAIR_TOKENS) {
+                    int mask = BYTE_MASKS[p], offset = BYTE_OFFSETS[p];
+                    FloatVector u = ((FloatVector) vA.and(mask).sub(offset).convert(VectorOperators.I2F, 0)).mul(dA),
+                            w = ((FloatVector) vB.and(mask).sub(offset).convert(VectorOperators.I2F, 0)).mul(dB);
+                    FloatVector x = FloatVector.broadcast(F_SPECIES, xt[xk]);
+                    a0 = u.fma(x, a0); c0 = w.fma(x, c0);
+                    x = FloatVector.broadcast(F_SPECIES, xt[xk + 1]);
+                    a1 = u.fma(x, a1); c1 = w.fma(x, c1);
+                    x = FloatVector.broadcast(F_SPECIES, xt[xk + 2]);
+                    a2 = u.fma(x, a2); c2 = w.fma(x, c2);
+                    x = FloatVector.broadcast(F_SPECIES, xt[xk + 3]);
+                    a3 = u.fma(x, a3); c3 = w.fma(x, c3);
+                    x = FloatVector.broadcast(F_SPECIES, xt[xk + 4]);
+                    a4 = u.fma(x, a4); c4 = w.fma(x, c4);
+                    x = FloatVector.broadcast(F_SPECIES, xt[xk + 5]);
+                    a5 = u.fma(x, a5); c5 = w.fma(x, c5);
+                    x = FloatVector.broadcast(F_SPECIES, xt[xk + 6]);
+                    a6 = u.fma(x, a6); c6 = w.fma(x, c6);
+                    x = FloatVector.broadcast(F_SPECIES, xt[xk + 7]);
+                    a7 = u.fma(x, a7); c7 = w.fma(x, c7);
+                }
+            }
+        }
+        a0.intoArray(acc, 0); a1.intoArray(acc, L); a2.intoArray(acc, 2 * L); a3.intoArray(acc, 3 * L);
+        a4.intoArray(acc, 4 * L); a5.intoArray(acc, 5 * L); a6.intoArray(acc, 6 * L); a7.intoArray(acc, 7 * L);
+        c0.intoArray(acc, 8 * L); c1.intoArray(acc, 9 * L); c2.intoArray(acc, 10 * L); c3.intoArray(acc, 11 * L);
+        c4.intoArray(acc, 12 * L); c5.intoArray(acc, 13 * L); c6.intoArray(acc, 14 * L); c7.intoArray(acc, 15 * L);
+    }
+
+    /** 2^-8p per column k, p = k % 4, then L more (period 4, {@link RowLanes#scaled}): {@link #panelPairProduct}'s. */
+    private static final float[] COLUMN_SCALES = new float[4 + L];
+
+    static {
+        for (int k = 0; k < COLUMN_SCALES.length; k++) COLUMN_SCALES[k] = Math.scalb(1f, -8 * (k % 4));
+    }
+
+    @Override
+    public float[] columnScales() {
+        return COLUMN_SCALES;
     }
 
     @Override

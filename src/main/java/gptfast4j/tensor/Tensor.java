@@ -397,8 +397,8 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
      * decode layouts, whose tiles are in panels of rows, the tile product's rows-in-lanes kernel is the faster at every
      * size (TinyLlama, 2 threads, alternating, group product -> tiles: Q4_0 pp20 97.05/98.16 -> 121.62/118.32, pp24
      * 114.67/111.97 -> 146.58/140.59, pp28 and pp32 level; Q8_0 pp48 116.31/114.86 -> 150.78/148.35, pp64
-     * 153.97/150.99 -> 165.57/159.79, pp128 172.77/168.15 -> 183.56/173.24); Q4_0's decode layout, up to {@link
-     * #PANEL_PRODUCT_TOKENS} tokens, multiplies straight from its bytes instead ({@link #panelProduct}). Up to {@link
+     * 153.97/150.99 -> 165.57/159.79, pp128 172.77/168.15 -> 183.56/173.24); Q4_0's and Q8_0's decode layouts, up to
+     * {@link #PANEL_PRODUCT_TOKENS} tokens, multiply straight from their bytes instead ({@link #panelProduct}). Up to {@link
      * #LANE_TOKENS} tokens, such as the verification of a few speculated tokens, the decode kernel once per token over
      * chunks of rows ({@link #laneTokens}), so that each token's outputs are exactly its decode step's. Every format's
      * larger batches are F32 arithmetic on its dequantized weights: Q4_0 and Q4_1 took an int16 product on activations
@@ -761,8 +761,9 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
      * so the tiles win from about 64 tokens on: `bench`, 2 threads, alternating, tiles -> panel product, TinyLlama
      * Q4_0 pp3 29.2/29.2 -> 38.5/35.4 tokens/s, pp8 81.7/82.7 -> 116.4/101.4, pp16 115.1/115.3 -> 141.4/141.3, pp32
      * 147.5/149.2 -> 161.4/159.2, pp64 168.2/171.4 -> 167.6/167.2; Llama-2-7B Q4_0 pp8 13.7/12.4 -> 18.3/18.3, pp16
-     * 18.7/17.4 -> 23.3/21.8, pp32 23.4/21.6 -> 23.8/23.2, pp64 26.5/24.8 -> 25.1/25.9. The sums are the tiles', bit
-     * for bit.
+     * 18.7/17.4 -> 23.3/21.8, pp32 23.4/21.6 -> 23.8/23.2, pp64 26.5/24.8 -> 25.1/25.9; TinyLlama Q8_0 pp3
+     * 26.7/26.8 -> 47.4/46.0, pp8 63.7/69.9 -> 123.0/121.2, pp16 97.7/103.6 -> 143.1/140.3, pp32 129.4/136.1 ->
+     * 154.8/147.0, pp48 148.7/143.9 -> 162.2/152.3. The sums are the tiles', bit for bit.
      */
     private void panelProduct(PanelProduct p, float[] x, int nTokens, float[] out, int outStride) {
         int l = RowLanes.L, nRows = Math.toIntExact(rows), passes = (nTokens + TileKernels.PAIR_TOKENS - 1) / TileKernels.PAIR_TOKENS;
