@@ -25,7 +25,7 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * mins, d and dmin of L rows are each one vector load, so the per-row scalar work of the four-row layout it replaced
  * is gone.
  */
-final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel {
+final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel, Tensor.PanelProduct {
     /** Rows per group of the decode layout: one per float lane. */
     private static final int L = RowLanes.L;
     /** Decode layout: bytes of a group's d and dmin, of a sub-block, of a super-block column; where a sub-block's ints start. */
@@ -232,6 +232,91 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel {
                 }
             }
         }
+    }
+
+    /** 2^4p for nibble position p < 7, 1 for the top one, shifted down ({@link #panelPairProduct}). */
+    private static final float[] POWERS = {1f, 0x1p4f, 0x1p8f, 0x1p12f, 0x1p16f, 0x1p20f, 0x1p24f, 1f};
+    /** Each thread's mins of a sub-block times {@link #POWERS}, of two groups: p's of group a at {@code p * L}, of b at {@code (8 + p) * L}. */
+    private static final ThreadLocal<float[]> SCALED_MINS = ThreadLocal.withInitial(() -> new float[16 * L]);
+
+    /**
+     * {@link #panelGroup}'s weights of groups a and b, made in registers a column at a time, times {@link
+     * TileKernels#PAIR_TOKENS} tokens: what {@link TileKernels#panelPairTokens} computes from the two panels, the same
+     * multiply-adds in the same order (as Q4_0Tensor's). Nibble p < 7 of int t (column 8t + p of a sub-block) is taken
+     * in place, q * 2^4p, times the scale, less the min times 2^4p: the panel's {@code q * scale - min} times 2^4p
+     * exactly, against x's column scaled by 2^-4p ({@link #columnScales}); the top nibble is shifted down.
+     */
+    @Override
+    public void panelPairProduct(long a, long b, float[] xt, int xk, float[] acc) {
+        float[] mins = Tensor.scratch(SCALED_MINS, 16 * L);
+        FloatVector a0 = FloatVector.zero(F_SPECIES), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
+                c0 = a0, c1 = a0, c2 = a0, c3 = a0, c4 = a0, c5 = a0, c6 = a0, c7 = a0;
+        for (int i = 0; i < cols / SUPER_BLOCK; i++, a += COLUMN, b += COLUMN) {
+            FloatVector dA = FloatVector.fromMemorySegment(F_SPECIES, data, a, ByteOrder.LITTLE_ENDIAN),
+                    dminA = FloatVector.fromMemorySegment(F_SPECIES, data, a + 4L * L, ByteOrder.LITTLE_ENDIAN),
+                    dB = FloatVector.fromMemorySegment(F_SPECIES, data, b, ByteOrder.LITTLE_ENDIAN),
+                    dminB = FloatVector.fromMemorySegment(F_SPECIES, data, b + 4L * L, ByteOrder.LITTLE_ENDIAN);
+            for (int s = 0; s < 8; s++) {
+                long subA = a + HEAD + (long) s * SUB, subB = b + HEAD + (long) s * SUB;
+                FloatVector scaleA = dA.mul((FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, subA, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0)),
+                        minA = dminA.mul((FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, subA + L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0)),
+                        scaleB = dB.mul((FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, subB, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0)),
+                        minB = dminB.mul((FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, subB + L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0));
+                for (int p = 0; p < 8; p++) {
+                    minA.mul(POWERS[p]).intoArray(mins, p * L);
+                    minB.mul(POWERS[p]).intoArray(mins, (8 + p) * L);
+                }
+                for (int t = 0; t < 4; t++) {
+                    IntVector vA = IntVector.fromMemorySegment(I_SPECIES, data, subA + INTS + 4L * L * t, ByteOrder.LITTLE_ENDIAN),
+                            vB = IntVector.fromMemorySegment(I_SPECIES, data, subB + INTS + 4L * L * t, ByteOrder.LITTLE_ENDIAN);
+                    for (int p = 0; p < 8; p++, xk += TileKernels.PAIR_TOKENS) {
+                        IntVector qA = p < 7 ? vA.and(RowLanes.NIBBLE_MASKS[p]) : vA.lanewise(VectorOperators.LSHR, 28),
+                                qB = p < 7 ? vB.and(RowLanes.NIBBLE_MASKS[p]) : vB.lanewise(VectorOperators.LSHR, 28);
+                        FloatVector u = ((FloatVector) qA.convert(VectorOperators.I2F, 0)).mul(scaleA).sub(FloatVector.fromArray(F_SPECIES, mins, p * L)),
+                                w = ((FloatVector) qB.convert(VectorOperators.I2F, 0)).mul(scaleB).sub(FloatVector.fromArray(F_SPECIES, mins, (8 + p) * L));
+                        FloatVector x = FloatVector.broadcast(F_SPECIES, xt[xk]);
+                        a0 = u.fma(x, a0); c0 = w.fma(x, c0);
+                        x = FloatVector.broadcast(F_SPECIES, xt[xk + 1]);
+                        a1 = u.fma(x, a1); c1 = w.fma(x, c1);
+                        x = FloatVector.broadcast(F_SPECIES, xt[xk + 2]);
+                        a2 = u.fma(x, a2); c2 = w.fma(x, c2);
+                        x = FloatVector.broadcast(F_SPECIES, xt[xk + 3]);
+                        a3 = u.fma(x, a3); c3 = w.fma(x, c3);
+                        x = FloatVector.broadcast(F_SPECIES, xt[xk + 4]);
+                        a4 = u.fma(x, a4); c4 = w.fma(x, c4);
+                        x = FloatVector.broadcast(F_SPECIES, xt[xk + 5]);
+                        a5 = u.fma(x, a5); c5 = w.fma(x, c5);
+                        x = FloatVector.broadcast(F_SPECIES, xt[xk + 6]);
+                        a6 = u.fma(x, a6); c6 = w.fma(x, c6);
+                        x = FloatVector.broadcast(F_SPECIES, xt[xk + 7]);
+                        a7 = u.fma(x, a7); c7 = w.fma(x, c7);
+                    }
+                }
+            }
+        }
+        a0.intoArray(acc, 0); a1.intoArray(acc, L); a2.intoArray(acc, 2 * L); a3.intoArray(acc, 3 * L);
+        a4.intoArray(acc, 4 * L); a5.intoArray(acc, 5 * L); a6.intoArray(acc, 6 * L); a7.intoArray(acc, 7 * L);
+        c0.intoArray(acc, 8 * L); c1.intoArray(acc, 9 * L); c2.intoArray(acc, 10 * L); c3.intoArray(acc, 11 * L);
+        c4.intoArray(acc, 12 * L); c5.intoArray(acc, 13 * L); c6.intoArray(acc, 14 * L); c7.intoArray(acc, 15 * L);
+    }
+
+    /**
+     * Two more operations per column than Q4_0's (the min, and the scale's multiply apart from d's), so the tiles win
+     * from about 24 tokens: `bench`, TinyLlama Q4_K, 2 threads, alternating, tiles -> panel product, pp3 29.4/30.9/
+     * 27.9/26.6 -> 42.6/37.2/38.2/37.3 tokens/s, pp8 74.8/78.4/72.7/69.2 -> 113.6/94.5/97.3/92.2, pp16
+     * 107.5/111.3/104.8/100.7 -> 137.8/113.1/116.1/116.6, pp32 137.1/141.5/131.6/126.9 -> 143.6/118.2/118.7/116.6.
+     */
+    @Override
+    public int panelProductTokens() {
+        return 16;
+    }
+
+    /** 2^-4p per column k, p = k % 8 < 7, and 1 for the top nibble (as {@link RowLanes#nibbleScaled} scales x). */
+    private static final float[] COLUMN_SCALES = RowLanes.positionScales(4);
+
+    @Override
+    public float[] columnScales() {
+        return COLUMN_SCALES;
     }
 
     @Override

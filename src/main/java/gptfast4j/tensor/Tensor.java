@@ -397,8 +397,8 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
      * decode layouts, whose tiles are in panels of rows, the tile product's rows-in-lanes kernel is the faster at every
      * size (TinyLlama, 2 threads, alternating, group product -> tiles: Q4_0 pp20 97.05/98.16 -> 121.62/118.32, pp24
      * 114.67/111.97 -> 146.58/140.59, pp28 and pp32 level; Q8_0 pp48 116.31/114.86 -> 150.78/148.35, pp64
-     * 153.97/150.99 -> 165.57/159.79, pp128 172.77/168.15 -> 183.56/173.24); Q4_0's and Q8_0's decode layouts, up to
-     * {@link #PANEL_PRODUCT_TOKENS} tokens, multiply straight from their bytes instead ({@link #panelProduct}). Up to {@link
+     * 153.97/150.99 -> 165.57/159.79, pp128 172.77/168.15 -> 183.56/173.24); Q4_0's, Q8_0's and Q4_K's decode layouts, up to
+     * {@link PanelProduct#panelProductTokens} tokens, multiply straight from their bytes instead ({@link #panelProduct}). Up to {@link
      * #LANE_TOKENS} tokens, such as the verification of a few speculated tokens, the decode kernel once per token over
      * chunks of rows ({@link #laneTokens}), so that each token's outputs are exactly its decode step's. Every format's
      * larger batches are F32 arithmetic on its dequantized weights: Q4_0 and Q4_1 took an int16 product on activations
@@ -427,7 +427,7 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
     public void matmul(float[] x, int nTokens, float[] out, int outStride, boolean exact) {
         if (nTokens == 1) matvec(x, out);
         else if (nTokens <= LANE_TOKENS && (exact || nTokens < TILE_TOKENS || type.blockSize == 1)) laneTokens(x, nTokens, out, outStride);
-        else if (nTokens <= PANEL_PRODUCT_TOKENS && this instanceof PanelProduct p && p.inLanes()) panelProduct(p, x, nTokens, out, outStride);
+        else if (this instanceof PanelProduct p && p.inLanes() && nTokens <= p.panelProductTokens()) panelProduct(p, x, nTokens, out, outStride);
         else if (nTokens <= GROUP_TOKENS / 2 || this instanceof PanelRows p && p.inLanes()) tileProduct(x, nTokens, out, outStride);
         else groupProduct(x, nTokens, out, outStride);
     }
@@ -745,12 +745,21 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
          * period that is a power of two, then L more, as {@link RowLanes#scaled} reads them).
          */
         float[] columnScales();
+
+        /**
+         * The largest batch {@link #panelProduct} takes, past which the tiles' one dequantization per batch costs less
+         * than making the weights again for each pass of eight tokens: {@link #PANEL_PRODUCT_TOKENS}, or fewer for a
+         * format whose weights take more operations to make.
+         */
+        default int panelProductTokens() {
+            return PANEL_PRODUCT_TOKENS;
+        }
     }
 
     /** The calling thread's activations scaled per column ({@link #panelProduct}), kept between calls. */
     private static final ThreadLocal<float[]> COLUMN_SCALED = ThreadLocal.withInitial(() -> new float[0]);
 
-    /** The largest batch {@link #panelProduct} takes. */
+    /** The largest batch {@link #panelProduct} takes ({@link PanelProduct#panelProductTokens}) for Q4_0 and Q8_0. */
     static final int PANEL_PRODUCT_TOKENS = 48;
 
     /**

@@ -40,6 +40,18 @@ class PrefillAllocationTest {
         assertFewBytesPerPass(model);
     }
 
+    /**
+     * A 16-token batch in the decode layouts, a chat turn's size: Q4_0, Q8_0 and Q4_K make their weights in registers
+     * ({@code Tensor.panelProduct}), whose kernels a boxing C2 compile would make allocate per column.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"Q8_0", "Q4_0", "Q4_K"})
+    void aCompiledShortBatchInTheDecodeLayoutsAllocatesOnlyPerMatrixCall(String type) {
+        Llama model = load(type);
+        assertTrue(model.useDecodeLayouts(OptionalLong.empty()));
+        assertFewBytesPerPass(model, KvCache.Type.F32, 16);
+    }
+
     /** With an F16 KV cache, whose kv heads are converted into each thread's scratch (kept between calls). */
     @ParameterizedTest
     @ValueSource(strings = {"F32", "Q4_0"})
@@ -56,9 +68,13 @@ class PrefillAllocationTest {
     }
 
     private static void assertFewBytesPerPass(Llama model, KvCache.Type kvType) {
-        Llama.State state = model.newState(256, 128, 1, kvType);
+        assertFewBytesPerPass(model, kvType, 128);
+    }
+
+    private static void assertFewBytesPerPass(Llama model, KvCache.Type kvType, int batch) {
+        Llama.State state = model.newState(256, batch, 1, kvType);
         com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
-        int[] tokens = new int[128]; // a prompt's batch: the files' group product, the decode layouts' pair kernel
+        int[] tokens = new int[batch]; // a prompt's batch: the files' group product, the decode layouts' pair kernel
         for (int i = 0; i < tokens.length; i++) tokens[i] = (i * 7) % model.config.vocabSize();
         // rounds until one is under the bound, as in DecodeAllocationTest: the JIT may be slow on a busy machine
         long fewest = Long.MAX_VALUE;
@@ -67,6 +83,6 @@ class PrefillAllocationTest {
             for (int i = 0; i < 20; i++) model.forward(state, tokens, 0, tokens.length, 0, null);
             fewest = Math.min(fewest, (threads.getCurrentThreadAllocatedBytes() - before) / 20);
         }
-        assertTrue(fewest <= BOUND, "bytes allocated per 128-token pass: " + fewest);
+        assertTrue(fewest <= BOUND, "bytes allocated per " + batch + "-token pass: " + fewest);
     }
 }
