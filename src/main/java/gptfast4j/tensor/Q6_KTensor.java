@@ -27,7 +27,7 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * understood; Q4_K, whose layout keeps f16, ran slower with f32 d, 180 against 121 us). In the order the kernel reads
  * them: a Q4_K layout with each column's scales gathered ahead of its quants ran 1.7x slower from memory.
  */
-final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
+final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel, Tensor.PanelProduct {
     /** Rows per group of the decode layout: one per float lane. */
     private static final int L = RowLanes.L;
     /** Decode layout: bytes of a group's d, of a sub-block, of a super-block column; where a sub-block's nibble ints and top-bit ints start. */
@@ -272,6 +272,103 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel {
                 }
             }
         }
+    }
+
+    /** 32 in the place of quant p of a quant int ({@link #panelPairProduct}). */
+    private static final int[] QUANT_OFFSETS = IntStream.range(0, 5).map(p -> 32 << 6 * p).toArray();
+
+    /**
+     * {@link #panelGroup}'s weights of groups a and b, made in registers a column at a time, times {@link
+     * TileKernels#PAIR_TOKENS} tokens: what {@link TileKernels#panelPairTokens} computes from the two panels, the same
+     * multiply-adds in the same order (as Q4_0Tensor's). Quant p of int t (weight 5t + p of a sub-block) is taken in
+     * place, {@code (v & 0x3F << 6p) - (32 << 6p)} = (q - 32) * 2^6p, times the scale: the panel's weight times 2^6p
+     * exactly, against x's column scaled by 2^-6p ({@link #QUANT_SCALES}); weight 15 is gathered from the ints' top bits.
+     */
+    @Override
+    public void panelPairProduct(long a, long b, float[] xt, int xk, float[] acc) {
+        FloatVector a0 = FloatVector.zero(F_SPECIES), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
+                c0 = a0, c1 = a0, c2 = a0, c3 = a0, c4 = a0, c5 = a0, c6 = a0, c7 = a0;
+        for (int i = 0; i < cols / SUPER_BLOCK; i++, a += COLUMN, b += COLUMN) {
+            FloatVector dA = FloatVector.fromMemorySegment(F_SPECIES, data, a, ByteOrder.LITTLE_ENDIAN),
+                    dB = FloatVector.fromMemorySegment(F_SPECIES, data, b, ByteOrder.LITTLE_ENDIAN);
+            for (int k = 0; k < 16; k++) {
+                long subA = a + HEAD + (long) k * SUB + QUANTS, subB = b + HEAD + (long) k * SUB + QUANTS;
+                FloatVector scaleA = dA.mul((FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, subA - QUANTS, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0)),
+                        scaleB = dB.mul((FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, subB - QUANTS, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0));
+                for (int t = 0; t < 3; t++) {
+                    IntVector vA = IntVector.fromMemorySegment(I_SPECIES, data, subA + 4L * L * t, ByteOrder.LITTLE_ENDIAN),
+                            vB = IntVector.fromMemorySegment(I_SPECIES, data, subB + 4L * L * t, ByteOrder.LITTLE_ENDIAN);
+                    for (int p = 0; p < 5; p++, xk += TileKernels.PAIR_TOKENS) {
+                        int mask = QUANT_MASKS[p], offset = QUANT_OFFSETS[p];
+                        FloatVector u = ((FloatVector) vA.and(mask).sub(offset).convert(VectorOperators.I2F, 0)).mul(scaleA),
+                                w = ((FloatVector) vB.and(mask).sub(offset).convert(VectorOperators.I2F, 0)).mul(scaleB);
+                        FloatVector x = FloatVector.broadcast(F_SPECIES, xt[xk]);
+                        a0 = u.fma(x, a0); c0 = w.fma(x, c0);
+                        x = FloatVector.broadcast(F_SPECIES, xt[xk + 1]);
+                        a1 = u.fma(x, a1); c1 = w.fma(x, c1);
+                        x = FloatVector.broadcast(F_SPECIES, xt[xk + 2]);
+                        a2 = u.fma(x, a2); c2 = w.fma(x, c2);
+                        x = FloatVector.broadcast(F_SPECIES, xt[xk + 3]);
+                        a3 = u.fma(x, a3); c3 = w.fma(x, c3);
+                        x = FloatVector.broadcast(F_SPECIES, xt[xk + 4]);
+                        a4 = u.fma(x, a4); c4 = w.fma(x, c4);
+                        x = FloatVector.broadcast(F_SPECIES, xt[xk + 5]);
+                        a5 = u.fma(x, a5); c5 = w.fma(x, c5);
+                        x = FloatVector.broadcast(F_SPECIES, xt[xk + 6]);
+                        a6 = u.fma(x, a6); c6 = w.fma(x, c6);
+                        x = FloatVector.broadcast(F_SPECIES, xt[xk + 7]);
+                        a7 = u.fma(x, a7); c7 = w.fma(x, c7);
+                    }
+                }
+                // weight 15, two bits in the top of each int (panelGroup's q15), x's column not scaled
+                IntVector lastA = IntVector.fromMemorySegment(I_SPECIES, data, subA, ByteOrder.LITTLE_ENDIAN).lanewise(VectorOperators.LSHR, 30)
+                        .or(IntVector.fromMemorySegment(I_SPECIES, data, subA + 4L * L, ByteOrder.LITTLE_ENDIAN).lanewise(VectorOperators.LSHR, 28).and(0xC))
+                        .or(IntVector.fromMemorySegment(I_SPECIES, data, subA + 8L * L, ByteOrder.LITTLE_ENDIAN).lanewise(VectorOperators.LSHR, 26).and(0x30));
+                IntVector lastB = IntVector.fromMemorySegment(I_SPECIES, data, subB, ByteOrder.LITTLE_ENDIAN).lanewise(VectorOperators.LSHR, 30)
+                        .or(IntVector.fromMemorySegment(I_SPECIES, data, subB + 4L * L, ByteOrder.LITTLE_ENDIAN).lanewise(VectorOperators.LSHR, 28).and(0xC))
+                        .or(IntVector.fromMemorySegment(I_SPECIES, data, subB + 8L * L, ByteOrder.LITTLE_ENDIAN).lanewise(VectorOperators.LSHR, 26).and(0x30));
+                FloatVector u = ((FloatVector) lastA.sub(32).convert(VectorOperators.I2F, 0)).mul(scaleA),
+                        w = ((FloatVector) lastB.sub(32).convert(VectorOperators.I2F, 0)).mul(scaleB);
+                    FloatVector x = FloatVector.broadcast(F_SPECIES, xt[xk]);
+                    a0 = u.fma(x, a0); c0 = w.fma(x, c0);
+                    x = FloatVector.broadcast(F_SPECIES, xt[xk + 1]);
+                    a1 = u.fma(x, a1); c1 = w.fma(x, c1);
+                    x = FloatVector.broadcast(F_SPECIES, xt[xk + 2]);
+                    a2 = u.fma(x, a2); c2 = w.fma(x, c2);
+                    x = FloatVector.broadcast(F_SPECIES, xt[xk + 3]);
+                    a3 = u.fma(x, a3); c3 = w.fma(x, c3);
+                    x = FloatVector.broadcast(F_SPECIES, xt[xk + 4]);
+                    a4 = u.fma(x, a4); c4 = w.fma(x, c4);
+                    x = FloatVector.broadcast(F_SPECIES, xt[xk + 5]);
+                    a5 = u.fma(x, a5); c5 = w.fma(x, c5);
+                    x = FloatVector.broadcast(F_SPECIES, xt[xk + 6]);
+                    a6 = u.fma(x, a6); c6 = w.fma(x, c6);
+                    x = FloatVector.broadcast(F_SPECIES, xt[xk + 7]);
+                    a7 = u.fma(x, a7); c7 = w.fma(x, c7);
+                xk += TileKernels.PAIR_TOKENS;
+            }
+        }
+        a0.intoArray(acc, 0); a1.intoArray(acc, L); a2.intoArray(acc, 2 * L); a3.intoArray(acc, 3 * L);
+        a4.intoArray(acc, 4 * L); a5.intoArray(acc, 5 * L); a6.intoArray(acc, 6 * L); a7.intoArray(acc, 7 * L);
+        c0.intoArray(acc, 8 * L); c1.intoArray(acc, 9 * L); c2.intoArray(acc, 10 * L); c3.intoArray(acc, 11 * L);
+        c4.intoArray(acc, 12 * L); c5.intoArray(acc, 13 * L); c6.intoArray(acc, 14 * L); c7.intoArray(acc, 15 * L);
+    }
+
+    @Override
+    public float[] columnScales() {
+        return QUANT_SCALES;
+    }
+
+    /**
+     * Past 32 tokens the tiles are level: `bench`, TinyLlama Q6_K, 2 threads, alternating, tiles -> panel product,
+     * pp3 26.9/25.1 -> 45.6/38.7 tokens/s, pp8 67.9/63.6 -> 113.4/98.1, pp16 101.6/93.2 -> 141.6/116.5, pp32
+     * 136.8/121.1 -> 150.0/127.2, pp48 151.7/138.9 -> 151.8/131.8. (With the loops' bounds varying, four ints of
+     * which the last one's single quant, it ran slower than the tiles at every size: C2 unrolls loops of constant
+     * counts, which keeps the masks in registers.)
+     */
+    @Override
+    public int panelProductTokens() {
+        return 32;
     }
 
     @Override
