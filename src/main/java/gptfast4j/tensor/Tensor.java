@@ -397,7 +397,7 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
      * decode layouts, whose tiles are in panels of rows, the tile product's rows-in-lanes kernel is the faster at every
      * size (TinyLlama, 2 threads, alternating, group product -> tiles: Q4_0 pp20 97.05/98.16 -> 121.62/118.32, pp24
      * 114.67/111.97 -> 146.58/140.59, pp28 and pp32 level; Q8_0 pp48 116.31/114.86 -> 150.78/148.35, pp64
-     * 153.97/150.99 -> 165.57/159.79, pp128 172.77/168.15 -> 183.56/173.24); Q4_0's, Q8_0's, Q4_1's, Q4_K's and Q6_K's decode layouts, up to
+     * 153.97/150.99 -> 165.57/159.79, pp128 172.77/168.15 -> 183.56/173.24); the quantized formats' decode layouts, up to
      * {@link PanelProduct#panelProductTokens} tokens, multiply straight from their bytes instead ({@link #panelProduct}). Up to {@link
      * #LANE_TOKENS} tokens, such as the verification of a few speculated tokens, the decode kernel once per token over
      * chunks of rows ({@link #laneTokens}), so that each token's outputs are exactly its decode step's. Every format's

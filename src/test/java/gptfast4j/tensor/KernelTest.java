@@ -397,14 +397,14 @@ class KernelTest {
     }
 
     /**
-     * Q4_0's, Q8_0's, Q4_1's, Q4_K's and Q6_K's decode layouts multiply batches of up to their {@code panelProductTokens()} tokens
+     * The quantized formats' decode layouts multiply batches of up to their {@code panelProductTokens()} tokens
      * straight from their bytes ({@code Tensor.panelProduct}): each token's sums are the float tiles' bit for bit (taken from a
      * larger batch, which the tiles run), for batches that fill a pass of eight tokens or not, on one to three
      * threads. On 508 rows (at 512 bits 32 lane groups, the last not whole) and 492 (31 groups at 512 bits, the last
      * not whole and paired with itself; 123 at 128 bits).
      */
     @ParameterizedTest
-    @CsvSource({"Q4_0,508", "Q4_0,492", "Q8_0,508", "Q8_0,492", "Q4_1,508", "Q4_1,492", "Q4_K,508", "Q4_K,492", "Q6_K,508", "Q6_K,492"})
+    @CsvSource({"Q4_0,508", "Q4_0,492", "Q8_0,508", "Q8_0,492", "Q4_1,508", "Q4_1,492", "Q4_K,508", "Q4_K,492", "Q5_K,508", "Q5_K,492", "Q6_K,508", "Q6_K,492"})
     void panelProductIsTheTilesBitForBit(String typeName, int rows) {
         Tensor whole = Tensor.of(GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + typeName + ".gguf")).tensors().get("blk.0.ffn_gate.weight"));
         Tensor t = Tensor.of(whole.name, whole.type, whole.data.asSlice(0, rows * whole.rowBytes), whole.cols, rows).forDecode();
