@@ -742,7 +742,8 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
 
         /**
          * What {@link #panelPairProduct} takes x's column k times: {@code scales[k & (scales.length - L - 1)]} (a
-         * period that is a power of two, then L more, as {@link RowLanes#scaled} reads them).
+         * period that is a power of two, then L more, as {@link RowLanes#scaled} reads them). Powers of two, so the
+         * products are the tiles' exactly while x stays above 2^-98 in magnitude (as the decode kernels' scaled x).
          */
         float[] columnScales();
 
@@ -767,7 +768,7 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
      * makes the weights in registers again, where the tiles write every weight as a float once per batch and read it
      * back per pass, a cost of about three decode steps whatever the batch (TinyLlama Q4_0, 2 threads: 3 to 8 tokens
      * 89-94 ms, 16 tokens 138). A pass costs more than the tiles' (two multiplies more per column of sixteen FMAs),
-     * so the tiles win from about 64 tokens on: `bench`, 2 threads, alternating, tiles -> panel product, TinyLlama
+     * so the tiles are level by 64 tokens: `bench`, 2 threads, alternating, tiles -> panel product, TinyLlama
      * Q4_0 pp3 29.2/29.2 -> 38.5/35.4 tokens/s, pp8 81.7/82.7 -> 116.4/101.4, pp16 115.1/115.3 -> 141.4/141.3, pp32
      * 147.5/149.2 -> 161.4/159.2, pp64 168.2/171.4 -> 167.6/167.2; Llama-2-7B Q4_0 pp8 13.7/12.4 -> 18.3/18.3, pp16
      * 18.7/17.4 -> 23.3/21.8, pp32 23.4/21.6 -> 23.8/23.2, pp64 26.5/24.8 -> 25.1/25.9; TinyLlama Q8_0 pp3
