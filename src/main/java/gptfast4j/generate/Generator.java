@@ -76,6 +76,7 @@ public final class Generator implements Generation {
         long t0 = System.nanoTime();
         boolean reused = logits != null;
         if (!reused) {
+            memory.forget();
             logits = model.forward(state, prompt, 0, prompt.length, startPos, null);
             memory.keep(prompt, startPos, logits);
         }

@@ -9,21 +9,25 @@ import java.util.Arrays;
  * runs another prompt below that end, shifts the cache or prefills it ({@link #forget}).
  */
 final class PromptMemory {
-    private final float[] logits;
+    private final int vocab;
+    /** Made at the first {@link #keep}: a generator that never runs a prompt (SpeculativeGenerator's EOS test) has none. */
+    private float[] logits;
     private int[] prompt = {};
     private int start = -1;
 
     PromptMemory(int vocab) {
-        logits = new float[vocab];
+        this.vocab = vocab;
     }
 
     /** Remembers {@code prompt}, just run at {@code start}, with {@code logits[0 .. vocab)}, the logits after it. */
     void keep(int[] prompt, int start, float[] logits) {
+        if (this.logits == null) this.logits = new float[vocab];
         this.prompt = prompt.clone();
         this.start = start;
-        System.arraycopy(logits, 0, this.logits, 0, this.logits.length);
+        System.arraycopy(logits, 0, this.logits, 0, vocab);
     }
 
+    /** When the cache changes below the prompt's end: a shift, a prefill, or a prompt about to run (which may fail part way). */
     void forget() {
         start = -1;
     }

@@ -100,6 +100,7 @@ public final class SpeculativeGenerator implements Generation {
         long t0 = System.nanoTime();
         boolean reused = logits != null;
         if (!reused) {
+            memory.forget();
             logits = target.forward(state, prompt, 0, prompt.length, startPos, null);
             memory.keep(prompt, startPos, logits);
         }
