@@ -103,6 +103,69 @@ final class BF16Tensor extends HalfFloatTensor {
         b0.add(b1).add(b2.add(b3)).intoArray(out, oB);
     }
 
+    /**
+     * {@link #panelGroup}'s weights of groups a and b, made in registers a plane at a time, times {@link
+     * TileKernels#PAIR_TOKENS} tokens: what {@link TileKernels#panelPairTokens} computes from the two panels, the same
+     * multiply-adds in the same order, with no tile written and read back: per int plane, the low halves shifted
+     * up and the high halves masked, as {@link #laneDots} widens them.
+     */
+    @Override
+    public void panelPairProduct(long a, long b, float[] xt, int xk, float[] acc) {
+        FloatVector a0 = FloatVector.zero(F_SPECIES), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
+                c0 = a0, c1 = a0, c2 = a0, c3 = a0, c4 = a0, c5 = a0, c6 = a0, c7 = a0;
+        for (int p = 0; p < cols / 2; p++, a += 4L * L, b += 4L * L, xk += 2 * TileKernels.PAIR_TOKENS) {
+            IntVector vA = IntVector.fromMemorySegment(I_SPECIES, data, a, ByteOrder.LITTLE_ENDIAN),
+                    vB = IntVector.fromMemorySegment(I_SPECIES, data, b, ByteOrder.LITTLE_ENDIAN);
+            FloatVector u = vA.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), w = vB.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            FloatVector x = FloatVector.broadcast(F_SPECIES, xt[xk]);
+            a0 = u.fma(x, a0); c0 = w.fma(x, c0);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 1]);
+            a1 = u.fma(x, a1); c1 = w.fma(x, c1);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 2]);
+            a2 = u.fma(x, a2); c2 = w.fma(x, c2);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 3]);
+            a3 = u.fma(x, a3); c3 = w.fma(x, c3);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 4]);
+            a4 = u.fma(x, a4); c4 = w.fma(x, c4);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 5]);
+            a5 = u.fma(x, a5); c5 = w.fma(x, c5);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 6]);
+            a6 = u.fma(x, a6); c6 = w.fma(x, c6);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 7]);
+            a7 = u.fma(x, a7); c7 = w.fma(x, c7);
+            u = vA.and(0xFFFF_0000).reinterpretAsFloats();
+            w = vB.and(0xFFFF_0000).reinterpretAsFloats();
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 8]);
+            a0 = u.fma(x, a0); c0 = w.fma(x, c0);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 9]);
+            a1 = u.fma(x, a1); c1 = w.fma(x, c1);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 10]);
+            a2 = u.fma(x, a2); c2 = w.fma(x, c2);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 11]);
+            a3 = u.fma(x, a3); c3 = w.fma(x, c3);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 12]);
+            a4 = u.fma(x, a4); c4 = w.fma(x, c4);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 13]);
+            a5 = u.fma(x, a5); c5 = w.fma(x, c5);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 14]);
+            a6 = u.fma(x, a6); c6 = w.fma(x, c6);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 15]);
+            a7 = u.fma(x, a7); c7 = w.fma(x, c7);
+        }
+        a0.intoArray(acc, 0); a1.intoArray(acc, L); a2.intoArray(acc, 2 * L); a3.intoArray(acc, 3 * L);
+        a4.intoArray(acc, 4 * L); a5.intoArray(acc, 5 * L); a6.intoArray(acc, 6 * L); a7.intoArray(acc, 7 * L);
+        c0.intoArray(acc, 8 * L); c1.intoArray(acc, 9 * L); c2.intoArray(acc, 10 * L); c3.intoArray(acc, 11 * L);
+        c4.intoArray(acc, 12 * L); c5.intoArray(acc, 13 * L); c6.intoArray(acc, 14 * L); c7.intoArray(acc, 15 * L);
+    }
+
+    /** 1 for every column: {@link #panelPairProduct} takes x as it is (a period of one, then L more). */
+    private static final float[] COLUMN_SCALES = filled(1 + L, 1f);
+
+    @Override
+    public float[] columnScales() {
+        return COLUMN_SCALES;
+    }
+
     /** Per int plane of the group, its two columns of L weights as two vectors. */
     @Override
     public void panelGroup(long group, float[] out, int at) {

@@ -176,6 +176,73 @@ final class F16Tensor extends HalfFloatTensor {
         b0.add(b1).add(b2.add(b3)).mul(HALF_SCALE).intoArray(out, oB);
     }
 
+    /**
+     * {@link #panelGroup}'s weights of groups a and b, made in registers a plane at a time, times {@link
+     * TileKernels#PAIR_TOKENS} tokens: what {@link TileKernels#panelPairTokens} computes from the two panels, the same
+     * multiply-adds in the same order, with no tile written and read back. Each half is converted as {@link
+     * #pairedDot} converts it, 2^-112 times its value, against x scaled by 2^56 ({@link #columnScales}), and the sums
+     * scaled by 2^56 at the end: products and sums 2^-56 times the tiles', rounded alike (a power of two apart) unless
+     * a value falls below 2^-70, as in the decode kernel. The low half is moved up 16 bits before the shift down by
+     * 3 that puts a half's sign in bit 31.
+     */
+    @Override
+    public void panelPairProduct(long a, long b, float[] xt, int xk, float[] acc) {
+        FloatVector a0 = FloatVector.zero(F_SPECIES), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
+                c0 = a0, c1 = a0, c2 = a0, c3 = a0, c4 = a0, c5 = a0, c6 = a0, c7 = a0;
+        for (int p = 0; p < cols / 2; p++, a += 4L * L, b += 4L * L, xk += 2 * TileKernels.PAIR_TOKENS) {
+            IntVector vA = IntVector.fromMemorySegment(I_SPECIES, data, a, ByteOrder.LITTLE_ENDIAN),
+                    vB = IntVector.fromMemorySegment(I_SPECIES, data, b, ByteOrder.LITTLE_ENDIAN);
+            FloatVector u = vA.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(0x8FFF_E000).reinterpretAsFloats(),
+                    w = vB.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(0x8FFF_E000).reinterpretAsFloats();
+            FloatVector x = FloatVector.broadcast(F_SPECIES, xt[xk]);
+            a0 = u.fma(x, a0); c0 = w.fma(x, c0);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 1]);
+            a1 = u.fma(x, a1); c1 = w.fma(x, c1);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 2]);
+            a2 = u.fma(x, a2); c2 = w.fma(x, c2);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 3]);
+            a3 = u.fma(x, a3); c3 = w.fma(x, c3);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 4]);
+            a4 = u.fma(x, a4); c4 = w.fma(x, c4);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 5]);
+            a5 = u.fma(x, a5); c5 = w.fma(x, c5);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 6]);
+            a6 = u.fma(x, a6); c6 = w.fma(x, c6);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 7]);
+            a7 = u.fma(x, a7); c7 = w.fma(x, c7);
+            u = vA.lanewise(VectorOperators.ASHR, 3).and(0x8FFF_E000).reinterpretAsFloats();
+            w = vB.lanewise(VectorOperators.ASHR, 3).and(0x8FFF_E000).reinterpretAsFloats();
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 8]);
+            a0 = u.fma(x, a0); c0 = w.fma(x, c0);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 9]);
+            a1 = u.fma(x, a1); c1 = w.fma(x, c1);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 10]);
+            a2 = u.fma(x, a2); c2 = w.fma(x, c2);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 11]);
+            a3 = u.fma(x, a3); c3 = w.fma(x, c3);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 12]);
+            a4 = u.fma(x, a4); c4 = w.fma(x, c4);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 13]);
+            a5 = u.fma(x, a5); c5 = w.fma(x, c5);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 14]);
+            a6 = u.fma(x, a6); c6 = w.fma(x, c6);
+            x = FloatVector.broadcast(F_SPECIES, xt[xk + 15]);
+            a7 = u.fma(x, a7); c7 = w.fma(x, c7);
+        }
+        a0.mul(HALF_SCALE).intoArray(acc, 0); a1.mul(HALF_SCALE).intoArray(acc, L); a2.mul(HALF_SCALE).intoArray(acc, 2 * L); a3.mul(HALF_SCALE).intoArray(acc, 3 * L);
+        a4.mul(HALF_SCALE).intoArray(acc, 4 * L); a5.mul(HALF_SCALE).intoArray(acc, 5 * L); a6.mul(HALF_SCALE).intoArray(acc, 6 * L); a7.mul(HALF_SCALE).intoArray(acc, 7 * L);
+        c0.mul(HALF_SCALE).intoArray(acc, 8 * L); c1.mul(HALF_SCALE).intoArray(acc, 9 * L); c2.mul(HALF_SCALE).intoArray(acc, 10 * L); c3.mul(HALF_SCALE).intoArray(acc, 11 * L);
+        c4.mul(HALF_SCALE).intoArray(acc, 12 * L); c5.mul(HALF_SCALE).intoArray(acc, 13 * L); c6.mul(HALF_SCALE).intoArray(acc, 14 * L); c7.mul(HALF_SCALE).intoArray(acc, 15 * L);
+    }
+
+    /** 2^56 for every column ({@link #panelPairProduct}; a period of one, then L more, {@link RowLanes#scaled}). */
+    private static final float[] COLUMN_SCALES = filled(1 + L, HALF_SCALE);
+
+    @Override
+    public float[] columnScales() {
+        return COLUMN_SCALES;
+    }
+
     /** Per int plane of the group, its two columns of L weights as two vectors, converted as {@link #dequantizeRow}. */
     @Override
     public void panelGroup(long group, float[] out, int at) {

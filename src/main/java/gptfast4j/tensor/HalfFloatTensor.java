@@ -8,12 +8,13 @@ import java.lang.foreign.MemorySegment;
  * ({@link RowLanes}): each group's row ints (columns 2p and 2p + 1 of a row, low and high half) transposed into
  * planes of L, int p of lane r row r's int p; a last group is padded with zero rows. Each format's pair kernel
  * ({@link RowLanes.PairKernel#laneDots}) widens a plane's two halves in place and multiplies them by two broadcast
- * columns of x, four columns a step; its panels ({@link Tensor.PanelRows#panelGroup}) widen them the same way.
+ * columns of x, four columns a step; its panels ({@link Tensor.PanelRows#panelGroup}) widen them the same way, and so
+ * does its product with a short batch in registers ({@link Tensor.PanelProduct#panelPairProduct}).
  * Rows in lanes need no sum across lanes per row, and two groups a pass are two streams through memory: a harness over
  * TinyLlama F16's 154 layer matrices, two threads, read 47-52 GB/s with F16's row kernel against 58-62 here (read
  * bandwidth 64-68 GB/s; both about 30 GB/s where the memory read 28; docs/kernel-log.md, session 45).
  */
-abstract sealed class HalfFloatTensor extends Tensor implements RowLanes.PairKernel, Tensor.PanelRows permits F16Tensor, BF16Tensor {
+abstract sealed class HalfFloatTensor extends Tensor implements RowLanes.PairKernel, Tensor.PanelProduct permits F16Tensor, BF16Tensor {
     /** Rows per group of the decode layout: one per float lane. */
     static final int L = RowLanes.L;
     /** Whether the bytes are in the decode layout. */
@@ -75,6 +76,13 @@ abstract sealed class HalfFloatTensor extends Tensor implements RowLanes.PairKer
         });
         releaseFilePages();
         return inDecodeLayout(copy);
+    }
+
+    /** {@code n} copies of {@code value}: a format's {@link #columnScales}. */
+    static float[] filled(int n, float value) {
+        float[] a = new float[n];
+        java.util.Arrays.fill(a, value);
+        return a;
     }
 
     /** Row {@code row} of the decode layout as floats, a half at a time ({@link #dequantizeRow} there). */

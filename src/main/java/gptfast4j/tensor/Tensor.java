@@ -397,8 +397,9 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
      * decode layouts, whose tiles are in panels of rows, the tile product's rows-in-lanes kernel is the faster at every
      * size (TinyLlama, 2 threads, alternating, group product -> tiles: Q4_0 pp20 97.05/98.16 -> 121.62/118.32, pp24
      * 114.67/111.97 -> 146.58/140.59, pp28 and pp32 level; Q8_0 pp48 116.31/114.86 -> 150.78/148.35, pp64
-     * 153.97/150.99 -> 165.57/159.79, pp128 172.77/168.15 -> 183.56/173.24); the quantized formats' decode layouts, up to
-     * {@link PanelProduct#panelProductTokens} tokens, multiply straight from their bytes instead ({@link #panelProduct}). Up to {@link
+     * 153.97/150.99 -> 165.57/159.79, pp128 172.77/168.15 -> 183.56/173.24); the quantized and half-float formats' decode
+     * layouts, up to {@link PanelProduct#panelProductTokens} tokens, multiply straight from their bytes instead ({@link
+     * #panelProduct}). Up to {@link
      * #LANE_TOKENS} tokens, such as the verification of a few speculated tokens, the decode kernel once per token over
      * chunks of rows ({@link #laneTokens}), so that each token's outputs are exactly its decode step's. Every format's
      * larger batches are F32 arithmetic on its dequantized weights: Q4_0 and Q4_1 took an int16 product on activations
@@ -421,13 +422,15 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
      * decode kernels round x to int8: with the decode kernel after decoding, a greedy run of stories260K Q4_0 after
      * "One day" and the same run later in the process parted at token 205, SpeculativeTest), at the price of short
      * prompts after decoding (TinyLlama Q4_0, 2 threads: 6 tokens 54.1 against 33.3 tokens/s, 8 tokens 63.8 against
-     * 43.8; a chat's turn, in its chat format, is longer than 8 tokens). The float formats, whose decode kernel is
-     * their one layout's, keep it.
+     * 43.8; a chat's turn, in its chat format, is longer than 8 tokens). F32, whose decode kernel is its one
+     * layout's, keeps the decode kernel up to {@link #LANE_TOKENS} tokens, as do F16 and BF16 in their files' layouts
+     * and below {@link #FLOAT_PANEL_TOKENS} tokens.
      */
     public void matmul(float[] x, int nTokens, float[] out, int outStride, boolean exact) {
         if (nTokens == 1) matvec(x, out);
-        else if (nTokens <= LANE_TOKENS && (exact || nTokens < TILE_TOKENS || type.blockSize == 1)) laneTokens(x, nTokens, out, outStride);
+        else if (nTokens <= LANE_TOKENS && (exact || nTokens < TILE_TOKENS || type.blockSize == 1 && nTokens < FLOAT_PANEL_TOKENS)) laneTokens(x, nTokens, out, outStride);
         else if (this instanceof PanelProduct p && p.inLanes() && nTokens <= p.panelProductTokens()) panelProduct(p, x, nTokens, out, outStride);
+        else if (nTokens <= LANE_TOKENS && type.blockSize == 1) laneTokens(x, nTokens, out, outStride); // F32, and the files' layouts
         else if (nTokens <= GROUP_TOKENS / 2 || this instanceof PanelRows p && p.inLanes()) tileProduct(x, nTokens, out, outStride);
         else groupProduct(x, nTokens, out, outStride);
     }
@@ -452,6 +455,15 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
      * TinyLlama Q4_0 4 tokens 19.5/18.5 against 28.9/29.1, 6 tokens 17.6 against 27.9, 8 tokens 20.9 against 33.6.
      */
     static final int TILE_TOKENS = 3;
+
+    /**
+     * The smallest batch that a float format's decode layout (F16, BF16) multiplies in a pass of {@link
+     * #panelProduct} where it need not be exact; smaller ones run the decode kernel per token, which costs about a
+     * quarter of a pass per token. TinyLlama, 2 threads, decode kernel per token against the pass, alternating, three
+     * rounds: F16 pp3 44.9/45.5/36.0 -> 42.8/40.3/33.5 tokens/s, pp4 46.4/53.3/47.4 -> 54.9/48.3/47.0; BF16 pp3
+     * 43.6/45.1/44.3 -> 41.7/37.5/42.8, pp4 53.5/53.5/52.3 -> 55.0/56.6/52.7.
+     */
+    static final int FLOAT_PANEL_TOKENS = 4;
 
 
     /**
@@ -773,7 +785,12 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
      * 147.5/149.2 -> 161.4/159.2, pp64 168.2/171.4 -> 167.6/167.2; Llama-2-7B Q4_0 pp8 13.7/12.4 -> 18.3/18.3, pp16
      * 18.7/17.4 -> 23.3/21.8, pp32 23.4/21.6 -> 23.8/23.2, pp64 26.5/24.8 -> 25.1/25.9; TinyLlama Q8_0 pp3
      * 26.7/26.8 -> 47.4/46.0, pp8 63.7/69.9 -> 123.0/121.2, pp16 97.7/103.6 -> 143.1/140.3, pp32 129.4/136.1 ->
-     * 154.8/147.0, pp48 148.7/143.9 -> 162.2/152.3. The sums are the tiles', bit for bit.
+     * 154.8/147.0, pp48 148.7/143.9 -> 162.2/152.3. The sums are the tiles', bit for bit. F16 and BF16, whose
+     * weights take two or three integer operations a column, against the decode kernel per token up to 8 tokens and
+     * the tiles from 9 (TinyLlama, two rounds each): F16 pp5 56.6/60.8 -> 71.2/71.8, pp8 68.9/70.6 -> 105.9/114.6,
+     * pp16 90.4/94.4 -> 124.4/127.0, pp32 120.9/126.6 -> 139.5/144.4, pp48 139.6/141.2 -> 147.2/152.4; BF16 pp5
+     * 61.4/65.2 -> 69.0/74.4, pp8 78.8/77.6 -> 111.8/116.6, pp16 91.0/99.9 -> 132.0/137.4, pp32 124.4/128.8 ->
+     * 141.9/145.9, pp48 139.9/144.8 -> 147.1/151.5.
      */
     private void panelProduct(PanelProduct p, float[] x, int nTokens, float[] out, int outStride) {
         int l = RowLanes.L, nRows = Math.toIntExact(rows), passes = (nTokens + TileKernels.PAIR_TOKENS - 1) / TileKernels.PAIR_TOKENS;

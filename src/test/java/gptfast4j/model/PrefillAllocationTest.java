@@ -41,11 +41,11 @@ class PrefillAllocationTest {
     }
 
     /**
-     * A 16-token batch in the decode layouts, a chat turn's size: the quantized formats make their weights in registers
-     * ({@code Tensor.panelProduct}), whose kernels a boxing C2 compile would make allocate per column.
+     * A 16-token batch in the decode layouts, a chat turn's size: the quantized and half-float formats make their
+     * weights in registers ({@code Tensor.panelProduct}), whose kernels a boxing C2 compile would make allocate per column.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"})
+    @ValueSource(strings = {"Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K", "F16", "BF16"})
     void aCompiledShortBatchInTheDecodeLayoutsAllocatesOnlyPerMatrixCall(String type) {
         Llama model = load(type);
         assertTrue(model.useDecodeLayouts(OptionalLong.empty()));

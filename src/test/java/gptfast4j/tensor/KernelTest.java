@@ -397,14 +397,14 @@ class KernelTest {
     }
 
     /**
-     * The quantized formats' decode layouts multiply batches of up to their {@code panelProductTokens()} tokens
+     * The quantized and half-float formats' decode layouts multiply batches of up to their {@code panelProductTokens()} tokens
      * straight from their bytes ({@code Tensor.panelProduct}): each token's sums are the float tiles' bit for bit (taken from a
-     * larger batch, which the tiles run), for batches that fill a pass of eight tokens or not, on one to three
-     * threads. On 508 rows (at 512 bits 32 lane groups, the last not whole) and 492 (31 groups at 512 bits, the last
+     * larger batch, which the tiles run), for batches that fill a pass of eight tokens or not (from the smallest each format takes there), on one to
+     * three threads. On 508 rows (at 512 bits 32 lane groups, the last not whole) and 492 (31 groups at 512 bits, the last
      * not whole and paired with itself; 123 at 128 bits).
      */
     @ParameterizedTest
-    @CsvSource({"Q4_0,508", "Q4_0,492", "Q8_0,508", "Q8_0,492", "Q4_1,508", "Q4_1,492", "Q4_K,508", "Q4_K,492", "Q5_K,508", "Q5_K,492", "Q6_K,508", "Q6_K,492"})
+    @CsvSource({"Q4_0,508", "Q4_0,492", "Q8_0,508", "Q8_0,492", "Q4_1,508", "Q4_1,492", "Q4_K,508", "Q4_K,492", "Q5_K,508", "Q5_K,492", "Q6_K,508", "Q6_K,492", "F16,508", "F16,492", "BF16,508", "BF16,492"})
     void panelProductIsTheTilesBitForBit(String typeName, int rows) {
         Tensor whole = Tensor.of(GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + typeName + ".gguf")).tensors().get("blk.0.ffn_gate.weight"));
         Tensor t = Tensor.of(whole.name, whole.type, whole.data.asSlice(0, rows * whole.rowBytes), whole.cols, rows).forDecode();
@@ -414,7 +414,7 @@ class KernelTest {
         t.matmul(x, tiled, tiles, rows, false);
         for (int threads = 1; threads <= 3; threads++) {
             Parallel.setThreads(threads);
-            for (int n : new int[]{3, 5, 8, 13, Math.min(16, most), Math.min(33, most), most}) {
+            for (int n : new int[]{t.type.blockSize == 1 ? Tensor.FLOAT_PANEL_TOKENS : Tensor.TILE_TOKENS, 5, 8, 13, Math.min(16, most), Math.min(33, most), most}) {
                 float[] out = new float[n * rows];
                 t.matmul(Arrays.copyOf(x, n * cols), n, out, rows, false);
                 assertArrayEquals(Arrays.copyOf(tiles, n * rows), out, 0f, typeName + ", " + n + " tokens, " + threads + " threads");
