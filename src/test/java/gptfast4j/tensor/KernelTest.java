@@ -236,8 +236,9 @@ class KernelTest {
      * A prompt's small batch ({@code exact} false) of a quantized tensor from {@link Tensor#TILE_TOKENS} tokens on takes
      * the tiles, F32 arithmetic in both layouts (so that a prompt's logits do not depend on whether the weights have
      * moved by more than the order of float sums; Q4_0's decode kernel rounds x to int8); below that, and for
-     * verification ({@code exact}), the decode kernel per token, each token's outputs its decode step's bits. Against
-     * the exact product of the file's weights.
+     * verification ({@code exact}), the decode kernel per token, each token's outputs its decode step's bits. F16 and
+     * BF16 take the decode kernel per token in their files' layouts and below {@link Tensor#FLOAT_PANEL_TOKENS}
+     * tokens, the panel product from there in their decode layouts. Against the exact product of the file's weights.
      */
     @ParameterizedTest
     @ValueSource(strings = {"F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"})
