@@ -786,7 +786,7 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
      * 18.7/17.4 -> 23.3/21.8, pp32 23.4/21.6 -> 23.8/23.2, pp64 26.5/24.8 -> 25.1/25.9; TinyLlama Q8_0 pp3
      * 26.7/26.8 -> 47.4/46.0, pp8 63.7/69.9 -> 123.0/121.2, pp16 97.7/103.6 -> 143.1/140.3, pp32 129.4/136.1 ->
      * 154.8/147.0, pp48 148.7/143.9 -> 162.2/152.3. The sums are the tiles', bit for bit. F16 and BF16, whose
-     * weights take two or three integer operations a column, against the decode kernel per token up to 8 tokens and
+     * weights take one to three integer operations a column, against the decode kernel per token up to 8 tokens and
      * the tiles from 9 (TinyLlama, two rounds each): F16 pp5 56.6/60.8 -> 71.2/71.8, pp8 68.9/70.6 -> 105.9/114.6,
      * pp16 90.4/94.4 -> 124.4/127.0, pp32 120.9/126.6 -> 139.5/144.4, pp48 139.6/141.2 -> 147.2/152.4; BF16 pp5
      * 61.4/65.2 -> 69.0/74.4, pp8 78.8/77.6 -> 111.8/116.6, pp16 91.0/99.9 -> 132.0/137.4, pp32 124.4/128.8 ->
