@@ -70,16 +70,11 @@ public final class Generator implements Generation {
             throw new IllegalArgumentException("prompt of " + prompt.length + " tokens does not fit the context length "
                     + (state.contextLength - startPos));
         }
-        float[] logits = memory.logitsAfter(prompt, startPos);
+        boolean reused = memory.holds(prompt, startPos);
         // a prompt of one token runs as a decode step, which moves the weights first: timed apart from the prefill
-        long promptLayoutNanos = logits == null && prompt.length == 1 ? timeStartDecoding(model, null) : 0, layoutNanos = 0;
+        long promptLayoutNanos = !reused && prompt.length == 1 ? timeStartDecoding(model, null) : 0, layoutNanos = 0;
         long t0 = System.nanoTime();
-        boolean reused = logits != null;
-        if (!reused) {
-            memory.forget();
-            logits = model.forward(state, prompt, 0, prompt.length, startPos, null);
-            memory.keep(prompt, startPos, logits);
-        }
+        float[] logits = memory.run(model, state, prompt, startPos);
         int pos = startPos + prompt.length;
         int token = sampler.sample(logits, 0);
         long t1 = System.nanoTime();

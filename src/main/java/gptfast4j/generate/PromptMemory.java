@@ -1,5 +1,7 @@
 package gptfast4j.generate;
 
+import gptfast4j.model.Llama;
+
 import java.util.Arrays;
 
 /**
@@ -10,7 +12,7 @@ import java.util.Arrays;
  */
 final class PromptMemory {
     private final int vocab;
-    /** Made at the first {@link #keep}: a generator that never runs a prompt (SpeculativeGenerator's EOS test) has none. */
+    /** Made at the first prompt run: a generator that never runs a prompt (SpeculativeGenerator's EOS test) has none. */
     private float[] logits;
     private int[] prompt = {};
     private int start = -1;
@@ -19,21 +21,28 @@ final class PromptMemory {
         this.vocab = vocab;
     }
 
-    /** Remembers {@code prompt}, just run at {@code start}, with {@code logits[0 .. vocab)}, the logits after it. */
-    void keep(int[] prompt, int start, float[] logits) {
-        if (this.logits == null) this.logits = new float[vocab];
+    /**
+     * The logits after {@code prompt} at {@code start}: those remembered ({@link #holds}), or the prompt run into the
+     * cache from {@code start} and remembered with them.
+     */
+    float[] run(Llama model, Llama.State state, int[] prompt, int start) {
+        if (holds(prompt, start)) return logits;
+        forget(); // the run writes the cache below the old prompt's end, and may fail part way
+        float[] after = model.forward(state, prompt, 0, prompt.length, start, null);
+        if (logits == null) logits = new float[vocab];
         this.prompt = prompt.clone();
         this.start = start;
-        System.arraycopy(logits, 0, this.logits, 0, vocab);
+        System.arraycopy(after, 0, logits, 0, vocab);
+        return after;
     }
 
-    /** When the cache changes below the prompt's end: a shift, a prefill, or a prompt about to run (which may fail part way). */
+    /** When the cache changes below the prompt's end: a shift, a prefill, or another prompt run. */
     void forget() {
         start = -1;
     }
 
-    /** The logits after {@code prompt} at {@code start} if it is the prompt remembered, else null. */
-    float[] logitsAfter(int[] prompt, int start) {
-        return start == this.start && Arrays.equals(prompt, this.prompt) ? logits : null;
+    /** Whether {@code prompt} at {@code start} is the prompt remembered, so that {@link #run} runs nothing. */
+    boolean holds(int[] prompt, int start) {
+        return start == this.start && Arrays.equals(prompt, this.prompt);
     }
 }

@@ -94,16 +94,11 @@ public final class SpeculativeGenerator implements Generation {
         }
         System.arraycopy(prompt, 0, history, startPos, prompt.length);
         held = startPos; // until the prompt has run
-        float[] logits = memory.logitsAfter(prompt, startPos);
+        boolean reused = memory.holds(prompt, startPos);
         // a prompt of one token runs as a decode step, which moves the target's weights first: timed apart (Generator)
-        long promptLayoutNanos = logits == null && prompt.length == 1 ? Generator.timeStartDecoding(target, null) : 0;
+        long promptLayoutNanos = !reused && prompt.length == 1 ? Generator.timeStartDecoding(target, null) : 0;
         long t0 = System.nanoTime();
-        boolean reused = logits != null;
-        if (!reused) {
-            memory.forget();
-            logits = target.forward(state, prompt, 0, prompt.length, startPos, null);
-            memory.keep(prompt, startPos, logits);
-        }
+        float[] logits = memory.run(target, state, prompt, startPos);
         int first = startPos + prompt.length, length = first;
         int current = sampler.sample(logits, 0);
         long t1 = System.nanoTime();
