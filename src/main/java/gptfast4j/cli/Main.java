@@ -21,7 +21,13 @@ public final class Main {
         CommandLine cli = new CommandLine(new Main());
         cli.setParameterExceptionHandler((e, a) -> {
             PrintWriter err = e.getCommandLine().getErr();
-            err.println("error: " + e.getMessage());
+            // a word where a command goes: picocli's own message, "Unmatched argument at index 0", names neither
+            if (e instanceof CommandLine.UnmatchedArgumentException u && u.getCommandLine() == cli && !u.getUnmatched().isEmpty() && !u.getUnmatched().getFirst().startsWith("-")) {
+                err.println("error: unknown command '" + u.getUnmatched().getFirst() + "'; the commands are "
+                        + String.join(", ", cli.getSubcommands().keySet()));
+            } else {
+                err.println("error: " + e.getMessage());
+            }
             err.println("Try '" + e.getCommandLine().getCommandSpec().qualifiedName() + " --help' for more information.");
             return 2;
         });

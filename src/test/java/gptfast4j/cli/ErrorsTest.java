@@ -211,6 +211,9 @@ class ErrorsTest {
         Outcome o = run("generate", "--checkpoint", STORIES.toString(), "--frobnicate");
         assertEquals(2, o.exit);
         assertTrue(o.err.startsWith("error: Unknown option: '--frobnicate'"), o.err);
+        o = run("generat", "--checkpoint", STORIES.toString());
+        assertEquals(2, o.exit);
+        assertTrue(o.err.startsWith("error: unknown command 'generat'; the commands are generate, info, bench,"), o.err);
         assertEquals(2, run("generate", "--checkpoint", STORIES.toString(), "--max-new-tokens", "many").exit);
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--top-p", "0"), "--top-p");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--threads", "0"), "--threads must be in 1..512, got 0");
