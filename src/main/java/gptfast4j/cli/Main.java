@@ -21,7 +21,8 @@ public final class Main {
         CommandLine cli = new CommandLine(new Main());
         cli.setParameterExceptionHandler((e, a) -> {
             PrintWriter err = e.getCommandLine().getErr();
-            // a word where a command goes: picocli's own message, "Unmatched argument at index 0", names neither
+            // a word where a command goes: picocli's own message ("Unmatched argument at index 0: 'x'") says neither that
+            // a command was expected nor which there are
             if (e instanceof CommandLine.UnmatchedArgumentException u && u.getCommandLine() == cli && !u.getUnmatched().isEmpty() && !u.getUnmatched().getFirst().startsWith("-")) {
                 err.println("error: unknown command '" + u.getUnmatched().getFirst() + "'; the commands are "
                         + String.join(", ", cli.getSubcommands().keySet()));
