@@ -21,9 +21,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The launcher's (scripts/jdk.sh) MaxNodeLimit patterns name methods of the JDK's Vector API implementation (its
- * fallbacks, which C2 is kept off). A JDK that renames them would make a pattern match nothing, silently (the JVM does
- * not complain), and lose the cold-start gain; so each pattern must match a method of this JDK's
- * {@code jdk.incubator.vector} classes.
+ * fallbacks, which C2 is kept off), and its inline commands methods of {@code jdk.internal.misc.Unsafe}. A JDK that
+ * renames them would make a pattern match nothing, silently (the JVM does not complain), and lose the gain; so each
+ * must match a method of this JDK.
  */
 class LauncherFlagsTest {
     @Test
@@ -39,9 +39,23 @@ class LauncherFlagsTest {
         assertEquals(List.of(), unmatched, "MaxNodeLimit patterns in scripts/jdk.sh that match no method of this JDK's jdk.incubator.vector");
     }
 
+    /** Likewise the launcher's inline commands: each names a method of {@code jdk.internal.misc.Unsafe}. */
+    @Test
+    void everyInlinedNameIsAnUnsafeMethod() throws IOException, ClassNotFoundException {
+        List<String> inlined = loopWords(Files.readString(Path.of("scripts/jdk.sh")), "inline");
+        assertEquals(2, inlined.size(), "the launcher's inline list was not found: " + inlined);
+        List<String> names = Arrays.stream(Class.forName("jdk.internal.misc.Unsafe").getDeclaredMethods()).map(Method::getName).toList();
+        assertEquals(List.of(), inlined.stream().filter(n -> !names.contains(n)).toList(), "inline names in scripts/jdk.sh that no method of this JDK's Unsafe has");
+    }
+
     /** The words of the launcher's {@code for fallback in ...; do} line, unquoted. */
     static List<String> fallbackPatterns(String script) {
-        Matcher m = Pattern.compile("(?m)^for fallback in (.*); do$").matcher(script);
+        return loopWords(script, "fallback");
+    }
+
+    /** The words of the launcher's {@code for VARIABLE in ...; do} line, unquoted. */
+    static List<String> loopWords(String script, String variable) {
+        Matcher m = Pattern.compile("(?m)^for " + variable + " in (.*); do$").matcher(script);
         if (!m.find()) return List.of();
         return Arrays.stream(m.group(1).trim().split("\\s+")).map(w -> w.replace("'", "")).toList();
     }
