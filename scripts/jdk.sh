@@ -70,8 +70,10 @@ done
 # inline for Unsafe's unaligned short read and its byte-order helper, which a block's f16 scale read from a mapped
 # file (MemorySegment.get(SHORT_LE, ...)) ends in: C2 inlines them as a rule, but a method compiled early (the
 # threshold scaling above), on a young profile, sometimes saw their call site as cold ("failed to inline: low call site
-# frequency") and called them once per block. The files' Q4_0 dequantization of TinyLlama's ffn_up, the same loop in
-# eight JVMs: 0.55-0.61 ms in four, 1.67-1.87 ms in the other four; inlined, 0.52-0.82 ms in all eight. `bench
+# frequency") and called them once per block. The files' Q4_0 dequantization of TinyLlama's ffn_up took 1.74-1.87 ms
+# instead of 0.59-0.78 in 9 of 12 JVMs of a scratch loop, 2.1-2.6 thread-ms instead of 1.0-1.1 in 2 of 16 JVMs of a
+# copy of the engine's tile loop; with both inlined, 0.52-0.82 ms in 8 of 8 (getShortUnaligned alone: 4 of 8 slow,
+# convEndian then the call). `bench
 # --layout file`, alternating: TinyLlama Q4_0 pp96 153.5/155.1/159.5/173.1 -> 160.9/154.2/172.1/175.1 tokens/s,
 # Llama-2-7B Q4_0 pp64 19.49/23.26 -> 22.54/23.83; the decode layouts level (TinyLlama pp96 191.9/187.5 ->
 # 194.5/171.6, tg32 59.0/55.5 -> 57.2/51.3).

@@ -17,6 +17,7 @@ import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -43,7 +44,7 @@ class LauncherFlagsTest {
     @Test
     void everyInlinedNameIsAnUnsafeMethod() throws IOException, ClassNotFoundException {
         List<String> inlined = loopWords(Files.readString(Path.of("scripts/jdk.sh")), "inline");
-        assertEquals(2, inlined.size(), "the launcher's inline list was not found: " + inlined);
+        assertFalse(inlined.isEmpty(), "the launcher's inline list was not found");
         List<String> names = Arrays.stream(Class.forName("jdk.internal.misc.Unsafe").getDeclaredMethods()).map(Method::getName).toList();
         assertEquals(List.of(), inlined.stream().filter(n -> !names.contains(n)).toList(), "inline names in scripts/jdk.sh that no method of this JDK's Unsafe has");
     }
