@@ -73,10 +73,9 @@ done
 # frequency") and called them once per block. The files' Q4_0 dequantization of TinyLlama's ffn_up took 1.74-1.87 ms
 # instead of 0.59-0.78 in 9 of 12 JVMs of a scratch loop, 2.1-2.6 thread-ms instead of 1.0-1.1 in 2 of 16 JVMs of a
 # copy of the engine's tile loop; with both inlined, 0.52-0.82 ms in 8 of 8 (getShortUnaligned alone: 4 of 8 slow,
-# convEndian then the call). `bench
-# --layout file`, alternating: TinyLlama Q4_0 pp96 153.5/155.1/159.5/173.1 -> 160.9/154.2/172.1/175.1 tokens/s,
-# Llama-2-7B Q4_0 pp64 19.49/23.26 -> 22.54/23.83; the decode layouts level (TinyLlama pp96 191.9/187.5 ->
-# 194.5/171.6, tg32 59.0/55.5 -> 57.2/51.3).
+# convEndian then the call). `bench --layout file`, alternating: TinyLlama Q4_0 pp96 153.5/155.1/159.5/173.1 ->
+# 160.9/154.2/172.1/175.1 tokens/s, Llama-2-7B Q4_0 pp64 19.49/23.26 -> 22.54/23.83; the decode layouts level
+# (TinyLlama pp96 191.9/187.5 -> 194.5/171.6, tg32 59.0/55.5 -> 57.2/51.3).
 for inline in getShortUnaligned convEndian; do
   GPTFAST_JVM_FLAGS+=("-XX:CompileCommand=inline,jdk.internal.misc.Unsafe::$inline")
 done
