@@ -79,7 +79,9 @@ public final class GGUFWriter {
         Path dir = out.toAbsolutePath().getParent();
         Path temp;
         try {
-            temp = Files.createTempFile(dir, "." + out.getFileName() + ".", ".partial");
+            // not Files.createTempFile, which makes the file its owner's alone (0600): a model file gets the
+            // permissions any new file gets here (0666 less the umask), as llama.cpp's and cp's do
+            temp = Files.createFile(dir.resolve("." + out.getFileName() + "." + ProcessHandle.current().pid() + "." + Long.toHexString(System.nanoTime()) + ".partial"));
         } catch (IOException e) {
             throw new ModelFormatException(out + ": cannot create: " + e.getMessage());
         }

@@ -13,6 +13,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -22,7 +23,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** make-model writes a GGUF of the shape asked for, with llama.cpp's keys and a real tokenizer, that runs. */
 class RandomModelTest {
     @Test
-    void stories15MRoundTrips(@TempDir Path dir) {
+    void stories15MRoundTrips(@TempDir Path dir) throws IOException {
         ModelShape shape = ModelShape.named("stories15M");
         Path out = dir.resolve("s15.gguf");
         RandomModel.write(shape, GGMLType.Q8_0, out, Shared.TOKENIZERS, b -> { });
@@ -39,6 +40,8 @@ class RandomModelTest {
         assertTrue(tokens.length > 0);
         assertEquals(0, dir.toFile().list((d, name) -> name.endsWith(".partial")).length, "no temporary file left");
         assertTrue(Files.exists(out));
+        // the file's permissions are those of any file created here, not a temporary file's owner-only ones
+        assertEquals(Files.getPosixFilePermissions(Files.createFile(dir.resolve("plain"))), Files.getPosixFilePermissions(out));
     }
 
     /** K-quant files: random blocks with super-block scales that keep the weights near the asked spread, and they run. */
