@@ -96,9 +96,13 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, Te
      * is taken by one and, 3 by one int16 shift, 1 and 2 by an int shift and an and of both halves ({@link #NIBBLES}):
      * C2 shifts int lanes by an immediate but int16 lanes by a count it moves into a vector register first (two more
      * instructions per shift); with 1 and 2 shifted as ints, JMH matvec (decode layout, one thread, alternating) ran
-     * 3.85-3.96 against 4.03-4.64 us in L2 and 446-490 against 500-537 us in L3. The Vector API's calls are written
-     * out in this one method, as a helper returning a vector would box where C2 leaves it out of line
-     * (docs/kernel-log.md, session 21).
+     * 3.85-3.96 against 4.03-4.64 us in L2 and 446-490 against 500-537 us in L3. Each nibble's products run from int
+     * 3 down to int 0 (exact in any order): C2 then issues a block column's four loads in ascending address order,
+     * where with int 0 first it issued int 3's first and the column's lines were touched from its end back, and 37% of
+     * a one-thread Llama-2-7B decode profile sat on that first load (TinyLlama tg64, 2 threads, alternating: 61.9/66.3/
+     * 64.0 -> 71.2/68.4/67.8 tokens/s; docs/kernel-log.md, session 52). The Vector API's calls are written out in this
+     * one method, as a helper returning a vector would box where C2 leaves it out of line (docs/kernel-log.md,
+     * session 21).
      */
     @Override
     public void laneDots(long a, long b, float[] x, int qOffset, float[] sums, int[] q, float[] out, int oA, int oB) {
@@ -117,50 +121,50 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, Te
             { // nibble 0 of each int16
                 ShortVector x0 = IntVector.broadcast(I_SPECIES, q[c + 0]).reinterpretAsShorts(), x1 = IntVector.broadcast(I_SPECIES, q[c + 8]).reinterpretAsShorts(),
                         x2 = IntVector.broadcast(I_SPECIES, q[c + 16]).reinterpretAsShorts(), x3 = IntVector.broadcast(I_SPECIES, q[c + 24]).reinterpretAsShorts();
-                sa = v0.and(NIBBLES).reinterpretAsShorts().mul(x0).add(sa);
-                sb = w0.and(NIBBLES).reinterpretAsShorts().mul(x0).add(sb);
-                sa = v1.and(NIBBLES).reinterpretAsShorts().mul(x1).add(sa);
-                sb = w1.and(NIBBLES).reinterpretAsShorts().mul(x1).add(sb);
-                sa = v2.and(NIBBLES).reinterpretAsShorts().mul(x2).add(sa);
-                sb = w2.and(NIBBLES).reinterpretAsShorts().mul(x2).add(sb);
                 sa = v3.and(NIBBLES).reinterpretAsShorts().mul(x3).add(sa);
                 sb = w3.and(NIBBLES).reinterpretAsShorts().mul(x3).add(sb);
+                sa = v2.and(NIBBLES).reinterpretAsShorts().mul(x2).add(sa);
+                sb = w2.and(NIBBLES).reinterpretAsShorts().mul(x2).add(sb);
+                sa = v1.and(NIBBLES).reinterpretAsShorts().mul(x1).add(sa);
+                sb = w1.and(NIBBLES).reinterpretAsShorts().mul(x1).add(sb);
+                sa = v0.and(NIBBLES).reinterpretAsShorts().mul(x0).add(sa);
+                sb = w0.and(NIBBLES).reinterpretAsShorts().mul(x0).add(sb);
             }
             { // nibble 1 of each int16
                 ShortVector x0 = IntVector.broadcast(I_SPECIES, q[c + 1]).reinterpretAsShorts(), x1 = IntVector.broadcast(I_SPECIES, q[c + 9]).reinterpretAsShorts(),
                         x2 = IntVector.broadcast(I_SPECIES, q[c + 17]).reinterpretAsShorts(), x3 = IntVector.broadcast(I_SPECIES, q[c + 25]).reinterpretAsShorts();
-                sa = v0.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x0).add(sa);
-                sb = w0.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x0).add(sb);
-                sa = v1.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x1).add(sa);
-                sb = w1.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x1).add(sb);
-                sa = v2.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x2).add(sa);
-                sb = w2.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x2).add(sb);
                 sa = v3.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x3).add(sa);
                 sb = w3.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x3).add(sb);
+                sa = v2.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x2).add(sa);
+                sb = w2.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x2).add(sb);
+                sa = v1.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x1).add(sa);
+                sb = w1.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x1).add(sb);
+                sa = v0.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x0).add(sa);
+                sb = w0.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x0).add(sb);
             }
             { // nibble 2 of each int16
                 ShortVector x0 = IntVector.broadcast(I_SPECIES, q[c + 2]).reinterpretAsShorts(), x1 = IntVector.broadcast(I_SPECIES, q[c + 10]).reinterpretAsShorts(),
                         x2 = IntVector.broadcast(I_SPECIES, q[c + 18]).reinterpretAsShorts(), x3 = IntVector.broadcast(I_SPECIES, q[c + 26]).reinterpretAsShorts();
-                sa = v0.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x0).add(sa);
-                sb = w0.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x0).add(sb);
-                sa = v1.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x1).add(sa);
-                sb = w1.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x1).add(sb);
-                sa = v2.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x2).add(sa);
-                sb = w2.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x2).add(sb);
                 sa = v3.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x3).add(sa);
                 sb = w3.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x3).add(sb);
+                sa = v2.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x2).add(sa);
+                sb = w2.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x2).add(sb);
+                sa = v1.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x1).add(sa);
+                sb = w1.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x1).add(sb);
+                sa = v0.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x0).add(sa);
+                sb = w0.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x0).add(sb);
             }
             { // nibble 3 of each int16
                 ShortVector x0 = IntVector.broadcast(I_SPECIES, q[c + 3]).reinterpretAsShorts(), x1 = IntVector.broadcast(I_SPECIES, q[c + 11]).reinterpretAsShorts(),
                         x2 = IntVector.broadcast(I_SPECIES, q[c + 19]).reinterpretAsShorts(), x3 = IntVector.broadcast(I_SPECIES, q[c + 27]).reinterpretAsShorts();
-                sa = v0.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x0).add(sa);
-                sb = w0.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x0).add(sb);
-                sa = v1.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x1).add(sa);
-                sb = w1.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x1).add(sb);
-                sa = v2.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x2).add(sa);
-                sb = w2.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x2).add(sb);
                 sa = v3.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x3).add(sa);
                 sb = w3.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x3).add(sb);
+                sa = v2.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x2).add(sa);
+                sb = w2.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x2).add(sb);
+                sa = v1.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x1).add(sa);
+                sb = w1.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x1).add(sb);
+                sa = v0.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x0).add(sa);
+                sb = w0.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x0).add(sb);
             }
             IntVector ia = sa.reinterpretAsInts(), ib = sb.reinterpretAsInts();
             FloatVector fa = (FloatVector) ia.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).add(ia.lanewise(VectorOperators.ASHR, 16)).convert(VectorOperators.I2F, 0),
