@@ -99,8 +99,9 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, Te
      * 3.85-3.96 against 4.03-4.64 us in L2 and 446-490 against 500-537 us in L3. Each nibble's products run from int
      * 3 down to int 0 (exact in any order): C2 then issues a block column's four loads in ascending address order,
      * where with int 0 first it issued int 3's first and the column's lines were touched from its end back, and 37% of
-     * a one-thread Llama-2-7B decode profile sat on that first load (TinyLlama tg64, 2 threads, alternating: 61.9/66.3/
-     * 64.0 -> 71.2/68.4/67.8 tokens/s; docs/kernel-log.md, session 52). The Vector API's calls are written out in this
+     * a one-thread Llama-2-7B decode profile sat on that first load; ascending, the samples spread over the four
+     * loads (TinyLlama tg64, 2 threads, ten alternating pairs: means 60.0 -> 62.0 tokens/s, within this machine's
+     * noise; docs/kernel-log.md, session 52). The Vector API's calls are written out in this
      * one method, as a helper returning a vector would box where C2 leaves it out of line (docs/kernel-log.md,
      * session 21).
      */
