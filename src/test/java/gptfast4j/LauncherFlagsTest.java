@@ -29,7 +29,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class LauncherFlagsTest {
     @Test
     void everyFallbackPatternNamesAVectorApiMethod() throws IOException, ClassNotFoundException {
-        List<String> patterns = fallbackPatterns(Files.readString(Path.of("scripts/jdk.sh")));
+        List<String> patterns = loopWords(Files.readString(Path.of("scripts/jdk.sh")), "fallback");
         assertTrue(patterns.size() >= 10, "the launcher's fallback list was not found or is short: " + patterns);
         List<String> names = vectorApiMethodNames();
         List<String> unmatched = new ArrayList<>();
@@ -47,11 +47,6 @@ class LauncherFlagsTest {
         assertFalse(inlined.isEmpty(), "the launcher's inline list was not found");
         List<String> names = Arrays.stream(Class.forName("jdk.internal.misc.Unsafe").getDeclaredMethods()).map(Method::getName).toList();
         assertEquals(List.of(), inlined.stream().filter(n -> !names.contains(n)).toList(), "inline names in scripts/jdk.sh that no method of this JDK's Unsafe has");
-    }
-
-    /** The words of the launcher's {@code for fallback in ...; do} line, unquoted. */
-    static List<String> fallbackPatterns(String script) {
-        return loopWords(script, "fallback");
     }
 
     /** The words of the launcher's {@code for VARIABLE in ...; do} line, unquoted. */
