@@ -27,23 +27,39 @@ public final class Main {
                 err.println("error: unknown command '" + u.getUnmatched().getFirst() + "'; the commands are "
                         + String.join(", ", cli.getSubcommands().keySet()));
             } else {
-                err.println("error: " + e.getMessage());
+                err.println("error: " + oneLine(e.getMessage()));
             }
             err.println("Try '" + e.getCommandLine().getCommandSpec().qualifiedName() + " --help' for more information.");
             return 2;
         });
         cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
             if (debug) e.printStackTrace(commandLine.getErr());
-            commandLine.getErr().println("error: " + describe(e));
+            commandLine.getErr().println("error: " + oneLine(describe(e)));
             return 1;
         });
         try {
             return cli.execute(args);
         } catch (OutOfMemoryError e) { // picocli hands only Exceptions to the handler above; Errors pass through it
             if (debug) e.printStackTrace(cli.getErr());
-            cli.getErr().println("error: " + describe(e));
+            cli.getErr().println("error: " + oneLine(describe(e)));
             return 1;
         }
+    }
+
+    /**
+     * {@code message} with its control characters escaped as in Java strings (a line break as {@code \n}, an escape
+     * character as a backslash, u and 001b): a message may quote text read from a corrupt file (a tensor name), whose
+     * line breaks would split the error and whose escape sequences the terminal would act on.
+     */
+    static String oneLine(String message) {
+        if (message == null) return "";
+        StringBuilder shown = new StringBuilder(message.length());
+        message.codePoints().forEach(c -> {
+            if (c == '\n') shown.append("\\n");
+            else if (Character.isISOControl(c)) shown.append(String.format("\\u%04x", c));
+            else shown.appendCodePoint(c);
+        });
+        return shown.toString();
     }
 
     static String describe(Throwable e) {

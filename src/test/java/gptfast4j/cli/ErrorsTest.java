@@ -53,6 +53,7 @@ class ErrorsTest {
         assertTrue(o.exit != 0, "exit code " + o.exit);
         String[] lines = o.err.strip().split("\n");
         assertTrue(lines[0].startsWith("error: "), o.err);
+        assertEquals(1, lines.length, "more than one line: " + o.err);
         assertTrue(lines[0].contains(expected), "expected '" + expected + "' in: " + lines[0]);
         assertTrue(!o.err.contains("\tat ") && !o.err.contains("Exception"), "stack trace or exception name: " + o.err);
     }
@@ -104,6 +105,24 @@ class ErrorsTest {
         byte[] all = Files.readAllBytes(Shared.MODELS.resolve("stories260K.bin"));
         Files.write(cut, java.util.Arrays.copyOf(all, all.length / 2));
         assertOneLineError(run("generate", "--checkpoint", cut.toString(), "--tokenizer", Shared.MODELS.resolve("tok512.bin").toString()), "truncated");
+    }
+
+    /**
+     * Text read from a corrupt file (here a tensor name with a line break, and an impossible dimension count after
+     * it) is shown with its control characters escaped, so that the error stays one line.
+     */
+    @Test
+    void controlCharactersFromTheFileAreEscaped(@TempDir Path dir) throws IOException {
+        byte[] all = Files.readAllBytes(STORIES);
+        byte[] name = "blk.0.attn_q.weight".getBytes(StandardCharsets.UTF_8);
+        int at = indexOf(all, name);
+        all[at + 5] = '\n';
+        all[at + 6] = 0x1b; // ESC, which would start a terminal escape sequence
+        ByteBuffer.wrap(all).order(ByteOrder.LITTLE_ENDIAN).putInt(at + name.length, 7); // n_dims
+        Path bad = dir.resolve("control.gguf");
+        Files.write(bad, all);
+        Outcome o = run("info", "--checkpoint", bad.toString());
+        assertOneLineError(o, "tensor blk.0\\n\\u001bttn_q.weight has 7 dimensions");
     }
 
     @Test
