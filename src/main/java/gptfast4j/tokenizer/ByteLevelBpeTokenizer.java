@@ -61,7 +61,7 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
             ids.putIfAbsent(tokens[id], id);
             if (types[id] == TokenType.CONTROL) {
                 specials.put(tokens[id], id);
-                tokenBytes[id] = new byte[0];
+                tokenBytes[id] = NO_BYTES;
             } else {
                 tokenBytes[id] = toBytes(tokens[id]);
             }
@@ -133,7 +133,7 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
     @Override public Kind kind() { return Kind.BYTE_LEVEL_BPE; }
     @Override public int vocabSize() { return tokens.length; }
     @Override public String piece(int id) { return tokens[id]; }
-    @Override public byte[] bytes(int id) { return tokenBytes[id]; }
+    @Override public byte[] bytes(int id) { return id < tokenBytes.length ? tokenBytes[id] : NO_BYTES; }
 
     @Override
     public OptionalInt special(String text) {

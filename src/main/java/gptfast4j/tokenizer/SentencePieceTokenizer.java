@@ -52,7 +52,7 @@ public final class SentencePieceTokenizer implements Tokenizer {
                     unk = id;
                     tokenBytes[id] = " \u2047 ".getBytes(StandardCharsets.UTF_8);
                 }
-                default -> tokenBytes[id] = new byte[0];
+                default -> tokenBytes[id] = NO_BYTES;
             }
         }
         this.unknownId = unk;
@@ -91,7 +91,7 @@ public final class SentencePieceTokenizer implements Tokenizer {
     @Override public Kind kind() { return Kind.SENTENCEPIECE; }
     @Override public int vocabSize() { return pieces.length; }
     @Override public String piece(int id) { return pieces[id]; }
-    @Override public byte[] bytes(int id) { return tokenBytes[id]; }
+    @Override public byte[] bytes(int id) { return id < tokenBytes.length ? tokenBytes[id] : NO_BYTES; }
 
     @Override
     public OptionalInt special(String text) {

@@ -8,6 +8,9 @@ import java.util.OptionalInt;
 public interface Tokenizer {
     enum Kind { SENTENCEPIECE, BYTE_LEVEL_BPE }
 
+    /** What a token without text contributes ({@link #bytes}); empty, so shared. */
+    byte[] NO_BYTES = new byte[0];
+
     Kind kind();
 
     int vocabSize();
@@ -17,7 +20,10 @@ public interface Tokenizer {
     /** The vocabulary string of a token (SentencePiece pieces keep their U+2581, byte-level ones their mapped form). */
     String piece(int id);
 
-    /** The bytes a token contributes to output text; empty for control tokens. */
+    /**
+     * The bytes a token contributes to output text; empty for control tokens, and for ids past this vocabulary that a
+     * model's larger embedding table can still produce (a table padded past the tokenizer's tokens).
+     */
     byte[] bytes(int id);
 
     /** The id of a special (control) token by its text, such as {@code <|eot_id|>}. */

@@ -200,6 +200,28 @@ class ErrorsTest {
         assertEquals(0, o.exit(), o.err());
     }
 
+    /**
+     * A tokenizer with fewer tokens than the model has rows (an embedding table padded past its vocabulary, or here
+     * llama2.c's tok512.bin cut after 300 of its 512 tokens, which it cannot tell from a whole file, as the format
+     * stores no count): the ids it lacks have no text, so they print nothing, instead of failing on the first one the
+     * model picks.
+     */
+    @Test
+    void idsPastTheTokenizersVocabularyPrintNothing(@TempDir Path dir) throws IOException {
+        byte[] tok = Files.readAllBytes(Shared.MODELS.resolve("tok512.bin"));
+        ByteBuffer b = ByteBuffer.wrap(tok).order(ByteOrder.LITTLE_ENDIAN);
+        int end = 4;
+        for (int i = 0; i < 300; i++) end += 8 + b.getInt(end + 4); // per token: f32 score, i32 length, bytes
+        Path cut = dir.resolve("tok300.bin");
+        Files.write(cut, java.util.Arrays.copyOf(tok, end));
+        for (String temperature : new String[]{"0", "1"}) {
+            Outcome o = run("generate", "--checkpoint", Shared.MODELS.resolve("stories260K.bin").toString(), "--tokenizer", cut.toString(),
+                    "--prompt", "Once upon a time", "--max-new-tokens", "60", "--temperature", temperature, "--seed", "3");
+            assertEquals(0, o.exit(), o.err());
+            assertTrue(o.out().startsWith("Once upon a time"), o.out());
+        }
+    }
+
     @Test
     void promptLongerThanTheContext() {
         String prompt = "Once upon a time there was a cat. ".repeat(250); // ~2500 tokens > 2048
