@@ -35,12 +35,14 @@ public final class Safetensors {
         } catch (IOException e) {
             throw new ModelFormatException(path + ": not a safetensors file (bad JSON header)");
         }
+        if (!header.isObject()) throw new ModelFormatException(path + ": not a safetensors file (its header is not a JSON object)");
         long base = 8 + headerSize;
         Map<String, TensorData> tensors = new LinkedHashMap<>();
         for (var entry : header.properties()) {
             String name = entry.getKey();
             if (name.equals("__metadata__")) continue;
             JsonNode t = entry.getValue();
+            if (!t.path("dtype").isTextual()) throw new ModelFormatException(path + ": tensor " + name + " has no dtype");
             String dtype = t.path("dtype").asText();
             GGMLType type = switch (dtype) {
                 case "F32" -> GGMLType.F32;

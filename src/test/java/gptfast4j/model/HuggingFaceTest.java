@@ -82,6 +82,13 @@ class HuggingFaceTest {
         Files.write(file, ByteBuffer.allocate(8 + head.length + 24).order(ByteOrder.LITTLE_ENDIAN).putLong(head.length).put(head).array());
         var e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> gptfast4j.io.Safetensors.read(file));
         assertTrue(e.getMessage().contains("tensor w has a bad shape [-2,-3]"), e.getMessage());
+        // a header that is JSON but not an object of tensors, and an entry without a dtype
+        for (String bad : new String[]{"[1, 2]", "{\"w\": null}"}) {
+            byte[] json = bad.getBytes(StandardCharsets.UTF_8);
+            Files.write(file, ByteBuffer.allocate(8 + json.length).order(ByteOrder.LITTLE_ENDIAN).putLong(json.length).put(json).array());
+            e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> gptfast4j.io.Safetensors.read(file));
+            assertTrue(e.getMessage().contains(bad.startsWith("[") ? "not a safetensors file (its header is not a JSON object)" : "tensor w has no dtype"), e.getMessage());
+        }
 
         writeHuggingFace(dir, false);
         ObjectNode config = (ObjectNode) new ObjectMapper().readTree(dir.resolve("config.json").toFile());
