@@ -76,12 +76,21 @@ public final class GGUFWriter {
         long dataStart = GGUF.alignUp(head.length, alignment);
         long total = dataStart + offset;
 
-        Path dir = out.toAbsolutePath().getParent();
+        // the finished file replaces what is at out: a regular file, or where a link to one points (the link stays,
+        // as cp leaves it); never a device or a pipe, which the move would turn into a regular file
+        if (Files.exists(out) && !Files.isRegularFile(out)) throw new ModelFormatException(out + ": not a regular file (a device or a pipe)");
+        Path target;
+        try {
+            target = Files.exists(out) ? out.toRealPath() : out;
+        } catch (IOException e) {
+            throw new ModelFormatException(out + ": cannot resolve: " + e.getMessage());
+        }
+        Path dir = target.toAbsolutePath().getParent();
         Path temp;
         try {
             // not Files.createTempFile, which makes the file its owner's alone (0600): a model file gets the
             // permissions any new file gets here (0666 less the umask), as llama.cpp's and cp's do
-            temp = Files.createFile(dir.resolve("." + out.getFileName() + "." + ProcessHandle.current().pid() + "." + Long.toHexString(System.nanoTime()) + ".partial"));
+            temp = Files.createFile(dir.resolve("." + target.getFileName() + "." + ProcessHandle.current().pid() + "." + Long.toHexString(System.nanoTime()) + ".partial"));
         } catch (IOException e) {
             throw new ModelFormatException(out + ": cannot create: " + e.getMessage());
         }
@@ -111,7 +120,7 @@ public final class GGUFWriter {
             if (!done) deleteQuietly(temp);
         }
         try {
-            Files.move(temp, out, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            Files.move(temp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException e) {
             deleteQuietly(temp);
             throw new UncheckedIOException(out + ": cannot move the finished file into place: " + e.getMessage(), e);

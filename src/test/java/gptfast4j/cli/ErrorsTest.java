@@ -315,6 +315,26 @@ class ErrorsTest {
         }
     }
 
+    /**
+     * An output that exists and is not a regular file (a FIFO here; a device such as /dev/full alike) is refused: the
+     * finished file is moved into place, which would put a regular file where the special file was (as root, a
+     * device node in /dev). An output that is a symbolic link is written where the link points, as cp writes, and
+     * the link stays.
+     */
+    @Test
+    void specialFilesAreRefusedAndLinksFollowed(@TempDir Path dir) throws IOException, InterruptedException {
+        Path fifo = dir.resolve("fifo");
+        assumeTrue(new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor() == 0, "mkfifo");
+        assertOneLineError(run("make-model", "--shape", "stories15M", "--type", "q4_0", "--out", fifo.toString()), "is not a regular file");
+        assertOneLineError(run("quantize", "--checkpoint", STORIES.toString(), "--mode", "int8", "--out", fifo.toString()), "is not a regular file");
+        assertTrue(Files.readAttributes(fifo, java.nio.file.attribute.BasicFileAttributes.class).isOther(), "the FIFO was replaced");
+        Path target = Files.writeString(dir.resolve("target.gguf"), "old"), link = Files.createSymbolicLink(dir.resolve("link.gguf"), target);
+        Outcome o = run("quantize", "--checkpoint", STORIES.toString(), "--mode", "int8", "--out", link.toString());
+        assertEquals(0, o.exit, o.err);
+        assertTrue(Files.isSymbolicLink(link), "the link was replaced");
+        assertTrue(Files.size(target) > 100_000, "the link's target was not written");
+    }
+
     @Test
     void interactiveChatsTurnByTurnUntilAnEmptyLine() {
         Outcome o = runWithInput("Once upon a time\nThe dog\n\nnever read\n",
