@@ -104,18 +104,21 @@ public final class GGUF {
             long dataOffset = alignUp(in.pos, alignment);
             Map<String, TensorData> tensors = new LinkedHashMap<>();
             for (Info info : infos) {
+                // a corrupt shape or offset may be near 2^63: every bound is checked before a sum or product that
+                // could overflow (a shape of 2^40 x 2^40 was an ArithmeticException, an offset near 2^63 passed)
                 long elements = 1;
-                for (long d : info.shape) elements = Math.multiplyExact(elements, d);
+                for (long d : info.shape) elements = d <= Long.MAX_VALUE / elements ? elements * d : Long.MAX_VALUE;
+                long size = file.byteSize();
+                boolean fits = info.offset >= 0 && info.offset <= size - dataOffset && elements / info.type.blockSize <= (size - dataOffset - info.offset) / info.type.blockBytes;
+                if (!fits) {
+                    throw new ModelFormatException(path + ": truncated or corrupt file: tensor " + info.name + " " + java.util.Arrays.toString(info.shape)
+                            + " " + info.type + " at data offset " + Long.toUnsignedString(info.offset) + " runs past the end of the file (" + size + " bytes)");
+                }
                 if (elements % info.type.blockSize != 0 || info.shape[0] % info.type.blockSize != 0) {
                     throw new ModelFormatException(path + ": tensor " + info.name + " " + java.util.Arrays.toString(info.shape)
                             + " is not a whole number of " + info.type + " blocks");
                 }
-                long bytes = info.type.bytesFor(elements);
-                long start = dataOffset + info.offset;
-                if (start + bytes > file.byteSize()) {
-                    throw new ModelFormatException(path + ": truncated file: tensor " + info.name + " needs bytes up to "
-                            + (start + bytes) + " but the file has " + file.byteSize());
-                }
+                long bytes = info.type.bytesFor(elements), start = dataOffset + info.offset;
                 if (tensors.put(info.name, new TensorData(info.name, info.type, info.shape, file.asSlice(start, bytes))) != null) {
                     throw new ModelFormatException(path + ": duplicate tensor " + info.name);
                 }

@@ -99,6 +99,26 @@ class ErrorsTest {
         }
     }
 
+    /**
+     * Corrupt sizes near 2^63 in a tensor's info, where a product or a sum overflows: a shape of 2^40 x 2^40 (an
+     * ArithmeticException before), a data offset just under 2^63 and one of 2^63 or more (read as a negative long).
+     */
+    @Test
+    void tensorSizesThatOverflowAreNamed(@TempDir Path dir) throws IOException {
+        byte[] name = "blk.0.attn_q.weight".getBytes(StandardCharsets.UTF_8);
+        long[][] patches = {{4, 1L << 40}, {12, 1L << 40}, {24, 0x7FFF_FFFF_FFFF_FFE0L}, {24, 0x8000_0000_0000_0000L}}; // {byte after the name, value}
+        for (int i = 0; i < patches.length; i += i == 0 ? 2 : 1) {
+            byte[] all = Files.readAllBytes(STORIES);
+            ByteBuffer b = ByteBuffer.wrap(all).order(ByteOrder.LITTLE_ENDIAN);
+            int at = indexOf(all, name) + name.length; // then u32 n_dims (2), u64 dims, u32 type, u64 offset
+            b.putLong(at + (int) patches[i][0], patches[i][1]);
+            if (i == 0) b.putLong(at + (int) patches[1][0], patches[1][1]);
+            Path bad = dir.resolve("overflow" + i + ".gguf");
+            Files.write(bad, all);
+            assertOneLineError(run("info", "--checkpoint", bad.toString()), "truncated or corrupt file: tensor blk.0.attn_q.weight");
+        }
+    }
+
     @Test
     void truncatedLlama2cFile(@TempDir Path dir) throws IOException {
         Path cut = dir.resolve("cut.bin");
