@@ -77,8 +77,8 @@ public final class GGUFWriter {
         long total = dataStart + offset;
 
         // the finished file replaces what is at out: a regular file, or where a link to one points (the link stays,
-        // as cp leaves it); never a device or a pipe, which the move would turn into a regular file
-        if (Files.exists(out) && !Files.isRegularFile(out)) throw new ModelFormatException(out + ": not a regular file (a device or a pipe)");
+        // as cp leaves it); never a folder, a device or a pipe, which the move would turn into a regular file
+        if (Files.exists(out) && !Files.isRegularFile(out)) throw new ModelFormatException(out + ": not a regular file (a folder, a device or a pipe)");
         Path target;
         try {
             target = Files.exists(out) ? out.toRealPath() : out;
