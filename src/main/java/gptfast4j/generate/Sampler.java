@@ -1,5 +1,6 @@
 package gptfast4j.generate;
 
+import gptfast4j.io.ModelFormatException;
 import gptfast4j.tensor.VectorMath;
 
 import java.util.Arrays;
@@ -40,9 +41,25 @@ public final class Sampler {
     }
 
     public int sample(float[] logits, int offset) {
-        if (isGreedy()) return VectorMath.argmax(logits, offset, probs.length);
+        if (isGreedy()) return greedy(logits, offset, probs.length);
         distribution(logits, offset, probs);
         return draw(probs);
+    }
+
+    /** The argmax, which skips NaN logits past the first; where it is NaN itself, every logit compared was. */
+    private static int greedy(float[] logits, int offset, int n) {
+        int best = VectorMath.argmax(logits, offset, n);
+        if (Float.isNaN(logits[offset + best])) throw notFinite();
+        return best;
+    }
+
+    /**
+     * NaN logits, or an infinite one in a draw (whose softmax it makes NaN), come from weights or arithmetic that are
+     * not finite: refused by name, where a draw returned the last id and greedy the first, so that a corrupt file
+     * printed one token over and over.
+     */
+    private static ModelFormatException notFinite() {
+        return new ModelFormatException("the model's logits are not finite (NaN or infinite): its weights may hold NaN or infinite values (a corrupt file?)");
     }
 
     /** A uniform draw in [0, 1) from this sampler's generator. */
@@ -74,12 +91,13 @@ public final class Sampler {
         int n = out.length;
         if (isGreedy()) {
             Arrays.fill(out, 0f);
-            out[VectorMath.argmax(logits, offset, n)] = 1f;
+            out[greedy(logits, offset, n)] = 1f;
             return;
         }
         float threshold = topK < n ? kthLargest(logits, offset, n) : Float.NEGATIVE_INFINITY;
         float max = Float.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) max = Math.max(max, logits[offset + i]);
+        for (int i = 0; i < n; i++) max = Math.max(max, logits[offset + i]); // NaN if any logit is
+        if (!Float.isFinite(max)) throw notFinite();
         double sum = 0;
         for (int i = 0; i < n; i++) {
             float l = logits[offset + i];

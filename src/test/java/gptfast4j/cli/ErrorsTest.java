@@ -119,6 +119,22 @@ class ErrorsTest {
         }
     }
 
+    /** A model whose weights hold NaN (here its final norm's) stops with one line saying so, not with text of one token repeated. */
+    @Test
+    void weightsOfNaNAreNamed(@TempDir Path dir) throws IOException {
+        byte[] all = Files.readAllBytes(STORIES);
+        byte[] name = "output_norm.weight".getBytes(StandardCharsets.UTF_8);
+        ByteBuffer b = ByteBuffer.wrap(all).order(ByteOrder.LITTLE_ENDIAN);
+        int at = indexOf(all, name) + name.length, dims = b.getInt(at); // then u64 dims, u32 type (F32), u64 offset
+        long start = gptfast4j.io.GGUF.read(STORIES).dataOffset() + b.getLong(at + 4 + 8 * dims + 4);
+        for (int i = 0; i < 64; i++) b.putFloat((int) start + 4 * i, Float.NaN); // 64: stories260K's width
+        Path nan = dir.resolve("nan.gguf");
+        Files.write(nan, all);
+        for (String temperature : new String[]{"0", "0.8"}) {
+            assertOneLineError(run("generate", "--checkpoint", nan.toString(), "--prompt", "Once", "--temperature", temperature), "the model's logits are not finite");
+        }
+    }
+
     @Test
     void truncatedLlama2cFile(@TempDir Path dir) throws IOException {
         Path cut = dir.resolve("cut.bin");

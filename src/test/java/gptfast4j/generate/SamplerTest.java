@@ -94,4 +94,25 @@ class SamplerTest {
         assertTrue(allocated < 4096, allocated + " bytes allocated by 200 samples");
         assertEquals(0, new Sampler(n, 0, 0, 1, 5).sample(new float[n], 0));
     }
+
+    /**
+     * Logits that are NaN (or, for a draw, infinite) cannot be sampled: every sampler refuses them by name, where a
+     * draw used to return the last id and greedy the first, so a corrupt model printed one token over and over.
+     */
+    @Test
+    void logitsThatAreNotFiniteAreRefused() {
+        float[] allNaN = new float[8], oneNaN = {1, 2, Float.NaN, 0, 0, 0, 0, 0}, infinite = {1, Float.POSITIVE_INFINITY, 0, 0, 0, 0, 0, 0};
+        java.util.Arrays.fill(allNaN, Float.NaN);
+        for (float[] logits : new float[][]{allNaN, oneNaN, infinite}) {
+            var e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class,
+                    () -> new Sampler(8, 0.8f, 0, 0.9f, 1).sample(logits, 0));
+            assertTrue(e.getMessage().startsWith("the model's logits are not finite"), e.getMessage());
+            org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class,
+                    () -> new Sampler(8, 0.8f, 0, 1, 1).distribution(logits, 0, new float[8]));
+        }
+        org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> new Sampler(8, 0, 0, 1, 1).sample(allNaN, 0));
+        // greedy takes the largest finite logit past a NaN, and an infinite one as the largest
+        assertEquals(1, new Sampler(8, 0, 0, 1, 1).sample(oneNaN, 0));
+        assertEquals(1, new Sampler(8, 0, 0, 1, 1).sample(infinite, 0));
+    }
 }
