@@ -63,7 +63,8 @@ public final class Main {
     }
 
     static String describe(Throwable e) {
-        if (e instanceof ModelFormatException || e instanceof IllegalArgumentException) return e.getMessage();
+        // our own messages, which name the file and the fault (UncheckedIOException: a GGUF write that failed)
+        if (e instanceof ModelFormatException || e instanceof IllegalArgumentException || e instanceof java.io.UncheckedIOException) return e.getMessage();
         if (e instanceof OutOfMemoryError) {
             // off-heap weights (quantized or regrouped copies) come from the C library, not from the Java heap
             return "out of memory (" + e.getMessage() + ")" + (String.valueOf(e.getMessage()).contains("off-heap")

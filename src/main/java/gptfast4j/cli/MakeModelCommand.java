@@ -47,15 +47,11 @@ final class MakeModelCommand implements Callable<Integer> {
                     fallbacks.size(), t, t.blockSize, String.join(", ", fallbacks.subList(0, Math.min(4, fallbacks.size()))) + (fallbacks.size() > 4 ? ", ..." : ""));
         }
         long start = System.nanoTime();
-        int[] lastPercent = {-1};
-        RandomModel.write(s, t, out, dir, written -> {
-            int percent = (int) (100 * written / Math.max(1, total));
-            if (percent / 5 != lastPercent[0] / 5) {
-                lastPercent[0] = percent;
-                System.err.printf("\rwriting %s: %3d%% (%.2f of %.2f GB)", out.getFileName(), percent, written / 1e9, total / 1e9);
-            }
-        });
-        System.err.printf("\rwrote %s: %s %s, %.2f GB in %.1f s%n", out, s.name(), t, total / 1e9, (System.nanoTime() - start) / 1e9);
+        try (ProgressLine progress = new ProgressLine(total, (percent, written) ->
+                String.format("writing %s: %3d%% (%.2f of %.2f GB)", out.getFileName(), percent, written / 1e9, total / 1e9))) {
+            RandomModel.write(s, t, out, dir, progress);
+            progress.end(String.format("wrote %s: %s %s, %.2f GB in %.1f s", out, s.name(), t, total / 1e9, (System.nanoTime() - start) / 1e9));
+        }
         return 0;
     }
 

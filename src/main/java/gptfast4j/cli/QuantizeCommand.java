@@ -47,15 +47,11 @@ final class QuantizeCommand implements Callable<Integer> {
         Checkpoint src = Checkpoint.load(checkpoint, tokenizer);
         long total = src.tensors().values().stream().mapToLong(t -> t.data().byteSize()).sum();
         long start = System.nanoTime();
-        int[] last = {-1};
-        List<String> kept = QuantizeModel.write(src, type, out, read -> {
-            int percent = (int) Math.min(100, 100 * read / Math.max(1, total));
-            if (percent / 5 != last[0] / 5) {
-                last[0] = percent;
-                System.err.printf("\rquantizing to %s: %3d%%", type, percent);
-            }
-        });
-        System.err.printf("\rwrote %s (%s, %.2f GB) in %.1f s%n", out, type, Files.size(out) / 1e9, (System.nanoTime() - start) / 1e9);
+        List<String> kept;
+        try (ProgressLine progress = new ProgressLine(total, (percent, read) -> String.format("quantizing to %s: %3d%%", type, percent))) {
+            kept = QuantizeModel.write(src, type, out, progress);
+            progress.end(String.format("wrote %s (%s, %.2f GB) in %.1f s", out, type, Files.size(out) / 1e9, (System.nanoTime() - start) / 1e9));
+        }
         if (!kept.isEmpty()) System.err.println("kept in their float type (rows not a multiple of 32): " + String.join(", ", kept));
         return 0;
     }

@@ -86,6 +86,10 @@ public final class GGUFWriter {
             throw new ModelFormatException(out + ": cannot resolve: " + e.getMessage());
         }
         Path dir = target.toAbsolutePath().getParent();
+        // the file is filled through a mapping of a sparse file, where a full disk is a fault on a page (below), after
+        // all the work before it: so say so first where the space is short already
+        long free = usableSpace(dir);
+        if (free < total) throw writeFailure(out + ": needs " + size(total) + " but " + dir + " has " + size(free) + " free");
         Path temp;
         try {
             // not Files.createTempFile, which makes the file its owner's alone (0600): a model file gets the
@@ -116,6 +120,9 @@ public final class GGUFWriter {
             done = true;
         } catch (IOException e) {
             throw new UncheckedIOException(out + ": write failed: " + e.getMessage(), e);
+        } catch (InternalError e) {
+            // HotSpot's form of a SIGBUS on a mapped page: the file system could not back it (tmpfs or a disk full)
+            throw writeFailure(out + ": write failed: the file system could not store a page of it (" + e.getMessage() + "; out of space?)");
         } finally {
             if (!done) deleteQuietly(temp);
         }
@@ -131,6 +138,24 @@ public final class GGUFWriter {
                 // the hook runs anyway; the file has been moved, so it finds nothing to delete
             }
         }
+    }
+
+    /** Bytes free to this process where {@code dir} is; the most a long holds where that cannot be asked. */
+    private static long usableSpace(Path dir) {
+        try {
+            return Files.getFileStore(dir).getUsableSpace();
+        } catch (IOException e) {
+            return Long.MAX_VALUE;
+        }
+    }
+
+    /** A size in MB below 1 GB, else in GB. */
+    private static String size(long bytes) {
+        return bytes < 1e9 ? String.format("%.1f MB", bytes / 1e6) : String.format("%.2f GB", bytes / 1e9);
+    }
+
+    private static UncheckedIOException writeFailure(String message) {
+        return new UncheckedIOException(message, new IOException(message));
     }
 
     private static void deleteQuietly(Path p) {
