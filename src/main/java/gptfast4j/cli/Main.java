@@ -39,7 +39,7 @@ public final class Main {
         });
         try {
             return cli.execute(args);
-        } catch (OutOfMemoryError e) { // picocli hands only Exceptions to the handler above; Errors pass through it
+        } catch (OutOfMemoryError | InternalError e) { // picocli hands only Exceptions to the handler above; Errors pass through it
             if (debug) e.printStackTrace(cli.getErr());
             cli.getErr().println("error: " + oneLine(describe(e)));
             return 1;
@@ -71,6 +71,11 @@ public final class Main {
                     ? ": the machine has too little free memory for the model's weights or its KV cache" : "; try a smaller context or a larger -Xmx");
         }
         String message = e.getMessage();
+        if (e instanceof InternalError && String.valueOf(message).contains("unsafe memory access")) {
+            // HotSpot's form of a SIGBUS on a mapped page: a model file cut short or replaced in place while mapped
+            // (its weights are read from the mapping), or a disk error
+            return "a fault reading a mapped file (" + message + "): was the model file truncated or overwritten while in use?";
+        }
         return e.getClass().getSimpleName() + (message == null ? "" : ": " + message) + " (run with --debug for details)";
     }
 }

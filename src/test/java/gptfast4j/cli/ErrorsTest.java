@@ -78,6 +78,24 @@ class ErrorsTest {
         assertTrue(heap.contains("-Xmx"), heap);
     }
 
+    /**
+     * A model file cut short while it is mapped (replaced in place, say, while a chat runs) faults on its next read,
+     * which this JVM turns into an InternalError naming an unsafe memory access: checked here on a real mapping, and
+     * named as such (it ended in a stack trace).
+     */
+    @Test
+    void aMappedFileCutShortIsNamed(@TempDir Path dir) throws IOException {
+        Path file = Files.write(dir.resolve("mapped.bin"), new byte[1 << 16]);
+        try (var channel = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.READ, java.nio.file.StandardOpenOption.WRITE);
+             var arena = java.lang.foreign.Arena.ofConfined()) {
+            var mapped = channel.map(java.nio.channels.FileChannel.MapMode.READ_ONLY, 0, 1 << 16, arena);
+            channel.truncate(100);
+            InternalError fault = org.junit.jupiter.api.Assertions.assertThrows(InternalError.class, () -> mapped.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 40000));
+            String shown = Main.describe(fault);
+            assertTrue(shown.startsWith("a fault reading a mapped file") && shown.contains("truncated or overwritten while in use"), shown);
+        }
+    }
+
     @Test
     void missingFile() {
         assertOneLineError(run("generate", "--checkpoint", "/no/such/model.gguf"), "no such file");
