@@ -35,6 +35,8 @@ public final class Mapped {
     public static MemorySegment map(Path path) {
         if (!Files.exists(path)) throw new ModelFormatException(path + ": no such file");
         if (Files.isDirectory(path)) throw new ModelFormatException(path + ": is a directory, expected a file");
+        // a pipe (a model piped to /dev/stdin) cannot be mapped, and opening a FIFO waits for a writer
+        if (!Files.isRegularFile(path)) throw new ModelFormatException(path + ": not a regular file (a pipe or a device); models are mapped from files");
         try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
             long size = channel.size();
             if (size == 0) throw new ModelFormatException(path + ": file is empty");

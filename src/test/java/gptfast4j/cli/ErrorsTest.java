@@ -382,6 +382,9 @@ class ErrorsTest {
         assertOneLineError(run("make-model", "--shape", "stories15M", "--type", "q4_0", "--out", fifo.toString()), "is not a regular file");
         assertOneLineError(run("quantize", "--checkpoint", STORIES.toString(), "--mode", "int8", "--out", fifo.toString()), "is not a regular file");
         assertTrue(Files.readAttributes(fifo, java.nio.file.attribute.BasicFileAttributes.class).isOther(), "the FIFO was replaced");
+        // nor is one read as a model (it waited for a writer; a pipe cannot be mapped)
+        assertOneLineError(run("info", "--checkpoint", fifo.toString()), "not a regular file (a pipe or a device)");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--tokenizer", fifo.toString()), "not a regular file (a pipe or a device)");
         Path target = Files.writeString(dir.resolve("target.gguf"), "old"), link = Files.createSymbolicLink(dir.resolve("link.gguf"), target);
         Outcome o = run("quantize", "--checkpoint", STORIES.toString(), "--mode", "int8", "--out", link.toString());
         assertEquals(0, o.exit, o.err);
