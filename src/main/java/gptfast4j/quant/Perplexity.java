@@ -44,7 +44,10 @@ public final class Perplexity {
         int chunks = tokens.length / ctx;
         if (chunks == 0) throw new IllegalArgumentException("the text has " + tokens.length + (tokens.length == 1 ? " token" : " tokens") + ", fewer than one chunk of --ctx " + ctx);
         int vocab = model.model().config.vocabSize();
-        if (base != null && base.model().config.vocabSize() != vocab) throw new IllegalArgumentException("the base model's vocabulary differs");
+        if (base != null && base.model().config.vocabSize() != vocab) {
+            throw new IllegalArgumentException("the base model's vocabulary differs: " + base.model().config.vocabSize() + " tokens against the model's " + vocab
+                    + " (--kl-base wants the same model in another format)");
+        }
         // a base with another tokenizer of the same size would be compared token id by token id, meaninglessly
         if (base != null && !java.util.Arrays.equals(tokenize(base, text), tokens)) {
             throw new IllegalArgumentException("the base model's tokenizer differs: it splits the text into other tokens");

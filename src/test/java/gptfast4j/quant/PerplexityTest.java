@@ -118,4 +118,15 @@ class PerplexityTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Perplexity.compute(llama2, mistral, text(), 128, c -> { }));
         assertTrue(e.getMessage().contains("tokenizer differs"), e.getMessage());
     }
+
+    /** A base of another vocabulary size says both sizes. */
+    @Test
+    void refusesABaseOfAnotherVocabulary(@TempDir Path dir) {
+        Path file = dir.resolve("s15.gguf");
+        RandomModel.write(ModelShape.named("stories15M"), GGMLType.Q8_0, file, Shared.TOKENIZERS, b -> { });
+        Checkpoint stories260K = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> Perplexity.compute(stories260K, Checkpoint.load(file, null), text(), 128, c -> { }));
+        assertEquals("the base model's vocabulary differs: 32000 tokens against the model's 512 (--kl-base wants the same model in another format)", e.getMessage());
+    }
 }
