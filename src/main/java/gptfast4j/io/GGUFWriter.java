@@ -87,9 +87,10 @@ public final class GGUFWriter {
         }
         Path dir = target.toAbsolutePath().getParent();
         // the file is filled through a mapping of a sparse file, where a full disk is a fault on a page (below), after
-        // all the work before it: so say so first where the space is short already
+        // all the work before it: so say so first where the space is short already (a file system that reports no
+        // space at all may just not know; the fault still says so if it is full)
         long free = usableSpace(dir);
-        if (free < total) throw writeFailure(out + ": needs " + size(total) + " but " + dir + " has " + size(free) + " free");
+        if (free > 0 && free < total) throw writeFailure(out + ": needs " + size(total) + " but " + dir + " has " + size(free) + " free");
         Path temp;
         try {
             // not Files.createTempFile, which makes the file its owner's alone (0600): a model file gets the
