@@ -54,13 +54,13 @@ final class CommonOptions {
     /**
      * An output file checked before any work is done: its folder exists, and it is not a folder itself (the finished
      * file is moved into place at the end, which used to fail only then), nor another file that is not a regular one
-     * (a device or a pipe, which the move would replace: {@link gptfast4j.io.GGUFWriter#write}).
+     * (a device or a pipe, which the move would replace: {@link gptfast4j.io.GGUFWriter#target}).
      */
     static void checkOutputFile(Path out) {
         Path parent = out.toAbsolutePath().getParent();
         if (parent == null || !Files.isDirectory(parent)) throw new IllegalArgumentException("output folder " + parent + " does not exist");
         if (Files.isDirectory(out)) throw new IllegalArgumentException("--out " + out + " is a folder; give a file name");
-        if (Files.exists(out) && !Files.isRegularFile(out)) throw new IllegalArgumentException("--out " + out + " is not a regular file (a device or a pipe); give a file name");
+        gptfast4j.io.GGUFWriter.target(out);
     }
 
     /** int8 / int4 / int4-asym as the weight format they write; null for none. */

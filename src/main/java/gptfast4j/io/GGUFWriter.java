@@ -76,15 +76,7 @@ public final class GGUFWriter {
         long dataStart = GGUF.alignUp(head.length, alignment);
         long total = dataStart + offset;
 
-        // the finished file replaces what is at out: a regular file, or where a link to one points (the link stays,
-        // as cp leaves it); never a folder, a device or a pipe, which the move would turn into a regular file
-        if (Files.exists(out) && !Files.isRegularFile(out)) throw new ModelFormatException(out + ": not a regular file (a folder, a device or a pipe)");
-        Path target;
-        try {
-            target = Files.exists(out) ? out.toRealPath() : out;
-        } catch (IOException e) {
-            throw new ModelFormatException(out + ": cannot resolve: " + e.getMessage());
-        }
+        Path target = target(out);
         Path dir = target.toAbsolutePath().getParent();
         // the file is filled through a mapping of a sparse file, where a full disk is a fault on a page (below), after
         // all the work before it: so say so first where the space is short already (a file system that reports no
@@ -138,6 +130,21 @@ public final class GGUFWriter {
             } catch (IllegalStateException shuttingDown) {
                 // the hook runs anyway; the file has been moved, so it finds nothing to delete
             }
+        }
+    }
+
+    /**
+     * The file that writing {@code out} replaces: {@code out} itself, or where a link to a file points (the link
+     * stays, as cp leaves it); never a folder, a device or a pipe, which the move into place would turn into a
+     * regular file. Commands call it before their work, to fail early.
+     */
+    public static Path target(Path out) {
+        if (!Files.exists(out)) return out;
+        if (!Files.isRegularFile(out)) throw new ModelFormatException(out + " is not a regular file (a folder, a device or a pipe)");
+        try {
+            return out.toRealPath();
+        } catch (IOException e) {
+            throw new ModelFormatException(out + ": cannot resolve: " + e.getMessage());
         }
     }
 

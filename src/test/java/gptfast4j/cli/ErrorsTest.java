@@ -124,13 +124,13 @@ class ErrorsTest {
     @Test
     void tensorSizesThatOverflowAreNamed(@TempDir Path dir) throws IOException {
         byte[] name = "blk.0.attn_q.weight".getBytes(StandardCharsets.UTF_8);
-        long[][] patches = {{4, 1L << 40}, {12, 1L << 40}, {24, 0x7FFF_FFFF_FFFF_FFE0L}, {24, 0x8000_0000_0000_0000L}}; // {byte after the name, value}
-        for (int i = 0; i < patches.length; i += i == 0 ? 2 : 1) {
+        // each case: {byte after the name, value} pairs; after the name come u32 n_dims (2), u64 dims, u32 type, u64 offset
+        long[][][] cases = {{{4, 1L << 40}, {12, 1L << 40}}, {{24, 0x7FFF_FFFF_FFFF_FFE0L}}, {{24, 0x8000_0000_0000_0000L}}};
+        for (int i = 0; i < cases.length; i++) {
             byte[] all = Files.readAllBytes(STORIES);
             ByteBuffer b = ByteBuffer.wrap(all).order(ByteOrder.LITTLE_ENDIAN);
-            int at = indexOf(all, name) + name.length; // then u32 n_dims (2), u64 dims, u32 type, u64 offset
-            b.putLong(at + (int) patches[i][0], patches[i][1]);
-            if (i == 0) b.putLong(at + (int) patches[1][0], patches[1][1]);
+            int at = indexOf(all, name) + name.length;
+            for (long[] patch : cases[i]) b.putLong(at + (int) patch[0], patch[1]);
             Path bad = dir.resolve("overflow" + i + ".gguf");
             Files.write(bad, all);
             assertOneLineError(run("info", "--checkpoint", bad.toString()), "truncated or corrupt file: tensor blk.0.attn_q.weight");
