@@ -1,6 +1,7 @@
 package gptfast4j.cli;
 
 import gptfast4j.io.ModelFormatException;
+import gptfast4j.model.JvmChecks;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -39,7 +40,7 @@ public final class Main {
         });
         try {
             return cli.execute(args);
-        } catch (OutOfMemoryError | InternalError e) { // picocli hands only Exceptions to the handler above; Errors pass through it
+        } catch (OutOfMemoryError | InternalError | NoClassDefFoundError e) { // picocli hands only Exceptions to the handler above; Errors pass through it
             if (debug) e.printStackTrace(cli.getErr());
             cli.getErr().println("error: " + oneLine(describe(e)));
             return 1;
@@ -71,6 +72,11 @@ public final class Main {
                     ? ": the machine has too little free memory for the model's weights or its KV cache" : "; try a smaller context or a larger -Xmx");
         }
         String message = e.getMessage();
+        // `java -jar gptfast4j.jar` without the launcher's flags: caught where a model is loaded, or where a command
+        // that loads none (bench --memory) first touches a vector class
+        if (JvmChecks.NO_VECTOR_API.equals(message) || e instanceof NoClassDefFoundError && String.valueOf(message).startsWith("jdk/incubator/vector/")) {
+            return JvmChecks.NO_VECTOR_API;
+        }
         if (e instanceof InternalError && String.valueOf(message).contains("unsafe memory access")) {
             // HotSpot's form of a SIGBUS on a mapped page: a model file cut short or replaced in place while mapped
             // (its weights are read from the mapping), or a disk error

@@ -78,7 +78,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      *                   does; embeddings and norms not) in memory while loading
      */
     public static Checkpoint load(Path path, Path tokenizerPath, GGMLType quantizeTo) {
-        JitLimits.checkOnce();
+        JvmChecks.check();
         Checkpoint c = read(path, tokenizerPath);
         if (quantizeTo == null) return c;
         Llama m = c.model();

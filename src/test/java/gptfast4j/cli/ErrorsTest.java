@@ -12,6 +12,8 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -551,6 +553,24 @@ class ErrorsTest {
             assertEquals(GenerateCommand.INTERRUPTED, chat.exitValue());
         } finally {
             chat.destroyForcibly();
+        }
+    }
+
+    /**
+     * {@code java -jar gptfast4j.jar} without {@code --add-modules=jdk.incubator.vector}: one line saying what to add,
+     * whether the command loads a model first ({@code JvmChecks}) or touches a vector class before any (bench
+     * --memory). It used to be a {@code NoClassDefFoundError}'s stack trace.
+     */
+    @Test
+    void aJvmWithoutTheVectorApiIsToldWhatToAdd() throws Exception {
+        for (String[] command : new String[][]{{"info", "--checkpoint", STORIES.toString()}, {"bench", "--memory", "--threads", "1"}}) {
+            List<String> line = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                    "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), "gptfast4j.cli.Main"));
+            line.addAll(List.of(command));
+            Process p = new ProcessBuilder(line).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+            String err = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertTrue(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS));
+            assertOneLineError(new Outcome(p.exitValue(), "", err), "add --add-modules=jdk.incubator.vector");
         }
     }
 

@@ -103,11 +103,11 @@ class DecodeAllocationTest {
     @Test
     void theTestsRunWithTheLaunchersJitLimitsAndOthersAreTold() {
         com.sun.management.HotSpotDiagnosticMXBean hotSpot = ManagementFactory.getPlatformMXBean(com.sun.management.HotSpotDiagnosticMXBean.class);
-        assertEquals(null, JitLimits.note(Long.parseLong(hotSpot.getVMOption("PerMethodTrapLimit").getValue()),
+        assertEquals(null, JvmChecks.note(Long.parseLong(hotSpot.getVMOption("PerMethodTrapLimit").getValue()),
                 Long.parseLong(hotSpot.getVMOption("PerMethodRecompilationCutoff").getValue())));
-        String note = JitLimits.note(100, 400); // HotSpot's defaults
+        String note = JvmChecks.note(100, 400); // HotSpot's defaults
         org.junit.jupiter.api.Assertions.assertTrue(note.contains("-XX:PerMethodTrapLimit=100000 -XX:PerMethodRecompilationCutoff=100000"), note);
-        org.junit.jupiter.api.Assertions.assertNotNull(JitLimits.note(100_000, 400));
+        org.junit.jupiter.api.Assertions.assertNotNull(JvmChecks.note(100_000, 400));
     }
 
     /** A state's tasks are bound to the model that made it, so another model refuses it rather than run the wrong weights. */
