@@ -82,8 +82,12 @@ final class BenchCommand implements Callable<Integer> {
 
     private static final long WARM_UP_NANOS = 2_000_000_000L;
 
+    /**
+     * One line of the table and of the JSON document. The weight bytes per token and the bandwidth are a decode row's
+     * (null in a prompt's row, whose batch reads each weight once for all its tokens, and in the speculative rows).
+     */
     record Row(String model, String test, int depth, int threads, double meanTokensPerSecond, double stdTokensPerSecond,
-               long bytesPerToken, double gigabytesPerSecond, Double percentOfMemoryBandwidth, Double meanAccepted, Double speedup) {}
+               Long bytesPerToken, Double gigabytesPerSecond, Double percentOfMemoryBandwidth, Double meanAccepted, Double speedup) {}
 
     /** More would be hours of any model; the timings of each are kept (an array of 2^31 was an out-of-memory error). */
     private static final int MAX_REPETITIONS = 10_000;
@@ -158,7 +162,7 @@ final class BenchCommand implements Callable<Integer> {
                         model.forward(state, prompt, 0, n, depth, null);
                         tps[r] = n / ((System.nanoTime() - t0) / 1e9);
                     }
-                    rows.add(new Row(name, "pp" + n + at, depth, t, mean(tps), std(tps), bytes, 0, null, null, null));
+                    rows.add(new Row(name, "pp" + n + at, depth, t, mean(tps), std(tps), null, null, null, null, null));
                 }
                 for (int n : genTokens) {
                     if (n == 0) continue;
@@ -189,10 +193,9 @@ final class BenchCommand implements Callable<Integer> {
             System.out.printf("| %-28s | %7s | %-14s | %10s | %14s | %9s | %7s | %8s |%n", "model", "threads", "test", "t/s", "", "MB/token", "GB/s", "% of bw");
             System.out.println("|------------------------------|---------|----------------|------------|----------------|-----------|---------|----------|");
             for (Row r : rows) {
-                boolean tg = r.test().startsWith("tg");
                 System.out.printf("| %-28s | %7d | %-14s | %10.2f | ± %12.2f | %9s | %7s | %8s |%n", r.model(), r.threads(), r.test(),
-                        r.meanTokensPerSecond(), r.stdTokensPerSecond(), tg ? String.format("%.1f", r.bytesPerToken() / 1e6) : "",
-                        tg ? String.format("%.2f", r.gigabytesPerSecond()) : "",
+                        r.meanTokensPerSecond(), r.stdTokensPerSecond(), r.bytesPerToken() == null ? "" : String.format("%.1f", r.bytesPerToken() / 1e6),
+                        r.gigabytesPerSecond() == null ? "" : String.format("%.2f", r.gigabytesPerSecond()),
                         r.percentOfMemoryBandwidth() == null ? "" : String.format("%.0f%%", r.percentOfMemoryBandwidth()));
                 if (r.speedup() != null) System.out.printf("|   %s: mean accepted %.2f of %d, speedup over plain %.2fx%n", r.test(), r.meanAccepted(), speculateK, r.speedup());
             }
@@ -238,8 +241,8 @@ final class BenchCommand implements Callable<Integer> {
         }
         String label = lookup != null ? "lookup" + lookup : "draft";
         return List.of(
-                new Row(name, "plain" + genTokens, 0, threads, mean(plainTps), std(plainTps), 0, 0, null, null, null),
-                new Row(name, label + "-k" + speculateK, 0, threads, mean(specTps), std(specTps), 0, 0, null, spec.meanAccepted(), mean(specTps) / mean(plainTps)));
+                new Row(name, "plain" + genTokens, 0, threads, mean(plainTps), std(plainTps), null, null, null, null, null),
+                new Row(name, label + "-k" + speculateK, 0, threads, mean(specTps), std(specTps), null, null, null, spec.meanAccepted(), mean(specTps) / mean(plainTps)));
     }
 
     /** Files from this size on are worth mapping in 2 MB pages (Llama-2-7B gained about 20%, TinyLlama's 0.6 GB nothing). */

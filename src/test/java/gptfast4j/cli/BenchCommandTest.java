@@ -28,6 +28,12 @@ class BenchCommandTest {
             assertEquals(1, row.get("threads").asInt());
             assertTrue(row.get("meanTokensPerSecond").asDouble() > 0, row.toString());
         }
+        // bytes per token and bandwidth are the decode row's; a prompt's batch reads each weight once for all its tokens
+        JsonNode pp = results.get(0), tg = results.get(1);
+        assertTrue(pp.get("bytesPerToken").isNull() && pp.get("gigabytesPerSecond").isNull(), pp.toString());
+        long weightBytes = tg.get("bytesPerToken").asLong();
+        assertTrue(weightBytes > 900_000 && weightBytes < 1_100_000, tg.toString()); // stories260K's 260K parameters in F32, about 1 MB
+        assertEquals(weightBytes * tg.get("meanTokensPerSecond").asDouble() / 1e9, tg.get("gigabytesPerSecond").asDouble(), 1e-9);
     }
 
     /** Lists of prompt lengths and generation counts, as llama-bench's {@code -p} and {@code -n}: a row each, in order. */
