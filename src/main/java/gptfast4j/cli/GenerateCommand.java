@@ -147,7 +147,6 @@ final class GenerateCommand implements Callable<Integer> {
         ChatFormat format = formatOverride != null ? formatOverride : ckpt.chatFormat();
         if (interactive) return interactiveChat(ckpt, format, Math.min(limit, contextLength != null ? limit : 4096), sampler, out);
 
-        Tokenizer tokenizer = ckpt.tokenizer();
         int[] tokens = chat ? oneMessage(ckpt, format) : ckpt.promptTokens(prompt);
         if (tokens.length > limit) {
             throw new IllegalArgumentException("the prompt has " + tokens.length + " tokens but the context length is " + limit);
@@ -161,6 +160,30 @@ final class GenerateCommand implements Callable<Integer> {
         Llama.State state = model.newState(kvLength, Math.max(verified, Math.min(tokens.length, PREFILL_BATCH)), verified, kvType);
         Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, sampler, common.tokenizer);
         Generation generator = speculation != null ? speculation.generator() : new Generator(model, state, ckpt.eos());
+        Interruption interruption = new Interruption();
+        try (CtrlC _ = new CtrlC(interruption::ctrlC)) {
+            return generate(ckpt, state, generator, speculation, tokens, kvLength, kept, sampler, out, interruption);
+        }
+    }
+
+    /**
+     * Ctrl-C in a one-shot generation: once tokens come, it stops the generation at the next one and the statistics of
+     * what it made are printed, as llama.cpp's llama-cli prints its timings; before (the prompt's prefill, which would
+     * run to its end first: 19 s for 1800 tokens of TinyLlama), or a second time, it exits at once.
+     */
+    private static final class Interruption {
+        volatile boolean decoding, requested;
+
+        void ctrlC() {
+            if (!decoding || requested) System.exit(CtrlC.EXIT_STATUS);
+            requested = true;
+        }
+    }
+
+    /** The one-shot generation: {@code --num-samples} of the prompt, each with its statistics, until Ctrl-C. */
+    private int generate(Checkpoint ckpt, Llama.State state, Generation generator, Speculation speculation, int[] tokens, int kvLength, int kept,
+                         Sampler sampler, PrintStream out, Interruption interruption) {
+        Tokenizer tokenizer = ckpt.tokenizer();
         for (int sample = 0; sample < numSamples; sample++) {
             if (!chat) out.print(prompt); // a chat prints the answer alone
             TextStream stream = new TextStream(tokenizer, out, (chat || prompt.isEmpty()) && tokenizer.kind() == Tokenizer.Kind.SENTENCEPIECE);
@@ -168,7 +191,8 @@ final class GenerateCommand implements Callable<Integer> {
             java.util.function.IntPredicate sink = t -> {
                 stream.accept(t);
                 arrivals.add(System.nanoTime());
-                return !closed(out);
+                interruption.decoding = true;
+                return !closed(out) && !interruption.requested;
             };
             Generator.Result r;
             int[] dropped = new int[2]; // context shifts, tokens they dropped
@@ -182,7 +206,9 @@ final class GenerateCommand implements Callable<Integer> {
                 out.println(); // ends the text's line, also before the error line of a generation that fails
             }
             if (closed(out)) return STDOUT_CLOSED;
-            if (r.tokens().length < maxNewTokens && !r.stoppedAtEos()) {
+            if (interruption.requested) {
+                System.err.println("(stopped by Ctrl-C)");
+            } else if (r.tokens().length < maxNewTokens && !r.stoppedAtEos()) {
                 System.err.println("(stopped at the context length " + kvLength + (contextShift ? ")" : "; --context-shift goes on past it)"));
             }
             if (dropped[0] > 0) {
@@ -190,6 +216,7 @@ final class GenerateCommand implements Callable<Integer> {
             }
             printStats(ckpt, state, r, arrivals, sample == 0);
             if (speculation != null) speculation.printStats();
+            if (interruption.requested) return CtrlC.EXIT_STATUS;
         }
         return 0;
     }
@@ -342,20 +369,17 @@ final class GenerateCommand implements Callable<Integer> {
         System.err.println("Chat format: " + format.name().toLowerCase() + (speculation != null ? "; speculation: " + speculation.description() : "")
                 + ". Type a message (a line ending in \\ goes on on the next); an empty line or end of input quits.");
         // Ctrl-C during a reply ends the reply, as in llama.cpp's chat; at the prompt it ends the chat, with the status
-        // of a process that SIGINT ended. sun.misc.Signal (module jdk.unsupported, kept open by JEP 260 for this) is the
-        // JDK's one way to handle a signal; the handler before is restored when the chat ends (the tests run chats in
-        // their JVM)
+        // of a process that SIGINT ended
         java.util.concurrent.atomic.AtomicBoolean replying = new java.util.concurrent.atomic.AtomicBoolean(),
                 interrupted = new java.util.concurrent.atomic.AtomicBoolean();
         ChatStats stats = new ChatStats();
-        sun.misc.Signal sigint = new sun.misc.Signal("INT");
-        sun.misc.SignalHandler previous = sun.misc.Signal.handle(sigint, signal -> {
+        CtrlC ctrlC = new CtrlC(() -> {
             if (replying.get()) {
                 interrupted.set(true);
             } else {
                 System.err.println();
                 stats.print(speculation);
-                System.exit(INTERRUPTED);
+                System.exit(CtrlC.EXIT_STATUS);
             }
         });
         int pos = 0; // positions of the conversation in the KV cache
@@ -435,7 +459,7 @@ final class GenerateCommand implements Callable<Integer> {
             return 0;
         } finally {
             stopWarmUp.set(true);
-            sun.misc.Signal.handle(sigint, previous);
+            ctrlC.close();
         }
     }
 
@@ -450,9 +474,6 @@ final class GenerateCommand implements Callable<Integer> {
         int shared = Arrays.mismatch(a, b);
         return Arrays.copyOf(a, shared < 0 ? a.length : shared);
     }
-
-    /** The exit status of a chat that Ctrl-C ended at its prompt: what a process killed by SIGINT leaves. */
-    static final int INTERRUPTED = 130;
 
     /** A chat's totals over its replies, printed when it ends (as llama.cpp's chat prints its timings). */
     private static final class ChatStats {

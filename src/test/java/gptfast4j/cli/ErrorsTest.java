@@ -532,9 +532,7 @@ class ErrorsTest {
     void ctrlCEndsAReplyAndAtThePromptTheChat() throws Exception {
         assumeTrue(Files.isExecutable(Path.of("/bin/kill")), "kill(1)");
         assumeTrue(!sigintIgnored(), "SIGINT is ignored in this process (started in the background by a shell?), and so in the chat's");
-        Process chat = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "--add-modules=jdk.incubator.vector",
-                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), "gptfast4j.cli.Main", "generate",
-                "--checkpoint", STORIES.toString(), "--interactive", "--temperature", "0", "--max-new-tokens", "1500")
+        Process chat = gptfast("generate", "--checkpoint", STORIES.toString(), "--interactive", "--temperature", "0", "--max-new-tokens", "1500")
                 .redirectError(ProcessBuilder.Redirect.DISCARD).start();
         try {
             chat.getOutputStream().write("Once upon a time\n".getBytes(StandardCharsets.UTF_8));
@@ -550,7 +548,7 @@ class ErrorsTest {
             Thread.sleep(500); // at the prompt
             assertEquals(0, new ProcessBuilder("/bin/kill", "-INT", Long.toString(chat.pid())).start().waitFor());
             assertTrue(chat.waitFor(30, java.util.concurrent.TimeUnit.SECONDS), "the chat ended");
-            assertEquals(GenerateCommand.INTERRUPTED, chat.exitValue());
+            assertEquals(CtrlC.EXIT_STATUS, chat.exitValue());
         } finally {
             chat.destroyForcibly();
         }
@@ -572,6 +570,39 @@ class ErrorsTest {
             assertTrue(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS));
             assertOneLineError(new Outcome(p.exitValue(), "", err), "add --add-modules=jdk.incubator.vector");
         }
+    }
+
+    /**
+     * Ctrl-C once a one-shot generation's tokens come stops it at the next token; its statistics are printed and the
+     * status is a SIGINT's (it used to end the process with nothing on stderr).
+     */
+    @Test
+    void ctrlCStopsAGenerationAndItsStatisticsArePrinted(@TempDir Path dir) throws Exception {
+        assumeTrue(Files.isExecutable(Path.of("/bin/kill")), "kill(1)");
+        assumeTrue(!sigintIgnored(), "SIGINT is ignored in this process (started in the background by a shell?), and so in the generation's");
+        Path err = dir.resolve("stderr");
+        Process generation = gptfast("generate", "--checkpoint", STORIES.toString(), "--prompt", "Once upon a time", "--temperature", "0",
+                "--max-new-tokens", "1000000", "--context-shift").redirectError(err.toFile()).start();
+        try {
+            java.io.InputStream out = generation.getInputStream();
+            for (int i = 0; i < 200; i++) assertTrue(out.read() >= 0, "the text goes on");
+            assertEquals(0, new ProcessBuilder("/bin/kill", "-INT", Long.toString(generation.pid())).start().waitFor());
+            out.transferTo(java.io.OutputStream.nullOutputStream());
+            assertTrue(generation.waitFor(30, java.util.concurrent.TimeUnit.SECONDS), "the generation ended");
+            assertEquals(CtrlC.EXIT_STATUS, generation.exitValue());
+            String stats = Files.readString(err);
+            assertTrue(stats.contains("(stopped by Ctrl-C)") && stats.matches("(?s).*Generated \\d+ tokens, .*"), stats);
+        } finally {
+            generation.destroyForcibly();
+        }
+    }
+
+    /** {@code gptfast ARGS} in a JVM of its own, with the launcher's module flags and this JVM's class path. */
+    private static ProcessBuilder gptfast(String... args) {
+        List<String> line = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-modules=jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), "gptfast4j.cli.Main"));
+        line.addAll(List.of(args));
+        return new ProcessBuilder(line);
     }
 
     /** Whether this process ignores SIGINT (signal 2): bit 1 of the {@code SigIgn} mask in /proc/self/status. */
