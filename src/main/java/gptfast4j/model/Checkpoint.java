@@ -97,18 +97,27 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /**
      * Every float linear layer in {@code type}. Layers already quantized, in this type or another, are kept as they
-     * are; rows whose length is not a multiple of 32 cannot be quantized and stay in their float type (reported on
-     * stderr).
+     * are; rows whose length is not a multiple of 32 cannot be quantized and stay in their float type (both reported on
+     * stderr: a quantized file's {@code --quantize} would otherwise change nothing without a word).
      */
     static Weights quantized(Weights w, GGMLType type) {
-        return w.map(t -> {
-            if (!t.type.isFloat()) return t; // already quantized: another rounding would lose more and save nothing
+        Map<GGMLType, Integer> kept = new java.util.TreeMap<>();
+        Weights result = w.map(t -> {
+            if (!t.type.isFloat()) { // already quantized: another rounding would lose more and save nothing
+                kept.merge(t.type, 1, Integer::sum);
+                return t;
+            }
             if (t.cols % 32 != 0) {
                 System.err.println("note: " + t.name + " rows of " + t.cols + " are not a multiple of 32; kept in " + t.type);
                 return t;
             }
             return Quantizer.quantize(t, type);
         });
+        if (!kept.isEmpty()) {
+            System.err.println("note: " + kept.values().stream().mapToInt(Integer::intValue).sum() + " linear layers are already quantized ("
+                    + kept.keySet().stream().map(Enum::name).collect(java.util.stream.Collectors.joining(", ")) + ") and kept as they are, not made " + type);
+        }
+        return result;
     }
 
     private static Checkpoint loadGGUF(GGUF gguf, Path tokenizerPath) {

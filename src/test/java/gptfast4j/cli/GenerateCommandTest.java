@@ -174,4 +174,16 @@ class GenerateCommandTest {
             assertTrue(prompted >= 1 && prompted < firstTurn - 20, prompted + " of the first turn's " + firstTurn + " tokens run after the message");
         }
     }
+
+    /**
+     * {@code --quantize} on a file already quantized says so rather than changing nothing without a word: llama.cpp's
+     * Q4_0 mini model holds 16 Q4_0 tensors, the embedding table (no linear layer) and 15 linear layers.
+     */
+    @Test
+    void quantizingAQuantizedFileSaysWhatItKeeps() {
+        ErrorsTest.Outcome o = ErrorsTest.run("generate", "--checkpoint", Shared.REFERENCE.resolve("models/mini-llama2-Q4_0.gguf").toString(),
+                "--quantize", "int8", "--max-new-tokens", "2");
+        assertEquals(0, o.exit(), o.err());
+        assertTrue(o.err().contains("note: 15 linear layers are already quantized (Q4_0) and kept as they are, not made Q8_0"), o.err());
+    }
 }
