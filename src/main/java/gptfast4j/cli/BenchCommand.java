@@ -65,8 +65,8 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--draft-quantize", paramLabel = "int8|int4", description = "Quantize the draft while loading (e.g. the target's own int4 form).")
     String draftQuantize;
 
-    @Option(names = "--speculate-k", paramLabel = "K", description = "Draft tokens per verification, 1 to 64 (default: ${DEFAULT-VALUE}).")
-    int speculateK = 5;
+    @Option(names = "--speculate-k", paramLabel = "K", description = "Draft tokens per verification, 1 to 64 (default: " + Speculation.DEFAULT_K + ").")
+    Integer speculateK;
 
     @Option(names = "--lookup", paramLabel = "N", description = "Also benchmark draft-free speculation (prompt lookup, n-grams up to N) on a prompt that repeats text.")
     Integer lookup;
@@ -103,7 +103,7 @@ final class BenchCommand implements Callable<Integer> {
         for (int n : genTokens) if (n < 0) throw new IllegalArgumentException("--gen-tokens must be >= 0, got " + n);
         if (depth < 0) throw new IllegalArgumentException("--depth must be >= 0, got " + depth);
         if (!layout.equals("decode") && !layout.equals("file")) throw new IllegalArgumentException("--layout must be decode or file, got " + layout);
-        Speculation.checkK(speculateK);
+        speculateK = Speculation.k(speculateK, draftCheckpoint, lookup);
         int maxPrompt = promptTokens.stream().mapToInt(Integer::intValue).max().orElse(0);
         int maxGen = genTokens.stream().mapToInt(Integer::intValue).max().orElse(0);
         if (checkpoint != null && maxPrompt == 0 && maxGen == 0) {

@@ -101,8 +101,8 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--draft-quantize", paramLabel = "int8|int4", description = "Quantize the draft while loading (e.g. the target's own int4 form as its draft).")
     String draftQuantize;
 
-    @Option(names = "--speculate-k", paramLabel = "K", description = "Draft tokens verified per step, 1 to 64 (default: ${DEFAULT-VALUE}).")
-    int speculateK = 5;
+    @Option(names = "--speculate-k", paramLabel = "K", description = "Draft tokens verified per step, 1 to 64 (default: " + Speculation.DEFAULT_K + ").")
+    Integer speculateK;
 
     @Option(names = "--lookup", paramLabel = "N", description = "Draft-free speculation: propose what followed the last N-gram earlier in the text.")
     Integer lookup;
@@ -111,7 +111,7 @@ final class GenerateCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         if (maxNewTokens < 1) throw new IllegalArgumentException("--max-new-tokens must be at least 1, got " + maxNewTokens);
         if (numSamples < 1) throw new IllegalArgumentException("--num-samples must be at least 1, got " + numSamples);
-        Speculation.checkK(speculateK);
+        speculateK = Speculation.k(speculateK, draftCheckpoint, lookup);
         if (contextLength != null && contextLength < 1) throw new IllegalArgumentException("--context-length must be at least 1");
         if (promptFile != null) {
             if (!prompt.isEmpty()) throw new IllegalArgumentException("give the prompt with --prompt or with --prompt-file, not both");

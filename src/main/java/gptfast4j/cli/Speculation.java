@@ -43,13 +43,20 @@ record Speculation(SpeculativeGenerator generator, Drafter drafter, String descr
 
     /**
      * The most draft tokens per verification. The target's state holds k + 1 tokens' logits and the generator two
-     * distributions per draft token, each a vocabulary of floats (k = 64 with Llama-3's 128256: 100 MB). The commands
-     * check the flag first, before the model loads, whether or not speculation runs.
+     * distributions per draft token, each a vocabulary of floats (k = 64 with Llama-3's 128256: 100 MB).
      */
     static final int MAX_K = 64;
+    static final int DEFAULT_K = 5;
 
-    static void checkK(int k) {
-        if (k < 1 || k > MAX_K) throw new IllegalArgumentException("--speculate-k must be in 1.." + MAX_K + ", got " + k);
+    /**
+     * {@code --speculate-k}'s value, {@link #DEFAULT_K} where it is not given; checked before the model loads, and
+     * refused without a speculation to apply it to (it was ignored without a word).
+     */
+    static int k(Integer given, Path draftPath, Integer lookup) {
+        if (given == null) return DEFAULT_K;
+        if (draftPath == null && lookup == null) throw new IllegalArgumentException("--speculate-k needs --draft-checkpoint or --lookup");
+        if (given < 1 || given > MAX_K) throw new IllegalArgumentException("--speculate-k must be in 1.." + MAX_K + ", got " + given);
+        return given;
     }
 
     static void checkSameVocabulary(Checkpoint target, Checkpoint draft) {

@@ -84,7 +84,7 @@ class BenchCommandTest {
         ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--gen-tokens", "-2"), "--gen-tokens must be >= 0, got -2");
         ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--prompt-tokens", "0", "--gen-tokens", "0"),
                 "nothing to measure: --prompt-tokens and --gen-tokens are both 0");
-        ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--speculate-k", "65"), "--speculate-k must be in 1..64, got 65");
+        ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--lookup", "2", "--speculate-k", "65"), "--speculate-k must be in 1..64, got 65");
     }
 
     /**

@@ -319,7 +319,9 @@ class ErrorsTest {
         assertOneLineError(run("bench", "--checkpoint", STORIES.toString(), "--threads", ",,"), "--threads needs at least one thread count");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--kv-cache", "q8_0"), "--kv-cache must be f32 or f16, got 'q8_0'");
         // checked before the model loads: a million would have sized the state's logits in gigabytes
-        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--speculate-k", "1000000"), "--speculate-k must be in 1..64, got 1000000");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--lookup", "2", "--speculate-k", "1000000"), "--speculate-k must be in 1..64, got 1000000");
+        // without a speculation it would be ignored without a word
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--speculate-k", "3"), "--speculate-k needs --draft-checkpoint or --lookup");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--lookup", "2", "--speculate-k", "0"), "--speculate-k must be in 1..64, got 0");
         assertOneLineError(run("generate", "--checkpoint", Shared.MODELS.resolve("stories260K.bin").toString()), "--tokenizer");
     }
