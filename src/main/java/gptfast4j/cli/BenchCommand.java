@@ -9,8 +9,10 @@ import gptfast4j.model.KvCache;
 import gptfast4j.model.Llama;
 import gptfast4j.tensor.Parallel;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -80,6 +82,13 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--debug", description = "Show stack traces on errors.")
     boolean debug;
 
+    @Spec
+    CommandSpec spec;
+
+    /** What only a model's benchmark reads (--memory's streaming read is a fixed 1 GiB, five times). */
+    private static final List<String> MODEL_OPTIONS = List.of("--tokenizer", "--prompt-tokens", "--gen-tokens", "--depth", "--layout", "--repetitions",
+            "--quantize", "--draft-checkpoint", "--draft-quantize", "--speculate-k", "--lookup", "--kv-cache");
+
     private static final long WARM_UP_NANOS = 2_000_000_000L;
 
     /**
@@ -96,6 +105,11 @@ final class BenchCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         if (!format.equals("table") && !format.equals("json")) throw new IllegalArgumentException("--format must be table or json, got " + format);
         if (checkpoint == null && !memory) throw new IllegalArgumentException("give --checkpoint, --memory or both");
+        if (checkpoint == null) { // --memory alone: a model's options would be ignored without a word
+            for (String option : MODEL_OPTIONS) {
+                if (spec.commandLine().getParseResult().hasMatchedOption(option)) throw new IllegalArgumentException(option + " is for a model's benchmark: give --checkpoint too");
+            }
+        }
         if (repetitions < 1 || repetitions > MAX_REPETITIONS) throw new IllegalArgumentException("--repetitions must be in 1.." + MAX_REPETITIONS + ", got " + repetitions);
         if (promptTokens.isEmpty()) throw new IllegalArgumentException("--prompt-tokens needs at least one length");
         if (genTokens.isEmpty()) throw new IllegalArgumentException("--gen-tokens needs at least one count");
@@ -103,7 +117,7 @@ final class BenchCommand implements Callable<Integer> {
         for (int n : genTokens) if (n < 0) throw new IllegalArgumentException("--gen-tokens must be >= 0, got " + n);
         if (depth < 0) throw new IllegalArgumentException("--depth must be >= 0, got " + depth);
         if (!layout.equals("decode") && !layout.equals("file")) throw new IllegalArgumentException("--layout must be decode or file, got " + layout);
-        speculateK = Speculation.k(speculateK, draftCheckpoint, lookup);
+        speculateK = Speculation.k(speculateK, draftCheckpoint, draftQuantize, lookup);
         int maxPrompt = promptTokens.stream().mapToInt(Integer::intValue).max().orElse(0);
         int maxGen = genTokens.stream().mapToInt(Integer::intValue).max().orElse(0);
         if (checkpoint != null && maxPrompt == 0 && maxGen == 0) {

@@ -111,7 +111,7 @@ final class GenerateCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         if (maxNewTokens < 1) throw new IllegalArgumentException("--max-new-tokens must be at least 1, got " + maxNewTokens);
         if (numSamples < 1) throw new IllegalArgumentException("--num-samples must be at least 1, got " + numSamples);
-        speculateK = Speculation.k(speculateK, draftCheckpoint, lookup);
+        speculateK = Speculation.k(speculateK, draftCheckpoint, draftQuantize, lookup);
         if (contextLength != null && contextLength < 1) throw new IllegalArgumentException("--context-length must be at least 1");
         if (promptFile != null) {
             if (!prompt.isEmpty()) throw new IllegalArgumentException("give the prompt with --prompt or with --prompt-file, not both");

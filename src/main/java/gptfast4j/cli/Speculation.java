@@ -15,17 +15,13 @@ import java.util.Arrays;
 record Speculation(SpeculativeGenerator generator, Drafter drafter, String description) {
 
     /**
-     * The set-up asked for, or null when neither a draft nor lookup was asked for.
+     * The set-up asked for, or null when neither a draft nor lookup was asked for; the flags checked by {@link #k} first.
      *
      * @param tokenizer the target's --tokenizer, used for a draft without one of its own (the vocabulary must match)
      */
     static Speculation create(Checkpoint target, Llama.State state, Path draftPath, String draftQuantize, Integer lookup, int k,
                               Sampler sampler, Path tokenizer) {
-        if (draftPath != null && lookup != null) throw new IllegalArgumentException("give --draft-checkpoint or --lookup, not both");
-        if (draftPath == null && lookup == null) {
-            if (draftQuantize != null) throw new IllegalArgumentException("--draft-quantize needs --draft-checkpoint");
-            return null;
-        }
+        if (draftPath == null && lookup == null) return null;
         Drafter drafter;
         String description;
         if (lookup != null) {
@@ -49,10 +45,12 @@ record Speculation(SpeculativeGenerator generator, Drafter drafter, String descr
     static final int DEFAULT_K = 5;
 
     /**
-     * {@code --speculate-k}'s value, {@link #DEFAULT_K} where it is not given; checked before the model loads, and
-     * refused without a speculation to apply it to (it was ignored without a word).
+     * The speculation flags checked before the model loads, each refused without what it applies to (they were ignored
+     * without a word); returns {@code --speculate-k}'s value, {@link #DEFAULT_K} where it is not given.
      */
-    static int k(Integer given, Path draftPath, Integer lookup) {
+    static int k(Integer given, Path draftPath, String draftQuantize, Integer lookup) {
+        if (draftPath != null && lookup != null) throw new IllegalArgumentException("give --draft-checkpoint or --lookup, not both");
+        if (draftQuantize != null && draftPath == null) throw new IllegalArgumentException("--draft-quantize needs --draft-checkpoint");
         if (given == null) return DEFAULT_K;
         if (draftPath == null && lookup == null) throw new IllegalArgumentException("--speculate-k needs --draft-checkpoint or --lookup");
         if (given < 1 || given > MAX_K) throw new IllegalArgumentException("--speculate-k must be in 1.." + MAX_K + ", got " + given);

@@ -85,6 +85,10 @@ class BenchCommandTest {
         ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--prompt-tokens", "0", "--gen-tokens", "0"),
                 "nothing to measure: --prompt-tokens and --gen-tokens are both 0");
         ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--lookup", "2", "--speculate-k", "65"), "--speculate-k must be in 1..64, got 65");
+        // each ignored without a word before: a model's options with --memory alone, a draft's quantization without a draft
+        ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--memory", "--quantize", "int8"), "--quantize is for a model's benchmark: give --checkpoint too");
+        ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--memory", "--kv-cache", "f32"), "--kv-cache is for a model's benchmark: give --checkpoint too");
+        ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", STORIES, "--draft-quantize", "int4"), "--draft-quantize needs --draft-checkpoint");
     }
 
     /**
