@@ -606,6 +606,28 @@ class ErrorsTest {
         }
     }
 
+    /**
+     * A write the file system refuses part way, as a full disk does: here a file-size limit ({@code ulimit -f}, whose
+     * EFBIG the JVM gets as an IOException, as it gets a full disk's ENOSPC) on a 23 MB stories15M file. One error
+     * line after the progress line, and no partial file left behind.
+     */
+    @Test
+    void aWriteRefusedPartWayLeavesNoFile(@TempDir Path dir) throws Exception {
+        assumeTrue(Files.isExecutable(Path.of("/bin/sh")), "sh");
+        List<String> line = new ArrayList<>(List.of("/bin/sh", "-c", "ulimit -f 1000 && exec \"$0\" \"$@\""));
+        line.addAll(gptfast("make-model", "--shape", "stories15M", "--type", "f32", "--out", dir.resolve("x.gguf").toString()).command());
+        Process p = new ProcessBuilder(line).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+        String err = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(120, java.util.concurrent.TimeUnit.SECONDS));
+        assertEquals(1, p.exitValue(), err);
+        String[] lines = err.strip().split("\n");
+        assertTrue(lines[lines.length - 1].startsWith("error: ") && lines[lines.length - 1].contains("x.gguf: write failed"), err);
+        assertTrue(!err.contains("\tat ") && !err.contains("Exception"), err);
+        try (var left = Files.list(dir)) {
+            assertEquals(List.of(), left.toList());
+        }
+    }
+
     /** {@code gptfast ARGS} in a JVM of its own, with the launcher's module flags and this JVM's class path. */
     private static ProcessBuilder gptfast(String... args) {
         List<String> line = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
