@@ -1,5 +1,6 @@
 package gptfast4j.cli;
 
+import gptfast4j.io.ByteSize;
 import gptfast4j.io.TensorData;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.model.Config;
@@ -50,7 +51,7 @@ final class InfoCommand implements Callable<Integer> {
         for (var e : byType.entrySet()) {
             System.out.printf("  %-6s %5d tensors %,15d parameters %,15d bytes%n", e.getKey(), e.getValue()[0], e.getValue()[2], e.getValue()[1]);
         }
-        System.out.printf("total:           %,d bytes (%.2f GB); %,d bytes read per token%n", total, total / 1e9,
+        System.out.printf("total:           %,d bytes (%s); %,d bytes read per token%n", total, ByteSize.of(total),
                 ckpt.model().weights().bytesPerToken());
         return 0;
     }

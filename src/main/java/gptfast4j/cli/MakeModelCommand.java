@@ -1,5 +1,6 @@
 package gptfast4j.cli;
 
+import gptfast4j.io.ByteSize;
 import gptfast4j.bench.ModelShape;
 import gptfast4j.bench.RandomModel;
 import gptfast4j.io.GGUFWriter;
@@ -48,9 +49,9 @@ final class MakeModelCommand implements Callable<Integer> {
         }
         long start = System.nanoTime();
         try (ProgressLine progress = new ProgressLine(total, (percent, written) ->
-                String.format("writing %s: %3d%% (%.2f of %.2f GB)", out.getFileName(), percent, written / 1e9, total / 1e9))) {
+                String.format("writing %s: %3d%% (%s of %s)", out.getFileName(), percent, ByteSize.of(written), ByteSize.of(total)))) {
             RandomModel.write(s, t, out, dir, progress);
-            progress.end(String.format("wrote %s: %s %s, %.2f GB in %.1f s", out, s.name(), t, total / 1e9, (System.nanoTime() - start) / 1e9));
+            progress.end(String.format("wrote %s: %s %s, %s in %.1f s", out, s.name(), t, ByteSize.of(total), (System.nanoTime() - start) / 1e9));
         }
         return 0;
     }

@@ -1,5 +1,6 @@
 package gptfast4j.cli;
 
+import gptfast4j.io.ByteSize;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.quant.QuantizeModel;
 import gptfast4j.tensor.GGMLType;
@@ -50,7 +51,7 @@ final class QuantizeCommand implements Callable<Integer> {
         List<String> kept;
         try (ProgressLine progress = new ProgressLine(total, (percent, read) -> String.format("quantizing to %s: %3d%%", type, percent))) {
             kept = QuantizeModel.write(src, type, out, progress);
-            progress.end(String.format("wrote %s (%s, %.2f GB) in %.1f s", out, type, Files.size(out) / 1e9, (System.nanoTime() - start) / 1e9));
+            progress.end(String.format("wrote %s (%s, %s) in %.1f s", out, type, ByteSize.of(Files.size(out)), (System.nanoTime() - start) / 1e9));
         }
         if (!kept.isEmpty()) System.err.println("kept in their float type (rows not a multiple of 32): " + String.join(", ", kept));
         return 0;

@@ -82,7 +82,7 @@ public final class GGUFWriter {
         // all the work before it: so say so first where the space is short already (a file system that reports no
         // space at all may just not know; the fault still says so if it is full)
         long free = usableSpace(dir);
-        if (free > 0 && free < total) throw writeFailure(out + ": needs " + size(total) + " but " + dir + " has " + size(free) + " free");
+        if (free > 0 && free < total) throw writeFailure(out + ": needs " + ByteSize.of(total) + " but " + dir + " has " + ByteSize.of(free) + " free");
         Path temp;
         try {
             // not Files.createTempFile, which makes the file its owner's alone (0600): a model file gets the
@@ -155,11 +155,6 @@ public final class GGUFWriter {
         } catch (IOException e) {
             return Long.MAX_VALUE;
         }
-    }
-
-    /** A size in MB below 1 GB, else in GB. */
-    private static String size(long bytes) {
-        return bytes < 1e9 ? String.format("%.1f MB", bytes / 1e6) : String.format("%.2f GB", bytes / 1e9);
     }
 
     private static UncheckedIOException writeFailure(String message) {

@@ -1,5 +1,6 @@
 package gptfast4j.model;
 
+import gptfast4j.io.ByteSize;
 import gptfast4j.io.SystemMemory;
 import gptfast4j.tensor.Parallel;
 import gptfast4j.tensor.Tensor;
@@ -51,16 +52,11 @@ public final class Llama {
         if (bytes == 0) return false;
         if (free.isPresent() && bytes + COPY_HEADROOM > free.getAsLong()) {
             System.err.printf("note: %s of weights stay in the file's layout: their faster decode layout needs a copy of "
-                    + "that size and %s of memory is available%n", size(bytes), size(free.getAsLong()));
+                    + "that size and %s of memory is available%n", ByteSize.of(bytes), ByteSize.of(free.getAsLong()));
             return false;
         }
         weights = weights.map(Tensor::forDecode);
         return true;
-    }
-
-    /** A byte count for a note: in GB with one decimal, below 1 GB in MB (a small model's copy is not "0.0 GB"). */
-    static String size(long bytes) {
-        return bytes >= 1e9 ? String.format("%.1f GB", bytes / 1e9) : String.format("%.1f MB", bytes / 1e6);
     }
 
     /**

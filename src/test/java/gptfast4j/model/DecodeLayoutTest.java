@@ -74,11 +74,12 @@ class DecodeLayoutTest {
         assertTrue(model.useDecodeLayouts(OptionalLong.empty()));
     }
 
+    /** The note's sizes (and every other size a command prints) in MB below 1 GB: a small model's copy is not "0.0 GB". */
     @Test
     void theNoteSaysSmallSizesInMegabytes() {
-        assertEquals("3.7 GB", Llama.size(3_717_500_000L));
-        assertEquals("1.0 GB", Llama.size(1_000_000_000L));
-        assertEquals("1.2 MB", Llama.size(1_234_567L));
-        assertEquals("0.0 MB", Llama.size(0));
+        assertEquals("3.72 GB", gptfast4j.io.ByteSize.of(3_717_500_000L));
+        assertEquals("1.00 GB", gptfast4j.io.ByteSize.of(1_000_000_000L));
+        assertEquals("1.2 MB", gptfast4j.io.ByteSize.of(1_234_567L));
+        assertEquals("0.0 MB", gptfast4j.io.ByteSize.of(0));
     }
 }
