@@ -1,8 +1,8 @@
 package gptfast4j.cli;
 
-import gptfast4j.io.ByteSize;
 import gptfast4j.bench.ModelShape;
 import gptfast4j.bench.RandomModel;
+import gptfast4j.io.ByteSize;
 import gptfast4j.io.GGUFWriter;
 import gptfast4j.tensor.GGMLType;
 import picocli.CommandLine.Command;
