@@ -608,8 +608,8 @@ class ErrorsTest {
 
     /**
      * A write the file system refuses part way, as a full disk does: here a file-size limit ({@code ulimit -f}, whose
-     * EFBIG the JVM gets as an IOException, as it gets a full disk's ENOSPC) of 1000 blocks (0.5 or 1 MB, by the shell) on a 61 MB stories15M file. One error
-     * line after the progress line, and no partial file left behind.
+     * EFBIG the JVM gets as an IOException, as it gets a full disk's ENOSPC) of 1000 blocks (0.5 or 1 MB, by the shell)
+     * on a 61 MB stories15M file. One error line after the progress line, and no partial file left behind.
      */
     @Test
     void aWriteRefusedPartWayLeavesNoFile(@TempDir Path dir) throws Exception {
