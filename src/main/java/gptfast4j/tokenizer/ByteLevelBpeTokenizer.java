@@ -157,29 +157,50 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
         return out.stream().mapToInt(Integer::intValue).toArray();
     }
 
-    /** Merges the characters of one mapped piece, lowest rank first (leftmost on ties). */
+    /** A merge of two adjacent parts of a piece, as queued: the parts by their first characters, and where each ended. */
+    private record Candidate(int rank, int left, int right, int leftEnd, int rightEnd) {}
+
+    /**
+     * Merges the characters of one mapped piece, lowest rank first (leftmost on ties). The parts are a linked list
+     * (a part is named by the index of its first character, and keeps it through its merges), the merges of adjacent
+     * parts a queue by (rank, position); a merge queued before either of its parts changed is skipped when it comes
+     * up. O(n log n) in the piece's length: rescanning every pair after each merge was quadratic, and a piece is a
+     * whole run of letters or of spaces (10,000 of either took 3 s to encode, 30,000 took 11 s).
+     */
     private void bpe(String piece, List<Integer> out) {
-        List<String> parts = new ArrayList<>(piece.length());
-        for (int i = 0; i < piece.length(); i++) parts.add(String.valueOf(piece.charAt(i)));
-        while (parts.size() > 1) {
-            int best = -1;
-            int bestRank = Integer.MAX_VALUE;
-            for (int i = 0; i + 1 < parts.size(); i++) {
-                int rank = rank(parts.get(i), parts.get(i + 1));
-                if (rank < bestRank) {
-                    bestRank = rank;
-                    best = i;
-                }
-            }
-            if (best < 0) break;
-            parts.set(best, parts.get(best) + parts.get(best + 1));
-            parts.remove(best + 1);
+        int n = piece.length();
+        int[] end = new int[n], prev = new int[n], next = new int[n];
+        java.util.PriorityQueue<Candidate> queue = new java.util.PriorityQueue<>(
+                (a, b) -> a.rank() != b.rank() ? Integer.compare(a.rank(), b.rank()) : Integer.compare(a.left(), b.left()));
+        for (int i = 0; i < n; i++) {
+            end[i] = i + 1;
+            prev[i] = i - 1;
+            next[i] = i + 1 < n ? i + 1 : -1;
         }
-        for (String p : parts) {
-            Integer id = ids.get(p);
-            if (id == null) throw new IllegalStateException("byte-level BPE vocabulary lacks the token " + p);
+        for (int i = 0; i + 1 < n; i++) queue(piece, i, i + 1, end, queue);
+        while (!queue.isEmpty()) {
+            Candidate c = queue.poll();
+            // stale: one of its parts has merged since (a part merged into its left neighbour has end 0)
+            if (end[c.left()] != c.leftEnd() || end[c.right()] != c.rightEnd() || next[c.left()] != c.right()) continue;
+            end[c.left()] = end[c.right()];
+            end[c.right()] = 0;
+            next[c.left()] = next[c.right()];
+            if (next[c.left()] >= 0) prev[next[c.left()]] = c.left();
+            if (prev[c.left()] >= 0) queue(piece, prev[c.left()], c.left(), end, queue);
+            if (next[c.left()] >= 0) queue(piece, c.left(), next[c.left()], end, queue);
+        }
+        for (int i = 0; i >= 0; i = next[i]) {
+            String part = piece.substring(i, end[i]);
+            Integer id = ids.get(part);
+            if (id == null) throw new IllegalStateException("byte-level BPE vocabulary lacks the token " + part);
             out.add(id);
         }
+    }
+
+    /** Queues the merge of the adjacent parts starting at {@code left} and {@code right}, if the vocabulary has one. */
+    private void queue(String piece, int left, int right, int[] end, java.util.PriorityQueue<Candidate> queue) {
+        int rank = rank(piece.substring(left, end[left]), piece.substring(right, end[right]));
+        if (rank != Integer.MAX_VALUE) queue.add(new Candidate(rank, left, right, end[left], end[right]));
     }
 
     private int rank(String left, String right) {
