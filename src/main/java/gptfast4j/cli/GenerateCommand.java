@@ -53,6 +53,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--prompt", paramLabel = "TEXT", description = "Prompt text (default: empty, BOS only).")
     String prompt = "";
 
+    @Option(names = "--special", description = "Take special tokens' text in the prompt (such as <|eot_id|> or </s>) as those tokens, as llama.cpp's llama-cli does; a prompt that starts with BOS's text gets no second BOS. Without it such text stays text, and a note says so.")
+    boolean special;
+
     @Option(names = "--prompt-file", paramLabel = "PATH", description = "Read the prompt from a UTF-8 text file (- for standard input), one final newline dropped as llama.cpp's --file does.")
     Path promptFile;
 
@@ -120,6 +123,7 @@ final class GenerateCommand implements Callable<Integer> {
             if (prompt.endsWith("\n")) prompt = prompt.substring(0, prompt.length() - (prompt.endsWith("\r\n") ? 2 : 1));
         }
         if (chat && interactive) throw new IllegalArgumentException("give --chat (one message, the --prompt) or --interactive (messages on stdin), not both");
+        if (special && (chat || interactive)) throw new IllegalArgumentException("--special is for a prompt without --chat or --interactive (they frame a message in the chat format's special tokens themselves)");
         boolean framed = chat || interactive;
         if (system != null && !framed) throw new IllegalArgumentException("--system is for --chat or --interactive (without them the prompt is given as it is, in no chat format)");
         if (chatFormat != null && !framed) throw new IllegalArgumentException("--chat-format is for --chat or --interactive (without them the prompt is given as it is, in no chat format)");
@@ -147,7 +151,8 @@ final class GenerateCommand implements Callable<Integer> {
         ChatFormat format = formatOverride != null ? formatOverride : ckpt.chatFormat();
         if (interactive) return interactiveChat(ckpt, format, Math.min(limit, contextLength != null ? limit : 4096), sampler, out);
 
-        int[] tokens = chat ? oneMessage(ckpt, format) : ckpt.promptTokens(prompt);
+        int[] tokens = chat ? oneMessage(ckpt, format) : ckpt.promptTokens(prompt, special);
+        if (!chat && !special) noteSpecialText(ckpt.tokenizer());
         if (tokens.length > limit) {
             throw new IllegalArgumentException("the prompt has " + tokens.length + " tokens but the context length is " + limit);
         }
@@ -177,6 +182,27 @@ final class GenerateCommand implements Callable<Integer> {
         void ctrlC() {
             if (!decoding || requested) System.exit(CtrlC.EXIT_STATUS);
             requested = true;
+        }
+    }
+
+    /**
+     * Says so where the prompt holds special tokens' text, which stays text without {@code --special} and which
+     * llama.cpp's llama-cli reads as those tokens: a prompt written in a chat format by hand would otherwise run as
+     * something else than its writer meant, without a word.
+     */
+    private void noteSpecialText(Tokenizer tokenizer) {
+        String first = null;
+        int at = Integer.MAX_VALUE;
+        for (int id = 0; id < tokenizer.vocabSize(); id++) {
+            String piece = tokenizer.piece(id);
+            int where = tokenizer.special(piece).isPresent() ? prompt.indexOf(piece) : -1;
+            if (where >= 0 && where < at) {
+                at = where;
+                first = piece;
+            }
+        }
+        if (first != null) {
+            System.err.println("note: the prompt holds special tokens' text, such as " + first + ", taken as text; --special takes it as those tokens, as llama.cpp does");
         }
     }
 

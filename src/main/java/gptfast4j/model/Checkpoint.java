@@ -65,8 +65,17 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * empty text, which has nothing else to start from), then the text's tokens (special-token text stays text).
      */
     public int[] promptTokens(String text) {
-        int[] ids = tokenizer.encode(text);
-        if (!addBos && ids.length > 0) return ids;
+        return promptTokens(text, false);
+    }
+
+    /**
+     * {@link #promptTokens(String)}, with special-token text taken as those tokens where {@code specials} is set
+     * ({@link Tokenizer#encodeWithSpecials}); a text that starts with BOS's own text gets no second BOS (llama.cpp adds
+     * one and warns of two).
+     */
+    public int[] promptTokens(String text, boolean specials) {
+        int[] ids = specials ? tokenizer.encodeWithSpecials(text) : tokenizer.encode(text);
+        if (ids.length > 0 && (!addBos || ids[0] == bos)) return ids;
         int[] withBos = new int[ids.length + 1];
         withBos[0] = bos;
         System.arraycopy(ids, 0, withBos, 1, ids.length);

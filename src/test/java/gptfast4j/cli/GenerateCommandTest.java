@@ -186,4 +186,25 @@ class GenerateCommandTest {
         assertEquals(0, o.exit(), o.err());
         assertTrue(o.err().contains("note: 15 linear layers are already quantized (Q4_0) and kept as they are, not made Q8_0"), o.err());
     }
+
+    /**
+     * A prompt holding special tokens' text: a note without {@code --special}; with it the text is those tokens, and a
+     * prompt that starts with BOS's text (stories260K's {@code <s>}) gets no second BOS.
+     */
+    @Test
+    void specialTokensTextInThePrompt() {
+        ErrorsTest.Outcome plain = ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "<s>Once upon a time</s>", "--max-new-tokens", "1", "--temperature", "0");
+        assertEquals(0, plain.exit(), plain.err());
+        assertTrue(plain.err().contains("note: the prompt holds special tokens' text, such as <s>, taken as text; --special takes it as those tokens"), plain.err());
+        gptfast4j.model.Checkpoint ckpt = gptfast4j.model.Checkpoint.load(java.nio.file.Path.of(STORIES), null);
+        int[] ids = ckpt.promptTokens("<s>Once upon a time</s>", true);
+        int[] text = ckpt.promptTokens("Once upon a time");
+        assertEquals(1, ids[0]); // one BOS
+        assertEquals(java.util.Arrays.toString(java.util.Arrays.copyOfRange(text, 1, text.length)), java.util.Arrays.toString(java.util.Arrays.copyOfRange(ids, 1, ids.length - 1)));
+        assertEquals(2, ids[ids.length - 1]); // </s>
+        ErrorsTest.Outcome special = ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "<s>Once upon a time", "--special", "--max-new-tokens", "1");
+        assertEquals(0, special.exit(), special.err());
+        assertTrue(!special.err().contains("note: the prompt holds"), special.err());
+        ErrorsTest.assertOneLineError(ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "Hi", "--special", "--chat"), "--special is for a prompt without --chat");
+    }
 }

@@ -52,6 +52,22 @@ class ChatFormatTest {
                 ChatFormat.LLAMA3.userTurn(t, "again", false, 128000, true, "Be brief."));
     }
 
+    /**
+     * The template's text written out, its special tokens' text read as those tokens ({@code generate --special}, as
+     * llama-cli reads its prompt): llama.cpp's ids of it (llama-tokenize, special tokens parsed), and without
+     * {@code --special} the same text stays text.
+     */
+    @Test
+    void specialTokensTextTakenAsTokens() {
+        Tokenizer t = Tokenizers.load(Shared.TOKENIZERS.resolve("llama3-tokenizer.model"));
+        String text = "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n"
+                + "Hi there<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n";
+        assertArrayEquals(new int[]{128000, 128006, 9125, 128007, 271, 3513, 10015, 13, 128009, 128006, 882, 128007, 271, 13347, 1070, 128009,
+                128006, 78191, 128007, 271}, t.encodeWithSpecials(text));
+        assertEquals("<|begin_of_text|>", t.piece(t.encodeWithSpecials(text)[0]));
+        assertEquals("<", t.piece(t.encode(text)[0]));
+    }
+
     /** Meta's Llama-2 chat format puts the system prompt in the first [INST] block, between <<SYS>> and <</SYS>>. */
     @Test
     void llama2SystemBlock() {
