@@ -66,6 +66,10 @@ public final class GGUF {
             }
             in.pos = 4;
             int version = in.u32();
+            if (Integer.reverseBytes(version) == 2 || Integer.reverseBytes(version) == 3) {
+                // llama.cpp's converter writes such files for big-endian machines (s390x) with --bigendian
+                throw new ModelFormatException(path + ": a big-endian GGUF (version " + Integer.reverseBytes(version) + " byte-swapped), which is not supported: convert the model without --bigendian");
+            }
             if (version != 2 && version != 3) {
                 throw new ModelFormatException(path + ": unsupported GGUF version " + version + " (2 and 3 are supported)");
             }

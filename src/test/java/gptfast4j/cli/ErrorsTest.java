@@ -188,6 +188,19 @@ class ErrorsTest {
         assertOneLineError(run("info", "--checkpoint", bad.toString()), "bad magic");
     }
 
+    /** A GGUF version other than 2 or 3 is named; a byte-swapped 3 is a big-endian file (it read as version 50331648). */
+    @Test
+    void unsupportedVersionsAndBigEndianFiles(@TempDir Path dir) throws IOException {
+        byte[] all = Files.readAllBytes(STORIES);
+        Path file = dir.resolve("v.gguf");
+        ByteBuffer.wrap(all).order(ByteOrder.LITTLE_ENDIAN).putInt(4, 4);
+        Files.write(file, all);
+        assertOneLineError(run("info", "--checkpoint", file.toString()), "unsupported GGUF version 4 (2 and 3 are supported)");
+        ByteBuffer.wrap(all).order(ByteOrder.BIG_ENDIAN).putInt(4, 3);
+        Files.write(file, all);
+        assertOneLineError(run("info", "--checkpoint", file.toString()), "a big-endian GGUF (version 3 byte-swapped), which is not supported");
+    }
+
     @Test
     void unsupportedTensorTypeIsNamed(@TempDir Path dir) throws IOException {
         Path q5 = patchTensorInfo(dir, "blk.0.attn_q.weight", 0, 6); // Q5_0: known to GGUF, no kernel here
