@@ -54,6 +54,16 @@ public final class GGUF {
         return file.byteSize() >= 4 && file.get(U32, 0) == MAGIC;
     }
 
+    /**
+     * Whether the file is in one of llama.cpp's formats before GGUF (2023): GGML, GGMF or GGJT, by their magic (a
+     * uint32 written little-endian, so the file starts "lmgg", "fmgg" or "tjgg"); such files were often named .bin.
+     */
+    public static boolean hasPreGgufMagic(MemorySegment file) {
+        if (file.byteSize() < 4) return false;
+        int magic = file.get(U32, 0);
+        return magic == 0x67676d6c || magic == 0x67676d66 || magic == 0x67676a74;
+    }
+
     public static GGUF read(Path path) {
         return read(path, Mapped.map(path));
     }

@@ -100,6 +100,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (Files.isDirectory(path)) return loadHuggingFace(path, tokenizerPath);
         MemorySegment file = Mapped.map(path);
         if (GGUF.hasMagic(file)) return loadGGUF(GGUF.read(path, file), tokenizerPath);
+        if (GGUF.hasPreGgufMagic(file)) {
+            throw new ModelFormatException(path + ": a GGML/GGJT file, llama.cpp's format before GGUF, which is not supported: convert it to GGUF (llama.cpp's convert_llama_ggml_to_gguf.py)");
+        }
         if (path.getFileName().toString().endsWith(".bin")) return loadLlama2c(path, file, tokenizerPath);
         throw new ModelFormatException(path + ": not a model file (bad magic: neither GGUF nor a llama2.c .bin)");
     }

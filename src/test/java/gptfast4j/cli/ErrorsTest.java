@@ -201,6 +201,16 @@ class ErrorsTest {
         assertOneLineError(run("info", "--checkpoint", file.toString()), "a big-endian GGUF (version 3 byte-swapped), which is not supported");
     }
 
+    /** llama.cpp's files from before GGUF, often named .bin, are named as such rather than read as llama2.c checkpoints. */
+    @Test
+    void preGgufFilesAreNamed(@TempDir Path dir) throws IOException {
+        for (String magic : new String[]{"lmgg", "fmgg", "tjgg"}) {
+            Path old = dir.resolve("ggml-model-q4_0.bin");
+            Files.write(old, (magic + "\u0001\u0000\u0000\u0000 and the rest of an old model").getBytes(StandardCharsets.ISO_8859_1));
+            assertOneLineError(run("info", "--checkpoint", old.toString()), "a GGML/GGJT file, llama.cpp's format before GGUF, which is not supported");
+        }
+    }
+
     @Test
     void unsupportedTensorTypeIsNamed(@TempDir Path dir) throws IOException {
         Path q5 = patchTensorInfo(dir, "blk.0.attn_q.weight", 0, 6); // Q5_0: known to GGUF, no kernel here
