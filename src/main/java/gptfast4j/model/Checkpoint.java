@@ -19,9 +19,11 @@ import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.Supplier;
@@ -211,10 +213,13 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             hf.putAll(Safetensors.read(dir.resolve("model.safetensors")));
         }
         Map<String, TensorData> tensors = new LinkedHashMap<>();
+        List<String> unknown = new ArrayList<>();
         for (TensorData t : hf.values()) {
             String name = ggufName(t.name());
             if (name != null) tensors.put(name, new TensorData(name, t.type(), t.shape(), t.data()));
+            else if (!HF_IGNORED.matcher(t.name()).find()) unknown.add(t.name());
         }
+        if (!unknown.isEmpty()) throw unusedTensors(dir, unknown);
         int dim = jsonInt(cfg, cfgFile, "hidden_size", null);
         int nHeads = jsonInt(cfg, cfgFile, "num_attention_heads", null);
         int headDim = nHeads > 0 ? dim / nHeads : 0; // a head count Config refuses, by name
@@ -256,6 +261,22 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         return new Checkpoint(dir, "huggingface", build(dir, config, tensors), tokenizer, tensors, null,
                 jsonInt(cfg, cfgFile, "bos_token_id", 1), eos.stream().mapToInt(Integer::intValue).toArray(), true,
                 ChatFormat.detect(template));
+    }
+
+    /**
+     * Hugging Face tensors that hold nothing a model needs, skipped as llama.cpp's converter skips them: rotary caches
+     * ({@code inv_freq}) and attention-mask buffers that older checkpoints saved.
+     */
+    private static final java.util.regex.Pattern HF_IGNORED = java.util.regex.Pattern.compile("\\.(rotary_emb\\.inv_freq|attention\\.masked_bias|attention\\.bias)$");
+
+    /**
+     * Tensors a file holds that the Llama forward pass would not read: running without them would be another model
+     * (attention or feed-forward biases, extra norms), so the file is refused rather than run wrong without a word.
+     */
+    private static ModelFormatException unusedTensors(Path path, List<String> names) {
+        boolean biases = names.stream().anyMatch(n -> n.endsWith(".bias"));
+        return new ModelFormatException(path + ": " + names.size() + " tensor" + (names.size() == 1 ? "" : "s") + " that a Llama model does not have, such as "
+                + names.getFirst() + (biases ? " (biases are not supported)" : "") + ": not a model this engine runs");
     }
 
     /** Hugging Face tensor names to GGUF's; null for tensors the model does not use (e.g. rotary caches). */
@@ -332,7 +353,42 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     }
 
     /** Builds the weights from tensors under GGUF names, checking every shape against the config. */
-    static Llama build(Path path, Config c, Map<String, TensorData> tensors) {
+    static Llama build(Path path, Config c, Map<String, TensorData> all) {
+        Asked tensors = new Asked(all);
+        Llama model = build(path, c, tensors);
+        List<String> unused = all.keySet().stream().filter(n -> !tensors.asked.contains(n) && !n.equals("rope_freqs.weight")).toList();
+        if (!unused.isEmpty()) throw unusedTensors(path, unused);
+        return model;
+    }
+
+    /** A model's tensors by name, noting each name the build looks up: what is left unasked, the model would not read. */
+    private static final class Asked extends java.util.AbstractMap<String, TensorData> {
+        private final Map<String, TensorData> all;
+        final Set<String> asked = new java.util.HashSet<>();
+
+        Asked(Map<String, TensorData> all) {
+            this.all = all;
+        }
+
+        @Override
+        public TensorData get(Object name) {
+            asked.add((String) name);
+            return all.get(name);
+        }
+
+        @Override
+        public boolean containsKey(Object name) {
+            asked.add((String) name);
+            return all.containsKey(name);
+        }
+
+        @Override
+        public Set<Entry<String, TensorData>> entrySet() {
+            return all.entrySet();
+        }
+    }
+
+    private static Llama build(Path path, Config c, Asked tensors) {
         int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), vocab = c.vocabSize();
         Tensor embeddings = matrix(path, tensors, "token_embd.weight", dim, vocab);
         Tensor output = tensors.containsKey("output.weight") ? matrix(path, tensors, "output.weight", dim, vocab) : embeddings;

@@ -121,6 +121,29 @@ class HuggingFaceTest {
     }
 
     /**
+     * Tensors the Llama forward pass would not read are refused by name (a model with biases, or a dense model's
+     * file holding a router, would run as another model without a word), and the buffers llama.cpp's converter skips
+     * (a rotary cache) are skipped here too.
+     */
+    @Test
+    void tensorsTheModelWouldNotReadAreRefused(@TempDir Path dir) throws IOException {
+        Path tok = Shared.MODELS.resolve("tok512.bin");
+        for (String d : new String[]{"bias", "router", "cache", "plain"}) Files.createDirectories(dir.resolve(d));
+        float[][] bias = new float[1][64];
+        writeHuggingFace(GGUF_FILE, dir.resolve("bias"), false, Map.of("model.layers.0.self_attn.q_proj.bias", bias));
+        var e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(dir.resolve("bias"), tok));
+        assertEquals(dir.resolve("bias") + ": 1 tensor that a Llama model does not have, such as model.layers.0.self_attn.q_proj.bias (biases are not"
+                + " supported): not a model this engine runs", e.getMessage());
+        // a name the reader maps (a Mixtral router) that the dense model's build never asks for
+        writeHuggingFace(GGUF_FILE, dir.resolve("router"), false, Map.of("model.layers.1.block_sparse_moe.gate.weight", new float[8][64]));
+        e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(dir.resolve("router"), tok));
+        assertTrue(e.getMessage().contains("1 tensor that a Llama model does not have, such as blk.1.ffn_gate_inp.weight: not a model"), e.getMessage());
+        writeHuggingFace(GGUF_FILE, dir.resolve("cache"), false, Map.of("model.layers.0.self_attn.rotary_emb.inv_freq", new float[1][4]));
+        writeHuggingFace(GGUF_FILE, dir.resolve("plain"), false);
+        compare(Checkpoint.load(dir.resolve("plain"), tok), Checkpoint.load(dir.resolve("cache"), tok));
+    }
+
+    /**
      * A vocabulary with Llama-3's {@code <|eot_id|>} ends generation there, as it does for GGUF files, whatever
      * config.json's EOS (a Llama-3 base model's names only {@code <|end_of_text|>}, and a chat turn ends at the other).
      */
@@ -163,6 +186,11 @@ class HuggingFaceTest {
     }
 
     private static void writeHuggingFace(Path source, Path dir, boolean sharded) throws IOException {
+        writeHuggingFace(source, dir, sharded, Map.of());
+    }
+
+    /** {@code extra}: tensors written beside the model's, by their Hugging Face names. */
+    private static void writeHuggingFace(Path source, Path dir, boolean sharded, Map<String, float[][]> extra) throws IOException {
         GGUF gguf = GGUF.read(source);
         var md = gguf.metadata();
         int heads = md.getInt("llama.attention.head_count", 0), kvHeads = md.getInt("llama.attention.head_count_kv", 0);
@@ -195,6 +223,7 @@ class HuggingFaceTest {
             tensors.put(hfName, m);
         }
         if (!tensors.containsKey("lm_head.weight")) tensors.put("lm_head.weight", tensors.get("model.embed_tokens.weight"));
+        tensors.putAll(extra);
         ObjectMapper json = new ObjectMapper();
         ObjectNode config = json.createObjectNode();
         config.putArray("architectures").add(experts > 0 ? "MixtralForCausalLM" : "LlamaForCausalLM");
