@@ -157,7 +157,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 md.getInt(arch + ".context_length", 2048),
                 md.getFloat(arch + ".attention.layer_norm_rms_epsilon", 1e-5f),
                 md.getFloat(arch + ".rope.freq_base", 10000f),
-                ropeFreqFactors(tensors),
+                ropeFreqFactors(path, md, arch, tensors, nHeads > 0 ? dim / nHeads / 2 : 0),
                 Config.RopeStyle.INTERLEAVED,
                 md.getInt(arch + ".expert_count", 0),
                 md.getInt(arch + ".expert_used_count", 0)));
@@ -233,7 +233,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 jsonInt(cfg, cfgFile, "max_position_embeddings", 2048),
                 jsonFloat(cfg, cfgFile, "rms_norm_eps", 1e-5f),
                 theta,
-                llama3RopeFactors(cfg.path("rope_scaling"), cfgFile, theta, headDim),
+                ropeScaling(cfg.path("rope_scaling"), cfgFile, theta, headDim),
                 Config.RopeStyle.HALVES, jsonInt(cfg, cfgFile, "num_local_experts", 0), jsonInt(cfg, cfgFile, "num_experts_per_tok", 0)));
         int configHeadDim = jsonInt(cfg, cfgFile, "head_dim", headDim);
         if (configHeadDim != headDim) {
@@ -318,11 +318,22 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         };
     }
 
-    /** Llama-3.1 rope scaling from a config.json {@code rope_scaling} object ({@code file}'s); null when there is none. */
-    static float[] llama3RopeFactors(JsonNode scaling, Path file, float theta, int headDim) {
+    /**
+     * The rope scaling of a config.json {@code rope_scaling} object ({@code file}'s) as per-pair frequency divisors:
+     * Llama-3.1's, or a linear one (position interpolation: every frequency divided by the factor); null when there is
+     * none.
+     */
+    static float[] ropeScaling(JsonNode scaling, Path file, float theta, int headDim) {
         if (scaling.isMissingNode() || scaling.isNull()) return null;
         String type = scaling.path("rope_type").asText(scaling.path("type").asText(""));
-        if (!type.equals("llama3")) throw new ModelFormatException("unsupported rope_scaling type '" + type + "' (supported: llama3)");
+        if (type.equals("linear")) {
+            float factor = jsonFloat(scaling, file, "factor", 1);
+            if (!(factor > 0) || Float.isInfinite(factor)) throw new ModelFormatException(file + ": rope_scaling factor " + factor + " is not a positive number");
+            float[] factors = new float[headDim / 2];
+            Arrays.fill(factors, factor);
+            return factors;
+        }
+        if (!type.equals("llama3")) throw new ModelFormatException(file + ": unsupported rope_scaling type '" + type + "' (supported: llama3, linear)");
         return llama3RopeFactors(jsonFloat(scaling, file, "factor", 8), jsonFloat(scaling, file, "low_freq_factor", 1),
                 jsonFloat(scaling, file, "high_freq_factor", 4), jsonInt(scaling, file, "original_max_position_embeddings", 8192),
                 theta, headDim);
@@ -439,11 +450,32 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     }
 
     /** Llama-3.1 rope scaling as a GGUF file stores it (a tensor of per-pair frequency divisors), or null. */
-    private static float[] ropeFreqFactors(Map<String, TensorData> tensors) {
-        if (!tensors.containsKey("rope_freqs.weight")) return null;
-        Tensor f = Tensor.of(tensors.get("rope_freqs.weight"));
-        float[] factors = new float[f.cols];
-        f.dequantizeRow(0, factors, 0);
+    /**
+     * Per rotary pair, the divisor of its frequency: Llama-3.1's {@code rope_freqs} tensor, times the factor of a
+     * linear rope scaling (position interpolation: llama.cpp's {@code rope.scaling.type} "linear" with
+     * {@code rope.scaling.factor}, or the older {@code rope.scale_linear}, which llama.cpp runs as a frequency scale of
+     * 1 / factor); null for neither. Other scalings (YaRN) are refused: run without, the model would be another.
+     */
+    private static float[] ropeFreqFactors(Path path, Metadata md, String arch, Map<String, TensorData> tensors, int pairs) {
+        String type = md.getString(arch + ".rope.scaling.type", null);
+        if (type != null && !type.equals("none") && !type.equals("linear")) {
+            throw new ModelFormatException(path + ": unsupported rope scaling '" + type + "' (supported: linear, and Llama-3.1's rope_freqs)");
+        }
+        float factor = md.getFloat(arch + ".rope.scaling.factor", 0f);
+        if (factor == 0f) factor = md.getFloat(arch + ".rope.scale_linear", 0f);
+        if (!(factor >= 0f) || Float.isInfinite(factor)) throw new ModelFormatException(path + ": rope scaling factor " + factor + " is not a positive number");
+        float[] factors = null;
+        if (tensors.containsKey("rope_freqs.weight")) {
+            Tensor f = Tensor.of(tensors.get("rope_freqs.weight"));
+            factors = new float[f.cols];
+            f.dequantizeRow(0, factors, 0);
+        }
+        if ("none".equals(type) || factor == 0f || factor == 1f) return factors;
+        if (factors == null) {
+            factors = new float[pairs];
+            Arrays.fill(factors, 1f);
+        }
+        for (int i = 0; i < factors.length; i++) factors[i] *= factor;
         return factors;
     }
 
