@@ -154,8 +154,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 nHeads,
                 md.getInt(arch + ".attention.head_count_kv", nHeads),
                 vocab,
-                md.getInt(arch + ".context_length", 2048),
-                md.getFloat(arch + ".attention.layer_norm_rms_epsilon", 1e-5f),
+                required(md, path, arch + ".context_length"),
+                requiredFloat(md, path, arch + ".attention.layer_norm_rms_epsilon"),
                 md.getFloat(arch + ".rope.freq_base", 10000f),
                 ropeFreqFactors(path, md, arch, tensors, nHeads > 0 ? dim / nHeads / 2 : 0),
                 Config.RopeStyle.INTERLEAVED,
@@ -512,9 +512,18 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         return v;
     }
 
+    /**
+     * A hyperparameter llama.cpp requires too: a default would run some models as others without a word (Llama-2's
+     * RMS norm epsilon is 1e-5 in some conversions and 1e-6 in others).
+     */
     private static int required(Metadata md, Path path, String key) {
         if (!md.has(key)) throw new ModelFormatException(path + ": missing metadata " + key);
         return md.getInt(key, 0);
+    }
+
+    private static float requiredFloat(Metadata md, Path path, String key) {
+        if (!md.has(key)) throw new ModelFormatException(path + ": missing metadata " + key);
+        return md.getFloat(key, 0f);
     }
 
     /**

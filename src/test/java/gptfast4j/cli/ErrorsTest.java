@@ -201,6 +201,24 @@ class ErrorsTest {
         assertOneLineError(run("info", "--checkpoint", file.toString()), "a big-endian GGUF (version 3 byte-swapped), which is not supported");
     }
 
+    /**
+     * Hyperparameters llama.cpp requires are required here too: a default (an RMS norm epsilon of 1e-5 where the model
+     * was trained with 1e-6) would run the model as another without a word.
+     */
+    @Test
+    void hyperparametersLlamaCppRequiresAreRequired(@TempDir Path dir) {
+        for (String key : new String[]{"llama.attention.layer_norm_rms_epsilon", "llama.context_length"}) {
+            gptfast4j.io.GGUF stories = gptfast4j.io.GGUF.read(STORIES);
+            java.util.Map<String, gptfast4j.io.Metadata.Value> metadata = new java.util.LinkedHashMap<>(stories.metadata().asMap());
+            metadata.remove(key);
+            Path out = dir.resolve("without.gguf");
+            gptfast4j.io.GGUFWriter.write(out, metadata, stories.tensors().values().stream()
+                    .map(t -> new gptfast4j.io.GGUFWriter.TensorSpec(t.name(), t.type(), t.shape(), target -> target.copyFrom(t.data()))).toList(), bytes -> {
+            });
+            assertOneLineError(run("info", "--checkpoint", out.toString()), "missing metadata " + key);
+        }
+    }
+
     /** llama.cpp's files from before GGUF, often named .bin, are named as such rather than read as llama2.c checkpoints. */
     @Test
     void preGgufFilesAreNamed(@TempDir Path dir) throws IOException {
