@@ -223,15 +223,17 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         int dim = jsonInt(cfg, cfgFile, "hidden_size", null);
         int nHeads = jsonInt(cfg, cfgFile, "num_attention_heads", null);
         int headDim = nHeads > 0 ? dim / nHeads : 0; // a head count Config refuses, by name
-        float theta = jsonFloat(cfg, cfgFile, "rope_theta", 10000);
+        // transformers' defaults for what a config.json may leave out, per class (LlamaConfig, MistralConfig, MixtralConfig)
+        boolean mixtral = archName.startsWith("Mixtral"), llama = archName.startsWith("Llama");
+        float theta = jsonFloat(cfg, cfgFile, "rope_theta", mixtral ? 1e6f : 10000);
         Config config = config(dir, () -> new Config(archName.startsWith("Mistral") ? "mistral" : "llama", dim,
                 jsonInt(cfg, cfgFile, "intermediate_size", null),
                 jsonInt(cfg, cfgFile, "num_hidden_layers", null),
                 nHeads,
                 jsonInt(cfg, cfgFile, "num_key_value_heads", nHeads),
                 jsonInt(cfg, cfgFile, "vocab_size", null),
-                jsonInt(cfg, cfgFile, "max_position_embeddings", 2048),
-                jsonFloat(cfg, cfgFile, "rms_norm_eps", 1e-5f),
+                jsonInt(cfg, cfgFile, "max_position_embeddings", llama ? 2048 : 4096 * 32),
+                jsonFloat(cfg, cfgFile, "rms_norm_eps", mixtral ? 1e-5f : 1e-6f),
                 theta,
                 ropeScaling(cfg.path("rope_scaling"), cfgFile, theta, headDim),
                 Config.RopeStyle.HALVES, jsonInt(cfg, cfgFile, "num_local_experts", 0), jsonInt(cfg, cfgFile, "num_experts_per_tok", 0)));

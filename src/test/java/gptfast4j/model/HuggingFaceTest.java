@@ -40,6 +40,29 @@ class HuggingFaceTest {
         compare(Checkpoint.load(gguf, null), hf);
     }
 
+    /**
+     * What a config.json leaves out takes transformers' default for its class: LlamaConfig's RMS norm epsilon is 1e-6
+     * (it was taken as 1e-5 here), its context 2048; MixtralConfig's are 1e-5, a rope base of 1e6 and 131072.
+     */
+    @Test
+    void whatAConfigLeavesOutTakesTransformersDefaults(@TempDir Path dir) throws IOException {
+        Path tok = Shared.MODELS.resolve("tok512.bin");
+        String[][] cases = {{"llama", GGUF_FILE.toString()}, {"mixtral", Shared.REFERENCE.resolve("models/mini-mixtral-F32.gguf").toString()}};
+        for (String[] c : cases) {
+            Path d = dir.resolve(c[0]);
+            Files.createDirectories(d);
+            writeHuggingFace(Path.of(c[1]), d, false);
+            ObjectNode config = (ObjectNode) new ObjectMapper().readTree(d.resolve("config.json").toFile());
+            config.remove(List.of("rms_norm_eps", "rope_theta", "max_position_embeddings"));
+            new ObjectMapper().writeValue(d.resolve("config.json").toFile(), config);
+            Config loaded = Checkpoint.load(d, tok).model().config;
+            boolean mixtral = c[0].equals("mixtral");
+            assertEquals(mixtral ? 1e-5f : 1e-6f, loaded.rmsNormEps());
+            assertEquals(mixtral ? 1e6f : 10000f, loaded.ropeTheta());
+            assertEquals(mixtral ? 131072 : 2048, loaded.contextLength());
+        }
+    }
+
     /** quantize from a Hugging Face Mixtral writes llama.cpp's expert keys, so the GGUF is a mixture again. */
     @Test
     void quantizedMixtralFromHuggingFaceStaysAMixture(@TempDir Path dir) throws IOException {
