@@ -237,6 +237,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 theta,
                 ropeScaling(cfg.path("rope_scaling"), cfgFile, theta, headDim),
                 Config.RopeStyle.HALVES, jsonInt(cfg, cfgFile, "num_local_experts", 0), jsonInt(cfg, cfgFile, "num_experts_per_tok", 0)));
+        String act = cfg.path("hidden_act").asText("silu");
+        if (!act.equals("silu")) throw new ModelFormatException(cfgFile + ": hidden_act '" + act + "' is not supported (Llama's feed-forward is SwiGLU: silu)");
         int configHeadDim = jsonInt(cfg, cfgFile, "head_dim", headDim);
         if (configHeadDim != headDim) {
             throw new ModelFormatException(dir + ": head_dim " + configHeadDim + " != hidden_size / heads is not supported");

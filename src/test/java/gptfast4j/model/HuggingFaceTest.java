@@ -130,6 +130,12 @@ class HuggingFaceTest {
             e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(dir, Shared.MODELS.resolve("tok512.bin")));
             assertTrue(e.getMessage().startsWith(cfgFile + ": ") && e.getMessage().contains(" must be an integer, got "), e.getMessage());
         }
+        ObjectNode gelu = config.deepCopy();
+        gelu.put("num_attention_heads", 8);
+        gelu.put("hidden_act", "gelu");
+        new ObjectMapper().writeValue(cfgFile.toFile(), gelu);
+        e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(dir, Shared.MODELS.resolve("tok512.bin")));
+        assertEquals(cfgFile + ": hidden_act 'gelu' is not supported (Llama's feed-forward is SwiGLU: silu)", e.getMessage());
         ObjectNode noEps = config.deepCopy();
         noEps.put("num_attention_heads", 8);
         noEps.put("rms_norm_eps", "tiny");
