@@ -283,7 +283,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 + names.getFirst() + (biases ? " (biases are not supported)" : "") + ": not a model this engine runs");
     }
 
-    /** Hugging Face tensor names to GGUF's; null for tensors the model does not use (e.g. rotary caches). */
+    /** Hugging Face tensor names to GGUF's; null for a name it does not know (refused, but for {@link #HF_IGNORED}). */
     static String ggufName(String hf) {
         if (hf.equals("model.embed_tokens.weight")) return "token_embd.weight";
         if (hf.equals("model.norm.weight")) return "output_norm.weight";
@@ -367,7 +367,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         throw new ModelFormatException(dir + ": no tokenizer.model or tokenizer.json; give one with --tokenizer");
     }
 
-    /** Builds the weights from tensors under GGUF names, checking every shape against the config. */
+    /** Builds the weights from tensors under GGUF names, checking every shape against the config and that every tensor is read. */
     static Llama build(Path path, Config c, Map<String, TensorData> all) {
         Asked tensors = new Asked(all);
         Llama model = build(path, c, tensors);
@@ -453,7 +453,6 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         return new FeedForward.MoE(router, w[0], w[1], w[2], c.expertsUsed());
     }
 
-    /** Llama-3.1 rope scaling as a GGUF file stores it (a tensor of per-pair frequency divisors), or null. */
     /**
      * Per rotary pair, the divisor of its frequency: Llama-3.1's {@code rope_freqs} tensor, times the factor of a
      * linear rope scaling (position interpolation: llama.cpp's {@code rope.scaling.type} "linear" with

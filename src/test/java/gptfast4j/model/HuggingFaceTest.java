@@ -130,18 +130,18 @@ class HuggingFaceTest {
             e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(dir, Shared.MODELS.resolve("tok512.bin")));
             assertTrue(e.getMessage().startsWith(cfgFile + ": ") && e.getMessage().contains(" must be an integer, got "), e.getMessage());
         }
-        ObjectNode gelu = config.deepCopy();
-        gelu.put("num_attention_heads", 8);
-        gelu.put("hidden_act", "gelu");
-        new ObjectMapper().writeValue(cfgFile.toFile(), gelu);
-        e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(dir, Shared.MODELS.resolve("tok512.bin")));
-        assertEquals(cfgFile + ": hidden_act 'gelu' is not supported (Llama's feed-forward is SwiGLU: silu)", e.getMessage());
-        ObjectNode noEps = config.deepCopy();
-        noEps.put("num_attention_heads", 8);
-        noEps.put("rms_norm_eps", "tiny");
-        new ObjectMapper().writeValue(cfgFile.toFile(), noEps);
-        e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(dir, Shared.MODELS.resolve("tok512.bin")));
-        assertEquals(cfgFile + ": rms_norm_eps must be a number, got \"tiny\"", e.getMessage());
+        // a value of the wrong kind, and an activation the forward pass does not have: each named in full
+        Map<String, java.util.function.Consumer<ObjectNode>> named = Map.of(
+                "rms_norm_eps must be a number, got \"tiny\"", c -> c.put("rms_norm_eps", "tiny"),
+                "hidden_act 'gelu' is not supported (Llama's feed-forward is SwiGLU: silu)", c -> c.put("hidden_act", "gelu"));
+        for (var bad : named.entrySet()) {
+            ObjectNode broken = config.deepCopy();
+            broken.put("num_attention_heads", 8);
+            bad.getValue().accept(broken);
+            new ObjectMapper().writeValue(cfgFile.toFile(), broken);
+            e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(dir, Shared.MODELS.resolve("tok512.bin")));
+            assertEquals(cfgFile + ": " + bad.getKey(), e.getMessage());
+        }
         // an integer written as a float is taken (4096.0)
         ObjectNode floatInt = config.deepCopy();
         floatInt.put("num_attention_heads", 8.0);
