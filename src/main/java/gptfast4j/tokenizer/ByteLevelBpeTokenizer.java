@@ -169,6 +169,7 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
      */
     private void bpe(String piece, List<Integer> out) {
         int n = piece.length();
+        if (n == 0) return; // (the Llama-3 split makes no empty piece)
         int[] end = new int[n], prev = new int[n], next = new int[n];
         java.util.PriorityQueue<Candidate> queue = new java.util.PriorityQueue<>(
                 (a, b) -> a.rank() != b.rank() ? Integer.compare(a.rank(), b.rank()) : Integer.compare(a.left(), b.left()));
