@@ -20,6 +20,17 @@ public final class Shared {
     private Shared() {
     }
 
+    /** stories260K.gguf written again at {@code out}, its metadata changed by {@code edit} (keys added, replaced or removed). */
+    public static Path storiesWithMetadata(Path out, java.util.function.Consumer<java.util.Map<String, gptfast4j.io.Metadata.Value>> edit) {
+        gptfast4j.io.GGUF stories = gptfast4j.io.GGUF.read(MODELS.resolve("stories260K.gguf"));
+        java.util.Map<String, gptfast4j.io.Metadata.Value> metadata = new java.util.LinkedHashMap<>(stories.metadata().asMap());
+        edit.accept(metadata);
+        gptfast4j.io.GGUFWriter.write(out, metadata, stories.tensors().values().stream()
+                .map(t -> new gptfast4j.io.GGUFWriter.TensorSpec(t.name(), t.type(), t.shape(), target -> target.copyFrom(t.data()))).toList(), bytes -> {
+        });
+        return out;
+    }
+
     private static Path locate() {
         Path dir = Path.of(System.getProperty("user.dir")).toAbsolutePath();
         for (Path d = dir; d != null; d = d.getParent()) {

@@ -191,19 +191,8 @@ final class GenerateCommand implements Callable<Integer> {
      * something else than its writer meant, without a word.
      */
     private void noteSpecialText(Tokenizer tokenizer) {
-        String first = null;
-        int at = Integer.MAX_VALUE;
-        for (int id = 0; id < tokenizer.vocabSize(); id++) {
-            String piece = tokenizer.piece(id);
-            int where = tokenizer.special(piece).isPresent() ? prompt.indexOf(piece) : -1;
-            if (where >= 0 && where < at) {
-                at = where;
-                first = piece;
-            }
-        }
-        if (first != null) {
-            System.err.println("note: the prompt holds special tokens' text, such as " + first + ", taken as text; --special takes it as those tokens, as llama.cpp does");
-        }
+        tokenizer.specialTexts().stream().filter(prompt::contains).min(java.util.Comparator.comparingInt(prompt::indexOf)).ifPresent(first ->
+                System.err.println("note: the prompt holds special tokens' text, such as " + first + ", taken as text; --special takes it as those tokens, as llama.cpp does"));
     }
 
     /** The one-shot generation: {@code --num-samples} of the prompt, each with its statistics, until Ctrl-C. */

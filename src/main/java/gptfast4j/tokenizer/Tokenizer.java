@@ -29,6 +29,16 @@ public interface Tokenizer {
     /** The id of a special (control) token by its text, such as {@code <|eot_id|>}. */
     OptionalInt special(String text);
 
+    /** The texts of the special (control) tokens, in id order: what {@link #special} knows. */
+    default java.util.List<String> specialTexts() {
+        java.util.List<String> texts = new java.util.ArrayList<>();
+        for (int id = 0; id < vocabSize(); id++) {
+            String piece = piece(id);
+            if (!piece.isEmpty() && special(piece).isPresent()) texts.add(piece);
+        }
+        return texts;
+    }
+
     /**
      * {@link #encode} with the text of each special (control) token, such as {@code <|eot_id|>} or {@code </s>}, taken
      * as that token, as llama.cpp's llama-cli takes its prompt (parse_special): the text is cut at each special token's
@@ -38,10 +48,7 @@ public interface Tokenizer {
     default int[] encodeWithSpecials(String text) {
         // the special tokens by their first character, longest first
         java.util.Map<Character, java.util.List<String>> byFirst = new java.util.HashMap<>();
-        for (int id = 0; id < vocabSize(); id++) {
-            String piece = piece(id);
-            if (!piece.isEmpty() && special(piece).isPresent()) byFirst.computeIfAbsent(piece.charAt(0), c -> new java.util.ArrayList<>()).add(piece);
-        }
+        for (String s : specialTexts()) byFirst.computeIfAbsent(s.charAt(0), c -> new java.util.ArrayList<>()).add(s);
         byFirst.values().forEach(l -> l.sort(java.util.Comparator.comparingInt(String::length).reversed()));
         java.util.stream.IntStream.Builder ids = java.util.stream.IntStream.builder();
         int partStart = 0;

@@ -208,13 +208,7 @@ class ErrorsTest {
     @Test
     void hyperparametersLlamaCppRequiresAreRequired(@TempDir Path dir) {
         for (String key : new String[]{"llama.attention.layer_norm_rms_epsilon", "llama.context_length"}) {
-            gptfast4j.io.GGUF stories = gptfast4j.io.GGUF.read(STORIES);
-            java.util.Map<String, gptfast4j.io.Metadata.Value> metadata = new java.util.LinkedHashMap<>(stories.metadata().asMap());
-            metadata.remove(key);
-            Path out = dir.resolve("without.gguf");
-            gptfast4j.io.GGUFWriter.write(out, metadata, stories.tensors().values().stream()
-                    .map(t -> new gptfast4j.io.GGUFWriter.TensorSpec(t.name(), t.type(), t.shape(), target -> target.copyFrom(t.data()))).toList(), bytes -> {
-            });
+            Path out = Shared.storiesWithMetadata(dir.resolve("without.gguf"), metadata -> metadata.remove(key));
             assertOneLineError(run("info", "--checkpoint", out.toString()), "missing metadata " + key);
         }
     }
@@ -541,13 +535,7 @@ class ErrorsTest {
 
     /** stories260K.gguf with {@code tokenizer.chat_template} set, at {@code out}. */
     private static Path withChatTemplate(Path out, String template) {
-        gptfast4j.io.GGUF stories = gptfast4j.io.GGUF.read(STORIES);
-        java.util.Map<String, gptfast4j.io.Metadata.Value> metadata = new java.util.LinkedHashMap<>(stories.metadata().asMap());
-        metadata.put("tokenizer.chat_template", gptfast4j.io.Metadata.Value.string(template));
-        gptfast4j.io.GGUFWriter.write(out, metadata, stories.tensors().values().stream()
-                .map(t -> new gptfast4j.io.GGUFWriter.TensorSpec(t.name(), t.type(), t.shape(), target -> target.copyFrom(t.data()))).toList(), bytes -> {
-        });
-        return out;
+        return Shared.storiesWithMetadata(out, metadata -> metadata.put("tokenizer.chat_template", gptfast4j.io.Metadata.Value.string(template)));
     }
 
     /**
@@ -605,10 +593,7 @@ class ErrorsTest {
     @Test
     void aJvmWithoutTheVectorApiIsToldWhatToAdd() throws Exception {
         for (String[] command : new String[][]{{"info", "--checkpoint", STORIES.toString()}, {"bench", "--memory", "--threads", "1"}}) {
-            List<String> line = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                    "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), "gptfast4j.cli.Main"));
-            line.addAll(List.of(command));
-            Process p = new ProcessBuilder(line).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+            Process p = gptfast(false, command).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
             String err = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
             assertTrue(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS));
             assertOneLineError(new Outcome(p.exitValue(), "", err), "add --add-modules=jdk.incubator.vector");
@@ -671,8 +656,14 @@ class ErrorsTest {
 
     /** {@code gptfast ARGS} in a JVM of its own, with the launcher's module flags and this JVM's class path. */
     private static ProcessBuilder gptfast(String... args) {
-        List<String> line = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--add-modules=jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), "gptfast4j.cli.Main"));
+        return gptfast(true, args);
+    }
+
+    /** {@code gptfast ARGS} in a JVM of its own, with or without the Vector API's module. */
+    private static ProcessBuilder gptfast(boolean vectorApi, String... args) {
+        List<String> line = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+        if (vectorApi) line.add("--add-modules=jdk.incubator.vector");
+        line.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), "gptfast4j.cli.Main"));
         line.addAll(List.of(args));
         return new ProcessBuilder(line);
     }

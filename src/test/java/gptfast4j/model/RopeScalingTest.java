@@ -2,15 +2,12 @@ package gptfast4j.model;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import gptfast4j.Shared;
-import gptfast4j.io.GGUF;
-import gptfast4j.io.GGUFWriter;
 import gptfast4j.io.Metadata;
 import gptfast4j.io.ModelFormatException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -37,13 +34,7 @@ class RopeScalingTest {
 
     /** stories260K (head dim 8: 4 rotary pairs) with its metadata plus {@code extra}, at {@code out}. */
     private static Path storiesWith(Path out, Map<String, Metadata.Value> extra) {
-        GGUF stories = GGUF.read(Shared.MODELS.resolve("stories260K.gguf"));
-        Map<String, Metadata.Value> metadata = new LinkedHashMap<>(stories.metadata().asMap());
-        metadata.putAll(extra);
-        GGUFWriter.write(out, metadata, stories.tensors().values().stream()
-                .map(t -> new GGUFWriter.TensorSpec(t.name(), t.type(), t.shape(), target -> target.copyFrom(t.data()))).toList(), bytes -> {
-        });
-        return out;
+        return Shared.storiesWithMetadata(out, metadata -> metadata.putAll(extra));
     }
 
     @Test
