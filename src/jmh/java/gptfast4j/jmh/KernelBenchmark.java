@@ -2,6 +2,7 @@ package gptfast4j.jmh;
 
 import gptfast4j.io.GGUF;
 import gptfast4j.tensor.GGMLType;
+import gptfast4j.tensor.OffHeap;
 import gptfast4j.tensor.Parallel;
 import gptfast4j.tensor.Quantizer;
 import gptfast4j.tensor.Tensor;
@@ -85,12 +86,12 @@ public class KernelBenchmark {
             Tensor big = Tensor.of("random", GGMLType.F32, f32, cols, n);
             tensor = switch (t) {
                 case F32 -> big;
-                case Q8_0, Q4_0, Q4_1 -> Quantizer.quantizeInFileLayout(big, t);
+                case Q8_0, Q4_0, Q4_1 -> Quantizer.quantizeInFileLayout(big, t, OffHeap.AUTOMATIC);
                 // F16/BF16/K-quants: tile the reference tensor's bytes (speed does not depend on the values)
                 default -> tiled(small, cols, n);
             };
         }
-        if (layout.equals("decode")) tensor = tensor.forDecode();
+        if (layout.equals("decode")) tensor = tensor.forDecode(OffHeap.AUTOMATIC);
         x = new float[Math.max(64, TOKENS) * tensor.cols];
         out = new float[Math.max(64, TOKENS) * (int) tensor.rows];
         SplittableRandom random = new SplittableRandom(2);

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import gptfast4j.tensor.GGMLType;
 
 import java.io.IOException;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -23,8 +24,9 @@ public final class Safetensors {
     private Safetensors() {
     }
 
-    public static Map<String, TensorData> read(Path path) {
-        MemorySegment file = Mapped.map(path);
+    /** The tensors of {@code path}, views of its mapping in {@code arena}. */
+    public static Map<String, TensorData> read(Path path, Arena arena) {
+        MemorySegment file = Mapped.map(path, arena);
         if (file.byteSize() < 8) throw new ModelFormatException(path + ": truncated safetensors file");
         long headerSize = file.get(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0);
         if (headerSize <= 0 || headerSize > file.byteSize() - 8) throw new ModelFormatException(path + ": not a safetensors file (bad header size)");

@@ -10,12 +10,14 @@ import gptfast4j.io.ModelFormatException;
 import gptfast4j.io.Safetensors;
 import gptfast4j.io.TensorData;
 import gptfast4j.tensor.GGMLType;
+import gptfast4j.tensor.OffHeap;
 import gptfast4j.tensor.Quantizer;
 import gptfast4j.tensor.Tensor;
 import gptfast4j.tokenizer.Tokenizer;
 import gptfast4j.tokenizer.Tokenizers;
 
 import java.io.IOException;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -89,23 +91,41 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      *                   does; embeddings and norms not) in memory while loading
      */
     public static Checkpoint load(Path path, Path tokenizerPath, GGMLType quantizeTo) {
+        return load(path, tokenizerPath, quantizeTo, OffHeap.AUTOMATIC);
+    }
+
+    /**
+     * {@link #load(Path, Path, GGMLType)} with the model's memory in {@code arena}: the file's mapping, the copies of
+     * quantizing at load and of the decode layouts. Closing the arena unmaps and frees them at once, where otherwise
+     * they go when the garbage collector finds the model unreachable. The model must not be used after that: a call
+     * then fails with an {@link IllegalStateException}. The arena must be one whose memory every thread may read
+     * (shared), as the worker threads read the weights; states and their KV caches are not in it.
+     */
+    public static Checkpoint load(Path path, Path tokenizerPath, GGMLType quantizeTo, Arena arena) {
+        if (!MemorySegment.NULL.reinterpret(arena, null).isAccessibleBy(new Thread(() -> { }))) {
+            throw new IllegalArgumentException("a model's memory is read by worker threads: load it in a shared arena (Arena.ofShared()), not a confined one");
+        }
+        return load(path, tokenizerPath, quantizeTo, OffHeap.in(arena));
+    }
+
+    private static Checkpoint load(Path path, Path tokenizerPath, GGMLType quantizeTo, OffHeap memory) {
         JvmChecks.check();
-        Checkpoint c = read(path, tokenizerPath);
+        Checkpoint c = read(path, tokenizerPath, memory);
         if (quantizeTo == null) return c;
         Llama m = c.model();
-        return new Checkpoint(c.path(), c.format(), new Llama(m.config, quantized(m.weights(), quantizeTo)), c.tokenizer(), c.tensors(),
+        return new Checkpoint(c.path(), c.format(), new Llama(m.config, quantized(m.weights(), quantizeTo, memory), memory), c.tokenizer(), c.tensors(),
                 c.metadata(), c.bos(), c.eos(), c.addBos(), c.chatFormat());
     }
 
     /** The checkpoint as stored: every tensor a view of the file, nothing copied. */
-    private static Checkpoint read(Path path, Path tokenizerPath) {
-        if (Files.isDirectory(path)) return loadHuggingFace(path, tokenizerPath);
-        MemorySegment file = Mapped.map(path);
-        if (GGUF.hasMagic(file)) return loadGGUF(GGUF.read(path, file), tokenizerPath);
+    private static Checkpoint read(Path path, Path tokenizerPath, OffHeap memory) {
+        if (Files.isDirectory(path)) return loadHuggingFace(path, tokenizerPath, memory);
+        MemorySegment file = Mapped.map(path, memory.arena());
+        if (GGUF.hasMagic(file)) return loadGGUF(GGUF.read(path, file), tokenizerPath, memory);
         if (GGUF.hasPreGgufMagic(file)) {
             throw new ModelFormatException(path + ": a GGML/GGJT file, llama.cpp's format before GGUF, which is not supported: convert it to GGUF (llama.cpp's convert_llama_ggml_to_gguf.py)");
         }
-        if (path.getFileName().toString().endsWith(".bin")) return loadLlama2c(path, file, tokenizerPath);
+        if (path.getFileName().toString().endsWith(".bin")) return loadLlama2c(path, file, tokenizerPath, memory);
         throw new ModelFormatException(path + ": not a model file (bad magic: neither GGUF nor a llama2.c .bin)");
     }
 
@@ -114,7 +134,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * are; rows whose length is not a multiple of 32 cannot be quantized and stay in their float type (both reported on
      * stderr: a quantized file's {@code --quantize} would otherwise change nothing without a word).
      */
-    static Weights quantized(Weights w, GGMLType type) {
+    static Weights quantized(Weights w, GGMLType type, OffHeap memory) {
         Map<GGMLType, Integer> kept = new java.util.TreeMap<>();
         Weights result = w.map(t -> {
             if (!t.type.isFloat()) { // already quantized: another rounding would lose more and save nothing
@@ -125,7 +145,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 System.err.println("note: " + t.name + " rows of " + t.cols + " are not a multiple of 32; kept in " + t.type);
                 return t;
             }
-            return Quantizer.quantize(t, type);
+            return Quantizer.quantize(t, type, memory);
         });
         if (!kept.isEmpty()) {
             System.err.println("note: " + kept.values().stream().mapToInt(Integer::intValue).sum() + " linear layers are already quantized ("
@@ -134,7 +154,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         return result;
     }
 
-    private static Checkpoint loadGGUF(GGUF gguf, Path tokenizerPath) {
+    private static Checkpoint loadGGUF(GGUF gguf, Path tokenizerPath, OffHeap memory) {
         Path path = gguf.path();
         Metadata md = gguf.metadata();
         String arch = md.getString("general.architecture", null);
@@ -170,11 +190,11 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         tokenizer.special("<|eot_id|>").ifPresent(eos::add);
         boolean addBos = md.getBool("tokenizer.ggml.add_bos_token", true);
         ChatFormat chat = ChatFormat.detect(md.getString("tokenizer.chat_template", null));
-        return new Checkpoint(path, "gguf", build(path, config, tensors), tokenizer, tensors, md,
+        return new Checkpoint(path, "gguf", build(path, config, tensors, memory), tokenizer, tensors, md,
                 md.getInt("tokenizer.ggml.bos_token_id", 1), eos.stream().mapToInt(Integer::intValue).toArray(), addBos, chat);
     }
 
-    private static Checkpoint loadLlama2c(Path path, MemorySegment file, Path tokenizerPath) {
+    private static Checkpoint loadLlama2c(Path path, MemorySegment file, Path tokenizerPath, OffHeap memory) {
         Llama2cFile f = Llama2cFile.read(path, file);
         if (tokenizerPath == null) {
             throw new ModelFormatException(path + ": a llama2.c checkpoint has no tokenizer inside; give one with --tokenizer (e.g. tokenizer.bin)");
@@ -182,7 +202,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Tokenizer tokenizer = Tokenizers.load(tokenizerPath);
         Config config = config(path, () -> new Config("llama", f.dim(), f.hiddenDim(), f.nLayers(), f.nHeads(), f.nKvHeads(), f.vocabSize(),
                 f.seqLen(), 1e-5f, 10000f, null, Config.RopeStyle.INTERLEAVED, 0, 0));
-        return new Checkpoint(path, "llama2.c", build(path, config, f.tensors()), tokenizer, f.tensors(), null, 1, new int[]{2}, true,
+        return new Checkpoint(path, "llama2.c", build(path, config, f.tensors(), memory), tokenizer, f.tensors(), null, 1, new int[]{2}, true,
                 ChatFormat.PLAIN);
     }
 
@@ -191,7 +211,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * {@code model.safetensors.index.json}, a tokenizer and {@code generation_config.json}. HF stores q/k weights for
      * the "rotate half" RoPE layout; rather than permuting (copying) them, the model runs RoPE in that layout.
      */
-    private static Checkpoint loadHuggingFace(Path dir, Path tokenizerPath) {
+    private static Checkpoint loadHuggingFace(Path dir, Path tokenizerPath, OffHeap memory) {
         Path cfgFile = dir.resolve("config.json");
         if (!Files.exists(cfgFile)) {
             throw new ModelFormatException(dir + ": a directory, but not a Hugging Face model: it has no config.json (a model file is a GGUF or a llama2.c .bin)");
@@ -208,9 +228,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (Files.exists(index)) {
             Set<String> shards = new LinkedHashSet<>();
             readJson(index).path("weight_map").forEach(n -> shards.add(n.asText()));
-            for (String shard : shards) hf.putAll(Safetensors.read(dir.resolve(shard)));
+            for (String shard : shards) hf.putAll(Safetensors.read(dir.resolve(shard), memory.arena()));
         } else {
-            hf.putAll(Safetensors.read(dir.resolve("model.safetensors")));
+            hf.putAll(Safetensors.read(dir.resolve("model.safetensors"), memory.arena()));
         }
         Map<String, TensorData> tensors = new LinkedHashMap<>();
         List<String> unknown = new ArrayList<>();
@@ -262,7 +282,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         String template = null;
         Path tokConfig = dir.resolve("tokenizer_config.json");
         if (Files.exists(tokConfig)) template = readJson(tokConfig).path("chat_template").asText(null);
-        return new Checkpoint(dir, "huggingface", build(dir, config, tensors), tokenizer, tensors, null,
+        return new Checkpoint(dir, "huggingface", build(dir, config, tensors, memory), tokenizer, tensors, null,
                 jsonInt(cfg, cfgFile, "bos_token_id", 1), eos.stream().mapToInt(Integer::intValue).toArray(), true,
                 ChatFormat.detect(template));
     }
@@ -368,9 +388,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     }
 
     /** Builds the weights from tensors under GGUF names, checking every shape against the config and that every tensor is read. */
-    static Llama build(Path path, Config c, Map<String, TensorData> all) {
+    static Llama build(Path path, Config c, Map<String, TensorData> all, OffHeap memory) {
         Asked tensors = new Asked(all);
-        Llama model = build(path, c, tensors);
+        Llama model = build(path, c, tensors, memory);
         List<String> unused = all.keySet().stream().filter(n -> !tensors.asked.contains(n) && !n.equals("rope_freqs.weight")).toList();
         if (!unused.isEmpty()) throw unusedTensors(path, unused);
         return model;
@@ -403,7 +423,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
     }
 
-    private static Llama build(Path path, Config c, Asked tensors) {
+    private static Llama build(Path path, Config c, Asked tensors, OffHeap memory) {
         int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), vocab = c.vocabSize();
         Tensor embeddings = matrix(path, tensors, "token_embd.weight", dim, vocab);
         Tensor output = tensors.containsKey("output.weight") ? matrix(path, tensors, "output.weight", dim, vocab) : embeddings;
@@ -422,7 +442,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                             matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
                             matrix(path, tensors, p + "ffn_up.weight", dim, hidden)));
         }
-        return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, "output_norm.weight", dim), output));
+        return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, "output_norm.weight", dim), output), memory);
     }
 
     /**

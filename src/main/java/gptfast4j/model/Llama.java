@@ -2,6 +2,7 @@ package gptfast4j.model;
 
 import gptfast4j.io.ByteSize;
 import gptfast4j.io.SystemMemory;
+import gptfast4j.tensor.OffHeap;
 import gptfast4j.tensor.Parallel;
 import gptfast4j.tensor.Tensor;
 import gptfast4j.tensor.VectorMath;
@@ -20,10 +21,18 @@ public final class Llama {
     /** As loaded until the first decode step, then in the layouts decode reads fastest ({@link #useDecodeLayouts(OptionalLong)}). */
     private volatile Weights weights;
     private volatile boolean decodeLayouts;
+    /** Where the decode layouts' copies go: the memory the weights came with. */
+    private final OffHeap memory;
 
+    /** A model whose weights' copies are freed when nothing holds them any more ({@link OffHeap#AUTOMATIC}). */
     public Llama(Config config, Weights weights) {
+        this(config, weights, OffHeap.AUTOMATIC);
+    }
+
+    public Llama(Config config, Weights weights, OffHeap memory) {
         this.config = config;
         this.weights = weights;
+        this.memory = memory;
     }
 
     public Weights weights() {
@@ -55,7 +64,7 @@ public final class Llama {
                     + "that size and %s of memory is available%n", ByteSize.of(bytes), ByteSize.of(free.getAsLong()));
             return false;
         }
-        weights = weights.map(Tensor::forDecode);
+        weights = weights.map(t -> t.forDecode(memory));
         return true;
     }
 

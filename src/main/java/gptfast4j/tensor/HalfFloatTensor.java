@@ -56,10 +56,10 @@ abstract sealed class HalfFloatTensor extends Tensor implements RowLanes.PairKer
      * its rows' ints in, transposed, out.
      */
     @Override
-    public final Tensor forDecode() {
+    public final Tensor forDecode(OffHeap memory) {
         long bytes = decodeCopyBytes();
         if (bytes == 0) return this;
-        MemorySegment copy = OffHeap.allocate(bytes);
+        MemorySegment copy = memory.allocate(bytes);
         int ints = cols / 2;
         Parallel.run(Math.toIntExact(RowLanes.groups(rows)), 1, (start, end) -> {
             int[] in = new int[L * ints], out = new int[L * ints];

@@ -63,14 +63,14 @@ abstract sealed class KQuantTensor extends Tensor implements Tensor.PanelRows pe
 
     /**
      * A copy of this tensor in a decode layout of {@code columnBytes} per group of {@link RowLanes#L} rows and
-     * super-block column, off-heap ({@link OffHeap}), each row's super-blocks placed by {@code writer}; a last group
+     * super-block column, in {@code memory}, each row's super-blocks placed by {@code writer}; a last group
      * that is not full is padded with zero rows. The pages of a mapped original are released as the copy goes, so that the copy
      * takes their place in memory. A group at a time through a heap array, written out with one bulk copy, and a row
      * at a time into another: reading the mapping a byte at a time took most of the copy's time (Llama-2-7B Q6_K,
      * {@code generate --max-new-tokens 2}: 23-25 s, 9.5-14 s since).
      */
-    final MemorySegment laneLayoutCopy(int columnBytes, SuperBlockWriter writer) {
-        MemorySegment copy = OffHeap.allocate(laneLayoutBytes(columnBytes));
+    final MemorySegment laneLayoutCopy(OffHeap memory, int columnBytes, SuperBlockWriter writer) {
+        MemorySegment copy = memory.allocate(laneLayoutBytes(columnBytes));
         int superBlocks = cols / SUPER_BLOCK, l = RowLanes.L;
         Parallel.run(Math.toIntExact(groups()), 1, (start, end) -> {
             byte[] out = new byte[superBlocks * columnBytes], in = new byte[(int) rowBytes];

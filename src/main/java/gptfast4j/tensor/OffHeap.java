@@ -9,14 +9,18 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.lang.ref.WeakReference;
+import java.util.function.Supplier;
 
 /**
  * Off-heap memory for weights made at load (the copies of quantizing while loading, the decode layouts) and for F16 KV
  * caches, from the C library's {@code aligned_alloc}. An arena's allocations count against the JVM's direct-memory
  * limit (by default the maximum heap size, a quarter of RAM here), which a 7B model's weights exceed; these do not.
  * Not zeroed: every byte is written by the caller before it is read, and a page is given to the process when first
- * written (a KV cache sized for a long chat holds what the chat has used). Freed when the returned segment becomes
- * unreachable.
+ * written (a KV cache sized for a long chat holds what the chat has used).
+ * <p>
+ * A model's weights come from one instance: {@link #AUTOMATIC}, whose blocks are freed when nothing holds them any
+ * more, or {@link #in}, whose blocks are freed when the caller closes its arena (a program that swaps models in one
+ * JVM gives the old model's gigabytes back at once, rather than at some later full collection).
  * <p>
  * On Linux the weights' memory comes in 2 MB aligned blocks advised as huge pages ({@code madvise(MADV_HUGEPAGE)}):
  * the first write to fresh memory faults it in page by page, and on this machine (a VM) a 4 KB fault costs about
@@ -31,7 +35,27 @@ public final class OffHeap {
             FunctionDescriptor.ofVoid(ValueLayout.ADDRESS));
     private static final long ALIGNMENT = 64;
 
-    private OffHeap() {
+    /** Blocks each in an automatic arena of its own: freed once the garbage collector finds nothing that holds them. */
+    public static final OffHeap AUTOMATIC = new OffHeap(Arena::ofAuto);
+
+    /** The arena each new block is freed with. */
+    private final Supplier<Arena> arenas;
+
+    private OffHeap(Supplier<Arena> arenas) {
+        this.arenas = arenas;
+    }
+
+    /**
+     * Blocks freed when {@code arena} is closed; a model's tensors are read by the worker threads, so it must be an
+     * arena whose memory any thread may read (shared, global or automatic).
+     */
+    public static OffHeap in(Arena arena) {
+        return new OffHeap(() -> arena);
+    }
+
+    /** The arena this memory's next block, or a file's mapping that belongs with it, is freed with. */
+    public Arena arena() {
+        return arenas.get();
     }
 
     /**
@@ -46,12 +70,12 @@ public final class OffHeap {
      * a chunk is freed when nothing holds any of its slices. (A weak reference to the chunk itself was cleared by the
      * next young collection, with slices of it still in use, and each new chunk left a part-used huge page.)
      */
-    private static WeakReference<MemorySegment> last = new WeakReference<>(null);
+    private WeakReference<MemorySegment> last = new WeakReference<>(null);
     /** The address where the current chunk ends. */
-    private static long chunkEnd;
+    private long chunkEnd;
 
     /** {@code bytes} of memory, 64-byte aligned: a block of its own when large, else a slice of a shared chunk. */
-    static synchronized MemorySegment allocate(long bytes) {
+    synchronized MemorySegment allocate(long bytes) {
         MemorySegment previous = last.get();
         long from = previous == null ? 0 : (previous.address() + previous.byteSize() + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
         MemorySegment slice;
@@ -70,17 +94,17 @@ public final class OffHeap {
 
     /**
      * {@code bytes} of memory of its own, with no huge-page advice: for memory written a little at a time over a long
-     * while (a KV cache), which in 2 MB pages would be given 2 MB at a time, each at its first write.
+     * while (a KV cache), which in 2 MB pages would be given 2 MB at a time, each at its first write. Freed once nothing holds it.
      */
     public static MemorySegment allocatePages(long bytes) {
-        return block(bytes, false, "a KV cache");
+        return block(bytes, false, "a KV cache", Arena.ofAuto());
     }
 
-    private static MemorySegment block(long bytes) {
-        return block(bytes, HugePages.supported(), "weights");
+    private MemorySegment block(long bytes) {
+        return block(bytes, HugePages.supported(), "weights", arena());
     }
 
-    private static MemorySegment block(long bytes, boolean huge, String what) {
+    private static MemorySegment block(long bytes, boolean huge, String what, Arena arena) {
         long alignment = huge ? HugePages.SIZE : ALIGNMENT;
         // C11 wants the size to be a multiple of the alignment
         long size = (bytes + alignment - 1) / alignment * alignment;
@@ -92,7 +116,7 @@ public final class OffHeap {
             throw new IllegalStateException("aligned_alloc failed", e);
         }
         if (block.equals(MemorySegment.NULL)) throw new OutOfMemoryError("cannot allocate " + bytes + " bytes off-heap for " + what);
-        return block.reinterpret(bytes, Arena.ofAuto(), OffHeap::free);
+        return block.reinterpret(bytes, arena, OffHeap::free);
     }
 
     private static void free(MemorySegment block) {

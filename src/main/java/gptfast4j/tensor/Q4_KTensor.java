@@ -46,9 +46,9 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel, Tens
 
     /** A copy in the decode layout ({@link #laneLayoutCopy}). */
     @Override
-    public Tensor forDecode() {
+    public Tensor forDecode(OffHeap memory) {
         if (grouped) return this;
-        return new Q4_KTensor(this, laneLayoutCopy(COLUMN, (row, at, group, column, r) -> {
+        return new Q4_KTensor(this, laneLayoutCopy(memory, COLUMN, (row, at, group, column, r) -> {
             group.set(FLOAT_LE, column + 4 * r, Float.float16ToFloat(row.get(SHORT_LE, at)));
             group.set(FLOAT_LE, column + 4 * L + 4 * r, Float.float16ToFloat(row.get(SHORT_LE, at + 2)));
             long scales = packedScales(row, at + 4), mins = packedMins(row, at + 4);

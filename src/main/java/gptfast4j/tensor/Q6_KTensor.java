@@ -65,9 +65,9 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel, Tensor.P
 
     /** A copy in the decode layout ({@link #laneLayoutCopy}). */
     @Override
-    public Tensor forDecode() {
+    public Tensor forDecode(OffHeap memory) {
         if (grouped) return this;
-        return new Q6_KTensor(this, laneLayoutCopy(COLUMN, (row, at, group, column, r) -> {
+        return new Q6_KTensor(this, laneLayoutCopy(memory, COLUMN, (row, at, group, column, r) -> {
             int[] q = SUPER_BLOCK_QUANTS.get();
             unpack(row, at, q);
             group.set(FLOAT_LE, column + 4 * r, f16(row, at + 208));

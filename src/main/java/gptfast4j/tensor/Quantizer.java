@@ -20,21 +20,21 @@ public final class Quantizer {
     }
 
     /**
-     * A copy of {@code t} in {@code type}, in off-heap memory ({@link OffHeap}, outside the JVM's direct-memory limit);
+     * A copy of {@code t} in {@code type}, in {@code memory} (off-heap, outside the JVM's direct-memory limit);
      * Q4_0 and Q4_1 in their decode layout ({@link Tensor#forDecode}).
      * The pages of a mapped {@code t} are released from this process as it goes, so that quantizing at load does not keep
      * the float file resident beside its quantized copy.
      */
-    public static Tensor quantize(Tensor t, GGMLType type) {
-        Tensor q = quantizeInFileLayout(t, type);
+    public static Tensor quantize(Tensor t, GGMLType type, OffHeap memory) {
+        Tensor q = quantizeInFileLayout(t, type, memory);
         // straight to the decode layout, rather than to a second copy at the first decode step
         return q instanceof RowGroupTensor g ? g.regroupedInPlace() : q;
     }
 
     /** {@link #quantize} in the file's layout, rows as a GGUF file holds them (the kernel benchmarks and tests compare both). */
-    public static Tensor quantizeInFileLayout(Tensor t, GGMLType type) {
+    public static Tensor quantizeInFileLayout(Tensor t, GGMLType type, OffHeap memory) {
         if (!supports(type)) throw new IllegalArgumentException("cannot quantize to " + type);
-        MemorySegment out = OffHeap.allocate(type.bytesFor((long) t.cols * t.rows));
+        MemorySegment out = memory.allocate(type.bytesFor((long) t.cols * t.rows));
         long rowBytes = type.bytesFor(t.cols);
         Parallel.run(Math.toIntExact(t.rows), 16, (start, end) -> {
             float[] row = new float[t.cols];

@@ -59,9 +59,9 @@ abstract sealed class RowGroupTensor extends Tensor implements Tensor.PanelRows 
      * rather than adding to them.
      */
     @Override
-    public Tensor forDecode() {
+    public Tensor forDecode(OffHeap memory) {
         if (grouped) return this;
-        MemorySegment copy = OffHeap.allocate(decodeCopyBytes());
+        MemorySegment copy = memory.allocate(decodeCopyBytes());
         relayout(copy);
         releaseFilePages();
         return inDecodeLayout(copy);

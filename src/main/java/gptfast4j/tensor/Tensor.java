@@ -156,9 +156,9 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
     /**
      * This tensor in the layout its format decodes fastest from, or itself where that is the file's. F16, BF16, Q8_0,
      * Q4_0, Q4_1 and the K-quants are repacked, rows one per vector lane (a copy the size of the tensor, 1-6% more for the
-     * K-quants, plus a last group's padding; the mapped pages are then released).
+     * K-quants, plus a last group's padding; the mapped pages are then released), the copy in {@code memory}.
      */
-    public Tensor forDecode() {
+    public Tensor forDecode(OffHeap memory) {
         return this;
     }
 

@@ -161,7 +161,7 @@ class SpeculativeTest {
                 draft(Checkpoint.load(OTHER, null), p.length + 16, new Sampler(512, 0, 0, 1, 0)), 4, SpeculativeGenerator.LOSSLESS);
         g.generate(p, 0, 12, new Sampler(512, 0, 0, 1, 0), t -> true);
         Tensor wq = m.weights().layers()[0].wq();
-        assertSame(wq, wq.forDecode(), "the target's wq is in its decode layout");
+        assertSame(wq, wq.forDecode(gptfast4j.tensor.OffHeap.AUTOMATIC), "the target's wq is in its decode layout");
     }
 
     /**

@@ -10,6 +10,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
 import java.io.OutputStream;
+import java.lang.foreign.Arena;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -21,6 +22,7 @@ import java.util.List;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -96,6 +98,19 @@ class HuggingFaceTest {
         compare(Checkpoint.load(GGUF_FILE, null), hf);
     }
 
+    /** Loaded in a shared arena, every shard's mapping is in it, and closing it leaves a model that fails cleanly. */
+    @Test
+    void shardsLoadedInAnArenaCloseWithIt(@TempDir Path dir) throws IOException {
+        writeHuggingFace(dir, true);
+        Arena arena = Arena.ofShared();
+        Checkpoint hf = Checkpoint.load(dir, Shared.MODELS.resolve("tok512.bin"), null, arena);
+        compare(Checkpoint.load(GGUF_FILE, null), hf);
+        for (TensorData t : hf.tensors().values()) assertEquals(arena.scope(), t.data().scope(), t.name());
+        arena.close();
+        Llama.State state = hf.model().newState(8, 1);
+        assertThrows(IllegalStateException.class, () -> hf.model().forward(state, 1, 0));
+    }
+
     /** A negative dimension (whose product still matched the offsets) and impossible config values are named. */
     @Test
     void badShapesAndConfigsAreNamed(@TempDir Path dir) throws IOException {
@@ -103,13 +118,13 @@ class HuggingFaceTest {
                 {"w": {"dtype": "F32", "shape": [-2, -3], "data_offsets": [0, 24]}}""".getBytes(StandardCharsets.UTF_8);
         Path file = dir.resolve("bad.safetensors");
         Files.write(file, ByteBuffer.allocate(8 + head.length + 24).order(ByteOrder.LITTLE_ENDIAN).putLong(head.length).put(head).array());
-        var e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> gptfast4j.io.Safetensors.read(file));
+        var e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> gptfast4j.io.Safetensors.read(file, java.lang.foreign.Arena.ofAuto()));
         assertTrue(e.getMessage().contains("tensor w has a bad shape [-2,-3]"), e.getMessage());
         // a header that is JSON but not an object of tensors, and an entry without a dtype
         for (String bad : new String[]{"[1, 2]", "{\"w\": null}"}) {
             byte[] json = bad.getBytes(StandardCharsets.UTF_8);
             Files.write(file, ByteBuffer.allocate(8 + json.length).order(ByteOrder.LITTLE_ENDIAN).putLong(json.length).put(json).array());
-            e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> gptfast4j.io.Safetensors.read(file));
+            e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> gptfast4j.io.Safetensors.read(file, java.lang.foreign.Arena.ofAuto()));
             assertTrue(e.getMessage().contains(bad.startsWith("[") ? "not a safetensors file (its header is not a JSON object)" : "tensor w has no dtype"), e.getMessage());
         }
 

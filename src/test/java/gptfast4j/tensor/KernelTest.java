@@ -96,7 +96,7 @@ class KernelTest {
     void dotAndDequantizeMatchTheScalarReference(String typeName, String layout) {
         // ffn_down rows are 512 wide: two K-quant super-blocks, so the step from one to the next is checked too
         TensorData td = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama2-" + typeName + ".gguf")).tensors().get("blk.1.ffn_down.weight");
-        Tensor file = Tensor.of(td), t = layout.equals("decode") ? file.forDecode() : file;
+        Tensor file = Tensor.of(td), t = layout.equals("decode") ? file.forDecode(OffHeap.AUTOMATIC) : file;
         assertEquals(GGMLType.valueOf(typeName), t.type);
         assertEquals(layout.equals("decode"), t != file, "a copy in another layout");
         ByteBuffer bytes = td.data().asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
@@ -131,7 +131,7 @@ class KernelTest {
     @ParameterizedTest
     @CsvSource({"F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K"})
     void decodeLayoutMatvecOverAnyRowRange(String typeName) {
-        Tensor t = Tensor.of(GGUF.read(Shared.REFERENCE.resolve("models/mini-llama2-" + typeName + ".gguf")).tensors().get("blk.1.ffn_up.weight")).forDecode();
+        Tensor t = Tensor.of(GGUF.read(Shared.REFERENCE.resolve("models/mini-llama2-" + typeName + ".gguf")).tensors().get("blk.1.ffn_up.weight")).forDecode(OffHeap.AUTOMATIC);
         int rows = (int) t.rows, l = RowLanes.L;
         Random random = new Random(7);
         float[] x = new float[t.cols];
@@ -200,9 +200,9 @@ class KernelTest {
         Tensor wk = Tensor.of(whole.name, whole.type, whole.data.asSlice(0, (whole.rows - 3) * whole.rowBytes), whole.cols, whole.rows - 3);
         Tensor wv = Tensor.of(GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + vTypeName + ".gguf")).tensors().get("blk.0.attn_v.weight"));
         if (!layout.equals("file")) {
-            wq = wq.forDecode();
-            wk = wk.forDecode();
-            if (layout.equals("decode")) wv = wv.forDecode();
+            wq = wq.forDecode(OffHeap.AUTOMATIC);
+            wk = wk.forDecode(OffHeap.AUTOMATIC);
+            if (layout.equals("decode")) wv = wv.forDecode(OffHeap.AUTOMATIC);
         }
         Tensor[] parts = {wq, wk, wv};
         Random random = new Random(11);
@@ -289,7 +289,7 @@ class KernelTest {
         int rows = decodeLayout ? 508 : 509;
         Tensor t = Tensor.of(whole.name, whole.type, whole.data.asSlice(0, rows * whole.rowBytes), whole.cols, rows);
         if (!decodeLayout) return t;
-        Tensor decode = t.forDecode();
+        Tensor decode = t.forDecode(OffHeap.AUTOMATIC);
         assertTrue(decode != t, "a copy in the decode layout");
         return decode;
     }
@@ -367,7 +367,7 @@ class KernelTest {
         Random random = new Random(17);
         for (long i = 0; i < (long) rows * cols; i++) f32.setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, i, (float) random.nextGaussian());
         Tensor weights = Tensor.of("random", GGMLType.F32, f32, cols, rows);
-        Tensor decode = Quantizer.quantize(weights, type), file = Quantizer.quantizeInFileLayout(weights, type);
+        Tensor decode = Quantizer.quantize(weights, type, OffHeap.AUTOMATIC), file = Quantizer.quantizeInFileLayout(weights, type, OffHeap.AUTOMATIC);
         assertTrue(decode instanceof Tensor.PanelRows p && p.inLanes() && !((Tensor.PanelRows) file).inLanes());
         float[] x = largeBatch(tokens, cols), inFile = new float[tokens * rows], inLanes = new float[tokens * rows];
         file.matmul(x, tokens, inFile, rows, false);
@@ -408,7 +408,7 @@ class KernelTest {
     @CsvSource({"Q4_0,508", "Q4_0,492", "Q8_0,508", "Q8_0,492", "Q4_1,508", "Q4_1,492", "Q4_K,508", "Q4_K,492", "Q5_K,508", "Q5_K,492", "Q6_K,508", "Q6_K,492", "F16,508", "F16,492", "BF16,508", "BF16,492"})
     void panelProductIsTheTilesBitForBit(String typeName, int rows) {
         Tensor whole = Tensor.of(GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-" + typeName + ".gguf")).tensors().get("blk.0.ffn_gate.weight"));
-        Tensor t = Tensor.of(whole.name, whole.type, whole.data.asSlice(0, rows * whole.rowBytes), whole.cols, rows).forDecode();
+        Tensor t = Tensor.of(whole.name, whole.type, whole.data.asSlice(0, rows * whole.rowBytes), whole.cols, rows).forDecode(OffHeap.AUTOMATIC);
         int cols = t.cols, most = ((Tensor.PanelProduct) t).panelProductTokens(), tiled = most + 9;
         assertTrue(t instanceof Tensor.PanelProduct p && p.inLanes());
         float[] x = largeBatch(tiled, cols), tiles = new float[tiled * rows];

@@ -11,18 +11,18 @@ class OffHeapTest {
     /**
      * Small allocations are cut one after the other from a shared chunk for as long as the last one is in use, also
      * across garbage collections: a new chunk for each would leave the last huge page of the one before part-used.
-     * The three are cut under OffHeap's lock, so that no other thread's allocation (a chat test's decode-layout copy
+     * The three are cut under the memory's lock, so that no other thread's allocation (a chat test's decode-layout copy
      * left running on its daemon thread, say) comes between them.
      */
     @Test
     void slicesFollowEachOtherAcrossCollections() {
         MemorySegment first, second, third;
-        synchronized (OffHeap.class) {
-            first = OffHeap.allocate(1000);
+        synchronized (OffHeap.AUTOMATIC) {
+            first = OffHeap.AUTOMATIC.allocate(1000);
             System.gc();
-            second = OffHeap.allocate(100);
+            second = OffHeap.AUTOMATIC.allocate(100);
             System.gc();
-            third = OffHeap.allocate(64);
+            third = OffHeap.AUTOMATIC.allocate(64);
         }
         assertEquals(first.address() + 1024, second.address(), "the second slice 64-byte aligned after the first");
         assertEquals(second.address() + 128, third.address());
