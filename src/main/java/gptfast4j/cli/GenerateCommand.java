@@ -10,8 +10,10 @@ import gptfast4j.model.KvCache;
 import gptfast4j.model.Llama;
 import gptfast4j.tokenizer.Tokenizer;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -19,9 +21,11 @@ import java.io.PrintStream;
 import java.nio.file.Path;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.FutureTask;
+import java.util.stream.Stream;
 
 @Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Generate text from a prompt (or chat with --interactive). Text goes to stdout, statistics to stderr.")
@@ -70,6 +74,12 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Option(names = "--top-p", paramLabel = "P", description = "Nucleus sampling threshold (default: ${DEFAULT-VALUE}).")
     float topP = 1.0f;
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--min-p", paramLabel = "P", description = "Sample only among tokens at least P times as likely as the most likely one, after --top-p, as transformers' min_p; 0 for all (default: ${DEFAULT-VALUE}).")
+    float minP = 0f;
 
     @Option(names = "--seed", paramLabel = "S", description = "Random seed (default: from the clock).")
     Long seed;
@@ -136,6 +146,11 @@ final class GenerateCommand implements Callable<Integer> {
             String ignored = !prompt.isEmpty() ? "--prompt" : numSamples != 1 ? "--num-samples" : null;
             if (ignored != null) throw new IllegalArgumentException(ignored + " cannot be used with --interactive (type the messages on stdin)");
         }
+        Sampler.check(temperature, topK, topP, minP);
+        if (temperature == 0) {
+            List<String> ignored = Stream.of("--top-k", "--top-p", "--min-p", "--seed").filter(spec.commandLine().getParseResult()::hasMatchedOption).toList();
+            if (!ignored.isEmpty()) System.err.println("note: " + String.join(", ", ignored) + (ignored.size() == 1 ? " has" : " have") + " no effect at --temperature 0 (greedy)");
+        }
         KvCache.Type kvType = kvCache.type();
         Checkpoint ckpt = common.load();
         Llama model = ckpt.model();
@@ -147,7 +162,7 @@ final class GenerateCommand implements Callable<Integer> {
         }
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         long seedValue = seed != null ? seed : System.nanoTime();
-        Sampler sampler = new Sampler(model.config.vocabSize(), temperature, topK, topP, seedValue);
+        Sampler sampler = new Sampler(model.config.vocabSize(), temperature, topK, topP, minP, seedValue);
         ChatFormat format = formatOverride != null ? formatOverride : ckpt.chatFormat();
         if (interactive) return interactiveChat(ckpt, format, Math.min(limit, contextLength != null ? limit : 4096), sampler, out);
 

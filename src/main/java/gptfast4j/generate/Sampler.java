@@ -10,30 +10,45 @@ import java.util.SplittableRandom;
  * Turns logits into a token: greedy argmax when the temperature is 0, else a draw from
  * {@code softmax(logits / temperature)} restricted to the top-k logits (ties at the k-th value kept, as gpt-fast's
  * {@code torch.topk} threshold does) and then to the smallest set of most likely tokens whose probability reaches
- * top-p. {@link #distribution} exposes the filtered distribution itself, which speculative decoding needs.
+ * top-p, then to the tokens at least min-p times as likely as the most likely one: transformers' order of its
+ * temperature, top-k, top-p and min-p warpers (llama.cpp applies top-p and min-p before the temperature).
+ * {@link #distribution} exposes the filtered distribution itself, which speculative decoding needs.
  * Buffers are sized once per vocabulary; sampling allocates nothing.
  */
 public final class Sampler {
     public final float temperature;
     public final int topK;
     public final float topP;
+    public final float minP;
     private final SplittableRandom random;
     private final float[] probs;
     private final float[] heap;
     /** Top-p's sort keys: a kept token's probability bits above its id, complemented (see {@link #nucleus}). */
     private final long[] order;
 
+    /** A sampler without min-p. */
     public Sampler(int vocabSize, float temperature, int topK, float topP, long seed) {
-        if (temperature < 0 || Float.isNaN(temperature)) throw new IllegalArgumentException("--temperature must be >= 0, got " + temperature);
-        if (topK < 0) throw new IllegalArgumentException("--top-k must be >= 0 (0 disables it), got " + topK);
-        if (!(topP > 0 && topP <= 1)) throw new IllegalArgumentException("--top-p must be in (0, 1], got " + topP);
+        this(vocabSize, temperature, topK, topP, 0, seed);
+    }
+
+    public Sampler(int vocabSize, float temperature, int topK, float topP, float minP, long seed) {
+        check(temperature, topK, topP, minP);
         this.temperature = temperature;
         this.topK = topK == 0 ? vocabSize : Math.min(topK, vocabSize);
         this.topP = topP;
+        this.minP = minP;
         this.random = new SplittableRandom(seed);
         this.probs = new float[vocabSize];
         this.heap = new float[this.topK];
         this.order = topP < 1 ? new long[vocabSize] : null;
+    }
+
+    /** Refuses settings no sampler takes, by their command-line names: before a model is loaded for them. */
+    public static void check(float temperature, int topK, float topP, float minP) {
+        if (temperature < 0 || Float.isNaN(temperature)) throw new IllegalArgumentException("--temperature must be >= 0, got " + temperature);
+        if (topK < 0) throw new IllegalArgumentException("--top-k must be >= 0 (0 disables it), got " + topK);
+        if (!(topP > 0 && topP <= 1)) throw new IllegalArgumentException("--top-p must be in (0, 1], got " + topP);
+        if (!(minP >= 0 && minP <= 1)) throw new IllegalArgumentException("--min-p must be in [0, 1] (0 disables it), got " + minP);
     }
 
     public boolean isGreedy() {
@@ -108,6 +123,24 @@ public final class Sampler {
         float inv = (float) (1 / sum);
         for (int i = 0; i < n; i++) out[i] *= inv;
         if (topP < 1) nucleus(out);
+        if (minP > 0) minP(out);
+    }
+
+    /**
+     * Keeps the tokens whose probability is at least {@code minP} times the largest one's, and renormalizes
+     * (transformers' MinPLogitsWarper, after top-p as there).
+     */
+    private void minP(float[] p) {
+        float largest = 0;
+        for (float v : p) largest = Math.max(largest, v);
+        float threshold = minP * largest;
+        double sum = 0;
+        for (int i = 0; i < p.length; i++) {
+            if (p[i] < threshold) p[i] = 0;
+            sum += p[i];
+        }
+        float inv = (float) (1 / sum);
+        for (int i = 0; i < p.length; i++) p[i] *= inv;
     }
 
     /** The k-th largest logit, with a min-heap of the k largest seen so far. */

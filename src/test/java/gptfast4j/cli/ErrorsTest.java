@@ -348,6 +348,8 @@ class ErrorsTest {
         assertTrue(o.err.startsWith("error: unknown command 'generat'; the commands are generate, info, bench,"), o.err);
         assertEquals(2, run("generate", "--checkpoint", STORIES.toString(), "--max-new-tokens", "many").exit);
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--top-p", "0"), "--top-p");
+        // before the model loads (here: a file that is not there)
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--min-p", "1.5"), "--min-p must be in [0, 1] (0 disables it), got 1.5");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--threads", "0"), "--threads must be in 1..512, got 0");
         // 100000 spent 48 s starting threads until the system refused one
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--threads", "100000"), "--threads must be in 1..512, got 100000");

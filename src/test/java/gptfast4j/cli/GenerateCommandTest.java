@@ -63,6 +63,18 @@ class GenerateCommandTest {
         assertTrue(!err.toString().contains("Generated"), err.toString());
     }
 
+    /** Sampling settings given for a greedy generation are noted as having no effect (llama.cpp says nothing). */
+    @Test
+    void samplingSettingsAtTemperatureZeroAreNoted() {
+        ErrorsTest.Outcome o = ErrorsTest.run("generate", "--checkpoint", STORIES, "--temperature", "0", "--top-k", "5", "--seed", "3", "--max-new-tokens", "4");
+        assertEquals(0, o.exit(), o.err());
+        assertTrue(o.err().contains("note: --top-k, --seed have no effect at --temperature 0 (greedy)"), o.err());
+        o = ErrorsTest.run("generate", "--checkpoint", STORIES, "--temperature", "0", "--min-p", "0.1", "--max-new-tokens", "4");
+        assertTrue(o.err().contains("note: --min-p has no effect at --temperature 0"), o.err());
+        assertTrue(!ErrorsTest.run("generate", "--checkpoint", STORIES, "--temperature", "0", "--max-new-tokens", "4").err().contains("note:"));
+        assertTrue(!ErrorsTest.run("generate", "--checkpoint", STORIES, "--top-k", "5", "--min-p", "0.1", "--max-new-tokens", "4").err().contains("note:"));
+    }
+
     /** A context past the model's trained one is allowed, with a note (stories260K: 2048 positions). */
     @Test
     void aContextPastTheTrainedOneIsNoted() {

@@ -14,11 +14,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The filtered distribution against its definition, computed here the plain way: softmax(logits / T) over the tokens
  * whose logit is at least the k-th largest (ties at it kept, as gpt-fast's {@code torch.topk} threshold), then the
- * most likely tokens (the lower id first among equals) until their probability reaches top-p, renormalized.
+ * most likely tokens (the lower id first among equals) until their probability reaches top-p, renormalized, then the
+ * tokens at least min-p times as likely as the most likely one (transformers' MinPLogitsWarper), renormalized.
  */
 class SamplerTest {
 
-    private static float[] reference(float[] logits, float temperature, int topK, float topP) {
+    private static float[] reference(float[] logits, float temperature, int topK, float topP, float minP) {
         int n = logits.length;
         float[] sorted = logits.clone();
         Arrays.sort(sorted);
@@ -37,16 +38,21 @@ class SamplerTest {
             cumulative += p[i];
             if (cumulative >= topP) break;
         }
+        double largest = p[order[0]], keptSum = 0;
+        for (int i = 0; i < n; i++) {
+            kept[i] &= p[i] >= minP * largest; // the same ratio before and after top-p's renormalization
+            if (kept[i]) keptSum += p[i];
+        }
         float[] out = new float[n];
-        for (int i = 0; i < n; i++) out[i] = kept[i] ? (float) (p[i] / cumulative) : 0;
+        for (int i = 0; i < n; i++) out[i] = kept[i] ? (float) (p[i] / keptSum) : 0;
         return out;
     }
 
-    private static void assertDistribution(float[] logits, float temperature, int topK, float topP) {
+    private static void assertDistribution(float[] logits, float temperature, int topK, float topP, float minP) {
         float[] out = new float[logits.length];
-        new Sampler(logits.length, temperature, topK, topP, 1).distribution(logits, 0, out);
-        assertArrayEquals(reference(logits, temperature, topK, topP), out, 1e-6f,
-                "T " + temperature + " top-k " + topK + " top-p " + topP + " logits " + Arrays.toString(logits));
+        new Sampler(logits.length, temperature, topK, topP, minP, 1).distribution(logits, 0, out);
+        assertArrayEquals(reference(logits, temperature, topK, topP, minP), out, 1e-6f,
+                "T " + temperature + " top-k " + topK + " top-p " + topP + " min-p " + minP + " logits " + Arrays.toString(logits));
     }
 
     @Test
@@ -60,6 +66,13 @@ class SamplerTest {
         assertArrayEquals(new float[]{1, 0, 0}, out, 1e-6f);
         new Sampler(3, 1, 0, 0.8f, 1).distribution(new float[]{2, 2, 1}, 0, out); // 0.42 + 0.42 >= 0.8: two
         assertArrayEquals(new float[]{0.5f, 0.5f, 0}, out, 1e-6f);
+        float[] oneTwoFour = {0, (float) Math.log(2), (float) Math.log(4)}; // probabilities 1/7, 2/7, 4/7
+        new Sampler(3, 1, 0, 1, 0.5f, 1).distribution(oneTwoFour, 0, out); // 2/7 >= 0.5 * 4/7: two
+        assertArrayEquals(new float[]{0, 1 / 3f, 2 / 3f}, out, 1e-6f);
+        new Sampler(3, 1, 0, 1, 0.6f, 1).distribution(oneTwoFour, 0, out);
+        assertArrayEquals(new float[]{0, 0, 1}, out, 1e-6f);
+        new Sampler(3, 0.5f, 0, 1, 0.2f, 1).distribution(oneTwoFour, 0, out); // at T 0.5: 1/21, 4/21, 16/21; after the temperature, as transformers
+        assertArrayEquals(new float[]{0, 0.2f, 0.8f}, out, 1e-6f);
     }
 
     @Test
@@ -72,18 +85,19 @@ class SamplerTest {
             float temperature = new float[]{0.3f, 0.8f, 1f, 1.7f}[random.nextInt(4)];
             int topK = new int[]{0, 1, 5, 40, 200}[random.nextInt(5)];
             float topP = new float[]{0.05f, 0.5f, 0.9f, 0.95f, 1f}[random.nextInt(5)];
-            assertDistribution(logits, temperature, topK, topP);
+            float minP = new float[]{0, 0, 0.05f, 0.1f, 0.5f}[random.nextInt(5)];
+            assertDistribution(logits, temperature, topK, topP, minP);
         }
     }
 
-    /** Sampling with top-k and top-p allocates nothing (a decode step must not; the top-p sort boxed every id). */
+    /** Sampling with top-k, top-p and min-p allocates nothing (a decode step must not; the top-p sort boxed every id). */
     @Test
     void samplingAllocatesNothing() {
         int n = 32000;
         float[] logits = new float[n];
         SplittableRandom random = new SplittableRandom(3);
         for (int i = 0; i < n; i++) logits[i] = (float) random.nextGaussian() * 4;
-        Sampler sampler = new Sampler(n, 0.8f, 200, 0.9f, 5);
+        Sampler sampler = new Sampler(n, 0.8f, 200, 0.9f, 0.05f, 5);
         for (int i = 0; i < 2000; i++) sampler.sample(logits, 0); // compiled
         com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
         long before = threads.getCurrentThreadAllocatedBytes();
