@@ -60,6 +60,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--special", description = "Take special tokens' text in the prompt (such as <|eot_id|> or </s>) as those tokens, as llama.cpp's llama-cli does; a prompt that starts with BOS's text gets no second BOS. Without it such text stays text, and a note says so.")
     boolean special;
 
+    @Option(names = {"-e", "--escape"}, description = "Take \\n, \\r, \\t, \\', \\\", \\\\ and \\xHH in the prompt and the system prompt as the characters they stand for, as llama.cpp does by default; without it they stay as typed, and a note says so.")
+    boolean escape;
+
     @Option(names = "--prompt-file", paramLabel = "PATH", description = "Read the prompt from a UTF-8 text file (- for standard input), one final newline dropped as llama.cpp's --file does.")
     Path promptFile;
 
@@ -131,6 +134,16 @@ final class GenerateCommand implements Callable<Integer> {
             if (interactive) throw new IllegalArgumentException("--prompt-file cannot be used with --interactive (type the messages on stdin)");
             prompt = TextFiles.read(promptFile, System.in);
             if (prompt.endsWith("\n")) prompt = prompt.substring(0, prompt.length() - (prompt.endsWith("\r\n") ? 2 : 1));
+        }
+        if (escape) {
+            prompt = Escapes.process(prompt);
+            if (system != null) system = Escapes.process(system);
+        } else {
+            String where = Escapes.first(prompt) != null ? "prompt" : system != null && Escapes.first(system) != null ? "system prompt" : null;
+            if (where != null) {
+                System.err.println("note: the " + where + " holds escape sequences such as " + Escapes.first(where.equals("prompt") ? prompt : system)
+                        + ", taken as typed; --escape takes them as the characters they stand for, as llama.cpp does");
+            }
         }
         if (chat && interactive) throw new IllegalArgumentException("give --chat (one message, the --prompt) or --interactive (messages on stdin), not both");
         if (special && (chat || interactive)) throw new IllegalArgumentException("--special is for a prompt without --chat or --interactive (they frame a message in the chat format's special tokens themselves)");

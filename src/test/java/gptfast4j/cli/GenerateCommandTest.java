@@ -75,6 +75,22 @@ class GenerateCommandTest {
         assertTrue(!ErrorsTest.run("generate", "--checkpoint", STORIES, "--top-k", "5", "--min-p", "0.1", "--max-new-tokens", "4").err().contains("note:"));
     }
 
+    /**
+     * With {@code --escape}, "\n" typed in a prompt is the newline llama.cpp takes it for: the same greedy text as a
+     * prompt holding the newline itself. Without it, it stays two characters, with a note.
+     */
+    @Test
+    void escapesAreTakenAsLlamaCppTakesThem() {
+        ErrorsTest.Outcome typed = ErrorsTest.run("generate", "--checkpoint", STORIES, "--temperature", "0", "--prompt", "One day\\nLily", "--max-new-tokens", "12");
+        ErrorsTest.Outcome escaped = ErrorsTest.run("generate", "--checkpoint", STORIES, "--temperature", "0", "--prompt", "One day\\nLily", "--escape", "--max-new-tokens", "12");
+        ErrorsTest.Outcome newline = ErrorsTest.run("generate", "--checkpoint", STORIES, "--temperature", "0", "--prompt", "One day\nLily", "--max-new-tokens", "12");
+        assertEquals(0, escaped.exit(), escaped.err());
+        assertEquals(newline.out(), escaped.out());
+        assertTrue(!typed.out().equals(newline.out()), typed.out());
+        assertTrue(typed.err().contains("note: the prompt holds escape sequences such as \\n, taken as typed; --escape takes them"), typed.err());
+        assertTrue(!escaped.err().contains("note:") && !newline.err().contains("note:"), escaped.err());
+    }
+
     /** A context past the model's trained one is allowed, with a note (stories260K: 2048 positions). */
     @Test
     void aContextPastTheTrainedOneIsNoted() {
