@@ -326,6 +326,11 @@ class ErrorsTest {
         o = run("generate", "--checkpoint", STORIES.toString(), "--prompt", "Once upon a time", "--context-length", "40",
                 "--max-new-tokens", "2147483647", "--temperature", "0", "--lookup", "2");
         assertEquals(0, o.exit, o.err);
+        // -1, no limit, as llama.cpp's -n -1: to the context's end; other values below 1 refused
+        o = run("generate", "--checkpoint", STORIES.toString(), "--prompt", "Once upon a time", "--context-length", "40", "--max-new-tokens", "-1", "--temperature", "0");
+        assertEquals(0, o.exit, o.err);
+        assertTrue(o.err.contains("Generated 36 tokens") && o.err.contains("(stopped at the context length 40; --context-shift goes on past it)"), o.err);
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--max-new-tokens", "-2"), "--max-new-tokens must be at least 1, or -1 for no limit, got -2");
         // --context-shift, and --keep, which only it takes
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--keep", "4"), "--keep is for --context-shift or --interactive");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--context-shift", "--keep", "-2"), "--keep must be -1 (the whole prompt) or at least 0");
