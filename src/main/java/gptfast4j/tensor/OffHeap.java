@@ -116,7 +116,12 @@ public final class OffHeap {
             throw new IllegalStateException("aligned_alloc failed", e);
         }
         if (block.equals(MemorySegment.NULL)) throw new OutOfMemoryError("cannot allocate " + bytes + " bytes off-heap for " + what);
-        return block.reinterpret(bytes, arena, OffHeap::free);
+        try {
+            return block.reinterpret(bytes, arena, OffHeap::free);
+        } catch (IllegalStateException closed) { // the model's arena closed while it was being copied: not to be leaked
+            free(block);
+            throw closed;
+        }
     }
 
     private static void free(MemorySegment block) {

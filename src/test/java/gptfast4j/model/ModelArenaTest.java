@@ -58,6 +58,29 @@ class ModelArenaTest {
         assertArrayEquals(expected, greedy(plain, prompt), "another model of the same file is untouched");
     }
 
+    /**
+     * A model whose arena closed before its first decode step cannot make its decode layouts, and the memory it had
+     * asked for (a 1 GB chunk of address space) is given back rather than leaked.
+     */
+    @Test
+    void aCopyRefusedByAClosedArenaLeavesNoMemoryBehind() throws IOException {
+        assumeTrue(Files.isReadable(Path.of("/proc/self/status")), "needs Linux's /proc/self/status");
+        Arena arena = Arena.ofShared();
+        Llama model = Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-Q4_0.gguf"), null, null, arena).model();
+        assertTrue(model.weights().decodeCopyBytes() > 0);
+        arena.close();
+        long before = virtualMemory();
+        assertThrows(IllegalStateException.class, model::startDecoding);
+        long grown = virtualMemory() - before;
+        assertTrue(grown < 256 << 20, grown + " bytes more address space");
+    }
+
+    /** {@code VmSize} of {@code /proc/self/status}, in bytes. */
+    private static long virtualMemory() throws IOException {
+        String line = Files.readAllLines(Path.of("/proc/self/status")).stream().filter(l -> l.startsWith("VmSize:")).findFirst().orElseThrow();
+        return 1024 * Long.parseLong(line.replaceAll("[^0-9]", ""));
+    }
+
     /** The worker threads read a model's weights, which a confined arena's memory would refuse them. */
     @Test
     void aConfinedArenaIsRefused() {
