@@ -51,6 +51,9 @@ record Speculation(SpeculativeGenerator generator, Drafter drafter, String descr
     static int k(Integer given, Path draftPath, String draftQuantize, Integer lookup) {
         if (draftPath != null && lookup != null) throw new IllegalArgumentException("give --draft-checkpoint or --lookup, not both");
         if (draftQuantize != null && draftPath == null) throw new IllegalArgumentException("--draft-quantize needs --draft-checkpoint");
+        if (lookup != null && (lookup < 1 || lookup > PromptLookup.MAX_NGRAM)) {
+            throw new IllegalArgumentException("--lookup must be in 1.." + PromptLookup.MAX_NGRAM + ", got " + lookup);
+        }
         if (given == null) return DEFAULT_K;
         if (draftPath == null && lookup == null) throw new IllegalArgumentException("--speculate-k needs --draft-checkpoint or --lookup");
         if (given < 1 || given > MAX_K) throw new IllegalArgumentException("--speculate-k must be in 1.." + MAX_K + ", got " + given);

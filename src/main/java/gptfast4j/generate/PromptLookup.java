@@ -5,10 +5,15 @@ package gptfast4j.generate;
  * n-gram (n from {@code maxNgram} down to 1) and propose the tokens that followed it.
  */
 public final class PromptLookup implements Drafter {
+    /**
+     * The longest n-gram looked up. Each proposal scans the sequence once per length, so a draft step costs
+     * {@code maxNgram} times the context; llama.cpp's n-gram lookup keeps to 4 (LLAMA_NGRAM_MAX).
+     */
+    public static final int MAX_NGRAM = 16;
     private final int maxNgram;
 
     public PromptLookup(int maxNgram) {
-        if (maxNgram < 1) throw new IllegalArgumentException("--lookup must be at least 1, got " + maxNgram);
+        if (maxNgram < 1 || maxNgram > MAX_NGRAM) throw new IllegalArgumentException("--lookup must be in 1.." + MAX_NGRAM + ", got " + maxNgram);
         this.maxNgram = maxNgram;
     }
 

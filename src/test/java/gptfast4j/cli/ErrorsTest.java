@@ -365,6 +365,9 @@ class ErrorsTest {
         // without a speculation it would be ignored without a word
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--speculate-k", "3"), "--speculate-k needs --draft-checkpoint or --lookup");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--lookup", "2", "--speculate-k", "0"), "--speculate-k must be in 1..64, got 0");
+        // before the model loads (a file that is not there); each draft step scans the text once per n-gram length
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--lookup", "0"), "--lookup must be in 1..16, got 0");
+        assertOneLineError(run("bench", "--checkpoint", "no-such-model.gguf", "--lookup", "1000000"), "--lookup must be in 1..16, got 1000000");
         assertOneLineError(run("generate", "--checkpoint", Shared.MODELS.resolve("stories260K.bin").toString()), "--tokenizer");
     }
 
