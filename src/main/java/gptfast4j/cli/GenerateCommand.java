@@ -203,12 +203,23 @@ final class GenerateCommand implements Callable<Integer> {
     /**
      * Ctrl-C in a one-shot generation: once tokens come, it stops the generation at the next one and the statistics of
      * what it made are printed, as llama.cpp's llama-cli prints its timings; before (the prompt's prefill, which would
-     * run to its end first: 19 s for 1800 tokens of TinyLlama), or a second time, it exits at once.
+     * run to its end first: 19 s for 1800 tokens of TinyLlama), or a second time, it exits at once, during the
+     * prefill saying how far into it.
      */
     private static final class Interruption {
         volatile boolean decoding, requested;
+        private volatile int promptTokens;
+        private volatile long prefillStart;
+
+        void prefillStarts(int tokens) {
+            promptTokens = tokens;
+            prefillStart = System.nanoTime();
+        }
 
         void ctrlC() {
+            if (!decoding && !requested) {
+                System.err.printf("%n(stopped by Ctrl-C during the prompt's prefill: %d tokens, %.1f s in)%n", promptTokens, (System.nanoTime() - prefillStart) / 1e9);
+            }
             if (!decoding || requested) System.exit(CtrlC.EXIT_STATUS);
             requested = true;
         }
@@ -240,6 +251,7 @@ final class GenerateCommand implements Callable<Integer> {
             };
             Generator.Result r;
             int[] dropped = new int[2]; // context shifts, tokens they dropped
+            if (sample == 0) interruption.prefillStarts(tokens.length); // later samples reuse the prompt's cache
             try {
                 r = contextShift ? generator.generateShifting(tokens, kvLength, kept, maxNewTokens, sampler, sink, n -> {
                     dropped[0]++;
