@@ -94,7 +94,8 @@ public final class OffHeap {
 
     /**
      * {@code bytes} of memory of its own, with no huge-page advice: for memory written a little at a time over a long
-     * while (a KV cache), which in 2 MB pages would be given 2 MB at a time, each at its first write. Freed once nothing holds it.
+     * while (a KV cache), which in 2 MB pages would be given 2 MB at a time, each at its first write. Freed once
+     * nothing holds it.
      */
     public static MemorySegment allocatePages(long bytes) {
         return block(bytes, false, "a KV cache", Arena.ofAuto());
