@@ -233,7 +233,7 @@ final class BenchCommand implements Callable<Integer> {
         int batch = Math.max(speculateK + 1, prompt.length);
         Llama.State state = model.newState(context, batch, batch, kvCache.type());
         gptfast4j.generate.Sampler greedy = new gptfast4j.generate.Sampler(model.config.vocabSize(), 0, 0, 1, 0);
-        Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, greedy, tokenizer);
+        Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, greedy, tokenizer, new int[0]);
         gptfast4j.generate.Generator plain = new gptfast4j.generate.Generator(model, state, new int[]{-1});
         plain.generate(prompt, 0, Math.min(genTokens, 16), greedy, tok -> true); // warm-up
         double[] plainTps = new double[repetitions], specTps = new double[repetitions];

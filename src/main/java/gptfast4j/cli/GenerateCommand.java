@@ -87,6 +87,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--seed", paramLabel = "S", description = "Random seed (default: from the clock).")
     Long seed;
 
+    @Option(names = "--ignore-eos", description = "Go on past the model's end-of-text tokens, to --max-new-tokens (as gpt-fast and vLLM's ignore_eos; llama.cpp's --ignore-eos also keeps them from being drawn).")
+    boolean ignoreEos;
+
     @Option(names = "--num-samples", paramLabel = "N", description = "Independent samples of the same prompt; the prompt runs once, its cache and logits kept for the next sample unless the context shifted (default: ${DEFAULT-VALUE}).")
     int numSamples = 1;
 
@@ -159,6 +162,7 @@ final class GenerateCommand implements Callable<Integer> {
             // the chat takes its messages from stdin, one reply each: these would be ignored without a word
             String ignored = !prompt.isEmpty() ? "--prompt" : numSamples != 1 ? "--num-samples" : null;
             if (ignored != null) throw new IllegalArgumentException(ignored + " cannot be used with --interactive (type the messages on stdin)");
+            if (ignoreEos) throw new IllegalArgumentException("--ignore-eos cannot be used with --interactive (a reply ends at its end-of-turn token)");
         }
         Sampler.check(temperature, topK, topP, minP);
         if (temperature == 0) {
@@ -192,8 +196,9 @@ final class GenerateCommand implements Callable<Integer> {
         }
         int verified = draftCheckpoint != null || lookup != null ? speculateK + 1 : 1; // positions whose logits a step needs
         Llama.State state = model.newState(kvLength, Math.max(verified, Math.min(tokens.length, PREFILL_BATCH)), verified, kvType);
-        Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, sampler, common.tokenizer);
-        Generation generator = speculation != null ? speculation.generator() : new Generator(model, state, ckpt.eos());
+        int[] eos = ignoreEos ? new int[0] : ckpt.eos();
+        Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, sampler, common.tokenizer, eos);
+        Generation generator = speculation != null ? speculation.generator() : new Generator(model, state, eos);
         Interruption interruption = new Interruption();
         try (CtrlC _ = new CtrlC(interruption::ctrlC)) {
             return generate(ckpt, state, generator, speculation, tokens, kvLength, kept, sampler, out, interruption);
@@ -404,7 +409,7 @@ final class GenerateCommand implements Callable<Integer> {
         }
         int verified = draftCheckpoint != null || lookup != null ? speculateK + 1 : 1;
         Llama.State state = model.newState(contextLength, PREFILL_BATCH, verified, kvCache.type());
-        Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, sampler, common.tokenizer);
+        Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, sampler, common.tokenizer, ckpt.eos());
         Generation generator = speculation != null ? speculation.generator() : new Generator(model, state, ckpt.eos());
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         // the decode layouts' copy (Llama#startDecoding: 4-7 s for Llama-2-7B Q4_0 here), the system prompt's prefill and

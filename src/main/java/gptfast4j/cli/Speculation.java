@@ -18,9 +18,10 @@ record Speculation(SpeculativeGenerator generator, Drafter drafter, String descr
      * The set-up asked for, or null when neither a draft nor lookup was asked for; the flags checked by {@link #k} first.
      *
      * @param tokenizer the target's --tokenizer, used for a draft without one of its own (the vocabulary must match)
+     * @param eos       the token ids that end a generation (none with --ignore-eos)
      */
     static Speculation create(Checkpoint target, Llama.State state, Path draftPath, String draftQuantize, Integer lookup, int k,
-                              Sampler sampler, Path tokenizer) {
+                              Sampler sampler, Path tokenizer, int[] eos) {
         if (draftPath == null && lookup == null) return null;
         Drafter drafter;
         String description;
@@ -34,7 +35,7 @@ record Speculation(SpeculativeGenerator generator, Drafter drafter, String descr
             drafter = new DraftModel(draft.model(), draft.model().newState(state.contextLength, k + 2, k + 2, state.kvType()), sampler);
             description = "draft " + draftPath.getFileName() + (draftQuantize != null ? " (" + draftQuantize + ")" : "");
         }
-        return new Speculation(new SpeculativeGenerator(target.model(), state, target.eos(), drafter, k, SpeculativeGenerator.LOSSLESS), drafter, description);
+        return new Speculation(new SpeculativeGenerator(target.model(), state, eos, drafter, k, SpeculativeGenerator.LOSSLESS), drafter, description);
     }
 
     /**

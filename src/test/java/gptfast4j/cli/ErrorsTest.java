@@ -333,6 +333,7 @@ class ErrorsTest {
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--max-new-tokens", "-2"), "--max-new-tokens must be at least 1, or -1 for no limit, got -2");
         // --context-shift, and --keep, which only it takes
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--keep", "4"), "--keep is for --context-shift or --interactive");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--interactive", "--ignore-eos"), "--ignore-eos cannot be used with --interactive");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--context-shift", "--keep", "-2"), "--keep must be -1 (the whole prompt) or at least 0");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--prompt", "Once upon a time there was", "--context-length", "8",
                 "--context-shift", "--keep", "-1"), "--keep -1 keeps 7 tokens of the prompt, more than half the context length 8");

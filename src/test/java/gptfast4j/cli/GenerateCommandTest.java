@@ -91,6 +91,26 @@ class GenerateCommandTest {
         assertTrue(!escaped.err().contains("note:") && !newline.err().contains("note:"), escaped.err());
     }
 
+    /**
+     * stories260K with its EOS id set to the eighth token of its greedy story: generation stops before it, and with
+     * {@code --ignore-eos} goes on to {@code --max-new-tokens}.
+     */
+    @Test
+    void ignoreEosGoesOnPastTheEndOfText(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        gptfast4j.model.Checkpoint c = gptfast4j.model.Checkpoint.load(java.nio.file.Path.of(STORIES), null);
+        int[] prompt = c.promptTokens("Once upon a time");
+        int[] story = new gptfast4j.generate.Generator(c.model(), c.model().newState(64, prompt.length), new int[0])
+                .generate(prompt, 0, 8, new gptfast4j.generate.Sampler(c.model().config.vocabSize(), 0, 0, 1, 0), t -> true).tokens();
+        int eos = story[7], first = java.util.stream.IntStream.range(0, 8).filter(i -> story[i] == eos).findFirst().orElseThrow();
+        String file = Shared.storiesWithMetadata(dir.resolve("eos.gguf"), md -> md.put("tokenizer.ggml.eos_token_id", gptfast4j.io.Metadata.Value.uint32(eos))).toString();
+        ErrorsTest.Outcome stops = ErrorsTest.run("generate", "--checkpoint", file, "--prompt", "Once upon a time", "--temperature", "0", "--max-new-tokens", "30");
+        assertTrue(stops.err().contains("Generated " + first + " tokens"), stops.err());
+        ErrorsTest.Outcome goesOn = ErrorsTest.run("generate", "--checkpoint", file, "--prompt", "Once upon a time", "--temperature", "0", "--max-new-tokens", "30", "--ignore-eos");
+        assertTrue(goesOn.err().contains("Generated 30 tokens"), goesOn.err());
+        ErrorsTest.Outcome speculating = ErrorsTest.run("generate", "--checkpoint", file, "--prompt", "Once upon a time", "--temperature", "0", "--max-new-tokens", "30", "--ignore-eos", "--lookup", "2");
+        assertEquals(goesOn.out(), speculating.out(), "speculation goes on past it too");
+    }
+
     /** A context past the model's trained one is allowed, with a note (stories260K: 2048 positions). */
     @Test
     void aContextPastTheTrainedOneIsNoted() {
