@@ -84,6 +84,18 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--min-p", paramLabel = "P", description = "Sample only among tokens at least P times as likely as the most likely one, after --top-p, as transformers' min_p; 0 for all (default: ${DEFAULT-VALUE}).")
     float minP = 0f;
 
+    @Option(names = "--repeat-penalty", paramLabel = "R", description = "Divide the logit of each token among the last --repeat-last-n by R (multiply where it is not positive), as llama.cpp's; 1 disables it (default: ${DEFAULT-VALUE}).")
+    float repeatPenalty = 1f;
+
+    @Option(names = "--repeat-last-n", paramLabel = "N", description = "Tokens of the text so far (the prompt's included) that the penalties look at; -1 for all, 0 for none (default: ${DEFAULT-VALUE}).")
+    int repeatLastN = 64;
+
+    @Option(names = "--frequency-penalty", paramLabel = "F", description = "Lower those tokens' logits by F per time each was seen, as llama.cpp's and OpenAI's (default: ${DEFAULT-VALUE}).")
+    float frequencyPenalty = 0f;
+
+    @Option(names = "--presence-penalty", paramLabel = "P", description = "Lower those tokens' logits by P once each (default: ${DEFAULT-VALUE}).")
+    float presencePenalty = 0f;
+
     @Option(names = "--seed", paramLabel = "S", description = "Random seed (default: from the clock).")
     Long seed;
 
@@ -165,6 +177,7 @@ final class GenerateCommand implements Callable<Integer> {
             if (ignoreEos) throw new IllegalArgumentException("--ignore-eos cannot be used with --interactive (a reply ends at its end-of-turn token)");
         }
         Sampler.check(temperature, topK, topP, minP);
+        Sampler.Penalties penalties = new Sampler.Penalties(repeatPenalty, frequencyPenalty, presencePenalty, repeatLastN);
         if (temperature == 0) {
             List<String> ignored = Stream.of("--top-k", "--top-p", "--min-p", "--seed").filter(spec.commandLine().getParseResult()::hasMatchedOption).toList();
             if (!ignored.isEmpty()) System.err.println("note: " + String.join(", ", ignored) + (ignored.size() == 1 ? " has" : " have") + " no effect at --temperature 0 (greedy)");
@@ -180,7 +193,7 @@ final class GenerateCommand implements Callable<Integer> {
         }
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         long seedValue = seed != null ? seed : System.nanoTime();
-        Sampler sampler = new Sampler(model.config.vocabSize(), temperature, topK, topP, minP, seedValue);
+        Sampler sampler = new Sampler(model.config.vocabSize(), temperature, topK, topP, minP, penalties, seedValue);
         ChatFormat format = formatOverride != null ? formatOverride : ckpt.chatFormat();
         if (interactive) return interactiveChat(ckpt, format, Math.min(limit, contextLength != null ? limit : 4096), sampler, out);
 

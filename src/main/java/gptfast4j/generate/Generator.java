@@ -14,6 +14,12 @@ public final class Generator implements Generation {
     private final Llama.State state;
     private final int[] eos;
     private final PromptMemory memory;
+    /**
+     * The sequence's tokens by position, for a sampler's penalties: what this generator's calls put in the cache
+     * (prompts, output, prefills, shifted as the cache is), -1 where a position's token is not known to it.
+     */
+    private final int[] sequence;
+    private int held;
 
     public Generator(Llama model, Llama.State state, int[] eos) {
         this.model = model;
@@ -21,6 +27,7 @@ public final class Generator implements Generation {
         this.eos = eos.clone();
         Arrays.sort(this.eos);
         this.memory = new PromptMemory(model.config.vocabSize());
+        this.sequence = new int[state.contextLength + 1];
     }
 
     public boolean isEos(int token) {
@@ -74,9 +81,11 @@ public final class Generator implements Generation {
         // a prompt of one token runs as a decode step, which moves the weights first: timed apart from the prefill
         long promptLayoutNanos = !reused && prompt.length == 1 ? timeStartDecoding(model, null) : 0, layoutNanos = 0;
         long t0 = System.nanoTime();
+        if (startPos > held) Arrays.fill(sequence, held, startPos, -1);
+        System.arraycopy(prompt, 0, sequence, startPos, prompt.length);
         float[] logits = memory.run(model, state, prompt, startPos);
         int pos = startPos + prompt.length;
-        int token = sampler.sample(logits, 0);
+        int token = sampler.sample(logits, 0, sequence, pos);
         long t1 = System.nanoTime();
         int[] generated = new int[Math.min(maxNewTokens, state.contextLength - pos + 1)]; // the first token, then one per position left
         int count = 0;
@@ -88,12 +97,14 @@ public final class Generator implements Generation {
                 break;
             }
             generated[count++] = token;
+            sequence[pos] = token;
             if (!onToken.test(token) || count == maxNewTokens || pos >= state.contextLength) break;
             if (decoded == 0) layoutNanos = timeStartDecoding(model, null);
             logits = model.forward(state, token, pos++);
             decoded++;
-            token = sampler.sample(logits, 0);
+            token = sampler.sample(logits, 0, sequence, pos);
         }
+        held = startPos + prompt.length + count;
         long t2 = System.nanoTime();
         return new Result(Arrays.copyOf(generated, count), prompt.length, t1 - t0, decoded, t2 - t1 - layoutNanos,
                 promptLayoutNanos + layoutNanos, eosSeen, decoded, reused); // each decode step ran one token into the cache
@@ -103,12 +114,16 @@ public final class Generator implements Generation {
     public void shift(int keep, int discard, int end) {
         memory.forget();
         model.shift(state, keep, discard, end);
+        System.arraycopy(sequence, keep + discard, sequence, keep, Math.max(0, held - keep - discard));
+        held = Math.max(keep, held - discard);
     }
 
     @Override
     public void prefill(int[] tokens) {
         memory.forget();
         model.forward(state, tokens, 0, tokens.length, 0, null);
+        System.arraycopy(tokens, 0, sequence, 0, tokens.length);
+        held = tokens.length;
     }
 
     /** Nanoseconds {@code model}'s and the drafter's (if any) {@link Llama#startDecoding} took; 0 if nothing was copied. */

@@ -12,7 +12,9 @@ import java.util.SplittableRandom;
  * {@code torch.topk} threshold does) and then to the smallest set of most likely tokens whose probability reaches
  * top-p, then to the tokens at least min-p times as likely as the most likely one: transformers' order of its
  * temperature, top-k, top-p and min-p warpers (llama.cpp applies top-p and min-p before the temperature).
- * {@link #distribution} exposes the filtered distribution itself, which speculative decoding needs.
+ * {@link #distribution} exposes the filtered distribution itself, which speculative decoding needs. Before all that,
+ * where {@link Penalties} are set and the sequence so far is given, the logits of the tokens it holds are penalized
+ * as llama.cpp's penalties sampler does (also at temperature 0).
  * Buffers are sized once per vocabulary; sampling allocates nothing.
  */
 public final class Sampler {
@@ -25,14 +27,47 @@ public final class Sampler {
     private final float[] heap;
     /** Top-p's sort keys: a kept token's probability bits above its id, complemented (see {@link #nucleus}). */
     private final long[] order;
+    public final Penalties penalties;
+    /** With penalties: the penalized logits, and each token's count in the window (zero between calls). */
+    private final float[] penalized;
+    private final int[] counts;
+
+    /**
+     * llama.cpp's penalties on the tokens among the sequence's last {@code lastN} (-1: all of it, 0: none): a token
+     * seen there has its logit divided by {@code repeat} (multiplied where it is not positive), then lowered by
+     * {@code frequency} per time it was seen and by {@code presence} once. 1, 0 and 0 leave the logits as they are.
+     */
+    public record Penalties(float repeat, float frequency, float presence, int lastN) {
+        public static final Penalties NONE = new Penalties(1, 0, 0, 64);
+
+        /** Refuses values llama.cpp's sampler would not take, by their command-line names. */
+        public Penalties {
+            if (!(repeat > 0) || Float.isInfinite(repeat)) throw new IllegalArgumentException("--repeat-penalty must be > 0 (1 disables it), got " + repeat);
+            if (!Float.isFinite(frequency)) throw new IllegalArgumentException("--frequency-penalty must be a number, got " + frequency);
+            if (!Float.isFinite(presence)) throw new IllegalArgumentException("--presence-penalty must be a number, got " + presence);
+            if (lastN < -1) throw new IllegalArgumentException("--repeat-last-n must be -1 (the whole sequence), 0 (none) or more, got " + lastN);
+        }
+
+        public boolean active() {
+            return lastN != 0 && (repeat != 1 || frequency != 0 || presence != 0);
+        }
+    }
 
     /** A sampler without min-p. */
     public Sampler(int vocabSize, float temperature, int topK, float topP, long seed) {
         this(vocabSize, temperature, topK, topP, 0, seed);
     }
 
+    /** A sampler without penalties. */
     public Sampler(int vocabSize, float temperature, int topK, float topP, float minP, long seed) {
+        this(vocabSize, temperature, topK, topP, minP, Penalties.NONE, seed);
+    }
+
+    public Sampler(int vocabSize, float temperature, int topK, float topP, float minP, Penalties penalties, long seed) {
         check(temperature, topK, topP, minP);
+        this.penalties = penalties;
+        this.penalized = penalties.active() ? new float[vocabSize] : null;
+        this.counts = penalties.active() ? new int[vocabSize] : null;
         this.temperature = temperature;
         this.topK = topK == 0 ? vocabSize : Math.min(topK, vocabSize);
         this.topP = topP;
@@ -59,6 +94,39 @@ public final class Sampler {
         if (isGreedy()) return greedy(logits, offset, probs.length);
         distribution(logits, offset, probs);
         return draw(probs);
+    }
+
+    /** {@link #sample(float[], int)} after the {@link #penalties} on {@code sequence[0 .. length)}, the tokens so far. */
+    public int sample(float[] logits, int offset, int[] sequence, int length) {
+        return penalizes() ? sample(penalize(logits, offset, sequence, length), 0) : sample(logits, offset);
+    }
+
+    /** Whether {@link #penalties} change anything: only then do the sequence-taking methods need the sequence. */
+    public boolean penalizes() {
+        return penalized != null;
+    }
+
+    /**
+     * The logits at {@code offset} with the penalties applied, in a buffer of this sampler's, once per distinct token of
+     * the window; ids outside the vocabulary (a position whose token is not known) are skipped.
+     */
+    private float[] penalize(float[] logits, int offset, int[] sequence, int length) {
+        int n = penalized.length;
+        System.arraycopy(logits, offset, penalized, 0, n);
+        int from = penalties.lastN() < 0 ? 0 : Math.max(0, length - penalties.lastN());
+        for (int i = from; i < length; i++) {
+            int t = sequence[i];
+            if (t >= 0 && t < n) counts[t]++;
+        }
+        for (int i = from; i < length; i++) {
+            int t = sequence[i];
+            if (t < 0 || t >= n || counts[t] == 0) continue; // penalized already
+            float l = penalized[t];
+            l = l <= 0 ? l * penalties.repeat() : l / penalties.repeat();
+            penalized[t] = l - counts[t] * penalties.frequency() - penalties.presence();
+            counts[t] = 0;
+        }
+        return penalized;
     }
 
     /** The argmax, which skips NaN logits past the first; where it is NaN itself, every logit compared was. */
@@ -102,6 +170,12 @@ public final class Sampler {
      * Writes the filtered sampling distribution over the vocabulary into {@code out} (zero outside the kept set).
      * At temperature 0 it is the one-hot distribution of the argmax.
      */
+    /** {@link #distribution(float[], int, float[])} after the {@link #penalties} on {@code sequence[0 .. length)}. */
+    public void distribution(float[] logits, int offset, float[] out, int[] sequence, int length) {
+        if (penalizes()) distribution(penalize(logits, offset, sequence, length), 0, out);
+        else distribution(logits, offset, out);
+    }
+
     public void distribution(float[] logits, int offset, float[] out) {
         int n = out.length;
         if (isGreedy()) {

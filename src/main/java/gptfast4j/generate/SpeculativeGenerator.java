@@ -54,7 +54,8 @@ public final class SpeculativeGenerator implements Generation {
         draft = new int[k];
         q = new float[k][vocab];
         p = new float[k + 1][vocab];
-        distributions = (position, logits, offset) -> verifying.distribution(logits, offset, p[position - verifiedFrom]);
+        // position P's logits follow the sequence's tokens 0 .. P, the draft's among them (step puts them in place)
+        distributions = (position, logits, offset) -> verifying.distribution(logits, offset, p[position - verifiedFrom], verifyingSequence, position + 1);
         batch = new int[k + 1];
         histogram = new long[k + 1];
         history = new int[state.contextLength + 1];
@@ -100,7 +101,7 @@ public final class SpeculativeGenerator implements Generation {
         long t0 = System.nanoTime();
         float[] logits = memory.run(target, state, prompt, startPos);
         int first = startPos + prompt.length, length = first;
-        int current = sampler.sample(logits, 0);
+        int current = sampler.sample(logits, 0, history, first);
         long t1 = System.nanoTime();
         int generated = 0;
         boolean eosSeen = false;
@@ -167,9 +168,10 @@ public final class SpeculativeGenerator implements Generation {
     }
 
     private int acceptedLast;
-    /** The sampler and first position of the verification under way, for {@link #distributions}. */
+    /** The sampler, first position and sequence of the verification under way, for {@link #distributions}. */
     private Sampler verifying;
     private int verifiedFrom;
+    private int[] verifyingSequence;
     /** The target's distributions of a verification's positions into p: bound once, as a step allocates nothing. */
     private final Llama.LogitsSink distributions;
 
@@ -195,10 +197,15 @@ public final class SpeculativeGenerator implements Generation {
         System.arraycopy(draft, 0, batch, 1, proposed);
         // computed exactly as the target would decode the tokens one by one, so that greedy output is token-identical
         // to plain decoding for every k, near-ties included
+        // a penalizing sampler sees each position's sequence: the draft's tokens go after it, where the accepted ones
+        // will stand (the sequence has room: a draft never runs past the context)
+        if (sampler.penalizes()) System.arraycopy(draft, 0, sequence, length, proposed);
         verifying = sampler;
         verifiedFrom = pos;
+        verifyingSequence = sequence;
         target.verify(state, batch, 0, proposed + 1, pos, distributions);
         verifying = null;
+        verifyingSequence = null;
         int accepted = 0;
         int next = -1;
         for (int i = 0; i < proposed; i++) {

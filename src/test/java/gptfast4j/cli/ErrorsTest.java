@@ -356,6 +356,9 @@ class ErrorsTest {
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--top-p", "0"), "--top-p");
         // before the model loads (here: a file that is not there)
         assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--min-p", "1.5"), "--min-p must be in [0, 1] (0 disables it), got 1.5");
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--repeat-penalty", "0"), "--repeat-penalty must be > 0 (1 disables it), got 0.0");
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--repeat-last-n", "-2"), "--repeat-last-n must be -1 (the whole sequence), 0 (none) or more, got -2");
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--frequency-penalty", "NaN"), "--frequency-penalty must be a number, got NaN");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--threads", "0"), "--threads must be in 1..512, got 0");
         // 100000 spent 48 s starting threads until the system refused one
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--threads", "100000"), "--threads must be in 1..512, got 100000");

@@ -52,6 +52,69 @@ class GeneratorTest {
         assertEquals(2, r.decodedTokens());
     }
 
+    /**
+     * Greedy decoding with llama.cpp's penalties, against a loop written here: each step's logits penalized the plain
+     * way over the last 16 tokens of the sequence (the prompt's among them), then the argmax. The penalties change
+     * the text, and a second call continuing the sequence counts the first call's tokens.
+     */
+    @Test
+    void penaltiesSeeTheWholeSequenceSoFar() {
+        Checkpoint c = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null);
+        Llama m = c.model();
+        Sampler.Penalties pen = new Sampler.Penalties(1.5f, 0.3f, 0.2f, 16);
+        int[] prompt = c.promptTokens("Once upon a time, there was a little girl");
+        Generator g = new Generator(m, m.newState(128, 16), new int[]{-1});
+        int[] first = g.generate(prompt, 0, 30, new Sampler(512, 0, 0, 1, 0, pen, 0), t -> true).tokens();
+        int at = prompt.length + first.length - 1; // the last token is not in the cache: the next call starts with it
+        int[] next = {first[first.length - 1], 403, 407};
+        int[] second = g.generate(next, at, 20, new Sampler(512, 0, 0, 1, 0, pen, 0), t -> true).tokens();
+
+        int[] sequence = new int[128];
+        System.arraycopy(prompt, 0, sequence, 0, prompt.length);
+        Llama.State s = m.newState(128, 16);
+        float[] logits = m.forward(s, prompt, 0, prompt.length, 0, null);
+        int length = prompt.length;
+        int[] expected = new int[30];
+        for (int i = 0; i < 30; i++) {
+            expected[i] = argmax(penalized(logits, sequence, length, pen));
+            sequence[length] = expected[i];
+            if (i < 29) logits = m.forward(s, expected[i], length);
+            length++;
+        }
+        assertArrayEquals(expected, first);
+        int[] unpenalized = new Generator(m, m.newState(128, 16), new int[]{-1}).generate(prompt, 0, 30, new Sampler(512, 0, 0, 1, 0), t -> true).tokens();
+        assertFalse(java.util.Arrays.equals(expected, unpenalized), "the penalties change the text");
+        length = at;
+        System.arraycopy(next, 0, sequence, length, next.length);
+        logits = m.forward(s, next, 0, next.length, length, null);
+        length += next.length;
+        for (int i = 0; i < 20; i++) {
+            int token = argmax(penalized(logits, sequence, length, pen));
+            assertEquals(token, second[i], "the second call's token " + i);
+            sequence[length] = token;
+            if (i < 19) logits = m.forward(s, token, length);
+            length++;
+        }
+    }
+
+    /** llama.cpp's penalties the plain way (as in SamplerTest). */
+    private static float[] penalized(float[] logits, int[] sequence, int length, Sampler.Penalties pen) {
+        float[] out = java.util.Arrays.copyOf(logits, 512);
+        java.util.Map<Integer, Integer> counts = new java.util.TreeMap<>();
+        for (int i = Math.max(0, length - pen.lastN()); i < length; i++) counts.merge(sequence[i], 1, Integer::sum);
+        counts.forEach((t, n) -> {
+            float l = logits[t];
+            out[t] = (l <= 0 ? l * pen.repeat() : l / pen.repeat()) - n * pen.frequency() - pen.presence();
+        });
+        return out;
+    }
+
+    private static int argmax(float[] v) {
+        int best = 0;
+        for (int i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
+        return best;
+    }
+
     @Test
     void floatWeightsHaveNothingToCopy() {
         Checkpoint c = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null);

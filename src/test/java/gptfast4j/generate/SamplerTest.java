@@ -75,6 +75,44 @@ class SamplerTest {
         assertArrayEquals(new float[]{0, 0.2f, 0.8f}, out, 1e-6f);
     }
 
+    /**
+     * llama.cpp's penalties, the plain way: each distinct token among the window's, its logit divided by the repeat
+     * penalty (multiplied where not positive), less count times the frequency penalty and the presence penalty once.
+     */
+    private static float[] penalized(float[] logits, int[] sequence, int length, Sampler.Penalties pen) {
+        float[] out = logits.clone();
+        int from = pen.lastN() < 0 ? 0 : Math.max(0, length - pen.lastN());
+        java.util.Map<Integer, Integer> counts = new java.util.TreeMap<>();
+        for (int i = from; i < length; i++) if (sequence[i] >= 0) counts.merge(sequence[i], 1, Integer::sum);
+        counts.forEach((t, c) -> {
+            float l = logits[t];
+            out[t] = (l <= 0 ? l * pen.repeat() : l / pen.repeat()) - c * pen.frequency() - pen.presence();
+        });
+        return out;
+    }
+
+    @Test
+    void penaltiesByHand() {
+        float[] logits = {2, -1, 0.5f, 3};
+        int[] sequence = {0, 1, 0, 3};
+        Sampler.Penalties all = new Sampler.Penalties(2, 0.1f, 0.5f, 64);
+        // 0: 2 / 2 - 2 * 0.1 - 0.5 = 0.3; 1: -1 * 2 - 0.1 - 0.5 = -2.6; 2 as it was; 3: 3 / 2 - 0.1 - 0.5 = 0.9
+        assertArrayEquals(new float[]{0.3f, -2.6f, 0.5f, 0.9f}, penalized(logits, sequence, 4, all), 1e-6f);
+        float[] out = new float[4];
+        new Sampler(4, 1, 0, 1, 0, all, 1).distribution(logits, 0, out, sequence, 4);
+        assertArrayEquals(reference(new float[]{0.3f, -2.6f, 0.5f, 0.9f}, 1, 0, 1, 0), out, 1e-6f);
+        assertEquals(3, new Sampler(4, 0, 0, 1, 0, all, 1).sample(logits, 0, sequence, 4), "greedy after the penalties");
+        assertEquals(2, new Sampler(4, 0, 0, 1, 0, new Sampler.Penalties(8, 0, 0, 64), 1).sample(logits, 0, sequence, 4), "3 / 8 < 0.5");
+        // the last two tokens only: 0 once (2 / 2 - 0.1 - 0.5 = 0.4), 3 once, 1 untouched
+        new Sampler(4, 1, 0, 1, 0, new Sampler.Penalties(2, 0.1f, 0.5f, 2), 1).distribution(logits, 0, out, sequence, 4);
+        assertArrayEquals(reference(new float[]{0.4f, -1, 0.5f, 0.9f}, 1, 0, 1, 0), out, 1e-6f);
+        assertEquals(3, new Sampler(4, 0, 0, 1, 0, new Sampler.Penalties(2, 0, 0, 0), 1).sample(logits, 0, sequence, 4), "a window of 0: none");
+        // unknown positions (-1) are skipped; the logits given are not changed
+        new Sampler(4, 1, 0, 1, 0, all, 1).distribution(logits, 0, out, new int[]{-1, 3}, 2);
+        assertArrayEquals(reference(new float[]{2, -1, 0.5f, 0.9f}, 1, 0, 1, 0), out, 1e-6f);
+        assertArrayEquals(new float[]{2, -1, 0.5f, 3}, logits);
+    }
+
     @Test
     void randomLogitsMatchTheDefinition() {
         SplittableRandom random = new SplittableRandom(7);
@@ -87,22 +125,31 @@ class SamplerTest {
             float topP = new float[]{0.05f, 0.5f, 0.9f, 0.95f, 1f}[random.nextInt(5)];
             float minP = new float[]{0, 0, 0.05f, 0.1f, 0.5f}[random.nextInt(5)];
             assertDistribution(logits, temperature, topK, topP, minP);
+            // the same after penalties on a random sequence, against the plain way's penalties then its distribution
+            int[] sequence = random.ints(random.nextInt(100), -1, n).toArray();
+            Sampler.Penalties pen = new Sampler.Penalties(new float[]{1, 1.1f, 1.5f}[random.nextInt(3)], random.nextInt(2) * 0.3f,
+                    random.nextInt(2) * 0.7f, new int[]{-1, 0, 8, 64}[random.nextInt(4)]);
+            float[] out = new float[n];
+            new Sampler(n, temperature, topK, topP, minP, pen, 1).distribution(logits, 0, out, sequence, sequence.length);
+            assertArrayEquals(reference(penalized(logits, sequence, sequence.length, pen), temperature, topK, topP, minP), out, 1e-6f,
+                    pen + " " + Arrays.toString(sequence));
         }
     }
 
-    /** Sampling with top-k, top-p and min-p allocates nothing (a decode step must not; the top-p sort boxed every id). */
+    /** Sampling with top-k, top-p, min-p and penalties allocates nothing (a decode step must not; the top-p sort boxed every id). */
     @Test
     void samplingAllocatesNothing() {
         int n = 32000;
         float[] logits = new float[n];
         SplittableRandom random = new SplittableRandom(3);
         for (int i = 0; i < n; i++) logits[i] = (float) random.nextGaussian() * 4;
-        Sampler sampler = new Sampler(n, 0.8f, 200, 0.9f, 0.05f, 5);
-        for (int i = 0; i < 2000; i++) sampler.sample(logits, 0); // compiled
+        Sampler sampler = new Sampler(n, 0.8f, 200, 0.9f, 0.05f, new Sampler.Penalties(1.1f, 0.1f, 0.1f, 64), 5);
+        int[] sequence = random.ints(300, 0, n).toArray();
+        for (int i = 0; i < 2000; i++) sampler.sample(logits, 0, sequence, 300); // compiled
         com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
         long before = threads.getCurrentThreadAllocatedBytes();
         int last = 0;
-        for (int i = 0; i < 200; i++) last += sampler.sample(logits, 0);
+        for (int i = 0; i < 200; i++) last += sampler.sample(logits, 0, sequence, 300);
         long allocated = threads.getCurrentThreadAllocatedBytes() - before;
         assertTrue(last >= 0);
         assertTrue(allocated < 4096, allocated + " bytes allocated by 200 samples");

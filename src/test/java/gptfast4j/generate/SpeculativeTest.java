@@ -12,6 +12,7 @@ import java.util.Arrays;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -192,12 +193,16 @@ class SpeculativeTest {
 
     /** The replies of a greedy conversation, one after another. */
     private static int[] conversation(Generation generator, int[][] messages, int budget) {
+        return conversation(generator, messages, budget, new Sampler(512, 0, 0, 1, 0));
+    }
+
+    private static int[] conversation(Generation generator, int[][] messages, int budget, Sampler sampler) {
         int pos = 0;
         int[] pending = {}, replies = {};
         for (int[] message : messages) {
             int[] turn = Arrays.copyOf(pending, pending.length + message.length);
             System.arraycopy(message, 0, turn, pending.length, message.length);
-            Generator.Result r = generator.generate(turn, pos, budget, new Sampler(512, 0, 0, 1, 0), t -> true);
+            Generator.Result r = generator.generate(turn, pos, budget, sampler, t -> true);
             pos += turn.length + r.cachedTokens();
             pending = Arrays.copyOfRange(r.tokens(), r.cachedTokens(), r.tokens().length);
             int at = replies.length;
@@ -235,6 +240,32 @@ class SpeculativeTest {
         assertTrue(second.promptReused());
         assertArrayEquals(first, second.tokens());
         assertArrayEquals(plainGreedy(p, 40), second.tokens());
+    }
+
+    /**
+     * With penalties, each verified position's distribution sees the sequence up to it, the draft's tokens among it,
+     * so greedy speculative output is plain decoding's with the same penalties: for prompt lookup and an int4 draft,
+     * in one generation and over a conversation.
+     */
+    @Test
+    void greedyWithPenaltiesIsTokenIdentical() {
+        Llama m = TARGET.model();
+        Sampler penalizing = new Sampler(512, 0, 0, 1, 0, new Sampler.Penalties(1.3f, 0.2f, 0.1f, 16), 0);
+        Checkpoint int4 = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null, GGMLType.Q4_0);
+        int[][] messages = {prompt("Once upon a time"), TARGET.tokenizer().encode(" The dog was"), TARGET.tokenizer().encode(" Lily said, \"Tom")};
+        int[] plainTurns = conversation(new Generator(m, m.newState(256, 16), TARGET.eos()), messages, 40, penalizing);
+        for (String text : PROMPTS) {
+            int[] p = prompt(text + " " + text);
+            int[] plain = new Generator(m, m.newState(p.length + 100, 16), TARGET.eos()).generate(p, 0, 100, penalizing, t -> true).tokens();
+            assertFalse(Arrays.equals(plain, plainGreedy(p, 100)), "the penalties change the text");
+            Drafter[] drafters = {new PromptLookup(2), draft(int4, 300, new Sampler(512, 0, 0, 1, 0))};
+            for (Drafter drafter : drafters) {
+                SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(p.length + 101, 16), TARGET.eos(), drafter, 4, SpeculativeGenerator.LOSSLESS);
+                assertArrayEquals(plain, g.generate(p, 0, 100, penalizing, t -> true).tokens(), text + " " + drafter);
+                SpeculativeGenerator chat = new SpeculativeGenerator(m, m.newState(256, 16), TARGET.eos(), drafter, 4, SpeculativeGenerator.LOSSLESS);
+                assertArrayEquals(plainTurns, conversation(chat, messages, 40, penalizing), "a conversation, " + drafter);
+            }
+        }
     }
 
     @Test
