@@ -51,6 +51,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Mixin
     CommonOptions common;
 
+    @Spec
+    CommandSpec spec;
+
     @Mixin
     KvCacheOption kvCache;
 
@@ -77,9 +80,6 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Option(names = "--top-p", paramLabel = "P", description = "Nucleus sampling threshold (default: ${DEFAULT-VALUE}).")
     float topP = 1.0f;
-
-    @Spec
-    CommandSpec spec;
 
     @Option(names = "--min-p", paramLabel = "P", description = "Sample only among tokens at least P times as likely as the most likely one, after --top-p, as transformers' min_p; 0 for all (default: ${DEFAULT-VALUE}).")
     float minP = 0f;
