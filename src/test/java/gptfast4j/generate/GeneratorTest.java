@@ -54,7 +54,7 @@ class GeneratorTest {
 
     /**
      * Greedy decoding with llama.cpp's penalties, against a loop written here: each step's logits penalized the plain
-     * way over the last 16 tokens of the sequence (the prompt's among them), then the argmax. The penalties change
+     * way ({@link SamplerTest}'s) over the last 16 tokens of the sequence (the prompt's among them), then the argmax. The penalties change
      * the text, and a second call continuing the sequence counts the first call's tokens.
      */
     @Test
@@ -76,7 +76,7 @@ class GeneratorTest {
         int length = prompt.length;
         int[] expected = new int[30];
         for (int i = 0; i < 30; i++) {
-            expected[i] = argmax(penalized(logits, sequence, length, pen));
+            expected[i] = argmax(SamplerTest.penalized(java.util.Arrays.copyOf(logits, 512), sequence, length, pen));
             sequence[length] = expected[i];
             if (i < 29) logits = m.forward(s, expected[i], length);
             length++;
@@ -89,24 +89,12 @@ class GeneratorTest {
         logits = m.forward(s, next, 0, next.length, length, null);
         length += next.length;
         for (int i = 0; i < 20; i++) {
-            int token = argmax(penalized(logits, sequence, length, pen));
+            int token = argmax(SamplerTest.penalized(java.util.Arrays.copyOf(logits, 512), sequence, length, pen));
             assertEquals(token, second[i], "the second call's token " + i);
             sequence[length] = token;
             if (i < 19) logits = m.forward(s, token, length);
             length++;
         }
-    }
-
-    /** llama.cpp's penalties the plain way (as in SamplerTest). */
-    private static float[] penalized(float[] logits, int[] sequence, int length, Sampler.Penalties pen) {
-        float[] out = java.util.Arrays.copyOf(logits, 512);
-        java.util.Map<Integer, Integer> counts = new java.util.TreeMap<>();
-        for (int i = Math.max(0, length - pen.lastN()); i < length; i++) counts.merge(sequence[i], 1, Integer::sum);
-        counts.forEach((t, n) -> {
-            float l = logits[t];
-            out[t] = (l <= 0 ? l * pen.repeat() : l / pen.repeat()) - n * pen.frequency() - pen.presence();
-        });
-        return out;
     }
 
     private static int argmax(float[] v) {

@@ -79,7 +79,7 @@ class SamplerTest {
      * llama.cpp's penalties, the plain way: each distinct token among the window's, its logit divided by the repeat
      * penalty (multiplied where not positive), less count times the frequency penalty and the presence penalty once.
      */
-    private static float[] penalized(float[] logits, int[] sequence, int length, Sampler.Penalties pen) {
+    static float[] penalized(float[] logits, int[] sequence, int length, Sampler.Penalties pen) {
         float[] out = logits.clone();
         int from = pen.lastN() < 0 ? 0 : Math.max(0, length - pen.lastN());
         java.util.Map<Integer, Integer> counts = new java.util.TreeMap<>();
