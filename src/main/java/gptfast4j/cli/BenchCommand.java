@@ -233,7 +233,11 @@ final class BenchCommand implements Callable<Integer> {
         int batch = Math.max(speculateK + 1, prompt.length);
         Llama.State state = model.newState(context, batch, batch, kvCache.type());
         gptfast4j.generate.Sampler greedy = new gptfast4j.generate.Sampler(model.config.vocabSize(), 0, 0, 1, 0);
-        Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, greedy, tokenizer, new int[0]);
+        // no EOS for either run, so both generate exactly genTokens tokens; the speculative generator in a state of its
+        // own: each generator keeps its last prompt in its cache (Generation#generate), so the timed repetitions of
+        // both run no prefill
+        Speculation speculation = Speculation.create(ckpt, model.newState(context, batch, batch, kvCache.type()), draftCheckpoint, draftQuantize,
+                lookup, speculateK, greedy, tokenizer, new int[]{-1});
         gptfast4j.generate.Generator plain = new gptfast4j.generate.Generator(model, state, new int[]{-1});
         plain.generate(prompt, 0, Math.min(genTokens, 16), greedy, tok -> true); // warm-up
         double[] plainTps = new double[repetitions], specTps = new double[repetitions];
@@ -242,11 +246,7 @@ final class BenchCommand implements Callable<Integer> {
             int n = plain.generate(prompt, 0, genTokens, greedy, tok -> true).tokens().length;
             plainTps[r] = n / ((System.nanoTime() - t0) / 1e9);
         }
-        // no EOS for either run, so both generate exactly genTokens tokens
-        // a state of its own: each generator keeps its last prompt in its cache (Generation#generate), so the timed
-        // repetitions of both run no prefill
-        gptfast4j.generate.SpeculativeGenerator spec = new gptfast4j.generate.SpeculativeGenerator(model, model.newState(context, batch, batch, kvCache.type()),
-                new int[]{-1}, speculation.drafter(), speculateK, gptfast4j.generate.SpeculativeGenerator.LOSSLESS);
+        gptfast4j.generate.SpeculativeGenerator spec = speculation.generator();
         spec.generate(prompt, 0, Math.min(genTokens, 16), greedy, tok -> true);
         for (int r = 0; r < repetitions; r++) {
             long t0 = System.nanoTime();

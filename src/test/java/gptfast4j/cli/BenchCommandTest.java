@@ -36,6 +36,25 @@ class BenchCommandTest {
         assertEquals(weightBytes * tg.get("meanTokensPerSecond").asDouble() / 1e9, tg.get("gigabytesPerSecond").asDouble(), 1e-9);
     }
 
+    /**
+     * {@code --lookup}: a plain and a speculative row after the decode row, the speculative one with its mean accepted
+     * tokens and its speedup, the ratio of the two rows' rates.
+     */
+    @Test
+    void speculativeRows() throws Exception {
+        ErrorsTest.Outcome o = ErrorsTest.run("bench", "--checkpoint", STORIES, "--threads", "1", "--repetitions", "2",
+                "--prompt-tokens", "0", "--gen-tokens", "24", "--lookup", "2", "--speculate-k", "3", "--format", "json");
+        assertEquals(0, o.exit(), o.err());
+        JsonNode results = new ObjectMapper().readTree(o.out()).get("results");
+        assertEquals(3, results.size(), o.out());
+        JsonNode plain = results.get(1), spec = results.get(2);
+        assertEquals("plain24", plain.get("test").asText());
+        assertEquals("lookup2-k3", spec.get("test").asText());
+        double accepted = spec.get("meanAccepted").asDouble();
+        assertTrue(accepted >= 0 && accepted <= 3, spec.toString());
+        assertEquals(spec.get("meanTokensPerSecond").asDouble() / plain.get("meanTokensPerSecond").asDouble(), spec.get("speedup").asDouble(), 1e-9);
+    }
+
     /** Lists of prompt lengths and generation counts, as llama-bench's {@code -p} and {@code -n}: a row each, in order. */
     @Test
     void listsOfLengths() throws Exception {
