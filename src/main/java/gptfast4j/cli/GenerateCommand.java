@@ -66,6 +66,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = {"-e", "--escape"}, description = "Take \\n, \\r, \\t, \\', \\\", \\\\ and \\xHH in the prompt and the system prompt as the characters they stand for, as llama.cpp does by default; without it they stay as typed, and a note says so.")
     boolean escape;
 
+    @Option(names = "--verbose-prompt", description = "Print the prompt's tokens, id and text, on stderr before generating, as llama.cpp's --verbose-prompt (with --chat, the framed message's).")
+    boolean verbosePrompt;
+
     @Option(names = "--prompt-file", paramLabel = "PATH", description = "Read the prompt from a UTF-8 text file (- for standard input), one final newline dropped as llama.cpp's --file does.")
     Path promptFile;
 
@@ -175,6 +178,7 @@ final class GenerateCommand implements Callable<Integer> {
             String ignored = !prompt.isEmpty() ? "--prompt" : numSamples != 1 ? "--num-samples" : null;
             if (ignored != null) throw new IllegalArgumentException(ignored + " cannot be used with --interactive (type the messages on stdin)");
             if (ignoreEos) throw new IllegalArgumentException("--ignore-eos cannot be used with --interactive (a reply ends at its end-of-turn token)");
+            if (verbosePrompt) throw new IllegalArgumentException("--verbose-prompt is for a prompt without --interactive (the chat's turns are typed)");
         }
         Sampler.check(temperature, topK, topP, minP);
         Sampler.Penalties penalties = new Sampler.Penalties(repeatPenalty, frequencyPenalty, presencePenalty, repeatLastN);
@@ -199,6 +203,7 @@ final class GenerateCommand implements Callable<Integer> {
 
         int[] tokens = chat ? oneMessage(ckpt, format) : ckpt.promptTokens(prompt, special);
         if (!chat && !special) noteSpecialText(ckpt.tokenizer());
+        if (verbosePrompt) printTokens(ckpt.tokenizer(), tokens);
         if (tokens.length > limit) {
             throw new IllegalArgumentException("the prompt has " + tokens.length + " tokens but the context length is " + limit);
         }
@@ -240,6 +245,31 @@ final class GenerateCommand implements Callable<Integer> {
             }
             if (!decoding || requested) System.exit(CtrlC.EXIT_STATUS);
             requested = true;
+        }
+    }
+
+    /**
+     * The prompt's tokens on stderr, a line each, as llama.cpp's {@code --verbose-prompt} prints them: the id and the
+     * token's text (a special token's piece, which decodes to no text), control characters escaped.
+     */
+    private static void printTokens(Tokenizer tokenizer, int[] tokens) {
+        System.err.println("prompt: " + tokens.length + " token" + (tokens.length == 1 ? "" : "s"));
+        for (int id : tokens) {
+            byte[] bytes = tokenizer.bytes(id);
+            String text = bytes.length == 0 ? tokenizer.piece(id) : new String(bytes, StandardCharsets.UTF_8);
+            StringBuilder shown = new StringBuilder();
+            text.codePoints().forEach(c -> {
+                switch (c) {
+                    case '\n' -> shown.append("\\n");
+                    case '\t' -> shown.append("\\t");
+                    case '\r' -> shown.append("\\r");
+                    default -> {
+                        if (c < 0x20 || c == 0x7f) shown.append(String.format("\\x%02x", c));
+                        else shown.appendCodePoint(c);
+                    }
+                }
+            });
+            System.err.printf("%6d -> '%s'%n", id, shown);
         }
     }
 

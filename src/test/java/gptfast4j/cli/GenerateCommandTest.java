@@ -111,6 +111,29 @@ class GenerateCommandTest {
         assertEquals(goesOn.out(), speculating.out(), "speculation goes on past it too");
     }
 
+    /**
+     * {@code --verbose-prompt} lists the prompt's tokens in order: llama.cpp's ids for "Lily and Tom" (the shared
+     * references'), each with its text; refused with {@code --interactive}.
+     */
+    @Test
+    void verbosePromptListsTheTokens() {
+        com.fasterxml.jackson.databind.JsonNode lily = null;
+        for (var c : Shared.json(Shared.REFERENCE.resolve("stories260K/stories260K-refs.json")).path("cases")) {
+            if (c.path("prompt").asText().equals("Lily and Tom")) lily = c;
+        }
+        int[] ids = Shared.ints(lily.path("prompt_ids"));
+        ErrorsTest.Outcome o = ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "Lily and Tom", "--verbose-prompt", "--max-new-tokens", "2");
+        assertEquals(0, o.exit(), o.err());
+        java.util.List<String> lines = o.err().lines().filter(l -> l.matches(" *\\d+ -> '.*'")).toList();
+        assertTrue(o.err().contains("prompt: " + ids.length + " tokens"), o.err());
+        assertEquals(ids.length, lines.size(), o.err());
+        for (int i = 0; i < ids.length; i++) assertEquals(ids[i], Integer.parseInt(lines.get(i).substring(0, lines.get(i).indexOf(" ->")).trim()), lines.get(i));
+        assertEquals("1 -> '<s>'", lines.get(0).trim());
+        // the tokens' texts after BOS make the prompt, with SentencePiece's leading space
+        assertEquals(" Lily and Tom", lines.stream().skip(1).map(l -> l.substring(l.indexOf("-> '") + 4, l.length() - 1)).collect(java.util.stream.Collectors.joining()));
+        ErrorsTest.assertOneLineError(ErrorsTest.run("generate", "--checkpoint", STORIES, "--interactive", "--verbose-prompt"), "--verbose-prompt is for a prompt without --interactive");
+    }
+
     /** A context past the model's trained one is allowed, with a note (stories260K: 2048 positions). */
     @Test
     void aContextPastTheTrainedOneIsNoted() {
