@@ -29,33 +29,33 @@ import java.util.concurrent.Callable;
         description = {"Measure prompt processing (pp) and generation (tg) speed like llama-bench, and the machine's read bandwidth.",
                 "tg bandwidth is the bytes of weights read per token (embedding table excluded) times tokens/s."})
 final class BenchCommand implements Callable<Integer> {
-    @Option(names = "--checkpoint", paramLabel = "PATH", description = "Model to benchmark (GGUF, llama2.c .bin or HF directory).")
+    @Option(names = {"-m", "--checkpoint"}, paramLabel = "PATH", description = "Model to benchmark (GGUF, llama2.c .bin or HF directory).")
     Path checkpoint;
 
     @Option(names = "--tokenizer", paramLabel = "PATH", description = "Tokenizer when the checkpoint has none.")
     Path tokenizer;
 
-    @Option(names = "--prompt-tokens", paramLabel = "N[,N...]", split = ",", defaultValue = "128",
+    @Option(names = {"-p", "--prompt-tokens"}, paramLabel = "N[,N...]", split = ",", defaultValue = "128",
             description = "Prompt lengths for pp, as llama-bench's -p (default: ${DEFAULT-VALUE}; 0 skips pp).")
     List<Integer> promptTokens;
 
-    @Option(names = "--gen-tokens", paramLabel = "N[,N...]", split = ",", defaultValue = "64",
+    @Option(names = {"-n", "--gen-tokens"}, paramLabel = "N[,N...]", split = ",", defaultValue = "64",
             description = "Token counts for tg, as llama-bench's -n (default: ${DEFAULT-VALUE}; 0 skips tg).")
     List<Integer> genTokens;
 
-    @Option(names = "--depth", paramLabel = "N", description = "Tokens already in the context (KV cache) when pp and tg run, as llama-bench's -d (default: ${DEFAULT-VALUE}).")
+    @Option(names = {"-d", "--depth"}, paramLabel = "N", description = "Tokens already in the context (KV cache) when pp and tg run, as llama-bench's -d (default: ${DEFAULT-VALUE}).")
     int depth = 0;
 
     @Option(names = "--layout", paramLabel = "decode|file", description = "The weights' layout pp runs in: decode (the decode layouts, which decode steps and a chat's turns read, as llama-bench's repacked weights) or file (the file's own, which a non-interactive prompt reads before its first decode step; pp alone, with --gen-tokens 0) (default: ${DEFAULT-VALUE}).")
     String layout = "decode";
 
-    @Option(names = "--threads", paramLabel = "N[,N...]", split = ",", description = "Thread counts to test (default: 1 and the number of cores).")
+    @Option(names = {"-t", "--threads"}, paramLabel = "N[,N...]", split = ",", description = "Thread counts to test (default: 1 and the number of cores).")
     List<Integer> threads;
 
-    @Option(names = "--repetitions", paramLabel = "N", description = "Timed runs per test (default: ${DEFAULT-VALUE}).")
+    @Option(names = {"-r", "--repetitions"}, paramLabel = "N", description = "Timed runs per test (default: ${DEFAULT-VALUE}).")
     int repetitions = 5;
 
-    @Option(names = "--format", paramLabel = "table|json", description = "Output format (default: ${DEFAULT-VALUE}).")
+    @Option(names = {"-o", "--format"}, paramLabel = "table|json", description = "Output format (default: ${DEFAULT-VALUE}).")
     String format = "table";
 
     @Option(names = "--quantize", paramLabel = "int8|int4", description = "Quantize float linear layers while loading.")

@@ -10,7 +10,7 @@ import java.nio.file.Path;
 
 /** Options every command that loads a model shares. */
 final class CommonOptions {
-    @Option(names = "--checkpoint", required = true, paramLabel = "PATH",
+    @Option(names = {"-m", "--checkpoint"}, required = true, paramLabel = "PATH",
             description = "Model: a GGUF file, a llama2.c .bin, or a Hugging Face directory.")
     Path checkpoint;
 
@@ -18,7 +18,7 @@ final class CommonOptions {
             description = "Tokenizer file when the checkpoint has none (tokenizer.model, tokenizer.json, llama2.c tokenizer.bin, GGUF).")
     Path tokenizer;
 
-    @Option(names = "--threads", paramLabel = "N", description = "Threads (default: the number of cores, ${DEFAULT-VALUE}).")
+    @Option(names = {"-t", "--threads"}, paramLabel = "N", description = "Threads (default: the number of cores, ${DEFAULT-VALUE}).")
     int threads = Runtime.getRuntime().availableProcessors();
 
     @Option(names = "--quantize", paramLabel = "int8|int4", description = "Quantize float linear layers while loading (int8: Q8_0, int4: Q4_0); no file is written.")

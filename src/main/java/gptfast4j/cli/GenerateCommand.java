@@ -57,7 +57,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Mixin
     KvCacheOption kvCache;
 
-    @Option(names = "--prompt", paramLabel = "TEXT", description = "Prompt text (default: empty, BOS only).")
+    @Option(names = {"-p", "--prompt"}, paramLabel = "TEXT", description = "Prompt text (default: empty, BOS only).")
     String prompt = "";
 
     @Option(names = "--special", description = "Take special tokens' text in the prompt (such as <|eot_id|> or </s>) as those tokens, as llama.cpp's llama-cli does; a prompt that starts with BOS's text gets no second BOS. Without it such text stays text, and a note says so.")
@@ -69,13 +69,13 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--verbose-prompt", description = "Print the prompt's tokens, id and text, on stderr before generating, as llama.cpp's --verbose-prompt (with --chat, the framed message's).")
     boolean verbosePrompt;
 
-    @Option(names = "--prompt-file", paramLabel = "PATH", description = "Read the prompt from a UTF-8 text file (- for standard input), one final newline dropped as llama.cpp's --file does.")
+    @Option(names = {"-f", "--prompt-file"}, paramLabel = "PATH", description = "Read the prompt from a UTF-8 text file (- for standard input), one final newline dropped as llama.cpp's --file does.")
     Path promptFile;
 
-    @Option(names = "--max-new-tokens", paramLabel = "N", description = "Tokens to generate at most; -1 for no limit (until EOS, the context's end or, with --context-shift, Ctrl-C), as llama.cpp's -n -1 (default: ${DEFAULT-VALUE}).")
+    @Option(names = {"-n", "--max-new-tokens"}, paramLabel = "N", description = "Tokens to generate at most; -1 for no limit (until EOS, the context's end or, with --context-shift, Ctrl-C), as llama.cpp's -n -1 (default: ${DEFAULT-VALUE}).")
     int maxNewTokens = 200;
 
-    @Option(names = "--temperature", paramLabel = "T", description = "Sampling temperature; 0 is greedy argmax (default: ${DEFAULT-VALUE}).")
+    @Option(names = {"--temperature", "--temp"}, paramLabel = "T", description = "Sampling temperature; 0 is greedy argmax (default: ${DEFAULT-VALUE}).")
     float temperature = 0.8f;
 
     @Option(names = "--top-k", paramLabel = "K", description = "Sample among the K most likely tokens; 0 for all (default: ${DEFAULT-VALUE}).")
@@ -99,7 +99,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--presence-penalty", paramLabel = "P", description = "Lower those tokens' logits by P once each (default: ${DEFAULT-VALUE}).")
     float presencePenalty = 0f;
 
-    @Option(names = "--seed", paramLabel = "S", description = "Random seed (default: from the clock).")
+    @Option(names = {"-s", "--seed"}, paramLabel = "S", description = "Random seed (default: from the clock).")
     Long seed;
 
     @Option(names = "--ignore-eos", description = "Go on past the model's end-of-text tokens, to --max-new-tokens (as gpt-fast and vLLM's ignore_eos; llama.cpp's --ignore-eos also keeps them from being drawn).")
@@ -108,7 +108,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--num-samples", paramLabel = "N", description = "Independent samples of the same prompt; the prompt runs once, its cache and logits kept for the next sample unless the context shifted (default: ${DEFAULT-VALUE}).")
     int numSamples = 1;
 
-    @Option(names = "--context-length", paramLabel = "N", description = "Context (KV cache) length (default: the model's, at most 4096 for --interactive).")
+    @Option(names = {"-c", "--context-length"}, paramLabel = "N", description = "Context (KV cache) length (default: the model's, at most 4096 for --interactive).")
     Integer contextLength;
 
     @Option(names = "--context-shift", description = "Where the context fills before --max-new-tokens, drop the older half of the text (after BOS and --keep) and go on, as llama.cpp's --context-shift (default: stop at the context length; the interactive chat always shifts).")
@@ -117,13 +117,13 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--keep", paramLabel = "N", description = "Tokens of the prompt after BOS that --context-shift keeps, as llama.cpp's --keep; -1 keeps the whole prompt. In the interactive chat, of its first turn (the system prompt and first message), at most half the context (default: ${DEFAULT-VALUE}).")
     int keep = 0;
 
-    @Option(names = "--interactive", description = "Chat on stdin, in the model's chat format (without --prompt or --num-samples); Ctrl-C ends a reply, and at the prompt the chat.")
+    @Option(names = {"-i", "--interactive"}, description = "Chat on stdin, in the model's chat format (without --prompt or --num-samples); Ctrl-C ends a reply, and at the prompt the chat.")
     boolean interactive;
 
     @Option(names = "--chat", description = "Frame the prompt as one user message in the model's chat format and print the answer (for instruct and chat models).")
     boolean chat;
 
-    @Option(names = "--system", paramLabel = "TEXT", description = "System prompt for --chat or --interactive, framed as the model's chat format frames one.")
+    @Option(names = {"--system", "-sys", "--system-prompt"}, paramLabel = "TEXT", description = "System prompt for --chat or --interactive, framed as the model's chat format frames one.")
     String system;
 
     @Option(names = "--chat-format", paramLabel = "NAME", description = "Chat format for --chat or --interactive where the file's chat template is missing or not recognized: plain, llama2, mistral, zephyr or llama3 (default: from the template).")

@@ -17,10 +17,10 @@ final class PerplexityCommand implements Callable<Integer> {
     @Mixin
     CommonOptions common;
 
-    @Option(names = "--file", required = true, paramLabel = "TEXT", description = "Text file to score (UTF-8; - for standard input).")
+    @Option(names = {"-f", "--file"}, required = true, paramLabel = "TEXT", description = "Text file to score (UTF-8; - for standard input).")
     Path file;
 
-    @Option(names = "--ctx", paramLabel = "N", description = "Chunk length (default: ${DEFAULT-VALUE}).")
+    @Option(names = {"-c", "--ctx"}, paramLabel = "N", description = "Chunk length (default: ${DEFAULT-VALUE}).")
     int ctx = 512;
 
     @Mixin

@@ -134,6 +134,29 @@ class GenerateCommandTest {
         ErrorsTest.assertOneLineError(ErrorsTest.run("generate", "--checkpoint", STORIES, "--interactive", "--verbose-prompt"), "--verbose-prompt is for a prompt without --interactive");
     }
 
+    /**
+     * llama.cpp's short option names, so that its command lines carry over: llama-cli's for {@code generate} (the same
+     * text as the long names give), llama-bench's for {@code bench} ({@code -p}/{@code -n} are its prompt and
+     * generation lengths there), llama-perplexity's {@code -f} and {@code -c}.
+     */
+    @Test
+    void llamaCppShortOptionsCarryOver() throws Exception {
+        ErrorsTest.Outcome shortNames = ErrorsTest.run("generate", "-m", STORIES, "-p", "Once upon a time", "-n", "8", "--temp", "0", "-s", "1", "-c", "64", "-t", "1");
+        ErrorsTest.Outcome longNames = ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "Once upon a time", "--max-new-tokens", "8",
+                "--temperature", "0", "--seed", "1", "--context-length", "64", "--threads", "1");
+        assertEquals(0, shortNames.exit(), shortNames.err());
+        assertEquals(longNames.out(), shortNames.out());
+        assertTrue(shortNames.err().contains("Generated 8 tokens"), shortNames.err());
+        ErrorsTest.Outcome bench = ErrorsTest.run("bench", "-m", STORIES, "-p", "8", "-n", "4", "-r", "1", "-t", "1", "-d", "4", "-o", "json");
+        assertEquals(0, bench.exit(), bench.err());
+        var results = new com.fasterxml.jackson.databind.ObjectMapper().readTree(bench.out()).get("results");
+        assertEquals("pp8 @ d4", results.get(0).get("test").asText());
+        assertEquals("tg4 @ d4", results.get(1).get("test").asText());
+        ErrorsTest.Outcome ppl = ErrorsTest.run("perplexity", "-m", STORIES, "-f", Shared.REFERENCE.resolve("ppl-text.txt").toString(), "-c", "128");
+        assertEquals(0, ppl.exit(), ppl.err());
+        assertTrue(ppl.out().contains("chunks of 128") || ppl.err().contains("chunks of 128"), ppl.out() + ppl.err());
+    }
+
     /** A context past the model's trained one is allowed, with a note (stories260K: 2048 positions). */
     @Test
     void aContextPastTheTrainedOneIsNoted() {
