@@ -3,6 +3,7 @@ package gptfast4j.cli;
 import gptfast4j.generate.Generation;
 import gptfast4j.generate.Generator;
 import gptfast4j.generate.Sampler;
+import gptfast4j.generate.StopStrings;
 import gptfast4j.generate.TextStream;
 import gptfast4j.model.ChatFormat;
 import gptfast4j.model.Checkpoint;
@@ -102,6 +103,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = {"-s", "--seed"}, paramLabel = "S", description = "Random seed (default: from the clock).")
     Long seed;
 
+    @Option(names = {"-r", "--reverse-prompt"}, paramLabel = "TEXT", description = "Stop the generation (in a chat, the reply) once its text holds TEXT, as llama.cpp's reverse prompt; may be given more than once.")
+    List<String> reversePrompts = List.of();
+
     @Option(names = "--ignore-eos", description = "Go on past the model's end-of-text tokens, to --max-new-tokens (as gpt-fast and vLLM's ignore_eos; llama.cpp's --ignore-eos also keeps them from being drawn).")
     boolean ignoreEos;
 
@@ -180,6 +184,7 @@ final class GenerateCommand implements Callable<Integer> {
             if (ignoreEos) throw new IllegalArgumentException("--ignore-eos cannot be used with --interactive (a reply ends at its end-of-turn token)");
             if (verbosePrompt) throw new IllegalArgumentException("--verbose-prompt is for a prompt without --interactive (the chat's turns are typed)");
         }
+        if (reversePrompts.stream().anyMatch(String::isEmpty)) throw new IllegalArgumentException("--reverse-prompt must not be empty");
         Sampler.check(temperature, topK, topP, minP);
         Sampler.Penalties penalties = new Sampler.Penalties(repeatPenalty, frequencyPenalty, presencePenalty, repeatLastN);
         if (temperature == 0) {
@@ -287,7 +292,10 @@ final class GenerateCommand implements Callable<Integer> {
     private int generate(Checkpoint ckpt, Llama.State state, Generation generator, Speculation speculation, int[] tokens, int kvLength, int kept,
                          Sampler sampler, PrintStream out, Interruption interruption) {
         Tokenizer tokenizer = ckpt.tokenizer();
+        StopStrings stops = new StopStrings(tokenizer, reversePrompts);
         for (int sample = 0; sample < numSamples; sample++) {
+            stops.reset();
+            String[] stoppedAt = new String[1];
             if (!chat) out.print(prompt); // a chat prints the answer alone
             TextStream stream = new TextStream(tokenizer, out, (chat || prompt.isEmpty()) && tokenizer.kind() == Tokenizer.Kind.SENTENCEPIECE);
             Arrivals arrivals = new Arrivals();
@@ -295,7 +303,8 @@ final class GenerateCommand implements Callable<Integer> {
                 stream.accept(t);
                 arrivals.add(System.nanoTime());
                 interruption.decoding = true;
-                return !closed(out) && !interruption.requested;
+                stoppedAt[0] = stops.accept(t);
+                return !closed(out) && !interruption.requested && stoppedAt[0] == null;
             };
             Generator.Result r;
             int[] dropped = new int[2]; // context shifts, tokens they dropped
@@ -312,6 +321,8 @@ final class GenerateCommand implements Callable<Integer> {
             if (closed(out)) return STDOUT_CLOSED;
             if (interruption.requested) {
                 System.err.println("(stopped by Ctrl-C)");
+            } else if (stoppedAt[0] != null) {
+                System.err.println("(stopped at the reverse prompt '" + stoppedAt[0] + "')");
             } else if (r.tokens().length < maxNewTokens && !r.stoppedAtEos()) {
                 System.err.println("(stopped at the context length " + kvLength + (contextShift ? ")" : "; --context-shift goes on past it)"));
             }
@@ -477,6 +488,7 @@ final class GenerateCommand implements Callable<Integer> {
         java.util.concurrent.atomic.AtomicBoolean replying = new java.util.concurrent.atomic.AtomicBoolean(),
                 interrupted = new java.util.concurrent.atomic.AtomicBoolean();
         ChatStats stats = new ChatStats();
+        StopStrings replyStops = new StopStrings(tokenizer, reversePrompts);
         CtrlC ctrlC = new CtrlC(() -> {
             if (replying.get()) {
                 interrupted.set(true);
@@ -533,9 +545,10 @@ final class GenerateCommand implements Callable<Integer> {
                 first = false;
                 TextStream stream = new TextStream(tokenizer, out, format != ChatFormat.PLAIN || pos == 0);
                 int budget = Math.min(maxNewTokens, contextLength - pos - turn.length);
+                replyStops.reset();
                 java.util.function.IntPredicate sink = t -> {
                     stream.accept(t);
-                    return !closed(out) && !interrupted.get();
+                    return !closed(out) && !interrupted.get() && replyStops.accept(t) == null;
                 };
                 interrupted.set(false);
                 replying.set(true);

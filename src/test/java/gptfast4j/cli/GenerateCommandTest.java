@@ -157,6 +157,19 @@ class GenerateCommandTest {
         assertTrue(ppl.out().contains("chunks of 128") || ppl.err().contains("chunks of 128"), ppl.out() + ppl.err());
     }
 
+    /**
+     * {@code -r}: the generation stops once its text holds the reverse prompt, here across two tokens (" named" and
+     * " Lily" of the greedy story), and says so; an empty one is refused before the model loads.
+     */
+    @Test
+    void aReversePromptStopsTheGeneration() {
+        ErrorsTest.Outcome o = ErrorsTest.run("generate", "-m", STORIES, "-p", "Once upon a time", "--temp", "0", "-r", "xyz", "-r", "named L");
+        assertEquals(0, o.exit(), o.err());
+        assertEquals("Once upon a time, there was a little girl named Lily", o.out().strip());
+        assertTrue(o.err().contains("(stopped at the reverse prompt 'named L')"), o.err());
+        ErrorsTest.assertOneLineError(ErrorsTest.run("generate", "-m", "no-such-model.gguf", "-r", ""), "--reverse-prompt must not be empty");
+    }
+
     /** A context past the model's trained one is allowed, with a note (stories260K: 2048 positions). */
     @Test
     void aContextPastTheTrainedOneIsNoted() {
