@@ -30,8 +30,8 @@ public final class StopStrings {
             longest = Math.max(longest, stops[i].length);
         }
         int longestToken = 0;
-        for (int id = 0; id < tokenizer.vocabSize(); id++) longestToken = Math.max(longestToken, tokenizer.bytes(id).length);
-        this.tail = new byte[longest + Math.max(1, longestToken)];
+        for (int id = 0; stops.length > 0 && id < tokenizer.vocabSize(); id++) longestToken = Math.max(longestToken, tokenizer.bytes(id).length);
+        this.tail = new byte[longest + longestToken];
     }
 
     /** Forgets the text so far: a new generation, or a new reply in a chat. */
@@ -41,6 +41,7 @@ public final class StopStrings {
 
     /** Adds {@code token}'s text; returns the stop string the newest bytes complete, or null. */
     public String accept(int token) {
+        if (stops.length == 0) return null;
         byte[] added = tokenizer.bytes(token);
         int keep = tail.length - added.length; // at least the longest string's length before the new bytes
         if (length > keep) {
