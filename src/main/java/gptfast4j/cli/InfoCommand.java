@@ -1,6 +1,7 @@
 package gptfast4j.cli;
 
 import gptfast4j.io.ByteSize;
+import gptfast4j.io.Metadata;
 import gptfast4j.io.TensorData;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.model.Config;
@@ -17,6 +18,9 @@ import java.util.concurrent.Callable;
 final class InfoCommand implements Callable<Integer> {
     @Mixin
     CommonOptions common;
+
+    @picocli.CommandLine.Option(names = "--metadata", description = "Also list every GGUF metadata key with its type and value (arrays by their first elements), as llama.cpp's loader logs them.")
+    boolean metadata;
 
     @Override
     public Integer call() {
@@ -53,6 +57,53 @@ final class InfoCommand implements Callable<Integer> {
         }
         System.out.printf("total:           %,d bytes (%s); %,d bytes read per token%n", total, ByteSize.of(total),
                 ckpt.model().weights().bytesPerToken());
+        if (metadata) printMetadata(ckpt);
         return 0;
+    }
+
+    /** Arrays are shown by their first elements, and strings cut at this many characters. */
+    private static final int SHOWN_ELEMENTS = 5, SHOWN_CHARS = 120;
+
+    private static void printMetadata(Checkpoint ckpt) {
+        if (ckpt.metadata() == null) {
+            System.out.println("metadata:        none (a " + ckpt.format() + " checkpoint has no GGUF metadata)");
+            return;
+        }
+        System.out.println("metadata:");
+        for (var e : ckpt.metadata().asMap().entrySet()) {
+            Metadata.Value v = e.getValue();
+            String type = v.type() == Metadata.Type.ARRAY
+                    ? "arr[" + v.elementType().name().toLowerCase() + "," + java.lang.reflect.Array.getLength(v.value()) + "]"
+                    : v.type().name().toLowerCase();
+            System.out.printf("  %-40s %-16s = %s%n", e.getKey(), type, shown(v.value(), v.type() == Metadata.Type.ARRAY ? v.elementType() : v.type()));
+        }
+    }
+
+    /**
+     * A value of GGUF type {@code type} (an array's: its elements') as one line: strings quoted, cut and with control
+     * characters escaped; unsigned integers as such (the reader keeps them in Java's signed types); arrays by their
+     * first elements.
+     */
+    private static String shown(Object value, Metadata.Type type) {
+        if (value instanceof String text) {
+            String cut = text.length() > SHOWN_CHARS ? text.substring(0, SHOWN_CHARS) + "..." : text;
+            return '"' + cut.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t").replace("\"", "\\\"") + '"';
+        }
+        if (value != null && value.getClass().isArray()) {
+            int n = java.lang.reflect.Array.getLength(value);
+            StringBuilder b = new StringBuilder("[");
+            for (int i = 0; i < Math.min(n, SHOWN_ELEMENTS); i++) {
+                Object element = java.lang.reflect.Array.get(value, i);
+                b.append(i > 0 ? ", " : "").append(element instanceof Metadata.Value nested ? shown(nested.value(), nested.type()) : shown(element, type));
+            }
+            return b.append(n > SHOWN_ELEMENTS ? ", ...]" : "]").toString();
+        }
+        return switch (type) {
+            case UINT8 -> String.valueOf(((Number) value).intValue() & 0xFF);
+            case UINT16 -> String.valueOf(((Number) value).intValue() & 0xFFFF);
+            case UINT32 -> Integer.toUnsignedString(((Number) value).intValue());
+            case UINT64 -> Long.toUnsignedString(((Number) value).longValue());
+            default -> String.valueOf(value);
+        };
     }
 }

@@ -1,0 +1,43 @@
+package gptfast4j.cli;
+
+import gptfast4j.Shared;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@code gptfast info} on stories260K, against the hyperparameters llama2.c's README publishes for it (dim 64, 5
+ * layers, 8 heads, 4 kv heads, a 512-token vocabulary); {@code --metadata} lists the GGUF keys with their types.
+ */
+class InfoCommandTest {
+    private static final String GGUF = Shared.MODELS.resolve("stories260K.gguf").toString();
+
+    @Test
+    void theSummaryHasThePublishedShape() {
+        ErrorsTest.Outcome o = ErrorsTest.run("info", "-m", GGUF);
+        assertEquals(0, o.exit(), o.err());
+        for (String line : new String[]{"dim:             64", "layers:          5", "heads:           8 (kv heads 4, head dim 8)",
+                "vocab:           512", "tokenizer:       sentencepiece, 512 tokens, BOS 1 (added), EOS [2]"}) {
+            assertTrue(o.out().contains(line), line + "\n" + o.out());
+        }
+        assertTrue(!o.out().contains("metadata:"), "only with --metadata");
+    }
+
+    @Test
+    void metadataListsTheKeysWithTheirTypes() {
+        ErrorsTest.Outcome o = ErrorsTest.run("info", "-m", GGUF, "--metadata");
+        assertEquals(0, o.exit(), o.err());
+        String out = o.out();
+        assertTrue(out.matches("(?s).*\\n  general\\.architecture +string +\\= \"llama\"\\n.*"), out);
+        assertTrue(out.matches("(?s).*\\n  llama\\.block_count +uint32 +\\= 5\\n.*"), out);
+        assertTrue(out.matches("(?s).*\\n  llama\\.embedding_length +uint32 +\\= 64\\n.*"), out);
+        // SentencePiece's first three pieces, then the list cut
+        assertTrue(out.matches("(?s).*\\n  tokenizer\\.ggml\\.tokens +arr\\[string,512\\] +\\= \\[\"<unk>\", \"<s>\", \"</s>\", .*, \\.\\.\\.\\]\\n.*"), out);
+        // a uint32 of all ones (no separator token) shown unsigned, not as Java's -1
+        assertTrue(out.matches("(?s).*\\n  tokenizer\\.ggml\\.seperator_token_id +uint32 +\\= 4294967295\\n.*"), out);
+        ErrorsTest.Outcome bin = ErrorsTest.run("info", "-m", Shared.MODELS.resolve("stories260K.bin").toString(),
+                "--tokenizer", Shared.MODELS.resolve("tok512.bin").toString(), "--metadata");
+        assertTrue(bin.out().contains("metadata:        none (a llama2.c checkpoint has no GGUF metadata)"), bin.out());
+    }
+}
