@@ -67,6 +67,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = {"-e", "--escape"}, description = "Take \\n, \\r, \\t, \\', \\\", \\\\ and \\xHH in the prompt and the system prompt as the characters they stand for, as llama.cpp does by default; without it they stay as typed, and a note says so.")
     boolean escape;
 
+    @Option(names = "--no-display-prompt", description = "Print the generated text alone, not the prompt before it, as llama.cpp's --no-display-prompt.")
+    boolean noDisplayPrompt;
+
     @Option(names = "--verbose-prompt", description = "Print the prompt's tokens, id and text, on stderr before generating, as llama.cpp's --verbose-prompt (with --chat, the framed message's).")
     boolean verbosePrompt;
 
@@ -296,7 +299,7 @@ final class GenerateCommand implements Callable<Integer> {
         for (int sample = 0; sample < numSamples; sample++) {
             stops.reset();
             String[] stoppedAt = new String[1];
-            if (!chat) out.print(prompt); // a chat prints the answer alone
+            if (!chat && !noDisplayPrompt) out.print(prompt); // a chat prints the answer alone
             TextStream stream = new TextStream(tokenizer, out, (chat || prompt.isEmpty()) && tokenizer.kind() == Tokenizer.Kind.SENTENCEPIECE);
             Arrivals arrivals = new Arrivals();
             java.util.function.IntPredicate sink = t -> {

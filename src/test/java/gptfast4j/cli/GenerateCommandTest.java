@@ -170,6 +170,16 @@ class GenerateCommandTest {
         ErrorsTest.assertOneLineError(ErrorsTest.run("generate", "-m", "no-such-model.gguf", "-r", ""), "--reverse-prompt must not be empty");
     }
 
+    /** {@code --no-display-prompt}: the generated text alone, the same as after the echoed prompt. */
+    @Test
+    void theGeneratedTextAlone() {
+        ErrorsTest.Outcome echoed = ErrorsTest.run("generate", "-m", STORIES, "-p", "Once upon a time", "--temp", "0", "-n", "12");
+        ErrorsTest.Outcome alone = ErrorsTest.run("generate", "-m", STORIES, "-p", "Once upon a time", "--temp", "0", "-n", "12", "--no-display-prompt");
+        assertEquals(0, alone.exit(), alone.err());
+        assertTrue(echoed.out().startsWith("Once upon a time,"), echoed.out());
+        assertEquals(echoed.out().substring("Once upon a time".length()), alone.out());
+    }
+
     /** A context past the model's trained one is allowed, with a note (stories260K: 2048 positions). */
     @Test
     void aContextPastTheTrainedOneIsNoted() {
