@@ -165,9 +165,13 @@ final class GenerateCommand implements Callable<Integer> {
             prompt = Escapes.process(prompt);
             if (system != null) system = Escapes.process(system);
         } else {
-            String where = Escapes.first(prompt) != null ? "prompt" : system != null && Escapes.first(system) != null ? "system prompt" : null;
-            if (where != null) {
-                System.err.println("note: the " + where + " holds escape sequences such as " + Escapes.first(where.equals("prompt") ? prompt : system)
+            String where = "prompt", first = Escapes.first(prompt);
+            if (first == null && system != null) {
+                where = "system prompt";
+                first = Escapes.first(system);
+            }
+            if (first != null) {
+                System.err.println("note: the " + where + " holds escape sequences such as " + first
                         + ", taken as typed; --escape takes them as the characters they stand for, as llama.cpp does");
             }
         }
@@ -258,26 +262,14 @@ final class GenerateCommand implements Callable<Integer> {
 
     /**
      * The prompt's tokens on stderr, a line each, as llama.cpp's {@code --verbose-prompt} prints them: the id and the
-     * token's text (a special token's piece, which decodes to no text), control characters escaped.
+     * token's text (a special token's piece, which decodes to no text), control characters escaped ({@link Main#oneLine}).
      */
     private static void printTokens(Tokenizer tokenizer, int[] tokens) {
         System.err.println("prompt: " + tokens.length + " token" + (tokens.length == 1 ? "" : "s"));
         for (int id : tokens) {
             byte[] bytes = tokenizer.bytes(id);
             String text = bytes.length == 0 ? tokenizer.piece(id) : new String(bytes, StandardCharsets.UTF_8);
-            StringBuilder shown = new StringBuilder();
-            text.codePoints().forEach(c -> {
-                switch (c) {
-                    case '\n' -> shown.append("\\n");
-                    case '\t' -> shown.append("\\t");
-                    case '\r' -> shown.append("\\r");
-                    default -> {
-                        if (c < 0x20 || c == 0x7f) shown.append(String.format("\\x%02x", c));
-                        else shown.appendCodePoint(c);
-                    }
-                }
-            });
-            System.err.printf("%6d -> '%s'%n", id, shown);
+            System.err.printf("%6d -> '%s'%n", id, Main.oneLine(text));
         }
     }
 

@@ -86,8 +86,7 @@ final class InfoCommand implements Callable<Integer> {
      */
     private static String shown(Object value, Metadata.Type type) {
         if (value instanceof String text) {
-            String cut = text.length() > SHOWN_CHARS ? text.substring(0, SHOWN_CHARS) + "..." : text;
-            return '"' + cut.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t").replace("\"", "\\\"") + '"';
+            return '"' + Main.oneLine(text.length() > SHOWN_CHARS ? text.substring(0, SHOWN_CHARS) + "..." : text) + '"';
         }
         if (value != null && value.getClass().isArray()) {
             int n = java.lang.reflect.Array.getLength(value);

@@ -48,15 +48,18 @@ public final class Main {
     }
 
     /**
-     * {@code message} with its control characters escaped as in Java strings (a line break as {@code \n}, an escape
-     * character as a backslash, u and 001b): a message may quote text read from a corrupt file (a tensor name), whose
-     * line breaks would split the error and whose escape sequences the terminal would act on.
+     * {@code message} with its control characters escaped as in Java strings (a line break as {@code \n}, a tab as
+     * {@code \t}, an escape character as a backslash, u and 001b): a message may quote text read from a corrupt file (a
+     * tensor name), whose line breaks would split the error and whose escape sequences the terminal would act on; the
+     * same for text shown a line per item (tokens, metadata values).
      */
     static String oneLine(String message) {
         if (message == null) return "";
         StringBuilder shown = new StringBuilder(message.length());
         message.codePoints().forEach(c -> {
             if (c == '\n') shown.append("\\n");
+            else if (c == '\r') shown.append("\\r");
+            else if (c == '\t') shown.append("\\t");
             else if (Character.isISOControl(c)) shown.append(String.format("\\u%04x", c));
             else shown.appendCodePoint(c);
         });
