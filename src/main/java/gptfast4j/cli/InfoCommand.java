@@ -8,6 +8,7 @@ import gptfast4j.model.Config;
 import gptfast4j.tensor.GGMLType;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
 
 import java.util.Map;
 import java.util.TreeMap;
@@ -19,7 +20,7 @@ final class InfoCommand implements Callable<Integer> {
     @Mixin
     CommonOptions common;
 
-    @picocli.CommandLine.Option(names = "--metadata", description = "Also list every GGUF metadata key with its type and value (arrays by their first elements), as llama.cpp's loader logs them.")
+    @Option(names = "--metadata", description = "Also list every GGUF metadata key with its type and value (arrays by their first elements), as llama.cpp's loader logs them.")
     boolean metadata;
 
     @Override
