@@ -26,6 +26,8 @@ import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.FutureTask;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 @Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
@@ -102,6 +104,9 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Option(names = "--presence-penalty", paramLabel = "P", description = "Lower those tokens' logits by P once each (default: ${DEFAULT-VALUE}).")
     float presencePenalty = 0f;
+
+    @Option(names = {"-l", "--logit-bias"}, paramLabel = "ID(+|-)BIAS", description = "Add BIAS to the logit of token ID before the penalties, as llama.cpp's (15043+1, 15043-0.5; 15043-inf: never drawn); may be given more than once (--verbose-prompt shows a text's ids).")
+    List<String> logitBias = List.of();
 
     @Option(names = {"-s", "--seed"}, paramLabel = "S", description = "Random seed (default: from the clock).")
     Long seed;
@@ -194,6 +199,7 @@ final class GenerateCommand implements Callable<Integer> {
         if (reversePrompts.stream().anyMatch(String::isEmpty)) throw new IllegalArgumentException("--reverse-prompt must not be empty");
         Sampler.check(temperature, topK, topP, minP);
         Sampler.Penalties penalties = new Sampler.Penalties(repeatPenalty, frequencyPenalty, presencePenalty, repeatLastN);
+        Sampler.LogitBias bias = logitBias(logitBias);
         if (temperature == 0) {
             List<String> ignored = Stream.of("--top-k", "--top-p", "--min-p", "--seed").filter(spec.commandLine().getParseResult()::hasMatchedOption).toList();
             if (!ignored.isEmpty()) System.err.println("note: " + String.join(", ", ignored) + (ignored.size() == 1 ? " has" : " have") + " no effect at --temperature 0 (greedy)");
@@ -209,7 +215,7 @@ final class GenerateCommand implements Callable<Integer> {
         }
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         long seedValue = seed != null ? seed : System.nanoTime();
-        Sampler sampler = new Sampler(model.config.vocabSize(), temperature, topK, topP, minP, penalties, seedValue);
+        Sampler sampler = new Sampler(model.config.vocabSize(), temperature, topK, topP, minP, penalties, bias, seedValue);
         ChatFormat format = formatOverride != null ? formatOverride : ckpt.chatFormat();
         if (interactive) return interactiveChat(ckpt, format, Math.min(limit, contextLength != null ? limit : 4096), sampler, out);
 
@@ -258,6 +264,26 @@ final class GenerateCommand implements Callable<Integer> {
             if (!decoding || requested) System.exit(CtrlC.EXIT_STATUS);
             requested = true;
         }
+    }
+
+    /** llama.cpp's form of a logit bias: a token id, then the bias with its sign ({@code inf} for infinity). */
+    private static final Pattern LOGIT_BIAS = Pattern.compile("(\\d{1,10})([+-])(inf|infinity|(?:\\d+\\.?\\d*|\\.\\d+)(?:e[+-]?\\d+)?)", Pattern.CASE_INSENSITIVE);
+
+    /** {@code --logit-bias}'s arguments, {@code ID+BIAS} or {@code ID-BIAS}, refused by name where one is not of that form. */
+    static Sampler.LogitBias logitBias(List<String> given) {
+        int[] tokens = new int[given.size()];
+        float[] biases = new float[given.size()];
+        for (int i = 0; i < tokens.length; i++) {
+            Matcher m = LOGIT_BIAS.matcher(given.get(i));
+            long id = m.matches() ? Long.parseLong(m.group(1)) : -1;
+            if (id < 0 || id > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException("--logit-bias takes a token id and a signed bias, such as 15043+1 or 15043-inf; got '" + given.get(i) + "'");
+            }
+            tokens[i] = (int) id;
+            float magnitude = m.group(3).toLowerCase(java.util.Locale.ROOT).startsWith("inf") ? Float.POSITIVE_INFINITY : Float.parseFloat(m.group(3));
+            biases[i] = m.group(2).equals("-") ? -magnitude : magnitude;
+        }
+        return new Sampler.LogitBias(tokens, biases);
     }
 
     /**

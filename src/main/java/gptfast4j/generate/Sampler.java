@@ -13,8 +13,9 @@ import java.util.SplittableRandom;
  * top-p, then to the tokens at least min-p times as likely as the most likely one: transformers' order of its
  * temperature, top-k, top-p and min-p warpers (llama.cpp applies top-p and min-p before the temperature).
  * {@link #distribution} exposes the filtered distribution itself, which speculative decoding needs. Before all that,
- * where {@link Penalties} are set and the sequence so far is given, the logits of the tokens it holds are penalized
- * as llama.cpp's penalties sampler does (also at temperature 0).
+ * as llama.cpp's sampler chain has them and also at temperature 0: a {@link LogitBias} raises or lowers chosen tokens'
+ * logits, then, where {@link Penalties} are set and the sequence so far is given, the logits of the tokens it holds
+ * are penalized as llama.cpp's penalties sampler does.
  * Buffers are sized once per vocabulary; sampling allocates nothing.
  */
 public final class Sampler {
@@ -28,8 +29,10 @@ public final class Sampler {
     /** Top-p's sort keys: a kept token's probability bits above its id, complemented (see {@link #nucleus}). */
     private final long[] order;
     public final Penalties penalties;
-    /** With penalties: the penalized logits, and each token's count in the window (zero between calls). */
-    private final float[] penalized;
+    public final LogitBias bias;
+    /** With penalties or a bias: the logits adjusted by them (see {@link #adjust}). */
+    private final float[] adjusted;
+    /** With penalties: each token's count in the window (zero between calls). */
     private final int[] counts;
 
     /**
@@ -53,6 +56,40 @@ public final class Sampler {
         }
     }
 
+    /**
+     * llama.cpp's {@code --logit-bias}, OpenAI's {@code logit_bias}: {@code biases[i]} added to the logit of token
+     * {@code tokens[i]} (a token named twice gets both); -infinity bans the token. A bias of +infinity is refused: the
+     * softmax of an infinite logit is not defined (a large finite bias, such as 100, makes a token all but certain).
+     */
+    public record LogitBias(int[] tokens, float[] biases) {
+        public static final LogitBias NONE = new LogitBias(new int[0], new float[0]);
+
+        public LogitBias {
+            if (tokens.length != biases.length) throw new IllegalArgumentException(tokens.length + " tokens but " + biases.length + " biases");
+            for (int i = 0; i < tokens.length; i++) {
+                if (tokens[i] < 0) throw new IllegalArgumentException("--logit-bias: a token id must be >= 0, got " + tokens[i]);
+                if (Float.isNaN(biases[i])) throw new IllegalArgumentException("--logit-bias: token " + tokens[i] + "'s bias is not a number");
+                if (biases[i] == Float.POSITIVE_INFINITY) {
+                    throw new IllegalArgumentException("--logit-bias: token " + tokens[i] + "'s bias is +infinity, whose softmax is not defined; a large finite one (such as +100) makes the token all but certain");
+                }
+            }
+        }
+
+        public boolean active() {
+            return tokens.length > 0;
+        }
+
+        /** Refuses a bias a vocabulary of {@code vocabSize} tokens cannot take: an id past it, or every token banned. */
+        void check(int vocabSize) {
+            java.util.BitSet banned = new java.util.BitSet(vocabSize);
+            for (int i = 0; i < tokens.length; i++) {
+                if (tokens[i] >= vocabSize) throw new IllegalArgumentException("--logit-bias: token " + tokens[i] + " is not in the vocabulary (ids 0.." + (vocabSize - 1) + ")");
+                if (biases[i] == Float.NEGATIVE_INFINITY) banned.set(tokens[i]);
+            }
+            if (banned.cardinality() == vocabSize) throw new IllegalArgumentException("--logit-bias bans every token of the vocabulary");
+        }
+    }
+
     /** A sampler without min-p. */
     public Sampler(int vocabSize, float temperature, int topK, float topP, long seed) {
         this(vocabSize, temperature, topK, topP, 0, seed);
@@ -63,10 +100,17 @@ public final class Sampler {
         this(vocabSize, temperature, topK, topP, minP, Penalties.NONE, seed);
     }
 
+    /** A sampler without a logit bias. */
     public Sampler(int vocabSize, float temperature, int topK, float topP, float minP, Penalties penalties, long seed) {
+        this(vocabSize, temperature, topK, topP, minP, penalties, LogitBias.NONE, seed);
+    }
+
+    public Sampler(int vocabSize, float temperature, int topK, float topP, float minP, Penalties penalties, LogitBias bias, long seed) {
         check(temperature, topK, topP, minP);
+        bias.check(vocabSize);
         this.penalties = penalties;
-        this.penalized = penalties.active() ? new float[vocabSize] : null;
+        this.bias = bias;
+        this.adjusted = penalties.active() || bias.active() ? new float[vocabSize] : null;
         this.counts = penalties.active() ? new int[vocabSize] : null;
         this.temperature = temperature;
         this.topK = topK == 0 ? vocabSize : Math.min(topK, vocabSize);
@@ -90,29 +134,39 @@ public final class Sampler {
         return temperature == 0;
     }
 
+    /** A token for the logits at {@code offset}, after the {@link #bias} (penalties need the sequence). */
     public int sample(float[] logits, int offset) {
-        if (isGreedy()) return greedy(logits, offset, probs.length);
-        distribution(logits, offset, probs);
-        return draw(probs);
+        return sample(logits, offset, null, 0);
     }
 
-    /** {@link #sample(float[], int)} after the {@link #penalties} on {@code sequence[0 .. length)}, the tokens so far. */
+    /** {@link #sample(float[], int)} also after the {@link #penalties} on {@code sequence[0 .. length)}, the tokens so far. */
     public int sample(float[] logits, int offset, int[] sequence, int length) {
-        return penalizes() ? sample(penalize(logits, offset, sequence, length), 0) : sample(logits, offset);
+        if (adjusted != null) {
+            logits = adjust(logits, offset, sequence, length);
+            offset = 0;
+        }
+        if (isGreedy()) return greedy(logits, offset, probs.length);
+        filter(logits, offset, probs);
+        return draw(probs);
     }
 
     /** Whether {@link #penalties} change anything: only then do the sequence-taking methods need the sequence. */
     public boolean penalizes() {
-        return penalized != null;
+        return counts != null;
     }
 
     /**
-     * The logits at {@code offset} with the penalties applied, in a buffer of this sampler's, once per distinct token of
-     * the window; ids outside the vocabulary (a position whose token is not known) are skipped.
+     * The logits at {@code offset} in a buffer of this sampler's, the bias added, then the penalties applied once per
+     * distinct token of the window (llama.cpp's order); ids outside the vocabulary (a position whose token is not
+     * known) are skipped.
      */
-    private float[] penalize(float[] logits, int offset, int[] sequence, int length) {
-        int n = penalized.length;
-        System.arraycopy(logits, offset, penalized, 0, n);
+    private float[] adjust(float[] logits, int offset, int[] sequence, int length) {
+        float[] adjusted = this.adjusted;
+        int n = adjusted.length;
+        System.arraycopy(logits, offset, adjusted, 0, n);
+        int[] biased = bias.tokens();
+        for (int i = 0; i < biased.length; i++) adjusted[biased[i]] += bias.biases()[i];
+        if (!penalizes()) return adjusted;
         int from = penalties.lastN() < 0 ? 0 : Math.max(0, length - penalties.lastN());
         for (int i = from; i < length; i++) {
             int t = sequence[i];
@@ -121,12 +175,12 @@ public final class Sampler {
         for (int i = from; i < length; i++) {
             int t = sequence[i];
             if (t < 0 || t >= n || counts[t] == 0) continue; // penalized already
-            float l = penalized[t];
+            float l = adjusted[t];
             l = l <= 0 ? l * penalties.repeat() : l / penalties.repeat();
-            penalized[t] = l - counts[t] * penalties.frequency() - penalties.presence();
+            adjusted[t] = l - counts[t] * penalties.frequency() - penalties.presence();
             counts[t] = 0;
         }
-        return penalized;
+        return adjusted;
     }
 
     /** The argmax, which skips NaN logits past the first; where it is NaN itself, every logit compared was. */
@@ -167,16 +221,21 @@ public final class Sampler {
     }
 
     /**
-     * Writes the filtered sampling distribution over the vocabulary into {@code out} (zero outside the kept set).
-     * At temperature 0 it is the one-hot distribution of the argmax.
+     * Writes the filtered sampling distribution over the vocabulary into {@code out} (zero outside the kept set), after
+     * the {@link #bias}. At temperature 0 it is the one-hot distribution of the argmax.
      */
-    /** {@link #distribution(float[], int, float[])} after the {@link #penalties} on {@code sequence[0 .. length)}. */
-    public void distribution(float[] logits, int offset, float[] out, int[] sequence, int length) {
-        if (penalizes()) distribution(penalize(logits, offset, sequence, length), 0, out);
-        else distribution(logits, offset, out);
+    public void distribution(float[] logits, int offset, float[] out) {
+        distribution(logits, offset, out, null, 0);
     }
 
-    public void distribution(float[] logits, int offset, float[] out) {
+    /** {@link #distribution(float[], int, float[])} also after the {@link #penalties} on {@code sequence[0 .. length)}. */
+    public void distribution(float[] logits, int offset, float[] out, int[] sequence, int length) {
+        if (adjusted != null) filter(adjust(logits, offset, sequence, length), 0, out);
+        else filter(logits, offset, out);
+    }
+
+    /** The distribution of {@code logits} as they are (adjusted already). */
+    private void filter(float[] logits, int offset, float[] out) {
         int n = out.length;
         if (isGreedy()) {
             Arrays.fill(out, 0f);

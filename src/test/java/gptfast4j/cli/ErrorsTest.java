@@ -359,6 +359,12 @@ class ErrorsTest {
         assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--repeat-penalty", "0"), "--repeat-penalty must be > 0 (1 disables it), got 0.0");
         assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--repeat-last-n", "-2"), "--repeat-last-n must be -1 (the whole sequence), 0 (none) or more, got -2");
         assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--frequency-penalty", "NaN"), "--frequency-penalty must be a number, got NaN");
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "-l", "15043"), "--logit-bias takes a token id and a signed bias, such as 15043+1 or 15043-inf; got '15043'");
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "-l", "1+1", "--logit-bias", "2+x"), "--logit-bias takes a token id and a signed bias, such as 15043+1 or 15043-inf; got '2+x'");
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "-l", "99999999999+1"), "--logit-bias takes a token id and a signed bias");
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "-l", "7+inf"), "--logit-bias: token 7's bias is +infinity");
+        // the vocabulary is known once the model is loaded
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "-l", "512-1"), "--logit-bias: token 512 is not in the vocabulary (ids 0..511)");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--threads", "0"), "--threads must be in 1..512, got 0");
         // 100000 spent 48 s starting threads until the system refused one
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--threads", "100000"), "--threads must be in 1..512, got 100000");

@@ -170,6 +170,21 @@ class GenerateCommandTest {
         ErrorsTest.assertOneLineError(ErrorsTest.run("generate", "-m", "no-such-model.gguf", "-r", ""), "--reverse-prompt must not be empty");
     }
 
+    /**
+     * {@code -l}: a bias of +100 on the comma (stories260K's token 432) makes every greedy token a comma; a ban of it
+     * takes away the comma the greedy story has after "Once upon a time".
+     */
+    @Test
+    void aLogitBiasReachesTheSampler() {
+        ErrorsTest.Outcome plain = ErrorsTest.run("generate", "-m", STORIES, "-p", "Once upon a time", "--temp", "0", "-n", "8");
+        assertTrue(plain.out().startsWith("Once upon a time,"), plain.out());
+        ErrorsTest.Outcome commas = ErrorsTest.run("generate", "-m", STORIES, "-p", "Once upon a time", "--temp", "0", "-n", "8", "-l", "432+100");
+        assertEquals("Once upon a time,,,,,,,,", commas.out().strip(), commas.err());
+        ErrorsTest.Outcome banned = ErrorsTest.run("generate", "-m", STORIES, "-p", "Once upon a time", "--temp", "0", "-n", "8", "--logit-bias", "432-inf");
+        assertEquals(0, banned.exit(), banned.err());
+        assertTrue(banned.out().startsWith("Once upon a time") && !banned.out().startsWith("Once upon a time,"), banned.out());
+    }
+
     /** {@code --no-display-prompt}: the generated text alone, the same as after the echoed prompt. */
     @Test
     void theGeneratedTextAlone() {

@@ -97,6 +97,33 @@ class GeneratorTest {
         }
     }
 
+    /**
+     * Greedy decoding with a logit bias (the comma and " to" banned, " a" raised) and penalties, against a loop written
+     * here: each step's logits biased, then penalized ({@link SamplerTest}'s plain ways), then the argmax.
+     */
+    @Test
+    void aLogitBiasComesBeforeThePenalties() {
+        Checkpoint c = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null);
+        Llama m = c.model();
+        Sampler.Penalties pen = new Sampler.Penalties(1.3f, 0, 0, 16);
+        Sampler.LogitBias bias = new Sampler.LogitBias(new int[]{432, 267, 261}, new float[]{Float.NEGATIVE_INFINITY, Float.NEGATIVE_INFINITY, 1.5f});
+        int[] prompt = c.promptTokens("Once upon a time");
+        int[] tokens = new Generator(m, m.newState(128, 16), new int[]{-1}).generate(prompt, 0, 40, new Sampler(512, 0, 0, 1, 0, pen, bias, 0), t -> true).tokens();
+
+        int[] sequence = java.util.Arrays.copyOf(prompt, 128);
+        Llama.State s = m.newState(128, 16);
+        float[] logits = m.forward(s, prompt, 0, prompt.length, 0, null);
+        for (int i = 0, length = prompt.length; i < 40; i++, length++) {
+            int expected = argmax(SamplerTest.penalized(SamplerTest.biased(java.util.Arrays.copyOf(logits, 512), bias), sequence, length, pen));
+            assertEquals(expected, tokens[i], "token " + i);
+            assertTrue(expected != 432 && expected != 267, "a banned token");
+            sequence[length] = expected;
+            logits = m.forward(s, expected, length);
+        }
+        int[] unbiased = new Generator(m, m.newState(128, 16), new int[]{-1}).generate(prompt, 0, 40, new Sampler(512, 0, 0, 1, 0, pen, 0), t -> true).tokens();
+        assertTrue(java.util.Arrays.stream(unbiased).anyMatch(t -> t == 432) && java.util.Arrays.stream(unbiased).anyMatch(t -> t == 267), "the banned tokens were there");
+    }
+
     private static int argmax(float[] v) {
         int best = 0;
         for (int i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;

@@ -113,6 +113,42 @@ class SamplerTest {
         assertArrayEquals(new float[]{2, -1, 0.5f, 3}, logits);
     }
 
+    /** A logit bias the plain way: each named token's logit plus its bias (a token named twice gets both). */
+    static float[] biased(float[] logits, Sampler.LogitBias bias) {
+        float[] out = logits.clone();
+        for (int i = 0; i < bias.tokens().length; i++) out[bias.tokens()[i]] += bias.biases()[i];
+        return out;
+    }
+
+    @Test
+    void logitBiasByHand() {
+        float[] logits = {2, -1, 0.5f, 3};
+        float[] out = new float[4];
+        Sampler.LogitBias banThree = new Sampler.LogitBias(new int[]{3}, new float[]{Float.NEGATIVE_INFINITY});
+        assertEquals(0, new Sampler(4, 0, 0, 1, 0, Sampler.Penalties.NONE, banThree, 1).sample(logits, 0), "greedy without token 3");
+        new Sampler(4, 1, 0, 1, 0, Sampler.Penalties.NONE, banThree, 1).distribution(logits, 0, out);
+        assertArrayEquals(reference(new float[]{2, -1, 0.5f, Float.NEGATIVE_INFINITY}, 1, 0, 1, 0), out, 1e-6f);
+        assertEquals(0, out[3]);
+        // token 1 named twice: -1 + 2 + 2.5 = 3.5, now the largest
+        Sampler.LogitBias twice = new Sampler.LogitBias(new int[]{1, 1}, new float[]{2, 2.5f});
+        assertEquals(1, new Sampler(4, 0, 0, 1, 0, Sampler.Penalties.NONE, twice, 1).sample(logits, 0));
+        new Sampler(4, 0.7f, 2, 1, 0, Sampler.Penalties.NONE, twice, 1).distribution(logits, 0, out);
+        assertArrayEquals(reference(new float[]{2, 3.5f, 0.5f, 3}, 0.7f, 2, 1, 0), out, 1e-6f);
+        // the bias before the penalties, as llama.cpp's chain: token 0 seen, (2 + 1) / 2 = 1.5 (penalized first, 2 / 2 + 1 = 2)
+        Sampler both = new Sampler(4, 1, 0, 1, 0, new Sampler.Penalties(2, 0, 0, 64), new Sampler.LogitBias(new int[]{0}, new float[]{1}), 1);
+        both.distribution(logits, 0, out, new int[]{0}, 1);
+        assertArrayEquals(reference(new float[]{1.5f, -1, 0.5f, 3}, 1, 0, 1, 0), out, 1e-6f);
+        assertArrayEquals(new float[]{2, -1, 0.5f, 3}, logits, "the logits given are not changed");
+        // refused: an id past the vocabulary, every token banned, +infinity, NaN
+        org.junit.jupiter.api.function.Executable[] refused = {
+                () -> new Sampler(4, 0, 0, 1, 0, Sampler.Penalties.NONE, new Sampler.LogitBias(new int[]{4}, new float[]{1}), 1),
+                () -> new Sampler(2, 0, 0, 1, 0, Sampler.Penalties.NONE, new Sampler.LogitBias(new int[]{0, 1}, new float[]{Float.NEGATIVE_INFINITY, Float.NEGATIVE_INFINITY}), 1),
+                () -> new Sampler.LogitBias(new int[]{0}, new float[]{Float.POSITIVE_INFINITY}),
+                () -> new Sampler.LogitBias(new int[]{0}, new float[]{Float.NaN}),
+                () -> new Sampler.LogitBias(new int[]{-1}, new float[]{1})};
+        for (var r : refused) org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, r);
+    }
+
     @Test
     void randomLogitsMatchTheDefinition() {
         SplittableRandom random = new SplittableRandom(7);
@@ -133,17 +169,26 @@ class SamplerTest {
             new Sampler(n, temperature, topK, topP, minP, pen, 1).distribution(logits, 0, out, sequence, sequence.length);
             assertArrayEquals(reference(penalized(logits, sequence, sequence.length, pen), temperature, topK, topP, minP), out, 1e-6f,
                     pen + " " + Arrays.toString(sequence));
+            // and after a bias of a few tokens (some banned, where the vocabulary has more than those) before the penalties
+            int[] tokens = random.ints(random.nextInt(4), 0, n).toArray();
+            float[] biases = new float[tokens.length];
+            for (int i = 0; i < biases.length; i++) biases[i] = n > 4 && random.nextInt(3) == 0 ? Float.NEGATIVE_INFINITY : (float) random.nextGaussian() * 5;
+            Sampler.LogitBias bias = new Sampler.LogitBias(tokens, biases);
+            new Sampler(n, temperature, topK, topP, minP, pen, bias, 1).distribution(logits, 0, out, sequence, sequence.length);
+            assertArrayEquals(reference(penalized(biased(logits, bias), sequence, sequence.length, pen), temperature, topK, topP, minP), out, 1e-6f,
+                    Arrays.toString(tokens) + " " + Arrays.toString(biases) + " " + pen);
         }
     }
 
-    /** Sampling with top-k, top-p, min-p and penalties allocates nothing (a decode step must not; the top-p sort boxed every id). */
+    /** Sampling with top-k, top-p, min-p, penalties and a bias allocates nothing (a decode step must not; the top-p sort boxed every id). */
     @Test
     void samplingAllocatesNothing() {
         int n = 32000;
         float[] logits = new float[n];
         SplittableRandom random = new SplittableRandom(3);
         for (int i = 0; i < n; i++) logits[i] = (float) random.nextGaussian() * 4;
-        Sampler sampler = new Sampler(n, 0.8f, 200, 0.9f, 0.05f, new Sampler.Penalties(1.1f, 0.1f, 0.1f, 64), 5);
+        Sampler sampler = new Sampler(n, 0.8f, 200, 0.9f, 0.05f, new Sampler.Penalties(1.1f, 0.1f, 0.1f, 64),
+                new Sampler.LogitBias(new int[]{5, 17}, new float[]{2, Float.NEGATIVE_INFINITY}), 5);
         int[] sequence = random.ints(300, 0, n).toArray();
         for (int i = 0; i < 2000; i++) sampler.sample(logits, 0, sequence, 300); // compiled
         com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();

@@ -268,6 +268,29 @@ class SpeculativeTest {
         }
     }
 
+    /**
+     * With a logit bias, greedy speculative output is plain decoding's with the same bias: for prompt lookup, whose
+     * proposals may hold a banned token, and an int4 draft, sampling with the target's sampler (as the command line
+     * has it, so the draft sees the bias) or without a bias of its own.
+     */
+    @Test
+    void greedyWithALogitBiasIsTokenIdentical() {
+        Llama m = TARGET.model();
+        Sampler biasing = new Sampler(512, 0, 0, 1, 0, Sampler.Penalties.NONE,
+                new Sampler.LogitBias(new int[]{432, 267, 261}, new float[]{Float.NEGATIVE_INFINITY, Float.NEGATIVE_INFINITY, 1.5f}), 0);
+        Checkpoint int4 = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null, GGMLType.Q4_0);
+        for (String text : PROMPTS) {
+            int[] p = prompt(text + " " + text);
+            int[] plain = new Generator(m, m.newState(p.length + 100, 16), TARGET.eos()).generate(p, 0, 100, biasing, t -> true).tokens();
+            assertFalse(Arrays.equals(plain, plainGreedy(p, 100)), "the bias changes the text");
+            Drafter[] drafters = {new PromptLookup(2), draft(int4, 300, biasing), draft(int4, 300, new Sampler(512, 0, 0, 1, 0))};
+            for (Drafter drafter : drafters) {
+                SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(p.length + 101, 16), TARGET.eos(), drafter, 4, SpeculativeGenerator.LOSSLESS);
+                assertArrayEquals(plain, g.generate(p, 0, 100, biasing, t -> true).tokens(), text + " " + drafter);
+            }
+        }
+    }
+
     @Test
     void greedyWithPromptLookupIsTokenIdentical() {
         for (String text : PROMPTS) {
