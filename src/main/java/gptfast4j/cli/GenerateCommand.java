@@ -2,6 +2,8 @@ package gptfast4j.cli;
 
 import gptfast4j.generate.Generation;
 import gptfast4j.generate.Generator;
+import gptfast4j.generate.Grammar;
+import gptfast4j.generate.GrammarConstraint;
 import gptfast4j.generate.Sampler;
 import gptfast4j.generate.StopStrings;
 import gptfast4j.generate.TextStream;
@@ -108,6 +110,12 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = {"-l", "--logit-bias"}, paramLabel = "ID(+|-)BIAS", description = "Add BIAS to the logit of token ID before the penalties, as llama.cpp's (15043+1, 15043-0.5; 15043-inf: never drawn); may be given more than once (--verbose-prompt shows a text's ids).")
     List<String> logitBias = List.of();
 
+    @Option(names = "--grammar", paramLabel = "GBNF", description = "Generate only text that the grammar (llama.cpp's GBNF: root ::= ...) matches, ending where it is complete, as llama.cpp's --grammar.")
+    String grammar;
+
+    @Option(names = "--grammar-file", paramLabel = "PATH", description = "Read the --grammar from a file (such as llama.cpp's grammars/json.gbnf).")
+    Path grammarFile;
+
     @Option(names = {"-s", "--seed"}, paramLabel = "S", description = "Random seed (default: from the clock).")
     Long seed;
 
@@ -200,6 +208,7 @@ final class GenerateCommand implements Callable<Integer> {
         Sampler.check(temperature, topK, topP, minP);
         Sampler.Penalties penalties = new Sampler.Penalties(repeatPenalty, frequencyPenalty, presencePenalty, repeatLastN);
         Sampler.LogitBias bias = logitBias(logitBias);
+        Grammar parsedGrammar = grammar();
         if (temperature == 0) {
             List<String> ignored = Stream.of("--top-k", "--top-p", "--min-p", "--seed").filter(spec.commandLine().getParseResult()::hasMatchedOption).toList();
             if (!ignored.isEmpty()) System.err.println("note: " + String.join(", ", ignored) + (ignored.size() == 1 ? " has" : " have") + " no effect at --temperature 0 (greedy)");
@@ -216,6 +225,8 @@ final class GenerateCommand implements Callable<Integer> {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         long seedValue = seed != null ? seed : System.nanoTime();
         Sampler sampler = new Sampler(model.config.vocabSize(), temperature, topK, topP, minP, penalties, bias, seedValue);
+        int[] eos = ignoreEos ? new int[0] : ckpt.eos();
+        if (parsedGrammar != null) sampler.constrain(constraint = new GrammarConstraint(parsedGrammar, ckpt.tokenizer()::bytes, model.config.vocabSize(), eos));
         ChatFormat format = formatOverride != null ? formatOverride : ckpt.chatFormat();
         if (interactive) return interactiveChat(ckpt, format, Math.min(limit, contextLength != null ? limit : 4096), sampler, out);
 
@@ -232,7 +243,6 @@ final class GenerateCommand implements Callable<Integer> {
         }
         int verified = draftCheckpoint != null || lookup != null ? speculateK + 1 : 1; // positions whose logits a step needs
         Llama.State state = model.newState(kvLength, Math.max(verified, Math.min(tokens.length, PREFILL_BATCH)), verified, kvType);
-        int[] eos = ignoreEos ? new int[0] : ckpt.eos();
         Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, sampler, common.tokenizer, eos);
         Generation generator = speculation != null ? speculation.generator() : new Generator(model, state, eos);
         Interruption interruption = new Interruption();
@@ -265,6 +275,20 @@ final class GenerateCommand implements Callable<Integer> {
             requested = true;
         }
     }
+
+    /** The --grammar or --grammar-file's grammar (null: none), refused with what it cannot go with: before the model loads. */
+    private Grammar grammar() throws java.io.IOException {
+        if (grammar != null && grammarFile != null) throw new IllegalArgumentException("give --grammar or --grammar-file, not both");
+        String text = grammarFile != null ? TextFiles.read(grammarFile, System.in) : grammar;
+        if (text == null) return null;
+        if (interactive) throw new IllegalArgumentException("a grammar cannot be used with --interactive");
+        if (draftCheckpoint != null || lookup != null) throw new IllegalArgumentException("a grammar cannot be used with speculative decoding (--draft-checkpoint, --lookup)");
+        if (ignoreEos) throw new IllegalArgumentException("a grammar cannot be used with --ignore-eos (the text ends where the grammar is complete)");
+        return Grammar.parse(text);
+    }
+
+    /** The --grammar's state over the vocabulary, restarted for each sample. */
+    private GrammarConstraint constraint;
 
     /** llama.cpp's form of a logit bias: a token id, then the bias with its sign ({@code inf} for infinity). */
     private static final Pattern LOGIT_BIAS = Pattern.compile("(\\d{1,10})([+-])(inf|infinity|(?:\\d+\\.?\\d*|\\.\\d+)(?:e[+-]?\\d+)?)", Pattern.CASE_INSENSITIVE);
@@ -316,6 +340,7 @@ final class GenerateCommand implements Callable<Integer> {
         StopStrings stops = new StopStrings(tokenizer, reversePrompts);
         for (int sample = 0; sample < numSamples; sample++) {
             stops.reset();
+            if (constraint != null) constraint.restart();
             String[] stoppedAt = new String[1];
             if (!chat && !noDisplayPrompt) out.print(prompt); // a chat prints the answer alone
             TextStream stream = new TextStream(tokenizer, out, (chat || prompt.isEmpty()) && tokenizer.kind() == Tokenizer.Kind.SENTENCEPIECE);

@@ -30,7 +30,9 @@ public final class Sampler {
     private final long[] order;
     public final Penalties penalties;
     public final LogitBias bias;
-    /** With penalties or a bias: the logits adjusted by them (see {@link #adjust}). */
+    /** What a {@link #constrain}ed sampler draws from; null without one. */
+    private GrammarConstraint grammar;
+    /** The logits adjusted by the bias, the penalties and the grammar (see {@link #adjust}). */
     private final float[] adjusted;
     /** With penalties: each token's count in the window (zero between calls). */
     private final int[] counts;
@@ -110,7 +112,7 @@ public final class Sampler {
         bias.check(vocabSize);
         this.penalties = penalties;
         this.bias = bias;
-        this.adjusted = penalties.active() || bias.active() ? new float[vocabSize] : null;
+        this.adjusted = new float[vocabSize];
         this.counts = penalties.active() ? new int[vocabSize] : null;
         this.temperature = temperature;
         this.topK = topK == 0 ? vocabSize : Math.min(topK, vocabSize);
@@ -139,15 +141,41 @@ public final class Sampler {
         return sample(logits, offset, null, 0);
     }
 
-    /** {@link #sample(float[], int)} also after the {@link #penalties} on {@code sequence[0 .. length)}, the tokens so far. */
+    /**
+     * {@link #sample(float[], int)} also after the {@link #penalties} on {@code sequence[0 .. length)}, the tokens so
+     * far. The token drawn is the text's next: a {@link #constrain}ing grammar takes it.
+     */
     public int sample(float[] logits, int offset, int[] sequence, int length) {
-        if (adjusted != null) {
+        if (adjusts()) {
             logits = adjust(logits, offset, sequence, length);
             offset = 0;
         }
-        if (isGreedy()) return greedy(logits, offset, probs.length);
-        filter(logits, offset, probs);
-        return draw(probs);
+        int token;
+        if (isGreedy()) {
+            token = greedy(logits, offset, probs.length);
+        } else {
+            filter(logits, offset, probs);
+            token = draw(probs);
+        }
+        if (grammar != null) grammar.accept(token);
+        return token;
+    }
+
+    /**
+     * Draws only tokens {@code grammar} allows, and advances it by each token {@link #sample} draws (null: none); the
+     * caller {@link GrammarConstraint#restart}s it for a new text. Its distributions are not the text's: speculative
+     * decoding refuses a constrained sampler.
+     */
+    public void constrain(GrammarConstraint grammar) {
+        this.grammar = grammar;
+    }
+
+    public boolean constrained() {
+        return grammar != null;
+    }
+
+    private boolean adjusts() {
+        return counts != null || bias.active() || grammar != null;
     }
 
     /** Whether {@link #penalties} change anything: only then do the sequence-taking methods need the sequence. */
@@ -157,8 +185,8 @@ public final class Sampler {
 
     /**
      * The logits at {@code offset} in a buffer of this sampler's, the bias added, then the penalties applied once per
-     * distinct token of the window (llama.cpp's order); ids outside the vocabulary (a position whose token is not
-     * known) are skipped.
+     * distinct token of the window (llama.cpp's order; ids outside the vocabulary, a position whose token is not
+     * known, are skipped), then the tokens the grammar does not allow set to -infinity.
      */
     private float[] adjust(float[] logits, int offset, int[] sequence, int length) {
         float[] adjusted = this.adjusted;
@@ -166,7 +194,13 @@ public final class Sampler {
         System.arraycopy(logits, offset, adjusted, 0, n);
         int[] biased = bias.tokens();
         for (int i = 0; i < biased.length; i++) adjusted[biased[i]] += bias.biases()[i];
-        if (!penalizes()) return adjusted;
+        if (penalizes()) penalize(adjusted, sequence, length);
+        if (grammar != null) grammar.mask(adjusted);
+        return adjusted;
+    }
+
+    private void penalize(float[] adjusted, int[] sequence, int length) {
+        int n = adjusted.length;
         int from = penalties.lastN() < 0 ? 0 : Math.max(0, length - penalties.lastN());
         for (int i = from; i < length; i++) {
             int t = sequence[i];
@@ -180,7 +214,6 @@ public final class Sampler {
             adjusted[t] = l - counts[t] * penalties.frequency() - penalties.presence();
             counts[t] = 0;
         }
-        return adjusted;
     }
 
     /** The argmax, which skips NaN logits past the first; where it is NaN itself, every logit compared was. */
@@ -230,7 +263,7 @@ public final class Sampler {
 
     /** {@link #distribution(float[], int, float[])} also after the {@link #penalties} on {@code sequence[0 .. length)}. */
     public void distribution(float[] logits, int offset, float[] out, int[] sequence, int length) {
-        if (adjusted != null) filter(adjust(logits, offset, sequence, length), 0, out);
+        if (adjusts()) filter(adjust(logits, offset, sequence, length), 0, out);
         else filter(logits, offset, out);
     }
 

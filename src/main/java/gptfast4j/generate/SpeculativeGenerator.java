@@ -86,6 +86,8 @@ public final class SpeculativeGenerator implements Generation {
     @Override
     public Generator.Result generate(int[] prompt, int startPos, int maxNewTokens, Sampler sampler, IntPredicate onToken) {
         if (prompt.length == 0) throw new IllegalArgumentException("the prompt must hold at least one token (BOS)");
+        // its distributions would be of the grammar's state before the draft tokens
+        if (sampler.constrained()) throw new IllegalArgumentException("speculative decoding cannot take a grammar-constrained sampler");
         if (startPos < 0 || startPos > held) {
             throw new IllegalArgumentException("start position " + startPos + " is past the " + held + " tokens this generator holds");
         }

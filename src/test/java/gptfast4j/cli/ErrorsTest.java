@@ -359,6 +359,16 @@ class ErrorsTest {
         assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--repeat-penalty", "0"), "--repeat-penalty must be > 0 (1 disables it), got 0.0");
         assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--repeat-last-n", "-2"), "--repeat-last-n must be -1 (the whole sequence), 0 (none) or more, got -2");
         assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--frequency-penalty", "NaN"), "--frequency-penalty must be a number, got NaN");
+        // grammars: refused before the model loads, by what is wrong and where
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--grammar", "root ::= \"a"), "grammar: a string literal is not closed (line 1, column 12)");
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--grammar", "root ::= x"), "grammar: rule 'x' is used but not defined");
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--grammar-file", "no-such.gbnf"), "no-such.gbnf: no such file");
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--grammar", "root ::= \"a\"", "--lookup", "2"), "a grammar cannot be used with speculative decoding (--draft-checkpoint, --lookup)");
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--grammar", "root ::= \"a\"", "--ignore-eos"), "a grammar cannot be used with --ignore-eos");
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--grammar", "root ::= \"a\"", "--grammar-file", "g.gbnf"), "give --grammar or --grammar-file, not both");
+        // "x" is token 444 and byte token 123 (0x78): with both banned, nothing the grammar allows is left
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--grammar", "root ::= \"x\"", "-l", "444-inf", "-l", "123-inf"),
+                "every token the grammar allows here is banned (--logit-bias)");
         assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "-l", "15043"), "--logit-bias takes a token id and a signed bias, such as 15043+1 or 15043-inf; got '15043'");
         assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "-l", "1+1", "--logit-bias", "2+x"), "--logit-bias takes a token id and a signed bias, such as 15043+1 or 15043-inf; got '2+x'");
         assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "-l", "99999999999+1"), "--logit-bias takes a token id and a signed bias");

@@ -185,6 +185,25 @@ class GenerateCommandTest {
         assertTrue(banned.out().startsWith("Once upon a time") && !banned.out().startsWith("Once upon a time,"), banned.out());
     }
 
+    /**
+     * {@code --grammar}: greedy and sampled texts are ones the grammar matches (checked with the same language as a
+     * regular expression), ending at EOS once it is complete; {@code --grammar-file} reads one from a file.
+     */
+    @Test
+    void aGrammarShapesTheText(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws java.io.IOException {
+        ErrorsTest.Outcome greedy = ErrorsTest.run("generate", "-m", STORIES, "-p", "Once upon a time", "--temp", "0", "-n", "60",
+                "--grammar", "root ::= \" there\" [a-z ]+ \".\"");
+        assertEquals(0, greedy.exit(), greedy.err());
+        assertTrue(greedy.out().strip().matches("Once upon a time there[a-z ]+\\."), greedy.out());
+        java.nio.file.Path file = dir.resolve("names.gbnf");
+        java.nio.file.Files.writeString(file, "# who, then what\nroot ::= (\" and Tom\" | \" or Sue\") rest\nrest ::= [a-z ,]{3,30} \".\"\n");
+        for (String seed : new String[]{"1", "2", "3", "4"}) {
+            ErrorsTest.Outcome sampled = ErrorsTest.run("generate", "-m", STORIES, "-p", "Lily", "-s", seed, "-n", "60", "--grammar-file", file.toString());
+            assertEquals(0, sampled.exit(), sampled.err());
+            assertTrue(sampled.out().strip().matches("Lily(?: and Tom| or Sue)[a-z ,]{3,30}\\."), sampled.out());
+        }
+    }
+
     /** {@code --no-display-prompt}: the generated text alone, the same as after the echoed prompt. */
     @Test
     void theGeneratedTextAlone() {

@@ -291,6 +291,17 @@ class SpeculativeTest {
         }
     }
 
+    /** A grammar's state follows the text drawn, which a verification's distributions run ahead of: refused by name. */
+    @Test
+    void aGrammarConstrainedSamplerIsRefused() {
+        Llama m = TARGET.model();
+        Sampler constrained = new Sampler(512, 0, 0, 1, 0);
+        constrained.constrain(new GrammarConstraint(Grammar.parse("root ::= [a-z ]+"), TARGET.tokenizer()::bytes, 512, TARGET.eos()));
+        SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(64, 16), TARGET.eos(), new PromptLookup(2), 4, SpeculativeGenerator.LOSSLESS);
+        assertEquals("speculative decoding cannot take a grammar-constrained sampler",
+                org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> g.generate(prompt("Once"), 0, 8, constrained, t -> true)).getMessage());
+    }
+
     @Test
     void greedyWithPromptLookupIsTokenIdentical() {
         for (String text : PROMPTS) {

@@ -1,0 +1,157 @@
+package gptfast4j.generate;
+
+import gptfast4j.generate.Grammar.Stack;
+
+import java.util.BitSet;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.function.IntFunction;
+import java.util.Set;
+
+/**
+ * A {@link Grammar} over a vocabulary, for a {@link Sampler}: which tokens may come next ({@link #mask}) and the
+ * grammar's state after the one drawn ({@link #accept}), as llama.cpp's grammar sampler. A token is its bytes; a
+ * character split across tokens (a byte-fallback token, a byte-level BPE piece) is carried as an incomplete UTF-8
+ * sequence, and a token that leaves one is allowed where some character starting with those bytes could follow. An
+ * end-of-text token is allowed only where the text so far matches the whole grammar, and there, where nothing more
+ * can follow, it is the only one.
+ * <p>
+ * Checking every token of a vocabulary runs its bytes through the grammar's stacks, so {@link #mask} keeps the tokens
+ * allowed in the last {@link #CACHED} states (the set of stacks, between whole characters): a grammar such as JSON's
+ * comes back to a few states again and again (inside a string, after a comma).
+ */
+public final class GrammarConstraint {
+    private static final int CACHED = 64;
+    private final Grammar grammar;
+    /** Each id's bytes (none for control tokens and ids past the tokenizer's vocabulary). */
+    private final byte[][] tokens;
+    private final BitSet endOfText = new BitSet();
+    /** The expanded stacks after the text so far. */
+    private Set<Stack> stacks;
+    /**
+     * An incomplete UTF-8 sequence at the text's end: the bits of its bytes so far, the continuation bytes it still
+     * needs, and its length in bytes.
+     */
+    private int pendingBits, pendingNeed, pendingLength;
+    /** The smallest code point a sequence of 1 to 4 bytes may hold (below it, an overlong form: not UTF-8). */
+    private static final int[] SMALLEST = {0, 0, 0x80, 0x800, 0x10000};
+    private final Map<Set<Stack>, BitSet> allowedByState = new LinkedHashMap<>(16, 0.75f, true) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<Set<Stack>, BitSet> eldest) {
+            return size() > CACHED;
+        }
+    };
+
+    /** The state after some text: the stacks, and an incomplete UTF-8 sequence at its end. */
+    private record State(Set<Stack> stacks, int bits, int need, int length) {}
+
+    /**
+     * @param bytes each token's bytes ({@link gptfast4j.tokenizer.Tokenizer#bytes}: none for control tokens and ids past
+     *              the tokenizer's vocabulary), for the model's {@code vocabSize} ids
+     * @param eos   the end-of-text tokens
+     */
+    public GrammarConstraint(Grammar grammar, IntFunction<byte[]> bytes, int vocabSize, int[] eos) {
+        this.grammar = grammar;
+        this.tokens = new byte[vocabSize][];
+        for (int id = 0; id < vocabSize; id++) tokens[id] = bytes.apply(id);
+        for (int id : eos) if (id >= 0 && id < vocabSize) endOfText.set(id);
+        restart();
+    }
+
+    /** Back to the grammar's start, for a new text. */
+    public void restart() {
+        stacks = grammar.start();
+        pendingBits = pendingNeed = pendingLength = 0;
+    }
+
+    /** Whether the text so far matches the whole grammar. */
+    public boolean complete() {
+        return pendingNeed == 0 && stacks.contains(Stack.EMPTY);
+    }
+
+    /** Whether {@code token} may come next. */
+    public boolean allows(int token) {
+        return endOfText.get(token) ? complete() : step(token) != null;
+    }
+
+    /**
+     * Sets the logits (of the vocabulary, from 0) of the tokens that may not come next to -infinity. Refuses a state
+     * the vocabulary cannot go on from: a grammar asking for a character that no token starts, text the grammar ends
+     * on without an end-of-text token to end it, or only tokens whose logits are -infinity already (banned).
+     */
+    public void mask(float[] logits) {
+        BitSet allowed = pendingNeed == 0 ? allowedByState.get(stacks) : null;
+        if (allowed == null) {
+            allowed = new BitSet(tokens.length);
+            for (int id = 0; id < tokens.length; id++) if (!endOfText.get(id) && step(id) != null) allowed.set(id);
+            if (pendingNeed == 0) allowedByState.put(stacks, allowed);
+        }
+        boolean end = complete(), any = false;
+        for (int id = 0; id < tokens.length; id++) {
+            if (allowed.get(id) || end && endOfText.get(id)) any |= logits[id] != Float.NEGATIVE_INFINITY;
+            else logits[id] = Float.NEGATIVE_INFINITY;
+        }
+        if (!any) {
+            throw new IllegalArgumentException(allowed.isEmpty() && !(end && !endOfText.isEmpty())
+                    ? "the grammar allows no token of the vocabulary here" + (end ? " (it is complete, but the model has no end-of-text token)" : "")
+                    : "every token the grammar allows here is banned (--logit-bias)");
+        }
+    }
+
+    /** Takes {@code token} as the text's next; refuses one the grammar does not allow there. */
+    public void accept(int token) {
+        if (endOfText.get(token) && complete()) return;
+        State next = endOfText.get(token) ? null : step(token);
+        if (next == null) throw new IllegalStateException("token " + token + " is not allowed by the grammar here");
+        stacks = next.stacks;
+        pendingBits = next.bits;
+        pendingNeed = next.need;
+        pendingLength = next.length;
+    }
+
+    /** The state after {@code token}'s bytes, or null where the grammar does not take them (or they are not UTF-8). */
+    private State step(int token) {
+        byte[] bytes = tokens[token];
+        if (bytes.length == 0) return null; // a control token: no text to match
+        Set<Stack> s = stacks;
+        int bits = pendingBits, need = pendingNeed, length = pendingLength;
+        for (byte b : bytes) {
+            int u = b & 0xFF;
+            if (need == 0) {
+                if (u < 0x80) {
+                    s = grammar.advance(s, u);
+                    if (s.isEmpty()) return null;
+                    continue;
+                }
+                if (u >= 0xC2 && u <= 0xDF) { bits = u & 0x1F; need = 1; }
+                else if (u >= 0xE0 && u <= 0xEF) { bits = u & 0x0F; need = 2; }
+                else if (u >= 0xF0 && u <= 0xF4) { bits = u & 0x07; need = 3; }
+                else return null; // a continuation byte without a lead, or not UTF-8 at all
+                length = need + 1;
+                if (!couldFollow(s, bits, need, length)) return null;
+            } else {
+                if ((u & 0xC0) != 0x80) return null;
+                bits = bits << 6 | u & 0x3F;
+                if (--need == 0) {
+                    if (bits < SMALLEST[length] || bits > Character.MAX_CODE_POINT || bits >= 0xD800 && bits <= 0xDFFF) return null;
+                    s = grammar.advance(s, bits);
+                    if (s.isEmpty()) return null;
+                } else if (!couldFollow(s, bits, need, length)) {
+                    return null;
+                }
+            }
+        }
+        return need == 0 ? new State(s, 0, 0, 0) : new State(s, bits, need, length);
+    }
+
+    /**
+     * Whether a character of {@code length} bytes whose first ones gave {@code bits}, {@code need} bytes still to
+     * come, may come next.
+     */
+    private boolean couldFollow(Set<Stack> s, int bits, int need, int length) {
+        int lo = Math.max(bits << 6 * need, SMALLEST[length]), hi = Math.min(bits << 6 * need | (1 << 6 * need) - 1, Character.MAX_CODE_POINT);
+        if (lo > hi) return false;
+        for (Stack stack : s) if (stack.top() != null && grammar.next(stack).matchesSome(lo, hi)) return true;
+        return false;
+    }
+}
