@@ -116,6 +116,12 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--grammar-file", paramLabel = "PATH", description = "Read the --grammar from a file (such as llama.cpp's grammars/json.gbnf).")
     Path grammarFile;
 
+    @Option(names = {"-j", "--json-schema"}, paramLabel = "SCHEMA", description = "Generate a JSON document that the JSON Schema accepts ({} for any JSON value), through a grammar made from it, as llama.cpp's --json-schema.")
+    String jsonSchema;
+
+    @Option(names = {"-jf", "--json-schema-file"}, paramLabel = "PATH", description = "Read the --json-schema from a file.")
+    Path jsonSchemaFile;
+
     @Option(names = {"-s", "--seed"}, paramLabel = "S", description = "Random seed (default: from the clock).")
     Long seed;
 
@@ -276,14 +282,21 @@ final class GenerateCommand implements Callable<Integer> {
         }
     }
 
-    /** The --grammar or --grammar-file's grammar (null: none), refused with what it cannot go with: before the model loads. */
+    /**
+     * The grammar of --grammar, --grammar-file, --json-schema or --json-schema-file (null: none), refused with what it
+     * cannot go with: before the model loads.
+     */
     private Grammar grammar() throws java.io.IOException {
-        if (grammar != null && grammarFile != null) throw new IllegalArgumentException("give --grammar or --grammar-file, not both");
-        String text = grammarFile != null ? TextFiles.read(grammarFile, System.in) : grammar;
-        if (text == null) return null;
-        if (interactive) throw new IllegalArgumentException("a grammar cannot be used with --interactive");
-        if (draftCheckpoint != null || lookup != null) throw new IllegalArgumentException("a grammar cannot be used with speculative decoding (--draft-checkpoint, --lookup)");
-        if (ignoreEos) throw new IllegalArgumentException("a grammar cannot be used with --ignore-eos (the text ends where the grammar is complete)");
+        List<String> given = Stream.of(grammar != null ? "--grammar" : null, grammarFile != null ? "--grammar-file" : null,
+                jsonSchema != null ? "--json-schema" : null, jsonSchemaFile != null ? "--json-schema-file" : null).filter(java.util.Objects::nonNull).toList();
+        if (given.isEmpty()) return null;
+        if (given.size() > 1) throw new IllegalArgumentException("give one of " + String.join(", ", given) + ", not " + (given.size() == 2 ? "both" : "several"));
+        String what = given.getFirst().startsWith("--grammar") ? "a grammar" : "a JSON schema";
+        if (interactive) throw new IllegalArgumentException(what + " cannot be used with --interactive");
+        if (draftCheckpoint != null || lookup != null) throw new IllegalArgumentException(what + " cannot be used with speculative decoding (--draft-checkpoint, --lookup)");
+        if (ignoreEos) throw new IllegalArgumentException(what + " cannot be used with --ignore-eos (the text ends where the grammar is complete)");
+        String text = grammar != null ? grammar : grammarFile != null ? TextFiles.read(grammarFile, System.in)
+                : JsonSchemaGrammar.convert(jsonSchema != null ? jsonSchema : TextFiles.read(jsonSchemaFile, System.in));
         return Grammar.parse(text);
     }
 

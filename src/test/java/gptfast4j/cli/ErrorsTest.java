@@ -365,7 +365,10 @@ class ErrorsTest {
         assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--grammar-file", "no-such.gbnf"), "no-such.gbnf: no such file");
         assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--grammar", "root ::= \"a\"", "--lookup", "2"), "a grammar cannot be used with speculative decoding (--draft-checkpoint, --lookup)");
         assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--grammar", "root ::= \"a\"", "--ignore-eos"), "a grammar cannot be used with --ignore-eos");
-        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--grammar", "root ::= \"a\"", "--grammar-file", "g.gbnf"), "give --grammar or --grammar-file, not both");
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--grammar", "root ::= \"a\"", "--grammar-file", "g.gbnf"), "give one of --grammar, --grammar-file, not both");
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "-j", "{}", "--grammar", "root ::= \"a\"", "-jf", "s.json"), "give one of --grammar, --json-schema, --json-schema-file, not several");
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "-j", "{\"type\": \"string\", \"format\": \"date\"}"), "--json-schema: 'format' (at #) is not supported");
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "-j", "{}", "--interactive"), "a JSON schema cannot be used with --interactive");
         // "x" is token 444 and byte token 123 (0x78): with both banned, nothing the grammar allows is left
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--grammar", "root ::= \"x\"", "-l", "444-inf", "-l", "123-inf"),
                 "every token the grammar allows here is banned (--logit-bias)");

@@ -1,0 +1,222 @@
+package gptfast4j.cli;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * A JSON Schema as a GBNF grammar (for {@code --json-schema}, as llama.cpp's json-schema-to-grammar), so that the text
+ * generated is a JSON document the schema accepts. Every value is followed by optional whitespace (a space, or a line
+ * break and up to 20 spaces or tabs); punctuation too.
+ * <p>
+ * Taken: {@code type} (one or a list), {@code enum}, {@code const}, {@code anyOf}/{@code oneOf} (as any of them),
+ * {@code properties} (written in their order, the {@code required} ones always, the others where the model chooses),
+ * {@code additionalProperties: false} (and, as in llama.cpp and OpenAI's structured outputs, also where it is absent:
+ * an object has its listed properties only; an object without {@code properties} is any object), {@code items},
+ * {@code minItems}, {@code maxItems}, {@code minLength}, {@code maxLength}, and {@code $ref} to {@code #/$defs/NAME}
+ * or {@code #/definitions/NAME}; {@code {}} or {@code true} is any JSON value. Annotations ({@code title},
+ * {@code description}, ...) are ignored. Any other keyword is refused by name rather than left out, since the text
+ * would then not be held to it.
+ */
+final class JsonSchemaGrammar {
+    private static final Set<String> ANNOTATIONS = Set.of("title", "description", "$schema", "$id", "$comment", "default", "examples", "$defs", "definitions");
+    private static final int MAX_REPEAT = 1000;
+
+    /** The rules every grammar has: any JSON value, and its parts (RFC 8259). */
+    private static final String BASE = """
+            ws ::= (" " | "\\n" [ \\t]{0,20})?
+            value ::= object | array | string | number | ("true" | "false" | "null") ws
+            object ::= "{" ws ( string ":" ws value ("," ws string ":" ws value)* )? "}" ws
+            array ::= "[" ws ( value ("," ws value)* )? "]" ws
+            char ::= [^"\\\\\\x00-\\x1F] | "\\\\" (["\\\\/bfnrt] | "u" [0-9a-fA-F]{4})
+            string ::= "\\"" char* "\\"" ws
+            integer ::= "-"? ("0" | [1-9] [0-9]{0,15}) ws
+            number ::= "-"? ("0" | [1-9] [0-9]{0,15}) ("." [0-9]{1,16})? ([eE] [-+]? [0-9]{1,3})? ws
+            boolean ::= ("true" | "false") ws
+            null ::= "null" ws
+            """;
+
+    private final JsonNode root;
+    private final Map<String, String> rules = new LinkedHashMap<>();
+    private final Map<String, String> refRules = new LinkedHashMap<>();
+    private int generated;
+
+    private JsonSchemaGrammar(JsonNode root) {
+        this.root = root;
+    }
+
+    /** The GBNF grammar of the schema's JSON text; a schema that is not JSON, or uses what is not taken, is refused by name. */
+    static String convert(String schemaText) {
+        JsonNode schema;
+        try {
+            schema = new ObjectMapper().readTree(schemaText);
+        } catch (JsonProcessingException e) {
+            throw new IllegalArgumentException("--json-schema: not JSON (" + e.getOriginalMessage() + ")");
+        }
+        if (schema == null) throw new IllegalArgumentException("--json-schema: empty");
+        JsonSchemaGrammar g = new JsonSchemaGrammar(schema);
+        String top = g.rule(schema, "#");
+        StringBuilder out = new StringBuilder("root ::= ").append(top).append('\n');
+        g.rules.forEach((name, body) -> out.append(name).append(" ::= ").append(body).append('\n'));
+        return out.append(BASE).toString();
+    }
+
+    /** An expression (a rule name or a group) matching the values {@code schema} accepts; {@code at} names it in errors. */
+    private String rule(JsonNode schema, String at) {
+        if (schema.isBoolean()) {
+            if (!schema.asBoolean()) throw new IllegalArgumentException("--json-schema: " + at + " is false (no value is allowed)");
+            return "value";
+        }
+        if (!schema.isObject()) throw new IllegalArgumentException("--json-schema: " + at + " is not a schema (an object or a boolean)");
+        for (Iterator<String> names = schema.fieldNames(); names.hasNext(); ) {
+            String keyword = names.next();
+            if (!ANNOTATIONS.contains(keyword) && !Set.of("type", "enum", "const", "anyOf", "oneOf", "properties", "required", "additionalProperties",
+                    "items", "minItems", "maxItems", "minLength", "maxLength", "$ref").contains(keyword)) {
+                throw new IllegalArgumentException("--json-schema: '" + keyword + "' (at " + at + ") is not supported");
+            }
+        }
+        if (schema.has("$ref")) return ref(schema.get("$ref").asText(), at);
+        if (schema.has("const")) return literal(schema.get("const"));
+        if (schema.has("enum")) {
+            List<String> values = new ArrayList<>();
+            for (JsonNode v : schema.get("enum")) values.add(literal(v));
+            if (values.isEmpty()) throw new IllegalArgumentException("--json-schema: " + at + "/enum is empty");
+            return "(" + String.join(" | ", values) + ")";
+        }
+        for (String any : new String[]{"anyOf", "oneOf"}) {
+            if (schema.has(any)) {
+                List<String> options = new ArrayList<>();
+                int i = 0;
+                for (JsonNode option : schema.get(any)) options.add(rule(option, at + "/" + any + "/" + i++));
+                if (options.isEmpty()) throw new IllegalArgumentException("--json-schema: " + at + "/" + any + " is empty");
+                return "(" + String.join(" | ", options) + ")";
+            }
+        }
+        JsonNode type = schema.get("type");
+        if (type == null) return schema.has("properties") ? object(schema, at) : schema.has("items") ? array(schema, at) : "value";
+        if (type.isArray()) {
+            List<String> options = new ArrayList<>();
+            for (JsonNode t : type) options.add(typed(schema, t.asText(), at));
+            return "(" + String.join(" | ", options) + ")";
+        }
+        return typed(schema, type.asText(), at);
+    }
+
+    private String typed(JsonNode schema, String type, String at) {
+        return switch (type) {
+            case "object" -> object(schema, at);
+            case "array" -> array(schema, at);
+            case "string" -> string(schema, at);
+            case "number", "integer", "boolean", "null" -> type;
+            default -> throw new IllegalArgumentException("--json-schema: unknown type '" + type + "' at " + at);
+        };
+    }
+
+    private String object(JsonNode schema, String at) {
+        JsonNode additional = schema.get("additionalProperties");
+        if (additional != null && !(additional.isBoolean() && !additional.asBoolean())) {
+            throw new IllegalArgumentException("--json-schema: additionalProperties other than false (at " + at + ") is not supported");
+        }
+        JsonNode properties = schema.get("properties");
+        if (properties == null) return "object";
+        Set<String> required = new java.util.HashSet<>();
+        if (schema.has("required")) for (JsonNode r : schema.get("required")) required.add(r.asText());
+        List<String> names = new ArrayList<>();
+        properties.fieldNames().forEachRemaining(names::add);
+        for (String r : required) {
+            if (!names.contains(r)) throw new IllegalArgumentException("--json-schema: required property '" + r + "' (at " + at + ") is not among its properties");
+        }
+        int n = names.size();
+        String[] pairs = new String[n];
+        for (int i = 0; i < n; i++) {
+            pairs[i] = literal(new ObjectMapper().getNodeFactory().textNode(names.get(i))) + " \":\" ws " + rule(properties.get(names.get(i)), at + "/properties/" + names.get(i));
+        }
+        // first[i]: properties i.. with none written before them; after[i]: with some written (a comma comes first);
+        // an optional property is there or not, in order
+        String id = "obj" + generated++;
+        for (int i = n; i >= 0; i--) {
+            String first = id + "-first" + i, after = id + "-after" + i;
+            if (i == n) {
+                rules.put(first, "\"\"");
+                rules.put(after, "\"\"");
+            } else if (required.contains(names.get(i))) {
+                rules.put(first, pairs[i] + " " + id + "-after" + (i + 1));
+                rules.put(after, "\",\" ws " + pairs[i] + " " + id + "-after" + (i + 1));
+            } else {
+                rules.put(first, pairs[i] + " " + id + "-after" + (i + 1) + " | " + id + "-first" + (i + 1));
+                rules.put(after, "\",\" ws " + pairs[i] + " " + id + "-after" + (i + 1) + " | " + id + "-after" + (i + 1));
+            }
+        }
+        return "(\"{\" ws " + id + "-first0 \"}\" ws)";
+    }
+
+    private String array(JsonNode schema, String at) {
+        String item = schema.has("items") ? rule(schema.get("items"), at + "/items") : "value";
+        int min = count(schema, "minItems", 0, at), max = count(schema, "maxItems", -1, at);
+        if (max >= 0 && max < min) throw new IllegalArgumentException("--json-schema: maxItems below minItems at " + at);
+        String items;
+        if (max == 0) {
+            items = "";
+        } else {
+            String rest = "(\",\" ws " + item + ")" + repeat(Math.max(min - 1, 0), max < 0 ? -1 : max - 1);
+            items = "(" + item + " " + rest + ")" + (min == 0 ? "?" : "");
+        }
+        return "(\"[\" ws " + items + " \"]\" ws)";
+    }
+
+    private String string(JsonNode schema, String at) {
+        int min = count(schema, "minLength", 0, at), max = count(schema, "maxLength", -1, at);
+        if (max >= 0 && max < min) throw new IllegalArgumentException("--json-schema: maxLength below minLength at " + at);
+        return min == 0 && max < 0 ? "string" : "(\"\\\"\" char" + repeat(min, max) + " \"\\\"\" ws)";
+    }
+
+    /** {@code {min,max}} ({@code max} -1: unbounded). */
+    private static String repeat(int min, int max) {
+        return max < 0 ? "{" + min + ",}" : "{" + min + "," + max + "}";
+    }
+
+    private static int count(JsonNode schema, String keyword, int absent, String at) {
+        JsonNode v = schema.get(keyword);
+        if (v == null) return absent;
+        if (!v.canConvertToInt() || !v.isIntegralNumber() || v.asInt() < 0 || v.asInt() > MAX_REPEAT) {
+            throw new IllegalArgumentException("--json-schema: " + keyword + " at " + at + " must be a whole number in 0.." + MAX_REPEAT + ", got " + v);
+        }
+        return v.asInt();
+    }
+
+    /** A rule for a local definition, made once (so a definition may refer to itself through an object or array). */
+    private String ref(String ref, String at) {
+        String name;
+        if (ref.startsWith("#/$defs/")) name = ref.substring(8);
+        else if (ref.startsWith("#/definitions/")) name = ref.substring(14);
+        else throw new IllegalArgumentException("--json-schema: $ref '" + ref + "' (at " + at + ") is not supported: only #/$defs/NAME and #/definitions/NAME");
+        String rule = refRules.get(ref);
+        if (rule != null) return rule;
+        JsonNode target = root.path(ref.startsWith("#/$defs/") ? "$defs" : "definitions").get(name);
+        if (target == null) throw new IllegalArgumentException("--json-schema: $ref '" + ref + "' (at " + at + ") names no definition");
+        rule = "def" + generated++;
+        refRules.put(ref, rule);
+        rules.put(rule, ""); // its place, so that rules come out in order; filled below
+        rules.put(rule, rule(target, ref));
+        return rule;
+    }
+
+    /** The value's JSON text as a GBNF literal (with trailing whitespace allowed). */
+    private static String literal(JsonNode value) {
+        String json = value.toString();
+        StringBuilder g = new StringBuilder("\"");
+        for (int i = 0; i < json.length(); i++) {
+            char c = json.charAt(i);
+            if (c == '"' || c == '\\') g.append('\\');
+            g.append(c);
+        }
+        return "(" + g.append('"') + " ws)";
+    }
+}

@@ -1,0 +1,261 @@
+package gptfast4j.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.networknt.schema.InputFormat;
+import com.networknt.schema.SchemaRegistry;
+import com.networknt.schema.SpecificationVersion;
+import gptfast4j.Shared;
+import gptfast4j.generate.Grammar;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Grammars made from JSON schemas against an independent validator (networknt's json-schema-validator, draft
+ * 2020-12): on random schemas, every document the grammar matches is one the schema accepts, and every document made
+ * to the schema in the grammar's form (properties in their order, none besides them) is one the grammar matches.
+ */
+class JsonSchemaGrammarTest {
+    private static final SchemaRegistry REGISTRY = SchemaRegistry.withDefaultDialect(SpecificationVersion.DRAFT_2020_12);
+    private static final JsonNodeFactory F = JsonNodeFactory.instance;
+    private static final String[] NAMES = {"a", "b", "name", "x y", "é", "q\"uote"};
+    private static final String[] TEXT = {"a", "Z", " ", "é", "😀", "\"", "\\", "\n", "7"};
+
+    private static boolean valid(String schema, String document) {
+        return REGISTRY.getSchema(schema, InputFormat.JSON).validate(document, InputFormat.JSON).isEmpty();
+    }
+
+    /** A random schema of the kinds the grammar takes; {@code defs} collects definitions that {@code $ref}s name. */
+    private static ObjectNode schema(SplittableRandom r, int depth, ObjectNode defs) {
+        ObjectNode s = F.objectNode();
+        switch (depth >= 3 ? r.nextInt(6) : r.nextInt(11)) {
+            case 0 -> {
+                s.put("type", "string");
+                if (r.nextBoolean()) s.put("minLength", r.nextInt(3));
+                if (r.nextBoolean()) s.put("maxLength", s.path("minLength").asInt(0) + r.nextInt(4));
+            }
+            case 1 -> s.put("type", r.nextBoolean() ? "integer" : "number");
+            case 2 -> s.put("type", r.nextBoolean() ? "boolean" : "null");
+            case 3 -> {
+                ArrayNode values = s.putArray("enum");
+                for (int i = 0, n = 1 + r.nextInt(3); i < n; i++) values.add(randomValue(r, 2));
+            }
+            case 4 -> s.set("const", randomValue(r, 2)); // scalars: a compound one is matched only as compact JSON
+            case 5 -> { } // any value
+            case 6, 7 -> {
+                s.put("type", "object");
+                ObjectNode properties = s.putObject("properties");
+                ArrayNode required = F.arrayNode();
+                for (int i = 0, n = 1 + r.nextInt(3); i < n; i++) {
+                    String name = NAMES[r.nextInt(NAMES.length)];
+                    if (properties.has(name)) continue;
+                    properties.set(name, schema(r, depth + 1, defs));
+                    if (r.nextBoolean()) required.add(name);
+                }
+                if (!required.isEmpty()) s.set("required", required);
+                if (r.nextBoolean()) s.put("additionalProperties", false);
+            }
+            case 8 -> {
+                s.put("type", "array");
+                s.set("items", schema(r, depth + 1, defs));
+                if (r.nextBoolean()) s.put("minItems", r.nextInt(3));
+                if (r.nextBoolean()) s.put("maxItems", s.path("minItems").asInt(0) + r.nextInt(3));
+            }
+            case 9 -> {
+                ArrayNode options = s.putArray(r.nextBoolean() ? "anyOf" : "oneOf");
+                options.add(schema(r, depth + 1, defs));
+                options.add(schema(r, depth + 1, defs));
+                if (s.has("oneOf")) { // oneOf is taken as anyOf: only where the options exclude each other is that the same
+                    s.remove("oneOf");
+                    s.set("anyOf", options);
+                }
+            }
+            default -> {
+                String name = "d" + defs.size();
+                defs.putNull(name); // the name taken before the definition, which may make definitions of its own
+                defs.set(name, schema(r, depth + 1, defs));
+                s.put("$ref", "#/$defs/" + name);
+            }
+        }
+        return s;
+    }
+
+    private static JsonNode randomValue(SplittableRandom r, int depth) {
+        return switch (depth >= 2 ? r.nextInt(5) : r.nextInt(7)) {
+            case 0 -> F.textNode(text(r, 0, 3));
+            case 1 -> F.numberNode(r.nextInt(2001) - 1000);
+            case 2 -> F.numberNode((r.nextInt(2001) - 1000) / 8.0);
+            case 3 -> F.booleanNode(r.nextBoolean());
+            case 4 -> F.nullNode();
+            case 5 -> {
+                ArrayNode a = F.arrayNode();
+                for (int i = 0, n = r.nextInt(3); i < n; i++) a.add(randomValue(r, depth + 1));
+                yield a;
+            }
+            default -> {
+                ObjectNode o = F.objectNode();
+                for (int i = 0, n = r.nextInt(3); i < n; i++) o.set(NAMES[r.nextInt(NAMES.length)], randomValue(r, depth + 1));
+                yield o;
+            }
+        };
+    }
+
+    private static String text(SplittableRandom r, int min, int max) {
+        StringBuilder s = new StringBuilder();
+        for (int i = 0, n = min + r.nextInt(max - min + 1); i < n; i++) s.append(TEXT[r.nextInt(TEXT.length)]);
+        return s.toString();
+    }
+
+    /**
+     * A document made to {@code schema} in the grammar's form, or, where {@code stray} and a coin says so, a random
+     * value in some place instead (which the schema may or may not accept).
+     */
+    private static JsonNode instance(JsonNode schema, JsonNode root, SplittableRandom r, boolean stray) {
+        if (stray && r.nextInt(8) == 0) return randomValue(r, 1);
+        if (schema.has("$ref")) return instance(root.get("$defs").get(schema.get("$ref").asText().substring(8)), root, r, stray);
+        if (schema.has("const")) return schema.get("const");
+        if (schema.has("enum")) return schema.get("enum").get(r.nextInt(schema.get("enum").size()));
+        if (schema.has("anyOf")) return instance(schema.get("anyOf").get(r.nextInt(2)), root, r, stray);
+        String type = schema.path("type").asText("");
+        switch (type) {
+            case "string" -> {
+                int min = schema.path("minLength").asInt(0), max = schema.path("maxLength").asInt(min + 4);
+                return F.textNode(text(r, min, max));
+            }
+            case "integer" -> { return F.numberNode(r.nextInt(2001) - 1000); }
+            case "number" -> { return r.nextBoolean() ? F.numberNode(r.nextInt(100)) : F.numberNode((r.nextInt(2001) - 1000) / 8.0); }
+            case "boolean" -> { return F.booleanNode(r.nextBoolean()); }
+            case "null" -> { return F.nullNode(); }
+            case "object" -> {
+                ObjectNode o = F.objectNode();
+                List<String> required = new ArrayList<>();
+                schema.path("required").forEach(n -> required.add(n.asText()));
+                for (Iterator<String> names = schema.get("properties").fieldNames(); names.hasNext(); ) {
+                    String name = names.next();
+                    if (required.contains(name) || r.nextBoolean()) o.set(name, instance(schema.get("properties").get(name), root, r, stray));
+                }
+                if (stray && r.nextInt(6) == 0) o.set("extra", F.numberNode(1));
+                if (stray && r.nextInt(6) == 0 && !o.isEmpty()) {
+                    List<String> present = new ArrayList<>();
+                    o.fieldNames().forEachRemaining(present::add);
+                    o.remove(present.get(r.nextInt(present.size())));
+                }
+                return o;
+            }
+            case "array" -> {
+                int min = schema.path("minItems").asInt(0), max = schema.path("maxItems").asInt(min + 3);
+                ArrayNode a = F.arrayNode();
+                for (int i = 0, n = min + r.nextInt(max - min + 1); i < n; i++) a.add(instance(schema.get("items"), root, r, stray));
+                if (stray && r.nextInt(6) == 0) a.add(F.numberNode(1));
+                if (stray && r.nextInt(6) == 0 && !a.isEmpty()) a.remove(r.nextInt(a.size()));
+                return a;
+            }
+            default -> { return randomValue(r, 0); }
+        }
+    }
+
+    /** Compact JSON, or with a space after each comma and colon, as a model might write it. */
+    private static String written(JsonNode document, SplittableRandom r) throws Exception {
+        return r.nextBoolean() ? document.toString() : new ObjectMapper().writer(new com.fasterxml.jackson.core.util.MinimalPrettyPrinter() {
+            @Override
+            public void writeObjectFieldValueSeparator(com.fasterxml.jackson.core.JsonGenerator g) throws java.io.IOException {
+                g.writeRaw(": ");
+            }
+
+            @Override
+            public void writeObjectEntrySeparator(com.fasterxml.jackson.core.JsonGenerator g) throws java.io.IOException {
+                g.writeRaw(", ");
+            }
+
+            @Override
+            public void writeArrayValueSeparator(com.fasterxml.jackson.core.JsonGenerator g) throws java.io.IOException {
+                g.writeRaw(",\n  ");
+            }
+        }).writeValueAsString(document);
+    }
+
+    @Test
+    void randomSchemasAgainstAValidator() throws Exception {
+        SplittableRandom r = new SplittableRandom(17);
+        int matched = 0, refusedByBoth = 0;
+        for (int c = 0; c < 300; c++) {
+            ObjectNode defs = F.objectNode();
+            ObjectNode root = schema(r, 0, defs);
+            if (!defs.isEmpty()) root.set("$defs", defs);
+            String schemaText = root.toString();
+            Grammar grammar = Grammar.parse(JsonSchemaGrammar.convert(schemaText));
+            for (int d = 0; d < 10; d++) {
+                boolean stray = d >= 5;
+                String document = written(instance(root, root, r, stray), r);
+                boolean valid = valid(schemaText, document), matches = grammar.matches(document);
+                String what = schemaText + " on " + document;
+                if (matches) assertTrue(valid, "the grammar matches what the schema refuses: " + what);
+                if (!stray) {
+                    assertTrue(valid, "the test's own document: " + what);
+                    assertTrue(matches, "the grammar refuses a document of its form: " + what);
+                }
+                if (matches) matched++;
+                if (!valid && !matches) refusedByBoth++;
+            }
+        }
+        assertTrue(matched > 1500 && refusedByBoth > 100, matched + " matched, " + refusedByBoth + " refused by both, of 3000");
+    }
+
+    @Test
+    void byHand() {
+        Grammar g = Grammar.parse(JsonSchemaGrammar.convert("""
+                {"type": "object", "properties": {"name": {"type": "string", "maxLength": 3}, "tags": {"type": "array", "items": {"enum": ["x", 2]}, "minItems": 1}},
+                 "required": ["tags"], "additionalProperties": false}"""));
+        for (String yes : new String[]{"{\"tags\":[2]}", "{ \"name\": \"abc\", \"tags\": [\"x\", 2] } ", "{\"name\":\"\\n\\\"\",\"tags\":[2,2,2]}"}) assertTrue(g.matches(yes), yes);
+        for (String no : new String[]{"{}", "{\"name\":\"abcd\",\"tags\":[2]}", "{\"tags\":[]}", "{\"tags\":[3]}", "{\"tags\":[2],\"name\":\"a\"}", "{\"tags\":[2],\"x\":1}"}) {
+            assertTrue(!g.matches(no), no);
+        }
+        assertTrue(Grammar.parse(JsonSchemaGrammar.convert("{}")).matches("[1, {\"a\": null}, \"é\", -2.5e3]"));
+        assertTrue(Grammar.parse(JsonSchemaGrammar.convert("true")).matches("false"));
+    }
+
+    @Test
+    void whatIsNotTakenIsRefusedByName() {
+        String[][] cases = {
+                {"{\"type\": \"string\", \"pattern\": \"^a\"}", "--json-schema: 'pattern' (at #) is not supported"},
+                {"{\"properties\": {\"n\": {\"type\": \"integer\", \"minimum\": 0}}}", "--json-schema: 'minimum' (at #/properties/n) is not supported"},
+                {"{\"type\": \"object\", \"additionalProperties\": {\"type\": \"string\"}}", "--json-schema: additionalProperties other than false (at #) is not supported"},
+                {"{\"$ref\": \"https://example.com/s.json\"}", "--json-schema: $ref 'https://example.com/s.json' (at #) is not supported: only #/$defs/NAME and #/definitions/NAME"},
+                {"{\"$ref\": \"#/$defs/x\"}", "--json-schema: $ref '#/$defs/x' (at #) names no definition"},
+                {"{\"type\": \"text\"}", "--json-schema: unknown type 'text' at #"},
+                {"{\"type\": \"array\", \"minItems\": 3, \"maxItems\": 2}", "--json-schema: maxItems below minItems at #"},
+                {"{\"type\": \"object\", \"properties\": {}, \"required\": [\"a\"]}", "--json-schema: required property 'a' (at #) is not among its properties"},
+                {"false", "--json-schema: # is false (no value is allowed)"},
+                {"[1]", "--json-schema: # is not a schema (an object or a boolean)"},
+        };
+        for (String[] c : cases) assertEquals(c[1], assertThrows(IllegalArgumentException.class, () -> JsonSchemaGrammar.convert(c[0]), c[0]).getMessage());
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> JsonSchemaGrammar.convert("{\"type\": ")).getMessage().startsWith("--json-schema: not JSON ("));
+    }
+
+    /** stories260K sampling to a schema: each document it ends (at EOS, where the grammar is complete) is one the validator accepts. */
+    @Test
+    void generatedDocumentsAreValid() {
+        String schema = "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":12},\"age\":{\"type\":\"integer\"},"
+                + "\"pets\":{\"type\":\"array\",\"items\":{\"enum\":[\"cat\",\"dog\"]},\"maxItems\":3}},\"required\":[\"name\"]}";
+        int ended = 0;
+        for (String seed : new String[]{"1", "2", "3", "4", "5"}) {
+            ErrorsTest.Outcome o = ErrorsTest.run("generate", "-m", Shared.MODELS.resolve("stories260K.gguf").toString(), "-s", seed, "-n", "300", "-j", schema);
+            assertEquals(0, o.exit(), o.err());
+            if (o.err().contains("Generated 300 tokens")) continue; // cut at the limit: not a whole document
+            ended++;
+            assertTrue(valid(schema, o.out().strip()), o.out());
+        }
+        assertTrue(ended >= 3, ended + " of 5 ended");
+    }
+}
