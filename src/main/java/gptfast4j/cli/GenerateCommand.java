@@ -385,6 +385,10 @@ final class GenerateCommand implements Callable<Integer> {
             } else if (r.tokens().length < maxNewTokens && !r.stoppedAtEos()) {
                 System.err.println("(stopped at the context length " + kvLength + (contextShift ? ")" : "; --context-shift goes on past it)"));
             }
+            if (constraint != null && !r.stoppedAtEos() && !interruption.requested) {
+                // a JSON document cut short is not JSON: said, where it would pass for a whole one
+                System.err.println("note: the text stops before the grammar is complete" + (r.tokens().length >= maxNewTokens ? "; a larger --max-new-tokens lets it finish" : ""));
+            }
             if (dropped[0] > 0) {
                 System.err.printf("(the context filled %d time%s: %d tokens dropped, %d kept at its start)%n", dropped[0], dropped[0] == 1 ? "" : "s", dropped[1], kept);
             }

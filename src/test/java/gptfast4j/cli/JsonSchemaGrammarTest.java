@@ -252,10 +252,16 @@ class JsonSchemaGrammarTest {
         for (String seed : new String[]{"1", "2", "3", "4", "5"}) {
             ErrorsTest.Outcome o = ErrorsTest.run("generate", "-m", Shared.MODELS.resolve("stories260K.gguf").toString(), "-s", seed, "-n", "300", "-j", schema);
             assertEquals(0, o.exit(), o.err());
-            if (o.err().contains("Generated 300 tokens")) continue; // cut at the limit: not a whole document
+            if (o.err().contains("Generated 300 tokens")) { // cut at the limit: not a whole document, and said so
+                assertTrue(o.err().contains("note: the text stops before the grammar is complete; a larger --max-new-tokens lets it finish"), o.err());
+                continue;
+            }
+            assertTrue(!o.err().contains("note: the text stops"), o.err());
             ended++;
             assertTrue(valid(schema, o.out().strip()), o.out());
         }
         assertTrue(ended >= 3, ended + " of 5 ended");
+        ErrorsTest.Outcome cut = ErrorsTest.run("generate", "-m", Shared.MODELS.resolve("stories260K.gguf").toString(), "-s", "1", "-n", "3", "-j", schema);
+        assertTrue(cut.err().contains("note: the text stops before the grammar is complete; a larger --max-new-tokens lets it finish"), cut.err());
     }
 }
