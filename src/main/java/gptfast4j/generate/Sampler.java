@@ -15,8 +15,9 @@ import java.util.SplittableRandom;
  * {@link #distribution} exposes the filtered distribution itself, which speculative decoding needs. Before all that,
  * as llama.cpp's sampler chain has them and also at temperature 0: a {@link LogitBias} raises or lowers chosen tokens'
  * logits, then, where {@link Penalties} are set and the sequence so far is given, the logits of the tokens it holds
- * are penalized as llama.cpp's penalties sampler does.
- * Buffers are sized once per vocabulary; sampling allocates nothing.
+ * are penalized as llama.cpp's penalties sampler does, then a {@link #constrain}ing grammar sets the logits of the
+ * tokens it does not allow to -infinity. Buffers are sized once per vocabulary; sampling without a grammar allocates
+ * nothing (a grammar's state is new objects at each token).
  */
 public final class Sampler {
     public final float temperature;
