@@ -20,8 +20,9 @@ import java.util.Set;
  * {@code properties} (written in their order, the {@code required} ones always, the others where the model chooses),
  * {@code additionalProperties: false} (and, as in llama.cpp and OpenAI's structured outputs, also where it is absent:
  * an object has its listed properties only; an object without {@code properties} is any object), {@code items},
- * {@code minItems}, {@code maxItems}, {@code minLength}, {@code maxLength}, and {@code $ref} to {@code #/$defs/NAME}
- * or {@code #/definitions/NAME}; {@code {}} or {@code true} is any JSON value. Annotations ({@code title},
+ * {@code minItems}, {@code maxItems}, {@code minLength}, {@code maxLength}, {@code format} (date, time, date-time,
+ * uuid), {@code allOf} of one schema, and {@code $ref} to {@code #/$defs/NAME} or {@code #/definitions/NAME};
+ * {@code {}} or {@code true} is any JSON value. Annotations ({@code title},
  * {@code description}, ...) are ignored. Any other keyword is refused by name rather than left out, since the text
  * would then not be held to it.
  */
@@ -42,6 +43,17 @@ final class JsonSchemaGrammar {
             boolean ::= ("true" | "false") ws
             null ::= "null" ws
             """;
+
+    /**
+     * RFC 3339's forms (JSON Schema's {@code format}): a day up to 31, 30 or 29 by month, whatever the year (February
+     * 29th of a year that is not a leap year passes); no leap second; offsets within 17:59 hours, as Java's
+     * {@code ZoneOffset} (and validators built on it) take them.
+     */
+    private static final Map<String, String> FORMATS = new java.util.TreeMap<>(Map.of(
+            "date", "[0-9]{4} \"-\" ((\"0\" [13578] | \"1\" [02]) \"-\" (\"0\" [1-9] | [12] [0-9] | \"3\" [01]) | (\"0\" [469] | \"11\") \"-\" (\"0\" [1-9] | [12] [0-9] | \"30\") | \"02-\" (\"0\" [1-9] | [12] [0-9]))",
+            "time", "([01] [0-9] | \"2\" [0-3]) \":\" [0-5] [0-9] \":\" [0-5] [0-9] (\".\" [0-9]{1,9})? ([zZ] | [+-] (\"0\" [0-9] | \"1\" [0-7]) \":\" [0-5] [0-9])",
+            "date-time", "date [tT] time",
+            "uuid", "[0-9a-fA-F]{8} \"-\" [0-9a-fA-F]{4} \"-\" [0-9a-fA-F]{4} \"-\" [0-9a-fA-F]{4} \"-\" [0-9a-fA-F]{12}"));
 
     private final JsonNode root;
     private final Map<String, String> rules = new LinkedHashMap<>();
@@ -78,11 +90,17 @@ final class JsonSchemaGrammar {
         for (Iterator<String> names = schema.fieldNames(); names.hasNext(); ) {
             String keyword = names.next();
             if (!ANNOTATIONS.contains(keyword) && !Set.of("type", "enum", "const", "anyOf", "oneOf", "properties", "required", "additionalProperties",
-                    "items", "minItems", "maxItems", "minLength", "maxLength", "$ref").contains(keyword)) {
+                    "items", "minItems", "maxItems", "minLength", "maxLength", "format", "allOf", "$ref").contains(keyword)) {
                 throw new IllegalArgumentException("--json-schema: '" + keyword + "' (at " + at + ") is not supported");
             }
         }
         if (schema.has("$ref")) return ref(schema.get("$ref").asText(), at);
+        if (schema.has("allOf")) {
+            // one schema, as pydantic writes a reference with a description beside it; the intersection of several
+            // is not made
+            if (schema.get("allOf").size() != 1) throw new IllegalArgumentException("--json-schema: allOf of other than one schema (at " + at + ") is not supported");
+            return rule(schema.get("allOf").get(0), at + "/allOf/0");
+        }
         if (schema.has("const")) return literal(schema.get("const"));
         if (schema.has("enum")) {
             List<String> values = new ArrayList<>();
@@ -100,6 +118,9 @@ final class JsonSchemaGrammar {
             }
         }
         JsonNode type = schema.get("type");
+        if (schema.has("format") && !(type != null && type.asText().equals("string"))) {
+            throw new IllegalArgumentException("--json-schema: format (at " + at + ") is supported on strings only (type string)");
+        }
         if (type == null) return schema.has("properties") ? object(schema, at) : schema.has("items") ? array(schema, at) : "value";
         if (type.isArray()) {
             List<String> options = new ArrayList<>();
@@ -172,6 +193,14 @@ final class JsonSchemaGrammar {
     }
 
     private String string(JsonNode schema, String at) {
+        if (schema.has("format")) {
+            String format = schema.get("format").asText();
+            if (!FORMATS.containsKey(format) || schema.has("minLength") || schema.has("maxLength")) {
+                throw new IllegalArgumentException("--json-schema: format '" + format + "' (at " + at + ") is not supported" + (FORMATS.containsKey(format) ? " with minLength or maxLength" : "; " + String.join(", ", FORMATS.keySet()) + " are"));
+            }
+            for (String f : format.equals("date-time") ? List.of("date", "time", format) : List.of(format)) rules.putIfAbsent(f, FORMATS.get(f));
+            return "(\"\\\"\" " + format + " \"\\\"\" ws)";
+        }
         int min = count(schema, "minLength", 0, at), max = count(schema, "maxLength", -1, at);
         if (max >= 0 && max < min) throw new IllegalArgumentException("--json-schema: maxLength below minLength at " + at);
         return min == 0 && max < 0 ? "string" : "(\"\\\"\" char" + repeat(min, max) + " \"\\\"\" ws)";

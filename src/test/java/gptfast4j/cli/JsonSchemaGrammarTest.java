@@ -27,7 +27,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * to the schema in the grammar's form (properties in their order, none besides them) is one the grammar matches.
  */
 class JsonSchemaGrammarTest {
-    private static final SchemaRegistry REGISTRY = SchemaRegistry.withDefaultDialect(SpecificationVersion.DRAFT_2020_12);
+    /** With format assertions: 2020-12 takes "format" as an annotation unless asked. */
+    private static final SchemaRegistry REGISTRY = SchemaRegistry.withDefaultDialect(SpecificationVersion.DRAFT_2020_12,
+            b -> b.schemaRegistryConfig(com.networknt.schema.SchemaRegistryConfig.builder().formatAssertionsEnabled(true).build()));
     private static final JsonNodeFactory F = JsonNodeFactory.instance;
     private static final String[] NAMES = {"a", "b", "name", "x y", "é", "q\"uote"};
     private static final String[] TEXT = {"a", "Z", " ", "é", "😀", "\"", "\\", "\n", "7"};
@@ -39,7 +41,7 @@ class JsonSchemaGrammarTest {
     /** A random schema of the kinds the grammar takes; {@code defs} collects definitions that {@code $ref}s name. */
     private static ObjectNode schema(SplittableRandom r, int depth, ObjectNode defs) {
         ObjectNode s = F.objectNode();
-        switch (depth >= 3 ? r.nextInt(6) : r.nextInt(11)) {
+        switch (depth >= 3 ? r.nextInt(6) : r.nextInt(13)) {
             case 0 -> {
                 s.put("type", "string");
                 if (r.nextBoolean()) s.put("minLength", r.nextInt(3));
@@ -81,6 +83,11 @@ class JsonSchemaGrammarTest {
                     s.set("anyOf", options);
                 }
             }
+            case 11 -> {
+                s.put("type", "string");
+                s.put("format", new String[]{"date", "time", "date-time", "uuid"}[r.nextInt(4)]);
+            }
+            case 12 -> s.putArray("allOf").add(schema(r, depth + 1, defs));
             default -> {
                 String name = "d" + defs.size();
                 defs.putNull(name); // the name taken before the definition, which may make definitions of its own
@@ -111,6 +118,20 @@ class JsonSchemaGrammarTest {
         };
     }
 
+    /** A random string of a format (a few of them with a fault that the format refuses, where the grammar must too). */
+    private static String formatted(String format, SplittableRandom r) {
+        String date = String.format("%04d-%02d-%02d", r.nextInt(10000), 1 + r.nextInt(12), 1 + r.nextInt(28));
+        String time = String.format("%02d:%02d:%02d%s%s", r.nextInt(24), r.nextInt(60), r.nextInt(60), r.nextBoolean() ? "" : "." + r.nextInt(1000),
+                r.nextBoolean() ? "Z" : String.format("%s%02d:%02d", r.nextBoolean() ? "+" : "-", r.nextInt(18), r.nextInt(60)));
+        String uuid = new java.util.UUID(r.nextLong(), r.nextLong()).toString();
+        return switch (format) {
+            case "date" -> date;
+            case "time" -> time;
+            case "date-time" -> date + "T" + time;
+            default -> uuid;
+        };
+    }
+
     private static String text(SplittableRandom r, int min, int max) {
         StringBuilder s = new StringBuilder();
         for (int i = 0, n = min + r.nextInt(max - min + 1); i < n; i++) s.append(TEXT[r.nextInt(TEXT.length)]);
@@ -127,6 +148,8 @@ class JsonSchemaGrammarTest {
         if (schema.has("const")) return schema.get("const");
         if (schema.has("enum")) return schema.get("enum").get(r.nextInt(schema.get("enum").size()));
         if (schema.has("anyOf")) return instance(schema.get("anyOf").get(r.nextInt(2)), root, r, stray);
+        if (schema.has("allOf")) return instance(schema.get("allOf").get(0), root, r, stray);
+        if (schema.has("format")) return F.textNode(formatted(schema.get("format").asText(), r));
         String type = schema.path("type").asText("");
         switch (type) {
             case "string" -> {
@@ -222,6 +245,13 @@ class JsonSchemaGrammarTest {
             assertTrue(!g.matches(no), no);
         }
         assertTrue(Grammar.parse(JsonSchemaGrammar.convert("{}")).matches("[1, {\"a\": null}, \"é\", -2.5e3]"));
+        Grammar dates = Grammar.parse(JsonSchemaGrammar.convert("{\"type\": \"array\", \"items\": {\"type\": \"string\", \"format\": \"date-time\"}}"));
+        assertTrue(dates.matches("[\"2024-02-29T23:59:59.5+05:30\", \"1999-12-31t00:00:00z\"]"));
+        for (String no : new String[]{"2024-13-01T00:00:00Z", "2024-04-31T00:00:00Z", "2024-02-30T00:00:00Z", "2024-01-01T24:00:00Z", "2024-01-01 00:00:00Z", "2024-01-01T00:00:00"}) {
+            assertTrue(!dates.matches("[\"" + no + "\"]"), no);
+        }
+        Grammar uuid = Grammar.parse(JsonSchemaGrammar.convert("{\"allOf\": [{\"type\": \"string\", \"format\": \"uuid\"}], \"description\": \"an id\"}"));
+        assertTrue(uuid.matches("\"123e4567-e89b-12d3-a456-426614174000\"") && !uuid.matches("\"123e4567-e89b-12d3-a456-42661417400\""));
         assertTrue(Grammar.parse(JsonSchemaGrammar.convert("true")).matches("false"));
     }
 
@@ -237,6 +267,9 @@ class JsonSchemaGrammarTest {
                 {"{\"type\": \"array\", \"minItems\": 3, \"maxItems\": 2}", "--json-schema: maxItems below minItems at #"},
                 {"{\"type\": \"object\", \"properties\": {}, \"required\": [\"a\"]}", "--json-schema: required property 'a' (at #) is not among its properties"},
                 {"false", "--json-schema: # is false (no value is allowed)"},
+                {"{\"type\": \"string\", \"format\": \"email\"}", "--json-schema: format 'email' (at #) is not supported; date, date-time, time, uuid are"},
+                {"{\"type\": \"integer\", \"format\": \"int32\"}", "--json-schema: format (at #) is supported on strings only (type string)"},
+                {"{\"allOf\": [{\"type\": \"string\"}, {\"maxLength\": 3}]}", "--json-schema: allOf of other than one schema (at #) is not supported"},
                 {"[1]", "--json-schema: # is not a schema (an object or a boolean)"},
         };
         for (String[] c : cases) assertEquals(c[1], assertThrows(IllegalArgumentException.class, () -> JsonSchemaGrammar.convert(c[0]), c[0]).getMessage());
