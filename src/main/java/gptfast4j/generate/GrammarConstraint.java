@@ -5,8 +5,8 @@ import gptfast4j.generate.Grammar.Stack;
 import java.util.BitSet;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.function.IntFunction;
 import java.util.Set;
+import java.util.function.IntFunction;
 
 /**
  * A {@link Grammar} over a vocabulary, for a {@link Sampler}: which tokens may come next ({@link #mask}) and the
