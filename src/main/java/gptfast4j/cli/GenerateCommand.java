@@ -292,15 +292,15 @@ final class GenerateCommand implements Callable<Integer> {
         if (given.isEmpty()) return null;
         if (given.size() > 1) throw new IllegalArgumentException("give one of " + String.join(", ", given) + ", not " + (given.size() == 2 ? "both" : "several"));
         String what = given.getFirst().startsWith("--grammar") ? "a grammar" : "a JSON schema";
-        if (interactive) throw new IllegalArgumentException(what + " cannot be used with --interactive");
-        if (draftCheckpoint != null || lookup != null) throw new IllegalArgumentException(what + " cannot be used with speculative decoding (--draft-checkpoint, --lookup)");
         if (ignoreEos) throw new IllegalArgumentException(what + " cannot be used with --ignore-eos (the text ends where the grammar is complete)");
+        Path file = grammarFile != null ? grammarFile : jsonSchemaFile;
+        if (interactive && file != null && file.toString().equals("-")) throw new IllegalArgumentException(given.getFirst() + " - cannot be used with --interactive (the chat reads standard input)");
         String text = grammar != null ? grammar : grammarFile != null ? TextFiles.read(grammarFile, System.in)
                 : JsonSchemaGrammar.convert(jsonSchema != null ? jsonSchema : TextFiles.read(jsonSchemaFile, System.in));
         return Grammar.parse(text);
     }
 
-    /** The --grammar's state over the vocabulary, restarted for each sample. */
+    /** The --grammar's state over the vocabulary, restarted for each sample or reply. */
     private GrammarConstraint constraint;
 
     /** llama.cpp's form of a logit bias: a token id, then the bias with its sign ({@code inf} for infinity). */
@@ -609,6 +609,7 @@ final class GenerateCommand implements Callable<Integer> {
                 TextStream stream = new TextStream(tokenizer, out, format != ChatFormat.PLAIN || pos == 0);
                 int budget = Math.min(maxNewTokens, contextLength - pos - turn.length);
                 replyStops.reset();
+                if (constraint != null) constraint.restart(); // each reply a text of the grammar
                 java.util.function.IntPredicate sink = t -> {
                     stream.accept(t);
                     return !closed(out) && !interrupted.get() && replyStops.accept(t) == null;
@@ -625,6 +626,7 @@ final class GenerateCommand implements Callable<Integer> {
                 stream.finish();
                 out.println();
                 if (closed(out)) return STDOUT_CLOSED;
+                if (constraint != null && !r.stoppedAtEos() && !interrupted.get()) System.err.println("note: the reply stops before the grammar is complete");
                 // the next turn starts with what the cache lacks of this one: the reply's last token where the budget ran
                 // out before it was run, and the end-of-turn token, which ends the reply but is never run
                 pos += turn.length + r.cachedTokens();

@@ -57,14 +57,19 @@ public final class DraftModel implements Drafter {
         float[] logits = model.forward(state, sequence, from, length - from, from, null);
         System.arraycopy(sequence, from, ran, from, length - from);
         cached = length;
+        // a grammar's state moved along the proposal, so that each draft token is drawn where the grammar allows it
+        GrammarConstraint grammar = sampler.grammar();
+        GrammarConstraint.State before = grammar != null ? grammar.mark() : null;
         for (int i = 0; i < k; i++) {
             sampler.distribution(logits, 0, probs[i]);
             tokens[i] = sampler.isGreedy() ? argmax(probs[i]) : sampler.draw(probs[i]);
+            if (grammar != null) grammar.lookAhead(tokens[i]);
             if (i + 1 < k) {
                 logits = model.forward(state, tokens[i], length + i);
                 ran[cached++] = tokens[i];
             }
         }
+        if (grammar != null) grammar.rewind(before);
         return k;
     }
 

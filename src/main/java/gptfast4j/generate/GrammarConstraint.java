@@ -43,7 +43,13 @@ public final class GrammarConstraint {
     };
 
     /** The state after some text: the stacks, and an incomplete UTF-8 sequence at its end. */
-    private record State(Set<Stack> stacks, int bits, int need, int length) {}
+    record State(Set<Stack> stacks, int bits, int need, int length) {}
+
+    /**
+     * Set where {@link #lookAhead} met a token the grammar does not allow: the positions after it are not the text's
+     * (a verification rejects that token), so {@link #mask} leaves their logits as they are.
+     */
+    private boolean lost;
 
     /**
      * @param bytes each token's bytes ({@link gptfast4j.tokenizer.Tokenizer#bytes}: none for control tokens and ids past
@@ -60,8 +66,34 @@ public final class GrammarConstraint {
 
     /** Back to the grammar's start, for a new text. */
     public void restart() {
-        stacks = grammar.start();
-        pendingBits = pendingNeed = pendingLength = 0;
+        rewind(new State(grammar.start(), 0, 0, 0));
+    }
+
+    /** The state now, to {@link #rewind} to after a {@link #lookAhead}. */
+    State mark() {
+        return new State(stacks, pendingBits, pendingNeed, pendingLength);
+    }
+
+    void rewind(State state) {
+        stacks = state.stacks;
+        pendingBits = state.bits;
+        pendingNeed = state.need;
+        pendingLength = state.length;
+        lost = false;
+    }
+
+    /**
+     * Takes {@code token} as the next for a look ahead (speculative decoding's draft tokens, each position's
+     * distribution after those before it); one the grammar does not allow there loses the text until {@link #rewind}.
+     */
+    void lookAhead(int token) {
+        if (lost || endOfText.get(token)) {
+            lost = true;
+            return;
+        }
+        State next = step(token);
+        if (next == null) lost = true;
+        else rewind(next);
     }
 
     /** Whether the text so far matches the whole grammar. */
@@ -80,6 +112,7 @@ public final class GrammarConstraint {
      * on without an end-of-text token to end it, or only tokens whose logits are -infinity already (banned).
      */
     public void mask(float[] logits) {
+        if (lost) return;
         BitSet allowed = pendingNeed == 0 ? allowedByState.get(stacks) : null;
         if (allowed == null) {
             allowed = new BitSet(tokens.length);
@@ -103,10 +136,7 @@ public final class GrammarConstraint {
         if (endOfText.get(token) && complete()) return;
         State next = endOfText.get(token) ? null : step(token);
         if (next == null) throw new IllegalStateException("token " + token + " is not allowed by the grammar here");
-        stacks = next.stacks;
-        pendingBits = next.bits;
-        pendingNeed = next.need;
-        pendingLength = next.length;
+        rewind(next);
     }
 
     /** The state after {@code token}'s bytes, or null where the grammar does not take them (or they are not UTF-8). */

@@ -164,15 +164,17 @@ public final class Sampler {
 
     /**
      * Draws only tokens {@code grammar} allows, and advances it by each token {@link #sample} draws (null: none); the
-     * caller {@link GrammarConstraint#restart}s it for a new text. Its distributions are not the text's: speculative
-     * decoding refuses a constrained sampler.
+     * caller {@link GrammarConstraint#restart}s it for a new text. {@link #distribution} masks by the grammar's state
+     * as it is: speculative decoding moves it along the draft tokens ({@link GrammarConstraint#lookAhead}) and takes
+     * the tokens it emits itself.
      */
     public void constrain(GrammarConstraint grammar) {
         this.grammar = grammar;
     }
 
-    public boolean constrained() {
-        return grammar != null;
+    /** The grammar that {@link #constrain}s this sampler, or null. */
+    GrammarConstraint grammar() {
+        return grammar;
     }
 
     private boolean adjusts() {

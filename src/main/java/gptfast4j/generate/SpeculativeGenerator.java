@@ -54,9 +54,15 @@ public final class SpeculativeGenerator implements Generation {
         draft = new int[k];
         q = new float[k][vocab];
         p = new float[k + 1][vocab];
-        // position P's logits follow the sequence's tokens 0 .. P, the draft's among them (step puts them in place)
-        distributions = (position, logits, offset) -> verifying.distribution(logits, offset, p[position - verifiedFrom], verifyingSequence, position + 1);
         batch = new int[k + 1];
+        // position P's logits follow the sequence's tokens 0 .. P, the draft's among them (step puts them in place)
+        // and, with a grammar, its state after them: the positions come in order, and the grammar moves on by the token
+        // each runs (batch[i], draft token i - 1) before the distribution of position verifiedFrom + i
+        distributions = (position, logits, offset) -> {
+            int i = position - verifiedFrom;
+            if (verifyingGrammar != null && i > 0) verifyingGrammar.lookAhead(batch[i]);
+            verifying.distribution(logits, offset, p[i], verifyingSequence, position + 1);
+        };
         histogram = new long[k + 1];
         history = new int[state.contextLength + 1];
         memory = new PromptMemory(vocab);
@@ -86,8 +92,6 @@ public final class SpeculativeGenerator implements Generation {
     @Override
     public Generator.Result generate(int[] prompt, int startPos, int maxNewTokens, Sampler sampler, IntPredicate onToken) {
         if (prompt.length == 0) throw new IllegalArgumentException("the prompt must hold at least one token (BOS)");
-        // its distributions would be of the grammar's state before the draft tokens
-        if (sampler.constrained()) throw new IllegalArgumentException("speculative decoding cannot take a grammar-constrained sampler");
         if (startPos < 0 || startPos > held) {
             throw new IllegalArgumentException("start position " + startPos + " is past the " + held + " tokens this generator holds");
         }
@@ -174,6 +178,7 @@ public final class SpeculativeGenerator implements Generation {
     private Sampler verifying;
     private int verifiedFrom;
     private int[] verifyingSequence;
+    private GrammarConstraint verifyingGrammar;
     /** The target's distributions of a verification's positions into p: bound once, as a step allocates nothing. */
     private final Llama.LogitsSink distributions;
 
@@ -205,9 +210,14 @@ public final class SpeculativeGenerator implements Generation {
         verifying = sampler;
         verifiedFrom = pos;
         verifyingSequence = sequence;
+        GrammarConstraint grammar = sampler.grammar();
+        GrammarConstraint.State before = grammar != null ? grammar.mark() : null;
+        verifyingGrammar = grammar;
         target.verify(state, batch, 0, proposed + 1, pos, distributions);
         verifying = null;
         verifyingSequence = null;
+        verifyingGrammar = null;
+        if (grammar != null) grammar.rewind(before);
         int accepted = 0;
         int next = -1;
         for (int i = 0; i < proposed; i++) {
@@ -221,6 +231,14 @@ public final class SpeculativeGenerator implements Generation {
             accepted++;
         }
         if (next < 0) next = sampler.isGreedy() ? argmax(p[proposed]) : sampler.draw(p[proposed]);
+        if (grammar != null) { // the tokens this step emits, to an end-of-text token, in the grammar's state
+            boolean ended = false;
+            for (int i = 0; i < accepted && !ended; i++) {
+                grammar.accept(draft[i]);
+                ended = plain.isEos(draft[i]);
+            }
+            if (!ended) grammar.accept(next);
+        }
         histogram[accepted]++;
         acceptedLast = accepted;
         return next;

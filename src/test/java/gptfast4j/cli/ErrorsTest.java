@@ -363,12 +363,11 @@ class ErrorsTest {
         assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--grammar", "root ::= \"a"), "grammar: a string literal is not closed (line 1, column 12)");
         assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--grammar", "root ::= x"), "grammar: rule 'x' is used but not defined");
         assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--grammar-file", "no-such.gbnf"), "no-such.gbnf: no such file");
-        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--grammar", "root ::= \"a\"", "--lookup", "2"), "a grammar cannot be used with speculative decoding (--draft-checkpoint, --lookup)");
         assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--grammar", "root ::= \"a\"", "--ignore-eos"), "a grammar cannot be used with --ignore-eos");
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "-jf", "-", "--interactive"), "--json-schema-file - cannot be used with --interactive (the chat reads standard input)");
         assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--grammar", "root ::= \"a\"", "--grammar-file", "g.gbnf"), "give one of --grammar, --grammar-file, not both");
         assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "-j", "{}", "--grammar", "root ::= \"a\"", "-jf", "s.json"), "give one of --grammar, --json-schema, --json-schema-file, not several");
-        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "-j", "{\"type\": \"string\", \"format\": \"date\"}"), "--json-schema: 'format' (at #) is not supported");
-        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "-j", "{}", "--interactive"), "a JSON schema cannot be used with --interactive");
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "-j", "{\"type\": \"string\", \"format\": \"email\"}"), "--json-schema: format 'email' (at #) is not supported");
         // "x" is token 444 and byte token 123 (0x78): with both banned, nothing the grammar allows is left
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--grammar", "root ::= \"x\"", "-l", "444-inf", "-l", "123-inf"),
                 "every token the grammar allows here is banned (--logit-bias)");
@@ -474,6 +473,20 @@ class ErrorsTest {
         assertTrue(answers[0].startsWith(", there was a little girl"), answers[0]); // plain format: the text goes on
         assertTrue(o.err.contains("Chat format: plain"), o.err);
         assertTrue(o.err.matches("(?s).*Chat: 2 replies; prompts \\d+ tokens at [0-9.]+ tokens/s; replies decoded at [0-9.]+ tokens/s\n.*"), o.err);
+    }
+
+    /** A grammar in a chat holds each reply to itself: every reply a text the grammar matches, sampled or greedy. */
+    @Test
+    void aGrammarHoldsEachReply() {
+        for (String temperature : new String[]{"0", "1"}) {
+            Outcome o = runWithInput("Once upon a time\nThe dog\nLily\n", "generate", "--checkpoint", STORIES.toString(), "--interactive",
+                    "--temperature", temperature, "--seed", "2", "--max-new-tokens", "40", "--grammar", "root ::= \" and\" [a-z ]{1,20} \".\"");
+            assertEquals(0, o.exit, o.err);
+            String[] answers = o.out.strip().split("\n");
+            assertEquals(3, answers.length, o.out);
+            for (String answer : answers) assertTrue(answer.matches(" ?and[a-z ]{1,20}\\."), "'" + answer + "' at temperature " + temperature);
+            assertTrue(!o.err.contains("note: the reply stops"), o.err);
+        }
     }
 
     /**

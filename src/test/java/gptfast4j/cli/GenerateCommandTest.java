@@ -195,6 +195,9 @@ class GenerateCommandTest {
                 "--grammar", "root ::= \" there\" [a-z ]+ \".\"");
         assertEquals(0, greedy.exit(), greedy.err());
         assertTrue(greedy.out().strip().matches("Once upon a time there[a-z ]+\\."), greedy.out());
+        ErrorsTest.Outcome speculating = ErrorsTest.run("generate", "-m", STORIES, "-p", "Once upon a time", "--temp", "0", "-n", "60",
+                "--grammar", "root ::= \" there\" [a-z ]+ \".\"", "--lookup", "2");
+        assertEquals(greedy.out(), speculating.out(), speculating.err());
         java.nio.file.Path file = dir.resolve("names.gbnf");
         java.nio.file.Files.writeString(file, "# who, then what\nroot ::= (\" and Tom\" | \" or Sue\") rest\nrest ::= [a-z ,]{3,30} \".\"\n");
         for (String seed : new String[]{"1", "2", "3", "4"}) {

@@ -276,14 +276,22 @@ class JsonSchemaGrammarTest {
         assertTrue(assertThrows(IllegalArgumentException.class, () -> JsonSchemaGrammar.convert("{\"type\": ")).getMessage().startsWith("--json-schema: not JSON ("));
     }
 
-    /** stories260K sampling to a schema: each document it ends (at EOS, where the grammar is complete) is one the validator accepts. */
+    /**
+     * stories260K sampling to a schema, also speculatively: each document it ends (at EOS, where the grammar is
+     * complete) is one the validator accepts.
+     */
     @Test
     void generatedDocumentsAreValid() {
         String schema = "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":12},\"age\":{\"type\":\"integer\"},"
                 + "\"pets\":{\"type\":\"array\",\"items\":{\"enum\":[\"cat\",\"dog\"]},\"maxItems\":3}},\"required\":[\"name\"]}";
         int ended = 0;
-        for (String seed : new String[]{"1", "2", "3", "4", "5"}) {
-            ErrorsTest.Outcome o = ErrorsTest.run("generate", "-m", Shared.MODELS.resolve("stories260K.gguf").toString(), "-s", seed, "-n", "300", "-j", schema);
+        for (String seed : new String[]{"1", "2", "3", "4", "5", "6", "7"}) {
+            // the last two with speculation: the draft tokens verified under the grammar
+            String[] speculation = seed.equals("6") ? new String[]{"--lookup", "2"} : seed.equals("7") ? new String[]{"--draft-checkpoint", Shared.MODELS.resolve("stories260K.gguf").toString(), "--draft-quantize", "int4"} : new String[0];
+            String[] args = {"generate", "-m", Shared.MODELS.resolve("stories260K.gguf").toString(), "-s", seed, "-n", "300", "-j", schema};
+            String[] all = java.util.Arrays.copyOf(args, args.length + speculation.length);
+            System.arraycopy(speculation, 0, all, args.length, speculation.length);
+            ErrorsTest.Outcome o = ErrorsTest.run(all);
             assertEquals(0, o.exit(), o.err());
             if (o.err().contains("Generated 300 tokens")) { // cut at the limit: not a whole document, and said so
                 assertTrue(o.err().contains("note: the text stops before the grammar is complete; a larger --max-new-tokens lets it finish"), o.err());
@@ -293,7 +301,7 @@ class JsonSchemaGrammarTest {
             ended++;
             assertTrue(valid(schema, o.out().strip()), o.out());
         }
-        assertTrue(ended >= 3, ended + " of 5 ended");
+        assertTrue(ended >= 4, ended + " of 7 ended");
         ErrorsTest.Outcome cut = ErrorsTest.run("generate", "-m", Shared.MODELS.resolve("stories260K.gguf").toString(), "-s", "1", "-n", "3", "-j", schema);
         assertTrue(cut.err().contains("note: the text stops before the grammar is complete; a larger --max-new-tokens lets it finish"), cut.err());
     }
