@@ -21,7 +21,8 @@ import java.util.Set;
  * {@code additionalProperties: false} (and, as in llama.cpp and OpenAI's structured outputs, also where it is absent:
  * an object has its listed properties only; an object without {@code properties} is any object), {@code items},
  * {@code minItems}, {@code maxItems}, {@code minLength}, {@code maxLength}, {@code format} (date, time, date-time,
- * uuid), {@code allOf} of one schema, and {@code $ref} to {@code #/$defs/NAME} or {@code #/definitions/NAME};
+ * uuid), an integer's {@code minimum}, {@code maximum}, {@code exclusiveMinimum} and {@code exclusiveMaximum},
+ * {@code allOf} of one schema, and {@code $ref} to {@code #/$defs/NAME} or {@code #/definitions/NAME};
  * {@code {}} or {@code true} is any JSON value. Annotations ({@code title},
  * {@code description}, ...) are ignored. Any other keyword is refused by name rather than left out, since the text
  * would then not be held to it.
@@ -90,7 +91,8 @@ final class JsonSchemaGrammar {
         for (Iterator<String> names = schema.fieldNames(); names.hasNext(); ) {
             String keyword = names.next();
             if (!ANNOTATIONS.contains(keyword) && !Set.of("type", "enum", "const", "anyOf", "oneOf", "properties", "required", "additionalProperties",
-                    "items", "minItems", "maxItems", "minLength", "maxLength", "format", "allOf", "$ref").contains(keyword)) {
+                    "items", "minItems", "maxItems", "minLength", "maxLength", "format", "allOf", "$ref",
+                    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum").contains(keyword)) {
                 throw new IllegalArgumentException("--json-schema: '" + keyword + "' (at " + at + ") is not supported");
             }
         }
@@ -121,7 +123,16 @@ final class JsonSchemaGrammar {
         if (schema.has("format") && !(type != null && type.asText().equals("string"))) {
             throw new IllegalArgumentException("--json-schema: format (at " + at + ") is supported on strings only (type string)");
         }
-        if (type == null) return schema.has("properties") ? object(schema, at) : schema.has("items") ? array(schema, at) : "value";
+        if (type == null) {
+            if (schema.has("properties")) return object(schema, at);
+            if (schema.has("items")) return array(schema, at);
+            // a constraint of one kind of value on any value: the others would pass unchecked (a string of any length
+            // where maxLength is 3)
+            for (String keyword : List.of("minLength", "maxLength", "minItems", "maxItems", "required", "additionalProperties", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")) {
+                if (schema.has(keyword)) throw new IllegalArgumentException("--json-schema: '" + keyword + "' (at " + at + ") needs a type beside it");
+            }
+            return "value";
+        }
         if (type.isArray()) {
             List<String> options = new ArrayList<>();
             for (JsonNode t : type) options.add(typed(schema, t.asText(), at));
@@ -135,7 +146,13 @@ final class JsonSchemaGrammar {
             case "object" -> object(schema, at);
             case "array" -> array(schema, at);
             case "string" -> string(schema, at);
-            case "number", "integer", "boolean", "null" -> type;
+            case "integer" -> integer(schema, at);
+            case "number", "boolean", "null" -> {
+                if (type.equals("number") && BOUNDS.stream().anyMatch(schema::has)) {
+                    throw new IllegalArgumentException("--json-schema: minimum and maximum (at " + at + ") are supported on integers only (type integer)");
+                }
+                yield type;
+            }
             default -> throw new IllegalArgumentException("--json-schema: unknown type '" + type + "' at " + at);
         };
     }
@@ -176,6 +193,81 @@ final class JsonSchemaGrammar {
             }
         }
         return "(\"{\" ws " + id + "-first0 \"}\" ws)";
+    }
+
+    private static final List<String> BOUNDS = List.of("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum");
+    /** The most digits an integer has here, as the base grammar's {@code integer} rule takes them. */
+    private static final int DIGITS = 16;
+
+    /** An integer within the schema's bounds (inclusive or exclusive, as whole numbers), or any integer without them. */
+    private String integer(JsonNode schema, String at) {
+        long lo = Long.MIN_VALUE, hi = Long.MAX_VALUE;
+        for (String keyword : BOUNDS) {
+            JsonNode v = schema.get(keyword);
+            if (v == null) continue;
+            if (!v.isNumber()) throw new IllegalArgumentException("--json-schema: " + keyword + " at " + at + " must be a number, got " + v);
+            double d = v.asDouble();
+            if (Math.abs(d) >= 1e15) throw new IllegalArgumentException("--json-schema: " + keyword + " at " + at + " is past 10^15, which is not supported");
+            switch (keyword) {
+                case "minimum" -> lo = Math.max(lo, (long) Math.ceil(d));
+                case "exclusiveMinimum" -> lo = Math.max(lo, (long) Math.floor(d) + 1);
+                case "maximum" -> hi = Math.min(hi, (long) Math.floor(d));
+                default -> hi = Math.min(hi, (long) Math.ceil(d) - 1);
+            }
+        }
+        if (lo == Long.MIN_VALUE && hi == Long.MAX_VALUE) return "integer";
+        if (lo > hi) throw new IllegalArgumentException("--json-schema: no integer lies within the bounds at " + at);
+        List<String> options = new ArrayList<>();
+        // the negative ones as a minus sign before their magnitudes, then zero and up
+        if (lo < 0) options.add("\"-\" " + magnitudes(hi >= 0 ? 1 : -hi, lo == Long.MIN_VALUE ? -1 : -lo));
+        if (hi >= 0) options.add(magnitudes(Math.max(lo, 0), hi == Long.MAX_VALUE ? -1 : hi));
+        return "((" + String.join(" | ", options) + ") ws)";
+    }
+
+    /**
+     * The decimal texts (no leading zeros) of the whole numbers {@code lo .. hi} ({@code hi} -1: up to {@link #DIGITS}
+     * digits): by number of digits, each length's range as llama.cpp's and the classic regex constructions make it.
+     */
+    private static String magnitudes(long lo, long hi) {
+        List<String> options = new ArrayList<>();
+        int loDigits = Long.toString(lo).length(), hiDigits = hi < 0 ? DIGITS : Long.toString(hi).length();
+        for (int digits = loDigits; digits <= hiDigits; digits++) {
+            long first = digits == 1 ? 0 : pow10(digits - 1), last = pow10(digits) - 1;
+            long from = Math.max(lo, first), to = hi < 0 ? last : Math.min(hi, last);
+            if (from > to) continue;
+            if (hi < 0 && digits > loDigits) { // every longer length, whole
+                options.add("[1-9] [0-9]{" + loDigits + "," + (DIGITS - 1) + "}");
+                break;
+            }
+            options.add(sameLength(Long.toString(from), Long.toString(to)));
+        }
+        return "(" + String.join(" | ", options) + ")";
+    }
+
+    /** The texts between {@code a} and {@code b}, of one length, as GBNF. */
+    private static String sameLength(String a, String b) {
+        if (a.equals(b)) return "\"" + a + "\"";
+        int common = 0;
+        while (a.charAt(common) == b.charAt(common)) common++;
+        String prefix = common > 0 ? "\"" + a.substring(0, common) + "\" " : "";
+        char da = a.charAt(common), db = b.charAt(common);
+        int rest = a.length() - common - 1;
+        if (rest == 0) return "(" + prefix + "[" + da + "-" + db + "])";
+        List<String> options = new ArrayList<>();
+        String restA = a.substring(common + 1), restB = b.substring(common + 1);
+        boolean lowFull = restA.chars().allMatch(c -> c == '0'), highFull = restB.chars().allMatch(c -> c == '9');
+        // the first differing digit: a's (with the rest from a's up), those between (any rest), b's (the rest to b's)
+        char fullFrom = lowFull ? da : (char) (da + 1), fullTo = highFull ? db : (char) (db - 1);
+        if (!lowFull) options.add("\"" + da + "\" " + sameLength(restA, "9".repeat(rest)));
+        if (fullFrom <= fullTo) options.add("[" + fullFrom + "-" + fullTo + "] [0-9]{" + rest + "}");
+        if (!highFull) options.add("\"" + db + "\" " + sameLength("0".repeat(rest), restB));
+        return "(" + prefix + "(" + String.join(" | ", options) + "))";
+    }
+
+    private static long pow10(int n) {
+        long p = 1;
+        for (int i = 0; i < n; i++) p *= 10;
+        return p;
     }
 
     private String array(JsonNode schema, String at) {

@@ -47,7 +47,14 @@ class JsonSchemaGrammarTest {
                 if (r.nextBoolean()) s.put("minLength", r.nextInt(3));
                 if (r.nextBoolean()) s.put("maxLength", s.path("minLength").asInt(0) + r.nextInt(4));
             }
-            case 1 -> s.put("type", r.nextBoolean() ? "integer" : "number");
+            case 1 -> {
+                s.put("type", r.nextBoolean() ? "integer" : "number");
+                if (s.get("type").asText().equals("integer") && r.nextBoolean()) {
+                    int lo = r.nextInt(2001) - 1000;
+                    if (r.nextBoolean()) s.put(r.nextBoolean() ? "minimum" : "exclusiveMinimum", lo);
+                    if (r.nextBoolean()) s.put(r.nextBoolean() ? "maximum" : "exclusiveMaximum", lo + 2 + r.nextInt(2000));
+                }
+            }
             case 2 -> s.put("type", r.nextBoolean() ? "boolean" : "null");
             case 3 -> {
                 ArrayNode values = s.putArray("enum");
@@ -156,7 +163,11 @@ class JsonSchemaGrammarTest {
                 int min = schema.path("minLength").asInt(0), max = schema.path("maxLength").asInt(min + 4);
                 return F.textNode(text(r, min, max));
             }
-            case "integer" -> { return F.numberNode(r.nextInt(2001) - 1000); }
+            case "integer" -> {
+                long lo = schema.has("minimum") ? schema.get("minimum").asLong() : schema.has("exclusiveMinimum") ? schema.get("exclusiveMinimum").asLong() + 1 : -1000;
+                long hi = schema.has("maximum") ? schema.get("maximum").asLong() : schema.has("exclusiveMaximum") ? schema.get("exclusiveMaximum").asLong() - 1 : lo + 2000;
+                return F.numberNode(lo + r.nextLong(hi - lo + 1));
+            }
             case "number" -> { return r.nextBoolean() ? F.numberNode(r.nextInt(100)) : F.numberNode((r.nextInt(2001) - 1000) / 8.0); }
             case "boolean" -> { return F.booleanNode(r.nextBoolean()); }
             case "null" -> { return F.nullNode(); }
@@ -235,6 +246,25 @@ class JsonSchemaGrammarTest {
         assertTrue(matched > 1500 && refusedByBoth > 100, matched + " matched, " + refusedByBoth + " refused by both, of 3000");
     }
 
+    /** Integer bounds against arithmetic: random ranges, some open on one side, each number near its ends and beyond. */
+    @Test
+    void integerRanges() {
+        SplittableRandom r = new SplittableRandom(23);
+        for (int c = 0; c < 400; c++) {
+            long scale = new long[]{10, 1000, 1_000_000, 100_000_000_000L}[r.nextInt(4)];
+            long a = r.nextLong(2 * scale + 1) - scale, b = a + r.nextLong(scale + 1);
+            ObjectNode schema = F.objectNode().put("type", "integer");
+            boolean low = r.nextInt(4) > 0, high = r.nextInt(4) > 0, exclusive = r.nextBoolean();
+            if (low) schema.put(exclusive ? "exclusiveMinimum" : "minimum", exclusive ? a - 1 : a);
+            if (high) schema.put(exclusive ? "exclusiveMaximum" : "maximum", exclusive ? b + 1 : b);
+            Grammar g = Grammar.parse(JsonSchemaGrammar.convert(schema.toString()));
+            long lo = low ? a : Long.MIN_VALUE, hi = high ? b : Long.MAX_VALUE;
+            List<Long> numbers = new ArrayList<>(List.of(a - 1, a, a + 1, b - 1, b, b + 1, 0L, -1L, 1L, 9L, 10L, -10L, 99L, 100L));
+            for (int i = 0; i < 30; i++) numbers.add(r.nextLong(4 * scale + 1) - 2 * scale);
+            for (long n : numbers) assertEquals(n >= lo && n <= hi, g.matches(Long.toString(n)), schema + " on " + n);
+        }
+    }
+
     @Test
     void byHand() {
         Grammar g = Grammar.parse(JsonSchemaGrammar.convert("""
@@ -259,7 +289,7 @@ class JsonSchemaGrammarTest {
     void whatIsNotTakenIsRefusedByName() {
         String[][] cases = {
                 {"{\"type\": \"string\", \"pattern\": \"^a\"}", "--json-schema: 'pattern' (at #) is not supported"},
-                {"{\"properties\": {\"n\": {\"type\": \"integer\", \"minimum\": 0}}}", "--json-schema: 'minimum' (at #/properties/n) is not supported"},
+                {"{\"properties\": {\"n\": {\"type\": \"integer\", \"multipleOf\": 2}}}", "--json-schema: 'multipleOf' (at #/properties/n) is not supported"},
                 {"{\"type\": \"object\", \"additionalProperties\": {\"type\": \"string\"}}", "--json-schema: additionalProperties other than false (at #) is not supported"},
                 {"{\"$ref\": \"https://example.com/s.json\"}", "--json-schema: $ref 'https://example.com/s.json' (at #) is not supported: only #/$defs/NAME and #/definitions/NAME"},
                 {"{\"$ref\": \"#/$defs/x\"}", "--json-schema: $ref '#/$defs/x' (at #) names no definition"},
@@ -267,6 +297,9 @@ class JsonSchemaGrammarTest {
                 {"{\"type\": \"array\", \"minItems\": 3, \"maxItems\": 2}", "--json-schema: maxItems below minItems at #"},
                 {"{\"type\": \"object\", \"properties\": {}, \"required\": [\"a\"]}", "--json-schema: required property 'a' (at #) is not among its properties"},
                 {"false", "--json-schema: # is false (no value is allowed)"},
+                {"{\"maxLength\": 3}", "--json-schema: 'maxLength' (at #) needs a type beside it"},
+                {"{\"type\": \"number\", \"minimum\": 0}", "--json-schema: minimum and maximum (at #) are supported on integers only (type integer)"},
+                {"{\"type\": \"integer\", \"minimum\": 3, \"exclusiveMaximum\": 3}", "--json-schema: no integer lies within the bounds at #"},
                 {"{\"type\": \"string\", \"format\": \"email\"}", "--json-schema: format 'email' (at #) is not supported; date, date-time, time, uuid are"},
                 {"{\"type\": \"integer\", \"format\": \"int32\"}", "--json-schema: format (at #) is supported on strings only (type string)"},
                 {"{\"allOf\": [{\"type\": \"string\"}, {\"maxLength\": 3}]}", "--json-schema: allOf of other than one schema (at #) is not supported"},
