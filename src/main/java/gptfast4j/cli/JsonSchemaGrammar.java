@@ -17,9 +17,10 @@ import java.util.Set;
  * break and up to 20 spaces or tabs); punctuation too.
  * <p>
  * Taken: {@code type} (one or a list), {@code enum}, {@code const}, {@code anyOf}/{@code oneOf} (as any of them),
- * {@code properties} (written in their order, the {@code required} ones always, the others where the model chooses),
- * {@code additionalProperties: false} (and, as in llama.cpp and OpenAI's structured outputs, also where it is absent:
- * an object has its listed properties only; an object without {@code properties} is any object), {@code items},
+ * {@code properties} (written in their order, the {@code required} ones always, the others where the model chooses;
+ * an object with listed properties has those only, whatever {@code additionalProperties} says, which is always within
+ * what the schema accepts, as OpenAI's structured outputs have it), {@code additionalProperties} where no properties
+ * are listed (true or absent: any object; false: {@code {}}; a schema: a map of values of it), {@code items},
  * {@code minItems}, {@code maxItems}, {@code minLength}, {@code maxLength}, {@code format} (date, time, date-time,
  * uuid), an integer's {@code minimum}, {@code maximum}, {@code exclusiveMinimum} and {@code exclusiveMaximum},
  * {@code allOf} of one schema, and {@code $ref} to {@code #/$defs/NAME} or {@code #/definitions/NAME};
@@ -158,19 +159,23 @@ final class JsonSchemaGrammar {
     }
 
     private String object(JsonNode schema, String at) {
-        JsonNode additional = schema.get("additionalProperties");
-        if (additional != null && !(additional.isBoolean() && !additional.asBoolean())) {
-            throw new IllegalArgumentException("--json-schema: additionalProperties other than false (at " + at + ") is not supported");
-        }
-        JsonNode properties = schema.get("properties");
-        if (properties == null) return "object";
+        JsonNode properties = schema.get("properties"), additional = schema.get("additionalProperties");
         Set<String> required = new java.util.HashSet<>();
         if (schema.has("required")) for (JsonNode r : schema.get("required")) required.add(r.asText());
         List<String> names = new ArrayList<>();
-        properties.fieldNames().forEachRemaining(names::add);
+        if (properties != null) properties.fieldNames().forEachRemaining(names::add);
         for (String r : required) {
             if (!names.contains(r)) throw new IllegalArgumentException("--json-schema: required property '" + r + "' (at " + at + ") is not among its properties");
         }
+        if (names.isEmpty()) {
+            // no properties listed: any object, none (additionalProperties false), or a map whose values all follow
+            // one schema
+            if (additional == null || additional.isBoolean() && additional.asBoolean()) return "object";
+            if (additional.isBoolean()) return "(\"{\" ws \"}\" ws)";
+            String value = rule(additional, at + "/additionalProperties");
+            return "(\"{\" ws (string \":\" ws " + value + " (\",\" ws string \":\" ws " + value + ")*)? \"}\" ws)";
+        }
+        // listed properties: those alone, whatever additionalProperties allows besides (always within what it allows)
         int n = names.size();
         String[] pairs = new String[n];
         for (int i = 0; i < n; i++) {

@@ -64,6 +64,11 @@ class JsonSchemaGrammarTest {
             case 5 -> { } // any value
             case 6, 7 -> {
                 s.put("type", "object");
+                if (r.nextInt(3) == 0) { // no properties listed: a map of one schema's values, or no properties at all
+                    if (r.nextInt(3) == 0) s.put("additionalProperties", false);
+                    else s.set("additionalProperties", schema(r, depth + 1, defs));
+                    break;
+                }
                 ObjectNode properties = s.putObject("properties");
                 ArrayNode required = F.arrayNode();
                 for (int i = 0, n = 1 + r.nextInt(3); i < n; i++) {
@@ -173,6 +178,12 @@ class JsonSchemaGrammarTest {
             case "null" -> { return F.nullNode(); }
             case "object" -> {
                 ObjectNode o = F.objectNode();
+                if (!schema.has("properties")) { // a map of additionalProperties's values, or {}
+                    JsonNode values = schema.get("additionalProperties");
+                    if (values.isObject()) for (int i = 0, n = r.nextInt(4); i < n; i++) o.set(NAMES[r.nextInt(NAMES.length)], instance(values, root, r, stray));
+                    if (stray && r.nextInt(6) == 0) o.set("extra", F.numberNode(1));
+                    return o;
+                }
                 List<String> required = new ArrayList<>();
                 schema.path("required").forEach(n -> required.add(n.asText()));
                 for (Iterator<String> names = schema.get("properties").fieldNames(); names.hasNext(); ) {
@@ -290,7 +301,8 @@ class JsonSchemaGrammarTest {
         String[][] cases = {
                 {"{\"type\": \"string\", \"pattern\": \"^a\"}", "--json-schema: 'pattern' (at #) is not supported"},
                 {"{\"properties\": {\"n\": {\"type\": \"integer\", \"multipleOf\": 2}}}", "--json-schema: 'multipleOf' (at #/properties/n) is not supported"},
-                {"{\"type\": \"object\", \"additionalProperties\": {\"type\": \"string\"}}", "--json-schema: additionalProperties other than false (at #) is not supported"},
+                {"{\"type\": \"object\", \"required\": [\"a\"]}", "--json-schema: required property 'a' (at #) is not among its properties"},
+                {"{\"type\": \"object\", \"minProperties\": 1}", "--json-schema: 'minProperties' (at #) is not supported"},
                 {"{\"$ref\": \"https://example.com/s.json\"}", "--json-schema: $ref 'https://example.com/s.json' (at #) is not supported: only #/$defs/NAME and #/definitions/NAME"},
                 {"{\"$ref\": \"#/$defs/x\"}", "--json-schema: $ref '#/$defs/x' (at #) names no definition"},
                 {"{\"type\": \"text\"}", "--json-schema: unknown type 'text' at #"},
