@@ -16,7 +16,8 @@ import java.util.Set;
  * generated is a JSON document the schema accepts. Every value is followed by optional whitespace (a space, or a line
  * break and up to 20 spaces or tabs); punctuation too.
  * <p>
- * Taken: {@code type} (one or a list), {@code enum}, {@code const}, {@code anyOf}/{@code oneOf} (as any of them),
+ * Taken: {@code type} (one or a list), {@code enum}, {@code const}, {@code anyOf}/{@code oneOf} ({@code oneOf} as
+ * {@code anyOf}, as llama.cpp takes it: a value that more than one option accepts passes, which {@code oneOf} refuses),
  * {@code properties} (written in their order, the {@code required} ones always, the others where the model chooses;
  * an object with listed properties has those only, whatever {@code additionalProperties} says, which is always within
  * what the schema accepts, as OpenAI's structured outputs have it), {@code additionalProperties} where no properties
@@ -24,9 +25,10 @@ import java.util.Set;
  * {@code minItems}, {@code maxItems}, {@code minLength}, {@code maxLength}, {@code format} (date, time, date-time,
  * uuid), an integer's {@code minimum}, {@code maximum}, {@code exclusiveMinimum} and {@code exclusiveMaximum},
  * {@code allOf} of one schema, and {@code $ref} to {@code #/$defs/NAME} or {@code #/definitions/NAME};
- * {@code {}} or {@code true} is any JSON value. Annotations ({@code title},
- * {@code description}, ...) are ignored. Any other keyword is refused by name rather than left out, since the text
- * would then not be held to it.
+ * {@code {}} or {@code true} is any JSON value. Annotations ({@code title}, {@code description}, ...) are ignored.
+ * Any other keyword is refused by name rather than left out, since the text would then not be held to it; so are a
+ * constraint of one kind of value without a {@code type}, and constraints beside {@code $ref}, {@code allOf},
+ * {@code anyOf}, {@code oneOf}, {@code enum} or {@code const} (but a {@code type}, which keeps the values of that type).
  */
 final class JsonSchemaGrammar {
     private static final Set<String> ANNOTATIONS = Set.of("title", "description", "$schema", "$id", "$comment", "default", "examples", "$defs", "definitions");
@@ -97,6 +99,17 @@ final class JsonSchemaGrammar {
                 throw new IllegalArgumentException("--json-schema: '" + keyword + "' (at " + at + ") is not supported");
             }
         }
+        // a keyword that makes the value on its own: what else constrains it would go unchecked beside it
+        for (String alone : List.of("$ref", "allOf", "anyOf", "oneOf", "const", "enum")) {
+            if (!schema.has(alone)) continue;
+            for (Iterator<String> names = schema.fieldNames(); names.hasNext(); ) {
+                String keyword = names.next();
+                boolean typeOfValues = keyword.equals("type") && (alone.equals("const") || alone.equals("enum"));
+                if (!keyword.equals(alone) && !ANNOTATIONS.contains(keyword) && !typeOfValues) {
+                    throw new IllegalArgumentException("--json-schema: '" + keyword + "' beside '" + alone + "' (at " + at + ") is not supported");
+                }
+            }
+        }
         if (schema.has("$ref")) return ref(schema.get("$ref").asText(), at);
         if (schema.has("allOf")) {
             // one schema, as pydantic writes a reference with a description beside it; the intersection of several
@@ -104,11 +117,11 @@ final class JsonSchemaGrammar {
             if (schema.get("allOf").size() != 1) throw new IllegalArgumentException("--json-schema: allOf of other than one schema (at " + at + ") is not supported");
             return rule(schema.get("allOf").get(0), at + "/allOf/0");
         }
-        if (schema.has("const")) return literal(schema.get("const"));
-        if (schema.has("enum")) {
+        if (schema.has("const") || schema.has("enum")) {
+            // the values of a type beside them, where one is given
             List<String> values = new ArrayList<>();
-            for (JsonNode v : schema.get("enum")) values.add(literal(v));
-            if (values.isEmpty()) throw new IllegalArgumentException("--json-schema: " + at + "/enum is empty");
+            for (JsonNode v : schema.has("const") ? List.of(schema.get("const")) : schema.get("enum")) if (ofType(v, schema.get("type"))) values.add(literal(v));
+            if (values.isEmpty()) throw new IllegalArgumentException("--json-schema: no value of " + at + "/" + (schema.has("const") ? "const" : "enum") + " is of its type");
             return "(" + String.join(" | ", values) + ")";
         }
         for (String any : new String[]{"anyOf", "oneOf"}) {
@@ -140,6 +153,25 @@ final class JsonSchemaGrammar {
             return "(" + String.join(" | ", options) + ")";
         }
         return typed(schema, type.asText(), at);
+    }
+
+    /** Whether {@code value} is of {@code type} (a name or a list of names; null: any). */
+    private static boolean ofType(JsonNode value, JsonNode type) {
+        if (type == null) return true;
+        for (JsonNode t : type.isArray() ? type : List.of(type)) {
+            boolean is = switch (t.asText()) {
+                case "string" -> value.isTextual();
+                case "integer" -> value.isIntegralNumber() || value.isNumber() && value.asDouble() == Math.rint(value.asDouble());
+                case "number" -> value.isNumber();
+                case "boolean" -> value.isBoolean();
+                case "null" -> value.isNull();
+                case "object" -> value.isObject();
+                case "array" -> value.isArray();
+                default -> false;
+            };
+            if (is) return true;
+        }
+        return false;
     }
 
     private String typed(JsonNode schema, String type, String at) {

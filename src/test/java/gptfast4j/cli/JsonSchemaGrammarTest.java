@@ -294,6 +294,8 @@ class JsonSchemaGrammarTest {
         Grammar uuid = Grammar.parse(JsonSchemaGrammar.convert("{\"allOf\": [{\"type\": \"string\", \"format\": \"uuid\"}], \"description\": \"an id\"}"));
         assertTrue(uuid.matches("\"123e4567-e89b-12d3-a456-426614174000\"") && !uuid.matches("\"123e4567-e89b-12d3-a456-42661417400\""));
         assertTrue(Grammar.parse(JsonSchemaGrammar.convert("true")).matches("false"));
+        Grammar typedEnum = Grammar.parse(JsonSchemaGrammar.convert("{\"type\": [\"string\", \"null\"], \"enum\": [\"a\", 1, null], \"title\": \"t\"}"));
+        assertTrue(typedEnum.matches("\"a\"") && typedEnum.matches("null") && !typedEnum.matches("1"), "the values of the type beside the enum");
     }
 
     @Test
@@ -310,6 +312,9 @@ class JsonSchemaGrammarTest {
                 {"{\"type\": \"object\", \"properties\": {}, \"required\": [\"a\"]}", "--json-schema: required property 'a' (at #) is not among its properties"},
                 {"false", "--json-schema: # is false (no value is allowed)"},
                 {"{\"maxLength\": 3}", "--json-schema: 'maxLength' (at #) needs a type beside it"},
+                {"{\"$ref\": \"#/$defs/s\", \"maxLength\": 3, \"$defs\": {\"s\": {\"type\": \"string\"}}}", "--json-schema: 'maxLength' beside '$ref' (at #) is not supported"},
+                {"{\"type\": \"object\", \"anyOf\": [{\"required\": [\"a\"]}]}", "--json-schema: 'type' beside 'anyOf' (at #) is not supported"},
+                {"{\"type\": \"string\", \"enum\": [1, 2]}", "--json-schema: no value of #/enum is of its type"},
                 {"{\"type\": \"number\", \"minimum\": 0}", "--json-schema: minimum and maximum (at #) are supported on integers only (type integer)"},
                 {"{\"type\": \"integer\", \"minimum\": 3, \"exclusiveMaximum\": 3}", "--json-schema: no integer lies within the bounds at #"},
                 {"{\"type\": \"string\", \"format\": \"email\"}", "--json-schema: format 'email' (at #) is not supported; date, date-time, time, uuid are"},
