@@ -204,14 +204,14 @@ final class JsonSchemaGrammar {
             // one schema
             if (additional == null || additional.isBoolean() && additional.asBoolean()) return "object";
             if (additional.isBoolean()) return "(\"{\" ws \"}\" ws)";
-            String value = rule(additional, at + "/additionalProperties");
+            String value = named(rule(additional, at + "/additionalProperties"));
             return "(\"{\" ws (string \":\" ws " + value + " (\",\" ws string \":\" ws " + value + ")*)? \"}\" ws)";
         }
         // listed properties: those alone, whatever additionalProperties allows besides (always within what it allows)
         int n = names.size();
         String[] pairs = new String[n];
         for (int i = 0; i < n; i++) {
-            pairs[i] = literal(new ObjectMapper().getNodeFactory().textNode(names.get(i))) + " \":\" ws " + rule(properties.get(names.get(i)), at + "/properties/" + names.get(i));
+            pairs[i] = named(literal(new ObjectMapper().getNodeFactory().textNode(names.get(i))) + " \":\" ws " + rule(properties.get(names.get(i)), at + "/properties/" + names.get(i)));
         }
         // first[i]: properties i.. with none written before them; after[i]: with some written (a comma comes first);
         // an optional property is there or not, in order
@@ -308,7 +308,7 @@ final class JsonSchemaGrammar {
     }
 
     private String array(JsonNode schema, String at) {
-        String item = schema.has("items") ? rule(schema.get("items"), at + "/items") : "value";
+        String item = schema.has("items") ? named(rule(schema.get("items"), at + "/items")) : "value";
         int min = count(schema, "minItems", 0, at), max = count(schema, "maxItems", -1, at);
         if (max >= 0 && max < min) throw new IllegalArgumentException("--json-schema: maxItems below minItems at " + at);
         String items;
@@ -333,6 +333,18 @@ final class JsonSchemaGrammar {
         int min = count(schema, "minLength", 0, at), max = count(schema, "maxLength", -1, at);
         if (max >= 0 && max < min) throw new IllegalArgumentException("--json-schema: maxLength below minLength at " + at);
         return min == 0 && max < 0 ? "string" : "(\"\\\"\" char" + repeat(min, max) + " \"\\\"\" ws)";
+    }
+
+    /**
+     * {@code expression} as a rule of its own, where it is more than a rule's name: written once where it is used
+     * twice (an array's first and later items, a property in two rules), which would otherwise double the grammar's
+     * text at each level of nesting.
+     */
+    private String named(String expression) {
+        if (expression.matches("[a-zA-Z0-9-]+")) return expression;
+        String name = "part" + generated++;
+        rules.put(name, expression);
+        return name;
     }
 
     /** {@code {min,max}} ({@code max} -1: unbounded). */

@@ -40,7 +40,7 @@ public final class Main {
         });
         try {
             return cli.execute(args);
-        } catch (OutOfMemoryError | InternalError | NoClassDefFoundError e) { // picocli hands only Exceptions to the handler above; Errors pass through it
+        } catch (OutOfMemoryError | InternalError | NoClassDefFoundError | StackOverflowError e) { // picocli hands only Exceptions to the handler above; Errors pass through it
             if (debug) e.printStackTrace(cli.getErr());
             cli.getErr().println("error: " + oneLine(describe(e)));
             return 1;
@@ -79,6 +79,10 @@ public final class Main {
         // that loads none (bench --memory) first touches a vector class
         if (JvmChecks.NO_VECTOR_API.equals(message) || e instanceof NoClassDefFoundError && String.valueOf(message).startsWith("jdk/incubator/vector/")) {
             return JvmChecks.NO_VECTOR_API;
+        }
+        if (e instanceof StackOverflowError) {
+            // a recursive reading of the input (a grammar's rules, a schema's nesting) deeper than the thread's stack
+            return "input nested too deeply to take (a stack overflow): a grammar's chain of rules, a JSON schema's nesting?";
         }
         if (e instanceof InternalError && String.valueOf(message).contains("unsafe memory access")) {
             // HotSpot's form of a SIGBUS on a mapped page: a model file cut short or replaced in place while mapped

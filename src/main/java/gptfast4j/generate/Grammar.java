@@ -212,6 +212,9 @@ public final class Grammar {
         private final List<String> names = new ArrayList<>();
         /** The rule being parsed. */
         private String current;
+        /** Groups open at the parser's position: the parser recurses once per group. */
+        private int depth;
+        private static final int MAX_DEPTH = 500;
 
         Parser(String src) {
             this.src = src;
@@ -312,12 +315,14 @@ public final class Grammar {
                     last = seq.size();
                     seq.add(new Chars(new int[0], true));
                 } else if (c == '(') {
+                    if (++depth > MAX_DEPTH) throw error("groups nested more than " + MAX_DEPTH + " deep");
                     at++;
                     skip(true);
                     last = seq.size();
                     Element[][] group = alternatives(true);
                     if (at >= src.length() || src.charAt(at) != ')') throw error("expected ')'");
                     at++;
+                    depth--;
                     seq.add(new Ref(generated(group)));
                 } else if (isWordChar(c)) {
                     last = seq.size();

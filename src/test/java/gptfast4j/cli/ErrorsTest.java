@@ -104,6 +104,22 @@ class ErrorsTest {
     }
 
     /** A directory that is not a Hugging Face model (no config.json) is named as such, not as a missing config.json. */
+    /**
+     * Grammars nested past what is read recursively: groups past the parser's limit are refused by it, and a chain of
+     * 200000 rules, each starting with the next, overflows the stack of the reading; both one line, not a stack trace.
+     */
+    @Test
+    void grammarsNestedTooDeeply(@TempDir Path dir) throws IOException {
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--grammar", "root ::= " + "(".repeat(600) + "\"a\"" + ")".repeat(600)),
+                "grammar: groups nested more than 500 deep (line 1, column 510)");
+        StringBuilder chain = new StringBuilder("root ::= r0\n");
+        for (int i = 0; i < 200_000; i++) chain.append('r').append(i).append(" ::= r").append(i + 1).append(" \"a\"\n");
+        Path file = dir.resolve("chain.gbnf");
+        Files.writeString(file, chain.append("r200000 ::= \"b\"\n"));
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--grammar-file", file.toString()),
+                "input nested too deeply to take (a stack overflow)");
+    }
+
     @Test
     void directoryWithoutConfig(@TempDir Path dir) {
         assertOneLineError(run("generate", "--checkpoint", dir.toString()), "not a Hugging Face model: it has no config.json");

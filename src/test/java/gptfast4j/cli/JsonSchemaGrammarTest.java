@@ -298,6 +298,23 @@ class JsonSchemaGrammarTest {
         assertTrue(typedEnum.matches("\"a\"") && typedEnum.matches("null") && !typedEnum.matches("1"), "the values of the type beside the enum");
     }
 
+    /**
+     * A schema nested 300 deep, arrays and objects taking turns, gives a grammar that grows with the nesting (an item
+     * or property written once as a rule, where writing it in both places it is used doubled the text at each level:
+     * 2^300), and one that matches the deepest document.
+     */
+    @Test
+    void deepNestingGrowsTheGrammarLinearly() {
+        String schema = "{}", document = "1";
+        for (int i = 0; i < 300; i++) {
+            schema = i % 2 == 0 ? "{\"type\": \"array\", \"items\": " + schema + ", \"minItems\": 1}" : "{\"type\": \"object\", \"properties\": {\"a\": " + schema + "}, \"required\": [\"a\"]}";
+            document = i % 2 == 0 ? "[" + document + "]" : "{\"a\":" + document + "}";
+        }
+        String grammar = JsonSchemaGrammar.convert(schema);
+        assertTrue(grammar.length() < 300 * 400, grammar.length() + " characters");
+        assertTrue(Grammar.parse(grammar).matches(document));
+    }
+
     @Test
     void whatIsNotTakenIsRefusedByName() {
         String[][] cases = {
