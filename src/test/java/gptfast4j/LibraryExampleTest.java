@@ -2,6 +2,8 @@ package gptfast4j;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import gptfast4j.generate.Generator;
+import gptfast4j.generate.Grammar;
+import gptfast4j.generate.GrammarConstraint;
 import gptfast4j.generate.Sampler;
 import gptfast4j.generate.TextStream;
 import gptfast4j.model.Checkpoint;
@@ -52,5 +54,25 @@ class LibraryExampleTest {
         String printed = captured.toString(StandardCharsets.UTF_8);
         assertTrue(printed.startsWith(" were playing in the park."), printed);
         assertTrue(lily.path("gen_text").asText().startsWith(printed), printed);
+    }
+
+    /** The README's grammar lines, line for line, on the example's sampler: the text is one the grammar matches. */
+    @Test
+    void theReadmeGrammarHoldsTheText() {
+        Checkpoint ckpt = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null);
+        Llama model = ckpt.model();
+        Sampler sampler = new Sampler(model.config.vocabSize(), 0f, 0, 1f, 42);
+        String gbnfText = "root ::= \" were\" [a-z ]+ \".\"";
+
+        // --- the README's lines
+        GrammarConstraint json = new GrammarConstraint(Grammar.parse(gbnfText), ckpt.tokenizer()::bytes, model.config.vocabSize(), ckpt.eos());
+        sampler.constrain(json); // masks each draw, and follows the tokens drawn (also under a SpeculativeGenerator)
+        json.restart();          // before each new text
+        // ---
+
+        int[] prompt = ckpt.promptTokens("Lily and Tom");
+        Generator.Result result = new Generator(model, model.newState(256, prompt.length, 1, KvCache.Type.F16), ckpt.eos()).generate(prompt, 0, 60, sampler, token -> true);
+        String text = ckpt.tokenizer().decode(result.tokens());
+        assertTrue(result.stoppedAtEos() && text.matches(" ?were[a-z ]+\\."), text); // decode drops a first space
     }
 }
