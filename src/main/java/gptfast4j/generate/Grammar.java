@@ -189,16 +189,19 @@ public final class Grammar {
 
     /** Whether {@code text} as a whole matches the root rule. */
     public boolean matches(String text) {
-        Set<Stack> stacks = start();
-        for (int i = 0; i < text.length() && !stacks.isEmpty(); i += Character.charCount(text.codePointAt(i))) stacks = advance(stacks, text.codePointAt(i));
-        return stacks.contains(Stack.EMPTY);
+        return after(text).contains(Stack.EMPTY);
     }
 
     /** Whether some text starting with {@code text} matches the root rule. */
     public boolean allowsPrefix(String text) {
+        return !after(text).isEmpty();
+    }
+
+    /** The expanded stacks after {@code text}'s code points; empty where the grammar does not take them. */
+    private Set<Stack> after(String text) {
         Set<Stack> stacks = start();
         for (int i = 0; i < text.length() && !stacks.isEmpty(); i += Character.charCount(text.codePointAt(i))) stacks = advance(stacks, text.codePointAt(i));
-        return !stacks.isEmpty();
+        return stacks;
     }
 
     /** A recursive-descent parser of GBNF, llama.cpp's grammar-parser in what it takes. */
