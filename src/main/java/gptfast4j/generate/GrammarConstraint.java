@@ -3,6 +3,8 @@ package gptfast4j.generate;
 import gptfast4j.generate.Grammar.Stack;
 
 import java.util.BitSet;
+import java.util.HashMap;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
@@ -42,6 +44,12 @@ public final class GrammarConstraint {
         }
     };
 
+    private static final int TRANSITIONS = 200_000;
+    /** The transitions taken, by the (canonical) state they leave, and the states they reach, each once. */
+    private final Map<Set<Stack>, Map<Integer, Set<Stack>>> transitions = new IdentityHashMap<>();
+    private final Map<Set<Stack>, Set<Stack>> states = new HashMap<>();
+    private int transitionCount;
+
     /** The state after some text: the stacks, and an incomplete UTF-8 sequence at its end. */
     record State(Set<Stack> stacks, int bits, int need, int length) {}
 
@@ -66,7 +74,7 @@ public final class GrammarConstraint {
 
     /** Back to the grammar's start, for a new text. */
     public void restart() {
-        rewind(new State(grammar.start(), 0, 0, 0));
+        rewind(new State(canonical(grammar.start()), 0, 0, 0));
     }
 
     /** The state now, to {@link #rewind} to after a {@link #lookAhead}. */
@@ -115,8 +123,15 @@ public final class GrammarConstraint {
         if (lost) return;
         BitSet allowed = pendingNeed == 0 ? allowedByState.get(stacks) : null;
         if (allowed == null) {
+            // between whole characters, each first byte is tried once: most tokens go no further (after a comma or a
+            // brace only a few bytes can start what follows), without the stack sets a token's step makes
+            boolean[] firstByte = new boolean[256];
+            for (int b = 0; b < 256; b++) firstByte[b] = pendingNeed != 0 || canStart(b);
             allowed = new BitSet(tokens.length);
-            for (int id = 0; id < tokens.length; id++) if (!endOfText.get(id) && step(id) != null) allowed.set(id);
+            for (int id = 0; id < tokens.length; id++) {
+                byte[] bytes = tokens[id];
+                if (bytes.length > 0 && firstByte[bytes[0] & 0xFF] && !endOfText.get(id) && step(id) != null) allowed.set(id);
+            }
             if (pendingNeed == 0) allowedByState.put(stacks, allowed);
         }
         boolean end = complete(), any = false;
@@ -139,6 +154,43 @@ public final class GrammarConstraint {
         rewind(next);
     }
 
+    /**
+     * The grammar's state after code point {@code c} from {@code from} (a {@link #canonical} set), from a cache of
+     * the transitions taken so far: a vocabulary's tokens walk through a few states again and again (inside a JSON
+     * string, every ordinary character leads back to the same one), and each expansion makes sets of stacks. Emptied
+     * past {@link #TRANSITIONS}, which a long text over many states would otherwise fill without bound.
+     */
+    private Set<Stack> advance(Set<Stack> from, int c) {
+        Map<Integer, Set<Stack>> byChar = transitions.computeIfAbsent(from, k -> new HashMap<>());
+        Set<Stack> to = byChar.get(c);
+        if (to == null) {
+            if (++transitionCount > TRANSITIONS) {
+                transitions.clear();
+                states.clear();
+                transitionCount = 0;
+                byChar = new HashMap<>();
+                transitions.put(canonical(from), byChar);
+            }
+            to = canonical(grammar.advance(from, c));
+            byChar.put(c, to);
+        }
+        return to;
+    }
+
+    /** The one set of stacks equal to {@code stacks} that this constraint keeps, so that transitions are found by identity. */
+    private Set<Stack> canonical(Set<Stack> stacks) {
+        return states.computeIfAbsent(stacks, k -> k);
+    }
+
+    /** Whether a character starting with byte {@code b} may come next, at a character's start. */
+    private boolean canStart(int b) {
+        if (b < 0x80) return !advance(stacks, b).isEmpty();
+        if (b >= 0xC2 && b <= 0xDF) return couldFollow(stacks, b & 0x1F, 1, 2);
+        if (b >= 0xE0 && b <= 0xEF) return couldFollow(stacks, b & 0x0F, 2, 3);
+        if (b >= 0xF0 && b <= 0xF4) return couldFollow(stacks, b & 0x07, 3, 4);
+        return false;
+    }
+
     /** The state after {@code token}'s bytes, or null where the grammar does not take them (or they are not UTF-8). */
     private State step(int token) {
         byte[] bytes = tokens[token];
@@ -149,7 +201,7 @@ public final class GrammarConstraint {
             int u = b & 0xFF;
             if (need == 0) {
                 if (u < 0x80) {
-                    s = grammar.advance(s, u);
+                    s = advance(s, u);
                     if (s.isEmpty()) return null;
                     continue;
                 }
@@ -164,7 +216,7 @@ public final class GrammarConstraint {
                 bits = bits << 6 | u & 0x3F;
                 if (--need == 0) {
                     if (bits < SMALLEST[length] || bits > Character.MAX_CODE_POINT || bits >= 0xD800 && bits <= 0xDFFF) return null;
-                    s = grammar.advance(s, bits);
+                    s = advance(s, bits);
                     if (s.isEmpty()) return null;
                 } else if (!couldFollow(s, bits, need, length)) {
                     return null;
