@@ -20,7 +20,8 @@ import java.util.function.IntFunction;
  * <p>
  * Checking every token of a vocabulary runs its bytes through the grammar's stacks, so {@link #mask} keeps the tokens
  * allowed in the last {@link #CACHED} states (the set of stacks, between whole characters): a grammar such as JSON's
- * comes back to a few states again and again (inside a string, after a comma).
+ * comes back to a few states again and again (inside a string, after a comma). A new state's tokens are walked through
+ * cached transitions ({@link #advance}), after a first byte only where some character starting with it may follow.
  */
 public final class GrammarConstraint {
     private static final int CACHED = 64;
