@@ -3,6 +3,7 @@ package gptfast4j.cli;
 import gptfast4j.generate.Generation;
 import gptfast4j.generate.Generator;
 import gptfast4j.generate.Grammar;
+import gptfast4j.server.JsonSchemaGrammar;
 import gptfast4j.generate.GrammarConstraint;
 import gptfast4j.generate.Sampler;
 import gptfast4j.generate.StopStrings;
@@ -502,7 +503,7 @@ final class GenerateCommand implements Callable<Integer> {
      * message's arrival to the reply's end, alternating runs: TinyLlama Q4_0 after 6 s 2.73/2.74 -> 0.90/0.89 s,
      * Llama-2-7B Q4_0 after 20 s 8.02/6.83 -> 4.71/4.68 s; a message piped at once, level (4.24/4.34 against 4.91/3.92).
      */
-    private static void warmUp(Llama model, KvCache.Type kvType, java.util.function.BooleanSupplier stop) {
+    static void warmUp(Llama model, KvCache.Type kvType, java.util.function.BooleanSupplier stop) {
         int[] batches = {12, 24};
         int steps = 16, most = 24, vocab = model.config.vocabSize();
         Llama.State scratch = model.newState(most + steps, most, 1, kvType);
@@ -632,9 +633,8 @@ final class GenerateCommand implements Callable<Integer> {
                 pos += turn.length + r.cachedTokens();
                 pending = Arrays.copyOfRange(r.tokens(), r.cachedTokens(), r.tokens().length);
                 if (format != ChatFormat.PLAIN) {
-                    int end = format == ChatFormat.LLAMA3 ? tokenizer.special("<|eot_id|>").orElse(ckpt.eos()[0]) : ckpt.eos()[0];
                     pending = Arrays.copyOf(pending, pending.length + 1);
-                    pending[pending.length - 1] = end;
+                    pending[pending.length - 1] = format.endOfTurn(tokenizer, ckpt.eos()[0]);
                 }
             }
             stats.print(speculation);

@@ -52,13 +52,20 @@ public final class TextStream {
 
     /** Length of the longest prefix that does not end inside a UTF-8 sequence that could still be completed. */
     static int completePrefix(byte[] b) {
-        int n = b.length;
-        for (int back = 1; back <= Math.min(3, n); back++) {
-            int lead = b[n - back] & 0xFF;
+        return completeEnd(b, 0, b.length);
+    }
+
+    /**
+     * The end of the longest run {@code b[from..end)} of {@code b[from..to)} that does not end inside a UTF-8 sequence
+     * that could still be completed (a lead byte without all its continuation bytes): what may be shown as text now.
+     */
+    public static int completeEnd(byte[] b, int from, int to) {
+        for (int back = 1; back <= Math.min(3, to - from); back++) {
+            int lead = b[to - back] & 0xFF;
             if ((lead & 0xC0) == 0x80) continue; // continuation byte: look further back
             int length = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-            return length > back && lead < 0xF8 ? n - back : n;
+            return length > back && lead < 0xF8 ? to - back : to;
         }
-        return n;
+        return to;
     }
 }

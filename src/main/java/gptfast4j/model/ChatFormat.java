@@ -33,6 +33,9 @@ public enum ChatFormat {
      */
     LLAMA3;
 
+    /** Zephyr's text between a user's message and the answer. */
+    private static final String ASSISTANT = "\n<|assistant|>\n";
+
     /**
      * Chooses the format from a chat template (GGUF or tokenizer_config.json) when there is one. Llama-2's and
      * Mistral's both frame turns with {@code [INST]}; only Llama-2's has a system block ({@code <<SYS>>}).
@@ -104,13 +107,51 @@ public enum ChatFormat {
                 }
                 for (int id : tokenizer.encode(user)) ids.add(id);
                 ids.add(eos);
-                for (int id : tokenizer.encode("\n<|assistant|>\n")) ids.add(id);
+                for (int id : tokenizer.encode(ASSISTANT)) ids.add(id);
             }
             case LLAMA3 -> {
                 if (first) ids.add(bos);
                 if (sys != null) llama3Message(tokenizer, "system", sys, ids);
                 llama3Message(tokenizer, "user", message.strip(), ids);
                 llama3Header(tokenizer, "assistant", ids);
+            }
+        }
+        return ids.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    /**
+     * The token that ends an answer in this format, which the model draws to end its reply and which the next turn
+     * follows: Llama-3's {@code <|eot_id|>}, the others' EOS ({@code eos}). A plain model has no turns: EOS.
+     */
+    public int endOfTurn(Tokenizer tokenizer, int eos) {
+        return this == LLAMA3 ? tokenizer.special("<|eot_id|>").orElse(eos) : eos;
+    }
+
+    /**
+     * A whole conversation as tokens, ready for the model's answer to the last message: {@code messages} alternate
+     * user and assistant, starting and ending with the user's; the system prompt {@code system} (null for none) framed
+     * with the first. Each earlier answer is its text's tokens and {@link #endOfTurn}, as the interactive chat keeps a
+     * reply the model made (the tokens it drew, then the end of turn), so that a conversation sent again turn by turn
+     * (an HTTP chat client's way) starts with the tokens already run for it; Zephyr's answer is tokenized with the text
+     * before it, as the template's output is.
+     */
+    public int[] conversation(Tokenizer tokenizer, String system, List<String> messages, int bos, boolean addBos, int eos) {
+        if (messages.size() % 2 == 0) throw new IllegalArgumentException("a conversation ends with the user's message, so it has an odd number of messages; got " + messages.size());
+        if (this == PLAIN && messages.size() > 1) throw new IllegalArgumentException("a conversation of several turns needs a chat format, and this model has none (no chat template)");
+        List<Integer> ids = new ArrayList<>();
+        for (int i = 0; i < messages.size(); i++) {
+            if (i % 2 == 0) {
+                for (int id : userTurn(tokenizer, messages.get(i), i == 0, bos, addBos, system)) ids.add(id);
+            } else if (this == ZEPHYR) {
+                // the answer follows "\n<|assistant|>\n" in one text (no special token between: no dummy prefix of
+                // its own), as the template's output is tokenized
+                int[] header = tokenizer.encode(ASSISTANT);
+                ids.subList(ids.size() - header.length, ids.size()).clear();
+                for (int id : tokenizer.encode(ASSISTANT + messages.get(i).strip())) ids.add(id);
+                ids.add(endOfTurn(tokenizer, eos));
+            } else {
+                for (int id : tokenizer.encode(messages.get(i).strip())) ids.add(id);
+                ids.add(endOfTurn(tokenizer, eos));
             }
         }
         return ids.stream().mapToInt(Integer::intValue).toArray();

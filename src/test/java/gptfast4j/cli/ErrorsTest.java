@@ -60,10 +60,24 @@ class ErrorsTest {
         assertTrue(!o.err.contains("\tat ") && !o.err.contains("Exception"), "stack trace or exception name: " + o.err);
     }
 
+    /** {@code serve}'s flags checked before the model loads, and a port another process holds named as such. */
+    @Test
+    void serveErrors() throws Exception {
+        String model = STORIES.toString();
+        assertOneLineError(run("serve", "-m", model, "--port", "70000"), "--port must be in 0..65535, got 70000");
+        assertOneLineError(run("serve", "-m", model, "--host", "no.such.host.invalid"), "--host no.such.host.invalid is not an address");
+        assertOneLineError(run("serve", "-m", model, "--chat-format", "chatml"), "--chat-format must be plain, llama2, mistral, zephyr or llama3");
+        assertOneLineError(run("serve", "-m", model, "--context-length", "0"), "--context-length must be at least 1");
+        assertOneLineError(run("serve", "-m", model, "--kv-cache", "q8"), "--kv-cache must be f32 or f16");
+        try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            assertOneLineError(run("serve", "-m", model, "--port", Integer.toString(taken.getLocalPort())), "cannot listen on 127.0.0.1:" + taken.getLocalPort());
+        }
+    }
+
     /** Every command's --help is clean: picocli warns on stderr about a description it cannot format (a bare %). */
     @Test
     void helpOfEveryCommand() {
-        for (String command : new String[]{"generate", "info", "bench", "make-model", "quantize", "perplexity"}) {
+        for (String command : new String[]{"generate", "serve", "info", "bench", "make-model", "quantize", "perplexity"}) {
             Outcome o = run(command, "--help");
             assertEquals(0, o.exit, command);
             assertTrue(o.out.contains("Usage: gptfast " + command), o.out);

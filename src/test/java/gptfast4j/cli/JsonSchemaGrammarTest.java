@@ -10,6 +10,7 @@ import com.networknt.schema.SchemaRegistry;
 import com.networknt.schema.SpecificationVersion;
 import gptfast4j.Shared;
 import gptfast4j.generate.Grammar;
+import gptfast4j.server.JsonSchemaGrammar;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;

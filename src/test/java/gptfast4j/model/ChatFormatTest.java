@@ -129,4 +129,29 @@ class ChatFormatTest {
                 + "eos_token }}\n{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}"));
         assertEquals(ChatFormat.PLAIN, ChatFormat.detect(null));
     }
+    /**
+     * A whole conversation is the chat template's output written out by hand (each format's published form, answers
+     * ended by the end-of-turn token), tokenized as llama.cpp tokenizes a template's output: special tokens' text as
+     * those tokens, each text between them on its own.
+     */
+    @Test
+    void aConversationIsItsTemplateTokenized() {
+        Tokenizer spm = Tokenizers.load(Shared.TOKENIZERS.resolve("llama2-tokenizer.model"));
+        Tokenizer llama3 = Tokenizers.load(Shared.TOKENIZERS.resolve("llama3-tokenizer.model"));
+        java.util.List<String> turns = java.util.List.of("Hi", "Hello there.", "More?");
+        assertArrayEquals(spm.encodeWithSpecials("<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello there.</s><s>[INST] More? [/INST]"),
+                ChatFormat.LLAMA2.conversation(spm, "Be brief.", turns, 1, true, 2));
+        assertArrayEquals(spm.encodeWithSpecials("<s>[INST] Be brief.\n\nHi [/INST] Hello there.</s>[INST] More? [/INST]"),
+                ChatFormat.MISTRAL.conversation(spm, "Be brief.", turns, 1, true, 2));
+        assertArrayEquals(spm.encodeWithSpecials("<s><|system|>\nBe brief.</s>\n<|user|>\nHi</s>\n<|assistant|>\nHello there.</s>\n<|user|>\nMore?</s>\n<|assistant|>\n"),
+                ChatFormat.ZEPHYR.conversation(spm, "Be brief.", turns, 1, true, 2));
+        String header = "<|start_header_id|>%s<|end_header_id|>\n\n";
+        assertArrayEquals(llama3.encodeWithSpecials("<|begin_of_text|>" + header.formatted("system") + "Be brief.<|eot_id|>" + header.formatted("user") + "Hi<|eot_id|>"
+                        + header.formatted("assistant") + "Hello there.<|eot_id|>" + header.formatted("user") + "More?<|eot_id|>" + header.formatted("assistant")),
+                ChatFormat.LLAMA3.conversation(llama3, "Be brief.", turns, 128000, true, 128001));
+        // one message: the first turn
+        assertArrayEquals(ChatFormat.LLAMA2.userTurn(spm, "Hi", true, 1, true, null), ChatFormat.LLAMA2.conversation(spm, null, turns.subList(0, 1), 1, true, 2));
+        assertEquals("a conversation ends with the user's message, so it has an odd number of messages; got 2",
+                org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> ChatFormat.LLAMA2.conversation(spm, null, turns.subList(0, 2), 1, true, 2)).getMessage());
+    }
 }

@@ -1,4 +1,4 @@
-package gptfast4j.cli;
+package gptfast4j.server;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -30,7 +30,7 @@ import java.util.Set;
  * constraint of one kind of value without a {@code type}, and constraints beside {@code $ref}, {@code allOf},
  * {@code anyOf}, {@code oneOf}, {@code enum} or {@code const} (but a {@code type}, which keeps the values of that type).
  */
-final class JsonSchemaGrammar {
+public final class JsonSchemaGrammar {
     private static final Set<String> ANNOTATIONS = Set.of("title", "description", "$schema", "$id", "$comment", "default", "examples", "$defs", "definitions");
     private static final int MAX_REPEAT = 1000;
 
@@ -69,7 +69,7 @@ final class JsonSchemaGrammar {
     }
 
     /** The GBNF grammar of the schema's JSON text; a schema that is not JSON, or uses what is not taken, is refused by name. */
-    static String convert(String schemaText) {
+    public static String convert(String schemaText) {
         JsonNode schema;
         try {
             schema = new ObjectMapper().readTree(schemaText);

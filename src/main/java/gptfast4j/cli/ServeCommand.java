@@ -1,0 +1,78 @@
+package gptfast4j.cli;
+
+import gptfast4j.model.ChatFormat;
+import gptfast4j.model.Checkpoint;
+import gptfast4j.model.KvCache;
+import gptfast4j.model.Llama;
+import gptfast4j.server.Server;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.UnknownHostException;
+import java.util.concurrent.Callable;
+
+@Command(name = "serve", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Serve the model over HTTP with OpenAI's API: POST /v1/completions and /v1/chat/completions (\"stream\": true for server-sent events), GET /v1/models and /health.",
+                "One generation runs at a time; requests wait in arrival order. Request lines go to stderr."})
+final class ServeCommand implements Callable<Integer> {
+    @Mixin
+    CommonOptions common;
+
+    @Mixin
+    KvCacheOption kvCache;
+
+    @Option(names = "--host", paramLabel = "HOST", description = "Address to listen on; 0.0.0.0 for every interface (default: ${DEFAULT-VALUE}, this machine only).")
+    String host = "127.0.0.1";
+
+    @Option(names = "--port", paramLabel = "N", description = "Port to listen on; 0 for any free one, printed at start (default: ${DEFAULT-VALUE}).")
+    int port = 8080;
+
+    @Option(names = {"-c", "--context-length"}, paramLabel = "N", description = "Context (KV cache) length, prompt and reply together (default: the model's, at most 4096).")
+    Integer contextLength;
+
+    @Option(names = "--chat-format", paramLabel = "NAME", description = "Chat format for /v1/chat/completions where the file's chat template is missing or not recognized: llama2, mistral, zephyr or llama3 (default: from the template).")
+    String chatFormat;
+
+    @Override
+    public Integer call() throws IOException {
+        long t0 = System.nanoTime();
+        if (port < 0 || port > 65535) throw new IllegalArgumentException("--port must be in 0..65535, got " + port);
+        if (contextLength != null && contextLength < 1) throw new IllegalArgumentException("--context-length must be at least 1");
+        ChatFormat formatOverride = chatFormat != null ? ChatFormat.parse(chatFormat, "--chat-format") : null;
+        KvCache.Type kvType = kvCache.type();
+        InetSocketAddress address;
+        try {
+            address = new InetSocketAddress(InetAddress.getByName(host), port);
+        } catch (UnknownHostException e) {
+            throw new IllegalArgumentException("--host " + host + " is not an address of this machine's (" + e.getMessage() + ")");
+        }
+        Checkpoint ckpt = common.load();
+        Llama model = ckpt.model();
+        if (contextLength != null) model.checkContext(contextLength);
+        int context = contextLength != null ? contextLength : Math.min(model.config.contextLength(), 4096);
+        ChatFormat format = formatOverride != null ? formatOverride : ckpt.chatFormat();
+        format.checkTokenizer(ckpt.tokenizer());
+        Llama.State state = model.newState(context, GenerateCommand.PREFILL_BATCH, 1, kvType);
+        // the decode layouts' copy and the kernels' compilation before the first request, not during it
+        model.startDecoding();
+        GenerateCommand.warmUp(model, kvType, () -> false);
+        Server server;
+        try {
+            server = new Server(ckpt, state, format, address, System.err);
+        } catch (java.net.BindException e) {
+            throw new IllegalArgumentException("cannot listen on " + host + ":" + port + ": " + e.getMessage());
+        }
+        System.err.printf("Ready in %.1f s: http://%s:%d/v1 serves %s (context %d, chat format %s). Ctrl-C stops.%n", (System.nanoTime() - t0) / 1e9,
+                address.getAddress().getHostAddress(), server.port(), ckpt.path().getFileName(), context, format.name().toLowerCase(java.util.Locale.ROOT));
+        try {
+            Thread.currentThread().join(); // the server's threads answer; this one waits for the process's end
+        } catch (InterruptedException e) {
+            server.close();
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,260 @@
+package gptfast4j.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import gptfast4j.generate.Grammar;
+import gptfast4j.generate.Sampler;
+
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The body of a {@code /v1/completions} or {@code /v1/chat/completions} request, checked field by field: OpenAI's
+ * fields, and llama.cpp server's sampling extensions ({@code top_k}, {@code min_p}, {@code repeat_penalty},
+ * {@code repeat_last_n}, {@code grammar}, {@code json_schema}). Fields this server cannot honour ({@code n} above 1,
+ * {@code logprobs}, {@code echo}, {@code suffix}, tools) are refused by name rather than ignored; fields that do not
+ * change the text ({@code model}, {@code user}, ...) are ignored. Defaults are {@code gptfast generate}'s.
+ *
+ * @param prompt    a completion's prompt text (null for a chat)
+ * @param system    a chat's system prompt (null for none)
+ * @param messages  a chat's turns, user and assistant alternating, the user's first and last
+ * @param maxTokens tokens to generate at most; {@link Integer#MAX_VALUE}: until EOS or the context's end
+ */
+record CompletionRequest(String prompt, String system, List<String> messages, int maxTokens, float temperature, int topK,
+                         float topP, float minP, Sampler.Penalties penalties, Sampler.LogitBias bias, Long seed,
+                         List<String> stops, boolean stream, boolean includeUsage, Grammar grammar) {
+
+    /** A request the client got wrong: HTTP 400 with {@code message}, which names the field. */
+    static final class Invalid extends RuntimeException {
+        Invalid(String message) {
+            super(message);
+        }
+    }
+
+    /** llama.cpp's and OpenAI's limit on stop strings is 4; a few more cost nothing. */
+    private static final int MAX_STOPS = 16;
+
+    static CompletionRequest parse(JsonNode body, boolean chat) {
+        if (!body.isObject()) throw new Invalid("the request body must be a JSON object");
+        for (String refused : new String[]{"suffix", "tools", "functions", "tool_choice", "function_call"}) {
+            if (present(body, refused)) throw new Invalid("'" + refused + "' is not supported by this server");
+        }
+        for (String choices : new String[]{"n", "best_of"}) {
+            if (present(body, choices) && !(body.get(choices).isIntegralNumber() && body.get(choices).asLong() == 1)) {
+                throw new Invalid("'" + choices + "' must be 1: this server makes one choice per request");
+            }
+        }
+        if (bool(body, "echo", false)) throw new Invalid("'echo' is not supported by this server");
+        JsonNode logprobs = body.get("logprobs");
+        if (logprobs != null && !logprobs.isNull() && !(logprobs.isBoolean() && !logprobs.asBoolean())) throw new Invalid("'logprobs' is not supported by this server");
+        if (present(body, "top_logprobs")) throw new Invalid("'top_logprobs' is not supported by this server");
+
+        String prompt = null, system = null;
+        List<String> messages = new ArrayList<>();
+        if (chat) {
+            system = messages(body, messages);
+        } else {
+            prompt = prompt(body);
+        }
+        String maxField = chat && present(body, "max_completion_tokens") ? "max_completion_tokens" : present(body, "n_predict") ? "n_predict" : "max_tokens";
+        int maxTokens = integer(body, maxField, Integer.MAX_VALUE, 1, Integer.MAX_VALUE);
+        float temperature = number(body, "temperature", 0.8f, 0, Float.MAX_VALUE);
+        int topK = integer(body, "top_k", 200, 0, Integer.MAX_VALUE);
+        float topP = number(body, "top_p", 1f, Float.MIN_VALUE, 1);
+        float minP = number(body, "min_p", 0f, 0, 1);
+        Sampler.Penalties penalties = new Sampler.Penalties(number(body, "repeat_penalty", 1f, Float.MIN_VALUE, Float.MAX_VALUE),
+                number(body, "frequency_penalty", 0f, -2, 2), number(body, "presence_penalty", 0f, -2, 2),
+                integer(body, "repeat_last_n", 64, -1, Integer.MAX_VALUE));
+        Long seed = present(body, "seed") ? longValue(body, "seed") : null;
+        boolean stream = bool(body, "stream", false);
+        JsonNode options = body.get("stream_options");
+        boolean includeUsage = false;
+        if (options != null && !options.isNull()) {
+            if (!options.isObject()) throw new Invalid("'stream_options' must be an object");
+            if (!stream) throw new Invalid("'stream_options' is for a request with \"stream\": true");
+            includeUsage = bool(options, "include_usage", false);
+        }
+        return new CompletionRequest(prompt, system, messages, maxTokens, temperature, topK, topP, minP, penalties, logitBias(body),
+                seed, stops(body), stream, includeUsage, grammar(body));
+    }
+
+    /** {@code prompt}: a text, or a list holding one text (OpenAI's batch form, of one prompt). */
+    private static String prompt(JsonNode body) {
+        JsonNode p = body.get("prompt");
+        if (p == null || p.isNull()) throw new Invalid("'prompt' is required");
+        if (p.isArray() && p.size() == 1 && p.get(0).isTextual()) return p.get(0).asText();
+        if (p.isArray() && !p.isEmpty() && p.get(0).isTextual()) throw new Invalid("'prompt' holds " + p.size() + " texts; this server takes one per request");
+        if (!p.isTextual()) throw new Invalid("'prompt' must be a string");
+        return p.asText();
+    }
+
+    /**
+     * A chat's {@code messages} into {@code turns} (user and assistant alternating, the user's first and last); returns
+     * the system prompt, a {@code system} (or {@code developer}) message that comes first, or null.
+     */
+    private static String messages(JsonNode body, List<String> turns) {
+        JsonNode list = body.get("messages");
+        if (list == null || !list.isArray() || list.isEmpty()) throw new Invalid("'messages' must be a non-empty array of messages");
+        String system = null;
+        for (int i = 0; i < list.size(); i++) {
+            JsonNode m = list.get(i);
+            String where = "messages[" + i + "]";
+            if (!m.isObject()) throw new Invalid(where + " must be an object with 'role' and 'content'");
+            JsonNode roleNode = m.get("role");
+            if (roleNode == null || !roleNode.isTextual()) throw new Invalid(where + ".role must be a string");
+            String role = roleNode.asText(), content = content(m.get("content"), where);
+            switch (role) {
+                case "system", "developer" -> {
+                    if (i > 0) throw new Invalid(where + ": a system message must be the first");
+                    system = content;
+                }
+                case "user", "assistant" -> {
+                    String expected = turns.size() % 2 == 0 ? "user" : "assistant";
+                    if (!role.equals(expected)) throw new Invalid(where + ": user and assistant messages must alternate, starting with the user's; expected " + expected + ", got " + role);
+                    turns.add(content);
+                }
+                default -> throw new Invalid(where + ".role must be system, user or assistant, got '" + role + "'");
+            }
+        }
+        if (turns.size() % 2 == 0) throw new Invalid("the last message must be the user's");
+        return system;
+    }
+
+    /** A message's {@code content}: a string, or an array of text parts ({@code {"type": "text", "text": ...}}), joined. */
+    private static String content(JsonNode content, String where) {
+        if (content != null && content.isTextual()) return content.asText();
+        if (content == null || !content.isArray()) throw new Invalid(where + ".content must be a string or an array of text parts");
+        StringBuilder text = new StringBuilder();
+        for (JsonNode part : content) {
+            if (!part.isObject() || !"text".equals(part.path("type").asText()) || !part.path("text").isTextual()) {
+                throw new Invalid(where + ".content: only text parts ({\"type\": \"text\", \"text\": ...}) are supported");
+            }
+            text.append(part.get("text").asText());
+        }
+        return text.toString();
+    }
+
+    /** {@code stop}: a string or an array of strings, none empty; null for none. */
+    private static List<String> stops(JsonNode body) {
+        JsonNode stop = body.get("stop");
+        if (stop == null || stop.isNull()) return List.of();
+        List<String> stops = new ArrayList<>();
+        if (stop.isTextual()) {
+            stops.add(stop.asText());
+        } else if (stop.isArray()) {
+            for (JsonNode s : stop) {
+                if (!s.isTextual()) throw new Invalid("'stop' must be a string or an array of strings");
+                stops.add(s.asText());
+            }
+        } else {
+            throw new Invalid("'stop' must be a string or an array of strings");
+        }
+        if (stops.size() > MAX_STOPS) throw new Invalid("'stop' holds " + stops.size() + " strings; at most " + MAX_STOPS);
+        if (stops.stream().anyMatch(String::isEmpty)) throw new Invalid("'stop' strings must not be empty");
+        return stops;
+    }
+
+    /**
+     * {@code logit_bias}: token ids (as strings, JSON's keys) to biases, OpenAI's -100 to 100 (-100 bans the token, as
+     * OpenAI means it, where llama.cpp adds the number as it is).
+     */
+    private static Sampler.LogitBias logitBias(JsonNode body) {
+        JsonNode bias = body.get("logit_bias");
+        if (bias == null || bias.isNull()) return Sampler.LogitBias.NONE;
+        if (!bias.isObject()) throw new Invalid("'logit_bias' must be an object of token ids to biases");
+        int[] tokens = new int[bias.size()];
+        float[] biases = new float[bias.size()];
+        int i = 0;
+        for (Iterator<Map.Entry<String, JsonNode>> it = bias.fields(); it.hasNext(); i++) {
+            Map.Entry<String, JsonNode> e = it.next();
+            if (!e.getKey().matches("\\d{1,9}")) throw new Invalid("'logit_bias' keys must be token ids, got '" + e.getKey() + "'");
+            tokens[i] = Integer.parseInt(e.getKey());
+            double b = e.getValue().isNumber() ? e.getValue().asDouble() : Double.NaN;
+            if (!(b >= -100 && b <= 100)) throw new Invalid("'logit_bias' values must be numbers from -100 to 100, got " + e.getValue() + " for token " + e.getKey());
+            biases[i] = b == -100 ? Float.NEGATIVE_INFINITY : (float) b;
+        }
+        return new Sampler.LogitBias(tokens, biases);
+    }
+
+    /**
+     * The grammar the text must match, from {@code response_format} ({@code json_object}, or {@code json_schema} with
+     * its {@code schema}), or llama.cpp's {@code grammar} (GBNF) or {@code json_schema}; null for none.
+     */
+    private static Grammar grammar(JsonNode body) {
+        List<String> given = new ArrayList<>();
+        String gbnf = null;
+        JsonNode format = body.get("response_format");
+        if (format != null && !format.isNull()) {
+            String type = format.path("type").asText("");
+            switch (type) {
+                case "text" -> {
+                }
+                case "json_object" -> {
+                    // llama.cpp takes a schema here too
+                    gbnf = JsonSchemaGrammar.convert(format.has("schema") ? format.get("schema").toString() : "{\"type\": \"object\"}");
+                    given.add("response_format");
+                }
+                case "json_schema" -> {
+                    JsonNode schema = format.path("json_schema").get("schema");
+                    if (schema == null) throw new Invalid("response_format of type json_schema needs json_schema.schema");
+                    gbnf = JsonSchemaGrammar.convert(schema.toString());
+                    given.add("response_format");
+                }
+                default -> throw new Invalid("response_format.type must be text, json_object or json_schema, got '" + type + "'");
+            }
+        }
+        JsonNode grammar = body.get("grammar");
+        if (grammar != null && !grammar.isNull()) {
+            if (!grammar.isTextual()) throw new Invalid("'grammar' must be a string (GBNF)");
+            gbnf = grammar.asText();
+            given.add("grammar");
+        }
+        JsonNode schema = body.get("json_schema");
+        if (schema != null && !schema.isNull()) {
+            gbnf = JsonSchemaGrammar.convert(schema.toString());
+            given.add("json_schema");
+        }
+        if (given.size() > 1) throw new Invalid("give one of " + String.join(", ", given) + ", not several");
+        return gbnf == null ? null : Grammar.parse(gbnf);
+    }
+
+    private static boolean present(JsonNode body, String field) {
+        return body.has(field) && !body.get(field).isNull();
+    }
+
+    private static boolean bool(JsonNode body, String field, boolean absent) {
+        if (!present(body, field)) return absent;
+        if (!body.get(field).isBoolean()) throw new Invalid("'" + field + "' must be true or false");
+        return body.get(field).asBoolean();
+    }
+
+    private static int integer(JsonNode body, String field, int absent, int min, int max) {
+        if (!present(body, field)) return absent;
+        JsonNode v = body.get(field);
+        if (!v.isIntegralNumber() || !v.canConvertToInt() || v.asInt() < min || v.asInt() > max) {
+            throw new Invalid("'" + field + "' must be an integer " + (max == Integer.MAX_VALUE ? ">= " + min : "from " + min + " to " + max) + ", got " + v);
+        }
+        return v.asInt();
+    }
+
+    private static long longValue(JsonNode body, String field) {
+        JsonNode v = body.get(field);
+        if (!v.isIntegralNumber() || !v.canConvertToLong()) throw new Invalid("'" + field + "' must be an integer, got " + v);
+        return v.asLong();
+    }
+
+    private static float number(JsonNode body, String field, float absent, float min, float max) {
+        if (!present(body, field)) return absent;
+        JsonNode v = body.get(field);
+        double d = v.isNumber() ? v.asDouble() : Double.NaN;
+        if (!(d >= min && d <= max)) {
+            throw new Invalid("'" + field + "' must be a number " + (max == Float.MAX_VALUE ? (min == Float.MIN_VALUE ? "> 0" : ">= " + fmt(min)) : "from " + fmt(min) + " to " + fmt(max)) + ", got " + v);
+        }
+        return (float) d;
+    }
+
+    private static String fmt(float f) {
+        return f == Float.MIN_VALUE ? "0 (exclusive)" : f == (int) f ? Integer.toString((int) f) : Float.toString(f);
+    }
+}

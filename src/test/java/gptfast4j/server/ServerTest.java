@@ -1,0 +1,387 @@
+package gptfast4j.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import gptfast4j.Shared;
+import gptfast4j.model.ChatFormat;
+import gptfast4j.model.Checkpoint;
+import gptfast4j.model.KvCache;
+import gptfast4j.tokenizer.Tokenizer;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.io.ByteArrayOutputStream;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The OpenAI-compatible server over HTTP, on stories260K: greedy completions against llama.cpp's greedy text
+ * ({@code stories260K-refs.json}), streams against whole responses, stop strings, chats against the chat format's
+ * template written out by hand, structured output, the prompt cache, queued requests, and every kind of bad request.
+ */
+class ServerTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final HttpClient CLIENT = HttpClient.newHttpClient();
+    private static final ByteArrayOutputStream LOG = new ByteArrayOutputStream();
+    private static Checkpoint stories;
+    /** A server for completions (no chat template: plain), its cache F32 as llama.cpp's reference run's. */
+    private static Server plain;
+    /** A server framing chats as Llama-2's, with a context of 256 positions. */
+    private static Server llama2;
+
+    @BeforeAll
+    static void start() throws Exception {
+        stories = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null);
+        PrintStream log = new PrintStream(LOG, true, StandardCharsets.UTF_8);
+        InetSocketAddress any = new InetSocketAddress(InetAddress.getLoopbackAddress(), 0);
+        plain = new Server(stories, stories.model().newState(512, 512, 1, KvCache.Type.F32), ChatFormat.PLAIN, any, log);
+        llama2 = new Server(stories, stories.model().newState(256, 256, 1, KvCache.Type.F32), ChatFormat.LLAMA2, any, log);
+    }
+
+    @AfterAll
+    static void stop() {
+        plain.close();
+        llama2.close();
+    }
+
+    record Reply(int status, String body) {
+        JsonNode json() throws Exception {
+            return JSON.readTree(body);
+        }
+    }
+
+    private static Reply request(Server server, String method, String path, String body) throws Exception {
+        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + path));
+        b.method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
+        HttpResponse<String> r = CLIENT.send(b.build(), HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8));
+        return new Reply(r.statusCode(), r.body());
+    }
+
+    private static JsonNode post(Server server, String path, ObjectNode body) throws Exception {
+        Reply r = request(server, "POST", path, body.toString());
+        assertEquals(200, r.status(), r.body());
+        return r.json();
+    }
+
+    private static ObjectNode completion(String prompt, int maxTokens) {
+        return JSON.createObjectNode().put("model", "any").put("prompt", prompt).put("max_tokens", maxTokens).put("temperature", 0);
+    }
+
+    private static List<JsonNode> referenceCases() {
+        List<JsonNode> cases = new ArrayList<>();
+        Shared.json(Shared.REFERENCE.resolve("stories260K/stories260K-refs.json")).path("cases").forEach(cases::add);
+        return cases;
+    }
+
+    /** Each reference prompt's 200 greedy tokens are llama.cpp's text, whatever the cache held from the request before. */
+    @Test
+    void greedyCompletionsAreLlamaCppsText() throws Exception {
+        for (JsonNode c : referenceCases()) {
+            JsonNode r = post(plain, "/v1/completions", completion(c.path("prompt").asText(), c.path("n_gen").asInt()));
+            assertEquals(c.path("gen_text").asText(), r.at("/choices/0/text").asText(), c.path("prompt").asText());
+            assertEquals("length", r.at("/choices/0/finish_reason").asText());
+            assertEquals("text_completion", r.path("object").asText());
+            assertEquals(c.path("prompt_ids").size(), r.at("/usage/prompt_tokens").asInt());
+            assertEquals(200, r.at("/usage/completion_tokens").asInt());
+            assertEquals(c.path("prompt_ids").size() + 200, r.at("/usage/total_tokens").asInt());
+        }
+    }
+
+    /**
+     * A prompt that continues the previous request's prompt and text runs only the tokens the cache lacks (the reply's
+     * last token, which no decode step ran, and what follows), and goes on as llama.cpp's greedy text does.
+     */
+    @Test
+    void aContinuedPromptRunsOnlyItsNewTokens() throws Exception {
+        JsonNode c = referenceCases().get(1); // "Once upon a time"
+        String prompt = c.path("prompt").asText(), whole = c.path("gen_text").asText();
+        int promptTokens = c.path("prompt_ids").size();
+        int[] ids = Shared.ints(c.path("gen_ids"));
+        // the first 25 generated tokens' text, which tokenizes (after the prompt) as those tokens
+        String first = new String(concat(ids, 25, stories.tokenizer()), StandardCharsets.UTF_8);
+        assertEquals(promptTokens + 25, stories.promptTokens(prompt + first).length);
+        assertEquals(whole.substring(0, new String(concat(ids, 20, stories.tokenizer()), StandardCharsets.UTF_8).length()),
+                post(plain, "/v1/completions", completion(prompt, 20)).at("/choices/0/text").asText());
+        JsonNode r = post(plain, "/v1/completions", completion(prompt + first, 95));
+        assertEquals(whole.substring(first.length(), new String(concat(ids, 120, stories.tokenizer()), StandardCharsets.UTF_8).length()), r.at("/choices/0/text").asText());
+        // the prompt's tokens and the 20 generated but the last
+        assertEquals(promptTokens + 19, r.at("/timings/cache_n").asInt());
+        assertEquals(6, r.at("/timings/prompt_n").asInt());
+    }
+
+    private static byte[] concat(int[] ids, int n, Tokenizer tokenizer) {
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        for (int i = 0; i < n; i++) bytes.writeBytes(tokenizer.bytes(ids[i]));
+        return bytes.toByteArray();
+    }
+
+    /** The server-sent events of a stream, their data lines in order. */
+    private static List<String> events(Server server, String path, ObjectNode body) throws Exception {
+        Reply r = request(server, "POST", path, body.put("stream", true).toString());
+        assertEquals(200, r.status(), r.body());
+        List<String> data = new ArrayList<>();
+        for (String block : r.body().split("\n\n")) {
+            assertTrue(block.startsWith("data: "), block);
+            data.add(block.substring("data: ".length()));
+        }
+        return data;
+    }
+
+    /** A stream's pieces make the whole response's text; the last chunk has the finish reason, then usage, then [DONE]. */
+    @Test
+    void aStreamIsTheWholeTextInPieces() throws Exception {
+        for (List<String> stop : List.of(List.<String>of(), List.of("girl named", "park"), List.of("ily"))) {
+            ObjectNode body = completion("Once upon a time", 80);
+            stop.forEach(body.withArray("stop")::add);
+            JsonNode whole = post(plain, "/v1/completions", body.deepCopy());
+            body.putObject("stream_options").put("include_usage", true);
+            List<String> data = events(plain, "/v1/completions", body);
+            assertEquals("[DONE]", data.getLast());
+            JsonNode usage = JSON.readTree(data.get(data.size() - 2));
+            assertEquals(0, usage.path("choices").size());
+            assertEquals(whole.path("usage"), usage.path("usage"));
+            StringBuilder text = new StringBuilder();
+            for (int i = 0; i < data.size() - 2; i++) {
+                JsonNode chunk = JSON.readTree(data.get(i));
+                assertEquals("text_completion", chunk.path("object").asText());
+                text.append(chunk.at("/choices/0/text").asText());
+                boolean last = i == data.size() - 3;
+                assertEquals(last ? whole.at("/choices/0/finish_reason").asText() : "null", chunk.at("/choices/0/finish_reason").asText(), data.get(i));
+                // a stop string's start is held back until it is known not to be one: no chunk shows it
+                for (String s : stop) assertFalse(text.toString().contains(s), text + " holds " + s);
+            }
+            assertEquals(whole.at("/choices/0/text").asText(), text.toString(), stop.toString());
+        }
+    }
+
+    /** OpenAI's stop: the text ends before the first stop string, which may span tokens and is not included. */
+    @Test
+    void stopStringsCutTheText() throws Exception {
+        String reference = referenceCases().get(1).path("gen_text").asText();
+        for (List<String> stop : List.of(List.of("girl named"), List.of("park", "Lily"), List.of("to play out", "She l"), List.of("no such text"))) {
+            ObjectNode body = completion("Once upon a time", 200);
+            stop.forEach(body.withArray("stop")::add);
+            JsonNode r = post(plain, "/v1/completions", body);
+            int cut = stop.stream().mapToInt(reference::indexOf).filter(i -> i >= 0).min().orElse(reference.length());
+            assertEquals(reference.substring(0, cut), r.at("/choices/0/text").asText(), stop.toString());
+            assertEquals(cut < reference.length() ? "stop" : "length", r.at("/choices/0/finish_reason").asText());
+        }
+        JsonNode one = post(plain, "/v1/completions", completion("Once upon a time", 200).put("stop", "Lily"));
+        assertEquals(reference.substring(0, reference.indexOf("Lily")), one.at("/choices/0/text").asText());
+    }
+
+    /**
+     * A chat is its turns in the chat format: the same text as a completion of Llama-2's template written out by hand
+     * (Meta's format: {@code <s>[INST] <<SYS>>\nsystem\n<</SYS>>\n\nuser [/INST] answer</s><s>[INST] user [/INST]}),
+     * without the answer's leading space; streamed, the same again.
+     */
+    @Test
+    void aChatIsItsTemplateCompleted() throws Exception {
+        ObjectNode chat = JSON.createObjectNode().put("max_tokens", 12).put("temperature", 0);
+        var messages = chat.putArray("messages");
+        messages.addObject().put("role", "system").put("content", "Be kind.");
+        messages.addObject().put("role", "user").put("content", "Tell me a story");
+        messages.addObject().put("role", "assistant").put("content", "Once there was a cat.");
+        ObjectNode parts = messages.addObject().put("role", "user");
+        parts.putArray("content").addObject().put("type", "text").put("text", "And then?");
+        JsonNode r = post(llama2, "/v1/chat/completions", chat.deepCopy());
+        String template = "<s>[INST] <<SYS>>\nBe kind.\n<</SYS>>\n\nTell me a story [/INST] Once there was a cat.</s><s>[INST] And then? [/INST]";
+        JsonNode c = post(llama2, "/v1/completions", completion(template, 12));
+        assertEquals(c.at("/usage/prompt_tokens"), r.at("/usage/prompt_tokens"));
+        assertEquals(c.at("/choices/0/text").asText().stripLeading(), r.at("/choices/0/message/content").asText());
+        assertEquals("assistant", r.at("/choices/0/message/role").asText());
+        assertEquals("chat.completion", r.path("object").asText());
+        List<String> data = events(llama2, "/v1/chat/completions", chat);
+        assertEquals("[DONE]", data.getLast());
+        assertEquals("assistant", JSON.readTree(data.getFirst()).at("/choices/0/delta/role").asText());
+        StringBuilder text = new StringBuilder();
+        for (String d : data.subList(0, data.size() - 1)) {
+            JsonNode chunk = JSON.readTree(d);
+            assertEquals("chat.completion.chunk", chunk.path("object").asText());
+            text.append(chunk.at("/choices/0/delta/content").asText());
+        }
+        assertEquals(r.at("/choices/0/message/content").asText(), text.toString());
+        assertEquals(r.at("/choices/0/finish_reason").asText(), JSON.readTree(data.get(data.size() - 2)).at("/choices/0/finish_reason").asText());
+    }
+
+    /** response_format json_schema: the reply is a JSON document of the schema, ended where it is complete. */
+    @Test
+    void structuredOutputFollowsTheSchema() throws Exception {
+        for (long seed = 1; seed <= 3; seed++) {
+            ObjectNode chat = JSON.createObjectNode().put("max_tokens", 200).put("seed", seed).put("temperature", 1);
+            chat.putArray("messages").addObject().put("role", "user").put("content", "A cat");
+            ObjectNode schema = chat.putObject("response_format").put("type", "json_schema").putObject("json_schema").put("name", "pet").putObject("schema");
+            schema.put("type", "object").putObject("properties").putObject("age").put("type", "integer").put("minimum", 1).put("maximum", 20);
+            schema.withArray("required").add("age");
+            JsonNode r = post(llama2, "/v1/chat/completions", chat);
+            JsonNode doc = JSON.readTree(r.at("/choices/0/message/content").asText());
+            assertEquals(List.of("age"), iterable(doc.fieldNames()));
+            assertTrue(doc.path("age").isInt() && doc.path("age").asInt() >= 1 && doc.path("age").asInt() <= 20, doc.toString());
+            assertEquals("stop", r.at("/choices/0/finish_reason").asText());
+        }
+        // json_object: an object (this model's keys run on past 100 tokens: the start of one, as the grammar has it)
+        ObjectNode any = completion("Once upon a time", 100).put("temperature", 0.7).put("seed", 1);
+        any.putObject("response_format").put("type", "json_object");
+        JsonNode object = post(plain, "/v1/completions", any);
+        gptfast4j.generate.Grammar objects = gptfast4j.generate.Grammar.parse(JsonSchemaGrammar.convert("{\"type\": \"object\"}"));
+        assertTrue(object.at("/choices/0/text").asText().startsWith("{ \""), object.toString());
+        assertTrue(objects.allowsPrefix(object.at("/choices/0/text").asText()), object.toString());
+        assertEquals("length", object.at("/choices/0/finish_reason").asText());
+        JsonNode yes = post(plain, "/v1/completions", completion("Once upon a time", 60).put("grammar", "root ::= (\"yes\" | \"no\") \".\""));
+        assertTrue(List.of("yes.", "no.").contains(yes.at("/choices/0/text").asText()), yes.toString());
+    }
+
+    private static List<String> iterable(java.util.Iterator<String> it) {
+        List<String> list = new ArrayList<>();
+        it.forEachRemaining(list::add);
+        return list;
+    }
+
+    /** logit_bias -100 bans a token (OpenAI's meaning): every token holding a comma banned, the text has none. */
+    @Test
+    void logitBiasBansTokens() throws Exception {
+        ObjectNode body = completion("Once upon a time", 60);
+        ObjectNode bias = body.putObject("logit_bias");
+        for (int id = 0; id < stories.tokenizer().vocabSize(); id++) {
+            if (new String(stories.tokenizer().bytes(id), StandardCharsets.UTF_8).contains(",")) bias.put(Integer.toString(id), -100);
+        }
+        assertFalse(bias.isEmpty());
+        String text = post(plain, "/v1/completions", body).at("/choices/0/text").asText();
+        assertFalse(text.contains(","), text);
+        assertNotEquals(referenceCases().get(1).path("gen_text").asText().substring(0, text.length()), text);
+    }
+
+    /** Requests sent at once are answered one after the other, each as it would be alone. */
+    @Test
+    void requestsAtOnceAreEachAnsweredAsAlone() throws Exception {
+        List<JsonNode> cases = referenceCases();
+        try (ExecutorService clients = Executors.newFixedThreadPool(cases.size())) {
+            List<Future<JsonNode>> replies = new ArrayList<>();
+            for (JsonNode c : cases) replies.add(clients.submit(() -> post(plain, "/v1/completions", completion(c.path("prompt").asText(), 40))));
+            for (int i = 0; i < cases.size(); i++) {
+                String expected = new String(concat(Shared.ints(cases.get(i).path("gen_ids")), 40, stories.tokenizer()), StandardCharsets.UTF_8);
+                assertEquals(expected, replies.get(i).get().at("/choices/0/text").asText());
+            }
+        }
+    }
+
+    /** A client that goes away during a stream ends its generation at the next token; the server goes on serving. */
+    @Test
+    void aClientGoneEndsItsGeneration() throws Exception {
+        String body = completion("Once upon a time", 100000).put("stream", true).put("temperature", 1).put("seed", 7).toString();
+        try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), plain.port())) {
+            OutputStream out = socket.getOutputStream();
+            out.write(("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+                    + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body).getBytes(StandardCharsets.UTF_8));
+            out.flush();
+            InputStream in = socket.getInputStream();
+            String head = new String(in.readNBytes(200), StandardCharsets.UTF_8);
+            assertTrue(head.startsWith("HTTP/1.1 200"), head);
+        }
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (!LOG.toString(StandardCharsets.UTF_8).contains("the client went away") && System.nanoTime() < deadline) Thread.sleep(20);
+        String line = LOG.toString(StandardCharsets.UTF_8).lines().filter(l -> l.contains("the client went away")).findFirst().orElseThrow();
+        int generated = Integer.parseInt(line.replaceAll(".*cached\\), (\\d+) generated.*", "$1"));
+        assertTrue(generated < 400, line); // the context (512) would have ended it otherwise
+        assertEquals(200, request(plain, "GET", "/health", null).status());
+    }
+
+    /** Bad requests get an OpenAI error object naming what is wrong, and the server goes on serving. */
+    @Test
+    void badRequestsAreNamed() throws Exception {
+        String[][] cases = {
+                {"/v1/completions", "{\"prompt\": ", "400", "not valid JSON"},
+                {"/v1/completions", "{\"prompt\": \"a\"} x", "400", "not valid JSON"},
+                {"/v1/completions", "[1, 2]", "400", "must be a JSON object"},
+                {"/v1/completions", "", "400", "has no body"},
+                {"/v1/completions", "{}", "400", "'prompt' is required"},
+                {"/v1/completions", "{\"prompt\": 5}", "400", "'prompt' must be a string"},
+                {"/v1/completions", "{\"prompt\": [\"a\", \"b\"]}", "400", "holds 2 texts"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"n\": 2}", "400", "'n' must be 1"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"logprobs\": 3}", "400", "'logprobs' is not supported"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"echo\": true}", "400", "'echo' is not supported"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"temperature\": -1}", "400", "'temperature' must be a number >= 0"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"temperature\": \"hot\"}", "400", "'temperature' must be a number"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"top_p\": 0}", "400", "'top_p' must be a number from 0 (exclusive) to 1"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"max_tokens\": 0}", "400", "'max_tokens' must be an integer >= 1"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"max_tokens\": 1.5}", "400", "'max_tokens' must be an integer"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"frequency_penalty\": 3}", "400", "'frequency_penalty' must be a number from -2 to 2"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"stream\": \"yes\"}", "400", "'stream' must be true or false"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"stream_options\": {\"include_usage\": true}}", "400", "\"stream\": true"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"stop\": 5}", "400", "'stop' must be a string or an array of strings"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"stop\": [\"\"]}", "400", "must not be empty"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"logit_bias\": {\"x\": 1}}", "400", "keys must be token ids"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"logit_bias\": {\"5\": 101}}", "400", "from -100 to 100"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"logit_bias\": {\"512\": 1}}", "400", "token 512 is not in the vocabulary (ids 0..511)"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"seed\": \"x\"}", "400", "'seed' must be an integer"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"grammar\": \"root ::= x\"}", "400", "x"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"response_format\": {\"type\": \"xml\"}}", "400", "response_format.type must be"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"schema\": {\"type\": \"string\", \"pattern\": \"a+\"}}}}", "400", "pattern"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"grammar\": \"root ::= \\\"a\\\"\", \"json_schema\": {}}", "400", "give one of grammar, json_schema"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"tools\": []}", "400", "'tools' is not supported"},
+                {"/v1/chat/completions", "{\"prompt\": \"a\"}", "400", "'messages' must be a non-empty array"},
+                {"/v1/chat/completions", "{\"messages\": []}", "400", "'messages' must be a non-empty array"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"robot\", \"content\": \"a\"}]}", "400", "messages[0].role must be system, user or assistant"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\"}]}", "400", "messages[0].content must be a string"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\"}]}]}", "400", "only text parts"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"user\", \"content\": \"b\"}]}", "400", "must alternate"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"content\": \"b\"}]}", "400", "the last message must be the user's"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"system\", \"content\": \"b\"}]}", "400", "a system message must be the first"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"" + "a story ".repeat(150) + "\"}]}", "400", "but the context length is 256"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}], \"max_completion_tokens\": -3}", "400", "'max_completion_tokens' must be an integer >= 1"},
+        };
+        for (String[] c : cases) {
+            Reply r = request(llama2, "POST", c[0], c[1]);
+            assertEquals(Integer.parseInt(c[2]), r.status(), c[1] + ": " + r.body());
+            JsonNode error = r.json().path("error");
+            assertTrue(error.path("message").asText().contains(c[3]), c[1] + ": " + error);
+            assertEquals("invalid_request_error", error.path("type").asText());
+        }
+        Reply noChat = request(plain, "POST", "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}]}");
+        assertEquals(400, noChat.status());
+        assertTrue(noChat.body().contains("no chat template: start the server with --chat-format"), noChat.body());
+        Reply notFound = request(plain, "GET", "/v2/whatever", null);
+        assertEquals(404, notFound.status());
+        assertTrue(notFound.json().at("/error/message").asText().contains("POST /v1/completions"), notFound.body());
+        Reply wrongMethod = request(plain, "GET", "/v1/completions", null);
+        assertEquals(405, wrongMethod.status());
+        assertTrue(wrongMethod.json().at("/error/message").asText().contains("takes POST, not GET"), wrongMethod.body());
+        Reply tooLarge = request(plain, "POST", "/v1/completions", "{\"prompt\": \"" + "a".repeat(Server.MAX_BODY) + "\"}");
+        assertEquals(413, tooLarge.status());
+        // still serving, its cache intact
+        JsonNode c = referenceCases().get(2);
+        assertEquals(c.path("gen_text").asText(), post(plain, "/v1/completions", completion(c.path("prompt").asText(), 200)).at("/choices/0/text").asText());
+    }
+
+    @Test
+    void modelsAndHealth() throws Exception {
+        Reply models = request(plain, "GET", "/v1/models", null);
+        assertEquals(200, models.status());
+        assertEquals("stories260K.gguf", models.json().at("/data/0/id").asText());
+        assertEquals("list", models.json().path("object").asText());
+        Reply health = request(plain, "GET", "/health", null);
+        assertEquals(200, health.status());
+        assertEquals("ok", health.json().path("status").asText());
+    }
+}
