@@ -31,6 +31,9 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--port", paramLabel = "N", description = "Port to listen on; 0 for any free one, printed at start (default: ${DEFAULT-VALUE}).")
     int port = 8080;
 
+    @Option(names = "--api-key", paramLabel = "KEY", description = "Answer only requests that bear this key (Authorization: Bearer KEY), as OpenAI's clients send it; /health is open (default: the GPTFAST_API_KEY environment variable, else none).")
+    String apiKey = System.getenv("GPTFAST_API_KEY");
+
     @Option(names = {"-c", "--context-length"}, paramLabel = "N", description = "Context (KV cache) length, prompt and reply together (default: the model's, at most 4096).")
     Integer contextLength;
 
@@ -42,6 +45,7 @@ final class ServeCommand implements Callable<Integer> {
         long t0 = System.nanoTime();
         if (port < 0 || port > 65535) throw new IllegalArgumentException("--port must be in 0..65535, got " + port);
         if (contextLength != null && contextLength < 1) throw new IllegalArgumentException("--context-length must be at least 1");
+        if (apiKey != null && apiKey.isBlank()) throw new IllegalArgumentException("--api-key must not be empty");
         ChatFormat formatOverride = chatFormat != null ? ChatFormat.parse(chatFormat, "--chat-format") : null;
         KvCache.Type kvType = kvCache.type();
         InetSocketAddress address;
@@ -62,12 +66,15 @@ final class ServeCommand implements Callable<Integer> {
         GenerateCommand.warmUp(model, kvType, () -> false);
         Server server;
         try {
-            server = new Server(ckpt, state, format, address, System.err);
+            server = new Server(ckpt, state, format, address, apiKey, System.err);
         } catch (java.net.BindException e) {
             throw new IllegalArgumentException("cannot listen on " + host + ":" + port + ": " + e.getMessage());
         }
         System.err.printf("Ready in %.1f s: http://%s:%d/v1 serves %s (context %d, chat format %s). Ctrl-C stops.%n", (System.nanoTime() - t0) / 1e9,
                 address.getAddress().getHostAddress(), server.port(), ckpt.path().getFileName(), context, format.name().toLowerCase(java.util.Locale.ROOT));
+        if (apiKey == null && !address.getAddress().isLoopbackAddress()) {
+            System.err.println("note: listening beyond this machine without --api-key: anyone who can reach the port can use the model");
+        }
         try {
             Thread.currentThread().join(); // the server's threads answer; this one waits for the process's end
         } catch (InterruptedException e) {

@@ -48,6 +48,8 @@ public final class Server implements AutoCloseable {
     private final Generator generator;
     private final ChatFormat chatFormat;
     private final String modelName;
+    /** The key every request but {@code /health}'s must bear ({@code Authorization: Bearer KEY}); null for none. */
+    private final byte[] apiKey;
     private final PrintStream log;
     private final HttpServer http;
     private final ExecutorService handlers = Executors.newVirtualThreadPerTaskExecutor();
@@ -63,15 +65,16 @@ public final class Server implements AutoCloseable {
 
     /**
      * Listens on {@code address} (port 0: any free port, {@link #port}) and serves {@code ckpt} with {@code state}
-     * (whose context length bounds prompt and reply together), framing chats in {@code chatFormat}; one line per
-     * request goes to {@code log}.
+     * (whose context length bounds prompt and reply together), framing chats in {@code chatFormat}, for clients that
+     * give {@code apiKey} (null: any client); one line per request goes to {@code log}.
      */
-    public Server(Checkpoint ckpt, Llama.State state, ChatFormat chatFormat, InetSocketAddress address, PrintStream log) throws IOException {
+    public Server(Checkpoint ckpt, Llama.State state, ChatFormat chatFormat, InetSocketAddress address, String apiKey, PrintStream log) throws IOException {
         this.ckpt = ckpt;
         this.state = state;
         this.generator = new Generator(ckpt.model(), state, ckpt.eos());
         this.chatFormat = chatFormat;
         this.modelName = ckpt.path().getFileName().toString();
+        this.apiKey = apiKey != null ? ("Bearer " + apiKey).getBytes(StandardCharsets.UTF_8) : null;
         this.log = log;
         this.http = HttpServer.create(address, 64);
         http.createContext("/", this::handle);
@@ -113,6 +116,14 @@ public final class Server implements AutoCloseable {
         String summary = null;
         int status = 200;
         try {
+            if (apiKey != null && !path.equals("/health")) {
+                String given = exchange.getRequestHeaders().getFirst("Authorization");
+                // compared in constant time: the time a wrong key takes says nothing of how much of it was right
+                if (given == null || !java.security.MessageDigest.isEqual(apiKey, given.getBytes(StandardCharsets.UTF_8))) {
+                    exchange.getResponseHeaders().set("WWW-Authenticate", "Bearer");
+                    throw new HttpError(401, "authentication_error", given == null ? "this server needs an API key: Authorization: Bearer KEY" : "the API key is not this server's");
+                }
+            }
             switch (path) {
                 case "/health" -> {
                     allow(exchange, "GET");

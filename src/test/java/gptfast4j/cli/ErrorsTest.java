@@ -381,7 +381,7 @@ class ErrorsTest {
         assertTrue(o.err.startsWith("error: Unknown option: '--frobnicate'"), o.err);
         o = run("generat", "--checkpoint", STORIES.toString());
         assertEquals(2, o.exit);
-        assertTrue(o.err.startsWith("error: unknown command 'generat'; the commands are generate, info, bench,"), o.err);
+        assertTrue(o.err.startsWith("error: unknown command 'generat'; the commands are generate, serve, info, bench,"), o.err);
         assertEquals(2, run("generate", "--checkpoint", STORIES.toString(), "--max-new-tokens", "many").exit);
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--top-p", "0"), "--top-p");
         // before the model loads (here: a file that is not there)

@@ -55,8 +55,8 @@ class ServerTest {
         stories = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null);
         PrintStream log = new PrintStream(LOG, true, StandardCharsets.UTF_8);
         InetSocketAddress any = new InetSocketAddress(InetAddress.getLoopbackAddress(), 0);
-        plain = new Server(stories, stories.model().newState(512, 512, 1, KvCache.Type.F32), ChatFormat.PLAIN, any, log);
-        llama2 = new Server(stories, stories.model().newState(256, 256, 1, KvCache.Type.F32), ChatFormat.LLAMA2, any, log);
+        plain = new Server(stories, stories.model().newState(512, 512, 1, KvCache.Type.F32), ChatFormat.PLAIN, any, null, log);
+        llama2 = new Server(stories, stories.model().newState(256, 256, 1, KvCache.Type.F32), ChatFormat.LLAMA2, any, null, log);
     }
 
     @AfterAll
@@ -383,5 +383,24 @@ class ServerTest {
         Reply health = request(plain, "GET", "/health", null);
         assertEquals(200, health.status());
         assertEquals("ok", health.json().path("status").asText());
+    }
+
+    /** With an API key, every request but /health's must bear it. */
+    @Test
+    void anApiKeyIsRequired() throws Exception {
+        try (Server keyed = new Server(stories, stories.model().newState(64, 64, 1, KvCache.Type.F32), ChatFormat.PLAIN,
+                new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), "s3cret", new PrintStream(OutputStream.nullOutputStream()))) {
+            String body = completion("Once upon a time", 4).toString();
+            URI uri = URI.create("http://127.0.0.1:" + keyed.port() + "/v1/completions");
+            for (String header : new String[]{null, "Bearer wrong", "s3cret", "Bearer s3cret"}) {
+                HttpRequest.Builder b = HttpRequest.newBuilder(uri).POST(HttpRequest.BodyPublishers.ofString(body));
+                if (header != null) b.header("Authorization", header);
+                HttpResponse<String> r = CLIENT.send(b.build(), HttpResponse.BodyHandlers.ofString());
+                assertEquals("Bearer s3cret".equals(header) ? 200 : 401, r.statusCode(), header + ": " + r.body());
+                if (r.statusCode() == 401) assertEquals("authentication_error", JSON.readTree(r.body()).at("/error/type").asText());
+            }
+            assertEquals(401, request(keyed, "GET", "/v1/models", null).status());
+            assertEquals(200, request(keyed, "GET", "/health", null).status());
+        }
     }
 }
