@@ -237,7 +237,7 @@ final class BenchCommand implements Callable<Integer> {
         // own: each generator keeps its last prompt in its cache (Generation#generate), so the timed repetitions of
         // both run no prefill
         Speculation speculation = Speculation.create(ckpt, model.newState(context, batch, batch, kvCache.type()), draftCheckpoint, draftQuantize,
-                lookup, speculateK, greedy, tokenizer, new int[]{-1});
+                lookup, speculateK, tokenizer, new int[]{-1});
         gptfast4j.generate.Generator plain = new gptfast4j.generate.Generator(model, state, new int[]{-1});
         plain.generate(prompt, 0, Math.min(genTokens, 16), greedy, tok -> true); // warm-up
         double[] plainTps = new double[repetitions], specTps = new double[repetitions];

@@ -156,24 +156,15 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--chat-format", paramLabel = "NAME", description = "Chat format for --chat or --interactive where the file's chat template is missing or not recognized: plain, llama2, mistral, zephyr or llama3 (default: from the template).")
     String chatFormat;
 
-    @Option(names = "--draft-checkpoint", paramLabel = "PATH", description = "Draft model for speculative decoding (same vocabulary as the target).")
-    Path draftCheckpoint;
-
-    @Option(names = "--draft-quantize", paramLabel = "int8|int4", description = "Quantize the draft while loading (e.g. the target's own int4 form as its draft).")
-    String draftQuantize;
-
-    @Option(names = "--speculate-k", paramLabel = "K", description = "Draft tokens verified per step, 1 to 64 (default: " + Speculation.DEFAULT_K + ").")
-    Integer speculateK;
-
-    @Option(names = "--lookup", paramLabel = "N", description = "Draft-free speculation: propose what followed the last N-gram earlier in the text.")
-    Integer lookup;
+    @Mixin
+    SpeculationOptions speculationOptions;
 
     @Override
     public Integer call() throws Exception {
         if (maxNewTokens == -1) maxNewTokens = Integer.MAX_VALUE;
         if (maxNewTokens < 1) throw new IllegalArgumentException("--max-new-tokens must be at least 1, or -1 for no limit, got " + maxNewTokens);
         if (numSamples < 1) throw new IllegalArgumentException("--num-samples must be at least 1, got " + numSamples);
-        speculateK = Speculation.k(speculateK, draftCheckpoint, draftQuantize, lookup);
+        speculationOptions.check();
         if (contextLength != null && contextLength < 1) throw new IllegalArgumentException("--context-length must be at least 1");
         if (promptFile != null) {
             if (!prompt.isEmpty()) throw new IllegalArgumentException("give the prompt with --prompt or with --prompt-file, not both");
@@ -248,9 +239,9 @@ final class GenerateCommand implements Callable<Integer> {
         if (contextShift && kept > limit / 2) {
             throw new IllegalArgumentException("--keep " + keep + " keeps " + kept + " tokens of the prompt, more than half the context length " + limit);
         }
-        int verified = draftCheckpoint != null || lookup != null ? speculateK + 1 : 1; // positions whose logits a step needs
+        int verified = speculationOptions.verified();
         Llama.State state = model.newState(kvLength, Math.max(verified, Math.min(tokens.length, PREFILL_BATCH)), verified, kvType);
-        Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, sampler, common.tokenizer, eos);
+        Speculation speculation = speculationOptions.create(ckpt, state, common.tokenizer, eos);
         Generation generator = speculation != null ? speculation.generator() : new Generator(model, state, eos);
         Interruption interruption = new Interruption();
         try (CtrlC _ = new CtrlC(interruption::ctrlC)) {
@@ -525,9 +516,9 @@ final class GenerateCommand implements Callable<Integer> {
             int framed = format.userTurn(tokenizer, "", true, ckpt.bos(), ckpt.addBos(), system).length;
             if (framed >= contextLength) throw new IllegalArgumentException("the system prompt takes " + framed + " tokens in its chat format but the context length is " + contextLength);
         }
-        int verified = draftCheckpoint != null || lookup != null ? speculateK + 1 : 1;
+        int verified = speculationOptions.verified();
         Llama.State state = model.newState(contextLength, PREFILL_BATCH, verified, kvCache.type());
-        Speculation speculation = Speculation.create(ckpt, state, draftCheckpoint, draftQuantize, lookup, speculateK, sampler, common.tokenizer, ckpt.eos());
+        Speculation speculation = speculationOptions.create(ckpt, state, common.tokenizer, ckpt.eos());
         Generation generator = speculation != null ? speculation.generator() : new Generator(model, state, ckpt.eos());
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         // the decode layouts' copy (Llama#startDecoding: 4-7 s for Llama-2-7B Q4_0 here), the system prompt's prefill and

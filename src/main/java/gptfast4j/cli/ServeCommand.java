@@ -1,5 +1,7 @@
 package gptfast4j.cli;
 
+import gptfast4j.generate.Generation;
+import gptfast4j.generate.Generator;
 import gptfast4j.model.ChatFormat;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.model.KvCache;
@@ -37,6 +39,9 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = {"-c", "--context-length"}, paramLabel = "N", description = "Context (KV cache) length, prompt and reply together (default: the model's, at most 4096).")
     Integer contextLength;
 
+    @Mixin
+    SpeculationOptions speculationOptions;
+
     @Option(names = "--chat-format", paramLabel = "NAME", description = "Chat format for /v1/chat/completions where the file's chat template is missing or not recognized: llama2, mistral, zephyr or llama3 (default: from the template).")
     String chatFormat;
 
@@ -46,6 +51,7 @@ final class ServeCommand implements Callable<Integer> {
         if (port < 0 || port > 65535) throw new IllegalArgumentException("--port must be in 0..65535, got " + port);
         if (contextLength != null && contextLength < 1) throw new IllegalArgumentException("--context-length must be at least 1");
         if (apiKey != null && apiKey.isBlank()) throw new IllegalArgumentException("--api-key must not be empty");
+        speculationOptions.check();
         ChatFormat formatOverride = chatFormat != null ? ChatFormat.parse(chatFormat, "--chat-format") : null;
         KvCache.Type kvType = kvCache.type();
         InetSocketAddress address;
@@ -60,18 +66,22 @@ final class ServeCommand implements Callable<Integer> {
         int context = contextLength != null ? contextLength : Math.min(model.config.contextLength(), 4096);
         ChatFormat format = formatOverride != null ? formatOverride : ckpt.chatFormat();
         format.checkTokenizer(ckpt.tokenizer());
-        Llama.State state = model.newState(context, GenerateCommand.PREFILL_BATCH, 1, kvType);
+        Llama.State state = model.newState(context, GenerateCommand.PREFILL_BATCH, speculationOptions.verified(), kvType);
+        Speculation speculation = speculationOptions.create(ckpt, state, common.tokenizer, ckpt.eos());
+        Generation generator = speculation != null ? speculation.generator() : new Generator(model, state, ckpt.eos());
         // the decode layouts' copy and the kernels' compilation before the first request, not during it
         model.startDecoding();
+        if (speculation != null) speculation.drafter().startDecoding();
         GenerateCommand.warmUp(model, kvType, () -> false);
         Server server;
         try {
-            server = new Server(ckpt, state, format, address, apiKey, System.err);
+            server = new Server(ckpt, state, generator, format, address, apiKey, System.err);
         } catch (java.net.BindException e) {
             throw new IllegalArgumentException("cannot listen on " + host + ":" + port + ": " + e.getMessage());
         }
-        System.err.printf("Ready in %.1f s: http://%s:%d/v1 serves %s (context %d, chat format %s). Ctrl-C stops.%n", (System.nanoTime() - t0) / 1e9,
-                address.getAddress().getHostAddress(), server.port(), ckpt.path().getFileName(), context, format.name().toLowerCase(java.util.Locale.ROOT));
+        System.err.printf("Ready in %.1f s: http://%s:%d/v1 serves %s (context %d, chat format %s%s). Ctrl-C stops.%n", (System.nanoTime() - t0) / 1e9,
+                address.getAddress().getHostAddress(), server.port(), ckpt.path().getFileName(), context, format.name().toLowerCase(java.util.Locale.ROOT),
+                speculation != null ? ", speculation: " + speculation.description() : "");
         if (apiKey == null && !address.getAddress().isLoopbackAddress()) {
             System.err.println("note: listening beyond this machine without --api-key: anyone who can reach the port can use the model");
         }

@@ -3,7 +3,6 @@ package gptfast4j.cli;
 import gptfast4j.generate.DraftModel;
 import gptfast4j.generate.Drafter;
 import gptfast4j.generate.PromptLookup;
-import gptfast4j.generate.Sampler;
 import gptfast4j.generate.SpeculativeGenerator;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.model.Llama;
@@ -21,7 +20,7 @@ record Speculation(SpeculativeGenerator generator, Drafter drafter, String descr
      * @param eos       the token ids that end a generation (none with --ignore-eos)
      */
     static Speculation create(Checkpoint target, Llama.State state, Path draftPath, String draftQuantize, Integer lookup, int k,
-                              Sampler sampler, Path tokenizer, int[] eos) {
+                              Path tokenizer, int[] eos) {
         if (draftPath == null && lookup == null) return null;
         Drafter drafter;
         String description;
@@ -32,7 +31,7 @@ record Speculation(SpeculativeGenerator generator, Drafter drafter, String descr
             Checkpoint draft = Checkpoint.load(draftPath, draftPath.toString().endsWith(".bin") ? tokenizer : null,
                     CommonOptions.quantizeMode(draftQuantize, "--draft-quantize"));
             checkSameVocabulary(target, draft);
-            drafter = new DraftModel(draft.model(), draft.model().newState(state.contextLength, k + 2, k + 2, state.kvType()), sampler);
+            drafter = new DraftModel(draft.model(), draft.model().newState(state.contextLength, k + 2, k + 2, state.kvType()));
             description = "draft " + draftPath.getFileName() + (draftQuantize != null ? " (" + draftQuantize + ")" : "");
         }
         return new Speculation(new SpeculativeGenerator(target.model(), state, eos, drafter, k, SpeculativeGenerator.LOSSLESS), drafter, description);

@@ -7,20 +7,18 @@ import java.util.Arrays;
 /**
  * A small model of the same vocabulary as draft: it catches up on the committed tokens it has not run (one batched
  * forward pass from the first position where its cache and the sequence differ), then samples k tokens one by one with
- * the same sampling settings as the target.
+ * the target's sampler.
  */
 public final class DraftModel implements Drafter {
     private final Llama model;
     private final Llama.State state;
-    private final Sampler sampler;
     /** The tokens the draft's KV cache holds, at positions {@code 0 .. cached}: committed ones and drafts. */
     private final int[] ran;
     private int cached;
 
-    public DraftModel(Llama model, Llama.State state, Sampler sampler) {
+    public DraftModel(Llama model, Llama.State state) {
         this.model = model;
         this.state = state;
-        this.sampler = sampler;
         this.ran = new int[state.contextLength];
     }
 
@@ -46,7 +44,7 @@ public final class DraftModel implements Drafter {
     }
 
     @Override
-    public int propose(int[] sequence, int length, int k, int[] tokens, float[][] probs) {
+    public int propose(int[] sequence, int length, int k, int[] tokens, float[][] probs, Sampler sampler) {
         k = Math.min(k, state.contextLength - length);
         if (k <= 0) return 0;
         // run again from the first position whose token is not the sequence's (a rejected draft, or a chat's next turn

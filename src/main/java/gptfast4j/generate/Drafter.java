@@ -5,9 +5,10 @@ public interface Drafter {
     /**
      * Proposes up to {@code k} tokens to follow {@code sequence[0 .. length)}. Writes them to {@code tokens} and, for
      * each, the distribution it was drawn from to {@code probs[i]} (left untouched when the proposal is
-     * deterministic). Returns how many were proposed (0 is allowed).
+     * deterministic). A drafter that samples draws with {@code sampler}, the generation's (its settings, bias and
+     * grammar). Returns how many were proposed (0 is allowed).
      */
-    int propose(int[] sequence, int length, int k, int[] tokens, float[][] probs);
+    int propose(int[] sequence, int length, int k, int[] tokens, float[][] probs, Sampler sampler);
 
     /**
      * Moves a draft model's weights to their decode layouts ({@link gptfast4j.model.Llama#startDecoding}); else nothing.

@@ -23,7 +23,7 @@ public final class PromptLookup implements Drafter {
     }
 
     @Override
-    public int propose(int[] sequence, int length, int k, int[] tokens, float[][] probs) {
+    public int propose(int[] sequence, int length, int k, int[] tokens, float[][] probs, Sampler sampler) {
         for (int n = Math.min(maxNgram, length - 1); n >= 1; n--) {
             // candidate starts: the n-gram at [start, start + n) equals the last n tokens
             for (int start = length - n - 1; start >= 0; start--) {

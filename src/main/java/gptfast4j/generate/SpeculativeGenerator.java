@@ -124,7 +124,7 @@ public final class SpeculativeGenerator implements Generation {
             if (!onToken.test(current) || generated == maxNewTokens || length >= state.contextLength) break;
             if (generated == 1) layoutNanos = Generator.timeStartDecoding(target, drafter);
             int budget = Math.min(Math.min(k, maxNewTokens - generated), state.contextLength - length);
-            int proposed = budget <= 0 ? 0 : drafter.propose(history, length, budget, draft, q);
+            int proposed = budget <= 0 ? 0 : drafter.propose(history, length, budget, draft, q, sampler);
             int next = step(history, length, proposed, sampler);
             for (int i = 0; i < acceptedLast; i++) {
                 int token = draft[i];

@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
+import gptfast4j.generate.Generation;
 import gptfast4j.generate.Generator;
 import gptfast4j.generate.GrammarConstraint;
 import gptfast4j.generate.Sampler;
@@ -45,7 +46,7 @@ public final class Server implements AutoCloseable {
 
     private final Checkpoint ckpt;
     private final Llama.State state;
-    private final Generator generator;
+    private final Generation generator;
     private final ChatFormat chatFormat;
     private final String modelName;
     /** The key every request but {@code /health}'s must bear ({@code Authorization: Bearer KEY}); null for none. */
@@ -64,14 +65,16 @@ public final class Server implements AutoCloseable {
     private int[] cached = new int[0];
 
     /**
-     * Listens on {@code address} (port 0: any free port, {@link #port}) and serves {@code ckpt} with {@code state}
-     * (whose context length bounds prompt and reply together), framing chats in {@code chatFormat}, for clients that
-     * give {@code apiKey} (null: any client); one line per request goes to {@code log}.
+     * Listens on {@code address} (port 0: any free port, {@link #port}) and serves {@code ckpt} through
+     * {@code generator} (plain or speculative decoding, which only this server may use) over {@code state} (whose
+     * context length bounds prompt and reply together), framing chats in {@code chatFormat}, for clients that give
+     * {@code apiKey} (null: any client); one line per request goes to {@code log}.
      */
-    public Server(Checkpoint ckpt, Llama.State state, ChatFormat chatFormat, InetSocketAddress address, String apiKey, PrintStream log) throws IOException {
+    public Server(Checkpoint ckpt, Llama.State state, Generation generator, ChatFormat chatFormat, InetSocketAddress address, String apiKey,
+                  PrintStream log) throws IOException {
         this.ckpt = ckpt;
         this.state = state;
-        this.generator = new Generator(ckpt.model(), state, ckpt.eos());
+        this.generator = generator;
         this.chatFormat = chatFormat;
         this.modelName = ckpt.path().getFileName().toString();
         this.apiKey = apiKey != null ? ("Bearer " + apiKey).getBytes(StandardCharsets.UTF_8) : null;

@@ -46,8 +46,8 @@ class SpeculativeTest {
         return g.generate(prompt, 0, n, new Sampler(512, 0, 0, 1, 0), t -> true).tokens();
     }
 
-    private static DraftModel draft(Checkpoint c, int context, Sampler sampler) {
-        return new DraftModel(c.model(), c.model().newState(context, 16), sampler);
+    private static DraftModel draft(Checkpoint c, int context) {
+        return new DraftModel(c.model(), c.model().newState(context, 16));
     }
 
     /**
@@ -70,7 +70,7 @@ class SpeculativeTest {
                 int[] plain = new Generator(m, m.newState(p.length + 250, 16), target.eos()).generate(p, 0, 250, new Sampler(512, 0, 0, 1, 0), t -> true).tokens();
                 for (int k : new int[]{1, 3, 5, 7, 8, 12}) {
                     SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(p.length + 251, 16), target.eos(),
-                            draft(draft, p.length + 260, new Sampler(512, 0, 0, 1, 0)), k, SpeculativeGenerator.LOSSLESS);
+                            draft(draft, p.length + 260), k, SpeculativeGenerator.LOSSLESS);
                     assertArrayEquals(plain, g.generate(p, 0, 250, new Sampler(512, 0, 0, 1, 0), t -> true).tokens(), type + " \"" + text + "\" k=" + k);
                 }
             }
@@ -90,7 +90,7 @@ class SpeculativeTest {
         Checkpoint self4 = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null, GGMLType.Q4_0);
         Llama m = self4.model();
         SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(512, 16), self4.eos(),
-                draft(self4, 512, new Sampler(512, 0, 0, 1, 0)), 5, SpeculativeGenerator.LOSSLESS);
+                draft(self4, 512), 5, SpeculativeGenerator.LOSSLESS);
         int[] sequence = new int[512];
         for (int i = 0; i < sequence.length; i++) sequence[i] = (i * 37 + 11) % 512;
         float[][] probs = new float[5][512];
@@ -113,7 +113,7 @@ class SpeculativeTest {
         for (String text : PROMPTS) {
             int[] p = prompt(text);
             for (int k : new int[]{1, 3, 5}) {
-                assertArrayEquals(plainGreedy(p, 120), speculativeGreedy(draft(other, 300, new Sampler(512, 0, 0, 1, 0)), k, p, 120), text + " k=" + k);
+                assertArrayEquals(plainGreedy(p, 120), speculativeGreedy(draft(other, 300), k, p, 120), text + " k=" + k);
             }
         }
     }
@@ -126,7 +126,7 @@ class SpeculativeTest {
             int[] p = prompt(text);
             Llama m = TARGET.model();
             SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(p.length + 151, 16), TARGET.eos(),
-                    draft(self4, 300, new Sampler(512, 0, 0, 1, 0)), 5, SpeculativeGenerator.LOSSLESS);
+                    draft(self4, 300), 5, SpeculativeGenerator.LOSSLESS);
             assertArrayEquals(plainGreedy(p, 150), g.generate(p, 0, 150, new Sampler(512, 0, 0, 1, 0), t -> true).tokens(), text);
             long[] h = g.acceptanceHistogram();
             for (int i = 0; i < h.length; i++) histogram[i] += h[i];
@@ -144,7 +144,7 @@ class SpeculativeTest {
             int[] p = prompt(text);
             int[] plain = new Generator(m, m.newState(p.length + 80, 16), mixtral.eos()).generate(p, 0, 80, new Sampler(512, 0, 0, 1, 0), t -> true).tokens();
             SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(p.length + 81, 16), mixtral.eos(),
-                    draft(dense, 200, new Sampler(512, 0, 0, 1, 0)), 4, SpeculativeGenerator.LOSSLESS);
+                    draft(dense, 200), 4, SpeculativeGenerator.LOSSLESS);
             assertArrayEquals(plain, g.generate(p, 0, 80, new Sampler(512, 0, 0, 1, 0), t -> true).tokens(), text);
         }
     }
@@ -159,7 +159,7 @@ class SpeculativeTest {
         Llama m = q4.model();
         int[] p = prompt("Once upon a time");
         SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(p.length + 16, 16), TARGET.eos(),
-                draft(Checkpoint.load(OTHER, null), p.length + 16, new Sampler(512, 0, 0, 1, 0)), 4, SpeculativeGenerator.LOSSLESS);
+                draft(Checkpoint.load(OTHER, null), p.length + 16), 4, SpeculativeGenerator.LOSSLESS);
         g.generate(p, 0, 12, new Sampler(512, 0, 0, 1, 0), t -> true);
         Tensor wq = m.weights().layers()[0].wq();
         assertSame(wq, wq.forDecode(gptfast4j.tensor.OffHeap.AUTOMATIC), "the target's wq is in its decode layout");
@@ -177,7 +177,7 @@ class SpeculativeTest {
         int[][] messages = {prompt("Once upon a time"), TARGET.tokenizer().encode(" The dog was"), TARGET.tokenizer().encode(" Lily said, \"Tom")};
         for (int budget : new int[]{7, 40}) {
             int[] plain = conversation(new Generator(m, m.newState(256, 16), TARGET.eos()), messages, budget);
-            Drafter[] drafters = {draft(Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null, GGMLType.Q4_0), 256, new Sampler(512, 0, 0, 1, 0)), new PromptLookup(2)};
+            Drafter[] drafters = {draft(Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null, GGMLType.Q4_0), 256), new PromptLookup(2)};
             for (Drafter drafter : drafters) {
                 SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(256, 16), TARGET.eos(), drafter, 4, SpeculativeGenerator.LOSSLESS);
                 assertArrayEquals(plain, conversation(g, messages, budget), drafter + " budget " + budget);
@@ -224,7 +224,7 @@ class SpeculativeTest {
         Checkpoint int4 = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null, GGMLType.Q4_0);
         int[][] samples = new int[2][];
         for (int run = 0; run < 2; run++) {
-            SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(64, 16), TARGET.eos(), draft(int4, 64, new Sampler(512, 0.8f, 0, 1, 3)), 4, SpeculativeGenerator.LOSSLESS);
+            SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(64, 16), TARGET.eos(), draft(int4, 64), 4, SpeculativeGenerator.LOSSLESS);
             Sampler sampler = new Sampler(512, 0.8f, 0, 1, 7);
             g.generate(p, 0, 40, sampler, t -> true);
             if (run == 1) g.prefill(new int[]{TARGET.bos()});
@@ -234,7 +234,7 @@ class SpeculativeTest {
         }
         assertArrayEquals(samples[1], samples[0]);
 
-        SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(p.length + 41, 16), TARGET.eos(), draft(int4, p.length + 41, new Sampler(512, 0, 0, 1, 0)), 4, SpeculativeGenerator.LOSSLESS);
+        SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(p.length + 41, 16), TARGET.eos(), draft(int4, p.length + 41), 4, SpeculativeGenerator.LOSSLESS);
         int[] first = g.generate(p, 0, 40, new Sampler(512, 0, 0, 1, 0), t -> true).tokens();
         Generator.Result second = g.generate(p, 0, 40, new Sampler(512, 0, 0, 1, 0), t -> true);
         assertTrue(second.promptReused());
@@ -258,7 +258,7 @@ class SpeculativeTest {
             int[] p = prompt(text + " " + text);
             int[] plain = new Generator(m, m.newState(p.length + 100, 16), TARGET.eos()).generate(p, 0, 100, penalizing, t -> true).tokens();
             assertFalse(Arrays.equals(plain, plainGreedy(p, 100)), "the penalties change the text");
-            Drafter[] drafters = {new PromptLookup(2), draft(int4, 300, new Sampler(512, 0, 0, 1, 0))};
+            Drafter[] drafters = {new PromptLookup(2), draft(int4, 300)};
             for (Drafter drafter : drafters) {
                 SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(p.length + 101, 16), TARGET.eos(), drafter, 4, SpeculativeGenerator.LOSSLESS);
                 assertArrayEquals(plain, g.generate(p, 0, 100, penalizing, t -> true).tokens(), text + " " + drafter);
@@ -270,8 +270,8 @@ class SpeculativeTest {
 
     /**
      * With a logit bias, greedy speculative output is plain decoding's with the same bias: for prompt lookup, whose
-     * proposals may hold a banned token, and an int4 draft, sampling with the target's sampler (as the command line
-     * has it, so the draft sees the bias) or without a bias of its own.
+     * proposals may hold a banned token, and an int4 draft, which samples with the target's sampler (so it sees the
+     * bias).
      */
     @Test
     void greedyWithALogitBiasIsTokenIdentical() {
@@ -283,7 +283,7 @@ class SpeculativeTest {
             int[] p = prompt(text + " " + text);
             int[] plain = new Generator(m, m.newState(p.length + 100, 16), TARGET.eos()).generate(p, 0, 100, biasing, t -> true).tokens();
             assertFalse(Arrays.equals(plain, plainGreedy(p, 100)), "the bias changes the text");
-            Drafter[] drafters = {new PromptLookup(2), draft(int4, 300, biasing), draft(int4, 300, new Sampler(512, 0, 0, 1, 0))};
+            Drafter[] drafters = {new PromptLookup(2), draft(int4, 300)};
             for (Drafter drafter : drafters) {
                 SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(p.length + 101, 16), TARGET.eos(), drafter, 4, SpeculativeGenerator.LOSSLESS);
                 assertArrayEquals(plain, g.generate(p, 0, 100, biasing, t -> true).tokens(), text + " " + drafter);
@@ -294,8 +294,8 @@ class SpeculativeTest {
     /**
      * With a grammar, each verified position's distribution is masked by the grammar's state after the draft tokens
      * before it, and the tokens a step emits move the grammar on, so greedy speculative output is plain decoding's
-     * with the same grammar: for prompt lookup and an int4 draft (sampling with the target's constrained sampler, as
-     * the command line has it, or with one of its own).
+     * with the same grammar: for prompt lookup and an int4 draft (sampling with the target's constrained sampler, so
+     * that it moves the grammar along its proposal).
      */
     @Test
     void greedyWithAGrammarIsTokenIdentical() {
@@ -314,7 +314,7 @@ class SpeculativeTest {
             assertFalse(Arrays.equals(plain, plainGreedy(p, 100)), "the grammar changes the text");
             String generated = TARGET.tokenizer().decode(plain);
             assertTrue(generated.strip().matches("(?:[a-z]+[,.] )*(?:[a-z]+[,.]?)?"), generated); // decode drops the first space
-            Drafter[] drafters = {new PromptLookup(2), draft(int4, 300, constrained), draft(int4, 300, new Sampler(512, 0, 0, 1, 0))};
+            Drafter[] drafters = {new PromptLookup(2), draft(int4, 300)};
             for (Drafter drafter : drafters) {
                 grammar.restart();
                 SpeculativeGenerator g = new SpeculativeGenerator(m, m.newState(p.length + 101, 16), TARGET.eos(), drafter, 4, SpeculativeGenerator.LOSSLESS);
@@ -354,7 +354,7 @@ class SpeculativeTest {
         int[] draft = new int[k];
         float[][] q = new float[k][512];
         for (int s = 0; s < samples; s++) {
-            int proposed = drafterFor.propose(sequence, length, k, draft, q);
+            int proposed = drafterFor.propose(sequence, length, k, draft, q, sampler);
             // step() reads the drafter's proposal from its own buffers: run it through the generator's propose path
             counts[firstEmitted(g, sequence, length, sampler, proposed, draft, q)]++;
         }
@@ -390,10 +390,9 @@ class SpeculativeTest {
     void samplingFollowsTheTargetDistributionAndABrokenRuleIsCaught() {
         Checkpoint other = Checkpoint.load(OTHER, null);
         Llama m = TARGET.model();
-        Sampler draftSampler = new Sampler(512, 1f, 0, 1f, 99);
-        double good = chiSquareRatio(SpeculativeGenerator.LOSSLESS, draft(other, 64, draftSampler), m.newState(64, 16), 3, 1);
+        double good = chiSquareRatio(SpeculativeGenerator.LOSSLESS, draft(other, 64), m.newState(64, 16), 3, 1);
         assertTrue(good < 1, "lossless rule rejected by chi-square: ratio " + good);
-        double broken = chiSquareRatio((p, q, u) -> true, draft(other, 64, draftSampler), m.newState(64, 16), 3, 2);
+        double broken = chiSquareRatio((p, q, u) -> true, draft(other, 64), m.newState(64, 16), 3, 2);
         assertTrue(broken > 1, "always-accept rule not caught: ratio " + broken);
         double lookupGood = chiSquareRatio(SpeculativeGenerator.LOSSLESS, fixedProposal(TARGET.tokenizer().encode(" girl")[0]), m.newState(64, 16), 1, 3);
         assertTrue(lookupGood < 1, "lossless rule with a deterministic draft rejected: ratio " + lookupGood);
@@ -403,7 +402,7 @@ class SpeculativeTest {
     private static Drafter fixedProposal(int token) {
         return new Drafter() {
             @Override
-            public int propose(int[] sequence, int length, int k, int[] tokens, float[][] probs) {
+            public int propose(int[] sequence, int length, int k, int[] tokens, float[][] probs, Sampler sampler) {
                 tokens[0] = token;
                 return 1;
             }

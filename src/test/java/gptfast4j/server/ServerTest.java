@@ -6,7 +6,15 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import gptfast4j.Shared;
 import gptfast4j.model.ChatFormat;
 import gptfast4j.model.Checkpoint;
+import gptfast4j.generate.DraftModel;
+import gptfast4j.generate.Drafter;
+import gptfast4j.generate.Generation;
+import gptfast4j.generate.Generator;
+import gptfast4j.generate.PromptLookup;
+import gptfast4j.generate.SpeculativeGenerator;
 import gptfast4j.model.KvCache;
+import gptfast4j.model.Llama;
+import gptfast4j.tensor.GGMLType;
 import gptfast4j.tokenizer.Tokenizer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -55,8 +63,15 @@ class ServerTest {
         stories = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null);
         PrintStream log = new PrintStream(LOG, true, StandardCharsets.UTF_8);
         InetSocketAddress any = new InetSocketAddress(InetAddress.getLoopbackAddress(), 0);
-        plain = new Server(stories, stories.model().newState(512, 512, 1, KvCache.Type.F32), ChatFormat.PLAIN, any, null, log);
-        llama2 = new Server(stories, stories.model().newState(256, 256, 1, KvCache.Type.F32), ChatFormat.LLAMA2, any, null, log);
+        plain = server(stories.model().newState(512, 512, 1, KvCache.Type.F32), null, ChatFormat.PLAIN, log);
+        llama2 = server(stories.model().newState(256, 256, 1, KvCache.Type.F32), null, ChatFormat.LLAMA2, log);
+    }
+
+    /** A server over {@code state} with plain decoding, or speculative with {@code drafter}, on any free port. */
+    private static Server server(Llama.State state, Drafter drafter, ChatFormat format, PrintStream log) throws java.io.IOException {
+        Generation generator = drafter == null ? new Generator(stories.model(), state, stories.eos())
+                : new SpeculativeGenerator(stories.model(), state, stories.eos(), drafter, 4, SpeculativeGenerator.LOSSLESS);
+        return new Server(stories, state, generator, format, new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, log);
     }
 
     @AfterAll
@@ -388,7 +403,8 @@ class ServerTest {
     /** With an API key, every request but /health's must bear it. */
     @Test
     void anApiKeyIsRequired() throws Exception {
-        try (Server keyed = new Server(stories, stories.model().newState(64, 64, 1, KvCache.Type.F32), ChatFormat.PLAIN,
+        Llama.State state = stories.model().newState(64, 64, 1, KvCache.Type.F32);
+        try (Server keyed = new Server(stories, state, new Generator(stories.model(), state, stories.eos()), ChatFormat.PLAIN,
                 new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), "s3cret", new PrintStream(OutputStream.nullOutputStream()))) {
             String body = completion("Once upon a time", 4).toString();
             URI uri = URI.create("http://127.0.0.1:" + keyed.port() + "/v1/completions");
@@ -401,6 +417,33 @@ class ServerTest {
             }
             assertEquals(401, request(keyed, "GET", "/v1/models", null).status());
             assertEquals(200, request(keyed, "GET", "/health", null).status());
+        }
+    }
+
+    /**
+     * With speculative decoding (prompt lookup, or stories260K's own int4 form as a draft model), greedy replies are
+     * still llama.cpp's text, request after request over one cache, and a chat's sampled reply follows its schema.
+     */
+    @Test
+    void speculativeServersGiveTheSameText() throws Exception {
+        Checkpoint int4 = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null, GGMLType.Q4_0);
+        PrintStream quiet = new PrintStream(OutputStream.nullOutputStream());
+        Llama.State lookupState = stories.model().newState(512, 512, 5, KvCache.Type.F32), draftState = stories.model().newState(512, 512, 5, KvCache.Type.F32);
+        try (Server lookup = server(lookupState, new PromptLookup(2), ChatFormat.PLAIN, quiet);
+             Server draft = server(draftState, new DraftModel(int4.model(), int4.model().newState(512, 8, 8, KvCache.Type.F32)), ChatFormat.LLAMA2, quiet)) {
+            for (JsonNode c : referenceCases()) {
+                for (Server s : new Server[]{lookup, draft}) {
+                    JsonNode r = post(s, "/v1/completions", completion(c.path("prompt").asText(), 200));
+                    assertEquals(c.path("gen_text").asText(), r.at("/choices/0/text").asText(), c.path("prompt").asText());
+                    assertEquals(200, r.at("/usage/completion_tokens").asInt());
+                }
+            }
+            ObjectNode chat = JSON.createObjectNode().put("max_tokens", 200).put("seed", 5).put("temperature", 1);
+            chat.putArray("messages").addObject().put("role", "user").put("content", "A cat");
+            chat.putObject("response_format").put("type", "json_schema").putObject("json_schema").putObject("schema")
+                    .put("type", "object").put("additionalProperties", false);
+            JsonNode r = post(draft, "/v1/chat/completions", chat);
+            assertEquals("{}", JSON.readTree(r.at("/choices/0/message/content").asText()).toString());
         }
     }
 }
