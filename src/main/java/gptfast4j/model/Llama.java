@@ -191,6 +191,42 @@ public final class Llama {
     /** The largest batch {@link #verify} runs at once. */
     public static final int EXACT_BATCH = Tensor.LANE_TOKENS;
 
+    /**
+     * One decode step of several sequences at once (continuous batching): token {@code tokens[t]} at position
+     * {@code positions[t]} of the sequence whose KV cache is {@code sequences[t]}'s, for {@code t < n}, every weight
+     * read once for all of them; token t's logits at {@code batch.logits[t * vocab]}. Each token's products and
+     * attention are exactly its own decode step's ({@link #verify}'s way), so a sequence's text does not depend on
+     * what it was batched with. {@code batch} lends its activations (not its cache); at most {@link #EXACT_BATCH}
+     * tokens, each of another sequence.
+     */
+    public float[] decodeEach(State batch, State[] sequences, int[] tokens, int[] positions, int n) {
+        if (n < 1 || n > Math.min(EXACT_BATCH, batch.maxLogits)) {
+            throw new IllegalArgumentException("a step of several sequences takes 1 to " + Math.min(EXACT_BATCH, batch.maxLogits) + " tokens, got " + n);
+        }
+        for (int t = 0; t < n; t++) {
+            State seq = sequences[t];
+            if (seq.model != this || batch.model != this) throw new IllegalArgumentException("a state of another model");
+            if (seq.kvType() != batch.kvType()) throw new IllegalArgumentException("the sequences' caches and the batch's must be of one type");
+            if (positions[t] < 0 || positions[t] >= Math.min(seq.contextLength, batch.contextLength)) {
+                throw new IllegalArgumentException("position " + positions[t] + " is outside the context of " + Math.min(seq.contextLength, batch.contextLength));
+            }
+            for (int u = 0; u < t; u++) if (sequences[u] == seq) throw new IllegalArgumentException("two tokens of one sequence in one step");
+            batch.tokenKv[t] = seq.kv;
+            batch.tokenPos[t] = positions[t];
+        }
+        batch.perToken = true;
+        try {
+            runBatch(batch, tokens, 0, n, 0, n, true);
+        } finally {
+            batch.perToken = false;
+            java.util.Arrays.fill(batch.tokenKv, null); // the sequences' caches are theirs to drop
+        }
+        return batch.logits;
+    }
+
+    /** Numbers the calls of {@link #attentionHeads} across every state, for the F16 caches' scratch (KvCache#head). */
+    private static final java.util.concurrent.atomic.AtomicLong ATTENTION_CALLS = new java.util.concurrent.atomic.AtomicLong();
+
     /** One decode step: the logits after {@code token} at {@code pos}. */
     public float[] forward(State s, int token, int pos) {
         s.single[0] = token;
@@ -240,7 +276,7 @@ public final class Llama {
                 layer.wq().matmul(s.xb, n, s.q, dim, exact);
                 eachToken(n, s.rotateQueries);
             }
-            s.attentionCall++;
+            s.attentionCall = ATTENTION_CALLS.incrementAndGet();
             Parallel.run(c.nHeads(), headsPerCall(), s.attentionHeads);
             layer.wo().matmul(s.xb, n, s.xb2, dim, exact);
             // feed-forward: x += ffn(rmsnorm(x) * ffnNorm), after the attention's residual
@@ -309,9 +345,9 @@ public final class Llama {
     private void cacheKeys(State s, int t0, int t1) {
         int kvDim = config.kvDim();
         for (int t = t0; t < t1; t++) {
-            int pos = s.startPos + t;
+            int pos = s.position(t);
             s.rope.rotate(s.k, t * kvDim, config.nKvHeads(), pos);
-            s.kv.store(s.layer, pos, s.k, t * kvDim, s.v, t * kvDim);
+            (s.perToken ? s.tokenKv[t] : s.kv).store(s.layer, pos, s.k, t * kvDim, s.v, t * kvDim);
         }
     }
 
@@ -319,7 +355,7 @@ public final class Llama {
     private void rotateQueries(State s, int t0, int t1) {
         int dim = config.dim();
         for (int t = t0; t < t1; t++) {
-            s.rope.rotate(s.q, t * dim, config.nHeads(), s.startPos + t);
+            s.rope.rotate(s.q, t * dim, config.nHeads(), s.position(t));
             s.kv.round(s.q, t * dim, dim);
         }
     }
@@ -396,7 +432,7 @@ public final class Llama {
         float scale = (float) (1.0 / Math.sqrt(headDim));
         float[] att = s.att;
         KvCache kv = s.kv;
-        int blocked = n <= EXACT_BATCH ? 0 : n - n % queries;
+        int blocked = n <= EXACT_BATCH ? 0 : n - n % queries; // decodeEach's at most EXACT_BATCH: none
         for (int h = hStart; h < hEnd && blocked > 0; h++) {
             KvCache.Head head = kv.head(s.attentionCall, s.layer, h / group, startPos + n);
             int attOffset = h * rows;
@@ -416,9 +452,10 @@ public final class Llama {
         if (headsPerCall() == queries) {
             // heads h .. h + 3 share a kv head: the range's bounds are multiples of four, and so is the grouping
             for (int h = hStart; h < hEnd; h += queries) {
-                KvCache.Head head = kv.head(s.attentionCall, s.layer, h / group, startPos + n);
+                KvCache.Head shared = s.perToken ? null : kv.head(s.attentionCall, s.layer, h / group, startPos + n);
                 for (int t = blocked; t < n; t++) {
-                    int positions = startPos + t + 1, qOffset = t * dim + h * headDim;
+                    KvCache.Head head = s.perToken ? s.tokenKv[t].head(s.attentionCall, s.layer, h / group, s.position(t) + 1) : shared;
+                    int positions = s.position(t) + 1, qOffset = t * dim + h * headDim;
                     keyScores(head, headDim, positions, true, s.q, qOffset, headDim, scale, att, h * rows, rows);
                     for (int j = 0; j < queries; j++) {
                         VectorMath.softmax(att, (h + j) * rows, positions);
@@ -429,10 +466,11 @@ public final class Llama {
             }
         } else {
             for (int h = hStart; h < hEnd; h++) {
-                KvCache.Head head = kv.head(s.attentionCall, s.layer, h / group, startPos + n);
+                KvCache.Head shared = s.perToken ? null : kv.head(s.attentionCall, s.layer, h / group, startPos + n);
                 int attOffset = h * rows;
                 for (int t = blocked; t < n; t++) {
-                    int positions = startPos + t + 1;
+                    KvCache.Head head = s.perToken ? s.tokenKv[t].head(s.attentionCall, s.layer, h / group, s.position(t) + 1) : shared;
+                    int positions = s.position(t) + 1;
                     keyScores(head, headDim, positions, false, s.q, t * dim + h * headDim, 0, scale, att, attOffset, 0);
                     VectorMath.softmax(att, attOffset, positions);
                     kv.round(att, attOffset, positions);
@@ -502,11 +540,23 @@ public final class Llama {
         // the batch runBatch is on (its first position, size and current layer), for the per-token tasks below,
         // which are bound to this state once so that a decode step allocates nothing
         int startPos, batch, layer;
-        /** Counts the calls of attentionHeads, between which the KV cache changes (KvCache.head). */
+        /** The number of the current call of attentionHeads, between which a KV cache changes (KvCache.head). */
         long attentionCall;
+        /**
+         * {@link Llama#decodeEach}'s batch: token t's position and the cache it reads and writes (another sequence's
+         * state's) instead of {@code startPos + t} and this state's own.
+         */
+        boolean perToken;
+        final KvCache[] tokenKv;
+        final int[] tokenPos;
         final Parallel.RangeTask attentionNorm, rotateAndCache, cacheKeys, rotateQueries, attentionHeads, residualAndFfnNorm, swiglu, residual;
         /** The model the tasks are bound to: only it may run this state. */
         final Llama model;
+
+        /** The position of the batch's token t. */
+        int position(int t) {
+            return perToken ? tokenPos[t] : startPos + t;
+        }
 
         State(Llama model, int contextLength, int maxBatch, int maxLogits, KvCache.Type kvType) {
             this.model = model;
@@ -536,6 +586,8 @@ public final class Llama {
             gathered = c.isMoE() ? new float[maxBatch * c.dim()] : new float[0];
             slotToken = new int[c.isMoE() ? maxBatch : 0];
             slotWeight = new float[c.isMoE() ? maxBatch : 0];
+            tokenKv = new KvCache[maxBatch];
+            tokenPos = new int[maxBatch];
             attentionNorm = (t0, t1) -> model.attentionNorm(this, t0, t1);
             rotateAndCache = (t0, t1) -> model.rotateAndCache(this, t0, t1);
             cacheKeys = (t0, t1) -> model.cacheKeys(this, t0, t1);
