@@ -1,11 +1,11 @@
 package gptfast4j.cli;
 
-import gptfast4j.generate.Generation;
 import gptfast4j.generate.Generator;
 import gptfast4j.model.ChatFormat;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.model.KvCache;
 import gptfast4j.model.Llama;
+import gptfast4j.server.Engine;
 import gptfast4j.server.Server;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -39,6 +39,9 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = {"-c", "--context-length"}, paramLabel = "N", description = "Context (KV cache) length, prompt and reply together (default: the model's, at most 4096).")
     Integer contextLength;
 
+    @Option(names = {"-np", "--parallel"}, paramLabel = "N", description = "Requests generated at once, 1 to 8, each with a KV cache of --context-length positions: a step runs one token of each in one pass over the weights (continuous batching; without speculation). Default: ${DEFAULT-VALUE}, one at a time.")
+    int parallel = 1;
+
     @Mixin
     SpeculationOptions speculationOptions;
 
@@ -52,6 +55,8 @@ final class ServeCommand implements Callable<Integer> {
         if (contextLength != null && contextLength < 1) throw new IllegalArgumentException("--context-length must be at least 1");
         if (apiKey != null && apiKey.isBlank()) throw new IllegalArgumentException("--api-key must not be empty");
         speculationOptions.check();
+        if (parallel < 1 || parallel > Llama.EXACT_BATCH) throw new IllegalArgumentException("--parallel must be in 1.." + Llama.EXACT_BATCH + ", got " + parallel);
+        if (parallel > 1 && speculationOptions.asked()) throw new IllegalArgumentException("--parallel above 1 runs without speculation; give one of them");
         ChatFormat formatOverride = chatFormat != null ? ChatFormat.parse(chatFormat, "--chat-format") : null;
         KvCache.Type kvType = kvCache.type();
         InetSocketAddress address;
@@ -66,22 +71,29 @@ final class ServeCommand implements Callable<Integer> {
         int context = contextLength != null ? contextLength : Math.min(model.config.contextLength(), 4096);
         ChatFormat format = formatOverride != null ? formatOverride : ckpt.chatFormat();
         format.checkTokenizer(ckpt.tokenizer());
-        Llama.State state = model.newState(context, GenerateCommand.PREFILL_BATCH, speculationOptions.verified(), kvType);
-        Speculation speculation = speculationOptions.create(ckpt, state, common.tokenizer, ckpt.eos());
-        Generation generator = speculation != null ? speculation.generator() : new Generator(model, state, ckpt.eos());
+        Speculation speculation = null;
+        Engine engine;
+        if (parallel > 1) {
+            engine = Engine.batched(ckpt, parallel, context, GenerateCommand.PREFILL_BATCH, kvType);
+        } else {
+            Llama.State state = model.newState(context, GenerateCommand.PREFILL_BATCH, speculationOptions.verified(), kvType);
+            speculation = speculationOptions.create(ckpt, state, common.tokenizer, ckpt.eos());
+            engine = Engine.sequential(state, speculation != null ? speculation.generator() : new Generator(model, state, ckpt.eos()));
+        }
         // the decode layouts' copy and the kernels' compilation before the first request, not during it
         model.startDecoding();
         if (speculation != null) speculation.drafter().startDecoding();
         GenerateCommand.warmUp(model, kvType, () -> false);
         Server server;
         try {
-            server = new Server(ckpt, state, generator, format, address, apiKey, System.err);
+            server = new Server(ckpt, engine, format, address, apiKey, System.err);
         } catch (java.net.BindException e) {
+            engine.close();
             throw new IllegalArgumentException("cannot listen on " + host + ":" + port + ": " + e.getMessage());
         }
         System.err.printf("Ready in %.1f s: http://%s:%d/v1 serves %s (context %d, chat format %s%s). Ctrl-C stops.%n", (System.nanoTime() - t0) / 1e9,
                 address.getAddress().getHostAddress(), server.port(), ckpt.path().getFileName(), context, format.name().toLowerCase(java.util.Locale.ROOT),
-                speculation != null ? ", speculation: " + speculation.description() : "");
+                speculation != null ? ", speculation: " + speculation.description() : parallel > 1 ? ", " + parallel + " requests at once" : "");
         if (apiKey == null && !address.getAddress().isLoopbackAddress()) {
             System.err.println("note: listening beyond this machine without --api-key: anyone who can reach the port can use the model");
         }

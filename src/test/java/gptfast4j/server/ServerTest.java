@@ -71,7 +71,7 @@ class ServerTest {
     private static Server server(Llama.State state, Drafter drafter, ChatFormat format, PrintStream log) throws java.io.IOException {
         Generation generator = drafter == null ? new Generator(stories.model(), state, stories.eos())
                 : new SpeculativeGenerator(stories.model(), state, stories.eos(), drafter, 4, SpeculativeGenerator.LOSSLESS);
-        return new Server(stories, state, generator, format, new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, log);
+        return new Server(stories, Engine.sequential(state, generator), format, new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, log);
     }
 
     @AfterAll
@@ -129,6 +129,10 @@ class ServerTest {
      */
     @Test
     void aContinuedPromptRunsOnlyItsNewTokens() throws Exception {
+        continuedPrompt(plain);
+    }
+
+    private static void continuedPrompt(Server server) throws Exception {
         JsonNode c = referenceCases().get(1); // "Once upon a time"
         String prompt = c.path("prompt").asText(), whole = c.path("gen_text").asText();
         int promptTokens = c.path("prompt_ids").size();
@@ -137,8 +141,8 @@ class ServerTest {
         String first = new String(concat(ids, 25, stories.tokenizer()), StandardCharsets.UTF_8);
         assertEquals(promptTokens + 25, stories.promptTokens(prompt + first).length);
         assertEquals(whole.substring(0, new String(concat(ids, 20, stories.tokenizer()), StandardCharsets.UTF_8).length()),
-                post(plain, "/v1/completions", completion(prompt, 20)).at("/choices/0/text").asText());
-        JsonNode r = post(plain, "/v1/completions", completion(prompt + first, 95));
+                post(server, "/v1/completions", completion(prompt, 20)).at("/choices/0/text").asText());
+        JsonNode r = post(server, "/v1/completions", completion(prompt + first, 95));
         assertEquals(whole.substring(first.length(), new String(concat(ids, 120, stories.tokenizer()), StandardCharsets.UTF_8).length()), r.at("/choices/0/text").asText());
         // the prompt's tokens and the 20 generated but the last
         assertEquals(promptTokens + 19, r.at("/timings/cache_n").asInt());
@@ -404,7 +408,7 @@ class ServerTest {
     @Test
     void anApiKeyIsRequired() throws Exception {
         Llama.State state = stories.model().newState(64, 64, 1, KvCache.Type.F32);
-        try (Server keyed = new Server(stories, state, new Generator(stories.model(), state, stories.eos()), ChatFormat.PLAIN,
+        try (Server keyed = new Server(stories, Engine.sequential(state, new Generator(stories.model(), state, stories.eos())), ChatFormat.PLAIN,
                 new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), "s3cret", new PrintStream(OutputStream.nullOutputStream()))) {
             String body = completion("Once upon a time", 4).toString();
             URI uri = URI.create("http://127.0.0.1:" + keyed.port() + "/v1/completions");
@@ -444,6 +448,48 @@ class ServerTest {
                     .put("type", "object").put("additionalProperties", false);
             JsonNode r = post(draft, "/v1/chat/completions", chat);
             assertEquals("{}", JSON.readTree(r.at("/choices/0/message/content").asText()).toString());
+        }
+    }
+
+    /**
+     * Continuous batching: the 8 reference prompts sent at once to a server generating 4 at a time, half of them
+     * streamed, each reply llama.cpp's greedy text (each token's step exactly its own decode step's, whatever shares
+     * it), the steps shared by several requests; then a chat with a stop string, from a slot's cache.
+     */
+    @Test
+    void aBatchedServerGivesEachRequestItsOwnText() throws Exception {
+        Engine.Batched engine = (Engine.Batched) Engine.batched(stories, 4, 512, 64, KvCache.Type.F32);
+        try (Server batched = new Server(stories, engine, ChatFormat.LLAMA2, new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null,
+                new PrintStream(OutputStream.nullOutputStream()));
+             ExecutorService clients = Executors.newFixedThreadPool(8)) {
+            List<JsonNode> cases = referenceCases();
+            List<Future<String>> replies = new ArrayList<>();
+            for (int i = 0; i < cases.size(); i++) {
+                ObjectNode body = completion(cases.get(i).path("prompt").asText(), 200);
+                boolean stream = i % 2 == 1;
+                replies.add(clients.submit(() -> {
+                    if (!stream) return post(batched, "/v1/completions", body).at("/choices/0/text").asText();
+                    StringBuilder text = new StringBuilder();
+                    List<String> data = events(batched, "/v1/completions", body);
+                    for (String d : data.subList(0, data.size() - 1)) text.append(JSON.readTree(d).at("/choices/0/text").asText());
+                    return text.toString();
+                }));
+            }
+            for (int i = 0; i < cases.size(); i++) assertEquals(cases.get(i).path("gen_text").asText(), replies.get(i).get(), cases.get(i).path("prompt").asText());
+            assertTrue(engine.stepTokens > 2 * engine.steps, engine.stepTokens + " tokens in " + engine.steps + " steps");
+            continuedPrompt(batched);
+            // a chat, then the same chat continued: the second reuses a slot's cache
+            ObjectNode chat = JSON.createObjectNode().put("max_tokens", 30).put("temperature", 0).put("stop", "girl");
+            chat.putArray("messages").addObject().put("role", "user").put("content", "Tell me a story");
+            JsonNode first = post(batched, "/v1/chat/completions", chat.deepCopy());
+            JsonNode plainFirst = post(llama2, "/v1/chat/completions", chat.deepCopy());
+            assertEquals(plainFirst.at("/choices/0/message/content"), first.at("/choices/0/message/content"));
+            var messages = chat.withArray("messages");
+            messages.addObject().put("role", "assistant").put("content", first.at("/choices/0/message/content").asText());
+            messages.addObject().put("role", "user").put("content", "And then?");
+            JsonNode second = post(batched, "/v1/chat/completions", chat.deepCopy());
+            assertEquals(post(llama2, "/v1/chat/completions", chat).at("/choices/0/message/content"), second.at("/choices/0/message/content"));
+            assertTrue(second.at("/timings/cache_n").asInt() > first.at("/usage/prompt_tokens").asInt() / 2, second.toString());
         }
     }
 }

@@ -1,0 +1,342 @@
+package gptfast4j.server;
+
+import gptfast4j.generate.Generation;
+import gptfast4j.generate.Generator;
+import gptfast4j.generate.Sampler;
+import gptfast4j.model.Checkpoint;
+import gptfast4j.model.KvCache;
+import gptfast4j.model.Llama;
+
+import java.util.Arrays;
+import java.util.concurrent.LinkedBlockingQueue;
+
+/**
+ * What runs the server's generations, on a thread of its own that owns the model's states: one request at a time
+ * ({@link #sequential}, plain or speculative decoding), or several at once in one pass per step ({@link #batched},
+ * continuous batching). Either way a prompt that starts with tokens a cache holds from an earlier request runs only the
+ * tokens after them, as llama.cpp's server reuses its slots' caches.
+ */
+public abstract sealed class Engine {
+    /** Takes {@code job}; its callbacks run on the engine's thread, in arrival order. */
+    abstract void submit(Job job);
+
+    /** The positions a request's prompt and reply share. */
+    abstract int contextLength();
+
+    /** Ends the engine's thread (a generation under way stops at its next token). */
+    public abstract void close();
+
+    /** One generation at a time through {@code generator} (plain or speculative) over {@code state}, which only it may use. */
+    public static Engine sequential(Llama.State state, Generation generator) {
+        return new Sequential(state, generator);
+    }
+
+    /**
+     * Up to {@code parallel} generations at once (at most {@link Llama#EXACT_BATCH}), each in a state of its own of
+     * {@code contextLength} positions: each step runs one token of every generation under way in one pass over the
+     * weights ({@link Llama#decodeEach}), so that n requests decode in about the time of one where the weights' reads
+     * bound a step. A new request's prompt runs on its own between steps.
+     */
+    public static Engine batched(Checkpoint ckpt, int parallel, int contextLength, int prefillBatch, KvCache.Type kvType) {
+        return new Batched(ckpt, parallel, contextLength, prefillBatch, kvType);
+    }
+
+    /** The cache's tokens a prompt starts with that need not run again: at least its last token runs, for its logits. */
+    static int reusable(int[] cached, int[] prompt) {
+        int shared = Arrays.mismatch(cached, prompt);
+        return Math.min(shared < 0 ? prompt.length : shared, prompt.length - 1);
+    }
+
+    /** {@code prompt} and the first {@code n} of {@code generated}: what a cache holds after a generation. */
+    static int[] concat(int[] prompt, int[] generated, int n) {
+        int[] all = Arrays.copyOf(prompt, prompt.length + n);
+        System.arraycopy(generated, 0, all, prompt.length, n);
+        return all;
+    }
+
+    private static Thread daemon(Runnable body) {
+        Thread t = new Thread(body, "generation");
+        t.setDaemon(true);
+        return t;
+    }
+
+    static final class Sequential extends Engine {
+        private final Llama.State state;
+        private final Generation generator;
+        private final LinkedBlockingQueue<Job> waiting = new LinkedBlockingQueue<>();
+        private final Thread thread = daemon(this::run);
+        /** The tokens whose keys and values the state's cache holds from position 0. */
+        private int[] cached = new int[0];
+        private volatile boolean closed;
+
+        Sequential(Llama.State state, Generation generator) {
+            this.state = state;
+            this.generator = generator;
+            thread.start();
+        }
+
+        @Override
+        void submit(Job job) {
+            waiting.add(job);
+        }
+
+        @Override
+        int contextLength() {
+            return state.contextLength;
+        }
+
+        @Override
+        public void close() {
+            closed = true;
+            thread.interrupt();
+        }
+
+        private void run() {
+            while (!closed) {
+                Job job;
+                try {
+                    job = waiting.take();
+                } catch (InterruptedException e) {
+                    return;
+                }
+                try {
+                    int[] prompt = job.prompt(state.contextLength);
+                    Sampler sampler = job.sampler();
+                    int reused = reusable(cached, prompt);
+                    cached = Arrays.copyOf(prompt, reused); // what the cache still holds if the generation fails
+                    Generator.Result r = generator.generate(Arrays.copyOfRange(prompt, reused, prompt.length), reused, job.maxTokens(), sampler,
+                            t -> !closed && job.accept(t));
+                    cached = concat(prompt, r.tokens(), r.cachedTokens());
+                    job.finish(r, prompt.length, reused);
+                } catch (Throwable e) {
+                    job.fail(e);
+                }
+            }
+        }
+    }
+
+    /** Continuous batching: slots of their own state each, one pass per step for all the slots' tokens. */
+    static final class Batched extends Engine {
+        /** One generation's place: its state (KV cache), and while a request runs in it, where that request is. */
+        private static final class Slot {
+            final Llama.State state;
+            /** The tokens the cache holds from position 0 (at a request's start: the previous request's). */
+            int[] cached = new int[0];
+            /** The sequence by position, for the penalties (Sampler#sample). */
+            final int[] sequence;
+            Job job;
+            Sampler sampler;
+            int[] prompt, generated;
+            int reused, count, decoded, maxTokens;
+            /** The chosen token not yet run, and its position. */
+            int token, pos;
+            long prefillNanos, decodeNanos;
+
+            Slot(Llama.State state) {
+                this.state = state;
+                this.sequence = new int[state.contextLength + 1];
+            }
+        }
+
+        private final Checkpoint ckpt;
+        private final Llama model;
+        private final Llama.State batch;
+        private final Slot[] slots;
+        private final int contextLength, vocab;
+        private final LinkedBlockingQueue<Job> waiting = new LinkedBlockingQueue<>();
+        private final Thread thread = daemon(this::run);
+        private volatile boolean closed;
+        // a step's batch, sized once
+        private final Llama.State[] states;
+        private final int[] tokens, positions;
+        private final Slot[] stepping;
+        /** Steps run and the tokens they ran, for tests: how many requests shared a pass. */
+        volatile long steps, stepTokens;
+
+        Batched(Checkpoint ckpt, int parallel, int contextLength, int prefillBatch, KvCache.Type kvType) {
+            if (parallel < 1 || parallel > Llama.EXACT_BATCH) throw new IllegalArgumentException("--parallel must be in 1.." + Llama.EXACT_BATCH + ", got " + parallel);
+            this.ckpt = ckpt;
+            this.model = ckpt.model();
+            this.contextLength = contextLength;
+            this.vocab = model.config.vocabSize();
+            this.batch = model.newState(contextLength, parallel, parallel, kvType);
+            this.slots = new Slot[parallel];
+            for (int i = 0; i < parallel; i++) slots[i] = new Slot(model.newState(contextLength, prefillBatch, 1, kvType));
+            this.states = new Llama.State[parallel];
+            this.tokens = new int[parallel];
+            this.positions = new int[parallel];
+            this.stepping = new Slot[parallel];
+            thread.start();
+        }
+
+        @Override
+        void submit(Job job) {
+            waiting.add(job);
+        }
+
+        @Override
+        int contextLength() {
+            return contextLength;
+        }
+
+        @Override
+        public void close() {
+            closed = true;
+            thread.interrupt();
+        }
+
+        private void run() {
+            try {
+                while (!closed) {
+                    admit();
+                    step();
+                }
+            } catch (InterruptedException e) {
+                // closed
+            }
+            for (Slot s : slots) if (s.job != null) s.job.fail(new Server.HttpError(503, "server_error", "the server is stopping"));
+        }
+
+        private boolean busy() {
+            for (Slot s : slots) if (s.job != null) return true;
+            return false;
+        }
+
+        /** Starts waiting requests while a slot is free: waits for one where nothing runs. */
+        private void admit() throws InterruptedException {
+            while (true) {
+                Slot free = null;
+                for (Slot s : slots) if (s.job == null) free = s;
+                if (free == null) return;
+                Job job = busy() ? waiting.poll() : waiting.take();
+                if (job == null) return;
+                start(job);
+            }
+        }
+
+        /**
+         * Runs {@code job}'s prompt in the free slot whose cache holds the longest start of it, and chooses its first
+         * token.
+         */
+        private void start(Job job) {
+            int[] prompt;
+            Sampler sampler;
+            try {
+                prompt = job.prompt(contextLength);
+                sampler = job.sampler();
+            } catch (Throwable e) {
+                job.fail(e);
+                return;
+            }
+            Slot slot = null;
+            int best = -1;
+            for (Slot s : slots) {
+                if (s.job != null) continue;
+                int reused = reusable(s.cached, prompt);
+                if (reused > best) {
+                    best = reused;
+                    slot = s;
+                }
+            }
+            slot.job = job;
+            slot.sampler = sampler;
+            slot.prompt = prompt;
+            slot.reused = best;
+            slot.maxTokens = job.maxTokens();
+            slot.generated = new int[Math.min(slot.maxTokens, contextLength - prompt.length + 1)];
+            slot.count = slot.decoded = 0;
+            slot.decodeNanos = 0;
+            slot.cached = Arrays.copyOf(prompt, best); // what the cache still holds if the generation fails
+            long t0 = System.nanoTime();
+            try {
+                float[] logits = model.forward(slot.state, prompt, best, prompt.length - best, best, null);
+                System.arraycopy(prompt, 0, slot.sequence, 0, prompt.length);
+                slot.pos = prompt.length;
+                int token = sampler.sample(logits, 0, slot.sequence, slot.pos);
+                slot.prefillNanos = System.nanoTime() - t0;
+                offer(slot, token);
+            } catch (Throwable e) {
+                end(slot, e);
+            }
+        }
+
+        /**
+         * Token {@code token} chosen for {@code slot}, at its position: the generation ends at an end-of-text token,
+         * where the reply is over, at its budget or the context's end; else the token runs in the next step.
+         */
+        private void offer(Slot slot, int token) {
+            for (int e : ckpt.eos()) {
+                if (token == e) {
+                    finish(slot, true);
+                    return;
+                }
+            }
+            slot.generated[slot.count++] = token;
+            slot.sequence[slot.pos] = token;
+            if (!slot.job.accept(token) || closed || slot.count == slot.maxTokens || slot.pos >= contextLength) {
+                finish(slot, false);
+                return;
+            }
+            slot.token = token;
+        }
+
+        /** One token of every generation under way, in one pass; each chooses its next. */
+        private void step() {
+            int n = 0;
+            for (Slot s : slots) {
+                if (s.job == null) continue;
+                stepping[n] = s;
+                states[n] = s.state;
+                tokens[n] = s.token;
+                positions[n++] = s.pos;
+            }
+            if (n == 0) return;
+            long t0 = System.nanoTime();
+            float[] logits;
+            try {
+                logits = model.decodeEach(batch, states, tokens, positions, n);
+            } catch (Throwable e) {
+                for (int i = 0; i < n; i++) end(stepping[i], e);
+                return;
+            }
+            long nanos = System.nanoTime() - t0;
+            steps++;
+            stepTokens += n;
+            for (int i = 0; i < n; i++) {
+                Slot s = stepping[i];
+                s.decodeNanos += nanos;
+                s.decoded++;
+                s.pos++;
+                try {
+                    offer(s, s.sampler.sample(logits, i * vocab, s.sequence, s.pos));
+                } catch (Throwable e) {
+                    end(s, e);
+                }
+            }
+            Arrays.fill(states, 0, n, null);
+            Arrays.fill(stepping, 0, n, null);
+        }
+
+        /** The slot's generation is over: its statistics to the request, and the slot free with what its cache holds. */
+        private void finish(Slot slot, boolean eos) {
+            Generator.Result r = new Generator.Result(Arrays.copyOf(slot.generated, slot.count), slot.prompt.length - slot.reused, slot.prefillNanos,
+                    slot.decoded, slot.decodeNanos, 0, eos, slot.decoded, false);
+            slot.cached = concat(slot.prompt, slot.generated, slot.decoded);
+            Job job = slot.job;
+            free(slot);
+            job.finish(r, slot.prompt.length, slot.reused);
+        }
+
+        /** The slot's generation failed: the request told, the slot free with the cache's start it kept. */
+        private void end(Slot slot, Throwable e) {
+            Job job = slot.job;
+            free(slot);
+            job.fail(e);
+        }
+
+        private static void free(Slot slot) {
+            slot.job = null;
+            slot.sampler = null;
+        }
+    }
+}

@@ -1,0 +1,160 @@
+package gptfast4j.server;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.sun.net.httpserver.HttpExchange;
+import gptfast4j.generate.Generator;
+import gptfast4j.generate.GrammarConstraint;
+import gptfast4j.generate.Sampler;
+import gptfast4j.model.ChatFormat;
+import gptfast4j.model.Checkpoint;
+import gptfast4j.tokenizer.Tokenizer;
+
+import java.io.IOException;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * One request's generation, as an engine runs it on its thread: {@link #prompt} and {@link #sampler} to start it,
+ * {@link #accept} for each token chosen (the text streamed as it comes), {@link #finish} with the generation's
+ * statistics, or {@link #fail}; {@link #done} completes with the response to send (null where it was streamed).
+ */
+final class Job {
+    /** A finished generation: the response to send (null where it was streamed) and the log line's summary. */
+    record Completion(ObjectNode response, String summary) {
+    }
+
+    final CompletableFuture<Completion> done = new CompletableFuture<>();
+    private final Checkpoint ckpt;
+    private final CompletionRequest request;
+    private final ChatFormat chatFormat;
+    private final Responses responses;
+    private final HttpExchange exchange;
+    private ReplyText reply;
+    private Server.Events events;
+    private final StringBuilder text = new StringBuilder();
+    private boolean gone;
+
+    Job(Checkpoint ckpt, CompletionRequest request, ChatFormat chatFormat, Responses responses, HttpExchange exchange) {
+        this.ckpt = ckpt;
+        this.request = request;
+        this.chatFormat = chatFormat;
+        this.responses = responses;
+        this.exchange = exchange;
+    }
+
+    /**
+     * The request's prompt as tokens: a completion's text (special tokens' text as those tokens, as llama.cpp's server
+     * takes it) or a chat's turns in the chat format; refused (400) where it does not fit {@code context} positions.
+     */
+    int[] prompt(int context) {
+        int[] prompt;
+        if (!responses.chat()) {
+            prompt = ckpt.promptTokens(request.prompt(), true);
+        } else if (chatFormat == ChatFormat.PLAIN) {
+            throw Server.HttpError.invalid("this model has no chat template: start the server with --chat-format (llama2, mistral, zephyr or llama3), or use /v1/completions");
+        } else {
+            try {
+                prompt = chatFormat.conversation(ckpt.tokenizer(), request.system(), request.messages(), ckpt.bos(), ckpt.addBos(), ckpt.eos()[0]);
+            } catch (IllegalArgumentException e) {
+                throw Server.HttpError.invalid(e.getMessage());
+            }
+        }
+        if (prompt.length > context) throw Server.HttpError.invalid("the prompt has " + prompt.length + " tokens but the context length is " + context);
+        return prompt;
+    }
+
+    /** The request's sampler (with its grammar, if any); then the reply begins (a stream's headers and first chunk). */
+    Sampler sampler() throws IOException {
+        Tokenizer tokenizer = ckpt.tokenizer();
+        int vocab = ckpt.model().config.vocabSize();
+        for (int token : request.bias().tokens()) {
+            if (token >= vocab) throw Server.HttpError.invalid("logit_bias: token " + token + " is not in the vocabulary (ids 0.." + (vocab - 1) + ")");
+        }
+        Sampler sampler;
+        try {
+            sampler = new Sampler(vocab, request.temperature(), request.topK(), request.topP(), request.minP(), request.penalties(),
+                    request.bias(), request.seed() != null ? request.seed() : System.nanoTime());
+        } catch (IllegalArgumentException e) {
+            throw Server.HttpError.invalid(e.getMessage().replace("--logit-bias", "logit_bias"));
+        }
+        if (request.grammar() != null) sampler.constrain(new GrammarConstraint(request.grammar(), tokenizer::bytes, vocab, ckpt.eos()));
+        reply = new ReplyText(tokenizer, request.stops(), responses.chat() && tokenizer.kind() == Tokenizer.Kind.SENTENCEPIECE);
+        if (request.stream()) {
+            events = new Server.Events(exchange);
+            if (responses.chat()) events.send(responses.role());
+        }
+        return sampler;
+    }
+
+    int maxTokens() {
+        return request.maxTokens();
+    }
+
+    /** Token {@code token} chosen: its text to the reply; false once the reply is over (a stop string, or its client gone). */
+    boolean accept(int token) {
+        boolean stop = reply.add(token);
+        String piece = reply.take();
+        if (events == null) {
+            text.append(piece);
+        } else if (!piece.isEmpty()) {
+            try {
+                events.send(responses.text(piece, null));
+            } catch (IOException e) {
+                gone = true;
+                return false;
+            }
+        }
+        return !stop;
+    }
+
+    /** The generation ended ({@code r}, whose prompt was {@code prompt} of which {@code reused} tokens were in the cache). */
+    void finish(Generator.Result r, int promptTokens, int reused) {
+        try {
+            String finish = reply.stopped() || r.stoppedAtEos() ? "stop" : "length";
+            String rest = reply.finish();
+            ObjectNode usage = Server.JSON.createObjectNode().put("prompt_tokens", promptTokens).put("completion_tokens", r.tokens().length)
+                    .put("total_tokens", promptTokens + r.tokens().length);
+            ObjectNode timings = Server.JSON.createObjectNode().put("cache_n", reused).put("prompt_n", promptTokens - reused)
+                    .put("prompt_ms", r.prefillNanos() / 1e6).put("prompt_per_second", r.prefillTokensPerSecond())
+                    .put("predicted_n", r.tokens().length).put("predicted_ms", r.decodeNanos() / 1e6).put("predicted_per_second", r.decodeTokensPerSecond());
+            String summary = String.format("prompt %d tokens (%d cached), %d generated at %.2f tokens/s, %s%s", promptTokens, reused, r.tokens().length,
+                    r.decodeTokensPerSecond(), finish, gone ? "; the client went away" : "");
+            if (events != null) {
+                if (!gone) {
+                    if (!rest.isEmpty()) events.send(responses.text(rest, null));
+                    ObjectNode last = responses.text(null, finish);
+                    last.set("timings", timings);
+                    events.send(last);
+                    if (request.includeUsage()) events.send(responses.usage(usage));
+                    events.done();
+                }
+                done.complete(new Completion(null, summary));
+                return;
+            }
+            text.append(rest);
+            ObjectNode response = responses.response(text.toString(), finish);
+            response.set("usage", usage);
+            response.set("timings", timings);
+            done.complete(new Completion(response, summary));
+        } catch (IOException e) {
+            done.complete(new Completion(null, "the client went away (" + e.getMessage() + ")"));
+        }
+    }
+
+    /**
+     * The generation failed: an error response where none began (a {@link Server.HttpError} as it is, anything else a
+     * server error), else an error event in the stream.
+     */
+    void fail(Throwable e) {
+        if (events == null) {
+            done.completeExceptionally(e);
+            return;
+        }
+        String message = Server.failure(e);
+        try {
+            events.error(e instanceof Server.HttpError h ? h : new Server.HttpError(500, "server_error", message));
+        } catch (IOException ignored) {
+            // the client went away too
+        }
+        done.complete(new Completion(null, message));
+    }
+}
