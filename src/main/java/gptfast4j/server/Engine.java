@@ -17,14 +17,50 @@ import java.util.concurrent.LinkedBlockingQueue;
  * tokens after them, as llama.cpp's server reuses its slots' caches.
  */
 public abstract sealed class Engine {
-    /** Takes {@code job}; its callbacks run on the engine's thread, in arrival order. */
-    abstract void submit(Job job);
-
+    /** Requests not started yet, in arrival order. */
+    final LinkedBlockingQueue<Job> waiting = new LinkedBlockingQueue<>();
+    volatile boolean closed;
     /** The positions a request's prompt and reply share. */
-    abstract int contextLength();
+    final int contextLength;
+    private final Thread thread = new Thread(this::loop, "generation");
+
+    Engine(int contextLength) {
+        this.contextLength = contextLength;
+        thread.setDaemon(true);
+    }
+
+    /** Takes {@code job}; its callbacks run on the engine's thread, in arrival order. */
+    void submit(Job job) {
+        waiting.add(job);
+    }
 
     /** Ends the engine's thread (a generation under way stops at its next token). */
-    public abstract void close();
+    public void close() {
+        closed = true;
+        thread.interrupt();
+    }
+
+    /** Starts the engine's thread: the last thing a subclass's constructor does. */
+    void start() {
+        thread.start();
+    }
+
+    private void loop() {
+        try {
+            while (!closed) serve();
+        } catch (InterruptedException e) {
+            // closed while waiting for a request
+        } finally {
+            stopped();
+        }
+    }
+
+    /** Takes waiting requests and runs them some way on: called over and over on the engine's thread. */
+    abstract void serve() throws InterruptedException;
+
+    /** The thread's end: requests under way told so. */
+    void stopped() {
+    }
 
     /** One generation at a time through {@code generator} (plain or speculative) over {@code state}, which only it may use. */
     public static Engine sequential(Llama.State state, Generation generator) {
@@ -54,63 +90,31 @@ public abstract sealed class Engine {
         return all;
     }
 
-    private static Thread daemon(Runnable body) {
-        Thread t = new Thread(body, "generation");
-        t.setDaemon(true);
-        return t;
-    }
-
     static final class Sequential extends Engine {
-        private final Llama.State state;
         private final Generation generator;
-        private final LinkedBlockingQueue<Job> waiting = new LinkedBlockingQueue<>();
-        private final Thread thread = daemon(this::run);
         /** The tokens whose keys and values the state's cache holds from position 0. */
         private int[] cached = new int[0];
-        private volatile boolean closed;
 
         Sequential(Llama.State state, Generation generator) {
-            this.state = state;
+            super(state.contextLength);
             this.generator = generator;
-            thread.start();
+            start();
         }
 
         @Override
-        void submit(Job job) {
-            waiting.add(job);
-        }
-
-        @Override
-        int contextLength() {
-            return state.contextLength;
-        }
-
-        @Override
-        public void close() {
-            closed = true;
-            thread.interrupt();
-        }
-
-        private void run() {
-            while (!closed) {
-                Job job;
-                try {
-                    job = waiting.take();
-                } catch (InterruptedException e) {
-                    return;
-                }
-                try {
-                    int[] prompt = job.prompt(state.contextLength);
-                    Sampler sampler = job.sampler();
-                    int reused = reusable(cached, prompt);
-                    cached = Arrays.copyOf(prompt, reused); // what the cache still holds if the generation fails
-                    Generator.Result r = generator.generate(Arrays.copyOfRange(prompt, reused, prompt.length), reused, job.maxTokens(), sampler,
-                            t -> !closed && job.accept(t));
-                    cached = concat(prompt, r.tokens(), r.cachedTokens());
-                    job.finish(r, prompt.length, reused);
-                } catch (Throwable e) {
-                    job.fail(e);
-                }
+        void serve() throws InterruptedException {
+            Job job = waiting.take();
+            try {
+                int[] prompt = job.prompt(contextLength);
+                Sampler sampler = job.sampler();
+                int reused = reusable(cached, prompt);
+                cached = Arrays.copyOf(prompt, reused); // what the cache still holds if the generation fails
+                Generator.Result r = generator.generate(Arrays.copyOfRange(prompt, reused, prompt.length), reused, job.maxTokens(), sampler,
+                        t -> !closed && job.accept(t));
+                cached = concat(prompt, r.tokens(), r.cachedTokens());
+                job.finish(r, prompt.length, reused);
+            } catch (Throwable e) {
+                job.fail(e);
             }
         }
     }
@@ -142,10 +146,7 @@ public abstract sealed class Engine {
         private final Llama model;
         private final Llama.State batch;
         private final Slot[] slots;
-        private final int contextLength, vocab;
-        private final LinkedBlockingQueue<Job> waiting = new LinkedBlockingQueue<>();
-        private final Thread thread = daemon(this::run);
-        private volatile boolean closed;
+        private final int vocab;
         // a step's batch, sized once
         private final Llama.State[] states;
         private final int[] tokens, positions;
@@ -154,10 +155,10 @@ public abstract sealed class Engine {
         volatile long steps, stepTokens;
 
         Batched(Checkpoint ckpt, int parallel, int contextLength, int prefillBatch, KvCache.Type kvType) {
+            super(contextLength);
             if (parallel < 1 || parallel > Llama.EXACT_BATCH) throw new IllegalArgumentException("--parallel must be in 1.." + Llama.EXACT_BATCH + ", got " + parallel);
             this.ckpt = ckpt;
             this.model = ckpt.model();
-            this.contextLength = contextLength;
             this.vocab = model.config.vocabSize();
             this.batch = model.newState(contextLength, parallel, parallel, kvType);
             this.slots = new Slot[parallel];
@@ -166,34 +167,17 @@ public abstract sealed class Engine {
             this.tokens = new int[parallel];
             this.positions = new int[parallel];
             this.stepping = new Slot[parallel];
-            thread.start();
+            start();
         }
 
         @Override
-        void submit(Job job) {
-            waiting.add(job);
+        void serve() throws InterruptedException {
+            admit();
+            step();
         }
 
         @Override
-        int contextLength() {
-            return contextLength;
-        }
-
-        @Override
-        public void close() {
-            closed = true;
-            thread.interrupt();
-        }
-
-        private void run() {
-            try {
-                while (!closed) {
-                    admit();
-                    step();
-                }
-            } catch (InterruptedException e) {
-                // closed
-            }
+        void stopped() {
             for (Slot s : slots) if (s.job != null) s.job.fail(new Server.HttpError(503, "server_error", "the server is stopping"));
         }
 
