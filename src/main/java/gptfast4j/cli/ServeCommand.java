@@ -39,7 +39,7 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = {"-c", "--context-length"}, paramLabel = "N", description = "Context (KV cache) length, prompt and reply together (default: the model's, at most 4096).")
     Integer contextLength;
 
-    @Option(names = {"-np", "--parallel"}, paramLabel = "N", description = "Requests generated at once, 1 to 8, each with a KV cache of --context-length positions: a step runs one token of each in one pass over the weights (continuous batching; without speculation). Default: ${DEFAULT-VALUE}, one at a time.")
+    @Option(names = {"-np", "--parallel"}, paramLabel = "N", description = "Requests generated at once, 1 to 32, each with a KV cache of --context-length positions: a step runs one token of each, eight to a pass over the weights (continuous batching; without speculation). Default: ${DEFAULT-VALUE}, one at a time.")
     int parallel = 1;
 
     @Mixin
@@ -55,7 +55,7 @@ final class ServeCommand implements Callable<Integer> {
         if (contextLength != null && contextLength < 1) throw new IllegalArgumentException("--context-length must be at least 1");
         if (apiKey != null && apiKey.isBlank()) throw new IllegalArgumentException("--api-key must not be empty");
         speculationOptions.check();
-        if (parallel < 1 || parallel > Llama.EXACT_BATCH) throw new IllegalArgumentException("--parallel must be in 1.." + Llama.EXACT_BATCH + ", got " + parallel);
+        if (parallel < 1 || parallel > Engine.MAX_PARALLEL) throw new IllegalArgumentException("--parallel must be in 1.." + Engine.MAX_PARALLEL + ", got " + parallel);
         if (parallel > 1 && speculationOptions.asked()) throw new IllegalArgumentException("--parallel above 1 runs without speculation; give one of them");
         ChatFormat formatOverride = chatFormat != null ? ChatFormat.parse(chatFormat, "--chat-format") : null;
         KvCache.Type kvType = kvCache.type();
@@ -74,7 +74,7 @@ final class ServeCommand implements Callable<Integer> {
         Speculation speculation = null;
         Engine engine;
         if (parallel > 1) {
-            engine = Engine.batched(ckpt, parallel, context, GenerateCommand.PREFILL_BATCH, kvType);
+            engine = Engine.batched(ckpt, parallel, context, kvType);
         } else {
             Llama.State state = model.newState(context, GenerateCommand.PREFILL_BATCH, speculationOptions.verified(), kvType);
             speculation = speculationOptions.create(ckpt, state, common.tokenizer, ckpt.eos());

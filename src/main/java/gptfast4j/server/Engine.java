@@ -6,6 +6,7 @@ import gptfast4j.generate.Sampler;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.model.KvCache;
 import gptfast4j.model.Llama;
+import gptfast4j.tensor.Tensor;
 
 import java.util.Arrays;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -17,6 +18,9 @@ import java.util.concurrent.LinkedBlockingQueue;
  * tokens after them, as llama.cpp's server reuses its slots' caches.
  */
 public abstract sealed class Engine {
+    /** The most requests a batched engine generates at once: each holds a state, its KV cache of the whole context. */
+    public static final int MAX_PARALLEL = 32;
+
     /** Requests not started yet, in arrival order. */
     final LinkedBlockingQueue<Job> waiting = new LinkedBlockingQueue<>();
     volatile boolean closed;
@@ -68,13 +72,14 @@ public abstract sealed class Engine {
     }
 
     /**
-     * Up to {@code parallel} generations at once (at most {@link Llama#EXACT_BATCH}), each in a state of its own of
-     * {@code contextLength} positions: each step runs one token of every generation under way in one pass over the
-     * weights ({@link Llama#decodeEach}), so that n requests decode in about the time of one where the weights' reads
-     * bound a step. A new request's prompt runs on its own between steps.
+     * Up to {@code parallel} generations at once (at most {@link #MAX_PARALLEL}), each in a state of its own of
+     * {@code contextLength} positions: each step runs one token of every generation under way, a pass over the weights
+     * for each {@link Llama#EXACT_BATCH} of them ({@link Llama#decodeEach}), so that up to 8 requests decode in about
+     * the time of one where the weights' reads bound a step. A new request's prompt runs between steps, a piece of
+     * {@link Batched#PREFILL_CHUNK} tokens at a time.
      */
-    public static Engine batched(Checkpoint ckpt, int parallel, int contextLength, int prefillBatch, KvCache.Type kvType) {
-        return new Batched(ckpt, parallel, contextLength, prefillBatch, kvType);
+    public static Engine batched(Checkpoint ckpt, int parallel, int contextLength, KvCache.Type kvType) {
+        return new Batched(ckpt, parallel, contextLength, kvType);
     }
 
     /** The cache's tokens a prompt starts with that need not run again: at least its last token runs, for its logits. */
@@ -132,9 +137,16 @@ public abstract sealed class Engine {
             Sampler sampler;
             int[] prompt, generated;
             int reused, count, decoded, maxTokens;
+            /** The prompt's tokens in the cache; once it is all there, the slot decodes. */
+            int prefilled;
+            boolean decoding;
             /** The chosen token not yet run, and its position. */
             int token, pos;
             long prefillNanos, decodeNanos;
+
+            boolean prefilling() {
+                return job != null && !decoding;
+            }
 
             Slot(Llama.State state) {
                 this.state = state;
@@ -154,25 +166,27 @@ public abstract sealed class Engine {
         /** Steps run and the tokens they ran, for tests: how many requests shared a pass. */
         volatile long steps, stepTokens;
 
-        Batched(Checkpoint ckpt, int parallel, int contextLength, int prefillBatch, KvCache.Type kvType) {
+        Batched(Checkpoint ckpt, int parallel, int contextLength, KvCache.Type kvType) {
             super(contextLength);
-            if (parallel < 1 || parallel > Llama.EXACT_BATCH) throw new IllegalArgumentException("--parallel must be in 1.." + Llama.EXACT_BATCH + ", got " + parallel);
+            if (parallel < 1 || parallel > MAX_PARALLEL) throw new IllegalArgumentException("--parallel must be in 1.." + MAX_PARALLEL + ", got " + parallel);
             this.ckpt = ckpt;
             this.model = ckpt.model();
             this.vocab = model.config.vocabSize();
-            this.batch = model.newState(contextLength, parallel, parallel, kvType);
+            int pass = Math.min(parallel, Llama.EXACT_BATCH);
+            this.batch = model.newState(contextLength, pass, pass, kvType);
             this.slots = new Slot[parallel];
-            for (int i = 0; i < parallel; i++) slots[i] = new Slot(model.newState(contextLength, prefillBatch, 1, kvType));
-            this.states = new Llama.State[parallel];
-            this.tokens = new int[parallel];
-            this.positions = new int[parallel];
-            this.stepping = new Slot[parallel];
+            for (int i = 0; i < parallel; i++) slots[i] = new Slot(model.newState(contextLength, PREFILL_CHUNK + Tensor.BATCH_INVARIANT_TOKENS, 1, kvType));
+            this.states = new Llama.State[pass];
+            this.tokens = new int[pass];
+            this.positions = new int[pass];
+            this.stepping = new Slot[pass];
             start();
         }
 
         @Override
         void serve() throws InterruptedException {
             admit();
+            for (Slot s : slots) if (s.prefilling()) prefill(s);
             step();
         }
 
@@ -198,10 +212,7 @@ public abstract sealed class Engine {
             }
         }
 
-        /**
-         * Runs {@code job}'s prompt in the free slot whose cache holds the longest start of it, and chooses its first
-         * token.
-         */
+        /** Takes {@code job} into the free slot whose cache holds the longest start of its prompt. */
         private void start(Job job) {
             int[] prompt;
             Sampler sampler;
@@ -229,20 +240,50 @@ public abstract sealed class Engine {
             slot.maxTokens = job.maxTokens();
             slot.generated = new int[Math.min(slot.maxTokens, contextLength - prompt.length + 1)];
             slot.count = slot.decoded = 0;
-            slot.decodeNanos = 0;
+            slot.decodeNanos = slot.prefillNanos = 0;
+            slot.prefilled = best;
+            slot.decoding = false;
             slot.cached = Arrays.copyOf(prompt, best); // what the cache still holds if the generation fails
+            System.arraycopy(prompt, 0, slot.sequence, 0, prompt.length);
+        }
+
+        /**
+         * Runs the next piece of {@code slot}'s prompt, {@link #PREFILL_CHUNK} tokens (or the rest, where it is less
+         * than a piece and {@link Tensor#BATCH_INVARIANT_TOKENS} more), so that a long prompt holds the other requests'
+         * steps for one piece at a time; its last piece's logits give the first token. Pieces of a multiple of four
+         * tokens, the last at least {@link Tensor#BATCH_INVARIANT_TOKENS} or the whole prompt, give each token the
+         * sums of the prompt run in one batch.
+         */
+        private void prefill(Slot slot) {
+            int[] prompt = slot.prompt;
+            int from = slot.prefilled, left = prompt.length - from;
+            int n = left <= PREFILL_CHUNK + Tensor.BATCH_INVARIANT_TOKENS ? left : PREFILL_CHUNK;
             long t0 = System.nanoTime();
             try {
-                float[] logits = model.forward(slot.state, prompt, best, prompt.length - best, best, null);
-                System.arraycopy(prompt, 0, slot.sequence, 0, prompt.length);
+                if (from + n < prompt.length) {
+                    model.forward(slot.state, prompt, from, n, from, from + n, NO_LOGITS);
+                    slot.prefilled += n;
+                    slot.prefillNanos += System.nanoTime() - t0;
+                    return;
+                }
+                float[] logits = model.forward(slot.state, prompt, from, n, from, null);
+                slot.prefilled = prompt.length;
                 slot.pos = prompt.length;
-                int token = sampler.sample(logits, 0, slot.sequence, slot.pos);
-                slot.prefillNanos = System.nanoTime() - t0;
+                int token = slot.sampler.sample(logits, 0, slot.sequence, slot.pos);
+                slot.prefillNanos += System.nanoTime() - t0;
+                slot.decoding = true;
                 offer(slot, token);
             } catch (Throwable e) {
                 end(slot, e);
             }
         }
+
+        /** Tokens of a prompt run between two steps. */
+        static final int PREFILL_CHUNK = 128;
+
+        /** Where a prompt's earlier pieces hand their logits: none are computed. */
+        private static final Llama.LogitsSink NO_LOGITS = (position, logits, offset) -> {
+        };
 
         /**
          * Token {@code token} chosen for {@code slot}, at its position: the generation ends at an end-of-text token,
@@ -264,17 +305,25 @@ public abstract sealed class Engine {
             slot.token = token;
         }
 
-        /** One token of every generation under way, in one pass; each chooses its next. */
+        /** One token of every generation under way, in passes of up to {@link Llama#EXACT_BATCH}; each chooses its next. */
         private void step() {
             int n = 0;
             for (Slot s : slots) {
-                if (s.job == null) continue;
+                if (s.job == null || !s.decoding) continue;
                 stepping[n] = s;
                 states[n] = s.state;
                 tokens[n] = s.token;
                 positions[n++] = s.pos;
+                if (n == Llama.EXACT_BATCH) {
+                    pass(n);
+                    n = 0;
+                }
             }
-            if (n == 0) return;
+            if (n > 0) pass(n);
+        }
+
+        /** The step of the {@code n} generations in {@link #stepping}: one pass over the weights. */
+        private void pass(int n) {
             long t0 = System.nanoTime();
             float[] logits;
             try {

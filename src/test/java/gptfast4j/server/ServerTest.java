@@ -458,10 +458,11 @@ class ServerTest {
      */
     @Test
     void aBatchedServerGivesEachRequestItsOwnText() throws Exception {
-        Engine.Batched engine = (Engine.Batched) Engine.batched(stories, 4, 512, 64, KvCache.Type.F32);
+        Engine.Batched engine = (Engine.Batched) Engine.batched(stories, 4, 512, KvCache.Type.F32);
         try (Server batched = new Server(stories, engine, ChatFormat.LLAMA2, new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null,
                 new PrintStream(OutputStream.nullOutputStream()));
              ExecutorService clients = Executors.newFixedThreadPool(8)) {
+            continuedPrompt(batched); // first, while no slot holds more of that text
             List<JsonNode> cases = referenceCases();
             List<Future<String>> replies = new ArrayList<>();
             for (int i = 0; i < cases.size(); i++) {
@@ -477,7 +478,6 @@ class ServerTest {
             }
             for (int i = 0; i < cases.size(); i++) assertEquals(cases.get(i).path("gen_text").asText(), replies.get(i).get(), cases.get(i).path("prompt").asText());
             assertTrue(engine.stepTokens > 2 * engine.steps, engine.stepTokens + " tokens in " + engine.steps + " steps");
-            continuedPrompt(batched);
             // a chat, then the same chat continued: the second reuses a slot's cache
             ObjectNode chat = JSON.createObjectNode().put("max_tokens", 30).put("temperature", 0).put("stop", "girl");
             chat.putArray("messages").addObject().put("role", "user").put("content", "Tell me a story");
@@ -490,6 +490,36 @@ class ServerTest {
             JsonNode second = post(batched, "/v1/chat/completions", chat.deepCopy());
             assertEquals(post(llama2, "/v1/chat/completions", chat).at("/choices/0/message/content"), second.at("/choices/0/message/content"));
             assertTrue(second.at("/timings/cache_n").asInt() > first.at("/usage/prompt_tokens").asInt() / 2, second.toString());
+        }
+    }
+
+    /**
+     * Eleven requests at once to a server generating ten at a time (two passes a step): the 8 reference prompts'
+     * replies are llama.cpp's text, and three long prompts (run in pieces of 128 tokens between the others' steps)
+     * get the replies the one-at-a-time server gives them (the same sums as in one batch).
+     */
+    @Test
+    void longPromptsInPiecesAndMoreThanEightAtOnce() throws Exception {
+        String text = java.nio.file.Files.readString(Shared.REFERENCE.resolve("ppl-text.txt"));
+        List<String> longPrompts = List.of(text.substring(0, 800), text.substring(300, 900), text.substring(1200, 1950));
+        for (String p : longPrompts) {
+            int n = stories.promptTokens(p).length;
+            assertTrue(n > 2 * 128 && n < 450, n + " tokens");
+        }
+        List<String> expected = new ArrayList<>();
+        for (String p : longPrompts) expected.add(post(plain, "/v1/completions", completion(p, 40)).at("/choices/0/text").asText());
+        Engine.Batched engine = (Engine.Batched) Engine.batched(stories, 10, 512, KvCache.Type.F32);
+        try (Server batched = new Server(stories, engine, ChatFormat.PLAIN, new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null,
+                new PrintStream(OutputStream.nullOutputStream()));
+             ExecutorService clients = Executors.newFixedThreadPool(11)) {
+            List<JsonNode> cases = referenceCases();
+            List<Future<JsonNode>> replies = new ArrayList<>();
+            for (JsonNode c : cases) replies.add(clients.submit(() -> post(batched, "/v1/completions", completion(c.path("prompt").asText(), 200))));
+            List<Future<JsonNode>> longReplies = new ArrayList<>();
+            for (String p : longPrompts) longReplies.add(clients.submit(() -> post(batched, "/v1/completions", completion(p, 40))));
+            for (int i = 0; i < cases.size(); i++) assertEquals(cases.get(i).path("gen_text").asText(), replies.get(i).get().at("/choices/0/text").asText());
+            for (int i = 0; i < longPrompts.size(); i++) assertEquals(expected.get(i), longReplies.get(i).get().at("/choices/0/text").asText(), "long prompt " + i);
+            assertTrue(engine.stepTokens > 3 * engine.steps, engine.stepTokens + " tokens in " + engine.steps + " passes");
         }
     }
 }
