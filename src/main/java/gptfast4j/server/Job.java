@@ -1,7 +1,6 @@
 package gptfast4j.server;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import com.sun.net.httpserver.HttpExchange;
 import gptfast4j.generate.Generator;
 import gptfast4j.generate.GrammarConstraint;
 import gptfast4j.generate.Sampler;
@@ -9,36 +8,43 @@ import gptfast4j.model.ChatFormat;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.tokenizer.Tokenizer;
 
-import java.io.IOException;
-import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.LinkedBlockingQueue;
 
 /**
  * One request's generation, as an engine runs it on its thread: {@link #prompt} and {@link #sampler} to start it,
- * {@link #accept} for each token chosen (the text streamed as it comes), {@link #finish} with the generation's
- * statistics, or {@link #fail}; {@link #done} completes with the response to send (null where it was streamed).
+ * {@link #accept} for each token chosen, {@link #finish} with the generation's statistics, or {@link #fail}. What
+ * goes to the client goes through {@link #outbox} to the request's own thread, which writes it, so that the engine's
+ * thread (which runs other requests' steps too) never waits on a socket: a stream's start, its events, and at the
+ * end a {@link Completion} or the failure.
  */
 final class Job {
     /** A finished generation: the response to send (null where it was streamed) and the log line's summary. */
     record Completion(ObjectNode response, String summary) {
     }
 
-    final CompletableFuture<Completion> done = new CompletableFuture<>();
+    /** In the outbox: the stream begins (its status and headers). */
+    static final Object STREAM = new Object();
+
+    final LinkedBlockingQueue<Object> outbox = new LinkedBlockingQueue<>();
+    /** Set by the request's thread when the client went away: the generation ends at its next token. */
+    volatile boolean gone;
     private final Checkpoint ckpt;
     private final CompletionRequest request;
     private final ChatFormat chatFormat;
     private final Responses responses;
-    private final HttpExchange exchange;
     private ReplyText reply;
-    private Server.Events events;
+    private boolean streaming;
     private final StringBuilder text = new StringBuilder();
-    private boolean gone;
 
-    Job(Checkpoint ckpt, CompletionRequest request, ChatFormat chatFormat, Responses responses, HttpExchange exchange) {
+    Job(Checkpoint ckpt, CompletionRequest request, ChatFormat chatFormat, Responses responses) {
         this.ckpt = ckpt;
         this.request = request;
         this.chatFormat = chatFormat;
         this.responses = responses;
-        this.exchange = exchange;
+    }
+
+    boolean stream() {
+        return request.stream();
     }
 
     /**
@@ -63,7 +69,7 @@ final class Job {
     }
 
     /** The request's sampler (with its grammar, if any); then the reply begins (a stream's headers and first chunk). */
-    Sampler sampler() throws IOException {
+    Sampler sampler() {
         Tokenizer tokenizer = ckpt.tokenizer();
         int vocab = ckpt.model().config.vocabSize();
         for (int token : request.bias().tokens()) {
@@ -79,8 +85,9 @@ final class Job {
         if (request.grammar() != null) sampler.constrain(new GrammarConstraint(request.grammar(), tokenizer::bytes, vocab, ckpt.eos()));
         reply = new ReplyText(tokenizer, request.stops(), responses.chat() && tokenizer.kind() == Tokenizer.Kind.SENTENCEPIECE);
         if (request.stream()) {
-            events = new Server.Events(exchange);
-            if (responses.chat()) events.send(responses.role());
+            streaming = true;
+            outbox.add(STREAM);
+            if (responses.chat()) outbox.add(responses.role());
         }
         return sampler;
     }
@@ -91,53 +98,39 @@ final class Job {
 
     /** Token {@code token} chosen: its text to the reply; false once the reply is over (a stop string, or its client gone). */
     boolean accept(int token) {
+        if (gone) return false;
         boolean stop = reply.add(token);
         String piece = reply.take();
-        if (events == null) {
-            text.append(piece);
-        } else if (!piece.isEmpty()) {
-            try {
-                events.send(responses.text(piece, null));
-            } catch (IOException e) {
-                gone = true;
-                return false;
-            }
-        }
+        if (!streaming) text.append(piece);
+        else if (!piece.isEmpty()) outbox.add(responses.text(piece, null));
         return !stop;
     }
 
     /** The generation ended ({@code r}, whose prompt was {@code prompt} of which {@code reused} tokens were in the cache). */
     void finish(Generator.Result r, int promptTokens, int reused) {
-        try {
-            String finish = reply.stopped() || r.stoppedAtEos() ? "stop" : "length";
-            String rest = reply.finish();
-            ObjectNode usage = Server.JSON.createObjectNode().put("prompt_tokens", promptTokens).put("completion_tokens", r.tokens().length)
-                    .put("total_tokens", promptTokens + r.tokens().length);
-            ObjectNode timings = Server.JSON.createObjectNode().put("cache_n", reused).put("prompt_n", promptTokens - reused)
-                    .put("prompt_ms", r.prefillNanos() / 1e6).put("prompt_per_second", r.prefillTokensPerSecond())
-                    .put("predicted_n", r.tokens().length).put("predicted_ms", r.decodeNanos() / 1e6).put("predicted_per_second", r.decodeTokensPerSecond());
-            String summary = String.format("prompt %d tokens (%d cached), %d generated at %.2f tokens/s, %s%s", promptTokens, reused, r.tokens().length,
-                    r.decodeTokensPerSecond(), finish, gone ? "; the client went away" : "");
-            if (events != null) {
-                if (!gone) {
-                    if (!rest.isEmpty()) events.send(responses.text(rest, null));
-                    ObjectNode last = responses.text(null, finish);
-                    last.set("timings", timings);
-                    events.send(last);
-                    if (request.includeUsage()) events.send(responses.usage(usage));
-                    events.done();
-                }
-                done.complete(new Completion(null, summary));
-                return;
-            }
-            text.append(rest);
-            ObjectNode response = responses.response(text.toString(), finish);
-            response.set("usage", usage);
-            response.set("timings", timings);
-            done.complete(new Completion(response, summary));
-        } catch (IOException e) {
-            done.complete(new Completion(null, "the client went away (" + e.getMessage() + ")"));
+        String finish = reply.stopped() || r.stoppedAtEos() ? "stop" : "length";
+        String rest = reply.finish();
+        ObjectNode usage = Server.JSON.createObjectNode().put("prompt_tokens", promptTokens).put("completion_tokens", r.tokens().length)
+                .put("total_tokens", promptTokens + r.tokens().length);
+        ObjectNode timings = Server.JSON.createObjectNode().put("cache_n", reused).put("prompt_n", promptTokens - reused)
+                .put("prompt_ms", r.prefillNanos() / 1e6).put("prompt_per_second", r.prefillTokensPerSecond())
+                .put("predicted_n", r.tokens().length).put("predicted_ms", r.decodeNanos() / 1e6).put("predicted_per_second", r.decodeTokensPerSecond());
+        String summary = String.format("prompt %d tokens (%d cached), %d generated at %.2f tokens/s, %s%s", promptTokens, reused, r.tokens().length,
+                r.decodeTokensPerSecond(), finish, gone ? "; the client went away" : "");
+        if (streaming) {
+            if (!rest.isEmpty()) outbox.add(responses.text(rest, null));
+            ObjectNode last = responses.text(null, finish);
+            last.set("timings", timings);
+            outbox.add(last);
+            if (request.includeUsage()) outbox.add(responses.usage(usage));
+            outbox.add(new Completion(null, summary));
+            return;
         }
+        text.append(rest);
+        ObjectNode response = responses.response(text.toString(), finish);
+        response.set("usage", usage);
+        response.set("timings", timings);
+        outbox.add(new Completion(response, summary));
     }
 
     /**
@@ -145,16 +138,7 @@ final class Job {
      * server error), else an error event in the stream.
      */
     void fail(Throwable e) {
-        if (events == null) {
-            done.completeExceptionally(e);
-            return;
-        }
-        String message = Server.failure(e);
-        try {
-            events.error(e instanceof Server.HttpError h ? h : new Server.HttpError(500, "server_error", message));
-        } catch (IOException ignored) {
-            // the client went away too
-        }
-        done.complete(new Completion(null, message));
+        Server.HttpError error = e instanceof Server.HttpError h ? h : new Server.HttpError(500, "server_error", Server.failure(e));
+        outbox.add(error);
     }
 }

@@ -15,7 +15,6 @@ import java.io.OutputStream;
 import java.io.PrintStream;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicLong;
@@ -170,20 +169,37 @@ public final class Server implements AutoCloseable {
             throw HttpError.invalid("the request is nested too deeply to take");
         }
         String id = (chat ? "chatcmpl-" : "cmpl-") + Long.toHexString(created) + "-" + requests.incrementAndGet();
-        Job job = new Job(ckpt, request, chatFormat, new Responses(id, chat, modelName), exchange);
+        Job job = new Job(ckpt, request, chatFormat, new Responses(id, chat, modelName));
         engine.submit(job);
-        Job.Completion done;
+        // what the engine's thread hands over, written here: a stream's start and events, then the end
+        Events events = null;
         try {
-            done = job.done.get();
+            while (true) {
+                Object item = job.outbox.take();
+                if (item == Job.STREAM) {
+                    events = new Events(exchange);
+                } else if (item instanceof JsonNode event) {
+                    if (!job.gone) {
+                        try {
+                            events.send(event);
+                        } catch (IOException e) {
+                            job.gone = true; // the generation ends at its next token; its end is still taken here
+                        }
+                    }
+                } else if (item instanceof Job.Completion done) {
+                    if (done.response() != null) send(exchange, 200, done.response());
+                    else if (!job.gone) events.done();
+                    return done.summary();
+                } else if (item instanceof HttpError error) {
+                    if (events == null) throw error;
+                    if (!job.gone) events.error(error);
+                    return error.getMessage();
+                }
+            }
         } catch (InterruptedException e) {
+            job.gone = true;
             throw new HttpError(503, "server_error", "the server is stopping");
-        } catch (ExecutionException e) {
-            if (e.getCause() instanceof HttpError h) throw h;
-            if (e.getCause() instanceof IOException io) throw io;
-            throw new HttpError(500, "server_error", failure(e.getCause()));
         }
-        if (done.response() != null) send(exchange, 200, done.response());
-        return done.summary();
     }
 
     /** A stream of server-sent events: {@code data: JSON}, a blank line after each, {@code data: [DONE]} at the end. */
