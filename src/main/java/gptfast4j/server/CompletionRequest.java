@@ -16,12 +16,13 @@ import java.util.Map;
  * {@code logprobs}, {@code echo}, {@code suffix}, tools) are refused by name rather than ignored; fields that do not
  * change the text ({@code model}, {@code user}, ...) are ignored. Defaults are {@code gptfast generate}'s.
  *
- * @param prompt    a completion's prompt text (null for a chat)
+ * @param prompt    a completion's prompt text (null for a chat, or where it is given as token ids)
+ * @param promptIds a completion's prompt as token ids, taken as they are (null where it is a text)
  * @param system    a chat's system prompt (null for none)
  * @param messages  a chat's turns, user and assistant alternating, the user's first and last
  * @param maxTokens tokens to generate at most; {@link Integer#MAX_VALUE}: until EOS or the context's end
  */
-record CompletionRequest(String prompt, String system, List<String> messages, int maxTokens, float temperature, int topK,
+record CompletionRequest(String prompt, int[] promptIds, String system, List<String> messages, int maxTokens, float temperature, int topK,
                          float topP, float minP, Sampler.Penalties penalties, Sampler.LogitBias bias, Long seed,
                          List<String> stops, boolean stream, boolean includeUsage, Grammar grammar) {
 
@@ -51,11 +52,16 @@ record CompletionRequest(String prompt, String system, List<String> messages, in
         if (present(body, "top_logprobs")) throw new Invalid("'top_logprobs' is not supported by this server");
 
         String prompt = null, system = null;
+        int[] promptIds = null;
         List<String> messages = new ArrayList<>();
         if (chat) {
             system = messages(body, messages);
         } else {
-            prompt = prompt(body);
+            JsonNode p = body.get("prompt");
+            // OpenAI's token form: a list of ids, or a list holding one such list
+            JsonNode ids = p != null && p.isArray() && p.size() == 1 && p.get(0).isArray() ? p.get(0) : p;
+            if (ids != null && ids.isArray() && !ids.isEmpty() && ids.get(0).isNumber()) promptIds = ids(ids);
+            else prompt = prompt(body);
         }
         String maxField = chat && present(body, "max_completion_tokens") ? "max_completion_tokens" : present(body, "n_predict") ? "n_predict" : "max_tokens";
         int maxTokens = integer(body, maxField, Integer.MAX_VALUE, 1, Integer.MAX_VALUE);
@@ -75,8 +81,19 @@ record CompletionRequest(String prompt, String system, List<String> messages, in
             if (!stream) throw new Invalid("'stream_options' is for a request with \"stream\": true");
             includeUsage = bool(options, "include_usage", false);
         }
-        return new CompletionRequest(prompt, system, messages, maxTokens, temperature, topK, topP, minP, penalties, logitBias(body),
+        return new CompletionRequest(prompt, promptIds, system, messages, maxTokens, temperature, topK, topP, minP, penalties, logitBias(body),
                 seed, stops(body), stream, includeUsage, grammar(body));
+    }
+
+    /** A prompt's token ids, each an integer >= 0 (the vocabulary's bounds are the model's, checked with it). */
+    static int[] ids(JsonNode list) {
+        int[] ids = new int[list.size()];
+        for (int i = 0; i < ids.length; i++) {
+            JsonNode id = list.get(i);
+            if (!id.isIntegralNumber() || !id.canConvertToInt() || id.asInt() < 0) throw new Invalid("token ids must be integers >= 0, got " + id);
+            ids[i] = id.asInt();
+        }
+        return ids;
     }
 
     /** {@code prompt}: a text, or a list holding one text (OpenAI's batch form, of one prompt). */
@@ -85,7 +102,7 @@ record CompletionRequest(String prompt, String system, List<String> messages, in
         if (p == null || p.isNull()) throw new Invalid("'prompt' is required");
         if (p.isArray() && p.size() == 1 && p.get(0).isTextual()) return p.get(0).asText();
         if (p.isArray() && !p.isEmpty() && p.get(0).isTextual()) throw new Invalid("'prompt' holds " + p.size() + " texts; this server takes one per request");
-        if (!p.isTextual()) throw new Invalid("'prompt' must be a string");
+        if (!p.isTextual()) throw new Invalid("'prompt' must be a string or a list of token ids");
         return p.asText();
     }
 

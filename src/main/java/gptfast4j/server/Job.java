@@ -53,7 +53,10 @@ final class Job {
      */
     int[] prompt(int context) {
         int[] prompt;
-        if (!responses.chat()) {
+        if (request.promptIds() != null) {
+            prompt = request.promptIds();
+            Server.checkVocabulary(ckpt, prompt);
+        } else if (!responses.chat()) {
             prompt = ckpt.promptTokens(request.prompt(), true);
         } else if (chatFormat == ChatFormat.PLAIN) {
             throw Server.HttpError.invalid("this model has no chat template: start the server with --chat-format (llama2, mistral, zephyr or llama3), or use /v1/completions");

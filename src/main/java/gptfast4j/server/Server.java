@@ -117,12 +117,20 @@ public final class Server implements AutoCloseable {
                     list.putArray("data").addObject().put("id", modelName).put("object", "model").put("created", created).put("owned_by", "gptfast4j");
                     send(exchange, 200, list);
                 }
+                case "/tokenize" -> {
+                    allow(exchange, "POST");
+                    tokenize(exchange);
+                }
+                case "/detokenize" -> {
+                    allow(exchange, "POST");
+                    detokenize(exchange);
+                }
                 case "/v1/completions", "/v1/chat/completions" -> {
                     allow(exchange, "POST");
                     summary = complete(exchange, path.equals("/v1/chat/completions"));
                 }
                 default -> throw new HttpError(404, "not_found_error", "no endpoint " + path
-                        + "; there are POST /v1/completions, POST /v1/chat/completions, GET /v1/models and GET /health");
+                        + "; there are POST /v1/completions, POST /v1/chat/completions, GET /v1/models, POST /tokenize, POST /detokenize and GET /health");
             }
         } catch (HttpError e) {
             status = e.status;
@@ -140,6 +148,45 @@ public final class Server implements AutoCloseable {
         if (!path.equals("/health")) {
             log.printf("%s %s %d, %.2f s%s%n", method, path, status, (System.nanoTime() - start) / 1e9, summary != null ? ": " + summary : "");
         }
+    }
+
+    /**
+     * llama.cpp's {@code /tokenize}: {@code {"content": TEXT}} to {@code {"tokens": [ids]}}, special tokens' text taken
+     * as those tokens (as a completion's prompt is), BOS first only with {@code "add_special": true}.
+     */
+    private void tokenize(HttpExchange exchange) throws IOException {
+        JsonNode body = body(exchange);
+        JsonNode content = body.get("content");
+        if (content == null || !content.isTextual()) throw HttpError.invalid("'content' must be a string");
+        JsonNode addSpecial = body.path("add_special");
+        if (!addSpecial.isMissingNode() && !addSpecial.isBoolean()) throw HttpError.invalid("'add_special' must be true or false");
+        int[] ids = addSpecial.asBoolean(false) ? ckpt.promptTokens(content.asText(), true) : ckpt.tokenizer().encodeWithSpecials(content.asText());
+        ObjectNode reply = JSON.createObjectNode();
+        var tokens = reply.putArray("tokens");
+        for (int id : ids) tokens.add(id);
+        send(exchange, 200, reply);
+    }
+
+    /** llama.cpp's {@code /detokenize}: {@code {"tokens": [ids]}} to {@code {"content": TEXT}}, the tokens' bytes as UTF-8. */
+    private void detokenize(HttpExchange exchange) throws IOException {
+        JsonNode tokens = body(exchange).get("tokens");
+        if (tokens == null || !tokens.isArray()) throw HttpError.invalid("'tokens' must be a list of token ids");
+        int[] ids;
+        try {
+            ids = CompletionRequest.ids(tokens);
+        } catch (CompletionRequest.Invalid e) {
+            throw HttpError.invalid(e.getMessage());
+        }
+        checkVocabulary(ckpt, ids);
+        java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        for (int id : ids) bytes.writeBytes(ckpt.tokenizer().bytes(id));
+        send(exchange, 200, JSON.createObjectNode().put("content", bytes.toString(StandardCharsets.UTF_8)));
+    }
+
+    /** Refuses (400) token ids past the model's vocabulary. */
+    static void checkVocabulary(Checkpoint ckpt, int[] ids) {
+        int vocab = ckpt.model().config.vocabSize();
+        for (int id : ids) if (id >= vocab) throw HttpError.invalid("token " + id + " is not in the vocabulary (ids 0.." + (vocab - 1) + ")");
     }
 
     /** What went wrong, in a line: a failure of the model's (logits not finite) or of the server's. */

@@ -522,4 +522,41 @@ class ServerTest {
             assertTrue(engine.stepTokens > 3 * engine.steps, engine.stepTokens + " tokens in " + engine.steps + " passes");
         }
     }
+
+    /**
+     * A prompt given as token ids runs as they are (llama.cpp's reference ids, BOS included, give its text), and
+     * /tokenize and /detokenize turn text and ids into each other as the reference has them.
+     */
+    @Test
+    void tokenIdsInAndOut() throws Exception {
+        JsonNode c = referenceCases().get(2); // "Lily and Tom"
+        ObjectNode byIds = completion("", 50);
+        c.path("prompt_ids").forEach(byIds.putArray("prompt")::add);
+        String expected = new String(concat(Shared.ints(c.path("gen_ids")), 50, stories.tokenizer()), StandardCharsets.UTF_8);
+        assertEquals(expected, post(plain, "/v1/completions", byIds).at("/choices/0/text").asText());
+        ObjectNode nested = completion("", 50);
+        nested.set("prompt", JSON.createArrayNode().add(JSON.valueToTree(Shared.ints(c.path("prompt_ids")))));
+        assertEquals(expected, post(plain, "/v1/completions", nested).at("/choices/0/text").asText());
+
+        JsonNode ids = post(plain, "/tokenize", JSON.createObjectNode().put("content", c.path("prompt").asText()));
+        assertEquals(c.path("prompt_ids").size() - 1, ids.path("tokens").size());
+        for (int i = 1; i < c.path("prompt_ids").size(); i++) assertEquals(c.path("prompt_ids").get(i).asInt(), ids.path("tokens").get(i - 1).asInt());
+        assertEquals(c.path("prompt_ids"), post(plain, "/tokenize", JSON.createObjectNode().put("content", c.path("prompt").asText()).put("add_special", true)).path("tokens"));
+        ObjectNode detokenize = JSON.createObjectNode();
+        for (int i = 0; i < 50; i++) detokenize.withArray("tokens").add(c.path("gen_ids").get(i).asInt());
+        assertEquals(expected, post(plain, "/detokenize", detokenize).path("content").asText());
+
+        String[][] bad = {{"/v1/completions", "{\"prompt\": [1, 600]}", "token 600 is not in the vocabulary (ids 0..511)"},
+                {"/v1/completions", "{\"prompt\": [1, -3]}", "token ids must be integers >= 0, got -3"},
+                {"/v1/completions", "{\"prompt\": [1, 2.5]}", "token ids must be integers >= 0, got 2.5"},
+                {"/tokenize", "{\"text\": \"a\"}", "'content' must be a string"},
+                {"/tokenize", "{\"content\": \"a\", \"add_special\": 1}", "'add_special' must be true or false"},
+                {"/detokenize", "{\"tokens\": \"a\"}", "'tokens' must be a list of token ids"},
+                {"/detokenize", "{\"tokens\": [512]}", "token 512 is not in the vocabulary"}};
+        for (String[] b : bad) {
+            Reply r = request(plain, "POST", b[0], b[1]);
+            assertEquals(400, r.status(), b[1]);
+            assertTrue(r.json().at("/error/message").asText().contains(b[2]), b[1] + ": " + r.body());
+        }
+    }
 }
