@@ -12,8 +12,8 @@ import java.util.Map;
 /**
  * The body of a {@code /v1/completions} or {@code /v1/chat/completions} request, checked field by field: OpenAI's
  * fields, and llama.cpp server's sampling extensions ({@code top_k}, {@code min_p}, {@code repeat_penalty},
- * {@code repeat_last_n}, {@code grammar}, {@code json_schema}). Fields this server cannot honour ({@code n} above 1,
- * {@code logprobs}, {@code echo}, {@code suffix}, tools) are refused by name rather than ignored; fields that do not
+ * {@code repeat_last_n}, {@code grammar}, {@code json_schema}). Fields this server cannot honour ({@code best_of}
+ * above 1, {@code logprobs}, {@code echo}, {@code suffix}, tools) are refused by name rather than ignored; fields that do not
  * change the text ({@code model}, {@code user}, ...) are ignored. Defaults are {@code gptfast generate}'s.
  *
  * @param prompt    a completion's prompt text (null for a chat, or where it is given as token ids)
@@ -21,8 +21,9 @@ import java.util.Map;
  * @param system    a chat's system prompt (null for none)
  * @param messages  a chat's turns, user and assistant alternating, the user's first and last
  * @param maxTokens tokens to generate at most; {@link Integer#MAX_VALUE}: until EOS or the context's end
+ * @param n         choices to make, each sampled on its own (with a seed, choice i draws with seed + i)
  */
-record CompletionRequest(String prompt, int[] promptIds, String system, List<String> messages, int maxTokens, float temperature, int topK,
+record CompletionRequest(String prompt, int[] promptIds, String system, List<String> messages, int maxTokens, int n, float temperature, int topK,
                          float topP, float minP, Sampler.Penalties penalties, Sampler.LogitBias bias, Long seed,
                          List<String> stops, boolean stream, boolean includeUsage, Grammar grammar) {
 
@@ -33,6 +34,9 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
         }
     }
 
+    /** Choices one request may ask for ({@code n}). */
+    static final int MAX_CHOICES = 16;
+
     /** llama.cpp's and OpenAI's limit on stop strings is 4; a few more cost nothing. */
     private static final int MAX_STOPS = 16;
 
@@ -41,11 +45,10 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
         for (String refused : new String[]{"suffix", "tools", "functions", "tool_choice", "function_call"}) {
             if (present(body, refused)) throw new Invalid("'" + refused + "' is not supported by this server");
         }
-        for (String choices : new String[]{"n", "best_of"}) {
-            if (present(body, choices) && !(body.get(choices).isIntegralNumber() && body.get(choices).asLong() == 1)) {
-                throw new Invalid("'" + choices + "' must be 1: this server makes one choice per request");
-            }
+        if (present(body, "best_of") && !(body.get("best_of").isIntegralNumber() && body.get("best_of").asLong() == 1)) {
+            throw new Invalid("'best_of' must be 1: this server ranks no choices");
         }
+        int n = integer(body, "n", 1, 1, MAX_CHOICES);
         if (bool(body, "echo", false)) throw new Invalid("'echo' is not supported by this server");
         JsonNode logprobs = body.get("logprobs");
         if (logprobs != null && !logprobs.isNull() && !(logprobs.isBoolean() && !logprobs.asBoolean())) throw new Invalid("'logprobs' is not supported by this server");
@@ -81,7 +84,7 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
             if (!stream) throw new Invalid("'stream_options' is for a request with \"stream\": true");
             includeUsage = bool(options, "include_usage", false);
         }
-        return new CompletionRequest(prompt, promptIds, system, messages, maxTokens, temperature, topK, topP, minP, penalties, logitBias(body),
+        return new CompletionRequest(prompt, promptIds, system, messages, maxTokens, n, temperature, topK, topP, minP, penalties, logitBias(body),
                 seed, stops(body), stream, includeUsage, grammar(body));
     }
 

@@ -18,14 +18,15 @@ import java.util.concurrent.LinkedBlockingQueue;
  * end a {@link Completion} or the failure.
  */
 final class Job {
-    /** A finished generation: the response to send (null where it was streamed) and the log line's summary. */
-    record Completion(ObjectNode response, String summary) {
+    /** A finished generation: the response to send (null where it was streamed), its usage and the log line's summary. */
+    record Completion(ObjectNode response, ObjectNode usage, String summary) {
     }
 
     /** In the outbox: the stream begins (its status and headers). */
     static final Object STREAM = new Object();
 
-    final LinkedBlockingQueue<Object> outbox = new LinkedBlockingQueue<>();
+    /** Shared by a request's choices. */
+    final LinkedBlockingQueue<Object> outbox;
     /** Set by the request's thread when the client went away: the generation ends at its next token. */
     volatile boolean gone;
     private final Checkpoint ckpt;
@@ -36,8 +37,9 @@ final class Job {
     private boolean streaming;
     private final StringBuilder text = new StringBuilder();
 
-    Job(Checkpoint ckpt, CompletionRequest request, ChatFormat chatFormat, Responses responses) {
+    Job(Checkpoint ckpt, CompletionRequest request, ChatFormat chatFormat, Responses responses, LinkedBlockingQueue<Object> outbox) {
         this.ckpt = ckpt;
+        this.outbox = outbox;
         this.request = request;
         this.chatFormat = chatFormat;
         this.responses = responses;
@@ -81,7 +83,7 @@ final class Job {
         Sampler sampler;
         try {
             sampler = new Sampler(vocab, request.temperature(), request.topK(), request.topP(), request.minP(), request.penalties(),
-                    request.bias(), request.seed() != null ? request.seed() : System.nanoTime());
+                    request.bias(), request.seed() != null ? request.seed() + responses.index() : System.nanoTime());
         } catch (IllegalArgumentException e) {
             throw Server.HttpError.invalid(e.getMessage().replace("--logit-bias", "logit_bias"));
         }
@@ -89,7 +91,7 @@ final class Job {
         reply = new ReplyText(tokenizer, request.stops(), responses.chat() && tokenizer.kind() == Tokenizer.Kind.SENTENCEPIECE);
         if (request.stream()) {
             streaming = true;
-            outbox.add(STREAM);
+            if (responses.index() == 0) outbox.add(STREAM);
             if (responses.chat()) outbox.add(responses.role());
         }
         return sampler;
@@ -125,15 +127,14 @@ final class Job {
             ObjectNode last = responses.text(null, finish);
             last.set("timings", timings);
             outbox.add(last);
-            if (request.includeUsage()) outbox.add(responses.usage(usage));
-            outbox.add(new Completion(null, summary));
+            outbox.add(new Completion(null, usage, summary));
             return;
         }
         text.append(rest);
         ObjectNode response = responses.response(text.toString(), finish);
         response.set("usage", usage);
         response.set("timings", timings);
-        outbox.add(new Completion(response, summary));
+        outbox.add(new Completion(response, usage, summary));
     }
 
     /**

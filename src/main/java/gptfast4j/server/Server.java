@@ -15,9 +15,15 @@ import java.io.OutputStream;
 import java.io.PrintStream;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.Collectors;
 
 /**
  * An OpenAI-compatible HTTP server over one model: {@code POST /v1/completions} and {@code /v1/chat/completions}
@@ -216,37 +222,61 @@ public final class Server implements AutoCloseable {
             throw HttpError.invalid("the request is nested too deeply to take");
         }
         String id = (chat ? "chatcmpl-" : "cmpl-") + Long.toHexString(created) + "-" + requests.incrementAndGet();
-        Job job = new Job(ckpt, request, chatFormat, new Responses(id, chat, modelName));
-        engine.submit(job);
-        // what the engine's thread hands over, written here: a stream's start and events, then the end
+        // the request's choices, each a job of its own, their output through one outbox
+        LinkedBlockingQueue<Object> outbox = new LinkedBlockingQueue<>();
+        List<Job> jobs = new ArrayList<>();
+        for (int i = 0; i < request.n(); i++) jobs.add(new Job(ckpt, request, chatFormat, new Responses(id, chat, modelName, i), outbox));
+        jobs.forEach(engine::submit);
+        // what the engine's thread hands over, written here: a stream's start and events, then the choices' ends
         Events events = null;
+        Job.Completion[] done = new Job.Completion[jobs.size()];
+        int ended = 0;
+        boolean gone = false;
         try {
-            while (true) {
-                Object item = job.outbox.take();
+            while (ended < done.length) {
+                Object item = outbox.take();
                 if (item == Job.STREAM) {
                     events = new Events(exchange);
                 } else if (item instanceof JsonNode event) {
-                    if (!job.gone) {
+                    if (!gone) {
                         try {
                             events.send(event);
                         } catch (IOException e) {
-                            job.gone = true; // the generation ends at its next token; its end is still taken here
+                            gone = true; // the generations end at their next token; their ends are still taken here
+                            jobs.forEach(j -> j.gone = true);
                         }
                     }
-                } else if (item instanceof Job.Completion done) {
-                    if (done.response() != null) send(exchange, 200, done.response());
-                    else if (!job.gone) events.done();
-                    return done.summary();
+                } else if (item instanceof Job.Completion completion) {
+                    done[ended++] = completion;
                 } else if (item instanceof HttpError error) {
+                    jobs.forEach(j -> j.gone = true);
                     if (events == null) throw error;
-                    if (!job.gone) events.error(error);
+                    if (!gone) events.error(error);
                     return error.getMessage();
                 }
             }
         } catch (InterruptedException e) {
-            job.gone = true;
+            jobs.forEach(j -> j.gone = true);
             throw new HttpError(503, "server_error", "the server is stopping");
         }
+        ObjectNode usage = done[0].usage().deepCopy();
+        for (int i = 1; i < done.length; i++) {
+            for (String field : new String[]{"completion_tokens", "total_tokens"}) usage.put(field, usage.path(field).asInt() + done[i].usage().path(field).asInt());
+        }
+        if (events != null) {
+            if (!gone) {
+                if (request.includeUsage()) events.send(new Responses(id, chat, modelName, 0).usage(usage));
+                events.done();
+            }
+        } else {
+            // one response of the choices, in their order
+            List<JsonNode> each = Arrays.stream(done).map(c -> c.response().path("choices").get(0)).sorted(Comparator.comparingInt(c -> c.path("index").asInt())).toList();
+            ObjectNode response = done[0].response();
+            response.putArray("choices").addAll(each);
+            response.set("usage", usage);
+            send(exchange, 200, response);
+        }
+        return Arrays.stream(done).map(Job.Completion::summary).collect(Collectors.joining("; "));
     }
 
     /** A stream of server-sent events: {@code data: JSON}, a blank line after each, {@code data: [DONE]} at the end. */

@@ -337,7 +337,8 @@ class ServerTest {
                 {"/v1/completions", "{}", "400", "'prompt' is required"},
                 {"/v1/completions", "{\"prompt\": 5}", "400", "'prompt' must be a string"},
                 {"/v1/completions", "{\"prompt\": [\"a\", \"b\"]}", "400", "holds 2 texts"},
-                {"/v1/completions", "{\"prompt\": \"a\", \"n\": 2}", "400", "'n' must be 1"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"n\": 17}", "400", "'n' must be an integer from 1 to 16, got 17"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"best_of\": 2}", "400", "'best_of' must be 1"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"logprobs\": 3}", "400", "'logprobs' is not supported"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"echo\": true}", "400", "'echo' is not supported"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"temperature\": -1}", "400", "'temperature' must be a number >= 0"},
@@ -557,6 +558,47 @@ class ServerTest {
             Reply r = request(plain, "POST", b[0], b[1]);
             assertEquals(400, r.status(), b[1]);
             assertTrue(r.json().at("/error/message").asText().contains(b[2]), b[1] + ": " + r.body());
+        }
+    }
+
+    /**
+     * n choices: choice i is what a request of one choice with seed + i gives, in one response (usage summed) or one
+     * stream (chunks by index), from the one-at-a-time server and the batched one alike.
+     */
+    @Test
+    void severalChoices() throws Exception {
+        Engine.Batched engine = (Engine.Batched) Engine.batched(stories, 3, 256, KvCache.Type.F32);
+        try (Server batched = new Server(stories, engine, ChatFormat.LLAMA2, new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null,
+                new PrintStream(OutputStream.nullOutputStream()))) {
+            for (Server server : new Server[]{llama2, batched}) {
+                ObjectNode one = JSON.createObjectNode().put("max_tokens", 30).put("temperature", 1).put("seed", 40);
+                one.putArray("messages").addObject().put("role", "user").put("content", "A story about a cat");
+                List<String> singles = new ArrayList<>();
+                int tokens = 0;
+                for (int i = 0; i < 3; i++) {
+                    JsonNode r = post(server, "/v1/chat/completions", one.deepCopy().put("seed", 40 + i));
+                    singles.add(r.at("/choices/0/message/content").asText());
+                    tokens += r.at("/usage/completion_tokens").asInt();
+                }
+                assertEquals(3, new java.util.HashSet<>(singles).size(), singles.toString());
+                JsonNode three = post(server, "/v1/chat/completions", one.deepCopy().put("n", 3));
+                assertEquals(3, three.path("choices").size());
+                for (int i = 0; i < 3; i++) {
+                    assertEquals(i, three.at("/choices/" + i + "/index").asInt());
+                    assertEquals(singles.get(i), three.at("/choices/" + i + "/message/content").asText());
+                }
+                assertEquals(tokens, three.at("/usage/completion_tokens").asInt());
+                ObjectNode streamed = one.deepCopy().put("n", 3);
+                streamed.putObject("stream_options").put("include_usage", true);
+                List<String> data = events(server, "/v1/chat/completions", streamed);
+                StringBuilder[] texts = {new StringBuilder(), new StringBuilder(), new StringBuilder()};
+                for (String d : data.subList(0, data.size() - 2)) {
+                    JsonNode choice = JSON.readTree(d).at("/choices/0");
+                    texts[choice.path("index").asInt()].append(choice.at("/delta/content").asText());
+                }
+                for (int i = 0; i < 3; i++) assertEquals(singles.get(i), texts[i].toString());
+                assertEquals(tokens, JSON.readTree(data.get(data.size() - 2)).at("/usage/completion_tokens").asInt());
+            }
         }
     }
 }
