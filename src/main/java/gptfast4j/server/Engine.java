@@ -109,6 +109,7 @@ public abstract sealed class Engine {
         @Override
         void serve() throws InterruptedException {
             Job job = waiting.take();
+            if (job.gone) return; // its request ended while it waited
             try {
                 int[] prompt = job.prompt(contextLength);
                 Sampler sampler = job.sampler();
@@ -214,6 +215,7 @@ public abstract sealed class Engine {
 
         /** Takes {@code job} into the free slot whose cache holds the longest start of its prompt. */
         private void start(Job job) {
+            if (job.gone) return; // its request ended while it waited
             int[] prompt;
             Sampler sampler;
             try {

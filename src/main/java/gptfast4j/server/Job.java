@@ -111,7 +111,7 @@ final class Job {
         return !stop;
     }
 
-    /** The generation ended ({@code r}, whose prompt was {@code prompt} of which {@code reused} tokens were in the cache). */
+    /** The generation ended: {@code r}, after a prompt of {@code promptTokens} tokens of which {@code reused} were in the cache. */
     void finish(Generator.Result r, int promptTokens, int reused) {
         String finish = reply.stopped() || r.stoppedAtEos() ? "stop" : "length";
         String rest = reply.finish();

@@ -27,7 +27,8 @@ import java.util.stream.Collectors;
 
 /**
  * An OpenAI-compatible HTTP server over one model: {@code POST /v1/completions} and {@code /v1/chat/completions}
- * (streamed as server-sent events with {@code "stream": true}), {@code GET /v1/models} and {@code /health}.
+ * (streamed as server-sent events with {@code "stream": true}), {@code GET /v1/models} and {@code /health}, and
+ * llama.cpp's {@code POST /tokenize} and {@code /detokenize}.
  * <p>
  * The generations run on an {@link Engine}'s thread, which owns the model's states: one at a time, or several at once
  * in one pass per step (continuous batching); requests wait for it in arrival order. A prompt that starts with the
@@ -209,8 +210,8 @@ public final class Server implements AutoCloseable {
     }
 
     /**
-     * A completion: the request checked here, then its generation queued for the engine, whose thread writes a stream
-     * itself or returns the response to send. Returns the log line's summary.
+     * A completion: the request checked here, then its choices' generations queued for the engine, whose thread hands
+     * what they make to this one, which writes it. Returns the log line's summary.
      */
     private String complete(HttpExchange exchange, boolean chat) throws IOException {
         CompletionRequest request;
@@ -249,15 +250,17 @@ public final class Server implements AutoCloseable {
                 } else if (item instanceof Job.Completion completion) {
                     done[ended++] = completion;
                 } else if (item instanceof HttpError error) {
-                    jobs.forEach(j -> j.gone = true);
                     if (events == null) throw error;
                     if (!gone) events.error(error);
                     return error.getMessage();
                 }
             }
         } catch (InterruptedException e) {
-            jobs.forEach(j -> j.gone = true);
             throw new HttpError(503, "server_error", "the server is stopping");
+        } finally {
+            // a request that ends otherwise than with all its choices (an error, a client gone before its stream began)
+            // ends the generations still running for it at their next token
+            jobs.forEach(j -> j.gone = true);
         }
         ObjectNode usage = done[0].usage().deepCopy();
         for (int i = 1; i < done.length; i++) {
