@@ -158,8 +158,22 @@ public final class Sampler {
             filter(logits, offset, probs);
             token = draw(probs);
         }
+        if (observer != null) observer.chosen(logits, offset, token);
         if (grammar != null) grammar.accept(token);
         return token;
+    }
+
+    /** Told of each token {@link #sample} draws, with the logits it was drawn from (after the bias, penalties and grammar). */
+    public interface Observer {
+        /** {@code token} drawn from {@code logits[offset .. offset + vocab)}, which are valid only during the call. */
+        void chosen(float[] logits, int offset, int token);
+    }
+
+    private Observer observer;
+
+    /** Tells {@code observer} of each token {@link #sample} draws (null: none), as a server's log-probabilities need. */
+    public void observe(Observer observer) {
+        this.observer = observer;
     }
 
     /**

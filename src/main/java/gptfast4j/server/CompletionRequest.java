@@ -13,7 +13,7 @@ import java.util.Map;
  * The body of a {@code /v1/completions} or {@code /v1/chat/completions} request, checked field by field: OpenAI's
  * fields, and llama.cpp server's sampling extensions ({@code top_k}, {@code min_p}, {@code repeat_penalty},
  * {@code repeat_last_n}, {@code grammar}, {@code json_schema}). Fields this server cannot honour ({@code best_of}
- * above 1, {@code logprobs}, {@code echo}, {@code suffix}, tools) are refused by name rather than ignored; fields that do not
+ * above 1, {@code echo}, {@code suffix}, tools) are refused by name rather than ignored; fields that do not
  * change the text ({@code model}, {@code user}, ...) are ignored. Defaults are {@code gptfast generate}'s.
  *
  * @param prompt    a completion's prompt text (null for a chat, or where it is given as token ids)
@@ -22,8 +22,9 @@ import java.util.Map;
  * @param messages  a chat's turns, user and assistant alternating, the user's first and last
  * @param maxTokens tokens to generate at most; {@link Integer#MAX_VALUE}: until EOS or the context's end
  * @param n         choices to make, each sampled on its own (with a seed, choice i draws with seed + i)
+ * @param logprobs  -1: no log-probabilities; else each token's, with this many most likely alternatives
  */
-record CompletionRequest(String prompt, int[] promptIds, String system, List<String> messages, int maxTokens, int n, float temperature, int topK,
+record CompletionRequest(String prompt, int[] promptIds, String system, List<String> messages, int maxTokens, int n, int logprobs, float temperature, int topK,
                          float topP, float minP, Sampler.Penalties penalties, Sampler.LogitBias bias, Long seed,
                          List<String> stops, boolean stream, boolean includeUsage, Grammar grammar) {
 
@@ -50,9 +51,7 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
         }
         int n = integer(body, "n", 1, 1, MAX_CHOICES);
         if (bool(body, "echo", false)) throw new Invalid("'echo' is not supported by this server");
-        JsonNode logprobs = body.get("logprobs");
-        if (logprobs != null && !logprobs.isNull() && !(logprobs.isBoolean() && !logprobs.asBoolean())) throw new Invalid("'logprobs' is not supported by this server");
-        if (present(body, "top_logprobs")) throw new Invalid("'top_logprobs' is not supported by this server");
+        int logprobs = logprobs(body, chat);
 
         String prompt = null, system = null;
         int[] promptIds = null;
@@ -84,7 +83,7 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
             if (!stream) throw new Invalid("'stream_options' is for a request with \"stream\": true");
             includeUsage = bool(options, "include_usage", false);
         }
-        return new CompletionRequest(prompt, promptIds, system, messages, maxTokens, n, temperature, topK, topP, minP, penalties, logitBias(body),
+        return new CompletionRequest(prompt, promptIds, system, messages, maxTokens, n, logprobs, temperature, topK, topP, minP, penalties, logitBias(body),
                 seed, stops(body), stream, includeUsage, grammar(body));
     }
 
@@ -97,6 +96,20 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
             ids[i] = id.asInt();
         }
         return ids;
+    }
+
+    /** The most alternatives a token's log-probabilities list (OpenAI's {@code top_logprobs} limit). */
+    static final int MAX_TOP_LOGPROBS = 20;
+
+    /**
+     * The log-probabilities asked for: a chat's {@code logprobs} (true or false) and {@code top_logprobs}, a
+     * completion's {@code logprobs} (the alternatives' count); -1 for none.
+     */
+    private static int logprobs(JsonNode body, boolean chat) {
+        if (!chat) return present(body, "logprobs") ? integer(body, "logprobs", 0, 0, MAX_TOP_LOGPROBS) : -1;
+        boolean wanted = bool(body, "logprobs", false);
+        if (present(body, "top_logprobs") && !wanted) throw new Invalid("'top_logprobs' needs \"logprobs\": true");
+        return wanted ? integer(body, "top_logprobs", 0, 0, MAX_TOP_LOGPROBS) : -1;
     }
 
     /** {@code prompt}: a text, or a list holding one text (OpenAI's batch form, of one prompt). */

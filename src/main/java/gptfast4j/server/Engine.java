@@ -3,6 +3,7 @@ package gptfast4j.server;
 import gptfast4j.generate.Generation;
 import gptfast4j.generate.Generator;
 import gptfast4j.generate.Sampler;
+import gptfast4j.generate.SpeculativeGenerator;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.model.KvCache;
 import gptfast4j.model.Llama;
@@ -111,6 +112,10 @@ public abstract sealed class Engine {
             Job job = waiting.take();
             if (job.gone) return; // its request ended while it waited
             try {
+                // a verification chooses tokens from distributions of its own, which a sampler's observer does not see
+                if (job.logprobs() && generator instanceof SpeculativeGenerator) {
+                    throw Server.HttpError.invalid("log-probabilities are not given with speculative decoding (the server's --draft-checkpoint or --lookup)");
+                }
                 int[] prompt = job.prompt(contextLength);
                 Sampler sampler = job.sampler();
                 int reused = reusable(cached, prompt);

@@ -8,6 +8,8 @@ import gptfast4j.model.ChatFormat;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.tokenizer.Tokenizer;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.LinkedBlockingQueue;
 
 /**
@@ -36,6 +38,16 @@ final class Job {
     private ReplyText reply;
     private boolean streaming;
     private final StringBuilder text = new StringBuilder();
+
+    /** A drawn token's log-probability and its {@code top.length} most likely alternatives', most likely first. */
+    record Logprob(int token, float logprob, int[] top, float[] topLogprobs) {
+    }
+
+    /** The last token drawn (an EOS never becomes part of the reply), and those of the reply not yet handed on. */
+    private Logprob drawn;
+    private final List<Logprob> logprobs = new ArrayList<>();
+    /** Where in the reply's text the tokens not yet handed on start (a completion's {@code text_offset}). */
+    private int logprobsOffset;
 
     Job(Checkpoint ckpt, CompletionRequest request, ChatFormat chatFormat, Responses responses, LinkedBlockingQueue<Object> outbox) {
         this.ckpt = ckpt;
@@ -88,6 +100,7 @@ final class Job {
             throw Server.HttpError.invalid(e.getMessage().replace("--logit-bias", "logit_bias"));
         }
         if (request.grammar() != null) sampler.constrain(new GrammarConstraint(request.grammar(), tokenizer::bytes, vocab, ckpt.eos()));
+        if (request.logprobs() >= 0) sampler.observe(this::drawn);
         reply = new ReplyText(tokenizer, request.stops(), responses.chat() && tokenizer.kind() == Tokenizer.Kind.SENTENCEPIECE);
         if (request.stream()) {
             streaming = true;
@@ -101,14 +114,65 @@ final class Job {
         return request.maxTokens();
     }
 
+    /** Whether the request asked for its tokens' log-probabilities. */
+    boolean logprobs() {
+        return request.logprobs() >= 0;
+    }
+
     /** Token {@code token} chosen: its text to the reply; false once the reply is over (a stop string, or its client gone). */
     boolean accept(int token) {
         if (gone) return false;
+        if (drawn != null && drawn.token() == token) logprobs.add(drawn);
+        drawn = null;
         boolean stop = reply.add(token);
         String piece = reply.take();
         if (!streaming) text.append(piece);
-        else if (!piece.isEmpty()) outbox.add(responses.text(piece, null));
+        else if (!piece.isEmpty()) outbox.add(responses.text(piece, takeLogprobs(), null));
         return !stop;
+    }
+
+    /**
+     * The log-probabilities of a token drawn from {@code logits} (the softmax of the logits as the sampler adjusted
+     * them: bias, penalties and grammar, before the temperature), with the request's count of most likely alternatives.
+     */
+    private void drawn(float[] logits, int offset, int token) {
+        int vocab = ckpt.model().config.vocabSize();
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < vocab; i++) max = Math.max(max, logits[offset + i]);
+        double sum = 0;
+        for (int i = 0; i < vocab; i++) sum += Math.exp(logits[offset + i] - max);
+        float logZ = (float) (max + Math.log(sum));
+        int k = Math.min(request.logprobs(), vocab);
+        int[] top = new int[k];
+        float[] topLogprobs = new float[k];
+        int kept = 0;
+        for (int i = 0; i < vocab; i++) {
+            float l = logits[offset + i];
+            if (kept == k && (k == 0 || l <= logits[offset + top[k - 1]])) continue;
+            int at = Math.min(kept, k - 1);
+            while (at > 0 && logits[offset + top[at - 1]] < l) {
+                top[at] = top[at - 1];
+                at--;
+            }
+            top[at] = i;
+            if (kept < k) kept++;
+        }
+        for (int i = 0; i < k; i++) topLogprobs[i] = logits[offset + top[i]] - logZ;
+        drawn = new Logprob(token, logits[offset + token] - logZ, top, topLogprobs);
+    }
+
+    /** The reply's log-probabilities not yet handed on, in the response's shape (null where none were asked for). */
+    private com.fasterxml.jackson.databind.JsonNode takeLogprobs() {
+        if (request.logprobs() < 0) return null;
+        com.fasterxml.jackson.databind.JsonNode node = responses.logprobs(logprobs, ckpt.tokenizer(), logprobsOffset);
+        for (Logprob l : logprobs) logprobsOffset += text(ckpt.tokenizer(), l.token()).length();
+        logprobs.clear();
+        return node;
+    }
+
+    /** A token's text, as the log-probabilities name it (a character split over tokens: U+FFFD). */
+    static String text(Tokenizer tokenizer, int token) {
+        return new String(tokenizer.bytes(token), java.nio.charset.StandardCharsets.UTF_8);
     }
 
     /** The generation ended: {@code r}, after a prompt of {@code promptTokens} tokens of which {@code reused} were in the cache. */
@@ -123,15 +187,15 @@ final class Job {
         String summary = String.format("prompt %d tokens (%d cached), %d generated at %.2f tokens/s, %s%s", promptTokens, reused, r.tokens().length,
                 r.decodeTokensPerSecond(), finish, gone ? "; the client went away" : "");
         if (streaming) {
-            if (!rest.isEmpty()) outbox.add(responses.text(rest, null));
-            ObjectNode last = responses.text(null, finish);
+            if (!rest.isEmpty()) outbox.add(responses.text(rest, takeLogprobs(), null));
+            ObjectNode last = responses.text(null, takeLogprobs(), finish);
             last.set("timings", timings);
             outbox.add(last);
             outbox.add(new Completion(null, usage, summary));
             return;
         }
         text.append(rest);
-        ObjectNode response = responses.response(text.toString(), finish);
+        ObjectNode response = responses.response(text.toString(), takeLogprobs(), finish);
         response.set("usage", usage);
         response.set("timings", timings);
         outbox.add(new Completion(response, usage, summary));

@@ -1,5 +1,8 @@
 package gptfast4j.server;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.NullNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
 /** The JSON objects of one choice's response, or of its stream's chunks, in OpenAI's shapes; choice {@code index} of the request's. */
@@ -16,16 +19,20 @@ record Responses(String id, boolean chat, String model, int index) {
         return chunk;
     }
 
-    /** A stream's chunk: a piece of text (null for none), and the finish reason in the last one (null before). */
-    ObjectNode text(String piece, String finish) {
+    /**
+     * A stream's chunk: a piece of text (null for none), its tokens' log-probabilities (null where none were asked
+     * for), and the finish reason in the last one (null before).
+     */
+    ObjectNode text(String piece, JsonNode logprobs, String finish) {
         ObjectNode chunk = base(true);
         ObjectNode choice = chunk.putArray("choices").addObject().put("index", index);
         if (chat) {
             ObjectNode delta = choice.putObject("delta");
             if (piece != null) delta.put("content", piece);
         } else {
-            choice.put("text", piece != null ? piece : "").putNull("logprobs");
+            choice.put("text", piece != null ? piece : "");
         }
+        choice.set("logprobs", logprobs != null ? logprobs : NullNode.getInstance());
         choice.put("finish_reason", finish);
         return chunk;
     }
@@ -38,13 +45,51 @@ record Responses(String id, boolean chat, String model, int index) {
         return chunk;
     }
 
-    /** A whole response. */
-    ObjectNode response(String text, String finish) {
+    /** A whole response: its text, its tokens' log-probabilities (null where none were asked for), and the finish reason. */
+    ObjectNode response(String text, JsonNode logprobs, String finish) {
         ObjectNode response = base(false);
         ObjectNode choice = response.putArray("choices").addObject().put("index", index);
         if (chat) choice.putObject("message").put("role", "assistant").put("content", text);
         else choice.put("text", text);
-        choice.putNull("logprobs").put("finish_reason", finish);
+        choice.set("logprobs", logprobs != null ? logprobs : NullNode.getInstance());
+        choice.put("finish_reason", finish);
         return response;
+    }
+
+    /**
+     * Tokens' log-probabilities in OpenAI's shape: a chat's {@code {"content": [{token, logprob, bytes, top_logprobs}]}},
+     * a completion's {@code {tokens, token_logprobs, top_logprobs, text_offset}} ({@code offset}: the first token's
+     * place in the reply's text).
+     */
+    JsonNode logprobs(java.util.List<Job.Logprob> tokens, gptfast4j.tokenizer.Tokenizer tokenizer, int offset) {
+        ObjectNode node = Server.JSON.createObjectNode();
+        if (chat) {
+            ArrayNode content = node.putArray("content");
+            for (Job.Logprob t : tokens) {
+                ObjectNode entry = tokenEntry(content.addObject(), t.token(), t.logprob(), tokenizer);
+                ArrayNode top = entry.putArray("top_logprobs");
+                for (int i = 0; i < t.top().length; i++) tokenEntry(top.addObject(), t.top()[i], t.topLogprobs()[i], tokenizer);
+            }
+            return node;
+        }
+        ArrayNode texts = node.putArray("tokens"), logprobs = node.putArray("token_logprobs"), tops = node.putArray("top_logprobs"),
+                offsets = node.putArray("text_offset");
+        for (Job.Logprob t : tokens) {
+            String text = Job.text(tokenizer, t.token());
+            texts.add(text);
+            logprobs.add(t.logprob());
+            ObjectNode top = tops.addObject();
+            for (int i = 0; i < t.top().length; i++) top.put(Job.text(tokenizer, t.top()[i]), t.topLogprobs()[i]);
+            offsets.add(offset);
+            offset += text.length();
+        }
+        return node;
+    }
+
+    private static ObjectNode tokenEntry(ObjectNode entry, int token, float logprob, gptfast4j.tokenizer.Tokenizer tokenizer) {
+        entry.put("token", Job.text(tokenizer, token)).put("logprob", logprob);
+        ArrayNode bytes = entry.putArray("bytes");
+        for (byte b : tokenizer.bytes(token)) bytes.add(b & 0xFF);
+        return entry;
     }
 }

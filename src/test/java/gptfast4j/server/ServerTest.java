@@ -339,7 +339,8 @@ class ServerTest {
                 {"/v1/completions", "{\"prompt\": [\"a\", \"b\"]}", "400", "holds 2 texts"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"n\": 17}", "400", "'n' must be an integer from 1 to 16, got 17"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"best_of\": 2}", "400", "'best_of' must be 1"},
-                {"/v1/completions", "{\"prompt\": \"a\", \"logprobs\": 3}", "400", "'logprobs' is not supported"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"logprobs\": 21}", "400", "'logprobs' must be an integer from 0 to 20, got 21"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}], \"top_logprobs\": 2}", "400", "'top_logprobs' needs \"logprobs\": true"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"echo\": true}", "400", "'echo' is not supported"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"temperature\": -1}", "400", "'temperature' must be a number >= 0"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"temperature\": \"hot\"}", "400", "'temperature' must be a number"},
@@ -601,4 +602,74 @@ class ServerTest {
             }
         }
     }
+
+    /**
+     * Log-probabilities: a greedy completion's first five tokens' and their three most likely alternatives' are the
+     * log-softmax of llama.cpp's logits (stories260K-refs.json: the prompt's last position, then four decode steps);
+     * a chat's, whole and streamed, in OpenAI's chat shape; refused with speculative decoding.
+     */
+    @Test
+    void logprobsAreTheReferenceLogSoftmax() throws Exception {
+        JsonNode c = referenceCases().get(1);
+        JsonNode r = post(plain, "/v1/completions", completion(c.path("prompt").asText(), 5).put("logprobs", 3));
+        JsonNode lp = r.at("/choices/0/logprobs");
+        int[] gen = Shared.ints(c.path("gen_ids"));
+        JsonNode promptLogits = c.path("prompt_logits");
+        for (int j = 0; j < 5; j++) {
+            float[] logits = Shared.floats(j == 0 ? promptLogits.get(promptLogits.size() - 1) : c.path("gen_logits").get(j - 1));
+            double max = Double.NEGATIVE_INFINITY, sum = 0;
+            for (float l : logits) max = Math.max(max, l);
+            for (float l : logits) sum += Math.exp(l - max);
+            double logZ = max + Math.log(sum);
+            assertEquals(new String(stories.tokenizer().bytes(gen[j]), StandardCharsets.UTF_8), lp.path("tokens").get(j).asText());
+            assertEquals(logits[gen[j]] - logZ, lp.path("token_logprobs").get(j).asDouble(), 2e-3, "token " + j);
+            Integer[] order = new Integer[logits.length];
+            for (int i = 0; i < order.length; i++) order[i] = i;
+            java.util.Arrays.sort(order, (a, b) -> Float.compare(logits[b], logits[a]));
+            JsonNode top = lp.path("top_logprobs").get(j);
+            assertEquals(3, top.size());
+            for (int i = 0; i < 3; i++) {
+                String text = new String(stories.tokenizer().bytes(order[i]), StandardCharsets.UTF_8);
+                assertEquals(logits[order[i]] - logZ, top.path(text).asDouble(), 2e-3, "token " + j + " alternative " + i + " " + top);
+            }
+        }
+        assertEquals(0, lp.path("text_offset").get(0).asInt());
+        assertEquals(lp.path("tokens").get(0).asText().length(), lp.path("text_offset").get(1).asInt());
+
+        ObjectNode chat = JSON.createObjectNode().put("max_tokens", 12).put("temperature", 0).put("logprobs", true).put("top_logprobs", 2);
+        chat.putArray("messages").addObject().put("role", "user").put("content", "Tell me a story");
+        JsonNode whole = post(llama2, "/v1/chat/completions", chat.deepCopy());
+        JsonNode content = whole.at("/choices/0/logprobs/content");
+        assertEquals(whole.at("/usage/completion_tokens").asInt(), content.size());
+        StringBuilder bytesText = new StringBuilder();
+        for (JsonNode e : content) {
+            assertTrue(e.path("logprob").asDouble() <= 0, e.toString());
+            assertEquals(2, e.path("top_logprobs").size());
+            assertEquals(e.path("token"), e.at("/top_logprobs/0/token"), "greedy: the most likely token is the one drawn");
+            assertTrue(e.at("/top_logprobs/0/logprob").asDouble() >= e.at("/top_logprobs/1/logprob").asDouble());
+            byte[] b = new byte[e.path("bytes").size()];
+            for (int i = 0; i < b.length; i++) b[i] = (byte) e.path("bytes").get(i).asInt();
+            bytesText.append(new String(b, StandardCharsets.UTF_8));
+        }
+        assertEquals(whole.at("/choices/0/message/content").asText(), bytesText.toString().stripLeading());
+        List<JsonNode> streamed = new ArrayList<>();
+        for (String d : events(llama2, "/v1/chat/completions", chat).stream().filter(d -> !d.equals("[DONE]")).toList()) {
+            JSON.readTree(d).at("/choices/0/logprobs/content").forEach(streamed::add);
+        }
+        // the same tokens and log-probabilities (the second request runs the prompt's last token again, as a decode
+        // step, whose logits may differ from the prompt's batch in their last bits)
+        assertEquals(content.size(), streamed.size());
+        for (int i = 0; i < streamed.size(); i++) {
+            assertEquals(content.get(i).path("token"), streamed.get(i).path("token"));
+            assertEquals(content.get(i).path("logprob").asDouble(), streamed.get(i).path("logprob").asDouble(), 1e-5);
+            assertEquals(content.get(i).at("/top_logprobs/1/token"), streamed.get(i).at("/top_logprobs/1/token"));
+        }
+        try (Server lookup = server(stories.model().newState(128, 128, 5, KvCache.Type.F32), new PromptLookup(2), ChatFormat.PLAIN,
+                new PrintStream(OutputStream.nullOutputStream()))) {
+            Reply refused = request(lookup, "POST", "/v1/completions", completion("Once", 4).put("logprobs", 1).toString());
+            assertEquals(400, refused.status());
+            assertTrue(refused.body().contains("not given with speculative decoding"), refused.body());
+        }
+    }
+
 }
