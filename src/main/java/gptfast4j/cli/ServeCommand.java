@@ -36,6 +36,9 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--api-key", paramLabel = "KEY", description = "Answer only requests that bear this key (Authorization: Bearer KEY), as OpenAI's clients send it; /health is open (default: the GPTFAST_API_KEY environment variable, else none).")
     String apiKey = System.getenv("GPTFAST_API_KEY");
 
+    @Option(names = "--cors", paramLabel = "ORIGIN", description = "Let web pages of ORIGIN (such as http://localhost:3000, or * for any) call the server from a browser: CORS headers, and preflight requests answered (default: none).")
+    String corsOrigin;
+
     @Option(names = {"-c", "--context-length"}, paramLabel = "N", description = "Context (KV cache) length, prompt and reply together (default: the model's, at most 4096).")
     Integer contextLength;
 
@@ -54,6 +57,9 @@ final class ServeCommand implements Callable<Integer> {
         if (port < 0 || port > 65535) throw new IllegalArgumentException("--port must be in 0..65535, got " + port);
         if (contextLength != null && contextLength < 1) throw new IllegalArgumentException("--context-length must be at least 1");
         if (apiKey != null && apiKey.isBlank()) throw new IllegalArgumentException("--api-key must not be empty");
+        if (corsOrigin != null && !corsOrigin.equals("*") && !corsOrigin.matches("https?://[^/\\s]+")) {
+            throw new IllegalArgumentException("--cors takes an origin such as http://localhost:3000 (scheme, host and port, no path) or *, got '" + corsOrigin + "'");
+        }
         speculationOptions.check();
         if (parallel < 1 || parallel > Engine.MAX_PARALLEL) throw new IllegalArgumentException("--parallel must be in 1.." + Engine.MAX_PARALLEL + ", got " + parallel);
         if (parallel > 1 && speculationOptions.asked()) throw new IllegalArgumentException("--parallel above 1 runs without speculation; give one of them");
@@ -91,6 +97,7 @@ final class ServeCommand implements Callable<Integer> {
             engine.close();
             throw new IllegalArgumentException("cannot listen on " + host + ":" + port + ": " + e.getMessage());
         }
+        if (corsOrigin != null) server.allowOrigin(corsOrigin);
         System.err.printf("Ready in %.1f s: http://%s:%d/v1 serves %s (context %d, chat format %s%s). Ctrl-C stops.%n", (System.nanoTime() - t0) / 1e9,
                 address.getAddress().getHostAddress(), server.port(), ckpt.path().getFileName(), context, format.name().toLowerCase(java.util.Locale.ROOT),
                 speculation != null ? ", speculation: " + speculation.description() : parallel > 1 ? ", " + parallel + " requests at once" : "");

@@ -47,6 +47,8 @@ public final class Server implements AutoCloseable {
     private final String modelName;
     /** The key every request but {@code /health}'s must bear ({@code Authorization: Bearer KEY}); null for none. */
     private final byte[] apiKey;
+    /** The web origin whose pages may call this server (CORS; {@code *} for any), or null for none. */
+    private volatile String corsOrigin;
     private final PrintStream log;
     private final HttpServer http;
     private final ExecutorService handlers = Executors.newVirtualThreadPerTaskExecutor();
@@ -73,6 +75,14 @@ public final class Server implements AutoCloseable {
 
     public int port() {
         return http.getAddress().getPort();
+    }
+
+    /**
+     * Lets web pages of {@code origin} ({@code *}: any) call this server from a browser: the CORS headers on every
+     * response, and preflight requests ({@code OPTIONS}) answered without the API key, as browsers send them.
+     */
+    public void allowOrigin(String origin) {
+        this.corsOrigin = origin;
     }
 
     /** Stops listening and ends the generation under way (its client's connection closes). */
@@ -105,6 +115,17 @@ public final class Server implements AutoCloseable {
         String summary = null;
         int status = 200;
         try {
+            if (corsOrigin != null) {
+                exchange.getResponseHeaders().set("Access-Control-Allow-Origin", corsOrigin);
+                if (!corsOrigin.equals("*")) exchange.getResponseHeaders().set("Vary", "Origin");
+                if (method.equals("OPTIONS")) {
+                    exchange.getResponseHeaders().set("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+                    exchange.getResponseHeaders().set("Access-Control-Allow-Headers", "Authorization, Content-Type");
+                    exchange.getResponseHeaders().set("Access-Control-Max-Age", "600");
+                    exchange.sendResponseHeaders(204, -1);
+                    return;
+                }
+            }
             if (apiKey != null && !path.equals("/health")) {
                 String given = exchange.getRequestHeaders().getFirst("Authorization");
                 // compared in constant time: the time a wrong key takes says nothing of how much of it was right

@@ -70,6 +70,7 @@ class ErrorsTest {
         assertOneLineError(run("serve", "-m", model, "--context-length", "0"), "--context-length must be at least 1");
         assertOneLineError(run("serve", "-m", model, "--kv-cache", "q8"), "--kv-cache must be f32 or f16");
         assertOneLineError(run("serve", "-m", model, "--parallel", "33"), "--parallel must be in 1..32, got 33");
+        assertOneLineError(run("serve", "-m", model, "--cors", "localhost/x"), "--cors takes an origin such as http://localhost:3000");
         assertOneLineError(run("serve", "-m", model, "-np", "2", "--lookup", "2"), "--parallel above 1 runs without speculation");
         assertOneLineError(run("serve", "-m", model, "--speculate-k", "3"), "--speculate-k needs --draft-checkpoint or --lookup");
         try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {

@@ -423,6 +423,17 @@ class ServerTest {
             }
             assertEquals(401, request(keyed, "GET", "/v1/models", null).status());
             assertEquals(200, request(keyed, "GET", "/health", null).status());
+            // CORS: a browser's preflight answered without the key, the origin on every response
+            keyed.allowOrigin("http://localhost:3000");
+            HttpResponse<String> preflight = CLIENT.send(HttpRequest.newBuilder(uri).method("OPTIONS", HttpRequest.BodyPublishers.noBody())
+                    .header("Origin", "http://localhost:3000").header("Access-Control-Request-Method", "POST").build(), HttpResponse.BodyHandlers.ofString());
+            assertEquals(204, preflight.statusCode());
+            assertEquals("http://localhost:3000", preflight.headers().firstValue("Access-Control-Allow-Origin").orElse(""));
+            assertTrue(preflight.headers().firstValue("Access-Control-Allow-Headers").orElse("").contains("Authorization"));
+            HttpResponse<String> post = CLIENT.send(HttpRequest.newBuilder(uri).POST(HttpRequest.BodyPublishers.ofString(body))
+                    .header("Authorization", "Bearer s3cret").build(), HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, post.statusCode());
+            assertEquals("http://localhost:3000", post.headers().firstValue("Access-Control-Allow-Origin").orElse(""));
         }
     }
 
