@@ -34,6 +34,14 @@ public abstract sealed class Engine {
         thread.setDaemon(true);
     }
 
+    /** Requests waiting to start. */
+    int waiting() {
+        return waiting.size();
+    }
+
+    /** Requests under way (read from another thread: a moment's count). */
+    abstract int running();
+
     /** Takes {@code job}; its callbacks run on the engine's thread, in arrival order. */
     void submit(Job job) {
         waiting.add(job);
@@ -100,6 +108,12 @@ public abstract sealed class Engine {
         private final Generation generator;
         /** The tokens whose keys and values the state's cache holds from position 0. */
         private int[] cached = new int[0];
+        private volatile int running;
+
+        @Override
+        int running() {
+            return running;
+        }
 
         Sequential(Llama.State state, Generation generator) {
             super(state.contextLength);
@@ -111,6 +125,7 @@ public abstract sealed class Engine {
         void serve() throws InterruptedException {
             Job job = waiting.take();
             if (job.gone) return; // its request ended while it waited
+            running = 1;
             try {
                 // a verification chooses tokens from distributions of its own, which a sampler's observer does not see
                 if (job.logprobs() && generator instanceof SpeculativeGenerator) {
@@ -123,8 +138,10 @@ public abstract sealed class Engine {
                 Generator.Result r = generator.generate(Arrays.copyOfRange(prompt, reused, prompt.length), reused, job.maxTokens(), sampler,
                         t -> !closed && job.accept(t));
                 cached = concat(prompt, r.tokens(), r.cachedTokens());
+                running = 0; // before the request is told, which may then ask /metrics
                 job.finish(r, prompt.length, reused);
             } catch (Throwable e) {
+                running = 0;
                 job.fail(e);
             }
         }
@@ -169,6 +186,13 @@ public abstract sealed class Engine {
         private final Llama.State[] states;
         private final int[] tokens, positions;
         private final Slot[] stepping;
+        private volatile int running;
+
+        @Override
+        int running() {
+            return running;
+        }
+
         /** Steps run and the tokens they ran, for tests: how many requests shared a pass. */
         volatile long steps, stepTokens;
 
@@ -241,6 +265,7 @@ public abstract sealed class Engine {
                 }
             }
             slot.job = job;
+            running++;
             slot.sampler = sampler;
             slot.prompt = prompt;
             slot.reused = best;
@@ -374,9 +399,10 @@ public abstract sealed class Engine {
             job.fail(e);
         }
 
-        private static void free(Slot slot) {
+        private void free(Slot slot) {
             slot.job = null;
             slot.sampler = null;
+            running--;
         }
     }
 }

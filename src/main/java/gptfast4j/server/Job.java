@@ -20,8 +20,8 @@ import java.util.concurrent.LinkedBlockingQueue;
  * end a {@link Completion} or the failure.
  */
 final class Job {
-    /** A finished generation: the response to send (null where it was streamed), its usage and the log line's summary. */
-    record Completion(ObjectNode response, ObjectNode usage, String summary) {
+    /** A finished generation: the response to send (null where it was streamed), its usage and timings, and the log line's summary. */
+    record Completion(ObjectNode response, ObjectNode usage, ObjectNode timings, String summary) {
     }
 
     /** In the outbox: the stream begins (its status and headers). */
@@ -191,14 +191,14 @@ final class Job {
             ObjectNode last = responses.text(null, takeLogprobs(), finish);
             last.set("timings", timings);
             outbox.add(last);
-            outbox.add(new Completion(null, usage, summary));
+            outbox.add(new Completion(null, usage, timings, summary));
             return;
         }
         text.append(rest);
         ObjectNode response = responses.response(text.toString(), takeLogprobs(), finish);
         response.set("usage", usage);
         response.set("timings", timings);
-        outbox.add(new Completion(response, usage, summary));
+        outbox.add(new Completion(response, usage, timings, summary));
     }
 
     /**

@@ -23,12 +23,13 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.stream.Collectors;
 
 /**
  * An OpenAI-compatible HTTP server over one model: {@code POST /v1/completions} and {@code /v1/chat/completions}
  * (streamed as server-sent events with {@code "stream": true}), {@code GET /v1/models} and {@code /health}, and
- * llama.cpp's {@code POST /tokenize} and {@code /detokenize}.
+ * llama.cpp's {@code POST /tokenize} and {@code /detokenize} and {@code GET /metrics}.
  * <p>
  * The generations run on an {@link Engine}'s thread, which owns the model's states: one at a time, or several at once
  * in one pass per step (continuous batching); requests wait for it in arrival order. A prompt that starts with the
@@ -54,6 +55,10 @@ public final class Server implements AutoCloseable {
     private final ExecutorService handlers = Executors.newVirtualThreadPerTaskExecutor();
     private final long created = System.currentTimeMillis() / 1000;
     private final AtomicLong requests = new AtomicLong();
+    /** Totals over the choices generated, for {@code /metrics}. */
+    private final LongAdder choices = new LongAdder(), promptTokens = new LongAdder(),
+            cachedTokens = new LongAdder(), generatedTokens = new LongAdder(),
+            promptMicros = new LongAdder(), generationMicros = new LongAdder();
 
     /**
      * Listens on {@code address} (port 0: any free port, {@link #port}) and serves {@code ckpt} through
@@ -145,6 +150,10 @@ public final class Server implements AutoCloseable {
                     list.putArray("data").addObject().put("id", modelName).put("object", "model").put("created", created).put("owned_by", "gptfast4j");
                     send(exchange, 200, list);
                 }
+                case "/metrics" -> {
+                    allow(exchange, "GET");
+                    metrics(exchange);
+                }
                 case "/tokenize" -> {
                     allow(exchange, "POST");
                     tokenize(exchange);
@@ -158,7 +167,7 @@ public final class Server implements AutoCloseable {
                     summary = complete(exchange, path.equals("/v1/chat/completions"));
                 }
                 default -> throw new HttpError(404, "not_found_error", "no endpoint " + path
-                        + "; there are POST /v1/completions, POST /v1/chat/completions, GET /v1/models, POST /tokenize, POST /detokenize and GET /health");
+                        + "; there are POST /v1/completions, POST /v1/chat/completions, GET /v1/models, POST /tokenize, POST /detokenize, GET /metrics and GET /health");
             }
         } catch (HttpError e) {
             status = e.status;
@@ -176,6 +185,39 @@ public final class Server implements AutoCloseable {
         if (!path.equals("/health")) {
             log.printf("%s %s %d, %.2f s%s%n", method, path, status, (System.nanoTime() - start) / 1e9, summary != null ? ": " + summary : "");
         }
+    }
+
+    /** A choice's figures into the totals of {@code /metrics}. */
+    private void count(Job.Completion c) {
+        choices.increment();
+        promptTokens.add(c.usage().path("prompt_tokens").asLong());
+        generatedTokens.add(c.usage().path("completion_tokens").asLong());
+        cachedTokens.add(c.timings().path("cache_n").asLong());
+        promptMicros.add(Math.round(c.timings().path("prompt_ms").asDouble() * 1000));
+        generationMicros.add(Math.round(c.timings().path("predicted_ms").asDouble() * 1000));
+    }
+
+    /** {@code GET /metrics}: the totals and the queue, in Prometheus's text format (as llama.cpp's server gives its own). */
+    private void metrics(HttpExchange exchange) throws IOException {
+        StringBuilder text = new StringBuilder();
+        metric(text, "choices_total", "counter", "Choices generated (a request's n of them).", choices.sum());
+        metric(text, "prompt_tokens_total", "counter", "Prompt tokens of the choices generated, those a cache held included.", promptTokens.sum());
+        metric(text, "prompt_tokens_cached_total", "counter", "Prompt tokens a cache held, which did not run again.", cachedTokens.sum());
+        metric(text, "tokens_generated_total", "counter", "Tokens generated.", generatedTokens.sum());
+        metric(text, "prompt_seconds_total", "counter", "Time spent running prompts.", promptMicros.sum() / 1e6);
+        metric(text, "generation_seconds_total", "counter", "Time spent generating tokens after the first of each choice.", generationMicros.sum() / 1e6);
+        metric(text, "requests_waiting", "gauge", "Choices waiting to start.", engine.waiting());
+        metric(text, "requests_running", "gauge", "Choices being generated.", engine.running());
+        byte[] bytes = text.toString().getBytes(StandardCharsets.UTF_8);
+        exchange.getResponseHeaders().set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        exchange.sendResponseHeaders(200, bytes.length);
+        exchange.getResponseBody().write(bytes);
+    }
+
+    private static void metric(StringBuilder text, String name, String type, String help, Number value) {
+        text.append("# HELP gptfast_").append(name).append(' ').append(help).append('\n');
+        text.append("# TYPE gptfast_").append(name).append(' ').append(type).append('\n');
+        text.append("gptfast_").append(name).append(' ').append(value).append('\n');
     }
 
     /**
@@ -270,6 +312,7 @@ public final class Server implements AutoCloseable {
                     }
                 } else if (item instanceof Job.Completion completion) {
                     done[ended++] = completion;
+                    count(completion);
                 } else if (item instanceof HttpError error) {
                     if (events == null) throw error;
                     if (!gone) events.error(error);

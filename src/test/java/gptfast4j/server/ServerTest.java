@@ -683,4 +683,30 @@ class ServerTest {
         }
     }
 
+
+    /** /metrics counts the choices and tokens served, in Prometheus's text format. */
+    @Test
+    void metricsCountWhatWasServed() throws Exception {
+        Llama.State state = stories.model().newState(256, 64, 1, KvCache.Type.F32);
+        try (Server counted = new Server(stories, Engine.sequential(state, new Generator(stories.model(), state, stories.eos())), ChatFormat.PLAIN,
+                new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, new PrintStream(OutputStream.nullOutputStream()))) {
+            JsonNode a = post(counted, "/v1/completions", completion("Once upon a time", 20));
+            JsonNode b = post(counted, "/v1/completions", completion("Once upon a time", 7).put("n", 2).put("temperature", 1).put("seed", 3));
+            Reply metrics = request(counted, "GET", "/metrics", null);
+            assertEquals(200, metrics.status());
+            java.util.Map<String, Double> values = new java.util.HashMap<>();
+            for (String line : metrics.body().lines().toList()) {
+                if (line.startsWith("#")) continue;
+                String[] parts = line.split(" ");
+                values.put(parts[0], Double.parseDouble(parts[1]));
+            }
+            assertEquals(3, values.get("gptfast_choices_total"));
+            assertEquals(a.at("/usage/completion_tokens").asInt() + b.at("/usage/completion_tokens").asInt(), values.get("gptfast_tokens_generated_total"));
+            assertEquals(3 * a.at("/usage/prompt_tokens").asDouble(), values.get("gptfast_prompt_tokens_total"));
+            assertTrue(values.get("gptfast_prompt_tokens_cached_total") >= 2 * (a.at("/usage/prompt_tokens").asInt() - 1), metrics.body());
+            assertEquals(0, values.get("gptfast_requests_waiting"));
+            assertEquals(0, values.get("gptfast_requests_running"));
+            assertTrue(metrics.body().contains("# TYPE gptfast_tokens_generated_total counter"), metrics.body());
+        }
+    }
 }
