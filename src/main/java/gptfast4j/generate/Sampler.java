@@ -33,6 +33,7 @@ public final class Sampler {
     public final LogitBias bias;
     /** What a {@link #constrain}ed sampler draws from; null without one. */
     private GrammarConstraint grammar;
+    private Observer observer;
     /** The logits adjusted by the bias, the penalties and the grammar (see {@link #adjust}). */
     private final float[] adjusted;
     /** With penalties: each token's count in the window (zero between calls). */
@@ -168,8 +169,6 @@ public final class Sampler {
         /** {@code token} drawn from {@code logits[offset .. offset + vocab)}, which are valid only during the call. */
         void chosen(float[] logits, int offset, int token);
     }
-
-    private Observer observer;
 
     /** Tells {@code observer} of each token {@link #sample} draws (null: none), as a server's log-probabilities need. */
     public void observe(Observer observer) {
