@@ -38,6 +38,9 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
     /** Choices one request may ask for ({@code n}). */
     static final int MAX_CHOICES = 16;
 
+    /** The longest stop string taken. */
+    static final int MAX_STOP_LENGTH = 1000;
+
     /** llama.cpp's and OpenAI's limit on stop strings is 4; a few more cost nothing. */
     private static final int MAX_STOPS = 16;
 
@@ -185,6 +188,8 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
         }
         if (stops.size() > MAX_STOPS) throw new Invalid("'stop' holds " + stops.size() + " strings; at most " + MAX_STOPS);
         if (stops.stream().anyMatch(String::isEmpty)) throw new Invalid("'stop' strings must not be empty");
+        // each token's text is compared with every start of every string that a tail of the reply may begin
+        if (stops.stream().anyMatch(s -> s.length() > MAX_STOP_LENGTH)) throw new Invalid("'stop' strings must be at most " + MAX_STOP_LENGTH + " characters");
         return stops;
     }
 

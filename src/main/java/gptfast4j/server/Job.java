@@ -33,7 +33,7 @@ final class Job {
     volatile boolean gone;
     private final Checkpoint ckpt;
     private final CompletionRequest request;
-    private final ChatFormat chatFormat;
+    private final int[] tokens;
     private final Responses responses;
     private ReplyText reply;
     private boolean streaming;
@@ -49,11 +49,12 @@ final class Job {
     /** Where in the reply's text the tokens not yet handed on start (a completion's {@code text_offset}). */
     private int logprobsOffset;
 
-    Job(Checkpoint ckpt, CompletionRequest request, ChatFormat chatFormat, Responses responses, LinkedBlockingQueue<Object> outbox) {
+    /** @param tokens the request's prompt as tokens ({@link #tokens}) */
+    Job(Checkpoint ckpt, CompletionRequest request, int[] tokens, Responses responses, LinkedBlockingQueue<Object> outbox) {
         this.ckpt = ckpt;
         this.outbox = outbox;
         this.request = request;
-        this.chatFormat = chatFormat;
+        this.tokens = tokens;
         this.responses = responses;
     }
 
@@ -62,27 +63,30 @@ final class Job {
     }
 
     /**
-     * The request's prompt as tokens: a completion's text (special tokens' text as those tokens, as llama.cpp's server
-     * takes it) or a chat's turns in the chat format; refused (400) where it does not fit {@code context} positions.
+     * A request's prompt as tokens, on the request's thread (a long text's tokenization holds no engine): a
+     * completion's token ids, or its text (special tokens' text as those tokens, as llama.cpp's server takes it), or a
+     * chat's turns in {@code chatFormat}.
      */
-    int[] prompt(int context) {
-        int[] prompt;
+    static int[] tokens(Checkpoint ckpt, CompletionRequest request, boolean chat, ChatFormat chatFormat) {
         if (request.promptIds() != null) {
-            prompt = request.promptIds();
-            Server.checkVocabulary(ckpt, prompt);
-        } else if (!responses.chat()) {
-            prompt = ckpt.promptTokens(request.prompt(), true);
-        } else if (chatFormat == ChatFormat.PLAIN) {
-            throw Server.HttpError.invalid("this model has no chat template: start the server with --chat-format (llama2, mistral, zephyr or llama3), or use /v1/completions");
-        } else {
-            try {
-                prompt = chatFormat.conversation(ckpt.tokenizer(), request.system(), request.messages(), ckpt.bos(), ckpt.addBos(), ckpt.eos()[0]);
-            } catch (IllegalArgumentException e) {
-                throw Server.HttpError.invalid(e.getMessage());
-            }
+            Server.checkVocabulary(ckpt, request.promptIds());
+            return request.promptIds();
         }
-        if (prompt.length > context) throw Server.HttpError.invalid("the prompt has " + prompt.length + " tokens but the context length is " + context);
-        return prompt;
+        if (!chat) return ckpt.promptTokens(request.prompt(), true);
+        if (chatFormat == ChatFormat.PLAIN) {
+            throw Server.HttpError.invalid("this model has no chat template: start the server with --chat-format (llama2, mistral, zephyr or llama3), or use /v1/completions");
+        }
+        try {
+            return chatFormat.conversation(ckpt.tokenizer(), request.system(), request.messages(), ckpt.bos(), ckpt.addBos(), ckpt.eos()[0]);
+        } catch (IllegalArgumentException e) {
+            throw Server.HttpError.invalid(e.getMessage());
+        }
+    }
+
+    /** The prompt's tokens, refused (400) where they do not fit {@code context} positions. */
+    int[] prompt(int context) {
+        if (tokens.length > context) throw Server.HttpError.invalid("the prompt has " + tokens.length + " tokens but the context length is " + context);
+        return tokens;
     }
 
     /** The request's sampler (with its grammar, if any); then the reply begins (a stream's headers and first chunk). */

@@ -37,6 +37,12 @@ import java.util.stream.Collectors;
  * varying input) runs only the tokens after them, as llama.cpp's server reuses its cache.
  */
 public final class Server implements AutoCloseable {
+    /**
+     * Characters a prompt's text may have per position of the context, more than any tokenizer's tokens hold (Llama-3's
+     * longest are runs of some tens of spaces or symbols).
+     */
+    static final int CHARS_PER_TOKEN_AT_MOST = 256;
+
     /** Request bodies past this are refused (413); a whole context of text is far less. */
     static final int MAX_BODY = 16 << 20;
 
@@ -289,7 +295,14 @@ public final class Server implements AutoCloseable {
         // the request's choices, each a job of its own, their output through one outbox
         LinkedBlockingQueue<Object> outbox = new LinkedBlockingQueue<>();
         List<Job> jobs = new ArrayList<>();
-        for (int i = 0; i < request.n(); i++) jobs.add(new Job(ckpt, request, chatFormat, new Responses(id, chat, modelName, i), outbox));
+        long chars = (request.prompt() != null ? request.prompt().length() : 0) + (request.system() != null ? request.system().length() : 0)
+                + request.messages().stream().mapToLong(String::length).sum();
+        if (chars > CHARS_PER_TOKEN_AT_MOST * engine.contextLength) {
+            // a text far past the context would only be tokenized to be refused (SentencePiece takes about 4 s a MB here)
+            throw HttpError.invalid("the prompt's text is " + chars + " characters, more than a context of " + engine.contextLength + " tokens can hold");
+        }
+        int[] tokens = Job.tokens(ckpt, request, chat, chatFormat);
+        for (int i = 0; i < request.n(); i++) jobs.add(new Job(ckpt, request, tokens, new Responses(id, chat, modelName, i), outbox));
         jobs.forEach(engine::submit);
         // what the engine's thread hands over, written here: a stream's start and events, then the choices' ends
         Events events = null;

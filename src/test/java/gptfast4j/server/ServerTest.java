@@ -352,6 +352,7 @@ class ServerTest {
                 {"/v1/completions", "{\"prompt\": \"a\", \"stream_options\": {\"include_usage\": true}}", "400", "\"stream\": true"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"stop\": 5}", "400", "'stop' must be a string or an array of strings"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"stop\": [\"\"]}", "400", "must not be empty"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"stop\": \"" + "x".repeat(1001) + "\"}", "400", "'stop' strings must be at most 1000 characters"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"logit_bias\": {\"x\": 1}}", "400", "keys must be token ids"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"logit_bias\": {\"5\": 101}}", "400", "from -100 to 100"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"logit_bias\": {\"512\": 1}}", "400", "token 512 is not in the vocabulary (ids 0..511)"},
@@ -370,6 +371,7 @@ class ServerTest {
                 {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"content\": \"b\"}]}", "400", "the last message must be the user's"},
                 {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"system\", \"content\": \"b\"}]}", "400", "a system message must be the first"},
                 {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"" + "a story ".repeat(150) + "\"}]}", "400", "but the context length is 256"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"" + "a".repeat(65537) + "\"}]}", "400", "the prompt's text is 65537 characters, more than a context of 256 tokens can hold"},
                 {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}], \"max_completion_tokens\": -3}", "400", "'max_completion_tokens' must be an integer >= 1"},
         };
         for (String[] c : cases) {
