@@ -69,7 +69,7 @@ final class Job {
      */
     static int[] tokens(Checkpoint ckpt, CompletionRequest request, boolean chat, ChatFormat chatFormat) {
         if (request.promptIds() != null) {
-            Server.checkVocabulary(ckpt, request.promptIds());
+            Server.checkVocabulary(ckpt, request.promptIds(), "");
             return request.promptIds();
         }
         if (!chat) return ckpt.promptTokens(request.prompt(), true);
@@ -93,9 +93,6 @@ final class Job {
     Sampler sampler() {
         Tokenizer tokenizer = ckpt.tokenizer();
         int vocab = ckpt.model().config.vocabSize();
-        for (int token : request.bias().tokens()) {
-            if (token >= vocab) throw Server.HttpError.invalid("logit_bias: token " + token + " is not in the vocabulary (ids 0.." + (vocab - 1) + ")");
-        }
         Sampler sampler;
         try {
             sampler = new Sampler(vocab, request.temperature(), request.topK(), request.topP(), request.minP(), request.penalties(),

@@ -253,16 +253,16 @@ public final class Server implements AutoCloseable {
         } catch (CompletionRequest.Invalid e) {
             throw HttpError.invalid(e.getMessage());
         }
-        checkVocabulary(ckpt, ids);
+        checkVocabulary(ckpt, ids, "");
         java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
         for (int id : ids) bytes.writeBytes(ckpt.tokenizer().bytes(id));
         send(exchange, 200, JSON.createObjectNode().put("content", bytes.toString(StandardCharsets.UTF_8)));
     }
 
-    /** Refuses (400) token ids past the model's vocabulary. */
-    static void checkVocabulary(Checkpoint ckpt, int[] ids) {
+    /** Refuses (400) token ids past the model's vocabulary, the message starting with {@code field} (or nothing). */
+    static void checkVocabulary(Checkpoint ckpt, int[] ids, String field) {
         int vocab = ckpt.model().config.vocabSize();
-        for (int id : ids) if (id >= vocab) throw HttpError.invalid("token " + id + " is not in the vocabulary (ids 0.." + (vocab - 1) + ")");
+        for (int id : ids) if (id >= vocab) throw HttpError.invalid(field + "token " + id + " is not in the vocabulary (ids 0.." + (vocab - 1) + ")");
     }
 
     /** What went wrong, in a line: a failure of the model's (logits not finite) or of the server's. */
@@ -302,6 +302,7 @@ public final class Server implements AutoCloseable {
             throw HttpError.invalid("the prompt's text is " + chars + " characters, more than a context of " + engine.contextLength + " tokens can hold");
         }
         int[] tokens = Job.tokens(ckpt, request, chat, chatFormat);
+        checkVocabulary(ckpt, request.bias().tokens(), "logit_bias: ");
         for (int i = 0; i < request.n(); i++) jobs.add(new Job(ckpt, request, tokens, new Responses(id, chat, modelName, i), outbox));
         jobs.forEach(engine::submit);
         // what the engine's thread hands over, written here: a stream's start and events, then the choices' ends
