@@ -79,6 +79,9 @@ final class BenchCommand implements Callable<Integer> {
     @Mixin
     KvCacheOption kvCache;
 
+    @Mixin
+    WorkersOption workers;
+
     @Option(names = "--debug", description = "Show stack traces on errors.")
     boolean debug;
 
@@ -87,7 +90,7 @@ final class BenchCommand implements Callable<Integer> {
 
     /** What only a model's benchmark reads (--memory's streaming read is a fixed 1 GiB, five times). */
     private static final List<String> MODEL_OPTIONS = List.of("--tokenizer", "--prompt-tokens", "--gen-tokens", "--depth", "--layout", "--repetitions",
-            "--quantize", "--draft-checkpoint", "--draft-quantize", "--speculate-k", "--lookup", "--kv-cache");
+            "--quantize", "--draft-checkpoint", "--draft-quantize", "--speculate-k", "--lookup", "--kv-cache", "--workers");
 
     private static final long WARM_UP_NANOS = 2_000_000_000L;
 
@@ -140,7 +143,7 @@ final class BenchCommand implements Callable<Integer> {
             }
         }
         List<Row> rows = new ArrayList<>();
-        Checkpoint ckpt = checkpoint != null ? Checkpoint.load(checkpoint, tokenizer, CommonOptions.quantizeMode(quantize, "--quantize")) : null;
+        Checkpoint ckpt = checkpoint != null ? CommonOptions.load(checkpoint, tokenizer, quantize, workers) : null;
         if (ckpt != null) {
             Llama model = ckpt.model();
             String name = checkpoint.getFileName().toString();
@@ -214,6 +217,8 @@ final class BenchCommand implements Callable<Integer> {
                 if (r.speedup() != null) System.out.printf("|   %s: mean accepted %.2f of %d, speedup over plain %.2fx%n", r.test(), r.meanAccepted(), speculateK, r.speedup());
             }
             System.out.printf("KV cache: %s%n", kvType.option());
+            int processes = ckpt == null ? 1 : ckpt.model().processes();
+            if (processes > 1) System.out.printf("Tensor parallelism over %d processes: MB/token, GB/s and %% of bw are this process's 1/%d share%n", processes, processes);
         }
         return 0;
     }

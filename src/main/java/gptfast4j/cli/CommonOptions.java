@@ -1,6 +1,7 @@
 package gptfast4j.cli;
 
 import gptfast4j.model.Checkpoint;
+import gptfast4j.model.Llama;
 import gptfast4j.tensor.GGMLType;
 import gptfast4j.tensor.Parallel;
 import picocli.CommandLine.Option;
@@ -28,9 +29,35 @@ final class CommonOptions {
     boolean debug;
 
     Checkpoint load() {
+        return load(null);
+    }
+
+    /** {@link #load()}, the model split with {@code workers} where there are any ({@link WorkersOption}). */
+    Checkpoint load(WorkersOption workers) {
         checkThreads(threads);
         Parallel.setThreads(threads);
-        return Checkpoint.load(checkpoint, tokenizer, quantizeMode(quantize, "--quantize"));
+        return load(checkpoint, tokenizer, quantize, workers);
+    }
+
+    /**
+     * A checkpoint loaded, {@code --quantize}d and, with {@code --workers}, split with them: loaded whole (its
+     * tensors views of the file), split, and only then quantized, so that each process quantizes its own rows.
+     */
+    static Checkpoint load(Path checkpoint, Path tokenizer, String quantize, WorkersOption workers) {
+        GGMLType type = quantizeMode(quantize, "--quantize");
+        if (workers == null || workers.workers == null) return Checkpoint.load(checkpoint, tokenizer, type);
+        Checkpoint c = Checkpoint.load(checkpoint, tokenizer);
+        Llama whole = c.model();
+        Llama share = workers.split(whole, quantize);
+        return c.withModel(type == null ? share : share.quantize(type));
+    }
+
+    /**
+     * What a leader and its workers compare to know they hold the same model the same way: the file's tensors
+     * ({@link Llama#fingerprint}) and the {@code --quantize} they are made.
+     */
+    static String fingerprint(Llama whole, String quantize) {
+        return whole.fingerprint() + (quantize == null ? "" : " --quantize " + quantize);
     }
 
     /**

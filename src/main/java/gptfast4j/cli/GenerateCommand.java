@@ -57,6 +57,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Mixin
     CommonOptions common;
 
+    @Mixin
+    WorkersOption workers;
+
     @Spec
     CommandSpec spec;
 
@@ -212,7 +215,7 @@ final class GenerateCommand implements Callable<Integer> {
             if (!ignored.isEmpty()) System.err.println("note: " + String.join(", ", ignored) + (ignored.size() == 1 ? " has" : " have") + " no effect at --temperature 0 (greedy)");
         }
         KvCache.Type kvType = kvCache.type();
-        Checkpoint ckpt = common.load();
+        Checkpoint ckpt = common.load(workers);
         Llama model = ckpt.model();
         int modelContext = model.config.contextLength();
         if (contextLength != null) model.checkContext(contextLength); // before the note below on a length past the model's
@@ -439,7 +442,9 @@ final class GenerateCommand implements Callable<Integer> {
             String lastHalf = warm > 1.15 * tps ? String.format(" (the last %d at %.2f tokens/s; the first decode steps ran before the JIT had compiled the kernels)",
                     arrivals.lastHalf(), warm) : "";
             System.err.printf("Generated %d tokens, %.2f tokens/s%s%n", r.tokens().length, tps, lastHalf);
-            System.err.printf("Bandwidth achieved: %.2f GB/s (%.1f MB of weights per token)%n", bytes * tps / 1e9, bytes / 1e6);
+            int processes = ckpt.model().processes();
+            System.err.printf("Bandwidth achieved: %.2f GB/s (%.1f MB of weights per token%s)%n", bytes * tps / 1e9, bytes / 1e6,
+                    processes == 1 ? "" : " in this process, its 1/" + processes + " share");
         } else {
             // the first token comes from the prompt's logits: no decode step was timed
             System.err.printf("Generated %d token%s (from the prefill; no decode step to time)%n", r.tokens().length, r.tokens().length == 1 ? "" : "s");

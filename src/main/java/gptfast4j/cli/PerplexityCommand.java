@@ -17,6 +17,9 @@ final class PerplexityCommand implements Callable<Integer> {
     @Mixin
     CommonOptions common;
 
+    @Mixin
+    WorkersOption workers;
+
     @Option(names = {"-f", "--file"}, required = true, paramLabel = "TEXT", description = "Text file to score (UTF-8; - for standard input).")
     Path file;
 
@@ -33,7 +36,7 @@ final class PerplexityCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         KvCache.Type kvType = kvCache.type();
         String text = TextFiles.read(file, System.in);
-        Checkpoint model = common.load();
+        Checkpoint model = common.load(workers);
         Checkpoint base = klBase == null ? null : Checkpoint.load(klBase, common.tokenizer);
         if (ctx > model.model().config.contextLength()) throw new IllegalArgumentException("--ctx " + ctx + " exceeds the context length " + model.model().config.contextLength());
         StringBuilder progress = new StringBuilder();

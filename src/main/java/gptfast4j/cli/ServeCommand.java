@@ -25,6 +25,9 @@ final class ServeCommand implements Callable<Integer> {
     CommonOptions common;
 
     @Mixin
+    WorkersOption workers;
+
+    @Mixin
     KvCacheOption kvCache;
 
     @Option(names = "--host", paramLabel = "HOST", description = "Address to listen on; 0.0.0.0 for every interface (default: ${DEFAULT-VALUE}, this machine only).")
@@ -71,7 +74,7 @@ final class ServeCommand implements Callable<Integer> {
         } catch (UnknownHostException e) {
             throw new IllegalArgumentException("--host " + host + " is not an address of this machine's (" + e.getMessage() + ")");
         }
-        Checkpoint ckpt = common.load();
+        Checkpoint ckpt = common.load(workers);
         Llama model = ckpt.model();
         if (contextLength != null) model.checkContext(contextLength);
         int context = contextLength != null ? contextLength : Math.min(model.config.contextLength(), 4096);

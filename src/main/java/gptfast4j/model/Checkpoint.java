@@ -60,6 +60,12 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
     }
 
+    /** This checkpoint with another model of it (its tensor-parallel share, {@link Llama#split}). */
+    public Checkpoint withModel(Llama m) {
+        if (!m.config.equals(model.config)) throw new IllegalArgumentException("a model of another shape");
+        return new Checkpoint(path, format, m, tokenizer, tensors, metadata, bos, eos, addBos, chatFormat);
+    }
+
     public static Checkpoint load(Path path, Path tokenizerPath) {
         return load(path, tokenizerPath, null);
     }
@@ -112,9 +118,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         JvmChecks.check();
         Checkpoint c = read(path, tokenizerPath, memory);
         if (quantizeTo == null) return c;
-        Llama m = c.model();
-        return new Checkpoint(c.path(), c.format(), new Llama(m.config, quantized(m.weights(), quantizeTo, memory), memory), c.tokenizer(), c.tensors(),
-                c.metadata(), c.bos(), c.eos(), c.addBos(), c.chatFormat());
+        return c.withModel(c.model().quantize(quantizeTo));
     }
 
     /** The checkpoint as stored: every tensor a view of the file, nothing copied. */

@@ -43,15 +43,16 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
 
     final int contextLength, kvDim, headDim, nKvHeads;
 
-    private KvCache(Config c, int contextLength) {
+    private KvCache(Config c, int nKvHeads, int contextLength) {
         this.contextLength = contextLength;
-        this.kvDim = c.kvDim();
         this.headDim = c.headDim();
-        this.nKvHeads = c.nKvHeads();
+        this.nKvHeads = nKvHeads;
+        this.kvDim = nKvHeads * headDim;
     }
 
-    static KvCache of(Type type, Config c, int contextLength) {
-        return type == Type.F16 ? new F16(c, contextLength) : new F32(c, contextLength);
+    /** A cache of {@code nKvHeads} heads: the model's, or a tensor-parallel process's share of them. */
+    static KvCache of(Type type, Config c, int nKvHeads, int contextLength) {
+        return type == Type.F16 ? new F16(c, nKvHeads, contextLength) : new F32(c, nKvHeads, contextLength);
     }
 
     public abstract Type type();
@@ -144,8 +145,8 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
         /** Views of the cache itself, made once, never changed: [layer][kvHead]. */
         private final Head[][] views;
 
-        F32(Config c, int contextLength) {
-            super(c, contextLength);
+        F32(Config c, int nKvHeads, int contextLength) {
+            super(c, nKvHeads, contextLength);
             keys = new float[c.nLayers()][keyElements()];
             values = new float[c.nLayers()][valueElements()];
             views = new Head[c.nLayers()][nKvHeads];
@@ -220,8 +221,8 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
         /** Per layer, halves: keys as {@link #keyIndex} places them, values as {@link #valueIndex} does. */
         private final MemorySegment[] keys, values;
 
-        F16(Config c, int contextLength) {
-            super(c, contextLength);
+        F16(Config c, int nKvHeads, int contextLength) {
+            super(c, nKvHeads, contextLength);
             long keyBytes = 2L * kvDim * keyPositions();
             keys = new MemorySegment[c.nLayers()];
             values = new MemorySegment[c.nLayers()];

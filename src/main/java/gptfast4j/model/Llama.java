@@ -23,6 +23,8 @@ public final class Llama {
     private volatile boolean decodeLayouts;
     /** Where the decode layouts' copies go: the memory the weights came with. */
     private final OffHeap memory;
+    /** This process's share of the model and its peers ({@link #split}); the whole model where there are none. */
+    final TensorParallel parallel;
 
     /** A model whose weights' copies are freed when nothing holds them any more ({@link OffHeap#AUTOMATIC}). */
     public Llama(Config config, Weights weights) {
@@ -30,9 +32,66 @@ public final class Llama {
     }
 
     public Llama(Config config, Weights weights, OffHeap memory) {
+        this(config, weights, memory, TensorParallel.whole(config));
+    }
+
+    private Llama(Config config, Weights weights, OffHeap memory, TensorParallel parallel) {
         this.config = config;
         this.weights = weights;
         this.memory = memory;
+        this.parallel = parallel;
+    }
+
+    /**
+     * This model's share in {@code group} (tensor parallelism, {@link TensorParallel}): this process's rows of every
+     * linear layer, views of this model's, which must still be in their files' layouts (no decode step run). The
+     * leader (rank 0) is then used as any model; a follower runs {@link #follow}.
+     */
+    public Llama split(Group group) {
+        if (decodeLayouts) throw new IllegalStateException("a model is split before its first decode step");
+        TensorParallel share = TensorParallel.of(config, group);
+        return new Llama(config, share.share(weights, config), memory, share);
+    }
+
+    /**
+     * This model with its float linear layers quantized in memory to {@code type} (Q8_0, Q4_0, Q4_1; the embeddings
+     * and norms not): {@code --quantize}. A share of a split model ({@link #split}) quantizes only its own rows.
+     */
+    public Llama quantize(gptfast4j.tensor.GGMLType type) {
+        return new Llama(config, Checkpoint.quantized(weights, type, memory), memory, parallel);
+    }
+
+    /** The processes this model's weights are split across ({@link #split}): 1 where the whole model is here. */
+    public int processes() {
+        return parallel.whole() ? 1 : parallel.group.size();
+    }
+
+    /** Refuses a split of this model across {@code size} processes that {@link #split} would refuse, before any connects. */
+    public void checkSplit(int size) {
+        TensorParallel.check(config, size);
+    }
+
+    /**
+     * What tensor-parallel processes compare to know they loaded the same model: the hyperparameters, and every
+     * tensor's type, shape and first bytes (another file of the same shape, or another {@code --quantize}, differs there).
+     */
+    public String fingerprint() {
+        StringBuilder b = new StringBuilder(config.toString());
+        Weights w = weights;
+        java.util.function.UnaryOperator<Tensor> add = t -> {
+            byte[] head = t.data.asSlice(0, Math.min(64, t.data.byteSize())).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
+            b.append(' ').append(t.type).append(':').append(t.rows).append('x').append(t.cols).append(':').append(Integer.toHexString(Arrays.hashCode(head)));
+            return t;
+        };
+        add.apply(w.tokEmbeddings());
+        w.map(add);
+        return b.toString();
+    }
+
+    /** A follower's work ({@link #split}): runs what the leader sends until it closes the group. */
+    public void follow() {
+        if (parallel.whole() || parallel.leads()) throw new IllegalStateException("only a follower's share follows a leader");
+        TensorParallel.follow(this);
     }
 
     public Weights weights() {
@@ -77,7 +136,14 @@ public final class Llama {
      * @return whether the weights were copied by this call
      */
     public boolean startDecoding() {
-        return !decodeLayouts && useDecodeLayouts(SystemMemory.available());
+        if (decodeLayouts) return false;
+        if (parallel.leads()) {
+            synchronized (parallel) {
+                parallel.startDecoding();
+                return useDecodeLayouts(SystemMemory.available());
+            }
+        }
+        return useDecodeLayouts(SystemMemory.available());
     }
 
     /** Memory left over after the decode layouts' copy, for the KV cache, the JVM and the rest of the system. */
@@ -107,7 +173,9 @@ public final class Llama {
      * Llama-3's 128256).
      */
     public State newState(int contextLength, int maxBatch, int maxLogits, KvCache.Type kvType) {
-        return new State(this, contextLength, maxBatch, maxLogits, kvType);
+        State s = new State(this, contextLength, maxBatch, maxLogits, kvType);
+        if (parallel.leads()) s.id = parallel.newState(s, contextLength, maxBatch, maxLogits, kvType);
+        return s;
     }
 
     /** Receives the logits of position {@code position} in {@code logits[offset .. offset + vocab)}. */
@@ -164,7 +232,14 @@ public final class Llama {
             // gets the logits it would get with every position's wanted (the output head's products are then the same)
             int wanted = sink == null ? (last ? 1 : 0) : Math.clamp(startPos + done + batch - firstWanted, 0, batch);
             int computed = sink == null || wanted == 0 ? wanted : Math.max(wanted, Math.min(batch, Tensor.BATCH_INVARIANT_TOKENS));
-            runBatch(s, tokens, from + done, batch, startPos + done, computed, exact);
+            if (parallel.leads()) {
+                synchronized (parallel) {
+                    parallel.run(s, tokens, from + done, batch, startPos + done, computed, exact);
+                    runBatch(s, tokens, from + done, batch, startPos + done, computed, exact);
+                }
+            } else {
+                runBatch(s, tokens, from + done, batch, startPos + done, computed, exact);
+            }
             if (sink != null) {
                 for (int t = batch - wanted; t < batch; t++) sink.accept(startPos + done + t, s.logits, (t - (batch - computed)) * config.vocabSize());
             }
@@ -185,7 +260,14 @@ public final class Llama {
         if (keep < 0 || discard < 1 || keep + discard > end || end > s.contextLength) {
             throw new IllegalArgumentException("cannot drop positions " + keep + ".." + (keep + discard - 1) + " of " + end + " (context " + s.contextLength + ")");
         }
-        s.kv.shift(config.nLayers(), keep, discard, end, s.rope);
+        if (parallel.leads()) {
+            synchronized (parallel) {
+                parallel.shift(s, keep, discard, end);
+                s.kv.shift(config.nLayers(), keep, discard, end, s.rope);
+            }
+        } else {
+            s.kv.shift(config.nLayers(), keep, discard, end, s.rope);
+        }
     }
 
     /** The largest batch {@link #verify} runs at once. */
@@ -216,7 +298,14 @@ public final class Llama {
         }
         batch.perToken = true;
         try {
-            runBatch(batch, tokens, 0, n, 0, n, true);
+            if (parallel.leads()) {
+                synchronized (parallel) {
+                    parallel.each(batch, sequences, tokens, positions, n);
+                    runBatch(batch, tokens, 0, n, 0, n, true);
+                }
+            } else {
+                runBatch(batch, tokens, 0, n, 0, n, true);
+            }
         } finally {
             batch.perToken = false;
             java.util.Arrays.fill(batch.tokenKv, null); // the sequences' caches are theirs to drop
@@ -239,8 +328,9 @@ public final class Llama {
      * counts the public calls do not.
      */
     void runBatch(State s, int[] tokens, int from, int n, int startPos, int nLogits, boolean exact) {
-        if (n == 1) startDecoding();
+        if (n == 1 && !decodeLayouts) useDecodeLayouts(SystemMemory.available()); // a leader's followers do the same here
         Weights weights = this.weights;
+        TensorParallel tp = parallel;
         Config c = config;
         int dim = c.dim();
         for (int t = 0; t < n; t++) {
@@ -273,19 +363,23 @@ public final class Llama {
                 System.arraycopy(s.xb, partFrom * dim, s.xb, 0, n * dim);
                 s.startPos = startPos + partFrom;
                 s.batch = n;
-                layer.wq().matmul(s.xb, n, s.q, dim, exact);
+                layer.wq().matmul(s.xb, n, s.q, s.qDim, exact);
                 eachToken(n, s.rotateQueries);
             }
             s.attentionCall = ATTENTION_CALLS.incrementAndGet();
-            Parallel.run(c.nHeads(), headsPerCall(), s.attentionHeads);
-            layer.wo().matmul(s.xb, n, s.xb2, dim, exact);
+            Parallel.run(tp.heads, headsPerCall(), s.attentionHeads);
+            if (!tp.whole()) tp.group.gather(s.heads, s.xb, dim, n, tp.qStarts);
+            layer.wo().matmul(s.xb, n, s.xb2Part, s.dimPart, exact);
+            if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, n, tp.dimStarts);
             // feed-forward: x += ffn(rmsnorm(x) * ffnNorm), after the attention's residual
             eachToken(n, s.residualAndFfnNorm);
             switch (layer.feedForward()) {
                 case FeedForward.Dense ffn -> {
                     s.sharedInput.matmul(s.xb, n, exact, ffn.w1(), s.hb, ffn.w3(), s.hb2);
                     eachToken(n, s.swiglu);
-                    ffn.w2().matmul(s.hb, n, s.xb2, dim, exact);
+                    if (!tp.whole()) tp.group.gather(s.hb, s.hbWhole, c.hiddenDim(), n, tp.hiddenStarts);
+                    ffn.w2().matmul(s.hbWhole, n, s.xb2Part, s.dimPart, exact);
+                    if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, n, tp.dimStarts);
                     eachToken(n, s.residual);
                 }
                 case FeedForward.MoE moe -> mixture(s, moe, n, exact);
@@ -294,7 +388,8 @@ public final class Llama {
         if (nLogits == 0) return;
         int first = n - nLogits;
         for (int t = first; t < n; t++) VectorMath.rmsnorm(s.xb, (t - first) * dim, s.x, t * dim, weights.norm(), dim, c.rmsNormEps());
-        weights.output().matmul(s.xb, nLogits, s.logits, c.vocabSize(), exact);
+        weights.output().matmul(s.xb, nLogits, s.logitsPart, s.vocabPart, exact);
+        if (!tp.whole()) tp.group.gather(s.logitsPart, s.logits, c.vocabSize(), nLogits, tp.vocabStarts);
     }
 
     /**
@@ -343,20 +438,20 @@ public final class Llama {
 
     /** Tokens {@code [t0, t1)}: RoPE on k at their positions, k and v into the layer's cache. */
     private void cacheKeys(State s, int t0, int t1) {
-        int kvDim = config.kvDim();
+        int kvDim = s.kvDim;
         for (int t = t0; t < t1; t++) {
             int pos = s.position(t);
-            s.rope.rotate(s.k, t * kvDim, config.nKvHeads(), pos);
+            s.rope.rotate(s.k, t * kvDim, parallel.kvHeads, pos);
             (s.perToken ? s.tokenKv[t] : s.kv).store(s.layer, pos, s.k, t * kvDim, s.v, t * kvDim);
         }
     }
 
     /** Tokens {@code [t0, t1)}: RoPE on q at their positions, q rounded as the cache's products round it. */
     private void rotateQueries(State s, int t0, int t1) {
-        int dim = config.dim();
+        int qDim = s.qDim;
         for (int t = t0; t < t1; t++) {
-            s.rope.rotate(s.q, t * dim, config.nHeads(), s.position(t));
-            s.kv.round(s.q, t * dim, dim);
+            s.rope.rotate(s.q, t * qDim, parallel.heads, s.position(t));
+            s.kv.round(s.q, t * qDim, qDim);
         }
     }
 
@@ -368,7 +463,7 @@ public final class Llama {
 
     /** Tokens {@code [t0, t1)}: {@code hb = silu(hb) * hb2}. */
     private void swiglu(State s, int t0, int t1) {
-        int hidden = config.hiddenDim();
+        int hidden = s.hiddenPart;
         VectorMath.swiglu(s.hb, s.hb2, t0 * hidden, (t1 - t0) * hidden);
     }
 
@@ -408,9 +503,9 @@ public final class Llama {
     }
 
     /**
-     * Causal attention of the batch's queries ({@code s.q}, [n, nHeads * headDim]) for the heads {@code [hStart, hEnd)}
-     * over the cached keys and values of positions {@code 0 .. startPos + t}; writes the concatenated heads to
-     * {@code s.xb}. Query head h reads kv head {@code h / (nHeads / nKvHeads)}, whose keys and values are taken once
+     * Causal attention of the batch's queries ({@code s.q}, [n, heads * headDim], this process's heads) for the heads
+     * {@code [hStart, hEnd)} over the cached keys and values of positions {@code 0 .. startPos + t}; writes the
+     * concatenated heads to {@code s.heads} (which is {@code s.xb} when the whole model is here). Query head h reads kv head {@code h / (nHeads / nKvHeads)}, whose keys and values are taken once
      * for all the heads and tokens here that read them ({@link KvCache#head}). The caller splits the heads across
      * threads, in units of {@link #headsPerCall} heads.
      * <p>
@@ -426,7 +521,7 @@ public final class Llama {
      */
     private void attentionHeads(State s, int hStart, int hEnd) {
         Config c = config;
-        int headDim = c.headDim(), dim = c.dim(), queries = VectorMath.QUERIES;
+        int headDim = c.headDim(), dim = s.qDim, queries = VectorMath.QUERIES;
         int group = c.nHeads() / c.nKvHeads();
         int n = s.batch, startPos = s.startPos, context = s.contextLength, rows = queries * context;
         float scale = (float) (1.0 / Math.sqrt(headDim));
@@ -445,7 +540,7 @@ public final class Llama {
                     Arrays.fill(att, row + own, row + positions, 0f);
                     kv.round(att, row, own);
                 }
-                VectorMath.product4(att, attOffset, context, head.values, head.valueBase, headDim, positions, headDim, 1f, s.xb, t * dim + h * headDim, dim);
+                VectorMath.product4(att, attOffset, context, head.values, head.valueBase, headDim, positions, headDim, 1f, s.heads, t * dim + h * headDim, dim);
             }
         }
         if (blocked == n) return;
@@ -461,7 +556,7 @@ public final class Llama {
                         VectorMath.softmax(att, (h + j) * rows, positions);
                         kv.round(att, (h + j) * rows, positions);
                     }
-                    VectorMath.product4(att, h * rows, rows, head.values, head.valueBase, headDim, positions, headDim, 1f, s.xb, qOffset, headDim);
+                    VectorMath.product4(att, h * rows, rows, head.values, head.valueBase, headDim, positions, headDim, 1f, s.heads, qOffset, headDim);
                 }
             }
         } else {
@@ -474,7 +569,7 @@ public final class Llama {
                     keyScores(head, headDim, positions, false, s.q, t * dim + h * headDim, 0, scale, att, attOffset, 0);
                     VectorMath.softmax(att, attOffset, positions);
                     kv.round(att, attOffset, positions);
-                    VectorMath.weightedSum(att, attOffset, head.values, head.valueBase, headDim, positions, s.xb, t * dim + h * headDim, headDim);
+                    VectorMath.weightedSum(att, attOffset, head.values, head.valueBase, headDim, positions, s.heads, t * dim + h * headDim, headDim);
                 }
             }
         }
@@ -511,11 +606,22 @@ public final class Llama {
         public final int maxBatch;
         /** Positions whose logits one batch can return: {@link #maxBatch}, or fewer (see {@link Llama#newState(int, int, int)}). */
         public final int maxLogits;
+        // x, xb, xb2: [batch, dim]; q: [batch, qDim]; k, v: [batch, kvDim]; hb, hb2: [batch, hiddenPart]
         final float[] x, xb, xb2, q, k, v, hb, hb2;
-        /** [nHeads, QUERIES, contextLength]: each head's attention weights for up to four queries ({@link Llama#attentionHeads}). */
+        /**
+         * Under tensor parallelism this process's columns, gathered into the whole vectors above: the attention's heads
+         * [batch, qDim] (into xb), wo's and w2's outputs [batch, dimPart] (into xb2), the SwiGLU [batch, hidden] (from
+         * hb), the logits [logits, vocabPart]; the same arrays as those when the whole model is here.
+         */
+        final float[] heads, xb2Part, hbWhole, logitsPart;
+        /** This process's widths: its heads' (qDim, kvDim) and its rows' of wo and w2, w1 and w3, the output head. */
+        final int qDim, kvDim, dimPart, hiddenPart, vocabPart;
+        /** [heads, QUERIES, contextLength]: each head's attention weights for up to four queries ({@link Llama#attentionHeads}). */
         final float[] att;
         /** After a forward pass: the logits, [nLogits, vocab]. */
         public final float[] logits;
+        /** A tensor-parallel leader's name for this state in its commands (TensorParallel); 0 elsewhere. */
+        int id;
         /** Keys and values of the positions so far. */
         final KvCache kv;
 
@@ -567,17 +673,28 @@ public final class Llama {
             if (maxLogits <= 0 || maxLogits > maxBatch) throw new IllegalArgumentException("logits must be for 1 to " + maxBatch + " positions, got " + maxLogits);
             this.maxBatch = maxBatch;
             this.maxLogits = maxLogits;
+            TensorParallel tp = model.parallel;
+            qDim = tp.heads * c.headDim();
+            kvDim = tp.kvHeads * c.headDim();
+            dimPart = tp.part(tp.dimStarts);
+            hiddenPart = tp.part(tp.hiddenStarts);
+            vocabPart = tp.part(tp.vocabStarts);
             x = new float[maxBatch * c.dim()];
             xb = new float[maxBatch * c.dim()];
             xb2 = new float[maxBatch * c.dim()];
-            q = new float[maxBatch * c.dim()];
-            k = new float[maxBatch * c.kvDim()];
-            v = new float[maxBatch * c.kvDim()];
-            hb = new float[maxBatch * c.hiddenDim()];
-            hb2 = new float[maxBatch * c.hiddenDim()];
-            att = new float[c.nHeads() * VectorMath.QUERIES * contextLength];
+            q = new float[maxBatch * qDim];
+            k = new float[maxBatch * kvDim];
+            v = new float[maxBatch * kvDim];
+            hb = new float[maxBatch * hiddenPart];
+            hb2 = new float[maxBatch * hiddenPart];
+            att = new float[tp.heads * VectorMath.QUERIES * contextLength];
             logits = new float[maxLogits * c.vocabSize()];
-            kv = KvCache.of(kvType, c, contextLength);
+            boolean whole = tp.whole();
+            heads = whole ? xb : new float[maxBatch * qDim];
+            xb2Part = whole ? xb2 : new float[maxBatch * dimPart];
+            hbWhole = whole ? hb : new float[maxBatch * c.hiddenDim()];
+            logitsPart = whole ? logits : new float[maxLogits * vocabPart];
+            kv = KvCache.of(kvType, c, tp.kvHeads, contextLength);
             rope = new Rope(c, contextLength);
             int experts = Math.max(c.expertCount(), 0), used = Math.max(c.expertsUsed(), 0);
             routerLogits = new float[maxBatch * experts];

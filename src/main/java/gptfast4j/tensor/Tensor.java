@@ -150,6 +150,18 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
         };
     }
 
+    /**
+     * Rows {@code [first, first + count)} as a tensor of their own, a view of the same bytes (tensor parallelism's
+     * share of a matrix, {@code gptfast4j.model.TensorParallel}): only of a tensor in its file's layout, whose rows lie
+     * one after another.
+     */
+    public Tensor rows(long first, long count) {
+        if (this instanceof PanelRows p && p.inLanes()) throw new IllegalStateException(name + " is in its decode layout, whose rows are interleaved");
+        if (first < 0 || count < 1 || first + count > rows) throw new IllegalArgumentException("rows " + first + ".." + (first + count - 1) + " of " + name + " (" + rows + " rows)");
+        MemorySegment source = mapping != null ? mapping : data;
+        return of(name, type, source.asSlice(first * rowBytes, count * rowBytes), cols, count);
+    }
+
     /** Dot product of row {@code row} with {@code x[xOffset .. xOffset + cols)}. */
     public abstract float dot(long row, float[] x, int xOffset);
 

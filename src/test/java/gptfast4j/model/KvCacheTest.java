@@ -100,7 +100,7 @@ class KvCacheTest {
         Arrays.fill(k, 0.5f);
         Arrays.fill(v, -0.25f);
         long before = residentBytes();
-        KvCache cache = KvCache.of(KvCache.Type.F16, c, 1 << 18);
+        KvCache cache = KvCache.of(KvCache.Type.F16, c, c.nKvHeads(), 1 << 18);
         for (int layer = 0; layer < c.nLayers(); layer++) {
             for (int p = 0; p < 100; p++) cache.store(layer, p, k, 0, v, 0);
         }

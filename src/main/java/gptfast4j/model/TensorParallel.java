@@ -1,0 +1,211 @@
+package gptfast4j.model;
+
+import gptfast4j.tensor.Tensor;
+
+import java.lang.ref.Cleaner;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.ConcurrentLinkedQueue;
+
+/**
+ * Tensor parallelism: each process of a {@link Group} holds a share of every linear layer's rows and runs the forward
+ * pass over them, gathering the others' outputs where a product needs its whole input. The shares: wq, wk and wv by
+ * heads (rank r the query heads {@code [r * heads, (r + 1) * heads)} and their kv heads), so that each process runs
+ * the attention of its own heads over its own share of the KV cache; wo and w2 by their rows (dim), w1 and w3 by
+ * theirs (hidden), the output head by vocabulary rows. A layer gathers four times (the heads' outputs before wo, wo's
+ * outputs, the SwiGLU before w2, w2's outputs) and the logits once. Every output is still one row's dot product over
+ * its whole input, computed as one process computes it, so the logits are the one-process logits bit for bit (where
+ * Megatron-LM splits wo and w2 by their input columns and adds the partial sums, an all-reduce whose sums round
+ * otherwise). The embeddings and norms are whole in every process; the element-wise work between the products
+ * (norms, residuals) runs in every process on the gathered vectors.
+ * <p>
+ * The leader (rank 0) is an ordinary {@link Llama} to its callers: each call that runs or changes a state (a batch,
+ * {@link Llama#decodeEach}, {@link Llama#shift}, a new state) is first sent to the followers as a command, which
+ * {@link #follow} runs on their mirror of that state, one call at a time.
+ */
+public final class TensorParallel {
+    /** null: the whole model is in this process. */
+    final Group group;
+    /** This rank's query and kv heads. */
+    final int heads, kvHeads;
+    /** Rank r's columns of the heads' outputs (wq's rows), of dim (wo's, w2's rows), hidden (w1's, w3's) and the vocabulary. */
+    final int[] qStarts, dimStarts, hiddenStarts, vocabStarts;
+    private final int rank;
+
+    private TensorParallel(Config c, Group group) {
+        this.group = group;
+        int size = group == null ? 1 : group.size();
+        rank = group == null ? 0 : group.rank();
+        heads = c.nHeads() / size;
+        kvHeads = c.nKvHeads() / size;
+        qStarts = split(c.dim(), size, heads * c.headDim());
+        dimStarts = split(c.dim(), size, ROWS);
+        hiddenStarts = split(c.hiddenDim(), size, ROWS);
+        vocabStarts = split(c.vocabSize(), size, ROWS);
+    }
+
+    /** The whole model in one process. */
+    static TensorParallel whole(Config c) {
+        return new TensorParallel(c, null);
+    }
+
+    /** This rank's share of a model of {@code c} in {@code group}, refusing a model that cannot be split that way. */
+    static TensorParallel of(Config c, Group group) {
+        check(c, group.size());
+        return new TensorParallel(c, group);
+    }
+
+    /** Refuses a split of a model of {@code c} across {@code size} processes that cannot be made. */
+    static void check(Config c, int size) {
+        if (size < 2) throw new IllegalArgumentException("tensor parallelism needs at least 2 processes, got " + size);
+        if (c.isMoE()) throw new IllegalArgumentException("a mixture of experts cannot be split across processes (tensor parallelism takes dense models)");
+        if (c.nKvHeads() % size != 0) {
+            throw new IllegalArgumentException("this model's " + c.nKvHeads() + " kv heads cannot be split evenly across " + size
+                    + " processes (tensor parallelism gives each process whole kv heads)");
+        }
+    }
+
+    /**
+     * Rows per share are a multiple of this where the matrix allows: whole groups of the decode layouts' rows in
+     * lanes (16 at 512 bits, 32 per thread's chunk), which then carry no padding.
+     */
+    private static final int ROWS = 32;
+
+    /** {@code parts + 1} starts of {@code total} split into equal shares, each a multiple of {@code unit} where total allows. */
+    static int[] split(int total, int parts, int unit) {
+        int[] starts = new int[parts + 1];
+        for (int r = 0; r <= parts; r++) {
+            long even = (long) total * r / parts;
+            starts[r] = (int) (total >= (long) parts * unit && r < parts ? even / unit * unit : even);
+        }
+        return starts;
+    }
+
+    boolean whole() {
+        return group == null;
+    }
+
+    boolean leads() {
+        return group != null && rank == 0;
+    }
+
+    /** This rank's columns of a split: {@code starts[rank + 1] - starts[rank]}. */
+    int part(int[] starts) {
+        return starts[rank + 1] - starts[rank];
+    }
+
+    /** This rank's rows of every linear layer (the embeddings, norms and router as they are). */
+    Weights share(Weights w, Config c) {
+        int headDim = c.headDim();
+        Layer[] layers = new Layer[w.layers().length];
+        for (int l = 0; l < layers.length; l++) {
+            Layer x = w.layers()[l];
+            FeedForward.Dense ffn = (FeedForward.Dense) x.feedForward();
+            layers[l] = new Layer(x.attentionNorm(), rows(x.wq(), qStarts), x.wk().rows((long) rank * kvHeads * headDim, (long) kvHeads * headDim),
+                    x.wv().rows((long) rank * kvHeads * headDim, (long) kvHeads * headDim), rows(x.wo(), dimStarts), x.ffnNorm(),
+                    new FeedForward.Dense(rows(ffn.w1(), hiddenStarts), rows(ffn.w2(), dimStarts), rows(ffn.w3(), hiddenStarts)));
+        }
+        return new Weights(w.tokEmbeddings(), layers, w.norm(), rows(w.output(), vocabStarts));
+    }
+
+    private Tensor rows(Tensor t, int[] starts) {
+        return t.rows(starts[rank], part(starts));
+    }
+
+    // ---- the leader's commands and the followers' loop ----
+
+    private static final int NEW_STATE = 1, RUN = 2, EACH = 3, SHIFT = 4, DROP = 5, DECODE = 6;
+    private static final Cleaner CLEANER = Cleaner.create();
+    /** Ids of the leader's states gone unreachable, for the followers to drop with the next command. */
+    private final ConcurrentLinkedQueue<Integer> dropped = new ConcurrentLinkedQueue<>();
+    private int nextStateId;
+    private int[] words = new int[64];
+
+    /** Leader: a new state's id, after the followers made theirs. */
+    synchronized int newState(Llama.State s, int contextLength, int maxBatch, int maxLogits, KvCache.Type kvType) {
+        int id = ++nextStateId;
+        send(NEW_STATE, id, contextLength, maxBatch, maxLogits, kvType.ordinal());
+        CLEANER.register(s, () -> dropped.add(id));
+        return id;
+    }
+
+    /** Leader: the followers run the batch {@link Llama#runBatch} is about to run. Called holding this object's lock. */
+    void run(Llama.State s, int[] tokens, int from, int n, int startPos, int nLogits, boolean exact) {
+        int[] w = words(6 + n);
+        w[0] = RUN; w[1] = s.id; w[2] = n; w[3] = startPos; w[4] = nLogits; w[5] = exact ? 1 : 0;
+        System.arraycopy(tokens, from, w, 6, n);
+        command(w, 6 + n);
+    }
+
+    /** Leader: the followers run {@link Llama#decodeEach}'s step. Called holding this object's lock. */
+    void each(Llama.State batch, Llama.State[] sequences, int[] tokens, int[] positions, int n) {
+        int[] w = words(3 + 3 * n);
+        w[0] = EACH; w[1] = batch.id; w[2] = n;
+        for (int t = 0; t < n; t++) {
+            w[3 + 3 * t] = sequences[t].id;
+            w[4 + 3 * t] = tokens[t];
+            w[5 + 3 * t] = positions[t];
+        }
+        command(w, 3 + 3 * n);
+    }
+
+    /** Leader: the followers shift a state's cache as {@link Llama#shift}. Called holding this object's lock. */
+    void shift(Llama.State s, int keep, int discard, int end) {
+        send(SHIFT, s.id, keep, discard, end);
+    }
+
+    /** Leader: the followers move to their decode layouts too ({@link Llama#startDecoding}). Called holding this object's lock. */
+    void startDecoding() {
+        send(DECODE);
+    }
+
+    private void send(int... command) {
+        command(command, command.length);
+    }
+
+    private void command(int[] w, int count) {
+        for (Integer id; (id = dropped.poll()) != null; ) group.command(new int[]{DROP, id}, 2);
+        group.command(w, count);
+    }
+
+    private int[] words(int count) {
+        if (words.length < count) words = new int[Math.max(count, 2 * words.length)];
+        return words;
+    }
+
+    /**
+     * Follower: runs the leader's commands on {@code model} (this rank's share) until the leader closes the group,
+     * each state's mirror made and dropped when the leader's is.
+     */
+    static void follow(Llama model) {
+        Group group = model.parallel.group;
+        Map<Integer, Llama.State> states = new HashMap<>();
+        int[] tokens = new int[Llama.EXACT_BATCH], positions = new int[Llama.EXACT_BATCH];
+        Llama.State[] sequences = new Llama.State[Llama.EXACT_BATCH];
+        for (int[] w; (w = group.nextCommand()) != null; ) {
+            switch (w[1]) {
+                case NEW_STATE -> states.put(w[2], new Llama.State(model, w[3], w[4], w[5], KvCache.Type.values()[w[6]]));
+                case RUN -> model.runBatch(state(states, w[2]), w, 7, w[3], w[4], w[5], w[6] == 1);
+                case EACH -> {
+                    int n = w[3];
+                    for (int t = 0; t < n; t++) {
+                        sequences[t] = state(states, w[4 + 3 * t]);
+                        tokens[t] = w[5 + 3 * t];
+                        positions[t] = w[6 + 3 * t];
+                    }
+                    model.decodeEach(state(states, w[2]), sequences, tokens, positions, n);
+                }
+                case SHIFT -> model.shift(state(states, w[2]), w[3], w[4], w[5]);
+                case DROP -> states.remove(w[2]);
+                case DECODE -> model.startDecoding();
+                default -> throw new IllegalStateException("unknown tensor-parallel command " + w[1]);
+            }
+        }
+    }
+
+    private static Llama.State state(Map<Integer, Llama.State> states, int id) {
+        Llama.State s = states.get(id);
+        if (s == null) throw new IllegalStateException("the leader named state " + id + ", which this process does not have");
+        return s;
+    }
+}

@@ -1,0 +1,126 @@
+package gptfast4j.model;
+
+import gptfast4j.Shared;
+import gptfast4j.distributed.SocketGroup;
+import gptfast4j.tensor.GGMLType;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ConcurrentLinkedQueue;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Tensor parallelism ({@link TensorParallel}) over loopback TCP ({@link SocketGroup}), the followers threads of this
+ * JVM: a model split across 2 and 4 processes computes the one-process logits bit for bit (prompts as batches, decode
+ * steps, an exact verification, several sequences' steps at once, a context shift), as each output is still one row's
+ * dot product over its whole input.
+ */
+class TensorParallelTest {
+    /** At most {@link Llama#EXACT_BATCH} tokens, which run the decode kernels token by token (see {@link #WARM_ROUNDS}). */
+    private static final String PROMPT = "Once upon a time";
+    /** A prompt the matrix tiles run. */
+    private static final String LONG_PROMPT = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park";
+    /**
+     * Rounds before the one compared bit for bit, so that the JIT has compiled the kernels both ways run: a vector's
+     * lanes summed by reduceLanes come out in another order interpreted than compiled (DecodeEachTest), and a long
+     * prompt's tiles change their last bits over a process's first hundred or so prompts, so the long prompt is
+     * compared within a rounding's tolerance.
+     */
+    private static final int WARM_ROUNDS = 12;
+
+    /** A group of {@code size}: followers serving shares of their own loads of {@code file} on threads; the leader's share. */
+    private static Llama leader(Path file, GGMLType quantize, int size, List<Thread> followers, ConcurrentLinkedQueue<Throwable> faults) throws IOException {
+        List<String> addresses = new ArrayList<>();
+        for (int r = 1; r < size; r++) {
+            ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
+            addresses.add("127.0.0.1:" + ((InetSocketAddress) server.getLocalAddress()).getPort());
+            Llama whole = Checkpoint.load(file, null).model();
+            Thread t = Thread.ofPlatform().daemon().start(() -> {
+                try (server) {
+                    SocketGroup g = SocketGroup.follow(server, print -> print.equals(whole.fingerprint()) ? null : "another model", log -> faults.add(new AssertionError(log)));
+                    try (g) {
+                        Llama share = whole.split(g);
+                        (quantize == null ? share : share.quantize(quantize)).follow();
+                    }
+                } catch (Throwable e) {
+                    faults.add(e);
+                }
+            });
+            followers.add(t);
+        }
+        Llama whole = Checkpoint.load(file, null).model();
+        Llama share = whole.split(SocketGroup.lead(addresses, whole.fingerprint()));
+        return quantize == null ? share : share.quantize(quantize);
+    }
+
+    @Test
+    void splitModelsComputeTheOneProcessLogits() throws Exception {
+        for (Path file : List.of(Shared.MODELS.resolve("stories260K.gguf"), Shared.REFERENCE.resolve("models/mini-llama3-Q4_K.gguf"))) {
+            for (GGMLType quantize : new GGMLType[]{null, GGMLType.Q4_0}) {
+                Checkpoint c = Checkpoint.load(file, null, quantize);
+                int[] prompt = c.promptTokens(PROMPT), longPrompt = c.promptTokens(LONG_PROMPT);
+                assertTrue(prompt.length <= Llama.EXACT_BATCH && longPrompt.length > 2 * Llama.EXACT_BATCH);
+                for (int size : new int[]{2, 4}) {
+                    if (c.model().config.nKvHeads() % size != 0) continue;
+                    String what = file.getFileName() + " " + quantize + " over " + size;
+                    List<Thread> followers = new ArrayList<>();
+                    ConcurrentLinkedQueue<Throwable> faults = new ConcurrentLinkedQueue<>();
+                    Llama split = leader(file, quantize, size, followers, faults);
+                    Llama whole = Checkpoint.load(file, null, quantize).model();
+                    for (int round = 0; round <= WARM_ROUNDS; round++) {
+                        List<float[]> a = run(whole, prompt), b = run(split, prompt);
+                        assertEquals(a.size(), b.size());
+                        if (round == WARM_ROUNDS) for (int i = 0; i < a.size(); i++) assertArrayEquals(a.get(i), b.get(i), what + " logits " + i);
+                    }
+                    int vocab = whole.config.vocabSize();
+                    float[] a = whole.forward(whole.newState(128, 128, 1, KvCache.Type.F16), longPrompt, 0, longPrompt.length, 0, null);
+                    float[] b = split.forward(split.newState(128, 128, 1, KvCache.Type.F16), longPrompt, 0, longPrompt.length, 0, null);
+                    for (int i = 0; i < vocab; i++) assertEquals(a[i], b[i], 1e-5 * Math.max(1, Math.abs(a[i])), what + " long prompt's logit " + i);
+                    assertEquals(argmax(a, vocab), argmax(b, vocab), what);
+                    split.parallel.group.close();
+                    for (Thread t : followers) t.join(10_000);
+                    assertTrue(faults.isEmpty(), what + ": " + faults);
+                }
+            }
+        }
+    }
+
+    /** A prompt as one batch, 20 decode steps, an exact verification of 5 tokens, two sequences at once, a shift: every logit. */
+    private static List<float[]> run(Llama m, int[] prompt) {
+        List<float[]> out = new ArrayList<>();
+        Llama.State s = m.newState(128, 32, 8, KvCache.Type.F16);
+        float[] logits = m.forward(s, prompt, 0, prompt.length, 0, null);
+        out.add(java.util.Arrays.copyOf(logits, m.config.vocabSize()));
+        int pos = prompt.length, token = argmax(logits, m.config.vocabSize());
+        for (int i = 0; i < 20; i++, pos++) {
+            logits = m.forward(s, token, pos);
+            out.add(logits.clone());
+            token = argmax(logits, m.config.vocabSize());
+        }
+        int[] speculated = {token, 5, 17, 300, 42};
+        m.verify(s, speculated, 0, speculated.length, pos, (p, l, offset) -> out.add(java.util.Arrays.copyOfRange(l, offset, offset + m.config.vocabSize())));
+        Llama.State other = m.newState(128, 32, 1, KvCache.Type.F16);
+        m.forward(other, prompt, 0, 4, 0, null);
+        Llama.State batch = m.newState(128, 8, 8, KvCache.Type.F16);
+        float[] both = m.decodeEach(batch, new Llama.State[]{s, other}, new int[]{7, 9}, new int[]{pos, 4}, 2);
+        out.add(java.util.Arrays.copyOf(both, 2 * m.config.vocabSize()));
+        m.shift(s, 1, 10, pos);
+        out.add(m.forward(s, 11, pos - 10).clone());
+        return out;
+    }
+
+    private static int argmax(float[] logits, int n) {
+        int best = 0;
+        for (int i = 1; i < n; i++) if (logits[i] > logits[best]) best = i;
+        return best;
+    }
+}
