@@ -39,6 +39,14 @@ public final class Main {
             return 1;
         });
         try {
+            return execute(cli, args, debug);
+        } finally {
+            WorkersOption.closeGroups();
+        }
+    }
+
+    private static int execute(CommandLine cli, String[] args, boolean debug) {
+        try {
             return cli.execute(args);
         } catch (OutOfMemoryError | InternalError | NoClassDefFoundError | StackOverflowError e) { // picocli hands only Exceptions to the handler above; Errors pass through it
             if (debug) e.printStackTrace(cli.getErr());

@@ -22,7 +22,7 @@ final class WorkerCommand implements Callable<Integer> {
     CommonOptions common;
 
     @Option(names = "--listen", required = true, paramLabel = "[HOST:]PORT",
-            description = "Address to wait for leaders on; a port alone listens on this machine only (127.0.0.1), 0.0.0.0:PORT on every interface.")
+            description = "Address to wait for leaders on: a port alone listens on this machine only (127.0.0.1), 0.0.0.0:PORT on every interface; port 0 takes any free one (printed).")
     String listen;
 
     @Option(names = "--once", description = "Exit when the first leader is done, rather than wait for the next.")
@@ -30,7 +30,7 @@ final class WorkerCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        InetSocketAddress address = SocketGroup.address(listen.contains(":") ? listen : "127.0.0.1:" + listen);
+        InetSocketAddress address = SocketGroup.address(listen.contains(":") ? listen : "127.0.0.1:" + listen, true);
         GGMLType type = CommonOptions.quantizeMode(common.quantize, "--quantize");
         Checkpoint ckpt = common.load(); // whole and unquantized: each leader's share is split from it, then quantized
         Llama whole = ckpt.model();
@@ -57,6 +57,9 @@ final class WorkerCommand implements Callable<Integer> {
                     System.err.println("worker: the leader's session failed: " + Main.oneLine(e.getMessage()));
                     if (once) throw e;
                 }
+                // the share's copies and caches are freed when the collector finds them unreachable: now, so that the
+                // next leader's share does not find this one's memory still held
+                System.gc();
                 if (once) break;
             }
         }

@@ -7,6 +7,7 @@ import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.net.InetSocketAddress;
+import java.net.SocketTimeoutException;
 import java.net.StandardSocketOptions;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -43,6 +44,11 @@ public final class SocketGroup implements Group {
      * processes of one thread, blocking at once, 37.3 tokens/s.
      */
     private static final long SPIN_NANOS = 1_000_000;
+    /**
+     * How long either side of a handshake waits for the other: a worker answers at once when it is waiting for a
+     * leader, and not at all while it serves another (the connection waits in its backlog).
+     */
+    private static final long HANDSHAKE_NANOS = 10_000_000_000L;
 
     /**
      * One connection, non-blocking, with a buffer that grows to the largest message it carries; a selector to block
@@ -55,6 +61,8 @@ public final class SocketGroup implements Group {
         final SelectionKey key;
         ByteBuffer buffer = ByteBuffer.allocateDirect(1 << 16).order(ByteOrder.LITTLE_ENDIAN);
         MemorySegment segment = MemorySegment.ofBuffer(buffer);
+        /** When a wait fails ({@link System#nanoTime}): the handshake's; 0 for none. */
+        long deadline;
 
         Peer(SocketChannel channel, String name) throws IOException {
             this.channel = channel;
@@ -67,12 +75,13 @@ public final class SocketGroup implements Group {
         /** Waits for {@code op} to be ready, spinning first, then blocking; {@code since}: when the wait began (0: now). */
         long await(int op, long since) throws IOException {
             long now = System.nanoTime();
+            if (deadline != 0 && now - deadline > 0) throw new SocketTimeoutException("no answer within " + HANDSHAKE_NANOS / 1_000_000_000 + " s");
             if (since == 0) return now;
             if (now - since < SPIN_NANOS) {
                 Thread.yield(); // where more threads run than there are cores, the others get the core
             } else {
                 key.interestOps(op);
-                selector.select(1000);
+                selector.select(deadline != 0 ? Math.max(1, (deadline - now) / 1_000_000) : 1000);
                 selector.selectedKeys().clear();
                 key.interestOps(0);
             }
@@ -159,7 +168,15 @@ public final class SocketGroup implements Group {
                 b.putInt(MAGIC).putInt(VERSION).putInt(i + 1).putInt(peers.length + 1).putInt(print.length).put(print).flip();
                 p.write(b);
                 ByteBuffer answer = p.buffer(4);
-                p.readFully(answer);
+                p.deadline = System.nanoTime() + HANDSHAKE_NANOS;
+                try {
+                    p.readFully(answer);
+                } catch (UncheckedIOException e) {
+                    if (!(e.getCause() instanceof SocketTimeoutException)) throw e;
+                    throw new IllegalArgumentException("tensor-parallel worker " + name + " did not answer within " + HANDSHAKE_NANOS / 1_000_000_000
+                            + " s (is it serving another leader?)");
+                }
+                p.deadline = 0;
                 int length = answer.flip().getInt();
                 if (length != 0) {
                     ByteBuffer text = p.buffer(Math.min(length, 1 << 16));
@@ -198,6 +215,7 @@ public final class SocketGroup implements Group {
         }
         try {
             channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
+            p.deadline = System.nanoTime() + HANDSHAKE_NANOS;
             ByteBuffer head = p.buffer(20);
             p.readFully(head);
             head.flip();
@@ -224,6 +242,7 @@ public final class SocketGroup implements Group {
                 channel.close();
                 return null;
             }
+            p.deadline = 0;
             return new SocketGroup(rank, size, new Peer[]{p});
         } catch (UncheckedIOException e) {
             log.accept("leader " + name + " left during the handshake: " + e.getMessage());
@@ -232,8 +251,15 @@ public final class SocketGroup implements Group {
         }
     }
 
-    /** {@code host:port} (or {@code [v6]:port}) as an address; a one-line error for anything else. */
+    /** {@code host:port} (or {@code [v6]:port}) to connect to; a one-line error for anything else. */
     public static InetSocketAddress address(String hostPort) {
+        InetSocketAddress a = address(hostPort, false);
+        if (a.isUnresolved()) throw new IllegalArgumentException("'" + hostPort + "': unknown host");
+        return a;
+    }
+
+    /** {@code host:port} to connect to, or with {@code listening} to listen on, where port 0 takes any free one. */
+    public static InetSocketAddress address(String hostPort, boolean listening) {
         int colon = hostPort.lastIndexOf(':');
         if (colon <= 0 || colon == hostPort.length() - 1) throw new IllegalArgumentException("'" + hostPort + "' is not HOST:PORT");
         String host = hostPort.substring(0, colon);
@@ -244,7 +270,8 @@ public final class SocketGroup implements Group {
         } catch (NumberFormatException e) {
             throw new IllegalArgumentException("'" + hostPort + "': the port is not a number");
         }
-        if (port < 1 || port > 65535) throw new IllegalArgumentException("'" + hostPort + "': the port must be in 1..65535");
+        int least = listening ? 0 : 1;
+        if (port < least || port > 65535) throw new IllegalArgumentException("'" + hostPort + "': the port must be in " + least + "..65535");
         return new InetSocketAddress(host, port);
     }
 

@@ -233,6 +233,7 @@ public final class Llama {
             int wanted = sink == null ? (last ? 1 : 0) : Math.clamp(startPos + done + batch - firstWanted, 0, batch);
             int computed = sink == null || wanted == 0 ? wanted : Math.max(wanted, Math.min(batch, Tensor.BATCH_INVARIANT_TOKENS));
             if (parallel.leads()) {
+                checkTokens(tokens, from + done, batch); // here, not in the followers, which would stop at a bad id
                 synchronized (parallel) {
                     parallel.run(s, tokens, from + done, batch, startPos + done, computed, exact);
                     runBatch(s, tokens, from + done, batch, startPos + done, computed, exact);
@@ -299,6 +300,7 @@ public final class Llama {
         batch.perToken = true;
         try {
             if (parallel.leads()) {
+                checkTokens(tokens, 0, n);
                 synchronized (parallel) {
                     parallel.each(batch, sequences, tokens, positions, n);
                     runBatch(batch, tokens, 0, n, 0, n, true);
@@ -333,9 +335,9 @@ public final class Llama {
         TensorParallel tp = parallel;
         Config c = config;
         int dim = c.dim();
+        checkTokens(tokens, from, n);
         for (int t = 0; t < n; t++) {
             int token = tokens[from + t];
-            if (token < 0 || token >= c.vocabSize()) throw new IllegalArgumentException("token id " + token + " outside the vocabulary");
             weights.tokEmbeddings().dequantizeRow(token, s.x, t * dim);
             // A table read only row by row gives its file pages back once read: the file is cached in 2 MB folios, so
             // each token seen kept one mapped (Llama-2-7B Q4_K: 70 of its 74 MB after 100 tokens). Not a table that is
@@ -390,6 +392,12 @@ public final class Llama {
         for (int t = first; t < n; t++) VectorMath.rmsnorm(s.xb, (t - first) * dim, s.x, t * dim, weights.norm(), dim, c.rmsNormEps());
         weights.output().matmul(s.xb, nLogits, s.logitsPart, s.vocabPart, exact);
         if (!tp.whole()) tp.group.gather(s.logitsPart, s.logits, c.vocabSize(), nLogits, tp.vocabStarts);
+    }
+
+    private void checkTokens(int[] tokens, int from, int n) {
+        for (int t = from; t < from + n; t++) {
+            if (tokens[t] < 0 || tokens[t] >= config.vocabSize()) throw new IllegalArgumentException("token id " + tokens[t] + " outside the vocabulary");
+        }
     }
 
     /**

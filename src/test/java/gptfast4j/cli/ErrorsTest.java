@@ -735,7 +735,7 @@ class ErrorsTest {
     }
 
     /** {@code gptfast ARGS} in a JVM of its own, with the launcher's module flags and this JVM's class path. */
-    private static ProcessBuilder gptfast(String... args) {
+    static ProcessBuilder gptfast(String... args) {
         return gptfast(true, args);
     }
 
