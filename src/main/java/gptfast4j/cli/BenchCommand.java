@@ -200,6 +200,8 @@ final class BenchCommand implements Callable<Integer> {
                 doc.put("memoryReadGBps", bw);
             }
             if (ckpt != null) doc.put("kvCache", kvType.option());
+            // under tensor parallelism bytesPerToken and the bandwidth are this process's share
+            if (ckpt != null && ckpt.model().processes() > 1) doc.put("processes", ckpt.model().processes());
             doc.put("results", rows);
             System.out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(doc));
             return 0;

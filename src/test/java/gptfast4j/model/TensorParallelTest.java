@@ -94,6 +94,33 @@ class TensorParallelTest {
         }
     }
 
+    /**
+     * A split model's decode steps allocate nothing once compiled, in the leader's thread (its commands, its gathers)
+     * and in the follower's (reading commands, gathering), as one process's do (DecodeAllocationTest).
+     */
+    @Test
+    void decodeStepsOfASplitModelAllocateNothing() throws Exception {
+        List<Thread> followers = new ArrayList<>();
+        ConcurrentLinkedQueue<Throwable> faults = new ConcurrentLinkedQueue<>();
+        Llama split = leader(Shared.MODELS.resolve("stories260K.gguf"), null, 2, followers, faults);
+        com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        Llama.State state = split.newState(256, 8, 8, KvCache.Type.F16);
+        int vocab = split.config.vocabSize();
+        for (int i = 0; i < 3000; i++) split.forward(state, (i * 7) % vocab, i % 256); // until C2 has compiled the step, mostly
+        long fewest = Long.MAX_VALUE, fewestFollowing = Long.MAX_VALUE;
+        for (int round = 0; round < 40 && (fewest > 0 || fewestFollowing > 0); round++) {
+            long before = threads.getCurrentThreadAllocatedBytes(), following = threads.getThreadAllocatedBytes(followers.getFirst().threadId());
+            for (int i = 0; i < 500; i++) split.forward(state, (i * 11) % vocab, i % 256);
+            fewest = Math.min(fewest, threads.getCurrentThreadAllocatedBytes() - before);
+            fewestFollowing = Math.min(fewestFollowing, threads.getThreadAllocatedBytes(followers.getFirst().threadId()) - following);
+        }
+        split.parallel.group.close();
+        for (Thread t : followers) t.join(10_000);
+        assertTrue(faults.isEmpty(), faults.toString());
+        assertEquals(0, fewest, "bytes allocated by the leader's thread in 500 decode steps");
+        assertEquals(0, fewestFollowing, "bytes allocated by the follower's thread in 500 decode steps");
+    }
+
     /** A prompt as one batch, 20 decode steps, an exact verification of 5 tokens, two sequences at once, a shift: every logit. */
     private static List<float[]> run(Llama m, int[] prompt) {
         List<float[]> out = new ArrayList<>();
