@@ -484,10 +484,13 @@ public final class Llama {
     /**
      * The mixture of experts for the batch's normalized inputs ({@code s.xb}), added to {@code s.x}. Tokens are
      * grouped by expert: each chosen expert runs once over all of its tokens (gathered into {@code s.gathered}), so
-     * its weights are read once per batch and an expert no token chose is not read at all.
+     * its weights are read once per batch and an expert no token chose is not read at all. A process of a split model
+     * runs its rows of each expert, gathering the SwiGLU and the outputs as a dense feed-forward does; every process
+     * routes alike, its router whole and its logits the same bits.
      */
     private void mixture(State s, FeedForward.MoE moe, int n, boolean exact) {
         int dim = config.dim(), hidden = config.hiddenDim(), experts = config.expertCount(), used = moe.used();
+        TensorParallel tp = parallel;
         moe.router().matmul(s.xb, n, s.routerLogits, experts, exact);
         for (int t = 0; t < n; t++) moe.route(s.routerLogits, t * experts, s.chosen[t], s.chosenWeights[t]);
         for (int e = 0; e < experts; e++) {
@@ -504,8 +507,10 @@ public final class Llama {
             }
             if (count == 0) continue;
             s.sharedInput.matmul(s.gathered, count, exact, moe.w1()[e], s.hb, moe.w3()[e], s.hb2);
-            VectorMath.swiglu(s.hb, s.hb2, 0, count * hidden);
-            moe.w2()[e].matmul(s.hb, count, s.xb2, dim, exact);
+            VectorMath.swiglu(s.hb, s.hb2, 0, count * s.hiddenPart);
+            if (!tp.whole()) tp.group.gather(s.hb, s.hbWhole, hidden, count, tp.hiddenStarts);
+            moe.w2()[e].matmul(s.hbWhole, count, s.xb2Part, s.dimPart, exact);
+            if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, count, tp.dimStarts);
             for (int i = 0; i < count; i++) VectorMath.axpy(s.slotWeight[i], s.xb2, i * dim, s.x, s.slotToken[i] * dim, dim);
         }
     }

@@ -12,8 +12,9 @@ import java.util.concurrent.ConcurrentLinkedQueue;
  * pass over them, gathering the others' outputs where a product needs its whole input. The shares: wq, wk and wv by
  * heads (rank r the query heads {@code [r * heads, (r + 1) * heads)} and their kv heads), so that each process runs
  * the attention of its own heads over its own share of the KV cache; wo and w2 by their rows (dim), w1 and w3 by
- * theirs (hidden), the output head by vocabulary rows. A layer gathers four times (the heads' outputs before wo, wo's
- * outputs, the SwiGLU before w2, w2's outputs) and the logits once. Every output is still one row's dot product over
+ * theirs (hidden), the output head by vocabulary rows; a mixture's experts each as a dense feed-forward, its router
+ * whole. A layer gathers four times (the heads' outputs before wo, wo's outputs, the SwiGLU before w2, w2's outputs;
+ * in a mixture the last two for each expert a batch runs) and the logits once. Every output is still one row's dot product over
  * its whole input, computed as one process computes it, so the logits are the one-process logits bit for bit (where
  * Megatron-LM splits wo and w2 by their input columns and adds the partial sums, an all-reduce whose sums round
  * otherwise). The embeddings and norms are whole in every process; the element-wise work between the products
@@ -58,7 +59,6 @@ public final class TensorParallel {
     /** Refuses a split of a model of {@code c} across {@code size} processes that cannot be made. */
     static void check(Config c, int size) {
         if (size < 2) throw new IllegalArgumentException("tensor parallelism needs at least 2 processes, got " + size);
-        if (c.isMoE()) throw new IllegalArgumentException("a mixture of experts cannot be split across processes (tensor parallelism takes dense models)");
         if (c.nKvHeads() % size != 0) {
             throw new IllegalArgumentException("this model's " + c.nKvHeads() + " kv heads cannot be split evenly across " + size
                     + " processes (tensor parallelism gives each process whole kv heads)");
@@ -100,16 +100,25 @@ public final class TensorParallel {
         Layer[] layers = new Layer[w.layers().length];
         for (int l = 0; l < layers.length; l++) {
             Layer x = w.layers()[l];
-            FeedForward.Dense ffn = (FeedForward.Dense) x.feedForward();
+            FeedForward ffn = switch (x.feedForward()) {
+                case FeedForward.Dense d -> new FeedForward.Dense(rows(d.w1(), hiddenStarts), rows(d.w2(), dimStarts), rows(d.w3(), hiddenStarts));
+                // each expert split as a dense feed-forward is; the router whole, so every process routes alike
+                case FeedForward.MoE m -> new FeedForward.MoE(m.router(), rows(m.w1(), hiddenStarts), rows(m.w2(), dimStarts), rows(m.w3(), hiddenStarts), m.used());
+            };
             layers[l] = new Layer(x.attentionNorm(), rows(x.wq(), qStarts), x.wk().rows((long) rank * kvHeads * headDim, (long) kvHeads * headDim),
-                    x.wv().rows((long) rank * kvHeads * headDim, (long) kvHeads * headDim), rows(x.wo(), dimStarts), x.ffnNorm(),
-                    new FeedForward.Dense(rows(ffn.w1(), hiddenStarts), rows(ffn.w2(), dimStarts), rows(ffn.w3(), hiddenStarts)));
+                    x.wv().rows((long) rank * kvHeads * headDim, (long) kvHeads * headDim), rows(x.wo(), dimStarts), x.ffnNorm(), ffn);
         }
         return new Weights(w.tokEmbeddings(), layers, w.norm(), rows(w.output(), vocabStarts));
     }
 
     private Tensor rows(Tensor t, int[] starts) {
         return t.rows(starts[rank], part(starts));
+    }
+
+    private Tensor[] rows(Tensor[] experts, int[] starts) {
+        Tensor[] share = new Tensor[experts.length];
+        for (int e = 0; e < experts.length; e++) share[e] = rows(experts[e], starts);
+        return share;
     }
 
     // ---- the leader's commands and the followers' loop ----

@@ -108,8 +108,6 @@ class WorkerCommandTest {
         worker.await("refused leader");
         ErrorsTest.assertOneLineError(ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "a", "--workers", worker.address + "," + worker.address),
                 "this model's 4 kv heads cannot be split evenly across 3 processes");
-        ErrorsTest.assertOneLineError(ErrorsTest.run("generate", "--checkpoint", Shared.REFERENCE.resolve("models/mini-mixtral-Q4_0.gguf").toString(),
-                "--prompt", "a", "--workers", worker.address), "a mixture of experts cannot be split across processes");
         ErrorsTest.assertOneLineError(ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "a", "--workers", "localhost"), "'localhost' is not HOST:PORT");
         ErrorsTest.assertOneLineError(ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "a", "--workers", "127.0.0.1:1"),
                 "cannot connect to tensor-parallel worker 127.0.0.1:1");

@@ -21,8 +21,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Tensor parallelism ({@link TensorParallel}) over loopback TCP ({@link SocketGroup}), the followers threads of this
  * JVM: a model split across 2 and 4 processes computes the one-process logits bit for bit (prompts as batches, decode
- * steps, an exact verification, several sequences' steps at once, a context shift), as each output is still one row's
- * dot product over its whole input.
+ * steps, an exact verification, several sequences' steps at once, a context shift; dense models and a mixture of
+ * experts), as each output is still one row's dot product over its whole input.
  */
 class TensorParallelTest {
     /** At most {@link Llama#EXACT_BATCH} tokens, which run the decode kernels token by token (see {@link #WARM_ROUNDS}). */
@@ -64,7 +64,8 @@ class TensorParallelTest {
 
     @Test
     void splitModelsComputeTheOneProcessLogits() throws Exception {
-        for (Path file : List.of(Shared.MODELS.resolve("stories260K.gguf"), Shared.REFERENCE.resolve("models/mini-llama3-Q4_K.gguf"))) {
+        for (Path file : List.of(Shared.MODELS.resolve("stories260K.gguf"), Shared.REFERENCE.resolve("models/mini-llama3-Q4_K.gguf"),
+                Shared.REFERENCE.resolve("models/mini-mixtral-Q4_K.gguf"))) {
             for (GGMLType quantize : new GGMLType[]{null, GGMLType.Q4_0}) {
                 Checkpoint c = Checkpoint.load(file, null, quantize);
                 int[] prompt = c.promptTokens(PROMPT), longPrompt = c.promptTokens(LONG_PROMPT);
