@@ -4,6 +4,7 @@ import gptfast4j.distributed.SocketGroup;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.model.Llama;
 import gptfast4j.tensor.GGMLType;
+import gptfast4j.tensor.Parallel;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -32,7 +33,10 @@ final class WorkerCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         InetSocketAddress address = SocketGroup.address(listen.contains(":") ? listen : "127.0.0.1:" + listen, true);
         GGMLType type = CommonOptions.quantizeMode(common.quantize, "--quantize");
-        Checkpoint ckpt = common.load(); // whole and unquantized: each leader's share is split from it, then quantized
+        CommonOptions.checkThreads(common.threads);
+        Parallel.setThreads(common.threads);
+        // whole and unquantized (views of the file): each leader's share is split from it, then quantized
+        Checkpoint ckpt = Checkpoint.load(common.checkpoint, common.tokenizer);
         Llama whole = ckpt.model();
         String fingerprint = CommonOptions.fingerprint(whole, common.quantize);
         try (ServerSocketChannel server = ServerSocketChannel.open()) {

@@ -92,13 +92,38 @@ class WorkerCommandTest {
             if (r.path("model_file").asText().equals("stories260K.gguf") && r.path("kv_cache_type").asText("f32").equals("f32")) expected = r.path("final_ppl").asDouble();
         }
         assertTrue(expected > 0);
-        ErrorsTest.Outcome o = ErrorsTest.run("perplexity", "--checkpoint", STORIES, "--file", Shared.REFERENCE.resolve("ppl-text.txt").toString(),
-                "--ctx", "128", "--kv-cache", "f32", "--threads", "1", "--workers", worker.address);
+        double ppl = perplexity(ErrorsTest.run("perplexity", "--checkpoint", STORIES, "--file", Shared.REFERENCE.resolve("ppl-text.txt").toString(),
+                "--ctx", "128", "--kv-cache", "f32", "--threads", "1", "--workers", worker.address));
+        assertEquals(expected, ppl, expected * 0.001);
+        worker.await("the leader is done");
+    }
+
+    /**
+     * With --quantize, each process quantizes its own rows after the split, the same rows one process quantizes: the
+     * perplexity is one process's with the same --quantize (to a rounding: the worker's first steps run before its JIT
+     * has compiled the kernels, whose lanes it sums in another order; greedy text could part at a near-tie).
+     */
+    @Test
+    void quantizedSharesGiveOneProcesssPerplexity() throws Exception {
+        Worker quantized = start("--quantize", "int4", "--once");
+        try {
+            String[] run = {"perplexity", "--checkpoint", STORIES, "--file", Shared.REFERENCE.resolve("ppl-text.txt").toString(), "--ctx", "128", "--quantize", "int4"};
+            double alone = perplexity(ErrorsTest.run(run));
+            String[] split = java.util.Arrays.copyOf(run, run.length + 2);
+            split[run.length] = "--workers";
+            split[run.length + 1] = quantized.address;
+            assertEquals(alone, perplexity(ErrorsTest.run(split)), alone * 1e-5);
+            quantized.await("rank 1 of 2");
+        } finally {
+            quantized.process.destroyForcibly();
+        }
+    }
+
+    private static double perplexity(ErrorsTest.Outcome o) {
         assertEquals(0, o.exit(), o.err());
         Matcher m = Pattern.compile("PPL = ([0-9.]+)").matcher(o.out());
         assertTrue(m.find(), o.out());
-        assertEquals(expected, Double.parseDouble(m.group(1)), expected * 0.001);
-        worker.await("the leader is done");
+        return Double.parseDouble(m.group(1));
     }
 
     @Test
