@@ -204,7 +204,7 @@ public final class SocketGroup implements Group {
                     channel.close();
                     throw e;
                 }
-                channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
+                configure(channel);
                 byte[] print = fingerprint.getBytes(StandardCharsets.UTF_8);
                 ByteBuffer b = p.buffer(20 + print.length);
                 b.putInt(MAGIC).putInt(VERSION).putInt(i + 1).putInt(peers.length + 1).putInt(print.length).put(print).flip();
@@ -256,7 +256,7 @@ public final class SocketGroup implements Group {
             throw e;
         }
         try {
-            channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
+            configure(channel);
             p.deadline = System.nanoTime() + HANDSHAKE_NANOS;
             ByteBuffer head = p.buffer(20);
             p.readFully(head);
@@ -290,6 +290,21 @@ public final class SocketGroup implements Group {
             log.accept("leader " + name + " left during the handshake: " + e.getMessage());
             channel.close();
             return null;
+        }
+    }
+
+    /**
+     * No delay for small messages (a decode step's gathers are a few KB); keepalive probes after a minute of silence,
+     * so that a peer whose machine is gone (no connection's end ever comes) fails the exchange within two minutes or
+     * so, where a peer that is only slow (a large copy or prefill between exchanges) still answers them.
+     */
+    private static void configure(SocketChannel channel) throws IOException {
+        channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
+        channel.setOption(StandardSocketOptions.SO_KEEPALIVE, true);
+        if (channel.supportedOptions().contains(jdk.net.ExtendedSocketOptions.TCP_KEEPIDLE)) {
+            channel.setOption(jdk.net.ExtendedSocketOptions.TCP_KEEPIDLE, 60);
+            channel.setOption(jdk.net.ExtendedSocketOptions.TCP_KEEPINTERVAL, 10);
+            channel.setOption(jdk.net.ExtendedSocketOptions.TCP_KEEPCOUNT, 6);
         }
     }
 
