@@ -34,6 +34,7 @@ public final class Main {
             return 2;
         });
         cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
+            if (e instanceof WorkersOption.Followed) return 0; // an MPI rank that followed its leader to the end
             if (debug) e.printStackTrace(commandLine.getErr());
             commandLine.getErr().println("error: " + oneLine(describe(e)));
             return 1;

@@ -1,6 +1,9 @@
 package gptfast4j.cli;
 
+import gptfast4j.distributed.MpiGroup;
 import gptfast4j.distributed.SocketGroup;
+import gptfast4j.model.Group;
+import gptfast4j.tensor.GGMLType;
 import gptfast4j.model.Llama;
 import picocli.CommandLine.Option;
 
@@ -8,26 +11,54 @@ import java.util.List;
 
 /** A leader's side of tensor parallelism: the {@code gptfast worker} processes it splits its model with. */
 final class WorkersOption {
-    @Option(names = "--workers", split = ",", paramLabel = "HOST:PORT",
+    @Option(names = "--workers", split = ",", paramLabel = "HOST:PORT|mpi",
             description = "Tensor parallelism: split every layer of the model across this process and these `gptfast worker` processes "
-                    + "(started with the same --checkpoint and --quantize), ranks 1, 2, ... in this order; the model's kv heads must divide evenly among them all.")
+                    + "(started with the same --checkpoint and --quantize), ranks 1, 2, ... in this order; or, with mpi, across the processes of "
+                    + "the MPI job this one runs in (mpirun -np N gptfast ..., Open MPI), rank 0 leading. The model's kv heads must divide evenly among them all.")
     List<String> workers;
 
+    /**
+     * Ends the command of an MPI job's rank above 0 once it has followed the leader to the end: its work was the
+     * leader's command, which it must not run again. {@link Main} exits 0 for it.
+     */
+    static final class Followed extends RuntimeException {
+        Followed() {
+            super("followed the MPI job's leader", null, false, false);
+        }
+    }
+
     /** The groups this process leads, which {@link #closeGroups} ends when a command returns (Main.run). */
-    private static final List<SocketGroup> OPEN = new java.util.concurrent.CopyOnWriteArrayList<>();
+    private static final List<Group> OPEN = new java.util.concurrent.CopyOnWriteArrayList<>();
 
     /**
      * Ends every group a command opened, so that its workers wait for their next leader: what exiting does, for a
      * command run in a process that goes on (a test, a program that calls Main.run).
      */
     static void closeGroups() {
-        for (SocketGroup g : OPEN) g.close();
+        for (Group g : OPEN) g.close();
         OPEN.clear();
     }
 
-    /** {@code whole}'s share in a group with the workers, announced on stderr. */
+    /**
+     * {@code whole}'s share in a group with the workers, announced on stderr. Under MPI, a rank above 0 does not
+     * return: it follows the leader with its share (quantized here) and ends the command ({@link Followed}).
+     */
     Llama split(Llama whole, String quantize) {
         if (workers.isEmpty()) throw new IllegalArgumentException("--workers names no worker");
+        if (workers.contains("mpi")) {
+            if (workers.size() > 1) throw new IllegalArgumentException("--workers mpi takes no other workers");
+            MpiGroup group = MpiGroup.join(CommonOptions.fingerprint(whole, quantize));
+            whole.checkSplit(group.size());
+            OPEN.add(group);
+            Llama share = whole.split(group);
+            if (group.rank() == 0) {
+                System.err.printf("tensor parallelism: the %d processes of this MPI job, each with 1/%d of every layer%n", group.size(), group.size());
+                return share;
+            }
+            GGMLType type = CommonOptions.quantizeMode(quantize, "--quantize");
+            (type == null ? share : share.quantize(type)).follow();
+            throw new Followed();
+        }
         for (String w : workers) SocketGroup.address(w);
         whole.checkSplit(workers.size() + 1);
         SocketGroup group = SocketGroup.lead(workers, CommonOptions.fingerprint(whole, quantize));
