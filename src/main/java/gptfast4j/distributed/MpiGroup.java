@@ -102,11 +102,7 @@ public final class MpiGroup implements Group {
         broadcast(bytes, length, byteType);
         if (rank != 0 && !java.util.Arrays.equals(mine, bytes.asSlice(0, length).toArray(ValueLayout.JAVA_BYTE))) {
             System.err.println("error: MPI rank " + rank + " loaded another model than rank 0 (start every rank with the same --checkpoint and --quantize)");
-            try {
-                int ignored = (int) abort.invokeExact(world, 1); // ends every process of the job
-            } catch (Throwable e) {
-                throw new IllegalStateException(e);
-            }
+            abort(); // ends every process of the job
         }
     }
 
@@ -198,6 +194,18 @@ public final class MpiGroup implements Group {
             check((int) bcast.invokeExact(buffer, count, type, 0, world), "MPI_Bcast");
         } catch (RuntimeException | Error e) {
             throw e;
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** MPI_Abort: every process of the job ends (mpirun reports it), the one way to reach a rank inside a collective. */
+    @Override
+    public synchronized void abort() {
+        if (closed) return;
+        closed = true;
+        try {
+            int ignored = (int) abort.invokeExact(world, 1);
         } catch (Throwable e) {
             throw new IllegalStateException(e);
         }

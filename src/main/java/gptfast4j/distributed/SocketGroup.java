@@ -458,6 +458,12 @@ public final class SocketGroup implements Group {
         close(peers);
     }
 
+    /** The connections closed: each follower's exchange ends with the end of its connection, and it waits again. */
+    @Override
+    public void abort() {
+        close();
+    }
+
     private static void close(Peer[] peers) {
         for (Peer p : peers) {
             if (p == null) continue;

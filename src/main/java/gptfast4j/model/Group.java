@@ -30,4 +30,10 @@ public interface Group extends AutoCloseable {
     /** Ends this process's part in the group (a leader's followers then see the end of its commands). */
     @Override
     void close();
+
+    /**
+     * Ends the group at once, an exchange perhaps left unfinished (the leader failed in the middle of a step): the
+     * followers must not wait for the rest of it. Then {@link #close} does nothing more.
+     */
+    void abort();
 }

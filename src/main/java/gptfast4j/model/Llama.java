@@ -236,7 +236,12 @@ public final class Llama {
                 checkTokens(tokens, from + done, batch); // here, not in the followers, which would stop at a bad id
                 synchronized (parallel) {
                     parallel.run(s, tokens, from + done, batch, startPos + done, computed, exact);
-                    runBatch(s, tokens, from + done, batch, startPos + done, computed, exact);
+                    try {
+                        runBatch(s, tokens, from + done, batch, startPos + done, computed, exact);
+                    } catch (RuntimeException | Error e) {
+                        parallel.abandon();
+                        throw e;
+                    }
                 }
             } else {
                 runBatch(s, tokens, from + done, batch, startPos + done, computed, exact);
@@ -303,7 +308,12 @@ public final class Llama {
                 checkTokens(tokens, 0, n);
                 synchronized (parallel) {
                     parallel.each(batch, sequences, tokens, positions, n);
-                    runBatch(batch, tokens, 0, n, 0, n, true);
+                    try {
+                        runBatch(batch, tokens, 0, n, 0, n, true);
+                    } catch (RuntimeException | Error e) {
+                        parallel.abandon();
+                        throw e;
+                    }
                 }
             } else {
                 runBatch(batch, tokens, 0, n, 0, n, true);
@@ -518,9 +528,10 @@ public final class Llama {
     /**
      * Causal attention of the batch's queries ({@code s.q}, [n, heads * headDim], this process's heads) for the heads
      * {@code [hStart, hEnd)} over the cached keys and values of positions {@code 0 .. startPos + t}; writes the
-     * concatenated heads to {@code s.heads} (which is {@code s.xb} when the whole model is here). Query head h reads kv head {@code h / (nHeads / nKvHeads)}, whose keys and values are taken once
-     * for all the heads and tokens here that read them ({@link KvCache#head}). The caller splits the heads across
-     * threads, in units of {@link #headsPerCall} heads.
+     * concatenated heads to {@code s.heads} (which is {@code s.xb} when the whole model is here). Query head h reads
+     * kv head {@code h / (nHeads / nKvHeads)}, whose keys and values are taken once for all the heads and tokens here
+     * that read them ({@link KvCache#head}). The caller splits the heads across threads, in units of
+     * {@link #headsPerCall} heads.
      * <p>
      * Four queries at a time ({@link VectorMath#product4}: their scores, then their weighted sums), so that each key
      * and value is read once for four: a batch's tokens in blocks of four, each block's first three queries taking zero

@@ -168,6 +168,14 @@ public final class TensorParallel {
         send(DECODE);
     }
 
+    /**
+     * Leader: a step whose command the followers have failed here (out of memory, a fault of ours), so they may be
+     * inside one of its gathers, where no later command can reach them: the group is ended at once ({@link Group#abort}).
+     */
+    void abandon() {
+        group.abort();
+    }
+
     private void send(int... command) {
         command(command, command.length);
     }
