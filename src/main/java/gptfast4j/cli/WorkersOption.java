@@ -56,7 +56,12 @@ final class WorkersOption {
                 return share;
             }
             GGMLType type = CommonOptions.quantizeMode(quantize, "--quantize");
-            (type == null ? share : share.quantize(type)).follow();
+            try {
+                (type == null ? share : share.quantize(type)).follow();
+            } catch (RuntimeException | Error e) {
+                group.abort(); // the leader may be inside a gather that this rank will never join
+                throw e;
+            }
             throw new Followed();
         }
         for (String w : workers) SocketGroup.address(w);
