@@ -56,7 +56,9 @@ final class WorkerCommand implements Callable<Integer> {
                     if (type != null) share = share.quantize(type);
                     System.err.printf("worker: a leader connected; rank %d of %d%n", group.rank(), group.size());
                     share.follow();
-                    System.err.printf("worker: the leader is done (%.1f s)%n", (System.nanoTime() - t0) / 1e9);
+                    long peak = CommonOptions.peakResidentBytes();
+                    System.err.printf("worker: the leader is done (%.1f s%s)%n", (System.nanoTime() - t0) / 1e9,
+                            peak < 0 ? "" : String.format("; peak memory of this process so far %.1f MB resident", peak / 1e6));
                 } catch (RuntimeException e) {
                     System.err.println("worker: the leader's session failed: " + Main.oneLine(e.getMessage()));
                     if (once) throw e;
