@@ -31,7 +31,12 @@ final class WorkerCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        InetSocketAddress address = SocketGroup.address(listen.contains(":") ? listen : "127.0.0.1:" + listen, true);
+        InetSocketAddress address;
+        try {
+            address = SocketGroup.address(listen.contains(":") ? listen : "127.0.0.1:" + listen, true);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--listen takes [HOST:]PORT, got '" + listen + "'");
+        }
         GGMLType type = CommonOptions.quantizeMode(common.quantize, "--quantize");
         CommonOptions.checkThreads(common.threads);
         Parallel.setThreads(common.threads);

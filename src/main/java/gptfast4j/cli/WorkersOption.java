@@ -64,7 +64,13 @@ final class WorkersOption {
             }
             throw new Followed();
         }
-        for (String w : workers) SocketGroup.address(w);
+        for (String w : workers) {
+            try {
+                SocketGroup.address(w);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("--workers: " + e.getMessage());
+            }
+        }
         whole.checkSplit(workers.size() + 1);
         SocketGroup group = SocketGroup.lead(workers, CommonOptions.fingerprint(whole, quantize));
         OPEN.add(group);

@@ -351,8 +351,9 @@ public final class Llama {
             weights.tokEmbeddings().dequantizeRow(token, s.x, t * dim);
             // A table read only row by row gives its file pages back once read: the file is cached in 2 MB folios, so
             // each token seen kept one mapped (Llama-2-7B Q4_K: 70 of its 74 MB after 100 tokens). Not a table that is
-            // also the output head in the file's layout (tied, before or without the decode layouts' copy).
-            if (weights.tokEmbeddings() != weights.output()) weights.tokEmbeddings().releaseRowPages(token);
+            // also the output head in the file's layout (tied, before or without the decode layouts' copy; a split model's
+            // share of the head is then a view of some of its rows).
+            if (!weights.tokEmbeddings().overlaps(weights.output())) weights.tokEmbeddings().releaseRowPages(token);
         }
         s.startPos = startPos;
         s.batch = n;

@@ -162,6 +162,12 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
         return of(name, type, source.asSlice(first * rowBytes, count * rowBytes), cols, count);
     }
 
+    /** Whether this tensor's bytes and {@code other}'s overlap: one is the other, or a view of some of its rows ({@link #rows}). */
+    public boolean overlaps(Tensor other) {
+        long a = data.address(), b = other.data.address();
+        return a < b + other.data.byteSize() && b < a + data.byteSize();
+    }
+
     /** Dot product of row {@code row} with {@code x[xOffset .. xOffset + cols)}. */
     public abstract float dot(long row, float[] x, int xOffset);
 

@@ -133,10 +133,16 @@ class WorkerCommandTest {
         worker.await("refused leader");
         ErrorsTest.assertOneLineError(ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "a", "--workers", worker.address + "," + worker.address),
                 "this model's 4 kv heads cannot be split evenly across 3 processes");
-        ErrorsTest.assertOneLineError(ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "a", "--workers", "localhost"), "'localhost' is not HOST:PORT");
+        ErrorsTest.assertOneLineError(ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "a", "--workers", "localhost"), "--workers: 'localhost' is not HOST:PORT");
         ErrorsTest.assertOneLineError(ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "a", "--workers", "127.0.0.1:1"),
                 "cannot connect to tensor-parallel worker 127.0.0.1:1");
         ErrorsTest.assertOneLineError(ErrorsTest.run("worker", "--checkpoint", STORIES, "--listen", worker.address), "cannot listen on " + worker.address);
+        ErrorsTest.assertOneLineError(ErrorsTest.run("worker", "--checkpoint", STORIES, "--listen", "seven"), "--listen takes [HOST:]PORT, got 'seven'");
+        ErrorsTest.assertOneLineError(ErrorsTest.run("worker", "--checkpoint", STORIES, "--listen", "127.0.0.1:70000"), "--listen takes [HOST:]PORT, got '127.0.0.1:70000'");
+        ErrorsTest.assertOneLineError(ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "a", "--workers", "127.0.0.1:0"),
+                "--workers: '127.0.0.1:0': the port must be in 1..65535");
+        ErrorsTest.assertOneLineError(ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "a", "--workers", "no-such-host.invalid:7070"),
+                "--workers: 'no-such-host.invalid:7070': unknown host");
         // the worker still serves the next leader
         ErrorsTest.Outcome o = ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "a", "-n", "5", "--workers", worker.address);
         assertEquals(0, o.exit(), o.err());
