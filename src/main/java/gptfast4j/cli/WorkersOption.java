@@ -3,13 +3,16 @@ package gptfast4j.cli;
 import gptfast4j.distributed.MpiGroup;
 import gptfast4j.distributed.SocketGroup;
 import gptfast4j.model.Group;
-import gptfast4j.tensor.GGMLType;
 import gptfast4j.model.Llama;
+import gptfast4j.tensor.GGMLType;
 import picocli.CommandLine.Option;
 
 import java.util.List;
 
-/** A leader's side of tensor parallelism: the {@code gptfast worker} processes it splits its model with. */
+/**
+ * A leader's side of tensor parallelism: the {@code gptfast worker} processes it splits its model with, or the other
+ * ranks of its MPI job.
+ */
 final class WorkersOption {
     @Option(names = "--workers", split = ",", paramLabel = "HOST:PORT|mpi",
             description = "Tensor parallelism: split every layer of the model across this process and these `gptfast worker` processes "
@@ -47,8 +50,8 @@ final class WorkersOption {
         if (workers.isEmpty()) throw new IllegalArgumentException("--workers names no worker");
         if (workers.contains("mpi")) {
             if (workers.size() > 1) throw new IllegalArgumentException("--workers mpi takes no other workers");
+            whole.checkSplit(MpiGroup.jobSize()); // every rank refuses alike, before MPI starts
             MpiGroup group = MpiGroup.join(CommonOptions.fingerprint(whole, quantize));
-            whole.checkSplit(group.size());
             OPEN.add(group);
             Llama share = whole.split(group);
             if (group.rank() == 0) {

@@ -69,12 +69,7 @@ public final class MpiGroup implements Group {
      */
     public static synchronized MpiGroup join(String fingerprint) {
         if (joined == null) {
-            // mpirun gives its processes their place in the job; a process started otherwise would be a job of one
-            // (and MPI_Init would start Open MPI's daemons for it)
-            String size = System.getenv("OMPI_COMM_WORLD_SIZE");
-            if (size == null || size.equals("1")) {
-                throw new IllegalArgumentException("--workers mpi runs in an MPI job of several processes: start the command with mpirun -np N (Open MPI)");
-            }
+            jobSize();
             SymbolLookup mpi;
             try {
                 mpi = SymbolLookup.libraryLookup("libmpi.so.40", Arena.global());
@@ -91,6 +86,22 @@ public final class MpiGroup implements Group {
         }
         joined.agree(fingerprint);
         return joined;
+    }
+
+    /**
+     * The processes of the MPI job this one runs in, as mpirun tells them before MPI starts; refused for a process
+     * mpirun did not start, which would be a job of one (and for which MPI_Init would start Open MPI's daemons).
+     */
+    public static int jobSize() {
+        String size = System.getenv("OMPI_COMM_WORLD_SIZE");
+        int n = 0;
+        try {
+            if (size != null) n = Integer.parseInt(size);
+        } catch (NumberFormatException e) {
+            n = 0;
+        }
+        if (n < 2) throw new IllegalArgumentException("--workers mpi runs in an MPI job of several processes: start the command with mpirun -np N (Open MPI)");
+        return n;
     }
 
     /** Rank 0's fingerprint to every rank; a rank that holds another model aborts the job. */

@@ -75,6 +75,15 @@ class MpiTest {
         assertTrue(job.err().contains("error: MPI rank 1 loaded another model than rank 0"), job.err());
     }
 
+    /** A split the model does not allow is refused by every rank alike, before MPI starts, and the job fails. */
+    @Test
+    void aSplitTheModelDoesNotAllowFailsTheJob() throws Exception {
+        List<String> args = List.of("generate", "--checkpoint", STORIES, "--prompt", "a", "--workers", "mpi");
+        Job job = mpirun(List.of(args, args, args));
+        assertTrue(job.exit() != 0, job.err());
+        assertTrue(job.err().contains("error: this model's 4 kv heads cannot be split evenly across 3 processes"), job.err());
+    }
+
     @Test
     void outsideAnMpiJobIsAOneLineError() {
         ErrorsTest.assertOneLineError(ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "a", "--workers", "mpi"),
