@@ -20,14 +20,14 @@ import java.util.List;
 
 /**
  * A tensor-parallel {@link Group} over TCP, in a star: the leader (rank 0) holds a connection to each follower and
- * followers talk only to it. A gather sends each follower's columns to the leader, which sends every follower the
- * whole vectors back: two hops, where a mesh would take one, for the simplicity of one connection per follower and no
- * order in which a blocking exchange could deadlock (the leader reads the followers' columns one after another, then
- * writes to them one after another; each follower writes, then reads). Floats and ints travel little-endian.
+ * followers talk only to it. A gather is an exchange both ways at once over non-blocking connections, each side
+ * sending its columns while it receives the other's, so that neither waits for the other to read (with more than two
+ * processes the leader then passes each follower the other followers' columns). Floats and ints travel little-endian.
  * <p>
  * A follower listens ({@link #follow}); the leader connects to each in rank order ({@link #lead}) and sends a
  * handshake: a protocol version, the follower's rank, the group's size and the model's fingerprint (its
- * hyperparameters and tensor types), which the follower checks against the model it loaded before it answers.
+ * hyperparameters, tensors and {@code --quantize}), which the follower checks against the model it loaded before it
+ * answers.
  */
 public final class SocketGroup implements Group {
     private static final int MAGIC = 0x47465450; // "GFTP"
@@ -51,8 +51,8 @@ public final class SocketGroup implements Group {
     private static final long HANDSHAKE_NANOS = 10_000_000_000L;
 
     /**
-     * One connection, non-blocking, with a buffer that grows to the largest message it carries; a selector to block
-     * on once spinning has waited {@link #SPIN_NANOS}.
+     * One connection, non-blocking, with a buffer each way that grows to the largest message it carries; a selector
+     * to block on once spinning has waited {@link #SPIN_NANOS}.
      */
     private static final class Peer {
         final SocketChannel channel;
