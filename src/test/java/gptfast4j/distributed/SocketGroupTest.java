@@ -1,0 +1,125 @@
+package gptfast4j.distributed;
+
+import org.junit.jupiter.api.Test;
+
+import java.io.UncheckedIOException;
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The TCP transport alone: gathers of uneven shares among three processes, a handshake's refusals, an abort. */
+class SocketGroupTest {
+    /** A thread each (the common pool may have one thread on two cores, and a follower blocks it until its leader is done). */
+    private static final java.util.concurrent.Executor THREADS = r -> Thread.ofPlatform().daemon().start(r);
+
+    private static ServerSocketChannel listen() throws Exception {
+        return ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
+    }
+
+    private static String address(ServerSocketChannel s) throws Exception {
+        return "127.0.0.1:" + ((InetSocketAddress) s.getLocalAddress()).getPort();
+    }
+
+    /** Three ranks with shares of 3, 5 and 8 columns of 4 rows: every rank ends with every column, in its place. */
+    @Test
+    void aGatherGivesEveryRankEveryColumn() throws Exception {
+        int[] starts = {0, 3, 8, 16};
+        int width = 16, n = 4;
+        try (ServerSocketChannel a = listen(); ServerSocketChannel b = listen()) {
+            ConcurrentLinkedQueue<String> log = new ConcurrentLinkedQueue<>();
+            CompletableFuture<float[]> one = CompletableFuture.supplyAsync(() -> follower(a, starts, width, n, log), THREADS);
+            CompletableFuture<float[]> two = CompletableFuture.supplyAsync(() -> follower(b, starts, width, n, log), THREADS);
+            float[] full = new float[n * width];
+            try (SocketGroup leader = SocketGroup.lead(List.of(address(a), address(b)), "model")) {
+                leader.gather(part(0, starts, n), full, width, n, starts);
+            }
+            assertArrayEquals(expected(width, n), full);
+            assertArrayEquals(expected(width, n), one.get(30, TimeUnit.SECONDS));
+            assertArrayEquals(expected(width, n), two.get(30, TimeUnit.SECONDS));
+            assertTrue(log.isEmpty(), log.toString());
+        }
+    }
+
+    private static float[] follower(ServerSocketChannel server, int[] starts, int width, int n, ConcurrentLinkedQueue<String> log) {
+        try (SocketGroup g = SocketGroup.follow(server, print -> print.equals("model") ? null : "another model", log::add)) {
+            float[] full = new float[n * width];
+            g.gather(part(g.rank(), starts, n), full, width, n, starts);
+            assertNull(g.nextCommand()); // the leader's close
+            return full;
+        } catch (Exception e) {
+            throw new RuntimeException(e);
+        }
+    }
+
+    /** Rank r's columns [n, starts[r + 1] - starts[r]]: element (t, c) of the whole is t * 100 + c. */
+    private static float[] part(int r, int[] starts, int n) {
+        int columns = starts[r + 1] - starts[r];
+        float[] p = new float[n * columns];
+        for (int t = 0; t < n; t++) for (int c = 0; c < columns; c++) p[t * columns + c] = t * 100 + starts[r] + c;
+        return p;
+    }
+
+    private static float[] expected(int width, int n) {
+        float[] e = new float[n * width];
+        for (int t = 0; t < n; t++) for (int c = 0; c < width; c++) e[t * width + c] = t * 100 + c;
+        return e;
+    }
+
+    /** A leader of another model is told why; a connection that is no leader's is dropped; the follower waits on. */
+    @Test
+    void aHandshakeRefusesWhatIsNotItsLeader() throws Exception {
+        try (ServerSocketChannel server = listen()) {
+            ConcurrentLinkedQueue<String> log = new ConcurrentLinkedQueue<>();
+            CompletableFuture<SocketGroup> refused = CompletableFuture.supplyAsync(() -> accept(server, log), THREADS);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SocketGroup.lead(List.of(address(server)), "other"));
+            assertEquals("tensor-parallel worker " + address(server) + " refused: another model", e.getMessage());
+            assertNull(refused.get(30, TimeUnit.SECONDS));
+            CompletableFuture<SocketGroup> stranger = CompletableFuture.supplyAsync(() -> accept(server, log), THREADS);
+            try (SocketChannel c = SocketChannel.open(new InetSocketAddress("127.0.0.1", ((InetSocketAddress) server.getLocalAddress()).getPort()))) {
+                c.write(ByteBuffer.wrap("GET / HTTP/1.1\r\nHost: x\r\n\r\n".getBytes()));
+                assertNull(stranger.get(30, TimeUnit.SECONDS));
+            }
+            assertTrue(log.stream().anyMatch(l -> l.startsWith("refused leader")), log.toString());
+            assertTrue(log.stream().anyMatch(l -> l.contains("not a gptfast tensor-parallel leader")), log.toString());
+        }
+    }
+
+    private static SocketGroup accept(ServerSocketChannel server, ConcurrentLinkedQueue<String> log) {
+        try {
+            return SocketGroup.follow(server, print -> print.equals("model") ? null : "another model", log::add);
+        } catch (Exception e) {
+            throw new RuntimeException(e);
+        }
+    }
+
+    /** A leader's abort ends a follower's gather, which it will never finish, with an error naming the leader. */
+    @Test
+    void anAbortEndsAFollowersGather() throws Exception {
+        try (ServerSocketChannel server = listen()) {
+            CompletableFuture<Throwable> failure = CompletableFuture.supplyAsync(() -> {
+                try (SocketGroup g = accept(server, new ConcurrentLinkedQueue<>())) {
+                    g.gather(new float[4], new float[8], 8, 1, new int[]{0, 4, 8});
+                    return null;
+                } catch (Throwable e) {
+                    return e;
+                }
+            }, THREADS);
+            SocketGroup leader = SocketGroup.lead(List.of(address(server)), "model");
+            Thread.sleep(200); // the follower is inside its gather, waiting for the leader's columns
+            leader.abort();
+            Throwable e = failure.get(30, TimeUnit.SECONDS);
+            assertTrue(e instanceof UncheckedIOException && e.getMessage().startsWith("tensor-parallel peer /127.0.0.1:"), String.valueOf(e));
+        }
+    }
+}
