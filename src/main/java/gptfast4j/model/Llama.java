@@ -61,6 +61,14 @@ public final class Llama {
         return new Llama(config, Checkpoint.quantized(weights, type, memory), memory, parallel);
     }
 
+    /**
+     * Why a split model ({@link #split}) can run no more (a peer gone: its group was ended, and every later call fails
+     * with this), or null: the server's {@code /health} says it.
+     */
+    public String failure() {
+        return parallel.failure;
+    }
+
     /** The processes this model's weights are split across ({@link #split}): 1 where the whole model is here. */
     public int processes() {
         return parallel.whole() ? 1 : parallel.group.size();
@@ -239,7 +247,7 @@ public final class Llama {
                     try {
                         runBatch(s, tokens, from + done, batch, startPos + done, computed, exact);
                     } catch (RuntimeException | Error e) {
-                        parallel.abandon();
+                        parallel.abandon(e);
                         throw e;
                     }
                 }
@@ -311,7 +319,7 @@ public final class Llama {
                     try {
                         runBatch(batch, tokens, 0, n, 0, n, true);
                     } catch (RuntimeException | Error e) {
-                        parallel.abandon();
+                        parallel.abandon(e);
                         throw e;
                     }
                 }

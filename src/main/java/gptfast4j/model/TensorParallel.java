@@ -168,11 +168,16 @@ public final class TensorParallel {
         send(DECODE);
     }
 
+    /** Leader: why the group was ended ({@link #abandon}), after which every call fails with it; null while it runs. */
+    volatile String failure;
+
     /**
-     * Leader: a step whose command the followers have failed here (out of memory, a fault of ours), so they may be
-     * inside one of its gathers, where no later command can reach them: the group is ended at once ({@link Group#abort}).
+     * Leader: a step whose command the followers have failed here (a peer gone, out of memory, a fault of ours), so
+     * they may be inside one of its gathers, where no later command can reach them: the group is ended at once
+     * ({@link Group#abort}), and the model fails from then on.
      */
-    void abandon() {
+    void abandon(Throwable e) {
+        if (failure == null) failure = e.getMessage() != null ? e.getMessage() : e.toString();
         group.abort();
     }
 
@@ -181,8 +186,14 @@ public final class TensorParallel {
     }
 
     private void command(int[] w, int count) {
-        for (Integer id; (id = dropped.poll()) != null; ) group.command(new int[]{DROP, id}, 2);
-        group.command(w, count);
+        if (failure != null) throw new IllegalStateException("tensor parallelism stopped: " + failure);
+        try {
+            for (Integer id; (id = dropped.poll()) != null; ) group.command(new int[]{DROP, id}, 2);
+            group.command(w, count);
+        } catch (RuntimeException | Error e) {
+            abandon(e);
+            throw e;
+        }
     }
 
     private int[] words(int count) {

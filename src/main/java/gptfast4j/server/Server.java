@@ -148,7 +148,10 @@ public final class Server implements AutoCloseable {
             switch (path) {
                 case "/health" -> {
                     allow(exchange, "GET");
-                    send(exchange, 200, JSON.createObjectNode().put("status", "ok"));
+                    // a split model whose peer is gone answers nothing more: unhealthy, so that a supervisor restarts it
+                    String failure = ckpt.model().failure();
+                    if (failure == null) send(exchange, 200, JSON.createObjectNode().put("status", "ok"));
+                    else send(exchange, 503, JSON.createObjectNode().put("status", "error").put("error", failure));
                 }
                 case "/v1/models" -> {
                     allow(exchange, "GET");
