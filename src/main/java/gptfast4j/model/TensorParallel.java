@@ -13,16 +13,18 @@ import java.util.concurrent.ConcurrentLinkedQueue;
  * heads (rank r the query heads {@code [r * heads, (r + 1) * heads)} and their kv heads), so that each process runs
  * the attention of its own heads over its own share of the KV cache; wo and w2 by their rows (dim), w1 and w3 by
  * theirs (hidden), the output head by vocabulary rows; a mixture's experts each as a dense feed-forward, its router
- * whole. A layer gathers four times (the heads' outputs before wo, wo's outputs, the SwiGLU before w2, w2's outputs;
- * in a mixture the last two for each expert a batch runs) and the logits once. Every output is still one row's dot product over
- * its whole input, computed as one process computes it, so the logits are the one-process logits bit for bit (where
- * Megatron-LM splits wo and w2 by their input columns and adds the partial sums, an all-reduce whose sums round
+ * whole (whole experts per process would leave a process idle whenever a token's chosen experts are all another's).
+ * A layer gathers four times (the heads' outputs before wo, wo's outputs, the SwiGLU before w2, w2's outputs; in a
+ * mixture the last two for each expert a batch runs) and the logits once. Every output is still one row's dot product
+ * over its whole input, computed as one process computes it, so the logits are the one-process logits bit for bit
+ * (where Megatron-LM splits wo and w2 by their input columns and adds the partial sums, an all-reduce whose sums round
  * otherwise). The embeddings and norms are whole in every process; the element-wise work between the products
  * (norms, residuals) runs in every process on the gathered vectors.
  * <p>
  * The leader (rank 0) is an ordinary {@link Llama} to its callers: each call that runs or changes a state (a batch,
- * {@link Llama#decodeEach}, {@link Llama#shift}, a new state) is first sent to the followers as a command, which
- * {@link #follow} runs on their mirror of that state, one call at a time.
+ * {@link Llama#decodeEach}, {@link Llama#shift}, a new state, {@link Llama#startDecoding}) is first sent to the
+ * followers as a command, which {@link #follow} runs on their mirror of that state, one call at a time. A command or
+ * step that fails ends the group ({@link #abandon}), and the model with it.
  */
 public final class TensorParallel {
     /** null: the whole model is in this process. */
