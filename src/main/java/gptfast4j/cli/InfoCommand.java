@@ -33,6 +33,10 @@ final class InfoCommand implements Callable<Integer> {
         System.out.printf("layers:          %d%n", c.nLayers());
         System.out.printf("heads:           %d (kv heads %d, head dim %d)%n", c.nHeads(), c.nKvHeads(), c.headDim());
         System.out.printf("ffn hidden:      %d%n", c.hiddenDim());
+        // tensor parallelism gives each process whole kv heads: the divisors of their count
+        String splits = java.util.stream.IntStream.rangeClosed(2, c.nKvHeads()).filter(p -> c.nKvHeads() % p == 0)
+                .mapToObj(Integer::toString).collect(java.util.stream.Collectors.joining(", "));
+        System.out.printf("splits:          %s%n", splits.isEmpty() ? "none (one kv head)" : "across " + splits + " processes (--workers)");
         if (c.isMoE()) System.out.printf("experts:         %d (%d used per token)%n", c.expertCount(), c.expertsUsed());
         System.out.printf("vocab:           %d%n", c.vocabSize());
         System.out.printf("context length:  %d%n", c.contextLength());

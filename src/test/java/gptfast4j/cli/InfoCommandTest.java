@@ -17,7 +17,7 @@ class InfoCommandTest {
     void theSummaryHasThePublishedShape() {
         ErrorsTest.Outcome o = ErrorsTest.run("info", "-m", GGUF);
         assertEquals(0, o.exit(), o.err());
-        for (String line : new String[]{"dim:             64", "layers:          5", "heads:           8 (kv heads 4, head dim 8)",
+        for (String line : new String[]{"dim:             64", "layers:          5", "heads:           8 (kv heads 4, head dim 8)", "splits:          across 2, 4 processes (--workers)",
                 "vocab:           512", "tokenizer:       sentencepiece, 512 tokens, BOS 1 (added), EOS [2]"}) {
             assertTrue(o.out().contains(line), line + "\n" + o.out());
         }
