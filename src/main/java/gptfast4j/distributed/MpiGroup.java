@@ -78,10 +78,8 @@ public final class MpiGroup implements Group {
             }
             try {
                 joined = new MpiGroup(mpi);
-            } catch (RuntimeException | Error e) {
-                throw e;
             } catch (Throwable e) {
-                throw new IllegalStateException(e);
+                throw unchecked(e);
             }
         }
         joined.agree(fingerprint);
@@ -125,6 +123,15 @@ public final class MpiGroup implements Group {
         return mpi.find(name).orElseThrow(() -> new IllegalArgumentException("libmpi.so.40 has no " + name + ": --workers mpi takes Open MPI, not another MPI"));
     }
 
+    /**
+     * What a downcall threw, to rethrow: itself where unchecked, else wrapped ({@code invokeExact} declares Throwable;
+     * MPI's functions throw nothing of their own).
+     */
+    private static RuntimeException unchecked(Throwable e) {
+        if (e instanceof Error error) throw error;
+        return e instanceof RuntimeException r ? r : new IllegalStateException(e);
+    }
+
     private static void check(int code, String what) {
         if (code != 0) throw new IllegalStateException(what + " failed with MPI error " + code);
     }
@@ -153,10 +160,8 @@ public final class MpiGroup implements Group {
         }
         try {
             check((int) allgatherv.invokeExact(send, n * mine, floatType, receive, counts, offsets, floatType, world), "MPI_Allgatherv");
-        } catch (RuntimeException | Error e) {
-            throw e;
         } catch (Throwable e) {
-            throw new IllegalStateException(e);
+            throw unchecked(e);
         }
         // rank r's columns of the n rows lie packed at its offset: each row to its place
         for (int r = 0, offset = 0; r < size; r++) {
@@ -203,10 +208,8 @@ public final class MpiGroup implements Group {
     private void broadcast(MemorySegment buffer, int count, MemorySegment type) {
         try {
             check((int) bcast.invokeExact(buffer, count, type, 0, world), "MPI_Bcast");
-        } catch (RuntimeException | Error e) {
-            throw e;
         } catch (Throwable e) {
-            throw new IllegalStateException(e);
+            throw unchecked(e);
         }
     }
 
@@ -218,7 +221,7 @@ public final class MpiGroup implements Group {
         try {
             int ignored = (int) abort.invokeExact(world, 1);
         } catch (Throwable e) {
-            throw new IllegalStateException(e);
+            throw unchecked(e);
         }
     }
 
@@ -230,10 +233,8 @@ public final class MpiGroup implements Group {
         if (rank == 0) broadcastInt(0);
         try {
             check((int) finalizeMpi.invokeExact(), "MPI_Finalize");
-        } catch (RuntimeException | Error e) {
-            throw e;
         } catch (Throwable e) {
-            throw new IllegalStateException(e);
+            throw unchecked(e);
         }
     }
 }

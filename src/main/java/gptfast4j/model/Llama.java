@@ -240,20 +240,7 @@ public final class Llama {
             // gets the logits it would get with every position's wanted (the output head's products are then the same)
             int wanted = sink == null ? (last ? 1 : 0) : Math.clamp(startPos + done + batch - firstWanted, 0, batch);
             int computed = sink == null || wanted == 0 ? wanted : Math.max(wanted, Math.min(batch, Tensor.BATCH_INVARIANT_TOKENS));
-            if (parallel.leads()) {
-                checkTokens(tokens, from + done, batch); // here, not in the followers, which would stop at a bad id
-                synchronized (parallel) {
-                    parallel.run(s, tokens, from + done, batch, startPos + done, computed, exact);
-                    try {
-                        runBatch(s, tokens, from + done, batch, startPos + done, computed, exact);
-                    } catch (RuntimeException | Error e) {
-                        parallel.abandon(e);
-                        throw e;
-                    }
-                }
-            } else {
-                runBatch(s, tokens, from + done, batch, startPos + done, computed, exact);
-            }
+            step(s, tokens, from + done, batch, startPos + done, computed, exact, null, null);
             if (sink != null) {
                 for (int t = batch - wanted; t < batch; t++) sink.accept(startPos + done + t, s.logits, (t - (batch - computed)) * config.vocabSize());
             }
@@ -312,25 +299,35 @@ public final class Llama {
         }
         batch.perToken = true;
         try {
-            if (parallel.leads()) {
-                checkTokens(tokens, 0, n);
-                synchronized (parallel) {
-                    parallel.each(batch, sequences, tokens, positions, n);
-                    try {
-                        runBatch(batch, tokens, 0, n, 0, n, true);
-                    } catch (RuntimeException | Error e) {
-                        parallel.abandon(e);
-                        throw e;
-                    }
-                }
-            } else {
-                runBatch(batch, tokens, 0, n, 0, n, true);
-            }
+            step(batch, tokens, 0, n, 0, n, true, sequences, positions);
         } finally {
             batch.perToken = false;
             java.util.Arrays.fill(batch.tokenKv, null); // the sequences' caches are theirs to drop
         }
         return batch.logits;
+    }
+
+    /**
+     * {@link #runBatch}, which a tensor-parallel leader first sends to its followers: as a batch, or with
+     * {@code sequences} as {@link #decodeEach}'s step, after checking its token ids (here, not in the followers, which
+     * would stop at a bad one). A failure after the command went out ends the group (TensorParallel#abandon).
+     */
+    private void step(State s, int[] tokens, int from, int n, int startPos, int nLogits, boolean exact, State[] sequences, int[] positions) {
+        if (!parallel.leads()) {
+            runBatch(s, tokens, from, n, startPos, nLogits, exact);
+            return;
+        }
+        checkTokens(tokens, from, n);
+        synchronized (parallel) {
+            if (sequences == null) parallel.run(s, tokens, from, n, startPos, nLogits, exact);
+            else parallel.each(s, sequences, tokens, positions, n);
+            try {
+                runBatch(s, tokens, from, n, startPos, nLogits, exact);
+            } catch (RuntimeException | Error e) {
+                parallel.abandon(e);
+                throw e;
+            }
+        }
     }
 
     /** Numbers the calls of {@link #attentionHeads} across every state, for the F16 caches' scratch (KvCache#head). */
