@@ -23,7 +23,8 @@ import java.util.Set;
  * what the schema accepts, as OpenAI's structured outputs have it), {@code additionalProperties} where no properties
  * are listed (true or absent: any object; false: {@code {}}; a schema: a map of values of it), {@code items},
  * {@code minItems}, {@code maxItems}, {@code minLength}, {@code maxLength}, {@code format} (date, time, date-time,
- * uuid), an integer's {@code minimum}, {@code maximum}, {@code exclusiveMinimum} and {@code exclusiveMaximum},
+ * uuid), a string's {@code pattern} ({@link PatternGrammar}), an integer's {@code minimum}, {@code maximum},
+ * {@code exclusiveMinimum} and {@code exclusiveMaximum},
  * {@code allOf} of one schema, and {@code $ref} to {@code #/$defs/NAME} or {@code #/definitions/NAME};
  * {@code {}} or {@code true} is any JSON value. Annotations ({@code title}, {@code description}, ...) are ignored.
  * Any other keyword is refused by name rather than left out, since the text would then not be held to it; so are a
@@ -95,7 +96,7 @@ public final class JsonSchemaGrammar {
             String keyword = names.next();
             if (!ANNOTATIONS.contains(keyword) && !Set.of("type", "enum", "const", "anyOf", "oneOf", "properties", "required", "additionalProperties",
                     "items", "minItems", "maxItems", "minLength", "maxLength", "format", "allOf", "$ref",
-                    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum").contains(keyword)) {
+                    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern").contains(keyword)) {
                 throw new IllegalArgumentException("--json-schema: '" + keyword + "' (at " + at + ") is not supported");
             }
         }
@@ -142,7 +143,7 @@ public final class JsonSchemaGrammar {
             if (schema.has("items")) return array(schema, at);
             // a constraint of one kind of value on any value: the others would pass unchecked (a string of any length
             // where maxLength is 3)
-            for (String keyword : List.of("minLength", "maxLength", "minItems", "maxItems", "required", "additionalProperties", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")) {
+            for (String keyword : List.of("minLength", "maxLength", "pattern", "minItems", "maxItems", "required", "additionalProperties", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")) {
                 if (schema.has(keyword)) throw new IllegalArgumentException("--json-schema: '" + keyword + "' (at " + at + ") needs a type beside it");
             }
             return "value";
@@ -322,6 +323,14 @@ public final class JsonSchemaGrammar {
     }
 
     private String string(JsonNode schema, String at) {
+        if (schema.has("pattern")) {
+            JsonNode pattern = schema.get("pattern");
+            if (!pattern.isTextual()) throw new IllegalArgumentException("--json-schema: pattern at " + at + " must be a string, got " + pattern);
+            for (String beside : List.of("format", "minLength", "maxLength")) {
+                if (schema.has(beside)) throw new IllegalArgumentException("--json-schema: '" + beside + "' beside 'pattern' (at " + at + ") is not supported");
+            }
+            return "(\"\\\"\" " + PatternGrammar.convert(pattern.asText(), at) + " \"\\\"\" ws)";
+        }
         if (schema.has("format")) {
             String format = schema.get("format").asText();
             if (!FORMATS.containsKey(format) || schema.has("minLength") || schema.has("maxLength")) {

@@ -113,7 +113,7 @@ class JsonSchemaGrammarTest {
 
     private static JsonNode randomValue(SplittableRandom r, int depth) {
         return switch (depth >= 2 ? r.nextInt(5) : r.nextInt(7)) {
-            case 0 -> F.textNode(text(r, 0, 3));
+            case 0 -> F.textNode(text(r, TEXT, 0, 3));
             case 1 -> F.numberNode(r.nextInt(2001) - 1000);
             case 2 -> F.numberNode((r.nextInt(2001) - 1000) / 8.0);
             case 3 -> F.booleanNode(r.nextBoolean());
@@ -145,12 +145,6 @@ class JsonSchemaGrammarTest {
         };
     }
 
-    private static String text(SplittableRandom r, int min, int max) {
-        StringBuilder s = new StringBuilder();
-        for (int i = 0, n = min + r.nextInt(max - min + 1); i < n; i++) s.append(TEXT[r.nextInt(TEXT.length)]);
-        return s.toString();
-    }
-
     /**
      * A document made to {@code schema} in the grammar's form, or, where {@code stray} and a coin says so, a random
      * value in some place instead (which the schema may or may not accept).
@@ -167,7 +161,7 @@ class JsonSchemaGrammarTest {
         switch (type) {
             case "string" -> {
                 int min = schema.path("minLength").asInt(0), max = schema.path("maxLength").asInt(min + 4);
-                return F.textNode(text(r, min, max));
+                return F.textNode(text(r, TEXT, min, max));
             }
             case "integer" -> {
                 long lo = schema.has("minimum") ? schema.get("minimum").asLong() : schema.has("exclusiveMinimum") ? schema.get("exclusiveMinimum").asLong() + 1 : -1000;
@@ -299,6 +293,128 @@ class JsonSchemaGrammarTest {
         assertTrue(typedEnum.matches("\"a\"") && typedEnum.matches("null") && !typedEnum.matches("1"), "the values of the type beside the enum");
     }
 
+    /** Patterns by hand: what each matches and refuses, as JSON string texts. */
+    @Test
+    void patterns() {
+        String[][] cases = { // pattern, then texts it matches, "!", texts it refuses
+                {"^[A-Z]{2}-\\d{3}$", "AB-123", "!", "AB-12", "ab-123", "AB-1234", "xAB-123"},
+                {"^\\(\\d{3}\\) \\d{3}-\\d{4}$", "(555) 123-4567", "!", "555 123-4567"},
+                {"ab", "ab", "xxabyy", "a\nab", "!", "a b", ""},
+                {"^ab", "abc", "!", "cab"},
+                {"ab$", "cab", "!", "abc"},
+                {"^a|b$", "ax", "xb", "!", "xa", "bx"},
+                {"^(?:foo|bar)+$", "foobarfoo", "!", "", "foob"},
+                {"^(a*)*b$", "b", "aaab", "!", "aa"},
+                {"^(a?|b?){2,}$", "", "ab", "abba", "!", "c"},
+                {"^[^\"]*$", "it's", "", "tab\there", "!", "say \"hi\""},
+                {"^\"\\\\$", "\"\\", "!", "\"", "\\"},
+                {"^.$", "é", "😀", "\"", "\t", "!", "\n", "ab", ""},
+                {"^\\w+@\\w+\\.com$", "me@host.com", "!", "me@host.org", "m e@host.com"},
+                {"^\\s\\S$", " x", "\tx", "!", "x ", "  "},
+                {"^[\\x01-\\x1f]+$", "\u0001\n\u001f", "!", " "},
+                {"^\\u00e9\\uD83D\\uDE00{1,2}?$", "é😀", "é😀😀", "!", "é", "e😀"},
+                {"^[a-c-]{3}$", "a-c", "-ba", "!", "x", "abd"},
+                {"", "", "anything at all"},
+        };
+        for (String[] c : cases) {
+            String schema = F.objectNode().put("type", "string").put("pattern", c[0]).toString();
+            Grammar g = Grammar.parse(JsonSchemaGrammar.convert(schema));
+            boolean yes = true;
+            for (int i = 1; i < c.length; i++) {
+                if (c[i].equals("!")) { yes = false; continue; }
+                String text = F.textNode(c[i]).toString();
+                assertEquals(yes, g.matches(text), c[0] + " on " + text);
+                assertEquals(yes, valid(schema, text), "the validator, " + c[0] + " on " + text);
+            }
+        }
+        // ECMA-262's \s, which JSON Schema names, has the Unicode spaces (Java's, the validator's, has not); and
+        // Annex B's brace that starts no quantifier is a literal (Java refuses it)
+        assertTrue(Grammar.parse(JsonSchemaGrammar.convert("{\"type\": \"string\", \"pattern\": \"^\\\\s$\"}")).matches("\"\u00a0\""));
+        Grammar brace = Grammar.parse(JsonSchemaGrammar.convert("{\"type\": \"string\", \"pattern\": \"^x{,2}$\"}"));
+        assertTrue(brace.matches("\"x{,2}\"") && !brace.matches("\"xx\""));
+    }
+
+    private static final String[] PATTERN_TEXT = {"a", "b", "Z", "7", "é", "😀", " ", "\"", "\\", "-", "_", ".", "\t", "\u0001"};
+    private static final String[][] PATTERN_ATOMS = { // a regular expression and the characters it matches among PATTERN_TEXT
+            {"a", "a"}, {"b", "b"}, {"7", "7"}, {"é", "é"}, {"😀", "😀"}, {" ", " "}, {"\"", "\""}, {"\\\\", "\\"}, {"\\.", "."}, {"-", "-"},
+            {"\\t", "\t"}, {"\\x01", "\u0001"}, {".", "a", "Z", "😀", "\"", "\\", "\t", "\u0001"}, {"\\d", "7"}, {"\\D", "a", "é", "-"},
+            {"\\w", "a", "Z", "7", "_"}, {"\\W", "é", "😀", " ", "-"}, {"\\s", " ", "\t"}, {"\\S", "a", "\"", "\u0001"},
+            {"[ab]", "a", "b"}, {"[^a\"]", "b", "\\", "\t"}, {"[a-z]", "a", "b"}, {"[\\d_]", "7", "_"}, {"[^\\s]", "a", "😀"}, {"[\\\\\"]", "\\", "\""},
+    };
+
+    /** A random pattern of the kinds taken (depth: of groups), and a string it matches, made together. */
+    private static String[] randomPattern(SplittableRandom r, int depth) {
+        StringBuilder pattern = new StringBuilder(), sample = new StringBuilder();
+        for (int t = 0, terms = 1 + r.nextInt(3); t < terms; t++) {
+            String[] atom;
+            if (depth < 2 && r.nextInt(5) == 0) { // a group of alternatives
+                String[] a = randomPattern(r, depth + 1), b = randomPattern(r, depth + 1);
+                boolean two = r.nextBoolean(), second = two && r.nextBoolean();
+                atom = new String[]{(r.nextBoolean() ? "(" : "(?:") + a[0] + (two ? "|" + b[0] : "") + ")", second ? b[1] : a[1]};
+            } else {
+                String[] choice = PATTERN_ATOMS[r.nextInt(PATTERN_ATOMS.length)];
+                atom = new String[]{choice[0], choice[1 + r.nextInt(choice.length - 1)]};
+            }
+            int min = 1, max = 1;
+            switch (r.nextInt(8)) {
+                case 0 -> { pattern.append(atom[0]).append('*'); min = 0; max = 3; }
+                case 1 -> { pattern.append(atom[0]).append('+'); max = 3; }
+                case 2 -> { pattern.append(atom[0]).append('?'); min = 0; }
+                case 3 -> {
+                    min = r.nextInt(3);
+                    max = min + r.nextInt(3);
+                    pattern.append(atom[0]).append('{').append(min).append(r.nextBoolean() ? "," + max : min == max ? "" : ",").append('}');
+                    if (pattern.charAt(pattern.length() - 2) == ',') max = min + 2; // unbounded
+                }
+                default -> pattern.append(atom[0]);
+            }
+            if (min != max && r.nextInt(4) == 0) pattern.append('?'); // lazy
+            for (int i = 0, n = min + r.nextInt(max - min + 1); i < n; i++) sample.append(atom[1]);
+        }
+        return new String[]{pattern.toString(), sample.toString()};
+    }
+
+    /**
+     * Random patterns, anchored or not, against the validator (its regular expressions, not ours): on strings each
+     * pattern matches, those with a character changed, and random ones, the grammar matches the string's JSON text
+     * exactly where the validator accepts it.
+     */
+    @Test
+    void randomPatternsAgainstAValidator() {
+        SplittableRandom r = new SplittableRandom(29);
+        int matched = 0, refused = 0;
+        for (int c = 0; c < 300; c++) {
+            String[] p = randomPattern(r, 0);
+            boolean start = r.nextBoolean(), end = r.nextBoolean();
+            String pattern = (start ? "^" : "") + p[0] + (end ? "$" : "");
+            String schema = F.objectNode().put("type", "string").put("pattern", pattern).toString();
+            Grammar g = Grammar.parse(JsonSchemaGrammar.convert(schema));
+            List<String> strings = new ArrayList<>();
+            strings.add((start ? "" : text(r, PATTERN_TEXT, 0, 2)) + p[1] + (end ? "" : text(r, PATTERN_TEXT, 0, 2)));
+            int[] cps = p[1].codePoints().toArray();
+            if (cps.length > 0) {
+                cps[r.nextInt(cps.length)] = PATTERN_TEXT[r.nextInt(PATTERN_TEXT.length)].codePointAt(0);
+                strings.add(new String(cps, 0, cps.length));
+            }
+            for (int i = 0; i < 4; i++) strings.add(text(r, PATTERN_TEXT, 0, 5));
+            for (String s : strings) {
+                String text = F.textNode(s).toString();
+                boolean valid = valid(schema, text);
+                assertEquals(valid, g.matches(text), pattern + " on " + text);
+                if (valid) matched++;
+                else refused++;
+            }
+            assertTrue(valid(schema, F.textNode(strings.getFirst()).toString()), "the test's own sample: " + pattern + " on " + strings.getFirst());
+        }
+        assertTrue(matched > 600 && refused > 300, matched + " matched, " + refused + " refused");
+    }
+
+    private static String text(SplittableRandom r, String[] alphabet, int min, int max) {
+        StringBuilder s = new StringBuilder();
+        for (int i = 0, n = min + r.nextInt(max - min + 1); i < n; i++) s.append(alphabet[r.nextInt(alphabet.length)]);
+        return s.toString();
+    }
+
     /**
      * A schema nested 300 deep, arrays and objects taking turns, gives a grammar that grows with the nesting (an item
      * or property written once as a rule, where writing it in both places it is used doubled the text at each level:
@@ -319,7 +435,16 @@ class JsonSchemaGrammarTest {
     @Test
     void whatIsNotTakenIsRefusedByName() {
         String[][] cases = {
-                {"{\"type\": \"string\", \"pattern\": \"^a\"}", "--json-schema: 'pattern' (at #) is not supported"},
+                {"{\"type\": \"string\", \"pattern\": \"^(?=a)\"}", "--json-schema: pattern \"^(?=a)\" (at #): lookaround '(?=' is not supported"},
+                {"{\"properties\": {\"p\": {\"type\": \"string\", \"pattern\": \"(a)\\\\1\"}}}", "--json-schema: pattern \"(a)\\\\1\" (at #/properties/p): backreference \\1 is not supported"},
+                {"{\"type\": \"string\", \"pattern\": \"a^b\"}", "--json-schema: pattern \"a^b\" (at #): '^' inside the pattern (anchors are taken at its ends only)"},
+                {"{\"type\": \"string\", \"pattern\": \"\\\\bword\"}", "--json-schema: pattern \"\\\\bword\" (at #): word boundary \\b is not supported"},
+                {"{\"type\": \"string\", \"pattern\": \"(ab\"}", "--json-schema: pattern \"(ab\" (at #): '(' without its ')'"},
+                {"{\"type\": \"string\", \"pattern\": \"[ab\"}", "--json-schema: pattern \"[ab\" (at #): '[' without its ']'"},
+                {"{\"type\": \"string\", \"pattern\": \"a{3,2}\"}", "--json-schema: pattern \"a{3,2}\" (at #): a repetition's maximum below its minimum"},
+                {"{\"type\": \"string\", \"pattern\": \"*a\"}", "--json-schema: pattern \"*a\" (at #): nothing to repeat before '*'"},
+                {"{\"type\": \"string\", \"pattern\": \"^a\", \"maxLength\": 3}", "--json-schema: 'maxLength' beside 'pattern' (at #) is not supported"},
+                {"{\"pattern\": \"^a\"}", "--json-schema: 'pattern' (at #) needs a type beside it"},
                 {"{\"properties\": {\"n\": {\"type\": \"integer\", \"multipleOf\": 2}}}", "--json-schema: 'multipleOf' (at #/properties/n) is not supported"},
                 {"{\"type\": \"object\", \"required\": [\"a\"]}", "--json-schema: required property 'a' (at #) is not among its properties"},
                 {"{\"type\": \"object\", \"minProperties\": 1}", "--json-schema: 'minProperties' (at #) is not supported"},
