@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
+import java.math.BigDecimal;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
@@ -23,8 +24,8 @@ import java.util.Set;
  * what the schema accepts, as OpenAI's structured outputs have it), {@code additionalProperties} where no properties
  * are listed (true or absent: any object; false: {@code {}}; a schema: a map of values of it), {@code items},
  * {@code minItems}, {@code maxItems}, {@code minLength}, {@code maxLength}, {@code format} (date, time, date-time,
- * uuid), a string's {@code pattern} ({@link PatternGrammar}), an integer's {@code minimum}, {@code maximum},
- * {@code exclusiveMinimum} and {@code exclusiveMaximum},
+ * uuid), a string's {@code pattern} ({@link PatternGrammar}), an integer's or a number's {@code minimum},
+ * {@code maximum}, {@code exclusiveMinimum} and {@code exclusiveMaximum} (a bounded number written without an exponent),
  * {@code allOf} of one schema, and {@code $ref} to {@code #/$defs/NAME} or {@code #/definitions/NAME};
  * {@code {}} or {@code true} is any JSON value. Annotations ({@code title}, {@code description}, ...) are ignored.
  * Any other keyword is refused by name rather than left out, since the text would then not be held to it; so are a
@@ -181,12 +182,8 @@ public final class JsonSchemaGrammar {
             case "array" -> array(schema, at);
             case "string" -> string(schema, at);
             case "integer" -> integer(schema, at);
-            case "number", "boolean", "null" -> {
-                if (type.equals("number") && BOUNDS.stream().anyMatch(schema::has)) {
-                    throw new IllegalArgumentException("--json-schema: minimum and maximum (at " + at + ") are supported on integers only (type integer)");
-                }
-                yield type;
-            }
+            case "number" -> number(schema, at);
+            case "boolean", "null" -> type;
             default -> throw new IllegalArgumentException("--json-schema: unknown type '" + type + "' at " + at);
         };
     }
@@ -260,6 +257,114 @@ public final class JsonSchemaGrammar {
         if (lo < 0) options.add("\"-\" " + magnitudes(hi >= 0 ? 1 : -hi, lo == Long.MIN_VALUE ? -1 : -lo));
         if (hi >= 0) options.add(magnitudes(Math.max(lo, 0), hi == Long.MAX_VALUE ? -1 : hi));
         return "((" + String.join(" | ", options) + ") ws)";
+    }
+
+    /**
+     * A number within the schema's bounds, written without an exponent (and a negative one not as -0), or any number
+     * without them: its sign, integer part and fraction compared digit by digit with the bounds'.
+     */
+    private String number(JsonNode schema, String at) {
+        BigDecimal lo = null, hi = null;
+        boolean loIncl = true, hiIncl = true;
+        for (String keyword : BOUNDS) {
+            JsonNode v = schema.get(keyword);
+            if (v == null) continue;
+            if (!v.isNumber()) throw new IllegalArgumentException("--json-schema: " + keyword + " at " + at + " must be a number, got " + v);
+            BigDecimal d = v.decimalValue().stripTrailingZeros();
+            if (d.abs().compareTo(BigDecimal.valueOf(1e15)) >= 0 || Math.max(d.scale(), 0) > DIGITS - 1) {
+                throw new IllegalArgumentException("--json-schema: " + keyword + " at " + at + " is past 10^15 or has more than " + (DIGITS - 1) + " decimals, which is not supported");
+            }
+            boolean inclusive = !keyword.startsWith("exclusive");
+            if (keyword.endsWith("inimum")) {
+                if (lo == null || d.compareTo(lo) > 0 || d.compareTo(lo) == 0 && !inclusive) { lo = d; loIncl = inclusive; }
+            } else if (hi == null || d.compareTo(hi) < 0 || d.compareTo(hi) == 0 && !inclusive) { hi = d; hiIncl = inclusive; }
+        }
+        if (lo == null && hi == null) return "number";
+        List<String> options = new ArrayList<>();
+        // x < 0 as "-" m, m = -x > 0 (x >= lo: m <= -lo; x <= hi: m >= -hi); x >= 0 as m = x
+        if (lo == null || lo.signum() < 0) {
+            boolean above = hi != null && hi.signum() < 0;
+            String m = decimals(above ? hi.negate() : BigDecimal.ZERO, above && hiIncl, lo == null ? null : lo.negate(), loIncl);
+            if (m != null) options.add("\"-\" " + m);
+        }
+        if (hi == null || hi.signum() >= 0) {
+            boolean above = lo != null && lo.signum() >= 0;
+            String m = decimals(above ? lo : BigDecimal.ZERO, !above || loIncl, hi, hiIncl);
+            if (m != null) options.add(m);
+        }
+        if (options.isEmpty()) throw new IllegalArgumentException("--json-schema: no number lies within the bounds at " + at);
+        return "((" + String.join(" | ", options) + ") ws)";
+    }
+
+    /** The texts of the numbers m, {@code lo <= m <= hi} ({@code hi} null: no end; strict where not inclusive; lo >= 0), or null if none. */
+    private static String decimals(BigDecimal lo, boolean loIncl, BigDecimal hi, boolean hiIncl) {
+        if (hi != null && (lo.compareTo(hi) > 0 || lo.compareTo(hi) == 0 && !(loIncl && hiIncl))) return null;
+        long loInt = lo.longValue(), hiInt = hi == null ? -1 : hi.longValue(); // integer parts (floors: both >= 0)
+        String loFrac = fractionDigits(lo), hiFrac = hi == null ? null : fractionDigits(hi);
+        List<String> options = new ArrayList<>();
+        if (hiInt == loInt) {
+            String f = fraction(loFrac, loIncl, hiFrac, hiIncl);
+            if (f != null) options.add("\"" + loInt + "\" " + f);
+        } else {
+            String first = fraction(loFrac, loIncl, null, true), last = hi == null ? null : fraction(null, true, hiFrac, hiIncl);
+            if (first != null) options.add("\"" + loInt + "\" " + first);
+            if (hi == null || loInt + 1 <= hiInt - 1) options.add(magnitudes(loInt + 1, hi == null ? -1 : hiInt - 1) + " (\".\" [0-9]{1," + DIGITS + "})?");
+            if (last != null) options.add("\"" + hiInt + "\" " + last);
+        }
+        return options.isEmpty() ? null : "(" + String.join(" | ", options) + ")";
+    }
+
+    /** The digits after the point of a non-negative number, without trailing zeros ("" for a whole number). */
+    private static String fractionDigits(BigDecimal d) {
+        BigDecimal f = d.subtract(new BigDecimal(d.toBigInteger())).stripTrailingZeros();
+        return f.signum() == 0 ? "" : f.toPlainString().substring(2);
+    }
+
+    /**
+     * A number's optional fraction ({@code "." digits}) whose value 0.digits lies between {@code lo} and {@code hi},
+     * each the digits of a fraction (null: no bound on that side); null if there is none.
+     */
+    private static String fraction(String lo, boolean loIncl, String hi, boolean hiIncl) {
+        boolean noneOk = fractionOk(lo, loIncl, hi, hiIncl);
+        String digits = digits(lo, loIncl, hi, hiIncl, DIGITS);
+        if (digits == null) return noneOk ? "\"\"" : null;
+        return "(\".\" " + digits + ")" + (noneOk ? "?" : "");
+    }
+
+    /** Whether a fraction of value 0 (no digits left) lies within the bounds. */
+    private static boolean fractionOk(String lo, boolean loIncl, String hi, boolean hiIncl) {
+        return (lo == null || lo.isEmpty() && loIncl) && (hi == null || !(hi.isEmpty() && !hiIncl));
+    }
+
+    /** One to {@code left} digits whose value as a fraction lies between the bounds ({@link #fraction}'s), or null if none do. */
+    private static String digits(String lo, boolean loIncl, String hi, boolean hiIncl, int left) {
+        if (left == 0 || hi != null && hi.isEmpty() && !hiIncl) return null;
+        if (lo != null && lo.isEmpty() && loIncl) lo = null; // every fraction is at least 0
+        if (lo == null && hi == null) return "[0-9]{1," + left + "}";
+        int l = lo == null ? -1 : lo.isEmpty() ? 0 : lo.charAt(0) - '0', h = hi == null ? 10 : hi.isEmpty() ? 0 : hi.charAt(0) - '0';
+        List<String> options = new ArrayList<>();
+        // a first digit strictly between the bounds' first digits: any digits after it
+        if (l + 1 <= h - 1) options.add("[" + (l + 1) + "-" + (h - 1) + "] [0-9]{0," + (left - 1) + "}");
+        // the bounds' own first digits: the rest held to the rest of the bound
+        String loRest = lo == null || lo.isEmpty() ? lo : lo.substring(1), hiRest = hi == null || hi.isEmpty() ? hi : hi.substring(1);
+        if (l == h) {
+            String r = rest(loRest, loIncl, hiRest, hiIncl, left - 1);
+            if (r != null) options.add("\"" + l + "\" " + r);
+        } else {
+            String r = lo == null ? null : rest(loRest, loIncl, null, true, left - 1);
+            if (r != null) options.add("\"" + l + "\" " + r);
+            r = hi == null ? null : rest(null, true, hiRest, hiIncl, left - 1);
+            if (r != null) options.add("\"" + h + "\" " + r);
+        }
+        return options.isEmpty() ? null : "(" + String.join(" | ", options) + ")";
+    }
+
+    /** Up to {@code left} digits (none too) within the bounds, as {@link #digits}. */
+    private static String rest(String lo, boolean loIncl, String hi, boolean hiIncl, int left) {
+        boolean emptyOk = fractionOk(lo, loIncl, hi, hiIncl);
+        String d = digits(lo, loIncl, hi, hiIncl, left);
+        if (d == null) return emptyOk ? "\"\"" : null;
+        return emptyOk ? "(" + d + ")?" : d;
     }
 
     /**

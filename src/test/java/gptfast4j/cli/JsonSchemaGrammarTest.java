@@ -271,6 +271,46 @@ class JsonSchemaGrammarTest {
         }
     }
 
+    /**
+     * Number bounds against arithmetic: random bounds of up to three decimals, some open on one side, inclusive or
+     * not, each number near them and beyond written as a plain decimal (and with a trailing zero), also against the
+     * validator.
+     */
+    @Test
+    void numberRanges() {
+        SplittableRandom r = new SplittableRandom(31);
+        for (int c = 0; c < 300; c++) {
+            java.math.BigDecimal a = java.math.BigDecimal.valueOf(r.nextLong(40001) - 20000, r.nextInt(4)), b = a.add(java.math.BigDecimal.valueOf(r.nextLong(20001), r.nextInt(4)));
+            ObjectNode schema = F.objectNode().put("type", "number");
+            boolean low = r.nextInt(4) > 0, high = r.nextInt(4) > 0, lowStrict = r.nextBoolean(), highStrict = r.nextBoolean();
+            if (low) schema.put(lowStrict ? "exclusiveMinimum" : "minimum", a);
+            if (high) schema.put(highStrict ? "exclusiveMaximum" : "maximum", b);
+            if (low && high && a.compareTo(b) == 0 && (lowStrict || highStrict)) continue; // no number: refused, as below
+            Grammar g = Grammar.parse(JsonSchemaGrammar.convert(schema.toString()));
+            List<java.math.BigDecimal> numbers = new ArrayList<>();
+            for (java.math.BigDecimal bound : List.of(a, b)) {
+                for (String step : new String[]{"0", "0.001", "0.01", "0.5", "1", "10"}) {
+                    numbers.add(bound.add(new java.math.BigDecimal(step)));
+                    numbers.add(bound.subtract(new java.math.BigDecimal(step)));
+                }
+            }
+            for (int i = 0; i < 10; i++) numbers.add(java.math.BigDecimal.valueOf(r.nextLong(60001) - 30000, r.nextInt(5)));
+            numbers.addAll(List.of(java.math.BigDecimal.ZERO, java.math.BigDecimal.ONE, java.math.BigDecimal.ONE.negate(), new java.math.BigDecimal("0.5"), new java.math.BigDecimal("-0.5")));
+            for (java.math.BigDecimal n : numbers) {
+                boolean within = (!low || (lowStrict ? n.compareTo(a) > 0 : n.compareTo(a) >= 0)) && (!high || (highStrict ? n.compareTo(b) < 0 : n.compareTo(b) <= 0));
+                String plain = n.stripTrailingZeros().toPlainString();
+                if (plain.equals("-0")) continue;
+                for (String text : List.of(plain, plain.contains(".") ? plain + "0" : plain + ".0")) {
+                    assertEquals(within, g.matches(text), schema + " on " + text);
+                }
+                if (r.nextInt(10) == 0) assertEquals(within, valid(schema.toString(), plain), "the validator, " + schema + " on " + plain);
+            }
+        }
+        Grammar unit = Grammar.parse(JsonSchemaGrammar.convert("{\"type\": \"number\", \"minimum\": 0, \"maximum\": 1}"));
+        for (String yes : new String[]{"0", "0.0", "0.25", "1", "1.000", "0.999999"}) assertTrue(unit.matches(yes), yes);
+        for (String no : new String[]{"-0.1", "1.0001", "2", "1e0", "-0"}) assertTrue(!unit.matches(no), no);
+    }
+
     @Test
     void byHand() {
         Grammar g = Grammar.parse(JsonSchemaGrammar.convert("""
@@ -458,7 +498,8 @@ class JsonSchemaGrammarTest {
                 {"{\"$ref\": \"#/$defs/s\", \"maxLength\": 3, \"$defs\": {\"s\": {\"type\": \"string\"}}}", "--json-schema: 'maxLength' beside '$ref' (at #) is not supported"},
                 {"{\"type\": \"object\", \"anyOf\": [{\"required\": [\"a\"]}]}", "--json-schema: 'type' beside 'anyOf' (at #) is not supported"},
                 {"{\"type\": \"string\", \"enum\": [1, 2]}", "--json-schema: no value of #/enum is of its type"},
-                {"{\"type\": \"number\", \"minimum\": 0}", "--json-schema: minimum and maximum (at #) are supported on integers only (type integer)"},
+                {"{\"type\": \"number\", \"minimum\": 0.5, \"exclusiveMaximum\": 0.5}", "--json-schema: no number lies within the bounds at #"},
+                {"{\"type\": \"number\", \"minimum\": 0.0000000000000001}", "--json-schema: minimum at # is past 10^15 or has more than 15 decimals, which is not supported"},
                 {"{\"type\": \"integer\", \"minimum\": 3, \"exclusiveMaximum\": 3}", "--json-schema: no integer lies within the bounds at #"},
                 {"{\"type\": \"string\", \"format\": \"email\"}", "--json-schema: format 'email' (at #) is not supported; date, date-time, time, uuid are"},
                 {"{\"type\": \"integer\", \"format\": \"int32\"}", "--json-schema: format (at #) is supported on strings only (type string)"},
