@@ -23,17 +23,20 @@ import java.util.Set;
  * an object with listed properties has those only, whatever {@code additionalProperties} says, which is always within
  * what the schema accepts, as OpenAI's structured outputs have it), {@code additionalProperties} where no properties
  * are listed (true or absent: any object; false: {@code {}}; a schema: a map of values of it), {@code items},
+ * {@code prefixItems} (a tuple),
  * {@code minItems}, {@code maxItems}, {@code minLength}, {@code maxLength}, {@code format} (date, time, date-time,
  * uuid), a string's {@code pattern} ({@link PatternGrammar}), an integer's or a number's {@code minimum},
  * {@code maximum}, {@code exclusiveMinimum} and {@code exclusiveMaximum} (a bounded number written without an exponent),
  * {@code allOf} of one schema, and {@code $ref} to {@code #/$defs/NAME} or {@code #/definitions/NAME};
- * {@code {}} or {@code true} is any JSON value. Annotations ({@code title}, {@code description}, ...) are ignored.
+ * {@code {}} or {@code true} is any JSON value. Annotations ({@code title}, {@code description}, ..., and OpenAPI's
+ * {@code discriminator}) are ignored.
  * Any other keyword is refused by name rather than left out, since the text would then not be held to it; so are a
  * constraint of one kind of value without a {@code type}, and constraints beside {@code $ref}, {@code allOf},
  * {@code anyOf}, {@code oneOf}, {@code enum} or {@code const} (but a {@code type}, which keeps the values of that type).
  */
 public final class JsonSchemaGrammar {
-    private static final Set<String> ANNOTATIONS = Set.of("title", "description", "$schema", "$id", "$comment", "default", "examples", "$defs", "definitions");
+    private static final Set<String> ANNOTATIONS = Set.of("title", "description", "$schema", "$id", "$comment", "default", "examples", "$defs", "definitions",
+            "deprecated", "readOnly", "writeOnly", "discriminator"); // the last OpenAPI's, beside a oneOf (pydantic's tagged unions), no constraint in JSON Schema
     private static final int MAX_REPEAT = 1000;
 
     /** The rules every grammar has: any JSON value, and its parts (RFC 8259). */
@@ -96,7 +99,7 @@ public final class JsonSchemaGrammar {
         for (Iterator<String> names = schema.fieldNames(); names.hasNext(); ) {
             String keyword = names.next();
             if (!ANNOTATIONS.contains(keyword) && !Set.of("type", "enum", "const", "anyOf", "oneOf", "properties", "required", "additionalProperties",
-                    "items", "minItems", "maxItems", "minLength", "maxLength", "format", "allOf", "$ref",
+                    "items", "prefixItems", "minItems", "maxItems", "minLength", "maxLength", "format", "allOf", "$ref",
                     "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern").contains(keyword)) {
                 throw new IllegalArgumentException("--json-schema: '" + keyword + "' (at " + at + ") is not supported");
             }
@@ -141,7 +144,7 @@ public final class JsonSchemaGrammar {
         }
         if (type == null) {
             if (schema.has("properties")) return object(schema, at);
-            if (schema.has("items")) return array(schema, at);
+            if (schema.has("items") || schema.has("prefixItems")) return array(schema, at);
             // a constraint of one kind of value on any value: the others would pass unchecked (a string of any length
             // where maxLength is 3)
             for (String keyword : List.of("minLength", "maxLength", "pattern", "minItems", "maxItems", "required", "additionalProperties", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")) {
@@ -414,9 +417,14 @@ public final class JsonSchemaGrammar {
     }
 
     private String array(JsonNode schema, String at) {
-        String item = schema.has("items") ? named(rule(schema.get("items"), at + "/items")) : "value";
         int min = count(schema, "minItems", 0, at), max = count(schema, "maxItems", -1, at);
         if (max >= 0 && max < min) throw new IllegalArgumentException("--json-schema: maxItems below minItems at " + at);
+        if (schema.has("prefixItems")) return tuple(schema, min, max, at);
+        if (schema.path("items").isBoolean() && !schema.get("items").asBoolean()) { // no items: []
+            if (min > 0) throw new IllegalArgumentException("--json-schema: minItems above 0 with items false at " + at);
+            return "(\"[\" ws \"]\" ws)";
+        }
+        String item = schema.has("items") ? named(rule(schema.get("items"), at + "/items")) : "value";
         String items;
         if (max == 0) {
             items = "";
@@ -425,6 +433,34 @@ public final class JsonSchemaGrammar {
             items = "(" + item + " " + rest + ")" + (min == 0 ? "?" : "");
         }
         return "(\"[\" ws " + items + " \"]\" ws)";
+    }
+
+    /**
+     * An array whose first items follow {@code prefixItems} in order (a tuple, as pydantic writes one), those after
+     * them {@code items} (false: none; absent: any value, written only where {@code minItems} needs them), its length
+     * within {@code minItems} and {@code maxItems}.
+     */
+    private String tuple(JsonNode schema, int min, int max, String at) {
+        JsonNode prefix = schema.get("prefixItems"), items = schema.get("items");
+        if (!prefix.isArray() || prefix.isEmpty()) throw new IllegalArgumentException("--json-schema: prefixItems at " + at + " must be a non-empty array of schemas");
+        int n = prefix.size();
+        boolean none = items != null && items.isBoolean() && !items.asBoolean();
+        if (none && min > n) throw new IllegalArgumentException("--json-schema: minItems above the prefixItems' count with items false at " + at);
+        // the items after the prefix: as many as minItems needs, and as maxItems allows where items names a schema
+        String rest = "";
+        if (!none && (min > n || items != null) && (max < 0 || max > n)) {
+            String item = items == null ? "value" : named(rule(items, at + "/items"));
+            int least = Math.max(min - n, 0), most = items == null ? least : max < 0 ? -1 : max - n;
+            if (most != 0) rest = " (\",\" ws " + item + ")" + repeat(least, most);
+        }
+        // the prefix from its end: item i and those after it, there if the length reaches i + 1
+        String tail = rest;
+        for (int i = n - 1; i >= 0; i--) {
+            if (max >= 0 && i >= max) continue;
+            String one = (i == 0 ? "" : "\",\" ws ") + named(rule(prefix.get(i), at + "/prefixItems/" + i)) + tail;
+            tail = i < min ? " " + one : " (" + one + ")?";
+        }
+        return "(\"[\" ws" + tail + " \"]\" ws)";
     }
 
     private String string(JsonNode schema, String at) {

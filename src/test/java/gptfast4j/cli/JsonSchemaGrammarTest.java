@@ -42,7 +42,7 @@ class JsonSchemaGrammarTest {
     /** A random schema of the kinds the grammar takes; {@code defs} collects definitions that {@code $ref}s name. */
     private static ObjectNode schema(SplittableRandom r, int depth, ObjectNode defs) {
         ObjectNode s = F.objectNode();
-        switch (depth >= 3 ? r.nextInt(6) : r.nextInt(13)) {
+        switch (depth >= 3 ? r.nextInt(6) : r.nextInt(14)) {
             case 0 -> {
                 s.put("type", "string");
                 if (r.nextBoolean()) s.put("minLength", r.nextInt(3));
@@ -101,6 +101,16 @@ class JsonSchemaGrammarTest {
                 s.put("format", new String[]{"date", "time", "date-time", "uuid"}[r.nextInt(4)]);
             }
             case 12 -> s.putArray("allOf").add(schema(r, depth + 1, defs));
+            case 13 -> { // a tuple
+                s.put("type", "array");
+                ArrayNode prefix = s.putArray("prefixItems");
+                for (int i = 0, n = 1 + r.nextInt(3); i < n; i++) prefix.add(schema(r, depth + 1, defs));
+                int way = r.nextInt(3);
+                if (way == 0) s.put("items", false);
+                if (way == 1) s.set("items", schema(r, depth + 1, defs));
+                if (r.nextBoolean()) s.put("minItems", r.nextInt(way == 0 ? prefix.size() + 1 : prefix.size() + 3));
+                if (r.nextBoolean()) s.put("maxItems", s.path("minItems").asInt(0) + r.nextInt(3));
+            }
             default -> {
                 String name = "d" + defs.size();
                 defs.putNull(name); // the name taken before the definition, which may make definitions of its own
@@ -196,7 +206,16 @@ class JsonSchemaGrammarTest {
             case "array" -> {
                 int min = schema.path("minItems").asInt(0), max = schema.path("maxItems").asInt(min + 3);
                 ArrayNode a = F.arrayNode();
-                for (int i = 0, n = min + r.nextInt(max - min + 1); i < n; i++) a.add(instance(schema.get("items"), root, r, stray));
+                if (schema.has("prefixItems")) { // the prefix's items, then items' (none where false; where absent, those minItems needs)
+                    JsonNode prefix = schema.get("prefixItems"), items = schema.get("items");
+                    int n = prefix.size(), upper = items == null ? Math.max(min, n) : items.isBoolean() ? n : n + 2;
+                    if (schema.has("maxItems")) upper = Math.min(upper, max);
+                    for (int i = 0, length = min + r.nextInt(upper - min + 1); i < length; i++) {
+                        a.add(i < n ? instance(prefix.get(i), root, r, stray) : items == null ? randomValue(r, 1) : instance(items, root, r, stray));
+                    }
+                } else {
+                    for (int i = 0, n = min + r.nextInt(max - min + 1); i < n; i++) a.add(instance(schema.get("items"), root, r, stray));
+                }
                 if (stray && r.nextInt(6) == 0) a.add(F.numberNode(1));
                 if (stray && r.nextInt(6) == 0 && !a.isEmpty()) a.remove(r.nextInt(a.size()));
                 return a;
@@ -311,6 +330,44 @@ class JsonSchemaGrammarTest {
         for (String no : new String[]{"-0.1", "1.0001", "2", "1e0", "-0"}) assertTrue(!unit.matches(no), no);
     }
 
+    /**
+     * Tuples against the validator: random prefixes of integers and strings, items false, absent or integers, random
+     * length bounds, on arrays of every length up to three past the prefix with values of the right type or not.
+     * What the grammar matches the schema accepts; what the schema accepts the grammar matches, but the items past the
+     * prefix and past minItems where items is absent (any values, which the grammar does not write).
+     */
+    @Test
+    void tuples() {
+        SplittableRandom r = new SplittableRandom(37);
+        int matched = 0;
+        for (int c = 0; c < 200; c++) {
+            ObjectNode schema = F.objectNode().put("type", "array");
+            ArrayNode prefix = schema.putArray("prefixItems");
+            int n = 1 + r.nextInt(3), way = r.nextInt(3);
+            for (int i = 0; i < n; i++) prefix.add(F.objectNode().put("type", r.nextBoolean() ? "integer" : "string"));
+            if (way == 0) schema.put("items", false);
+            if (way == 1) schema.putObject("items").put("type", "integer");
+            if (r.nextBoolean()) schema.put("minItems", r.nextInt(way == 0 ? n + 1 : n + 3));
+            if (r.nextBoolean()) schema.put("maxItems", schema.path("minItems").asInt(0) + r.nextInt(3));
+            Grammar g = Grammar.parse(JsonSchemaGrammar.convert(schema.toString()));
+            int min = schema.path("minItems").asInt(0);
+            for (int d = 0; d < 12; d++) {
+                ArrayNode a = F.arrayNode();
+                for (int i = 0, length = r.nextInt(n + 4); i < length; i++) {
+                    boolean integer = i < n ? prefix.get(i).get("type").asText().equals("integer") : true;
+                    if (r.nextInt(8) == 0) integer = !integer;
+                    a.add(integer ? F.numberNode(r.nextInt(100)) : F.textNode(text(r, TEXT, 0, 2)));
+                }
+                String document = a.toString();
+                boolean valid = valid(schema.toString(), document), matches = g.matches(document);
+                if (matches) assertTrue(valid, "the grammar matches what the schema refuses: " + schema + " on " + document);
+                if (valid && (way != 2 || a.size() <= Math.max(min, n))) assertTrue(matches, "the grammar refuses " + document + " of " + schema);
+                if (matches) matched++;
+            }
+        }
+        assertTrue(matched > 400, matched + " of 2400 matched");
+    }
+
     @Test
     void byHand() {
         Grammar g = Grammar.parse(JsonSchemaGrammar.convert("""
@@ -329,6 +386,15 @@ class JsonSchemaGrammarTest {
         Grammar uuid = Grammar.parse(JsonSchemaGrammar.convert("{\"allOf\": [{\"type\": \"string\", \"format\": \"uuid\"}], \"description\": \"an id\"}"));
         assertTrue(uuid.matches("\"123e4567-e89b-12d3-a456-426614174000\"") && !uuid.matches("\"123e4567-e89b-12d3-a456-42661417400\""));
         assertTrue(Grammar.parse(JsonSchemaGrammar.convert("true")).matches("false"));
+        // a tuple as pydantic writes tuple[int, str], and a tagged union with its OpenAPI discriminator
+        Grammar pair = Grammar.parse(JsonSchemaGrammar.convert("{\"type\": \"array\", \"prefixItems\": [{\"type\": \"integer\"}, {\"type\": \"string\"}], \"minItems\": 2, \"maxItems\": 2}"));
+        assertTrue(pair.matches("[1, \"a\"]") && !pair.matches("[1]") && !pair.matches("[\"a\", 1]") && !pair.matches("[1, \"a\", 2]"));
+        Grammar tagged = Grammar.parse(JsonSchemaGrammar.convert("""
+                {"oneOf": [{"$ref": "#/$defs/Cat"}, {"$ref": "#/$defs/Dog"}], "discriminator": {"propertyName": "pet", "mapping": {"cat": "#/$defs/Cat", "dog": "#/$defs/Dog"}},
+                 "$defs": {"Cat": {"type": "object", "properties": {"pet": {"const": "cat"}}, "required": ["pet"]},
+                           "Dog": {"type": "object", "properties": {"pet": {"const": "dog"}, "barks": {"type": "boolean"}}, "required": ["pet", "barks"]}}}"""));
+        assertTrue(tagged.matches("{\"pet\": \"cat\"}") && tagged.matches("{\"pet\": \"dog\", \"barks\": true}") && !tagged.matches("{\"pet\": \"dog\"}"));
+        assertTrue(Grammar.parse(JsonSchemaGrammar.convert("{\"type\": \"array\", \"items\": false}")).matches("[]"));
         Grammar typedEnum = Grammar.parse(JsonSchemaGrammar.convert("{\"type\": [\"string\", \"null\"], \"enum\": [\"a\", 1, null], \"title\": \"t\"}"));
         assertTrue(typedEnum.matches("\"a\"") && typedEnum.matches("null") && !typedEnum.matches("1"), "the values of the type beside the enum");
     }
@@ -505,6 +571,8 @@ class JsonSchemaGrammarTest {
                 {"{\"type\": \"integer\", \"format\": \"int32\"}", "--json-schema: format (at #) is supported on strings only (type string)"},
                 {"{\"allOf\": [{\"type\": \"string\"}, {\"maxLength\": 3}]}", "--json-schema: allOf of other than one schema (at #) is not supported"},
                 {"[1]", "--json-schema: # is not a schema (an object or a boolean)"},
+                {"{\"type\": \"array\", \"prefixItems\": [{}], \"items\": false, \"minItems\": 2}", "--json-schema: minItems above the prefixItems' count with items false at #"},
+                {"{\"type\": \"array\", \"prefixItems\": []}", "--json-schema: prefixItems at # must be a non-empty array of schemas"},
         };
         for (String[] c : cases) assertEquals(c[1], assertThrows(IllegalArgumentException.class, () -> JsonSchemaGrammar.convert(c[0]), c[0]).getMessage());
         assertTrue(assertThrows(IllegalArgumentException.class, () -> JsonSchemaGrammar.convert("{\"type\": ")).getMessage().startsWith("--json-schema: not JSON ("));
