@@ -3,6 +3,9 @@ package gptfast4j.server;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.BooleanNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import java.math.BigDecimal;
 import java.util.ArrayList;
@@ -27,7 +30,7 @@ import java.util.Set;
  * {@code minItems}, {@code maxItems}, {@code minLength}, {@code maxLength}, {@code format} (date, time, date-time,
  * uuid), a string's {@code pattern} ({@link PatternGrammar}), an integer's or a number's {@code minimum},
  * {@code maximum}, {@code exclusiveMinimum} and {@code exclusiveMaximum} (a bounded number written without an exponent),
- * {@code allOf} of one schema, and {@code $ref} to {@code #/$defs/NAME} or {@code #/definitions/NAME};
+ * {@code allOf} (of one schema, or of objects with properties, merged), and {@code $ref} to {@code #/$defs/NAME} or {@code #/definitions/NAME};
  * {@code {}} or {@code true} is any JSON value. Annotations ({@code title}, {@code description}, ..., and OpenAPI's
  * {@code discriminator}) are ignored.
  * Any other keyword is refused by name rather than left out, since the text would then not be held to it; so are a
@@ -119,8 +122,10 @@ public final class JsonSchemaGrammar {
         if (schema.has("allOf")) {
             // one schema, as pydantic writes a reference with a description beside it; the intersection of several
             // is not made
-            if (schema.get("allOf").size() != 1) throw new IllegalArgumentException("--json-schema: allOf of other than one schema (at " + at + ") is not supported");
-            return rule(schema.get("allOf").get(0), at + "/allOf/0");
+            if (schema.get("allOf").size() == 1) return rule(schema.get("allOf").get(0), at + "/allOf/0");
+            ObjectNode merged = new ObjectMapper().createObjectNode().put("type", "object");
+            merge(schema, merged, at, 0);
+            return object(merged, at);
         }
         if (schema.has("const") || schema.has("enum")) {
             // the values of a type beside them, where one is given
@@ -158,6 +163,46 @@ public final class JsonSchemaGrammar {
             return "(" + String.join(" | ", options) + ")";
         }
         return typed(schema, type.asText(), at);
+    }
+
+    /**
+     * The properties and required names of an {@code allOf}'s objects (each a schema with properties, a {@code $ref}
+     * to one, or an {@code allOf} of them) gathered into {@code into}: an object with them all is one every part
+     * accepts. Anything else in a part (a property in two parts, additionalProperties false, a constraint of
+     * another kind) is refused: the intersection is not made.
+     */
+    private void merge(JsonNode allOf, ObjectNode into, String at, int depth) {
+        if (depth > 32) throw new IllegalArgumentException("--json-schema: allOf nested more than 32 deep (or through itself) at " + at);
+        int i = 0;
+        for (JsonNode part : allOf.get("allOf")) {
+            String where = at + "/allOf/" + i++;
+            for (int hops = 0; part.has("$ref") && part.size() == 1; hops++) {
+                if (hops == 32) throw new IllegalArgumentException("--json-schema: $ref through more than 32 references (or to itself) at " + where);
+                String ref = part.get("$ref").asText();
+                where = ref;
+                JsonNode target = ref.startsWith("#/$defs/") ? root.path("$defs").get(ref.substring(8)) : ref.startsWith("#/definitions/") ? root.path("definitions").get(ref.substring(14)) : null;
+                if (target == null) throw new IllegalArgumentException("--json-schema: $ref '" + ref + "' (at " + at + ") names no local definition");
+                part = target;
+            }
+            if (part.has("allOf")) {
+                merge(part, into, where, depth + 1);
+                continue;
+            }
+            for (Iterator<String> names = part.fieldNames(); names.hasNext(); ) {
+                String keyword = names.next();
+                boolean fits = ANNOTATIONS.contains(keyword) || keyword.equals("properties") || keyword.equals("required")
+                        || keyword.equals("type") && part.get("type").asText().equals("object")
+                        || keyword.equals("additionalProperties") && !part.get(keyword).equals(BooleanNode.FALSE);
+                if (!fits) throw new IllegalArgumentException("--json-schema: allOf of several schemas takes objects with properties only; '" + keyword + "' at " + where + " is not supported there");
+            }
+            ObjectNode properties = into.has("properties") ? (ObjectNode) into.get("properties") : into.putObject("properties");
+            for (Map.Entry<String, JsonNode> e : part.path("properties").properties()) {
+                if (properties.has(e.getKey())) throw new IllegalArgumentException("--json-schema: property '" + e.getKey() + "' in two parts of an allOf (at " + at + ") is not supported");
+                properties.set(e.getKey(), e.getValue());
+            }
+            ArrayNode required = into.has("required") ? (ArrayNode) into.get("required") : into.putArray("required");
+            for (JsonNode r : part.path("required")) required.add(r);
+        }
     }
 
     /** Whether {@code value} is of {@code type} (a name or a list of names; null: any). */

@@ -395,6 +395,13 @@ class JsonSchemaGrammarTest {
                            "Dog": {"type": "object", "properties": {"pet": {"const": "dog"}, "barks": {"type": "boolean"}}, "required": ["pet", "barks"]}}}"""));
         assertTrue(tagged.matches("{\"pet\": \"cat\"}") && tagged.matches("{\"pet\": \"dog\", \"barks\": true}") && !tagged.matches("{\"pet\": \"dog\"}"));
         assertTrue(Grammar.parse(JsonSchemaGrammar.convert("{\"type\": \"array\", \"items\": false}")).matches("[]"));
+        // allOf of objects (an object that extends another): their properties and required names together
+        String extended = """
+                {"allOf": [{"$ref": "#/$defs/Base"}, {"type": "object", "properties": {"b": {"type": "integer"}}, "required": ["b"]}],
+                 "$defs": {"Base": {"allOf": [{"properties": {"a": {"type": "string"}}, "required": ["a"], "title": "Base"}]}}}""";
+        Grammar merged = Grammar.parse(JsonSchemaGrammar.convert(extended));
+        for (String yes : new String[]{"{\"a\": \"x\", \"b\": 1}"}) assertTrue(merged.matches(yes) && valid(extended, yes), yes);
+        for (String no : new String[]{"{\"a\": \"x\"}", "{\"b\": 1}", "{\"a\": 1, \"b\": 1}"}) assertTrue(!merged.matches(no) && !valid(extended, no), no);
         Grammar typedEnum = Grammar.parse(JsonSchemaGrammar.convert("{\"type\": [\"string\", \"null\"], \"enum\": [\"a\", 1, null], \"title\": \"t\"}"));
         assertTrue(typedEnum.matches("\"a\"") && typedEnum.matches("null") && !typedEnum.matches("1"), "the values of the type beside the enum");
     }
@@ -569,7 +576,9 @@ class JsonSchemaGrammarTest {
                 {"{\"type\": \"integer\", \"minimum\": 3, \"exclusiveMaximum\": 3}", "--json-schema: no integer lies within the bounds at #"},
                 {"{\"type\": \"string\", \"format\": \"email\"}", "--json-schema: format 'email' (at #) is not supported; date, date-time, time, uuid are"},
                 {"{\"type\": \"integer\", \"format\": \"int32\"}", "--json-schema: format (at #) is supported on strings only (type string)"},
-                {"{\"allOf\": [{\"type\": \"string\"}, {\"maxLength\": 3}]}", "--json-schema: allOf of other than one schema (at #) is not supported"},
+                {"{\"allOf\": [{\"type\": \"string\"}, {\"maxLength\": 3}]}", "--json-schema: allOf of several schemas takes objects with properties only; 'type' at #/allOf/0 is not supported there"},
+                {"{\"allOf\": [{\"properties\": {\"a\": {}}}, {\"properties\": {\"a\": {}}}]}", "--json-schema: property 'a' in two parts of an allOf (at #) is not supported"},
+                {"{\"allOf\": [{\"$ref\": \"#/$defs/x\"}, {}], \"$defs\": {\"x\": {\"$ref\": \"#/$defs/x\"}}}", "--json-schema: $ref through more than 32 references (or to itself) at #/$defs/x"},
                 {"[1]", "--json-schema: # is not a schema (an object or a boolean)"},
                 {"{\"type\": \"array\", \"prefixItems\": [{}], \"items\": false, \"minItems\": 2}", "--json-schema: minItems above the prefixItems' count with items false at #"},
                 {"{\"type\": \"array\", \"prefixItems\": []}", "--json-schema: prefixItems at # must be a non-empty array of schemas"},
