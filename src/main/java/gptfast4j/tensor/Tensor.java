@@ -24,7 +24,7 @@ import java.util.Arrays;
  * built here on top of the row dot product and split across the {@link Parallel} pool by rows, which is the same as
  * splitting by bytes since all rows have the same size.
  */
-public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroupTensor, KQuantTensor {
+public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroupTensor, KQuantTensor, BlockTensor {
     static final VectorSpecies<Float> F_SPECIES = FloatVector.SPECIES_PREFERRED;
     static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     static final ValueLayout.OfFloat FLOAT_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -146,6 +146,10 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
             case Q4_K -> new Q4_KTensor(name, data, cols, rows);
             case Q5_K -> new Q5_KTensor(name, data, cols, rows);
             case Q6_K -> new Q6_KTensor(name, data, cols, rows);
+            case Q5_0 -> new Q5_0Tensor(name, data, cols, rows);
+            case Q5_1 -> new Q5_1Tensor(name, data, cols, rows);
+            case Q2_K -> new Q2_KTensor(name, data, cols, rows);
+            case Q3_K -> new Q3_KTensor(name, data, cols, rows);
             default -> throw new ModelFormatException("tensor " + name + " has unsupported tensor type " + type);
         };
     }

@@ -1,0 +1,98 @@
+package gptfast4j.tensor;
+
+import gptfast4j.Shared;
+import gptfast4j.io.GGUF;
+import gptfast4j.io.TensorData;
+import gptfast4j.model.Checkpoint;
+import gptfast4j.quant.Perplexity;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.util.EnumSet;
+import java.util.HexFormat;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+import java.util.TreeMap;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * The formats read in their file's layout alone (Q2_K, Q3_K, Q5_0, Q5_1; {@link BlockTensor}) on a file llama.cpp
+ * made (src/test/resources/block-formats, README there): each tensor's dequantization bit for bit llama.cpp's own, the
+ * kernels against it, and the model's perplexity llama-perplexity's on llama.cpp's F32 dequantization of the file.
+ */
+class BlockFormatsTest {
+    private static final Path DIR = Path.of("src/test/resources/block-formats");
+    private static final Path FILE = DIR.resolve("mini-llama2-mixed.gguf");
+
+    @Test
+    void dequantizationIsGgmls() throws Exception {
+        Map<String, String> expected = new TreeMap<>();
+        for (String line : Files.readAllLines(DIR.resolve("dequantized.sha256"))) expected.put(line.split(" ")[0], line.split(" ")[1]);
+        Set<GGMLType> seen = EnumSet.noneOf(GGMLType.class);
+        Map<String, TensorData> tensors = GGUF.read(FILE).tensors();
+        assertEquals(expected.keySet(), new TreeMap<>(tensors).keySet());
+        for (TensorData td : tensors.values()) {
+            Tensor t = Tensor.of(td);
+            seen.add(t.type);
+            float[] row = new float[t.cols];
+            ByteBuffer bytes = ByteBuffer.allocate(4 * t.cols).order(ByteOrder.LITTLE_ENDIAN);
+            MessageDigest sha = MessageDigest.getInstance("SHA-256");
+            for (long r = 0; r < t.rows; r++) {
+                t.dequantizeRow(r, row, 0);
+                bytes.clear();
+                bytes.asFloatBuffer().put(row);
+                sha.update(bytes.array());
+            }
+            assertEquals(expected.get(td.name()), HexFormat.of().formatHex(sha.digest()), td.name() + " (" + t.type + ")");
+        }
+        assertEquals(EnumSet.of(GGMLType.F32, GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q5_0, GGMLType.Q5_1), seen);
+    }
+
+    /** Dot products, matrix x vector and matrix x matrix (a few tokens and a prompt's tile) against the dequantized rows. */
+    @Test
+    void kernelsAgreeWithTheDequantization() {
+        Random random = new Random(7);
+        for (TensorData td : GGUF.read(FILE).tensors().values()) {
+            Tensor t = Tensor.of(td);
+            if (!(t instanceof BlockTensor)) continue;
+            int rows = (int) t.rows, cols = t.cols;
+            float[][] w = new float[rows][cols];
+            for (int r = 0; r < rows; r++) t.dequantizeRow(r, w[r], 0);
+            for (int tokens : new int[]{1, 3, 8, 40}) {
+                float[] x = new float[tokens * cols];
+                for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
+                float[] out = new float[tokens * rows], exact = new float[tokens * rows];
+                t.matmul(x, tokens, out, rows, false);
+                t.matmul(x, tokens, exact, rows, true);
+                for (int k = 0; k < tokens; k++) {
+                    for (int r = 0; r < rows; r++) {
+                        double expected = 0, magnitude = 0;
+                        for (int i = 0; i < cols; i++) {
+                            expected += (double) w[r][i] * x[k * cols + i];
+                            magnitude += Math.abs((double) w[r][i] * x[k * cols + i]);
+                        }
+                        String where = td.name() + " (" + t.type + ") token " + k + " of " + tokens + ", row " + r;
+                        assertEquals(expected, out[k * rows + r], 1e-5 * magnitude + 1e-6, where);
+                        assertEquals(expected, exact[k * rows + r], 1e-5 * magnitude + 1e-6, "exact (each token's dot product), " + where);
+                        if (tokens == 1) assertEquals(expected, t.dot(r, x, 0), 1e-5 * magnitude + 1e-6, "dot, " + where);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void perplexityIsLlamaPerplexitys() throws IOException {
+        String text = Files.readString(Shared.REFERENCE.resolve("ppl-text.txt"));
+        Perplexity.Result r = Perplexity.compute(Checkpoint.load(FILE, null), null, text, 128, c -> { });
+        double expected = 12436.2059; // llama-perplexity on llama.cpp's F32 dequantization of the file (README there)
+        assertEquals(expected, r.ppl(), expected * 0.001);
+    }
+}
