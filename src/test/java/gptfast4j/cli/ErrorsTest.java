@@ -259,8 +259,8 @@ class ErrorsTest {
 
     @Test
     void unsupportedTensorTypeIsNamed(@TempDir Path dir) throws IOException {
-        Path q5 = patchTensorInfo(dir, "blk.0.attn_q.weight", 0, 6); // Q5_0: known to GGUF, no kernel here
-        assertOneLineError(run("generate", "--checkpoint", q5.toString()), "unsupported tensor type Q5_0");
+        Path q8 = patchTensorInfo(dir, "blk.0.attn_q.weight", 0, 9); // Q8_1: known to GGUF (llama.cpp's activations), no weights of it here
+        assertOneLineError(run("generate", "--checkpoint", q8.toString()), "unsupported tensor type Q8_1");
         Path unknown = patchTensorInfo(dir, "blk.0.attn_q.weight", 0, 77);
         assertOneLineError(run("generate", "--checkpoint", unknown.toString()), "unknown tensor type id 77");
     }
