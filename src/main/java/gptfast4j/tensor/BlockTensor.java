@@ -27,9 +27,12 @@ abstract sealed class BlockTensor extends Tensor permits Q5_0Tensor, Q5_1Tensor,
     /** The block at byte {@code offset} as {@code type.blockSize} floats at {@code out[at ..]}. */
     abstract void dequantizeBlock(long offset, float[] out, int at);
 
-    /** A row's dot product, a decoded block at a time (each final class's {@code dotRows} calls it, so C2 sees one format here). */
+    /**
+     * A row's dot product, a decoded block at a time (each final class's {@code dotRows} calls it, so C2 sees one format
+     * here); the formats most of a file can be in (Q2_K, Q3_K) multiply straight from their bytes instead.
+     */
     @Override
-    public final float dot(long row, float[] x, int xOffset) {
+    public float dot(long row, float[] x, int xOffset) {
         float[] w = BLOCK.get();
         int block = type.blockSize, lanes = F_SPECIES.length();
         FloatVector acc = FloatVector.zero(F_SPECIES);

@@ -19,6 +19,34 @@ final class Q2_KTensor extends BlockTensor {
         super(name, GGMLType.Q2_K, data, cols, rows);
     }
 
+    /** The dot product straight from the bytes: a load of quants serves four sub-blocks (the shifts differ). */
+    @Override
+    public float dot(long row, float[] x, int xOffset) {
+        int lanes = I_SPECIES.length();
+        FloatVector acc = FloatVector.zero(F_SPECIES);
+        long offset = row * rowBytes;
+        for (int i = xOffset; i < xOffset + cols; i += 256, offset += type.blockBytes) {
+            float d = f16(data, offset + 80), dmin = f16(data, offset + 82);
+            long first = data.get(LONG_LE, offset), second = data.get(LONG_LE, offset + 8); // sub-block s's scale and min in byte s
+            for (int bytes = 0; bytes < 32; bytes += 16) {
+                for (int l = 0; l < 16; l += lanes) {
+                    for (int half = 0; half < 2; half++) {
+                        long quants = offset + 16 + 32L * half + bytes + l;
+                        IntVector q = B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, quants, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                                : IntVector.broadcast(I_SPECIES, data.get(INT_LE, quants)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24);
+                        for (int j = 0; j < 4; j++) {
+                            int sub = 8 * half + 2 * j + bytes / 16;
+                            int scale = (int) ((half == 0 ? first : second) >>> 8 * (sub % 8)) & 0xFF;
+                            FloatVector w = ((FloatVector) q.lanewise(VectorOperators.LSHR, 2 * j).and(3).convert(VectorOperators.I2F, 0)).mul(d * (scale & 0xF)).sub(dmin * (scale >>> 4));
+                            acc = w.fma(FloatVector.fromArray(F_SPECIES, x, i + 16 * sub + l), acc);
+                        }
+                    }
+                }
+            }
+        }
+        return acc.reduceLanes(VectorOperators.ADD);
+    }
+
     @Override
     void dequantizeBlock(long offset, float[] out, int at) {
         float d = f16(data, offset + 80), dmin = f16(data, offset + 82);

@@ -19,18 +19,63 @@ final class Q3_KTensor extends BlockTensor {
         super(name, GGMLType.Q3_K, data, cols, rows);
     }
 
+    /**
+     * The 16 sub-block scales of the super-block at {@code offset} (6 bits each, 32 more than the scale) as the bytes
+     * of two longs, sub-block s in byte {@code s % 8} of the first (s < 8) or second: each scale's low nibble from
+     * byte {@code s % 8} of the 12 scale bytes (the low nibble for sub-blocks 0-7, the high for 8-15), its top two
+     * bits from byte {@code 8 + s % 4} (bits {@code 2 * (s / 4)}). Whole words, so that the kernel takes no byte apart.
+     */
+    private long packedScales(long offset, boolean second) {
+        int a0 = data.get(INT_LE, offset + 96), a1 = data.get(INT_LE, offset + 100), top = data.get(INT_LE, offset + 104);
+        int shift = second ? 4 : 0;
+        long first = (a0 >>> shift & 0x0F0F0F0F) | (top >>> shift & 0x03030303) << 4, next = (a1 >>> shift & 0x0F0F0F0F) | (top >>> shift + 2 & 0x03030303) << 4;
+        return first & 0xFFFFFFFFL | next << 32;
+    }
+
+    /** Sub-block {@code sub}'s scale, less 32, from {@link #packedScales}. */
+    private static int scale(long first, long second, int sub) {
+        return (int) ((sub < 8 ? first : second) >>> 8 * (sub % 8) & 0xFF) - 32;
+    }
+
+    /**
+     * The dot product straight from the bytes: a load of quants and third bits serves four sub-blocks (the shifts
+     * differ).
+     */
+    @Override
+    public float dot(long row, float[] x, int xOffset) {
+        int lanes = I_SPECIES.length();
+        FloatVector acc = FloatVector.zero(F_SPECIES);
+        long offset = row * rowBytes;
+        for (int i = xOffset; i < xOffset + cols; i += 256, offset += type.blockBytes) {
+            float d = f16(data, offset + 108);
+            long first = packedScales(offset, false), second = packedScales(offset, true);
+            for (int bytes = 0; bytes < 32; bytes += 16) {
+                for (int l = 0; l < 16; l += lanes) {
+                    IntVector h = B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + bytes + l, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                            : IntVector.broadcast(I_SPECIES, data.get(INT_LE, offset + bytes + l)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24);
+                    for (int half = 0; half < 2; half++) {
+                        long quants = offset + 32 + 32L * half + bytes + l;
+                        IntVector q = B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, quants, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                                : IntVector.broadcast(I_SPECIES, data.get(INT_LE, quants)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24);
+                        for (int j = 0; j < 4; j++) {
+                            int sub = 8 * half + 2 * j + bytes / 16;
+                            IntVector value = q.lanewise(VectorOperators.LSHR, 2 * j).and(3).add(h.lanewise(VectorOperators.LSHR, 4 * half + j).and(1).lanewise(VectorOperators.LSHL, 2)).sub(4);
+                            acc = ((FloatVector) value.convert(VectorOperators.I2F, 0)).mul(d * scale(first, second, sub)).fma(FloatVector.fromArray(F_SPECIES, x, i + 16 * sub + l), acc);
+                        }
+                    }
+                }
+            }
+        }
+        return acc.reduceLanes(VectorOperators.ADD);
+    }
+
     @Override
     void dequantizeBlock(long offset, float[] out, int at) {
         float d = f16(data, offset + 108);
-        // the 16 scales, 6 bits each: low nibbles from bytes 0-7 (scales 0-7 low, 8-15 high nibbles), top bit pairs
-        // from bytes 8-11 (pair k / 4 of byte 8 + k % 4 for scale k)
-        int a0 = data.get(INT_LE, offset + 96), a1 = data.get(INT_LE, offset + 100), top = data.get(INT_LE, offset + 104);
-        int[] words = {(a0 & 0x0F0F0F0F) | (top & 0x03030303) << 4, (a1 & 0x0F0F0F0F) | (top >>> 2 & 0x03030303) << 4,
-                (a0 >>> 4 & 0x0F0F0F0F) | (top >>> 4 & 0x03030303) << 4, (a1 >>> 4 & 0x0F0F0F0F) | (top >>> 6 & 0x03030303) << 4};
+        long first = packedScales(offset, false), second = packedScales(offset, true);
         for (int sub = 0; sub < 16; sub++) {
             int half = sub / 8, j = sub % 8 / 2, bytes = sub % 2 * 16;
-            int scale = (words[sub / 4] >>> 8 * (sub % 4) & 0xFF) - 32;
-            FloatVector dl = FloatVector.broadcast(F_SPECIES, d * scale);
+            FloatVector dl = FloatVector.broadcast(F_SPECIES, d * scale(first, second, sub));
             long quants = offset + 32 + 32L * half + bytes, highBits = offset + bytes;
             int bit = 4 * half + j;
             for (int l = 0; l < 16; l += I_SPECIES.length()) {
