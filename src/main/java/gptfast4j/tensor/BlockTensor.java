@@ -9,9 +9,10 @@ import java.lang.foreign.MemorySegment;
 /**
  * Formats read in their file's layout alone, a block at a time: each decodes one block of weights to floats with
  * vector code ({@link #dequantizeBlock}, rounding as ggml's dequantize_row), and a dot product multiplies them with x.
- * The GGUF types of downloadable files that have no kernels of their own: Q5_0 and Q5_1 (older files, and tensors of
- * some K-quant mixes) and Q2_K and Q3_K (the Q2_K and Q3_K_S/M/L mixes). No decode layout: a dot product decodes its
- * blocks every time, so these decode slower per byte than Q4_K (README, "Quantization").
+ * The GGUF types of downloadable files that have no lane kernels of their own: Q5_0 and Q5_1 (older files, and
+ * tensors of some K-quant mixes) and Q2_K and Q3_K (the Q2_K and Q3_K_S/M/L mixes). No decode layout of their own: a
+ * dot product decodes its blocks every time, so these decode slower per byte than Q4_K (README, "Quantization"); but
+ * Q3_K's weights are exactly Q6_K's kind ({@link Q6_KTensor#ofQ3_K}), so it decodes in Q6_K's layout.
  */
 abstract sealed class BlockTensor extends Tensor permits Q5_0Tensor, Q5_1Tensor, Q2_KTensor, Q3_KTensor {
     /** Lane i holds i: a lane's position in a vector, for shifts that differ by lane. */

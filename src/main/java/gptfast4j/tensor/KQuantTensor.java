@@ -27,7 +27,7 @@ abstract sealed class KQuantTensor extends Tensor implements Tensor.PanelRows pe
      * The same rows as {@code file}, in a decode layout at {@code grouped} of {@code groupRows} rows per group and
      * {@code columnBytes} per group and super-block column.
      */
-    KQuantTensor(KQuantTensor file, MemorySegment grouped, int groupRows, int columnBytes) {
+    KQuantTensor(Tensor file, MemorySegment grouped, int groupRows, int columnBytes) {
         super(file.name, file.type, grouped, file.cols, file.rows, (long) file.cols / SUPER_BLOCK * columnBytes / groupRows);
         this.grouped = true;
     }
@@ -70,22 +70,28 @@ abstract sealed class KQuantTensor extends Tensor implements Tensor.PanelRows pe
      * {@code generate --max-new-tokens 2}: 23-25 s, 9.5-14 s since).
      */
     final MemorySegment laneLayoutCopy(OffHeap memory, int columnBytes, SuperBlockWriter writer) {
-        MemorySegment copy = memory.allocate(laneLayoutBytes(columnBytes));
-        int superBlocks = cols / SUPER_BLOCK, l = RowLanes.L;
-        Parallel.run(Math.toIntExact(groups()), 1, (start, end) -> {
+        return laneLayoutCopy(this, memory, columnBytes, writer);
+    }
+
+    /** {@link #laneLayoutCopy(OffHeap, int, SuperBlockWriter)} of {@code file}, a tensor of 256-weight blocks in its file's layout. */
+    static MemorySegment laneLayoutCopy(Tensor file, OffHeap memory, int columnBytes, SuperBlockWriter writer) {
+        long groups = RowLanes.groups(file.rows), rows = file.rows, rowBytes = file.rowBytes;
+        int superBlocks = file.cols / SUPER_BLOCK, l = RowLanes.L, blockBytes = file.type.blockBytes;
+        MemorySegment copy = memory.allocate(groups * superBlocks * columnBytes);
+        Parallel.run(Math.toIntExact(groups), 1, (start, end) -> {
             byte[] out = new byte[superBlocks * columnBytes], in = new byte[(int) rowBytes];
             MemorySegment group = MemorySegment.ofArray(out), row = MemorySegment.ofArray(in);
             for (long g = start; g < end; g++) {
                 java.util.Arrays.fill(out, (byte) 0);
                 for (int r = 0; r < l && g * l + r < rows; r++) {
-                    MemorySegment.copy(data, JAVA_BYTE, (g * l + r) * rowBytes, in, 0, in.length);
-                    for (int sb = 0; sb < superBlocks; sb++) writer.write(row, sb * type.blockBytes, group, sb * columnBytes, r);
+                    MemorySegment.copy(file.data, JAVA_BYTE, (g * l + r) * rowBytes, in, 0, in.length);
+                    for (int sb = 0; sb < superBlocks; sb++) writer.write(row, sb * blockBytes, group, sb * columnBytes, r);
                 }
                 MemorySegment.copy(out, 0, copy, JAVA_BYTE, g * out.length, out.length);
             }
-            releaseFilePages(start * l * rowBytes, Math.min(end * l, rows) * rowBytes);
+            file.releaseFilePages(start * l * rowBytes, Math.min(end * l, rows) * rowBytes);
         });
-        releaseFilePages();
+        file.releaseFilePages();
         return copy;
     }
 

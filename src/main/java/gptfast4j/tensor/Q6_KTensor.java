@@ -54,8 +54,33 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel, Tensor.P
         super(name, GGMLType.Q6_K, data, cols, rows);
     }
 
-    private Q6_KTensor(Q6_KTensor file, MemorySegment grouped) {
+    private Q6_KTensor(Tensor file, MemorySegment grouped) {
         super(file, grouped, L, COLUMN);
+    }
+
+    /**
+     * Q3_K's rows in this decode layout: its weights {@code (d * (scale - 32)) * (q - 4)} are this format's
+     * {@code (d * s) * (q' - 32)} with {@code s = scale - 32} (an int8) and {@code q' = q + 28} (six bits), sub-blocks
+     * of 16 alike, so every product and dequantization is Q3_K's bit for bit; the copy takes 212 bytes per row and
+     * super-block against Q3_K's 110. The tensor keeps Q3_K's name and type.
+     */
+    static Q6_KTensor ofQ3_K(Q3_KTensor file, OffHeap memory) {
+        return new Q6_KTensor(file, laneLayoutCopy(file, memory, COLUMN, (row, at, group, column, r) -> {
+            int[] q = SUPER_BLOCK_QUANTS.get(), scales = SUB_BLOCK_SCALES.get();
+            Q3_KTensor.unpack(row, at, q, scales);
+            for (int w = 0; w < SUPER_BLOCK; w++) q[w] += 32;
+            group.set(FLOAT_LE, column + 4 * r, f16(row, at + 108));
+            for (int k = 0; k < 16; k++) group.set(JAVA_BYTE, column + HEAD + k * SUB + r, (byte) scales[k]);
+            writeQuants(q, group, column, r);
+        }));
+    }
+
+    /** Each thread's scales of a Q3_K super-block, for {@link #ofQ3_K}. */
+    private static final ThreadLocal<int[]> SUB_BLOCK_SCALES = ThreadLocal.withInitial(() -> new int[16]);
+
+    /** The bytes of {@link #ofQ3_K}'s copy of {@code file}. */
+    static long layoutBytes(Tensor file) {
+        return RowLanes.groups(file.rows) * (file.cols / SUPER_BLOCK) * COLUMN;
     }
 
     @Override
@@ -71,16 +96,21 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel, Tensor.P
             int[] q = SUPER_BLOCK_QUANTS.get();
             unpack(row, at, q);
             group.set(FLOAT_LE, column + 4 * r, f16(row, at + 208));
-            for (int k = 0; k < 16; k++) {
-                int sub = column + HEAD + k * SUB, last = q[16 * k + 15];
-                group.set(JAVA_BYTE, sub + r, row.get(JAVA_BYTE, at + 192 + k));
-                for (int t = 0; t < 3; t++) {
-                    int quants = (last >>> 2 * t & 3) << 30;
-                    for (int p = 0; p < 5; p++) quants |= q[16 * k + 5 * t + p] << 6 * p;
-                    group.set(INT_LE, sub + QUANTS + 4 * (t * L + r), quants);
-                }
-            }
+            for (int k = 0; k < 16; k++) group.set(JAVA_BYTE, column + HEAD + k * SUB + r, row.get(JAVA_BYTE, at + 192 + k));
+            writeQuants(q, group, column, r);
         }));
+    }
+
+    /** A super-block's 256 unsigned 6-bit quants {@code q} into lane r of the group's column at {@code column}: three ints per sub-block. */
+    private static void writeQuants(int[] q, MemorySegment group, int column, int r) {
+        for (int k = 0; k < 16; k++) {
+            int sub = column + HEAD + k * SUB, last = q[16 * k + 15];
+            for (int t = 0; t < 3; t++) {
+                int quants = (last >>> 2 * t & 3) << 30;
+                for (int p = 0; p < 5; p++) quants |= q[16 * k + 5 * t + p] << 6 * p;
+                group.set(INT_LE, sub + QUANTS + 4 * (t * L + r), quants);
+            }
+        }
     }
 
     /**

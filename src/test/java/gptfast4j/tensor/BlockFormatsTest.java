@@ -4,6 +4,7 @@ import gptfast4j.Shared;
 import gptfast4j.io.GGUF;
 import gptfast4j.io.TensorData;
 import gptfast4j.model.Checkpoint;
+import gptfast4j.model.Llama;
 import gptfast4j.quant.Perplexity;
 import org.junit.jupiter.api.Test;
 
@@ -20,12 +21,16 @@ import java.util.Random;
 import java.util.Set;
 import java.util.TreeMap;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The formats read in their file's layout alone (Q2_K, Q3_K, Q5_0, Q5_1; {@link BlockTensor}) on a file llama.cpp
- * made (src/test/resources/block-formats, README there): each tensor's dequantization bit for bit llama.cpp's own, the
- * kernels against it, and the model's perplexity llama-perplexity's on llama.cpp's F32 dequantization of the file.
+ * The formats read in their file's layout (Q2_K, Q3_K, Q5_0, Q5_1; {@link BlockTensor}; Q3_K also in Q6_K's decode
+ * layout) on a file llama.cpp made (src/test/resources/block-formats, README there): each tensor's dequantization bit
+ * for bit llama.cpp's own, the kernels against it, and the model's perplexity llama-perplexity's on llama.cpp's F32
+ * dequantization of the file.
  */
 class BlockFormatsTest {
     private static final Path DIR = Path.of("src/test/resources/block-formats");
@@ -58,31 +63,67 @@ class BlockFormatsTest {
     /** Dot products, matrix x vector and matrix x matrix (a few tokens and a prompt's tile) against the dequantized rows. */
     @Test
     void kernelsAgreeWithTheDequantization() {
-        Random random = new Random(7);
         for (TensorData td : GGUF.read(FILE).tensors().values()) {
             Tensor t = Tensor.of(td);
-            if (!(t instanceof BlockTensor)) continue;
-            int rows = (int) t.rows, cols = t.cols;
-            float[][] w = new float[rows][cols];
-            for (int r = 0; r < rows; r++) t.dequantizeRow(r, w[r], 0);
-            for (int tokens : new int[]{1, 3, 8, 40}) {
-                float[] x = new float[tokens * cols];
-                for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
-                float[] out = new float[tokens * rows], exact = new float[tokens * rows];
-                t.matmul(x, tokens, out, rows, false);
-                t.matmul(x, tokens, exact, rows, true);
-                for (int k = 0; k < tokens; k++) {
-                    for (int r = 0; r < rows; r++) {
-                        double expected = 0, magnitude = 0;
-                        for (int i = 0; i < cols; i++) {
-                            expected += (double) w[r][i] * x[k * cols + i];
-                            magnitude += Math.abs((double) w[r][i] * x[k * cols + i]);
-                        }
-                        String where = td.name() + " (" + t.type + ") token " + k + " of " + tokens + ", row " + r;
-                        assertEquals(expected, out[k * rows + r], 1e-5 * magnitude + 1e-6, where);
-                        assertEquals(expected, exact[k * rows + r], 1e-5 * magnitude + 1e-6, "exact (each token's dot product), " + where);
-                        if (tokens == 1) assertEquals(expected, t.dot(r, x, 0), 1e-5 * magnitude + 1e-6, "dot, " + where);
+            if (t instanceof BlockTensor) kernelsAgree(t, dequantized(t));
+        }
+    }
+
+    /**
+     * Q3_K in Q6_K's decode layout ({@link Q6_KTensor#ofQ3_K}): the same weights bit for bit, and its kernels (Q6_K's)
+     * against them; a decode step of the model with its copies, the file layout's logits.
+     */
+    @Test
+    void q3_KsDecodeLayoutHoldsTheSameWeights() {
+        int seen = 0;
+        for (TensorData td : GGUF.read(FILE).tensors().values()) {
+            Tensor file = Tensor.of(td);
+            if (file.type != GGMLType.Q3_K) continue;
+            Tensor decode = file.forDecode(OffHeap.AUTOMATIC);
+            assertNotSame(file, decode);
+            assertEquals(GGMLType.Q3_K, decode.type);
+            assertEquals(file.decodeCopyBytes(), decode.byteSize());
+            float[][] w = dequantized(file), again = dequantized(decode);
+            for (int r = 0; r < w.length; r++) assertArrayEquals(w[r], again[r], td.name() + " row " + r);
+            kernelsAgree(decode, w);
+            seen++;
+        }
+        assertEquals(5, seen, "Q3_K tensors in the file");
+        Llama fileLayout = Checkpoint.load(FILE, null).model(), copied = Checkpoint.load(FILE, null).model();
+        assertTrue(copied.startDecoding(), "the decode copies made");
+        Llama.State a = fileLayout.newState(16, 1), b = copied.newState(16, 1);
+        for (int pos = 0, token = 1; pos < 6; pos++, token = 100 + 37 * pos) {
+            float[] la = fileLayout.forward(a, token, pos), lb = copied.forward(b, token, pos);
+            for (int i = 0; i < la.length; i++) assertEquals(la[i], lb[i], 1e-4f + 1e-5f * Math.abs(la[i]), "position " + pos + ", logit " + i);
+        }
+    }
+
+    private static float[][] dequantized(Tensor t) {
+        float[][] w = new float[(int) t.rows][t.cols];
+        for (int r = 0; r < w.length; r++) t.dequantizeRow(r, w[r], 0);
+        return w;
+    }
+
+    private static void kernelsAgree(Tensor t, float[][] w) {
+        Random random = new Random(7);
+        int rows = (int) t.rows, cols = t.cols;
+        for (int tokens : new int[]{1, 3, 8, 40}) {
+            float[] x = new float[tokens * cols];
+            for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
+            float[] out = new float[tokens * rows], exact = new float[tokens * rows];
+            t.matmul(x, tokens, out, rows, false);
+            t.matmul(x, tokens, exact, rows, true);
+            for (int k = 0; k < tokens; k++) {
+                for (int r = 0; r < rows; r++) {
+                    double expected = 0, magnitude = 0;
+                    for (int i = 0; i < cols; i++) {
+                        expected += (double) w[r][i] * x[k * cols + i];
+                        magnitude += Math.abs((double) w[r][i] * x[k * cols + i]);
                     }
+                    String where = t.name + " (" + t.type + (t instanceof Tensor.PanelRows p && p.inLanes() ? ", decode layout" : "") + ") token " + k + " of " + tokens + ", row " + r;
+                    assertEquals(expected, out[k * rows + r], 1e-5 * magnitude + 1e-6, where);
+                    assertEquals(expected, exact[k * rows + r], 1e-5 * magnitude + 1e-6, "exact (each token's dot product), " + where);
+                    if (tokens == 1) assertEquals(expected, t.dot(r, x, 0), 1e-5 * magnitude + 1e-6, "dot, " + where);
                 }
             }
         }
