@@ -51,25 +51,23 @@ final class PatternGrammar {
 
     /** The GBNF expression of the string text (without its quotes) whose value {@code pattern} matches; {@code where} names it in errors. */
     static String convert(String pattern, String where) {
-        PatternGrammar p = new PatternGrammar(pattern, where);
-        Node whole = p.top();
-        return gbnf(whole);
+        return gbnf(new PatternGrammar(pattern, where).top());
     }
 
     /** Top-level alternatives, each anchored at either end or free to start and end anywhere in the string. */
     private Node top() {
         List<Node> options = new ArrayList<>();
-        do {
+        while (true) {
             List<Node> parts = new ArrayList<>();
             if (peek('^')) at++;
             else parts.add(new Repeat(ANY, 0, -1));
             parts.add(alternative(0));
             if (peek('$')) at++;
             else parts.add(new Repeat(ANY, 0, -1));
-            if (at < cps.length && cps[at] != '|') throw error("')' without its '('");
             options.add(new Seq(parts));
-        } while (at < cps.length && cps[at++] == '|');
-        return options.size() == 1 ? options.getFirst() : new Alt(options);
+            if (at == cps.length) return options.size() == 1 ? options.getFirst() : new Alt(options);
+            if (cps[at++] != '|') throw error("')' without its '('"); // alternative(0) stops at '|' or ')' only
+        }
     }
 
     private Node disjunction(int depth) {
