@@ -8,6 +8,8 @@ import jdk.incubator.vector.VectorOperators;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+
 /**
  * Q2_K: super-blocks of 256 weights in 16 sub-blocks of 16, {@code (d * scale) * q - dmin * min} for 2-bit q and
  * 4-bit scale and min. A super-block (84 bytes, block_q2_K): 16 bytes of scale (low nibble) and min (high), 64
@@ -52,7 +54,7 @@ final class Q2_KTensor extends BlockTensor {
         float d = f16(data, offset + 80), dmin = f16(data, offset + 82);
         for (int sub = 0; sub < 16; sub++) {
             int half = sub / 8, j = sub % 8 / 2, bytes = sub % 2 * 16; // 128 weights, bit pair, first or second 16 bytes
-            int scale = data.get(java.lang.foreign.ValueLayout.JAVA_BYTE, offset + sub) & 0xFF;
+            int scale = data.get(JAVA_BYTE, offset + sub) & 0xFF;
             FloatVector dl = FloatVector.broadcast(F_SPECIES, d * (scale & 0xF)), ml = FloatVector.broadcast(F_SPECIES, dmin * (scale >>> 4));
             long quants = offset + 16 + 32L * half + bytes;
             for (int l = 0; l < 16; l += I_SPECIES.length()) {

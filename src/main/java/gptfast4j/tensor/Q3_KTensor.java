@@ -8,6 +8,8 @@ import jdk.incubator.vector.VectorOperators;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+
 /**
  * Q3_K: super-blocks of 256 weights in 16 sub-blocks of 16, {@code d * (scale - 32) * (q - 4)} for 3-bit q (the
  * third bit set meaning no -4) and 6-bit scale. A super-block (110 bytes, block_q3_K): 32 bytes of third bits, 64
@@ -26,7 +28,12 @@ final class Q3_KTensor extends BlockTensor {
      * bits from byte {@code 8 + s % 4} (bits {@code 2 * (s / 4)}). Whole words, so that the kernel takes no byte apart.
      */
     private long packedScales(long offset, boolean second) {
-        int a0 = data.get(INT_LE, offset + 96), a1 = data.get(INT_LE, offset + 100), top = data.get(INT_LE, offset + 104);
+        return packedScales(data, offset, second);
+    }
+
+    /** {@link #packedScales(long, boolean)} of the super-block at {@code offset} of {@code m}. */
+    private static long packedScales(MemorySegment m, long offset, boolean second) {
+        int a0 = m.get(INT_LE, offset + 96), a1 = m.get(INT_LE, offset + 100), top = m.get(INT_LE, offset + 104);
         int shift = second ? 4 : 0;
         long first = (a0 >>> shift & 0x0F0F0F0F) | (top >>> shift & 0x03030303) << 4, next = (a1 >>> shift & 0x0F0F0F0F) | (top >>> shift + 2 & 0x03030303) << 4;
         return first & 0xFFFFFFFFL | next << 32;
@@ -109,14 +116,13 @@ final class Q3_KTensor extends BlockTensor {
      * and its 16 scales less 32 into {@code scales}.
      */
     static void unpack(MemorySegment row, int at, int[] q, int[] scales) {
-        int a0 = row.get(INT_LE, at + 96), a1 = row.get(INT_LE, at + 100), top = row.get(INT_LE, at + 104);
+        long first = packedScales(row, at, false), second = packedScales(row, at, true);
         for (int sub = 0; sub < 16; sub++) {
             int half = sub / 8, j = sub % 8 / 2, bytes = sub % 2 * 16;
-            int low = ((sub % 8 < 4 ? a0 : a1) >>> 8 * (sub % 4) + 4 * (sub / 8)) & 0xF, high = top >>> 8 * (sub % 4) + 2 * (sub / 4) & 3;
-            scales[sub] = (low | high << 4) - 32;
+            scales[sub] = scale(first, second, sub);
             for (int l = 0; l < 16; l++) {
-                int quant = row.get(java.lang.foreign.ValueLayout.JAVA_BYTE, at + 32 + 32 * half + bytes + l) >>> 2 * j & 3;
-                int third = row.get(java.lang.foreign.ValueLayout.JAVA_BYTE, at + bytes + l) >>> 4 * half + j & 1;
+                int quant = row.get(JAVA_BYTE, at + 32 + 32 * half + bytes + l) >>> 2 * j & 3;
+                int third = row.get(JAVA_BYTE, at + bytes + l) >>> 4 * half + j & 1;
                 q[16 * sub + l] = quant + 4 * third - 4;
             }
         }
