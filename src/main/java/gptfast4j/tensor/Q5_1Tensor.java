@@ -32,6 +32,11 @@ final class Q5_1Tensor extends BlockTensor {
     }
 
     @Override
+    public float dot(long row, float[] x, int xOffset) {
+        return fiveBitDot(row, x, xOffset, 4, 0, true);
+    }
+
+    @Override
     void dotRows(float[] x, int xOffset, float[] sums, int[] quants, float[] out, int outOffset, long firstRow, int start, int end) {
         for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
     }

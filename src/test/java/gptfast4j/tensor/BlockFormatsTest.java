@@ -70,25 +70,25 @@ class BlockFormatsTest {
     }
 
     /**
-     * Q3_K in Q6_K's decode layout ({@link Q6_KTensor#ofQ3_K}): the same weights bit for bit, and its kernels (Q6_K's)
-     * against them; a decode step of the model with its copies, the file layout's logits.
+     * Q3_K in Q6_K's decode layout ({@link Q6_KTensor#ofQ3_K}), Q5_0 in Q8_0's: the same weights bit for bit, and
+     * their kernels (Q6_K's, Q8_0's) against them; a decode step of the model with its copies, the file layout's logits.
      */
     @Test
-    void q3_KsDecodeLayoutHoldsTheSameWeights() {
+    void decodeCopiesHoldTheSameWeights() {
         int seen = 0;
         for (TensorData td : GGUF.read(FILE).tensors().values()) {
             Tensor file = Tensor.of(td);
-            if (file.type != GGMLType.Q3_K) continue;
+            if (file.type != GGMLType.Q3_K && file.type != GGMLType.Q5_0) continue;
             Tensor decode = file.forDecode(OffHeap.AUTOMATIC);
             assertNotSame(file, decode);
-            assertEquals(GGMLType.Q3_K, decode.type);
+            assertEquals(td.name(), decode.name);
             assertEquals(file.decodeCopyBytes(), decode.byteSize());
             float[][] w = dequantized(file), again = dequantized(decode);
             for (int r = 0; r < w.length; r++) assertArrayEquals(w[r], again[r], td.name() + " row " + r);
             kernelsAgree(decode, w);
             seen++;
         }
-        assertEquals(5, seen, "Q3_K tensors in the file");
+        assertEquals(5 + 4, seen, "Q3_K and Q5_0 tensors in the file");
         Llama fileLayout = Checkpoint.load(FILE, null).model(), copied = Checkpoint.load(FILE, null).model();
         assertTrue(copied.startDecoding(), "the decode copies made");
         Llama.State a = fileLayout.newState(16, 1), b = copied.newState(16, 1);
