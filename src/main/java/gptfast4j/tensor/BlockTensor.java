@@ -29,6 +29,26 @@ abstract sealed class BlockTensor extends Tensor permits Q5_0Tensor, Q5_1Tensor,
     abstract void dequantizeBlock(long offset, float[] out, int at);
 
     /**
+     * Q5_0's and Q5_1's block at {@code offset} (see {@link #fiveBitDot}) to {@code out[at ..]}: {@code (q - bias) * d},
+     * and {@code + m} with a min, as ggml rounds them.
+     */
+    final void fiveBitBlock(long offset, float[] out, int at, int header, int bias, boolean withMin) {
+        FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, offset)), m = FloatVector.broadcast(F_SPECIES, withMin ? f16(data, offset + 2) : 0);
+        IntVector high = IntVector.broadcast(I_SPECIES, data.get(INT_LE, offset + header));
+        for (int j = 0; j < 16; j += I_SPECIES.length()) {
+            long quants = offset + header + 4 + j;
+            IntVector q = B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, quants, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                    : IntVector.broadcast(I_SPECIES, data.get(INT_LE, quants)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24);
+            IntVector lowFifth = high.lanewise(VectorOperators.LSHR, LANE_INDEX.add(j)).and(1).lanewise(VectorOperators.LSHL, 4);
+            IntVector highFifth = high.lanewise(VectorOperators.LSHR, LANE_INDEX.add(j + 16)).and(1).lanewise(VectorOperators.LSHL, 4);
+            FloatVector low = ((FloatVector) q.and(0xF).or(lowFifth).sub(bias).convert(VectorOperators.I2F, 0)).mul(d);
+            FloatVector top = ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).and(0xF).or(highFifth).sub(bias).convert(VectorOperators.I2F, 0)).mul(d);
+            (withMin ? low.add(m) : low).intoArray(out, at + j); // no + 0 without one: it would turn ggml's -0 into +0
+            (withMin ? top.add(m) : top).intoArray(out, at + 16 + j);
+        }
+    }
+
+    /**
      * Q5_0's and Q5_1's dot product straight from the bytes: per block of 32, {@code d} (and Q5_1's {@code m}) in the
      * {@code header} bytes, then 32 fifth bits and 16 nibble bytes; weight {@code (q - bias) * d + m}. Decoding a
      * block into an array and multiplying it after ran TinyLlama Q5_0's decode at 3.1-3.5 tokens/s.

@@ -1,13 +1,7 @@
 package gptfast4j.tensor;
 
-import jdk.incubator.vector.ByteVector;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorOperators;
-
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.nio.ByteOrder;
 
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 
@@ -22,16 +16,7 @@ final class Q5_0Tensor extends BlockTensor {
 
     @Override
     void dequantizeBlock(long offset, float[] out, int at) {
-        FloatVector d = FloatVector.broadcast(F_SPECIES, f16(data, offset));
-        IntVector high = IntVector.broadcast(I_SPECIES, data.get(INT_LE, offset + 2));
-        for (int j = 0; j < 16; j += I_SPECIES.length()) {
-            IntVector q = B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, offset + 6 + j, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
-                    : IntVector.broadcast(I_SPECIES, data.get(INT_LE, offset + 6 + j)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24);
-            IntVector lowFifth = high.lanewise(VectorOperators.LSHR, LANE_INDEX.add(j)).and(1).lanewise(VectorOperators.LSHL, 4);
-            IntVector highFifth = high.lanewise(VectorOperators.LSHR, LANE_INDEX.add(j + 16)).and(1).lanewise(VectorOperators.LSHL, 4);
-            ((FloatVector) q.and(0xF).or(lowFifth).sub(16).convert(VectorOperators.I2F, 0)).mul(d).intoArray(out, at + j);
-            ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).and(0xF).or(highFifth).sub(16).convert(VectorOperators.I2F, 0)).mul(d).intoArray(out, at + 16 + j);
-        }
+        fiveBitBlock(offset, out, at, 2, 16, false);
     }
 
     /**
