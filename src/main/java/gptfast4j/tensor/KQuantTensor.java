@@ -95,12 +95,6 @@ abstract sealed class KQuantTensor extends Tensor implements Tensor.PanelRows pe
         return copy;
     }
 
-    /**
-     * Each thread's quants of one super-block in weight order, for the Q5_K/Q6_K decode-layout copies: unpacked once per
-     * super-block, then packed into ints (a call per quant, two byte reads each, took 5-7x Q4_0's copy time per byte).
-     */
-    static final ThreadLocal<int[]> SUPER_BLOCK_QUANTS = ThreadLocal.withInitial(() -> new int[SUPER_BLOCK]);
-
     /** Each thread's quant ints of one row and sub-block ({@link #readRowQuantInts}), kept between calls. */
     static final ThreadLocal<int[]> ROW_INTS = ThreadLocal.withInitial(() -> new int[6]);
 

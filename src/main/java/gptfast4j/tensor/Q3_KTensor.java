@@ -32,7 +32,7 @@ final class Q3_KTensor extends BlockTensor {
     }
 
     /** {@link #packedScales(long, boolean)} of the super-block at {@code offset} of {@code m}. */
-    private static long packedScales(MemorySegment m, long offset, boolean second) {
+    static long packedScales(MemorySegment m, long offset, boolean second) {
         int a0 = m.get(INT_LE, offset + 96), a1 = m.get(INT_LE, offset + 100), top = m.get(INT_LE, offset + 104);
         int shift = second ? 4 : 0;
         long first = (a0 >>> shift & 0x0F0F0F0F) | (top >>> shift & 0x03030303) << 4, next = (a1 >>> shift & 0x0F0F0F0F) | (top >>> shift + 2 & 0x03030303) << 4;
@@ -40,7 +40,7 @@ final class Q3_KTensor extends BlockTensor {
     }
 
     /** Sub-block {@code sub}'s scale, less 32, from {@link #packedScales}. */
-    private static int scale(long first, long second, int sub) {
+    static int scale(long first, long second, int sub) {
         return (int) ((sub < 8 ? first : second) >>> 8 * (sub % 8) & 0xFF) - 32;
     }
 
@@ -112,20 +112,15 @@ final class Q3_KTensor extends BlockTensor {
     }
 
     /**
-     * The super-block at {@code row[at ..]} (a row's bytes): its 256 quants less 4 (-4..3) into {@code q}, weight order,
-     * and its 16 scales less 32 into {@code scales}.
+     * Weights {@code l .. l + 7} (l = 0 or 8) of sub-block {@code sub} of the super-block at {@code row[at ..]} (a
+     * row's bytes) as their quants plus 4 (0..7), one per byte of a long: the bit pair from the quant bytes and the
+     * third bit from the high-bit bytes, eight at a time.
      */
-    static void unpack(MemorySegment row, int at, int[] q, int[] scales) {
-        long first = packedScales(row, at, false), second = packedScales(row, at, true);
-        for (int sub = 0; sub < 16; sub++) {
-            int half = sub / 8, j = sub % 8 / 2, bytes = sub % 2 * 16;
-            scales[sub] = scale(first, second, sub);
-            for (int l = 0; l < 16; l++) {
-                int quant = row.get(JAVA_BYTE, at + 32 + 32 * half + bytes + l) >>> 2 * j & 3;
-                int third = row.get(JAVA_BYTE, at + bytes + l) >>> 4 * half + j & 1;
-                q[16 * sub + l] = quant + 4 * third - 4;
-            }
-        }
+    static long quantBytes(MemorySegment row, int at, int sub, int l) {
+        int half = sub / 8, j = sub % 8 / 2, bytes = sub % 2 * 16 + l;
+        long quants = row.get(LONG_LE, at + 32 + 32 * half + bytes) >>> 2 * j & 0x0303_0303_0303_0303L;
+        long third = row.get(LONG_LE, at + bytes) >>> 4 * half + j & 0x0101_0101_0101_0101L;
+        return quants | third << 2;
     }
 
     @Override

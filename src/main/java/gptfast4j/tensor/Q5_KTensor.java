@@ -66,8 +66,6 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel, Tensor.P
     public Tensor forDecode(OffHeap memory) {
         if (grouped) return this;
         return new Q5_KTensor(this, laneLayoutCopy(memory, COLUMN, (row, at, group, column, r) -> {
-            int[] q = SUPER_BLOCK_QUANTS.get();
-            unpack(row, at, q);
             group.set(FLOAT_LE, column + 4 * r, f16(row, at));
             group.set(FLOAT_LE, column + 4 * L + 4 * r, f16(row, at + 2));
             long scales = packedScales(row, at + 4), mins = packedMins(row, at + 4);
@@ -75,29 +73,30 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel, Tensor.P
                 int sub = column + HEAD + s * SUB;
                 group.set(JAVA_BYTE, sub + r, (byte) (scales >>> 8 * s));
                 group.set(JAVA_BYTE, sub + L + r, (byte) (mins >>> 8 * s));
-                int last = q[32 * s + 30] | q[32 * s + 31] << 5;
-                for (int t = 0; t < 5; t++) {
-                    int quants = (last >>> 2 * t & 3) << 30;
-                    for (int p = 0; p < 6; p++) quants |= q[32 * s + 6 * t + p] << 5 * p;
-                    group.set(INT_LE, sub + QUANTS + 4 * (t * L + r), quants);
-                }
+                // weights 8p .. 8p + 7 of the sub-block, their five bits at bit 5w of a 160-bit string (s0, s1, s2)
+                long c0 = fiveBits(row, at, s, 0), c1 = fiveBits(row, at, s, 1), c2 = fiveBits(row, at, s, 2), c3 = fiveBits(row, at, s, 3);
+                long s0 = c0 | c1 << 40, s1 = c1 >>> 24 | c2 << 16 | c3 << 56, s2 = c3 >>> 8;
+                int last = (int) (s2 >>> 22); // weights 30 and 31
+                int quants = sub + QUANTS + 4 * r; // int t (weights 6t .. 6t + 5) at quants + 4Lt, bits 2t of last on top
+                group.set(INT_LE, quants, (int) s0 & 0x3FFF_FFFF | (last & 3) << 30);
+                group.set(INT_LE, quants + 4 * L, (int) (s0 >>> 30) & 0x3FFF_FFFF | (last >>> 2 & 3) << 30);
+                group.set(INT_LE, quants + 8 * L, (int) (s0 >>> 60 | s1 << 4) & 0x3FFF_FFFF | (last >>> 4 & 3) << 30);
+                group.set(INT_LE, quants + 12 * L, (int) (s1 >>> 26) & 0x3FFF_FFFF | (last >>> 6 & 3) << 30);
+                group.set(INT_LE, quants + 16 * L, (int) (s1 >>> 56 | s2 << 8) & 0x3FFF_FFFF | (last >>> 8) << 30);
             }
         }));
     }
 
     /**
-     * The 5-bit quants of the file's super-block at {@code row[at ..]} into {@code q}, weight order: weight l of
-     * sub-block s is a nibble of {@code qs[32 (s / 2) + l]} (the high one for odd s) with bit s of {@code qh[l]} on top.
+     * Weights {@code 8p .. 8p + 7} of sub-block s of the file's super-block at {@code row[at ..]}, their 5-bit quants
+     * gathered ({@link Long#compress}, one {@code pext} on x86) at bits 5w of a long: each is a nibble of
+     * {@code qs[32 (s / 2) + l]} (the high one for odd s) with bit s of {@code qh[l]} on top. Whole words: unpacking
+     * into an int per weight and packing them again cost several times as much.
      */
-    private static void unpack(MemorySegment row, int at, int[] q) {
-        for (int pair = 0; pair < 4; pair++) {
-            int qs = at + 48 + 32 * pair, w = 64 * pair;
-            for (int l = 0; l < 32; l++) {
-                int b = row.get(JAVA_BYTE, qs + l) & 0xFF, top = row.get(JAVA_BYTE, at + 16 + l) >> 2 * pair;
-                q[w + l] = b & 0xF | (top & 1) << 4;
-                q[w + 32 + l] = b >> 4 | (top >> 1 & 1) << 4;
-            }
-        }
+    private static long fiveBits(MemorySegment row, int at, int s, int p) {
+        long nibbles = row.get(LONG_LE, at + 48 + 32 * (s / 2) + 8 * p) >>> 4 * (s % 2) & 0x0F0F_0F0F_0F0F_0F0FL;
+        long top = row.get(LONG_LE, at + 16 + 8 * p) >>> s & 0x0101_0101_0101_0101L;
+        return Long.compress(nibbles | top << 4, 0x1F1F_1F1F_1F1F_1F1FL);
     }
 
     /**
