@@ -108,6 +108,10 @@ public final class GGUF {
                 }
                 int typeId = in.u32();
                 GGMLType type = GGMLType.byId(typeId);
+                if (type == null && GGMLType.otherName(typeId) != null) {
+                    throw new ModelFormatException(path + ": tensor " + name + " has type " + GGMLType.otherName(typeId) + " (GGML type id " + typeId
+                            + "), which gptfast4j does not read (it reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K to Q6_K, IQ4_NL and IQ4_XS)");
+                }
                 if (type == null) throw new ModelFormatException(path + ": tensor " + name + " has unknown tensor type id " + typeId);
                 long offset = in.u64();
                 if (offset % alignment != 0) {

@@ -19,6 +19,8 @@ public enum GGMLType {
     Q5_K(13, 256, 2 + 2 + 12 + 256 / 8 + 256 / 2),
     Q6_K(14, 256, 256 / 2 + 256 / 4 + 256 / 16 + 2),
     Q8_K(15, 256, 4 + 256 + 256 / 16 * 2),
+    IQ4_NL(20, 32, 2 + 16),
+    IQ4_XS(23, 256, 2 + 2 + 256 / 64 + 256 / 2),
     I8(24, 1, 1),
     I16(25, 1, 2),
     I32(26, 1, 4),
@@ -59,6 +61,32 @@ public enum GGMLType {
             case Q6_K -> 18;
             case BF16 -> 32;
             default -> throw new IllegalArgumentException("no whole-file type for " + this);
+        };
+    }
+
+    /**
+     * The name llama.cpp gives a type id this enum leaves out (ggml.h's enum ggml_type: its other i-quants, ternary
+     * and MXFP4 types, and the repacked types it once wrote into files), for errors; null for an id it has no type at.
+     */
+    public static String otherName(int id) {
+        return switch (id) {
+            case 16 -> "IQ2_XXS";
+            case 17 -> "IQ2_XS";
+            case 18 -> "IQ3_XXS";
+            case 19 -> "IQ1_S";
+            case 21 -> "IQ3_S";
+            case 22 -> "IQ2_S";
+            case 29 -> "IQ1_M";
+            case 31 -> "Q4_0_4_4";
+            case 32 -> "Q4_0_4_8";
+            case 33 -> "Q4_0_8_8";
+            case 34 -> "TQ1_0";
+            case 35 -> "TQ2_0";
+            case 36 -> "IQ4_NL_4_4";
+            case 37 -> "IQ4_NL_4_8";
+            case 38 -> "IQ4_NL_8_8";
+            case 39 -> "MXFP4";
+            default -> null;
         };
     }
 

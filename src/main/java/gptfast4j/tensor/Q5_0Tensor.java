@@ -1,6 +1,5 @@
 package gptfast4j.tensor;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
@@ -21,35 +20,24 @@ final class Q5_0Tensor extends BlockTensor {
 
     /**
      * Q8_0's decode layout, which holds Q5_0's weights exactly: {@code d * (q - 16)} is Q8_0's {@code d * q'} with the
-     * int8 {@code q' = q - 16}, blocks of 32 alike. Made through Q8_0's file layout in a scratch of its own (34 bytes
-     * a block against Q5_0's 22), then Q8_0's own copy; the tensor keeps Q5_0's name, and Q8_0's kernels serve it.
+     * int8 {@code q' = q - 16}, blocks of 32 alike ({@link #q8_0Copy}: 34 bytes a block against Q5_0's 22).
      */
     @Override
     public Tensor forDecode(OffHeap memory) {
-        try (Arena scratch = Arena.ofShared()) {
-            MemorySegment q8 = scratch.allocate(GGMLType.Q8_0.bytesFor((long) cols * rows));
-            int blocks = cols / 32;
-            Parallel.run(Math.toIntExact(rows), 16, (start, end) -> {
-                for (long block = (long) start * blocks; block < (long) end * blocks; block++) {
-                    long from = block * type.blockBytes, to = block * GGMLType.Q8_0.blockBytes;
-                    q8.set(SHORT_LE, to, data.get(SHORT_LE, from));
-                    int high = data.get(INT_LE, from + 2);
-                    for (int j = 0; j < 16; j++) {
-                        int nibbles = data.get(JAVA_BYTE, from + 6 + j);
-                        q8.set(JAVA_BYTE, to + 2 + j, (byte) ((nibbles & 0xF | (high >>> j & 1) << 4) - 16));
-                        q8.set(JAVA_BYTE, to + 18 + j, (byte) ((nibbles >> 4 & 0xF | (high >>> j + 16 & 1) << 4) - 16));
-                    }
-                }
-            });
-            Tensor copy = new Q8_0Tensor(name, q8, cols, rows).forDecode(memory);
-            releaseFilePages();
-            return copy;
-        }
+        return q8_0Copy(memory, (from, q8, to) -> {
+            q8.set(SHORT_LE, to, data.get(SHORT_LE, from));
+            int high = data.get(INT_LE, from + 2);
+            for (int j = 0; j < 16; j++) {
+                int nibbles = data.get(JAVA_BYTE, from + 6 + j);
+                q8.set(JAVA_BYTE, to + 2 + j, (byte) ((nibbles & 0xF | (high >>> j & 1) << 4) - 16));
+                q8.set(JAVA_BYTE, to + 18 + j, (byte) ((nibbles >> 4 & 0xF | (high >>> j + 16 & 1) << 4) - 16));
+            }
+        });
     }
 
     @Override
     public long decodeCopyBytes() {
-        return RowLanes.groups(rows) * RowLanes.L * GGMLType.Q8_0.bytesFor(cols);
+        return q8_0CopyBytes();
     }
 
     @Override

@@ -150,6 +150,8 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
             case Q5_1 -> new Q5_1Tensor(name, data, cols, rows);
             case Q2_K -> new Q2_KTensor(name, data, cols, rows);
             case Q3_K -> new Q3_KTensor(name, data, cols, rows);
+            case IQ4_NL -> new IQ4_NLTensor(name, data, cols, rows);
+            case IQ4_XS -> new IQ4_XSTensor(name, data, cols, rows);
             default -> throw new ModelFormatException("tensor " + name + " has unsupported tensor type " + type);
         };
     }
