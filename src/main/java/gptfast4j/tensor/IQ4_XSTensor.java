@@ -8,8 +8,8 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * IQ4_XS: super-blocks of 256 weights in 8 groups of 32, {@code d * (scale - 32) * LEVELS[q]} for 4-bit q
  * ({@link BlockTensor#LEVELS}) and a 6-bit scale per group. A super-block (136 bytes, block_iq4_xs): f16 d, the
  * scales' top bit pairs (u16, group g's at bits 2g), their low nibbles (4 bytes, group g's in byte g / 2, the high
- * nibble for odd g), then per group IQ4_NL's 16 nibble bytes. Read in the file's layout: {@code d * (scale - 32)}
- * needs more than an f16 (Q8_0's layout) and the levels more than six bits (Q6_K's).
+ * nibble for odd g), then per group IQ4_NL's 16 nibble bytes. It decodes from a layout of its own ({@link IQ4_XSLanes}):
+ * {@code d * (scale - 32)} needs more than Q8_0's f16 scale, and the levels more than Q6_K's six bits.
  */
 final class IQ4_XSTensor extends BlockTensor {
     IQ4_XSTensor(String name, MemorySegment data, int cols, long rows) {
@@ -25,6 +25,16 @@ final class IQ4_XSTensor extends BlockTensor {
     @Override
     void dequantizeBlock(long offset, float[] out, int at) {
         for (int g = 0; g < 8; g++) levelsBlock(offset + 8 + 16 * g, scale(data, offset, g), out, at + 32 * g);
+    }
+
+    @Override
+    public Tensor forDecode(OffHeap memory) {
+        return IQ4_XSLanes.fits() ? IQ4_XSLanes.of(this, memory) : this;
+    }
+
+    @Override
+    public long decodeCopyBytes() {
+        return IQ4_XSLanes.fits() ? IQ4_XSLanes.layoutBytes(this) : 0;
     }
 
     @Override

@@ -89,14 +89,14 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel, Tensor.P
 
     /**
      * Weights {@code 8p .. 8p + 7} of sub-block s of the file's super-block at {@code row[at ..]}, their 5-bit quants
-     * gathered ({@link Long#compress}, one {@code pext} on x86) at bits 5w of a long: each is a nibble of
+     * gathered ({@link RowLanes#packFields}, one {@code pext} on x86) at bits 5w of a long: each is a nibble of
      * {@code qs[32 (s / 2) + l]} (the high one for odd s) with bit s of {@code qh[l]} on top. Whole words: unpacking
      * into an int per weight and packing them again cost several times as much.
      */
     private static long fiveBits(MemorySegment row, int at, int s, int p) {
         long nibbles = row.get(LONG_LE, at + 48 + 32 * (s / 2) + 8 * p) >>> 4 * (s % 2) & 0x0F0F_0F0F_0F0F_0F0FL;
         long top = row.get(LONG_LE, at + 16 + 8 * p) >>> s & 0x0101_0101_0101_0101L;
-        return Long.compress(nibbles | top << 4, 0x1F1F_1F1F_1F1F_1F1FL);
+        return RowLanes.packFields(nibbles | top << 4, 5);
     }
 
     /**

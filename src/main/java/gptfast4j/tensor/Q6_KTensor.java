@@ -116,12 +116,12 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel, Tensor.P
     /**
      * A sub-block's 16 unsigned 6-bit quants, weights 0-7 one per byte of {@code low} and 8-15 of {@code high}, into
      * lane r of its three quant ints at {@code sub + QUANTS} in {@code group}: weights 5t .. 5t + 4 in int t at bits
-     * 6p, weight 15's bits 2t .. 2t + 1 on top. {@link Long#compress} gathers each byte's six bits (one {@code pext}
+     * 6p, weight 15's bits 2t .. 2t + 1 on top. {@link RowLanes#packFields} gathers each byte's six bits (one {@code pext}
      * on x86): the 96 bits of the sub-block's quants, weight w at bit 6w, in two longs. Whole words: unpacking into an
      * int per weight and packing them again took 1.9 ns per weight (TinyLlama Q3_K_M's copy 2.4 s).
      */
     private static void writeQuants(long low, long high, MemorySegment group, int sub, int r) {
-        long a = Long.compress(low, 0x3F3F_3F3F_3F3F_3F3FL), b = Long.compress(high, 0x3F3F_3F3F_3F3F_3F3FL); // bits 0-47, 48-95
+        long a = RowLanes.packFields(low, 6), b = RowLanes.packFields(high, 6); // bits 0-47, 48-95
         int last = (int) (b >>> 42); // weight 15
         int quants = sub + QUANTS + 4 * r;
         group.set(INT_LE, quants, (int) a & 0x3FFF_FFFF | last << 30);

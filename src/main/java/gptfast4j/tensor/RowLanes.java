@@ -120,15 +120,28 @@ final class RowLanes {
      * cores, or x86 without BMI2) {@code Long.compress} is a Java loop, 15.9 ns a call against 1.1 for the steps.
      */
     static int packNibbles(long v) {
-        return Pext.ONE_INSTRUCTION ? (int) Long.compress(v, 0x0F0F_0F0F_0F0F_0F0FL) : packNibblesByShifts(v);
+        return (int) packFields(v, 4);
     }
 
-    /** {@link #packNibbles} in three shift-and-mask steps. */
-    static int packNibblesByShifts(long v) {
-        v &= 0x0F0F_0F0F_0F0F_0F0FL;
-        v = (v | v >>> 4) & 0x00FF_00FF_00FF_00FFL;
-        v = (v | v >>> 8) & 0x0000_FFFF_0000_FFFFL;
-        return (int) (v | v >>> 16);
+    /**
+     * The low {@code bits} bits (1 to 8) of each of the eight bytes of {@code v}, byte p's at bits {@code bits * p}
+     * of the result: {@link #packNibbles}, and the Q5_K/Q6_K decode layouts' 5- and 6-bit quants. One {@code pext}
+     * where there is one, else {@link #packFieldsByShifts}.
+     */
+    static long packFields(long v, int bits) {
+        return Pext.ONE_INSTRUCTION ? Long.compress(v, 0x0101_0101_0101_0101L * ((1 << bits) - 1)) : packFieldsByShifts(v, bits);
+    }
+
+    /**
+     * {@link #packFields} in three shift-and-mask steps: in each unit of 16, then 32, then 64 bits, the upper half's
+     * field moved down onto the top of the lower half's ({@code in16}, {@code in32}, {@code in64}: each unit's lower field).
+     */
+    static long packFieldsByShifts(long v, int bits) {
+        long in16 = 0x0001_0001_0001_0001L * ((1L << bits) - 1), in32 = 0x0000_0001_0000_0001L * ((1L << 2 * bits) - 1), in64 = (1L << 4 * bits) - 1;
+        v &= 0x0101_0101_0101_0101L * ((1L << bits) - 1);
+        v = v & in16 | v >>> 8 - bits & in16 << bits;
+        v = v & in32 | v >>> 16 - 2 * bits & in32 << 2 * bits;
+        return v & in64 | v >>> 32 - 4 * bits & in64 << 4 * bits;
     }
 
     /** Asked on the first decode layout's copy (the HotSpot MXBean's classes take about 20 ms to load), not before. */

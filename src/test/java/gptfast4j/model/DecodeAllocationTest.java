@@ -45,6 +45,19 @@ class DecodeAllocationTest {
         assertDecodeAllocatesNothing(model);
     }
 
+    /**
+     * The same for the formats of llama.cpp's files that ours never hold (Q2_K, Q3_K, Q5_0, Q5_1, IQ4_NL, IQ4_XS), on
+     * BlockFormatsTest's file: with their decode copies (Q3_K's, Q5_0's, IQ4_NL's and IQ4_XS's), and in the files' layout.
+     */
+    @Test
+    void decodeStepsOfTheBlockFormatsAllocateNothing() {
+        java.nio.file.Path file = java.nio.file.Path.of("src/test/resources/block-formats/mini-llama2-mixed.gguf");
+        assertDecodeAllocatesNothing(Checkpoint.load(file, null).model());
+        Llama fileLayout = Checkpoint.load(file, null).model();
+        assertEquals(false, fileLayout.useDecodeLayouts(java.util.OptionalLong.of(0)));
+        assertDecodeAllocatesNothing(fileLayout);
+    }
+
     private static void assertDecodeAllocatesNothing(Llama model) {
         assertDecodeAllocatesNothing(model, KvCache.Type.F32);
     }

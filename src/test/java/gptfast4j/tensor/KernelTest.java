@@ -550,11 +550,11 @@ class KernelTest {
     }
 
     /**
-     * The decode layouts' nibble packing, both ways it is computed (one {@code pext} where C2 has it, shifts and masks
-     * elsewhere), against the packing written out nibble by nibble.
+     * The decode layouts' packing of nibbles and of 1- to 8-bit fields, both ways it is computed (one {@code pext}
+     * where C2 has it, shifts and masks elsewhere), against the packing written out field by field.
      */
     @Test
-    void nibblePackingBothWays() {
+    void fieldPackingBothWays() {
         Random random = new Random(44);
         long[] values = new long[10_000];
         for (int i = 0; i < values.length; i++) values[i] = random.nextLong();
@@ -566,7 +566,12 @@ class KernelTest {
             int expected = 0;
             for (int p = 0; p < 8; p++) expected |= (int) (v >>> 8 * p & 0xF) << 4 * p;
             assertEquals(expected, RowLanes.packNibbles(v), Long.toHexString(v));
-            assertEquals(expected, RowLanes.packNibblesByShifts(v), Long.toHexString(v));
+            for (int bits = 1; bits <= 8; bits++) {
+                long fields = 0;
+                for (int p = 0; p < 8; p++) fields |= (v >>> 8 * p & (1L << bits) - 1) << bits * p;
+                assertEquals(fields, RowLanes.packFields(v, bits), bits + " bits of " + Long.toHexString(v));
+                assertEquals(fields, RowLanes.packFieldsByShifts(v, bits), bits + " bits of " + Long.toHexString(v));
+            }
         }
     }
 

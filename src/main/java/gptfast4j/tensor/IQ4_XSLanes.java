@@ -1,0 +1,140 @@
+package gptfast4j.tensor;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+import java.util.stream.IntStream;
+
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+
+/**
+ * IQ4_XS's decode layout ({@link IQ4_XSTensor#forDecode}): rows in groups of L, one row per float lane, as Q4_K's.
+ * Per group and 32-weight sub-block (eight per super-block column): {@code [scales d * (scale - 32): L f32][4 x L
+ * ints]}, int t of lane r holding the nibbles of weights 8t .. 8t + 7 of row r's sub-block, weight 8t + p at bits
+ * 4p ({@link RowLanes}' ints). 160 bytes per row and super-block against the file's 136; the scale kept as the f32
+ * the file's arithmetic makes of it, so the weights are the file's bit for bit. The kernel looks a nibble's level
+ * up in the 16 levels held as int lanes ({@code selectFrom} of two tables, which takes an index modulo their 2L
+ * lanes, so the nibble needs no mask): with L = 16 both tables are the 16 levels, with L = 8 the first and last
+ * eight. Narrower vectors have too few lanes for the table, and IQ4_XS then stays in its file's layout
+ * ({@link #fits}).
+ */
+final class IQ4_XSLanes extends KQuantTensor implements RowLanes.Kernel {
+    /** Rows per group of the decode layout: one per float lane. */
+    private static final int L = RowLanes.L;
+    /** Decode layout: bytes of a sub-block (its scales, then its ints) and of a super-block column. */
+    private static final int SUB = 20 * L, COLUMN = 8 * SUB, INTS = 4 * L;
+    /** The levels as two tables of L lanes ({@link #levels}): level i at lane i of the 2L lanes, modulo 16. */
+    private static final IntVector FIRST = levels(0), SECOND = levels(L);
+
+    private static IntVector levels(int from) {
+        return IntVector.fromArray(I_SPECIES, IntStream.range(0, 2 * L).map(i -> BlockTensor.LEVELS[i % 16]).toArray(), from);
+    }
+
+    /** Whether this layout works at the vector width in use: two tables of L int lanes hold the 16 levels. */
+    static boolean fits() {
+        return 2 * L >= 16;
+    }
+
+    private IQ4_XSLanes(IQ4_XSTensor file, MemorySegment grouped) {
+        super(file, grouped, L, COLUMN);
+    }
+
+    /** {@code file}'s rows in this layout, in {@code memory}. */
+    static IQ4_XSLanes of(IQ4_XSTensor file, OffHeap memory) {
+        return new IQ4_XSLanes(file, laneLayoutCopy(file, memory, COLUMN, (row, at, group, column, r) -> {
+            for (int g = 0; g < 8; g++) {
+                int sub = column + g * SUB, quants = at + 8 + 16 * g;
+                group.set(FLOAT_LE, sub + 4 * r, IQ4_XSTensor.scale(row, at, g));
+                long low = row.get(LONG_LE, quants), high = row.get(LONG_LE, quants + 8); // weights j and 16 + j in byte j's nibbles
+                group.set(INT_LE, sub + INTS + 4 * r, RowLanes.packNibbles(low));
+                group.set(INT_LE, sub + INTS + 4 * L + 4 * r, RowLanes.packNibbles(high));
+                group.set(INT_LE, sub + INTS + 8 * L + 4 * r, RowLanes.packNibbles(low >>> 4));
+                group.set(INT_LE, sub + INTS + 12 * L + 4 * r, RowLanes.packNibbles(high >>> 4));
+            }
+        }));
+    }
+
+    /** The bytes of {@link #of}'s copy of {@code file}. */
+    static long layoutBytes(Tensor file) {
+        return RowLanes.groups(file.rows) * (file.cols / SUPER_BLOCK) * COLUMN;
+    }
+
+    /**
+     * The dot products of the L rows of group {@code group} with x, to {@code out[o .. o + L)}: per sub-block, lane r
+     * sums row r's levels times the broadcast activations in four accumulators (one per int; a shift, the lookup and
+     * a conversion per weight), then takes the L rows' scales as one vector. One flat loop over the sub-blocks, as
+     * Q4_K's, written with the Vector API's calls alone.
+     */
+    @Override
+    public void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {
+        long column = group * L * rowBytes;
+        FloatVector acc = FloatVector.zero(F_SPECIES);
+        for (int c = xOffset, g = 0; c < xOffset + cols; c += 32, g = (g + 1) % 8) { // g: the sub-block in its super-block
+            long ints = column + (long) g * SUB + INTS;
+            IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, ints, ByteOrder.LITTLE_ENDIAN),
+                    v1 = IntVector.fromMemorySegment(I_SPECIES, data, ints + 4L * L, ByteOrder.LITTLE_ENDIAN),
+                    v2 = IntVector.fromMemorySegment(I_SPECIES, data, ints + 8L * L, ByteOrder.LITTLE_ENDIAN),
+                    v3 = IntVector.fromMemorySegment(I_SPECIES, data, ints + 12L * L, ByteOrder.LITTLE_ENDIAN);
+            FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0;
+            for (int p = 0; p < 8; p++) { // nibble p of int t: weight 8t + p
+                s0 = ((FloatVector) v0.lanewise(VectorOperators.LSHR, 4 * p).selectFrom(FIRST, SECOND).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, x[c + p]), s0);
+                s1 = ((FloatVector) v1.lanewise(VectorOperators.LSHR, 4 * p).selectFrom(FIRST, SECOND).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, x[c + 8 + p]), s1);
+                s2 = ((FloatVector) v2.lanewise(VectorOperators.LSHR, 4 * p).selectFrom(FIRST, SECOND).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, x[c + 16 + p]), s2);
+                s3 = ((FloatVector) v3.lanewise(VectorOperators.LSHR, 4 * p).selectFrom(FIRST, SECOND).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, x[c + 24 + p]), s3);
+            }
+            FloatVector scale = FloatVector.fromMemorySegment(F_SPECIES, data, column + (long) g * SUB, ByteOrder.LITTLE_ENDIAN);
+            acc = s0.add(s1).add(s2.add(s3)).fma(scale, acc);
+            if (g == 7) column += COLUMN;
+        }
+        acc.intoArray(out, o);
+    }
+
+    /** Row {@code row}, rounded as ggml's dequantize_row_iq4_xs: {@code (d * (scale - 32)) * level}; its ints lie 4L bytes apart. */
+    @Override
+    public void dequantizeRow(long row, float[] out, int outOffset) {
+        int r = (int) (row % L);
+        long column = (row - r) * rowBytes;
+        for (int i = 0; i < cols; i += SUPER_BLOCK, column += COLUMN) {
+            for (int g = 0; g < 8; g++) {
+                long sub = column + (long) g * SUB;
+                float scale = data.get(FLOAT_LE, sub + 4L * r);
+                for (int t = 0; t < 4; t++) {
+                    int nibbles = data.get(INT_LE, sub + INTS + 4L * L * t + 4L * r);
+                    for (int p = 0; p < 8; p++) out[outOffset + i + 32 * g + 8 * t + p] = scale * BlockTensor.LEVELS[nibbles >>> 4 * p & 0xF];
+                }
+            }
+        }
+    }
+
+    /** Per super-block column and sub-block, each weight column of the group as one vector ({@link Tensor.PanelRows}). */
+    @Override
+    public void panelGroup(long group, float[] out, int first) {
+        for (int i = 0; i < cols / SUPER_BLOCK; i++) {
+            long column = group + (long) i * COLUMN;
+            for (int g = 0; g < 8; g++) {
+                long sub = column + (long) g * SUB;
+                FloatVector scale = FloatVector.fromMemorySegment(F_SPECIES, data, sub, ByteOrder.LITTLE_ENDIAN);
+                for (int t = 0; t < 4; t++) {
+                    IntVector v = IntVector.fromMemorySegment(I_SPECIES, data, sub + INTS + 4L * L * t, ByteOrder.LITTLE_ENDIAN);
+                    int w = first + (i * SUPER_BLOCK + 32 * g + 8 * t) * L;
+                    for (int p = 0; p < 8; p++, w += L) {
+                        ((FloatVector) v.lanewise(VectorOperators.LSHR, 4 * p).selectFrom(FIRST, SECOND).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(out, w);
+                    }
+                }
+            }
+        }
+    }
+
+    @Override
+    public float dot(long row, float[] x, int xOffset) {
+        return preparedDot(row, x, xOffset);
+    }
+
+    @Override
+    void dotRows(float[] x, int xOffset, float[] sums, int[] quants, float[] out, int outOffset, long firstRow, int start, int end) {
+        RowLanes.dotRows(this, x, xOffset, sums, out, outOffset, firstRow, start, end);
+    }
+}
