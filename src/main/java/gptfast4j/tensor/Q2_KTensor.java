@@ -49,6 +49,17 @@ final class Q2_KTensor extends BlockTensor {
         return acc.reduceLanes(VectorOperators.ADD);
     }
 
+    /** A copy in a decode layout of its own ({@link Q2_KLanes}). */
+    @Override
+    public Tensor forDecode(OffHeap memory) {
+        return Q2_KLanes.of(this, memory);
+    }
+
+    @Override
+    public long decodeCopyBytes() {
+        return Q2_KLanes.layoutBytes(this);
+    }
+
     @Override
     void dequantizeBlock(long offset, float[] out, int at) {
         float d = f16(data, offset + 80), dmin = f16(data, offset + 82);

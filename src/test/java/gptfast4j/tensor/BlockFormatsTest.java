@@ -29,7 +29,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The formats read in their file's layout (Q2_K, Q3_K, Q5_0, Q5_1, IQ4_NL, IQ4_XS; {@link BlockTensor}; Q3_K also
- * in Q6_K's decode layout, Q5_0 and IQ4_NL in Q8_0's, IQ4_XS in its own) on a file llama.cpp made (src/test/resources/block-formats, README there): each tensor's dequantization bit
+ * in Q6_K's decode layout, Q5_0 and IQ4_NL in Q8_0's, Q2_K and IQ4_XS in their own) on a file llama.cpp made (src/test/resources/block-formats, README there): each tensor's dequantization bit
  * for bit llama.cpp's own, the kernels against it, and the model's perplexity llama-perplexity's on llama.cpp's F32
  * dequantization of the file.
  */
@@ -71,7 +71,7 @@ class BlockFormatsTest {
     }
 
     /**
-     * Q3_K in Q6_K's decode layout ({@link Q6_KTensor#ofQ3_K}), Q5_0 and IQ4_NL in Q8_0's, IQ4_XS in its own ({@link IQ4_XSLanes}): the same weights bit for bit, and
+     * Q3_K in Q6_K's decode layout ({@link Q6_KTensor#ofQ3_K}), Q5_0 and IQ4_NL in Q8_0's, Q2_K and IQ4_XS in their own ({@link Q2_KLanes}, {@link IQ4_XSLanes}): the same weights bit for bit, and
      * their kernels (Q6_K's, Q8_0's) against them; a decode step of the model with its copies, the file layout's logits.
      */
     @Test
@@ -79,7 +79,7 @@ class BlockFormatsTest {
         int seen = 0;
         for (TensorData td : GGUF.read(FILE).tensors().values()) {
             Tensor file = Tensor.of(td);
-            if (file.type != GGMLType.Q3_K && file.type != GGMLType.Q5_0 && file.type != GGMLType.IQ4_NL && file.type != GGMLType.IQ4_XS) continue;
+            if (file.type == GGMLType.F32 || file.type == GGMLType.Q5_1) continue;
             Tensor decode = file.forDecode(OffHeap.AUTOMATIC);
             if (file.type == GGMLType.IQ4_XS && !IQ4_XSLanes.fits()) { // 128-bit vectors: too few lanes for its levels' table
                 assertSame(file, decode);
@@ -94,7 +94,7 @@ class BlockFormatsTest {
             kernelsAgree(decode, w);
             seen++;
         }
-        assertEquals(3 + 4 + 2 + (IQ4_XSLanes.fits() ? 2 : 0), seen, "Q3_K, Q5_0, IQ4_NL and IQ4_XS tensors in the file");
+        assertEquals(3 + 3 + 4 + 2 + (IQ4_XSLanes.fits() ? 2 : 0), seen, "Q2_K, Q3_K, Q5_0, IQ4_NL and IQ4_XS tensors in the file");
         Llama fileLayout = Checkpoint.load(FILE, null).model(), copied = Checkpoint.load(FILE, null).model();
         assertTrue(copied.startDecoding(), "the decode copies made");
         Llama.State a = fileLayout.newState(16, 1), b = copied.newState(16, 1);
