@@ -13,10 +13,10 @@ import java.nio.ByteOrder;
  * Formats read in their file's layout: each format's {@code dot} multiplies its bytes with x straight from them (each
  * final class's {@code dotRows} calls it, so that C2 sees one format there), and {@link #dequantizeBlock} decodes a
  * block to floats with vector code, rounding as ggml's dequantize_row (rows, the tiles). The GGUF types of downloadable
- * files that have no lane kernels of their own: Q5_0 and Q5_1 (older files, and tensors of some K-quant mixes) and Q2_K
- * and Q3_K (the Q2_K and Q3_K_S/M/L mixes). No decode layout of their own, so Q2_K and Q5_1 decode slower per byte than
- * Q4_K (README, "Quantization"); Q3_K's weights are exactly Q6_K's kind ({@link Q6_KTensor#ofQ3_K}) and Q5_0's Q8_0's,
- * so those two decode from copies in those formats' layouts.
+ * files whose file layouts have no lane kernels: Q5_0 and Q5_1 (older files, and tensors of some K-quant mixes), Q2_K
+ * and Q3_K (the Q2_K and Q3_K_S/M/L mixes), IQ4_NL and IQ4_XS. Each but Q5_1 decodes from a copy in a lane layout
+ * (README, "Quantization"): Q3_K's weights are exactly Q6_K's kind ({@link Q6_KTensor#ofQ3_K}), Q5_0's and IQ4_NL's
+ * Q8_0's ({@link #q8_0Copy}); Q2_K and IQ4_XS have layouts of their own ({@link Q2_KLanes}, {@link IQ4_XSLanes}).
  */
 abstract sealed class BlockTensor extends Tensor permits Q5_0Tensor, Q5_1Tensor, Q2_KTensor, Q3_KTensor, IQ4_NLTensor, IQ4_XSTensor {
     /** Lane i holds i: a lane's position in a vector, for shifts that differ by lane. */
