@@ -97,18 +97,18 @@ final class Q3_KTensor extends BlockTensor {
     }
 
     /**
-     * Q6_K's decode layout, which holds Q3_K's weights exactly ({@link Q6_KTensor#ofQ3_K}): read from memory at 1.9x
-     * Q3_K's bytes, but by Q6_K's kernels. TinyLlama Q3_K_M tg64, 2 threads, from the file's layout 22.2-22.5 tokens/s,
-     * from this one 56.6-58.7 (llama.cpp 35-40).
+     * A copy in a decode layout of its own ({@link Q3_KLanes}), 1.35x Q3_K's bytes. TinyLlama Q3_K_M tg64, 2 threads,
+     * from the file's layout 22.2-22.5 tokens/s; from a copy in Q6_K's decode layout (its weights exactly Q6_K's kind,
+     * at 1.9x their bytes) 56.6-58.7.
      */
     @Override
     public Tensor forDecode(OffHeap memory) {
-        return Q6_KTensor.ofQ3_K(this, memory);
+        return Q3_KLanes.of(this, memory);
     }
 
     @Override
     public long decodeCopyBytes() {
-        return Q6_KTensor.layoutBytes(this);
+        return Q3_KLanes.layoutBytes(this);
     }
 
     /**

@@ -58,32 +58,6 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel, Tensor.P
         super(file, grouped, L, COLUMN);
     }
 
-    /**
-     * Q3_K's rows in this decode layout: its weights {@code (d * (scale - 32)) * (q - 4)} are this format's
-     * {@code (d * s) * (q' - 32)} with {@code s = scale - 32} (an int8) and {@code q' = q + 28} (six bits), sub-blocks
-     * of 16 alike, so every product and dequantization is Q3_K's bit for bit; the copy takes 212 bytes per row and
-     * super-block against Q3_K's 110. The tensor keeps Q3_K's name and type.
-     */
-    static Q6_KTensor ofQ3_K(Q3_KTensor file, OffHeap memory) {
-        return new Q6_KTensor(file, laneLayoutCopy(file, memory, COLUMN, (row, at, group, column, r) -> {
-            group.set(FLOAT_LE, column + 4 * r, f16(row, at + 108));
-            long first = Q3_KTensor.packedScales(row, at, false), second = Q3_KTensor.packedScales(row, at, true);
-            for (int k = 0; k < 16; k++) {
-                int sub = column + HEAD + k * SUB;
-                group.set(JAVA_BYTE, sub + r, (byte) Q3_KTensor.scale(first, second, k));
-                writeQuants(Q3_KTensor.quantBytes(row, at, k, 0) + Q3_K_BIAS, Q3_KTensor.quantBytes(row, at, k, 8) + Q3_K_BIAS, group, sub, r);
-            }
-        }));
-    }
-
-    /** 28 in every byte: Q3_K's quant and third bit ({@code q + 4} for q in -4..3) plus 28 is this format's {@code q' = q + 32}. */
-    private static final long Q3_K_BIAS = 0x1C1C_1C1C_1C1C_1C1CL;
-
-    /** The bytes of {@link #ofQ3_K}'s copy of {@code file}. */
-    static long layoutBytes(Tensor file) {
-        return RowLanes.groups(file.rows) * (file.cols / SUPER_BLOCK) * COLUMN;
-    }
-
     @Override
     public long decodeCopyBytes() {
         return laneLayoutBytes(COLUMN);
@@ -118,7 +92,7 @@ final class Q6_KTensor extends KQuantTensor implements RowLanes.Kernel, Tensor.P
      * lane r of its three quant ints at {@code sub + QUANTS} in {@code group}: weights 5t .. 5t + 4 in int t at bits
      * 6p, weight 15's bits 2t .. 2t + 1 on top. {@link RowLanes#packFields} gathers each byte's six bits (one {@code pext}
      * on x86): the 96 bits of the sub-block's quants, weight w at bit 6w, in two longs. Whole words: unpacking into an
-     * int per weight and packing them again took 1.9 ns per weight (TinyLlama Q3_K_M's copy 2.4 s).
+     * int per weight and packing them again took 1.9 ns per weight (TinyLlama Q6_K's copy 1.9-2.7 s against 0.9-1.6).
      */
     private static void writeQuants(long low, long high, MemorySegment group, int sub, int r) {
         long a = RowLanes.packFields(low, 6), b = RowLanes.packFields(high, 6); // bits 0-47, 48-95

@@ -28,10 +28,10 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The formats read in their file's layout (Q2_K, Q3_K, Q5_0, Q5_1, IQ4_NL, IQ4_XS; {@link BlockTensor}; Q3_K also
- * in Q6_K's decode layout, Q5_0 and IQ4_NL in Q8_0's, Q2_K and IQ4_XS in their own) on a file llama.cpp made (src/test/resources/block-formats, README there): each tensor's dequantization bit
- * for bit llama.cpp's own, the kernels against it, and the model's perplexity llama-perplexity's on llama.cpp's F32
- * dequantization of the file.
+ * The formats read in their file's layout (Q2_K, Q3_K, Q5_0, Q5_1, IQ4_NL, IQ4_XS; {@link BlockTensor}), and all but
+ * Q5_1 in a decode layout too (Q5_0 and IQ4_NL in Q8_0's, the others in their own), on a file llama.cpp made
+ * (src/test/resources/block-formats, README there): each tensor's dequantization bit for bit llama.cpp's own, the
+ * kernels against it, and the model's perplexity llama-perplexity's on llama.cpp's F32 dequantization of the file.
  */
 class BlockFormatsTest {
     private static final Path DIR = Path.of("src/test/resources/block-formats");
@@ -71,8 +71,9 @@ class BlockFormatsTest {
     }
 
     /**
-     * Q3_K in Q6_K's decode layout ({@link Q6_KTensor#ofQ3_K}), Q5_0 and IQ4_NL in Q8_0's, Q2_K and IQ4_XS in their own ({@link Q2_KLanes}, {@link IQ4_XSLanes}): the same weights bit for bit, and
-     * their kernels (Q6_K's, Q8_0's) against them; a decode step of the model with its copies, the file layout's logits.
+     * Q5_0 and IQ4_NL in Q8_0's decode layout, Q2_K, Q3_K and IQ4_XS in their own ({@link Q2_KLanes}, {@link Q3_KLanes},
+     * {@link IQ4_XSLanes}): the same weights bit for bit, and their kernels against them; a decode step of the model
+     * with its copies, the file layout's logits.
      */
     @Test
     void decodeCopiesHoldTheSameWeights() {
