@@ -15,8 +15,9 @@ import java.nio.ByteOrder;
  * block to floats with vector code, rounding as ggml's dequantize_row (rows, the tiles). The GGUF types of downloadable
  * files whose file layouts have no lane kernels: Q5_0 and Q5_1 (older files, and tensors of some K-quant mixes), Q2_K
  * and Q3_K (the Q2_K and Q3_K_S/M/L mixes), IQ4_NL and IQ4_XS. Each but Q5_1 decodes from a copy in a lane layout
- * (README, "Quantization"): Q5_0's and IQ4_NL's weights are exactly Q8_0's kind ({@link #q8_0Copy}); Q2_K, Q3_K and
- * IQ4_XS have layouts of their own ({@link Q2_KLanes}, {@link Q3_KLanes}, {@link IQ4_XSLanes}).
+ * (README, "Quantization"): Q5_0's weights are exactly Q8_0's kind ({@link #q8_0Copy}); Q2_K, Q3_K, IQ4_NL and
+ * IQ4_XS have layouts of their own ({@link Q2_KLanes}, {@link Q3_KLanes}, {@link IQ4Lanes}; IQ4_NL takes Q8_0's where
+ * IQ4's does not fit).
  */
 abstract sealed class BlockTensor extends Tensor permits Q5_0Tensor, Q5_1Tensor, Q2_KTensor, Q3_KTensor, IQ4_NLTensor, IQ4_XSTensor {
     /** Lane i holds i: a lane's position in a vector, for shifts that differ by lane. */

@@ -8,7 +8,7 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * IQ4_XS: super-blocks of 256 weights in 8 groups of 32, {@code d * (scale - 32) * LEVELS[q]} for 4-bit q
  * ({@link BlockTensor#LEVELS}) and a 6-bit scale per group. A super-block (136 bytes, block_iq4_xs): f16 d, the
  * scales' top bit pairs (u16, group g's at bits 2g), their low nibbles (4 bytes, group g's in byte g / 2, the high
- * nibble for odd g), then per group IQ4_NL's 16 nibble bytes. It decodes from a layout of its own ({@link IQ4_XSLanes}):
+ * nibble for odd g), then per group IQ4_NL's 16 nibble bytes. It decodes from a layout of its own ({@link IQ4Lanes}):
  * {@code d * (scale - 32)} needs more than Q8_0's f16 scale, and the levels more than Q6_K's six bits.
  */
 final class IQ4_XSTensor extends BlockTensor {
@@ -29,12 +29,12 @@ final class IQ4_XSTensor extends BlockTensor {
 
     @Override
     public Tensor forDecode(OffHeap memory) {
-        return IQ4_XSLanes.fits() ? IQ4_XSLanes.of(this, memory) : this;
+        return IQ4Lanes.fits(this) ? IQ4Lanes.of(this, memory) : this;
     }
 
     @Override
     public long decodeCopyBytes() {
-        return IQ4_XSLanes.fits() ? IQ4_XSLanes.layoutBytes(this) : 0;
+        return IQ4Lanes.fits(this) ? IQ4Lanes.layoutBytes(this) : 0;
     }
 
     @Override

@@ -15,7 +15,7 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * Each subclass reads its block layout (ggml-common.h) with vector code twice: in a dot product that never writes
  * the weights out, and in a dequantization for the matrix-matrix path; the tests hold both to a scalar decoding.
  */
-abstract sealed class KQuantTensor extends Tensor implements Tensor.PanelRows permits Q4_KTensor, Q5_KTensor, Q6_KTensor, Q2_KLanes, Q3_KLanes, IQ4_XSLanes {
+abstract sealed class KQuantTensor extends Tensor implements Tensor.PanelRows permits Q4_KTensor, Q5_KTensor, Q6_KTensor, Q2_KLanes, Q3_KLanes, IQ4Lanes {
     static final int SUPER_BLOCK = 256;
 
     KQuantTensor(String name, GGMLType type, MemorySegment data, int cols, long rows) {
@@ -73,10 +73,13 @@ abstract sealed class KQuantTensor extends Tensor implements Tensor.PanelRows pe
         return laneLayoutCopy(this, memory, columnBytes, writer);
     }
 
-    /** {@link #laneLayoutCopy(OffHeap, int, SuperBlockWriter)} of {@code file}, a tensor of 256-weight blocks in its file's layout. */
+    /**
+     * {@link #laneLayoutCopy(OffHeap, int, SuperBlockWriter)} of {@code file}, a tensor in its file's layout whose rows
+     * the writer takes 256 weights at a time (a super-block, or IQ4_NL's eight blocks of 32).
+     */
     static MemorySegment laneLayoutCopy(Tensor file, OffHeap memory, int columnBytes, SuperBlockWriter writer) {
         long groups = RowLanes.groups(file.rows), rows = file.rows, rowBytes = file.rowBytes;
-        int superBlocks = file.cols / SUPER_BLOCK, l = RowLanes.L, blockBytes = file.type.blockBytes;
+        int superBlocks = file.cols / SUPER_BLOCK, l = RowLanes.L, blockBytes = (int) file.type.bytesFor(SUPER_BLOCK);
         MemorySegment copy = memory.allocate(groups * superBlocks * columnBytes);
         Parallel.run(Math.toIntExact(groups), 1, (start, end) -> {
             byte[] out = new byte[superBlocks * columnBytes], in = new byte[(int) rowBytes];

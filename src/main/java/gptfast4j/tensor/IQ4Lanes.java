@@ -11,17 +11,18 @@ import java.util.stream.IntStream;
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 
 /**
- * IQ4_XS's decode layout ({@link IQ4_XSTensor#forDecode}): rows in groups of L, one row per float lane, as Q4_K's.
- * Per group and 32-weight sub-block (eight per super-block column): {@code [scales d * (scale - 32): L f32][4 x L
- * ints]}, int t of lane r holding the nibbles of weights 8t .. 8t + 7 of row r's sub-block, weight 8t + p at bits
- * 4p ({@link RowLanes}' ints). 160 bytes per row and super-block against the file's 136; the scale kept as the f32
- * the file's arithmetic makes of it, so the weights are the file's bit for bit. The kernel looks a nibble's level
+ * IQ4_XS's and IQ4_NL's decode layout ({@link IQ4_XSTensor#forDecode}, {@link IQ4_NLTensor#forDecode}): rows in
+ * groups of L, one row per float lane, as Q4_K's. Per group and 32-weight sub-block (eight per column of 256 weights):
+ * {@code [scales: L f32][4 x L ints]}, int t of lane r holding the nibbles of weights 8t .. 8t + 7 of row r's
+ * sub-block, weight 8t + p at bits 4p ({@link RowLanes}' ints). 160 bytes per row and 256 weights against IQ4_XS's
+ * 136 and IQ4_NL's 144; the scale kept as the f32 the file's arithmetic makes of it (IQ4_XS's {@code d * (scale -
+ * 32)}, IQ4_NL's d), so the weights are the file's bit for bit. The kernel looks a nibble's level
  * up in the 16 levels held as int lanes ({@code selectFrom} of two tables, which takes an index modulo their 2L
  * lanes, so the nibble needs no mask): with L = 16 both tables are the 16 levels, with L = 8 the first and last
- * eight. Narrower vectors have too few lanes for the table, and IQ4_XS then stays in its file's layout
- * ({@link #fits}).
+ * eight. Narrower vectors have too few lanes for the table ({@link #fits}): IQ4_XS then stays in its file's layout,
+ * IQ4_NL takes Q8_0's.
  */
-final class IQ4_XSLanes extends KQuantTensor implements RowLanes.Kernel {
+final class IQ4Lanes extends KQuantTensor implements RowLanes.Kernel {
     /** Rows per group of the decode layout: one per float lane. */
     private static final int L = RowLanes.L;
     /** Decode layout: bytes of a sub-block (its scales, then its ints) and of a super-block column. */
@@ -33,28 +34,37 @@ final class IQ4_XSLanes extends KQuantTensor implements RowLanes.Kernel {
         return IntVector.fromArray(I_SPECIES, IntStream.range(0, 2 * L).map(i -> BlockTensor.LEVELS[i % 16]).toArray(), from);
     }
 
-    /** Whether this layout works at the vector width in use: two tables of L int lanes hold the 16 levels. */
-    static boolean fits() {
-        return 2 * L >= 16;
+    /** Whether {@code file} can take this layout: two tables of L int lanes hold the 16 levels, and its rows are whole columns of 256. */
+    static boolean fits(Tensor file) {
+        return 2 * L >= 16 && file.cols % SUPER_BLOCK == 0;
     }
 
-    private IQ4_XSLanes(IQ4_XSTensor file, MemorySegment grouped) {
+    private IQ4Lanes(Tensor file, MemorySegment grouped) {
         super(file, grouped, L, COLUMN);
     }
 
-    /** {@code file}'s rows in this layout, in {@code memory}. */
-    static IQ4_XSLanes of(IQ4_XSTensor file, OffHeap memory) {
-        return new IQ4_XSLanes(file, laneLayoutCopy(file, memory, COLUMN, (row, at, group, column, r) -> {
-            for (int g = 0; g < 8; g++) {
-                int sub = column + g * SUB, quants = at + 8 + 16 * g;
-                group.set(FLOAT_LE, sub + 4 * r, IQ4_XSTensor.scale(row, at, g));
-                long low = row.get(LONG_LE, quants), high = row.get(LONG_LE, quants + 8); // weights j and 16 + j in byte j's nibbles
-                group.set(INT_LE, sub + INTS + 4 * r, RowLanes.packNibbles(low));
-                group.set(INT_LE, sub + INTS + 4 * L + 4 * r, RowLanes.packNibbles(high));
-                group.set(INT_LE, sub + INTS + 8 * L + 4 * r, RowLanes.packNibbles(low >>> 4));
-                group.set(INT_LE, sub + INTS + 12 * L + 4 * r, RowLanes.packNibbles(high >>> 4));
-            }
+    /** IQ4_XS's rows in this layout, in {@code memory}: group g of a super-block at {@code row[at ..]} has its nibbles at {@code at + 8 + 16g}. */
+    static IQ4Lanes of(IQ4_XSTensor file, OffHeap memory) {
+        return new IQ4Lanes(file, laneLayoutCopy(file, memory, COLUMN, (row, at, group, column, r) -> {
+            for (int g = 0; g < 8; g++) writeGroup(row, at + 8 + 16 * g, IQ4_XSTensor.scale(row, at, g), group, column + g * SUB, r);
         }));
+    }
+
+    /** IQ4_NL's rows in this layout, in {@code memory}: eight blocks of 32 a column, block g's d at {@code at + 18g}, its nibbles after it. */
+    static IQ4Lanes of(IQ4_NLTensor file, OffHeap memory) {
+        return new IQ4Lanes(file, laneLayoutCopy(file, memory, COLUMN, (row, at, group, column, r) -> {
+            for (int g = 0; g < 8; g++) writeGroup(row, at + 18 * g + 2, f16(row, at + 18 * g), group, column + g * SUB, r);
+        }));
+    }
+
+    /** One group's scale and the nibbles of its 16 bytes at {@code row[quants ..]} (weight j low in byte j, 16 + j high) into lane r of the sub-block at {@code sub}. */
+    private static void writeGroup(MemorySegment row, int quants, float scale, MemorySegment group, int sub, int r) {
+        group.set(FLOAT_LE, sub + 4 * r, scale);
+        long low = row.get(LONG_LE, quants), high = row.get(LONG_LE, quants + 8);
+        group.set(INT_LE, sub + INTS + 4 * r, RowLanes.packNibbles(low));
+        group.set(INT_LE, sub + INTS + 4 * L + 4 * r, RowLanes.packNibbles(high));
+        group.set(INT_LE, sub + INTS + 8 * L + 4 * r, RowLanes.packNibbles(low >>> 4));
+        group.set(INT_LE, sub + INTS + 12 * L + 4 * r, RowLanes.packNibbles(high >>> 4));
     }
 
     /** The bytes of {@link #of}'s copy of {@code file}. */
@@ -92,7 +102,7 @@ final class IQ4_XSLanes extends KQuantTensor implements RowLanes.Kernel {
         acc.intoArray(out, o);
     }
 
-    /** Row {@code row}, rounded as ggml's dequantize_row_iq4_xs: {@code (d * (scale - 32)) * level}; its ints lie 4L bytes apart. */
+    /** Row {@code row}, rounded as ggml's dequantize_row_iq4_xs and _iq4_nl: {@code scale * level}; its ints lie 4L bytes apart. */
     @Override
     public void dequantizeRow(long row, float[] out, int outOffset) {
         int r = (int) (row % L);
