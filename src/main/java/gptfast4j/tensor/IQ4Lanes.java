@@ -69,7 +69,7 @@ final class IQ4Lanes extends KQuantTensor implements RowLanes.Kernel {
 
     /** The bytes of {@link #of}'s copy of {@code file}. */
     static long layoutBytes(Tensor file) {
-        return RowLanes.groups(file.rows) * (file.cols / SUPER_BLOCK) * COLUMN;
+        return laneLayoutBytes(file, COLUMN);
     }
 
     /**

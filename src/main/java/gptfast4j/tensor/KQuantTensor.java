@@ -52,7 +52,12 @@ abstract sealed class KQuantTensor extends Tensor implements Tensor.PanelRows pe
 
     /** The bytes of a decode-layout copy of {@code columnBytes} per group and super-block column, or 0 for one already. */
     final long laneLayoutBytes(int columnBytes) {
-        return grouped ? 0 : groups() * (cols / SUPER_BLOCK) * columnBytes;
+        return grouped ? 0 : laneLayoutBytes(this, columnBytes);
+    }
+
+    /** The bytes of {@code file}'s copy in a decode layout of {@code columnBytes} per group of L rows and 256 weights. */
+    static long laneLayoutBytes(Tensor file, int columnBytes) {
+        return RowLanes.groups(file.rows) * (file.cols / SUPER_BLOCK) * columnBytes;
     }
 
     /** Writes one row's super-block into a decode layout (see {@link #laneLayoutCopy}). */

@@ -54,16 +54,15 @@ final class Q2_KLanes extends KQuantTensor implements RowLanes.Kernel {
 
     /** The bytes of {@link #of}'s copy of {@code file}. */
     static long layoutBytes(Tensor file) {
-        return RowLanes.groups(file.rows) * (file.cols / SUPER_BLOCK) * COLUMN;
+        return laneLayoutBytes(file, COLUMN);
     }
 
     /**
      * The dot products of the L rows of group {@code group} with x (scaled per quant place, {@link #QUANT_SCALES};
      * its {@link #blockSums} per 16, {@code xSums}), to {@code out[o .. o + L)}: per sub-block, lane r sums row r's
      * quants times the broadcast activations in four accumulators (an and and a conversion per quant, a shift per
-     * four), then takes
-     * {@code d * scale} and {@code dmin * min} (times the sub-block's activation sum) as one vector each for the L
-     * rows. One flat loop over the sub-blocks, as Q4_K's, written with the Vector API's calls alone.
+     * four), then takes {@code d * scale} and {@code dmin * min} (times the sub-block's activation sum) as one vector
+     * each for the L rows. One flat loop over the sub-blocks, as Q4_K's, written with the Vector API's calls alone.
      */
     @Override
     public void laneDot(long group, float[] x, int xOffset, float[] xSums, float[] out, int o) {

@@ -58,7 +58,7 @@ final class Q3_KLanes extends KQuantTensor implements RowLanes.Kernel {
 
     /** The bytes of {@link #of}'s copy of {@code file}. */
     static long layoutBytes(Tensor file) {
-        return RowLanes.groups(file.rows) * (file.cols / SUPER_BLOCK) * COLUMN;
+        return laneLayoutBytes(file, COLUMN);
     }
 
     /**
