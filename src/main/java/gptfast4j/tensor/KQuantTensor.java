@@ -15,7 +15,7 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * Each subclass reads its block layout (ggml-common.h) with vector code twice: in a dot product that never writes
  * the weights out, and in a dequantization for the matrix-matrix path; the tests hold both to a scalar decoding.
  */
-abstract sealed class KQuantTensor extends Tensor implements Tensor.PanelRows permits Q4_KTensor, Q5_KTensor, Q6_KTensor, Q2_KLanes, Q3_KLanes, IQ4Lanes {
+abstract sealed class KQuantTensor extends Tensor implements Tensor.PanelRows permits Q4_KTensor, Q5_KTensor, Q6_KTensor, Q2_KLanes, Q3_KLanes, Q5_1Lanes, IQ4Lanes {
     static final int SUPER_BLOCK = 256;
 
     KQuantTensor(String name, GGMLType type, MemorySegment data, int cols, long rows) {

@@ -37,7 +37,7 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel, Tensor.P
      * taken out of x once per matrix call so that a quant left in place ({@code q * 2^5p}, exact: five significant
      * bits, at most bit 29) times x is {@code q * x}; weight 31 has place 1 among the top bits' ten.
      */
-    private static final float[] QUANT_SCALES = quantScales();
+    static final float[] QUANT_SCALES = quantScales();
     /** Per weight w of a sub-block: which of a row's quant ints holds it (5: weights 30 and 31, from the top bits), and at which bit. */
     private static final int[] QUANT_INT = IntStream.range(0, 32).map(w -> w < 30 ? w / 6 : 5).toArray(),
             QUANT_SHIFT = IntStream.range(0, 32).map(w -> w < 30 ? 5 * (w % 6) : 5 * (w - 30)).toArray();
@@ -73,18 +73,24 @@ final class Q5_KTensor extends KQuantTensor implements RowLanes.Kernel, Tensor.P
                 int sub = column + HEAD + s * SUB;
                 group.set(JAVA_BYTE, sub + r, (byte) (scales >>> 8 * s));
                 group.set(JAVA_BYTE, sub + L + r, (byte) (mins >>> 8 * s));
-                // weights 8p .. 8p + 7 of the sub-block, their five bits at bit 5w of a 160-bit string (s0, s1, s2)
-                long c0 = fiveBits(row, at, s, 0), c1 = fiveBits(row, at, s, 1), c2 = fiveBits(row, at, s, 2), c3 = fiveBits(row, at, s, 3);
-                long s0 = c0 | c1 << 40, s1 = c1 >>> 24 | c2 << 16 | c3 << 56, s2 = c3 >>> 8;
-                int last = (int) (s2 >>> 22); // weights 30 and 31
-                int quants = sub + QUANTS + 4 * r; // int t (weights 6t .. 6t + 5) at quants + 4Lt, bits 2t of last on top
-                group.set(INT_LE, quants, (int) s0 & 0x3FFF_FFFF | (last & 3) << 30);
-                group.set(INT_LE, quants + 4 * L, (int) (s0 >>> 30) & 0x3FFF_FFFF | (last >>> 2 & 3) << 30);
-                group.set(INT_LE, quants + 8 * L, (int) (s0 >>> 60 | s1 << 4) & 0x3FFF_FFFF | (last >>> 4 & 3) << 30);
-                group.set(INT_LE, quants + 12 * L, (int) (s1 >>> 26) & 0x3FFF_FFFF | (last >>> 6 & 3) << 30);
-                group.set(INT_LE, quants + 16 * L, (int) (s1 >>> 56 | s2 << 8) & 0x3FFF_FFFF | (last >>> 8) << 30);
+                writeQuantInts(fiveBits(row, at, s, 0), fiveBits(row, at, s, 1), fiveBits(row, at, s, 2), fiveBits(row, at, s, 3), group, sub + QUANTS + 4 * r);
             }
         }));
+    }
+
+    /**
+     * A sub-block's 32 five-bit quants, weights 8p .. 8p + 7 at bits 5w of {@code cp}, into one lane's five quant ints
+     * at {@code quants} and 4L bytes apart: int t holds weights 6t .. 6t + 5, and bits 2t .. 2t + 1 of
+     * {@code q30 | q31 << 5} on top. Q5_1's decode layout ({@link Q5_1Lanes}) packs its blocks so too.
+     */
+    static void writeQuantInts(long c0, long c1, long c2, long c3, MemorySegment group, int quants) {
+        long s0 = c0 | c1 << 40, s1 = c1 >>> 24 | c2 << 16 | c3 << 56, s2 = c3 >>> 8; // bit 5w of the 160-bit string
+        int last = (int) (s2 >>> 22); // weights 30 and 31
+        group.set(INT_LE, quants, (int) s0 & 0x3FFF_FFFF | (last & 3) << 30);
+        group.set(INT_LE, quants + 4 * L, (int) (s0 >>> 30) & 0x3FFF_FFFF | (last >>> 2 & 3) << 30);
+        group.set(INT_LE, quants + 8 * L, (int) (s0 >>> 60 | s1 << 4) & 0x3FFF_FFFF | (last >>> 4 & 3) << 30);
+        group.set(INT_LE, quants + 12 * L, (int) (s1 >>> 26) & 0x3FFF_FFFF | (last >>> 6 & 3) << 30);
+        group.set(INT_LE, quants + 16 * L, (int) (s1 >>> 56 | s2 << 8) & 0x3FFF_FFFF | (last >>> 8) << 30);
     }
 
     /**

@@ -28,8 +28,8 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The formats read in their file's layout (Q2_K, Q3_K, Q5_0, Q5_1, IQ4_NL, IQ4_XS; {@link BlockTensor}), and all but
- * Q5_1 in a decode layout too (Q5_0 and IQ4_NL in Q8_0's, the others in their own), on a file llama.cpp made
+ * The formats read in their file's layout (Q2_K, Q3_K, Q5_0, Q5_1, IQ4_NL, IQ4_XS; {@link BlockTensor}), and in a
+ * decode layout too (Q5_0 in Q8_0's, the others in their own), on a file llama.cpp made
  * (src/test/resources/block-formats, README there): each tensor's dequantization bit for bit llama.cpp's own, the
  * kernels against it, and the model's perplexity llama-perplexity's on llama.cpp's F32 dequantization of the file.
  */
@@ -71,16 +71,16 @@ class BlockFormatsTest {
     }
 
     /**
-     * Q5_0 in Q8_0's decode layout, Q2_K, Q3_K, IQ4_NL and IQ4_XS in their own ({@link Q2_KLanes}, {@link Q3_KLanes},
-     * {@link IQ4Lanes}; IQ4_NL in Q8_0's at 128 bits): the same weights bit for bit, and their kernels against them; a
-     * decode step of the model with its copies, the file layout's logits.
+     * Q5_0 in Q8_0's decode layout, Q2_K, Q3_K, Q5_1, IQ4_NL and IQ4_XS in their own ({@link Q2_KLanes}, {@link
+     * Q3_KLanes}, {@link Q5_1Lanes}, {@link IQ4Lanes}; IQ4_NL in Q8_0's at 128 bits): the same weights bit for bit, and
+     * their kernels against them; a decode step of the model with its copies, the file layout's logits.
      */
     @Test
     void decodeCopiesHoldTheSameWeights() {
         int seen = 0;
         for (TensorData td : GGUF.read(FILE).tensors().values()) {
             Tensor file = Tensor.of(td);
-            if (file.type == GGMLType.F32 || file.type == GGMLType.Q5_1) continue;
+            if (file.type == GGMLType.F32) continue;
             Tensor decode = file.forDecode(OffHeap.AUTOMATIC);
             if (file.type == GGMLType.IQ4_XS && !IQ4Lanes.fits(file)) { // 128-bit vectors: too few lanes for its levels' table
                 assertSame(file, decode);
@@ -95,7 +95,7 @@ class BlockFormatsTest {
             kernelsAgree(decode, w);
             seen++;
         }
-        assertEquals(3 + 3 + 4 + 2 + (IQ4Lanes.fits(Tensor.of(GGUF.read(FILE).tensors().get("blk.0.ffn_gate.weight"))) ? 2 : 0), seen, "Q2_K, Q3_K, Q5_0, IQ4_NL and IQ4_XS tensors in the file");
+        assertEquals(3 + 3 + 4 + 2 + 2 + (IQ4Lanes.fits(Tensor.of(GGUF.read(FILE).tensors().get("blk.0.ffn_gate.weight"))) ? 2 : 0), seen, "the tensors of every block format in the file");
         Llama fileLayout = Checkpoint.load(FILE, null).model(), copied = Checkpoint.load(FILE, null).model();
         assertTrue(copied.startDecoding(), "the decode copies made");
         Llama.State a = fileLayout.newState(16, 1), b = copied.newState(16, 1);
