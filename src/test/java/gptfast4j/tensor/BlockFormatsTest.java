@@ -77,7 +77,7 @@ class BlockFormatsTest {
      */
     @Test
     void decodeCopiesHoldTheSameWeights() {
-        int seen = 0;
+        int made = 0, kept = 0;
         for (TensorData td : GGUF.read(FILE).tensors().values()) {
             Tensor file = Tensor.of(td);
             if (file.type == GGMLType.F32) continue;
@@ -85,6 +85,7 @@ class BlockFormatsTest {
             if (file.type == GGMLType.IQ4_XS && !IQ4Lanes.fits(file)) { // 128-bit vectors: too few lanes for its levels' table
                 assertSame(file, decode);
                 assertEquals(0, file.decodeCopyBytes());
+                kept++;
                 continue;
             }
             assertNotSame(file, decode);
@@ -93,9 +94,9 @@ class BlockFormatsTest {
             float[][] w = dequantized(file), again = dequantized(decode);
             for (int r = 0; r < w.length; r++) assertArrayEquals(w[r], again[r], td.name() + " row " + r);
             kernelsAgree(decode, w);
-            seen++;
+            made++;
         }
-        assertEquals(3 + 3 + 4 + 2 + 2 + (IQ4Lanes.fits(Tensor.of(GGUF.read(FILE).tensors().get("blk.0.ffn_gate.weight"))) ? 2 : 0), seen, "the tensors of every block format in the file");
+        assertEquals(3 + 3 + 4 + 2 + 2 + 2, made + kept, "the tensors of every block format in the file");
         Llama fileLayout = Checkpoint.load(FILE, null).model(), copied = Checkpoint.load(FILE, null).model();
         assertTrue(copied.startDecoding(), "the decode copies made");
         Llama.State a = fileLayout.newState(16, 1), b = copied.newState(16, 1);
