@@ -59,7 +59,7 @@ public final class QuantizeModel {
                 throw new IllegalArgumentException("tensor " + td.name() + " is already quantized (" + td.type()
                         + "); quantize from an F32, F16 or BF16 model");
             }
-            if (linear && td.shape()[0] % 32 == 0) {
+            if (linear && td.shape()[0] % type.blockSize == 0) {
                 specs.add(quantized(td.name(), td.shape(), Tensor.of(td), type, heads));
             } else {
                 if (linear) keptFloat.add(td.name());
@@ -70,7 +70,7 @@ public final class QuantizeModel {
             // tied embeddings: the head is quantized on its own, the embedding table keeps its type; a table already
             // quantized stays the head as it is (not rounded a second time, as the linear layers are not)
             TensorData emb = src.tensors().get("token_embd.weight");
-            if (emb.type().isFloat() && emb.shape()[0] % 32 == 0) specs.add(quantized("output.weight", emb.shape(), Tensor.of(emb), type, 0));
+            if (emb.type().isFloat() && emb.shape()[0] % type.blockSize == 0) specs.add(quantized("output.weight", emb.shape(), Tensor.of(emb), type, 0));
         }
         GGUFWriter.write(out, md, specs, progress);
         return keptFloat;

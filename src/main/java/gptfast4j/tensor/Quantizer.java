@@ -7,7 +7,8 @@ import java.nio.ByteOrder;
 /**
  * Float weights to Q8_0, Q4_0 and Q4_1, with the rounding rules of llama.cpp's reference quantizers
  * ({@code quantize_row_q8_0_ref}, {@code _q4_0_ref}, {@code _q4_1_ref}), so files agree bit for bit with
- * {@code llama-quantize}'s. Scales are rounded to half precision to nearest even, as F16C does.
+ * {@code llama-quantize}'s, and to Q4_K, Q5_K and Q6_K ({@link KQuantizer}). Scales are rounded to half precision to
+ * nearest even, as F16C does.
  */
 public final class Quantizer {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -16,7 +17,10 @@ public final class Quantizer {
     }
 
     public static boolean supports(GGMLType type) {
-        return type == GGMLType.Q8_0 || type == GGMLType.Q4_0 || type == GGMLType.Q4_1;
+        return switch (type) {
+            case Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K -> true;
+            default -> false;
+        };
     }
 
     /**
@@ -48,8 +52,12 @@ public final class Quantizer {
         return Tensor.of(t.name, type, out, t.cols, t.rows);
     }
 
-    /** Quantizes {@code n} floats (a multiple of 32) into {@code out} at {@code offset}. */
+    /** Quantizes {@code n} floats (a multiple of the type's block size, 32 or 256) into {@code out} at {@code offset}. */
     public static void quantizeRow(GGMLType type, float[] x, int from, int n, MemorySegment out, long offset) {
+        if (type.blockSize == 256) {
+            KQuantizer.quantizeRow(type, x, from, n, out, offset);
+            return;
+        }
         for (int b = 0; b < n / 32; b++, offset += type.blockBytes) {
             int i0 = from + 32 * b;
             switch (type) {

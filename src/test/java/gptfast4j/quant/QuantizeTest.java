@@ -25,7 +25,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class QuantizeTest {
     @ParameterizedTest
     @CsvSource({"mini-llama2, Q8_0", "mini-llama2, Q4_0", "mini-llama2, Q4_1", "mini-llama3, Q8_0", "mini-llama3, Q4_0", "mini-llama3, Q4_1",
-            "mini-mixtral, Q8_0", "mini-mixtral, Q4_0"})
+            "mini-mixtral, Q8_0", "mini-mixtral, Q4_0", "mini-llama2, Q4_K", "mini-llama2, Q5_K", "mini-llama2, Q6_K",
+            "mini-llama3, Q4_K", "mini-llama3, Q5_K", "mini-llama3, Q6_K", "mini-mixtral, Q4_K", "mini-mixtral, Q6_K"})
     void quantizedTensorsAreBitIdenticalToLlamaCpp(String family, String typeName, @TempDir Path dir) {
         GGMLType type = GGMLType.valueOf(typeName);
         Path out = dir.resolve(family + "-" + typeName + ".gguf");

@@ -1,0 +1,272 @@
+package gptfast4j.tensor;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * Float weights to Q4_K, Q5_K and Q6_K with the rounding of llama.cpp's reference quantizers
+ * ({@code quantize_row_q4_K_ref}, {@code _q5_K_ref}, {@code _q6_K_ref}: what {@code llama-quantize} writes without an
+ * importance matrix), so that files agree with its bit for bit. Every sum and product is taken in float in the C code's
+ * order, and C's {@code nearest_int} (adding 1.5 * 2^23) is rounding to nearest, ties to even ({@link Math#rint}).
+ * <p>
+ * A super-block holds 256 weights. Q4_K and Q5_K give each 32 of them a scale and a min, fitted by a search over 16 to
+ * 21 candidate scales that weighs each weight by its size and its sub-block's RMS, the scales and mins then rounded to
+ * 6 bits of two half-precision super-block factors. Q6_K gives each 16 a signed scale, searched over 19 candidates, and
+ * rounds the scales to 8 bits of one factor.
+ */
+final class KQuantizer {
+    private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    /** ggml's {@code GROUP_MAX_EPS}: a group whose largest magnitude is below it is all zeros. */
+    private static final float GROUP_MAX_EPS = 1e-15f;
+
+    private KQuantizer() {
+    }
+
+    /** Quantizes {@code n} floats (a multiple of 256) from {@code x[from]} into {@code out} at {@code offset}. */
+    static void quantizeRow(GGMLType type, float[] x, int from, int n, MemorySegment out, long offset) {
+        int[] quants = new int[256];
+        for (int i0 = from; i0 < from + n; i0 += 256, offset += type.blockBytes) {
+            switch (type) {
+                case Q4_K -> {
+                    scalesAndMins(x, i0, 15, -1f, 20, quants, out, offset);
+                    for (int j = 0; j < 256; j += 64) {
+                        for (int l = 0; l < 32; l++) {
+                            out.set(ValueLayout.JAVA_BYTE, offset + 16 + j / 2 + l, (byte) (quants[j + l] | quants[j + l + 32] << 4));
+                        }
+                    }
+                }
+                case Q5_K -> {
+                    scalesAndMins(x, i0, 31, -0.5f, 15, quants, out, offset);
+                    // qh (32 bytes at 16): bit 2k of byte l is weight 64k + l's fifth bit, bit 2k + 1 weight 64k + 32 + l's;
+                    // qs (128 bytes at 48): the low nibbles, as Q4_K's
+                    for (int l = 0; l < 32; l++) {
+                        int high = 0;
+                        for (int k = 0; k < 4; k++) high |= (quants[64 * k + l] >> 4) << 2 * k | (quants[64 * k + 32 + l] >> 4) << 2 * k + 1;
+                        out.set(ValueLayout.JAVA_BYTE, offset + 16 + l, (byte) high);
+                    }
+                    for (int j = 0; j < 256; j += 64) {
+                        for (int l = 0; l < 32; l++) {
+                            out.set(ValueLayout.JAVA_BYTE, offset + 48 + j / 2 + l, (byte) (quants[j + l] & 0xF | (quants[j + l + 32] & 0xF) << 4));
+                        }
+                    }
+                }
+                case Q6_K -> q6_K(x, i0, quants, out, offset);
+                default -> throw new IllegalArgumentException("cannot quantize to " + type);
+            }
+        }
+    }
+
+    /**
+     * Q4_K's and Q5_K's head (d and dmin as halves at 0 and 2, the 6-bit scales and mins packed in 12 bytes at 4) for
+     * the super-block at {@code x[i0]}, and its quants (0..nmax) in {@code quants}. {@code rmin} and {@code nsteps}:
+     * the scale search's range ({@link #fitScaleAndMin}).
+     */
+    private static void scalesAndMins(float[] x, int i0, int nmax, float rmin, int nsteps, int[] quants, MemorySegment out, long offset) {
+        float[] scales = new float[8], mins = new float[8], weights = new float[32];
+        int[] candidate = new int[32];
+        float maxScale = 0, maxMin = 0;
+        for (int j = 0; j < 8; j++) {
+            int at = i0 + 32 * j;
+            float sumX2 = 0;
+            for (int l = 0; l < 32; l++) sumX2 += x[at + l] * x[at + l];
+            float rms = (float) Math.sqrt(sumX2 / 32);
+            for (int l = 0; l < 32; l++) weights[l] = rms + Math.abs(x[at + l]);
+            scales[j] = fitScaleAndMin(x, at, nmax, weights, quants, 32 * j, mins, j, candidate, rmin, nsteps);
+            if (scales[j] > maxScale) maxScale = scales[j];
+            if (mins[j] > maxMin) maxMin = mins[j];
+        }
+        float inverseScale = maxScale > 0 ? 63f / maxScale : 0f, inverseMin = maxMin > 0 ? 63f / maxMin : 0f;
+        int[] sixBitScales = new int[8], sixBitMins = new int[8];
+        byte[] packed = new byte[12];
+        for (int j = 0; j < 8; j++) {
+            // C keeps nearest_int's result in a uint8_t before the MIN
+            int ls = sixBitScales[j] = Math.min(63, nearest(inverseScale * scales[j]) & 0xFF);
+            int lm = sixBitMins[j] = Math.min(63, nearest(inverseMin * mins[j]) & 0xFF);
+            // sub-blocks 0-3 in the low 6 bits of bytes 0-3 (scales) and 4-7 (mins); 4-7's low 4 bits in bytes 8-11,
+            // their top 2 bits in the top bits of bytes 0-7
+            if (j < 4) {
+                packed[j] = (byte) ls;
+                packed[j + 4] = (byte) lm;
+            } else {
+                packed[j + 4] = (byte) (ls & 0xF | (lm & 0xF) << 4);
+                packed[j - 4] |= (byte) ((ls >> 4) << 6);
+                packed[j] |= (byte) ((lm >> 4) << 6);
+            }
+        }
+        short dHalf = Float.floatToFloat16(maxScale / 63f), dminHalf = Float.floatToFloat16(maxMin / 63f);
+        out.set(SHORT_LE, offset, dHalf);
+        out.set(SHORT_LE, offset + 2, dminHalf);
+        MemorySegment.copy(packed, 0, out, ValueLayout.JAVA_BYTE, offset + 4, 12);
+        // the quants again, against the scales and mins as rounded (sub-blocks whose scale rounded to 0 keep the fit's)
+        float superScale = Float.float16ToFloat(dHalf), superMin = Float.float16ToFloat(dminHalf);
+        for (int j = 0; j < 8; j++) {
+            float d = superScale * sixBitScales[j];
+            if (d == 0) continue;
+            float dm = superMin * sixBitMins[j];
+            for (int l = 0; l < 32; l++) quants[32 * j + l] = Math.clamp(nearest((x[i0 + 32 * j + l] + dm) / d), 0, nmax);
+        }
+    }
+
+    /**
+     * ggml's {@code make_qkx2_quants} (least squares, no MAD): for the 32 weights at {@code x[at]}, a scale and a min
+     * (returned, and {@code -min} into {@code mins[j]}) and their quants 0..nmax into {@code quants[q0..]}, the best,
+     * by the weighted squared error, of the plain max-min fit and the least-squares fits after rounding with
+     * {@code nmax + rmin + 0.1 * step} levels, step 0..nsteps.
+     */
+    private static float fitScaleAndMin(float[] x, int at, int nmax, float[] weights, int[] quants, int q0, float[] mins, int j,
+                                        int[] candidate, float rmin, int nsteps) {
+        int n = 32;
+        float min = x[at], max = x[at], sumW = weights[0], sumX = sumW * x[at];
+        for (int i = 1; i < n; i++) {
+            if (x[at + i] < min) min = x[at + i];
+            if (x[at + i] > max) max = x[at + i];
+            float w = weights[i];
+            sumW += w;
+            sumX += w * x[at + i];
+        }
+        if (min > 0) min = 0;
+        if (max == min) {
+            for (int i = 0; i < n; i++) quants[q0 + i] = 0;
+            mins[j] = -min;
+            return 0f;
+        }
+        float iscale = nmax / (max - min), scale = 1 / iscale, bestError = 0;
+        for (int i = 0; i < n; i++) {
+            int l = Math.clamp(nearest(iscale * (x[at + i] - min)), 0, nmax);
+            quants[q0 + i] = l;
+            float diff = scale * l + min - x[at + i];
+            bestError += weights[i] * (diff * diff);
+        }
+        for (int step = 0; step <= nsteps; step++) {
+            iscale = (rmin + 0.1f * step + nmax) / (max - min);
+            float sumL = 0, sumL2 = 0, sumXL = 0;
+            for (int i = 0; i < n; i++) {
+                int l = Math.clamp(nearest(iscale * (x[at + i] - min)), 0, nmax);
+                candidate[i] = l;
+                float w = weights[i];
+                sumL += w * l;
+                sumL2 += w * l * l;
+                sumXL += w * l * x[at + i];
+            }
+            float det = sumW * sumL2 - sumL * sumL;
+            if (det > 0) {
+                float thisScale = (sumW * sumXL - sumX * sumL) / det, thisMin = (sumL2 * sumX - sumL * sumXL) / det;
+                if (thisMin > 0) {
+                    thisMin = 0;
+                    thisScale = sumXL / sumL2;
+                }
+                float error = 0;
+                for (int i = 0; i < n; i++) {
+                    float diff = thisScale * candidate[i] + thisMin - x[at + i];
+                    error += weights[i] * (diff * diff);
+                }
+                if (error < bestError) {
+                    System.arraycopy(candidate, 0, quants, q0, n);
+                    bestError = error;
+                    scale = thisScale;
+                    min = thisMin;
+                }
+            }
+        }
+        mins[j] = -min;
+        return scale;
+    }
+
+    /**
+     * Q6_K's super-block at {@code x[i0]}: ql (low nibbles, 128 bytes at 0), qh (top two bits, 64 bytes at 128), the
+     * 16 int8 scales at 192 and d as a half at 208.
+     */
+    private static void q6_K(float[] x, int i0, int[] quants, MemorySegment out, long offset) {
+        float[] scales = new float[16];
+        float maxScale = 0, maxAbsScale = 0;
+        for (int b = 0; b < 16; b++) {
+            float scale = scaleSigned(x, i0 + 16 * b, quants, 16 * b);
+            scales[b] = scale;
+            if (Math.abs(scale) > maxAbsScale) {
+                maxAbsScale = Math.abs(scale);
+                maxScale = scale;
+            }
+        }
+        if (maxAbsScale < GROUP_MAX_EPS) {
+            out.asSlice(offset, GGMLType.Q6_K.blockBytes).fill((byte) 0);
+            return;
+        }
+        float iscale = -128f / maxScale;
+        short dHalf = Float.floatToFloat16(1 / iscale);
+        out.set(SHORT_LE, offset + 208, dHalf);
+        float superScale = Float.float16ToFloat(dHalf);
+        for (int b = 0; b < 16; b++) {
+            byte scale = (byte) Math.min(127, nearest(iscale * scales[b]));
+            out.set(ValueLayout.JAVA_BYTE, offset + 192 + b, scale);
+            float d = superScale * scale;
+            if (d == 0) continue;
+            for (int l = 0; l < 16; l++) quants[16 * b + l] = Math.clamp(nearest(x[i0 + 16 * b + l] / d), -32, 31) + 32;
+        }
+        // per 128 weights: ql's 64 bytes hold weights l and l + 64 (l < 32), then l + 32 and l + 96, low nibble first;
+        // qh's 32 bytes the top two bits of l, l + 32, l + 64 and l + 96 from the lowest bits up
+        for (int half = 0; half < 2; half++) {
+            int j = 128 * half;
+            long ql = offset + 64L * half, qh = offset + 128 + 32L * half;
+            for (int l = 0; l < 32; l++) {
+                int q1 = quants[j + l], q2 = quants[j + l + 32], q3 = quants[j + l + 64], q4 = quants[j + l + 96];
+                out.set(ValueLayout.JAVA_BYTE, ql + l, (byte) (q1 & 0xF | (q3 & 0xF) << 4));
+                out.set(ValueLayout.JAVA_BYTE, ql + 32 + l, (byte) (q2 & 0xF | (q4 & 0xF) << 4));
+                out.set(ValueLayout.JAVA_BYTE, qh + l, (byte) (q1 >> 4 | (q2 >> 4) << 2 | (q3 >> 4) << 4 | (q4 >> 4) << 6));
+            }
+        }
+    }
+
+    /**
+     * ggml's {@code make_qx_quants} as Q6_K calls it (nmax 32, weights x^2): a signed scale for the 16 weights at
+     * {@code x[at]} and their quants (0..63, zero at 32) into {@code quants[q0..]}, the best by the weighted
+     * least-squares fit of 19 roundings with {@code 32 + 0.1 * step} levels, step -9..9.
+     */
+    private static float scaleSigned(float[] x, int at, int[] quants, int q0) {
+        int n = 16, nmax = 32;
+        float max = 0, amax = 0;
+        for (int i = 0; i < n; i++) {
+            float ax = Math.abs(x[at + i]);
+            if (ax > amax) {
+                amax = ax;
+                max = x[at + i];
+            }
+        }
+        if (amax < GROUP_MAX_EPS) {
+            for (int i = 0; i < n; i++) quants[q0 + i] = 0;
+            return 0f;
+        }
+        float iscale = -nmax / max, sumLX = 0, sumL2 = 0;
+        for (int i = 0; i < n; i++) {
+            int l = Math.clamp(nearest(iscale * x[at + i]), -nmax, nmax - 1);
+            quants[q0 + i] = l + nmax;
+            float w = x[at + i] * x[at + i];
+            sumLX += w * x[at + i] * l;
+            sumL2 += w * l * l;
+        }
+        float scale = sumL2 != 0 ? sumLX / sumL2 : 0f, best = scale * sumLX;
+        for (int step = -9; step <= 9; step++) {
+            if (step == 0) continue;
+            iscale = -(nmax + 0.1f * step) / max;
+            sumLX = 0;
+            sumL2 = 0;
+            for (int i = 0; i < n; i++) {
+                int l = Math.clamp(nearest(iscale * x[at + i]), -nmax, nmax - 1);
+                float w = x[at + i] * x[at + i];
+                sumLX += w * x[at + i] * l;
+                sumL2 += w * l * l;
+            }
+            if (sumL2 > 0 && sumLX * sumLX > best * sumL2) {
+                for (int i = 0; i < n; i++) quants[q0 + i] = nmax + Math.clamp(nearest(iscale * x[at + i]), -nmax, nmax - 1);
+                scale = sumLX / sumL2;
+                best = scale * sumLX;
+            }
+        }
+        return scale;
+    }
+
+    /** C's {@code nearest_int}: to the nearest integer, ties to even (its 1.5 * 2^23 trick, for |v| < 2^22). */
+    private static int nearest(float v) {
+        return (int) Math.rint(v);
+    }
+}
