@@ -2,8 +2,8 @@ package gptfast4j.cli;
 
 import gptfast4j.io.ByteSize;
 import gptfast4j.model.Checkpoint;
+import gptfast4j.quant.QuantizeMode;
 import gptfast4j.quant.QuantizeModel;
-import gptfast4j.tensor.GGMLType;
 import gptfast4j.tensor.Parallel;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -11,11 +11,13 @@ import picocli.CommandLine.Option;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
 
 @Command(name = "quantize", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Write a GGUF with int8 (Q8_0), int4 (Q4_0) or int4-asym (Q4_1) linear layers.",
+        description = {"Write a GGUF with int8 (Q8_0), int4 (Q4_0), int4-asym (Q4_1) or K-quant linear layers.",
                 "Input: an F32/F16/BF16 GGUF, a llama2.c .bin (with --tokenizer) or a Hugging Face directory."})
 final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--checkpoint", required = true, paramLabel = "IN", description = "Model to quantize.")
@@ -24,7 +26,10 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--tokenizer", paramLabel = "PATH", description = "Tokenizer when the checkpoint has none.")
     Path tokenizer;
 
-    @Option(names = "--mode", required = true, paramLabel = "int8|int4|int4-asym", description = "Q8_0, Q4_0 or Q4_1 (group size 32).")
+    @Option(names = "--mode", required = true, paramLabel = "MODE", description = {
+            "int8, int4, int4-asym: every linear layer in Q8_0, Q4_0 or Q4_1 (groups of 32), the token embedding kept;",
+            "q4_k, q5_k, q6_k: every linear layer in that K-quant (super-blocks of 256), the token embedding kept;",
+            "q4_k_m, q5_k_m: llama.cpp's Q4_K_M and Q5_K_M mixes, tensor by tensor as llama-quantize makes them."})
     String mode;
 
     @Option(names = "--out", required = true, paramLabel = "OUT.gguf", description = "Output file (written atomically; never the input).")
@@ -38,7 +43,7 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        GGMLType type = CommonOptions.quantizeMode(mode, "--mode");
+        QuantizeMode quantizeMode = QuantizeMode.of(mode, "--mode");
         CommonOptions.checkThreads(threads);
         Parallel.setThreads(threads);
         CommonOptions.checkOutputFile(out);
@@ -46,14 +51,19 @@ final class QuantizeCommand implements Callable<Integer> {
             throw new IllegalArgumentException("refusing to overwrite the input " + checkpoint);
         }
         Checkpoint src = Checkpoint.load(checkpoint, tokenizer);
-        long total = src.tensors().values().stream().mapToLong(t -> t.data().byteSize()).sum();
+        QuantizeModel.Plan plan = QuantizeModel.plan(src, quantizeMode);
         long start = System.nanoTime();
-        List<String> kept;
-        try (ProgressLine progress = new ProgressLine(total, (percent, read) -> String.format("quantizing to %s: %3d%%", type, percent))) {
-            kept = QuantizeModel.write(src, type, out, progress);
-            progress.end(String.format("wrote %s (%s, %s) in %.1f s", out, type, ByteSize.of(Files.size(out)), (System.nanoTime() - start) / 1e9));
+        try (ProgressLine progress = new ProgressLine(plan.bytes(), (percent, written) -> String.format("quantizing to %s: %3d%%", quantizeMode.flag, percent))) {
+            plan.write(out, progress);
+            progress.end(String.format("wrote %s (%s, %s) in %.1f s", out, quantizeMode.flag, ByteSize.of(Files.size(out)), (System.nanoTime() - start) / 1e9));
         }
-        if (!kept.isEmpty()) System.err.println("kept in their float type (rows not a multiple of 32): " + String.join(", ", kept));
+        if (!plan.keptFloat().isEmpty()) {
+            // one entry per kind of tensor, not per layer: "blk.N.ffn_down.weight: rows of 172, ... (5 layers)"
+            Map<String, Integer> kinds = new LinkedHashMap<>();
+            for (String kept : plan.keptFloat()) kinds.merge(kept.replaceFirst("^blk\\.\\d+\\.", "blk.N."), 1, Integer::sum);
+            System.err.println("kept in their float type: " + kinds.entrySet().stream()
+                    .map(e -> e.getKey() + (e.getValue() > 1 ? " (" + e.getValue() + " layers)" : "")).collect(Collectors.joining("; ")));
+        }
         return 0;
     }
 }

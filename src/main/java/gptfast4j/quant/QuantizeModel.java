@@ -23,7 +23,8 @@ import java.util.function.LongConsumer;
 
 /**
  * Writes a checkpoint as a GGUF file whose linear layers (attention, FFN and the output head, as gpt-fast quantizes
- * them) are Q8_0, Q4_0 or Q4_1; norms stay F32 and the token embedding keeps its type. Metadata and tokenizer are
+ * them) are quantized as a {@link QuantizeMode} says: all in Q8_0, Q4_0, Q4_1, Q4_K, Q5_K or Q6_K with the token
+ * embedding kept in its type, or in llama.cpp's Q4_K_M or Q5_K_M mix, the token embedding included; norms stay F32. Metadata and tokenizer are
  * carried over (or, for llama2.c and Hugging Face sources, written under llama.cpp's keys), and Hugging Face q/k rows
  * are put back in GGUF's interleaved RoPE order, so that other GGUF readers run the file as it is.
  */
@@ -34,46 +35,77 @@ public final class QuantizeModel {
     private QuantizeModel() {
     }
 
-    /** Returns the names of tensors that had to stay in a float type (rows not a multiple of 32). */
-    public static List<String> write(Checkpoint src, GGMLType type, Path out, LongConsumer progress) {
-        if (!Quantizer.supports(type)) throw new IllegalArgumentException("cannot quantize to " + type);
+    /**
+     * A quantized file to write: its metadata and tensors (each quantized as it is written), and the tensors that had to
+     * stay in a float type, each with why (rows not a multiple of the type's block of 32 or 256 weights).
+     */
+    public record Plan(Map<String, Metadata.Value> metadata, List<GGUFWriter.TensorSpec> tensors, List<String> keptFloat) {
+        /** The bytes of tensor data the file holds, what {@link #write}'s progress counts up to. */
+        public long bytes() {
+            return tensors.stream().mapToLong(GGUFWriter.TensorSpec::bytes).sum();
+        }
+
+        /** Quantizes and writes the file; {@code progress} receives the bytes of tensor data written so far. */
+        public void write(Path out, LongConsumer progress) {
+            GGUFWriter.write(out, metadata, tensors, progress);
+        }
+    }
+
+    /** How {@code src} is written in {@code mode}. */
+    public static Plan plan(Checkpoint src, QuantizeMode mode) {
         Config c = src.model().config;
         Map<String, Metadata.Value> md = src.metadata() != null ? new LinkedHashMap<>(src.metadata().asMap()) : metadataFor(src);
-        md.put("general.file_type", Metadata.Value.uint32(type.fileType()));
+        md.put("general.file_type", Metadata.Value.uint32(mode.fileType));
         md.put("general.quantization_version", Metadata.Value.uint32(2));
         List<String> keptFloat = new ArrayList<>();
         List<GGUFWriter.TensorSpec> specs = new ArrayList<>();
+        int quantizedCount = 0;
         boolean permute = c.ropeStyle() == Config.RopeStyle.HALVES;
+        boolean tied = !src.tensors().containsKey("output.weight");
         if (permute && c.ropeFreqFactors() != null && !src.tensors().containsKey("rope_freqs.weight")) {
             float[] f = c.ropeFreqFactors();
             specs.add(new GGUFWriter.TensorSpec("rope_freqs.weight", GGMLType.F32, new long[]{f.length},
                     t -> MemorySegment.copy(f, 0, t, ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0, f.length)));
         }
         for (TensorData td : src.tensors().values()) {
-            String kind = td.name().startsWith("blk.") ? td.name().split("\\.")[2] : td.name().replace(".weight", "");
-            // linear layers, experts included ([in, out, experts]); the MoE router (ffn_gate_inp) stays as it is
-            boolean linear = (LINEAR.contains(kind) || kind.equals("output")) && td.shape().length <= 3 && td.shape().length >= 2;
+            String[] parts = td.name().split("\\.");
+            boolean inLayer = td.name().startsWith("blk.");
+            String kind = inLayer ? parts[2] : td.name().replace(".weight", "");
+            // linear layers, experts included ([in, out, experts]), and the token embedding; the MoE router
+            // (ffn_gate_inp) stays as it is
+            boolean weights = (LINEAR.contains(kind) || kind.equals("output") || kind.equals("token_embd")) && td.shape().length <= 3 && td.shape().length >= 2;
+            GGMLType type = weights ? mode.typeOf(kind, inLayer ? Integer.parseInt(parts[1]) : -1, c, tied) : null;
             int heads = !permute ? 0 : kind.equals("attn_q") ? c.nHeads() : kind.equals("attn_k") ? c.nKvHeads() : 0;
-            if (linear && !td.type().isFloat()) {
+            if (type != null && !td.type().isFloat()) {
                 // llama-quantize refuses too (without --allow-requantize): a second rounding loses quality to no end
                 throw new IllegalArgumentException("tensor " + td.name() + " is already quantized (" + td.type()
                         + "); quantize from an F32, F16 or BF16 model");
             }
-            if (linear && td.shape()[0] % type.blockSize == 0) {
+            if (type != null && td.shape()[0] % type.blockSize == 0) {
                 specs.add(quantized(td.name(), td.shape(), Tensor.of(td), type, heads));
+                quantizedCount++;
             } else {
-                if (linear) keptFloat.add(td.name());
+                if (type != null) keptFloat.add(td.name() + ": rows of " + td.shape()[0] + ", where " + type + " takes multiples of " + type.blockSize);
                 specs.add(heads > 0 ? quantized(td.name(), td.shape(), Tensor.of(td), td.type(), heads) : copy(td));
             }
         }
-        if (!src.tensors().containsKey("output.weight")) {
+        if (tied && !mode.mix) {
             // tied embeddings: the head is quantized on its own, the embedding table keeps its type; a table already
-            // quantized stays the head as it is (not rounded a second time, as the linear layers are not)
+            // quantized stays the head as it is (not rounded a second time, as the linear layers are not). llama.cpp's
+            // mixes quantize the table itself for both (above).
             TensorData emb = src.tensors().get("token_embd.weight");
-            if (emb.type().isFloat() && emb.shape()[0] % type.blockSize == 0) specs.add(quantized("output.weight", emb.shape(), Tensor.of(emb), type, 0));
+            GGMLType type = mode.typeOf("output", -1, c, true);
+            if (emb.type().isFloat() && emb.shape()[0] % type.blockSize == 0) {
+                specs.add(quantized("output.weight", emb.shape(), Tensor.of(emb), type, 0));
+                quantizedCount++;
+            }
         }
-        GGUFWriter.write(out, md, specs, progress);
-        return keptFloat;
+        if (quantizedCount == 0 && !keptFloat.isEmpty()) {
+            // a "quantized" file that is its source again, under a quantized file's name, helps nobody
+            throw new IllegalArgumentException("nothing of " + src.path().getFileName() + " can be quantized to " + mode.flag + " (" + keptFloat.getFirst()
+                    + (keptFloat.size() > 1 ? ", and so on" : "") + ")" + (mode.base.blockSize > 32 ? "; int8, int4 and int4-asym take rows of multiples of 32" : ""));
+        }
+        return new Plan(md, specs, keptFloat);
     }
 
     private static GGUFWriter.TensorSpec copy(TensorData td) {

@@ -434,7 +434,12 @@ class ErrorsTest {
         Path copy = dir.resolve("model.gguf");
         Files.copy(STORIES, copy);
         assertOneLineError(run("quantize", "--checkpoint", copy.toString(), "--mode", "int8", "--out", copy.toString()), "refusing to overwrite the input");
-        assertOneLineError(run("quantize", "--checkpoint", copy.toString(), "--mode", "int3", "--out", dir.resolve("x.gguf").toString()), "--mode must be");
+        assertOneLineError(run("quantize", "--checkpoint", copy.toString(), "--mode", "int3", "--out", dir.resolve("x.gguf").toString()),
+                "--mode must be int8, int4, int4-asym, q4_k, q5_k, q6_k, q4_k_m or q5_k_m, got 'int3'");
+        // stories260K's rows (64 and 172 weights) fit no K-quant's 256: a "quantized" copy of the float file is refused
+        assertOneLineError(run("quantize", "--checkpoint", copy.toString(), "--mode", "q4_k_m", "--out", dir.resolve("x.gguf").toString()),
+                "nothing of model.gguf can be quantized to q4_k_m (token_embd.weight: rows of 64, where Q4_K takes multiples of 256, and so on)");
+        assertTrue(Files.notExists(dir.resolve("x.gguf")));
         assertEquals(-1L, Files.mismatch(copy, STORIES));
         // llama-quantize refuses a quantized input too (without --allow-requantize)
         Path q4 = dir.resolve("q4.gguf");

@@ -73,7 +73,7 @@ class HuggingFaceTest {
         writeHuggingFace(gguf, hfDir, false);
         Checkpoint hf = Checkpoint.load(hfDir, Shared.MODELS.resolve("tok512.bin"));
         Path out = dir.resolve("q8.gguf");
-        gptfast4j.quant.QuantizeModel.write(hf, gptfast4j.tensor.GGMLType.Q8_0, out, b -> { });
+        gptfast4j.quant.QuantizeModel.plan(hf, gptfast4j.quant.QuantizeMode.INT8).write(out, b -> { });
         Checkpoint q = Checkpoint.load(out, null);
         assertEquals(4, q.model().config.expertCount());
         assertEquals(2, q.model().config.expertsUsed());

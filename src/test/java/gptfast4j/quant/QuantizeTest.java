@@ -4,6 +4,7 @@ import gptfast4j.Shared;
 import gptfast4j.io.GGUF;
 import gptfast4j.io.TensorData;
 import gptfast4j.model.Checkpoint;
+import gptfast4j.model.Config;
 import gptfast4j.tensor.GGMLType;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -11,8 +12,12 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 import java.nio.file.Path;
+import java.util.Map;
+import java.util.Set;
+import java.util.stream.IntStream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -24,16 +29,19 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class QuantizeTest {
     @ParameterizedTest
-    @CsvSource({"mini-llama2, Q8_0", "mini-llama2, Q4_0", "mini-llama2, Q4_1", "mini-llama3, Q8_0", "mini-llama3, Q4_0", "mini-llama3, Q4_1",
-            "mini-mixtral, Q8_0", "mini-mixtral, Q4_0", "mini-llama2, Q4_K", "mini-llama2, Q5_K", "mini-llama2, Q6_K",
-            "mini-llama3, Q4_K", "mini-llama3, Q5_K", "mini-llama3, Q6_K", "mini-mixtral, Q4_K", "mini-mixtral, Q6_K"})
-    void quantizedTensorsAreBitIdenticalToLlamaCpp(String family, String typeName, @TempDir Path dir) {
-        GGMLType type = GGMLType.valueOf(typeName);
-        Path out = dir.resolve(family + "-" + typeName + ".gguf");
+    @CsvSource({"mini-llama2, int8", "mini-llama2, int4", "mini-llama2, int4-asym", "mini-llama3, int8", "mini-llama3, int4", "mini-llama3, int4-asym",
+            "mini-mixtral, int8", "mini-mixtral, int4", "mini-llama2, q4_k", "mini-llama2, q5_k", "mini-llama2, q6_k",
+            "mini-llama3, q4_k", "mini-llama3, q5_k", "mini-llama3, q6_k", "mini-mixtral, q4_k", "mini-mixtral, q6_k"})
+    void quantizedTensorsAreBitIdenticalToLlamaCpp(String family, String modeName, @TempDir Path dir) {
+        QuantizeMode mode = QuantizeMode.of(modeName, "--mode");
+        GGMLType type = mode.base;
+        Path out = dir.resolve(family + "-" + modeName + ".gguf");
         Checkpoint src = Checkpoint.load(Shared.REFERENCE.resolve("models/" + family + "-F32.gguf"), null);
-        assertTrue(QuantizeModel.write(src, type, out, b -> { }).isEmpty());
+        QuantizeModel.Plan plan = QuantizeModel.plan(src, mode);
+        assertTrue(plan.keptFloat().isEmpty());
+        plan.write(out, b -> { });
         GGUF ours = GGUF.read(out);
-        GGUF theirs = GGUF.read(Shared.REFERENCE.resolve("models/" + family + "-" + typeName + ".gguf"));
+        GGUF theirs = GGUF.read(Shared.REFERENCE.resolve("models/" + family + "-" + type + ".gguf"));
         int quantized = 0;
         for (TensorData t : ours.tensors().values()) {
             if (t.name().endsWith("_norm.weight") || t.name().equals("rope_freqs.weight") || t.name().equals("token_embd.weight")
@@ -49,10 +57,72 @@ class QuantizeTest {
             quantized++;
         }
         assertEquals(2 * 7 + 1, quantized); // per layer: q, k, v, output and three FFN (or expert) tensors; and the head
+        assertEquals(type.fileType(), ours.metadata().getInt("general.file_type", -1));
         // the metadata and tokenizer came along: the file runs and tokenizes like its source
         Checkpoint q = Checkpoint.load(out, null);
         assertEquals(src.tokenizer().vocabSize(), q.tokenizer().vocabSize());
         assertEquals(src.model().config, q.model().config);
+    }
+
+    /**
+     * q4_k_m and q5_k_m give each tensor the type llama-quantize's Q4_K_M and Q5_K_M files of these models have (made
+     * with llama.cpp's llama-quantize, no --pure: of two layers the second is in the last eighth, so its attn_v and
+     * ffn_down take Q6_K; the output head Q6_K; the token embedding the mix's type, or Q6_K where, as in mini-llama3, it
+     * is the head too), and each tensor the bytes of llama.cpp's --pure file of its type.
+     */
+    @ParameterizedTest
+    @CsvSource({"mini-llama2, q4_k_m", "mini-llama3, q4_k_m", "mini-mixtral, q4_k_m", "mini-llama2, q5_k_m", "mini-llama3, q5_k_m"})
+    void mixesAreLlamaQuantizes(String family, String modeName, @TempDir Path dir) {
+        QuantizeMode mode = QuantizeMode.of(modeName, "--mode");
+        Path out = dir.resolve(family + "-" + modeName + ".gguf");
+        Checkpoint src = Checkpoint.load(Shared.REFERENCE.resolve("models/" + family + "-F32.gguf"), null);
+        QuantizeModel.Plan plan = QuantizeModel.plan(src, mode);
+        assertTrue(plan.keptFloat().isEmpty());
+        plan.write(out, b -> { });
+        GGUF ours = GGUF.read(out);
+        boolean tied = family.equals("mini-llama3");
+        Set<String> inQ6_K = Set.of("output.weight", "blk.1.attn_v.weight", "blk.1.ffn_down.weight", "blk.1.ffn_down_exps.weight");
+        int quantized = 0;
+        for (TensorData t : ours.tensors().values()) {
+            if (t.name().endsWith("_norm.weight") || t.name().equals("rope_freqs.weight") || t.name().endsWith("ffn_gate_inp.weight")) {
+                assertEquals(GGMLType.F32, t.type(), t.name());
+                continue;
+            }
+            GGMLType expected = inQ6_K.contains(t.name()) || tied && t.name().equals("token_embd.weight") ? GGMLType.Q6_K : mode.base;
+            assertEquals(expected, t.type(), t.name());
+            TensorData r = GGUF.read(Shared.REFERENCE.resolve("models/" + family + "-" + expected + ".gguf")).tensors().get(t.name());
+            assertEquals(-1L, t.data().mismatch(r.data()), t.name() + " differs from llama.cpp's " + expected);
+            quantized++;
+        }
+        assertEquals(2 * 7 + (tied ? 1 : 2), quantized); // the layers' seven, the token embedding, and an untied head
+        assertFalse(tied && ours.tensors().containsKey("output.weight"), "a tied model's head is its token embedding");
+        assertEquals(mode == QuantizeMode.Q4_K_M ? 15 : 17, ours.metadata().getInt("general.file_type", -1));
+        assertEquals(src.model().config, Checkpoint.load(out, null).model().config);
+    }
+
+    /**
+     * The mixes at real shapes, as llama.cpp's quantize documents and chooses them: Q4_K_M "uses Q6_K for half of the
+     * attention.wv and feed_forward.w2 tensors" (Llama-2-7B: 16 of 32 layers, the first and last four and every third
+     * between); a 70B's other attn_v in Q5_K; an 8-expert model's attn_v and attn_k in Q8_0, its attn_output in Q5_K.
+     */
+    @Test
+    void mixesAtRealShapes() {
+        Config llama2 = new Config("llama", 4096, 11008, 32, 32, 32, 32000, 4096, 1e-5f, 10000f, null, Config.RopeStyle.INTERLEAVED, 0, 0);
+        int[] q6 = IntStream.range(0, 32).filter(l -> QuantizeMode.Q4_K_M.typeOf("attn_v", l, llama2, false) == GGMLType.Q6_K).toArray();
+        assertEquals("[0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31]", java.util.Arrays.toString(q6));
+        for (int l = 0; l < 32; l++) {
+            assertEquals(QuantizeMode.Q4_K_M.typeOf("attn_v", l, llama2, false), QuantizeMode.Q4_K_M.typeOf("ffn_down", l, llama2, false));
+            assertEquals(GGMLType.Q4_K, QuantizeMode.Q4_K_M.typeOf("ffn_up", l, llama2, false));
+        }
+        Config llama70 = new Config("llama", 8192, 28672, 80, 64, 8, 32000, 4096, 1e-5f, 10000f, null, Config.RopeStyle.INTERLEAVED, 0, 0);
+        assertEquals(Map.of(GGMLType.Q6_K, 40L, GGMLType.Q5_K, 40L), IntStream.range(0, 80).mapToObj(l -> QuantizeMode.Q4_K_M.typeOf("attn_v", l, llama70, false))
+                .collect(java.util.stream.Collectors.groupingBy(t -> t, java.util.stream.Collectors.counting())));
+        Config mixtral = new Config("llama", 4096, 14336, 32, 32, 8, 32000, 32768, 1e-5f, 1e6f, null, Config.RopeStyle.INTERLEAVED, 8, 2);
+        assertEquals(GGMLType.Q8_0, QuantizeMode.Q4_K_M.typeOf("attn_v", 0, mixtral, false));
+        assertEquals(GGMLType.Q8_0, QuantizeMode.Q5_K_M.typeOf("attn_k", 5, mixtral, false));
+        assertEquals(GGMLType.Q5_K, QuantizeMode.Q4_K_M.typeOf("attn_output", 5, mixtral, false));
+        assertEquals(GGMLType.Q6_K, QuantizeMode.Q4_K_M.typeOf("ffn_down_exps", 31, mixtral, false));
+        assertEquals(GGMLType.Q4_K, QuantizeMode.Q4_K_M.typeOf("ffn_gate_exps", 31, mixtral, false));
     }
 
     /**
