@@ -57,11 +57,11 @@ final class QuantizeCommand implements Callable<Integer> {
             plan.write(out, progress);
             progress.end(String.format("wrote %s (%s, %s) in %.1f s", out, quantizeMode.flag, ByteSize.of(Files.size(out)), (System.nanoTime() - start) / 1e9));
         }
-        if (!plan.keptFloat().isEmpty()) {
+        if (!plan.notes().isEmpty()) {
             // one entry per kind of tensor, not per layer: "blk.N.ffn_down.weight: rows of 172, ... (5 layers)"
             Map<String, Integer> kinds = new LinkedHashMap<>();
-            for (String kept : plan.keptFloat()) kinds.merge(kept.replaceFirst("^blk\\.\\d+\\.", "blk.N."), 1, Integer::sum);
-            System.err.println("kept in their float type: " + kinds.entrySet().stream()
+            for (String note : plan.notes()) kinds.merge(note.replaceFirst("^blk\\.\\d+\\.", "blk.N."), 1, Integer::sum);
+            System.err.println("not in the mode's type: " + kinds.entrySet().stream()
                     .map(e -> e.getKey() + (e.getValue() > 1 ? " (" + e.getValue() + " layers)" : "")).collect(Collectors.joining("; ")));
         }
         return 0;

@@ -78,6 +78,22 @@ public enum QuantizeMode {
         };
     }
 
+    /**
+     * What a tensor of {@code cols}-weight rows takes where {@code wanted}'s blocks do not divide them: for the K-quant
+     * modes llama-quantize's fallback (Q4_K to Q5_0, Q5_K to Q5_1, Q6_K to Q8_0, blocks of 32, and F16 where those do
+     * not divide the rows either); null for gpt-fast's modes, whose tensors then keep their float type.
+     */
+    GGMLType fallback(GGMLType wanted, long cols) {
+        if (base.blockSize < 256) return null;
+        GGMLType type = switch (wanted) {
+            case Q4_K -> GGMLType.Q5_0;
+            case Q5_K -> GGMLType.Q5_1;
+            case Q6_K -> GGMLType.Q8_0;
+            default -> wanted;
+        };
+        return cols % type.blockSize == 0 ? type : GGMLType.F16;
+    }
+
     /** llama.cpp's {@code use_more_bits}: the first and last eighth of the layers, and every third layer between. */
     static boolean moreBits(int layer, int layers) {
         return layer < layers / 8 || layer >= 7 * layers / 8 || (layer - layers / 8) % 3 == 2;

@@ -36,10 +36,11 @@ public final class QuantizeModel {
     }
 
     /**
-     * A quantized file to write: its metadata and tensors (each quantized as it is written), and the tensors that had to
-     * stay in a float type, each with why (rows not a multiple of the type's block of 32 or 256 weights).
+     * A quantized file to write: its metadata and tensors (each quantized as it is written), and the tensors that could
+     * not take the type the mode wanted, each with why and what they took instead (rows not a multiple of the type's
+     * block of 32 or 256 weights).
      */
-    public record Plan(Map<String, Metadata.Value> metadata, List<GGUFWriter.TensorSpec> tensors, List<String> keptFloat) {
+    public record Plan(Map<String, Metadata.Value> metadata, List<GGUFWriter.TensorSpec> tensors, List<String> notes) {
         /** The bytes of tensor data the file holds, what {@link #write}'s progress counts up to. */
         public long bytes() {
             return tensors.stream().mapToLong(GGUFWriter.TensorSpec::bytes).sum();
@@ -57,7 +58,7 @@ public final class QuantizeModel {
         Map<String, Metadata.Value> md = src.metadata() != null ? new LinkedHashMap<>(src.metadata().asMap()) : metadataFor(src);
         md.put("general.file_type", Metadata.Value.uint32(mode.fileType));
         md.put("general.quantization_version", Metadata.Value.uint32(2));
-        List<String> keptFloat = new ArrayList<>();
+        List<String> notes = new ArrayList<>();
         List<GGUFWriter.TensorSpec> specs = new ArrayList<>();
         int quantizedCount = 0;
         boolean permute = c.ropeStyle() == Config.RopeStyle.HALVES;
@@ -74,19 +75,23 @@ public final class QuantizeModel {
             // linear layers, experts included ([in, out, experts]), and the token embedding; the MoE router
             // (ffn_gate_inp) stays as it is
             boolean weights = (LINEAR.contains(kind) || kind.equals("output") || kind.equals("token_embd")) && td.shape().length <= 3 && td.shape().length >= 2;
-            GGMLType type = weights ? mode.typeOf(kind, inLayer ? Integer.parseInt(parts[1]) : -1, c, tied) : null;
-            int heads = !permute ? 0 : kind.equals("attn_q") ? c.nHeads() : kind.equals("attn_k") ? c.nKvHeads() : 0;
-            if (type != null && !td.type().isFloat()) {
+            GGMLType wanted = weights ? mode.typeOf(kind, inLayer ? Integer.parseInt(parts[1]) : -1, c, tied) : null;
+            if (wanted == null) {
+                specs.add(copy(td));
+                continue;
+            }
+            if (!td.type().isFloat()) {
                 // llama-quantize refuses too (without --allow-requantize): a second rounding loses quality to no end
                 throw new IllegalArgumentException("tensor " + td.name() + " is already quantized (" + td.type()
                         + "); quantize from an F32, F16 or BF16 model");
             }
-            if (type != null && td.shape()[0] % type.blockSize == 0) {
-                specs.add(quantized(td.name(), td.shape(), Tensor.of(td), type, heads));
-                quantizedCount++;
-            } else {
-                if (type != null) keptFloat.add(td.name() + ": rows of " + td.shape()[0] + ", where " + type + " takes multiples of " + type.blockSize);
+            int heads = !permute ? 0 : kind.equals("attn_q") ? c.nHeads() : kind.equals("attn_k") ? c.nKvHeads() : 0;
+            GGMLType type = fitted(td.name(), td.shape()[0], wanted, mode, notes);
+            if (type == null) { // kept in its float type, its rows in GGUF's order
                 specs.add(heads > 0 ? quantized(td.name(), td.shape(), Tensor.of(td), td.type(), heads) : copy(td));
+            } else {
+                specs.add(quantized(td.name(), td.shape(), Tensor.of(td), type, heads));
+                if (!type.isFloat()) quantizedCount++;
             }
         }
         if (tied && !mode.mix) {
@@ -94,18 +99,29 @@ public final class QuantizeModel {
             // quantized stays the head as it is (not rounded a second time, as the linear layers are not). llama.cpp's
             // mixes quantize the table itself for both (above).
             TensorData emb = src.tensors().get("token_embd.weight");
-            GGMLType type = mode.typeOf("output", -1, c, true);
-            if (emb.type().isFloat() && emb.shape()[0] % type.blockSize == 0) {
+            GGMLType type = emb.type().isFloat() ? fitted("output.weight", emb.shape()[0], mode.typeOf("output", -1, c, true), mode, notes) : null;
+            if (type != null) {
                 specs.add(quantized("output.weight", emb.shape(), Tensor.of(emb), type, 0));
-                quantizedCount++;
+                if (!type.isFloat()) quantizedCount++;
             }
         }
-        if (quantizedCount == 0 && !keptFloat.isEmpty()) {
+        if (quantizedCount == 0 && !notes.isEmpty()) {
             // a "quantized" file that is its source again, under a quantized file's name, helps nobody
-            throw new IllegalArgumentException("nothing of " + src.path().getFileName() + " can be quantized to " + mode.flag + " (" + keptFloat.getFirst()
-                    + (keptFloat.size() > 1 ? ", and so on" : "") + ")" + (mode.base.blockSize > 32 ? "; int8, int4 and int4-asym take rows of multiples of 32" : ""));
+            throw new IllegalArgumentException("nothing of " + src.path().getFileName() + " can be quantized to " + mode.flag + " (" + notes.getFirst()
+                    + (notes.size() > 1 ? ", and so on" : "") + ")");
         }
-        return new Plan(md, specs, keptFloat);
+        return new Plan(md, specs, notes);
+    }
+
+    /**
+     * The type a tensor of {@code cols}-weight rows takes where its mode wants {@code wanted}: that type where its blocks
+     * divide the rows, else {@link QuantizeMode#fallback}'s (null: kept in its float type); each change noted.
+     */
+    private static GGMLType fitted(String name, long cols, GGMLType wanted, QuantizeMode mode, List<String> notes) {
+        if (cols % wanted.blockSize == 0) return wanted;
+        GGMLType type = mode.fallback(wanted, cols);
+        notes.add(name + ": rows of " + cols + ", where " + wanted + " takes multiples of " + wanted.blockSize + (type == null ? "; kept in its float type" : "; " + type + " instead"));
+        return type;
     }
 
     private static GGUFWriter.TensorSpec copy(TensorData td) {

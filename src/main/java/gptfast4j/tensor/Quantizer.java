@@ -5,9 +5,10 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * Float weights to Q8_0, Q4_0 and Q4_1, with the rounding rules of llama.cpp's reference quantizers
- * ({@code quantize_row_q8_0_ref}, {@code _q4_0_ref}, {@code _q4_1_ref}), so files agree bit for bit with
- * {@code llama-quantize}'s, and to Q4_K, Q5_K and Q6_K ({@link KQuantizer}). Scales are rounded to half precision to
+ * Float weights to Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1, with the rounding rules of llama.cpp's reference quantizers
+ * ({@code quantize_row_q8_0_ref}, {@code _q4_0_ref}, ...), so files agree bit for bit with {@code llama-quantize}'s,
+ * and to Q4_K, Q5_K and Q6_K ({@link KQuantizer}; Q5_0, Q5_1 and Q8_0 are where llama-quantize puts the rows those
+ * super-blocks of 256 do not divide). Scales are rounded to half precision to
  * nearest even, as F16C does.
  */
 public final class Quantizer {
@@ -18,7 +19,7 @@ public final class Quantizer {
 
     public static boolean supports(GGMLType type) {
         return switch (type) {
-            case Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K -> true;
+            case Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K -> true;
             default -> false;
         };
     }
@@ -103,9 +104,50 @@ public final class Quantizer {
                         out.set(ValueLayout.JAVA_BYTE, offset + 4 + j, (byte) (lo | hi << 4));
                     }
                 }
+                case Q5_0 -> {
+                    float amax = 0, max = 0;
+                    for (int j = 0; j < 32; j++) {
+                        float v = x[i0 + j];
+                        if (amax < Math.abs(v)) {
+                            amax = Math.abs(v);
+                            max = v;
+                        }
+                    }
+                    float d = max / -16;
+                    float id = d != 0 ? 1.0f / d : 0.0f;
+                    int[] q = new int[32];
+                    for (int j = 0; j < 32; j++) q[j] = Math.min(31, (byte) (int) (x[i0 + j] * id + 16.5f));
+                    out.set(SHORT_LE, offset, Float.floatToFloat16(d));
+                    writeFiveBits(q, out, offset + 2);
+                }
+                case Q5_1 -> {
+                    float min = Float.MAX_VALUE, max = -Float.MAX_VALUE;
+                    for (int j = 0; j < 32; j++) {
+                        min = Math.min(min, x[i0 + j]);
+                        max = Math.max(max, x[i0 + j]);
+                    }
+                    float d = (max - min) / 31;
+                    float id = d != 0 ? 1.0f / d : 0.0f;
+                    int[] q = new int[32];
+                    for (int j = 0; j < 32; j++) q[j] = (int) ((x[i0 + j] - min) * id + 0.5f) & 0xFF; // C's (uint8_t) cast
+                    out.set(SHORT_LE, offset, Float.floatToFloat16(d));
+                    out.set(SHORT_LE, offset + 2, Float.floatToFloat16(min));
+                    writeFiveBits(q, out, offset + 4);
+                }
                 default -> throw new IllegalArgumentException("cannot quantize to " + type);
             }
         }
+    }
+
+    /**
+     * Q5_0's and Q5_1's quants at {@code at}: the fifth bits as a little-endian int (bit j: weight j's), then the low
+     * nibbles, weights j and j + 16 in byte j.
+     */
+    private static void writeFiveBits(int[] q, MemorySegment out, long at) {
+        int high = 0;
+        for (int j = 0; j < 32; j++) high |= (q[j] >> 4 & 1) << j;
+        out.set(ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), at, high);
+        for (int j = 0; j < 16; j++) out.set(ValueLayout.JAVA_BYTE, at + 4 + j, (byte) (q[j] & 0xF | (q[j + 16] & 0xF) << 4));
     }
 
     /** C's {@code roundf}: halves away from zero (Math.round would send -2.5 to -2). */

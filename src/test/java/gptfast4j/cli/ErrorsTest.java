@@ -436,9 +436,14 @@ class ErrorsTest {
         assertOneLineError(run("quantize", "--checkpoint", copy.toString(), "--mode", "int8", "--out", copy.toString()), "refusing to overwrite the input");
         assertOneLineError(run("quantize", "--checkpoint", copy.toString(), "--mode", "int3", "--out", dir.resolve("x.gguf").toString()),
                 "--mode must be int8, int4, int4-asym, q4_k, q5_k, q6_k, q4_k_m or q5_k_m, got 'int3'");
-        // stories260K's rows (64 and 172 weights) fit no K-quant's 256: a "quantized" copy of the float file is refused
-        assertOneLineError(run("quantize", "--checkpoint", copy.toString(), "--mode", "q4_k_m", "--out", dir.resolve("x.gguf").toString()),
-                "nothing of model.gguf can be quantized to q4_k_m (token_embd.weight: rows of 64, where Q4_K takes multiples of 256, and so on)");
+        // a model whose rows (48 and 80 weights) no block divides: a "quantized" copy of the float file is refused
+        Path odd = dir.resolve("odd.gguf");
+        gptfast4j.bench.RandomModel.write(new gptfast4j.bench.ModelShape("odd", 48, 80, 1, 2, 2, 32000, 64, 10000, 1e-5f, false, 0, 0, 0),
+                gptfast4j.tensor.GGMLType.F32, odd, Shared.TOKENIZERS, b -> { });
+        assertOneLineError(run("quantize", "--checkpoint", odd.toString(), "--mode", "int4", "--out", dir.resolve("x.gguf").toString()),
+                "nothing of odd.gguf can be quantized to int4 (blk.0.attn_q.weight: rows of 48, where Q4_0 takes multiples of 32; kept in its float type, and so on)");
+        assertOneLineError(run("quantize", "--checkpoint", odd.toString(), "--mode", "q4_k_m", "--out", dir.resolve("x.gguf").toString()),
+                "nothing of odd.gguf can be quantized to q4_k_m (token_embd.weight: rows of 48, where Q4_K takes multiples of 256; F16 instead, and so on)");
         assertTrue(Files.notExists(dir.resolve("x.gguf")));
         assertEquals(-1L, Files.mismatch(copy, STORIES));
         // llama-quantize refuses a quantized input too (without --allow-requantize)

@@ -6,12 +6,17 @@ import gptfast4j.io.TensorData;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.model.Config;
 import gptfast4j.tensor.GGMLType;
+import gptfast4j.tensor.Quantizer;
+import gptfast4j.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.stream.IntStream;
@@ -38,7 +43,7 @@ class QuantizeTest {
         Path out = dir.resolve(family + "-" + modeName + ".gguf");
         Checkpoint src = Checkpoint.load(Shared.REFERENCE.resolve("models/" + family + "-F32.gguf"), null);
         QuantizeModel.Plan plan = QuantizeModel.plan(src, mode);
-        assertTrue(plan.keptFloat().isEmpty());
+        assertTrue(plan.notes().isEmpty());
         plan.write(out, b -> { });
         GGUF ours = GGUF.read(out);
         GGUF theirs = GGUF.read(Shared.REFERENCE.resolve("models/" + family + "-" + type + ".gguf"));
@@ -77,7 +82,7 @@ class QuantizeTest {
         Path out = dir.resolve(family + "-" + modeName + ".gguf");
         Checkpoint src = Checkpoint.load(Shared.REFERENCE.resolve("models/" + family + "-F32.gguf"), null);
         QuantizeModel.Plan plan = QuantizeModel.plan(src, mode);
-        assertTrue(plan.keptFloat().isEmpty());
+        assertTrue(plan.notes().isEmpty());
         plan.write(out, b -> { });
         GGUF ours = GGUF.read(out);
         boolean tied = family.equals("mini-llama3");
@@ -123,6 +128,59 @@ class QuantizeTest {
         assertEquals(GGMLType.Q5_K, QuantizeMode.Q4_K_M.typeOf("attn_output", 5, mixtral, false));
         assertEquals(GGMLType.Q6_K, QuantizeMode.Q4_K_M.typeOf("ffn_down_exps", 31, mixtral, false));
         assertEquals(GGMLType.Q4_K, QuantizeMode.Q4_K_M.typeOf("ffn_gate_exps", 31, mixtral, false));
+    }
+
+    /**
+     * Q5_0 and Q5_1, where the K-quant modes put rows the K-quants' 256 do not divide, as llama-quantize rounds them:
+     * BlockFormatsTest's fixture is mini-llama2-F32 with attn_v and attn_output in Q5_0 and ffn_up in Q5_1, by
+     * llama-quantize (src/test/resources/block-formats).
+     */
+    @Test
+    void q5_0AndQ5_1AreLlamaQuantizes() {
+        Checkpoint src = Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), null);
+        GGUF theirs = GGUF.read(Path.of("src/test/resources/block-formats/mini-llama2-mixed.gguf"));
+        int compared = 0;
+        for (TensorData r : theirs.tensors().values()) {
+            if (r.type() != GGMLType.Q5_0 && r.type() != GGMLType.Q5_1) continue;
+            Tensor f32 = Tensor.of(src.tensors().get(r.name()));
+            MemorySegment ours = Arena.ofAuto().allocate(r.type().bytesFor((long) f32.cols * f32.rows));
+            float[] row = new float[f32.cols];
+            for (int i = 0; i < f32.rows; i++) {
+                f32.dequantizeRow(i, row, 0);
+                Quantizer.quantizeRow(r.type(), row, 0, f32.cols, ours, i * r.type().bytesFor(f32.cols));
+            }
+            assertEquals(-1L, ours.mismatch(r.data()), r.name() + " differs from llama.cpp's " + r.type());
+            compared++;
+        }
+        assertEquals(6, compared); // two layers' attn_v, attn_output and ffn_up
+    }
+
+    /**
+     * Rows that the K-quants' super-blocks of 256 do not divide take llama-quantize's fallback types: stories260K (rows
+     * of 64, and ffn_down's of 172, which no block divides) in q4_k_m as llama-quantize writes it (its file's types:
+     * Q5_0 for Q4_K, Q8_0 for Q6_K, so the head and the attn_v of layers 2 and 4 of 5; F16 for ffn_down), and noted.
+     */
+    @Test
+    void kQuantModesFallBackAsLlamaQuantize(@TempDir Path dir) {
+        Checkpoint src = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null);
+        QuantizeModel.Plan plan = QuantizeModel.plan(src, QuantizeMode.Q4_K_M);
+        Path out = dir.resolve("q4_k_m.gguf");
+        plan.write(out, b -> { });
+        GGUF ours = GGUF.read(out);
+        for (TensorData t : ours.tensors().values()) {
+            GGMLType expected = t.name().endsWith("_norm.weight") ? GGMLType.F32
+                    : t.name().equals("output.weight") || t.name().matches("blk\\.[24]\\.attn_v\\.weight") ? GGMLType.Q8_0
+                    : t.name().endsWith("ffn_down.weight") ? GGMLType.F16 : GGMLType.Q5_0;
+            assertEquals(expected, t.type(), t.name());
+        }
+        assertEquals(src.tensors().size(), ours.tensors().size());
+        assertTrue(plan.notes().contains("blk.0.ffn_down.weight: rows of 172, where Q4_K takes multiples of 256; F16 instead"), plan.notes().toString());
+        assertTrue(plan.notes().contains("output.weight: rows of 64, where Q6_K takes multiples of 256; Q8_0 instead"), plan.notes().toString());
+        assertEquals(src.tensors().size() - 5 * 2 - 1, plan.notes().size()); // every weight tensor, none of the norms
+        // gpt-fast's modes keep such rows in their float type, as issue #4 asks
+        QuantizeModel.Plan int4 = QuantizeModel.plan(src, QuantizeMode.INT4);
+        assertEquals(List.of("blk.0.ffn_down.weight: rows of 172, where Q4_0 takes multiples of 32; kept in its float type"), int4.notes().subList(0, 1));
+        assertEquals(5, int4.notes().size());
     }
 
     /**
