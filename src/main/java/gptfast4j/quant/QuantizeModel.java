@@ -23,8 +23,8 @@ import java.util.function.LongConsumer;
 
 /**
  * Writes a checkpoint as a GGUF file whose linear layers (attention, FFN and the output head, as gpt-fast quantizes
- * them) are quantized as a {@link QuantizeMode} says: all in Q8_0, Q4_0, Q4_1, Q4_K, Q5_K or Q6_K with the token
- * embedding kept in its type, or in llama.cpp's Q4_K_M or Q5_K_M mix, the token embedding included; norms stay F32. Metadata and tokenizer are
+ * them) are quantized as a {@link QuantizeMode} says: all in Q8_0, Q4_0 or Q4_1 with the token embedding kept in its
+ * type, or in one of llama.cpp's K-quant mixes, the token embedding included; norms stay F32. Metadata and tokenizer are
  * carried over (or, for llama2.c and Hugging Face sources, written under llama.cpp's keys), and Hugging Face q/k rows
  * are put back in GGUF's interleaved RoPE order, so that other GGUF readers run the file as it is.
  */
@@ -94,7 +94,7 @@ public final class QuantizeModel {
                 if (!type.isFloat()) quantizedCount++;
             }
         }
-        if (tied && !mode.mix) {
+        if (tied && !mode.mix()) {
             // tied embeddings: the head is quantized on its own, the embedding table keeps its type; a table already
             // quantized stays the head as it is (not rounded a second time, as the linear layers are not). llama.cpp's
             // mixes quantize the table itself for both (above).

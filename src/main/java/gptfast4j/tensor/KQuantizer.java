@@ -5,15 +5,16 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * Float weights to Q4_K, Q5_K and Q6_K with the rounding of llama.cpp's reference quantizers
- * ({@code quantize_row_q4_K_ref}, {@code _q5_K_ref}, {@code _q6_K_ref}: what {@code llama-quantize} writes without an
- * importance matrix), so that files agree with its bit for bit. Every sum and product is taken in float in the C code's
+ * Float weights to Q2_K, Q3_K, Q4_K, Q5_K and Q6_K with the rounding of llama.cpp's reference quantizers
+ * ({@code quantize_row_q2_K_ref}, ..., {@code _q6_K_ref}: what {@code llama-quantize} writes without an importance
+ * matrix), so that files agree with its bit for bit. Every sum and product is taken in float in the C code's
  * order, and C's {@code nearest_int} (adding 1.5 * 2^23) is rounding to nearest, ties to even ({@link Math#rint}).
  * <p>
  * A super-block holds 256 weights. Q4_K and Q5_K give each 32 of them a scale and a min, fitted by a search over 16 to
  * 21 candidate scales that weighs each weight by its size and its sub-block's RMS, the scales and mins then rounded to
  * 6 bits of two half-precision super-block factors. Q6_K gives each 16 a signed scale, searched over 19 candidates, and
- * rounds the scales to 8 bits of one factor.
+ * rounds the scales to 8 bits of one factor. Q2_K fits a scale and a min to each 16 (absolute error, 4 bits of two
+ * factors), Q3_K a signed scale to each 16 (refined weight by weight, 6 bits of one factor).
  */
 final class KQuantizer {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -52,6 +53,8 @@ final class KQuantizer {
                     }
                 }
                 case Q6_K -> q6_K(x, i0, quants, out, offset);
+                case Q2_K -> q2_K(x, i0, quants, out, offset);
+                case Q3_K -> q3_K(x, i0, quants, out, offset);
                 default -> throw new IllegalArgumentException("cannot quantize to " + type);
             }
         }
@@ -72,7 +75,7 @@ final class KQuantizer {
             for (int l = 0; l < 32; l++) sumX2 += x[at + l] * x[at + l];
             float rms = (float) Math.sqrt(sumX2 / 32);
             for (int l = 0; l < 32; l++) weights[l] = rms + Math.abs(x[at + l]);
-            scales[j] = fitScaleAndMin(x, at, nmax, weights, quants, 32 * j, mins, j, candidate, rmin, nsteps);
+            scales[j] = fitScaleAndMin(x, at, 32, nmax, weights, quants, 32 * j, mins, j, candidate, rmin, nsteps, false);
             if (scales[j] > maxScale) maxScale = scales[j];
             if (mins[j] > maxMin) maxMin = mins[j];
         }
@@ -109,14 +112,13 @@ final class KQuantizer {
     }
 
     /**
-     * ggml's {@code make_qkx2_quants} (least squares, no MAD): for the 32 weights at {@code x[at]}, a scale and a min
-     * (returned, and {@code -min} into {@code mins[j]}) and their quants 0..nmax into {@code quants[q0..]}, the best,
-     * by the weighted squared error, of the plain max-min fit and the least-squares fits after rounding with
-     * {@code nmax + rmin + 0.1 * step} levels, step 0..nsteps.
+     * ggml's {@code make_qkx2_quants}: for the {@code n} weights at {@code x[at]}, a scale and a min (returned, and
+     * {@code -min} into {@code mins[j]}) and their quants 0..nmax into {@code quants[q0..]}, the best, by the weighted
+     * squared error (absolute error with {@code mad}, as Q2_K asks), of the plain max-min fit and the least-squares fits
+     * after rounding with {@code nmax + rmin + 0.1 * step} levels, step 0..nsteps.
      */
-    private static float fitScaleAndMin(float[] x, int at, int nmax, float[] weights, int[] quants, int q0, float[] mins, int j,
-                                        int[] candidate, float rmin, int nsteps) {
-        int n = 32;
+    private static float fitScaleAndMin(float[] x, int at, int n, int nmax, float[] weights, int[] quants, int q0, float[] mins, int j,
+                                        int[] candidate, float rmin, int nsteps, boolean mad) {
         float min = x[at], max = x[at], sumW = weights[0], sumX = sumW * x[at];
         for (int i = 1; i < n; i++) {
             if (x[at + i] < min) min = x[at + i];
@@ -136,7 +138,7 @@ final class KQuantizer {
             int l = Math.clamp(nearest(iscale * (x[at + i] - min)), 0, nmax);
             quants[q0 + i] = l;
             float diff = scale * l + min - x[at + i];
-            bestError += weights[i] * (diff * diff);
+            bestError += weights[i] * (mad ? Math.abs(diff) : diff * diff);
         }
         for (int step = 0; step <= nsteps; step++) {
             iscale = (rmin + 0.1f * step + nmax) / (max - min);
@@ -159,7 +161,7 @@ final class KQuantizer {
                 float error = 0;
                 for (int i = 0; i < n; i++) {
                     float diff = thisScale * candidate[i] + thisMin - x[at + i];
-                    error += weights[i] * (diff * diff);
+                    error += weights[i] * (mad ? Math.abs(diff) : diff * diff);
                 }
                 if (error < bestError) {
                     System.arraycopy(candidate, 0, quants, q0, n);
@@ -215,6 +217,160 @@ final class KQuantizer {
                 out.set(ValueLayout.JAVA_BYTE, qh + l, (byte) (q1 >> 4 | (q2 >> 4) << 2 | (q3 >> 4) << 4 | (q4 >> 4) << 6));
             }
         }
+    }
+
+    /**
+     * Q2_K's super-block at {@code x[i0]}: per 16 weights a scale (low nibble) and a min (high nibble) in bytes 0-15,
+     * the 2-bit quants in 64 bytes at 16 (per 128 weights, byte l holds l, l + 32, l + 64 and l + 96 from the lowest
+     * bits up), d and dmin as halves at 80 and 82.
+     */
+    private static void q2_K(float[] x, int i0, int[] quants, MemorySegment out, long offset) {
+        float[] scales = new float[16], mins = new float[16], weights = new float[16];
+        int[] candidate = new int[16];
+        float maxScale = 0, maxMin = 0;
+        for (int j = 0; j < 16; j++) {
+            for (int l = 0; l < 16; l++) weights[l] = Math.abs(x[i0 + 16 * j + l]);
+            scales[j] = fitScaleAndMin(x, i0 + 16 * j, 16, 3, weights, quants, 16 * j, mins, j, candidate, -0.5f, 15, true);
+            if (scales[j] > maxScale) maxScale = scales[j];
+            if (mins[j] > maxMin) maxMin = mins[j];
+        }
+        byte[] packed = new byte[16]; // C's uint8_t scales: nearest_int's result and its shift kept to 8 bits
+        short dHalf = 0, dminHalf = 0;
+        if (maxScale > 0) {
+            float iscale = 15f / maxScale;
+            for (int j = 0; j < 16; j++) packed[j] = (byte) nearest(iscale * scales[j]);
+            dHalf = Float.floatToFloat16(maxScale / 15f);
+        }
+        if (maxMin > 0) {
+            float iscale = 15f / maxMin;
+            for (int j = 0; j < 16; j++) packed[j] |= (byte) (nearest(iscale * mins[j]) << 4);
+            dminHalf = Float.floatToFloat16(maxMin / 15f);
+        }
+        MemorySegment.copy(packed, 0, out, ValueLayout.JAVA_BYTE, offset, 16);
+        out.set(SHORT_LE, offset + 80, dHalf);
+        out.set(SHORT_LE, offset + 82, dminHalf);
+        for (int j = 0; j < 16; j++) {
+            float d = Float.float16ToFloat(dHalf) * (packed[j] & 0xF);
+            if (d == 0) continue;
+            float dm = Float.float16ToFloat(dminHalf) * ((packed[j] & 0xFF) >> 4);
+            for (int l = 0; l < 16; l++) quants[16 * j + l] = Math.clamp(nearest((x[i0 + 16 * j + l] + dm) / d), 0, 3);
+        }
+        for (int half = 0; half < 2; half++) {
+            int j = 128 * half;
+            for (int l = 0; l < 32; l++) {
+                int q = quants[j + l] | quants[j + l + 32] << 2 | quants[j + l + 64] << 4 | quants[j + l + 96] << 6;
+                out.set(ValueLayout.JAVA_BYTE, offset + 16 + 32L * half + l, (byte) q);
+            }
+        }
+    }
+
+    /**
+     * Q3_K's super-block at {@code x[i0]}: the quants' third bits in 32 bytes at 0 (bit k of byte m: weight 32k + m's),
+     * their low 2 bits in 64 bytes at 32 (as Q2_K's), the sixteen 6-bit signed scales (+32) in 12 bytes at 96 (low
+     * nibbles in bytes 0-7, sub-blocks 0-7 then 8-15 in the high ones; top two bits in bytes 8-11, sub-block j's at
+     * byte 8 + j % 4, bits 2 * (j / 4)), d as a half at 108.
+     */
+    private static void q3_K(float[] x, int i0, int[] quants, MemorySegment out, long offset) {
+        float[] scales = new float[16];
+        float maxScale = 0, amax = 0;
+        for (int j = 0; j < 16; j++) {
+            scales[j] = scaleSignedThreeBits(x, i0 + 16 * j, quants, 16 * j);
+            float scale = Math.abs(scales[j]);
+            if (scale > amax) {
+                amax = scale;
+                maxScale = scales[j];
+            }
+        }
+        byte[] packed = new byte[12];
+        short dHalf = 0;
+        if (maxScale != 0) {
+            float iscale = -32f / maxScale;
+            for (int j = 0; j < 16; j++) {
+                int l = Math.clamp((byte) nearest(iscale * scales[j]), -32, 31) + 32; // C keeps nearest_int's result in an int8_t
+                if (j < 8) packed[j] = (byte) (l & 0xF);
+                else packed[j - 8] |= (byte) ((l & 0xF) << 4);
+                packed[j % 4 + 8] |= (byte) ((l >> 4) << 2 * (j / 4));
+            }
+            dHalf = Float.floatToFloat16(1 / iscale);
+        }
+        MemorySegment.copy(packed, 0, out, ValueLayout.JAVA_BYTE, offset + 96, 12);
+        out.set(SHORT_LE, offset + 108, dHalf);
+        for (int j = 0; j < 16; j++) {
+            int low = j < 8 ? packed[j] & 0xF : (packed[j - 8] & 0xFF) >> 4;
+            int sc = (low | ((packed[8 + j % 4] & 0xFF) >> 2 * (j / 4) & 3) << 4) - 32;
+            float d = Float.float16ToFloat(dHalf) * sc;
+            if (d == 0) continue;
+            for (int l = 0; l < 16; l++) quants[16 * j + l] = Math.clamp(nearest(x[i0 + 16 * j + l] / d), -4, 3) + 4;
+        }
+        int[] hmask = new int[32];
+        for (int j = 0; j < 256; j++) {
+            if (quants[j] > 3) {
+                hmask[j % 32] |= 1 << j / 32;
+                quants[j] -= 4;
+            }
+        }
+        for (int m = 0; m < 32; m++) out.set(ValueLayout.JAVA_BYTE, offset + m, (byte) hmask[m]);
+        for (int half = 0; half < 2; half++) {
+            int j = 128 * half;
+            for (int l = 0; l < 32; l++) {
+                int q = quants[j + l] | quants[j + l + 32] << 2 | quants[j + l + 64] << 4 | quants[j + l + 96] << 6;
+                out.set(ValueLayout.JAVA_BYTE, offset + 32 + 32L * half + l, (byte) q);
+            }
+        }
+    }
+
+    /**
+     * ggml's {@code make_q3_quants} as Q3_K calls it (nmax 4, weights x^2, refined): a signed scale for the 16 weights
+     * at {@code x[at]} and their quants (0..7, zero at 4) into {@code quants[q0..]}: rounded at {@code -4 / max}, then
+     * up to five passes moving each quant to where the least-squares fit of the others puts it, where that fits better.
+     */
+    private static float scaleSignedThreeBits(float[] x, int at, int[] quants, int q0) {
+        int n = 16, nmax = 4;
+        float max = 0, amax = 0;
+        for (int i = 0; i < n; i++) {
+            float ax = Math.abs(x[at + i]);
+            if (ax > amax) {
+                amax = ax;
+                max = x[at + i];
+            }
+        }
+        if (amax < GROUP_MAX_EPS) {
+            for (int i = 0; i < n; i++) quants[q0 + i] = 0;
+            return 0f;
+        }
+        float iscale = -nmax / max, sumLX = 0, sumL2 = 0;
+        for (int i = 0; i < n; i++) {
+            int l = Math.clamp(nearest(iscale * x[at + i]), -nmax, nmax - 1);
+            quants[q0 + i] = l;
+            float w = x[at + i] * x[at + i];
+            sumLX += w * x[at + i] * l;
+            sumL2 += w * l * l;
+        }
+        for (int pass = 0; pass < 5; pass++) {
+            int changed = 0;
+            for (int i = 0; i < n; i++) {
+                float w = x[at + i] * x[at + i];
+                int l = quants[q0 + i];
+                float slx = sumLX - w * x[at + i] * l;
+                if (slx > 0) {
+                    float sl2 = sumL2 - w * l * l;
+                    int moved = Math.clamp(nearest(x[at + i] * sl2 / slx), -nmax, nmax - 1);
+                    if (moved != l) {
+                        slx += w * x[at + i] * moved;
+                        sl2 += w * moved * moved;
+                        if (sl2 > 0 && slx * slx * sumL2 > sumLX * sumLX * sl2) {
+                            quants[q0 + i] = moved;
+                            sumLX = slx;
+                            sumL2 = sl2;
+                            changed++;
+                        }
+                    }
+                }
+            }
+            if (changed == 0) break;
+        }
+        for (int i = 0; i < n; i++) quants[q0 + i] += nmax;
+        return sumL2 > 0 ? sumLX / sumL2 : 0f;
     }
 
     /**

@@ -7,7 +7,7 @@ import java.nio.ByteOrder;
 /**
  * Float weights to Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1, with the rounding rules of llama.cpp's reference quantizers
  * ({@code quantize_row_q8_0_ref}, {@code _q4_0_ref}, ...), so files agree bit for bit with {@code llama-quantize}'s,
- * and to Q4_K, Q5_K and Q6_K ({@link KQuantizer}; Q5_0, Q5_1 and Q8_0 are where llama-quantize puts the rows those
+ * and to Q2_K-Q6_K ({@link KQuantizer}; Q4_0, Q5_0, Q5_1 and Q8_0 are where llama-quantize puts the rows those
  * super-blocks of 256 do not divide). Scales are rounded to half precision to
  * nearest even, as F16C does.
  */
@@ -19,7 +19,7 @@ public final class Quantizer {
 
     public static boolean supports(GGMLType type) {
         return switch (type) {
-            case Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K -> true;
+            case Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> true;
             default -> false;
         };
     }

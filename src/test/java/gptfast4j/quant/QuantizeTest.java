@@ -15,6 +15,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -35,8 +36,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class QuantizeTest {
     @ParameterizedTest
     @CsvSource({"mini-llama2, int8", "mini-llama2, int4", "mini-llama2, int4-asym", "mini-llama3, int8", "mini-llama3, int4", "mini-llama3, int4-asym",
-            "mini-mixtral, int8", "mini-mixtral, int4", "mini-llama2, q4_k", "mini-llama2, q5_k", "mini-llama2, q6_k",
-            "mini-llama3, q4_k", "mini-llama3, q5_k", "mini-llama3, q6_k", "mini-mixtral, q4_k", "mini-mixtral, q6_k"})
+            "mini-mixtral, int8", "mini-mixtral, int4"})
     void quantizedTensorsAreBitIdenticalToLlamaCpp(String family, String modeName, @TempDir Path dir) {
         QuantizeMode mode = QuantizeMode.of(modeName, "--mode");
         GGMLType type = mode.base;
@@ -70,15 +70,25 @@ class QuantizeTest {
     }
 
     /**
-     * q4_k_m and q5_k_m give each tensor the type llama-quantize's Q4_K_M and Q5_K_M files of these models have (made
-     * with llama.cpp's llama-quantize, no --pure: of two layers the second is in the last eighth, so its attn_v and
-     * ffn_down take Q6_K; the output head Q6_K; the token embedding the mix's type, or Q6_K where, as in mini-llama3, it
-     * is the head too), and each tensor the bytes of llama.cpp's --pure file of its type.
+     * The K-quant modes give each tensor the type llama-quantize's file of that mix has (made with llama.cpp's
+     * llama-quantize, no --pure; {@code changed}: the tensors not in the mix's own type, "kind=TYPE" in every layer or
+     * "layer.kind=TYPE"; the output head is Q6_K, the token embedding the mix's type, or Q6_K where, as in mini-llama3, it
+     * is the head too), and each tensor the bytes of llama.cpp's --pure file of its type where ../shared has one.
      */
     @ParameterizedTest
-    @CsvSource({"mini-llama2, q4_k_m", "mini-llama3, q4_k_m", "mini-mixtral, q4_k_m", "mini-llama2, q5_k_m", "mini-llama3, q5_k_m"})
-    void mixesAreLlamaQuantizes(String family, String modeName, @TempDir Path dir) {
+    @CsvSource({"mini-llama2, q2_k, attn_v=Q3_K ffn_down=Q3_K attn_output=Q3_K", "mini-llama3, q2_k, attn_v=Q4_K ffn_down=Q3_K attn_output=Q3_K",
+            "mini-mixtral, q2_k, attn_v=Q4_K ffn_down_exps=Q3_K attn_output=Q3_K", "mini-llama2, q3_k_s, ''",
+            "mini-llama2, q3_k_m, attn_v=Q5_K ffn_down=Q4_K attn_output=Q4_K", "mini-mixtral, q3_k_m, attn_v=Q5_K ffn_down_exps=Q4_K attn_output=Q4_K",
+            "mini-llama3, q3_k_l, attn_v=Q5_K ffn_down=Q5_K attn_output=Q5_K", "mini-llama2, q4_k_s, attn_v=Q5_K",
+            "mini-llama2, q4_k_m, 1.attn_v=Q6_K 1.ffn_down=Q6_K", "mini-llama3, q4_k_m, 1.attn_v=Q6_K 1.ffn_down=Q6_K",
+            "mini-mixtral, q4_k_m, 1.attn_v=Q6_K 1.ffn_down_exps=Q6_K", "mini-llama3, q5_k_s, ''", "mini-llama2, q5_k_m, 1.attn_v=Q6_K 1.ffn_down=Q6_K",
+            "mini-llama3, q5_k_m, 1.attn_v=Q6_K 1.ffn_down=Q6_K", "mini-llama2, q6_k, ''", "mini-mixtral, q6_k, ''"})
+    void kQuantMixesAreLlamaQuantizes(String family, String modeName, String changed, @TempDir Path dir) {
         QuantizeMode mode = QuantizeMode.of(modeName, "--mode");
+        Map<String, GGMLType> types = new java.util.HashMap<>();
+        for (String change : changed.split(" ")) {
+            if (!change.isEmpty()) types.put(change.split("=")[0], GGMLType.valueOf(change.split("=")[1]));
+        }
         Path out = dir.resolve(family + "-" + modeName + ".gguf");
         Checkpoint src = Checkpoint.load(Shared.REFERENCE.resolve("models/" + family + "-F32.gguf"), null);
         QuantizeModel.Plan plan = QuantizeModel.plan(src, mode);
@@ -86,29 +96,38 @@ class QuantizeTest {
         plan.write(out, b -> { });
         GGUF ours = GGUF.read(out);
         boolean tied = family.equals("mini-llama3");
-        Set<String> inQ6_K = Set.of("output.weight", "blk.1.attn_v.weight", "blk.1.ffn_down.weight", "blk.1.ffn_down_exps.weight");
-        int quantized = 0;
+        int quantized = 0, compared = 0;
         for (TensorData t : ours.tensors().values()) {
             if (t.name().endsWith("_norm.weight") || t.name().equals("rope_freqs.weight") || t.name().endsWith("ffn_gate_inp.weight")) {
                 assertEquals(GGMLType.F32, t.type(), t.name());
                 continue;
             }
-            GGMLType expected = inQ6_K.contains(t.name()) || tied && t.name().equals("token_embd.weight") ? GGMLType.Q6_K : mode.base;
+            String kind = t.name().replaceFirst("^blk\\.\\d+\\.", "").replace(".weight", "");
+            String inLayer = t.name().replaceFirst("^blk\\.", "").replace(".weight", "");
+            GGMLType expected = t.name().equals("output.weight") || tied && t.name().equals("token_embd.weight") ? GGMLType.Q6_K
+                    : types.getOrDefault(inLayer, types.getOrDefault(kind, mode.base));
             assertEquals(expected, t.type(), t.name());
-            TensorData r = GGUF.read(Shared.REFERENCE.resolve("models/" + family + "-" + expected + ".gguf")).tensors().get(t.name());
-            assertEquals(-1L, t.data().mismatch(r.data()), t.name() + " differs from llama.cpp's " + expected);
             quantized++;
+            Path pure = Shared.REFERENCE.resolve("models/" + family + "-" + expected + ".gguf");
+            if (Files.exists(pure)) {
+                TensorData r = GGUF.read(pure).tensors().get(t.name());
+                assertEquals(-1L, t.data().mismatch(r.data()), t.name() + " differs from llama.cpp's " + expected);
+                compared++;
+            }
         }
         assertEquals(2 * 7 + (tied ? 1 : 2), quantized); // the layers' seven, the token embedding, and an untied head
+        assertTrue(compared >= (mode.base == GGMLType.Q4_K || mode.base == GGMLType.Q6_K ? quantized / 2 : 1), compared + " compared");
         assertFalse(tied && ours.tensors().containsKey("output.weight"), "a tied model's head is its token embedding");
-        assertEquals(mode == QuantizeMode.Q4_K_M ? 15 : 17, ours.metadata().getInt("general.file_type", -1));
+        assertEquals(mode.fileType, ours.metadata().getInt("general.file_type", -1));
         assertEquals(src.model().config, Checkpoint.load(out, null).model().config);
     }
 
     /**
      * The mixes at real shapes, as llama.cpp's quantize documents and chooses them: Q4_K_M "uses Q6_K for half of the
      * attention.wv and feed_forward.w2 tensors" (Llama-2-7B: 16 of 32 layers, the first and last four and every third
-     * between); a 70B's other attn_v in Q5_K; an 8-expert model's attn_v and attn_k in Q8_0, its attn_output in Q5_K.
+     * between); Q3_K_M Q5_K for the first two attn_v and the first 1/16 of ffn_down, Q4_K for the others and for
+     * attn_output; Q2_K's attn_v Q4_K where four or more heads share a kv head; a 70B's other attn_v in Q5_K; an
+     * 8-expert model's attn_v and attn_k in Q8_0, its attn_output in Q5_K.
      */
     @Test
     void mixesAtRealShapes() {
@@ -118,30 +137,41 @@ class QuantizeTest {
         for (int l = 0; l < 32; l++) {
             assertEquals(QuantizeMode.Q4_K_M.typeOf("attn_v", l, llama2, false), QuantizeMode.Q4_K_M.typeOf("ffn_down", l, llama2, false));
             assertEquals(GGMLType.Q4_K, QuantizeMode.Q4_K_M.typeOf("ffn_up", l, llama2, false));
+            assertEquals(l < 2 ? GGMLType.Q5_K : GGMLType.Q4_K, QuantizeMode.Q3_K_M.typeOf("attn_v", l, llama2, false));
+            assertEquals(l < 2 ? GGMLType.Q5_K : GGMLType.Q4_K, QuantizeMode.Q3_K_M.typeOf("ffn_down", l, llama2, false));
+            assertEquals(GGMLType.Q4_K, QuantizeMode.Q3_K_M.typeOf("attn_output", l, llama2, false));
+            assertEquals(GGMLType.Q3_K, QuantizeMode.Q3_K_M.typeOf("attn_q", l, llama2, false));
+            assertEquals(GGMLType.Q3_K, QuantizeMode.Q2_K.typeOf("attn_v", l, llama2, false));
         }
+        Config llama3 = new Config("llama", 4096, 14336, 32, 32, 8, 128256, 8192, 1e-5f, 500000f, null, Config.RopeStyle.INTERLEAVED, 0, 0);
+        assertEquals(GGMLType.Q4_K, QuantizeMode.Q2_K.typeOf("attn_v", 7, llama3, false));
         Config llama70 = new Config("llama", 8192, 28672, 80, 64, 8, 32000, 4096, 1e-5f, 10000f, null, Config.RopeStyle.INTERLEAVED, 0, 0);
         assertEquals(Map.of(GGMLType.Q6_K, 40L, GGMLType.Q5_K, 40L), IntStream.range(0, 80).mapToObj(l -> QuantizeMode.Q4_K_M.typeOf("attn_v", l, llama70, false))
                 .collect(java.util.stream.Collectors.groupingBy(t -> t, java.util.stream.Collectors.counting())));
+        assertEquals(GGMLType.Q5_K, QuantizeMode.Q3_K_S.typeOf("attn_v", 40, llama70, false));
         Config mixtral = new Config("llama", 4096, 14336, 32, 32, 8, 32000, 32768, 1e-5f, 1e6f, null, Config.RopeStyle.INTERLEAVED, 8, 2);
         assertEquals(GGMLType.Q8_0, QuantizeMode.Q4_K_M.typeOf("attn_v", 0, mixtral, false));
         assertEquals(GGMLType.Q8_0, QuantizeMode.Q5_K_M.typeOf("attn_k", 5, mixtral, false));
         assertEquals(GGMLType.Q5_K, QuantizeMode.Q4_K_M.typeOf("attn_output", 5, mixtral, false));
+        assertEquals(GGMLType.Q5_K, QuantizeMode.Q2_K.typeOf("attn_output", 5, mixtral, false));
+        assertEquals(GGMLType.Q3_K, QuantizeMode.Q3_K_L.typeOf("attn_output", 5, mixtral, false));
         assertEquals(GGMLType.Q6_K, QuantizeMode.Q4_K_M.typeOf("ffn_down_exps", 31, mixtral, false));
         assertEquals(GGMLType.Q4_K, QuantizeMode.Q4_K_M.typeOf("ffn_gate_exps", 31, mixtral, false));
     }
 
     /**
-     * Q5_0 and Q5_1, where the K-quant modes put rows the K-quants' 256 do not divide, as llama-quantize rounds them:
-     * BlockFormatsTest's fixture is mini-llama2-F32 with attn_v and attn_output in Q5_0 and ffn_up in Q5_1, by
+     * Q2_K and Q3_K (the K-quant mixes' lowest types), and Q5_0 and Q5_1 (where the mixes put rows the K-quants' 256 do
+     * not divide), as llama-quantize rounds them: BlockFormatsTest's fixture is mini-llama2-F32 with the output head and
+     * attn_q in Q2_K, the token embedding and ffn_down in Q3_K, attn_v and attn_output in Q5_0 and ffn_up in Q5_1, by
      * llama-quantize (src/test/resources/block-formats).
      */
     @Test
-    void q5_0AndQ5_1AreLlamaQuantizes() {
+    void blockFormatsAreLlamaQuantizes() {
         Checkpoint src = Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), null);
         GGUF theirs = GGUF.read(Path.of("src/test/resources/block-formats/mini-llama2-mixed.gguf"));
         int compared = 0;
         for (TensorData r : theirs.tensors().values()) {
-            if (r.type() != GGMLType.Q5_0 && r.type() != GGMLType.Q5_1) continue;
+            if (!Set.of(GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q5_0, GGMLType.Q5_1).contains(r.type())) continue;
             Tensor f32 = Tensor.of(src.tensors().get(r.name()));
             MemorySegment ours = Arena.ofAuto().allocate(r.type().bytesFor((long) f32.cols * f32.rows));
             float[] row = new float[f32.cols];
@@ -152,7 +182,7 @@ class QuantizeTest {
             assertEquals(-1L, ours.mismatch(r.data()), r.name() + " differs from llama.cpp's " + r.type());
             compared++;
         }
-        assertEquals(6, compared); // two layers' attn_v, attn_output and ffn_up
+        assertEquals(12, compared); // the head, the token embedding, and two layers' attn_q, ffn_down, attn_v, attn_output, ffn_up
     }
 
     /**
