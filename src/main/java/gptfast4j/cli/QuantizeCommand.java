@@ -17,7 +17,7 @@ import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
 
 @Command(name = "quantize", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Write a GGUF with int8 (Q8_0), int4 (Q4_0), int4-asym (Q4_1) or K-quant linear layers.",
+        description = {"Write a GGUF with int8 (Q8_0), int4 (Q4_0) or int4-asym (Q4_1) linear layers, or in one of llama.cpp's mixes.",
                 "Input: an F32/F16/BF16 GGUF, a llama2.c .bin (with --tokenizer) or a Hugging Face directory."})
 final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--checkpoint", required = true, paramLabel = "IN", description = "Model to quantize.")
@@ -28,8 +28,8 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Option(names = "--mode", required = true, paramLabel = "MODE", description = {
             "int8, int4, int4-asym: every linear layer in Q8_0, Q4_0 or Q4_1 (groups of 32), the token embedding kept;",
-            "q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k: llama.cpp's K-quant mixes of those names,",
-            "  tensor by tensor as llama-quantize makes them (without an importance matrix)."})
+            "q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k, iq4_nl, iq4_xs: llama.cpp's mixes of those",
+            "  names, tensor by tensor as llama-quantize makes them (without an importance matrix)."})
     String mode;
 
     @Option(names = "--out", required = true, paramLabel = "OUT.gguf", description = "Output file (written atomically; never the input).")

@@ -8,43 +8,43 @@ import java.util.stream.Collectors;
 
 /**
  * What {@code gptfast quantize --mode} writes. gpt-fast's int8/int4 modes put every linear layer and the output head in
- * one type and keep the token embedding as it is. The K-quant modes are llama.cpp's mixes of the same names (Q2_K,
- * Q3_K_S ... Q6_K), chosen tensor by tensor as {@code llama-quantize} chooses them without an importance matrix (its
+ * one type and keep the token embedding as it is. The other modes are llama.cpp's mixes of the same names (Q2_K,
+ * Q3_K_S ... Q6_K, IQ4_NL, IQ4_XS), chosen tensor by tensor as {@code llama-quantize} chooses them without an importance matrix (its
  * {@code llama_tensor_get_type} for Llama-family models): more bits where errors cost most (the output head in Q6_K;
  * attn_v and ffn_down, in some layers or all, a type or two above the rest), the token embedding quantized too (in
  * Q6_K where it is also the output head), and its fallbacks where 256 does not divide a tensor's rows.
  */
 public enum QuantizeMode {
-    INT8("int8", GGMLType.Q8_0, GGMLType.Q8_0.fileType()),
-    INT4("int4", GGMLType.Q4_0, GGMLType.Q4_0.fileType()),
-    INT4_ASYM("int4-asym", GGMLType.Q4_1, GGMLType.Q4_1.fileType()),
-    // general.file_type: llama.cpp's LLAMA_FTYPE_MOSTLY_Q2_K ... _Q6_K
-    Q2_K("q2_k", GGMLType.Q2_K, 10),
-    Q3_K_S("q3_k_s", GGMLType.Q3_K, 11),
-    Q3_K_M("q3_k_m", GGMLType.Q3_K, 12),
-    Q3_K_L("q3_k_l", GGMLType.Q3_K, 13),
-    Q4_K_S("q4_k_s", GGMLType.Q4_K, 14),
-    Q4_K_M("q4_k_m", GGMLType.Q4_K, 15),
-    Q5_K_S("q5_k_s", GGMLType.Q5_K, 16),
-    Q5_K_M("q5_k_m", GGMLType.Q5_K, 17),
-    Q6_K("q6_k", GGMLType.Q6_K, 18);
+    INT8("int8", GGMLType.Q8_0, false, GGMLType.Q8_0.fileType()),
+    INT4("int4", GGMLType.Q4_0, false, GGMLType.Q4_0.fileType()),
+    INT4_ASYM("int4-asym", GGMLType.Q4_1, false, GGMLType.Q4_1.fileType()),
+    // general.file_type: llama.cpp's LLAMA_FTYPE_MOSTLY_Q2_K ... _Q6_K, _IQ4_NL, _IQ4_XS
+    Q2_K("q2_k", GGMLType.Q2_K, true, 10),
+    Q3_K_S("q3_k_s", GGMLType.Q3_K, true, 11),
+    Q3_K_M("q3_k_m", GGMLType.Q3_K, true, 12),
+    Q3_K_L("q3_k_l", GGMLType.Q3_K, true, 13),
+    Q4_K_S("q4_k_s", GGMLType.Q4_K, true, 14),
+    Q4_K_M("q4_k_m", GGMLType.Q4_K, true, 15),
+    Q5_K_S("q5_k_s", GGMLType.Q5_K, true, 16),
+    Q5_K_M("q5_k_m", GGMLType.Q5_K, true, 17),
+    Q6_K("q6_k", GGMLType.Q6_K, true, 18),
+    IQ4_NL("iq4_nl", GGMLType.IQ4_NL, true, 25),
+    IQ4_XS("iq4_xs", GGMLType.IQ4_XS, true, 30);
 
     /** The name {@code --mode} takes. */
     public final String flag;
     /** The type of the linear layers the mode does not single out. */
     public final GGMLType base;
+    /** Whether this is one of llama.cpp's mixes, which quantize the token embedding too. */
+    public final boolean mix;
     /** {@code general.file_type}: what llama.cpp calls a file of this mode. */
     final int fileType;
 
-    QuantizeMode(String flag, GGMLType base, int fileType) {
+    QuantizeMode(String flag, GGMLType base, boolean mix, int fileType) {
         this.flag = flag;
         this.base = base;
+        this.mix = mix;
         this.fileType = fileType;
-    }
-
-    /** Whether this is one of llama.cpp's K-quant mixes, which quantize the token embedding too. */
-    public boolean mix() {
-        return base.blockSize == 256;
     }
 
     /** The mode {@code flag} names; a one-line error naming the modes there are for anything else. */
@@ -66,7 +66,7 @@ public enum QuantizeMode {
      * its token embedding where {@code tied}; null where the tensor is kept as it is.
      */
     public GGMLType typeOf(String kind, int layer, Config c, boolean tied) {
-        if (!mix()) return kind.equals("token_embd") ? null : base;
+        if (!mix) return kind.equals("token_embd") ? null : base;
         int layers = c.nLayers();
         boolean eightExperts = c.expertCount() == 8;
         return switch (kind) {
@@ -79,6 +79,7 @@ public enum QuantizeMode {
                     case Q3_K_L -> GGMLType.Q5_K;
                     case Q4_K_M, Q5_K_M -> moreBits(layer, layers) ? GGMLType.Q6_K : base;
                     case Q4_K_S -> layer < 4 ? GGMLType.Q5_K : base;
+                    case IQ4_NL, IQ4_XS -> c.nHeads() / c.nKvHeads() >= 4 ? GGMLType.Q5_K : base;
                     default -> base;
                 };
                 // a 70B's attn_v is 8 times smaller than its attn_q (8 heads share it): more bits there cost little
@@ -87,7 +88,7 @@ public enum QuantizeMode {
             }
             case "attn_k" -> eightExperts ? GGMLType.Q8_0 : base;
             case "attn_output" -> switch (this) {
-                case Q2_K, Q3_K_S, Q3_K_M, Q4_K_S, Q4_K_M -> eightExperts ? GGMLType.Q5_K
+                case Q2_K, Q3_K_S, Q3_K_M, Q4_K_S, Q4_K_M, IQ4_NL, IQ4_XS -> eightExperts ? GGMLType.Q5_K
                         : this == Q2_K ? GGMLType.Q3_K : this == Q3_K_M ? GGMLType.Q4_K : base;
                 case Q3_K_L -> eightExperts ? base : GGMLType.Q5_K;
                 default -> base;
@@ -97,7 +98,7 @@ public enum QuantizeMode {
                 case Q3_K_M -> layer < layers / 16 ? GGMLType.Q5_K : GGMLType.Q4_K;
                 case Q3_K_L -> GGMLType.Q5_K;
                 case Q4_K_M, Q5_K_M -> moreBits(layer, layers) ? GGMLType.Q6_K : base;
-                case Q4_K_S -> layer < layers / 8 ? GGMLType.Q5_K : base;
+                case Q4_K_S, IQ4_NL, IQ4_XS -> layer < layers / 8 ? GGMLType.Q5_K : base;
                 default -> base;
             };
             default -> base;
@@ -105,15 +106,16 @@ public enum QuantizeMode {
     }
 
     /**
-     * What a tensor of {@code cols}-weight rows takes where {@code wanted}'s blocks do not divide them: for the K-quant
-     * modes llama-quantize's fallback (Q2_K and Q3_K to Q4_0, Q4_K to Q5_0, Q5_K to Q5_1, Q6_K to Q8_0, blocks of 32,
-     * and F16 where those do not divide the rows either); null for gpt-fast's modes, whose tensors then keep their float
-     * type.
+     * What a tensor of {@code cols}-weight rows takes where {@code wanted}'s blocks do not divide them: for llama.cpp's
+     * mixes llama-quantize's fallback (Q2_K and Q3_K to Q4_0, Q4_K to Q5_0, Q5_K to Q5_1, Q6_K to Q8_0, IQ4_XS to
+     * IQ4_NL, blocks of 32, and F16 where those do not divide the rows either); null for gpt-fast's modes, whose tensors
+     * then keep their float type.
      */
     GGMLType fallback(GGMLType wanted, long cols) {
-        if (!mix()) return null;
+        if (!mix) return null;
         GGMLType type = switch (wanted) {
             case Q2_K, Q3_K -> GGMLType.Q4_0;
+            case IQ4_XS -> GGMLType.IQ4_NL;
             case Q4_K -> GGMLType.Q5_0;
             case Q5_K -> GGMLType.Q5_1;
             case Q6_K -> GGMLType.Q8_0;

@@ -94,7 +94,7 @@ public final class QuantizeModel {
                 if (!type.isFloat()) quantizedCount++;
             }
         }
-        if (tied && !mode.mix()) {
+        if (tied && !mode.mix) {
             // tied embeddings: the head is quantized on its own, the embedding table keeps its type; a table already
             // quantized stays the head as it is (not rounded a second time, as the linear layers are not). llama.cpp's
             // mixes quantize the table itself for both (above).

@@ -31,32 +31,31 @@ final class KQuantizer {
             switch (type) {
                 case Q4_K -> {
                     scalesAndMins(x, i0, 15, -1f, 20, quants, out, offset);
-                    for (int j = 0; j < 256; j += 64) {
-                        for (int l = 0; l < 32; l++) {
-                            out.set(ValueLayout.JAVA_BYTE, offset + 16 + j / 2 + l, (byte) (quants[j + l] | quants[j + l + 32] << 4));
-                        }
-                    }
+                    writeNibbles(quants, out, offset + 16);
                 }
                 case Q5_K -> {
                     scalesAndMins(x, i0, 31, -0.5f, 15, quants, out, offset);
                     // qh (32 bytes at 16): bit 2k of byte l is weight 64k + l's fifth bit, bit 2k + 1 weight 64k + 32 + l's;
-                    // qs (128 bytes at 48): the low nibbles, as Q4_K's
+                    // then the low nibbles at 48
                     for (int l = 0; l < 32; l++) {
                         int high = 0;
                         for (int k = 0; k < 4; k++) high |= (quants[64 * k + l] >> 4) << 2 * k | (quants[64 * k + 32 + l] >> 4) << 2 * k + 1;
                         out.set(ValueLayout.JAVA_BYTE, offset + 16 + l, (byte) high);
                     }
-                    for (int j = 0; j < 256; j += 64) {
-                        for (int l = 0; l < 32; l++) {
-                            out.set(ValueLayout.JAVA_BYTE, offset + 48 + j / 2 + l, (byte) (quants[j + l] & 0xF | (quants[j + l + 32] & 0xF) << 4));
-                        }
-                    }
+                    writeNibbles(quants, out, offset + 48);
                 }
                 case Q6_K -> q6_K(x, i0, quants, out, offset);
                 case Q2_K -> q2_K(x, i0, quants, out, offset);
                 case Q3_K -> q3_K(x, i0, quants, out, offset);
                 default -> throw new IllegalArgumentException("cannot quantize to " + type);
             }
+        }
+    }
+
+    /** Q4_K's and Q5_K's low 4 bits of 256 quants, 128 bytes at {@code at}: per 64, byte l holds l (low nibble) and l + 32. */
+    private static void writeNibbles(int[] quants, MemorySegment out, long at) {
+        for (int j = 0; j < 256; j += 64) {
+            for (int l = 0; l < 32; l++) out.set(ValueLayout.JAVA_BYTE, at + j / 2 + l, (byte) (quants[j + l] & 0xF | (quants[j + l + 32] & 0xF) << 4));
         }
     }
 
@@ -221,8 +220,7 @@ final class KQuantizer {
 
     /**
      * Q2_K's super-block at {@code x[i0]}: per 16 weights a scale (low nibble) and a min (high nibble) in bytes 0-15,
-     * the 2-bit quants in 64 bytes at 16 (per 128 weights, byte l holds l, l + 32, l + 64 and l + 96 from the lowest
-     * bits up), d and dmin as halves at 80 and 82.
+     * the 2-bit quants in 64 bytes at 16 ({@link #writeTwoBits}), d and dmin as halves at 80 and 82.
      */
     private static void q2_K(float[] x, int i0, int[] quants, MemorySegment out, long offset) {
         float[] scales = new float[16], mins = new float[16], weights = new float[16];
@@ -255,18 +253,12 @@ final class KQuantizer {
             float dm = Float.float16ToFloat(dminHalf) * ((packed[j] & 0xFF) >> 4);
             for (int l = 0; l < 16; l++) quants[16 * j + l] = Math.clamp(nearest((x[i0 + 16 * j + l] + dm) / d), 0, 3);
         }
-        for (int half = 0; half < 2; half++) {
-            int j = 128 * half;
-            for (int l = 0; l < 32; l++) {
-                int q = quants[j + l] | quants[j + l + 32] << 2 | quants[j + l + 64] << 4 | quants[j + l + 96] << 6;
-                out.set(ValueLayout.JAVA_BYTE, offset + 16 + 32L * half + l, (byte) q);
-            }
-        }
+        writeTwoBits(quants, out, offset + 16);
     }
 
     /**
      * Q3_K's super-block at {@code x[i0]}: the quants' third bits in 32 bytes at 0 (bit k of byte m: weight 32k + m's),
-     * their low 2 bits in 64 bytes at 32 (as Q2_K's), the sixteen 6-bit signed scales (+32) in 12 bytes at 96 (low
+     * their low 2 bits in 64 bytes at 32 ({@link #writeTwoBits}), the sixteen 6-bit signed scales (+32) in 12 bytes at 96 (low
      * nibbles in bytes 0-7, sub-blocks 0-7 then 8-15 in the high ones; top two bits in bytes 8-11, sub-block j's at
      * byte 8 + j % 4, bits 2 * (j / 4)), d as a half at 108.
      */
@@ -310,11 +302,16 @@ final class KQuantizer {
             }
         }
         for (int m = 0; m < 32; m++) out.set(ValueLayout.JAVA_BYTE, offset + m, (byte) hmask[m]);
+        writeTwoBits(quants, out, offset + 32);
+    }
+
+    /** Q2_K's and Q3_K's low two bits of 256 quants, 64 bytes at {@code at}: per 128, byte l holds l, l + 32, l + 64, l + 96 from the lowest bits up. */
+    private static void writeTwoBits(int[] quants, MemorySegment out, long at) {
         for (int half = 0; half < 2; half++) {
             int j = 128 * half;
             for (int l = 0; l < 32; l++) {
                 int q = quants[j + l] | quants[j + l + 32] << 2 | quants[j + l + 64] << 4 | quants[j + l + 96] << 6;
-                out.set(ValueLayout.JAVA_BYTE, offset + 32 + 32L * half + l, (byte) q);
+                out.set(ValueLayout.JAVA_BYTE, at + 32L * half + l, (byte) q);
             }
         }
     }
@@ -422,7 +419,7 @@ final class KQuantizer {
     }
 
     /** C's {@code nearest_int}: to the nearest integer, ties to even (its 1.5 * 2^23 trick, for |v| < 2^22). */
-    private static int nearest(float v) {
+    static int nearest(float v) {
         return (int) Math.rint(v);
     }
 }

@@ -6,10 +6,10 @@ import java.nio.ByteOrder;
 
 /**
  * Float weights to Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1, with the rounding rules of llama.cpp's reference quantizers
- * ({@code quantize_row_q8_0_ref}, {@code _q4_0_ref}, ...), so files agree bit for bit with {@code llama-quantize}'s,
- * and to Q2_K-Q6_K ({@link KQuantizer}; Q4_0, Q5_0, Q5_1 and Q8_0 are where llama-quantize puts the rows those
- * super-blocks of 256 do not divide). Scales are rounded to half precision to
- * nearest even, as F16C does.
+ * ({@code quantize_row_q8_0_ref}, {@code _q4_0_ref}, ...), so files agree bit for bit with {@code llama-quantize}'s;
+ * to IQ4_NL and IQ4_XS ({@link IQ4Quantizer}) and to Q2_K-Q6_K ({@link KQuantizer}), where Q4_0, Q5_0, Q5_1 and Q8_0
+ * take the rows that those super-blocks of 256 do not divide. Scales are rounded to half precision to nearest even,
+ * as F16C does.
  */
 public final class Quantizer {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -19,7 +19,7 @@ public final class Quantizer {
 
     public static boolean supports(GGMLType type) {
         return switch (type) {
-            case Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> true;
+            case Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS -> true;
             default -> false;
         };
     }
@@ -55,6 +55,10 @@ public final class Quantizer {
 
     /** Quantizes {@code n} floats (a multiple of the type's block size, 32 or 256) into {@code out} at {@code offset}. */
     public static void quantizeRow(GGMLType type, float[] x, int from, int n, MemorySegment out, long offset) {
+        if (type == GGMLType.IQ4_NL || type == GGMLType.IQ4_XS) {
+            IQ4Quantizer.quantizeRow(type, x, from, n, out, offset);
+            return;
+        }
         if (type.blockSize == 256) {
             KQuantizer.quantizeRow(type, x, from, n, out, offset);
             return;

@@ -19,7 +19,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.stream.IntStream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -82,7 +81,8 @@ class QuantizeTest {
             "mini-llama3, q3_k_l, attn_v=Q5_K ffn_down=Q5_K attn_output=Q5_K", "mini-llama2, q4_k_s, attn_v=Q5_K",
             "mini-llama2, q4_k_m, 1.attn_v=Q6_K 1.ffn_down=Q6_K", "mini-llama3, q4_k_m, 1.attn_v=Q6_K 1.ffn_down=Q6_K",
             "mini-mixtral, q4_k_m, 1.attn_v=Q6_K 1.ffn_down_exps=Q6_K", "mini-llama3, q5_k_s, ''", "mini-llama2, q5_k_m, 1.attn_v=Q6_K 1.ffn_down=Q6_K",
-            "mini-llama3, q5_k_m, 1.attn_v=Q6_K 1.ffn_down=Q6_K", "mini-llama2, q6_k, ''", "mini-mixtral, q6_k, ''"})
+            "mini-llama3, q5_k_m, 1.attn_v=Q6_K 1.ffn_down=Q6_K", "mini-llama2, q6_k, ''", "mini-mixtral, q6_k, ''",
+            "mini-llama2, iq4_nl, ''", "mini-llama3, iq4_xs, attn_v=Q5_K", "mini-mixtral, iq4_xs, attn_v=Q5_K"})
     void kQuantMixesAreLlamaQuantizes(String family, String modeName, String changed, @TempDir Path dir) {
         QuantizeMode mode = QuantizeMode.of(modeName, "--mode");
         Map<String, GGMLType> types = new java.util.HashMap<>();
@@ -160,10 +160,10 @@ class QuantizeTest {
     }
 
     /**
-     * Q2_K and Q3_K (the K-quant mixes' lowest types), and Q5_0 and Q5_1 (where the mixes put rows the K-quants' 256 do
-     * not divide), as llama-quantize rounds them: BlockFormatsTest's fixture is mini-llama2-F32 with the output head and
-     * attn_q in Q2_K, the token embedding and ffn_down in Q3_K, attn_v and attn_output in Q5_0 and ffn_up in Q5_1, by
-     * llama-quantize (src/test/resources/block-formats).
+     * Q2_K and Q3_K (the K-quant mixes' lowest types), IQ4_NL and IQ4_XS, and Q5_0 and Q5_1 (where the mixes put rows
+     * the K-quants' 256 do not divide), as llama-quantize rounds them: BlockFormatsTest's fixture is mini-llama2-F32 with
+     * the output head and attn_q in Q2_K, the token embedding and ffn_down in Q3_K, attn_k in IQ4_NL, ffn_gate in
+     * IQ4_XS, attn_v and attn_output in Q5_0 and ffn_up in Q5_1, by llama-quantize (src/test/resources/block-formats).
      */
     @Test
     void blockFormatsAreLlamaQuantizes() {
@@ -171,7 +171,7 @@ class QuantizeTest {
         GGUF theirs = GGUF.read(Path.of("src/test/resources/block-formats/mini-llama2-mixed.gguf"));
         int compared = 0;
         for (TensorData r : theirs.tensors().values()) {
-            if (!Set.of(GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q5_0, GGMLType.Q5_1).contains(r.type())) continue;
+            if (!Quantizer.supports(r.type())) continue;
             Tensor f32 = Tensor.of(src.tensors().get(r.name()));
             MemorySegment ours = Arena.ofAuto().allocate(r.type().bytesFor((long) f32.cols * f32.rows));
             float[] row = new float[f32.cols];
@@ -182,7 +182,7 @@ class QuantizeTest {
             assertEquals(-1L, ours.mismatch(r.data()), r.name() + " differs from llama.cpp's " + r.type());
             compared++;
         }
-        assertEquals(12, compared); // the head, the token embedding, and two layers' attn_q, ffn_down, attn_v, attn_output, ffn_up
+        assertEquals(16, compared); // the head, the token embedding, and two layers' seven
     }
 
     /**
