@@ -35,6 +35,9 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, paramLabel = "OUT.gguf", description = "Output file (written atomically; never the input).")
     Path out;
 
+    @Option(names = "--allow-requantize", description = "Round tensors already quantized to another type again (each rounding loses more; as llama-quantize's flag).")
+    boolean allowRequantize;
+
     @Option(names = "--threads", paramLabel = "N", description = "Threads (default: the number of cores).")
     int threads = Runtime.getRuntime().availableProcessors();
 
@@ -51,7 +54,7 @@ final class QuantizeCommand implements Callable<Integer> {
             throw new IllegalArgumentException("refusing to overwrite the input " + checkpoint);
         }
         Checkpoint src = Checkpoint.load(checkpoint, tokenizer);
-        QuantizeModel.Plan plan = QuantizeModel.plan(src, quantizeMode);
+        QuantizeModel.Plan plan = QuantizeModel.plan(src, quantizeMode, allowRequantize);
         long start = System.nanoTime();
         try (ProgressLine progress = new ProgressLine(plan.bytes(), (percent, written) -> String.format("quantizing to %s: %3d%%", quantizeMode.flag, percent))) {
             plan.write(out, progress);

@@ -52,8 +52,11 @@ public final class QuantizeModel {
         }
     }
 
-    /** How {@code src} is written in {@code mode}. */
-    public static Plan plan(Checkpoint src, QuantizeMode mode) {
+    /**
+     * How {@code src} is written in {@code mode}; tensors already quantized to another type are refused unless
+     * {@code allowRequantize} (then dequantized and rounded again), those already in their type copied as they are.
+     */
+    public static Plan plan(Checkpoint src, QuantizeMode mode, boolean allowRequantize) {
         Config c = src.model().config;
         Map<String, Metadata.Value> md = src.metadata() != null ? new LinkedHashMap<>(src.metadata().asMap()) : metadataFor(src);
         md.put("general.file_type", Metadata.Value.uint32(mode.fileType));
@@ -80,18 +83,19 @@ public final class QuantizeModel {
                 specs.add(copy(td));
                 continue;
             }
-            if (!td.type().isFloat()) {
-                // llama-quantize refuses too (without --allow-requantize): a second rounding loses quality to no end
-                throw new IllegalArgumentException("tensor " + td.name() + " is already quantized (" + td.type()
-                        + "); quantize from an F32, F16 or BF16 model");
-            }
             int heads = !permute ? 0 : kind.equals("attn_q") ? c.nHeads() : kind.equals("attn_k") ? c.nKvHeads() : 0;
             GGMLType type = fitted(td.name(), td.shape()[0], wanted, mode, notes);
-            if (type == null) { // kept in its float type, its rows in GGUF's order
-                specs.add(heads > 0 ? quantized(td.name(), td.shape(), Tensor.of(td), td.type(), heads) : copy(td));
+            GGMLType written = type == null ? td.type() : type; // null: kept in its float type
+            if (written != td.type() && !td.type().isFloat() && !allowRequantize) {
+                // as llama-quantize without --allow-requantize: a second rounding loses quality to no end
+                throw new IllegalArgumentException("tensor " + td.name() + " is already quantized (" + td.type()
+                        + "); quantize from an F32, F16 or BF16 model (or round it again with --allow-requantize)");
+            }
+            if (written == td.type() && heads == 0) {
+                specs.add(copy(td)); // already in its type (a tensor of the mode's type in a quantized file: as it is)
             } else {
-                specs.add(quantized(td.name(), td.shape(), Tensor.of(td), type, heads));
-                if (!type.isFloat()) quantizedCount++;
+                specs.add(quantized(td.name(), td.shape(), Tensor.of(td), written, heads)); // rows in GGUF's order
+                if (!written.isFloat()) quantizedCount++;
             }
         }
         if (tied && !mode.mix) {

@@ -450,8 +450,10 @@ class ErrorsTest {
         Path q4 = dir.resolve("q4.gguf");
         assertEquals(0, run("quantize", "--checkpoint", copy.toString(), "--mode", "int4", "--out", q4.toString()).exit);
         assertOneLineError(run("quantize", "--checkpoint", q4.toString(), "--mode", "int8", "--out", dir.resolve("q8.gguf").toString()),
-                "is already quantized (Q4_0); quantize from an F32, F16 or BF16 model");
+                "is already quantized (Q4_0); quantize from an F32, F16 or BF16 model (or round it again with --allow-requantize)");
         assertTrue(Files.notExists(dir.resolve("q8.gguf")));
+        assertEquals(0, run("quantize", "--checkpoint", q4.toString(), "--mode", "int8", "--allow-requantize", "--out", dir.resolve("q8.gguf").toString()).exit);
+        assertEquals(gptfast4j.tensor.GGMLType.Q8_0, gptfast4j.io.GGUF.read(dir.resolve("q8.gguf")).tensors().get("blk.0.attn_q.weight").type());
     }
 
     /** Flags a chat would ignore, and a perplexity text that is a folder or not UTF-8, are one-line errors. */

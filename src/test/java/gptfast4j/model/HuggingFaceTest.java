@@ -73,13 +73,37 @@ class HuggingFaceTest {
         writeHuggingFace(gguf, hfDir, false);
         Checkpoint hf = Checkpoint.load(hfDir, Shared.MODELS.resolve("tok512.bin"));
         Path out = dir.resolve("q8.gguf");
-        gptfast4j.quant.QuantizeModel.plan(hf, gptfast4j.quant.QuantizeMode.INT8).write(out, b -> { });
+        gptfast4j.quant.QuantizeModel.plan(hf, gptfast4j.quant.QuantizeMode.INT8, false).write(out, b -> { });
         Checkpoint q = Checkpoint.load(out, null);
         assertEquals(4, q.model().config.expertCount());
         assertEquals(2, q.model().config.expertsUsed());
         assertEquals(Config.RopeStyle.INTERLEAVED, q.model().config.ropeStyle()); // q/k rows permuted back
         Checkpoint reference = Checkpoint.load(gguf, null, gptfast4j.tensor.GGMLType.Q8_0);
         compare(reference, q);
+    }
+
+    /**
+     * A Hugging Face model (q/k rows in the "rotate half" order) quantized to llama.cpp's Q4_K_M mix is its GGUF's
+     * Q4_K_M, tensor for tensor: the rows are put back in GGUF's order before they are rounded.
+     */
+    @Test
+    void kQuantMixFromHuggingFaceIsTheGGUFs(@TempDir Path dir) throws IOException {
+        Path gguf = Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf");
+        Path hfDir = Files.createDirectory(dir.resolve("hf"));
+        writeHuggingFace(gguf, hfDir, false);
+        Path fromHf = dir.resolve("hf.gguf"), fromGguf = dir.resolve("gguf.gguf");
+        Checkpoint hf = Checkpoint.load(hfDir, Shared.MODELS.resolve("tok512.bin"));
+        assertEquals(Config.RopeStyle.HALVES, hf.model().config.ropeStyle());
+        gptfast4j.quant.QuantizeModel.plan(hf, gptfast4j.quant.QuantizeMode.Q4_K_M, false).write(fromHf, b -> { });
+        gptfast4j.quant.QuantizeModel.plan(Checkpoint.load(gguf, null), gptfast4j.quant.QuantizeMode.Q4_K_M, false).write(fromGguf, b -> { });
+        var expected = gptfast4j.io.GGUF.read(fromGguf).tensors();
+        int compared = 0;
+        for (var t : gptfast4j.io.GGUF.read(fromHf).tensors().values()) {
+            assertEquals(expected.get(t.name()).type(), t.type(), t.name());
+            assertEquals(-1L, t.data().mismatch(expected.get(t.name()).data()), t.name());
+            compared++;
+        }
+        assertEquals(expected.size(), compared);
     }
 
     @Test

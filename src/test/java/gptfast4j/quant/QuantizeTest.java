@@ -41,7 +41,7 @@ class QuantizeTest {
         GGMLType type = mode.base;
         Path out = dir.resolve(family + "-" + modeName + ".gguf");
         Checkpoint src = Checkpoint.load(Shared.REFERENCE.resolve("models/" + family + "-F32.gguf"), null);
-        QuantizeModel.Plan plan = QuantizeModel.plan(src, mode);
+        QuantizeModel.Plan plan = QuantizeModel.plan(src, mode, false);
         assertTrue(plan.notes().isEmpty());
         plan.write(out, b -> { });
         GGUF ours = GGUF.read(out);
@@ -91,7 +91,7 @@ class QuantizeTest {
         }
         Path out = dir.resolve(family + "-" + modeName + ".gguf");
         Checkpoint src = Checkpoint.load(Shared.REFERENCE.resolve("models/" + family + "-F32.gguf"), null);
-        QuantizeModel.Plan plan = QuantizeModel.plan(src, mode);
+        QuantizeModel.Plan plan = QuantizeModel.plan(src, mode, false);
         assertTrue(plan.notes().isEmpty());
         plan.write(out, b -> { });
         GGUF ours = GGUF.read(out);
@@ -193,7 +193,7 @@ class QuantizeTest {
     @Test
     void kQuantModesFallBackAsLlamaQuantize(@TempDir Path dir) {
         Checkpoint src = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null);
-        QuantizeModel.Plan plan = QuantizeModel.plan(src, QuantizeMode.Q4_K_M);
+        QuantizeModel.Plan plan = QuantizeModel.plan(src, QuantizeMode.Q4_K_M, false);
         Path out = dir.resolve("q4_k_m.gguf");
         plan.write(out, b -> { });
         GGUF ours = GGUF.read(out);
@@ -208,9 +208,45 @@ class QuantizeTest {
         assertTrue(plan.notes().contains("output.weight: rows of 64, where Q6_K takes multiples of 256; Q8_0 instead"), plan.notes().toString());
         assertEquals(src.tensors().size() - 5 * 2 - 1, plan.notes().size()); // every weight tensor, none of the norms
         // gpt-fast's modes keep such rows in their float type, as issue #4 asks
-        QuantizeModel.Plan int4 = QuantizeModel.plan(src, QuantizeMode.INT4);
+        QuantizeModel.Plan int4 = QuantizeModel.plan(src, QuantizeMode.INT4, false);
         assertEquals(List.of("blk.0.ffn_down.weight: rows of 172, where Q4_0 takes multiples of 32; kept in its float type"), int4.notes().subList(0, 1));
         assertEquals(5, int4.notes().size());
+    }
+
+    /**
+     * A quantized file: tensors already in the mode's type are copied as they are (llama.cpp's Q6_K file in q6_k is its
+     * own tensors again, no flag needed); tensors of another type are refused, or with {@code allowRequantize} rounded
+     * again from their dequantized weights (llama.cpp's Q8_0 file in q4_k_m: each tensor the mix's type, from the Q8_0
+     * weights, as llama-quantize --allow-requantize makes it).
+     */
+    @Test
+    void quantizedSourcesAreCopiedOrRequantized(@TempDir Path dir) {
+        Path q6_k = Shared.REFERENCE.resolve("models/mini-llama2-Q6_K.gguf");
+        Path same = dir.resolve("same.gguf");
+        QuantizeModel.plan(Checkpoint.load(q6_k, null), QuantizeMode.Q6_K, false).write(same, b -> { });
+        GGUF source = GGUF.read(q6_k);
+        for (TensorData t : GGUF.read(same).tensors().values()) assertEquals(-1L, t.data().mismatch(source.tensors().get(t.name()).data()), t.name());
+
+        Checkpoint q8_0 = Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-Q8_0.gguf"), null);
+        IllegalArgumentException refused = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> QuantizeModel.plan(q8_0, QuantizeMode.Q4_K_M, false));
+        assertTrue(refused.getMessage().contains("is already quantized (Q8_0)"), refused.getMessage());
+        Path again = dir.resolve("again.gguf");
+        QuantizeModel.plan(q8_0, QuantizeMode.Q4_K_M, true).write(again, b -> { });
+        int compared = 0;
+        for (TensorData t : GGUF.read(again).tensors().values()) {
+            if (t.type() == GGMLType.F32) continue;
+            Tensor from = Tensor.of(q8_0.tensors().get(t.name()));
+            MemorySegment expected = Arena.ofAuto().allocate(t.data().byteSize());
+            float[] row = new float[from.cols];
+            for (int i = 0; i < from.rows; i++) {
+                from.dequantizeRow(i, row, 0);
+                Quantizer.quantizeRow(t.type(), row, 0, from.cols, expected, i * t.type().bytesFor(from.cols));
+            }
+            assertEquals(-1L, t.data().mismatch(expected), t.name());
+            compared++;
+        }
+        assertEquals(2 * 7 + 2, compared);
     }
 
     /**
