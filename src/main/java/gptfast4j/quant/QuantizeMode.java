@@ -8,17 +8,23 @@ import java.util.stream.Collectors;
 
 /**
  * What {@code gptfast quantize --mode} writes. gpt-fast's int8/int4 modes put every linear layer and the output head in
- * one type and keep the token embedding as it is. The other modes are llama.cpp's mixes of the same names (Q2_K,
- * Q3_K_S ... Q6_K, IQ4_NL, IQ4_XS), chosen tensor by tensor as {@code llama-quantize} chooses them without an importance matrix (its
- * {@code llama_tensor_get_type} for Llama-family models): more bits where errors cost most (the output head in Q6_K;
- * attn_v and ffn_down, in some layers or all, a type or two above the rest), the token embedding quantized too (in
- * Q6_K where it is also the output head), and its fallbacks where 256 does not divide a tensor's rows.
+ * one type and keep the token embedding as it is. The other modes are llama.cpp's mixes of the same names (Q4_0 ...
+ * Q8_0, Q2_K, Q3_K_S ... Q6_K, IQ4_NL, IQ4_XS), chosen tensor by tensor as {@code llama-quantize} chooses them without an
+ * importance matrix (its {@code llama_tensor_get_type} for Llama-family models): more bits where errors cost most (the
+ * output head in Q6_K; in the K-quant and IQ4 mixes attn_v and ffn_down, in some layers or all, a type or two above the
+ * rest), the token embedding quantized too (as the head where it is the head), and its fallbacks where a type's blocks
+ * do not divide a tensor's rows.
  */
 public enum QuantizeMode {
     INT8("int8", GGMLType.Q8_0, false, GGMLType.Q8_0.fileType()),
     INT4("int4", GGMLType.Q4_0, false, GGMLType.Q4_0.fileType()),
     INT4_ASYM("int4-asym", GGMLType.Q4_1, false, GGMLType.Q4_1.fileType()),
-    // general.file_type: llama.cpp's LLAMA_FTYPE_MOSTLY_Q2_K ... _Q6_K, _IQ4_NL, _IQ4_XS
+    // general.file_type: llama.cpp's LLAMA_FTYPE_MOSTLY_Q4_0 ... _Q6_K, _IQ4_NL, _IQ4_XS
+    Q4_0("q4_0", GGMLType.Q4_0, true, 2),
+    Q4_1("q4_1", GGMLType.Q4_1, true, 3),
+    Q5_0("q5_0", GGMLType.Q5_0, true, 8),
+    Q5_1("q5_1", GGMLType.Q5_1, true, 9),
+    Q8_0("q8_0", GGMLType.Q8_0, true, 7),
     Q2_K("q2_k", GGMLType.Q2_K, true, 10),
     Q3_K_S("q3_k_s", GGMLType.Q3_K, true, 11),
     Q3_K_M("q3_k_m", GGMLType.Q3_K, true, 12),
@@ -70,8 +76,8 @@ public enum QuantizeMode {
         int layers = c.nLayers();
         boolean eightExperts = c.expertCount() == 8;
         return switch (kind) {
-            case "output" -> GGMLType.Q6_K;
-            case "token_embd" -> tied ? GGMLType.Q6_K : base;
+            case "output" -> head();
+            case "token_embd" -> tied ? head() : base;
             case "attn_v" -> {
                 GGMLType t = switch (this) {
                     case Q2_K -> c.nHeads() / c.nKvHeads() >= 4 ? GGMLType.Q4_K : GGMLType.Q3_K;
@@ -122,6 +128,11 @@ public enum QuantizeMode {
             default -> wanted;
         };
         return cols % type.blockSize == 0 ? type : GGMLType.F16;
+    }
+
+    /** The output head's type in llama.cpp's mixes: Q6_K, or Q8_0 in Q8_0's. */
+    private GGMLType head() {
+        return base == GGMLType.Q8_0 ? GGMLType.Q8_0 : GGMLType.Q6_K;
     }
 
     /** llama.cpp's {@code use_more_bits}: the first and last eighth of the layers, and every third layer between. */

@@ -69,10 +69,11 @@ class QuantizeTest {
     }
 
     /**
-     * The K-quant modes give each tensor the type llama-quantize's file of that mix has (made with llama.cpp's
+     * llama.cpp's mixes give each tensor the type llama-quantize's file of that mix has (made with llama.cpp's
      * llama-quantize, no --pure; {@code changed}: the tensors not in the mix's own type, "kind=TYPE" in every layer or
-     * "layer.kind=TYPE"; the output head is Q6_K, the token embedding the mix's type, or Q6_K where, as in mini-llama3, it
-     * is the head too), and each tensor the bytes of llama.cpp's --pure file of its type where ../shared has one.
+     * "layer.kind=TYPE"; the output head is Q6_K (Q8_0 in q8_0), the token embedding the mix's type, or the head's where,
+     * as in mini-llama3, it is the head too), and each tensor the bytes of llama.cpp's --pure file of its type where
+     * ../shared has one.
      */
     @ParameterizedTest
     @CsvSource({"mini-llama2, q2_k, attn_v=Q3_K ffn_down=Q3_K attn_output=Q3_K", "mini-llama3, q2_k, attn_v=Q4_K ffn_down=Q3_K attn_output=Q3_K",
@@ -82,8 +83,9 @@ class QuantizeTest {
             "mini-llama2, q4_k_m, 1.attn_v=Q6_K 1.ffn_down=Q6_K", "mini-llama3, q4_k_m, 1.attn_v=Q6_K 1.ffn_down=Q6_K",
             "mini-mixtral, q4_k_m, 1.attn_v=Q6_K 1.ffn_down_exps=Q6_K", "mini-llama3, q5_k_s, ''", "mini-llama2, q5_k_m, 1.attn_v=Q6_K 1.ffn_down=Q6_K",
             "mini-llama3, q5_k_m, 1.attn_v=Q6_K 1.ffn_down=Q6_K", "mini-llama2, q6_k, ''", "mini-mixtral, q6_k, ''",
-            "mini-llama2, iq4_nl, ''", "mini-llama3, iq4_xs, attn_v=Q5_K", "mini-mixtral, iq4_xs, attn_v=Q5_K"})
-    void kQuantMixesAreLlamaQuantizes(String family, String modeName, String changed, @TempDir Path dir) {
+            "mini-llama2, iq4_nl, ''", "mini-llama3, iq4_xs, attn_v=Q5_K", "mini-mixtral, iq4_xs, attn_v=Q5_K",
+            "mini-llama2, q4_0, ''", "mini-llama3, q4_1, ''", "mini-mixtral, q8_0, ''", "mini-llama3, q8_0, ''", "mini-llama2, q5_1, ''"})
+    void mixesAreLlamaQuantizes(String family, String modeName, String changed, @TempDir Path dir) {
         QuantizeMode mode = QuantizeMode.of(modeName, "--mode");
         Map<String, GGMLType> types = new java.util.HashMap<>();
         for (String change : changed.split(" ")) {
@@ -104,7 +106,8 @@ class QuantizeTest {
             }
             String kind = t.name().replaceFirst("^blk\\.\\d+\\.", "").replace(".weight", "");
             String inLayer = t.name().replaceFirst("^blk\\.", "").replace(".weight", "");
-            GGMLType expected = t.name().equals("output.weight") || tied && t.name().equals("token_embd.weight") ? GGMLType.Q6_K
+            GGMLType head = mode.base == GGMLType.Q8_0 ? GGMLType.Q8_0 : GGMLType.Q6_K;
+            GGMLType expected = t.name().equals("output.weight") || tied && t.name().equals("token_embd.weight") ? head
                     : types.getOrDefault(inLayer, types.getOrDefault(kind, mode.base));
             assertEquals(expected, t.type(), t.name());
             quantized++;
@@ -116,7 +119,7 @@ class QuantizeTest {
             }
         }
         assertEquals(2 * 7 + (tied ? 1 : 2), quantized); // the layers' seven, the token embedding, and an untied head
-        assertTrue(compared >= (mode.base == GGMLType.Q4_K || mode.base == GGMLType.Q6_K ? quantized / 2 : 1), compared + " compared");
+        assertTrue(compared >= (Files.exists(Shared.REFERENCE.resolve("models/" + family + "-" + mode.base + ".gguf")) ? quantized / 2 : 1), compared + " compared");
         assertFalse(tied && ours.tensors().containsKey("output.weight"), "a tied model's head is its token embedding");
         assertEquals(mode.fileType, ours.metadata().getInt("general.file_type", -1));
         assertEquals(src.model().config, Checkpoint.load(out, null).model().config);
