@@ -45,6 +45,7 @@ final class CommonOptions {
      */
     static Checkpoint load(Path checkpoint, Path tokenizer, String quantize, WorkersOption workers) {
         GGMLType type = quantizeMode(quantize, "--quantize");
+        if (workers != null && workers.workers == null && workers.secretFile != null) throw new IllegalArgumentException("--secret-file is for --workers");
         if (workers == null || workers.workers == null) return Checkpoint.load(checkpoint, tokenizer, type);
         Checkpoint c = Checkpoint.load(checkpoint, tokenizer);
         Llama whole = c.model();

@@ -29,6 +29,10 @@ final class WorkerCommand implements Callable<Integer> {
     @Option(names = "--once", description = "Exit when the first leader is done, rather than wait for the next.")
     boolean once;
 
+    @Option(names = "--secret-file", paramLabel = "FILE", description = "Serve only leaders that hold this secret (start them with the same file; "
+            + "at least 16 bytes, e.g. head -c 32 /dev/urandom | base64 > FILE). Without it, anyone who can reach the port can use this worker.")
+    java.nio.file.Path secretFile;
+
     @Override
     public Integer call() throws IOException {
         InetSocketAddress address;
@@ -38,6 +42,7 @@ final class WorkerCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--listen takes [HOST:]PORT, got '" + listen + "'");
         }
         GGMLType type = CommonOptions.quantizeMode(common.quantize, "--quantize");
+        byte[] secret = WorkersOption.secret(secretFile);
         CommonOptions.checkThreads(common.threads);
         Parallel.setThreads(common.threads);
         // whole and unquantized (views of the file): each leader's share is split from it, then quantized
@@ -50,9 +55,10 @@ final class WorkerCommand implements Callable<Integer> {
             } catch (IOException e) {
                 throw new IllegalArgumentException("cannot listen on " + listen + ": " + e.getMessage());
             }
-            System.err.printf("worker: %s on %s, waiting for a leader%n", ckpt.path().getFileName(), server.getLocalAddress());
+            System.err.printf("worker: %s on %s, waiting for a leader%s%n", ckpt.path().getFileName(), server.getLocalAddress(),
+                    secret != null ? " that holds the secret" : address.getAddress() != null && !address.getAddress().isLoopbackAddress() ? " (anyone who can reach this port can use it: see --secret-file)" : "");
             while (true) {
-                SocketGroup group = SocketGroup.follow(server, print -> print.equals(fingerprint) ? null
+                SocketGroup group = SocketGroup.follow(server, secret, print -> print.equals(fingerprint) ? null
                         : "its model is not this worker's (start both with the same --checkpoint and --quantize)", m -> System.err.println("worker: " + m));
                 if (group == null) continue;
                 try (group) {

@@ -20,6 +20,30 @@ final class WorkersOption {
                     + "the MPI job this one runs in (mpirun -np N gptfast ..., Open MPI), rank 0 leading. The model's kv heads must divide evenly among them all.")
     List<String> workers;
 
+    @Option(names = "--secret-file", paramLabel = "FILE", description = "The secret the workers were started with (`gptfast worker --secret-file`), proved to each at the handshake.")
+    java.nio.file.Path secretFile;
+
+    /** The smallest secret taken: 128 bits, where each byte of a base64 text carries 6. */
+    private static final int SECRET_BYTES_AT_LEAST = 16;
+
+    /** A secret file's bytes without trailing line breaks and spaces (as {@code echo} and editors leave them); null for none. */
+    static byte[] secret(java.nio.file.Path file) {
+        if (file == null) return null;
+        byte[] bytes;
+        try {
+            bytes = java.nio.file.Files.readAllBytes(file);
+        } catch (java.io.IOException e) {
+            throw new IllegalArgumentException("--secret-file " + file + ": cannot read it (" + e.getMessage() + ")");
+        }
+        int n = bytes.length;
+        while (n > 0 && (bytes[n - 1] == '\n' || bytes[n - 1] == '\r' || bytes[n - 1] == ' ' || bytes[n - 1] == '\t')) n--;
+        if (n < SECRET_BYTES_AT_LEAST) {
+            throw new IllegalArgumentException("--secret-file " + file + " holds " + n + " bytes; a secret needs at least " + SECRET_BYTES_AT_LEAST
+                    + " (e.g. head -c 32 /dev/urandom | base64 > " + file + ")");
+        }
+        return java.util.Arrays.copyOf(bytes, n);
+    }
+
     /**
      * Ends the command of an MPI job's rank above 0 once it has followed the leader to the end: its work was the
      * leader's command, which it must not run again. {@link Main} exits 0 for it.
@@ -50,6 +74,7 @@ final class WorkersOption {
         if (workers.isEmpty()) throw new IllegalArgumentException("--workers names no worker");
         if (workers.contains("mpi")) {
             if (workers.size() > 1) throw new IllegalArgumentException("--workers mpi takes no other workers");
+            if (secretFile != null) throw new IllegalArgumentException("--secret-file is for gptfast worker processes; an MPI job's ranks are its launcher's");
             whole.checkSplit(MpiGroup.jobSize()); // every rank refuses alike, before MPI starts
             MpiGroup group = MpiGroup.join(CommonOptions.fingerprint(whole, quantize));
             OPEN.add(group);
@@ -74,8 +99,9 @@ final class WorkersOption {
                 throw new IllegalArgumentException("--workers: " + e.getMessage());
             }
         }
+        byte[] secret = secret(secretFile);
         whole.checkSplit(workers.size() + 1);
-        SocketGroup group = SocketGroup.lead(workers, CommonOptions.fingerprint(whole, quantize));
+        SocketGroup group = SocketGroup.lead(workers, CommonOptions.fingerprint(whole, quantize), secret);
         OPEN.add(group);
         try {
             Llama share = whole.split(group);

@@ -27,11 +27,18 @@ import java.util.List;
  * A follower listens ({@link #follow}); the leader connects to each in rank order ({@link #lead}) and sends a
  * handshake: a protocol version, the follower's rank, the group's size and the model's fingerprint (its
  * hyperparameters, tensors and {@code --quantize}), which the follower checks against the model it loaded before it
- * answers.
+ * answers. Where both hold a secret, each proves it first (HMAC-SHA256 of the other's random nonce: the worker's
+ * answer to the hello, the leader's over the hello it sent), so that only a holder of the secret can drive a worker or
+ * pose as one; a side with a secret refuses one without. This authenticates a connection's start, not the traffic
+ * after it: against an attacker on the network path, run the group over a private network or a tunnel.
  */
 public final class SocketGroup implements Group {
     private static final int MAGIC = 0x47465450; // "GFTP"
-    private static final int VERSION = 1;
+    private static final int VERSION = 2;
+    /** The answer to a keyed hello that asks the leader to prove its secret (then comes the worker's proof, {@link #prove}). */
+    private static final int PROVE = -1;
+    private static final int NONCE = 32, MAC = 32;
+    private static final java.security.SecureRandom RANDOM = new java.security.SecureRandom();
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final int rank, size;
@@ -184,9 +191,10 @@ public final class SocketGroup implements Group {
 
     /**
      * The leader's group: connects to each follower ({@code host:port}, rank i + 1 for the i-th) and hands it its rank
-     * and the model's fingerprint; fails naming the follower that cannot be reached or that refuses (another model).
+     * and the model's fingerprint, proving {@code secret} where it is not null; fails naming the follower that cannot be
+     * reached, that refuses (another model, another secret), or that does not prove the same secret.
      */
-    public static SocketGroup lead(List<String> followers, String fingerprint) {
+    public static SocketGroup lead(List<String> followers, String fingerprint, byte[] secret) {
         Peer[] peers = new Peer[followers.size()];
         try {
             for (int i = 0; i < peers.length; i++) {
@@ -205,29 +213,36 @@ public final class SocketGroup implements Group {
                     throw e;
                 }
                 configure(channel);
-                byte[] print = fingerprint.getBytes(StandardCharsets.UTF_8);
-                ByteBuffer b = p.buffer(20 + print.length);
-                b.putInt(MAGIC).putInt(VERSION).putInt(i + 1).putInt(peers.length + 1).putInt(print.length).put(print).flip();
+                byte[] print = fingerprint.getBytes(StandardCharsets.UTF_8), nonce = nonce();
+                ByteBuffer b = p.buffer(24 + print.length + NONCE);
+                b.putInt(MAGIC).putInt(VERSION).putInt(i + 1).putInt(peers.length + 1).putInt(secret != null ? 1 : 0)
+                        .putInt(print.length).put(print).put(nonce).flip();
+                byte[] hello = new byte[b.remaining()];
+                b.get(hello).flip();
                 p.write(b);
-                ByteBuffer answer = p.buffer(4);
                 p.deadline = System.nanoTime() + HANDSHAKE_NANOS;
-                try {
-                    p.readFully(answer);
-                } catch (UncheckedIOException e) {
-                    if (!(e.getCause() instanceof SocketTimeoutException)) throw e;
-                    throw new IllegalArgumentException("tensor-parallel worker " + name + " did not answer within " + HANDSHAKE_NANOS / 1_000_000_000
-                            + " s (is it serving another leader?)");
+                int answer = answer(p);
+                if (answer == PROVE) {
+                    ByteBuffer challenge = p.buffer(NONCE + MAC);
+                    p.readFully(challenge);
+                    challenge.flip();
+                    byte[] theirNonce = new byte[NONCE], theirProof = new byte[MAC];
+                    challenge.get(theirNonce).get(theirProof);
+                    if (secret == null || !java.security.MessageDigest.isEqual(theirProof, prove(secret, "worker", nonce, theirNonce, new byte[0]))) {
+                        throw new IllegalArgumentException("tensor-parallel worker " + name + " does not hold this leader's --secret-file");
+                    }
+                    p.write(p.out(MAC).put(prove(secret, "leader", nonce, theirNonce, hello)).flip());
+                    answer = answer(p);
                 }
-                p.deadline = 0;
-                int length = answer.flip().getInt();
-                if (length != 0) {
-                    ByteBuffer text = p.buffer(Math.min(length, 1 << 16));
+                if (answer != 0) {
+                    ByteBuffer text = p.buffer(Math.min(answer, 1 << 16));
                     p.readFully(text);
                     text.flip();
                     byte[] bytes = new byte[text.remaining()];
                     text.get(bytes);
                     throw new IllegalArgumentException("tensor-parallel worker " + name + " refused: " + new String(bytes, StandardCharsets.UTF_8));
                 }
+                p.deadline = 0;
             }
         } catch (IOException e) {
             close(peers);
@@ -239,12 +254,46 @@ public final class SocketGroup implements Group {
         return new SocketGroup(0, peers.length + 1, peers);
     }
 
+    /** A follower's answer during the handshake: 0 (accepted), {@link #PROVE}, or the length of its refusal's text. */
+    private static int answer(Peer p) {
+        ByteBuffer answer = p.buffer(4);
+        try {
+            p.readFully(answer);
+        } catch (UncheckedIOException e) {
+            if (!(e.getCause() instanceof SocketTimeoutException)) throw e;
+            throw new IllegalArgumentException("tensor-parallel worker " + p.name + " did not answer within " + HANDSHAKE_NANOS / 1_000_000_000
+                    + " s (is it serving another leader?)");
+        }
+        return answer.flip().getInt();
+    }
+
+    private static byte[] nonce() {
+        byte[] nonce = new byte[NONCE];
+        RANDOM.nextBytes(nonce);
+        return nonce;
+    }
+
+    /** HMAC-SHA256 under {@code secret} of who proves, the leader's nonce, the worker's, and what else it vouches for. */
+    private static byte[] prove(byte[] secret, String who, byte[] leaderNonce, byte[] workerNonce, byte[] more) {
+        try {
+            javax.crypto.Mac mac = javax.crypto.Mac.getInstance("HmacSHA256");
+            mac.init(new javax.crypto.spec.SecretKeySpec(secret, "HmacSHA256"));
+            mac.update(("gptfast tensor-parallel " + who).getBytes(StandardCharsets.UTF_8));
+            mac.update(leaderNonce);
+            mac.update(workerNonce);
+            return mac.doFinal(more);
+        } catch (java.security.GeneralSecurityException e) {
+            throw new IllegalStateException("HMAC-SHA256: " + e.getMessage(), e); // every JDK has it
+        }
+    }
+
     /**
-     * A follower's group: accepts the next leader on {@code server} and takes the rank it hands out, once
-     * {@code check} has accepted the leader's fingerprint (it returns null, or why not, which the leader is told).
-     * Null when the leader's handshake was not one (a port scan, another program), which {@code log} is told of.
+     * A follower's group: accepts the next leader on {@code server} and takes the rank it hands out, once it has proved
+     * {@code secret} (where not null) and {@code check} has accepted the leader's fingerprint (it returns null, or why
+     * not, which the leader is told). Null when the leader's handshake was not one (a port scan, another program) or
+     * was refused, which {@code log} is told of.
      */
-    public static SocketGroup follow(ServerSocketChannel server, java.util.function.Function<String, String> check,
+    public static SocketGroup follow(ServerSocketChannel server, byte[] secret, java.util.function.Function<String, String> check,
                                      java.util.function.Consumer<String> log) throws IOException {
         SocketChannel channel = server.accept();
         String name = String.valueOf(channel.getRemoteAddress());
@@ -258,39 +307,57 @@ public final class SocketGroup implements Group {
         try {
             configure(channel);
             p.deadline = System.nanoTime() + HANDSHAKE_NANOS;
-            ByteBuffer head = p.buffer(20);
+            ByteBuffer head = p.buffer(24);
             p.readFully(head);
             head.flip();
-            int magic = head.getInt(), version = head.getInt(), rank = head.getInt(), size = head.getInt(), length = head.getInt();
+            int magic = head.getInt(), version = head.getInt(), rank = head.getInt(), size = head.getInt(), keyed = head.getInt(), length = head.getInt();
+            if (magic == MAGIC && version != VERSION) return refuse(p, log, "protocol version " + version + " where this worker speaks " + VERSION);
             if (magic != MAGIC || length < 0 || length > 1 << 16) {
                 log.accept("ignored a connection from " + name + " that is not a gptfast tensor-parallel leader");
-                channel.close();
+                close(new Peer[]{p});
                 return null;
             }
-            ByteBuffer text = p.buffer(length);
-            p.readFully(text);
-            text.flip();
-            byte[] bytes = new byte[length];
-            text.get(bytes);
-            String refusal = version != VERSION ? "protocol version " + version + " where this worker speaks " + VERSION
-                    : rank < 1 || rank >= size ? "rank " + rank + " of " + size + " is not a follower's"
+            ByteBuffer rest = p.buffer(length + NONCE);
+            p.readFully(rest);
+            rest.flip();
+            byte[] bytes = new byte[length], nonce = new byte[NONCE];
+            rest.get(bytes).get(nonce);
+            if (secret != null && keyed == 0) return refuse(p, log, "this worker takes leaders that hold its --secret-file only");
+            if (secret == null && keyed != 0) return refuse(p, log, "this worker has no --secret-file (start it with the leader's)");
+            if (secret != null) {
+                // the hello as the leader sent it, which its proof vouches for
+                ByteBuffer hello = ByteBuffer.allocate(24 + length + NONCE).order(ByteOrder.LITTLE_ENDIAN).putInt(magic).putInt(version).putInt(rank).putInt(size)
+                        .putInt(keyed).putInt(length).put(bytes).put(nonce);
+                byte[] mine = nonce();
+                p.write(p.out(4 + NONCE + MAC).putInt(PROVE).put(mine).put(prove(secret, "worker", nonce, mine, new byte[0])).flip());
+                ByteBuffer proof = p.buffer(MAC);
+                p.readFully(proof);
+                byte[] theirs = new byte[MAC];
+                proof.flip().get(theirs);
+                if (!java.security.MessageDigest.isEqual(theirs, prove(secret, "leader", nonce, mine, hello.array()))) {
+                    return refuse(p, log, "it does not hold this worker's --secret-file");
+                }
+            }
+            String refusal = rank < 1 || rank >= size ? "rank " + rank + " of " + size + " is not a follower's"
                     : check.apply(new String(bytes, StandardCharsets.UTF_8));
-            byte[] answer = refusal == null ? new byte[0] : refusal.getBytes(StandardCharsets.UTF_8);
-            ByteBuffer reply = p.buffer(4 + answer.length);
-            reply.putInt(answer.length).put(answer).flip();
-            p.write(reply);
-            if (refusal != null) {
-                log.accept("refused leader " + name + ": " + refusal);
-                channel.close();
-                return null;
-            }
+            if (refusal != null) return refuse(p, log, refusal);
+            p.write(p.out(4).putInt(0).flip());
             p.deadline = 0;
             return new SocketGroup(rank, size, new Peer[]{p});
         } catch (UncheckedIOException e) {
             log.accept("leader " + name + " left during the handshake: " + e.getMessage());
-            channel.close();
+            close(new Peer[]{p});
             return null;
         }
+    }
+
+    /** Tells the leader why not, and the log; the connection closed. */
+    private static SocketGroup refuse(Peer p, java.util.function.Consumer<String> log, String refusal) {
+        byte[] answer = refusal.getBytes(StandardCharsets.UTF_8);
+        p.write(p.out(4 + answer.length).putInt(answer.length).put(answer).flip());
+        log.accept("refused leader " + p.name + ": " + refusal);
+        close(new Peer[]{p});
+        return null;
     }
 
     /**

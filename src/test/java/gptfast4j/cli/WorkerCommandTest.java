@@ -148,6 +148,36 @@ class WorkerCommandTest {
         assertEquals(0, o.exit(), o.err());
     }
 
+    /**
+     * A worker started with {@code --secret-file} serves a leader with the same file (its line breaks at the end not
+     * counted) and refuses one without it; a secret too short to keep anyone out, and one for an MPI job, are refused.
+     */
+    @Test
+    void aSecretFileKeepsOutLeadersWithoutIt(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        java.nio.file.Path secret = java.nio.file.Files.writeString(dir.resolve("secret"), "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0\n");
+        java.nio.file.Path sameSecret = java.nio.file.Files.writeString(dir.resolve("same"), "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0");
+        Worker guarded = start("--secret-file", secret.toString());
+        try {
+            ErrorsTest.assertOneLineError(ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "a", "--workers", guarded.address),
+                    "tensor-parallel worker " + guarded.address + " refused: this worker takes leaders that hold its --secret-file only");
+            guarded.await("refused leader");
+            ErrorsTest.Outcome o = ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "a", "-n", "5", "--workers", guarded.address,
+                    "--secret-file", sameSecret.toString());
+            assertEquals(0, o.exit(), o.err());
+        } finally {
+            guarded.process.destroyForcibly();
+        }
+        java.nio.file.Path shortSecret = java.nio.file.Files.writeString(dir.resolve("short"), "password\n");
+        ErrorsTest.assertOneLineError(ErrorsTest.run("worker", "--checkpoint", STORIES, "--listen", "0", "--secret-file", shortSecret.toString()),
+                "--secret-file " + shortSecret + " holds 8 bytes; a secret needs at least 16");
+        ErrorsTest.assertOneLineError(ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "a", "--workers", worker.address, "--secret-file", dir.resolve("none").toString()),
+                "--secret-file " + dir.resolve("none") + ": cannot read it");
+        ErrorsTest.assertOneLineError(ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "a", "--workers", "mpi", "--secret-file", secret.toString()),
+                "--secret-file is for gptfast worker processes");
+        ErrorsTest.assertOneLineError(ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "a", "--secret-file", secret.toString()),
+                "--secret-file is for --workers");
+    }
+
     /** A worker that goes away in the middle of a generation ends it with a one-line error naming the worker. */
     @Test
     void aWorkerGoneIsAOneLineError() throws Exception {

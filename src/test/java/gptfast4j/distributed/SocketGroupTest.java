@@ -38,10 +38,10 @@ class SocketGroupTest {
         int width = 16, n = 4;
         try (ServerSocketChannel a = listen(); ServerSocketChannel b = listen()) {
             ConcurrentLinkedQueue<String> log = new ConcurrentLinkedQueue<>();
-            CompletableFuture<float[]> one = CompletableFuture.supplyAsync(() -> follower(a, starts, width, n, log), THREADS);
-            CompletableFuture<float[]> two = CompletableFuture.supplyAsync(() -> follower(b, starts, width, n, log), THREADS);
+            CompletableFuture<float[]> one = CompletableFuture.supplyAsync(() -> follower(a, null, starts, width, n, log), THREADS);
+            CompletableFuture<float[]> two = CompletableFuture.supplyAsync(() -> follower(b, null, starts, width, n, log), THREADS);
             float[] full = new float[n * width];
-            try (SocketGroup leader = SocketGroup.lead(List.of(address(a), address(b)), "model")) {
+            try (SocketGroup leader = SocketGroup.lead(List.of(address(a), address(b)), "model", null)) {
                 leader.gather(part(0, starts, n), full, width, n, starts);
             }
             assertArrayEquals(expected(width, n), full);
@@ -51,8 +51,8 @@ class SocketGroupTest {
         }
     }
 
-    private static float[] follower(ServerSocketChannel server, int[] starts, int width, int n, ConcurrentLinkedQueue<String> log) {
-        try (SocketGroup g = SocketGroup.follow(server, print -> print.equals("model") ? null : "another model", log::add)) {
+    private static float[] follower(ServerSocketChannel server, byte[] secret, int[] starts, int width, int n, ConcurrentLinkedQueue<String> log) {
+        try (SocketGroup g = SocketGroup.follow(server, secret, print -> print.equals("model") ? null : "another model", log::add)) {
             float[] full = new float[n * width];
             g.gather(part(g.rank(), starts, n), full, width, n, starts);
             assertNull(g.nextCommand()); // the leader's close
@@ -82,7 +82,7 @@ class SocketGroupTest {
         try (ServerSocketChannel server = listen()) {
             ConcurrentLinkedQueue<String> log = new ConcurrentLinkedQueue<>();
             CompletableFuture<SocketGroup> refused = CompletableFuture.supplyAsync(() -> accept(server, log), THREADS);
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SocketGroup.lead(List.of(address(server)), "other"));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SocketGroup.lead(List.of(address(server)), "other", null));
             assertEquals("tensor-parallel worker " + address(server) + " refused: another model", e.getMessage());
             assertNull(refused.get(30, TimeUnit.SECONDS));
             CompletableFuture<SocketGroup> stranger = CompletableFuture.supplyAsync(() -> accept(server, log), THREADS);
@@ -96,10 +96,66 @@ class SocketGroupTest {
     }
 
     private static SocketGroup accept(ServerSocketChannel server, ConcurrentLinkedQueue<String> log) {
+        return accept(server, null, log);
+    }
+
+    private static SocketGroup accept(ServerSocketChannel server, byte[] secret, ConcurrentLinkedQueue<String> log) {
         try {
-            return SocketGroup.follow(server, print -> print.equals("model") ? null : "another model", log::add);
+            return SocketGroup.follow(server, secret, print -> print.equals("model") ? null : "another model", log::add);
         } catch (Exception e) {
             throw new RuntimeException(e);
+        }
+    }
+
+    /**
+     * A worker with a secret serves a leader that proves it, and refuses one without it, one with another secret (whose
+     * proof the leader finds wrong first), and a client whose proof is not the secret's; a worker without a secret
+     * refuses a leader with one.
+     */
+    @Test
+    void aSecretKeepsOutLeadersWithoutIt() throws Exception {
+        byte[] secret = "0123456789abcdef0123456789abcdef".getBytes(), other = "fedcba9876543210fedcba9876543210".getBytes();
+        int[] starts = {0, 8, 16};
+        try (ServerSocketChannel server = listen()) {
+            ConcurrentLinkedQueue<String> log = new ConcurrentLinkedQueue<>();
+            CompletableFuture<float[]> served = CompletableFuture.supplyAsync(() -> follower(server, secret, starts, 16, 2, log), THREADS);
+            float[] full = new float[2 * 16];
+            try (SocketGroup leader = SocketGroup.lead(List.of(address(server)), "model", secret)) {
+                leader.gather(part(0, starts, 2), full, 16, 2, starts);
+            }
+            assertArrayEquals(expected(16, 2), full);
+            assertArrayEquals(expected(16, 2), served.get(30, TimeUnit.SECONDS));
+            assertTrue(log.isEmpty(), log.toString());
+
+            String worker = "tensor-parallel worker " + address(server);
+            CompletableFuture<SocketGroup> w = CompletableFuture.supplyAsync(() -> accept(server, secret, log), THREADS);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SocketGroup.lead(List.of(address(server)), "model", null));
+            assertEquals(worker + " refused: this worker takes leaders that hold its --secret-file only", e.getMessage());
+            assertNull(w.get(30, TimeUnit.SECONDS));
+
+            w = CompletableFuture.supplyAsync(() -> accept(server, secret, log), THREADS);
+            e = assertThrows(IllegalArgumentException.class, () -> SocketGroup.lead(List.of(address(server)), "model", other));
+            assertEquals(worker + " does not hold this leader's --secret-file", e.getMessage());
+            assertNull(w.get(30, TimeUnit.SECONDS));
+
+            // a client that claims a secret and answers the worker's challenge with anything but the secret's proof
+            w = CompletableFuture.supplyAsync(() -> accept(server, secret, log), THREADS);
+            try (SocketChannel c = SocketChannel.open(new InetSocketAddress("127.0.0.1", ((InetSocketAddress) server.getLocalAddress()).getPort()))) {
+                ByteBuffer hello = ByteBuffer.allocate(24 + 5 + 32).order(java.nio.ByteOrder.LITTLE_ENDIAN)
+                        .putInt(0x47465450).putInt(2).putInt(1).putInt(2).putInt(1).putInt(5).put("model".getBytes()).put(new byte[32]).flip();
+                c.write(hello);
+                ByteBuffer challenge = ByteBuffer.allocate(4 + 32 + 32).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+                while (challenge.hasRemaining()) c.read(challenge);
+                assertEquals(-1, challenge.flip().getInt());
+                c.write(ByteBuffer.wrap(new byte[32]));
+                assertNull(w.get(30, TimeUnit.SECONDS));
+            }
+            assertTrue(log.stream().anyMatch(l -> l.endsWith("it does not hold this worker's --secret-file")), log.toString());
+
+            w = CompletableFuture.supplyAsync(() -> accept(server, null, log), THREADS);
+            e = assertThrows(IllegalArgumentException.class, () -> SocketGroup.lead(List.of(address(server)), "model", secret));
+            assertEquals(worker + " refused: this worker has no --secret-file (start it with the leader's)", e.getMessage());
+            assertNull(w.get(30, TimeUnit.SECONDS));
         }
     }
 
@@ -115,7 +171,7 @@ class SocketGroupTest {
                     return e;
                 }
             }, THREADS);
-            SocketGroup leader = SocketGroup.lead(List.of(address(server)), "model");
+            SocketGroup leader = SocketGroup.lead(List.of(address(server)), "model", null);
             Thread.sleep(200); // the follower is inside its gather, waiting for the leader's columns
             leader.abort();
             Throwable e = failure.get(30, TimeUnit.SECONDS);

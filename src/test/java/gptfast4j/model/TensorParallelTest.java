@@ -46,7 +46,7 @@ class TensorParallelTest {
             Llama whole = Checkpoint.load(file, null).model();
             Thread t = Thread.ofPlatform().daemon().start(() -> {
                 try (server) {
-                    SocketGroup g = SocketGroup.follow(server, print -> print.equals(whole.fingerprint()) ? null : "another model", log -> faults.add(new AssertionError(log)));
+                    SocketGroup g = SocketGroup.follow(server, null, print -> print.equals(whole.fingerprint()) ? null : "another model", log -> faults.add(new AssertionError(log)));
                     try (g) {
                         Llama share = whole.split(g);
                         (quantize == null ? share : share.quantize(quantize)).follow();
@@ -58,7 +58,7 @@ class TensorParallelTest {
             followers.add(t);
         }
         Llama whole = Checkpoint.load(file, null).model();
-        Llama share = whole.split(SocketGroup.lead(addresses, whole.fingerprint()));
+        Llama share = whole.split(SocketGroup.lead(addresses, whole.fingerprint(), null));
         return quantize == null ? share : share.quantize(quantize);
     }
 

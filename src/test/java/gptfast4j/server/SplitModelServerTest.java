@@ -43,7 +43,7 @@ class SplitModelServerTest {
             CompletableFuture<SocketGroup> followerGroup = new CompletableFuture<>();
             Thread follower = Thread.ofPlatform().daemon().start(() -> {
                 try {
-                    SocketGroup g = SocketGroup.follow(listening, print -> null, m -> { });
+                    SocketGroup g = SocketGroup.follow(listening, null, print -> null, m -> { });
                     followerGroup.complete(g);
                     followerWhole.split(g).follow();
                 } catch (Throwable e) {
@@ -51,7 +51,7 @@ class SplitModelServerTest {
                 }
             });
             int port = ((InetSocketAddress) listening.getLocalAddress()).getPort();
-            Checkpoint split = stories.withModel(stories.model().split(SocketGroup.lead(List.of("127.0.0.1:" + port), "")));
+            Checkpoint split = stories.withModel(stories.model().split(SocketGroup.lead(List.of("127.0.0.1:" + port), "", null)));
             Llama.State state = split.model().newState(256, 256, 1, KvCache.Type.F32);
             ByteArrayOutputStream log = new ByteArrayOutputStream();
             try (Server server = new Server(split, Engine.sequential(state, new Generator(split.model(), state, split.eos())), ChatFormat.PLAIN,
