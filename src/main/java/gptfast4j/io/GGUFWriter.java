@@ -105,6 +105,9 @@ public final class GGUFWriter {
             for (int i = 0; i < tensors.size(); i++) {
                 TensorSpec t = tensors.get(i);
                 t.fill().into(file.asSlice(dataStart + offsets[i], t.bytes()));
+                // out of this process's memory (the page cache keeps the bytes, dirty until written back): a
+                // quantized file's pages would otherwise stay resident beside its source's until the end
+                Mapped.release(file, dataStart + offsets[i], dataStart + offsets[i] + t.bytes());
                 written += t.bytes();
                 progress.accept(written);
             }

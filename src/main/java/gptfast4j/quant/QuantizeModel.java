@@ -156,6 +156,8 @@ public final class QuantizeModel {
                         writeFloatRow(type, row, target, r * rowBytes);
                     }
                 }
+                // the source's rows read, out of this process's memory (rows reordered by heads are read again later)
+                if (heads == 0) src.releaseFilePages(start * src.rowBytes, end * src.rowBytes);
             });
         });
     }

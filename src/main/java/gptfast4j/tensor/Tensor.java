@@ -109,10 +109,10 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
     /**
      * Releases the file's pages of this tensor's bytes {@code [from, to)}, once a copy made in pieces has read them,
      * so that the process does not hold a large tensor twice at the end of its copy (Llama-2-7B Q4_K: its 107 MB
-     * output head, the last tensor the decode layouts' copy makes). A page a range shares with one not yet copied
+     * output head, the last tensor the decode layouts' copy makes; {@code quantize}'s source). A page a range shares with one not yet copied
      * is read back from the page cache when needed.
      */
-    final void releaseFilePages(long from, long to) {
+    public final void releaseFilePages(long from, long to) {
         if (mapping != null) Mapped.release(mapping, from, to);
     }
 
