@@ -98,7 +98,12 @@ final class CommonOptions {
             case "int8" -> GGMLType.Q8_0;
             case "int4" -> GGMLType.Q4_0;
             case "int4-asym" -> GGMLType.Q4_1;
-            default -> throw new IllegalArgumentException(flag + " must be int8, int4 or int4-asym, got '" + mode + "'");
+            default -> {
+                boolean mix = java.util.Arrays.stream(gptfast4j.quant.QuantizeMode.values()).anyMatch(m -> m.mix && m.flag.equals(mode));
+                // llama.cpp's mixes take 20-100 s per billion weights on two cores: written once to a file, not at every load
+                throw new IllegalArgumentException(flag + " must be int8, int4 or int4-asym, got '" + mode + "'"
+                        + (mix ? "; write a " + mode + " file once with gptfast quantize --mode " + mode : ""));
+            }
         };
     }
 

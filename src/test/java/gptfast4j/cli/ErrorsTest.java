@@ -429,6 +429,14 @@ class ErrorsTest {
         assertOneLineError(run("generate", "--checkpoint", Shared.MODELS.resolve("stories260K.bin").toString()), "--tokenizer");
     }
 
+    /** llama.cpp's mixes at load point to the quantize command that writes them (they take a minute per billion weights). */
+    @Test
+    void aMixAtLoadPointsToQuantize() {
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--quantize", "q4_k_m"),
+                "--quantize must be int8, int4 or int4-asym, got 'q4_k_m'; write a q4_k_m file once with gptfast quantize --mode q4_k_m");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--quantize", "int2"), "--quantize must be int8, int4 or int4-asym, got 'int2'");
+    }
+
     @Test
     void quantizeRefusesToOverwriteItsInput(@TempDir Path dir) throws IOException {
         Path copy = dir.resolve("model.gguf");
