@@ -78,15 +78,8 @@ final class IQ4Quantizer {
      * zeros. (The levels are rounded again against the scale as stored.)
      */
     private static float fitScale(float[] x, int at) {
-        float amax = 0, max = 0;
-        for (int j = 0; j < 32; j++) {
-            float ax = Math.abs(x[at + j]);
-            if (ax > amax) {
-                amax = ax;
-                max = x[at + j];
-            }
-        }
-        if (amax < GROUP_MAX_EPS) return 0;
+        float max = Quantizer.largestMagnitude(x, at, 32);
+        if (Math.abs(max) < GROUP_MAX_EPS) return 0;
         float d = -max / LEVELS[0], id = 1 / d, sumQX = 0, sumQ2 = 0;
         for (int j = 0; j < 32; j++) {
             float q = LEVELS[nearestLevel(id * x[at + j])], w = x[at + j] * x[at + j];

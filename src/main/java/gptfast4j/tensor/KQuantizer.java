@@ -323,15 +323,8 @@ final class KQuantizer {
      */
     private static float scaleSignedThreeBits(float[] x, int at, int[] quants, int q0) {
         int n = 16, nmax = 4;
-        float max = 0, amax = 0;
-        for (int i = 0; i < n; i++) {
-            float ax = Math.abs(x[at + i]);
-            if (ax > amax) {
-                amax = ax;
-                max = x[at + i];
-            }
-        }
-        if (amax < GROUP_MAX_EPS) {
+        float max = Quantizer.largestMagnitude(x, at, n);
+        if (Math.abs(max) < GROUP_MAX_EPS) {
             for (int i = 0; i < n; i++) quants[q0 + i] = 0;
             return 0f;
         }
@@ -377,15 +370,8 @@ final class KQuantizer {
      */
     private static float scaleSigned(float[] x, int at, int[] quants, int q0) {
         int n = 16, nmax = 32;
-        float max = 0, amax = 0;
-        for (int i = 0; i < n; i++) {
-            float ax = Math.abs(x[at + i]);
-            if (ax > amax) {
-                amax = ax;
-                max = x[at + i];
-            }
-        }
-        if (amax < GROUP_MAX_EPS) {
+        float max = Quantizer.largestMagnitude(x, at, n);
+        if (Math.abs(max) < GROUP_MAX_EPS) {
             for (int i = 0; i < n; i++) quants[q0 + i] = 0;
             return 0f;
         }

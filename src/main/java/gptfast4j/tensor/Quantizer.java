@@ -75,15 +75,7 @@ public final class Quantizer {
                     for (int j = 0; j < 32; j++) out.set(ValueLayout.JAVA_BYTE, offset + 2 + j, (byte) roundHalfAway(x[i0 + j] * id));
                 }
                 case Q4_0 -> {
-                    float amax = 0, max = 0;
-                    for (int j = 0; j < 32; j++) {
-                        float v = x[i0 + j];
-                        if (amax < Math.abs(v)) {
-                            amax = Math.abs(v);
-                            max = v;
-                        }
-                    }
-                    float d = max / -8;
+                    float d = largestMagnitude(x, i0, 32) / -8;
                     float id = d != 0 ? 1.0f / d : 0.0f;
                     out.set(SHORT_LE, offset, Float.floatToFloat16(d));
                     for (int j = 0; j < 16; j++) {
@@ -109,15 +101,7 @@ public final class Quantizer {
                     }
                 }
                 case Q5_0 -> {
-                    float amax = 0, max = 0;
-                    for (int j = 0; j < 32; j++) {
-                        float v = x[i0 + j];
-                        if (amax < Math.abs(v)) {
-                            amax = Math.abs(v);
-                            max = v;
-                        }
-                    }
-                    float d = max / -16;
+                    float d = largestMagnitude(x, i0, 32) / -16;
                     float id = d != 0 ? 1.0f / d : 0.0f;
                     int[] q = new int[32];
                     for (int j = 0; j < 32; j++) q[j] = Math.min(31, (byte) (int) (x[i0 + j] * id + 16.5f));
@@ -141,6 +125,22 @@ public final class Quantizer {
                 default -> throw new IllegalArgumentException("cannot quantize to " + type);
             }
         }
+    }
+
+    /**
+     * The first of the {@code n} weights at {@code x[at]} whose magnitude is the largest, sign and all (0 for all
+     * zeros): the reference quantizers' {@code amax}/{@code max} scan, whose scales are that weight over the levels.
+     */
+    static float largestMagnitude(float[] x, int at, int n) {
+        float amax = 0, max = 0;
+        for (int j = 0; j < n; j++) {
+            float v = x[at + j];
+            if (Math.abs(v) > amax) {
+                amax = Math.abs(v);
+                max = v;
+            }
+        }
+        return max;
     }
 
     /**
