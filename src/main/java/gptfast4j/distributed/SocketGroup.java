@@ -228,12 +228,14 @@ public final class SocketGroup implements Group {
                     challenge.flip();
                     byte[] theirNonce = new byte[NONCE], theirProof = new byte[MAC];
                     challenge.get(theirNonce).get(theirProof);
-                    if (secret == null || !java.security.MessageDigest.isEqual(theirProof, prove(secret, "worker", nonce, theirNonce, new byte[0]))) {
+                    if (secret == null) throw new IllegalArgumentException("tensor-parallel worker " + name + " asks for a secret: give its --secret-file");
+                    if (!java.security.MessageDigest.isEqual(theirProof, prove(secret, "worker", nonce, theirNonce, new byte[0]))) {
                         throw new IllegalArgumentException("tensor-parallel worker " + name + " does not hold this leader's --secret-file");
                     }
                     p.write(p.out(MAC).put(prove(secret, "leader", nonce, theirNonce, hello)).flip());
                     answer = answer(p);
                 }
+                if (answer < 0) throw new IllegalArgumentException("tensor-parallel worker " + name + " answered as no gptfast worker does (" + answer + ")");
                 if (answer != 0) {
                     ByteBuffer text = p.buffer(Math.min(answer, 1 << 16));
                     p.readFully(text);

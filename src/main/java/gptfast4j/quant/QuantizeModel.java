@@ -24,7 +24,7 @@ import java.util.function.LongConsumer;
 /**
  * Writes a checkpoint as a GGUF file whose linear layers (attention, FFN and the output head, as gpt-fast quantizes
  * them) are quantized as a {@link QuantizeMode} says: all in Q8_0, Q4_0 or Q4_1 with the token embedding kept in its
- * type, or in one of llama.cpp's K-quant mixes, the token embedding included; norms stay F32. Metadata and tokenizer are
+ * type, or in one of llama.cpp's mixes, the token embedding included; norms stay F32. Metadata and tokenizer are
  * carried over (or, for llama2.c and Hugging Face sources, written under llama.cpp's keys), and Hugging Face q/k rows
  * are put back in GGUF's interleaved RoPE order, so that other GGUF readers run the file as it is.
  */
