@@ -32,8 +32,11 @@ final class QuantizeCommand implements Callable<Integer> {
             "  llama.cpp's mixes of those names, tensor by tensor as llama-quantize makes them (without an importance matrix)."})
     String mode;
 
-    @Option(names = "--out", required = true, paramLabel = "OUT.gguf", description = "Output file (written atomically; never the input).")
+    @Option(names = "--out", paramLabel = "OUT.gguf", description = "Output file (written atomically; never the input).")
     Path out;
+
+    @Option(names = "--dry-run", description = "Say which type each kind of tensor would take and how large the file would be, and write nothing.")
+    boolean dryRun;
 
     @Option(names = "--allow-requantize", description = "Round tensors already quantized to another type again (each rounding loses more; as llama-quantize's flag).")
     boolean allowRequantize;
@@ -49,24 +52,44 @@ final class QuantizeCommand implements Callable<Integer> {
         QuantizeMode quantizeMode = QuantizeMode.of(mode, "--mode");
         CommonOptions.checkThreads(threads);
         Parallel.setThreads(threads);
-        CommonOptions.checkOutputFile(out);
-        if (Files.exists(out) && Files.exists(checkpoint) && Files.isSameFile(out, checkpoint)) {
-            throw new IllegalArgumentException("refusing to overwrite the input " + checkpoint);
+        if (out == null && !dryRun) throw new IllegalArgumentException("quantize needs --out OUT.gguf (or --dry-run)");
+        if (out != null) {
+            CommonOptions.checkOutputFile(out);
+            if (Files.exists(out) && Files.exists(checkpoint) && Files.isSameFile(out, checkpoint)) {
+                throw new IllegalArgumentException("refusing to overwrite the input " + checkpoint);
+            }
         }
         Checkpoint src = Checkpoint.load(checkpoint, tokenizer);
         QuantizeModel.Plan plan = QuantizeModel.plan(src, quantizeMode, allowRequantize);
+        if (dryRun) {
+            // per type: how many tensors and bytes, as llama-quantize --dry-run sums them up
+            Map<String, long[]> types = new java.util.TreeMap<>();
+            for (var t : plan.tensors()) {
+                long[] sum = types.computeIfAbsent(t.type().name(), k -> new long[2]);
+                sum[0]++;
+                sum[1] += t.bytes();
+            }
+            types.forEach((type, sum) -> System.out.printf("%-7s %4d tensors %12s%n", type, sum[0], ByteSize.of(sum[1])));
+            System.out.printf("%s in %s: %s of tensor data (%s now)%n", checkpoint.getFileName(), quantizeMode.flag, ByteSize.of(plan.bytes()),
+                    ByteSize.of(src.tensors().values().stream().mapToLong(t -> t.data().byteSize()).sum()));
+            printNotes(plan);
+            return 0;
+        }
         long start = System.nanoTime();
         try (ProgressLine progress = new ProgressLine(plan.bytes(), (percent, written) -> String.format("quantizing to %s: %3d%%", quantizeMode.flag, percent))) {
             plan.write(out, progress);
             progress.end(String.format("wrote %s (%s, %s) in %.1f s", out, quantizeMode.flag, ByteSize.of(Files.size(out)), (System.nanoTime() - start) / 1e9));
         }
-        if (!plan.notes().isEmpty()) {
-            // one entry per kind of tensor, not per layer: "blk.N.ffn_down.weight: rows of 172, ... (5 layers)"
-            Map<String, Integer> kinds = new LinkedHashMap<>();
-            for (String note : plan.notes()) kinds.merge(note.replaceFirst("^blk\\.\\d+\\.", "blk.N."), 1, Integer::sum);
-            System.err.println("not in the mode's type: " + kinds.entrySet().stream()
-                    .map(e -> e.getKey() + (e.getValue() > 1 ? " (" + e.getValue() + " layers)" : "")).collect(Collectors.joining("; ")));
-        }
+        printNotes(plan);
         return 0;
+    }
+
+    /** The tensors not in the mode's type, one entry per kind, not per layer: "blk.N.ffn_down.weight: rows of 172, ... (5 layers)". */
+    private static void printNotes(QuantizeModel.Plan plan) {
+        if (plan.notes().isEmpty()) return;
+        Map<String, Integer> kinds = new LinkedHashMap<>();
+        for (String note : plan.notes()) kinds.merge(note.replaceFirst("^blk\\.\\d+\\.", "blk.N."), 1, Integer::sum);
+        System.err.println("not in the mode's type: " + kinds.entrySet().stream()
+                .map(e -> e.getKey() + (e.getValue() > 1 ? " (" + e.getValue() + " layers)" : "")).collect(Collectors.joining("; ")));
     }
 }

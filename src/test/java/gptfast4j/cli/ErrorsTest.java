@@ -461,6 +461,16 @@ class ErrorsTest {
                 "is already quantized (Q4_0); quantize from an F32, F16 or BF16 model (or round it again with --allow-requantize)");
         assertTrue(Files.notExists(dir.resolve("q8.gguf")));
         assertEquals(0, run("quantize", "--checkpoint", q4.toString(), "--mode", "int8", "--allow-requantize", "--out", dir.resolve("q8.gguf").toString()).exit);
+        assertOneLineError(run("quantize", "--checkpoint", copy.toString(), "--mode", "q4_k_m"), "quantize needs --out OUT.gguf (or --dry-run)");
+        // --dry-run: the types and sizes, nothing written (stories260K in q4_k_m: its 64-weight rows fall back to Q5_0, the
+        // head and two attn_v from Q6_K to Q8_0, ffn_down's 172-weight rows to F16)
+        Outcome dry = run("quantize", "--checkpoint", copy.toString(), "--mode", "q4_k_m", "--dry-run");
+        assertEquals(0, dry.exit, dry.err);
+        assertTrue(dry.out.contains("F16        5 tensors") && dry.out.contains("Q5_0      29 tensors") && dry.out.contains("Q8_0       3 tensors")
+                && dry.out.contains("model.gguf in q4_k_m:"), dry.out);
+        try (var files = Files.list(dir)) {
+            assertEquals(java.util.Set.of("model.gguf", "odd.gguf", "q4.gguf", "q8.gguf"), files.map(f -> f.getFileName().toString()).collect(java.util.stream.Collectors.toSet()));
+        }
         assertEquals(gptfast4j.tensor.GGMLType.Q8_0, gptfast4j.io.GGUF.read(dir.resolve("q8.gguf")).tensors().get("blk.0.attn_q.weight").type());
     }
 
