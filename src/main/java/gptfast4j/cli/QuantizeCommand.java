@@ -38,6 +38,9 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--dry-run", description = "Say which type each kind of tensor would take and how large the file would be, and write nothing.")
     boolean dryRun;
 
+    @Option(names = "--pure", description = "Every weight tensor, the token embedding and the output head too, in the mode's own type (Q4_K for q4_k_m), as llama-quantize --pure.")
+    boolean pure;
+
     @Option(names = "--allow-requantize", description = "Round tensors already quantized to another type again (each rounding loses more; as llama-quantize's flag).")
     boolean allowRequantize;
 
@@ -60,7 +63,7 @@ final class QuantizeCommand implements Callable<Integer> {
             }
         }
         Checkpoint src = Checkpoint.load(checkpoint, tokenizer);
-        QuantizeModel.Plan plan = QuantizeModel.plan(src, quantizeMode, allowRequantize);
+        QuantizeModel.Plan plan = QuantizeModel.plan(src, quantizeMode, allowRequantize, pure);
         if (dryRun) {
             // per type: how many tensors and bytes, as llama-quantize --dry-run sums them up
             Map<String, long[]> types = new java.util.TreeMap<>();

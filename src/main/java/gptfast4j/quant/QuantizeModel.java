@@ -53,10 +53,12 @@ public final class QuantizeModel {
     }
 
     /**
-     * How {@code src} is written in {@code mode}; tensors already quantized to another type are refused unless
-     * {@code allowRequantize} (then dequantized and rounded again), those already in their type copied as they are.
+     * How {@code src} is written in {@code mode}, or with {@code pure} every weight tensor (the token embedding and the
+     * head too, as llama-quantize's {@code --pure}) in the mode's own type; tensors already quantized to another type
+     * are refused unless {@code allowRequantize} (then dequantized and rounded again), those already in their type
+     * copied as they are.
      */
-    public static Plan plan(Checkpoint src, QuantizeMode mode, boolean allowRequantize) {
+    public static Plan plan(Checkpoint src, QuantizeMode mode, boolean allowRequantize, boolean pure) {
         Config c = src.model().config;
         Map<String, Metadata.Value> md = src.metadata() != null ? new LinkedHashMap<>(src.metadata().asMap()) : metadataFor(src);
         md.put("general.file_type", Metadata.Value.uint32(mode.fileType));
@@ -78,7 +80,7 @@ public final class QuantizeModel {
             // linear layers, experts included ([in, out, experts]), and the token embedding; the MoE router
             // (ffn_gate_inp) stays as it is
             boolean weights = (LINEAR.contains(kind) || kind.equals("output") || kind.equals("token_embd")) && td.shape().length <= 3 && td.shape().length >= 2;
-            GGMLType wanted = weights ? mode.typeOf(kind, inLayer ? Integer.parseInt(parts[1]) : -1, c, tied) : null;
+            GGMLType wanted = !weights ? null : pure ? mode.base : mode.typeOf(kind, inLayer ? Integer.parseInt(parts[1]) : -1, c, tied);
             if (wanted == null) {
                 specs.add(copy(td));
                 continue;
@@ -98,10 +100,10 @@ public final class QuantizeModel {
                 if (!written.isFloat()) quantizedCount++;
             }
         }
-        if (tied && !mode.mix) {
+        if (tied && !mode.mix && !pure) {
             // tied embeddings: the head is quantized on its own, the embedding table keeps its type; a table already
             // quantized stays the head as it is (not rounded a second time, as the linear layers are not). llama.cpp's
-            // mixes quantize the table itself for both (above).
+            // mixes, and --pure, quantize the table itself for both (above).
             TensorData emb = src.tensors().get("token_embd.weight");
             GGMLType type = emb.type().isFloat() ? fitted("output.weight", emb.shape()[0], mode.typeOf("output", -1, c, true), mode, notes) : null;
             if (type != null) {

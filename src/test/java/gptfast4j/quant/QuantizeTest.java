@@ -41,7 +41,7 @@ class QuantizeTest {
         GGMLType type = mode.base;
         Path out = dir.resolve(family + "-" + modeName + ".gguf");
         Checkpoint src = Checkpoint.load(Shared.REFERENCE.resolve("models/" + family + "-F32.gguf"), null);
-        QuantizeModel.Plan plan = QuantizeModel.plan(src, mode, false);
+        QuantizeModel.Plan plan = QuantizeModel.plan(src, mode, false, false);
         assertTrue(plan.notes().isEmpty());
         plan.write(out, b -> { });
         GGUF ours = GGUF.read(out);
@@ -69,6 +69,29 @@ class QuantizeTest {
     }
 
     /**
+     * {@code --pure}: the whole file llama.cpp's {@code llama-quantize --pure} wrote in ../shared, every tensor (token
+     * embedding, head, norms, rope factors) and general.file_type, for gpt-fast's modes and llama.cpp's mixes alike
+     * (q4_k_m --pure is llama-quantize's "Q4_K", q5_k_m's its "Q5_K").
+     */
+    @ParameterizedTest
+    @CsvSource({"mini-llama2, int8", "mini-llama2, int4", "mini-llama2, int4-asym", "mini-llama2, q4_k_m", "mini-llama2, q5_k_m", "mini-llama2, q6_k",
+            "mini-llama3, q8_0", "mini-llama3, q4_0", "mini-llama3, q4_1", "mini-llama3, q4_k_m", "mini-llama3, q5_k_m", "mini-llama3, q6_k",
+            "mini-mixtral, q8_0", "mini-mixtral, int4", "mini-mixtral, q4_k_m", "mini-mixtral, q6_k"})
+    void pureFilesAreLlamaQuantizes(String family, String modeName, @TempDir Path dir) {
+        QuantizeMode mode = QuantizeMode.of(modeName, "--mode");
+        Path out = dir.resolve(family + "-" + modeName + ".gguf");
+        QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/" + family + "-F32.gguf"), null), mode, false, true).write(out, b -> { });
+        GGUF ours = GGUF.read(out), theirs = GGUF.read(Shared.REFERENCE.resolve("models/" + family + "-" + mode.base + ".gguf"));
+        assertEquals(theirs.tensors().keySet(), ours.tensors().keySet());
+        for (TensorData t : ours.tensors().values()) {
+            TensorData r = theirs.tensors().get(t.name());
+            assertEquals(r.type(), t.type(), t.name());
+            assertEquals(-1L, t.data().mismatch(r.data()), t.name() + " differs from llama.cpp's");
+        }
+        assertEquals(theirs.metadata().getInt("general.file_type", -1), ours.metadata().getInt("general.file_type", -2));
+    }
+
+    /**
      * llama.cpp's mixes give each tensor the type llama-quantize's file of that mix has (made with llama.cpp's
      * llama-quantize, no --pure; {@code changed}: the tensors not in the mix's own type, "kind=TYPE" in every layer or
      * "layer.kind=TYPE"; the output head is Q6_K (Q8_0 in q8_0), the token embedding the mix's type, or the head's where,
@@ -93,7 +116,7 @@ class QuantizeTest {
         }
         Path out = dir.resolve(family + "-" + modeName + ".gguf");
         Checkpoint src = Checkpoint.load(Shared.REFERENCE.resolve("models/" + family + "-F32.gguf"), null);
-        QuantizeModel.Plan plan = QuantizeModel.plan(src, mode, false);
+        QuantizeModel.Plan plan = QuantizeModel.plan(src, mode, false, false);
         assertTrue(plan.notes().isEmpty());
         plan.write(out, b -> { });
         GGUF ours = GGUF.read(out);
@@ -196,7 +219,7 @@ class QuantizeTest {
     @Test
     void kQuantModesFallBackAsLlamaQuantize(@TempDir Path dir) {
         Checkpoint src = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null);
-        QuantizeModel.Plan plan = QuantizeModel.plan(src, QuantizeMode.Q4_K_M, false);
+        QuantizeModel.Plan plan = QuantizeModel.plan(src, QuantizeMode.Q4_K_M, false, false);
         Path out = dir.resolve("q4_k_m.gguf");
         plan.write(out, b -> { });
         GGUF ours = GGUF.read(out);
@@ -211,7 +234,7 @@ class QuantizeTest {
         assertTrue(plan.notes().contains("output.weight: rows of 64, where Q6_K takes multiples of 256; Q8_0 instead"), plan.notes().toString());
         assertEquals(src.tensors().size() - 5 * 2 - 1, plan.notes().size()); // every weight tensor, none of the norms
         // gpt-fast's modes keep such rows in their float type, as issue #4 asks
-        QuantizeModel.Plan int4 = QuantizeModel.plan(src, QuantizeMode.INT4, false);
+        QuantizeModel.Plan int4 = QuantizeModel.plan(src, QuantizeMode.INT4, false, false);
         assertEquals(List.of("blk.0.ffn_down.weight: rows of 172, where Q4_0 takes multiples of 32; kept in its float type"), int4.notes().subList(0, 1));
         assertEquals(5, int4.notes().size());
     }
@@ -226,16 +249,16 @@ class QuantizeTest {
     void quantizedSourcesAreCopiedOrRequantized(@TempDir Path dir) {
         Path q6_k = Shared.REFERENCE.resolve("models/mini-llama2-Q6_K.gguf");
         Path same = dir.resolve("same.gguf");
-        QuantizeModel.plan(Checkpoint.load(q6_k, null), QuantizeMode.Q6_K, false).write(same, b -> { });
+        QuantizeModel.plan(Checkpoint.load(q6_k, null), QuantizeMode.Q6_K, false, false).write(same, b -> { });
         GGUF source = GGUF.read(q6_k);
         for (TensorData t : GGUF.read(same).tensors().values()) assertEquals(-1L, t.data().mismatch(source.tensors().get(t.name()).data()), t.name());
 
         Checkpoint q8_0 = Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-Q8_0.gguf"), null);
         IllegalArgumentException refused = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
-                () -> QuantizeModel.plan(q8_0, QuantizeMode.Q4_K_M, false));
+                () -> QuantizeModel.plan(q8_0, QuantizeMode.Q4_K_M, false, false));
         assertTrue(refused.getMessage().contains("is already quantized (Q8_0)"), refused.getMessage());
         Path again = dir.resolve("again.gguf");
-        QuantizeModel.plan(q8_0, QuantizeMode.Q4_K_M, true).write(again, b -> { });
+        QuantizeModel.plan(q8_0, QuantizeMode.Q4_K_M, true, false).write(again, b -> { });
         int compared = 0;
         for (TensorData t : GGUF.read(again).tensors().values()) {
             if (t.type() == GGMLType.F32) continue;
