@@ -10,9 +10,9 @@ import java.nio.ByteOrder;
  * matrix), so that files agree with its bit for bit. Every sum and product is taken in float in the C code's
  * order, and C's {@code nearest_int} (adding 1.5 * 2^23) is rounding to nearest, ties to even ({@link Math#rint}).
  * <p>
- * A super-block holds 256 weights. Q4_K and Q5_K give each 32 of them a scale and a min, fitted by a search over 16 to
- * 21 candidate scales that weighs each weight by its size and its sub-block's RMS, the scales and mins then rounded to
- * 6 bits of two half-precision super-block factors. Q6_K gives each 16 a signed scale, searched over 19 candidates, and
+ * A super-block holds 256 weights. Q4_K and Q5_K give each 32 of them a scale and a min, the best of 22 (Q4_K) or 17
+ * (Q5_K) candidate fits by an error that weighs each weight by its size and its sub-block's RMS, the scales and mins
+ * then rounded to 6 bits of two half-precision super-block factors. Q6_K gives each 16 a signed scale, searched over 19 candidates, and
  * rounds the scales to 8 bits of one factor. Q2_K fits a scale and a min to each 16 (absolute error, 4 bits of two
  * factors), Q3_K a signed scale to each 16 (refined weight by weight, 6 bits of one factor).
  */
