@@ -4,7 +4,9 @@ import gptfast4j.io.ByteSize;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.quant.QuantizeMode;
 import gptfast4j.quant.QuantizeModel;
+import gptfast4j.tensor.GGMLType;
 import gptfast4j.tensor.Parallel;
+import gptfast4j.tensor.Quantizer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -12,6 +14,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
@@ -41,6 +44,12 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--pure", description = "Every weight tensor, the token embedding and the output head too, in the mode's own type (Q4_K for q4_k_m), as llama-quantize --pure.")
     boolean pure;
 
+    @Option(names = "--output-tensor-type", paramLabel = "TYPE", description = "The output head's type whatever the mode says (f16, q8_0, q6_k, ...), as llama-quantize's flag.")
+    String outputType;
+
+    @Option(names = "--token-embedding-type", paramLabel = "TYPE", description = "The token embedding's type whatever the mode says, as llama-quantize's flag.")
+    String embeddingType;
+
     @Option(names = "--allow-requantize", description = "Round tensors already quantized to another type again (each rounding loses more; as llama-quantize's flag).")
     boolean allowRequantize;
 
@@ -63,7 +72,8 @@ final class QuantizeCommand implements Callable<Integer> {
             }
         }
         Checkpoint src = Checkpoint.load(checkpoint, tokenizer);
-        QuantizeModel.Plan plan = QuantizeModel.plan(src, quantizeMode, allowRequantize, pure);
+        QuantizeModel.Plan plan = QuantizeModel.plan(src, quantizeMode, new QuantizeModel.Options(allowRequantize, pure,
+                tensorType(outputType, "--output-tensor-type"), tensorType(embeddingType, "--token-embedding-type")));
         if (dryRun) {
             // per type: how many tensors and bytes, as llama-quantize --dry-run sums them up
             Map<String, long[]> types = new java.util.TreeMap<>();
@@ -85,6 +95,16 @@ final class QuantizeCommand implements Callable<Integer> {
         }
         printNotes(plan);
         return 0;
+    }
+
+    /** The type a flag names (llama.cpp's names, any case), one that quantize writes; null for none. */
+    private static GGMLType tensorType(String name, String flag) {
+        if (name == null) return null;
+        List<String> writable = java.util.Arrays.stream(GGMLType.values()).filter(t -> t.isFloat() || Quantizer.supports(t))
+                .map(t -> t.name().toLowerCase(java.util.Locale.ROOT)).toList();
+        String lower = name.toLowerCase(java.util.Locale.ROOT);
+        if (!writable.contains(lower)) throw new IllegalArgumentException(flag + " must be one of " + String.join(", ", writable) + ", got '" + name + "'");
+        return GGMLType.valueOf(lower.toUpperCase(java.util.Locale.ROOT));
     }
 
     /** The tensors not in the mode's type, one entry per kind, not per layer: "blk.N.ffn_down.weight: rows of 172, ... (5 layers)". */

@@ -53,12 +53,24 @@ public final class QuantizeModel {
     }
 
     /**
-     * How {@code src} is written in {@code mode}, or with {@code pure} every weight tensor (the token embedding and the
-     * head too, as llama-quantize's {@code --pure}) in the mode's own type; tensors already quantized to another type
-     * are refused unless {@code allowRequantize} (then dequantized and rounded again), those already in their type
-     * copied as they are.
+     * What else shapes a plan, as llama-quantize's flags of those names: {@code allowRequantize} (tensors already
+     * quantized to another type dequantized and rounded again, else refused), {@code pure} (every weight tensor, the
+     * token embedding and the head too, in the mode's own type), {@code outputType} and {@code embeddingType} (the
+     * output head's and the token embedding's type whatever the mode says; null for the mode's).
      */
-    public static Plan plan(Checkpoint src, QuantizeMode mode, boolean allowRequantize, boolean pure) {
+    public record Options(boolean allowRequantize, boolean pure, GGMLType outputType, GGMLType embeddingType) {
+        public static final Options NONE = new Options(false, false, null, null);
+
+        public Options {
+            for (GGMLType t : new GGMLType[]{outputType, embeddingType}) {
+                if (t != null && !t.isFloat() && !Quantizer.supports(t)) throw new IllegalArgumentException("cannot write tensors in " + t);
+            }
+        }
+    }
+
+    /** How {@code src} is written in {@code mode}; tensors already in the type they would take are copied as they are. */
+    public static Plan plan(Checkpoint src, QuantizeMode mode, Options options) {
+        boolean pure = options.pure(), allowRequantize = options.allowRequantize();
         Config c = src.model().config;
         Map<String, Metadata.Value> md = src.metadata() != null ? new LinkedHashMap<>(src.metadata().asMap()) : metadataFor(src);
         md.put("general.file_type", Metadata.Value.uint32(mode.fileType));
@@ -80,7 +92,10 @@ public final class QuantizeModel {
             // linear layers, experts included ([in, out, experts]), and the token embedding; the MoE router
             // (ffn_gate_inp) stays as it is
             boolean weights = (LINEAR.contains(kind) || kind.equals("output") || kind.equals("token_embd")) && td.shape().length <= 3 && td.shape().length >= 2;
-            GGMLType wanted = !weights ? null : pure ? mode.base : mode.typeOf(kind, inLayer ? Integer.parseInt(parts[1]) : -1, c, tied);
+            GGMLType wanted = !weights ? null
+                    : kind.equals("output") && options.outputType() != null ? options.outputType()
+                    : kind.equals("token_embd") && options.embeddingType() != null ? options.embeddingType()
+                    : pure ? mode.base : mode.typeOf(kind, inLayer ? Integer.parseInt(parts[1]) : -1, c, tied);
             if (wanted == null) {
                 specs.add(copy(td));
                 continue;
@@ -105,7 +120,8 @@ public final class QuantizeModel {
             // quantized stays the head as it is (not rounded a second time, as the linear layers are not). llama.cpp's
             // mixes, and --pure, quantize the table itself for both (above).
             TensorData emb = src.tensors().get("token_embd.weight");
-            GGMLType type = emb.type().isFloat() ? fitted("output.weight", emb.shape()[0], mode.typeOf("output", -1, c, true), mode, notes) : null;
+            GGMLType head = options.outputType() != null ? options.outputType() : mode.typeOf("output", -1, c, true);
+            GGMLType type = emb.type().isFloat() ? fitted("output.weight", emb.shape()[0], head, mode, notes) : null;
             if (type != null) {
                 specs.add(quantized("output.weight", emb.shape(), Tensor.of(emb), type, 0));
                 if (!type.isFloat()) quantizedCount++;

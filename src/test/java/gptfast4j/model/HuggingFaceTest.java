@@ -73,7 +73,7 @@ class HuggingFaceTest {
         writeHuggingFace(gguf, hfDir, false);
         Checkpoint hf = Checkpoint.load(hfDir, Shared.MODELS.resolve("tok512.bin"));
         Path out = dir.resolve("q8.gguf");
-        gptfast4j.quant.QuantizeModel.plan(hf, gptfast4j.quant.QuantizeMode.INT8, false, false).write(out, b -> { });
+        gptfast4j.quant.QuantizeModel.plan(hf, gptfast4j.quant.QuantizeMode.INT8, gptfast4j.quant.QuantizeModel.Options.NONE).write(out, b -> { });
         Checkpoint q = Checkpoint.load(out, null);
         assertEquals(4, q.model().config.expertCount());
         assertEquals(2, q.model().config.expertsUsed());
@@ -94,8 +94,8 @@ class HuggingFaceTest {
         Path fromHf = dir.resolve("hf.gguf"), fromGguf = dir.resolve("gguf.gguf");
         Checkpoint hf = Checkpoint.load(hfDir, Shared.MODELS.resolve("tok512.bin"));
         assertEquals(Config.RopeStyle.HALVES, hf.model().config.ropeStyle());
-        gptfast4j.quant.QuantizeModel.plan(hf, gptfast4j.quant.QuantizeMode.Q4_K_M, false, false).write(fromHf, b -> { });
-        gptfast4j.quant.QuantizeModel.plan(Checkpoint.load(gguf, null), gptfast4j.quant.QuantizeMode.Q4_K_M, false, false).write(fromGguf, b -> { });
+        gptfast4j.quant.QuantizeModel.plan(hf, gptfast4j.quant.QuantizeMode.Q4_K_M, gptfast4j.quant.QuantizeModel.Options.NONE).write(fromHf, b -> { });
+        gptfast4j.quant.QuantizeModel.plan(Checkpoint.load(gguf, null), gptfast4j.quant.QuantizeMode.Q4_K_M, gptfast4j.quant.QuantizeModel.Options.NONE).write(fromGguf, b -> { });
         var expected = gptfast4j.io.GGUF.read(fromGguf).tensors();
         int compared = 0;
         for (var t : gptfast4j.io.GGUF.read(fromHf).tensors().values()) {

@@ -119,7 +119,7 @@ class PerplexityTest {
         double[] kl = new double[modes.length];
         for (int i = 0; i < modes.length; i++) {
             Path out = dir.resolve(modes[i].flag + ".gguf");
-            QuantizeModel.plan(base, modes[i], false, false).write(out, b -> { });
+            QuantizeModel.plan(base, modes[i], QuantizeModel.Options.NONE).write(out, b -> { });
             kl[i] = Perplexity.compute(Checkpoint.load(out, null), base, text(), 128, c -> { }).meanKl();
         }
         assertTrue(kl[0] > 0 && kl[0] < q6_kMax, "q6_k KL " + kl[0]);

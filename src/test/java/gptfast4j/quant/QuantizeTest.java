@@ -41,7 +41,7 @@ class QuantizeTest {
         GGMLType type = mode.base;
         Path out = dir.resolve(family + "-" + modeName + ".gguf");
         Checkpoint src = Checkpoint.load(Shared.REFERENCE.resolve("models/" + family + "-F32.gguf"), null);
-        QuantizeModel.Plan plan = QuantizeModel.plan(src, mode, false, false);
+        QuantizeModel.Plan plan = QuantizeModel.plan(src, mode, QuantizeModel.Options.NONE);
         assertTrue(plan.notes().isEmpty());
         plan.write(out, b -> { });
         GGUF ours = GGUF.read(out);
@@ -80,7 +80,7 @@ class QuantizeTest {
     void pureFilesAreLlamaQuantizes(String family, String modeName, @TempDir Path dir) {
         QuantizeMode mode = QuantizeMode.of(modeName, "--mode");
         Path out = dir.resolve(family + "-" + modeName + ".gguf");
-        QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/" + family + "-F32.gguf"), null), mode, false, true).write(out, b -> { });
+        QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/" + family + "-F32.gguf"), null), mode, new QuantizeModel.Options(false, true, null, null)).write(out, b -> { });
         GGUF ours = GGUF.read(out), theirs = GGUF.read(Shared.REFERENCE.resolve("models/" + family + "-" + mode.base + ".gguf"));
         assertEquals(theirs.tensors().keySet(), ours.tensors().keySet());
         for (TensorData t : ours.tensors().values()) {
@@ -89,6 +89,40 @@ class QuantizeTest {
             assertEquals(-1L, t.data().mismatch(r.data()), t.name() + " differs from llama.cpp's");
         }
         assertEquals(theirs.metadata().getInt("general.file_type", -1), ours.metadata().getInt("general.file_type", -2));
+    }
+
+    /**
+     * {@code --output-tensor-type} and {@code --token-embedding-type}: those tensors in the types named whatever the mode
+     * says, as llama-quantize's flags (the rest as the mode has them): their bytes those of llama.cpp's --pure file of
+     * that type; a tied model's table, also its head, takes the embedding's type; gpt-fast's int4 quantizes the table
+     * too when asked.
+     */
+    @Test
+    void typeOverridesAreLlamaQuantizes(@TempDir Path dir) {
+        Path out = dir.resolve("q4_k_m.gguf");
+        QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), null), QuantizeMode.Q4_K_M,
+                new QuantizeModel.Options(false, false, GGMLType.Q8_0, GGMLType.Q8_0)).write(out, b -> { });
+        GGUF ours = GGUF.read(out), q8_0 = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama2-Q8_0.gguf"));
+        for (String name : new String[]{"output.weight", "token_embd.weight"}) {
+            assertEquals(GGMLType.Q8_0, ours.tensors().get(name).type(), name);
+            assertEquals(-1L, ours.tensors().get(name).data().mismatch(q8_0.tensors().get(name).data()), name);
+        }
+        assertEquals(GGMLType.Q6_K, ours.tensors().get("blk.1.attn_v.weight").type());
+        assertEquals(GGMLType.Q4_K, ours.tensors().get("blk.0.attn_v.weight").type());
+
+        Path tied = dir.resolve("q3_k_m.gguf");
+        QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama3-F32.gguf"), null), QuantizeMode.Q3_K_M,
+                new QuantizeModel.Options(false, false, null, GGMLType.Q8_0)).write(tied, b -> { });
+        GGUF llama3 = GGUF.read(tied);
+        assertFalse(llama3.tensors().containsKey("output.weight"));
+        assertEquals(-1L, llama3.tensors().get("token_embd.weight").data().mismatch(
+                GGUF.read(Shared.REFERENCE.resolve("models/mini-llama3-Q8_0.gguf")).tensors().get("token_embd.weight").data()));
+
+        Path int4 = dir.resolve("int4.gguf");
+        QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), null), QuantizeMode.INT4,
+                new QuantizeModel.Options(false, false, null, GGMLType.Q8_0)).write(int4, b -> { });
+        assertEquals(-1L, GGUF.read(int4).tensors().get("token_embd.weight").data().mismatch(q8_0.tensors().get("token_embd.weight").data()));
+        assertEquals(GGMLType.Q4_0, GGUF.read(int4).tensors().get("output.weight").type());
     }
 
     /**
@@ -116,7 +150,7 @@ class QuantizeTest {
         }
         Path out = dir.resolve(family + "-" + modeName + ".gguf");
         Checkpoint src = Checkpoint.load(Shared.REFERENCE.resolve("models/" + family + "-F32.gguf"), null);
-        QuantizeModel.Plan plan = QuantizeModel.plan(src, mode, false, false);
+        QuantizeModel.Plan plan = QuantizeModel.plan(src, mode, QuantizeModel.Options.NONE);
         assertTrue(plan.notes().isEmpty());
         plan.write(out, b -> { });
         GGUF ours = GGUF.read(out);
@@ -219,7 +253,7 @@ class QuantizeTest {
     @Test
     void kQuantModesFallBackAsLlamaQuantize(@TempDir Path dir) {
         Checkpoint src = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null);
-        QuantizeModel.Plan plan = QuantizeModel.plan(src, QuantizeMode.Q4_K_M, false, false);
+        QuantizeModel.Plan plan = QuantizeModel.plan(src, QuantizeMode.Q4_K_M, QuantizeModel.Options.NONE);
         Path out = dir.resolve("q4_k_m.gguf");
         plan.write(out, b -> { });
         GGUF ours = GGUF.read(out);
@@ -234,7 +268,7 @@ class QuantizeTest {
         assertTrue(plan.notes().contains("output.weight: rows of 64, where Q6_K takes multiples of 256; Q8_0 instead"), plan.notes().toString());
         assertEquals(src.tensors().size() - 5 * 2 - 1, plan.notes().size()); // every weight tensor, none of the norms
         // gpt-fast's modes keep such rows in their float type, as issue #4 asks
-        QuantizeModel.Plan int4 = QuantizeModel.plan(src, QuantizeMode.INT4, false, false);
+        QuantizeModel.Plan int4 = QuantizeModel.plan(src, QuantizeMode.INT4, QuantizeModel.Options.NONE);
         assertEquals(List.of("blk.0.ffn_down.weight: rows of 172, where Q4_0 takes multiples of 32; kept in its float type"), int4.notes().subList(0, 1));
         assertEquals(5, int4.notes().size());
     }
@@ -249,16 +283,16 @@ class QuantizeTest {
     void quantizedSourcesAreCopiedOrRequantized(@TempDir Path dir) {
         Path q6_k = Shared.REFERENCE.resolve("models/mini-llama2-Q6_K.gguf");
         Path same = dir.resolve("same.gguf");
-        QuantizeModel.plan(Checkpoint.load(q6_k, null), QuantizeMode.Q6_K, false, false).write(same, b -> { });
+        QuantizeModel.plan(Checkpoint.load(q6_k, null), QuantizeMode.Q6_K, QuantizeModel.Options.NONE).write(same, b -> { });
         GGUF source = GGUF.read(q6_k);
         for (TensorData t : GGUF.read(same).tensors().values()) assertEquals(-1L, t.data().mismatch(source.tensors().get(t.name()).data()), t.name());
 
         Checkpoint q8_0 = Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-Q8_0.gguf"), null);
         IllegalArgumentException refused = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
-                () -> QuantizeModel.plan(q8_0, QuantizeMode.Q4_K_M, false, false));
+                () -> QuantizeModel.plan(q8_0, QuantizeMode.Q4_K_M, QuantizeModel.Options.NONE));
         assertTrue(refused.getMessage().contains("is already quantized (Q8_0)"), refused.getMessage());
         Path again = dir.resolve("again.gguf");
-        QuantizeModel.plan(q8_0, QuantizeMode.Q4_K_M, true, false).write(again, b -> { });
+        QuantizeModel.plan(q8_0, QuantizeMode.Q4_K_M, new QuantizeModel.Options(true, false, null, null)).write(again, b -> { });
         int compared = 0;
         for (TensorData t : GGUF.read(again).tensors().values()) {
             if (t.type() == GGMLType.F32) continue;
