@@ -50,6 +50,10 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--token-embedding-type", paramLabel = "TYPE", description = "The token embedding's type whatever the mode says, as llama-quantize's flag.")
     String embeddingType;
 
+    @Option(names = "--tensor-type", paramLabel = "PATTERN=TYPE", description = "The type of the weight tensors whose names the regular expression PATTERN finds (e.g. attn_v=q8_0); "
+            + "repeatable, the first that finds a name wins; as llama-quantize's flag.")
+    List<String> tensorTypes = new java.util.ArrayList<>();
+
     @Option(names = "--allow-requantize", description = "Round tensors already quantized to another type again (each rounding loses more; as llama-quantize's flag).")
     boolean allowRequantize;
 
@@ -73,7 +77,7 @@ final class QuantizeCommand implements Callable<Integer> {
         }
         Checkpoint src = Checkpoint.load(checkpoint, tokenizer);
         QuantizeModel.Plan plan = QuantizeModel.plan(src, quantizeMode, new QuantizeModel.Options(allowRequantize, pure,
-                tensorType(outputType, "--output-tensor-type"), tensorType(embeddingType, "--token-embedding-type")));
+                tensorType(outputType, "--output-tensor-type"), tensorType(embeddingType, "--token-embedding-type"), patterns(tensorTypes)));
         if (dryRun) {
             // per type: how many tensors and bytes, as llama-quantize --dry-run sums them up
             Map<String, long[]> types = new java.util.TreeMap<>();
@@ -105,6 +109,23 @@ final class QuantizeCommand implements Callable<Integer> {
         String lower = name.toLowerCase(java.util.Locale.ROOT);
         if (!writable.contains(lower)) throw new IllegalArgumentException(flag + " must be one of " + String.join(", ", writable) + ", got '" + name + "'");
         return GGMLType.valueOf(lower.toUpperCase(java.util.Locale.ROOT));
+    }
+
+    /** {@code --tensor-type}'s PATTERN=TYPE pairs, in their order. */
+    private static List<Map.Entry<java.util.regex.Pattern, GGMLType>> patterns(List<String> pairs) {
+        List<Map.Entry<java.util.regex.Pattern, GGMLType>> result = new java.util.ArrayList<>();
+        for (String pair : pairs) {
+            int eq = pair.lastIndexOf('=');
+            if (eq <= 0 || eq == pair.length() - 1) throw new IllegalArgumentException("--tensor-type takes PATTERN=TYPE, got '" + pair + "'");
+            java.util.regex.Pattern pattern;
+            try {
+                pattern = java.util.regex.Pattern.compile(pair.substring(0, eq));
+            } catch (java.util.regex.PatternSyntaxException e) {
+                throw new IllegalArgumentException("--tensor-type " + pair + ": the pattern is not a regular expression (" + e.getDescription() + ")");
+            }
+            result.add(Map.entry(pattern, tensorType(pair.substring(eq + 1), "--tensor-type's TYPE")));
+        }
+        return result;
     }
 
     /** The tensors not in the mode's type, one entry per kind, not per layer: "blk.N.ffn_down.weight: rows of 172, ... (5 layers)". */

@@ -56,15 +56,25 @@ public final class QuantizeModel {
      * What else shapes a plan, as llama-quantize's flags of those names: {@code allowRequantize} (tensors already
      * quantized to another type dequantized and rounded again, else refused), {@code pure} (every weight tensor, the
      * token embedding and the head too, in the mode's own type), {@code outputType} and {@code embeddingType} (the
-     * output head's and the token embedding's type whatever the mode says; null for the mode's).
+     * output head's and the token embedding's type whatever the mode says; null for the mode's), {@code tensorTypes}
+     * (the type of the other weight tensors whose name a pattern finds, the first that does).
      */
-    public record Options(boolean allowRequantize, boolean pure, GGMLType outputType, GGMLType embeddingType) {
-        public static final Options NONE = new Options(false, false, null, null);
+    public record Options(boolean allowRequantize, boolean pure, GGMLType outputType, GGMLType embeddingType,
+                          List<Map.Entry<java.util.regex.Pattern, GGMLType>> tensorTypes) {
+        public static final Options NONE = new Options(false, false, null, null, List.of());
 
         public Options {
-            for (GGMLType t : new GGMLType[]{outputType, embeddingType}) {
+            List<GGMLType> named = new ArrayList<>(java.util.Arrays.asList(outputType, embeddingType));
+            tensorTypes.forEach(e -> named.add(e.getValue()));
+            for (GGMLType t : named) {
                 if (t != null && !t.isFloat() && !Quantizer.supports(t)) throw new IllegalArgumentException("cannot write tensors in " + t);
             }
+        }
+
+        /** The type the first of {@code tensorTypes} that finds {@code name} gives; null where none does. */
+        GGMLType tensorType(String name) {
+            for (var e : tensorTypes) if (e.getKey().matcher(name).find()) return e.getValue();
+            return null;
         }
     }
 
@@ -95,6 +105,7 @@ public final class QuantizeModel {
             GGMLType wanted = !weights ? null
                     : kind.equals("output") && options.outputType() != null ? options.outputType()
                     : kind.equals("token_embd") && options.embeddingType() != null ? options.embeddingType()
+                    : options.tensorType(td.name()) != null ? options.tensorType(td.name())
                     : pure ? mode.base : mode.typeOf(kind, inLayer ? Integer.parseInt(parts[1]) : -1, c, tied);
             if (wanted == null) {
                 specs.add(copy(td));

@@ -464,6 +464,12 @@ class ErrorsTest {
         assertOneLineError(run("quantize", "--checkpoint", copy.toString(), "--mode", "q4_k_m"), "quantize needs --out OUT.gguf (or --dry-run)");
         assertOneLineError(run("quantize", "--checkpoint", copy.toString(), "--mode", "q4_k_m", "--dry-run", "--output-tensor-type", "q3"),
                 "--output-tensor-type must be one of f32, f16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs, bf16, got 'q3'");
+        assertOneLineError(run("quantize", "--checkpoint", copy.toString(), "--mode", "q4_k_m", "--dry-run", "--tensor-type", "attn_q"),
+                "--tensor-type takes PATTERN=TYPE, got 'attn_q'");
+        assertOneLineError(run("quantize", "--checkpoint", copy.toString(), "--mode", "q4_k_m", "--dry-run", "--tensor-type", "(=q8_0"),
+                "--tensor-type (=q8_0: the pattern is not a regular expression");
+        assertOneLineError(run("quantize", "--checkpoint", copy.toString(), "--mode", "q4_k_m", "--dry-run", "--tensor-type", "attn_v=q7"),
+                "--tensor-type's TYPE must be one of");
         // --dry-run: the types and sizes, nothing written (stories260K in q4_k_m: its 64-weight rows fall back to Q5_0, the
         // head and two attn_v from Q6_K to Q8_0, ffn_down's 172-weight rows to F16)
         Outcome dry = run("quantize", "--checkpoint", copy.toString(), "--mode", "q4_k_m", "--dry-run");

@@ -80,7 +80,7 @@ class QuantizeTest {
     void pureFilesAreLlamaQuantizes(String family, String modeName, @TempDir Path dir) {
         QuantizeMode mode = QuantizeMode.of(modeName, "--mode");
         Path out = dir.resolve(family + "-" + modeName + ".gguf");
-        QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/" + family + "-F32.gguf"), null), mode, new QuantizeModel.Options(false, true, null, null)).write(out, b -> { });
+        QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/" + family + "-F32.gguf"), null), mode, new QuantizeModel.Options(false, true, null, null, List.of())).write(out, b -> { });
         GGUF ours = GGUF.read(out), theirs = GGUF.read(Shared.REFERENCE.resolve("models/" + family + "-" + mode.base + ".gguf"));
         assertEquals(theirs.tensors().keySet(), ours.tensors().keySet());
         for (TensorData t : ours.tensors().values()) {
@@ -101,7 +101,7 @@ class QuantizeTest {
     void typeOverridesAreLlamaQuantizes(@TempDir Path dir) {
         Path out = dir.resolve("q4_k_m.gguf");
         QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), null), QuantizeMode.Q4_K_M,
-                new QuantizeModel.Options(false, false, GGMLType.Q8_0, GGMLType.Q8_0)).write(out, b -> { });
+                new QuantizeModel.Options(false, false, GGMLType.Q8_0, GGMLType.Q8_0, List.of())).write(out, b -> { });
         GGUF ours = GGUF.read(out), q8_0 = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama2-Q8_0.gguf"));
         for (String name : new String[]{"output.weight", "token_embd.weight"}) {
             assertEquals(GGMLType.Q8_0, ours.tensors().get(name).type(), name);
@@ -112,7 +112,7 @@ class QuantizeTest {
 
         Path tied = dir.resolve("q3_k_m.gguf");
         QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama3-F32.gguf"), null), QuantizeMode.Q3_K_M,
-                new QuantizeModel.Options(false, false, null, GGMLType.Q8_0)).write(tied, b -> { });
+                new QuantizeModel.Options(false, false, null, GGMLType.Q8_0, List.of())).write(tied, b -> { });
         GGUF llama3 = GGUF.read(tied);
         assertFalse(llama3.tensors().containsKey("output.weight"));
         assertEquals(-1L, llama3.tensors().get("token_embd.weight").data().mismatch(
@@ -120,7 +120,7 @@ class QuantizeTest {
 
         Path int4 = dir.resolve("int4.gguf");
         QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), null), QuantizeMode.INT4,
-                new QuantizeModel.Options(false, false, null, GGMLType.Q8_0)).write(int4, b -> { });
+                new QuantizeModel.Options(false, false, null, GGMLType.Q8_0, List.of())).write(int4, b -> { });
         assertEquals(-1L, GGUF.read(int4).tensors().get("token_embd.weight").data().mismatch(q8_0.tensors().get("token_embd.weight").data()));
         assertEquals(GGMLType.Q4_0, GGUF.read(int4).tensors().get("output.weight").type());
     }
@@ -221,28 +221,32 @@ class QuantizeTest {
 
     /**
      * Q2_K and Q3_K (the K-quant mixes' lowest types), IQ4_NL and IQ4_XS, and Q5_0 and Q5_1 (where the mixes put rows
-     * the K-quants' 256 do not divide), as llama-quantize rounds them: BlockFormatsTest's fixture is mini-llama2-F32 with
-     * the output head and attn_q in Q2_K, the token embedding and ffn_down in Q3_K, attn_k in IQ4_NL, ffn_gate in
-     * IQ4_XS, attn_v and attn_output in Q5_0 and ffn_up in Q5_1, by llama-quantize (src/test/resources/block-formats).
+     * the K-quants' 256 do not divide), as llama-quantize rounds them, and its --pure, --output-tensor-type,
+     * --token-embedding-type and --tensor-type as it takes them: BlockFormatsTest's fixture, which llama-quantize made
+     * from mini-llama2-F32 with those flags (scripts/make-block-fixture.sh: Q3_K_M --pure, the head and attn_q in Q2_K,
+     * the token embedding and ffn_down in Q3_K, attn_k in IQ4_NL, ffn_gate in IQ4_XS, attn_v and attn_output in Q5_0,
+     * ffn_up in Q5_1), made again here with the same: every tensor bit for bit, and general.file_type.
      */
     @Test
-    void blockFormatsAreLlamaQuantizes() {
-        Checkpoint src = Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), null);
-        GGUF theirs = GGUF.read(Path.of("src/test/resources/block-formats/mini-llama2-mixed.gguf"));
-        int compared = 0;
-        for (TensorData r : theirs.tensors().values()) {
-            if (!Quantizer.supports(r.type())) continue;
-            Tensor f32 = Tensor.of(src.tensors().get(r.name()));
-            MemorySegment ours = Arena.ofAuto().allocate(r.type().bytesFor((long) f32.cols * f32.rows));
-            float[] row = new float[f32.cols];
-            for (int i = 0; i < f32.rows; i++) {
-                f32.dequantizeRow(i, row, 0);
-                Quantizer.quantizeRow(r.type(), row, 0, f32.cols, ours, i * r.type().bytesFor(f32.cols));
-            }
-            assertEquals(-1L, ours.mismatch(r.data()), r.name() + " differs from llama.cpp's " + r.type());
-            compared++;
+    void blockFormatsFixtureIsMadeAgain(@TempDir Path dir) {
+        List<Map.Entry<java.util.regex.Pattern, GGMLType>> tensorTypes = new java.util.ArrayList<>();
+        for (String pair : new String[]{"attn_q=Q2_K", "attn_k=IQ4_NL", "attn_v=Q5_0", "attn_output=Q5_0", "ffn_up=Q5_1", "ffn_gate=IQ4_XS", "ffn_down=Q3_K"}) {
+            tensorTypes.add(Map.entry(java.util.regex.Pattern.compile(pair.split("=")[0]), GGMLType.valueOf(pair.split("=")[1])));
         }
-        assertEquals(16, compared); // the head, the token embedding, and two layers' seven
+        Path out = dir.resolve("mixed.gguf");
+        QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), null), QuantizeMode.Q3_K_M,
+                new QuantizeModel.Options(false, true, GGMLType.Q2_K, GGMLType.Q3_K, tensorTypes)).write(out, b -> { });
+        GGUF ours = GGUF.read(out), theirs = GGUF.read(Path.of("src/test/resources/block-formats/mini-llama2-mixed.gguf"));
+        assertEquals(theirs.tensors().keySet(), ours.tensors().keySet());
+        int blockFormats = 0;
+        for (TensorData r : theirs.tensors().values()) {
+            TensorData t = ours.tensors().get(r.name());
+            assertEquals(r.type(), t.type(), r.name());
+            assertEquals(-1L, t.data().mismatch(r.data()), r.name() + " differs from llama.cpp's " + r.type());
+            if (r.type() != GGMLType.F32) blockFormats++;
+        }
+        assertEquals(16, blockFormats); // the head, the token embedding, and two layers' seven
+        assertEquals(theirs.metadata().getInt("general.file_type", -1), ours.metadata().getInt("general.file_type", -2));
     }
 
     /**
@@ -292,7 +296,7 @@ class QuantizeTest {
                 () -> QuantizeModel.plan(q8_0, QuantizeMode.Q4_K_M, QuantizeModel.Options.NONE));
         assertTrue(refused.getMessage().contains("is already quantized (Q8_0)"), refused.getMessage());
         Path again = dir.resolve("again.gguf");
-        QuantizeModel.plan(q8_0, QuantizeMode.Q4_K_M, new QuantizeModel.Options(true, false, null, null)).write(again, b -> { });
+        QuantizeModel.plan(q8_0, QuantizeMode.Q4_K_M, new QuantizeModel.Options(true, false, null, null, List.of())).write(again, b -> { });
         int compared = 0;
         for (TensorData t : GGUF.read(again).tensors().values()) {
             if (t.type() == GGMLType.F32) continue;
