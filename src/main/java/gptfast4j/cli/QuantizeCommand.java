@@ -2,6 +2,7 @@ package gptfast4j.cli;
 
 import gptfast4j.io.ByteSize;
 import gptfast4j.model.Checkpoint;
+import gptfast4j.quant.ImportanceMatrix;
 import gptfast4j.quant.QuantizeMode;
 import gptfast4j.quant.QuantizeModel;
 import gptfast4j.tensor.GGMLType;
@@ -32,11 +33,15 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--mode", required = true, paramLabel = "MODE", description = {
             "int8, int4, int4-asym: every linear layer in Q8_0, Q4_0 or Q4_1 (groups of 32), the token embedding kept;",
             "q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k, iq4_nl, iq4_xs:",
-            "  llama.cpp's mixes of those names, tensor by tensor as llama-quantize makes them (without an importance matrix)."})
+            "  llama.cpp's mixes of those names, tensor by tensor as llama-quantize makes them."})
     String mode;
 
     @Option(names = "--out", paramLabel = "OUT.gguf", description = "Output file (written atomically; never the input).")
     Path out;
+
+    @Option(names = "--imatrix", paramLabel = "FILE", description = "Importance matrix (gptfast imatrix's or llama-imatrix's, GGUF or .dat): "
+            + "scales fitted to the inputs each weight meets, as llama-quantize --imatrix (Q8_0 and float tensors are not affected).")
+    Path imatrix;
 
     @Option(names = "--dry-run", description = "Say which type each kind of tensor would take and how large the file would be, and write nothing.")
     boolean dryRun;
@@ -75,9 +80,10 @@ final class QuantizeCommand implements Callable<Integer> {
                 throw new IllegalArgumentException("refusing to overwrite the input " + checkpoint);
             }
         }
+        ImportanceMatrix importance = imatrix == null ? null : ImportanceMatrix.read(imatrix);
         Checkpoint src = Checkpoint.load(checkpoint, tokenizer);
         QuantizeModel.Plan plan = QuantizeModel.plan(src, quantizeMode, new QuantizeModel.Options(allowRequantize, pure,
-                tensorType(outputType, "--output-tensor-type"), tensorType(embeddingType, "--token-embedding-type"), patterns(tensorTypes)));
+                tensorType(outputType, "--output-tensor-type"), tensorType(embeddingType, "--token-embedding-type"), patterns(tensorTypes), importance));
         if (dryRun) {
             // per type: how many tensors and bytes, as llama-quantize --dry-run sums them up
             Map<String, long[]> types = new java.util.TreeMap<>();
@@ -130,6 +136,9 @@ final class QuantizeCommand implements Callable<Integer> {
 
     /** The tensors not in the mode's type, one entry per kind, not per layer: "blk.N.ffn_down.weight: rows of 172, ... (5 layers)". */
     private static void printNotes(QuantizeModel.Plan plan) {
+        if (!plan.withoutImportance().isEmpty()) {
+            System.err.println("quantized without importance (the matrix has no entry for them): " + String.join(", ", plan.withoutImportance()));
+        }
         if (plan.notes().isEmpty()) return;
         Map<String, Integer> kinds = new LinkedHashMap<>();
         for (String note : plan.notes()) kinds.merge(note.replaceFirst("^blk\\.\\d+\\.", "blk.N."), 1, Integer::sum);

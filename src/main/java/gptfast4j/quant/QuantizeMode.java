@@ -9,8 +9,8 @@ import java.util.stream.Collectors;
 /**
  * What {@code gptfast quantize --mode} writes. gpt-fast's int8/int4 modes put every linear layer and the output head in
  * one type and keep the token embedding as it is. The other modes are llama.cpp's mixes of the same names (Q4_0 ...
- * Q8_0, Q2_K, Q3_K_S ... Q6_K, IQ4_NL, IQ4_XS), chosen tensor by tensor as {@code llama-quantize} chooses them without an
- * importance matrix (its {@code llama_tensor_get_type} for Llama-family models): more bits where errors cost most (the
+ * Q8_0, Q2_K, Q3_K_S ... Q6_K, IQ4_NL, IQ4_XS), chosen tensor by tensor as {@code llama-quantize} chooses them, with an
+ * importance matrix or without (its {@code llama_tensor_get_type} for Llama-family models): more bits where errors cost most (the
  * output head in Q6_K; in the K-quant and IQ4 mixes attn_v and ffn_down, in some layers or all, a type or two above the
  * rest), the token embedding quantized too (as the head where it is the head), and its fallbacks where a type's blocks
  * do not divide a tensor's rows.
@@ -69,9 +69,10 @@ public enum QuantizeMode {
     /**
      * The type for the weight tensor of {@code kind} ({@code attn_v}, {@code ffn_down_exps}, {@code output},
      * {@code token_embd}, ...) in layer {@code layer} (-1 outside the layers) of a model of {@code c}, whose output head is
-     * its token embedding where {@code tied}; null where the tensor is kept as it is.
+     * its token embedding where {@code tied}, quantized with an importance matrix where {@code importance}; null where
+     * the tensor is kept as it is.
      */
-    public GGMLType typeOf(String kind, int layer, Config c, boolean tied) {
+    public GGMLType typeOf(String kind, int layer, Config c, boolean tied, boolean importance) {
         if (!mix) return kind.equals("token_embd") ? null : base;
         int layers = c.nLayers();
         boolean eightExperts = c.expertCount() == 8;
@@ -104,7 +105,11 @@ public enum QuantizeMode {
                 case Q3_K_M -> layer < layers / 16 ? GGMLType.Q5_K : GGMLType.Q4_K;
                 case Q3_K_L -> GGMLType.Q5_K;
                 case Q4_K_M, Q5_K_M -> moreBits(layer, layers) ? GGMLType.Q6_K : base;
-                case Q4_K_S, IQ4_NL, IQ4_XS -> layer < layers / 8 ? GGMLType.Q5_K : base;
+                case Q4_K_S -> layer < layers / 8 ? GGMLType.Q5_K : base;
+                // the first eighth's ffn_down goes wrong in IQ4 without an importance matrix, and in Q4_0/Q5_0 even with one
+                case IQ4_NL, IQ4_XS -> layer < layers / 8 && !importance ? GGMLType.Q5_K : base;
+                case Q4_0 -> layer < layers / 8 && importance ? GGMLType.Q4_1 : base;
+                case Q5_0 -> layer < layers / 8 && importance ? GGMLType.Q5_1 : base;
                 default -> base;
             };
             default -> base;

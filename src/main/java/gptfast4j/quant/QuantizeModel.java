@@ -36,11 +36,12 @@ public final class QuantizeModel {
     }
 
     /**
-     * A quantized file to write: its metadata and tensors (each quantized as it is written), and the tensors that could
+     * A quantized file to write: its metadata and tensors (each quantized as it is written), the tensors that could
      * not take the type the mode wanted, each with why and what they took instead (rows not a multiple of the type's
-     * block of 32 or 256 weights).
+     * block of 32 or 256 weights), and, with an importance matrix, the tensors quantized without it (it has no entry
+     * for them).
      */
-    public record Plan(Map<String, Metadata.Value> metadata, List<GGUFWriter.TensorSpec> tensors, List<String> notes) {
+    public record Plan(Map<String, Metadata.Value> metadata, List<GGUFWriter.TensorSpec> tensors, List<String> notes, List<String> withoutImportance) {
         /** The bytes of tensor data the file holds, what {@link #write}'s progress counts up to. */
         public long bytes() {
             return tensors.stream().mapToLong(GGUFWriter.TensorSpec::bytes).sum();
@@ -57,11 +58,13 @@ public final class QuantizeModel {
      * quantized to another type dequantized and rounded again, else refused), {@code pure} (every weight tensor, the
      * token embedding and the head too, in the mode's own type), {@code outputType} and {@code embeddingType} (the
      * output head's and the token embedding's type whatever the mode says; null for the mode's), {@code tensorTypes}
-     * (the type of the other weight tensors whose name a pattern finds, the first that does).
+     * (the type of the other weight tensors whose name a pattern finds, the first that does), {@code imatrix} (an
+     * importance matrix, {@code --imatrix}: scales fitted to the inputs the weights meet, and the mixes' rules with
+     * one; null for none).
      */
     public record Options(boolean allowRequantize, boolean pure, GGMLType outputType, GGMLType embeddingType,
-                          List<Map.Entry<java.util.regex.Pattern, GGMLType>> tensorTypes) {
-        public static final Options NONE = new Options(false, false, null, null, List.of());
+                          List<Map.Entry<java.util.regex.Pattern, GGMLType>> tensorTypes, ImportanceMatrix imatrix) {
+        public static final Options NONE = new Options(false, false, null, null, List.of(), null);
 
         public Options {
             List<GGMLType> named = new ArrayList<>(java.util.Arrays.asList(outputType, embeddingType));
@@ -85,7 +88,15 @@ public final class QuantizeModel {
         Map<String, Metadata.Value> md = src.metadata() != null ? new LinkedHashMap<>(src.metadata().asMap()) : metadataFor(src);
         md.put("general.file_type", Metadata.Value.uint32(mode.fileType));
         md.put("general.quantization_version", Metadata.Value.uint32(2));
-        List<String> notes = new ArrayList<>();
+        ImportanceMatrix imatrix = options.imatrix();
+        if (imatrix != null) {
+            // as llama-quantize records it (strings cut to its 127 bytes)
+            md.put("quantize.imatrix.file", Metadata.Value.string(clip(imatrix.source())));
+            if (!imatrix.datasets().isEmpty()) md.put("quantize.imatrix.dataset", Metadata.Value.string(clip(imatrix.datasets().getFirst())));
+            md.put("quantize.imatrix.entries_count", Metadata.Value.uint32(imatrix.entries().size()));
+            if (imatrix.chunkCount() > 0) md.put("quantize.imatrix.chunks_count", Metadata.Value.uint32(imatrix.chunkCount()));
+        }
+        List<String> notes = new ArrayList<>(), withoutImportance = new ArrayList<>();
         List<GGUFWriter.TensorSpec> specs = new ArrayList<>();
         int quantizedCount = 0;
         boolean permute = c.ropeStyle() == Config.RopeStyle.HALVES;
@@ -106,7 +117,7 @@ public final class QuantizeModel {
                     : kind.equals("output") && options.outputType() != null ? options.outputType()
                     : kind.equals("token_embd") && options.embeddingType() != null ? options.embeddingType()
                     : options.tensorType(td.name()) != null ? options.tensorType(td.name())
-                    : pure ? mode.base : mode.typeOf(kind, inLayer ? Integer.parseInt(parts[1]) : -1, c, tied);
+                    : pure ? mode.base : mode.typeOf(kind, inLayer ? Integer.parseInt(parts[1]) : -1, c, tied, imatrix != null);
             if (wanted == null) {
                 specs.add(copy(td));
                 continue;
@@ -122,7 +133,13 @@ public final class QuantizeModel {
             if (written == td.type() && heads == 0) {
                 specs.add(copy(td)); // already in its type (a tensor of the mode's type in a quantized file: as it is)
             } else {
-                specs.add(quantized(td.name(), td.shape(), Tensor.of(td), written, heads)); // rows in GGUF's order
+                float[] importance = null;
+                if (imatrix != null && !written.isFloat() && written != GGMLType.Q8_0) {
+                    // the token embedding is read a row at a time, not multiplied: no input, no importance
+                    importance = kind.equals("token_embd") ? null : imatrix.importance(td.name(), td.shape()[0], td.shape().length == 3 ? td.shape()[2] : 1);
+                    if (importance == null && !kind.equals("token_embd")) withoutImportance.add(td.name());
+                }
+                specs.add(quantized(td.name(), td.shape(), Tensor.of(td), written, heads, importance)); // rows in GGUF's order
                 if (!written.isFloat()) quantizedCount++;
             }
         }
@@ -131,10 +148,12 @@ public final class QuantizeModel {
             // quantized stays the head as it is (not rounded a second time, as the linear layers are not). llama.cpp's
             // mixes, and --pure, quantize the table itself for both (above).
             TensorData emb = src.tensors().get("token_embd.weight");
-            GGMLType head = options.outputType() != null ? options.outputType() : mode.typeOf("output", -1, c, true);
+            GGMLType head = options.outputType() != null ? options.outputType() : mode.typeOf("output", -1, c, true, imatrix != null);
             GGMLType type = emb.type().isFloat() ? fitted("output.weight", emb.shape()[0], head, mode, notes) : null;
             if (type != null) {
-                specs.add(quantized("output.weight", emb.shape(), Tensor.of(emb), type, 0));
+                float[] importance = imatrix == null || type.isFloat() || type == GGMLType.Q8_0 ? null : imatrix.importance("output.weight", emb.shape()[0], 1);
+                if (imatrix != null && importance == null && !type.isFloat() && type != GGMLType.Q8_0) withoutImportance.add("output.weight");
+                specs.add(quantized("output.weight", emb.shape(), Tensor.of(emb), type, 0, importance));
                 if (!type.isFloat()) quantizedCount++;
             }
         }
@@ -143,7 +162,7 @@ public final class QuantizeModel {
             throw new IllegalArgumentException("nothing of " + src.path().getFileName() + " can be quantized to " + mode.flag + " (" + notes.getFirst()
                     + (notes.size() > 1 ? ", and so on" : "") + ")");
         }
-        return new Plan(md, specs, notes);
+        return new Plan(md, specs, notes, withoutImportance);
     }
 
     /**
@@ -157,6 +176,15 @@ public final class QuantizeModel {
         return type;
     }
 
+    /** {@code s} cut to llama.cpp's 127 bytes of a metadata override, whole characters only. */
+    private static String clip(String s) {
+        byte[] utf8 = s.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        if (utf8.length <= 127) return s;
+        int end = 127;
+        while (end > 0 && (utf8[end] & 0xC0) == 0x80) end--; // not inside a character
+        return new String(utf8, 0, end, java.nio.charset.StandardCharsets.UTF_8);
+    }
+
     private static GGUFWriter.TensorSpec copy(TensorData td) {
         return new GGUFWriter.TensorSpec(td.name(), td.type(), td.shape(), t -> t.copyFrom(td.data()));
     }
@@ -164,9 +192,15 @@ public final class QuantizeModel {
     /**
      * {@code src} in {@code type} (or its own float type), rows reordered from the Hugging Face "rotate half" layout
      * to GGUF's interleaved one when {@code heads > 0}: within each head, row {@code 2i + j} comes from HF row
-     * {@code j * headDim/2 + i}.
+     * {@code j * headDim/2 + i}. {@code importance}: null, or each column's importance per expert ([experts * cols],
+     * the rows of expert e, {@code rows / experts} of them from {@code e * rows / experts}, taking {@code e * cols} on).
      */
-    private static GGUFWriter.TensorSpec quantized(String name, long[] shape, Tensor src, GGMLType type, int heads) {
+    private static GGUFWriter.TensorSpec quantized(String name, long[] shape, Tensor src, GGMLType type, int heads, float[] importance) {
+        long experts = shape.length == 3 ? shape[2] : 1, rowsPerExpert = src.rows / experts;
+        float[][] expertImportance = importance == null ? null : new float[(int) experts][];
+        for (int e = 0; importance != null && e < experts; e++) {
+            expertImportance[e] = java.util.Arrays.copyOfRange(importance, e * src.cols, (e + 1) * src.cols);
+        }
         return new GGUFWriter.TensorSpec(name, type, shape, target -> {
             long rowBytes = type.bytesFor(src.cols);
             int headDim = heads > 0 ? (int) (src.rows / heads) : 0;
@@ -180,7 +214,7 @@ public final class QuantizeModel {
                     }
                     src.dequantizeRow(from, row, 0);
                     if (Quantizer.supports(type)) {
-                        Quantizer.quantizeRow(type, row, 0, src.cols, target, r * rowBytes);
+                        Quantizer.quantizeRow(type, row, 0, src.cols, expertImportance == null ? null : expertImportance[(int) (r / rowsPerExpert)], target, r * rowBytes);
                     } else {
                         writeFloatRow(type, row, target, r * rowBytes);
                     }

@@ -9,7 +9,9 @@ import java.nio.ByteOrder;
  * {@code quantize_iq4_nl} and {@code quantize_iq4_xs}, both {@code quantize_row_iq4_nl_impl} with 7 tries), float for
  * float in the C code's order. Each 32 weights get a scale fitted to the 16 non-uniform levels
  * ({@link BlockTensor#LEVELS}) by weighted least squares over 15 candidate scales, the weights being x^2; IQ4_NL keeps
- * the scale as a half, IQ4_XS rounds a super-block's eight to 6 bits of one half.
+ * the scale as a half, IQ4_XS rounds a super-block's eight to 6 bits of one half. With an importance matrix
+ * ({@code llama-quantize --imatrix}) each weight's error is weighed by its column's importance times
+ * {@code sqrt(sigma2 + x^2)} instead (sigma2: twice the super-block's mean square).
  */
 final class IQ4Quantizer {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -21,15 +23,27 @@ final class IQ4Quantizer {
     private IQ4Quantizer() {
     }
 
-    /** Quantizes {@code n} floats (a multiple of the type's block, 32 or 256) from {@code x[from]} into {@code out} at {@code offset}. */
-    static void quantizeRow(GGMLType type, float[] x, int from, int n, MemorySegment out, long offset) {
+    /**
+     * Quantizes {@code n} floats (a multiple of the type's block, 32 or 256) from {@code x[from]} into {@code out} at
+     * {@code offset}; {@code importance}: null, or each column's importance ({@code importance[k]} that of {@code x[from + k]}).
+     */
+    static void quantizeRow(GGMLType type, float[] x, int from, int n, float[] importance, MemorySegment out, long offset) {
         int superBlock = type.blockSize;
         int[] levels = new int[superBlock];
-        float[] scales = new float[superBlock / 32];
+        float[] scales = new float[superBlock / 32], weights = new float[32];
         for (int i0 = from; i0 < from + n; i0 += superBlock, offset += type.blockBytes) {
             float maxScale = 0, amaxScale = 0;
+            float sigma2 = 0;
+            for (int j = 0; j < superBlock; j++) sigma2 += x[i0 + j] * x[i0 + j];
+            sigma2 *= 2f / superBlock;
             for (int b = 0; b < superBlock / 32; b++) {
-                scales[b] = fitScale(x, i0 + 32 * b);
+                int at = i0 + 32 * b;
+                if (importance == null) {
+                    for (int j = 0; j < 32; j++) weights[j] = x[at + j] * x[at + j];
+                } else {
+                    KQuantizer.importanceWeights(x, at, 32, sigma2, importance, at - from, weights);
+                }
+                scales[b] = fitScale(x, at, weights);
                 if (Math.abs(scales[b]) > amaxScale) {
                     amaxScale = Math.abs(scales[b]);
                     maxScale = scales[b];
@@ -73,16 +87,16 @@ final class IQ4Quantizer {
     }
 
     /**
-     * The scale of the 32 weights at {@code x[at]}: the least-squares scale (weights x^2) after rounding to the levels
+     * The scale of the 32 weights at {@code x[at]}: the least-squares scale (each error weighed by {@code weights[j]}) after rounding to the levels
      * at {@code -max / -127}, and then at {@code (t - 127) / max} for t in -7..7, whichever fits best; 0 for a block of
      * zeros. (The levels are rounded again against the scale as stored.)
      */
-    private static float fitScale(float[] x, int at) {
+    private static float fitScale(float[] x, int at, float[] weights) {
         float max = Quantizer.largestMagnitude(x, at, 32);
         if (Math.abs(max) < GROUP_MAX_EPS) return 0;
         float d = -max / LEVELS[0], id = 1 / d, sumQX = 0, sumQ2 = 0;
         for (int j = 0; j < 32; j++) {
-            float q = LEVELS[nearestLevel(id * x[at + j])], w = x[at + j] * x[at + j];
+            float q = LEVELS[nearestLevel(id * x[at + j])], w = weights[j];
             sumQX += w * q * x[at + j];
             sumQ2 += w * q * q;
         }
@@ -93,7 +107,7 @@ final class IQ4Quantizer {
             sumQX = 0;
             sumQ2 = 0;
             for (int j = 0; j < 32; j++) {
-                float q = LEVELS[nearestLevel(id * x[at + j])], w = x[at + j] * x[at + j];
+                float q = LEVELS[nearestLevel(id * x[at + j])], w = weights[j];
                 sumQX += w * q * x[at + j];
                 sumQ2 += w * q * q;
             }

@@ -9,7 +9,8 @@ import java.nio.ByteOrder;
  * ({@code quantize_row_q8_0_ref}, {@code _q4_0_ref}, ...), so files agree bit for bit with {@code llama-quantize}'s;
  * to IQ4_NL and IQ4_XS ({@link IQ4Quantizer}) and to Q2_K-Q6_K ({@link KQuantizer}), where Q4_0, Q5_0, Q5_1 and Q8_0
  * take the rows that those super-blocks of 256 do not divide. Scales are rounded to half precision to nearest even,
- * as F16C does.
+ * as F16C does. With an importance matrix (each column's mean squared input, {@code llama-imatrix}'s), every type
+ * but Q8_0 fits its scales by an error weighted by it, as llama.cpp's {@code quantize_row_*_impl} functions do.
  */
 public final class Quantizer {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -45,7 +46,7 @@ public final class Quantizer {
             float[] row = new float[t.cols];
             for (int r = start; r < end; r++) {
                 t.dequantizeRow(r, row, 0);
-                quantizeRow(type, row, 0, t.cols, out, r * rowBytes);
+                quantizeRow(type, row, 0, t.cols, null, out, r * rowBytes);
             }
             t.releaseFilePages(start * t.rowBytes, end * t.rowBytes);
         });
@@ -53,14 +54,22 @@ public final class Quantizer {
         return Tensor.of(t.name, type, out, t.cols, t.rows);
     }
 
-    /** Quantizes {@code n} floats (a multiple of the type's block size, 32 or 256) into {@code out} at {@code offset}. */
-    public static void quantizeRow(GGMLType type, float[] x, int from, int n, MemorySegment out, long offset) {
+    /**
+     * Quantizes {@code n} floats from {@code x[from]} (a multiple of the type's block size, 32 or 256; the row, where
+     * {@code importance} is given) into {@code out} at {@code offset}. {@code importance}: null, or the importance of
+     * each of the n columns ({@code importance[k]} that of {@code x[from + k]}).
+     */
+    public static void quantizeRow(GGMLType type, float[] x, int from, int n, float[] importance, MemorySegment out, long offset) {
         if (type == GGMLType.IQ4_NL || type == GGMLType.IQ4_XS) {
-            IQ4Quantizer.quantizeRow(type, x, from, n, out, offset);
+            IQ4Quantizer.quantizeRow(type, x, from, n, importance, out, offset);
             return;
         }
         if (type.blockSize == 256) {
-            KQuantizer.quantizeRow(type, x, from, n, out, offset);
+            KQuantizer.quantizeRow(type, x, from, n, importance, out, offset);
+            return;
+        }
+        if (importance != null && type != GGMLType.Q8_0) {
+            weighted(type, x, from, n, importance, out, offset);
             return;
         }
         for (int b = 0; b < n / 32; b++, offset += type.blockBytes) {
@@ -123,6 +132,40 @@ public final class Quantizer {
                     writeFiveBits(q, out, offset + 4);
                 }
                 default -> throw new IllegalArgumentException("cannot quantize to " + type);
+            }
+        }
+    }
+
+    /**
+     * Q4_0, Q4_1, Q5_0 and Q5_1 as ggml's {@code quantize_row_q4_0_impl} ... {@code _q5_1_impl} write them: each
+     * weight's error weighed by its column's importance times {@code sqrt(sigma2 + x^2)} (sigma2: the row's mean
+     * square), a signed scale fitted over 19 roundings (Q4_0, Q5_0: {@link KQuantizer#fitSigned}) or a scale and a
+     * min over 37 (Q4_1, Q5_1: {@link KQuantizer#fitScaleAndMin}); the quants are those of the fit, not rounded again
+     * against the scale as stored.
+     */
+    private static void weighted(GGMLType type, float[] x, int from, int n, float[] importance, MemorySegment out, long offset) {
+        float sumX2 = 0;
+        for (int j = 0; j < n; j++) sumX2 += x[from + j] * x[from + j];
+        float sigma2 = sumX2 / n;
+        float[] weights = new float[32], min = new float[1];
+        int[] q = new int[32], candidate = new int[32];
+        boolean asymmetric = type == GGMLType.Q4_1 || type == GGMLType.Q5_1;
+        int nmax = type == GGMLType.Q4_0 ? 8 : type == GGMLType.Q5_0 ? 16 : type == GGMLType.Q4_1 ? 15 : 31;
+        for (int b = 0; b < n / 32; b++, offset += type.blockBytes) {
+            int i0 = from + 32 * b;
+            for (int j = 0; j < 32; j++) weights[j] = importance[32 * b + j] * (float) Math.sqrt(sigma2 + x[i0 + j] * x[i0 + j]);
+            float d = asymmetric ? KQuantizer.fitScaleAndMin(x, i0, 32, nmax, weights, q, 0, min, 0, candidate, -0.9f, 0.05f, 36, false)
+                    : KQuantizer.fitSigned(x, i0, 32, nmax, weights, q, 0);
+            out.set(SHORT_LE, offset, Float.floatToFloat16(d));
+            long quants = offset + 2;
+            if (asymmetric) {
+                out.set(SHORT_LE, offset + 2, Float.floatToFloat16(-min[0]));
+                quants = offset + 4;
+            }
+            if (nmax == 31 || nmax == 16) {
+                writeFiveBits(q, out, quants);
+            } else {
+                for (int j = 0; j < 16; j++) out.set(ValueLayout.JAVA_BYTE, quants + j, (byte) (q[j] | q[j + 16] << 4));
             }
         }
     }

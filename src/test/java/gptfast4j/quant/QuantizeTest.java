@@ -80,7 +80,7 @@ class QuantizeTest {
     void pureFilesAreLlamaQuantizes(String family, String modeName, @TempDir Path dir) {
         QuantizeMode mode = QuantizeMode.of(modeName, "--mode");
         Path out = dir.resolve(family + "-" + modeName + ".gguf");
-        QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/" + family + "-F32.gguf"), null), mode, new QuantizeModel.Options(false, true, null, null, List.of())).write(out, b -> { });
+        QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/" + family + "-F32.gguf"), null), mode, new QuantizeModel.Options(false, true, null, null, List.of(), null)).write(out, b -> { });
         GGUF ours = GGUF.read(out), theirs = GGUF.read(Shared.REFERENCE.resolve("models/" + family + "-" + mode.base + ".gguf"));
         assertEquals(theirs.tensors().keySet(), ours.tensors().keySet());
         for (TensorData t : ours.tensors().values()) {
@@ -101,7 +101,7 @@ class QuantizeTest {
     void typeOverridesAreLlamaQuantizes(@TempDir Path dir) {
         Path out = dir.resolve("q4_k_m.gguf");
         QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), null), QuantizeMode.Q4_K_M,
-                new QuantizeModel.Options(false, false, GGMLType.Q8_0, GGMLType.Q8_0, List.of())).write(out, b -> { });
+                new QuantizeModel.Options(false, false, GGMLType.Q8_0, GGMLType.Q8_0, List.of(), null)).write(out, b -> { });
         GGUF ours = GGUF.read(out), q8_0 = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama2-Q8_0.gguf"));
         for (String name : new String[]{"output.weight", "token_embd.weight"}) {
             assertEquals(GGMLType.Q8_0, ours.tensors().get(name).type(), name);
@@ -112,7 +112,7 @@ class QuantizeTest {
 
         Path tied = dir.resolve("q3_k_m.gguf");
         QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama3-F32.gguf"), null), QuantizeMode.Q3_K_M,
-                new QuantizeModel.Options(false, false, null, GGMLType.Q8_0, List.of())).write(tied, b -> { });
+                new QuantizeModel.Options(false, false, null, GGMLType.Q8_0, List.of(), null)).write(tied, b -> { });
         GGUF llama3 = GGUF.read(tied);
         assertFalse(llama3.tensors().containsKey("output.weight"));
         assertEquals(-1L, llama3.tensors().get("token_embd.weight").data().mismatch(
@@ -120,7 +120,7 @@ class QuantizeTest {
 
         Path int4 = dir.resolve("int4.gguf");
         QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), null), QuantizeMode.INT4,
-                new QuantizeModel.Options(false, false, null, GGMLType.Q8_0, List.of())).write(int4, b -> { });
+                new QuantizeModel.Options(false, false, null, GGMLType.Q8_0, List.of(), null)).write(int4, b -> { });
         assertEquals(-1L, GGUF.read(int4).tensors().get("token_embd.weight").data().mismatch(q8_0.tensors().get("token_embd.weight").data()));
         assertEquals(GGMLType.Q4_0, GGUF.read(int4).tensors().get("output.weight").type());
     }
@@ -192,31 +192,31 @@ class QuantizeTest {
     @Test
     void mixesAtRealShapes() {
         Config llama2 = new Config("llama", 4096, 11008, 32, 32, 32, 32000, 4096, 1e-5f, 10000f, null, Config.RopeStyle.INTERLEAVED, 0, 0);
-        int[] q6 = IntStream.range(0, 32).filter(l -> QuantizeMode.Q4_K_M.typeOf("attn_v", l, llama2, false) == GGMLType.Q6_K).toArray();
+        int[] q6 = IntStream.range(0, 32).filter(l -> QuantizeMode.Q4_K_M.typeOf("attn_v", l, llama2, false, false) == GGMLType.Q6_K).toArray();
         assertEquals("[0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31]", java.util.Arrays.toString(q6));
         for (int l = 0; l < 32; l++) {
-            assertEquals(QuantizeMode.Q4_K_M.typeOf("attn_v", l, llama2, false), QuantizeMode.Q4_K_M.typeOf("ffn_down", l, llama2, false));
-            assertEquals(GGMLType.Q4_K, QuantizeMode.Q4_K_M.typeOf("ffn_up", l, llama2, false));
-            assertEquals(l < 2 ? GGMLType.Q5_K : GGMLType.Q4_K, QuantizeMode.Q3_K_M.typeOf("attn_v", l, llama2, false));
-            assertEquals(l < 2 ? GGMLType.Q5_K : GGMLType.Q4_K, QuantizeMode.Q3_K_M.typeOf("ffn_down", l, llama2, false));
-            assertEquals(GGMLType.Q4_K, QuantizeMode.Q3_K_M.typeOf("attn_output", l, llama2, false));
-            assertEquals(GGMLType.Q3_K, QuantizeMode.Q3_K_M.typeOf("attn_q", l, llama2, false));
-            assertEquals(GGMLType.Q3_K, QuantizeMode.Q2_K.typeOf("attn_v", l, llama2, false));
+            assertEquals(QuantizeMode.Q4_K_M.typeOf("attn_v", l, llama2, false, false), QuantizeMode.Q4_K_M.typeOf("ffn_down", l, llama2, false, false));
+            assertEquals(GGMLType.Q4_K, QuantizeMode.Q4_K_M.typeOf("ffn_up", l, llama2, false, false));
+            assertEquals(l < 2 ? GGMLType.Q5_K : GGMLType.Q4_K, QuantizeMode.Q3_K_M.typeOf("attn_v", l, llama2, false, false));
+            assertEquals(l < 2 ? GGMLType.Q5_K : GGMLType.Q4_K, QuantizeMode.Q3_K_M.typeOf("ffn_down", l, llama2, false, false));
+            assertEquals(GGMLType.Q4_K, QuantizeMode.Q3_K_M.typeOf("attn_output", l, llama2, false, false));
+            assertEquals(GGMLType.Q3_K, QuantizeMode.Q3_K_M.typeOf("attn_q", l, llama2, false, false));
+            assertEquals(GGMLType.Q3_K, QuantizeMode.Q2_K.typeOf("attn_v", l, llama2, false, false));
         }
         Config llama3 = new Config("llama", 4096, 14336, 32, 32, 8, 128256, 8192, 1e-5f, 500000f, null, Config.RopeStyle.INTERLEAVED, 0, 0);
-        assertEquals(GGMLType.Q4_K, QuantizeMode.Q2_K.typeOf("attn_v", 7, llama3, false));
+        assertEquals(GGMLType.Q4_K, QuantizeMode.Q2_K.typeOf("attn_v", 7, llama3, false, false));
         Config llama70 = new Config("llama", 8192, 28672, 80, 64, 8, 32000, 4096, 1e-5f, 10000f, null, Config.RopeStyle.INTERLEAVED, 0, 0);
-        assertEquals(Map.of(GGMLType.Q6_K, 40L, GGMLType.Q5_K, 40L), IntStream.range(0, 80).mapToObj(l -> QuantizeMode.Q4_K_M.typeOf("attn_v", l, llama70, false))
+        assertEquals(Map.of(GGMLType.Q6_K, 40L, GGMLType.Q5_K, 40L), IntStream.range(0, 80).mapToObj(l -> QuantizeMode.Q4_K_M.typeOf("attn_v", l, llama70, false, false))
                 .collect(java.util.stream.Collectors.groupingBy(t -> t, java.util.stream.Collectors.counting())));
-        assertEquals(GGMLType.Q5_K, QuantizeMode.Q3_K_S.typeOf("attn_v", 40, llama70, false));
+        assertEquals(GGMLType.Q5_K, QuantizeMode.Q3_K_S.typeOf("attn_v", 40, llama70, false, false));
         Config mixtral = new Config("llama", 4096, 14336, 32, 32, 8, 32000, 32768, 1e-5f, 1e6f, null, Config.RopeStyle.INTERLEAVED, 8, 2);
-        assertEquals(GGMLType.Q8_0, QuantizeMode.Q4_K_M.typeOf("attn_v", 0, mixtral, false));
-        assertEquals(GGMLType.Q8_0, QuantizeMode.Q5_K_M.typeOf("attn_k", 5, mixtral, false));
-        assertEquals(GGMLType.Q5_K, QuantizeMode.Q4_K_M.typeOf("attn_output", 5, mixtral, false));
-        assertEquals(GGMLType.Q5_K, QuantizeMode.Q2_K.typeOf("attn_output", 5, mixtral, false));
-        assertEquals(GGMLType.Q3_K, QuantizeMode.Q3_K_L.typeOf("attn_output", 5, mixtral, false));
-        assertEquals(GGMLType.Q6_K, QuantizeMode.Q4_K_M.typeOf("ffn_down_exps", 31, mixtral, false));
-        assertEquals(GGMLType.Q4_K, QuantizeMode.Q4_K_M.typeOf("ffn_gate_exps", 31, mixtral, false));
+        assertEquals(GGMLType.Q8_0, QuantizeMode.Q4_K_M.typeOf("attn_v", 0, mixtral, false, false));
+        assertEquals(GGMLType.Q8_0, QuantizeMode.Q5_K_M.typeOf("attn_k", 5, mixtral, false, false));
+        assertEquals(GGMLType.Q5_K, QuantizeMode.Q4_K_M.typeOf("attn_output", 5, mixtral, false, false));
+        assertEquals(GGMLType.Q5_K, QuantizeMode.Q2_K.typeOf("attn_output", 5, mixtral, false, false));
+        assertEquals(GGMLType.Q3_K, QuantizeMode.Q3_K_L.typeOf("attn_output", 5, mixtral, false, false));
+        assertEquals(GGMLType.Q6_K, QuantizeMode.Q4_K_M.typeOf("ffn_down_exps", 31, mixtral, false, false));
+        assertEquals(GGMLType.Q4_K, QuantizeMode.Q4_K_M.typeOf("ffn_gate_exps", 31, mixtral, false, false));
     }
 
     /**
@@ -235,7 +235,7 @@ class QuantizeTest {
         }
         Path out = dir.resolve("mixed.gguf");
         QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), null), QuantizeMode.Q3_K_M,
-                new QuantizeModel.Options(false, true, GGMLType.Q2_K, GGMLType.Q3_K, tensorTypes)).write(out, b -> { });
+                new QuantizeModel.Options(false, true, GGMLType.Q2_K, GGMLType.Q3_K, tensorTypes, null)).write(out, b -> { });
         GGUF ours = GGUF.read(out), theirs = GGUF.read(Path.of("src/test/resources/block-formats/mini-llama2-mixed.gguf"));
         assertEquals(theirs.tensors().keySet(), ours.tensors().keySet());
         int blockFormats = 0;
@@ -296,7 +296,7 @@ class QuantizeTest {
                 () -> QuantizeModel.plan(q8_0, QuantizeMode.Q4_K_M, QuantizeModel.Options.NONE));
         assertTrue(refused.getMessage().contains("is already quantized (Q8_0)"), refused.getMessage());
         Path again = dir.resolve("again.gguf");
-        QuantizeModel.plan(q8_0, QuantizeMode.Q4_K_M, new QuantizeModel.Options(true, false, null, null, List.of())).write(again, b -> { });
+        QuantizeModel.plan(q8_0, QuantizeMode.Q4_K_M, new QuantizeModel.Options(true, false, null, null, List.of(), null)).write(again, b -> { });
         int compared = 0;
         for (TensorData t : GGUF.read(again).tensors().values()) {
             if (t.type() == GGMLType.F32) continue;
@@ -305,7 +305,7 @@ class QuantizeTest {
             float[] row = new float[from.cols];
             for (int i = 0; i < from.rows; i++) {
                 from.dequantizeRow(i, row, 0);
-                Quantizer.quantizeRow(t.type(), row, 0, from.cols, expected, i * t.type().bytesFor(from.cols));
+                Quantizer.quantizeRow(t.type(), row, 0, from.cols, null, expected, i * t.type().bytesFor(from.cols));
             }
             assertEquals(-1L, t.data().mismatch(expected), t.name());
             compared++;
