@@ -137,7 +137,7 @@ final class QuantizeCommand implements Callable<Integer> {
     /** The tensors not in the mode's type, one entry per kind, not per layer: "blk.N.ffn_down.weight: rows of 172, ... (5 layers)". */
     private static void printNotes(QuantizeModel.Plan plan) {
         if (!plan.withoutImportance().isEmpty()) {
-            System.err.println("quantized without importance (the matrix has no entry for them): " + String.join(", ", plan.withoutImportance()));
+            System.err.println("note: quantized without importance (the matrix has no entry for them; an imatrix leaves the output head out unless made with --process-output): " + String.join(", ", plan.withoutImportance()));
         }
         if (plan.notes().isEmpty()) return;
         Map<String, Integer> kinds = new LinkedHashMap<>();

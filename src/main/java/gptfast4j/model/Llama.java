@@ -362,12 +362,18 @@ public final class Llama {
         }
         s.startPos = startPos;
         s.batch = n;
+        InputObserver seen = s.inputs;
         for (int l = 0; l < c.nLayers(); l++) {
             Layer layer = weights.layers()[l];
             s.layer = l;
             // attention: x += wo · attention(rope(wq · h), rope(wk · h), wv · h), h = rmsnorm(x) * attentionNorm
             eachToken(n, s.attentionNorm);
             int partFrom = l == c.nLayers() - 1 ? lastLayerFrom(n, nLogits, layer.feedForward() instanceof FeedForward.Dense) : 0;
+            if (seen != null) {
+                if (partFrom == 0) seen.inputs(layer.wq(), s.xb, n);
+                seen.inputs(layer.wk(), s.xb, n);
+                seen.inputs(layer.wv(), s.xb, n);
+            }
             if (partFrom == 0) {
                 s.sharedInput.matmul(s.xb, n, exact, layer.wq(), s.q, layer.wk(), s.k, layer.wv(), s.v);
                 eachToken(n, s.rotateAndCache);
@@ -381,21 +387,28 @@ public final class Llama {
                 System.arraycopy(s.xb, partFrom * dim, s.xb, 0, n * dim);
                 s.startPos = startPos + partFrom;
                 s.batch = n;
+                if (seen != null) seen.inputs(layer.wq(), s.xb, n);
                 layer.wq().matmul(s.xb, n, s.q, s.qDim, exact);
                 eachToken(n, s.rotateQueries);
             }
             s.attentionCall = ATTENTION_CALLS.incrementAndGet();
             Parallel.run(tp.heads, headsPerCall(), s.attentionHeads);
             if (!tp.whole()) tp.group.gather(s.heads, s.xb, dim, n, tp.qStarts);
+            if (seen != null) seen.inputs(layer.wo(), s.xb, n);
             layer.wo().matmul(s.xb, n, s.xb2Part, s.dimPart, exact);
             if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, n, tp.dimStarts);
             // feed-forward: x += ffn(rmsnorm(x) * ffnNorm), after the attention's residual
             eachToken(n, s.residualAndFfnNorm);
             switch (layer.feedForward()) {
                 case FeedForward.Dense ffn -> {
+                    if (seen != null) {
+                        seen.inputs(ffn.w1(), s.xb, n);
+                        seen.inputs(ffn.w3(), s.xb, n);
+                    }
                     s.sharedInput.matmul(s.xb, n, exact, ffn.w1(), s.hb, ffn.w3(), s.hb2);
                     eachToken(n, s.swiglu);
                     if (!tp.whole()) tp.group.gather(s.hb, s.hbWhole, c.hiddenDim(), n, tp.hiddenStarts);
+                    if (seen != null) seen.inputs(ffn.w2(), s.hbWhole, n);
                     ffn.w2().matmul(s.hbWhole, n, s.xb2Part, s.dimPart, exact);
                     if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, n, tp.dimStarts);
                     eachToken(n, s.residual);
@@ -406,6 +419,7 @@ public final class Llama {
         if (nLogits == 0) return;
         int first = n - nLogits;
         for (int t = first; t < n; t++) VectorMath.rmsnorm(s.xb, (t - first) * dim, s.x, t * dim, weights.norm(), dim, c.rmsNormEps());
+        if (seen != null) seen.inputs(weights.output(), s.xb, nLogits);
         weights.output().matmul(s.xb, nLogits, s.logitsPart, s.vocabPart, exact);
         if (!tp.whole()) tp.group.gather(s.logitsPart, s.logits, c.vocabSize(), nLogits, tp.vocabStarts);
     }
@@ -507,6 +521,8 @@ public final class Llama {
     private void mixture(State s, FeedForward.MoE moe, int n, boolean exact) {
         int dim = config.dim(), hidden = config.hiddenDim(), experts = config.expertCount(), used = moe.used();
         TensorParallel tp = parallel;
+        InputObserver seen = s.inputs;
+        if (seen != null) seen.inputs(moe.router(), s.xb, n);
         moe.router().matmul(s.xb, n, s.routerLogits, experts, exact);
         for (int t = 0; t < n; t++) moe.route(s.routerLogits, t * experts, s.chosen[t], s.chosenWeights[t]);
         for (int e = 0; e < experts; e++) {
@@ -522,9 +538,14 @@ public final class Llama {
                 }
             }
             if (count == 0) continue;
+            if (seen != null) {
+                seen.inputs(moe.w1()[e], s.gathered, count);
+                seen.inputs(moe.w3()[e], s.gathered, count);
+            }
             s.sharedInput.matmul(s.gathered, count, exact, moe.w1()[e], s.hb, moe.w3()[e], s.hb2);
             VectorMath.swiglu(s.hb, s.hb2, 0, count * s.hiddenPart);
             if (!tp.whole()) tp.group.gather(s.hb, s.hbWhole, hidden, count, tp.hiddenStarts);
+            if (seen != null) seen.inputs(moe.w2()[e], s.hbWhole, count);
             moe.w2()[e].matmul(s.hbWhole, count, s.xb2Part, s.dimPart, exact);
             if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, count, tp.dimStarts);
             for (int i = 0; i < count; i++) VectorMath.axpy(s.slotWeight[i], s.xb2, i * dim, s.x, s.slotToken[i] * dim, dim);
@@ -631,6 +652,15 @@ public final class Llama {
     }
 
     /** Activations and KV cache of one sequence, sized once so that a forward pass allocates nothing. */
+    /** Sees the input rows of a batch's matrix products: what an importance matrix sums ({@code gptfast imatrix}). */
+    public interface InputObserver {
+        /**
+         * {@code rows} inputs of {@code weight}, {@code weight.cols} floats each, at {@code x[0..]}; an expert of a
+         * merged expert tensor is the slice named {@code <tensor>[e]}.
+         */
+        void inputs(Tensor weight, float[] x, int rows);
+    }
+
     public static final class State {
         public final int contextLength;
         public final int maxBatch;
@@ -688,6 +718,17 @@ public final class Llama {
         final Parallel.RangeTask attentionNorm, rotateAndCache, cacheKeys, rotateQueries, attentionHeads, residualAndFfnNorm, swiglu, residual;
         /** The model the tasks are bound to: only it may run this state. */
         final Llama model;
+        /** Sees every matrix product's inputs (an importance matrix's collection); null: none. */
+        InputObserver inputs;
+
+        /**
+         * Has {@code observer} see the input rows of every matrix product this state's batches run (null: none); a
+         * model split over processes has only its share of some inputs, and refuses.
+         */
+        public void observeInputs(InputObserver observer) {
+            if (observer != null && !model.parallel.whole()) throw new IllegalStateException("a split model's inputs are spread over its processes");
+            inputs = observer;
+        }
 
         /** The position of the batch's token t. */
         int position(int t) {

@@ -39,9 +39,19 @@ public final class Perplexity {
 
     /** As llama-perplexity with {@code -ctk} and {@code -ctv} of {@code kvType}; the base model runs with the same cache. */
     public static Result compute(Checkpoint model, Checkpoint base, String text, int ctx, KvCache.Type kvType, java.util.function.IntConsumer onChunk) {
+        return compute(model, base, text, ctx, kvType, null, Integer.MAX_VALUE, onChunk);
+    }
+
+    /**
+     * {@link #compute}, over at most {@code maxChunks} chunks, with {@code inputs} (null for none) seeing every matrix
+     * product's inputs: the logits of every position are computed then, as llama-imatrix asks for them, so that the
+     * last layer and the output head see every token (the scored positions' logits are the same bits either way).
+     */
+    public static Result compute(Checkpoint model, Checkpoint base, String text, int ctx, KvCache.Type kvType, Llama.InputObserver inputs,
+                                 int maxChunks, java.util.function.IntConsumer onChunk) {
         if (ctx < 4) throw new IllegalArgumentException("--ctx must be at least 4, got " + ctx);
         int[] tokens = tokenize(model, text);
-        int chunks = tokens.length / ctx;
+        int chunks = Math.min(maxChunks, tokens.length / ctx);
         if (chunks == 0) throw new IllegalArgumentException("the text has " + tokens.length + (tokens.length == 1 ? " token" : " tokens") + ", fewer than one chunk of --ctx " + ctx);
         int vocab = model.model().config.vocabSize();
         if (base != null && base.model().config.vocabSize() != vocab) {
@@ -53,6 +63,7 @@ public final class Perplexity {
             throw new IllegalArgumentException("the base model's tokenizer differs: it splits the text into other tokens");
         }
         Llama.State state = model.model().newState(ctx, ctx, ctx, kvType);
+        state.observeInputs(inputs);
         Llama.State baseState = base == null ? null : base.model().newState(ctx, ctx, ctx, kvType);
         int first = ctx / 2;
         // the scored positions' logits, rows filled again for each chunk (a Llama-3 chunk of 512 holds 131 MB of them)
@@ -71,7 +82,9 @@ public final class Perplexity {
             System.arraycopy(tokens, c * ctx, window, 0, ctx);
             window[0] = model.bos();
             // the logits of the scored positions alone, as llama-perplexity asks for them
-            model.model().forward(state, window, 0, ctx, 0, first, (p, l, o) -> System.arraycopy(l, o, logits[p], 0, vocab));
+            model.model().forward(state, window, 0, ctx, 0, inputs == null ? first : 0, (p, l, o) -> {
+                if (p >= first) System.arraycopy(l, o, logits[p], 0, vocab);
+            });
             if (base != null) base.model().forward(baseState, window, 0, ctx, 0, first, (p, l, o) -> System.arraycopy(l, o, baseLogits[p], 0, vocab));
             for (int p = first; p < ctx - 1; p++) {
                 double[] logp = logSoftmax(logits[p], modelLog);

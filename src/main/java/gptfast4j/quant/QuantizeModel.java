@@ -91,7 +91,7 @@ public final class QuantizeModel {
         ImportanceMatrix imatrix = options.imatrix();
         if (imatrix != null) {
             // as llama-quantize records it (strings cut to its 127 bytes)
-            md.put("quantize.imatrix.file", Metadata.Value.string(clip(imatrix.source())));
+            if (imatrix.source() != null) md.put("quantize.imatrix.file", Metadata.Value.string(clip(imatrix.source())));
             if (!imatrix.datasets().isEmpty()) md.put("quantize.imatrix.dataset", Metadata.Value.string(clip(imatrix.datasets().getFirst())));
             md.put("quantize.imatrix.entries_count", Metadata.Value.uint32(imatrix.entries().size()));
             if (imatrix.chunkCount() > 0) md.put("quantize.imatrix.chunks_count", Metadata.Value.uint32(imatrix.chunkCount()));

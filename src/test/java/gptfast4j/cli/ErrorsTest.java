@@ -16,6 +16,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -81,7 +82,7 @@ class ErrorsTest {
     /** Every command's --help is clean: picocli warns on stderr about a description it cannot format (a bare %). */
     @Test
     void helpOfEveryCommand() {
-        for (String command : new String[]{"generate", "serve", "info", "bench", "make-model", "quantize", "perplexity"}) {
+        for (String command : new String[]{"generate", "serve", "info", "bench", "make-model", "quantize", "imatrix", "perplexity"}) {
             Outcome o = run(command, "--help");
             assertEquals(0, o.exit, command);
             assertTrue(o.out.contains("Usage: gptfast " + command), o.out);
@@ -435,6 +436,30 @@ class ErrorsTest {
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--quantize", "q4_k_m"),
                 "--quantize must be int8, int4 or int4-asym, got 'q4_k_m'; write a q4_k_m file once with gptfast quantize --mode q4_k_m");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--quantize", "int2"), "--quantize must be int8, int4 or int4-asym, got 'int2'");
+    }
+
+    /** imatrix: its flags, its inputs kept, and quantize --imatrix's files that are no importance matrix. */
+    @Test
+    void imatrixErrors(@TempDir Path dir) throws IOException {
+        Path text = Shared.REFERENCE.resolve("ppl-text.txt"), out = dir.resolve("m.gguf");
+        String model = STORIES.toString();
+        assertOneLineError(run("imatrix", "-m", model, "-f", text.toString(), "-c", "8", "-o", out.toString()), "--ctx must be at least 16 for an importance matrix");
+        assertOneLineError(run("imatrix", "-m", model, "-f", text.toString(), "--chunks", "0", "-o", out.toString()), "--chunks must be at least 1, got 0");
+        assertOneLineError(run("imatrix", "-m", model, "-f", text.toString(), "-c", "100000", "-o", out.toString()), "--ctx 100000 exceeds the context length");
+        assertOneLineError(run("imatrix", "-m", model, "-f", dir.resolve("none.txt").toString(), "-o", out.toString()), "no such file");
+        Path copy = dir.resolve("model.gguf");
+        Files.copy(STORIES, copy);
+        assertOneLineError(run("imatrix", "-m", copy.toString(), "-f", text.toString(), "-o", copy.toString()), "refusing to overwrite the input");
+        assertOneLineError(run("quantize", "--checkpoint", model, "--mode", "q4_k_m", "--imatrix", model, "--out", out.toString()), "not an importance matrix");
+        assertOneLineError(run("quantize", "--checkpoint", model, "--mode", "q4_k_m", "--imatrix", text.toString(), "--out", out.toString()),
+                "neither a GGUF nor a legacy (.dat) importance matrix");
+        // a matrix of another model: its columns do not fit
+        Outcome made = run("imatrix", "-m", Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf").toString(), "-f", text.toString(), "-c", "128", "-o", out.toString());
+        assertEquals(0, made.exit, made.err);
+        assertTrue(made.out.contains("Final estimate: PPL = ") && made.out.contains("14 tensors' importance over 1536 tokens"), made.out);
+        assertOneLineError(run("quantize", "--checkpoint", model, "--mode", "q4_0", "--imatrix", out.toString(), "--out", dir.resolve("q.gguf").toString()),
+                "the importance matrix has 256 values for blk.0.attn_q.weight, whose rows of 64 want 64 (an importance matrix of another model?)");
+        assertFalse(Files.exists(dir.resolve("q.gguf")));
     }
 
     @Test

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Remakes src/test/resources/imatrix (ImportanceMatrixTest's fixture) with llama.cpp's own tools: llama-imatrix's
+# importance matrices of the F32 mini-llama2 (with --process-output, also in the legacy .dat form) and mini-mixtral from
+# ../shared over ../shared/reference/ppl-text.txt in chunks of 128 tokens, and the SHA-256 of every tensor that
+# llama-quantize --imatrix writes with them: a mini-llama2 file with one weighted type per tensor (each type quantize
+# writes), and mini-mixtral's q4_k_m mix and its --pure q2_k, q4_1 and iq4_xs files (experts with importance of their own).
+# Needs the llama.cpp tree that scripts/vs-llamacpp.sh builds in target/llamacpp (run that once first).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+src="$here/target/llamacpp/src" bin="$here/target/llamacpp/src/build/bin"
+[ -d "$src/build" ] || { echo "make-imatrix-fixture: run scripts/vs-llamacpp.sh first (it builds llama.cpp in target/llamacpp)" >&2; exit 2; }
+(cd "$src" && cmake --build build --target llama-imatrix llama-quantize -j "$(nproc)" >/dev/null)
+out="$here/src/test/resources/imatrix" models="$here/../shared/reference/models" tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$out"
+# from the text's folder, so that the matrices name their dataset "ppl-text.txt" wherever the tree is
+cd "$here/../shared/reference"
+"$bin/llama-imatrix" -m "$models/mini-llama2-F32.gguf" -f ppl-text.txt -c 128 -t 1 --process-output -o "$out/mini-llama2.imatrix.gguf" >/dev/null 2>&1
+"$bin/llama-imatrix" -m "$models/mini-llama2-F32.gguf" -f ppl-text.txt -c 128 -t 1 --process-output --output-format dat -o "$out/mini-llama2.imatrix.dat" >/dev/null 2>&1
+"$bin/llama-imatrix" -m "$models/mini-mixtral-F32.gguf" -f ppl-text.txt -c 128 -t 1 -o "$out/mini-mixtral.imatrix.gguf" >/dev/null 2>&1
+cd "$out"
+"$bin/llama-quantize" --imatrix mini-llama2.imatrix.gguf --pure --token-embedding-type q4_k --output-tensor-type q6_k \
+  --tensor-type blk.0.attn_q=q2_k --tensor-type blk.0.attn_k=q3_k --tensor-type blk.0.attn_v=q4_k --tensor-type blk.0.attn_output=q5_k \
+  --tensor-type blk.0.ffn_gate=q6_k --tensor-type blk.0.ffn_up=iq4_nl --tensor-type blk.0.ffn_down=iq4_xs \
+  --tensor-type blk.1.attn_q=q4_0 --tensor-type blk.1.attn_k=q4_1 --tensor-type blk.1.attn_v=q5_0 --tensor-type blk.1.attn_output=q5_1 \
+  --tensor-type blk.1.ffn_gate=q2_k --tensor-type blk.1.ffn_up=q3_k --tensor-type blk.1.ffn_down=q8_0 \
+  "$models/mini-llama2-F32.gguf" "$tmp/mini-llama2-mixed.gguf" Q4_K_M >/dev/null 2>&1
+"$bin/llama-quantize" --imatrix mini-mixtral.imatrix.gguf "$models/mini-mixtral-F32.gguf" "$tmp/mini-mixtral-q4_k_m.gguf" Q4_K_M >/dev/null 2>&1
+for t in q2_k q4_1 iq4_xs; do
+  "$bin/llama-quantize" --imatrix mini-mixtral.imatrix.gguf --pure "$models/mini-mixtral-F32.gguf" "$tmp/mini-mixtral-pure-$t.gguf" "${t^^}" >/dev/null 2>&1
+done
+python3 - "$tmp"/*.gguf >"$out/quantized.sha256" <<'PY'
+# per file: its quantize.imatrix.* keys, then each tensor's type and the SHA-256 of its bytes (a GGUF v3 reader of its own)
+import hashlib, os, struct, sys
+sizes = {0: 'B', 1: 'b', 2: 'H', 3: 'h', 4: 'I', 5: 'i', 6: 'f', 7: '?', 10: 'Q', 11: 'q', 12: 'd'}
+# ggml type id: (block size, block bytes)
+blocks = {0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34), 10: (256, 84), 11: (256, 110),
+          12: (256, 144), 13: (256, 176), 14: (256, 210), 20: (32, 18), 23: (256, 136)}
+for f in sys.argv[1:]:
+    b = open(f, 'rb').read(); pos = 4
+    def take(fmt):
+        global pos
+        v = struct.unpack_from('<' + fmt, b, pos)[0]; pos += struct.calcsize('<' + fmt); return v
+    def string():
+        global pos
+        n = take('Q'); s = b[pos:pos + n].decode(); pos += n; return s
+    def value(t):
+        if t == 8: return string()
+        if t == 9:
+            et = take('I'); n = take('Q'); return [value(et) for _ in range(n)]
+        return take(sizes[t])
+    take('I'); n_tensors = take('Q'); n_kv = take('Q'); align = 32
+    label = os.path.basename(f)[:-5]
+    for _ in range(n_kv):
+        k = string(); v = value(take('I'))
+        if k == 'general.alignment': align = v
+        if k.startswith('quantize.imatrix.') and k != 'quantize.imatrix.file': print(label, 'key', k, v)
+    infos = []
+    for _ in range(n_tensors):
+        name = string(); dims = [take('Q') for _ in range(take('I'))]; t = take('I'); infos.append((name, dims, t, take('Q')))
+    start = (pos + align - 1) // align * align
+    for name, dims, t, off in infos:
+        n = 1
+        for d in dims: n *= d
+        size = n // blocks[t][0] * blocks[t][1]
+        print(label, name, t, hashlib.sha256(b[start + off:start + off + size]).hexdigest())
+PY
+ls -la "$out"
