@@ -30,6 +30,10 @@ final class ImatrixCommand implements Callable<Integer> {
     @Option(names = "--chunks", paramLabel = "N", description = "At most N chunks of the text (default: all).")
     int chunks = Integer.MAX_VALUE;
 
+    @Option(names = "--output-frequency", paramLabel = "N", description = "Write the matrix so far every N chunks (default: ${DEFAULT-VALUE}, as llama-imatrix; "
+            + "an interrupted run leaves the last), and at the end.")
+    int frequency = 10;
+
     @Option(names = "--process-output", description = "The output head's inputs too (llama-imatrix's flag; it leaves them out by default).")
     boolean processOutput;
 
@@ -39,6 +43,7 @@ final class ImatrixCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         CommonOptions.checkOutputFile(out);
+        if (frequency < 1) throw new IllegalArgumentException("--output-frequency must be at least 1, got " + frequency);
         for (Path input : new Path[]{common.checkpoint, file}) {
             if (Files.exists(out) && Files.exists(input) && Files.isSameFile(out, input)) throw new IllegalArgumentException("refusing to overwrite the input " + input);
         }
@@ -47,7 +52,10 @@ final class ImatrixCommand implements Callable<Integer> {
         if (ctx > model.model().config.contextLength()) throw new IllegalArgumentException("--ctx " + ctx + " exceeds the context length " + model.model().config.contextLength());
         long t0 = System.nanoTime();
         ImportanceCollector.Collected c = ImportanceCollector.collect(model, text, file.toString(), ctx, chunks, processOutput, kvCache.type(),
-                chunk -> System.err.print("."));
+                (done, soFar) -> {
+                    System.err.print(".");
+                    if (done % frequency == 0) soFar.get().write(out);
+                });
         System.err.println();
         c.matrix().write(out);
         System.out.printf("Final estimate: PPL = %.4f +/- %.5f (%d chunks of %d tokens, %.1f s)%n", c.perplexity().ppl(), c.perplexity().pplStdErr(),

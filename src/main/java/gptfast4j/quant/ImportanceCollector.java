@@ -8,7 +8,7 @@ import gptfast4j.tensor.Tensor;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.function.IntConsumer;
+import java.util.function.Supplier;
 
 /**
  * Sums the squares of each matrix product's inputs, column by column, as llama-imatrix does: for every layer's
@@ -55,22 +55,32 @@ public final class ImportanceCollector implements Llama.InputObserver {
     /** An importance matrix and the perplexity of the text it was made from (llama-imatrix prints both). */
     public record Collected(ImportanceMatrix matrix, Perplexity.Result perplexity) {}
 
+    /** Told of each chunk done: how many are, and the matrix so far (made on asking; valid until the next chunk runs). */
+    public interface Progress {
+        void chunkDone(int chunks, Supplier<ImportanceMatrix> soFar);
+    }
+
     /**
      * The importance matrix of {@code model} over {@code text} (named {@code dataset} in the matrix), in chunks of
      * {@code ctx} tokens as llama-imatrix makes them (and as llama-perplexity, whose figure it reports too: each chunk
      * from an empty cache, its first token BOS), at most {@code maxChunks} of them; {@code output}: the output head's
-     * inputs too. {@code onChunk} is told of each chunk done.
+     * inputs too.
      */
     public static Collected collect(Checkpoint model, String text, String dataset, int ctx, int maxChunks, boolean output,
-                                    KvCache.Type kvType, IntConsumer onChunk) {
+                                    KvCache.Type kvType, Progress progress) {
         if (ctx < 16) throw new IllegalArgumentException("--ctx must be at least 16 for an importance matrix (llama-imatrix sums no batch of fewer tokens), got " + ctx);
         if (maxChunks < 1) throw new IllegalArgumentException("--chunks must be at least 1, got " + maxChunks);
         ImportanceCollector collector = new ImportanceCollector(output, model.model().config.expertCount());
-        Perplexity.Result r = Perplexity.compute(model, null, text, ctx, kvType, collector, maxChunks, onChunk);
-        return new Collected(collector.result(List.of(dataset), r.chunks(), ctx), r);
+        List<String> datasets = List.of(dataset);
+        Perplexity.Result r = Perplexity.compute(model, null, text, ctx, kvType, collector, maxChunks,
+                chunk -> progress.chunkDone(chunk + 1, () -> collector.result(datasets, chunk + 1, ctx)));
+        return new Collected(collector.result(datasets, r.chunks(), ctx), r);
     }
 
-    /** What was summed, as a matrix made over {@code chunks} chunks of {@code chunkSize} tokens of {@code datasets}. */
+    /**
+     * What was summed, as a matrix made over {@code chunks} chunks of {@code chunkSize} tokens of {@code datasets} (its
+     * sums the collector's own arrays, which later chunks add to).
+     */
     ImportanceMatrix result(List<String> datasets, int chunks, int chunkSize) {
         Map<String, ImportanceMatrix.Entry> entries = new LinkedHashMap<>();
         sums.forEach((name, sum) -> entries.put(name, new ImportanceMatrix.Entry(sum, counts.get(name))));

@@ -129,7 +129,7 @@ class ImportanceMatrixTest {
         for (String model : new String[]{"mini-llama2", "mini-mixtral"}) {
             ImportanceMatrix theirs = ImportanceMatrix.read(DIR.resolve(model + ".imatrix.gguf"));
             ImportanceCollector.Collected c = ImportanceCollector.collect(Checkpoint.load(MODELS.resolve(model + "-F32.gguf"), null), text, "ppl-text.txt",
-                    128, Integer.MAX_VALUE, model.equals("mini-llama2"), KvCache.Type.F16, chunk -> { });
+                    128, Integer.MAX_VALUE, model.equals("mini-llama2"), KvCache.Type.F16, (done, soFar) -> { });
             // written and read back: what llama-quantize reads too (checked here: the same q4_k_m file from it and from us)
             Path file = dir.resolve(model + ".imatrix.gguf");
             c.matrix().write(file);
@@ -167,6 +167,26 @@ class ImportanceMatrixTest {
     }
 
     /**
+     * The matrix so far after each chunk (what {@code --output-frequency} writes) holds that many chunks' tokens; at
+     * most {@code --chunks} chunks run.
+     */
+    @Test
+    void theMatrixSoFarCountsTheChunksDone() throws IOException {
+        String text = Files.readString(Shared.REFERENCE.resolve("ppl-text.txt"), StandardCharsets.UTF_8);
+        List<Long> tokens = new java.util.ArrayList<>();
+        List<Integer> chunks = new java.util.ArrayList<>();
+        ImportanceCollector.Collected c = ImportanceCollector.collect(Checkpoint.load(MODELS.resolve("mini-llama2-F32.gguf"), null), text, "t", 128, 3, false,
+                KvCache.Type.F16, (done, soFar) -> {
+                    chunks.add(soFar.get().chunkCount());
+                    tokens.add(soFar.get().entries().get("blk.1.ffn_down.weight").counts()[0]);
+                });
+        assertEquals(List.of(1, 2, 3), chunks);
+        assertEquals(List.of(128L, 256L, 384L), tokens);
+        assertEquals(3, c.matrix().chunkCount());
+        assertEquals(3, c.perplexity().chunks());
+    }
+
+    /**
      * The point of it: with the matrix of a text, the low-bit mixes lose less of the F32 model's distribution on that
      * text (KL divergence from F32, measured: mini-llama2 q2_k 1.208 -> 1.064, q4_0 0.169 -> 0.159; mini-llama3 q2_k
      * 2.675 -> 2.397, q4_0 0.606 -> 0.565).
@@ -177,7 +197,7 @@ class ImportanceMatrixTest {
         Files.createDirectories(dir.resolve("with"));
         for (String model : new String[]{"mini-llama2", "mini-llama3"}) {
             Checkpoint f32 = Checkpoint.load(MODELS.resolve(model + "-F32.gguf"), null);
-            ImportanceMatrix matrix = ImportanceCollector.collect(f32, text, "ppl-text.txt", 128, Integer.MAX_VALUE, false, KvCache.Type.F16, c -> { }).matrix();
+            ImportanceMatrix matrix = ImportanceCollector.collect(f32, text, "ppl-text.txt", 128, Integer.MAX_VALUE, false, KvCache.Type.F16, (done, soFar) -> { }).matrix();
             for (QuantizeMode mode : new QuantizeMode[]{QuantizeMode.Q2_K, QuantizeMode.Q4_0}) {
                 double plain = kl(write(dir, model, mode, QuantizeModel.Options.NONE), f32, text);
                 double weighted = kl(write(dir.resolve("with"), model, mode, new QuantizeModel.Options(false, false, null, null, List.of(), matrix)), f32, text);
