@@ -133,12 +133,9 @@ public final class QuantizeModel {
             if (written == td.type() && heads == 0) {
                 specs.add(copy(td)); // already in its type (a tensor of the mode's type in a quantized file: as it is)
             } else {
-                float[] importance = null;
-                if (imatrix != null && !written.isFloat() && written != GGMLType.Q8_0) {
-                    // the token embedding is read a row at a time, not multiplied: no input, no importance
-                    importance = kind.equals("token_embd") ? null : imatrix.importance(td.name(), td.shape()[0], td.shape().length == 3 ? td.shape()[2] : 1);
-                    if (importance == null && !kind.equals("token_embd")) withoutImportance.add(td.name());
-                }
+                // the token embedding is read a row at a time, not multiplied: no input, no importance
+                float[] importance = kind.equals("token_embd") ? null
+                        : importance(imatrix, td.name(), written, td.shape()[0], td.shape().length == 3 ? td.shape()[2] : 1, withoutImportance);
                 specs.add(quantized(td.name(), td.shape(), Tensor.of(td), written, heads, importance)); // rows in GGUF's order
                 if (!written.isFloat()) quantizedCount++;
             }
@@ -151,8 +148,7 @@ public final class QuantizeModel {
             GGMLType head = options.outputType() != null ? options.outputType() : mode.typeOf("output", -1, c, true, imatrix != null);
             GGMLType type = emb.type().isFloat() ? fitted("output.weight", emb.shape()[0], head, mode, notes) : null;
             if (type != null) {
-                float[] importance = imatrix == null || type.isFloat() || type == GGMLType.Q8_0 ? null : imatrix.importance("output.weight", emb.shape()[0], 1);
-                if (imatrix != null && importance == null && !type.isFloat() && type != GGMLType.Q8_0) withoutImportance.add("output.weight");
+                float[] importance = importance(imatrix, "output.weight", type, emb.shape()[0], 1, withoutImportance);
                 specs.add(quantized("output.weight", emb.shape(), Tensor.of(emb), type, 0, importance));
                 if (!type.isFloat()) quantizedCount++;
             }
@@ -174,6 +170,17 @@ public final class QuantizeModel {
         GGMLType type = mode.fallback(wanted, cols);
         notes.add(name + ": rows of " + cols + ", where " + wanted + " takes multiples of " + wanted.blockSize + (type == null ? "; kept in its float type" : "; " + type + " instead"));
         return type;
+    }
+
+    /**
+     * The importance of the columns of {@code name} written in {@code type} ([experts * cols]); null where there is no
+     * matrix, the type takes none (a float type, Q8_0), or the matrix has no entry for the tensor (noted in {@code without}).
+     */
+    private static float[] importance(ImportanceMatrix imatrix, String name, GGMLType type, long cols, long experts, List<String> without) {
+        if (imatrix == null || type.isFloat() || type == GGMLType.Q8_0) return null;
+        float[] importance = imatrix.importance(name, cols, experts);
+        if (importance == null) without.add(name);
+        return importance;
     }
 
     /** {@code s} cut to llama.cpp's 127 bytes of a metadata override, whole characters only. */
