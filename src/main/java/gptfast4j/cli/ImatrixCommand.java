@@ -2,6 +2,8 @@ package gptfast4j.cli;
 
 import gptfast4j.model.Checkpoint;
 import gptfast4j.quant.ImportanceCollector;
+import gptfast4j.quant.ImportanceMatrix;
+import gptfast4j.tensor.Parallel;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -9,17 +11,26 @@ import picocli.CommandLine.Option;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
 
 @Command(name = "imatrix", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Compute an importance matrix for quantize --imatrix: each layer's mean squared input per column over a text,",
                 "as llama.cpp's llama-imatrix computes it (its GGUF form, which llama-quantize reads too); prints the text's perplexity."})
 final class ImatrixCommand implements Callable<Integer> {
-    @Mixin
-    CommonOptions common;
+    @Option(names = {"-m", "--checkpoint"}, paramLabel = "PATH", description = "Model: a GGUF file, a llama2.c .bin, or a Hugging Face directory (with --file).")
+    Path checkpoint;
 
-    @Option(names = {"-f", "--file"}, required = true, paramLabel = "TEXT", description = "Calibration text (UTF-8; - for standard input).")
+    @Option(names = "--tokenizer", paramLabel = "PATH", description = "Tokenizer file when the checkpoint has none.")
+    Path tokenizer;
+
+    @Option(names = {"-f", "--file"}, paramLabel = "TEXT", description = "Calibration text (UTF-8; - for standard input).")
     Path file;
+
+    @Option(names = "--in-file", paramLabel = "FILE", description = "An earlier matrix (GGUF or .dat) to add to, as llama-imatrix's flag; repeatable. "
+            + "Without --file, the matrices combined are written.")
+    List<Path> inFiles = new ArrayList<>();
 
     @Option(names = {"-o", "--out"}, paramLabel = "FILE", description = "Output file (default: ${DEFAULT-VALUE}; written atomically).")
     Path out = Path.of("imatrix.gguf");
@@ -40,18 +51,47 @@ final class ImatrixCommand implements Callable<Integer> {
     @Mixin
     KvCacheOption kvCache;
 
+    @Option(names = {"-t", "--threads"}, paramLabel = "N", description = "Threads (default: the number of cores, ${DEFAULT-VALUE}).")
+    int threads = Runtime.getRuntime().availableProcessors();
+
+    @Option(names = "--quantize", paramLabel = "int8|int4", description = "Quantize float linear layers while loading (int8: Q8_0, int4: Q4_0).")
+    String quantize;
+
+    @Option(names = "--debug", description = "Show stack traces on errors.")
+    boolean debug;
+
     @Override
     public Integer call() throws IOException {
         CommonOptions.checkOutputFile(out);
         if (frequency < 1) throw new IllegalArgumentException("--output-frequency must be at least 1, got " + frequency);
-        for (Path input : new Path[]{common.checkpoint, file}) {
+        if (file == null && checkpoint != null) throw new IllegalArgumentException("--checkpoint without --file: give the text to run (or leave the model out to combine --in-file matrices)");
+        if (file == null && inFiles.isEmpty()) throw new IllegalArgumentException("imatrix needs --checkpoint and --file TEXT, or --in-file FILE to combine matrices");
+        if (file != null && checkpoint == null) throw new IllegalArgumentException("imatrix --file needs the model: --checkpoint PATH");
+        List<Path> inputs = new ArrayList<>(inFiles);
+        if (checkpoint != null) inputs.add(checkpoint);
+        if (file != null) inputs.add(file);
+        for (Path input : inputs) {
             if (Files.exists(out) && Files.exists(input) && Files.isSameFile(out, input)) throw new IllegalArgumentException("refusing to overwrite the input " + input);
         }
+        List<ImportanceMatrix> earlier = inFiles.stream().map(ImportanceMatrix::read).toList();
+        if (file == null) {
+            // llama-imatrix without a prompt: the matrices combined
+            ImportanceCollector combined = new ImportanceCollector(false, 0, ctx);
+            earlier.forEach(combined::add);
+            ImportanceMatrix m = combined.result();
+            m.write(out);
+            System.out.printf("wrote %s: %d matrices combined, %d tensors' importance over %d chunks of %d tokens%n", out, earlier.size(), m.entries().size(), m.chunkCount(), ctx);
+            return 0;
+        }
         String text = TextFiles.read(file, System.in);
-        Checkpoint model = common.load();
+        CommonOptions.checkThreads(threads);
+        Parallel.setThreads(threads);
+        Checkpoint model = CommonOptions.load(checkpoint, tokenizer, quantize, null);
         if (ctx > model.model().config.contextLength()) throw new IllegalArgumentException("--ctx " + ctx + " exceeds the context length " + model.model().config.contextLength());
+        ImportanceCollector collector = new ImportanceCollector(processOutput, model.model().config.expertCount(), ctx);
+        earlier.forEach(collector::add);
         long t0 = System.nanoTime();
-        ImportanceCollector.Collected c = ImportanceCollector.collect(model, text, file.toString(), ctx, chunks, processOutput, kvCache.type(),
+        ImportanceCollector.Collected c = collector.run(model, text, file.toString(), chunks, kvCache.type(),
                 (done, soFar) -> {
                     System.err.print(".");
                     if (done % frequency == 0) soFar.get().write(out);
@@ -60,7 +100,8 @@ final class ImatrixCommand implements Callable<Integer> {
         c.matrix().write(out);
         System.out.printf("Final estimate: PPL = %.4f +/- %.5f (%d chunks of %d tokens, %.1f s)%n", c.perplexity().ppl(), c.perplexity().pplStdErr(),
                 c.perplexity().chunks(), ctx, (System.nanoTime() - t0) / 1e9);
-        System.out.printf("wrote %s: %d tensors' importance over %d tokens%n", out, c.matrix().entries().size(), (long) c.perplexity().chunks() * ctx);
+        System.out.printf("wrote %s: %d tensors' importance over %d tokens%s%n", out, c.matrix().entries().size(), (long) c.perplexity().chunks() * ctx,
+                earlier.isEmpty() ? "" : " and the " + earlier.size() + " matrices before it (" + c.matrix().chunkCount() + " chunks in all)");
         return 0;
     }
 }

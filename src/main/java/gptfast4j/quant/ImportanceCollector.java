@@ -5,6 +5,7 @@ import gptfast4j.model.KvCache;
 import gptfast4j.model.Llama;
 import gptfast4j.tensor.Tensor;
 
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -14,18 +15,73 @@ import java.util.function.Supplier;
  * Sums the squares of each matrix product's inputs, column by column, as llama-imatrix does: for every layer's
  * matrices ({@code blk.*}, the MoE router included) and, where asked ({@code --process-output}), the output head; an
  * expert of a merged expert tensor ({@code <tensor>[e]}) into its own row of the tensor's entry, counted apart. Sums
- * are floats added token after token, as llama-imatrix keeps them.
+ * are floats added token after token, as llama-imatrix keeps them. Earlier matrices may be added first
+ * ({@link #add}, llama-imatrix's {@code --in-file}): their sums and counts go on growing.
  */
 public final class ImportanceCollector implements Llama.InputObserver {
     private final boolean output;
     private final int experts;
     private final Map<String, float[]> sums = new LinkedHashMap<>();
     private final Map<String, long[]> counts = new LinkedHashMap<>();
+    private final List<String> datasets = new ArrayList<>();
+    /** Tokens per chunk: what a legacy matrix's calls are worth, and the chunk count's unit. */
+    private final int chunkSize;
 
-    /** {@code output}: the output head's inputs too; {@code experts}: the model's experts (0 for a dense model). */
-    ImportanceCollector(boolean output, int experts) {
+    /**
+     * {@code output}: the output head's inputs too; {@code experts}: the model's experts (0 for a dense model, or for
+     * matrices only combined); {@code chunkSize}: the tokens of a chunk.
+     */
+    public ImportanceCollector(boolean output, int experts, int chunkSize) {
         this.output = output;
         this.experts = experts;
+        this.chunkSize = chunkSize;
+    }
+
+    /**
+     * Adds an earlier matrix's sums and counts, as llama-imatrix's {@code --in-file} does (a legacy matrix's means
+     * times {@link #chunkSize} tokens per call); a tensor of another size than the sums so far is a one-line error.
+     */
+    public void add(ImportanceMatrix m) {
+        for (var e : m.entries().entrySet()) {
+            String name = e.getKey();
+            float[] values = e.getValue().sums().clone();
+            long[] n = e.getValue().counts().clone();
+            if (m.legacy()) {
+                for (int i = 0; i < values.length; i++) values[i] *= chunkSize;
+                n[0] *= chunkSize;
+            }
+            float[] sum = sums.get(name);
+            if (sum == null) {
+                sums.put(name, values);
+                counts.put(name, n);
+                continue;
+            }
+            if (sum.length != values.length) {
+                throw new IllegalArgumentException(source(m) + " has " + values.length + " values for " + name + ", the matrices before it " + sum.length);
+            }
+            long[] count = broadcast(name, n.length);
+            if (count.length != n.length && !m.legacy()) {
+                throw new IllegalArgumentException(source(m) + " counts " + name + " in " + n.length + " matrices, the matrices before it in " + count.length);
+            }
+            for (int i = 0; i < sum.length; i++) sum[i] += values[i];
+            for (int j = 0; j < count.length; j++) count[j] += m.legacy() ? n[0] : n[j];
+        }
+        datasets.addAll(m.datasets());
+    }
+
+    private static String source(ImportanceMatrix m) {
+        return m.source() != null ? m.source() : "a matrix";
+    }
+
+    /** {@code name}'s counts, one count spread over {@code matrices} (an old matrix's one count for a tensor of experts). */
+    private long[] broadcast(String name, int matrices) {
+        long[] count = counts.get(name);
+        if (count.length == 1 && matrices > 1) {
+            count = new long[matrices];
+            java.util.Arrays.fill(count, counts.get(name)[0]);
+            counts.put(name, count);
+        }
+        return count;
     }
 
     @Override
@@ -41,7 +97,12 @@ public final class ImportanceCollector implements Llama.InputObserver {
         if (!name.startsWith("blk.") && !(output && name.equals("output.weight"))) return;
         int cols = weight.cols, m = matrices;
         float[] sum = sums.computeIfAbsent(name, k -> new float[m * cols]);
-        long[] count = counts.computeIfAbsent(name, k -> new long[m]);
+        counts.computeIfAbsent(name, k -> new long[m]);
+        long[] count = broadcast(name, m);
+        if (sum.length != m * cols || count.length != m) {
+            throw new IllegalArgumentException("the matrices added hold " + sum.length + " values for " + name + (count.length > 1 ? " in " + count.length + " experts" : "")
+                    + ", where this model has " + m * cols + (m > 1 ? " in " + m + " experts" : "") + " (another model's?)");
+        }
         int at = expert * cols;
         for (int t = 0; t < rows; t++) {
             for (int j = 0; j < cols; j++) sum[at + j] += x[t * cols + j] * x[t * cols + j];
@@ -68,22 +129,33 @@ public final class ImportanceCollector implements Llama.InputObserver {
      */
     public static Collected collect(Checkpoint model, String text, String dataset, int ctx, int maxChunks, boolean output,
                                     KvCache.Type kvType, Progress progress) {
+        return new ImportanceCollector(output, model.model().config.expertCount(), ctx).run(model, text, dataset, maxChunks, kvType, progress);
+    }
+
+    /** {@link #collect} into this collector, after what was {@linkplain #add added} to it. */
+    public Collected run(Checkpoint model, String text, String dataset, int maxChunks, KvCache.Type kvType, Progress progress) {
+        int ctx = chunkSize;
         if (ctx < 16) throw new IllegalArgumentException("--ctx must be at least 16 for an importance matrix (llama-imatrix sums no batch of fewer tokens), got " + ctx);
         if (maxChunks < 1) throw new IllegalArgumentException("--chunks must be at least 1, got " + maxChunks);
-        ImportanceCollector collector = new ImportanceCollector(output, model.model().config.expertCount());
-        List<String> datasets = List.of(dataset);
-        Perplexity.Result r = Perplexity.compute(model, null, text, ctx, kvType, collector, maxChunks,
-                chunk -> progress.chunkDone(chunk + 1, () -> collector.result(datasets, chunk + 1, ctx)));
-        return new Collected(collector.result(datasets, r.chunks(), ctx), r);
+        if (model.model().config.expertCount() != experts) throw new IllegalArgumentException("a collector for " + experts + " experts, a model of " + model.model().config.expertCount());
+        datasets.add(dataset);
+        Perplexity.Result r = Perplexity.compute(model, null, text, ctx, kvType, this, maxChunks, chunk -> progress.chunkDone(chunk + 1, this::result));
+        return new Collected(result(), r);
     }
 
     /**
-     * What was summed, as a matrix made over {@code chunks} chunks of {@code chunkSize} tokens of {@code datasets} (its
-     * sums the collector's own arrays, which later chunks add to).
+     * What was summed and added, as a matrix (its sums the collector's own arrays, which later chunks add to): its
+     * datasets those of the matrices added and the text's, its chunks the most tokens any tensor saw over the chunk
+     * size (llama-imatrix's count).
      */
-    ImportanceMatrix result(List<String> datasets, int chunks, int chunkSize) {
+    public ImportanceMatrix result() {
         Map<String, ImportanceMatrix.Entry> entries = new LinkedHashMap<>();
-        sums.forEach((name, sum) -> entries.put(name, new ImportanceMatrix.Entry(sum, counts.get(name))));
-        return new ImportanceMatrix(null, entries, datasets, chunks, chunkSize, false);
+        long most = 0;
+        for (var e : sums.entrySet()) {
+            long[] count = counts.get(e.getKey());
+            entries.put(e.getKey(), new ImportanceMatrix.Entry(e.getValue(), count));
+            for (long n : count) most = Math.max(most, n);
+        }
+        return new ImportanceMatrix(null, entries, List.copyOf(datasets), (int) (most / chunkSize), chunkSize, false);
     }
 }

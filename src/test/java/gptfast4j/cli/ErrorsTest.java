@@ -460,6 +460,20 @@ class ErrorsTest {
         assertOneLineError(run("quantize", "--checkpoint", model, "--mode", "q4_0", "--imatrix", out.toString(), "--out", dir.resolve("q.gguf").toString()),
                 "the importance matrix has 256 values for blk.0.attn_q.weight, whose rows of 64 want 64 (an importance matrix of another model?)");
         assertFalse(Files.exists(dir.resolve("q.gguf")));
+        // combining matrices (--in-file) needs no model; running a text needs one
+        assertOneLineError(run("imatrix", "-o", out.toString()), "imatrix needs --checkpoint and --file TEXT, or --in-file FILE to combine matrices");
+        assertOneLineError(run("imatrix", "-f", text.toString(), "-o", out.toString()), "imatrix --file needs the model: --checkpoint PATH");
+        assertOneLineError(run("imatrix", "-m", model, "-o", out.toString()), "--checkpoint without --file");
+        Path combined = dir.resolve("both.gguf");
+        Outcome both = run("imatrix", "--in-file", out.toString(), "--in-file", out.toString(), "-c", "128", "-o", combined.toString());
+        assertEquals(0, both.exit, both.err);
+        assertTrue(both.out.contains("2 matrices combined, 14 tensors' importance over 24 chunks of 128 tokens"), both.out);
+        Path stories = dir.resolve("stories.gguf");
+        assertEquals(0, run("imatrix", "-m", model, "-f", text.toString(), "-c", "64", "-o", stories.toString()).exit);
+        assertOneLineError(run("imatrix", "--in-file", out.toString(), "--in-file", stories.toString(), "-o", combined.toString()),
+                stories + " has 64 values for blk.0.attn_k.weight, the matrices before it 256");
+        assertOneLineError(run("imatrix", "-m", model, "-f", text.toString(), "-c", "64", "--in-file", out.toString(), "-o", combined.toString()),
+                "the matrices added hold 256 values for blk.0.attn_q.weight, where this model has 64 (another model's?)");
     }
 
     @Test

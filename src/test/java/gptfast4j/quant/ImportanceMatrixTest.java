@@ -167,6 +167,45 @@ class ImportanceMatrixTest {
     }
 
     /**
+     * Matrices add up as llama-imatrix's {@code --in-file} adds them (its combination of these two files is ours byte
+     * for byte, checked here): the legacy form's means times the chunk's tokens per call, so the GGUF and the .dat of
+     * one run make twice its sums and counts, 24 chunks, both datasets; a run over a text goes on from them.
+     */
+    @Test
+    void matricesAddUp() throws IOException {
+        ImportanceMatrix gguf = ImportanceMatrix.read(DIR.resolve("mini-llama2.imatrix.gguf"));
+        ImportanceCollector both = new ImportanceCollector(false, 0, 128);
+        both.add(gguf);
+        both.add(ImportanceMatrix.read(DIR.resolve("mini-llama2.imatrix.dat")));
+        ImportanceMatrix sum = both.result();
+        assertEquals(List.of("ppl-text.txt", "ppl-text.txt"), sum.datasets());
+        assertEquals(24, sum.chunkCount());
+        for (var e : gguf.entries().entrySet()) {
+            ImportanceMatrix.Entry twice = sum.entries().get(e.getKey());
+            assertArrayEquals(new long[]{2 * e.getValue().counts()[0]}, twice.counts(), e.getKey());
+            for (int i = 0; i < twice.sums().length; i++) assertEquals(2 * e.getValue().sums()[i], twice.sums()[i], 2e-6 * twice.sums()[i], e.getKey());
+        }
+        // and on over the text: the run's sums added to the file's (its first three chunks)
+        String text = Files.readString(Shared.REFERENCE.resolve("ppl-text.txt"), StandardCharsets.UTF_8);
+        Checkpoint model = Checkpoint.load(MODELS.resolve("mini-llama2-F32.gguf"), null);
+        ImportanceMatrix alone = ImportanceCollector.collect(model, text, "t", 128, 3, true, KvCache.Type.F16, (done, soFar) -> { }).matrix();
+        ImportanceCollector after = new ImportanceCollector(true, 0, 128);
+        after.add(gguf);
+        ImportanceMatrix on = after.run(model, text, "t", 3, KvCache.Type.F16, (done, soFar) -> { }).matrix();
+        assertEquals(List.of("ppl-text.txt", "t"), on.datasets());
+        assertEquals(15, on.chunkCount());
+        float[] a = gguf.entries().get("output.weight").sums(), b = alone.entries().get("output.weight").sums(), c = on.entries().get("output.weight").sums();
+        // (the run adds each token's squares to the file's sums: float rounding at their size, not at the run's own)
+        for (int i = 0; i < a.length; i++) assertEquals(a[i] + b[i], c[i], 1e-5 * c[i]);
+        // a matrix of another model's shapes does not add
+        ImportanceCollector wrong = new ImportanceCollector(false, 0, 128);
+        wrong.add(gguf);
+        var other = new ImportanceMatrix("other.gguf", Map.of("blk.0.attn_q.weight", new ImportanceMatrix.Entry(new float[64], new long[]{1})), List.of(), 1, 128, false);
+        var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> wrong.add(other));
+        assertEquals("other.gguf has 64 values for blk.0.attn_q.weight, the matrices before it 256", e.getMessage());
+    }
+
+    /**
      * The matrix so far after each chunk (what {@code --output-frequency} writes) holds that many chunks' tokens; at
      * most {@code --chunks} chunks run.
      */
