@@ -3,7 +3,8 @@
 # importance matrices of the F32 mini-llama2 (with --process-output, also in the legacy .dat form) and mini-mixtral from
 # ../shared over ../shared/reference/ppl-text.txt in chunks of 128 tokens, and the SHA-256 of every tensor that
 # llama-quantize --imatrix writes with them: a mini-llama2 file with one weighted type per tensor (each type quantize
-# writes), and mini-mixtral's q4_k_m mix and its --pure q2_k, q4_1 and iq4_xs files (experts with importance of their own).
+# writes), and mini-mixtral's q4_k_m and q2_k_s mixes and its --pure q2_k, q4_1 and iq4_xs files (experts with importance of
+# their own).
 # Needs the llama.cpp tree that scripts/vs-llamacpp.sh builds in target/llamacpp (run that once first).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,6 +27,7 @@ cd "$out"
   --tensor-type blk.1.ffn_gate=q2_k --tensor-type blk.1.ffn_up=q3_k --tensor-type blk.1.ffn_down=q8_0 \
   "$models/mini-llama2-F32.gguf" "$tmp/mini-llama2-mixed.gguf" Q4_K_M >/dev/null 2>&1
 "$bin/llama-quantize" --imatrix mini-mixtral.imatrix.gguf "$models/mini-mixtral-F32.gguf" "$tmp/mini-mixtral-q4_k_m.gguf" Q4_K_M >/dev/null 2>&1
+"$bin/llama-quantize" --imatrix mini-mixtral.imatrix.gguf "$models/mini-mixtral-F32.gguf" "$tmp/mini-mixtral-q2_k_s.gguf" Q2_K_S >/dev/null 2>&1
 for t in q2_k q4_1 iq4_xs; do
   "$bin/llama-quantize" --imatrix mini-mixtral.imatrix.gguf --pure "$models/mini-mixtral-F32.gguf" "$tmp/mini-mixtral-pure-$t.gguf" "${t^^}" >/dev/null 2>&1
 done

@@ -32,7 +32,7 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Option(names = "--mode", required = true, paramLabel = "MODE", description = {
             "int8, int4, int4-asym: every linear layer in Q8_0, Q4_0 or Q4_1 (groups of 32), the token embedding kept;",
-            "q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k, iq4_nl, iq4_xs:",
+            "q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q2_k_s (needs --imatrix), q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k, iq4_nl, iq4_xs:",
             "  llama.cpp's mixes of those names, tensor by tensor as llama-quantize makes them."})
     String mode;
 

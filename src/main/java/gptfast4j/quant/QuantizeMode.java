@@ -9,7 +9,7 @@ import java.util.stream.Collectors;
 /**
  * What {@code gptfast quantize --mode} writes. gpt-fast's int8/int4 modes put every linear layer and the output head in
  * one type and keep the token embedding as it is. The other modes are llama.cpp's mixes of the same names (Q4_0 ...
- * Q8_0, Q2_K, Q3_K_S ... Q6_K, IQ4_NL, IQ4_XS), chosen tensor by tensor as {@code llama-quantize} chooses them, with an
+ * Q8_0, Q2_K, Q2_K_S, Q3_K_S ... Q6_K, IQ4_NL, IQ4_XS), chosen tensor by tensor as {@code llama-quantize} chooses them, with an
  * importance matrix or without (its {@code llama_tensor_get_type} for Llama-family models): more bits where errors cost most (the
  * output head in Q6_K; in the K-quant and IQ4 mixes attn_v and ffn_down, in some layers or all, a type or two above the
  * rest), the token embedding quantized too (as the head where it is the head), and its fallbacks where a type's blocks
@@ -26,6 +26,8 @@ public enum QuantizeMode {
     Q5_1("q5_1", GGMLType.Q5_1, true, 9),
     Q8_0("q8_0", GGMLType.Q8_0, true, 7),
     Q2_K("q2_k", GGMLType.Q2_K, true, 10),
+    /** Q2_K's smaller mix, which llama-quantize makes only with an importance matrix. */
+    Q2_K_S("q2_k_s", GGMLType.Q2_K, true, 21),
     Q3_K_S("q3_k_s", GGMLType.Q3_K, true, 11),
     Q3_K_M("q3_k_m", GGMLType.Q3_K, true, 12),
     Q3_K_L("q3_k_l", GGMLType.Q3_K, true, 13),
@@ -82,6 +84,7 @@ public enum QuantizeMode {
             case "attn_v" -> {
                 GGMLType t = switch (this) {
                     case Q2_K -> c.nHeads() / c.nKvHeads() >= 4 ? GGMLType.Q4_K : GGMLType.Q3_K;
+                    case Q2_K_S -> c.nHeads() / c.nKvHeads() >= 4 ? GGMLType.Q4_K : base;
                     case Q3_K_M -> layer < 2 ? GGMLType.Q5_K : GGMLType.Q4_K;
                     case Q3_K_L -> GGMLType.Q5_K;
                     case Q4_K_M, Q5_K_M -> moreBits(layer, layers) ? GGMLType.Q6_K : base;
@@ -102,6 +105,7 @@ public enum QuantizeMode {
             };
             case "ffn_down", "ffn_down_exps" -> switch (this) {
                 case Q2_K -> GGMLType.Q3_K;
+                case Q2_K_S -> layer < layers / 8 ? GGMLType.Q4_K : base;
                 case Q3_K_M -> layer < layers / 16 ? GGMLType.Q5_K : GGMLType.Q4_K;
                 case Q3_K_L -> GGMLType.Q5_K;
                 case Q4_K_M, Q5_K_M -> moreBits(layer, layers) ? GGMLType.Q6_K : base;

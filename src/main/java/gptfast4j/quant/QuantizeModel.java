@@ -136,6 +136,11 @@ public final class QuantizeModel {
                 // the token embedding is read a row at a time, not multiplied: no input, no importance
                 float[] importance = kind.equals("token_embd") ? null
                         : importance(imatrix, td.name(), written, td.shape()[0], td.shape().length == 3 ? td.shape()[2] : 1, withoutImportance);
+                if (mode == QuantizeMode.Q2_K_S && written == GGMLType.Q2_K && importance == null && !kind.equals("token_embd") && !kind.equals("output")) {
+                    // llama-quantize's rule: Q2_K in this mix goes wrong without one
+                    throw new IllegalArgumentException(imatrix == null ? "q2_k_s needs an importance matrix (--imatrix FILE; gptfast imatrix makes one), as llama-quantize's Q2_K_S does"
+                            : "the importance matrix has no entry for " + td.name() + ", which q2_k_s needs for its Q2_K tensors");
+                }
                 specs.add(quantized(td.name(), td.shape(), Tensor.of(td), written, heads, importance)); // rows in GGUF's order
                 if (!written.isFloat()) quantizedCount++;
             }

@@ -64,6 +64,7 @@ class ImportanceMatrixTest {
         ours.put("mini-llama2-mixed", write(dir, "mini-llama2", QuantizeMode.Q4_K_M,
                 new QuantizeModel.Options(false, true, GGMLType.Q6_K, GGMLType.Q4_K, types, llama2)));
         ours.put("mini-mixtral-q4_k_m", write(dir, "mini-mixtral", QuantizeMode.Q4_K_M, new QuantizeModel.Options(false, false, null, null, List.of(), mixtral)));
+        ours.put("mini-mixtral-q2_k_s", write(dir, "mini-mixtral", QuantizeMode.Q2_K_S, new QuantizeModel.Options(false, false, null, null, List.of(), mixtral)));
         for (String t : new String[]{"q2_k", "q4_1", "iq4_xs"}) {
             ours.put("mini-mixtral-pure-" + t, write(dir, "mini-mixtral", QuantizeMode.of(t, "--mode"), new QuantizeModel.Options(false, true, null, null, List.of(), mixtral)));
         }
@@ -85,8 +86,8 @@ class ImportanceMatrixTest {
             assertEquals(12, gguf.metadata().getInt("quantize.imatrix.chunks_count", 0));
         }
         // quantized in a type the matrix shapes: mini-llama2's 14 linear tensors but a Q8_0 one, and the head; mini-mixtral's
-        // 14 and its head (without importance: the matrix was made without --process-output) in each of its four files
-        assertEquals(14 + 4 * 15, weighted);
+        // 14 and its head (without importance: the matrix was made without --process-output) in each of its five files
+        assertEquals(14 + 5 * 15, weighted);
     }
 
     private static Path write(Path dir, String model, QuantizeMode mode, QuantizeModel.Options options) {
@@ -261,7 +262,14 @@ class ImportanceMatrixTest {
             assertEquals(GGMLType.IQ4_XS, QuantizeMode.IQ4_XS.typeOf("ffn_down", layer, tinyllama, false, true));
             assertEquals(first ? GGMLType.Q5_K : GGMLType.IQ4_XS, QuantizeMode.IQ4_XS.typeOf("ffn_down", layer, tinyllama, false, false));
             assertEquals(GGMLType.Q4_1, QuantizeMode.Q4_1.typeOf("ffn_down", layer, tinyllama, false, true));
+            // Q2_K_S (made only with a matrix): the first eighth's ffn_down in Q4_K, attn_v in Q4_K where 4 or more heads share a kv head
+            assertEquals(first ? GGMLType.Q4_K : GGMLType.Q2_K, QuantizeMode.Q2_K_S.typeOf("ffn_down", layer, tinyllama, false, true));
+            assertEquals(GGMLType.Q4_K, QuantizeMode.Q2_K_S.typeOf("attn_v", layer, tinyllama, false, true));
+            assertEquals(GGMLType.Q2_K, QuantizeMode.Q2_K_S.typeOf("attn_output", layer, tinyllama, false, true));
         }
+        var llama2 = new gptfast4j.model.Config("llama", 4096, 11008, 32, 32, 32, 32000, 4096, 1e-5f, 10000f, null, gptfast4j.model.Config.RopeStyle.INTERLEAVED, 0, 0);
+        assertEquals(GGMLType.Q2_K, QuantizeMode.Q2_K_S.typeOf("attn_v", 5, llama2, false, true));
+        assertEquals(GGMLType.Q6_K, QuantizeMode.Q2_K_S.typeOf("output", -1, llama2, false, true));
     }
 
     @Test
@@ -275,6 +283,14 @@ class ImportanceMatrixTest {
         assertTrue(e.getMessage().contains("128 values for blk.0.attn_q.weight, whose rows of 256 want 256"), e.getMessage());
         assertTrue(QuantizeModel.plan(Checkpoint.load(model, null), QuantizeMode.Q4_K_M, new QuantizeModel.Options(false, false, null, null, List.of(), llama2))
                 .withoutImportance().isEmpty());
+        // Q2_K_S only with a matrix, and one that has every Q2_K tensor (as llama-quantize refuses it)
+        var none = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> QuantizeModel.plan(Checkpoint.load(model, null), QuantizeMode.Q2_K_S, QuantizeModel.Options.NONE));
+        assertTrue(none.getMessage().startsWith("q2_k_s needs an importance matrix (--imatrix FILE"), none.getMessage());
+        var partial = new ImportanceMatrix(null, Map.of("blk.0.attn_q.weight", llama2.entries().get("blk.0.attn_q.weight")), List.of("x"), 1, 128, false);
+        var missing = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> QuantizeModel.plan(Checkpoint.load(model, null),
+                QuantizeMode.Q2_K_S, new QuantizeModel.Options(false, false, null, null, List.of(), partial)));
+        assertEquals("the importance matrix has no entry for blk.0.attn_k.weight, which q2_k_s needs for its Q2_K tensors", missing.getMessage());
         // a model is not a matrix; nor is a file of neither form
         var notMatrix = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> ImportanceMatrix.read(model));
         assertTrue(notMatrix.getMessage().contains("not an importance matrix"), notMatrix.getMessage());
