@@ -3,6 +3,7 @@ package gptfast4j.cli;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.quant.ImportanceCollector;
 import gptfast4j.quant.ImportanceMatrix;
+import gptfast4j.quant.Perplexity;
 import gptfast4j.tensor.Parallel;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -91,12 +92,17 @@ final class ImatrixCommand implements Callable<Integer> {
         ImportanceCollector collector = new ImportanceCollector(processOutput, model.model().config.expertCount(), ctx);
         earlier.forEach(collector::add);
         long t0 = System.nanoTime();
-        ImportanceCollector.Collected c = collector.run(model, text, file.toString(), chunks, kvCache.type(),
-                (done, soFar) -> {
-                    System.err.print(".");
-                    if (done % frequency == 0) soFar.get().write(out);
-                });
-        System.err.println();
+        int total = Math.min(chunks, Perplexity.tokenize(model, text).length / ctx);
+        ImportanceCollector.Collected c;
+        try (ProgressLine progress = new ProgressLine(total, (percent, done) -> {
+            double perChunk = (System.nanoTime() - t0) / 1e9 / Math.max(1, done);
+            return String.format("imatrix: %d of %d chunks, %.1f s each, %.0f s to go ", done, total, perChunk, perChunk * (total - done));
+        })) {
+            c = collector.run(model, text, file.toString(), chunks, kvCache.type(), (done, soFar) -> {
+                progress.accept(done);
+                if (done % frequency == 0) soFar.get().write(out);
+            });
+        }
         c.matrix().write(out);
         System.out.printf("Final estimate: PPL = %.4f +/- %.5f (%d chunks of %d tokens, %.1f s)%n", c.perplexity().ppl(), c.perplexity().pplStdErr(),
                 c.perplexity().chunks(), ctx, (System.nanoTime() - t0) / 1e9);
