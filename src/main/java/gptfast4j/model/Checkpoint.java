@@ -162,6 +162,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Path path = gguf.path();
         Metadata md = gguf.metadata();
         String arch = md.getString("general.architecture", null);
+        if (arch == null && "imatrix".equals(md.getString("general.type", null))) {
+            throw new ModelFormatException(path + ": an importance matrix, not a model (it is for quantize --imatrix)");
+        }
         if (arch == null) throw new ModelFormatException(path + ": missing metadata general.architecture");
         if (!arch.equals("llama") && !arch.equals("mistral")) {
             throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: llama, mistral)");

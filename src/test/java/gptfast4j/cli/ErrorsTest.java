@@ -451,6 +451,7 @@ class ErrorsTest {
         Files.copy(STORIES, copy);
         assertOneLineError(run("imatrix", "-m", copy.toString(), "-f", text.toString(), "-o", copy.toString()), "refusing to overwrite the input");
         assertOneLineError(run("quantize", "--checkpoint", model, "--mode", "q4_k_m", "--imatrix", model, "--out", out.toString()), "not an importance matrix");
+        assertOneLineError(run("generate", "--checkpoint", "src/test/resources/imatrix/mini-llama2.imatrix.gguf"), "an importance matrix, not a model (it is for quantize --imatrix)");
         assertOneLineError(run("quantize", "--checkpoint", model, "--mode", "q4_k_m", "--imatrix", text.toString(), "--out", out.toString()),
                 "neither a GGUF nor a legacy (.dat) importance matrix");
         // a matrix of another model: its columns do not fit
