@@ -1,6 +1,7 @@
 package gptfast4j.cli;
 
 import gptfast4j.io.ByteSize;
+import gptfast4j.io.Metadata;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.quant.ImportanceMatrix;
 import gptfast4j.quant.QuantizeMode;
@@ -59,6 +60,13 @@ final class QuantizeCommand implements Callable<Integer> {
             + "repeatable, the first that finds a name wins; as llama-quantize's flag.")
     List<String> tensorTypes = new java.util.ArrayList<>();
 
+    @Option(names = "--leave-output-tensor", description = "Leave the output head as the source has it, not (re)quantized (llama-quantize's flag).")
+    boolean leaveOutput;
+
+    @Option(names = "--override-kv", paramLabel = "KEY=TYPE:VALUE", description = "Set a metadata key in the file (TYPE int, float, bool or str; e.g. "
+            + "tokenizer.ggml.add_bos_token=bool:false); repeatable, as llama-quantize's flag (an int is written as a uint32, as there).")
+    List<String> overrides = new java.util.ArrayList<>();
+
     @Option(names = "--allow-requantize", description = "Round tensors already quantized to another type again (each rounding loses more; as llama-quantize's flag).")
     boolean allowRequantize;
 
@@ -80,10 +88,12 @@ final class QuantizeCommand implements Callable<Integer> {
                 throw new IllegalArgumentException("refusing to overwrite the input " + checkpoint);
             }
         }
-        ImportanceMatrix importance = imatrix == null ? null : ImportanceMatrix.read(imatrix);
+        // the flags checked, and the matrix read, before the model loads
+        QuantizeModel.Options options = new QuantizeModel.Options(allowRequantize, pure, tensorType(outputType, "--output-tensor-type"),
+                tensorType(embeddingType, "--token-embedding-type"), patterns(tensorTypes), imatrix == null ? null : ImportanceMatrix.read(imatrix),
+                leaveOutput, metadata(overrides));
         Checkpoint src = Checkpoint.load(checkpoint, tokenizer);
-        QuantizeModel.Plan plan = QuantizeModel.plan(src, quantizeMode, new QuantizeModel.Options(allowRequantize, pure,
-                tensorType(outputType, "--output-tensor-type"), tensorType(embeddingType, "--token-embedding-type"), patterns(tensorTypes), importance));
+        QuantizeModel.Plan plan = QuantizeModel.plan(src, quantizeMode, options);
         if (dryRun) {
             // per type: how many tensors and bytes, as llama-quantize --dry-run sums them up
             Map<String, long[]> types = new java.util.TreeMap<>();
@@ -115,6 +125,46 @@ final class QuantizeCommand implements Callable<Integer> {
         String lower = name.toLowerCase(java.util.Locale.ROOT);
         if (!writable.contains(lower)) throw new IllegalArgumentException(flag + " must be one of " + String.join(", ", writable) + ", got '" + name + "'");
         return GGMLType.valueOf(lower.toUpperCase(java.util.Locale.ROOT));
+    }
+
+    /**
+     * {@code --override-kv}'s KEY=TYPE:VALUE pairs as llama.cpp parses them (a key under 128 bytes; int, float, bool
+     * true|false, str of at most 127 bytes), an int written as llama-quantize writes it: a uint32 of its magnitude.
+     */
+    private static Map<String, Metadata.Value> metadata(List<String> pairs) {
+        Map<String, Metadata.Value> md = new LinkedHashMap<>();
+        for (String pair : pairs) {
+            int eq = pair.indexOf('=');
+            if (eq <= 0 || eq >= 128) throw new IllegalArgumentException("--override-kv takes KEY=TYPE:VALUE, got '" + pair + "'");
+            String key = pair.substring(0, eq), typed = pair.substring(eq + 1);
+            int colon = typed.indexOf(':');
+            String type = colon < 0 ? "" : typed.substring(0, colon), value = colon < 0 ? "" : typed.substring(colon + 1);
+            Metadata.Value v;
+            try {
+                v = switch (type) {
+                    case "int" -> {
+                        long n = Math.abs(Long.parseLong(value.strip()));
+                        if (n > 0xFFFFFFFFL) throw new IllegalArgumentException("--override-kv " + pair + ": an int is written as a uint32, at most 4294967295");
+                        yield Metadata.Value.uint32((int) n);
+                    }
+                    case "float" -> Metadata.Value.float32(Float.parseFloat(value.strip()));
+                    case "bool" -> switch (value) {
+                        case "true" -> Metadata.Value.bool(true);
+                        case "false" -> Metadata.Value.bool(false);
+                        default -> throw new IllegalArgumentException("--override-kv " + pair + ": a bool is true or false");
+                    };
+                    case "str" -> {
+                        if (value.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > 127) throw new IllegalArgumentException("--override-kv " + key + ": a str is at most 127 bytes");
+                        yield Metadata.Value.string(value);
+                    }
+                    default -> throw new IllegalArgumentException("--override-kv " + pair + ": TYPE must be int, float, bool or str");
+                };
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("--override-kv " + pair + ": '" + value + "' is not a number");
+            }
+            md.put(key, v);
+        }
+        return md;
     }
 
     /** {@code --tensor-type}'s PATTERN=TYPE pairs, in their order. */

@@ -60,11 +60,19 @@ public final class QuantizeModel {
      * output head's and the token embedding's type whatever the mode says; null for the mode's), {@code tensorTypes}
      * (the type of the other weight tensors whose name a pattern finds, the first that does), {@code imatrix} (an
      * importance matrix, {@code --imatrix}: scales fitted to the inputs the weights meet, and the mixes' rules with
-     * one; null for none).
+     * one; null for none), {@code leaveOutput} (the output head as the source has it, {@code --leave-output-tensor}),
+     * {@code metadata} (keys set in the file whatever the source says, {@code --override-kv}).
      */
     public record Options(boolean allowRequantize, boolean pure, GGMLType outputType, GGMLType embeddingType,
-                          List<Map.Entry<java.util.regex.Pattern, GGMLType>> tensorTypes, ImportanceMatrix imatrix) {
+                          List<Map.Entry<java.util.regex.Pattern, GGMLType>> tensorTypes, ImportanceMatrix imatrix,
+                          boolean leaveOutput, Map<String, Metadata.Value> metadata) {
         public static final Options NONE = new Options(false, false, null, null, List.of(), null);
+
+        /** Options with the head quantized as the mode says and no metadata set. */
+        public Options(boolean allowRequantize, boolean pure, GGMLType outputType, GGMLType embeddingType,
+                       List<Map.Entry<java.util.regex.Pattern, GGMLType>> tensorTypes, ImportanceMatrix imatrix) {
+            this(allowRequantize, pure, outputType, embeddingType, tensorTypes, imatrix, false, Map.of());
+        }
 
         public Options {
             List<GGMLType> named = new ArrayList<>(java.util.Arrays.asList(outputType, embeddingType));
@@ -96,6 +104,7 @@ public final class QuantizeModel {
             md.put("quantize.imatrix.entries_count", Metadata.Value.uint32(imatrix.entries().size()));
             if (imatrix.chunkCount() > 0) md.put("quantize.imatrix.chunks_count", Metadata.Value.uint32(imatrix.chunkCount()));
         }
+        md.putAll(options.metadata()); // last, as llama-quantize's --override-kv
         List<String> notes = new ArrayList<>(), withoutImportance = new ArrayList<>();
         List<GGUFWriter.TensorSpec> specs = new ArrayList<>();
         int quantizedCount = 0;
@@ -118,7 +127,7 @@ public final class QuantizeModel {
                     : kind.equals("token_embd") && options.embeddingType() != null ? options.embeddingType()
                     : options.tensorType(td.name()) != null ? options.tensorType(td.name())
                     : pure ? mode.base : mode.typeOf(kind, inLayer ? Integer.parseInt(parts[1]) : -1, c, tied, imatrix != null);
-            if (wanted == null) {
+            if (wanted == null || kind.equals("output") && options.leaveOutput()) {
                 specs.add(copy(td));
                 continue;
             }
@@ -145,7 +154,7 @@ public final class QuantizeModel {
                 if (!written.isFloat()) quantizedCount++;
             }
         }
-        if (tied && !mode.mix && !pure) {
+        if (tied && !mode.mix && !pure && !options.leaveOutput()) {
             // tied embeddings: the head is quantized on its own, the embedding table keeps its type; a table already
             // quantized stays the head as it is (not rounded a second time, as the linear layers are not). llama.cpp's
             // mixes, and --pure, quantize the table itself for both (above).

@@ -477,6 +477,19 @@ class ErrorsTest {
                 "the matrices added hold 256 values for blk.0.attn_q.weight, where this model has 64 (another model's?)");
     }
 
+    /** quantize --override-kv's pairs, as llama.cpp parses them, checked before the model loads. */
+    @Test
+    void overrideKvErrors(@TempDir Path dir) {
+        String out = dir.resolve("q.gguf").toString(), model = STORIES.toString();
+        assertOneLineError(run("quantize", "--checkpoint", model, "--mode", "q8_0", "--out", out, "--override-kv", "novalue"), "--override-kv takes KEY=TYPE:VALUE, got 'novalue'");
+        assertOneLineError(run("quantize", "--checkpoint", model, "--mode", "q8_0", "--out", out, "--override-kv", "a.b=long:5"), "TYPE must be int, float, bool or str");
+        assertOneLineError(run("quantize", "--checkpoint", model, "--mode", "q8_0", "--out", out, "--override-kv", "a.b=int:x"), "--override-kv a.b=int:x: 'x' is not a number");
+        assertOneLineError(run("quantize", "--checkpoint", model, "--mode", "q8_0", "--out", out, "--override-kv", "a.b=int:5000000000"), "an int is written as a uint32, at most 4294967295");
+        assertOneLineError(run("quantize", "--checkpoint", model, "--mode", "q8_0", "--out", out, "--override-kv", "a.b=bool:yes"), "a bool is true or false");
+        assertOneLineError(run("quantize", "--checkpoint", model, "--mode", "q8_0", "--out", out, "--override-kv", "a.b=str:" + "x".repeat(128)), "a str is at most 127 bytes");
+        assertFalse(Files.exists(dir.resolve("q.gguf")));
+    }
+
     @Test
     void quantizeRefusesToOverwriteItsInput(@TempDir Path dir) throws IOException {
         Path copy = dir.resolve("model.gguf");

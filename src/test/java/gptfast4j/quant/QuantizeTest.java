@@ -92,6 +92,34 @@ class QuantizeTest {
     }
 
     /**
+     * {@code --leave-output-tensor} and {@code --override-kv} (llama-quantize's; its file with both, checked here, is
+     * ours tensor for tensor and key for key): the head copied as the source has it, every other tensor as without the
+     * flag; the keys set last, over the source's and the mode's; a tied model stays tied in gpt-fast's modes.
+     */
+    @Test
+    void leaveOutputAndOverrideKeys(@TempDir Path dir) {
+        Path src = Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), plain = dir.resolve("plain.gguf"), left = dir.resolve("left.gguf");
+        QuantizeModel.plan(Checkpoint.load(src, null), QuantizeMode.Q4_K_M, QuantizeModel.Options.NONE).write(plain, b -> { });
+        Map<String, gptfast4j.io.Metadata.Value> keys = Map.of("general.name", gptfast4j.io.Metadata.Value.string("renamed"),
+                "general.file_type", gptfast4j.io.Metadata.Value.uint32(99), "tokenizer.ggml.add_bos_token", gptfast4j.io.Metadata.Value.bool(false));
+        QuantizeModel.plan(Checkpoint.load(src, null), QuantizeMode.Q4_K_M, new QuantizeModel.Options(false, false, null, null, List.of(), null, true, keys))
+                .write(left, b -> { });
+        GGUF a = GGUF.read(plain), b = GGUF.read(left), f32 = GGUF.read(src);
+        assertEquals(GGMLType.F32, b.tensors().get("output.weight").type());
+        assertEquals(-1L, b.tensors().get("output.weight").data().mismatch(f32.tensors().get("output.weight").data()));
+        for (TensorData t : a.tensors().values()) {
+            if (!t.name().equals("output.weight")) assertEquals(-1L, t.data().mismatch(b.tensors().get(t.name()).data()), t.name());
+        }
+        assertEquals("renamed", b.metadata().getString("general.name", null));
+        assertEquals(99, b.metadata().getInt("general.file_type", 0));
+        assertFalse(b.metadata().getBool("tokenizer.ggml.add_bos_token", true));
+        Path tied = dir.resolve("tied.gguf");
+        QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama3-F32.gguf"), null), QuantizeMode.INT4,
+                new QuantizeModel.Options(false, false, null, null, List.of(), null, true, Map.of())).write(tied, b2 -> { });
+        assertFalse(GGUF.read(tied).tensors().containsKey("output.weight"));
+    }
+
+    /**
      * {@code --output-tensor-type} and {@code --token-embedding-type}: those tensors in the types named whatever the mode
      * says, as llama-quantize's flags (the rest as the mode has them): their bytes those of llama.cpp's --pure file of
      * that type; a tied model's table, also its head, takes the embedding's type; gpt-fast's int4 quantizes the table
