@@ -44,6 +44,12 @@ final class QuantizeCommand implements Callable<Integer> {
             + "scales fitted to the inputs each weight meets, as llama-quantize --imatrix (Q8_0 and float tensors are not affected).")
     Path imatrix;
 
+    @Option(names = "--include-weights", paramLabel = "NAME", description = "Use the importance matrix only for the tensors whose names hold NAME (repeatable; llama-quantize's flag).")
+    List<String> includeWeights = new java.util.ArrayList<>();
+
+    @Option(names = "--exclude-weights", paramLabel = "NAME", description = "Use the importance matrix for all but the tensors whose names hold NAME (repeatable; llama-quantize's flag).")
+    List<String> excludeWeights = new java.util.ArrayList<>();
+
     @Option(names = "--dry-run", description = "Say which type each kind of tensor would take and how large the file would be, and write nothing.")
     boolean dryRun;
 
@@ -90,8 +96,7 @@ final class QuantizeCommand implements Callable<Integer> {
         }
         // the flags checked, and the matrix read, before the model loads
         QuantizeModel.Options options = new QuantizeModel.Options(allowRequantize, pure, tensorType(outputType, "--output-tensor-type"),
-                tensorType(embeddingType, "--token-embedding-type"), patterns(tensorTypes), imatrix == null ? null : ImportanceMatrix.read(imatrix),
-                leaveOutput, metadata(overrides));
+                tensorType(embeddingType, "--token-embedding-type"), patterns(tensorTypes), importance(), leaveOutput, metadata(overrides));
         Checkpoint src = Checkpoint.load(checkpoint, tokenizer);
         QuantizeModel.Plan plan = QuantizeModel.plan(src, quantizeMode, options);
         if (dryRun) {
@@ -115,6 +120,18 @@ final class QuantizeCommand implements Callable<Integer> {
         }
         printNotes(plan);
         return 0;
+    }
+
+    /** The {@code --imatrix} matrix, filtered by {@code --include-weights} or {@code --exclude-weights}; null for none (or none left). */
+    private ImportanceMatrix importance() {
+        if (imatrix == null && !(includeWeights.isEmpty() && excludeWeights.isEmpty())) throw new IllegalArgumentException("--include-weights and --exclude-weights are for --imatrix");
+        if (!includeWeights.isEmpty() && !excludeWeights.isEmpty()) throw new IllegalArgumentException("--include-weights and --exclude-weights cannot be used together (as in llama-quantize)");
+        if (imatrix == null) return null;
+        ImportanceMatrix m = ImportanceMatrix.read(imatrix).filtered(includeWeights, excludeWeights);
+        if (!m.entries().isEmpty()) return m;
+        // as llama-quantize: no entry left, no matrix (nor its keys, nor its rules)
+        System.err.println("note: no entry of " + imatrix + " is left after --include-weights/--exclude-weights: quantizing without an importance matrix");
+        return null;
     }
 
     /** The type a flag names (llama.cpp's names, any case), one that quantize writes; null for none. */

@@ -68,6 +68,19 @@ public record ImportanceMatrix(String source, Map<String, Entry> entries, List<S
         return importance;
     }
 
+    /**
+     * This matrix with only the entries whose names hold one of {@code include} (every entry where it is empty), less
+     * those whose names hold one of {@code exclude}: llama-quantize's {@code --include-weights} and
+     * {@code --exclude-weights}.
+     */
+    public ImportanceMatrix filtered(List<String> include, List<String> exclude) {
+        Map<String, Entry> kept = new LinkedHashMap<>();
+        entries.forEach((name, e) -> {
+            if ((include.isEmpty() || include.stream().anyMatch(name::contains)) && exclude.stream().noneMatch(name::contains)) kept.put(name, e);
+        });
+        return new ImportanceMatrix(source, kept, datasets, chunkCount, chunkSize, legacy);
+    }
+
     /** Reads a GGUF or legacy {@code .dat} importance matrix; a file of neither form is a one-line error. */
     public static ImportanceMatrix read(Path path) {
         MemorySegment file = Mapped.map(path);

@@ -461,6 +461,10 @@ class ErrorsTest {
         assertOneLineError(run("quantize", "--checkpoint", model, "--mode", "q4_0", "--imatrix", out.toString(), "--out", dir.resolve("q.gguf").toString()),
                 "the importance matrix has 256 values for blk.0.attn_q.weight, whose rows of 64 want 64 (an importance matrix of another model?)");
         assertFalse(Files.exists(dir.resolve("q.gguf")));
+        assertOneLineError(run("quantize", "--checkpoint", model, "--mode", "q4_0", "--include-weights", "ffn", "--out", dir.resolve("q.gguf").toString()),
+                "--include-weights and --exclude-weights are for --imatrix");
+        assertOneLineError(run("quantize", "--checkpoint", model, "--mode", "q4_0", "--imatrix", out.toString(), "--include-weights", "ffn", "--exclude-weights", "attn",
+                "--out", dir.resolve("q.gguf").toString()), "--include-weights and --exclude-weights cannot be used together");
         // combining matrices (--in-file) needs no model; running a text needs one
         assertOneLineError(run("imatrix", "-o", out.toString()), "imatrix needs --checkpoint and --file TEXT, or --in-file FILE to combine matrices");
         assertOneLineError(run("imatrix", "-f", text.toString(), "-o", out.toString()), "imatrix --file needs the model: --checkpoint PATH");

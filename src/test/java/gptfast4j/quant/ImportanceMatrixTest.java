@@ -91,6 +91,11 @@ class ImportanceMatrixTest {
     }
 
     private static Path write(Path dir, String model, QuantizeMode mode, QuantizeModel.Options options) {
+        try {
+            Files.createDirectories(dir);
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
         Path out = dir.resolve(model + "-" + mode.flag + (options.pure() ? "-pure" : "") + ".gguf");
         QuantizeModel.plan(Checkpoint.load(MODELS.resolve(model + "-F32.gguf"), null), mode, options).write(out, b -> { });
         return out;
@@ -98,6 +103,27 @@ class ImportanceMatrixTest {
 
     private static String sha256(TensorData t) throws NoSuchAlgorithmException {
         return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(t.data().toArray(java.lang.foreign.ValueLayout.JAVA_BYTE)));
+    }
+
+    /**
+     * {@code --include-weights} / {@code --exclude-weights} (llama-quantize's, whose files with them are ours, checked
+     * here): the entries whose names hold a string kept or dropped; a tensor left out is quantized as without a matrix.
+     */
+    @Test
+    void includedAndExcludedWeights(@TempDir Path dir) {
+        ImportanceMatrix m = ImportanceMatrix.read(DIR.resolve("mini-llama2.imatrix.gguf"));
+        assertEquals(List.of("blk.0.ffn_down.weight", "blk.1.ffn_down.weight"), List.copyOf(new TreeMap<>(m.filtered(List.of("ffn_down"), List.of()).entries()).keySet()));
+        ImportanceMatrix noAttention = m.filtered(List.of(), List.of("attn_", "output"));
+        assertEquals(6, noAttention.entries().size());
+        assertTrue(m.filtered(List.of("nothing"), List.of()).entries().isEmpty());
+        GGUF plain = GGUF.read(write(dir, "mini-llama2", QuantizeMode.Q4_K_M, QuantizeModel.Options.NONE));
+        GGUF partly = GGUF.read(write(dir.resolve("partly"), "mini-llama2", QuantizeMode.Q4_K_M,
+                new QuantizeModel.Options(false, false, null, null, List.of(), noAttention)));
+        for (TensorData t : partly.tensors().values()) {
+            boolean same = t.data().mismatch(plain.tensors().get(t.name()).data()) == -1;
+            boolean weighted = noAttention.entries().containsKey(t.name());
+            assertEquals(!weighted, same, t.name());
+        }
     }
 
     /** The legacy .dat form of the same run holds the same importances (its values are means times the calls). */
