@@ -651,7 +651,6 @@ public final class Llama {
         return config.nHeads() / config.nKvHeads() % VectorMath.QUERIES == 0 ? VectorMath.QUERIES : 1;
     }
 
-    /** Activations and KV cache of one sequence, sized once so that a forward pass allocates nothing. */
     /** Sees the input rows of a batch's matrix products: what an importance matrix sums ({@code gptfast imatrix}). */
     public interface InputObserver {
         /**
@@ -661,6 +660,7 @@ public final class Llama {
         void inputs(Tensor weight, float[] x, int rows);
     }
 
+    /** Activations and KV cache of one sequence, sized once so that a forward pass allocates nothing. */
     public static final class State {
         public final int contextLength;
         public final int maxBatch;

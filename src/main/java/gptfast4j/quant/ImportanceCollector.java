@@ -108,7 +108,7 @@ public final class ImportanceCollector implements Llama.InputObserver {
             for (int j = 0; j < cols; j++) sum[at + j] += x[t * cols + j] * x[t * cols + j];
         }
         for (int j = 0; j < cols; j++) {
-            if (!Float.isFinite(sum[at + j])) throw new IllegalStateException("the inputs of " + name + " are not finite (a model with NaN or infinite weights?)");
+            if (!Float.isFinite(sum[at + j])) throw new IllegalArgumentException("the inputs of " + name + " are not finite (a model with NaN or infinite weights?)");
         }
         count[expert] += rows;
     }

@@ -188,6 +188,11 @@ class ErrorsTest {
         for (String temperature : new String[]{"0", "0.8"}) {
             assertOneLineError(run("generate", "--checkpoint", nan.toString(), "--prompt", "Once", "--temperature", temperature), "the model's logits are not finite");
         }
+        // an importance matrix of NaN is refused, not written (the head's inputs are the final norm's outputs)
+        Path matrix = dir.resolve("m.gguf");
+        assertOneLineError(run("imatrix", "--checkpoint", nan.toString(), "-f", Shared.REFERENCE.resolve("ppl-text.txt").toString(), "-c", "64", "--process-output",
+                "-o", matrix.toString()), "the inputs of output.weight are not finite (a model with NaN or infinite weights?)");
+        assertFalse(Files.exists(matrix));
     }
 
     @Test
