@@ -153,7 +153,7 @@ public final class Quantizer {
         int nmax = type == GGMLType.Q4_0 ? 8 : type == GGMLType.Q5_0 ? 16 : type == GGMLType.Q4_1 ? 15 : 31;
         for (int b = 0; b < n / 32; b++, offset += type.blockBytes) {
             int i0 = from + 32 * b;
-            for (int j = 0; j < 32; j++) weights[j] = importance[32 * b + j] * (float) Math.sqrt(sigma2 + x[i0 + j] * x[i0 + j]);
+            KQuantizer.importanceWeights(x, i0, 32, sigma2, importance, 32 * b, weights);
             float d = asymmetric ? KQuantizer.fitScaleAndMin(x, i0, 32, nmax, weights, q, 0, min, 0, candidate, -0.9f, 0.05f, 36, false)
                     : KQuantizer.fitSigned(x, i0, 32, nmax, weights, q, 0);
             out.set(SHORT_LE, offset, Float.floatToFloat16(d));
