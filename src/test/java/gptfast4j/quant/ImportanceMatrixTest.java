@@ -272,6 +272,33 @@ class ImportanceMatrixTest {
         }
     }
 
+    /**
+     * On the trained stories260K, with a matrix of other text than the one measured (llama.cpp's eight reference
+     * generations in ../shared, prompts included, calibrating; ppl-text.txt measuring): KL divergence from F32 lower
+     * with it (measured: q4_1 0.0563 -> 0.0406, q4_0 0.0771 -> 0.0725; the perplexity too, 4.394 -> 4.245 and 4.488 ->
+     * 4.461, against F32's 4.195).
+     */
+    @Test
+    void aMatrixOfOtherTextHelpsTheTrainedModel(@TempDir Path dir) throws IOException {
+        StringBuilder calibration = new StringBuilder();
+        for (var c : Shared.json(Shared.REFERENCE.resolve("stories260K/stories260K-refs.json")).get("cases")) {
+            calibration.append(c.get("prompt").asText()).append(c.get("gen_text").asText()).append('\n');
+        }
+        Path model = Shared.MODELS.resolve("stories260K.gguf");
+        Checkpoint f32 = Checkpoint.load(model, null);
+        ImportanceMatrix matrix = ImportanceCollector.collect(f32, calibration.toString(), "refs", 128, Integer.MAX_VALUE, false, KvCache.Type.F16,
+                (done, soFar) -> { }).matrix();
+        String text = Files.readString(Shared.REFERENCE.resolve("ppl-text.txt"), StandardCharsets.UTF_8);
+        Files.createDirectories(dir.resolve("with"));
+        for (var mode : List.of(Map.entry(QuantizeMode.Q4_1, 0.8), Map.entry(QuantizeMode.Q4_0, 0.97))) {
+            Path plainFile = dir.resolve(mode.getKey().flag + ".gguf"), weightedFile = dir.resolve("with").resolve(mode.getKey().flag + ".gguf");
+            QuantizeModel.plan(f32, mode.getKey(), QuantizeModel.Options.NONE).write(plainFile, b -> { });
+            QuantizeModel.plan(f32, mode.getKey(), new QuantizeModel.Options(false, false, null, null, List.of(), matrix)).write(weightedFile, b -> { });
+            double plain = kl(plainFile, f32, text), weighted = kl(weightedFile, f32, text);
+            assertTrue(weighted < mode.getValue() * plain, mode.getKey().flag + ": KL " + weighted + " with the matrix against " + plain + " without");
+        }
+    }
+
     private static double kl(Path model, Checkpoint base, String text) {
         return Perplexity.compute(Checkpoint.load(model, null), base, text, 128, KvCache.Type.F16, c -> { }).meanKl();
     }
