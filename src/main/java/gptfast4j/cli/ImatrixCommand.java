@@ -94,10 +94,7 @@ final class ImatrixCommand implements Callable<Integer> {
         long t0 = System.nanoTime();
         int total = Math.min(chunks, Perplexity.tokenize(model, text).length / ctx);
         ImportanceCollector.Collected c;
-        try (ProgressLine progress = new ProgressLine(total, (percent, done) -> {
-            double perChunk = (System.nanoTime() - t0) / 1e9 / Math.max(1, done);
-            return String.format("imatrix: %d of %d chunks, %.1f s each, %.0f s to go ", done, total, perChunk, perChunk * (total - done));
-        })) {
+        try (ProgressLine progress = ProgressLine.chunks("imatrix", total)) {
             c = collector.run(model, text, file.toString(), chunks, kvCache.type(), (done, soFar) -> {
                 progress.accept(done);
                 if (done % frequency == 0) soFar.get().write(out);

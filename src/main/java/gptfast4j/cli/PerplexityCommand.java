@@ -39,12 +39,14 @@ final class PerplexityCommand implements Callable<Integer> {
         Checkpoint model = common.load(workers);
         Checkpoint base = klBase == null ? null : Checkpoint.load(klBase, common.tokenizer);
         if (ctx > model.model().config.contextLength()) throw new IllegalArgumentException("--ctx " + ctx + " exceeds the context length " + model.model().config.contextLength());
-        StringBuilder progress = new StringBuilder();
         long t0 = System.nanoTime();
-        Perplexity.Result r = Perplexity.compute(model, base, text, ctx, kvType, c -> System.err.print("."));
-        System.err.println();
-        for (int i = 0; i < r.runningPpl().size(); i++) progress.append(String.format("[%d]%.4f,", i + 1, r.runningPpl().get(i)));
-        System.out.println(progress);
+        Perplexity.Result r;
+        try (ProgressLine progress = ProgressLine.chunks("perplexity", Perplexity.tokenize(model, text).length / ctx)) {
+            r = Perplexity.compute(model, base, text, ctx, kvType, c -> progress.accept(c + 1));
+        }
+        StringBuilder running = new StringBuilder();
+        for (int i = 0; i < r.runningPpl().size(); i++) running.append(String.format("[%d]%.4f,", i + 1, r.runningPpl().get(i)));
+        System.out.println(running);
         System.out.printf("Final estimate: PPL = %.4f +/- %.5f (%d tokens, %d chunks of %d, %d scored, %.1f s)%n", r.ppl(), r.pplStdErr(),
                 r.tokens(), r.chunks(), ctx, r.scored(), (System.nanoTime() - t0) / 1e9);
         if (r.meanKl() != null) {

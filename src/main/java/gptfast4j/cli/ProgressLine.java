@@ -24,6 +24,15 @@ final class ProgressLine implements LongConsumer, AutoCloseable {
         this.text = text;
     }
 
+    /** Chunks of a long run ({@code imatrix}, {@code perplexity}): how many of {@code total} are done, their seconds each, the time left. */
+    static ProgressLine chunks(String what, int total) {
+        long start = System.nanoTime();
+        return new ProgressLine(total, (percent, done) -> {
+            double each = (System.nanoTime() - start) / 1e9 / Math.max(1, done);
+            return String.format("%s: %d of %d chunks, %.1f s each, %.0f s to go ", what, done, total, each, each * (total - done));
+        });
+    }
+
     @Override
     public void accept(long done) {
         int percent = (int) Math.min(100, 100 * done / Math.max(1, total));
