@@ -202,9 +202,11 @@ final class QuantizeCommand implements Callable<Integer> {
     }
 
     /** The tensors not in the mode's type, one entry per kind, not per layer: "blk.N.ffn_down.weight: rows of 172, ... (5 layers)". */
-    private static void printNotes(QuantizeModel.Plan plan) {
+    private void printNotes(QuantizeModel.Plan plan) {
         if (!plan.withoutImportance().isEmpty()) {
-            System.err.println("note: quantized without importance (the matrix has no entry for them; an imatrix leaves the output head out unless made with --process-output): " + String.join(", ", plan.withoutImportance()));
+            String why = includeWeights.isEmpty() && excludeWeights.isEmpty() ? "the matrix has no entry for them" : "left out by --include-weights/--exclude-weights, or without an entry";
+            System.err.println("note: quantized without importance (" + why + "; an imatrix leaves the output head out unless made with --process-output): "
+                    + String.join(", ", plan.withoutImportance()));
         }
         if (plan.notes().isEmpty()) return;
         Map<String, Integer> kinds = new LinkedHashMap<>();
