@@ -33,9 +33,11 @@ final class IQ4Quantizer {
         float[] scales = new float[superBlock / 32], weights = new float[32];
         for (int i0 = from; i0 < from + n; i0 += superBlock, offset += type.blockBytes) {
             float maxScale = 0, amaxScale = 0;
-            float sigma2 = 0;
-            for (int j = 0; j < superBlock; j++) sigma2 += x[i0 + j] * x[i0 + j];
-            sigma2 *= 2f / superBlock;
+            float sigma2 = 0; // twice the super-block's mean square, which only the importance weights use
+            if (importance != null) {
+                for (int j = 0; j < superBlock; j++) sigma2 += x[i0 + j] * x[i0 + j];
+                sigma2 *= 2f / superBlock;
+            }
             for (int b = 0; b < superBlock / 32; b++) {
                 int at = i0 + 32 * b;
                 if (importance == null) {
