@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Remakes src/test/resources/imatrix (ImportanceMatrixTest's fixture) with llama.cpp's own tools: llama-imatrix's
-# importance matrices of the F32 mini-llama2 (with --process-output, also in the legacy .dat form) and mini-mixtral from
+# Remakes src/test/resources/imatrix (ImportanceMatrixTest's and ImatrixCommandTest's fixture) with llama.cpp's own
+# tools: llama-imatrix's importance matrices of the F32 mini-llama2 (with --process-output, also in the legacy .dat form) and mini-mixtral from
 # ../shared over ../shared/reference/ppl-text.txt in chunks of 128 tokens, and the SHA-256 of every tensor that
 # llama-quantize --imatrix writes with them: a mini-llama2 file with one weighted type per tensor (each type quantize
 # writes), and mini-mixtral's q4_k_m and q2_k_s mixes and its --pure q2_k, q4_1 and iq4_xs files (experts with importance of
-# their own).
+# their own), and llama-imatrix --show-statistics of each matrix.
 # Needs the llama.cpp tree that scripts/vs-llamacpp.sh builds in target/llamacpp (run that once first).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,6 +20,15 @@ cd "$here/../shared/reference"
 "$bin/llama-imatrix" -m "$models/mini-llama2-F32.gguf" -f ppl-text.txt -c 128 -t 1 --process-output --output-format dat -o "$out/mini-llama2.imatrix.dat" >/dev/null 2>&1
 "$bin/llama-imatrix" -m "$models/mini-mixtral-F32.gguf" -f ppl-text.txt -c 128 -t 1 -o "$out/mini-mixtral.imatrix.gguf" >/dev/null 2>&1
 cd "$out"
+# llama-imatrix --show-statistics of each matrix (its log's timestamps taken off); its logger can drop the last lines
+# at exit, so a table without its per-layer part is made again
+for m in mini-llama2.imatrix.gguf:mini-llama2 mini-llama2.imatrix.dat:mini-llama2 mini-mixtral.imatrix.gguf:mini-mixtral; do
+  for try in 1 2 3 4 5; do
+    "$bin/llama-imatrix" -m "$models/${m#*:}-F32.gguf" --in-file "${m%%:*}" --show-statistics >"$tmp/statistics.log" 2>&1
+    sed 's/^[0-9.]* [IE] //' "$tmp/statistics.log" | sed -n '/^Computing statistics/,$p' >"${m%%:*}.statistics.txt"
+    [ "$(grep -cP '^\s+\d+\t\s+\d+\.\d+\t' "${m%%:*}.statistics.txt")" = 2 ] && break
+  done
+done
 "$bin/llama-quantize" --imatrix mini-llama2.imatrix.gguf --pure --token-embedding-type q4_k --output-tensor-type q6_k \
   --tensor-type blk.0.attn_q=q2_k --tensor-type blk.0.attn_k=q3_k --tensor-type blk.0.attn_v=q4_k --tensor-type blk.0.attn_output=q5_k \
   --tensor-type blk.0.ffn_gate=q6_k --tensor-type blk.0.ffn_up=iq4_nl --tensor-type blk.0.ffn_down=iq4_xs \

@@ -3,6 +3,7 @@ package gptfast4j.cli;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.quant.ImportanceCollector;
 import gptfast4j.quant.ImportanceMatrix;
+import gptfast4j.quant.ImportanceStatistics;
 import gptfast4j.quant.Perplexity;
 import gptfast4j.tensor.Parallel;
 import picocli.CommandLine.Command;
@@ -10,6 +11,8 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
+import java.math.BigDecimal;
+import java.math.RoundingMode;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -58,11 +61,23 @@ final class ImatrixCommand implements Callable<Integer> {
     @Option(names = "--quantize", paramLabel = "int8|int4", description = "Quantize float linear layers while loading (int8: Q8_0, int4: Q4_0).")
     String quantize;
 
+    @Option(names = "--show-statistics", description = "Print the statistics of one --in-file matrix per tensor and per layer (llama-imatrix's flag): "
+            + "its columns' mean squared inputs' sum, range, mean, deviation, active share, entropy, share above one deviation (ZD), "
+            + "and cosine similarity to the layer before. Writes nothing.")
+    boolean showStatistics;
+
     @Option(names = "--debug", description = "Show stack traces on errors.")
     boolean debug;
 
     @Override
     public Integer call() throws IOException {
+        if (showStatistics) {
+            if (inFiles.size() != 1 || file != null || checkpoint != null) {
+                throw new IllegalArgumentException("--show-statistics takes one matrix, --in-file FILE, and no --checkpoint or --file");
+            }
+            printStatistics(inFiles.getFirst(), ImportanceStatistics.of(ImportanceMatrix.read(inFiles.getFirst())));
+            return 0;
+        }
         CommonOptions.checkOutputFile(out);
         if (frequency < 1) throw new IllegalArgumentException("--output-frequency must be at least 1, got " + frequency);
         if (file == null && checkpoint != null) throw new IllegalArgumentException("--checkpoint without --file: give the text to run (or leave the model out to combine --in-file matrices)");
@@ -106,5 +121,38 @@ final class ImatrixCommand implements Callable<Integer> {
         System.out.printf("wrote %s: %d tensors' importance over %d tokens%s%n", out, c.matrix().entries().size(), (long) c.perplexity().chunks() * ctx,
                 earlier.isEmpty() ? "" : " and the " + earlier.size() + " matrices before it (" + c.matrix().chunkCount() + " chunks in all)");
         return 0;
+    }
+
+    /**
+     * The statistics as llama-imatrix --show-statistics prints them (its columns, tab-separated), on standard output,
+     * each figure rounded as C's printf rounds it ({@link #fixed}).
+     */
+    private static void printStatistics(Path matrix, ImportanceStatistics s) {
+        for (String name : s.skipped()) System.err.println("imatrix: " + name + " has no counted inputs; left out");
+        System.out.printf("Computing statistics for %s (%d tensors)%n%n", matrix, s.tensors().size());
+        System.out.println(String.join("\t", " Layer", "       Tensor", "          Σ(Act²)", "  Min", "            Max", "           μ", "   σ",
+                " % Active", "N", "   Entropy", "E (norm)", "ZD", "  CosSim"));
+        System.out.println("=".repeat(169));
+        for (ImportanceStatistics.Tensor t : s.tensors()) {
+            System.out.printf("%5s\t%-20s\t%10s\t%8s\t%11s\t%6s\t%6s\t%8s%%\t%6d\t%10s\t%6s%%\t%10s%%\t%8s%n", t.layer(), t.tensor(),
+                    fixed(t.total(), 2), fixed(t.min(), 4), fixed(t.max(), 4), fixed(t.mean(), 2), fixed(t.stddev(), 2), fixed(100f * t.active(), 2),
+                    t.elements(), fixed(t.entropy(), 4), fixed(100 * t.normalizedEntropy(), 2), fixed(100f * t.zd(), 2), fixed(t.cosineSimilarity(), 4));
+        }
+        System.out.printf("%nComputing weighted average statistics per layer (%d layers)%n%n", s.layers().size());
+        System.out.println(String.join("\t", "  Layer", "     μΣ(Act²)", "      μZD", "μCosSim"));
+        System.out.println("=".repeat(48));
+        for (ImportanceStatistics.Layer l : s.layers()) {
+            System.out.printf("%5d\t%14s\t%10s%%\t%6s%n", l.layer(), fixed(l.total(), 2), fixed(100f * l.zd(), 4), fixed(l.cosineSimilarity(), 4));
+        }
+        System.out.println();
+    }
+
+    /**
+     * {@code v} with {@code decimals} decimals as C's {@code %.Nf} prints it: from its exact binary value, a tie to the
+     * even digit (Java's {@code %f} rounds the shortest decimal form half up: 15.625 -> 15.63 where C prints 15.62).
+     */
+    static String fixed(double v, int decimals) {
+        if (!Double.isFinite(v)) return Double.isNaN(v) ? "nan" : v > 0 ? "inf" : "-inf";
+        return new BigDecimal(v).setScale(decimals, RoundingMode.HALF_EVEN).toPlainString();
     }
 }
