@@ -1,6 +1,7 @@
 package gptfast4j.cli;
 
 import gptfast4j.io.ByteSize;
+import gptfast4j.io.GGUFShards;
 import gptfast4j.io.Metadata;
 import gptfast4j.io.TensorData;
 import gptfast4j.model.Checkpoint;
@@ -27,7 +28,8 @@ final class InfoCommand implements Callable<Integer> {
     public Integer call() {
         Checkpoint ckpt = common.load();
         Config c = ckpt.model().config;
-        System.out.printf("file:            %s (%s)%n", ckpt.path(), ckpt.format());
+        int shards = ckpt.metadata() == null ? 1 : ckpt.metadata().getInt(GGUFShards.COUNT, 1);
+        System.out.printf("file:            %s (%s%s)%n", ckpt.path(), ckpt.format(), shards > 1 ? ", the first of " + shards + " shards" : "");
         System.out.printf("architecture:    %s%s%n", c.architecture(), c.isMoE() ? " (mixture of experts)" : "");
         System.out.printf("dim:             %d%n", c.dim());
         System.out.printf("layers:          %d%n", c.nLayers());

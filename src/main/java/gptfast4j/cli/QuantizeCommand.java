@@ -1,6 +1,7 @@
 package gptfast4j.cli;
 
 import gptfast4j.io.ByteSize;
+import gptfast4j.io.GGUFShards;
 import gptfast4j.io.Metadata;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.quant.ImportanceMatrix;
@@ -98,6 +99,11 @@ final class QuantizeCommand implements Callable<Integer> {
         QuantizeModel.Options options = new QuantizeModel.Options(allowRequantize, pure, tensorType(outputType, "--output-tensor-type"),
                 tensorType(embeddingType, "--token-embedding-type"), patterns(tensorTypes), importance(), leaveOutput, metadata(overrides));
         Checkpoint src = Checkpoint.load(checkpoint, tokenizer);
+        if (out != null && src.metadata() != null) {
+            for (Path shard : GGUFShards.paths(src.path(), src.metadata())) {
+                if (Files.exists(out) && Files.isSameFile(out, shard)) throw new IllegalArgumentException("refusing to overwrite the input " + shard + " (a shard of the model)");
+            }
+        }
         QuantizeModel.Plan plan = QuantizeModel.plan(src, quantizeMode, options);
         if (dryRun) {
             // per type: how many tensors and bytes, as llama-quantize --dry-run sums them up

@@ -37,7 +37,7 @@ public final class GGUF {
     private final Map<String, TensorData> tensors;
     private final long dataOffset;
 
-    private GGUF(Path path, Metadata metadata, Map<String, TensorData> tensors, long dataOffset) {
+    GGUF(Path path, Metadata metadata, Map<String, TensorData> tensors, long dataOffset) {
         this.path = path;
         this.metadata = metadata;
         this.tensors = tensors;

@@ -3,6 +3,7 @@ package gptfast4j.model;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import gptfast4j.io.GGUF;
+import gptfast4j.io.GGUFShards;
 import gptfast4j.io.Llama2cFile;
 import gptfast4j.io.Mapped;
 import gptfast4j.io.Metadata;
@@ -125,7 +126,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     private static Checkpoint read(Path path, Path tokenizerPath, OffHeap memory) {
         if (Files.isDirectory(path)) return loadHuggingFace(path, tokenizerPath, memory);
         MemorySegment file = Mapped.map(path, memory.arena());
-        if (GGUF.hasMagic(file)) return loadGGUF(GGUF.read(path, file), tokenizerPath, memory);
+        if (GGUF.hasMagic(file)) return loadGGUF(GGUFShards.join(GGUF.read(path, file), p -> Mapped.map(p, memory.arena())), tokenizerPath, memory);
         if (GGUF.hasPreGgufMagic(file)) {
             throw new ModelFormatException(path + ": a GGML/GGJT file, llama.cpp's format before GGUF, which is not supported: convert it to GGUF (llama.cpp's convert_llama_ggml_to_gguf.py)");
         }

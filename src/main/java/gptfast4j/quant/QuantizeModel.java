@@ -1,5 +1,6 @@
 package gptfast4j.quant;
 
+import gptfast4j.io.GGUFShards;
 import gptfast4j.io.GGUFWriter;
 import gptfast4j.io.Metadata;
 import gptfast4j.io.TensorData;
@@ -94,6 +95,8 @@ public final class QuantizeModel {
         boolean pure = options.pure(), allowRequantize = options.allowRequantize();
         Config c = src.model().config;
         Map<String, Metadata.Value> md = src.metadata() != null ? new LinkedHashMap<>(src.metadata().asMap()) : metadataFor(src);
+        // one file, whatever the source's shards (as llama-quantize writes it)
+        md.keySet().removeAll(List.of(GGUFShards.NO, GGUFShards.COUNT, GGUFShards.TENSORS_COUNT));
         md.put("general.file_type", Metadata.Value.uint32(mode.fileType));
         md.put("general.quantization_version", Metadata.Value.uint32(2));
         ImportanceMatrix imatrix = options.imatrix();

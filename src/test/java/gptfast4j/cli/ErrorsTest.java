@@ -486,6 +486,16 @@ class ErrorsTest {
                 "the matrices added hold 256 values for blk.0.attn_q.weight, where this model has 64 (another model's?)");
     }
 
+    /** A split model's shard misnamed, and quantize's output over one of its shards. */
+    @Test
+    void splitModelErrors(@TempDir Path dir) throws IOException {
+        List<Path> shards = Shared.storiesInShards(dir, "s", 16, false);
+        Path renamed = Files.copy(shards.get(1), dir.resolve("renamed.gguf"));
+        assertOneLineError(run("generate", "--checkpoint", renamed.toString(), "--prompt", "Once"), "whose name does not end in -00002-of-00003.gguf");
+        assertOneLineError(run("quantize", "--checkpoint", shards.getFirst().toString(), "--mode", "q8_0", "--out", shards.get(2).toString()),
+                "refusing to overwrite the input " + shards.get(2) + " (a shard of the model)");
+    }
+
     /** quantize --override-kv's pairs, as llama.cpp parses them, checked before the model loads. */
     @Test
     void overrideKvErrors(@TempDir Path dir) {
