@@ -95,6 +95,14 @@ class GGUFShardsTest {
         GGUFWriter.write(twice.get(1), GGUF.read(twice.get(1)).metadata().asMap(), first.tensors().values().stream()
                 .map(t -> new GGUFWriter.TensorSpec(t.name(), t.type(), t.shape(), target -> target.copyFrom(t.data()))).toList(), bytes -> { });
         assertMessage(twice.get(0), twice.get(1) + ": tensor " + first.tensors().keySet().iterator().next() + " is in an earlier shard too");
+        // a tensor count that disagrees with the shards'
+        List<Path> counted = Shared.storiesInShards(dir, "d", 16, false);
+        GGUF d0 = GGUF.read(counted.get(0));
+        Map<String, Metadata.Value> md = new LinkedHashMap<>(d0.metadata().asMap());
+        md.put(GGUFShards.TENSORS_COUNT, new Metadata.Value(Metadata.Type.INT32, null, 47));
+        GGUFWriter.write(counted.get(0), md, d0.tensors().values().stream()
+                .map(t -> new GGUFWriter.TensorSpec(t.name(), t.type(), t.shape(), target -> target.copyFrom(t.data()))).toList(), bytes -> { });
+        assertMessage(counted.get(1), "the split model's 3 shards hold 48 tensors, where its split.tensors.count says 47");
     }
 
     private static void assertMessage(Path given, String expected) {
