@@ -76,4 +76,6 @@ for f in sys.argv[1:]:
         size = n // blocks[t][0] * blocks[t][1]
         print(label, name, t, hashlib.sha256(b[start + off:start + off + size]).hexdigest())
 PY
+# and each whole file's (llama-quantize's tensor order and keys; the matrix named as given here, from the fixture's folder)
+(cd "$tmp" && sha256sum -- *.gguf) >"$out/files.sha256"
 ls -la "$out"

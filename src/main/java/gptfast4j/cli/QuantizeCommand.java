@@ -74,6 +74,10 @@ final class QuantizeCommand implements Callable<Integer> {
             + "tokenizer.ggml.add_bos_token=bool:false); repeatable, as llama-quantize's flag (an int is written as a uint32, as there).")
     List<String> overrides = new java.util.ArrayList<>();
 
+    @Option(names = "--keep-split", description = "For a model in shards (llama-gguf-split's): write as many shards, each with its source shard's tensors, "
+            + "OUT-00001-of-0000N.gguf ... (llama-quantize's flag).")
+    boolean keepSplit;
+
     @Option(names = "--allow-requantize", description = "Round tensors already quantized to another type again (each rounding loses more; as llama-quantize's flag).")
     boolean allowRequantize;
 
@@ -99,9 +103,17 @@ final class QuantizeCommand implements Callable<Integer> {
         QuantizeModel.Options options = new QuantizeModel.Options(allowRequantize, pure, tensorType(outputType, "--output-tensor-type"),
                 tensorType(embeddingType, "--token-embedding-type"), patterns(tensorTypes), importance(), leaveOutput, metadata(overrides));
         Checkpoint src = Checkpoint.load(checkpoint, tokenizer);
-        if (out != null && src.metadata() != null) {
-            for (Path shard : GGUFShards.paths(src.path(), src.metadata())) {
-                if (Files.exists(out) && Files.isSameFile(out, shard)) throw new IllegalArgumentException("refusing to overwrite the input " + shard + " (a shard of the model)");
+        List<Path> sourceFiles = src.metadata() != null ? GGUFShards.paths(src.path(), src.metadata()) : List.of(src.path());
+        if (keepSplit && sourceFiles.size() == 1) {
+            System.err.println("note: --keep-split: " + checkpoint.getFileName() + " is one file, not shards; writing one file");
+        }
+        boolean shards = keepSplit && sourceFiles.size() > 1;
+        List<Path> outputs = out == null ? List.of() : shards ? GGUFShards.names(out, sourceFiles.size()) : List.of(out);
+        for (Path o : outputs) {
+            for (Path in : sourceFiles) {
+                if (Files.exists(o) && Files.exists(in) && Files.isSameFile(o, in)) {
+                    throw new IllegalArgumentException("refusing to overwrite the input " + in + (sourceFiles.size() > 1 ? " (a shard of the model)" : ""));
+                }
             }
         }
         QuantizeModel.Plan plan = QuantizeModel.plan(src, quantizeMode, options);
@@ -121,8 +133,16 @@ final class QuantizeCommand implements Callable<Integer> {
         }
         long start = System.nanoTime();
         try (ProgressLine progress = new ProgressLine(plan.bytes(), (percent, written) -> String.format("quantizing to %s: %3d%%", quantizeMode.flag, percent))) {
-            plan.write(out, progress);
-            progress.end(String.format("wrote %s (%s, %s) in %.1f s", out, quantizeMode.flag, ByteSize.of(Files.size(out)), (System.nanoTime() - start) / 1e9));
+            if (shards) {
+                List<Path> written = plan.writeShards(out, GGUFShards.tensorNames(src.path(), src.metadata()), progress);
+                long bytes = 0;
+                for (Path p : written) bytes += Files.size(p);
+                progress.end(String.format("wrote %s ... %s (%d shards; %s, %s) in %.1f s", written.getFirst(), written.getLast().getFileName(), written.size(),
+                        quantizeMode.flag, ByteSize.of(bytes), (System.nanoTime() - start) / 1e9));
+            } else {
+                plan.write(out, progress);
+                progress.end(String.format("wrote %s (%s, %s) in %.1f s", out, quantizeMode.flag, ByteSize.of(Files.size(out)), (System.nanoTime() - start) / 1e9));
+            }
         }
         printNotes(plan);
         return 0;

@@ -6,9 +6,12 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.function.Function;
+import java.util.function.LongConsumer;
 
 /**
  * A model in several GGUF files, as llama.cpp's {@code llama-gguf-split} writes one too large for a single file
@@ -73,6 +76,68 @@ public final class GGUFShards {
         List<Path> paths = new ArrayList<>();
         for (int k = 0; k < count; k++) paths.add(path.resolveSibling(prefix + suffix(k, count)));
         return paths;
+    }
+
+    /** Per shard of the model whose file {@code path} has metadata {@code md} ({@link #paths}), the names of its tensors. */
+    public static List<Set<String>> tensorNames(Path path, Metadata md) {
+        List<Set<String>> names = new ArrayList<>();
+        for (Path p : paths(path, md)) names.add(new LinkedHashSet<>(GGUF.read(p).tensors().keySet()));
+        return names;
+    }
+
+    /**
+     * The shards {@link #write} makes of {@code out} for {@code count} shards: {@code x.gguf} becomes
+     * {@code x-00001-of-00003.gguf} ..., as llama-quantize --keep-split names them.
+     */
+    public static List<Path> names(Path out, int count) {
+        String name = out.getFileName().toString(), prefix = name.endsWith(".gguf") ? name.substring(0, name.length() - 5) : name;
+        List<Path> paths = new ArrayList<>();
+        for (int k = 0; k < count; k++) paths.add(out.resolveSibling(prefix + suffix(k, count)));
+        return paths;
+    }
+
+    /**
+     * Writes a model as {@code shards.size()} shards named as {@link #names} says: the first with {@code metadata}, each
+     * with the split keys and its tensors. Each shard is written atomically ({@link GGUFWriter}); where one fails, or
+     * the process is stopped, before the last is in place, those already written are deleted, so that no part of a
+     * model is left. {@code progress} receives the bytes of tensor data written so far, over all shards.
+     */
+    public static List<Path> write(Path out, Map<String, Metadata.Value> metadata, List<List<GGUFWriter.TensorSpec>> shards, LongConsumer progress) {
+        List<Path> paths = names(out, shards.size()), written = new ArrayList<>();
+        int total = shards.stream().mapToInt(List::size).sum();
+        Thread cleanup = new Thread(() -> written.forEach(GGUFShards::deleteQuietly));
+        Runtime.getRuntime().addShutdownHook(cleanup);
+        boolean done = false;
+        try {
+            long before = 0;
+            for (int k = 0; k < shards.size(); k++) {
+                Map<String, Metadata.Value> md = k == 0 ? new LinkedHashMap<>(metadata) : new LinkedHashMap<>();
+                md.put(NO, new Metadata.Value(Metadata.Type.UINT16, null, (short) k));
+                md.put(COUNT, new Metadata.Value(Metadata.Type.UINT16, null, (short) shards.size()));
+                md.put(TENSORS_COUNT, new Metadata.Value(Metadata.Type.INT32, null, total));
+                long offset = before;
+                GGUFWriter.write(paths.get(k), md, shards.get(k), bytes -> progress.accept(offset + bytes));
+                written.add(paths.get(k));
+                before += shards.get(k).stream().mapToLong(GGUFWriter.TensorSpec::bytes).sum();
+            }
+            done = true;
+            return paths;
+        } finally {
+            if (!done) written.forEach(GGUFShards::deleteQuietly);
+            try {
+                Runtime.getRuntime().removeShutdownHook(cleanup);
+            } catch (IllegalStateException shuttingDown) {
+                // stopped while writing: the hook deletes the shards written
+            }
+        }
+    }
+
+    private static void deleteQuietly(Path p) {
+        try {
+            Files.deleteIfExists(p);
+        } catch (java.io.IOException ignored) {
+            // nothing more to do about it
+        }
     }
 
     /** llama.cpp's shard name ending: {@code -00002-of-00003.gguf} for index 1 of 3. */

@@ -16,6 +16,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -48,9 +49,30 @@ public final class QuantizeModel {
             return tensors.stream().mapToLong(GGUFWriter.TensorSpec::bytes).sum();
         }
 
-        /** Quantizes and writes the file; {@code progress} receives the bytes of tensor data written so far. */
+        /**
+         * Quantizes and writes the file, its tensors in llama-quantize's order (those outside the layers, then each
+         * layer's, by name within each), so that its file and ours are the same bytes; {@code progress} receives the
+         * bytes of tensor data written so far.
+         */
         public void write(Path out, LongConsumer progress) {
-            GGUFWriter.write(out, metadata, tensors, progress);
+            GGUFWriter.write(out, metadata, tensors.stream().sorted(Comparator.comparingInt((GGUFWriter.TensorSpec t) -> layerOf(t.name()))
+                    .thenComparing(GGUFWriter.TensorSpec::name)).toList(), progress);
+        }
+
+        /**
+         * Quantizes and writes the file in shards as the source's ({@code sourceShards}: each shard's tensor names),
+         * each tensor in its source's shard, one the source lacks (a tied head quantized apart) in the last; returns
+         * their paths ({@link GGUFShards#names}).
+         */
+        public List<Path> writeShards(Path out, List<Set<String>> sourceShards, LongConsumer progress) {
+            List<List<GGUFWriter.TensorSpec>> shards = new ArrayList<>();
+            sourceShards.forEach(s -> shards.add(new ArrayList<>()));
+            for (GGUFWriter.TensorSpec t : tensors) {
+                int k = sourceShards.size() - 1;
+                for (int i = 0; i < sourceShards.size(); i++) if (sourceShards.get(i).contains(t.name())) k = i;
+                shards.get(k).add(t);
+            }
+            return GGUFShards.write(out, metadata, shards, progress);
         }
     }
 
@@ -95,10 +117,11 @@ public final class QuantizeModel {
         boolean pure = options.pure(), allowRequantize = options.allowRequantize();
         Config c = src.model().config;
         Map<String, Metadata.Value> md = src.metadata() != null ? new LinkedHashMap<>(src.metadata().asMap()) : metadataFor(src);
-        // one file, whatever the source's shards (as llama-quantize writes it)
-        md.keySet().removeAll(List.of(GGUFShards.NO, GGUFShards.COUNT, GGUFShards.TENSORS_COUNT));
-        md.put("general.file_type", Metadata.Value.uint32(mode.fileType));
+        // the source's shards' keys left out (a plan is one file, or shards of its own: Plan.writeShards), and the
+        // type's keys last, in llama-quantize's order (it sets each anew, at the end)
+        md.keySet().removeAll(List.of(GGUFShards.NO, GGUFShards.COUNT, GGUFShards.TENSORS_COUNT, "general.quantization_version", "general.file_type"));
         md.put("general.quantization_version", Metadata.Value.uint32(2));
+        md.put("general.file_type", Metadata.Value.uint32(mode.fileType));
         ImportanceMatrix imatrix = options.imatrix();
         if (imatrix != null) {
             // as llama-quantize records it (strings cut to its 127 bytes)
@@ -176,6 +199,17 @@ public final class QuantizeModel {
                     + (notes.size() > 1 ? ", and so on" : "") + ")");
         }
         return new Plan(md, specs, notes, withoutImportance);
+    }
+
+    /** The layer of a tensor named {@code blk.N.*}, -1 for the others. */
+    private static int layerOf(String name) {
+        if (!name.startsWith("blk.")) return -1;
+        int end = name.indexOf('.', 4);
+        try {
+            return Integer.parseInt(name.substring(4, end < 0 ? name.length() : end));
+        } catch (NumberFormatException e) {
+            return -1;
+        }
     }
 
     /**

@@ -42,6 +42,8 @@ class GGUFShardsTest {
         List<Path> shards = new ArrayList<>(Shared.storiesInShards(dir, "by16", 16, false));
         shards.addAll(Shared.storiesInShards(dir, "metadata-first", 16, true));
         for (Path p : shards) ours.put(p.getFileName().toString(), sha256(p));
+        assertEquals(7, ours.size());
+        theirs.keySet().retainAll(ours.keySet()); // llama-gguf-split's (the rest are llama-quantize's, below)
         assertEquals(theirs, ours);
     }
 
@@ -74,6 +76,24 @@ class GGUFShardsTest {
         QuantizeModel.plan(Checkpoint.load(STORIES, null), QuantizeMode.of("q8_0", "--mode"), QuantizeModel.Options.NONE).write(whole, bytes -> { });
         QuantizeModel.plan(Checkpoint.load(shards.get(1), null), QuantizeMode.of("q8_0", "--mode"), QuantizeModel.Options.NONE).write(fromShards, bytes -> { });
         assertEquals(-1, Files.mismatch(whole, fromShards));
+    }
+
+    /** quantize --keep-split: llama-quantize --keep-split's shards, byte for byte, from any shard given. */
+    @Test
+    void quantizingKeepsTheSplitAsLlamaQuantize(@TempDir Path dir) throws IOException {
+        Map<String, String> theirs = new TreeMap<>();
+        for (String line : Files.readAllLines(Path.of("src/test/resources/split/stories260K.sha256"))) {
+            String[] f = line.split("\\s+");
+            theirs.put(f[1], f[0]);
+        }
+        List<Path> shards = Shared.storiesInShards(dir, "by16", 16, false);
+        for (String mode : new String[]{"q8_0", "q4_0"}) {
+            Checkpoint src = Checkpoint.load(shards.get(2), null);
+            List<Path> written = QuantizeModel.plan(src, QuantizeMode.of(mode, "--mode"), QuantizeModel.Options.NONE)
+                    .writeShards(dir.resolve("by16-" + mode + ".gguf"), GGUFShards.tensorNames(src.path(), src.metadata()), bytes -> { });
+            assertEquals(3, written.size());
+            for (Path p : written) assertEquals(theirs.get(p.getFileName().toString()), sha256(p), p.getFileName().toString());
+        }
     }
 
     @Test

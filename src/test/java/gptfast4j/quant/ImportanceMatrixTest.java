@@ -51,8 +51,9 @@ class ImportanceMatrixTest {
 
     @Test
     void quantizingWithLlamaImatrixsMatrixIsLlamaQuantizes(@TempDir Path dir) throws Exception {
-        ImportanceMatrix llama2 = ImportanceMatrix.read(DIR.resolve("mini-llama2.imatrix.gguf"));
-        ImportanceMatrix mixtral = ImportanceMatrix.read(DIR.resolve("mini-mixtral.imatrix.gguf"));
+        // named as llama-quantize was given them (from the fixture's folder), which the files record
+        ImportanceMatrix llama2 = asGiven(ImportanceMatrix.read(DIR.resolve("mini-llama2.imatrix.gguf")), "mini-llama2.imatrix.gguf");
+        ImportanceMatrix mixtral = asGiven(ImportanceMatrix.read(DIR.resolve("mini-mixtral.imatrix.gguf")), "mini-mixtral.imatrix.gguf");
         // the fixture's mini-llama2 file: one weighted type per tensor, every type quantize writes (Q8_0 ignores the matrix)
         String[] overrides = {"blk.0.attn_q=q2_k", "blk.0.attn_k=q3_k", "blk.0.attn_v=q4_k", "blk.0.attn_output=q5_k", "blk.0.ffn_gate=q6_k",
                 "blk.0.ffn_up=iq4_nl", "blk.0.ffn_down=iq4_xs", "blk.1.attn_q=q4_0", "blk.1.attn_k=q4_1", "blk.1.attn_v=q5_0",
@@ -88,6 +89,16 @@ class ImportanceMatrixTest {
         // quantized in a type the matrix shapes: mini-llama2's 14 linear tensors but a Q8_0 one, and the head; mini-mixtral's
         // 14 and its head (without importance: the matrix was made without --process-output) in each of its five files
         assertEquals(14 + 5 * 15, weighted);
+        // and each file whole, byte for byte: llama-quantize's keys, in its order, and its tensors' order
+        for (String line : Files.readAllLines(DIR.resolve("files.sha256"))) {
+            String[] f = line.split("\\s+");
+            Path file = ours.get(f[1].replace(".gguf", ""));
+            assertEquals(f[0], HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(file))), f[1]);
+        }
+    }
+
+    private static ImportanceMatrix asGiven(ImportanceMatrix m, String source) {
+        return new ImportanceMatrix(source, m.entries(), m.datasets(), m.chunkCount(), m.chunkSize(), m.legacy());
     }
 
     private static Path write(Path dir, String model, QuantizeMode mode, QuantizeModel.Options options) {
