@@ -4,7 +4,8 @@
 # ../shared over ../shared/reference/ppl-text.txt in chunks of 128 tokens, and the SHA-256 of every tensor that
 # llama-quantize --imatrix writes with them: a mini-llama2 file with one weighted type per tensor (each type quantize
 # writes), and mini-mixtral's q4_k_m and q2_k_s mixes and its --pure q2_k, q4_1 and iq4_xs files (experts with importance of
-# their own), and llama-imatrix --show-statistics of each matrix.
+# their own), each file's SHA-256 whole (and of two files with layers pruned), and llama-imatrix --show-statistics of
+# each matrix.
 # Needs the llama.cpp tree that scripts/vs-llamacpp.sh builds in target/llamacpp (run that once first).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -76,6 +77,11 @@ for f in sys.argv[1:]:
         size = n // blocks[t][0] * blocks[t][1]
         print(label, name, t, hashlib.sha256(b[start + off:start + off + size]).hexdigest())
 PY
-# and each whole file's (llama-quantize's tensor order and keys; the matrix named as given here, from the fixture's folder)
-(cd "$tmp" && sha256sum -- *.gguf) >"$out/files.sha256"
+# and each whole file's (llama-quantize's tensor order and keys; the matrix named as given here, from the fixture's folder),
+# with two files of layers pruned: mini-llama3's q4_k_m without its layer 0, mini-mixtral's q3_k_m with a matrix without
+# its layer 1
+mkdir "$tmp/pruned"
+"$bin/llama-quantize" --prune-layers 0 "$models/mini-llama3-F32.gguf" "$tmp/pruned/mini-llama3-q4_k_m-prune0.gguf" Q4_K_M >/dev/null 2>&1
+"$bin/llama-quantize" --imatrix mini-mixtral.imatrix.gguf --prune-layers 1 "$models/mini-mixtral-F32.gguf" "$tmp/pruned/mini-mixtral-q3_k_m-prune1.gguf" Q3_K_M >/dev/null 2>&1
+(cd "$tmp" && sha256sum -- *.gguf pruned/*.gguf) >"$out/files.sha256"
 ls -la "$out"

@@ -74,6 +74,10 @@ final class QuantizeCommand implements Callable<Integer> {
             + "tokenizer.ggml.add_bos_token=bool:false); repeatable, as llama-quantize's flag (an int is written as a uint32, as there).")
     List<String> overrides = new java.util.ArrayList<>();
 
+    @Option(names = "--prune-layers", paramLabel = "L0,L1,...", split = ",", description = "Leave these layers out (numbered from 0), the others numbered on "
+            + "from 0 and the layer count set to match (llama-quantize's flag; imatrix --show-statistics's similarity to the layer before suggests which).")
+    List<String> pruneLayers = new java.util.ArrayList<>();
+
     @Option(names = "--keep-split", description = "For a model in shards (llama-gguf-split's): write as many shards, each with its source shard's tensors, "
             + "OUT-00001-of-0000N.gguf ... (llama-quantize's flag).")
     boolean keepSplit;
@@ -101,7 +105,7 @@ final class QuantizeCommand implements Callable<Integer> {
         }
         // the flags checked, and the matrix read, before the model loads
         QuantizeModel.Options options = new QuantizeModel.Options(allowRequantize, pure, tensorType(outputType, "--output-tensor-type"),
-                tensorType(embeddingType, "--token-embedding-type"), patterns(tensorTypes), importance(), leaveOutput, metadata(overrides));
+                tensorType(embeddingType, "--token-embedding-type"), patterns(tensorTypes), importance(), leaveOutput, metadata(overrides), layers(pruneLayers));
         Checkpoint src = Checkpoint.load(checkpoint, tokenizer);
         List<Path> sourceFiles = src.metadata() != null ? GGUFShards.paths(src.path(), src.metadata()) : List.of(src.path());
         if (keepSplit && sourceFiles.size() == 1) {
@@ -208,6 +212,21 @@ final class QuantizeCommand implements Callable<Integer> {
             md.put(key, v);
         }
         return md;
+    }
+
+    /** {@code --prune-layers}' layer numbers, as llama-quantize parses them: whole numbers from 0, each once. */
+    private static java.util.SortedSet<Integer> layers(List<String> numbers) {
+        java.util.SortedSet<Integer> layers = new java.util.TreeSet<>();
+        for (String n : numbers) {
+            try {
+                int layer = Integer.parseInt(n.strip());
+                if (layer < 0) throw new NumberFormatException();
+                layers.add(layer);
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("--prune-layers takes layer numbers from 0, separated by commas; got '" + n + "'");
+            }
+        }
+        return layers;
     }
 
     /** {@code --tensor-type}'s PATTERN=TYPE pairs, in their order. */

@@ -70,11 +70,13 @@ public enum QuantizeMode {
 
     /**
      * The type for the weight tensor of {@code kind} ({@code attn_v}, {@code ffn_down_exps}, {@code output},
-     * {@code token_embd}, ...) in layer {@code layer} (-1 outside the layers) of a model of {@code c}, whose output head is
-     * its token embedding where {@code tied}, quantized with an importance matrix where {@code importance}; null where
-     * the tensor is kept as it is.
+     * {@code token_embd}, ...) in layer {@code layer} (-1 outside the layers; with layers pruned, its index in the
+     * file written) of a model of {@code c}, whose output head is its token embedding where {@code tied}, quantized
+     * with an importance matrix where {@code importance}; null where the tensor is kept as it is. {@code keptLayers}:
+     * the layers the file keeps ({@code c}'s less those pruned), which attn_v's rules count as llama-quantize counts
+     * the attn_v tensors it writes, where ffn_down's count the model's.
      */
-    public GGMLType typeOf(String kind, int layer, Config c, boolean tied, boolean importance) {
+    public GGMLType typeOf(String kind, int layer, int keptLayers, Config c, boolean tied, boolean importance) {
         if (!mix) return kind.equals("token_embd") ? null : base;
         int layers = c.nLayers();
         boolean eightExperts = c.expertCount() == 8;
@@ -87,7 +89,7 @@ public enum QuantizeMode {
                     case Q2_K_S -> c.nHeads() / c.nKvHeads() >= 4 ? GGMLType.Q4_K : base;
                     case Q3_K_M -> layer < 2 ? GGMLType.Q5_K : GGMLType.Q4_K;
                     case Q3_K_L -> GGMLType.Q5_K;
-                    case Q4_K_M, Q5_K_M -> moreBits(layer, layers) ? GGMLType.Q6_K : base;
+                    case Q4_K_M, Q5_K_M -> moreBits(layer, keptLayers) ? GGMLType.Q6_K : base;
                     case Q4_K_S -> layer < 4 ? GGMLType.Q5_K : base;
                     case IQ4_NL, IQ4_XS -> c.nHeads() / c.nKvHeads() >= 4 ? GGMLType.Q5_K : base;
                     default -> base;

@@ -84,17 +84,18 @@ public final class QuantizeModel {
      * (the type of the other weight tensors whose name a pattern finds, the first that does), {@code imatrix} (an
      * importance matrix, {@code --imatrix}: scales fitted to the inputs the weights meet, and the mixes' rules with
      * one; null for none), {@code leaveOutput} (the output head as the source has it, {@code --leave-output-tensor}),
-     * {@code metadata} (keys set in the file whatever the source says, {@code --override-kv}).
+     * {@code metadata} (keys set in the file whatever the source says, {@code --override-kv}), {@code pruneLayers}
+     * (layers left out, the others numbered on from 0, {@code --prune-layers}).
      */
     public record Options(boolean allowRequantize, boolean pure, GGMLType outputType, GGMLType embeddingType,
                           List<Map.Entry<java.util.regex.Pattern, GGMLType>> tensorTypes, ImportanceMatrix imatrix,
-                          boolean leaveOutput, Map<String, Metadata.Value> metadata) {
+                          boolean leaveOutput, Map<String, Metadata.Value> metadata, java.util.SortedSet<Integer> pruneLayers) {
         public static final Options NONE = new Options(false, false, null, null, List.of(), null);
 
-        /** Options with the head quantized as the mode says and no metadata set. */
+        /** Options with the head quantized as the mode says, no metadata set and no layer pruned. */
         public Options(boolean allowRequantize, boolean pure, GGMLType outputType, GGMLType embeddingType,
                        List<Map.Entry<java.util.regex.Pattern, GGMLType>> tensorTypes, ImportanceMatrix imatrix) {
-            this(allowRequantize, pure, outputType, embeddingType, tensorTypes, imatrix, false, Map.of());
+            this(allowRequantize, pure, outputType, embeddingType, tensorTypes, imatrix, false, Map.of(), new java.util.TreeSet<>());
         }
 
         public Options {
@@ -131,6 +132,19 @@ public final class QuantizeModel {
             if (imatrix.chunkCount() > 0) md.put("quantize.imatrix.chunks_count", Metadata.Value.uint32(imatrix.chunkCount()));
         }
         md.putAll(options.metadata()); // last, as llama-quantize's --override-kv
+        // --prune-layers: each kept layer's index in the file (-1: pruned)
+        int[] renumbered = new int[c.nLayers()];
+        int kept = 0;
+        for (int l = 0; l < c.nLayers(); l++) renumbered[l] = options.pruneLayers().contains(l) ? -1 : kept++;
+        if (!options.pruneLayers().isEmpty()) {
+            int last = options.pruneLayers().last();
+            if (last >= c.nLayers()) throw new IllegalArgumentException("--prune-layers " + last + ": the model has " + c.nLayers() + " layers (0 to " + (c.nLayers() - 1) + ")");
+            if (kept == 0) throw new IllegalArgumentException("--prune-layers leaves none of the model's " + c.nLayers() + " layers");
+            // set anew, at the end, as llama-quantize sets it
+            String blockCount = c.architecture() + ".block_count";
+            md.remove(blockCount);
+            md.put(blockCount, Metadata.Value.uint32(kept));
+        }
         List<String> notes = new ArrayList<>(), withoutImportance = new ArrayList<>();
         List<GGUFWriter.TensorSpec> specs = new ArrayList<>();
         int quantizedCount = 0;
@@ -144,6 +158,10 @@ public final class QuantizeModel {
         for (TensorData td : src.tensors().values()) {
             String[] parts = td.name().split("\\.");
             boolean inLayer = td.name().startsWith("blk.");
+            int layer = inLayer ? renumbered[Integer.parseInt(parts[1])] : -1;
+            if (inLayer && layer < 0) continue; // pruned
+            // the tensor's name in the file: its layer's new index (the importance matrix keeps the source's names)
+            String name = inLayer ? "blk." + layer + td.name().substring(4 + parts[1].length()) : td.name();
             String kind = inLayer ? parts[2] : td.name().replace(".weight", "");
             // linear layers, experts included ([in, out, experts]), and the token embedding; the MoE router
             // (ffn_gate_inp) stays as it is
@@ -151,14 +169,14 @@ public final class QuantizeModel {
             GGMLType wanted = !weights ? null
                     : kind.equals("output") && options.outputType() != null ? options.outputType()
                     : kind.equals("token_embd") && options.embeddingType() != null ? options.embeddingType()
-                    : options.tensorType(td.name()) != null ? options.tensorType(td.name())
-                    : pure ? mode.base : mode.typeOf(kind, inLayer ? Integer.parseInt(parts[1]) : -1, c, tied, imatrix != null);
+                    : options.tensorType(name) != null ? options.tensorType(name)
+                    : pure ? mode.base : mode.typeOf(kind, layer, kept, c, tied, imatrix != null);
             if (wanted == null || kind.equals("output") && options.leaveOutput()) {
-                specs.add(copy(td));
+                specs.add(copy(name, td));
                 continue;
             }
             int heads = !permute ? 0 : kind.equals("attn_q") ? c.nHeads() : kind.equals("attn_k") ? c.nKvHeads() : 0;
-            GGMLType type = fitted(td.name(), td.shape()[0], wanted, mode, notes);
+            GGMLType type = fitted(name, td.shape()[0], wanted, mode, notes);
             GGMLType written = type == null ? td.type() : type; // null: kept in its float type
             if (written != td.type() && !td.type().isFloat() && !allowRequantize) {
                 // as llama-quantize without --allow-requantize: a second rounding loses quality to no end
@@ -166,7 +184,7 @@ public final class QuantizeModel {
                         + "); quantize from an F32, F16 or BF16 model (or round it again with --allow-requantize)");
             }
             if (written == td.type() && heads == 0) {
-                specs.add(copy(td)); // already in its type (a tensor of the mode's type in a quantized file: as it is)
+                specs.add(copy(name, td)); // already in its type (a tensor of the mode's type in a quantized file: as it is)
             } else {
                 // the token embedding is read a row at a time, not multiplied: no input, no importance
                 float[] importance = kind.equals("token_embd") ? null
@@ -176,7 +194,7 @@ public final class QuantizeModel {
                     throw new IllegalArgumentException(imatrix == null ? "q2_k_s needs an importance matrix (--imatrix FILE; gptfast imatrix makes one), as llama-quantize's Q2_K_S does"
                             : "the importance matrix has no entry for " + td.name() + ", which q2_k_s needs for its Q2_K tensors");
                 }
-                specs.add(quantized(td.name(), td.shape(), Tensor.of(td), written, heads, importance)); // rows in GGUF's order
+                specs.add(quantized(name, td.shape(), Tensor.of(td), written, heads, importance)); // rows in GGUF's order
                 if (!written.isFloat()) quantizedCount++;
             }
         }
@@ -185,7 +203,7 @@ public final class QuantizeModel {
             // quantized stays the head as it is (not rounded a second time, as the linear layers are not). llama.cpp's
             // mixes, and --pure, quantize the table itself for both (above).
             TensorData emb = src.tensors().get("token_embd.weight");
-            GGMLType head = options.outputType() != null ? options.outputType() : mode.typeOf("output", -1, c, true, imatrix != null);
+            GGMLType head = options.outputType() != null ? options.outputType() : mode.typeOf("output", -1, kept, c, true, imatrix != null);
             GGMLType type = emb.type().isFloat() ? fitted("output.weight", emb.shape()[0], head, mode, notes) : null;
             if (type != null) {
                 float[] importance = importance(imatrix, "output.weight", type, emb.shape()[0], 1, withoutImportance);
@@ -243,8 +261,8 @@ public final class QuantizeModel {
         return new String(utf8, 0, end, java.nio.charset.StandardCharsets.UTF_8);
     }
 
-    private static GGUFWriter.TensorSpec copy(TensorData td) {
-        return new GGUFWriter.TensorSpec(td.name(), td.type(), td.shape(), t -> t.copyFrom(td.data()));
+    private static GGUFWriter.TensorSpec copy(String name, TensorData td) {
+        return new GGUFWriter.TensorSpec(name, td.type(), td.shape(), t -> t.copyFrom(td.data()));
     }
 
     /**

@@ -486,6 +486,19 @@ class ErrorsTest {
                 "the matrices added hold 256 values for blk.0.attn_q.weight, where this model has 64 (another model's?)");
     }
 
+    /** quantize --prune-layers: not numbers, a layer the model lacks, every layer. */
+    @Test
+    void pruneLayersErrors(@TempDir Path dir) {
+        String out = dir.resolve("out.gguf").toString();
+        assertOneLineError(run("quantize", "--checkpoint", STORIES.toString(), "--mode", "q8_0", "--prune-layers", "1,x", "--out", out),
+                "--prune-layers takes layer numbers from 0, separated by commas; got 'x'");
+        assertOneLineError(run("quantize", "--checkpoint", STORIES.toString(), "--mode", "q8_0", "--prune-layers", "-1", "--out", out), "got '-1'");
+        assertOneLineError(run("quantize", "--checkpoint", STORIES.toString(), "--mode", "q8_0", "--prune-layers", "2,5", "--out", out),
+                "--prune-layers 5: the model has 5 layers (0 to 4)");
+        assertOneLineError(run("quantize", "--checkpoint", STORIES.toString(), "--mode", "q8_0", "--prune-layers", "0,1,2,3,4", "--out", out),
+                "--prune-layers leaves none of the model's 5 layers");
+    }
+
     /** A split model's shard misnamed, and quantize's output over one of its shards. */
     @Test
     void splitModelErrors(@TempDir Path dir) throws IOException {

@@ -90,11 +90,48 @@ class ImportanceMatrixTest {
         // 14 and its head (without importance: the matrix was made without --process-output) in each of its five files
         assertEquals(14 + 5 * 15, weighted);
         // and each file whole, byte for byte: llama-quantize's keys, in its order, and its tensors' order
+        Map<String, String> files = files();
+        for (var file : ours.entrySet()) assertEquals(files.get(file.getKey() + ".gguf"), sha256(file.getValue()), file.getKey());
+    }
+
+    /** The fixture's files.sha256: each llama-quantize file's SHA-256, by name. */
+    private static Map<String, String> files() throws IOException {
+        Map<String, String> files = new TreeMap<>();
         for (String line : Files.readAllLines(DIR.resolve("files.sha256"))) {
             String[] f = line.split("\\s+");
-            Path file = ours.get(f[1].replace(".gguf", ""));
-            assertEquals(f[0], HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(file))), f[1]);
+            files.put(f[1], f[0]);
         }
+        return files;
+    }
+
+    private static String sha256(Path file) throws IOException, NoSuchAlgorithmException {
+        return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(file)));
+    }
+
+    /**
+     * --prune-layers: llama-quantize's files byte for byte, the kept layers numbered on from 0, the block count set
+     * last, each tensor's importance from the source layer's entry, and the rules' counts as llama-quantize keeps them
+     * (attn_v's over the layers kept, ffn_down's over the model's: mini-llama3 without layer 0 has its one attn_v in
+     * Q6_K, its ffn_down in Q4_K).
+     */
+    @Test
+    void prunedLayersAsLlamaQuantize(@TempDir Path dir) throws Exception {
+        Map<String, String> files = files();
+        Path llama3 = dir.resolve("mini-llama3-q4_k_m-prune0.gguf");
+        QuantizeModel.plan(Checkpoint.load(MODELS.resolve("mini-llama3-F32.gguf"), null), QuantizeMode.Q4_K_M,
+                new QuantizeModel.Options(false, false, null, null, List.of(), null, false, Map.of(), new java.util.TreeSet<>(List.of(0)))).write(llama3, b -> { });
+        assertEquals(files.get("pruned/mini-llama3-q4_k_m-prune0.gguf"), sha256(llama3));
+        GGUF pruned = GGUF.read(llama3);
+        assertEquals(1, pruned.metadata().getInt("llama.block_count", 0));
+        assertEquals(GGMLType.Q6_K, pruned.tensors().get("blk.0.attn_v.weight").type());
+        assertEquals(GGMLType.Q4_K, pruned.tensors().get("blk.0.ffn_down.weight").type());
+        Path mixtral = dir.resolve("mini-mixtral-q3_k_m-prune1.gguf");
+        QuantizeModel.plan(Checkpoint.load(MODELS.resolve("mini-mixtral-F32.gguf"), null), QuantizeMode.Q3_K_M,
+                new QuantizeModel.Options(false, false, null, null, List.of(), asGiven(ImportanceMatrix.read(DIR.resolve("mini-mixtral.imatrix.gguf")),
+                        "mini-mixtral.imatrix.gguf"), false, Map.of(), new java.util.TreeSet<>(List.of(1)))).write(mixtral, b -> { });
+        assertEquals(files.get("pruned/mini-mixtral-q3_k_m-prune1.gguf"), sha256(mixtral));
+        // and the model runs: the pruned file loads as a one-layer model
+        assertEquals(1, Checkpoint.load(mixtral, null).model().config.nLayers());
     }
 
     private static ImportanceMatrix asGiven(ImportanceMatrix m, String source) {
@@ -320,20 +357,20 @@ class ImportanceMatrixTest {
         var tinyllama = new gptfast4j.model.Config("llama", 2048, 5632, 22, 32, 4, 32000, 2048, 1e-5f, 10000f, null, gptfast4j.model.Config.RopeStyle.INTERLEAVED, 0, 0);
         for (int layer = 0; layer < 22; layer++) {
             boolean first = layer < 22 / 8;
-            assertEquals(first ? GGMLType.Q4_1 : GGMLType.Q4_0, QuantizeMode.Q4_0.typeOf("ffn_down", layer, tinyllama, false, true));
-            assertEquals(GGMLType.Q4_0, QuantizeMode.Q4_0.typeOf("ffn_down", layer, tinyllama, false, false));
-            assertEquals(first ? GGMLType.Q5_1 : GGMLType.Q5_0, QuantizeMode.Q5_0.typeOf("ffn_down", layer, tinyllama, false, true));
-            assertEquals(GGMLType.IQ4_XS, QuantizeMode.IQ4_XS.typeOf("ffn_down", layer, tinyllama, false, true));
-            assertEquals(first ? GGMLType.Q5_K : GGMLType.IQ4_XS, QuantizeMode.IQ4_XS.typeOf("ffn_down", layer, tinyllama, false, false));
-            assertEquals(GGMLType.Q4_1, QuantizeMode.Q4_1.typeOf("ffn_down", layer, tinyllama, false, true));
+            assertEquals(first ? GGMLType.Q4_1 : GGMLType.Q4_0, QuantizeMode.Q4_0.typeOf("ffn_down", layer, tinyllama.nLayers(), tinyllama, false, true));
+            assertEquals(GGMLType.Q4_0, QuantizeMode.Q4_0.typeOf("ffn_down", layer, tinyllama.nLayers(), tinyllama, false, false));
+            assertEquals(first ? GGMLType.Q5_1 : GGMLType.Q5_0, QuantizeMode.Q5_0.typeOf("ffn_down", layer, tinyllama.nLayers(), tinyllama, false, true));
+            assertEquals(GGMLType.IQ4_XS, QuantizeMode.IQ4_XS.typeOf("ffn_down", layer, tinyllama.nLayers(), tinyllama, false, true));
+            assertEquals(first ? GGMLType.Q5_K : GGMLType.IQ4_XS, QuantizeMode.IQ4_XS.typeOf("ffn_down", layer, tinyllama.nLayers(), tinyllama, false, false));
+            assertEquals(GGMLType.Q4_1, QuantizeMode.Q4_1.typeOf("ffn_down", layer, tinyllama.nLayers(), tinyllama, false, true));
             // Q2_K_S (made only with a matrix): the first eighth's ffn_down in Q4_K, attn_v in Q4_K where 4 or more heads share a kv head
-            assertEquals(first ? GGMLType.Q4_K : GGMLType.Q2_K, QuantizeMode.Q2_K_S.typeOf("ffn_down", layer, tinyllama, false, true));
-            assertEquals(GGMLType.Q4_K, QuantizeMode.Q2_K_S.typeOf("attn_v", layer, tinyllama, false, true));
-            assertEquals(GGMLType.Q2_K, QuantizeMode.Q2_K_S.typeOf("attn_output", layer, tinyllama, false, true));
+            assertEquals(first ? GGMLType.Q4_K : GGMLType.Q2_K, QuantizeMode.Q2_K_S.typeOf("ffn_down", layer, tinyllama.nLayers(), tinyllama, false, true));
+            assertEquals(GGMLType.Q4_K, QuantizeMode.Q2_K_S.typeOf("attn_v", layer, tinyllama.nLayers(), tinyllama, false, true));
+            assertEquals(GGMLType.Q2_K, QuantizeMode.Q2_K_S.typeOf("attn_output", layer, tinyllama.nLayers(), tinyllama, false, true));
         }
         var llama2 = new gptfast4j.model.Config("llama", 4096, 11008, 32, 32, 32, 32000, 4096, 1e-5f, 10000f, null, gptfast4j.model.Config.RopeStyle.INTERLEAVED, 0, 0);
-        assertEquals(GGMLType.Q2_K, QuantizeMode.Q2_K_S.typeOf("attn_v", 5, llama2, false, true));
-        assertEquals(GGMLType.Q6_K, QuantizeMode.Q2_K_S.typeOf("output", -1, llama2, false, true));
+        assertEquals(GGMLType.Q2_K, QuantizeMode.Q2_K_S.typeOf("attn_v", 5, llama2.nLayers(), llama2, false, true));
+        assertEquals(GGMLType.Q6_K, QuantizeMode.Q2_K_S.typeOf("output", -1, llama2.nLayers(), llama2, false, true));
     }
 
     @Test

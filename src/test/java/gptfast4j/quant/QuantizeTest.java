@@ -102,7 +102,7 @@ class QuantizeTest {
         QuantizeModel.plan(Checkpoint.load(src, null), QuantizeMode.Q4_K_M, QuantizeModel.Options.NONE).write(plain, b -> { });
         Map<String, gptfast4j.io.Metadata.Value> keys = Map.of("general.name", gptfast4j.io.Metadata.Value.string("renamed"),
                 "general.file_type", gptfast4j.io.Metadata.Value.uint32(99), "tokenizer.ggml.add_bos_token", gptfast4j.io.Metadata.Value.bool(false));
-        QuantizeModel.plan(Checkpoint.load(src, null), QuantizeMode.Q4_K_M, new QuantizeModel.Options(false, false, null, null, List.of(), null, true, keys))
+        QuantizeModel.plan(Checkpoint.load(src, null), QuantizeMode.Q4_K_M, new QuantizeModel.Options(false, false, null, null, List.of(), null, true, keys, new java.util.TreeSet<>()))
                 .write(left, b -> { });
         GGUF a = GGUF.read(plain), b = GGUF.read(left), f32 = GGUF.read(src);
         assertEquals(GGMLType.F32, b.tensors().get("output.weight").type());
@@ -115,7 +115,7 @@ class QuantizeTest {
         assertFalse(b.metadata().getBool("tokenizer.ggml.add_bos_token", true));
         Path tied = dir.resolve("tied.gguf");
         QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama3-F32.gguf"), null), QuantizeMode.INT4,
-                new QuantizeModel.Options(false, false, null, null, List.of(), null, true, Map.of())).write(tied, b2 -> { });
+                new QuantizeModel.Options(false, false, null, null, List.of(), null, true, Map.of(), new java.util.TreeSet<>())).write(tied, b2 -> { });
         assertFalse(GGUF.read(tied).tensors().containsKey("output.weight"));
     }
 
@@ -220,31 +220,31 @@ class QuantizeTest {
     @Test
     void mixesAtRealShapes() {
         Config llama2 = new Config("llama", 4096, 11008, 32, 32, 32, 32000, 4096, 1e-5f, 10000f, null, Config.RopeStyle.INTERLEAVED, 0, 0);
-        int[] q6 = IntStream.range(0, 32).filter(l -> QuantizeMode.Q4_K_M.typeOf("attn_v", l, llama2, false, false) == GGMLType.Q6_K).toArray();
+        int[] q6 = IntStream.range(0, 32).filter(l -> QuantizeMode.Q4_K_M.typeOf("attn_v", l, 32, llama2, false, false) == GGMLType.Q6_K).toArray();
         assertEquals("[0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31]", java.util.Arrays.toString(q6));
         for (int l = 0; l < 32; l++) {
-            assertEquals(QuantizeMode.Q4_K_M.typeOf("attn_v", l, llama2, false, false), QuantizeMode.Q4_K_M.typeOf("ffn_down", l, llama2, false, false));
-            assertEquals(GGMLType.Q4_K, QuantizeMode.Q4_K_M.typeOf("ffn_up", l, llama2, false, false));
-            assertEquals(l < 2 ? GGMLType.Q5_K : GGMLType.Q4_K, QuantizeMode.Q3_K_M.typeOf("attn_v", l, llama2, false, false));
-            assertEquals(l < 2 ? GGMLType.Q5_K : GGMLType.Q4_K, QuantizeMode.Q3_K_M.typeOf("ffn_down", l, llama2, false, false));
-            assertEquals(GGMLType.Q4_K, QuantizeMode.Q3_K_M.typeOf("attn_output", l, llama2, false, false));
-            assertEquals(GGMLType.Q3_K, QuantizeMode.Q3_K_M.typeOf("attn_q", l, llama2, false, false));
-            assertEquals(GGMLType.Q3_K, QuantizeMode.Q2_K.typeOf("attn_v", l, llama2, false, false));
+            assertEquals(QuantizeMode.Q4_K_M.typeOf("attn_v", l, 32, llama2, false, false), QuantizeMode.Q4_K_M.typeOf("ffn_down", l, 32, llama2, false, false));
+            assertEquals(GGMLType.Q4_K, QuantizeMode.Q4_K_M.typeOf("ffn_up", l, 32, llama2, false, false));
+            assertEquals(l < 2 ? GGMLType.Q5_K : GGMLType.Q4_K, QuantizeMode.Q3_K_M.typeOf("attn_v", l, 32, llama2, false, false));
+            assertEquals(l < 2 ? GGMLType.Q5_K : GGMLType.Q4_K, QuantizeMode.Q3_K_M.typeOf("ffn_down", l, 32, llama2, false, false));
+            assertEquals(GGMLType.Q4_K, QuantizeMode.Q3_K_M.typeOf("attn_output", l, 32, llama2, false, false));
+            assertEquals(GGMLType.Q3_K, QuantizeMode.Q3_K_M.typeOf("attn_q", l, 32, llama2, false, false));
+            assertEquals(GGMLType.Q3_K, QuantizeMode.Q2_K.typeOf("attn_v", l, 32, llama2, false, false));
         }
         Config llama3 = new Config("llama", 4096, 14336, 32, 32, 8, 128256, 8192, 1e-5f, 500000f, null, Config.RopeStyle.INTERLEAVED, 0, 0);
-        assertEquals(GGMLType.Q4_K, QuantizeMode.Q2_K.typeOf("attn_v", 7, llama3, false, false));
+        assertEquals(GGMLType.Q4_K, QuantizeMode.Q2_K.typeOf("attn_v", 7, llama3.nLayers(), llama3, false, false));
         Config llama70 = new Config("llama", 8192, 28672, 80, 64, 8, 32000, 4096, 1e-5f, 10000f, null, Config.RopeStyle.INTERLEAVED, 0, 0);
-        assertEquals(Map.of(GGMLType.Q6_K, 40L, GGMLType.Q5_K, 40L), IntStream.range(0, 80).mapToObj(l -> QuantizeMode.Q4_K_M.typeOf("attn_v", l, llama70, false, false))
+        assertEquals(Map.of(GGMLType.Q6_K, 40L, GGMLType.Q5_K, 40L), IntStream.range(0, 80).mapToObj(l -> QuantizeMode.Q4_K_M.typeOf("attn_v", l, 80, llama70, false, false))
                 .collect(java.util.stream.Collectors.groupingBy(t -> t, java.util.stream.Collectors.counting())));
-        assertEquals(GGMLType.Q5_K, QuantizeMode.Q3_K_S.typeOf("attn_v", 40, llama70, false, false));
+        assertEquals(GGMLType.Q5_K, QuantizeMode.Q3_K_S.typeOf("attn_v", 40, llama70.nLayers(), llama70, false, false));
         Config mixtral = new Config("llama", 4096, 14336, 32, 32, 8, 32000, 32768, 1e-5f, 1e6f, null, Config.RopeStyle.INTERLEAVED, 8, 2);
-        assertEquals(GGMLType.Q8_0, QuantizeMode.Q4_K_M.typeOf("attn_v", 0, mixtral, false, false));
-        assertEquals(GGMLType.Q8_0, QuantizeMode.Q5_K_M.typeOf("attn_k", 5, mixtral, false, false));
-        assertEquals(GGMLType.Q5_K, QuantizeMode.Q4_K_M.typeOf("attn_output", 5, mixtral, false, false));
-        assertEquals(GGMLType.Q5_K, QuantizeMode.Q2_K.typeOf("attn_output", 5, mixtral, false, false));
-        assertEquals(GGMLType.Q3_K, QuantizeMode.Q3_K_L.typeOf("attn_output", 5, mixtral, false, false));
-        assertEquals(GGMLType.Q6_K, QuantizeMode.Q4_K_M.typeOf("ffn_down_exps", 31, mixtral, false, false));
-        assertEquals(GGMLType.Q4_K, QuantizeMode.Q4_K_M.typeOf("ffn_gate_exps", 31, mixtral, false, false));
+        assertEquals(GGMLType.Q8_0, QuantizeMode.Q4_K_M.typeOf("attn_v", 0, mixtral.nLayers(), mixtral, false, false));
+        assertEquals(GGMLType.Q8_0, QuantizeMode.Q5_K_M.typeOf("attn_k", 5, mixtral.nLayers(), mixtral, false, false));
+        assertEquals(GGMLType.Q5_K, QuantizeMode.Q4_K_M.typeOf("attn_output", 5, mixtral.nLayers(), mixtral, false, false));
+        assertEquals(GGMLType.Q5_K, QuantizeMode.Q2_K.typeOf("attn_output", 5, mixtral.nLayers(), mixtral, false, false));
+        assertEquals(GGMLType.Q3_K, QuantizeMode.Q3_K_L.typeOf("attn_output", 5, mixtral.nLayers(), mixtral, false, false));
+        assertEquals(GGMLType.Q6_K, QuantizeMode.Q4_K_M.typeOf("ffn_down_exps", 31, mixtral.nLayers(), mixtral, false, false));
+        assertEquals(GGMLType.Q4_K, QuantizeMode.Q4_K_M.typeOf("ffn_gate_exps", 31, mixtral.nLayers(), mixtral, false, false));
     }
 
     /**
