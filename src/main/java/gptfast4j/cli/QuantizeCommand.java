@@ -74,7 +74,7 @@ final class QuantizeCommand implements Callable<Integer> {
             + "tokenizer.ggml.add_bos_token=bool:false); repeatable, as llama-quantize's flag (an int is written as a uint32, as there).")
     List<String> overrides = new java.util.ArrayList<>();
 
-    @Option(names = "--prune-layers", paramLabel = "L0,L1,...", split = ",", description = "Leave these layers out (numbered from 0), the others numbered on "
+    @Option(names = "--prune-layers", paramLabel = "LAYER", split = ",", description = "Leave these layers out (numbered from 0), the others numbered on "
             + "from 0 and the layer count set to match (llama-quantize's flag; imatrix --show-statistics's similarity to the layer before suggests which).")
     List<String> pruneLayers = new java.util.ArrayList<>();
 
