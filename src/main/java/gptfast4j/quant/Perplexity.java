@@ -4,6 +4,7 @@ import gptfast4j.model.Checkpoint;
 import gptfast4j.model.KvCache;
 import gptfast4j.model.Llama;
 
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -49,6 +50,15 @@ public final class Perplexity {
      */
     public static Result compute(Checkpoint model, Checkpoint base, String text, int ctx, KvCache.Type kvType, Llama.InputObserver inputs,
                                  int maxChunks, java.util.function.IntConsumer onChunk) {
+        return compute(model, base, text, ctx, kvType, inputs, maxChunks, null, onChunk);
+    }
+
+    /**
+     * {@link #compute}, the scored positions' log-probabilities saved to {@code saveTo} (null: not saved) as
+     * llama-perplexity's {@code --kl-divergence-base} saves them, for {@link #klDivergence} later.
+     */
+    public static Result compute(Checkpoint model, Checkpoint base, String text, int ctx, KvCache.Type kvType, Llama.InputObserver inputs,
+                                 int maxChunks, Path saveTo, java.util.function.IntConsumer onChunk) {
         if (ctx < 4) throw new IllegalArgumentException("--ctx must be at least 4, got " + ctx);
         int[] tokens = tokenize(model, text);
         int chunks = Math.min(maxChunks, tokens.length / ctx);
@@ -78,35 +88,39 @@ public final class Perplexity {
         int count = 0;
         List<Double> running = new ArrayList<>();
         int[] window = new int[ctx];
-        for (int c = 0; c < chunks; c++) {
-            System.arraycopy(tokens, c * ctx, window, 0, ctx);
-            window[0] = model.bos();
-            // the logits of the scored positions alone, as llama-perplexity asks for them
-            model.model().forward(state, window, 0, ctx, 0, inputs == null ? first : 0, (p, l, o) -> {
-                if (p >= first) System.arraycopy(l, o, logits[p], 0, vocab);
-            });
-            if (base != null) base.model().forward(baseState, window, 0, ctx, 0, first, (p, l, o) -> System.arraycopy(l, o, baseLogits[p], 0, vocab));
-            for (int p = first; p < ctx - 1; p++) {
-                double[] logp = logSoftmax(logits[p], modelLog);
-                double v = -logp[window[p + 1]];
-                nll += v;
-                nll2 += v * v;
-                count++;
-                if (base != null) {
-                    double[] logq = logSoftmax(baseLogits[p], baseLog);
-                    double d = 0;
-                    int argP = 0, argQ = 0;
-                    for (int t = 0; t < vocab; t++) {
-                        d += Math.exp(logq[t]) * (logq[t] - logp[t]);
-                        if (logp[t] > logp[argP]) argP = t;
-                        if (logq[t] > logq[argQ]) argQ = t;
+        try (LogProbabilities.Writer saved = saveTo == null ? null : new LogProbabilities.Writer(saveTo, ctx, vocab, chunks, tokens)) {
+            for (int c = 0; c < chunks; c++) {
+                System.arraycopy(tokens, c * ctx, window, 0, ctx);
+                window[0] = model.bos();
+                // the logits of the scored positions alone, as llama-perplexity asks for them
+                model.model().forward(state, window, 0, ctx, 0, inputs == null ? first : 0, (p, l, o) -> {
+                    if (p >= first) System.arraycopy(l, o, logits[p], 0, vocab);
+                });
+                if (base != null) base.model().forward(baseState, window, 0, ctx, 0, first, (p, l, o) -> System.arraycopy(l, o, baseLogits[p], 0, vocab));
+                for (int p = first; p < ctx - 1; p++) {
+                    if (saved != null) saved.add(logits[p]);
+                    double[] logp = logSoftmax(logits[p], modelLog);
+                    double v = -logp[window[p + 1]];
+                    nll += v;
+                    nll2 += v * v;
+                    count++;
+                    if (base != null) {
+                        double[] logq = logSoftmax(baseLogits[p], baseLog);
+                        double d = 0;
+                        int argP = 0, argQ = 0;
+                        for (int t = 0; t < vocab; t++) {
+                            d += Math.exp(logq[t]) * (logq[t] - logp[t]);
+                            if (logp[t] > logp[argP]) argP = t;
+                            if (logq[t] > logq[argQ]) argQ = t;
+                        }
+                        kl += d;
+                        if (argP == argQ) agree++;
                     }
-                    kl += d;
-                    if (argP == argQ) agree++;
                 }
+                running.add(Math.exp(nll / count));
+                onChunk.accept(c);
             }
-            running.add(Math.exp(nll / count));
-            onChunk.accept(c);
+            if (saved != null) saved.finish();
         }
         double mean = nll / count;
         double ppl = Math.exp(mean);
@@ -115,6 +129,37 @@ public final class Perplexity {
         double stderr = ppl * Math.sqrt(variance / (count - 1));
         return new Result(tokens.length, chunks, count, ppl, stderr, running,
                 base == null ? null : kl / count, base == null ? null : (double) agree / count);
+    }
+
+    /**
+     * A model against a base model's saved log-probabilities, as llama-perplexity {@code --kl-divergence} computes it
+     * (its arithmetic: floats where it has them, the base's log-probabilities as stored): per scored position the
+     * negative log-likelihoods of the next token by both, the KL divergence from the base (over the tokens the base
+     * gives more than e^-16), the difference of the two probabilities of the next token, and whether both put the
+     * same token first.
+     */
+    public static KlDivergence klDivergence(Checkpoint model, LogProbabilities.Reader base, KvCache.Type kvType, java.util.function.IntConsumer onChunk) {
+        int ctx = base.ctx(), vocab = model.model().config.vocabSize();
+        if (base.vocab() != vocab) {
+            throw new IllegalArgumentException(base.path() + " holds log-probabilities over " + base.vocab() + " tokens, where the model has " + vocab + " (another model's?)");
+        }
+        if (ctx > model.model().config.contextLength()) {
+            throw new IllegalArgumentException(base.path() + " was computed with chunks of " + ctx + " tokens, more than the model's context length " + model.model().config.contextLength());
+        }
+        Llama.State state = model.model().newState(ctx, ctx, ctx, kvType);
+        int first = ctx / 2, scored = ctx - 1 - first;
+        float[][] logits = new float[ctx][];
+        for (int p = first; p < ctx; p++) logits[p] = new float[vocab];
+        KlDivergence.Sums sums = new KlDivergence.Sums(base.chunks() * scored);
+        int[] window = new int[ctx];
+        for (int c = 0; c < base.chunks(); c++) {
+            System.arraycopy(base.tokens(), c * ctx, window, 0, ctx);
+            window[0] = model.bos();
+            model.model().forward(state, window, 0, ctx, 0, first, (p, l, o) -> System.arraycopy(l, o, logits[p], 0, vocab));
+            for (int p = first; p < ctx - 1; p++) sums.add(logits[p], base, c, p, window[p + 1]);
+            onChunk.accept(c);
+        }
+        return sums.result();
     }
 
     /** {@code logits} as log-probabilities, into {@code out}, which it returns. */

@@ -486,6 +486,19 @@ class ErrorsTest {
                 "the matrices added hold 256 values for blk.0.attn_q.weight, where this model has 64 (another model's?)");
     }
 
+    /** perplexity's saved log-probabilities: --kl-divergence without its file, or with a text; no text at all; not such a file. */
+    @Test
+    void klDivergenceErrors(@TempDir Path dir) throws IOException {
+        String model = STORIES.toString(), text = Shared.REFERENCE.resolve("ppl-text.txt").toString();
+        assertOneLineError(run("perplexity", "--checkpoint", model, "--kl-divergence"), "--kl-divergence needs --kl-divergence-base FILE");
+        assertOneLineError(run("perplexity", "--checkpoint", model, "--kl-divergence", "--kl-divergence-base", "src/test/resources/kld/stories260K.kld", "-f", text),
+                "--kl-divergence takes its text from --kl-divergence-base's file");
+        assertOneLineError(run("perplexity", "--checkpoint", model), "perplexity needs the text: --file TEXT");
+        assertOneLineError(run("perplexity", "--checkpoint", model, "-f", text, "--chunks", "0"), "--chunks must be at least 1, got 0");
+        Path notOne = Files.writeString(dir.resolve("x.kld"), "hello");
+        assertOneLineError(run("perplexity", "--checkpoint", model, "--kl-divergence", "--kl-divergence-base", notOne.toString()), "not a file of log-probabilities");
+    }
+
     /** quantize --prune-layers: not numbers, a layer the model lacks, every layer. */
     @Test
     void pruneLayersErrors(@TempDir Path dir) {

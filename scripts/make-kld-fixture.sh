@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Remakes src/test/resources/kld (KlDivergenceTest's fixture) with llama.cpp's own llama-perplexity: stories260K's
+# log-probabilities over the first 4 chunks of 128 tokens of ../shared/reference/ppl-text.txt, as
+# `--kl-divergence-base` saves them (stories260K.kld), and the statistics `--kl-divergence` prints against that file
+# for stories260K itself (f32.txt) and for its q4_0 made by llama-quantize (q4_0.txt), both caches F32.
+# Needs the llama.cpp tree that scripts/vs-llamacpp.sh builds in target/llamacpp (run that once first).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+src="$here/target/llamacpp/src" bin="$here/target/llamacpp/src/build/bin"
+[ -d "$src/build" ] || { echo "make-kld-fixture: run scripts/vs-llamacpp.sh first (it builds llama.cpp in target/llamacpp)" >&2; exit 2; }
+(cd "$src" && cmake --build build --target llama-perplexity llama-quantize -j "$(nproc)" >/dev/null)
+out="$here/src/test/resources/kld" tmp="$(mktemp -d)" model="$here/../shared/models/stories260K.gguf"
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$out"
+cache=(-ctk f32 -ctv f32)
+"$bin/llama-perplexity" -m "$model" -f "$here/../shared/reference/ppl-text.txt" -c 128 --chunks 4 -t 1 "${cache[@]}" \
+  --kl-divergence-base "$out/stories260K.kld" >/dev/null 2>&1
+"$bin/llama-quantize" "$model" "$tmp/q4_0.gguf" q4_0 >/dev/null 2>&1
+for m in f32:"$model" q4_0:"$tmp/q4_0.gguf"; do
+  # the statistics at the end of its log, timestamps taken off
+  "$bin/llama-perplexity" -m "${m#*:}" -c 128 -t 1 "${cache[@]}" --kl-divergence-base "$out/stories260K.kld" --kl-divergence 2>&1 \
+    | sed 's/^[0-9.]* [IEW] //' | sed -n '/====== Perplexity statistics/,$p' >"$out/${m%%:*}.txt"
+done
+ls -la "$out"
