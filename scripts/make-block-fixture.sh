@@ -3,19 +3,13 @@
 # from ../shared quantized by llama-quantize to a mix of Q2_K, Q3_K, Q5_0, Q5_1, IQ4_NL and IQ4_XS, then dequantized back to F32 by
 # llama-quantize (ggml's dequantize_row functions), whose tensors' SHA-256 the test holds ours to; and the
 # llama-perplexity figures of both files, which the test's constant and the README come from.
-# Needs the llama.cpp tree that scripts/vs-llamacpp.sh builds in target/llamacpp (run that once first).
-set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-src="$here/target/llamacpp/src"
-[ -d "$src/build" ] || { echo "make-block-fixture: run scripts/vs-llamacpp.sh first (it builds llama.cpp in target/llamacpp)" >&2; exit 2; }
-(cd "$src" && cmake --build build --target llama-quantize llama-perplexity -j "$(nproc)" >/dev/null)
-out="$here/src/test/resources/block-formats" tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-"$src/build/bin/llama-quantize" --pure --token-embedding-type q3_k --output-tensor-type q2_k \
+# Needs the llama.cpp tree that scripts/vs-llamacpp.sh builds in target/llamacpp (scripts/llamacpp-fixture.sh).
+source "$(dirname "${BASH_SOURCE[0]}")/llamacpp-fixture.sh" block-formats llama-quantize llama-perplexity
+"$bin/llama-quantize" --pure --token-embedding-type q3_k --output-tensor-type q2_k \
   --tensor-type attn_q=q2_k --tensor-type attn_k=iq4_nl --tensor-type attn_v=q5_0 --tensor-type attn_output=q5_0 \
   --tensor-type ffn_up=q5_1 --tensor-type ffn_gate=iq4_xs --tensor-type ffn_down=q3_k \
   "$here/../shared/reference/models/mini-llama2-F32.gguf" "$out/mini-llama2-mixed.gguf" Q3_K_M >/dev/null 2>&1
-"$src/build/bin/llama-quantize" --allow-requantize --pure "$out/mini-llama2-mixed.gguf" "$tmp/dequantized.gguf" F32 >/dev/null 2>&1
+"$bin/llama-quantize" --allow-requantize --pure "$out/mini-llama2-mixed.gguf" "$tmp/dequantized.gguf" F32 >/dev/null 2>&1
 python3 - "$tmp/dequantized.gguf" >"$out/dequantized.sha256" <<'PY'
 # each tensor's F32 bytes in the file, by name: a GGUF v3 reader of its own (header, metadata, tensor infos)
 import hashlib, math, struct, sys
@@ -46,5 +40,5 @@ for name, dims, t, off in infos:
     print(name, hashlib.sha256(b[start + off:start + off + 4 * math.prod(dims)]).hexdigest())
 PY
 for f in "$tmp/dequantized.gguf" "$out/mini-llama2-mixed.gguf"; do
-  echo "$(basename "$f"): $("$src/build/bin/llama-perplexity" -m "$f" -f "$here/../shared/reference/ppl-text.txt" -c 128 -t 1 -tb 1 -ctk f32 -ctv f32 2>&1 | grep -o 'Final estimate: PPL = [0-9.]*')"
+  echo "$(basename "$f"): $("$bin/llama-perplexity" -m "$f" -f "$here/../shared/reference/ppl-text.txt" -c 128 -t 1 -tb 1 -ctk f32 -ctv f32 2>&1 | grep -o 'Final estimate: PPL = [0-9.]*')"
 done

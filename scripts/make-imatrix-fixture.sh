@@ -6,15 +6,9 @@
 # writes), and mini-mixtral's q4_k_m and q2_k_s mixes and its --pure q2_k, q4_1 and iq4_xs files (experts with importance of
 # their own), each file's SHA-256 whole (and of two files with layers pruned), and llama-imatrix --show-statistics of
 # each matrix.
-# Needs the llama.cpp tree that scripts/vs-llamacpp.sh builds in target/llamacpp (run that once first).
-set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-src="$here/target/llamacpp/src" bin="$here/target/llamacpp/src/build/bin"
-[ -d "$src/build" ] || { echo "make-imatrix-fixture: run scripts/vs-llamacpp.sh first (it builds llama.cpp in target/llamacpp)" >&2; exit 2; }
-(cd "$src" && cmake --build build --target llama-imatrix llama-quantize -j "$(nproc)" >/dev/null)
-out="$here/src/test/resources/imatrix" models="$here/../shared/reference/models" tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$out"
+# Needs the llama.cpp tree that scripts/vs-llamacpp.sh builds in target/llamacpp (scripts/llamacpp-fixture.sh).
+source "$(dirname "${BASH_SOURCE[0]}")/llamacpp-fixture.sh" imatrix llama-imatrix llama-quantize
+models="$here/../shared/reference/models"
 # from the text's folder, so that the matrices name their dataset "ppl-text.txt" wherever the tree is
 cd "$here/../shared/reference"
 "$bin/llama-imatrix" -m "$models/mini-llama2-F32.gguf" -f ppl-text.txt -c 128 -t 1 --process-output -o "$out/mini-llama2.imatrix.gguf" >/dev/null 2>&1

@@ -3,15 +3,9 @@
 # log-probabilities over the first 4 chunks of 128 tokens of ../shared/reference/ppl-text.txt, as
 # `--kl-divergence-base` saves them (stories260K.kld), and the statistics `--kl-divergence` prints against that file
 # for stories260K itself (f32.txt) and for its q4_0 made by llama-quantize (q4_0.txt), both caches F32.
-# Needs the llama.cpp tree that scripts/vs-llamacpp.sh builds in target/llamacpp (run that once first).
-set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-src="$here/target/llamacpp/src" bin="$here/target/llamacpp/src/build/bin"
-[ -d "$src/build" ] || { echo "make-kld-fixture: run scripts/vs-llamacpp.sh first (it builds llama.cpp in target/llamacpp)" >&2; exit 2; }
-(cd "$src" && cmake --build build --target llama-perplexity llama-quantize -j "$(nproc)" >/dev/null)
-out="$here/src/test/resources/kld" tmp="$(mktemp -d)" model="$here/../shared/models/stories260K.gguf"
-trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$out"
+# Needs the llama.cpp tree that scripts/vs-llamacpp.sh builds in target/llamacpp (scripts/llamacpp-fixture.sh).
+source "$(dirname "${BASH_SOURCE[0]}")/llamacpp-fixture.sh" kld llama-perplexity llama-quantize
+model="$here/../shared/models/stories260K.gguf"
 cache=(-ctk f32 -ctv f32)
 "$bin/llama-perplexity" -m "$model" -f "$here/../shared/reference/ppl-text.txt" -c 128 --chunks 4 -t 1 "${cache[@]}" \
   --kl-divergence-base "$out/stories260K.kld" >/dev/null 2>&1

@@ -4,15 +4,8 @@
 # holding the metadata alone (--no-tensor-first-split: 4 shards, the first without tensors), and of llama-quantize
 # --keep-split's shards of the first in q8_0 and q4_0 (by16-q8_0-00001-of-00003.gguf ...). The shards themselves are
 # not kept (they are the shared model's bytes); the test writes them again and holds them to these hashes.
-# Needs the llama.cpp tree that scripts/vs-llamacpp.sh builds in target/llamacpp (run that once first).
-set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-src="$here/target/llamacpp/src" bin="$here/target/llamacpp/src/build/bin"
-[ -d "$src/build" ] || { echo "make-split-fixture: run scripts/vs-llamacpp.sh first (it builds llama.cpp in target/llamacpp)" >&2; exit 2; }
-(cd "$src" && cmake --build build --target llama-gguf-split llama-quantize -j "$(nproc)" >/dev/null)
-out="$here/src/test/resources/split" tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$out"
+# Needs the llama.cpp tree that scripts/vs-llamacpp.sh builds in target/llamacpp (scripts/llamacpp-fixture.sh).
+source "$(dirname "${BASH_SOURCE[0]}")/llamacpp-fixture.sh" split llama-gguf-split llama-quantize
 "$bin/llama-gguf-split" --split --split-max-tensors 16 "$here/../shared/models/stories260K.gguf" "$tmp/by16" >/dev/null
 "$bin/llama-gguf-split" --split --split-max-tensors 16 --no-tensor-first-split "$here/../shared/models/stories260K.gguf" "$tmp/metadata-first" >/dev/null
 # llama-quantize --keep-split of the first: its shards, each with its source shard's tensors
