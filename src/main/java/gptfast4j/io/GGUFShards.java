@@ -103,7 +103,8 @@ public final class GGUFShards {
      * model is left. {@code progress} receives the bytes of tensor data written so far, over all shards.
      */
     public static List<Path> write(Path out, Map<String, Metadata.Value> metadata, List<List<GGUFWriter.TensorSpec>> shards, LongConsumer progress) {
-        List<Path> paths = names(out, shards.size()), written = new ArrayList<>();
+        // read by the shutdown hook's thread too
+        List<Path> paths = names(out, shards.size()), written = new java.util.concurrent.CopyOnWriteArrayList<>();
         int total = shards.stream().mapToInt(List::size).sum();
         Thread cleanup = new Thread(() -> written.forEach(GGUFShards::deleteQuietly));
         Runtime.getRuntime().addShutdownHook(cleanup);
