@@ -14,7 +14,8 @@ import java.util.function.Supplier;
 /**
  * Sums the squares of each matrix product's inputs, column by column, as llama-imatrix does: for every layer's
  * matrices ({@code blk.*}, the MoE router included) and, where asked ({@code --process-output}), the output head; an
- * expert of a merged expert tensor ({@code <tensor>[e]}) into its own row of the tensor's entry, counted apart. Sums
+ * expert of a merged expert tensor ({@code <tensor>[e]}), or one stored apart ({@code ffn_gate.E.weight}, entered
+ * under the merged tensor's name), into its own row of the tensor's entry, counted apart. Sums
  * are floats added token after token, as llama-imatrix keeps them. Earlier matrices may be added first
  * ({@link #add}, llama-imatrix's {@code --in-file}): their sums and counts go on growing.
  */
@@ -84,14 +85,23 @@ public final class ImportanceCollector implements Llama.InputObserver {
         return count;
     }
 
+    private static final java.util.regex.Pattern EXPERT_APART = java.util.regex.Pattern.compile("blk\\.(\\d+)\\.(ffn_gate|ffn_up|ffn_down)\\.(\\d+)\\.weight");
+
     @Override
     public void inputs(Tensor weight, float[] x, int rows) {
         String name = weight.name;
         int expert = 0, matrices = 1;
         int bracket = name.lastIndexOf('[');
+        java.util.regex.Matcher apart = EXPERT_APART.matcher(name);
         if (bracket > 0 && name.endsWith("]")) {
             expert = Integer.parseInt(name.substring(bracket + 1, name.length() - 1));
             name = name.substring(0, bracket);
+            matrices = experts;
+        } else if (apart.matches()) {
+            // an expert stored as a tensor of its own (a Hugging Face Mixtral's): under the merged tensor's name, as
+            // llama-imatrix names it from the GGUF, which quantize looks up for either
+            expert = Integer.parseInt(apart.group(3));
+            name = "blk." + apart.group(1) + "." + apart.group(2) + "_exps.weight";
             matrices = experts;
         }
         if (!name.startsWith("blk.") && !(output && name.equals("output.weight"))) return;

@@ -155,7 +155,7 @@ public final class QuantizeModel {
             specs.add(new GGUFWriter.TensorSpec("rope_freqs.weight", GGMLType.F32, new long[]{f.length},
                     t -> MemorySegment.copy(f, 0, t, ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0, f.length)));
         }
-        for (TensorData td : src.tensors().values()) {
+        for (Source td : sources(src.tensors())) {
             String[] parts = td.name().split("\\.");
             boolean inLayer = td.name().startsWith("blk.");
             int layer = inLayer ? renumbered[Integer.parseInt(parts[1])] : -1;
@@ -194,7 +194,7 @@ public final class QuantizeModel {
                     throw new IllegalArgumentException(imatrix == null ? "q2_k_s needs an importance matrix (--imatrix FILE; gptfast imatrix makes one), as llama-quantize's Q2_K_S does"
                             : "the importance matrix has no entry for " + td.name() + ", which q2_k_s needs for its Q2_K tensors");
                 }
-                specs.add(quantized(name, td.shape(), Tensor.of(td), written, heads, importance)); // rows in GGUF's order
+                specs.add(quantized(name, td, written, heads, importance)); // rows in GGUF's order
                 if (!written.isFloat()) quantizedCount++;
             }
         }
@@ -207,7 +207,7 @@ public final class QuantizeModel {
             GGMLType type = emb.type().isFloat() ? fitted("output.weight", emb.shape()[0], head, mode, notes) : null;
             if (type != null) {
                 float[] importance = importance(imatrix, "output.weight", type, emb.shape()[0], 1, withoutImportance);
-                specs.add(quantized("output.weight", emb.shape(), Tensor.of(emb), type, 0, importance));
+                specs.add(quantized("output.weight", Source.of(emb), type, 0, importance));
                 if (!type.isFloat()) quantizedCount++;
             }
         }
@@ -261,44 +261,105 @@ public final class QuantizeModel {
         return new String(utf8, 0, end, java.nio.charset.StandardCharsets.UTF_8);
     }
 
-    private static GGUFWriter.TensorSpec copy(String name, TensorData td) {
-        return new GGUFWriter.TensorSpec(name, td.type(), td.shape(), t -> t.copyFrom(td.data()));
+    private static GGUFWriter.TensorSpec copy(String name, Source s) {
+        return new GGUFWriter.TensorSpec(name, s.type(), s.shape(), t -> {
+            long at = 0;
+            for (TensorData part : s.parts()) {
+                t.asSlice(at, part.data().byteSize()).copyFrom(part.data());
+                at += part.data().byteSize();
+            }
+        });
     }
 
     /**
      * {@code src} in {@code type} (or its own float type), rows reordered from the Hugging Face "rotate half" layout
-     * to GGUF's interleaved one when {@code heads > 0}: within each head, row {@code 2i + j} comes from HF row
-     * {@code j * headDim/2 + i}. {@code importance}: null, or each column's importance per expert ([experts * cols],
-     * the rows of expert e, {@code rows / experts} of them from {@code e * rows / experts}, taking {@code e * cols} on).
+     * to GGUF's interleaved one when {@code heads > 0} (a tensor of one part): within each head, row {@code 2i + j}
+     * comes from HF row {@code j * headDim/2 + i}. {@code importance}: null, or each column's importance per expert
+     * ([experts * cols], the rows of expert e, {@code rows / experts} of them from {@code e * rows / experts}, taking
+     * {@code e * cols} on).
      */
-    private static GGUFWriter.TensorSpec quantized(String name, long[] shape, Tensor src, GGMLType type, int heads, float[] importance) {
-        long experts = shape.length == 3 ? shape[2] : 1, rowsPerExpert = src.rows / experts;
+    private static GGUFWriter.TensorSpec quantized(String name, Source src, GGMLType type, int heads, float[] importance) {
+        List<Tensor> parts = src.parts().stream().map(Tensor::of).toList();
+        int cols = parts.getFirst().cols;
+        long experts = src.shape().length == 3 ? src.shape()[2] : 1, rows = parts.stream().mapToLong(t -> t.rows).sum(), rowsPerExpert = rows / experts;
         float[][] expertImportance = importance == null ? null : new float[(int) experts][];
         for (int e = 0; importance != null && e < experts; e++) {
-            expertImportance[e] = java.util.Arrays.copyOfRange(importance, e * src.cols, (e + 1) * src.cols);
+            expertImportance[e] = java.util.Arrays.copyOfRange(importance, e * cols, (e + 1) * cols);
         }
-        return new GGUFWriter.TensorSpec(name, type, shape, target -> {
-            long rowBytes = type.bytesFor(src.cols);
-            int headDim = heads > 0 ? (int) (src.rows / heads) : 0;
-            Parallel.run(Math.toIntExact(src.rows), 16, (start, end) -> {
-                float[] row = new float[src.cols];
-                for (int r = start; r < end; r++) {
-                    long from = r;
-                    if (heads > 0) {
-                        int h = r / headDim, within = r % headDim;
-                        from = (long) h * headDim + (within % 2) * (headDim / 2) + within / 2;
+        return new GGUFWriter.TensorSpec(name, type, src.shape(), target -> {
+            long rowBytes = type.bytesFor(cols), first = 0; // first: the part's first row in the tensor written
+            for (Tensor part : parts) {
+                long base = first;
+                int headDim = heads > 0 ? (int) (part.rows / heads) : 0;
+                Parallel.run(Math.toIntExact(part.rows), 16, (start, end) -> {
+                    float[] row = new float[cols];
+                    for (int r = start; r < end; r++) {
+                        long from = r, at = base + r;
+                        if (heads > 0) {
+                            int h = r / headDim, within = r % headDim;
+                            from = (long) h * headDim + (within % 2) * (headDim / 2) + within / 2;
+                        }
+                        part.dequantizeRow(from, row, 0);
+                        if (Quantizer.supports(type)) {
+                            Quantizer.quantizeRow(type, row, 0, cols, expertImportance == null ? null : expertImportance[(int) (at / rowsPerExpert)], target, at * rowBytes);
+                        } else {
+                            writeFloatRow(type, row, target, at * rowBytes);
+                        }
                     }
-                    src.dequantizeRow(from, row, 0);
-                    if (Quantizer.supports(type)) {
-                        Quantizer.quantizeRow(type, row, 0, src.cols, expertImportance == null ? null : expertImportance[(int) (r / rowsPerExpert)], target, r * rowBytes);
-                    } else {
-                        writeFloatRow(type, row, target, r * rowBytes);
-                    }
-                }
-                // the source's rows read, out of this process's memory (rows reordered by heads are read again later)
-                if (heads == 0) src.releaseFilePages(start * src.rowBytes, end * src.rowBytes);
-            });
+                    // the source's rows read, out of this process's memory (rows reordered by heads are read again later)
+                    if (heads == 0) part.releaseFilePages(start * part.rowBytes, end * part.rowBytes);
+                });
+                first += part.rows;
+            }
         });
+    }
+
+    /**
+     * A tensor to write: one of the source's, or a layer's experts stored one tensor each ({@code ffn_gate.E.weight}:
+     * a Hugging Face Mixtral's, an old GGUF's), written as llama.cpp's one tensor of them all,
+     * {@code ffn_gate_exps.weight} [in, out, experts], which llama.cpp reads (it no longer reads the experts apart).
+     */
+    private record Source(String name, GGMLType type, long[] shape, List<TensorData> parts) {
+        static Source of(TensorData t) {
+            return new Source(t.name(), t.type(), t.shape(), List.of(t));
+        }
+    }
+
+    private static final java.util.regex.Pattern EXPERT = java.util.regex.Pattern.compile("blk\\.(\\d+)\\.(ffn_gate|ffn_up|ffn_down)\\.(\\d+)\\.weight");
+
+    /** The source's tensors as they are written: each as it is, but a layer's experts stored apart, merged (in the first's place). */
+    private static List<Source> sources(Map<String, TensorData> tensors) {
+        Map<String, Object> written = new LinkedHashMap<>(); // a tensor, or a merged tensor's experts by index
+        for (TensorData t : tensors.values()) {
+            java.util.regex.Matcher m = EXPERT.matcher(t.name());
+            if (!m.matches()) {
+                written.put(t.name(), t);
+                continue;
+            }
+            @SuppressWarnings("unchecked")
+            Map<Integer, TensorData> experts = (Map<Integer, TensorData>) written.computeIfAbsent("blk." + m.group(1) + "." + m.group(2) + "_exps.weight",
+                    k -> new java.util.TreeMap<Integer, TensorData>());
+            experts.put(Integer.parseInt(m.group(3)), t);
+        }
+        List<Source> sources = new ArrayList<>();
+        written.forEach((name, v) -> {
+            if (v instanceof TensorData t) {
+                sources.add(Source.of(t));
+                return;
+            }
+            @SuppressWarnings("unchecked")
+            java.util.TreeMap<Integer, TensorData> experts = (java.util.TreeMap<Integer, TensorData>) v;
+            List<TensorData> parts = List.copyOf(experts.values());
+            TensorData e0 = parts.getFirst();
+            for (TensorData t : parts) {
+                if (experts.firstKey() != 0 || experts.lastKey() != parts.size() - 1 || t.type() != e0.type() || !java.util.Arrays.equals(t.shape(), e0.shape())) {
+                    throw new IllegalArgumentException("the experts of " + name + " are not experts 0 to " + (parts.size() - 1) + " of one type and shape ("
+                            + t.name() + ": " + t.type() + " " + t.shapeString() + ")");
+                }
+            }
+            sources.add(new Source(name, e0.type(), new long[]{e0.shape()[0], e0.shape()[1], parts.size()}, parts));
+        });
+        return sources;
     }
 
     private static void writeFloatRow(GGMLType type, float[] row, MemorySegment target, long offset) {

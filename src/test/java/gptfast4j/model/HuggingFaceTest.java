@@ -65,7 +65,10 @@ class HuggingFaceTest {
         }
     }
 
-    /** quantize from a Hugging Face Mixtral writes llama.cpp's expert keys, so the GGUF is a mixture again. */
+    /**
+     * quantize from a Hugging Face Mixtral writes llama.cpp's expert keys and its merged expert tensors
+     * ({@code ffn_gate_exps} [in, out, experts], the only form llama.cpp reads now), so the GGUF is a mixture again.
+     */
     @Test
     void quantizedMixtralFromHuggingFaceStaysAMixture(@TempDir Path dir) throws IOException {
         Path gguf = Shared.REFERENCE.resolve("models/mini-mixtral-F32.gguf");
@@ -74,12 +77,54 @@ class HuggingFaceTest {
         Checkpoint hf = Checkpoint.load(hfDir, Shared.MODELS.resolve("tok512.bin"));
         Path out = dir.resolve("q8.gguf");
         gptfast4j.quant.QuantizeModel.plan(hf, gptfast4j.quant.QuantizeMode.INT8, gptfast4j.quant.QuantizeModel.Options.NONE).write(out, b -> { });
+        Map<String, TensorData> written = GGUF.read(out).tensors();
+        assertEquals(List.of(256L, 256L, 4L), java.util.Arrays.stream(written.get("blk.1.ffn_gate_exps.weight").shape()).boxed().toList());
+        assertTrue(written.keySet().stream().noneMatch(n -> n.matches("blk\\.\\d+\\.ffn_(gate|up|down)\\.\\d+\\.weight")), written.keySet().toString());
         Checkpoint q = Checkpoint.load(out, null);
         assertEquals(4, q.model().config.expertCount());
         assertEquals(2, q.model().config.expertsUsed());
         assertEquals(Config.RopeStyle.INTERLEAVED, q.model().config.ropeStyle()); // q/k rows permuted back
         Checkpoint reference = Checkpoint.load(gguf, null, gptfast4j.tensor.GGMLType.Q8_0);
         compare(reference, q);
+    }
+
+    /**
+     * A Hugging Face Mixtral quantized to Q4_K_M with llama-imatrix's matrix of its GGUF is, tensor for tensor, what
+     * llama-quantize --imatrix writes from the GGUF (the imatrix fixture's SHA-256s): its experts merged, each with its
+     * importance; and {@code gptfast imatrix} names the directory's experts as llama-imatrix names the GGUF's, with
+     * the same sums.
+     */
+    @Test
+    void mixtralFromHuggingFaceIsLlamaQuantizesOfItsGguf(@TempDir Path dir) throws Exception {
+        Path gguf = Shared.REFERENCE.resolve("models/mini-mixtral-F32.gguf");
+        Path hfDir = Files.createDirectory(dir.resolve("hf"));
+        writeHuggingFace(gguf, hfDir, false);
+        Checkpoint hf = Checkpoint.load(hfDir, Shared.MODELS.resolve("tok512.bin"));
+        Path fixture = Path.of("src/test/resources/imatrix");
+        gptfast4j.quant.ImportanceMatrix llamas = gptfast4j.quant.ImportanceMatrix.read(fixture.resolve("mini-mixtral.imatrix.gguf"));
+        Path out = dir.resolve("q4_k_m.gguf");
+        gptfast4j.quant.QuantizeModel.plan(hf, gptfast4j.quant.QuantizeMode.Q4_K_M,
+                new gptfast4j.quant.QuantizeModel.Options(false, false, null, null, List.of(), llamas)).write(out, b -> { });
+        Map<String, String> expected = new java.util.TreeMap<>();
+        for (String line : Files.readAllLines(fixture.resolve("quantized.sha256"))) {
+            String[] f = line.split(" ", 3);
+            if (f[0].equals("mini-mixtral-q4_k_m") && !f[1].equals("key")) expected.put(f[1], f[2]);
+        }
+        Map<String, String> ours = new java.util.TreeMap<>();
+        for (TensorData t : GGUF.read(out).tensors().values()) {
+            ours.put(t.name(), t.type().id + " " + java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
+                    .digest(t.data().toArray(ValueLayout.JAVA_BYTE))));
+        }
+        assertEquals(expected, ours);
+        String text = Files.readString(Shared.REFERENCE.resolve("ppl-text.txt"));
+        var fromHf = gptfast4j.quant.ImportanceCollector.collect(hf, text, "t", 128, 2, false, KvCache.Type.F32, (d, m) -> { }).matrix();
+        var fromGguf = gptfast4j.quant.ImportanceCollector.collect(Checkpoint.load(gguf, null), text, "t", 128, 2, false, KvCache.Type.F32, (d, m) -> { }).matrix();
+        assertEquals(new java.util.TreeSet<>(fromGguf.entries().keySet()), new java.util.TreeSet<>(fromHf.entries().keySet()));
+        for (var e : fromGguf.entries().entrySet()) {
+            var h = fromHf.entries().get(e.getKey());
+            assertEquals(java.util.Arrays.toString(e.getValue().counts()), java.util.Arrays.toString(h.counts()), e.getKey());
+            for (int i = 0; i < h.sums().length; i++) assertEquals(e.getValue().sums()[i], h.sums()[i], 1e-4 * Math.abs(e.getValue().sums()[i]) + 1e-6, e.getKey());
+        }
     }
 
     /**
