@@ -45,6 +45,13 @@ final class ImatrixCommand implements Callable<Integer> {
     @Option(names = "--chunks", paramLabel = "N", description = "At most N chunks of the text (default: all).")
     int chunks = Integer.MAX_VALUE;
 
+    @Option(names = {"--chunk", "--from-chunk"}, paramLabel = "K", description = "Start from chunk K of the text, the ones before it left out (llama-imatrix's flag): "
+            + "to go on with a run cut short, give the matrix it left as --in-file and the chunks it had done as K.")
+    int firstChunk;
+
+    @Option(names = "--save-frequency", paramLabel = "N", description = "Also keep the matrix every N chunks as OUT.at_K, K its chunks so far (llama-imatrix's flag; default: none).")
+    int saveFrequency;
+
     @Option(names = "--output-frequency", paramLabel = "N", description = "Write the matrix so far every N chunks (default: ${DEFAULT-VALUE}, as llama-imatrix; "
             + "an interrupted run leaves the last), and at the end.")
     int frequency = 10;
@@ -80,6 +87,7 @@ final class ImatrixCommand implements Callable<Integer> {
         }
         CommonOptions.checkOutputFile(out);
         if (frequency < 1) throw new IllegalArgumentException("--output-frequency must be at least 1, got " + frequency);
+        if (saveFrequency < 0) throw new IllegalArgumentException("--save-frequency must be 0 (none) or more, got " + saveFrequency);
         if (file == null && checkpoint != null) throw new IllegalArgumentException("--checkpoint without --file: give the text to run (or leave the model out to combine --in-file matrices)");
         if (file == null && inFiles.isEmpty()) throw new IllegalArgumentException("imatrix needs --checkpoint and --file TEXT, or --in-file FILE to combine matrices");
         if (file != null && checkpoint == null) throw new IllegalArgumentException("imatrix --file needs the model: --checkpoint PATH");
@@ -107,12 +115,16 @@ final class ImatrixCommand implements Callable<Integer> {
         ImportanceCollector collector = new ImportanceCollector(processOutput, model.model().config.expertCount(), ctx);
         earlier.forEach(collector::add);
         long t0 = System.nanoTime();
-        int total = Math.min(chunks, Perplexity.tokenize(model, text).length / ctx);
+        int total = Math.max(0, Math.min(chunks, Perplexity.tokenize(model, text).length / ctx - firstChunk));
         ImportanceCollector.Collected c;
         try (ProgressLine progress = ProgressLine.chunks("imatrix", total)) {
-            c = collector.run(model, text, file.toString(), chunks, kvCache.type(), (done, soFar) -> {
+            c = collector.run(model, text, file.toString(), firstChunk, chunks, kvCache.type(), (done, soFar) -> {
                 progress.accept(done);
                 if (done % frequency == 0) soFar.get().write(out);
+                if (saveFrequency > 0 && done % saveFrequency == 0) {
+                    ImportanceMatrix m = soFar.get();
+                    m.write(out.resolveSibling(out.getFileName() + ".at_" + m.chunkCount()));
+                }
             });
         }
         c.matrix().write(out);

@@ -59,8 +59,23 @@ public final class Perplexity {
      */
     public static Result compute(Checkpoint model, Checkpoint base, String text, int ctx, KvCache.Type kvType, Llama.InputObserver inputs,
                                  int maxChunks, Path saveTo, java.util.function.IntConsumer onChunk) {
+        return compute(model, base, text, ctx, kvType, inputs, 0, maxChunks, saveTo, onChunk);
+    }
+
+    /**
+     * {@link #compute}, from chunk {@code firstChunk} of the text on (the tokens before it left out, as
+     * llama-imatrix's {@code --chunk} leaves them: to go on with a run that was cut short).
+     */
+    public static Result compute(Checkpoint model, Checkpoint base, String text, int ctx, KvCache.Type kvType, Llama.InputObserver inputs,
+                                 int firstChunk, int maxChunks, Path saveTo, java.util.function.IntConsumer onChunk) {
         if (ctx < 4) throw new IllegalArgumentException("--ctx must be at least 4, got " + ctx);
         int[] tokens = tokenize(model, text);
+        if (firstChunk > 0) {
+            if ((long) (firstChunk + 1) * ctx > tokens.length) {
+                throw new IllegalArgumentException("the text has " + tokens.length + " tokens: from chunk " + firstChunk + " on, not one chunk of --ctx " + ctx + " is left");
+            }
+            tokens = java.util.Arrays.copyOfRange(tokens, firstChunk * ctx, tokens.length);
+        }
         int chunks = Math.min(maxChunks, tokens.length / ctx);
         if (chunks == 0) throw new IllegalArgumentException("the text has " + tokens.length + (tokens.length == 1 ? " token" : " tokens") + ", fewer than one chunk of --ctx " + ctx);
         int vocab = model.model().config.vocabSize();

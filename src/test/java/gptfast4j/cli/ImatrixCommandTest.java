@@ -30,6 +30,19 @@ class ImatrixCommandTest {
         }
     }
 
+    /** --save-frequency keeps the matrix so far as OUT.at_K, K its chunks; --output-frequency rewrites OUT. */
+    @Test
+    void savedEveryNChunks(@org.junit.jupiter.api.io.TempDir Path dir) {
+        Path out = dir.resolve("m.gguf");
+        ErrorsTest.Outcome o = run("imatrix", "-m", gptfast4j.Shared.MODELS.resolve("stories260K.gguf").toString(), "-f",
+                gptfast4j.Shared.REFERENCE.resolve("ppl-text.txt").toString(), "-c", "128", "--chunks", "5", "--save-frequency", "2", "-o", out.toString());
+        assertEquals(0, o.exit(), o.err());
+        assertEquals(2, gptfast4j.quant.ImportanceMatrix.read(dir.resolve("m.gguf.at_2")).chunkCount());
+        assertEquals(4, gptfast4j.quant.ImportanceMatrix.read(dir.resolve("m.gguf.at_4")).chunkCount());
+        assertEquals(5, gptfast4j.quant.ImportanceMatrix.read(out).chunkCount());
+        assertEquals(false, Files.exists(dir.resolve("m.gguf.at_5")));
+    }
+
     @Test
     void statisticsTakeOneMatrix() {
         String matrix = DIR.resolve("mini-llama2.imatrix.gguf").toString();

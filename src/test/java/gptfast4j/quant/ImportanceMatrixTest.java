@@ -242,6 +242,32 @@ class ImportanceMatrixTest {
     }
 
     /**
+     * A run cut short goes on (llama-imatrix's {@code --in-file} with {@code --chunk}): the matrix of chunks 0-3, then
+     * chunks 4-5 added to it from chunk 4 on, is the matrix of chunks 0-5 in one run (the same counts; the sums within
+     * float rounding, added in another order).
+     */
+    @Test
+    void aRunCutShortGoesOn() throws IOException {
+        String text = Files.readString(Shared.REFERENCE.resolve("ppl-text.txt"), StandardCharsets.UTF_8);
+        Checkpoint model = Checkpoint.load(MODELS.resolve("mini-mixtral-F32.gguf"), null);
+        ImportanceMatrix whole = ImportanceCollector.collect(model, text, "t", 128, 6, false, KvCache.Type.F32, (done, soFar) -> { }).matrix();
+        ImportanceMatrix cut = ImportanceCollector.collect(model, text, "t", 128, 4, false, KvCache.Type.F32, (done, soFar) -> { }).matrix();
+        ImportanceCollector resumed = new ImportanceCollector(false, 4, 128);
+        resumed.add(cut);
+        ImportanceMatrix on = resumed.run(model, text, "t", 4, 2, KvCache.Type.F32, (done, soFar) -> { }).matrix();
+        assertEquals(6, on.chunkCount());
+        assertEquals(new TreeMap<>(whole.entries()).keySet(), new TreeMap<>(on.entries()).keySet());
+        for (var e : whole.entries().entrySet()) {
+            ImportanceMatrix.Entry b = on.entries().get(e.getKey());
+            assertArrayEquals(e.getValue().counts(), b.counts(), e.getKey());
+            for (int i = 0; i < b.sums().length; i++) assertEquals(e.getValue().sums()[i], b.sums()[i], 1e-5 * e.getValue().sums()[i] + 1e-7, e.getKey());
+        }
+        IllegalArgumentException past = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> new ImportanceCollector(false, 4, 128).run(model, text, "t", 12, 1, KvCache.Type.F32, (done, soFar) -> { }));
+        assertEquals("the text has 1642 tokens: from chunk 12 on, not one chunk of --ctx 128 is left", past.getMessage());
+    }
+
+    /**
      * Matrices add up as llama-imatrix's {@code --in-file} adds them (its combination of these two files is ours byte
      * for byte, checked here): the legacy form's means times the chunk's tokens per call, so the GGUF and the .dat of
      * one run make twice its sums and counts, 24 chunks, both datasets; a run over a text goes on from them.
@@ -266,7 +292,7 @@ class ImportanceMatrixTest {
         ImportanceMatrix alone = ImportanceCollector.collect(model, text, "t", 128, 3, true, KvCache.Type.F16, (done, soFar) -> { }).matrix();
         ImportanceCollector after = new ImportanceCollector(true, 0, 128);
         after.add(gguf);
-        ImportanceMatrix on = after.run(model, text, "t", 3, KvCache.Type.F16, (done, soFar) -> { }).matrix();
+        ImportanceMatrix on = after.run(model, text, "t", 0, 3, KvCache.Type.F16, (done, soFar) -> { }).matrix();
         assertEquals(List.of("ppl-text.txt", "t"), on.datasets());
         assertEquals(15, on.chunkCount());
         float[] a = gguf.entries().get("output.weight").sums(), b = alone.entries().get("output.weight").sums(), c = on.entries().get("output.weight").sums();
