@@ -2,7 +2,8 @@
 # Remakes src/test/resources/kld (KlDivergenceTest's fixture) with llama.cpp's own llama-perplexity: stories260K's
 # log-probabilities over the first 4 chunks of 128 tokens of ../shared/reference/ppl-text.txt, as
 # `--kl-divergence-base` saves them (stories260K.kld), and the statistics `--kl-divergence` prints against that file
-# for stories260K itself (f32.txt) and for its q4_0 made by llama-quantize (q4_0.txt), both caches F32.
+# for stories260K itself (f32.txt) and for its q4_0 made by llama-quantize (q4_0.txt), both caches F32; and
+# mini-llama3's perplexity with a Q8_0 KV cache (mini-llama3-q8_0-cache.txt).
 # Needs the llama.cpp tree that scripts/vs-llamacpp.sh builds in target/llamacpp (scripts/llamacpp-fixture.sh).
 source "$(dirname "${BASH_SOURCE[0]}")/llamacpp-fixture.sh" kld llama-perplexity llama-quantize
 model="$here/../shared/models/stories260K.gguf"
@@ -15,4 +16,7 @@ for m in f32:"$model" q4_0:"$tmp/q4_0.gguf"; do
   "$bin/llama-perplexity" -m "${m#*:}" -c 128 -t 1 "${cache[@]}" --kl-divergence-base "$out/stories260K.kld" --kl-divergence 2>&1 \
     | sed 's/^[0-9.]* [IEW] //' | sed -n '/====== Perplexity statistics/,$p' >"$out/${m%%:*}.txt"
 done
+# and mini-llama3's perplexity with a Q8_0 KV cache (flash attention, which llama.cpp needs for it)
+"$bin/llama-perplexity" -m "$here/../shared/reference/models/mini-llama3-F32.gguf" -f "$here/../shared/reference/ppl-text.txt" -c 128 -t 1 \
+  -ctk q8_0 -ctv q8_0 -fa on 2>&1 | grep -o 'Final estimate: PPL = [0-9.]*' >"$out/mini-llama3-q8_0-cache.txt"
 ls -la "$out"

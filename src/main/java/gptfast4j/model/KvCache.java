@@ -16,12 +16,12 @@ import java.lang.foreign.MemorySegment;
  * (Llama-2-7B at 4096 positions: 2.1 GB against 4.3) and what a step reads from it, at the cost of converting each kv
  * head read, once per attention call, and which takes memory only for the positions written.
  */
-public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
+public abstract sealed class KvCache permits KvCache.F32, KvCache.F16, KvCache.Q8_0 {
     /** The cache's element type. */
     public enum Type {
-        F32, F16;
+        F32, F16, Q8_0;
 
-        /** "f32" or "f16", as llama.cpp's {@code --cache-type-k} spells them. */
+        /** "f32", "f16" or "q8_0", as llama.cpp's {@code --cache-type-k} spells them. */
         public String option() {
             return name().toLowerCase(java.util.Locale.ROOT);
         }
@@ -29,7 +29,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
         /** The type whose {@link #option} is {@code name}. */
         public static Type parse(String name, String flag) {
             for (Type t : values()) if (t.option().equals(name)) return t;
-            throw new IllegalArgumentException(flag + " must be f32 or f16, got '" + name + "'");
+            throw new IllegalArgumentException(flag + " must be f32, f16 or q8_0, got '" + name + "'");
         }
     }
 
@@ -52,7 +52,11 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
 
     /** A cache of {@code nKvHeads} heads: the model's, or a tensor-parallel process's share of them. */
     static KvCache of(Type type, Config c, int nKvHeads, int contextLength) {
-        return type == Type.F16 ? new F16(c, nKvHeads, contextLength) : new F32(c, nKvHeads, contextLength);
+        return switch (type) {
+            case F32 -> new F32(c, nKvHeads, contextLength);
+            case F16 -> new F16(c, nKvHeads, contextLength);
+            case Q8_0 -> new Q8_0(c, nKvHeads, contextLength);
+        };
     }
 
     public abstract Type type();
@@ -118,11 +122,15 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
     abstract Head head(long call, int layer, int kvHead, int positions);
 
     /**
-     * Rounds {@code x[offset .. offset + n)} as the cache's products round their other operand: not at all (F32), or
-     * to half precision (F16: the queries before their scores, the attention weights before their sums, as llama.cpp
-     * converts the F32 operand of a product with an F16 cache to F16).
+     * Rounds the queries {@code x[offset .. offset + n)} (whole heads) as the cache's products with the keys round
+     * them: not at all (F32), to half precision (F16, as llama.cpp converts the F32 operand of a product with an F16
+     * cache to F16), or to Q8_0 (as llama.cpp's flash attention, which a Q8_0 cache needs, rounds them for its
+     * int8 dot products).
      */
-    abstract void round(float[] x, int offset, int n);
+    abstract void roundQueries(float[] x, int offset, int n);
+
+    /** Rounds the attention weights {@code x[offset .. offset + n)} as the cache's products with the values round them. */
+    abstract void roundWeights(float[] x, int offset, int n);
 
     /** Bytes the cache holds. */
     abstract long bytes();
@@ -187,7 +195,11 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
         }
 
         @Override
-        void round(float[] x, int offset, int n) {
+        void roundQueries(float[] x, int offset, int n) {
+        }
+
+        @Override
+        void roundWeights(float[] x, int offset, int n) {
         }
 
         @Override
@@ -278,8 +290,146 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
         }
 
         @Override
-        void round(float[] x, int offset, int n) {
+        void roundQueries(float[] x, int offset, int n) {
             VectorMath.roundToHalf(x, offset, n);
+        }
+
+        @Override
+        void roundWeights(float[] x, int offset, int n) {
+            VectorMath.roundToHalf(x, offset, n);
+        }
+
+        @Override
+        long bytes() {
+            return keys.length * (keys[0].byteSize() + values[0].byteSize());
+        }
+    }
+
+    /**
+     * llama.cpp's Q8_0 cache ({@code -ctk q8_0 -ctv q8_0}): each position's key and value of each kv head in blocks of
+     * 32 values, an f16 scale and 32 int8 (34 bytes against F16's 64: Llama-3.1-8B at 128K positions holds 8.5 GB
+     * against 16), rounded as x86 llama.cpp rounds its cache ({@link #quantize}), off-heap in pages as F16's. A kv head is converted
+     * into the thread's float scratch once per call that reads it, its keys put in {@link #keyIndex}'s transposed
+     * blocks as they are converted, and the F32 kernels run over that. The queries are rounded to Q8_0 too, as
+     * llama.cpp's flash attention (which a quantized value cache needs there) rounds them; the attention weights are
+     * not (it sums the values in F32). The head dimension must be a multiple of 32, as llama.cpp requires.
+     */
+    static final class Q8_0 extends KvCache {
+        private static final int BLOCK = 32, BLOCK_BYTES = 34;
+        private static final java.lang.foreign.ValueLayout.OfShort F16_LE = java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
+        /** Each thread's converted kv head (as {@link F16}'s), and a row of a head's floats. */
+        private static final ThreadLocal<Head> SCRATCH = ThreadLocal.withInitial(Head::new);
+        private static final ThreadLocal<float[]> ROW = ThreadLocal.withInitial(() -> new float[0]);
+        private static final java.util.concurrent.atomic.AtomicLong IDS = new java.util.concurrent.atomic.AtomicLong();
+        private final long id = IDS.incrementAndGet();
+        /** Bytes of one kv head's key or value at one position. */
+        private final int rowBytes;
+        /** Per layer: rows of [kvHead][position], each {@code headDim / 32} blocks. */
+        private final MemorySegment[] keys, values;
+
+        Q8_0(Config c, int nKvHeads, int contextLength) {
+            super(c, nKvHeads, contextLength);
+            if (headDim % BLOCK != 0) {
+                throw new IllegalArgumentException("a q8_0 KV cache needs a head dimension that 32 divides, as llama.cpp's; this model's is " + headDim + " (use f16)");
+            }
+            rowBytes = headDim / BLOCK * BLOCK_BYTES;
+            keys = new MemorySegment[c.nLayers()];
+            values = new MemorySegment[c.nLayers()];
+            for (int l = 0; l < keys.length; l++) {
+                keys[l] = OffHeap.allocatePages((long) nKvHeads * contextLength * rowBytes);
+                values[l] = OffHeap.allocatePages((long) nKvHeads * contextLength * rowBytes);
+            }
+        }
+
+        @Override
+        public Type type() {
+            return Type.Q8_0;
+        }
+
+        private long row(int h, int pos) {
+            return ((long) h * contextLength + pos) * rowBytes;
+        }
+
+        @Override
+        void store(int layer, int pos, float[] k, int kOffset, float[] v, int vOffset) {
+            for (int h = 0; h < nKvHeads; h++) {
+                quantize(k, kOffset + h * headDim, keys[layer], row(h, pos));
+                quantize(v, vOffset + h * headDim, values[layer], row(h, pos));
+            }
+        }
+
+        /**
+         * {@code headDim} values from {@code x[from]} into Q8_0 blocks at {@code offset} of {@code cache}, as x86
+         * llama.cpp's {@code quantize_row_q8_0} rounds them into its cache (not as its files' reference function):
+         * per block the scale {@code f16(max|x| / 127)}, the values {@code rint(x * (127 / max|x|))}.
+         */
+        private void quantize(float[] x, int from, MemorySegment cache, long offset) {
+            for (int b = from; b < from + headDim; b += BLOCK, offset += BLOCK_BYTES) {
+                float max = 0;
+                for (int j = 0; j < BLOCK; j++) max = Math.max(max, Math.abs(x[b + j]));
+                float inverse = max != 0 ? 127 / max : 0;
+                cache.set(F16_LE, offset, Float.floatToFloat16(max / 127));
+                for (int j = 0; j < BLOCK; j++) cache.set(java.lang.foreign.ValueLayout.JAVA_BYTE, offset + 2 + j, (byte) Math.rint(x[b + j] * inverse));
+            }
+        }
+
+        /** The {@code headDim} values of a row at {@code offset} of {@code cache}, into {@code out} from {@code outOffset}. */
+        private void dequantize(MemorySegment cache, long offset, float[] out, int outOffset) {
+            for (int b = 0; b < headDim / BLOCK; b++, offset += BLOCK_BYTES) {
+                float d = Float.float16ToFloat(cache.get(F16_LE, offset));
+                for (int j = 0; j < BLOCK; j++) out[outOffset + b * BLOCK + j] = d * cache.get(java.lang.foreign.ValueLayout.JAVA_BYTE, offset + 2 + j);
+            }
+        }
+
+        @Override
+        void load(int layer, int pos, float[] k, float[] v) {
+            for (int h = 0; h < nKvHeads; h++) {
+                dequantize(keys[layer], row(h, pos), k, h * headDim);
+                dequantize(values[layer], row(h, pos), v, h * headDim);
+            }
+        }
+
+        /** The head's keys, in {@link #keyIndex}'s blocks of [headDim][KEY_BLOCK], and values, converted into the thread's scratch. */
+        @Override
+        Head head(long call, int layer, int kvHead, int positions) {
+            Head h = SCRATCH.get();
+            if (h.cache == id && h.call == call && h.kvHead == kvHead && h.positions >= positions) return h;
+            int blockSize = headDim * KEY_BLOCK;
+            int keyFloats = keyPositions() * headDim + VectorMath.PRODUCT_SLACK;
+            int valueFloats = contextLength * headDim + VectorMath.PRODUCT_SLACK;
+            if (h.keys == null || h.keys.length < keyFloats) h.keys = new float[keyFloats];
+            if (h.values == null || h.values.length < valueFloats) h.values = new float[valueFloats];
+            float[] row = ROW.get();
+            if (row.length < headDim) ROW.set(row = new float[headDim]);
+            for (int p = 0; p < positions; p++) {
+                dequantize(keys[layer], row(kvHead, p), row, 0);
+                int at = p / KEY_BLOCK * blockSize + p % KEY_BLOCK;
+                for (int i = 0; i < headDim; i++) h.keys[at + i * KEY_BLOCK] = row[i];
+                dequantize(values[layer], row(kvHead, p), h.values, p * headDim);
+            }
+            h.keyBase = 0;
+            h.keyBlockStride = blockSize;
+            h.valueBase = 0;
+            h.cache = id;
+            h.call = call;
+            h.kvHead = kvHead;
+            h.positions = positions;
+            return h;
+        }
+
+        /** Each block of 32 rounded as {@link #quantize} rounds it, and back. */
+        @Override
+        void roundQueries(float[] x, int offset, int n) {
+            for (int b = offset; b < offset + n; b += BLOCK) {
+                float max = 0;
+                for (int j = 0; j < BLOCK; j++) max = Math.max(max, Math.abs(x[b + j]));
+                float inverse = max != 0 ? 127 / max : 0, d = Float.float16ToFloat(Float.floatToFloat16(max / 127));
+                for (int j = 0; j < BLOCK; j++) x[b + j] = d * (float) Math.rint(x[b + j] * inverse);
+            }
+        }
+
+        @Override
+        void roundWeights(float[] x, int offset, int n) {
         }
 
         @Override

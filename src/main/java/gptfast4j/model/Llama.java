@@ -489,7 +489,7 @@ public final class Llama {
         int qDim = s.qDim;
         for (int t = t0; t < t1; t++) {
             s.rope.rotate(s.q, t * qDim, parallel.heads, s.position(t));
-            s.kv.round(s.q, t * qDim, qDim);
+            s.kv.roundQueries(s.q, t * qDim, qDim);
         }
     }
 
@@ -589,7 +589,7 @@ public final class Llama {
                     int row = attOffset + j * context, own = startPos + t + j + 1;
                     VectorMath.softmax(att, row, own);
                     Arrays.fill(att, row + own, row + positions, 0f);
-                    kv.round(att, row, own);
+                    kv.roundWeights(att, row, own);
                 }
                 VectorMath.product4(att, attOffset, context, head.values, head.valueBase, headDim, positions, headDim, 1f, s.heads, t * dim + h * headDim, dim);
             }
@@ -605,7 +605,7 @@ public final class Llama {
                     keyScores(head, headDim, positions, true, s.q, qOffset, headDim, scale, att, h * rows, rows);
                     for (int j = 0; j < queries; j++) {
                         VectorMath.softmax(att, (h + j) * rows, positions);
-                        kv.round(att, (h + j) * rows, positions);
+                        kv.roundWeights(att, (h + j) * rows, positions);
                     }
                     VectorMath.product4(att, h * rows, rows, head.values, head.valueBase, headDim, positions, headDim, 1f, s.heads, qOffset, headDim);
                 }
@@ -619,7 +619,7 @@ public final class Llama {
                     int positions = s.position(t) + 1;
                     keyScores(head, headDim, positions, false, s.q, t * dim + h * headDim, 0, scale, att, attOffset, 0);
                     VectorMath.softmax(att, attOffset, positions);
-                    kv.round(att, attOffset, positions);
+                    kv.roundWeights(att, attOffset, positions);
                     VectorMath.weightedSum(att, attOffset, head.values, head.valueBase, headDim, positions, s.heads, t * dim + h * headDim, headDim);
                 }
             }

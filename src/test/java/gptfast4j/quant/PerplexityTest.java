@@ -78,6 +78,21 @@ class PerplexityTest {
         assertEquals(expected, r.ppl(), expected * tolerance, file);
     }
 
+    /**
+     * With a Q8_0 KV cache, against llama-perplexity's run with {@code -ctk q8_0 -ctv q8_0 -fa on}
+     * (src/test/resources/kld/mini-llama3-q8_0-cache.txt, scripts/make-kld-fixture.sh): within 2e-5 (measured 8.6e-6).
+     * The rounding moves this model's perplexity too little to tell the caches apart here (llama.cpp's own F32 and
+     * Q8_0 figures lie 5e-6 apart): this holds the Q8_0 path's attention to llama.cpp's, and KvCacheTest its rounding.
+     */
+    @Test
+    void aQ8_0CacheMatchesLlamaPerplexityWithAQ8_0Cache() throws IOException {
+        String line = Files.readString(Path.of("src/test/resources/kld/mini-llama3-q8_0-cache.txt")).strip();
+        double expected = Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
+        Perplexity.Result r = Perplexity.compute(Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama3-F32.gguf"), null), null, text(), 128,
+                KvCache.Type.Q8_0, c -> { });
+        assertEquals(expected, r.ppl(), expected * 2e-5);
+    }
+
     @Test
     void runningValuesMatchLlamaCppsProgressLine() throws IOException {
         Perplexity.Result r = Perplexity.compute(Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null), null, text(), 128, c -> { });
