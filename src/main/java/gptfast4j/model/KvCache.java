@@ -307,37 +307,39 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16, KvCache.Q
 
     /**
      * llama.cpp's Q8_0 cache ({@code -ctk q8_0 -ctv q8_0}): each position's key and value of each kv head in blocks of
-     * 32 values, an f16 scale and 32 int8 (34 bytes against F16's 64: Llama-3.1-8B at 128K positions holds 8.5 GB
-     * against 16), rounded as x86 llama.cpp rounds its cache ({@link #quantize}), off-heap in pages as F16's. A kv head is converted
-     * into the thread's float scratch once per call that reads it, its keys put in {@link #keyIndex}'s transposed
-     * blocks as they are converted, and the F32 kernels run over that. The queries are rounded to Q8_0 too, as
+     * 32 int8 and a scale (36 bytes per 32 values, the scale a float holding an f16's value, against F16's 64 and
+     * llama.cpp's 34: Llama-3.1-8B at 128K positions holds 9 GB against 16), rounded as x86 llama.cpp rounds its
+     * cache ({@link #quantize}), off-heap in pages as F16's. Keys in {@link #keyIndex}'s transposed blocks, their
+     * scales likewise ({@link #scaleIndex}: per position, per 32 of kvDim), values as {@link #valueIndex} places them
+     * with a scale per 32; a kv head is converted into the thread's float scratch once per call that reads it, 64
+     * positions of one key row at a time, and the F32 kernels run over that. The queries are rounded to Q8_0 too, as
      * llama.cpp's flash attention (which a quantized value cache needs there) rounds them; the attention weights are
      * not (it sums the values in F32). The head dimension must be a multiple of 32, as llama.cpp requires.
      */
     static final class Q8_0 extends KvCache {
-        private static final int BLOCK = 32, BLOCK_BYTES = 34;
-        private static final java.lang.foreign.ValueLayout.OfShort F16_LE = java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
-        /** Each thread's converted kv head (as {@link F16}'s), and a row of a head's floats. */
+        private static final int BLOCK = 32;
+        private static final java.lang.foreign.ValueLayout.OfFloat SCALE = java.lang.foreign.ValueLayout.JAVA_FLOAT;
+        /** Each thread's converted kv head (as {@link F16}'s). */
         private static final ThreadLocal<Head> SCRATCH = ThreadLocal.withInitial(Head::new);
-        private static final ThreadLocal<float[]> ROW = ThreadLocal.withInitial(() -> new float[0]);
         private static final java.util.concurrent.atomic.AtomicLong IDS = new java.util.concurrent.atomic.AtomicLong();
         private final long id = IDS.incrementAndGet();
-        /** Bytes of one kv head's key or value at one position. */
-        private final int rowBytes;
-        /** Per layer: rows of [kvHead][position], each {@code headDim / 32} blocks. */
-        private final MemorySegment[] keys, values;
+        /** Per layer: int8 keys and values as the F32 cache's floats lie, and their scales. */
+        private final MemorySegment[] keys, keyScales, values, valueScales;
 
         Q8_0(Config c, int nKvHeads, int contextLength) {
             super(c, nKvHeads, contextLength);
             if (headDim % BLOCK != 0) {
                 throw new IllegalArgumentException("a q8_0 KV cache needs a head dimension that 32 divides, as llama.cpp's; this model's is " + headDim + " (use f16)");
             }
-            rowBytes = headDim / BLOCK * BLOCK_BYTES;
             keys = new MemorySegment[c.nLayers()];
+            keyScales = new MemorySegment[c.nLayers()];
             values = new MemorySegment[c.nLayers()];
+            valueScales = new MemorySegment[c.nLayers()];
             for (int l = 0; l < keys.length; l++) {
-                keys[l] = OffHeap.allocatePages((long) nKvHeads * contextLength * rowBytes);
-                values[l] = OffHeap.allocatePages((long) nKvHeads * contextLength * rowBytes);
+                keys[l] = OffHeap.allocatePages((long) keyPositions() * kvDim);
+                keyScales[l] = OffHeap.allocatePages(4L * keyPositions() * (kvDim / BLOCK));
+                values[l] = OffHeap.allocatePages((long) contextLength * kvDim);
+                valueScales[l] = OffHeap.allocatePages(4L * contextLength * (kvDim / BLOCK));
             }
         }
 
@@ -346,66 +348,68 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16, KvCache.Q
             return Type.Q8_0;
         }
 
-        private long row(int h, int pos) {
-            return ((long) h * contextLength + pos) * rowBytes;
+        /** Where the scale of position {@code pos}'s key values {@code 32 * block ..} (of kvDim) lies in its layer's key scales, in floats. */
+        private static long scaleIndex(int pos, int block, int kvBlocks) {
+            return (long) pos / KEY_BLOCK * kvBlocks * KEY_BLOCK + (long) block * KEY_BLOCK + pos % KEY_BLOCK;
         }
 
         @Override
         void store(int layer, int pos, float[] k, int kOffset, float[] v, int vOffset) {
-            for (int h = 0; h < nKvHeads; h++) {
-                quantize(k, kOffset + h * headDim, keys[layer], row(h, pos));
-                quantize(v, vOffset + h * headDim, values[layer], row(h, pos));
+            int kvBlocks = kvDim / BLOCK;
+            for (int b = 0; b < kvBlocks; b++) {
+                float d = quantize(k, kOffset + b * BLOCK, keys[layer], keyIndex(pos) + (long) b * BLOCK * KEY_BLOCK, KEY_BLOCK);
+                keyScales[layer].setAtIndex(SCALE, scaleIndex(pos, b, kvBlocks), d);
+                int h = b * BLOCK / headDim, i = b * BLOCK % headDim;
+                d = quantize(v, vOffset + b * BLOCK, values[layer], valueIndex(h, pos) + i, 1);
+                valueScales[layer].setAtIndex(SCALE, (long) valueIndex(h, pos) / BLOCK + i / BLOCK, d);
             }
         }
 
         /**
-         * {@code headDim} values from {@code x[from]} into Q8_0 blocks at {@code offset} of {@code cache}, as x86
-         * llama.cpp's {@code quantize_row_q8_0} rounds them into its cache (not as its files' reference function):
-         * per block the scale {@code f16(max|x| / 127)}, the values {@code rint(x * (127 / max|x|))}.
+         * 32 values from {@code x[from]} to int8 at byte {@code at} of {@code cache}, {@code stride} bytes apart, as
+         * x86 llama.cpp's {@code quantize_row_q8_0} rounds them into its cache (not as its files' reference function):
+         * {@code rint(x * (127 / max|x|))}; returns the scale, {@code max|x| / 127} rounded to half precision.
          */
-        private void quantize(float[] x, int from, MemorySegment cache, long offset) {
-            for (int b = from; b < from + headDim; b += BLOCK, offset += BLOCK_BYTES) {
-                float max = 0;
-                for (int j = 0; j < BLOCK; j++) max = Math.max(max, Math.abs(x[b + j]));
-                float inverse = max != 0 ? 127 / max : 0;
-                cache.set(F16_LE, offset, Float.floatToFloat16(max / 127));
-                for (int j = 0; j < BLOCK; j++) cache.set(java.lang.foreign.ValueLayout.JAVA_BYTE, offset + 2 + j, (byte) Math.rint(x[b + j] * inverse));
-            }
-        }
-
-        /** The {@code headDim} values of a row at {@code offset} of {@code cache}, into {@code out} from {@code outOffset}. */
-        private void dequantize(MemorySegment cache, long offset, float[] out, int outOffset) {
-            for (int b = 0; b < headDim / BLOCK; b++, offset += BLOCK_BYTES) {
-                float d = Float.float16ToFloat(cache.get(F16_LE, offset));
-                for (int j = 0; j < BLOCK; j++) out[outOffset + b * BLOCK + j] = d * cache.get(java.lang.foreign.ValueLayout.JAVA_BYTE, offset + 2 + j);
-            }
+        private static float quantize(float[] x, int from, MemorySegment cache, long at, int stride) {
+            float max = 0;
+            for (int j = 0; j < BLOCK; j++) max = Math.max(max, Math.abs(x[from + j]));
+            float inverse = max != 0 ? 127 / max : 0;
+            for (int j = 0; j < BLOCK; j++) cache.set(java.lang.foreign.ValueLayout.JAVA_BYTE, at + (long) j * stride, (byte) Math.rint(x[from + j] * inverse));
+            return VectorMath.roundToHalf(max / 127);
         }
 
         @Override
         void load(int layer, int pos, float[] k, float[] v) {
-            for (int h = 0; h < nKvHeads; h++) {
-                dequantize(keys[layer], row(h, pos), k, h * headDim);
-                dequantize(values[layer], row(h, pos), v, h * headDim);
+            int kvBlocks = kvDim / BLOCK;
+            for (int i = 0; i < kvDim; i++) {
+                k[i] = keyScales[layer].getAtIndex(SCALE, scaleIndex(pos, i / BLOCK, kvBlocks)) * keys[layer].get(java.lang.foreign.ValueLayout.JAVA_BYTE, keyIndex(pos) + (long) i * KEY_BLOCK);
+                int h = i / headDim;
+                v[i] = valueScales[layer].getAtIndex(SCALE, (long) valueIndex(h, pos) / BLOCK + i % headDim / BLOCK) * values[layer].get(java.lang.foreign.ValueLayout.JAVA_BYTE, valueIndex(h, pos) + i % headDim);
             }
         }
 
-        /** The head's keys, in {@link #keyIndex}'s blocks of [headDim][KEY_BLOCK], and values, converted into the thread's scratch. */
+        /** The head's blocks of keys and its values, converted into the thread's scratch (as {@link F16#head}). */
         @Override
         Head head(long call, int layer, int kvHead, int positions) {
             Head h = SCRATCH.get();
             if (h.cache == id && h.call == call && h.kvHead == kvHead && h.positions >= positions) return h;
-            int blockSize = headDim * KEY_BLOCK;
+            int blocks = (positions + KEY_BLOCK - 1) / KEY_BLOCK, blockSize = headDim * KEY_BLOCK, kvBlocks = kvDim / BLOCK;
             int keyFloats = keyPositions() * headDim + VectorMath.PRODUCT_SLACK;
             int valueFloats = contextLength * headDim + VectorMath.PRODUCT_SLACK;
             if (h.keys == null || h.keys.length < keyFloats) h.keys = new float[keyFloats];
             if (h.values == null || h.values.length < valueFloats) h.values = new float[valueFloats];
-            float[] row = ROW.get();
-            if (row.length < headDim) ROW.set(row = new float[headDim]);
-            for (int p = 0; p < positions; p++) {
-                dequantize(keys[layer], row(kvHead, p), row, 0);
-                int at = p / KEY_BLOCK * blockSize + p % KEY_BLOCK;
-                for (int i = 0; i < headDim; i++) h.keys[at + i * KEY_BLOCK] = row[i];
-                dequantize(values[layer], row(kvHead, p), h.values, p * headDim);
+            for (int b = 0; b < blocks; b++) {
+                int pos = b * KEY_BLOCK;
+                for (int i = 0, dim = kvHead * headDim; i < headDim; i++, dim++) {
+                    VectorMath.scaleBytes(keys[layer], keyIndex(pos) + (long) dim * KEY_BLOCK, keyScales[layer], scaleIndex(pos, dim / BLOCK, kvBlocks),
+                            h.keys, b * blockSize + i * KEY_BLOCK, KEY_BLOCK);
+                }
+            }
+            long scales = (long) valueIndex(kvHead, 0) / BLOCK;
+            for (int p = 0, at = 0; p < positions; p++) {
+                for (int i = 0; i < headDim; i += BLOCK, at += BLOCK) {
+                    VectorMath.scaleBytes(values[layer], valueIndex(kvHead, 0) + at, valueScales[layer].getAtIndex(SCALE, scales + at / BLOCK), h.values, at, BLOCK);
+                }
             }
             h.keyBase = 0;
             h.keyBlockStride = blockSize;
@@ -423,7 +427,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16, KvCache.Q
             for (int b = offset; b < offset + n; b += BLOCK) {
                 float max = 0;
                 for (int j = 0; j < BLOCK; j++) max = Math.max(max, Math.abs(x[b + j]));
-                float inverse = max != 0 ? 127 / max : 0, d = Float.float16ToFloat(Float.floatToFloat16(max / 127));
+                float inverse = max != 0 ? 127 / max : 0, d = VectorMath.roundToHalf(max / 127);
                 for (int j = 0; j < BLOCK; j++) x[b + j] = d * (float) Math.rint(x[b + j] * inverse);
             }
         }
@@ -434,7 +438,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16, KvCache.Q
 
         @Override
         long bytes() {
-            return keys.length * (keys[0].byteSize() + values[0].byteSize());
+            return keys.length * (keys[0].byteSize() + keyScales[0].byteSize() + values[0].byteSize() + valueScales[0].byteSize());
         }
     }
 }

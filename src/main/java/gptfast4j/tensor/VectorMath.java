@@ -282,6 +282,33 @@ public final class VectorMath {
         for (int i = 0; i < n; i++) out.setAtIndex(HALF, outIndex + i, Float.floatToFloat16(x[xOffset + i]));
     }
 
+    /** Bytes in vectors of twice S's lanes: one converts to two float vectors. */
+    private static final jdk.incubator.vector.VectorSpecies<Byte> B2 = jdk.incubator.vector.ByteVector.SPECIES_PREFERRED.withShape(
+            jdk.incubator.vector.VectorShape.forBitSize(2 * S.length() * Byte.SIZE));
+
+    /**
+     * {@code out[outOffset + i]} = {@code scales[sIndex + i]} times the int8 at byte {@code qOffset + i} of {@code q},
+     * for {@code i < n}, n a multiple of 32 (a Q8_0 KV cache's keys: each position its own scale).
+     */
+    public static void scaleBytes(MemorySegment q, long qOffset, MemorySegment scales, long sIndex, float[] out, int outOffset, int n) {
+        for (int i = 0; i < n; i += B2.length()) {
+            jdk.incubator.vector.ByteVector b = jdk.incubator.vector.ByteVector.fromMemorySegment(B2, q, qOffset + i, java.nio.ByteOrder.nativeOrder());
+            ((FloatVector) b.convertShape(VectorOperators.B2F, S, 0)).mul(FloatVector.fromMemorySegment(S, scales, 4 * (sIndex + i), java.nio.ByteOrder.nativeOrder()))
+                    .intoArray(out, outOffset + i);
+            ((FloatVector) b.convertShape(VectorOperators.B2F, S, 1)).mul(FloatVector.fromMemorySegment(S, scales, 4 * (sIndex + i + S.length()), java.nio.ByteOrder.nativeOrder()))
+                    .intoArray(out, outOffset + i + S.length());
+        }
+    }
+
+    /** {@code out[outOffset + i]} = {@code scale} times the int8 at byte {@code qOffset + i} of {@code q}, for {@code i < n}, n a multiple of 32. */
+    public static void scaleBytes(MemorySegment q, long qOffset, float scale, float[] out, int outOffset, int n) {
+        for (int i = 0; i < n; i += B2.length()) {
+            jdk.incubator.vector.ByteVector b = jdk.incubator.vector.ByteVector.fromMemorySegment(B2, q, qOffset + i, java.nio.ByteOrder.nativeOrder());
+            ((FloatVector) b.convertShape(VectorOperators.B2F, S, 0)).mul(scale).intoArray(out, outOffset + i);
+            ((FloatVector) b.convertShape(VectorOperators.B2F, S, 1)).mul(scale).intoArray(out, outOffset + i + S.length());
+        }
+    }
+
     /** A half float's 16 bits in native order, aligned to 2 bytes. */
     public static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT;
 
