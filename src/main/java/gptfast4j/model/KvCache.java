@@ -16,7 +16,7 @@ import java.lang.foreign.MemorySegment;
  * (Llama-2-7B at 4096 positions: 2.1 GB against 4.3) and what a step reads from it, at the cost of converting each kv
  * head read, once per attention call, and which takes memory only for the positions written.
  */
-public abstract sealed class KvCache permits KvCache.F32, KvCache.F16, KvCache.Q8_0 {
+public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
     /** The cache's element type. */
     public enum Type {
         F32, F16, Q8_0;
@@ -209,27 +209,64 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16, KvCache.Q
     }
 
     /**
+     * A cache not in floats (F16, Q8_0): a kv head's keys and values are converted into the calling thread's float
+     * scratch once per attention call that reads them ({@link #convert}), and the F32 kernels run over that. The
+     * scratch is shared by all such caches (it grows to the largest head a thread has read, and holds no cache's
+     * memory, so a dropped cache is not kept alive by a thread's copy); it holds a head of a cache's whole context from
+     * the first call on: grown to the positions asked for, a decode from position 0 allocated a new scratch at every
+     * step (16 MB over 1023 steps of stories260K, DecodeAllocationTest).
+     */
+    abstract static sealed class Converted extends KvCache permits F16, Q8_0 {
+        private static final ThreadLocal<Head> SCRATCH = ThreadLocal.withInitial(Head::new);
+        private static final java.util.concurrent.atomic.AtomicLong IDS = new java.util.concurrent.atomic.AtomicLong();
+        /** This cache, in a {@link Head}'s record of what it holds. */
+        private final long id = IDS.incrementAndGet();
+
+        Converted(Config c, int nKvHeads, int contextLength) {
+            super(c, nKvHeads, contextLength);
+        }
+
+        /**
+         * Kv head {@code kvHead}'s keys of positions {@code 0 .. positions} of {@code layer} into {@code keys} as
+         * blocks of [headDim][KEY_BLOCK] one after another, whole blocks, and its values into {@code values}, position p
+         * at {@code p * headDim}.
+         */
+        abstract void convert(int layer, int kvHead, int positions, float[] keys, float[] values);
+
+        @Override
+        final Head head(long call, int layer, int kvHead, int positions) {
+            Head h = SCRATCH.get();
+            if (h.cache == id && h.call == call && h.kvHead == kvHead && h.positions >= positions) return h;
+            int keyFloats = keyPositions() * headDim + VectorMath.PRODUCT_SLACK;
+            int valueFloats = contextLength * headDim + VectorMath.PRODUCT_SLACK;
+            if (h.keys == null || h.keys.length < keyFloats) h.keys = new float[keyFloats];
+            if (h.values == null || h.values.length < valueFloats) h.values = new float[valueFloats];
+            convert(layer, kvHead, positions, h.keys, h.values);
+            h.keyBase = 0;
+            h.keyBlockStride = headDim * KEY_BLOCK;
+            h.valueBase = 0;
+            h.cache = id;
+            h.call = call;
+            h.kvHead = kvHead;
+            h.positions = positions;
+            return h;
+        }
+    }
+
+    /**
      * Half floats, rounded to nearest even, off-heap in pages of the system's base size ({@link OffHeap#allocatePages}),
      * which the system gives as positions first write them, so that a cache sized for a long chat takes what the chat
      * has used: as Java arrays, which the JVM zeroes when it makes them, Llama-2-7B's 2.1 GB at 4096 positions made
      * {@code generate --interactive} take 8.2 s to start on this machine, against 1.2 s at 64 positions (now 1.0 s at
      * 4096). Not huge pages: a head's values, one run of memory, would come 2 MB at a time, Llama-2-7B's whole at the
      * first position; and values in blocks of positions, as the keys are, took 1.7 times as long to convert at 1024
-     * positions, the stream broken every block. A kv head's keys and values are converted into the thread's float
-     * scratch once per call that reads them, and the F32 kernels run over that: C2 compiles the
-     * conversion loop to the CPU's instruction for it (16 halves per {@code vcvtph2ps}), which the Vector API has no
-     * operation for. The queries and the attention weights are rounded to half precision too ({@link #round}), so
-     * that llama.cpp's figures with an F16 cache are ours to check against.
+     * positions, the stream broken every block. A kv head is converted to floats as {@link Converted} says: C2
+     * compiles the conversion loop to the CPU's instruction for it (16 halves per {@code vcvtph2ps}), which the Vector
+     * API has no operation for. The queries and the attention weights are rounded to half precision too
+     * ({@link #roundQueries}, {@link #roundWeights}), so that llama.cpp's figures with an F16 cache are ours to check
+     * against.
      */
-    static final class F16 extends KvCache {
-        /**
-         * Each thread's converted kv head, shared by all F16 caches (it grows to the largest head a thread has read,
-         * and holds no cache's memory, so a dropped cache is not kept alive by a thread's copy).
-         */
-        private static final ThreadLocal<Head> SCRATCH = ThreadLocal.withInitial(Head::new);
-        private static final java.util.concurrent.atomic.AtomicLong IDS = new java.util.concurrent.atomic.AtomicLong();
-        /** This cache, in a {@link Head}'s record of what it holds. */
-        private final long id = IDS.incrementAndGet();
+    static final class F16 extends Converted {
         /** Per layer, halves: keys as {@link #keyIndex} places them, values as {@link #valueIndex} does. */
         private final MemorySegment[] keys, values;
 
@@ -263,30 +300,11 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16, KvCache.Q
             for (int h = 0; h < nKvHeads; h++) VectorMath.fromHalves(values[layer], valueIndex(h, pos), v, h * headDim, headDim);
         }
 
-        /**
-         * The head's blocks of keys and its values, converted into the thread's scratch, which holds a head of this
-         * cache's whole context from the first call on: grown to the positions asked for, a decode from position 0
-         * allocated a new scratch at every step (16 MB over 1023 steps of stories260K, DecodeAllocationTest).
-         */
         @Override
-        Head head(long call, int layer, int kvHead, int positions) {
-            Head h = SCRATCH.get();
-            if (h.cache == id && h.call == call && h.kvHead == kvHead && h.positions >= positions) return h;
+        void convert(int layer, int kvHead, int positions, float[] keys, float[] values) {
             int blocks = (positions + KEY_BLOCK - 1) / KEY_BLOCK, blockSize = headDim * KEY_BLOCK;
-            int keyFloats = keyPositions() * headDim + VectorMath.PRODUCT_SLACK;
-            int valueFloats = contextLength * headDim + VectorMath.PRODUCT_SLACK;
-            if (h.keys == null || h.keys.length < keyFloats) h.keys = new float[keyFloats];
-            if (h.values == null || h.values.length < valueFloats) h.values = new float[valueFloats];
-            for (int b = 0; b < blocks; b++) VectorMath.fromHalves(keys[layer], (long) b * kvDim * KEY_BLOCK + kvHead * blockSize, h.keys, b * blockSize, blockSize);
-            VectorMath.fromHalves(values[layer], valueIndex(kvHead, 0), h.values, 0, positions * headDim);
-            h.keyBase = 0;
-            h.keyBlockStride = blockSize;
-            h.valueBase = 0;
-            h.cache = id;
-            h.call = call;
-            h.kvHead = kvHead;
-            h.positions = positions;
-            return h;
+            for (int b = 0; b < blocks; b++) VectorMath.fromHalves(this.keys[layer], (long) b * kvDim * KEY_BLOCK + kvHead * blockSize, keys, b * blockSize, blockSize);
+            VectorMath.fromHalves(this.values[layer], valueIndex(kvHead, 0), values, 0, positions * headDim);
         }
 
         @Override
@@ -316,13 +334,9 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16, KvCache.Q
      * llama.cpp's flash attention (which a quantized value cache needs there) rounds them; the attention weights are
      * not (it sums the values in F32). The head dimension must be a multiple of 32, as llama.cpp requires.
      */
-    static final class Q8_0 extends KvCache {
+    static final class Q8_0 extends Converted {
         private static final int BLOCK = 32;
         private static final java.lang.foreign.ValueLayout.OfFloat SCALE = java.lang.foreign.ValueLayout.JAVA_FLOAT;
-        /** Each thread's converted kv head (as {@link F16}'s). */
-        private static final ThreadLocal<Head> SCRATCH = ThreadLocal.withInitial(Head::new);
-        private static final java.util.concurrent.atomic.AtomicLong IDS = new java.util.concurrent.atomic.AtomicLong();
-        private final long id = IDS.incrementAndGet();
         /** Per layer: int8 keys and values as the F32 cache's floats lie, and their scales. */
         private final MemorySegment[] keys, keyScales, values, valueScales;
 
@@ -388,37 +402,20 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.F16, KvCache.Q
             }
         }
 
-        /** The head's blocks of keys and its values, converted into the thread's scratch (as {@link F16#head}). */
         @Override
-        Head head(long call, int layer, int kvHead, int positions) {
-            Head h = SCRATCH.get();
-            if (h.cache == id && h.call == call && h.kvHead == kvHead && h.positions >= positions) return h;
+        void convert(int layer, int kvHead, int positions, float[] keys, float[] values) {
             int blocks = (positions + KEY_BLOCK - 1) / KEY_BLOCK, blockSize = headDim * KEY_BLOCK, kvBlocks = kvDim / BLOCK;
-            int keyFloats = keyPositions() * headDim + VectorMath.PRODUCT_SLACK;
-            int valueFloats = contextLength * headDim + VectorMath.PRODUCT_SLACK;
-            if (h.keys == null || h.keys.length < keyFloats) h.keys = new float[keyFloats];
-            if (h.values == null || h.values.length < valueFloats) h.values = new float[valueFloats];
             for (int b = 0; b < blocks; b++) {
                 int pos = b * KEY_BLOCK;
                 for (int i = 0, dim = kvHead * headDim; i < headDim; i++, dim++) {
-                    VectorMath.scaleBytes(keys[layer], keyIndex(pos) + (long) dim * KEY_BLOCK, keyScales[layer], scaleIndex(pos, dim / BLOCK, kvBlocks),
-                            h.keys, b * blockSize + i * KEY_BLOCK, KEY_BLOCK);
+                    VectorMath.scaleBytes(this.keys[layer], keyIndex(pos) + (long) dim * KEY_BLOCK, keyScales[layer], scaleIndex(pos, dim / BLOCK, kvBlocks),
+                            keys, b * blockSize + i * KEY_BLOCK, KEY_BLOCK);
                 }
             }
             long scales = (long) valueIndex(kvHead, 0) / BLOCK;
-            for (int p = 0, at = 0; p < positions; p++) {
-                for (int i = 0; i < headDim; i += BLOCK, at += BLOCK) {
-                    VectorMath.scaleBytes(values[layer], valueIndex(kvHead, 0) + at, valueScales[layer].getAtIndex(SCALE, scales + at / BLOCK), h.values, at, BLOCK);
-                }
+            for (int at = 0; at < positions * headDim; at += BLOCK) {
+                VectorMath.scaleBytes(this.values[layer], valueIndex(kvHead, 0) + at, valueScales[layer].getAtIndex(SCALE, scales + at / BLOCK), values, at, BLOCK);
             }
-            h.keyBase = 0;
-            h.keyBlockStride = blockSize;
-            h.valueBase = 0;
-            h.cache = id;
-            h.call = call;
-            h.kvHead = kvHead;
-            h.positions = positions;
-            return h;
         }
 
         /** Each block of 32 rounded as {@link #quantize} rounds it, and back. */
