@@ -72,9 +72,7 @@ class HuggingFaceTest {
     @Test
     void quantizedMixtralFromHuggingFaceStaysAMixture(@TempDir Path dir) throws IOException {
         Path gguf = Shared.REFERENCE.resolve("models/mini-mixtral-F32.gguf");
-        Path hfDir = Files.createDirectory(dir.resolve("hf"));
-        writeHuggingFace(gguf, hfDir, false);
-        Checkpoint hf = Checkpoint.load(hfDir, Shared.MODELS.resolve("tok512.bin"));
+        Checkpoint hf = huggingFaceMixtral(dir);
         Path out = dir.resolve("q8.gguf");
         gptfast4j.quant.QuantizeModel.plan(hf, gptfast4j.quant.QuantizeMode.INT8, gptfast4j.quant.QuantizeModel.Options.NONE).write(out, b -> { });
         Map<String, TensorData> written = GGUF.read(out).tensors();
@@ -97,9 +95,7 @@ class HuggingFaceTest {
     @Test
     void mixtralFromHuggingFaceIsLlamaQuantizesOfItsGguf(@TempDir Path dir) throws Exception {
         Path gguf = Shared.REFERENCE.resolve("models/mini-mixtral-F32.gguf");
-        Path hfDir = Files.createDirectory(dir.resolve("hf"));
-        writeHuggingFace(gguf, hfDir, false);
-        Checkpoint hf = Checkpoint.load(hfDir, Shared.MODELS.resolve("tok512.bin"));
+        Checkpoint hf = huggingFaceMixtral(dir);
         Path fixture = Path.of("src/test/resources/imatrix");
         gptfast4j.quant.ImportanceMatrix llamas = gptfast4j.quant.ImportanceMatrix.read(fixture.resolve("mini-mixtral.imatrix.gguf"));
         Path out = dir.resolve("q4_k_m.gguf");
@@ -125,6 +121,13 @@ class HuggingFaceTest {
             assertEquals(java.util.Arrays.toString(e.getValue().counts()), java.util.Arrays.toString(h.counts()), e.getKey());
             for (int i = 0; i < h.sums().length; i++) assertEquals(e.getValue().sums()[i], h.sums()[i], 1e-4 * Math.abs(e.getValue().sums()[i]) + 1e-6, e.getKey());
         }
+    }
+
+    /** mini-mixtral written as a Hugging Face directory in {@code dir}, loaded (its experts one tensor each). */
+    private static Checkpoint huggingFaceMixtral(Path dir) throws IOException {
+        Path hfDir = Files.createDirectory(dir.resolve("hf"));
+        writeHuggingFace(Shared.REFERENCE.resolve("models/mini-mixtral-F32.gguf"), hfDir, false);
+        return Checkpoint.load(hfDir, Shared.MODELS.resolve("tok512.bin"));
     }
 
     /**
