@@ -15,7 +15,8 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
 @Command(name = "perplexity", mixinStandardHelpOptions = true, sortOptions = false,
-        description = "Perplexity of a text as llama.cpp's llama-perplexity computes it; with --kl-base, KL divergence from a base model.")
+        description = {"Perplexity of a text as llama.cpp's llama-perplexity computes it; with --kl-base, KL divergence from a base model.",
+                "--kl-divergence-base FILE saves the model's log-probabilities; --kl-divergence compares another model with them (llama-perplexity's file)."})
 final class PerplexityCommand implements Callable<Integer> {
     @Mixin
     CommonOptions common;
