@@ -70,14 +70,6 @@ public final class Perplexity {
                                  int firstChunk, int maxChunks, Path saveTo, java.util.function.IntConsumer onChunk) {
         if (ctx < 4) throw new IllegalArgumentException("--ctx must be at least 4, got " + ctx);
         int[] tokens = tokenize(model, text);
-        if (firstChunk > 0) {
-            if ((long) (firstChunk + 1) * ctx > tokens.length) {
-                throw new IllegalArgumentException("the text has " + tokens.length + " tokens: from chunk " + firstChunk + " on, not one chunk of --ctx " + ctx + " is left");
-            }
-            tokens = java.util.Arrays.copyOfRange(tokens, firstChunk * ctx, tokens.length);
-        }
-        int chunks = Math.min(maxChunks, tokens.length / ctx);
-        if (chunks == 0) throw new IllegalArgumentException("the text has " + tokens.length + (tokens.length == 1 ? " token" : " tokens") + ", fewer than one chunk of --ctx " + ctx);
         int vocab = model.model().config.vocabSize();
         if (base != null && base.model().config.vocabSize() != vocab) {
             throw new IllegalArgumentException("the base model's vocabulary differs: " + base.model().config.vocabSize() + " tokens against the model's " + vocab
@@ -87,6 +79,14 @@ public final class Perplexity {
         if (base != null && !java.util.Arrays.equals(tokenize(base, text), tokens)) {
             throw new IllegalArgumentException("the base model's tokenizer differs: it splits the text into other tokens");
         }
+        if (firstChunk > 0) {
+            if ((long) (firstChunk + 1) * ctx > tokens.length) {
+                throw new IllegalArgumentException("the text has " + tokens.length + " tokens: from chunk " + firstChunk + " on, not one chunk of --ctx " + ctx + " is left");
+            }
+            tokens = java.util.Arrays.copyOfRange(tokens, firstChunk * ctx, tokens.length);
+        }
+        int chunks = Math.min(maxChunks, tokens.length / ctx);
+        if (chunks == 0) throw new IllegalArgumentException("the text has " + tokens.length + (tokens.length == 1 ? " token" : " tokens") + ", fewer than one chunk of --ctx " + ctx);
         Llama.State state = model.model().newState(ctx, ctx, ctx, kvType);
         state.observeInputs(inputs);
         Llama.State baseState = base == null ? null : base.model().newState(ctx, ctx, ctx, kvType);
