@@ -161,10 +161,13 @@ final class ImatrixCommand implements Callable<Integer> {
 
     /**
      * {@code v} with {@code decimals} decimals as C's {@code %.Nf} prints it: from its exact binary value, a tie to the
-     * even digit (Java's {@code %f} rounds the shortest decimal form half up: 15.625 -> 15.63 where C prints 15.62).
+     * even digit (Java's {@code %f} rounds the shortest decimal form half up: 15.625 -> 15.63 where C prints 15.62),
+     * a negative value that rounds to zero with its sign (-0.000000, as C prints it), and NaN as C prints x86's
+     * (whose invalid operations, a square root of a negative, make a NaN with the sign bit set): -nan.
      */
     static String fixed(double v, int decimals) {
-        if (!Double.isFinite(v)) return Double.isNaN(v) ? "nan" : v > 0 ? "inf" : "-inf";
-        return new BigDecimal(v).setScale(decimals, RoundingMode.HALF_EVEN).toPlainString();
+        if (!Double.isFinite(v)) return Double.isNaN(v) ? "-nan" : v > 0 ? "inf" : "-inf";
+        BigDecimal rounded = new BigDecimal(v).setScale(decimals, RoundingMode.HALF_EVEN);
+        return (rounded.signum() == 0 && Math.copySign(1.0, v) < 0 ? "-" : "") + rounded.toPlainString();
     }
 }
