@@ -3,6 +3,7 @@ package gptfast4j.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import gptfast4j.bench.MemoryBandwidth;
+import gptfast4j.io.GGUFShards;
 import gptfast4j.io.HugePages;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.model.KvCache;
@@ -190,7 +191,12 @@ final class BenchCommand implements Callable<Integer> {
                 }
                 if ((draftCheckpoint != null || lookup != null) && maxGen > 0) rows.addAll(speculative(ckpt, name, t, maxGen));
             }
-            if (quantize == null && Files.isRegularFile(checkpoint) && Files.size(checkpoint) >= LARGE_FILE) warnOfSmallPages(checkpoint);
+            if (quantize == null) {
+                // each file of a model in shards
+                for (Path file : ckpt.metadata() != null ? GGUFShards.paths(ckpt.path(), ckpt.metadata()) : List.of(checkpoint)) {
+                    if (Files.isRegularFile(file) && Files.size(file) >= LARGE_FILE) warnOfSmallPages(file);
+                }
+            }
         }
         if (format.equals("json")) {
             Map<String, Object> doc = new LinkedHashMap<>();
