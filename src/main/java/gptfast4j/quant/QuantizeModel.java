@@ -41,9 +41,11 @@ public final class QuantizeModel {
      * A quantized file to write: its metadata and tensors (each quantized as it is written), the tensors that could
      * not take the type the mode wanted, each with why and what they took instead (rows not a multiple of the type's
      * block of 32 or 256 weights), and, with an importance matrix, the tensors quantized without it (it has no entry
-     * for them).
+     * for them); {@code sourceNames}: each written tensor's name in the source (a pruned model's layers renumbered),
+     * where the source has it.
      */
-    public record Plan(Map<String, Metadata.Value> metadata, List<GGUFWriter.TensorSpec> tensors, List<String> notes, List<String> withoutImportance) {
+    public record Plan(Map<String, Metadata.Value> metadata, List<GGUFWriter.TensorSpec> tensors, List<String> notes, List<String> withoutImportance,
+                       Map<String, String> sourceNames) {
         /** The bytes of tensor data the file holds, what {@link #write}'s progress counts up to. */
         public long bytes() {
             return tensors.stream().mapToLong(GGUFWriter.TensorSpec::bytes).sum();
@@ -61,7 +63,7 @@ public final class QuantizeModel {
 
         /**
          * Quantizes and writes the file in shards as the source's ({@code sourceShards}: each shard's tensor names),
-         * each tensor in its source's shard, one the source lacks (a tied head quantized apart) in the last; returns
+         * each tensor in its source tensor's shard, one the source lacks (a tied head quantized apart) in the last; returns
          * their paths ({@link GGUFShards#names}).
          */
         public List<Path> writeShards(Path out, List<Set<String>> sourceShards, LongConsumer progress) {
@@ -69,7 +71,8 @@ public final class QuantizeModel {
             sourceShards.forEach(s -> shards.add(new ArrayList<>()));
             for (GGUFWriter.TensorSpec t : tensors) {
                 int k = sourceShards.size() - 1;
-                for (int i = 0; i < sourceShards.size(); i++) if (sourceShards.get(i).contains(t.name())) k = i;
+                String source = sourceNames.get(t.name());
+                for (int i = 0; i < sourceShards.size(); i++) if (sourceShards.get(i).contains(source)) k = i;
                 shards.get(k).add(t);
             }
             return GGUFShards.write(out, metadata, shards, progress);
@@ -147,6 +150,7 @@ public final class QuantizeModel {
         }
         List<String> notes = new ArrayList<>(), withoutImportance = new ArrayList<>();
         List<GGUFWriter.TensorSpec> specs = new ArrayList<>();
+        Map<String, String> sourceNames = new LinkedHashMap<>();
         int quantizedCount = 0;
         boolean permute = c.ropeStyle() == Config.RopeStyle.HALVES;
         boolean tied = !src.tensors().containsKey("output.weight");
@@ -173,6 +177,7 @@ public final class QuantizeModel {
                     : pure ? mode.base : mode.typeOf(kind, layer, kept, c, tied, imatrix != null);
             if (wanted == null || kind.equals("output") && options.leaveOutput()) {
                 specs.add(copy(name, td));
+                sourceNames.put(name, td.name());
                 continue;
             }
             int heads = !permute ? 0 : kind.equals("attn_q") ? c.nHeads() : kind.equals("attn_k") ? c.nKvHeads() : 0;
@@ -185,6 +190,7 @@ public final class QuantizeModel {
             }
             if (written == td.type() && heads == 0) {
                 specs.add(copy(name, td)); // already in its type (a tensor of the mode's type in a quantized file: as it is)
+                sourceNames.put(name, td.name());
             } else {
                 // the token embedding is read a row at a time, not multiplied: no input, no importance
                 float[] importance = kind.equals("token_embd") ? null
@@ -195,6 +201,7 @@ public final class QuantizeModel {
                             : "the importance matrix has no entry for " + td.name() + ", which q2_k_s needs for its Q2_K tensors");
                 }
                 specs.add(quantized(name, td, written, heads, importance)); // rows in GGUF's order
+                sourceNames.put(name, td.name());
                 if (!written.isFloat()) quantizedCount++;
             }
         }
@@ -216,7 +223,7 @@ public final class QuantizeModel {
             throw new IllegalArgumentException("nothing of " + src.path().getFileName() + " can be quantized to " + mode.flag + " (" + notes.getFirst()
                     + (notes.size() > 1 ? ", and so on" : "") + ")");
         }
-        return new Plan(md, specs, notes, withoutImportance);
+        return new Plan(md, specs, notes, withoutImportance, sourceNames);
     }
 
     /** The layer of a tensor named {@code blk.N.*}, -1 for the others. */

@@ -78,7 +78,7 @@ class GGUFShardsTest {
         assertEquals(-1, Files.mismatch(whole, fromShards));
     }
 
-    /** quantize --keep-split: llama-quantize --keep-split's shards, byte for byte, from any shard given. */
+    /** quantize --keep-split: llama-quantize --keep-split's shards, byte for byte, from any shard given, with a layer pruned too. */
     @Test
     void quantizingKeepsTheSplitAsLlamaQuantize(@TempDir Path dir) throws IOException {
         Map<String, String> theirs = new TreeMap<>();
@@ -94,6 +94,12 @@ class GGUFShardsTest {
             assertEquals(3, written.size());
             for (Path p : written) assertEquals(theirs.get(p.getFileName().toString()), sha256(p), p.getFileName().toString());
         }
+        // a layer pruned: each renumbered layer's tensors in the shard their source layer's were in
+        Checkpoint src = Checkpoint.load(shards.getFirst(), null);
+        List<Path> pruned = QuantizeModel.plan(src, QuantizeMode.of("q8_0", "--mode"), new QuantizeModel.Options(false, false, null, null, List.of(), null,
+                        false, Map.of(), new java.util.TreeSet<>(List.of(1))))
+                .writeShards(dir.resolve("by16-q8_0-prune1.gguf"), GGUFShards.tensorNames(src.path(), src.metadata()), bytes -> { });
+        for (Path p : pruned) assertEquals(theirs.get(p.getFileName().toString()), sha256(p), p.getFileName().toString());
     }
 
     @Test
