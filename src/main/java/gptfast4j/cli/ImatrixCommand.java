@@ -11,8 +11,6 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
-import java.math.BigDecimal;
-import java.math.RoundingMode;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -137,7 +135,7 @@ final class ImatrixCommand implements Callable<Integer> {
 
     /**
      * The statistics as llama-imatrix --show-statistics prints them (its columns, tab-separated), on standard output,
-     * each figure rounded as C's printf rounds it ({@link #fixed}).
+     * each figure rounded as C's printf rounds it ({@link CFormat#fixed}).
      */
     private static void printStatistics(Path matrix, ImportanceStatistics s) {
         for (String name : s.skipped()) System.err.println("imatrix: " + name + " has no counted inputs; left out");
@@ -147,27 +145,15 @@ final class ImatrixCommand implements Callable<Integer> {
         System.out.println("=".repeat(169));
         for (ImportanceStatistics.Tensor t : s.tensors()) {
             System.out.printf("%5s\t%-20s\t%10s\t%8s\t%11s\t%6s\t%6s\t%8s%%\t%6d\t%10s\t%6s%%\t%10s%%\t%8s%n", t.layer(), t.tensor(),
-                    fixed(t.total(), 2), fixed(t.min(), 4), fixed(t.max(), 4), fixed(t.mean(), 2), fixed(t.stddev(), 2), fixed(100f * t.active(), 2),
-                    t.elements(), fixed(t.entropy(), 4), fixed(100 * t.normalizedEntropy(), 2), fixed(100f * t.zd(), 2), fixed(t.cosineSimilarity(), 4));
+                    CFormat.fixed(t.total(), 2), CFormat.fixed(t.min(), 4), CFormat.fixed(t.max(), 4), CFormat.fixed(t.mean(), 2), CFormat.fixed(t.stddev(), 2), CFormat.fixed(100f * t.active(), 2),
+                    t.elements(), CFormat.fixed(t.entropy(), 4), CFormat.fixed(100 * t.normalizedEntropy(), 2), CFormat.fixed(100f * t.zd(), 2), CFormat.fixed(t.cosineSimilarity(), 4));
         }
         System.out.printf("%nComputing weighted average statistics per layer (%d layers)%n%n", s.layers().size());
         System.out.println(String.join("\t", "  Layer", "     μΣ(Act²)", "      μZD", "μCosSim"));
         System.out.println("=".repeat(48));
         for (ImportanceStatistics.Layer l : s.layers()) {
-            System.out.printf("%5d\t%14s\t%10s%%\t%6s%n", l.layer(), fixed(l.total(), 2), fixed(100f * l.zd(), 4), fixed(l.cosineSimilarity(), 4));
+            System.out.printf("%5d\t%14s\t%10s%%\t%6s%n", l.layer(), CFormat.fixed(l.total(), 2), CFormat.fixed(100f * l.zd(), 4), CFormat.fixed(l.cosineSimilarity(), 4));
         }
         System.out.println();
-    }
-
-    /**
-     * {@code v} with {@code decimals} decimals as C's {@code %.Nf} prints it: from its exact binary value, a tie to the
-     * even digit (Java's {@code %f} rounds the shortest decimal form half up: 15.625 -> 15.63 where C prints 15.62),
-     * a negative value that rounds to zero with its sign (-0.000000, as C prints it), and NaN as C prints x86's
-     * (whose invalid operations, a square root of a negative, make a NaN with the sign bit set): -nan.
-     */
-    static String fixed(double v, int decimals) {
-        if (!Double.isFinite(v)) return Double.isNaN(v) ? "-nan" : v > 0 ? "inf" : "-inf";
-        BigDecimal rounded = new BigDecimal(v).setScale(decimals, RoundingMode.HALF_EVEN);
-        return (rounded.signum() == 0 && Math.copySign(1.0, v) < 0 ? "-" : "") + rounded.toPlainString();
     }
 }

@@ -80,7 +80,7 @@ final class PerplexityCommand implements Callable<Integer> {
         Perplexity.Result r;
         if (chunks < 1) throw new IllegalArgumentException("--chunks must be at least 1, got " + chunks);
         try (ProgressLine progress = ProgressLine.chunks("perplexity", Math.min(chunks, Perplexity.tokenize(model, text).length / ctx))) {
-            r = Perplexity.compute(model, base, text, ctx, kvType, null, chunks, logProbabilities, c -> progress.accept(c + 1));
+            r = Perplexity.compute(model, base, text, ctx, kvType, null, 0, chunks, logProbabilities, c -> progress.accept(c + 1));
         }
         StringBuilder running = new StringBuilder();
         for (int i = 0; i < r.runningPpl().size(); i++) running.append(String.format("[%d]%.4f,", i + 1, r.runningPpl().get(i)));
@@ -97,42 +97,32 @@ final class PerplexityCommand implements Callable<Integer> {
     /** The statistics as llama-perplexity --kl-divergence prints them at its end. */
     private static void print(KlDivergence kl) {
         System.out.println("====== Perplexity statistics ======");
-        printf("Mean PPL(Q)                   : %10.6f ± %10.6f%n", kl.ppl().value(), kl.ppl().uncertainty());
-        printf("Mean PPL(base)                : %10.6f ± %10.6f%n", kl.basePpl().value(), kl.basePpl().uncertainty());
-        printf("Cor(ln(PPL(Q)), ln(PPL(base))): %6.2f%%%n", 100 * kl.correlation());
-        printf("Mean ln(PPL(Q)/PPL(base))     : %10.6f ± %10.6f%n", kl.logPplRatio().value(), kl.logPplRatio().uncertainty());
-        printf("Mean PPL(Q)/PPL(base)         : %10.6f ± %10.6f%n", kl.pplRatio().value(), kl.pplRatio().uncertainty());
-        printf("Mean PPL(Q)-PPL(base)         : %10.6f ± %10.6f%n", kl.pplDifference().value(), kl.pplDifference().uncertainty());
+        CFormat.printf("Mean PPL(Q)                   : %10.6f ± %10.6f%n", kl.ppl().value(), kl.ppl().uncertainty());
+        CFormat.printf("Mean PPL(base)                : %10.6f ± %10.6f%n", kl.basePpl().value(), kl.basePpl().uncertainty());
+        CFormat.printf("Cor(ln(PPL(Q)), ln(PPL(base))): %6.2f%%%n", 100 * kl.correlation());
+        CFormat.printf("Mean ln(PPL(Q)/PPL(base))     : %10.6f ± %10.6f%n", kl.logPplRatio().value(), kl.logPplRatio().uncertainty());
+        CFormat.printf("Mean PPL(Q)/PPL(base)         : %10.6f ± %10.6f%n", kl.pplRatio().value(), kl.pplRatio().uncertainty());
+        CFormat.printf("Mean PPL(Q)-PPL(base)         : %10.6f ± %10.6f%n", kl.pplDifference().value(), kl.pplDifference().uncertainty());
         System.out.println();
         System.out.println("====== KL divergence statistics ======");
-        printf("Mean    KLD: %10.6f ± %10.6f%n", kl.meanKld().value(), kl.meanKld().uncertainty());
+        CFormat.printf("Mean    KLD: %10.6f ± %10.6f%n", kl.meanKld().value(), kl.meanKld().uncertainty());
         float[] k = kl.kld();
-        printf("Maximum KLD: %10.6f%n", (double) k[k.length - 1]);
-        for (float f : new float[]{0.999f, 0.99f, 0.95f, 0.9f}) printf("%4.1f%%   KLD: %10.6f%n", 100.0 * f, (double) KlDivergence.percentile(k, f));
-        printf("Median  KLD: %10.6f%n", (double) KlDivergence.median(k));
-        for (float f : new float[]{0.1f, 0.05f, 0.01f, 0.001f}) printf("%4.1f%%   KLD: %10.6f%n", 100.0 * f, (double) KlDivergence.percentile(k, f));
-        printf("Minimum KLD: %10.6f%n", (double) k[0]);
+        CFormat.printf("Maximum KLD: %10.6f%n", (double) k[k.length - 1]);
+        for (float f : new float[]{0.999f, 0.99f, 0.95f, 0.9f}) CFormat.printf("%4.1f%%   KLD: %10.6f%n", 100.0 * f, (double) KlDivergence.percentile(k, f));
+        CFormat.printf("Median  KLD: %10.6f%n", (double) KlDivergence.median(k));
+        for (float f : new float[]{0.1f, 0.05f, 0.01f, 0.001f}) CFormat.printf("%4.1f%%   KLD: %10.6f%n", 100.0 * f, (double) KlDivergence.percentile(k, f));
+        CFormat.printf("Minimum KLD: %10.6f%n", (double) k[0]);
         System.out.println();
         System.out.println("====== Token probability statistics ======");
-        printf("Mean    Δp: %6.3f ± %5.3f %%%n", 100 * kl.meanPDiff().value(), 100 * kl.meanPDiff().uncertainty());
+        CFormat.printf("Mean    Δp: %6.3f ± %5.3f %%%n", 100 * kl.meanPDiff().value(), 100 * kl.meanPDiff().uncertainty());
         float[] d = kl.pDiff();
-        printf("Maximum Δp: %6.3f%%%n", 100.0 * d[d.length - 1]);
-        for (float f : new float[]{0.999f, 0.99f, 0.95f, 0.9f, 0.75f}) printf("%4.1f%%   Δp: %6.3f%%%n", 100.0 * f, 100.0 * KlDivergence.percentile(d, f));
-        printf("Median  Δp: %6.3f%%%n", 100.0 * KlDivergence.median(d));
-        for (float f : new float[]{0.25f, 0.1f, 0.05f, 0.01f, 0.001f}) printf("%4.1f%%   Δp: %6.3f%%%n", 100.0 * f, 100.0 * KlDivergence.percentile(d, f));
-        printf("Minimum Δp: %6.3f%%%n", 100.0 * d[0]);
-        printf("RMS Δp    : %6.3f ± %5.3f %%%n", 100 * kl.rmsPDiff().value(), 100 * kl.rmsPDiff().uncertainty());
-        printf("Same top p: %6.3f ± %5.3f %%%n", 100 * kl.sameTopShare().value(), 100 * kl.sameTopShare().uncertainty());
+        CFormat.printf("Maximum Δp: %6.3f%%%n", 100.0 * d[d.length - 1]);
+        for (float f : new float[]{0.999f, 0.99f, 0.95f, 0.9f, 0.75f}) CFormat.printf("%4.1f%%   Δp: %6.3f%%%n", 100.0 * f, 100.0 * KlDivergence.percentile(d, f));
+        CFormat.printf("Median  Δp: %6.3f%%%n", 100.0 * KlDivergence.median(d));
+        for (float f : new float[]{0.25f, 0.1f, 0.05f, 0.01f, 0.001f}) CFormat.printf("%4.1f%%   Δp: %6.3f%%%n", 100.0 * f, 100.0 * KlDivergence.percentile(d, f));
+        CFormat.printf("Minimum Δp: %6.3f%%%n", 100.0 * d[0]);
+        CFormat.printf("RMS Δp    : %6.3f ± %5.3f %%%n", 100 * kl.rmsPDiff().value(), 100 * kl.rmsPDiff().uncertainty());
+        CFormat.printf("Same top p: %6.3f ± %5.3f %%%n", 100 * kl.sameTopShare().value(), 100 * kl.sameTopShare().uncertainty());
         System.out.println();
-    }
-
-    /** {@code printf} with C's rounding ({@link ImatrixCommand#fixed}): the figures print as llama-perplexity's do. */
-    private static void printf(String format, double... values) {
-        java.util.regex.Matcher m = java.util.regex.Pattern.compile("%(\\d+)\\.(\\d+)f").matcher(format);
-        StringBuilder out = new StringBuilder();
-        int i = 0;
-        while (m.find()) m.appendReplacement(out, String.format("%" + m.group(1) + "s", ImatrixCommand.fixed(values[i++], Integer.parseInt(m.group(2)))).replace("$", "\\$"));
-        m.appendTail(out);
-        System.out.print(String.format(out.toString()));
     }
 }

@@ -92,12 +92,12 @@ public final class ImportanceCollector implements Llama.InputObserver {
         String name = weight.name;
         int expert = 0, matrices = 1;
         int bracket = name.lastIndexOf('[');
-        java.util.regex.Matcher apart = EXPERT_APART.matcher(name);
+        java.util.regex.Matcher apart;
         if (bracket > 0 && name.endsWith("]")) {
             expert = Integer.parseInt(name.substring(bracket + 1, name.length() - 1));
             name = name.substring(0, bracket);
             matrices = experts;
-        } else if (apart.matches()) {
+        } else if (experts > 0 && (apart = EXPERT_APART.matcher(name)).matches()) {
             // an expert stored as a tensor of its own (a Hugging Face Mixtral's): under the merged tensor's name, as
             // llama-imatrix names it from the GGUF, which quantize looks up for either
             expert = Integer.parseInt(apart.group(3));

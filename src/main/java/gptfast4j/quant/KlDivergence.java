@@ -129,11 +129,12 @@ public record KlDivergence(int count, double sumNll, double sumNll2, double sumN
             double sumExp = 0;
             for (int i = 0; i < vocab; i++) sumExp += (float) Math.exp(logits[i] - max);
             float logSumExp = (float) Math.log(sumExp);
-            float scale = base.scale(chunk, p), least = base.least(chunk, p);
+            long entry = base.entry(chunk, p);
+            float scale = base.scale(entry), least = base.least(entry);
             float nll = max + logSumExp - logits[next];
             this.nll += nll;
             nll2 += nll * nll;
-            float nllBase = -base.logProbability(chunk, p, next, scale, least);
+            float nllBase = -base.logProbability(entry, next, scale, least);
             this.nllBase += nllBase;
             nllBase2 += nllBase * nllBase;
             nllNllBase += nll * nllBase;
@@ -142,7 +143,7 @@ public record KlDivergence(int count, double sumNll, double sumNll2, double sumN
             int topBase = -1;
             float topLogBase = 0;
             for (int i = 0; i < vocab; i++) {
-                float logBase = base.logProbability(chunk, p, i, scale, least);
+                float logBase = base.logProbability(entry, i, scale, least);
                 if (i == 0 || logBase > topLogBase) {
                     topLogBase = logBase;
                     topBase = i;

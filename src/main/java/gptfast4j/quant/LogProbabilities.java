@@ -139,23 +139,25 @@ public final class LogProbabilities {
             return new Reader(path, ctx, vocab, chunks, tokens, file, dataStart);
         }
 
-        /** Where position {@code p} (from {@code ctx/2}) of {@code chunk} has its entry. */
-        private long entry(int chunk, int p) {
+        /** Where position {@code p} (from {@code ctx/2}) of {@code chunk} has its entry, in bytes. */
+        long entry(int chunk, int p) {
             int scored = ctx - 1 - ctx / 2;
             return dataStart + ((long) chunk * scored + (p - ctx / 2)) * entryLength(vocab) * 2;
         }
 
-        float scale(int chunk, int p) {
-            return file.get(F32, entry(chunk, p));
+        /** The entry's scale. */
+        float scale(long entry) {
+            return file.get(F32, entry);
         }
 
-        float least(int chunk, int p) {
-            return file.get(F32, entry(chunk, p) + 4);
+        /** The entry's least log-probability. */
+        float least(long entry) {
+            return file.get(F32, entry + 4);
         }
 
-        /** Token {@code t}'s log-probability at position {@code p} of {@code chunk}. */
-        float logProbability(int chunk, int p, int t, float scale, float least) {
-            return scale * Short.toUnsignedInt(file.get(U16, entry(chunk, p) + 8 + 2L * t)) + least;
+        /** Token {@code t}'s log-probability in the entry of {@code scale} and {@code least}. */
+        float logProbability(long entry, int t, float scale, float least) {
+            return scale * Short.toUnsignedInt(file.get(U16, entry + 8 + 2L * t)) + least;
         }
     }
 }

@@ -40,31 +40,17 @@ public final class Perplexity {
 
     /** As llama-perplexity with {@code -ctk} and {@code -ctv} of {@code kvType}; the base model runs with the same cache. */
     public static Result compute(Checkpoint model, Checkpoint base, String text, int ctx, KvCache.Type kvType, java.util.function.IntConsumer onChunk) {
-        return compute(model, base, text, ctx, kvType, null, Integer.MAX_VALUE, onChunk);
+        return compute(model, base, text, ctx, kvType, null, 0, Integer.MAX_VALUE, null, onChunk);
     }
 
     /**
-     * {@link #compute}, over at most {@code maxChunks} chunks, with {@code inputs} (null for none) seeing every matrix
-     * product's inputs: the logits of every position are computed then, as llama-imatrix asks for them, so that the
-     * last layer and the output head see every token (the scored positions' logits are the same bits either way).
-     */
-    public static Result compute(Checkpoint model, Checkpoint base, String text, int ctx, KvCache.Type kvType, Llama.InputObserver inputs,
-                                 int maxChunks, java.util.function.IntConsumer onChunk) {
-        return compute(model, base, text, ctx, kvType, inputs, maxChunks, null, onChunk);
-    }
-
-    /**
-     * {@link #compute}, the scored positions' log-probabilities saved to {@code saveTo} (null: not saved) as
-     * llama-perplexity's {@code --kl-divergence-base} saves them, for {@link #klDivergence} later.
-     */
-    public static Result compute(Checkpoint model, Checkpoint base, String text, int ctx, KvCache.Type kvType, Llama.InputObserver inputs,
-                                 int maxChunks, Path saveTo, java.util.function.IntConsumer onChunk) {
-        return compute(model, base, text, ctx, kvType, inputs, 0, maxChunks, saveTo, onChunk);
-    }
-
-    /**
-     * {@link #compute}, from chunk {@code firstChunk} of the text on (the tokens before it left out, as
-     * llama-imatrix's {@code --chunk} leaves them: to go on with a run that was cut short).
+     * {@link #compute}, over at most {@code maxChunks} chunks from chunk {@code firstChunk} of the text on (the tokens
+     * before it left out, as llama-imatrix's {@code --chunk} leaves them: to go on with a run that was cut short);
+     * with {@code inputs} (null for none) seeing every matrix product's inputs: the logits of every position are
+     * computed then, as llama-imatrix asks for them, so that the last layer and the output head see every token (the
+     * scored positions' logits are the same bits either way); the scored positions' log-probabilities saved to
+     * {@code saveTo} (null: not saved) as llama-perplexity's {@code --kl-divergence-base} saves them, for
+     * {@link #klDivergence} later.
      */
     public static Result compute(Checkpoint model, Checkpoint base, String text, int ctx, KvCache.Type kvType, Llama.InputObserver inputs,
                                  int firstChunk, int maxChunks, Path saveTo, java.util.function.IntConsumer onChunk) {

@@ -336,26 +336,19 @@ public final class QuantizeModel {
 
     /** The source's tensors as they are written: each as it is, but a layer's experts stored apart, merged (in the first's place). */
     private static List<Source> sources(Map<String, TensorData> tensors) {
-        Map<String, Object> written = new LinkedHashMap<>(); // a tensor, or a merged tensor's experts by index
+        // each tensor written, by name: its parts by expert (a tensor of its own under -1)
+        Map<String, java.util.TreeMap<Integer, TensorData>> written = new LinkedHashMap<>();
         for (TensorData t : tensors.values()) {
             java.util.regex.Matcher m = EXPERT.matcher(t.name());
-            if (!m.matches()) {
-                written.put(t.name(), t);
-                continue;
-            }
-            @SuppressWarnings("unchecked")
-            Map<Integer, TensorData> experts = (Map<Integer, TensorData>) written.computeIfAbsent("blk." + m.group(1) + "." + m.group(2) + "_exps.weight",
-                    k -> new java.util.TreeMap<Integer, TensorData>());
-            experts.put(Integer.parseInt(m.group(3)), t);
+            String name = m.matches() ? "blk." + m.group(1) + "." + m.group(2) + "_exps.weight" : t.name();
+            written.computeIfAbsent(name, k -> new java.util.TreeMap<>()).put(m.matches() ? Integer.parseInt(m.group(3)) : -1, t);
         }
         List<Source> sources = new ArrayList<>();
-        written.forEach((name, v) -> {
-            if (v instanceof TensorData t) {
-                sources.add(Source.of(t));
+        written.forEach((name, experts) -> {
+            if (experts.firstKey() == -1) {
+                sources.add(Source.of(experts.firstEntry().getValue()));
                 return;
             }
-            @SuppressWarnings("unchecked")
-            java.util.TreeMap<Integer, TensorData> experts = (java.util.TreeMap<Integer, TensorData>) v;
             List<TensorData> parts = List.copyOf(experts.values());
             TensorData e0 = parts.getFirst();
             for (TensorData t : parts) {

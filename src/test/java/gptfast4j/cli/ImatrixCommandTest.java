@@ -46,12 +46,12 @@ class ImatrixCommandTest {
     /** C's {@code %.Nf}: the exact binary value rounded, ties to even, the sign of a negative zero kept, x86's NaN. */
     @Test
     void figuresPrintAsCPrintsThem() {
-        assertEquals("15.62", ImatrixCommand.fixed(15.625, 2)); // Java's %.2f: 15.63
-        assertEquals("1.00", ImatrixCommand.fixed(1.005, 2)); // 1.00499999999999989...; Java's %.2f: 1.01
-        assertEquals("-0.000000", ImatrixCommand.fixed(-1e-9, 6));
-        assertEquals("0.000000", ImatrixCommand.fixed(1e-9, 6));
-        assertEquals("-nan", ImatrixCommand.fixed(Math.sqrt(-1), 6));
-        assertEquals("-3.1416", ImatrixCommand.fixed(-Math.PI, 4));
+        assertEquals("15.62", CFormat.fixed(15.625, 2)); // Java's %.2f: 15.63
+        assertEquals("1.00", CFormat.fixed(1.005, 2)); // 1.00499999999999989...; Java's %.2f: 1.01
+        assertEquals("-0.000000", CFormat.fixed(-1e-9, 6));
+        assertEquals("0.000000", CFormat.fixed(1e-9, 6));
+        assertEquals("-nan", CFormat.fixed(Math.sqrt(-1), 6));
+        assertEquals("-3.1416", CFormat.fixed(-Math.PI, 4));
     }
 
     @Test
