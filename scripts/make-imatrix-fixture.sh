@@ -35,41 +35,16 @@ done
 for t in q2_k q4_1 iq4_xs; do
   "$bin/llama-quantize" --imatrix mini-mixtral.imatrix.gguf --pure "$models/mini-mixtral-F32.gguf" "$tmp/mini-mixtral-pure-$t.gguf" "${t^^}" >/dev/null 2>&1
 done
-python3 - "$tmp"/*.gguf >"$out/quantized.sha256" <<'PY'
-# per file: its quantize.imatrix.* keys, then each tensor's type and the SHA-256 of its bytes (a GGUF v3 reader of its own)
-import hashlib, os, struct, sys
-sizes = {0: 'B', 1: 'b', 2: 'H', 3: 'h', 4: 'I', 5: 'i', 6: 'f', 7: '?', 10: 'Q', 11: 'q', 12: 'd'}
-# ggml type id: (block size, block bytes)
-blocks = {0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34), 10: (256, 84), 11: (256, 110),
-          12: (256, 144), 13: (256, 176), 14: (256, 210), 20: (32, 18), 23: (256, 136)}
+PYTHONPATH="$here/scripts" python3 - "$tmp"/*.gguf >"$out/quantized.sha256" <<'PY'
+# per file: its quantize.imatrix.* keys, then each tensor's type and the SHA-256 of its bytes
+import gguf_tensors, hashlib, os, sys
 for f in sys.argv[1:]:
-    b = open(f, 'rb').read(); pos = 4
-    def take(fmt):
-        global pos
-        v = struct.unpack_from('<' + fmt, b, pos)[0]; pos += struct.calcsize('<' + fmt); return v
-    def string():
-        global pos
-        n = take('Q'); s = b[pos:pos + n].decode(); pos += n; return s
-    def value(t):
-        if t == 8: return string()
-        if t == 9:
-            et = take('I'); n = take('Q'); return [value(et) for _ in range(n)]
-        return take(sizes[t])
-    take('I'); n_tensors = take('Q'); n_kv = take('Q'); align = 32
+    keys, tensors = gguf_tensors.read(f)
     label = os.path.basename(f)[:-5]
-    for _ in range(n_kv):
-        k = string(); v = value(take('I'))
-        if k == 'general.alignment': align = v
+    for k, v in keys.items():
         if k.startswith('quantize.imatrix.') and k != 'quantize.imatrix.file': print(label, 'key', k, v)
-    infos = []
-    for _ in range(n_tensors):
-        name = string(); dims = [take('Q') for _ in range(take('I'))]; t = take('I'); infos.append((name, dims, t, take('Q')))
-    start = (pos + align - 1) // align * align
-    for name, dims, t, off in infos:
-        n = 1
-        for d in dims: n *= d
-        size = n // blocks[t][0] * blocks[t][1]
-        print(label, name, t, hashlib.sha256(b[start + off:start + off + size]).hexdigest())
+    for name, dims, t, data in tensors:
+        print(label, name, t, hashlib.sha256(data).hexdigest())
 PY
 # and each whole file's (llama-quantize's tensor order and keys; the matrix named as given here, from the fixture's folder),
 # with two files of layers pruned: mini-llama3's q4_k_m without its layer 0, mini-mixtral's q3_k_m with a matrix without

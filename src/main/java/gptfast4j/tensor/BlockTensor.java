@@ -14,12 +14,12 @@ import java.nio.ByteOrder;
  * final class's {@code dotRows} calls it, so that C2 sees one format there), and {@link #dequantizeBlock} decodes a
  * block to floats with vector code, rounding as ggml's dequantize_row (rows, the tiles). The GGUF types of downloadable
  * files whose file layouts have no lane kernels: Q5_0 and Q5_1 (older files, and tensors of some K-quant mixes), Q2_K
- * and Q3_K (the Q2_K and Q3_K_S/M/L mixes), IQ4_NL and IQ4_XS. Each decodes from a copy in a lane layout (README,
- * "Quantization"): Q5_0's weights are exactly Q8_0's kind ({@link #q8_0Copy}); Q2_K, Q3_K, Q5_1, IQ4_NL and IQ4_XS
- * have layouts of their own ({@link Q2_KLanes}, {@link Q3_KLanes}, {@link Q5_1Lanes}, {@link IQ4Lanes}; IQ4_NL takes
- * Q8_0's where IQ4's does not fit).
+ * and Q3_K (the Q2_K and Q3_K_S/M/L mixes), IQ4_NL and IQ4_XS, and the grid i-quants ({@link GridTensor}). Each but
+ * the grid i-quants decodes from a copy in a lane layout (README, "Quantization"): Q5_0's weights are exactly Q8_0's
+ * kind ({@link #q8_0Copy}); Q2_K, Q3_K, Q5_1, IQ4_NL and IQ4_XS have layouts of their own ({@link Q2_KLanes}, {@link
+ * Q3_KLanes}, {@link Q5_1Lanes}, {@link IQ4Lanes}; IQ4_NL takes Q8_0's where IQ4's does not fit).
  */
-abstract sealed class BlockTensor extends Tensor permits Q5_0Tensor, Q5_1Tensor, Q2_KTensor, Q3_KTensor, IQ4_NLTensor, IQ4_XSTensor {
+abstract sealed class BlockTensor extends Tensor permits Q5_0Tensor, Q5_1Tensor, Q2_KTensor, Q3_KTensor, IQ4_NLTensor, IQ4_XSTensor, GridTensor {
     /** Lane i holds i: a lane's position in a vector, for shifts that differ by lane. */
     static final IntVector LANE_INDEX = IntVector.zero(I_SPECIES).addIndex(1);
 

@@ -19,13 +19,20 @@ public enum GGMLType {
     Q5_K(13, 256, 2 + 2 + 12 + 256 / 8 + 256 / 2),
     Q6_K(14, 256, 256 / 2 + 256 / 4 + 256 / 16 + 2),
     Q8_K(15, 256, 4 + 256 + 256 / 16 * 2),
+    IQ2_XXS(16, 256, 2 + 256 / 8 * 2),
+    IQ2_XS(17, 256, 2 + 256 / 8 * 2 + 256 / 32),
+    IQ3_XXS(18, 256, 2 + 3 * 256 / 8),
+    IQ1_S(19, 256, 2 + 256 / 8 + 256 / 16),
     IQ4_NL(20, 32, 2 + 16),
+    IQ3_S(21, 256, 2 + 13 * 256 / 32 + 256 / 64),
+    IQ2_S(22, 256, 2 + 256 / 4 + 256 / 16),
     IQ4_XS(23, 256, 2 + 2 + 256 / 64 + 256 / 2),
     I8(24, 1, 1),
     I16(25, 1, 2),
     I32(26, 1, 4),
     I64(27, 1, 8),
     F64(28, 1, 8),
+    IQ1_M(29, 256, 256 / 8 + 256 / 16 + 256 / 32),
     BF16(30, 1, 2);
 
     public final int id;
@@ -65,18 +72,11 @@ public enum GGMLType {
     }
 
     /**
-     * The name llama.cpp gives a type id this enum leaves out (ggml.h's enum ggml_type: its other i-quants, ternary
-     * and MXFP4 types, and the repacked types it once wrote into files), for errors; null for an id it has no type at.
+     * The name llama.cpp gives a type id this enum leaves out (ggml.h's enum ggml_type: its ternary and MXFP4 types,
+     * and the repacked types it once wrote into files), for errors; null for an id it has no type at.
      */
     public static String otherName(int id) {
         return switch (id) {
-            case 16 -> "IQ2_XXS";
-            case 17 -> "IQ2_XS";
-            case 18 -> "IQ3_XXS";
-            case 19 -> "IQ1_S";
-            case 21 -> "IQ3_S";
-            case 22 -> "IQ2_S";
-            case 29 -> "IQ1_M";
             case 31 -> "Q4_0_4_4";
             case 32 -> "Q4_0_4_8";
             case 33 -> "Q4_0_8_8";

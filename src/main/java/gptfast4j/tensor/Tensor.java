@@ -152,6 +152,13 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
             case Q3_K -> new Q3_KTensor(name, data, cols, rows);
             case IQ4_NL -> new IQ4_NLTensor(name, data, cols, rows);
             case IQ4_XS -> new IQ4_XSTensor(name, data, cols, rows);
+            case IQ1_S -> new IQ1_STensor(name, data, cols, rows);
+            case IQ1_M -> new IQ1_MTensor(name, data, cols, rows);
+            case IQ2_XXS -> new IQ2_XXSTensor(name, data, cols, rows);
+            case IQ2_XS -> new IQ2_XSTensor(name, data, cols, rows);
+            case IQ2_S -> new IQ2_STensor(name, data, cols, rows);
+            case IQ3_XXS -> new IQ3_XXSTensor(name, data, cols, rows);
+            case IQ3_S -> new IQ3_STensor(name, data, cols, rows);
             default -> throw new ModelFormatException("tensor " + name + " has unsupported tensor type " + type);
         };
     }

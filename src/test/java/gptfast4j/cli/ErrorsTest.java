@@ -267,8 +267,8 @@ class ErrorsTest {
     void unsupportedTensorTypeIsNamed(@TempDir Path dir) throws IOException {
         Path q8 = patchTensorInfo(dir, "blk.0.attn_q.weight", 0, 9); // Q8_1: known to GGUF (llama.cpp's activations), no weights of it here
         assertOneLineError(run("generate", "--checkpoint", q8.toString()), "unsupported tensor type Q8_1");
-        Path iq2 = patchTensorInfo(dir, "blk.0.attn_q.weight", 0, 16); // llama.cpp's IQ2_XXS, whose block size we do not hold
-        assertOneLineError(run("generate", "--checkpoint", iq2.toString()), "has type IQ2_XXS (GGML type id 16), which gptfast4j does not read");
+        Path tq1 = patchTensorInfo(dir, "blk.0.attn_q.weight", 0, 34); // llama.cpp's TQ1_0, whose block size we do not hold
+        assertOneLineError(run("generate", "--checkpoint", tq1.toString()), "has type TQ1_0 (GGML type id 34), which gptfast4j does not read");
         Path unknown = patchTensorInfo(dir, "blk.0.attn_q.weight", 0, 77);
         assertOneLineError(run("generate", "--checkpoint", unknown.toString()), "unknown tensor type id 77");
     }

@@ -49,11 +49,13 @@ class DecodeAllocationTest {
 
     /**
      * The same for the formats of llama.cpp's files that ours never hold (Q2_K, Q3_K, Q5_0, Q5_1, IQ4_NL, IQ4_XS), on
-     * BlockFormatsTest's file: with their decode copies (Q3_K's, Q5_0's, IQ4_NL's and IQ4_XS's), and in the files' layout.
+     * BlockFormatsTest's file: with their decode copies (Q3_K's, Q5_0's, IQ4_NL's and IQ4_XS's), and in the files' layout;
+     * and the grid i-quants (IQ1_S ... IQ3_S, no decode copies) on IQuantsTest's.
      */
-    @Test
-    void decodeStepsOfTheBlockFormatsAllocateNothing() {
-        java.nio.file.Path file = java.nio.file.Path.of("src/test/resources/block-formats/mini-llama2-mixed.gguf");
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"block-formats/mini-llama2-mixed.gguf", "i-quants/mini-llama2-iq.gguf"})
+    void decodeStepsOfTheBlockFormatsAllocateNothing(String fixture) {
+        java.nio.file.Path file = java.nio.file.Path.of("src/test/resources").resolve(fixture);
         assertDecodeAllocatesNothing(Checkpoint.load(file, null).model());
         Llama fileLayout = Checkpoint.load(file, null).model();
         assertEquals(false, fileLayout.useDecodeLayouts(java.util.OptionalLong.of(0)));

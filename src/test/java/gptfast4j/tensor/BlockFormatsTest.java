@@ -39,10 +39,16 @@ class BlockFormatsTest {
 
     @Test
     void dequantizationIsGgmls() throws Exception {
+        Set<GGMLType> seen = dequantizationIsGgmls(FILE, DIR.resolve("dequantized.sha256"));
+        assertEquals(EnumSet.of(GGMLType.F32, GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.IQ4_NL, GGMLType.IQ4_XS), seen);
+    }
+
+    /** Each tensor of {@code file} dequantized, its F32 bytes' SHA-256 against llama.cpp's ({@code sha256s}); the types seen. */
+    static Set<GGMLType> dequantizationIsGgmls(Path file, Path sha256s) throws Exception {
         Map<String, String> expected = new TreeMap<>();
-        for (String line : Files.readAllLines(DIR.resolve("dequantized.sha256"))) expected.put(line.split(" ")[0], line.split(" ")[1]);
+        for (String line : Files.readAllLines(sha256s)) expected.put(line.split(" ")[0], line.split(" ")[1]);
         Set<GGMLType> seen = EnumSet.noneOf(GGMLType.class);
-        Map<String, TensorData> tensors = GGUF.read(FILE).tensors();
+        Map<String, TensorData> tensors = GGUF.read(file).tensors();
         assertEquals(expected.keySet(), new TreeMap<>(tensors).keySet());
         for (TensorData td : tensors.values()) {
             Tensor t = Tensor.of(td);
@@ -58,7 +64,7 @@ class BlockFormatsTest {
             }
             assertEquals(expected.get(td.name()), HexFormat.of().formatHex(sha.digest()), td.name() + " (" + t.type + ")");
         }
-        assertEquals(EnumSet.of(GGMLType.F32, GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.IQ4_NL, GGMLType.IQ4_XS), seen);
+        return seen;
     }
 
     /** Dot products, matrix x vector and matrix x matrix (a few tokens and a prompt's tile) against the dequantized rows. */
@@ -106,13 +112,13 @@ class BlockFormatsTest {
         }
     }
 
-    private static float[][] dequantized(Tensor t) {
+    static float[][] dequantized(Tensor t) {
         float[][] w = new float[(int) t.rows][t.cols];
         for (int r = 0; r < w.length; r++) t.dequantizeRow(r, w[r], 0);
         return w;
     }
 
-    private static void kernelsAgree(Tensor t, float[][] w) {
+    static void kernelsAgree(Tensor t, float[][] w) {
         Random random = new Random(7);
         int rows = (int) t.rows, cols = t.cols;
         for (int tokens : new int[]{1, 3, 8, 40}) {

@@ -1,0 +1,31 @@
+package gptfast4j.tensor;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * IQ2_XXS (2.06 bits a weight): a super-block (66 bytes, block_iq2_xxs) is f16 d, then per 32 weights two words: four
+ * byte indices into the 256 entries of 8 (iq2xxs_grid), and four 7-bit signs ({@link GridTensor#SIGNS}) under a 4-bit
+ * scale s, {@code d * (0.5 + s) / 4}.
+ */
+final class IQ2_XXSTensor extends GridTensor {
+    private static final Codebook BOOK = Codebook.read("iq2xxs_grid");
+
+    IQ2_XXSTensor(String name, MemorySegment data, int cols, long rows) {
+        super(name, GGMLType.IQ2_XXS, data, cols, rows, BOOK);
+    }
+
+    /** The header of the super-block at byte {@code offset} of {@code data}, decoded into {@code g}. */
+    static void decode(MemorySegment data, long offset, Groups g) {
+        float d = f16(data, offset);
+        for (int sub = 0; sub < 8; sub++) {
+            int indices = data.get(INT_LE, offset + 2 + 8 * sub), aux = data.get(INT_LE, offset + 6 + 8 * sub);
+            g.scale[2 * sub] = g.scale[2 * sub + 1] = d * (0.5f + (aux >>> 28)) * 0.25f;
+            int signs = 0;
+            for (int l = 0; l < 4; l++) {
+                g.entry[4 * sub + l] = indices >>> 8 * l & 0xFF;
+                signs |= SIGNS[aux >>> 7 * l & 127] << 8 * l;
+            }
+            g.signs(sub, signs);
+        }
+    }
+}
