@@ -2,8 +2,6 @@ package gptfast4j.tensor;
 
 import java.lang.foreign.MemorySegment;
 
-import static java.lang.foreign.ValueLayout.JAVA_BYTE;
-
 /**
  * IQ1_M (1.75 bits a weight): a super-block (56 bytes, block_iq1_m) is 32 bytes of index low bits (one per 8 weights),
  * then per 16 weights a byte: each nibble the top three bits of an index (the 2048 entries of 8, iq1s_grid, each weight
@@ -14,24 +12,24 @@ final class IQ1_MTensor extends GridTensor {
     private static final Codebook BOOK = Codebook.shifted("iq1s_grid");
 
     IQ1_MTensor(String name, MemorySegment data, int cols, long rows) {
-        super(name, GGMLType.IQ1_M, data, cols, rows, BOOK);
+        super(name, GGMLType.IQ1_M, data, cols, rows);
     }
 
     /** The header of the super-block at byte {@code offset} of {@code data}, decoded into {@code g}. */
     static void decode(MemorySegment data, long offset, Groups g) {
-        int s0 = data.get(SHORT_LE, offset + 48) & 0xFFFF, s1 = data.get(SHORT_LE, offset + 50) & 0xFFFF;
-        int s2 = data.get(SHORT_LE, offset + 52) & 0xFFFF, s3 = data.get(SHORT_LE, offset + 54) & 0xFFFF;
-        float d = Float.float16ToFloat((short) (s0 >>> 12 | s1 >>> 8 & 0xF0 | s2 >>> 4 & 0xF00 | s3 & 0xF000));
+        long scales = data.get(LONG_LE, offset + 48);
+        int s = (int) scales, t = (int) (scales >>> 32);
+        float d = Float.float16ToFloat((short) (s >>> 12 & 0xF | s >>> 24 & 0xF0 | t >>> 4 & 0xF00 | t >>> 16 & 0xF000));
         for (int sub = 0; sub < 8; sub++) {
-            int scales = data.get(SHORT_LE, offset + 48 + 2 * (sub / 2)) >>> 6 * (sub & 1);
-            g.scale[2 * sub] = d * (2 * (scales & 7) + 1) * 0.125f; // the codebook holds 8 times the weights
-            g.scale[2 * sub + 1] = d * (2 * (scales >>> 3 & 7) + 1) * 0.125f;
+            int indices = data.get(INT_LE, offset + 4 * sub), high = data.get(SHORT_LE, offset + 32 + 2 * sub);
+            int subScales = (int) (scales >>> 16 * (sub / 2) + 6 * (sub & 1));
+            g.scale[2 * sub] = d * (2 * (subScales & 7) + 1) * 0.125f; // the codebook holds 8 times the weights
+            g.scale[2 * sub + 1] = d * (2 * (subScales >>> 3 & 7) + 1) * 0.125f;
             for (int l = 0; l < 4; l++) {
-                int high = data.get(JAVA_BYTE, offset + 32 + 2 * sub + l / 2) >>> 4 * (l & 1) & 0xF;
-                // bit 3: the shift -1/8, the codebook's second half
-                g.entry[4 * sub + l] = (high & 8) << 8 | data.get(JAVA_BYTE, offset + 4 * sub + l) & 0xFF | (high & 7) << 8;
+                int nibble = high >>> 4 * l & 0xF; // the index's top three bits, and in bit 3 the shift -1/8: the codebook's second half
+                g.wide(4 * sub + l, BOOK, (nibble & 8) << 8 | indices >>> 8 * l & 0xFF | (nibble & 7) << 8);
             }
-            g.signs(sub, 0);
+            g.signs[sub] = 0;
         }
     }
 }

@@ -2,8 +2,6 @@ package gptfast4j.tensor;
 
 import java.lang.foreign.MemorySegment;
 
-import static java.lang.foreign.ValueLayout.JAVA_BYTE;
-
 /**
  * IQ1_S (1.56 bits a weight): a super-block (50 bytes, block_iq1_s) is f16 d, 32 bytes of index low bits (one per 8
  * weights), then per 32 weights a u16: the four indices' top three bits (the 2048 entries of 8, iq1s_grid, each weight
@@ -13,18 +11,18 @@ final class IQ1_STensor extends GridTensor {
     private static final Codebook BOOK = Codebook.shifted("iq1s_grid");
 
     IQ1_STensor(String name, MemorySegment data, int cols, long rows) {
-        super(name, GGMLType.IQ1_S, data, cols, rows, BOOK);
+        super(name, GGMLType.IQ1_S, data, cols, rows);
     }
 
     /** The header of the super-block at byte {@code offset} of {@code data}, decoded into {@code g}. */
     static void decode(MemorySegment data, long offset, Groups g) {
         float d = f16(data, offset);
         for (int sub = 0; sub < 8; sub++) {
-            int high = data.get(SHORT_LE, offset + 34 + 2 * sub) & 0xFFFF;
+            int indices = data.get(INT_LE, offset + 2 + 4 * sub), high = data.get(SHORT_LE, offset + 34 + 2 * sub) & 0xFFFF;
             g.scale[2 * sub] = g.scale[2 * sub + 1] = d * (2 * (high >>> 12 & 7) + 1) * 0.125f; // the codebook holds 8 times the weights
             int half = (high & 0x8000) != 0 ? 2048 : 0; // the shift -1/8: the codebook's second half
-            for (int l = 0; l < 4; l++) g.entry[4 * sub + l] = half + (data.get(JAVA_BYTE, offset + 2 + 4 * sub + l) & 0xFF | (high >>> 3 * l & 7) << 8);
-            g.signs(sub, 0);
+            for (int l = 0; l < 4; l++) g.wide(4 * sub + l, BOOK, half + (indices >>> 8 * l & 0xFF | (high >>> 3 * l & 7) << 8));
+            g.signs[sub] = 0;
         }
     }
 }

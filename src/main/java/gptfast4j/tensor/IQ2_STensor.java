@@ -2,31 +2,28 @@ package gptfast4j.tensor;
 
 import java.lang.foreign.MemorySegment;
 
-import static java.lang.foreign.ValueLayout.JAVA_BYTE;
-
 /**
  * IQ2_S (2.56 bits a weight): a super-block (82 bytes, block_iq2_s) is f16 d, 32 bytes of index low bits (one per 8
  * weights), 32 sign bytes (bit j for weight j of the 8), then per 32 weights a byte of the indices' top two bits (the
  * 1024 entries of 8, iq2s_grid) and a byte whose nibbles are the scales s of its halves, {@code d * (0.5 + s) / 4}.
  */
 final class IQ2_STensor extends GridTensor {
-    private static final Codebook BOOK = Codebook.read("iq2s_grid");
+    private static final Codebook BOOK = Codebook.wide("iq2s_grid");
 
     IQ2_STensor(String name, MemorySegment data, int cols, long rows) {
-        super(name, GGMLType.IQ2_S, data, cols, rows, BOOK);
+        super(name, GGMLType.IQ2_S, data, cols, rows);
     }
 
     /** The header of the super-block at byte {@code offset} of {@code data}, decoded into {@code g}. */
     static void decode(MemorySegment data, long offset, Groups g) {
         float d = f16(data, offset);
+        long highs = data.get(LONG_LE, offset + 66), scales = data.get(LONG_LE, offset + 74);
         for (int sub = 0; sub < 8; sub++) {
-            int high = data.get(JAVA_BYTE, offset + 66 + sub) & 0xFF, scales = data.get(JAVA_BYTE, offset + 74 + sub) & 0xFF;
-            g.scale[2 * sub] = d * (0.5f + (scales & 0xF)) * 0.25f;
-            g.scale[2 * sub + 1] = d * (0.5f + (scales >>> 4)) * 0.25f;
-            for (int l = 0; l < 4; l++) {
-                g.entry[4 * sub + l] = data.get(JAVA_BYTE, offset + 2 + 4 * sub + l) & 0xFF | high << 8 - 2 * l & 0x300;
-            }
-            g.signs(sub, data.get(INT_LE, offset + 34 + 4 * sub));
+            int indices = data.get(INT_LE, offset + 2 + 4 * sub), high = (int) (highs >>> 8 * sub);
+            g.scale[2 * sub] = d * (0.5f + (scales >>> 8 * sub & 0xF)) * 0.25f;
+            g.scale[2 * sub + 1] = d * (0.5f + (scales >>> 8 * sub + 4 & 0xF)) * 0.25f;
+            for (int l = 0; l < 4; l++) g.wide(4 * sub + l, BOOK, indices >>> 8 * l & 0xFF | high << 8 - 2 * l & 0x300);
+            g.signs[sub] = data.get(INT_LE, offset + 34 + 4 * sub);
         }
     }
 }

@@ -2,34 +2,33 @@ package gptfast4j.tensor;
 
 import java.lang.foreign.MemorySegment;
 
-import static java.lang.foreign.ValueLayout.JAVA_BYTE;
-
 /**
  * IQ2_XS (2.31 bits a weight): a super-block (74 bytes, block_iq2_xs) is f16 d, 32 u16 (per 8 weights a 9-bit index
  * into the 512 entries of 8, iq2xs_grid, under 7-bit signs, {@link GridTensor#SIGNS}), then a byte per 32 weights, its
  * nibbles the scales s of their halves, {@code d * (0.5 + s) / 4}.
  */
 final class IQ2_XSTensor extends GridTensor {
-    private static final Codebook BOOK = Codebook.read("iq2xs_grid");
+    private static final Codebook BOOK = Codebook.wide("iq2xs_grid");
 
     IQ2_XSTensor(String name, MemorySegment data, int cols, long rows) {
-        super(name, GGMLType.IQ2_XS, data, cols, rows, BOOK);
+        super(name, GGMLType.IQ2_XS, data, cols, rows);
     }
 
     /** The header of the super-block at byte {@code offset} of {@code data}, decoded into {@code g}. */
     static void decode(MemorySegment data, long offset, Groups g) {
         float d = f16(data, offset);
+        long scales = data.get(LONG_LE, offset + 66);
         for (int sub = 0; sub < 8; sub++) {
-            int scales = data.get(JAVA_BYTE, offset + 66 + sub) & 0xFF;
-            g.scale[2 * sub] = d * (0.5f + (scales & 0xF)) * 0.25f;
-            g.scale[2 * sub + 1] = d * (0.5f + (scales >>> 4)) * 0.25f;
+            long quants = data.get(LONG_LE, offset + 2 + 8 * sub);
+            g.scale[2 * sub] = d * (0.5f + (scales >>> 8 * sub & 0xF)) * 0.25f;
+            g.scale[2 * sub + 1] = d * (0.5f + (scales >>> 8 * sub + 4 & 0xF)) * 0.25f;
             int signs = 0;
             for (int l = 0; l < 4; l++) {
-                int q = data.get(SHORT_LE, offset + 2 + 2 * (4 * sub + l)) & 0xFFFF;
-                g.entry[4 * sub + l] = q & 511;
+                int q = (int) (quants >>> 16 * l) & 0xFFFF;
+                g.wide(4 * sub + l, BOOK, q & 511);
                 signs |= SIGNS[q >>> 9] << 8 * l;
             }
-            g.signs(sub, signs);
+            g.signs[sub] = signs;
         }
     }
 }

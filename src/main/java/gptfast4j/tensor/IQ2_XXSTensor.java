@@ -8,24 +8,25 @@ import java.lang.foreign.MemorySegment;
  * scale s, {@code d * (0.5 + s) / 4}.
  */
 final class IQ2_XXSTensor extends GridTensor {
-    private static final Codebook BOOK = Codebook.read("iq2xxs_grid");
+    private static final Codebook BOOK = Codebook.wide("iq2xxs_grid");
 
     IQ2_XXSTensor(String name, MemorySegment data, int cols, long rows) {
-        super(name, GGMLType.IQ2_XXS, data, cols, rows, BOOK);
+        super(name, GGMLType.IQ2_XXS, data, cols, rows);
     }
 
     /** The header of the super-block at byte {@code offset} of {@code data}, decoded into {@code g}. */
     static void decode(MemorySegment data, long offset, Groups g) {
         float d = f16(data, offset);
         for (int sub = 0; sub < 8; sub++) {
-            int indices = data.get(INT_LE, offset + 2 + 8 * sub), aux = data.get(INT_LE, offset + 6 + 8 * sub);
+            long words = data.get(LONG_LE, offset + 2 + 8 * sub);
+            int indices = (int) words, aux = (int) (words >>> 32);
             g.scale[2 * sub] = g.scale[2 * sub + 1] = d * (0.5f + (aux >>> 28)) * 0.25f;
             int signs = 0;
             for (int l = 0; l < 4; l++) {
-                g.entry[4 * sub + l] = indices >>> 8 * l & 0xFF;
+                g.wide(4 * sub + l, BOOK, indices >>> 8 * l & 0xFF);
                 signs |= SIGNS[aux >>> 7 * l & 127] << 8 * l;
             }
-            g.signs(sub, signs);
+            g.signs[sub] = signs;
         }
     }
 }

@@ -2,28 +2,29 @@ package gptfast4j.tensor;
 
 import java.lang.foreign.MemorySegment;
 
-import static java.lang.foreign.ValueLayout.JAVA_BYTE;
-
 /**
  * IQ3_S (3.44 bits a weight): a super-block (110 bytes, block_iq3_s) is f16 d, 64 bytes of index low bits (one per 4
  * weights), per 32 weights a byte of the indices' ninth bits (the 512 entries of 4, iq3s_grid), 32 sign bytes (bit j
  * for weight j of 8), then a byte per 64 weights whose nibbles are the scales s of its halves, {@code d * (1 + 2s)}.
  */
 final class IQ3_STensor extends GridTensor {
-    private static final Codebook BOOK = Codebook.read("iq3s_grid");
+    private static final Codebook BOOK = Codebook.narrow("iq3s_grid");
 
     IQ3_STensor(String name, MemorySegment data, int cols, long rows) {
-        super(name, GGMLType.IQ3_S, data, cols, rows, BOOK);
+        super(name, GGMLType.IQ3_S, data, cols, rows);
     }
 
     /** The header of the super-block at byte {@code offset} of {@code data}, decoded into {@code g}. */
     static void decode(MemorySegment data, long offset, Groups g) {
         float d = f16(data, offset);
+        long highs = data.get(LONG_LE, offset + 66);
+        int scales = data.get(INT_LE, offset + 106);
         for (int sub = 0; sub < 8; sub++) {
-            int high = data.get(JAVA_BYTE, offset + 66 + sub) & 0xFF, scales = data.get(JAVA_BYTE, offset + 106 + sub / 2) & 0xFF;
-            g.scale[2 * sub] = g.scale[2 * sub + 1] = d * (1 + 2 * (scales >>> 4 * (sub & 1) & 0xF));
-            for (int k = 0; k < 8; k++) g.entry[8 * sub + k] = data.get(JAVA_BYTE, offset + 2 + 8 * sub + k) & 0xFF | high << 8 - k & 256;
-            g.signs(sub, data.get(INT_LE, offset + 74 + 4 * sub));
+            long indices = data.get(LONG_LE, offset + 2 + 8 * sub);
+            int high = (int) (highs >>> 8 * sub);
+            g.scale[2 * sub] = g.scale[2 * sub + 1] = d * (1 + 2 * (scales >>> 4 * sub & 0xF));
+            for (int k = 0; k < 8; k++) g.narrow(8 * sub + k, BOOK, (int) (indices >>> 8 * k) & 0xFF | high << 8 - k & 256);
+            g.signs[sub] = data.get(INT_LE, offset + 74 + 4 * sub);
         }
     }
 }
