@@ -60,7 +60,7 @@ final class InfoCommand implements Callable<Integer> {
         }
         System.out.println("tensors:");
         for (var e : byType.entrySet()) {
-            System.out.printf("  %-6s %5d tensors %,15d parameters %,15d bytes%n", e.getKey(), e.getValue()[0], e.getValue()[2], e.getValue()[1]);
+            System.out.printf("  %-7s %5d tensors %,15d parameters %,15d bytes%n", e.getKey(), e.getValue()[0], e.getValue()[2], e.getValue()[1]);
         }
         System.out.printf("total:           %,d bytes (%s); %,d bytes read per token%n", total, ByteSize.of(total),
                 ckpt.model().weights().bytesPerToken());
