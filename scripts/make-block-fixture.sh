@@ -9,14 +9,4 @@ source "$(dirname "${BASH_SOURCE[0]}")/llamacpp-fixture.sh" block-formats llama-
   --tensor-type attn_q=q2_k --tensor-type attn_k=iq4_nl --tensor-type attn_v=q5_0 --tensor-type attn_output=q5_0 \
   --tensor-type ffn_up=q5_1 --tensor-type ffn_gate=iq4_xs --tensor-type ffn_down=q3_k \
   "$here/../shared/reference/models/mini-llama2-F32.gguf" "$out/mini-llama2-mixed.gguf" Q3_K_M >/dev/null 2>&1
-"$bin/llama-quantize" --allow-requantize --pure "$out/mini-llama2-mixed.gguf" "$tmp/dequantized.gguf" F32 >/dev/null 2>&1
-PYTHONPATH="$here/scripts" python3 - "$tmp/dequantized.gguf" >"$out/dequantized.sha256" <<'PY'
-# each tensor's F32 bytes in the file, by name
-import gguf_tensors, hashlib, sys
-for name, dims, t, data in gguf_tensors.read(sys.argv[1])[1]:
-    assert t == 0, name
-    print(name, hashlib.sha256(data).hexdigest())
-PY
-for f in "$tmp/dequantized.gguf" "$out/mini-llama2-mixed.gguf"; do
-  echo "$(basename "$f"): $("$bin/llama-perplexity" -m "$f" -f "$here/../shared/reference/ppl-text.txt" -c 128 -t 1 -tb 1 -ctk f32 -ctv f32 2>&1 | grep -o 'Final estimate: PPL = [0-9.]*')"
-done
+dequantized_and_perplexity "$out/mini-llama2-mixed.gguf"

@@ -13,14 +13,4 @@ cd "$here/src/test/resources/imatrix"
   --tensor-type attn_q=iq2_xxs --tensor-type attn_k=iq2_xs --tensor-type attn_v=iq2_s --tensor-type attn_output=iq3_xxs \
   --tensor-type ffn_up=iq1_s --tensor-type ffn_gate=iq1_m --tensor-type ffn_down=iq3_s \
   "$here/../shared/reference/models/mini-llama2-F32.gguf" "$out/mini-llama2-iq.gguf" IQ2_XS >/dev/null 2>&1
-"$bin/llama-quantize" --allow-requantize --pure "$out/mini-llama2-iq.gguf" "$tmp/dequantized.gguf" F32 >/dev/null 2>&1
-PYTHONPATH="$here/scripts" python3 - "$tmp/dequantized.gguf" >"$out/dequantized.sha256" <<'PY'
-# each tensor's F32 bytes in the file, by name
-import gguf_tensors, hashlib, sys
-for name, dims, t, data in gguf_tensors.read(sys.argv[1])[1]:
-    assert t == 0, name
-    print(name, hashlib.sha256(data).hexdigest())
-PY
-for f in "$tmp/dequantized.gguf" "$out/mini-llama2-iq.gguf"; do
-  echo "$(basename "$f"): $("$bin/llama-perplexity" -m "$f" -f "$here/../shared/reference/ppl-text.txt" -c 128 -t 1 -tb 1 -ctk f32 -ctv f32 2>&1 | grep -o 'Final estimate: PPL = [0-9.]*')"
-done
+dequantized_and_perplexity "$out/mini-llama2-iq.gguf"

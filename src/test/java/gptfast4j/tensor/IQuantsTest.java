@@ -1,15 +1,12 @@
 package gptfast4j.tensor;
 
-import gptfast4j.Shared;
 import gptfast4j.io.GGUF;
 import gptfast4j.io.TensorData;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.model.Llama;
-import gptfast4j.quant.Perplexity;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.EnumSet;
 
@@ -50,10 +47,7 @@ class IQuantsTest {
 
     @Test
     void perplexityIsLlamaPerplexitys() throws IOException {
-        String text = Files.readString(Shared.REFERENCE.resolve("ppl-text.txt"));
-        Perplexity.Result r = Perplexity.compute(Checkpoint.load(FILE, null), null, text, 128, c -> { });
-        double expected = 14319.0108; // llama-perplexity on llama.cpp's F32 dequantization of the file (README there)
-        assertEquals(expected, r.ppl(), expected * 0.001);
+        BlockFormatsTest.perplexityIs(FILE, 14319.0108); // llama-perplexity on llama.cpp's F32 dequantization of the file (README there)
     }
 
     /** A model of these formats decodes with nothing to copy: {@code startDecoding} has no layout to make. */
