@@ -33,6 +33,7 @@ import java.util.Objects;
  * {@code d / 8 * (8q + 8 shift)}, its codebook holding {@code 8q + 1} and {@code 8q - 1}: all products exact in floats).
  */
 abstract sealed class GridTensor extends BlockTensor permits IQ1_STensor, IQ1_MTensor, IQ2_XXSTensor, IQ2_XSTensor, IQ2_STensor, IQ3_XXSTensor, IQ3_STensor {
+    /** Lanes of the vector loops: at most 16 (512 bits), so that a vector's weights share one scale, as in Q6_K's kernel. */
     private static final int LANES = F_SPECIES.length();
     private static final long LANE_BITS = (1L << LANES) - 1;
     private static final VarHandle LONG_BYTES = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);

@@ -9,13 +9,13 @@ import java.lang.foreign.MemorySegment;
  * weights, whose top nibbles hold the f16 d.
  */
 final class IQ1_MTensor extends GridTensor {
-    private static final Codebook BOOK = Codebook.shifted("iq1s_grid");
+    private static final Codebook BOOK = IQ1_STensor.BOOK; // the same codebook
 
     IQ1_MTensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.IQ1_M, data, cols, rows);
     }
 
-    /** The header of the super-block at byte {@code offset} of {@code data}, decoded into {@code g}. */
+    /** The super-block at byte {@code offset} of {@code data} decoded into {@code g}: its weights' bytes, signs and scales. */
     static void decode(MemorySegment data, long offset, Groups g) {
         long scales = data.get(LONG_LE, offset + 48);
         int s = (int) scales, t = (int) (scales >>> 32);

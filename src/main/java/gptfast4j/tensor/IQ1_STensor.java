@@ -8,13 +8,13 @@ import java.lang.foreign.MemorySegment;
  * -1, 0 or 1), a 3-bit scale s, {@code d * (2s + 1)}, and in bit 15 the sign of the shift of 1/8 added to every weight.
  */
 final class IQ1_STensor extends GridTensor {
-    private static final Codebook BOOK = Codebook.shifted("iq1s_grid");
+    static final Codebook BOOK = Codebook.shifted("iq1s_grid");
 
     IQ1_STensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.IQ1_S, data, cols, rows);
     }
 
-    /** The header of the super-block at byte {@code offset} of {@code data}, decoded into {@code g}. */
+    /** The super-block at byte {@code offset} of {@code data} decoded into {@code g}: its weights' bytes, signs and scales. */
     static void decode(MemorySegment data, long offset, Groups g) {
         float d = f16(data, offset);
         for (int sub = 0; sub < 8; sub++) {

@@ -14,7 +14,7 @@ final class IQ2_XXSTensor extends GridTensor {
         super(name, GGMLType.IQ2_XXS, data, cols, rows);
     }
 
-    /** The header of the super-block at byte {@code offset} of {@code data}, decoded into {@code g}. */
+    /** The super-block at byte {@code offset} of {@code data} decoded into {@code g}: its weights' bytes, signs and scales. */
     static void decode(MemorySegment data, long offset, Groups g) {
         float d = f16(data, offset);
         for (int sub = 0; sub < 8; sub++) {
