@@ -1,19 +1,16 @@
 package gptfast4j.tensor;
 
-import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
 
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.VarHandle;
-import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.util.HexFormat;
 import java.util.Objects;
@@ -26,18 +23,21 @@ import java.util.Objects;
  * or minus 1/8 instead), times a scale per 16 or 32 weights. Each format's class decodes a super-block ({@link
  * #decode}): its entries' bytes copied out of the codebook, a long or an int at a time, its signs' bits and its scales;
  * the vector loops here ({@link #dot}, {@link #dequantizeBlock}) do the rest for all of them: the bytes widened to
- * floats (as the other formats widen theirs), the signs a masked negation.
+ * floats, the signs a masked negation.
  * <p>
  * Read in the file's layout (there is no decode copy: it would be 3-5 times the bytes these formats exist to save).
  * Every weight is exactly ggml's dequantization (a scale times a small integer; IQ1's {@code d * (q + shift)} as
  * {@code d / 8 * (8q + 8 shift)}, its codebook holding {@code 8q + 1} and {@code 8q - 1}: all products exact in floats).
  */
 abstract sealed class GridTensor extends BlockTensor permits IQ1_STensor, IQ1_MTensor, IQ2_XXSTensor, IQ2_XSTensor, IQ2_STensor, IQ3_XXSTensor, IQ3_STensor {
+    /**
+     * The words of a vector of weights' bytes: a quarter of a float vector's bits ({@link Tensor#LANE_BYTES}' shape: at
+     * 128 bits 64, of which the first 32 are used).
+     */
+    private static final VectorSpecies<Integer> WORDS = VectorSpecies.of(int.class, LANE_BYTES.vectorShape());
     /** Lanes of the vector loops: at most 16 (512 bits), so that a vector's weights share one scale, as in Q6_K's kernel. */
     private static final int LANES = F_SPECIES.length();
     private static final long LANE_BITS = (1L << LANES) - 1;
-    private static final VarHandle LONG_BYTES = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
-    private static final VarHandle INT_BYTES = MethodHandles.byteArrayViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
 
     /**
      * ggml-common.h's ksigns_iq2xs: the 7 bits IQ2_XXS, IQ2_XS and IQ3_XXS keep per 8 weights stand for 8 signs, the
@@ -49,23 +49,43 @@ abstract sealed class GridTensor extends BlockTensor permits IQ1_STensor, IQ1_MT
         for (int i = 0; i < 128; i++) SIGNS[i] = i | (Integer.bitCount(i) & 1) << 7;
     }
 
-    /** A super-block decoded, per thread ({@link #GROUPS}): what the vector loops read. */
+    /**
+     * A super-block decoded, per thread ({@link #GROUPS}): what the vector loops read. Each array holds its values 64
+     * bytes in from either end ({@link #W}, {@link #S}), so that no cache line of them is another object's: the pool's
+     * threads write theirs for every block, and the collector may move two threads' arrays next to each other.
+     */
     static final class Groups {
-        /** The 256 weights' magnitudes (IQ1's times 8, shifted), as their codebook entries hold them. */
-        final byte[] weights = new byte[256];
-        /** Bit j of {@code signs[sub]}: weight {@code 32 * sub + j} is negated (IQ2, IQ3; none of IQ1's). */
-        final int[] signs = new int[8];
-        /** The scale of weights {@code 16 * i .. 16 * i + 15}. */
-        final float[] scale = new float[16];
+        /** Offsets of the first value: in {@link #words}, and in {@link #signs} and {@link #scale}. */
+        static final int W = 16, S = 16;
+        /**
+         * The 256 weights' magnitudes (IQ1's times 8, shifted), 4 bytes a word from {@link #W}, byte j of word i weight
+         * {@code 4i + j}, as their codebook entries hold them: plain int stores, read back as vectors of ints. Stored as
+         * bytes through a byte array view (a VarHandle), the store's chain of calls was left out of line in some JVMs
+         * (the decoders inlined deep in the loop), which then decoded 2.5 times slower; stored a byte at a time, 1.5-2
+         * times slower in all.
+         */
+        final int[] words = new int[W + 64 + W];
+        /** Bit j of {@code signs[S + sub]}: weight {@code 32 * sub + j} is negated (IQ2, IQ3; none of IQ1's). */
+        final int[] signs = new int[S + 8 + S];
+        /** {@code scale[S + i]}: the scale of weights {@code 16 * i .. 16 * i + 15}. */
+        final float[] scale = new float[S + 16 + S];
 
-        /** Group {@code e} of 8 weights (IQ1's and IQ2's) is entry {@code index} of {@code book}. */
+        /** Group {@code e} of 8 weights (IQ1's and IQ2's) is entry {@code index} of {@code book}: two words. */
         void wide(int e, Codebook book, int index) {
-            LONG_BYTES.set(weights, 8 * e, book.wide[index]);
+            words[W + 2 * e] = book.words[2 * index];
+            words[W + 2 * e + 1] = book.words[2 * index + 1];
         }
 
-        /** Group {@code e} of 4 weights (IQ3's) is entry {@code index} of {@code book}. */
+        /** Group {@code e} of 4 weights (IQ3's) is entry {@code index} of {@code book}: a word. */
         void narrow(int e, Codebook book, int index) {
-            INT_BYTES.set(weights, 4 * e, book.narrow[index]);
+            words[W + e] = book.words[index];
+        }
+
+        /** Sub-block {@code sub}'s sign bits, and the scales of its two halves. */
+        void subBlock(int sub, int signBits, float firstHalf, float secondHalf) {
+            signs[S + sub] = signBits;
+            scale[S + 2 * sub] = firstHalf;
+            scale[S + 2 * sub + 1] = secondHalf;
         }
     }
 
@@ -103,9 +123,8 @@ abstract sealed class GridTensor extends BlockTensor permits IQ1_STensor, IQ1_MT
         Groups g = GROUPS.get();
         decode(offset, g);
         for (int w = 0; w < 256; w += LANES) {
-            FloatVector m = B_SPECIES != null ? (FloatVector) ByteVector.fromArray(B_SPECIES, g.weights, w).convertShape(VectorOperators.B2F, F_SPECIES, 0)
-                    : (FloatVector) IntVector.broadcast(I_SPECIES, (int) INT_BYTES.get(g.weights, w)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-            m.lanewise(VectorOperators.NEG, VectorMask.fromLong(F_SPECIES, g.signs[w >>> 5] >>> (w & 31) & LANE_BITS)).mul(g.scale[w >>> 4]).intoArray(out, at + w);
+            FloatVector m = (FloatVector) IntVector.fromArray(WORDS, g.words, Groups.W + (w >> 2)).reinterpretAsBytes().convertShape(VectorOperators.B2F, F_SPECIES, 0);
+            m.lanewise(VectorOperators.NEG, VectorMask.fromLong(F_SPECIES, g.signs[Groups.S + (w >>> 5)] >>> (w & 31) & LANE_BITS)).mul(g.scale[Groups.S + (w >>> 4)]).intoArray(out, at + w);
         }
     }
 
@@ -121,10 +140,9 @@ abstract sealed class GridTensor extends BlockTensor permits IQ1_STensor, IQ1_MT
         for (int end = xAt + cols; xAt < end; xAt += 256, offset += type.blockBytes) {
             decode(offset, g);
             for (int w = 0; w < 256; w += LANES) {
-                FloatVector m = B_SPECIES != null ? (FloatVector) ByteVector.fromArray(B_SPECIES, g.weights, w).convertShape(VectorOperators.B2F, F_SPECIES, 0)
-                        : (FloatVector) IntVector.broadcast(I_SPECIES, (int) INT_BYTES.get(g.weights, w)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-                m = m.lanewise(VectorOperators.NEG, VectorMask.fromLong(F_SPECIES, g.signs[w >>> 5] >>> (w & 31) & LANE_BITS));
-                acc = m.mul(FloatVector.fromArray(F_SPECIES, x, xAt + w)).fma(FloatVector.broadcast(F_SPECIES, g.scale[w >>> 4]), acc);
+                FloatVector m = (FloatVector) IntVector.fromArray(WORDS, g.words, Groups.W + (w >> 2)).reinterpretAsBytes().convertShape(VectorOperators.B2F, F_SPECIES, 0);
+                m = m.lanewise(VectorOperators.NEG, VectorMask.fromLong(F_SPECIES, g.signs[Groups.S + (w >>> 5)] >>> (w & 31) & LANE_BITS));
+                acc = m.mul(FloatVector.fromArray(F_SPECIES, x, xAt + w)).fma(FloatVector.broadcast(F_SPECIES, g.scale[Groups.S + (w >>> 4)]), acc);
             }
         }
         return acc.reduceLanes(VectorOperators.ADD);
@@ -136,29 +154,27 @@ abstract sealed class GridTensor extends BlockTensor permits IQ1_STensor, IQ1_MT
     }
 
     /**
-     * A codebook of ggml-common.h (resource iq-grids.txt, made by scripts/make-iq-grids.sh): entries of 8 bytes
-     * ({@code wide}: IQ1's, IQ2's) or 4 ({@code narrow}: IQ3's), byte j the magnitude of weight j of the group. IQ1's
-     * ({@link #shifted}) holds each entry twice, as {@code 8q + 1} and then, from index {@code entries}, as {@code 8q -
-     * 1}: its weights times 8, shifted.
+     * A codebook of ggml-common.h (resource iq-grids.txt, made by scripts/make-iq-grids.sh) as words of 4 bytes, byte j
+     * the magnitude of weight j of its 4: an entry of 8 (IQ1's, IQ2's, {@link #wide}) two words, low one first, an
+     * entry of 4 (IQ3's, {@link #narrow}) one. IQ1's ({@link #shifted}) holds each entry twice, as {@code 8q + 1} and
+     * then, from entry {@code entries}, as {@code 8q - 1}: its weights times 8, shifted.
      */
     static final class Codebook {
-        final long[] wide;
-        final int[] narrow;
+        final int[] words;
 
-        private Codebook(long[] wide, int[] narrow) {
-            this.wide = wide;
-            this.narrow = narrow;
+        private Codebook(int[] words) {
+            this.words = words;
         }
 
         static Codebook wide(String name) {
-            return new Codebook(entries(name), null);
+            return new Codebook(split(entries(name)));
         }
 
         static Codebook narrow(String name) {
             long[] entries = entries(name);
-            int[] narrow = new int[entries.length];
-            for (int e = 0; e < entries.length; e++) narrow[e] = (int) entries[e];
-            return new Codebook(null, narrow);
+            int[] words = new int[entries.length];
+            for (int e = 0; e < entries.length; e++) words[e] = (int) entries[e];
+            return new Codebook(words);
         }
 
         /** IQ1's codebook: entries of -1, 0 or 1 as {@code 8q + 1}, then again as {@code 8q - 1}. */
@@ -171,7 +187,17 @@ abstract sealed class GridTensor extends BlockTensor permits IQ1_STensor, IQ1_MT
                     twice[entries.length + e] |= (long) (8 * q - 1 & 0xFF) << 8 * j;
                 }
             }
-            return new Codebook(twice, null);
+            return new Codebook(split(twice));
+        }
+
+        /** Entries of 8 bytes as two words each, the low one (bytes 0-3) first. */
+        private static int[] split(long[] entries) {
+            int[] words = new int[2 * entries.length];
+            for (int e = 0; e < entries.length; e++) {
+                words[2 * e] = (int) entries[e];
+                words[2 * e + 1] = (int) (entries[e] >>> 32);
+            }
+            return words;
         }
 
         private static long[] entries(String name) {

@@ -23,13 +23,12 @@ final class IQ1_MTensor extends GridTensor {
         for (int sub = 0; sub < 8; sub++) {
             int indices = data.get(INT_LE, offset + 4 * sub), high = data.get(SHORT_LE, offset + 32 + 2 * sub);
             int subScales = (int) (scales >>> 16 * (sub / 2) + 6 * (sub & 1));
-            g.scale[2 * sub] = d * (2 * (subScales & 7) + 1) * 0.125f; // the codebook holds 8 times the weights
-            g.scale[2 * sub + 1] = d * (2 * (subScales >>> 3 & 7) + 1) * 0.125f;
             for (int l = 0; l < 4; l++) {
                 int nibble = high >>> 4 * l & 0xF; // the index's top three bits, and in bit 3 the shift -1/8: the codebook's second half
                 g.wide(4 * sub + l, BOOK, (nibble & 8) << 8 | indices >>> 8 * l & 0xFF | (nibble & 7) << 8);
             }
-            g.signs[sub] = 0;
+            // the codebook holds 8 times the weights
+            g.subBlock(sub, 0, d * (2 * (subScales & 7) + 1) * 0.125f, d * (2 * (subScales >>> 3 & 7) + 1) * 0.125f);
         }
     }
 }

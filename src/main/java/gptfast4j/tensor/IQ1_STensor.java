@@ -19,10 +19,10 @@ final class IQ1_STensor extends GridTensor {
         float d = f16(data, offset);
         for (int sub = 0; sub < 8; sub++) {
             int indices = data.get(INT_LE, offset + 2 + 4 * sub), high = data.get(SHORT_LE, offset + 34 + 2 * sub) & 0xFFFF;
-            g.scale[2 * sub] = g.scale[2 * sub + 1] = d * (2 * (high >>> 12 & 7) + 1) * 0.125f; // the codebook holds 8 times the weights
             int half = (high & 0x8000) != 0 ? 2048 : 0; // the shift -1/8: the codebook's second half
             for (int l = 0; l < 4; l++) g.wide(4 * sub + l, BOOK, half + (indices >>> 8 * l & 0xFF | (high >>> 3 * l & 7) << 8));
-            g.signs[sub] = 0;
+            float scale = d * (2 * (high >>> 12 & 7) + 1) * 0.125f; // the codebook holds 8 times the weights
+            g.subBlock(sub, 0, scale, scale);
         }
     }
 }

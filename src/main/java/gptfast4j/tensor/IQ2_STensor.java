@@ -20,10 +20,8 @@ final class IQ2_STensor extends GridTensor {
         long highs = data.get(LONG_LE, offset + 66), scales = data.get(LONG_LE, offset + 74);
         for (int sub = 0; sub < 8; sub++) {
             int indices = data.get(INT_LE, offset + 2 + 4 * sub), high = (int) (highs >>> 8 * sub);
-            g.scale[2 * sub] = d * (0.5f + (scales >>> 8 * sub & 0xF)) * 0.25f;
-            g.scale[2 * sub + 1] = d * (0.5f + (scales >>> 8 * sub + 4 & 0xF)) * 0.25f;
             for (int l = 0; l < 4; l++) g.wide(4 * sub + l, BOOK, indices >>> 8 * l & 0xFF | high << 8 - 2 * l & 0x300);
-            g.signs[sub] = data.get(INT_LE, offset + 34 + 4 * sub);
+            g.subBlock(sub, data.get(INT_LE, offset + 34 + 4 * sub), d * (0.5f + (scales >>> 8 * sub & 0xF)) * 0.25f, d * (0.5f + (scales >>> 8 * sub + 4 & 0xF)) * 0.25f);
         }
     }
 }

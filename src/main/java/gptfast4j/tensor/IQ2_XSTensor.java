@@ -20,15 +20,13 @@ final class IQ2_XSTensor extends GridTensor {
         long scales = data.get(LONG_LE, offset + 66);
         for (int sub = 0; sub < 8; sub++) {
             long quants = data.get(LONG_LE, offset + 2 + 8 * sub);
-            g.scale[2 * sub] = d * (0.5f + (scales >>> 8 * sub & 0xF)) * 0.25f;
-            g.scale[2 * sub + 1] = d * (0.5f + (scales >>> 8 * sub + 4 & 0xF)) * 0.25f;
             int signs = 0;
             for (int l = 0; l < 4; l++) {
                 int q = (int) (quants >>> 16 * l) & 0xFFFF;
                 g.wide(4 * sub + l, BOOK, q & 511);
                 signs |= SIGNS[q >>> 9] << 8 * l;
             }
-            g.signs[sub] = signs;
+            g.subBlock(sub, signs, d * (0.5f + (scales >>> 8 * sub & 0xF)) * 0.25f, d * (0.5f + (scales >>> 8 * sub + 4 & 0xF)) * 0.25f);
         }
     }
 }

@@ -20,13 +20,13 @@ final class IQ2_XXSTensor extends GridTensor {
         for (int sub = 0; sub < 8; sub++) {
             long words = data.get(LONG_LE, offset + 2 + 8 * sub);
             int indices = (int) words, aux = (int) (words >>> 32);
-            g.scale[2 * sub] = g.scale[2 * sub + 1] = d * (0.5f + (aux >>> 28)) * 0.25f;
             int signs = 0;
             for (int l = 0; l < 4; l++) {
                 g.wide(4 * sub + l, BOOK, indices >>> 8 * l & 0xFF);
                 signs |= SIGNS[aux >>> 7 * l & 127] << 8 * l;
             }
-            g.signs[sub] = signs;
+            float scale = d * (0.5f + (aux >>> 28)) * 0.25f;
+            g.subBlock(sub, signs, scale, scale);
         }
     }
 }

@@ -22,9 +22,9 @@ final class IQ3_STensor extends GridTensor {
         for (int sub = 0; sub < 8; sub++) {
             long indices = data.get(LONG_LE, offset + 2 + 8 * sub);
             int high = (int) (highs >>> 8 * sub);
-            g.scale[2 * sub] = g.scale[2 * sub + 1] = d * (1 + 2 * (scales >>> 4 * sub & 0xF));
             for (int k = 0; k < 8; k++) g.narrow(8 * sub + k, BOOK, (int) (indices >>> 8 * k) & 0xFF | high << 8 - k & 256);
-            g.signs[sub] = data.get(INT_LE, offset + 74 + 4 * sub);
+            float scale = d * (1 + 2 * (scales >>> 4 * sub & 0xF));
+            g.subBlock(sub, data.get(INT_LE, offset + 74 + 4 * sub), scale, scale);
         }
     }
 }

@@ -20,9 +20,9 @@ final class IQ3_XXSTensor extends GridTensor {
         for (int sub = 0; sub < 8; sub++) {
             long indices = data.get(LONG_LE, offset + 2 + 8 * sub);
             int aux = data.get(INT_LE, offset + 66 + 4 * sub);
-            g.scale[2 * sub] = g.scale[2 * sub + 1] = d * (0.5f + (aux >>> 28)) * 0.5f;
             for (int k = 0; k < 8; k++) g.narrow(8 * sub + k, BOOK, (int) (indices >>> 8 * k) & 0xFF);
-            g.signs[sub] = SIGNS[aux & 127] | SIGNS[aux >>> 7 & 127] << 8 | SIGNS[aux >>> 14 & 127] << 16 | SIGNS[aux >>> 21 & 127] << 24;
+            float scale = d * (0.5f + (aux >>> 28)) * 0.5f;
+            g.subBlock(sub, SIGNS[aux & 127] | SIGNS[aux >>> 7 & 127] << 8 | SIGNS[aux >>> 14 & 127] << 16 | SIGNS[aux >>> 21 & 127] << 24, scale, scale);
         }
     }
 }
