@@ -61,8 +61,8 @@ abstract sealed class GridTensor extends BlockTensor permits IQ1_STensor, IQ1_MT
          * The 256 weights' magnitudes (IQ1's times 8, shifted), 4 bytes a word from {@link #W}, byte j of word i weight
          * {@code 4i + j}, as their codebook entries hold them: plain int stores, read back as vectors of ints. Stored as
          * bytes through a byte array view (a VarHandle), the store's chain of calls was left out of line in some JVMs
-         * (the decoders inlined deep in the loop), which then decoded 2.5 times slower; stored a byte at a time, 1.5-2
-         * times slower in all.
+         * (the decoders inlined deep in the loop), which then decoded 2.5 times slower; stored a byte at a time, somewhat
+         * slower in all (TinyLlama IQ3_S, docs/kernel-log.md session 64).
          */
         final int[] words = new int[W + 64 + W];
         /** Bit j of {@code signs[S + sub]}: weight {@code 32 * sub + j} is negated (IQ2, IQ3; none of IQ1's). */
