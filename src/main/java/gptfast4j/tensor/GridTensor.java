@@ -21,7 +21,7 @@ import java.util.Objects;
  * 4) takes its magnitudes from the entry of a codebook its index names ({@link Codebook}: ggml-common.h's grids, an
  * entry's bytes its weights), a sign per weight (IQ2, IQ3; IQ1's entries are -1, 0 or 1 and its groups shifted by plus
  * or minus 1/8 instead), times a scale per 16 or 32 weights. Each format's class decodes a super-block ({@link
- * #decode}): its entries' bytes copied out of the codebook, a long or an int at a time, its signs' bits and its scales;
+ * #decode}): its entries' bytes copied out of the codebook, a word or two per group, its signs' bits and its scales;
  * the vector loops here ({@link #dot}, {@link #dequantizeBlock}) do the rest for all of them: the bytes widened to
  * floats, the signs a masked negation.
  * <p>

@@ -1,13 +1,16 @@
 package gptfast4j.tensor;
 
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 
 /**
  * The small float operations of a forward pass besides matrix products: on float arrays, with offsets.
@@ -283,8 +286,8 @@ public final class VectorMath {
     }
 
     /** Bytes in vectors of twice S's lanes: one converts to two float vectors. */
-    private static final jdk.incubator.vector.VectorSpecies<Byte> B2 = jdk.incubator.vector.ByteVector.SPECIES_PREFERRED.withShape(
-            jdk.incubator.vector.VectorShape.forBitSize(2 * S.length() * Byte.SIZE));
+    private static final VectorSpecies<Byte> B2 = ByteVector.SPECIES_PREFERRED.withShape(
+            VectorShape.forBitSize(2 * S.length() * Byte.SIZE));
 
     /**
      * {@code out[outOffset + i]} = {@code scales[sIndex + i]} times the int8 at byte {@code qOffset + i} of {@code q},
@@ -292,10 +295,10 @@ public final class VectorMath {
      */
     public static void scaleBytes(MemorySegment q, long qOffset, MemorySegment scales, long sIndex, float[] out, int outOffset, int n) {
         for (int i = 0; i < n; i += B2.length()) {
-            jdk.incubator.vector.ByteVector b = jdk.incubator.vector.ByteVector.fromMemorySegment(B2, q, qOffset + i, java.nio.ByteOrder.nativeOrder());
-            ((FloatVector) b.convertShape(VectorOperators.B2F, S, 0)).mul(FloatVector.fromMemorySegment(S, scales, 4 * (sIndex + i), java.nio.ByteOrder.nativeOrder()))
+            ByteVector b = ByteVector.fromMemorySegment(B2, q, qOffset + i, ByteOrder.nativeOrder());
+            ((FloatVector) b.convertShape(VectorOperators.B2F, S, 0)).mul(FloatVector.fromMemorySegment(S, scales, 4 * (sIndex + i), ByteOrder.nativeOrder()))
                     .intoArray(out, outOffset + i);
-            ((FloatVector) b.convertShape(VectorOperators.B2F, S, 1)).mul(FloatVector.fromMemorySegment(S, scales, 4 * (sIndex + i + S.length()), java.nio.ByteOrder.nativeOrder()))
+            ((FloatVector) b.convertShape(VectorOperators.B2F, S, 1)).mul(FloatVector.fromMemorySegment(S, scales, 4 * (sIndex + i + S.length()), ByteOrder.nativeOrder()))
                     .intoArray(out, outOffset + i + S.length());
         }
     }
@@ -303,7 +306,7 @@ public final class VectorMath {
     /** {@code out[outOffset + i]} = {@code scale} times the int8 at byte {@code qOffset + i} of {@code q}, for {@code i < n}, n a multiple of 32. */
     public static void scaleBytes(MemorySegment q, long qOffset, float scale, float[] out, int outOffset, int n) {
         for (int i = 0; i < n; i += B2.length()) {
-            jdk.incubator.vector.ByteVector b = jdk.incubator.vector.ByteVector.fromMemorySegment(B2, q, qOffset + i, java.nio.ByteOrder.nativeOrder());
+            ByteVector b = ByteVector.fromMemorySegment(B2, q, qOffset + i, ByteOrder.nativeOrder());
             ((FloatVector) b.convertShape(VectorOperators.B2F, S, 0)).mul(scale).intoArray(out, outOffset + i);
             ((FloatVector) b.convertShape(VectorOperators.B2F, S, 1)).mul(scale).intoArray(out, outOffset + i + S.length());
         }
