@@ -1,7 +1,7 @@
 package gptfast4j.tensor;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -12,6 +12,7 @@ import java.io.InputStreamReader;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.Objects;
 
@@ -20,10 +21,10 @@ import java.util.Objects;
  * IQ1_S ... IQ3_M mixes, which fit a 70B model in 24 GB): super-blocks of 256 weights whose every group of 8 (IQ3's:
  * 4) takes its magnitudes from the entry of a codebook its index names ({@link Codebook}: ggml-common.h's grids, an
  * entry's bytes its weights), a sign per weight (IQ2, IQ3; IQ1's entries are -1, 0 or 1 and its groups shifted by plus
- * or minus 1/8 instead), times a scale per 16 or 32 weights. Each format's class decodes a super-block ({@link
- * #decode}): its entries' bytes copied out of the codebook, a word or two per group, its signs' bits and its scales;
- * the vector loops here ({@link #dot}, {@link #dequantizeBlock}) do the rest for all of them: the bytes widened to
- * floats, the signs a masked negation.
+ * or minus 1/8 instead), times a scale per 16 or 32 weights. Each format's class decodes a row's super-blocks ({@link
+ * #decode}): per sub-block of 32 weights, its four groups' bytes (a long each: an entry, or two of IQ3's), its signs'
+ * bits and its scales, handed as arguments to {@link Groups#subBlock}, whose vector loop does the rest for all of them: the bytes widened to
+ * floats, the signs a masked negation, times x and the scale.
  * <p>
  * Read in the file's layout (there is no decode copy: it would be 3-5 times the bytes these formats exist to save).
  * Every weight is exactly ggml's dequantization (a scale times a small integer; IQ1's {@code d * (q + shift)} as
@@ -31,10 +32,11 @@ import java.util.Objects;
  */
 abstract sealed class GridTensor extends BlockTensor permits IQ1_STensor, IQ1_MTensor, IQ2_XXSTensor, IQ2_XSTensor, IQ2_STensor, IQ3_XXSTensor, IQ3_STensor {
     /**
-     * The words of a vector of weights' bytes: a quarter of a float vector's bits ({@link Tensor#LANE_BYTES}' shape: at
-     * 128 bits 64, of which the first 32 are used).
+     * Two weights' groups of 8 bytes as the lanes of a vector, reinterpreted as the bytes of the next {@link #LANES}
+     * weights (with fewer than 16 lanes, the first long's first 8 or 4 bytes): 128 bits at every float width, as a
+     * vector of one long (64 bits) is not intrinsified.
      */
-    private static final VectorSpecies<Integer> WORDS = VectorSpecies.of(int.class, LANE_BYTES.vectorShape());
+    private static final VectorSpecies<Long> PAIRS = LongVector.SPECIES_128;
     /** Lanes of the vector loops: at most 16 (512 bits), so that a vector's weights share one scale, as in Q6_K's kernel. */
     private static final int LANES = F_SPECIES.length();
     private static final long LANE_BITS = (1L << LANES) - 1;
@@ -50,42 +52,79 @@ abstract sealed class GridTensor extends BlockTensor permits IQ1_STensor, IQ1_MT
     }
 
     /**
-     * A super-block decoded, per thread ({@link #GROUPS}): what the vector loops read. Each array holds its values 64
-     * bytes in from either end ({@link #W}, {@link #S}), so that no cache line of them is another object's: the pool's
-     * threads write theirs for every block, and the collector may move two threads' arrays next to each other.
+     * What the formats' decoders hand their sub-blocks to, per thread ({@link #GROUPS}): a dot product's running sum
+     * ({@link #dot}), or the floats of a block ({@link #dequantizeBlock}). Each sub-block of 32 weights comes as its
+     * four groups' bytes in four longs, its sign bits and the scales of its halves, in arguments rather than through
+     * arrays: a super-block decoded into arrays first and then read back as vectors ran at half the speed (0.24
+     * against 0.12 ns a weight, IQ2_XXS in cache, one thread; docs/kernel-log.md session 65), its vector loads waiting
+     * on the scalar stores they overlapped.
      */
     static final class Groups {
-        /** Offsets of the first value: in {@link #words}, and in {@link #signs} and {@link #scale}. */
-        static final int W = 16, S = 16;
+        /** Offset of the running sum's lanes in {@link #sum}: 64 bytes in from either end, so that no cache line of them is another object's. */
+        private static final int S = 16;
+        /** The running sum of a dot product ({@link #dotWith}). */
+        private final float[] sum = new float[S + LANES + S];
+        /** A dot product's x ({@link #dotWith}) or a dequantization's output ({@link #storeTo}), and where the first super-block's weights are in it. */
+        private float[] x, out;
+        private int at;
+
+        /** Sub-blocks multiply with x from {@code xAt} on, into a sum that starts at 0. */
+        void dotWith(float[] x, int xAt) {
+            this.x = x;
+            this.out = null;
+            this.at = xAt;
+            Arrays.fill(sum, S, S + LANES, 0f);
+        }
+
+        /** Sub-blocks are stored to out from {@code outAt} on. */
+        void storeTo(float[] out, int outAt) {
+            this.x = null;
+            this.out = out;
+            this.at = outAt;
+        }
+
+        float sum() {
+            return FloatVector.fromArray(F_SPECIES, sum, S).reduceLanes(VectorOperators.ADD);
+        }
+
         /**
-         * The 256 weights' magnitudes (IQ1's times 8, shifted), 4 bytes a word from {@link #W}, byte j of word i weight
-         * {@code 4i + j}, as their codebook entries hold them: plain int stores, read back as vectors of ints. Stored as
-         * bytes through a byte array view (a VarHandle), the store's chain of calls was left out of line in some JVMs
-         * (the decoders inlined deep in the loop), which then decoded 2.5 times slower; stored a byte at a time, somewhat
-         * slower in all (TinyLlama IQ3_S, docs/kernel-log.md session 64).
+         * The sub-block of weights {@code w .. w + 31} (from the first super-block's first): groups {@code g0 .. g3} of 8 weights,
+         * byte j of {@code g} weight j's magnitude (IQ1's times 8, shifted), bit j of {@code signBits} weight j
+         * negated, {@code firstHalf} and {@code secondHalf} the scales of weights 0-15 and 16-31.
          */
-        final int[] words = new int[W + 64 + W];
-        /** Bit j of {@code signs[S + sub]}: weight {@code 32 * sub + j} is negated (IQ2, IQ3; none of IQ1's). */
-        final int[] signs = new int[S + 8 + S];
-        /** {@code scale[S + i]}: the scale of weights {@code 16 * i .. 16 * i + 15}. */
-        final float[] scale = new float[S + 16 + S];
-
-        /** Group {@code e} of 8 weights (IQ1's and IQ2's) is entry {@code index} of {@code book}: two words. */
-        void wide(int e, Codebook book, int index) {
-            words[W + 2 * e] = book.words[2 * index];
-            words[W + 2 * e + 1] = book.words[2 * index + 1];
+        void subBlock(int w, long g0, long g1, long g2, long g3, int signBits, float firstHalf, float secondHalf) {
+            if (x != null) multiply(at + w, g0, g1, g2, g3, signBits, firstHalf, secondHalf);
+            else store(at + w, g0, g1, g2, g3, signBits, firstHalf, secondHalf);
         }
 
-        /** Group {@code e} of 4 weights (IQ3's) is entry {@code index} of {@code book}: a word. */
-        void narrow(int e, Codebook book, int index) {
-            words[W + e] = book.words[index];
+        /**
+         * Per vector of weights: their bytes widened to floats, the signs a masked negation (a mask from their bits),
+         * times x, then the scale, into the sum.
+         */
+        private void multiply(int xAt, long g0, long g1, long g2, long g3, int signBits, float firstHalf, float secondHalf) {
+            FloatVector acc = FloatVector.fromArray(F_SPECIES, sum, S);
+            for (int w = 0; w < 32; w += LANES) {
+                LongVector bytes = LongVector.broadcast(PAIRS, group(w >> 3, g0, g1, g2, g3) >>> ((w & 4) << 3));
+                if (LANES > 8) bytes = bytes.withLane(1, group((w >> 3) + 1, g0, g1, g2, g3));
+                FloatVector m = (FloatVector) bytes.reinterpretAsBytes().convertShape(VectorOperators.B2F, F_SPECIES, 0);
+                m = m.lanewise(VectorOperators.NEG, VectorMask.fromLong(F_SPECIES, signBits >>> w & LANE_BITS));
+                acc = m.mul(FloatVector.fromArray(F_SPECIES, x, xAt + w)).fma(FloatVector.broadcast(F_SPECIES, w < 16 ? firstHalf : secondHalf), acc);
+            }
+            acc.intoArray(sum, S);
         }
 
-        /** Sub-block {@code sub}'s sign bits, and the scales of its two halves. */
-        void subBlock(int sub, int signBits, float firstHalf, float secondHalf) {
-            signs[S + sub] = signBits;
-            scale[S + 2 * sub] = firstHalf;
-            scale[S + 2 * sub + 1] = secondHalf;
+        /** The weights as {@link #multiply} builds them (written out again: a helper returning the vector would box it, see {@link Tensor#B_SPECIES}). */
+        private void store(int outAt, long g0, long g1, long g2, long g3, int signBits, float firstHalf, float secondHalf) {
+            for (int w = 0; w < 32; w += LANES) {
+                LongVector bytes = LongVector.broadcast(PAIRS, group(w >> 3, g0, g1, g2, g3) >>> ((w & 4) << 3));
+                if (LANES > 8) bytes = bytes.withLane(1, group((w >> 3) + 1, g0, g1, g2, g3));
+                FloatVector m = (FloatVector) bytes.reinterpretAsBytes().convertShape(VectorOperators.B2F, F_SPECIES, 0);
+                m.lanewise(VectorOperators.NEG, VectorMask.fromLong(F_SPECIES, signBits >>> w & LANE_BITS)).mul(w < 16 ? firstHalf : secondHalf).intoArray(out, outAt + w);
+            }
+        }
+
+        private static long group(int j, long g0, long g1, long g2, long g3) {
+            return j == 0 ? g0 : j == 1 ? g1 : j == 2 ? g2 : g3;
         }
     }
 
@@ -96,56 +135,40 @@ abstract sealed class GridTensor extends BlockTensor permits IQ1_STensor, IQ1_MT
     }
 
     /**
-     * Decodes the super-block at byte {@code offset} into {@code g}: a switch over the formats' static decoders, not a
-     * virtual call, so that the vector loops, compiled once for every format (C2 inlines them into no caller, being
-     * too large once compiled), call each format's decoder directly. With an overridden method the loop's call was
-     * megamorphic in a file of two formats and ran 4-5 times slower.
+     * Decodes the {@code blocks} super-blocks from byte {@code offset} into {@code g}: a switch over the formats' static
+     * decoders, not a virtual call, so that {@link #dot}, compiled once for every format, calls each format's decoder
+     * directly (with an overridden method the call was megamorphic in a file of two formats and ran 4-5 times
+     * slower). A decoder takes a whole row, so that its loop, the sub-blocks' vector work ({@link Groups#subBlock})
+     * inlined into it, is one compiled method: called per super-block, the decoders were compiled on their own and
+     * then left out of line in some JVMs and not in others (IQ3_S 0.24 or 0.31 ns a weight).
      */
-    private void decode(long offset, Groups g) {
+    private void decode(long offset, int blocks, Groups g) {
         switch (type) {
-            case IQ1_S -> IQ1_STensor.decode(data, offset, g);
-            case IQ1_M -> IQ1_MTensor.decode(data, offset, g);
-            case IQ2_XXS -> IQ2_XXSTensor.decode(data, offset, g);
-            case IQ2_XS -> IQ2_XSTensor.decode(data, offset, g);
-            case IQ2_S -> IQ2_STensor.decode(data, offset, g);
-            case IQ3_XXS -> IQ3_XXSTensor.decode(data, offset, g);
-            case IQ3_S -> IQ3_STensor.decode(data, offset, g);
+            case IQ1_S -> IQ1_STensor.decode(data, offset, blocks, g);
+            case IQ1_M -> IQ1_MTensor.decode(data, offset, blocks, g);
+            case IQ2_XXS -> IQ2_XXSTensor.decode(data, offset, blocks, g);
+            case IQ2_XS -> IQ2_XSTensor.decode(data, offset, blocks, g);
+            case IQ2_S -> IQ2_STensor.decode(data, offset, blocks, g);
+            case IQ3_XXS -> IQ3_XXSTensor.decode(data, offset, blocks, g);
+            case IQ3_S -> IQ3_STensor.decode(data, offset, blocks, g);
             default -> throw new IllegalStateException(type + " is not a grid i-quant");
         }
     }
 
-    /**
-     * The super-block at byte {@code offset} as floats to {@code out[at ..]}, its weights built as {@link #dot} builds
-     * them (written out again: a helper returning the vector would box it, see {@link Tensor#B_SPECIES}).
-     */
+    /** The super-block at byte {@code offset} as floats to {@code out[at ..]}, its weights built as {@link #dot} builds them. */
     @Override
     final void dequantizeBlock(long offset, float[] out, int at) {
         Groups g = GROUPS.get();
-        decode(offset, g);
-        for (int w = 0; w < 256; w += LANES) {
-            FloatVector m = (FloatVector) IntVector.fromArray(WORDS, g.words, Groups.W + (w >> 2)).reinterpretAsBytes().convertShape(VectorOperators.B2F, F_SPECIES, 0);
-            m.lanewise(VectorOperators.NEG, VectorMask.fromLong(F_SPECIES, g.signs[Groups.S + (w >>> 5)] >>> (w & 31) & LANE_BITS)).mul(g.scale[Groups.S + (w >>> 4)]).intoArray(out, at + w);
-        }
+        g.storeTo(out, at);
+        decode(offset, 1, g);
     }
 
-    /**
-     * Per vector of weights: their bytes widened to floats, the signs a masked negation (a mask from their bits), times
-     * x, then the scale, into one sum.
-     */
     @Override
     public final float dot(long row, float[] x, int xAt) {
-        long offset = row * rowBytes;
         Groups g = GROUPS.get();
-        FloatVector acc = FloatVector.zero(F_SPECIES);
-        for (int end = xAt + cols; xAt < end; xAt += 256, offset += type.blockBytes) {
-            decode(offset, g);
-            for (int w = 0; w < 256; w += LANES) {
-                FloatVector m = (FloatVector) IntVector.fromArray(WORDS, g.words, Groups.W + (w >> 2)).reinterpretAsBytes().convertShape(VectorOperators.B2F, F_SPECIES, 0);
-                m = m.lanewise(VectorOperators.NEG, VectorMask.fromLong(F_SPECIES, g.signs[Groups.S + (w >>> 5)] >>> (w & 31) & LANE_BITS));
-                acc = m.mul(FloatVector.fromArray(F_SPECIES, x, xAt + w)).fma(FloatVector.broadcast(F_SPECIES, g.scale[Groups.S + (w >>> 4)]), acc);
-            }
-        }
-        return acc.reduceLanes(VectorOperators.ADD);
+        g.dotWith(x, xAt);
+        decode(row * rowBytes, cols / 256, g);
+        return g.sum();
     }
 
     @Override
@@ -154,27 +177,20 @@ abstract sealed class GridTensor extends BlockTensor permits IQ1_STensor, IQ1_MT
     }
 
     /**
-     * A codebook of ggml-common.h (resource iq-grids.txt, made by scripts/make-iq-grids.sh) as words of 4 bytes, byte j
-     * the magnitude of weight j of its 4: an entry of 8 (IQ1's, IQ2's, {@link #wide}) two words, low one first, an
-     * entry of 4 (IQ3's, {@link #narrow}) one. IQ1's ({@link #shifted}) holds each entry twice, as {@code 8q + 1} and
-     * then, from entry {@code entries}, as {@code 8q - 1}: its weights times 8, shifted.
+     * A codebook of ggml-common.h (resource iq-grids.txt, made by scripts/make-iq-grids.sh): entry i's bytes in
+     * {@code entries[i]}, byte j the magnitude of weight j of its 8 (IQ1's, IQ2's: {@link #entry}) or 4 (IQ3's, the
+     * high half 0: {@link #pair}). IQ1's ({@link #shifted}) holds each entry twice, as {@code 8q + 1} and then,
+     * from entry {@code entries.length / 2}, as {@code 8q - 1}: its weights times 8, shifted.
      */
     static final class Codebook {
-        final int[] words;
+        private final long[] entries;
 
-        private Codebook(int[] words) {
-            this.words = words;
+        private Codebook(long[] entries) {
+            this.entries = entries;
         }
 
-        static Codebook wide(String name) {
-            return new Codebook(split(entries(name)));
-        }
-
-        static Codebook narrow(String name) {
-            long[] entries = entries(name);
-            int[] words = new int[entries.length];
-            for (int e = 0; e < entries.length; e++) words[e] = (int) entries[e];
-            return new Codebook(words);
+        static Codebook of(String name) {
+            return new Codebook(entries(name));
         }
 
         /** IQ1's codebook: entries of -1, 0 or 1 as {@code 8q + 1}, then again as {@code 8q - 1}. */
@@ -187,17 +203,17 @@ abstract sealed class GridTensor extends BlockTensor permits IQ1_STensor, IQ1_MT
                     twice[entries.length + e] |= (long) (8 * q - 1 & 0xFF) << 8 * j;
                 }
             }
-            return new Codebook(split(twice));
+            return new Codebook(twice);
         }
 
-        /** Entries of 8 bytes as two words each, the low one (bytes 0-3) first. */
-        private static int[] split(long[] entries) {
-            int[] words = new int[2 * entries.length];
-            for (int e = 0; e < entries.length; e++) {
-                words[2 * e] = (int) entries[e];
-                words[2 * e + 1] = (int) (entries[e] >>> 32);
-            }
-            return words;
+        /** A group of 8 weights: entry {@code index} of a codebook of 8. */
+        long entry(int index) {
+            return entries[index];
+        }
+
+        /** A group of 8 weights: entries {@code first} and {@code second} of a codebook of 4. */
+        long pair(int first, int second) {
+            return entries[first] | entries[second] << 32;
         }
 
         private static long[] entries(String name) {

@@ -15,20 +15,28 @@ final class IQ1_MTensor extends GridTensor {
         super(name, GGMLType.IQ1_M, data, cols, rows);
     }
 
-    /** The super-block at byte {@code offset} of {@code data} decoded into {@code g}: its weights' bytes, signs and scales. */
-    static void decode(MemorySegment data, long offset, Groups g) {
-        long scales = data.get(LONG_LE, offset + 48);
-        int s = (int) scales, t = (int) (scales >>> 32);
-        float d = Float.float16ToFloat((short) (s >>> 12 & 0xF | s >>> 24 & 0xF0 | t >>> 4 & 0xF00 | t >>> 16 & 0xF000));
-        for (int sub = 0; sub < 8; sub++) {
-            int indices = data.get(INT_LE, offset + 4 * sub), high = data.get(SHORT_LE, offset + 32 + 2 * sub);
-            int subScales = (int) (scales >>> 16 * (sub / 2) + 6 * (sub & 1));
-            for (int l = 0; l < 4; l++) {
-                int nibble = high >>> 4 * l & 0xF; // the index's top three bits, and in bit 3 the shift -1/8: the codebook's second half
-                g.wide(4 * sub + l, BOOK, (nibble & 8) << 8 | indices >>> 8 * l & 0xFF | (nibble & 7) << 8);
+    /** The {@code blocks} super-blocks from byte {@code offset} of {@code data} decoded into {@code g}: its weights' bytes, signs and scales. */
+    static void decode(MemorySegment data, long offset, int blocks, Groups g) {
+        for (int block = 0; block < blocks; block++, offset += GGMLType.IQ1_M.blockBytes) {
+            long scales = data.get(LONG_LE, offset + 48);
+            int s = (int) scales, t = (int) (scales >>> 32);
+            float d = Float.float16ToFloat((short) (s >>> 12 & 0xF | s >>> 24 & 0xF0 | t >>> 4 & 0xF00 | t >>> 16 & 0xF000));
+            for (int sub = 0; sub < 8; sub++) {
+                int indices = data.get(INT_LE, offset + 4 * sub), high = data.get(SHORT_LE, offset + 32 + 2 * sub);
+                int subScales = (int) (scales >>> 16 * (sub / 2) + 6 * (sub & 1));
+                // the codebook holds 8 times the weights
+                g.subBlock(256 * block + 32 * sub, BOOK.entry(index(indices, high, 0)), BOOK.entry(index(indices, high, 1)), BOOK.entry(index(indices, high, 2)), BOOK.entry(index(indices, high, 3)),
+                        0, d * (2 * (subScales & 7) + 1) * 0.125f, d * (2 * (subScales >>> 3 & 7) + 1) * 0.125f);
             }
-            // the codebook holds 8 times the weights
-            g.subBlock(sub, 0, d * (2 * (subScales & 7) + 1) * 0.125f, d * (2 * (subScales >>> 3 & 7) + 1) * 0.125f);
         }
+    }
+
+    /**
+     * Group {@code l}'s index: its byte of {@code indices}, the top three bits from its nibble of {@code high}, and
+     * the nibble's bit 3 (the shift -1/8) choosing the codebook's second half.
+     */
+    private static int index(int indices, int high, int l) {
+        int nibble = high >>> 4 * l & 0xF;
+        return (nibble & 8) << 8 | indices >>> 8 * l & 0xFF | (nibble & 7) << 8;
     }
 }

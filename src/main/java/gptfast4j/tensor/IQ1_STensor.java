@@ -14,15 +14,22 @@ final class IQ1_STensor extends GridTensor {
         super(name, GGMLType.IQ1_S, data, cols, rows);
     }
 
-    /** The super-block at byte {@code offset} of {@code data} decoded into {@code g}: its weights' bytes, signs and scales. */
-    static void decode(MemorySegment data, long offset, Groups g) {
-        float d = f16(data, offset);
-        for (int sub = 0; sub < 8; sub++) {
-            int indices = data.get(INT_LE, offset + 2 + 4 * sub), high = data.get(SHORT_LE, offset + 34 + 2 * sub) & 0xFFFF;
-            int half = (high & 0x8000) != 0 ? 2048 : 0; // the shift -1/8: the codebook's second half
-            for (int l = 0; l < 4; l++) g.wide(4 * sub + l, BOOK, half + (indices >>> 8 * l & 0xFF | (high >>> 3 * l & 7) << 8));
-            float scale = d * (2 * (high >>> 12 & 7) + 1) * 0.125f; // the codebook holds 8 times the weights
-            g.subBlock(sub, 0, scale, scale);
+    /** The {@code blocks} super-blocks from byte {@code offset} of {@code data} decoded into {@code g}: its weights' bytes, signs and scales. */
+    static void decode(MemorySegment data, long offset, int blocks, Groups g) {
+        for (int block = 0; block < blocks; block++, offset += GGMLType.IQ1_S.blockBytes) {
+            float d = f16(data, offset);
+            for (int sub = 0; sub < 8; sub++) {
+                int indices = data.get(INT_LE, offset + 2 + 4 * sub), high = data.get(SHORT_LE, offset + 34 + 2 * sub) & 0xFFFF;
+                int half = (high & 0x8000) != 0 ? 2048 : 0; // the shift -1/8: the codebook's second half
+                float scale = d * (2 * (high >>> 12 & 7) + 1) * 0.125f; // the codebook holds 8 times the weights
+                g.subBlock(256 * block + 32 * sub, BOOK.entry(half + index(indices, high, 0)), BOOK.entry(half + index(indices, high, 1)),
+                        BOOK.entry(half + index(indices, high, 2)), BOOK.entry(half + index(indices, high, 3)), 0, scale, scale);
+            }
         }
+    }
+
+    /** Group {@code l}'s index: its byte of {@code indices}, its three bits of {@code high} above. */
+    private static int index(int indices, int high, int l) {
+        return indices >>> 8 * l & 0xFF | (high >>> 3 * l & 7) << 8;
     }
 }

@@ -8,25 +8,23 @@ import java.lang.foreign.MemorySegment;
  * scale s, {@code d * (0.5 + s) / 4}.
  */
 final class IQ2_XXSTensor extends GridTensor {
-    private static final Codebook BOOK = Codebook.wide("iq2xxs_grid");
+    private static final Codebook BOOK = Codebook.of("iq2xxs_grid");
 
     IQ2_XXSTensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.IQ2_XXS, data, cols, rows);
     }
 
-    /** The super-block at byte {@code offset} of {@code data} decoded into {@code g}: its weights' bytes, signs and scales. */
-    static void decode(MemorySegment data, long offset, Groups g) {
-        float d = f16(data, offset);
-        for (int sub = 0; sub < 8; sub++) {
-            long words = data.get(LONG_LE, offset + 2 + 8 * sub);
-            int indices = (int) words, aux = (int) (words >>> 32);
-            int signs = 0;
-            for (int l = 0; l < 4; l++) {
-                g.wide(4 * sub + l, BOOK, indices >>> 8 * l & 0xFF);
-                signs |= SIGNS[aux >>> 7 * l & 127] << 8 * l;
+    /** The {@code blocks} super-blocks from byte {@code offset} of {@code data} decoded into {@code g}: its weights' bytes, signs and scales. */
+    static void decode(MemorySegment data, long offset, int blocks, Groups g) {
+        for (int block = 0; block < blocks; block++, offset += GGMLType.IQ2_XXS.blockBytes) {
+            float d = f16(data, offset);
+            for (int sub = 0; sub < 8; sub++) {
+                long words = data.get(LONG_LE, offset + 2 + 8 * sub);
+                int indices = (int) words, aux = (int) (words >>> 32);
+                float scale = d * (0.5f + (aux >>> 28)) * 0.25f;
+                g.subBlock(256 * block + 32 * sub, BOOK.entry(indices & 0xFF), BOOK.entry(indices >>> 8 & 0xFF), BOOK.entry(indices >>> 16 & 0xFF), BOOK.entry(indices >>> 24),
+                        SIGNS[aux & 127] | SIGNS[aux >>> 7 & 127] << 8 | SIGNS[aux >>> 14 & 127] << 16 | SIGNS[aux >>> 21 & 127] << 24, scale, scale);
             }
-            float scale = d * (0.5f + (aux >>> 28)) * 0.25f;
-            g.subBlock(sub, signs, scale, scale);
         }
     }
 }

@@ -8,23 +8,31 @@ import java.lang.foreign.MemorySegment;
  * for weight j of 8), then a byte per 64 weights whose nibbles are the scales s of its halves, {@code d * (1 + 2s)}.
  */
 final class IQ3_STensor extends GridTensor {
-    private static final Codebook BOOK = Codebook.narrow("iq3s_grid");
+    private static final Codebook BOOK = Codebook.of("iq3s_grid");
 
     IQ3_STensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.IQ3_S, data, cols, rows);
     }
 
-    /** The super-block at byte {@code offset} of {@code data} decoded into {@code g}: its weights' bytes, signs and scales. */
-    static void decode(MemorySegment data, long offset, Groups g) {
-        float d = f16(data, offset);
-        long highs = data.get(LONG_LE, offset + 66);
-        int scales = data.get(INT_LE, offset + 106);
-        for (int sub = 0; sub < 8; sub++) {
-            long indices = data.get(LONG_LE, offset + 2 + 8 * sub);
-            int high = (int) (highs >>> 8 * sub);
-            for (int k = 0; k < 8; k++) g.narrow(8 * sub + k, BOOK, (int) (indices >>> 8 * k) & 0xFF | high << 8 - k & 256);
-            float scale = d * (1 + 2 * (scales >>> 4 * sub & 0xF));
-            g.subBlock(sub, data.get(INT_LE, offset + 74 + 4 * sub), scale, scale);
+    /** The {@code blocks} super-blocks from byte {@code offset} of {@code data} decoded into {@code g}: its weights' bytes, signs and scales. */
+    static void decode(MemorySegment data, long offset, int blocks, Groups g) {
+        for (int block = 0; block < blocks; block++, offset += GGMLType.IQ3_S.blockBytes) {
+            float d = f16(data, offset);
+            long highs = data.get(LONG_LE, offset + 66);
+            int scales = data.get(INT_LE, offset + 106);
+            for (int sub = 0; sub < 8; sub++) {
+                long indices = data.get(LONG_LE, offset + 2 + 8 * sub);
+                int high = (int) (highs >>> 8 * sub);
+                float scale = d * (1 + 2 * (scales >>> 4 * sub & 0xF));
+                g.subBlock(256 * block + 32 * sub, BOOK.pair(index(indices, high, 0), index(indices, high, 1)), BOOK.pair(index(indices, high, 2), index(indices, high, 3)),
+                        BOOK.pair(index(indices, high, 4), index(indices, high, 5)), BOOK.pair(index(indices, high, 6), index(indices, high, 7)),
+                        data.get(INT_LE, offset + 74 + 4 * sub), scale, scale);
+            }
         }
+    }
+
+    /** Group {@code k}'s index: byte k of {@code indices}, bit k of {@code high} above. */
+    private static int index(long indices, int high, int k) {
+        return (int) (indices >>> 8 * k) & 0xFF | high << 8 - k & 256;
     }
 }

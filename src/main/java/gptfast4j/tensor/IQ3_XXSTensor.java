@@ -8,21 +8,29 @@ import java.lang.foreign.MemorySegment;
  * each for 8 weights) under a 4-bit scale s, {@code d * (0.5 + s) / 2}.
  */
 final class IQ3_XXSTensor extends GridTensor {
-    private static final Codebook BOOK = Codebook.narrow("iq3xxs_grid");
+    private static final Codebook BOOK = Codebook.of("iq3xxs_grid");
 
     IQ3_XXSTensor(String name, MemorySegment data, int cols, long rows) {
         super(name, GGMLType.IQ3_XXS, data, cols, rows);
     }
 
-    /** The super-block at byte {@code offset} of {@code data} decoded into {@code g}: its weights' bytes, signs and scales. */
-    static void decode(MemorySegment data, long offset, Groups g) {
-        float d = f16(data, offset);
-        for (int sub = 0; sub < 8; sub++) {
-            long indices = data.get(LONG_LE, offset + 2 + 8 * sub);
-            int aux = data.get(INT_LE, offset + 66 + 4 * sub);
-            for (int k = 0; k < 8; k++) g.narrow(8 * sub + k, BOOK, (int) (indices >>> 8 * k) & 0xFF);
-            float scale = d * (0.5f + (aux >>> 28)) * 0.5f;
-            g.subBlock(sub, SIGNS[aux & 127] | SIGNS[aux >>> 7 & 127] << 8 | SIGNS[aux >>> 14 & 127] << 16 | SIGNS[aux >>> 21 & 127] << 24, scale, scale);
+    /** The {@code blocks} super-blocks from byte {@code offset} of {@code data} decoded into {@code g}: its weights' bytes, signs and scales. */
+    static void decode(MemorySegment data, long offset, int blocks, Groups g) {
+        for (int block = 0; block < blocks; block++, offset += GGMLType.IQ3_XXS.blockBytes) {
+            float d = f16(data, offset);
+            for (int sub = 0; sub < 8; sub++) {
+                long indices = data.get(LONG_LE, offset + 2 + 8 * sub);
+                int aux = data.get(INT_LE, offset + 66 + 4 * sub);
+                float scale = d * (0.5f + (aux >>> 28)) * 0.5f;
+                g.subBlock(256 * block + 32 * sub, BOOK.pair(index(indices, 0), index(indices, 1)), BOOK.pair(index(indices, 2), index(indices, 3)),
+                        BOOK.pair(index(indices, 4), index(indices, 5)), BOOK.pair(index(indices, 6), index(indices, 7)),
+                        SIGNS[aux & 127] | SIGNS[aux >>> 7 & 127] << 8 | SIGNS[aux >>> 14 & 127] << 16 | SIGNS[aux >>> 21 & 127] << 24, scale, scale);
+            }
         }
+    }
+
+    /** Group {@code k}'s index: byte k of {@code indices}. */
+    private static int index(long indices, int k) {
+        return (int) (indices >>> 8 * k) & 0xFF;
     }
 }
