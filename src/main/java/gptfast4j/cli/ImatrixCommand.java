@@ -18,8 +18,8 @@ import java.util.List;
 import java.util.concurrent.Callable;
 
 @Command(name = "imatrix", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Compute an importance matrix for quantize --imatrix: each layer's mean squared input per column over a text,",
-                "as llama.cpp's llama-imatrix computes it (its GGUF form, which llama-quantize reads too); prints the text's perplexity."})
+        description = {"Compute an importance matrix for quantize --imatrix over a text, as llama.cpp's llama-imatrix does.",
+                "Each layer's mean squared input per column, in llama-imatrix's GGUF form (which llama-quantize reads too); prints the text's perplexity."})
 final class ImatrixCommand implements Callable<Integer> {
     @Option(names = {"-m", "--checkpoint"}, paramLabel = "PATH", description = "Model: a GGUF file, a llama2.c .bin, or a Hugging Face directory (with --file).")
     Path checkpoint;

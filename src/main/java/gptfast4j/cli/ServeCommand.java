@@ -19,7 +19,7 @@ import java.util.concurrent.Callable;
 
 @Command(name = "serve", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Serve the model over HTTP with OpenAI's API: POST /v1/completions and /v1/chat/completions (\"stream\": true for server-sent events), GET /v1/models and /health.",
-                "One generation runs at a time; requests wait in arrival order. Request lines go to stderr."})
+                "One generation runs at a time (--parallel N: N at once); requests wait in arrival order. Request lines go to stderr."})
 final class ServeCommand implements Callable<Integer> {
     @Mixin
     CommonOptions common;
