@@ -23,8 +23,8 @@ import java.util.Objects;
  * entry's bytes its weights), a sign per weight (IQ2, IQ3; IQ1's entries are -1, 0 or 1 and its groups shifted by plus
  * or minus 1/8 instead), times a scale per 16 or 32 weights. Each format's class decodes a row's super-blocks ({@link
  * #decode}): per sub-block of 32 weights, its four groups' bytes (a long each: an entry, or two of IQ3's), its signs'
- * bits and its scales, handed as arguments to {@link Groups#subBlock}, whose vector loop does the rest for all of them: the bytes widened to
- * floats, the signs a masked negation, times x and the scale.
+ * bits and its scales, handed as arguments to {@link Groups#subBlock}, whose vector loops do the rest for all of
+ * them: the bytes widened to floats, the signs a masked negation, times x and the scale.
  * <p>
  * Read in the file's layout (there is no decode copy: it would be 3-5 times the bytes these formats exist to save).
  * Every weight is exactly ggml's dequantization (a scale times a small integer; IQ1's {@code d * (q + shift)} as
@@ -55,9 +55,8 @@ abstract sealed class GridTensor extends BlockTensor permits IQ1_STensor, IQ1_MT
      * What the formats' decoders hand their sub-blocks to, per thread ({@link #GROUPS}): a dot product's running sum
      * ({@link #dot}), or the floats of a block ({@link #dequantizeBlock}). Each sub-block of 32 weights comes as its
      * four groups' bytes in four longs, its sign bits and the scales of its halves, in arguments rather than through
-     * arrays: a super-block decoded into arrays first and then read back as vectors ran at half the speed (0.24
-     * against 0.12 ns a weight, IQ2_XXS in cache, one thread; docs/kernel-log.md session 65), its vector loads waiting
-     * on the scalar stores they overlapped.
+     * arrays: a super-block decoded into per-thread arrays first and then read back as vectors took 0.24-0.31 ns a
+     * weight on one thread in cache, against 0.17-0.22 (docs/kernel-log.md session 65).
      */
     static final class Groups {
         /** Offset of the running sum's lanes in {@link #sum}: 64 bytes in from either end, so that no cache line of them is another object's. */
@@ -90,7 +89,10 @@ abstract sealed class GridTensor extends BlockTensor permits IQ1_STensor, IQ1_MT
         /**
          * The sub-block of weights {@code w .. w + 31} (from the first super-block's first): groups {@code g0 .. g3} of 8 weights,
          * byte j of {@code g} weight j's magnitude (IQ1's times 8, shifted), bit j of {@code signBits} weight j
-         * negated, {@code firstHalf} and {@code secondHalf} the scales of weights 0-15 and 16-31.
+         * negated, {@code firstHalf} and {@code secondHalf} the scales of weights 0-15 and 16-31. A prompt's tiles
+         * ({@link #dequantizeBlock}) and decode's dot products come through here both, so a decoder compiled after a
+         * prompt holds both branches, which costs its dot products 10-25% in cache (docs/kernel-log.md session 65
+         * (2)); a second copy of each format's bit-picking would avoid it.
          */
         void subBlock(int w, long g0, long g1, long g2, long g3, int signBits, float firstHalf, float secondHalf) {
             if (x != null) multiply(at + w, g0, g1, g2, g3, signBits, firstHalf, secondHalf);
@@ -140,7 +142,7 @@ abstract sealed class GridTensor extends BlockTensor permits IQ1_STensor, IQ1_MT
      * directly (with an overridden method the call was megamorphic in a file of two formats and ran 4-5 times
      * slower). A decoder takes a whole row, so that its loop, the sub-blocks' vector work ({@link Groups#subBlock})
      * inlined into it, is one compiled method: called per super-block, the decoders were compiled on their own and
-     * then left out of line in some JVMs and not in others (IQ3_S 0.24 or 0.31 ns a weight).
+     * then left out of line in some JVMs and not in others (IQ3_S 0.235 or 0.31 ns a weight in two JVMs).
      */
     private void decode(long offset, int blocks, Groups g) {
         switch (type) {

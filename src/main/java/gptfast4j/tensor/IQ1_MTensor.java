@@ -15,7 +15,7 @@ final class IQ1_MTensor extends GridTensor {
         super(name, GGMLType.IQ1_M, data, cols, rows);
     }
 
-    /** The {@code blocks} super-blocks from byte {@code offset} of {@code data} decoded into {@code g}: its weights' bytes, signs and scales. */
+    /** The {@code blocks} super-blocks from byte {@code offset} of {@code data}, sub-block by sub-block to {@code g}: their weights' bytes, signs and scales. */
     static void decode(MemorySegment data, long offset, int blocks, Groups g) {
         for (int block = 0; block < blocks; block++, offset += GGMLType.IQ1_M.blockBytes) {
             long scales = data.get(LONG_LE, offset + 48);

@@ -14,7 +14,7 @@ final class IQ2_XSTensor extends GridTensor {
         super(name, GGMLType.IQ2_XS, data, cols, rows);
     }
 
-    /** The {@code blocks} super-blocks from byte {@code offset} of {@code data} decoded into {@code g}: its weights' bytes, signs and scales. */
+    /** The {@code blocks} super-blocks from byte {@code offset} of {@code data}, sub-block by sub-block to {@code g}: their weights' bytes, signs and scales. */
     static void decode(MemorySegment data, long offset, int blocks, Groups g) {
         for (int block = 0; block < blocks; block++, offset += GGMLType.IQ2_XS.blockBytes) {
             float d = f16(data, offset);
