@@ -91,7 +91,7 @@ abstract sealed class GridTensor extends BlockTensor permits IQ1_STensor, IQ1_MT
          * byte j of {@code g} weight j's magnitude (IQ1's times 8, shifted), bit j of {@code signBits} weight j
          * negated, {@code firstHalf} and {@code secondHalf} the scales of weights 0-15 and 16-31. A prompt's tiles
          * ({@link #dequantizeBlock}) and decode's dot products come through here both, so a decoder compiled after a
-         * prompt holds both branches, which costs its dot products 10-25% in cache (docs/kernel-log.md session 65
+         * prompt holds both branches, which costs its dot products 20-33% in cache (docs/kernel-log.md session 65
          * (2)); a second copy of each format's bit-picking would avoid it.
          */
         void subBlock(int w, long g0, long g1, long g2, long g3, int signBits, float firstHalf, float secondHalf) {
