@@ -19,7 +19,7 @@ import java.nio.ByteOrder;
  * kind ({@link #q8_0Copy}); Q2_K, Q3_K, Q5_1, IQ4_NL and IQ4_XS have layouts of their own ({@link Q2_KLanes}, {@link
  * Q3_KLanes}, {@link Q5_1Lanes}, {@link IQ4Lanes}; IQ4_NL takes Q8_0's where IQ4's does not fit).
  */
-abstract sealed class BlockTensor extends Tensor permits Q5_0Tensor, Q5_1Tensor, Q2_KTensor, Q3_KTensor, IQ4_NLTensor, IQ4_XSTensor, GridTensor {
+abstract sealed class BlockTensor extends Tensor permits Q5_0Tensor, Q5_1Tensor, Q2_KTensor, Q3_KTensor, IQ4_NLTensor, IQ4_XSTensor, GridTensor, TQ1_0Tensor, TQ2_0Tensor {
     /** Lane i holds i: a lane's position in a vector, for shifts that differ by lane. */
     static final IntVector LANE_INDEX = IntVector.zero(I_SPECIES).addIndex(1);
 

@@ -33,7 +33,9 @@ public enum GGMLType {
     I64(27, 1, 8),
     F64(28, 1, 8),
     IQ1_M(29, 256, 256 / 8 + 256 / 16 + 256 / 32),
-    BF16(30, 1, 2);
+    BF16(30, 1, 2),
+    TQ1_0(34, 256, (256 - 4 * 256 / 64) / 5 + 256 / 64 + 2),
+    TQ2_0(35, 256, 256 / 4 + 2);
 
     public final int id;
     public final int blockSize;
@@ -72,16 +74,14 @@ public enum GGMLType {
     }
 
     /**
-     * The name llama.cpp gives a type id this enum leaves out (ggml.h's enum ggml_type: its ternary and MXFP4 types,
-     * and the repacked types it once wrote into files), for errors; null for an id it has no type at.
+     * The name llama.cpp gives a type id this enum leaves out (ggml.h's enum ggml_type: its MXFP4 type, and the
+     * repacked types it once wrote into files), for errors; null for an id it has no type at.
      */
     public static String otherName(int id) {
         return switch (id) {
             case 31 -> "Q4_0_4_4";
             case 32 -> "Q4_0_4_8";
             case 33 -> "Q4_0_8_8";
-            case 34 -> "TQ1_0";
-            case 35 -> "TQ2_0";
             case 36 -> "IQ4_NL_4_4";
             case 37 -> "IQ4_NL_4_8";
             case 38 -> "IQ4_NL_8_8";

@@ -159,6 +159,8 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
             case IQ2_S -> new IQ2_STensor(name, data, cols, rows);
             case IQ3_XXS -> new IQ3_XXSTensor(name, data, cols, rows);
             case IQ3_S -> new IQ3_STensor(name, data, cols, rows);
+            case TQ1_0 -> new TQ1_0Tensor(name, data, cols, rows);
+            case TQ2_0 -> new TQ2_0Tensor(name, data, cols, rows);
             default -> throw new ModelFormatException("tensor " + name + " has unsupported tensor type " + type);
         };
     }

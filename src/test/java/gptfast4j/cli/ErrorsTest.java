@@ -267,8 +267,8 @@ class ErrorsTest {
     void unsupportedTensorTypeIsNamed(@TempDir Path dir) throws IOException {
         Path q8 = patchTensorInfo(dir, "blk.0.attn_q.weight", 0, 9); // Q8_1: known to GGUF (llama.cpp's activations), no weights of it here
         assertOneLineError(run("generate", "--checkpoint", q8.toString()), "unsupported tensor type Q8_1");
-        Path tq1 = patchTensorInfo(dir, "blk.0.attn_q.weight", 0, 34); // llama.cpp's TQ1_0, whose block size we do not hold
-        assertOneLineError(run("generate", "--checkpoint", tq1.toString()), "has type TQ1_0 (GGML type id 34), which gptfast4j does not read");
+        Path mxfp4 = patchTensorInfo(dir, "blk.0.attn_q.weight", 0, 39); // llama.cpp's MXFP4, whose block size we do not hold
+        assertOneLineError(run("generate", "--checkpoint", mxfp4.toString()), "has type MXFP4 (GGML type id 39), which gptfast4j does not read");
         Path unknown = patchTensorInfo(dir, "blk.0.attn_q.weight", 0, 77);
         assertOneLineError(run("generate", "--checkpoint", unknown.toString()), "unknown tensor type id 77");
     }

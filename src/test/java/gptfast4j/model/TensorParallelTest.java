@@ -65,7 +65,8 @@ class TensorParallelTest {
     @Test
     void splitModelsComputeTheOneProcessLogits() throws Exception {
         for (Path file : List.of(Shared.MODELS.resolve("stories260K.gguf"), Shared.REFERENCE.resolve("models/mini-llama3-Q4_K.gguf"),
-                Shared.REFERENCE.resolve("models/mini-mixtral-Q4_K.gguf"), Path.of("src/test/resources/i-quants/mini-llama2-iq.gguf"))) {
+                Shared.REFERENCE.resolve("models/mini-mixtral-Q4_K.gguf"), Path.of("src/test/resources/i-quants/mini-llama2-iq.gguf"),
+                Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"))) {
             for (GGMLType quantize : new GGMLType[]{null, GGMLType.Q4_0}) {
                 Checkpoint c = Checkpoint.load(file, null, quantize);
                 int[] prompt = c.promptTokens(PROMPT), longPrompt = c.promptTokens(LONG_PROMPT);

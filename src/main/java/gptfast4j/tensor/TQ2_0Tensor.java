@@ -1,0 +1,69 @@
+package gptfast4j.tensor;
+
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+
+/**
+ * TQ2_0 (2.06 bits a weight; llama.cpp's ternary type, as TriLM's and BitNet's files use it): a super-block (66
+ * bytes, block_tq2_0) is 64 bytes of 2-bit quants, then f16 d; weight {@code (q - 1) * d}, q in 0..2. Byte m of
+ * half h (its 32 bytes) holds weight {@code 128h + 32l + m} in bits {@code 2l, 2l + 1}.
+ * <p>
+ * Read in the file's layout: a decode copy in Q8_0's layout, which would hold the weights exactly, is four times the
+ * bytes these files exist to save.
+ */
+final class TQ2_0Tensor extends BlockTensor {
+    TQ2_0Tensor(String name, MemorySegment data, int cols, long rows) {
+        super(name, GGMLType.TQ2_0, data, cols, rows);
+    }
+
+    /** As ggml's dequantize_row_tq2_0: {@code (q - 1) * d}. */
+    @Override
+    void dequantizeBlock(long offset, float[] out, int at) {
+        int lanes = I_SPECIES.length();
+        float d = f16(data, offset + 64);
+        for (int h = 0; h < 2; h++) {
+            for (int m = 0; m < 32; m += lanes) {
+                long quants = offset + 32 * h + m;
+                // the Vector API's calls written out (Tensor.B_SPECIES); sign-extended bytes, whose low 8 bits the masks keep
+                IntVector q = B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, quants, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                        : IntVector.broadcast(I_SPECIES, data.get(INT_LE, quants)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24);
+                for (int l = 0; l < 4; l++) {
+                    ((FloatVector) q.lanewise(VectorOperators.LSHR, 2 * l).and(3).sub(1).convert(VectorOperators.I2F, 0)).mul(d).intoArray(out, at + 128 * h + 32 * l + m);
+                }
+            }
+        }
+    }
+
+    /** Per super-block: {@code (q - 1)} times x summed in floats, then times d once. */
+    @Override
+    public float dot(long row, float[] x, int xOffset) {
+        int lanes = I_SPECIES.length();
+        long offset = row * rowBytes;
+        FloatVector acc = FloatVector.zero(F_SPECIES);
+        for (int i = xOffset; i < xOffset + cols; i += 256, offset += type.blockBytes) {
+            FloatVector sum = FloatVector.zero(F_SPECIES);
+            for (int h = 0; h < 2; h++) {
+                for (int m = 0; m < 32; m += lanes) {
+                    long quants = offset + 32 * h + m;
+                    IntVector q = B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, quants, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                            : IntVector.broadcast(I_SPECIES, data.get(INT_LE, quants)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24);
+                    for (int l = 0; l < 4; l++) {
+                        sum = ((FloatVector) q.lanewise(VectorOperators.LSHR, 2 * l).and(3).sub(1).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, i + 128 * h + 32 * l + m), sum);
+                    }
+                }
+            }
+            acc = sum.fma(FloatVector.broadcast(F_SPECIES, f16(data, offset + 64)), acc);
+        }
+        return acc.reduceLanes(VectorOperators.ADD);
+    }
+
+    @Override
+    void dotRows(float[] x, int xOffset, float[] sums, int[] quants, float[] out, int outOffset, long firstRow, int start, int end) {
+        for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
+    }
+}

@@ -1,0 +1,57 @@
+package gptfast4j.tensor;
+
+import gptfast4j.io.GGUF;
+import gptfast4j.io.TensorData;
+import gptfast4j.model.Checkpoint;
+import gptfast4j.model.Llama;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.EnumSet;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
+
+/**
+ * llama.cpp's ternary types ({@link TQ1_0Tensor}, {@link TQ2_0Tensor}) on a file llama.cpp made
+ * (src/test/resources/ternary, README there): each tensor's dequantization bit for bit llama.cpp's own, the kernels
+ * against it, and the model's perplexity llama-perplexity's on llama.cpp's F32 dequantization of the file.
+ */
+class TernaryTest {
+    private static final Path DIR = Path.of("src/test/resources/ternary");
+    private static final Path FILE = DIR.resolve("mini-llama2-tq.gguf");
+
+    @Test
+    void dequantizationIsGgmls() throws Exception {
+        assertEquals(EnumSet.of(GGMLType.F32, GGMLType.TQ1_0, GGMLType.TQ2_0), BlockFormatsTest.dequantizationIsGgmls(FILE, DIR.resolve("dequantized.sha256")));
+    }
+
+    /** Dot products, matrix x vector and matrix x matrix (a few tokens and a prompt's tile) against the dequantized rows. */
+    @Test
+    void kernelsAgreeWithTheDequantization() {
+        int ternary = 0;
+        for (TensorData td : GGUF.read(FILE).tensors().values()) {
+            Tensor t = Tensor.of(td);
+            if (t instanceof TQ1_0Tensor || t instanceof TQ2_0Tensor) {
+                BlockFormatsTest.kernelsAgree(t, BlockFormatsTest.dequantized(t));
+                assertSame(t, t.forDecode(OffHeap.AUTOMATIC), "no decode copy");
+                ternary++;
+            }
+        }
+        assertEquals(2 * 7 + 2, ternary, "every matrix of the file, the token embedding and the output head");
+    }
+
+    @Test
+    void perplexityIsLlamaPerplexitys() throws IOException {
+        BlockFormatsTest.perplexityIs(FILE, 19164.3430); // llama-perplexity on llama.cpp's F32 dequantization of the file (README there)
+    }
+
+    /** A model of these formats decodes with nothing to copy: {@code startDecoding} has no layout to make. */
+    @Test
+    void decodesFromTheFile() {
+        Llama model = Checkpoint.load(FILE, null).model();
+        assertFalse(model.startDecoding(), "no decode copies");
+    }
+}
