@@ -42,7 +42,7 @@ final class TQ1_0Tensor extends BlockTensor {
         for (int m = 0; m < 48; m += lanes) {
             int first = m < 32 ? m : 160 + (m - 32), step = m < 32 ? 32 : 16;
             long quants = offset + m;
-            // the Vector API's calls written out (Tensor.B_SPECIES); sign-extended bytes, whose low 8 bits the products keep
+            // the Vector API's calls written out (Tensor.B_SPECIES)
             IntVector q = B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, quants, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
                     : IntVector.broadcast(I_SPECIES, data.get(INT_LE, quants)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24);
             for (int n = 0; n < 5; n++) {
@@ -56,13 +56,31 @@ final class TQ1_0Tensor extends BlockTensor {
         }
     }
 
-    /** Per super-block: {@code (digit - 1)} times x summed in floats, then times d once. */
+    /** x's sums per 256, for the {@code - 1} of every weight ({@link #dot(long, float[], int, float[])}). */
+    @Override
+    void prepare(float[] x, int xOffset, RowTask task) {
+        task.use(x, xOffset, blockSums(x, xOffset, cols, 256));
+    }
+
     @Override
     public float dot(long row, float[] x, int xOffset) {
+        return dot(row, x, xOffset, blockSums(x, xOffset, cols, 256));
+    }
+
+    /**
+     * Per super-block: the digits times x summed in floats, times d once; the {@code - 1} of every weight is {@code d}
+     * times x's sum over the block ({@code xSums}, once per matrix call). Compiled early, this method left the
+     * bytes' load from the file ({@code fromMemorySegment}) as a call in 1 JVM in 3-5, decoding TinyLlama at 17.5
+     * tokens/s against 38-45: the launcher inlines that load (scripts/jdk.sh). Each digit from the one before (a
+     * multiply by 3, a shift, an and; the digit vector carried from one to the next) decoded no faster and, without
+     * type profiles, boxed that vector: 15 GB allocated in 500 decode steps (docs/kernel-log.md session 65).
+     */
+    private float dot(long row, float[] x, int xOffset, float[] xSums) {
         int lanes = I_SPECIES.length();
         long offset = row * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
-        for (int i = xOffset; i < xOffset + cols; i += 256, offset += type.blockBytes) {
+        float offsets = 0;
+        for (int i = xOffset, b = 0; i < xOffset + cols; i += 256, b++, offset += type.blockBytes) {
             FloatVector sum = FloatVector.zero(F_SPECIES);
             for (int m = 0; m < 48; m += lanes) {
                 int first = i + (m < 32 ? m : 160 + (m - 32)), step = m < 32 ? 32 : 16;
@@ -70,21 +88,23 @@ final class TQ1_0Tensor extends BlockTensor {
                 IntVector q = B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, quants, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
                         : IntVector.broadcast(I_SPECIES, data.get(INT_LE, quants)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24);
                 for (int n = 0; n < 5; n++) {
-                    sum = ((FloatVector) q.mul(POWERS[n]).and(0xFF).mul(3).lanewise(VectorOperators.LSHR, 8).sub(1).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, first + step * n), sum);
+                    sum = ((FloatVector) q.mul(POWERS[n]).and(0xFF).mul(3).lanewise(VectorOperators.LSHR, 8).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, first + step * n), sum);
                 }
             }
             IntVector last = IntVector.broadcast(I_SPECIES, data.get(INT_LE, offset + 48));
             for (int v = 0; v < 16; v += lanes) {
                 IntVector q = last.lanewise(VectorOperators.LSHR, IntVector.fromArray(I_SPECIES, LAST_SHIFTS, v)).mul(IntVector.fromArray(I_SPECIES, LAST_POWERS, v));
-                sum = ((FloatVector) q.and(0xFF).mul(3).lanewise(VectorOperators.LSHR, 8).sub(1).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, i + 240 + v), sum);
+                sum = ((FloatVector) q.and(0xFF).mul(3).lanewise(VectorOperators.LSHR, 8).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, i + 240 + v), sum);
             }
-            acc = sum.fma(FloatVector.broadcast(F_SPECIES, f16(data, offset + 52)), acc);
+            float d = f16(data, offset + 52);
+            acc = sum.fma(FloatVector.broadcast(F_SPECIES, d), acc);
+            offsets += d * xSums[b];
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return acc.reduceLanes(VectorOperators.ADD) - offsets;
     }
 
     @Override
     void dotRows(float[] x, int xOffset, float[] sums, int[] quants, float[] out, int outOffset, long firstRow, int start, int end) {
-        for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
+        for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, sums);
     }
 }

@@ -39,13 +39,28 @@ final class TQ2_0Tensor extends BlockTensor {
         }
     }
 
-    /** Per super-block: {@code (q - 1)} times x summed in floats, then times d once. */
+    /** x's sums per 256, for the {@code - 1} of every weight ({@link #dot(long, float[], int, float[])}). */
+    @Override
+    void prepare(float[] x, int xOffset, RowTask task) {
+        task.use(x, xOffset, blockSums(x, xOffset, cols, 256));
+    }
+
     @Override
     public float dot(long row, float[] x, int xOffset) {
+        return dot(row, x, xOffset, blockSums(x, xOffset, cols, 256));
+    }
+
+    /**
+     * Per super-block: q times x summed in floats, times d once; the {@code - 1} of every weight is {@code d} times
+     * x's sum over the block ({@code xSums}, once per matrix call), one integer subtraction per 16 weights fewer than
+     * {@code (q - 1)} per weight: TinyLlama tg32 57.9/57.8/54.7 -> 63.0/50.5/63.4 tokens/s, alternating JVMs.
+     */
+    private float dot(long row, float[] x, int xOffset, float[] xSums) {
         int lanes = I_SPECIES.length();
         long offset = row * rowBytes;
         FloatVector acc = FloatVector.zero(F_SPECIES);
-        for (int i = xOffset; i < xOffset + cols; i += 256, offset += type.blockBytes) {
+        float offsets = 0;
+        for (int i = xOffset, b = 0; i < xOffset + cols; i += 256, b++, offset += type.blockBytes) {
             FloatVector sum = FloatVector.zero(F_SPECIES);
             for (int h = 0; h < 2; h++) {
                 for (int m = 0; m < 32; m += lanes) {
@@ -53,17 +68,19 @@ final class TQ2_0Tensor extends BlockTensor {
                     IntVector q = B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, quants, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
                             : IntVector.broadcast(I_SPECIES, data.get(INT_LE, quants)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24);
                     for (int l = 0; l < 4; l++) {
-                        sum = ((FloatVector) q.lanewise(VectorOperators.LSHR, 2 * l).and(3).sub(1).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, i + 128 * h + 32 * l + m), sum);
+                        sum = ((FloatVector) q.lanewise(VectorOperators.LSHR, 2 * l).and(3).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, i + 128 * h + 32 * l + m), sum);
                     }
                 }
             }
-            acc = sum.fma(FloatVector.broadcast(F_SPECIES, f16(data, offset + 64)), acc);
+            float d = f16(data, offset + 64);
+            acc = sum.fma(FloatVector.broadcast(F_SPECIES, d), acc);
+            offsets += d * xSums[b];
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return acc.reduceLanes(VectorOperators.ADD) - offsets;
     }
 
     @Override
     void dotRows(float[] x, int xOffset, float[] sums, int[] quants, float[] out, int outOffset, long firstRow, int start, int end) {
-        for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset);
+        for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, sums);
     }
 }

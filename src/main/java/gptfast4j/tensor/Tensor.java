@@ -941,7 +941,7 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
         return blockSums(x, xOffset, n, 32);
     }
 
-    /** As {@link #blockSums(float[], int, int)}, over blocks of {@code block} (16 or 32) elements. */
+    /** As {@link #blockSums(float[], int, int)}, over blocks of {@code block} (16, 32 or 256) elements. */
     static float[] blockSums(float[] x, int xOffset, int n, int block) {
         int lanes = F_SPECIES.length();
         float[] sums = scratch(BLOCK_SUMS, n / block), laneSums = scratch(LANE_SUMS, lanes);
