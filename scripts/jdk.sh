@@ -79,8 +79,3 @@ done
 for inline in getShortUnaligned convEndian; do
   GPTFAST_JVM_FLAGS+=("-XX:CompileCommand=inline,jdk.internal.misc.Unsafe::$inline")
 done
-# inline, for the same reason, for the Vector API's load of a vector from a mapped file (ByteVector.fromMemorySegment
-# ends in it): TQ1_0's decode kernel, compiled early, left it as a call in 2 of 8 JVMs, which then decoded TinyLlama
-# TQ1_0 at 17.5-18.5 tokens/s instead of 38-45 (JFR: loadFromMemorySegmentScopedInternal a frame of its own); with it
-# inlined, 8 of 8 at 38.9-45.4.
-GPTFAST_JVM_FLAGS+=("-XX:CompileCommand=inline,jdk.internal.misc.ScopedMemoryAccess::loadFromMemorySegmentScopedInternal")

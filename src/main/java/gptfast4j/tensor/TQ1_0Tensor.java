@@ -1,12 +1,11 @@
 package gptfast4j.tensor;
 
-import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
-import java.nio.ByteOrder;
 
 /**
  * TQ1_0 (1.69 bits a weight; llama.cpp's other ternary type): a super-block (54 bytes, block_tq1_0) is 48 bytes of
@@ -42,9 +41,10 @@ final class TQ1_0Tensor extends BlockTensor {
         for (int m = 0; m < 48; m += lanes) {
             int first = m < 32 ? m : 160 + (m - 32), step = m < 32 ? 32 : 16;
             long quants = offset + m;
-            // the Vector API's calls written out (Tensor.B_SPECIES)
-            IntVector q = B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, quants, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
-                    : IntVector.broadcast(I_SPECIES, data.get(INT_LE, quants)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24);
+            // one or two longs made a vector, as in dot; sign-extended bytes, whose low 8 bits the products keep
+            LongVector bytes = LongVector.broadcast(LongVector.SPECIES_128, data.get(LONG_LE, quants));
+            if (lanes > 8) bytes = bytes.withLane(1, data.get(LONG_LE, quants + 8));
+            IntVector q = (IntVector) bytes.reinterpretAsBytes().convertShape(VectorOperators.B2I, I_SPECIES, 0);
             for (int n = 0; n < 5; n++) {
                 ((FloatVector) q.mul(POWERS[n]).and(0xFF).mul(3).lanewise(VectorOperators.LSHR, 8).sub(1).convert(VectorOperators.I2F, 0)).mul(d).intoArray(out, at + first + step * n);
             }
@@ -69,11 +69,12 @@ final class TQ1_0Tensor extends BlockTensor {
 
     /**
      * Per super-block: the digits times x summed in floats, times d once; the {@code - 1} of every weight is {@code d}
-     * times x's sum over the block ({@code xSums}, once per matrix call). Compiled early, this method left the
-     * bytes' load from the file ({@code fromMemorySegment}) as a call in 1 JVM in 3-5, decoding TinyLlama at 17.5
-     * tokens/s against 38-45: the launcher inlines that load (scripts/jdk.sh). Each digit from the one before (a
-     * multiply by 3, a shift, an and; the digit vector carried from one to the next) decoded no faster and, without
-     * type profiles, boxed that vector: 15 GB allocated in 500 decode steps (docs/kernel-log.md session 65).
+     * times x's sum over the block ({@code xSums}, once per matrix call). The bytes come as one or two longs read from
+     * the file and made a vector ({@code withLane}, as {@link GridTensor}'s groups): loaded as a vector ({@code
+     * ByteVector.fromMemorySegment}), the load was left as a call in 1 JVM in 3-5, which then decoded TinyLlama at
+     * 17.5 tokens/s against 38-45, with or without a launcher command to inline it (docs/kernel-log.md session 65).
+     * Each digit from the one before (a multiply by 3, a shift, an and; the vector carried from digit to digit)
+     * decoded no faster and, without type profiles, boxed that vector: 15 GB allocated in 500 decode steps.
      */
     private float dot(long row, float[] x, int xOffset, float[] xSums) {
         int lanes = I_SPECIES.length();
@@ -85,8 +86,9 @@ final class TQ1_0Tensor extends BlockTensor {
             for (int m = 0; m < 48; m += lanes) {
                 int first = i + (m < 32 ? m : 160 + (m - 32)), step = m < 32 ? 32 : 16;
                 long quants = offset + m;
-                IntVector q = B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, quants, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
-                        : IntVector.broadcast(I_SPECIES, data.get(INT_LE, quants)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24);
+                LongVector bytes = LongVector.broadcast(LongVector.SPECIES_128, data.get(LONG_LE, quants));
+                if (lanes > 8) bytes = bytes.withLane(1, data.get(LONG_LE, quants + 8));
+                IntVector q = (IntVector) bytes.reinterpretAsBytes().convertShape(VectorOperators.B2I, I_SPECIES, 0);
                 for (int n = 0; n < 5; n++) {
                     sum = ((FloatVector) q.mul(POWERS[n]).and(0xFF).mul(3).lanewise(VectorOperators.LSHR, 8).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, first + step * n), sum);
                 }
