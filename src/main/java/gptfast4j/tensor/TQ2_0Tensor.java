@@ -9,7 +9,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
 /**
- * TQ2_0 (2.06 bits a weight; llama.cpp's ternary type, as TriLM's and BitNet's files use it): a super-block (66
+ * TQ2_0 (2.06 bits a weight; llama.cpp's ternary type, as ternary-trained models' files use it): a super-block (66
  * bytes, block_tq2_0) is 64 bytes of 2-bit quants, then f16 d; weight {@code (q - 1) * d}, q in 0..2. Byte m of
  * half h (its 32 bytes) holds weight {@code 128h + 32l + m} in bits {@code 2l, 2l + 1}.
  * <p>
