@@ -20,6 +20,7 @@ import java.util.Map;
 import java.util.Random;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.function.Predicate;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -116,6 +117,23 @@ class BlockFormatsTest {
         float[][] w = new float[(int) t.rows][t.cols];
         for (int r = 0; r < w.length; r++) t.dequantizeRow(r, w[r], 0);
         return w;
+    }
+
+    /**
+     * {@link #kernelsAgree} on every tensor of {@code file} that {@code formats} takes, each read from the file's layout
+     * (no decode copy, none counted); how many there were.
+     */
+    static int kernelsAgreeWithoutCopies(Path file, Predicate<Tensor> formats) {
+        int n = 0;
+        for (TensorData td : GGUF.read(file).tensors().values()) {
+            Tensor t = Tensor.of(td);
+            if (!formats.test(t)) continue;
+            kernelsAgree(t, dequantized(t));
+            assertSame(t, t.forDecode(OffHeap.AUTOMATIC), "no decode copy");
+            assertEquals(0, t.decodeCopyBytes());
+            n++;
+        }
+        return n;
     }
 
     static void kernelsAgree(Tensor t, float[][] w) {

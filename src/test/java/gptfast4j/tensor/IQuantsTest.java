@@ -1,7 +1,5 @@
 package gptfast4j.tensor;
 
-import gptfast4j.io.GGUF;
-import gptfast4j.io.TensorData;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.model.Llama;
 import org.junit.jupiter.api.Test;
@@ -12,7 +10,6 @@ import java.util.EnumSet;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertSame;
 
 /**
  * The grid i-quants ({@link GridTensor}: IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S) on a file llama.cpp made
@@ -32,17 +29,7 @@ class IQuantsTest {
     /** Dot products, matrix x vector and matrix x matrix (a few tokens and a prompt's tile) against the dequantized rows. */
     @Test
     void kernelsAgreeWithTheDequantization() {
-        int grids = 0;
-        for (TensorData td : GGUF.read(FILE).tensors().values()) {
-            Tensor t = Tensor.of(td);
-            if (t instanceof GridTensor) {
-                BlockFormatsTest.kernelsAgree(t, BlockFormatsTest.dequantized(t));
-                assertSame(t, t.forDecode(OffHeap.AUTOMATIC), "no decode copy");
-                assertEquals(0, t.decodeCopyBytes());
-                grids++;
-            }
-        }
-        assertEquals(2 * 7 + 2, grids, "every matrix of the file, the token embedding and the output head");
+        assertEquals(2 * 7 + 2, BlockFormatsTest.kernelsAgreeWithoutCopies(FILE, t -> t instanceof GridTensor), "every matrix of the file, the token embedding and the output head");
     }
 
     @Test

@@ -1,7 +1,5 @@
 package gptfast4j.tensor;
 
-import gptfast4j.io.GGUF;
-import gptfast4j.io.TensorData;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.model.Llama;
 import org.junit.jupiter.api.Test;
@@ -12,7 +10,6 @@ import java.util.EnumSet;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertSame;
 
 /**
  * llama.cpp's ternary types ({@link TQ1_0Tensor}, {@link TQ2_0Tensor}) on a file llama.cpp made
@@ -31,16 +28,8 @@ class TernaryTest {
     /** Dot products, matrix x vector and matrix x matrix (a few tokens and a prompt's tile) against the dequantized rows. */
     @Test
     void kernelsAgreeWithTheDequantization() {
-        int ternary = 0;
-        for (TensorData td : GGUF.read(FILE).tensors().values()) {
-            Tensor t = Tensor.of(td);
-            if (t instanceof TQ1_0Tensor || t instanceof TQ2_0Tensor) {
-                BlockFormatsTest.kernelsAgree(t, BlockFormatsTest.dequantized(t));
-                assertSame(t, t.forDecode(OffHeap.AUTOMATIC), "no decode copy");
-                ternary++;
-            }
-        }
-        assertEquals(2 * 7 + 2, ternary, "every matrix of the file, the token embedding and the output head");
+        assertEquals(2 * 7 + 2, BlockFormatsTest.kernelsAgreeWithoutCopies(FILE, t -> t instanceof TQ1_0Tensor || t instanceof TQ2_0Tensor),
+                "every matrix of the file, the token embedding and the output head");
     }
 
     @Test
