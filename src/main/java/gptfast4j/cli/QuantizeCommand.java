@@ -34,15 +34,15 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Option(names = "--mode", required = true, paramLabel = "MODE", description = {
             "int8, int4, int4-asym: every linear layer in Q8_0, Q4_0 or Q4_1 (groups of 32), the token embedding kept;",
-            "q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q2_k_s (needs --imatrix), q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k, iq4_nl, iq4_xs:",
-            "  llama.cpp's mixes of those names, tensor by tensor as llama-quantize makes them."})
+            "q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q2_k_s (needs --imatrix), q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k, iq4_nl, iq4_xs,",
+            "tq1_0, tq2_0 (ternary, for ternary-trained models such as TriLM's): llama.cpp's mixes of those names, tensor by tensor as llama-quantize makes them."})
     String mode;
 
     @Option(names = "--out", paramLabel = "OUT.gguf", description = "Output file (written atomically; never the input).")
     Path out;
 
     @Option(names = "--imatrix", paramLabel = "FILE", description = "Importance matrix (gptfast imatrix's or llama-imatrix's, GGUF or .dat): "
-            + "scales fitted to the inputs each weight meets, as llama-quantize --imatrix (Q8_0 and float tensors are not affected).")
+            + "scales fitted to the inputs each weight meets, as llama-quantize --imatrix (Q8_0, TQ1_0, TQ2_0 and float tensors are not affected).")
     Path imatrix;
 
     @Option(names = "--include-weights", paramLabel = "NAME", description = "Use the importance matrix only for the tensors whose names hold NAME (repeatable; llama-quantize's flag).")

@@ -9,7 +9,7 @@ import java.util.stream.Collectors;
 /**
  * What {@code gptfast quantize --mode} writes. gpt-fast's int8/int4 modes put every linear layer and the output head in
  * one type and keep the token embedding as it is. The other modes are llama.cpp's mixes of the same names (Q4_0 ...
- * Q8_0, Q2_K, Q2_K_S, Q3_K_S ... Q6_K, IQ4_NL, IQ4_XS), chosen tensor by tensor as {@code llama-quantize} chooses them, with an
+ * Q8_0, Q2_K, Q2_K_S, Q3_K_S ... Q6_K, IQ4_NL, IQ4_XS, TQ1_0, TQ2_0), chosen tensor by tensor as {@code llama-quantize} chooses them, with an
  * importance matrix or without (its {@code llama_tensor_get_type} for Llama-family models): more bits where errors cost most (the
  * output head in Q6_K; in the K-quant and IQ4 mixes attn_v and ffn_down, in some layers or all, a type or two above the
  * rest), the token embedding quantized too (as the head where it is the head), and its fallbacks where a type's blocks
@@ -19,7 +19,7 @@ public enum QuantizeMode {
     INT8("int8", GGMLType.Q8_0, false, GGMLType.Q8_0.fileType()),
     INT4("int4", GGMLType.Q4_0, false, GGMLType.Q4_0.fileType()),
     INT4_ASYM("int4-asym", GGMLType.Q4_1, false, GGMLType.Q4_1.fileType()),
-    // general.file_type: llama.cpp's LLAMA_FTYPE_MOSTLY_Q4_0 ... _Q6_K, _IQ4_NL, _IQ4_XS
+    // general.file_type: llama.cpp's LLAMA_FTYPE_MOSTLY_Q4_0 ... _Q6_K, _IQ4_NL, _IQ4_XS, _TQ1_0, _TQ2_0
     Q4_0("q4_0", GGMLType.Q4_0, true, 2),
     Q4_1("q4_1", GGMLType.Q4_1, true, 3),
     Q5_0("q5_0", GGMLType.Q5_0, true, 8),
@@ -37,7 +37,10 @@ public enum QuantizeMode {
     Q5_K_M("q5_k_m", GGMLType.Q5_K, true, 17),
     Q6_K("q6_k", GGMLType.Q6_K, true, 18),
     IQ4_NL("iq4_nl", GGMLType.IQ4_NL, true, 25),
-    IQ4_XS("iq4_xs", GGMLType.IQ4_XS, true, 30);
+    IQ4_XS("iq4_xs", GGMLType.IQ4_XS, true, 30),
+    /** The ternary types, for ternary-trained models (TriLM's): their token embedding in Q4_K. */
+    TQ1_0("tq1_0", GGMLType.TQ1_0, true, 36),
+    TQ2_0("tq2_0", GGMLType.TQ2_0, true, 37);
 
     /** The name {@code --mode} takes. */
     public final String flag;
@@ -82,7 +85,7 @@ public enum QuantizeMode {
         boolean eightExperts = c.expertCount() == 8;
         return switch (kind) {
             case "output" -> head();
-            case "token_embd" -> tied ? head() : base;
+            case "token_embd" -> tied ? head() : base == GGMLType.TQ1_0 || base == GGMLType.TQ2_0 ? GGMLType.Q4_K : base;
             case "attn_v" -> {
                 GGMLType t = switch (this) {
                     case Q2_K -> c.nHeads() / c.nKvHeads() >= 4 ? GGMLType.Q4_K : GGMLType.Q3_K;
@@ -124,14 +127,14 @@ public enum QuantizeMode {
 
     /**
      * What a tensor of {@code cols}-weight rows takes where {@code wanted}'s blocks do not divide them: for llama.cpp's
-     * mixes llama-quantize's fallback (Q2_K and Q3_K to Q4_0, Q4_K to Q5_0, Q5_K to Q5_1, Q6_K to Q8_0, IQ4_XS to
-     * IQ4_NL, blocks of 32, and F16 where those do not divide the rows either); null for gpt-fast's modes, whose tensors
-     * then keep their float type.
+     * mixes llama-quantize's fallback (Q2_K, Q3_K, TQ1_0 and TQ2_0 to Q4_0, Q4_K to Q5_0, Q5_K to Q5_1, Q6_K to Q8_0,
+     * IQ4_XS to IQ4_NL, blocks of 32, and F16 where those do not divide the rows either); null for gpt-fast's modes,
+     * whose tensors then keep their float type.
      */
     GGMLType fallback(GGMLType wanted, long cols) {
         if (!mix) return null;
         GGMLType type = switch (wanted) {
-            case Q2_K, Q3_K -> GGMLType.Q4_0;
+            case Q2_K, Q3_K, TQ1_0, TQ2_0 -> GGMLType.Q4_0;
             case IQ4_XS -> GGMLType.IQ4_NL;
             case Q4_K -> GGMLType.Q5_0;
             case Q5_K -> GGMLType.Q5_1;

@@ -7,10 +7,11 @@ import java.nio.ByteOrder;
 /**
  * Float weights to Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1, with the rounding rules of llama.cpp's reference quantizers
  * ({@code quantize_row_q8_0_ref}, {@code _q4_0_ref}, ...), so files agree bit for bit with {@code llama-quantize}'s;
- * to IQ4_NL and IQ4_XS ({@link IQ4Quantizer}) and to Q2_K-Q6_K ({@link KQuantizer}), where Q4_0, Q5_0, Q5_1 and Q8_0
- * take the rows that those super-blocks of 256 do not divide. Scales are rounded to half precision to nearest even,
- * as F16C does. With an importance matrix (each column's mean squared input, {@code llama-imatrix}'s), every type
- * but Q8_0 fits its scales by an error weighted by it, as llama.cpp's {@code quantize_row_*_impl} functions do.
+ * to IQ4_NL and IQ4_XS ({@link IQ4Quantizer}), to TQ1_0 and TQ2_0 ({@link TernaryQuantizer}) and to Q2_K-Q6_K
+ * ({@link KQuantizer}), where Q4_0, Q5_0, Q5_1 and Q8_0 take the rows that those super-blocks of 256 do not divide.
+ * Scales are rounded to half precision to nearest even, as F16C does. With an importance matrix (each column's mean
+ * squared input, {@code llama-imatrix}'s), every type but Q8_0 and the ternary ones fits its scales by an error
+ * weighted by it, as llama.cpp's {@code quantize_row_*_impl} functions do.
  */
 public final class Quantizer {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -20,7 +21,7 @@ public final class Quantizer {
 
     public static boolean supports(GGMLType type) {
         return switch (type) {
-            case Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS -> true;
+            case Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, TQ1_0, TQ2_0 -> true;
             default -> false;
         };
     }
@@ -62,6 +63,10 @@ public final class Quantizer {
     public static void quantizeRow(GGMLType type, float[] x, int from, int n, float[] importance, MemorySegment out, long offset) {
         if (type == GGMLType.IQ4_NL || type == GGMLType.IQ4_XS) {
             IQ4Quantizer.quantizeRow(type, x, from, n, importance, out, offset);
+            return;
+        }
+        if (type == GGMLType.TQ1_0 || type == GGMLType.TQ2_0) {
+            TernaryQuantizer.quantizeRow(type, x, from, n, out, offset);
             return;
         }
         if (type.blockSize == 256) {
@@ -198,7 +203,7 @@ public final class Quantizer {
     }
 
     /** C's {@code roundf}: halves away from zero (Math.round would send -2.5 to -2). */
-    private static int roundHalfAway(float v) {
+    static int roundHalfAway(float v) {
         return (int) Math.copySign(Math.floor(Math.abs((double) v) + 0.5), v);
     }
 }

@@ -544,7 +544,7 @@ class ErrorsTest {
         Files.copy(STORIES, copy);
         assertOneLineError(run("quantize", "--checkpoint", copy.toString(), "--mode", "int8", "--out", copy.toString()), "refusing to overwrite the input");
         assertOneLineError(run("quantize", "--checkpoint", copy.toString(), "--mode", "int3", "--out", dir.resolve("x.gguf").toString()),
-                "--mode must be int8, int4, int4-asym, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q2_k_s, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k, iq4_nl or iq4_xs, got 'int3'");
+                "--mode must be int8, int4, int4-asym, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q2_k_s, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k, iq4_nl, iq4_xs, tq1_0 or tq2_0, got 'int3'");
         // a model whose rows (48 and 80 weights) no block divides: a "quantized" copy of the float file is refused
         Path odd = dir.resolve("odd.gguf");
         gptfast4j.bench.RandomModel.write(new gptfast4j.bench.ModelShape("odd", 48, 80, 1, 2, 2, 32000, 64, 10000, 1e-5f, false, 0, 0, 0),
@@ -564,7 +564,7 @@ class ErrorsTest {
         assertEquals(0, run("quantize", "--checkpoint", q4.toString(), "--mode", "int8", "--allow-requantize", "--out", dir.resolve("q8.gguf").toString()).exit);
         assertOneLineError(run("quantize", "--checkpoint", copy.toString(), "--mode", "q4_k_m"), "quantize needs --out OUT.gguf (or --dry-run)");
         assertOneLineError(run("quantize", "--checkpoint", copy.toString(), "--mode", "q4_k_m", "--dry-run", "--output-tensor-type", "q3"),
-                "--output-tensor-type must be one of f32, f16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs, bf16, got 'q3'");
+                "--output-tensor-type must be one of f32, f16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs, bf16, tq1_0, tq2_0, got 'q3'");
         assertOneLineError(run("quantize", "--checkpoint", copy.toString(), "--mode", "q4_k_m", "--dry-run", "--tensor-type", "attn_q"),
                 "--tensor-type takes PATTERN=TYPE, got 'attn_q'");
         assertOneLineError(run("quantize", "--checkpoint", copy.toString(), "--mode", "q4_k_m", "--dry-run", "--tensor-type", "(=q8_0"),

@@ -169,7 +169,8 @@ class QuantizeTest {
             "mini-mixtral, q4_k_m, 1.attn_v=Q6_K 1.ffn_down_exps=Q6_K", "mini-llama3, q5_k_s, ''", "mini-llama2, q5_k_m, 1.attn_v=Q6_K 1.ffn_down=Q6_K",
             "mini-llama3, q5_k_m, 1.attn_v=Q6_K 1.ffn_down=Q6_K", "mini-llama2, q6_k, ''", "mini-mixtral, q6_k, ''",
             "mini-llama2, iq4_nl, ''", "mini-llama3, iq4_xs, attn_v=Q5_K", "mini-mixtral, iq4_xs, attn_v=Q5_K",
-            "mini-llama2, q4_0, ''", "mini-llama3, q4_1, ''", "mini-mixtral, q8_0, ''", "mini-llama3, q8_0, ''", "mini-llama2, q5_1, ''"})
+            "mini-llama2, q4_0, ''", "mini-llama3, q4_1, ''", "mini-mixtral, q8_0, ''", "mini-llama3, q8_0, ''", "mini-llama2, q5_1, ''",
+            "mini-llama2, tq1_0, token_embd=Q4_K", "mini-llama3, tq2_0, ''", "mini-mixtral, tq2_0, token_embd=Q4_K"})
     void mixesAreLlamaQuantizes(String family, String modeName, String changed, @TempDir Path dir) {
         QuantizeMode mode = QuantizeMode.of(modeName, "--mode");
         Map<String, GGMLType> types = new java.util.HashMap<>();
@@ -278,9 +279,35 @@ class QuantizeTest {
     }
 
     /**
+     * TQ1_0 and TQ2_0 as llama-quantize rounds them: TernaryTest's fixture, which llama-quantize made from
+     * mini-llama2-F32 (scripts/make-ternary-fixture.sh: TQ1_0 --pure, the head in TQ1_0, the token embedding, attn_q,
+     * attn_v and ffn_up in TQ2_0), made again here with the same: every tensor bit for bit, and general.file_type.
+     */
+    @Test
+    void ternaryFixtureIsMadeAgain(@TempDir Path dir) {
+        List<Map.Entry<java.util.regex.Pattern, GGMLType>> tensorTypes = new java.util.ArrayList<>();
+        for (String kind : new String[]{"attn_q", "attn_v", "ffn_up"}) tensorTypes.add(Map.entry(java.util.regex.Pattern.compile(kind), GGMLType.TQ2_0));
+        Path out = dir.resolve("tq.gguf");
+        QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), null), QuantizeMode.TQ1_0,
+                new QuantizeModel.Options(false, true, GGMLType.TQ1_0, GGMLType.TQ2_0, tensorTypes, null)).write(out, b -> { });
+        GGUF ours = GGUF.read(out), theirs = GGUF.read(Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"));
+        assertEquals(theirs.tensors().keySet(), ours.tensors().keySet());
+        Map<GGMLType, Integer> ternary = new java.util.EnumMap<>(GGMLType.class);
+        for (TensorData r : theirs.tensors().values()) {
+            TensorData t = ours.tensors().get(r.name());
+            assertEquals(r.type(), t.type(), r.name());
+            assertEquals(-1L, t.data().mismatch(r.data()), r.name() + " differs from llama.cpp's " + r.type());
+            if (r.type() != GGMLType.F32) ternary.merge(r.type(), 1, Integer::sum);
+        }
+        assertEquals(Map.of(GGMLType.TQ1_0, 9, GGMLType.TQ2_0, 7), ternary); // the head and two layers' four; the token embedding and two layers' three
+        assertEquals(theirs.metadata().getInt("general.file_type", -1), ours.metadata().getInt("general.file_type", -2));
+    }
+
+    /**
      * Rows that the K-quants' super-blocks of 256 do not divide take llama-quantize's fallback types: stories260K (rows
      * of 64, and ffn_down's of 172, which no block divides) in q4_k_m as llama-quantize writes it (its file's types:
-     * Q5_0 for Q4_K, Q8_0 for Q6_K, so the head and the attn_v of layers 2 and 4 of 5; F16 for ffn_down), and noted.
+     * Q5_0 for Q4_K, Q8_0 for Q6_K, so the head and the attn_v of layers 2 and 4 of 5; F16 for ffn_down), and noted;
+     * and in tq1_0 as llama-quantize writes that (Q4_0 for TQ1_0).
      */
     @Test
     void kQuantModesFallBackAsLlamaQuantize(@TempDir Path dir) {
@@ -299,6 +326,14 @@ class QuantizeTest {
         assertTrue(plan.notes().contains("blk.0.ffn_down.weight: rows of 172, where Q4_K takes multiples of 256; F16 instead"), plan.notes().toString());
         assertTrue(plan.notes().contains("output.weight: rows of 64, where Q6_K takes multiples of 256; Q8_0 instead"), plan.notes().toString());
         assertEquals(src.tensors().size() - 5 * 2 - 1, plan.notes().size()); // every weight tensor, none of the norms
+        // the ternary mixes: the layers in Q4_0, the token embedding's Q4_K as Q5_0 (llama-quantize's tq1_0 file of stories260K)
+        Path tq1 = dir.resolve("tq1_0.gguf");
+        QuantizeModel.plan(src, QuantizeMode.TQ1_0, QuantizeModel.Options.NONE).write(tq1, b -> { });
+        for (TensorData t : GGUF.read(tq1).tensors().values()) {
+            GGMLType expected = t.name().endsWith("_norm.weight") ? GGMLType.F32 : t.name().equals("output.weight") ? GGMLType.Q8_0
+                    : t.name().equals("token_embd.weight") ? GGMLType.Q5_0 : t.name().endsWith("ffn_down.weight") ? GGMLType.F16 : GGMLType.Q4_0;
+            assertEquals(expected, t.type(), t.name());
+        }
         // gpt-fast's modes keep such rows in their float type, as issue #4 asks
         QuantizeModel.Plan int4 = QuantizeModel.plan(src, QuantizeMode.INT4, QuantizeModel.Options.NONE);
         assertEquals(List.of("blk.0.ffn_down.weight: rows of 172, where Q4_0 takes multiples of 32; kept in its float type"), int4.notes().subList(0, 1));

@@ -32,6 +32,37 @@ class TernaryTest {
                 "every matrix of the file, the token embedding and the output head");
     }
 
+    /**
+     * Quantizing (QuantizeTest makes this file again, bit for bit) rounds each weight over the block's largest
+     * magnitude as C's {@code lroundf} does, halves away from zero: exact halves, which the fixture's random weights
+     * do not have.
+     */
+    @Test
+    void quantizingRoundsHalvesAwayFromZero() {
+        float[] x = new float[256];
+        x[0] = 2;
+        x[1] = -1;
+        x[2] = 1;
+        x[3] = -0.99f;
+        x[160] = -1;
+        x[241] = 1;
+        x[255] = -2;
+        for (GGMLType type : new GGMLType[]{GGMLType.TQ1_0, GGMLType.TQ2_0}) {
+            java.lang.foreign.MemorySegment block = java.lang.foreign.Arena.ofAuto().allocate(type.blockBytes);
+            Quantizer.quantizeRow(type, x, 0, 256, null, block, 0);
+            float[] back = new float[256];
+            Tensor.of("t", type, block, 256, 1).dequantizeRow(0, back, 0);
+            for (int i = 0; i < 256; i++) {
+                float expected = switch (i) {
+                    case 0, 2, 241 -> 2;
+                    case 1, 160, 255 -> -2;
+                    default -> 0;
+                };
+                assertEquals(expected, back[i], type + " weight " + i);
+            }
+        }
+    }
+
     @Test
     void perplexityIsLlamaPerplexitys() throws IOException {
         BlockFormatsTest.perplexityIs(FILE, 19164.3430); // llama-perplexity on llama.cpp's F32 dequantization of the file (README there)
