@@ -37,6 +37,9 @@ final class ImatrixCommand implements Callable<Integer> {
     @Option(names = {"-o", "--out"}, paramLabel = "FILE", description = "Output file (default: ${DEFAULT-VALUE}; written atomically).")
     Path out = Path.of("imatrix.gguf");
 
+    @Option(names = "--output-format", paramLabel = "gguf|dat", description = "The file's form: gguf, or dat, the legacy form that older tools read (llama-imatrix's flag; default: gguf).")
+    String outputFormat;
+
     @Option(names = {"-c", "--ctx"}, paramLabel = "N", description = "Chunk length in tokens (default: ${DEFAULT-VALUE}, as llama-imatrix).")
     int ctx = 512;
 
@@ -84,6 +87,12 @@ final class ImatrixCommand implements Callable<Integer> {
             return 0;
         }
         CommonOptions.checkOutputFile(out);
+        if (outputFormat != null && !outputFormat.equals("gguf") && !outputFormat.equals("dat")) {
+            throw new IllegalArgumentException("--output-format must be gguf or dat, got '" + outputFormat + "'");
+        }
+        if (outputFormat == null && !out.getFileName().toString().endsWith(".gguf")) {
+            System.err.println("note: " + out + " is written in the GGUF form, its name notwithstanding (--output-format dat writes the legacy form), as llama-imatrix does");
+        }
         if (frequency < 1) throw new IllegalArgumentException("--output-frequency must be at least 1, got " + frequency);
         if (saveFrequency < 0) throw new IllegalArgumentException("--save-frequency must be 0 (none) or more, got " + saveFrequency);
         if (file == null && checkpoint != null) throw new IllegalArgumentException("--checkpoint without --file: give the text to run (or leave the model out to combine --in-file matrices)");
@@ -101,7 +110,7 @@ final class ImatrixCommand implements Callable<Integer> {
             ImportanceCollector combined = new ImportanceCollector(false, 0, ctx);
             earlier.forEach(combined::add);
             ImportanceMatrix m = combined.result();
-            m.write(out);
+            write(m, out);
             System.out.printf("wrote %s: %d matrices combined, %d tensors' importance over %d chunks of %d tokens%n", out, earlier.size(), m.entries().size(), m.chunkCount(), ctx);
             return 0;
         }
@@ -118,19 +127,25 @@ final class ImatrixCommand implements Callable<Integer> {
         try (ProgressLine progress = ProgressLine.chunks("imatrix", total)) {
             c = collector.run(model, text, file.toString(), firstChunk, chunks, kvCache.type(), (done, soFar) -> {
                 progress.accept(done);
-                if (done % frequency == 0) soFar.get().write(out);
+                if (done % frequency == 0) write(soFar.get(), out);
                 if (saveFrequency > 0 && done % saveFrequency == 0) {
                     ImportanceMatrix m = soFar.get();
-                    m.write(out.resolveSibling(out.getFileName() + ".at_" + m.chunkCount()));
+                    write(m, out.resolveSibling(out.getFileName() + ".at_" + m.chunkCount()));
                 }
             });
         }
-        c.matrix().write(out);
+        write(c.matrix(), out);
         System.out.printf("Final estimate: PPL = %.4f +/- %.5f (%d chunks of %d tokens, %.1f s)%n", c.perplexity().ppl(), c.perplexity().pplStdErr(),
                 c.perplexity().chunks(), ctx, (System.nanoTime() - t0) / 1e9);
         System.out.printf("wrote %s: %d tensors' importance over %d tokens%s%n", out, c.matrix().entries().size(), (long) c.perplexity().chunks() * ctx,
                 earlier.isEmpty() ? "" : " and the " + earlier.size() + " matrices before it (" + c.matrix().chunkCount() + " chunks in all)");
         return 0;
+    }
+
+    /** {@code m} to {@code file} in the form {@code --output-format} names. */
+    private void write(ImportanceMatrix m, Path file) {
+        if ("dat".equals(outputFormat)) m.writeLegacy(file);
+        else m.write(file);
     }
 
     /**

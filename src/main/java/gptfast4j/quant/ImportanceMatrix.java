@@ -8,16 +8,25 @@ import gptfast4j.io.ModelFormatException;
 import gptfast4j.io.TensorData;
 import gptfast4j.tensor.GGMLType;
 
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.function.Consumer;
+import java.util.function.IntConsumer;
 
 /**
  * An importance matrix as llama.cpp's {@code llama-imatrix} writes it and {@code llama-quantize --imatrix} reads it:
@@ -29,7 +38,7 @@ import java.util.TreeMap;
  * Files: the GGUF form ({@code <name>.in_sum2}, F32 [cols, experts], and {@code <name>.counts}, F32 [1, experts], per
  * tensor in name order; {@code general.type} "imatrix", {@code imatrix.datasets}, {@code imatrix.chunk_count},
  * {@code imatrix.chunk_size}), written and read, and the legacy {@code .dat} form (per entry its name, its call
- * count and its values, already divided by the tokens per call), read. {@code source}: the file's path as given
+ * count and its values, already divided by the tokens per call), written and read. {@code source}: the file's path as given
  * (which a quantized file records), or null for one not read from a file.
  */
 public record ImportanceMatrix(String source, Map<String, Entry> entries, List<String> datasets, int chunkCount, int chunkSize, boolean legacy) {
@@ -178,6 +187,63 @@ public record ImportanceMatrix(String source, Map<String, Entry> entries, List<S
             tensors.add(floats(e.getKey() + ".counts", counts, 1, counts.length));
         }
         GGUFWriter.write(out, md, tensors, written -> { });
+    }
+
+    /**
+     * Writes the legacy form as llama-imatrix {@code --output-format dat} does (for tools that read only that form):
+     * the entries whose matrices saw a token, names in order; per entry a call count, the most tokens one of its
+     * matrices saw over the chunk size rounded up, and each value its sum over its matrix's count (1 over 1 for a
+     * matrix that saw none) times that call count; then the chunk count and the last dataset's name. A matrix read from
+     * that form is written as read. Atomically, as the GGUF form.
+     */
+    public void writeLegacy(Path out) {
+        List<String> names = entries.entrySet().stream().filter(e -> legacy || Arrays.stream(e.getValue().counts).anyMatch(c -> c > 0))
+                .map(Map.Entry::getKey).sorted().toList();
+        ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        ByteBuffer word = ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN);
+        IntConsumer putInt = v -> bytes.writeBytes(word.clear().putInt(v).array());
+        Consumer<String> putString = text -> {
+            byte[] utf8 = text.getBytes(StandardCharsets.UTF_8);
+            putInt.accept(utf8.length);
+            bytes.writeBytes(utf8);
+        };
+        putInt.accept(names.size());
+        for (String name : names) {
+            Entry e = entries.get(name);
+            putString.accept(name);
+            int calls;
+            float[] values;
+            if (legacy) {
+                calls = (int) e.counts[0];
+                values = e.sums;
+            } else {
+                long most = Arrays.stream(e.counts).max().orElse(0);
+                calls = (int) ((most + chunkSize - 1) / chunkSize);
+                values = new float[e.sums.length];
+                int n = e.columns();
+                for (int i = 0; i < values.length; i++) {
+                    float count = e.counts[i / n];
+                    values[i] = count == 0 ? calls : e.sums[i] / count * calls;
+                }
+            }
+            putInt.accept(calls);
+            putInt.accept(values.length);
+            for (float v : values) bytes.writeBytes(word.clear().putFloat(v).array());
+        }
+        putInt.accept(chunkCount);
+        putString.accept(datasets.isEmpty() ? "" : datasets.getLast());
+        Path target = GGUFWriter.target(out);
+        try {
+            Path temp = Files.createTempFile(target.toAbsolutePath().getParent(), "." + target.getFileName(), ".partial");
+            try {
+                Files.write(temp, bytes.toByteArray());
+                Files.move(temp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            } finally {
+                Files.deleteIfExists(temp);
+            }
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(out + ": write failed: " + e.getMessage(), e);
+        }
     }
 
     /** An F32 tensor of [cols, rows], a single row written as one dimension (as ggml writes a tensor: trailing 1s dropped). */

@@ -43,6 +43,20 @@ class ImatrixCommandTest {
         assertEquals(false, Files.exists(dir.resolve("m.gguf.at_5")));
     }
 
+    /**
+     * {@code --output-format dat}: llama-imatrix's matrix, taken in (--in-file) and written in the legacy form with its
+     * chunk size, is llama-imatrix's .dat of the same run byte for byte; another form is refused.
+     */
+    @Test
+    void legacyFormAsLlamaImatrixWritesIt(@org.junit.jupiter.api.io.TempDir Path dir) throws IOException {
+        Path out = dir.resolve("m.dat");
+        ErrorsTest.Outcome o = run("imatrix", "--in-file", DIR.resolve("mini-llama2.imatrix.gguf").toString(), "-c", "128", "--output-format", "dat", "-o", out.toString());
+        assertEquals(0, o.exit(), o.err());
+        assertEquals(-1, java.util.Arrays.mismatch(Files.readAllBytes(DIR.resolve("mini-llama2.imatrix.dat")), Files.readAllBytes(out)));
+        assertOneLineError(run("imatrix", "--in-file", DIR.resolve("mini-llama2.imatrix.gguf").toString(), "--output-format", "xml", "-o", out.toString()),
+                "--output-format must be gguf or dat, got 'xml'");
+    }
+
     /** C's {@code %.Nf}: the exact binary value rounded, ties to even, the sign of a negative zero kept, x86's NaN. */
     @Test
     void figuresPrintAsCPrintsThem() {

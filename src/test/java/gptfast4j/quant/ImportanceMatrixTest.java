@@ -17,6 +17,7 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -189,6 +190,21 @@ class ImportanceMatrixTest {
             for (int i = 0; i < a.length; i++) assertEquals(a[i], b[i], 2e-6 * Math.abs(a[i]), name + " column " + i);
         }
         assertNull(gguf.importance("token_embd.weight", 256, 1));
+    }
+
+    /**
+     * The legacy form as llama-imatrix writes it ({@code --output-format dat}): llama-imatrix's GGUF matrix written in
+     * that form is its .dat of the same run byte for byte; a matrix read from that form is written back as read.
+     */
+    @Test
+    void theLegacyFormIsWrittenAsLlamaImatrixWritesIt(@TempDir Path dir) throws IOException {
+        Path dat = dir.resolve("mini-llama2.imatrix.dat");
+        ImportanceMatrix.read(DIR.resolve("mini-llama2.imatrix.gguf")).writeLegacy(dat);
+        byte[] theirs = Files.readAllBytes(DIR.resolve("mini-llama2.imatrix.dat"));
+        assertEquals(-1, Arrays.mismatch(theirs, Files.readAllBytes(dat)));
+        Path again = dir.resolve("again.dat");
+        ImportanceMatrix.read(dat).writeLegacy(again);
+        assertEquals(-1, Arrays.mismatch(theirs, Files.readAllBytes(again)));
     }
 
     /**
