@@ -57,6 +57,9 @@ final class ImatrixCommand implements Callable<Integer> {
             + "an interrupted run leaves the last), and at the end.")
     int frequency = 10;
 
+    @Option(names = "--parse-special", description = "Take special tokens' text in the calibration text (such as a chat template's <|eot_id|>) as those tokens, not as text (llama-imatrix's flag).")
+    boolean parseSpecial;
+
     @Option(names = "--process-output", description = "The output head's inputs too (llama-imatrix's flag; it leaves them out by default).")
     boolean processOutput;
 
@@ -122,10 +125,10 @@ final class ImatrixCommand implements Callable<Integer> {
         ImportanceCollector collector = new ImportanceCollector(processOutput, model.model().config.expertCount(), ctx);
         earlier.forEach(collector::add);
         long t0 = System.nanoTime();
-        int total = Math.max(0, Math.min(chunks, Perplexity.tokenize(model, text).length / ctx - firstChunk));
+        int total = Math.max(0, Math.min(chunks, Perplexity.tokenize(model, text, parseSpecial).length / ctx - firstChunk));
         ImportanceCollector.Collected c;
         try (ProgressLine progress = ProgressLine.chunks("imatrix", total)) {
-            c = collector.run(model, text, file.toString(), firstChunk, chunks, kvCache.type(), (done, soFar) -> {
+            c = collector.run(model, text, parseSpecial, file.toString(), firstChunk, chunks, kvCache.type(), (done, soFar) -> {
                 progress.accept(done);
                 if (done % frequency == 0) write(soFar.get(), out);
                 if (saveFrequency > 0 && done % saveFrequency == 0) {

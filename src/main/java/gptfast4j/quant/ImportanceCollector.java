@@ -139,22 +139,23 @@ public final class ImportanceCollector implements Llama.InputObserver {
      */
     public static Collected collect(Checkpoint model, String text, String dataset, int ctx, int maxChunks, boolean output,
                                     KvCache.Type kvType, Progress progress) {
-        return new ImportanceCollector(output, model.model().config.expertCount(), ctx).run(model, text, dataset, 0, maxChunks, kvType, progress);
+        return new ImportanceCollector(output, model.model().config.expertCount(), ctx).run(model, text, false, dataset, 0, maxChunks, kvType, progress);
     }
 
     /**
      * {@link #collect} into this collector, after what was {@linkplain #add added} to it, from chunk
      * {@code firstChunk} of the text on (llama-imatrix's {@code --chunk}: a run cut short goes on from the matrix it
-     * left, added first, and the chunk it had reached).
+     * left, added first, and the chunk it had reached); {@code specials}: the text's special tokens parsed
+     * (llama-imatrix's {@code --parse-special}).
      */
-    public Collected run(Checkpoint model, String text, String dataset, int firstChunk, int maxChunks, KvCache.Type kvType, Progress progress) {
+    public Collected run(Checkpoint model, String text, boolean specials, String dataset, int firstChunk, int maxChunks, KvCache.Type kvType, Progress progress) {
         int ctx = chunkSize;
         if (ctx < 16) throw new IllegalArgumentException("--ctx must be at least 16 for an importance matrix (llama-imatrix sums no batch of fewer tokens), got " + ctx);
         if (maxChunks < 1) throw new IllegalArgumentException("--chunks must be at least 1, got " + maxChunks);
         if (model.model().config.expertCount() != experts) throw new IllegalArgumentException("a collector for " + experts + " experts, a model of " + model.model().config.expertCount());
         datasets.add(dataset);
         if (firstChunk < 0) throw new IllegalArgumentException("--chunk must be 0 or more, got " + firstChunk);
-        Perplexity.Result r = Perplexity.compute(model, null, text, ctx, kvType, this, firstChunk, maxChunks, null, chunk -> progress.chunkDone(chunk + 1, this::result));
+        Perplexity.Result r = Perplexity.compute(model, null, text, specials, ctx, kvType, this, firstChunk, maxChunks, null, chunk -> progress.chunkDone(chunk + 1, this::result));
         return new Collected(result(), r);
     }
 

@@ -26,8 +26,16 @@ public final class Perplexity {
     }
 
     public static int[] tokenize(Checkpoint ckpt, String text) {
+        return tokenize(ckpt, text, false);
+    }
+
+    /**
+     * The text as llama-perplexity and llama-imatrix tokenize it: BOS, then its tokens (without its last line break);
+     * {@code specials}: special tokens' text as those tokens (llama-imatrix's {@code --parse-special}), else as text.
+     */
+    public static int[] tokenize(Checkpoint ckpt, String text, boolean specials) {
         if (text.endsWith("\n")) text = text.substring(0, text.length() - 1);
-        int[] ids = ckpt.tokenizer().encode(text);
+        int[] ids = specials ? ckpt.tokenizer().encodeWithSpecials(text) : ckpt.tokenizer().encode(text);
         int[] all = new int[ids.length + 1];
         all[0] = ckpt.bos();
         System.arraycopy(ids, 0, all, 1, ids.length);
@@ -40,7 +48,7 @@ public final class Perplexity {
 
     /** As llama-perplexity with {@code -ctk} and {@code -ctv} of {@code kvType}; the base model runs with the same cache. */
     public static Result compute(Checkpoint model, Checkpoint base, String text, int ctx, KvCache.Type kvType, java.util.function.IntConsumer onChunk) {
-        return compute(model, base, text, ctx, kvType, null, 0, Integer.MAX_VALUE, null, onChunk);
+        return compute(model, base, text, false, ctx, kvType, null, 0, Integer.MAX_VALUE, null, onChunk);
     }
 
     /**
@@ -50,19 +58,19 @@ public final class Perplexity {
      * computed then, as llama-imatrix asks for them, so that the last layer and the output head see every token (the
      * scored positions' logits are the same bits either way); the scored positions' log-probabilities saved to
      * {@code saveTo} (null: not saved) as llama-perplexity's {@code --kl-divergence-base} saves them, for
-     * {@link #klDivergence} later.
+     * {@link #klDivergence} later. {@code specials}: the text's special tokens parsed ({@link #tokenize}).
      */
-    public static Result compute(Checkpoint model, Checkpoint base, String text, int ctx, KvCache.Type kvType, Llama.InputObserver inputs,
+    public static Result compute(Checkpoint model, Checkpoint base, String text, boolean specials, int ctx, KvCache.Type kvType, Llama.InputObserver inputs,
                                  int firstChunk, int maxChunks, Path saveTo, java.util.function.IntConsumer onChunk) {
         if (ctx < 4) throw new IllegalArgumentException("--ctx must be at least 4, got " + ctx);
-        int[] tokens = tokenize(model, text);
+        int[] tokens = tokenize(model, text, specials);
         int vocab = model.model().config.vocabSize();
         if (base != null && base.model().config.vocabSize() != vocab) {
             throw new IllegalArgumentException("the base model's vocabulary differs: " + base.model().config.vocabSize() + " tokens against the model's " + vocab
                     + " (--kl-base wants the same model in another format)");
         }
         // a base with another tokenizer of the same size would be compared token id by token id, meaninglessly
-        if (base != null && !java.util.Arrays.equals(tokenize(base, text), tokens)) {
+        if (base != null && !java.util.Arrays.equals(tokenize(base, text, specials), tokens)) {
             throw new IllegalArgumentException("the base model's tokenizer differs: it splits the text into other tokens");
         }
         if (firstChunk > 0) {

@@ -270,7 +270,7 @@ class ImportanceMatrixTest {
         ImportanceMatrix cut = ImportanceCollector.collect(model, text, "t", 128, 4, false, KvCache.Type.F32, (done, soFar) -> { }).matrix();
         ImportanceCollector resumed = new ImportanceCollector(false, 4, 128);
         resumed.add(cut);
-        ImportanceMatrix on = resumed.run(model, text, "t", 4, 2, KvCache.Type.F32, (done, soFar) -> { }).matrix();
+        ImportanceMatrix on = resumed.run(model, text, false, "t", 4, 2, KvCache.Type.F32, (done, soFar) -> { }).matrix();
         assertEquals(6, on.chunkCount());
         assertEquals(new TreeMap<>(whole.entries()).keySet(), new TreeMap<>(on.entries()).keySet());
         for (var e : whole.entries().entrySet()) {
@@ -279,7 +279,7 @@ class ImportanceMatrixTest {
             for (int i = 0; i < b.sums().length; i++) assertEquals(e.getValue().sums()[i], b.sums()[i], 1e-5 * e.getValue().sums()[i] + 1e-7, e.getKey());
         }
         IllegalArgumentException past = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
-                () -> new ImportanceCollector(false, 4, 128).run(model, text, "t", 12, 1, KvCache.Type.F32, (done, soFar) -> { }));
+                () -> new ImportanceCollector(false, 4, 128).run(model, text, false, "t", 12, 1, KvCache.Type.F32, (done, soFar) -> { }));
         assertEquals("the text has 1642 tokens: from chunk 12 on, not one chunk of --ctx 128 is left", past.getMessage());
     }
 
@@ -308,7 +308,7 @@ class ImportanceMatrixTest {
         ImportanceMatrix alone = ImportanceCollector.collect(model, text, "t", 128, 3, true, KvCache.Type.F16, (done, soFar) -> { }).matrix();
         ImportanceCollector after = new ImportanceCollector(true, 0, 128);
         after.add(gguf);
-        ImportanceMatrix on = after.run(model, text, "t", 0, 3, KvCache.Type.F16, (done, soFar) -> { }).matrix();
+        ImportanceMatrix on = after.run(model, text, false, "t", 0, 3, KvCache.Type.F16, (done, soFar) -> { }).matrix();
         assertEquals(List.of("ppl-text.txt", "t"), on.datasets());
         assertEquals(15, on.chunkCount());
         float[] a = gguf.entries().get("output.weight").sums(), b = alone.entries().get("output.weight").sums(), c = on.entries().get("output.weight").sums();
