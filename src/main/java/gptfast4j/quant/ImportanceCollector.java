@@ -33,6 +33,7 @@ public final class ImportanceCollector implements Llama.InputObserver {
      * matrices only combined); {@code chunkSize}: the tokens of a chunk.
      */
     public ImportanceCollector(boolean output, int experts, int chunkSize) {
+        if (chunkSize < 16) throw new IllegalArgumentException("--ctx must be at least 16 for an importance matrix (llama-imatrix sums no batch of fewer tokens), got " + chunkSize);
         this.output = output;
         this.experts = experts;
         this.chunkSize = chunkSize;
@@ -150,7 +151,6 @@ public final class ImportanceCollector implements Llama.InputObserver {
      */
     public Collected run(Checkpoint model, String text, boolean specials, String dataset, int firstChunk, int maxChunks, KvCache.Type kvType, Progress progress) {
         int ctx = chunkSize;
-        if (ctx < 16) throw new IllegalArgumentException("--ctx must be at least 16 for an importance matrix (llama-imatrix sums no batch of fewer tokens), got " + ctx);
         if (maxChunks < 1) throw new IllegalArgumentException("--chunks must be at least 1, got " + maxChunks);
         if (model.model().config.expertCount() != experts) throw new IllegalArgumentException("a collector for " + experts + " experts, a model of " + model.model().config.expertCount());
         datasets.add(dataset);

@@ -199,7 +199,7 @@ public record ImportanceMatrix(String source, Map<String, Entry> entries, List<S
     public void writeLegacy(Path out) {
         List<String> names = entries.entrySet().stream().filter(e -> legacy || Arrays.stream(e.getValue().counts).anyMatch(c -> c > 0))
                 .map(Map.Entry::getKey).sorted().toList();
-        ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         ByteBuffer word = ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN);
         IntConsumer putInt = v -> bytes.writeBytes(word.clear().putInt(v).array());
         Consumer<String> putString = text -> {
@@ -242,7 +242,7 @@ public record ImportanceMatrix(String source, Map<String, Entry> entries, List<S
                 Files.deleteIfExists(temp);
             }
         } catch (IOException e) {
-            throw new java.io.UncheckedIOException(out + ": write failed: " + e.getMessage(), e);
+            throw new UncheckedIOException(out + ": write failed: " + e.getMessage(), e);
         }
     }
 

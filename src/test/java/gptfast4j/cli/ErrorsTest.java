@@ -452,6 +452,9 @@ class ErrorsTest {
         Path text = Shared.REFERENCE.resolve("ppl-text.txt"), out = dir.resolve("m.gguf");
         String model = STORIES.toString();
         assertOneLineError(run("imatrix", "-m", model, "-f", text.toString(), "-c", "8", "-o", out.toString()), "--ctx must be at least 16 for an importance matrix");
+        // combining matrices takes the chunk size too (the calls of a legacy matrix are worth that many tokens)
+        assertOneLineError(run("imatrix", "--in-file", "src/test/resources/imatrix/mini-llama2.imatrix.gguf", "-c", "0", "-o", out.toString()),
+                "--ctx must be at least 16 for an importance matrix");
         assertOneLineError(run("imatrix", "-m", model, "-f", text.toString(), "--chunks", "0", "-o", out.toString()), "--chunks must be at least 1, got 0");
         assertOneLineError(run("imatrix", "-m", model, "-f", text.toString(), "-c", "100000", "-o", out.toString()), "--ctx 100000 exceeds the context length");
         assertOneLineError(run("imatrix", "-m", model, "-f", dir.resolve("none.txt").toString(), "-o", out.toString()), "no such file");
