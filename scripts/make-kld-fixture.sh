@@ -3,7 +3,8 @@
 # log-probabilities over the first 4 chunks of 128 tokens of ../shared/reference/ppl-text.txt, as
 # `--kl-divergence-base` saves them (stories260K.kld), and the statistics `--kl-divergence` prints against that file
 # for stories260K itself (f32.txt) and for its q4_0 made by llama-quantize (q4_0.txt), both caches F32; and
-# mini-llama3's perplexity with a Q8_0 KV cache (mini-llama3-q8_0-cache.txt).
+# mini-llama3's perplexity with a Q8_0 KV cache (mini-llama3-q8_0-cache.txt) and with Q8_0 and F16 keys and values apart
+# (mini-llama3-q8_0-f16-cache.txt, mini-llama3-f16-q8_0-cache.txt).
 # Needs the llama.cpp tree that scripts/vs-llamacpp.sh builds in target/llamacpp (scripts/llamacpp-fixture.sh).
 source "$(dirname "${BASH_SOURCE[0]}")/llamacpp-fixture.sh" kld llama-perplexity llama-quantize
 model="$here/../shared/models/stories260K.gguf"
@@ -19,4 +20,11 @@ done
 # and mini-llama3's perplexity with a Q8_0 KV cache (flash attention, which llama.cpp needs for it)
 "$bin/llama-perplexity" -m "$here/../shared/reference/models/mini-llama3-F32.gguf" -f "$here/../shared/reference/ppl-text.txt" -c 128 -t 1 \
   -ctk q8_0 -ctv q8_0 -fa on 2>&1 | grep -o 'Final estimate: PPL = [0-9.]*' >"$out/mini-llama3-q8_0-cache.txt"
+# and with keys and values apart: Q8_0 keys and F16 values (no flash attention: llama.cpp's matrix products, which
+# round the queries to Q8_0 and the attention weights to F16), F16 keys and Q8_0 values (flash attention, which a
+# quantized value cache needs there)
+"$bin/llama-perplexity" -m "$here/../shared/reference/models/mini-llama3-F32.gguf" -f "$here/../shared/reference/ppl-text.txt" -c 128 -t 1 \
+  -ctk q8_0 -ctv f16 -fa off 2>&1 | grep -o 'Final estimate: PPL = [0-9.]*' >"$out/mini-llama3-q8_0-f16-cache.txt"
+"$bin/llama-perplexity" -m "$here/../shared/reference/models/mini-llama3-F32.gguf" -f "$here/../shared/reference/ppl-text.txt" -c 128 -t 1 \
+  -ctk f16 -ctv q8_0 -fa on 2>&1 | grep -o 'Final estimate: PPL = [0-9.]*' >"$out/mini-llama3-f16-q8_0-cache.txt"
 ls -la "$out"

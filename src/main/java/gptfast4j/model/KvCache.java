@@ -17,19 +17,40 @@ import java.lang.foreign.MemorySegment;
  * head read, once per attention call, and which takes memory only for the positions written.
  */
 public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
-    /** The cache's element type. */
+    /**
+     * The cache's element types: one for keys and values, or (F16_Q8_0, Q8_0_F16) keys in one and values in the other,
+     * as llama.cpp's {@code -ctk} and {@code -ctv} set them apart.
+     */
     public enum Type {
-        F32, F16, Q8_0;
+        F32, F16, Q8_0, F16_Q8_0, Q8_0_F16;
 
-        /** "f32", "f16" or "q8_0", as llama.cpp's {@code --cache-type-k} spells them. */
-        public String option() {
-            return name().toLowerCase(java.util.Locale.ROOT);
+        /** The keys' type. */
+        public Type keyType() {
+            return this == F16_Q8_0 ? F16 : this == Q8_0_F16 ? Q8_0 : this;
         }
 
-        /** The type whose {@link #option} is {@code name}. */
+        /** The values' type. */
+        public Type valueType() {
+            return this == F16_Q8_0 ? Q8_0 : this == Q8_0_F16 ? F16 : this;
+        }
+
+        /** "f32", "f16" or "q8_0", as llama.cpp's {@code --cache-type-k} spells them; keys' and values' apart, "q8_0/f16". */
+        public String option() {
+            return keyType() == valueType() ? name().toLowerCase(java.util.Locale.ROOT) : keyType().option() + "/" + valueType().option();
+        }
+
+        /** The type whose {@link #option} is {@code name}, one of keys and values alike. */
         public static Type parse(String name, String flag) {
-            for (Type t : values()) if (t.option().equals(name)) return t;
+            for (Type t : new Type[]{F32, F16, Q8_0}) if (t.option().equals(name)) return t;
             throw new IllegalArgumentException(flag + " must be f32, f16 or q8_0, got '" + name + "'");
+        }
+
+        /** Keys of {@code keys} and values of {@code values}: f16 and q8_0 mix; f32 takes both or neither. */
+        public static Type of(Type keys, Type values) {
+            if (keys == values) return keys;
+            if (keys == F16 && values == Q8_0) return F16_Q8_0;
+            if (keys == Q8_0 && values == F16) return Q8_0_F16;
+            throw new IllegalArgumentException("keys and values take f16 and q8_0 apart, but f32 only for both: got keys " + keys.option() + ", values " + values.option());
         }
     }
 
@@ -56,6 +77,8 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
             case F32 -> new F32(c, nKvHeads, contextLength);
             case F16 -> new F16(c, nKvHeads, contextLength);
             case Q8_0 -> new Q8_0(c, nKvHeads, contextLength);
+            case F16_Q8_0 -> new Mixed(type, c, nKvHeads, contextLength, new F16(c, nKvHeads, contextLength), new Q8_0(c, nKvHeads, contextLength));
+            case Q8_0_F16 -> new Mixed(type, c, nKvHeads, contextLength, new Q8_0(c, nKvHeads, contextLength), new F16(c, nKvHeads, contextLength));
         };
     }
 
@@ -216,7 +239,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
      * the first call on: grown to the positions asked for, a decode from position 0 allocated a new scratch at every
      * step (16 MB over 1023 steps of stories260K, DecodeAllocationTest).
      */
-    abstract static sealed class Converted extends KvCache permits F16, Q8_0 {
+    abstract static sealed class Converted extends KvCache permits F16, Q8_0, Mixed {
         private static final ThreadLocal<Head> SCRATCH = ThreadLocal.withInitial(Head::new);
         private static final java.util.concurrent.atomic.AtomicLong IDS = new java.util.concurrent.atomic.AtomicLong();
         /** This cache, in a {@link Head}'s record of what it holds. */
@@ -226,12 +249,49 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
             super(c, nKvHeads, contextLength);
         }
 
+        /** The key of position {@code pos}, {@code k[kOffset .. + kvDim)}. */
+        abstract void storeKey(int layer, int pos, float[] k, int kOffset);
+
+        /** The value of position {@code pos}, {@code v[vOffset .. + kvDim)}. */
+        abstract void storeValue(int layer, int pos, float[] v, int vOffset);
+
+        /** {@link #storeKey}'s inverse, into {@code k[0 .. kvDim)}. */
+        abstract void loadKey(int layer, int pos, float[] k);
+
+        /** {@link #storeValue}'s inverse, into {@code v[0 .. kvDim)}. */
+        abstract void loadValue(int layer, int pos, float[] v);
+
         /**
          * Kv head {@code kvHead}'s keys of positions {@code 0 .. positions} of {@code layer} into {@code keys} as
-         * blocks of [headDim][KEY_BLOCK] one after another, whole blocks, and its values into {@code values}, position p
-         * at {@code p * headDim}.
+         * blocks of [headDim][KEY_BLOCK] one after another, whole blocks.
          */
-        abstract void convert(int layer, int kvHead, int positions, float[] keys, float[] values);
+        abstract void convertKeys(int layer, int kvHead, int positions, float[] keys);
+
+        /** Kv head {@code kvHead}'s values of positions {@code 0 .. positions} of {@code layer} into {@code values}, position p at {@code p * headDim}. */
+        abstract void convertValues(int layer, int kvHead, int positions, float[] values);
+
+        /** Bytes the keys hold. */
+        abstract long keyBytes();
+
+        /** Bytes the values hold. */
+        abstract long valueBytes();
+
+        @Override
+        final void store(int layer, int pos, float[] k, int kOffset, float[] v, int vOffset) {
+            storeKey(layer, pos, k, kOffset);
+            storeValue(layer, pos, v, vOffset);
+        }
+
+        @Override
+        final void load(int layer, int pos, float[] k, float[] v) {
+            loadKey(layer, pos, k);
+            loadValue(layer, pos, v);
+        }
+
+        @Override
+        final long bytes() {
+            return keyBytes() + valueBytes();
+        }
 
         @Override
         final Head head(long call, int layer, int kvHead, int positions) {
@@ -241,7 +301,8 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
             int valueFloats = contextLength * headDim + VectorMath.PRODUCT_SLACK;
             if (h.keys == null || h.keys.length < keyFloats) h.keys = new float[keyFloats];
             if (h.values == null || h.values.length < valueFloats) h.values = new float[valueFloats];
-            convert(layer, kvHead, positions, h.keys, h.values);
+            convertKeys(layer, kvHead, positions, h.keys);
+            convertValues(layer, kvHead, positions, h.values);
             h.keyBase = 0;
             h.keyBlockStride = headDim * KEY_BLOCK;
             h.valueBase = 0;
@@ -287,23 +348,35 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         }
 
         @Override
-        void store(int layer, int pos, float[] k, int kOffset, float[] v, int vOffset) {
+        void storeKey(int layer, int pos, float[] k, int kOffset) {
             MemorySegment layerKeys = keys[layer];
             for (int i = 0, key = keyIndex(pos); i < kvDim; i++) layerKeys.setAtIndex(VectorMath.HALF, key + (long) i * KEY_BLOCK, Float.floatToFloat16(k[kOffset + i]));
+        }
+
+        @Override
+        void storeValue(int layer, int pos, float[] v, int vOffset) {
             for (int h = 0; h < nKvHeads; h++) VectorMath.toHalves(v, vOffset + h * headDim, values[layer], valueIndex(h, pos), headDim);
         }
 
         @Override
-        void load(int layer, int pos, float[] k, float[] v) {
+        void loadKey(int layer, int pos, float[] k) {
             MemorySegment layerKeys = keys[layer];
             for (int i = 0, key = keyIndex(pos); i < kvDim; i++) k[i] = Float.float16ToFloat(layerKeys.getAtIndex(VectorMath.HALF, key + (long) i * KEY_BLOCK));
+        }
+
+        @Override
+        void loadValue(int layer, int pos, float[] v) {
             for (int h = 0; h < nKvHeads; h++) VectorMath.fromHalves(values[layer], valueIndex(h, pos), v, h * headDim, headDim);
         }
 
         @Override
-        void convert(int layer, int kvHead, int positions, float[] keys, float[] values) {
+        void convertKeys(int layer, int kvHead, int positions, float[] keys) {
             int blocks = (positions + KEY_BLOCK - 1) / KEY_BLOCK, blockSize = headDim * KEY_BLOCK;
             for (int b = 0; b < blocks; b++) VectorMath.fromHalves(this.keys[layer], (long) b * kvDim * KEY_BLOCK + kvHead * blockSize, keys, b * blockSize, blockSize);
+        }
+
+        @Override
+        void convertValues(int layer, int kvHead, int positions, float[] values) {
             VectorMath.fromHalves(this.values[layer], valueIndex(kvHead, 0), values, 0, positions * headDim);
         }
 
@@ -318,8 +391,13 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         }
 
         @Override
-        long bytes() {
-            return keys.length * (keys[0].byteSize() + values[0].byteSize());
+        long keyBytes() {
+            return keys.length * keys[0].byteSize();
+        }
+
+        @Override
+        long valueBytes() {
+            return values.length * values[0].byteSize();
         }
     }
 
@@ -368,13 +446,19 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         }
 
         @Override
-        void store(int layer, int pos, float[] k, int kOffset, float[] v, int vOffset) {
+        void storeKey(int layer, int pos, float[] k, int kOffset) {
             int kvBlocks = kvDim / BLOCK;
             for (int b = 0; b < kvBlocks; b++) {
                 float d = quantize(k, kOffset + b * BLOCK, keys[layer], keyIndex(pos) + (long) b * BLOCK * KEY_BLOCK, KEY_BLOCK);
                 keyScales[layer].setAtIndex(SCALE, scaleIndex(pos, b, kvBlocks), d);
+            }
+        }
+
+        @Override
+        void storeValue(int layer, int pos, float[] v, int vOffset) {
+            for (int b = 0; b < kvDim / BLOCK; b++) {
                 int h = b * BLOCK / headDim, i = b * BLOCK % headDim;
-                d = quantize(v, vOffset + b * BLOCK, values[layer], valueIndex(h, pos) + i, 1);
+                float d = quantize(v, vOffset + b * BLOCK, values[layer], valueIndex(h, pos) + i, 1);
                 valueScales[layer].setAtIndex(SCALE, (long) valueIndex(h, pos) / BLOCK + i / BLOCK, d);
             }
         }
@@ -393,17 +477,23 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         }
 
         @Override
-        void load(int layer, int pos, float[] k, float[] v) {
+        void loadKey(int layer, int pos, float[] k) {
             int kvBlocks = kvDim / BLOCK;
             for (int i = 0; i < kvDim; i++) {
                 k[i] = keyScales[layer].getAtIndex(SCALE, scaleIndex(pos, i / BLOCK, kvBlocks)) * keys[layer].get(java.lang.foreign.ValueLayout.JAVA_BYTE, keyIndex(pos) + (long) i * KEY_BLOCK);
+            }
+        }
+
+        @Override
+        void loadValue(int layer, int pos, float[] v) {
+            for (int i = 0; i < kvDim; i++) {
                 int h = i / headDim;
                 v[i] = valueScales[layer].getAtIndex(SCALE, (long) valueIndex(h, pos) / BLOCK + i % headDim / BLOCK) * values[layer].get(java.lang.foreign.ValueLayout.JAVA_BYTE, valueIndex(h, pos) + i % headDim);
             }
         }
 
         @Override
-        void convert(int layer, int kvHead, int positions, float[] keys, float[] values) {
+        void convertKeys(int layer, int kvHead, int positions, float[] keys) {
             int blocks = (positions + KEY_BLOCK - 1) / KEY_BLOCK, blockSize = headDim * KEY_BLOCK, kvBlocks = kvDim / BLOCK;
             for (int b = 0; b < blocks; b++) {
                 int pos = b * KEY_BLOCK;
@@ -412,6 +502,10 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
                             keys, b * blockSize + i * KEY_BLOCK, KEY_BLOCK);
                 }
             }
+        }
+
+        @Override
+        void convertValues(int layer, int kvHead, int positions, float[] values) {
             long scales = (long) valueIndex(kvHead, 0) / BLOCK;
             for (int at = 0; at < positions * headDim; at += BLOCK) {
                 VectorMath.scaleBytes(this.values[layer], valueIndex(kvHead, 0) + at, valueScales[layer].getAtIndex(SCALE, scales + at / BLOCK), values, at, BLOCK);
@@ -434,8 +528,86 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         }
 
         @Override
-        long bytes() {
-            return keys.length * (keys[0].byteSize() + keyScales[0].byteSize() + values[0].byteSize() + valueScales[0].byteSize());
+        long keyBytes() {
+            return keys.length * (keys[0].byteSize() + keyScales[0].byteSize());
+        }
+
+        @Override
+        long valueBytes() {
+            return values.length * (values[0].byteSize() + valueScales[0].byteSize());
+        }
+    }
+
+    /**
+     * Keys of one converted type and values of the other ({@link Type#F16_Q8_0}, {@link Type#Q8_0_F16}), as llama.cpp's
+     * {@code -ctk} and {@code -ctv} apart: each half kept and converted by a cache of its type, and the queries rounded
+     * as the keys' type rounds them, the attention weights as the values'. The halves those caches do not use take
+     * address space only: their pages are never written, so the system never gives them.
+     */
+    static final class Mixed extends Converted {
+        private final Type type;
+        private final Converted keys, values;
+
+        Mixed(Type type, Config c, int nKvHeads, int contextLength, Converted keys, Converted values) {
+            super(c, nKvHeads, contextLength);
+            this.type = type;
+            this.keys = keys;
+            this.values = values;
+        }
+
+        @Override
+        public Type type() {
+            return type;
+        }
+
+        @Override
+        void storeKey(int layer, int pos, float[] k, int kOffset) {
+            keys.storeKey(layer, pos, k, kOffset);
+        }
+
+        @Override
+        void storeValue(int layer, int pos, float[] v, int vOffset) {
+            values.storeValue(layer, pos, v, vOffset);
+        }
+
+        @Override
+        void loadKey(int layer, int pos, float[] k) {
+            keys.loadKey(layer, pos, k);
+        }
+
+        @Override
+        void loadValue(int layer, int pos, float[] v) {
+            values.loadValue(layer, pos, v);
+        }
+
+        @Override
+        void convertKeys(int layer, int kvHead, int positions, float[] keys) {
+            this.keys.convertKeys(layer, kvHead, positions, keys);
+        }
+
+        @Override
+        void convertValues(int layer, int kvHead, int positions, float[] values) {
+            this.values.convertValues(layer, kvHead, positions, values);
+        }
+
+        @Override
+        void roundQueries(float[] x, int offset, int n) {
+            keys.roundQueries(x, offset, n);
+        }
+
+        @Override
+        void roundWeights(float[] x, int offset, int n) {
+            values.roundWeights(x, offset, n);
+        }
+
+        @Override
+        long keyBytes() {
+            return keys.keyBytes();
+        }
+
+        @Override
+        long valueBytes() {
+            return values.valueBytes();
         }
     }
 }

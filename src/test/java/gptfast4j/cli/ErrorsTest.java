@@ -425,8 +425,9 @@ class ErrorsTest {
         assertOneLineError(run("bench", "--checkpoint", STORIES.toString(), "--threads", ",,"), "--threads needs at least one thread count");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--kv-cache", "q4_0"), "--kv-cache must be f32, f16 or q8_0, got 'q4_0'");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--kv-cache", "q8_0"), "a q8_0 KV cache needs a head dimension that 32 divides, as llama.cpp's; this model's is 8 (use f16)");
-        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "-ctk", "q8_0", "-ctv", "f16"),
-                "keys and values take one type here: --kv-cache, -ctk and -ctv must agree, got q8_0 and f16");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "-ctk", "f32", "-ctv", "f16"),
+                "keys and values take f16 and q8_0 apart, but f32 only for both: got keys f32, values f16");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "-ctv", "q4_0"), "-ctv must be f32, f16 or q8_0, got 'q4_0'");
         // checked before the model loads: a million would have sized the state's logits in gigabytes
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--lookup", "2", "--speculate-k", "1000000"), "--speculate-k must be in 1..64, got 1000000");
         // without a speculation it would be ignored without a word

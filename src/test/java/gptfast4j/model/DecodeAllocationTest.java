@@ -17,7 +17,7 @@ class DecodeAllocationTest {
     @org.junit.jupiter.params.provider.EnumSource(KvCache.Type.class)
     void decodeStepsAllocateNothingOnTheCallingThread(KvCache.Type kvType) {
         // a Q8_0 cache's blocks of 32 need heads that wide: mini-llama2's, not stories260K's 8
-        java.nio.file.Path model = kvType == KvCache.Type.Q8_0 ? gptfast4j.Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf") : Stories260KTest.GGUF;
+        java.nio.file.Path model = kvType.keyType() == KvCache.Type.Q8_0 || kvType.valueType() == KvCache.Type.Q8_0 ? gptfast4j.Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf") : Stories260KTest.GGUF;
         assertDecodeAllocatesNothing(Checkpoint.load(model, null).model(), kvType);
     }
 

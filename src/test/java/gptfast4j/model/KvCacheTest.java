@@ -29,7 +29,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  */
 class KvCacheTest {
     @ParameterizedTest
-    @CsvSource({"mini-llama2-F32, F32", "mini-llama3-F32, F32", "mini-llama2-F32, F16", "mini-llama3-F32, F16", "mini-llama2-F32, Q8_0", "mini-llama3-F32, Q8_0"})
+    @CsvSource({"mini-llama2-F32, F32", "mini-llama3-F32, F32", "mini-llama2-F32, F16", "mini-llama3-F32, F16", "mini-llama2-F32, Q8_0", "mini-llama3-F32, Q8_0",
+            "mini-llama2-F32, Q8_0_F16", "mini-llama3-F32, F16_Q8_0"})
     void decodeStepsAcrossKeyBlocksGiveTheBatchsLogits(String model, KvCache.Type kvType) {
         Llama llama = Checkpoint.load(Shared.REFERENCE.resolve("models/" + model + ".gguf"), null).model();
         int n = 150, vocab = llama.config.vocabSize();
@@ -54,7 +55,8 @@ class KvCacheTest {
      * keep what they attended to before, and are not compared.
      */
     @ParameterizedTest
-    @CsvSource({"mini-llama2-F32, F32", "mini-llama3-F32, F32", "mini-llama2-F32, F16", "mini-llama3-F32, F16", "mini-llama2-F32, Q8_0", "mini-llama3-F32, Q8_0"})
+    @CsvSource({"mini-llama2-F32, F32", "mini-llama3-F32, F32", "mini-llama2-F32, F16", "mini-llama3-F32, F16", "mini-llama2-F32, Q8_0", "mini-llama3-F32, Q8_0",
+            "mini-llama3-F32, Q8_0_F16", "mini-llama2-F32, F16_Q8_0"})
     void aShiftedCacheHoldsTheFirstLayersKeysOfTheShortenedSequence(String model, KvCache.Type kvType) {
         Llama llama = Checkpoint.load(Shared.REFERENCE.resolve("models/" + model + ".gguf"), null).model();
         int n = 150, keep = 1, discard = 70, vocab = llama.config.vocabSize(), kvDim = llama.config.kvDim();
@@ -72,7 +74,7 @@ class KvCacheTest {
         Llama.State fresh = llama.newState(n, 1, 1, kvType);
         for (int p = 0; p < shorter.length; p++) llama.forward(fresh, shorter[p], p);
         float[] k = new float[kvDim], v = new float[kvDim], k0 = new float[kvDim], v0 = new float[kvDim];
-        float tolerance = kvType == KvCache.Type.F16 ? 2e-3f : 2e-5f;
+        float tolerance = kvType.valueType() == KvCache.Type.F16 ? 2e-3f : 2e-5f;
         for (int p = 0; p < shorter.length; p++) {
             shifted.kv.load(0, p, k, v);
             fresh.kv.load(0, p, k0, v0);
@@ -80,7 +82,7 @@ class KvCacheTest {
                 // Q8_0: a key rounded, rotated back and rounded again lies within two steps of its block's scale
                 float block = 0;
                 for (int j = i / 32 * 32; j < i / 32 * 32 + 32; j++) block = Math.max(block, Math.abs(k0[j]));
-                float keyTolerance = kvType == KvCache.Type.Q8_0 ? 2 * block / 127 : tolerance * (1 + Math.abs(k0[i]));
+                float keyTolerance = kvType.keyType() == KvCache.Type.Q8_0 ? 2 * block / 127 : (kvType.keyType() == KvCache.Type.F16 ? 2e-3f : 2e-5f) * (1 + Math.abs(k0[i]));
                 org.junit.jupiter.api.Assertions.assertEquals(k0[i], k[i], keyTolerance, model + " " + kvType + " key, position " + p + ", " + i);
                 org.junit.jupiter.api.Assertions.assertEquals(v0[i], v[i], tolerance * (1 + Math.abs(v0[i])), model + " " + kvType + " value, position " + p + ", " + i);
             }
@@ -120,6 +122,57 @@ class KvCacheTest {
      * reference function rounds ties away from zero), and a kv head read for attention is the values it stores: the
      * keys in their transposed blocks, at every position of 150 (two whole key blocks and a part).
      */
+    /**
+     * Keys and values apart (llama.cpp's {@code -ctk}, {@code -ctv}): the keys stored, read back and read as a kv head
+     * are those of a cache of the keys' type, the values those of a cache of the values' type, and the memory counted
+     * is those two halves'; f32 mixes with nothing.
+     */
+    @Test
+    void keysAndValuesApartAreEachTheirTypes() {
+        Config c = Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), null).model().config;
+        int kvDim = c.kvDim(), headDim = c.headDim(), n = 70;
+        for (KvCache.Type type : new KvCache.Type[]{KvCache.Type.F16_Q8_0, KvCache.Type.Q8_0_F16}) {
+            KvCache mixed = KvCache.of(type, c, c.nKvHeads(), n), keys = KvCache.of(type.keyType(), c, c.nKvHeads(), n), values = KvCache.of(type.valueType(), c, c.nKvHeads(), n);
+            Random random = new Random(7);
+            float[] k = new float[kvDim], v = new float[kvDim];
+            float[][] read = new float[6][kvDim];
+            for (int p = 0; p < n; p++) {
+                for (int i = 0; i < kvDim; i++) {
+                    k[i] = (float) random.nextGaussian() * 3;
+                    v[i] = (float) random.nextGaussian();
+                }
+                for (KvCache cache : new KvCache[]{mixed, keys, values}) cache.store(1, p, k, 0, v, 0);
+                mixed.load(1, p, read[0], read[1]);
+                keys.load(1, p, read[2], read[3]);
+                values.load(1, p, read[4], read[5]);
+                assertArrayEquals(read[2], read[0], type + " key " + p);
+                assertArrayEquals(read[5], read[1], type + " value " + p);
+            }
+            for (int h = 0; h < c.nKvHeads(); h++) {
+                // each head read into the thread's one scratch: its positions' keys and values copied before the next read
+                float[][] mixedHead = headOf(mixed, h, n, headDim), keysHead = headOf(keys, h, n, headDim), valuesHead = headOf(values, h, n, headDim);
+                assertArrayEquals(keysHead[0], mixedHead[0], type + " head " + h + " keys");
+                assertArrayEquals(valuesHead[1], mixedHead[1], type + " head " + h + " values");
+            }
+            org.junit.jupiter.api.Assertions.assertEquals(((KvCache.Converted) keys).keyBytes() + ((KvCache.Converted) values).valueBytes(), mixed.bytes(), type.option());
+        }
+        org.junit.jupiter.api.Assertions.assertEquals("q8_0/f16", KvCache.Type.of(KvCache.Type.Q8_0, KvCache.Type.F16).option());
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> KvCache.Type.of(KvCache.Type.F32, KvCache.Type.Q8_0));
+    }
+
+    /** Kv head {@code h}'s keys and values of positions {@code 0 .. n} as attention reads them ({@link KvCache#head}), position by position. */
+    private static float[][] headOf(KvCache cache, int h, int n, int headDim) {
+        KvCache.Head head = cache.head(h + 1, 1, h, n);
+        float[] keys = new float[n * headDim], values = new float[n * headDim];
+        for (int p = 0; p < n; p++) {
+            for (int i = 0; i < headDim; i++) {
+                keys[p * headDim + i] = head.keys[head.keyBase + p / KvCache.KEY_BLOCK * head.keyBlockStride + i * KvCache.KEY_BLOCK + p % KvCache.KEY_BLOCK];
+                values[p * headDim + i] = head.values[head.valueBase + p * headDim + i];
+            }
+        }
+        return new float[][]{keys, values};
+    }
+
     @Test
     void aQ8_0CacheRoundsAsLlamaCppsAndReadsWhatItStores() {
         Config c = Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), null).model().config;

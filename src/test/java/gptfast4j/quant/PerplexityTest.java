@@ -93,6 +93,22 @@ class PerplexityTest {
         assertEquals(expected, r.ppl(), expected * 2e-5);
     }
 
+    /**
+     * With keys and values apart, against llama-perplexity's runs (src/test/resources/kld, scripts/make-kld-fixture.sh):
+     * Q8_0 keys and F16 values against {@code -ctk q8_0 -ctv f16} without flash attention, whose matrix products round
+     * the queries to Q8_0 and the attention weights to F16 as ours do (measured 1.9e-6); F16 keys and Q8_0 values
+     * against {@code -ctk f16 -ctv q8_0 -fa on} (which a quantized value cache needs there; measured 2.9e-5: its online
+     * softmax sums in another order).
+     */
+    @ParameterizedTest
+    @CsvSource({"Q8_0_F16, mini-llama3-q8_0-f16-cache.txt, 2e-5", "F16_Q8_0, mini-llama3-f16-q8_0-cache.txt, 5e-5"})
+    void keysAndValuesApartMatchLlamaPerplexity(KvCache.Type type, String figure, double tolerance) throws IOException {
+        String line = Files.readString(Path.of("src/test/resources/kld/" + figure)).strip();
+        double expected = Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
+        Perplexity.Result r = Perplexity.compute(Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama3-F32.gguf"), null), null, text(), 128, type, c -> { });
+        assertEquals(expected, r.ppl(), expected * tolerance);
+    }
+
     @Test
     void runningValuesMatchLlamaCppsProgressLine() throws IOException {
         Perplexity.Result r = Perplexity.compute(Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null), null, text(), 128, c -> { });
