@@ -12,9 +12,10 @@ import java.lang.foreign.MemorySegment;
  * a query's scores are vectors over positions, in blocks so that a head's keys for a block are one run of memory.
  * Values are {@code [layer][kvHead][position][i < headDim]}, a head's values one run of memory.
  * <p>
- * Two element types: {@link Type#F32}, Java arrays, and {@link Type#F16}, off-heap, which halves the cache's memory
- * (Llama-2-7B at 4096 positions: 2.1 GB against 4.3) and what a step reads from it, at the cost of converting each kv
- * head read, once per attention call, and which takes memory only for the positions written.
+ * Element types: {@link Type#F32}, Java arrays; {@link Type#F16} and {@link Type#Q8_0}, off-heap, which halve and
+ * quarter the cache's memory (Llama-2-7B at 4096 positions: 2.1 GB and 1.2 GB against 4.3) and what a step reads from
+ * it, at the cost of converting each kv head read, once per attention call, and which take memory only for the
+ * positions written; and keys of one of those and values of the other ({@link Mixed}).
  */
 public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
     /**
