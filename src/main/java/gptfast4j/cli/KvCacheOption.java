@@ -5,20 +5,20 @@ import picocli.CommandLine.Option;
 
 /** The KV cache's element type, for the commands that run a model. */
 final class KvCacheOption {
-    @Option(names = "--kv-cache", paramLabel = "f32|f16|q8_0",
-            description = "KV cache element type: f16 (as llama.cpp's default) takes half the memory of f32, q8_0 (llama.cpp's -ctk/-ctv q8_0) "
-                    + "about half that of f16, its keys and values in blocks of 32 int8 and a scale (default: f16).")
+    @Option(names = "--kv-cache", paramLabel = "TYPE",
+            description = "KV cache element type, as llama.cpp's: f32, f16 (the default, as llama.cpp's), bf16, q8_0 (about half of f16's memory), "
+                    + "q4_0, q4_1, iq4_nl, q5_0 or q5_1 (about a quarter to a third), the quantized ones in blocks of 32 with scales.")
     String kvCache;
 
-    @Option(names = {"-ctk", "--cache-type-k"}, paramLabel = "TYPE", description = "The keys' type, as llama.cpp's flag (default: --kv-cache's); f16 and q8_0 may differ from the values'.")
+    @Option(names = {"-ctk", "--cache-type-k"}, paramLabel = "TYPE", description = "The keys' type, as llama.cpp's flag (default: --kv-cache's); "
+            + "any but f32 may differ from the values'.")
     String keys;
 
     @Option(names = {"-ctv", "--cache-type-v"}, paramLabel = "TYPE", description = "The values' type, as llama.cpp's flag (default: --kv-cache's).")
     String values;
 
     KvCache.Type type() {
-        KvCache.Type both = KvCache.Type.parse(kvCache == null ? "f16" : kvCache, "--kv-cache");
-        KvCache.Type k = keys == null ? both : KvCache.Type.parse(keys, "-ctk"), v = values == null ? both : KvCache.Type.parse(values, "-ctv");
-        return KvCache.Type.of(k, v);
+        KvCache.Type.Element both = KvCache.Type.Element.parse(kvCache == null ? "f16" : kvCache, "--kv-cache");
+        return new KvCache.Type(keys == null ? both : KvCache.Type.Element.parse(keys, "-ctk"), values == null ? both : KvCache.Type.Element.parse(values, "-ctv"));
     }
 }

@@ -1,7 +1,10 @@
 package gptfast4j.model;
 
+import gptfast4j.tensor.GGMLType;
 import gptfast4j.tensor.OffHeap;
 import gptfast4j.tensor.Parallel;
+import gptfast4j.tensor.Quantizer;
+import gptfast4j.tensor.Tensor;
 import gptfast4j.tensor.VectorMath;
 
 import java.lang.foreign.MemorySegment;
@@ -12,46 +15,60 @@ import java.lang.foreign.MemorySegment;
  * a query's scores are vectors over positions, in blocks so that a head's keys for a block are one run of memory.
  * Values are {@code [layer][kvHead][position][i < headDim]}, a head's values one run of memory.
  * <p>
- * Element types: {@link Type#F32}, Java arrays; {@link Type#F16} and {@link Type#Q8_0}, off-heap, which halve and
- * quarter the cache's memory (Llama-2-7B at 4096 positions: 2.1 GB and 1.2 GB against 4.3) and what a step reads from
- * it, at the cost of converting each kv head read, once per attention call, and which take memory only for the
- * positions written; and keys of one of those and values of the other ({@link Mixed}).
+ * Element types ({@link Type.Element}): F32, Java arrays; the others off-heap ({@link F16}, {@link Q8_0}, and
+ * {@link Blocks} for BF16 and the 4- and 5-bit types), which halve the cache's memory or more (Llama-2-7B at 4096
+ * positions: F16 2.1 GB, Q8_0 1.2, Q4_0 0.6, against F32's 4.3) and what a step reads from it, at the cost of
+ * converting each kv head read, once per attention call, and which take memory only for the positions written; keys
+ * of one of those and values of another ({@link Mixed}).
  */
 public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
     /**
-     * The cache's element types: one for keys and values, or (F16_Q8_0, Q8_0_F16) keys in one and values in the other,
-     * as llama.cpp's {@code -ctk} and {@code -ctv} set them apart.
+     * The cache's element types, the keys' and the values', as llama.cpp's {@code -ctk} and {@code -ctv} set them: any
+     * two of the converted ones ({@link Element}); F32 only for both.
      */
-    public enum Type {
-        F32, F16, Q8_0, F16_Q8_0, Q8_0_F16;
+    public record Type(Element keys, Element values) {
+        /** llama.cpp's cache types, in its order. */
+        public enum Element {
+            F32, F16, BF16, Q8_0, Q4_0, Q4_1, IQ4_NL, Q5_0, Q5_1;
 
-        /** The keys' type. */
-        public Type keyType() {
-            return this == F16_Q8_0 ? F16 : this == Q8_0_F16 ? Q8_0 : this;
+            /** "f32", "q8_0", ...: as llama.cpp's {@code --cache-type-k} spells it. */
+            public String option() {
+                return name().toLowerCase(java.util.Locale.ROOT);
+            }
+
+            /** The element whose {@link #option} is {@code name}, or an error that names {@code flag} and the choices. */
+            public static Element parse(String name, String flag) {
+                for (Element e : values()) if (e.option().equals(name)) return e;
+                throw new IllegalArgumentException(flag + " must be one of " + java.util.Arrays.stream(values()).map(Element::option)
+                        .collect(java.util.stream.Collectors.joining(", ")) + "; got '" + name + "'");
+            }
         }
 
-        /** The values' type. */
-        public Type valueType() {
-            return this == F16_Q8_0 ? Q8_0 : this == Q8_0_F16 ? F16 : this;
+        public static final Type F32 = new Type(Element.F32, Element.F32), F16 = new Type(Element.F16, Element.F16),
+                Q8_0 = new Type(Element.Q8_0, Element.Q8_0);
+
+        public Type {
+            if ((keys == Element.F32) != (values == Element.F32)) {
+                throw new IllegalArgumentException("f32 keys need f32 values and the other way round (the other types mix freely): got keys "
+                        + keys.option() + ", values " + values.option());
+            }
         }
 
-        /** "f32", "f16" or "q8_0", as llama.cpp's {@code --cache-type-k} spells them; keys' and values' apart, "q8_0/f16". */
+        /** Keys and values of one element type. */
+        public static Type of(Element both) {
+            return new Type(both, both);
+        }
+
+        /** "q8_0", or keys' and values' apart, "q8_0/f16". */
         public String option() {
-            return keyType() == valueType() ? name().toLowerCase(java.util.Locale.ROOT) : keyType().option() + "/" + valueType().option();
+            return keys == values ? keys.option() : keys.option() + "/" + values.option();
         }
 
-        /** The type whose {@link #option} is {@code name}, one of keys and values alike. */
-        public static Type parse(String name, String flag) {
-            for (Type t : new Type[]{F32, F16, Q8_0}) if (t.option().equals(name)) return t;
-            throw new IllegalArgumentException(flag + " must be f32, f16 or q8_0, got '" + name + "'");
-        }
-
-        /** Keys of {@code keys} and values of {@code values}: f16 and q8_0 mix; f32 takes both or neither. */
-        public static Type of(Type keys, Type values) {
-            if (keys == values) return keys;
-            if (keys == F16 && values == Q8_0) return F16_Q8_0;
-            if (keys == Q8_0 && values == F16) return Q8_0_F16;
-            throw new IllegalArgumentException("keys and values take f16 and q8_0 apart, but f32 only for both: got keys " + keys.option() + ", values " + values.option());
+        /** The type that {@link #option} spells {@code option} (tests name types so). */
+        public static Type parse(String option) {
+            int slash = option.indexOf('/');
+            String k = slash < 0 ? option : option.substring(0, slash), v = slash < 0 ? option : option.substring(slash + 1);
+            return new Type(Element.parse(k, "keys"), Element.parse(v, "values"));
         }
     }
 
@@ -74,12 +91,16 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
 
     /** A cache of {@code nKvHeads} heads: the model's, or a tensor-parallel process's share of them. */
     static KvCache of(Type type, Config c, int nKvHeads, int contextLength) {
-        return switch (type) {
-            case F32 -> new F32(c, nKvHeads, contextLength);
+        if (type.keys() == Type.Element.F32) return new F32(c, nKvHeads, contextLength);
+        Converted keys = converted(type.keys(), c, nKvHeads, contextLength);
+        return type.keys() == type.values() ? keys : new Mixed(type, c, nKvHeads, contextLength, keys, converted(type.values(), c, nKvHeads, contextLength));
+    }
+
+    private static Converted converted(Type.Element element, Config c, int nKvHeads, int contextLength) {
+        return switch (element) {
             case F16 -> new F16(c, nKvHeads, contextLength);
             case Q8_0 -> new Q8_0(c, nKvHeads, contextLength);
-            case F16_Q8_0 -> new Mixed(type, c, nKvHeads, contextLength, new F16(c, nKvHeads, contextLength), new Q8_0(c, nKvHeads, contextLength));
-            case Q8_0_F16 -> new Mixed(type, c, nKvHeads, contextLength, new Q8_0(c, nKvHeads, contextLength), new F16(c, nKvHeads, contextLength));
+            default -> new Blocks(element, c, nKvHeads, contextLength);
         };
     }
 
@@ -166,8 +187,10 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
      */
     static final class Head {
         float[] keys, values;
+        /** {@link Blocks}'s keys as rows, 64 positions of one head, before they are transposed into {@link #keys}. */
+        float[] keyRows;
         int keyBase, keyBlockStride, valueBase;
-        /** What a thread's F16 scratch holds: the kv head of this cache and call, up to this many positions. */
+        /** What a thread's scratch holds: the kv head of this cache and call, up to this many positions. */
         long cache, call;
         int kvHead, positions;
     }
@@ -233,15 +256,16 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
     }
 
     /**
-     * A cache not in floats (F16, Q8_0): a kv head's keys and values are converted into the calling thread's float
-     * scratch once per attention call that reads them ({@link #convert}), and the F32 kernels run over that. The
+     * A cache not in floats (F16, Q8_0, the {@link Blocks} types, a {@link Mixed} pair): a kv head's keys and values
+     * are converted into the calling thread's float scratch once per attention call that reads them ({@link #head}),
+     * and the F32 kernels run over that. The
      * scratch is shared by all such caches (it grows to the largest head a thread has read, and holds no cache's
      * memory, so a dropped cache is not kept alive by a thread's copy); it holds a head of a cache's whole context from
      * the first call on: grown to the positions asked for, a decode from position 0 allocated a new scratch at every
      * step (16 MB over 1023 steps of stories260K, DecodeAllocationTest).
      */
-    abstract static sealed class Converted extends KvCache permits F16, Q8_0, Mixed {
-        private static final ThreadLocal<Head> SCRATCH = ThreadLocal.withInitial(Head::new);
+    abstract static sealed class Converted extends KvCache permits F16, Q8_0, Blocks, Mixed {
+        static final ThreadLocal<Head> SCRATCH = ThreadLocal.withInitial(Head::new);
         private static final java.util.concurrent.atomic.AtomicLong IDS = new java.util.concurrent.atomic.AtomicLong();
         /** This cache, in a {@link Head}'s record of what it holds. */
         private final long id = IDS.incrementAndGet();
@@ -513,9 +537,16 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
             }
         }
 
-        /** Each block of 32 rounded as {@link #quantize} rounds it, and back. */
         @Override
         void roundQueries(float[] x, int offset, int n) {
+            round(x, offset, n);
+        }
+
+        /**
+         * Each block of 32 rounded as {@link #quantize} rounds it, and back: as x86 llama.cpp's {@code quantize_row_q8_0}
+         * and {@code quantize_row_q8_1} round the queries for their dot products with a quantized cache's keys.
+         */
+        static void round(float[] x, int offset, int n) {
             for (int b = offset; b < offset + n; b += BLOCK) {
                 float max = 0;
                 for (int j = 0; j < BLOCK; j++) max = Math.max(max, Math.abs(x[b + j]));
@@ -540,7 +571,117 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
     }
 
     /**
-     * Keys of one converted type and values of the other ({@link Type#F16_Q8_0}, {@link Type#Q8_0_F16}), as llama.cpp's
+     * llama.cpp's other cache types (bf16, q4_0, q4_1, iq4_nl, q5_0, q5_1): each position's key and value of each kv
+     * head one row of the type, as a GGUF tensor's rows lie ({@code [layer][kvHead][position][headDim]}, keys and
+     * values alike), rounded as llama.cpp's CPU backend rounds what it writes to its cache
+     * ({@link Quantizer#quantizeCacheRow}) and read back with the type's own row kernel ({@link Tensor#dequantizeRow}):
+     * a kv head's values straight into the thread's scratch, its keys 64 positions at a time into rows that are then
+     * transposed into the blocks attention reads. The queries are rounded as llama.cpp's flash attention (which a
+     * quantized value cache needs there) rounds them for its dot products with these keys: to Q8_0 (the 4- and 5-bit
+     * types; q4_1's and q5_1's Q8_1 rounds alike, its sums of the rounded queries, which llama.cpp keeps as halves,
+     * are not ours to round) or to BF16; the attention weights are not rounded (it sums the values in F32). The head
+     * dimension must be a multiple of the type's block, as llama.cpp requires.
+     */
+    static final class Blocks extends Converted {
+        private final Type.Element element;
+        private final GGMLType type;
+        /** Per layer: rows {@code kvHead * keyPositions() + position} and {@code kvHead * contextLength + position}. */
+        private final Tensor[] keys, values;
+
+        Blocks(Type.Element element, Config c, int nKvHeads, int contextLength) {
+            super(c, nKvHeads, contextLength);
+            this.element = element;
+            this.type = GGMLType.valueOf(element.name());
+            if (headDim % type.blockSize != 0) {
+                throw new IllegalArgumentException("a " + element.option() + " KV cache needs a head dimension that " + type.blockSize
+                        + " divides, as llama.cpp's; this model's is " + headDim + " (use f16)");
+            }
+            keys = new Tensor[c.nLayers()];
+            values = new Tensor[c.nLayers()];
+            for (int l = 0; l < keys.length; l++) {
+                keys[l] = Tensor.of("cache_k_l" + l, type, OffHeap.allocatePages(type.bytesFor((long) nKvHeads * keyPositions() * headDim)),
+                        headDim, (long) nKvHeads * keyPositions());
+                values[l] = Tensor.of("cache_v_l" + l, type, OffHeap.allocatePages(type.bytesFor((long) nKvHeads * contextLength * headDim)),
+                        headDim, (long) nKvHeads * contextLength);
+            }
+        }
+
+        @Override
+        public Type type() {
+            return Type.of(element);
+        }
+
+        @Override
+        void storeKey(int layer, int pos, float[] k, int kOffset) {
+            for (int h = 0; h < nKvHeads; h++) {
+                Quantizer.quantizeCacheRow(type, k, kOffset + h * headDim, headDim, keys[layer].data, keys[layer].rowBytes * ((long) h * keyPositions() + pos));
+            }
+        }
+
+        @Override
+        void storeValue(int layer, int pos, float[] v, int vOffset) {
+            for (int h = 0; h < nKvHeads; h++) {
+                Quantizer.quantizeCacheRow(type, v, vOffset + h * headDim, headDim, values[layer].data, values[layer].rowBytes * ((long) h * contextLength + pos));
+            }
+        }
+
+        @Override
+        void loadKey(int layer, int pos, float[] k) {
+            for (int h = 0; h < nKvHeads; h++) keys[layer].dequantizeRow((long) h * keyPositions() + pos, k, h * headDim);
+        }
+
+        @Override
+        void loadValue(int layer, int pos, float[] v) {
+            for (int h = 0; h < nKvHeads; h++) values[layer].dequantizeRow((long) h * contextLength + pos, v, h * headDim);
+        }
+
+        @Override
+        void convertKeys(int layer, int kvHead, int positions, float[] keys) {
+            Head scratch = SCRATCH.get();
+            if (scratch.keyRows == null || scratch.keyRows.length < KEY_BLOCK * headDim) scratch.keyRows = new float[KEY_BLOCK * headDim];
+            float[] rows = scratch.keyRows;
+            int blocks = (positions + KEY_BLOCK - 1) / KEY_BLOCK, blockSize = headDim * KEY_BLOCK;
+            for (int b = 0; b < blocks; b++) {
+                long first = (long) kvHead * keyPositions() + (long) b * KEY_BLOCK;
+                for (int p = 0; p < KEY_BLOCK; p++) this.keys[layer].dequantizeRow(first + p, rows, p * headDim);
+                // rows [position][headDim] -> block [headDim][position]
+                for (int i = 0, at = b * blockSize; i < headDim; i++, at += KEY_BLOCK) {
+                    for (int p = 0; p < KEY_BLOCK; p++) keys[at + p] = rows[p * headDim + i];
+                }
+            }
+        }
+
+        @Override
+        void convertValues(int layer, int kvHead, int positions, float[] values) {
+            for (int p = 0; p < positions; p++) this.values[layer].dequantizeRow((long) kvHead * contextLength + p, values, p * headDim);
+        }
+
+        @Override
+        void roundQueries(float[] x, int offset, int n) {
+            if (type == GGMLType.BF16) {
+                for (int i = offset; i < offset + n; i++) x[i] = Float.intBitsToFloat(Quantizer.toBf16(x[i]) << 16);
+            } else {
+                Q8_0.round(x, offset, n);
+            }
+        }
+
+        @Override
+        void roundWeights(float[] x, int offset, int n) {
+        }
+
+        @Override
+        long keyBytes() {
+            return keys.length * keys[0].data.byteSize();
+        }
+
+        @Override
+        long valueBytes() {
+            return values.length * values[0].data.byteSize();
+        }
+    }
+
+    /**
+     * Keys of one converted type and values of another (e.g. q8_0 keys and f16 values), as llama.cpp's
      * {@code -ctk} and {@code -ctv} apart: each half kept and converted by a cache of its type, and the queries rounded
      * as the keys' type rounds them, the attention weights as the values'. The halves those caches do not use take
      * address space only: their pages are never written, so the system never gives them.

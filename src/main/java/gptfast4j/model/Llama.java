@@ -289,7 +289,7 @@ public final class Llama {
         for (int t = 0; t < n; t++) {
             State seq = sequences[t];
             if (seq.model != this || batch.model != this) throw new IllegalArgumentException("a state of another model");
-            if (seq.kvType() != batch.kvType()) throw new IllegalArgumentException("the sequences' caches and the batch's must be of one type");
+            if (!seq.kvType().equals(batch.kvType())) throw new IllegalArgumentException("the sequences' caches and the batch's must be of one type");
             if (positions[t] < 0 || positions[t] >= Math.min(seq.contextLength, batch.contextLength)) {
                 throw new IllegalArgumentException("position " + positions[t] + " is outside the context of " + Math.min(seq.contextLength, batch.contextLength));
             }

@@ -135,7 +135,7 @@ public final class TensorParallel {
     /** Leader: a new state's id, after the followers made theirs. */
     synchronized int newState(Llama.State s, int contextLength, int maxBatch, int maxLogits, KvCache.Type kvType) {
         int id = ++nextStateId;
-        send(NEW_STATE, id, contextLength, maxBatch, maxLogits, kvType.ordinal());
+        send(NEW_STATE, id, contextLength, maxBatch, maxLogits, kvType.keys().ordinal(), kvType.values().ordinal());
         CLEANER.register(s, () -> dropped.add(id));
         return id;
     }
@@ -214,7 +214,8 @@ public final class TensorParallel {
         Llama.State[] sequences = new Llama.State[Llama.EXACT_BATCH];
         for (int[] w; (w = group.nextCommand()) != null; ) {
             switch (w[1]) {
-                case NEW_STATE -> states.put(w[2], new Llama.State(model, w[3], w[4], w[5], KvCache.Type.values()[w[6]]));
+                case NEW_STATE -> states.put(w[2], new Llama.State(model, w[3], w[4], w[5],
+                        new KvCache.Type(KvCache.Type.Element.values()[w[6]], KvCache.Type.Element.values()[w[7]])));
                 case RUN -> model.runBatch(state(states, w[2]), w, 7, w[3], w[4], w[5], w[6] == 1);
                 case EACH -> {
                     int n = w[3];

@@ -89,6 +89,33 @@ final class IQ4Quantizer {
     }
 
     /**
+     * IQ4_NL as ggml's {@code quantize_row_iq4_nl_ref} writes it (what llama.cpp's CPU backend puts in an iq4_nl KV
+     * cache): {@code quantize_row_iq4_nl_impl} with no tries, so each block of 32 is rounded to the levels once, at
+     * {@code max / -127} (the other sign from the tried fit's first rounding), the scale kept is the least-squares one
+     * for those levels (weights x^2), and the levels are not rounded again against it. Allocates nothing.
+     */
+    static void quantizeRowUntried(float[] x, int from, int n, MemorySegment out, long offset) {
+        for (int at = from; at < from + n; at += 32, offset += GGMLType.IQ4_NL.blockBytes) {
+            for (int j = 0; j < 16; j++) out.set(ValueLayout.JAVA_BYTE, offset + 2 + j, (byte) 0);
+            float max = Quantizer.largestMagnitude(x, at, 32);
+            if (Math.abs(max) < GROUP_MAX_EPS) {
+                out.set(SHORT_LE, offset, Float.floatToFloat16(0));
+                continue;
+            }
+            float id = 1 / (max / LEVELS[0]), sumQX = 0, sumQ2 = 0;
+            for (int j = 0; j < 32; j++) {
+                int l = nearestLevel(id * x[at + j]);
+                float q = LEVELS[l], w = x[at + j] * x[at + j];
+                sumQX += w * q * x[at + j];
+                sumQ2 += w * q * q;
+                long b = offset + 2 + (j & 15);
+                out.set(ValueLayout.JAVA_BYTE, b, (byte) (out.get(ValueLayout.JAVA_BYTE, b) | l << (j < 16 ? 0 : 4)));
+            }
+            out.set(SHORT_LE, offset, Float.floatToFloat16(sumQ2 > 0 ? sumQX / sumQ2 : 0f));
+        }
+    }
+
+    /**
      * The scale of the 32 weights at {@code x[at]}: the least-squares scale (each error weighed by {@code weights[j]}) after rounding to the levels
      * at {@code -max / -127}, and then at {@code (t - 127) / max} for t in -7..7, whichever fits best; 0 for a block of
      * zeros. (The levels are rounded again against the scale as stored.)

@@ -15,6 +15,7 @@ import java.nio.ByteOrder;
  */
 public final class Quantizer {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private Quantizer() {
     }
@@ -117,10 +118,10 @@ public final class Quantizer {
                 case Q5_0 -> {
                     float d = largestMagnitude(x, i0, 32) / -16;
                     float id = d != 0 ? 1.0f / d : 0.0f;
-                    int[] q = new int[32];
-                    for (int j = 0; j < 32; j++) q[j] = Math.min(31, (byte) (int) (x[i0 + j] * id + 16.5f));
                     out.set(SHORT_LE, offset, Float.floatToFloat16(d));
-                    writeFiveBits(q, out, offset + 2);
+                    int high = 0;
+                    for (int j = 0; j < 32; j++) high |= putLowNibble(out, offset + 6, j, Math.min(31, (byte) (int) (x[i0 + j] * id + 16.5f)));
+                    out.set(INT_LE, offset + 2, high);
                 }
                 case Q5_1 -> {
                     float min = Float.MAX_VALUE, max = -Float.MAX_VALUE;
@@ -130,15 +131,39 @@ public final class Quantizer {
                     }
                     float d = (max - min) / 31;
                     float id = d != 0 ? 1.0f / d : 0.0f;
-                    int[] q = new int[32];
-                    for (int j = 0; j < 32; j++) q[j] = (int) ((x[i0 + j] - min) * id + 0.5f) & 0xFF; // C's (uint8_t) cast
                     out.set(SHORT_LE, offset, Float.floatToFloat16(d));
                     out.set(SHORT_LE, offset + 2, Float.floatToFloat16(min));
-                    writeFiveBits(q, out, offset + 4);
+                    int high = 0;
+                    for (int j = 0; j < 32; j++) high |= putLowNibble(out, offset + 8, j, (int) ((x[i0 + j] - min) * id + 0.5f) & 0xFF); // C's (uint8_t) cast
+                    out.set(INT_LE, offset + 4, high);
                 }
                 default -> throw new IllegalArgumentException("cannot quantize to " + type);
             }
         }
+    }
+
+    /**
+     * {@code n} floats from {@code x[from]} into {@code out} at {@code offset} as llama.cpp's CPU backend writes them to a
+     * KV cache of {@code type} (its {@code from_float}): BF16 rounded to nearest even; Q4_0, Q4_1, Q5_0 and Q5_1 by the
+     * reference rounding of {@link #quantizeRow}; IQ4_NL by {@code quantize_row_iq4_nl_ref}, which tries no other
+     * scales ({@link IQ4Quantizer#quantizeRowUntried}). Allocates nothing: a decode step calls it.
+     */
+    public static void quantizeCacheRow(GGMLType type, float[] x, int from, int n, MemorySegment out, long offset) {
+        switch (type) {
+            case BF16 -> {
+                for (int i = 0; i < n; i++) out.set(SHORT_LE, offset + 2L * i, toBf16(x[from + i]));
+            }
+            case IQ4_NL -> IQ4Quantizer.quantizeRowUntried(x, from, n, out, offset);
+            case Q4_0, Q4_1, Q5_0, Q5_1 -> quantizeRow(type, x, from, n, null, out, offset);
+            default -> throw new IllegalArgumentException("no KV cache of " + type);
+        }
+    }
+
+    /** ggml's {@code GGML_FP32_TO_BF16}: to nearest, ties to even; a NaN stays a (quiet) NaN. */
+    public static short toBf16(float v) {
+        int bits = Float.floatToRawIntBits(v);
+        if ((bits & 0x7fffffff) > 0x7f800000) return (short) (bits >>> 16 | 64);
+        return (short) ((bits + (0x7fff + (bits >>> 16 & 1))) >>> 16);
     }
 
     /**
@@ -198,8 +223,19 @@ public final class Quantizer {
     private static void writeFiveBits(int[] q, MemorySegment out, long at) {
         int high = 0;
         for (int j = 0; j < 32; j++) high |= (q[j] >> 4 & 1) << j;
-        out.set(ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), at, high);
+        out.set(INT_LE, at, high);
         for (int j = 0; j < 16; j++) out.set(ValueLayout.JAVA_BYTE, at + 4 + j, (byte) (q[j] & 0xF | (q[j + 16] & 0xF) << 4));
+    }
+
+    /**
+     * Weight j's low four bits into a block's 16 nibble bytes at {@code nibbles} (weights j and j + 16 share byte j; j
+     * below 16 first), as {@link #writeFiveBits} lays them out; returns its fifth bit at bit j, for the block's int.
+     * Weight by weight, so that the reference rounding needs no array (the KV cache quantizes with it at every step).
+     */
+    private static int putLowNibble(MemorySegment out, long nibbles, int j, int q) {
+        if (j < 16) out.set(ValueLayout.JAVA_BYTE, nibbles + j, (byte) (q & 0xF));
+        else out.set(ValueLayout.JAVA_BYTE, nibbles + j - 16, (byte) (out.get(ValueLayout.JAVA_BYTE, nibbles + j - 16) | (q & 0xF) << 4));
+        return (q >> 4 & 1) << j;
     }
 
     /** C's {@code roundf}: halves away from zero (Math.round would send -2.5 to -2). */

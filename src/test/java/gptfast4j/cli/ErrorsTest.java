@@ -69,7 +69,7 @@ class ErrorsTest {
         assertOneLineError(run("serve", "-m", model, "--host", "no.such.host.invalid"), "--host no.such.host.invalid is not an address");
         assertOneLineError(run("serve", "-m", model, "--chat-format", "chatml"), "--chat-format must be plain, llama2, mistral, zephyr or llama3");
         assertOneLineError(run("serve", "-m", model, "--context-length", "0"), "--context-length must be at least 1");
-        assertOneLineError(run("serve", "-m", model, "--kv-cache", "q8"), "--kv-cache must be f32, f16 or q8_0, got 'q8'");
+        assertOneLineError(run("serve", "-m", model, "--kv-cache", "q8"), "--kv-cache must be one of f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1; got 'q8'");
         assertOneLineError(run("serve", "-m", model, "--parallel", "33"), "--parallel must be in 1..32, got 33");
         assertOneLineError(run("serve", "-m", model, "--cors", "localhost/x"), "--cors takes an origin such as http://localhost:3000");
         assertOneLineError(run("serve", "-m", model, "-np", "2", "--lookup", "2"), "--parallel above 1 runs without speculation");
@@ -423,11 +423,12 @@ class ErrorsTest {
         // 100000 spent 48 s starting threads until the system refused one
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--threads", "100000"), "--threads must be in 1..512, got 100000");
         assertOneLineError(run("bench", "--checkpoint", STORIES.toString(), "--threads", ",,"), "--threads needs at least one thread count");
-        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--kv-cache", "q4_0"), "--kv-cache must be f32, f16 or q8_0, got 'q4_0'");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--kv-cache", "q4_k"), "--kv-cache must be one of f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1; got 'q4_k'");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--kv-cache", "q4_0"), "a q4_0 KV cache needs a head dimension that 32 divides, as llama.cpp's; this model's is 8 (use f16)");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--kv-cache", "q8_0"), "a q8_0 KV cache needs a head dimension that 32 divides, as llama.cpp's; this model's is 8 (use f16)");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "-ctk", "f32", "-ctv", "f16"),
-                "keys and values take f16 and q8_0 apart, but f32 only for both: got keys f32, values f16");
-        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "-ctv", "q4_0"), "-ctv must be f32, f16 or q8_0, got 'q4_0'");
+                "f32 keys need f32 values and the other way round (the other types mix freely): got keys f32, values f16");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "-ctv", "q6_k"), "-ctv must be one of f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1; got 'q6_k'");
         // checked before the model loads: a million would have sized the state's logits in gigabytes
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--lookup", "2", "--speculate-k", "1000000"), "--speculate-k must be in 1..64, got 1000000");
         // without a speculation it would be ignored without a word

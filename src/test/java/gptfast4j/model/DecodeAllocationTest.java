@@ -14,10 +14,11 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
  */
 class DecodeAllocationTest {
     @org.junit.jupiter.params.ParameterizedTest
-    @org.junit.jupiter.params.provider.EnumSource(KvCache.Type.class)
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"f32", "f16", "bf16", "q8_0", "f16/q8_0", "q8_0/f16", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1", "q4_0/bf16"})
     void decodeStepsAllocateNothingOnTheCallingThread(KvCache.Type kvType) {
-        // a Q8_0 cache's blocks of 32 need heads that wide: mini-llama2's, not stories260K's 8
-        java.nio.file.Path model = kvType.keyType() == KvCache.Type.Q8_0 || kvType.valueType() == KvCache.Type.Q8_0 ? gptfast4j.Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf") : Stories260KTest.GGUF;
+        // a quantized cache's blocks of 32 need heads that wide: mini-llama2's, not stories260K's 8
+        boolean blocks = Math.max(blockSize(kvType.keys()), blockSize(kvType.values())) > 1;
+        java.nio.file.Path model = blocks ? gptfast4j.Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf") : Stories260KTest.GGUF;
         assertDecodeAllocatesNothing(Checkpoint.load(model, null).model(), kvType);
     }
 
@@ -61,6 +62,10 @@ class DecodeAllocationTest {
         Llama fileLayout = Checkpoint.load(file, null).model();
         assertEquals(false, fileLayout.useDecodeLayouts(java.util.OptionalLong.of(0)));
         assertDecodeAllocatesNothing(fileLayout);
+    }
+
+    private static int blockSize(KvCache.Type.Element e) {
+        return gptfast4j.tensor.GGMLType.valueOf(e.name()).blockSize;
     }
 
     private static void assertDecodeAllocatesNothing(Llama model) {

@@ -36,9 +36,10 @@ class DecodeEachTest {
             Llama m = c.model();
             m.startDecoding(); // prompts in the decode layouts from the start, as after a first decode step
             int vocab = m.config.vocabSize();
-            for (KvCache.Type type : KvCache.Type.values()) {
-                boolean q8_0 = type.keyType() == KvCache.Type.Q8_0 || type.valueType() == KvCache.Type.Q8_0;
-                if (q8_0 && m.config.headDim() % 32 != 0) continue; // stories260K's heads of 8: no Q8_0 blocks
+            for (String option : new String[]{"f32", "f16", "q8_0", "f16/q8_0", "q8_0/f16", "q4_0", "bf16/q5_1"}) {
+                KvCache.Type type = KvCache.Type.parse(option);
+                boolean blocks = !option.equals("f32") && !option.equals("f16");
+                if (blocks && m.config.headDim() % 32 != 0) continue; // stories260K's heads of 8: no blocks of 32
                 String what = file.getFileName() + " " + type;
                 // alone: each prompt, then STEPS greedy decode steps, every step's logits kept; the last of WARM_RUNS
                 // kept, so that the JIT has compiled the kernels (a vector's lanes summed by reduceLanes come out in

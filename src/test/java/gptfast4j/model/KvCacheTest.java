@@ -29,8 +29,9 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  */
 class KvCacheTest {
     @ParameterizedTest
-    @CsvSource({"mini-llama2-F32, F32", "mini-llama3-F32, F32", "mini-llama2-F32, F16", "mini-llama3-F32, F16", "mini-llama2-F32, Q8_0", "mini-llama3-F32, Q8_0",
-            "mini-llama2-F32, Q8_0_F16", "mini-llama3-F32, F16_Q8_0"})
+    @CsvSource({"mini-llama2-F32, f32", "mini-llama3-F32, f32", "mini-llama2-F32, f16", "mini-llama3-F32, f16", "mini-llama2-F32, q8_0", "mini-llama3-F32, q8_0",
+            "mini-llama2-F32, q8_0/f16", "mini-llama3-F32, f16/q8_0", "mini-llama2-F32, q4_0", "mini-llama3-F32, q4_1", "mini-llama2-F32, iq4_nl",
+            "mini-llama3-F32, q5_0", "mini-llama2-F32, q5_1", "mini-llama3-F32, bf16", "mini-llama3-F32, q4_0/f16"})
     void decodeStepsAcrossKeyBlocksGiveTheBatchsLogits(String model, KvCache.Type kvType) {
         Llama llama = Checkpoint.load(Shared.REFERENCE.resolve("models/" + model + ".gguf"), null).model();
         int n = 150, vocab = llama.config.vocabSize();
@@ -42,7 +43,7 @@ class KvCacheTest {
         Llama.State state = llama.newState(n, 1, 1, kvType);
         for (int p = 0; p < n; p++) {
             float[] logits = llama.forward(state, tokens[p], p);
-            float tolerance = kvType == KvCache.Type.F32 ? 1e-4f : kvType == KvCache.Type.F16 ? 1e-2f : 1e-1f;
+            float tolerance = kvType.equals(KvCache.Type.F32) ? 1e-4f : kvType.equals(KvCache.Type.F16) ? 1e-2f : 1e-1f;
             assertArrayEquals(batch[p], Arrays.copyOf(logits, vocab), tolerance, model + " " + kvType + ", position " + p);
         }
     }
@@ -55,8 +56,9 @@ class KvCacheTest {
      * keep what they attended to before, and are not compared.
      */
     @ParameterizedTest
-    @CsvSource({"mini-llama2-F32, F32", "mini-llama3-F32, F32", "mini-llama2-F32, F16", "mini-llama3-F32, F16", "mini-llama2-F32, Q8_0", "mini-llama3-F32, Q8_0",
-            "mini-llama3-F32, Q8_0_F16", "mini-llama2-F32, F16_Q8_0"})
+    @CsvSource({"mini-llama2-F32, f32", "mini-llama3-F32, f32", "mini-llama2-F32, f16", "mini-llama3-F32, f16", "mini-llama2-F32, q8_0", "mini-llama3-F32, q8_0",
+            "mini-llama3-F32, q8_0/f16", "mini-llama2-F32, f16/q8_0", "mini-llama3-F32, q4_0", "mini-llama2-F32, q4_1", "mini-llama3-F32, iq4_nl",
+            "mini-llama2-F32, q5_0", "mini-llama3-F32, q5_1", "mini-llama2-F32, bf16"})
     void aShiftedCacheHoldsTheFirstLayersKeysOfTheShortenedSequence(String model, KvCache.Type kvType) {
         Llama llama = Checkpoint.load(Shared.REFERENCE.resolve("models/" + model + ".gguf"), null).model();
         int n = 150, keep = 1, discard = 70, vocab = llama.config.vocabSize(), kvDim = llama.config.kvDim();
@@ -74,23 +76,60 @@ class KvCacheTest {
         Llama.State fresh = llama.newState(n, 1, 1, kvType);
         for (int p = 0; p < shorter.length; p++) llama.forward(fresh, shorter[p], p);
         float[] k = new float[kvDim], v = new float[kvDim], k0 = new float[kvDim], v0 = new float[kvDim];
-        float tolerance = kvType.valueType() == KvCache.Type.F16 ? 2e-3f : 2e-5f;
         for (int p = 0; p < shorter.length; p++) {
             shifted.kv.load(0, p, k, v);
             fresh.kv.load(0, p, k0, v0);
             for (int i = 0; i < kvDim; i++) {
-                // Q8_0: a key rounded, rotated back and rounded again lies within two steps of its block's scale
-                float block = 0;
-                for (int j = i / 32 * 32; j < i / 32 * 32 + 32; j++) block = Math.max(block, Math.abs(k0[j]));
-                float keyTolerance = kvType.keyType() == KvCache.Type.Q8_0 ? 2 * block / 127 : (kvType.keyType() == KvCache.Type.F16 ? 2e-3f : 2e-5f) * (1 + Math.abs(k0[i]));
-                org.junit.jupiter.api.Assertions.assertEquals(k0[i], k[i], keyTolerance, model + " " + kvType + " key, position " + p + ", " + i);
-                org.junit.jupiter.api.Assertions.assertEquals(v0[i], v[i], tolerance * (1 + Math.abs(v0[i])), model + " " + kvType + " value, position " + p + ", " + i);
+                org.junit.jupiter.api.Assertions.assertEquals(k0[i], k[i], keyTolerance(kvType.keys(), k0, i), model + " " + kvType + " key, position " + p + ", " + i);
+                org.junit.jupiter.api.Assertions.assertEquals(v0[i], v[i], valueTolerance(kvType.values(), v0, i), model + " " + kvType + " value, position " + p + ", " + i);
             }
         }
         // the run goes on from there: the next token's logits are a distribution over the vocabulary
         float[] logits = llama.forward(shifted, tokens[0], n - discard);
         for (int i = 0; i < vocab; i++) assertTrue(Float.isFinite(logits[i]));
         org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> llama.shift(shifted, 100, 60, n));
+    }
+
+    /**
+     * How far a shifted key may lie from the fresh one: a key rounded, rotated back and rounded again (the fresh one
+     * rounded once) lies within two of its type's steps (Q8_0; three for the 4- and 5-bit types, whose largest
+     * magnitude may round a whole step) at its block's scale, or within a few of a float type's last places.
+     */
+    private static float keyTolerance(KvCache.Type.Element type, float[] k0, int i) {
+        float block = 0;
+        for (int j = i / 32 * 32; j < i / 32 * 32 + 32; j++) block = Math.max(block, Math.abs(k0[j]));
+        return switch (type) {
+            case F32 -> 2e-5f * (1 + Math.abs(k0[i]));
+            case F16 -> 2e-3f * (1 + Math.abs(k0[i]));
+            case BF16 -> 1.6e-2f * (1 + Math.abs(k0[i]));
+            case Q8_0 -> 2 * block / 127;
+            default -> 3 * step(type, block);
+        };
+    }
+
+    /**
+     * A value is not rotated: F32, F16, BF16 and Q8_0 read back and stored again are what they were; a 4- or 5-bit
+     * block read back and rounded again may move its scale (the fit of Q4_1's and Q5_1's scale and minimum, IQ4_NL's
+     * least-squares scale), by less than a step.
+     */
+    private static float valueTolerance(KvCache.Type.Element type, float[] v0, int i) {
+        return switch (type) {
+            case F32, BF16, Q8_0 -> 2e-5f * (1 + Math.abs(v0[i]));
+            case F16 -> 2e-3f * (1 + Math.abs(v0[i]));
+            default -> keyTolerance(type, v0, i);
+        };
+    }
+
+    /** The distance between neighbouring levels of a block of {@code type} whose largest magnitude is {@code block}, at most. */
+    private static float step(KvCache.Type.Element type, float block) {
+        return switch (type) {
+            case Q4_0 -> block / 8;
+            case Q4_1 -> 2 * block / 15;
+            case Q5_0 -> block / 16;
+            case Q5_1 -> 2 * block / 31;
+            case IQ4_NL -> 24 * block / 127; // kvalues_iq4nl's widest gap, 113 - 89, at a scale of about max / 127
+            default -> throw new IllegalArgumentException(type.toString());
+        };
     }
 
     /**
@@ -117,47 +156,107 @@ class KvCacheTest {
     }
 
     /**
-     * A Q8_0 cache rounds as x86 llama.cpp rounds its cache ({@code quantize_row_q8_0}: a scale of the block's
-     * greatest magnitude over 127, values to nearest, ties to even: 2.5 to 2, -2.5 to -2, 3.5 to 4, where the files'
-     * reference function rounds ties away from zero), and a kv head read for attention is the values it stores: the
-     * keys in their transposed blocks, at every position of 150 (two whole key blocks and a part).
-     */
-    /**
      * Keys and values apart (llama.cpp's {@code -ctk}, {@code -ctv}): the keys stored, read back and read as a kv head
      * are those of a cache of the keys' type, the values those of a cache of the values' type, and the memory counted
      * is those two halves'; f32 mixes with nothing.
      */
-    @Test
-    void keysAndValuesApartAreEachTheirTypes() {
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"f16/q8_0", "q8_0/f16", "q4_0/f16", "bf16/q5_1", "iq4_nl/q4_1"})
+    void keysAndValuesApartAreEachTheirTypes(KvCache.Type type) {
         Config c = Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), null).model().config;
         int kvDim = c.kvDim(), headDim = c.headDim(), n = 70;
-        for (KvCache.Type type : new KvCache.Type[]{KvCache.Type.F16_Q8_0, KvCache.Type.Q8_0_F16}) {
-            KvCache mixed = KvCache.of(type, c, c.nKvHeads(), n), keys = KvCache.of(type.keyType(), c, c.nKvHeads(), n), values = KvCache.of(type.valueType(), c, c.nKvHeads(), n);
-            Random random = new Random(7);
-            float[] k = new float[kvDim], v = new float[kvDim];
-            float[][] read = new float[6][kvDim];
-            for (int p = 0; p < n; p++) {
-                for (int i = 0; i < kvDim; i++) {
-                    k[i] = (float) random.nextGaussian() * 3;
-                    v[i] = (float) random.nextGaussian();
-                }
-                for (KvCache cache : new KvCache[]{mixed, keys, values}) cache.store(1, p, k, 0, v, 0);
-                mixed.load(1, p, read[0], read[1]);
-                keys.load(1, p, read[2], read[3]);
-                values.load(1, p, read[4], read[5]);
-                assertArrayEquals(read[2], read[0], type + " key " + p);
-                assertArrayEquals(read[5], read[1], type + " value " + p);
+        KvCache mixed = KvCache.of(type, c, c.nKvHeads(), n), keys = KvCache.of(KvCache.Type.of(type.keys()), c, c.nKvHeads(), n),
+                values = KvCache.of(KvCache.Type.of(type.values()), c, c.nKvHeads(), n);
+        Random random = new Random(7);
+        float[] k = new float[kvDim], v = new float[kvDim];
+        float[][] read = new float[6][kvDim];
+        for (int p = 0; p < n; p++) {
+            for (int i = 0; i < kvDim; i++) {
+                k[i] = (float) random.nextGaussian() * 3;
+                v[i] = (float) random.nextGaussian();
             }
-            for (int h = 0; h < c.nKvHeads(); h++) {
-                // each head read into the thread's one scratch: its positions' keys and values copied before the next read
-                float[][] mixedHead = headOf(mixed, h, n, headDim), keysHead = headOf(keys, h, n, headDim), valuesHead = headOf(values, h, n, headDim);
-                assertArrayEquals(keysHead[0], mixedHead[0], type + " head " + h + " keys");
-                assertArrayEquals(valuesHead[1], mixedHead[1], type + " head " + h + " values");
-            }
-            org.junit.jupiter.api.Assertions.assertEquals(((KvCache.Converted) keys).keyBytes() + ((KvCache.Converted) values).valueBytes(), mixed.bytes(), type.option());
+            for (KvCache cache : new KvCache[]{mixed, keys, values}) cache.store(1, p, k, 0, v, 0);
+            mixed.load(1, p, read[0], read[1]);
+            keys.load(1, p, read[2], read[3]);
+            values.load(1, p, read[4], read[5]);
+            assertArrayEquals(read[2], read[0], type + " key " + p);
+            assertArrayEquals(read[5], read[1], type + " value " + p);
         }
-        org.junit.jupiter.api.Assertions.assertEquals("q8_0/f16", KvCache.Type.of(KvCache.Type.Q8_0, KvCache.Type.F16).option());
-        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> KvCache.Type.of(KvCache.Type.F32, KvCache.Type.Q8_0));
+        for (int h = 0; h < c.nKvHeads(); h++) {
+            // each head read into the thread's one scratch: its positions' keys and values copied before the next read
+            float[][] mixedHead = headOf(mixed, h, n, headDim), keysHead = headOf(keys, h, n, headDim), valuesHead = headOf(values, h, n, headDim);
+            assertArrayEquals(keysHead[0], mixedHead[0], type + " head " + h + " keys");
+            assertArrayEquals(valuesHead[1], mixedHead[1], type + " head " + h + " values");
+        }
+        org.junit.jupiter.api.Assertions.assertEquals(((KvCache.Converted) keys).keyBytes() + ((KvCache.Converted) values).valueBytes(), mixed.bytes(), type.option());
+        org.junit.jupiter.api.Assertions.assertEquals(type, mixed.type());
+    }
+
+    @Test
+    void f32TakesBothOrNeitherAndTypesAreSpelledAsLlamaCpps() {
+        org.junit.jupiter.api.Assertions.assertEquals("q8_0/f16", new KvCache.Type(KvCache.Type.Element.Q8_0, KvCache.Type.Element.F16).option());
+        org.junit.jupiter.api.Assertions.assertEquals(KvCache.Type.Q8_0, KvCache.Type.parse("q8_0"));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new KvCache.Type(KvCache.Type.Element.F32, KvCache.Type.Element.Q8_0));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new KvCache.Type(KvCache.Type.Element.Q4_0, KvCache.Type.Element.F32));
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> KvCache.Type.Element.parse("q6_k", "-ctk"));
+        org.junit.jupiter.api.Assertions.assertEquals("-ctk must be one of f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1; got 'q6_k'", e.getMessage());
+    }
+
+    /**
+     * The other quantized caches (llama.cpp's bf16, q4_0, q4_1, iq4_nl, q5_0, q5_1): a position's key and value read
+     * back are its blocks of the type as the type's tensor rows hold them (rounded as llama.cpp's cache, which
+     * PerplexityTest holds to llama-perplexity's figures), within a step of the type of what was stored; a kv head read
+     * for attention is what loads give, the keys transposed into their blocks, at every position of 150 (two whole
+     * key blocks and a part); the memory is the type's bytes per 32 values; heads that the type's blocks do not divide
+     * are refused.
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"bf16", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"})
+    void aBlockCacheReadsWhatItStores(KvCache.Type type) {
+        Config c = Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), null).model().config;
+        int kvDim = c.kvDim(), headDim = c.headDim(), n = 150;
+        KvCache cache = KvCache.of(type, c, c.nKvHeads(), n);
+        gptfast4j.tensor.GGMLType ggml = gptfast4j.tensor.GGMLType.valueOf(type.keys().name());
+        java.lang.foreign.MemorySegment row = java.lang.foreign.Arena.ofAuto().allocate(ggml.bytesFor(headDim));
+        gptfast4j.tensor.Tensor rowTensor = gptfast4j.tensor.Tensor.of("row", ggml, row, headDim, 1);
+        Random random = new Random(3);
+        float[] k = new float[kvDim], v = new float[kvDim], expected = new float[headDim];
+        float[][] keys = new float[n][], values = new float[n][];
+        for (int p = 0; p < n; p++) {
+            for (int i = 0; i < kvDim; i++) {
+                k[i] = (float) random.nextGaussian() * 3;
+                v[i] = (float) random.nextGaussian();
+            }
+            cache.store(1, p, k, 0, v, 0);
+            cache.load(1, p, keys[p] = new float[kvDim], values[p] = new float[kvDim]);
+            for (int h = 0; h < c.nKvHeads(); h++) {
+                gptfast4j.tensor.Quantizer.quantizeCacheRow(ggml, k, h * headDim, headDim, row, 0);
+                rowTensor.dequantizeRow(0, expected, 0);
+                assertArrayEquals(expected, Arrays.copyOfRange(keys[p], h * headDim, (h + 1) * headDim), type + " key " + p);
+                gptfast4j.tensor.Quantizer.quantizeCacheRow(ggml, v, h * headDim, headDim, row, 0);
+                rowTensor.dequantizeRow(0, expected, 0);
+                assertArrayEquals(expected, Arrays.copyOfRange(values[p], h * headDim, (h + 1) * headDim), type + " value " + p);
+                for (int i = 0; i < headDim; i++) {
+                    float tolerance = type.keys() == KvCache.Type.Element.BF16 ? 4e-3f * Math.abs(k[h * headDim + i]) : keyTolerance(type.keys(), k, h * headDim + i) / 2;
+                    org.junit.jupiter.api.Assertions.assertEquals(k[h * headDim + i], keys[p][h * headDim + i], tolerance, type + " key " + p + ", " + i);
+                }
+            }
+        }
+        for (int h = 0; h < c.nKvHeads(); h++) {
+            float[][] head = headOf(cache, h, n, headDim);
+            for (int p = 0; p < n; p++) {
+                assertArrayEquals(Arrays.copyOfRange(keys[p], h * headDim, (h + 1) * headDim), Arrays.copyOfRange(head[0], p * headDim, (p + 1) * headDim), type + " head " + h + " keys " + p);
+                assertArrayEquals(Arrays.copyOfRange(values[p], h * headDim, (h + 1) * headDim), Arrays.copyOfRange(head[1], p * headDim, (p + 1) * headDim), type + " head " + h + " values " + p);
+            }
+        }
+        long perLayer = ggml.bytesFor((long) c.nKvHeads() * headDim * (cache.keyPositions() + n));
+        org.junit.jupiter.api.Assertions.assertEquals(c.nLayers() * perLayer, cache.bytes());
+        Config stories = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null).model().config;
+        if (ggml.blockSize > 1) {
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> KvCache.of(type, stories, stories.nKvHeads(), 64));
+            assertTrue(e.getMessage().contains("needs a head dimension that 32 divides"), e.getMessage());
+        }
     }
 
     /** Kv head {@code h}'s keys and values of positions {@code 0 .. n} as attention reads them ({@link KvCache#head}), position by position. */
@@ -173,6 +272,12 @@ class KvCacheTest {
         return new float[][]{keys, values};
     }
 
+    /**
+     * A Q8_0 cache rounds as x86 llama.cpp rounds its cache ({@code quantize_row_q8_0}: a scale of the block's
+     * greatest magnitude over 127, values to nearest, ties to even: 2.5 to 2, -2.5 to -2, 3.5 to 4, where the files'
+     * reference function rounds ties away from zero), and a kv head read for attention is the values it stores: the
+     * keys in their transposed blocks, at every position of 150 (two whole key blocks and a part).
+     */
     @Test
     void aQ8_0CacheRoundsAsLlamaCppsAndReadsWhatItStores() {
         Config c = Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), null).model().config;
@@ -215,6 +320,54 @@ class KvCacheTest {
         IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
                 () -> KvCache.of(KvCache.Type.Q8_0, stories, stories.nKvHeads(), 64));
         assertTrue(e.getMessage().contains("needs a head dimension that 32 divides"), e.getMessage());
+    }
+
+    /**
+     * Each quantized type holds what llama.cpp's cache holds for the same rows: src/test/resources/kv-cache has rows
+     * as llama.cpp's CPU backend writes them to a cache of each type (its from_float functions, called by
+     * scripts/make-kv-cache-fixture.sh), among them a block of zeros and one of halves that round either way. Ours
+     * stored and read back are those bytes read by the type's row kernel, for keys and values; and for the types kept
+     * in ggml's blocks, {@link gptfast4j.tensor.Quantizer#quantizeCacheRow} writes those bytes exactly.
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"q8_0", "bf16", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"})
+    void cachesHoldWhatLlamaCppsCacheHolds(KvCache.Type type) throws IOException {
+        Path dir = Path.of("src/test/resources/kv-cache");
+        java.nio.ByteBuffer in = java.nio.ByteBuffer.wrap(Files.readAllBytes(dir.resolve("input.f32"))).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        float[] x = new float[in.remaining() / 4];
+        in.asFloatBuffer().get(x);
+        gptfast4j.tensor.GGMLType ggml = gptfast4j.tensor.GGMLType.valueOf(type.keys().name());
+        byte[] expectedBytes = Files.readAllBytes(dir.resolve(type.option() + ".bin"));
+        java.lang.foreign.MemorySegment theirs = java.lang.foreign.MemorySegment.ofArray(expectedBytes);
+        int cols = 128;
+        gptfast4j.tensor.Tensor rows = gptfast4j.tensor.Tensor.of("rows", ggml, java.lang.foreign.Arena.ofAuto().allocate(expectedBytes.length).copyFrom(theirs), cols, x.length / cols);
+        float[] expected = new float[x.length];
+        for (int r = 0; r < x.length / cols; r++) rows.dequantizeRow(r, expected, r * cols);
+        if (ggml != gptfast4j.tensor.GGMLType.Q8_0) {
+            java.lang.foreign.MemorySegment ours = java.lang.foreign.Arena.ofAuto().allocate(expectedBytes.length);
+            for (int r = 0; r < x.length / cols; r++) gptfast4j.tensor.Quantizer.quantizeCacheRow(ggml, x, r * cols, cols, ours, r * ggml.bytesFor(cols));
+            byte[] oursBytes = ours.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
+            if (ggml == gptfast4j.tensor.GGMLType.IQ4_NL) {
+                // a block of zeros: ggml's quants there are whatever its level array held from the block before (it
+                // skips the block, scale 0); ours are zeros; both read as zeros
+                for (int b = 0; b < expectedBytes.length; b += ggml.blockBytes) {
+                    if (expectedBytes[b] == 0 && expectedBytes[b + 1] == 0) Arrays.fill(expectedBytes, b + 2, b + ggml.blockBytes, (byte) 0);
+                }
+            }
+            assertArrayEquals(expectedBytes, oursBytes, type.option());
+        }
+        Config c = Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), null).model().config;
+        int kvDim = c.kvDim(), n = x.length / kvDim;
+        KvCache cache = KvCache.of(type, c, c.nKvHeads(), n);
+        float[] k = new float[kvDim], v = new float[kvDim];
+        for (int p = 0; p < n; p++) {
+            // position p's key is row chunk p, its value the chunk after it
+            cache.store(0, p, x, p * kvDim, x, (p + 1) % n * kvDim);
+            cache.load(0, p, k, v);
+            // delta 0: equal values (a zero block's levels times a zero scale may be 0 or -0)
+            assertArrayEquals(Arrays.copyOfRange(expected, p * kvDim, (p + 1) * kvDim), k, 0, type + " key " + p);
+            assertArrayEquals(Arrays.copyOfRange(expected, (p + 1) % n * kvDim, ((p + 1) % n + 1) * kvDim), v, 0, type + " value " + p);
+        }
     }
 
     private static long residentBytes() throws IOException {
