@@ -84,7 +84,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = {"-f", "--prompt-file"}, paramLabel = "PATH", description = "Read the prompt from a UTF-8 text file (- for standard input), one final newline dropped as llama.cpp's --file does.")
     Path promptFile;
 
-    @Option(names = {"-n", "--max-new-tokens"}, paramLabel = "N", description = "Tokens to generate at most; -1 for no limit (until EOS, the context's end or, with --context-shift, Ctrl-C), as llama.cpp's -n -1 (default: ${DEFAULT-VALUE}).")
+    @Option(names = {"-n", "--max-new-tokens"}, paramLabel = "N", description = "Tokens to generate at most; -1 for no limit (until EOS, the context's end or, with --context-shift, Ctrl-C), as llama.cpp's -n -1; 0 runs the prompt only (its timing) (default: ${DEFAULT-VALUE}).")
     int maxNewTokens = 200;
 
     @Option(names = {"--temperature", "--temp"}, paramLabel = "T", description = "Sampling temperature; 0 is greedy argmax (default: ${DEFAULT-VALUE}).")
@@ -165,7 +165,8 @@ final class GenerateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (maxNewTokens == -1) maxNewTokens = Integer.MAX_VALUE;
-        if (maxNewTokens < 1) throw new IllegalArgumentException("--max-new-tokens must be at least 1, or -1 for no limit, got " + maxNewTokens);
+        if (maxNewTokens < 0) throw new IllegalArgumentException("--max-new-tokens must be 0 or more, or -1 for no limit, got " + maxNewTokens);
+        if (maxNewTokens == 0 && interactive) throw new IllegalArgumentException("--interactive needs --max-new-tokens of at least 1 (a reply's tokens)");
         if (numSamples < 1) throw new IllegalArgumentException("--num-samples must be at least 1, got " + numSamples);
         speculationOptions.check();
         if (contextLength != null && contextLength < 1) throw new IllegalArgumentException("--context-length must be at least 1");

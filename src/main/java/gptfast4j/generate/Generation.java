@@ -44,6 +44,7 @@ public interface Generation {
      */
     default Generator.Result generateShifting(int[] prompt, int context, int keep, int maxNewTokens, Sampler sampler,
                                               IntPredicate onToken, IntConsumer onShift) {
+        if (maxNewTokens == 0) return generate(prompt, 0, 0, sampler, onToken); // the prompt alone: nothing to shift for
         Generator.Result whole = null;
         int pos = 0, left = maxNewTokens;
         int[] next = prompt;

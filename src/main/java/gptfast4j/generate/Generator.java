@@ -85,7 +85,7 @@ public final class Generator implements Generation {
         System.arraycopy(prompt, 0, sequence, startPos, prompt.length);
         float[] logits = memory.run(model, state, prompt, startPos);
         int pos = startPos + prompt.length;
-        int token = sampler.sample(logits, 0, sequence, pos);
+        int token = maxNewTokens > 0 ? sampler.sample(logits, 0, sequence, pos) : -1; // 0: the prompt into the cache, nothing drawn
         long t1 = System.nanoTime();
         int[] generated = new int[Math.min(maxNewTokens, state.contextLength - pos + 1)]; // the first token, then one per position left
         int count = 0;

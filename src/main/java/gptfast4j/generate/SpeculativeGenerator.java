@@ -107,7 +107,7 @@ public final class SpeculativeGenerator implements Generation {
         long t0 = System.nanoTime();
         float[] logits = memory.run(target, state, prompt, startPos);
         int first = startPos + prompt.length, length = first;
-        int current = sampler.sample(logits, 0, history, first);
+        int current = maxNewTokens > 0 ? sampler.sample(logits, 0, history, first) : -1; // 0: the prompt into the cache, nothing drawn
         long t1 = System.nanoTime();
         int generated = 0;
         boolean eosSeen = false;

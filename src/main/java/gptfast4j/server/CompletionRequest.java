@@ -20,7 +20,8 @@ import java.util.Map;
  * @param promptIds a completion's prompt as token ids, taken as they are (null where it is a text)
  * @param system    a chat's system prompt (null for none)
  * @param messages  a chat's turns, user and assistant alternating, the user's first and last
- * @param maxTokens tokens to generate at most; {@link Integer#MAX_VALUE}: until EOS or the context's end
+ * @param maxTokens tokens to generate at most; {@link Integer#MAX_VALUE}: until EOS or the context's end; 0: the prompt
+ *                  evaluated into the cache only
  * @param n         choices to make, each sampled on its own (with a seed, choice i draws with seed + i)
  * @param logprobs  -1: no log-probabilities; else each token's, with this many most likely alternatives
  */
@@ -69,7 +70,10 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
             else prompt = prompt(body);
         }
         String maxField = chat && present(body, "max_completion_tokens") ? "max_completion_tokens" : present(body, "n_predict") ? "n_predict" : "max_tokens";
-        int maxTokens = integer(body, maxField, Integer.MAX_VALUE, 1, Integer.MAX_VALUE);
+        // as llama.cpp's server takes n_predict (and max_tokens, which it reads as that): -1 no limit, 0 the prompt
+        // evaluated into the cache and nothing generated (a later request that starts with it reuses it)
+        int maxTokens = integer(body, maxField, Integer.MAX_VALUE, -1, Integer.MAX_VALUE);
+        if (maxTokens == -1) maxTokens = Integer.MAX_VALUE;
         float temperature = number(body, "temperature", 0.8f, 0, Float.MAX_VALUE);
         int topK = integer(body, "top_k", 200, 0, Integer.MAX_VALUE);
         float topP = number(body, "top_p", 1f, Float.MIN_VALUE, 1);

@@ -301,6 +301,11 @@ public abstract sealed class Engine {
                 float[] logits = model.forward(slot.state, prompt, from, n, from, null);
                 slot.prefilled = prompt.length;
                 slot.pos = prompt.length;
+                if (slot.maxTokens == 0) { // the prompt into the cache, nothing drawn (llama.cpp's n_predict 0)
+                    slot.prefillNanos += System.nanoTime() - t0;
+                    finish(slot, false);
+                    return;
+                }
                 int token = slot.sampler.sample(logits, 0, slot.sequence, slot.pos);
                 slot.prefillNanos += System.nanoTime() - t0;
                 slot.decoding = true;

@@ -372,7 +372,7 @@ class ErrorsTest {
         o = run("generate", "--checkpoint", STORIES.toString(), "--prompt", "Once upon a time", "--context-length", "40", "--max-new-tokens", "-1", "--temperature", "0");
         assertEquals(0, o.exit, o.err);
         assertTrue(o.err.contains("Generated 36 tokens") && o.err.contains("(stopped at the context length 40; --context-shift goes on past it)"), o.err);
-        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--max-new-tokens", "-2"), "--max-new-tokens must be at least 1, or -1 for no limit, got -2");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--max-new-tokens", "-2"), "--max-new-tokens must be 0 or more, or -1 for no limit, got -2");
         // --context-shift, and --keep, which only it takes
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--keep", "4"), "--keep is for --context-shift or --interactive");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--interactive", "--ignore-eos"), "--ignore-eos cannot be used with --interactive");

@@ -30,6 +30,26 @@ class GenerateCommandTest {
     }
 
     /**
+     * {@code -n 0} (llama.cpp's): the prompt runs and nothing is generated, plainly, with a context shift (whose loop
+     * once went on a token at a time for ever), and with speculation; the interactive chat, whose replies it would
+     * make empty, refuses it.
+     */
+    @Test
+    void zeroNewTokensRunsThePromptAlone() {
+        for (String[] extra : new String[][]{{}, {"--context-shift", "--context-length", "64"}, {"--lookup", "2"}}) {
+            String[] args = java.util.stream.Stream.concat(java.util.stream.Stream.of("generate", "--checkpoint", STORIES, "--prompt", "Once upon a time",
+                    "--max-new-tokens", "0", "--temperature", "0"), java.util.Arrays.stream(extra)).toArray(String[]::new);
+            ErrorsTest.Outcome o = ErrorsTest.run(args);
+            assertEquals(0, o.exit(), o.err());
+            assertEquals("Once upon a time", o.out().strip(), String.join(" ", extra));
+            assertTrue(o.err().contains("Prompt: 5 tokens") && o.err().contains("Generated 0 tokens"), o.err());
+        }
+        ErrorsTest.Outcome o = ErrorsTest.run("generate", "--checkpoint", STORIES, "--interactive", "--max-new-tokens", "0");
+        assertEquals(1, o.exit(), o.err());
+        assertEquals("error: --interactive needs --max-new-tokens of at least 1 (a reply's tokens)", o.err().strip());
+    }
+
+    /**
      * A reader that goes away (`generate ... | head -c 40`) stops the generation at once, with SIGPIPE's status and
      * no statistics: before, a PrintStream swallowed the failed writes and every sample ran to its end unseen.
      */

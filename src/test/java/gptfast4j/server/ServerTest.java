@@ -345,7 +345,7 @@ class ServerTest {
                 {"/v1/completions", "{\"prompt\": \"a\", \"temperature\": -1}", "400", "'temperature' must be a number >= 0"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"temperature\": \"hot\"}", "400", "'temperature' must be a number"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"top_p\": 0}", "400", "'top_p' must be a number from 0 (exclusive) to 1"},
-                {"/v1/completions", "{\"prompt\": \"a\", \"max_tokens\": 0}", "400", "'max_tokens' must be an integer >= 1"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"max_tokens\": -2}", "400", "'max_tokens' must be an integer >= -1"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"max_tokens\": 1.5}", "400", "'max_tokens' must be an integer"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"frequency_penalty\": 3}", "400", "'frequency_penalty' must be a number from -2 to 2"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"stream\": \"yes\"}", "400", "'stream' must be true or false"},
@@ -372,7 +372,7 @@ class ServerTest {
                 {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"system\", \"content\": \"b\"}]}", "400", "a system message must be the first"},
                 {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"" + "a story ".repeat(150) + "\"}]}", "400", "but the context length is 256"},
                 {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"" + "a".repeat(65537) + "\"}]}", "400", "the prompt's text is 65537 characters, more than a context of 256 tokens can hold"},
-                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}], \"max_completion_tokens\": -3}", "400", "'max_completion_tokens' must be an integer >= 1"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}], \"max_completion_tokens\": -3}", "400", "'max_completion_tokens' must be an integer >= -1"},
         };
         for (String[] c : cases) {
             Reply r = request(llama2, "POST", c[0], c[1]);
@@ -505,6 +505,40 @@ class ServerTest {
             JsonNode second = post(batched, "/v1/chat/completions", chat.deepCopy());
             assertEquals(post(llama2, "/v1/chat/completions", chat).at("/choices/0/message/content"), second.at("/choices/0/message/content"));
             assertTrue(second.at("/timings/cache_n").asInt() > first.at("/usage/prompt_tokens").asInt() / 2, second.toString());
+        }
+    }
+
+    /**
+     * llama.cpp's {@code n_predict} (and {@code max_tokens}) of 0 and -1, on the one-at-a-time server and a batched
+     * one: 0 evaluates the prompt into the cache and generates nothing (an empty text, no tokens, the prompt's usage),
+     * so that the next request with that prompt runs only its last token and gives llama.cpp's greedy text; -1 is no
+     * limit, the text of a limit past the context.
+     */
+    @Test
+    void nPredictZeroCachesThePromptAndMinusOneHasNoLimit() throws Exception {
+        JsonNode c = referenceCases().get(1);
+        String prompt = c.path("prompt").asText();
+        int promptTokens = c.path("prompt_ids").size();
+        String twenty = new String(concat(Shared.ints(c.path("gen_ids")), 20, stories.tokenizer()), StandardCharsets.UTF_8);
+        try (Server batched = new Server(stories, Engine.batched(stories, 2, 512, KvCache.Type.F32), ChatFormat.PLAIN,
+                new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, new PrintStream(OutputStream.nullOutputStream()))) {
+            for (Server server : new Server[]{plain, batched}) {
+                ObjectNode warm = completion(prompt, 1);
+                warm.remove("max_tokens");
+                warm.put("n_predict", 0);
+                JsonNode none = post(server, "/v1/completions", warm);
+                assertEquals("", none.at("/choices/0/text").asText(), none.toString());
+                assertEquals(0, none.at("/usage/completion_tokens").asInt());
+                assertEquals(promptTokens, none.at("/usage/prompt_tokens").asInt());
+                JsonNode next = post(server, "/v1/completions", completion(prompt, 20));
+                assertEquals(twenty, next.at("/choices/0/text").asText());
+                assertEquals(promptTokens - 1, next.at("/timings/cache_n").asInt(), next.toString());
+                assertEquals(1, next.at("/timings/prompt_n").asInt());
+                assertEquals(0, post(server, "/v1/completions", completion(prompt, 0)).at("/usage/completion_tokens").asInt());
+                JsonNode unlimited = post(server, "/v1/completions", completion(prompt, -1));
+                assertEquals(post(server, "/v1/completions", completion(prompt, 1000)).at("/choices/0/text"), unlimited.at("/choices/0/text"));
+                assertTrue(unlimited.at("/usage/completion_tokens").asInt() > 20, unlimited.toString());
+            }
         }
     }
 
