@@ -60,6 +60,11 @@ final class ImatrixCommand implements Callable<Integer> {
     @Option(names = "--parse-special", description = "Take special tokens' text in the calibration text (such as a chat template's <|eot_id|>) as those tokens, not as text (llama-imatrix's flag).")
     boolean parseSpecial;
 
+    @Option(names = "--ppl", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "Print the text's perplexity at the end (llama-imatrix's --ppl and --no-ppl; default: on). The pass computes every "
+                    + "position's logits either way, as llama-imatrix's does, so --no-ppl saves only the scored half's log-softmax.")
+    boolean ppl;
+
     @Option(names = "--process-output", description = "The output head's inputs too (llama-imatrix's flag; it leaves them out by default).")
     boolean processOutput;
 
@@ -138,8 +143,9 @@ final class ImatrixCommand implements Callable<Integer> {
             });
         }
         write(c.matrix(), out);
-        System.out.printf("Final estimate: PPL = %.4f +/- %.5f (%d chunks of %d tokens, %.1f s)%n", c.perplexity().ppl(), c.perplexity().pplStdErr(),
-                c.perplexity().chunks(), ctx, (System.nanoTime() - t0) / 1e9);
+        String run = String.format("%d chunks of %d tokens, %.1f s", c.perplexity().chunks(), ctx, (System.nanoTime() - t0) / 1e9);
+        if (ppl) System.out.printf("Final estimate: PPL = %.4f +/- %.5f (%s)%n", c.perplexity().ppl(), c.perplexity().pplStdErr(), run);
+        else System.out.println(run);
         System.out.printf("wrote %s: %d tensors' importance over %d tokens%s%n", out, c.matrix().entries().size(), (long) c.perplexity().chunks() * ctx,
                 earlier.isEmpty() ? "" : " and the " + earlier.size() + " matrices before it (" + c.matrix().chunkCount() + " chunks in all)");
         return 0;

@@ -44,6 +44,20 @@ class ImatrixCommandTest {
         assertEquals(false, Files.exists(dir.resolve("m.gguf.at_5")));
     }
 
+    /** {@code --no-ppl} (llama-imatrix's): the same matrix, byte for byte, and no perplexity line. */
+    @Test
+    void noPplLeavesThePerplexityOut(@org.junit.jupiter.api.io.TempDir Path dir) throws IOException {
+        String[] common = {"imatrix", "-m", gptfast4j.Shared.MODELS.resolve("stories260K.gguf").toString(), "-f",
+                gptfast4j.Shared.REFERENCE.resolve("ppl-text.txt").toString(), "-c", "128", "--chunks", "2", "-o"};
+        ErrorsTest.Outcome with = run(java.util.stream.Stream.concat(java.util.Arrays.stream(common), java.util.stream.Stream.of(dir.resolve("a.gguf").toString())).toArray(String[]::new));
+        ErrorsTest.Outcome without = run(java.util.stream.Stream.concat(java.util.Arrays.stream(common), java.util.stream.Stream.of(dir.resolve("b.gguf").toString(), "--no-ppl")).toArray(String[]::new));
+        assertEquals(0, with.exit(), with.err());
+        assertEquals(0, without.exit(), without.err());
+        org.junit.jupiter.api.Assertions.assertTrue(with.out().contains("Final estimate: PPL = "), with.out());
+        org.junit.jupiter.api.Assertions.assertTrue(!without.out().contains("PPL") && without.out().startsWith("2 chunks of 128 tokens"), without.out());
+        assertEquals(-1, java.util.Arrays.mismatch(Files.readAllBytes(dir.resolve("a.gguf")), Files.readAllBytes(dir.resolve("b.gguf"))));
+    }
+
     /**
      * {@code --output-format dat}: llama-imatrix's matrix, taken in (--in-file) and written in the legacy form with its
      * chunk size, is llama-imatrix's .dat of the same run byte for byte; another form is refused.
