@@ -189,6 +189,8 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         float[] keys, values;
         /** {@link Blocks}'s keys as rows, 64 positions of one head, before they are transposed into {@link #keys}. */
         float[] keyRows;
+        /** {@link Q8_0}'s key scales of 64 positions, as floats. */
+        float[] scales;
         int keyBase, keyBlockStride, valueBase;
         /** What a thread's scratch holds: the kv head of this cache and call, up to this many positions. */
         long cache, call;
@@ -428,18 +430,17 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
 
     /**
      * llama.cpp's Q8_0 cache ({@code -ctk q8_0 -ctv q8_0}): each position's key and value of each kv head in blocks of
-     * 32 int8 and a scale (36 bytes per 32 values, the scale a float holding an f16's value, against F16's 64 and
-     * llama.cpp's 34: Llama-3.1-8B at 128K positions holds 9 GB against 16), rounded as x86 llama.cpp rounds its
+     * 32 int8 and a half scale (34 bytes per 32 values, as llama.cpp's, against F16's 64: Llama-3.1-8B at 128K
+     * positions holds 8.5 GiB against 16), rounded as x86 llama.cpp rounds its
      * cache ({@link #quantize}), off-heap in pages as F16's. Keys in {@link #keyIndex}'s transposed blocks, their
      * scales likewise ({@link #scaleIndex}: per position, per 32 of kvDim), values as {@link #valueIndex} places them
      * with a scale per 32; a kv head is converted into the thread's float scratch once per call that reads it, 64
-     * positions of one key row at a time, and the F32 kernels run over that. The queries are rounded to Q8_0 too, as
+     * positions of one key row at a time (their scales made floats once per 32 rows), and the F32 kernels run over that. The queries are rounded to Q8_0 too, as
      * llama.cpp's flash attention (which a quantized value cache needs there) rounds them; the attention weights are
      * not (it sums the values in F32). The head dimension must be a multiple of 32, as llama.cpp requires.
      */
     static final class Q8_0 extends Converted {
         private static final int BLOCK = 32;
-        private static final java.lang.foreign.ValueLayout.OfFloat SCALE = java.lang.foreign.ValueLayout.JAVA_FLOAT;
         /** Per layer: int8 keys and values as the F32 cache's floats lie, and their scales. */
         private final MemorySegment[] keys, keyScales, values, valueScales;
 
@@ -454,9 +455,9 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
             valueScales = new MemorySegment[c.nLayers()];
             for (int l = 0; l < keys.length; l++) {
                 keys[l] = OffHeap.allocatePages((long) keyPositions() * kvDim);
-                keyScales[l] = OffHeap.allocatePages(4L * keyPositions() * (kvDim / BLOCK));
+                keyScales[l] = OffHeap.allocatePages(2L * keyPositions() * (kvDim / BLOCK));
                 values[l] = OffHeap.allocatePages((long) contextLength * kvDim);
-                valueScales[l] = OffHeap.allocatePages(4L * contextLength * (kvDim / BLOCK));
+                valueScales[l] = OffHeap.allocatePages(2L * contextLength * (kvDim / BLOCK));
             }
         }
 
@@ -465,7 +466,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
             return Type.Q8_0;
         }
 
-        /** Where the scale of position {@code pos}'s key values {@code 32 * block ..} (of kvDim) lies in its layer's key scales, in floats. */
+        /** Where the scale of position {@code pos}'s key values {@code 32 * block ..} (of kvDim) lies in its layer's key scales, in halves. */
         private static long scaleIndex(int pos, int block, int kvBlocks) {
             return (long) pos / KEY_BLOCK * kvBlocks * KEY_BLOCK + (long) block * KEY_BLOCK + pos % KEY_BLOCK;
         }
@@ -475,7 +476,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
             int kvBlocks = kvDim / BLOCK;
             for (int b = 0; b < kvBlocks; b++) {
                 float d = quantize(k, kOffset + b * BLOCK, keys[layer], keyIndex(pos) + (long) b * BLOCK * KEY_BLOCK, KEY_BLOCK);
-                keyScales[layer].setAtIndex(SCALE, scaleIndex(pos, b, kvBlocks), d);
+                keyScales[layer].setAtIndex(VectorMath.HALF, scaleIndex(pos, b, kvBlocks), Float.floatToFloat16(d));
             }
         }
 
@@ -484,7 +485,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
             for (int b = 0; b < kvDim / BLOCK; b++) {
                 int h = b * BLOCK / headDim, i = b * BLOCK % headDim;
                 float d = quantize(v, vOffset + b * BLOCK, values[layer], valueIndex(h, pos) + i, 1);
-                valueScales[layer].setAtIndex(SCALE, (long) valueIndex(h, pos) / BLOCK + i / BLOCK, d);
+                valueScales[layer].setAtIndex(VectorMath.HALF, (long) valueIndex(h, pos) / BLOCK + i / BLOCK, Float.floatToFloat16(d));
             }
         }
 
@@ -505,7 +506,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         void loadKey(int layer, int pos, float[] k) {
             int kvBlocks = kvDim / BLOCK;
             for (int i = 0; i < kvDim; i++) {
-                k[i] = keyScales[layer].getAtIndex(SCALE, scaleIndex(pos, i / BLOCK, kvBlocks)) * keys[layer].get(java.lang.foreign.ValueLayout.JAVA_BYTE, keyIndex(pos) + (long) i * KEY_BLOCK);
+                k[i] = Float.float16ToFloat(keyScales[layer].getAtIndex(VectorMath.HALF, scaleIndex(pos, i / BLOCK, kvBlocks))) * keys[layer].get(java.lang.foreign.ValueLayout.JAVA_BYTE, keyIndex(pos) + (long) i * KEY_BLOCK);
             }
         }
 
@@ -513,18 +514,22 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         void loadValue(int layer, int pos, float[] v) {
             for (int i = 0; i < kvDim; i++) {
                 int h = i / headDim;
-                v[i] = valueScales[layer].getAtIndex(SCALE, (long) valueIndex(h, pos) / BLOCK + i % headDim / BLOCK) * values[layer].get(java.lang.foreign.ValueLayout.JAVA_BYTE, valueIndex(h, pos) + i % headDim);
+                v[i] = Float.float16ToFloat(valueScales[layer].getAtIndex(VectorMath.HALF, (long) valueIndex(h, pos) / BLOCK + i % headDim / BLOCK)) * values[layer].get(java.lang.foreign.ValueLayout.JAVA_BYTE, valueIndex(h, pos) + i % headDim);
             }
         }
 
         @Override
         void convertKeys(int layer, int kvHead, int positions, float[] keys) {
             int blocks = (positions + KEY_BLOCK - 1) / KEY_BLOCK, blockSize = headDim * KEY_BLOCK, kvBlocks = kvDim / BLOCK;
+            Head scratch = SCRATCH.get();
+            if (scratch.scales == null) scratch.scales = new float[KEY_BLOCK];
+            float[] scales = scratch.scales;
             for (int b = 0; b < blocks; b++) {
                 int pos = b * KEY_BLOCK;
                 for (int i = 0, dim = kvHead * headDim; i < headDim; i++, dim++) {
-                    VectorMath.scaleBytes(this.keys[layer], keyIndex(pos) + (long) dim * KEY_BLOCK, keyScales[layer], scaleIndex(pos, dim / BLOCK, kvBlocks),
-                            keys, b * blockSize + i * KEY_BLOCK, KEY_BLOCK);
+                    // a head starts at a block of 32 (32 divides headDim): the block's 64 positions' scales as floats, once
+                    if (i % BLOCK == 0) VectorMath.fromHalves(keyScales[layer], scaleIndex(pos, dim / BLOCK, kvBlocks), scales, 0, KEY_BLOCK);
+                    VectorMath.scaleBytes(this.keys[layer], keyIndex(pos) + (long) dim * KEY_BLOCK, scales, 0, keys, b * blockSize + i * KEY_BLOCK, KEY_BLOCK);
                 }
             }
         }
@@ -533,7 +538,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         void convertValues(int layer, int kvHead, int positions, float[] values) {
             long scales = (long) valueIndex(kvHead, 0) / BLOCK;
             for (int at = 0; at < positions * headDim; at += BLOCK) {
-                VectorMath.scaleBytes(this.values[layer], valueIndex(kvHead, 0) + at, valueScales[layer].getAtIndex(SCALE, scales + at / BLOCK), values, at, BLOCK);
+                VectorMath.scaleBytes(this.values[layer], valueIndex(kvHead, 0) + at, Float.float16ToFloat(valueScales[layer].getAtIndex(VectorMath.HALF, scales + at / BLOCK)), values, at, BLOCK);
             }
         }
 

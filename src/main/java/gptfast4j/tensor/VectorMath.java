@@ -290,16 +290,14 @@ public final class VectorMath {
             VectorShape.forBitSize(2 * S.length() * Byte.SIZE));
 
     /**
-     * {@code out[outOffset + i]} = {@code scales[sIndex + i]} times the int8 at byte {@code qOffset + i} of {@code q},
+     * {@code out[outOffset + i]} = {@code scales[sOffset + i]} times the int8 at byte {@code qOffset + i} of {@code q},
      * for {@code i < n}, n a multiple of 32 (a Q8_0 KV cache's keys: each position its own scale).
      */
-    public static void scaleBytes(MemorySegment q, long qOffset, MemorySegment scales, long sIndex, float[] out, int outOffset, int n) {
+    public static void scaleBytes(MemorySegment q, long qOffset, float[] scales, int sOffset, float[] out, int outOffset, int n) {
         for (int i = 0; i < n; i += B2.length()) {
             ByteVector b = ByteVector.fromMemorySegment(B2, q, qOffset + i, ByteOrder.nativeOrder());
-            ((FloatVector) b.convertShape(VectorOperators.B2F, S, 0)).mul(FloatVector.fromMemorySegment(S, scales, 4 * (sIndex + i), ByteOrder.nativeOrder()))
-                    .intoArray(out, outOffset + i);
-            ((FloatVector) b.convertShape(VectorOperators.B2F, S, 1)).mul(FloatVector.fromMemorySegment(S, scales, 4 * (sIndex + i + S.length()), ByteOrder.nativeOrder()))
-                    .intoArray(out, outOffset + i + S.length());
+            ((FloatVector) b.convertShape(VectorOperators.B2F, S, 0)).mul(FloatVector.fromArray(S, scales, sOffset + i)).intoArray(out, outOffset + i);
+            ((FloatVector) b.convertShape(VectorOperators.B2F, S, 1)).mul(FloatVector.fromArray(S, scales, sOffset + i + S.length())).intoArray(out, outOffset + i + S.length());
         }
     }
 
