@@ -44,7 +44,11 @@ class ImatrixCommandTest {
         assertEquals(false, Files.exists(dir.resolve("m.gguf.at_5")));
     }
 
-    /** {@code --no-ppl} (llama-imatrix's): the same matrix, byte for byte, and no perplexity line. */
+    /**
+     * {@code --no-ppl} (llama-imatrix's): the same matrix and no perplexity line. The same up to the last bits of the
+     * sums: the first run's early chunks run before the JIT has compiled the kernels, whose lanes add in another order
+     * (the files differed in a float of a fresh clone's suite).
+     */
     @Test
     void noPplLeavesThePerplexityOut(@org.junit.jupiter.api.io.TempDir Path dir) throws IOException {
         String[] common = {"imatrix", "-m", gptfast4j.Shared.MODELS.resolve("stories260K.gguf").toString(), "-f",
@@ -55,7 +59,13 @@ class ImatrixCommandTest {
         assertEquals(0, without.exit(), without.err());
         org.junit.jupiter.api.Assertions.assertTrue(with.out().contains("Final estimate: PPL = "), with.out());
         org.junit.jupiter.api.Assertions.assertTrue(!without.out().contains("PPL") && without.out().startsWith("2 chunks of 128 tokens"), without.out());
-        assertEquals(-1, java.util.Arrays.mismatch(Files.readAllBytes(dir.resolve("a.gguf")), Files.readAllBytes(dir.resolve("b.gguf"))));
+        gptfast4j.quant.ImportanceMatrix a = gptfast4j.quant.ImportanceMatrix.read(dir.resolve("a.gguf")), b = gptfast4j.quant.ImportanceMatrix.read(dir.resolve("b.gguf"));
+        assertEquals(a.entries().keySet(), b.entries().keySet());
+        assertEquals(List.of(a.datasets(), a.chunkCount(), a.chunkSize()), List.of(b.datasets(), b.chunkCount(), b.chunkSize()));
+        a.entries().forEach((name, e) -> {
+            org.junit.jupiter.api.Assertions.assertArrayEquals(e.counts(), b.entries().get(name).counts(), name);
+            for (int i = 0; i < e.sums().length; i++) assertEquals(e.sums()[i], b.entries().get(name).sums()[i], 1e-5 * Math.abs(e.sums()[i]), name + " " + i);
+        });
     }
 
     /**
