@@ -61,8 +61,8 @@ final class ImatrixCommand implements Callable<Integer> {
     boolean parseSpecial;
 
     @Option(names = "--ppl", negatable = true, defaultValue = "true", fallbackValue = "true",
-            description = "Print the text's perplexity at the end (llama-imatrix's --ppl and --no-ppl; default: on). The pass computes every "
-                    + "position's logits either way, as llama-imatrix's does, so --no-ppl saves only the scored half's log-softmax.")
+            description = "Print the text's perplexity at the end (llama-imatrix's --ppl and --no-ppl; default: on). --no-ppl leaves the line out: "
+                    + "the pass computes every position's logits either way, as llama-imatrix's does, and the figure costs little besides.")
     boolean ppl;
 
     @Option(names = "--process-output", description = "The output head's inputs too (llama-imatrix's flag; it leaves them out by default).")
