@@ -431,11 +431,11 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
     /**
      * llama.cpp's Q8_0 cache ({@code -ctk q8_0 -ctv q8_0}): each position's key and value of each kv head in blocks of
      * 32 int8 and a half scale (34 bytes per 32 values, as llama.cpp's, against F16's 64: Llama-3.1-8B at 128K
-     * positions holds 8.5 GiB against 16), rounded as x86 llama.cpp rounds its
-     * cache ({@link #quantize}), off-heap in pages as F16's. Keys in {@link #keyIndex}'s transposed blocks, their
-     * scales likewise ({@link #scaleIndex}: per position, per 32 of kvDim), values as {@link #valueIndex} places them
-     * with a scale per 32; a kv head is converted into the thread's float scratch once per call that reads it, 64
-     * positions of one key row at a time (their scales made floats once per 32 rows), and the F32 kernels run over that. The queries are rounded to Q8_0 too, as
+     * positions holds 8.5 GiB against 16), rounded as x86 llama.cpp rounds its cache ({@link #quantize}), off-heap in
+     * pages as F16's. Keys in {@link #keyIndex}'s transposed blocks, their scales likewise ({@link #scaleIndex}: per
+     * position, per 32 of kvDim), values as {@link #valueIndex} places them with a scale per 32; a kv head is converted
+     * into the thread's float scratch once per call that reads it, 64 positions of one key row at a time (their scales
+     * made floats once per 32 rows), and the F32 kernels run over that. The queries are rounded to Q8_0 too, as
      * llama.cpp's flash attention (which a quantized value cache needs there) rounds them; the attention weights are
      * not (it sums the values in F32). The head dimension must be a multiple of 32, as llama.cpp requires.
      */
