@@ -89,10 +89,13 @@ class TensorParallelTest {
                     for (int i = 0; i < vocab; i++) assertEquals(a[i], b[i], 1e-5 * Math.max(1, Math.abs(a[i])), what + " long prompt's logit " + i);
                     assertEquals(argmax(a, vocab), argmax(b, vocab), what);
                     if (whole.config.headDim() % 32 == 0) {
-                        // a Q8_0 cache: each process its own heads' blocks, the queries rounded alike
-                        float[] a8 = whole.forward(whole.newState(128, 128, 1, KvCache.Type.Q8_0), longPrompt, 0, longPrompt.length, 0, null);
-                        float[] b8 = split.forward(split.newState(128, 128, 1, KvCache.Type.Q8_0), longPrompt, 0, longPrompt.length, 0, null);
-                        for (int i = 0; i < vocab; i++) assertEquals(a8[i], b8[i], 1e-5 * Math.max(1, Math.abs(a8[i])), what + " long prompt's logit " + i + ", Q8_0 cache");
+                        // quantized caches: each process its own heads' blocks, the queries rounded alike; keys and
+                        // values of two types, as the followers are told them
+                        for (KvCache.Type type : new KvCache.Type[]{KvCache.Type.Q8_0, KvCache.Type.parse("q4_0/f16")}) {
+                            float[] a8 = whole.forward(whole.newState(128, 128, 1, type), longPrompt, 0, longPrompt.length, 0, null);
+                            float[] b8 = split.forward(split.newState(128, 128, 1, type), longPrompt, 0, longPrompt.length, 0, null);
+                            for (int i = 0; i < vocab; i++) assertEquals(a8[i], b8[i], 1e-5 * Math.max(1, Math.abs(a8[i])), what + " long prompt's logit " + i + ", " + type.option() + " cache");
+                        }
                     }
                     split.parallel.group.close();
                     for (Thread t : followers) t.join(10_000);
