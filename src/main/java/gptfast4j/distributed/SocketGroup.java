@@ -34,7 +34,8 @@ import java.util.List;
  */
 public final class SocketGroup implements Group {
     private static final int MAGIC = 0x47465450; // "GFTP"
-    private static final int VERSION = 2;
+    /** 3 since the KV cache's keys and values travel as two types (a new state's command one word longer). */
+    static final int VERSION = 3;
     /** The answer to a keyed hello that asks the leader to prove its secret (then comes the worker's proof, {@link #prove}). */
     private static final int PROVE = -1;
     private static final int NONCE = 32, MAC = 32;

@@ -142,7 +142,7 @@ class SocketGroupTest {
             w = CompletableFuture.supplyAsync(() -> accept(server, secret, log), THREADS);
             try (SocketChannel c = SocketChannel.open(new InetSocketAddress("127.0.0.1", ((InetSocketAddress) server.getLocalAddress()).getPort()))) {
                 ByteBuffer hello = ByteBuffer.allocate(24 + 5 + 32).order(java.nio.ByteOrder.LITTLE_ENDIAN)
-                        .putInt(0x47465450).putInt(2).putInt(1).putInt(2).putInt(1).putInt(5).put("model".getBytes()).put(new byte[32]).flip();
+                        .putInt(0x47465450).putInt(SocketGroup.VERSION).putInt(1).putInt(2).putInt(1).putInt(5).put("model".getBytes()).put(new byte[32]).flip();
                 c.write(hello);
                 ByteBuffer challenge = ByteBuffer.allocate(4 + 32 + 32).order(java.nio.ByteOrder.LITTLE_ENDIAN);
                 while (challenge.hasRemaining()) c.read(challenge);
