@@ -92,6 +92,18 @@ class SocketGroupTest {
             }
             assertTrue(log.stream().anyMatch(l -> l.startsWith("refused leader")), log.toString());
             assertTrue(log.stream().anyMatch(l -> l.contains("not a gptfast tensor-parallel leader")), log.toString());
+            // a leader of the protocol before (whose commands this worker would misread) is told so
+            CompletableFuture<SocketGroup> older = CompletableFuture.supplyAsync(() -> accept(server, log), THREADS);
+            try (SocketChannel c = SocketChannel.open(new InetSocketAddress("127.0.0.1", ((InetSocketAddress) server.getLocalAddress()).getPort()))) {
+                c.write(ByteBuffer.allocate(24 + 5 + 32).order(java.nio.ByteOrder.LITTLE_ENDIAN).putInt(0x47465450).putInt(SocketGroup.VERSION - 1)
+                        .putInt(1).putInt(2).putInt(0).putInt(5).put("model".getBytes()).put(new byte[32]).flip());
+                ByteBuffer length = ByteBuffer.allocate(4).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+                while (length.hasRemaining()) c.read(length);
+                ByteBuffer answer = ByteBuffer.allocate(length.flip().getInt());
+                while (answer.hasRemaining()) c.read(answer);
+                assertEquals("protocol version " + (SocketGroup.VERSION - 1) + " where this worker speaks " + SocketGroup.VERSION, new String(answer.array()));
+                assertNull(older.get(30, TimeUnit.SECONDS));
+            }
         }
     }
 
