@@ -230,36 +230,24 @@ class KvCacheTest {
         gptfast4j.tensor.GGMLType ggml = gptfast4j.tensor.GGMLType.valueOf(type.keys().name());
         java.lang.foreign.MemorySegment row = java.lang.foreign.Arena.ofAuto().allocate(ggml.bytesFor(headDim));
         gptfast4j.tensor.Tensor rowTensor = gptfast4j.tensor.Tensor.of("row", ggml, row, headDim, 1);
-        Random random = new Random(3);
-        float[] k = new float[kvDim], v = new float[kvDim], expected = new float[headDim];
-        float[][] keys = new float[n][], values = new float[n][];
+        float[][][] kv = storeGaussian(cache, n, kvDim);
+        float[] expected = new float[headDim];
         for (int p = 0; p < n; p++) {
-            for (int i = 0; i < kvDim; i++) {
-                k[i] = (float) random.nextGaussian() * 3;
-                v[i] = (float) random.nextGaussian();
-            }
-            cache.store(1, p, k, 0, v, 0);
-            cache.load(1, p, keys[p] = new float[kvDim], values[p] = new float[kvDim]);
+            float[] k = kv[0][p];
             for (int h = 0; h < c.nKvHeads(); h++) {
                 gptfast4j.tensor.Quantizer.quantizeCacheRow(ggml, k, h * headDim, headDim, row, 0);
                 rowTensor.dequantizeRow(0, expected, 0);
-                assertArrayEquals(expected, Arrays.copyOfRange(keys[p], h * headDim, (h + 1) * headDim), type + " key " + p);
-                gptfast4j.tensor.Quantizer.quantizeCacheRow(ggml, v, h * headDim, headDim, row, 0);
+                assertArrayEquals(expected, Arrays.copyOfRange(kv[2][p], h * headDim, (h + 1) * headDim), type + " key " + p);
+                gptfast4j.tensor.Quantizer.quantizeCacheRow(ggml, kv[1][p], h * headDim, headDim, row, 0);
                 rowTensor.dequantizeRow(0, expected, 0);
-                assertArrayEquals(expected, Arrays.copyOfRange(values[p], h * headDim, (h + 1) * headDim), type + " value " + p);
+                assertArrayEquals(expected, Arrays.copyOfRange(kv[3][p], h * headDim, (h + 1) * headDim), type + " value " + p);
                 for (int i = 0; i < headDim; i++) {
                     float tolerance = type.keys() == KvCache.Type.Element.BF16 ? 4e-3f * Math.abs(k[h * headDim + i]) : keyTolerance(type.keys(), k, h * headDim + i) / 2;
-                    org.junit.jupiter.api.Assertions.assertEquals(k[h * headDim + i], keys[p][h * headDim + i], tolerance, type + " key " + p + ", " + i);
+                    org.junit.jupiter.api.Assertions.assertEquals(k[h * headDim + i], kv[2][p][h * headDim + i], tolerance, type + " key " + p + ", " + i);
                 }
             }
         }
-        for (int h = 0; h < c.nKvHeads(); h++) {
-            float[][] head = headOf(cache, h, n, headDim);
-            for (int p = 0; p < n; p++) {
-                assertArrayEquals(Arrays.copyOfRange(keys[p], h * headDim, (h + 1) * headDim), Arrays.copyOfRange(head[0], p * headDim, (p + 1) * headDim), type + " head " + h + " keys " + p);
-                assertArrayEquals(Arrays.copyOfRange(values[p], h * headDim, (h + 1) * headDim), Arrays.copyOfRange(head[1], p * headDim, (p + 1) * headDim), type + " head " + h + " values " + p);
-            }
-        }
+        assertHeadsHoldWhatLoadsGive(cache, c, n, kv, type.option());
         long perLayer = ggml.bytesFor((long) c.nKvHeads() * headDim * (cache.keyPositions() + n));
         org.junit.jupiter.api.Assertions.assertEquals(c.nLayers() * perLayer, cache.bytes());
         Config stories = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null).model().config;
@@ -267,6 +255,36 @@ class KvCacheTest {
             IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
                     () -> KvCache.of(type, stories, stories.nKvHeads(), 64));
             assertTrue(e.getMessage().contains("needs a head dimension that 32 divides"), e.getMessage());
+        }
+    }
+
+    /**
+     * Positions 0 .. n of layer 1 stored with Gaussian keys (standard deviation 3) and values (1), seed 3, and read
+     * back: {keys stored, values stored, keys read, values read}, each [position][kvDim].
+     */
+    private static float[][][] storeGaussian(KvCache cache, int n, int kvDim) {
+        Random random = new Random(3);
+        float[][][] kv = new float[4][n][kvDim];
+        for (int p = 0; p < n; p++) {
+            for (int i = 0; i < kvDim; i++) {
+                kv[0][p][i] = (float) random.nextGaussian() * 3;
+                kv[1][p][i] = (float) random.nextGaussian();
+            }
+            cache.store(1, p, kv[0][p], 0, kv[1][p], 0);
+            cache.load(1, p, kv[2][p], kv[3][p]);
+        }
+        return kv;
+    }
+
+    /** Every kv head of layer 1 read for attention ({@link KvCache#head}) holds what {@link #storeGaussian}'s loads gave, keys in their transposed blocks. */
+    private static void assertHeadsHoldWhatLoadsGive(KvCache cache, Config c, int n, float[][][] kv, String what) {
+        int headDim = c.headDim();
+        for (int h = 0; h < c.nKvHeads(); h++) {
+            float[][] head = headOf(cache, h, n, headDim);
+            for (int p = 0; p < n; p++) {
+                assertArrayEquals(Arrays.copyOfRange(kv[2][p], h * headDim, (h + 1) * headDim), Arrays.copyOfRange(head[0], p * headDim, (p + 1) * headDim), what + " head " + h + " keys " + p);
+                assertArrayEquals(Arrays.copyOfRange(kv[3][p], h * headDim, (h + 1) * headDim), Arrays.copyOfRange(head[1], p * headDim, (p + 1) * headDim), what + " head " + h + " values " + p);
+            }
         }
     }
 
@@ -292,7 +310,7 @@ class KvCacheTest {
     @Test
     void aQ8_0CacheRoundsAsLlamaCppsAndReadsWhatItStores() {
         Config c = Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), null).model().config;
-        int kvDim = c.kvDim(), headDim = c.headDim(), n = 150;
+        int kvDim = c.kvDim(), n = 150;
         KvCache cache = KvCache.of(KvCache.Type.Q8_0, c, c.nKvHeads(), n);
         float[] k = new float[kvDim], v = new float[kvDim], k1 = new float[kvDim], v1 = new float[kvDim];
         float[] ties = {127, 2.5f, -2.5f, 3.5f, 0.5f, -126.5f};
@@ -300,29 +318,13 @@ class KvCacheTest {
         cache.store(0, 0, k, 0, v, 0);
         cache.load(0, 0, k1, v1);
         assertArrayEquals(new float[]{127, 2, -2, 4, 0, -126}, Arrays.copyOf(k1, ties.length));
-        Random random = new Random(3);
-        float[][] keys = new float[n][], values = new float[n][];
+        float[][][] kv = storeGaussian(cache, n, kvDim);
         for (int p = 0; p < n; p++) {
             for (int i = 0; i < kvDim; i++) {
-                k[i] = (float) random.nextGaussian() * 3;
-                v[i] = (float) random.nextGaussian();
-            }
-            cache.store(1, p, k, 0, v, 0);
-            cache.load(1, p, keys[p] = new float[kvDim], values[p] = new float[kvDim]);
-            for (int i = 0; i < kvDim; i++) {
-                org.junit.jupiter.api.Assertions.assertEquals(k[i], keys[p][i], 3.5 * 4 / 127, "rounded within a step of its block's scale");
+                org.junit.jupiter.api.Assertions.assertEquals(kv[0][p][i], kv[2][p][i], 3.5 * 4 / 127, "rounded within a step of its block's scale");
             }
         }
-        for (int h = 0; h < c.nKvHeads(); h++) {
-            KvCache.Head head = cache.head(1, 1, h, n);
-            for (int p = 0; p < n; p++) {
-                for (int i = 0; i < headDim; i++) {
-                    org.junit.jupiter.api.Assertions.assertEquals(keys[p][h * headDim + i],
-                            head.keys[head.keyBase + p / KvCache.KEY_BLOCK * head.keyBlockStride + i * KvCache.KEY_BLOCK + p % KvCache.KEY_BLOCK], "head " + h + " key " + p);
-                    org.junit.jupiter.api.Assertions.assertEquals(values[p][h * headDim + i], head.values[head.valueBase + p * headDim + i], "head " + h + " value " + p);
-                }
-            }
-        }
+        assertHeadsHoldWhatLoadsGive(cache, c, n, kv, "q8_0");
         // 34 bytes per 32 values, as llama.cpp's (int8 and a half scale), for the keys' whole blocks of positions and the values'
         org.junit.jupiter.api.Assertions.assertEquals((long) c.nLayers() * (cache.keyPositions() + n) * kvDim / 32 * 34, cache.bytes());
         // llama.cpp's requirement: blocks of 32 along a head (stories260K's heads are 8 wide)
