@@ -13,7 +13,8 @@ import java.util.Map;
  * The body of a {@code /v1/completions} or {@code /v1/chat/completions} request, checked field by field: OpenAI's
  * fields, and llama.cpp server's sampling extensions ({@code top_k}, {@code min_p}, {@code repeat_penalty},
  * {@code repeat_last_n}, {@code grammar}, {@code json_schema}). Fields this server cannot honour ({@code best_of}
- * above 1, {@code echo}, {@code suffix}, tools) are refused by name rather than ignored; fields that do not
+ * above 1, {@code echo}, {@code suffix}, tools, {@code ignore_eos}, and llama.cpp's other samplers where a request turns
+ * one on: {@code mirostat}, {@code typical_p}, ...) are refused by name rather than ignored; fields that do not
  * change the text ({@code model}, {@code user}, ...) are ignored. Defaults are {@code gptfast generate}'s.
  *
  * @param prompt    a completion's prompt text (null for a chat, or where it is given as token ids)
@@ -50,6 +51,15 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
         for (String refused : new String[]{"suffix", "tools", "functions", "tool_choice", "function_call"}) {
             if (present(body, refused)) throw new Invalid("'" + refused + "' is not supported by this server");
         }
+        // llama.cpp server's samplers this server lacks: taken where a request leaves them off (its clients and web UI
+        // send them all, at these values), refused where one would change the text
+        offOnly(body, "mirostat", v -> v == 0, "0");
+        offOnly(body, "typical_p", v -> v >= 1, "1");
+        offOnly(body, "dynatemp_range", v -> v <= 0, "0");
+        offOnly(body, "dry_multiplier", v -> v == 0, "0");
+        offOnly(body, "xtc_probability", v -> v <= 0, "0");
+        offOnly(body, "top_n_sigma", v -> v <= 0, "-1");
+        if (bool(body, "ignore_eos", false)) throw new Invalid("'ignore_eos' is not supported by this server");
         if (present(body, "best_of") && !(body.get("best_of").isIntegralNumber() && body.get("best_of").asLong() == 1)) {
             throw new Invalid("'best_of' must be 1: this server ranks no choices");
         }
@@ -263,6 +273,14 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
 
     private static boolean present(JsonNode body, String field) {
         return body.has(field) && !body.get(field).isNull();
+    }
+
+    /** A number that must leave its llama.cpp sampler off ({@code off}); {@code neutral} the value that does, for the error. */
+    private static void offOnly(JsonNode body, String field, java.util.function.DoublePredicate off, String neutral) {
+        if (!present(body, field)) return;
+        JsonNode v = body.get(field);
+        if (!v.isNumber()) throw new Invalid("'" + field + "' must be a number, got " + v);
+        if (!off.test(v.asDouble())) throw new Invalid("'" + field + "' " + v + " is not supported by this server (llama.cpp's sampler; " + neutral + " leaves it off)");
     }
 
     private static boolean bool(JsonNode body, String field, boolean absent) {

@@ -326,6 +326,19 @@ class ServerTest {
         assertEquals(200, request(plain, "GET", "/health", null).status());
     }
 
+    /**
+     * llama.cpp's clients (its web UI among them) send all its sampler settings, most of them off; a request with the
+     * samplers this server lacks left off, and fields that do not change the text, gets the text it would without them.
+     */
+    @Test
+    void llamaCppsSamplersLeftOffAreTaken() throws Exception {
+        ObjectNode plainRequest = completion("Once upon a time", 20), llamaCpp = plainRequest.deepCopy();
+        llamaCpp.put("mirostat", 0).put("mirostat_tau", 5).put("mirostat_eta", 0.1).put("typical_p", 1).put("dynatemp_range", 0).put("dynatemp_exponent", 1)
+                .put("dry_multiplier", 0).put("dry_base", 1.75).put("xtc_probability", 0).put("xtc_threshold", 0.1).put("top_n_sigma", -1)
+                .put("ignore_eos", false).put("cache_prompt", true).put("n_keep", 0);
+        assertEquals(post(plain, "/v1/completions", plainRequest).at("/choices/0/text"), post(plain, "/v1/completions", llamaCpp).at("/choices/0/text"));
+    }
+
     /** Bad requests get an OpenAI error object naming what is wrong, and the server goes on serving. */
     @Test
     void badRequestsAreNamed() throws Exception {
@@ -346,6 +359,14 @@ class ServerTest {
                 {"/v1/completions", "{\"prompt\": \"a\", \"temperature\": \"hot\"}", "400", "'temperature' must be a number"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"top_p\": 0}", "400", "'top_p' must be a number from 0 (exclusive) to 1"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"max_tokens\": -2}", "400", "'max_tokens' must be an integer >= -1"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"mirostat\": 2}", "400", "'mirostat' 2 is not supported by this server (llama.cpp's sampler; 0 leaves it off)"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"typical_p\": 0.9}", "400", "'typical_p' 0.9 is not supported"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"dry_multiplier\": 0.8}", "400", "'dry_multiplier' 0.8 is not supported"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"xtc_probability\": 0.5}", "400", "'xtc_probability' 0.5 is not supported"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"top_n_sigma\": 1}", "400", "'top_n_sigma' 1 is not supported"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"dynatemp_range\": 0.5}", "400", "'dynatemp_range' 0.5 is not supported"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"mirostat\": \"on\"}", "400", "'mirostat' must be a number"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"ignore_eos\": true}", "400", "'ignore_eos' is not supported"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"max_tokens\": 1.5}", "400", "'max_tokens' must be an integer"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"frequency_penalty\": 3}", "400", "'frequency_penalty' must be a number from -2 to 2"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"stream\": \"yes\"}", "400", "'stream' must be true or false"},
