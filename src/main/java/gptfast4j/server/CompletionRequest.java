@@ -13,7 +13,7 @@ import java.util.Map;
  * The body of a {@code /v1/completions} or {@code /v1/chat/completions} request, checked field by field: OpenAI's
  * fields, and llama.cpp server's sampling extensions ({@code top_k}, {@code min_p}, {@code repeat_penalty},
  * {@code repeat_last_n}, {@code grammar}, {@code json_schema}). Fields this server cannot honour ({@code best_of}
- * above 1, {@code echo}, {@code suffix}, tools, {@code ignore_eos}, and llama.cpp's other samplers where a request turns
+ * above 1, {@code echo}, {@code suffix}, tools, and llama.cpp's other samplers where a request turns
  * one on: {@code mirostat}, {@code typical_p}, ...) are refused by name rather than ignored; fields that do not
  * change the text ({@code model}, {@code user}, ...) are ignored. Defaults are {@code gptfast generate}'s.
  *
@@ -25,10 +25,11 @@ import java.util.Map;
  *                  evaluated into the cache only
  * @param n         choices to make, each sampled on its own (with a seed, choice i draws with seed + i)
  * @param logprobs  -1: no log-probabilities; else each token's, with this many most likely alternatives
+ * @param ignoreEos the model's end-of-text tokens never drawn (llama.cpp's {@code ignore_eos})
  */
 record CompletionRequest(String prompt, int[] promptIds, String system, List<String> messages, int maxTokens, int n, int logprobs, float temperature, int topK,
                          float topP, float minP, Sampler.Penalties penalties, Sampler.LogitBias bias, Long seed,
-                         List<String> stops, boolean stream, boolean includeUsage, Grammar grammar) {
+                         List<String> stops, boolean stream, boolean includeUsage, Grammar grammar, boolean ignoreEos) {
 
     /** A request the client got wrong: HTTP 400 with {@code message}, which names the field. */
     static final class Invalid extends RuntimeException {
@@ -59,7 +60,6 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
         offOnly(body, "dry_multiplier", v -> v == 0, "0");
         offOnly(body, "xtc_probability", v -> v <= 0, "0");
         offOnly(body, "top_n_sigma", v -> v <= 0, "-1");
-        if (bool(body, "ignore_eos", false)) throw new Invalid("'ignore_eos' is not supported by this server");
         if (present(body, "best_of") && !(body.get("best_of").isIntegralNumber() && body.get("best_of").asLong() == 1)) {
             throw new Invalid("'best_of' must be 1: this server ranks no choices");
         }
@@ -100,8 +100,12 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
             if (!stream) throw new Invalid("'stream_options' is for a request with \"stream\": true");
             includeUsage = bool(options, "include_usage", false);
         }
+        Grammar grammar = grammar(body);
+        // as llama.cpp's server: the end-of-text tokens never drawn, so the text goes on to the token limit
+        boolean ignoreEos = bool(body, "ignore_eos", false);
+        if (ignoreEos && grammar != null) throw new Invalid("'ignore_eos' cannot be used with a grammar or a response format (the text ends where it is complete)");
         return new CompletionRequest(prompt, promptIds, system, messages, maxTokens, n, logprobs, temperature, topK, topP, minP, penalties, logitBias(body),
-                seed, stops(body), stream, includeUsage, grammar(body));
+                seed, stops(body), stream, includeUsage, grammar, ignoreEos);
     }
 
     /** A prompt's token ids, each an integer >= 0 (the vocabulary's bounds are the model's, checked with it). */

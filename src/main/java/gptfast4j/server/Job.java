@@ -96,7 +96,7 @@ final class Job {
         Sampler sampler;
         try {
             sampler = new Sampler(vocab, request.temperature(), request.topK(), request.topP(), request.minP(), request.penalties(),
-                    request.bias(), request.seed() != null ? request.seed() + responses.index() : System.nanoTime());
+                    request.ignoreEos() ? withoutEos(request.bias()) : request.bias(), request.seed() != null ? request.seed() + responses.index() : System.nanoTime());
         } catch (IllegalArgumentException e) {
             throw Server.HttpError.invalid(e.getMessage().replace("--logit-bias", "logit_bias"));
         }
@@ -109,6 +109,17 @@ final class Job {
             if (responses.chat()) outbox.add(responses.role());
         }
         return sampler;
+    }
+
+    /** {@code bias} and the model's end-of-text tokens at minus infinity, as llama.cpp's {@code ignore_eos} biases them. */
+    private Sampler.LogitBias withoutEos(Sampler.LogitBias bias) {
+        int[] eos = ckpt.eos(), tokens = java.util.Arrays.copyOf(bias.tokens(), bias.tokens().length + eos.length);
+        float[] biases = java.util.Arrays.copyOf(bias.biases(), tokens.length);
+        for (int i = 0; i < eos.length; i++) {
+            tokens[bias.tokens().length + i] = eos[i];
+            biases[bias.biases().length + i] = Float.NEGATIVE_INFINITY;
+        }
+        return new Sampler.LogitBias(tokens, biases);
     }
 
     int maxTokens() {

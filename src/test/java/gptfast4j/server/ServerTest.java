@@ -339,6 +339,23 @@ class ServerTest {
         assertEquals(post(plain, "/v1/completions", plainRequest).at("/choices/0/text"), post(plain, "/v1/completions", llamaCpp).at("/choices/0/text"));
     }
 
+    /**
+     * {@code ignore_eos} (llama.cpp's): the end-of-text token is never drawn, even where a bias makes it all but
+     * certain, and the text goes on to the token limit; without it that bias ends the text at once.
+     */
+    @Test
+    void ignoreEosNeverDrawsTheEndOfText() throws Exception {
+        ObjectNode request = completion("Once upon a time", 30);
+        request.putObject("logit_bias").put(String.valueOf(stories.eos()[0]), 100);
+        JsonNode stopped = post(plain, "/v1/completions", request.deepCopy());
+        assertEquals(0, stopped.at("/usage/completion_tokens").asInt(), stopped.toString());
+        assertEquals("stop", stopped.at("/choices/0/finish_reason").asText());
+        request.put("ignore_eos", true);
+        JsonNode on = post(plain, "/v1/completions", request);
+        assertEquals(30, on.at("/usage/completion_tokens").asInt(), on.toString());
+        assertEquals("length", on.at("/choices/0/finish_reason").asText());
+    }
+
     /** Bad requests get an OpenAI error object naming what is wrong, and the server goes on serving. */
     @Test
     void badRequestsAreNamed() throws Exception {
@@ -366,7 +383,8 @@ class ServerTest {
                 {"/v1/completions", "{\"prompt\": \"a\", \"top_n_sigma\": 1}", "400", "'top_n_sigma' 1 is not supported"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"dynatemp_range\": 0.5}", "400", "'dynatemp_range' 0.5 is not supported"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"mirostat\": \"on\"}", "400", "'mirostat' must be a number"},
-                {"/v1/completions", "{\"prompt\": \"a\", \"ignore_eos\": true}", "400", "'ignore_eos' is not supported"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"ignore_eos\": true, \"grammar\": \"root ::= \\\"a\\\"\"}", "400", "'ignore_eos' cannot be used with a grammar"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"ignore_eos\": 1}", "400", "'ignore_eos' must be true or false"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"max_tokens\": 1.5}", "400", "'max_tokens' must be an integer"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"frequency_penalty\": 3}", "400", "'frequency_penalty' must be a number from -2 to 2"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"stream\": \"yes\"}", "400", "'stream' must be true or false"},
