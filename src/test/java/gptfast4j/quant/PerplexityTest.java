@@ -79,56 +79,27 @@ class PerplexityTest {
     }
 
     /**
-     * With a Q8_0 KV cache, against llama-perplexity's run with {@code -ctk q8_0 -ctv q8_0 -fa on}
-     * (src/test/resources/kld/mini-llama3-q8_0-cache.txt, scripts/make-kld-fixture.sh): within 2e-5 (measured 8.6e-6).
-     * The rounding moves this model's perplexity too little to tell the caches apart here (llama.cpp's own F32 and
-     * Q8_0 figures lie 5e-6 apart): this holds the Q8_0 path's attention to llama.cpp's, and KvCacheTest its rounding.
-     */
-    @Test
-    void aQ8_0CacheMatchesLlamaPerplexityWithAQ8_0Cache() throws IOException {
-        String line = Files.readString(Path.of("src/test/resources/kld/mini-llama3-q8_0-cache.txt")).strip();
-        double expected = Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
-        Perplexity.Result r = Perplexity.compute(Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama3-F32.gguf"), null), null, text(), 128,
-                KvCache.Type.Q8_0, c -> { });
-        assertEquals(expected, r.ppl(), expected * 2e-5);
-    }
-
-    /**
-     * With keys and values apart, against llama-perplexity's runs (src/test/resources/kld, scripts/make-kld-fixture.sh):
-     * Q8_0 keys and F16 values against {@code -ctk q8_0 -ctv f16} without flash attention, whose matrix products round
-     * the queries to Q8_0 and the attention weights to F16 as ours do (measured 1.9e-6); F16 keys and Q8_0 values
-     * against {@code -ctk f16 -ctv q8_0 -fa on} (which a quantized value cache needs there; measured 2.9e-5: its online
-     * softmax sums in another order).
+     * Each quantized KV cache type (keys and values alike or apart) against llama-perplexity's run with the same
+     * {@code -ctk}/{@code -ctv} (src/test/resources/kld/mini-llama3-*-cache.txt, scripts/make-kld-fixture.sh): with
+     * flash attention ({@code -fa on}, which a quantized value cache needs there), but Q8_0 and 4-bit keys with F16
+     * values against its matrix products ({@code -fa off}), which round the queries as the keys' type and the attention
+     * weights to F16 as ours do. The caches hold llama.cpp's bytes (KvCacheTest); this holds the attention over them.
+     * Measured: q8_0 8.6e-6 (its rounding moves this model's perplexity too little to tell it from F32's: llama.cpp's
+     * own figures lie 5e-6 apart), q8_0/f16 1.9e-6, f16/q8_0 2.9e-5 (the online softmax sums in another order), q4_0
+     * 9.4e-5, q4_1 3.0e-4, iq4_nl 1.5e-4, q5_0 2.5e-5, q5_1 3.7e-4, bf16 7.3e-5, f16/q4_0 1.3e-5, q5_1/q8_0 5.6e-4,
+     * q4_0/f16 1.4e-4 (q4_1's and q5_1's keys meet queries rounded as Q8_1, whose sums llama.cpp keeps as halves and we
+     * do not); with the queries not rounded to Q8_0, the 4- and 5-bit types miss by 9.0e-4 to 5.2e-3, outside each
+     * tolerance. Their figures lie 0.1% (bf16) to 3.7% (q4_0) from the F32 cache's 13888.78.
      */
     @ParameterizedTest
-    @CsvSource({"q8_0/f16, mini-llama3-q8_0-f16-cache.txt, 2e-5", "f16/q8_0, mini-llama3-f16-q8_0-cache.txt, 5e-5"})
-    void keysAndValuesApartMatchLlamaPerplexity(KvCache.Type type, String figure, double tolerance) throws IOException {
+    @CsvSource({"q8_0, 2e-5", "q8_0/f16, 2e-5", "f16/q8_0, 5e-5", "q4_0, 2e-4", "q4_1, 6e-4", "iq4_nl, 3e-4", "q5_0, 1e-4", "q5_1, 6e-4",
+            "bf16, 2e-4", "f16/q4_0, 5e-5", "q5_1/q8_0, 8e-4", "q4_0/f16, 3e-4"})
+    void cacheTypesMatchLlamaPerplexity(KvCache.Type type, double tolerance) throws IOException {
+        String figure = "mini-llama3-" + type.option().replace('/', '-') + "-cache.txt";
         String line = Files.readString(Path.of("src/test/resources/kld/" + figure)).strip();
         double expected = Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
         Perplexity.Result r = Perplexity.compute(Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama3-F32.gguf"), null), null, text(), 128, type, c -> { });
-        assertEquals(expected, r.ppl(), expected * tolerance);
-    }
-
-    /**
-     * llama.cpp's other cache types, against llama-perplexity's runs with {@code -fa on} (src/test/resources/kld,
-     * scripts/make-kld-fixture.sh), and 4-bit keys with F16 values against its matrix products ({@code -fa off}). The
-     * caches hold llama.cpp's bytes (KvCacheTest); this holds the attention over them, queries rounded as llama.cpp
-     * rounds them for its dot products with such keys. Measured: q4_0 9.4e-5, q4_1 3.0e-4, iq4_nl 1.5e-4, q5_0
-     * 2.5e-5, q5_1 3.7e-4, bf16 7.3e-5, f16/q4_0 1.3e-5, q5_1/q8_0 5.6e-4, q4_0/f16 1.4e-4 (q4_1's and q5_1's keys
-     * meet queries rounded as Q8_1, whose sums llama.cpp keeps as halves and we do not); with the queries not rounded
-     * to Q8_0, 9.0e-4 to 5.2e-3, outside each tolerance. The figures lie 0.1% (bf16) to 3.7% (q4_0) from the F32
-     * cache's 13888.78.
-     */
-    @ParameterizedTest
-    @CsvSource({"q4_0, mini-llama3-q4_0-cache.txt, 2e-4", "q4_1, mini-llama3-q4_1-cache.txt, 6e-4", "iq4_nl, mini-llama3-iq4_nl-cache.txt, 3e-4",
-            "q5_0, mini-llama3-q5_0-cache.txt, 1e-4", "q5_1, mini-llama3-q5_1-cache.txt, 6e-4", "bf16, mini-llama3-bf16-cache.txt, 2e-4",
-            "f16/q4_0, mini-llama3-f16-q4_0-cache.txt, 5e-5", "q5_1/q8_0, mini-llama3-q5_1-q8_0-cache.txt, 8e-4",
-            "q4_0/f16, mini-llama3-q4_0-f16-cache.txt, 3e-4"})
-    void otherCacheTypesMatchLlamaPerplexity(KvCache.Type type, String figure, double tolerance) throws IOException {
-        String line = Files.readString(Path.of("src/test/resources/kld/" + figure)).strip();
-        double expected = Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
-        Perplexity.Result r = Perplexity.compute(Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama3-F32.gguf"), null), null, text(), 128, type, c -> { });
-        assertEquals(expected, r.ppl(), expected * tolerance);
+        assertEquals(expected, r.ppl(), expected * tolerance, figure);
     }
 
     @Test
