@@ -307,10 +307,11 @@ public final class QuantizeModel {
                             from = (long) h * headDim + (within % 2) * (headDim / 2) + within / 2;
                         }
                         part.dequantizeRow(from, row, 0);
+                        requireFinite(part.name, from, row);
                         if (Quantizer.supports(type)) {
                             Quantizer.quantizeRow(type, row, 0, cols, expertImportance == null ? null : expertImportance[(int) (at / rowsPerExpert)], target, at * rowBytes);
                         } else {
-                            writeFloatRow(type, row, target, at * rowBytes);
+                            writeFloatRow(part.name, from, type, row, target, at * rowBytes);
                         }
                     }
                     // the source's rows read, out of this process's memory (rows reordered by heads are read again later)
@@ -362,12 +363,33 @@ public final class QuantizeModel {
         return sources;
     }
 
-    private static void writeFloatRow(GGMLType type, float[] row, MemorySegment target, long offset) {
+    /**
+     * Refuses row {@code r} of source tensor {@code name} where it holds NaN or an infinity: every block of it would be
+     * NaN or nonsense for every reader of the file (llama-quantize refuses such blocks too, by
+     * {@code ggml_validate_row_data}); a damaged or diverged checkpoint is the likely cause, and better named here than
+     * found in a file's output later.
+     */
+    private static void requireFinite(String name, long r, float[] row) {
+        for (int i = 0; i < row.length; i++) {
+            if (!Float.isFinite(row[i])) {
+                throw new IllegalArgumentException("tensor " + name + " holds " + row[i] + " at row " + r + ", column " + i + "; a file quantized from it would be broken (is the model damaged?)");
+            }
+        }
+    }
+
+    /** Row {@code r} of source tensor {@code name} in a float type; a value past F16's range refused, as {@link #requireFinite} refuses NaN. */
+    private static void writeFloatRow(String name, long r, GGMLType type, float[] row, MemorySegment target, long offset) {
         ValueLayout.OfShort s16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
         for (int i = 0; i < row.length; i++) {
             switch (type) {
                 case F32 -> target.set(ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), offset + 4L * i, row[i]);
-                case F16 -> target.set(s16, offset + 2L * i, Float.floatToFloat16(row[i]));
+                case F16 -> {
+                    short half = Float.floatToFloat16(row[i]);
+                    if (Float.isInfinite(Float.float16ToFloat(half))) {
+                        throw new IllegalArgumentException("tensor " + name + " holds " + row[i] + " at row " + r + ", column " + i + ", past F16's range (65504); write it in another type (--tensor-type)");
+                    }
+                    target.set(s16, offset + 2L * i, half);
+                }
                 case BF16 -> target.set(s16, offset + 2L * i, (short) (Float.floatToRawIntBits(row[i]) >>> 16));
                 default -> throw new IllegalArgumentException(type.toString());
             }

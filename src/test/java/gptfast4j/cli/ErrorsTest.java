@@ -51,6 +51,13 @@ class ErrorsTest {
         }
     }
 
+    /** Fails unless the run failed with a progress line (quantize's, make-model's), then one "error:" line as {@link #assertOneLineError} asks. */
+    static void assertErrorAfterProgress(Outcome o, String expected) {
+        String[] lines = o.err.strip().split("\n");
+        assertTrue(lines.length == 2 && lines[0].contains("%"), "a progress line, then the error: " + o.err);
+        assertOneLineError(new Outcome(o.exit, o.out, lines[1]), expected);
+    }
+
     /** Fails unless the run failed with one "error:" line that contains {@code expected} and no stack trace. */
     static void assertOneLineError(Outcome o, String expected) {
         assertTrue(o.exit != 0, "exit code " + o.exit);
@@ -177,14 +184,7 @@ class ErrorsTest {
     /** A model whose weights hold NaN (here its final norm's) stops with one line saying so, not with text of one token repeated. */
     @Test
     void weightsOfNaNAreNamed(@TempDir Path dir) throws IOException {
-        byte[] all = Files.readAllBytes(STORIES);
-        byte[] name = "output_norm.weight".getBytes(StandardCharsets.UTF_8);
-        ByteBuffer b = ByteBuffer.wrap(all).order(ByteOrder.LITTLE_ENDIAN);
-        int at = indexOf(all, name) + name.length, dims = b.getInt(at); // then u64 dims, u32 type (F32), u64 offset
-        long start = gptfast4j.io.GGUF.read(STORIES).dataOffset() + b.getLong(at + 4 + 8 * dims + 4);
-        for (int i = 0; i < 64; i++) b.putFloat((int) start + 4 * i, Float.NaN); // 64: stories260K's width
-        Path nan = dir.resolve("nan.gguf");
-        Files.write(nan, all);
+        Path nan = withWeights(dir.resolve("nan.gguf"), "output_norm.weight", 0, 64, Float.NaN); // 64: stories260K's width
         for (String temperature : new String[]{"0", "0.8"}) {
             assertOneLineError(run("generate", "--checkpoint", nan.toString(), "--prompt", "Once", "--temperature", temperature), "the model's logits are not finite");
         }
@@ -193,6 +193,43 @@ class ErrorsTest {
         assertOneLineError(run("imatrix", "--checkpoint", nan.toString(), "-f", Shared.REFERENCE.resolve("ppl-text.txt").toString(), "-c", "64", "--process-output",
                 "-o", matrix.toString()), "the inputs of output.weight are not finite (a model with NaN or infinite weights?)");
         assertFalse(Files.exists(matrix));
+    }
+
+    /**
+     * stories260K with weights {@code from .. to - 1} of F32 tensor {@code tensor} (in the file's order: row by row) set
+     * to {@code value}, written to {@code out}.
+     */
+    private static Path withWeights(Path out, String tensor, int from, int to, float value) throws IOException {
+        byte[] all = Files.readAllBytes(STORIES);
+        byte[] name = tensor.getBytes(StandardCharsets.UTF_8);
+        ByteBuffer b = ByteBuffer.wrap(all).order(ByteOrder.LITTLE_ENDIAN);
+        int at = indexOf(all, name) + name.length, dims = b.getInt(at); // then u64 dims, u32 type (F32), u64 offset
+        long start = gptfast4j.io.GGUF.read(STORIES).dataOffset() + b.getLong(at + 4 + 8 * dims + 4);
+        for (int i = from; i < to; i++) b.putFloat((int) start + 4 * i, value);
+        return Files.write(out, all);
+    }
+
+    /**
+     * A model whose weights hold NaN or an infinity, or a value past F16's range where F16 is asked for, is not quantized:
+     * one line naming the tensor, row and column, and no file (llama-quantize refuses the blocks they make).
+     */
+    @Test
+    void quantizeRefusesWeightsItCannotWrite(@TempDir Path dir) throws IOException {
+        Path out = dir.resolve("q.gguf");
+        int at = 2 * 64 + 5; // row 2, column 5 of ffn_up [64 x 172]
+        for (float bad : new float[]{Float.NaN, Float.NEGATIVE_INFINITY}) {
+            Path model = withWeights(dir.resolve("bad.gguf"), "blk.1.ffn_up.weight", at, at + 1, bad);
+            for (String mode : new String[]{"int8", "q4_k_m", "iq4_nl", "tq1_0"}) {
+                assertErrorAfterProgress(run("quantize", "--checkpoint", model.toString(), "--mode", mode, "--out", out.toString()),
+                        "tensor blk.1.ffn_up.weight holds " + bad + " at row 2, column 5; a file quantized from it would be broken");
+                assertFalse(Files.exists(out), mode);
+            }
+        }
+        Path large = withWeights(dir.resolve("large.gguf"), "blk.1.ffn_up.weight", at, at + 1, 1e6f);
+        assertErrorAfterProgress(run("quantize", "--checkpoint", large.toString(), "--mode", "q8_0", "--tensor-type", "ffn_up=f16", "--out", out.toString()),
+                "tensor blk.1.ffn_up.weight holds 1000000.0 at row 2, column 5, past F16's range (65504)");
+        assertFalse(Files.exists(out));
+        assertEquals(0, run("quantize", "--checkpoint", large.toString(), "--mode", "q8_0", "--out", out.toString()).exit(), "Q8_0 holds it");
     }
 
     @Test
