@@ -390,7 +390,7 @@ public final class QuantizeModel {
                     }
                     target.set(s16, offset + 2L * i, half);
                 }
-                case BF16 -> target.set(s16, offset + 2L * i, (short) (Float.floatToRawIntBits(row[i]) >>> 16));
+                case BF16 -> target.set(s16, offset + 2L * i, Quantizer.toBf16(row[i]));
                 default -> throw new IllegalArgumentException(type.toString());
             }
         }

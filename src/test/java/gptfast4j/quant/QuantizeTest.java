@@ -154,6 +154,25 @@ class QuantizeTest {
     }
 
     /**
+     * Tensors written in BF16 ({@code --tensor-type .=bf16} and the head's and embedding's flags) are llama-quantize's
+     * BF16 (rounded to nearest even, as ggml's {@code GGML_FP32_TO_BF16}; they were cut short of it before, which
+     * changed half the weights by a unit in the last place): every tensor the bytes of its --pure BF16 file.
+     */
+    @Test
+    void bf16IsLlamaQuantizes(@TempDir Path dir) {
+        Path out = dir.resolve("bf16.gguf");
+        QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), null), QuantizeMode.Q8_0,
+                new QuantizeModel.Options(false, false, GGMLType.BF16, GGMLType.BF16, List.of(Map.entry(java.util.regex.Pattern.compile("."), GGMLType.BF16)), null))
+                .write(out, b -> { });
+        GGUF ours = GGUF.read(out), llama = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama2-BF16.gguf"));
+        assertEquals(llama.tensors().keySet(), ours.tensors().keySet());
+        for (TensorData t : llama.tensors().values()) {
+            assertEquals(t.type(), ours.tensors().get(t.name()).type(), t.name());
+            assertEquals(-1L, ours.tensors().get(t.name()).data().mismatch(t.data()), t.name());
+        }
+    }
+
+    /**
      * llama.cpp's mixes give each tensor the type llama-quantize's file of that mix has (made with llama.cpp's
      * llama-quantize, no --pure; {@code changed}: the tensors not in the mix's own type, "kind=TYPE" in every layer or
      * "layer.kind=TYPE"; the output head is Q6_K (Q8_0 in q8_0), the token embedding the mix's type, or the head's where,
