@@ -154,17 +154,18 @@ class QuantizeTest {
     }
 
     /**
-     * Tensors written in BF16 ({@code --tensor-type .=bf16} and the head's and embedding's flags) are llama-quantize's
-     * BF16 (rounded to nearest even, as ggml's {@code GGML_FP32_TO_BF16}; they were cut short of it before, which
-     * changed half the weights by a unit in the last place): every tensor the bytes of its --pure BF16 file.
+     * Tensors written in a float type ({@code --tensor-type .=bf16} and the head's and embedding's flags) are
+     * llama-quantize's: BF16 rounded to nearest even, as ggml's {@code GGML_FP32_TO_BF16} (they were cut short of it
+     * before, which changed half the weights by a unit in the last place), F16 likewise; every tensor the bytes of its
+     * --pure file (mini-llama3's table, tied, also its head).
      */
-    @Test
-    void bf16IsLlamaQuantizes(@TempDir Path dir) {
-        Path out = dir.resolve("bf16.gguf");
-        QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), null), QuantizeMode.Q8_0,
-                new QuantizeModel.Options(false, false, GGMLType.BF16, GGMLType.BF16, List.of(Map.entry(java.util.regex.Pattern.compile("."), GGMLType.BF16)), null))
-                .write(out, b -> { });
-        GGUF ours = GGUF.read(out), llama = GGUF.read(Shared.REFERENCE.resolve("models/mini-llama2-BF16.gguf"));
+    @ParameterizedTest
+    @CsvSource({"mini-llama2, BF16", "mini-llama3, BF16", "mini-llama2, F16", "mini-llama3, F16"})
+    void floatTypesAreLlamaQuantizes(String family, GGMLType type, @TempDir Path dir) {
+        Path out = dir.resolve(type + ".gguf");
+        QuantizeModel.plan(Checkpoint.load(Shared.REFERENCE.resolve("models/" + family + "-F32.gguf"), null), QuantizeMode.Q8_0,
+                new QuantizeModel.Options(false, false, type, type, List.of(Map.entry(java.util.regex.Pattern.compile("."), type)), null)).write(out, b -> { });
+        GGUF ours = GGUF.read(out), llama = GGUF.read(Shared.REFERENCE.resolve("models/" + family + "-" + type + ".gguf"));
         assertEquals(llama.tensors().keySet(), ours.tensors().keySet());
         for (TensorData t : llama.tensors().values()) {
             assertEquals(t.type(), ours.tensors().get(t.name()).type(), t.name());
