@@ -80,7 +80,7 @@ final class PerplexityCommand implements Callable<Integer> {
         Perplexity.Result r;
         if (chunks < 1) throw new IllegalArgumentException("--chunks must be at least 1, got " + chunks);
         try (ProgressLine progress = ProgressLine.chunks("perplexity", Math.min(chunks, Perplexity.tokenize(model, text).length / ctx))) {
-            r = Perplexity.compute(model, base, text, false, ctx, kvType, null, 0, chunks, logProbabilities, c -> progress.accept(c + 1));
+            r = Perplexity.compute(model, base, text, Perplexity.Options.ctx(ctx).kvType(kvType).chunks(0, chunks).saveTo(logProbabilities), c -> progress.accept(c + 1));
         }
         StringBuilder running = new StringBuilder();
         for (int i = 0; i < r.runningPpl().size(); i++) running.append(String.format("[%d]%.4f,", i + 1, r.runningPpl().get(i)));

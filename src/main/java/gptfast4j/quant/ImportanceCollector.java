@@ -155,7 +155,8 @@ public final class ImportanceCollector implements Llama.InputObserver {
         if (model.model().config.expertCount() != experts) throw new IllegalArgumentException("a collector for " + experts + " experts, a model of " + model.model().config.expertCount());
         datasets.add(dataset);
         if (firstChunk < 0) throw new IllegalArgumentException("--chunk must be 0 or more, got " + firstChunk);
-        Perplexity.Result r = Perplexity.compute(model, null, text, specials, ctx, kvType, this, firstChunk, maxChunks, null, chunk -> progress.chunkDone(chunk + 1, this::result));
+        Perplexity.Result r = Perplexity.compute(model, null, text, Perplexity.Options.ctx(ctx).kvType(kvType).specials(specials).chunks(firstChunk, maxChunks).inputs(this),
+                chunk -> progress.chunkDone(chunk + 1, this::result));
         return new Collected(result(), r);
     }
 

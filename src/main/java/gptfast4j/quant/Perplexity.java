@@ -42,26 +42,58 @@ public final class Perplexity {
         return all;
     }
 
+    /**
+     * How a text is scored: in chunks of {@code ctx} tokens with a KV cache of {@code kvType} (llama-perplexity's
+     * {@code -c}, {@code -ctk} and {@code -ctv}; the base model's cache the same); at most {@code maxChunks} chunks
+     * from chunk {@code firstChunk} of the text on (the tokens before it left out, as llama-imatrix's {@code --chunk}
+     * leaves them: to go on with a run that was cut short); {@code specials}: the text's special tokens parsed
+     * ({@link #tokenize}); {@code inputs} (null for none) seeing every matrix product's inputs: the logits of every
+     * position are computed then, as llama-imatrix asks for them, so that the last layer and the output head see every
+     * token (the scored positions' logits are the same bits either way); the scored positions' log-probabilities saved
+     * to {@code saveTo} (null: not saved) as llama-perplexity's {@code --kl-divergence-base} saves them, for
+     * {@link #klDivergence} later.
+     */
+    public record Options(int ctx, KvCache.Type kvType, boolean specials, int firstChunk, int maxChunks, Path saveTo, Llama.InputObserver inputs) {
+        /** The whole text in chunks of {@code ctx}, an F32 cache, special tokens' text as text, nothing saved or observed. */
+        public static Options ctx(int ctx) {
+            return new Options(ctx, KvCache.Type.F32, false, 0, Integer.MAX_VALUE, null, null);
+        }
+
+        public Options kvType(KvCache.Type kvType) {
+            return new Options(ctx, kvType, specials, firstChunk, maxChunks, saveTo, inputs);
+        }
+
+        public Options specials(boolean specials) {
+            return new Options(ctx, kvType, specials, firstChunk, maxChunks, saveTo, inputs);
+        }
+
+        public Options chunks(int firstChunk, int maxChunks) {
+            return new Options(ctx, kvType, specials, firstChunk, maxChunks, saveTo, inputs);
+        }
+
+        public Options saveTo(Path saveTo) {
+            return new Options(ctx, kvType, specials, firstChunk, maxChunks, saveTo, inputs);
+        }
+
+        public Options inputs(Llama.InputObserver inputs) {
+            return new Options(ctx, kvType, specials, firstChunk, maxChunks, saveTo, inputs);
+        }
+    }
+
     public static Result compute(Checkpoint model, Checkpoint base, String text, int ctx, java.util.function.IntConsumer onChunk) {
-        return compute(model, base, text, ctx, KvCache.Type.F32, onChunk);
+        return compute(model, base, text, Options.ctx(ctx), onChunk);
     }
 
     /** As llama-perplexity with {@code -ctk} and {@code -ctv} of {@code kvType}; the base model runs with the same cache. */
     public static Result compute(Checkpoint model, Checkpoint base, String text, int ctx, KvCache.Type kvType, java.util.function.IntConsumer onChunk) {
-        return compute(model, base, text, false, ctx, kvType, null, 0, Integer.MAX_VALUE, null, onChunk);
+        return compute(model, base, text, Options.ctx(ctx).kvType(kvType), onChunk);
     }
 
-    /**
-     * {@link #compute}, over at most {@code maxChunks} chunks from chunk {@code firstChunk} of the text on (the tokens
-     * before it left out, as llama-imatrix's {@code --chunk} leaves them: to go on with a run that was cut short);
-     * with {@code inputs} (null for none) seeing every matrix product's inputs: the logits of every position are
-     * computed then, as llama-imatrix asks for them, so that the last layer and the output head see every token (the
-     * scored positions' logits are the same bits either way); the scored positions' log-probabilities saved to
-     * {@code saveTo} (null: not saved) as llama-perplexity's {@code --kl-divergence-base} saves them, for
-     * {@link #klDivergence} later. {@code specials}: the text's special tokens parsed ({@link #tokenize}).
-     */
-    public static Result compute(Checkpoint model, Checkpoint base, String text, boolean specials, int ctx, KvCache.Type kvType, Llama.InputObserver inputs,
-                                 int firstChunk, int maxChunks, Path saveTo, java.util.function.IntConsumer onChunk) {
+    /** {@link #compute} as {@code options} say; {@code onChunk} gets each chunk's index once it is scored. */
+    public static Result compute(Checkpoint model, Checkpoint base, String text, Options options, java.util.function.IntConsumer onChunk) {
+        int ctx = options.ctx(), firstChunk = options.firstChunk();
+        boolean specials = options.specials();
+        Llama.InputObserver inputs = options.inputs();
         if (ctx < 4) throw new IllegalArgumentException("--ctx must be at least 4, got " + ctx);
         int[] tokens = tokenize(model, text, specials);
         int vocab = model.model().config.vocabSize();
@@ -79,11 +111,11 @@ public final class Perplexity {
             }
             tokens = java.util.Arrays.copyOfRange(tokens, firstChunk * ctx, tokens.length);
         }
-        int chunks = Math.min(maxChunks, tokens.length / ctx);
+        int chunks = Math.min(options.maxChunks(), tokens.length / ctx);
         if (chunks == 0) throw new IllegalArgumentException("the text has " + tokens.length + (tokens.length == 1 ? " token" : " tokens") + ", fewer than one chunk of --ctx " + ctx);
-        Llama.State state = model.model().newState(ctx, ctx, ctx, kvType);
+        Llama.State state = model.model().newState(ctx, ctx, ctx, options.kvType());
         state.observeInputs(inputs);
-        Llama.State baseState = base == null ? null : base.model().newState(ctx, ctx, ctx, kvType);
+        Llama.State baseState = base == null ? null : base.model().newState(ctx, ctx, ctx, options.kvType());
         int first = ctx / 2;
         // the scored positions' logits, rows filled again for each chunk (a Llama-3 chunk of 512 holds 131 MB of them)
         float[][] logits = new float[ctx][], baseLogits = new float[ctx][];
@@ -97,7 +129,7 @@ public final class Perplexity {
         int count = 0;
         List<Double> running = new ArrayList<>();
         int[] window = new int[ctx];
-        try (LogProbabilities.Writer saved = saveTo == null ? null : new LogProbabilities.Writer(saveTo, ctx, vocab, chunks, tokens)) {
+        try (LogProbabilities.Writer saved = options.saveTo() == null ? null : new LogProbabilities.Writer(options.saveTo(), ctx, vocab, chunks, tokens)) {
             for (int c = 0; c < chunks; c++) {
                 System.arraycopy(tokens, c * ctx, window, 0, ctx);
                 window[0] = model.bos();

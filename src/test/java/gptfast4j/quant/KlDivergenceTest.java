@@ -51,7 +51,7 @@ class KlDivergenceTest {
     @Test
     void savedAsLlamaPerplexitySavesThem(@TempDir Path dir) throws IOException {
         Path ours = dir.resolve("ours.kld");
-        Perplexity.compute(Checkpoint.load(STORIES, null), null, text(), false, 128, KvCache.Type.F32, null, 0, 4, ours, c -> { });
+        Perplexity.compute(Checkpoint.load(STORIES, null), null, text(), Perplexity.Options.ctx(128).chunks(0, 4).saveTo(ours), c -> { });
         LogProbabilities.Reader a = LogProbabilities.Reader.open(DIR.resolve("stories260K.kld")), b = LogProbabilities.Reader.open(ours);
         assertEquals(Files.size(DIR.resolve("stories260K.kld")), Files.size(ours));
         assertEquals(-1, a.file().asSlice(0, a.dataStart()).mismatch(b.file().asSlice(0, b.dataStart())));
@@ -110,7 +110,7 @@ class KlDivergenceTest {
     void aSavedBaseIsTheBaseInMemory(@TempDir Path dir) throws IOException {
         Path saved = dir.resolve("base.kld"), q4 = dir.resolve("q4_0.gguf");
         Checkpoint base = Checkpoint.load(STORIES, null);
-        Perplexity.Result baseRun = Perplexity.compute(base, null, text(), false, 128, KvCache.Type.F32, null, 0, Integer.MAX_VALUE, saved, c -> { });
+        Perplexity.Result baseRun = Perplexity.compute(base, null, text(), Perplexity.Options.ctx(128).saveTo(saved), c -> { });
         QuantizeModel.plan(base, QuantizeMode.Q4_0, QuantizeModel.Options.NONE).write(q4, b -> { });
         Checkpoint model = Checkpoint.load(q4, null);
         double live = Perplexity.compute(model, base, text(), 128, KvCache.Type.F32, c -> { }).meanKl();
