@@ -462,7 +462,7 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
     public void matmul(float[] x, int nTokens, float[] out, int outStride, boolean exact) {
         if (nTokens == 1) matvec(x, out);
         else if (nTokens <= LANE_TOKENS && (exact || nTokens < TILE_TOKENS || type.blockSize == 1 && nTokens < FLOAT_PANEL_TOKENS)) laneTokens(x, nTokens, out, outStride);
-        else if (this instanceof PanelProduct p && p.inLanes() && nTokens <= p.panelProductTokens()) panelProduct(p, x, nTokens, out, outStride);
+        else if (this instanceof PanelProduct p && p.inLanes() && nTokens <= panelProductTokens(p)) panelProduct(p, x, nTokens, out, outStride);
         else if (nTokens <= LANE_TOKENS && type.blockSize == 1) laneTokens(x, nTokens, out, outStride); // F32, and the files' layouts
         else if (nTokens <= GROUP_TOKENS / 2 || this instanceof PanelRows p && p.inLanes()) tileProduct(x, nTokens, out, outStride);
         else groupProduct(x, nTokens, out, outStride);
@@ -807,6 +807,19 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
 
     /** The largest batch {@link #panelProduct} takes ({@link PanelProduct#panelProductTokens}) for Q4_0 and Q8_0. */
     static final int PANEL_PRODUCT_TOKENS = 48;
+
+    /**
+     * The largest batch {@link #panelProduct} takes where vector registers are sixteen ({@link
+     * TileKernels#SIXTEEN_REGISTERS}): its pair kernels' 16 accumulators and the weights they make spill there, where
+     * the tiles' kernel runs in halves that fit. TinyLlama, 2 threads, {@code -XX:UseAVX=2} on this Zen 5, panel
+     * product against tiles: Q4_0 pp8 47.1/52.9 tokens/s, pp16 62.3/74.6, pp32 66.3/91.1; Q8_0 pp8 57.7/48.2, pp16
+     * 65.0/69.8, pp32 70.1/92.2; F16 pp8 67.7/37.3, pp16 74.7/65.2, pp32 82.4/86.5; Q4_K pp16 62.1/77.9.
+     */
+    static final int PANEL_PRODUCT_TOKENS_IN_SIXTEEN_REGISTERS = 12;
+
+    private static int panelProductTokens(PanelProduct p) {
+        return TileKernels.SIXTEEN_REGISTERS ? Math.min(PANEL_PRODUCT_TOKENS_IN_SIXTEEN_REGISTERS, p.panelProductTokens()) : p.panelProductTokens();
+    }
 
     /**
      * Matrix x matrix on a {@link PanelProduct}'s decode layout: per pair of lane groups, each pass of eight tokens

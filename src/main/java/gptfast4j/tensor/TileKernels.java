@@ -133,6 +133,12 @@ final class TileKernels {
     static void panelPairTokens(float[] w, int panel, float[] x, float[] xt, int nTokens, int cols, float[] out, int outStride, int row, float[] partial) {
         int l = RowLanes.L, second = panel + l * cols, t = 0;
         for (; nTokens - t > 4; t += PAIR_TOKENS) {
+            if (SIXTEEN_REGISTERS) {
+                pairOfPanelsByFour(w, panel, second, xt, t * cols, 0, cols, partial);
+                pairOfPanelsByFour(w, panel, second, xt, t * cols, 4, cols, partial);
+                for (int j = 0; j < Math.min(PAIR_TOKENS, nTokens - t); j++) System.arraycopy(partial, 2 * l * j, out, (t + j) * outStride + row, 2 * l);
+                continue;
+            }
             // lanes past the batch hold whatever the scratch held; their sums are not written
             FloatVector a0 = FloatVector.zero(F_SPECIES), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
                     c0 = a0, c1 = a0, c2 = a0, c3 = a0, c4 = a0, c5 = a0, c6 = a0, c7 = a0;
@@ -168,6 +174,51 @@ final class TileKernels {
         }
         panelTokens(w, panel, x, t, nTokens, cols, out, outStride, row, l, partial);
         panelTokens(w, second, x, t, nTokens, cols, out, outStride, row + l, l, partial);
+    }
+
+    /**
+     * Whether the vector registers are x86's sixteen (AVX2, where AVX-512 has 32, as ARM's NEON and SVE have): there
+     * {@link #panelPairTokens}' 16 accumulators, two weight vectors and a broadcast do not fit, and C2 spills them to
+     * the stack in its inner loop. HotSpot's own flag says which instructions C2 emits ({@code -XX:UseAVX=2} on an
+     * AVX-512 machine, as HotSpot chooses on some Intel Xeons, gives the AVX2 case too).
+     */
+    static final boolean SIXTEEN_REGISTERS = sixteenRegisters();
+
+    private static boolean sixteenRegisters() {
+        try {
+            var hotSpot = java.lang.management.ManagementFactory.getPlatformMXBean(com.sun.management.HotSpotDiagnosticMXBean.class);
+            return hotSpot != null && Integer.parseInt(hotSpot.getVMOption("UseAVX").getValue()) < 3;
+        } catch (IllegalArgumentException e) { // no such option: not an x86 HotSpot
+            return false;
+        }
+    }
+
+    /**
+     * Where registers are sixteen, half of {@link #panelPairTokens}' pass: the pair of panels at {@code w[panel ..]}
+     * and {@code w[second ..]} times tokens {@code half .. half + 3} of the eight whose columns start at
+     * {@code xt[xk ..]}, eight accumulators, two weight vectors and a broadcast (11 registers); the panels are read
+     * twice per pass (from cache: a tile fits L2). Each output is the same lanes' multiply-adds in the same order as
+     * the full pass's, so bit for bit the same. Their sums to {@code partial} where the full pass puts them.
+     */
+    private static void pairOfPanelsByFour(float[] w, int panel, int second, float[] xt, int xk, int half, int cols, float[] partial) {
+        int l = RowLanes.L;
+        FloatVector a0 = FloatVector.zero(F_SPECIES), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+        for (int k = 0, at = 0, x = xk + half; k < cols; k++, at += l, x += PAIR_TOKENS) {
+            FloatVector v = FloatVector.fromArray(F_SPECIES, w, panel + at), u = FloatVector.fromArray(F_SPECIES, w, second + at);
+            FloatVector b = FloatVector.broadcast(F_SPECIES, xt[x]);
+            a0 = v.fma(b, a0); c0 = u.fma(b, c0);
+            b = FloatVector.broadcast(F_SPECIES, xt[x + 1]);
+            a1 = v.fma(b, a1); c1 = u.fma(b, c1);
+            b = FloatVector.broadcast(F_SPECIES, xt[x + 2]);
+            a2 = v.fma(b, a2); c2 = u.fma(b, c2);
+            b = FloatVector.broadcast(F_SPECIES, xt[x + 3]);
+            a3 = v.fma(b, a3); c3 = u.fma(b, c3);
+        }
+        int at = 2 * l * half;
+        a0.intoArray(partial, at); c0.intoArray(partial, at + l);
+        a1.intoArray(partial, at + 2 * l); c1.intoArray(partial, at + 3 * l);
+        a2.intoArray(partial, at + 4 * l); c2.intoArray(partial, at + 5 * l);
+        a3.intoArray(partial, at + 6 * l); c3.intoArray(partial, at + 7 * l);
     }
 
     /**
