@@ -21,6 +21,11 @@ final class TileKernels {
      * one token group at {@code xt[group ..]}, over all columns: {@code acc[i * GROUP_TOKENS + t]} = row r + i · token t.
      */
     static void groupKernel(float[] w, int r, int lastRow, int ws, float[] xt, int group, int cols, float[] acc) {
+        if (SIXTEEN_REGISTERS) {
+            fourRowsByGroup(w, r, lastRow, ws, xt, group, cols, acc, 0);
+            fourRowsByGroup(w, r + 4, lastRow, ws, xt, group, cols, acc, 4 * GROUP_TOKENS);
+            return;
+        }
         int lanes = F_SPECIES.length();
         int w0 = r * ws, w1 = Math.min(r + 1, lastRow) * ws, w2 = Math.min(r + 2, lastRow) * ws, w3 = Math.min(r + 3, lastRow) * ws,
                 w4 = Math.min(r + 4, lastRow) * ws, w5 = Math.min(r + 5, lastRow) * ws, w6 = Math.min(r + 6, lastRow) * ws,
@@ -56,6 +61,33 @@ final class TileKernels {
         c50.intoArray(acc, 5 * g); c51.intoArray(acc, 5 * g + lanes);
         c60.intoArray(acc, 6 * g); c61.intoArray(acc, 6 * g + lanes);
         c70.intoArray(acc, 7 * g); c71.intoArray(acc, 7 * g + lanes);
+    }
+
+    /**
+     * Where registers are sixteen ({@link #SIXTEEN_REGISTERS}), half of {@link #groupKernel}: tile rows {@code r .. r + 3}
+     * times the token group, eight accumulators, two x vectors and a broadcast (11 registers live, where the eight rows'
+     * 19 spilled), the group read twice per call (from L1). Each lane's sum is groupKernel's bit for bit, the four
+     * rows' to {@code acc[at ..]}, {@code acc[at + GROUP_TOKENS ..]}, ...
+     */
+    private static void fourRowsByGroup(float[] w, int r, int lastRow, int ws, float[] xt, int group, int cols, float[] acc, int at) {
+        int lanes = F_SPECIES.length(), g = GROUP_TOKENS;
+        int w0 = Math.min(r, lastRow) * ws, w1 = Math.min(r + 1, lastRow) * ws, w2 = Math.min(r + 2, lastRow) * ws, w3 = Math.min(r + 3, lastRow) * ws;
+        FloatVector c00 = FloatVector.zero(F_SPECIES), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+        for (int k = 0; k < cols; k++) {
+            FloatVector x0 = FloatVector.fromArray(F_SPECIES, xt, group + k * g), x1 = FloatVector.fromArray(F_SPECIES, xt, group + k * g + lanes);
+            FloatVector b = FloatVector.broadcast(F_SPECIES, w[w0 + k]);
+            c00 = x0.fma(b, c00); c01 = x1.fma(b, c01);
+            b = FloatVector.broadcast(F_SPECIES, w[w1 + k]);
+            c10 = x0.fma(b, c10); c11 = x1.fma(b, c11);
+            b = FloatVector.broadcast(F_SPECIES, w[w2 + k]);
+            c20 = x0.fma(b, c20); c21 = x1.fma(b, c21);
+            b = FloatVector.broadcast(F_SPECIES, w[w3 + k]);
+            c30 = x0.fma(b, c30); c31 = x1.fma(b, c31);
+        }
+        c00.intoArray(acc, at); c01.intoArray(acc, at + lanes);
+        c10.intoArray(acc, at + g); c11.intoArray(acc, at + g + lanes);
+        c20.intoArray(acc, at + 2 * g); c21.intoArray(acc, at + 2 * g + lanes);
+        c30.intoArray(acc, at + 3 * g); c31.intoArray(acc, at + 3 * g + lanes);
     }
 
     /**
