@@ -26,6 +26,22 @@ import java.util.Arrays;
  */
 public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroupTensor, KQuantTensor, BlockTensor {
     static final VectorSpecies<Float> F_SPECIES = FloatVector.SPECIES_PREFERRED;
+    /**
+     * Whether C2 emits AVX2's instructions at most, as on x86 without AVX-512 (or with {@code -XX:UseAVX=2}, HotSpot's
+     * own choice on Skylake Xeons): sixteen vector registers where AVX-512, NEON and SVE have 32 ({@link
+     * TileKernels#SIXTEEN_REGISTERS}), and no permute of two tables ({@code selectFrom(v1, v2)} is then a sequence of
+     * rearranges and blends, {@link IQ4Lanes#fits}). HotSpot's own flag says which.
+     */
+    static final boolean X86_WITHOUT_AVX512 = x86WithoutAvx512();
+
+    private static boolean x86WithoutAvx512() {
+        try {
+            var hotSpot = java.lang.management.ManagementFactory.getPlatformMXBean(com.sun.management.HotSpotDiagnosticMXBean.class);
+            return hotSpot != null && Integer.parseInt(hotSpot.getVMOption("UseAVX").getValue()) < 3;
+        } catch (IllegalArgumentException e) { // no such option: not an x86 HotSpot
+            return false;
+        }
+    }
     static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     static final ValueLayout.OfFloat FLOAT_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);

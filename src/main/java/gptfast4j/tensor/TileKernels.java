@@ -209,21 +209,11 @@ final class TileKernels {
     }
 
     /**
-     * Whether the vector registers are x86's sixteen (AVX2, where AVX-512 has 32, as ARM's NEON and SVE have): there
-     * {@link #panelPairTokens}' 16 accumulators, two weight vectors and a broadcast do not fit, and C2 spills them to
-     * the stack in its inner loop. HotSpot's own flag says which instructions C2 emits ({@code -XX:UseAVX=2} on an
-     * AVX-512 machine, as HotSpot chooses on some Intel Xeons, gives the AVX2 case too).
+     * Whether the vector registers are x86's sixteen ({@link Tensor#X86_WITHOUT_AVX512}: AVX2, where AVX-512 has 32,
+     * as ARM's NEON and SVE have): there {@link #panelPairTokens}' 16 accumulators, two weight vectors and a broadcast
+     * do not fit, nor {@link #groupKernel}'s, and C2 spills them to the stack in their inner loops.
      */
-    static final boolean SIXTEEN_REGISTERS = sixteenRegisters();
-
-    private static boolean sixteenRegisters() {
-        try {
-            var hotSpot = java.lang.management.ManagementFactory.getPlatformMXBean(com.sun.management.HotSpotDiagnosticMXBean.class);
-            return hotSpot != null && Integer.parseInt(hotSpot.getVMOption("UseAVX").getValue()) < 3;
-        } catch (IllegalArgumentException e) { // no such option: not an x86 HotSpot
-            return false;
-        }
-    }
+    static final boolean SIXTEEN_REGISTERS = Tensor.X86_WITHOUT_AVX512;
 
     /**
      * Where registers are sixteen, half of {@link #panelPairTokens}' pass: the pair of panels at {@code w[panel ..]}
