@@ -206,6 +206,7 @@ final class BenchCommand implements Callable<Integer> {
                 doc.put("memoryReadGBps", bw);
             }
             if (ckpt != null) doc.put("kvCache", kvType.option());
+            if (ckpt != null) doc.put("vectors", gptfast4j.tensor.Tensor.vectorUnits());
             // under tensor parallelism bytesPerToken and the bandwidth are this process's share
             if (ckpt != null && ckpt.model().processes() > 1) doc.put("processes", ckpt.model().processes());
             doc.put("results", rows);
@@ -224,7 +225,7 @@ final class BenchCommand implements Callable<Integer> {
                         r.percentOfMemoryBandwidth() == null ? "" : String.format("%.0f%%", r.percentOfMemoryBandwidth()));
                 if (r.speedup() != null) System.out.printf("|   %s: mean accepted %.2f of %d, speedup over plain %.2fx%n", r.test(), r.meanAccepted(), speculateK, r.speedup());
             }
-            System.out.printf("KV cache: %s%n", kvType.option());
+            System.out.printf("KV cache: %s; %s%n", kvType.option(), gptfast4j.tensor.Tensor.vectorUnits());
             int processes = ckpt == null ? 1 : ckpt.model().processes();
             if (processes > 1) System.out.printf("Tensor parallelism over %d processes: MB/token, GB/s and %% of bw are this process's 1/%d share%n", processes, processes);
         }

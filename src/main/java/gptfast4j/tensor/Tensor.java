@@ -34,6 +34,14 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
      */
     static final boolean X86_WITHOUT_AVX512 = x86WithoutAvx512();
 
+    /**
+     * What the kernels run on, for a benchmark's report: the float vectors' width, and "AVX2" on x86 without AVX-512
+     * (sixteen registers there change which prompt kernels run, and how fast), e.g. {@code 512-bit vectors}.
+     */
+    public static String vectorUnits() {
+        return F_SPECIES.vectorBitSize() + "-bit vectors" + (X86_WITHOUT_AVX512 ? " (AVX2)" : "");
+    }
+
     private static boolean x86WithoutAvx512() {
         try {
             var hotSpot = java.lang.management.ManagementFactory.getPlatformMXBean(com.sun.management.HotSpotDiagnosticMXBean.class);

@@ -19,6 +19,8 @@ class BenchCommandTest {
         assertEquals(0, o.exit(), o.err());
         JsonNode doc = new ObjectMapper().readTree(o.out()), results = doc.get("results");
         assertEquals("f32", doc.get("kvCache").asText());
+        // the width this JVM's vectors have (the AVX2 execution's are 256 bits; this class runs at the default's)
+        assertTrue(doc.get("vectors").asText().startsWith(jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.vectorBitSize() + "-bit vectors"), doc.toString());
         assertEquals(2, results.size(), o.out());
         String[] tests = {"pp16 @ d40", "tg8 @ d40"};
         for (int i = 0; i < 2; i++) {
