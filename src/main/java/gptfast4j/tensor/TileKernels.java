@@ -249,6 +249,11 @@ final class TileKernels {
      * input vector loaded once per four multiply-adds. Result (row i, token j) goes to {@code out[o + j * stride + i]}.
      */
     static void dot4x4(float[] w, int wOffset, int ws, float[] x, int xOffset, int n, float[] out, int o, int stride) {
+        if (SIXTEEN_REGISTERS) {
+            twoRowsByFour(w, wOffset, ws, x, xOffset, n, out, o, stride);
+            twoRowsByFour(w, wOffset + 2 * ws, ws, x, xOffset, n, out, o + 2, stride);
+            return;
+        }
         FloatVector a00 = FloatVector.zero(F_SPECIES), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00,
                 a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
         int lanes = F_SPECIES.length();
@@ -286,6 +291,35 @@ final class TileKernels {
     }
 
     /** {@code sum(w[wOffset + k] * x[xOffset + k])} for {@code from <= k < n}. */
+    /**
+     * Where registers are sixteen, half of {@link #dot4x4}: rows {@code w[wOffset ..]} and {@code w[wOffset + ws ..]}
+     * times the four vectors of x, eight accumulators, four x vectors and a weight vector (13 live, where dot4x4's 21
+     * spilled), x read twice per four rows (from L1). Each output is dot4x4's bit for bit (the same lanes in the same
+     * order, the same lane sum and tail), to {@code out[o + j * stride + i]} for row i, token j.
+     */
+    private static void twoRowsByFour(float[] w, int wOffset, int ws, float[] x, int xOffset, int n, float[] out, int o, int stride) {
+        FloatVector a00 = FloatVector.zero(F_SPECIES), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+        int lanes = F_SPECIES.length();
+        int i = 0;
+        for (; i + lanes <= n; i += lanes) {
+            FloatVector x0 = FloatVector.fromArray(F_SPECIES, x, xOffset + i), x1 = FloatVector.fromArray(F_SPECIES, x, xOffset + n + i),
+                    x2 = FloatVector.fromArray(F_SPECIES, x, xOffset + 2 * n + i), x3 = FloatVector.fromArray(F_SPECIES, x, xOffset + 3 * n + i);
+            FloatVector w0 = FloatVector.fromArray(F_SPECIES, w, wOffset + i);
+            a00 = w0.fma(x0, a00); a01 = w0.fma(x1, a01); a02 = w0.fma(x2, a02); a03 = w0.fma(x3, a03);
+            FloatVector w1 = FloatVector.fromArray(F_SPECIES, w, wOffset + ws + i);
+            a10 = w1.fma(x0, a10); a11 = w1.fma(x1, a11); a12 = w1.fma(x2, a12); a13 = w1.fma(x3, a13);
+        }
+        int w1 = wOffset + ws, x1 = xOffset + n, x2 = xOffset + 2 * n, x3 = xOffset + 3 * n;
+        out[o] = a00.reduceLanes(VectorOperators.ADD) + tail(w, wOffset, x, xOffset, i, n);
+        out[o + stride] = a01.reduceLanes(VectorOperators.ADD) + tail(w, wOffset, x, x1, i, n);
+        out[o + 2 * stride] = a02.reduceLanes(VectorOperators.ADD) + tail(w, wOffset, x, x2, i, n);
+        out[o + 3 * stride] = a03.reduceLanes(VectorOperators.ADD) + tail(w, wOffset, x, x3, i, n);
+        out[o + 1] = a10.reduceLanes(VectorOperators.ADD) + tail(w, w1, x, xOffset, i, n);
+        out[o + 1 + stride] = a11.reduceLanes(VectorOperators.ADD) + tail(w, w1, x, x1, i, n);
+        out[o + 1 + 2 * stride] = a12.reduceLanes(VectorOperators.ADD) + tail(w, w1, x, x2, i, n);
+        out[o + 1 + 3 * stride] = a13.reduceLanes(VectorOperators.ADD) + tail(w, w1, x, x3, i, n);
+    }
+
     static float tail(float[] w, int wOffset, float[] x, int xOffset, int from, int n) {
         float sum = 0;
         for (int k = from; k < n; k++) sum += w[wOffset + k] * x[xOffset + k];
