@@ -864,6 +864,25 @@ class ErrorsTest {
     }
 
     /**
+     * A JVM whose JIT has no fused multiply-add (a CPU without FMA3, here {@code -XX:-UseFMA}) generates, and says once
+     * on stderr why it is slow.
+     */
+    @Test
+    void aJvmWithoutFmaIsToldWhyItIsSlow() throws Exception {
+        List<String> line = new ArrayList<>(gptfast("generate", "--checkpoint", STORIES.toString(), "--prompt", "Once", "-n", "4").command());
+        line.add(1, "-XX:-UseFMA");
+        Process p = new ProcessBuilder(line).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+        String err = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), err);
+        assertEquals(1, err.split(java.util.regex.Pattern.quote(gptfast4j.model.JvmChecks.NO_FMA), -1).length - 1, err);
+        Process usual = gptfast("info", "--checkpoint", STORIES.toString()).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+        String usualErr = new String(usual.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(usual.waitFor(60, java.util.concurrent.TimeUnit.SECONDS));
+        assertFalse(usualErr.contains("multiply-add"), usualErr);
+    }
+
+    /**
      * Ctrl-C once a one-shot generation's tokens come stops it at the next token; its statistics are printed and the
      * status is a SIGINT's (it used to end the process with nothing on stderr).
      */
