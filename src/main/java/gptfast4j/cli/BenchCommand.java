@@ -50,7 +50,7 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--layout", paramLabel = "decode|file", description = "The weights' layout pp runs in: decode (the decode layouts, which decode steps and a chat's turns read, as llama-bench's repacked weights) or file (the file's own, which a non-interactive prompt reads before its first decode step; pp alone, with --gen-tokens 0) (default: ${DEFAULT-VALUE}).")
     String layout = "decode";
 
-    @Option(names = {"-t", "--threads"}, paramLabel = "N[,N...]", split = ",", description = "Thread counts to test (default: 1 and the number of cores).")
+    @Option(names = {"-t", "--threads"}, paramLabel = "N[,N...]", split = ",", description = "Thread counts to test (default: 1 and one per physical core).")
     List<Integer> threads;
 
     @Option(names = {"-r", "--repetitions"}, paramLabel = "N", description = "Timed runs per test (default: ${DEFAULT-VALUE}).")
@@ -298,7 +298,7 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private static List<Integer> defaultThreads() {
-        int cores = Runtime.getRuntime().availableProcessors();
+        int cores = gptfast4j.tensor.Parallel.defaultThreads();
         return cores == 1 ? List.of(1) : List.of(1, cores);
     }
 

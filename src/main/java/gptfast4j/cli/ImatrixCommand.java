@@ -71,8 +71,8 @@ final class ImatrixCommand implements Callable<Integer> {
     @Mixin
     KvCacheOption kvCache;
 
-    @Option(names = {"-t", "--threads"}, paramLabel = "N", description = "Threads (default: the number of cores, ${DEFAULT-VALUE}).")
-    int threads = Runtime.getRuntime().availableProcessors();
+    @Option(names = {"-t", "--threads"}, paramLabel = "N", description = "Threads (default: one per physical core, ${DEFAULT-VALUE}).")
+    int threads = gptfast4j.tensor.Parallel.defaultThreads();
 
     @Option(names = "--quantize", paramLabel = "int8|int4", description = "Quantize float linear layers while loading (int8: Q8_0, int4: Q4_0).")
     String quantize;

@@ -85,7 +85,7 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--allow-requantize", description = "Round tensors already quantized to another type again (each rounding loses more; as llama-quantize's flag).")
     boolean allowRequantize;
 
-    @Option(names = "--threads", paramLabel = "N", description = "Threads (default: the number of cores).")
+    @Option(names = "--threads", paramLabel = "N", description = "Threads (default: the number of processors, as llama-quantize).")
     int threads = Runtime.getRuntime().availableProcessors();
 
     @Option(names = "--debug", description = "Show stack traces on errors.")

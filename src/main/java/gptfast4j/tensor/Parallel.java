@@ -1,5 +1,10 @@
 package gptfast4j.tensor;
 
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.locks.LockSupport;
@@ -27,7 +32,46 @@ public final class Parallel {
      * 22.2/17.8, 18.2/18.3 and 27.4/25.8.
      */
     private static final int SPIN_ITERATIONS = 2000;
-    private static volatile Parallel pool = new Parallel(Runtime.getRuntime().availableProcessors());
+    private static volatile Parallel pool = new Parallel(defaultThreads());
+
+    /**
+     * The default thread count: one per physical core this process may run on, as llama.cpp's default, at most the
+     * processors the JVM may use (a container's CPU limit). Two hardware threads of one core share its vector units and
+     * its path to memory, which bound these kernels, and a worker spinning on one would take issue slots from the
+     * other's work. On Linux from {@code /proc/self/status}'s {@code Cpus_allowed_list} and each CPU's
+     * {@code topology/thread_siblings_list}; elsewhere, or where those cannot be read, the JVM's processor count.
+     */
+    public static int defaultThreads() {
+        int processors = Runtime.getRuntime().availableProcessors();
+        try {
+            int cores = physicalCores(Path.of("/proc/self/status"), Path.of("/sys/devices/system/cpu"));
+            return cores > 0 ? Math.min(cores, processors) : processors;
+        } catch (IOException | RuntimeException e) {
+            return processors;
+        }
+    }
+
+    /**
+     * The physical cores among the CPUs a process may run on, given its {@code status} file and the sysfs folder of the
+     * CPUs (one per distinct set of thread siblings); 0 where either says nothing.
+     */
+    static int physicalCores(Path status, Path cpus) throws IOException {
+        if (!Files.isReadable(status)) return 0;
+        String allowed = null;
+        for (String line : Files.readAllLines(status)) if (line.startsWith("Cpus_allowed_list:")) allowed = line.substring("Cpus_allowed_list:".length()).trim();
+        if (allowed == null || allowed.isEmpty()) return 0;
+        Set<String> cores = new HashSet<>();
+        for (String range : allowed.split(",")) {
+            String[] ends = range.split("-");
+            int first = Integer.parseInt(ends[0].trim()), last = Integer.parseInt(ends[ends.length - 1].trim());
+            for (int cpu = first; cpu <= last; cpu++) {
+                Path siblings = cpus.resolve("cpu" + cpu).resolve("topology").resolve("thread_siblings_list");
+                if (!Files.isReadable(siblings)) return 0;
+                cores.add(Files.readString(siblings).trim());
+            }
+        }
+        return cores.size();
+    }
 
     private final Worker[] workers;
     /**

@@ -1,14 +1,20 @@
 package gptfast4j.tensor;
 
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The pool hands out every index of a call exactly once, whatever the threads (up to far more than the processors,
@@ -63,5 +69,27 @@ class ParallelTest {
             });
             assertEquals(500 * 499 / 2, sum.get());
         }
+    }
+
+    /**
+     * The default thread count is one per physical core the process may use: a fake sysfs of four cores with two
+     * threads each (siblings n and n + 4, as Linux numbers them), seen through different affinity lists; 0 (the JVM's
+     * processor count then) where a file is missing. And on this machine, at most its processors.
+     */
+    @Test
+    void oneThreadPerPhysicalCore(@TempDir Path dir) throws IOException {
+        Path cpus = dir.resolve("cpu");
+        for (int cpu = 0; cpu < 8; cpu++) {
+            Path topology = Files.createDirectories(cpus.resolve("cpu" + cpu).resolve("topology"));
+            Files.writeString(topology.resolve("thread_siblings_list"), (cpu % 4) + "," + (cpu % 4 + 4) + "\n");
+        }
+        String[][] cases = {{"0-7", "4"}, {"0-3", "4"}, {"0,4", "1"}, {"0-1,4-5", "2"}, {"2", "1"}, {"0-8", "0"}};
+        for (String[] c : cases) {
+            Path status = Files.writeString(dir.resolve("status"), "Name:\tjava\nCpus_allowed:\tff\nCpus_allowed_list:\t" + c[0] + "\nMems_allowed:\t1\n");
+            assertEquals(Integer.parseInt(c[1]), Parallel.physicalCores(status, cpus), c[0]);
+        }
+        assertEquals(0, Parallel.physicalCores(dir.resolve("none"), cpus));
+        int threads = Parallel.defaultThreads();
+        assertTrue(threads >= 1 && threads <= Runtime.getRuntime().availableProcessors(), Integer.toString(threads));
     }
 }
