@@ -290,7 +290,6 @@ final class TileKernels {
         out[o + 3 + 3 * stride] = a33.reduceLanes(VectorOperators.ADD) + tail(w, w3, x, x3, i, n);
     }
 
-    /** {@code sum(w[wOffset + k] * x[xOffset + k])} for {@code from <= k < n}. */
     /**
      * Where registers are sixteen, half of {@link #dot4x4}: rows {@code w[wOffset ..]} and {@code w[wOffset + ws ..]}
      * times the four vectors of x, eight accumulators, four x vectors and a weight vector (13 live, where dot4x4's 21
@@ -320,6 +319,7 @@ final class TileKernels {
         out[o + 1 + 3 * stride] = a13.reduceLanes(VectorOperators.ADD) + tail(w, w1, x, x3, i, n);
     }
 
+    /** {@code sum(w[wOffset + k] * x[xOffset + k])} for {@code from <= k < n}. */
     static float tail(float[] w, int wOffset, float[] x, int xOffset, int from, int n) {
         float sum = 0;
         for (int k = from; k < n; k++) sum += w[wOffset + k] * x[xOffset + k];
