@@ -17,7 +17,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * <li>a fused multiply-add instruction for C2 ({@code UseFMA}): without one (x86 CPUs without FMA3: Intel's before
  * Haswell, Pentium and Celeron parts without AVX, emulators' default CPU models) every vector {@code fma} of the
  * kernels falls back to Java, lane by lane; stories260K generates at 17.0 tokens/s under {@code -XX:-UseFMA} against
- * 247 with it on this machine. A note too, in the same line's place.</li>
+ * 247 with it on this machine. Also a note, printed once.</li>
  * </ul>
  */
 public final class JvmChecks {
