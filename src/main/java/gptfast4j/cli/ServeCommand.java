@@ -48,6 +48,9 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = {"-np", "--parallel"}, paramLabel = "N", description = "Requests generated at once, 1 to 32, each with a KV cache of --context-length positions: a step runs one token of each, eight to a pass over the weights (continuous batching; without speculation). Default: ${DEFAULT-VALUE}, one at a time.")
     int parallel = 1;
 
+    @Option(names = "--max-requests", paramLabel = "N", description = "Requests in flight at once, waiting or generating (one of n choices counting n); past it a request is refused with 503 and Retry-After rather than queued (default: no limit).")
+    int maxRequests;
+
     @Mixin
     SpeculationOptions speculationOptions;
 
@@ -65,6 +68,7 @@ final class ServeCommand implements Callable<Integer> {
         }
         speculationOptions.check();
         if (parallel < 1 || parallel > Engine.MAX_PARALLEL) throw new IllegalArgumentException("--parallel must be in 1.." + Engine.MAX_PARALLEL + ", got " + parallel);
+        if (maxRequests < 0) throw new IllegalArgumentException("--max-requests must be 1 or more, or 0 for no limit; got " + maxRequests);
         if (parallel > 1 && speculationOptions.asked()) throw new IllegalArgumentException("--parallel above 1 runs without speculation; give one of them");
         ChatFormat formatOverride = chatFormat != null ? ChatFormat.parse(chatFormat, "--chat-format") : null;
         KvCache.Type kvType = kvCache.type();
@@ -101,6 +105,7 @@ final class ServeCommand implements Callable<Integer> {
             throw new IllegalArgumentException("cannot listen on " + host + ":" + port + ": " + e.getMessage());
         }
         if (corsOrigin != null) server.allowOrigin(corsOrigin);
+        server.limitRequests(maxRequests);
         System.err.printf("Ready in %.1f s: http://%s:%d/v1 serves %s (context %d, chat format %s%s). Ctrl-C stops.%n", (System.nanoTime() - t0) / 1e9,
                 address.getAddress().getHostAddress(), server.port(), ckpt.path().getFileName(), context, format.name().toLowerCase(java.util.Locale.ROOT),
                 speculation != null ? ", speculation: " + speculation.description() : parallel > 1 ? ", " + parallel + " requests at once" : "");

@@ -56,6 +56,10 @@ public final class Server implements AutoCloseable {
     private final byte[] apiKey;
     /** The web origin whose pages may call this server (CORS; {@code *} for any), or null for none. */
     private volatile String corsOrigin;
+    /** The most requests in flight (waiting or generating, one of n choices counting n) before one is refused, {@link #limitRequests}; 0 for no limit. */
+    private volatile int maxRequests;
+    /** The requests taken and not yet ended, one of n choices counting n. */
+    private final java.util.concurrent.atomic.AtomicInteger inFlight = new java.util.concurrent.atomic.AtomicInteger();
     private final PrintStream log;
     private final HttpServer http;
     private final ExecutorService handlers = Executors.newVirtualThreadPerTaskExecutor();
@@ -94,6 +98,15 @@ public final class Server implements AutoCloseable {
      */
     public void allowOrigin(String origin) {
         this.corsOrigin = origin;
+    }
+
+    /**
+     * Refuses a completion (503, with {@code Retry-After}) that would put more than {@code max} requests in flight,
+     * waiting or generating (one of {@code n} choices counting n), rather than queue it without end: a busy server then
+     * tells clients to come back, where its queue and each waiting client's wait grew with the load.
+     */
+    public void limitRequests(int max) {
+        this.maxRequests = max;
     }
 
     /** Stops listening and ends the generation under way (its client's connection closes). */
@@ -307,7 +320,24 @@ public final class Server implements AutoCloseable {
         int[] tokens = Job.tokens(ckpt, request, chat, chatFormat);
         checkVocabulary(ckpt, request.bias().tokens(), "logit_bias: ");
         for (int i = 0; i < request.n(); i++) jobs.add(new Job(ckpt, request, tokens, new Responses(id, chat, modelName, i), outbox));
-        jobs.forEach(engine::submit);
+        int max = maxRequests;
+        if (max > 0 && jobs.size() > max) throw HttpError.invalid("'n' is " + jobs.size() + ", more than the " + max + " requests this server takes at once (serve --max-requests)");
+        int taken = inFlight.addAndGet(jobs.size());
+        if (max > 0 && taken > max) {
+            inFlight.addAndGet(-jobs.size());
+            exchange.getResponseHeaders().set("Retry-After", "1");
+            throw new HttpError(503, "server_error", "the server is busy: " + (taken - jobs.size()) + " requests in flight, at most " + max + " (serve --max-requests); try again");
+        }
+        try {
+            jobs.forEach(engine::submit);
+            return completion(exchange, request, chat, id, jobs, outbox);
+        } finally {
+            inFlight.addAndGet(-jobs.size());
+        }
+    }
+
+    /** The rest of {@link #complete}: what the engine's thread hands over for {@code jobs}, written to the client. */
+    private String completion(HttpExchange exchange, CompletionRequest request, boolean chat, String id, List<Job> jobs, LinkedBlockingQueue<Object> outbox) throws IOException {
         // what the engine's thread hands over, written here: a stream's start and events, then the choices' ends
         Events events = null;
         Job.Completion[] done = new Job.Completion[jobs.size()];

@@ -759,6 +759,45 @@ class ServerTest {
     }
 
 
+    /**
+     * {@code serve --max-requests 1}: while a stream generates, another request is refused at once (503, Retry-After,
+     * OpenAI's error shape) rather than queued, and a request of more choices than the limit is refused as invalid;
+     * once the stream's client goes, requests are served again.
+     */
+    @Test
+    void requestsPastTheLimitAreRefusedNotQueued() throws Exception {
+        Llama.State state = stories.model().newState(2048, 64, 1, KvCache.Type.F32);
+        try (Server limited = new Server(stories, Engine.sequential(state, new Generator(stories.model(), state, stories.eos())), ChatFormat.PLAIN,
+                new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, new PrintStream(OutputStream.nullOutputStream()))) {
+            limited.limitRequests(1);
+            HttpRequest long_ = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + limited.port() + "/v1/completions"))
+                    .POST(HttpRequest.BodyPublishers.ofString(completion("Once upon a time", 2000).put("stream", true).put("ignore_eos", true).toString())).build();
+            HttpResponse<java.io.InputStream> stream = CLIENT.send(long_, HttpResponse.BodyHandlers.ofInputStream());
+            assertEquals(200, stream.statusCode());
+            try (java.io.InputStream events = stream.body()) {
+                assertTrue(events.read() >= 0, "the stream has begun");
+                // queued, it would wait on the stream, which waits on this thread: the timeout fails the test instead
+                HttpResponse<String> busy = CLIENT.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + limited.port() + "/v1/completions"))
+                        .timeout(java.time.Duration.ofSeconds(20)).POST(HttpRequest.BodyPublishers.ofString(completion("Once", 5).toString())).build(),
+                        HttpResponse.BodyHandlers.ofString());
+                assertEquals(503, busy.statusCode(), busy.body());
+                assertEquals("1", busy.headers().firstValue("Retry-After").orElse(null));
+                assertEquals("server_error", JSON.readTree(busy.body()).at("/error/type").asText(), busy.body());
+                assertTrue(JSON.readTree(busy.body()).at("/error/message").asText().contains("1 requests in flight, at most 1"), busy.body());
+            }
+            Reply many = request(limited, "POST", "/v1/completions", completion("Once", 5).put("n", 2).toString());
+            assertEquals(400, many.status(), many.body());
+            assertTrue(many.body().contains("more than the 1 requests this server takes at once"), many.body());
+            // the stream's client gone, its generation ends at its next token and the server takes requests again
+            Reply served = null;
+            for (long deadline = System.nanoTime() + 30_000_000_000L; System.nanoTime() < deadline; Thread.sleep(50)) {
+                served = request(limited, "POST", "/v1/completions", completion("Once", 5).toString());
+                if (served.status() != 503) break;
+            }
+            assertEquals(200, served.status(), served.body());
+        }
+    }
+
     /** /metrics counts the choices and tokens served, in Prometheus's text format. */
     @Test
     void metricsCountWhatWasServed() throws Exception {
