@@ -66,6 +66,8 @@ public final class Server implements AutoCloseable {
     private final long created = System.currentTimeMillis() / 1000;
     private final AtomicLong requests = new AtomicLong();
     /** Totals over the choices generated, for {@code /metrics}. */
+    /** Requests refused past {@link #limitRequests}, for {@code /metrics}. */
+    private final LongAdder refused = new LongAdder();
     private final LongAdder choices = new LongAdder(), promptTokens = new LongAdder(),
             cachedTokens = new LongAdder(), generatedTokens = new LongAdder(),
             promptMicros = new LongAdder(), generationMicros = new LongAdder();
@@ -230,6 +232,7 @@ public final class Server implements AutoCloseable {
         metric(text, "generation_seconds_total", "counter", "Time spent generating tokens after the first of each choice.", generationMicros.sum() / 1e6);
         metric(text, "requests_waiting", "gauge", "Choices waiting to start.", engine.waiting());
         metric(text, "requests_running", "gauge", "Choices being generated.", engine.running());
+        metric(text, "requests_refused_total", "counter", "Requests refused with 503 past serve --max-requests.", refused.sum());
         byte[] bytes = text.toString().getBytes(StandardCharsets.UTF_8);
         exchange.getResponseHeaders().set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
         exchange.sendResponseHeaders(200, bytes.length);
@@ -325,6 +328,7 @@ public final class Server implements AutoCloseable {
         int taken = inFlight.addAndGet(jobs.size());
         if (max > 0 && taken > max) {
             inFlight.addAndGet(-jobs.size());
+            refused.increment();
             exchange.getResponseHeaders().set("Retry-After", "1");
             throw new HttpError(503, "server_error", "the server is busy: " + (taken - jobs.size()) + " requests in flight, at most " + max + " (serve --max-requests); try again");
         }

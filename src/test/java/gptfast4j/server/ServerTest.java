@@ -795,6 +795,9 @@ class ServerTest {
                 if (served.status() != 503) break;
             }
             assertEquals(200, served.status(), served.body());
+            Reply metrics = request(limited, "GET", "/metrics", null);
+            long refused = metrics.body().lines().filter(l -> l.startsWith("gptfast_requests_refused_total ")).mapToLong(l -> Long.parseLong(l.split(" ")[1])).sum();
+            assertTrue(refused >= 1, metrics.body()); // the one above, and any of the retries
         }
     }
 
