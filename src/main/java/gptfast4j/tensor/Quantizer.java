@@ -222,9 +222,8 @@ public final class Quantizer {
      */
     private static void writeFiveBits(int[] q, MemorySegment out, long at) {
         int high = 0;
-        for (int j = 0; j < 32; j++) high |= (q[j] >> 4 & 1) << j;
+        for (int j = 0; j < 32; j++) high |= putLowNibble(out, at + 4, j, q[j]);
         out.set(INT_LE, at, high);
-        for (int j = 0; j < 16; j++) out.set(ValueLayout.JAVA_BYTE, at + 4 + j, (byte) (q[j] & 0xF | (q[j + 16] & 0xF) << 4));
     }
 
     /**
