@@ -45,9 +45,11 @@ class ImatrixCommandTest {
     }
 
     /**
-     * {@code --no-ppl} (llama-imatrix's): the same matrix and no perplexity line. The same up to the last bits of the
-     * sums: the first run's early chunks run before the JIT has compiled the kernels, whose lanes add in another order
-     * (the files differed in a float of a fresh clone's suite).
+     * {@code --no-ppl} (llama-imatrix's): the same matrix and no perplexity line. The same up to the sums' rounding
+     * (1e-4 of each): a run's early chunks may run before the JIT has compiled the kernels, whose lanes add in another
+     * order, and the difference grows through the layers (the files differed by 1e-6 in a fresh clone's suite, by 1.2e-5
+     * in blk.4.attn_output's when run after other test classes); a run that lost a chunk or a tensor's inputs would
+     * differ by a tenth or more.
      */
     @Test
     void noPplLeavesThePerplexityOut(@org.junit.jupiter.api.io.TempDir Path dir) throws IOException {
@@ -64,7 +66,7 @@ class ImatrixCommandTest {
         assertEquals(List.of(a.datasets(), a.chunkCount(), a.chunkSize()), List.of(b.datasets(), b.chunkCount(), b.chunkSize()));
         a.entries().forEach((name, e) -> {
             org.junit.jupiter.api.Assertions.assertArrayEquals(e.counts(), b.entries().get(name).counts(), name);
-            for (int i = 0; i < e.sums().length; i++) assertEquals(e.sums()[i], b.entries().get(name).sums()[i], 1e-5 * Math.abs(e.sums()[i]), name + " " + i);
+            for (int i = 0; i < e.sums().length; i++) assertEquals(e.sums()[i], b.entries().get(name).sums()[i], 1e-4 * Math.abs(e.sums()[i]), name + " " + i);
         });
     }
 
