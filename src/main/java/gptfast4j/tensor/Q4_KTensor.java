@@ -140,6 +140,16 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel, Tens
                     b3 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
             FloatVector sa0 = FloatVector.zero(F_SPECIES), sa1 = sa0, sa2 = sa0, sa3 = sa0, sb0 = sa0, sb1 = sa0, sb2 = sa0, sb3 = sa0;
             for (int p = 0; p < 7; p++) {
+                if (TileKernels.SIXTEEN_REGISTERS) { // the ints read again (RowLanes.PairKernel)
+                    a0 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS, ByteOrder.LITTLE_ENDIAN);
+                    a1 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN);
+                    a2 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN);
+                    a3 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
+                    b0 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS, ByteOrder.LITTLE_ENDIAN);
+                    b1 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN);
+                    b2 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN);
+                    b3 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
+                }
                 int mask = RowLanes.NIBBLE_MASKS[p];
                 FloatVector x0 = FloatVector.broadcast(F_SPECIES, x[c + p]), x1 = FloatVector.broadcast(F_SPECIES, x[c + 8 + p]),
                         x2 = FloatVector.broadcast(F_SPECIES, x[c + 16 + p]), x3 = FloatVector.broadcast(F_SPECIES, x[c + 24 + p]);
@@ -151,6 +161,16 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel, Tens
                 sb2 = ((FloatVector) b2.and(mask).convert(VectorOperators.I2F, 0)).fma(x2, sb2);
                 sa3 = ((FloatVector) a3.and(mask).convert(VectorOperators.I2F, 0)).fma(x3, sa3);
                 sb3 = ((FloatVector) b3.and(mask).convert(VectorOperators.I2F, 0)).fma(x3, sb3);
+            }
+            if (TileKernels.SIXTEEN_REGISTERS) { // and here, so that the loop above carries none of them
+                a0 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS, ByteOrder.LITTLE_ENDIAN);
+                a1 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN);
+                a2 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN);
+                a3 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
+                b0 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS, ByteOrder.LITTLE_ENDIAN);
+                b1 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN);
+                b2 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN);
+                b3 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
             }
             FloatVector x0 = FloatVector.broadcast(F_SPECIES, x[c + 7]), x1 = FloatVector.broadcast(F_SPECIES, x[c + 15]),
                     x2 = FloatVector.broadcast(F_SPECIES, x[c + 23]), x3 = FloatVector.broadcast(F_SPECIES, x[c + 31]);

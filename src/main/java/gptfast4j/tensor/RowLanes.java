@@ -49,6 +49,13 @@ final class RowLanes {
      * Decode, 2 threads, alternating runs against one group per pass: TinyLlama Q8_0 37.2-38.5 against 30.9-35.3
      * tokens/s, Q4_0 47.8-54.0 against 45.6-51.7, Llama-2-7B Q8_0 6.5-6.9 against 5.3-5.5 (JMH Q4_0 1024 x 4096, one
      * thread: 75-76 against 84-88 us).
+     * <p>
+     * Where registers are sixteen ({@link TileKernels#SIXTEEN_REGISTERS}), Q4_1's and Q4_K's kernels read a block's
+     * eight int vectors again for each nibble position: holding them, C2 spilled the sums instead, each multiply-add
+     * then a load and a store on the sum's chain. Under {@code -XX:UseAVX=2}, TinyLlama tg32, alternating jars: one
+     * thread Q4_K 21.1/20.2 -> 27.1/26.7 tokens/s, Q4_1 22.6/23.9 -> 28.8/29.8; two threads Q4_K 32.9/37.1 ->
+     * 47.5/48.0, Q4_1 41.2/42.1 -> 50.9/53.4. With AVX-512 the branch is folded away and the vectors are held (read
+     * at each use there, one thread ran 20% slower: 47-50 -> 38-39).
      */
     interface PairKernel {
         /**
