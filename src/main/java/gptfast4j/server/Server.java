@@ -22,6 +22,7 @@ import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.stream.Collectors;
@@ -45,6 +46,9 @@ public final class Server implements AutoCloseable {
 
     /** Request bodies past this are refused (413); a whole context of text is far less. */
     static final int MAX_BODY = 16 << 20;
+
+    /** How often a request without a stream looks whether its client is still there ({@link ClientWatch}). */
+    static final int WATCH_MILLIS = 100;
 
     static final ObjectMapper JSON = new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
@@ -207,6 +211,7 @@ public final class Server implements AutoCloseable {
             exchange.close();
         }
         if (!path.equals("/health")) {
+            if (exchange.getResponseCode() == -1) status = 499; // nothing sent: the client went first (nginx's code for it)
             log.printf("%s %s %d, %.2f s%s%n", method, path, status, (System.nanoTime() - start) / 1e9, summary != null ? ": " + summary : "");
         }
     }
@@ -347,10 +352,17 @@ public final class Server implements AutoCloseable {
         Job.Completion[] done = new Job.Completion[jobs.size()];
         int ended = 0;
         boolean gone = false;
+        ClientWatch watch = ClientWatch.of(exchange);
         try {
             while (ended < done.length) {
-                Object item = outbox.take();
-                if (item == Job.STREAM) {
+                // until a stream begins, nothing is written that would fail: the client's side is looked at instead
+                Object item = events == null && !gone ? outbox.poll(WATCH_MILLIS, TimeUnit.MILLISECONDS) : outbox.take();
+                if (item == null) {
+                    if (watch.gone()) {
+                        gone = true;
+                        jobs.forEach(j -> j.gone = true);
+                    }
+                } else if (item == Job.STREAM) {
                     events = new Events(exchange);
                 } else if (item instanceof JsonNode event) {
                     if (!gone) {
@@ -386,12 +398,13 @@ public final class Server implements AutoCloseable {
                 if (request.includeUsage()) events.send(new Responses(id, chat, modelName, 0).usage(usage));
                 events.done();
             }
-        } else {
+        } else if (!gone) {
             // one response of the choices, in their order
             List<JsonNode> each = Arrays.stream(done).map(c -> c.response().path("choices").get(0)).sorted(Comparator.comparingInt(c -> c.path("index").asInt())).toList();
             ObjectNode response = done[0].response();
             response.putArray("choices").addAll(each);
             response.set("usage", usage);
+            if (watch.tookBytes()) exchange.getResponseHeaders().set("Connection", "close");
             send(exchange, 200, response);
         }
         return Arrays.stream(done).map(Job.Completion::summary).collect(Collectors.joining("; "));

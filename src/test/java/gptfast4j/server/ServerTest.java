@@ -11,6 +11,7 @@ import gptfast4j.generate.Drafter;
 import gptfast4j.generate.Generation;
 import gptfast4j.generate.Generator;
 import gptfast4j.generate.PromptLookup;
+import gptfast4j.generate.Sampler;
 import gptfast4j.generate.SpeculativeGenerator;
 import gptfast4j.model.KvCache;
 import gptfast4j.model.Llama;
@@ -37,8 +38,11 @@ import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.IntPredicate;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -57,6 +61,8 @@ class ServerTest {
     private static Server plain;
     /** A server framing chats as Llama-2's, with a context of 256 positions. */
     private static Server llama2;
+    /** {@link #plain}'s kind of server whose generations take 5 ms a token, so that a test sees them run (stories260K decodes 6000 a second here). */
+    private static Server slow;
 
     @BeforeAll
     static void start() throws Exception {
@@ -65,6 +71,28 @@ class ServerTest {
         InetSocketAddress any = new InetSocketAddress(InetAddress.getLoopbackAddress(), 0);
         plain = server(stories.model().newState(512, 512, 1, KvCache.Type.F32), null, ChatFormat.PLAIN, log);
         llama2 = server(stories.model().newState(256, 256, 1, KvCache.Type.F32), null, ChatFormat.LLAMA2, log);
+        Llama.State state = stories.model().newState(512, 512, 1, KvCache.Type.F32);
+        Generation generator = new Generator(stories.model(), state, stories.eos());
+        Generation slowly = new Generation() {
+            @Override
+            public Generator.Result generate(int[] prompt, int startPos, int maxNewTokens, Sampler sampler, IntPredicate onToken) {
+                return generator.generate(prompt, startPos, maxNewTokens, sampler, t -> {
+                    LockSupport.parkNanos(5_000_000);
+                    return onToken.test(t);
+                });
+            }
+
+            @Override
+            public void shift(int keep, int discard, int end) {
+                generator.shift(keep, discard, end);
+            }
+
+            @Override
+            public void prefill(int[] tokens) {
+                generator.prefill(tokens);
+            }
+        };
+        slow = new Server(stories, Engine.sequential(state, slowly), ChatFormat.PLAIN, new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, log);
     }
 
     /** A server over {@code state} with plain decoding, or speculative with {@code drafter}, on any free port. */
@@ -78,6 +106,7 @@ class ServerTest {
     static void stop() {
         plain.close();
         llama2.close();
+        slow.close();
     }
 
     record Reply(int status, String body) {
@@ -308,22 +337,40 @@ class ServerTest {
     /** A client that goes away during a stream ends its generation at the next token; the server goes on serving. */
     @Test
     void aClientGoneEndsItsGeneration() throws Exception {
-        String body = completion("Once upon a time", 100000).put("stream", true).put("temperature", 1).put("seed", 7).toString();
-        try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), plain.port())) {
+        clientGoneEndsItsGeneration(true);
+    }
+
+    /** Likewise a client that goes away before the response of a request without a stream, which writes nothing until it ends. */
+    @Test
+    void aClientGoneWithoutAStreamEndsItsGeneration() throws Exception {
+        clientGoneEndsItsGeneration(false);
+    }
+
+    private static synchronized void clientGoneEndsItsGeneration(boolean stream) throws Exception {
+        // ignore_eos: only the context (512 positions) would end the generation of a client that is not seen to go
+        String body = completion("Once upon a time", 100000).put("stream", stream).put("temperature", 1).put("seed", 7).put("ignore_eos", true).toString();
+        int logged = LOG.toString(StandardCharsets.UTF_8).length();
+        try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), slow.port())) {
             OutputStream out = socket.getOutputStream();
             out.write(("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
                     + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body).getBytes(StandardCharsets.UTF_8));
             out.flush();
-            InputStream in = socket.getInputStream();
-            String head = new String(in.readNBytes(200), StandardCharsets.UTF_8);
-            assertTrue(head.startsWith("HTTP/1.1 200"), head);
+            if (stream) {
+                String head = new String(socket.getInputStream().readNBytes(200), StandardCharsets.UTF_8);
+                assertTrue(head.startsWith("HTTP/1.1 200"), head);
+            }
         }
         long deadline = System.nanoTime() + 10_000_000_000L;
-        while (!LOG.toString(StandardCharsets.UTF_8).contains("the client went away") && System.nanoTime() < deadline) Thread.sleep(20);
-        String line = LOG.toString(StandardCharsets.UTF_8).lines().filter(l -> l.contains("the client went away")).findFirst().orElseThrow();
+        String line = null;
+        while (line == null && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+            line = LOG.toString(StandardCharsets.UTF_8).substring(logged).lines().filter(l -> l.contains("the client went away")).findFirst().orElse(null);
+        }
+        assertNotNull(line, LOG.toString(StandardCharsets.UTF_8).substring(logged));
         int generated = Integer.parseInt(line.replaceAll(".*cached\\), (\\d+) generated.*", "$1"));
-        assertTrue(generated < 400, line); // the context (512) would have ended it otherwise
-        assertEquals(200, request(plain, "GET", "/health", null).status());
+        assertTrue(generated < 400, line);
+        assertTrue(line.startsWith("POST /v1/completions " + (stream ? 200 : 499) + ","), line); // 499: nothing was sent
+        assertEquals(200, request(slow, "GET", "/health", null).status());
     }
 
     /**
