@@ -62,48 +62,46 @@ final class Q4_1Tensor extends RowGroupTensor implements RowLanes.PairKernel, Te
                     w3 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
             FloatVector s0 = FloatVector.zero(F_SPECIES), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
             for (int p = 0; p < 7; p++) { // nibble p of int t: weight 8t + p
-                if (TileKernels.SIXTEEN_REGISTERS) { // the ints read again (RowLanes.PairKernel)
-                    v0 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS, ByteOrder.LITTLE_ENDIAN);
-                    v1 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN);
-                    v2 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN);
-                    v3 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
-                    w0 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS, ByteOrder.LITTLE_ENDIAN);
-                    w1 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN);
-                    w2 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN);
-                    w3 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
-                }
+                // where registers are sixteen, the ints read again at each position (RowLanes.PairKernel)
+                IntVector uv0 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS, ByteOrder.LITTLE_ENDIAN) : v0,
+                        uv1 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN) : v1,
+                        uv2 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN) : v2,
+                        uv3 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN) : v3,
+                        uw0 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS, ByteOrder.LITTLE_ENDIAN) : w0,
+                        uw1 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN) : w1,
+                        uw2 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN) : w2,
+                        uw3 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN) : w3;
                 FloatVector x0 = FloatVector.broadcast(F_SPECIES, x[c + p]), x1 = FloatVector.broadcast(F_SPECIES, x[c + 8 + p]),
                         x2 = FloatVector.broadcast(F_SPECIES, x[c + 16 + p]), x3 = FloatVector.broadcast(F_SPECIES, x[c + 24 + p]);
                 int mask = RowLanes.NIBBLE_MASKS[p];
-                s0 = ((FloatVector) v0.and(mask).convert(VectorOperators.I2F, 0)).fma(x0, s0);
-                s1 = ((FloatVector) v1.and(mask).convert(VectorOperators.I2F, 0)).fma(x1, s1);
-                s2 = ((FloatVector) v2.and(mask).convert(VectorOperators.I2F, 0)).fma(x2, s2);
-                s3 = ((FloatVector) v3.and(mask).convert(VectorOperators.I2F, 0)).fma(x3, s3);
-                t0 = ((FloatVector) w0.and(mask).convert(VectorOperators.I2F, 0)).fma(x0, t0);
-                t1 = ((FloatVector) w1.and(mask).convert(VectorOperators.I2F, 0)).fma(x1, t1);
-                t2 = ((FloatVector) w2.and(mask).convert(VectorOperators.I2F, 0)).fma(x2, t2);
-                t3 = ((FloatVector) w3.and(mask).convert(VectorOperators.I2F, 0)).fma(x3, t3);
+                s0 = ((FloatVector) uv0.and(mask).convert(VectorOperators.I2F, 0)).fma(x0, s0);
+                s1 = ((FloatVector) uv1.and(mask).convert(VectorOperators.I2F, 0)).fma(x1, s1);
+                s2 = ((FloatVector) uv2.and(mask).convert(VectorOperators.I2F, 0)).fma(x2, s2);
+                s3 = ((FloatVector) uv3.and(mask).convert(VectorOperators.I2F, 0)).fma(x3, s3);
+                t0 = ((FloatVector) uw0.and(mask).convert(VectorOperators.I2F, 0)).fma(x0, t0);
+                t1 = ((FloatVector) uw1.and(mask).convert(VectorOperators.I2F, 0)).fma(x1, t1);
+                t2 = ((FloatVector) uw2.and(mask).convert(VectorOperators.I2F, 0)).fma(x2, t2);
+                t3 = ((FloatVector) uw3.and(mask).convert(VectorOperators.I2F, 0)).fma(x3, t3);
             }
-            if (TileKernels.SIXTEEN_REGISTERS) { // and here, so that the loop above carries none of them
-                v0 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS, ByteOrder.LITTLE_ENDIAN);
-                v1 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN);
-                v2 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN);
-                v3 = IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
-                w0 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS, ByteOrder.LITTLE_ENDIAN);
-                w1 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN);
-                w2 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN);
-                w3 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
-            }
+            // the top nibble, shifted down
+            IntVector tv0 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS, ByteOrder.LITTLE_ENDIAN) : v0,
+                    tv1 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN) : v1,
+                    tv2 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN) : v2,
+                    tv3 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offsetA + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN) : v3,
+                    tw0 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS, ByteOrder.LITTLE_ENDIAN) : w0,
+                    tw1 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN) : w1,
+                    tw2 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN) : w2,
+                    tw3 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN) : w3;
             FloatVector x0 = FloatVector.broadcast(F_SPECIES, x[c + 7]), x1 = FloatVector.broadcast(F_SPECIES, x[c + 15]),
                     x2 = FloatVector.broadcast(F_SPECIES, x[c + 23]), x3 = FloatVector.broadcast(F_SPECIES, x[c + 31]);
-            s0 = ((FloatVector) v0.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x0, s0);
-            s1 = ((FloatVector) v1.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x1, s1);
-            s2 = ((FloatVector) v2.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x2, s2);
-            s3 = ((FloatVector) v3.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x3, s3);
-            t0 = ((FloatVector) w0.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x0, t0);
-            t1 = ((FloatVector) w1.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x1, t1);
-            t2 = ((FloatVector) w2.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x2, t2);
-            t3 = ((FloatVector) w3.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x3, t3);
+            s0 = ((FloatVector) tv0.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x0, s0);
+            s1 = ((FloatVector) tv1.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x1, s1);
+            s2 = ((FloatVector) tv2.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x2, s2);
+            s3 = ((FloatVector) tv3.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x3, s3);
+            t0 = ((FloatVector) tw0.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x0, t0);
+            t1 = ((FloatVector) tw1.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x1, t1);
+            t2 = ((FloatVector) tw2.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x2, t2);
+            t3 = ((FloatVector) tw3.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x3, t3);
             // the rows' scales d (planes at the block column's start) and minimums m (2L bytes on), F16Tensor's conversion written out
             IntVector dA = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offsetA, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0),
                     dB = (IntVector) ShortVector.fromMemorySegment(S_SPECIES, data, offsetB, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I_SPECIES, 0),

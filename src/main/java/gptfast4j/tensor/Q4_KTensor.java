@@ -139,49 +139,47 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel, Tens
                     b2 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
                     b3 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
             FloatVector sa0 = FloatVector.zero(F_SPECIES), sa1 = sa0, sa2 = sa0, sa3 = sa0, sb0 = sa0, sb1 = sa0, sb2 = sa0, sb3 = sa0;
-            for (int p = 0; p < 7; p++) {
-                if (TileKernels.SIXTEEN_REGISTERS) { // the ints read again (RowLanes.PairKernel)
-                    a0 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS, ByteOrder.LITTLE_ENDIAN);
-                    a1 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN);
-                    a2 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN);
-                    a3 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
-                    b0 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS, ByteOrder.LITTLE_ENDIAN);
-                    b1 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN);
-                    b2 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN);
-                    b3 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
-                }
+            for (int p = 0; p < 7; p++) { // nibble p of int t: weight 8t + p
+                // where registers are sixteen, the ints read again at each position (RowLanes.PairKernel)
+                IntVector ua0 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS, ByteOrder.LITTLE_ENDIAN) : a0,
+                        ua1 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN) : a1,
+                        ua2 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN) : a2,
+                        ua3 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN) : a3,
+                        ub0 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS, ByteOrder.LITTLE_ENDIAN) : b0,
+                        ub1 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN) : b1,
+                        ub2 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN) : b2,
+                        ub3 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN) : b3;
                 int mask = RowLanes.NIBBLE_MASKS[p];
                 FloatVector x0 = FloatVector.broadcast(F_SPECIES, x[c + p]), x1 = FloatVector.broadcast(F_SPECIES, x[c + 8 + p]),
                         x2 = FloatVector.broadcast(F_SPECIES, x[c + 16 + p]), x3 = FloatVector.broadcast(F_SPECIES, x[c + 24 + p]);
-                sa0 = ((FloatVector) a0.and(mask).convert(VectorOperators.I2F, 0)).fma(x0, sa0);
-                sb0 = ((FloatVector) b0.and(mask).convert(VectorOperators.I2F, 0)).fma(x0, sb0);
-                sa1 = ((FloatVector) a1.and(mask).convert(VectorOperators.I2F, 0)).fma(x1, sa1);
-                sb1 = ((FloatVector) b1.and(mask).convert(VectorOperators.I2F, 0)).fma(x1, sb1);
-                sa2 = ((FloatVector) a2.and(mask).convert(VectorOperators.I2F, 0)).fma(x2, sa2);
-                sb2 = ((FloatVector) b2.and(mask).convert(VectorOperators.I2F, 0)).fma(x2, sb2);
-                sa3 = ((FloatVector) a3.and(mask).convert(VectorOperators.I2F, 0)).fma(x3, sa3);
-                sb3 = ((FloatVector) b3.and(mask).convert(VectorOperators.I2F, 0)).fma(x3, sb3);
+                sa0 = ((FloatVector) ua0.and(mask).convert(VectorOperators.I2F, 0)).fma(x0, sa0);
+                sb0 = ((FloatVector) ub0.and(mask).convert(VectorOperators.I2F, 0)).fma(x0, sb0);
+                sa1 = ((FloatVector) ua1.and(mask).convert(VectorOperators.I2F, 0)).fma(x1, sa1);
+                sb1 = ((FloatVector) ub1.and(mask).convert(VectorOperators.I2F, 0)).fma(x1, sb1);
+                sa2 = ((FloatVector) ua2.and(mask).convert(VectorOperators.I2F, 0)).fma(x2, sa2);
+                sb2 = ((FloatVector) ub2.and(mask).convert(VectorOperators.I2F, 0)).fma(x2, sb2);
+                sa3 = ((FloatVector) ua3.and(mask).convert(VectorOperators.I2F, 0)).fma(x3, sa3);
+                sb3 = ((FloatVector) ub3.and(mask).convert(VectorOperators.I2F, 0)).fma(x3, sb3);
             }
-            if (TileKernels.SIXTEEN_REGISTERS) { // and here, so that the loop above carries none of them
-                a0 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS, ByteOrder.LITTLE_ENDIAN);
-                a1 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN);
-                a2 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN);
-                a3 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
-                b0 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS, ByteOrder.LITTLE_ENDIAN);
-                b1 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN);
-                b2 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN);
-                b3 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
-            }
+            // the top nibble, shifted down
+            IntVector ta0 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS, ByteOrder.LITTLE_ENDIAN) : a0,
+                    ta1 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN) : a1,
+                    ta2 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN) : a2,
+                    ta3 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN) : a3,
+                    tb0 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS, ByteOrder.LITTLE_ENDIAN) : b0,
+                    tb1 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN) : b1,
+                    tb2 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN) : b2,
+                    tb3 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN) : b3;
             FloatVector x0 = FloatVector.broadcast(F_SPECIES, x[c + 7]), x1 = FloatVector.broadcast(F_SPECIES, x[c + 15]),
                     x2 = FloatVector.broadcast(F_SPECIES, x[c + 23]), x3 = FloatVector.broadcast(F_SPECIES, x[c + 31]);
-            sa0 = ((FloatVector) a0.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x0, sa0);
-            sb0 = ((FloatVector) b0.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x0, sb0);
-            sa1 = ((FloatVector) a1.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x1, sa1);
-            sb1 = ((FloatVector) b1.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x1, sb1);
-            sa2 = ((FloatVector) a2.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x2, sa2);
-            sb2 = ((FloatVector) b2.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x2, sb2);
-            sa3 = ((FloatVector) a3.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x3, sa3);
-            sb3 = ((FloatVector) b3.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x3, sb3);
+            sa0 = ((FloatVector) ta0.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x0, sa0);
+            sb0 = ((FloatVector) tb0.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x0, sb0);
+            sa1 = ((FloatVector) ta1.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x1, sa1);
+            sb1 = ((FloatVector) tb1.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x1, sb1);
+            sa2 = ((FloatVector) ta2.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x2, sa2);
+            sb2 = ((FloatVector) tb2.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x2, sb2);
+            sa3 = ((FloatVector) ta3.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x3, sa3);
+            sb3 = ((FloatVector) tb3.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x3, sb3);
             FloatVector minusSum = FloatVector.broadcast(F_SPECIES, -xSums[(c - xOffset) / 32]);
             FloatVector scalesA = (FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, offA, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0),
                     minsA = (FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, offA + L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0),
