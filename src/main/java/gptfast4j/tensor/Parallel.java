@@ -3,6 +3,7 @@ package gptfast4j.tensor;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.BitSet;
 import java.util.HashSet;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -38,13 +39,17 @@ public final class Parallel {
      * The default thread count: one per physical core this process may run on, as llama.cpp's default, at most the
      * processors the JVM may use (a container's CPU limit). Two hardware threads of one core share its vector units and
      * its path to memory, which bound these kernels, and a worker spinning on one would take issue slots from the
-     * other's work. On Linux from {@code /proc/self/status}'s {@code Cpus_allowed_list} and each CPU's
-     * {@code topology/thread_siblings_list}; elsewhere, or where those cannot be read, the JVM's processor count.
+     * other's work. On a hybrid Intel CPU only its performance cores count, where the process may run on any, as
+     * llama.cpp counts them (its threads work in lockstep; these take from each other's ranges, so a slow core costs
+     * less, but decode is bound by memory more than by cores; not measured: no such CPU here).
+     * On Linux from {@code /proc/self/status}'s {@code Cpus_allowed_list}, each CPU's
+     * {@code topology/thread_siblings_list} and the efficiency cores' PMU, {@code /sys/devices/cpu_atom/cpus};
+     * elsewhere, or where those cannot be read, the JVM's processor count.
      */
     public static int defaultThreads() {
         int processors = Runtime.getRuntime().availableProcessors();
         try {
-            int cores = physicalCores(Path.of("/proc/self/status"), Path.of("/sys/devices/system/cpu"));
+            int cores = physicalCores(Path.of("/proc/self/status"), Path.of("/sys/devices/system/cpu"), Path.of("/sys/devices/cpu_atom/cpus"));
             return cores > 0 ? Math.min(cores, processors) : processors;
         } catch (IOException | RuntimeException e) {
             return processors;
@@ -52,25 +57,39 @@ public final class Parallel {
     }
 
     /**
-     * The physical cores among the CPUs a process may run on, given its {@code status} file and the sysfs folder of the
-     * CPUs (one per distinct set of thread siblings); 0 where either says nothing.
+     * The physical cores among the CPUs a process may run on, given its {@code status} file, the sysfs folder of the
+     * CPUs (one core per distinct set of thread siblings) and the list of efficiency CPUs (a hybrid CPU's, left out
+     * where the process may run on others too; a file that is not there on other CPUs); 0 where the first two say nothing.
      */
-    static int physicalCores(Path status, Path cpus) throws IOException {
+    static int physicalCores(Path status, Path cpus, Path efficiencyCpus) throws IOException {
         if (!Files.isReadable(status)) return 0;
         String allowed = null;
         for (String line : Files.readAllLines(status)) if (line.startsWith("Cpus_allowed_list:")) allowed = line.substring("Cpus_allowed_list:".length()).trim();
         if (allowed == null || allowed.isEmpty()) return 0;
+        BitSet usable = cpuList(allowed);
+        if (Files.isReadable(efficiencyCpus)) {
+            BitSet performance = (BitSet) usable.clone();
+            performance.andNot(cpuList(Files.readString(efficiencyCpus).trim()));
+            if (!performance.isEmpty()) usable = performance;
+        }
         Set<String> cores = new HashSet<>();
-        for (String range : allowed.split(",")) {
-            String[] ends = range.split("-");
-            int first = Integer.parseInt(ends[0].trim()), last = Integer.parseInt(ends[ends.length - 1].trim());
-            for (int cpu = first; cpu <= last; cpu++) {
-                Path siblings = cpus.resolve("cpu" + cpu).resolve("topology").resolve("thread_siblings_list");
-                if (!Files.isReadable(siblings)) return 0;
-                cores.add(Files.readString(siblings).trim());
-            }
+        for (int cpu = usable.nextSetBit(0); cpu >= 0; cpu = usable.nextSetBit(cpu + 1)) {
+            Path siblings = cpus.resolve("cpu" + cpu).resolve("topology").resolve("thread_siblings_list");
+            if (!Files.isReadable(siblings)) return 0;
+            cores.add(Files.readString(siblings).trim());
         }
         return cores.size();
+    }
+
+    /** A Linux CPU list ({@code 0-3,8,10-11}) as a set. */
+    private static BitSet cpuList(String list) {
+        BitSet set = new BitSet();
+        if (list.isEmpty()) return set;
+        for (String range : list.split(",")) {
+            String[] ends = range.split("-");
+            set.set(Integer.parseInt(ends[0].trim()), Integer.parseInt(ends[ends.length - 1].trim()) + 1);
+        }
+        return set;
     }
 
     private final Worker[] workers;

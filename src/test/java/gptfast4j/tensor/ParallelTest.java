@@ -86,10 +86,30 @@ class ParallelTest {
         String[][] cases = {{"0-7", "4"}, {"0-3", "4"}, {"0,4", "1"}, {"0-1,4-5", "2"}, {"2", "1"}, {"0-8", "0"}};
         for (String[] c : cases) {
             Path status = Files.writeString(dir.resolve("status"), "Name:\tjava\nCpus_allowed:\tff\nCpus_allowed_list:\t" + c[0] + "\nMems_allowed:\t1\n");
-            assertEquals(Integer.parseInt(c[1]), Parallel.physicalCores(status, cpus), c[0]);
+            assertEquals(Integer.parseInt(c[1]), Parallel.physicalCores(status, cpus, dir.resolve("no-cpu_atom")), c[0]);
         }
-        assertEquals(0, Parallel.physicalCores(dir.resolve("none"), cpus));
+        assertEquals(0, Parallel.physicalCores(dir.resolve("none"), cpus, dir.resolve("no-cpu_atom")));
         int threads = Parallel.defaultThreads();
         assertTrue(threads >= 1 && threads <= Runtime.getRuntime().availableProcessors(), Integer.toString(threads));
+    }
+
+    /**
+     * On a hybrid CPU (a fake sysfs as an Intel Core i7-12700H's: six performance cores of two threads, CPUs 0-11 in
+     * sibling pairs, and eight efficiency cores, CPUs 12-19, listed by {@code /sys/devices/cpu_atom/cpus}) the default
+     * counts the performance cores the process may run on, and the efficiency cores only where it may run on nothing else.
+     */
+    @Test
+    void hybridCpusCountTheirPerformanceCores(@TempDir Path dir) throws IOException {
+        Path cpus = dir.resolve("cpu");
+        for (int cpu = 0; cpu < 20; cpu++) {
+            Path topology = Files.createDirectories(cpus.resolve("cpu" + cpu).resolve("topology"));
+            Files.writeString(topology.resolve("thread_siblings_list"), (cpu < 12 ? (cpu / 2 * 2) + "-" + (cpu / 2 * 2 + 1) : Integer.toString(cpu)) + "\n");
+        }
+        Path atoms = Files.writeString(dir.resolve("cpus"), "12-19\n");
+        String[][] cases = {{"0-19", "6"}, {"0-11", "6"}, {"0-3,12-19", "2"}, {"12-19", "8"}, {"13,15", "2"}, {"1,12", "1"}};
+        for (String[] c : cases) {
+            Path status = Files.writeString(dir.resolve("status"), "Name:\tjava\nCpus_allowed_list:\t" + c[0] + "\n");
+            assertEquals(Integer.parseInt(c[1]), Parallel.physicalCores(status, cpus, atoms), c[0]);
+        }
     }
 }
