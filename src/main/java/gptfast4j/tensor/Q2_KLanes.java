@@ -13,16 +13,17 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 /**
  * Q2_K's decode layout ({@link Q2_KTensor#forDecode}): rows in groups of L, one row per float lane, as Q4_K's. Per
  * group and super-block column: {@code [d of rows 0..L-1: L f32][dmin: L f32]}, then per 16-weight sub-block
- * {@code [scales: L bytes][mins: L bytes][L ints]}, the int of lane r holding row r's 16 two-bit quants, weight w at
- * bits 2w. 104 bytes per row and super-block against the file's 84; d and dmin kept as the floats the file's f16
- * make, so the weights are the file's bit for bit. The kernel takes a quant where it lies in its byte ({@code q * 4^p},
+ * {@code [scale and min: L bytes][L ints]}, row r's byte as the file has it (the scale in its low nibble, the min in
+ * its high one), the int of lane r holding row r's 16 two-bit quants, weight w at bits 2w. 88 bytes per row and
+ * super-block against the file's 84 (104 while the scales and the mins took a byte each); d and dmin kept as the
+ * floats the file's f16 make, so the weights are the file's bit for bit. The kernel takes a quant where it lies in its byte ({@code q * 4^p},
  * exact in a float, p = w % 4) against activations scaled by {@code 4^-p} ({@link #QUANT_SCALES}), a shift per byte.
  */
 final class Q2_KLanes extends KQuantTensor implements RowLanes.Kernel {
     /** Rows per group of the decode layout: one per float lane. */
     private static final int L = RowLanes.L;
     /** Decode layout: bytes of a group's d and dmin, of a sub-block, of a super-block column; where a sub-block's ints start. */
-    private static final int HEAD = 8 * L, SUB = 6 * L, COLUMN = HEAD + 16 * SUB, INTS = 2 * L;
+    private static final int HEAD = 8 * L, SUB = 5 * L, COLUMN = HEAD + 16 * SUB, INTS = L;
     /** Per weight w of a sub-block, period 4 (and L more, {@link RowLanes#scaled}): {@code 4^-(w % 4)}, its place in its byte. */
     private static final float[] QUANT_SCALES = quantScales();
 
@@ -43,9 +44,7 @@ final class Q2_KLanes extends KQuantTensor implements RowLanes.Kernel {
             group.set(FLOAT_LE, column + 4 * L + 4 * r, f16(row, at + 82));
             for (int k = 0; k < 16; k++) { // sub-block k: bit pair j of 16 quant bytes of half h, as Q2_KTensor's
                 int sub = column + HEAD + k * SUB, h = k / 8, j = k % 8 / 2, quants = at + 16 + 32 * h + 16 * (k % 2);
-                int scaleMin = row.get(JAVA_BYTE, at + k);
-                group.set(JAVA_BYTE, sub + r, (byte) (scaleMin & 0xF));
-                group.set(JAVA_BYTE, sub + L + r, (byte) (scaleMin >>> 4 & 0xF));
+                group.set(JAVA_BYTE, sub + r, row.get(JAVA_BYTE, at + k));
                 long first = RowLanes.packFields(row.get(LONG_LE, quants) >>> 2 * j, 2), second = RowLanes.packFields(row.get(LONG_LE, quants + 8) >>> 2 * j, 2);
                 group.set(INT_LE, sub + INTS + 4 * r, (int) (first | second << 16));
             }
@@ -79,8 +78,9 @@ final class Q2_KLanes extends KQuantTensor implements RowLanes.Kernel {
                 s2 = ((FloatVector) u.and(3 << 4).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, x[c + w + 2]), s2);
                 s3 = ((FloatVector) u.and(3 << 6).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, x[c + w + 3]), s3);
             }
-            FloatVector scales = (FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, sub, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0),
-                    mins = (FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, sub + L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0);
+            IntVector scaleMin = (IntVector) ByteVector.fromMemorySegment(LANE_BYTES, data, sub, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0);
+            FloatVector scales = (FloatVector) scaleMin.and(0xF).convert(VectorOperators.I2F, 0),
+                    mins = (FloatVector) scaleMin.lanewise(VectorOperators.LSHR, 4).and(0xF).convert(VectorOperators.I2F, 0);
             FloatVector d = FloatVector.fromMemorySegment(F_SPECIES, data, column, ByteOrder.LITTLE_ENDIAN),
                     dmin = FloatVector.fromMemorySegment(F_SPECIES, data, column + 4L * L, ByteOrder.LITTLE_ENDIAN);
             acc = s0.add(s1).add(s2.add(s3)).fma(d.mul(scales), dmin.mul(mins).fma(FloatVector.broadcast(F_SPECIES, -xSums[(c - xOffset) / 16]), acc));
@@ -98,7 +98,8 @@ final class Q2_KLanes extends KQuantTensor implements RowLanes.Kernel {
             float d = data.get(FLOAT_LE, column + 4L * r), dmin = data.get(FLOAT_LE, column + 4L * L + 4L * r);
             for (int k = 0; k < 16; k++) {
                 long sub = column + HEAD + (long) k * SUB;
-                float scale = d * data.get(JAVA_BYTE, sub + r), min = dmin * data.get(JAVA_BYTE, sub + L + r);
+                int scaleMin = data.get(JAVA_BYTE, sub + r);
+                float scale = d * (scaleMin & 0xF), min = dmin * (scaleMin >>> 4 & 0xF);
                 int quants = data.get(INT_LE, sub + INTS + 4L * r);
                 for (int w = 0; w < 16; w++) out[outOffset + i + 16 * k + w] = (quants >>> 2 * w & 3) * scale - min;
             }
@@ -114,8 +115,9 @@ final class Q2_KLanes extends KQuantTensor implements RowLanes.Kernel {
                     dmin = FloatVector.fromMemorySegment(F_SPECIES, data, column + 4L * L, ByteOrder.LITTLE_ENDIAN);
             for (int k = 0; k < 16; k++) {
                 long sub = column + HEAD + (long) k * SUB;
-                FloatVector scale = d.mul((FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, sub, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0)),
-                        min = dmin.mul((FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, sub + L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0));
+                IntVector scaleMin = (IntVector) ByteVector.fromMemorySegment(LANE_BYTES, data, sub, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0);
+                FloatVector scale = d.mul((FloatVector) scaleMin.and(0xF).convert(VectorOperators.I2F, 0)),
+                        min = dmin.mul((FloatVector) scaleMin.lanewise(VectorOperators.LSHR, 4).and(0xF).convert(VectorOperators.I2F, 0));
                 IntVector v = IntVector.fromMemorySegment(I_SPECIES, data, sub + INTS, ByteOrder.LITTLE_ENDIAN);
                 int at = first + (i * SUPER_BLOCK + 16 * k) * L;
                 for (int w = 0; w < 16; w++) {
