@@ -48,6 +48,8 @@ final class ClientWatch {
     private final ByteBuffer one = ByteBuffer.allocate(1);
     /** Set when the client sent more bytes after its request (the next one, pipelined), which this took: see {@link #tookBytes}. */
     private boolean tookBytes;
+    /** Set when the channel's blocking mode could not be changed: the watch stops. */
+    private boolean unwatchable;
 
     private ClientWatch(SocketChannel channel) {
         this.channel = channel;
@@ -64,29 +66,50 @@ final class ClientWatch {
     }
 
     /**
-     * Whether the client closed its side of the connection (or it was reset): a read that does not wait returns the
-     * end of the stream. Bytes that arrive instead are a request sent before this one was answered (HTTP/1.1
-     * pipelining, which no common client does for a POST); the read takes one of them, so the watch stops and
-     * {@link #tookBytes} tells the server to close the connection after its response, as a pipelining client expects
-     * to be told to send the rest again.
+     * Whether the client closed its side of the connection (or it was reset): with no bytes waiting, a read that does
+     * not wait returns the end of the stream, taking nothing. Bytes waiting are a request sent before this one was
+     * answered (HTTP/1.1 pipelining, which no common client does for a POST): the watch stops, the bytes left for the
+     * server. Should such bytes arrive between the look and the read, the read takes one of them; then
+     * {@link #tookBytes} tells the server to close the connection after its response, as a pipelining client must be
+     * ready to be told.
      */
     boolean gone() {
-        if (channel == null || tookBytes) return false;
-        try {
-            int read;
-            synchronized (channel.blockingLock()) {
-                boolean blocking = channel.isBlocking();
+        if (channel == null || tookBytes || unwatchable) return false;
+        synchronized (channel.blockingLock()) {
+            try {
+                // bytes waiting are the client's next request (pipelined), which the server reads after this one: the
+                // client is there, and the read below would take one of them
+                if (channel.socket().getInputStream().available() > 0) {
+                    unwatchable = true;
+                    return false;
+                }
+            } catch (IOException | RuntimeException e) {
+                unwatchable = true;
+                return false;
+            }
+            boolean blocking = channel.isBlocking();
+            try {
                 if (blocking) channel.configureBlocking(false);
+            } catch (IOException | RuntimeException e) {
+                unwatchable = true; // a channel this cannot read without waiting: the server's, left as it was
+                return false;
+            }
+            try {
+                int read = channel.read(one.clear());
+                if (read > 0) tookBytes = true;
+                return read < 0;
+            } catch (IOException e) {
+                return true; // reset by the peer
+            } catch (RuntimeException e) {
+                unwatchable = true;
+                return false;
+            } finally {
                 try {
-                    read = channel.read(one.clear());
-                } finally {
                     if (blocking) channel.configureBlocking(true);
+                } catch (IOException | RuntimeException e) {
+                    unwatchable = true; // the response's write then fails as the client's absence would make it
                 }
             }
-            if (read > 0) tookBytes = true;
-            return read < 0;
-        } catch (IOException | RuntimeException e) {
-            return true; // reset by the peer, or closed
         }
     }
 

@@ -346,6 +346,45 @@ class ServerTest {
         clientGoneEndsItsGeneration(false);
     }
 
+    /**
+     * A client that sends its next request before this one's response (HTTP/1.1 pipelining) is not taken for gone,
+     * and its next request is left whole: both are answered in turn on the one connection.
+     */
+    @Test
+    void aPipelinedRequestIsNotAClientGone() throws Exception {
+        String body = completion("Once upon a time", 40).put("ignore_eos", true).toString(); // 40 tokens: 200 ms or more
+        byte[] request = ("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+                + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body).getBytes(StandardCharsets.UTF_8);
+        try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), slow.port())) {
+            socket.setSoTimeout(20_000);
+            OutputStream out = socket.getOutputStream();
+            out.write(request);
+            out.flush();
+            Thread.sleep(30); // the next request after the server has read this one: the watch sees its bytes
+            out.write(request);
+            out.flush();
+            java.io.DataInputStream in = new java.io.DataInputStream(new java.io.BufferedInputStream(socket.getInputStream()));
+            List<String> head = new ArrayList<>();
+            for (String line = readLine(in); !line.isEmpty(); line = readLine(in)) head.add(line.toLowerCase(java.util.Locale.ROOT));
+            assertTrue(head.getFirst().startsWith("http/1.1 200"), head.toString());
+            int length = head.stream().filter(h -> h.startsWith("content-length:")).mapToInt(h -> Integer.parseInt(h.substring(15).trim())).findFirst().orElseThrow();
+            byte[] reply = new byte[length];
+            in.readFully(reply);
+            assertEquals(40, JSON.readTree(reply).path("usage").path("completion_tokens").asInt(), new String(reply, StandardCharsets.UTF_8));
+            assertFalse(head.contains("connection: close"), head.toString());
+            assertTrue(readLine(in).startsWith("HTTP/1.1 200"));
+        }
+    }
+
+    private static String readLine(java.io.DataInputStream in) throws java.io.IOException {
+        StringBuilder line = new StringBuilder();
+        for (int c = in.read(); c != '\n'; c = in.read()) {
+            if (c < 0) throw new java.io.EOFException(line.toString());
+            if (c != '\r') line.append((char) c);
+        }
+        return line.toString();
+    }
+
     private static synchronized void clientGoneEndsItsGeneration(boolean stream) throws Exception {
         // ignore_eos: only the context (512 positions) would end the generation of a client that is not seen to go
         String body = completion("Once upon a time", 100000).put("stream", stream).put("temperature", 1).put("seed", 7).put("ignore_eos", true).toString();
