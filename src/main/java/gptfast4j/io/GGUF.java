@@ -110,7 +110,7 @@ public final class GGUF {
                 GGMLType type = GGMLType.byId(typeId);
                 if (type == null && GGMLType.otherName(typeId) != null) {
                     throw new ModelFormatException(path + ": tensor " + name + " has type " + GGMLType.otherName(typeId) + " (GGML type id " + typeId
-                            + "), which gptfast4j does not read (it reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K to Q6_K, IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ4_NL, IQ4_XS, TQ1_0 and TQ2_0)");
+                            + "), which gptfast4j does not read (it reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K to Q6_K, IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ4_NL, IQ4_XS, TQ1_0, TQ2_0 and MXFP4)");
                 }
                 if (type == null) throw new ModelFormatException(path + ": tensor " + name + " has unknown tensor type id " + typeId);
                 long offset = in.u64();

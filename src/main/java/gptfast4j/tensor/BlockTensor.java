@@ -9,17 +9,20 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+
 /**
  * Formats read in their file's layout: each format's {@code dot} multiplies its bytes with x straight from them (each
  * final class's {@code dotRows} calls it, so that C2 sees one format there), and {@link #dequantizeBlock} decodes a
  * block to floats with vector code, rounding as ggml's dequantize_row (rows, the tiles). The GGUF types of downloadable
  * files whose file layouts have no lane kernels: Q5_0 and Q5_1 (older files, and tensors of some K-quant mixes), Q2_K
- * and Q3_K (the Q2_K and Q3_K_S/M/L mixes), IQ4_NL and IQ4_XS, and the grid i-quants ({@link GridTensor}). Each but
- * the grid i-quants decodes from a copy in a lane layout (README, "Quantization"): Q5_0's weights are exactly Q8_0's
+ * and Q3_K (the Q2_K and Q3_K_S/M/L mixes), IQ4_NL and IQ4_XS, the grid i-quants ({@link GridTensor}), the ternary
+ * types and MXFP4 (MXFP4_MOE's experts). Each but the grid i-quants, the ternary types and MXFP4 decodes from a copy
+ * in a lane layout (README, "Quantization"): Q5_0's weights are exactly Q8_0's
  * kind ({@link #q8_0Copy}); Q2_K, Q3_K, Q5_1, IQ4_NL and IQ4_XS have layouts of their own ({@link Q2_KLanes}, {@link
  * Q3_KLanes}, {@link Q5_1Lanes}, {@link IQ4Lanes}; IQ4_NL takes Q8_0's where IQ4's does not fit).
  */
-abstract sealed class BlockTensor extends Tensor permits Q5_0Tensor, Q5_1Tensor, Q2_KTensor, Q3_KTensor, IQ4_NLTensor, IQ4_XSTensor, GridTensor, TQ1_0Tensor, TQ2_0Tensor {
+abstract sealed class BlockTensor extends Tensor permits Q5_0Tensor, Q5_1Tensor, Q2_KTensor, Q3_KTensor, IQ4_NLTensor, IQ4_XSTensor, GridTensor, TQ1_0Tensor, TQ2_0Tensor, MXFP4Tensor {
     /** Lane i holds i: a lane's position in a vector, for shifts that differ by lane. */
     static final IntVector LANE_INDEX = IntVector.zero(I_SPECIES).addIndex(1);
 
@@ -79,17 +82,22 @@ abstract sealed class BlockTensor extends Tensor permits Q5_0Tensor, Q5_1Tensor,
 
     /** IQ4_NL's and IQ4_XS's 16 levels, ggml-common.h's kvalues_iq4nl: a nibble q stands for {@code LEVELS[q]}. */
     static final byte[] LEVELS = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
-    /** {@link #LEVELS} as a 16-lane vector, the table of a byte shuffle ({@code vpshufb}); 128 bits at every vector width. */
-    private static final ByteVector LEVEL_TABLE = ByteVector.fromArray(ByteVector.SPECIES_128, LEVELS, 0);
+    /** MXFP4's 16 levels, ggml-common.h's kvalues_mxfp4: FP4 (E2M1) values doubled, its scale halved to match. */
+    static final byte[] MXFP4_LEVELS = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+    /** {@link #LEVELS} and {@link #MXFP4_LEVELS} as 16-lane vectors, the tables of a byte shuffle ({@code vpshufb}); 128 bits at every vector width. */
+    private static final ByteVector LEVEL_TABLE = ByteVector.fromArray(ByteVector.SPECIES_128, LEVELS, 0),
+            MXFP4_TABLE = ByteVector.fromArray(ByteVector.SPECIES_128, MXFP4_LEVELS, 0);
 
     /**
-     * IQ4_NL's and IQ4_XS's 32 weights whose 16 nibble bytes are at {@code quants} (weight j in the low nibble of byte
-     * j, weight 16 + j in the high one): {@code scale * LEVELS[q]} to {@code out[at ..]}, as ggml rounds them.
+     * The 32 weights of an IQ4_NL, IQ4_XS or MXFP4 group whose 16 nibble bytes are at {@code quants} (weight j in the
+     * low nibble of byte j, weight 16 + j in the high one): {@code scale * level[q]} to {@code out[at ..]}, as ggml
+     * rounds them.
      */
     final void levelsBlock(long quants, float scale, float[] out, int at) {
         int lanes = I_SPECIES.length();
+        ByteVector table = type == GGMLType.MXFP4 ? MXFP4_TABLE : LEVEL_TABLE;
         ByteVector bytes = ByteVector.fromMemorySegment(ByteVector.SPECIES_128, data, quants, ByteOrder.LITTLE_ENDIAN);
-        ByteVector low = bytes.and((byte) 0x0F).selectFrom(LEVEL_TABLE), high = bytes.reinterpretAsInts().lanewise(VectorOperators.LSHR, 4).reinterpretAsBytes().and((byte) 0x0F).selectFrom(LEVEL_TABLE);
+        ByteVector low = bytes.and((byte) 0x0F).selectFrom(table), high = bytes.reinterpretAsInts().lanewise(VectorOperators.LSHR, 4).reinterpretAsBytes().and((byte) 0x0F).selectFrom(table);
         for (int part = 0; part < 16 / lanes; part++) {
             ((FloatVector) low.convertShape(VectorOperators.B2I, I_SPECIES, part).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(out, at + part * lanes);
             ((FloatVector) high.convertShape(VectorOperators.B2I, I_SPECIES, part).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(out, at + 16 + part * lanes);
@@ -97,24 +105,27 @@ abstract sealed class BlockTensor extends Tensor permits Q5_0Tensor, Q5_1Tensor,
     }
 
     /**
-     * IQ4_NL's and IQ4_XS's dot product straight from the bytes, per 32 weights: the nibbles looked up in
-     * {@link #LEVELS} sixteen at a time (a byte shuffle), widened to ints and floats and multiplied with x, then the
+     * IQ4_NL's, IQ4_XS's and MXFP4's dot product straight from the bytes, per 32 weights: the nibbles looked up in
+     * the format's levels sixteen at a time (a byte shuffle), widened to ints and floats and multiplied with x, then the
      * group's scale once, into two sums in turn. IQ4_NL's blocks (18 bytes: f16 d, then one group's 16 nibble bytes),
-     * or IQ4_XS's super-blocks ({@code superBlocks}; 136 bytes, {@link IQ4_XSTensor}: f16 d, the eight groups' scale
-     * bits, read once as two words, then each group's nibble bytes). The scale read apart per group, each read
-     * bounds-checked, and one sum: 0.12-0.13 ns per weight (TinyLlama's ffn_up, one thread).
+     * MXFP4's (17 bytes: the E8M0 exponent, {@link MXFP4Tensor#scale}, then the nibble bytes), or IQ4_XS's
+     * super-blocks ({@code superBlocks}; 136 bytes, {@link IQ4_XSTensor}: f16 d, the eight groups' scale bits, read
+     * once as two words, then each group's nibble bytes). The scale read apart per group, each read bounds-checked,
+     * and one sum: 0.12-0.13 ns per weight (TinyLlama's ffn_up, one thread).
      */
     final float levelsDot(long row, float[] x, int xOffset, boolean superBlocks) {
-        int lanes = I_SPECIES.length(), groups = superBlocks ? 8 : 1, header = superBlocks ? 8 : 2;
+        boolean mxfp4 = type == GGMLType.MXFP4;
+        int lanes = I_SPECIES.length(), groups = superBlocks ? 8 : 1, header = superBlocks ? 8 : mxfp4 ? 1 : 2;
+        ByteVector table = mxfp4 ? MXFP4_TABLE : LEVEL_TABLE;
         FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0;
         long offset = row * rowBytes;
         for (int i = xOffset; i < xOffset + cols; offset += type.blockBytes) {
-            float d = f16(data, offset);
+            float d = mxfp4 ? MXFP4Tensor.scale(data.get(JAVA_BYTE, offset)) : f16(data, offset);
             int lows = superBlocks ? data.get(INT_LE, offset + 4) : 0, highs = superBlocks ? data.get(SHORT_LE, offset + 2) : 0;
             for (int g = 0; g < groups; g++, i += 32) {
                 float scale = superBlocks ? d * ((lows >>> 4 * g & 0xF | (highs >>> 2 * g & 3) << 4) - 32) : d;
                 ByteVector bytes = ByteVector.fromMemorySegment(ByteVector.SPECIES_128, data, offset + header + 16 * g, ByteOrder.LITTLE_ENDIAN);
-                ByteVector low = bytes.and((byte) 0x0F).selectFrom(LEVEL_TABLE), high = bytes.reinterpretAsInts().lanewise(VectorOperators.LSHR, 4).reinterpretAsBytes().and((byte) 0x0F).selectFrom(LEVEL_TABLE);
+                ByteVector low = bytes.and((byte) 0x0F).selectFrom(table), high = bytes.reinterpretAsInts().lanewise(VectorOperators.LSHR, 4).reinterpretAsBytes().and((byte) 0x0F).selectFrom(table);
                 FloatVector sum = FloatVector.zero(F_SPECIES);
                 for (int part = 0; part < 16 / lanes; part++) {
                     sum = ((FloatVector) low.convertShape(VectorOperators.B2I, I_SPECIES, part).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, i + part * lanes), sum);

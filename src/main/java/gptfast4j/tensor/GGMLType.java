@@ -35,7 +35,8 @@ public enum GGMLType {
     IQ1_M(29, 256, 256 / 8 + 256 / 16 + 256 / 32),
     BF16(30, 1, 2),
     TQ1_0(34, 256, (256 - 4 * 256 / 64) / 5 + 256 / 64 + 2),
-    TQ2_0(35, 256, 256 / 4 + 2);
+    TQ2_0(35, 256, 256 / 4 + 2),
+    MXFP4(39, 32, 1 + 16);
 
     public final int id;
     public final int blockSize;
@@ -74,8 +75,8 @@ public enum GGMLType {
     }
 
     /**
-     * The name llama.cpp gives a type id this enum leaves out (ggml.h's enum ggml_type: its MXFP4 type, and the
-     * repacked types it once wrote into files), for errors; null for an id it has no type at.
+     * The name llama.cpp gives a type id this enum leaves out (ggml.h's enum ggml_type: the repacked types it once
+     * wrote into files), for errors; null for an id it has no type at.
      */
     public static String otherName(int id) {
         return switch (id) {
@@ -85,7 +86,6 @@ public enum GGMLType {
             case 36 -> "IQ4_NL_4_4";
             case 37 -> "IQ4_NL_4_8";
             case 38 -> "IQ4_NL_8_8";
-            case 39 -> "MXFP4";
             default -> null;
         };
     }

@@ -185,6 +185,7 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
             case IQ3_S -> new IQ3_STensor(name, data, cols, rows);
             case TQ1_0 -> new TQ1_0Tensor(name, data, cols, rows);
             case TQ2_0 -> new TQ2_0Tensor(name, data, cols, rows);
+            case MXFP4 -> new MXFP4Tensor(name, data, cols, rows);
             default -> throw new ModelFormatException("tensor " + name + " has unsupported tensor type " + type);
         };
     }

@@ -304,8 +304,8 @@ class ErrorsTest {
     void unsupportedTensorTypeIsNamed(@TempDir Path dir) throws IOException {
         Path q8 = patchTensorInfo(dir, "blk.0.attn_q.weight", 0, 9); // Q8_1: known to GGUF (llama.cpp's activations), no weights of it here
         assertOneLineError(run("generate", "--checkpoint", q8.toString()), "unsupported tensor type Q8_1");
-        Path mxfp4 = patchTensorInfo(dir, "blk.0.attn_q.weight", 0, 39); // llama.cpp's MXFP4, whose block size we do not hold
-        assertOneLineError(run("generate", "--checkpoint", mxfp4.toString()), "has type MXFP4 (GGML type id 39), which gptfast4j does not read");
+        Path repacked = patchTensorInfo(dir, "blk.0.attn_q.weight", 0, 31); // llama.cpp's Q4_0_4_4, a repacked type it once wrote into files
+        assertOneLineError(run("generate", "--checkpoint", repacked.toString()), "has type Q4_0_4_4 (GGML type id 31), which gptfast4j does not read");
         Path unknown = patchTensorInfo(dir, "blk.0.attn_q.weight", 0, 77);
         assertOneLineError(run("generate", "--checkpoint", unknown.toString()), "unknown tensor type id 77");
     }

@@ -51,11 +51,11 @@ class DecodeAllocationTest {
     /**
      * The same for the formats of llama.cpp's files that ours never hold (Q2_K, Q3_K, Q5_0, Q5_1, IQ4_NL, IQ4_XS), on
      * BlockFormatsTest's file: with their decode copies (Q3_K's, Q5_0's, IQ4_NL's and IQ4_XS's), and in the files' layout;
-     * the grid i-quants (IQ1_S ... IQ3_S, no decode copies) on IQuantsTest's; and the ternary types (TQ1_0, TQ2_0) on
-     * TernaryTest's.
+     * the grid i-quants (IQ1_S ... IQ3_S, no decode copies) on IQuantsTest's; the ternary types (TQ1_0, TQ2_0) on
+     * TernaryTest's; and MXFP4 (no decode copies; a mixture of experts) on MXFP4Test's.
      */
     @org.junit.jupiter.params.ParameterizedTest
-    @org.junit.jupiter.params.provider.ValueSource(strings = {"block-formats/mini-llama2-mixed.gguf", "i-quants/mini-llama2-iq.gguf", "ternary/mini-llama2-tq.gguf"})
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"block-formats/mini-llama2-mixed.gguf", "i-quants/mini-llama2-iq.gguf", "ternary/mini-llama2-tq.gguf", "mxfp4/mini-mixtral-mxfp4.gguf"})
     void decodeStepsOfTheBlockFormatsAllocateNothing(String fixture) {
         java.nio.file.Path file = java.nio.file.Path.of("src/test/resources").resolve(fixture);
         assertDecodeAllocatesNothing(Checkpoint.load(file, null).model());
