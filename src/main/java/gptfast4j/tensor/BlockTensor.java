@@ -89,13 +89,14 @@ abstract sealed class BlockTensor extends Tensor permits Q5_0Tensor, Q5_1Tensor,
             MXFP4_TABLE = ByteVector.fromArray(ByteVector.SPECIES_128, MXFP4_LEVELS, 0);
 
     /**
-     * The 32 weights of an IQ4_NL, IQ4_XS or MXFP4 group whose 16 nibble bytes are at {@code quants} (weight j in the
-     * low nibble of byte j, weight 16 + j in the high one): {@code scale * level[q]} to {@code out[at ..]}, as ggml
-     * rounds them.
+     * The 32 weights of an IQ4_NL, IQ4_XS or MXFP4 ({@code mxfp4}) group whose 16 nibble bytes are at {@code quants}
+     * (weight j in the low nibble of byte j, weight 16 + j in the high one): {@code scale * level[q]} to
+     * {@code out[at ..]}, as ggml rounds them. Each format's call passes {@code mxfp4} as a constant, so that the table
+     * is one after inlining, whatever the formats a process has run.
      */
-    final void levelsBlock(long quants, float scale, float[] out, int at) {
+    final void levelsBlock(long quants, float scale, float[] out, int at, boolean mxfp4) {
         int lanes = I_SPECIES.length();
-        ByteVector table = type == GGMLType.MXFP4 ? MXFP4_TABLE : LEVEL_TABLE;
+        ByteVector table = mxfp4 ? MXFP4_TABLE : LEVEL_TABLE;
         ByteVector bytes = ByteVector.fromMemorySegment(ByteVector.SPECIES_128, data, quants, ByteOrder.LITTLE_ENDIAN);
         ByteVector low = bytes.and((byte) 0x0F).selectFrom(table), high = bytes.reinterpretAsInts().lanewise(VectorOperators.LSHR, 4).reinterpretAsBytes().and((byte) 0x0F).selectFrom(table);
         for (int part = 0; part < 16 / lanes; part++) {
@@ -108,13 +109,13 @@ abstract sealed class BlockTensor extends Tensor permits Q5_0Tensor, Q5_1Tensor,
      * IQ4_NL's, IQ4_XS's and MXFP4's dot product straight from the bytes, per 32 weights: the nibbles looked up in
      * the format's levels sixteen at a time (a byte shuffle), widened to ints and floats and multiplied with x, then the
      * group's scale once, into two sums in turn. IQ4_NL's blocks (18 bytes: f16 d, then one group's 16 nibble bytes),
-     * MXFP4's (17 bytes: the E8M0 exponent, {@link MXFP4Tensor#scale}, then the nibble bytes), or IQ4_XS's
+     * MXFP4's ({@code mxfp4}; 17 bytes: the E8M0 exponent, {@link MXFP4Tensor#scale}, then the nibble bytes), or IQ4_XS's
      * super-blocks ({@code superBlocks}; 136 bytes, {@link IQ4_XSTensor}: f16 d, the eight groups' scale bits, read
      * once as two words, then each group's nibble bytes). The scale read apart per group, each read bounds-checked,
-     * and one sum: 0.12-0.13 ns per weight (TinyLlama's ffn_up, one thread).
+     * and one sum: 0.12-0.13 ns per weight (TinyLlama's ffn_up, one thread). The formats' calls pass the two flags as
+     * constants, so that after inlining each format's code is its own.
      */
-    final float levelsDot(long row, float[] x, int xOffset, boolean superBlocks) {
-        boolean mxfp4 = type == GGMLType.MXFP4;
+    final float levelsDot(long row, float[] x, int xOffset, boolean superBlocks, boolean mxfp4) {
         int lanes = I_SPECIES.length(), groups = superBlocks ? 8 : 1, header = superBlocks ? 8 : mxfp4 ? 1 : 2;
         ByteVector table = mxfp4 ? MXFP4_TABLE : LEVEL_TABLE;
         FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0;
@@ -126,10 +127,20 @@ abstract sealed class BlockTensor extends Tensor permits Q5_0Tensor, Q5_1Tensor,
                 float scale = superBlocks ? d * ((lows >>> 4 * g & 0xF | (highs >>> 2 * g & 3) << 4) - 32) : d;
                 ByteVector bytes = ByteVector.fromMemorySegment(ByteVector.SPECIES_128, data, offset + header + 16 * g, ByteOrder.LITTLE_ENDIAN);
                 ByteVector low = bytes.and((byte) 0x0F).selectFrom(table), high = bytes.reinterpretAsInts().lanewise(VectorOperators.LSHR, 4).reinterpretAsBytes().and((byte) 0x0F).selectFrom(table);
-                FloatVector sum = FloatVector.zero(F_SPECIES);
-                for (int part = 0; part < 16 / lanes; part++) {
-                    sum = ((FloatVector) low.convertShape(VectorOperators.B2I, I_SPECIES, part).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, i + part * lanes), sum);
-                    sum = ((FloatVector) high.convertShape(VectorOperators.B2I, I_SPECIES, part).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, i + 16 + part * lanes), sum);
+                // the parts of 16 bytes widened to ints written out, each a constant: a loop's part is one only where C2
+                // unrolls the loop, and a 128-bit JVM (four parts) did not always, boxing low and high for the calls
+                // (DecodeAllocationTest, MXFP4 after the other formats: 0.9 GB in 500 steps)
+                FloatVector sum = ((FloatVector) low.convertShape(VectorOperators.B2I, I_SPECIES, 0).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, i), FloatVector.zero(F_SPECIES));
+                sum = ((FloatVector) high.convertShape(VectorOperators.B2I, I_SPECIES, 0).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, i + 16), sum);
+                if (lanes < 16) {
+                    sum = ((FloatVector) low.convertShape(VectorOperators.B2I, I_SPECIES, 1).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, i + lanes), sum);
+                    sum = ((FloatVector) high.convertShape(VectorOperators.B2I, I_SPECIES, 1).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, i + 16 + lanes), sum);
+                }
+                if (lanes < 8) {
+                    sum = ((FloatVector) low.convertShape(VectorOperators.B2I, I_SPECIES, 2).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, i + 2 * lanes), sum);
+                    sum = ((FloatVector) high.convertShape(VectorOperators.B2I, I_SPECIES, 2).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, i + 16 + 2 * lanes), sum);
+                    sum = ((FloatVector) low.convertShape(VectorOperators.B2I, I_SPECIES, 3).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, i + 3 * lanes), sum);
+                    sum = ((FloatVector) high.convertShape(VectorOperators.B2I, I_SPECIES, 3).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, i + 16 + 3 * lanes), sum);
                 }
                 FloatVector next = sum.fma(FloatVector.broadcast(F_SPECIES, scale), acc1);
                 acc1 = acc0;

@@ -16,7 +16,7 @@ final class IQ4_NLTensor extends BlockTensor {
 
     @Override
     void dequantizeBlock(long offset, float[] out, int at) {
-        levelsBlock(offset + 2, f16(data, offset), out, at);
+        levelsBlock(offset + 2, f16(data, offset), out, at, false);
     }
 
     /**
@@ -57,7 +57,7 @@ final class IQ4_NLTensor extends BlockTensor {
 
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        return levelsDot(row, x, xOffset, false);
+        return levelsDot(row, x, xOffset, false, false);
     }
 
     @Override

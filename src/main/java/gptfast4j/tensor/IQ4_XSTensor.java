@@ -24,7 +24,7 @@ final class IQ4_XSTensor extends BlockTensor {
 
     @Override
     void dequantizeBlock(long offset, float[] out, int at) {
-        for (int g = 0; g < 8; g++) levelsBlock(offset + 8 + 16 * g, scale(data, offset, g), out, at + 32 * g);
+        for (int g = 0; g < 8; g++) levelsBlock(offset + 8 + 16 * g, scale(data, offset, g), out, at + 32 * g, false);
     }
 
     @Override
@@ -39,7 +39,7 @@ final class IQ4_XSTensor extends BlockTensor {
 
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        return levelsDot(row, x, xOffset, true);
+        return levelsDot(row, x, xOffset, true, false);
     }
 
     @Override

@@ -26,7 +26,7 @@ final class MXFP4Tensor extends BlockTensor {
 
     @Override
     void dequantizeBlock(long offset, float[] out, int at) {
-        levelsBlock(offset + 1, scale(data.get(JAVA_BYTE, offset)), out, at);
+        levelsBlock(offset + 1, scale(data.get(JAVA_BYTE, offset)), out, at, true);
     }
 
     /**
@@ -49,7 +49,7 @@ final class MXFP4Tensor extends BlockTensor {
 
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        return levelsDot(row, x, xOffset, false);
+        return levelsDot(row, x, xOffset, false, true);
     }
 
     @Override
