@@ -124,7 +124,10 @@ public abstract sealed class Engine {
         @Override
         void serve() throws InterruptedException {
             Job job = waiting.take();
-            if (job.gone) return; // its request ended while it waited
+            if (job.gone) { // its request ended while it waited
+                job.drop();
+                return;
+            }
             running = 1;
             try {
                 // a verification chooses tokens from distributions of its own, which a sampler's observer does not see
@@ -244,7 +247,10 @@ public abstract sealed class Engine {
 
         /** Takes {@code job} into the free slot whose cache holds the longest start of its prompt. */
         private void start(Job job) {
-            if (job.gone) return; // its request ended while it waited
+            if (job.gone) { // its request ended while it waited
+                job.drop();
+                return;
+            }
             int[] prompt;
             Sampler sampler;
             try {

@@ -26,6 +26,8 @@ final class Job {
 
     /** In the outbox: the stream begins (its status and headers). */
     static final Object STREAM = new Object();
+    /** In the outbox: the engine dropped this choice unstarted, its request having ended while it waited ({@link #drop}). */
+    static final Object DROPPED = new Object();
 
     /** Shared by a request's choices. */
     final LinkedBlockingQueue<Object> outbox;
@@ -56,6 +58,11 @@ final class Job {
         this.request = request;
         this.tokens = tokens;
         this.responses = responses;
+    }
+
+    /** The engine drops this job unstarted ({@link #gone}): the request's thread, which may still wait for its choices, is told. */
+    void drop() {
+        outbox.add(DROPPED);
     }
 
     boolean stream() {

@@ -350,11 +350,11 @@ public final class Server implements AutoCloseable {
         // what the engine's thread hands over, written here: a stream's start and events, then the choices' ends
         Events events = null;
         Job.Completion[] done = new Job.Completion[jobs.size()];
-        int ended = 0;
+        int ended = 0, dropped = 0;
         boolean gone = false;
         ClientWatch watch = ClientWatch.of(exchange);
         try {
-            while (ended < done.length) {
+            while (ended + dropped < done.length) {
                 // until a stream begins, nothing is written that would fail: the client's side is looked at instead
                 Object item = events == null && !gone ? outbox.poll(WATCH_MILLIS, TimeUnit.MILLISECONDS) : outbox.take();
                 if (item == null) {
@@ -376,6 +376,8 @@ public final class Server implements AutoCloseable {
                 } else if (item instanceof Job.Completion completion) {
                     done[ended++] = completion;
                     count(completion);
+                } else if (item == Job.DROPPED) {
+                    dropped++; // a choice still waiting when its client went: the engine dropped it unstarted
                 } else if (item instanceof HttpError error) {
                     if (events == null) throw error;
                     if (!gone) events.error(error);
@@ -389,16 +391,17 @@ public final class Server implements AutoCloseable {
             // ends the generations still running for it at their next token
             jobs.forEach(j -> j.gone = true);
         }
+        if (gone) { // nothing more to send; what was generated for nobody, for the log
+            return ended == 0 ? "the client went away before its generation began" : Arrays.stream(done, 0, ended).map(Job.Completion::summary).collect(Collectors.joining("; "));
+        }
         ObjectNode usage = done[0].usage().deepCopy();
         for (int i = 1; i < done.length; i++) {
             for (String field : new String[]{"completion_tokens", "total_tokens"}) usage.put(field, usage.path(field).asInt() + done[i].usage().path(field).asInt());
         }
         if (events != null) {
-            if (!gone) {
-                if (request.includeUsage()) events.send(new Responses(id, chat, modelName, 0).usage(usage));
-                events.done();
-            }
-        } else if (!gone) {
+            if (request.includeUsage()) events.send(new Responses(id, chat, modelName, 0).usage(usage));
+            events.done();
+        } else {
             // one response of the choices, in their order
             List<JsonNode> each = Arrays.stream(done).map(c -> c.response().path("choices").get(0)).sorted(Comparator.comparingInt(c -> c.path("index").asInt())).toList();
             ObjectNode response = done[0].response();

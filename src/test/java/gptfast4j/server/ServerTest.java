@@ -347,6 +347,33 @@ class ServerTest {
     }
 
     /**
+     * A client that goes away while its request waits behind another: the engine drops the request unstarted and its
+     * request's thread ends (it used to wait for that choice's end for ever), logged as 499.
+     */
+    @Test
+    void aClientGoneWhileItsRequestWaitsIsDropped() throws Exception {
+        int logged = LOG.toString(StandardCharsets.UTF_8).length();
+        HttpRequest first = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + slow.port() + "/v1/completions"))
+                .POST(HttpRequest.BodyPublishers.ofString(completion("Once upon a time", 100).put("ignore_eos", true).toString())).build();
+        var running = CLIENT.sendAsync(first, HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8)); // 100 tokens: 500 ms or more
+        Thread.sleep(100);
+        String body = completion("Once upon a time", 10).toString();
+        try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), slow.port())) {
+            socket.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+                    + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body).getBytes(StandardCharsets.UTF_8));
+        }
+        assertEquals(200, running.get().statusCode());
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        String line = null;
+        while (line == null && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+            line = LOG.toString(StandardCharsets.UTF_8).substring(logged).lines().filter(l -> l.contains("before its generation began")).findFirst().orElse(null);
+        }
+        assertNotNull(line, LOG.toString(StandardCharsets.UTF_8).substring(logged));
+        assertTrue(line.startsWith("POST /v1/completions 499,"), line);
+    }
+
+    /**
      * A client that sends its next request before this one's response (HTTP/1.1 pipelining) is not taken for gone,
      * and its next request is left whole: both are answered in turn on the one connection.
      */
