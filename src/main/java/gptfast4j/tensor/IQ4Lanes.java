@@ -17,11 +17,11 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * nibbles of weights 8t .. 8t + 7 of row r's sub-block, weight 8t + p at bits 4p ({@link RowLanes}' ints). 160 bytes
  * per row and 256 weights against IQ4_XS's and MXFP4's 136 and IQ4_NL's 144; the scale kept as the f32 the file's
  * arithmetic makes of it (IQ4_XS's {@code d * (scale - 32)}, IQ4_NL's d, MXFP4's {@code 2^(e - 128)}), so the
- * weights are the file's bit for bit; MXFP4's levels are its own ({@link BlockTensor#MXFP4_LEVELS}). The kernel looks a nibble's level
- * up in the 16 levels held as floats' bits in int lanes ({@code selectFrom} of two tables, which takes an index modulo their 2L
- * lanes, so the nibble needs no mask): with L = 16 both tables are the 16 levels, with L = 8 the first and last
- * eight. Narrower vectors have too few lanes for the table ({@link #fits}): IQ4_XS then stays in its file's layout,
- * IQ4_NL takes Q8_0's.
+ * weights are the file's bit for bit; MXFP4's levels are its own ({@link BlockTensor#MXFP4_LEVELS}). The kernel
+ * looks a nibble's level up in the 16 levels held as floats' bits in int lanes ({@code selectFrom} of two tables,
+ * which takes an index modulo their 2L lanes, so the nibble needs no mask): with L = 16 both tables are the 16
+ * levels, with L = 8 the first and last eight. Narrower vectors have too few lanes for the table ({@link #fits}):
+ * IQ4_XS and MXFP4 then stay in their files' layout, IQ4_NL takes Q8_0's.
  */
 final class IQ4Lanes extends KQuantTensor implements RowLanes.Kernel {
     /** Rows per group of the decode layout: one per float lane. */
