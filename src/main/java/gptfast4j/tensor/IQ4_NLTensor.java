@@ -24,11 +24,11 @@ final class IQ4_NLTensor extends BlockTensor {
      * does not fit (rows not of whole 256s, vectors of 128 bits) Q8_0's, which holds IQ4_NL's weights exactly too:
      * {@code d * LEVELS[q]} is Q8_0's {@code d * q'} with the int8 {@code q' = LEVELS[q]} ({@link #q8_0Copy}: 34 bytes
      * a block against 18). TinyLlama IQ4_NL tg64, 2 threads: 26.9 tokens/s from the file's layout, 36.9-38.2 from
-     * Q8_0's. Q8_0's too on x86 without AVX-512 ({@link #inLanes}).
+     * Q8_0's. Q8_0's too on x86 without AVX-512 ({@link IQ4Lanes#preferred}).
      */
     @Override
     public Tensor forDecode(OffHeap memory) {
-        if (inLanes()) return IQ4Lanes.of(this, memory);
+        if (IQ4Lanes.preferred(this)) return IQ4Lanes.of(this, memory);
         return q8_0Copy(memory, (from, q8, to) -> {
             q8.set(SHORT_LE, to, data.get(SHORT_LE, from));
             for (int j = 0; j < 16; j++) {
@@ -41,18 +41,7 @@ final class IQ4_NLTensor extends BlockTensor {
 
     @Override
     public long decodeCopyBytes() {
-        return inLanes() ? IQ4Lanes.layoutBytes(this) : q8_0CopyBytes();
-    }
-
-    /**
-     * Whether the decode copy is {@link IQ4Lanes}' rather than Q8_0's: where it fits, but not on x86 without AVX-512
-     * ({@link #X86_WITHOUT_AVX512}), whose two-table lookup is a sequence of rearranges and blends there: TinyLlama
-     * IQ4_NL tg32 under {@code -XX:UseAVX=2}, 2 threads, 19.3 tokens/s in IQ4Lanes' layout, 40.6 in Q8_0's (IQ4_XS,
-     * which Q8_0 cannot hold exactly, stays in IQ4Lanes': 18.8 there, 21.2 from its file's layout, whose prompts
-     * are 20% slower).
-     */
-    private boolean inLanes() {
-        return IQ4Lanes.fits(this) && !X86_WITHOUT_AVX512;
+        return IQ4Lanes.preferred(this) ? IQ4Lanes.layoutBytes(this) : q8_0CopyBytes();
     }
 
     @Override

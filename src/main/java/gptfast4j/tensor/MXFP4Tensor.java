@@ -29,22 +29,15 @@ final class MXFP4Tensor extends BlockTensor {
         levelsBlock(offset + 1, scale(data.get(JAVA_BYTE, offset)), out, at, true);
     }
 
-    /**
-     * A copy in {@link IQ4Lanes}' layout where it fits and the two-table lookup is one instruction (not on x86 without
-     * AVX-512, as IQ4_NL's {@code inLanes}); otherwise decode reads the file's layout.
-     */
+    /** A copy in {@link IQ4Lanes}' layout where that is {@link IQ4Lanes#preferred}; otherwise decode reads the file's layout. */
     @Override
     public Tensor forDecode(OffHeap memory) {
-        return inLanes() ? IQ4Lanes.of(this, memory) : this;
+        return IQ4Lanes.preferred(this) ? IQ4Lanes.of(this, memory) : this;
     }
 
     @Override
     public long decodeCopyBytes() {
-        return inLanes() ? IQ4Lanes.layoutBytes(this) : 0;
-    }
-
-    boolean inLanes() {
-        return IQ4Lanes.fits(this) && !X86_WITHOUT_AVX512;
+        return IQ4Lanes.preferred(this) ? IQ4Lanes.layoutBytes(this) : 0;
     }
 
     @Override

@@ -30,7 +30,7 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
      * Whether C2 emits AVX2's instructions at most, as on x86 without AVX-512 (or with {@code -XX:UseAVX=2}, HotSpot's
      * own choice on Skylake Xeons): sixteen vector registers where AVX-512, NEON and SVE have 32 ({@link
      * TileKernels#SIXTEEN_REGISTERS}), and no permute of two tables ({@code selectFrom(v1, v2)} is then a sequence of
-     * rearranges and blends, {@link IQ4_NLTensor#inLanes}). HotSpot's own flag says which.
+     * rearranges and blends, {@link IQ4Lanes#preferred}). HotSpot's own flag says which.
      */
     static final boolean X86_WITHOUT_AVX512 = x86WithoutAvx512();
 

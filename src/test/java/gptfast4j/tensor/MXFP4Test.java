@@ -45,7 +45,7 @@ class MXFP4Test {
 
     /**
      * The decode copies ({@link IQ4Lanes}' layout; none at 128 bits, too few lanes for its levels' table, nor under
-     * AVX2, {@link MXFP4Tensor#inLanes}): the same
+     * AVX2, {@link IQ4Lanes#preferred}): the same
      * weights bit for bit, and their kernels against them; decode steps of the model with its copies, the file
      * layout's logits.
      */
@@ -55,7 +55,7 @@ class MXFP4Test {
             Tensor file = Tensor.of(td);
             if (!(file instanceof MXFP4Tensor)) continue;
             Tensor decode = file.forDecode(OffHeap.AUTOMATIC);
-            if (!((MXFP4Tensor) file).inLanes()) {
+            if (!IQ4Lanes.preferred(file)) {
                 assertSame(file, decode);
                 assertEquals(0, file.decodeCopyBytes());
                 continue;
@@ -67,7 +67,7 @@ class MXFP4Test {
             BlockFormatsTest.kernelsAgree(decode, w);
         }
         Llama fileLayout = Checkpoint.load(FILE, null).model(), copied = Checkpoint.load(FILE, null).model();
-        assertEquals(((MXFP4Tensor) Tensor.of(GGUF.read(FILE).tensors().get("output.weight"))).inLanes(), copied.startDecoding(), "copies made where the layout fits");
+        assertEquals(IQ4Lanes.preferred(Tensor.of(GGUF.read(FILE).tensors().get("output.weight"))), copied.startDecoding(), "copies made where the layout fits");
         Llama.State a = fileLayout.newState(16, 1), b = copied.newState(16, 1);
         for (int pos = 0, token = 1; pos < 6; pos++, token = 100 + 37 * pos) {
             float[] la = fileLayout.forward(a, token, pos), lb = copied.forward(b, token, pos);
