@@ -16,8 +16,9 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * {@code [scale and min: L bytes][L ints]}, row r's byte as the file has it (the scale in its low nibble, the min in
  * its high one), the int of lane r holding row r's 16 two-bit quants, weight w at bits 2w. 88 bytes per row and
  * super-block against the file's 84 (104 while the scales and the mins took a byte each); d and dmin kept as the
- * floats the file's f16 make, so the weights are the file's bit for bit. The kernel takes a quant where it lies in its byte ({@code q * 4^p},
- * exact in a float, p = w % 4) against activations scaled by {@code 4^-p} ({@link #QUANT_SCALES}), a shift per byte.
+ * floats the file's f16 make, so the weights are the file's bit for bit. The kernel takes a quant where it lies in
+ * its byte ({@code q * 4^p}, exact in a float, p = w % 4) against activations scaled by {@code 4^-p}
+ * ({@link #QUANT_SCALES}), a shift per byte.
  */
 final class Q2_KLanes extends KQuantTensor implements RowLanes.Kernel {
     /** Rows per group of the decode layout: one per float lane. */
