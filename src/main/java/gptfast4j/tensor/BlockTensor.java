@@ -99,9 +99,18 @@ abstract sealed class BlockTensor extends Tensor permits Q5_0Tensor, Q5_1Tensor,
         ByteVector table = mxfp4 ? MXFP4_TABLE : LEVEL_TABLE;
         ByteVector bytes = ByteVector.fromMemorySegment(ByteVector.SPECIES_128, data, quants, ByteOrder.LITTLE_ENDIAN);
         ByteVector low = bytes.and((byte) 0x0F).selectFrom(table), high = bytes.reinterpretAsInts().lanewise(VectorOperators.LSHR, 4).reinterpretAsBytes().and((byte) 0x0F).selectFrom(table);
-        for (int part = 0; part < 16 / lanes; part++) {
-            ((FloatVector) low.convertShape(VectorOperators.B2I, I_SPECIES, part).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(out, at + part * lanes);
-            ((FloatVector) high.convertShape(VectorOperators.B2I, I_SPECIES, part).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(out, at + 16 + part * lanes);
+        // the parts written out as constants, as levelsDot's (a loop's part is one only where C2 unrolls the loop)
+        ((FloatVector) low.convertShape(VectorOperators.B2I, I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(out, at);
+        ((FloatVector) high.convertShape(VectorOperators.B2I, I_SPECIES, 0).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(out, at + 16);
+        if (lanes < 16) {
+            ((FloatVector) low.convertShape(VectorOperators.B2I, I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(out, at + lanes);
+            ((FloatVector) high.convertShape(VectorOperators.B2I, I_SPECIES, 1).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(out, at + 16 + lanes);
+        }
+        if (lanes < 8) {
+            ((FloatVector) low.convertShape(VectorOperators.B2I, I_SPECIES, 2).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(out, at + 2 * lanes);
+            ((FloatVector) high.convertShape(VectorOperators.B2I, I_SPECIES, 2).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(out, at + 16 + 2 * lanes);
+            ((FloatVector) low.convertShape(VectorOperators.B2I, I_SPECIES, 3).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(out, at + 3 * lanes);
+            ((FloatVector) high.convertShape(VectorOperators.B2I, I_SPECIES, 3).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(out, at + 16 + 3 * lanes);
         }
     }
 
