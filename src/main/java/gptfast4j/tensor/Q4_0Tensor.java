@@ -5,7 +5,6 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
@@ -31,10 +30,6 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, Te
     private static final int HEADER = 2;
     /** The ints of a decode-layout block column start after the L scales. */
     private static final int INTS = HEADER * L;
-    /** Int16 lanes as wide as the float lanes: {@link #laneDots} reads each int of a plane as two int16 lanes. */
-    private static final VectorSpecies<Short> PAIRS = VectorSpecies.of(short.class, F_SPECIES.vectorShape());
-    /** Added and taken off again, 1.5 * 2^23 leaves no fraction bits: rounds |v| <= 127 half to even, as rint. */
-    private static final float ROUNDER = 0x1.8p23f;
 
     Q4_0Tensor(String name, MemorySegment data, int cols, long rows) {
         this(name, data, cols, rows, false);
@@ -82,9 +77,6 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, Te
         return acc.reduceLanes(VectorOperators.ADD);
     }
 
-    /** Both int16 halves' low nibble: what is left of nibble j of each after an int shift by 4j. */
-    private static final int NIBBLES = 0x000F_000F;
-
     /**
      * The dot products of the L rows of groups a and b with the rounded activations, to {@code out[oA .. oA + L)} and
      * {@code out[oB ..]}: {@code q[qOffset + 32k + 8t + j]} (j < 4) holds block k's values 8t + j and 8t + 4 + j as
@@ -93,7 +85,7 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, Te
      * weights 8t .. 8t + 3 in the low one and 8t + 4 .. 8t + 7 in the high one, so one broadcast pair multiplies nibble
      * j of both: per block, 16 int16 multiply-adds per lane of the unsigned nibbles (at most 16 * 15 * 127 = 30480, no
      * overflow), then the lane pairs added as ints, the offset added, and {@code * (d * dx)} into float sums. Nibble 0
-     * is taken by one and, 3 by one int16 shift, 1 and 2 by an int shift and an and of both halves ({@link #NIBBLES}):
+     * is taken by one and, 3 by one int16 shift, 1 and 2 by an int shift and an and of both halves ({@link RowLanes#NIBBLE_PAIRS}):
      * C2 shifts int lanes by an immediate but int16 lanes by a count it moves into a vector register first (two more
      * instructions per shift); with 1 and 2 shifted as ints, JMH matvec (decode layout, one thread, alternating) ran
      * 3.85-3.96 against 4.03-4.64 us in L2 and 446-490 against 500-537 us in L3. Each nibble's products run from int
@@ -118,42 +110,42 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, Te
                     w1 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
                     w2 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
                     w3 = IntVector.fromMemorySegment(I_SPECIES, data, offsetB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
-            ShortVector sa = ShortVector.zero(PAIRS), sb = sa;
+            ShortVector sa = ShortVector.zero(RowLanes.PAIRS), sb = sa;
             { // nibble 0 of each int16
                 ShortVector x0 = IntVector.broadcast(I_SPECIES, q[c + 0]).reinterpretAsShorts(), x1 = IntVector.broadcast(I_SPECIES, q[c + 8]).reinterpretAsShorts(),
                         x2 = IntVector.broadcast(I_SPECIES, q[c + 16]).reinterpretAsShorts(), x3 = IntVector.broadcast(I_SPECIES, q[c + 24]).reinterpretAsShorts();
-                sa = v3.and(NIBBLES).reinterpretAsShorts().mul(x3).add(sa);
-                sb = w3.and(NIBBLES).reinterpretAsShorts().mul(x3).add(sb);
-                sa = v2.and(NIBBLES).reinterpretAsShorts().mul(x2).add(sa);
-                sb = w2.and(NIBBLES).reinterpretAsShorts().mul(x2).add(sb);
-                sa = v1.and(NIBBLES).reinterpretAsShorts().mul(x1).add(sa);
-                sb = w1.and(NIBBLES).reinterpretAsShorts().mul(x1).add(sb);
-                sa = v0.and(NIBBLES).reinterpretAsShorts().mul(x0).add(sa);
-                sb = w0.and(NIBBLES).reinterpretAsShorts().mul(x0).add(sb);
+                sa = v3.and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x3).add(sa);
+                sb = w3.and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x3).add(sb);
+                sa = v2.and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x2).add(sa);
+                sb = w2.and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x2).add(sb);
+                sa = v1.and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x1).add(sa);
+                sb = w1.and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x1).add(sb);
+                sa = v0.and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x0).add(sa);
+                sb = w0.and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x0).add(sb);
             }
             { // nibble 1 of each int16
                 ShortVector x0 = IntVector.broadcast(I_SPECIES, q[c + 1]).reinterpretAsShorts(), x1 = IntVector.broadcast(I_SPECIES, q[c + 9]).reinterpretAsShorts(),
                         x2 = IntVector.broadcast(I_SPECIES, q[c + 17]).reinterpretAsShorts(), x3 = IntVector.broadcast(I_SPECIES, q[c + 25]).reinterpretAsShorts();
-                sa = v3.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x3).add(sa);
-                sb = w3.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x3).add(sb);
-                sa = v2.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x2).add(sa);
-                sb = w2.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x2).add(sb);
-                sa = v1.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x1).add(sa);
-                sb = w1.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x1).add(sb);
-                sa = v0.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x0).add(sa);
-                sb = w0.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(x0).add(sb);
+                sa = v3.lanewise(VectorOperators.LSHR, 4).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x3).add(sa);
+                sb = w3.lanewise(VectorOperators.LSHR, 4).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x3).add(sb);
+                sa = v2.lanewise(VectorOperators.LSHR, 4).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x2).add(sa);
+                sb = w2.lanewise(VectorOperators.LSHR, 4).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x2).add(sb);
+                sa = v1.lanewise(VectorOperators.LSHR, 4).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x1).add(sa);
+                sb = w1.lanewise(VectorOperators.LSHR, 4).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x1).add(sb);
+                sa = v0.lanewise(VectorOperators.LSHR, 4).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x0).add(sa);
+                sb = w0.lanewise(VectorOperators.LSHR, 4).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x0).add(sb);
             }
             { // nibble 2 of each int16
                 ShortVector x0 = IntVector.broadcast(I_SPECIES, q[c + 2]).reinterpretAsShorts(), x1 = IntVector.broadcast(I_SPECIES, q[c + 10]).reinterpretAsShorts(),
                         x2 = IntVector.broadcast(I_SPECIES, q[c + 18]).reinterpretAsShorts(), x3 = IntVector.broadcast(I_SPECIES, q[c + 26]).reinterpretAsShorts();
-                sa = v3.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x3).add(sa);
-                sb = w3.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x3).add(sb);
-                sa = v2.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x2).add(sa);
-                sb = w2.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x2).add(sb);
-                sa = v1.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x1).add(sa);
-                sb = w1.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x1).add(sb);
-                sa = v0.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x0).add(sa);
-                sb = w0.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(x0).add(sb);
+                sa = v3.lanewise(VectorOperators.LSHR, 8).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x3).add(sa);
+                sb = w3.lanewise(VectorOperators.LSHR, 8).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x3).add(sb);
+                sa = v2.lanewise(VectorOperators.LSHR, 8).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x2).add(sa);
+                sb = w2.lanewise(VectorOperators.LSHR, 8).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x2).add(sb);
+                sa = v1.lanewise(VectorOperators.LSHR, 8).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x1).add(sa);
+                sb = w1.lanewise(VectorOperators.LSHR, 8).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x1).add(sb);
+                sa = v0.lanewise(VectorOperators.LSHR, 8).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x0).add(sa);
+                sb = w0.lanewise(VectorOperators.LSHR, 8).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x0).add(sb);
             }
             { // nibble 3 of each int16
                 ShortVector x0 = IntVector.broadcast(I_SPECIES, q[c + 3]).reinterpretAsShorts(), x1 = IntVector.broadcast(I_SPECIES, q[c + 11]).reinterpretAsShorts(),
@@ -307,44 +299,20 @@ final class Q4_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, Te
      * One token's activations ({@code cols} of x from xOffset) rounded as x86 llama.cpp's {@code quantize_row_q8_0}
      * rounds them for its Q4_0 products, to this thread's scratch, set in {@code task} ({@code RowTask.useRounded}):
      * per block k of 32 the scale {@code dx = f16(max|x| / 127)} at {@code sums[2k]}, the sum of its values
-     * {@code rint(x * 127 / max|x|)} at {@code sums[2k + 1]}; the values at {@code q[32k + i]}, or in the decode layout
-     * ({@link #laneDots}) at {@code q[32k + 8t + j]} (j < 4) values 8t + j and 8t + 4 + j as the low and high int16
-     * of one int, made from each vector of values and the same one four lanes on ({@code slice}); the ints at 8t + 4
-     * .. 8t + 7 are not read.
+     * {@code rint(x * 127 / max|x|)} at {@code sums[2k + 1]}; the values at {@code q[32k ..]}, in order, or in the
+     * decode layout paired for {@link #laneDots} ({@link RowLanes#roundBlock}).
      */
     @Override
     void prepare(float[] x, int xOffset, RowTask task) {
-        int blocks = cols / BLOCK, lanes = F_SPECIES.length();
+        int blocks = cols / BLOCK;
         int[] q = intScratch(ROUNDED, cols);
         float[] sums = scratch(ROUNDED_SUMS, 2 * blocks);
         for (int k = 0, at = 0; k < blocks; k++, at += BLOCK) {
-            float max = maxAbs(x, xOffset + at), inverse = max == 0 ? 0 : 127 / max;
-            IntVector sum = IntVector.zero(I_SPECIES);
-            for (int i = 0; i < BLOCK; i += lanes) {
-                IntVector values = (IntVector) FloatVector.fromArray(F_SPECIES, x, xOffset + at + i).mul(inverse).add(ROUNDER).sub(ROUNDER).convert(VectorOperators.F2I, 0);
-                sum = values.add(sum);
-                values.intoArray(q, at + i);
-            }
-            // in place: each vector of pairs reads its own values and the next vector's, which is still unpaired
-            for (int i = 0; grouped && i < BLOCK; i += lanes) {
-                IntVector values = IntVector.fromArray(I_SPECIES, q, at + i),
-                        next = i + lanes < BLOCK ? IntVector.fromArray(I_SPECIES, q, at + i + lanes) : IntVector.zero(I_SPECIES);
-                values.and(0xFFFF).or(values.slice(4, next).lanewise(VectorOperators.LSHL, 16)).intoArray(q, at + i);
-            }
+            float max = RowLanes.maxAbs(x, xOffset + at, BLOCK);
+            sums[2 * k + 1] = RowLanes.roundBlock(x, xOffset + at, max == 0 ? 0 : 127 / max, q, at, grouped);
             sums[2 * k] = VectorMath.roundToHalf(max / 127);
-            sums[2 * k + 1] = sum.reduceLanes(VectorOperators.ADD);
         }
         task.useRounded(q, sums);
-    }
-
-    /**
-     * max|x| over the block at {@code x[from ..]}, taken on the bits: non-negative floats order as their bits do, and
-     * an int max is one instruction where a float max takes four (Java's rules for NaN and -0).
-     */
-    private static float maxAbs(float[] x, int from) {
-        IntVector m = IntVector.zero(I_SPECIES);
-        for (int k = 0; k < BLOCK; k += F_SPECIES.length()) m = FloatVector.fromArray(F_SPECIES, x, from + k).reinterpretAsInts().and(0x7FFFFFFF).max(m);
-        return Float.intBitsToFloat(m.reduceLanes(VectorOperators.MAX));
     }
 
     @Override

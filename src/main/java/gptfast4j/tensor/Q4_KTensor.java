@@ -3,6 +3,7 @@ package gptfast4j.tensor;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
@@ -63,137 +64,151 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel, Tens
         }));
     }
 
-    /**
-     * Per 64 weights (two sub-blocks, 32 quant bytes: byte k holds weight k in its low nibble, 32 + k in its high one):
-     * {@code sum(q · x)} per sub-block in floats, times {@code d * scale} once; the mins' share comes from the sums of
-     * x ({@link #blockSums}). One flat loop over a super-block's 128 quant bytes, two vectors per step: a loop per 64
-     * weights paid C2's loop set-up each time (3.30 against 3.10 ns per 32 weights in cache). Multiplying the 6-bit
-     * scales into the quants as ints instead ({@code vpmulld}, then one FMA per vector) was slower: 3.37 against
-     * 3.10-3.25 ns, TinyLlama Q4_K decode 15.0-16.0 against 15.5-17.2 tokens/s. Taking the scales from a per-row float
-     * array, filled by the mins' loop, was slower too (3.35 ns).
-     */
+    /** A row's product with x as {@link #matvec} computes it: x rounded ({@link #prepare}), then {@link #dotRows}. */
     @Override
     public float dot(long row, float[] x, int xOffset) {
-        return grouped ? preparedDot(row, x, xOffset) : dot(row, x, xOffset, blockSums(x, xOffset, cols));
-    }
-
-    /** The file layout's dot product given the {@link #blockSums} of x. */
-    private float dot(long row, float[] x, int xOffset, float[] xSums) {
-        int lanes = F_SPECIES.length();
-        long offset = row * rowBytes;
-        FloatVector acc0 = FloatVector.zero(F_SPECIES), acc1 = acc0;
-        for (int i = 0; i < cols; i += SUPER_BLOCK, offset += type.blockBytes) {
-            float d = f16(data, offset);
-            long scales = packedScales(offset + 4), qs = offset + 16;
-            FloatVector lo = FloatVector.zero(F_SPECIES), hi = lo;
-            for (int k = 0; k < 128; k += 2 * lanes) {
-                // unsigned bytes, the Vector API's calls written out (Tensor.B_SPECIES)
-                IntVector q0 = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, qs + k, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
-                        : IntVector.broadcast(I_SPECIES, data.get(INT_LE, qs + k)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24)).and(0xFF);
-                IntVector q1 = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, qs + k + lanes, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
-                        : IntVector.broadcast(I_SPECIES, data.get(INT_LE, qs + k + lanes)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24)).and(0xFF);
-                int w = xOffset + i + 2 * k - k % 32;
-                lo = ((FloatVector) q0.and(0xF).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, w), lo);
-                hi = ((FloatVector) q0.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, w + 32), hi);
-                lo = ((FloatVector) q1.and(0xF).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, w + lanes), lo);
-                hi = ((FloatVector) q1.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, w + 32 + lanes), hi);
-                // the end of a 64-weight group (2 * lanes divides 32 for every float species up to 512 bits)
-                if ((k + 2 * lanes) % 32 == 0) {
-                    int shift = 16 * (k / 32);
-                    acc0 = lo.fma(FloatVector.broadcast(F_SPECIES, d * ((scales >>> shift) & 0xFF)), acc0);
-                    acc1 = hi.fma(FloatVector.broadcast(F_SPECIES, d * ((scales >>> shift + 8) & 0xFF)), acc1);
-                    lo = FloatVector.zero(F_SPECIES);
-                    hi = lo;
-                }
-            }
-        }
-        return acc0.add(acc1).reduceLanes(VectorOperators.ADD) - minsShare(row, xSums);
+        return preparedDot(row, x, xOffset);
     }
 
     /**
-     * The dot products of the L rows of groups a and b with x (scaled per nibble position, {@link RowLanes#nibbleScaled};
-     * block sums {@code xSums}), to {@code out[oA .. oA + L)} and {@code out[oB .. oB + L)} ({@link RowLanes.PairKernel}:
-     * a from the first half of a thread's range, b from its second): per sub-block, lane r sums row r's 32 quants
-     * times the broadcast activations, each broadcast serving both groups, in four accumulators per group (one per int
-     * of the sub-block), then takes {@code d * scale} as one vector for the L rows and the mins' share
-     * {@code dmin * min * xSum} as one more FMA. Written with the Vector API's calls alone (the nibbles: an and, the
-     * top one a shift), the top nibble out of the loop. Against one group per pass (session 17's kernel, which this
-     * replaced): TinyLlama tg64, 2 threads, alternating, 50.1/58.3/54.6/54.8/48.3/50.1 -> 57.5/55.8/59.5/60.6/50.3/55.0
-     * tokens/s, Llama-2-7B tg32 8.53/8.70 -> 10.29/10.37 (a pair kernel with helpers of ours in it boxed, session 17).
-     * History of the single-group kernel: its mins were a loop of their own once (a third of the kernel's time from
-     * memory; TinyLlama tg64 40.7-41.8 -> 55.7-56.0 tokens/s when folded in), and nested loops over super-blocks and
-     * their sub-blocks ran 1.4x slower than one flat loop.
+     * The file layout's row times the rounded activations at {@code q[qOffset ..]} ({@link #prepare}): per 64 weights
+     * (two sub-blocks, 32 quant bytes: byte k holds weight k in its low nibble, 32 + k in its high one) the integer
+     * sums of each sub-block's products in int lanes, then {@code * (d * dx * scale)} into float lanes; the mins'
+     * share from the rounded sums ({@link #minsShare}).
+     */
+    private float roundedDot(long row, int[] q, int qOffset, float[] sums) {
+        int lanes = I_SPECIES.length(), blocks = cols / 32;
+        long offset = row * rowBytes;
+        FloatVector acc = FloatVector.zero(F_SPECIES);
+        float minsShare = 0;
+        for (int i = 0; i < cols; i += SUPER_BLOCK, offset += type.blockBytes) {
+            float dx = sums[blocks + i / SUPER_BLOCK];
+            long scales = packedScales(offset + 4), mins = packedMins(offset + 4);
+            FloatVector total = FloatVector.zero(F_SPECIES);
+            for (int j = 0; j < 4; j++, scales >>>= 16) {
+                long qs = offset + 16 + 32L * j;
+                int at = qOffset + i + 64 * j;
+                IntVector lo = IntVector.zero(I_SPECIES), hi = lo;
+                for (int l = 0; l < 32; l += lanes) { // unsigned bytes, the Vector API's calls written out (Tensor.B_SPECIES)
+                    IntVector w = (B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, qs + l, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
+                            : IntVector.broadcast(I_SPECIES, data.get(INT_LE, qs + l)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24)).and(0xFF);
+                    lo = w.and(0xF).mul(IntVector.fromArray(I_SPECIES, q, at + l)).add(lo);
+                    hi = w.lanewise(VectorOperators.LSHR, 4).mul(IntVector.fromArray(I_SPECIES, q, at + 32 + l)).add(hi);
+                }
+                total = ((FloatVector) lo.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, scales & 0xFF), total);
+                total = ((FloatVector) hi.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F_SPECIES, (scales >>> 8) & 0xFF), total);
+            }
+            float minTotal = 0;
+            for (int j = 0; j < 8; j++, mins >>>= 8) minTotal += (mins & 0xFF) * sums[i / 32 + j];
+            acc = FloatVector.broadcast(F_SPECIES, f16(data, offset) * dx).fma(total, acc);
+            minsShare += f16(data, offset + 2) * dx * minTotal;
+        }
+        return acc.reduceLanes(VectorOperators.ADD) - minsShare;
+    }
+
+    /**
+     * The dot products of the L rows of groups a and b with the rounded activations ({@link #prepare}), to
+     * {@code out[oA .. oA + L)} and {@code out[oB .. oB + L)} ({@link RowLanes.PairKernel}: a from the first half of a
+     * thread's range, b from its second): per sub-block, Q4_0's int16 products ({@link Q4_0Tensor#laneDots}, the same
+     * ints and the same paired activations; Q4_K's nibbles carry no offset), the lane pairs added as ints, then
+     * {@code * (d * scale * dx)} as one vector for the L rows, and the mins' share {@code dmin * min * dx * sum(values)}
+     * as one more FMA. As llama.cpp's Q4_K products take activations rounded as its Q8_K (one scale per 256), so the
+     * decode steps are its arithmetic. The Vector API's calls written out in this one method, as in Q4_0's.
      */
     @Override
-    public void laneDots(long a, long b, float[] x, int xOffset, float[] xSums, int[] quants, float[] out, int oA, int oB) {
+    public void laneDots(long a, long b, float[] x, int qOffset, float[] sums, int[] q, float[] out, int oA, int oB) {
         long columnA = a * L * rowBytes, columnB = b * L * rowBytes;
-        FloatVector accA = FloatVector.zero(F_SPECIES), accB = accA;
-        for (int c = xOffset, s = 0; c < xOffset + cols; c += 32, s = (s + 1) % 8) {
+        int blocks = cols / 32;
+        FloatVector accA = FloatVector.zero(F_SPECIES), accB = accA, sumA = accA, sumB = accA, minSumA = accA, minSumB = accA;
+        for (int c = qOffset, k = 0, s = 0; c < qOffset + cols; c += 32, k++, s = (s + 1) % 8) {
             long offA = columnA + HEAD + (long) s * SUB, offB = columnB + HEAD + (long) s * SUB;
-            IntVector a0 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS, ByteOrder.LITTLE_ENDIAN),
-                    a1 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
-                    a2 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
-                    a3 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN),
-                    b0 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS, ByteOrder.LITTLE_ENDIAN),
-                    b1 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
-                    b2 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
-                    b3 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
-            FloatVector sa0 = FloatVector.zero(F_SPECIES), sa1 = sa0, sa2 = sa0, sa3 = sa0, sb0 = sa0, sb1 = sa0, sb2 = sa0, sb3 = sa0;
-            for (int p = 0; p < 7; p++) { // nibble p of int t: weight 8t + p
-                // where registers are sixteen, the ints read again at each position (RowLanes.PairKernel)
-                IntVector ua0 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS, ByteOrder.LITTLE_ENDIAN) : a0,
-                        ua1 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN) : a1,
-                        ua2 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN) : a2,
-                        ua3 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN) : a3,
-                        ub0 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS, ByteOrder.LITTLE_ENDIAN) : b0,
-                        ub1 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN) : b1,
-                        ub2 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN) : b2,
-                        ub3 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN) : b3;
-                int mask = RowLanes.NIBBLE_MASKS[p];
-                FloatVector x0 = FloatVector.broadcast(F_SPECIES, x[c + p]), x1 = FloatVector.broadcast(F_SPECIES, x[c + 8 + p]),
-                        x2 = FloatVector.broadcast(F_SPECIES, x[c + 16 + p]), x3 = FloatVector.broadcast(F_SPECIES, x[c + 24 + p]);
-                sa0 = ((FloatVector) ua0.and(mask).convert(VectorOperators.I2F, 0)).fma(x0, sa0);
-                sb0 = ((FloatVector) ub0.and(mask).convert(VectorOperators.I2F, 0)).fma(x0, sb0);
-                sa1 = ((FloatVector) ua1.and(mask).convert(VectorOperators.I2F, 0)).fma(x1, sa1);
-                sb1 = ((FloatVector) ub1.and(mask).convert(VectorOperators.I2F, 0)).fma(x1, sb1);
-                sa2 = ((FloatVector) ua2.and(mask).convert(VectorOperators.I2F, 0)).fma(x2, sa2);
-                sb2 = ((FloatVector) ub2.and(mask).convert(VectorOperators.I2F, 0)).fma(x2, sb2);
-                sa3 = ((FloatVector) ua3.and(mask).convert(VectorOperators.I2F, 0)).fma(x3, sa3);
-                sb3 = ((FloatVector) ub3.and(mask).convert(VectorOperators.I2F, 0)).fma(x3, sb3);
+            IntVector v0 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS, ByteOrder.LITTLE_ENDIAN),
+                    v1 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
+                    v2 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
+                    v3 = IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
+            IntVector w0 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS, ByteOrder.LITTLE_ENDIAN),
+                    w1 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN),
+                    w2 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN),
+                    w3 = IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN);
+            ShortVector sa = ShortVector.zero(RowLanes.PAIRS), sb = sa;
+            { // nibble 0 of each int16
+                ShortVector x0 = IntVector.broadcast(I_SPECIES, q[c + 0]).reinterpretAsShorts(), x1 = IntVector.broadcast(I_SPECIES, q[c + 8]).reinterpretAsShorts(),
+                        x2 = IntVector.broadcast(I_SPECIES, q[c + 16]).reinterpretAsShorts(), x3 = IntVector.broadcast(I_SPECIES, q[c + 24]).reinterpretAsShorts();
+                sa = v3.and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x3).add(sa);
+                sb = w3.and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x3).add(sb);
+                sa = v2.and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x2).add(sa);
+                sb = w2.and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x2).add(sb);
+                sa = v1.and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x1).add(sa);
+                sb = w1.and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x1).add(sb);
+                sa = v0.and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x0).add(sa);
+                sb = w0.and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x0).add(sb);
             }
-            // the top nibble, shifted down
-            IntVector ta0 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS, ByteOrder.LITTLE_ENDIAN) : a0,
-                    ta1 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN) : a1,
-                    ta2 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN) : a2,
-                    ta3 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offA + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN) : a3,
-                    tb0 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS, ByteOrder.LITTLE_ENDIAN) : b0,
-                    tb1 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 4L * L, ByteOrder.LITTLE_ENDIAN) : b1,
-                    tb2 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 8L * L, ByteOrder.LITTLE_ENDIAN) : b2,
-                    tb3 = X86_WITHOUT_AVX512 ? IntVector.fromMemorySegment(I_SPECIES, data, offB + INTS + 12L * L, ByteOrder.LITTLE_ENDIAN) : b3;
-            FloatVector x0 = FloatVector.broadcast(F_SPECIES, x[c + 7]), x1 = FloatVector.broadcast(F_SPECIES, x[c + 15]),
-                    x2 = FloatVector.broadcast(F_SPECIES, x[c + 23]), x3 = FloatVector.broadcast(F_SPECIES, x[c + 31]);
-            sa0 = ((FloatVector) ta0.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x0, sa0);
-            sb0 = ((FloatVector) tb0.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x0, sb0);
-            sa1 = ((FloatVector) ta1.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x1, sa1);
-            sb1 = ((FloatVector) tb1.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x1, sb1);
-            sa2 = ((FloatVector) ta2.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x2, sa2);
-            sb2 = ((FloatVector) tb2.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x2, sb2);
-            sa3 = ((FloatVector) ta3.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x3, sa3);
-            sb3 = ((FloatVector) tb3.lanewise(VectorOperators.LSHR, 28).convert(VectorOperators.I2F, 0)).fma(x3, sb3);
-            FloatVector minusSum = FloatVector.broadcast(F_SPECIES, -xSums[(c - xOffset) / 32]);
+            { // nibble 1 of each int16
+                ShortVector x0 = IntVector.broadcast(I_SPECIES, q[c + 1]).reinterpretAsShorts(), x1 = IntVector.broadcast(I_SPECIES, q[c + 9]).reinterpretAsShorts(),
+                        x2 = IntVector.broadcast(I_SPECIES, q[c + 17]).reinterpretAsShorts(), x3 = IntVector.broadcast(I_SPECIES, q[c + 25]).reinterpretAsShorts();
+                sa = v3.lanewise(VectorOperators.LSHR, 4).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x3).add(sa);
+                sb = w3.lanewise(VectorOperators.LSHR, 4).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x3).add(sb);
+                sa = v2.lanewise(VectorOperators.LSHR, 4).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x2).add(sa);
+                sb = w2.lanewise(VectorOperators.LSHR, 4).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x2).add(sb);
+                sa = v1.lanewise(VectorOperators.LSHR, 4).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x1).add(sa);
+                sb = w1.lanewise(VectorOperators.LSHR, 4).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x1).add(sb);
+                sa = v0.lanewise(VectorOperators.LSHR, 4).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x0).add(sa);
+                sb = w0.lanewise(VectorOperators.LSHR, 4).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x0).add(sb);
+            }
+            { // nibble 2 of each int16
+                ShortVector x0 = IntVector.broadcast(I_SPECIES, q[c + 2]).reinterpretAsShorts(), x1 = IntVector.broadcast(I_SPECIES, q[c + 10]).reinterpretAsShorts(),
+                        x2 = IntVector.broadcast(I_SPECIES, q[c + 18]).reinterpretAsShorts(), x3 = IntVector.broadcast(I_SPECIES, q[c + 26]).reinterpretAsShorts();
+                sa = v3.lanewise(VectorOperators.LSHR, 8).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x3).add(sa);
+                sb = w3.lanewise(VectorOperators.LSHR, 8).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x3).add(sb);
+                sa = v2.lanewise(VectorOperators.LSHR, 8).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x2).add(sa);
+                sb = w2.lanewise(VectorOperators.LSHR, 8).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x2).add(sb);
+                sa = v1.lanewise(VectorOperators.LSHR, 8).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x1).add(sa);
+                sb = w1.lanewise(VectorOperators.LSHR, 8).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x1).add(sb);
+                sa = v0.lanewise(VectorOperators.LSHR, 8).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x0).add(sa);
+                sb = w0.lanewise(VectorOperators.LSHR, 8).and(RowLanes.NIBBLE_PAIRS).reinterpretAsShorts().mul(x0).add(sb);
+            }
+            { // nibble 3 of each int16
+                ShortVector x0 = IntVector.broadcast(I_SPECIES, q[c + 3]).reinterpretAsShorts(), x1 = IntVector.broadcast(I_SPECIES, q[c + 11]).reinterpretAsShorts(),
+                        x2 = IntVector.broadcast(I_SPECIES, q[c + 19]).reinterpretAsShorts(), x3 = IntVector.broadcast(I_SPECIES, q[c + 27]).reinterpretAsShorts();
+                sa = v3.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x3).add(sa);
+                sb = w3.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x3).add(sb);
+                sa = v2.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x2).add(sa);
+                sb = w2.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x2).add(sb);
+                sa = v1.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x1).add(sa);
+                sb = w1.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x1).add(sb);
+                sa = v0.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x0).add(sa);
+                sb = w0.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 12).mul(x0).add(sb);
+            }
+            IntVector ia = sa.reinterpretAsInts(), ib = sb.reinterpretAsInts();
+            FloatVector fa = (FloatVector) ia.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).add(ia.lanewise(VectorOperators.ASHR, 16)).convert(VectorOperators.I2F, 0),
+                    fb = (FloatVector) ib.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).add(ib.lanewise(VectorOperators.ASHR, 16)).convert(VectorOperators.I2F, 0);
+            FloatVector valuesSum = FloatVector.broadcast(F_SPECIES, sums[k]);
             FloatVector scalesA = (FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, offA, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0),
                     minsA = (FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, offA + L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0),
                     scalesB = (FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, offB, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0),
                     minsB = (FloatVector) ByteVector.fromMemorySegment(LANE_BYTES, data, offB + L, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F_SPECIES, 0);
-            FloatVector dA = FloatVector.fromMemorySegment(F_SPECIES, data, columnA, ByteOrder.LITTLE_ENDIAN),
-                    dminA = FloatVector.fromMemorySegment(F_SPECIES, data, columnA + 4L * L, ByteOrder.LITTLE_ENDIAN),
-                    dB = FloatVector.fromMemorySegment(F_SPECIES, data, columnB, ByteOrder.LITTLE_ENDIAN),
-                    dminB = FloatVector.fromMemorySegment(F_SPECIES, data, columnB + 4L * L, ByteOrder.LITTLE_ENDIAN);
-            accA = sa0.add(sa1).add(sa2.add(sa3)).fma(dA.mul(scalesA), dminA.mul(minsA).fma(minusSum, accA));
-            accB = sb0.add(sb1).add(sb2.add(sb3)).fma(dB.mul(scalesB), dminB.mul(minsB).fma(minusSum, accB));
-            if (s == 7) {
+            // integers, exact in floats (below 2^24): each sub-block's sum times its scale, and its min times the sum of its values
+            FloatVector totalA = fa.fma(scalesA, sumA), totalB = fb.fma(scalesB, sumB),
+                    minTotalA = minsA.fma(valuesSum, minSumA), minTotalB = minsB.fma(valuesSum, minSumB);
+            if (s == 7) { // the super-block's end: its sums times d * dx and dmin * dx, as llama.cpp scales its integer sums
+                float dx = sums[blocks + k / 8];
+                FloatVector dA = FloatVector.fromMemorySegment(F_SPECIES, data, columnA, ByteOrder.LITTLE_ENDIAN),
+                        dminA = FloatVector.fromMemorySegment(F_SPECIES, data, columnA + 4L * L, ByteOrder.LITTLE_ENDIAN),
+                        dB = FloatVector.fromMemorySegment(F_SPECIES, data, columnB, ByteOrder.LITTLE_ENDIAN),
+                        dminB = FloatVector.fromMemorySegment(F_SPECIES, data, columnB + 4L * L, ByteOrder.LITTLE_ENDIAN);
+                accA = dA.mul(dx).fma(totalA, dminA.mul(-dx).fma(minTotalA, accA));
+                accB = dB.mul(dx).fma(totalB, dminB.mul(-dx).fma(minTotalB, accB));
+                sumA = FloatVector.zero(F_SPECIES);
+                sumB = sumA;
+                minSumA = sumA;
+                minSumB = sumA;
                 columnA += COLUMN;
                 columnB += COLUMN;
+            } else {
+                sumA = totalA;
+                sumB = totalB;
+                minSumA = minTotalA;
+                minSumB = minTotalB;
             }
         }
         accB.intoArray(out, oB);
@@ -337,17 +352,34 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel, Tens
         return COLUMN_SCALES;
     }
 
+    /** Each thread's rounded activations of one token ({@link #prepare}) and their sums and scales, kept between calls. */
+    private static final ThreadLocal<int[]> ROUNDED = ThreadLocal.withInitial(() -> new int[0]);
+    private static final ThreadLocal<float[]> ROUNDED_SUMS = ThreadLocal.withInitial(() -> new float[0]);
+
+    /**
+     * One token's activations ({@code cols} of x from xOffset) rounded as llama.cpp's {@code quantize_row_q8_K} rounds
+     * them for its Q4_K products, to this thread's scratch, set in {@code task}: per 256 the scale
+     * {@code dx = 1 / (127 / max|x|)} at {@code sums[cols / 32 + i]}, the values {@code rint(x * (127 / max|x|))} at
+     * {@code q[256i ..]} (in order, or paired for {@link #laneDots}, {@link RowLanes#roundBlock}), and per sub-block k
+     * of 32 the sum of its values at {@code sums[k]}, for the mins' share.
+     */
     @Override
     void prepare(float[] x, int xOffset, RowTask task) {
-        float[] xSums = blockSums(x, xOffset, cols);
-        if (grouped) task.use(RowLanes.nibbleScaled(x, xOffset, cols), 0, xSums);
-        else task.use(x, xOffset, xSums);
+        int blocks = cols / 32;
+        int[] q = intScratch(ROUNDED, cols);
+        float[] sums = scratch(ROUNDED_SUMS, blocks + cols / SUPER_BLOCK);
+        for (int i = 0; i < cols; i += SUPER_BLOCK) {
+            float max = RowLanes.maxAbs(x, xOffset + i, SUPER_BLOCK), inverse = max == 0 ? 0 : 127 / max, dx = max == 0 ? 0 : 1 / inverse;
+            sums[blocks + i / SUPER_BLOCK] = dx;
+            for (int k = i / 32; k < (i + SUPER_BLOCK) / 32; k++) sums[k] = RowLanes.roundBlock(x, xOffset + 32 * k, inverse, q, 32 * k, grouped);
+        }
+        task.useRounded(q, sums);
     }
 
     @Override
     void dotRows(float[] x, int xOffset, float[] xSums, int[] quants, float[] out, int outOffset, long firstRow, int start, int end) {
         if (!grouped) {
-            for (int r = start; r < end; r++) out[outOffset + r] = dot(firstRow + r, x, xOffset, xSums);
+            for (int r = start; r < end; r++) out[outOffset + r] = roundedDot(firstRow + r, quants, xOffset, xSums);
             return;
         }
         RowLanes.pairedRows(this, x, xOffset, xSums, quants, out, outOffset, firstRow, start, end);

@@ -5,6 +5,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.management.ManagementFactory;
@@ -50,7 +51,8 @@ final class RowLanes {
      * tokens/s, Q4_0 47.8-54.0 against 45.6-51.7, Llama-2-7B Q8_0 6.5-6.9 against 5.3-5.5 (JMH Q4_0 1024 x 4096, one
      * thread: 75-76 against 84-88 us).
      * <p>
-     * Where registers are sixteen ({@link TileKernels#SIXTEEN_REGISTERS}), Q4_1's and Q4_K's kernels read a block's
+     * Where registers are sixteen ({@link TileKernels#SIXTEEN_REGISTERS}), Q4_1's kernel (and Q4_K's float kernel before
+     * session 70's int16 one) reads a block's
      * eight int vectors again for each nibble position: holding them, C2 spilled the sums instead, each multiply-add
      * then a load and a store on the sum's chain. The reads are new variables of the loop's body, chosen against the
      * held vectors by the constant flag: assigned to the held ones, they made them loop-carried, and without type
@@ -210,6 +212,45 @@ final class RowLanes {
             FloatVector.fromArray(Tensor.F_SPECIES, x, xOffset + j).mul(FloatVector.fromArray(Tensor.F_SPECIES, scales, j & mask)).intoArray(out, j);
         }
         return out;
+    }
+
+    /** Int16 lanes as wide as the float lanes: the int16 kernels (Q4_0's, Q4_K's) read each int of a plane as two int16 lanes. */
+    static final VectorSpecies<Short> PAIRS = VectorSpecies.of(short.class, Tensor.F_SPECIES.vectorShape());
+    /** Both int16 halves' low nibble: what is left of nibble j of each after an int shift by 4j. */
+    static final int NIBBLE_PAIRS = 0x000F_000F;
+    /** Added and taken off again, 1.5 * 2^23 leaves no fraction bits: rounds |v| <= 127 half to even, as rint and ggml's nearest_int. */
+    private static final float ROUNDER = 0x1.8p23f;
+
+    /**
+     * max|x| over {@code x[from .. from + n)} (n a multiple of L), taken on the bits: non-negative floats order as their
+     * bits do, and an int max is one instruction where a float max takes four (Java's rules for NaN and -0).
+     */
+    static float maxAbs(float[] x, int from, int n) {
+        IntVector m = IntVector.zero(Tensor.I_SPECIES);
+        for (int k = 0; k < n; k += L) m = FloatVector.fromArray(Tensor.F_SPECIES, x, from + k).reinterpretAsInts().and(0x7FFFFFFF).max(m);
+        return Float.intBitsToFloat(m.reduceLanes(VectorOperators.MAX));
+    }
+
+    /**
+     * The 32 activations at {@code x[from ..]} times {@code inverse}, rounded half to even, to {@code q[at ..]}; returns
+     * their sum. In order, or {@code paired} for the int16 kernels: {@code q[at + 8t + j]} (j < 4) holds values 8t + j
+     * and 8t + 4 + j as its low and high int16, made from each vector of values and the same one four lanes on
+     * ({@code slice}), in place; the ints at 8t + 4 .. 8t + 7 are not read.
+     */
+    static int roundBlock(float[] x, int from, float inverse, int[] q, int at, boolean paired) {
+        IntVector sum = IntVector.zero(Tensor.I_SPECIES);
+        for (int i = 0; i < 32; i += L) {
+            IntVector values = (IntVector) FloatVector.fromArray(Tensor.F_SPECIES, x, from + i).mul(inverse).add(ROUNDER).sub(ROUNDER).convert(VectorOperators.F2I, 0);
+            sum = values.add(sum);
+            values.intoArray(q, at + i);
+        }
+        // in place: each vector of pairs reads its own values and the next vector's, which is still unpaired
+        for (int i = 0; paired && i < 32; i += L) {
+            IntVector values = IntVector.fromArray(Tensor.I_SPECIES, q, at + i),
+                    next = i + L < 32 ? IntVector.fromArray(Tensor.I_SPECIES, q, at + i + L) : IntVector.zero(Tensor.I_SPECIES);
+            values.and(0xFFFF).or(values.slice(4, next).lanewise(VectorOperators.LSHL, 16)).intoArray(q, at + i);
+        }
+        return sum.reduceLanes(VectorOperators.ADD);
     }
 
     /** Each thread's ints of one row of a block ({@link #blockInts}). */

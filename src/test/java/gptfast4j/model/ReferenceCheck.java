@@ -33,6 +33,11 @@ final class ReferenceCheck {
      * the other way at that position alone).
      */
     static int check(Checkpoint ckpt, JsonNode ref, boolean tokenByToken, int isolatedMisses) {
+        return check(ckpt, ref, tokenByToken, isolatedMisses, MARGIN);
+    }
+
+    /** As above, the greedy tokens compared while the reference's top-1 margin is at least {@code margin}. */
+    static int check(Checkpoint ckpt, JsonNode ref, boolean tokenByToken, int isolatedMisses, double margin) {
         Llama model = ckpt.model();
         int vocab = model.config.vocabSize();
         assertEquals(ref.path("n_vocab").asInt(), vocab, "vocab size");
@@ -73,7 +78,7 @@ final class ReferenceCheck {
             JsonNode genLogits = c.path("gen_logits");
             boolean comparing = true;
             for (int j = 0; j < gen.length; j++) {
-                if (margins.get(j).asDouble() < MARGIN) comparing = false;
+                if (margins.get(j).asDouble() < margin) comparing = false;
                 if (comparing) {
                     assertEquals(gen[j], VectorMath.argmax(last, 0, vocab), "'" + prompt + "' greedy token " + j);
                     compared++;

@@ -88,8 +88,8 @@ class KernelTest {
     /**
      * Every row's dequantization, dot product and matrix x vector, in the file's layout and in the decode layout
      * ({@link Tensor#forDecode}: Q4_0's, Q4_1's, Q4_K's, Q5_K's and Q6_K's groups of four rows), against the scalar decoding
-     * of the file's bytes; dequantization bit for bit, in either layout. Q4_0's products take x rounded as llama.cpp
-     * rounds it for them ({@link #roundedAsLlamaCpp}).
+     * of the file's bytes; dequantization bit for bit, in either layout. Q4_0's and Q4_K's products take x rounded as
+     * llama.cpp rounds it for them ({@link #asDecodeRounds}).
      */
     @ParameterizedTest
     @CsvSource({"F32,file", "F16,file", "F16,decode", "BF16,file", "BF16,decode", "Q8_0,file", "Q8_0,decode", "Q4_0,file", "Q4_0,decode", "Q4_1,file", "Q4_1,decode", "Q4_K,file", "Q4_K,decode", "Q5_K,file", "Q5_K,decode", "Q6_K,file", "Q6_K,decode"})
@@ -103,8 +103,8 @@ class KernelTest {
         Random random = new Random(42);
         float[] x = new float[t.cols];
         for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
-        // Q4_0's products with one token take llama.cpp's arithmetic: x rounded as its Q8_0
-        float[] seen = t.type == GGMLType.Q4_0 ? roundedAsLlamaCpp(x) : x;
+        // Q4_0's and Q4_K's products with one token take llama.cpp's arithmetic: x rounded as its Q8_0 and Q8_K
+        float[] seen = asDecodeRounds(typeName, x);
         float[] row = new float[t.cols], product = new float[(int) t.rows], shifted = new float[(int) t.rows];
         t.matvec(x, product);
         // rows 1 .. rows - 2: a range that starts and ends inside a group of the decode layout
@@ -178,9 +178,9 @@ class KernelTest {
         Random random = new Random(7);
         float[] x = new float[tokens * t.cols];
         for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
-        // compiled code sums lanes in another order than interpreted code (see VectorMath): warm up first; Q4_0's
-        // decode kernel takes llama.cpp's arithmetic, x rounded as its Q8_0
-        float[] seen = typeName.equals("Q4_0") && tokens <= Tensor.LANE_TOKENS ? roundedAsLlamaCpp(x) : x;
+        // compiled code sums lanes in another order than interpreted code (see VectorMath): warm up first; Q4_0's and
+        // Q4_K's decode kernels take llama.cpp's arithmetic, x rounded as its Q8_0 and Q8_K
+        float[] seen = tokens <= Tensor.LANE_TOKENS ? asDecodeRounds(typeName, x) : x;
         assertMatmulMatches(t, bytes, td.type().bytesFor(t.cols), x, seen, tokens, 200);
     }
 
@@ -262,8 +262,8 @@ class KernelTest {
             float[] single = new float[rows];
             decode.matvec(x, (tokens - 1) * cols, single, 0, 0, rows);
             assertArrayEquals(single, Arrays.copyOfRange(exact, (tokens - 1) * rows, tokens * rows), typeName + ": verification is decode steps, " + tokens + " tokens");
-            // the tiles are F32 arithmetic on the file's weights, where the decode kernel of Q4_0 rounds x as llama.cpp
-            float[] seen = typeName.equals("Q4_0") && tokens < Tensor.TILE_TOKENS ? roundedAsLlamaCpp(x) : x;
+            // the tiles are F32 arithmetic on the file's weights, where the decode kernels of Q4_0 and Q4_K round x as llama.cpp
+            float[] seen = tokens < Tensor.TILE_TOKENS ? asDecodeRounds(typeName, x) : x;
             for (int t = 0; t < tokens; t++) {
                 for (int r = 0; r < rows; r++) {
                     double want = 0, magnitude = 0;
@@ -429,6 +429,31 @@ class KernelTest {
         float[] x = new float[tokens * cols];
         for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian() * (i % 97 == 0 ? 8 : 1);
         return x;
+    }
+
+    /** x as a format's products with one token see it: rounded for Q4_0 ({@link #roundedAsLlamaCpp}) and Q4_K ({@link #roundedAsQ8_K}). */
+    static float[] asDecodeRounds(String typeName, float[] x) {
+        return switch (typeName) {
+            case "Q4_0" -> roundedAsLlamaCpp(x);
+            case "Q4_K" -> roundedAsQ8_K(x);
+            default -> x;
+        };
+    }
+
+    /**
+     * x rounded as llama.cpp rounds activations for its products with Q4_K: quantize_row_q8_K_ref, per 256,
+     * iscale = -127 / max (max the value of largest magnitude), q = nearest_int(iscale * x), d = 1 / iscale; times
+     * the scale. The signs of iscale and d cancel, so 127 / max|x| serves.
+     */
+    static float[] roundedAsQ8_K(float[] x) {
+        float[] rounded = new float[x.length];
+        for (int i = 0; i < x.length; i += 256) {
+            float amax = 0;
+            for (int k = i; k < i + 256; k++) amax = Math.max(amax, Math.abs(x[k]));
+            float iscale = amax == 0 ? 0 : 127 / amax, d = amax == 0 ? 0 : 1 / iscale;
+            for (int k = i; k < i + 256; k++) rounded[k] = d * (float) Math.rint(x[k] * iscale);
+        }
+        return rounded;
     }
 
     /**
