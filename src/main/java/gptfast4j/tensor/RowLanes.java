@@ -51,10 +51,9 @@ final class RowLanes {
      * tokens/s, Q4_0 47.8-54.0 against 45.6-51.7, Llama-2-7B Q8_0 6.5-6.9 against 5.3-5.5 (JMH Q4_0 1024 x 4096, one
      * thread: 75-76 against 84-88 us).
      * <p>
-     * Where registers are sixteen ({@link TileKernels#SIXTEEN_REGISTERS}), Q4_1's kernel (and Q4_K's float kernel before
-     * session 70's int16 one) reads a block's
-     * eight int vectors again for each nibble position: holding them, C2 spilled the sums instead, each multiply-add
-     * then a load and a store on the sum's chain. The reads are new variables of the loop's body, chosen against the
+     * Where registers are sixteen ({@link TileKernels#SIXTEEN_REGISTERS}), Q4_1's kernel (and Q4_K's float kernel
+     * before session 70's int16 one) reads a block's eight int vectors again for each nibble position: holding them,
+     * C2 spilled the sums instead, each multiply-add then a load and a store on the sum's chain. The reads are new variables of the loop's body, chosen against the
      * held vectors by the constant flag: assigned to the held ones, they made them loop-carried, and without type
      * profiles ({@code -XX:-UseTypeProfile}) C2 typed those phis as {@code IntVector}, did not inline their calls and
      * boxed them (DecodeAllocationTest: 200 MB in 500 steps). Under {@code -XX:UseAVX=2}, TinyLlama tg32, alternating
