@@ -4,11 +4,19 @@
 # that both see the same phases of this shared machine.
 # llama.cpp is built once (about 5 minutes on 2 cores) from the llama.cpp source that the npm package node-llama-cpp
 # bundles as a git bundle, with -march=native, into target/llamacpp; nothing of it enters the repository.
-# Usage: [ROUNDS=N] scripts/vs-llamacpp.sh MODEL.gguf...   (make the files with `gptfast make-model`)
+# Usage: [ROUNDS=N] [AVX2=1] scripts/vs-llamacpp.sh MODEL.gguf...   (make the files with `gptfast make-model`)
+# AVX2=1 compares the two on AVX2's instructions alone, as on a CPU without AVX-512: llama.cpp built without AVX-512
+# (into target/llamacpp/src/build-avx2), gptfast4j run with -XX:UseAVX=2 (256-bit vectors, sixteen registers).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="$here/target/llamacpp"
-bench="$dir/src/build/bin/llama-bench"
+build=build
+cpu_flags=(-DGGML_NATIVE=ON)
+if [ -n "${AVX2:-}" ]; then
+  build=build-avx2
+  cpu_flags=(-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF)
+fi
+bench="$dir/src/$build/bin/llama-bench"
 if [ ! -x "$bench" ]; then
   for tool in npm git cmake; do command -v $tool >/dev/null || { echo "vs-llamacpp: needs $tool" >&2; exit 2; }; done
   mkdir -p "$dir"
@@ -17,17 +25,19 @@ if [ ! -x "$bench" ]; then
     (cd "$dir" && npm install --silent --no-audit --no-fund --ignore-scripts --omit=optional node-llama-cpp@3.22.1 >/dev/null 2>&1) \
       || { echo "vs-llamacpp: npm install node-llama-cpp failed" >&2; exit 2; }
   fi
-  rm -rf "$dir/src"
-  git clone -q "$dir/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$dir/src" 2>/dev/null
-  echo "vs-llamacpp: building llama-bench (once, a few minutes) ..." >&2
-  (cd "$dir/src" && cmake -B build -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
-      -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >"$dir/build.log" 2>&1 \
-    && cmake --build build --target llama-bench -j "$(nproc)" >>"$dir/build.log" 2>&1) \
-    || { echo "vs-llamacpp: building llama.cpp failed, see $dir/build.log" >&2; exit 2; }
+  if [ ! -f "$dir/src/CMakeLists.txt" ]; then
+    rm -rf "$dir/src"
+    git clone -q "$dir/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$dir/src" 2>/dev/null
+  fi
+  echo "vs-llamacpp: building llama-bench into $build (once, a few minutes) ..." >&2
+  (cd "$dir/src" && cmake -B "$build" -DCMAKE_BUILD_TYPE=Release "${cpu_flags[@]}" -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
+      -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >"$dir/$build.log" 2>&1 \
+    && cmake --build "$build" --target llama-bench -j "$(nproc)" >>"$dir/$build.log" 2>&1) \
+    || { echo "vs-llamacpp: building llama.cpp failed, see $dir/$build.log" >&2; exit 2; }
 fi
 "$here/gptfast" --version >/dev/null # builds the jar when needed
 source "$here/scripts/jdk.sh"
-gptfast() { "$JAVA_HOME/bin/java" "${GPTFAST_JVM_FLAGS[@]}" \
+gptfast() { "$JAVA_HOME/bin/java" "${GPTFAST_JVM_FLAGS[@]}" ${AVX2:+-XX:UseAVX=2} \
   -jar "$here/target/gptfast4j.jar" "$@" 2> >(grep -v "incubator modules" >&2); }
 echo "llama.cpp: $(cd "$dir/src" && git log -1 --format='%h %cd' --date=short)"
 gptfast bench --memory --threads 2
