@@ -73,8 +73,9 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel, Tens
     /**
      * The file layout's row times the rounded activations at {@code q[qOffset ..]} ({@link #prepare}): per 64 weights
      * (two sub-blocks, 32 quant bytes: byte k holds weight k in its low nibble, 32 + k in its high one) the integer
-     * sums of each sub-block's products in int lanes, then {@code * (d * dx * scale)} into float lanes; the mins'
-     * share from the rounded sums ({@link #minsShare}).
+     * sums of each sub-block's products in int lanes, times their scales and summed over the super-block in float
+     * lanes (exact: integers below 2^24), then {@code * (d * dx)}; the mins' share {@code dmin * dx * sum(min * sum
+     * of values)} summed apart, as {@link #laneDots} computes both.
      */
     private float roundedDot(long row, int[] q, int qOffset, float[] sums) {
         int lanes = I_SPECIES.length(), blocks = cols / 32;
@@ -110,10 +111,13 @@ final class Q4_KTensor extends KQuantTensor implements RowLanes.PairKernel, Tens
      * The dot products of the L rows of groups a and b with the rounded activations ({@link #prepare}), to
      * {@code out[oA .. oA + L)} and {@code out[oB .. oB + L)} ({@link RowLanes.PairKernel}: a from the first half of a
      * thread's range, b from its second): per sub-block, Q4_0's int16 products ({@link Q4_0Tensor#laneDots}, the same
-     * ints and the same paired activations; Q4_K's nibbles carry no offset), the lane pairs added as ints, then
-     * {@code * (d * scale * dx)} as one vector for the L rows, and the mins' share {@code dmin * min * dx * sum(values)}
-     * as one more FMA. As llama.cpp's Q4_K products take activations rounded as its Q8_K (one scale per 256), so the
-     * decode steps are its arithmetic. The Vector API's calls written out in this one method, as in Q4_0's.
+     * ints and the same paired activations; Q4_K's nibbles carry no offset), the lane pairs added as ints; each
+     * sub-block's sum times its scale, and its min times the sum of its values, added up over the super-block in
+     * floats (exact: integers below 2^24), then scaled by {@code d * dx} and {@code dmin * dx} at its end, as llama.cpp
+     * scales the integer sums of its Q4_K products with activations rounded as its Q8_K (one scale per 256): the
+     * decode steps are its arithmetic. Scaled per sub-block instead, the logits lay 2-4e-6 from llama.cpp's native
+     * run and near-half roundings that went the other way were more frequent (docs/kernel-log.md, session 70). The
+     * Vector API's calls written out in this one method, as in Q4_0's.
      */
     @Override
     public void laneDots(long a, long b, float[] x, int qOffset, float[] sums, int[] q, float[] out, int oA, int oB) {
