@@ -52,14 +52,14 @@ final class RowLanes {
      * thread: 75-76 against 84-88 us).
      * <p>
      * Where registers are sixteen ({@link TileKernels#SIXTEEN_REGISTERS}), Q4_1's kernel (and Q4_K's float kernel
-     * before session 70's int16 one) reads a block's eight int vectors again for each nibble position: holding them,
-     * C2 spilled the sums instead, each multiply-add then a load and a store on the sum's chain. The reads are new variables of the loop's body, chosen against the
-     * held vectors by the constant flag: assigned to the held ones, they made them loop-carried, and without type
-     * profiles ({@code -XX:-UseTypeProfile}) C2 typed those phis as {@code IntVector}, did not inline their calls and
-     * boxed them (DecodeAllocationTest: 200 MB in 500 steps). Under {@code -XX:UseAVX=2}, TinyLlama tg32, alternating
-     * jars: one thread Q4_K 20.1/20.4 -> 25.0/25.6 tokens/s, Q4_1 23.2/22.3 -> 28.1/26.4; two threads Q4_K 39.0/36.0 ->
-     * 46.3/44.7, Q4_1 39.9/41.4 -> 45.4/50.7. With AVX-512 the vectors are held, as before (read at each use there,
-     * one thread ran 20% slower: 47-50 -> 38-39).
+     * before session 70's int16 one) reads a block's eight int vectors again for each nibble position: holding them, C2
+     * spilled the sums instead, each multiply-add then a load and a store on the sum's chain. The reads are new
+     * variables of the loop's body, chosen against the held vectors by the constant flag: assigned to the held ones,
+     * they made them loop-carried, and without type profiles ({@code -XX:-UseTypeProfile}) C2 typed those phis as
+     * {@code IntVector}, did not inline their calls and boxed them (DecodeAllocationTest: 200 MB in 500 steps). Under
+     * {@code -XX:UseAVX=2}, TinyLlama tg32, alternating jars: one thread Q4_K 20.1/20.4 -> 25.0/25.6 tokens/s, Q4_1
+     * 23.2/22.3 -> 28.1/26.4; two threads Q4_K 39.0/36.0 -> 46.3/44.7, Q4_1 39.9/41.4 -> 45.4/50.7. With AVX-512 the
+     * vectors are held, as before (read at each use there, one thread ran 20% slower: 47-50 -> 38-39).
      */
     interface PairKernel {
         /**
