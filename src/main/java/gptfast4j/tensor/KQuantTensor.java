@@ -122,9 +122,10 @@ abstract sealed class KQuantTensor extends Tensor implements Tensor.PanelRows pe
     }
 
     /**
-     * Q4_K/Q5_K: the mins' share of row {@code row}'s dot product, {@code sum(dmin * min_j * xSums[j])} over its
-     * super-blocks and sub-blocks, given the {@link #blockSums} of x. A scalar loop of its own after the vector loop:
-     * inside it, this work cost more (Q4_K 3.41 against 3.26 ns per 32 weights in cache, Q5_K 4.69 against 4.37).
+     * Q5_K (and Q4_K's float product before session 70): the mins' share of row {@code row}'s dot product,
+     * {@code sum(dmin * min_j * xSums[j])} over its super-blocks and sub-blocks, given the {@link #blockSums} of x. A
+     * scalar loop of its own after the vector loop: inside it, this work cost more (Q4_K 3.41 against 3.26 ns per 32
+     * weights in cache, Q5_K 4.69 against 4.37).
      */
     final float minsShare(long row, float[] xSums) {
         long offset = row * rowBytes;
