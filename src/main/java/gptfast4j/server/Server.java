@@ -69,9 +69,9 @@ public final class Server implements AutoCloseable {
     private final ExecutorService handlers = Executors.newVirtualThreadPerTaskExecutor();
     private final long created = System.currentTimeMillis() / 1000;
     private final AtomicLong requests = new AtomicLong();
-    /** Totals over the choices generated, for {@code /metrics}. */
     /** Requests refused past {@link #limitRequests}, for {@code /metrics}. */
     private final LongAdder refused = new LongAdder();
+    /** Totals over the choices generated, for {@code /metrics}. */
     private final LongAdder choices = new LongAdder(), promptTokens = new LongAdder(),
             cachedTokens = new LongAdder(), generatedTokens = new LongAdder(),
             promptMicros = new LongAdder(), generationMicros = new LongAdder();

@@ -972,8 +972,9 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
     /**
      * {@code sums[k] = x[xOffset + 32k] + ... + x[xOffset + 32k + 31]} for the {@code n / 32} blocks of a row, in this
      * thread's scratch. Formats whose weights carry an offset ({@code d * q + m} in Q4_1, {@code d * scale * q - dmin *
-     * min} in Q5_K; Q4_K's decode sums its rounded values instead) split a row's dot product into the quants' part and the offsets times these sums: the
-     * second part needs x alone, so it is summed once per matrix call instead of once per row.
+     * min} in Q5_K; Q4_K's decode sums its rounded values instead) split a row's dot product into the quants' part and
+     * the offsets times these sums: the second part needs x alone, so it is summed once per matrix call instead of once
+     * per row.
      */
     static float[] blockSums(float[] x, int xOffset, int n) {
         return blockSums(x, xOffset, n, 32);
