@@ -4,6 +4,7 @@ import gptfast4j.generate.Generation;
 import gptfast4j.generate.Generator;
 import gptfast4j.generate.Grammar;
 import gptfast4j.generate.GrammarConstraint;
+import gptfast4j.generate.PromptCache;
 import gptfast4j.generate.Sampler;
 import gptfast4j.generate.StopStrings;
 import gptfast4j.generate.TextStream;
@@ -138,6 +139,12 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--num-samples", paramLabel = "N", description = "Independent samples of the same prompt; the prompt runs once, its cache and logits kept for the next sample unless the context shifted (default: ${DEFAULT-VALUE}).")
     int numSamples = 1;
 
+    @Option(names = "--prompt-cache", paramLabel = "FILE", description = "Keep the prompt's KV cache in FILE, as llama.cpp's --prompt-cache: a later run whose prompt starts with the same tokens (same model, --quantize and --kv-cache) takes them from FILE instead of running them, and gives the text the run that wrote FILE gave; FILE is written once the prompt has run, where it held less of it.")
+    Path promptCache;
+
+    @Option(names = "--prompt-cache-ro", description = "Read --prompt-cache's FILE but never write it: one start (an instruction, few-shot examples) kept for prompts that go on differently.")
+    boolean promptCacheReadOnly;
+
     @Option(names = {"-c", "--context-length"}, paramLabel = "N", description = "Context (KV cache) length (default: the model's, at most 4096 for --interactive).")
     Integer contextLength;
 
@@ -206,6 +213,13 @@ final class GenerateCommand implements Callable<Integer> {
             if (ignoreEos) throw new IllegalArgumentException("--ignore-eos cannot be used with --interactive (a reply ends at its end-of-turn token)");
             if (verbosePrompt) throw new IllegalArgumentException("--verbose-prompt is for a prompt without --interactive (the chat's turns are typed)");
         }
+        if (promptCacheReadOnly && promptCache == null) throw new IllegalArgumentException("--prompt-cache-ro is for --prompt-cache");
+        if (promptCache != null && !promptCacheReadOnly) {
+            Path folder = promptCache.toAbsolutePath().getParent();
+            if (!java.nio.file.Files.isDirectory(folder)) throw new IllegalArgumentException("--prompt-cache " + promptCache + ": the folder " + folder + " does not exist");
+        }
+        if (promptCache != null && interactive) throw new IllegalArgumentException("--prompt-cache is for a generation without --interactive");
+        if (promptCache != null && workers.workers != null) throw new IllegalArgumentException("--prompt-cache cannot be used with --workers (the KV cache is spread over the processes)");
         if (reversePrompts.stream().anyMatch(String::isEmpty)) throw new IllegalArgumentException("--reverse-prompt must not be empty");
         Sampler.check(temperature, topK, topP, minP);
         Sampler.Penalties penalties = new Sampler.Penalties(repeatPenalty, frequencyPenalty, presencePenalty, repeatLastN);
@@ -347,6 +361,9 @@ final class GenerateCommand implements Callable<Integer> {
                          Sampler sampler, PrintStream out, Interruption interruption) {
         Tokenizer tokenizer = ckpt.tokenizer();
         StopStrings stops = new StopStrings(tokenizer, reversePrompts);
+        interruption.prefillStarts(tokens.length);
+        PromptStart begin = promptCache != null ? promptStart(ckpt, state, generator, tokens, sampler) : new PromptStart(0, 0, null);
+        int[] run = Arrays.copyOfRange(tokens, begin.position(), tokens.length);
         for (int sample = 0; sample < numSamples; sample++) {
             stops.reset();
             if (constraint != null) constraint.restart();
@@ -363,12 +380,11 @@ final class GenerateCommand implements Callable<Integer> {
             };
             Generator.Result r;
             int[] dropped = new int[2]; // context shifts, tokens they dropped
-            if (sample == 0) interruption.prefillStarts(tokens.length); // later samples reuse the prompt's cache
             try {
-                r = contextShift ? generator.generateShifting(tokens, kvLength, kept, maxNewTokens, sampler, sink, n -> {
+                r = contextShift ? generator.generateShifting(run, begin.position(), kvLength, kept, maxNewTokens, sampler, sink, n -> {
                     dropped[0]++;
                     dropped[1] += n;
-                }) : generator.generate(tokens, 0, maxNewTokens, sampler, sink);
+                }) : generator.generate(run, begin.position(), maxNewTokens, sampler, sink); // later samples reuse the prompt's cache
                 stream.finish();
             } finally {
                 out.println(); // ends the text's line, also before the error line of a generation that fails
@@ -388,11 +404,54 @@ final class GenerateCommand implements Callable<Integer> {
             if (dropped[0] > 0) {
                 System.err.printf("(the context filled %d time%s: %d tokens dropped, %d kept at its start)%n", dropped[0], dropped[0] == 1 ? "" : "s", dropped[1], kept);
             }
-            printStats(ckpt, state, r, arrivals, sample == 0);
+            if (sample == 0 && begin.ran() != null) r = begin.ran().before(r);
+            printStats(ckpt, state, r, arrivals, sample == 0, sample == 0 ? begin.restored() : 0);
             if (speculation != null) speculation.printStats();
             if (interruption.requested) return CtrlC.EXIT_STATUS;
         }
         return 0;
+    }
+
+    /**
+     * Where a one-shot generation starts: position 0, or with {@code --prompt-cache} the prompt's last token, after
+     * {@code restored} tokens from the file and the prompt's part run before ({@code ran}; null when none ran).
+     */
+    private record PromptStart(int position, int restored, Generator.Result ran) {
+    }
+
+    /**
+     * {@code --prompt-cache}: the prompt's start restored from the file where it holds it, the rest but the last token
+     * run as a batch, and the file written where it held less of the prompt (not with {@code --prompt-cache-ro});
+     * the generation then runs the last token alone, as the run that wrote the file did, so that a prompt gives the
+     * same positions, arithmetic and output in the run that writes the file and in every run that reads it
+     * (GenerateCommandTest). The file keeps no logits, so the prompt's last token runs whatever the file holds.
+     */
+    private PromptStart promptStart(Checkpoint ckpt, Llama.State state, Generation generator, int[] tokens, Sampler sampler) {
+        int last = tokens.length - 1;
+        PromptCache cache = new PromptCache(promptCache, CommonOptions.fingerprint(ckpt.model(), common.quantize) + " --kv-cache " + state.kvType().option());
+        long t0 = System.nanoTime();
+        PromptCache.Restored restored = cache.restore(state, generator, tokens, last);
+        long restoreNanos = System.nanoTime() - t0;
+        if (restored.unused() != null) {
+            System.err.println("note: --prompt-cache " + promptCache + " was " + restored.unused() + ", and is not used" + (promptCacheReadOnly ? "" : "; it will be written over"));
+        }
+        Generator.Result ran = null;
+        boolean written = false;
+        if (restored.tokens() < last) {
+            ran = generator.generate(Arrays.copyOfRange(tokens, restored.tokens(), last), restored.tokens(), 0, sampler, t -> true);
+            if (!promptCacheReadOnly) {
+                try {
+                    cache.save(state, Arrays.copyOf(tokens, last));
+                    written = true;
+                } catch (java.io.UncheckedIOException e) {
+                    System.err.println("note: " + e.getMessage() + "; the generation goes on without it");
+                }
+            }
+        }
+        System.err.printf("Prompt cache: %d of the prompt's %d tokens from %s%s%s%n", restored.tokens(), tokens.length, promptCache,
+                restored.tokens() > 0 ? String.format(" (%.1f MB in %.0f ms)", restored.tokens() * state.cacheBytesPerPosition() / 1e6, restoreNanos / 1e6) : "",
+                written ? "; " + last + " written to it" : "");
+        return new PromptStart(last, restored.tokens(), ran);
     }
 
     /**
@@ -423,15 +482,17 @@ final class GenerateCommand implements Callable<Integer> {
 
     /**
      * The statistics of one generation on stderr; {@code firstPrompt}: the process's first, whose prefill ran while the
-     * JIT compiled the kernels (TinyLlama Q4_0, 5 tokens: 1.2-1.6 s, where `bench` times 0.2 s warm), which the line says.
+     * JIT compiled the kernels (TinyLlama Q4_0, 5 tokens: 1.2-1.6 s, where `bench` times 0.2 s warm), which the line says;
+     * {@code fromCache}: the prompt's tokens restored from {@code --prompt-cache}'s file, not run (not in {@code r}).
      */
-    static void printStats(Checkpoint ckpt, Llama.State state, Generator.Result r, Arrivals arrivals, boolean firstPrompt) {
+    static void printStats(Checkpoint ckpt, Llama.State state, Generator.Result r, Arrivals arrivals, boolean firstPrompt, int fromCache) {
         long bytes = ckpt.model().weights().bytesPerToken();
         double tps = r.decodeTokensPerSecond();
         if (r.promptReused()) {
             System.err.printf("Prompt: %d tokens, the last sample's, still in the KV cache: no prefill%n", r.promptTokens());
         } else {
-            System.err.printf("Prompt: %d tokens, prefill %.1f ms (%.1f tokens/s%s)%n", r.promptTokens(), r.prefillNanos() / 1e6, r.prefillTokensPerSecond(),
+            System.err.printf("Prompt: %d tokens%s, prefill %.1f ms (%.1f tokens/s%s)%n", r.promptTokens() + fromCache,
+                    fromCache > 0 ? ", " + fromCache + " of them from the prompt cache and " + r.promptTokens() + " run" : "", r.prefillNanos() / 1e6, r.prefillTokensPerSecond(),
                     firstPrompt ? "; the process's first, timed while the JIT compiled the kernels; `gptfast bench` times them warm" : "");
         }
         if (r.layoutNanos() > 0) {

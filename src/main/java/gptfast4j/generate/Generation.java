@@ -33,7 +33,14 @@ public interface Generation {
     void prefill(int[] tokens);
 
     /**
-     * {@link #generate} from position 0 that goes on where the context (of {@code context} positions) fills before
+     * Takes the KV cache's positions {@code 0 .. tokens.length} as holding {@code tokens}, put there from elsewhere
+     * ({@link gptfast4j.model.Llama.State#readCache}, a prompt cache): the start of the sequence, as {@link #prefill}
+     * leaves it, without running it.
+     */
+    void restored(int[] tokens);
+
+    /**
+     * {@link #generate} from position {@code startPos} (0, or where the sequence's start is in the cache already) that goes on where the context (of {@code context} positions) fills before
      * {@code maxNewTokens}, as llama.cpp's context shift does: the first {@code keep} positions stay, half of those after
      * them go ({@link #shift}; {@code onShift} is told how many), and generation continues with the tokens the cache
      * lacks. Each part stops one position short of the context's end, where plain and speculative generation both end
@@ -42,11 +49,11 @@ public interface Generation {
      * part's, each continuation's run of its leftover token counted as a decode step, the shifts' time in the decode
      * time.
      */
-    default Generator.Result generateShifting(int[] prompt, int context, int keep, int maxNewTokens, Sampler sampler,
+    default Generator.Result generateShifting(int[] prompt, int startPos, int context, int keep, int maxNewTokens, Sampler sampler,
                                               IntPredicate onToken, IntConsumer onShift) {
-        if (maxNewTokens == 0) return generate(prompt, 0, 0, sampler, onToken); // the prompt alone: nothing to shift for
+        if (maxNewTokens == 0) return generate(prompt, startPos, 0, sampler, onToken); // the prompt alone: nothing to shift for
         Generator.Result whole = null;
-        int pos = 0, left = maxNewTokens;
+        int pos = startPos, left = maxNewTokens;
         int[] next = prompt;
         long shiftNanos = 0;
         while (true) {

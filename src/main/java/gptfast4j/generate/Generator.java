@@ -57,6 +57,15 @@ public final class Generator implements Generation {
         }
 
         /**
+         * {@code next}, whose prompt went on from this one's (a prompt run in two parts, as {@code --prompt-cache}
+         * runs all but its last token first): the prompts' tokens, prefill and layout times added.
+         */
+        public Result before(Result next) {
+            return new Result(next.tokens, promptTokens + next.promptTokens, prefillNanos + next.prefillNanos, next.decodedTokens,
+                    next.decodeNanos, layoutNanos + next.layoutNanos, next.stoppedAtEos, next.cachedTokens, next.promptReused);
+        }
+
+        /**
          * This generation followed by {@code next}, its continuation after a context shift of {@code shiftNanos}
          * ({@link Generation#generateShifting}), as one: the continuation's prompt (what this one left uncached) runs
          * as decode steps, and with the shift is decode time; {@code cachedTokens} counts as if nothing had been dropped.
@@ -120,8 +129,13 @@ public final class Generator implements Generation {
 
     @Override
     public void prefill(int[] tokens) {
-        memory.forget();
         model.forward(state, tokens, 0, tokens.length, 0, null);
+        restored(tokens);
+    }
+
+    @Override
+    public void restored(int[] tokens) {
+        memory.forget();
         System.arraycopy(tokens, 0, sequence, 0, tokens.length);
         held = tokens.length;
     }

@@ -167,8 +167,14 @@ public final class SpeculativeGenerator implements Generation {
     /** {@link Generation#prefill}: the target's cache and this generator's sequence; the drafter catches up when it next proposes. */
     @Override
     public void prefill(int[] tokens) {
-        memory.forget();
         target.forward(state, tokens, 0, tokens.length, 0, null);
+        restored(tokens);
+    }
+
+    /** {@link Generation#restored}: this generator's sequence; the drafter catches up when it next proposes. */
+    @Override
+    public void restored(int[] tokens) {
+        memory.forget();
         System.arraycopy(tokens, 0, history, 0, tokens.length);
         held = tokens.length;
     }

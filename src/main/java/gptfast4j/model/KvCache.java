@@ -7,7 +7,13 @@ import gptfast4j.tensor.Quantizer;
 import gptfast4j.tensor.Tensor;
 import gptfast4j.tensor.VectorMath;
 
+import java.io.EOFException;
+import java.io.IOException;
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.ReadableByteChannel;
+import java.nio.channels.WritableByteChannel;
 
 /**
  * The keys and values of every layer's past positions. Keys are laid out
@@ -155,6 +161,66 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
                 }
             }
         });
+    }
+
+    /**
+     * Positions {@code from .. to} of layers {@code 0 .. layers} to {@code out}, position by position (so that a prefix
+     * of a file is a prefix of the sequence), each layer's key then value as {@link #load} gives them, little-endian:
+     * halves where the element is F16 (the cache's own bits), floats otherwise (exactly an F32 or BF16 cache's; the
+     * quantized types' dequantized values, whose blocks {@link #read} rounds back to the same bits: KvCacheTest).
+     */
+    final void write(WritableByteChannel out, int layers, int from, int to) throws IOException {
+        ByteBuffer bytes = ByteBuffer.allocate(layers * positionBytes()).order(ByteOrder.LITTLE_ENDIAN);
+        float[] k = new float[kvDim], v = new float[kvDim];
+        Type t = type();
+        for (int p = from; p < to; p++) {
+            bytes.clear();
+            for (int l = 0; l < layers; l++) {
+                load(l, p, k, v);
+                put(bytes, k, t.keys());
+                put(bytes, v, t.values());
+            }
+            bytes.flip();
+            while (bytes.hasRemaining()) out.write(bytes);
+        }
+    }
+
+    /** {@link #write}'s inverse: positions {@code from .. to} of every layer from {@code in}; an {@link EOFException} where it ends first. */
+    final void read(ReadableByteChannel in, int layers, int from, int to) throws IOException {
+        ByteBuffer bytes = ByteBuffer.allocate(layers * positionBytes()).order(ByteOrder.LITTLE_ENDIAN);
+        float[] k = new float[kvDim], v = new float[kvDim];
+        Type t = type();
+        for (int p = from; p < to; p++) {
+            bytes.clear();
+            while (bytes.hasRemaining()) {
+                if (in.read(bytes) < 0) throw new EOFException("ends at position " + p + " of " + to);
+            }
+            bytes.flip();
+            for (int l = 0; l < layers; l++) {
+                get(bytes, k, t.keys());
+                get(bytes, v, t.values());
+                store(l, p, k, 0, v, 0);
+            }
+        }
+    }
+
+    /** Bytes {@link #write} gives one position of one layer. */
+    final int positionBytes() {
+        return kvDim * (elementBytes(type().keys()) + elementBytes(type().values()));
+    }
+
+    private static int elementBytes(Type.Element e) {
+        return e == Type.Element.F16 ? 2 : 4;
+    }
+
+    private static void put(ByteBuffer bytes, float[] x, Type.Element e) {
+        if (e == Type.Element.F16) for (float f : x) bytes.putShort(Float.floatToFloat16(f));
+        else for (float f : x) bytes.putFloat(f);
+    }
+
+    private static void get(ByteBuffer bytes, float[] x, Type.Element e) {
+        if (e == Type.Element.F16) for (int i = 0; i < x.length; i++) x[i] = Float.float16ToFloat(bytes.getShort());
+        else for (int i = 0; i < x.length; i++) x[i] = bytes.getFloat();
     }
 
     /**

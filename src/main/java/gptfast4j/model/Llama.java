@@ -7,6 +7,9 @@ import gptfast4j.tensor.Parallel;
 import gptfast4j.tensor.Tensor;
 import gptfast4j.tensor.VectorMath;
 
+import java.io.IOException;
+import java.nio.channels.ReadableByteChannel;
+import java.nio.channels.WritableByteChannel;
 import java.util.Arrays;
 import java.util.OptionalLong;
 
@@ -692,6 +695,33 @@ public final class Llama {
         /** The KV cache's size. */
         public long kvBytes() {
             return kv.bytes();
+        }
+
+        /**
+         * The KV cache's positions {@code 0 .. positions} to {@code out}, position by position ({@link KvCache#write}:
+         * a prefix of the bytes is a prefix of the sequence), {@link #cacheBytesPerPosition} each, for a later
+         * {@link #readCache} into a state of the same model and cache type. Not for a model split over processes,
+         * whose cache is spread over them.
+         */
+        public void writeCache(WritableByteChannel out, int positions) throws IOException {
+            checkCachePositions(positions);
+            kv.write(out, model.config.nLayers(), 0, positions);
+        }
+
+        /** {@link #writeCache}'s inverse: the cache's positions {@code 0 .. positions} from {@code in}. */
+        public void readCache(ReadableByteChannel in, int positions) throws IOException {
+            checkCachePositions(positions);
+            kv.read(in, model.config.nLayers(), 0, positions);
+        }
+
+        /** Bytes {@link #writeCache} writes per position. */
+        public long cacheBytesPerPosition() {
+            return (long) model.config.nLayers() * kv.positionBytes();
+        }
+
+        private void checkCachePositions(int positions) {
+            if (!model.parallel.whole()) throw new IllegalStateException("a split model's KV cache is spread over its processes");
+            if (positions < 0 || positions > contextLength) throw new IllegalArgumentException(positions + " positions do not fit the context length " + contextLength);
         }
         final Rope rope;
         final int[] single = new int[1];

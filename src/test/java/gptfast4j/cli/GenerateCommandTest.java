@@ -381,4 +381,49 @@ class GenerateCommandTest {
         assertTrue(!special.err().contains("note: the prompt holds"), special.err());
         ErrorsTest.assertOneLineError(ErrorsTest.run("generate", "--checkpoint", STORIES, "--prompt", "Hi", "--special", "--chat"), "--special is for a prompt without --chat");
     }
+
+    /**
+     * {@code --prompt-cache}: a run that reads the file gives the text of the run that wrote it, sampled with a
+     * repeat penalty (which sees the restored tokens) from a Q4_0 model (whose batches and single tokens take
+     * different arithmetic, so that the last token must run alone in both); a prompt that goes on from the file's
+     * takes its start and writes the file anew; {@code --prompt-cache-ro} reads and leaves it as it was; a file of
+     * another cache type is not used; a file that is not a prompt cache is refused and left alone.
+     */
+    @Test
+    void aPromptCacheGivesTheTextOfTheRunThatWroteIt(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws java.io.IOException {
+        String model = Shared.REFERENCE.resolve("models/mini-llama2-Q4_0.gguf").toString(), file = dir.resolve("prompt.cache").toString();
+        String prompt = "The little dog ran to the park and saw a big red ball under the old tree";
+        java.util.function.Function<String[], ErrorsTest.Outcome> run = extra -> ErrorsTest.run(java.util.stream.Stream.concat(java.util.stream.Stream.of("generate",
+                "--checkpoint", model, "--max-new-tokens", "24", "--temperature", "0.9", "--seed", "5", "--repeat-penalty", "1.3"), java.util.Arrays.stream(extra)).toArray(String[]::new));
+        int n = gptfast4j.model.Checkpoint.load(java.nio.file.Path.of(model), null).promptTokens(prompt).length;
+        ErrorsTest.Outcome wrote = run.apply(new String[]{"--prompt", prompt, "--prompt-cache", file});
+        assertEquals(0, wrote.exit(), wrote.err());
+        assertTrue(wrote.err().contains("Prompt cache: 0 of the prompt's " + n + " tokens from " + file + "; " + (n - 1) + " written to it"), wrote.err());
+        ErrorsTest.Outcome read = run.apply(new String[]{"--prompt", prompt, "--prompt-cache", file});
+        assertEquals(0, read.exit(), read.err());
+        assertTrue(read.err().contains("Prompt cache: " + (n - 1) + " of the prompt's " + n + " tokens from " + file + " (") && !read.err().contains("written"), read.err());
+        assertTrue(read.err().contains("Prompt: " + n + " tokens, " + (n - 1) + " of them from the prompt cache and 1 run"), read.err());
+        assertEquals(wrote.out(), read.out());
+
+        ErrorsTest.Outcome longer = run.apply(new String[]{"--prompt", prompt + " in the garden", "--prompt-cache", file});
+        assertEquals(0, longer.exit(), longer.err());
+        assertTrue(longer.err().contains("Prompt cache: " + (n - 1) + " of the prompt's"), longer.err());
+        byte[] held = java.nio.file.Files.readAllBytes(dir.resolve("prompt.cache"));
+        ErrorsTest.Outcome readOnly = run.apply(new String[]{"--prompt", prompt, "--prompt-cache", file, "--prompt-cache-ro"});
+        assertEquals(0, readOnly.exit(), readOnly.err());
+        assertTrue(readOnly.err().contains("Prompt cache: " + (n - 1) + " of the prompt's " + n + " tokens from " + file + " (") && !readOnly.err().contains("written"), readOnly.err());
+        assertEquals(wrote.out(), readOnly.out());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(held, java.nio.file.Files.readAllBytes(dir.resolve("prompt.cache")));
+
+        ErrorsTest.Outcome otherType = run.apply(new String[]{"--prompt", prompt, "--prompt-cache", file, "--prompt-cache-ro", "--kv-cache", "q8_0"});
+        assertEquals(0, otherType.exit(), otherType.err());
+        assertTrue(otherType.err().contains("note: --prompt-cache " + file + " was made with another model, --quantize or --kv-cache, and is not used\n")
+                && otherType.err().contains("Prompt cache: 0 of the prompt's " + n + " tokens"), otherType.err());
+
+        java.nio.file.Path text = java.nio.file.Files.writeString(dir.resolve("notes.txt"), "not a cache, but a file of the user's");
+        ErrorsTest.assertOneLineError(run.apply(new String[]{"--prompt", prompt, "--prompt-cache", text.toString()}), text + " is not a prompt cache (refusing to read or overwrite it)");
+        assertEquals("not a cache, but a file of the user's", java.nio.file.Files.readString(text));
+        ErrorsTest.assertOneLineError(run.apply(new String[]{"--prompt", prompt, "--prompt-cache-ro"}), "--prompt-cache-ro is for --prompt-cache");
+        ErrorsTest.assertOneLineError(run.apply(new String[]{"--interactive", "--prompt-cache", file}), "--prompt-cache is for a generation without --interactive");
+    }
 }

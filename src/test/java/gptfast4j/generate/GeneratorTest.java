@@ -168,9 +168,14 @@ class GeneratorTest {
             public void prefill(int[] tokens) {
                 plain.prefill(tokens);
             }
+
+            @Override
+            public void restored(int[] tokens) {
+                plain.restored(tokens);
+            }
         };
         java.util.List<Integer> seen = new java.util.ArrayList<>(), dropped = new java.util.ArrayList<>();
-        Generator.Result r = recorded.generateShifting(PROMPT, 20, 3, 40, new Sampler(512, 0, 0, 1, 0), seen::add, dropped::add);
+        Generator.Result r = recorded.generateShifting(PROMPT, 0, 20, 3, 40, new Sampler(512, 0, 0, 1, 0), seen::add, dropped::add);
         assertEquals(java.util.List.of("generate 4 at 0 for 16", "shift 3 8 19", "generate 1 at 11 for 8", "shift 3 8 19",
                 "generate 1 at 11 for 8", "shift 3 8 19", "generate 1 at 11 for 8"), calls); // 16 + 3 x 8 tokens
         assertEquals(java.util.List.of(8, 8, 8), dropped);

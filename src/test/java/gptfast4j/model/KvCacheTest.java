@@ -203,6 +203,53 @@ class KvCacheTest {
         org.junit.jupiter.api.Assertions.assertEquals(type, mixed.type());
     }
 
+    /**
+     * A cache written to bytes and read into a fresh cache of its type (a prompt cache's file, {@code
+     * Llama.State#writeCache}) holds what it held, bit for bit, in every layer: F16 as its halves, the other types as
+     * floats, whose quantized blocks round back to the same blocks. The bytes go position by position, so the first
+     * positions' bytes alone restore those positions; bytes that end early are an EOFException.
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1", "q8_0/f16", "f16/iq4_nl"})
+    void aCacheWrittenAndReadBackHoldsTheSameBits(KvCache.Type type) throws IOException {
+        Config c = Checkpoint.load(Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf"), null).model().config;
+        int n = 70, first = 9, layers = c.nLayers(), kvDim = c.kvDim();
+        KvCache cache = KvCache.of(type, c, c.nKvHeads(), n), copy = KvCache.of(type, c, c.nKvHeads(), n), start = KvCache.of(type, c, c.nKvHeads(), n);
+        Random random = new Random(11);
+        float[] k = new float[kvDim], v = new float[kvDim];
+        for (int l = 0; l < layers; l++) {
+            for (int p = 0; p < n; p++) {
+                for (int i = 0; i < kvDim; i++) {
+                    k[i] = (float) random.nextGaussian() * 3;
+                    v[i] = (float) random.nextGaussian();
+                }
+                cache.store(l, p, k, 0, v, 0);
+            }
+        }
+        java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        cache.write(java.nio.channels.Channels.newChannel(bytes), layers, 0, n);
+        byte[] written = bytes.toByteArray();
+        org.junit.jupiter.api.Assertions.assertEquals((long) n * layers * cache.positionBytes(), written.length);
+        copy.read(java.nio.channels.Channels.newChannel(new java.io.ByteArrayInputStream(written)), layers, 0, n);
+        start.read(java.nio.channels.Channels.newChannel(new java.io.ByteArrayInputStream(written, 0, first * layers * cache.positionBytes())), layers, 0, first);
+        float[][] read = new float[6][kvDim];
+        for (int l = 0; l < layers; l++) {
+            for (int p = 0; p < n; p++) {
+                cache.load(l, p, read[0], read[1]);
+                copy.load(l, p, read[2], read[3]);
+                assertArrayEquals(read[0], read[2], type + " key " + l + "/" + p);
+                assertArrayEquals(read[1], read[3], type + " value " + l + "/" + p);
+                if (p < first) {
+                    start.load(l, p, read[4], read[5]);
+                    assertArrayEquals(read[0], read[4], type + " key " + l + "/" + p + " of the first positions");
+                    assertArrayEquals(read[1], read[5], type + " value " + l + "/" + p + " of the first positions");
+                }
+            }
+        }
+        org.junit.jupiter.api.Assertions.assertThrows(java.io.EOFException.class, () -> KvCache.of(type, c, c.nKvHeads(), n)
+                .read(java.nio.channels.Channels.newChannel(new java.io.ByteArrayInputStream(written, 0, written.length - 1)), layers, 0, n));
+    }
+
     @Test
     void f32TakesBothOrNeitherAndTypesAreSpelledAsLlamaCpps() {
         org.junit.jupiter.api.Assertions.assertEquals("q8_0/f16", new KvCache.Type(KvCache.Type.Element.Q8_0, KvCache.Type.Element.F16).option());

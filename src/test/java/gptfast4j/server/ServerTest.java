@@ -91,6 +91,11 @@ class ServerTest {
             public void prefill(int[] tokens) {
                 generator.prefill(tokens);
             }
+
+            @Override
+            public void restored(int[] tokens) {
+                generator.restored(tokens);
+            }
         };
         slow = new Server(stories, Engine.sequential(state, slowly), ChatFormat.PLAIN, new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, log);
     }
