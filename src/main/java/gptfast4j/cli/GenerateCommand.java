@@ -145,6 +145,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--prompt-cache-ro", description = "Read --prompt-cache's FILE but never write it: one start (an instruction, few-shot examples) kept for prompts that go on differently.")
     boolean promptCacheReadOnly;
 
+    @Option(names = "--prompt-cache-all", description = "Also keep the generated text in --prompt-cache's FILE, once it is done (as llama.cpp's): a later prompt that goes on from the text takes it from FILE too.")
+    boolean promptCacheAll;
+
     @Option(names = {"-c", "--context-length"}, paramLabel = "N", description = "Context (KV cache) length (default: the model's, at most 4096 for --interactive).")
     Integer contextLength;
 
@@ -214,6 +217,7 @@ final class GenerateCommand implements Callable<Integer> {
             if (verbosePrompt) throw new IllegalArgumentException("--verbose-prompt is for a prompt without --interactive (the chat's turns are typed)");
         }
         if (promptCacheReadOnly && promptCache == null) throw new IllegalArgumentException("--prompt-cache-ro is for --prompt-cache");
+        if (promptCacheAll && (promptCache == null || promptCacheReadOnly)) throw new IllegalArgumentException("--prompt-cache-all is for --prompt-cache without --prompt-cache-ro");
         if (promptCache != null && !promptCacheReadOnly) {
             Path folder = promptCache.toAbsolutePath().getParent();
             if (!java.nio.file.Files.isDirectory(folder)) throw new IllegalArgumentException("--prompt-cache " + promptCache + ": the folder " + folder + " does not exist");
@@ -362,7 +366,7 @@ final class GenerateCommand implements Callable<Integer> {
         Tokenizer tokenizer = ckpt.tokenizer();
         StopStrings stops = new StopStrings(tokenizer, reversePrompts);
         interruption.prefillStarts(tokens.length);
-        PromptStart begin = promptCache != null ? promptStart(ckpt, state, generator, tokens, sampler) : new PromptStart(0, 0, null);
+        PromptStart begin = promptCache != null ? promptStart(ckpt, state, generator, tokens, sampler) : new PromptStart(0, 0, null, null);
         int[] run = Arrays.copyOfRange(tokens, begin.position(), tokens.length);
         for (int sample = 0; sample < numSamples; sample++) {
             stops.reset();
@@ -406,6 +410,7 @@ final class GenerateCommand implements Callable<Integer> {
             }
             if (sample == 0 && begin.ran() != null) r = begin.ran().before(r);
             printStats(ckpt, state, r, arrivals, sample == 0, sample == 0 ? begin.restored() : 0);
+            if (promptCacheAll && (sample == numSamples - 1 || interruption.requested)) keepText(begin.cache(), state, tokens, r, dropped[0] > 0);
             if (speculation != null) speculation.printStats();
             if (interruption.requested) return CtrlC.EXIT_STATUS;
         }
@@ -416,7 +421,7 @@ final class GenerateCommand implements Callable<Integer> {
      * Where a one-shot generation starts: position 0, or with {@code --prompt-cache} the prompt's last token, after
      * {@code restored} tokens from the file and the prompt's part run before ({@code ran}; null when none ran).
      */
-    private record PromptStart(int position, int restored, Generator.Result ran) {
+    private record PromptStart(int position, int restored, Generator.Result ran, PromptCache cache) {
     }
 
     /**
@@ -439,19 +444,38 @@ final class GenerateCommand implements Callable<Integer> {
         boolean written = false;
         if (restored.tokens() < last) {
             ran = generator.generate(Arrays.copyOfRange(tokens, restored.tokens(), last), restored.tokens(), 0, sampler, t -> true);
-            if (!promptCacheReadOnly) {
-                try {
-                    cache.save(state, Arrays.copyOf(tokens, last));
-                    written = true;
-                } catch (java.io.UncheckedIOException e) {
-                    System.err.println("note: " + e.getMessage() + "; the generation goes on without it");
-                }
-            }
+            if (!promptCacheReadOnly) written = save(cache, state, Arrays.copyOf(tokens, last));
         }
         System.err.printf("Prompt cache: %d of the prompt's %d tokens from %s%s%s%n", restored.tokens(), tokens.length, promptCache,
                 restored.tokens() > 0 ? String.format(" (%.1f MB in %.0f ms)", restored.tokens() * state.cacheBytesPerPosition() / 1e6, restoreNanos / 1e6) : "",
                 written ? "; " + last + " written to it" : "");
-        return new PromptStart(last, restored.tokens(), ran);
+        return new PromptStart(last, restored.tokens(), ran, cache);
+    }
+
+    /** The state's first {@code tokens.length} positions, which hold {@code tokens}, to {@code cache}'s file; false (and a note) where it cannot be written. */
+    private static boolean save(PromptCache cache, Llama.State state, int[] tokens) {
+        try {
+            cache.save(state, tokens);
+            return true;
+        } catch (java.io.UncheckedIOException e) {
+            System.err.println("note: " + e.getMessage() + "; the generation goes on without it");
+            return false;
+        }
+    }
+
+    /**
+     * {@code --prompt-cache-all}: the prompt and the text {@code r} generated after it, as far as the cache holds it
+     * ({@link Generator.Result#cachedTokens}), to the file; nothing where the context shifted, the cache then holding
+     * the sequence less the part dropped.
+     */
+    private void keepText(PromptCache cache, Llama.State state, int[] prompt, Generator.Result r, boolean shifted) {
+        if (shifted) {
+            System.err.println("note: --prompt-cache-all keeps nothing of the text: the context shifted, so the cache no longer holds the text from its start");
+            return;
+        }
+        int[] held = Arrays.copyOf(prompt, prompt.length + r.cachedTokens());
+        System.arraycopy(r.tokens(), 0, held, prompt.length, r.cachedTokens());
+        if (save(cache, state, held)) System.err.printf("Prompt cache: the prompt and %d tokens of the text written to %s%n", r.cachedTokens(), promptCache);
     }
 
     /**

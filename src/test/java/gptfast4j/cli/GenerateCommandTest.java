@@ -387,7 +387,8 @@ class GenerateCommandTest {
      * repeat penalty (which sees the restored tokens) from a Q4_0 model (whose batches and single tokens take
      * different arithmetic, so that the last token must run alone in both); a prompt that goes on from the file's
      * takes its start and writes the file anew; {@code --prompt-cache-ro} reads and leaves it as it was; a file of
-     * another cache type is not used; a file that is not a prompt cache is refused and left alone.
+     * another cache type is not used; {@code --prompt-cache-all} keeps the generated text too, which a prompt made of
+     * that text then takes; a file that is not a prompt cache is refused and left alone.
      */
     @Test
     void aPromptCacheGivesTheTextOfTheRunThatWroteIt(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws java.io.IOException {
@@ -423,7 +424,15 @@ class GenerateCommandTest {
         java.nio.file.Path text = java.nio.file.Files.writeString(dir.resolve("notes.txt"), "not a cache, but a file of the user's");
         ErrorsTest.assertOneLineError(run.apply(new String[]{"--prompt", prompt, "--prompt-cache", text.toString()}), text + " is not a prompt cache (refusing to read or overwrite it)");
         assertEquals("not a cache, but a file of the user's", java.nio.file.Files.readString(text));
+        ErrorsTest.Outcome all = run.apply(new String[]{"--prompt", prompt, "--prompt-cache", file, "--prompt-cache-all"});
+        assertEquals(0, all.exit(), all.err());
+        assertTrue(all.err().contains("Prompt cache: the prompt and 23 tokens of the text written to " + file), all.err()); // 24 drawn, the last never run
+        ErrorsTest.Outcome onText = run.apply(new String[]{"--prompt", all.out().strip(), "--prompt-cache", file, "--prompt-cache-ro"});
+        assertEquals(0, onText.exit(), onText.err());
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("Prompt cache: (\\d+) of the prompt's (\\d+) tokens").matcher(onText.err());
+        assertTrue(m.find() && Integer.parseInt(m.group(1)) > n, onText.err()); // the text's tokens as well as the prompt's
         ErrorsTest.assertOneLineError(run.apply(new String[]{"--prompt", prompt, "--prompt-cache-ro"}), "--prompt-cache-ro is for --prompt-cache");
+        ErrorsTest.assertOneLineError(run.apply(new String[]{"--prompt", prompt, "--prompt-cache", file, "--prompt-cache-ro", "--prompt-cache-all"}), "--prompt-cache-all is for --prompt-cache without --prompt-cache-ro");
         ErrorsTest.assertOneLineError(run.apply(new String[]{"--interactive", "--prompt-cache", file}), "--prompt-cache is for a generation without --interactive");
     }
 }
