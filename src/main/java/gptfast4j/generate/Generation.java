@@ -40,10 +40,10 @@ public interface Generation {
     void restored(int[] tokens);
 
     /**
-     * {@link #generate} from position {@code startPos} (0, or where the sequence's start is in the cache already) that goes on where the context (of {@code context} positions) fills before
-     * {@code maxNewTokens}, as llama.cpp's context shift does: the first {@code keep} positions stay, half of those after
-     * them go ({@link #shift}; {@code onShift} is told how many), and generation continues with the tokens the cache
-     * lacks. Each part stops one position short of the context's end, where plain and speculative generation both end
+     * {@link #generate} from position {@code startPos} (0, or where the sequence's start is in the cache already) that
+     * goes on where the context (of {@code context} positions) fills before {@code maxNewTokens}, as llama.cpp's context
+     * shift does: the first {@code keep} positions stay, half of those after them go ({@link #shift}; {@code onShift} is
+     * told how many), and generation continues with the tokens the cache lacks. Each part stops one position short of the context's end, where plain and speculative generation both end
      * with one token not yet run (a plain generation would sample one more, from the last position), so both shift at the
      * same positions and greedy output stays the same. The result is the whole generation's: its prompt the first
      * part's, each continuation's run of its leftover token counted as a decode step, the shifts' time in the decode

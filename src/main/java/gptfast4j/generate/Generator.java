@@ -129,6 +129,7 @@ public final class Generator implements Generation {
 
     @Override
     public void prefill(int[] tokens) {
+        memory.forget(); // before the cache changes, should the pass fail
         model.forward(state, tokens, 0, tokens.length, 0, null);
         restored(tokens);
     }

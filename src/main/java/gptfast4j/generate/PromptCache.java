@@ -3,12 +3,12 @@ package gptfast4j.generate;
 import gptfast4j.model.Llama;
 
 import java.io.IOException;
-import java.nio.file.AccessDeniedException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -17,7 +17,6 @@ import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
-import java.util.HexFormat;
 
 /**
  * A prompt's KV cache kept in a file, as llama.cpp's {@code --prompt-cache} keeps one: a later run whose prompt starts

@@ -167,6 +167,7 @@ public final class SpeculativeGenerator implements Generation {
     /** {@link Generation#prefill}: the target's cache and this generator's sequence; the drafter catches up when it next proposes. */
     @Override
     public void prefill(int[] tokens) {
+        memory.forget(); // before the cache changes, should the pass fail
         target.forward(state, tokens, 0, tokens.length, 0, null);
         restored(tokens);
     }

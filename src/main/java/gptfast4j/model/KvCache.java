@@ -164,16 +164,16 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
     }
 
     /**
-     * Positions {@code from .. to} of layers {@code 0 .. layers} to {@code out}, position by position (so that a prefix
+     * Positions {@code 0 .. positions} of layers {@code 0 .. layers} to {@code out}, position by position (so that a prefix
      * of a file is a prefix of the sequence), each layer's key then value as {@link #load} gives them, little-endian:
      * halves where the element is F16 (the cache's own bits), floats otherwise (exactly an F32 or BF16 cache's; the
      * quantized types' dequantized values, whose blocks {@link #read} rounds back to the same bits: KvCacheTest).
      */
-    final void write(WritableByteChannel out, int layers, int from, int to) throws IOException {
+    final void write(WritableByteChannel out, int layers, int positions) throws IOException {
         ByteBuffer bytes = ByteBuffer.allocate(layers * positionBytes()).order(ByteOrder.LITTLE_ENDIAN);
         float[] k = new float[kvDim], v = new float[kvDim];
         Type t = type();
-        for (int p = from; p < to; p++) {
+        for (int p = 0; p < positions; p++) {
             bytes.clear();
             for (int l = 0; l < layers; l++) {
                 load(l, p, k, v);
@@ -185,15 +185,15 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         }
     }
 
-    /** {@link #write}'s inverse: positions {@code from .. to} of every layer from {@code in}; an {@link EOFException} where it ends first. */
-    final void read(ReadableByteChannel in, int layers, int from, int to) throws IOException {
+    /** {@link #write}'s inverse: positions {@code 0 .. positions} of every layer from {@code in}; an {@link EOFException} where it ends first. */
+    final void read(ReadableByteChannel in, int layers, int positions) throws IOException {
         ByteBuffer bytes = ByteBuffer.allocate(layers * positionBytes()).order(ByteOrder.LITTLE_ENDIAN);
         float[] k = new float[kvDim], v = new float[kvDim];
         Type t = type();
-        for (int p = from; p < to; p++) {
+        for (int p = 0; p < positions; p++) {
             bytes.clear();
             while (bytes.hasRemaining()) {
-                if (in.read(bytes) < 0) throw new EOFException("ends at position " + p + " of " + to);
+                if (in.read(bytes) < 0) throw new EOFException("ends at position " + p + " of " + positions);
             }
             bytes.flip();
             for (int l = 0; l < layers; l++) {

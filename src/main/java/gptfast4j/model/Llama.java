@@ -705,13 +705,13 @@ public final class Llama {
          */
         public void writeCache(WritableByteChannel out, int positions) throws IOException {
             checkCachePositions(positions);
-            kv.write(out, model.config.nLayers(), 0, positions);
+            kv.write(out, model.config.nLayers(), positions);
         }
 
         /** {@link #writeCache}'s inverse: the cache's positions {@code 0 .. positions} from {@code in}. */
         public void readCache(ReadableByteChannel in, int positions) throws IOException {
             checkCachePositions(positions);
-            kv.read(in, model.config.nLayers(), 0, positions);
+            kv.read(in, model.config.nLayers(), positions);
         }
 
         /** Bytes {@link #writeCache} writes per position. */
@@ -723,6 +723,7 @@ public final class Llama {
             if (!model.parallel.whole()) throw new IllegalStateException("a split model's KV cache is spread over its processes");
             if (positions < 0 || positions > contextLength) throw new IllegalArgumentException(positions + " positions do not fit the context length " + contextLength);
         }
+
         final Rope rope;
         final int[] single = new int[1];
         /** A decode step's matrix calls that share their input: wq, wk, wv and w1, w3 (Tensor.SharedInput). */

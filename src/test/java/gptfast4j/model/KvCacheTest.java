@@ -227,11 +227,11 @@ class KvCacheTest {
             }
         }
         java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
-        cache.write(java.nio.channels.Channels.newChannel(bytes), layers, 0, n);
+        cache.write(java.nio.channels.Channels.newChannel(bytes), layers, n);
         byte[] written = bytes.toByteArray();
         org.junit.jupiter.api.Assertions.assertEquals((long) n * layers * cache.positionBytes(), written.length);
-        copy.read(java.nio.channels.Channels.newChannel(new java.io.ByteArrayInputStream(written)), layers, 0, n);
-        start.read(java.nio.channels.Channels.newChannel(new java.io.ByteArrayInputStream(written, 0, first * layers * cache.positionBytes())), layers, 0, first);
+        copy.read(java.nio.channels.Channels.newChannel(new java.io.ByteArrayInputStream(written)), layers, n);
+        start.read(java.nio.channels.Channels.newChannel(new java.io.ByteArrayInputStream(written, 0, first * layers * cache.positionBytes())), layers, first);
         float[][] read = new float[6][kvDim];
         for (int l = 0; l < layers; l++) {
             for (int p = 0; p < n; p++) {
@@ -247,7 +247,7 @@ class KvCacheTest {
             }
         }
         org.junit.jupiter.api.Assertions.assertThrows(java.io.EOFException.class, () -> KvCache.of(type, c, c.nKvHeads(), n)
-                .read(java.nio.channels.Channels.newChannel(new java.io.ByteArrayInputStream(written, 0, written.length - 1)), layers, 0, n));
+                .read(java.nio.channels.Channels.newChannel(new java.io.ByteArrayInputStream(written, 0, written.length - 1)), layers, n));
     }
 
     @Test
