@@ -62,6 +62,15 @@ final class CommonOptions {
     }
 
     /**
+     * What a prompt cache's file was made with ({@code generate --prompt-cache}, the server's slot files): the model
+     * as {@link #fingerprint} names it and the cache's element types. Taken before the first decode step, whose
+     * decode layouts would change the tensors' first bytes.
+     */
+    static String cacheIdentity(Llama model, String quantize, gptfast4j.model.KvCache.Type kvType) {
+        return fingerprint(model, quantize) + " --kv-cache " + kvType.option();
+    }
+
+    /**
      * The most threads a command starts, as ggml's {@code GGML_MAX_N_THREADS}: {@code --threads 100000} spent 48 s
      * starting 32441 threads before the system refused one more.
      */

@@ -433,23 +433,24 @@ final class GenerateCommand implements Callable<Integer> {
      */
     private PromptStart promptStart(Checkpoint ckpt, Llama.State state, Generation generator, int[] tokens, Sampler sampler) {
         int last = tokens.length - 1;
-        PromptCache cache = new PromptCache(promptCache, CommonOptions.fingerprint(ckpt.model(), common.quantize) + " --kv-cache " + state.kvType().option());
+        PromptCache cache = new PromptCache(promptCache, CommonOptions.cacheIdentity(ckpt.model(), common.quantize, state.kvType()));
         long t0 = System.nanoTime();
-        PromptCache.Restored restored = cache.restore(state, generator, tokens, last);
+        PromptCache.Restored restored = cache.restore(state, tokens, last);
+        if (restored.count() > 0) generator.restored(restored.tokens());
         long restoreNanos = System.nanoTime() - t0;
         if (restored.unused() != null) {
             System.err.println("note: --prompt-cache " + promptCache + " was " + restored.unused() + ", and is not used" + (promptCacheReadOnly ? "" : "; it will be written over"));
         }
         Generator.Result ran = null;
         boolean written = false;
-        if (restored.tokens() < last) {
-            ran = generator.generate(Arrays.copyOfRange(tokens, restored.tokens(), last), restored.tokens(), 0, sampler, t -> true);
+        if (restored.count() < last) {
+            ran = generator.generate(Arrays.copyOfRange(tokens, restored.count(), last), restored.count(), 0, sampler, t -> true);
             if (!promptCacheReadOnly) written = save(cache, state, Arrays.copyOf(tokens, last));
         }
-        System.err.printf("Prompt cache: %d of the prompt's %d tokens from %s%s%s%n", restored.tokens(), tokens.length, promptCache,
-                restored.tokens() > 0 ? String.format(" (%.1f MB in %.0f ms)", restored.tokens() * state.cacheBytesPerPosition() / 1e6, restoreNanos / 1e6) : "",
+        System.err.printf("Prompt cache: %d of the prompt's %d tokens from %s%s%s%n", restored.count(), tokens.length, promptCache,
+                restored.count() > 0 ? String.format(" (%.1f MB in %.0f ms)", restored.count() * state.cacheBytesPerPosition() / 1e6, restoreNanos / 1e6) : "",
                 written ? "; " + last + " written to it" : "");
-        return new PromptStart(last, restored.tokens(), ran, cache);
+        return new PromptStart(last, restored.count(), ran, cache);
     }
 
     /** The state's first {@code tokens.length} positions, which hold {@code tokens}, to {@code cache}'s file; false (and a note) where it cannot be written. */

@@ -15,6 +15,7 @@ import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.UnknownHostException;
+import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
 @Command(name = "serve", mixinStandardHelpOptions = true, sortOptions = false,
@@ -54,6 +55,9 @@ final class ServeCommand implements Callable<Integer> {
     @Mixin
     SpeculationOptions speculationOptions;
 
+    @Option(names = "--slot-save-path", paramLabel = "FOLDER", description = "Keep slots' KV caches in files of FOLDER on request, as llama.cpp's: POST /slots/ID?action=save or restore with {\"filename\": NAME} (generate --prompt-cache's files).")
+    Path slotSavePath;
+
     @Option(names = "--chat-format", paramLabel = "NAME", description = "Chat format for /v1/chat/completions where the file's chat template is missing or not recognized: llama2, mistral, zephyr or llama3 (default: from the template).")
     String chatFormat;
 
@@ -71,6 +75,8 @@ final class ServeCommand implements Callable<Integer> {
         if (maxRequests < 0) throw new IllegalArgumentException("--max-requests must be 1 or more, or 0 for no limit; got " + maxRequests);
         if (parallel > 1 && speculationOptions.asked()) throw new IllegalArgumentException("--parallel above 1 runs without speculation; give one of them");
         ChatFormat formatOverride = chatFormat != null ? ChatFormat.parse(chatFormat, "--chat-format") : null;
+        if (slotSavePath != null && !java.nio.file.Files.isDirectory(slotSavePath)) throw new IllegalArgumentException("--slot-save-path " + slotSavePath + " is not a folder");
+        if (slotSavePath != null && workers.workers != null) throw new IllegalArgumentException("--slot-save-path cannot be used with --workers (the KV cache is spread over the processes)");
         KvCache.Type kvType = kvCache.type();
         InetSocketAddress address;
         try {
@@ -84,6 +90,7 @@ final class ServeCommand implements Callable<Integer> {
         int context = contextLength != null ? contextLength : Math.min(model.config.contextLength(), 4096);
         ChatFormat format = formatOverride != null ? formatOverride : ckpt.chatFormat();
         format.checkTokenizer(ckpt.tokenizer());
+        String cacheIdentity = slotSavePath != null ? CommonOptions.cacheIdentity(model, common.quantize, kvType) : null; // before the decode layouts
         Speculation speculation = null;
         Engine engine;
         if (parallel > 1) {
@@ -105,6 +112,7 @@ final class ServeCommand implements Callable<Integer> {
             throw new IllegalArgumentException("cannot listen on " + host + ":" + port + ": " + e.getMessage());
         }
         if (corsOrigin != null) server.allowOrigin(corsOrigin);
+        if (slotSavePath != null) server.saveSlotsIn(slotSavePath, cacheIdentity);
         server.limitRequests(maxRequests);
         System.err.printf("Ready in %.1f s: http://%s:%d/v1 serves %s (context %d, chat format %s%s). Ctrl-C stops.%n", (System.nanoTime() - t0) / 1e9,
                 address.getAddress().getHostAddress(), server.port(), ckpt.path().getFileName(), context, format.name().toLowerCase(java.util.Locale.ROOT),

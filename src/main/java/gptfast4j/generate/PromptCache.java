@@ -43,48 +43,48 @@ public final class PromptCache {
     }
 
     /**
-     * What {@link #restore} found: {@code tokens} positions restored (0: none), of the {@code held} the file holds;
-     * {@code unused} says why a file that is there was not taken (another model, damaged), else null.
+     * What {@link #restore} found: the {@code tokens} whose positions it restored (none: empty), of the {@code held}
+     * the file holds; {@code unused} says why a file that is there was not taken (another model, damaged), else null.
      */
-    public record Restored(int tokens, int held, String unused) {
+    public record Restored(int[] tokens, int held, String unused) {
+        public int count() {
+            return tokens.length;
+        }
     }
 
     /**
-     * Restores into {@code state} the longest start of {@code prompt} that the file holds, at most {@code limit}
-     * tokens (the caller runs the rest: at least the prompt's last token, whose logits the file does not keep), and
-     * tells {@code generation} that the cache holds them ({@link Generation#restored}). No file, a file of another
-     * model, and a damaged one restore nothing ({@link Restored#unused} says why for the last two); a file that is not
-     * a prompt cache is refused with an {@link IllegalArgumentException}, so that a mistyped path (a model's) is not
-     * written over.
+     * Restores into {@code state} the longest start of {@code prompt} that the file holds (null: all it holds), at
+     * most {@code limit} tokens (a caller that goes on runs the rest: at least the prompt's last token, whose logits
+     * the file does not keep), for the caller to tell its generator ({@link Generation#restored}). No file, a file of
+     * another model, and a damaged one restore nothing ({@link Restored#unused} says why for the last two); a file
+     * that is not a prompt cache is refused with an {@link IllegalArgumentException}, so that a mistyped path (a
+     * model's) is not written over.
      */
-    public Restored restore(Llama.State state, Generation generation, int[] prompt, int limit) {
+    public Restored restore(Llama.State state, int[] prompt, int limit) {
         try (FileChannel in = FileChannel.open(file, StandardOpenOption.READ)) {
             long size = in.size();
-            if (size == 0) return new Restored(0, 0, null); // made empty beforehand (touch): nothing in it yet
+            if (size == 0) return new Restored(new int[0], 0, null); // made empty beforehand (touch): nothing in it yet
             ByteBuffer head = ByteBuffer.allocate(HEADER).order(ByteOrder.LITTLE_ENDIAN);
             if (!readFully(in, head) || !Arrays.equals(Arrays.copyOf(head.array(), MAGIC.length), MAGIC)) throw notACache();
             byte[] made = Arrays.copyOfRange(head.array(), MAGIC.length, MAGIC.length + DIGEST);
             head.position(MAGIC.length + DIGEST);
             long positionBytes = head.getLong();
             int held = head.getInt();
-            if (!Arrays.equals(made, digest)) return new Restored(0, Math.max(held, 0), "made with another model, --quantize or --kv-cache");
+            if (!Arrays.equals(made, digest)) return new Restored(new int[0], Math.max(held, 0), "made with another model, --quantize or --kv-cache");
             long perPosition = state.cacheBytesPerPosition();
             if (positionBytes != perPosition || held < 0 || size != HEADER + 4L * held + held * perPosition) {
-                return new Restored(0, Math.max(held, 0), "damaged (its size is not what its header says)");
+                return new Restored(new int[0], Math.max(held, 0), "damaged (its size is not what its header says)");
             }
             ByteBuffer ids = ByteBuffer.allocate(4 * held).order(ByteOrder.LITTLE_ENDIAN);
-            if (!readFully(in, ids)) return new Restored(0, held, "damaged (cut short)");
+            if (!readFully(in, ids)) return new Restored(new int[0], held, "damaged (cut short)");
             int[] tokens = new int[held];
             ids.flip().asIntBuffer().get(tokens);
-            int n = 0, most = Math.min(Math.min(limit, held), Math.min(prompt.length, state.contextLength));
-            while (n < most && tokens[n] == prompt[n]) n++;
-            if (n > 0) {
-                state.readCache(in, n);
-                generation.restored(Arrays.copyOf(tokens, n));
-            }
-            return new Restored(n, held, null);
+            int n = 0, most = Math.min(Math.min(limit, held), Math.min(prompt != null ? prompt.length : held, state.contextLength));
+            while (n < most && (prompt == null || tokens[n] == prompt[n])) n++;
+            state.readCache(in, n);
+            return new Restored(Arrays.copyOf(tokens, n), held, null);
         } catch (NoSuchFileException e) {
-            return new Restored(0, 0, null);
+            return new Restored(new int[0], 0, null);
         } catch (IOException e) {
             throw new UncheckedIOException(file + ": cannot read the prompt cache: " + e.getMessage(), e);
         }
@@ -93,10 +93,12 @@ public final class PromptCache {
     /**
      * Writes the state's first {@code tokens.length} positions, which hold {@code tokens}, to the file: into a file
      * beside it, then moved over it, so that a run stopped on the way (Ctrl-C, a full disk) leaves the old file or
-     * none, never part of one.
+     * none, never part of one. A file there that is not a prompt cache is refused ({@link IllegalArgumentException}),
+     * not written over.
      */
     public void save(Llama.State state, int[] tokens) {
         Path target = file.toAbsolutePath();
+        if (!holdsACacheOrNothing(target)) throw notACache();
         Path temp = target.resolveSibling("." + target.getFileName() + "." + ProcessHandle.current().pid() + ".partial");
         Thread cleanup = new Thread(() -> deleteQuietly(temp));
         Runtime.getRuntime().addShutdownHook(cleanup);
@@ -121,6 +123,23 @@ public final class PromptCache {
             } catch (IllegalStateException shuttingDown) {
                 // the hook runs anyway, and finds the temporary file gone or deletes it
             }
+        }
+    }
+
+    /** Whether {@code path} is a file that starts as a prompt cache does (an empty one counts, as nothing in it yet). */
+    public static boolean isPromptCache(Path path) {
+        return Files.isRegularFile(path) && holdsACacheOrNothing(path);
+    }
+
+    /** Whether {@code path} is missing, empty or a prompt cache: what {@link #save} may write over. */
+    private static boolean holdsACacheOrNothing(Path path) {
+        try (FileChannel in = FileChannel.open(path, StandardOpenOption.READ)) {
+            ByteBuffer head = ByteBuffer.allocate(MAGIC.length);
+            return in.size() == 0 || readFully(in, head) && Arrays.equals(head.array(), MAGIC);
+        } catch (NoSuchFileException e) {
+            return true;
+        } catch (IOException e) {
+            throw new UncheckedIOException(path + ": cannot read it: " + e.getMessage(), e);
         }
     }
 

@@ -22,8 +22,8 @@ public abstract sealed class Engine {
     /** The most requests a batched engine generates at once: each holds a state, its KV cache of the whole context. */
     public static final int MAX_PARALLEL = 32;
 
-    /** Requests not started yet, in arrival order. */
-    final LinkedBlockingQueue<Job> waiting = new LinkedBlockingQueue<>();
+    /** Requests not started yet, and actions on slots' caches, in arrival order. */
+    final LinkedBlockingQueue<Work> waiting = new LinkedBlockingQueue<>();
     volatile boolean closed;
     /** The positions a request's prompt and reply share. */
     final int contextLength;
@@ -47,6 +47,64 @@ public abstract sealed class Engine {
         waiting.add(job);
     }
 
+    /** What waits for the engine's thread: a request, or an action on a slot's cache. */
+    sealed interface Work permits Job, SlotTask {
+    }
+
+    /**
+     * An action on one slot's KV cache between requests ({@code POST /slots/ID?action=...}): given the slot's state
+     * and the tokens its cache holds from position 0, it returns the tokens the cache holds after it.
+     */
+    interface SlotAction {
+        int[] run(Llama.State state, int[] cached) throws Exception;
+    }
+
+    /**
+     * A {@link SlotAction} waiting for the engine's thread, and its outcome: the tokens held after it, or why it
+     * failed. An action that {@code overwrites} the cache (a restore) and fails may have written part of it: the
+     * slot then holds nothing, so that no later prompt takes stale keys and values for its tokens.
+     */
+    static final class SlotTask implements Work {
+        final int slot;
+        final boolean overwrites;
+        final SlotAction action;
+        final java.util.concurrent.CompletableFuture<int[]> done = new java.util.concurrent.CompletableFuture<>();
+
+        SlotTask(int slot, boolean overwrites, SlotAction action) {
+            this.slot = slot;
+            this.overwrites = overwrites;
+            this.action = action;
+        }
+
+        /** Runs the action on a slot that is not generating; the tokens its cache holds after it. */
+        int[] run(Llama.State state, int[] cached) {
+            try {
+                int[] held = action.run(state, cached);
+                done.complete(held);
+                return held;
+            } catch (Throwable e) {
+                done.completeExceptionally(e);
+                return overwrites ? new int[0] : cached;
+            }
+        }
+    }
+
+    /** The slots, each a state of its own: 1 one request at a time, {@code --parallel} with continuous batching. */
+    abstract int slots();
+
+    /**
+     * Runs {@code action} on slot {@code slot}'s cache on the engine's thread, after the requests that came before it
+     * ({@code overwrites}: as {@link SlotTask} says); with continuous batching the returned future fails (409) where
+     * that slot is then generating.
+     */
+    java.util.concurrent.CompletableFuture<int[]> onSlot(int slot, boolean overwrites, SlotAction action) {
+        if (slot < 0 || slot >= slots()) throw Server.HttpError.invalid("no slot " + slot + "; this server has slots 0.." + (slots() - 1));
+        SlotTask task = new SlotTask(slot, overwrites, action);
+        waiting.add(task);
+        if (closed) task.done.completeExceptionally(new Server.HttpError(503, "server_error", "the server is stopping"));
+        return task.done;
+    }
+
     /** Ends the engine's thread (a generation under way stops at its next token). */
     public void close() {
         closed = true;
@@ -65,6 +123,7 @@ public abstract sealed class Engine {
             // closed while waiting for a request
         } finally {
             stopped();
+            for (Work w : waiting) if (w instanceof SlotTask t) t.done.completeExceptionally(new Server.HttpError(503, "server_error", "the server is stopping"));
         }
     }
 
@@ -105,6 +164,7 @@ public abstract sealed class Engine {
     }
 
     static final class Sequential extends Engine {
+        private final Llama.State state;
         private final Generation generator;
         /** The tokens whose keys and values the state's cache holds from position 0. */
         private int[] cached = new int[0];
@@ -117,13 +177,26 @@ public abstract sealed class Engine {
 
         Sequential(Llama.State state, Generation generator) {
             super(state.contextLength);
+            this.state = state;
             this.generator = generator;
             start();
         }
 
         @Override
+        int slots() {
+            return 1;
+        }
+
+        @Override
         void serve() throws InterruptedException {
-            Job job = waiting.take();
+            Work work = waiting.take();
+            if (work instanceof SlotTask task) {
+                int[] held = task.run(state, cached);
+                if (held != cached) generator.restored(held); // the generator's sequence is what the cache now holds
+                cached = held;
+                return;
+            }
+            Job job = (Job) work;
             if (job.gone) { // its request ended while it waited
                 job.drop();
                 return;
@@ -217,6 +290,11 @@ public abstract sealed class Engine {
         }
 
         @Override
+        int slots() {
+            return slots.length;
+        }
+
+        @Override
         void serve() throws InterruptedException {
             admit();
             for (Slot s : slots) if (s.prefilling()) prefill(s);
@@ -239,9 +317,19 @@ public abstract sealed class Engine {
                 Slot free = null;
                 for (Slot s : slots) if (s.job == null) free = s;
                 if (free == null) return;
-                Job job = busy() ? waiting.poll() : waiting.take();
-                if (job == null) return;
-                start(job);
+                Work work = busy() ? waiting.poll() : waiting.take();
+                if (work == null) return;
+                if (work instanceof SlotTask task) {
+                    Slot slot = slots[task.slot];
+                    if (slot.job != null) {
+                        task.done.completeExceptionally(new Server.HttpError(409, "invalid_request_error", "slot " + task.slot + " is generating; try again when its request has ended"));
+                    } else {
+                        slot.cached = task.run(slot.state, slot.cached);
+                        System.arraycopy(slot.cached, 0, slot.sequence, 0, slot.cached.length);
+                    }
+                    continue;
+                }
+                start((Job) work);
             }
         }
 

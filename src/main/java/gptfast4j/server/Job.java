@@ -19,7 +19,7 @@ import java.util.concurrent.LinkedBlockingQueue;
  * thread (which runs other requests' steps too) never waits on a socket: a stream's start, its events, and at the
  * end a {@link Completion} or the failure.
  */
-final class Job {
+final class Job implements Engine.Work {
     /** A finished generation: the response to send (null where it was streamed), its usage and timings, and the log line's summary. */
     record Completion(ObjectNode response, ObjectNode usage, ObjectNode timings, String summary) {
     }

@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
+import gptfast4j.generate.PromptCache;
 import gptfast4j.model.ChatFormat;
 import gptfast4j.model.Checkpoint;
 
@@ -15,6 +16,7 @@ import java.io.OutputStream;
 import java.io.PrintStream;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
@@ -115,6 +117,19 @@ public final class Server implements AutoCloseable {
         this.maxRequests = max;
     }
 
+    /**
+     * Lets {@code POST /slots/ID?action=save|restore} keep slots' caches in files of {@code folder} (llama.cpp's
+     * {@code --slot-save-path}), prompt caches ({@link PromptCache}) of the model that {@code identity} names (its
+     * fingerprint, {@code --quantize} and cache type), so that a file of another is not taken.
+     */
+    public void saveSlotsIn(Path folder, String identity) {
+        this.slotFolder = folder;
+        this.slotIdentity = identity;
+    }
+
+    private volatile Path slotFolder;
+    private volatile String slotIdentity;
+
     /** Stops listening and ends the generation under way (its client's connection closes). */
     @Override
     public void close() {
@@ -194,8 +209,14 @@ public final class Server implements AutoCloseable {
                     allow(exchange, "POST");
                     summary = complete(exchange, path.equals("/v1/chat/completions"));
                 }
-                default -> throw new HttpError(404, "not_found_error", "no endpoint " + path
-                        + "; there are POST /v1/completions, POST /v1/chat/completions, GET /v1/models, POST /tokenize, POST /detokenize, GET /metrics and GET /health");
+                default -> {
+                    if (!path.startsWith("/slots/")) {
+                        throw new HttpError(404, "not_found_error", "no endpoint " + path + "; there are POST /v1/completions, POST /v1/chat/completions,"
+                                + " GET /v1/models, POST /tokenize, POST /detokenize, POST /slots/ID?action=save|restore|erase, GET /metrics and GET /health");
+                    }
+                    allow(exchange, "POST");
+                    summary = slotAction(exchange, path.substring("/slots/".length()));
+                }
             }
         } catch (HttpError e) {
             status = e.status;
@@ -281,6 +302,86 @@ public final class Server implements AutoCloseable {
         java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
         for (int id : ids) bytes.writeBytes(ckpt.tokenizer().bytes(id));
         send(exchange, 200, JSON.createObjectNode().put("content", bytes.toString(StandardCharsets.UTF_8)));
+    }
+
+    /** A file name for {@code /slots}: letters, digits, dots, dashes and underscores, not starting with a dot (no path, no hidden file). */
+    private static final java.util.regex.Pattern SLOT_FILE = java.util.regex.Pattern.compile("[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}");
+
+    /**
+     * llama.cpp's {@code POST /slots/ID?action=...}, between requests (a slot that is generating answers 409): {@code
+     * save} writes the tokens the slot's cache holds and their keys and values to {@code {"filename": NAME}} in the
+     * {@code --slot-save-path} folder, {@code restore} puts a saved file's back into the slot (a later prompt that
+     * starts with them runs only the rest), {@code erase} forgets what the slot holds. The files are {@code generate
+     * --prompt-cache}'s. Returns the log line's summary.
+     */
+    private String slotAction(HttpExchange exchange, String id) throws IOException {
+        if (!id.matches("\\d{1,4}")) throw HttpError.invalid("'" + id + "' is not a slot number");
+        int slot = Integer.parseInt(id);
+        String query = exchange.getRequestURI().getQuery(), action = query != null && query.startsWith("action=") ? query.substring("action=".length()) : null;
+        if (action == null || !action.matches("save|restore|erase")) throw HttpError.invalid("the action must be ?action=save, ?action=restore or ?action=erase");
+        ObjectNode reply = JSON.createObjectNode().put("id_slot", slot);
+        if (action.equals("erase")) {
+            int[] erased = {0};
+            await(engine.onSlot(slot, false, (state, cached) -> {
+                erased[0] = cached.length;
+                return new int[0];
+            }));
+            send(exchange, 200, reply.put("n_erased", erased[0]));
+            return "slot " + slot + " erased, " + erased[0] + " tokens";
+        }
+        Path folder = slotFolder;
+        if (folder == null) throw new HttpError(501, "not_supported_error", "this server keeps no slot files; start it with --slot-save-path FOLDER");
+        JsonNode name = body(exchange).get("filename");
+        if (name == null || !name.isTextual() || !SLOT_FILE.matcher(name.asText()).matches()) {
+            throw HttpError.invalid("'filename' must be a file name of letters, digits, '.', '-' and '_' (no folder, not starting with a dot)");
+        }
+        Path file = folder.resolve(name.asText());
+        PromptCache cache = new PromptCache(file, slotIdentity);
+        long t0 = System.nanoTime();
+        reply.put("filename", name.asText());
+        if (action.equals("save")) {
+            int[] saved = await(engine.onSlot(slot, false, (state, cached) -> {
+                try {
+                    cache.save(state, cached);
+                } catch (IllegalArgumentException e) {
+                    throw HttpError.invalid("the slot file " + name.asText() + " is there and is not a prompt cache (refusing to overwrite it)");
+                }
+                return cached;
+            }));
+            double ms = (System.nanoTime() - t0) / 1e6;
+            reply.put("n_saved", saved.length).put("n_written", java.nio.file.Files.size(file)).putObject("timings").put("save_ms", ms);
+            send(exchange, 200, reply);
+            return "slot " + slot + " saved to " + name.asText() + ", " + saved.length + " tokens";
+        }
+        // checked here, so that a mistaken name leaves the slot as it was; a failure while the file is read empties it
+        if (!java.nio.file.Files.isRegularFile(file)) throw HttpError.invalid("no slot file " + name.asText() + " in the --slot-save-path folder");
+        if (!PromptCache.isPromptCache(file)) throw HttpError.invalid("the slot file " + name.asText() + " is not a prompt cache");
+        String[] unused = new String[1];
+        int[] restored = await(engine.onSlot(slot, true, (state, cached) -> {
+            PromptCache.Restored r = cache.restore(state, null, state.contextLength);
+            unused[0] = r.unused();
+            return r.unused() != null ? cached : r.tokens(); // another model's: nothing read
+        }));
+        if (unused[0] != null) throw HttpError.invalid("the slot file " + name.asText() + " was " + unused[0]);
+        double ms = (System.nanoTime() - t0) / 1e6;
+        reply.put("n_restored", restored.length).put("n_read", java.nio.file.Files.size(file)).putObject("timings").put("restore_ms", ms);
+        send(exchange, 200, reply);
+        return "slot " + slot + " restored from " + name.asText() + ", " + restored.length + " tokens";
+    }
+
+    /** The outcome of a slot action, its failure as the error it was (an HttpError) or a 500. */
+    private <T> T await(java.util.concurrent.CompletableFuture<T> future) {
+        try {
+            return future.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new HttpError(503, "server_error", "the server is stopping");
+        } catch (java.util.concurrent.ExecutionException e) {
+            Throwable cause = e.getCause();
+            if (cause instanceof HttpError h) throw h;
+            if (cause instanceof java.io.UncheckedIOException io) throw new HttpError(500, "server_error", io.getMessage());
+            throw new HttpError(500, "server_error", failure(cause));
+        }
     }
 
     /** Refuses (400) token ids past the model's vocabulary, the message starting with {@code field} (or nothing). */

@@ -944,4 +944,68 @@ class ServerTest {
             assertTrue(metrics.body().contains("# TYPE gptfast_tokens_generated_total counter"), metrics.body());
         }
     }
+
+    /**
+     * llama.cpp's {@code POST /slots/ID?action=save|restore|erase}: a slot's cache saved to a file of the
+     * {@code --slot-save-path} folder and erased; in a fresh server restored into another slot, after which the same
+     * prompt runs only its last token and gives the same text (the batched engine, and the one-at-a-time server's
+     * slot 0); a file of another identity (model, cache type) and a file that is not a prompt cache are refused, the
+     * latter neither read nor written over; bad slots, names, actions and methods are refused, and without a folder
+     * save and restore answer 501.
+     */
+    @Test
+    void slotsAreSavedErasedAndRestored(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        String identity = stories.model().fingerprint() + " f32", prompt = "Once upon a time";
+        InetSocketAddress any = new InetSocketAddress(InetAddress.getLoopbackAddress(), 0);
+        PrintStream quiet = new PrintStream(OutputStream.nullOutputStream());
+        JsonNode first;
+        int held;
+        try (Server a = new Server(stories, Engine.batched(stories, 2, 512, KvCache.Type.F32), ChatFormat.PLAIN, any, null, quiet)) {
+            a.saveSlotsIn(dir, identity);
+            first = post(a, "/v1/completions", completion(prompt, 12));
+            JsonNode saved = post(a, "/slots/0?action=save", JSON.createObjectNode().put("filename", "s0.bin"));
+            held = saved.path("n_saved").asInt();
+            assertEquals(first.at("/usage/prompt_tokens").asInt() + 11, held, saved.toString()); // the last token drawn never ran
+            assertEquals(java.nio.file.Files.size(dir.resolve("s0.bin")), saved.path("n_written").asLong());
+            assertEquals(held, post(a, "/slots/0?action=erase", JSON.createObjectNode()).path("n_erased").asInt());
+            assertEquals(0, post(a, "/slots/0?action=erase", JSON.createObjectNode()).path("n_erased").asInt());
+        }
+        try (Server b = new Server(stories, Engine.batched(stories, 2, 512, KvCache.Type.F32), ChatFormat.PLAIN, any, null, quiet)) {
+            b.saveSlotsIn(dir, identity);
+            assertEquals(held, post(b, "/slots/1?action=restore", JSON.createObjectNode().put("filename", "s0.bin")).path("n_restored").asInt());
+            JsonNode again = post(b, "/v1/completions", completion(prompt, 12));
+            assertEquals(first.at("/choices/0/text"), again.at("/choices/0/text"));
+            assertEquals(first.at("/usage/prompt_tokens").asInt() - 1, again.at("/timings/cache_n").asInt(), again.toString());
+            assertEquals(400, request(b, "POST", "/slots/2?action=save", "{\"filename\": \"x\"}").status());
+        }
+        plain.saveSlotsIn(dir, identity);
+        try {
+            assertEquals(held, post(plain, "/slots/0?action=restore", JSON.createObjectNode().put("filename", "s0.bin")).path("n_restored").asInt());
+            JsonNode again = post(plain, "/v1/completions", completion(prompt, 12));
+            assertEquals(first.at("/choices/0/text"), again.at("/choices/0/text"));
+            assertEquals(first.at("/usage/prompt_tokens").asInt() - 1, again.at("/timings/cache_n").asInt(), again.toString());
+            java.nio.file.Path notes = java.nio.file.Files.writeString(dir.resolve("notes.txt"), "the user's own file");
+            Reply overwrite = request(plain, "POST", "/slots/0?action=save", "{\"filename\": \"notes.txt\"}");
+            assertEquals(400, overwrite.status(), overwrite.body());
+            assertTrue(overwrite.body().contains("is not a prompt cache (refusing to overwrite it)"), overwrite.body());
+            assertEquals("the user's own file", java.nio.file.Files.readString(notes));
+            assertEquals(400, request(plain, "POST", "/slots/0?action=restore", "{\"filename\": \"notes.txt\"}").status());
+            for (String[] bad : new String[][]{{"/slots/1?action=save", "{\"filename\": \"x\"}"}, {"/slots/0?action=save", "{\"filename\": \"../x\"}"},
+                    {"/slots/0?action=save", "{\"filename\": \".hidden\"}"}, {"/slots/0?action=fly", "{}"}, {"/slots/zero?action=save", "{}"},
+                    {"/slots/0?action=restore", "{\"filename\": \"missing.bin\"}"}}) {
+                Reply r = request(plain, "POST", bad[0], bad[1]);
+                assertEquals(400, r.status(), bad[0] + " " + bad[1] + ": " + r.body());
+            }
+            assertEquals(405, request(plain, "GET", "/slots/0?action=save", null).status());
+            plain.saveSlotsIn(dir, identity + " other");
+            Reply other = request(plain, "POST", "/slots/0?action=restore", "{\"filename\": \"s0.bin\"}");
+            assertEquals(400, other.status(), other.body());
+            assertTrue(other.body().contains("was made with another model, --quantize or --kv-cache"), other.body());
+        } finally {
+            plain.saveSlotsIn(null, null);
+        }
+        Reply none = request(plain, "POST", "/slots/0?action=save", "{\"filename\": \"s0.bin\"}");
+        assertEquals(501, none.status(), none.body());
+        assertEquals(200, request(plain, "POST", "/slots/0?action=erase", null).status());
+    }
 }
