@@ -317,7 +317,8 @@ public final class Server implements AutoCloseable {
     private String slotAction(HttpExchange exchange, String id) throws IOException {
         if (!id.matches("\\d{1,4}")) throw HttpError.invalid("'" + id + "' is not a slot number");
         int slot = Integer.parseInt(id);
-        String query = exchange.getRequestURI().getQuery(), action = query != null && query.startsWith("action=") ? query.substring("action=".length()) : null;
+        String query = exchange.getRequestURI().getQuery(), action = null;
+        for (String parameter : query != null ? query.split("&") : new String[0]) if (parameter.startsWith("action=")) action = parameter.substring("action=".length());
         if (action == null || !action.matches("save|restore|erase")) throw HttpError.invalid("the action must be ?action=save, ?action=restore or ?action=erase");
         ObjectNode reply = JSON.createObjectNode().put("id_slot", slot);
         if (action.equals("erase")) {
@@ -345,6 +346,9 @@ public final class Server implements AutoCloseable {
                     cache.save(state, cached);
                 } catch (IllegalArgumentException e) {
                     throw HttpError.invalid("the slot file " + name.asText() + " is there and is not a prompt cache (refusing to overwrite it)");
+                } catch (java.io.UncheckedIOException e) {
+                    log.println("slot " + slot + ": " + e.getMessage()); // the server's folder for its log, not for the client
+                    throw new HttpError(500, "server_error", "cannot write the slot file " + name.asText());
                 }
                 return cached;
             }));
@@ -358,7 +362,13 @@ public final class Server implements AutoCloseable {
         if (!PromptCache.isPromptCache(file)) throw HttpError.invalid("the slot file " + name.asText() + " is not a prompt cache");
         String[] unused = new String[1];
         int[] restored = await(engine.onSlot(slot, true, (state, cached) -> {
-            PromptCache.Restored r = cache.restore(state, null, state.contextLength);
+            PromptCache.Restored r;
+            try {
+                r = cache.restore(state, null, state.contextLength);
+            } catch (java.io.UncheckedIOException e) {
+                log.println("slot " + slot + ": " + e.getMessage());
+                throw new HttpError(500, "server_error", "cannot read the slot file " + name.asText() + "; the slot is now empty");
+            }
             unused[0] = r.unused();
             return r.unused() != null ? cached : r.tokens(); // another model's: nothing read
         }));
@@ -379,7 +389,6 @@ public final class Server implements AutoCloseable {
         } catch (java.util.concurrent.ExecutionException e) {
             Throwable cause = e.getCause();
             if (cause instanceof HttpError h) throw h;
-            if (cause instanceof java.io.UncheckedIOException io) throw new HttpError(500, "server_error", io.getMessage());
             throw new HttpError(500, "server_error", failure(cause));
         }
     }
