@@ -139,7 +139,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--num-samples", paramLabel = "N", description = "Independent samples of the same prompt; the prompt runs once, its cache and logits kept for the next sample unless the context shifted (default: ${DEFAULT-VALUE}).")
     int numSamples = 1;
 
-    @Option(names = "--prompt-cache", paramLabel = "FILE", description = "Keep the prompt's KV cache in FILE, as llama.cpp's --prompt-cache: a later run whose prompt starts with the same tokens (same model, --quantize and --kv-cache) takes them from FILE instead of running them, and gives the text the run that wrote FILE gave; FILE is written once the prompt has run, where it held less of it.")
+    @Option(names = "--prompt-cache", paramLabel = "FILE", description = "Keep the prompt's KV cache in FILE (with --interactive, the system prompt's), as llama.cpp's --prompt-cache: a later run whose prompt starts with the same tokens (same model, --quantize and --kv-cache) takes them from FILE instead of running them, and gives the text the run that wrote FILE gave; FILE is written once the prompt has run, where it held less of it.")
     Path promptCache;
 
     @Option(names = "--prompt-cache-ro", description = "Read --prompt-cache's FILE but never write it: one start (an instruction, few-shot examples) kept for prompts that go on differently.")
@@ -222,7 +222,8 @@ final class GenerateCommand implements Callable<Integer> {
             Path folder = promptCache.toAbsolutePath().getParent();
             if (!java.nio.file.Files.isDirectory(folder)) throw new IllegalArgumentException("--prompt-cache " + promptCache + ": the folder " + folder + " does not exist");
         }
-        if (promptCache != null && interactive) throw new IllegalArgumentException("--prompt-cache is for a generation without --interactive");
+        if (promptCache != null && interactive && system == null) throw new IllegalArgumentException("--prompt-cache keeps an --interactive chat's system prompt: give --system");
+        if (promptCacheAll && interactive) throw new IllegalArgumentException("--prompt-cache-all is for a generation without --interactive");
         if (promptCache != null && workers.workers != null) throw new IllegalArgumentException("--prompt-cache cannot be used with --workers (the KV cache is spread over the processes)");
         if (reversePrompts.stream().anyMatch(String::isEmpty)) throw new IllegalArgumentException("--reverse-prompt must not be empty");
         Sampler.check(temperature, topK, topP, minP);
@@ -619,9 +620,17 @@ final class GenerateCommand implements Callable<Integer> {
         // and the prefill, and a chat that ends before one does not wait (the daemon thread ends with the process)
         java.util.concurrent.atomic.AtomicBoolean stopWarmUp = new java.util.concurrent.atomic.AtomicBoolean();
         int[] systemPrefix = system != null ? systemPrefix(format, ckpt) : new int[0];
+        // --prompt-cache: the system prompt's framing from the file where it holds it, the rest run and the file written
+        // while the first message is typed; its identity taken before the decode layouts change the tensors' first bytes
+        PromptCache cache = promptCache != null ? new PromptCache(promptCache, CommonOptions.cacheIdentity(model, common.quantize, kvCache.type())) : null;
+        int restored = cache != null ? restoreSystemPrompt(cache, state, generator, systemPrefix) : 0;
         FutureTask<Boolean> layouts = new FutureTask<>(() -> {
             boolean copied = model.startDecoding() | (speculation != null && speculation.drafter().startDecoding());
-            if (systemPrefix.length > 0) generator.prefill(systemPrefix);
+            if (restored == 0 && systemPrefix.length > 0) generator.prefill(systemPrefix);
+            if (restored > 0 && restored < systemPrefix.length) {
+                generator.generate(Arrays.copyOfRange(systemPrefix, restored, systemPrefix.length), restored, 0, sampler, t -> true);
+            }
+            if (cache != null && restored < systemPrefix.length && !promptCacheReadOnly) save(cache, state, systemPrefix);
             warmUp(model, kvCache.type(), stopWarmUp::get);
             return copied;
         });
@@ -726,6 +735,22 @@ final class GenerateCommand implements Callable<Integer> {
             stopWarmUp.set(true);
             ctrlC.close();
         }
+    }
+
+    /**
+     * {@code --prompt-cache} in the chat: the longest start of the system prompt's framing ({@code prefix}) that the file
+     * holds, restored; how many tokens (the chat runs the rest, and writes the file, while the first message is
+     * typed). All of it where the file holds it: the chat chooses nothing from the prefix's logits.
+     */
+    private int restoreSystemPrompt(PromptCache cache, Llama.State state, Generation generator, int[] prefix) {
+        PromptCache.Restored restored = cache.restore(state, prefix, prefix.length);
+        if (restored.unused() != null) {
+            System.err.println("note: --prompt-cache " + promptCache + " was " + restored.unused() + ", and is not used" + (promptCacheReadOnly ? "" : "; it will be written over"));
+        }
+        if (restored.count() > 0) generator.restored(restored.tokens());
+        System.err.printf("Prompt cache: %d of the system prompt's %d tokens from %s%s%n", restored.count(), prefix.length, promptCache,
+                restored.count() < prefix.length && !promptCacheReadOnly ? "; the rest is run and written to it while the first message is typed" : "");
+        return restored.count();
     }
 
     /**

@@ -433,6 +433,28 @@ class GenerateCommandTest {
         assertTrue(m.find() && Integer.parseInt(m.group(1)) > n, onText.err()); // the text's tokens as well as the prompt's
         ErrorsTest.assertOneLineError(run.apply(new String[]{"--prompt", prompt, "--prompt-cache-ro"}), "--prompt-cache-ro is for --prompt-cache");
         ErrorsTest.assertOneLineError(run.apply(new String[]{"--prompt", prompt, "--prompt-cache", file, "--prompt-cache-ro", "--prompt-cache-all"}), "--prompt-cache-all is for --prompt-cache without --prompt-cache-ro");
-        ErrorsTest.assertOneLineError(run.apply(new String[]{"--interactive", "--prompt-cache", file}), "--prompt-cache is for a generation without --interactive");
+        ErrorsTest.assertOneLineError(run.apply(new String[]{"--interactive", "--prompt-cache", file}), "--prompt-cache keeps an --interactive chat's system prompt: give --system");
+        ErrorsTest.assertOneLineError(run.apply(new String[]{"--interactive", "--system", "Be kind", "--prompt-cache", file, "--prompt-cache-all"}),
+                "--prompt-cache-all is for a generation without --interactive");
+    }
+
+    /**
+     * {@code --prompt-cache} in the interactive chat keeps the system prompt's framing: a second chat restores all of
+     * it and gives the first chat's replies.
+     */
+    @Test
+    void aChatKeepsItsSystemPromptInThePromptCache(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        String file = dir.resolve("chat.cache").toString();
+        String[] args = {"generate", "--checkpoint", STORIES, "--interactive", "--chat-format", "llama2", "--temperature", "0", "--max-new-tokens", "16",
+                "--system", "You are a kind storyteller who tells short stories about animals and children", "--prompt-cache", file};
+        ErrorsTest.Outcome wrote = ErrorsTest.runWithInput("Tell me a story\nAnother one\n", args);
+        assertEquals(0, wrote.exit(), wrote.err());
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("Prompt cache: 0 of the system prompt's (\\d+) tokens from " + java.util.regex.Pattern.quote(file)
+                + "; the rest is run and written to it while the first message is typed").matcher(wrote.err());
+        assertTrue(m.find(), wrote.err());
+        ErrorsTest.Outcome read = ErrorsTest.runWithInput("Tell me a story\nAnother one\n", args);
+        assertEquals(0, read.exit(), read.err());
+        assertTrue(read.err().contains("Prompt cache: " + m.group(1) + " of the system prompt's " + m.group(1) + " tokens from " + file + "\n"), read.err());
+        assertEquals(wrote.out(), read.out());
     }
 }
