@@ -7,9 +7,16 @@ import java.util.List;
  *
  * @param vocab 32000 shapes embed the Llama-2 SentencePiece tokenizer, 128256 shapes the Llama-3 one
  * @param ropeScaling Llama-3.1-style rope scaling factor (0 for none), with low 1, high 4, original context 8192
+ * @param headDim a head's width: {@code dim / heads}, or a model's own ({@link gptfast4j.model.Config#headDim})
  */
 public record ModelShape(String name, int dim, int hiddenDim, int layers, int heads, int kvHeads, int vocab, int context,
-                         float ropeTheta, float rmsEps, boolean tiedEmbeddings, float ropeScaling, int experts, int expertsUsed) {
+                         float ropeTheta, float rmsEps, boolean tiedEmbeddings, float ropeScaling, int experts, int expertsUsed, int headDim) {
+
+    /** A shape whose heads are {@code dim / heads} wide. */
+    public ModelShape(String name, int dim, int hiddenDim, int layers, int heads, int kvHeads, int vocab, int context,
+                      float ropeTheta, float rmsEps, boolean tiedEmbeddings, float ropeScaling, int experts, int expertsUsed) {
+        this(name, dim, hiddenDim, layers, heads, kvHeads, vocab, context, ropeTheta, rmsEps, tiedEmbeddings, ropeScaling, experts, expertsUsed, dim / heads);
+    }
 
     public static final List<ModelShape> ALL = List.of(
             new ModelShape("stories15M", 288, 768, 6, 6, 6, 32000, 256, 10000, 1e-5f, true, 0, 0, 0),
@@ -28,9 +35,5 @@ public record ModelShape(String name, int dim, int hiddenDim, int layers, int he
         for (ModelShape s : ALL) if (s.name.equalsIgnoreCase(name)) return s;
         throw new IllegalArgumentException("unknown shape '" + name + "'; known: "
                 + String.join(", ", ALL.stream().map(ModelShape::name).toList()));
-    }
-
-    public int headDim() {
-        return dim / heads;
     }
 }

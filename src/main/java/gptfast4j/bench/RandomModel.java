@@ -36,7 +36,7 @@ public final class RandomModel {
     public static void write(ModelShape s, GGMLType type, Path out, Path sharedTokenizers, LongConsumer progress) {
         if (!TYPES.contains(type)) throw new IllegalArgumentException("unsupported type " + type + " for make-model; supported: " + TYPES);
         Config config = new Config("llama", s.dim(), s.hiddenDim(), s.layers(), s.heads(), s.kvHeads(), s.vocab(), s.context(),
-                s.rmsEps(), s.ropeTheta(), null, Config.RopeStyle.INTERLEAVED, s.experts(), s.expertsUsed());
+                s.rmsEps(), s.ropeTheta(), null, Config.RopeStyle.INTERLEAVED, s.experts(), s.expertsUsed(), s.headDim());
         Map<String, Metadata.Value> md = config.ggufMetadata(s.name() + " (random weights)");
         md.put("general.file_type", Metadata.Value.uint32(type.fileType()));
         md.put("general.quantization_version", Metadata.Value.uint32(2));
@@ -51,7 +51,7 @@ public final class RandomModel {
      */
     public static List<GGUFWriter.TensorSpec> tensors(ModelShape s, GGMLType type) {
         List<GGUFWriter.TensorSpec> tensors = new ArrayList<>();
-        int dim = s.dim(), kvDim = s.kvHeads() * s.headDim(), hidden = s.hiddenDim();
+        int dim = s.dim(), qDim = s.heads() * s.headDim(), kvDim = s.kvHeads() * s.headDim(), hidden = s.hiddenDim();
         tensors.add(matrix("token_embd.weight", type, dim, s.vocab(), 1.0));
         if (s.ropeScaling() > 0) {
             float[] factors = Checkpoint.llama3RopeFactors(s.ropeScaling(), 1, 4, 8192, s.ropeTheta(), s.headDim());
@@ -61,10 +61,10 @@ public final class RandomModel {
         for (int l = 0; l < s.layers(); l++) {
             String p = "blk." + l + ".";
             tensors.add(ones(p + "attn_norm.weight", dim));
-            tensors.add(matrix(p + "attn_q.weight", type, dim, dim, 1 / Math.sqrt(dim)));
+            tensors.add(matrix(p + "attn_q.weight", type, dim, qDim, 1 / Math.sqrt(dim)));
             tensors.add(matrix(p + "attn_k.weight", type, dim, kvDim, 1 / Math.sqrt(dim)));
             tensors.add(matrix(p + "attn_v.weight", type, dim, kvDim, 1 / Math.sqrt(dim)));
-            tensors.add(matrix(p + "attn_output.weight", type, dim, dim, 1 / Math.sqrt(dim)));
+            tensors.add(matrix(p + "attn_output.weight", type, qDim, dim, 1 / Math.sqrt(qDim)));
             tensors.add(ones(p + "ffn_norm.weight", dim));
             if (s.experts() > 0) {
                 tensors.add(tensor(p + "ffn_gate_inp.weight", GGMLType.F32, new long[]{dim, s.experts()}, 1 / Math.sqrt(dim)));

@@ -176,6 +176,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         int dim = required(md, path, arch + ".embedding_length");
         TensorData embeddings = tensor(tensors, path, "token_embd.weight");
         int vocab = md.getInt(arch + ".vocab_size", (int) embeddings.shape()[embeddings.shape().length - 1]);
+        // a head's width where the file gives it (Mistral Nemo's 128 at dim 5120, 32 heads), else dim / heads as llama.cpp's default
+        int headDim = md.has(arch + ".attention.key_length") ? required(md, path, arch + ".attention.key_length") : derivedHeadDim(path, dim, nHeads);
+        int valueDim = md.getInt(arch + ".attention.value_length", headDim);
+        if (valueDim != headDim) throw new ModelFormatException(path + ": value heads of " + valueDim + " against key heads of " + headDim + " are not supported");
         Config config = config(path, () -> new Config(arch, dim,
                 required(md, path, arch + ".feed_forward_length"),
                 required(md, path, arch + ".block_count"),
@@ -185,10 +189,11 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 required(md, path, arch + ".context_length"),
                 requiredFloat(md, path, arch + ".attention.layer_norm_rms_epsilon"),
                 md.getFloat(arch + ".rope.freq_base", 10000f),
-                ropeFreqFactors(path, md, arch, tensors, nHeads > 0 ? dim / nHeads / 2 : 0),
+                ropeFreqFactors(path, md, arch, tensors, headDim / 2),
                 Config.RopeStyle.INTERLEAVED,
                 md.getInt(arch + ".expert_count", 0),
-                md.getInt(arch + ".expert_used_count", 0)));
+                md.getInt(arch + ".expert_used_count", 0),
+                headDim));
         int ropeDim = md.getInt(arch + ".rope.dimension_count", config.headDim());
         if (ropeDim != config.headDim()) throw new ModelFormatException(path + ": partial rotary embeddings (rope dimension " + ropeDim + ") are not supported");
         Tokenizer tokenizer = tokenizerPath != null ? Tokenizers.load(tokenizerPath) : Tokenizers.fromGGUF(path, md);
@@ -250,7 +255,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (!unknown.isEmpty()) throw unusedTensors(dir, unknown);
         int dim = jsonInt(cfg, cfgFile, "hidden_size", null);
         int nHeads = jsonInt(cfg, cfgFile, "num_attention_heads", null);
-        int headDim = nHeads > 0 ? dim / nHeads : 0; // a head count Config refuses, by name
+        // a head's width where the config gives it (Mistral Nemo's head_dim), else hidden_size / heads
+        int headDim = cfg.hasNonNull("head_dim") ? jsonInt(cfg, cfgFile, "head_dim", null) : derivedHeadDim(cfgFile, dim, nHeads);
         // transformers' defaults for what a config.json may leave out, per class (LlamaConfig, MistralConfig, MixtralConfig)
         boolean mixtral = archName.startsWith("Mixtral"), llama = archName.startsWith("Llama");
         float theta = jsonFloat(cfg, cfgFile, "rope_theta", mixtral ? 1e6f : 10000);
@@ -264,13 +270,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 jsonFloat(cfg, cfgFile, "rms_norm_eps", mixtral ? 1e-5f : 1e-6f),
                 theta,
                 ropeScaling(cfg.path("rope_scaling"), cfgFile, theta, headDim),
-                Config.RopeStyle.HALVES, jsonInt(cfg, cfgFile, "num_local_experts", 0), jsonInt(cfg, cfgFile, "num_experts_per_tok", 0)));
+                Config.RopeStyle.HALVES, jsonInt(cfg, cfgFile, "num_local_experts", 0), jsonInt(cfg, cfgFile, "num_experts_per_tok", 0), headDim));
         String act = cfg.path("hidden_act").asText("silu");
         if (!act.equals("silu")) throw new ModelFormatException(cfgFile + ": hidden_act '" + act + "' is not supported (Llama's feed-forward is SwiGLU: silu)");
-        int configHeadDim = jsonInt(cfg, cfgFile, "head_dim", headDim);
-        if (configHeadDim != headDim) {
-            throw new ModelFormatException(dir + ": head_dim " + configHeadDim + " != hidden_size / heads is not supported");
-        }
         Tokenizer tokenizer = Tokenizers.load(tokenizerPath != null ? tokenizerPath : findTokenizer(dir));
         Set<Integer> eos = new LinkedHashSet<>();
         Path genConfig = dir.resolve("generation_config.json");
@@ -432,7 +434,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     }
 
     private static Llama build(Path path, Config c, Asked tensors, OffHeap memory) {
-        int dim = c.dim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), vocab = c.vocabSize();
+        int dim = c.dim(), qDim = c.qDim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), vocab = c.vocabSize();
         Tensor embeddings = matrix(path, tensors, "token_embd.weight", dim, vocab);
         Tensor output = tensors.containsKey("output.weight") ? matrix(path, tensors, "output.weight", dim, vocab) : embeddings;
         Layer[] layers = new Layer[c.nLayers()];
@@ -440,10 +442,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             String p = "blk." + l + ".";
             layers[l] = new Layer(
                     vector(path, tensors, p + "attn_norm.weight", dim),
-                    matrix(path, tensors, p + "attn_q.weight", dim, dim),
+                    matrix(path, tensors, p + "attn_q.weight", dim, qDim),
                     matrix(path, tensors, p + "attn_k.weight", dim, kvDim),
                     matrix(path, tensors, p + "attn_v.weight", dim, kvDim),
-                    matrix(path, tensors, p + "attn_output.weight", dim, dim),
+                    matrix(path, tensors, p + "attn_output.weight", qDim, dim),
                     vector(path, tensors, p + "ffn_norm.weight", dim),
                     c.isMoE() ? mixture(path, c, tensors, p) : new FeedForward.Dense(
                             matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
@@ -508,6 +510,15 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
         for (int i = 0; i < factors.length; i++) factors[i] *= factor;
         return factors;
+    }
+
+    /** {@link Config#derivedHeadDim}, its refusal naming the file. */
+    private static int derivedHeadDim(Path path, int dim, int nHeads) {
+        try {
+            return Config.derivedHeadDim(dim, nHeads);
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(path + ": " + e.getMessage());
+        }
     }
 
     /** The hyperparameters read from the file at {@code path}: values that no model can have are that file's error. */

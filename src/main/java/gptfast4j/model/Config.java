@@ -13,6 +13,9 @@ import java.util.Map;
  *                        factor), or null for none
  * @param ropeStyle       which elements a rotary pair joins: adjacent ones (GGUF, llama2.c) or halves (Hugging Face)
  * @param expertCount     0 for a dense model, else the experts per layer; {@code expertsUsed} of them run per token
+ * @param headDim         each attention head's width: {@code dim / nHeads} in most models; others say their own (GGUF's
+ *                        {@code attention.key_length}, Hugging Face's {@code head_dim}: Mistral Nemo's 128 at a width of
+ *                        5120 and 32 heads), the queries then {@code nHeads * headDim} wide rather than {@code dim}
  */
 public record Config(
         String architecture,
@@ -28,7 +31,8 @@ public record Config(
         float[] ropeFreqFactors,
         RopeStyle ropeStyle,
         int expertCount,
-        int expertsUsed) {
+        int expertsUsed,
+        int headDim) {
 
     public enum RopeStyle {
         /** Rotates (x[2i], x[2i+1]): llama.cpp's NORM mode, Meta's original layout. */
@@ -46,7 +50,7 @@ public record Config(
         positive("kv head count", nKvHeads);
         positive("vocabulary size", vocabSize);
         positive("context length", contextLength);
-        if (dim % nHeads != 0) throw new IllegalArgumentException("embedding length " + dim + " is not a multiple of head count " + nHeads);
+        positive("head dimension", headDim);
         if (nHeads % nKvHeads != 0) throw new IllegalArgumentException("head count " + nHeads + " is not a multiple of kv head count " + nKvHeads);
         if (!(rmsNormEps >= 0 && rmsNormEps < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("RMS norm epsilon " + rmsNormEps + " is not a finite number >= 0");
         if (!(ropeTheta > 0 && ropeTheta < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("RoPE frequency base " + ropeTheta + " is not a finite number > 0");
@@ -54,6 +58,20 @@ public record Config(
         if (expertCount > 0 && (expertsUsed < 1 || expertsUsed > expertCount)) {
             throw new IllegalArgumentException("experts used per token " + expertsUsed + " is not in 1.." + expertCount);
         }
+    }
+
+    /** Hyperparameters whose heads are {@code dim / nHeads} wide, as most models' are. */
+    public Config(String architecture, int dim, int hiddenDim, int nLayers, int nHeads, int nKvHeads, int vocabSize, int contextLength,
+                  float rmsNormEps, float ropeTheta, float[] ropeFreqFactors, RopeStyle ropeStyle, int expertCount, int expertsUsed) {
+        this(architecture, dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, contextLength, rmsNormEps, ropeTheta, ropeFreqFactors,
+                ropeStyle, expertCount, expertsUsed, derivedHeadDim(dim, nHeads));
+    }
+
+    /** {@code dim / nHeads}, refusing a width the heads do not divide (0 where the head count is not positive, which the record refuses). */
+    public static int derivedHeadDim(int dim, int nHeads) {
+        if (nHeads <= 0) return 0;
+        if (dim % nHeads != 0) throw new IllegalArgumentException("embedding length " + dim + " is not a multiple of head count " + nHeads);
+        return dim / nHeads;
     }
 
     private static void positive(String what, int value) {
@@ -81,7 +99,8 @@ public record Config(
         return "Config[" + c.architecture + ", dim " + c.dim + ", hidden " + c.hiddenDim + ", layers " + c.nLayers + ", heads " + c.nHeads
                 + "/" + c.nKvHeads + ", vocab " + c.vocabSize + ", context " + c.contextLength + ", eps " + c.rmsNormEps + ", rope "
                 + c.ropeTheta + " " + c.ropeStyle + (c.ropeFreqFactors == null ? "" : " " + Arrays.toString(c.ropeFreqFactors))
-                + (c.expertCount > 0 ? ", experts " + c.expertsUsed + "/" + c.expertCount : "") + "]";
+                + (c.expertCount > 0 ? ", experts " + c.expertsUsed + "/" + c.expertCount : "")
+                + (c.headDim * c.nHeads != c.dim ? ", head dim " + c.headDim : "") + "]";
     }
 
     /**
@@ -100,6 +119,10 @@ public record Config(
         md.put(arch + ".feed_forward_length", Value.uint32(hiddenDim));
         md.put(arch + ".attention.head_count", Value.uint32(nHeads));
         md.put(arch + ".attention.head_count_kv", Value.uint32(nKvHeads));
+        if (headDim * nHeads != dim) { // llama.cpp's default is dim / heads
+            md.put(arch + ".attention.key_length", Value.uint32(headDim));
+            md.put(arch + ".attention.value_length", Value.uint32(headDim));
+        }
         md.put(arch + ".attention.layer_norm_rms_epsilon", Value.float32(rmsNormEps));
         md.put(arch + ".rope.dimension_count", Value.uint32(headDim()));
         md.put(arch + ".rope.freq_base", Value.float32(ropeTheta));
@@ -110,9 +133,10 @@ public record Config(
         return md;
     }
 
-    public int headDim() { return dim / nHeads; }
+    /** The queries' width, all heads': {@code dim} but where the heads say their own width ({@link #headDim}). */
+    public int qDim() { return nHeads * headDim; }
 
-    public int kvDim() { return nKvHeads * headDim(); }
+    public int kvDim() { return nKvHeads * headDim; }
 
     public boolean isMoE() { return expertCount > 0; }
 }

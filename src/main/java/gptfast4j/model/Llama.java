@@ -396,9 +396,9 @@ public final class Llama {
             }
             s.attentionCall = ATTENTION_CALLS.incrementAndGet();
             Parallel.run(tp.heads, headsPerCall(), s.attentionHeads);
-            if (!tp.whole()) tp.group.gather(s.heads, s.xb, dim, n, tp.qStarts);
-            if (seen != null) seen.inputs(layer.wo(), s.xb, n);
-            layer.wo().matmul(s.xb, n, s.xb2Part, s.dimPart, exact);
+            if (!tp.whole()) tp.group.gather(s.heads, s.attended, c.qDim(), n, tp.qStarts);
+            if (seen != null) seen.inputs(layer.wo(), s.attended, n);
+            layer.wo().matmul(s.attended, n, s.xb2Part, s.dimPart, exact);
             if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, n, tp.dimStarts);
             // feed-forward: x += ffn(rmsnorm(x) * ffnNorm), after the attention's residual
             eachToken(n, s.residualAndFfnNorm);
@@ -558,7 +558,7 @@ public final class Llama {
     /**
      * Causal attention of the batch's queries ({@code s.q}, [n, heads * headDim], this process's heads) for the heads
      * {@code [hStart, hEnd)} over the cached keys and values of positions {@code 0 .. startPos + t}; writes the
-     * concatenated heads to {@code s.heads} (which is {@code s.xb} when the whole model is here). Query head h reads
+     * concatenated heads to {@code s.heads} (which is {@code s.attended} when the whole model is here). Query head h reads
      * kv head {@code h / (nHeads / nKvHeads)}, whose keys and values are taken once for all the heads and tokens here
      * that read them ({@link KvCache#head}). The caller splits the heads across threads, in units of
      * {@link #headsPerCall} heads.
@@ -677,6 +677,11 @@ public final class Llama {
          * hb), the logits [logits, vocabPart]; the same arrays as those when the whole model is here.
          */
         final float[] heads, xb2Part, hbWhole, logitsPart;
+        /**
+         * All heads' attention, wo's input, [batch, config.qDim()]: xb, whose rows it fits unless the heads are wider
+         * than the model ({@link Config#headDim} its own).
+         */
+        final float[] attended;
         /** This process's widths: its heads' (qDim, kvDim) and its rows' of wo and w2, w1 and w3, the output head. */
         final int qDim, kvDim, dimPart, hiddenPart, vocabPart;
         /** [heads, QUERIES, contextLength]: each head's attention weights for up to four queries ({@link Llama#attentionHeads}). */
@@ -792,7 +797,8 @@ public final class Llama {
             att = new float[tp.heads * VectorMath.QUERIES * contextLength];
             logits = new float[maxLogits * c.vocabSize()];
             boolean whole = tp.whole();
-            heads = whole ? xb : new float[maxBatch * qDim];
+            attended = c.qDim() <= c.dim() ? xb : new float[maxBatch * c.qDim()];
+            heads = whole ? attended : new float[maxBatch * qDim];
             xb2Part = whole ? xb2 : new float[maxBatch * dimPart];
             hbWhole = whole ? hb : new float[maxBatch * c.hiddenDim()];
             logitsPart = whole ? logits : new float[maxLogits * vocabPart];

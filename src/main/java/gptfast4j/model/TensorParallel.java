@@ -41,7 +41,7 @@ public final class TensorParallel {
         rank = group == null ? 0 : group.rank();
         heads = c.nHeads() / size;
         kvHeads = c.nKvHeads() / size;
-        qStarts = split(c.dim(), size, heads * c.headDim());
+        qStarts = split(c.qDim(), size, heads * c.headDim());
         dimStarts = split(c.dim(), size, ROWS);
         hiddenStarts = split(c.hiddenDim(), size, ROWS);
         vocabStarts = split(c.vocabSize(), size, ROWS);

@@ -160,6 +160,17 @@ class HuggingFaceTest {
         compare(Checkpoint.load(GGUF_FILE, null), Checkpoint.load(dir, Shared.MODELS.resolve("tok512.bin")));
     }
 
+    /** A config's {@code head_dim} (Mistral Nemo's): the GGUF's logits, whose file gives the width as {@code key_length}. */
+    @Test
+    void headsOfTheirOwnWidthGiveTheGGUFLogits(@TempDir Path dir) throws IOException {
+        Path gguf = dir.resolve("wide-heads.gguf"), hf = Files.createDirectory(dir.resolve("hf"));
+        gptfast4j.bench.RandomModel.write(HeadWidthTest.WIDE_HEADS, gptfast4j.tensor.GGMLType.F32, gguf, Shared.TOKENIZERS, b -> { });
+        writeHuggingFace(gguf, hf, false);
+        Checkpoint fromConfig = Checkpoint.load(hf, Shared.TOKENIZERS.resolve("llama2-tokenizer.model"));
+        assertEquals(HeadWidthTest.WIDE_HEADS.headDim(), fromConfig.model().config.headDim());
+        compare(Checkpoint.load(gguf, null), fromConfig);
+    }
+
     @Test
     void shardedGivesTheGGUFLogits(@TempDir Path dir) throws IOException {
         writeHuggingFace(dir, true);
@@ -352,7 +363,8 @@ class HuggingFaceTest {
         config.put("num_hidden_layers", md.getInt("llama.block_count", 0));
         config.put("num_attention_heads", heads);
         config.put("num_key_value_heads", kvHeads);
-        config.put("vocab_size", 512);
+        config.put("vocab_size", md.getInt("llama.vocab_size", 512));
+        if (md.has("llama.attention.key_length")) config.put("head_dim", md.getInt("llama.attention.key_length", 0));
         config.put("max_position_embeddings", 512);
         config.put("rms_norm_eps", md.getFloat("llama.attention.layer_norm_rms_epsilon", 0));
         config.put("rope_theta", md.getFloat("llama.rope.freq_base", 10000));

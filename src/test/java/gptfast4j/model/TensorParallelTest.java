@@ -63,10 +63,13 @@ class TensorParallelTest {
     }
 
     @Test
-    void splitModelsComputeTheOneProcessLogits() throws Exception {
+    void splitModelsComputeTheOneProcessLogits(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        // heads of their own width (attention.key_length 24 at dim 64, 4 heads): the queries wider than the model
+        Path wideHeads = dir.resolve("wide-heads.gguf");
+        gptfast4j.bench.RandomModel.write(HeadWidthTest.WIDE_HEADS, GGMLType.F32, wideHeads, Shared.TOKENIZERS, b -> { });
         for (Path file : List.of(Shared.MODELS.resolve("stories260K.gguf"), Shared.REFERENCE.resolve("models/mini-llama3-Q4_K.gguf"),
                 Shared.REFERENCE.resolve("models/mini-mixtral-Q4_K.gguf"), Path.of("src/test/resources/i-quants/mini-llama2-iq.gguf"),
-                Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"))) {
+                Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"), wideHeads)) {
             for (GGMLType quantize : new GGMLType[]{null, GGMLType.Q4_0}) {
                 Checkpoint c = Checkpoint.load(file, null, quantize);
                 int[] prompt = c.promptTokens(PROMPT), longPrompt = c.promptTokens(LONG_PROMPT);
