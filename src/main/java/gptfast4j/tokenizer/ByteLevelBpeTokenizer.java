@@ -23,6 +23,19 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
             "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
             Pattern.UNICODE_CHARACTER_CLASS);
 
+    /**
+     * Mistral's "tekken" pre-tokenizer split (Mistral Nemo, Small 3), as llama.cpp runs it: a word splits where its
+     * case rises (camelCase to camel, Case), digits go one by one, a run of punctuation takes the slashes and line
+     * breaks after it. llama.cpp writes the original's upper and lower case letter classes as "a letter but not a-z"
+     * and "a letter but not A-Z" (its regex engine has no case classes), which differs from the original for letters
+     * outside ASCII and for combining marks; this is llama.cpp's form, so that a file tokenizes as llama.cpp
+     * tokenizes it (TokenizerVectorsTest).
+     */
+    public static final Pattern TEKKEN_SPLIT = Pattern.compile(
+            "[^\\r\\n\\p{L}\\p{N}]?(?:(?=\\p{L})[^a-z])*(?:(?=\\p{L})[^A-Z])+|[^\\r\\n\\p{L}\\p{N}]?(?:(?=\\p{L})[^a-z])+(?:(?=\\p{L})[^A-Z])*"
+                    + "|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+            Pattern.UNICODE_CHARACTER_CLASS);
+
     private static final char[] BYTE_TO_CHAR = new char[256];
     private static final int[] CHAR_TO_BYTE = new int[512];
 
@@ -44,6 +57,8 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
     private final Map<String, Integer> mergeRanks;
     private final Map<String, Integer> specials = new HashMap<>();
     private final byte[][] tokenBytes;
+    /** llama.cpp's name of the pre-tokenizer ({@code tokenizer.ggml.pre}): "llama-bpe" or "tekken". */
+    private final String pre;
     private final Pattern split;
 
     /**
@@ -51,11 +66,17 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
      * @param types      token types by id (control tokens are the specials)
      * @param merges     "left right" pairs by priority, or null to rank a pair by the id of its merged token
      *                   (tiktoken's rule, where ids are ranks)
+     * @param pre        the pre-tokenizer's split, by llama.cpp's name: "llama-bpe" (Llama-3) or "tekken" (Mistral's)
      */
-    public ByteLevelBpeTokenizer(String[] tokens, int[] types, List<String> merges, Pattern split) {
+    public ByteLevelBpeTokenizer(String[] tokens, int[] types, List<String> merges, String pre) {
         this.tokens = tokens;
         this.types = types;
-        this.split = split;
+        this.pre = pre;
+        this.split = switch (pre) {
+            case "llama-bpe" -> LLAMA3_SPLIT;
+            case "tekken" -> TEKKEN_SPLIT;
+            default -> throw new IllegalArgumentException("unsupported pre-tokenizer '" + pre + "' (supported: llama-bpe, tekken)");
+        };
         tokenBytes = new byte[tokens.length][];
         for (int id = 0; id < tokens.length; id++) {
             ids.putIfAbsent(tokens[id], id);
@@ -97,7 +118,7 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
     public Map<String, Metadata.Value> ggufMetadata() {
         Map<String, Metadata.Value> md = new java.util.LinkedHashMap<>();
         md.put("tokenizer.ggml.model", new Metadata.Value(Metadata.Type.STRING, null, "gpt2"));
-        md.put("tokenizer.ggml.pre", new Metadata.Value(Metadata.Type.STRING, null, "llama-bpe"));
+        md.put("tokenizer.ggml.pre", new Metadata.Value(Metadata.Type.STRING, null, pre));
         md.put("tokenizer.ggml.tokens", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.STRING, tokens.clone()));
         md.put("tokenizer.ggml.token_type", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.INT32, types.clone()));
         md.put("tokenizer.ggml.merges", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.STRING, merges()));

@@ -71,10 +71,11 @@ public final class Tokenizers {
                 String[] merges = md.getStrings("tokenizer.ggml.merges");
                 if (merges == null) throw new ModelFormatException(path + ": byte-level BPE vocabulary without tokenizer.ggml.merges");
                 String pre = md.getString("tokenizer.ggml.pre", "llama-bpe");
-                if (!pre.equals("llama-bpe") && !pre.equals("default") && !pre.equals("llama3")) {
-                    throw new ModelFormatException(path + ": unsupported pre-tokenizer '" + pre + "' (supported: llama-bpe)");
+                if (pre.equals("default") || pre.equals("llama3")) pre = "llama-bpe";
+                if (!pre.equals("llama-bpe") && !pre.equals("tekken")) {
+                    throw new ModelFormatException(path + ": unsupported pre-tokenizer '" + pre + "' (supported: llama-bpe, tekken)");
                 }
-                return byteLevel(path, tokens, types, Arrays.asList(merges));
+                return byteLevel(path, tokens, types, Arrays.asList(merges), pre);
             }
             default -> throw new ModelFormatException(path + ": unsupported tokenizer model '" + model + "' (supported: llama, gpt2)");
         }
@@ -189,7 +190,7 @@ public final class Tokenizers {
         int[] types = new int[tokens.size()];
         Arrays.fill(types, TokenType.NORMAL);
         Arrays.fill(types, base, types.length, TokenType.CONTROL);
-        return byteLevel(path, tokens.toArray(String[]::new), types, null);
+        return byteLevel(path, tokens.toArray(String[]::new), types, null, "llama-bpe");
     }
 
     /** Hugging Face {@code tokenizer.json} with a byte-level BPE model (Llama-3). */
@@ -236,7 +237,18 @@ public final class Tokenizers {
             }
             merges.add(m.isArray() ? m.get(0).asText() + " " + m.get(1).asText() : m.asText());
         }
-        return byteLevel(path, tokens, types, merges);
+        return byteLevel(path, tokens, types, merges, preTokenizer(root.path("pre_tokenizer")));
+    }
+
+    /** The regular expression of Mistral's tekken pre-tokenizer as a tokenizer.json's Split gives it. */
+    private static final String TEKKEN_REGEX = "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+"
+            + "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+    /** A tokenizer.json's pre-tokenizer by llama.cpp's name: "tekken" where one of its Splits is Mistral's, else "llama-bpe". */
+    private static String preTokenizer(JsonNode pre) {
+        if (TEKKEN_REGEX.equals(pre.path("pattern").path("Regex").asText(null))) return "tekken";
+        for (JsonNode p : pre.path("pretokenizers")) if (preTokenizer(p).equals("tekken")) return "tekken";
+        return "llama-bpe";
     }
 
     /**
@@ -260,14 +272,14 @@ public final class Tokenizers {
      * A byte-level BPE tokenizer with Llama-3's pre-tokenizer, whose vocabulary has a token for each of the 256 bytes
      * (any text's last resort); without them a prompt could reach a piece with no token.
      */
-    private static Tokenizer byteLevel(Path path, String[] tokens, int[] types, List<String> merges) {
+    private static Tokenizer byteLevel(Path path, String[] tokens, int[] types, List<String> merges, String pre) {
         Set<String> vocabulary = new HashSet<>(Arrays.asList(tokens));
         for (int b = 0; b < 256; b++) {
             if (!vocabulary.contains(ByteLevelBpeTokenizer.toMapped(new byte[]{(byte) b}))) {
                 throw new ModelFormatException(path + ": not a byte-level BPE vocabulary: no token for byte 0x%02X".formatted(b));
             }
         }
-        return new ByteLevelBpeTokenizer(tokens, types, merges, ByteLevelBpeTokenizer.LLAMA3_SPLIT);
+        return new ByteLevelBpeTokenizer(tokens, types, merges, pre);
     }
 
     /** A minimal protobuf wire-format reader over a byte range. */

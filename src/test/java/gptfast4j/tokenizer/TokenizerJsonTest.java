@@ -53,5 +53,22 @@ class TokenizerJsonTest {
             assertArrayEquals(ids, t.encode(texts[i]), texts[i]);
             assertArrayEquals(reference.encode(texts[i]), t.encode(texts[i]));
         }
+        assertEquals("llama-bpe", t.ggufMetadata().get("tokenizer.ggml.pre").value());
+
+        // Mistral's tekken split (Mistral Nemo's tokenizer.json: a Sequence whose first Split has this regex): the tekken
+        // vectors (TokenizerVectorsTest), and "tekken" where the tokenizer is written into a GGUF
+        ObjectNode split = root.putObject("pre_tokenizer").put("type", "Sequence").putArray("pretokenizers").addObject().put("type", "Split");
+        split.putObject("pattern").put("Regex", "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+"
+                + "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+");
+        json.writeValue(file.toFile(), root);
+        Tokenizer tekken = Tokenizers.load(file);
+        assertEquals("tekken", tekken.ggufMetadata().get("tokenizer.ggml.pre").value());
+        String[] tekkenTexts = Files.readString(Path.of("src/test/resources/tokenizer/tekken-pre.inp"), StandardCharsets.UTF_8).split("\n__ggml_vocab_test__\n");
+        String[] tekkenIds = Files.readString(Path.of("src/test/resources/tokenizer/tekken-pre.out")).split("\n");
+        for (int i = 0; i < tekkenTexts.length; i++) {
+            String line = tekkenIds[i].trim();
+            int[] ids = line.isEmpty() ? new int[0] : java.util.Arrays.stream(line.split("\\s+")).mapToInt(Integer::parseInt).toArray();
+            assertArrayEquals(ids, tekken.encode(tekkenTexts[i]), tekkenTexts[i]);
+        }
     }
 }

@@ -23,10 +23,14 @@ class TokenizerVectorsTest {
 
     /** {@code .inp}: texts separated by {@code \n__ggml_vocab_test__\n}; {@code .out}: ids per text, one line each. */
     private static void checkLlamaCppVectors(Tokenizer tokenizer, String name) throws IOException {
-        String inp = Files.readString(Shared.TOKENIZERS.resolve(name + ".inp"), StandardCharsets.UTF_8);
+        checkLlamaCppVectors(tokenizer, Shared.TOKENIZERS, name);
+    }
+
+    private static void checkLlamaCppVectors(Tokenizer tokenizer, java.nio.file.Path folder, String name) throws IOException {
+        String inp = Files.readString(folder.resolve(name + ".inp"), StandardCharsets.UTF_8);
         List<String> texts = new ArrayList<>(Arrays.asList(inp.split("\n__ggml_vocab_test__\n", -1)));
         if (texts.getLast().isEmpty()) texts.removeLast();
-        List<String> lines = Files.readAllLines(Shared.TOKENIZERS.resolve(name + ".out"), StandardCharsets.UTF_8);
+        List<String> lines = Files.readAllLines(folder.resolve(name + ".out"), StandardCharsets.UTF_8);
         assertEquals(lines.size(), texts.size(), "texts vs expected lines");
         for (int i = 0; i < texts.size(); i++) {
             String line = lines.get(i).trim();
@@ -49,6 +53,23 @@ class TokenizerVectorsTest {
     @Test
     void llama3VectorsFromGGUFMerges() throws IOException {
         checkLlamaCppVectors(Tokenizers.load(Shared.TOKENIZERS.resolve("llama3-vocab.gguf")), "ggml-vocab-llama-bpe.gguf");
+    }
+
+    /**
+     * Mistral's tekken pre-tokenizer (Mistral Nemo, Small 3) on the Llama-3 vocabulary with its {@code
+     * tokenizer.ggml.pre} set to "tekken": llama.cpp's tokenization of llama.cpp's llama-bpe vector texts and of
+     * 14 more (case changes within words, digits, slashes, accented and non-Latin capitals). The references
+     * ({@code src/test/resources/tokenizer/tekken-pre.*}): {@code llama-tokenize -m VOCAB -f TEXT --ids --no-bos
+     * --no-escape --no-parse-special} (llama.cpp de3ff81, as scripts/vs-llamacpp.sh builds it) on that vocabulary.
+     */
+    @Test
+    void tekkenVectorsAsLlamaCppTokenizesThem() throws IOException {
+        gptfast4j.io.GGUF vocab = gptfast4j.io.GGUF.read(Shared.TOKENIZERS.resolve("llama3-vocab.gguf"));
+        java.util.Map<String, gptfast4j.io.Metadata.Value> md = new java.util.LinkedHashMap<>(vocab.metadata().asMap());
+        md.put("tokenizer.ggml.pre", gptfast4j.io.Metadata.Value.string("tekken"));
+        Tokenizer tekken = Tokenizers.fromGGUF(vocab.path(), new gptfast4j.io.Metadata(md, "tekken"));
+        checkLlamaCppVectors(tekken, java.nio.file.Path.of("src/test/resources/tokenizer"), "tekken-pre");
+        assertEquals("tekken", tekken.ggufMetadata().get("tokenizer.ggml.pre").value());
     }
 
     @Test
