@@ -269,8 +269,8 @@ public final class Tokenizers {
     }
 
     /**
-     * A byte-level BPE tokenizer with Llama-3's pre-tokenizer, whose vocabulary has a token for each of the 256 bytes
-     * (any text's last resort); without them a prompt could reach a piece with no token.
+     * A byte-level BPE tokenizer with the pre-tokenizer llama.cpp names {@code pre}, whose vocabulary has a token for
+     * each of the 256 bytes (any text's last resort); without them a prompt could reach a piece with no token.
      */
     private static Tokenizer byteLevel(Path path, String[] tokens, int[] types, List<String> merges, String pre) {
         Set<String> vocabulary = new HashSet<>(Arrays.asList(tokens));
