@@ -123,12 +123,14 @@ public final class Server implements AutoCloseable {
      * fingerprint, {@code --quantize} and cache type), so that a file of another is not taken.
      */
     public void saveSlotsIn(Path folder, String identity) {
-        this.slotFolder = folder;
-        this.slotIdentity = identity;
+        this.slotFiles = folder == null ? null : new SlotFiles(folder, identity);
     }
 
-    private volatile Path slotFolder;
-    private volatile String slotIdentity;
+    /** Where slot files go and what made them ({@link #saveSlotsIn}); null: no slot files. One field, so that a request sees both or neither. */
+    private volatile SlotFiles slotFiles;
+
+    private record SlotFiles(Path folder, String identity) {
+    }
 
     /** Stops listening and ends the generation under way (its client's connection closes). */
     @Override
@@ -330,14 +332,14 @@ public final class Server implements AutoCloseable {
             send(exchange, 200, reply.put("n_erased", erased[0]));
             return "slot " + slot + " erased, " + erased[0] + " tokens";
         }
-        Path folder = slotFolder;
-        if (folder == null) throw new HttpError(501, "not_supported_error", "this server keeps no slot files; start it with --slot-save-path FOLDER");
+        SlotFiles files = slotFiles;
+        if (files == null) throw new HttpError(501, "not_supported_error", "this server keeps no slot files; start it with --slot-save-path FOLDER");
         JsonNode name = body(exchange).get("filename");
         if (name == null || !name.isTextual() || !SLOT_FILE.matcher(name.asText()).matches()) {
             throw HttpError.invalid("'filename' must be a file name of letters, digits, '.', '-' and '_' (no folder, not starting with a dot)");
         }
-        Path file = folder.resolve(name.asText());
-        PromptCache cache = new PromptCache(file, slotIdentity);
+        Path file = files.folder().resolve(name.asText());
+        PromptCache cache = new PromptCache(file, files.identity());
         long t0 = System.nanoTime();
         reply.put("filename", name.asText());
         if (action.equals("save")) {
