@@ -166,7 +166,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = {"--system", "-sys", "--system-prompt"}, paramLabel = "TEXT", description = "System prompt for --chat or --interactive, framed as the model's chat format frames one.")
     String system;
 
-    @Option(names = "--chat-format", paramLabel = "NAME", description = "Chat format for --chat or --interactive where the file's chat template is missing or not recognized: plain, llama2, mistral, zephyr or llama3 (default: from the template).")
+    @Option(names = "--chat-format", paramLabel = "NAME", description = "Chat format for --chat or --interactive where the file's chat template is missing or not recognized: plain, llama2, mistral, zephyr, llama3, or mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, mistral-v7-tekken as llama.cpp names them (default: from the template).")
     String chatFormat;
 
     @Mixin
@@ -637,7 +637,7 @@ final class GenerateCommand implements Callable<Integer> {
         Thread copier = new Thread(layouts, "decode-layouts");
         copier.setDaemon(true);
         copier.start();
-        System.err.println("Chat format: " + format.name().toLowerCase() + (speculation != null ? "; speculation: " + speculation.description() : "")
+        System.err.println("Chat format: " + format.option() + (speculation != null ? "; speculation: " + speculation.description() : "")
                 + ". Type a message (a line ending in \\ goes on on the next); an empty line or end of input quits.");
         // Ctrl-C during a reply ends the reply, as in llama.cpp's chat; at the prompt it ends the chat, with the status
         // of a process that SIGINT ended

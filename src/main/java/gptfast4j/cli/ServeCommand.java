@@ -115,7 +115,7 @@ final class ServeCommand implements Callable<Integer> {
         if (slotSavePath != null) server.saveSlotsIn(slotSavePath, cacheIdentity);
         server.limitRequests(maxRequests);
         System.err.printf("Ready in %.1f s: http://%s:%d/v1 serves %s (context %d, chat format %s%s). Ctrl-C stops.%n", (System.nanoTime() - t0) / 1e9,
-                address.getAddress().getHostAddress(), server.port(), ckpt.path().getFileName(), context, format.name().toLowerCase(java.util.Locale.ROOT),
+                address.getAddress().getHostAddress(), server.port(), ckpt.path().getFileName(), context, format.option(),
                 speculation != null ? ", speculation: " + speculation.description() : parallel > 1 ? ", " + parallel + " requests at once" : "");
         if (apiKey == null && !address.getAddress().isLoopbackAddress()) {
             System.err.println("note: listening beyond this machine without --api-key: anyone who can reach the port can use the model");

@@ -31,7 +31,18 @@ public enum ChatFormat {
      * Llama-3 instruct: header tokens around the role, {@code <|eot_id|>} after each message; a system prompt is a
      * message of its own, before the first user message.
      */
-    LLAMA3;
+    LLAMA3,
+    /**
+     * Mistral's later formats, framed as llama.cpp's llama-chat.cpp frames them (and named as it names them,
+     * {@code --chat-format mistral-v3-tekken}): v1 {@code " [INST] message [/INST]"}, v3 {@code "[INST] message[/INST]"}
+     * (Mistral-7B-Instruct-v0.3), v3-tekken {@code "[INST]message[/INST]"} (Mistral Nemo), each with a system prompt
+     * before the first message and a blank line after it, an answer after a space (none in v3-tekken) and ended by EOS;
+     * v7 {@code "[SYSTEM_PROMPT] system[/SYSTEM_PROMPT][INST] message[/INST]"} (Mistral Large 2411; llama.cpp frames
+     * Mistral Small 3's template this way too) and v7-tekken without the spaces. The markers are the vocabulary's special
+     * tokens where it has them (v0.3's and the tekken vocabularies), text otherwise (v1's); a message's own text is
+     * never taken as a marker.
+     */
+    MISTRAL_V1, MISTRAL_V3, MISTRAL_V3_TEKKEN, MISTRAL_V7, MISTRAL_V7_TEKKEN;
 
     /** Zephyr's text between a user's message and the answer. */
     private static final String ASSISTANT = "\n<|assistant|>\n";
@@ -43,16 +54,27 @@ public enum ChatFormat {
     public static ChatFormat detect(String chatTemplate) {
         if (chatTemplate != null) {
             if (chatTemplate.contains("<|start_header_id|>")) return LLAMA3;
+            // Mistral's official v1, v3, v3-tekken and v7 templates, told apart as llama.cpp's llama_chat_detect_template does
+            if (chatTemplate.contains("[INST]") && chatTemplate.contains("[SYSTEM_PROMPT]")) return MISTRAL_V7;
+            if (chatTemplate.contains("[INST]") && (chatTemplate.contains("' [INST] ' + system_message") || chatTemplate.contains("[AVAILABLE_TOOLS]"))) {
+                return chatTemplate.contains(" [INST]") ? MISTRAL_V1 : chatTemplate.contains("\"[INST]\"") ? MISTRAL_V3_TEKKEN : MISTRAL_V3;
+            }
             if (chatTemplate.contains("[INST]")) return chatTemplate.contains("<<SYS>>") ? LLAMA2 : MISTRAL;
             if (chatTemplate.contains("<|user|>") && chatTemplate.contains("<|assistant|>")) return ZEPHYR;
         }
         return PLAIN;
     }
 
-    /** The format named {@code name} (plain, llama2, mistral, zephyr, llama3), for a file whose template is missing or not recognized. */
+    /** The name {@code --chat-format} takes: plain, llama2, mistral, mistral-v3-tekken, ... */
+    public String option() {
+        return name().toLowerCase(java.util.Locale.ROOT).replace('_', '-');
+    }
+
+    /** The format named {@code name} ({@link #option}), for a file whose template is missing or not recognized. */
     public static ChatFormat parse(String name, String flag) {
-        for (ChatFormat f : values()) if (f.name().equalsIgnoreCase(name)) return f;
-        throw new IllegalArgumentException(flag + " must be plain, llama2, mistral, zephyr or llama3, got '" + name + "'");
+        for (ChatFormat f : values()) if (f.option().equalsIgnoreCase(name.replace('_', '-'))) return f;
+        throw new IllegalArgumentException(flag + " must be one of " + java.util.Arrays.stream(values()).map(ChatFormat::option)
+                .collect(java.util.stream.Collectors.joining(", ")) + "; got '" + name + "'");
     }
 
     /**
@@ -67,7 +89,7 @@ public enum ChatFormat {
         };
         for (String token : needed) {
             if (tokenizer.special(token).isEmpty()) {
-                throw new IllegalArgumentException("the " + name().toLowerCase() + " chat format needs the token " + token + ", which this tokenizer has not");
+                throw new IllegalArgumentException("the " + option() + " chat format needs the token " + token + ", which this tokenizer has not");
             }
         }
     }
@@ -115,8 +137,46 @@ public enum ChatFormat {
                 llama3Message(tokenizer, "user", message.strip(), ids);
                 llama3Header(tokenizer, "assistant", ids);
             }
+            case MISTRAL_V1, MISTRAL_V3, MISTRAL_V3_TEKKEN -> {
+                if (first && addBos) ids.add(bos);
+                String lead = this == MISTRAL_V1 ? " " : "", space = this == MISTRAL_V3_TEKKEN ? "" : " ";
+                mistral(tokenizer, ids, lead, INST, space + (sys != null ? sys + "\n\n" : "") + message.strip() + lead, END_INST);
+            }
+            case MISTRAL_V7, MISTRAL_V7_TEKKEN -> {
+                if (first && addBos) ids.add(bos);
+                String space = this == MISTRAL_V7 ? " " : "";
+                if (sys != null) mistral(tokenizer, ids, SYSTEM_PROMPT, space + sys, END_SYSTEM_PROMPT);
+                mistral(tokenizer, ids, INST, space + message.strip(), END_INST);
+            }
         }
         return ids.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    /** One of Mistral's markers, a special token in the vocabularies that have it: a type of its own, so that no text is taken for one. */
+    private record Marker(String text) {
+    }
+
+    private static final Marker INST = new Marker("[INST]"), END_INST = new Marker("[/INST]"),
+            SYSTEM_PROMPT = new Marker("[SYSTEM_PROMPT]"), END_SYSTEM_PROMPT = new Marker("[/SYSTEM_PROMPT]");
+
+    /**
+     * {@code parts}, markers and texts, as tokens: a marker as its special token where the vocabulary has one, each
+     * text between such tokens on its own (as llama.cpp tokenizes a template's output); a marker the vocabulary lacks
+     * is text, tokenized with the text around it.
+     */
+    private static void mistral(Tokenizer tokenizer, List<Integer> ids, Object... parts) {
+        StringBuilder text = new StringBuilder();
+        for (Object part : parts) {
+            java.util.OptionalInt special = part instanceof Marker m ? tokenizer.special(m.text()) : java.util.OptionalInt.empty();
+            if (special.isEmpty()) {
+                text.append(part instanceof Marker m ? m.text() : (String) part);
+                continue;
+            }
+            if (!text.isEmpty()) for (int id : tokenizer.encode(text.toString())) ids.add(id);
+            text.setLength(0);
+            ids.add(special.getAsInt());
+        }
+        if (!text.isEmpty()) for (int id : tokenizer.encode(text.toString())) ids.add(id);
     }
 
     /**
@@ -150,7 +210,9 @@ public enum ChatFormat {
                 for (int id : tokenizer.encode(ASSISTANT + messages.get(i).strip())) ids.add(id);
                 ids.add(endOfTurn(tokenizer, eos));
             } else {
-                for (int id : tokenizer.encode(messages.get(i).strip())) ids.add(id);
+                // Mistral's answers after a space, but v3-tekken's and v7-tekken's (llama-chat.cpp)
+                String before = this == MISTRAL_V1 || this == MISTRAL_V3 || this == MISTRAL_V7 ? " " : "";
+                for (int id : tokenizer.encode(before + messages.get(i).strip())) ids.add(id);
                 ids.add(endOfTurn(tokenizer, eos));
             }
         }

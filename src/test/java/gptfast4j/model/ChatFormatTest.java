@@ -6,10 +6,12 @@ import gptfast4j.tokenizer.Tokenizers;
 import org.junit.jupiter.api.Test;
 
 import java.util.Arrays;
+import java.util.List;
 import java.util.stream.Collectors;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Chat turns are framed as Meta's published prompt formats. */
 class ChatFormatTest {
@@ -153,5 +155,62 @@ class ChatFormatTest {
         assertArrayEquals(ChatFormat.LLAMA2.userTurn(spm, "Hi", true, 1, true, null), ChatFormat.LLAMA2.conversation(spm, null, turns.subList(0, 1), 1, true, 2));
         assertEquals("a conversation ends with the user's message, so it has an odd number of messages; got 2",
                 org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> ChatFormat.LLAMA2.conversation(spm, null, turns.subList(0, 2), 1, true, 2)).getMessage());
+    }
+
+    /**
+     * Mistral's later templates, told apart as llama.cpp's llama_chat_detect_template tells them (abridged from the
+     * official templates: v1's system message, v0.3's and Nemo's tool blocks, v7's system prompt markers).
+     */
+    @Test
+    void mistralsLaterTemplatesAreToldApartAsLlamaCppTellsThem() {
+        assertEquals(ChatFormat.MISTRAL_V1, ChatFormat.detect("{%- if loop.first and system_message is defined %}{{- ' [INST] ' + system_message + '\\n\\n' + message['content'] + ' [/INST]' }}"));
+        assertEquals(ChatFormat.MISTRAL_V3, ChatFormat.detect("{%- if tools is not none %}{{- \"[AVAILABLE_TOOLS] [\" }}{%- endif %}{{- \"[INST] \" + message[\"content\"] + \"[/INST]\" }}"));
+        assertEquals(ChatFormat.MISTRAL_V3_TEKKEN, ChatFormat.detect("{%- if tools is not none %}{{- \"[AVAILABLE_TOOLS][\" }}{%- endif %}{{- \"[INST]\" + message[\"content\"] + \"[/INST]\" }}"));
+        assertEquals(ChatFormat.MISTRAL_V7, ChatFormat.detect("{{- '[SYSTEM_PROMPT]' + system_message + '[/SYSTEM_PROMPT]' }}{{- '[INST]' + message['content'] + '[/INST]' }}"));
+        assertEquals(ChatFormat.MISTRAL_V3_TEKKEN, ChatFormat.parse("mistral-v3-tekken", "--chat-format"));
+        assertEquals(ChatFormat.MISTRAL_V7_TEKKEN, ChatFormat.parse("MISTRAL_V7_TEKKEN", "--chat-format"));
+    }
+
+    /**
+     * Mistral's later formats' turns and conversations are the text llama.cpp's llama-chat.cpp writes for them,
+     * tokenized with its markers as special tokens (a vocabulary whose markers are special: Llama-3's, four of its
+     * reserved tokens renamed [INST], [/INST], [SYSTEM_PROMPT] and [/SYSTEM_PROMPT], its split Mistral's tekken), and
+     * as text where the vocabulary has none (Mistral v1's SentencePiece); a message's own "[INST]" stays text.
+     */
+    @Test
+    void mistralsLaterFormatsAreLlamaCppsText() {
+        gptfast4j.io.GGUF vocab = gptfast4j.io.GGUF.read(Shared.TOKENIZERS.resolve("llama3-vocab.gguf"));
+        java.util.Map<String, gptfast4j.io.Metadata.Value> md = new java.util.LinkedHashMap<>(vocab.metadata().asMap());
+        String[] tokens = vocab.metadata().getStrings("tokenizer.ggml.tokens").clone();
+        String[] markers = {"[INST]", "[/INST]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]"};
+        for (int i = 0; i < markers.length; i++) {
+            assertTrue(tokens[128018 + i].startsWith("<|reserved_special_token_"), tokens[128018 + i]);
+            tokens[128018 + i] = markers[i];
+        }
+        md.put("tokenizer.ggml.tokens", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.STRING, tokens));
+        md.put("tokenizer.ggml.pre", gptfast4j.io.Metadata.Value.string("tekken"));
+        Tokenizer t = Tokenizers.fromGGUF(vocab.path(), new gptfast4j.io.Metadata(md, "mistral-markers"));
+        int bos = 128000, eos = 128001;
+        java.util.function.Function<String, int[]> withBos = text -> java.util.stream.IntStream.concat(java.util.stream.IntStream.of(bos),
+                Arrays.stream(t.encodeWithSpecials(text))).toArray();
+        assertArrayEquals(withBos.apply("[INST]Be brief.\n\nHello[/INST]"), ChatFormat.MISTRAL_V3_TEKKEN.userTurn(t, "Hello", true, bos, true, "Be brief."));
+        assertArrayEquals(t.encodeWithSpecials("[INST]More[/INST]"), ChatFormat.MISTRAL_V3_TEKKEN.userTurn(t, "More", false, bos, true, "Be brief."));
+        assertArrayEquals(withBos.apply("[INST] Be brief.\n\nHello[/INST]"), ChatFormat.MISTRAL_V3.userTurn(t, "Hello", true, bos, true, "Be brief."));
+        assertArrayEquals(withBos.apply("[SYSTEM_PROMPT] Be brief.[/SYSTEM_PROMPT][INST] Hello[/INST]"), ChatFormat.MISTRAL_V7.userTurn(t, "Hello", true, bos, true, "Be brief."));
+        assertArrayEquals(withBos.apply("[SYSTEM_PROMPT]Be brief.[/SYSTEM_PROMPT][INST]Hello[/INST]"), ChatFormat.MISTRAL_V7_TEKKEN.userTurn(t, "Hello", true, bos, true, "Be brief."));
+        // a conversation: answers after a space but in the tekken formats, each ended by EOS
+        List<String> turns = List.of("Hello", "Hi! How can I help?", "More");
+        int[] v3t = withBos.apply("[INST]Be brief.\n\nHello[/INST]Hi! How can I help?<|end_of_text|>[INST]More[/INST]");
+        assertArrayEquals(v3t, ChatFormat.MISTRAL_V3_TEKKEN.conversation(t, "Be brief.", turns, bos, true, eos));
+        int[] v7 = withBos.apply("[SYSTEM_PROMPT] Be brief.[/SYSTEM_PROMPT][INST] Hello[/INST] Hi! How can I help?<|end_of_text|>[INST] More[/INST]");
+        assertArrayEquals(v7, ChatFormat.MISTRAL_V7.conversation(t, "Be brief.", turns, bos, true, eos));
+        // a message's "[INST]" is text, not the marker
+        int[] literal = ChatFormat.MISTRAL_V3_TEKKEN.userTurn(t, "[INST]", false, bos, true, null);
+        assertArrayEquals(java.util.stream.IntStream.concat(java.util.stream.IntStream.concat(java.util.stream.IntStream.of(128018), Arrays.stream(t.encode("[INST]"))),
+                java.util.stream.IntStream.of(128019)).toArray(), literal);
+        // v1 on its SentencePiece vocabulary, whose markers are text: one text, " [INST] ... [/INST]"
+        Tokenizer v1 = Tokenizers.load(Shared.TOKENIZERS.resolve("mistral-tokenizer.model.v1"));
+        assertArrayEquals(java.util.stream.IntStream.concat(java.util.stream.IntStream.of(1), Arrays.stream(v1.encode(" [INST] Be brief.\n\nHello [/INST]"))).toArray(),
+                ChatFormat.MISTRAL_V1.userTurn(v1, "Hello", true, 1, true, "Be brief."));
     }
 }
