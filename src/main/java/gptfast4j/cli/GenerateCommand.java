@@ -436,12 +436,8 @@ final class GenerateCommand implements Callable<Integer> {
         int last = tokens.length - 1;
         PromptCache cache = new PromptCache(promptCache, CommonOptions.cacheIdentity(ckpt.model(), common.quantize, state.kvType()));
         long t0 = System.nanoTime();
-        PromptCache.Restored restored = cache.restore(state, tokens, last);
-        if (restored.count() > 0) generator.restored(restored.tokens());
+        PromptCache.Restored restored = restore(cache, state, generator, tokens, last);
         long restoreNanos = System.nanoTime() - t0;
-        if (restored.unused() != null) {
-            System.err.println("note: --prompt-cache " + promptCache + " was " + restored.unused() + ", and is not used" + (promptCacheReadOnly ? "" : "; it will be written over"));
-        }
         Generator.Result ran = null;
         boolean written = false;
         if (restored.count() < last) {
@@ -452,6 +448,19 @@ final class GenerateCommand implements Callable<Integer> {
                 restored.count() > 0 ? String.format(" (%.1f MB in %.0f ms)", restored.count() * state.cacheBytesPerPosition() / 1e6, restoreNanos / 1e6) : "",
                 written ? "; " + last + " written to it" : "");
         return new PromptStart(last, restored.count(), ran, cache);
+    }
+
+    /**
+     * The longest start of {@code tokens} that {@code cache}'s file holds, at most {@code limit}, restored into the
+     * state and told to the generator; a note where the file is there but not used (another model, damaged).
+     */
+    private PromptCache.Restored restore(PromptCache cache, Llama.State state, Generation generator, int[] tokens, int limit) {
+        PromptCache.Restored restored = cache.restore(state, tokens, limit);
+        if (restored.unused() != null) {
+            System.err.println("note: --prompt-cache " + promptCache + " was " + restored.unused() + ", and is not used" + (promptCacheReadOnly ? "" : "; it will be written over"));
+        }
+        if (restored.count() > 0) generator.restored(restored.tokens());
+        return restored;
     }
 
     /** The state's first {@code tokens.length} positions, which hold {@code tokens}, to {@code cache}'s file; false (and a note) where it cannot be written. */
@@ -743,11 +752,7 @@ final class GenerateCommand implements Callable<Integer> {
      * typed). All of it where the file holds it: the chat chooses nothing from the prefix's logits.
      */
     private int restoreSystemPrompt(PromptCache cache, Llama.State state, Generation generator, int[] prefix) {
-        PromptCache.Restored restored = cache.restore(state, prefix, prefix.length);
-        if (restored.unused() != null) {
-            System.err.println("note: --prompt-cache " + promptCache + " was " + restored.unused() + ", and is not used" + (promptCacheReadOnly ? "" : "; it will be written over"));
-        }
-        if (restored.count() > 0) generator.restored(restored.tokens());
+        PromptCache.Restored restored = restore(cache, state, generator, prefix, prefix.length);
         System.err.printf("Prompt cache: %d of the system prompt's %d tokens from %s%s%n", restored.count(), prefix.length, promptCache,
                 restored.count() < prefix.length && !promptCacheReadOnly ? "; the rest is run and written to it while the first message is typed" : "");
         return restored.count();
