@@ -13,23 +13,27 @@ import java.util.Map;
  * The body of a {@code /v1/completions} or {@code /v1/chat/completions} request, checked field by field: OpenAI's
  * fields, and llama.cpp server's sampling extensions ({@code top_k}, {@code min_p}, {@code repeat_penalty},
  * {@code repeat_last_n}, {@code grammar}, {@code json_schema}). Fields this server cannot honour ({@code best_of}
- * above 1, {@code echo}, {@code suffix}, tools, and llama.cpp's other samplers where a request turns
- * one on: {@code mirostat}, {@code typical_p}, ...) are refused by name rather than ignored; fields that do not
- * change the text ({@code model}, {@code user}, ...) are ignored. Defaults are {@code gptfast generate}'s.
+ * above 1, {@code echo}, {@code suffix}, the deprecated {@code functions}, and llama.cpp's other samplers where a
+ * request turns one on: {@code mirostat}, {@code typical_p}, ...) are refused by name rather than ignored; fields that
+ * do not change the text ({@code model}, {@code user}, ...) are ignored. Defaults are {@code gptfast generate}'s. A
+ * chat's {@code tools} are {@link Tools}'.
  *
  * @param prompt    a completion's prompt text (null for a chat, or where it is given as token ids)
  * @param promptIds a completion's prompt as token ids, taken as they are (null where it is a text)
  * @param system    a chat's system prompt (null for none)
- * @param messages  a chat's turns, user and assistant alternating, the user's first and last
+ * @param messages  a chat's turns, user and assistant alternating, the user's first and last (a tool's result is the
+ *                  user's turn, an assistant's calls its turn's text: {@link Tools})
  * @param maxTokens tokens to generate at most; {@link Integer#MAX_VALUE}: until EOS or the context's end; 0: the prompt
  *                  evaluated into the cache only
  * @param n         choices to make, each sampled on its own (with a seed, choice i draws with seed + i)
  * @param logprobs  -1: no log-probabilities; else each token's, with this many most likely alternatives
+ * @param grammar   the grammar the reply must match (a chat with tools: {@link Tools#grammar}); null for none
  * @param ignoreEos the model's end-of-text tokens never drawn (llama.cpp's {@code ignore_eos})
+ * @param tools     a chat's tools; null for none (or {@code tool_choice} none)
  */
 record CompletionRequest(String prompt, int[] promptIds, String system, List<String> messages, int maxTokens, int n, int logprobs, float temperature, int topK,
                          float topP, float minP, Sampler.Penalties penalties, Sampler.LogitBias bias, Long seed,
-                         List<String> stops, boolean stream, boolean includeUsage, Grammar grammar, boolean ignoreEos) {
+                         List<String> stops, boolean stream, boolean includeUsage, Grammar grammar, boolean ignoreEos, Tools tools) {
 
     /** A request the client got wrong: HTTP 400 with {@code message}, which names the field. */
     static final class Invalid extends RuntimeException {
@@ -49,9 +53,16 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
 
     static CompletionRequest parse(JsonNode body, boolean chat) {
         if (!body.isObject()) throw new Invalid("the request body must be a JSON object");
-        for (String refused : new String[]{"suffix", "tools", "functions", "tool_choice", "function_call"}) {
-            if (present(body, refused)) throw new Invalid("'" + refused + "' is not supported by this server");
+        if (present(body, "suffix")) throw new Invalid("'suffix' is not supported by this server");
+        for (String refused : new String[]{"functions", "function_call"}) {
+            if (present(body, refused)) throw new Invalid("'" + refused + "' (OpenAI's deprecated form) is not supported by this server: use 'tools' and 'tool_choice'");
         }
+        if (!chat) {
+            for (String chatOnly : new String[]{"tools", "tool_choice", "parallel_tool_calls"}) {
+                if (present(body, chatOnly)) throw new Invalid("'" + chatOnly + "' is for /v1/chat/completions");
+            }
+        }
+        Tools tools = chat ? Tools.parse(body) : null;
         // llama.cpp server's samplers this server lacks: taken where a request leaves them off (its clients and web UI
         // send them all, at these values), refused where one would change the text
         offOnly(body, "mirostat", v -> v == 0, "0");
@@ -72,6 +83,7 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
         List<String> messages = new ArrayList<>();
         if (chat) {
             system = messages(body, messages);
+            if (tools != null) system = tools.describe(system);
         } else {
             JsonNode p = body.get("prompt");
             // OpenAI's token form: a list of ids, or a list holding one such list
@@ -101,11 +113,15 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
             includeUsage = bool(options, "include_usage", false);
         }
         Grammar grammar = grammar(body);
+        if (tools != null) {
+            if (grammar != null) throw new Invalid("'tools' cannot be used with a grammar or a response format (the tools' calls have a grammar of their own)");
+            grammar = Grammar.parse(tools.grammar());
+        }
         // as llama.cpp's server: the end-of-text tokens never drawn, so the text goes on to the token limit
         boolean ignoreEos = bool(body, "ignore_eos", false);
-        if (ignoreEos && grammar != null) throw new Invalid("'ignore_eos' cannot be used with a grammar or a response format (the text ends where it is complete)");
+        if (ignoreEos && grammar != null) throw new Invalid("'ignore_eos' cannot be used with a grammar, a response format or tools (the text ends where it is complete)");
         return new CompletionRequest(prompt, promptIds, system, messages, maxTokens, n, logprobs, temperature, topK, topP, minP, penalties, logitBias(body),
-                seed, stops(body), stream, includeUsage, grammar, ignoreEos);
+                seed, stops(body), stream, includeUsage, grammar, ignoreEos, tools);
     }
 
     /** A prompt's token ids, each an integer >= 0 (the vocabulary's bounds are the model's, checked with it). */
@@ -145,34 +161,89 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
 
     /**
      * A chat's {@code messages} into {@code turns} (user and assistant alternating, the user's first and last); returns
-     * the system prompt, a {@code system} (or {@code developer}) message that comes first, or null.
+     * the system prompt, a {@code system} (or {@code developer}) message that comes first, or null. An assistant's
+     * {@code tool_calls} become its turn's text, and {@code tool} messages (the results of the calls of the assistant's
+     * message before them) the user's next turn, as {@link Tools} writes them, with the user's message after them, if
+     * any.
      */
     private static String messages(JsonNode body, List<String> turns) {
         JsonNode list = body.get("messages");
         if (list == null || !list.isArray() || list.isEmpty()) throw new Invalid("'messages' must be a non-empty array of messages");
         String system = null;
+        Map<String, String> calls = Map.of(); // the last assistant message's calls: id to function name
+        boolean afterTool = false;
         for (int i = 0; i < list.size(); i++) {
             JsonNode m = list.get(i);
             String where = "messages[" + i + "]";
             if (!m.isObject()) throw new Invalid(where + " must be an object with 'role' and 'content'");
             JsonNode roleNode = m.get("role");
             if (roleNode == null || !roleNode.isTextual()) throw new Invalid(where + ".role must be a string");
-            String role = roleNode.asText(), content = content(m.get("content"), where);
+            String role = roleNode.asText();
+            boolean userSide = turns.size() % 2 == 1; // the last turn is the user's
             switch (role) {
                 case "system", "developer" -> {
                     if (i > 0) throw new Invalid(where + ": a system message must be the first");
-                    system = content;
+                    system = content(m.get("content"), where);
                 }
-                case "user", "assistant" -> {
-                    String expected = turns.size() % 2 == 0 ? "user" : "assistant";
-                    if (!role.equals(expected)) throw new Invalid(where + ": user and assistant messages must alternate, starting with the user's; expected " + expected + ", got " + role);
-                    turns.add(content);
+                case "user" -> {
+                    String content = content(m.get("content"), where);
+                    if (userSide && afterTool) turns.set(turns.size() - 1, turns.getLast() + "\n" + content);
+                    else if (userSide) throw new Invalid(where + ": user and assistant messages must alternate, starting with the user's; expected assistant, got user");
+                    else turns.add(content);
                 }
-                default -> throw new Invalid(where + ".role must be system, user or assistant, got '" + role + "'");
+                case "tool" -> {
+                    JsonNode id = m.get("tool_call_id");
+                    if (id == null || !id.isTextual()) throw new Invalid(where + ".tool_call_id must be a string");
+                    String name = calls.get(id.asText());
+                    if (name == null) throw new Invalid(where + ".tool_call_id '" + id.asText() + "' is not a call of the assistant's message before it");
+                    String response = Tools.responseText(name, content(m.get("content"), where));
+                    if (userSide) turns.set(turns.size() - 1, turns.getLast() + "\n" + response);
+                    else turns.add(response);
+                }
+                case "assistant" -> {
+                    if (!userSide) throw new Invalid(where + ": user and assistant messages must alternate, starting with the user's; expected user, got assistant");
+                    JsonNode toolCalls = m.get("tool_calls");
+                    if (toolCalls == null || toolCalls.isNull() || toolCalls.isArray() && toolCalls.isEmpty()) {
+                        turns.add(content(m.get("content"), where));
+                        calls = Map.of();
+                    } else {
+                        List<Tools.Call> made = toolCalls(toolCalls, where);
+                        JsonNode content = m.get("content");
+                        String text = content == null || content.isNull() ? "" : content(content, where);
+                        turns.add((text.isEmpty() ? "" : text + "\n") + Tools.callsText(made));
+                        calls = new java.util.HashMap<>();
+                        for (Tools.Call c : made) calls.put(c.id(), c.name());
+                    }
+                }
+                default -> throw new Invalid(where + ".role must be system, user, assistant or tool, got '" + role + "'");
             }
+            afterTool = role.equals("tool");
         }
-        if (turns.size() % 2 == 0) throw new Invalid("the last message must be the user's");
+        if (turns.size() % 2 == 0) throw new Invalid("the last message must be the user's (or a tool's)");
         return system;
+    }
+
+    /** An assistant message's {@code tool_calls}: {@code [{"id", "type": "function", "function": {"name", "arguments"}}]}, arguments a JSON object's text. */
+    private static List<Tools.Call> toolCalls(JsonNode list, String where) {
+        if (!list.isArray()) throw new Invalid(where + ".tool_calls must be an array of calls");
+        List<Tools.Call> calls = new ArrayList<>();
+        for (int j = 0; j < list.size(); j++) {
+            JsonNode c = list.get(j);
+            String at = where + ".tool_calls[" + j + "]";
+            if (!c.path("id").isTextual() || !c.path("function").path("name").isTextual() || !c.path("function").path("arguments").isTextual()) {
+                throw new Invalid(at + " must be {\"id\": ..., \"type\": \"function\", \"function\": {\"name\": ..., \"arguments\": \"<JSON text>\"}}");
+            }
+            String arguments = c.at("/function/arguments").asText();
+            JsonNode parsed;
+            try {
+                parsed = Server.JSON.readTree(arguments);
+            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                parsed = null;
+            }
+            if (parsed == null || !parsed.isObject()) throw new Invalid(at + ".function.arguments must be a JSON object's text");
+            calls.add(new Tools.Call(c.get("id").asText(), c.at("/function/name").asText(), parsed.toString()));
+        }
+        return calls;
     }
 
     /** A message's {@code content}: a string, or an array of text parts ({@code {"type": "text", "text": ...}}), joined. */

@@ -38,6 +38,8 @@ final class Job implements Engine.Work {
     private final int[] tokens;
     private final Responses responses;
     private ReplyText reply;
+    /** A chat with tools: the reply as a call or an answer (null without tools). */
+    private Tools.Answer answer;
     private boolean streaming;
     private final StringBuilder text = new StringBuilder();
 
@@ -110,6 +112,7 @@ final class Job implements Engine.Work {
         if (request.grammar() != null) sampler.constrain(new GrammarConstraint(request.grammar(), tokenizer::bytes, vocab, ckpt.eos()));
         if (request.logprobs() >= 0) sampler.observe(this::drawn);
         reply = new ReplyText(tokenizer, request.stops(), responses.chat() && tokenizer.kind() == Tokenizer.Kind.SENTENCEPIECE);
+        if (request.tools() != null) answer = new Tools.Answer();
         if (request.stream()) {
             streaming = true;
             if (responses.index() == 0) outbox.add(STREAM);
@@ -145,6 +148,7 @@ final class Job implements Engine.Work {
         drawn = null;
         boolean stop = reply.add(token);
         String piece = reply.take();
+        if (answer != null) piece = answer.add(piece); // an answer's characters streamed as they come, calls at the end
         if (!streaming) text.append(piece);
         else if (!piece.isEmpty()) outbox.add(responses.text(piece, takeLogprobs(), null));
         return !stop;
@@ -198,6 +202,16 @@ final class Job implements Engine.Work {
     void finish(Generator.Result r, int promptTokens, int reused) {
         String finish = reply.stopped() || r.stoppedAtEos() ? "stop" : "length";
         String rest = reply.finish();
+        List<Tools.Call> calls = List.of();
+        if (answer != null) {
+            answer.add(rest);
+            Tools.Reply whole = answer.reply();
+            calls = whole.calls();
+            if (!calls.isEmpty()) finish = "tool_calls";
+            // the content not given out yet (all of it without a stream)
+            rest = whole.content() == null ? "" : whole.content().substring(streaming ? answer.given() : 0);
+            text.setLength(0);
+        }
         ObjectNode usage = Server.JSON.createObjectNode().put("prompt_tokens", promptTokens).put("completion_tokens", r.tokens().length)
                 .put("total_tokens", promptTokens + r.tokens().length);
         ObjectNode timings = Server.JSON.createObjectNode().put("cache_n", reused).put("prompt_n", promptTokens - reused)
@@ -207,6 +221,7 @@ final class Job implements Engine.Work {
                 r.decodeTokensPerSecond(), finish, gone ? "; the client went away" : "");
         if (streaming) {
             if (!rest.isEmpty()) outbox.add(responses.text(rest, takeLogprobs(), null));
+            if (!calls.isEmpty()) outbox.add(responses.calls(calls));
             ObjectNode last = responses.text(null, takeLogprobs(), finish);
             last.set("timings", timings);
             outbox.add(last);
@@ -214,7 +229,8 @@ final class Job implements Engine.Work {
             return;
         }
         text.append(rest);
-        ObjectNode response = responses.response(text.toString(), takeLogprobs(), finish);
+        String content = calls.isEmpty() ? text.toString() : null;
+        ObjectNode response = responses.response(content, calls, takeLogprobs(), finish);
         response.set("usage", usage);
         response.set("timings", timings);
         outbox.add(new Completion(response, usage, timings, summary));

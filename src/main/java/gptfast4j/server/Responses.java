@@ -37,6 +37,21 @@ record Responses(String id, boolean chat, String model, int index) {
         return chunk;
     }
 
+    /** A chat stream's chunk of a reply's calls, each whole ({@code index} its place in the reply's calls). */
+    ObjectNode calls(java.util.List<Tools.Call> calls) {
+        ObjectNode chunk = base(true);
+        ObjectNode choice = chunk.putArray("choices").addObject().put("index", index);
+        ArrayNode list = choice.putObject("delta").putArray("tool_calls");
+        for (int i = 0; i < calls.size(); i++) call(list.addObject().put("index", i), calls.get(i));
+        choice.putNull("logprobs");
+        choice.putNull("finish_reason");
+        return chunk;
+    }
+
+    private static void call(ObjectNode node, Tools.Call call) {
+        node.put("id", call.id()).put("type", "function").putObject("function").put("name", call.name()).put("arguments", call.arguments());
+    }
+
     /** The stream's usage chunk ({@code stream_options.include_usage}): no choices. */
     ObjectNode usage(ObjectNode usage) {
         ObjectNode chunk = base(true);
@@ -45,12 +60,22 @@ record Responses(String id, boolean chat, String model, int index) {
         return chunk;
     }
 
-    /** A whole response: its text, its tokens' log-probabilities (null where none were asked for), and the finish reason. */
-    ObjectNode response(String text, JsonNode logprobs, String finish) {
+    /**
+     * A whole response: its text (null for none, where a chat's reply calls tools), a chat's calls (empty for none), its
+     * tokens' log-probabilities (null where none were asked for), and the finish reason.
+     */
+    ObjectNode response(String text, java.util.List<Tools.Call> calls, JsonNode logprobs, String finish) {
         ObjectNode response = base(false);
         ObjectNode choice = response.putArray("choices").addObject().put("index", index);
-        if (chat) choice.putObject("message").put("role", "assistant").put("content", text);
-        else choice.put("text", text);
+        if (chat) {
+            ObjectNode message = choice.putObject("message").put("role", "assistant").put("content", text);
+            if (!calls.isEmpty()) {
+                ArrayNode list = message.putArray("tool_calls");
+                calls.forEach(c -> call(list.addObject(), c));
+            }
+        } else {
+            choice.put("text", text);
+        }
         choice.set("logprobs", logprobs != null ? logprobs : NullNode.getInstance());
         choice.put("finish_reason", finish);
         return response;

@@ -2,6 +2,7 @@ package gptfast4j.server;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import gptfast4j.Shared;
 import gptfast4j.model.ChatFormat;
@@ -305,6 +306,122 @@ class ServerTest {
         assertTrue(List.of("yes.", "no.").contains(yes.at("/choices/0/text").asText()), yes.toString());
     }
 
+    /** Two tools: one with a string and an enum, one whose argument is a reference to a definition of its own. */
+    private static ObjectNode withTools(String user) throws Exception {
+        ObjectNode chat = (ObjectNode) JSON.readTree("""
+                {"tools": [
+                  {"type": "function", "function": {"name": "get_weather", "description": "The weather in a city",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}, "unit": {"enum": ["c", "f"]}},
+                                   "required": ["city", "unit"]}}},
+                  {"type": "function", "function": {"name": "get_time",
+                    "parameters": {"type": "object", "properties": {"zone": {"$ref": "#/$defs/Zone"}}, "required": ["zone"],
+                                   "$defs": {"Zone": {"enum": ["utc", "cet"]}}}}}]}""");
+        chat.put("max_tokens", 300);
+        chat.putArray("messages").addObject().put("role", "user").put("content", user);
+        return chat;
+    }
+
+    /** A call's arguments: those of its function's schema (withTools'), and nothing else. */
+    private static void assertSchemaArguments(String name, String arguments) throws Exception {
+        JsonNode args = JSON.readTree(arguments);
+        switch (name) {
+            case "get_weather" -> {
+                assertEquals(List.of("city", "unit"), iterable(args.fieldNames()), arguments);
+                assertTrue(args.path("city").isTextual() && args.path("city").asText().length() <= 12, arguments);
+                assertTrue(List.of("c", "f").contains(args.path("unit").asText()), arguments);
+            }
+            case "get_time" -> {
+                assertEquals(List.of("zone"), iterable(args.fieldNames()), arguments);
+                assertTrue(List.of("utc", "cet").contains(args.path("zone").asText()), arguments);
+            }
+            default -> throw new AssertionError("a call of no tool: " + name);
+        }
+    }
+
+    /**
+     * Tools: a reply that must call (tool_choice required, or a function named) is a call of a tool, its arguments of
+     * the function's schema, finish reason tool_calls, whole and streamed alike; with parallel calls, one or more; an
+     * answer (every token holding a "t" banned, so that the grammar's "tool_call" cannot begin) is the response
+     * string's text, streamed as it comes; earlier calls and results are framed as the model's replies and the user's
+     * turns ({@code Tools}' form), with tool_choice none as without tools.
+     */
+    @Test
+    void toolsAreCalledWithArgumentsOfTheirSchema() throws Exception {
+        // the tools' description takes 400-500 of this tokenizer's tokens: a context past the model's 512
+        try (Server server = new Server(stories, Engine.batched(stories, 2, 1024, KvCache.Type.F32), ChatFormat.LLAMA2,
+                new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, new PrintStream(OutputStream.nullOutputStream()))) {
+            for (long seed = 1; seed <= 3; seed++) {
+                for (boolean parallel : new boolean[]{false, true}) {
+                    ObjectNode chat = withTools("What is the weather in Paris?").put("tool_choice", "required").put("seed", seed).put("temperature", 1)
+                            .put("parallel_tool_calls", parallel);
+                    JsonNode choice = post(server, "/v1/chat/completions", chat.deepCopy()).at("/choices/0");
+                    if (parallel && choice.path("finish_reason").asText().equals("length")) {
+                        // this model may list calls past the token limit: then the text as it came, as the grammar has it
+                        gptfast4j.generate.Grammar grammar = gptfast4j.generate.Grammar.parse(Tools.parse(chat).grammar());
+                        assertTrue(grammar.allowsPrefix(choice.at("/message/content").asText()), choice.toString());
+                        continue;
+                    }
+                    assertEquals("tool_calls", choice.path("finish_reason").asText(), choice.toString());
+                    assertTrue(choice.at("/message/content").isNull(), choice.toString());
+                    JsonNode calls = choice.at("/message/tool_calls");
+                    assertTrue(parallel ? calls.size() >= 1 : calls.size() == 1, choice.toString());
+                    for (JsonNode call : calls) {
+                        assertTrue(call.path("id").asText().matches("call_[A-Za-z0-9]{24}"), call.toString());
+                        assertEquals("function", call.path("type").asText());
+                        assertSchemaArguments(call.at("/function/name").asText(), call.at("/function/arguments").asText());
+                    }
+                }
+            }
+            ObjectNode named = withTools("What time is it?").put("temperature", 1).put("seed", 5);
+            named.putObject("tool_choice").put("type", "function").putObject("function").put("name", "get_time");
+            JsonNode time = post(server, "/v1/chat/completions", named).at("/choices/0/message/tool_calls/0/function");
+            assertEquals("get_time", time.path("name").asText());
+            assertSchemaArguments("get_time", time.path("arguments").asText());
+
+            // streamed: one chunk with the whole call, then the finish reason
+            ObjectNode greedy = withTools("What is the weather in Paris?").put("tool_choice", "required").put("temperature", 0);
+            JsonNode whole = post(server, "/v1/chat/completions", greedy.deepCopy()).at("/choices/0/message/tool_calls/0/function");
+            List<String> data = events(server, "/v1/chat/completions", greedy);
+            JsonNode streamed = JSON.readTree(data.get(1)).at("/choices/0/delta/tool_calls/0");
+            assertEquals(0, streamed.path("index").asInt());
+            assertEquals(whole, streamed.path("function"));
+            assertEquals("tool_calls", JSON.readTree(data.get(data.size() - 2)).at("/choices/0/finish_reason").asText());
+
+            // an answer
+            ObjectNode answering = withTools("Tell me a story").put("max_tokens", 40).put("temperature", 0);
+            ObjectNode bias = answering.putObject("logit_bias");
+            for (int id = 0; id < stories.tokenizer().vocabSize(); id++) {
+                if (new String(stories.tokenizer().bytes(id), StandardCharsets.UTF_8).contains("t")) bias.put(Integer.toString(id), -100);
+            }
+            JsonNode answer = post(server, "/v1/chat/completions", answering.deepCopy()).at("/choices/0");
+            String content = answer.at("/message/content").asText();
+            assertFalse(answer.at("/message").has("tool_calls"), answer.toString());
+            assertFalse(content.isEmpty() || content.contains("t") || content.contains("\"response\""), answer.toString());
+            data = events(server, "/v1/chat/completions", answering);
+            StringBuilder text = new StringBuilder();
+            for (String d : data.subList(0, data.size() - 1)) text.append(JSON.readTree(d).at("/choices/0/delta/content").asText());
+            assertEquals(content, text.toString());
+            assertTrue(data.size() > 5, "streamed in pieces: " + data);
+            assertEquals(answer.path("finish_reason").asText(), JSON.readTree(data.get(data.size() - 2)).at("/choices/0/finish_reason").asText());
+
+            // earlier calls and results in the prompt; tool_choice none: the tools left out, the reply plain text
+            ObjectNode history = withTools("What is the weather?").put("tool_choice", "none").put("max_tokens", 12).put("temperature", 0);
+            ArrayNode messages = (ArrayNode) history.get("messages");
+            ObjectNode called = messages.addObject().put("role", "assistant").putNull("content");
+            called.putArray("tool_calls").addObject().put("id", "call_1").put("type", "function").putObject("function")
+                    .put("name", "get_weather").put("arguments", "{\"city\": \"Paris\", \"unit\": \"c\"}");
+            messages.addObject().put("role", "tool").put("tool_call_id", "call_1").put("content", "sunny, 20 \"C\"");
+            messages.addObject().put("role", "user").put("content", "And tomorrow?");
+            JsonNode r = post(server, "/v1/chat/completions", history);
+            String template = "<s>[INST] What is the weather? [/INST] {\"tool_call\":{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Paris\",\"unit\":\"c\"}}}</s>"
+                    + "<s>[INST] {\"tool_response\":{\"name\":\"get_weather\",\"content\":\"sunny, 20 \\\"C\\\"\"}}\nAnd tomorrow? [/INST]";
+            JsonNode c = post(server, "/v1/completions", completion(template, 12));
+            assertEquals(c.at("/usage/prompt_tokens"), r.at("/usage/prompt_tokens"));
+            assertEquals(c.at("/choices/0/text").asText().stripLeading(), r.at("/choices/0/message/content").asText());
+            assertFalse(r.at("/choices/0/message").has("tool_calls"));
+        }
+    }
+
     private static List<String> iterable(java.util.Iterator<String> it) {
         List<String> list = new ArrayList<>();
         it.forEachRemaining(list::add);
@@ -518,10 +635,25 @@ class ServerTest {
                 {"/v1/completions", "{\"prompt\": \"a\", \"response_format\": {\"type\": \"xml\"}}", "400", "response_format.type must be"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"schema\": {\"type\": \"string\", \"pattern\": \"(?=a)\"}}}}", "400", "lookaround"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"grammar\": \"root ::= \\\"a\\\"\", \"json_schema\": {}}", "400", "give one of grammar, json_schema"},
-                {"/v1/completions", "{\"prompt\": \"a\", \"tools\": []}", "400", "'tools' is not supported"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"tools\": []}", "400", "'tools' is for /v1/chat/completions"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}], \"functions\": []}", "400", "'functions' (OpenAI's deprecated form) is not supported by this server: use 'tools'"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}], \"tool_choice\": \"auto\"}", "400", "'tool_choice' needs 'tools'"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}], \"tools\": []}", "400", "'tools' is empty"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}], \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"a b\"}}]}", "400", "tools[0].function.name must be 1 to 64 letters"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}], \"tools\": [{\"function\": {\"name\": \"f\"}}]}", "400", "tools[0] must be {\"type\": \"function\""},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}], \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}], \"tool_choice\": {\"type\": \"function\", \"function\": {\"name\": \"g\"}}}", "400", "'tool_choice' names function 'g', which is not in 'tools'"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}], \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}], \"tool_choice\": \"always\"}", "400", "'tool_choice' must be none, auto, required"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}], \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\", \"parameters\": {\"type\": \"object\", \"patternProperties\": {}}}}]}", "400", "tools[0].function.parameters: 'patternProperties' (at #) is not supported"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}], \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}], \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}, {\"type\": \"function\", \"function\": {\"name\": \"f\"}}]}", "400", "tools[1]: a second function named 'f'"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}], \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}], \"response_format\": {\"type\": \"json_object\"}}", "400", "'tools' cannot be used with a grammar or a response format"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}], \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}], \"parallel_tool_calls\": 1}", "400", "'parallel_tool_calls' must be true or false"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"tool\", \"tool_call_id\": \"x\", \"content\": \"b\"}]}", "400", "messages[1].tool_call_id 'x' is not a call of the assistant's message before it"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"tool_calls\": [{\"id\": \"x\", \"type\": \"function\", \"function\": {\"name\": \"f\", \"arguments\": \"{\\\"a\\\": \"}}]}, {\"role\": \"tool\", \"tool_call_id\": \"x\", \"content\": \"b\"}]}", "400", "messages[1].tool_calls[0].function.arguments must be a JSON object's text"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"tool_calls\": \"x\"}, {\"role\": \"user\", \"content\": \"b\"}]}", "400", "messages[1].tool_calls must be an array of calls"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"tool_calls\": [{\"type\": \"function\"}]}, {\"role\": \"tool\", \"tool_call_id\": \"x\", \"content\": \"b\"}]}", "400", "messages[1].tool_calls[0] must be {\"id\""},
                 {"/v1/chat/completions", "{\"prompt\": \"a\"}", "400", "'messages' must be a non-empty array"},
                 {"/v1/chat/completions", "{\"messages\": []}", "400", "'messages' must be a non-empty array"},
-                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"robot\", \"content\": \"a\"}]}", "400", "messages[0].role must be system, user or assistant"},
+                {"/v1/chat/completions", "{\"messages\": [{\"role\": \"robot\", \"content\": \"a\"}]}", "400", "messages[0].role must be system, user, assistant or tool"},
                 {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\"}]}", "400", "messages[0].content must be a string"},
                 {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\"}]}]}", "400", "only text parts"},
                 {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"user\", \"content\": \"b\"}]}", "400", "must alternate"},

@@ -1,0 +1,331 @@
+package gptfast4j.server;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * A chat request's tools (OpenAI's {@code tools}, {@code tool_choice}, {@code parallel_tool_calls}) in llama.cpp's
+ * generic tool-call format (its common/chat.cpp of 2025, for templates without a tool syntax of their own): the tools
+ * are described in the system prompt, and a grammar holds the reply to one JSON object, a call
+ * {@code {"tool_call": {"name": ..., "arguments": {...}}}} (with parallel calls {@code {"tool_calls": [...]}}) or an
+ * answer {@code {"response": "..."}} (not where a call is required), each call's arguments to its function's
+ * {@code parameters} schema. So every chat format and every model calls tools the same way, in valid JSON whatever the
+ * model; a model trained on a tool syntax of its own follows this one from the prompt's description alone.
+ * <p>
+ * Earlier calls and their results in {@code messages} are written as the model would have written them and as the
+ * prompt says results come back: an assistant's {@code tool_calls} as the reply's JSON, a {@code tool} message as a user
+ * turn {@code {"tool_response": {"name": ..., "content": ...}}}.
+ *
+ * @param functions the functions the model may call, in the request's order; one where {@code tool_choice} names it
+ * @param required  whether the reply must call (tool_choice {@code required} or a named function) rather than answer
+ * @param parallel  whether a reply may make several calls ({@code parallel_tool_calls}; false where it is left out, as
+ *                  llama.cpp's server has it)
+ */
+record Tools(List<Function> functions, boolean required, boolean parallel) {
+
+    /** A function the model may call: its name, its description (null for none), its arguments' JSON Schema. */
+    record Function(String name, String description, JsonNode parameters) {
+    }
+
+    /** A call in a reply: OpenAI's id for it, the function's name, its arguments as compact JSON text. */
+    record Call(String id, String name, String arguments) {
+    }
+
+    /**
+     * A request's tools, checked; null where there are none or {@code tool_choice} is {@code none} (then the reply is
+     * text, as without tools).
+     */
+    static Tools parse(JsonNode body) {
+        JsonNode list = body.get("tools"), choice = body.get("tool_choice");
+        boolean none = list == null || list.isNull();
+        if (none && choice != null && !choice.isNull()) throw new CompletionRequest.Invalid("'tool_choice' needs 'tools'");
+        JsonNode parallelNode = body.get("parallel_tool_calls");
+        if (parallelNode != null && !parallelNode.isNull() && !parallelNode.isBoolean()) throw new CompletionRequest.Invalid("'parallel_tool_calls' must be true or false");
+        if (none) return null;
+        if (!list.isArray()) throw new CompletionRequest.Invalid("'tools' must be an array of tools");
+        List<Function> functions = new ArrayList<>();
+        Set<String> names = new HashSet<>();
+        for (int i = 0; i < list.size(); i++) {
+            Function f = function(list.get(i), "tools[" + i + "]");
+            if (!names.add(f.name())) throw new CompletionRequest.Invalid("tools[" + i + "]: a second function named '" + f.name() + "'");
+            functions.add(f);
+        }
+        boolean required = false;
+        if (choice != null && !choice.isNull()) {
+            if (choice.isTextual()) {
+                switch (choice.asText()) {
+                    case "none" -> {
+                        return null;
+                    }
+                    case "auto" -> {
+                    }
+                    case "required" -> required = true;
+                    default -> throw new CompletionRequest.Invalid("'tool_choice' must be none, auto, required or {\"type\": \"function\", \"function\": {\"name\": ...}}, got '" + choice.asText() + "'");
+                }
+            } else {
+                String name = choice.path("function").path("name").asText(null);
+                if (!"function".equals(choice.path("type").asText()) || name == null) {
+                    throw new CompletionRequest.Invalid("'tool_choice' must be none, auto, required or {\"type\": \"function\", \"function\": {\"name\": ...}}");
+                }
+                functions = functions.stream().filter(f -> f.name().equals(name)).toList();
+                if (functions.isEmpty()) throw new CompletionRequest.Invalid("'tool_choice' names function '" + name + "', which is not in 'tools'");
+                required = true;
+            }
+        }
+        if (functions.isEmpty()) throw new CompletionRequest.Invalid("'tools' is empty: give a function, or leave 'tools' out");
+        Tools tools = new Tools(functions, required, parallelNode != null && parallelNode.asBoolean());
+        tools.grammar(); // the schemas' errors now, as the request's
+        return tools;
+    }
+
+    /** {@code {"type": "function", "function": {"name", "description", "parameters"}}}, checked. */
+    private static Function function(JsonNode tool, String where) {
+        if (!tool.isObject() || !"function".equals(tool.path("type").asText()) || !tool.path("function").isObject()) {
+            throw new CompletionRequest.Invalid(where + " must be {\"type\": \"function\", \"function\": {\"name\": ..., \"parameters\": ...}}");
+        }
+        JsonNode f = tool.get("function");
+        String name = f.path("name").asText("");
+        // OpenAI's rule for names; it also keeps them plain in the prompt and the grammar
+        if (!name.matches("[a-zA-Z0-9_-]{1,64}")) throw new CompletionRequest.Invalid(where + ".function.name must be 1 to 64 letters, digits, _ or -, got " + f.path("name"));
+        JsonNode description = f.get("description");
+        if (description != null && !description.isNull() && !description.isTextual()) throw new CompletionRequest.Invalid(where + ".function.description must be a string");
+        JsonNode parameters = f.get("parameters");
+        if (parameters == null || parameters.isNull()) {
+            // no parameters: OpenAI's "a function with an empty parameter list"
+            parameters = Server.JSON.createObjectNode().put("type", "object").put("additionalProperties", false);
+        } else if (!parameters.isObject()) {
+            throw new CompletionRequest.Invalid(where + ".function.parameters must be a JSON Schema object");
+        }
+        try {
+            JsonSchemaGrammar.convert(parameters.toString());
+        } catch (IllegalArgumentException e) {
+            throw new CompletionRequest.Invalid(where + ".function.parameters: " + e.getMessage().replaceFirst("^--json-schema: ", ""));
+        }
+        return new Function(name, description == null || description.isNull() ? null : description.asText(), parameters);
+    }
+
+    /** The system prompt: the request's own (null for none), then the tools and how to call them. */
+    String describe(String system) {
+        StringBuilder text = new StringBuilder();
+        if (system != null && !system.isEmpty()) text.append(system).append("\n\n");
+        text.append("You can call these tools (each one's arguments as a JSON Schema):\n");
+        for (Function f : functions) {
+            ObjectNode tool = Server.JSON.createObjectNode().put("name", f.name());
+            if (f.description() != null) tool.put("description", f.description());
+            tool.set("parameters", f.parameters());
+            text.append(tool).append('\n');
+        }
+        String call = parallel ? "{\"tool_calls\": [{\"name\": \"<tool>\", \"arguments\": {<its arguments>}}, ...]} to call one or more tools"
+                : "{\"tool_call\": {\"name\": \"<tool>\", \"arguments\": {<its arguments>}}} to call a tool";
+        text.append("\nReply with one JSON object: ").append(call);
+        if (!required) text.append(", or {\"response\": \"<your answer>\"} to answer the user");
+        return text.append(". A tool's result comes back as {\"tool_response\": {\"name\": \"<tool>\", \"content\": \"<its result>\"}}.").toString();
+    }
+
+    /**
+     * The GBNF grammar of a reply: llama.cpp's generic format's JSON Schema (a call of one of the functions, or
+     * several, or an answer), each function's local definitions ({@code $defs}) moved to the schema's top as
+     * {@code fN.NAME} so that its references still find them.
+     */
+    String grammar() {
+        ObjectNode defs = Server.JSON.createObjectNode();
+        ArrayNode calls = Server.JSON.createArrayNode();
+        for (int i = 0; i < functions.size(); i++) {
+            Function f = functions.get(i);
+            ObjectNode call = calls.addObject().put("type", "object");
+            ObjectNode properties = call.putObject("properties");
+            properties.putObject("name").put("const", f.name());
+            properties.set("arguments", hoisted(f.parameters(), "f" + i + ".", defs, true));
+            call.putArray("required").add("name").add("arguments");
+        }
+        JsonNode oneCall = calls.size() == 1 ? calls.get(0) : Server.JSON.createObjectNode().set("anyOf", calls);
+        ObjectNode schema = Server.JSON.createObjectNode();
+        ObjectNode reply = Server.JSON.createObjectNode().put("type", "object");
+        String field = parallel ? "tool_calls" : "tool_call";
+        if (parallel) reply.putObject("properties").putObject(field).put("type", "array").put("minItems", 1).set("items", oneCall);
+        else reply.putObject("properties").set(field, oneCall);
+        reply.putArray("required").add(field);
+        if (required) {
+            schema.setAll(reply);
+        } else {
+            ObjectNode answer = Server.JSON.createObjectNode().put("type", "object");
+            answer.putObject("properties").putObject("response").put("type", "string");
+            answer.putArray("required").add("response");
+            schema.putArray("anyOf").add(reply).add(answer);
+        }
+        if (!defs.isEmpty()) schema.set("$defs", defs);
+        return JsonSchemaGrammar.convert(schema.toString());
+    }
+
+    /**
+     * {@code schema} with its {@code $ref}s to local definitions renamed with {@code prefix}, and (at its top) its
+     * definitions moved into {@code defs} under those names.
+     */
+    private static JsonNode hoisted(JsonNode schema, String prefix, ObjectNode defs, boolean top) {
+        if (schema.isArray()) {
+            ArrayNode copy = Server.JSON.createArrayNode();
+            schema.forEach(item -> copy.add(hoisted(item, prefix, defs, false)));
+            return copy;
+        }
+        if (!schema.isObject()) return schema;
+        ObjectNode copy = Server.JSON.createObjectNode();
+        for (Map.Entry<String, JsonNode> e : schema.properties()) {
+            String key = e.getKey();
+            JsonNode value = e.getValue();
+            if (top && (key.equals("$defs") || key.equals("definitions")) && value.isObject()) {
+                for (Map.Entry<String, JsonNode> d : value.properties()) defs.set(prefix + d.getKey(), hoisted(d.getValue(), prefix, defs, false));
+            } else if (key.equals("$ref") && value.isTextual()) {
+                String ref = value.asText();
+                String name = ref.startsWith("#/$defs/") ? ref.substring(8) : ref.startsWith("#/definitions/") ? ref.substring(14) : null;
+                copy.put(key, name == null ? ref : "#/$defs/" + prefix + name);
+            } else {
+                copy.set(key, hoisted(value, prefix, defs, false));
+            }
+        }
+        return copy;
+    }
+
+    /** An assistant's earlier calls as its reply's JSON was (one call, or several), for the prompt. */
+    static String callsText(List<Call> calls) {
+        ObjectNode reply = Server.JSON.createObjectNode();
+        if (calls.size() == 1) {
+            reply.set("tool_call", callNode(calls.getFirst()));
+        } else {
+            ArrayNode list = reply.putArray("tool_calls");
+            calls.forEach(c -> list.add(callNode(c)));
+        }
+        return reply.toString();
+    }
+
+    private static ObjectNode callNode(Call call) {
+        ObjectNode node = Server.JSON.createObjectNode().put("name", call.name());
+        try {
+            node.set("arguments", Server.JSON.readTree(call.arguments()));
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e); // checked where the call was taken
+        }
+        return node;
+    }
+
+    /** A tool's result, for the prompt: its function's name and the result's text. */
+    static String responseText(String name, String content) {
+        ObjectNode response = Server.JSON.createObjectNode();
+        response.putObject("tool_response").put("name", name).put("content", content);
+        return response.toString();
+    }
+
+    /** A reply's calls ({@code null} content) or its answer (no calls). */
+    record Reply(String content, List<Call> calls) {
+    }
+
+    /** The reply's JSON text as a call or an answer; null where it is not one (cut short by the token limit or a stop string). */
+    static Reply read(String text) {
+        JsonNode reply;
+        try {
+            reply = Server.JSON.readTree(text);
+        } catch (JsonProcessingException e) {
+            return null;
+        }
+        if (reply == null || !reply.isObject()) return null;
+        if (reply.get("response") instanceof JsonNode answer && answer.isTextual()) return new Reply(answer.asText(), List.of());
+        List<JsonNode> nodes = new ArrayList<>();
+        if (reply.get("tool_call") instanceof JsonNode one && one.isObject()) nodes.add(one);
+        if (reply.get("tool_calls") instanceof JsonNode several && several.isArray()) several.forEach(nodes::add);
+        List<Call> calls = new ArrayList<>();
+        for (JsonNode c : nodes) {
+            if (!c.path("name").isTextual() || !c.path("arguments").isObject()) return null;
+            calls.add(new Call(newId(), c.get("name").asText(), c.get("arguments").toString()));
+        }
+        return calls.isEmpty() ? null : new Reply(null, calls);
+    }
+
+    /**
+     * A reply as its text comes, for a stream: where it begins as an answer ({@code {"response": "}), the answer's
+     * characters as far as they are decoded and whole; at its end, the reply as {@link #read} takes it.
+     */
+    static final class Answer {
+        private static final Pattern START = Pattern.compile("\\s*\\{\\s*\"response\"\\s*:\\s*\"");
+        private final StringBuilder json = new StringBuilder(), answer = new StringBuilder();
+        /** Where in the JSON the answer's characters not yet decoded start: -1 before its opening quote, -2 where the reply is no answer. */
+        private int next = -1;
+        private boolean closed;
+        private int given;
+
+        /** Adds a piece of the reply's text; returns the answer's characters that it completes (empty for none). */
+        String add(String piece) {
+            json.append(piece);
+            if (next == -1) {
+                Matcher m = START.matcher(json);
+                if (m.lookingAt()) next = m.end();
+                else if (!m.hitEnd()) next = -2;
+            }
+            while (next >= 0 && !closed && next < json.length()) {
+                char c = json.charAt(next);
+                if (c == '"') {
+                    closed = true;
+                } else if (c != '\\') {
+                    answer.append(c);
+                    next++;
+                } else {
+                    if (next + 1 >= json.length()) break;
+                    char e = json.charAt(next + 1);
+                    if (e == 'u') {
+                        if (next + 6 > json.length()) break;
+                        answer.append((char) Integer.parseInt(json.substring(next + 2, next + 6), 16));
+                        next += 6;
+                    } else {
+                        answer.append(switch (e) {
+                            case 'b' -> '\b';
+                            case 'f' -> '\f';
+                            case 'n' -> '\n';
+                            case 'r' -> '\r';
+                            case 't' -> '\t';
+                            default -> e; // " \\ /
+                        });
+                        next += 2;
+                    }
+                }
+            }
+            // half of a surrogate pair waits for its other half
+            int end = answer.length() > given && Character.isHighSurrogate(answer.charAt(answer.length() - 1)) ? answer.length() - 1 : answer.length();
+            String decoded = answer.substring(given, end);
+            given = end;
+            return decoded;
+        }
+
+        /**
+         * The whole reply: its calls, or its answer; where it is neither whole (cut short), the answer as far as it
+         * came, or else the reply's text as it is. The answer's characters given out so far start its content.
+         */
+        Reply reply() {
+            Reply whole = read(json.toString());
+            if (whole != null) return whole;
+            return new Reply(next >= 0 ? answer.toString() : json.toString(), List.of());
+        }
+
+        /** How many of the content's characters {@link #add} gave out. */
+        int given() {
+            return given;
+        }
+    }
+
+    private static final String ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+    /** A call's id, as OpenAI's look ({@code call_} and 24 letters and digits). */
+    private static String newId() {
+        StringBuilder id = new StringBuilder("call_");
+        for (int i = 0; i < 24; i++) id.append(ID_CHARS.charAt(ThreadLocalRandom.current().nextInt(ID_CHARS.length())));
+        return id.toString();
+    }
+}
