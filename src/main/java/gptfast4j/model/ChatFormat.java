@@ -42,7 +42,20 @@ public enum ChatFormat {
      * tokens where it has them (v0.3's and the tekken vocabularies), text otherwise (v1's); a message's own text is
      * never taken as a marker.
      */
-    MISTRAL_V1, MISTRAL_V3, MISTRAL_V3_TEKKEN, MISTRAL_V7, MISTRAL_V7_TEKKEN;
+    MISTRAL_V1, MISTRAL_V3, MISTRAL_V3_TEKKEN, MISTRAL_V7, MISTRAL_V7_TEKKEN,
+    /**
+     * ChatML (Hermes, Dolphin, OpenHermes and other fine-tunes of Llama and Mistral models):
+     * {@code <|im_start|>role\nmessage<|im_end|>\n} for each message, a system prompt a message of its own, the answer
+     * after {@code <|im_start|>assistant\n} and ended by {@code <|im_end|>}; messages as they are (not stripped), as
+     * llama.cpp's llama-chat.cpp writes them.
+     */
+    CHATML,
+    /**
+     * DeepSeek-V3's, which DeepSeek-R1's distillations into Llama models use (llama.cpp's {@code deepseek3}): a system
+     * prompt and a blank line first, then {@code <｜User｜>message<｜Assistant｜>}, the answer ended by EOS
+     * ({@code <｜end▁of▁sentence｜>}). An R1 model's thinking ({@code <think>...</think>}) is part of its answer's text.
+     */
+    DEEPSEEK3;
 
     /** Zephyr's text between a user's message and the answer. */
     private static final String ASSISTANT = "\n<|assistant|>\n";
@@ -53,6 +66,8 @@ public enum ChatFormat {
      */
     public static ChatFormat detect(String chatTemplate) {
         if (chatTemplate != null) {
+            // Phi-4's and SmolVLM's are not ChatML, though they use its markers (llama.cpp's test)
+            if (chatTemplate.contains("<|im_start|>") && !chatTemplate.contains("<|im_sep|>") && !chatTemplate.contains("<end_of_utterance>")) return CHATML;
             if (chatTemplate.contains("<|start_header_id|>")) return LLAMA3;
             // Mistral's official v1, v3, v3-tekken and v7 templates, told apart as llama.cpp's llama_chat_detect_template does
             if (chatTemplate.contains("[INST]") && chatTemplate.contains("[SYSTEM_PROMPT]")) return MISTRAL_V7;
@@ -61,6 +76,7 @@ public enum ChatFormat {
             }
             if (chatTemplate.contains("[INST]")) return chatTemplate.contains("<<SYS>>") ? LLAMA2 : MISTRAL;
             if (chatTemplate.contains("<|user|>") && chatTemplate.contains("<|assistant|>")) return ZEPHYR;
+            if (chatTemplate.contains("<｜Assistant｜>") && chatTemplate.contains("<｜User｜>") && chatTemplate.contains("<｜end▁of▁sentence｜>")) return DEEPSEEK3;
         }
         return PLAIN;
     }
@@ -85,6 +101,8 @@ public enum ChatFormat {
         String[] needed = switch (this) {
             case LLAMA3 -> new String[]{"<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"};
             case ZEPHYR -> new String[]{"</s>"};
+            case CHATML -> new String[]{"<|im_start|>", "<|im_end|>"};
+            case DEEPSEEK3 -> new String[]{"<｜User｜>", "<｜Assistant｜>"};
             default -> new String[0];
         };
         for (String token : needed) {
@@ -140,31 +158,47 @@ public enum ChatFormat {
             case MISTRAL_V1, MISTRAL_V3, MISTRAL_V3_TEKKEN -> {
                 if (first && addBos) ids.add(bos);
                 String lead = this == MISTRAL_V1 ? " " : "", space = this == MISTRAL_V3_TEKKEN ? "" : " ";
-                mistral(tokenizer, ids, lead, INST, space + (sys != null ? sys + "\n\n" : "") + message.strip() + lead, END_INST);
+                marked(tokenizer, ids, lead, INST, space + (sys != null ? sys + "\n\n" : "") + message.strip() + lead, END_INST);
+            }
+            case CHATML -> {
+                if (first && addBos) ids.add(bos);
+                // after the previous answer's <|im_end|>
+                if (!first) for (int id : tokenizer.encode("\n")) ids.add(id);
+                if (sys != null) marked(tokenizer, ids, IM_START, "system\n" + system, IM_END, "\n");
+                marked(tokenizer, ids, IM_START, "user\n" + message, IM_END, "\n", IM_START, CHATML_ASSISTANT);
+            }
+            case DEEPSEEK3 -> {
+                if (first && addBos) ids.add(bos);
+                marked(tokenizer, ids, sys != null ? system + "\n\n" : "", USER, message, ASSISTANT_MARKER);
             }
             case MISTRAL_V7, MISTRAL_V7_TEKKEN -> {
                 if (first && addBos) ids.add(bos);
                 String space = this == MISTRAL_V7 ? " " : "";
-                if (sys != null) mistral(tokenizer, ids, SYSTEM_PROMPT, space + sys, END_SYSTEM_PROMPT);
-                mistral(tokenizer, ids, INST, space + message.strip(), END_INST);
+                if (sys != null) marked(tokenizer, ids, SYSTEM_PROMPT, space + sys, END_SYSTEM_PROMPT);
+                marked(tokenizer, ids, INST, space + message.strip(), END_INST);
             }
         }
         return ids.stream().mapToInt(Integer::intValue).toArray();
     }
 
-    /** One of Mistral's markers, a special token in the vocabularies that have it: a type of its own, so that no text is taken for one. */
+    /** A format's marker, a special token in the vocabularies that have it: a type of its own, so that no text is taken for one. */
     private record Marker(String text) {
     }
 
     private static final Marker INST = new Marker("[INST]"), END_INST = new Marker("[/INST]"),
-            SYSTEM_PROMPT = new Marker("[SYSTEM_PROMPT]"), END_SYSTEM_PROMPT = new Marker("[/SYSTEM_PROMPT]");
+            SYSTEM_PROMPT = new Marker("[SYSTEM_PROMPT]"), END_SYSTEM_PROMPT = new Marker("[/SYSTEM_PROMPT]"),
+            IM_START = new Marker("<|im_start|>"), IM_END = new Marker("<|im_end|>"),
+            USER = new Marker("<｜User｜>"), ASSISTANT_MARKER = new Marker("<｜Assistant｜>");
+
+    /** ChatML's text between {@code <|im_start|>} and an answer. */
+    private static final String CHATML_ASSISTANT = "assistant\n";
 
     /**
      * {@code parts}, markers and texts, as tokens: a marker as its special token where the vocabulary has one, each
      * text between such tokens on its own (as llama.cpp tokenizes a template's output); a marker the vocabulary lacks
      * is text, tokenized with the text around it.
      */
-    private static void mistral(Tokenizer tokenizer, List<Integer> ids, Object... parts) {
+    private static void marked(Tokenizer tokenizer, List<Integer> ids, Object... parts) {
         StringBuilder text = new StringBuilder();
         for (Object part : parts) {
             java.util.OptionalInt special = part instanceof Marker m ? tokenizer.special(m.text()) : java.util.OptionalInt.empty();
@@ -184,7 +218,11 @@ public enum ChatFormat {
      * follows: Llama-3's {@code <|eot_id|>}, the others' EOS ({@code eos}). A plain model has no turns: EOS.
      */
     public int endOfTurn(Tokenizer tokenizer, int eos) {
-        return this == LLAMA3 ? tokenizer.special("<|eot_id|>").orElse(eos) : eos;
+        return switch (this) {
+            case LLAMA3 -> tokenizer.special("<|eot_id|>").orElse(eos);
+            case CHATML -> tokenizer.special(IM_END.text()).orElse(eos);
+            default -> eos;
+        };
     }
 
     /**
@@ -202,12 +240,13 @@ public enum ChatFormat {
         for (int i = 0; i < messages.size(); i++) {
             if (i % 2 == 0) {
                 for (int id : userTurn(tokenizer, messages.get(i), i == 0, bos, addBos, system)) ids.add(id);
-            } else if (this == ZEPHYR) {
-                // the answer follows "\n<|assistant|>\n" in one text (no special token between: no dummy prefix of
-                // its own), as the template's output is tokenized
-                int[] header = tokenizer.encode(ASSISTANT);
+            } else if (this == ZEPHYR || this == CHATML) {
+                // the answer follows "\n<|assistant|>\n" (ChatML's "assistant\n") in one text (no special token
+                // between: no dummy prefix of its own), as the template's output is tokenized
+                String before = this == ZEPHYR ? ASSISTANT : CHATML_ASSISTANT;
+                int[] header = tokenizer.encode(before);
                 ids.subList(ids.size() - header.length, ids.size()).clear();
-                for (int id : tokenizer.encode(ASSISTANT + messages.get(i).strip())) ids.add(id);
+                for (int id : tokenizer.encode(before + (this == ZEPHYR ? messages.get(i).strip() : messages.get(i)))) ids.add(id);
                 ids.add(endOfTurn(tokenizer, eos));
             } else {
                 // Mistral's answers after a space, but v3-tekken's and v7-tekken's (llama-chat.cpp)

@@ -159,6 +159,13 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         return result;
     }
 
+    /**
+     * Special tokens that end a turn, so a generation too, besides the file's EOS (and GGUF's EOT): Llama-3's, Llama-3.1's
+     * end of a message to a tool, ChatML's; the texts llama.cpp takes as ends of generation that our models' vocabularies
+     * hold.
+     */
+    private static final List<String> END_OF_TURN = List.of("<|eot_id|>", "<|eom_id|>", "<|im_end|>");
+
     private static Checkpoint loadGGUF(GGUF gguf, Path tokenizerPath, OffHeap memory) {
         Path path = gguf.path();
         Metadata md = gguf.metadata();
@@ -200,7 +207,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Set<Integer> eos = new LinkedHashSet<>();
         eos.add(md.getInt("tokenizer.ggml.eos_token_id", 2));
         if (md.has("tokenizer.ggml.eot_token_id")) eos.add(md.getInt("tokenizer.ggml.eot_token_id", 0));
-        tokenizer.special("<|eot_id|>").ifPresent(eos::add);
+        END_OF_TURN.forEach(t -> tokenizer.special(t).ifPresent(eos::add));
         boolean addBos = md.getBool("tokenizer.ggml.add_bos_token", true);
         ChatFormat chat = ChatFormat.detect(md.getString("tokenizer.chat_template", null));
         return new Checkpoint(path, "gguf", build(path, config, tensors, memory), tokenizer, tensors, md,
@@ -288,7 +295,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         } else {
             eos.add(jsonInt(eosIn, eosFile, "eos_token_id", 2));
         }
-        tokenizer.special("<|eot_id|>").ifPresent(eos::add); // a Llama-3 turn's end, as for GGUF files (a base model's config names only <|end_of_text|>)
+        END_OF_TURN.forEach(t -> tokenizer.special(t).ifPresent(eos::add)); // as for GGUF files (a Llama-3 base model's config names only <|end_of_text|>)
         String template = null;
         Path tokConfig = dir.resolve("tokenizer_config.json");
         if (Files.exists(tokConfig)) template = readJson(tokConfig).path("chat_template").asText(null);

@@ -83,7 +83,7 @@ final class Job implements Engine.Work {
         }
         if (!chat) return ckpt.promptTokens(request.prompt(), true);
         if (chatFormat == ChatFormat.PLAIN) {
-            throw Server.HttpError.invalid("this model has no chat template: start the server with --chat-format (llama2, mistral, zephyr or llama3), or use /v1/completions");
+            throw Server.HttpError.invalid("this model has no chat template: start the server with --chat-format (llama2, mistral, zephyr, llama3, chatml, ...), or use /v1/completions");
         }
         try {
             return chatFormat.conversation(ckpt.tokenizer(), request.system(), request.messages(), ckpt.bos(), ckpt.addBos(), ckpt.eos()[0]);

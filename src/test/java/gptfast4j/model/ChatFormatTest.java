@@ -213,4 +213,65 @@ class ChatFormatTest {
         assertArrayEquals(java.util.stream.IntStream.concat(java.util.stream.IntStream.of(1), Arrays.stream(v1.encode(" [INST] Be brief.\n\nHello [/INST]"))).toArray(),
                 ChatFormat.MISTRAL_V1.userTurn(v1, "Hello", true, 1, true, "Be brief."));
     }
+
+    /** A vocabulary read from {@code file} with the tokens at {@code ids} renamed {@code texts} and made special (control) tokens. */
+    private static Tokenizer withSpecials(String file, int[] ids, String... texts) {
+        gptfast4j.io.GGUF vocab = gptfast4j.io.GGUF.read(Shared.TOKENIZERS.resolve(file));
+        java.util.Map<String, gptfast4j.io.Metadata.Value> md = new java.util.LinkedHashMap<>(vocab.metadata().asMap());
+        String[] tokens = vocab.metadata().getStrings("tokenizer.ggml.tokens").clone();
+        int[] types = vocab.metadata().getInts("tokenizer.ggml.token_type").clone();
+        for (int i = 0; i < ids.length; i++) {
+            tokens[ids[i]] = texts[i];
+            types[ids[i]] = 3; // CONTROL
+        }
+        md.put("tokenizer.ggml.tokens", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.STRING, tokens));
+        md.put("tokenizer.ggml.token_type", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.INT32, types));
+        return Tokenizers.fromGGUF(vocab.path(), new gptfast4j.io.Metadata(md, file + " with markers"));
+    }
+
+    private static int[] withBos(int bos, int[] ids) {
+        return java.util.stream.IntStream.concat(java.util.stream.IntStream.of(bos), Arrays.stream(ids)).toArray();
+    }
+
+    /**
+     * ChatML's turns and conversations are the text llama.cpp's llama-chat.cpp writes for it (its test-chat-template.cpp's
+     * expected output for the ChatML template has this form), tokenized with its markers as special tokens: on a
+     * byte-level vocabulary (Llama-3's, two reserved tokens renamed) and on a SentencePiece one (Llama-2's, two rare
+     * pieces renamed), where an answer is tokenized with the "assistant\n" before it, as the template's text is.
+     */
+    @Test
+    void chatmlIsLlamaCppsText() {
+        assertEquals(ChatFormat.CHATML, ChatFormat.detect("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"));
+        assertEquals(ChatFormat.PLAIN, ChatFormat.detect("{{'<|im_start|>system<|im_sep|>' + message['content'] + '<|im_end|>'}}"), "Phi-4's is not ChatML");
+        assertEquals(ChatFormat.CHATML, ChatFormat.parse("chatml", "--chat-format"));
+        List<String> turns = List.of("Hello", "Hi there", "Who are you");
+        String text = "<|im_start|>system\nYou are a helpful assistant<|im_end|>\n<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\nHi there<|im_end|>\n"
+                + "<|im_start|>user\nWho are you<|im_end|>\n<|im_start|>assistant\n";
+        Tokenizer bpe = withSpecials("llama3-vocab.gguf", new int[]{128018, 128019}, "<|im_start|>", "<|im_end|>");
+        Tokenizer spm = withSpecials("ggml-vocab-llama-spm.gguf", new int[]{31998, 31999}, "<|im_start|>", "<|im_end|>");
+        for (Tokenizer t : List.of(bpe, spm)) {
+            int bos = t == bpe ? 128000 : 1, imEnd = t.special("<|im_end|>").orElseThrow();
+            assertArrayEquals(withBos(bos, t.encodeWithSpecials(text)), ChatFormat.CHATML.conversation(t, "You are a helpful assistant", turns, bos, true, 2));
+            assertEquals(imEnd, ChatFormat.CHATML.endOfTurn(t, 2));
+            assertArrayEquals(t.encodeWithSpecials("\n<|im_start|>user\nMore<|im_end|>\n<|im_start|>assistant\n"),
+                    ChatFormat.CHATML.userTurn(t, "More", false, bos, true, "You are a helpful assistant"));
+        }
+        assertTrue(Arrays.stream(ChatFormat.CHATML.conversation(spm, null, turns, 1, true, 2)).noneMatch(id -> spm.piece(id).equals("▁Hi")),
+                "the answer follows \"assistant\\n\" in one text: no dummy prefix");
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> ChatFormat.CHATML.checkTokenizer(Tokenizers.load(Shared.TOKENIZERS.resolve("llama2-tokenizer.model"))));
+        assertEquals("the chatml chat format needs the token <|im_start|>, which this tokenizer has not", e.getMessage());
+    }
+
+    /** DeepSeek-V3's (R1's distillations into Llama models): the text llama.cpp's llama-chat.cpp writes for it. */
+    @Test
+    void deepseek3IsLlamaCppsText() {
+        assertEquals(ChatFormat.DEEPSEEK3, ChatFormat.detect("{{'<｜User｜>' + message['content']}}{{'<｜Assistant｜>' + content + '<｜end▁of▁sentence｜>'}}"));
+        Tokenizer t = withSpecials("llama3-vocab.gguf", new int[]{128011, 128012}, "<｜User｜>", "<｜Assistant｜>");
+        int bos = 128000, eos = 128001;
+        String text = "Be brief.\n\n<｜User｜>Hello<｜Assistant｜>Hi there<|end_of_text|><｜User｜>Who are you<｜Assistant｜>";
+        assertArrayEquals(withBos(bos, t.encodeWithSpecials(text)), ChatFormat.DEEPSEEK3.conversation(t, "Be brief.", List.of("Hello", "Hi there", "Who are you"), bos, true, eos));
+        assertArrayEquals(t.encodeWithSpecials("<｜User｜>More<｜Assistant｜>"), ChatFormat.DEEPSEEK3.userTurn(t, "More", false, bos, true, "Be brief."));
+        assertEquals(eos, ChatFormat.DEEPSEEK3.endOfTurn(t, eos));
+    }
 }
