@@ -243,13 +243,37 @@ public final class Llama {
             // gets the logits it would get with every position's wanted (the output head's products are then the same)
             int wanted = sink == null ? (last ? 1 : 0) : Math.clamp(startPos + done + batch - firstWanted, 0, batch);
             int computed = sink == null || wanted == 0 ? wanted : Math.max(wanted, Math.min(batch, Tensor.BATCH_INVARIANT_TOKENS));
-            step(s, tokens, from + done, batch, startPos + done, computed, exact, null, null);
+            step(s, tokens, from + done, batch, startPos + done, computed, exact, false, null, null);
             if (sink != null) {
                 for (int t = batch - wanted; t < batch; t++) sink.accept(startPos + done + t, s.logits, (t - (batch - computed)) * config.vocabSize());
             }
             done += batch;
         }
         return s.logits;
+    }
+
+    /** Receives the final hidden state of position {@code position}: {@code dim} floats in {@code states[offset ..)}. */
+    @FunctionalInterface
+    public interface HiddenSink {
+        void accept(int position, float[] states, int offset);
+    }
+
+    /**
+     * Runs {@code tokens} at positions {@code 0 ..} (their keys and values then fill the cache, as a prompt's would)
+     * and hands each position's final hidden state to {@code sink}: the output norm's, what the output head would
+     * multiply (llama.cpp's embeddings), in batches of at most {@code state.maxBatch}; no logits are computed.
+     */
+    public void hiddenStates(State s, int[] tokens, HiddenSink sink) {
+        int n = tokens.length, dim = config.dim();
+        if (n == 0) throw new IllegalArgumentException("no tokens to run");
+        if (s.model != this) throw new IllegalArgumentException("the state was made by another model (newState)");
+        if (n > s.contextLength) throw new IllegalArgumentException(n + " tokens exceed the context length " + s.contextLength);
+        for (int done = 0; done < n; ) {
+            int batch = Math.min(s.maxBatch, n - done);
+            step(s, tokens, done, batch, done, batch, false, true, null, null);
+            for (int t = 0; t < batch; t++) sink.accept(done + t, s.xb, t * dim);
+            done += batch;
+        }
     }
 
     /**
@@ -302,7 +326,7 @@ public final class Llama {
         }
         batch.perToken = true;
         try {
-            step(batch, tokens, 0, n, 0, n, true, sequences, positions);
+            step(batch, tokens, 0, n, 0, n, true, false, sequences, positions);
         } finally {
             batch.perToken = false;
             java.util.Arrays.fill(batch.tokenKv, null); // the sequences' caches are theirs to drop
@@ -315,17 +339,17 @@ public final class Llama {
      * {@code sequences} as {@link #decodeEach}'s step, after checking its token ids (here, not in the followers, which
      * would stop at a bad one). A failure after the command went out ends the group (TensorParallel#abandon).
      */
-    private void step(State s, int[] tokens, int from, int n, int startPos, int nLogits, boolean exact, State[] sequences, int[] positions) {
+    private void step(State s, int[] tokens, int from, int n, int startPos, int nLogits, boolean exact, boolean hidden, State[] sequences, int[] positions) {
         if (!parallel.leads()) {
-            runBatch(s, tokens, from, n, startPos, nLogits, exact);
+            runBatch(s, tokens, from, n, startPos, nLogits, exact, hidden);
             return;
         }
         checkTokens(tokens, from, n);
         synchronized (parallel) {
-            if (sequences == null) parallel.run(s, tokens, from, n, startPos, nLogits, exact);
+            if (sequences == null) parallel.run(s, tokens, from, n, startPos, nLogits, exact, hidden);
             else parallel.each(s, sequences, tokens, positions, n);
             try {
-                runBatch(s, tokens, from, n, startPos, nLogits, exact);
+                runBatch(s, tokens, from, n, startPos, nLogits, exact, hidden);
             } catch (RuntimeException | Error e) {
                 parallel.abandon(e);
                 throw e;
@@ -344,10 +368,11 @@ public final class Llama {
 
     /**
      * Computes the logits of the last {@code nLogits} tokens of the batch (0 for none); {@code exact}: each token's
-     * exactly as its decode step would ({@link #verify}). Package-private for LastLayerTest, which asks for logits
-     * counts the public calls do not.
+     * exactly as its decode step would ({@link #verify}); {@code hidden}: their final hidden states only, in
+     * {@code s.xb}, the output head left out ({@link #hiddenStates}). Package-private for LastLayerTest, which asks for
+     * logits counts the public calls do not.
      */
-    void runBatch(State s, int[] tokens, int from, int n, int startPos, int nLogits, boolean exact) {
+    void runBatch(State s, int[] tokens, int from, int n, int startPos, int nLogits, boolean exact, boolean hidden) {
         if (n == 1 && !decodeLayouts) useDecodeLayouts(SystemMemory.available()); // a leader's followers do the same here
         Weights weights = this.weights;
         TensorParallel tp = parallel;
@@ -422,6 +447,7 @@ public final class Llama {
         if (nLogits == 0) return;
         int first = n - nLogits;
         for (int t = first; t < n; t++) VectorMath.rmsnorm(s.xb, (t - first) * dim, s.x, t * dim, weights.norm(), dim, c.rmsNormEps());
+        if (hidden) return;
         if (seen != null) seen.inputs(weights.output(), s.xb, nLogits);
         weights.output().matmul(s.xb, nLogits, s.logitsPart, s.vocabPart, exact);
         if (!tp.whole()) tp.group.gather(s.logitsPart, s.logits, c.vocabSize(), nLogits, tp.vocabStarts);

@@ -140,10 +140,13 @@ public final class TensorParallel {
         return id;
     }
 
-    /** Leader: the followers run the batch {@link Llama#runBatch} is about to run. Called holding this object's lock. */
-    void run(Llama.State s, int[] tokens, int from, int n, int startPos, int nLogits, boolean exact) {
+    /**
+     * Leader: the followers run the batch {@link Llama#runBatch} is about to run ({@code exact} and {@code hidden} as
+     * its flags). Called holding this object's lock.
+     */
+    void run(Llama.State s, int[] tokens, int from, int n, int startPos, int nLogits, boolean exact, boolean hidden) {
         int[] w = words(6 + n);
-        w[0] = RUN; w[1] = s.id; w[2] = n; w[3] = startPos; w[4] = nLogits; w[5] = exact ? 1 : 0;
+        w[0] = RUN; w[1] = s.id; w[2] = n; w[3] = startPos; w[4] = nLogits; w[5] = (exact ? 1 : 0) | (hidden ? 2 : 0);
         System.arraycopy(tokens, from, w, 6, n);
         command(w, 6 + n);
     }
@@ -216,7 +219,7 @@ public final class TensorParallel {
             switch (w[1]) {
                 case NEW_STATE -> states.put(w[2], new Llama.State(model, w[3], w[4], w[5],
                         new KvCache.Type(KvCache.Type.Element.values()[w[6]], KvCache.Type.Element.values()[w[7]])));
-                case RUN -> model.runBatch(state(states, w[2]), w, 7, w[3], w[4], w[5], w[6] == 1);
+                case RUN -> model.runBatch(state(states, w[2]), w, 7, w[3], w[4], w[5], (w[6] & 1) != 0, (w[6] & 2) != 0);
                 case EACH -> {
                     int n = w[3];
                     for (int t = 0; t < n; t++) {

@@ -67,12 +67,12 @@ class LastLayerTest {
         int[] prompt = prompt(n, vocab);
         assertTrue(Llama.lastLayerFrom(n, wanted, true) > 0, "the last layer split");
         Llama.State whole = model.newState(64, n), part = model.newState(64, n);
-        model.runBatch(whole, prompt, 0, n, 0, n, false);
-        model.runBatch(part, prompt, 0, n, 0, wanted, false);
+        model.runBatch(whole, prompt, 0, n, 0, n, false, false);
+        model.runBatch(part, prompt, 0, n, 0, wanted, false, false);
         assertArrayEquals(Arrays.copyOfRange(whole.logits, (n - wanted) * vocab, n * vocab), Arrays.copyOf(part.logits, wanted * vocab), 1e-4f, "the last positions' logits");
         // one position's logits (a prompt's): its output head another product, but its last hidden state the same
         Llama.State one = model.newState(64, n);
-        model.runBatch(one, prompt, 0, n, 0, 1, false);
+        model.runBatch(one, prompt, 0, n, 0, 1, false, false);
         int dim = model.config.dim(), kept = n - Llama.lastLayerFrom(n, 1, true);
         assertArrayEquals(Arrays.copyOfRange(whole.x, (n - 1) * dim, n * dim), Arrays.copyOfRange(one.x, (kept - 1) * dim, kept * dim), 1e-4f, "the last hidden state");
         float[] next = Arrays.copyOf(model.forward(whole, 7, n), vocab);

@@ -91,6 +91,11 @@ class TensorParallelTest {
                     float[] b = split.forward(split.newState(128, 128, 1, KvCache.Type.F16), longPrompt, 0, longPrompt.length, 0, null);
                     for (int i = 0; i < vocab; i++) assertEquals(a[i], b[i], 1e-5 * Math.max(1, Math.abs(a[i])), what + " long prompt's logit " + i);
                     assertEquals(argmax(a, vocab), argmax(b, vocab), what);
+                    // hidden states only (an embedding): the followers leave the output head out too, and the group
+                    // goes on in step (the runs below)
+                    float[] ea = Pooling.MEAN.embed(whole, whole.newState(128, 128, 1, KvCache.Type.F16), longPrompt);
+                    float[] eb = Pooling.MEAN.embed(split, split.newState(128, 128, 1, KvCache.Type.F16), longPrompt);
+                    assertArrayEquals(ea, eb, 1e-5f, what + " embedding");
                     if (whole.config.headDim() % 32 == 0) {
                         // quantized caches: each process its own heads' blocks, the queries rounded alike; keys and
                         // values of two types, as the followers are told them
