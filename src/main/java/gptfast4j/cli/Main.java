@@ -11,7 +11,7 @@ import java.util.Arrays;
 /** The {@code gptfast} command. Errors a user can cause are one line on stderr and a non-zero exit. */
 @Command(name = "gptfast", mixinStandardHelpOptions = true, version = "gptfast4j 0.1.0",
         description = "Fast, compact LLM text generation in pure Java.",
-        subcommands = {GenerateCommand.class, ServeCommand.class, InfoCommand.class, BenchCommand.class, MakeModelCommand.class, QuantizeCommand.class, ImatrixCommand.class, PerplexityCommand.class, WorkerCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {GenerateCommand.class, ServeCommand.class, EmbedCommand.class, InfoCommand.class, BenchCommand.class, MakeModelCommand.class, QuantizeCommand.class, ImatrixCommand.class, PerplexityCommand.class, WorkerCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
     public static void main(String[] args) {
         System.exit(run(args));

@@ -5,6 +5,7 @@ import gptfast4j.model.ChatFormat;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.model.KvCache;
 import gptfast4j.model.Llama;
+import gptfast4j.model.Pooling;
 import gptfast4j.server.Engine;
 import gptfast4j.server.Server;
 import picocli.CommandLine.Command;
@@ -58,8 +59,12 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--slot-save-path", paramLabel = "FOLDER", description = "Keep slots' KV caches in files of FOLDER on request, as llama.cpp's: POST /slots/ID?action=save or restore with {\"filename\": NAME} (generate --prompt-cache's files).")
     Path slotSavePath;
 
-    @Option(names = "--chat-format", paramLabel = "NAME", description = "Chat format for /v1/chat/completions where the file's chat template is missing or not recognized: llama2, mistral, zephyr or llama3 (default: from the template).")
+    @Option(names = "--chat-format", paramLabel = "NAME", description = "Chat format for /v1/chat/completions where the file's chat template is missing or not recognized: llama2, mistral, zephyr, llama3, chatml, deepseek3, mistral-v3, ... as generate's (default: from the template).")
     String chatFormat;
+
+    @Option(names = "--pooling", paramLabel = "mean|cls|last", description = "How /v1/embeddings makes a text's embedding of its tokens' states: their mean, the first token's, "
+            + "or the last token's (embedding models made from decoders, such as e5-mistral); default: the file's pooling_type, else mean.")
+    String pooling;
 
     @Override
     public Integer call() throws IOException {
@@ -75,6 +80,7 @@ final class ServeCommand implements Callable<Integer> {
         if (maxRequests < 0) throw new IllegalArgumentException("--max-requests must be 1 or more, or 0 for no limit; got " + maxRequests);
         if (parallel > 1 && speculationOptions.asked()) throw new IllegalArgumentException("--parallel above 1 runs without speculation; give one of them");
         ChatFormat formatOverride = chatFormat != null ? ChatFormat.parse(chatFormat, "--chat-format") : null;
+        Pooling poolingOverride = pooling != null ? Pooling.parse(pooling, "--pooling") : null;
         if (slotSavePath != null && !java.nio.file.Files.isDirectory(slotSavePath)) throw new IllegalArgumentException("--slot-save-path " + slotSavePath + " is not a folder");
         if (slotSavePath != null && workers.workers != null) throw new IllegalArgumentException("--slot-save-path cannot be used with --workers (the KV cache is spread over the processes)");
         KvCache.Type kvType = kvCache.type();
@@ -113,6 +119,7 @@ final class ServeCommand implements Callable<Integer> {
         }
         if (corsOrigin != null) server.allowOrigin(corsOrigin);
         if (slotSavePath != null) server.saveSlotsIn(slotSavePath, cacheIdentity);
+        if (poolingOverride != null) server.poolWith(poolingOverride);
         server.limitRequests(maxRequests);
         System.err.printf("Ready in %.1f s: http://%s:%d/v1 serves %s (context %d, chat format %s%s). Ctrl-C stops.%n", (System.nanoTime() - t0) / 1e9,
                 address.getAddress().getHostAddress(), server.port(), ckpt.path().getFileName(), context, format.option(),

@@ -105,6 +105,20 @@ public abstract sealed class Engine {
         return task.done;
     }
 
+    /** A {@link SlotTask}'s slot where any slot not generating will do. */
+    static final int ANY_SLOT = -1;
+
+    /**
+     * Runs {@code action} on the engine's thread, after the requests that came before it, on a slot that is not
+     * generating (waiting for one), whose cache then holds what the action returns (an embedding's tokens).
+     */
+    java.util.concurrent.CompletableFuture<int[]> onFreeSlot(SlotAction action) {
+        SlotTask task = new SlotTask(ANY_SLOT, true, action);
+        waiting.add(task);
+        if (closed) task.done.completeExceptionally(new Server.HttpError(503, "server_error", "the server is stopping"));
+        return task.done;
+    }
+
     /** Ends the engine's thread (a generation under way stops at its next token). */
     public void close() {
         closed = true;
@@ -320,7 +334,7 @@ public abstract sealed class Engine {
                 Work work = busy() ? waiting.poll() : waiting.take();
                 if (work == null) return;
                 if (work instanceof SlotTask task) {
-                    Slot slot = slots[task.slot];
+                    Slot slot = task.slot == ANY_SLOT ? free : slots[task.slot];
                     if (slot.job != null) {
                         task.done.completeExceptionally(new Server.HttpError(409, "invalid_request_error", "slot " + task.slot + " is generating; try again when its request has ended"));
                     } else {

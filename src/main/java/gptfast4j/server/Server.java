@@ -10,6 +10,7 @@ import com.sun.net.httpserver.HttpServer;
 import gptfast4j.generate.PromptCache;
 import gptfast4j.model.ChatFormat;
 import gptfast4j.model.Checkpoint;
+import gptfast4j.model.Pooling;
 
 import java.io.IOException;
 import java.io.OutputStream;
@@ -90,6 +91,7 @@ public final class Server implements AutoCloseable {
         this.modelName = ckpt.path().getFileName().toString();
         this.apiKey = apiKey != null ? ("Bearer " + apiKey).getBytes(StandardCharsets.UTF_8) : null;
         this.log = log;
+        this.pooling = Pooling.of(ckpt);
         this.http = HttpServer.create(address, 64);
         http.createContext("/", this::handle);
         http.setExecutor(handlers);
@@ -125,6 +127,13 @@ public final class Server implements AutoCloseable {
     public void saveSlotsIn(Path folder, String identity) {
         this.slotFiles = folder == null ? null : new SlotFiles(folder, identity);
     }
+
+    /** Makes {@code /v1/embeddings} pool with {@code pooling} (at first: the file's, {@link Pooling#of}). */
+    public void poolWith(Pooling pooling) {
+        this.pooling = pooling;
+    }
+
+    private volatile Pooling pooling;
 
     /** Where slot files go and what made them ({@link #saveSlotsIn}); null: no slot files. One field, so that a request sees both or neither. */
     private volatile SlotFiles slotFiles;
@@ -211,10 +220,14 @@ public final class Server implements AutoCloseable {
                     allow(exchange, "POST");
                     summary = complete(exchange, path.equals("/v1/chat/completions"));
                 }
+                case "/v1/embeddings" -> {
+                    allow(exchange, "POST");
+                    summary = embeddings(exchange);
+                }
                 default -> {
                     if (!path.startsWith("/slots/")) {
                         throw new HttpError(404, "not_found_error", "no endpoint " + path + "; there are POST /v1/completions, POST /v1/chat/completions,"
-                                + " GET /v1/models, POST /tokenize, POST /detokenize, POST /slots/ID?action=save|restore|erase, GET /metrics and GET /health");
+                                + " POST /v1/embeddings, GET /v1/models, POST /tokenize, POST /detokenize, POST /slots/ID?action=save|restore|erase, GET /metrics and GET /health");
                     }
                     allow(exchange, "POST");
                     summary = slotAction(exchange, path.substring("/slots/".length()));
@@ -379,6 +392,21 @@ public final class Server implements AutoCloseable {
         reply.put("n_restored", restored.length).put("n_read", java.nio.file.Files.size(file)).putObject("timings").put("restore_ms", ms);
         send(exchange, 200, reply);
         return "slot " + slot + " restored from " + name.asText() + ", " + restored.length + " tokens";
+    }
+
+    /** {@code POST /v1/embeddings} ({@link Embeddings}), in a free slot of the engine. Returns the log line's summary. */
+    private String embeddings(HttpExchange exchange) throws IOException {
+        Embeddings request = Embeddings.parse(body(exchange), ckpt, engine.contextLength);
+        Pooling how = pooling;
+        List<float[]> embeddings = new ArrayList<>();
+        long t0 = System.nanoTime();
+        await(engine.onFreeSlot((state, cached) -> {
+            for (int[] ids : request.inputs()) embeddings.add(how.embed(ckpt.model(), state, ids));
+            return request.inputs().getLast();
+        }));
+        send(exchange, 200, request.response(embeddings, modelName));
+        return String.format("%d embedding%s (%s pooling) of %d tokens in %.2f s", embeddings.size(), embeddings.size() == 1 ? "" : "s", how.option(),
+                request.tokens(), (System.nanoTime() - t0) / 1e9);
     }
 
     /** The outcome of a slot action, its failure as the error it was (an HttpError) or a 500. */

@@ -68,6 +68,18 @@ class ErrorsTest {
         assertTrue(!o.err.contains("\tat ") && !o.err.contains("Exception"), "stack trace or exception name: " + o.err);
     }
 
+    /** {@code embed}'s: the texts, the pooling, the output format, a text longer than the context. */
+    @Test
+    void embedErrors() throws Exception {
+        String model = STORIES.toString();
+        assertOneLineError(run("embed", "-m", model), "embed needs the texts: --prompt TEXT or --file FILE (one of them)");
+        assertOneLineError(run("embed", "-m", model, "-p", " \n "), "no text to embed (every line is blank)");
+        assertOneLineError(run("embed", "-m", model, "-p", "a", "--pooling", "max"), "--pooling must be mean, cls or last; got 'max'");
+        assertOneLineError(run("embed", "-m", model, "-p", "a", "--format", "csv"), "--format must be text or json; got 'csv'");
+        assertOneLineError(run("embed", "-m", model, "-p", "a ".repeat(2100)), "tokens, more than the model's context length 2048");
+        assertOneLineError(run("embed", "-m", model, "-f", "/no/such/file"), "/no/such/file");
+    }
+
     /** {@code serve}'s flags checked before the model loads, and a port another process holds named as such. */
     @Test
     void serveErrors() throws Exception {
@@ -76,6 +88,7 @@ class ErrorsTest {
         assertOneLineError(run("serve", "-m", model, "--host", "no.such.host.invalid"), "--host no.such.host.invalid is not an address");
         assertOneLineError(run("serve", "-m", model, "--chat-format", "vicuna"), "--chat-format must be one of plain, llama2, mistral, zephyr, llama3, mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, mistral-v7-tekken, chatml, deepseek3; got 'vicuna'");
         assertOneLineError(run("serve", "-m", model, "--context-length", "0"), "--context-length must be at least 1");
+        assertOneLineError(run("serve", "-m", model, "--pooling", "max"), "--pooling must be mean, cls or last; got 'max'");
         assertOneLineError(run("serve", "-m", model, "--kv-cache", "q8"), "--kv-cache must be one of f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1; got 'q8'");
         assertOneLineError(run("serve", "-m", model, "--parallel", "33"), "--parallel must be in 1..32, got 33");
         assertOneLineError(run("serve", "-m", model, "--cors", "localhost/x"), "--cors takes an origin such as http://localhost:3000");
@@ -430,7 +443,7 @@ class ErrorsTest {
         assertTrue(o.err.startsWith("error: Unknown option: '--frobnicate'"), o.err);
         o = run("generat", "--checkpoint", STORIES.toString());
         assertEquals(2, o.exit);
-        assertTrue(o.err.startsWith("error: unknown command 'generat'; the commands are generate, serve, info, bench,"), o.err);
+        assertTrue(o.err.startsWith("error: unknown command 'generat'; the commands are generate, serve, embed, info, bench,"), o.err);
         assertEquals(2, run("generate", "--checkpoint", STORIES.toString(), "--max-new-tokens", "many").exit);
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--top-p", "0"), "--top-p");
         // before the model loads (here: a file that is not there)

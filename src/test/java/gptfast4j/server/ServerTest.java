@@ -306,6 +306,85 @@ class ServerTest {
         assertTrue(List.of("yes.", "no.").contains(yes.at("/choices/0/text").asText()), yes.toString());
     }
 
+    /** An embeddings response's vectors: lists of numbers, or base64 of little-endian floats. */
+    private static List<float[]> vectors(JsonNode response) {
+        List<float[]> vectors = new ArrayList<>();
+        for (JsonNode item : response.path("data")) {
+            assertEquals(vectors.size(), item.path("index").asInt());
+            assertEquals("embedding", item.path("object").asText());
+            JsonNode e = item.path("embedding");
+            float[] v;
+            if (e.isTextual()) {
+                java.nio.ByteBuffer bytes = java.nio.ByteBuffer.wrap(java.util.Base64.getDecoder().decode(e.asText())).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+                v = new float[bytes.remaining() / 4];
+                for (int i = 0; i < v.length; i++) v[i] = bytes.getFloat();
+            } else {
+                v = new float[e.size()];
+                for (int i = 0; i < v.length; i++) v[i] = (float) e.get(i).asDouble();
+            }
+            vectors.add(v);
+        }
+        return vectors;
+    }
+
+    /**
+     * /v1/embeddings: the texts' embeddings are llama-embedding's (the references of EmbeddingTest, mean pooling),
+     * from the one-at-a-time server and in a free slot of the batched one; as base64, the same floats; token ids as
+     * their text; the slot's cache then holds the last input, which a completion of it reuses; bad requests named.
+     */
+    @Test
+    void embeddingsAreLlamaEmbeddingsOutput() throws Exception {
+        JsonNode refs = Shared.json(java.nio.file.Path.of("src/test/resources/embeddings/stories260K-embeddings.json"));
+        ObjectNode body = JSON.createObjectNode().put("model", "any");
+        body.set("input", refs.path("texts"));
+        try (Server batched = new Server(stories, Engine.batched(stories, 2, 512, KvCache.Type.F32), ChatFormat.PLAIN,
+                new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, new PrintStream(OutputStream.nullOutputStream()))) {
+            for (Server server : new Server[]{plain, batched}) {
+                JsonNode r = post(server, "/v1/embeddings", body.deepCopy());
+                List<float[]> vectors = vectors(r);
+                assertEquals(4, vectors.size());
+                int tokens = 0;
+                for (int i = 0; i < 4; i++) {
+                    float[] reference = new float[refs.at("/mean/" + i).size()];
+                    for (int j = 0; j < reference.length; j++) reference[j] = (float) refs.at("/mean/" + i + "/" + j).asDouble();
+                    org.junit.jupiter.api.Assertions.assertArrayEquals(reference, vectors.get(i), 2e-6f, "text " + i);
+                    tokens += stories.promptTokens(refs.at("/texts/" + i).asText(), true).length;
+                }
+                assertEquals(tokens, r.at("/usage/prompt_tokens").asInt());
+                assertEquals("list", r.path("object").asText());
+                List<float[]> base64 = vectors(post(server, "/v1/embeddings", body.deepCopy().put("encoding_format", "base64")));
+                // each request computes anew, and a kernel's lane sums come out in another order before the JIT has compiled it
+                for (int i = 0; i < 4; i++) org.junit.jupiter.api.Assertions.assertArrayEquals(vectors.get(i), base64.get(i), 1e-6f);
+                // one text, as token ids
+                ObjectNode ids = JSON.createObjectNode();
+                for (int id : stories.promptTokens(refs.at("/texts/1").asText(), true)) ids.withArray("input").add(id);
+                org.junit.jupiter.api.Assertions.assertArrayEquals(vectors.get(1), vectors(post(server, "/v1/embeddings", ids)).getFirst(), 1e-6f);
+                // the cache holds the last input's tokens: a prompt of that text runs only its last token
+                String last = refs.at("/texts/3").asText();
+                post(server, "/v1/embeddings", JSON.createObjectNode().put("input", last));
+                JsonNode c = post(server, "/v1/completions", completion(last, 4));
+                assertEquals(c.at("/usage/prompt_tokens").asInt() - 1, c.at("/timings/cache_n").asInt(), c.toString());
+            }
+        }
+        String[][] cases = {
+                {"{}", "'input' is required"},
+                {"{\"input\": \"\"}", "'input' is an empty text"},
+                {"{\"input\": [\"a\", \"\"]}", "input[1] is an empty text"},
+                {"{\"input\": []}", "'input' is empty"},
+                {"{\"input\": [5, -1]}", "'input': token ids must be integers >= 0"},
+                {"{\"input\": [[1, 512]]}", "input[0]: token 512 is not in the vocabulary"},
+                {"{\"input\": [{\"a\": 1}]}", "input[0] must be a non-empty text or a non-empty list of token ids"},
+                {"{\"input\": \"" + "a ".repeat(600) + "\"}", "tokens but the context length is 512"},
+                {"{\"input\": \"a\", \"encoding_format\": \"int8\"}", "'encoding_format' must be float or base64"},
+                {"{\"input\": \"a\", \"dimensions\": 32}", "'dimensions' must be this model's, 64, if given"},
+        };
+        for (String[] bad : cases) {
+            Reply r = request(plain, "POST", "/v1/embeddings", bad[0]);
+            assertEquals(400, r.status(), bad[0] + ": " + r.body());
+            assertTrue(r.json().at("/error/message").asText().contains(bad[1]), bad[0] + ": " + r.body());
+        }
+    }
+
     /** Two tools: one with a string and an enum, one whose argument is a reference to a definition of its own. */
     private static ObjectNode withTools(String user) throws Exception {
         ObjectNode chat = (ObjectNode) JSON.readTree("""

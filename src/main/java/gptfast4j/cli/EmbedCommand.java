@@ -1,0 +1,89 @@
+package gptfast4j.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import gptfast4j.model.Checkpoint;
+import gptfast4j.model.Llama;
+import gptfast4j.model.Pooling;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+@Command(name = "embed", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Text embeddings as llama.cpp's llama-embedding makes them: each text's final hidden states pooled (--pooling) and scaled to length 1.",
+                "Each line of --prompt or --file is one text (blank lines left out); each embedding is printed on a line of its own, or as OpenAI's embeddings response with --format json."})
+final class EmbedCommand implements Callable<Integer> {
+    @Mixin
+    CommonOptions common;
+
+    @Mixin
+    WorkersOption workers;
+
+    @Option(names = {"-p", "--prompt"}, paramLabel = "TEXT", description = "The texts, one per line.")
+    String prompt;
+
+    @Option(names = {"-f", "--file"}, paramLabel = "FILE", description = "A file of the texts, one per line (UTF-8; - for standard input).")
+    Path file;
+
+    @Option(names = "--pooling", paramLabel = "mean|cls|last", description = "How the tokens' states make the embedding: their mean, the first token's, "
+            + "or the last token's (embedding models made from decoders, such as e5-mistral); default: the file's pooling_type, else mean.")
+    String pooling;
+
+    @Mixin
+    KvCacheOption kvCache;
+
+    @Option(names = "--format", paramLabel = "text|json", description = "text: one embedding per line, its numbers separated by spaces (default); "
+            + "json: OpenAI's embeddings response.")
+    String format = "text";
+
+    @Override
+    public Integer call() throws IOException {
+        if (!format.equals("text") && !format.equals("json")) throw new IllegalArgumentException("--format must be text or json; got '" + format + "'");
+        if ((prompt == null) == (file == null)) throw new IllegalArgumentException("embed needs the texts: --prompt TEXT or --file FILE (one of them)");
+        List<String> texts = (prompt != null ? prompt : TextFiles.read(file, System.in)).lines().filter(l -> !l.isBlank()).toList();
+        if (texts.isEmpty()) throw new IllegalArgumentException("no text to embed (every line is blank)");
+        Pooling given = pooling == null ? null : Pooling.parse(pooling, "--pooling");
+        Checkpoint ckpt = common.load(workers);
+        Pooling how = given != null ? given : Pooling.of(ckpt);
+        List<int[]> tokens = new ArrayList<>();
+        int longest = 0, total = 0, context = ckpt.model().config.contextLength();
+        for (int i = 0; i < texts.size(); i++) {
+            int[] ids = Pooling.tokens(ckpt, texts.get(i));
+            if (ids.length > context) throw new IllegalArgumentException("text " + (i + 1) + " has " + ids.length + " tokens, more than the model's context length " + context);
+            tokens.add(ids);
+            longest = Math.max(longest, ids.length);
+            total += ids.length;
+        }
+        Llama.State state = ckpt.model().newState(longest, Math.min(longest, GenerateCommand.PREFILL_BATCH), 1, kvCache.type());
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode response = json.createObjectNode().put("object", "list");
+        ArrayNode data = response.putArray("data");
+        StringBuilder lines = new StringBuilder();
+        for (int i = 0; i < texts.size(); i++) {
+            float[] embedding = how.embed(ckpt.model(), state, tokens.get(i));
+            if (format.equals("json")) {
+                ArrayNode values = data.addObject().put("object", "embedding").put("index", i).putArray("embedding");
+                for (float v : embedding) values.add(v);
+            } else {
+                for (int j = 0; j < embedding.length; j++) lines.append(j == 0 ? "" : " ").append(embedding[j]);
+                lines.append('\n');
+            }
+        }
+        if (format.equals("json")) {
+            response.put("model", common.checkpoint.getFileName().toString());
+            response.putObject("usage").put("prompt_tokens", total).put("total_tokens", total);
+            System.out.println(json.writeValueAsString(response));
+        } else {
+            System.out.print(lines);
+        }
+        System.err.printf("%d text%s, %d tokens, %s pooling%n", texts.size(), texts.size() == 1 ? "" : "s", total, how.option());
+        return 0;
+    }
+}
