@@ -62,6 +62,10 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--chat-format", paramLabel = "NAME", description = "Chat format for /v1/chat/completions where the file's chat template is missing or not recognized: llama2, mistral, zephyr, llama3, chatml, deepseek3, mistral-v3, ... as generate's (default: from the template).")
     String chatFormat;
 
+    @Option(names = "--reasoning-format", paramLabel = "none|deepseek|auto", description = "A chat reply's opening <think>...</think> block (DeepSeek-R1's): "
+            + "deepseek gives it apart as reasoning_content, none leaves it in the content, auto (the default) as deepseek where the chat format is deepseek3, as llama.cpp's flag.")
+    String reasoningFormat = "auto";
+
     @Option(names = "--pooling", paramLabel = "mean|cls|last", description = "How /v1/embeddings makes a text's embedding of its tokens' states: their mean, the first token's, "
             + "or the last token's (embedding models made from decoders, such as e5-mistral); default: the file's pooling_type, else mean.")
     String pooling;
@@ -81,6 +85,7 @@ final class ServeCommand implements Callable<Integer> {
         if (parallel > 1 && speculationOptions.asked()) throw new IllegalArgumentException("--parallel above 1 runs without speculation; give one of them");
         ChatFormat formatOverride = chatFormat != null ? ChatFormat.parse(chatFormat, "--chat-format") : null;
         Pooling poolingOverride = pooling != null ? Pooling.parse(pooling, "--pooling") : null;
+        if (!java.util.List.of("none", "deepseek", "auto").contains(reasoningFormat)) throw new IllegalArgumentException("--reasoning-format must be none, deepseek or auto; got '" + reasoningFormat + "'");
         if (slotSavePath != null && !java.nio.file.Files.isDirectory(slotSavePath)) throw new IllegalArgumentException("--slot-save-path " + slotSavePath + " is not a folder");
         if (slotSavePath != null && workers.workers != null) throw new IllegalArgumentException("--slot-save-path cannot be used with --workers (the KV cache is spread over the processes)");
         KvCache.Type kvType = kvCache.type();
@@ -120,6 +125,7 @@ final class ServeCommand implements Callable<Integer> {
         if (corsOrigin != null) server.allowOrigin(corsOrigin);
         if (slotSavePath != null) server.saveSlotsIn(slotSavePath, cacheIdentity);
         if (poolingOverride != null) server.poolWith(poolingOverride);
+        if (!reasoningFormat.equals("auto")) server.splitThinking(reasoningFormat.equals("deepseek"));
         server.limitRequests(maxRequests);
         System.err.printf("Ready in %.1f s: http://%s:%d/v1 serves %s (context %d, chat format %s%s). Ctrl-C stops.%n", (System.nanoTime() - t0) / 1e9,
                 address.getAddress().getHostAddress(), server.port(), ckpt.path().getFileName(), context, format.option(),

@@ -40,6 +40,10 @@ final class Job implements Engine.Work {
     private ReplyText reply;
     /** A chat with tools: the reply as a call or an answer (null without tools). */
     private Tools.Answer answer;
+    /** A reasoning model's chat: the reply's thinking apart from its answer (null where it is not split). */
+    private final Reasoning thinking;
+    /** The thinking's text, where it is not streamed. */
+    private final StringBuilder thought = new StringBuilder();
     private boolean streaming;
     private final StringBuilder text = new StringBuilder();
 
@@ -53,8 +57,13 @@ final class Job implements Engine.Work {
     /** Where in the reply's text the tokens not yet handed on start (a completion's {@code text_offset}). */
     private int logprobsOffset;
 
-    /** @param tokens the request's prompt as tokens ({@link #tokens}) */
-    Job(Checkpoint ckpt, CompletionRequest request, int[] tokens, Responses responses, LinkedBlockingQueue<Object> outbox) {
+    /**
+     * @param tokens        the request's prompt as tokens ({@link #tokens})
+     * @param splitThinking whether a chat's reply that opens with a thinking block gives it apart ({@link Reasoning}), as
+     *                      {@code serve --reasoning-format} has it; not with tools, whose grammar opens the reply with JSON
+     */
+    Job(Checkpoint ckpt, CompletionRequest request, int[] tokens, Responses responses, LinkedBlockingQueue<Object> outbox, boolean splitThinking) {
+        this.thinking = splitThinking && responses.chat() && request.tools() == null ? new Reasoning() : null;
         this.ckpt = ckpt;
         this.outbox = outbox;
         this.request = request;
@@ -149,9 +158,21 @@ final class Job implements Engine.Work {
         boolean stop = reply.add(token);
         String piece = reply.take();
         if (answer != null) piece = answer.add(piece); // an answer's characters streamed as they come, calls at the end
-        if (!streaming) text.append(piece);
+        if (thinking != null) give(thinking.add(piece));
+        else if (!streaming) text.append(piece);
         else if (!piece.isEmpty()) outbox.add(responses.text(piece, takeLogprobs(), null));
         return !stop;
+    }
+
+    /** A reasoning model's piece of thinking and of answer: to the stream, or to the response's texts. */
+    private void give(Reasoning.Piece piece) {
+        if (!streaming) {
+            thought.append(piece.reasoning());
+            text.append(piece.content());
+            return;
+        }
+        if (!piece.reasoning().isEmpty()) outbox.add(responses.reasoning(piece.reasoning(), takeLogprobs()));
+        if (!piece.content().isEmpty()) outbox.add(responses.text(piece.content(), takeLogprobs(), null));
     }
 
     /**
@@ -212,6 +233,11 @@ final class Job implements Engine.Work {
             rest = whole.content() == null ? "" : whole.content().substring(streaming ? answer.given() : 0);
             text.setLength(0);
         }
+        if (thinking != null) {
+            give(thinking.add(rest));
+            give(thinking.finish());
+            rest = "";
+        }
         ObjectNode usage = Server.JSON.createObjectNode().put("prompt_tokens", promptTokens).put("completion_tokens", r.tokens().length)
                 .put("total_tokens", promptTokens + r.tokens().length);
         ObjectNode timings = Server.JSON.createObjectNode().put("cache_n", reused).put("prompt_n", promptTokens - reused)
@@ -230,7 +256,7 @@ final class Job implements Engine.Work {
         }
         text.append(rest);
         String content = calls.isEmpty() ? text.toString() : null;
-        ObjectNode response = responses.response(content, calls, takeLogprobs(), finish);
+        ObjectNode response = responses.response(content, thinking != null && !thought.isEmpty() ? thought.toString() : null, calls, takeLogprobs(), finish);
         response.set("usage", usage);
         response.set("timings", timings);
         outbox.add(new Completion(response, usage, timings, summary));

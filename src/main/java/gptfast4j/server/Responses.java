@@ -37,6 +37,16 @@ record Responses(String id, boolean chat, String model, int index) {
         return chunk;
     }
 
+    /** A chat stream's chunk of a reply's thinking ({@link Reasoning}): OpenAI's {@code delta.reasoning_content}, as llama.cpp's server sends it. */
+    ObjectNode reasoning(String piece, JsonNode logprobs) {
+        ObjectNode chunk = base(true);
+        ObjectNode choice = chunk.putArray("choices").addObject().put("index", index);
+        choice.putObject("delta").put("reasoning_content", piece);
+        choice.set("logprobs", logprobs != null ? logprobs : NullNode.getInstance());
+        choice.putNull("finish_reason");
+        return chunk;
+    }
+
     /** A chat stream's chunk of a reply's calls, each whole ({@code index} its place in the reply's calls). */
     ObjectNode calls(java.util.List<Tools.Call> calls) {
         ObjectNode chunk = base(true);
@@ -61,14 +71,16 @@ record Responses(String id, boolean chat, String model, int index) {
     }
 
     /**
-     * A whole response: its text (null for none, where a chat's reply calls tools), a chat's calls (empty for none), its
-     * tokens' log-probabilities (null where none were asked for), and the finish reason.
+     * A whole response: its text (null for none, where a chat's reply calls tools), a chat's thinking (null for none,
+     * {@link Reasoning}), a chat's calls (empty for none), its tokens' log-probabilities (null where none were asked
+     * for), and the finish reason.
      */
-    ObjectNode response(String text, java.util.List<Tools.Call> calls, JsonNode logprobs, String finish) {
+    ObjectNode response(String text, String reasoning, java.util.List<Tools.Call> calls, JsonNode logprobs, String finish) {
         ObjectNode response = base(false);
         ObjectNode choice = response.putArray("choices").addObject().put("index", index);
         if (chat) {
             ObjectNode message = choice.putObject("message").put("role", "assistant").put("content", text);
+            if (reasoning != null) message.put("reasoning_content", reasoning);
             if (!calls.isEmpty()) {
                 ArrayNode list = message.putArray("tool_calls");
                 calls.forEach(c -> call(list.addObject(), c));

@@ -92,6 +92,7 @@ public final class Server implements AutoCloseable {
         this.apiKey = apiKey != null ? ("Bearer " + apiKey).getBytes(StandardCharsets.UTF_8) : null;
         this.log = log;
         this.pooling = Pooling.of(ckpt);
+        this.splitThinking = chatFormat == ChatFormat.DEEPSEEK3;
         this.http = HttpServer.create(address, 64);
         http.createContext("/", this::handle);
         http.setExecutor(handlers);
@@ -127,6 +128,17 @@ public final class Server implements AutoCloseable {
     public void saveSlotsIn(Path folder, String identity) {
         this.slotFiles = folder == null ? null : new SlotFiles(folder, identity);
     }
+
+    /**
+     * Whether a chat reply's opening thinking block ({@code <think>...</think>}) goes apart as OpenAI's
+     * {@code reasoning_content} ({@link Reasoning}; llama.cpp's {@code --reasoning-format deepseek}); at first where the
+     * chat format is DeepSeek-R1's ({@code deepseek3}), as llama.cpp's {@code auto} has it.
+     */
+    public void splitThinking(boolean split) {
+        this.splitThinking = split;
+    }
+
+    private volatile boolean splitThinking;
 
     /** Makes {@code /v1/embeddings} pool with {@code pooling} (at first: the file's, {@link Pooling#of}). */
     public void poolWith(Pooling pooling) {
@@ -467,7 +479,7 @@ public final class Server implements AutoCloseable {
         }
         int[] tokens = Job.tokens(ckpt, request, chat, chatFormat);
         checkVocabulary(ckpt, request.bias().tokens(), "logit_bias: ");
-        for (int i = 0; i < request.n(); i++) jobs.add(new Job(ckpt, request, tokens, new Responses(id, chat, modelName, i), outbox));
+        for (int i = 0; i < request.n(); i++) jobs.add(new Job(ckpt, request, tokens, new Responses(id, chat, modelName, i), outbox, splitThinking));
         int max = maxRequests;
         if (max > 0 && jobs.size() > max) throw HttpError.invalid("'n' is " + jobs.size() + ", more than the " + max + " requests this server takes at once (serve --max-requests)");
         int taken = inFlight.addAndGet(jobs.size());

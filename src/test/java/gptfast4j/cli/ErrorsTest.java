@@ -89,6 +89,7 @@ class ErrorsTest {
         assertOneLineError(run("serve", "-m", model, "--chat-format", "vicuna"), "--chat-format must be one of plain, llama2, mistral, zephyr, llama3, mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, mistral-v7-tekken, chatml, deepseek3; got 'vicuna'");
         assertOneLineError(run("serve", "-m", model, "--context-length", "0"), "--context-length must be at least 1");
         assertOneLineError(run("serve", "-m", model, "--pooling", "max"), "--pooling must be mean, cls or last; got 'max'");
+        assertOneLineError(run("serve", "-m", model, "--reasoning-format", "r1"), "--reasoning-format must be none, deepseek or auto; got 'r1'");
         assertOneLineError(run("serve", "-m", model, "--kv-cache", "q8"), "--kv-cache must be one of f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1; got 'q8'");
         assertOneLineError(run("serve", "-m", model, "--parallel", "33"), "--parallel must be in 1..32, got 33");
         assertOneLineError(run("serve", "-m", model, "--cors", "localhost/x"), "--cors takes an origin such as http://localhost:3000");

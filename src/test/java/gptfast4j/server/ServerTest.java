@@ -306,6 +306,39 @@ class ServerTest {
         assertTrue(List.of("yes.", "no.").contains(yes.at("/choices/0/text").asText()), yes.toString());
     }
 
+    /**
+     * A reasoning model's thinking apart (serve --reasoning-format deepseek): a reply made by a grammar to open with a
+     * thinking block gives it as reasoning_content and the rest as content, whole and streamed alike; with the split
+     * off, all of it is content, as it came.
+     */
+    @Test
+    void aThinkingBlockGoesToReasoningContent() throws Exception {
+        ObjectNode chat = JSON.createObjectNode().put("max_tokens", 120).put("temperature", 0)
+                .put("grammar", "root ::= \"<think>\\n\" [a-z ]{3,30} \"\\n</think>\\n\\n\" [a-z ]{1,30} \".\"");
+        chat.putArray("messages").addObject().put("role", "user").put("content", "Tell me a story");
+        try (Server server = new Server(stories, Engine.batched(stories, 2, 512, KvCache.Type.F32), ChatFormat.LLAMA2,
+                new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, new PrintStream(OutputStream.nullOutputStream()))) {
+            JsonNode plainText = post(server, "/v1/chat/completions", chat.deepCopy()).at("/choices/0/message");
+            assertFalse(plainText.has("reasoning_content"), plainText.toString());
+            String whole = plainText.path("content").asText();
+            assertTrue(whole.matches("<think>\n[a-z ]+\n</think>\n\n[a-z ]+\\."), whole);
+            server.splitThinking(true);
+            JsonNode message = post(server, "/v1/chat/completions", chat.deepCopy()).at("/choices/0/message");
+            String thinking = whole.substring("<think>\n".length(), whole.indexOf("\n</think>")).strip();
+            assertEquals(thinking, message.path("reasoning_content").asText(), message.toString());
+            assertEquals(whole.substring(whole.indexOf("</think>") + "</think>".length()).strip(), message.path("content").asText());
+            List<String> data = events(server, "/v1/chat/completions", chat);
+            StringBuilder reasoning = new StringBuilder(), content = new StringBuilder();
+            for (String d : data.subList(1, data.size() - 1)) {
+                JsonNode delta = JSON.readTree(d).at("/choices/0/delta");
+                reasoning.append(delta.path("reasoning_content").asText());
+                content.append(delta.path("content").asText());
+            }
+            assertEquals(thinking, reasoning.toString());
+            assertEquals(message.path("content").asText(), content.toString());
+        }
+    }
+
     /** An embeddings response's vectors: lists of numbers, or base64 of little-endian floats. */
     private static List<float[]> vectors(JsonNode response) {
         List<float[]> vectors = new ArrayList<>();

@@ -1,0 +1,56 @@
+package gptfast4j.server;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * A reply's thinking and answer apart, as llama.cpp's server parts them (--reasoning-format deepseek), the same
+ * whatever pieces the text comes in.
+ */
+class ReasoningTest {
+    /** The thinking and the answer of {@code text} given in pieces cut at {@code cuts} (a random cut every so often). */
+    private static List<String> split(String text, Random cuts) {
+        Reasoning r = new Reasoning();
+        StringBuilder reasoning = new StringBuilder(), content = new StringBuilder();
+        for (int at = 0; at < text.length(); ) {
+            int next = cuts == null ? text.length() : Math.min(text.length(), at + 1 + cuts.nextInt(4));
+            Reasoning.Piece p = r.add(text.substring(at, next));
+            reasoning.append(p.reasoning());
+            content.append(p.content());
+            at = next;
+        }
+        Reasoning.Piece last = r.finish();
+        return List.of(reasoning.append(last.reasoning()).toString(), content.append(last.content()).toString());
+    }
+
+    private static void assertSplit(String text, String reasoning, String content) {
+        assertEquals(List.of(reasoning, content), split(text, null), text);
+        for (long seed = 0; seed < 20; seed++) assertEquals(List.of(reasoning, content), split(text, new Random(seed)), text + ", cuts " + seed);
+    }
+
+    @Test
+    void anOpeningThinkingBlockGoesApart() {
+        assertSplit("<think>\nOkay, 2 + 2 is 4.\n\n</think>\n\nThe answer is 4.", "Okay, 2 + 2 is 4.", "The answer is 4.");
+        assertSplit("  <think>a  b\n c</think>d  e ", "a  b\n c", "d  e ");
+        assertSplit("<think>a </b> c <</think>d", "a </b> c <", "d");
+        assertSplit("<think></think>answer", "", "answer");
+    }
+
+    @Test
+    void aReplyWithoutOneIsAllAnswer() {
+        assertSplit("Hello <think>x</think>", "", "Hello <think>x</think>");
+        assertSplit("  <thi", "", "  <thi");
+        assertSplit(" plain", "", " plain");
+        assertSplit("", "", "");
+    }
+
+    @Test
+    void aThinkingCutShortStaysThinking() {
+        assertSplit("<think>\nstill thinking  \n", "still thinking", "");
+        assertSplit("<think>a </thi", "a </thi", "");
+    }
+}
