@@ -83,10 +83,15 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
             if (types[id] == TokenType.CONTROL) {
                 specials.put(tokens[id], id);
                 tokenBytes[id] = NO_BYTES;
+            } else if (types[id] == TokenType.USER_DEFINED) {
+                // added tokens are kept as their text, not in the byte-to-character mapping
+                userDefined.putIfAbsent(tokens[id], id);
+                tokenBytes[id] = tokens[id].getBytes(StandardCharsets.UTF_8);
             } else {
                 tokenBytes[id] = toBytes(tokens[id]);
             }
         }
+        userDefinedLongestFirst = userDefined.keySet().stream().sorted(java.util.Comparator.comparingInt(String::length).reversed()).toList();
         if (merges != null) {
             mergeRanks = new HashMap<>(merges.size() * 2);
             for (int i = 0; i < merges.size(); i++) mergeRanks.putIfAbsent(merges.get(i), i);
@@ -162,8 +167,42 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
         return id == null ? OptionalInt.empty() : OptionalInt.of(id);
     }
 
+    /**
+     * The vocabulary's user-defined (added, not special) tokens, such as DeepSeek-R1's {@code <think>}: taken whole
+     * wherever their text appears, before the text is split, as llama.cpp's tokenizer and Hugging Face's take added
+     * tokens.
+     */
+    private final Map<String, Integer> userDefined = new HashMap<>();
+    private final List<String> userDefinedLongestFirst;
+
     @Override
     public int[] encode(String text) {
+        if (userDefined.isEmpty()) return encodeText(text);
+        java.util.stream.IntStream.Builder out = java.util.stream.IntStream.builder();
+        int partStart = 0;
+        for (int i = 0; i < text.length(); ) {
+            String found = null;
+            for (String t : userDefinedLongestFirst) {
+                if (text.startsWith(t, i)) {
+                    found = t;
+                    break;
+                }
+            }
+            if (found == null) {
+                i++;
+                continue;
+            }
+            for (int id : encodeText(text.substring(partStart, i))) out.add(id);
+            out.add(userDefined.get(found));
+            i += found.length();
+            partStart = i;
+        }
+        for (int id : encodeText(text.substring(partStart))) out.add(id);
+        return out.build().toArray();
+    }
+
+    /** A text without user-defined tokens: split by the pre-tokenizer, each piece merged. */
+    private int[] encodeText(String text) {
         List<Integer> out = new ArrayList<>();
         Matcher m = split.matcher(text);
         while (m.find()) {

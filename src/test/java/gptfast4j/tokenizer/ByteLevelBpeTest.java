@@ -89,4 +89,28 @@ class ByteLevelBpeTest {
         for (int id : ids) bytes.writeBytes(LLAMA3.bytes(id));
         return bytes.toByteArray();
     }
+
+    /**
+     * User-defined (added, not special) tokens, such as DeepSeek-R1's {@code <think>}, are taken whole wherever their
+     * text is, as llama.cpp takes them: its ids (llama-tokenize, llama.cpp de3ff81, on Llama-3's vocabulary with
+     * tokens 128013 and 128014 renamed {@code <think>} and {@code </think>} and typed user-defined, 4; BOS left out).
+     */
+    @Test
+    void userDefinedTokensAreTakenWhole() {
+        gptfast4j.io.GGUF vocab = gptfast4j.io.GGUF.read(Shared.TOKENIZERS.resolve("llama3-vocab.gguf"));
+        Map<String, gptfast4j.io.Metadata.Value> md = new java.util.LinkedHashMap<>(vocab.metadata().asMap());
+        String[] tokens = vocab.metadata().getStrings("tokenizer.ggml.tokens").clone();
+        int[] types = vocab.metadata().getInts("tokenizer.ggml.token_type").clone();
+        tokens[128013] = "<think>";
+        tokens[128014] = "</think>";
+        types[128013] = types[128014] = TokenType.USER_DEFINED;
+        md.put("tokenizer.ggml.tokens", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.STRING, tokens));
+        md.put("tokenizer.ggml.token_type", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.INT32, types));
+        Tokenizer t = Tokenizers.fromGGUF(vocab.path(), new gptfast4j.io.Metadata(md, "think-vocab"));
+        assertArrayEquals(new int[]{64, 128013, 65, 128014, 66}, t.encode("a<think>b</think>c"));
+        assertArrayEquals(new int[]{128013, 198, 33413, 11, 779, 128014, 271, 791, 4320}, t.encode("<think>\nOkay, so</think>\n\nThe answer"));
+        assertArrayEquals(new int[]{87, 220, 128013, 379, 128013}, t.encode("x <think> y<think>"));
+        assertArrayEquals(t.encode("a<think>b"), t.encodeWithSpecials("a<think>b"));
+        assertEquals("<think>", new String(t.bytes(128013), StandardCharsets.UTF_8));
+    }
 }
