@@ -51,9 +51,13 @@ public enum ChatFormat {
      */
     CHATML,
     /**
-     * DeepSeek-V3's, which DeepSeek-R1's distillations into Llama models use (llama.cpp's {@code deepseek3}): a system
-     * prompt and a blank line first, then {@code <｜User｜>message<｜Assistant｜>}, the answer ended by EOS
-     * ({@code <｜end▁of▁sentence｜>}). An R1 model's thinking ({@code <think>...</think>}) is part of its answer's text.
+     * DeepSeek-R1's distillations into Llama models (llama.cpp's name: {@code deepseek3}), as their own chat template
+     * writes a conversation: a system prompt first (nothing between it and the first message), then
+     * {@code <｜User｜>message<｜Assistant｜>}, the answer ended by EOS ({@code <｜end▁of▁sentence｜>}); the answer
+     * to come opens with {@code <think>\n} (the template starts the model's thinking), and an earlier answer is kept
+     * without its thinking (its text after the last {@code </think>}). llama.cpp's own framing of the name
+     * (llama-chat.cpp) puts a blank line after the system prompt and no {@code <think>}; the template is what the
+     * models were made with.
      */
     DEEPSEEK3;
 
@@ -169,7 +173,7 @@ public enum ChatFormat {
             }
             case DEEPSEEK3 -> {
                 if (first && addBos) ids.add(bos);
-                marked(tokenizer, ids, sys != null ? system + "\n\n" : "", USER, message, ASSISTANT_MARKER);
+                marked(tokenizer, ids, sys != null ? system : "", USER, message, ASSISTANT_MARKER, OPEN_THINKING);
             }
             case MISTRAL_V7, MISTRAL_V7_TEKKEN -> {
                 if (first && addBos) ids.add(bos);
@@ -189,6 +193,14 @@ public enum ChatFormat {
             SYSTEM_PROMPT = new Marker("[SYSTEM_PROMPT]"), END_SYSTEM_PROMPT = new Marker("[/SYSTEM_PROMPT]"),
             IM_START = new Marker("<|im_start|>"), IM_END = new Marker("<|im_end|>"),
             USER = new Marker("<｜User｜>"), ASSISTANT_MARKER = new Marker("<｜Assistant｜>");
+
+    /** What DeepSeek-R1's template writes after {@code <｜Assistant｜>} for the answer to come: the start of its thinking. */
+    private static final String OPEN_THINKING = "<think>\n";
+
+    /** Whether an answer in this format starts inside the model's thinking (its last turn opened it: {@link #DEEPSEEK3}). */
+    public boolean opensThinking() {
+        return this == DEEPSEEK3;
+    }
 
     /** ChatML's text between {@code <|im_start|>} and an answer. */
     private static final String CHATML_ASSISTANT = "assistant\n";
@@ -247,6 +259,13 @@ public enum ChatFormat {
                 int[] header = tokenizer.encode(before);
                 ids.subList(ids.size() - header.length, ids.size()).clear();
                 for (int id : tokenizer.encode(before + (this == ZEPHYR ? messages.get(i).strip() : messages.get(i)))) ids.add(id);
+                ids.add(endOfTurn(tokenizer, eos));
+            } else if (this == DEEPSEEK3) {
+                // an earlier answer after <｜Assistant｜>, not <think>\n, and without its thinking, as the template has it
+                ids.subList(ids.size() - tokenizer.encode(OPEN_THINKING).length, ids.size()).clear();
+                String answer = messages.get(i);
+                int thought = answer.lastIndexOf("</think>");
+                for (int id : tokenizer.encode(thought >= 0 ? answer.substring(thought + "</think>".length()) : answer)) ids.add(id);
                 ids.add(endOfTurn(tokenizer, eos));
             } else {
                 // Mistral's answers after a space, but v3-tekken's and v7-tekken's (llama-chat.cpp)

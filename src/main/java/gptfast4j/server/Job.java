@@ -61,9 +61,10 @@ final class Job implements Engine.Work {
      * @param tokens        the request's prompt as tokens ({@link #tokens})
      * @param splitThinking whether a chat's reply that opens with a thinking block gives it apart ({@link Reasoning}), as
      *                      {@code serve --reasoning-format} has it; not with tools, whose grammar opens the reply with JSON
+     * @param opened        whether the chat format's prompt opened the thinking ({@link ChatFormat#opensThinking})
      */
-    Job(Checkpoint ckpt, CompletionRequest request, int[] tokens, Responses responses, LinkedBlockingQueue<Object> outbox, boolean splitThinking) {
-        this.thinking = splitThinking && responses.chat() && request.tools() == null ? new Reasoning() : null;
+    Job(Checkpoint ckpt, CompletionRequest request, int[] tokens, Responses responses, LinkedBlockingQueue<Object> outbox, boolean splitThinking, boolean opened) {
+        this.thinking = splitThinking && responses.chat() && request.tools() == null ? new Reasoning(opened) : null;
         this.ckpt = ckpt;
         this.outbox = outbox;
         this.request = request;

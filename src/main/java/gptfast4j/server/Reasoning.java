@@ -6,9 +6,17 @@ package gptfast4j.server;
  * (DeepSeek-R1's and its distillations') is OpenAI's {@code reasoning_content}, the rest {@code content}. Both are
  * trimmed of the whitespace around them (the thinking's ends, the answer's start), as llama.cpp trims them; text that
  * may still become the block's opening or closing tag is held back. A reply that does not open with the tag is all
- * answer.
+ * answer, unless its prompt opened the thinking ({@code opened}: DeepSeek-R1's template ends with {@code <think>\n}),
+ * where the reply starts in it (an opening tag it writes anyway left out).
  */
 final class Reasoning {
+    private final boolean opened;
+
+    /** @param opened whether the prompt opened the thinking, so that the reply starts in it */
+    Reasoning(boolean opened) {
+        this.opened = opened;
+    }
+
     private static final String OPEN = "<think>", CLOSE = "</think>";
 
     /** Where the reply is: its start may still be the opening tag; in the thinking; before the answer's first character; in the answer. */
@@ -49,7 +57,7 @@ final class Reasoning {
                         continue;
                     }
                     if (!end && OPEN.startsWith(rest)) return piece(reasoning, content); // may still open
-                    part = Part.ANSWER;
+                    part = opened ? Part.THINKING : Part.ANSWER;
                     continue;
                 }
                 case THINKING -> {

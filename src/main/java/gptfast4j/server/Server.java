@@ -479,7 +479,7 @@ public final class Server implements AutoCloseable {
         }
         int[] tokens = Job.tokens(ckpt, request, chat, chatFormat);
         checkVocabulary(ckpt, request.bias().tokens(), "logit_bias: ");
-        for (int i = 0; i < request.n(); i++) jobs.add(new Job(ckpt, request, tokens, new Responses(id, chat, modelName, i), outbox, splitThinking));
+        for (int i = 0; i < request.n(); i++) jobs.add(new Job(ckpt, request, tokens, new Responses(id, chat, modelName, i), outbox, splitThinking, chatFormat.opensThinking()));
         int max = maxRequests;
         if (max > 0 && jobs.size() > max) throw HttpError.invalid("'n' is " + jobs.size() + ", more than the " + max + " requests this server takes at once (serve --max-requests)");
         int taken = inFlight.addAndGet(jobs.size());

@@ -216,13 +216,20 @@ class ChatFormatTest {
 
     /** A vocabulary read from {@code file} with the tokens at {@code ids} renamed {@code texts} and made special (control) tokens. */
     private static Tokenizer withSpecials(String file, int[] ids, String... texts) {
+        int[] control = new int[ids.length];
+        Arrays.fill(control, 3);
+        return withSpecials(file, ids, control, texts);
+    }
+
+    /** {@link #withSpecials(String, int[], String...)} with each token's GGUF type given (3 control, 4 user-defined). */
+    private static Tokenizer withSpecials(String file, int[] ids, int[] newTypes, String... texts) {
         gptfast4j.io.GGUF vocab = gptfast4j.io.GGUF.read(Shared.TOKENIZERS.resolve(file));
         java.util.Map<String, gptfast4j.io.Metadata.Value> md = new java.util.LinkedHashMap<>(vocab.metadata().asMap());
         String[] tokens = vocab.metadata().getStrings("tokenizer.ggml.tokens").clone();
         int[] types = vocab.metadata().getInts("tokenizer.ggml.token_type").clone();
         for (int i = 0; i < ids.length; i++) {
             tokens[ids[i]] = texts[i];
-            types[ids[i]] = 3; // CONTROL
+            types[ids[i]] = newTypes[i];
         }
         md.put("tokenizer.ggml.tokens", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.STRING, tokens));
         md.put("tokenizer.ggml.token_type", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.INT32, types));
@@ -263,15 +270,32 @@ class ChatFormatTest {
         assertEquals("the chatml chat format needs the token <|im_start|>, which this tokenizer has not", e.getMessage());
     }
 
-    /** DeepSeek-V3's (R1's distillations into Llama models): the text llama.cpp's llama-chat.cpp writes for it. */
+    /**
+     * DeepSeek-R1-Distill-Llama-8B's own chat template (src/test/resources/chat-templates, from llama.cpp's
+     * models/templates) is detected as deepseek3, and a conversation is the text it renders
+     * (scripts/render-chat-template.py: jinja2 as Hugging Face's apply_chat_template runs it), tokenized on a vocabulary
+     * shaped as the model's (Llama-3's, its markers special and {@code <think>} a user-defined token): the system
+     * prompt right before the first message, an earlier answer without its thinking, {@code <think>\n} opening the
+     * answer to come.
+     */
     @Test
-    void deepseek3IsLlamaCppsText() {
-        assertEquals(ChatFormat.DEEPSEEK3, ChatFormat.detect("{{'<｜User｜>' + message['content']}}{{'<｜Assistant｜>' + content + '<｜end▁of▁sentence｜>'}}"));
-        Tokenizer t = withSpecials("llama3-vocab.gguf", new int[]{128011, 128012}, "<｜User｜>", "<｜Assistant｜>");
+    void deepseek3IsTheR1DistillationsTemplate() throws Exception {
+        String template = java.nio.file.Files.readString(java.nio.file.Path.of("src/test/resources/chat-templates/deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja"));
+        assertEquals(ChatFormat.DEEPSEEK3, ChatFormat.detect(template));
+        assertTrue(ChatFormat.DEEPSEEK3.opensThinking());
+        Tokenizer t = withSpecials("llama3-vocab.gguf", new int[]{128000, 128001, 128011, 128012, 128013, 128014},
+                new int[]{3, 3, 3, 3, 4, 4}, "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>", "<think>", "</think>");
         int bos = 128000, eos = 128001;
-        String text = "Be brief.\n\n<｜User｜>Hello<｜Assistant｜>Hi there<|end_of_text|><｜User｜>Who are you<｜Assistant｜>";
-        assertArrayEquals(withBos(bos, t.encodeWithSpecials(text)), ChatFormat.DEEPSEEK3.conversation(t, "Be brief.", List.of("Hello", "Hi there", "Who are you"), bos, true, eos));
-        assertArrayEquals(t.encodeWithSpecials("<｜User｜>More<｜Assistant｜>"), ChatFormat.DEEPSEEK3.userTurn(t, "More", false, bos, true, "Be brief."));
+        // render-chat-template.py TEMPLATE '[{"role":"system","content":"Be brief."},{"role":"user","content":"Hello"},
+        //   {"role":"assistant","content":"<think>\nA greeting.\n</think>\n\nHi there"},{"role":"user","content":"Who are you"}]' BOS EOS
+        String rendered = "<｜begin▁of▁sentence｜>Be brief.<｜User｜>Hello<｜Assistant｜>\n\nHi there<｜end▁of▁sentence｜><｜User｜>Who are you<｜Assistant｜><think>\n";
+        assertArrayEquals(t.encodeWithSpecials(rendered), ChatFormat.DEEPSEEK3.conversation(t, "Be brief.",
+                List.of("Hello", "<think>\nA greeting.\n</think>\n\nHi there", "Who are you"), bos, true, eos));
+        // the same without a system prompt, one message
+        assertArrayEquals(t.encodeWithSpecials("<｜begin▁of▁sentence｜><｜User｜>Hello<｜Assistant｜><think>\n"),
+                ChatFormat.DEEPSEEK3.conversation(t, null, List.of("Hello"), bos, true, eos));
+        assertArrayEquals(t.encodeWithSpecials("<｜User｜>More<｜Assistant｜><think>\n"), ChatFormat.DEEPSEEK3.userTurn(t, "More", false, bos, true, "Be brief."));
+        assertEquals(128013, ChatFormat.DEEPSEEK3.userTurn(t, "More", false, bos, true, null)[3], "<think> as its token");
         assertEquals(eos, ChatFormat.DEEPSEEK3.endOfTurn(t, eos));
     }
 }

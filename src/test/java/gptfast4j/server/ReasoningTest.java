@@ -13,8 +13,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  */
 class ReasoningTest {
     /** The thinking and the answer of {@code text} given in pieces cut at {@code cuts} (a random cut every so often). */
-    private static List<String> split(String text, Random cuts) {
-        Reasoning r = new Reasoning();
+    private static List<String> split(String text, Random cuts, boolean opened) {
+        Reasoning r = new Reasoning(opened);
         StringBuilder reasoning = new StringBuilder(), content = new StringBuilder();
         for (int at = 0; at < text.length(); ) {
             int next = cuts == null ? text.length() : Math.min(text.length(), at + 1 + cuts.nextInt(4));
@@ -28,8 +28,12 @@ class ReasoningTest {
     }
 
     private static void assertSplit(String text, String reasoning, String content) {
-        assertEquals(List.of(reasoning, content), split(text, null), text);
-        for (long seed = 0; seed < 20; seed++) assertEquals(List.of(reasoning, content), split(text, new Random(seed)), text + ", cuts " + seed);
+        assertSplit(text, false, reasoning, content);
+    }
+
+    private static void assertSplit(String text, boolean opened, String reasoning, String content) {
+        assertEquals(List.of(reasoning, content), split(text, null, opened), text);
+        for (long seed = 0; seed < 20; seed++) assertEquals(List.of(reasoning, content), split(text, new Random(seed), opened), text + ", cuts " + seed);
     }
 
     @Test
@@ -52,5 +56,14 @@ class ReasoningTest {
     void aThinkingCutShortStaysThinking() {
         assertSplit("<think>\nstill thinking  \n", "still thinking", "");
         assertSplit("<think>a </thi", "a </thi", "");
+    }
+
+    /** A prompt that opened the thinking (DeepSeek-R1's template): the reply starts in it, a tag it writes anyway left out. */
+    @Test
+    void aReplyToAnOpenedThinkingStartsInIt() {
+        assertSplit("Okay, a greeting.\n</think>\n\nHi there", true, "Okay, a greeting.", "Hi there");
+        assertSplit("<think>\nOkay.</think>Hi", true, "Okay.", "Hi");
+        assertSplit("no end of thinking", true, "no end of thinking", "");
+        assertSplit("<thi", true, "<thi", "");
     }
 }
