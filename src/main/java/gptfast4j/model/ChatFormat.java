@@ -33,12 +33,21 @@ public enum ChatFormat {
      */
     LLAMA3,
     /**
+     * Llama-3.1's and 3.3's (their templates), and 3.2's with today's date: Llama-3's, with a system message always, which
+     * opens with {@code Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n} (3.2: the day's date, as
+     * its template writes it where the renderer has {@code strftime_now}, as Hugging Face's and llama.cpp's do) before
+     * the system prompt, if any.
+     */
+    LLAMA31, LLAMA32,
+    /**
      * Mistral's later formats, framed as llama.cpp's llama-chat.cpp frames them (and named as it names them,
      * {@code --chat-format mistral-v3-tekken}): v1 {@code " [INST] message [/INST]"}, v3 {@code "[INST] message[/INST]"}
      * (Mistral-7B-Instruct-v0.3), v3-tekken {@code "[INST]message[/INST]"} (Mistral Nemo), each with a system prompt
-     * before the first message and a blank line after it, an answer after a space (none in v3-tekken) and ended by EOS;
-     * v7 {@code "[SYSTEM_PROMPT] system[/SYSTEM_PROMPT][INST] message[/INST]"} (Mistral Large 2411; llama.cpp frames
-     * Mistral Small 3's template this way too) and v7-tekken without the spaces. The markers are the vocabulary's special
+     * before the first message and a blank line after it (v3-tekken's conversation: before the last, as Nemo's template
+     * puts it; the interactive chat, which keeps its turns, before the first), an answer after a space (none in
+     * v3-tekken) and ended by EOS; v7 {@code "[SYSTEM_PROMPT] system[/SYSTEM_PROMPT][INST] message[/INST]"} (Mistral
+     * Large 2411) and v7-tekken without the spaces (Mistral Small 3.x's template, whose default system prompt, written
+     * where a conversation has none, is not). The markers are the vocabulary's special
      * tokens where it has them (v0.3's and the tekken vocabularies), text otherwise (v1's); a message's own text is
      * never taken as a marker.
      */
@@ -72,9 +81,16 @@ public enum ChatFormat {
         if (chatTemplate != null) {
             // Phi-4's and SmolVLM's are not ChatML, though they use its markers (llama.cpp's test)
             if (chatTemplate.contains("<|im_start|>") && !chatTemplate.contains("<|im_sep|>") && !chatTemplate.contains("<end_of_utterance>")) return CHATML;
-            if (chatTemplate.contains("<|start_header_id|>")) return LLAMA3;
+            if (chatTemplate.contains("<|start_header_id|>")) {
+                if (!chatTemplate.contains("Cutting Knowledge Date")) return LLAMA3;
+                return chatTemplate.contains("strftime_now") ? LLAMA32 : LLAMA31;
+            }
             // Mistral's official v1, v3, v3-tekken and v7 templates, told apart as llama.cpp's llama_chat_detect_template does
-            if (chatTemplate.contains("[INST]") && chatTemplate.contains("[SYSTEM_PROMPT]")) return MISTRAL_V7;
+            // v7 with its spaces ("[INST] " + message) where the template writes them; Mistral Small 3.x's, Devstral's and
+            // Ministral's templates write none (llama.cpp's legacy detection takes every such template as v7)
+            if (chatTemplate.contains("[INST]") && chatTemplate.contains("[SYSTEM_PROMPT]")) {
+                return chatTemplate.contains("[INST] '") || chatTemplate.contains("[INST] \"") ? MISTRAL_V7 : MISTRAL_V7_TEKKEN;
+            }
             if (chatTemplate.contains("[INST]") && (chatTemplate.contains("' [INST] ' + system_message") || chatTemplate.contains("[AVAILABLE_TOOLS]"))) {
                 return chatTemplate.contains(" [INST]") ? MISTRAL_V1 : chatTemplate.contains("\"[INST]\"") ? MISTRAL_V3_TEKKEN : MISTRAL_V3;
             }
@@ -103,7 +119,7 @@ public enum ChatFormat {
      */
     public void checkTokenizer(Tokenizer tokenizer) {
         String[] needed = switch (this) {
-            case LLAMA3 -> new String[]{"<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"};
+            case LLAMA3, LLAMA31, LLAMA32 -> new String[]{"<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"};
             case ZEPHYR -> new String[]{"</s>"};
             case CHATML -> new String[]{"<|im_start|>", "<|im_end|>"};
             case DEEPSEEK3 -> new String[]{"<｜User｜>", "<｜Assistant｜>"};
@@ -121,8 +137,13 @@ public enum ChatFormat {
      * system prompt {@code system} (null for none) framed before the first message.
      */
     public int[] userTurn(Tokenizer tokenizer, String message, boolean first, int bos, boolean addBos, String system) {
+        return userTurn(tokenizer, message, first, bos, addBos, system, first);
+    }
+
+    /** {@link #userTurn(Tokenizer, String, boolean, int, boolean, String)}, the system prompt framed where {@code systemHere}. */
+    private int[] userTurn(Tokenizer tokenizer, String message, boolean first, int bos, boolean addBos, String system, boolean systemHere) {
         if (system != null && this == PLAIN) throw new IllegalArgumentException("a system prompt needs a chat format; this model has none (no chat template)");
-        String sys = first && system != null ? system.strip() : null;
+        String sys = systemHere && system != null ? system.strip() : null;
         List<Integer> ids = new ArrayList<>();
         switch (this) {
             case PLAIN -> {
@@ -153,9 +174,14 @@ public enum ChatFormat {
                 ids.add(eos);
                 for (int id : tokenizer.encode(ASSISTANT)) ids.add(id);
             }
-            case LLAMA3 -> {
+            case LLAMA3, LLAMA31, LLAMA32 -> {
                 if (first) ids.add(bos);
-                if (sys != null) llama3Message(tokenizer, "system", sys, ids);
+                if (first && this != LLAMA3) {
+                    String date = this == LLAMA31 ? "26 Jul 2024" : java.time.LocalDate.now().format(java.time.format.DateTimeFormatter.ofPattern("dd MMM yyyy", java.util.Locale.ENGLISH));
+                    llama3Message(tokenizer, "system", "Cutting Knowledge Date: December 2023\nToday Date: " + date + "\n\n" + (sys != null ? sys : ""), ids);
+                } else if (sys != null) {
+                    llama3Message(tokenizer, "system", sys, ids);
+                }
                 llama3Message(tokenizer, "user", message.strip(), ids);
                 llama3Header(tokenizer, "assistant", ids);
             }
@@ -231,7 +257,7 @@ public enum ChatFormat {
      */
     public int endOfTurn(Tokenizer tokenizer, int eos) {
         return switch (this) {
-            case LLAMA3 -> tokenizer.special("<|eot_id|>").orElse(eos);
+            case LLAMA3, LLAMA31, LLAMA32 -> tokenizer.special("<|eot_id|>").orElse(eos);
             case CHATML -> tokenizer.special(IM_END.text()).orElse(eos);
             default -> eos;
         };
@@ -251,7 +277,9 @@ public enum ChatFormat {
         List<Integer> ids = new ArrayList<>();
         for (int i = 0; i < messages.size(); i++) {
             if (i % 2 == 0) {
-                for (int id : userTurn(tokenizer, messages.get(i), i == 0, bos, addBos, system)) ids.add(id);
+                // Mistral Nemo's template puts the system prompt with the last message, not the first
+                boolean systemHere = this == MISTRAL_V3_TEKKEN ? i == messages.size() - 1 : i == 0;
+                for (int id : userTurn(tokenizer, messages.get(i), i == 0, bos, addBos, system, systemHere)) ids.add(id);
             } else if (this == ZEPHYR || this == CHATML) {
                 // the answer follows "\n<|assistant|>\n" (ChatML's "assistant\n") in one text (no special token
                 // between: no dummy prefix of its own), as the template's output is tokenized

@@ -166,7 +166,8 @@ class ChatFormatTest {
         assertEquals(ChatFormat.MISTRAL_V1, ChatFormat.detect("{%- if loop.first and system_message is defined %}{{- ' [INST] ' + system_message + '\\n\\n' + message['content'] + ' [/INST]' }}"));
         assertEquals(ChatFormat.MISTRAL_V3, ChatFormat.detect("{%- if tools is not none %}{{- \"[AVAILABLE_TOOLS] [\" }}{%- endif %}{{- \"[INST] \" + message[\"content\"] + \"[/INST]\" }}"));
         assertEquals(ChatFormat.MISTRAL_V3_TEKKEN, ChatFormat.detect("{%- if tools is not none %}{{- \"[AVAILABLE_TOOLS][\" }}{%- endif %}{{- \"[INST]\" + message[\"content\"] + \"[/INST]\" }}"));
-        assertEquals(ChatFormat.MISTRAL_V7, ChatFormat.detect("{{- '[SYSTEM_PROMPT]' + system_message + '[/SYSTEM_PROMPT]' }}{{- '[INST]' + message['content'] + '[/INST]' }}"));
+        assertEquals(ChatFormat.MISTRAL_V7, ChatFormat.detect("{{- '[SYSTEM_PROMPT] ' + system_message + '[/SYSTEM_PROMPT]' }}{{- '[INST] ' + message['content'] + '[/INST]' }}"));
+        assertEquals(ChatFormat.MISTRAL_V7_TEKKEN, ChatFormat.detect("{{- '[SYSTEM_PROMPT]' + system_message + '[/SYSTEM_PROMPT]' }}{{- '[INST]' + message['content'] + '[/INST]' }}"));
         assertEquals(ChatFormat.MISTRAL_V3_TEKKEN, ChatFormat.parse("mistral-v3-tekken", "--chat-format"));
         assertEquals(ChatFormat.MISTRAL_V7_TEKKEN, ChatFormat.parse("MISTRAL_V7_TEKKEN", "--chat-format"));
     }
@@ -198,9 +199,10 @@ class ChatFormatTest {
         assertArrayEquals(withBos.apply("[INST] Be brief.\n\nHello[/INST]"), ChatFormat.MISTRAL_V3.userTurn(t, "Hello", true, bos, true, "Be brief."));
         assertArrayEquals(withBos.apply("[SYSTEM_PROMPT] Be brief.[/SYSTEM_PROMPT][INST] Hello[/INST]"), ChatFormat.MISTRAL_V7.userTurn(t, "Hello", true, bos, true, "Be brief."));
         assertArrayEquals(withBos.apply("[SYSTEM_PROMPT]Be brief.[/SYSTEM_PROMPT][INST]Hello[/INST]"), ChatFormat.MISTRAL_V7_TEKKEN.userTurn(t, "Hello", true, bos, true, "Be brief."));
-        // a conversation: answers after a space but in the tekken formats, each ended by EOS
+        // a conversation: answers after a space but in the tekken formats, each ended by EOS; v3-tekken's system prompt
+        // with the last message, as Mistral Nemo's template has it (mistralNemoIsItsTemplate)
         List<String> turns = List.of("Hello", "Hi! How can I help?", "More");
-        int[] v3t = withBos.apply("[INST]Be brief.\n\nHello[/INST]Hi! How can I help?<|end_of_text|>[INST]More[/INST]");
+        int[] v3t = withBos.apply("[INST]Hello[/INST]Hi! How can I help?<|end_of_text|>[INST]Be brief.\n\nMore[/INST]");
         assertArrayEquals(v3t, ChatFormat.MISTRAL_V3_TEKKEN.conversation(t, "Be brief.", turns, bos, true, eos));
         int[] v7 = withBos.apply("[SYSTEM_PROMPT] Be brief.[/SYSTEM_PROMPT][INST] Hello[/INST] Hi! How can I help?<|end_of_text|>[INST] More[/INST]");
         assertArrayEquals(v7, ChatFormat.MISTRAL_V7.conversation(t, "Be brief.", turns, bos, true, eos));
@@ -297,5 +299,76 @@ class ChatFormatTest {
         assertArrayEquals(t.encodeWithSpecials("<｜User｜>More<｜Assistant｜><think>\n"), ChatFormat.DEEPSEEK3.userTurn(t, "More", false, bos, true, "Be brief."));
         assertEquals(128013, ChatFormat.DEEPSEEK3.userTurn(t, "More", false, bos, true, null)[3], "<think> as its token");
         assertEquals(eos, ChatFormat.DEEPSEEK3.endOfTurn(t, eos));
+    }
+
+    private static String template(String name) throws java.io.IOException {
+        return java.nio.file.Files.readString(java.nio.file.Path.of("src/test/resources/chat-templates/" + name + ".jinja"));
+    }
+
+    /**
+     * Llama-3.1's and 3.2's own templates are detected as llama31 and llama32, and a conversation is what they render
+     * (scripts/render-chat-template.py, as in deepseek3IsTheR1DistillationsTemplate, BOS and EOS <|begin_of_text|> and
+     * <|eot_id|>): a system message always, opening with the knowledge date and the day's date (3.1's fixed; 3.2's
+     * today's, rendered with 06 Dec 2026 and compared with today put in its place); Llama-3's own template has none.
+     */
+    @Test
+    void llama31And32AreTheirTemplates() throws Exception {
+        assertEquals(ChatFormat.LLAMA31, ChatFormat.detect(template("meta-llama-Llama-3.1-8B-Instruct")));
+        assertEquals(ChatFormat.LLAMA32, ChatFormat.detect(template("meta-llama-Llama-3.2-3B-Instruct")));
+        assertEquals(ChatFormat.LLAMA3, ChatFormat.detect("{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' %}"));
+        Tokenizer t = Tokenizers.load(Shared.TOKENIZERS.resolve("llama3-tokenizer.model"));
+        int bos = 128000, eos = 128009;
+        String today = java.time.LocalDate.now().format(java.time.format.DateTimeFormatter.ofPattern("dd MMM yyyy", java.util.Locale.ENGLISH));
+        // render-chat-template.py TEMPLATE '[{"role":"system","content":"Be brief."},{"role":"user","content":"Hello"},
+        //   {"role":"assistant","content":"Hi there"},{"role":"user","content":"Who are you"}]' '<|begin_of_text|>' '<|eot_id|>'
+        String conversation = "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n"
+                + "Be brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHello<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nHi there<|eot_id|>"
+                + "<|start_header_id|>user<|end_header_id|>\n\nWho are you<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n";
+        // ... '[{"role":"user","content":"Hello"}]' ...
+        String alone = "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n"
+                + "<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHello<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n";
+        List<String> turns = List.of("Hello", "Hi there", "Who are you");
+        assertArrayEquals(t.encodeWithSpecials(conversation), ChatFormat.LLAMA31.conversation(t, "Be brief.", turns, bos, true, eos));
+        assertArrayEquals(t.encodeWithSpecials(alone), ChatFormat.LLAMA31.conversation(t, null, List.of("Hello"), bos, true, eos));
+        String dated = conversation.replace("26 Jul 2024", today), aloneDated = alone.replace("26 Jul 2024", today);
+        assertArrayEquals(t.encodeWithSpecials(dated), ChatFormat.LLAMA32.conversation(t, "Be brief.", turns, bos, true, eos));
+        assertArrayEquals(t.encodeWithSpecials(aloneDated), ChatFormat.LLAMA32.conversation(t, null, List.of("Hello"), bos, true, eos));
+        // a later turn has no system message
+        assertArrayEquals(t.encodeWithSpecials("<|start_header_id|>user<|end_header_id|>\n\nMore<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"),
+                ChatFormat.LLAMA31.userTurn(t, "More", false, bos, true, "Be brief."));
+    }
+
+    /**
+     * Mistral Small 3.2's own template is detected as mistral-v7-tekken (no spaces after its markers), and a
+     * conversation with a system prompt is what it renders (render-chat-template.py as above, BOS and EOS <s> and
+     * </s>); without one its template writes a default system prompt of its own, which the format does not.
+     */
+    @Test
+    void mistralSmall32IsItsTemplate() throws Exception {
+        assertEquals(ChatFormat.MISTRAL_V7_TEKKEN, ChatFormat.detect(template("Mistral-Small-3.2-24B-Instruct-2506")));
+        gptfast4j.io.GGUF vocab = gptfast4j.io.GGUF.read(Shared.TOKENIZERS.resolve("llama3-vocab.gguf"));
+        Tokenizer t = withSpecials("llama3-vocab.gguf", new int[]{128000, 128001, 128018, 128019, 128020, 128021},
+                "<s>", "</s>", "[INST]", "[/INST]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]");
+        assertTrue(vocab.metadata().getStrings("tokenizer.ggml.tokens")[128018].startsWith("<|reserved_special_token_"));
+        String rendered = "<s>[SYSTEM_PROMPT]Be brief.[/SYSTEM_PROMPT][INST]Hello[/INST]Hi there</s>[INST]Who are you[/INST]";
+        assertArrayEquals(t.encodeWithSpecials(rendered), ChatFormat.MISTRAL_V7_TEKKEN.conversation(t, "Be brief.", List.of("Hello", "Hi there", "Who are you"), 128000, true, 128001));
+    }
+
+    /**
+     * Mistral Nemo's own template is detected as mistral-v3-tekken and a conversation is what it renders
+     * (render-chat-template.py as above, BOS and EOS <s> and </s>): the system prompt with the last message, where
+     * llama.cpp's legacy framing puts it with the first (the interactive chat, which keeps its turns, frames it with
+     * the first).
+     */
+    @Test
+    void mistralNemoIsItsTemplate() throws Exception {
+        assertEquals(ChatFormat.MISTRAL_V3_TEKKEN, ChatFormat.detect(template("mistralai-Mistral-Nemo-Instruct-2407")));
+        Tokenizer t = withSpecials("llama3-vocab.gguf", new int[]{128000, 128001, 128018, 128019}, "<s>", "</s>", "[INST]", "[/INST]");
+        // render-chat-template.py TEMPLATE '[{"role":"system","content":"Be brief."},{"role":"user","content":"Hello"},
+        //   {"role":"assistant","content":"Hi there"},{"role":"user","content":"Who are you"}]' '<s>' '</s>'
+        String rendered = "<s>[INST]Hello[/INST]Hi there</s>[INST]Be brief.\n\nWho are you[/INST]";
+        assertArrayEquals(t.encodeWithSpecials(rendered), ChatFormat.MISTRAL_V3_TEKKEN.conversation(t, "Be brief.", List.of("Hello", "Hi there", "Who are you"), 128000, true, 128001));
+        // ... '[{"role":"system","content":"Be brief."},{"role":"user","content":"Hello"}]' ...
+        assertArrayEquals(t.encodeWithSpecials("<s>[INST]Be brief.\n\nHello[/INST]"), ChatFormat.MISTRAL_V3_TEKKEN.conversation(t, "Be brief.", List.of("Hello"), 128000, true, 128001));
     }
 }
