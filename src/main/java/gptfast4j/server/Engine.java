@@ -10,6 +10,7 @@ import gptfast4j.model.Llama;
 import gptfast4j.tensor.Tensor;
 
 import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.LinkedBlockingQueue;
 
 /**
@@ -91,6 +92,13 @@ public abstract sealed class Engine {
 
     /** The slots, each a state of its own: 1 one request at a time, {@code --parallel} with continuous batching. */
     abstract int slots();
+
+    /** A slot as {@code GET /slots} shows it: whether it generates, the tokens its cache holds, whether it speculates. */
+    record SlotState(boolean processing, int cached, boolean speculative) {
+    }
+
+    /** Each slot's state (read from another thread: a moment's view). */
+    abstract List<SlotState> slotStates();
 
     /**
      * Runs {@code action} on slot {@code slot}'s cache on the engine's thread, after the requests that came before it
@@ -181,7 +189,7 @@ public abstract sealed class Engine {
         private final Llama.State state;
         private final Generation generator;
         /** The tokens whose keys and values the state's cache holds from position 0. */
-        private int[] cached = new int[0];
+        private volatile int[] cached = new int[0];
         private volatile int running;
 
         @Override
@@ -199,6 +207,11 @@ public abstract sealed class Engine {
         @Override
         int slots() {
             return 1;
+        }
+
+        @Override
+        List<SlotState> slotStates() {
+            return List.of(new SlotState(running == 1, cached.length, generator instanceof SpeculativeGenerator));
         }
 
         @Override
@@ -243,10 +256,10 @@ public abstract sealed class Engine {
         private static final class Slot {
             final Llama.State state;
             /** The tokens the cache holds from position 0 (at a request's start: the previous request's). */
-            int[] cached = new int[0];
+            volatile int[] cached = new int[0];
             /** The sequence by position, for the penalties (Sampler#sample). */
             final int[] sequence;
-            Job job;
+            volatile Job job;
             Sampler sampler;
             int[] prompt, generated;
             int reused, count, decoded, maxTokens;
@@ -306,6 +319,11 @@ public abstract sealed class Engine {
         @Override
         int slots() {
             return slots.length;
+        }
+
+        @Override
+        List<SlotState> slotStates() {
+            return Arrays.stream(slots).map(s -> new SlotState(s.job != null, s.cached.length, false)).toList();
         }
 
         @Override

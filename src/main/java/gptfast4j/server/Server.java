@@ -220,6 +220,14 @@ public final class Server implements AutoCloseable {
                     allow(exchange, "GET");
                     metrics(exchange);
                 }
+                case "/props" -> {
+                    allow(exchange, "GET");
+                    send(exchange, 200, props());
+                }
+                case "/slots" -> {
+                    allow(exchange, "GET");
+                    slots(exchange);
+                }
                 case "/tokenize" -> {
                     allow(exchange, "POST");
                     tokenize(exchange);
@@ -239,7 +247,8 @@ public final class Server implements AutoCloseable {
                 default -> {
                     if (!path.startsWith("/slots/")) {
                         throw new HttpError(404, "not_found_error", "no endpoint " + path + "; there are POST /v1/completions, POST /v1/chat/completions,"
-                                + " POST /v1/embeddings, GET /v1/models, POST /tokenize, POST /detokenize, POST /slots/ID?action=save|restore|erase, GET /metrics and GET /health");
+                                + " POST /v1/embeddings, GET /v1/models, POST /tokenize, POST /detokenize, GET /props, GET /slots, POST /slots/ID?action=save|restore|erase,"
+                                + " GET /metrics and GET /health");
                     }
                     allow(exchange, "POST");
                     summary = slotAction(exchange, path.substring("/slots/".length()));
@@ -419,6 +428,43 @@ public final class Server implements AutoCloseable {
         send(exchange, 200, request.response(embeddings, modelName));
         return String.format("%d embedding%s (%s pooling) of %d tokens in %.2f s", embeddings.size(), embeddings.size() == 1 ? "" : "s", how.option(),
                 request.tokens(), (System.nanoTime() - t0) / 1e9);
+    }
+
+    /**
+     * llama.cpp's {@code GET /props}, its fields this server has: the generation defaults (generate's: temperature 0.8,
+     * top-k 200, no limit), the context, the slots, the model, its chat template and format, its BOS and EOS texts.
+     */
+    private ObjectNode props() {
+        ObjectNode props = JSON.createObjectNode();
+        ObjectNode defaults = props.putObject("default_generation_settings").put("n_ctx", engine.contextLength);
+        defaults.putObject("params").put("n_predict", -1).put("temperature", 0.8).put("top_k", 200).put("top_p", 1.0).put("min_p", 0.0)
+                .put("repeat_penalty", 1.0).put("repeat_last_n", 64).put("frequency_penalty", 0.0).put("presence_penalty", 0.0);
+        props.put("total_slots", engine.slots()).put("model_alias", modelName).put("model_path", ckpt.path().toString());
+        props.putObject("modalities").put("vision", false).put("video", false).put("audio", false);
+        props.put("endpoint_slots", true).put("endpoint_metrics", true);
+        String template = ckpt.metadata() != null ? ckpt.metadata().getString("tokenizer.chat_template", "") : "";
+        props.put("chat_template", template).put("chat_format", chatFormat.option());
+        props.put("bos_token", ckpt.tokenizer().piece(ckpt.bos())).put("eos_token", ckpt.tokenizer().piece(ckpt.eos()[0]));
+        return props;
+    }
+
+    /**
+     * llama.cpp's {@code GET /slots}: each slot's id, context, whether it speculates and generates, the tokens its cache
+     * holds ({@code n_cached}; no prompt text); with {@code ?fail_on_no_slot=1}, 503 where every slot generates.
+     */
+    private void slots(HttpExchange exchange) throws IOException {
+        List<Engine.SlotState> states = engine.slotStates();
+        String query = exchange.getRequestURI().getQuery();
+        if (query != null && query.contains("fail_on_no_slot=1") && states.stream().allMatch(Engine.SlotState::processing)) {
+            throw new HttpError(503, "unavailable_error", "no slot available");
+        }
+        var list = JSON.createArrayNode();
+        for (int i = 0; i < states.size(); i++) {
+            Engine.SlotState s = states.get(i);
+            list.addObject().put("id", i).put("n_ctx", engine.contextLength).put("speculative", s.speculative()).put("is_processing", s.processing())
+                    .put("n_cached", s.cached());
+        }
+        send(exchange, 200, list);
     }
 
     /** The outcome of a slot action, its failure as the error it was (an HttpError) or a 500. */

@@ -809,6 +809,54 @@ class ServerTest {
         assertEquals("ok", health.json().path("status").asText());
     }
 
+    /**
+     * llama.cpp's GET /props (the defaults a request without fields gets, the context, the slots, the chat format) and
+     * GET /slots (each slot generating or not, the tokens its cache holds; 503 with fail_on_no_slot=1 while every slot
+     * generates).
+     */
+    @Test
+    void propsAndSlots() throws Exception {
+        JsonNode props = request(llama2, "GET", "/props", null).json();
+        assertEquals(256, props.at("/default_generation_settings/n_ctx").asInt());
+        assertEquals(0.8, props.at("/default_generation_settings/params/temperature").asDouble(), 1e-9);
+        assertEquals(200, props.at("/default_generation_settings/params/top_k").asInt());
+        assertEquals(1, props.path("total_slots").asInt());
+        assertEquals("llama2", props.path("chat_format").asText());
+        assertEquals("<s>", props.path("bos_token").asText());
+        assertEquals("</s>", props.path("eos_token").asText());
+        assertEquals("stories260K.gguf", props.path("model_alias").asText());
+        assertEquals(405, request(llama2, "POST", "/props", "{}").status());
+
+        try (Server batched = new Server(stories, Engine.batched(stories, 2, 512, KvCache.Type.F32), ChatFormat.PLAIN,
+                new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, new PrintStream(OutputStream.nullOutputStream()))) {
+            JsonNode c = post(batched, "/v1/completions", completion("Once upon a time", 10));
+            JsonNode slots = request(batched, "GET", "/slots", null).json();
+            assertEquals(2, slots.size());
+            int held = c.at("/usage/total_tokens").asInt();
+            assertEquals(List.of(0, 1), List.of(slots.at("/0/id").asInt(), slots.at("/1/id").asInt()));
+            assertTrue(slots.at("/0/n_cached").asInt() + slots.at("/1/n_cached").asInt() >= held - 1, slots.toString());
+            assertFalse(slots.at("/0/is_processing").asBoolean() || slots.at("/1/is_processing").asBoolean(), slots.toString());
+            assertEquals(200, request(batched, "GET", "/slots?fail_on_no_slot=1", null).status());
+        }
+        // the slow server (5 ms a token) while a request generates
+        ExecutorService client = Executors.newSingleThreadExecutor();
+        try {
+            Future<JsonNode> running = client.submit(() -> post(slow, "/v1/completions", completion("Once upon a time", 150).put("ignore_eos", true)));
+            JsonNode slot = null;
+            for (int i = 0; i < 200 && (slot == null || !slot.path("is_processing").asBoolean()); i++) {
+                Thread.sleep(5);
+                slot = request(slow, "GET", "/slots", null).json().get(0);
+            }
+            assertTrue(slot.path("is_processing").asBoolean(), slot.toString());
+            Reply busy = request(slow, "GET", "/slots?fail_on_no_slot=1", null);
+            assertEquals(503, busy.status(), busy.body());
+            assertEquals(150, running.get().at("/usage/completion_tokens").asInt());
+            assertFalse(request(slow, "GET", "/slots", null).json().at("/0/is_processing").asBoolean());
+        } finally {
+            client.shutdownNow();
+        }
+    }
+
     /** With an API key, every request but /health's must bear it. */
     @Test
     void anApiKeyIsRequired() throws Exception {
