@@ -102,8 +102,8 @@ public abstract sealed class Engine {
 
     /**
      * Runs {@code action} on slot {@code slot}'s cache on the engine's thread, after the requests that came before it
-     * ({@code overwrites}: as {@link SlotTask} says); with continuous batching the returned future fails (409) where
-     * that slot is then generating.
+     * ({@code overwrites}: as {@link SlotTask} says); where that slot is then generating (continuous batching), once its
+     * request has ended, as llama.cpp defers such an action.
      */
     java.util.concurrent.CompletableFuture<int[]> onSlot(int slot, boolean overwrites, SlotAction action) {
         if (slot < 0 || slot >= slots()) throw Server.HttpError.invalid("no slot " + slot + "; this server has slots 0.." + (slots() - 1));
@@ -336,6 +336,7 @@ public abstract sealed class Engine {
         @Override
         void stopped() {
             for (Slot s : slots) if (s.job != null) s.job.fail(new Server.HttpError(503, "server_error", "the server is stopping"));
+            for (SlotTask t : deferred) t.done.completeExceptionally(new Server.HttpError(503, "server_error", "the server is stopping"));
         }
 
         private boolean busy() {
@@ -343,8 +344,25 @@ public abstract sealed class Engine {
             return false;
         }
 
-        /** Starts waiting requests while a slot is free: waits for one where nothing runs. */
+        /** Actions on slots that were generating when their turn came: each runs once its slot's request has ended. */
+        private final List<SlotTask> deferred = new java.util.ArrayList<>();
+
+        private void run(SlotTask task, Slot slot) {
+            slot.cached = task.run(slot.state, slot.cached);
+            System.arraycopy(slot.cached, 0, slot.sequence, 0, slot.cached.length);
+        }
+
+        /**
+         * Starts waiting requests while a slot is free: waits for one where nothing runs. Deferred actions whose slots
+         * are free run first, before a new request can take those slots.
+         */
         private void admit() throws InterruptedException {
+            deferred.removeIf(task -> {
+                Slot slot = slots[task.slot];
+                if (slot.job != null) return false;
+                run(task, slot);
+                return true;
+            });
             while (true) {
                 Slot free = null;
                 for (Slot s : slots) if (s.job == null) free = s;
@@ -353,12 +371,8 @@ public abstract sealed class Engine {
                 if (work == null) return;
                 if (work instanceof SlotTask task) {
                     Slot slot = task.slot == ANY_SLOT ? free : slots[task.slot];
-                    if (slot.job != null) {
-                        task.done.completeExceptionally(new Server.HttpError(409, "invalid_request_error", "slot " + task.slot + " is generating; try again when its request has ended"));
-                    } else {
-                        slot.cached = task.run(slot.state, slot.cached);
-                        System.arraycopy(slot.cached, 0, slot.sequence, 0, slot.cached.length);
-                    }
+                    if (slot.job != null) deferred.add(task);
+                    else run(task, slot);
                     continue;
                 }
                 start((Job) work);

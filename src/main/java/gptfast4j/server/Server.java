@@ -344,7 +344,8 @@ public final class Server implements AutoCloseable {
     private static final java.util.regex.Pattern SLOT_FILE = java.util.regex.Pattern.compile("[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}");
 
     /**
-     * llama.cpp's {@code POST /slots/ID?action=...}, between requests (a slot that is generating answers 409): {@code
+     * llama.cpp's {@code POST /slots/ID?action=...}, between requests (on a slot that is generating, once its request
+     * has ended): {@code
      * save} writes the tokens the slot's cache holds and their keys and values to {@code {"filename": NAME}} in the
      * {@code --slot-save-path} folder, {@code restore} puts a saved file's back into the slot (a later prompt that
      * starts with them runs only the rest), {@code erase} forgets what the slot holds. The files are {@code generate

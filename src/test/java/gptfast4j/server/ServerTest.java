@@ -1269,6 +1269,21 @@ class ServerTest {
             assertEquals(first.at("/choices/0/text"), again.at("/choices/0/text"));
             assertEquals(first.at("/usage/prompt_tokens").asInt() - 1, again.at("/timings/cache_n").asInt(), again.toString());
             assertEquals(400, request(b, "POST", "/slots/2?action=save", "{\"filename\": \"x\"}").status());
+            // an action on a slot that is generating waits for its request's end (llama.cpp defers it): it saves all
+            ExecutorService client = Executors.newSingleThreadExecutor();
+            try {
+                Future<JsonNode> running = client.submit(() -> post(b, "/v1/completions", completion(prompt, 1500).put("ignore_eos", true)));
+                int busy = -1;
+                for (int i = 0; i < 400 && busy < 0 && !running.isDone(); i++) {
+                    for (JsonNode slot : request(b, "GET", "/slots", null).json()) if (slot.path("is_processing").asBoolean()) busy = slot.path("id").asInt();
+                }
+                assertTrue(busy >= 0, "the generation was not seen running");
+                JsonNode saved = post(b, "/slots/" + busy + "?action=save", JSON.createObjectNode().put("filename", "busy.bin"));
+                JsonNode done = running.get();
+                assertEquals(done.at("/usage/total_tokens").asInt() - 1, saved.path("n_saved").asInt(), saved.toString()); // the last token drawn never ran
+            } finally {
+                client.shutdownNow();
+            }
         }
         plain.saveSlotsIn(dir, identity);
         try {
