@@ -91,7 +91,7 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
                 tokenBytes[id] = toBytes(tokens[id]);
             }
         }
-        userDefinedLongestFirst = userDefined.keySet().stream().sorted(java.util.Comparator.comparingInt(String::length).reversed()).toList();
+        userDefinedTexts = new TokenTexts(userDefined.keySet());
         if (merges != null) {
             mergeRanks = new HashMap<>(merges.size() * 2);
             for (int i = 0; i < merges.size(); i++) mergeRanks.putIfAbsent(merges.get(i), i);
@@ -173,32 +173,11 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
      * tokens.
      */
     private final Map<String, Integer> userDefined = new HashMap<>();
-    private final List<String> userDefinedLongestFirst;
+    private final TokenTexts userDefinedTexts;
 
     @Override
     public int[] encode(String text) {
-        if (userDefined.isEmpty()) return encodeText(text);
-        java.util.stream.IntStream.Builder out = java.util.stream.IntStream.builder();
-        int partStart = 0;
-        for (int i = 0; i < text.length(); ) {
-            String found = null;
-            for (String t : userDefinedLongestFirst) {
-                if (text.startsWith(t, i)) {
-                    found = t;
-                    break;
-                }
-            }
-            if (found == null) {
-                i++;
-                continue;
-            }
-            for (int id : encodeText(text.substring(partStart, i))) out.add(id);
-            out.add(userDefined.get(found));
-            i += found.length();
-            partStart = i;
-        }
-        for (int id : encodeText(text.substring(partStart))) out.add(id);
-        return out.build().toArray();
+        return userDefinedTexts.isEmpty() ? encodeText(text) : userDefinedTexts.encode(text, userDefined::get, this::encodeText);
     }
 
     /** A text without user-defined tokens: split by the pre-tokenizer, each piece merged. */

@@ -46,31 +46,7 @@ public interface Tokenizer {
      * gives each its dummy prefix, as llama.cpp prefixes a part that follows a special token).
      */
     default int[] encodeWithSpecials(String text) {
-        // the special tokens by their first character, longest first
-        java.util.Map<Character, java.util.List<String>> byFirst = new java.util.HashMap<>();
-        for (String s : specialTexts()) byFirst.computeIfAbsent(s.charAt(0), c -> new java.util.ArrayList<>()).add(s);
-        byFirst.values().forEach(l -> l.sort(java.util.Comparator.comparingInt(String::length).reversed()));
-        java.util.stream.IntStream.Builder ids = java.util.stream.IntStream.builder();
-        int partStart = 0;
-        for (int i = 0; i < text.length(); ) {
-            String found = null;
-            for (String s : byFirst.getOrDefault(text.charAt(i), java.util.List.of())) {
-                if (text.startsWith(s, i)) {
-                    found = s;
-                    break;
-                }
-            }
-            if (found == null) {
-                i++;
-                continue;
-            }
-            if (i > partStart) for (int id : encode(text.substring(partStart, i))) ids.add(id);
-            ids.add(special(found).getAsInt());
-            i += found.length();
-            partStart = i;
-        }
-        if (partStart < text.length()) for (int id : encode(text.substring(partStart))) ids.add(id);
-        return ids.build().toArray();
+        return new TokenTexts(specialTexts()).encode(text, t -> special(t).getAsInt(), this::encode);
     }
 
     /** The {@code tokenizer.ggml.*} keys that store this vocabulary in a GGUF file (without BOS/EOS ids). */
