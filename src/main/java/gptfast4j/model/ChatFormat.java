@@ -79,7 +79,7 @@ public enum ChatFormat {
      */
     public static ChatFormat detect(String chatTemplate) {
         if (chatTemplate != null) {
-            // Phi-4's and SmolVLM's are not ChatML, though they use its markers (llama.cpp's test)
+            // Phi-4's and SmolVLM's are not ChatML, though they use its markers (as llama.cpp tells them apart)
             if (chatTemplate.contains("<|im_start|>") && !chatTemplate.contains("<|im_sep|>") && !chatTemplate.contains("<end_of_utterance>")) return CHATML;
             if (chatTemplate.contains("<|start_header_id|>")) {
                 if (!chatTemplate.contains("Cutting Knowledge Date")) return LLAMA3;
