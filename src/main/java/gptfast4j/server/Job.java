@@ -46,6 +46,8 @@ final class Job implements Engine.Work {
     private final StringBuilder thought = new StringBuilder();
     private boolean streaming;
     private final StringBuilder text = new StringBuilder();
+    /** Whether the reply's text has a line break (llama.cpp's {@code has_new_line}). */
+    private boolean newLine;
 
     /** A drawn token's log-probability and its {@code top.length} most likely alternatives', most likely first. */
     record Logprob(int token, float logprob, int[] top, float[] topLogprobs) {
@@ -79,6 +81,11 @@ final class Job implements Engine.Work {
 
     boolean stream() {
         return request.stream();
+    }
+
+    /** Whether the request is llama.cpp's {@code /completion}, answered in its shapes. */
+    boolean llama() {
+        return responses.llama();
     }
 
     /**
@@ -158,6 +165,7 @@ final class Job implements Engine.Work {
         drawn = null;
         boolean stop = reply.add(token);
         String piece = reply.take();
+        newLine |= piece.indexOf('\n') >= 0;
         if (answer != null) piece = answer.add(piece); // an answer's characters streamed as they come, calls at the end
         if (thinking != null) give(thinking.add(piece));
         else if (!streaming) text.append(piece);
@@ -246,6 +254,16 @@ final class Job implements Engine.Work {
                 .put("predicted_n", r.tokens().length).put("predicted_ms", r.decodeNanos() / 1e6).put("predicted_per_second", r.decodeTokensPerSecond());
         String summary = String.format("prompt %d tokens (%d cached), %d generated at %.2f tokens/s, %s%s", promptTokens, reused, r.tokens().length,
                 r.decodeTokensPerSecond(), finish, gone ? "; the client went away" : "");
+        if (responses.llama()) {
+            newLine |= rest.indexOf('\n') >= 0;
+            if (streaming && !rest.isEmpty()) outbox.add(responses.text(rest, null, null));
+            String stopType = r.stoppedAtEos() ? "eos" : reply.stopped() ? "word" : "limit";
+            ObjectNode end = responses.llamaEnd(streaming ? "" : text.append(rest).toString(), request.prompt() != null ? request.prompt() : "",
+                    r.tokens().length, promptTokens, reused, stopType, reply.stopWord(), newLine, timings);
+            if (streaming) outbox.add(end);
+            outbox.add(new Completion(streaming ? null : end, usage, timings, summary));
+            return;
+        }
         if (streaming) {
             if (!rest.isEmpty()) outbox.add(responses.text(rest, takeLogprobs(), null));
             if (!calls.isEmpty()) outbox.add(responses.calls(calls));

@@ -20,6 +20,8 @@ final class ReplyText {
     private int length, given;
     /** Where the first stop string starts; -1 while none is in the text. */
     private int stopAt = -1;
+    /** Which stop string starts there. */
+    private int stopWord;
     private boolean stripLeadingSpace;
 
     /** @param stripLeadingSpace drop a space that starts the text (SentencePiece's dummy prefix before an answer) */
@@ -39,12 +41,14 @@ final class ReplyText {
         System.arraycopy(added, skip, bytes, length, added.length - skip);
         int before = length;
         length += added.length - skip;
-        for (byte[] stop : stops) {
+        for (int s = 0; s < stops.length; s++) {
+            byte[] stop = stops[s];
             // the earliest occurrence that ends within the new bytes, before any found so far
             int last = Math.min(length - stop.length, stopAt >= 0 ? stopAt - 1 : Integer.MAX_VALUE);
             for (int at = Math.max(0, before - stop.length + 1); at <= last; at++) {
                 if (Arrays.equals(bytes, at, at + stop.length, stop, 0, stop.length)) {
                     stopAt = at;
+                    stopWord = s;
                     break;
                 }
             }
@@ -68,6 +72,11 @@ final class ReplyText {
 
     boolean stopped() {
         return stopAt >= 0;
+    }
+
+    /** The stop string the text ends before (llama.cpp's {@code stopping_word}); empty where none ended it. */
+    String stopWord() {
+        return stopAt >= 0 ? new String(stops[stopWord], StandardCharsets.UTF_8) : "";
     }
 
     private String give(int end) {

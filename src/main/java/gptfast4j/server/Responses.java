@@ -5,8 +5,11 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.NullNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
-/** The JSON objects of one choice's response, or of its stream's chunks, in OpenAI's shapes; choice {@code index} of the request's. */
-record Responses(String id, boolean chat, String model, int index) {
+/**
+ * The JSON objects of one choice's response, or of its stream's chunks, in OpenAI's shapes, or in llama.cpp's own
+ * ({@code llama}: its {@code /completion}'s); choice {@code index} of the request's.
+ */
+record Responses(String id, boolean chat, String model, int index, boolean llama) {
     private ObjectNode base(boolean chunk) {
         return Server.JSON.createObjectNode().put("id", id).put("object", chat ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion")
                 .put("created", System.currentTimeMillis() / 1000).put("model", model);
@@ -24,6 +27,11 @@ record Responses(String id, boolean chat, String model, int index) {
      * for), and the finish reason in the last one (null before).
      */
     ObjectNode text(String piece, JsonNode logprobs, String finish) {
+        if (llama) {
+            ObjectNode chunk = Server.JSON.createObjectNode().put("index", index).put("content", piece != null ? piece : "");
+            chunk.putArray("tokens");
+            return chunk.put("stop", false);
+        }
         ObjectNode chunk = base(true);
         ObjectNode choice = chunk.putArray("choices").addObject().put("index", index);
         if (chat) {
@@ -60,6 +68,21 @@ record Responses(String id, boolean chat, String model, int index) {
 
     private static void call(ObjectNode node, Tools.Call call) {
         node.put("id", call.id()).put("type", "function").putObject("function").put("name", call.name()).put("arguments", call.arguments());
+    }
+
+    /**
+     * llama.cpp's {@code /completion}'s end, whole or as a stream's last event: the text ({@code content}, empty where
+     * it was streamed), the prompt, the tokens predicted, evaluated and found in the cache, why it stopped
+     * ({@code eos}, {@code word} with the stop string, or {@code limit}), whether the text has a line break, the timings.
+     */
+    ObjectNode llamaEnd(String content, String prompt, int predicted, int evaluated, int cached, String stopType, String stoppingWord,
+                        boolean newLine, ObjectNode timings) {
+        ObjectNode end = Server.JSON.createObjectNode().put("index", index).put("content", content);
+        end.putArray("tokens");
+        end.put("stop", true).put("model", model).put("tokens_predicted", predicted).put("tokens_evaluated", evaluated).put("prompt", prompt)
+                .put("has_new_line", newLine).put("truncated", false).put("stop_type", stopType).put("stopping_word", stoppingWord).put("tokens_cached", cached);
+        end.set("timings", timings);
+        return end;
     }
 
     /** The stream's usage chunk ({@code stream_options.include_usage}): no choices. */

@@ -238,7 +238,11 @@ public final class Server implements AutoCloseable {
                 }
                 case "/v1/completions", "/v1/chat/completions" -> {
                     allow(exchange, "POST");
-                    summary = complete(exchange, path.equals("/v1/chat/completions"));
+                    summary = complete(exchange, path.equals("/v1/chat/completions"), false);
+                }
+                case "/completion", "/completions" -> {
+                    allow(exchange, "POST");
+                    summary = complete(exchange, false, true);
                 }
                 case "/v1/embeddings" -> {
                     allow(exchange, "POST");
@@ -247,7 +251,7 @@ public final class Server implements AutoCloseable {
                 default -> {
                     if (!path.startsWith("/slots/")) {
                         throw new HttpError(404, "not_found_error", "no endpoint " + path + "; there are POST /v1/completions, POST /v1/chat/completions,"
-                                + " POST /v1/embeddings, GET /v1/models, POST /tokenize, POST /detokenize, GET /props, GET /slots, POST /slots/ID?action=save|restore|erase,"
+                                + " POST /v1/embeddings, GET /v1/models, POST /completion, POST /tokenize, POST /detokenize, GET /props, GET /slots, POST /slots/ID?action=save|restore|erase,"
                                 + " GET /metrics and GET /health");
                     }
                     allow(exchange, "POST");
@@ -505,10 +509,12 @@ public final class Server implements AutoCloseable {
      * A completion: the request checked here, then its choices' generations queued for the engine, whose thread hands
      * what they make to this one, which writes it. Returns the log line's summary.
      */
-    private String complete(HttpExchange exchange, boolean chat) throws IOException {
+    private String complete(HttpExchange exchange, boolean chat, boolean llama) throws IOException {
         CompletionRequest request;
         try {
-            request = CompletionRequest.parse(body(exchange), chat);
+            JsonNode body = body(exchange);
+            if (llama) checkLlamaCompletion(body);
+            request = CompletionRequest.parse(body, chat);
         } catch (CompletionRequest.Invalid | IllegalArgumentException e) {
             throw HttpError.invalid(e.getMessage());
         } catch (StackOverflowError e) {
@@ -526,7 +532,7 @@ public final class Server implements AutoCloseable {
         }
         int[] tokens = Job.tokens(ckpt, request, chat, chatFormat);
         checkVocabulary(ckpt, request.bias().tokens(), "logit_bias: ");
-        for (int i = 0; i < request.n(); i++) jobs.add(new Job(ckpt, request, tokens, new Responses(id, chat, modelName, i), outbox, splitThinking, chatFormat.opensThinking()));
+        for (int i = 0; i < request.n(); i++) jobs.add(new Job(ckpt, request, tokens, new Responses(id, chat, modelName, i, llama), outbox, splitThinking, chatFormat.opensThinking()));
         int max = maxRequests;
         if (max > 0 && jobs.size() > max) throw HttpError.invalid("'n' is " + jobs.size() + ", more than the " + max + " requests this server takes at once (serve --max-requests)");
         int taken = inFlight.addAndGet(jobs.size());
@@ -598,8 +604,11 @@ public final class Server implements AutoCloseable {
             for (String field : new String[]{"completion_tokens", "total_tokens"}) usage.put(field, usage.path(field).asInt() + done[i].usage().path(field).asInt());
         }
         if (events != null) {
-            if (request.includeUsage()) events.send(new Responses(id, chat, modelName, 0).usage(usage));
-            events.done();
+            if (request.includeUsage()) events.send(new Responses(id, chat, modelName, 0, false).usage(usage));
+            if (!jobs.getFirst().llama()) events.done(); // llama.cpp's own stream ends with its last event
+        } else if (jobs.getFirst().llama()) {
+            if (watch.tookBytes()) exchange.getResponseHeaders().set("Connection", "close");
+            send(exchange, 200, done[0].response());
         } else {
             // one response of the choices, in their order
             List<JsonNode> each = Arrays.stream(done).map(c -> c.response().path("choices").get(0)).sorted(Comparator.comparingInt(c -> c.path("index").asInt())).toList();
@@ -610,6 +619,20 @@ public final class Server implements AutoCloseable {
             send(exchange, 200, response);
         }
         return Arrays.stream(done).map(Job.Completion::summary).collect(Collectors.joining("; "));
+    }
+
+    /**
+     * llama.cpp's {@code /completion} takes a completion's fields (its own names among them: {@code n_predict},
+     * {@code top_k}, ...) but one choice, and its log-probabilities ({@code n_probs}) are not given in its shape here.
+     */
+    private static void checkLlamaCompletion(JsonNode body) {
+        if (!body.isObject()) return; // parse says so
+        for (String field : new String[]{"n_probs", "logprobs"}) {
+            JsonNode v = body.get(field);
+            if (v != null && !v.isNull() && !(v.isNumber() && v.asInt() == 0)) throw new CompletionRequest.Invalid("'" + field + "' is not supported on /completion; /v1/completions gives log-probabilities");
+        }
+        JsonNode n = body.get("n");
+        if (n != null && !n.isNull() && !(n.isIntegralNumber() && n.asInt() == 1)) throw new CompletionRequest.Invalid("'n' must be 1 on /completion (/v1/completions makes several choices)");
     }
 
     /** A stream of server-sent events: {@code data: JSON}, a blank line after each, {@code data: [DONE]} at the end. */

@@ -339,6 +339,51 @@ class ServerTest {
         }
     }
 
+    /**
+     * llama.cpp's own POST /completion: its fields in, its shape out (content, stop, stop_type and stopping_word, the
+     * counts, timings), the text /v1/completions gives; streamed as events of content ending with the whole end
+     * object and no [DONE]; several choices and log-probabilities refused.
+     */
+    @Test
+    void llamaCppsOwnCompletion() throws Exception {
+        ObjectNode body = JSON.createObjectNode().put("prompt", "Once upon a time").put("n_predict", 30).put("temperature", 0).put("cache_prompt", true);
+        JsonNode own = post(plain, "/completion", body.deepCopy());
+        JsonNode oai = post(plain, "/v1/completions", completion("Once upon a time", 30));
+        assertEquals(oai.at("/choices/0/text").asText(), own.path("content").asText());
+        assertTrue(own.path("stop").asBoolean());
+        assertEquals("limit", own.path("stop_type").asText());
+        assertEquals(30, own.path("tokens_predicted").asInt());
+        assertEquals(oai.at("/usage/prompt_tokens").asInt(), own.path("tokens_evaluated").asInt());
+        assertEquals("Once upon a time", own.path("prompt").asText());
+        assertEquals(30, own.at("/timings/predicted_n").asInt());
+        assertEquals(own.path("content").asText().contains("\n"), own.path("has_new_line").asBoolean());
+        JsonNode stopped = post(plain, "/completions", body.deepCopy().put("stop", "girl"));
+        assertEquals("word", stopped.path("stop_type").asText(), stopped.toString());
+        assertEquals("girl", stopped.path("stopping_word").asText());
+        assertTrue(own.path("content").asText().startsWith(stopped.path("content").asText() + "girl"), stopped.toString());
+
+        List<String> data = events(plain, "/completion", body.deepCopy());
+        assertFalse(data.contains("[DONE]"), data.toString());
+        StringBuilder text = new StringBuilder();
+        for (String d : data.subList(0, data.size() - 1)) {
+            JsonNode event = JSON.readTree(d);
+            assertFalse(event.path("stop").asBoolean(), d);
+            text.append(event.path("content").asText());
+        }
+        JsonNode end = JSON.readTree(data.getLast());
+        assertTrue(end.path("stop").asBoolean());
+        assertEquals("", end.path("content").asText());
+        assertEquals("limit", end.path("stop_type").asText());
+        assertEquals(own.path("content").asText(), text.toString());
+
+        for (String[] bad : new String[][]{{"{\"prompt\": \"a\", \"n_probs\": 5}", "'n_probs' is not supported on /completion"},
+                {"{\"prompt\": \"a\", \"n\": 2}", "'n' must be 1 on /completion"}}) {
+            Reply r = request(plain, "POST", "/completion", bad[0]);
+            assertEquals(400, r.status(), r.body());
+            assertTrue(r.json().at("/error/message").asText().contains(bad[1]), r.body());
+        }
+    }
+
     /** An embeddings response's vectors: lists of numbers, or base64 of little-endian floats. */
     private static List<float[]> vectors(JsonNode response) {
         List<float[]> vectors = new ArrayList<>();
