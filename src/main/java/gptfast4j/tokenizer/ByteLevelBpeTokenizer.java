@@ -36,6 +36,14 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
                     + "|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
             Pattern.UNICODE_CHARACTER_CLASS);
 
+    /**
+     * Qwen2's and Qwen3's pre-tokenizer split (llama.cpp's "qwen2"): Llama-3's with digits one by one, its
+     * case-insensitive contractions written out as llama.cpp writes them.
+     */
+    public static final Pattern QWEN2_SPLIT = Pattern.compile(
+            "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+            Pattern.UNICODE_CHARACTER_CLASS);
+
     private static final char[] BYTE_TO_CHAR = new char[256];
     private static final int[] CHAR_TO_BYTE = new int[512];
 
@@ -57,16 +65,22 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
     private final Map<String, Integer> mergeRanks;
     private final Map<String, Integer> specials = new HashMap<>();
     private final byte[][] tokenBytes;
-    /** llama.cpp's name of the pre-tokenizer ({@code tokenizer.ggml.pre}): "llama-bpe" or "tekken". */
+    /** llama.cpp's name of the pre-tokenizer ({@code tokenizer.ggml.pre}): "llama-bpe", "tekken" or "qwen2". */
     private final String pre;
     private final Pattern split;
+    /**
+     * Whether a piece that is a token is taken whole rather than merged (Hugging Face's {@code ignore_merges}): Llama-3's
+     * and tekken's tokenizers do, Qwen's do not, as llama.cpp has it by pre-tokenizer; merging may end elsewhere
+     * (Qwen's " Việt" merges to " Vi", "ệ", "t" though " Việt" is a token).
+     */
+    private final boolean ignoreMerges;
 
     /**
      * @param tokens     vocabulary in mapped form, by id
      * @param types      token types by id (control tokens are the specials)
      * @param merges     "left right" pairs by priority, or null to rank a pair by the id of its merged token
      *                   (tiktoken's rule, where ids are ranks)
-     * @param pre        the pre-tokenizer's split, by llama.cpp's name: "llama-bpe" (Llama-3) or "tekken" (Mistral's)
+     * @param pre        the pre-tokenizer's split, by llama.cpp's name: "llama-bpe" (Llama-3), "tekken" (Mistral's) or "qwen2" (Qwen's)
      */
     public ByteLevelBpeTokenizer(String[] tokens, int[] types, List<String> merges, String pre) {
         this.tokens = tokens;
@@ -75,8 +89,10 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
         this.split = switch (pre) {
             case "llama-bpe" -> LLAMA3_SPLIT;
             case "tekken" -> TEKKEN_SPLIT;
-            default -> throw new IllegalArgumentException("unsupported pre-tokenizer '" + pre + "' (supported: llama-bpe, tekken)");
+            case "qwen2" -> QWEN2_SPLIT;
+            default -> throw new IllegalArgumentException("unsupported pre-tokenizer '" + pre + "' (supported: llama-bpe, tekken, qwen2)");
         };
+        this.ignoreMerges = !pre.equals("qwen2");
         tokenBytes = new byte[tokens.length][];
         for (int id = 0; id < tokens.length; id++) {
             ids.putIfAbsent(tokens[id], id);
@@ -186,7 +202,7 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
         Matcher m = split.matcher(text);
         while (m.find()) {
             String piece = toMapped(m.group().getBytes(StandardCharsets.UTF_8));
-            Integer whole = ids.get(piece);
+            Integer whole = ignoreMerges ? ids.get(piece) : null;
             if (whole != null) {
                 out.add(whole);
             } else {

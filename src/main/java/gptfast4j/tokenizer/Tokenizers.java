@@ -72,8 +72,8 @@ public final class Tokenizers {
                 if (merges == null) throw new ModelFormatException(path + ": byte-level BPE vocabulary without tokenizer.ggml.merges");
                 String pre = md.getString("tokenizer.ggml.pre", "llama-bpe");
                 if (pre.equals("default") || pre.equals("llama3")) pre = "llama-bpe";
-                if (!pre.equals("llama-bpe") && !pre.equals("tekken")) {
-                    throw new ModelFormatException(path + ": unsupported pre-tokenizer '" + pre + "' (supported: llama-bpe, tekken)");
+                if (!pre.equals("llama-bpe") && !pre.equals("tekken") && !pre.equals("qwen2")) {
+                    throw new ModelFormatException(path + ": unsupported pre-tokenizer '" + pre + "' (supported: llama-bpe, tekken, qwen2)");
                 }
                 return byteLevel(path, tokens, types, Arrays.asList(merges), pre);
             }

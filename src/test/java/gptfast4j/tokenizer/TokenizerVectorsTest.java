@@ -72,6 +72,21 @@ class TokenizerVectorsTest {
         assertEquals("tekken", tekken.ggufMetadata().get("tokenizer.ggml.pre").value());
     }
 
+    /**
+     * Qwen's "qwen2" pre-tokenizer (Qwen2, Qwen3), as tekkenVectorsAsLlamaCppTokenizesThem: the same texts and four of
+     * digits, contractions in capitals and a timestamp, on the Llama-3 vocabulary marked "qwen2" (16 of the 64 texts
+     * tokenize otherwise as llama-bpe); references {@code src/test/resources/tokenizer/qwen2-pre.*} made the same way.
+     */
+    @Test
+    void qwen2VectorsAsLlamaCppTokenizesThem() throws IOException {
+        gptfast4j.io.GGUF vocab = gptfast4j.io.GGUF.read(Shared.TOKENIZERS.resolve("llama3-vocab.gguf"));
+        java.util.Map<String, gptfast4j.io.Metadata.Value> md = new java.util.LinkedHashMap<>(vocab.metadata().asMap());
+        md.put("tokenizer.ggml.pre", gptfast4j.io.Metadata.Value.string("qwen2"));
+        Tokenizer qwen = Tokenizers.fromGGUF(vocab.path(), new gptfast4j.io.Metadata(md, "qwen2"));
+        checkLlamaCppVectors(qwen, java.nio.file.Path.of("src/test/resources/tokenizer"), "qwen2-pre");
+        assertEquals("qwen2", qwen.ggufMetadata().get("tokenizer.ggml.pre").value());
+    }
+
     @Test
     void llama3VectorsFromTiktokenRanks() throws IOException {
         checkLlamaCppVectors(Tokenizers.load(Shared.TOKENIZERS.resolve("llama3-tokenizer.model")), "ggml-vocab-llama-bpe.gguf");
