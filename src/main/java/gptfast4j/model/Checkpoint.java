@@ -174,8 +174,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             throw new ModelFormatException(path + ": an importance matrix, not a model (it is for quantize --imatrix)");
         }
         if (arch == null) throw new ModelFormatException(path + ": missing metadata general.architecture");
-        if (!arch.equals("llama") && !arch.equals("mistral")) {
-            throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: llama, mistral)");
+        if (!arch.equals("llama") && !arch.equals("mistral") && !arch.equals("qwen3")) {
+            throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: llama, mistral, qwen3)");
         }
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
@@ -197,7 +197,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 requiredFloat(md, path, arch + ".attention.layer_norm_rms_epsilon"),
                 md.getFloat(arch + ".rope.freq_base", 10000f),
                 ropeFreqFactors(path, md, arch, tensors, headDim / 2),
-                Config.RopeStyle.INTERLEAVED,
+                // llama.cpp's converter permutes Llama's query and key rows for its NORM rope; Qwen's it leaves as
+                // Hugging Face has them, for its NEOX rope (rotate_half)
+                arch.equals("qwen3") ? Config.RopeStyle.HALVES : Config.RopeStyle.INTERLEAVED,
                 md.getInt(arch + ".expert_count", 0),
                 md.getInt(arch + ".expert_used_count", 0),
                 headDim));
@@ -457,7 +459,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     c.isMoE() ? mixture(path, c, tensors, p) : new FeedForward.Dense(
                             matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
                             matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
-                            matrix(path, tensors, p + "ffn_up.weight", dim, hidden)));
+                            matrix(path, tensors, p + "ffn_up.weight", dim, hidden)),
+                    c.architecture().equals("qwen3") ? vector(path, tensors, p + "attn_q_norm.weight", c.headDim()) : null,
+                    c.architecture().equals("qwen3") ? vector(path, tensors, p + "attn_k_norm.weight", c.headDim()) : null);
         }
         return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, "output_norm.weight", dim), output), memory);
     }

@@ -503,23 +503,33 @@ public final class Llama {
         rotateQueries(s, t0, t1);
     }
 
-    /** Tokens {@code [t0, t1)}: RoPE on k at their positions, k and v into the layer's cache. */
+    /** Tokens {@code [t0, t1)}: RoPE on k at their positions (each head's key normalized first where the layer says so), k and v into the layer's cache. */
     private void cacheKeys(State s, int t0, int t1) {
         int kvDim = s.kvDim;
+        float[] kNorm = weights().layers()[s.layer].kNorm();
         for (int t = t0; t < t1; t++) {
             int pos = s.position(t);
+            if (kNorm != null) headNorms(s.k, t * kvDim, parallel.kvHeads, kNorm);
             s.rope.rotate(s.k, t * kvDim, parallel.kvHeads, pos);
             (s.perToken ? s.tokenKv[t] : s.kv).store(s.layer, pos, s.k, t * kvDim, s.v, t * kvDim);
         }
     }
 
-    /** Tokens {@code [t0, t1)}: RoPE on q at their positions, q rounded as the cache's products round it. */
+    /** Tokens {@code [t0, t1)}: RoPE on q at their positions (each head's query normalized first where the layer says so), q rounded as the cache's products round it. */
     private void rotateQueries(State s, int t0, int t1) {
         int qDim = s.qDim;
+        float[] qNorm = weights().layers()[s.layer].qNorm();
         for (int t = t0; t < t1; t++) {
+            if (qNorm != null) headNorms(s.q, t * qDim, parallel.heads, qNorm);
             s.rope.rotate(s.q, t * qDim, parallel.heads, s.position(t));
             s.kv.roundQueries(s.q, t * qDim, qDim);
         }
+    }
+
+    /** Qwen3's {@code x = rmsnorm(x) * norm} over each of {@code heads} heads of one token's queries or keys from {@code offset}. */
+    private void headNorms(float[] x, int offset, int heads, float[] norm) {
+        int headDim = config.headDim();
+        for (int h = 0; h < heads; h++) VectorMath.rmsnorm(x, offset + h * headDim, x, offset + h * headDim, norm, headDim, config.rmsNormEps());
     }
 
     /** Tokens {@code [t0, t1)}: the attention's residual {@code x += xb2}, then {@code xb = rmsnorm(x) * ffnNorm}. */

@@ -108,7 +108,8 @@ public final class TensorParallel {
                 case FeedForward.MoE m -> new FeedForward.MoE(m.router(), rows(m.w1(), hiddenStarts), rows(m.w2(), dimStarts), rows(m.w3(), hiddenStarts), m.used());
             };
             layers[l] = new Layer(x.attentionNorm(), rows(x.wq(), qStarts), x.wk().rows((long) rank * kvHeads * headDim, (long) kvHeads * headDim),
-                    x.wv().rows((long) rank * kvHeads * headDim, (long) kvHeads * headDim), rows(x.wo(), dimStarts), x.ffnNorm(), ffn);
+                    x.wv().rows((long) rank * kvHeads * headDim, (long) kvHeads * headDim), rows(x.wo(), dimStarts), x.ffnNorm(), ffn,
+                    x.qNorm(), x.kNorm());
         }
         return new Weights(w.tokEmbeddings(), layers, w.norm(), rows(w.output(), vocabStarts));
     }

@@ -92,7 +92,7 @@ public final class Server implements AutoCloseable {
         this.apiKey = apiKey != null ? ("Bearer " + apiKey).getBytes(StandardCharsets.UTF_8) : null;
         this.log = log;
         this.pooling = Pooling.of(ckpt);
-        this.splitThinking = chatFormat == ChatFormat.DEEPSEEK3;
+        this.splitThinking = chatFormat == ChatFormat.DEEPSEEK3 || ckpt.metadata() != null && ckpt.metadata().getString("tokenizer.chat_template", "").contains("<think>");
         this.http = HttpServer.create(address, 64);
         http.createContext("/", this::handle);
         http.setExecutor(handlers);
@@ -132,7 +132,8 @@ public final class Server implements AutoCloseable {
     /**
      * Whether a chat reply's opening thinking block ({@code <think>...</think>}) goes apart as OpenAI's
      * {@code reasoning_content} ({@link Reasoning}; llama.cpp's {@code --reasoning-format deepseek}); at first where the
-     * chat format is DeepSeek-R1's ({@code deepseek3}), as llama.cpp's {@code auto} has it.
+     * chat format is DeepSeek-R1's ({@code deepseek3}) or the chat template writes {@code <think>} (Qwen3's), as
+     * llama.cpp's {@code auto} parts a reasoning model's reply.
      */
     public void splitThinking(boolean split) {
         this.splitThinking = split;

@@ -67,9 +67,12 @@ class TensorParallelTest {
         // heads of their own width (attention.key_length 24 at dim 64, 4 heads): the queries wider than the model
         Path wideHeads = dir.resolve("wide-heads.gguf");
         gptfast4j.bench.RandomModel.write(HeadWidthTest.WIDE_HEADS, GGMLType.F32, wideHeads, Shared.TOKENIZERS, b -> { });
+        // Qwen3's per-head query and key norms: each process normalizes its own heads
+        Path qwen3 = dir.resolve("qwen3-mini.gguf");
+        Qwen3Test.write(dir.resolve("qwen3-llama.gguf"), qwen3);
         for (Path file : List.of(Shared.MODELS.resolve("stories260K.gguf"), Shared.REFERENCE.resolve("models/mini-llama3-Q4_K.gguf"),
                 Shared.REFERENCE.resolve("models/mini-mixtral-Q4_K.gguf"), Path.of("src/test/resources/i-quants/mini-llama2-iq.gguf"),
-                Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"), wideHeads)) {
+                Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"), wideHeads, qwen3)) {
             for (GGMLType quantize : new GGMLType[]{null, GGMLType.Q4_0}) {
                 Checkpoint c = Checkpoint.load(file, null, quantize);
                 int[] prompt = c.promptTokens(PROMPT), longPrompt = c.promptTokens(LONG_PROMPT);
