@@ -174,9 +174,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             throw new ModelFormatException(path + ": an importance matrix, not a model (it is for quantize --imatrix)");
         }
         if (arch == null) throw new ModelFormatException(path + ": missing metadata general.architecture");
-        if (!arch.equals("llama") && !arch.equals("mistral") && !arch.equals("qwen3")) {
-            throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: llama, mistral, qwen3)");
+        if (!arch.equals("llama") && !arch.equals("mistral") && !arch.equals("qwen3") && !arch.equals("qwen3moe")) {
+            throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: llama, mistral, qwen3, qwen3moe)");
         }
+        boolean qwen3 = arch.startsWith("qwen3");
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
         int nHeads = required(md, path, arch + ".attention.head_count");
@@ -188,7 +189,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         int valueDim = md.getInt(arch + ".attention.value_length", headDim);
         if (valueDim != headDim) throw new ModelFormatException(path + ": value heads of " + valueDim + " against key heads of " + headDim + " are not supported");
         Config config = config(path, () -> new Config(arch, dim,
-                required(md, path, arch + ".feed_forward_length"),
+                // Qwen3's mixtures give their experts' width apart from the dense width they would have
+                required(md, path, arch + (arch.equals("qwen3moe") ? ".expert_feed_forward_length" : ".feed_forward_length")),
                 required(md, path, arch + ".block_count"),
                 nHeads,
                 md.getInt(arch + ".attention.head_count_kv", nHeads),
@@ -199,7 +201,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 ropeFreqFactors(path, md, arch, tensors, headDim / 2),
                 // llama.cpp's converter permutes Llama's query and key rows for its NORM rope; Qwen's it leaves as
                 // Hugging Face has them, for its NEOX rope (rotate_half)
-                arch.equals("qwen3") ? Config.RopeStyle.HALVES : Config.RopeStyle.INTERLEAVED,
+                qwen3 ? Config.RopeStyle.HALVES : Config.RopeStyle.INTERLEAVED,
                 md.getInt(arch + ".expert_count", 0),
                 md.getInt(arch + ".expert_used_count", 0),
                 headDim));
@@ -460,8 +462,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                             matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
                             matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
                             matrix(path, tensors, p + "ffn_up.weight", dim, hidden)),
-                    c.architecture().equals("qwen3") ? vector(path, tensors, p + "attn_q_norm.weight", c.headDim()) : null,
-                    c.architecture().equals("qwen3") ? vector(path, tensors, p + "attn_k_norm.weight", c.headDim()) : null);
+                    c.architecture().startsWith("qwen3") ? vector(path, tensors, p + "attn_q_norm.weight", c.headDim()) : null,
+                    c.architecture().startsWith("qwen3") ? vector(path, tensors, p + "attn_k_norm.weight", c.headDim()) : null);
         }
         return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, "output_norm.weight", dim), output), memory);
     }
