@@ -63,7 +63,7 @@ class Qwen3Test {
         for (TensorData t : llama.tensors().values()) {
             tensors.add(new GGUFWriter.TensorSpec(t.name(), t.type(), t.shape(), target -> target.copyFrom(t.data())));
         }
-        int headDim = shape.dim() / shape.heads();
+        int headDim = shape.headDim();
         for (int l = 0; l < shape.layers(); l++) {
             for (String which : new String[]{"q", "k"}) {
                 int seed = l * 2 + (which.equals("q") ? 0 : 1);
