@@ -174,10 +174,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             throw new ModelFormatException(path + ": an importance matrix, not a model (it is for quantize --imatrix)");
         }
         if (arch == null) throw new ModelFormatException(path + ": missing metadata general.architecture");
-        if (!arch.equals("llama") && !arch.equals("mistral") && !arch.equals("qwen3") && !arch.equals("qwen3moe")) {
-            throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: llama, mistral, qwen3, qwen3moe)");
+        if (!List.of("llama", "mistral", "qwen2", "qwen3", "qwen3moe").contains(arch)) {
+            throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: llama, mistral, qwen2, qwen3, qwen3moe)");
         }
-        boolean qwen3 = arch.startsWith("qwen3");
+        boolean qwen = arch.startsWith("qwen");
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
         int nHeads = required(md, path, arch + ".attention.head_count");
@@ -201,7 +201,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 ropeFreqFactors(path, md, arch, tensors, headDim / 2),
                 // llama.cpp's converter permutes Llama's query and key rows for its NORM rope; Qwen's it leaves as
                 // Hugging Face has them, for its NEOX rope (rotate_half)
-                qwen3 ? Config.RopeStyle.HALVES : Config.RopeStyle.INTERLEAVED,
+                qwen ? Config.RopeStyle.HALVES : Config.RopeStyle.INTERLEAVED,
                 md.getInt(arch + ".expert_count", 0),
                 md.getInt(arch + ".expert_used_count", 0),
                 headDim));
@@ -449,6 +449,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Tensor embeddings = matrix(path, tensors, "token_embd.weight", dim, vocab);
         Tensor output = tensors.containsKey("output.weight") ? matrix(path, tensors, "output.weight", dim, vocab) : embeddings;
         Layer[] layers = new Layer[c.nLayers()];
+        boolean qwen3 = c.architecture().startsWith("qwen3"), qwen2 = c.architecture().equals("qwen2");
         for (int l = 0; l < layers.length; l++) {
             String p = "blk." + l + ".";
             layers[l] = new Layer(
@@ -462,8 +463,11 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                             matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
                             matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
                             matrix(path, tensors, p + "ffn_up.weight", dim, hidden)),
-                    c.architecture().startsWith("qwen3") ? vector(path, tensors, p + "attn_q_norm.weight", c.headDim()) : null,
-                    c.architecture().startsWith("qwen3") ? vector(path, tensors, p + "attn_k_norm.weight", c.headDim()) : null);
+                    qwen3 ? vector(path, tensors, p + "attn_q_norm.weight", c.headDim()) : null,
+                    qwen3 ? vector(path, tensors, p + "attn_k_norm.weight", c.headDim()) : null,
+                    qwen2 ? vector(path, tensors, p + "attn_q.bias", qDim) : null,
+                    qwen2 ? vector(path, tensors, p + "attn_k.bias", kvDim) : null,
+                    qwen2 ? vector(path, tensors, p + "attn_v.bias", kvDim) : null);
         }
         return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, "output_norm.weight", dim), output), memory);
     }

@@ -10,10 +10,13 @@ import gptfast4j.tensor.Tensor;
  *   wq : [dim, dim]     wk, wv : [dim, kvDim]     wo : [dim, dim]
  *   w1 (gate), w3 (up) : [dim, hidden]            w2 (down) : [hidden, dim]
  *   qNorm, kNorm : [headDim], or null
+ *   qBias : [qDim]      kBias, vBias : [kvDim], or null
  * </pre>
  * {@code qNorm} and {@code kNorm}: Qwen3's RMS norms of each head's query and key before RoPE (one weight vector for
- * all heads); null in Llama-family models, which have none.
+ * all heads); {@code qBias}, {@code kBias}, {@code vBias}: Qwen2's biases of the query, key and value projections;
+ * null in Llama-family models, which have none.
  */
 public record Layer(float[] attentionNorm, Tensor wq, Tensor wk, Tensor wv, Tensor wo,
-                    float[] ffnNorm, FeedForward feedForward, float[] qNorm, float[] kNorm) {
+                    float[] ffnNorm, FeedForward feedForward, float[] qNorm, float[] kNorm,
+                    float[] qBias, float[] kBias, float[] vBias) {
 }

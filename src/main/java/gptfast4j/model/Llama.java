@@ -503,23 +503,36 @@ public final class Llama {
         rotateQueries(s, t0, t1);
     }
 
-    /** Tokens {@code [t0, t1)}: RoPE on k at their positions (each head's key normalized first where the layer says so), k and v into the layer's cache. */
+    /**
+     * Tokens {@code [t0, t1)}: RoPE on k at their positions (the layer's biases added to k and v first, and each head's
+     * key normalized, where it has them), k and v into the layer's cache.
+     */
     private void cacheKeys(State s, int t0, int t1) {
         int kvDim = s.kvDim;
-        float[] kNorm = weights().layers()[s.layer].kNorm();
+        Layer layer = weights().layers()[s.layer];
+        float[] kNorm = layer.kNorm(), kBias = layer.kBias(), vBias = layer.vBias();
         for (int t = t0; t < t1; t++) {
             int pos = s.position(t);
+            if (kBias != null) {
+                VectorMath.add(s.k, t * kvDim, kBias, 0, kvDim);
+                VectorMath.add(s.v, t * kvDim, vBias, 0, kvDim);
+            }
             if (kNorm != null) headNorms(s.k, t * kvDim, parallel.kvHeads, kNorm);
             s.rope.rotate(s.k, t * kvDim, parallel.kvHeads, pos);
             (s.perToken ? s.tokenKv[t] : s.kv).store(s.layer, pos, s.k, t * kvDim, s.v, t * kvDim);
         }
     }
 
-    /** Tokens {@code [t0, t1)}: RoPE on q at their positions (each head's query normalized first where the layer says so), q rounded as the cache's products round it. */
+    /**
+     * Tokens {@code [t0, t1)}: RoPE on q at their positions (the layer's bias added first, and each head's query
+     * normalized, where it has them), q rounded as the cache's products round it.
+     */
     private void rotateQueries(State s, int t0, int t1) {
         int qDim = s.qDim;
-        float[] qNorm = weights().layers()[s.layer].qNorm();
+        Layer layer = weights().layers()[s.layer];
+        float[] qNorm = layer.qNorm(), qBias = layer.qBias();
         for (int t = t0; t < t1; t++) {
+            if (qBias != null) VectorMath.add(s.q, t * qDim, qBias, 0, qDim);
             if (qNorm != null) headNorms(s.q, t * qDim, parallel.heads, qNorm);
             s.rope.rotate(s.q, t * qDim, parallel.heads, s.position(t));
             s.kv.roundQueries(s.q, t * qDim, qDim);

@@ -109,9 +109,15 @@ public final class TensorParallel {
             };
             layers[l] = new Layer(x.attentionNorm(), rows(x.wq(), qStarts), x.wk().rows((long) rank * kvHeads * headDim, (long) kvHeads * headDim),
                     x.wv().rows((long) rank * kvHeads * headDim, (long) kvHeads * headDim), rows(x.wo(), dimStarts), x.ffnNorm(), ffn,
-                    x.qNorm(), x.kNorm());
+                    x.qNorm(), x.kNorm(), part(x.qBias(), qStarts[rank], part(qStarts)),
+                    part(x.kBias(), rank * kvHeads * headDim, kvHeads * headDim), part(x.vBias(), rank * kvHeads * headDim, kvHeads * headDim));
         }
         return new Weights(w.tokEmbeddings(), layers, w.norm(), rows(w.output(), vocabStarts));
+    }
+
+    /** Elements {@code [from, from + n)} of a bias (this rank's heads' part), or null for none. */
+    private static float[] part(float[] bias, int from, int n) {
+        return bias == null ? null : java.util.Arrays.copyOfRange(bias, from, from + n);
     }
 
     private Tensor rows(Tensor t, int[] starts) {

@@ -67,13 +67,14 @@ class TensorParallelTest {
         // heads of their own width (attention.key_length 24 at dim 64, 4 heads): the queries wider than the model
         Path wideHeads = dir.resolve("wide-heads.gguf");
         gptfast4j.bench.RandomModel.write(HeadWidthTest.WIDE_HEADS, GGMLType.F32, wideHeads, Shared.TOKENIZERS, b -> { });
-        // Qwen3's per-head query and key norms: each process normalizes its own heads
-        Path qwen3 = dir.resolve("qwen3-mini.gguf"), qwen3moe = dir.resolve("qwen3moe-mini.gguf");
-        Qwen3Test.write(dir.resolve("qwen3-llama.gguf"), qwen3);
-        Qwen3Test.write(Qwen3Test.MOE, "qwen3moe", dir.resolve("qwen3-mixtral.gguf"), qwen3moe);
+        // Qwen3's per-head query and key norms, Qwen2's biases: each process its own heads' part
+        Path qwen3 = dir.resolve("qwen3-mini.gguf"), qwen3moe = dir.resolve("qwen3moe-mini.gguf"), qwen2 = dir.resolve("qwen2-mini.gguf");
+        QwenTest.write(QwenTest.QWEN2, "qwen2", dir.resolve("qwen2-llama.gguf"), qwen2);
+        QwenTest.write(dir.resolve("qwen3-llama.gguf"), qwen3);
+        QwenTest.write(QwenTest.MOE, "qwen3moe", dir.resolve("qwen3-mixtral.gguf"), qwen3moe);
         for (Path file : List.of(Shared.MODELS.resolve("stories260K.gguf"), Shared.REFERENCE.resolve("models/mini-llama3-Q4_K.gguf"),
                 Shared.REFERENCE.resolve("models/mini-mixtral-Q4_K.gguf"), Path.of("src/test/resources/i-quants/mini-llama2-iq.gguf"),
-                Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"), wideHeads, qwen3, qwen3moe)) {
+                Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"), wideHeads, qwen3, qwen3moe, qwen2)) {
             for (GGMLType quantize : new GGMLType[]{null, GGMLType.Q4_0}) {
                 Checkpoint c = Checkpoint.load(file, null, quantize);
                 int[] prompt = c.promptTokens(PROMPT), longPrompt = c.promptTokens(LONG_PROMPT);

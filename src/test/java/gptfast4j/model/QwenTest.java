@@ -35,7 +35,10 @@ import static org.junit.jupiter.api.Assertions.assertNull;
  * same bytes); ours lay 2e-8 from it. Without the queries' norms the figure moves to 47785.33, with rope on adjacent
  * pairs to 47106.13.
  */
-class Qwen3Test {
+class QwenTest {
+    /** Qwen2's (Qwen2.5's) shape, as {@link #SHAPE}: its attention's projections with biases, no norms. */
+    static final ModelShape QWEN2 = new ModelShape("qwen2-mini", 64, 160, 2, 4, 2, 32000, 256, 10000, 1e-5f, false, 0, 0, 0);
+
     static final ModelShape SHAPE = new ModelShape("qwen3-mini", 64, 160, 2, 4, 2, 32000, 256, 10000, 1e-5f, false, 0, 0, 0),
             MOE = new ModelShape("qwen3moe-mini", 64, 96, 2, 4, 2, 32000, 256, 10000, 1e-5f, false, 0, 4, 2);
 
@@ -45,9 +48,9 @@ class Qwen3Test {
     }
 
     /**
-     * Writes a Qwen3 model of {@code shape} to {@code out}: a Llama (or Mixtral) file made at {@code scratch}, its keys
-     * renamed {@code arch.*}, per-head norms added; a mixture's experts' width as {@code expert_feed_forward_length},
-     * its {@code feed_forward_length} set to a width no tensor has.
+     * Writes a Qwen model of {@code shape} to {@code out}: a Llama (or Mixtral) file made at {@code scratch}, its keys
+     * renamed {@code arch.*}, per-head norms added (Qwen3's) or the projections' biases (qwen2); a mixture's experts'
+     * width as {@code expert_feed_forward_length}, its {@code feed_forward_length} set to a width no tensor has.
      */
     static void write(ModelShape shape, String arch, Path scratch, Path out) {
         RandomModel.write(shape, GGMLType.F32, scratch, Shared.TOKENIZERS, b -> { });
@@ -65,6 +68,16 @@ class Qwen3Test {
         }
         int headDim = shape.headDim();
         for (int l = 0; l < shape.layers(); l++) {
+            if (arch.equals("qwen2")) {
+                // the projections' biases, -0.5 to 0.5
+                for (String which : new String[]{"q", "k", "v"}) {
+                    int n = (which.equals("q") ? shape.heads() : shape.kvHeads()) * headDim, seed = l * 3 + which.charAt(0);
+                    tensors.add(new GGUFWriter.TensorSpec("blk." + l + ".attn_" + which + ".bias", GGMLType.F32, new long[]{n}, target -> {
+                        for (int i = 0; i < n; i++) target.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, ((i * 53 + seed * 7) % 101) / 100f - 0.5f);
+                    }));
+                }
+                continue;
+            }
             for (String which : new String[]{"q", "k"}) {
                 int seed = l * 2 + (which.equals("q") ? 0 : 1);
                 tensors.add(new GGUFWriter.TensorSpec("blk." + l + ".attn_" + which + "_norm.weight", GGMLType.F32, new long[]{headDim}, target -> {
@@ -86,6 +99,23 @@ class Qwen3Test {
         assertNull(Checkpoint.load(dir.resolve("llama.gguf"), null).model().weights().layers()[0].qNorm());
         Perplexity.Result r = Perplexity.compute(c, null, Files.readString(Shared.REFERENCE.resolve("ppl-text.txt")), 128, KvCache.Type.F32, chunk -> { });
         double llamaCpp = 47990.9633;
+        assertEquals(llamaCpp, r.ppl(), 1e-5 * llamaCpp);
+    }
+
+    /**
+     * Qwen2 (and Qwen2.5): Qwen3's RoPE on halves and pre-tokenizer, no norms, its query, key and value projections
+     * with biases; written as above (biases of -0.5 to 0.5) it gives llama-perplexity's figure (the same command), ours
+     * 6e-9 from it.
+     */
+    @Test
+    void qwen2GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("qwen2-mini.gguf");
+        write(QWEN2, "qwen2", dir.resolve("llama.gguf"), file);
+        Checkpoint c = Checkpoint.load(file, null);
+        assertNotNull(c.model().weights().layers()[0].vBias());
+        assertNull(c.model().weights().layers()[0].qNorm());
+        Perplexity.Result r = Perplexity.compute(c, null, Files.readString(Shared.REFERENCE.resolve("ppl-text.txt")), 128, KvCache.Type.F32, chunk -> { });
+        double llamaCpp = 51070.7885;
         assertEquals(llamaCpp, r.ppl(), 1e-5 * llamaCpp);
     }
 
