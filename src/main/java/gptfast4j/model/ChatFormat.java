@@ -56,7 +56,8 @@ public enum ChatFormat {
      * ChatML (Hermes, Dolphin, OpenHermes and other fine-tunes of Llama and Mistral models):
      * {@code <|im_start|>role\nmessage<|im_end|>\n} for each message, a system prompt a message of its own, the answer
      * after {@code <|im_start|>assistant\n} and ended by {@code <|im_end|>}; messages as they are (not stripped), as
-     * llama.cpp's llama-chat.cpp writes them.
+     * llama.cpp's llama-chat.cpp writes them; an earlier answer without its thinking, as Qwen3's template keeps it.
+     * (Qwen2.5's template writes a default system prompt where a conversation has none; this format does not.)
      */
     CHATML,
     /**
@@ -286,7 +287,7 @@ public enum ChatFormat {
                 String before = this == ZEPHYR ? ASSISTANT : CHATML_ASSISTANT;
                 int[] header = tokenizer.encode(before);
                 ids.subList(ids.size() - header.length, ids.size()).clear();
-                for (int id : tokenizer.encode(before + (this == ZEPHYR ? messages.get(i).strip() : messages.get(i)))) ids.add(id);
+                for (int id : tokenizer.encode(before + (this == ZEPHYR ? messages.get(i).strip() : withoutThinking(messages.get(i))))) ids.add(id);
                 ids.add(endOfTurn(tokenizer, eos));
             } else if (this == DEEPSEEK3) {
                 // an earlier answer after <｜Assistant｜>, not <think>\n, and without its thinking, as the template has it
@@ -303,6 +304,15 @@ public enum ChatFormat {
             }
         }
         return ids.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    /**
+     * An earlier ChatML answer as Qwen3's template keeps it: where it holds a thinking block, its text after the last
+     * {@code </think>}, line breaks at its start left out (other ChatML models' answers have no such block).
+     */
+    private static String withoutThinking(String answer) {
+        int thought = answer.lastIndexOf("</think>");
+        return thought < 0 ? answer : answer.substring(thought + "</think>".length()).replaceFirst("^\n+", "");
     }
 
     /** {@code <|start_header_id|>role<|end_header_id|>\n\n}, where a message or an answer begins. */

@@ -371,4 +371,21 @@ class ChatFormatTest {
         // ... '[{"role":"system","content":"Be brief."},{"role":"user","content":"Hello"}]' ...
         assertArrayEquals(t.encodeWithSpecials("<s>[INST]Be brief.\n\nHello[/INST]"), ChatFormat.MISTRAL_V3_TEKKEN.conversation(t, "Be brief.", List.of("Hello"), 128000, true, 128001));
     }
+
+    /**
+     * Qwen3's own template is detected as chatml, and a conversation with a system prompt and an earlier answer that
+     * thought is what it renders (render-chat-template.py as above, BOS empty, EOS <|im_end|>): the answer without its
+     * thinking. On the Llama-3 vocabulary with ChatML's markers (chatmlIsLlamaCppsText's).
+     */
+    @Test
+    void qwen3IsItsTemplate() throws Exception {
+        assertEquals(ChatFormat.CHATML, ChatFormat.detect(template("Qwen-Qwen3-0.6B")));
+        Tokenizer t = withSpecials("llama3-vocab.gguf", new int[]{128018, 128019}, "<|im_start|>", "<|im_end|>");
+        // render-chat-template.py TEMPLATE '[{"role":"system","content":"Be brief."},{"role":"user","content":"Hello"},
+        //   {"role":"assistant","content":"<think>\nx\n</think>\n\nHi"},{"role":"user","content":"Who"}]' '' '<|im_end|>'
+        String rendered = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\nHi<|im_end|>\n"
+                + "<|im_start|>user\nWho<|im_end|>\n<|im_start|>assistant\n";
+        int imEnd = t.special("<|im_end|>").orElseThrow();
+        assertArrayEquals(t.encodeWithSpecials(rendered), ChatFormat.CHATML.conversation(t, "Be brief.", List.of("Hello", "<think>\nx\n</think>\n\nHi", "Who"), 128000, false, imEnd));
+    }
 }
