@@ -88,6 +88,12 @@ class QwenTest {
         GGUFWriter.write(out, md, tensors, n -> { });
     }
 
+    /** {@code c}'s perplexity on ppl-text.txt (chunks of 128, an F32 cache) within 1e-5 of llama-perplexity's figure. */
+    private static void assertLlamaCppsPerplexity(Checkpoint c, double llamaCpp) throws IOException {
+        Perplexity.Result r = Perplexity.compute(c, null, Files.readString(Shared.REFERENCE.resolve("ppl-text.txt")), 128, KvCache.Type.F32, chunk -> { });
+        assertEquals(llamaCpp, r.ppl(), 1e-5 * llamaCpp);
+    }
+
     @Test
     void qwen3GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
         Path file = dir.resolve("qwen3-mini.gguf");
@@ -97,9 +103,7 @@ class QwenTest {
         assertEquals(Config.RopeStyle.HALVES, c.model().config.ropeStyle());
         assertNotNull(c.model().weights().layers()[1].kNorm());
         assertNull(Checkpoint.load(dir.resolve("llama.gguf"), null).model().weights().layers()[0].qNorm());
-        Perplexity.Result r = Perplexity.compute(c, null, Files.readString(Shared.REFERENCE.resolve("ppl-text.txt")), 128, KvCache.Type.F32, chunk -> { });
-        double llamaCpp = 47990.9633;
-        assertEquals(llamaCpp, r.ppl(), 1e-5 * llamaCpp);
+        assertLlamaCppsPerplexity(c, 47990.9633);
     }
 
     /**
@@ -114,9 +118,7 @@ class QwenTest {
         Checkpoint c = Checkpoint.load(file, null);
         assertNotNull(c.model().weights().layers()[0].vBias());
         assertNull(c.model().weights().layers()[0].qNorm());
-        Perplexity.Result r = Perplexity.compute(c, null, Files.readString(Shared.REFERENCE.resolve("ppl-text.txt")), 128, KvCache.Type.F32, chunk -> { });
-        double llamaCpp = 51070.7885;
-        assertEquals(llamaCpp, r.ppl(), 1e-5 * llamaCpp);
+        assertLlamaCppsPerplexity(c, 51070.7885);
     }
 
     /**
@@ -132,8 +134,6 @@ class QwenTest {
         Checkpoint c = Checkpoint.load(file, null);
         assertEquals(MOE.hiddenDim(), c.model().config.hiddenDim());
         assertEquals(4, c.model().config.expertCount());
-        Perplexity.Result r = Perplexity.compute(c, null, Files.readString(Shared.REFERENCE.resolve("ppl-text.txt")), 128, KvCache.Type.F32, chunk -> { });
-        double llamaCpp = 49126.0494;
-        assertEquals(llamaCpp, r.ppl(), 1e-5 * llamaCpp);
+        assertLlamaCppsPerplexity(c, 49126.0494);
     }
 }

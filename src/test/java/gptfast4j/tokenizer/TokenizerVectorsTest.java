@@ -55,6 +55,14 @@ class TokenizerVectorsTest {
         checkLlamaCppVectors(Tokenizers.load(Shared.TOKENIZERS.resolve("llama3-vocab.gguf")), "ggml-vocab-llama-bpe.gguf");
     }
 
+    /** The Llama-3 vocabulary with its {@code tokenizer.ggml.pre} set to {@code pre}. */
+    private static Tokenizer llama3Marked(String pre) {
+        gptfast4j.io.GGUF vocab = gptfast4j.io.GGUF.read(Shared.TOKENIZERS.resolve("llama3-vocab.gguf"));
+        java.util.Map<String, gptfast4j.io.Metadata.Value> md = new java.util.LinkedHashMap<>(vocab.metadata().asMap());
+        md.put("tokenizer.ggml.pre", gptfast4j.io.Metadata.Value.string(pre));
+        return Tokenizers.fromGGUF(vocab.path(), new gptfast4j.io.Metadata(md, pre));
+    }
+
     /**
      * Mistral's tekken pre-tokenizer (Mistral Nemo, Small 3) on the Llama-3 vocabulary with its {@code
      * tokenizer.ggml.pre} set to "tekken": llama.cpp's tokenization of llama.cpp's llama-bpe vector texts and of
@@ -64,10 +72,7 @@ class TokenizerVectorsTest {
      */
     @Test
     void tekkenVectorsAsLlamaCppTokenizesThem() throws IOException {
-        gptfast4j.io.GGUF vocab = gptfast4j.io.GGUF.read(Shared.TOKENIZERS.resolve("llama3-vocab.gguf"));
-        java.util.Map<String, gptfast4j.io.Metadata.Value> md = new java.util.LinkedHashMap<>(vocab.metadata().asMap());
-        md.put("tokenizer.ggml.pre", gptfast4j.io.Metadata.Value.string("tekken"));
-        Tokenizer tekken = Tokenizers.fromGGUF(vocab.path(), new gptfast4j.io.Metadata(md, "tekken"));
+        Tokenizer tekken = llama3Marked("tekken");
         checkLlamaCppVectors(tekken, java.nio.file.Path.of("src/test/resources/tokenizer"), "tekken-pre");
         assertEquals("tekken", tekken.ggufMetadata().get("tokenizer.ggml.pre").value());
     }
@@ -79,10 +84,7 @@ class TokenizerVectorsTest {
      */
     @Test
     void qwen2VectorsAsLlamaCppTokenizesThem() throws IOException {
-        gptfast4j.io.GGUF vocab = gptfast4j.io.GGUF.read(Shared.TOKENIZERS.resolve("llama3-vocab.gguf"));
-        java.util.Map<String, gptfast4j.io.Metadata.Value> md = new java.util.LinkedHashMap<>(vocab.metadata().asMap());
-        md.put("tokenizer.ggml.pre", gptfast4j.io.Metadata.Value.string("qwen2"));
-        Tokenizer qwen = Tokenizers.fromGGUF(vocab.path(), new gptfast4j.io.Metadata(md, "qwen2"));
+        Tokenizer qwen = llama3Marked("qwen2");
         checkLlamaCppVectors(qwen, java.nio.file.Path.of("src/test/resources/tokenizer"), "qwen2-pre");
         assertEquals("qwen2", qwen.ggufMetadata().get("tokenizer.ggml.pre").value());
     }
