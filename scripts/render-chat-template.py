@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Renders a chat template (Jinja) as Hugging Face's apply_chat_template does, for reference prompts in tests.
 
-Usage: render-chat-template.py TEMPLATE.jinja MESSAGES_JSON BOS_TOKEN EOS_TOKEN
+Usage: render-chat-template.py TEMPLATE.jinja MESSAGES_JSON BOS_TOKEN EOS_TOKEN [TOOLS_JSON]
 Prints the prompt (add_generation_prompt true) as a JSON string. jinja2 with transformers' settings: trim_blocks,
 lstrip_blocks, loop controls, raise_exception, tojson without ASCII escapes, strftime_now fixed to 2026-12-06.
 """
@@ -22,5 +22,6 @@ env.globals["strftime_now"] = lambda f: datetime.datetime(2026, 12, 6).strftime(
 env.filters["tojson"] = lambda x, indent=None, ensure_ascii=False, separators=None, sort_keys=False: json.dumps(
     x, indent=indent, ensure_ascii=ensure_ascii, separators=separators, sort_keys=sort_keys)
 template = env.from_string(open(sys.argv[1], encoding="utf-8").read())
+tools = json.loads(sys.argv[5]) if len(sys.argv) > 5 else None
 print(json.dumps(template.render(messages=json.loads(sys.argv[2]), add_generation_prompt=True,
-                                 bos_token=sys.argv[3], eos_token=sys.argv[4]), ensure_ascii=False))
+                                 bos_token=sys.argv[3], eos_token=sys.argv[4], tools=tools), ensure_ascii=False))

@@ -52,6 +52,11 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
     private static final int MAX_STOPS = 16;
 
     static CompletionRequest parse(JsonNode body, boolean chat) {
+        return parse(body, chat, false);
+    }
+
+    /** {@link #parse(JsonNode, boolean)}, a chat's tools in {@link Tools}' Hermes style where {@code hermes} (ChatML models). */
+    static CompletionRequest parse(JsonNode body, boolean chat, boolean hermes) {
         if (!body.isObject()) throw new Invalid("the request body must be a JSON object");
         if (present(body, "suffix")) throw new Invalid("'suffix' is not supported by this server");
         for (String refused : new String[]{"functions", "function_call"}) {
@@ -62,7 +67,7 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
                 if (present(body, chatOnly)) throw new Invalid("'" + chatOnly + "' is for /v1/chat/completions");
             }
         }
-        Tools tools = chat ? Tools.parse(body) : null;
+        Tools tools = chat ? Tools.parse(body, hermes) : null;
         // llama.cpp server's samplers this server lacks: taken where a request leaves them off (its clients and web UI
         // send them all, at these values), refused where one would change the text
         offOnly(body, "mirostat", v -> v == 0, "0");
@@ -82,7 +87,7 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
         int[] promptIds = null;
         List<String> messages = new ArrayList<>();
         if (chat) {
-            system = messages(body, messages);
+            system = messages(body, messages, hermes);
             if (tools != null) system = tools.describe(system);
         } else {
             JsonNode p = body.get("prompt");
@@ -115,7 +120,8 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
         Grammar grammar = grammar(body);
         if (tools != null) {
             if (grammar != null) throw new Invalid("'tools' cannot be used with a grammar or a response format (the tools' calls have a grammar of their own)");
-            grammar = Grammar.parse(tools.grammar());
+            String toolGrammar = tools.grammar(); // none where a Hermes-style reply may answer freely
+            if (toolGrammar != null) grammar = Grammar.parse(toolGrammar);
         }
         // as llama.cpp's server: the end-of-text tokens never drawn, so the text goes on to the token limit
         boolean ignoreEos = bool(body, "ignore_eos", false);
@@ -166,7 +172,7 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
      * message before them) the user's next turn, as {@link Tools} writes them, with the user's message after them, if
      * any.
      */
-    private static String messages(JsonNode body, List<String> turns) {
+    private static String messages(JsonNode body, List<String> turns, boolean hermes) {
         JsonNode list = body.get("messages");
         if (list == null || !list.isArray() || list.isEmpty()) throw new Invalid("'messages' must be a non-empty array of messages");
         String system = null;
@@ -196,7 +202,7 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
                     if (id == null || !id.isTextual()) throw new Invalid(where + ".tool_call_id must be a string");
                     String name = calls.get(id.asText());
                     if (name == null) throw new Invalid(where + ".tool_call_id '" + id.asText() + "' is not a call of the assistant's message before it");
-                    String response = Tools.responseText(name, content(m.get("content"), where));
+                    String response = Tools.responseText(name, content(m.get("content"), where), hermes);
                     if (userSide) turns.set(turns.size() - 1, turns.getLast() + "\n" + response);
                     else turns.add(response);
                 }
@@ -210,7 +216,7 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
                         List<Tools.Call> made = toolCalls(toolCalls, where);
                         JsonNode content = m.get("content");
                         String text = content == null || content.isNull() ? "" : content(content, where);
-                        turns.add((text.isEmpty() ? "" : text + "\n") + Tools.callsText(made));
+                        turns.add((text.isEmpty() ? "" : text + "\n") + Tools.callsText(made, hermes));
                         calls = new java.util.HashMap<>();
                         for (Tools.Call c : made) calls.put(c.id(), c.name());
                     }
@@ -241,7 +247,7 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
                 parsed = null;
             }
             if (parsed == null || !parsed.isObject()) throw new Invalid(at + ".function.arguments must be a JSON object's text");
-            calls.add(new Tools.Call(c.get("id").asText(), c.at("/function/name").asText(), parsed.toString()));
+            calls.add(new Tools.Call(c.get("id").asText(), c.at("/function/name").asText(), arguments));
         }
         return calls;
     }

@@ -129,7 +129,7 @@ final class Job implements Engine.Work {
         if (request.grammar() != null) sampler.constrain(new GrammarConstraint(request.grammar(), tokenizer::bytes, vocab, ckpt.eos()));
         if (request.logprobs() >= 0) sampler.observe(this::drawn);
         reply = new ReplyText(tokenizer, request.stops(), responses.chat() && tokenizer.kind() == Tokenizer.Kind.SENTENCEPIECE);
-        if (request.tools() != null) answer = new Tools.Answer();
+        if (request.tools() != null) answer = new Tools.Answer(request.tools().hermes());
         if (request.stream()) {
             streaming = true;
             if (responses.index() == 0) outbox.add(STREAM);

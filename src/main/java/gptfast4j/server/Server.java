@@ -515,7 +515,8 @@ public final class Server implements AutoCloseable {
         try {
             JsonNode body = body(exchange);
             if (llama) checkLlamaCompletion(body);
-            request = CompletionRequest.parse(body, chat);
+            // ChatML's models (Qwen2.5, Qwen3, Hermes) call tools in their own <tool_call> syntax
+            request = CompletionRequest.parse(body, chat, chatFormat == ChatFormat.CHATML);
         } catch (CompletionRequest.Invalid | IllegalArgumentException e) {
             throw HttpError.invalid(e.getMessage());
         } catch (StackOverflowError e) {

@@ -31,11 +31,15 @@ import java.util.regex.Pattern;
  * @param required  whether the reply must call (tool_choice {@code required} or a named function) rather than answer
  * @param parallel  whether a reply may make several calls ({@code parallel_tool_calls}; false where it is left out, as
  *                  llama.cpp's server has it)
+ * @param hermes    ChatML's models' own syntax instead (Qwen2.5, Qwen3, Hermes), as Qwen3's template writes it: the
+ *                  tools in {@code <tools>} in the system prompt, calls as {@code <tool_call>\n{"name": ...,
+ *                  "arguments": ...}\n</tool_call>} blocks ({@link #readHermes}), results in {@code <tool_response>}
+ *                  tags; a grammar only where a call is required
  */
-record Tools(List<Function> functions, boolean required, boolean parallel) {
+record Tools(List<Function> functions, boolean required, boolean parallel, boolean hermes) {
 
-    /** A function the model may call: its name, its description (null for none), its arguments' JSON Schema. */
-    record Function(String name, String description, JsonNode parameters) {
+    /** A function the model may call: its name, its description (null for none), its arguments' JSON Schema, the request's tool object. */
+    record Function(String name, String description, JsonNode parameters, JsonNode tool) {
     }
 
     /** A call in a reply: OpenAI's id for it, the function's name, its arguments as compact JSON text. */
@@ -46,7 +50,7 @@ record Tools(List<Function> functions, boolean required, boolean parallel) {
      * A request's tools, checked; null where there are none or {@code tool_choice} is {@code none} (then the reply is
      * text, as without tools).
      */
-    static Tools parse(JsonNode body) {
+    static Tools parse(JsonNode body, boolean hermes) {
         JsonNode list = body.get("tools"), choice = body.get("tool_choice");
         boolean none = list == null || list.isNull();
         if (none && choice != null && !choice.isNull()) throw new CompletionRequest.Invalid("'tool_choice' needs 'tools'");
@@ -84,7 +88,7 @@ record Tools(List<Function> functions, boolean required, boolean parallel) {
             }
         }
         if (functions.isEmpty()) throw new CompletionRequest.Invalid("'tools' is empty: give a function, or leave 'tools' out");
-        Tools tools = new Tools(functions, required, parallelNode != null && parallelNode.asBoolean());
+        Tools tools = new Tools(functions, required, parallelNode != null && parallelNode.asBoolean(), hermes);
         tools.grammar(); // the schemas' errors now, as the request's
         return tools;
     }
@@ -112,13 +116,21 @@ record Tools(List<Function> functions, boolean required, boolean parallel) {
         } catch (IllegalArgumentException e) {
             throw new CompletionRequest.Invalid(where + ".function.parameters: " + e.getMessage().replaceFirst("^--json-schema: ", ""));
         }
-        return new Function(name, description == null || description.isNull() ? null : description.asText(), parameters);
+        return new Function(name, description == null || description.isNull() ? null : description.asText(), parameters, tool);
     }
 
     /** The system prompt: the request's own (null for none), then the tools and how to call them. */
     String describe(String system) {
         StringBuilder text = new StringBuilder();
         if (system != null && !system.isEmpty()) text.append(system).append("\n\n");
+        if (hermes) {
+            // as Qwen3's (and Qwen2.5's, Hermes') template writes them, each tool as Python's json.dumps writes it
+            text.append("# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+                    + "You are provided with function signatures within <tools></tools> XML tags:\n<tools>");
+            for (Function f : functions) text.append('\n').append(pythonJson(f.tool()));
+            return text.append("\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
+                    + "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call>").toString();
+        }
         text.append("You can call these tools (each one's arguments as a JSON Schema):\n");
         for (Function f : functions) {
             ObjectNode tool = Server.JSON.createObjectNode().put("name", f.name());
@@ -139,6 +151,7 @@ record Tools(List<Function> functions, boolean required, boolean parallel) {
      * {@code fN.NAME} so that its references still find them.
      */
     String grammar() {
+        if (hermes && !required) return null; // an answer or <tool_call> blocks, read afterwards
         ObjectNode defs = Server.JSON.createObjectNode();
         ArrayNode calls = Server.JSON.createArrayNode();
         for (int i = 0; i < functions.size(); i++) {
@@ -150,6 +163,14 @@ record Tools(List<Function> functions, boolean required, boolean parallel) {
             call.putArray("required").add("name").add("arguments");
         }
         JsonNode oneCall = calls.size() == 1 ? calls.get(0) : Server.JSON.createObjectNode().set("anyOf", calls);
+        if (hermes) {
+            // <tool_call>\n{"name": ..., "arguments": ...}\n</tool_call>, one, or several a line apart
+            ObjectNode schema = ((ObjectNode) oneCall).deepCopy();
+            if (!defs.isEmpty()) schema.set("$defs", defs);
+            String json = JsonSchemaGrammar.convert(schema.toString()).replaceFirst("^root ::= ", "tool-call-json ::= ");
+            String block = "\"<tool_call>\\n\" tool-call-json \"\\n</tool_call>\"";
+            return "root ::= " + block + (parallel ? " (\"\\n\" " + block + ")*" : "") + "\n" + json;
+        }
         ObjectNode schema = Server.JSON.createObjectNode();
         ObjectNode reply = Server.JSON.createObjectNode().put("type", "object");
         String field = parallel ? "tool_calls" : "tool_call";
@@ -196,8 +217,19 @@ record Tools(List<Function> functions, boolean required, boolean parallel) {
         return copy;
     }
 
-    /** An assistant's earlier calls as its reply's JSON was (one call, or several), for the prompt. */
-    static String callsText(List<Call> calls) {
+    /**
+     * An assistant's earlier calls as its reply's text was (Hermes style: {@code <tool_call>} blocks a line apart, each
+     * call's arguments as the request gives them, as Qwen3's template writes them), for the prompt.
+     */
+    static String callsText(List<Call> calls, boolean hermes) {
+        if (hermes) {
+            StringBuilder text = new StringBuilder();
+            for (Call c : calls) {
+                if (!text.isEmpty()) text.append('\n');
+                text.append("<tool_call>\n{\"name\": \"").append(c.name()).append("\", \"arguments\": ").append(c.arguments()).append("}\n</tool_call>");
+            }
+            return text.toString();
+        }
         ObjectNode reply = Server.JSON.createObjectNode();
         if (calls.size() == 1) {
             reply.set("tool_call", callNode(calls.getFirst()));
@@ -218,8 +250,9 @@ record Tools(List<Function> functions, boolean required, boolean parallel) {
         return node;
     }
 
-    /** A tool's result, for the prompt: its function's name and the result's text. */
-    static String responseText(String name, String content) {
+    /** A tool's result, for the prompt: its function's name and the result's text (Hermes style: in {@code <tool_response>} tags). */
+    static String responseText(String name, String content, boolean hermes) {
+        if (hermes) return "<tool_response>\n" + content + "\n</tool_response>";
         ObjectNode response = Server.JSON.createObjectNode();
         response.putObject("tool_response").put("name", name).put("content", content);
         return response.toString();
@@ -261,10 +294,29 @@ record Tools(List<Function> functions, boolean required, boolean parallel) {
         private int next = -1;
         private boolean closed;
         private int given;
+        /** A Hermes-style reply ({@link #readHermes}): its text before a {@code <tool_call>} is the answer. */
+        private final boolean hermes;
+
+        Answer() {
+            this(false);
+        }
+
+        Answer(boolean hermes) {
+            this.hermes = hermes;
+        }
 
         /** Adds a piece of the reply's text; returns the answer's characters that it completes (empty for none). */
         String add(String piece) {
             json.append(piece);
+            if (hermes) {
+                // the text before a call, short of a tail that may begin one and of whitespace that may end the answer
+                int call = json.indexOf(CALL_START), end = call >= 0 ? call : json.length() - heldCallStart();
+                while (end > given && Character.isWhitespace(json.charAt(end - 1))) end--;
+                if (end <= given) return "";
+                String text = json.substring(given, end);
+                given = end;
+                return text;
+            }
             if (next == -1) {
                 Matcher m = START.matcher(json);
                 if (m.lookingAt()) next = m.end();
@@ -309,15 +361,105 @@ record Tools(List<Function> functions, boolean required, boolean parallel) {
          * came, or else the reply's text as it is. The answer's characters given out so far start its content.
          */
         Reply reply() {
+            if (hermes) return readHermes(json.toString());
             Reply whole = read(json.toString());
             if (whole != null) return whole;
             return new Reply(next >= 0 ? answer.toString() : json.toString(), List.of());
+        }
+
+        /** How many of the text's last characters may begin {@code <tool_call>}. */
+        private int heldCallStart() {
+            for (int n = Math.min(CALL_START.length() - 1, json.length()); n > 0; n--) {
+                if (CALL_START.startsWith(json.substring(json.length() - n))) return n;
+            }
+            return 0;
         }
 
         /** How many of the content's characters {@link #add} gave out. */
         int given() {
             return given;
         }
+    }
+
+    private static final String CALL_START = "<tool_call>", CALL_END = "</tool_call>";
+
+    /**
+     * A Hermes-style reply: its {@code <tool_call>} blocks' calls, the text before the first (trailing whitespace left
+     * out; null where there is none) as content; all text where there is no block, or one that is not a call's JSON.
+     */
+    static Reply readHermes(String text) {
+        int first = text.indexOf(CALL_START);
+        if (first < 0) return new Reply(text, List.of());
+        List<Call> calls = new ArrayList<>();
+        for (int at = first; at >= 0; at = text.indexOf(CALL_START, at)) {
+            int end = text.indexOf(CALL_END, at);
+            if (end < 0) return new Reply(text, List.of());
+            JsonNode call;
+            try {
+                call = Server.JSON.readTree(text.substring(at + CALL_START.length(), end));
+            } catch (JsonProcessingException e) {
+                return new Reply(text, List.of());
+            }
+            if (call == null || !call.path("name").isTextual() || !call.path("arguments").isObject()) return new Reply(text, List.of());
+            calls.add(new Call(newId(), call.get("name").asText(), call.get("arguments").toString()));
+            at = end + CALL_END.length();
+        }
+        String before = text.substring(0, first).stripTrailing();
+        return new Reply(before.isEmpty() ? null : before, calls);
+    }
+
+    /** {@code node} as Python's {@code json.dumps} writes it (Hugging Face's {@code tojson}): ", " and ": " between, non-ASCII as it is. */
+    static String pythonJson(JsonNode node) {
+        StringBuilder out = new StringBuilder();
+        pythonJson(node, out);
+        return out.toString();
+    }
+
+    private static void pythonJson(JsonNode node, StringBuilder out) {
+        if (node.isObject()) {
+            out.append('{');
+            boolean first = true;
+            for (Map.Entry<String, JsonNode> e : node.properties()) {
+                if (!first) out.append(", ");
+                first = false;
+                pythonString(e.getKey(), out);
+                out.append(": ");
+                pythonJson(e.getValue(), out);
+            }
+            out.append('}');
+        } else if (node.isArray()) {
+            out.append('[');
+            for (int i = 0; i < node.size(); i++) {
+                if (i > 0) out.append(", ");
+                pythonJson(node.get(i), out);
+            }
+            out.append(']');
+        } else if (node.isTextual()) {
+            pythonString(node.asText(), out);
+        } else {
+            out.append(node); // numbers, booleans, null: JSON's text
+        }
+    }
+
+    private static void pythonString(String s, StringBuilder out) {
+        out.append('"');
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            switch (c) {
+                case '"' -> out.append("\\\"");
+                case '\\' -> out.append("\\\\");
+                case '\n' -> out.append("\\n");
+                case '\r' -> out.append("\\r");
+                case '\t' -> out.append("\\t");
+                case '\b' -> out.append("\\b");
+                case '\f' -> out.append("\\f");
+                default -> {
+                    if (c < 0x20) out.append(String.format("\\u%04x", (int) c));
+                    else out.append(c);
+                }
+            }
+        }
+        out.append('"');
     }
 
     private static final String ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";

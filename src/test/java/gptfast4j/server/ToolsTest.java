@@ -7,7 +7,9 @@ import gptfast4j.generate.Grammar;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
+import java.util.Map;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -22,6 +24,10 @@ class ToolsTest {
 
     /** Two functions, the second's argument a reference to a definition of its own; {@code extra} more of the request's fields. */
     private static Tools tools(String extra) throws Exception {
+        return tools(extra, false);
+    }
+
+    private static Tools tools(String extra, boolean hermes) throws Exception {
         ObjectNode body = (ObjectNode) JSON.readTree("""
                 {"tools": [
                   {"type": "function", "function": {"name": "get_weather", "description": "The weather in a city",
@@ -29,7 +35,7 @@ class ToolsTest {
                   {"type": "function", "function": {"name": "get_time",
                     "parameters": {"type": "object", "properties": {"zone": {"$ref": "#/$defs/Zone"}}, "required": ["zone"],
                                    "$defs": {"Zone": {"enum": ["utc", "cet"]}}}}}]""" + extra + "}");
-        return Tools.parse(body);
+        return Tools.parse(body, hermes);
     }
 
     @Test
@@ -110,5 +116,65 @@ class ToolsTest {
         assertTrue(auto.contains("{\"tool_call\": {\"name\": \"<tool>\"") && auto.contains("{\"response\": \"<your answer>\"}"), auto);
         String required = tools(", \"tool_choice\": \"required\", \"parallel_tool_calls\": true").describe(null);
         assertTrue(required.startsWith("You can call these tools") && required.contains("{\"tool_calls\": [") && !required.contains("\"response\""), required);
+    }
+
+    /**
+     * ChatML's models' own tool syntax (Qwen3, Qwen2.5, Hermes): a conversation with tools, an earlier call and two
+     * results is what Qwen3-0.6B's template renders (scripts/render-chat-template.py TEMPLATE MESSAGES '' '<|im_end|>'
+     * TOOLS, as below), tokenized on the Llama-3 vocabulary with ChatML's markers.
+     */
+    @Test
+    void hermesStyleIsQwen3sTemplate() throws Exception {
+        ObjectNode body = (ObjectNode) JSON.readTree("""
+                {"tools": [{"type": "function", "function": {"name": "get_weather", "description": "The weather in a city, \\"now\\"",
+                   "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}],
+                 "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather in Paris?"},
+                   {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function",
+                     "function": {"name": "get_weather", "arguments": "{\\"city\\": \\"Paris\\"}"}}]},
+                   {"role": "tool", "tool_call_id": "c1", "content": "sunny"}, {"role": "tool", "tool_call_id": "c1", "content": "20 C"}]}""");
+        CompletionRequest r = CompletionRequest.parse(body, true, true);
+        String rendered = "<|im_start|>system\nBe brief.\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+                + "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n{\"type\": \"function\", \"function\": "
+                + "{\"name\": \"get_weather\", \"description\": \"The weather in a city, \\\"now\\\"\", \"parameters\": {\"type\": \"object\", "
+                + "\"properties\": {\"city\": {\"type\": \"string\"}}, \"required\": [\"city\"]}}}\n</tools>\n\nFor each function call, return a json "
+                + "object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, "
+                + "\"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n"
+                + "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call><|im_end|>\n<|im_start|>user\n"
+                + "<tool_response>\nsunny\n</tool_response>\n<tool_response>\n20 C\n</tool_response><|im_end|>\n<|im_start|>assistant\n";
+        gptfast4j.io.GGUF vocab = gptfast4j.io.GGUF.read(gptfast4j.Shared.TOKENIZERS.resolve("llama3-vocab.gguf"));
+        Map<String, gptfast4j.io.Metadata.Value> md = new java.util.LinkedHashMap<>(vocab.metadata().asMap());
+        String[] tokens = vocab.metadata().getStrings("tokenizer.ggml.tokens").clone();
+        tokens[128018] = "<|im_start|>";
+        tokens[128019] = "<|im_end|>";
+        md.put("tokenizer.ggml.tokens", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.STRING, tokens));
+        gptfast4j.tokenizer.Tokenizer t = gptfast4j.tokenizer.Tokenizers.fromGGUF(vocab.path(), new gptfast4j.io.Metadata(md, "chatml"));
+        assertArrayEquals(t.encodeWithSpecials(rendered), gptfast4j.model.ChatFormat.CHATML.conversation(t, r.system(), r.messages(), 128000, false, 128019));
+        assertNull(r.grammar(), "auto: the reply is read afterwards");
+    }
+
+    /** A Hermes-style reply: its calls, the answer before them, an answer alone; streamed, the text before a call only. */
+    @Test
+    void hermesRepliesAreRead() throws Exception {
+        Tools.Reply two = Tools.readHermes("Let me check.\n\n<tool_call>\n" + WEATHER + "\n</tool_call>\n<tool_call>\n" + TIME + "\n</tool_call>");
+        assertEquals("Let me check.", two.content());
+        assertEquals(List.of("get_weather", "get_time"), two.calls().stream().map(Tools.Call::name).toList());
+        assertEquals("{\"zone\":\"utc\"}", two.calls().get(1).arguments());
+        assertNull(Tools.readHermes("<tool_call>\n" + TIME + "\n</tool_call>").content());
+        assertEquals("It is sunny.", Tools.readHermes("It is sunny.").content());
+        assertTrue(Tools.readHermes("<tool_call>\n{\"name\": \"x\"\n</tool_call>").calls().isEmpty(), "not a call's JSON: all text");
+
+        String reply = "Let me check.\n\n<tool_call>\n" + WEATHER + "\n</tool_call>";
+        Tools.Answer answer = new Tools.Answer(true);
+        StringBuilder streamed = new StringBuilder();
+        for (int i = 0; i < reply.length(); i++) streamed.append(answer.add(reply.substring(i, i + 1)));
+        assertEquals("Let me check.", streamed.toString());
+        assertEquals("get_weather", answer.reply().calls().getFirst().name());
+
+        Tools required = tools(", \"tool_choice\": \"required\", \"parallel_tool_calls\": true", true);
+        Grammar g = Grammar.parse(required.grammar());
+        assertTrue(g.matches("<tool_call>\n" + WEATHER + "\n</tool_call>"));
+        assertTrue(g.matches("<tool_call>\n" + WEATHER + "\n</tool_call>\n<tool_call>\n" + TIME + "\n</tool_call>"));
+        assertFalse(g.matches("Let me check.<tool_call>\n" + WEATHER + "\n</tool_call>"));
+        assertFalse(g.matches("<tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"zone\": \"pst\"}}\n</tool_call>"));
     }
 }
