@@ -62,11 +62,12 @@ final class Job implements Engine.Work {
     /**
      * @param tokens        the request's prompt as tokens ({@link #tokens})
      * @param splitThinking whether a chat's reply that opens with a thinking block gives it apart ({@link Reasoning}), as
-     *                      {@code serve --reasoning-format} has it; not with tools, whose grammar opens the reply with JSON
+     *                      {@code serve --reasoning-format} has it; not with tools in the generic format, whose grammar opens
+     *                      the reply with JSON (with Hermes-style tools, the thinking first, the calls in what follows)
      * @param opened        whether the chat format's prompt opened the thinking ({@link ChatFormat#opensThinking})
      */
     Job(Checkpoint ckpt, CompletionRequest request, int[] tokens, Responses responses, LinkedBlockingQueue<Object> outbox, boolean splitThinking, boolean opened) {
-        this.thinking = splitThinking && responses.chat() && request.tools() == null ? new Reasoning(opened) : null;
+        this.thinking = splitThinking && responses.chat() && (request.tools() == null || request.tools().hermes()) ? new Reasoning(opened) : null;
         this.ckpt = ckpt;
         this.outbox = outbox;
         this.request = request;
@@ -164,24 +165,27 @@ final class Job implements Engine.Work {
         if (drawn != null && drawn.token() == token) logprobs.add(drawn);
         drawn = null;
         boolean stop = reply.add(token);
-        String piece = reply.take();
+        String piece = reply.take(), reasoning = "";
         newLine |= piece.indexOf('\n') >= 0;
+        if (thinking != null) {
+            Reasoning.Piece parts = thinking.add(piece);
+            reasoning = parts.reasoning();
+            piece = parts.content();
+        }
         if (answer != null) piece = answer.add(piece); // an answer's characters streamed as they come, calls at the end
-        if (thinking != null) give(thinking.add(piece));
-        else if (!streaming) text.append(piece);
-        else if (!piece.isEmpty()) outbox.add(responses.text(piece, takeLogprobs(), null));
+        give(reasoning, piece);
         return !stop;
     }
 
-    /** A reasoning model's piece of thinking and of answer: to the stream, or to the response's texts. */
-    private void give(Reasoning.Piece piece) {
+    /** A piece of the reply's thinking and of its answer: to the stream, or to the response's texts. */
+    private void give(String reasoning, String content) {
         if (!streaming) {
-            thought.append(piece.reasoning());
-            text.append(piece.content());
+            thought.append(reasoning);
+            text.append(content);
             return;
         }
-        if (!piece.reasoning().isEmpty()) outbox.add(responses.reasoning(piece.reasoning(), takeLogprobs()));
-        if (!piece.content().isEmpty()) outbox.add(responses.text(piece.content(), takeLogprobs(), null));
+        if (!reasoning.isEmpty()) outbox.add(responses.reasoning(reasoning, takeLogprobs()));
+        if (!content.isEmpty()) outbox.add(responses.text(content, takeLogprobs(), null));
     }
 
     /**
@@ -232,6 +236,11 @@ final class Job implements Engine.Work {
     void finish(Generator.Result r, int promptTokens, int reused) {
         String finish = reply.stopped() || r.stoppedAtEos() ? "stop" : "length";
         String rest = reply.finish();
+        if (thinking != null) {
+            Reasoning.Piece last = thinking.add(rest), held = thinking.finish();
+            give(last.reasoning() + held.reasoning(), "");
+            rest = last.content() + held.content();
+        }
         List<Tools.Call> calls = List.of();
         if (answer != null) {
             answer.add(rest);
@@ -241,11 +250,6 @@ final class Job implements Engine.Work {
             // the content not given out yet (all of it without a stream)
             rest = whole.content() == null ? "" : whole.content().substring(streaming ? answer.given() : 0);
             text.setLength(0);
-        }
-        if (thinking != null) {
-            give(thinking.add(rest));
-            give(thinking.finish());
-            rest = "";
         }
         ObjectNode usage = Server.JSON.createObjectNode().put("prompt_tokens", promptTokens).put("completion_tokens", r.tokens().length)
                 .put("total_tokens", promptTokens + r.tokens().length);
@@ -274,7 +278,7 @@ final class Job implements Engine.Work {
             return;
         }
         text.append(rest);
-        String content = calls.isEmpty() ? text.toString() : null;
+        String content = calls.isEmpty() || !text.isEmpty() ? text.toString() : null; // a reply of calls alone has no content
         ObjectNode response = responses.response(content, thinking != null && !thought.isEmpty() ? thought.toString() : null, calls, takeLogprobs(), finish);
         response.set("usage", usage);
         response.set("timings", timings);

@@ -1,0 +1,69 @@
+package gptfast4j.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import gptfast4j.Shared;
+import gptfast4j.generate.Generator;
+import gptfast4j.model.Checkpoint;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.LinkedBlockingQueue;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * A chat job given a reply's tokens as a Qwen3 model with tools would write them (a thinking block, a sentence, a
+ * {@code <tool_call>} block; the tokens of stories260K's vocabulary, whose byte pieces spell any text): the thinking
+ * as reasoning_content, the sentence as content, the block as a call, whole and streamed alike.
+ */
+class JobTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final String REPLY = "<think>\nThe user wants the weather.\n</think>\n\nLet me check.\n<tool_call>\n"
+            + "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
+
+    /** The job's outbox after the reply's tokens and the end (EOS). */
+    private static List<Object> run(Checkpoint ckpt, boolean stream) throws Exception {
+        JsonNode body = JSON.readTree("""
+                {"messages": [{"role": "user", "content": "Weather in Paris?"}], "stream": %s,
+                 "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object",
+                   "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]}""".formatted(stream));
+        CompletionRequest request = CompletionRequest.parse(body, true, true);
+        LinkedBlockingQueue<Object> outbox = new LinkedBlockingQueue<>();
+        Job job = new Job(ckpt, request, new int[]{1}, new Responses("id", true, "m", 0, false), outbox, true, false);
+        job.sampler();
+        int[] tokens = ckpt.tokenizer().encode(REPLY);
+        for (int t : tokens) assertTrue(job.accept(t));
+        job.finish(new Generator.Result(tokens, 1, 0, tokens.length, 1, 0, true, tokens.length, false), 1, 0);
+        return new ArrayList<>(outbox);
+    }
+
+    @Test
+    void aQwen3ReplyWithToolsGivesItsThinkingItsAnswerAndItsCall() throws Exception {
+        Checkpoint ckpt = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null);
+        List<Object> whole = run(ckpt, false);
+        JsonNode message = ((Job.Completion) whole.getLast()).response().at("/choices/0/message");
+        assertEquals("The user wants the weather.", message.path("reasoning_content").asText(), message.toString());
+        assertEquals("Let me check.", message.path("content").asText());
+        assertEquals("get_weather", message.at("/tool_calls/0/function/name").asText());
+        assertEquals("{\"city\":\"Paris\"}", message.at("/tool_calls/0/function/arguments").asText());
+        assertEquals("tool_calls", ((Job.Completion) whole.getLast()).response().at("/choices/0/finish_reason").asText());
+
+        StringBuilder reasoning = new StringBuilder(), content = new StringBuilder();
+        String call = null, finish = null;
+        for (Object item : run(ckpt, true)) {
+            if (!(item instanceof JsonNode chunk) || !chunk.has("choices")) continue;
+            JsonNode choice = chunk.at("/choices/0");
+            reasoning.append(choice.at("/delta/reasoning_content").asText());
+            content.append(choice.at("/delta/content").asText());
+            if (choice.at("/delta/tool_calls/0/function/name").isTextual()) call = choice.at("/delta/tool_calls/0/function/name").asText();
+            if (choice.path("finish_reason").isTextual()) finish = choice.path("finish_reason").asText();
+        }
+        assertEquals(message.path("reasoning_content").asText(), reasoning.toString());
+        assertEquals(message.path("content").asText(), content.toString());
+        assertEquals("get_weather", call);
+        assertEquals("tool_calls", finish);
+    }
+}
