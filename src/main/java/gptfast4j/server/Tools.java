@@ -42,7 +42,7 @@ record Tools(List<Function> functions, boolean required, boolean parallel, boole
     record Function(String name, String description, JsonNode parameters, JsonNode tool) {
     }
 
-    /** A call in a reply: OpenAI's id for it, the function's name, its arguments as compact JSON text. */
+    /** A call: OpenAI's id for it, the function's name, its arguments as JSON text (a reply's compact, an earlier call's as its request gives it). */
     record Call(String id, String name, String arguments) {
     }
 
