@@ -36,8 +36,6 @@ import static org.junit.jupiter.api.Assertions.assertNull;
  * pairs to 47106.13.
  */
 class QwenTest {
-    /** Qwen2's (Qwen2.5's) shape, as {@link #SHAPE}: its attention's projections with biases, no norms. */
-    static final ModelShape QWEN2 = new ModelShape("qwen2-mini", 64, 160, 2, 4, 2, 32000, 256, 10000, 1e-5f, false, 0, 0, 0);
 
     static final ModelShape SHAPE = new ModelShape("qwen3-mini", 64, 160, 2, 4, 2, 32000, 256, 10000, 1e-5f, false, 0, 0, 0),
             MOE = new ModelShape("qwen3moe-mini", 64, 96, 2, 4, 2, 32000, 256, 10000, 1e-5f, false, 0, 4, 2);
@@ -114,7 +112,7 @@ class QwenTest {
     @Test
     void qwen2GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
         Path file = dir.resolve("qwen2-mini.gguf");
-        write(QWEN2, "qwen2", dir.resolve("llama.gguf"), file);
+        write(SHAPE, "qwen2", dir.resolve("llama.gguf"), file);
         Checkpoint c = Checkpoint.load(file, null);
         assertNotNull(c.model().weights().layers()[0].vBias());
         assertNull(c.model().weights().layers()[0].qNorm());

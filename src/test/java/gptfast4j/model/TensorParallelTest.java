@@ -69,7 +69,7 @@ class TensorParallelTest {
         gptfast4j.bench.RandomModel.write(HeadWidthTest.WIDE_HEADS, GGMLType.F32, wideHeads, Shared.TOKENIZERS, b -> { });
         // Qwen3's per-head query and key norms, Qwen2's biases: each process its own heads' part
         Path qwen3 = dir.resolve("qwen3-mini.gguf"), qwen3moe = dir.resolve("qwen3moe-mini.gguf"), qwen2 = dir.resolve("qwen2-mini.gguf");
-        QwenTest.write(QwenTest.QWEN2, "qwen2", dir.resolve("qwen2-llama.gguf"), qwen2);
+        QwenTest.write(QwenTest.SHAPE, "qwen2", dir.resolve("qwen2-llama.gguf"), qwen2);
         QwenTest.write(dir.resolve("qwen3-llama.gguf"), qwen3);
         QwenTest.write(QwenTest.MOE, "qwen3moe", dir.resolve("qwen3-mixtral.gguf"), qwen3moe);
         for (Path file : List.of(Shared.MODELS.resolve("stories260K.gguf"), Shared.REFERENCE.resolve("models/mini-llama3-Q4_K.gguf"),
