@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Renders a chat template (Jinja) as Hugging Face's apply_chat_template does, for reference prompts in tests.
 
-Usage: render-chat-template.py TEMPLATE.jinja MESSAGES_JSON BOS_TOKEN EOS_TOKEN [TOOLS_JSON]
-Prints the prompt (add_generation_prompt true) as a JSON string. jinja2 with transformers' settings: trim_blocks,
+Usage: render-chat-template.py TEMPLATE.jinja MESSAGES_JSON BOS_TOKEN EOS_TOKEN [TOOLS_JSON [VARIABLES_JSON]]
+Prints the prompt (add_generation_prompt true) as a JSON string; VARIABLES_JSON, an object, gives the template more
+variables (a request's chat_template_kwargs: {"enable_thinking": false}). jinja2 with transformers' settings: trim_blocks,
 lstrip_blocks, loop controls, raise_exception, tojson without ASCII escapes, strftime_now fixed to 2026-12-06.
 """
 import datetime
@@ -40,5 +41,6 @@ def environment():
 if __name__ == "__main__":
     template = environment().from_string(open(sys.argv[1], encoding="utf-8").read())
     tools = json.loads(sys.argv[5]) if len(sys.argv) > 5 else None
+    variables = json.loads(sys.argv[6]) if len(sys.argv) > 6 else {}
     print(json.dumps(template.render(messages=json.loads(sys.argv[2]), add_generation_prompt=True,
-                                     bos_token=sys.argv[3], eos_token=sys.argv[4], tools=tools), ensure_ascii=False))
+                                     bos_token=sys.argv[3], eos_token=sys.argv[4], tools=tools, **variables), ensure_ascii=False))

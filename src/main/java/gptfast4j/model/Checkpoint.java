@@ -41,9 +41,10 @@ import java.util.function.Supplier;
  * @param metadata   the GGUF metadata (null for other formats)
  * @param eos        token ids that end generation
  * @param chatFormat how {@code --interactive} frames a conversation
+ * @param chatTemplate the file's chat template (Jinja), null where it has none
  */
 public record Checkpoint(Path path, String format, Llama model, Tokenizer tokenizer, Map<String, TensorData> tensors,
-                         Metadata metadata, int bos, int[] eos, boolean addBos, ChatFormat chatFormat) {
+                         Metadata metadata, int bos, int[] eos, boolean addBos, ChatFormat chatFormat, String chatTemplate) {
 
     /**
      * Refuses a tokenizer that does not belong to the model: one with more tokens than the embedding table has rows
@@ -64,7 +65,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /** This checkpoint with another model of it (its tensor-parallel share, {@link Llama#split}). */
     public Checkpoint withModel(Llama m) {
         if (!m.config.equals(model.config)) throw new IllegalArgumentException("a model of another shape");
-        return new Checkpoint(path, format, m, tokenizer, tensors, metadata, bos, eos, addBos, chatFormat);
+        return new Checkpoint(path, format, m, tokenizer, tensors, metadata, bos, eos, addBos, chatFormat, chatTemplate);
     }
 
     public static Checkpoint load(Path path, Path tokenizerPath) {
@@ -213,9 +214,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (md.has("tokenizer.ggml.eot_token_id")) eos.add(md.getInt("tokenizer.ggml.eot_token_id", 0));
         END_OF_TURN.forEach(t -> tokenizer.special(t).ifPresent(eos::add));
         boolean addBos = md.getBool("tokenizer.ggml.add_bos_token", true);
-        ChatFormat chat = ChatFormat.detect(md.getString("tokenizer.chat_template", null));
+        String template = md.getString("tokenizer.chat_template", null);
         return new Checkpoint(path, "gguf", build(path, config, tensors, memory), tokenizer, tensors, md,
-                md.getInt("tokenizer.ggml.bos_token_id", 1), eos.stream().mapToInt(Integer::intValue).toArray(), addBos, chat);
+                md.getInt("tokenizer.ggml.bos_token_id", 1), eos.stream().mapToInt(Integer::intValue).toArray(), addBos, ChatFormat.detect(template), template);
     }
 
     private static Checkpoint loadLlama2c(Path path, MemorySegment file, Path tokenizerPath, OffHeap memory) {
@@ -227,7 +228,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Config config = config(path, () -> new Config("llama", f.dim(), f.hiddenDim(), f.nLayers(), f.nHeads(), f.nKvHeads(), f.vocabSize(),
                 f.seqLen(), 1e-5f, 10000f, null, Config.RopeStyle.INTERLEAVED, 0, 0));
         return new Checkpoint(path, "llama2.c", build(path, config, f.tensors(), memory), tokenizer, f.tensors(), null, 1, new int[]{2}, true,
-                ChatFormat.PLAIN);
+                ChatFormat.PLAIN, null);
     }
 
     /**
@@ -301,11 +302,12 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
         END_OF_TURN.forEach(t -> tokenizer.special(t).ifPresent(eos::add)); // as for GGUF files (a Llama-3 base model's config names only <|end_of_text|>)
         String template = null;
-        Path tokConfig = dir.resolve("tokenizer_config.json");
-        if (Files.exists(tokConfig)) template = readJson(tokConfig).path("chat_template").asText(null);
+        Path tokConfig = dir.resolve("tokenizer_config.json"), templateFile = dir.resolve("chat_template.jinja");
+        if (Files.exists(tokConfig)) template = readJson(tokConfig).path("chat_template").textValue();
+        if (template == null && Files.isRegularFile(templateFile)) template = readText(templateFile); // transformers 4.43+ saves it apart
         return new Checkpoint(dir, "huggingface", build(dir, config, tensors, memory), tokenizer, tensors, null,
                 jsonInt(cfg, cfgFile, "bos_token_id", 1), eos.stream().mapToInt(Integer::intValue).toArray(), true,
-                ChatFormat.detect(template));
+                ChatFormat.detect(template), template);
     }
 
     /**
@@ -618,6 +620,14 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (v.isMissingNode() || v.isNull()) return orElse;
         if (!v.isNumber()) throw new ModelFormatException(file + ": " + key + " must be a number, got " + v);
         return (float) v.asDouble();
+    }
+
+    private static String readText(Path file) {
+        try {
+            return Files.readString(file);
+        } catch (IOException e) {
+            throw new ModelFormatException(file + ": " + e.getMessage());
+        }
     }
 
     private static JsonNode readJson(Path file) {

@@ -30,10 +30,21 @@ import java.util.Map;
  * @param grammar   the grammar the reply must match (a chat with tools: {@link Tools#grammar}); null for none
  * @param ignoreEos the model's end-of-text tokens never drawn (llama.cpp's {@code ignore_eos})
  * @param tools     a chat's tools; null for none (or {@code tool_choice} none)
+ * @param templateInput a chat for the model's own chat template ({@code serve --jinja}), where {@code messages} is
+ *                  empty and {@code system} null; null where the chat is framed by a fixed chat format
  */
 record CompletionRequest(String prompt, int[] promptIds, String system, List<String> messages, int maxTokens, int n, int logprobs, float temperature, int topK,
                          float topP, float minP, Sampler.Penalties penalties, Sampler.LogitBias bias, Long seed,
-                         List<String> stops, boolean stream, boolean includeUsage, Grammar grammar, boolean ignoreEos, Tools tools) {
+                         List<String> stops, boolean stream, boolean includeUsage, Grammar grammar, boolean ignoreEos, Tools tools,
+                         TemplateInput templateInput) {
+
+    /**
+     * A chat as a Jinja chat template reads it: the messages (each content a string, each call's arguments an object,
+     * as Hugging Face's templates take them), the tools as the request gives them (null for none) and the request's
+     * {@code chat_template_kwargs}, as the template's values ({@code gptfast4j.jinja}: maps, lists, strings, Long,
+     * Double, Boolean, null).
+     */
+    record TemplateInput(List<Object> messages, List<Object> tools, Map<String, Object> variables) {}
 
     /** A request the client got wrong: HTTP 400 with {@code message}, which names the field. */
     static final class Invalid extends RuntimeException {
@@ -57,6 +68,15 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
 
     /** {@link #parse(JsonNode, boolean)}, a chat's tools in {@link Tools}' Hermes style where {@code hermes} (ChatML models). */
     static CompletionRequest parse(JsonNode body, boolean chat, boolean hermes) {
+        return parse(body, chat, hermes, false);
+    }
+
+    /**
+     * {@link #parse(JsonNode, boolean, boolean)}, a chat for the model's own template where {@code template}
+     * ({@link #templateInput}), unless it has tools and the template does not write {@code <tool_call>} blocks
+     * ({@code hermes} false): then the generic tool-call format in the fixed chat format.
+     */
+    static CompletionRequest parse(JsonNode body, boolean chat, boolean hermes, boolean template) {
         if (!body.isObject()) throw new Invalid("the request body must be a JSON object");
         if (present(body, "suffix")) throw new Invalid("'suffix' is not supported by this server");
         for (String refused : new String[]{"functions", "function_call"}) {
@@ -86,7 +106,10 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
         String prompt = null, system = null;
         int[] promptIds = null;
         List<String> messages = new ArrayList<>();
-        if (chat) {
+        TemplateInput templateInput = null;
+        if (chat && template && (tools == null || hermes)) {
+            templateInput = templateInput(body, tools != null);
+        } else if (chat) {
             system = messages(body, messages, hermes);
             if (tools != null) system = tools.describe(system);
         } else {
@@ -127,7 +150,71 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
         boolean ignoreEos = bool(body, "ignore_eos", false);
         if (ignoreEos && grammar != null) throw new Invalid("'ignore_eos' cannot be used with a grammar, a response format or tools (the text ends where it is complete)");
         return new CompletionRequest(prompt, promptIds, system, messages, maxTokens, n, logprobs, temperature, topK, topP, minP, penalties, logitBias(body),
-                seed, stops(body), stream, includeUsage, grammar, ignoreEos, tools);
+                seed, stops(body), stream, includeUsage, grammar, ignoreEos, tools, templateInput);
+    }
+
+    /**
+     * A chat's {@code messages}, {@code tools} (where {@code withTools}) and {@code chat_template_kwargs} for a Jinja
+     * template: each message as it is, with its content a string (text parts joined; none, or null, as an empty
+     * string, which templates take where they would fail on None) and each tool call's arguments parsed to an object.
+     * Roles and their order are the template's to check (its {@code raise_exception}).
+     */
+    @SuppressWarnings("unchecked")
+    private static TemplateInput templateInput(JsonNode body, boolean withTools) {
+        JsonNode list = body.get("messages");
+        if (list == null || !list.isArray() || list.isEmpty()) throw new Invalid("'messages' must be a non-empty array of messages");
+        List<Object> messages = new ArrayList<>();
+        for (int i = 0; i < list.size(); i++) {
+            JsonNode m = list.get(i);
+            String where = "messages[" + i + "]";
+            if (!m.isObject()) throw new Invalid(where + " must be an object with 'role' and 'content'");
+            if (!m.path("role").isTextual()) throw new Invalid(where + ".role must be a string");
+            String role = m.get("role").asText();
+            if (!List.of("system", "developer", "user", "assistant", "tool").contains(role)) {
+                throw new Invalid(where + ".role must be system, developer, user, assistant or tool, got '" + role + "'");
+            }
+            Map<Object, Object> message = (Map<Object, Object>) templateValue(m);
+            JsonNode content = m.get("content");
+            message.put("content", content == null || content.isNull() ? "" : content(content, where));
+            JsonNode calls = m.get("tool_calls");
+            if (calls != null && !calls.isNull()) {
+                toolCalls(calls, where); // checked as the fixed formats check them
+                List<Object> withArguments = (List<Object>) message.get("tool_calls");
+                for (int j = 0; j < calls.size(); j++) {
+                    Map<Object, Object> function = (Map<Object, Object>) ((Map<Object, Object>) withArguments.get(j)).get("function");
+                    try {
+                        function.put("arguments", templateValue(Server.JSON.readTree(calls.get(j).at("/function/arguments").asText())));
+                    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                        throw new IllegalStateException(e); // toolCalls parsed them
+                    }
+                }
+            }
+            messages.add(message);
+        }
+        JsonNode kwargs = body.get("chat_template_kwargs");
+        Map<String, Object> variables = new java.util.LinkedHashMap<>();
+        if (kwargs != null && !kwargs.isNull()) {
+            if (!kwargs.isObject()) throw new Invalid("'chat_template_kwargs' must be an object of the template's variables");
+            kwargs.properties().forEach(e -> variables.put(e.getKey(), templateValue(e.getValue())));
+        }
+        return new TemplateInput(messages, withTools ? (List<Object>) templateValue(body.get("tools")) : null, variables);
+    }
+
+    /** JSON as a Jinja template's values. */
+    private static Object templateValue(JsonNode n) {
+        if (n == null || n.isNull()) return null;
+        if (n.isTextual()) return n.asText();
+        if (n.isBoolean()) return n.asBoolean();
+        if (n.isIntegralNumber() && n.canConvertToLong()) return n.asLong();
+        if (n.isNumber()) return n.asDouble();
+        if (n.isArray()) {
+            List<Object> items = new ArrayList<>();
+            n.forEach(x -> items.add(templateValue(x)));
+            return items;
+        }
+        Map<Object, Object> map = new java.util.LinkedHashMap<>();
+        n.properties().forEach(e -> map.put(e.getKey(), templateValue(e.getValue())));
+        return map;
     }
 
     /** A prompt's token ids, each an integer >= 0 (the vocabulary's bounds are the model's, checked with it). */

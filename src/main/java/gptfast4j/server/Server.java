@@ -9,6 +9,7 @@ import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import gptfast4j.generate.PromptCache;
 import gptfast4j.model.ChatFormat;
+import gptfast4j.model.ChatTemplate;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.model.Pooling;
 
@@ -92,7 +93,7 @@ public final class Server implements AutoCloseable {
         this.apiKey = apiKey != null ? ("Bearer " + apiKey).getBytes(StandardCharsets.UTF_8) : null;
         this.log = log;
         this.pooling = Pooling.of(ckpt);
-        this.splitThinking = chatFormat == ChatFormat.DEEPSEEK3 || ckpt.metadata() != null && ckpt.metadata().getString("tokenizer.chat_template", "").contains("<think>");
+        this.splitThinking = chatFormat == ChatFormat.DEEPSEEK3 || ckpt.chatTemplate() != null && ckpt.chatTemplate().contains("<think>");
         this.http = HttpServer.create(address, 64);
         http.createContext("/", this::handle);
         http.setExecutor(handlers);
@@ -140,6 +141,18 @@ public final class Server implements AutoCloseable {
     }
 
     private volatile boolean splitThinking;
+
+    /**
+     * Frames chats with {@code template}, the model's own (Jinja) chat template, instead of the chat format (which
+     * still frames a chat with tools where the template writes no {@code <tool_call>} blocks: the generic format);
+     * the reasoning split by default where the template writes {@code <think>}.
+     */
+    public void useTemplate(ChatTemplate template) {
+        this.template = template;
+        if (template.source().contains("<think>")) splitThinking = true;
+    }
+
+    private volatile ChatTemplate template;
 
     /** Makes {@code /v1/embeddings} pool with {@code pooling} (at first: the file's, {@link Pooling#of}). */
     public void poolWith(Pooling pooling) {
@@ -448,8 +461,9 @@ public final class Server implements AutoCloseable {
         props.put("total_slots", engine.slots()).put("model_alias", modelName).put("model_path", ckpt.path().toString());
         props.putObject("modalities").put("vision", false).put("video", false).put("audio", false);
         props.put("endpoint_slots", true).put("endpoint_metrics", true);
-        String template = ckpt.metadata() != null ? ckpt.metadata().getString("tokenizer.chat_template", "") : "";
-        props.put("chat_template", template).put("chat_format", chatFormat.option());
+        ChatTemplate jinja = template;
+        props.put("chat_template", jinja != null ? jinja.source() : ckpt.chatTemplate() != null ? ckpt.chatTemplate() : "")
+                .put("chat_format", jinja != null ? "jinja" : chatFormat.option());
         props.put("bos_token", ckpt.tokenizer().piece(ckpt.bos())).put("eos_token", ckpt.tokenizer().piece(ckpt.eos()[0]));
         return props;
     }
@@ -516,7 +530,7 @@ public final class Server implements AutoCloseable {
             JsonNode body = body(exchange);
             if (llama) checkLlamaCompletion(body);
             // ChatML's models (Qwen2.5, Qwen3, Hermes) call tools in their own <tool_call> syntax
-            request = CompletionRequest.parse(body, chat, chatFormat == ChatFormat.CHATML);
+            request = CompletionRequest.parse(body, chat, template != null ? template.writesToolCallBlocks() : chatFormat == ChatFormat.CHATML, template != null);
         } catch (CompletionRequest.Invalid | IllegalArgumentException e) {
             throw HttpError.invalid(e.getMessage());
         } catch (StackOverflowError e) {
@@ -532,9 +546,27 @@ public final class Server implements AutoCloseable {
             // a text far past the context would only be tokenized to be refused (SentencePiece takes about 4 s a MB here)
             throw HttpError.invalid("the prompt's text is " + chars + " characters, more than a context of " + engine.contextLength + " tokens can hold");
         }
-        int[] tokens = Job.tokens(ckpt, request, chat, chatFormat);
+        int[] tokens;
+        boolean opensThinking = chatFormat.opensThinking();
+        CompletionRequest.TemplateInput input = request.templateInput();
+        if (input != null) {
+            String prompt;
+            try {
+                prompt = template.render(ckpt.tokenizer(), ckpt.bos(), ckpt.eos()[0], input.messages(), input.tools(), input.variables(), true);
+            } catch (IllegalArgumentException e) {
+                throw HttpError.invalid(e.getMessage());
+            }
+            if (prompt.length() > CHARS_PER_TOKEN_AT_MOST * engine.contextLength) {
+                throw HttpError.invalid("the prompt's text is " + prompt.length() + " characters, more than a context of " + engine.contextLength + " tokens can hold");
+            }
+            // a template that opens the reply's thinking (DeepSeek-R1's, Qwen3's with thinking on in some versions)
+            opensThinking = prompt.stripTrailing().endsWith("<think>");
+            tokens = ChatTemplate.tokens(ckpt.tokenizer(), prompt, ckpt.bos(), ckpt.addBos());
+        } else {
+            tokens = Job.tokens(ckpt, request, chat, chatFormat);
+        }
         checkVocabulary(ckpt, request.bias().tokens(), "logit_bias: ");
-        for (int i = 0; i < request.n(); i++) jobs.add(new Job(ckpt, request, tokens, new Responses(id, chat, modelName, i, llama), outbox, splitThinking, chatFormat.opensThinking()));
+        for (int i = 0; i < request.n(); i++) jobs.add(new Job(ckpt, request, tokens, new Responses(id, chat, modelName, i, llama), outbox, splitThinking, opensThinking));
         int max = maxRequests;
         if (max > 0 && jobs.size() > max) throw HttpError.invalid("'n' is " + jobs.size() + ", more than the " + max + " requests this server takes at once (serve --max-requests)");
         int taken = inFlight.addAndGet(jobs.size());

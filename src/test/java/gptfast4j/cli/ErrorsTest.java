@@ -95,6 +95,13 @@ class ErrorsTest {
         assertOneLineError(run("serve", "-m", model, "--cors", "localhost/x"), "--cors takes an origin such as http://localhost:3000");
         assertOneLineError(run("serve", "-m", model, "-np", "2", "--lookup", "2"), "--parallel above 1 runs without speculation");
         assertOneLineError(run("serve", "-m", model, "--speculate-k", "3"), "--speculate-k needs --draft-checkpoint or --lookup");
+        assertOneLineError(run("serve", "-m", model, "--jinja"), "--jinja needs a chat template, and stories260K.gguf has none: give one with --chat-template-file");
+        assertOneLineError(run("serve", "-m", model, "--chat-template-file", "no-such.jinja"), "no-such.jinja: no such file");
+        Path badTemplate = Files.createTempFile("bad", ".jinja");
+        Files.writeString(badTemplate, "{% for m in messages %}\n{{ m.content }}");
+        assertOneLineError(run("serve", "-m", model, "--chat-template-file", badTemplate.toString()),
+                badTemplate + ": the chat template does not parse: line 2: a block is not closed (expected else or endfor)");
+        Files.delete(badTemplate);
         try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
             assertOneLineError(run("serve", "-m", model, "--port", Integer.toString(taken.getLocalPort())), "cannot listen on 127.0.0.1:" + taken.getLocalPort());
         }

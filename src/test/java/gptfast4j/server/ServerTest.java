@@ -579,6 +579,71 @@ class ServerTest {
         }
     }
 
+    /**
+     * {@code useTemplate} (serve --jinja): a chat framed by the model's Jinja template, Qwen3's here, equals the
+     * completion of jinja2's rendering of it ({@code scripts/render-chat-template.py
+     * src/test/resources/chat-templates/Qwen-Qwen3-0.6B.jinja MESSAGES '<s>' '</s>' TOOLS VARIABLES}, the command's
+     * output beside each): with {@code chat_template_kwargs}, with the template's own tools section and its
+     * {@code <tool_call>} blocks read back; a template's refusal is a 400 with its message.
+     */
+    @Test
+    void aJinjaTemplateFramesTheChat() throws Exception {
+        String qwen3 = java.nio.file.Files.readString(java.nio.file.Path.of("src/test/resources/chat-templates/Qwen-Qwen3-0.6B.jinja"));
+        try (Server server = new Server(stories, Engine.batched(stories, 1, 1024, KvCache.Type.F32), ChatFormat.PLAIN,
+                new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, new PrintStream(OutputStream.nullOutputStream()))) {
+            server.useTemplate(new gptfast4j.model.ChatTemplate(qwen3));
+            // MESSAGES: the four below; TOOLS []; VARIABLES {"enable_thinking": false}
+            ObjectNode chat = JSON.createObjectNode().put("max_tokens", 12).put("temperature", 0);
+            var messages = chat.putArray("messages");
+            messages.addObject().put("role", "system").put("content", "Be kind.");
+            messages.addObject().put("role", "user").put("content", "Tell me a story");
+            messages.addObject().put("role", "assistant").put("content", "<think>\nA cat.\n</think>\n\nOnce there was a cat.");
+            messages.addObject().put("role", "user").put("content", "And then?");
+            chat.putObject("chat_template_kwargs").put("enable_thinking", false);
+            String rendered = "<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>user\nTell me a story<|im_end|>\n<|im_start|>assistant\nOnce there was a cat.<|im_end|>\n"
+                    + "<|im_start|>user\nAnd then?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n";
+            JsonNode r = post(server, "/v1/chat/completions", chat);
+            JsonNode c = post(server, "/v1/completions", completion(rendered, 12));
+            assertEquals(c.at("/usage/prompt_tokens"), r.at("/usage/prompt_tokens"));
+            assertEquals(c.at("/choices/0/text").asText(), r.at("/choices/0/message/content").asText());
+            assertEquals("jinja", request(server, "GET", "/props", null).json().path("chat_format").asText());
+
+            // MESSAGES [{"role": "user", "content": "What is the weather in Paris?"}]; TOOLS: get_weather as below
+            ObjectNode tools = (ObjectNode) JSON.readTree("""
+                    {"tools": [{"type": "function", "function": {"name": "get_weather", "description": "The weather",
+                      "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}],
+                     "messages": [{"role": "user", "content": "What is the weather in Paris?"}], "temperature": 0}""");
+            String withTools = "<|im_start|>system\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+                    + "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n{\"type\": \"function\", \"function\": "
+                    + "{\"name\": \"get_weather\", \"description\": \"The weather\", \"parameters\": {\"type\": \"object\", \"properties\": "
+                    + "{\"city\": {\"type\": \"string\"}}, \"required\": [\"city\"]}}}\n</tools>\n\nFor each function call, return a json object with "
+                    + "function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
+                    + "<args-json-object>}\n</tool_call><|im_end|>\n<|im_start|>user\nWhat is the weather in Paris?<|im_end|>\n<|im_start|>assistant\n";
+            JsonNode free = post(server, "/v1/chat/completions", tools.deepCopy().put("max_tokens", 8));
+            assertEquals(post(server, "/v1/completions", completion(withTools, 8)).at("/usage/prompt_tokens"), free.at("/usage/prompt_tokens"));
+            JsonNode choice = post(server, "/v1/chat/completions", tools.put("tool_choice", "required")).at("/choices/0");
+            assertEquals("tool_calls", choice.path("finish_reason").asText(), choice.toString());
+            assertEquals("get_weather", choice.at("/message/tool_calls/0/function/name").asText(), choice.toString());
+            assertTrue(JSON.readTree(choice.at("/message/tool_calls/0/function/arguments").asText()).path("city").isTextual(), choice.toString());
+
+        }
+        String nemo = java.nio.file.Files.readString(java.nio.file.Path.of("src/test/resources/chat-templates/mistralai-Mistral-Nemo-Instruct-2407.jinja"));
+        try (Server server = new Server(stories, Engine.batched(stories, 1, 512, KvCache.Type.F32), ChatFormat.PLAIN,
+                new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, new PrintStream(OutputStream.nullOutputStream()))) {
+            server.useTemplate(new gptfast4j.model.ChatTemplate(nemo));
+            ObjectNode twoUsers = JSON.createObjectNode();
+            twoUsers.putArray("messages").add(JSON.createObjectNode().put("role", "user").put("content", "a")).add(JSON.createObjectNode().put("role", "user").put("content", "b"));
+            Reply refused = request(server, "POST", "/v1/chat/completions", twoUsers.toString());
+            assertEquals(400, refused.status());
+            // jinja2's: "After the optional system message, conversation roles must alternate user/assistant/user/assistant/..."
+            assertTrue(refused.json().at("/error/message").asText().matches("the chat template: line \\d+: After the optional system message, conversation roles must alternate user/assistant/.*"), refused.body());
+            twoUsers.put("chat_template_kwargs", 5);
+            refused = request(server, "POST", "/v1/chat/completions", twoUsers.toString());
+            assertEquals(400, refused.status());
+            assertEquals("'chat_template_kwargs' must be an object of the template's variables", refused.json().at("/error/message").asText());
+        }
+    }
+
     private static List<String> iterable(java.util.Iterator<String> it) {
         List<String> list = new ArrayList<>();
         it.forEachRemaining(list::add);
