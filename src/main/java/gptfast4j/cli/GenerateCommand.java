@@ -9,6 +9,7 @@ import gptfast4j.generate.Sampler;
 import gptfast4j.generate.StopStrings;
 import gptfast4j.generate.TextStream;
 import gptfast4j.model.ChatFormat;
+import gptfast4j.model.ChatTemplate;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.model.KvCache;
 import gptfast4j.model.Llama;
@@ -170,6 +171,9 @@ final class GenerateCommand implements Callable<Integer> {
     String chatFormat;
 
     @Mixin
+    ChatTemplateOptions templateOptions;
+
+    @Mixin
     SpeculationOptions speculationOptions;
 
     @Override
@@ -206,6 +210,8 @@ final class GenerateCommand implements Callable<Integer> {
         if (system != null && !framed) throw new IllegalArgumentException("--system is for --chat or --interactive (without them the prompt is given as it is, in no chat format)");
         if (chatFormat != null && !framed) throw new IllegalArgumentException("--chat-format is for --chat or --interactive (without them the prompt is given as it is, in no chat format)");
         ChatFormat formatOverride = chatFormat != null ? ChatFormat.parse(chatFormat, "--chat-format") : null;
+        if (templateOptions.asked() && !framed) throw new IllegalArgumentException((templateOptions.jinja ? "--jinja" : "--chat-template-file") + " is for --chat or --interactive (without them the prompt is given as it is, in no chat format)");
+        ChatTemplate templateFile = templateOptions.fromFile();
         if (contextShift && interactive) throw new IllegalArgumentException("--context-shift is for a generation without --interactive (the chat shifts its context when it fills)");
         if (keep != 0 && !contextShift && !interactive) throw new IllegalArgumentException("--keep is for --context-shift or --interactive");
         if (keep < -1) throw new IllegalArgumentException("--keep must be -1 (the whole prompt) or at least 0, got " + keep);
@@ -249,9 +255,10 @@ final class GenerateCommand implements Callable<Integer> {
         int[] eos = ignoreEos ? new int[0] : ckpt.eos();
         if (parsedGrammar != null) sampler.constrain(constraint = new GrammarConstraint(parsedGrammar, ckpt.tokenizer()::bytes, model.config.vocabSize(), eos));
         ChatFormat format = formatOverride != null ? formatOverride : ckpt.chatFormat();
-        if (interactive) return interactiveChat(ckpt, format, Math.min(limit, contextLength != null ? limit : 4096), sampler, out);
+        ChatTemplate template = framed ? templateOptions.template(templateFile, ckpt, formatOverride != null) : null;
+        if (interactive) return interactiveChat(ckpt, format, template, Math.min(limit, contextLength != null ? limit : 4096), sampler, out);
 
-        int[] tokens = chat ? oneMessage(ckpt, format) : ckpt.promptTokens(prompt, special);
+        int[] tokens = chat ? oneMessage(ckpt, format, template) : ckpt.promptTokens(prompt, special);
         if (!chat && !special) noteSpecialText(ckpt.tokenizer());
         if (verbosePrompt) printTokens(ckpt.tokenizer(), tokens);
         if (tokens.length > limit) {
@@ -555,8 +562,15 @@ final class GenerateCommand implements Callable<Integer> {
         }
     }
 
-    /** The prompt as the first (and only) user message of a conversation in {@code format}, with the system prompt if any. */
-    private int[] oneMessage(Checkpoint ckpt, ChatFormat format) {
+    /**
+     * The prompt as the first (and only) user message of a conversation in {@code format}, or framed by
+     * {@code template} where not null, with the system prompt if any.
+     */
+    private int[] oneMessage(Checkpoint ckpt, ChatFormat format, ChatTemplate template) {
+        if (template != null) {
+            TemplateChat conversation = new TemplateChat(template, ckpt, system);
+            return conversation.next(prompt, Integer.MAX_VALUE, 0).tokens();
+        }
         if (format == ChatFormat.PLAIN) throw new IllegalArgumentException("--chat needs a chat format, and this model has none (no chat template; --chat-format names one)");
         format.checkTokenizer(ckpt.tokenizer());
         return format.userTurn(ckpt.tokenizer(), prompt, true, ckpt.bos(), ckpt.addBos(), system);
@@ -609,11 +623,12 @@ final class GenerateCommand implements Callable<Integer> {
         for (int step = 0; step < steps && !stop.getAsBoolean(); step++) model.forward(scratch, tokens[step], most + step);
     }
 
-    private int interactiveChat(Checkpoint ckpt, ChatFormat format, int contextLength, Sampler sampler, PrintStream out) throws Exception {
+    private int interactiveChat(Checkpoint ckpt, ChatFormat format, ChatTemplate template, int contextLength, Sampler sampler, PrintStream out) throws Exception {
         Llama model = ckpt.model();
         Tokenizer tokenizer = ckpt.tokenizer();
-        format.checkTokenizer(tokenizer);
-        if (system != null) {
+        TemplateChat conversation = template != null ? new TemplateChat(template, ckpt, system) : null;
+        if (conversation == null) format.checkTokenizer(tokenizer);
+        if (system != null && conversation == null) {
             if (format == ChatFormat.PLAIN) throw new IllegalArgumentException("--system needs a chat format, and this model has none (no chat template; --chat-format names one)");
             int framed = format.userTurn(tokenizer, "", true, ckpt.bos(), ckpt.addBos(), system).length;
             if (framed >= contextLength) throw new IllegalArgumentException("the system prompt takes " + framed + " tokens in its chat format but the context length is " + contextLength);
@@ -628,7 +643,11 @@ final class GenerateCommand implements Callable<Integer> {
         // second tokens; the first turn (or the chat's end) stops the warm-up at its next step and waits for the copy
         // and the prefill, and a chat that ends before one does not wait (the daemon thread ends with the process)
         java.util.concurrent.atomic.AtomicBoolean stopWarmUp = new java.util.concurrent.atomic.AtomicBoolean();
-        int[] systemPrefix = system != null ? systemPrefix(format, ckpt) : new int[0];
+        int[] systemPrefix = conversation != null ? conversation.prefix() : system != null ? systemPrefix(format, ckpt) : new int[0];
+        if (conversation != null) {
+            if (systemPrefix.length >= contextLength) throw new IllegalArgumentException("the chat template's framing" + (system != null ? " of the system prompt" : "") + " takes " + systemPrefix.length + " tokens but the context length is " + contextLength);
+            conversation.cached(systemPrefix); // once the first message has waited for its prefill (or restore)
+        }
         // --prompt-cache: the system prompt's framing from the file where it holds it, the rest run and the file written
         // while the first message is typed; its identity taken before the decode layouts change the tensors' first bytes
         PromptCache cache = promptCache != null ? new PromptCache(promptCache, CommonOptions.cacheIdentity(model, common.quantize, kvCache.type())) : null;
@@ -646,7 +665,7 @@ final class GenerateCommand implements Callable<Integer> {
         Thread copier = new Thread(layouts, "decode-layouts");
         copier.setDaemon(true);
         copier.start();
-        System.err.println("Chat format: " + format.option() + (speculation != null ? "; speculation: " + speculation.description() : "")
+        System.err.println("Chat format: " + (conversation != null ? templateOptions.describe() : format.option()) + (speculation != null ? "; speculation: " + speculation.description() : "")
                 + ". Type a message (a line ending in \\ goes on on the next); an empty line or end of input quits.");
         // Ctrl-C during a reply ends the reply, as in llama.cpp's chat; at the prompt it ends the chat, with the status
         // of a process that SIGINT ended
@@ -676,40 +695,62 @@ final class GenerateCommand implements Callable<Integer> {
                     stopWarmUp.set(true);
                     join(layouts);
                 }
-                int[] message = format.userTurn(tokenizer, line, first, ckpt.bos(), ckpt.addBos(), system);
-                int[] turn = Arrays.copyOf(pending, pending.length + message.length);
-                System.arraycopy(message, 0, turn, pending.length, message.length);
-                if (kept + turn.length >= contextLength) {
-                    // the message is refused, not the conversation: a shorter one may still fit
-                    System.err.println((first && system != null ? "That message and the system prompt take " : "That message takes ") + message.length
-                            + " tokens, more than the context length " + contextLength + " holds with a reply: type a shorter one, or an empty line to end.");
-                    continue;
-                }
-                // room for the turn and a reply of up to a quarter of the context: the older half of the conversation
-                // after BOS (and --keep's tokens) goes, or more where the turn needs it (llama.cpp's context shift)
+                // room for the turn and a reply of up to a quarter of the context
                 int reply = Math.min(maxNewTokens, contextLength / 4);
-                if (first && keep != 0) {
-                    // --keep counts from the conversation's start, the first turn with its system prompt; a shift needs room
-                    int asked = keep < 0 ? turn.length : Math.min(turn.length, kept + keep);
-                    if (asked > contextLength / 2) System.err.println("(--keep: the context keeps the first " + contextLength / 2 + " tokens when it fills, half of it, not " + asked + ")");
-                    kept = Math.min(asked, contextLength / 2);
+                int start;
+                int[] run;
+                if (conversation != null) {
+                    TemplateChat.Turn t;
+                    try {
+                        t = conversation.next(line, contextLength, reply);
+                    } catch (IllegalArgumentException e) {
+                        System.err.println("That message is refused: " + e.getMessage());
+                        continue;
+                    }
+                    if (t == null) {
+                        System.err.println("That message takes more tokens than the context length " + contextLength + " holds with a reply: type a shorter one, or an empty line to end.");
+                        continue;
+                    }
+                    first = false;
+                    start = t.start();
+                    run = t.tokens();
+                } else {
+                    int[] message = format.userTurn(tokenizer, line, first, ckpt.bos(), ckpt.addBos(), system);
+                    int[] turn = Arrays.copyOf(pending, pending.length + message.length);
+                    System.arraycopy(message, 0, turn, pending.length, message.length);
+                    if (kept + turn.length >= contextLength) {
+                        // the message is refused, not the conversation: a shorter one may still fit
+                        System.err.println((first && system != null ? "That message and the system prompt take " : "That message takes ") + message.length
+                                + " tokens, more than the context length " + contextLength + " holds with a reply: type a shorter one, or an empty line to end.");
+                        continue;
+                    }
+                    // no room: the older half of the conversation after BOS (and --keep's tokens) goes, or more where the
+                    // turn needs it (llama.cpp's context shift)
+                    if (first && keep != 0) {
+                        // --keep counts from the conversation's start, the first turn with its system prompt; a shift needs room
+                        int asked = keep < 0 ? turn.length : Math.min(turn.length, kept + keep);
+                        if (asked > contextLength / 2) System.err.println("(--keep: the context keeps the first " + contextLength / 2 + " tokens when it fills, half of it, not " + asked + ")");
+                        kept = Math.min(asked, contextLength / 2);
+                    }
+                    if (pos + turn.length + reply > contextLength && pos > kept) {
+                        int discard = Math.min(Math.max((pos - kept) / 2, pos + turn.length + reply - contextLength), pos - kept);
+                        generator.shift(kept, discard, pos);
+                        pos -= discard;
+                        System.err.println("(the context is full: the conversation's " + discard + " oldest tokens" + (keep != 0 ? " after its first " + kept : "") + " were dropped)");
+                    }
+                    // the first turn's start that the system prompt's prefill already ran (all of it where the message
+                    // tokenized as the probes did), leaving at least one token to run
+                    int ran = 0;
+                    if (first && systemPrefix.length > 0) {
+                        int differs = Arrays.mismatch(turn, systemPrefix);
+                        ran = Math.min(differs < 0 ? systemPrefix.length : differs, turn.length - 1);
+                    }
+                    first = false;
+                    start = pos + ran;
+                    run = Arrays.copyOfRange(turn, ran, turn.length);
                 }
-                if (pos + turn.length + reply > contextLength && pos > kept) {
-                    int discard = Math.min(Math.max((pos - kept) / 2, pos + turn.length + reply - contextLength), pos - kept);
-                    generator.shift(kept, discard, pos);
-                    pos -= discard;
-                    System.err.println("(the context is full: the conversation's " + discard + " oldest tokens" + (keep != 0 ? " after its first " + kept : "") + " were dropped)");
-                }
-                // the first turn's start that the system prompt's prefill already ran (all of it where the message
-                // tokenized as the probes did), leaving at least one token to run
-                int ran = 0;
-                if (first && systemPrefix.length > 0) {
-                    int differs = Arrays.mismatch(turn, systemPrefix);
-                    ran = Math.min(differs < 0 ? systemPrefix.length : differs, turn.length - 1);
-                }
-                first = false;
-                TextStream stream = new TextStream(tokenizer, out, format != ChatFormat.PLAIN || pos == 0);
-                int budget = Math.min(maxNewTokens, contextLength - pos - turn.length);
+                TextStream stream = new TextStream(tokenizer, out, format != ChatFormat.PLAIN || conversation != null || pos == 0);
+                int budget = Math.min(maxNewTokens, contextLength - start - run.length);
                 replyStops.reset();
                 if (constraint != null) constraint.restart(); // each reply a text of the grammar
                 java.util.function.IntPredicate sink = t -> {
@@ -720,7 +761,7 @@ final class GenerateCommand implements Callable<Integer> {
                 replying.set(true);
                 Generator.Result r;
                 try {
-                    r = generator.generate(Arrays.copyOfRange(turn, ran, turn.length), pos + ran, budget, sampler, sink);
+                    r = generator.generate(run, start, budget, sampler, sink);
                 } finally {
                     replying.set(false);
                 }
@@ -731,7 +772,11 @@ final class GenerateCommand implements Callable<Integer> {
                 if (constraint != null && !r.stoppedAtEos() && !interrupted.get()) System.err.println("note: the reply stops before the grammar is complete");
                 // the next turn starts with what the cache lacks of this one: the reply's last token where the budget ran
                 // out before it was run, and the end-of-turn token, which ends the reply but is never run
-                pos += turn.length + r.cachedTokens();
+                pos = start + run.length + r.cachedTokens();
+                if (conversation != null) {
+                    conversation.replied(r.tokens(), r.cachedTokens()); // the next turn's framing ends this one
+                    continue;
+                }
                 pending = Arrays.copyOfRange(r.tokens(), r.cachedTokens(), r.tokens().length);
                 if (format != ChatFormat.PLAIN) {
                     pending = Arrays.copyOf(pending, pending.length + 1);

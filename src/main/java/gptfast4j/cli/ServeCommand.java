@@ -63,13 +63,8 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--chat-format", paramLabel = "NAME", description = "Chat format for /v1/chat/completions where the file's chat template is missing or not recognized: llama2, mistral, zephyr, llama3, chatml, deepseek3, mistral-v3, ... as generate's (default: from the template).")
     String chatFormat;
 
-    @Option(names = "--jinja", description = "Frame chats with the model's own chat template (Jinja: the file's, or --chat-template-file's), rendered as Hugging Face and llama.cpp's --jinja render it, "
-            + "instead of the fixed chat formats; a request's chat_template_kwargs (such as {\"enable_thinking\": false}) reach the template. Tools are written by the template where it writes <tool_call> blocks "
-            + "(Hermes, Qwen) and read back from them; with other templates a chat with tools is framed in the generic format by the chat format.")
-    boolean jinja;
-
-    @Option(names = "--chat-template-file", paramLabel = "FILE", description = "A Jinja chat template to frame chats with instead of the model file's (implies --jinja).")
-    Path chatTemplateFile;
+    @Mixin
+    ChatTemplateOptions templateOptions;
 
     @Option(names = "--reasoning-format", paramLabel = "none|deepseek|auto", description = "A chat reply's opening <think>...</think> block (DeepSeek-R1's): "
             + "deepseek gives it apart as reasoning_content, none leaves it in the content, auto (the default) as deepseek where the chat format is deepseek3 or the chat template writes <think> (Qwen3's), as llama.cpp's flag.")
@@ -98,7 +93,7 @@ final class ServeCommand implements Callable<Integer> {
         if (slotSavePath != null && !java.nio.file.Files.isDirectory(slotSavePath)) throw new IllegalArgumentException("--slot-save-path " + slotSavePath + " is not a folder");
         if (slotSavePath != null && workers.workers != null) throw new IllegalArgumentException("--slot-save-path cannot be used with --workers (the KV cache is spread over the processes)");
         KvCache.Type kvType = kvCache.type();
-        ChatTemplate template = chatTemplateFile != null ? templateFile() : null;
+        ChatTemplate templateFile = templateOptions.fromFile();
         InetSocketAddress address;
         try {
             address = new InetSocketAddress(InetAddress.getByName(host), port);
@@ -111,10 +106,7 @@ final class ServeCommand implements Callable<Integer> {
         int context = contextLength != null ? contextLength : Math.min(model.config.contextLength(), 4096);
         ChatFormat format = formatOverride != null ? formatOverride : ckpt.chatFormat();
         format.checkTokenizer(ckpt.tokenizer());
-        if (template == null && jinja) {
-            if (ckpt.chatTemplate() == null) throw new IllegalArgumentException("--jinja needs a chat template, and " + ckpt.path().getFileName() + " has none: give one with --chat-template-file");
-            template = new ChatTemplate(ckpt.chatTemplate());
-        }
+        ChatTemplate template = templateOptions.template(templateFile, ckpt, formatOverride != null);
         String cacheIdentity = slotSavePath != null ? CommonOptions.cacheIdentity(model, common.quantize, kvType) : null; // before the decode layouts
         Speculation speculation = null;
         Engine engine;
@@ -143,7 +135,7 @@ final class ServeCommand implements Callable<Integer> {
         if (!reasoningFormat.equals("auto")) server.splitThinking(reasoningFormat.equals("deepseek"));
         server.limitRequests(maxRequests);
         System.err.printf("Ready in %.1f s: http://%s:%d/v1 serves %s (context %d, chat format %s%s). Ctrl-C stops.%n", (System.nanoTime() - t0) / 1e9,
-                address.getAddress().getHostAddress(), server.port(), ckpt.path().getFileName(), context, template != null ? "jinja (the " + (chatTemplateFile != null ? chatTemplateFile.getFileName() + " " : "model's ") + "chat template)" : format.option(),
+                address.getAddress().getHostAddress(), server.port(), ckpt.path().getFileName(), context, template != null ? templateOptions.describe() : format.option(),
                 speculation != null ? ", speculation: " + speculation.description() : parallel > 1 ? ", " + parallel + " requests at once" : "");
         if (apiKey == null && !address.getAddress().isLoopbackAddress()) {
             System.err.println("note: listening beyond this machine without --api-key: anyone who can reach the port can use the model");
@@ -154,15 +146,5 @@ final class ServeCommand implements Callable<Integer> {
             server.close();
         }
         return 0;
-    }
-
-    /** --chat-template-file's template, read and parsed before the model loads. */
-    private ChatTemplate templateFile() throws IOException {
-        String source = TextFiles.read(chatTemplateFile, System.in);
-        try {
-            return new ChatTemplate(source);
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException(chatTemplateFile + ": " + e.getMessage());
-        }
     }
 }

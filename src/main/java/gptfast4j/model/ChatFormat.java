@@ -96,7 +96,8 @@ public enum ChatFormat {
                 return chatTemplate.contains(" [INST]") ? MISTRAL_V1 : chatTemplate.contains("\"[INST]\"") ? MISTRAL_V3_TEKKEN : MISTRAL_V3;
             }
             if (chatTemplate.contains("[INST]")) return chatTemplate.contains("<<SYS>>") ? LLAMA2 : MISTRAL;
-            if (chatTemplate.contains("<|user|>") && chatTemplate.contains("<|assistant|>")) return ZEPHYR;
+            // Phi-3's turns end with <|end|>, Zephyr's with EOS (llama.cpp tells them apart so)
+            if (chatTemplate.contains("<|user|>") && chatTemplate.contains("<|assistant|>") && !chatTemplate.contains("<|end|>")) return ZEPHYR;
             if (chatTemplate.contains("<｜Assistant｜>") && chatTemplate.contains("<｜User｜>") && chatTemplate.contains("<｜end▁of▁sentence｜>")) return DEEPSEEK3;
         }
         return PLAIN;

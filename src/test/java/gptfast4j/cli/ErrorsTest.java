@@ -817,6 +817,66 @@ class ErrorsTest {
         assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", STORIES.toString(), "--chat", "--interactive"), "give --chat (one message, the --prompt) or --interactive");
     }
 
+    /**
+     * {@code --jinja} / {@code --chat-template-file}: a chat framed by a Jinja template, Mistral Nemo's here. One
+     * message's prompt is jinja2's rendering ({@code scripts/render-chat-template.py
+     * src/test/resources/chat-templates/mistralai-Mistral-Nemo-Instruct-2407.jinja '[{"role": "system", "content":
+     * "Tell a story."}, {"role": "user", "content": "Once upon a time"}]' '<s>' '</s>'}) tokenized, BOS once; the
+     * interactive chat's first reply is that prompt's; a small context drops old exchanges and goes on; a template
+     * that refuses the conversation is named before the chat.
+     */
+    @Test
+    void aChatFramedByAJinjaTemplate(@TempDir Path dir) throws IOException {
+        String nemo = "src/test/resources/chat-templates/mistralai-Mistral-Nemo-Instruct-2407.jinja";
+        Outcome one = run("generate", "--checkpoint", STORIES.toString(), "--chat", "--chat-template-file", nemo, "--system", "Tell a story.",
+                "--prompt", "Once upon a time", "--temperature", "0", "--max-new-tokens", "12", "--verbose-prompt");
+        assertEquals(0, one.exit, one.err);
+        gptfast4j.tokenizer.Tokenizer tokenizer = gptfast4j.model.Checkpoint.load(STORIES, null).tokenizer();
+        int[] expected = tokenizer.encodeWithSpecials("[INST]Tell a story.\n\nOnce upon a time[/INST]");
+        StringBuilder listed = new StringBuilder("prompt: " + (expected.length + 1) + " tokens\n" + String.format("%6d -> '%s'%n", 1, tokenizer.piece(1)));
+        for (int id : expected) listed.append(String.format("%6d -> '%s'%n", id, Main.oneLine(new String(tokenizer.bytes(id), StandardCharsets.UTF_8))));
+        assertTrue(one.err.contains(listed), one.err);
+        Outcome turn = runWithInput("Once upon a time\n\n", "generate", "--checkpoint", STORIES.toString(), "--interactive", "--jinja",
+                "--chat-template-file", nemo, "--system", "Tell a story.", "--temperature", "0", "--max-new-tokens", "12");
+        assertEquals(0, turn.exit, turn.err);
+        assertTrue(turn.err.contains("Chat format: jinja (the mistralai-Mistral-Nemo-Instruct-2407.jinja chat template)"), turn.err);
+        assertEquals(one.out.strip(), turn.out.strip());
+        Outcome small = runWithInput("Once upon a time\nThe dog was\nLily said\nTom ran\nThe end\nBig red ball\n\n", "generate", "--checkpoint", STORIES.toString(),
+                "--interactive", "--chat-template-file", nemo, "--temperature", "0", "--max-new-tokens", "20", "--context-length", "64");
+        assertEquals(0, small.exit, small.err);
+        assertEquals(6, small.out.strip().split("\n").length, small.out);
+
+        Path refusing = dir.resolve("refusing.jinja");
+        Files.writeString(refusing, "{% if messages[0].role == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+                + "{% for m in messages %}{{ m.content }}{% endfor %}");
+        assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", STORIES.toString(), "--interactive", "--chat-template-file", refusing.toString(),
+                "--system", "Be brief."), "the chat template: line 1: System role not supported");
+        assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", STORIES.toString(), "--interactive", "--jinja"),
+                "--jinja needs a chat template, and stories260K.gguf has none: give one with --chat-template-file");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--jinja", "--prompt", "Hi"), "--jinja is for --chat or --interactive");
+    }
+
+    /**
+     * A file whose chat template is none of the fixed formats (Phi-3.5's: its turns end with {@code <|end|>}, not
+     * Zephyr's EOS) chats through its template without a flag, as with --jinja; --chat-format still names a format.
+     */
+    @Test
+    void aTemplateOfNoFixedFormatIsRendered(@TempDir Path dir) throws IOException {
+        Path phi = withChatTemplate(dir.resolve("stories-phi3.gguf"), Files.readString(Path.of("src/test/resources/chat-templates/microsoft-Phi-3.5-mini-instruct.jinja")));
+        String[] chat = {"generate", "--checkpoint", phi.toString(), "--interactive", "--temperature", "0", "--max-new-tokens", "10"};
+        Outcome auto = runWithInput("Once upon a time\nThe dog\n\n", chat);
+        assertEquals(0, auto.exit, auto.err);
+        assertTrue(auto.err.contains("Chat format: jinja (the model's chat template)"), auto.err);
+        String[] jinja = java.util.Arrays.copyOf(chat, chat.length + 1);
+        jinja[chat.length] = "--jinja";
+        assertEquals(auto.out, runWithInput("Once upon a time\nThe dog\n\n", jinja).out);
+        String[] named = java.util.Arrays.copyOf(chat, chat.length + 2);
+        named[chat.length] = "--chat-format";
+        named[chat.length + 1] = "llama2";
+        assertTrue(runWithInput("Hi\n\n", named).err.contains("Chat format: llama2"));
+        assertTrue(run("info", "--checkpoint", phi.toString()).out.contains("chat format jinja (its chat template is none of the fixed formats)"));
+    }
+
     /** stories260K.gguf with {@code tokenizer.chat_template} set, at {@code out}. */
     private static Path withChatTemplate(Path out, String template) {
         return Shared.storiesWithMetadata(out, metadata -> metadata.put("tokenizer.chat_template", gptfast4j.io.Metadata.Value.string(template)));
