@@ -35,11 +35,6 @@ public final class ChatTemplate {
         return source;
     }
 
-    /** Whether the template writes tool calls as {@code <tool_call>} blocks (Hermes' and Qwen's syntax). */
-    public boolean writesToolCallBlocks() {
-        return source.contains("<tool_call>");
-    }
-
     /**
      * The prompt for {@code messages} (each a map: {@code role}, {@code content}, and {@code tool_calls} with
      * {@code function.arguments} a map, {@code tool_call_id}, ... as the template reads them), {@code tools} (null for

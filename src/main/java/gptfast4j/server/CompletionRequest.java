@@ -68,15 +68,16 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
 
     /** {@link #parse(JsonNode, boolean)}, a chat's tools in {@link Tools}' Hermes style where {@code hermes} (ChatML models). */
     static CompletionRequest parse(JsonNode body, boolean chat, boolean hermes) {
-        return parse(body, chat, hermes, false);
+        return parse(body, chat, hermes ? Tools.Syntax.HERMES : Tools.Syntax.GENERIC, false);
     }
 
     /**
-     * {@link #parse(JsonNode, boolean, boolean)}, a chat for the model's own template where {@code template}
-     * ({@link #templateInput}), unless it has tools and the template does not write {@code <tool_call>} blocks
-     * ({@code hermes} false): then the generic tool-call format in the fixed chat format.
+     * {@link #parse(JsonNode, boolean)}, a chat's tools called in {@code syntax}; a chat for the model's own template
+     * where {@code template} ({@link #templateInput}), unless it has tools and the template writes no tool syntax this
+     * server reads ({@code syntax} generic): then the generic tool-call format in the fixed chat format.
      */
-    static CompletionRequest parse(JsonNode body, boolean chat, boolean hermes, boolean template) {
+    static CompletionRequest parse(JsonNode body, boolean chat, Tools.Syntax syntax, boolean template) {
+        boolean hermes = syntax == Tools.Syntax.HERMES;
         if (!body.isObject()) throw new Invalid("the request body must be a JSON object");
         if (present(body, "suffix")) throw new Invalid("'suffix' is not supported by this server");
         for (String refused : new String[]{"functions", "function_call"}) {
@@ -87,7 +88,7 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
                 if (present(body, chatOnly)) throw new Invalid("'" + chatOnly + "' is for /v1/chat/completions");
             }
         }
-        Tools tools = chat ? Tools.parse(body, hermes) : null;
+        Tools tools = chat ? Tools.parse(body, syntax) : null;
         // llama.cpp server's samplers this server lacks: taken where a request leaves them off (its clients and web UI
         // send them all, at these values), refused where one would change the text
         offOnly(body, "mirostat", v -> v == 0, "0");
@@ -107,7 +108,7 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
         int[] promptIds = null;
         List<String> messages = new ArrayList<>();
         TemplateInput templateInput = null;
-        if (chat && template && (tools == null || hermes)) {
+        if (chat && template && (tools == null || syntax != Tools.Syntax.GENERIC)) {
             templateInput = templateInput(body, tools != null);
         } else if (chat) {
             system = messages(body, messages, hermes);

@@ -67,7 +67,7 @@ final class Job implements Engine.Work {
      * @param opened        whether the chat format's prompt opened the thinking ({@link ChatFormat#opensThinking})
      */
     Job(Checkpoint ckpt, CompletionRequest request, int[] tokens, Responses responses, LinkedBlockingQueue<Object> outbox, boolean splitThinking, boolean opened) {
-        this.thinking = splitThinking && responses.chat() && (request.tools() == null || request.tools().hermes()) ? new Reasoning(opened) : null;
+        this.thinking = splitThinking && responses.chat() && (request.tools() == null || request.tools().syntax() != Tools.Syntax.GENERIC) ? new Reasoning(opened) : null;
         this.ckpt = ckpt;
         this.outbox = outbox;
         this.request = request;
@@ -129,8 +129,9 @@ final class Job implements Engine.Work {
         }
         if (request.grammar() != null) sampler.constrain(new GrammarConstraint(request.grammar(), tokenizer::bytes, vocab, ckpt.eos()));
         if (request.logprobs() >= 0) sampler.observe(this::drawn);
-        reply = new ReplyText(tokenizer, request.stops(), responses.chat() && tokenizer.kind() == Tokenizer.Kind.SENTENCEPIECE);
-        if (request.tools() != null) answer = new Tools.Answer(request.tools().hermes());
+        reply = new ReplyText(tokenizer, request.stops(), responses.chat() && tokenizer.kind() == Tokenizer.Kind.SENTENCEPIECE,
+                request.tools() != null ? request.tools().syntax().markers() : List.of());
+        if (request.tools() != null) answer = new Tools.Answer(request.tools().syntax());
         if (request.stream()) {
             streaming = true;
             if (responses.index() == 0) outbox.add(STREAM);

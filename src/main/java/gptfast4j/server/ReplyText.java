@@ -24,9 +24,16 @@ final class ReplyText {
     private int stopWord;
     private boolean stripLeadingSpace;
 
-    /** @param stripLeadingSpace drop a space that starts the text (SentencePiece's dummy prefix before an answer) */
-    ReplyText(Tokenizer tokenizer, List<String> stops, boolean stripLeadingSpace) {
+    /** Special tokens whose text the reply keeps (a tool syntax's markers), by id; control tokens give no text otherwise. */
+    private final java.util.Map<Integer, byte[]> kept = new java.util.HashMap<>();
+
+    /**
+     * @param stripLeadingSpace drop a space that starts the text (SentencePiece's dummy prefix before an answer)
+     * @param keptSpecials      special tokens whose text is the reply's where drawn (those the vocabulary has)
+     */
+    ReplyText(Tokenizer tokenizer, List<String> stops, boolean stripLeadingSpace, List<String> keptSpecials) {
         this.tokenizer = tokenizer;
+        for (String special : keptSpecials) tokenizer.special(special).ifPresent(id -> kept.put(id, special.getBytes(StandardCharsets.UTF_8)));
         this.stops = stops.stream().map(s -> s.getBytes(StandardCharsets.UTF_8)).toArray(byte[][]::new);
         this.stripLeadingSpace = stripLeadingSpace;
     }
@@ -34,7 +41,7 @@ final class ReplyText {
     /** Adds {@code token}'s text; true once the text holds a stop string (the generation should end). */
     boolean add(int token) {
         if (stopAt >= 0) return true;
-        byte[] added = tokenizer.bytes(token);
+        byte[] added = kept.isEmpty() ? tokenizer.bytes(token) : kept.getOrDefault(token, tokenizer.bytes(token));
         int skip = stripLeadingSpace && added.length > 0 && added[0] == ' ' ? 1 : 0;
         if (added.length > 0) stripLeadingSpace = false;
         if (length + added.length > bytes.length) bytes = Arrays.copyOf(bytes, Math.max(2 * bytes.length, length + added.length));

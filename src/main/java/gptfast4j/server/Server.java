@@ -144,7 +144,8 @@ public final class Server implements AutoCloseable {
 
     /**
      * Frames chats with {@code template}, the model's own (Jinja) chat template, instead of the chat format (which
-     * still frames a chat with tools where the template writes no {@code <tool_call>} blocks: the generic format);
+     * still frames a chat with tools where the template writes no tool syntax {@link Tools.Syntax} reads: the generic
+     * format);
      * the reasoning split by default where the template writes {@code <think>}.
      */
     public void useTemplate(ChatTemplate template) {
@@ -530,7 +531,8 @@ public final class Server implements AutoCloseable {
             JsonNode body = body(exchange);
             if (llama) checkLlamaCompletion(body);
             // ChatML's models (Qwen2.5, Qwen3, Hermes) call tools in their own <tool_call> syntax
-            request = CompletionRequest.parse(body, chat, template != null ? template.writesToolCallBlocks() : chatFormat == ChatFormat.CHATML, template != null);
+            Tools.Syntax syntax = template != null ? Tools.Syntax.of(template.source()) : chatFormat == ChatFormat.CHATML ? Tools.Syntax.HERMES : Tools.Syntax.GENERIC;
+            request = CompletionRequest.parse(body, chat, syntax, template != null);
         } catch (CompletionRequest.Invalid | IllegalArgumentException e) {
             throw HttpError.invalid(e.getMessage());
         } catch (StackOverflowError e) {

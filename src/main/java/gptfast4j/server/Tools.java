@@ -31,12 +31,60 @@ import java.util.regex.Pattern;
  * @param required  whether the reply must call (tool_choice {@code required} or a named function) rather than answer
  * @param parallel  whether a reply may make several calls ({@code parallel_tool_calls}; false where it is left out, as
  *                  llama.cpp's server has it)
- * @param hermes    ChatML's models' own syntax instead (Qwen2.5, Qwen3, Hermes), as Qwen3's template writes it: the
- *                  tools in {@code <tools>} in the system prompt, calls as {@code <tool_call>\n{"name": ...,
- *                  "arguments": ...}\n</tool_call>} blocks ({@link #readHermes}), results in {@code <tool_response>}
- *                  tags; a grammar only where a call is required
+ * @param syntax    how the reply calls: {@link Syntax#GENERIC} as above, or a model's own syntax (a grammar only where
+ *                  a call is required; the reply read afterwards)
  */
-record Tools(List<Function> functions, boolean required, boolean parallel, boolean hermes) {
+record Tools(List<Function> functions, boolean required, boolean parallel, Syntax syntax) {
+
+    /** How a reply calls tools. */
+    enum Syntax {
+        /** llama.cpp's generic format: the reply one JSON object, held by a grammar (any model). */
+        GENERIC,
+        /**
+         * ChatML's models' own (Qwen2.5, Qwen3, Hermes), as Qwen3's template writes it: the tools in {@code <tools>} in
+         * the system prompt (where this server frames the chat; a template writes its own), calls as
+         * {@code <tool_call>\n{"name": ..., "arguments": ...}\n</tool_call>} blocks ({@link #readHermes}), results in
+         * {@code <tool_response>} tags.
+         */
+        HERMES,
+        /**
+         * Llama 3.1's, 3.2's and 3.3's (their templates, {@code serve --jinja}): a call is the whole reply, one JSON
+         * object {@code {"name": ..., "parameters": {...}}}, at times after {@code <|python_tag|>} ({@link #readLlama3}).
+         */
+        LLAMA3,
+        /**
+         * Mistral's (its templates, {@code serve --jinja}): the reply's calls after {@code [TOOL_CALLS]}, a JSON list of
+         * {@code {"name", "arguments", "id"}} (Nemo, 7B v0.3) or {@code name[ARGS]{...}} each, {@code [CALL_ID]id}
+         * between in Small 3.2's ({@link #readMistral}); ids of 9 letters and digits, which its templates require.
+         */
+        MISTRAL;
+
+        /** The syntax a chat template writes tool calls in; GENERIC for one it has none of (the chat is then framed by the chat format). */
+        static Syntax of(String template) {
+            if (template.contains("<tool_call>")) return HERMES;
+            if (template.contains("[TOOL_CALLS]")) return MISTRAL;
+            if (template.contains("<|start_header_id|>") && template.contains("\"parameters\": ")) return LLAMA3;
+            return GENERIC;
+        }
+
+        /** The special tokens whose text a reply in this syntax must keep to be read (a vocabulary's control tokens give none). */
+        List<String> markers() {
+            return switch (this) {
+                case LLAMA3 -> List.of(PYTHON_TAG);
+                case MISTRAL -> List.of(TOOL_CALLS, "[ARGS]", "[CALL_ID]");
+                default -> List.of();
+            };
+        }
+
+        /** The text that starts a call, where text may come before it; null where a call is the whole reply. */
+        private String callStart() {
+            return switch (this) {
+                case HERMES -> CALL_START;
+                case MISTRAL -> TOOL_CALLS;
+                default -> null;
+            };
+        }
+    }
 
     /** A function the model may call: its name, its description (null for none), its arguments' JSON Schema, the request's tool object. */
     record Function(String name, String description, JsonNode parameters, JsonNode tool) {
@@ -50,7 +98,7 @@ record Tools(List<Function> functions, boolean required, boolean parallel, boole
      * A request's tools, checked; null where there are none or {@code tool_choice} is {@code none} (then the reply is
      * text, as without tools).
      */
-    static Tools parse(JsonNode body, boolean hermes) {
+    static Tools parse(JsonNode body, Syntax syntax) {
         JsonNode list = body.get("tools"), choice = body.get("tool_choice");
         boolean none = list == null || list.isNull();
         if (none && choice != null && !choice.isNull()) throw new CompletionRequest.Invalid("'tool_choice' needs 'tools'");
@@ -88,7 +136,7 @@ record Tools(List<Function> functions, boolean required, boolean parallel, boole
             }
         }
         if (functions.isEmpty()) throw new CompletionRequest.Invalid("'tools' is empty: give a function, or leave 'tools' out");
-        Tools tools = new Tools(functions, required, parallelNode != null && parallelNode.asBoolean(), hermes);
+        Tools tools = new Tools(functions, required, parallelNode != null && parallelNode.asBoolean() && syntax != Syntax.LLAMA3, syntax);
         tools.grammar(); // the schemas' errors now, as the request's
         return tools;
     }
@@ -123,7 +171,7 @@ record Tools(List<Function> functions, boolean required, boolean parallel, boole
     String describe(String system) {
         StringBuilder text = new StringBuilder();
         if (system != null && !system.isEmpty()) text.append(system).append("\n\n");
-        if (hermes) {
+        if (syntax == Syntax.HERMES) {
             // as Qwen3's (and Qwen2.5's, Hermes') template writes them, each tool as Python's json.dumps writes it
             text.append("# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
                     + "You are provided with function signatures within <tools></tools> XML tags:\n<tools>");
@@ -151,7 +199,7 @@ record Tools(List<Function> functions, boolean required, boolean parallel, boole
      * {@code fN.NAME} so that its references still find them.
      */
     String grammar() {
-        if (hermes && !required) return null; // an answer or <tool_call> blocks, read afterwards
+        if (syntax != Syntax.GENERIC && !required) return null; // an answer or calls, read afterwards
         ObjectNode defs = Server.JSON.createObjectNode();
         ArrayNode calls = Server.JSON.createArrayNode();
         for (int i = 0; i < functions.size(); i++) {
@@ -159,11 +207,20 @@ record Tools(List<Function> functions, boolean required, boolean parallel, boole
             ObjectNode call = calls.addObject().put("type", "object");
             ObjectNode properties = call.putObject("properties");
             properties.putObject("name").put("const", f.name());
-            properties.set("arguments", hoisted(f.parameters(), "f" + i + ".", defs, true));
-            call.putArray("required").add("name").add("arguments");
+            String field = syntax == Syntax.LLAMA3 ? "parameters" : "arguments";
+            properties.set(field, hoisted(f.parameters(), "f" + i + ".", defs, true));
+            call.putArray("required").add("name").add(field);
         }
         JsonNode oneCall = calls.size() == 1 ? calls.get(0) : Server.JSON.createObjectNode().set("anyOf", calls);
-        if (hermes) {
+        if (syntax == Syntax.LLAMA3 || syntax == Syntax.MISTRAL) {
+            // Llama's call is the reply's one object; Mistral's calls a list (its [TOOL_CALLS] a control token a
+            // grammar over token texts cannot hold a reply to; its reader takes the list without it)
+            ObjectNode schema = syntax == Syntax.LLAMA3 ? ((ObjectNode) oneCall).deepCopy()
+                    : Server.JSON.createObjectNode().put("type", "array").put("minItems", 1).put("maxItems", parallel ? 64 : 1).set("items", oneCall);
+            if (!defs.isEmpty()) schema.set("$defs", defs);
+            return JsonSchemaGrammar.convert(schema.toString());
+        }
+        if (syntax == Syntax.HERMES) {
             // <tool_call>\n{"name": ..., "arguments": ...}\n</tool_call>, one, or several a line apart
             ObjectNode schema = ((ObjectNode) oneCall).deepCopy();
             if (!defs.isEmpty()) schema.set("$defs", defs);
@@ -278,7 +335,7 @@ record Tools(List<Function> functions, boolean required, boolean parallel, boole
         List<Call> calls = new ArrayList<>();
         for (JsonNode c : nodes) {
             if (!c.path("name").isTextual() || !c.path("arguments").isObject()) return null;
-            calls.add(new Call(newId(), c.get("name").asText(), c.get("arguments").toString()));
+            calls.add(new Call(newId(Syntax.GENERIC), c.get("name").asText(), c.get("arguments").toString()));
         }
         return calls.isEmpty() ? null : new Reply(null, calls);
     }
@@ -294,23 +351,31 @@ record Tools(List<Function> functions, boolean required, boolean parallel, boole
         private int next = -1;
         private boolean closed;
         private int given;
-        /** A Hermes-style reply ({@link #readHermes}): its text before a {@code <tool_call>} is the answer. */
-        private final boolean hermes;
+        private final Syntax syntax;
 
         Answer() {
-            this(false);
+            this(Syntax.GENERIC);
         }
 
-        Answer(boolean hermes) {
-            this.hermes = hermes;
+        Answer(Syntax syntax) {
+            this.syntax = syntax;
         }
 
         /** Adds a piece of the reply's text; returns the answer's characters that it completes (empty for none). */
         String add(String piece) {
             json.append(piece);
-            if (hermes) {
+            if (syntax == Syntax.LLAMA3) {
+                // a reply that may be a call (it starts with an object or <|python_tag|>) is held to its end
+                String start = json.toString().stripLeading();
+                if (start.isEmpty() || start.startsWith("{") || PYTHON_TAG.startsWith(start) || start.startsWith(PYTHON_TAG)) return "";
+                String text = json.substring(given);
+                given = json.length();
+                return text;
+            }
+            if (syntax != Syntax.GENERIC) {
                 // the text before a call, short of a tail that may begin one and of whitespace that may end the answer
-                int call = json.indexOf(CALL_START), end = call >= 0 ? call : json.length() - heldCallStart();
+                String callStart = syntax.callStart();
+                int call = json.indexOf(callStart), end = call >= 0 ? call : json.length() - heldCallStart(callStart);
                 while (end > given && Character.isWhitespace(json.charAt(end - 1))) end--;
                 if (end <= given) return "";
                 String text = json.substring(given, end);
@@ -361,16 +426,28 @@ record Tools(List<Function> functions, boolean required, boolean parallel, boole
          * came, or else the reply's text as it is. The answer's characters given out so far start its content.
          */
         Reply reply() {
-            if (hermes) return readHermes(json.toString());
+            switch (syntax) {
+                case HERMES -> {
+                    return readHermes(json.toString());
+                }
+                case LLAMA3 -> {
+                    return readLlama3(json.toString());
+                }
+                case MISTRAL -> {
+                    return readMistral(json.toString());
+                }
+                default -> {
+                }
+            }
             Reply whole = read(json.toString());
             if (whole != null) return whole;
             return new Reply(next >= 0 ? answer.toString() : json.toString(), List.of());
         }
 
-        /** How many of the text's last characters may begin {@code <tool_call>}. */
-        private int heldCallStart() {
-            for (int n = Math.min(CALL_START.length() - 1, json.length()); n > 0; n--) {
-                if (CALL_START.startsWith(json.substring(json.length() - n))) return n;
+        /** How many of the text's last characters may begin {@code callStart}. */
+        private int heldCallStart(String callStart) {
+            for (int n = Math.min(callStart.length() - 1, json.length()); n > 0; n--) {
+                if (callStart.startsWith(json.substring(json.length() - n))) return n;
             }
             return 0;
         }
@@ -381,7 +458,7 @@ record Tools(List<Function> functions, boolean required, boolean parallel, boole
         }
     }
 
-    private static final String CALL_START = "<tool_call>", CALL_END = "</tool_call>";
+    private static final String CALL_START = "<tool_call>", CALL_END = "</tool_call>", PYTHON_TAG = "<|python_tag|>", TOOL_CALLS = "[TOOL_CALLS]";
 
     /**
      * A Hermes-style reply: its {@code <tool_call>} blocks' calls, the text before the first (trailing whitespace left
@@ -401,11 +478,99 @@ record Tools(List<Function> functions, boolean required, boolean parallel, boole
                 return new Reply(text, List.of());
             }
             if (call == null || !call.path("name").isTextual() || !call.path("arguments").isObject()) return new Reply(text, List.of());
-            calls.add(new Call(newId(), call.get("name").asText(), call.get("arguments").toString()));
+            calls.add(new Call(newId(Syntax.HERMES), call.get("name").asText(), call.get("arguments").toString()));
             at = end + CALL_END.length();
         }
         String before = text.substring(0, first).stripTrailing();
         return new Reply(before.isEmpty() ? null : before, calls);
+    }
+
+    /**
+     * A Llama 3.x reply: a call where the whole reply (after {@code <|python_tag|>}, if any) is one JSON object
+     * {@code {"name": ..., "parameters": {...}}} ({@code "arguments"} taken too, as llama.cpp takes it); all text
+     * otherwise.
+     */
+    static Reply readLlama3(String text) {
+        String json = text.strip();
+        if (json.startsWith(PYTHON_TAG)) json = json.substring(PYTHON_TAG.length()).strip();
+        JsonNode call;
+        try {
+            call = Server.JSON.readTree(json);
+        } catch (JsonProcessingException e) {
+            return new Reply(text, List.of());
+        }
+        JsonNode arguments = call == null ? null : call.has("parameters") ? call.get("parameters") : call.get("arguments");
+        if (call == null || !call.path("name").isTextual() || arguments == null || !arguments.isObject()) return new Reply(text, List.of());
+        return new Reply(null, List.of(new Call(newId(Syntax.LLAMA3), call.get("name").asText(), arguments.toString())));
+    }
+
+    /**
+     * A Mistral reply: its calls after {@code [TOOL_CALLS]}, a JSON list of {@code {"name", "arguments"}} or
+     * {@code name[ARGS]{...}} each ({@code [CALL_ID]id} between, Small 3.2's), the text before as content (null where
+     * there is none); a reply that is such a list alone (a required call's grammar) too; all text where there is no
+     * call or one that does not read.
+     */
+    static Reply readMistral(String text) {
+        int first = text.indexOf(TOOL_CALLS);
+        String stripped = text.strip();
+        if (first < 0 && !stripped.startsWith("[")) return new Reply(text, List.of());
+        List<Call> calls = new ArrayList<>();
+        int at = first < 0 ? text.indexOf('[') : first + TOOL_CALLS.length();
+        while (at >= 0) {
+            while (at < text.length() && Character.isWhitespace(text.charAt(at))) at++;
+            if (text.startsWith("[", at) && !text.startsWith("[ARGS]", at) && !text.startsWith("[CALL_ID]", at)) {
+                JsonParsed list = json(text, at);
+                if (list == null || !list.node().isArray()) return new Reply(text, List.of());
+                for (JsonNode c : list.node()) {
+                    JsonNode arguments = arguments(c.get("arguments"));
+                    if (!c.path("name").isTextual() || arguments == null) return new Reply(text, List.of());
+                    calls.add(new Call(newId(Syntax.MISTRAL), c.get("name").asText(), arguments.toString()));
+                }
+                at = list.end();
+            } else {
+                int args = text.indexOf("[ARGS]", at), id = text.indexOf("[CALL_ID]", at);
+                if (args < 0) return new Reply(text, List.of());
+                String name = text.substring(at, id >= 0 && id < args ? id : args).strip();
+                JsonParsed arguments = json(text, args + "[ARGS]".length());
+                if (!name.matches("[a-zA-Z0-9_-]{1,64}") || arguments == null || !arguments.node().isObject()) return new Reply(text, List.of());
+                calls.add(new Call(newId(Syntax.MISTRAL), name, arguments.node().toString()));
+                at = arguments.end();
+            }
+            int next = text.indexOf(TOOL_CALLS, at);
+            if (next < 0 && !text.substring(at).isBlank()) return new Reply(text, List.of());
+            at = next < 0 ? -1 : next + TOOL_CALLS.length();
+        }
+        String before = first < 0 ? "" : text.substring(0, first).stripTrailing();
+        return new Reply(before.isEmpty() ? null : before, calls);
+    }
+
+    /** A call's arguments: an object, or an object's JSON text; null for anything else. */
+    private static JsonNode arguments(JsonNode arguments) {
+        if (arguments != null && arguments.isTextual()) {
+            try {
+                arguments = Server.JSON.readTree(arguments.asText());
+            } catch (JsonProcessingException e) {
+                return null;
+            }
+        }
+        return arguments != null && arguments.isObject() ? arguments : null;
+    }
+
+    /** A JSON value read from a text and where in the text it ends. */
+    private record JsonParsed(JsonNode node, int end) {}
+
+    /** Reads one JSON value and leaves what follows it (the server's reader refuses trailing text). */
+    private static final com.fasterxml.jackson.databind.ObjectReader FIRST_VALUE = Server.JSON.reader()
+            .without(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+
+    /** The JSON value that starts at {@code from} in {@code text} (whitespace before it skipped); null where none does. */
+    private static JsonParsed json(String text, int from) {
+        try (com.fasterxml.jackson.core.JsonParser parser = Server.JSON.getFactory().createParser(text.substring(from))) {
+            JsonNode node = FIRST_VALUE.readTree(parser);
+            return node == null ? null : new JsonParsed(node, from + (int) parser.currentLocation().getCharOffset());
+        } catch (java.io.IOException e) {
+            return null;
+        }
     }
 
     /** {@code node} as Python's {@code json.dumps} writes it (Hugging Face's {@code tojson}): ", " and ": " between, non-ASCII as it is. */
@@ -464,10 +629,10 @@ record Tools(List<Function> functions, boolean required, boolean parallel, boole
 
     private static final String ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
-    /** A call's id, as OpenAI's look ({@code call_} and 24 letters and digits). */
-    private static String newId() {
-        StringBuilder id = new StringBuilder("call_");
-        for (int i = 0; i < 24; i++) id.append(ID_CHARS.charAt(ThreadLocalRandom.current().nextInt(ID_CHARS.length())));
+    /** A call's id, as OpenAI's look ({@code call_} and 24 letters and digits); Mistral's 9 letters and digits, as its templates require. */
+    private static String newId(Syntax syntax) {
+        StringBuilder id = new StringBuilder(syntax == Syntax.MISTRAL ? "" : "call_");
+        for (int i = 0; i < (syntax == Syntax.MISTRAL ? 9 : 24); i++) id.append(ID_CHARS.charAt(ThreadLocalRandom.current().nextInt(ID_CHARS.length())));
         return id.toString();
     }
 }

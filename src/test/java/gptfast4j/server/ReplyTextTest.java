@@ -71,7 +71,7 @@ class ReplyTextTest {
             }
             boolean stopped = cut < text8.length();
             cut = new String(text8.substring(0, cut).getBytes(java.nio.charset.StandardCharsets.ISO_8859_1), java.nio.charset.StandardCharsets.UTF_8).length();
-            ReplyText reply = new ReplyText(LLAMA2, stops, false);
+            ReplyText reply = new ReplyText(LLAMA2, stops, false, List.of());
             List<String> pieces = pieces(reply, tokens);
             String joined = String.join("", pieces);
             assertEquals(decoded.substring(0, cut), joined, text + " " + stops);
@@ -95,7 +95,7 @@ class ReplyTextTest {
     void byHand() {
         int[] smile = LLAMA2.encode("🙂"); // ▁ then its four byte tokens
         assertEquals(5, smile.length);
-        ReplyText reply = new ReplyText(LLAMA2, List.of(), true);
+        ReplyText reply = new ReplyText(LLAMA2, List.of(), true, List.of());
         for (int i = 0; i < 4; i++) {
             reply.add(smile[i]);
             assertEquals("", reply.take()); // the leading space dropped, then the character's first bytes held
@@ -105,8 +105,28 @@ class ReplyTextTest {
         int[] story = LLAMA2.encode("Once upon a time"); // ▁Once ▁upon ▁a ▁time
         assertEquals(4, story.length);
         // "on" held back after "upon", which "▁a" makes the stop string: the text ends before it
-        assertEquals(List.of("Once", " up", "", ""), pieces(new ReplyText(LLAMA2, List.of("on a"), true), story));
+        assertEquals(List.of("Once", " up", "", ""), pieces(new ReplyText(LLAMA2, List.of("on a"), true, List.of()), story));
         // a stop string inside one token's text, its leading space kept
-        assertEquals(List.of(" Once", " u", ""), pieces(new ReplyText(LLAMA2, List.of("pon"), false), story));
+        assertEquals(List.of(" Once", " u", ""), pieces(new ReplyText(LLAMA2, List.of("pon"), false, List.of()), story));
+    }
+
+    /** A tool syntax's marker, a control token without text, is kept in the reply's text where asked (Llama 3's {@code <|python_tag|>}). */
+    @Test
+    void aToolSyntaxsMarkerIsKept() {
+        // Llama 3's vocabulary, its reserved control token 128010 named as Llama 3.1's is
+        gptfast4j.io.GGUF vocab = gptfast4j.io.GGUF.read(Shared.TOKENIZERS.resolve("llama3-vocab.gguf"));
+        java.util.Map<String, gptfast4j.io.Metadata.Value> md = new java.util.LinkedHashMap<>(vocab.metadata().asMap());
+        String[] tokens = vocab.metadata().getStrings("tokenizer.ggml.tokens").clone();
+        tokens[128010] = "<|python_tag|>";
+        md.put("tokenizer.ggml.tokens", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.STRING, tokens));
+        Tokenizer llama3 = Tokenizers.fromGGUF(vocab.path(), new gptfast4j.io.Metadata(md, "llama31-markers"));
+        int tag = llama3.special("<|python_tag|>").getAsInt();
+        int[] call = llama3.encode("{\"name\": \"f\"}");
+        for (boolean keep : new boolean[]{true, false}) {
+            ReplyText reply = new ReplyText(llama3, List.of(), false, keep ? List.of("<|python_tag|>") : List.of());
+            reply.add(tag);
+            for (int t : call) reply.add(t);
+            assertEquals((keep ? "<|python_tag|>" : "") + "{\"name\": \"f\"}", reply.take() + reply.finish());
+        }
     }
 }

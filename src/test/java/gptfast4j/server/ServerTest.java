@@ -514,7 +514,7 @@ class ServerTest {
                     JsonNode choice = post(server, "/v1/chat/completions", chat.deepCopy()).at("/choices/0");
                     if (parallel && choice.path("finish_reason").asText().equals("length")) {
                         // this model may list calls past the token limit: then the text as it came, as the grammar has it
-                        gptfast4j.generate.Grammar grammar = gptfast4j.generate.Grammar.parse(Tools.parse(chat, false).grammar());
+                        gptfast4j.generate.Grammar grammar = gptfast4j.generate.Grammar.parse(Tools.parse(chat, Tools.Syntax.GENERIC).grammar());
                         assertTrue(grammar.allowsPrefix(choice.at("/message/content").asText()), choice.toString());
                         continue;
                     }
@@ -641,6 +641,39 @@ class ServerTest {
             refused = request(server, "POST", "/v1/chat/completions", twoUsers.toString());
             assertEquals(400, refused.status());
             assertEquals("'chat_template_kwargs' must be an object of the template's variables", refused.json().at("/error/message").asText());
+        }
+    }
+
+    /**
+     * Under a template, Llama 3.1's and Mistral Nemo's own tool syntaxes: a required call held by the syntax's grammar
+     * comes back as OpenAI's tool_calls; Nemo's call ids are the 9 letters and digits its template takes back in the
+     * conversation that follows.
+     */
+    @Test
+    void llamaAndMistralTemplatesCallToolsInTheirOwnSyntax() throws Exception {
+        ObjectNode request = (ObjectNode) JSON.readTree("""
+                {"tools": [{"type": "function", "function": {"name": "get_weather", "description": "The weather",
+                  "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}}, "required": ["city"]}}}],
+                 "messages": [{"role": "user", "content": "What is the weather in Paris?"}], "temperature": 0, "tool_choice": "required"}""");
+        for (String name : new String[]{"meta-llama-Llama-3.1-8B-Instruct", "mistralai-Mistral-Nemo-Instruct-2407"}) {
+            String source = java.nio.file.Files.readString(java.nio.file.Path.of("src/test/resources/chat-templates/" + name + ".jinja"));
+            try (Server server = new Server(stories, Engine.batched(stories, 1, 1024, KvCache.Type.F32), ChatFormat.PLAIN,
+                    new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, new PrintStream(OutputStream.nullOutputStream()))) {
+                server.useTemplate(new gptfast4j.model.ChatTemplate(source));
+                JsonNode choice = post(server, "/v1/chat/completions", request.deepCopy()).at("/choices/0");
+                assertEquals("tool_calls", choice.path("finish_reason").asText(), name + ": " + choice);
+                JsonNode call = choice.at("/message/tool_calls/0");
+                assertEquals("get_weather", call.at("/function/name").asText(), name);
+                assertTrue(JSON.readTree(call.at("/function/arguments").asText()).path("city").isTextual(), name + ": " + call);
+                if (name.contains("Mistral")) {
+                    assertTrue(call.path("id").asText().matches("[A-Za-z0-9]{9}"), call.toString());
+                    ObjectNode next = request.deepCopy().put("tool_choice", "none").put("max_tokens", 4);
+                    ArrayNode messages = (ArrayNode) next.get("messages");
+                    messages.addObject().put("role", "assistant").putNull("content").putArray("tool_calls").add(call);
+                    messages.addObject().put("role", "tool").put("tool_call_id", call.path("id").asText()).put("content", "sunny");
+                    post(server, "/v1/chat/completions", next); // the reply to the call's result
+                }
+            }
         }
     }
 

@@ -28,6 +28,10 @@ class ToolsTest {
     }
 
     private static Tools tools(String extra, boolean hermes) throws Exception {
+        return tools(extra, hermes ? Tools.Syntax.HERMES : Tools.Syntax.GENERIC);
+    }
+
+    private static Tools tools(String extra, Tools.Syntax syntax) throws Exception {
         ObjectNode body = (ObjectNode) JSON.readTree("""
                 {"tools": [
                   {"type": "function", "function": {"name": "get_weather", "description": "The weather in a city",
@@ -35,7 +39,7 @@ class ToolsTest {
                   {"type": "function", "function": {"name": "get_time",
                     "parameters": {"type": "object", "properties": {"zone": {"$ref": "#/$defs/Zone"}}, "required": ["zone"],
                                    "$defs": {"Zone": {"enum": ["utc", "cet"]}}}}}]""" + extra + "}");
-        return Tools.parse(body, hermes);
+        return Tools.parse(body, syntax);
     }
 
     @Test
@@ -164,7 +168,7 @@ class ToolsTest {
         assertTrue(Tools.readHermes("<tool_call>\n{\"name\": \"x\"\n</tool_call>").calls().isEmpty(), "not a call's JSON: all text");
 
         String reply = "Let me check.\n\n<tool_call>\n" + WEATHER + "\n</tool_call>";
-        Tools.Answer answer = new Tools.Answer(true);
+        Tools.Answer answer = new Tools.Answer(Tools.Syntax.HERMES);
         StringBuilder streamed = new StringBuilder();
         for (int i = 0; i < reply.length(); i++) streamed.append(answer.add(reply.substring(i, i + 1)));
         assertEquals("Let me check.", streamed.toString());
@@ -176,5 +180,91 @@ class ToolsTest {
         assertTrue(g.matches("<tool_call>\n" + WEATHER + "\n</tool_call>\n<tool_call>\n" + TIME + "\n</tool_call>"));
         assertFalse(g.matches("Let me check.<tool_call>\n" + WEATHER + "\n</tool_call>"));
         assertFalse(g.matches("<tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"zone\": \"pst\"}}\n</tool_call>"));
+    }
+
+    private static String template(String name) throws java.io.IOException {
+        return java.nio.file.Files.readString(java.nio.file.Path.of("src/test/resources/chat-templates/" + name + ".jinja"));
+    }
+
+    /** The syntax each real template writes its calls in; one that writes none of them takes the generic format. */
+    @Test
+    void templatesTellTheirSyntax() throws Exception {
+        for (String t : new String[]{"meta-llama-Llama-3.1-8B-Instruct", "meta-llama-Llama-3.2-3B-Instruct", "meta-llama-Llama-3.3-70B-Instruct"}) {
+            assertEquals(Tools.Syntax.LLAMA3, Tools.Syntax.of(template(t)), t);
+        }
+        for (String t : new String[]{"mistralai-Mistral-Nemo-Instruct-2407", "Mistral-Small-3.2-24B-Instruct-2506", "mistralai-Ministral-3-14B-Reasoning-2512", "unsloth-mistral-Devstral-Small-2507"}) {
+            assertEquals(Tools.Syntax.MISTRAL, Tools.Syntax.of(template(t)), t);
+        }
+        for (String t : new String[]{"Qwen-Qwen3-0.6B", "Qwen-Qwen2.5-7B-Instruct", "NousResearch-Hermes-3-Llama-3.1-8B-tool_use"}) {
+            assertEquals(Tools.Syntax.HERMES, Tools.Syntax.of(template(t)), t);
+        }
+        assertEquals(Tools.Syntax.GENERIC, Tools.Syntax.of(template("deepseek-ai-DeepSeek-R1-Distill-Llama-8B")));
+    }
+
+    /**
+     * Llama 3.x's and Mistral's replies read back as the calls their templates write (jinja2's renderings of an
+     * assistant's call of get_weather {"city": "Paris", "unit": "celsius"} in renderings.json's "tools" and "calls as
+     * text" conversations), a text before Mistral's calls as content; what does not read is all text.
+     */
+    @Test
+    void llamaAndMistralRepliesReadAsTheirTemplatesWriteCalls() {
+        String paris = "{\"city\":\"Paris\",\"unit\":\"celsius\"}";
+        // Llama 3.1's template
+        Tools.Reply llama = Tools.readLlama3("{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\", \"unit\": \"celsius\"}}");
+        assertNull(llama.content());
+        assertEquals(List.of(new Tools.Call(llama.calls().getFirst().id(), "get_weather", paris)), llama.calls());
+        assertEquals("get_weather", Tools.readLlama3("<|python_tag|>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}").calls().getFirst().name());
+        assertEquals("It is {sunny}.", Tools.readLlama3("It is {sunny}.").content());
+        assertEquals("{\"name\": \"get_weather\"}", Tools.readLlama3("{\"name\": \"get_weather\"}").content(), "no parameters: text");
+
+        // Nemo's, Small 3.2's, Ministral 3's (two calls) and Devstral's templates
+        String[] written = {
+                "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": \"celsius\"}, \"id\": \"a1b2c3d4e\"}]",
+                "[TOOL_CALLS]get_weather[CALL_ID]a1b2c3d4e[ARGS]{\"city\": \"Paris\", \"unit\": \"celsius\"}",
+                "[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Paris\", \"unit\": \"celsius\"}[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Rome\"}",
+                "[{\"name\": \"get_weather\", \"arguments\": \"{\\\"city\\\": \\\"Paris\\\", \\\"unit\\\": \\\"celsius\\\"}\"}]"};
+        for (String reply : written) {
+            Tools.Reply read = Tools.readMistral(reply);
+            assertNull(read.content(), reply);
+            assertEquals("get_weather", read.calls().getFirst().name(), reply);
+            assertEquals(paris, read.calls().getFirst().arguments(), reply);
+            assertTrue(read.calls().getFirst().id().matches("[A-Za-z0-9]{9}"), "Mistral's templates take ids of 9 letters and digits");
+        }
+        assertEquals("{\"city\":\"Rome\"}", Tools.readMistral(written[2]).calls().get(1).arguments());
+        Tools.Reply withText = Tools.readMistral("Let me check. [TOOL_CALLS]get_weather[ARGS]{\"city\": \"Paris\"}");
+        assertEquals("Let me check.", withText.content());
+        assertEquals(1, withText.calls().size());
+        for (String broken : new String[]{"[TOOL_CALLS]get_weather[ARGS]{\"city\"", "[TOOL_CALLS]get weather[ARGS]{}", "[1] It is sunny.", "It is sunny."}) {
+            Tools.Reply read = Tools.readMistral(broken);
+            assertEquals(broken, read.content());
+            assertTrue(read.calls().isEmpty(), broken);
+        }
+
+        // streamed: Mistral's text before its calls; a Llama reply that may be a call is held to its end
+        String reply = "Sure.[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Paris\"}";
+        Tools.Answer mistral = new Tools.Answer(Tools.Syntax.MISTRAL);
+        StringBuilder streamed = new StringBuilder();
+        for (int i = 0; i < reply.length(); i++) streamed.append(mistral.add(reply.substring(i, i + 1)));
+        assertEquals("Sure.", streamed.toString());
+        assertEquals("get_weather", mistral.reply().calls().getFirst().name());
+        Tools.Answer call = new Tools.Answer(Tools.Syntax.LLAMA3), text = new Tools.Answer(Tools.Syntax.LLAMA3);
+        assertEquals("", call.add(" {\"name\": \"get_weather\","));
+        assertEquals("It is", text.add("It is"));
+        assertEquals(" sunny.", text.add(" sunny."));
+    }
+
+    /** A required call's grammar: Llama's one object with "parameters", Mistral's list (one call, or several where parallel calls are asked for). */
+    @Test
+    void llamaAndMistralGrammarsHoldARequiredCall() throws Exception {
+        Grammar llama = Grammar.parse(tools(", \"tool_choice\": \"required\"", Tools.Syntax.LLAMA3).grammar());
+        assertTrue(llama.matches("{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\", \"unit\": \"c\"}}"));
+        assertFalse(llama.matches(WEATHER), "Llama's calls name their arguments parameters");
+        assertNull(tools("", Tools.Syntax.LLAMA3).grammar(), "auto: the reply is read afterwards");
+        Grammar one = Grammar.parse(tools(", \"tool_choice\": \"required\"", Tools.Syntax.MISTRAL).grammar());
+        assertTrue(one.matches("[" + WEATHER + "]"));
+        assertFalse(one.matches("[" + WEATHER + ", " + TIME + "]"));
+        Grammar several = Grammar.parse(tools(", \"tool_choice\": \"required\", \"parallel_tool_calls\": true", Tools.Syntax.MISTRAL).grammar());
+        assertTrue(several.matches("[" + WEATHER + ", " + TIME + "]"));
+        assertEquals(2, Tools.readMistral("[" + WEATHER + ", " + TIME + "]").calls().size());
     }
 }
