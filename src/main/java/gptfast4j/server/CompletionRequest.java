@@ -73,8 +73,7 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
 
     /**
      * {@link #parse(JsonNode, boolean)}, a chat's tools called in {@code syntax}; a chat for the model's own template
-     * where {@code template} ({@link #templateInput}), unless it has tools and the template writes no tool syntax this
-     * server reads ({@code syntax} generic): then the generic tool-call format in the fixed chat format.
+     * where {@code template} ({@link #templateInput}).
      */
     static CompletionRequest parse(JsonNode body, boolean chat, Tools.Syntax syntax, boolean template) {
         boolean hermes = syntax == Tools.Syntax.HERMES;
@@ -108,8 +107,8 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
         int[] promptIds = null;
         List<String> messages = new ArrayList<>();
         TemplateInput templateInput = null;
-        if (chat && template && (tools == null || syntax != Tools.Syntax.GENERIC)) {
-            templateInput = templateInput(body, tools != null);
+        if (chat && template) {
+            templateInput = templateInput(body, tools);
         } else if (chat) {
             system = messages(body, messages, hermes);
             if (tools != null) system = tools.describe(system);
@@ -155,16 +154,21 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
     }
 
     /**
-     * A chat's {@code messages}, {@code tools} (where {@code withTools}) and {@code chat_template_kwargs} for a Jinja
-     * template: each message as it is, with its content a string (text parts joined; none, or null, as an empty
-     * string, which templates take where they would fail on None) and each tool call's arguments parsed to an object.
-     * Roles and their order are the template's to check (its {@code raise_exception}).
+     * A chat's {@code messages}, {@code tools} and {@code chat_template_kwargs} for a Jinja template: each message as it
+     * is, with its content a string (text parts joined; none, or null, as an empty string, which templates take where
+     * they would fail on None), {@code developer} as {@code system}, and each tool call's arguments parsed to an
+     * object. Roles and their order are the template's to check (its {@code raise_exception}). Tools in the generic
+     * format (a template without a tool syntax {@link Tools.Syntax} reads) are not the template's: they are described
+     * in the system message, earlier calls written as the reply's JSON and results as the user's turn, as the fixed
+     * formats frame them ({@link #messages}).
      */
     @SuppressWarnings("unchecked")
-    private static TemplateInput templateInput(JsonNode body, boolean withTools) {
+    private static TemplateInput templateInput(JsonNode body, Tools tools) {
         JsonNode list = body.get("messages");
         if (list == null || !list.isArray() || list.isEmpty()) throw new Invalid("'messages' must be a non-empty array of messages");
+        boolean generic = tools != null && tools.syntax() == Tools.Syntax.GENERIC;
         List<Object> messages = new ArrayList<>();
+        Map<String, String> called = Map.of(); // generic: the last assistant message's calls, id to function name
         for (int i = 0; i < list.size(); i++) {
             JsonNode m = list.get(i);
             String where = "messages[" + i + "]";
@@ -175,10 +179,24 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
                 throw new Invalid(where + ".role must be system, developer, user, assistant or tool, got '" + role + "'");
             }
             Map<Object, Object> message = (Map<Object, Object>) templateValue(m);
+            if (role.equals("developer")) message.put("role", "system");
             JsonNode content = m.get("content");
-            message.put("content", content == null || content.isNull() ? "" : content(content, where));
+            String text = content == null || content.isNull() ? "" : content(content, where);
+            message.put("content", text);
             JsonNode calls = m.get("tool_calls");
-            if (calls != null && !calls.isNull()) {
+            if (generic && role.equals("tool")) {
+                JsonNode id = m.get("tool_call_id");
+                if (id == null || !id.isTextual()) throw new Invalid(where + ".tool_call_id must be a string");
+                String name = called.get(id.asText());
+                if (name == null) throw new Invalid(where + ".tool_call_id '" + id.asText() + "' is not a call of the assistant's message before it");
+                message = new java.util.LinkedHashMap<>(Map.of("role", "user", "content", Tools.responseText(name, text, false)));
+            } else if (generic && calls != null && !calls.isNull() && !calls.isEmpty()) {
+                List<Tools.Call> made = toolCalls(calls, where);
+                message.remove("tool_calls");
+                message.put("content", (text.isEmpty() ? "" : text + "\n") + Tools.callsText(made, false));
+                called = new java.util.HashMap<>();
+                for (Tools.Call c : made) called.put(c.id(), c.name());
+            } else if (calls != null && !calls.isNull()) {
                 toolCalls(calls, where); // checked as the fixed formats check them
                 List<Object> withArguments = (List<Object>) message.get("tool_calls");
                 for (int j = 0; j < calls.size(); j++) {
@@ -190,7 +208,19 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
                     }
                 }
             }
+            if (generic && "user".equals(message.get("role")) && !messages.isEmpty() && messages.getLast() instanceof Map<?, ?> last && "user".equals(last.get("role"))) {
+                // results and the user's words after them: one turn, as the fixed formats frame them
+                ((Map<Object, Object>) last).put("content", last.get("content") + "\n" + message.get("content"));
+                continue;
+            }
             messages.add(message);
+        }
+        if (generic) {
+            if (messages.getFirst() instanceof Map<?, ?> first && "system".equals(first.get("role"))) {
+                ((Map<Object, Object>) first).put("content", tools.describe((String) first.get("content")));
+            } else {
+                messages.addFirst(new java.util.LinkedHashMap<>(Map.of("role", "system", "content", tools.describe(null))));
+            }
         }
         JsonNode kwargs = body.get("chat_template_kwargs");
         Map<String, Object> variables = new java.util.LinkedHashMap<>();
@@ -198,7 +228,7 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
             if (!kwargs.isObject()) throw new Invalid("'chat_template_kwargs' must be an object of the template's variables");
             kwargs.properties().forEach(e -> variables.put(e.getKey(), templateValue(e.getValue())));
         }
-        return new TemplateInput(messages, withTools ? (List<Object>) templateValue(body.get("tools")) : null, variables);
+        return new TemplateInput(messages, tools != null && !generic ? (List<Object>) templateValue(body.get("tools")) : null, variables);
     }
 
     /** JSON as a Jinja template's values. */

@@ -143,9 +143,8 @@ public final class Server implements AutoCloseable {
     private volatile boolean splitThinking;
 
     /**
-     * Frames chats with {@code template}, the model's own (Jinja) chat template, instead of the chat format (which
-     * still frames a chat with tools where the template writes no tool syntax {@link Tools.Syntax} reads: the generic
-     * format);
+     * Frames chats with {@code template}, the model's own (Jinja) chat template, instead of the chat format, tools in
+     * the template's own syntax where {@link Tools.Syntax} reads it, else in the generic format;
      * the reasoning split by default where the template writes {@code <think>}.
      */
     public void useTemplate(ChatTemplate template) {
@@ -251,6 +250,10 @@ public final class Server implements AutoCloseable {
                     allow(exchange, "POST");
                     detokenize(exchange);
                 }
+                case "/apply-template" -> {
+                    allow(exchange, "POST");
+                    applyTemplate(exchange);
+                }
                 case "/v1/completions", "/v1/chat/completions" -> {
                     allow(exchange, "POST");
                     summary = complete(exchange, path.equals("/v1/chat/completions"), false);
@@ -341,6 +344,34 @@ public final class Server implements AutoCloseable {
         var tokens = reply.putArray("tokens");
         for (int id : ids) tokens.add(id);
         send(exchange, 200, reply);
+    }
+
+    /** A chat's prompt by the server's chat template; the template's refusal is a 400 with its message. */
+    private String rendered(CompletionRequest.TemplateInput input) {
+        try {
+            return template.render(ckpt.tokenizer(), ckpt.bos(), ckpt.eos()[0], input.messages(), input.tools(), input.variables(), true);
+        } catch (IllegalArgumentException e) {
+            throw HttpError.invalid(e.getMessage());
+        }
+    }
+
+    /**
+     * llama.cpp's {@code /apply-template}: a chat request's prompt as the chat template renders it,
+     * {@code {"prompt": TEXT}}, nothing generated (a server with a template: --jinja, or a file whose template is none
+     * of the fixed formats).
+     */
+    private void applyTemplate(HttpExchange exchange) throws IOException {
+        JsonNode body = body(exchange);
+        if (template == null) {
+            throw HttpError.invalid("this server frames chats in the fixed chat format " + chatFormat.option() + ", not by a template it could show: start it with --jinja");
+        }
+        CompletionRequest request;
+        try {
+            request = CompletionRequest.parse(body, true, Tools.Syntax.of(template.source()), true);
+        } catch (CompletionRequest.Invalid | IllegalArgumentException e) {
+            throw HttpError.invalid(e.getMessage());
+        }
+        send(exchange, 200, JSON.createObjectNode().put("prompt", rendered(request.templateInput())));
     }
 
     /** llama.cpp's {@code /detokenize}: {@code {"tokens": [ids]}} to {@code {"content": TEXT}}, the tokens' bytes as UTF-8. */
@@ -552,12 +583,7 @@ public final class Server implements AutoCloseable {
         boolean opensThinking = chatFormat.opensThinking();
         CompletionRequest.TemplateInput input = request.templateInput();
         if (input != null) {
-            String prompt;
-            try {
-                prompt = template.render(ckpt.tokenizer(), ckpt.bos(), ckpt.eos()[0], input.messages(), input.tools(), input.variables(), true);
-            } catch (IllegalArgumentException e) {
-                throw HttpError.invalid(e.getMessage());
-            }
+            String prompt = rendered(input);
             if (prompt.length() > CHARS_PER_TOKEN_AT_MOST * engine.contextLength) {
                 throw HttpError.invalid("the prompt's text is " + prompt.length() + " characters, more than a context of " + engine.contextLength + " tokens can hold");
             }

@@ -602,11 +602,13 @@ class ServerTest {
             chat.putObject("chat_template_kwargs").put("enable_thinking", false);
             String rendered = "<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>user\nTell me a story<|im_end|>\n<|im_start|>assistant\nOnce there was a cat.<|im_end|>\n"
                     + "<|im_start|>user\nAnd then?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n";
+            assertEquals(rendered, post(server, "/apply-template", chat.deepCopy()).path("prompt").asText());
             JsonNode r = post(server, "/v1/chat/completions", chat);
             JsonNode c = post(server, "/v1/completions", completion(rendered, 12));
             assertEquals(c.at("/usage/prompt_tokens"), r.at("/usage/prompt_tokens"));
             assertEquals(c.at("/choices/0/text").asText(), r.at("/choices/0/message/content").asText());
             assertEquals("jinja", request(server, "GET", "/props", null).json().path("chat_format").asText());
+            assertEquals(400, request(llama2, "POST", "/apply-template", chat.toString()).status(), "a fixed format has no template to show");
 
             // MESSAGES [{"role": "user", "content": "What is the weather in Paris?"}]; TOOLS: get_weather as below
             ObjectNode tools = (ObjectNode) JSON.readTree("""
@@ -647,7 +649,8 @@ class ServerTest {
     /**
      * Under a template, Llama 3.1's and Mistral Nemo's own tool syntaxes: a required call held by the syntax's grammar
      * comes back as OpenAI's tool_calls; Nemo's call ids are the 9 letters and digits its template takes back in the
-     * conversation that follows.
+     * conversation that follows. DeepSeek-R1's distillation's template, whose syntax is none of those, in the generic
+     * format.
      */
     @Test
     void llamaAndMistralTemplatesCallToolsInTheirOwnSyntax() throws Exception {
@@ -655,7 +658,7 @@ class ServerTest {
                 {"tools": [{"type": "function", "function": {"name": "get_weather", "description": "The weather",
                   "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}}, "required": ["city"]}}}],
                  "messages": [{"role": "user", "content": "What is the weather in Paris?"}], "temperature": 0, "tool_choice": "required"}""");
-        for (String name : new String[]{"meta-llama-Llama-3.1-8B-Instruct", "mistralai-Mistral-Nemo-Instruct-2407"}) {
+        for (String name : new String[]{"meta-llama-Llama-3.1-8B-Instruct", "mistralai-Mistral-Nemo-Instruct-2407", "deepseek-ai-DeepSeek-R1-Distill-Llama-8B"}) {
             String source = java.nio.file.Files.readString(java.nio.file.Path.of("src/test/resources/chat-templates/" + name + ".jinja"));
             try (Server server = new Server(stories, Engine.batched(stories, 1, 1024, KvCache.Type.F32), ChatFormat.PLAIN,
                     new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, new PrintStream(OutputStream.nullOutputStream()))) {
@@ -665,6 +668,17 @@ class ServerTest {
                 JsonNode call = choice.at("/message/tool_calls/0");
                 assertEquals("get_weather", call.at("/function/name").asText(), name);
                 assertTrue(JSON.readTree(call.at("/function/arguments").asText()).path("city").isTextual(), name + ": " + call);
+                if (name.contains("DeepSeek")) {
+                    // the generic format in the template's turns: a call and its result taken back as text
+                    ObjectNode next = request.deepCopy();
+                    ArrayNode messages = (ArrayNode) next.get("messages");
+                    messages.addObject().put("role", "assistant").putNull("content").putArray("tool_calls").add(call);
+                    messages.addObject().put("role", "tool").put("tool_call_id", call.path("id").asText()).put("content", "sunny");
+                    messages.addObject().put("role", "user").put("content", "And in Rome?");
+                    assertEquals("tool_calls", post(server, "/v1/chat/completions", next).at("/choices/0/finish_reason").asText());
+                    messages.addObject().put("role", "tool").put("tool_call_id", "call_unknown").put("content", "x");
+                    assertEquals(400, request(server, "POST", "/v1/chat/completions", next.toString()).status());
+                }
                 if (name.contains("Mistral")) {
                     assertTrue(call.path("id").asText().matches("[A-Za-z0-9]{9}"), call.toString());
                     ObjectNode next = request.deepCopy().put("tool_choice", "none").put("max_tokens", 4);
