@@ -37,4 +37,13 @@ public final class Template {
         }
         return out.toString();
     }
+
+    /**
+     * A value's JSON as a template's {@code tojson} writes it (Python's {@code json.dumps}: {@code ", "} and
+     * {@code ": "} between items, non-ASCII as it is, floats as Python prints them), for text that must equal a
+     * template's.
+     */
+    public static String toJson(Object value) {
+        return Values.json(value, false, null, ", ", ": ", false);
+    }
 }

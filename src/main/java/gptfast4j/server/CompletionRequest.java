@@ -232,7 +232,7 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
     }
 
     /** JSON as a Jinja template's values. */
-    private static Object templateValue(JsonNode n) {
+    static Object templateValue(JsonNode n) {
         if (n == null || n.isNull()) return null;
         if (n.isTextual()) return n.asText();
         if (n.isBoolean()) return n.asBoolean();

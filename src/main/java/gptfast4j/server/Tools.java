@@ -175,7 +175,7 @@ record Tools(List<Function> functions, boolean required, boolean parallel, Synta
             // as Qwen3's (and Qwen2.5's, Hermes') template writes them, each tool as Python's json.dumps writes it
             text.append("# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
                     + "You are provided with function signatures within <tools></tools> XML tags:\n<tools>");
-            for (Function f : functions) text.append('\n').append(pythonJson(f.tool()));
+            for (Function f : functions) text.append('\n').append(gptfast4j.jinja.Template.toJson(CompletionRequest.templateValue(f.tool())));
             return text.append("\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
                     + "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call>").toString();
         }
@@ -571,60 +571,6 @@ record Tools(List<Function> functions, boolean required, boolean parallel, Synta
         } catch (java.io.IOException e) {
             return null;
         }
-    }
-
-    /** {@code node} as Python's {@code json.dumps} writes it (Hugging Face's {@code tojson}): ", " and ": " between, non-ASCII as it is. */
-    static String pythonJson(JsonNode node) {
-        StringBuilder out = new StringBuilder();
-        pythonJson(node, out);
-        return out.toString();
-    }
-
-    private static void pythonJson(JsonNode node, StringBuilder out) {
-        if (node.isObject()) {
-            out.append('{');
-            boolean first = true;
-            for (Map.Entry<String, JsonNode> e : node.properties()) {
-                if (!first) out.append(", ");
-                first = false;
-                pythonString(e.getKey(), out);
-                out.append(": ");
-                pythonJson(e.getValue(), out);
-            }
-            out.append('}');
-        } else if (node.isArray()) {
-            out.append('[');
-            for (int i = 0; i < node.size(); i++) {
-                if (i > 0) out.append(", ");
-                pythonJson(node.get(i), out);
-            }
-            out.append(']');
-        } else if (node.isTextual()) {
-            pythonString(node.asText(), out);
-        } else {
-            out.append(node); // numbers, booleans, null: JSON's text
-        }
-    }
-
-    private static void pythonString(String s, StringBuilder out) {
-        out.append('"');
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            switch (c) {
-                case '"' -> out.append("\\\"");
-                case '\\' -> out.append("\\\\");
-                case '\n' -> out.append("\\n");
-                case '\r' -> out.append("\\r");
-                case '\t' -> out.append("\\t");
-                case '\b' -> out.append("\\b");
-                case '\f' -> out.append("\\f");
-                default -> {
-                    if (c < 0x20) out.append(String.format("\\u%04x", (int) c));
-                    else out.append(c);
-                }
-            }
-        }
-        out.append('"');
     }
 
     private static final String ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
