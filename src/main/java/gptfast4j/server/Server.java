@@ -346,8 +346,31 @@ public final class Server implements AutoCloseable {
         send(exchange, 200, reply);
     }
 
-    /** A chat's prompt by the server's chat template; the template's refusal is a 400 with its message. */
-    private String rendered(CompletionRequest.TemplateInput input) {
+    /**
+     * The template a chat request is framed by: the server's (--jinja), else, where the request gives
+     * {@code chat_template_kwargs} (variables only a template reads, such as Qwen3's {@code enable_thinking}), the
+     * model's own; null where the chat format frames it.
+     */
+    private ChatTemplate templateFor(JsonNode body) {
+        if (template != null) return template;
+        if (!body.hasNonNull("chat_template_kwargs")) return null;
+        if (ckpt.chatTemplate() == null) throw new CompletionRequest.Invalid("'chat_template_kwargs' needs a chat template, and this model has none");
+        ChatTemplate own = modelTemplate;
+        if (own == null) {
+            try {
+                modelTemplate = own = new ChatTemplate(ckpt.chatTemplate());
+            } catch (IllegalArgumentException e) {
+                throw new CompletionRequest.Invalid("'chat_template_kwargs': the model's " + e.getMessage());
+            }
+        }
+        return own;
+    }
+
+    /** The model's chat template, parsed at the first request that asks for it ({@link #templateFor}). */
+    private volatile ChatTemplate modelTemplate;
+
+    /** A chat's prompt by {@code template}; the template's refusal is a 400 with its message. */
+    private String rendered(ChatTemplate template, CompletionRequest.TemplateInput input) {
         try {
             return template.render(ckpt.tokenizer(), ckpt.bos(), ckpt.eos()[0], input.messages(), input.tools(), input.variables(), true);
         } catch (IllegalArgumentException e) {
@@ -357,21 +380,22 @@ public final class Server implements AutoCloseable {
 
     /**
      * llama.cpp's {@code /apply-template}: a chat request's prompt as the chat template renders it,
-     * {@code {"prompt": TEXT}}, nothing generated (a server with a template: --jinja, or a file whose template is none
-     * of the fixed formats).
+     * {@code {"prompt": TEXT}}, nothing generated (a server with a template, {@link #templateFor}).
      */
     private void applyTemplate(HttpExchange exchange) throws IOException {
         JsonNode body = body(exchange);
-        if (template == null) {
-            throw HttpError.invalid("this server frames chats in the fixed chat format " + chatFormat.option() + ", not by a template it could show: start it with --jinja");
-        }
         CompletionRequest request;
+        ChatTemplate framing;
         try {
-            request = CompletionRequest.parse(body, true, Tools.Syntax.of(template.source()), true);
+            framing = templateFor(body);
+            if (framing == null) {
+                throw HttpError.invalid("this server frames chats in the fixed chat format " + chatFormat.option() + ", not by a template it could show: start it with --jinja");
+            }
+            request = CompletionRequest.parse(body, true, Tools.Syntax.of(framing.source()), true);
         } catch (CompletionRequest.Invalid | IllegalArgumentException e) {
             throw HttpError.invalid(e.getMessage());
         }
-        send(exchange, 200, JSON.createObjectNode().put("prompt", rendered(request.templateInput())));
+        send(exchange, 200, JSON.createObjectNode().put("prompt", rendered(framing, request.templateInput())));
     }
 
     /** llama.cpp's {@code /detokenize}: {@code {"tokens": [ids]}} to {@code {"content": TEXT}}, the tokens' bytes as UTF-8. */
@@ -558,12 +582,14 @@ public final class Server implements AutoCloseable {
      */
     private String complete(HttpExchange exchange, boolean chat, boolean llama) throws IOException {
         CompletionRequest request;
+        ChatTemplate framing;
         try {
             JsonNode body = body(exchange);
             if (llama) checkLlamaCompletion(body);
+            framing = chat ? templateFor(body) : null;
             // ChatML's models (Qwen2.5, Qwen3, Hermes) call tools in their own <tool_call> syntax
-            Tools.Syntax syntax = template != null ? Tools.Syntax.of(template.source()) : chatFormat == ChatFormat.CHATML ? Tools.Syntax.HERMES : Tools.Syntax.GENERIC;
-            request = CompletionRequest.parse(body, chat, syntax, template != null);
+            Tools.Syntax syntax = framing != null ? Tools.Syntax.of(framing.source()) : chatFormat == ChatFormat.CHATML ? Tools.Syntax.HERMES : Tools.Syntax.GENERIC;
+            request = CompletionRequest.parse(body, chat, syntax, framing != null);
         } catch (CompletionRequest.Invalid | IllegalArgumentException e) {
             throw HttpError.invalid(e.getMessage());
         } catch (StackOverflowError e) {
@@ -583,7 +609,7 @@ public final class Server implements AutoCloseable {
         boolean opensThinking = chatFormat.opensThinking();
         CompletionRequest.TemplateInput input = request.templateInput();
         if (input != null) {
-            String prompt = rendered(input);
+            String prompt = rendered(framing, input);
             if (prompt.length() > CHARS_PER_TOKEN_AT_MOST * engine.contextLength) {
                 throw HttpError.invalid("the prompt's text is " + prompt.length() + " characters, more than a context of " + engine.contextLength + " tokens can hold");
             }

@@ -609,6 +609,24 @@ class ServerTest {
             assertEquals(c.at("/choices/0/text").asText(), r.at("/choices/0/message/content").asText());
             assertEquals("jinja", request(server, "GET", "/props", null).json().path("chat_format").asText());
             assertEquals(400, request(llama2, "POST", "/apply-template", chat.toString()).status(), "a fixed format has no template to show");
+            Reply noTemplate = request(llama2, "POST", "/v1/chat/completions", chat.toString());
+            assertEquals(400, noTemplate.status());
+            assertEquals("'chat_template_kwargs' needs a chat template, and this model has none", noTemplate.json().at("/error/message").asText());
+
+            // a fixed format's server takes chat_template_kwargs by the model's own template (stories260K given Qwen3's)
+            java.nio.file.Path withTemplate = java.nio.file.Files.createTempFile("stories-qwen3-template", ".gguf");
+            gptfast4j.Shared.storiesWithMetadata(withTemplate, md -> md.put("tokenizer.chat_template", gptfast4j.io.Metadata.Value.string(qwen3)));
+            Checkpoint qwenStories = Checkpoint.load(withTemplate, null);
+            try (Server fixed = new Server(qwenStories, Engine.batched(qwenStories, 1, 512, KvCache.Type.F32), ChatFormat.CHATML,
+                    new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, new PrintStream(OutputStream.nullOutputStream()))) {
+                assertEquals(rendered, post(fixed, "/apply-template", chat.deepCopy()).path("prompt").asText());
+                assertEquals(r.at("/usage/prompt_tokens"), post(fixed, "/v1/chat/completions", chat.deepCopy()).at("/usage/prompt_tokens"));
+                ObjectNode withoutKwargs = chat.deepCopy();
+                withoutKwargs.remove("chat_template_kwargs");
+                assertEquals(400, request(fixed, "POST", "/apply-template", withoutKwargs.toString()).status(), "the chat format frames it");
+            } finally {
+                java.nio.file.Files.delete(withTemplate);
+            }
 
             // MESSAGES [{"role": "user", "content": "What is the weather in Paris?"}]; TOOLS: get_weather as below
             ObjectNode tools = (ObjectNode) JSON.readTree("""
