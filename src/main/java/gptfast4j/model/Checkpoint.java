@@ -162,10 +162,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /**
      * Special tokens that end a turn, so a generation too, besides the file's EOS (and GGUF's EOT): Llama-3's, Llama-3.1's
-     * end of a message to a tool, ChatML's; the texts llama.cpp takes as ends of generation that our models' vocabularies
-     * hold.
+     * end of a message to a tool, ChatML's, Phi-3's, Gemma's, and the ends of a fill-in-the-middle (CodeLlama's
+     * {@code <EOT>}, Qwen-Coder's {@code <|endoftext|>}); the texts llama.cpp takes as ends of generation.
      */
-    private static final List<String> END_OF_TURN = List.of("<|eot_id|>", "<|eom_id|>", "<|im_end|>");
+    private static final List<String> END_OF_TURN = List.of("<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>", "▁<EOT>");
 
     private static Checkpoint loadGGUF(GGUF gguf, Path tokenizerPath, OffHeap memory) {
         Path path = gguf.path();

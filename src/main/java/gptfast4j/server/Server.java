@@ -10,6 +10,7 @@ import com.sun.net.httpserver.HttpServer;
 import gptfast4j.generate.PromptCache;
 import gptfast4j.model.ChatFormat;
 import gptfast4j.model.ChatTemplate;
+import gptfast4j.model.Infill;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.model.Pooling;
 
@@ -93,6 +94,7 @@ public final class Server implements AutoCloseable {
         this.apiKey = apiKey != null ? ("Bearer " + apiKey).getBytes(StandardCharsets.UTF_8) : null;
         this.log = log;
         this.pooling = Pooling.of(ckpt);
+        this.infill = Infill.of(ckpt);
         this.splitThinking = chatFormat == ChatFormat.DEEPSEEK3 || ckpt.chatTemplate() != null && ckpt.chatTemplate().contains("<think>");
         this.http = HttpServer.create(address, 64);
         http.createContext("/", this::handle);
@@ -141,6 +143,9 @@ public final class Server implements AutoCloseable {
     }
 
     private volatile boolean splitThinking;
+
+    /** The model's fill-in-the-middle tokens, for {@code /infill}; null where it has none. */
+    private final Infill infill;
 
     /**
      * Frames chats with {@code template}, the model's own (Jinja) chat template, instead of the chat format, tools in
@@ -261,6 +266,10 @@ public final class Server implements AutoCloseable {
                 case "/completion", "/completions" -> {
                     allow(exchange, "POST");
                     summary = complete(exchange, false, true);
+                }
+                case "/infill" -> {
+                    allow(exchange, "POST");
+                    summary = complete(exchange, false, true, true);
                 }
                 case "/v1/embeddings" -> {
                     allow(exchange, "POST");
@@ -581,11 +590,17 @@ public final class Server implements AutoCloseable {
      * what they make to this one, which writes it. Returns the log line's summary.
      */
     private String complete(HttpExchange exchange, boolean chat, boolean llama) throws IOException {
+        return complete(exchange, chat, llama, false);
+    }
+
+    /** {@link #complete(HttpExchange, boolean, boolean)}, or llama.cpp's {@code /infill} where {@code infill}. */
+    private String complete(HttpExchange exchange, boolean chat, boolean llama, boolean infill) throws IOException {
         CompletionRequest request;
         ChatTemplate framing;
         try {
             JsonNode body = body(exchange);
             if (llama) checkLlamaCompletion(body);
+            if (infill) infillPrompt(body);
             framing = chat ? templateFor(body) : null;
             // ChatML's models (Qwen2.5, Qwen3, Hermes) call tools in their own <tool_call> syntax
             Tools.Syntax syntax = framing != null ? Tools.Syntax.of(framing.source()) : chatFormat == ChatFormat.CHATML ? Tools.Syntax.HERMES : Tools.Syntax.GENERIC;
@@ -713,6 +728,42 @@ public final class Server implements AutoCloseable {
      * llama.cpp's {@code /completion} takes a completion's fields (its own names among them: {@code n_predict},
      * {@code top_k}, ...) but one choice, and its log-probabilities ({@code n_probs}) are not given in its shape here.
      */
+    /**
+     * llama.cpp's {@code /infill}: {@code input_prefix} and {@code input_suffix} (strings), {@code input_extra} (other
+     * files, {@code [{"filename", "text"}]}) and {@code prompt} (text to go on from, after the prefix) as the model's
+     * fill-in-the-middle prompt ({@link Infill}), with llama.cpp's server's defaults for its cuts (a batch of 2048
+     * tokens, no token limit); the body's {@code prompt} is set to it as token ids, so that it parses as a
+     * {@code /completion}'s.
+     */
+    private void infillPrompt(JsonNode body) {
+        if (!(body instanceof ObjectNode request)) return; // parse says so
+        Infill fim = infill;
+        if (fim == null) throw new CompletionRequest.Invalid("this model has no fill-in-the-middle tokens (<PRE>/<SUF>/<MID> or <|fim_prefix|>/...): /infill is for code models such as CodeLlama and Qwen2.5-Coder");
+        for (String field : new String[]{"input_prefix", "input_suffix"}) {
+            if (!request.path(field).isTextual()) throw new CompletionRequest.Invalid("'" + field + "' is required, a string");
+        }
+        List<Infill.Extra> extra = new ArrayList<>();
+        JsonNode chunks = request.get("input_extra");
+        if (chunks != null && !chunks.isNull()) {
+            if (!chunks.isArray()) throw new CompletionRequest.Invalid("'input_extra' must be an array of {\"filename\": string, \"text\": string}");
+            for (JsonNode c : chunks) {
+                if (!c.path("text").isTextual()) throw new CompletionRequest.Invalid("an 'input_extra' chunk must have a \"text\" string");
+                if (c.has("filename") && !c.get("filename").isTextual()) throw new CompletionRequest.Invalid("an 'input_extra' chunk's \"filename\" must be a string");
+                extra.add(new Infill.Extra(c.path("filename").asText("tmp"), c.get("text").asText()));
+            }
+        }
+        JsonNode text = request.get("prompt");
+        if (text != null && !text.isNull() && !text.isTextual()) throw new CompletionRequest.Invalid("'prompt' must be a string on /infill");
+        int[] prompt = text == null || text.isNull() ? new int[0] : ckpt.tokenizer().encodeWithSpecials(text.asText());
+        int[] ids = fim.prompt(ckpt.tokenizer(), request.get("input_prefix").asText(), request.get("input_suffix").asText(), extra, prompt,
+                INFILL_BATCH, -1, engine.contextLength, ckpt.bos(), ckpt.addBos());
+        var list = request.putArray("prompt");
+        for (int id : ids) list.add(id);
+    }
+
+    /** llama.cpp's server's default batch, which its {@code /infill} cuts the prefix and suffix by. */
+    private static final int INFILL_BATCH = 2048;
+
     private static void checkLlamaCompletion(JsonNode body) {
         if (!body.isObject()) return; // parse says so
         for (String field : new String[]{"n_probs", "logprobs"}) {

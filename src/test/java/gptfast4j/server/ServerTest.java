@@ -709,6 +709,50 @@ class ServerTest {
         }
     }
 
+    /**
+     * llama.cpp's {@code /infill}: stories260K with FIM token ids 300/301/302 in its metadata and a training context of
+     * 8192 (so that other files' text has room), a context of 2816; the prompts' sizes and greedy texts are
+     * llama-server's (de3ff81, {@code llama-server -m stories-fim8k.gguf -c 2816 -np 1}, the same requests), with the
+     * other files cut to what the context leaves past a batch of 2048, as its server cuts them.
+     */
+    @Test
+    void infillIsLlamaServersFillInTheMiddle() throws Exception {
+        java.nio.file.Path fim = java.nio.file.Files.createTempFile("stories-fim", ".gguf");
+        try {
+            gptfast4j.Shared.storiesWithMetadata(fim, md -> {
+                md.put("llama.context_length", gptfast4j.io.Metadata.Value.uint32(8192));
+                md.put("tokenizer.ggml.fim_pre_token_id", gptfast4j.io.Metadata.Value.uint32(300));
+                md.put("tokenizer.ggml.fim_suf_token_id", gptfast4j.io.Metadata.Value.uint32(301));
+                md.put("tokenizer.ggml.fim_mid_token_id", gptfast4j.io.Metadata.Value.uint32(302));
+            });
+            Checkpoint ckpt = Checkpoint.load(fim, null);
+            try (Server server = new Server(ckpt, Engine.batched(ckpt, 1, 2816, KvCache.Type.F16), ChatFormat.PLAIN,
+                    new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, new PrintStream(OutputStream.nullOutputStream()))) {
+                ObjectNode plain = JSON.createObjectNode().put("input_prefix", "Once upon a time, there was a little")
+                        .put("input_suffix", " She was very happy.").put("n_predict", 16).put("temperature", 0);
+                JsonNode a = post(server, "/infill", plain);
+                assertEquals("a loved to play with her toys and see wh", a.path("content").asText());
+                assertEquals(19, a.path("tokens_evaluated").asInt());
+                ObjectNode extra = (ObjectNode) JSON.readTree("""
+                        {"input_prefix": "Tom had a dog.", "input_suffix": "The end.", "prompt": " The dog", "n_predict": 20, "temperature": 0,
+                         "input_extra": [{"filename": "a.txt", "text": "Lily liked cats."}, {"text": "Sam ran fast."}]}""");
+                JsonNode b = post(server, "/infill", extra);
+                assertEquals(". He likes to play with his toys. He likes to play with", b.path("content").asText());
+                assertEquals(68, b.path("tokens_evaluated").asInt());
+                ObjectNode cut = JSON.createObjectNode().put("input_prefix", "Tom had a dog.").put("input_suffix", "The end.").put("n_predict", 10).put("temperature", 0);
+                cut.putArray("input_extra").addObject().put("filename", "a.txt").put("text", "Lily liked cats. ".repeat(300));
+                JsonNode c = post(server, "/infill", cut);
+                assertEquals(" was very happy. He liked to play with", c.path("content").asText());
+                assertEquals(785, c.path("tokens_evaluated").asInt());
+                assertEquals(400, request(server, "POST", "/infill", "{\"input_prefix\": \"a\"}").status());
+            }
+            assertEquals("this model has no fill-in-the-middle tokens (<PRE>/<SUF>/<MID> or <|fim_prefix|>/...): /infill is for code models such as CodeLlama and Qwen2.5-Coder",
+                    request(llama2, "POST", "/infill", "{\"input_prefix\": \"a\", \"input_suffix\": \"b\"}").json().at("/error/message").asText());
+        } finally {
+            java.nio.file.Files.delete(fim);
+        }
+    }
+
     private static List<String> iterable(java.util.Iterator<String> it) {
         List<String> list = new ArrayList<>();
         it.forEachRemaining(list::add);
