@@ -57,11 +57,18 @@ public final class ChatTemplate {
         }
     }
 
+    /**
+     * A rendered prompt without the BOS text it opens with where the tokenizer adds BOS itself (as llama.cpp takes it
+     * off, so that BOS is not doubled): the text that follows BOS.
+     */
+    public static String withoutBos(Tokenizer tokenizer, String prompt, int bos, boolean addBos) {
+        String bosText = tokenizer.piece(bos);
+        return addBos && !bosText.isEmpty() && prompt.startsWith(bosText) ? prompt.substring(bosText.length()) : prompt;
+    }
+
     /** A rendered prompt's tokens, BOS first where the tokenizer adds it (the template's own BOS text not doubled). */
     public static int[] tokens(Tokenizer tokenizer, String prompt, int bos, boolean addBos) {
-        String bosText = tokenizer.piece(bos);
-        if (addBos && !bosText.isEmpty() && prompt.startsWith(bosText)) prompt = prompt.substring(bosText.length());
-        int[] ids = tokenizer.encodeWithSpecials(prompt);
+        int[] ids = tokenizer.encodeWithSpecials(withoutBos(tokenizer, prompt, bos, addBos));
         if (!addBos) return ids;
         int[] withBos = new int[ids.length + 1];
         withBos[0] = bos;

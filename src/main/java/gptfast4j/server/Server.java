@@ -389,7 +389,8 @@ public final class Server implements AutoCloseable {
 
     /**
      * llama.cpp's {@code /apply-template}: a chat request's prompt as the chat template renders it,
-     * {@code {"prompt": TEXT}}, nothing generated (a server with a template, {@link #templateFor}).
+     * {@code {"prompt": TEXT}} (without the BOS text where the tokenizer adds BOS, as llama.cpp gives it), nothing
+     * generated (a server with a template, {@link #templateFor}).
      */
     private void applyTemplate(HttpExchange exchange) throws IOException {
         JsonNode body = body(exchange);
@@ -404,7 +405,8 @@ public final class Server implements AutoCloseable {
         } catch (CompletionRequest.Invalid | IllegalArgumentException e) {
             throw HttpError.invalid(e.getMessage());
         }
-        send(exchange, 200, JSON.createObjectNode().put("prompt", rendered(framing, request.templateInput())));
+        String prompt = ChatTemplate.withoutBos(ckpt.tokenizer(), rendered(framing, request.templateInput()), ckpt.bos(), ckpt.addBos());
+        send(exchange, 200, JSON.createObjectNode().put("prompt", prompt));
     }
 
     /** llama.cpp's {@code /detokenize}: {@code {"tokens": [ids]}} to {@code {"content": TEXT}}, the tokens' bytes as UTF-8. */

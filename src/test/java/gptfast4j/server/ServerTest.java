@@ -651,6 +651,11 @@ class ServerTest {
         try (Server server = new Server(stories, Engine.batched(stories, 1, 512, KvCache.Type.F32), ChatFormat.PLAIN,
                 new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, new PrintStream(OutputStream.nullOutputStream()))) {
             server.useTemplate(new gptfast4j.model.ChatTemplate(nemo));
+            // llama-server's /apply-template (de3ff81, --jinja --chat-template-file of this template): the text after BOS
+            ObjectNode conversation = (ObjectNode) JSON.readTree("""
+                    {"messages": [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi"},
+                                  {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Bye"}]}""");
+            assertEquals("[INST]Hi[/INST]Hello.</s>[INST]Be kind.\n\nBye[/INST]", post(server, "/apply-template", conversation).path("prompt").asText());
             ObjectNode twoUsers = JSON.createObjectNode();
             twoUsers.putArray("messages").add(JSON.createObjectNode().put("role", "user").put("content", "a")).add(JSON.createObjectNode().put("role", "user").put("content", "b"));
             Reply refused = request(server, "POST", "/v1/chat/completions", twoUsers.toString());
