@@ -36,6 +36,10 @@ final class EmbedCommand implements Callable<Integer> {
             + "or the last token's (embedding models made from decoders, such as e5-mistral); default: the file's pooling_type, else mean.")
     String pooling;
 
+    @Option(names = "--embd-normalize", paramLabel = "N", description = "How each embedding is scaled, as llama.cpp's flag: -1 not at all, 0 to int16's range (largest magnitude 32760), "
+            + "1 taxicab, 2 Euclidean (length 1, the default), above 2 that p-norm.")
+    int normalize = Pooling.EUCLIDEAN;
+
     @Mixin
     KvCacheOption kvCache;
 
@@ -50,6 +54,7 @@ final class EmbedCommand implements Callable<Integer> {
         List<String> texts = (prompt != null ? prompt : TextFiles.read(file, System.in)).lines().filter(l -> !l.isBlank()).toList();
         if (texts.isEmpty()) throw new IllegalArgumentException("no text to embed (every line is blank)");
         Pooling given = pooling == null ? null : Pooling.parse(pooling, "--pooling");
+        if (normalize < -1) throw new IllegalArgumentException("--embd-normalize must be -1 (none), 0 (int16 range), 1 (taxicab), 2 (Euclidean) or a p-norm above 2; got " + normalize);
         Checkpoint ckpt = common.load(workers);
         Pooling how = given != null ? given : Pooling.of(ckpt);
         List<int[]> tokens = new ArrayList<>();
@@ -67,7 +72,7 @@ final class EmbedCommand implements Callable<Integer> {
         ArrayNode data = response.putArray("data");
         StringBuilder lines = new StringBuilder();
         for (int i = 0; i < texts.size(); i++) {
-            float[] embedding = how.embed(ckpt.model(), state, tokens.get(i));
+            float[] embedding = how.embed(ckpt.model(), state, tokens.get(i), normalize);
             if (format.equals("json")) {
                 ArrayNode values = data.addObject().put("object", "embedding").put("index", i).putArray("embedding");
                 for (float v : embedding) values.add(v);

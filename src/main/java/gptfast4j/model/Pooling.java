@@ -4,7 +4,7 @@ package gptfast4j.model;
  * How a text's embedding is made of its tokens' final hidden states ({@link Llama#hiddenStates}), as llama.cpp's
  * {@code --pooling} makes it: their mean, the first token's ({@code cls}: BOS's, the same for every text of a causal
  * model), or the last token's (the usual pooling of embedding models made from decoders, such as e5-mistral), then
- * scaled to length 1 (L2), as llama.cpp's server and {@code llama-embedding} give them by default.
+ * normalized as llama.cpp's {@code --embd-normalize} does ({@link #normalize}; by default to length 1, L2).
  */
 public enum Pooling {
     MEAN, CLS, LAST;
@@ -47,11 +47,14 @@ public enum Pooling {
         return withEos;
     }
 
+    /** llama.cpp's default {@code --embd-normalize}: Euclidean (L2), length 1. */
+    public static final int EUCLIDEAN = 2;
+
     /**
      * The embedding of {@code tokens} (at least one), run from position 0 of {@code state}, whose cache they then fill:
-     * {@code dim} floats of length 1.
+     * {@code dim} floats, normalized by {@code normalize} ({@link #normalize}).
      */
-    public float[] embed(Llama model, Llama.State state, int[] tokens) {
+    public float[] embed(Llama model, Llama.State state, int[] tokens, int normalize) {
         int dim = model.config.dim(), n = tokens.length;
         double[] sum = new double[dim];
         model.hiddenStates(state, tokens, (position, states, offset) -> {
@@ -62,12 +65,36 @@ public enum Pooling {
             };
             if (taken) for (int i = 0; i < dim; i++) sum[i] += states[offset + i];
         });
-        double norm = 0;
-        for (double v : sum) norm += v * v;
-        // llama.cpp's common_embd_normalize: a zero vector stays zero
-        double scale = norm > 0 ? 1 / Math.sqrt(norm) : 0;
-        float[] embedding = new float[dim];
-        for (int i = 0; i < dim; i++) embedding[i] = (float) (sum[i] * scale);
-        return embedding;
+        float[] pooled = new float[dim];
+        for (int i = 0; i < dim; i++) pooled[i] = (float) (this == MEAN ? sum[i] / n : sum[i]);
+        return normalize(pooled, normalize);
+    }
+
+    /**
+     * {@code v} scaled as llama.cpp's {@code common_embd_normalize} scales an embedding: -1 not at all, 0 so that its
+     * largest magnitude is 32760 (int16's range), 1 taxicab (L1), 2 Euclidean (L2), above 2 that p-norm; a zero vector
+     * stays zero. In place; returns {@code v}.
+     */
+    public static float[] normalize(float[] v, int mode) {
+        if (mode < -1) throw new IllegalArgumentException("embedding normalization must be -1 (none), 0 (int16 range), 1 (taxicab), 2 (Euclidean) or a p-norm above 2; got " + mode);
+        double sum = 0;
+        switch (mode) {
+            case -1 -> sum = 1;
+            case 0 -> {
+                for (float x : v) sum = Math.max(sum, Math.abs(x));
+                sum /= 32760.0;
+            }
+            case 2 -> {
+                for (float x : v) sum += (double) x * x;
+                sum = Math.sqrt(sum);
+            }
+            default -> {
+                for (float x : v) sum += Math.pow(Math.abs(x), mode);
+                sum = Math.pow(sum, 1.0 / mode);
+            }
+        }
+        float scale = sum > 0 ? (float) (1 / sum) : 0;
+        for (int i = 0; i < v.length; i++) v[i] *= scale;
+        return v;
     }
 }

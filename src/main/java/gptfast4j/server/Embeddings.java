@@ -18,18 +18,29 @@ import java.util.List;
  * Python client asks for by default); each input's embedding as {@link Pooling} makes it (the server's
  * {@code --pooling}), computed on the engine's thread in a free slot, whose cache then holds the last input's tokens.
  *
- * @param inputs each input's tokens (BOS where the model asks for it; EOS where the file does)
- * @param base64 whether the embeddings go as base64 text rather than lists of numbers
+ * @param inputs    each input's tokens (BOS where the model asks for it; EOS where the file does)
+ * @param base64    whether the embeddings go as base64 text rather than lists of numbers
+ * @param normalize how each is scaled ({@link Pooling#normalize}): llama.cpp's {@code embd_normalize}, 2 (length 1) by
+ *                  default
+ * @param llama     answered in llama.cpp's own shape ({@code /embedding}, or a body with {@code content}):
+ *                  {@code [{"index", "embedding": [[...]]}]}
  */
-record Embeddings(List<int[]> inputs, boolean base64) {
+record Embeddings(List<int[]> inputs, boolean base64, int normalize, boolean llama) {
     /** OpenAI's limit on a request's inputs. */
     static final int MAX_INPUTS = 2048;
 
-    /** A request's body, checked; each input at most {@code context} tokens. */
-    static Embeddings parse(JsonNode body, Checkpoint ckpt, int context) {
+    /**
+     * A request's body, checked; each input at most {@code context} tokens. Its {@code input}, or llama.cpp's
+     * {@code content} (then answered in llama.cpp's shape, as where {@code llama}).
+     */
+    static Embeddings parse(JsonNode body, Checkpoint ckpt, int context, boolean llama) {
         if (!body.isObject()) throw Server.HttpError.invalid("the request body must be a JSON object");
         JsonNode input = body.get("input");
-        if (input == null || input.isNull()) throw Server.HttpError.invalid("'input' is required: a text, a list of texts, or token ids");
+        if ((input == null || input.isNull()) && body.hasNonNull("content")) {
+            input = body.get("content");
+            llama = true;
+        }
+        if (input == null || input.isNull()) throw Server.HttpError.invalid("'input' (or llama.cpp's 'content') is required: a text, a list of texts, or token ids");
         JsonNode formatNode = body.get("encoding_format");
         String format = formatNode == null || formatNode.isNull() ? "float" : formatNode.asText();
         if (!format.equals("float") && !format.equals("base64")) throw Server.HttpError.invalid("'encoding_format' must be float or base64, got " + formatNode);
@@ -65,7 +76,21 @@ record Embeddings(List<int[]> inputs, boolean base64) {
             if (ids.length > context) throw Server.HttpError.invalid(where + " has " + ids.length + " tokens but the context length is " + context);
             inputs.add(ids);
         }
-        return new Embeddings(inputs, format.equals("base64"));
+        JsonNode normalize = body.get("embd_normalize");
+        if (normalize != null && !normalize.isNull() && !(normalize.isIntegralNumber() && normalize.asInt() >= -1 && normalize.canConvertToInt())) {
+            throw Server.HttpError.invalid("'embd_normalize' must be -1 (none), 0 (int16 range), 1 (taxicab), 2 (Euclidean) or a p-norm above 2, got " + normalize);
+        }
+        return new Embeddings(inputs, format.equals("base64"), normalize == null || normalize.isNull() ? Pooling.EUCLIDEAN : normalize.asInt(), llama);
+    }
+
+    /** llama.cpp's own response: for each input in order, its index and its pooled embedding as a list of one. */
+    ArrayNode llamaResponse(List<float[]> embeddings) {
+        ArrayNode response = Server.JSON.createArrayNode();
+        for (int i = 0; i < embeddings.size(); i++) {
+            ArrayNode values = response.addObject().put("index", i).putArray("embedding").addArray();
+            for (float v : embeddings.get(i)) values.add(v);
+        }
+        return response;
     }
 
     /** The tokens of all the inputs ({@code usage}). */

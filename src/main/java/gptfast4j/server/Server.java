@@ -271,14 +271,15 @@ public final class Server implements AutoCloseable {
                     allow(exchange, "POST");
                     summary = complete(exchange, false, true, true);
                 }
-                case "/v1/embeddings" -> {
+                case "/v1/embeddings", "/embeddings", "/embedding" -> {
                     allow(exchange, "POST");
-                    summary = embeddings(exchange);
+                    summary = embeddings(exchange, !path.equals("/v1/embeddings"));
                 }
                 default -> {
                     if (!path.startsWith("/slots/")) {
                         throw new HttpError(404, "not_found_error", "no endpoint " + path + "; there are POST /v1/completions, POST /v1/chat/completions,"
-                                + " POST /v1/embeddings, GET /v1/models, POST /completion, POST /tokenize, POST /detokenize, GET /props, GET /slots, POST /slots/ID?action=save|restore|erase,"
+                                + " POST /v1/embeddings, GET /v1/models, POST /completion, POST /infill, POST /embedding, POST /apply-template, POST /tokenize, POST /detokenize, GET /props,"
+                                + " GET /slots, POST /slots/ID?action=save|restore|erase,"
                                 + " GET /metrics and GET /health");
                     }
                     allow(exchange, "POST");
@@ -501,17 +502,20 @@ public final class Server implements AutoCloseable {
         return "slot " + slot + " restored from " + name.asText() + ", " + restored.length + " tokens";
     }
 
-    /** {@code POST /v1/embeddings} ({@link Embeddings}), in a free slot of the engine. Returns the log line's summary. */
-    private String embeddings(HttpExchange exchange) throws IOException {
-        Embeddings request = Embeddings.parse(body(exchange), ckpt, engine.contextLength);
+    /**
+     * {@code POST /v1/embeddings} ({@link Embeddings}), in a free slot of the engine, or llama.cpp's own
+     * {@code /embedding} where {@code llama} (or where the body gives {@code content}). Returns the log line's summary.
+     */
+    private String embeddings(HttpExchange exchange, boolean llama) throws IOException {
+        Embeddings request = Embeddings.parse(body(exchange), ckpt, engine.contextLength, llama);
         Pooling how = pooling;
         List<float[]> embeddings = new ArrayList<>();
         long t0 = System.nanoTime();
         await(engine.onFreeSlot((state, cached) -> {
-            for (int[] ids : request.inputs()) embeddings.add(how.embed(ckpt.model(), state, ids));
+            for (int[] ids : request.inputs()) embeddings.add(how.embed(ckpt.model(), state, ids, request.normalize()));
             return request.inputs().getLast();
         }));
-        send(exchange, 200, request.response(embeddings, modelName));
+        send(exchange, 200, request.llama() ? request.llamaResponse(embeddings) : request.response(embeddings, modelName));
         return String.format("%d embedding%s (%s pooling) of %d tokens in %.2f s", embeddings.size(), embeddings.size() == 1 ? "" : "s", how.option(),
                 request.tokens(), (System.nanoTime() - t0) / 1e9);
     }

@@ -75,6 +75,7 @@ class ErrorsTest {
         assertOneLineError(run("embed", "-m", model), "embed needs the texts: --prompt TEXT or --file FILE (one of them)");
         assertOneLineError(run("embed", "-m", model, "-p", " \n "), "no text to embed (every line is blank)");
         assertOneLineError(run("embed", "-m", model, "-p", "a", "--pooling", "max"), "--pooling must be mean, cls or last; got 'max'");
+        assertOneLineError(run("embed", "-m", model, "-p", "a", "--embd-normalize", "-2"), "--embd-normalize must be -1 (none), 0 (int16 range), 1 (taxicab), 2 (Euclidean) or a p-norm above 2; got -2");
         assertOneLineError(run("embed", "-m", model, "-p", "a", "--format", "csv"), "--format must be text or json; got 'csv'");
         assertOneLineError(run("embed", "-m", model, "-p", "a ".repeat(2100)), "tokens, more than the model's context length 2048");
         assertOneLineError(run("embed", "-m", model, "-f", "/no/such/file"), "/no/such/file");

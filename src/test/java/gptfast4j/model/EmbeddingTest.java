@@ -26,13 +26,27 @@ class EmbeddingTest {
             JsonNode expected = refs.path(pooling.option());
             assertEquals(4, expected.size());
             for (int i = 0; i < expected.size(); i++) {
-                float[] embedding = pooling.embed(ckpt.model(), state, Pooling.tokens(ckpt, refs.path("texts").get(i).asText()));
+                float[] embedding = pooling.embed(ckpt.model(), state, Pooling.tokens(ckpt, refs.path("texts").get(i).asText()), Pooling.EUCLIDEAN);
                 float[] reference = new float[expected.get(i).size()];
                 for (int j = 0; j < reference.length; j++) reference[j] = (float) expected.get(i).get(j).asDouble();
                 // llama-embedding prints 6-7 significant digits
                 assertArrayEquals(reference, embedding, 2e-6f, pooling + " " + i);
             }
         }
+        // llama-embedding's other --embd-normalize modes (mean pooling): none, int16's range, taxicab, the 3-norm
+        for (String mode : new String[]{"-1", "0", "1", "3"}) {
+            JsonNode expected = refs.path("normalized_mean").path(mode);
+            for (int i = 0; i < expected.size(); i++) {
+                float[] embedding = Pooling.MEAN.embed(ckpt.model(), state, Pooling.tokens(ckpt, refs.path("texts").get(i).asText()), Integer.parseInt(mode));
+                for (int j = 0; j < embedding.length; j++) {
+                    double reference = expected.get(i).get(j).asDouble();
+                    // printed with 7 decimals, mode 0 as whole numbers (up to 32760)
+                    double tolerance = mode.equals("0") ? 0.5 + 1e-6 * 32760 : 2e-6 + 1e-6 * Math.abs(reference);
+                    assertEquals(reference, embedding[j], tolerance, "--embd-normalize " + mode + ", text " + i + ", value " + j);
+                }
+            }
+        }
+        assertThrows(IllegalArgumentException.class, () -> Pooling.normalize(new float[]{1}, -2));
         assertEquals(Pooling.MEAN, Pooling.of(ckpt), "stories260K's file names no pooling");
         assertEquals(Pooling.LAST, Pooling.parse("LAST", "--pooling"));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Pooling.parse("max", "--pooling"));

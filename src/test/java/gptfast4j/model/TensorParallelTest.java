@@ -98,8 +98,8 @@ class TensorParallelTest {
                     assertEquals(argmax(a, vocab), argmax(b, vocab), what);
                     // hidden states only (an embedding): the followers leave the output head out too, and the group
                     // goes on in step (the runs below)
-                    float[] ea = Pooling.MEAN.embed(whole, whole.newState(128, 128, 1, KvCache.Type.F16), longPrompt);
-                    float[] eb = Pooling.MEAN.embed(split, split.newState(128, 128, 1, KvCache.Type.F16), longPrompt);
+                    float[] ea = Pooling.MEAN.embed(whole, whole.newState(128, 128, 1, KvCache.Type.F16), longPrompt, Pooling.EUCLIDEAN);
+                    float[] eb = Pooling.MEAN.embed(split, split.newState(128, 128, 1, KvCache.Type.F16), longPrompt, Pooling.EUCLIDEAN);
                     assertArrayEquals(ea, eb, 1e-5f, what + " embedding");
                     if (whole.config.headDim() % 32 == 0) {
                         // quantized caches: each process its own heads' blocks, the queries rounded alike; keys and

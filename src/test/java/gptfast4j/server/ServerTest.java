@@ -433,6 +433,19 @@ class ServerTest {
                 List<float[]> base64 = vectors(post(server, "/v1/embeddings", body.deepCopy().put("encoding_format", "base64")));
                 // each request computes anew, and a kernel's lane sums come out in another order before the JIT has compiled it
                 for (int i = 0; i < 4; i++) org.junit.jupiter.api.Assertions.assertArrayEquals(vectors.get(i), base64.get(i), 1e-6f);
+                // llama.cpp's embd_normalize: -1 leaves the mean as it is (llama-embedding --embd-normalize -1)
+                JsonNode raw = post(server, "/v1/embeddings", JSON.createObjectNode().put("input", refs.at("/texts/0").asText()).put("embd_normalize", -1));
+                float[] unnormalized = vectors(raw).getFirst();
+                for (int j = 0; j < unnormalized.length; j++) assertEquals(refs.at("/normalized_mean/-1/0/" + j).asDouble(), unnormalized[j], 1e-5, "value " + j);
+                assertEquals(400, request(server, "POST", "/v1/embeddings", JSON.createObjectNode().put("input", "a").put("embd_normalize", -2).toString()).status());
+                // llama.cpp's own /embedding (a body with "content"): [{"index", "embedding": [[...]]}], as llama-server answers it
+                Reply own = request(server, "POST", "/embedding", JSON.createObjectNode().put("content", refs.at("/texts/0").asText()).toString());
+                assertEquals(200, own.status(), own.body());
+                assertEquals(0, own.json().at("/0/index").asInt());
+                float[] ownVector = new float[own.json().at("/0/embedding/0").size()];
+                for (int j = 0; j < ownVector.length; j++) ownVector[j] = (float) own.json().at("/0/embedding/0/" + j).asDouble();
+                org.junit.jupiter.api.Assertions.assertArrayEquals(vectors.get(0), ownVector, 1e-6f);
+                assertTrue(request(server, "POST", "/v1/embeddings", JSON.createObjectNode().put("content", "Hi").toString()).json().isArray(), "content: llama.cpp's shape");
                 // one text, as token ids
                 ObjectNode ids = JSON.createObjectNode();
                 for (int id : stories.promptTokens(refs.at("/texts/1").asText(), true)) ids.withArray("input").add(id);
@@ -445,7 +458,7 @@ class ServerTest {
             }
         }
         String[][] cases = {
-                {"{}", "'input' is required"},
+                {"{}", "'input' (or llama.cpp's 'content') is required"},
                 {"{\"input\": \"\"}", "'input' is an empty text"},
                 {"{\"input\": [\"a\", \"\"]}", "input[1] is an empty text"},
                 {"{\"input\": []}", "'input' is empty"},
