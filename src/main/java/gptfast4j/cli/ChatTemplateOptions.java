@@ -17,8 +17,38 @@ final class ChatTemplateOptions {
     @Option(names = "--chat-template-file", paramLabel = "FILE", description = "A Jinja chat template to frame chats with instead of the model file's (implies --jinja).")
     Path file;
 
-    /** --chat-template-file's template, read and parsed before the model loads; null without the option. */
+    @Option(names = "--chat-template", paramLabel = "NAME|TEMPLATE", description = "As llama.cpp's flag: a chat format's name (as --chat-format), or a Jinja template's text (as --chat-template-file).")
+    String inline;
+
+    /** Whether --chat-template gives a template's text rather than a format's name. */
+    private boolean inlineTemplate() {
+        return inline != null && (inline.contains("{{") || inline.contains("{%"));
+    }
+
+    /**
+     * The chat format named by --chat-format ({@code named}, null for none) or by --chat-template; null for none. A name
+     * that is neither a format's nor a template is refused, as is naming a format twice.
+     */
+    ChatFormat format(String named) {
+        if (inline == null || inlineTemplate()) return named != null ? ChatFormat.parse(named, "--chat-format") : null;
+        if (named != null) throw new IllegalArgumentException("give --chat-format or --chat-template, not both");
+        try {
+            return ChatFormat.parse(inline, "--chat-template");
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(e.getMessage() + " (or a Jinja template's text)");
+        }
+    }
+
+    /** --chat-template-file's template (or --chat-template's text), read and parsed before the model loads; null without either. */
     ChatTemplate fromFile() throws IOException {
+        if (inlineTemplate()) {
+            if (file != null) throw new IllegalArgumentException("give --chat-template or --chat-template-file, not both");
+            try {
+                return new ChatTemplate(inline);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("--chat-template: " + e.getMessage());
+            }
+        }
         if (file == null) return null;
         String source = TextFiles.read(file, System.in);
         try {
@@ -28,9 +58,9 @@ final class ChatTemplateOptions {
         }
     }
 
-    /** Whether either option was given. */
+    /** Whether one of the options was given. */
     boolean asked() {
-        return jinja || file != null;
+        return jinja || file != null || inline != null;
     }
 
     /**
@@ -55,6 +85,6 @@ final class ChatTemplateOptions {
 
     /** How a command says which framing it uses. */
     String describe() {
-        return "jinja (the " + (file != null ? file.getFileName() + " " : "model's ") + "chat template)";
+        return "jinja (the " + (file != null ? file.getFileName() + " " : inlineTemplate() ? "--chat-template " : "model's ") + "chat template)";
     }
 }

@@ -209,8 +209,8 @@ final class GenerateCommand implements Callable<Integer> {
         boolean framed = chat || interactive;
         if (system != null && !framed) throw new IllegalArgumentException("--system is for --chat or --interactive (without them the prompt is given as it is, in no chat format)");
         if (chatFormat != null && !framed) throw new IllegalArgumentException("--chat-format is for --chat or --interactive (without them the prompt is given as it is, in no chat format)");
-        ChatFormat formatOverride = chatFormat != null ? ChatFormat.parse(chatFormat, "--chat-format") : null;
-        if (templateOptions.asked() && !framed) throw new IllegalArgumentException((templateOptions.jinja ? "--jinja" : "--chat-template-file") + " is for --chat or --interactive (without them the prompt is given as it is, in no chat format)");
+        ChatFormat formatOverride = templateOptions.format(chatFormat);
+        if (templateOptions.asked() && !framed) throw new IllegalArgumentException((templateOptions.jinja ? "--jinja" : templateOptions.file != null ? "--chat-template-file" : "--chat-template") + " is for --chat or --interactive (without them the prompt is given as it is, in no chat format)");
         ChatTemplate templateFile = templateOptions.fromFile();
         if (contextShift && interactive) throw new IllegalArgumentException("--context-shift is for a generation without --interactive (the chat shifts its context when it fills)");
         if (keep != 0 && !contextShift && !interactive) throw new IllegalArgumentException("--keep is for --context-shift or --interactive");

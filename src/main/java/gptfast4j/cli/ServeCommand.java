@@ -87,7 +87,7 @@ final class ServeCommand implements Callable<Integer> {
         if (parallel < 1 || parallel > Engine.MAX_PARALLEL) throw new IllegalArgumentException("--parallel must be in 1.." + Engine.MAX_PARALLEL + ", got " + parallel);
         if (maxRequests < 0) throw new IllegalArgumentException("--max-requests must be 1 or more, or 0 for no limit; got " + maxRequests);
         if (parallel > 1 && speculationOptions.asked()) throw new IllegalArgumentException("--parallel above 1 runs without speculation; give one of them");
-        ChatFormat formatOverride = chatFormat != null ? ChatFormat.parse(chatFormat, "--chat-format") : null;
+        ChatFormat formatOverride = templateOptions.format(chatFormat);
         Pooling poolingOverride = pooling != null ? Pooling.parse(pooling, "--pooling") : null;
         if (!java.util.List.of("none", "deepseek", "auto").contains(reasoningFormat)) throw new IllegalArgumentException("--reasoning-format must be none, deepseek or auto; got '" + reasoningFormat + "'");
         if (slotSavePath != null && !java.nio.file.Files.isDirectory(slotSavePath)) throw new IllegalArgumentException("--slot-save-path " + slotSavePath + " is not a folder");

@@ -814,6 +814,21 @@ class ErrorsTest {
         assertEquals(0, turn.exit, turn.err);
         assertTrue(!one.out.isBlank(), one.err);
         assertEquals(turn.out.strip(), one.out.strip());
+        // llama.cpp's --chat-template: a format's name, or a template's text
+        Outcome named = run("generate", "--checkpoint", STORIES.toString(), "--chat", "--chat-template", "llama2", "--system", "Tell a story.",
+                "--prompt", "Once upon a time", "--temperature", "0", "--max-new-tokens", "12");
+        assertEquals(one.out, named.out, named.err);
+        Outcome inline = run("generate", "--checkpoint", STORIES.toString(), "--chat", "--chat-template", "{{ messages[0].content }}",
+                "--prompt", "Once upon a time", "--temperature", "0", "--max-new-tokens", "12");
+        Outcome plain = run("generate", "--checkpoint", STORIES.toString(), "--prompt", "Once upon a time", "--temperature", "0", "--max-new-tokens", "12");
+        assertEquals(0, inline.exit, inline.err);
+        assertTrue(plain.out.endsWith(inline.out), "a template that writes the message alone: the plain continuation\n" + plain.out + "\n" + inline.out);
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--chat", "--chat-template", "vicuna", "--prompt", "Hi"),
+                "--chat-template must be one of plain, llama2,");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--chat", "--chat-template", "llama2", "--chat-format", "llama2", "--prompt", "Hi"),
+                "give --chat-format or --chat-template, not both");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--chat", "--chat-template", "{% if %}", "--prompt", "Hi"),
+                "--chat-template: the chat template does not parse: line 1:");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--chat", "--prompt", "Hi"), "--chat needs a chat format, and this model has none");
         assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", STORIES.toString(), "--chat", "--interactive"), "give --chat (one message, the --prompt) or --interactive");
     }
