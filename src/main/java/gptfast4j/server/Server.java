@@ -95,7 +95,8 @@ public final class Server implements AutoCloseable {
         this.log = log;
         this.pooling = Pooling.of(ckpt);
         this.infill = Infill.of(ckpt);
-        this.splitThinking = chatFormat == ChatFormat.DEEPSEEK3 || ckpt.chatTemplate() != null && ckpt.chatTemplate().contains("<think>");
+        this.autoThinking = chatFormat == ChatFormat.DEEPSEEK3 || ckpt.chatTemplate() != null && ckpt.chatTemplate().contains("<think>");
+        this.splitThinking = autoThinking;
         this.http = HttpServer.create(address, 64);
         http.createContext("/", this::handle);
         http.setExecutor(handlers);
@@ -144,6 +145,9 @@ public final class Server implements AutoCloseable {
 
     private volatile boolean splitThinking;
 
+    /** Whether {@code auto} (the default, and a request's {@code reasoning_format}) splits the thinking: a reasoning model's format or template. */
+    private volatile boolean autoThinking;
+
     /** The model's fill-in-the-middle tokens, for {@code /infill}; null where it has none. */
     private final Infill infill;
 
@@ -154,7 +158,7 @@ public final class Server implements AutoCloseable {
      */
     public void useTemplate(ChatTemplate template) {
         this.template = template;
-        if (template.source().contains("<think>")) splitThinking = true;
+        if (template.source().contains("<think>")) splitThinking = autoThinking = true;
     }
 
     private volatile ChatTemplate template;
@@ -354,6 +358,21 @@ public final class Server implements AutoCloseable {
         var tokens = reply.putArray("tokens");
         for (int id : ids) tokens.add(id);
         send(exchange, 200, reply);
+    }
+
+    /**
+     * Whether a chat's reply has its thinking split off: the server's choice ({@link #splitThinking}), or the request's
+     * {@code reasoning_format} as llama.cpp's server takes it (none, deepseek, or auto: where the model reasons).
+     */
+    private boolean reasoningFormat(JsonNode body) {
+        JsonNode format = body.get("reasoning_format");
+        if (format == null || format.isNull()) return splitThinking;
+        return switch (format.isTextual() ? format.asText() : "") {
+            case "none" -> false;
+            case "deepseek" -> true;
+            case "auto" -> autoThinking;
+            default -> throw new CompletionRequest.Invalid("'reasoning_format' must be none, deepseek or auto, got " + format);
+        };
     }
 
     /**
@@ -603,10 +622,12 @@ public final class Server implements AutoCloseable {
     private String complete(HttpExchange exchange, boolean chat, boolean llama, boolean infill) throws IOException {
         CompletionRequest request;
         ChatTemplate framing;
+        boolean split;
         try {
             JsonNode body = body(exchange);
             if (llama) checkLlamaCompletion(body);
             if (infill) infillPrompt(body);
+            split = chat && reasoningFormat(body);
             framing = chat ? templateFor(body) : null;
             // ChatML's models (Qwen2.5, Qwen3, Hermes) call tools in their own <tool_call> syntax
             Tools.Syntax syntax = framing != null ? Tools.Syntax.of(framing.source()) : chatFormat == ChatFormat.CHATML ? Tools.Syntax.HERMES : Tools.Syntax.GENERIC;
@@ -641,7 +662,7 @@ public final class Server implements AutoCloseable {
             tokens = Job.tokens(ckpt, request, chat, chatFormat);
         }
         checkVocabulary(ckpt, request.bias().tokens(), "logit_bias: ");
-        for (int i = 0; i < request.n(); i++) jobs.add(new Job(ckpt, request, tokens, new Responses(id, chat, modelName, i, llama), outbox, splitThinking, opensThinking));
+        for (int i = 0; i < request.n(); i++) jobs.add(new Job(ckpt, request, tokens, new Responses(id, chat, modelName, i, llama), outbox, split, opensThinking));
         int max = maxRequests;
         if (max > 0 && jobs.size() > max) throw HttpError.invalid("'n' is " + jobs.size() + ", more than the " + max + " requests this server takes at once (serve --max-requests)");
         int taken = inFlight.addAndGet(jobs.size());

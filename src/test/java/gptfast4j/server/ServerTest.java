@@ -336,6 +336,13 @@ class ServerTest {
             }
             assertEquals(thinking, reasoning.toString());
             assertEquals(message.path("content").asText(), content.toString());
+            // a request's own reasoning_format, as llama.cpp's server takes it
+            assertEquals(whole, post(server, "/v1/chat/completions", chat.deepCopy().put("reasoning_format", "none").put("stream", false)).at("/choices/0/message/content").asText());
+            server.splitThinking(false);
+            assertEquals(thinking, post(server, "/v1/chat/completions", chat.deepCopy().put("reasoning_format", "deepseek").put("stream", false)).at("/choices/0/message/reasoning_content").asText());
+            assertEquals(whole, post(server, "/v1/chat/completions", chat.deepCopy().put("reasoning_format", "auto").put("stream", false)).at("/choices/0/message/content").asText(),
+                    "auto: llama2's format is no reasoning model's");
+            assertEquals(400, request(server, "POST", "/v1/chat/completions", chat.deepCopy().put("reasoning_format", "deepseek-legacy").put("stream", false).toString()).status());
         }
     }
 
