@@ -261,10 +261,10 @@ final class Job implements Engine.Work {
                 r.decodeTokensPerSecond(), finish, gone ? "; the client went away" : "");
         if (responses.llama()) {
             newLine |= rest.indexOf('\n') >= 0;
-            if (streaming && !rest.isEmpty()) outbox.add(responses.text(rest, null, null));
+            if (streaming && (!rest.isEmpty() || !logprobs.isEmpty())) outbox.add(responses.text(rest, takeLogprobs(), null));
             String stopType = r.stoppedAtEos() ? "eos" : reply.stopped() ? "word" : "limit";
             ObjectNode end = responses.llamaEnd(streaming ? "" : text.append(rest).toString(), request.prompt() != null ? request.prompt() : "",
-                    r.tokens().length, promptTokens, reused, stopType, reply.stopWord(), newLine, timings);
+                    r.tokens().length, promptTokens, reused, stopType, reply.stopWord(), newLine, timings, streaming ? null : takeLogprobs());
             if (streaming) outbox.add(end);
             outbox.add(new Completion(streaming ? null : end, usage, timings, summary));
             return;

@@ -30,6 +30,7 @@ record Responses(String id, boolean chat, String model, int index, boolean llama
         if (llama) {
             ObjectNode chunk = Server.JSON.createObjectNode().put("index", index).put("content", piece != null ? piece : "");
             chunk.putArray("tokens");
+            if (logprobs != null) chunk.set("completion_probabilities", logprobs);
             return chunk.put("stop", false);
         }
         ObjectNode chunk = base(true);
@@ -76,9 +77,10 @@ record Responses(String id, boolean chat, String model, int index, boolean llama
      * ({@code eos}, {@code word} with the stop string, or {@code limit}), whether the text has a line break, the timings.
      */
     ObjectNode llamaEnd(String content, String prompt, int predicted, int evaluated, int cached, String stopType, String stoppingWord,
-                        boolean newLine, ObjectNode timings) {
+                        boolean newLine, ObjectNode timings, JsonNode probabilities) {
         ObjectNode end = Server.JSON.createObjectNode().put("index", index).put("content", content);
         end.putArray("tokens");
+        if (probabilities != null) end.set("completion_probabilities", probabilities);
         end.put("stop", true).put("model", model).put("tokens_predicted", predicted).put("tokens_evaluated", evaluated).put("prompt", prompt)
                 .put("has_new_line", newLine).put("truncated", false).put("stop_type", stopType).put("stopping_word", stoppingWord).put("tokens_cached", cached);
         end.set("timings", timings);
@@ -122,6 +124,16 @@ record Responses(String id, boolean chat, String model, int index, boolean llama
      * place in the reply's text).
      */
     JsonNode logprobs(java.util.List<Job.Logprob> tokens, gptfast4j.tokenizer.Tokenizer tokenizer, int offset) {
+        if (llama) {
+            // llama.cpp's /completion n_probs: [{id, token, bytes, logprob, top_logprobs: [{id, token, bytes, logprob}]}]
+            ArrayNode probabilities = Server.JSON.createArrayNode();
+            for (Job.Logprob t : tokens) {
+                ObjectNode entry = tokenEntry(probabilities.addObject().put("id", t.token()), t.token(), t.logprob(), tokenizer);
+                ArrayNode top = entry.putArray("top_logprobs");
+                for (int i = 0; i < t.top().length; i++) tokenEntry(top.addObject().put("id", t.top()[i]), t.top()[i], t.topLogprobs()[i], tokenizer);
+            }
+            return probabilities;
+        }
         ObjectNode node = Server.JSON.createObjectNode();
         if (chat) {
             ArrayNode content = node.putArray("content");

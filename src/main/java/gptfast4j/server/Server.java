@@ -792,12 +792,21 @@ public final class Server implements AutoCloseable {
     private static final int INFILL_BATCH = 2048;
 
     private static void checkLlamaCompletion(JsonNode body) {
-        if (!body.isObject()) return; // parse says so
-        for (String field : new String[]{"n_probs", "logprobs"}) {
-            JsonNode v = body.get(field);
-            if (v != null && !v.isNull() && !(v.isNumber() && v.asInt() == 0)) throw new CompletionRequest.Invalid("'" + field + "' is not supported on /completion; /v1/completions gives log-probabilities");
+        if (!(body instanceof ObjectNode request)) return; // parse says so
+        JsonNode logprobs = request.remove("logprobs");
+        if (logprobs != null && !logprobs.isNull() && !(logprobs.isNumber() && logprobs.asInt() == 0)) {
+            throw new CompletionRequest.Invalid("'logprobs' is OpenAI's field (/v1/completions); /completion takes llama.cpp's 'n_probs'");
         }
-        JsonNode n = body.get("n");
+        if (request.path("post_sampling_probs").asBoolean(false)) throw new CompletionRequest.Invalid("'post_sampling_probs' is not supported: 'n_probs' gives the probabilities before sampling");
+        // llama.cpp's n_probs: each token's log-probability and the n most likely tokens', as completion_probabilities
+        JsonNode n = request.remove("n_probs");
+        if (n != null && !n.isNull()) {
+            if (!n.isIntegralNumber() || n.asInt() < 0 || n.asInt() > CompletionRequest.MAX_TOP_LOGPROBS) {
+                throw new CompletionRequest.Invalid("'n_probs' must be an integer from 0 to " + CompletionRequest.MAX_TOP_LOGPROBS + ", got " + n);
+            }
+            if (n.asInt() > 0) request.put("logprobs", n.asInt());
+        }
+        n = request.get("n");
         if (n != null && !n.isNull() && !(n.isIntegralNumber() && n.asInt() == 1)) throw new CompletionRequest.Invalid("'n' must be 1 on /completion (/v1/completions makes several choices)");
     }
 

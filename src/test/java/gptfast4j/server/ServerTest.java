@@ -383,7 +383,9 @@ class ServerTest {
         assertEquals("limit", end.path("stop_type").asText());
         assertEquals(own.path("content").asText(), text.toString());
 
-        for (String[] bad : new String[][]{{"{\"prompt\": \"a\", \"n_probs\": 5}", "'n_probs' is not supported on /completion"},
+        for (String[] bad : new String[][]{{"{\"prompt\": \"a\", \"n_probs\": 21}", "'n_probs' must be an integer from 0 to 20, got 21"},
+                {"{\"prompt\": \"a\", \"logprobs\": 2}", "/completion takes llama.cpp's 'n_probs'"},
+                {"{\"prompt\": \"a\", \"n_probs\": 2, \"post_sampling_probs\": true}", "'post_sampling_probs' is not supported"},
                 {"{\"prompt\": \"a\", \"n\": 2}", "'n' must be 1 on /completion"}}) {
             Reply r = request(plain, "POST", "/completion", bad[0]);
             assertEquals(400, r.status(), r.body());
@@ -1353,6 +1355,22 @@ class ServerTest {
         JsonNode c = referenceCases().get(1);
         JsonNode r = post(plain, "/v1/completions", completion(c.path("prompt").asText(), 5).put("logprobs", 3));
         JsonNode lp = r.at("/choices/0/logprobs");
+        // llama.cpp's /completion n_probs: the same figures in its shape, whole and streamed
+        JsonNode own = post(plain, "/completion", completion(c.path("prompt").asText(), 5).put("n_probs", 3)).path("completion_probabilities");
+        List<JsonNode> streamedProbs = new ArrayList<>();
+        for (String d : events(plain, "/completion", completion(c.path("prompt").asText(), 5).put("n_probs", 3))) {
+            JSON.readTree(d).path("completion_probabilities").forEach(streamedProbs::add);
+        }
+        assertEquals(5, own.size());
+        assertEquals(5, streamedProbs.size());
+        for (int j = 0; j < 5; j++) {
+            assertEquals(lp.path("tokens").get(j).asText(), own.get(j).path("token").asText());
+            assertEquals(lp.path("token_logprobs").get(j).asDouble(), own.get(j).path("logprob").asDouble(), 1e-6);
+            assertEquals(3, own.get(j).path("top_logprobs").size());
+            assertEquals(lp.path("top_logprobs").get(j).path(own.get(j).at("/top_logprobs/1/token").asText()).asDouble(), own.get(j).at("/top_logprobs/1/logprob").asDouble(), 1e-6);
+            assertEquals(own.get(j).path("id").asInt(), own.get(j).at("/top_logprobs/0/id").asInt(), "greedy: the most likely token is the one drawn");
+            assertEquals(own.get(j).path("token"), streamedProbs.get(j).path("token"));
+        }
         int[] gen = Shared.ints(c.path("gen_ids"));
         JsonNode promptLogits = c.path("prompt_logits");
         for (int j = 0; j < 5; j++) {
