@@ -752,10 +752,6 @@ public final class Server implements AutoCloseable {
     }
 
     /**
-     * llama.cpp's {@code /completion} takes a completion's fields (its own names among them: {@code n_predict},
-     * {@code top_k}, ...) but one choice, and its log-probabilities ({@code n_probs}) are not given in its shape here.
-     */
-    /**
      * llama.cpp's {@code /infill}: {@code input_prefix} and {@code input_suffix} (strings), {@code input_extra} (other
      * files, {@code [{"filename", "text"}]}) and {@code prompt} (text to go on from, after the prefix) as the model's
      * fill-in-the-middle prompt ({@link Infill}), with llama.cpp's server's defaults for its cuts (a batch of 2048
@@ -791,6 +787,11 @@ public final class Server implements AutoCloseable {
     /** llama.cpp's server's default batch, which its {@code /infill} cuts the prefix and suffix by. */
     private static final int INFILL_BATCH = 2048;
 
+    /**
+     * llama.cpp's {@code /completion} takes a completion's fields (its own names among them: {@code n_predict},
+     * {@code top_k}, ...) but one choice, and its log-probabilities as {@code n_probs} (made OpenAI's {@code logprobs}
+     * here, which its responses give as {@code completion_probabilities}).
+     */
     private static void checkLlamaCompletion(JsonNode body) {
         if (!(body instanceof ObjectNode request)) return; // parse says so
         JsonNode logprobs = request.remove("logprobs");
