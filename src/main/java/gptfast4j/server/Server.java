@@ -263,17 +263,25 @@ public final class Server implements AutoCloseable {
                     allow(exchange, "POST");
                     applyTemplate(exchange);
                 }
-                case "/v1/completions", "/v1/chat/completions" -> {
+                case "/v1/completions" -> {
                     allow(exchange, "POST");
-                    summary = complete(exchange, path.equals("/v1/chat/completions"), false);
+                    summary = complete(exchange, Endpoint.COMPLETIONS);
+                }
+                case "/v1/chat/completions" -> {
+                    allow(exchange, "POST");
+                    summary = complete(exchange, Endpoint.CHAT);
+                }
+                case "/v1/responses" -> {
+                    allow(exchange, "POST");
+                    summary = complete(exchange, Endpoint.RESPONSES);
                 }
                 case "/completion", "/completions" -> {
                     allow(exchange, "POST");
-                    summary = complete(exchange, false, true);
+                    summary = complete(exchange, Endpoint.LLAMA_COMPLETION);
                 }
                 case "/infill" -> {
                     allow(exchange, "POST");
-                    summary = complete(exchange, false, true, true);
+                    summary = complete(exchange, Endpoint.INFILL);
                 }
                 case "/v1/embeddings", "/embeddings", "/embedding" -> {
                     allow(exchange, "POST");
@@ -282,7 +290,7 @@ public final class Server implements AutoCloseable {
                 default -> {
                     if (!path.startsWith("/slots/")) {
                         throw new HttpError(404, "not_found_error", "no endpoint " + path + "; there are POST /v1/completions, POST /v1/chat/completions,"
-                                + " POST /v1/embeddings, GET /v1/models, POST /completion, POST /infill, POST /embedding, POST /apply-template, POST /tokenize, POST /detokenize, GET /props,"
+                                + " POST /v1/responses, POST /v1/embeddings, GET /v1/models, POST /completion, POST /infill, POST /embedding, POST /apply-template, POST /tokenize, POST /detokenize, GET /props,"
                                 + " GET /slots, POST /slots/ID?action=save|restore|erase,"
                                 + " GET /metrics and GET /health");
                     }
@@ -614,19 +622,36 @@ public final class Server implements AutoCloseable {
      * A completion: the request checked here, then its choices' generations queued for the engine, whose thread hands
      * what they make to this one, which writes it. Returns the log line's summary.
      */
-    private String complete(HttpExchange exchange, boolean chat, boolean llama) throws IOException {
-        return complete(exchange, chat, llama, false);
+    /** The endpoints a generation answers: OpenAI's completions, chats and responses, llama.cpp's completion and infill. */
+    private enum Endpoint {
+        COMPLETIONS, CHAT, RESPONSES, LLAMA_COMPLETION, INFILL;
+
+        /** Whether the request is a chat (a Responses API request is made one). */
+        boolean chat() {
+            return this == CHAT || this == RESPONSES;
+        }
+
+        /** Whether the request and its response are llama.cpp's own shapes. */
+        boolean llama() {
+            return this == LLAMA_COMPLETION || this == INFILL;
+        }
     }
 
-    /** {@link #complete(HttpExchange, boolean, boolean)}, or llama.cpp's {@code /infill} where {@code infill}. */
-    private String complete(HttpExchange exchange, boolean chat, boolean llama, boolean infill) throws IOException {
+    private String complete(HttpExchange exchange, Endpoint endpoint) throws IOException {
+        boolean chat = endpoint.chat(), llama = endpoint.llama();
         CompletionRequest request;
         ChatTemplate framing;
         boolean split;
+        ResponsesApi api = null;
+        String id = (chat ? "chatcmpl-" : "cmpl-") + Long.toHexString(created) + "-" + requests.incrementAndGet();
         try {
             JsonNode body = body(exchange);
+            if (endpoint == Endpoint.RESPONSES) {
+                api = new ResponsesApi(id.substring("chatcmpl-".length()), modelName, body);
+                body = ResponsesApi.chatRequest(body);
+            }
             if (llama) checkLlamaCompletion(body);
-            if (infill) infillPrompt(body);
+            if (endpoint == Endpoint.INFILL) infillPrompt(body);
             split = chat && reasoningFormat(body);
             framing = chat ? templateFor(body) : null;
             // ChatML's models (Qwen2.5, Qwen3, Hermes) call tools in their own <tool_call> syntax
@@ -637,7 +662,6 @@ public final class Server implements AutoCloseable {
         } catch (StackOverflowError e) {
             throw HttpError.invalid("the request is nested too deeply to take");
         }
-        String id = (chat ? "chatcmpl-" : "cmpl-") + Long.toHexString(created) + "-" + requests.incrementAndGet();
         // the request's choices, each a job of its own, their output through one outbox
         LinkedBlockingQueue<Object> outbox = new LinkedBlockingQueue<>();
         List<Job> jobs = new ArrayList<>();
@@ -674,14 +698,18 @@ public final class Server implements AutoCloseable {
         }
         try {
             jobs.forEach(engine::submit);
-            return completion(exchange, request, chat, id, jobs, outbox);
+            return completion(exchange, request, chat, id, jobs, outbox, api);
         } finally {
             inFlight.addAndGet(-jobs.size());
         }
     }
 
-    /** The rest of {@link #complete}: what the engine's thread hands over for {@code jobs}, written to the client. */
-    private String completion(HttpExchange exchange, CompletionRequest request, boolean chat, String id, List<Job> jobs, LinkedBlockingQueue<Object> outbox) throws IOException {
+    /**
+     * The rest of {@link #complete}: what the engine's thread hands over for {@code jobs}, written to the client (as the
+     * Responses API's response and events where {@code api} is not null).
+     */
+    private String completion(HttpExchange exchange, CompletionRequest request, boolean chat, String id, List<Job> jobs, LinkedBlockingQueue<Object> outbox,
+                              ResponsesApi api) throws IOException {
         // what the engine's thread hands over, written here: a stream's start and events, then the choices' ends
         Events events = null;
         Job.Completion[] done = new Job.Completion[jobs.size()];
@@ -699,10 +727,12 @@ public final class Server implements AutoCloseable {
                     }
                 } else if (item == Job.STREAM) {
                     events = new Events(exchange);
+                    if (api != null) events.send(api.start());
                 } else if (item instanceof JsonNode event) {
                     if (!gone) {
                         try {
-                            events.send(event);
+                            if (api != null) events.send(api.chunk(event));
+                            else events.send(event);
                         } catch (IOException e) {
                             gone = true; // the generations end at their next token; their ends are still taken here
                             jobs.forEach(j -> j.gone = true);
@@ -733,9 +763,14 @@ public final class Server implements AutoCloseable {
         for (int i = 1; i < done.length; i++) {
             for (String field : new String[]{"completion_tokens", "total_tokens"}) usage.put(field, usage.path(field).asInt() + done[i].usage().path(field).asInt());
         }
-        if (events != null) {
+        if (events != null && api != null) {
+            events.send(api.finish(usage)); // the Responses API's stream ends with its response.completed
+        } else if (events != null) {
             if (request.includeUsage()) events.send(new Responses(id, chat, modelName, 0, false).usage(usage));
             if (!jobs.getFirst().llama()) events.done(); // llama.cpp's own stream ends with its last event
+        } else if (api != null) {
+            if (watch.tookBytes()) exchange.getResponseHeaders().set("Connection", "close");
+            send(exchange, 200, api.whole(done[0].response(), usage));
         } else if (jobs.getFirst().llama()) {
             if (watch.tookBytes()) exchange.getResponseHeaders().set("Connection", "close");
             send(exchange, 200, done[0].response());
@@ -824,6 +859,11 @@ public final class Server implements AutoCloseable {
 
         void send(JsonNode event) throws IOException {
             write("data: " + JSON.writeValueAsString(event) + "\n\n");
+        }
+
+        /** Named events ({@code event: TYPE}), as the Responses API's stream sends them. */
+        void send(List<ResponsesApi.Event> named) throws IOException {
+            for (ResponsesApi.Event e : named) write("event: " + e.type() + "\ndata: " + JSON.writeValueAsString(e.data()) + "\n\n");
         }
 
         /** An error after the stream began (its status was sent), as OpenAI's and llama.cpp's streams carry one. */

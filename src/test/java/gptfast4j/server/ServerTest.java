@@ -780,6 +780,72 @@ class ServerTest {
         }
     }
 
+    /**
+     * OpenAI's Responses API: a request's instructions and input the chat's system and user messages (the output text
+     * is the chat completion's), its stream typed events whose deltas make the same text, a required function call as
+     * a function_call item, whose output goes back as a function_call_output item; stored responses refused.
+     */
+    @Test
+    void theResponsesApiIsAChatInItsShapes() throws Exception {
+        ObjectNode chat = JSON.createObjectNode().put("max_tokens", 12).put("temperature", 0);
+        chat.putArray("messages").add(JSON.createObjectNode().put("role", "system").put("content", "Be kind."))
+                .add(JSON.createObjectNode().put("role", "user").put("content", "Tell me a story"));
+        String text = post(llama2, "/v1/chat/completions", chat).at("/choices/0/message/content").asText();
+        ObjectNode request = JSON.createObjectNode().put("model", "any").put("instructions", "Be kind.").put("input", "Tell me a story")
+                .put("max_output_tokens", 12).put("temperature", 0);
+        JsonNode r = post(llama2, "/v1/responses", request.deepCopy());
+        assertEquals("response", r.path("object").asText());
+        assertTrue(r.path("id").asText().startsWith("resp_"), r.toString());
+        assertEquals("incomplete", r.path("status").asText(), "12 tokens: cut short");
+        assertEquals("max_output_tokens", r.at("/incomplete_details/reason").asText());
+        assertEquals("message", r.at("/output/0/type").asText());
+        assertEquals(text, r.at("/output/0/content/0/text").asText());
+        assertEquals(12, r.at("/usage/output_tokens").asInt());
+
+        List<String> types = new ArrayList<>();
+        StringBuilder streamed = new StringBuilder();
+        Reply stream = request(llama2, "POST", "/v1/responses", request.deepCopy().put("stream", true).toString());
+        int sequence = 0;
+        for (String block : stream.body().split("\n\n")) {
+            String[] lines = block.split("\n");
+            assertTrue(lines[0].startsWith("event: ") && lines[1].startsWith("data: "), block);
+            JsonNode event = JSON.readTree(lines[1].substring(6));
+            assertEquals(lines[0].substring(7), event.path("type").asText());
+            assertEquals(sequence++, event.path("sequence_number").asInt());
+            types.add(event.path("type").asText());
+            if (event.path("type").asText().equals("response.output_text.delta")) streamed.append(event.path("delta").asText());
+        }
+        assertEquals(text, streamed.toString());
+        assertEquals(List.of("response.created", "response.in_progress", "response.output_item.added", "response.content_part.added"), types.subList(0, 4));
+        assertEquals(List.of("response.output_text.done", "response.content_part.done", "response.output_item.done", "response.incomplete"), types.subList(types.size() - 4, types.size()));
+
+        try (Server server = new Server(stories, Engine.batched(stories, 1, 1024, KvCache.Type.F32), ChatFormat.LLAMA2,
+                new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, new PrintStream(OutputStream.nullOutputStream()))) {
+            ObjectNode tools = (ObjectNode) JSON.readTree("""
+                    {"tools": [{"type": "function", "name": "get_weather", "description": "The weather",
+                      "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}}, "required": ["city"]}}],
+                     "input": "What is the weather in Paris?", "tool_choice": "required", "temperature": 0}""");
+            JsonNode call = post(server, "/v1/responses", tools.deepCopy()).at("/output/0");
+            assertEquals("function_call", call.path("type").asText(), call.toString());
+            assertEquals("get_weather", call.path("name").asText());
+            assertTrue(JSON.readTree(call.path("arguments").asText()).path("city").isTextual(), call.toString());
+            ArrayNode input = tools.putArray("input");
+            input.addObject().put("role", "user").putArray("content").addObject().put("type", "input_text").put("text", "What is the weather in Paris?");
+            input.add(call);
+            input.addObject().put("type", "function_call_output").put("call_id", call.path("call_id").asText()).put("output", "sunny");
+            tools.put("tool_choice", "none").put("max_output_tokens", 6);
+            assertEquals("message", post(server, "/v1/responses", tools).at("/output/0/type").asText());
+        }
+        for (String[] bad : new String[][]{{"{\"input\": \"a\", \"previous_response_id\": \"resp_1\"}", "'previous_response_id' is not supported"},
+                {"{\"model\": \"any\"}", "'input' is required"},
+                {"{\"input\": [{\"type\": \"image\"}]}", "input items of type 'image' are not supported"},
+                {"{\"input\": \"a\", \"tools\": [{\"type\": \"web_search\"}]}", "only function tools are supported"}}) {
+            Reply refused = request(llama2, "POST", "/v1/responses", bad[0]);
+            assertEquals(400, refused.status(), refused.body());
+            assertTrue(refused.json().at("/error/message").asText().contains(bad[1]), refused.body());
+        }
+    }
+
     private static List<String> iterable(java.util.Iterator<String> it) {
         List<String> list = new ArrayList<>();
         it.forEachRemaining(list::add);
