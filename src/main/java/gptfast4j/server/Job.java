@@ -110,6 +110,11 @@ final class Job implements Engine.Work {
         }
     }
 
+    /** How many tokens the prompt has. */
+    int promptLength() {
+        return tokens.length;
+    }
+
     /** The prompt's tokens, refused (400) where they do not fit {@code context} positions. */
     int[] prompt(int context) {
         if (tokens.length > context) throw Server.HttpError.invalid("the prompt has " + tokens.length + " tokens but the context length is " + context);

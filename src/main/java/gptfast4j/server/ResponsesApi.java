@@ -15,10 +15,7 @@ import java.util.List;
  * {@code response.completed}. The server keeps no responses: {@code previous_response_id} is refused, and a
  * conversation goes on by sending its items again.
  */
-final class ResponsesApi {
-    /** A stream's event: its type (the SSE event's name) and data, which repeats the type. */
-    record Event(String type, ObjectNode data) {}
-
+final class ResponsesApi implements ChatShape {
     private final String id, model;
     private final JsonNode request;
     private final long created = System.currentTimeMillis() / 1000;
@@ -177,8 +174,8 @@ final class ResponsesApi {
         return r;
     }
 
-    /** A whole (not streamed) chat response as the Responses API's response, with {@code usage}. */
-    ObjectNode whole(JsonNode chatResponse, JsonNode usage) {
+    @Override
+    public ObjectNode whole(JsonNode chatResponse, JsonNode usage) {
         JsonNode choice = chatResponse.path("choices").get(0), message = choice.path("message");
         if (message.path("reasoning_content").isTextual()) output.add(reasoningItem(message.get("reasoning_content").asText(), "completed"));
         boolean cut = choice.path("finish_reason").asText().equals("length");
@@ -226,8 +223,8 @@ final class ResponsesApi {
         return events;
     }
 
-    /** A stream's first events. */
-    List<Event> start() {
+    @Override
+    public List<Event> start(int promptTokens) {
         emit("response.created", Server.JSON.createObjectNode().set("response", response("in_progress", null, null)));
         emit("response.in_progress", Server.JSON.createObjectNode().set("response", response("in_progress", null, null)));
         return take();
@@ -236,8 +233,9 @@ final class ResponsesApi {
     /** The chat's finish reason, from its stream's last chunk. */
     private String finish;
 
-    /** The events of a chat stream's chunk: its reasoning, text and calls as output items and their deltas. */
-    List<Event> chunk(JsonNode chatChunk) {
+    /** The chunk's reasoning, text and calls as output items and their deltas. */
+    @Override
+    public List<Event> chunk(JsonNode chatChunk) {
         JsonNode choice = chatChunk.path("choices").path(0), delta = choice.path("delta");
         if (choice.path("finish_reason").isTextual()) finish = choice.get("finish_reason").asText();
         if (delta.path("reasoning_content").isTextual()) piece("reasoning", delta.get("reasoning_content").asText());
@@ -294,8 +292,8 @@ final class ResponsesApi {
         open = null;
     }
 
-    /** A stream's last events, after its last chunk, with the request's {@code usage}. */
-    List<Event> finish(JsonNode usage) {
+    @Override
+    public List<Event> finish(JsonNode usage) {
         close();
         boolean cut = "length".equals(finish);
         emit(cut ? "response.incomplete" : "response.completed",

@@ -211,7 +211,7 @@ public final class Server implements AutoCloseable {
                 if (!corsOrigin.equals("*")) exchange.getResponseHeaders().set("Vary", "Origin");
                 if (method.equals("OPTIONS")) {
                     exchange.getResponseHeaders().set("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-                    exchange.getResponseHeaders().set("Access-Control-Allow-Headers", "Authorization, Content-Type");
+                    exchange.getResponseHeaders().set("Access-Control-Allow-Headers", "Authorization, Content-Type, x-api-key, anthropic-version");
                     exchange.getResponseHeaders().set("Access-Control-Max-Age", "600");
                     exchange.sendResponseHeaders(204, -1);
                     return;
@@ -219,6 +219,8 @@ public final class Server implements AutoCloseable {
             }
             if (apiKey != null && !path.equals("/health")) {
                 String given = exchange.getRequestHeaders().getFirst("Authorization");
+                String anthropicKey = exchange.getRequestHeaders().getFirst("x-api-key"); // Anthropic's clients' header
+                if (given == null && anthropicKey != null) given = "Bearer " + anthropicKey;
                 // compared in constant time: the time a wrong key takes says nothing of how much of it was right
                 if (given == null || !java.security.MessageDigest.isEqual(apiKey, given.getBytes(StandardCharsets.UTF_8))) {
                     exchange.getResponseHeaders().set("WWW-Authenticate", "Bearer");
@@ -275,6 +277,14 @@ public final class Server implements AutoCloseable {
                     allow(exchange, "POST");
                     summary = complete(exchange, Endpoint.RESPONSES);
                 }
+                case "/v1/messages" -> {
+                    allow(exchange, "POST");
+                    summary = complete(exchange, Endpoint.MESSAGES);
+                }
+                case "/v1/messages/count_tokens" -> {
+                    allow(exchange, "POST");
+                    summary = complete(exchange, Endpoint.COUNT_TOKENS);
+                }
                 case "/completion", "/completions" -> {
                     allow(exchange, "POST");
                     summary = complete(exchange, Endpoint.LLAMA_COMPLETION);
@@ -290,7 +300,7 @@ public final class Server implements AutoCloseable {
                 default -> {
                     if (!path.startsWith("/slots/")) {
                         throw new HttpError(404, "not_found_error", "no endpoint " + path + "; there are POST /v1/completions, POST /v1/chat/completions,"
-                                + " POST /v1/responses, POST /v1/embeddings, GET /v1/models, POST /completion, POST /infill, POST /embedding, POST /apply-template, POST /tokenize, POST /detokenize, GET /props,"
+                                + " POST /v1/responses, POST /v1/messages, POST /v1/messages/count_tokens, POST /v1/embeddings, GET /v1/models, POST /completion, POST /infill, POST /embedding, POST /apply-template, POST /tokenize, POST /detokenize, GET /props,"
                                 + " GET /slots, POST /slots/ID?action=save|restore|erase,"
                                 + " GET /metrics and GET /health");
                     }
@@ -622,13 +632,16 @@ public final class Server implements AutoCloseable {
      * A completion: the request checked here, then its choices' generations queued for the engine, whose thread hands
      * what they make to this one, which writes it. Returns the log line's summary.
      */
-    /** The endpoints a generation answers: OpenAI's completions, chats and responses, llama.cpp's completion and infill. */
+    /**
+     * The endpoints a generation answers: OpenAI's completions, chats and responses, Anthropic's messages, llama.cpp's
+     * completion and infill.
+     */
     private enum Endpoint {
-        COMPLETIONS, CHAT, RESPONSES, LLAMA_COMPLETION, INFILL;
+        COMPLETIONS, CHAT, RESPONSES, MESSAGES, COUNT_TOKENS, LLAMA_COMPLETION, INFILL;
 
-        /** Whether the request is a chat (a Responses API request is made one). */
+        /** Whether the request is a chat (a Responses or Messages API request is made one). */
         boolean chat() {
-            return this == CHAT || this == RESPONSES;
+            return this == CHAT || this == RESPONSES || this == MESSAGES || this == COUNT_TOKENS;
         }
 
         /** Whether the request and its response are llama.cpp's own shapes. */
@@ -642,13 +655,16 @@ public final class Server implements AutoCloseable {
         CompletionRequest request;
         ChatTemplate framing;
         boolean split;
-        ResponsesApi api = null;
+        ChatShape api = null;
         String id = (chat ? "chatcmpl-" : "cmpl-") + Long.toHexString(created) + "-" + requests.incrementAndGet();
         try {
             JsonNode body = body(exchange);
             if (endpoint == Endpoint.RESPONSES) {
                 api = new ResponsesApi(id.substring("chatcmpl-".length()), modelName, body);
                 body = ResponsesApi.chatRequest(body);
+            } else if (endpoint == Endpoint.MESSAGES || endpoint == Endpoint.COUNT_TOKENS) {
+                api = new AnthropicApi(id.substring("chatcmpl-".length()), modelName);
+                body = AnthropicApi.chatRequest(body);
             }
             if (llama) checkLlamaCompletion(body);
             if (endpoint == Endpoint.INFILL) infillPrompt(body);
@@ -685,6 +701,10 @@ public final class Server implements AutoCloseable {
         } else {
             tokens = Job.tokens(ckpt, request, chat, chatFormat);
         }
+        if (endpoint == Endpoint.COUNT_TOKENS) { // Anthropic's count_tokens: the prompt's size, nothing generated
+            send(exchange, 200, JSON.createObjectNode().put("input_tokens", tokens.length));
+            return tokens.length + " tokens counted";
+        }
         checkVocabulary(ckpt, request.bias().tokens(), "logit_bias: ");
         for (int i = 0; i < request.n(); i++) jobs.add(new Job(ckpt, request, tokens, new Responses(id, chat, modelName, i, llama), outbox, split, opensThinking));
         int max = maxRequests;
@@ -705,11 +725,11 @@ public final class Server implements AutoCloseable {
     }
 
     /**
-     * The rest of {@link #complete}: what the engine's thread hands over for {@code jobs}, written to the client (as the
-     * Responses API's response and events where {@code api} is not null).
+     * The rest of {@link #complete}: what the engine's thread hands over for {@code jobs}, written to the client (in
+     * {@code api}'s shape where it is not null).
      */
     private String completion(HttpExchange exchange, CompletionRequest request, boolean chat, String id, List<Job> jobs, LinkedBlockingQueue<Object> outbox,
-                              ResponsesApi api) throws IOException {
+                              ChatShape api) throws IOException {
         // what the engine's thread hands over, written here: a stream's start and events, then the choices' ends
         Events events = null;
         Job.Completion[] done = new Job.Completion[jobs.size()];
@@ -727,7 +747,7 @@ public final class Server implements AutoCloseable {
                     }
                 } else if (item == Job.STREAM) {
                     events = new Events(exchange);
-                    if (api != null) events.send(api.start());
+                    if (api != null) events.send(api.start(jobs.getFirst().promptLength()));
                 } else if (item instanceof JsonNode event) {
                     if (!gone) {
                         try {
@@ -862,8 +882,8 @@ public final class Server implements AutoCloseable {
         }
 
         /** Named events ({@code event: TYPE}), as the Responses API's stream sends them. */
-        void send(List<ResponsesApi.Event> named) throws IOException {
-            for (ResponsesApi.Event e : named) write("event: " + e.type() + "\ndata: " + JSON.writeValueAsString(e.data()) + "\n\n");
+        void send(List<ChatShape.Event> named) throws IOException {
+            for (ChatShape.Event e : named) write("event: " + e.type() + "\ndata: " + JSON.writeValueAsString(e.data()) + "\n\n");
         }
 
         /** An error after the stream began (its status was sent), as OpenAI's and llama.cpp's streams carry one. */

@@ -846,6 +846,68 @@ class ServerTest {
         }
     }
 
+    /**
+     * Anthropic's Messages API: a request's system and messages the chat's (the text is the chat completion's), its
+     * stream's events (message_start ... content_block_delta ... message_stop) making the same text, a tool_use block
+     * for a required call taken back with its tool_result, x-api-key as the key, count_tokens the prompt's size.
+     */
+    @Test
+    void anthropicsMessagesApiIsAChatInItsShapes() throws Exception {
+        ObjectNode chat = JSON.createObjectNode().put("max_tokens", 12).put("temperature", 0);
+        chat.putArray("messages").add(JSON.createObjectNode().put("role", "system").put("content", "Be kind."))
+                .add(JSON.createObjectNode().put("role", "user").put("content", "Tell me a story"));
+        JsonNode completion = post(llama2, "/v1/chat/completions", chat);
+        String text = completion.at("/choices/0/message/content").asText();
+        ObjectNode request = JSON.createObjectNode().put("model", "any").put("max_tokens", 12).put("system", "Be kind.").put("temperature", 0);
+        request.putArray("messages").addObject().put("role", "user").putArray("content").addObject().put("type", "text").put("text", "Tell me a story");
+        JsonNode m = post(llama2, "/v1/messages", request.deepCopy());
+        assertEquals("message", m.path("type").asText());
+        assertEquals("max_tokens", m.path("stop_reason").asText());
+        assertEquals(text, m.at("/content/0/text").asText());
+        assertEquals(completion.at("/usage/prompt_tokens").asInt(), m.at("/usage/input_tokens").asInt());
+        assertEquals(completion.at("/usage/prompt_tokens").asInt(), post(llama2, "/v1/messages/count_tokens", request.deepCopy()).path("input_tokens").asInt());
+
+        List<String> types = new ArrayList<>();
+        StringBuilder streamed = new StringBuilder();
+        Reply stream = request(llama2, "POST", "/v1/messages", request.deepCopy().put("stream", true).toString());
+        for (String block : stream.body().split("\n\n")) {
+            String[] lines = block.split("\n");
+            JsonNode event = JSON.readTree(lines[1].substring(6));
+            assertEquals(lines[0].substring(7), event.path("type").asText());
+            types.add(event.path("type").asText());
+            if (event.at("/delta/type").asText().equals("text_delta")) streamed.append(event.at("/delta/text").asText());
+        }
+        assertEquals(text, streamed.toString());
+        assertEquals(List.of("message_start", "content_block_start"), types.subList(0, 2));
+        assertEquals(List.of("content_block_stop", "message_delta", "message_stop"), types.subList(types.size() - 3, types.size()));
+
+        try (Server server = new Server(stories, Engine.batched(stories, 1, 1024, KvCache.Type.F32), ChatFormat.LLAMA2,
+                new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), "secret", new PrintStream(OutputStream.nullOutputStream()))) {
+            ObjectNode tools = (ObjectNode) JSON.readTree("""
+                    {"tools": [{"name": "get_weather", "description": "The weather",
+                      "input_schema": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}}, "required": ["city"]}}],
+                     "messages": [{"role": "user", "content": "What is the weather in Paris?"}], "tool_choice": {"type": "any"}, "max_tokens": 200, "temperature": 0}""");
+            HttpRequest.Builder b = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + "/v1/messages")).header("x-api-key", "secret")
+                    .POST(HttpRequest.BodyPublishers.ofString(tools.toString()));
+            JsonNode reply = JSON.readTree(CLIENT.send(b.build(), HttpResponse.BodyHandlers.ofString()).body());
+            assertEquals("tool_use", reply.path("stop_reason").asText(), reply.toString());
+            JsonNode use = reply.at("/content/0");
+            assertEquals("get_weather", use.path("name").asText());
+            assertTrue(use.at("/input/city").isTextual(), use.toString());
+            ArrayNode messages = (ArrayNode) tools.get("messages");
+            messages.addObject().put("role", "assistant").putArray("content").add(use);
+            messages.addObject().put("role", "user").putArray("content").addObject().put("type", "tool_result").put("tool_use_id", use.path("id").asText()).put("content", "sunny");
+            tools.remove("tool_choice");
+            tools.put("max_tokens", 6);
+            b = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + "/v1/messages")).header("x-api-key", "secret")
+                    .POST(HttpRequest.BodyPublishers.ofString(tools.toString()));
+            assertEquals(200, CLIENT.send(b.build(), HttpResponse.BodyHandlers.ofString()).statusCode());
+        }
+        Reply refused = request(llama2, "POST", "/v1/messages", "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image\"}]}]}");
+        assertEquals(400, refused.status());
+        assertTrue(refused.json().at("/error/message").asText().contains("content blocks of type \"image\" are not supported"), refused.body());
+    }
+
     private static List<String> iterable(java.util.Iterator<String> it) {
         List<String> list = new ArrayList<>();
         it.forEachRemaining(list::add);
