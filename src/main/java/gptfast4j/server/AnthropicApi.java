@@ -15,9 +15,8 @@ import java.util.List;
  * response made a message of content blocks (thinking, text, tool_use) with its {@code stop_reason}, and its stream's
  * chunks the API's events, {@code message_start} to {@code message_stop}.
  */
-final class AnthropicApi implements ChatShape {
+final class AnthropicApi extends ChatShape {
     private final String id, model;
-    private final List<Event> pending = new ArrayList<>();
     /** Content blocks begun so far in a stream; the one open (thinking or text), its type, null between blocks. */
     private int blocks;
     private String open;
@@ -151,7 +150,7 @@ final class AnthropicApi implements ChatShape {
     }
 
     @Override
-    public ObjectNode whole(JsonNode chatResponse, JsonNode usage) {
+    ObjectNode whole(JsonNode chatResponse, JsonNode usage) {
         JsonNode choice = chatResponse.path("choices").get(0), reply = choice.path("message");
         ArrayNode content = Server.JSON.createArrayNode();
         if (reply.path("reasoning_content").isTextual()) content.addObject().put("type", "thinking").put("thinking", reply.get("reasoning_content").asText()).put("signature", "");
@@ -160,27 +159,17 @@ final class AnthropicApi implements ChatShape {
         return message(content, stopReason(choice.path("finish_reason").asText()), usage.path("prompt_tokens").asInt(), usage.path("completion_tokens").asInt());
     }
 
-    private void emit(String type, ObjectNode data) {
-        ObjectNode event = Server.JSON.createObjectNode().put("type", type);
-        event.setAll(data);
-        pending.add(new Event(type, event));
-    }
 
-    private List<Event> take() {
-        List<Event> events = new ArrayList<>(pending);
-        pending.clear();
-        return events;
-    }
 
     @Override
-    public List<Event> start(int promptTokens) {
+    List<Event> start(int promptTokens) {
         this.promptTokens = promptTokens;
         emit("message_start", Server.JSON.createObjectNode().set("message", message(Server.JSON.createArrayNode(), null, promptTokens, 0)));
         return take();
     }
 
     @Override
-    public List<Event> chunk(JsonNode chatChunk) {
+    List<Event> chunk(JsonNode chatChunk) {
         JsonNode choice = chatChunk.path("choices").path(0), delta = choice.path("delta");
         if (choice.path("finish_reason").isTextual()) finish = choice.get("finish_reason").asText();
         if (delta.path("reasoning_content").isTextual()) piece("thinking", delta.get("reasoning_content").asText());
@@ -218,7 +207,7 @@ final class AnthropicApi implements ChatShape {
     }
 
     @Override
-    public List<Event> finish(JsonNode usage) {
+    List<Event> finish(JsonNode usage) {
         close();
         ObjectNode delta = Server.JSON.createObjectNode().put("stop_reason", stopReason(finish));
         delta.putNull("stop_sequence");

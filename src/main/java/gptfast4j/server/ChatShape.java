@@ -3,6 +3,7 @@ package gptfast4j.server;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -10,19 +11,40 @@ import java.util.List;
  * completion request before the chat runs, and the chat's response, or its stream's chunks, made that API's response
  * or its named events after.
  */
-interface ChatShape {
+abstract class ChatShape {
     /** A stream's event: its name ({@code event:} line) and data. */
     record Event(String type, ObjectNode data) {}
 
+    private final List<Event> pending = new ArrayList<>();
+
     /** A stream's first events, before its first chunk; {@code promptTokens} the prompt's size. */
-    List<Event> start(int promptTokens);
+    abstract List<Event> start(int promptTokens);
 
     /** The events of a chat stream's chunk. */
-    List<Event> chunk(JsonNode chatChunk);
+    abstract List<Event> chunk(JsonNode chatChunk);
 
     /** A stream's last events, after its last chunk, with the chat's {@code usage}. */
-    List<Event> finish(JsonNode usage);
+    abstract List<Event> finish(JsonNode usage);
 
     /** A whole (not streamed) chat response in this shape, with {@code usage}. */
-    ObjectNode whole(JsonNode chatResponse, JsonNode usage);
+    abstract ObjectNode whole(JsonNode chatResponse, JsonNode usage);
+
+    /** Queues an event named {@code type}: {@code {"type": type, ...}} with {@link #stamp}'s fields, then {@code fields}. */
+    final void emit(String type, ObjectNode fields) {
+        ObjectNode event = Server.JSON.createObjectNode().put("type", type);
+        stamp(event);
+        event.setAll(fields);
+        pending.add(new Event(type, event));
+    }
+
+    /** Fields every event of this shape carries after its type (none by default). */
+    void stamp(ObjectNode event) {
+    }
+
+    /** The events queued since the last call. */
+    final List<Event> take() {
+        List<Event> events = new ArrayList<>(pending);
+        pending.clear();
+        return events;
+    }
 }

@@ -15,11 +15,10 @@ import java.util.List;
  * {@code response.completed}. The server keeps no responses: {@code previous_response_id} is refused, and a
  * conversation goes on by sending its items again.
  */
-final class ResponsesApi implements ChatShape {
+final class ResponsesApi extends ChatShape {
     private final String id, model;
     private final JsonNode request;
     private final long created = System.currentTimeMillis() / 1000;
-    private final List<Event> pending = new ArrayList<>();
     private final ArrayNode output = Server.JSON.createArrayNode();
     private int sequence;
     /** The output item being streamed (a message or a reasoning item), null between items. */
@@ -175,7 +174,7 @@ final class ResponsesApi implements ChatShape {
     }
 
     @Override
-    public ObjectNode whole(JsonNode chatResponse, JsonNode usage) {
+    ObjectNode whole(JsonNode chatResponse, JsonNode usage) {
         JsonNode choice = chatResponse.path("choices").get(0), message = choice.path("message");
         if (message.path("reasoning_content").isTextual()) output.add(reasoningItem(message.get("reasoning_content").asText(), "completed"));
         boolean cut = choice.path("finish_reason").asText().equals("length");
@@ -211,20 +210,16 @@ final class ResponsesApi implements ChatShape {
                 .put("call_id", call.path("id").asText()).put("name", call.at("/function/name").asText()).put("arguments", call.at("/function/arguments").asText());
     }
 
-    private void emit(String type, ObjectNode data) {
-        ObjectNode event = Server.JSON.createObjectNode().put("type", type).put("sequence_number", sequence++);
-        event.setAll(data);
-        pending.add(new Event(type, event));
-    }
 
-    private List<Event> take() {
-        List<Event> events = new ArrayList<>(pending);
-        pending.clear();
-        return events;
+
+    /** Each event's place in the stream, as the Responses API numbers them. */
+    @Override
+    void stamp(ObjectNode event) {
+        event.put("sequence_number", sequence++);
     }
 
     @Override
-    public List<Event> start(int promptTokens) {
+    List<Event> start(int promptTokens) {
         emit("response.created", Server.JSON.createObjectNode().set("response", response("in_progress", null, null)));
         emit("response.in_progress", Server.JSON.createObjectNode().set("response", response("in_progress", null, null)));
         return take();
@@ -235,7 +230,7 @@ final class ResponsesApi implements ChatShape {
 
     /** The chunk's reasoning, text and calls as output items and their deltas. */
     @Override
-    public List<Event> chunk(JsonNode chatChunk) {
+    List<Event> chunk(JsonNode chatChunk) {
         JsonNode choice = chatChunk.path("choices").path(0), delta = choice.path("delta");
         if (choice.path("finish_reason").isTextual()) finish = choice.get("finish_reason").asText();
         if (delta.path("reasoning_content").isTextual()) piece("reasoning", delta.get("reasoning_content").asText());
@@ -293,7 +288,7 @@ final class ResponsesApi implements ChatShape {
     }
 
     @Override
-    public List<Event> finish(JsonNode usage) {
+    List<Event> finish(JsonNode usage) {
         close();
         boolean cut = "length".equals(finish);
         emit(cut ? "response.incomplete" : "response.completed",
