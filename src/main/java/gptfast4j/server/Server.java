@@ -925,10 +925,19 @@ public final class Server implements AutoCloseable {
         exchange.getResponseBody().write(bytes);
     }
 
-    /** An error response, where its status can still be sent (not after a stream's began). */
+    /**
+     * An error response, where its status can still be sent (not after a stream's began); in Anthropic's shape
+     * ({@code {"type": "error", "error": {"type", "message"}}}) on its Messages API's paths, as its clients read them.
+     */
     private static void sendError(HttpExchange exchange, HttpError e) {
         if (exchange.getResponseCode() != -1) return;
         try {
+            if (exchange.getRequestURI().getPath().startsWith("/v1/messages")) {
+                ObjectNode body = JSON.createObjectNode().put("type", "error");
+                body.putObject("error").put("type", e.type).put("message", e.getMessage());
+                send(exchange, e.status, body);
+                return;
+            }
             send(exchange, e.status, errorBody(e));
         } catch (IOException ignored) {
             // the client went away: nobody to tell

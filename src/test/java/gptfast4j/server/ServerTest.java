@@ -906,6 +906,8 @@ class ServerTest {
         Reply refused = request(llama2, "POST", "/v1/messages", "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image\"}]}]}");
         assertEquals(400, refused.status());
         assertTrue(refused.json().at("/error/message").asText().contains("content blocks of type \"image\" are not supported"), refused.body());
+        assertEquals("error", refused.json().path("type").asText(), "Anthropic's error shape");
+        assertEquals("invalid_request_error", refused.json().at("/error/type").asText());
     }
 
     private static List<String> iterable(java.util.Iterator<String> it) {
