@@ -8,11 +8,17 @@ import picocli.CommandLine.Option;
 import java.io.IOException;
 import java.nio.file.Path;
 
-/** {@code --jinja} and {@code --chat-template-file}: chats framed by a Jinja chat template, as llama.cpp's flags. */
+/**
+ * {@code --jinja}, {@code --no-jinja}, {@code --chat-template-file} and {@code --chat-template}: chats framed by a Jinja
+ * chat template, by default the model's own, as llama.cpp's flags have it.
+ */
 final class ChatTemplateOptions {
-    @Option(names = "--jinja", description = "Frame chats with the model's own chat template (Jinja: the file's, or --chat-template-file's), rendered as Hugging Face and llama.cpp's --jinja "
-            + "render it, instead of the fixed chat formats (--chat-format); without it, a template that is none of those formats is rendered so.")
+    @Option(names = "--jinja", description = "Frame chats with the model's own chat template (Jinja), rendered as Hugging Face and llama.cpp render it (the default where the file has one; "
+            + "with --chat-format, the template still frames them).")
     boolean jinja;
+
+    @Option(names = "--no-jinja", description = "Frame chats in the fixed chat format the file's template is recognized as (llama2, llama3, chatml, ...; llama.cpp's legacy formats) instead of rendering it.")
+    boolean noJinja;
 
     @Option(names = "--chat-template-file", paramLabel = "FILE", description = "A Jinja chat template to frame chats with instead of the model file's (implies --jinja).")
     Path file;
@@ -60,25 +66,32 @@ final class ChatTemplateOptions {
 
     /** Whether one of the options was given. */
     boolean asked() {
-        return jinja || file != null || inline != null;
+        return jinja || noJinja || file != null || inline != null;
     }
 
     /**
-     * The template to frame chats with: {@code fromFile} (--chat-template-file's), else with --jinja the model's; and
-     * without either, the model's where it is none of the fixed chat formats and {@code formatNamed} is false (no
-     * --chat-format): a model's template is how it chats, as llama.cpp renders every template. Null for none.
+     * The template to frame chats with: {@code fromFile} (--chat-template-file's or --chat-template's), else the
+     * model's own (a model's template is how it chats, and llama.cpp renders it by default), but not with --no-jinja
+     * or where {@code formatNamed} (--chat-format) without --jinja. A model template that does not parse falls back
+     * to the fixed format it is recognized as, with a note (an error with --jinja). Null for none.
      */
     ChatTemplate template(ChatTemplate fromFile, Checkpoint ckpt, boolean formatNamed) {
-        if (fromFile != null) return fromFile;
-        if (jinja) {
-            if (ckpt.chatTemplate() == null) throw new IllegalArgumentException("--jinja needs a chat template, and " + ckpt.path().getFileName() + " has none: give one with --chat-template-file");
-            return new ChatTemplate(ckpt.chatTemplate());
+        if (jinja && noJinja) throw new IllegalArgumentException("give --jinja or --no-jinja, not both");
+        if (fromFile != null) {
+            if (noJinja) throw new IllegalArgumentException("--no-jinja cannot be used with a template to render (--chat-template-file, --chat-template)");
+            return fromFile;
         }
-        if (formatNamed || ckpt.chatFormat() != ChatFormat.PLAIN || ckpt.chatTemplate() == null || ckpt.chatTemplate().isBlank()) return null;
+        if (noJinja || formatNamed && !jinja) return null;
+        if (ckpt.chatTemplate() == null || ckpt.chatTemplate().isBlank()) {
+            if (jinja) throw new IllegalArgumentException("--jinja needs a chat template, and " + ckpt.path().getFileName() + " has none: give one with --chat-template-file");
+            return null;
+        }
         try {
             return new ChatTemplate(ckpt.chatTemplate());
         } catch (IllegalArgumentException e) {
-            System.err.println("note: the model's chat template is none of the fixed chat formats and cannot be rendered (" + e.getMessage() + "); --chat-format names a format");
+            if (jinja) throw e;
+            System.err.println("note: the model's chat template cannot be rendered (" + e.getMessage() + "); chats use the chat format "
+                    + ckpt.chatFormat().option() + (ckpt.chatFormat() == ChatFormat.PLAIN ? " (--chat-format names one)" : ""));
             return null;
         }
     }

@@ -210,7 +210,10 @@ final class GenerateCommand implements Callable<Integer> {
         if (system != null && !framed) throw new IllegalArgumentException("--system is for --chat or --interactive (without them the prompt is given as it is, in no chat format)");
         if (chatFormat != null && !framed) throw new IllegalArgumentException("--chat-format is for --chat or --interactive (without them the prompt is given as it is, in no chat format)");
         ChatFormat formatOverride = templateOptions.format(chatFormat);
-        if (templateOptions.asked() && !framed) throw new IllegalArgumentException((templateOptions.jinja ? "--jinja" : templateOptions.file != null ? "--chat-template-file" : "--chat-template") + " is for --chat or --interactive (without them the prompt is given as it is, in no chat format)");
+        if (templateOptions.asked() && !framed) {
+            throw new IllegalArgumentException((templateOptions.jinja ? "--jinja" : templateOptions.noJinja ? "--no-jinja" : templateOptions.file != null ? "--chat-template-file" : "--chat-template")
+                    + " is for --chat or --interactive (without them the prompt is given as it is, in no chat format)");
+        }
         ChatTemplate templateFile = templateOptions.fromFile();
         if (contextShift && interactive) throw new IllegalArgumentException("--context-shift is for a generation without --interactive (the chat shifts its context when it fills)");
         if (keep != 0 && !contextShift && !interactive) throw new IllegalArgumentException("--keep is for --context-shift or --interactive");
@@ -627,6 +630,9 @@ final class GenerateCommand implements Callable<Integer> {
         Llama model = ckpt.model();
         Tokenizer tokenizer = ckpt.tokenizer();
         TemplateChat conversation = template != null ? new TemplateChat(template, ckpt, system) : null;
+        if (conversation != null && keep != 0) {
+            throw new IllegalArgumentException("--keep is for the fixed chat formats' context shift (--no-jinja); a chat template's chat keeps its system prompt and drops the oldest exchanges");
+        }
         if (conversation == null) format.checkTokenizer(tokenizer);
         if (system != null && conversation == null) {
             if (format == ChatFormat.PLAIN) throw new IllegalArgumentException("--system needs a chat format, and this model has none (no chat template; --chat-format names one)");

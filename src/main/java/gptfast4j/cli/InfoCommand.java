@@ -49,8 +49,8 @@ final class InfoCommand implements Callable<Integer> {
         System.out.printf("tokenizer:       %s, %d tokens, BOS %d%s, EOS %s, chat format %s%n",
                 ckpt.tokenizer().kind().name().toLowerCase().replace('_', '-'), ckpt.tokenizer().vocabSize(), ckpt.bos(),
                 ckpt.addBos() ? " (added)" : "", java.util.Arrays.toString(ckpt.eos()),
-                ckpt.chatFormat() == gptfast4j.model.ChatFormat.PLAIN && ckpt.chatTemplate() != null && !ckpt.chatTemplate().isBlank()
-                        ? "jinja (its chat template is none of the fixed formats)" : ckpt.chatFormat().option());
+                ckpt.chatTemplate() == null || ckpt.chatTemplate().isBlank() ? ckpt.chatFormat().option()
+                        : "jinja (its chat template; " + (ckpt.chatFormat() == gptfast4j.model.ChatFormat.PLAIN ? "none of the fixed formats" : ckpt.chatFormat().option() + " with --no-jinja") + ")");
         Map<GGMLType, long[]> byType = new TreeMap<>();
         long total = 0;
         for (TensorData t : ckpt.tensors().values()) {

@@ -757,32 +757,37 @@ class ErrorsTest {
 
     /**
      * A system prompt in the model's chat format: stories260K given Llama-2-chat's template (abridged) chats in that
-     * format; one too long for the context is refused before the chat, and a model with no chat format, or a
-     * generation that is no chat, refuses {@code --system}.
+     * format (--no-jinja: the template, a fragment, is recognized, not rendered; rendered, it is refused for the
+     * variable it lacks); one too long for the context is refused before the chat, and a model with no chat format,
+     * or a generation that is no chat, refuses {@code --system}.
      */
     @Test
     void aSystemPromptInTheChatFormat(@TempDir Path dir) {
         Path chatModel = withChatTemplate(dir.resolve("stories-llama2-chat.gguf"),
                 "{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{{ bos_token + '[INST] ' + content + ' [/INST]' }}");
-        Outcome o = runWithInput("Once upon a time\nThe dog\n\n", "generate", "--checkpoint", chatModel.toString(), "--interactive",
+        Outcome o = runWithInput("Once upon a time\nThe dog\n\n", "generate", "--checkpoint", chatModel.toString(), "--interactive", "--no-jinja",
                 "--system", "Tell a story.", "--temperature", "0", "--max-new-tokens", "8");
         assertEquals(0, o.exit, o.err);
         assertTrue(o.err.contains("Chat format: llama2"), o.err);
         assertEquals(2, o.out.strip().split("\n").length, o.out);
-        assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", chatModel.toString(), "--interactive", "--context-length", "32",
+        assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", chatModel.toString(), "--interactive", "--system", "Tell a story."),
+                "the chat template: line 1: 'system_message' is undefined");
+        assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", chatModel.toString(), "--interactive", "--no-jinja", "--context-length", "32",
                 "--system", "word ".repeat(40)), "the system prompt takes");
         assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", STORIES.toString(), "--interactive", "--system", "Be brief."),
                 "--system needs a chat format, and this model has none");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--system", "Be brief."), "--system is for --chat or --interactive");
     }
 
-    /** A chat template whose special tokens the vocabulary lacks is named before the chat, not at its first message. */
+    /** A chat format whose special tokens the vocabulary lacks is named before the chat (--no-jinja), not at its first message. */
     @Test
     void aChatTemplateOfAnotherVocabulary(@TempDir Path dir) {
         Path llama3Template = withChatTemplate(dir.resolve("stories-llama3-template.gguf"),
                 "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] + '<|eot_id|>' }}");
-        assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", llama3Template.toString(), "--interactive"),
+        assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", llama3Template.toString(), "--interactive", "--no-jinja"),
                 "the llama3 chat format needs the token <|start_header_id|>, which this tokenizer has not");
+        assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", llama3Template.toString(), "--interactive", "--jinja", "--no-jinja"),
+                "give --jinja or --no-jinja, not both");
     }
 
     /** {@code --chat-format} frames a chat for a file without a (recognized) template; names are checked. */
@@ -873,11 +878,12 @@ class ErrorsTest {
     }
 
     /**
-     * A file whose chat template is none of the fixed formats (Phi-3.5's: its turns end with {@code <|end|>}, not
-     * Zephyr's EOS) chats through its template without a flag, as with --jinja; --chat-format still names a format.
+     * A file's chat template frames its chats without a flag, as with --jinja: one of no fixed format (Phi-3.5's: its
+     * turns end with {@code <|end|>}, not Zephyr's EOS), and one of a fixed format (Nemo's), which --no-jinja frames in
+     * that format instead; --chat-format still names a format.
      */
     @Test
-    void aTemplateOfNoFixedFormatIsRendered(@TempDir Path dir) throws IOException {
+    void aModelsTemplateIsRenderedByDefault(@TempDir Path dir) throws IOException {
         Path phi = withChatTemplate(dir.resolve("stories-phi3.gguf"), Files.readString(Path.of("src/test/resources/chat-templates/microsoft-Phi-3.5-mini-instruct.jinja")));
         String[] chat = {"generate", "--checkpoint", phi.toString(), "--interactive", "--temperature", "0", "--max-new-tokens", "10"};
         Outcome auto = runWithInput("Once upon a time\nThe dog\n\n", chat);
@@ -890,7 +896,19 @@ class ErrorsTest {
         named[chat.length] = "--chat-format";
         named[chat.length + 1] = "llama2";
         assertTrue(runWithInput("Hi\n\n", named).err.contains("Chat format: llama2"));
-        assertTrue(run("info", "--checkpoint", phi.toString()).out.contains("chat format jinja (its chat template is none of the fixed formats)"));
+        assertTrue(run("info", "--checkpoint", phi.toString()).out.contains("chat format jinja (its chat template; none of the fixed formats)"));
+
+        // a template of a fixed format (Nemo's) is rendered too, as llama.cpp renders it; --no-jinja takes the format
+        Path nemo = withChatTemplate(dir.resolve("stories-nemo.gguf"), Files.readString(Path.of("src/test/resources/chat-templates/mistralai-Mistral-Nemo-Instruct-2407.jinja")));
+        String[] nemoChat = {"generate", "--checkpoint", nemo.toString(), "--interactive", "--system", "Tell a story.", "--temperature", "0", "--max-new-tokens", "10"};
+        Outcome rendered = runWithInput("Once upon a time\n\n", nemoChat);
+        assertTrue(rendered.err.contains("Chat format: jinja (the model's chat template)"), rendered.err);
+        String[] fixed = java.util.Arrays.copyOf(nemoChat, nemoChat.length + 1);
+        fixed[nemoChat.length] = "--no-jinja";
+        Outcome framed = runWithInput("Once upon a time\n\n", fixed);
+        assertTrue(framed.err.contains("Chat format: mistral-v3-tekken"), framed.err);
+        assertEquals(rendered.out, framed.out, "one message: the format frames it as the template writes it");
+        assertTrue(run("info", "--checkpoint", nemo.toString()).out.contains("chat format jinja (its chat template; mistral-v3-tekken with --no-jinja)"));
     }
 
     /** stories260K.gguf with {@code tokenizer.chat_template} set, at {@code out}. */
