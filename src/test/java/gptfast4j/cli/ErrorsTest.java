@@ -866,6 +866,11 @@ class ErrorsTest {
                 "--interactive", "--chat-template-file", nemo, "--temperature", "0", "--max-new-tokens", "20", "--context-length", "64");
         assertEquals(0, small.exit, small.err);
         assertEquals(6, small.out.strip().split("\n").length, small.out);
+        // speculating, the same replies (the drafter follows the conversation as the cache is re-run where it changes)
+        Outcome speculating = runWithInput("Once upon a time\nThe dog was\nLily said\nTom ran\nThe end\nBig red ball\n\n", "generate", "--checkpoint", STORIES.toString(),
+                "--interactive", "--chat-template-file", nemo, "--temperature", "0", "--max-new-tokens", "20", "--context-length", "64",
+                "--draft-checkpoint", STORIES.toString(), "--draft-quantize", "int4", "--speculate-k", "3");
+        assertEquals(small.out, speculating.out, speculating.err);
 
         Path refusing = dir.resolve("refusing.jinja");
         Files.writeString(refusing, "{% if messages[0].role == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
