@@ -11,7 +11,7 @@ import java.util.Map;
 
 /**
  * A model's own chat template (Jinja, from the GGUF's {@code tokenizer.chat_template} or Hugging Face's
- * {@code tokenizer_config.json} / {@code chat_template.jinja}), rendered as llama.cpp's {@code --jinja} renders it:
+ * {@code tokenizer_config.json} / {@code chat_template.jinja}), rendered as llama.cpp renders it (its {@code --jinja}, the default):
  * the conversation, the tools, {@code bos_token}, {@code eos_token}, {@code add_generation_prompt} and
  * {@code enable_thinking} (true unless the caller's variables say otherwise), then the caller's variables; the text
  * tokenized with special tokens' texts as those tokens, its leading BOS text dropped where the tokenizer adds BOS.

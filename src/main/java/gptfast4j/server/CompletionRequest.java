@@ -30,8 +30,8 @@ import java.util.Map;
  * @param grammar   the grammar the reply must match (a chat with tools: {@link Tools#grammar}); null for none
  * @param ignoreEos the model's end-of-text tokens never drawn (llama.cpp's {@code ignore_eos})
  * @param tools     a chat's tools; null for none (or {@code tool_choice} none)
- * @param templateInput a chat for the model's own chat template ({@code serve --jinja}), where {@code messages} is
- *                  empty and {@code system} null; null where the chat is framed by a fixed chat format
+ * @param templateInput a chat for a chat template (the model's own, by default), where {@code messages} is empty and
+ *                  {@code system} null; null where the chat is framed by a fixed chat format
  */
 record CompletionRequest(String prompt, int[] promptIds, String system, List<String> messages, int maxTokens, int n, int logprobs, float temperature, int topK,
                          float topP, float minP, Sampler.Penalties penalties, Sampler.LogitBias bias, Long seed,

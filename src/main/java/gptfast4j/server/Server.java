@@ -394,7 +394,7 @@ public final class Server implements AutoCloseable {
     }
 
     /**
-     * The template a chat request is framed by: the server's (--jinja), else, where the request gives
+     * The template a chat request is framed by: the server's (by default the model's own), else, where the request gives
      * {@code chat_template_kwargs} (variables only a template reads, such as Qwen3's {@code enable_thinking}), the
      * model's own; null where the chat format frames it.
      */
@@ -437,7 +437,8 @@ public final class Server implements AutoCloseable {
         try {
             framing = templateFor(body);
             if (framing == null) {
-                throw HttpError.invalid("this server frames chats in the fixed chat format " + chatFormat.option() + ", not by a template it could show: start it with --jinja");
+                throw HttpError.invalid("this server frames chats in the fixed chat format " + chatFormat.option() + ", not by a template it could show"
+                        + (ckpt.chatTemplate() != null ? " (started with --no-jinja or --chat-format)" : " (the model has none)"));
             }
             request = CompletionRequest.parse(body, true, Tools.Syntax.of(framing.source()), true);
         } catch (CompletionRequest.Invalid | IllegalArgumentException e) {
@@ -629,10 +630,6 @@ public final class Server implements AutoCloseable {
     }
 
     /**
-     * A completion: the request checked here, then its choices' generations queued for the engine, whose thread hands
-     * what they make to this one, which writes it. Returns the log line's summary.
-     */
-    /**
      * The endpoints a generation answers: OpenAI's completions, chats and responses, Anthropic's messages, llama.cpp's
      * completion and infill.
      */
@@ -650,6 +647,11 @@ public final class Server implements AutoCloseable {
         }
     }
 
+    /**
+     * A completion: the request checked here (an {@code endpoint}'s shape made a completion's or a chat's), then its
+     * choices' generations queued for the engine, whose thread hands what they make to this one, which writes it.
+     * Returns the log line's summary.
+     */
     private String complete(HttpExchange exchange, Endpoint endpoint) throws IOException {
         boolean chat = endpoint.chat(), llama = endpoint.llama();
         CompletionRequest request;

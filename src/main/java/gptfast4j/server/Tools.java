@@ -48,12 +48,12 @@ record Tools(List<Function> functions, boolean required, boolean parallel, Synta
          */
         HERMES,
         /**
-         * Llama 3.1's, 3.2's and 3.3's (their templates, {@code serve --jinja}): a call is the whole reply, one JSON
+         * Llama 3.1's, 3.2's and 3.3's (under their chat templates): a call is the whole reply, one JSON
          * object {@code {"name": ..., "parameters": {...}}}, at times after {@code <|python_tag|>} ({@link #readLlama3}).
          */
         LLAMA3,
         /**
-         * Mistral's (its templates, {@code serve --jinja}): the reply's calls after {@code [TOOL_CALLS]}, a JSON list of
+         * Mistral's (under its chat templates): the reply's calls after {@code [TOOL_CALLS]}, a JSON list of
          * {@code {"name", "arguments", "id"}} (Nemo, 7B v0.3) or {@code name[ARGS]{...}} each, {@code [CALL_ID]id}
          * between in Small 3.2's ({@link #readMistral}); ids of 9 letters and digits, which its templates require.
          */
