@@ -301,10 +301,19 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             eos.add(jsonInt(eosIn, eosFile, "eos_token_id", 2));
         }
         END_OF_TURN.forEach(t -> tokenizer.special(t).ifPresent(eos::add)); // as for GGUF files (a Llama-3 base model's config names only <|end_of_text|>)
+        // transformers saves the template apart (chat_template.jinja), which wins, or in tokenizer_config.json: a text, or
+        // named templates of which "default" is the chat's (Hermes-2-Pro's and Command-R's list a "tool_use" one too)
         String template = null;
         Path tokConfig = dir.resolve("tokenizer_config.json"), templateFile = dir.resolve("chat_template.jinja");
-        if (Files.exists(tokConfig)) template = readJson(tokConfig).path("chat_template").textValue();
-        if (template == null && Files.isRegularFile(templateFile)) template = readText(templateFile); // transformers 4.43+ saves it apart
+        if (Files.isRegularFile(templateFile)) {
+            template = readText(templateFile);
+        } else if (Files.exists(tokConfig)) {
+            JsonNode node = readJson(tokConfig).path("chat_template");
+            if (node.isArray()) {
+                for (JsonNode named : node) if ("default".equals(named.path("name").asText())) node = named.path("template");
+            }
+            template = node.textValue();
+        }
         return new Checkpoint(dir, "huggingface", build(dir, config, tensors, memory), tokenizer, tensors, null,
                 jsonInt(cfg, cfgFile, "bos_token_id", 1), eos.stream().mapToInt(Integer::intValue).toArray(), true,
                 ChatFormat.detect(template), template);

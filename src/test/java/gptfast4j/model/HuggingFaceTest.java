@@ -291,6 +291,27 @@ class HuggingFaceTest {
                 java.util.Arrays.toString(eos));
     }
 
+    /**
+     * A model's chat template from tokenizer_config.json, a text or transformers' named templates (the "default"
+     * one), or from chat_template.jinja, which wins where both are.
+     */
+    @Test
+    void theChatTemplateIsTransformers(@TempDir Path dir) throws IOException {
+        writeHuggingFace(dir, false);
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode config = json.createObjectNode();
+        config.putArray("chat_template").add(json.createObjectNode().put("name", "tool_use").put("template", "{{ tools }}"))
+                .add(json.createObjectNode().put("name", "default").put("template", "{{ messages[0].content }}"));
+        json.writeValue(dir.resolve("tokenizer_config.json").toFile(), config);
+        Path tokenizer = Shared.MODELS.resolve("tok512.bin");
+        assertEquals("{{ messages[0].content }}", Checkpoint.load(dir, tokenizer).chatTemplate());
+        config.put("chat_template", "{{ bos_token }}");
+        json.writeValue(dir.resolve("tokenizer_config.json").toFile(), config);
+        assertEquals("{{ bos_token }}", Checkpoint.load(dir, tokenizer).chatTemplate());
+        Files.writeString(dir.resolve("chat_template.jinja"), "{{ eos_token }}");
+        assertEquals("{{ eos_token }}", Checkpoint.load(dir, tokenizer).chatTemplate());
+    }
+
     private static void compare(Checkpoint gguf, Checkpoint hf) {
         int[] ids = gguf.tokenizer().encode("Once upon a time, there was a little dog named Max who liked to run");
         int vocab = gguf.model().config.vocabSize();
