@@ -62,6 +62,21 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
     }
 
+    /**
+     * A named chat template of the file's besides its default, such as {@code tool_use} (Hermes-2-Pro's and
+     * Command-R's, for chats with tools): GGUF's {@code tokenizer.chat_template.NAME}, or the template of that name in
+     * a Hugging Face model's {@code tokenizer_config.json}; null where there is none.
+     */
+    public String chatTemplate(String name) {
+        if (metadata != null) return metadata.getString("tokenizer.chat_template." + name, null);
+        Path tokConfig = path.resolve("tokenizer_config.json");
+        if (!format.equals("huggingface") || !Files.exists(tokConfig)) return null;
+        for (JsonNode named : readJson(tokConfig).path("chat_template")) {
+            if (name.equals(named.path("name").asText())) return named.path("template").textValue();
+        }
+        return null;
+    }
+
     /** This checkpoint with another model of it (its tensor-parallel share, {@link Llama#split}). */
     public Checkpoint withModel(Llama m) {
         if (!m.config.equals(model.config)) throw new IllegalArgumentException("a model of another shape");

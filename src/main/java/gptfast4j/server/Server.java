@@ -399,6 +399,11 @@ public final class Server implements AutoCloseable {
      * model's own; null where the chat format frames it.
      */
     private ChatTemplate templateFor(JsonNode body) {
+        if (template != null && body.path("tools").isArray() && !body.get("tools").isEmpty() && !"none".equals(body.path("tool_choice").asText())
+                && template.source().equals(ckpt.chatTemplate())) {
+            ChatTemplate tools = toolUseTemplate();
+            if (tools != null) return tools; // the model's template for chats with tools, as llama.cpp and transformers choose it
+        }
         if (template != null) return template;
         if (!body.hasNonNull("chat_template_kwargs")) return null;
         if (ckpt.chatTemplate() == null) throw new CompletionRequest.Invalid("'chat_template_kwargs' needs a chat template, and this model has none");
@@ -415,6 +420,23 @@ public final class Server implements AutoCloseable {
 
     /** The model's chat template, parsed at the first request that asks for it ({@link #templateFor}). */
     private volatile ChatTemplate modelTemplate;
+
+    /** The model's {@code tool_use} template, parsed at the first chat with tools; null where it has none. */
+    private ChatTemplate toolUseTemplate() {
+        if (!toolUseLooked) {
+            String source = ckpt.chatTemplate("tool_use");
+            try {
+                toolUse = source != null ? new ChatTemplate(source) : null;
+            } catch (IllegalArgumentException e) {
+                log.println("note: the model's tool_use chat template cannot be rendered (" + e.getMessage() + "); chats with tools use its default template");
+            }
+            toolUseLooked = true;
+        }
+        return toolUse;
+    }
+
+    private volatile ChatTemplate toolUse;
+    private volatile boolean toolUseLooked;
 
     /** A chat's prompt by {@code template}; the template's refusal is a 400 with its message. */
     private String rendered(ChatTemplate template, CompletionRequest.TemplateInput input) {

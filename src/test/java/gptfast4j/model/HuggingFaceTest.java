@@ -304,7 +304,10 @@ class HuggingFaceTest {
                 .add(json.createObjectNode().put("name", "default").put("template", "{{ messages[0].content }}"));
         json.writeValue(dir.resolve("tokenizer_config.json").toFile(), config);
         Path tokenizer = Shared.MODELS.resolve("tok512.bin");
-        assertEquals("{{ messages[0].content }}", Checkpoint.load(dir, tokenizer).chatTemplate());
+        Checkpoint named = Checkpoint.load(dir, tokenizer);
+        assertEquals("{{ messages[0].content }}", named.chatTemplate());
+        assertEquals("{{ tools }}", named.chatTemplate("tool_use"));
+        assertEquals(null, named.chatTemplate("rag"));
         config.put("chat_template", "{{ bos_token }}");
         json.writeValue(dir.resolve("tokenizer_config.json").toFile(), config);
         assertEquals("{{ bos_token }}", Checkpoint.load(dir, tokenizer).chatTemplate());

@@ -910,6 +910,36 @@ class ServerTest {
         assertEquals("invalid_request_error", refused.json().at("/error/type").asText());
     }
 
+    /**
+     * A file's named {@code tool_use} template (GGUF's tokenizer.chat_template.tool_use, as Hermes-2-Pro's conversions
+     * carry it) frames chats with tools, as llama.cpp and transformers choose it; its default frames the others.
+     */
+    @Test
+    void aToolUseTemplateFramesChatsWithTools() throws Exception {
+        java.nio.file.Path file = java.nio.file.Files.createTempFile("stories-tool-use", ".gguf");
+        try {
+            String qwen3 = java.nio.file.Files.readString(java.nio.file.Path.of("src/test/resources/chat-templates/Qwen-Qwen3-0.6B.jinja"));
+            gptfast4j.Shared.storiesWithMetadata(file, md -> {
+                md.put("tokenizer.chat_template", gptfast4j.io.Metadata.Value.string("{% for m in messages %}{{ m.content }}{% endfor %}"));
+                md.put("tokenizer.chat_template.tool_use", gptfast4j.io.Metadata.Value.string(qwen3));
+            });
+            Checkpoint ckpt = Checkpoint.load(file, null);
+            try (Server server = new Server(ckpt, Engine.batched(ckpt, 1, 1024, KvCache.Type.F32), ChatFormat.PLAIN,
+                    new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, new PrintStream(OutputStream.nullOutputStream()))) {
+                server.useTemplate(new gptfast4j.model.ChatTemplate(ckpt.chatTemplate()));
+                ObjectNode chat = (ObjectNode) JSON.readTree("""
+                        {"messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+                         "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}}]}""");
+                assertTrue(post(server, "/apply-template", chat.deepCopy()).path("prompt").asText().contains("<tools>"), "the tool_use template's tools section");
+                assertEquals("What is the weather in Paris?", post(server, "/apply-template", chat.deepCopy().put("tool_choice", "none")).path("prompt").asText());
+                chat.remove("tools");
+                assertEquals("What is the weather in Paris?", post(server, "/apply-template", chat).path("prompt").asText());
+            }
+        } finally {
+            java.nio.file.Files.delete(file);
+        }
+    }
+
     private static List<String> iterable(java.util.Iterator<String> it) {
         List<String> list = new ArrayList<>();
         it.forEachRemaining(list::add);
