@@ -19,7 +19,6 @@ final class AnthropicApi extends ChatShape {
     /** Content blocks begun so far in a stream; the one open (thinking or text), its type, null between blocks. */
     private int blocks;
     private String open;
-    private String finish;
     private int promptTokens;
 
     AnthropicApi(String id, String model) {
@@ -168,22 +167,26 @@ final class AnthropicApi extends ChatShape {
     }
 
     @Override
-    List<Event> chunk(JsonNode chatChunk) {
-        JsonNode choice = chatChunk.path("choices").path(0), delta = choice.path("delta");
-        if (choice.path("finish_reason").isTextual()) finish = choice.get("finish_reason").asText();
-        if (delta.path("reasoning_content").isTextual()) piece("thinking", delta.get("reasoning_content").asText());
-        if (delta.path("content").isTextual() && !delta.get("content").asText().isEmpty()) piece("text", delta.get("content").asText());
-        for (JsonNode call : delta.path("tool_calls")) {
-            close();
-            ObjectNode block = toolUse(call);
-            JsonNode input = block.get("input");
-            block.putObject("input");
-            emit("content_block_start", Server.JSON.createObjectNode().put("index", blocks).set("content_block", block));
-            emit("content_block_delta", Server.JSON.createObjectNode().put("index", blocks)
-                    .set("delta", Server.JSON.createObjectNode().put("type", "input_json_delta").put("partial_json", input.toString())));
-            emit("content_block_stop", Server.JSON.createObjectNode().put("index", blocks++));
-        }
-        return take();
+    void thinking(String piece) {
+        piece("thinking", piece);
+    }
+
+    @Override
+    void text(String piece) {
+        piece("text", piece);
+    }
+
+    /** A call as a tool_use block, its input as one delta. */
+    @Override
+    void call(JsonNode call) {
+        close();
+        ObjectNode block = toolUse(call);
+        JsonNode input = block.get("input");
+        block.putObject("input");
+        emit("content_block_start", Server.JSON.createObjectNode().put("index", blocks).set("content_block", block));
+        emit("content_block_delta", Server.JSON.createObjectNode().put("index", blocks)
+                .set("delta", Server.JSON.createObjectNode().put("type", "input_json_delta").put("partial_json", input.toString())));
+        emit("content_block_stop", Server.JSON.createObjectNode().put("index", blocks++));
     }
 
     /** A piece of a thinking or text block, the block begun where it is not. */

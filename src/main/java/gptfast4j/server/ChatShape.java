@@ -20,8 +20,27 @@ abstract class ChatShape {
     /** A stream's first events, before its first chunk; {@code promptTokens} the prompt's size. */
     abstract List<Event> start(int promptTokens);
 
-    /** The events of a chat stream's chunk. */
-    abstract List<Event> chunk(JsonNode chatChunk);
+    /** The chat's finish reason, from its stream's last chunk (null before). */
+    String finish;
+
+    /** The events of a chat stream's chunk: its finish reason kept, its thinking, text and calls handed on, in order. */
+    final List<Event> chunk(JsonNode chatChunk) {
+        JsonNode choice = chatChunk.path("choices").path(0), delta = choice.path("delta");
+        if (choice.path("finish_reason").isTextual()) finish = choice.get("finish_reason").asText();
+        if (delta.path("reasoning_content").isTextual()) thinking(delta.get("reasoning_content").asText());
+        if (delta.path("content").isTextual() && !delta.get("content").asText().isEmpty()) text(delta.get("content").asText());
+        for (JsonNode call : delta.path("tool_calls")) call(call);
+        return take();
+    }
+
+    /** A piece of the reply's thinking, as this shape streams it. */
+    abstract void thinking(String piece);
+
+    /** A piece of the reply's text, as this shape streams it. */
+    abstract void text(String piece);
+
+    /** A whole call of the reply's ({@code {"id", "function": {"name", "arguments"}}}), as this shape streams it. */
+    abstract void call(JsonNode call);
 
     /** A stream's last events, after its last chunk, with the chat's {@code usage}. */
     abstract List<Event> finish(JsonNode usage);

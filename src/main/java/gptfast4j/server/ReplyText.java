@@ -24,8 +24,9 @@ final class ReplyText {
     private int stopWord;
     private boolean stripLeadingSpace;
 
-    /** Special tokens whose text the reply keeps (a tool syntax's markers), by id; control tokens give no text otherwise. */
-    private final java.util.Map<Integer, byte[]> kept = new java.util.HashMap<>();
+    /** Special tokens whose text the reply keeps (a tool syntax's markers, a few): their ids and texts; control tokens give no text otherwise. */
+    private final int[] keptIds;
+    private final byte[][] keptTexts;
 
     /**
      * @param stripLeadingSpace drop a space that starts the text (SentencePiece's dummy prefix before an answer)
@@ -33,7 +34,9 @@ final class ReplyText {
      */
     ReplyText(Tokenizer tokenizer, List<String> stops, boolean stripLeadingSpace, List<String> keptSpecials) {
         this.tokenizer = tokenizer;
-        for (String special : keptSpecials) tokenizer.special(special).ifPresent(id -> kept.put(id, special.getBytes(StandardCharsets.UTF_8)));
+        List<String> present = keptSpecials.stream().filter(t -> tokenizer.special(t).isPresent()).toList();
+        keptIds = present.stream().mapToInt(t -> tokenizer.special(t).getAsInt()).toArray();
+        keptTexts = present.stream().map(t -> t.getBytes(StandardCharsets.UTF_8)).toArray(byte[][]::new);
         this.stops = stops.stream().map(s -> s.getBytes(StandardCharsets.UTF_8)).toArray(byte[][]::new);
         this.stripLeadingSpace = stripLeadingSpace;
     }
@@ -41,7 +44,8 @@ final class ReplyText {
     /** Adds {@code token}'s text; true once the text holds a stop string (the generation should end). */
     boolean add(int token) {
         if (stopAt >= 0) return true;
-        byte[] added = kept.isEmpty() ? tokenizer.bytes(token) : kept.getOrDefault(token, tokenizer.bytes(token));
+        byte[] added = tokenizer.bytes(token);
+        for (int i = 0; i < keptIds.length; i++) if (keptIds[i] == token) added = keptTexts[i];
         int skip = stripLeadingSpace && added.length > 0 && added[0] == ' ' ? 1 : 0;
         if (added.length > 0) stripLeadingSpace = false;
         if (length + added.length > bytes.length) bytes = Arrays.copyOf(bytes, Math.max(2 * bytes.length, length + added.length));

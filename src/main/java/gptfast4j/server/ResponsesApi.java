@@ -224,30 +224,30 @@ final class ResponsesApi extends ChatShape {
         return take();
     }
 
-    /** The chat's finish reason, from its stream's last chunk. */
-    private String finish;
-
-    /** The chunk's reasoning, text and calls as output items and their deltas. */
     @Override
-    List<Event> chunk(JsonNode chatChunk) {
-        JsonNode choice = chatChunk.path("choices").path(0), delta = choice.path("delta");
-        if (choice.path("finish_reason").isTextual()) finish = choice.get("finish_reason").asText();
-        if (delta.path("reasoning_content").isTextual()) piece("reasoning", delta.get("reasoning_content").asText());
-        if (delta.path("content").isTextual() && !delta.get("content").asText().isEmpty()) piece("message", delta.get("content").asText());
-        for (JsonNode call : delta.path("tool_calls")) {
-            close();
-            ObjectNode item = callItem(call);
-            int index = output.size();
-            output.add(item);
-            ObjectNode started = item.deepCopy().put("status", "in_progress").put("arguments", "");
-            emit("response.output_item.added", Server.JSON.createObjectNode().put("output_index", index).set("item", started));
-            emit("response.function_call_arguments.delta", Server.JSON.createObjectNode().put("item_id", item.get("id").asText()).put("output_index", index)
-                    .put("delta", item.get("arguments").asText()));
-            emit("response.function_call_arguments.done", Server.JSON.createObjectNode().put("item_id", item.get("id").asText()).put("output_index", index)
-                    .put("arguments", item.get("arguments").asText()));
-            emit("response.output_item.done", Server.JSON.createObjectNode().put("output_index", index).set("item", item));
-        }
-        return take();
+    void thinking(String piece) {
+        piece("reasoning", piece);
+    }
+
+    @Override
+    void text(String piece) {
+        piece("message", piece);
+    }
+
+    /** A call as a function_call output item, its arguments as one delta. */
+    @Override
+    void call(JsonNode call) {
+        close();
+        ObjectNode item = callItem(call);
+        int index = output.size();
+        output.add(item);
+        ObjectNode started = item.deepCopy().put("status", "in_progress").put("arguments", "");
+        emit("response.output_item.added", Server.JSON.createObjectNode().put("output_index", index).set("item", started));
+        emit("response.function_call_arguments.delta", Server.JSON.createObjectNode().put("item_id", item.get("id").asText()).put("output_index", index)
+                .put("delta", item.get("arguments").asText()));
+        emit("response.function_call_arguments.done", Server.JSON.createObjectNode().put("item_id", item.get("id").asText()).put("output_index", index)
+                .put("arguments", item.get("arguments").asText()));
+        emit("response.output_item.done", Server.JSON.createObjectNode().put("output_index", index).set("item", item));
     }
 
     /** A piece of an item's text ({@code kind} message or reasoning), the item opened where it is not. */
