@@ -43,8 +43,9 @@ final class InfoCommand implements Callable<Integer> {
         System.out.printf("vocab:           %d%n", c.vocabSize());
         System.out.printf("context length:  %d%n", c.contextLength());
         System.out.printf("rope:            base %s, %s pairs%s%n", c.ropeTheta(), c.ropeStyle().name().toLowerCase(),
-                c.ropeFreqFactors() != null ? ", with frequency factors (Llama-3.1 scaling)" : "");
+                c.ropeFreqFactors() != null ? ", with frequency factors (a linear or Llama-3.1 scaling)" : "");
         System.out.printf("rms norm eps:    %g%n", c.rmsNormEps());
+        if (!c.variant().equals(gptfast4j.model.Config.Variant.LLAMA)) System.out.printf("blocks:          %s%n", c.variant().toString().substring(2));
         System.out.printf("tied embeddings: %s%n", ckpt.model().weights().output() == ckpt.model().weights().tokEmbeddings());
         System.out.printf("tokenizer:       %s, %d tokens, BOS %d%s, EOS %s, chat format %s%n",
                 ckpt.tokenizer().kind().name().toLowerCase().replace('_', '-'), ckpt.tokenizer().vocabSize(), ckpt.bos(),

@@ -190,10 +190,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             throw new ModelFormatException(path + ": an importance matrix, not a model (it is for quantize --imatrix)");
         }
         if (arch == null) throw new ModelFormatException(path + ": missing metadata general.architecture");
-        if (!List.of("llama", "mistral", "qwen2", "qwen3", "qwen3moe").contains(arch)) {
-            throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: llama, mistral, qwen2, qwen3, qwen3moe)");
+        if (!List.of("llama", "mistral", "qwen2", "qwen3", "qwen3moe", "gemma3").contains(arch)) {
+            throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: llama, mistral, qwen2, qwen3, qwen3moe, gemma3)");
         }
-        boolean qwen = arch.startsWith("qwen");
+        boolean llamaRows = !arch.startsWith("qwen") && !arch.equals("gemma3");
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
         int nHeads = required(md, path, arch + ".attention.head_count");
@@ -215,12 +215,13 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 requiredFloat(md, path, arch + ".attention.layer_norm_rms_epsilon"),
                 md.getFloat(arch + ".rope.freq_base", 10000f),
                 ropeFreqFactors(path, md, arch, tensors, headDim / 2),
-                // llama.cpp's converter permutes Llama's query and key rows for its NORM rope; Qwen's it leaves as
-                // Hugging Face has them, for its NEOX rope (rotate_half)
-                qwen ? Config.RopeStyle.HALVES : Config.RopeStyle.INTERLEAVED,
+                // llama.cpp's converter permutes Llama's query and key rows for its NORM rope; Qwen's and Gemma's it
+                // leaves as Hugging Face has them, for its NEOX rope (rotate_half)
+                llamaRows ? Config.RopeStyle.INTERLEAVED : Config.RopeStyle.HALVES,
                 md.getInt(arch + ".expert_count", 0),
                 md.getInt(arch + ".expert_used_count", 0),
-                headDim));
+                headDim,
+                arch.equals("gemma3") ? gemma3(path, md, dim, nHeads, headDim) : Config.Variant.LLAMA));
         int ropeDim = md.getInt(arch + ".rope.dimension_count", config.headDim());
         if (ropeDim != config.headDim()) throw new ModelFormatException(path + ": partial rotary embeddings (rope dimension " + ropeDim + ") are not supported");
         Tokenizer tokenizer = tokenizerPath != null ? Tokenizers.load(tokenizerPath) : Tokenizers.fromGGUF(path, md);
@@ -232,6 +233,36 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         String template = md.getString("tokenizer.chat_template", null);
         return new Checkpoint(path, "gguf", build(path, config, tensors, memory), tokenizer, tensors, md,
                 md.getInt("tokenizer.ggml.bos_token_id", 1), eos.stream().mapToInt(Integer::intValue).toArray(), addBos, ChatFormat.detect(template), template);
+    }
+
+    /**
+     * Gemma 3's blocks as llama.cpp reads them: embeddings times sqrt(dim), GeGLU, queries scaled by 1/sqrt(headDim)
+     * (the 27B's 62 layers by 1/sqrt(dim / heads), Google's {@code query_pre_attn_scalar}, which the file does not
+     * give), and where the file gives a {@code sliding_window}, five of every six layers sliding ({@code
+     * sliding_window_pattern}: another period, or one flag per layer) with RoPE base {@code rope.freq_base_swa}
+     * (default 10000) unscaled; an optional final logit softcap.
+     */
+    private static Config.Variant gemma3(Path path, Metadata md, int dim, int nHeads, int headDim) {
+        int layers = required(md, path, "gemma3.block_count");
+        int window = md.getInt("gemma3.attention.sliding_window", 0);
+        boolean[] sliding = null;
+        if (window > 0) {
+            sliding = new boolean[layers];
+            if (md.get("gemma3.attention.sliding_window_pattern") instanceof boolean[] flags) {
+                if (flags.length != layers) throw new ModelFormatException(path + ": gemma3.attention.sliding_window_pattern has " + flags.length + " flags for " + layers + " layers");
+                sliding = flags.clone();
+            } else {
+                int period = md.getInt("gemma3.attention.sliding_window_pattern", 6);
+                for (int l = 0; l < layers; l++) sliding[l] = period == 0 || l % period < period - 1;
+            }
+        }
+        float queryScale = 1f / (float) Math.sqrt(layers == 62 ? dim / nHeads : headDim);
+        try {
+            return new Config.Variant((float) Math.sqrt(dim), Config.Activation.GELU, queryScale, Math.max(window, 0), sliding,
+                    md.getFloat("gemma3.rope.freq_base_swa", 10000f), md.getFloat("gemma3.final_logit_softcapping", 0f));
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(path + ": " + e.getMessage());
+        }
     }
 
     private static Checkpoint loadLlama2c(Path path, MemorySegment file, Path tokenizerPath, OffHeap memory) {
@@ -475,7 +506,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Tensor embeddings = matrix(path, tensors, "token_embd.weight", dim, vocab);
         Tensor output = tensors.containsKey("output.weight") ? matrix(path, tensors, "output.weight", dim, vocab) : embeddings;
         Layer[] layers = new Layer[c.nLayers()];
-        boolean qwen3 = c.architecture().startsWith("qwen3"), qwen2 = c.architecture().equals("qwen2");
+        boolean gemma3 = c.architecture().equals("gemma3"), headNorms = c.architecture().startsWith("qwen3") || gemma3,
+                qwen2 = c.architecture().equals("qwen2");
         for (int l = 0; l < layers.length; l++) {
             String p = "blk." + l + ".";
             layers[l] = new Layer(
@@ -489,11 +521,13 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                             matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
                             matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
                             matrix(path, tensors, p + "ffn_up.weight", dim, hidden)),
-                    qwen3 ? vector(path, tensors, p + "attn_q_norm.weight", c.headDim()) : null,
-                    qwen3 ? vector(path, tensors, p + "attn_k_norm.weight", c.headDim()) : null,
+                    headNorms ? vector(path, tensors, p + "attn_q_norm.weight", c.headDim()) : null,
+                    headNorms ? vector(path, tensors, p + "attn_k_norm.weight", c.headDim()) : null,
                     qwen2 ? vector(path, tensors, p + "attn_q.bias", qDim) : null,
                     qwen2 ? vector(path, tensors, p + "attn_k.bias", kvDim) : null,
-                    qwen2 ? vector(path, tensors, p + "attn_v.bias", kvDim) : null);
+                    qwen2 ? vector(path, tensors, p + "attn_v.bias", kvDim) : null,
+                    gemma3 ? vector(path, tensors, p + "post_attention_norm.weight", dim) : null,
+                    gemma3 ? vector(path, tensors, p + "post_ffw_norm.weight", dim) : null);
         }
         return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, "output_norm.weight", dim), output), memory);
     }

@@ -32,7 +32,80 @@ public record Config(
         RopeStyle ropeStyle,
         int expertCount,
         int expertsUsed,
-        int headDim) {
+        int headDim,
+        Variant variant) {
+
+    /**
+     * What sets a family's blocks apart from Llama's, as llama.cpp's hyperparameters name them (Gemma 3's all of them;
+     * {@link #LLAMA} none).
+     *
+     * @param embeddingScale   the token embeddings' factor (Gemma: sqrt(dim)); 1 for none
+     * @param activation       the FFN's gate: SiLU (SwiGLU) or tanh-approximated GELU (GeGLU)
+     * @param queryScale       0: the scores scaled by 1/sqrt(headDim), Llama's way; else the queries multiplied by this
+     *                         after RoPE and the scores not scaled (llama.cpp's {@code f_attention_scale}: Gemma's
+     *                         1/sqrt(headDim), Gemma 3 27B's 1/sqrt(dim / heads))
+     * @param slidingWindow    0, or the positions a sliding layer's query sees: its own and the {@code slidingWindow -
+     *                         1} before it (llama.cpp's standard SWA)
+     * @param slidingLayers    per layer whether it slides; null where the window is 0
+     * @param slidingRopeTheta the sliding layers' RoPE base (their rotations unscaled); the others' is {@link #ropeTheta}
+     * @param logitSoftcap     0, or c in {@code logits = c * tanh(logits / c)}
+     */
+    public record Variant(float embeddingScale, Activation activation, float queryScale, int slidingWindow,
+                          boolean[] slidingLayers, float slidingRopeTheta, float logitSoftcap) {
+        public static final Variant LLAMA = new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f);
+
+        public Variant {
+            if (!(embeddingScale > 0 && embeddingScale < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("embedding scale " + embeddingScale + " is not a finite number > 0");
+            if (!(queryScale >= 0 && queryScale < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("attention scale " + queryScale + " is not a finite number >= 0");
+            if (slidingWindow < 0) throw new IllegalArgumentException("sliding window " + slidingWindow + " is negative");
+            if (slidingWindow > 0 && slidingLayers == null) throw new IllegalArgumentException("a sliding window without its layers");
+            if (slidingWindow > 0 && !(slidingRopeTheta > 0 && slidingRopeTheta < Float.POSITIVE_INFINITY)) {
+                throw new IllegalArgumentException("sliding layers' RoPE frequency base " + slidingRopeTheta + " is not a finite number > 0");
+            }
+            if (!(logitSoftcap >= 0 && logitSoftcap < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("logit softcap " + logitSoftcap + " is not a finite number >= 0");
+        }
+
+        /** Whether layer {@code l}'s attention sees only the window. */
+        public boolean slides(int l) {
+            return slidingWindow > 0 && slidingLayers[l];
+        }
+
+        @Override
+        public String toString() {
+            if (equals(LLAMA)) return "";
+            StringBuilder b = new StringBuilder();
+            if (embeddingScale != 1f) b.append(", embeddings x").append(embeddingScale);
+            b.append(activation == Activation.GELU ? ", GeGLU" : ", SwiGLU");
+            if (queryScale != 0f) b.append(", queries x").append(queryScale);
+            if (slidingWindow > 0) {
+                b.append(", sliding window ").append(slidingWindow).append(" on layers");
+                for (int l = 0; l < slidingLayers.length; l++) if (slidingLayers[l]) b.append(' ').append(l);
+                b.append(" (their rope base ").append(slidingRopeTheta).append(')');
+            }
+            if (logitSoftcap != 0f) b.append(", final logit softcap ").append(logitSoftcap);
+            return b.toString();
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Variant v && embeddingScale == v.embeddingScale && activation == v.activation && queryScale == v.queryScale
+                    && slidingWindow == v.slidingWindow && Arrays.equals(slidingLayers, v.slidingLayers)
+                    && slidingRopeTheta == v.slidingRopeTheta && logitSoftcap == v.logitSoftcap;
+        }
+
+        @Override
+        public int hashCode() {
+            return Arrays.hashCode(slidingLayers) * 31 + Float.hashCode(queryScale);
+        }
+    }
+
+    /** The FFN's gate activation. */
+    public enum Activation {
+        /** {@code x / (1 + e^-x)}: SwiGLU. */
+        SILU,
+        /** {@code 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))}: GeGLU, as Gemma's (PyTorch's gelu_pytorch_tanh). */
+        GELU
+    }
 
     public enum RopeStyle {
         /** Rotates (x[2i], x[2i+1]): llama.cpp's NORM mode, Meta's original layout. */
@@ -58,6 +131,17 @@ public record Config(
         if (expertCount > 0 && (expertsUsed < 1 || expertsUsed > expertCount)) {
             throw new IllegalArgumentException("experts used per token " + expertsUsed + " is not in 1.." + expertCount);
         }
+        if (variant == null) throw new IllegalArgumentException("no variant");
+        if (variant.slidingWindow > 0 && variant.slidingLayers.length != nLayers) {
+            throw new IllegalArgumentException("sliding window pattern of " + variant.slidingLayers.length + " layers for " + nLayers + " layers");
+        }
+    }
+
+    /** Llama's blocks ({@link Variant#LLAMA}). */
+    public Config(String architecture, int dim, int hiddenDim, int nLayers, int nHeads, int nKvHeads, int vocabSize, int contextLength,
+                  float rmsNormEps, float ropeTheta, float[] ropeFreqFactors, RopeStyle ropeStyle, int expertCount, int expertsUsed, int headDim) {
+        this(architecture, dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, contextLength, rmsNormEps, ropeTheta, ropeFreqFactors,
+                ropeStyle, expertCount, expertsUsed, headDim, Variant.LLAMA);
     }
 
     /** Hyperparameters whose heads are {@code dim / nHeads} wide, as most models' are. */
@@ -100,7 +184,7 @@ public record Config(
                 + "/" + c.nKvHeads + ", vocab " + c.vocabSize + ", context " + c.contextLength + ", eps " + c.rmsNormEps + ", rope "
                 + c.ropeTheta + " " + c.ropeStyle + (c.ropeFreqFactors == null ? "" : " " + Arrays.toString(c.ropeFreqFactors))
                 + (c.expertCount > 0 ? ", experts " + c.expertsUsed + "/" + c.expertCount : "")
-                + (c.headDim * c.nHeads != c.dim ? ", head dim " + c.headDim : "") + "]";
+                + (c.headDim * c.nHeads != c.dim ? ", head dim " + c.headDim : "") + c.variant + "]";
     }
 
     /**

@@ -149,14 +149,14 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
      * independent, so the threads take them in ranges (Llama-2-7B, 2048 of 4096 positions, 2 threads, F16 cache
      * 0.58-0.61 -> 0.37-0.38 s, F32 0.71-0.77 -> 0.43-0.45).
      */
-    final void shift(int layers, int keep, int discard, int end, Rope rope) {
+    final void shift(int layers, int keep, int discard, int end, java.util.function.IntFunction<Rope> rope) {
         Parallel.run(layers, 1, (from, to) -> {
             float[] k = new float[kvDim], v = new float[kvDim];
             for (int l = from; l < to; l++) {
                 // upwards: each position is read before a later one is written over it
                 for (int p = keep + discard; p < end; p++) {
                     load(l, p, k, v);
-                    rope.rotateBack(k, 0, nKvHeads, discard);
+                    rope.apply(l).rotateBack(k, 0, nKvHeads, discard);
                     store(l, p - discard, k, 0, v, 0);
                 }
             }
@@ -224,13 +224,15 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
     }
 
     /**
-     * Kv head {@code kvHead}'s keys and values of positions {@code 0 .. positions} in layer {@code layer}, as floats
+     * Kv head {@code kvHead}'s keys and values of positions {@code from .. positions} in layer {@code layer} (a sliding
+     * window's; {@code from} a multiple of {@link #KEY_BLOCK}), at the places positions {@code 0 .. positions} would
+     * take, as floats
      * where attention's kernels read them: the cache itself (F32), or a conversion into the calling thread's scratch
      * (F16), made once per attention call ({@code call}: a number that changes whenever the cache may have) for all the
      * query heads and tokens of the call that read this kv head on this thread (the pool may hand a thread several
      * ranges of heads). Valid until the thread's next call.
      */
-    abstract Head head(long call, int layer, int kvHead, int positions);
+    abstract Head head(long call, int layer, int kvHead, int from, int positions);
 
     /**
      * Rounds the queries {@code x[offset .. offset + n)} (whole heads) as the cache's products with the keys round
@@ -258,9 +260,9 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         /** {@link Q8_0}'s key scales of 64 positions, as floats. */
         float[] scales;
         int keyBase, keyBlockStride, valueBase;
-        /** What a thread's scratch holds: the kv head of this cache and call, up to this many positions. */
+        /** What a thread's scratch holds: the kv head of this cache and call, positions {@code from .. positions}. */
         long cache, call;
-        int kvHead, positions;
+        int kvHead, from, positions;
     }
 
     static final class F32 extends KvCache {
@@ -305,7 +307,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         }
 
         @Override
-        Head head(long call, int layer, int kvHead, int positions) {
+        Head head(long call, int layer, int kvHead, int from, int positions) {
             return views[layer][kvHead];
         }
 
@@ -355,13 +357,14 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         abstract void loadValue(int layer, int pos, float[] v);
 
         /**
-         * Kv head {@code kvHead}'s keys of positions {@code 0 .. positions} of {@code layer} into {@code keys} as
-         * blocks of [headDim][KEY_BLOCK] one after another, whole blocks.
+         * Kv head {@code kvHead}'s keys of positions {@code from .. positions} of {@code layer} ({@code from} a
+         * multiple of {@link #KEY_BLOCK}) into {@code keys} as blocks of [headDim][KEY_BLOCK] one after another from
+         * block 0's place, whole blocks.
          */
-        abstract void convertKeys(int layer, int kvHead, int positions, float[] keys);
+        abstract void convertKeys(int layer, int kvHead, int from, int positions, float[] keys);
 
-        /** Kv head {@code kvHead}'s values of positions {@code 0 .. positions} of {@code layer} into {@code values}, position p at {@code p * headDim}. */
-        abstract void convertValues(int layer, int kvHead, int positions, float[] values);
+        /** Kv head {@code kvHead}'s values of positions {@code from .. positions} of {@code layer} into {@code values}, position p at {@code p * headDim}. */
+        abstract void convertValues(int layer, int kvHead, int from, int positions, float[] values);
 
         /** Bytes the keys hold. */
         abstract long keyBytes();
@@ -387,21 +390,22 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         }
 
         @Override
-        final Head head(long call, int layer, int kvHead, int positions) {
+        final Head head(long call, int layer, int kvHead, int from, int positions) {
             Head h = SCRATCH.get();
-            if (h.cache == id && h.call == call && h.kvHead == kvHead && h.positions >= positions) return h;
+            if (h.cache == id && h.call == call && h.kvHead == kvHead && h.from <= from && h.positions >= positions) return h;
             int keyFloats = keyPositions() * headDim + VectorMath.PRODUCT_SLACK;
             int valueFloats = contextLength * headDim + VectorMath.PRODUCT_SLACK;
             if (h.keys == null || h.keys.length < keyFloats) h.keys = new float[keyFloats];
             if (h.values == null || h.values.length < valueFloats) h.values = new float[valueFloats];
-            convertKeys(layer, kvHead, positions, h.keys);
-            convertValues(layer, kvHead, positions, h.values);
+            convertKeys(layer, kvHead, from, positions, h.keys);
+            convertValues(layer, kvHead, from, positions, h.values);
             h.keyBase = 0;
             h.keyBlockStride = headDim * KEY_BLOCK;
             h.valueBase = 0;
             h.cache = id;
             h.call = call;
             h.kvHead = kvHead;
+            h.from = from;
             h.positions = positions;
             return h;
         }
@@ -463,14 +467,14 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         }
 
         @Override
-        void convertKeys(int layer, int kvHead, int positions, float[] keys) {
+        void convertKeys(int layer, int kvHead, int from, int positions, float[] keys) {
             int blocks = (positions + KEY_BLOCK - 1) / KEY_BLOCK, blockSize = headDim * KEY_BLOCK;
-            for (int b = 0; b < blocks; b++) VectorMath.fromHalves(this.keys[layer], (long) b * kvDim * KEY_BLOCK + kvHead * blockSize, keys, b * blockSize, blockSize);
+            for (int b = from / KEY_BLOCK; b < blocks; b++) VectorMath.fromHalves(this.keys[layer], (long) b * kvDim * KEY_BLOCK + kvHead * blockSize, keys, b * blockSize, blockSize);
         }
 
         @Override
-        void convertValues(int layer, int kvHead, int positions, float[] values) {
-            VectorMath.fromHalves(this.values[layer], valueIndex(kvHead, 0), values, 0, positions * headDim);
+        void convertValues(int layer, int kvHead, int from, int positions, float[] values) {
+            VectorMath.fromHalves(this.values[layer], valueIndex(kvHead, from), values, from * headDim, (positions - from) * headDim);
         }
 
         @Override
@@ -585,12 +589,12 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         }
 
         @Override
-        void convertKeys(int layer, int kvHead, int positions, float[] keys) {
+        void convertKeys(int layer, int kvHead, int from, int positions, float[] keys) {
             int blocks = (positions + KEY_BLOCK - 1) / KEY_BLOCK, blockSize = headDim * KEY_BLOCK, kvBlocks = kvDim / BLOCK;
             Head scratch = SCRATCH.get();
             if (scratch.scales == null) scratch.scales = new float[KEY_BLOCK];
             float[] scales = scratch.scales;
-            for (int b = 0; b < blocks; b++) {
+            for (int b = from / KEY_BLOCK; b < blocks; b++) {
                 int pos = b * KEY_BLOCK;
                 for (int i = 0, dim = kvHead * headDim; i < headDim; i++, dim++) {
                     // a head starts at a block of 32 (32 divides headDim): the block's 64 positions' scales as floats, once
@@ -601,9 +605,9 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         }
 
         @Override
-        void convertValues(int layer, int kvHead, int positions, float[] values) {
+        void convertValues(int layer, int kvHead, int from, int positions, float[] values) {
             long scales = (long) valueIndex(kvHead, 0) / BLOCK;
-            for (int at = 0; at < positions * headDim; at += BLOCK) {
+            for (int at = from * headDim; at < positions * headDim; at += BLOCK) {
                 VectorMath.scaleBytes(this.values[layer], valueIndex(kvHead, 0) + at, Float.float16ToFloat(valueScales[layer].getAtIndex(VectorMath.HALF, scales + at / BLOCK)), values, at, BLOCK);
             }
         }
@@ -707,12 +711,12 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         }
 
         @Override
-        void convertKeys(int layer, int kvHead, int positions, float[] keys) {
+        void convertKeys(int layer, int kvHead, int from, int positions, float[] keys) {
             Head scratch = SCRATCH.get();
             if (scratch.keyRows == null || scratch.keyRows.length < KEY_BLOCK * headDim) scratch.keyRows = new float[KEY_BLOCK * headDim];
             float[] rows = scratch.keyRows;
             int blocks = (positions + KEY_BLOCK - 1) / KEY_BLOCK, blockSize = headDim * KEY_BLOCK;
-            for (int b = 0; b < blocks; b++) {
+            for (int b = from / KEY_BLOCK; b < blocks; b++) {
                 long first = (long) kvHead * keyPositions() + (long) b * KEY_BLOCK;
                 for (int p = 0; p < KEY_BLOCK; p++) this.keys[layer].dequantizeRow(first + p, rows, p * headDim);
                 // rows [position][headDim] -> block [headDim][position]
@@ -723,8 +727,8 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         }
 
         @Override
-        void convertValues(int layer, int kvHead, int positions, float[] values) {
-            for (int p = 0; p < positions; p++) this.values[layer].dequantizeRow((long) kvHead * contextLength + p, values, p * headDim);
+        void convertValues(int layer, int kvHead, int from, int positions, float[] values) {
+            for (int p = from; p < positions; p++) this.values[layer].dequantizeRow((long) kvHead * contextLength + p, values, p * headDim);
         }
 
         @Override
@@ -794,13 +798,13 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         }
 
         @Override
-        void convertKeys(int layer, int kvHead, int positions, float[] keys) {
-            this.keys.convertKeys(layer, kvHead, positions, keys);
+        void convertKeys(int layer, int kvHead, int from, int positions, float[] keys) {
+            this.keys.convertKeys(layer, kvHead, from, positions, keys);
         }
 
         @Override
-        void convertValues(int layer, int kvHead, int positions, float[] values) {
-            this.values.convertValues(layer, kvHead, positions, values);
+        void convertValues(int layer, int kvHead, int from, int positions, float[] values) {
+            this.values.convertValues(layer, kvHead, from, positions, values);
         }
 
         @Override

@@ -11,12 +11,14 @@ import gptfast4j.tensor.Tensor;
  *   w1 (gate), w3 (up) : [dim, hidden]            w2 (down) : [hidden, dim]
  *   qNorm, kNorm : [headDim], or null
  *   qBias : [qDim]      kBias, vBias : [kvDim], or null
+ *   postAttentionNorm, postFfnNorm : [dim], or null
  * </pre>
  * {@code qNorm} and {@code kNorm}: Qwen3's RMS norms of each head's query and key before RoPE (one weight vector for
  * all heads); {@code qBias}, {@code kBias}, {@code vBias}: Qwen2's biases of the query, key and value projections;
- * null in Llama-family models, which have none.
+ * {@code postAttentionNorm}, {@code postFfnNorm}: Gemma's RMS norms of the attention's and the FFN's outputs before
+ * their residuals. Null in Llama-family models, which have none of these.
  */
 public record Layer(float[] attentionNorm, Tensor wq, Tensor wk, Tensor wv, Tensor wo,
                     float[] ffnNorm, FeedForward feedForward, float[] qNorm, float[] kNorm,
-                    float[] qBias, float[] kBias, float[] vBias) {
+                    float[] qBias, float[] kBias, float[] vBias, float[] postAttentionNorm, float[] postFfnNorm) {
 }

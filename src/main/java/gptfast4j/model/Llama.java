@@ -291,10 +291,10 @@ public final class Llama {
         if (parallel.leads()) {
             synchronized (parallel) {
                 parallel.shift(s, keep, discard, end);
-                s.kv.shift(config.nLayers(), keep, discard, end, s.rope);
+                s.kv.shift(config.nLayers(), keep, discard, end, s::rope);
             }
         } else {
-            s.kv.shift(config.nLayers(), keep, discard, end, s.rope);
+            s.kv.shift(config.nLayers(), keep, discard, end, s::rope);
         }
     }
 
@@ -379,9 +379,11 @@ public final class Llama {
         Config c = config;
         int dim = c.dim();
         checkTokens(tokens, from, n);
+        float embeddingScale = c.variant().embeddingScale();
         for (int t = 0; t < n; t++) {
             int token = tokens[from + t];
             weights.tokEmbeddings().dequantizeRow(token, s.x, t * dim);
+            if (embeddingScale != 1f) for (int i = t * dim; i < (t + 1) * dim; i++) s.x[i] *= embeddingScale;
             // A table read only row by row gives its file pages back once read: the file is cached in 2 MB folios, so
             // each token seen kept one mapped (Llama-2-7B Q4_K: 70 of its 74 MB after 100 tokens). Not a table that is
             // also the output head in the file's layout (tied, before or without the decode layouts' copy; a split model's
@@ -425,7 +427,8 @@ public final class Llama {
             if (seen != null) seen.inputs(layer.wo(), s.attended, n);
             layer.wo().matmul(s.attended, n, s.xb2Part, s.dimPart, exact);
             if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, n, tp.dimStarts);
-            // feed-forward: x += ffn(rmsnorm(x) * ffnNorm), after the attention's residual
+            // feed-forward: x += ffn(rmsnorm(x) * ffnNorm), after the attention's residual (Gemma's outputs each
+            // normalized first, by postAttentionNorm and postFfnNorm)
             eachToken(n, s.residualAndFfnNorm);
             switch (layer.feedForward()) {
                 case FeedForward.Dense ffn -> {
@@ -434,12 +437,12 @@ public final class Llama {
                         seen.inputs(ffn.w3(), s.xb, n);
                     }
                     s.sharedInput.matmul(s.xb, n, exact, ffn.w1(), s.hb, ffn.w3(), s.hb2);
-                    eachToken(n, s.swiglu);
+                    eachToken(n, s.gate);
                     if (!tp.whole()) tp.group.gather(s.hb, s.hbWhole, c.hiddenDim(), n, tp.hiddenStarts);
                     if (seen != null) seen.inputs(ffn.w2(), s.hbWhole, n);
                     ffn.w2().matmul(s.hbWhole, n, s.xb2Part, s.dimPart, exact);
                     if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, n, tp.dimStarts);
-                    eachToken(n, s.residual);
+                    eachToken(n, s.ffnResidual);
                 }
                 case FeedForward.MoE moe -> mixture(s, moe, n, exact);
             }
@@ -451,6 +454,8 @@ public final class Llama {
         if (seen != null) seen.inputs(weights.output(), s.xb, nLogits);
         weights.output().matmul(s.xb, nLogits, s.logitsPart, s.vocabPart, exact);
         if (!tp.whole()) tp.group.gather(s.logitsPart, s.logits, c.vocabSize(), nLogits, tp.vocabStarts);
+        float cap = c.variant().logitSoftcap();
+        if (cap != 0f) for (int t = 0; t < nLogits; t++) VectorMath.softcap(s.logits, t * c.vocabSize(), c.vocabSize(), cap);
     }
 
     private void checkTokens(int[] tokens, int from, int n) {
@@ -518,23 +523,26 @@ public final class Llama {
                 VectorMath.add(s.v, t * kvDim, vBias, 0, kvDim);
             }
             if (kNorm != null) headNorms(s.k, t * kvDim, parallel.kvHeads, kNorm);
-            s.rope.rotate(s.k, t * kvDim, parallel.kvHeads, pos);
+            s.rope(s.layer).rotate(s.k, t * kvDim, parallel.kvHeads, pos);
             (s.perToken ? s.tokenKv[t] : s.kv).store(s.layer, pos, s.k, t * kvDim, s.v, t * kvDim);
         }
     }
 
     /**
      * Tokens {@code [t0, t1)}: RoPE on q at their positions (the layer's bias added first, and each head's query
-     * normalized, where it has them), q rounded as the cache's products round it.
+     * normalized, where it has them; scaled after, where the variant scales queries), q rounded as the cache's products
+     * round it.
      */
     private void rotateQueries(State s, int t0, int t1) {
         int qDim = s.qDim;
         Layer layer = weights().layers()[s.layer];
         float[] qNorm = layer.qNorm(), qBias = layer.qBias();
+        float queryScale = config.variant().queryScale();
         for (int t = t0; t < t1; t++) {
             if (qBias != null) VectorMath.add(s.q, t * qDim, qBias, 0, qDim);
             if (qNorm != null) headNorms(s.q, t * qDim, parallel.heads, qNorm);
-            s.rope.rotate(s.q, t * qDim, parallel.heads, s.position(t));
+            s.rope(s.layer).rotate(s.q, t * qDim, parallel.heads, s.position(t));
+            if (queryScale != 0f) for (int i = t * qDim; i < (t + 1) * qDim; i++) s.q[i] *= queryScale;
             s.kv.roundQueries(s.q, t * qDim, qDim);
         }
     }
@@ -545,21 +553,34 @@ public final class Llama {
         for (int h = 0; h < heads; h++) VectorMath.rmsnorm(x, offset + h * headDim, x, offset + h * headDim, norm, headDim, config.rmsNormEps());
     }
 
-    /** Tokens {@code [t0, t1)}: the attention's residual {@code x += xb2}, then {@code xb = rmsnorm(x) * ffnNorm}. */
+    /**
+     * Tokens {@code [t0, t1)}: the attention's residual {@code x += xb2} ({@code xb2 = rmsnorm(xb2) * postAttentionNorm}
+     * first where the layer has that norm), then {@code xb = rmsnorm(x) * ffnNorm}.
+     */
     private void residualAndFfnNorm(State s, int t0, int t1) {
-        residual(s, t0, t1);
-        normalize(s, t0, t1, weights().layers()[s.layer].ffnNorm());
+        Layer layer = weights().layers()[s.layer];
+        residual(s, t0, t1, layer.postAttentionNorm());
+        normalize(s, t0, t1, layer.ffnNorm());
     }
 
-    /** Tokens {@code [t0, t1)}: {@code hb = silu(hb) * hb2}. */
-    private void swiglu(State s, int t0, int t1) {
+    /** Tokens {@code [t0, t1)}: the FFN's gate, {@code hb = silu(hb) * hb2} (SwiGLU) or {@code gelu(hb) * hb2} (GeGLU). */
+    private void gate(State s, int t0, int t1) {
         int hidden = s.hiddenPart;
-        VectorMath.swiglu(s.hb, s.hb2, t0 * hidden, (t1 - t0) * hidden);
+        if (config.variant().activation() == Config.Activation.GELU) VectorMath.geglu(s.hb, s.hb2, t0 * hidden, (t1 - t0) * hidden);
+        else VectorMath.swiglu(s.hb, s.hb2, t0 * hidden, (t1 - t0) * hidden);
     }
 
-    /** Tokens {@code [t0, t1)}: a residual, {@code x += xb2}. */
-    private void residual(State s, int t0, int t1) {
+    /** Tokens {@code [t0, t1)}: the FFN's residual, {@code x += xb2} ({@code xb2} normalized by the layer's postFfnNorm first where it has one). */
+    private void ffnResidual(State s, int t0, int t1) {
+        residual(s, t0, t1, weights().layers()[s.layer].postFfnNorm());
+    }
+
+    /** Tokens {@code [t0, t1)}: {@code x += xb2}, or {@code x += rmsnorm(xb2) * postNorm} where {@code postNorm} is not null. */
+    private void residual(State s, int t0, int t1, float[] postNorm) {
         int dim = config.dim();
+        if (postNorm != null) {
+            for (int t = t0; t < t1; t++) VectorMath.rmsnorm(s.xb2, t * dim, s.xb2, t * dim, postNorm, dim, config.rmsNormEps());
+        }
         VectorMath.add(s.x, t0 * dim, s.xb2, t0 * dim, (t1 - t0) * dim);
     }
 
@@ -606,7 +627,8 @@ public final class Llama {
 
     /**
      * Causal attention of the batch's queries ({@code s.q}, [n, heads * headDim], this process's heads) for the heads
-     * {@code [hStart, hEnd)} over the cached keys and values of positions {@code 0 .. startPos + t}; writes the
+     * {@code [hStart, hEnd)} over the cached keys and values of positions {@code 0 .. startPos + t} (in a sliding layer
+     * the last {@link Config.Variant#slidingWindow} of them: the others' weights are not computed, or zero); writes the
      * concatenated heads to {@code s.heads} (which is {@code s.attended} when the whole model is here). Query head h reads
      * kv head {@code h / (nHeads / nKvHeads)}, whose keys and values are taken once for all the heads and tokens here
      * that read them ({@link KvCache#head}). The caller splits the heads across threads, in units of
@@ -627,67 +649,86 @@ public final class Llama {
         int headDim = c.headDim(), dim = s.qDim, queries = VectorMath.QUERIES;
         int group = c.nHeads() / c.nKvHeads();
         int n = s.batch, startPos = s.startPos, context = s.contextLength, rows = queries * context;
-        float scale = (float) (1.0 / Math.sqrt(headDim));
+        // queries already scaled where the variant scales them (rotateQueries)
+        float scale = c.variant().queryScale() != 0f ? 1f : (float) (1.0 / Math.sqrt(headDim));
+        int window = c.variant().slides(s.layer) ? c.variant().slidingWindow() : 0;
         float[] att = s.att;
         KvCache kv = s.kv;
         int blocked = n <= EXACT_BATCH ? 0 : n - n % queries; // decodeEach's at most EXACT_BATCH: none
         for (int h = hStart; h < hEnd && blocked > 0; h++) {
-            KvCache.Head head = kv.head(s.attentionCall, s.layer, h / group, startPos + n);
+            KvCache.Head head = kv.head(s.attentionCall, s.layer, h / group, keyFrom(window, startPos + 1), startPos + n);
             int attOffset = h * rows;
             for (int t = 0; t < blocked; t += queries) {
-                int positions = startPos + t + queries;
-                keyScores(head, headDim, positions, true, s.q, t * dim + h * headDim, dim, scale, att, attOffset, context);
+                int positions = startPos + t + queries, first = firstSeen(window, startPos + t + 1);
+                keyScores(head, headDim, keyFrom(window, startPos + t + 1), positions, true, s.q, t * dim + h * headDim, dim, scale, att, attOffset, context);
                 for (int j = 0; j < queries; j++) {
-                    int row = attOffset + j * context, own = startPos + t + j + 1;
-                    VectorMath.softmax(att, row, own);
+                    int row = attOffset + j * context, own = startPos + t + j + 1, seen = firstSeen(window, own);
+                    VectorMath.softmax(att, row + seen, own - seen);
+                    Arrays.fill(att, row + first, row + seen, 0f);
                     Arrays.fill(att, row + own, row + positions, 0f);
-                    kv.roundWeights(att, row, own);
+                    kv.roundWeights(att, row + seen, own - seen);
                 }
-                VectorMath.product4(att, attOffset, context, head.values, head.valueBase, headDim, positions, headDim, 1f, s.heads, t * dim + h * headDim, dim);
+                VectorMath.product4(att, attOffset + first, context, head.values, head.valueBase + first * headDim, headDim, positions - first, headDim, 1f,
+                        s.heads, t * dim + h * headDim, dim);
             }
         }
         if (blocked == n) return;
         if (headsPerCall() == queries) {
             // heads h .. h + 3 share a kv head: the range's bounds are multiples of four, and so is the grouping
             for (int h = hStart; h < hEnd; h += queries) {
-                KvCache.Head shared = s.perToken ? null : kv.head(s.attentionCall, s.layer, h / group, startPos + n);
+                KvCache.Head shared = s.perToken ? null : kv.head(s.attentionCall, s.layer, h / group, keyFrom(window, startPos + blocked + 1), startPos + n);
                 for (int t = blocked; t < n; t++) {
-                    KvCache.Head head = s.perToken ? s.tokenKv[t].head(s.attentionCall, s.layer, h / group, s.position(t) + 1) : shared;
-                    int positions = s.position(t) + 1, qOffset = t * dim + h * headDim;
-                    keyScores(head, headDim, positions, true, s.q, qOffset, headDim, scale, att, h * rows, rows);
+                    int positions = s.position(t) + 1, seen = firstSeen(window, positions), qOffset = t * dim + h * headDim;
+                    KvCache.Head head = s.perToken ? s.tokenKv[t].head(s.attentionCall, s.layer, h / group, keyFrom(window, positions), positions) : shared;
+                    keyScores(head, headDim, keyFrom(window, positions), positions, true, s.q, qOffset, headDim, scale, att, h * rows, rows);
                     for (int j = 0; j < queries; j++) {
-                        VectorMath.softmax(att, (h + j) * rows, positions);
-                        kv.roundWeights(att, (h + j) * rows, positions);
+                        VectorMath.softmax(att, (h + j) * rows + seen, positions - seen);
+                        kv.roundWeights(att, (h + j) * rows + seen, positions - seen);
                     }
-                    VectorMath.product4(att, h * rows, rows, head.values, head.valueBase, headDim, positions, headDim, 1f, s.heads, qOffset, headDim);
+                    VectorMath.product4(att, h * rows + seen, rows, head.values, head.valueBase + seen * headDim, headDim, positions - seen, headDim, 1f,
+                            s.heads, qOffset, headDim);
                 }
             }
         } else {
             for (int h = hStart; h < hEnd; h++) {
-                KvCache.Head shared = s.perToken ? null : kv.head(s.attentionCall, s.layer, h / group, startPos + n);
+                KvCache.Head shared = s.perToken ? null : kv.head(s.attentionCall, s.layer, h / group, keyFrom(window, startPos + blocked + 1), startPos + n);
                 int attOffset = h * rows;
                 for (int t = blocked; t < n; t++) {
-                    KvCache.Head head = s.perToken ? s.tokenKv[t].head(s.attentionCall, s.layer, h / group, s.position(t) + 1) : shared;
-                    int positions = s.position(t) + 1;
-                    keyScores(head, headDim, positions, false, s.q, t * dim + h * headDim, 0, scale, att, attOffset, 0);
-                    VectorMath.softmax(att, attOffset, positions);
-                    kv.roundWeights(att, attOffset, positions);
-                    VectorMath.weightedSum(att, attOffset, head.values, head.valueBase, headDim, positions, s.heads, t * dim + h * headDim, headDim);
+                    int positions = s.position(t) + 1, seen = firstSeen(window, positions);
+                    KvCache.Head head = s.perToken ? s.tokenKv[t].head(s.attentionCall, s.layer, h / group, keyFrom(window, positions), positions) : shared;
+                    keyScores(head, headDim, keyFrom(window, positions), positions, false, s.q, t * dim + h * headDim, 0, scale, att, attOffset, 0);
+                    VectorMath.softmax(att, attOffset + seen, positions - seen);
+                    kv.roundWeights(att, attOffset + seen, positions - seen);
+                    VectorMath.weightedSum(att, attOffset + seen, head.values, head.valueBase + seen * headDim, headDim, positions - seen,
+                            s.heads, t * dim + h * headDim, headDim);
                 }
             }
         }
     }
 
     /**
+     * The first position a query that sees {@code positions} positions (its own the last) attends to: 0, or in a
+     * sliding layer ({@code window} > 0) the first of the last {@code window}.
+     */
+    private static int firstSeen(int window, int positions) {
+        return window == 0 ? 0 : Math.max(0, positions - window);
+    }
+
+    /** The first key position that query's scores are computed from: {@link #firstSeen}'s block of the key cache. */
+    private static int keyFrom(int window, int positions) {
+        return firstSeen(window, positions) / KvCache.KEY_BLOCK * KvCache.KEY_BLOCK;
+    }
+
+    /**
      * The scores of one query ({@code four} false: {@link VectorMath#scores}) or of four ({@link VectorMath#product4},
      * their rows {@code qStride} apart in q and {@code attStride} apart in att) against a kv head's keys of positions
-     * {@code 0 .. positions}, to {@code att[attOffset + p]}: a block of {@link KvCache#KEY_BLOCK} positions at a time,
-     * the key cache's layout.
+     * {@code from .. positions} ({@code from} a block's first), to {@code att[attOffset + p]}: a block of {@link
+     * KvCache#KEY_BLOCK} positions at a time, the key cache's layout.
      */
-    private static void keyScores(KvCache.Head head, int headDim, int positions, boolean four,
+    private static void keyScores(KvCache.Head head, int headDim, int from, int positions, boolean four,
                                   float[] q, int qOffset, int qStride, float scale, float[] att, int attOffset, int attStride) {
         int block = KvCache.KEY_BLOCK;
-        for (int p = 0, k = head.keyBase; p < positions; p += block, k += head.keyBlockStride) {
+        for (int p = from, k = head.keyBase + from / block * head.keyBlockStride; p < positions; p += block, k += head.keyBlockStride) {
             int n = Math.min(block, positions - p);
             if (four) VectorMath.product4(q, qOffset, qStride, head.keys, k, block, headDim, n, scale, att, attOffset + p, attStride);
             else VectorMath.scores(q, qOffset, head.keys, k, block, headDim, n, scale, att, attOffset + p);
@@ -778,7 +819,14 @@ public final class Llama {
             if (positions < 0 || positions > contextLength) throw new IllegalArgumentException(positions + " positions do not fit the context length " + contextLength);
         }
 
-        final Rope rope;
+        /** The layers' rotations; a model with a sliding window has its sliding layers' apart (null where it has none). */
+        final Rope rope, slidingRope;
+
+        /** Layer {@code l}'s rotations. */
+        Rope rope(int l) {
+            return slidingRope != null && model.config.variant().slides(l) ? slidingRope : rope;
+        }
+
         final int[] single = new int[1];
         /** A decode step's matrix calls that share their input: wq, wk, wv and w1, w3 (Tensor.SharedInput). */
         final Tensor.SharedInput sharedInput = new Tensor.SharedInput();
@@ -800,7 +848,7 @@ public final class Llama {
         boolean perToken;
         final KvCache[] tokenKv;
         final int[] tokenPos;
-        final Parallel.RangeTask attentionNorm, rotateAndCache, cacheKeys, rotateQueries, attentionHeads, residualAndFfnNorm, swiglu, residual;
+        final Parallel.RangeTask attentionNorm, rotateAndCache, cacheKeys, rotateQueries, attentionHeads, residualAndFfnNorm, gate, ffnResidual;
         /** The model the tasks are bound to: only it may run this state. */
         final Llama model;
         /** Sees every matrix product's inputs (an importance matrix's collection); null: none. */
@@ -852,7 +900,8 @@ public final class Llama {
             hbWhole = whole ? hb : new float[maxBatch * c.hiddenDim()];
             logitsPart = whole ? logits : new float[maxLogits * vocabPart];
             kv = KvCache.of(kvType, c, tp.kvHeads, contextLength);
-            rope = new Rope(c, contextLength);
+            rope = new Rope(c, contextLength, false);
+            slidingRope = c.variant().slidingWindow() > 0 ? new Rope(c, contextLength, true) : null;
             int experts = Math.max(c.expertCount(), 0), used = Math.max(c.expertsUsed(), 0);
             routerLogits = new float[maxBatch * experts];
             chosen = new int[maxBatch][used];
@@ -868,8 +917,8 @@ public final class Llama {
             rotateQueries = (t0, t1) -> model.rotateQueries(this, t0, t1);
             attentionHeads = (h0, h1) -> model.attentionHeads(this, h0, h1);
             residualAndFfnNorm = (t0, t1) -> model.residualAndFfnNorm(this, t0, t1);
-            swiglu = (t0, t1) -> model.swiglu(this, t0, t1);
-            residual = (t0, t1) -> model.residual(this, t0, t1);
+            gate = (t0, t1) -> model.gate(this, t0, t1);
+            ffnResidual = (t0, t1) -> model.ffnResidual(this, t0, t1);
         }
     }
 }

@@ -10,14 +10,15 @@ final class Rope {
     private final Config.RopeStyle style;
     private final float[] cos, sin;
 
-    Rope(Config c, int contextLength) {
+    /** The rotations of {@code c}'s layers, or of its sliding ones ({@code sliding}: their base, unscaled). */
+    Rope(Config c, int contextLength, boolean sliding) {
         int headDim = c.headDim();
         half = headDim / 2;
         style = c.ropeStyle();
         cos = new float[contextLength * half];
         sin = new float[contextLength * half];
-        float thetaScale = (float) Math.pow(c.ropeTheta(), -2.0f / headDim);
-        float[] factors = c.ropeFreqFactors();
+        float thetaScale = (float) Math.pow(sliding ? c.variant().slidingRopeTheta() : c.ropeTheta(), -2.0f / headDim);
+        float[] factors = sliding ? null : c.ropeFreqFactors();
         for (int p = 0; p < contextLength; p++) {
             float theta = p;
             for (int i = 0; i < half; i++) {

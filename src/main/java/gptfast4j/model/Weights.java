@@ -45,7 +45,8 @@ public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor
                 case FeedForward.MoE m -> new FeedForward.MoE(m.router(), Arrays.stream(m.w1()).map(f).toArray(Tensor[]::new),
                         Arrays.stream(m.w2()).map(f).toArray(Tensor[]::new), Arrays.stream(m.w3()).map(f).toArray(Tensor[]::new), m.used());
             };
-            mapped[l] = new Layer(x.attentionNorm(), f.apply(x.wq()), f.apply(x.wk()), f.apply(x.wv()), f.apply(x.wo()), x.ffnNorm(), ffn, x.qNorm(), x.kNorm(), x.qBias(), x.kBias(), x.vBias());
+            mapped[l] = new Layer(x.attentionNorm(), f.apply(x.wq()), f.apply(x.wk()), f.apply(x.wv()), f.apply(x.wo()), x.ffnNorm(), ffn, x.qNorm(), x.kNorm(), x.qBias(), x.kBias(), x.vBias(),
+                    x.postAttentionNorm(), x.postFfnNorm());
         }
         return new Weights(tokEmbeddings, mapped, norm, f.apply(output));
     }

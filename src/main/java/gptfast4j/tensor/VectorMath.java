@@ -127,6 +127,36 @@ public final class VectorMath {
     }
 
     /**
+     * GeGLU's gate: {@code gate = gelu(gate) * up}, GELU's tanh approximation {@code 0.5 x (1 + tanh(sqrt(2/pi) x (1 +
+     * 0.044715 x^2)))} (Gemma's, PyTorch's {@code gelu_pytorch_tanh}) in floats, the tanh the Vector API's ({@code
+     * TANH}, as {@link #swiglu}'s exponential). llama.cpp's CPU backend looks GELU up in a table of half floats instead
+     * (the input and the result rounded to F16): a GeGLU model's figures differ from its by that rounding.
+     */
+    public static void geglu(float[] gate, float[] up, int offset, int n) {
+        int i = offset;
+        for (int bound = offset + S.loopBound(n); i < bound; i += S.length()) {
+            FloatVector g = FloatVector.fromArray(S, gate, i);
+            FloatVector inner = g.mul(g).fma(GELU_A, 1f).mul(g).mul(SQRT_2_OVER_PI);
+            g.mul(0.5f).mul(inner.lanewise(VectorOperators.TANH).add(1f)).mul(FloatVector.fromArray(S, up, i)).intoArray(gate, i);
+        }
+        for (; i < offset + n; i++) {
+            float g = gate[i];
+            gate[i] = 0.5f * g * (1f + (float) Math.tanh((g * g * GELU_A + 1f) * g * SQRT_2_OVER_PI)) * up[i];
+        }
+    }
+
+    private static final float GELU_A = 0.044715f, SQRT_2_OVER_PI = 0.79788456080286535587989211986876f;
+
+    /** {@code x = cap * tanh(x / cap)} over {@code x[offset .. offset + n)}, as llama.cpp caps logits (Gemma 2's). */
+    public static void softcap(float[] x, int offset, int n, float cap) {
+        float inverse = 1f / cap;
+        for (int i = 0; i < n; i += S.length()) {
+            VectorMask<Float> m = S.indexInRange(i, n);
+            FloatVector.fromArray(S, x, offset + i, m).mul(inverse).lanewise(VectorOperators.TANH).mul(cap).intoArray(x, offset + i, m);
+        }
+    }
+
+    /**
      * Attention scores of one query over {@code positions} cached keys stored transposed ({@code keys[kBase + d *
      * stride + p]} is element d of the key at position p): {@code out[outOffset + p] = scale * sum_d q[qOffset + d] *
      * key_p[d]}. Vectors run over positions, so there is no lane reduction per position (a dot product per position

@@ -337,7 +337,7 @@ class KvCacheTest {
 
     /** Kv head {@code h}'s keys and values of positions {@code 0 .. n} as attention reads them ({@link KvCache#head}), position by position. */
     private static float[][] headOf(KvCache cache, int h, int n, int headDim) {
-        KvCache.Head head = cache.head(h + 1, 1, h, n);
+        KvCache.Head head = cache.head(h + 1, 1, h, 0, n);
         float[] keys = new float[n * headDim], values = new float[n * headDim];
         for (int p = 0; p < n; p++) {
             for (int i = 0; i < headDim; i++) {
