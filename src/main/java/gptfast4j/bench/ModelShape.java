@@ -5,12 +5,21 @@ import java.util.List;
 /**
  * The hyperparameters of real models, for benchmark files with random weights (speed does not depend on the values).
  *
- * @param vocab 32000 shapes embed the Llama-2 SentencePiece tokenizer, 128256 shapes the Llama-3 one
+ * @param vocab 32000 shapes embed the Llama-2 SentencePiece tokenizer, 128256 shapes the Llama-3 one, 262144 (Gemma's
+ *              size) Llama-2's padded with unused tokens
  * @param ropeScaling Llama-3.1-style rope scaling factor (0 for none), with low 1, high 4, original context 8192
  * @param headDim a head's width: {@code dim / heads}, or a model's own ({@link gptfast4j.model.Config#headDim})
+ * @param architecture "llama", or "gemma3" (Gemma 3's blocks: {@link RandomModel})
  */
 public record ModelShape(String name, int dim, int hiddenDim, int layers, int heads, int kvHeads, int vocab, int context,
-                         float ropeTheta, float rmsEps, boolean tiedEmbeddings, float ropeScaling, int experts, int expertsUsed, int headDim) {
+                         float ropeTheta, float rmsEps, boolean tiedEmbeddings, float ropeScaling, int experts, int expertsUsed, int headDim,
+                         String architecture) {
+
+    /** A Llama shape whose heads are {@code headDim} wide. */
+    public ModelShape(String name, int dim, int hiddenDim, int layers, int heads, int kvHeads, int vocab, int context,
+                      float ropeTheta, float rmsEps, boolean tiedEmbeddings, float ropeScaling, int experts, int expertsUsed, int headDim) {
+        this(name, dim, hiddenDim, layers, heads, kvHeads, vocab, context, ropeTheta, rmsEps, tiedEmbeddings, ropeScaling, experts, expertsUsed, headDim, "llama");
+    }
 
     /** A shape whose heads are {@code dim / heads} wide. */
     public ModelShape(String name, int dim, int hiddenDim, int layers, int heads, int kvHeads, int vocab, int context,
@@ -29,7 +38,9 @@ public record ModelShape(String name, int dim, int hiddenDim, int layers, int he
             // Mixtral's layout (8 experts, top 2, GQA 32/8, rope 1e6) at TinyLlama's width, so that it fits in RAM
             new ModelShape("mixtral-mini", 2048, 5632, 16, 32, 8, 32000, 32768, 1e6f, 1e-5f, false, 0, 8, 2),
             // the dense model with mixtral-mini's active size: one FFN as wide as its two chosen experts
-            new ModelShape("mixtral-mini-dense", 2048, 2 * 5632, 16, 32, 8, 32000, 32768, 1e6f, 1e-5f, false, 0, 0, 0));
+            new ModelShape("mixtral-mini-dense", 2048, 2 * 5632, 16, 32, 8, 32000, 32768, 1e6f, 1e-5f, false, 0, 0, 0),
+            // Gemma 3 1B: 4 heads of 256 at width 1152 sharing one kv head, tied embeddings of Gemma's 262144 tokens
+            new ModelShape("gemma3-1b", 1152, 6912, 26, 4, 1, 262144, 32768, 1e6f, 1e-6f, true, 0, 0, 0, 256, "gemma3"));
 
     public static ModelShape named(String name) {
         for (ModelShape s : ALL) if (s.name.equalsIgnoreCase(name)) return s;

@@ -22,6 +22,8 @@ import java.util.function.LongConsumer;
 /**
  * Writes a GGUF with random weights of a real shape, under llama.cpp's metadata keys and tensor names, with a real
  * tokenizer embedded. Weights are uniform with the variance of N(0, 1/fan_in), so activations stay O(1); norms are 1.
+ * A Gemma 3 shape has its keys under {@code gemma3.}, Gemma 3 1B's sliding window of 512 positions (five layers of
+ * every six), and its norms of each head's query and key and of the attention's and the FFN's outputs.
  */
 public final class RandomModel {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -37,7 +39,15 @@ public final class RandomModel {
         if (!TYPES.contains(type)) throw new IllegalArgumentException("unsupported type " + type + " for make-model; supported: " + TYPES);
         Config config = new Config("llama", s.dim(), s.hiddenDim(), s.layers(), s.heads(), s.kvHeads(), s.vocab(), s.context(),
                 s.rmsEps(), s.ropeTheta(), null, Config.RopeStyle.INTERLEAVED, s.experts(), s.expertsUsed(), s.headDim());
-        Map<String, Metadata.Value> md = config.ggufMetadata(s.name() + " (random weights)");
+        Map<String, Metadata.Value> md = new LinkedHashMap<>();
+        String arch = s.architecture();
+        config.ggufMetadata(s.name() + " (random weights)").forEach((k, v) -> md.put(k.startsWith("llama.") ? arch + k.substring(5) : k, v));
+        md.put("general.architecture", Metadata.Value.string(arch));
+        if (arch.equals("gemma3")) {
+            md.put("gemma3.attention.sliding_window", Metadata.Value.uint32(512));
+            md.put("gemma3.attention.key_length", Metadata.Value.uint32(s.headDim()));
+            md.put("gemma3.attention.value_length", Metadata.Value.uint32(s.headDim()));
+        }
         md.put("general.file_type", Metadata.Value.uint32(type.fileType()));
         md.put("general.quantization_version", Metadata.Value.uint32(2));
         md.putAll(tokenizerMetadata(s.vocab(), sharedTokenizers));
@@ -66,6 +76,12 @@ public final class RandomModel {
             tensors.add(matrix(p + "attn_v.weight", type, dim, kvDim, 1 / Math.sqrt(dim)));
             tensors.add(matrix(p + "attn_output.weight", type, qDim, dim, 1 / Math.sqrt(qDim)));
             tensors.add(ones(p + "ffn_norm.weight", dim));
+            if (s.architecture().equals("gemma3")) {
+                tensors.add(ones(p + "attn_q_norm.weight", s.headDim()));
+                tensors.add(ones(p + "attn_k_norm.weight", s.headDim()));
+                tensors.add(ones(p + "post_attention_norm.weight", dim));
+                tensors.add(ones(p + "post_ffw_norm.weight", dim));
+            }
             if (s.experts() > 0) {
                 tensors.add(tensor(p + "ffn_gate_inp.weight", GGMLType.F32, new long[]{dim, s.experts()}, 1 / Math.sqrt(dim)));
                 tensors.add(tensor(p + "ffn_gate_exps.weight", type, new long[]{dim, hidden, s.experts()}, 1 / Math.sqrt(dim)));
@@ -87,11 +103,16 @@ public final class RandomModel {
         return tensors(s, type).stream().mapToLong(GGUFWriter.TensorSpec::bytes).sum();
     }
 
-    /** GGUF tokenizer keys: Llama-2's SentencePiece vocabulary for 32000, the Llama-3 vocabulary for 128256. */
+    /**
+     * GGUF tokenizer keys: Llama-2's SentencePiece vocabulary for 32000, the Llama-3 vocabulary for 128256, and for
+     * 262144 (Gemma's size; no Gemma tokenizer is at hand) Llama-2's followed by {@code <unused0>} ... tokens of
+     * llama.cpp's type unused, as Gemma's own vocabulary has thousands of, which text never tokenizes into.
+     */
     static Map<String, Metadata.Value> tokenizerMetadata(int vocab, Path sharedTokenizers) {
         Map<String, Metadata.Value> md = new LinkedHashMap<>();
-        if (vocab == 32000) {
+        if (vocab == 32000 || vocab == GEMMA_VOCAB) {
             md.putAll(Tokenizers.load(sharedTokenizers.resolve("llama2-tokenizer.model")).ggufMetadata());
+            if (vocab == GEMMA_VOCAB) pad(md, vocab);
             md.put("tokenizer.ggml.bos_token_id", Metadata.Value.uint32(1));
             md.put("tokenizer.ggml.eos_token_id", Metadata.Value.uint32(2));
             md.put("tokenizer.ggml.unknown_token_id", Metadata.Value.uint32(0));
@@ -106,6 +127,23 @@ public final class RandomModel {
             throw new IllegalArgumentException("no tokenizer for a vocabulary of " + vocab);
         }
         return md;
+    }
+
+    private static final int GEMMA_VOCAB = 262144, UNUSED_TYPE = 5;
+
+    /** The vocabulary in {@code md} made {@code vocab} tokens long with unused ones. */
+    private static void pad(Map<String, Metadata.Value> md, int vocab) {
+        String[] pieces = (String[]) md.get("tokenizer.ggml.tokens").value();
+        float[] scores = (float[]) md.get("tokenizer.ggml.scores").value();
+        int[] types = (int[]) md.get("tokenizer.ggml.token_type").value();
+        int n = pieces.length;
+        pieces = java.util.Arrays.copyOf(pieces, vocab);
+        for (int i = n; i < vocab; i++) pieces[i] = "<unused" + (i - n) + ">";
+        types = java.util.Arrays.copyOf(types, vocab);
+        java.util.Arrays.fill(types, n, vocab, UNUSED_TYPE);
+        md.put("tokenizer.ggml.tokens", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.STRING, pieces));
+        md.put("tokenizer.ggml.scores", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.FLOAT32, java.util.Arrays.copyOf(scores, vocab)));
+        md.put("tokenizer.ggml.token_type", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.INT32, types));
     }
 
     private static GGUFWriter.TensorSpec ones(String name, int n) {

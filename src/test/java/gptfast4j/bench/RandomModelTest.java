@@ -45,6 +45,32 @@ class RandomModelTest {
         if (FileSystems.getDefault().supportedFileAttributeViews().contains("posix")) assertEquals(Files.getPosixFilePermissions(Files.createFile(dir.resolve("plain"))), Files.getPosixFilePermissions(out));
     }
 
+    /**
+     * A Gemma 3 shape: its keys under {@code gemma3.}, Gemma 3 1B's window of 512 on five layers of six, its four
+     * extra norms per layer, and Gemma's vocabulary size as Llama-2's tokenizer padded with unused tokens, which text
+     * never becomes (llama-tokenize de3ff81 splits "<unused0>" as we do; llama-bench runs make-model's gemma3-1b file as "gemma3 1B Q8_0", 999.89 M parameters).
+     */
+    @Test
+    void gemma3ShapeIsGemmas(@TempDir Path dir) {
+        ModelShape shape = new ModelShape("gemma3-tiny", 64, 128, 6, 4, 1, 262144, 1024, 1e6f, 1e-6f, true, 0, 0, 0, 32, "gemma3");
+        Path out = dir.resolve("g.gguf");
+        RandomModel.write(shape, GGMLType.Q8_0, out, Shared.TOKENIZERS, b -> { });
+        Checkpoint c = Checkpoint.load(out, null);
+        Config config = c.model().config;
+        assertEquals("gemma3", config.architecture());
+        assertEquals(512, config.variant().slidingWindow());
+        assertEquals("[true, true, true, true, true, false]", java.util.Arrays.toString(config.variant().slidingLayers()));
+        assertEquals(32, config.headDim());
+        assertTrue(c.model().weights().layers()[5].postFfnNorm() != null);
+        assertEquals(262144, c.tokenizer().vocabSize());
+        assertEquals("<unused0>", c.tokenizer().piece(32000));
+        assertEquals("[15043, 3186]", java.util.Arrays.toString(c.tokenizer().encode("Hello world")));
+        assertEquals("[529, 348, 3880, 29900, 29958]", java.util.Arrays.toString(c.tokenizer().encode("<unused0>")));
+        int[] tokens = new Generator(c.model(), c.model().newState(16, 8), c.eos())
+                .generate(new int[]{1, 15043}, 0, 8, new Sampler(262144, 0, 0, 1, 0), t -> true).tokens();
+        assertTrue(tokens.length > 0);
+    }
+
     /** K-quant files: random blocks with super-block scales that keep the weights near the asked spread, and they run. */
     @ParameterizedTest
     @ValueSource(strings = {"Q4_K", "Q5_K", "Q6_K"})
