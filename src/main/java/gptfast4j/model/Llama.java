@@ -422,7 +422,10 @@ public final class Llama {
                 eachToken(n, s.rotateQueries);
             }
             s.attentionCall = ATTENTION_CALLS.incrementAndGet();
-            Parallel.run(tp.heads, headsPerCall(), s.attentionHeads);
+            // a batch's blocks of four queries a head at a time, the rest of its tokens (a decode step's) by headsPerCall
+            int blocked = blockedTokens(n);
+            if (blocked > 0) Parallel.run(tp.heads, 1, s.blockedHeads);
+            if (blocked < n) Parallel.run(tp.heads, headsPerCall(), s.tokenHeads);
             if (!tp.whole()) tp.group.gather(s.heads, s.attended, c.qDim(), n, tp.qStarts);
             if (seen != null) seen.inputs(layer.wo(), s.attended, n);
             layer.wo().matmul(s.attended, n, s.xb2Part, s.dimPart, exact);
@@ -631,8 +634,10 @@ public final class Llama {
      * the last {@link Config.Variant#slidingWindow} of them: the others' weights are not computed, or zero); writes the
      * concatenated heads to {@code s.heads} (which is {@code s.attended} when the whole model is here). Query head h reads
      * kv head {@code h / (nHeads / nKvHeads)}, whose keys and values are taken once for all the heads and tokens here
-     * that read them ({@link KvCache#head}). The caller splits the heads across threads, in units of
-     * {@link #headsPerCall} heads.
+     * that read them ({@link KvCache#head}). The caller splits the heads across threads: for the batch's blocks of four
+     * queries ({@code blocks}) one at a time, for its other tokens in units of {@link #headsPerCall} heads (Gemma 3 1B's
+     * four heads made one unit, and a 512-token prompt's attention ran on one thread: pp512 at depth 4096 222.8 -> 259-261
+     * tokens/s on two).
      * <p>
      * Four queries at a time ({@link VectorMath#product4}: their scores, then their weighted sums), so that each key
      * and value is read once for four: a batch's tokens in blocks of four, each block's first three queries taking zero
@@ -644,7 +649,8 @@ public final class Llama {
      * prompt: 47.8-51.5 ms one query at a time, 23.5-24.2 four tokens at a time; 22 layers of one decode step at 1800
      * positions: 23-29 ms one head at a time, 19.4-21.6 four.
      */
-    private void attentionHeads(State s, int hStart, int hEnd) {
+    private void attentionHeads(State s, int hStart, int hEnd, boolean blocks) {
+
         Config c = config;
         int headDim = c.headDim(), dim = s.qDim, queries = VectorMath.QUERIES;
         int group = c.nHeads() / c.nKvHeads();
@@ -654,8 +660,8 @@ public final class Llama {
         int window = c.variant().slides(s.layer) ? c.variant().slidingWindow() : 0;
         float[] att = s.att;
         KvCache kv = s.kv;
-        int blocked = n <= EXACT_BATCH ? 0 : n - n % queries; // decodeEach's at most EXACT_BATCH: none
-        for (int h = hStart; h < hEnd && blocked > 0; h++) {
+        int blocked = blockedTokens(n);
+        for (int h = hStart; h < hEnd && blocks; h++) {
             KvCache.Head head = kv.head(s.attentionCall, s.layer, h / group, keyFrom(window, startPos + 1), startPos + n);
             int attOffset = h * rows;
             for (int t = 0; t < blocked; t += queries) {
@@ -672,7 +678,7 @@ public final class Llama {
                         s.heads, t * dim + h * headDim, dim);
             }
         }
-        if (blocked == n) return;
+        if (blocks) return;
         if (headsPerCall() == queries) {
             // heads h .. h + 3 share a kv head: the range's bounds are multiples of four, and so is the grouping
             for (int h = hStart; h < hEnd; h += queries) {
@@ -706,6 +712,21 @@ public final class Llama {
         }
     }
 
+    /** {@link #attentionHeads} of the batch's blocks of four queries. */
+    private void blockedHeads(State s, int hStart, int hEnd) {
+        attentionHeads(s, hStart, hEnd, true);
+    }
+
+    /** {@link #attentionHeads} of the batch's tokens after its blocks of four queries. */
+    private void tokenHeads(State s, int hStart, int hEnd) {
+        attentionHeads(s, hStart, hEnd, false);
+    }
+
+    /** The batch's first tokens that {@link #attentionHeads} takes in blocks of four queries: none in a batch of at most {@link #EXACT_BATCH}. */
+    private static int blockedTokens(int n) {
+        return n <= EXACT_BATCH ? 0 : n - n % VectorMath.QUERIES; // decodeEach's at most EXACT_BATCH: none
+    }
+
     /**
      * The first position a query that sees {@code positions} positions (its own the last) attends to: 0, or in a
      * sliding layer ({@code window} > 0) the first of the last {@code window}.
@@ -736,9 +757,9 @@ public final class Llama {
     }
 
     /**
-     * The unit in which {@link #attentionHeads} takes heads: four where every four consecutive query heads share a kv
-     * head (grouped-query attention with groups of 4, 8, ...), so that a token's query heads go four at a time;
-     * otherwise one.
+     * The unit in which {@link #attentionHeads} takes heads for the tokens it runs one query at a time: four where every
+     * four consecutive query heads share a kv head (grouped-query attention with groups of 4, 8, ...), so that a
+     * token's query heads go four at a time; otherwise one. (A batch's blocks of four queries go a head at a time.)
      */
     private int headsPerCall() {
         return config.nHeads() / config.nKvHeads() % VectorMath.QUERIES == 0 ? VectorMath.QUERIES : 1;
@@ -848,7 +869,7 @@ public final class Llama {
         boolean perToken;
         final KvCache[] tokenKv;
         final int[] tokenPos;
-        final Parallel.RangeTask attentionNorm, rotateAndCache, cacheKeys, rotateQueries, attentionHeads, residualAndFfnNorm, gate, ffnResidual;
+        final Parallel.RangeTask attentionNorm, rotateAndCache, cacheKeys, rotateQueries, blockedHeads, tokenHeads, residualAndFfnNorm, gate, ffnResidual;
         /** The model the tasks are bound to: only it may run this state. */
         final Llama model;
         /** Sees every matrix product's inputs (an importance matrix's collection); null: none. */
@@ -915,7 +936,8 @@ public final class Llama {
             rotateAndCache = (t0, t1) -> model.rotateAndCache(this, t0, t1);
             cacheKeys = (t0, t1) -> model.cacheKeys(this, t0, t1);
             rotateQueries = (t0, t1) -> model.rotateQueries(this, t0, t1);
-            attentionHeads = (h0, h1) -> model.attentionHeads(this, h0, h1);
+            blockedHeads = (h0, h1) -> model.blockedHeads(this, h0, h1);
+            tokenHeads = (h0, h1) -> model.tokenHeads(this, h0, h1);
             residualAndFfnNorm = (t0, t1) -> model.residualAndFfnNorm(this, t0, t1);
             gate = (t0, t1) -> model.gate(this, t0, t1);
             ffnResidual = (t0, t1) -> model.ffnResidual(this, t0, t1);
