@@ -190,10 +190,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             throw new ModelFormatException(path + ": an importance matrix, not a model (it is for quantize --imatrix)");
         }
         if (arch == null) throw new ModelFormatException(path + ": missing metadata general.architecture");
-        if (!List.of("llama", "mistral", "qwen2", "qwen3", "qwen3moe", "gemma3").contains(arch)) {
-            throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: llama, mistral, qwen2, qwen3, qwen3moe, gemma3)");
+        if (!List.of("llama", "mistral", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3").contains(arch)) {
+            throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: llama, mistral, qwen2, qwen3, qwen3moe, gemma2, gemma3)");
         }
-        boolean llamaRows = !arch.startsWith("qwen") && !arch.equals("gemma3");
+        boolean gemma = arch.startsWith("gemma"), llamaRows = !arch.startsWith("qwen") && !gemma;
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
         int nHeads = required(md, path, arch + ".attention.head_count");
@@ -221,7 +221,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 md.getInt(arch + ".expert_count", 0),
                 md.getInt(arch + ".expert_used_count", 0),
                 headDim,
-                arch.equals("gemma3") ? gemma3(path, md, dim, nHeads, headDim) : Config.Variant.LLAMA));
+                gemma ? gemma(path, md, arch, dim, nHeads, headDim) : Config.Variant.LLAMA));
+        if (arch.equals("gemma2") && config.ropeFreqFactors() != null) {
+            throw new ModelFormatException(path + ": a gemma2 model with rope scaling is not supported");
+        }
         int ropeDim = md.getInt(arch + ".rope.dimension_count", config.headDim());
         if (ropeDim != config.headDim()) throw new ModelFormatException(path + ": partial rotary embeddings (rope dimension " + ropeDim + ") are not supported");
         Tokenizer tokenizer = tokenizerPath != null ? Tokenizers.load(tokenizerPath) : Tokenizers.fromGGUF(path, md);
@@ -236,30 +239,35 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     }
 
     /**
-     * Gemma 3's blocks as llama.cpp reads them: embeddings times sqrt(dim), GeGLU, queries scaled by 1/sqrt(headDim)
-     * (the 27B's 62 layers by 1/sqrt(dim / heads), Google's {@code query_pre_attn_scalar}, which the file does not
-     * give), and where the file gives a {@code sliding_window}, five of every six layers sliding ({@code
-     * sliding_window_pattern}: another period, or one flag per layer) with RoPE base {@code rope.freq_base_swa}
-     * (default 10000) unscaled; an optional final logit softcap.
+     * Gemma 2's and 3's blocks as llama.cpp reads them: embeddings times sqrt(dim), GeGLU, queries scaled by
+     * 1/sqrt(headDim) (the 27B's, Gemma 2's 46 layers and Gemma 3's 62, by 1/sqrt(dim / heads): Google's {@code
+     * query_pre_attn_scalar}, which the file does not give), layers that slide over a window of {@code
+     * sliding_window} positions (Gemma 2's default 4096; Gemma 3's none unless given) in a {@code
+     * sliding_window_pattern} (a period, Gemma 2's default every other layer from the first, Gemma 3's five of every
+     * six; or one flag per layer) with RoPE base {@code rope.freq_base_swa} (Gemma 2's default the global base, Gemma
+     * 3's 10000, unscaled); Gemma 2's attention scores capped at {@code attn_logit_softcapping} (default 50) and its
+     * logits at {@code final_logit_softcapping} (default 30), Gemma 3's logits only where the file says.
      */
-    private static Config.Variant gemma3(Path path, Metadata md, int dim, int nHeads, int headDim) {
-        int layers = required(md, path, "gemma3.block_count");
-        int window = md.getInt("gemma3.attention.sliding_window", 0);
+    private static Config.Variant gemma(Path path, Metadata md, String arch, int dim, int nHeads, int headDim) {
+        boolean two = arch.equals("gemma2");
+        int layers = required(md, path, arch + ".block_count");
+        int window = md.getInt(arch + ".attention.sliding_window", two ? 4096 : 0);
         boolean[] sliding = null;
         if (window > 0) {
             sliding = new boolean[layers];
-            if (md.get("gemma3.attention.sliding_window_pattern") instanceof boolean[] flags) {
-                if (flags.length != layers) throw new ModelFormatException(path + ": gemma3.attention.sliding_window_pattern has " + flags.length + " flags for " + layers + " layers");
+            if (md.get(arch + ".attention.sliding_window_pattern") instanceof boolean[] flags) {
+                if (flags.length != layers) throw new ModelFormatException(path + ": " + arch + ".attention.sliding_window_pattern has " + flags.length + " flags for " + layers + " layers");
                 sliding = flags.clone();
             } else {
-                int period = md.getInt("gemma3.attention.sliding_window_pattern", 6);
+                int period = md.getInt(arch + ".attention.sliding_window_pattern", two ? 2 : 6);
                 for (int l = 0; l < layers; l++) sliding[l] = period == 0 || l % period < period - 1;
             }
         }
-        float queryScale = 1f / (float) Math.sqrt(layers == 62 ? dim / nHeads : headDim);
+        float queryScale = 1f / (float) Math.sqrt(layers == (two ? 46 : 62) ? dim / nHeads : headDim);
+        float slidingTheta = md.getFloat(arch + ".rope.freq_base_swa", two ? md.getFloat(arch + ".rope.freq_base", 10000f) : 10000f);
         try {
-            return new Config.Variant((float) Math.sqrt(dim), Config.Activation.GELU, queryScale, Math.max(window, 0), sliding,
-                    md.getFloat("gemma3.rope.freq_base_swa", 10000f), md.getFloat("gemma3.final_logit_softcapping", 0f));
+            return new Config.Variant((float) Math.sqrt(dim), Config.Activation.GELU, queryScale, Math.max(window, 0), sliding, slidingTheta,
+                    md.getFloat(arch + ".final_logit_softcapping", two ? 30f : 0f), two ? md.getFloat(arch + ".attn_logit_softcapping", 50f) : 0f);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }
@@ -506,7 +514,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Tensor embeddings = matrix(path, tensors, "token_embd.weight", dim, vocab);
         Tensor output = tensors.containsKey("output.weight") ? matrix(path, tensors, "output.weight", dim, vocab) : embeddings;
         Layer[] layers = new Layer[c.nLayers()];
-        boolean gemma3 = c.architecture().equals("gemma3"), headNorms = c.architecture().startsWith("qwen3") || gemma3,
+        boolean gemma = c.architecture().startsWith("gemma"), headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3"),
                 qwen2 = c.architecture().equals("qwen2");
         for (int l = 0; l < layers.length; l++) {
             String p = "blk." + l + ".";
@@ -526,8 +534,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     qwen2 ? vector(path, tensors, p + "attn_q.bias", qDim) : null,
                     qwen2 ? vector(path, tensors, p + "attn_k.bias", kvDim) : null,
                     qwen2 ? vector(path, tensors, p + "attn_v.bias", kvDim) : null,
-                    gemma3 ? vector(path, tensors, p + "post_attention_norm.weight", dim) : null,
-                    gemma3 ? vector(path, tensors, p + "post_ffw_norm.weight", dim) : null);
+                    gemma ? vector(path, tensors, p + "post_attention_norm.weight", dim) : null,
+                    gemma ? vector(path, tensors, p + "post_ffw_norm.weight", dim) : null);
         }
         return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, "output_norm.weight", dim), output), memory);
     }

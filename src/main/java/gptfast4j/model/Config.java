@@ -36,7 +36,7 @@ public record Config(
         Variant variant) {
 
     /**
-     * What sets a family's blocks apart from Llama's, as llama.cpp's hyperparameters name them (Gemma 3's all of them;
+     * What sets a family's blocks apart from Llama's, as llama.cpp's hyperparameters name them (Gemma 2's and 3's;
      * {@link #LLAMA} none).
      *
      * @param embeddingScale   the token embeddings' factor (Gemma: sqrt(dim)); 1 for none
@@ -49,10 +49,11 @@ public record Config(
      * @param slidingLayers    per layer whether it slides; null where the window is 0
      * @param slidingRopeTheta the sliding layers' RoPE base (their rotations unscaled); the others' is {@link #ropeTheta}
      * @param logitSoftcap     0, or c in {@code logits = c * tanh(logits / c)}
+     * @param attentionSoftcap 0, or c in {@code scores = c * tanh(scores / c)} before the softmax (Gemma 2's)
      */
     public record Variant(float embeddingScale, Activation activation, float queryScale, int slidingWindow,
-                          boolean[] slidingLayers, float slidingRopeTheta, float logitSoftcap) {
-        public static final Variant LLAMA = new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f);
+                          boolean[] slidingLayers, float slidingRopeTheta, float logitSoftcap, float attentionSoftcap) {
+        public static final Variant LLAMA = new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f);
 
         public Variant {
             if (!(embeddingScale > 0 && embeddingScale < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("embedding scale " + embeddingScale + " is not a finite number > 0");
@@ -63,6 +64,7 @@ public record Config(
                 throw new IllegalArgumentException("sliding layers' RoPE frequency base " + slidingRopeTheta + " is not a finite number > 0");
             }
             if (!(logitSoftcap >= 0 && logitSoftcap < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("logit softcap " + logitSoftcap + " is not a finite number >= 0");
+            if (!(attentionSoftcap >= 0 && attentionSoftcap < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("attention softcap " + attentionSoftcap + " is not a finite number >= 0");
         }
 
         /** Whether layer {@code l}'s attention sees only the window. */
@@ -82,6 +84,7 @@ public record Config(
                 for (int l = 0; l < slidingLayers.length; l++) if (slidingLayers[l]) b.append(' ').append(l);
                 b.append(" (their rope base ").append(slidingRopeTheta).append(')');
             }
+            if (attentionSoftcap != 0f) b.append(", attention softcap ").append(attentionSoftcap);
             if (logitSoftcap != 0f) b.append(", final logit softcap ").append(logitSoftcap);
             return b.toString();
         }
@@ -90,7 +93,7 @@ public record Config(
         public boolean equals(Object o) {
             return o instanceof Variant v && embeddingScale == v.embeddingScale && activation == v.activation && queryScale == v.queryScale
                     && slidingWindow == v.slidingWindow && Arrays.equals(slidingLayers, v.slidingLayers)
-                    && slidingRopeTheta == v.slidingRopeTheta && logitSoftcap == v.logitSoftcap;
+                    && slidingRopeTheta == v.slidingRopeTheta && logitSoftcap == v.logitSoftcap && attentionSoftcap == v.attentionSoftcap;
         }
 
         @Override

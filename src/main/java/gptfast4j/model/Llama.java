@@ -631,7 +631,8 @@ public final class Llama {
     /**
      * Causal attention of the batch's queries ({@code s.q}, [n, heads * headDim], this process's heads) for the heads
      * {@code [hStart, hEnd)} over the cached keys and values of positions {@code 0 .. startPos + t} (in a sliding layer
-     * the last {@link Config.Variant#slidingWindow} of them: the others' weights are not computed, or zero); writes the
+     * the last {@link Config.Variant#slidingWindow} of them: the others' weights are not computed, or zero; Gemma 2's
+     * scores capped, {@link Config.Variant#attentionSoftcap}); writes the
      * concatenated heads to {@code s.heads} (which is {@code s.attended} when the whole model is here). Query head h reads
      * kv head {@code h / (nHeads / nKvHeads)}, whose keys and values are taken once for all the heads and tokens here
      * that read them ({@link KvCache#head}). The caller splits the heads across threads: for the batch's blocks of four
@@ -658,6 +659,7 @@ public final class Llama {
         // queries already scaled where the variant scales them (rotateQueries)
         float scale = c.variant().queryScale() != 0f ? 1f : (float) (1.0 / Math.sqrt(headDim));
         int window = c.variant().slides(s.layer) ? c.variant().slidingWindow() : 0;
+        float cap = c.variant().attentionSoftcap();
         float[] att = s.att;
         KvCache kv = s.kv;
         int blocked = blockedTokens(n);
@@ -669,6 +671,7 @@ public final class Llama {
                 keyScores(head, headDim, keyFrom(window, startPos + t + 1), positions, true, s.q, t * dim + h * headDim, dim, scale, att, attOffset, context);
                 for (int j = 0; j < queries; j++) {
                     int row = attOffset + j * context, own = startPos + t + j + 1, seen = firstSeen(window, own);
+                    if (cap != 0f) VectorMath.softcap(att, row + seen, own - seen, cap);
                     VectorMath.softmax(att, row + seen, own - seen);
                     Arrays.fill(att, row + first, row + seen, 0f);
                     Arrays.fill(att, row + own, row + positions, 0f);
@@ -688,6 +691,7 @@ public final class Llama {
                     KvCache.Head head = s.perToken ? s.tokenKv[t].head(s.attentionCall, s.layer, h / group, keyFrom(window, positions), positions) : shared;
                     keyScores(head, headDim, keyFrom(window, positions), positions, true, s.q, qOffset, headDim, scale, att, h * rows, rows);
                     for (int j = 0; j < queries; j++) {
+                        if (cap != 0f) VectorMath.softcap(att, (h + j) * rows + seen, positions - seen, cap);
                         VectorMath.softmax(att, (h + j) * rows + seen, positions - seen);
                         kv.roundWeights(att, (h + j) * rows + seen, positions - seen);
                     }
@@ -703,6 +707,7 @@ public final class Llama {
                     int positions = s.position(t) + 1, seen = firstSeen(window, positions);
                     KvCache.Head head = s.perToken ? s.tokenKv[t].head(s.attentionCall, s.layer, h / group, keyFrom(window, positions), positions) : shared;
                     keyScores(head, headDim, keyFrom(window, positions), positions, false, s.q, t * dim + h * headDim, 0, scale, att, attOffset, 0);
+                    if (cap != 0f) VectorMath.softcap(att, attOffset + seen, positions - seen, cap);
                     VectorMath.softmax(att, attOffset + seen, positions - seen);
                     kv.roundWeights(att, attOffset + seen, positions - seen);
                     VectorMath.weightedSum(att, attOffset + seen, head.values, head.valueBase + seen * headDim, headDim, positions - seen,

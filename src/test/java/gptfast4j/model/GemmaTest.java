@@ -11,6 +11,8 @@ import gptfast4j.quant.Perplexity;
 import gptfast4j.tensor.GGMLType;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
 import java.lang.foreign.ValueLayout;
@@ -46,28 +48,40 @@ class GemmaTest {
 
     static final ModelShape SHAPE = new ModelShape("gemma3-mini", 64, 160, 3, 4, 1, 32000, 256, 1e6f, 1e-6f, true, 0, 0, 0, 32);
 
-    /** Writes the model to {@code out} (a Llama file of {@link #SHAPE} at {@code scratch} made first), {@code edit} changing its metadata last. */
+    /** Writes the Gemma 3 model to {@code out} (a Llama file of {@link #SHAPE} at {@code scratch} made first), {@code edit} changing its metadata last. */
     static void write(Path scratch, Path out, Consumer<Map<String, Metadata.Value>> edit) {
-        RandomModel.write(SHAPE, GGMLType.F32, scratch, Shared.TOKENIZERS, b -> { });
+        write(SHAPE, "gemma3", scratch, out, md -> {
+            md.put("gemma3.attention.sliding_window", Metadata.Value.uint32(24));
+            md.put("gemma3.attention.sliding_window_pattern", Metadata.Value.uint32(3));
+            md.put("gemma3.rope.scaling.type", Metadata.Value.string("linear"));
+            md.put("gemma3.rope.scaling.factor", Metadata.Value.float32(8f));
+            md.put("gemma3.final_logit_softcapping", Metadata.Value.float32(5f));
+            edit.accept(md);
+        });
+    }
+
+    /**
+     * Writes a model of {@code arch} (gemma2 or gemma3) to {@code out}: a Llama file of {@code shape} at {@code
+     * scratch}, its keys renamed, {@code edit} changing its metadata, the norms added (Gemma 3's per-head ones too).
+     */
+    static void write(ModelShape shape, String arch, Path scratch, Path out, Consumer<Map<String, Metadata.Value>> edit) {
+        RandomModel.write(shape, GGMLType.F32, scratch, Shared.TOKENIZERS, b -> { });
         GGUF llama = GGUF.read(scratch);
         Map<String, Metadata.Value> md = new LinkedHashMap<>();
-        llama.metadata().asMap().forEach((k, v) -> md.put(k.startsWith("llama.") ? "gemma3." + k.substring(6) : k, v));
-        md.put("general.architecture", Metadata.Value.string("gemma3"));
-        md.put("gemma3.attention.sliding_window", Metadata.Value.uint32(24));
-        md.put("gemma3.attention.sliding_window_pattern", Metadata.Value.uint32(3));
-        md.put("gemma3.rope.scaling.type", Metadata.Value.string("linear"));
-        md.put("gemma3.rope.scaling.factor", Metadata.Value.float32(8f));
-        md.put("gemma3.final_logit_softcapping", Metadata.Value.float32(5f));
+        llama.metadata().asMap().forEach((k, v) -> md.put(k.startsWith("llama.") ? arch + "." + k.substring(6) : k, v));
+        md.put("general.architecture", Metadata.Value.string(arch));
         edit.accept(md);
         List<GGUFWriter.TensorSpec> tensors = new ArrayList<>();
         for (TensorData t : llama.tensors().values()) {
             tensors.add(new GGUFWriter.TensorSpec(t.name(), t.type(), t.shape(), target -> target.copyFrom(t.data())));
         }
-        for (int l = 0; l < SHAPE.layers(); l++) {
-            norm(tensors, "blk." + l + ".attn_q_norm.weight", SHAPE.headDim(), l * 4);
-            norm(tensors, "blk." + l + ".attn_k_norm.weight", SHAPE.headDim(), l * 4 + 1);
-            norm(tensors, "blk." + l + ".post_attention_norm.weight", SHAPE.dim(), l * 4 + 2);
-            norm(tensors, "blk." + l + ".post_ffw_norm.weight", SHAPE.dim(), l * 4 + 3);
+        for (int l = 0; l < shape.layers(); l++) {
+            if (arch.equals("gemma3")) {
+                norm(tensors, "blk." + l + ".attn_q_norm.weight", shape.headDim(), l * 4);
+                norm(tensors, "blk." + l + ".attn_k_norm.weight", shape.headDim(), l * 4 + 1);
+            }
+            norm(tensors, "blk." + l + ".post_attention_norm.weight", shape.dim(), l * 4 + 2);
+            norm(tensors, "blk." + l + ".post_ffw_norm.weight", shape.dim(), l * 4 + 3);
         }
         GGUFWriter.write(out, md, tensors, n -> { });
     }
@@ -112,15 +126,26 @@ class GemmaTest {
     }
 
     /**
-     * Decode steps (one query at a time, four heads sharing their kv head) see the window as a prompt's batch (four
-     * queries at a time) does: the logits of 100 tokens decoded one by one are the batch's within rounding, and a
-     * model whose window is wider than the context gives other logits from position 24 on, the same before.
+     * Decode steps (one query at a time: four heads sharing their kv head together, or two kv heads' heads one by one)
+     * see the window and the scores' cap as a prompt's batch (four queries at a time) does: the logits of 100 tokens
+     * decoded one by one are the batch's within rounding, and a model whose window is wider than the context gives
+     * other logits from position 24 on, the same before.
      */
-    @Test
-    void decodeStepsSeeTheWindowAsABatchDoes(@TempDir Path dir) {
-        Path file = dir.resolve("gemma3-mini.gguf"), unwindowed = dir.resolve("unwindowed.gguf");
-        write(dir.resolve("llama.gguf"), file, md -> { });
-        write(dir.resolve("llama.gguf"), unwindowed, md -> md.put("gemma3.attention.sliding_window", Metadata.Value.uint32(1000)));
+    @ParameterizedTest
+    @ValueSource(strings = {"gemma3 1", "gemma2 1", "gemma2 2"})
+    void decodeStepsSeeTheWindowAsABatchDoes(String archAndKvHeads, @TempDir Path dir) {
+        String arch = archAndKvHeads.split(" ")[0];
+        int kvHeads = Integer.parseInt(archAndKvHeads.split(" ")[1]);
+        ModelShape shape = new ModelShape("gemma-mini", SHAPE.dim(), SHAPE.hiddenDim(), SHAPE.layers(), SHAPE.heads(), kvHeads, SHAPE.vocab(), SHAPE.context(),
+                10000f, SHAPE.rmsEps(), true, 0, 0, 0, SHAPE.headDim());
+        Path file = dir.resolve("gemma-mini.gguf"), unwindowed = dir.resolve("unwindowed.gguf");
+        for (int window : new int[]{24, 1000}) {
+            write(shape, arch, dir.resolve("llama.gguf"), window == 24 ? file : unwindowed, md -> {
+                md.put(arch + ".attention.sliding_window", Metadata.Value.uint32(window));
+                md.put(arch + ".final_logit_softcapping", Metadata.Value.float32(5f));
+                if (arch.equals("gemma2")) md.put(arch + ".attn_logit_softcapping", Metadata.Value.float32(3f));
+            });
+        }
         Llama model = Checkpoint.load(file, null).model(), plain = Checkpoint.load(unwindowed, null).model();
         int n = 100, vocab = SHAPE.vocab();
         int[] tokens = java.util.stream.IntStream.range(0, n).map(i -> 1 + i * 7919 % (vocab - 1)).toArray();
@@ -138,5 +163,36 @@ class GemmaTest {
             if (p < 24) assertTrue(apart < 1e-4f, "position " + p + ": " + apart);
             else assertFalse(apart < 1e-2f, "position " + p + ": " + apart);
         }
+    }
+
+    /**
+     * Gemma 2 (GGUF architecture {@code gemma2}): Gemma 3's blocks without the per-head norms, every other layer
+     * sliding from the first (a window of 4096 unless the file says), one RoPE base for all, the attention's scores
+     * capped at 50 and the logits at 30 unless the file says. Written as above with RoPE base 10000, it gives
+     * llama-perplexity's figures (the same command, F32 cache): with those defaults (no window within 128 positions;
+     * ours 3e-6 from it), and with a window of 24, the scores capped at 3 and the logits at 5 (ours 3e-5 from it; the
+     * scores capped at 1000 instead, the figure moves by 0.4%).
+     */
+    @Test
+    void gemma2GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("gemma2-mini.gguf"), defaults = dir.resolve("gemma2-defaults.gguf");
+        write(SHAPE, "gemma2", dir.resolve("llama.gguf"), defaults, md -> md.put("gemma2.rope.freq_base", Metadata.Value.float32(10000f)));
+        Checkpoint d = Checkpoint.load(defaults, null);
+        Config.Variant v = d.model().config.variant();
+        assertEquals(4096, v.slidingWindow());
+        assertArrayEquals(new boolean[]{true, false, true}, v.slidingLayers());
+        assertEquals(10000f, v.slidingRopeTheta());
+        assertEquals(50f, v.attentionSoftcap());
+        assertEquals(30f, v.logitSoftcap());
+        assertEquals(2419219704764.1826, perplexity(d, KvCache.Type.F32), 5e-5 * 2419219704764.1826);
+        write(SHAPE, "gemma2", dir.resolve("llama.gguf"), file, md -> {
+            md.put("gemma2.rope.freq_base", Metadata.Value.float32(10000f));
+            md.put("gemma2.attention.sliding_window", Metadata.Value.uint32(24));
+            md.put("gemma2.attn_logit_softcapping", Metadata.Value.float32(3f));
+            md.put("gemma2.final_logit_softcapping", Metadata.Value.float32(5f));
+        });
+        Checkpoint c = Checkpoint.load(file, null);
+        assertEquals(null, c.model().weights().layers()[0].qNorm());
+        assertEquals(887609.5184, perplexity(c, KvCache.Type.F32), 5e-5 * 887609.5184);
     }
 }
