@@ -47,8 +47,9 @@ final class TemplateChat {
 
     /**
      * The tokens every first turn starts with, whatever its message: what the framings of two one-letter messages
-     * share (the system prompt's, run while the first message is typed). A template that refuses the system prompt
-     * fails here, before the chat starts.
+     * share (the system prompt's, run while the first message is typed; where the template writes no system message,
+     * the system prompt's text opens the first message instead, {@link ChatTemplate#render}). A template that refuses
+     * a first turn fails here, before the chat starts.
      */
     int[] prefix() {
         List<Object> a = new ArrayList<>(messages), b = new ArrayList<>(messages);

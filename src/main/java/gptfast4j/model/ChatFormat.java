@@ -69,7 +69,13 @@ public enum ChatFormat {
      * (llama-chat.cpp) puts a blank line after the system prompt and no {@code <think>}; the template is what the
      * models were made with.
      */
-    DEEPSEEK3;
+    DEEPSEEK3,
+    /**
+     * Gemma's, as llama.cpp's llama-chat.cpp frames it ({@code gemma}): {@code <start_of_turn>user\nmessage<end_of_turn>\n}
+     * and the answer after {@code <start_of_turn>model\n}, ended by {@code <end_of_turn>}; messages stripped; no
+     * system role, so a system prompt opens the first message, a blank line after it.
+     */
+    GEMMA;
 
     /** Zephyr's text between a user's message and the answer. */
     private static final String ASSISTANT = "\n<|assistant|>\n";
@@ -99,6 +105,7 @@ public enum ChatFormat {
             // Phi-3's turns end with <|end|>, Zephyr's with EOS (llama.cpp tells them apart so)
             if (chatTemplate.contains("<|user|>") && chatTemplate.contains("<|assistant|>") && !chatTemplate.contains("<|end|>")) return ZEPHYR;
             if (chatTemplate.contains("<｜Assistant｜>") && chatTemplate.contains("<｜User｜>") && chatTemplate.contains("<｜end▁of▁sentence｜>")) return DEEPSEEK3;
+            if (chatTemplate.contains("<start_of_turn>")) return GEMMA;
         }
         return PLAIN;
     }
@@ -209,6 +216,12 @@ public enum ChatFormat {
                 if (sys != null) marked(tokenizer, ids, SYSTEM_PROMPT, space + sys, END_SYSTEM_PROMPT);
                 marked(tokenizer, ids, INST, space + message.strip(), END_INST);
             }
+            case GEMMA -> {
+                if (first && addBos) ids.add(bos);
+                // after the previous answer's <end_of_turn>
+                marked(tokenizer, ids, first ? "" : "\n", START_OF_TURN, "user\n" + (sys != null ? sys + "\n\n" : "") + message.strip(), END_OF_TURN, "\n",
+                        START_OF_TURN, GEMMA_MODEL);
+            }
         }
         return ids.stream().mapToInt(Integer::intValue).toArray();
     }
@@ -220,7 +233,11 @@ public enum ChatFormat {
     private static final Marker INST = new Marker("[INST]"), END_INST = new Marker("[/INST]"),
             SYSTEM_PROMPT = new Marker("[SYSTEM_PROMPT]"), END_SYSTEM_PROMPT = new Marker("[/SYSTEM_PROMPT]"),
             IM_START = new Marker("<|im_start|>"), IM_END = new Marker("<|im_end|>"),
-            USER = new Marker("<｜User｜>"), ASSISTANT_MARKER = new Marker("<｜Assistant｜>");
+            USER = new Marker("<｜User｜>"), ASSISTANT_MARKER = new Marker("<｜Assistant｜>"),
+            START_OF_TURN = new Marker("<start_of_turn>"), END_OF_TURN = new Marker("<end_of_turn>");
+
+    /** Gemma's text between {@code <start_of_turn>} and an answer. */
+    private static final String GEMMA_MODEL = "model\n";
 
     /** What DeepSeek-R1's template writes after {@code <｜Assistant｜>} for the answer to come: the start of its thinking. */
     private static final String OPEN_THINKING = "<think>\n";
@@ -261,6 +278,7 @@ public enum ChatFormat {
         return switch (this) {
             case LLAMA3, LLAMA31, LLAMA32 -> tokenizer.special("<|eot_id|>").orElse(eos);
             case CHATML -> tokenizer.special(IM_END.text()).orElse(eos);
+            case GEMMA -> tokenizer.special(END_OF_TURN.text()).orElse(eos);
             default -> eos;
         };
     }
@@ -282,13 +300,13 @@ public enum ChatFormat {
                 // Mistral Nemo's template puts the system prompt with the last message, not the first
                 boolean systemHere = this == MISTRAL_V3_TEKKEN ? i == messages.size() - 1 : i == 0;
                 for (int id : userTurn(tokenizer, messages.get(i), i == 0, bos, addBos, system, systemHere)) ids.add(id);
-            } else if (this == ZEPHYR || this == CHATML) {
-                // the answer follows "\n<|assistant|>\n" (ChatML's "assistant\n") in one text (no special token
-                // between: no dummy prefix of its own), as the template's output is tokenized
-                String before = this == ZEPHYR ? ASSISTANT : CHATML_ASSISTANT;
+            } else if (this == ZEPHYR || this == CHATML || this == GEMMA) {
+                // the answer follows "\n<|assistant|>\n" (ChatML's "assistant\n", Gemma's "model\n") in one text (no
+                // special token between: no dummy prefix of its own), as the template's output is tokenized
+                String before = this == ZEPHYR ? ASSISTANT : this == CHATML ? CHATML_ASSISTANT : GEMMA_MODEL;
                 int[] header = tokenizer.encode(before);
                 ids.subList(ids.size() - header.length, ids.size()).clear();
-                for (int id : tokenizer.encode(before + (this == ZEPHYR ? messages.get(i).strip() : withoutThinking(messages.get(i))))) ids.add(id);
+                for (int id : tokenizer.encode(before + (this == CHATML ? withoutThinking(messages.get(i)) : messages.get(i).strip()))) ids.add(id);
                 ids.add(endOfTurn(tokenizer, eos));
             } else if (this == DEEPSEEK3) {
                 // an earlier answer after <｜Assistant｜>, not <think>\n, and without its thinking, as the template has it

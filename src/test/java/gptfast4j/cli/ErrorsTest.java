@@ -872,11 +872,16 @@ class ErrorsTest {
                 "--draft-checkpoint", STORIES.toString(), "--draft-quantize", "int4", "--speculate-k", "3");
         assertEquals(small.out, speculating.out, speculating.err);
 
+        // a template that refuses a system message gets its text in the first message's (as llama.cpp merges them);
+        // one that refuses the conversation otherwise says so in one line
         Path refusing = dir.resolve("refusing.jinja");
         Files.writeString(refusing, "{% if messages[0].role == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
-                + "{% for m in messages %}{{ m.content }}{% endfor %}");
+                + "{% for m in messages %}{{ m.content }}{% if m.content | length > 40 %}{{ raise_exception('Too long') }}{% endif %}{% endfor %}");
+        Outcome merged = runWithInput("Hi\n", "generate", "--checkpoint", STORIES.toString(), "--interactive", "--chat-template-file", refusing.toString(),
+                "--system", "Be brief.", "--max-new-tokens", "4");
+        assertEquals(0, merged.exit, merged.err);
         assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", STORIES.toString(), "--interactive", "--chat-template-file", refusing.toString(),
-                "--system", "Be brief."), "the chat template: line 1: System role not supported");
+                "--system", "Be brief, be clear, be kind, and never stop."), "the chat template: line 1: Too long");
         assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", STORIES.toString(), "--interactive", "--jinja"),
                 "--jinja needs a chat template, and stories260K.gguf has none: give one with --chat-template-file");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--jinja", "--prompt", "Hi"), "--jinja is for --chat or --interactive");

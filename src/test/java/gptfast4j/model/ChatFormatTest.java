@@ -388,4 +388,44 @@ class ChatFormatTest {
         int imEnd = t.special("<|im_end|>").orElseThrow();
         assertArrayEquals(t.encodeWithSpecials(rendered), ChatFormat.CHATML.conversation(t, "Be brief.", List.of("Hello", "<think>\nx\n</think>\n\nHi", "Who"), 128000, false, imEnd));
     }
+
+    /**
+     * A template that writes no system message (Gemma 2's and 3's raise an exception at one) gets the system text
+     * before the first user message's, a newline between, as llama.cpp merges them: llama-server de3ff81 {@code --jinja
+     * --chat-template-file google-gemma-2-2b-it.jinja}'s {@code /apply-template} of the same messages (the template
+     * here behaves as Gemma 2's for them). A template that writes system messages (Llama 3.1's) gets them as they are.
+     */
+    @Test
+    void aSystemMessageGoesIntoTheFirstWhereTheTemplateHasNone() throws Exception {
+        String gemma = """
+                {{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}\
+                {% for message in messages %}{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}\
+                {{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}\
+                {% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}""";
+        Tokenizer t = Tokenizers.load(Shared.TOKENIZERS.resolve("llama2-tokenizer.model"));
+        ChatTemplate template = new ChatTemplate(gemma);
+        List<java.util.Map<String, String>> messages = List.of(java.util.Map.of("role", "system", "content", "Be brief."),
+                java.util.Map.of("role", "user", "content", "Hi there"), java.util.Map.of("role", "assistant", "content", "Hello!"),
+                java.util.Map.of("role", "user", "content", "Bye"));
+        String rendered = template.render(t, 1, 2, messages, null, java.util.Map.of(), true);
+        assertEquals("<start_of_turn>user\nBe brief.\nHi there<end_of_turn>\n<start_of_turn>model\nHello!<end_of_turn>\n"
+                + "<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n", ChatTemplate.withoutBos(t, rendered, 1, true));
+        String llama31 = new ChatTemplate(template("meta-llama-Llama-3.1-8B-Instruct")).render(t, 1, 2, messages, null, java.util.Map.of(), true);
+        assertTrue(llama31.contains("Be brief.<|eot_id|>"), llama31);
+    }
+
+    /**
+     * Gemma's fixed format, from a template that writes {@code <start_of_turn>}: llama-server de3ff81 {@code --no-jinja
+     * --chat-template gemma}'s {@code /apply-template} of a conversation with a system prompt, tokenized with its markers
+     * as special tokens; the reply ends with {@code <end_of_turn>}.
+     */
+    @Test
+    void gemmaIsLlamaCppsGemmaFormat() {
+        assertEquals(ChatFormat.GEMMA, ChatFormat.detect("{{ bos_token }}{% for m in messages %}{{ '<start_of_turn>' + m['role'] + '\\n' }}{% endfor %}"));
+        Tokenizer t = withSpecials("ggml-vocab-llama-spm.gguf", new int[]{31990, 31991}, "<start_of_turn>", "<end_of_turn>");
+        String rendered = "<start_of_turn>user\nBe brief.\n\nHi there<end_of_turn>\n<start_of_turn>model\nHello!<end_of_turn>\n"
+                + "<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n";
+        assertArrayEquals(withBos(1, t.encodeWithSpecials(rendered)), ChatFormat.GEMMA.conversation(t, "Be brief.", List.of("Hi there", "Hello!", "Bye"), 1, true, 2));
+        assertEquals(31991, ChatFormat.GEMMA.endOfTurn(t, 2));
+    }
 }
