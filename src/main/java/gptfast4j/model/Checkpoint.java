@@ -190,10 +190,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             throw new ModelFormatException(path + ": an importance matrix, not a model (it is for quantize --imatrix)");
         }
         if (arch == null) throw new ModelFormatException(path + ": missing metadata general.architecture");
-        if (!List.of("llama", "mistral", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3").contains(arch)) {
-            throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: llama, mistral, qwen2, qwen3, qwen3moe, gemma2, gemma3)");
+        if (!List.of("llama", "mistral", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3").contains(arch)) {
+            throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: llama, mistral, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3)");
         }
-        boolean gemma = arch.startsWith("gemma"), llamaRows = !arch.startsWith("qwen") && !gemma;
+        boolean gemma = arch.startsWith("gemma"), phi3 = arch.equals("phi3"), llamaRows = !arch.startsWith("qwen") && !gemma && !phi3;
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
         int nHeads = required(md, path, arch + ".attention.head_count");
@@ -204,6 +204,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         int headDim = md.has(arch + ".attention.key_length") ? required(md, path, arch + ".attention.key_length") : derivedHeadDim(path, dim, nHeads);
         int valueDim = md.getInt(arch + ".attention.value_length", headDim);
         if (valueDim != headDim) throw new ModelFormatException(path + ": value heads of " + valueDim + " against key heads of " + headDim + " are not supported");
+        // the elements of a head RoPE rotates: all of them, or the first (Phi-4-mini's 96 of 128)
+        int ropeDim = md.getInt(arch + ".rope.dimension_count", headDim);
+        Config.Variant blocks = gemma ? gemma(path, md, arch, dim, nHeads, headDim) : phi3 ? phi3(path, md, tensors, headDim) : Config.Variant.LLAMA;
         Config config = config(path, () -> new Config(arch, dim,
                 // Qwen3's mixtures give their experts' width apart from the dense width they would have
                 required(md, path, arch + (arch.equals("qwen3moe") ? ".expert_feed_forward_length" : ".feed_forward_length")),
@@ -214,19 +217,17 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 required(md, path, arch + ".context_length"),
                 requiredFloat(md, path, arch + ".attention.layer_norm_rms_epsilon"),
                 md.getFloat(arch + ".rope.freq_base", 10000f),
-                ropeFreqFactors(path, md, arch, tensors, headDim / 2),
-                // llama.cpp's converter permutes Llama's query and key rows for its NORM rope; Qwen's and Gemma's it
-                // leaves as Hugging Face has them, for its NEOX rope (rotate_half)
+                ropeFreqFactors(path, md, arch, tensors, ropeDim / 2),
+                // llama.cpp's converter permutes Llama's query and key rows for its NORM rope; Qwen's, Gemma's and Phi's
+                // it leaves as Hugging Face has them, for its NEOX rope (rotate_half)
                 llamaRows ? Config.RopeStyle.INTERLEAVED : Config.RopeStyle.HALVES,
                 md.getInt(arch + ".expert_count", 0),
                 md.getInt(arch + ".expert_used_count", 0),
                 headDim,
-                gemma ? gemma(path, md, arch, dim, nHeads, headDim) : Config.Variant.LLAMA));
+                ropeDim == headDim ? blocks : blocks.rotating(ropeDim)));
         if (arch.equals("gemma2") && config.ropeFreqFactors() != null) {
             throw new ModelFormatException(path + ": a gemma2 model with rope scaling is not supported");
         }
-        int ropeDim = md.getInt(arch + ".rope.dimension_count", config.headDim());
-        if (ropeDim != config.headDim()) throw new ModelFormatException(path + ": partial rotary embeddings (rope dimension " + ropeDim + ") are not supported");
         Tokenizer tokenizer = tokenizerPath != null ? Tokenizers.load(tokenizerPath) : Tokenizers.fromGGUF(path, md);
         Set<Integer> eos = new LinkedHashSet<>();
         eos.add(md.getInt("tokenizer.ggml.eos_token_id", 2));
@@ -267,7 +268,31 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         float slidingTheta = md.getFloat(arch + ".rope.freq_base_swa", two ? md.getFloat(arch + ".rope.freq_base", 10000f) : 10000f);
         try {
             return new Config.Variant((float) Math.sqrt(dim), Config.Activation.GELU, queryScale, Math.max(window, 0), sliding, slidingTheta,
-                    md.getFloat(arch + ".final_logit_softcapping", two ? 30f : 0f), two ? md.getFloat(arch + ".attn_logit_softcapping", 50f) : 0f);
+                    md.getFloat(arch + ".final_logit_softcapping", two ? 30f : 0f), two ? md.getFloat(arch + ".attn_logit_softcapping", 50f) : 0f,
+                    0, 1f, null, 0);
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(path + ": " + e.getMessage());
+        }
+    }
+
+    /**
+     * Phi-3's blocks as llama.cpp reads them (Phi-3, 3.5, Phi-4-mini and Phi-4): Llama's, the queries scaled by
+     * 1/sqrt(headDim) as llama.cpp scales them, and LongRoPE: the {@code rope_factors_short} frequency factors
+     * ({@link #ropeFreqFactors}) up to {@code rope.scaling.original_context_length} positions, {@code
+     * rope_factors_long} past it, the cosines and sines scaled by {@code rope.scaling.attn_factor}. (The files' sliding
+     * window llama.cpp does not use, nor does this.)
+     */
+    private static Config.Variant phi3(Path path, Metadata md, Map<String, TensorData> tensors, int headDim) {
+        float[] longFactors = null;
+        if (tensors.containsKey("rope_factors_long.weight")) {
+            Tensor f = Tensor.of(tensors.get("rope_factors_long.weight"));
+            longFactors = new float[(int) f.cols];
+            f.dequantizeRow(0, longFactors, 0);
+        }
+        int original = md.getInt("phi3.rope.scaling.original_context_length", required(md, path, "phi3.context_length"));
+        try {
+            return new Config.Variant(1f, Config.Activation.SILU, 1f / (float) Math.sqrt(headDim), 0, null, 0f, 0f, 0f,
+                    0, md.getFloat("phi3.rope.scaling.attn_factor", 1f), longFactors, original);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }
@@ -477,10 +502,13 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     static Llama build(Path path, Config c, Map<String, TensorData> all, OffHeap memory) {
         Asked tensors = new Asked(all);
         Llama model = build(path, c, tensors, memory);
-        List<String> unused = all.keySet().stream().filter(n -> !tensors.asked.contains(n) && !n.equals("rope_freqs.weight")).toList();
+        List<String> unused = all.keySet().stream().filter(n -> !tensors.asked.contains(n) && !ROPE_FACTORS.contains(n)).toList();
         if (!unused.isEmpty()) throw unusedTensors(path, unused);
         return model;
     }
+
+    /** The rope's frequency factors, which the config holds (Llama-3.1's; Phi-3's short and long ones). */
+    private static final Set<String> ROPE_FACTORS = Set.of("rope_freqs.weight", "rope_factors_short.weight", "rope_factors_long.weight");
 
     /** A model's tensors by name, noting each name the build looks up: what is left unasked, the model would not read. */
     private static final class Asked extends java.util.AbstractMap<String, TensorData> {
@@ -518,17 +546,20 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 qwen2 = c.architecture().equals("qwen2");
         for (int l = 0; l < layers.length; l++) {
             String p = "blk." + l + ".";
+            // Phi-3's query, key and value projections in one tensor, and its gate and up projections: views of their rows
+            Tensor qkv = tensors.containsKey(p + "attn_qkv.weight") ? matrix(path, tensors, p + "attn_qkv.weight", dim, qDim + 2L * kvDim) : null;
+            Tensor gateUp = !c.isMoE() && !tensors.containsKey(p + "ffn_gate.weight") ? matrix(path, tensors, p + "ffn_up.weight", dim, 2L * hidden) : null;
             layers[l] = new Layer(
                     vector(path, tensors, p + "attn_norm.weight", dim),
-                    matrix(path, tensors, p + "attn_q.weight", dim, qDim),
-                    matrix(path, tensors, p + "attn_k.weight", dim, kvDim),
-                    matrix(path, tensors, p + "attn_v.weight", dim, kvDim),
+                    qkv != null ? qkv.rows(0, qDim) : matrix(path, tensors, p + "attn_q.weight", dim, qDim),
+                    qkv != null ? qkv.rows(qDim, kvDim) : matrix(path, tensors, p + "attn_k.weight", dim, kvDim),
+                    qkv != null ? qkv.rows(qDim + kvDim, kvDim) : matrix(path, tensors, p + "attn_v.weight", dim, kvDim),
                     matrix(path, tensors, p + "attn_output.weight", qDim, dim),
                     vector(path, tensors, p + "ffn_norm.weight", dim),
                     c.isMoE() ? mixture(path, c, tensors, p) : new FeedForward.Dense(
-                            matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
+                            gateUp != null ? gateUp.rows(0, hidden) : matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
                             matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
-                            matrix(path, tensors, p + "ffn_up.weight", dim, hidden)),
+                            gateUp != null ? gateUp.rows(hidden, hidden) : matrix(path, tensors, p + "ffn_up.weight", dim, hidden)),
                     headNorms ? vector(path, tensors, p + "attn_q_norm.weight", c.headDim()) : null,
                     headNorms ? vector(path, tensors, p + "attn_k_norm.weight", c.headDim()) : null,
                     qwen2 ? vector(path, tensors, p + "attn_q.bias", qDim) : null,
@@ -583,8 +614,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (factor == 0f) factor = md.getFloat(arch + ".rope.scale_linear", 0f);
         if (!(factor >= 0f) || Float.isInfinite(factor)) throw new ModelFormatException(path + ": rope scaling factor " + factor + " is not a positive number");
         float[] factors = null;
-        if (tensors.containsKey("rope_freqs.weight")) {
-            Tensor f = Tensor.of(tensors.get("rope_freqs.weight"));
+        String table = tensors.containsKey("rope_freqs.weight") ? "rope_freqs.weight" : "rope_factors_short.weight";
+        if (tensors.containsKey(table)) {
+            Tensor f = Tensor.of(tensors.get(table));
             factors = new float[f.cols];
             f.dequantizeRow(0, factors, 0);
         }

@@ -36,7 +36,7 @@ public record Config(
         Variant variant) {
 
     /**
-     * What sets a family's blocks apart from Llama's, as llama.cpp's hyperparameters name them (Gemma 2's and 3's;
+     * What sets a family's blocks apart from Llama's, as llama.cpp's hyperparameters name them (Gemma 2's and 3's, Phi-3's;
      * {@link #LLAMA} none).
      *
      * @param embeddingScale   the token embeddings' factor (Gemma: sqrt(dim)); 1 for none
@@ -50,10 +50,17 @@ public record Config(
      * @param slidingRopeTheta the sliding layers' RoPE base (their rotations unscaled); the others' is {@link #ropeTheta}
      * @param logitSoftcap     0, or c in {@code logits = c * tanh(logits / c)}
      * @param attentionSoftcap 0, or c in {@code scores = c * tanh(scores / c)} before the softmax (Gemma 2's)
+     * @param rotaryDim        0, or the first elements of each head that RoPE rotates where they are not all of them
+     *                         (GGUF's {@code rope.dimension_count}: Phi-4-mini's 96 of 128), the rest left as they are
+     * @param ropeAttnFactor   RoPE's cosines and sines scaled by this (Phi-3's LongRoPE, {@code rope.scaling.attn_factor}); 1 for none
+     * @param longRopeFactors  null, or the frequency divisors (Phi-3's {@code rope_factors_long}) used in place of
+     *                         {@link #ropeFreqFactors} (its {@code rope_factors_short}) by a state whose context is longer
+     *                         than {@code longRopeContext} positions, as llama.cpp chooses them
      */
     public record Variant(float embeddingScale, Activation activation, float queryScale, int slidingWindow,
-                          boolean[] slidingLayers, float slidingRopeTheta, float logitSoftcap, float attentionSoftcap) {
-        public static final Variant LLAMA = new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f);
+                          boolean[] slidingLayers, float slidingRopeTheta, float logitSoftcap, float attentionSoftcap,
+                          int rotaryDim, float ropeAttnFactor, float[] longRopeFactors, int longRopeContext) {
+        public static final Variant LLAMA = new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0);
 
         public Variant {
             if (!(embeddingScale > 0 && embeddingScale < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("embedding scale " + embeddingScale + " is not a finite number > 0");
@@ -65,6 +72,15 @@ public record Config(
             }
             if (!(logitSoftcap >= 0 && logitSoftcap < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("logit softcap " + logitSoftcap + " is not a finite number >= 0");
             if (!(attentionSoftcap >= 0 && attentionSoftcap < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("attention softcap " + attentionSoftcap + " is not a finite number >= 0");
+            if (rotaryDim < 0 || rotaryDim % 2 != 0) throw new IllegalArgumentException("rope dimension " + rotaryDim + " is not an even number >= 0");
+            if (!(ropeAttnFactor > 0 && ropeAttnFactor < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("rope attention factor " + ropeAttnFactor + " is not a finite number > 0");
+            if (longRopeFactors != null && longRopeContext <= 0) throw new IllegalArgumentException("long rope factors without an original context length");
+        }
+
+        /** This variant with RoPE on the first {@code rotaryDim} elements of each head. */
+        public Variant rotating(int rotaryDim) {
+            return new Variant(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,
+                    rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext);
         }
 
         /** Whether layer {@code l}'s attention sees only the window. */
@@ -86,6 +102,9 @@ public record Config(
             }
             if (attentionSoftcap != 0f) b.append(", attention softcap ").append(attentionSoftcap);
             if (logitSoftcap != 0f) b.append(", final logit softcap ").append(logitSoftcap);
+            if (rotaryDim != 0) b.append(", rope on ").append(rotaryDim).append(" elements of each head");
+            if (ropeAttnFactor != 1f) b.append(", rope attention factor ").append(ropeAttnFactor);
+            if (longRopeFactors != null) b.append(", long rope factors past ").append(longRopeContext).append(" positions");
             return b.toString();
         }
 
@@ -93,7 +112,9 @@ public record Config(
         public boolean equals(Object o) {
             return o instanceof Variant v && embeddingScale == v.embeddingScale && activation == v.activation && queryScale == v.queryScale
                     && slidingWindow == v.slidingWindow && Arrays.equals(slidingLayers, v.slidingLayers)
-                    && slidingRopeTheta == v.slidingRopeTheta && logitSoftcap == v.logitSoftcap && attentionSoftcap == v.attentionSoftcap;
+                    && slidingRopeTheta == v.slidingRopeTheta && logitSoftcap == v.logitSoftcap && attentionSoftcap == v.attentionSoftcap
+                    && rotaryDim == v.rotaryDim && ropeAttnFactor == v.ropeAttnFactor && Arrays.equals(longRopeFactors, v.longRopeFactors)
+                    && longRopeContext == v.longRopeContext;
         }
 
         @Override
@@ -137,6 +158,11 @@ public record Config(
         if (variant == null) throw new IllegalArgumentException("no variant");
         if (variant.slidingWindow > 0 && variant.slidingLayers.length != nLayers) {
             throw new IllegalArgumentException("sliding window pattern of " + variant.slidingLayers.length + " layers for " + nLayers + " layers");
+        }
+        if (variant.rotaryDim > headDim) throw new IllegalArgumentException("rope dimension " + variant.rotaryDim + " is more than the heads' " + headDim);
+        int pairs = (variant.rotaryDim == 0 ? headDim : variant.rotaryDim) / 2;
+        for (float[] f : new float[][]{ropeFreqFactors, variant.longRopeFactors}) {
+            if (f != null && f.length != pairs) throw new IllegalArgumentException("rope frequency factors for " + f.length + " pairs, the heads rotate " + pairs);
         }
     }
 
@@ -224,6 +250,9 @@ public record Config(
     public int qDim() { return nHeads * headDim; }
 
     public int kvDim() { return nKvHeads * headDim; }
+
+    /** The elements of each head that RoPE rotates: all of them, or the variant's first {@link Variant#rotaryDim}. */
+    public int rotaryDim() { return variant.rotaryDim == 0 ? headDim : variant.rotaryDim; }
 
     public boolean isMoE() { return expertCount > 0; }
 }

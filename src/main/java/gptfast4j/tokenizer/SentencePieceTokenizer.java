@@ -25,8 +25,16 @@ public final class SentencePieceTokenizer implements Tokenizer {
     private final byte[][] tokenBytes;
     private final boolean addDummyPrefix;
     private final int unknownId;
+    /** Tokens after which {@link #encodeWithSpecials} drops whitespace ({@link Tokenizer#whitespaceStrippedAfter}). */
+    private final java.util.Set<String> strippedAfter;
 
     public SentencePieceTokenizer(String[] pieces, float[] scores, int[] types, boolean addDummyPrefix) {
+        this(pieces, scores, types, addDummyPrefix, java.util.Set.of());
+    }
+
+    /** A tokenizer whose {@link #encodeWithSpecials} drops the whitespace after the tokens {@code strippedAfter} (Phi-3's). */
+    public SentencePieceTokenizer(String[] pieces, float[] scores, int[] types, boolean addDummyPrefix, java.util.Set<String> strippedAfter) {
+        this.strippedAfter = strippedAfter;
         this.pieces = pieces;
         this.scores = scores;
         this.types = types;
@@ -40,6 +48,7 @@ public final class SentencePieceTokenizer implements Tokenizer {
             switch (types[id]) {
                 case TokenType.NORMAL, TokenType.USER_DEFINED -> {
                     mergeable.putIfAbsent(p, id);
+                    if (types[id] == TokenType.USER_DEFINED && !p.isEmpty()) userDefined.putIfAbsent(p, id);
                     tokenBytes[id] = p.replace(SPACE, ' ').getBytes(StandardCharsets.UTF_8);
                 }
                 case TokenType.BYTE -> {
@@ -56,6 +65,7 @@ public final class SentencePieceTokenizer implements Tokenizer {
             }
         }
         this.unknownId = unk;
+        this.userDefinedTexts = new TokenTexts(userDefined.keySet());
     }
 
     /** Whether {@code piece} spells a byte token: {@code <0xNN>}, the byte in hex. */
@@ -89,6 +99,7 @@ public final class SentencePieceTokenizer implements Tokenizer {
     }
 
     @Override public Kind kind() { return Kind.SENTENCEPIECE; }
+    @Override public java.util.Set<String> whitespaceStrippedAfter() { return strippedAfter; }
     @Override public int vocabSize() { return pieces.length; }
     @Override public String piece(int id) { return pieces[id]; }
     @Override public byte[] bytes(int id) { return id < tokenBytes.length ? tokenBytes[id] : NO_BYTES; }
@@ -109,6 +120,19 @@ public final class SentencePieceTokenizer implements Tokenizer {
 
     @Override
     public int[] encode(String text) {
+        return userDefinedTexts.isEmpty() ? encodeText(text) : userDefinedTexts.encode(text, userDefined::get, this::encodeText, strippedAfter);
+    }
+
+    /**
+     * The vocabulary's user-defined tokens (Hugging Face's added tokens that are not special; Phi-3's {@code </s>}):
+     * taken whole wherever their text appears, before the text is merged, as llama.cpp's tokenizer takes them, each
+     * part between with its dummy prefix.
+     */
+    private final Map<String, Integer> userDefined = new HashMap<>();
+    private final TokenTexts userDefinedTexts;
+
+    /** A text without user-defined tokens, merged by score. */
+    private int[] encodeText(String text) {
         if (text.isEmpty()) return new int[0];
         String normalized = (addDummyPrefix ? " " + text : text).replace(' ', SPACE);
         // one symbol per code point

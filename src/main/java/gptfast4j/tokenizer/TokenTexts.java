@@ -31,6 +31,15 @@ final class TokenTexts {
 
     /** {@code text} as ids: each token text found as {@code id} gives it, each non-empty part between as {@code between} encodes it. */
     int[] encode(String text, ToIntFunction<String> id, Function<String, int[]> between) {
+        return encode(text, id, between, java.util.Set.of());
+    }
+
+    /**
+     * {@link #encode(String, ToIntFunction, Function)}, the whitespace after each token of {@code strippedAfter} left
+     * out (C's {@code isspace}: space, tab, line feed, vertical tab, form feed, carriage return), as llama.cpp strips
+     * it after a token with its {@code RSTRIP} attribute.
+     */
+    int[] encode(String text, ToIntFunction<String> id, Function<String, int[]> between, java.util.Set<String> strippedAfter) {
         IntStream.Builder ids = IntStream.builder();
         int partStart = 0;
         for (int i = 0; i < text.length(); ) {
@@ -48,6 +57,7 @@ final class TokenTexts {
             if (i > partStart) for (int part : between.apply(text.substring(partStart, i))) ids.add(part);
             ids.add(id.applyAsInt(found));
             i += found.length();
+            if (strippedAfter.contains(found)) while (i < text.length() && " \t\n\u000B\f\r".indexOf(text.charAt(i)) >= 0) i++;
             partStart = i;
         }
         if (partStart < text.length()) for (int part : between.apply(text.substring(partStart))) ids.add(part);

@@ -46,7 +46,15 @@ public interface Tokenizer {
      * gives each its dummy prefix, as llama.cpp prefixes a part that follows a special token).
      */
     default int[] encodeWithSpecials(String text) {
-        return new TokenTexts(specialTexts()).encode(text, t -> special(t).getAsInt(), this::encode);
+        return new TokenTexts(specialTexts()).encode(text, t -> special(t).getAsInt(), this::encode, whitespaceStrippedAfter());
+    }
+
+    /**
+     * The special tokens after which {@link #encodeWithSpecials} drops the whitespace that follows (llama.cpp's
+     * {@code RSTRIP} attribute, which it gives a Phi-3 model's special tokens); none in most vocabularies.
+     */
+    default java.util.Set<String> whitespaceStrippedAfter() {
+        return java.util.Set.of();
     }
 
     /** The {@code tokenizer.ggml.*} keys that store this vocabulary in a GGUF file (without BOS/EOS ids). */

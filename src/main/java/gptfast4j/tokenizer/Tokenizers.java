@@ -65,7 +65,13 @@ public final class Tokenizers {
             case "llama" -> {
                 float[] scores = md.getFloats("tokenizer.ggml.scores");
                 if (scores == null || scores.length != tokens.length) throw new ModelFormatException(path + ": SentencePiece vocabulary without matching tokenizer.ggml.scores");
-                return sentencePiece(path, tokens, scores, types, md.getBool("tokenizer.ggml.add_space_prefix", true));
+                String name = md.getString("general.name", "").toLowerCase(java.util.Locale.ROOT);
+                Set<String> stripped = name.contains("phi-3") || name.contains("phi3") ? phi3Stripped(tokens, types) : Set.of();
+                try {
+                    return new SentencePieceTokenizer(tokens, scores, types, md.getBool("tokenizer.ggml.add_space_prefix", true), stripped);
+                } catch (IllegalArgumentException e) {
+                    throw new ModelFormatException(path + ": " + e.getMessage());
+                }
             }
             case "gpt2" -> {
                 String[] merges = md.getStrings("tokenizer.ggml.merges");
@@ -260,6 +266,21 @@ public final class Tokenizers {
     }
 
     /** A SentencePiece vocabulary read from {@code path}, which a vocabulary the tokenizer refuses is named by. */
+    /**
+     * The special tokens after which whitespace is dropped in a Phi-3 model's prompts, as llama.cpp has them (its
+     * stand-in for the {@code rstrip} of Phi-3's added tokens, given to a model whose name says Phi-3): every control,
+     * user-defined and unknown token and {@code </s>}, but {@code <unk>}, {@code <s>} and {@code <|endoftext|>}.
+     */
+    private static Set<String> phi3Stripped(String[] tokens, int[] types) {
+        Set<String> stripped = new java.util.HashSet<>();
+        for (int id = 0; id < tokens.length; id++) {
+            if (types[id] == TokenType.CONTROL || types[id] == TokenType.USER_DEFINED || types[id] == TokenType.UNKNOWN) stripped.add(tokens[id]);
+        }
+        stripped.add("</s>");
+        stripped.removeAll(Set.of("<unk>", "<s>", "<|endoftext|>"));
+        return Set.copyOf(stripped);
+    }
+
     private static Tokenizer sentencePiece(Path path, String[] pieces, float[] scores, int[] types, boolean addDummyPrefix) {
         try {
             return new SentencePieceTokenizer(pieces, scores, types, addDummyPrefix);

@@ -50,6 +50,44 @@ class TokenizerVectorsTest {
         checkLlamaCppVectors(Tokenizers.load(Shared.TOKENIZERS.resolve("llama2-tokenizer.model")), "ggml-vocab-llama-spm.gguf");
     }
 
+    /**
+     * Phi-3's vocabulary (Llama-2's and its added tokens: {@code <|endoftext|>} and the chat markers control tokens,
+     * {@code </s>} user-defined, as llama.cpp's ggml-vocab-phi-3.gguf has them) under a model named Phi3: llama.cpp
+     * drops the whitespace after its special tokens and {@code </s>} (and takes the user-defined {@code </s>} whole);
+     * llama-tokenize de3ff81 on ggml-vocab-phi-3.gguf gives these ids. Under another name the whitespace stays: the
+     * second ids are llama-tokenize's on that file with its {@code general.name} made "Mini".
+     */
+    @Test
+    void phi3DropsTheWhitespaceAfterItsSpecialTokensAsLlamaCpp() {
+        gptfast4j.io.GGUF llama = gptfast4j.io.GGUF.read(Shared.TOKENIZERS.resolve("ggml-vocab-llama-spm.gguf"));
+        java.util.Map<String, gptfast4j.io.Metadata.Value> md = new java.util.LinkedHashMap<>(llama.metadata().asMap());
+        List<String> tokens = new ArrayList<>(Arrays.asList(llama.metadata().getStrings("tokenizer.ggml.tokens")));
+        List<Integer> types = new ArrayList<>(Arrays.stream(llama.metadata().getInts("tokenizer.ggml.token_type")).boxed().toList());
+        float[] scores = Arrays.copyOf(llama.metadata().getFloats("tokenizer.ggml.scores"), 32064);
+        types.set(2, TokenType.USER_DEFINED);
+        String[] added = {"<|endoftext|>", "<|assistant|>", "<|placeholder1|>", "<|placeholder2|>", "<|placeholder3|>", "<|placeholder4|>",
+                "<|system|>", "<|end|>", "<|placeholder5|>", "<|placeholder6|>", "<|user|>"};
+        for (String t : added) {
+            tokens.add(t);
+            types.add(TokenType.CONTROL);
+        }
+        while (tokens.size() < 32064) {
+            tokens.add("[PAD" + tokens.size() + "]");
+            types.add(TokenType.UNKNOWN);
+        }
+        md.put("tokenizer.ggml.tokens", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.STRING, tokens.toArray(String[]::new)));
+        md.put("tokenizer.ggml.token_type", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.INT32,
+                types.stream().mapToInt(Integer::intValue).toArray()));
+        md.put("tokenizer.ggml.scores", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.FLOAT32, scores));
+        String text = "<|user|>\nHello <|end|>\n<|assistant|>\n Hi</s>  x";
+        md.put("general.name", gptfast4j.io.Metadata.Value.string("Phi3"));
+        Tokenizer phi3 = Tokenizers.fromGGUF(llama.path(), new gptfast4j.io.Metadata(md, "phi-3 vocabulary"));
+        assertArrayEquals(new int[]{32010, 15043, 29871, 32007, 32001, 6324, 2, 921}, phi3.encodeWithSpecials(text));
+        md.put("general.name", gptfast4j.io.Metadata.Value.string("Mini"));
+        Tokenizer other = Tokenizers.fromGGUF(llama.path(), new gptfast4j.io.Metadata(md, "phi-3 vocabulary"));
+        assertArrayEquals(new int[]{32010, 29871, 13, 10994, 29871, 32007, 29871, 13, 32001, 29871, 13, 6324, 2, 259, 921}, other.encodeWithSpecials(text));
+    }
+
     @Test
     void llama3VectorsFromGGUFMerges() throws IOException {
         checkLlamaCppVectors(Tokenizers.load(Shared.TOKENIZERS.resolve("llama3-vocab.gguf")), "ggml-vocab-llama-bpe.gguf");
