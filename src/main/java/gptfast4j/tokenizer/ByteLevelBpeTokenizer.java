@@ -44,6 +44,20 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
             "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
             Pattern.UNICODE_CHARACTER_CLASS);
 
+    /**
+     * The o200k pre-tokenizer split (llama.cpp's "gpt-4o": Phi-4-mini, Llama 4): a word splits where its case rises,
+     * keeping a contraction after it, digits go three at a time, a run of punctuation takes the slashes and line breaks
+     * after it; its case classes written as llama.cpp writes them (as {@link #TEKKEN_SPLIT}'s).
+     */
+    public static final Pattern GPT4O_SPLIT = Pattern.compile(
+            "[^\\r\\n\\p{L}\\p{N}]?(?:(?=\\p{L})[^a-z])*(?:(?=\\p{L})[^A-Z])+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?"
+                    + "|[^\\r\\n\\p{L}\\p{N}]?(?:(?=\\p{L})[^a-z])+(?:(?=\\p{L})[^A-Z])*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?"
+                    + "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+            Pattern.UNICODE_CHARACTER_CLASS);
+
+    /** The pre-tokenizers by llama.cpp's names. */
+    public static final String SUPPORTED_PRE = "llama-bpe, tekken, qwen2, dbrx, gpt-4o";
+
     private static final char[] BYTE_TO_CHAR = new char[256];
     private static final int[] CHAR_TO_BYTE = new int[512];
 
@@ -65,12 +79,12 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
     private final Map<String, Integer> mergeRanks;
     private final Map<String, Integer> specials = new HashMap<>();
     private final byte[][] tokenBytes;
-    /** llama.cpp's name of the pre-tokenizer ({@code tokenizer.ggml.pre}): "llama-bpe", "tekken" or "qwen2". */
+    /** llama.cpp's name of the pre-tokenizer ({@code tokenizer.ggml.pre}): "llama-bpe", "tekken", "qwen2", "dbrx" or "gpt-4o". */
     private final String pre;
     private final Pattern split;
     /**
      * Whether a piece that is a token is taken whole rather than merged (Hugging Face's {@code ignore_merges}): Llama-3's
-     * and tekken's tokenizers do, Qwen's do not, as llama.cpp has it by pre-tokenizer; merging may end elsewhere
+     * and tekken's tokenizers do, Qwen's, DBRX's and o200k's do not, as llama.cpp has it by pre-tokenizer; merging may end elsewhere
      * (Qwen's " Việt" merges to " Vi", "ệ", "t" though " Việt" is a token).
      */
     private final boolean ignoreMerges;
@@ -80,19 +94,21 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
      * @param types      token types by id (control tokens are the specials)
      * @param merges     "left right" pairs by priority, or null to rank a pair by the id of its merged token
      *                   (tiktoken's rule, where ids are ranks)
-     * @param pre        the pre-tokenizer's split, by llama.cpp's name: "llama-bpe" (Llama-3), "tekken" (Mistral's) or "qwen2" (Qwen's)
+     * @param pre        the pre-tokenizer's split, by llama.cpp's name: "llama-bpe" (Llama-3), "tekken" (Mistral's), "qwen2"
+     *                   (Qwen's), "dbrx" (Llama-3's split on cl100k, Phi-4's) or "gpt-4o" (o200k, Phi-4-mini's)
      */
     public ByteLevelBpeTokenizer(String[] tokens, int[] types, List<String> merges, String pre) {
         this.tokens = tokens;
         this.types = types;
         this.pre = pre;
         this.split = switch (pre) {
-            case "llama-bpe" -> LLAMA3_SPLIT;
+            case "llama-bpe", "dbrx" -> LLAMA3_SPLIT;
             case "tekken" -> TEKKEN_SPLIT;
             case "qwen2" -> QWEN2_SPLIT;
-            default -> throw new IllegalArgumentException("unsupported pre-tokenizer '" + pre + "' (supported: llama-bpe, tekken, qwen2)");
+            case "gpt-4o" -> GPT4O_SPLIT;
+            default -> throw new IllegalArgumentException("unsupported pre-tokenizer '" + pre + "' (supported: " + SUPPORTED_PRE + ")");
         };
-        this.ignoreMerges = !pre.equals("qwen2");
+        this.ignoreMerges = pre.equals("llama-bpe") || pre.equals("tekken");
         tokenBytes = new byte[tokens.length][];
         for (int id = 0; id < tokens.length; id++) {
             ids.putIfAbsent(tokens[id], id);

@@ -127,6 +127,39 @@ class TokenizerVectorsTest {
         assertEquals("qwen2", qwen.ggufMetadata().get("tokenizer.ggml.pre").value());
     }
 
+    /**
+     * The o200k pre-tokenizer (llama.cpp's "gpt-4o": Phi-4-mini, Llama 4) and DBRX's (Phi-4's: Llama-3's split, merges
+     * not skipped), as tekkenVectorsAsLlamaCppTokenizesThem, on the Llama-3 vocabulary with three merges put first
+     * (camel+Case, Ġdon+'t, ĠHTTP+Server) and a token no merge reaches (Ġplugh), so that the splits show in the ids:
+     * o200k's keeps "camelCase" apart and " don't" together, Llama-3's the other way. The texts are qwen2-pre's and 11
+     * more (case changes, contractions, accents and combining marks, slashes, tabs); the references ({@code
+     * src/test/resources/tokenizer/gpt4o-pre.*}, {@code dbrx-pre.*}) llama-tokenize's on that vocabulary, made as
+     * tekken-pre's.
+     */
+    @ParameterizedTest
+    @CsvSource({"gpt-4o, gpt4o-pre", "dbrx, dbrx-pre", "llama4, gpt4o-pre", "smaug-bpe, dbrx-pre"})
+    void gpt4oAndDbrxVectorsAsLlamaCppTokenizesThem(String pre, String vectors) throws IOException {
+        gptfast4j.io.GGUF vocab = gptfast4j.io.GGUF.read(Shared.TOKENIZERS.resolve("llama3-vocab.gguf"));
+        java.util.Map<String, gptfast4j.io.Metadata.Value> md = new java.util.LinkedHashMap<>(vocab.metadata().asMap());
+        List<String> tokens = new ArrayList<>(Arrays.asList(vocab.metadata().getStrings("tokenizer.ggml.tokens")));
+        List<Integer> types = new ArrayList<>(Arrays.stream(vocab.metadata().getInts("tokenizer.ggml.token_type")).boxed().toList());
+        List<String> merges = new ArrayList<>(Arrays.asList(vocab.metadata().getStrings("tokenizer.ggml.merges")));
+        String[][] added = {{"camel", "Case"}, {"\u0120don", "'t"}, {"\u0120HTTP", "Server"}};
+        for (int i = 0; i < added.length; i++) {
+            tokens.add(added[i][0] + added[i][1]);
+            types.add(TokenType.NORMAL);
+            merges.add(i, added[i][0] + " " + added[i][1]);
+        }
+        tokens.add("\u0120plugh");
+        types.add(TokenType.NORMAL);
+        md.put("tokenizer.ggml.tokens", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.STRING, tokens.toArray(String[]::new)));
+        md.put("tokenizer.ggml.token_type", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.INT32,
+                types.stream().mapToInt(Integer::intValue).toArray()));
+        md.put("tokenizer.ggml.merges", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.STRING, merges.toArray(String[]::new)));
+        md.put("tokenizer.ggml.pre", gptfast4j.io.Metadata.Value.string(pre));
+        checkLlamaCppVectors(Tokenizers.fromGGUF(vocab.path(), new gptfast4j.io.Metadata(md, pre)), java.nio.file.Path.of("src/test/resources/tokenizer"), vectors);
+    }
+
     @Test
     void llama3VectorsFromTiktokenRanks() throws IOException {
         checkLlamaCppVectors(Tokenizers.load(Shared.TOKENIZERS.resolve("llama3-tokenizer.model")), "ggml-vocab-llama-bpe.gguf");
