@@ -5,11 +5,11 @@ import java.util.List;
 /**
  * The hyperparameters of real models, for benchmark files with random weights (speed does not depend on the values).
  *
- * @param vocab 32000 shapes embed the Llama-2 SentencePiece tokenizer, 128256 shapes the Llama-3 one, 262144 (Gemma's
- *              size) Llama-2's padded with unused tokens
+ * @param vocab 32000 shapes embed the Llama-2 SentencePiece tokenizer, 128256 shapes the Llama-3 one, 32064 Phi-3's
+ *              (Llama-2's and its added tokens), 262144 (Gemma's size) Llama-2's padded with unused tokens
  * @param ropeScaling Llama-3.1-style rope scaling factor (0 for none), with low 1, high 4, original context 8192
  * @param headDim a head's width: {@code dim / heads}, or a model's own ({@link gptfast4j.model.Config#headDim})
- * @param architecture "llama", or "gemma3" (Gemma 3's blocks: {@link RandomModel})
+ * @param architecture "llama", "gemma3" or "phi3" (their blocks: {@link RandomModel})
  */
 public record ModelShape(String name, int dim, int hiddenDim, int layers, int heads, int kvHeads, int vocab, int context,
                          float ropeTheta, float rmsEps, boolean tiedEmbeddings, float ropeScaling, int experts, int expertsUsed, int headDim,
@@ -40,7 +40,9 @@ public record ModelShape(String name, int dim, int hiddenDim, int layers, int he
             // the dense model with mixtral-mini's active size: one FFN as wide as its two chosen experts
             new ModelShape("mixtral-mini-dense", 2048, 2 * 5632, 16, 32, 8, 32000, 32768, 1e6f, 1e-5f, false, 0, 0, 0),
             // Gemma 3 1B: 4 heads of 256 at width 1152 sharing one kv head, tied embeddings of Gemma's 262144 tokens
-            new ModelShape("gemma3-1b", 1152, 6912, 26, 4, 1, 262144, 32768, 1e6f, 1e-6f, true, 0, 0, 0, 256, "gemma3"));
+            new ModelShape("gemma3-1b", 1152, 6912, 26, 4, 1, 262144, 32768, 1e6f, 1e-6f, true, 0, 0, 0, 256, "gemma3"),
+            // Phi-3-mini (4k): 32 heads of 96, no grouping, its projections fused, Phi-3's 32064-token vocabulary
+            new ModelShape("phi-3-mini", 3072, 8192, 32, 32, 32, 32064, 4096, 10000, 1e-5f, false, 0, 0, 0, 96, "phi3"));
 
     public static ModelShape named(String name) {
         for (ModelShape s : ALL) if (s.name.equalsIgnoreCase(name)) return s;

@@ -6,6 +6,7 @@ import gptfast4j.io.Metadata;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.model.Config;
 import gptfast4j.tensor.GGMLType;
+import gptfast4j.tokenizer.TokenType;
 import gptfast4j.tokenizer.Tokenizers;
 
 import java.lang.foreign.MemorySegment;
@@ -23,7 +24,9 @@ import java.util.function.LongConsumer;
  * Writes a GGUF with random weights of a real shape, under llama.cpp's metadata keys and tensor names, with a real
  * tokenizer embedded. Weights are uniform with the variance of N(0, 1/fan_in), so activations stay O(1); norms are 1.
  * A Gemma 3 shape has its keys under {@code gemma3.}, Gemma 3 1B's sliding window of 512 positions (five layers of
- * every six), and its norms of each head's query and key and of the attention's and the FFN's outputs.
+ * every six), and its norms of each head's query and key and of the attention's and the FFN's outputs; a Phi-3 shape
+ * its keys under {@code phi3.} and its fused projections ({@code attn_qkv}; {@code ffn_up} holding the gate's rows then
+ * the up projection's).
  */
 public final class RandomModel {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -71,9 +74,14 @@ public final class RandomModel {
         for (int l = 0; l < s.layers(); l++) {
             String p = "blk." + l + ".";
             tensors.add(ones(p + "attn_norm.weight", dim));
-            tensors.add(matrix(p + "attn_q.weight", type, dim, qDim, 1 / Math.sqrt(dim)));
-            tensors.add(matrix(p + "attn_k.weight", type, dim, kvDim, 1 / Math.sqrt(dim)));
-            tensors.add(matrix(p + "attn_v.weight", type, dim, kvDim, 1 / Math.sqrt(dim)));
+            boolean phi3 = s.architecture().equals("phi3");
+            if (phi3) {
+                tensors.add(matrix(p + "attn_qkv.weight", type, dim, qDim + 2L * kvDim, 1 / Math.sqrt(dim)));
+            } else {
+                tensors.add(matrix(p + "attn_q.weight", type, dim, qDim, 1 / Math.sqrt(dim)));
+                tensors.add(matrix(p + "attn_k.weight", type, dim, kvDim, 1 / Math.sqrt(dim)));
+                tensors.add(matrix(p + "attn_v.weight", type, dim, kvDim, 1 / Math.sqrt(dim)));
+            }
             tensors.add(matrix(p + "attn_output.weight", type, qDim, dim, 1 / Math.sqrt(qDim)));
             tensors.add(ones(p + "ffn_norm.weight", dim));
             if (s.architecture().equals("gemma3")) {
@@ -87,6 +95,9 @@ public final class RandomModel {
                 tensors.add(tensor(p + "ffn_gate_exps.weight", type, new long[]{dim, hidden, s.experts()}, 1 / Math.sqrt(dim)));
                 tensors.add(tensor(p + "ffn_up_exps.weight", type, new long[]{dim, hidden, s.experts()}, 1 / Math.sqrt(dim)));
                 tensors.add(tensor(p + "ffn_down_exps.weight", type, new long[]{hidden, dim, s.experts()}, 1 / Math.sqrt(hidden)));
+            } else if (phi3) {
+                tensors.add(matrix(p + "ffn_up.weight", type, dim, 2L * hidden, 1 / Math.sqrt(dim)));
+                tensors.add(matrix(p + "ffn_down.weight", type, hidden, dim, 1 / Math.sqrt(hidden)));
             } else {
                 tensors.add(matrix(p + "ffn_gate.weight", type, dim, hidden, 1 / Math.sqrt(dim)));
                 tensors.add(matrix(p + "ffn_up.weight", type, dim, hidden, 1 / Math.sqrt(dim)));
@@ -104,15 +115,17 @@ public final class RandomModel {
     }
 
     /**
-     * GGUF tokenizer keys: Llama-2's SentencePiece vocabulary for 32000, the Llama-3 vocabulary for 128256, and for
-     * 262144 (Gemma's size; no Gemma tokenizer is at hand) Llama-2's followed by {@code <unused0>} ... tokens of
-     * llama.cpp's type unused, as Gemma's own vocabulary has thousands of, which text never tokenizes into.
+     * GGUF tokenizer keys: Llama-2's SentencePiece vocabulary for 32000, the Llama-3 vocabulary for 128256, for 32064
+     * Phi-3's (Llama-2's and its added tokens: {@code <|endoftext|>}, the chat markers, then padding), and for 262144
+     * (Gemma's size; no Gemma tokenizer is at hand) Llama-2's followed by {@code <unused0>} ... tokens of llama.cpp's
+     * type unused, as Gemma's own vocabulary has thousands of, which text never tokenizes into.
      */
     static Map<String, Metadata.Value> tokenizerMetadata(int vocab, Path sharedTokenizers) {
         Map<String, Metadata.Value> md = new LinkedHashMap<>();
-        if (vocab == 32000 || vocab == GEMMA_VOCAB) {
+        if (vocab == 32000 || vocab == PHI3_VOCAB || vocab == GEMMA_VOCAB) {
             md.putAll(Tokenizers.load(sharedTokenizers.resolve("llama2-tokenizer.model")).ggufMetadata());
-            if (vocab == GEMMA_VOCAB) pad(md, vocab);
+            if (vocab == PHI3_VOCAB) pad(md, PHI3_ADDED, TokenType.CONTROL, vocab, "[PAD%d]", TokenType.UNKNOWN);
+            if (vocab == GEMMA_VOCAB) pad(md, new String[0], 0, vocab, "<unused%d>", UNUSED_TYPE);
             md.put("tokenizer.ggml.bos_token_id", Metadata.Value.uint32(1));
             md.put("tokenizer.ggml.eos_token_id", Metadata.Value.uint32(2));
             md.put("tokenizer.ggml.unknown_token_id", Metadata.Value.uint32(0));
@@ -129,18 +142,27 @@ public final class RandomModel {
         return md;
     }
 
-    private static final int GEMMA_VOCAB = 262144, UNUSED_TYPE = 5;
+    private static final int PHI3_VOCAB = 32064, GEMMA_VOCAB = 262144, UNUSED_TYPE = 5;
+    private static final String[] PHI3_ADDED = {"<|endoftext|>", "<|assistant|>", "<|placeholder1|>", "<|placeholder2|>", "<|placeholder3|>",
+            "<|placeholder4|>", "<|system|>", "<|end|>", "<|placeholder5|>", "<|placeholder6|>", "<|user|>"};
 
-    /** The vocabulary in {@code md} made {@code vocab} tokens long with unused ones. */
-    private static void pad(Map<String, Metadata.Value> md, int vocab) {
+    /**
+     * The vocabulary in {@code md} made {@code vocab} tokens long: {@code added} (of type {@code addedType}) first, then
+     * {@code padding} (a format of the token's id, Phi-3's {@code [PAD32011]}, or of its count, Gemma's {@code
+     * <unused0>}) of type {@code paddingType}.
+     */
+    private static void pad(Map<String, Metadata.Value> md, String[] added, int addedType, int vocab, String padding, int paddingType) {
         String[] pieces = (String[]) md.get("tokenizer.ggml.tokens").value();
         float[] scores = (float[]) md.get("tokenizer.ggml.scores").value();
         int[] types = (int[]) md.get("tokenizer.ggml.token_type").value();
         int n = pieces.length;
         pieces = java.util.Arrays.copyOf(pieces, vocab);
-        for (int i = n; i < vocab; i++) pieces[i] = "<unused" + (i - n) + ">";
         types = java.util.Arrays.copyOf(types, vocab);
-        java.util.Arrays.fill(types, n, vocab, UNUSED_TYPE);
+        for (int i = n; i < vocab; i++) {
+            boolean isAdded = i - n < added.length;
+            pieces[i] = isAdded ? added[i - n] : String.format(padding, padding.contains("PAD") ? i : i - n - added.length);
+            types[i] = isAdded ? addedType : paddingType;
+        }
         md.put("tokenizer.ggml.tokens", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.STRING, pieces));
         md.put("tokenizer.ggml.scores", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.FLOAT32, java.util.Arrays.copyOf(scores, vocab)));
         md.put("tokenizer.ggml.token_type", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.INT32, types));

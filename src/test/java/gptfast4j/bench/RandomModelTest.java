@@ -71,6 +71,29 @@ class RandomModelTest {
         assertTrue(tokens.length > 0);
     }
 
+    /**
+     * A Phi-3 shape: its keys under {@code phi3.}, its fused projections read as Llama's matrices, and Phi-3's
+     * vocabulary (its added tokens after Llama-2's, {@code <|end|>} an end of turn; the model's name says Phi-3, so the
+     * whitespace after a special token goes, as llama.cpp drops it: llama-tokenize de3ff81 gives these ids on
+     * make-model's phi-3-mini file, which llama-bench runs as "phi3 3B Q4_0", 3.82 B parameters).
+     */
+    @Test
+    void phi3ShapeIsPhi3s(@TempDir Path dir) {
+        ModelShape shape = new ModelShape("phi3-tiny", 64, 128, 2, 4, 4, 32064, 256, 10000, 1e-5f, false, 0, 0, 0, 16, "phi3");
+        Path out = dir.resolve("p.gguf");
+        RandomModel.write(shape, GGMLType.Q8_0, out, Shared.TOKENIZERS, b -> { });
+        Checkpoint c = Checkpoint.load(out, null);
+        assertEquals("phi3", c.model().config.architecture());
+        assertEquals(64, c.model().weights().layers()[1].wq().rows);
+        assertEquals(128, c.model().weights().layers()[1].feedForward() instanceof gptfast4j.model.FeedForward.Dense d ? d.w3().rows : -1);
+        assertEquals(32064, c.tokenizer().vocabSize());
+        assertTrue(java.util.Arrays.stream(c.eos()).anyMatch(id -> id == 32007), java.util.Arrays.toString(c.eos()));
+        assertEquals("[32010, 6324, 32007]", java.util.Arrays.toString(c.tokenizer().encodeWithSpecials("<|user|>\nHi<|end|>\n")));
+        int[] tokens = new Generator(c.model(), c.model().newState(16, 8), c.eos())
+                .generate(new int[]{1, 15043}, 0, 8, new Sampler(32064, 0, 0, 1, 0), t -> true).tokens();
+        assertTrue(tokens.length > 0);
+    }
+
     /** K-quant files: random blocks with super-block scales that keep the weights near the asked spread, and they run. */
     @ParameterizedTest
     @ValueSource(strings = {"Q4_K", "Q5_K", "Q6_K"})
