@@ -75,7 +75,20 @@ public enum ChatFormat {
      * and the answer after {@code <start_of_turn>model\n}, ended by {@code <end_of_turn>}; messages stripped; no
      * system role, so a system prompt opens the first message, a blank line after it.
      */
-    GEMMA;
+    GEMMA,
+    /**
+     * Phi-3's, as llama.cpp's llama-chat.cpp frames it ({@code phi3}): {@code <|user|>\nmessage<|end|>\n} for each
+     * message, a system prompt a message of its own ({@code <|system|>}), the answer after {@code <|assistant|>\n} and
+     * ended by {@code <|end|>}; where the tokenizer drops the whitespace after these markers (a model named Phi-3, as
+     * llama.cpp has it), the line breaks after them go too.
+     */
+    PHI3,
+    /**
+     * Phi-4's ChatML variant, as llama.cpp frames it ({@code phi4}): {@code <|im_start|>role<|im_sep|>message<|im_end|>}
+     * with nothing between messages, the answer after {@code <|im_start|>assistant<|im_sep|>} and ended by
+     * {@code <|im_end|>}.
+     */
+    PHI4;
 
     /** Zephyr's text between a user's message and the answer. */
     private static final String ASSISTANT = "\n<|assistant|>\n";
@@ -87,7 +100,8 @@ public enum ChatFormat {
     public static ChatFormat detect(String chatTemplate) {
         if (chatTemplate != null) {
             // Phi-4's and SmolVLM's are not ChatML, though they use its markers (as llama.cpp tells them apart)
-            if (chatTemplate.contains("<|im_start|>") && !chatTemplate.contains("<|im_sep|>") && !chatTemplate.contains("<end_of_utterance>")) return CHATML;
+            if (chatTemplate.contains("<|im_start|>") && chatTemplate.contains("<|im_sep|>")) return PHI4;
+            if (chatTemplate.contains("<|im_start|>") && !chatTemplate.contains("<end_of_utterance>")) return CHATML;
             if (chatTemplate.contains("<|start_header_id|>")) {
                 if (!chatTemplate.contains("Cutting Knowledge Date")) return LLAMA3;
                 return chatTemplate.contains("strftime_now") ? LLAMA32 : LLAMA31;
@@ -103,7 +117,8 @@ public enum ChatFormat {
             }
             if (chatTemplate.contains("[INST]")) return chatTemplate.contains("<<SYS>>") ? LLAMA2 : MISTRAL;
             // Phi-3's turns end with <|end|>, Zephyr's with EOS (llama.cpp tells them apart so)
-            if (chatTemplate.contains("<|user|>") && chatTemplate.contains("<|assistant|>") && !chatTemplate.contains("<|end|>")) return ZEPHYR;
+            if (chatTemplate.contains("<|assistant|>") && chatTemplate.contains("<|end|>")) return PHI3;
+            if (chatTemplate.contains("<|user|>") && chatTemplate.contains("<|assistant|>")) return ZEPHYR;
             if (chatTemplate.contains("<｜Assistant｜>") && chatTemplate.contains("<｜User｜>") && chatTemplate.contains("<｜end▁of▁sentence｜>")) return DEEPSEEK3;
             if (chatTemplate.contains("<start_of_turn>")) return GEMMA;
         }
@@ -216,6 +231,18 @@ public enum ChatFormat {
                 if (sys != null) marked(tokenizer, ids, SYSTEM_PROMPT, space + sys, END_SYSTEM_PROMPT);
                 marked(tokenizer, ids, INST, space + message.strip(), END_INST);
             }
+            case PHI3 -> {
+                if (first && addBos) ids.add(bos);
+                // after the previous answer's <|end|>, a line break (which a Phi-3 tokenizer drops)
+                String after = first || tokenizer.whitespaceStrippedAfter().contains(PHI3_END.text()) ? "" : "\n";
+                if (sys != null) marked(tokenizer, ids, after, PHI3_SYSTEM, "\n" + system, PHI3_END, "\n", PHI3_USER, "\n" + message, PHI3_END, "\n", PHI3_ASSISTANT, "\n");
+                else marked(tokenizer, ids, after, PHI3_USER, "\n" + message, PHI3_END, "\n", PHI3_ASSISTANT, "\n");
+            }
+            case PHI4 -> {
+                if (first && addBos) ids.add(bos);
+                if (sys != null) marked(tokenizer, ids, IM_START, "system", IM_SEP, system, IM_END);
+                marked(tokenizer, ids, IM_START, "user", IM_SEP, message, IM_END, IM_START, "assistant", IM_SEP);
+            }
             case GEMMA -> {
                 if (first && addBos) ids.add(bos);
                 // after the previous answer's <end_of_turn>
@@ -234,7 +261,8 @@ public enum ChatFormat {
             SYSTEM_PROMPT = new Marker("[SYSTEM_PROMPT]"), END_SYSTEM_PROMPT = new Marker("[/SYSTEM_PROMPT]"),
             IM_START = new Marker("<|im_start|>"), IM_END = new Marker("<|im_end|>"),
             USER = new Marker("<｜User｜>"), ASSISTANT_MARKER = new Marker("<｜Assistant｜>"),
-            START_OF_TURN = new Marker("<start_of_turn>"), END_OF_TURN = new Marker("<end_of_turn>");
+            START_OF_TURN = new Marker("<start_of_turn>"), END_OF_TURN = new Marker("<end_of_turn>"), IM_SEP = new Marker("<|im_sep|>"),
+            PHI3_SYSTEM = new Marker("<|system|>"), PHI3_USER = new Marker("<|user|>"), PHI3_ASSISTANT = new Marker("<|assistant|>"), PHI3_END = new Marker("<|end|>");
 
     /** Gemma's text between {@code <start_of_turn>} and an answer. */
     private static final String GEMMA_MODEL = "model\n";
@@ -257,15 +285,22 @@ public enum ChatFormat {
      */
     private static void marked(Tokenizer tokenizer, List<Integer> ids, Object... parts) {
         StringBuilder text = new StringBuilder();
+        boolean strip = false; // after a special token the tokenizer drops the whitespace after (Phi-3's)
         for (Object part : parts) {
             java.util.OptionalInt special = part instanceof Marker m ? tokenizer.special(m.text()) : java.util.OptionalInt.empty();
             if (special.isEmpty()) {
-                text.append(part instanceof Marker m ? m.text() : (String) part);
+                String piece = part instanceof Marker m ? m.text() : (String) part;
+                if (strip) {
+                    piece = piece.replaceFirst("^[ \\t\\n\\u000B\\f\\r]+", "");
+                    strip = piece.isEmpty();
+                }
+                text.append(piece);
                 continue;
             }
             if (!text.isEmpty()) for (int id : tokenizer.encode(text.toString())) ids.add(id);
             text.setLength(0);
             ids.add(special.getAsInt());
+            strip = tokenizer.whitespaceStrippedAfter().contains(((Marker) part).text());
         }
         if (!text.isEmpty()) for (int id : tokenizer.encode(text.toString())) ids.add(id);
     }
@@ -279,6 +314,8 @@ public enum ChatFormat {
             case LLAMA3, LLAMA31, LLAMA32 -> tokenizer.special("<|eot_id|>").orElse(eos);
             case CHATML -> tokenizer.special(IM_END.text()).orElse(eos);
             case GEMMA -> tokenizer.special(END_OF_TURN.text()).orElse(eos);
+            case PHI3 -> tokenizer.special(PHI3_END.text()).orElse(eos);
+            case PHI4 -> tokenizer.special(IM_END.text()).orElse(eos);
             default -> eos;
         };
     }
@@ -300,13 +337,24 @@ public enum ChatFormat {
                 // Mistral Nemo's template puts the system prompt with the last message, not the first
                 boolean systemHere = this == MISTRAL_V3_TEKKEN ? i == messages.size() - 1 : i == 0;
                 for (int id : userTurn(tokenizer, messages.get(i), i == 0, bos, addBos, system, systemHere)) ids.add(id);
-            } else if (this == ZEPHYR || this == CHATML || this == GEMMA) {
-                // the answer follows "\n<|assistant|>\n" (ChatML's "assistant\n", Gemma's "model\n") in one text (no
-                // special token between: no dummy prefix of its own), as the template's output is tokenized
-                String before = this == ZEPHYR ? ASSISTANT : this == CHATML ? CHATML_ASSISTANT : GEMMA_MODEL;
-                int[] header = tokenizer.encode(before);
+            } else if (this == ZEPHYR || this == CHATML || this == GEMMA || this == PHI3) {
+                // the answer follows "\n<|assistant|>\n" (ChatML's "assistant\n", Gemma's "model\n", Phi-3's "\n" unless
+                // its tokenizer drops it) in one text (no special token between: no dummy prefix of its own), as the
+                // template's output is tokenized
+                String before = switch (this) {
+                    case ZEPHYR -> ASSISTANT;
+                    case CHATML -> CHATML_ASSISTANT;
+                    case GEMMA -> GEMMA_MODEL;
+                    default -> tokenizer.whitespaceStrippedAfter().contains(PHI3_ASSISTANT.text()) ? "" : "\n";
+                };
+                int[] header = before.isEmpty() ? new int[0] : tokenizer.encode(before);
                 ids.subList(ids.size() - header.length, ids.size()).clear();
-                for (int id : tokenizer.encode(before + (this == CHATML ? withoutThinking(messages.get(i)) : messages.get(i).strip()))) ids.add(id);
+                String answer = switch (this) {
+                    case CHATML -> withoutThinking(messages.get(i));
+                    case PHI3 -> before.isEmpty() ? messages.get(i).stripLeading() : messages.get(i);
+                    default -> messages.get(i).strip();
+                };
+                for (int id : tokenizer.encode(before + answer)) ids.add(id);
                 ids.add(endOfTurn(tokenizer, eos));
             } else if (this == DEEPSEEK3) {
                 // an earlier answer after <｜Assistant｜>, not <think>\n, and without its thinking, as the template has it
@@ -314,6 +362,9 @@ public enum ChatFormat {
                 String answer = messages.get(i);
                 int thought = answer.lastIndexOf("</think>");
                 for (int id : tokenizer.encode(thought >= 0 ? answer.substring(thought + "</think>".length()) : answer)) ids.add(id);
+                ids.add(endOfTurn(tokenizer, eos));
+            } else if (this == PHI4) {
+                for (int id : tokenizer.encode(messages.get(i))) ids.add(id);
                 ids.add(endOfTurn(tokenizer, eos));
             } else {
                 // Mistral's answers after a space, but v3-tekken's and v7-tekken's (llama-chat.cpp)

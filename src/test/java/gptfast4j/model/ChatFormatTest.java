@@ -225,8 +225,14 @@ class ChatFormatTest {
 
     /** {@link #withSpecials(String, int[], String...)} with each token's GGUF type given (3 control, 4 user-defined). */
     private static Tokenizer withSpecials(String file, int[] ids, int[] newTypes, String... texts) {
+        return withSpecials(null, file, ids, newTypes, texts);
+    }
+
+    /** {@link #withSpecials(String, int[], int[], String...)} of a model named {@code name} (null: the file's name). */
+    private static Tokenizer withSpecials(String name, String file, int[] ids, int[] newTypes, String... texts) {
         gptfast4j.io.GGUF vocab = gptfast4j.io.GGUF.read(Shared.TOKENIZERS.resolve(file));
         java.util.Map<String, gptfast4j.io.Metadata.Value> md = new java.util.LinkedHashMap<>(vocab.metadata().asMap());
+        if (name != null) md.put("general.name", gptfast4j.io.Metadata.Value.string(name));
         String[] tokens = vocab.metadata().getStrings("tokenizer.ggml.tokens").clone();
         int[] types = vocab.metadata().getInts("tokenizer.ggml.token_type").clone();
         for (int i = 0; i < ids.length; i++) {
@@ -251,7 +257,7 @@ class ChatFormatTest {
     @Test
     void chatmlIsLlamaCppsText() {
         assertEquals(ChatFormat.CHATML, ChatFormat.detect("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"));
-        assertEquals(ChatFormat.PLAIN, ChatFormat.detect("{{'<|im_start|>system<|im_sep|>' + message['content'] + '<|im_end|>'}}"), "Phi-4's is not ChatML");
+        assertEquals(ChatFormat.PHI4, ChatFormat.detect("{{'<|im_start|>system<|im_sep|>' + message['content'] + '<|im_end|>'}}"), "Phi-4's is not ChatML");
         assertEquals(ChatFormat.CHATML, ChatFormat.parse("chatml", "--chat-format"));
         List<String> turns = List.of("Hello", "Hi there", "Who are you");
         String text = "<|im_start|>system\nYou are a helpful assistant<|im_end|>\n<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\nHi there<|im_end|>\n"
@@ -427,5 +433,31 @@ class ChatFormatTest {
                 + "<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n";
         assertArrayEquals(withBos(1, t.encodeWithSpecials(rendered)), ChatFormat.GEMMA.conversation(t, "Be brief.", List.of("Hi there", "Hello!", "Bye"), 1, true, 2));
         assertEquals(31991, ChatFormat.GEMMA.endOfTurn(t, 2));
+    }
+
+    /**
+     * Phi-3's and Phi-4's fixed formats, chosen from their templates' markers: llama-server de3ff81 {@code --no-jinja
+     * --chat-template phi3} / {@code phi4}'s {@code /apply-template} of a conversation with a system prompt, tokenized
+     * with the markers as special tokens; under a model named Phi-3 the line breaks after Phi-3's markers go, as the
+     * tokenizer drops them from the rendered text.
+     */
+    @Test
+    void phi3AndPhi4AreLlamaCppsFormats() {
+        assertEquals(ChatFormat.PHI3, ChatFormat.detect("{% for m in messages %}{{'<|' + m['role'] + '|>' + '\\n' + m['content'] + '<|end|>\\n'}}{% endfor %}<|assistant|>"));
+        assertEquals(ChatFormat.PHI4, ChatFormat.detect("{{'<|im_start|>' + m['role'] + '<|im_sep|>'}}"));
+        List<String> messages = List.of("Hi there", "Hello!", "Bye");
+        String phi3 = "<|system|>\nBe brief.<|end|>\n<|user|>\nHi there<|end|>\n<|assistant|>\nHello!<|end|>\n<|user|>\nBye<|end|>\n<|assistant|>\n";
+        int[] ids = {31990, 31991, 31992, 31993};
+        int[] control = {3, 3, 3, 3};
+        for (String name : new String[]{"Phi3", "Mini"}) {
+            Tokenizer t = withSpecials(name, "ggml-vocab-llama-spm.gguf", ids, control, "<|system|>", "<|user|>", "<|assistant|>", "<|end|>");
+            assertArrayEquals(withBos(1, t.encodeWithSpecials(phi3)), ChatFormat.PHI3.conversation(t, "Be brief.", messages, 1, true, 2), name);
+            assertEquals(31993, ChatFormat.PHI3.endOfTurn(t, 2));
+        }
+        String phi4 = "<|im_start|>system<|im_sep|>Be brief.<|im_end|><|im_start|>user<|im_sep|>Hi there<|im_end|><|im_start|>assistant<|im_sep|>Hello!<|im_end|>"
+                + "<|im_start|>user<|im_sep|>Bye<|im_end|><|im_start|>assistant<|im_sep|>";
+        Tokenizer t = withSpecials("llama3-vocab.gguf", new int[]{128010, 128011, 128012}, "<|im_start|>", "<|im_sep|>", "<|im_end|>");
+        assertArrayEquals(t.encodeWithSpecials(phi4), ChatFormat.PHI4.conversation(t, "Be brief.", messages, 128000, false, 128001));
+        assertEquals(128012, ChatFormat.PHI4.endOfTurn(t, 128001));
     }
 }
