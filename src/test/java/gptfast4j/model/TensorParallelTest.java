@@ -22,7 +22,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * Tensor parallelism ({@link TensorParallel}) over loopback TCP ({@link SocketGroup}), the followers threads of this
  * JVM: a model split across 2 and 4 processes computes the one-process logits bit for bit (prompts as batches, decode
  * steps, an exact verification, several sequences' steps at once, a context shift; dense models and a mixture of
- * experts), as each output is still one row's dot product over its whole input.
+ * experts; Qwen's, Gemma 2's and Phi-3's blocks), as each output is still one row's dot product over its whole input.
  */
 class TensorParallelTest {
     /** At most {@link Llama#EXACT_BATCH} tokens, which run the decode kernels token by token (see {@link #WARM_ROUNDS}). */
@@ -72,9 +72,19 @@ class TensorParallelTest {
         QwenTest.write(QwenTest.SHAPE, "qwen2", dir.resolve("qwen2-llama.gguf"), qwen2);
         QwenTest.write(dir.resolve("qwen3-llama.gguf"), qwen3);
         QwenTest.write(QwenTest.MOE, "qwen3moe", dir.resolve("qwen3-mixtral.gguf"), qwen3moe);
+        // Gemma 2's post norms, sliding window (of 8) and capped scores and logits; Phi-3's fused projections (each
+        // process its rows of the views) and RoPE on 12 of 16 elements
+        Path gemma2 = dir.resolve("gemma2-mini.gguf"), phi3 = dir.resolve("phi3-mini.gguf");
+        gptfast4j.bench.ModelShape twoKvHeads = new gptfast4j.bench.ModelShape("gemma-mini", 64, 160, 3, 4, 2, 32000, 256, 10000f, 1e-6f, true, 0, 0, 0, 32);
+        GemmaTest.write(twoKvHeads, "gemma2", dir.resolve("gemma2-llama.gguf"), gemma2, md -> {
+            md.put("gemma2.attention.sliding_window", gptfast4j.io.Metadata.Value.uint32(8));
+            md.put("gemma2.attn_logit_softcapping", gptfast4j.io.Metadata.Value.float32(3f));
+            md.put("gemma2.final_logit_softcapping", gptfast4j.io.Metadata.Value.float32(5f));
+        });
+        PhiTest.write(dir.resolve("phi3-llama.gguf"), phi3, 12, md -> { });
         for (Path file : List.of(Shared.MODELS.resolve("stories260K.gguf"), Shared.REFERENCE.resolve("models/mini-llama3-Q4_K.gguf"),
                 Shared.REFERENCE.resolve("models/mini-mixtral-Q4_K.gguf"), Path.of("src/test/resources/i-quants/mini-llama2-iq.gguf"),
-                Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"), wideHeads, qwen3, qwen3moe, qwen2)) {
+                Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"), wideHeads, qwen3, qwen3moe, qwen2, gemma2, phi3)) {
             for (GGMLType quantize : new GGMLType[]{null, GGMLType.Q4_0}) {
                 Checkpoint c = Checkpoint.load(file, null, quantize);
                 int[] prompt = c.promptTokens(PROMPT), longPrompt = c.promptTokens(LONG_PROMPT);
