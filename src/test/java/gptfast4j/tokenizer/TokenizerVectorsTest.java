@@ -27,7 +27,12 @@ class TokenizerVectorsTest {
     }
 
     private static void checkLlamaCppVectors(Tokenizer tokenizer, java.nio.file.Path folder, String name) throws IOException {
-        String inp = Files.readString(folder.resolve(name + ".inp"), StandardCharsets.UTF_8);
+        checkLlamaCppVectors(tokenizer, folder, name, name);
+    }
+
+    /** The texts of {@code inputs}.inp against the ids of {@code name}.out. */
+    private static void checkLlamaCppVectors(Tokenizer tokenizer, java.nio.file.Path folder, String inputs, String name) throws IOException {
+        String inp = Files.readString(folder.resolve(inputs + ".inp"), StandardCharsets.UTF_8);
         List<String> texts = new ArrayList<>(Arrays.asList(inp.split("\n__ggml_vocab_test__\n", -1)));
         if (texts.getLast().isEmpty()) texts.removeLast();
         List<String> lines = Files.readAllLines(folder.resolve(name + ".out"), StandardCharsets.UTF_8);
@@ -132,9 +137,9 @@ class TokenizerVectorsTest {
      * not skipped), as tekkenVectorsAsLlamaCppTokenizesThem, on the Llama-3 vocabulary with three merges put first
      * (camel+Case, Ġdon+'t, ĠHTTP+Server) and a token no merge reaches (Ġplugh), so that the splits show in the ids:
      * o200k's keeps "camelCase" apart and " don't" together, Llama-3's the other way. The texts are qwen2-pre's and 11
-     * more (case changes, contractions, accents and combining marks, slashes, tabs); the references ({@code
-     * src/test/resources/tokenizer/gpt4o-pre.*}, {@code dbrx-pre.*}) llama-tokenize's on that vocabulary, made as
-     * tekken-pre's.
+     * more (case changes, contractions, accents and combining marks, slashes, tabs: {@code
+     * src/test/resources/tokenizer/gpt4o-pre.inp}); the references ({@code gpt4o-pre.out}, {@code dbrx-pre.out})
+     * llama-tokenize's on that vocabulary, made as tekken-pre's.
      */
     @ParameterizedTest
     @CsvSource({"gpt-4o, gpt4o-pre", "dbrx, dbrx-pre", "llama4, gpt4o-pre", "smaug-bpe, dbrx-pre"})
@@ -157,7 +162,7 @@ class TokenizerVectorsTest {
                 types.stream().mapToInt(Integer::intValue).toArray()));
         md.put("tokenizer.ggml.merges", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.STRING, merges.toArray(String[]::new)));
         md.put("tokenizer.ggml.pre", gptfast4j.io.Metadata.Value.string(pre));
-        checkLlamaCppVectors(Tokenizers.fromGGUF(vocab.path(), new gptfast4j.io.Metadata(md, pre)), java.nio.file.Path.of("src/test/resources/tokenizer"), vectors);
+        checkLlamaCppVectors(Tokenizers.fromGGUF(vocab.path(), new gptfast4j.io.Metadata(md, pre)), java.nio.file.Path.of("src/test/resources/tokenizer"), "gpt4o-pre", vectors);
     }
 
     @Test
