@@ -637,7 +637,7 @@ public final class Llama {
      * kv head {@code h / (nHeads / nKvHeads)}, whose keys and values are taken once for all the heads and tokens here
      * that read them ({@link KvCache#head}). The caller splits the heads across threads: for the batch's blocks of four
      * queries ({@code blocks}) one at a time, for its other tokens in units of {@link #headsPerCall} heads (Gemma 3 1B's
-     * four heads made one unit, and a 512-token prompt's attention ran on one thread: pp512 at depth 4096 222.8 -> 259-261
+     * four heads made one unit, and a 512-token prompt's attention ran on one thread: pp512 at depth 4096 222.8 -> 269-273
      * tokens/s on two).
      * <p>
      * Four queries at a time ({@link VectorMath#product4}: their scores, then their weighted sums), so that each key
@@ -651,7 +651,6 @@ public final class Llama {
      * positions: 23-29 ms one head at a time, 19.4-21.6 four.
      */
     private void attentionHeads(State s, int hStart, int hEnd, boolean blocks) {
-
         Config c = config;
         int headDim = c.headDim(), dim = s.qDim, queries = VectorMath.QUERIES;
         int group = c.nHeads() / c.nKvHeads();
