@@ -152,7 +152,9 @@ public final class QuantizeModel {
         List<GGUFWriter.TensorSpec> specs = new ArrayList<>();
         Map<String, String> sourceNames = new LinkedHashMap<>();
         int quantizedCount = 0;
-        boolean permute = c.ropeStyle() == Config.RopeStyle.HALVES;
+        // a Hugging Face model's query and key rows (RoPE on halves), written under llama's keys, are permuted into
+        // llama.cpp's NORM order; a GGUF's rows stay as they are, whatever its RoPE (Qwen's, Gemma's, Phi's halves)
+        boolean permute = src.metadata() == null && c.ropeStyle() == Config.RopeStyle.HALVES;
         boolean tied = !src.tensors().containsKey("output.weight");
         if (permute && c.ropeFreqFactors() != null && !src.tensors().containsKey("rope_freqs.weight")) {
             float[] f = c.ropeFreqFactors();

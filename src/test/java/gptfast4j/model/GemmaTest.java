@@ -195,4 +195,36 @@ class GemmaTest {
         assertEquals(null, c.model().weights().layers()[0].qNorm());
         assertEquals(887609.5184, perplexity(c, KvCache.Type.F32), 5e-5 * 887609.5184);
     }
+
+    /**
+     * Quantizing a GGUF whose RoPE turns halves (Gemma's, as Qwen's and Phi's) keeps its query and key rows where they
+     * are and adds no tensor: each quantized row is its source row within Q8_0's rounding (the rows of a Hugging Face
+     * model, written under llama's keys, were being permuted here too, and a rope_freqs tensor llama.cpp's gemma3
+     * refuses, "wrong number of tensors", was added for the linear scaling). With the fix, {@code gptfast quantize
+     * --mode q8_0} of this file wrote the 41 tensors of {@code llama-quantize FILE OUT Q8_0} (de3ff81) byte for byte.
+     */
+    @Test
+    void quantizingKeepsTheRowsOfAHalvesModel(@TempDir Path dir) {
+        Path file = dir.resolve("gemma3-mini.gguf"), out = dir.resolve("gemma3-q8_0.gguf");
+        write(dir.resolve("llama.gguf"), file, md -> { });
+        Checkpoint src = Checkpoint.load(file, null);
+        gptfast4j.quant.QuantizeModel.plan(src, gptfast4j.quant.QuantizeMode.of("q8_0", "--mode"), gptfast4j.quant.QuantizeModel.Options.NONE).write(out, b -> { });
+        GGUF q = GGUF.read(out);
+        assertEquals(src.tensors().keySet(), q.tensors().keySet());
+        for (String name : new String[]{"blk.0.attn_q.weight", "blk.2.attn_k.weight"}) {
+            gptfast4j.tensor.Tensor a = gptfast4j.tensor.Tensor.of(src.tensors().get(name)), b = gptfast4j.tensor.Tensor.of(q.tensors().get(name));
+            assertEquals(GGMLType.Q8_0, b.type);
+            float[] x = new float[(int) a.cols], y = new float[(int) a.cols];
+            for (int r = 0; r < a.rows; r++) {
+                a.dequantizeRow(r, x, 0);
+                b.dequantizeRow(r, y, 0);
+                float most = 0, step = 0;
+                for (int i = 0; i < x.length; i++) {
+                    most = Math.max(most, Math.abs(x[i] - y[i]));
+                    step = Math.max(step, Math.abs(x[i]) / 127);
+                }
+                assertTrue(most <= step, name + " row " + r + ": " + most + " > " + step);
+            }
+        }
+    }
 }
