@@ -86,7 +86,8 @@ public enum QuantizeMode {
         return switch (kind) {
             case "output" -> head();
             case "token_embd" -> tied ? head() : base == GGMLType.TQ1_0 || base == GGMLType.TQ2_0 ? GGMLType.Q4_K : base;
-            case "attn_v" -> {
+            // Phi-3's fused query, key and value projections take attn_v's rules, as llama-quantize gives them
+            case "attn_v", "attn_qkv" -> {
                 GGMLType t = switch (this) {
                     case Q2_K -> c.nHeads() / c.nKvHeads() >= 4 ? GGMLType.Q4_K : GGMLType.Q3_K;
                     case Q2_K_S -> c.nHeads() / c.nKvHeads() >= 4 ? GGMLType.Q4_K : base;

@@ -31,7 +31,7 @@ import java.util.function.LongConsumer;
  * are put back in GGUF's interleaved RoPE order, so that other GGUF readers run the file as it is.
  */
 public final class QuantizeModel {
-    private static final Set<String> LINEAR = Set.of("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
+    private static final Set<String> LINEAR = Set.of("attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
             "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps");
 
     private QuantizeModel() {

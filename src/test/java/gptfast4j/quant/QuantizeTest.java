@@ -238,6 +238,27 @@ class QuantizeTest {
      * attn_output; Q2_K's attn_v Q4_K where four or more heads share a kv head; a 70B's other attn_v in Q5_K; an
      * 8-expert model's attn_v and attn_k in Q8_0, its attn_output in Q5_K.
      */
+    /**
+     * Phi-3's fused attn_qkv is quantized, by attn_v's rules, as llama-quantize quantizes it: an 8-layer phi3 model
+     * (make-model's blocks at width 256) in Q4_K_M and Q3_K_M. llama-quantize de3ff81 chose these types for its
+     * attn_qkv tensors, and the whole files, Q8_0's too, were ours byte for byte (51 of 51 tensors each).
+     */
+    @Test
+    void phi3sFusedProjectionsAreQuantizedAsLlamaQuantize(@TempDir Path dir) {
+        Path file = dir.resolve("phi3.gguf");
+        gptfast4j.bench.RandomModel.write(new gptfast4j.bench.ModelShape("phi3-q", 256, 512, 8, 4, 4, 32064, 256, 10000, 1e-5f, false, 0, 0, 0, 64, "phi3"),
+                GGMLType.F32, file, Shared.TOKENIZERS, b -> { });
+        Checkpoint src = Checkpoint.load(file, null);
+        Map<String, String> expected = Map.of("q4_k_m", "Q6_K Q4_K Q4_K Q6_K Q4_K Q4_K Q6_K Q6_K", "q3_k_m", "Q5_K Q5_K Q4_K Q4_K Q4_K Q4_K Q4_K Q4_K");
+        for (var e : expected.entrySet()) {
+            Path out = dir.resolve(e.getKey() + ".gguf");
+            QuantizeModel.plan(src, QuantizeMode.of(e.getKey(), "--mode"), QuantizeModel.Options.NONE).write(out, b -> { });
+            GGUF q = GGUF.read(out);
+            String types = IntStream.range(0, 8).mapToObj(l -> q.tensors().get("blk." + l + ".attn_qkv.weight").type().toString()).collect(java.util.stream.Collectors.joining(" "));
+            assertEquals(e.getValue(), types, e.getKey());
+        }
+    }
+
     @Test
     void mixesAtRealShapes() {
         Config llama2 = new Config("llama", 4096, 11008, 32, 32, 32, 32000, 4096, 1e-5f, 10000f, null, Config.RopeStyle.INTERLEAVED, 0, 0);
