@@ -190,8 +190,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             throw new ModelFormatException(path + ": an importance matrix, not a model (it is for quantize --imatrix)");
         }
         if (arch == null) throw new ModelFormatException(path + ": missing metadata general.architecture");
-        if (!List.of("llama", "mistral", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3").contains(arch)) {
-            throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: llama, mistral, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3)");
+        if (!List.of("llama", "mistral", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3", "granite", "smollm3").contains(arch)) {
+            throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: llama, mistral, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3, granite, smollm3)");
         }
         boolean gemma = arch.startsWith("gemma"), phi3 = arch.equals("phi3"), llamaRows = !arch.startsWith("qwen") && !gemma && !phi3;
         Map<String, TensorData> tensors = gguf.tensors();
@@ -206,7 +206,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (valueDim != headDim) throw new ModelFormatException(path + ": value heads of " + valueDim + " against key heads of " + headDim + " are not supported");
         // the elements of a head RoPE rotates: all of them, or the first (Phi-4-mini's 96 of 128)
         int ropeDim = md.getInt(arch + ".rope.dimension_count", headDim);
-        Config.Variant blocks = gemma ? gemma(path, md, arch, dim, nHeads, headDim) : phi3 ? phi3(path, md, tensors, headDim) : Config.Variant.LLAMA;
+        Config.Variant blocks = gemma ? gemma(path, md, arch, dim, nHeads, headDim) : phi3 ? phi3(path, md, tensors, headDim)
+                : arch.equals("granite") ? granite(path, md)
+                : arch.equals("smollm3") ? Config.Variant.noRopeEvery(4) // SmolLM3: every fourth layer without RoPE, as llama.cpp has it
+                : Config.Variant.LLAMA;
         Config config = config(path, () -> new Config(arch, dim,
                 // Qwen3's mixtures give their experts' width apart from the dense width they would have
                 required(md, path, arch + (arch.equals("qwen3moe") ? ".expert_feed_forward_length" : ".feed_forward_length")),
@@ -269,7 +272,25 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         try {
             return new Config.Variant((float) Math.sqrt(dim), Config.Activation.GELU, queryScale, Math.max(window, 0), sliding, slidingTheta,
                     md.getFloat(arch + ".final_logit_softcapping", two ? 30f : 0f), two ? md.getFloat(arch + ".attn_logit_softcapping", 50f) : 0f,
-                    0, 1f, null, 0);
+                    0, 1f, null, 0, 0f, 1f, 1f, 0);
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(path + ": " + e.getMessage());
+        }
+    }
+
+    /**
+     * Granite's (IBM Granite 3.x, dense) multipliers as llama.cpp reads them: the embeddings times {@code
+     * embedding_scale}, the attention scores times {@code attention.scale} (in place of 1/sqrt(headDim)), the
+     * attention's and the FFN's outputs times {@code residual_scale} before their residuals, the logits divided by
+     * {@code logit_scale} (required); a scale of 0 or none given is none. A Granite without RoPE ({@code
+     * rope.scaling.finetuned} false) is refused.
+     */
+    private static Config.Variant granite(Path path, Metadata md) {
+        if (!md.getBool("granite.rope.scaling.finetuned", true)) throw new ModelFormatException(path + ": a granite model without RoPE is not supported");
+        float embedding = md.getFloat("granite.embedding_scale", 0f), residual = md.getFloat("granite.residual_scale", 0f);
+        try {
+            return Config.Variant.granite(embedding == 0f ? 1f : embedding, md.getFloat("granite.attention.scale", 0f), residual == 0f ? 1f : residual,
+                    requiredFloat(md, path, "granite.logit_scale"));
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }
@@ -292,7 +313,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         int original = md.getInt("phi3.rope.scaling.original_context_length", required(md, path, "phi3.context_length"));
         try {
             return new Config.Variant(1f, Config.Activation.SILU, 1f / (float) Math.sqrt(headDim), 0, null, 0f, 0f, 0f,
-                    0, md.getFloat("phi3.rope.scaling.attn_factor", 1f), longFactors, original);
+                    0, md.getFloat("phi3.rope.scaling.attn_factor", 1f), longFactors, original, 0f, 1f, 1f, 0);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }

@@ -36,8 +36,8 @@ public record Config(
         Variant variant) {
 
     /**
-     * What sets a family's blocks apart from Llama's, as llama.cpp's hyperparameters name them (Gemma 2's and 3's, Phi-3's;
-     * {@link #LLAMA} none).
+     * What sets a family's blocks apart from Llama's, as llama.cpp's hyperparameters name them (Gemma 2's and 3's, Phi-3's,
+     * Granite's, SmolLM3's; {@link #LLAMA} none).
      *
      * @param embeddingScale   the token embeddings' factor (Gemma: sqrt(dim)); 1 for none
      * @param activation       the FFN's gate: SiLU (SwiGLU) or tanh-approximated GELU (GeGLU)
@@ -56,11 +56,16 @@ public record Config(
      * @param longRopeFactors  null, or the frequency divisors (Phi-3's {@code rope_factors_long}) used in place of
      *                         {@link #ropeFreqFactors} (its {@code rope_factors_short}) by a state whose context is longer
      *                         than {@code longRopeContext} positions, as llama.cpp chooses them
+     * @param scoreScale       0, or the attention scores' factor in place of 1/sqrt(headDim) (Granite's {@code attention.scale})
+     * @param residualScale    the attention's and the FFN's outputs' factor before their residuals (Granite's); 1 for none
+     * @param logitScale       the logits' divisor (Granite's {@code logit_scale}); 1 for none
+     * @param noRopeEvery      0, or n where every n-th layer (n - 1, 2n - 1, ...) has no RoPE (SmolLM3's 4)
      */
     public record Variant(float embeddingScale, Activation activation, float queryScale, int slidingWindow,
                           boolean[] slidingLayers, float slidingRopeTheta, float logitSoftcap, float attentionSoftcap,
-                          int rotaryDim, float ropeAttnFactor, float[] longRopeFactors, int longRopeContext) {
-        public static final Variant LLAMA = new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0);
+                          int rotaryDim, float ropeAttnFactor, float[] longRopeFactors, int longRopeContext,
+                          float scoreScale, float residualScale, float logitScale, int noRopeEvery) {
+        public static final Variant LLAMA = new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0);
 
         public Variant {
             if (!(embeddingScale > 0 && embeddingScale < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("embedding scale " + embeddingScale + " is not a finite number > 0");
@@ -75,12 +80,31 @@ public record Config(
             if (rotaryDim < 0 || rotaryDim % 2 != 0) throw new IllegalArgumentException("rope dimension " + rotaryDim + " is not an even number >= 0");
             if (!(ropeAttnFactor > 0 && ropeAttnFactor < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("rope attention factor " + ropeAttnFactor + " is not a finite number > 0");
             if (longRopeFactors != null && longRopeContext <= 0) throw new IllegalArgumentException("long rope factors without an original context length");
+            if (!(scoreScale >= 0 && scoreScale < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("attention scale " + scoreScale + " is not a finite number >= 0");
+            if (!(residualScale > 0 && residualScale < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("residual scale " + residualScale + " is not a finite number > 0");
+            if (!(logitScale > 0 && logitScale < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("logit scale " + logitScale + " is not a finite number > 0");
+            if (noRopeEvery < 0) throw new IllegalArgumentException("no-RoPE layer step " + noRopeEvery + " is negative");
         }
 
         /** This variant with RoPE on the first {@code rotaryDim} elements of each head. */
         public Variant rotating(int rotaryDim) {
             return new Variant(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,
-                    rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext);
+                    rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext, scoreScale, residualScale, logitScale, noRopeEvery);
+        }
+
+        /** Llama's blocks with Granite's multipliers (embeddings, attention scores, residuals, logits). */
+        public static Variant granite(float embeddingScale, float scoreScale, float residualScale, float logitScale) {
+            return new Variant(embeddingScale, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, scoreScale, residualScale, logitScale, 0);
+        }
+
+        /** Llama's blocks with every {@code n}-th layer's RoPE left out (SmolLM3's). */
+        public static Variant noRopeEvery(int n) {
+            return new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, n);
+        }
+
+        /** Whether layer {@code l} rotates its queries and keys. */
+        public boolean ropes(int l) {
+            return noRopeEvery == 0 || (l + 1) % noRopeEvery != 0;
         }
 
         /** Whether layer {@code l}'s attention sees only the window. */
@@ -105,6 +129,10 @@ public record Config(
             if (rotaryDim != 0) b.append(", rope on ").append(rotaryDim).append(" elements of each head");
             if (ropeAttnFactor != 1f) b.append(", rope attention factor ").append(ropeAttnFactor);
             if (longRopeFactors != null) b.append(", long rope factors past ").append(longRopeContext).append(" positions");
+            if (scoreScale != 0f) b.append(", scores x").append(scoreScale);
+            if (residualScale != 1f) b.append(", residuals x").append(residualScale);
+            if (logitScale != 1f) b.append(", logits /").append(logitScale);
+            if (noRopeEvery != 0) b.append(", no rope on every ").append(noRopeEvery).append("th layer");
             return b.toString();
         }
 
@@ -114,7 +142,8 @@ public record Config(
                     && slidingWindow == v.slidingWindow && Arrays.equals(slidingLayers, v.slidingLayers)
                     && slidingRopeTheta == v.slidingRopeTheta && logitSoftcap == v.logitSoftcap && attentionSoftcap == v.attentionSoftcap
                     && rotaryDim == v.rotaryDim && ropeAttnFactor == v.ropeAttnFactor && Arrays.equals(longRopeFactors, v.longRopeFactors)
-                    && longRopeContext == v.longRopeContext;
+                    && longRopeContext == v.longRopeContext && scoreScale == v.scoreScale && residualScale == v.residualScale
+                    && logitScale == v.logitScale && noRopeEvery == v.noRopeEvery;
         }
 
         @Override

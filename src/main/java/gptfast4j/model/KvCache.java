@@ -156,7 +156,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
                 // upwards: each position is read before a later one is written over it
                 for (int p = keep + discard; p < end; p++) {
                     load(l, p, k, v);
-                    rope.apply(l).rotateBack(k, 0, nKvHeads, discard);
+                    if (rope.apply(l) != null) rope.apply(l).rotateBack(k, 0, nKvHeads, discard); // null: a layer without RoPE
                     store(l, p - discard, k, 0, v, 0);
                 }
             }

@@ -457,8 +457,12 @@ public final class Llama {
         if (seen != null) seen.inputs(weights.output(), s.xb, nLogits);
         weights.output().matmul(s.xb, nLogits, s.logitsPart, s.vocabPart, exact);
         if (!tp.whole()) tp.group.gather(s.logitsPart, s.logits, c.vocabSize(), nLogits, tp.vocabStarts);
-        float cap = c.variant().logitSoftcap();
+        float cap = c.variant().logitSoftcap(), divisor = c.variant().logitScale();
         if (cap != 0f) for (int t = 0; t < nLogits; t++) VectorMath.softcap(s.logits, t * c.vocabSize(), c.vocabSize(), cap);
+        if (divisor != 1f) {
+            float inverse = 1f / divisor; // as llama.cpp scales them: times the reciprocal
+            for (int i = 0; i < nLogits * c.vocabSize(); i++) s.logits[i] *= inverse;
+        }
     }
 
     private void checkTokens(int[] tokens, int from, int n) {
@@ -526,7 +530,7 @@ public final class Llama {
                 VectorMath.add(s.v, t * kvDim, vBias, 0, kvDim);
             }
             if (kNorm != null) headNorms(s.k, t * kvDim, parallel.kvHeads, kNorm);
-            s.rope(s.layer).rotate(s.k, t * kvDim, parallel.kvHeads, pos);
+            if (s.rope(s.layer) != null) s.rope(s.layer).rotate(s.k, t * kvDim, parallel.kvHeads, pos);
             (s.perToken ? s.tokenKv[t] : s.kv).store(s.layer, pos, s.k, t * kvDim, s.v, t * kvDim);
         }
     }
@@ -544,7 +548,7 @@ public final class Llama {
         for (int t = t0; t < t1; t++) {
             if (qBias != null) VectorMath.add(s.q, t * qDim, qBias, 0, qDim);
             if (qNorm != null) headNorms(s.q, t * qDim, parallel.heads, qNorm);
-            s.rope(s.layer).rotate(s.q, t * qDim, parallel.heads, s.position(t));
+            if (s.rope(s.layer) != null) s.rope(s.layer).rotate(s.q, t * qDim, parallel.heads, s.position(t));
             if (queryScale != 0f) for (int i = t * qDim; i < (t + 1) * qDim; i++) s.q[i] *= queryScale;
             s.kv.roundQueries(s.q, t * qDim, qDim);
         }
@@ -578,13 +582,18 @@ public final class Llama {
         residual(s, t0, t1, weights().layers()[s.layer].postFfnNorm());
     }
 
-    /** Tokens {@code [t0, t1)}: {@code x += xb2}, or {@code x += rmsnorm(xb2) * postNorm} where {@code postNorm} is not null. */
+    /**
+     * Tokens {@code [t0, t1)}: {@code x += xb2}, or {@code x += rmsnorm(xb2) * postNorm} where {@code postNorm} is not
+     * null, xb2 times the variant's residual scale where it has one (Granite's).
+     */
     private void residual(State s, int t0, int t1, float[] postNorm) {
         int dim = config.dim();
         if (postNorm != null) {
             for (int t = t0; t < t1; t++) VectorMath.rmsnorm(s.xb2, t * dim, s.xb2, t * dim, postNorm, dim, config.rmsNormEps());
         }
-        VectorMath.add(s.x, t0 * dim, s.xb2, t0 * dim, (t1 - t0) * dim);
+        float scale = config.variant().residualScale();
+        if (scale != 1f) VectorMath.axpy(scale, s.xb2, t0 * dim, s.x, t0 * dim, (t1 - t0) * dim);
+        else VectorMath.add(s.x, t0 * dim, s.xb2, t0 * dim, (t1 - t0) * dim);
     }
 
     /**
@@ -655,8 +664,8 @@ public final class Llama {
         int headDim = c.headDim(), dim = s.qDim, queries = VectorMath.QUERIES;
         int group = c.nHeads() / c.nKvHeads();
         int n = s.batch, startPos = s.startPos, context = s.contextLength, rows = queries * context;
-        // queries already scaled where the variant scales them (rotateQueries)
-        float scale = c.variant().queryScale() != 0f ? 1f : (float) (1.0 / Math.sqrt(headDim));
+        // queries already scaled where the variant scales them (rotateQueries); Granite's scores by its own scale
+        float scale = c.variant().queryScale() != 0f ? 1f : c.variant().scoreScale() != 0f ? c.variant().scoreScale() : (float) (1.0 / Math.sqrt(headDim));
         int window = c.variant().slides(s.layer) ? c.variant().slidingWindow() : 0;
         float cap = c.variant().attentionSoftcap();
         float[] att = s.att;
@@ -847,9 +856,10 @@ public final class Llama {
         /** The layers' rotations; a model with a sliding window has its sliding layers' apart (null where it has none). */
         final Rope rope, slidingRope;
 
-        /** Layer {@code l}'s rotations. */
+        /** Layer {@code l}'s rotations; null for a layer without RoPE (SmolLM3's every fourth). */
         Rope rope(int l) {
-            return slidingRope != null && model.config.variant().slides(l) ? slidingRope : rope;
+            Config.Variant v = model.config.variant();
+            return !v.ropes(l) ? null : slidingRope != null && v.slides(l) ? slidingRope : rope;
         }
 
         final int[] single = new int[1];

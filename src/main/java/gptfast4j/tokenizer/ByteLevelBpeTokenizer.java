@@ -55,8 +55,23 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
                     + "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
             Pattern.UNICODE_CHARACTER_CLASS);
 
+    /**
+     * StarCoder's split (llama.cpp's "starcoder", "refact", "smollm", "command-r" and others: Granite 3's, SmolLM's,
+     * Command-R's), two regular expressions one after the other as llama.cpp runs them: digits one by one, then
+     * GPT-2's split of each part.
+     */
+    public static final List<Pattern> STARCODER_SPLIT;
+
+    /** GPT-2's split (llama.cpp's "gpt-2", "phi-2", "olmo", "mpt", ...), as llama.cpp writes it. */
+    public static final Pattern GPT2_SPLIT = Pattern.compile("'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)",
+            Pattern.UNICODE_CHARACTER_CLASS);
+
+    static {
+        STARCODER_SPLIT = List.of(Pattern.compile("\\p{N}", Pattern.UNICODE_CHARACTER_CLASS), GPT2_SPLIT);
+    }
+
     /** The pre-tokenizers by llama.cpp's names. */
-    public static final String SUPPORTED_PRE = "llama-bpe, tekken, qwen2, dbrx, gpt-4o";
+    public static final String SUPPORTED_PRE = "llama-bpe, tekken, qwen2, dbrx, gpt-4o, starcoder, refact, smollm, command-r, gpt-2, phi-2, olmo, mpt";
 
     private static final char[] BYTE_TO_CHAR = new char[256];
     private static final int[] CHAR_TO_BYTE = new int[512];
@@ -81,7 +96,8 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
     private final byte[][] tokenBytes;
     /** llama.cpp's name of the pre-tokenizer ({@code tokenizer.ggml.pre}): "llama-bpe", "tekken", "qwen2", "dbrx" or "gpt-4o". */
     private final String pre;
-    private final Pattern split;
+    /** The pre-tokenizer's regular expressions, each splitting the parts the one before made. */
+    private final List<Pattern> split;
     /**
      * Whether a piece that is a token is taken whole rather than merged (Hugging Face's {@code ignore_merges}): Llama-3's
      * and tekken's tokenizers do, Qwen's, DBRX's and o200k's do not, as llama.cpp has it by pre-tokenizer; merging may end elsewhere
@@ -102,10 +118,12 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
         this.types = types;
         this.pre = pre;
         this.split = switch (pre) {
-            case "llama-bpe", "dbrx" -> LLAMA3_SPLIT;
-            case "tekken" -> TEKKEN_SPLIT;
-            case "qwen2" -> QWEN2_SPLIT;
-            case "gpt-4o" -> GPT4O_SPLIT;
+            case "llama-bpe", "dbrx" -> List.of(LLAMA3_SPLIT);
+            case "tekken" -> List.of(TEKKEN_SPLIT);
+            case "qwen2" -> List.of(QWEN2_SPLIT);
+            case "gpt-4o" -> List.of(GPT4O_SPLIT);
+            case "starcoder", "refact", "smollm", "command-r" -> STARCODER_SPLIT;
+            case "gpt-2", "phi-2", "olmo", "mpt" -> List.of(GPT2_SPLIT);
             default -> throw new IllegalArgumentException("unsupported pre-tokenizer '" + pre + "' (supported: " + SUPPORTED_PRE + ")");
         };
         this.ignoreMerges = pre.equals("llama-bpe") || pre.equals("tekken");
@@ -215,9 +233,8 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
     /** A text without user-defined tokens: split by the pre-tokenizer, each piece merged. */
     private int[] encodeText(String text) {
         List<Integer> out = new ArrayList<>();
-        Matcher m = split.matcher(text);
-        while (m.find()) {
-            String piece = toMapped(m.group().getBytes(StandardCharsets.UTF_8));
+        for (String part : pieces(text)) {
+            String piece = toMapped(part.getBytes(StandardCharsets.UTF_8));
             Integer whole = ignoreMerges ? ids.get(piece) : null;
             if (whole != null) {
                 out.add(whole);
@@ -226,6 +243,29 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
             }
         }
         return out.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    /**
+     * {@code text} split by each of the pre-tokenizer's expressions in turn, as llama.cpp's unicode_regex_split splits
+     * it: each match a part, and each run between matches a part too.
+     */
+    private List<String> pieces(String text) {
+        List<String> parts = List.of(text);
+        for (Pattern p : split) {
+            List<String> next = new ArrayList<>();
+            for (String part : parts) {
+                Matcher m = p.matcher(part);
+                int at = 0;
+                while (m.find()) {
+                    if (m.start() > at) next.add(part.substring(at, m.start()));
+                    if (m.end() > m.start()) next.add(m.group());
+                    at = m.end();
+                }
+                if (at < part.length()) next.add(part.substring(at));
+            }
+            parts = next;
+        }
+        return parts;
     }
 
     /** A merge of two adjacent parts of a piece, as queued: the parts by their first characters, and where each ended. */
@@ -264,8 +304,16 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
         for (int i = 0; i >= 0; i = next[i]) {
             String part = piece.substring(i, end[i]);
             Integer id = ids.get(part);
-            if (id == null) throw new IllegalStateException("byte-level BPE vocabulary lacks the token " + part);
-            out.add(id);
+            if (id != null) {
+                out.add(id);
+            } else {
+                // a part no merge made (one byte's character) that the vocabulary lacks: its bytes' tokens where it
+                // has them, the others left out, as llama.cpp's tokenizer does
+                for (int j = 0; j < part.length(); j++) {
+                    Integer b = ids.get(part.substring(j, j + 1));
+                    if (b != null) out.add(b);
+                }
+            }
         }
     }
 

@@ -294,11 +294,12 @@ public final class Tokenizers {
 
     /**
      * A byte-level BPE tokenizer with the pre-tokenizer llama.cpp names {@code pre}, whose vocabulary has a token for
-     * each of the 256 bytes (any text's last resort); without them a prompt could reach a piece with no token.
+     * each ASCII byte (a vocabulary that is not byte-level has none); a non-ASCII byte without one (StarCoder's has
+     * none for 0xC0, 0xC1 and 0xF1 up) is left out of a text, as llama.cpp leaves it out.
      */
     private static Tokenizer byteLevel(Path path, String[] tokens, int[] types, List<String> merges, String pre) {
         Set<String> vocabulary = new HashSet<>(Arrays.asList(tokens));
-        for (int b = 0; b < 256; b++) {
+        for (int b = 0; b < 128; b++) {
             if (!vocabulary.contains(ByteLevelBpeTokenizer.toMapped(new byte[]{(byte) b}))) {
                 throw new ModelFormatException(path + ": not a byte-level BPE vocabulary: no token for byte 0x%02X".formatted(b));
             }

@@ -22,7 +22,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * Tensor parallelism ({@link TensorParallel}) over loopback TCP ({@link SocketGroup}), the followers threads of this
  * JVM: a model split across 2 and 4 processes computes the one-process logits bit for bit (prompts as batches, decode
  * steps, an exact verification, several sequences' steps at once, a context shift; dense models and a mixture of
- * experts; Qwen's, Gemma 2's and Phi-3's blocks), as each output is still one row's dot product over its whole input.
+ * experts; Qwen's, Gemma 2's, Phi-3's, Granite's and SmolLM3's blocks), as each output is still one row's dot product over its whole input.
  */
 class TensorParallelTest {
     /** At most {@link Llama#EXACT_BATCH} tokens, which run the decode kernels token by token (see {@link #WARM_ROUNDS}). */
@@ -82,9 +82,18 @@ class TensorParallelTest {
             md.put("gemma2.final_logit_softcapping", gptfast4j.io.Metadata.Value.float32(5f));
         });
         PhiTest.write(dir.resolve("phi3-llama.gguf"), phi3, 12, md -> { });
+        // Granite's multipliers; SmolLM3's layers without RoPE (whose cached keys a context shift leaves as they are)
+        Path granite = dir.resolve("granite-mini.gguf"), smollm3 = dir.resolve("smollm3-mini.gguf");
+        LlamaLikeTest.write("granite", dir.resolve("granite-llama.gguf"), granite, md -> {
+            md.put("granite.embedding_scale", gptfast4j.io.Metadata.Value.float32(12f));
+            md.put("granite.attention.scale", gptfast4j.io.Metadata.Value.float32(0.015625f));
+            md.put("granite.residual_scale", gptfast4j.io.Metadata.Value.float32(0.22f));
+            md.put("granite.logit_scale", gptfast4j.io.Metadata.Value.float32(0.5f));
+        });
+        LlamaLikeTest.write("smollm3", dir.resolve("smollm3-llama.gguf"), smollm3, md -> { });
         for (Path file : List.of(Shared.MODELS.resolve("stories260K.gguf"), Shared.REFERENCE.resolve("models/mini-llama3-Q4_K.gguf"),
                 Shared.REFERENCE.resolve("models/mini-mixtral-Q4_K.gguf"), Path.of("src/test/resources/i-quants/mini-llama2-iq.gguf"),
-                Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"), wideHeads, qwen3, qwen3moe, qwen2, gemma2, phi3)) {
+                Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"), wideHeads, qwen3, qwen3moe, qwen2, gemma2, phi3, granite, smollm3)) {
             for (GGMLType quantize : new GGMLType[]{null, GGMLType.Q4_0}) {
                 Checkpoint c = Checkpoint.load(file, null, quantize);
                 int[] prompt = c.promptTokens(PROMPT), longPrompt = c.promptTokens(LONG_PROMPT);

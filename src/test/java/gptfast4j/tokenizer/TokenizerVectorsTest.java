@@ -165,6 +165,21 @@ class TokenizerVectorsTest {
         checkLlamaCppVectors(Tokenizers.fromGGUF(vocab.path(), new gptfast4j.io.Metadata(md, pre)), java.nio.file.Path.of("src/test/resources/tokenizer"), "gpt4o-pre", vectors);
     }
 
+    /**
+     * StarCoder's pre-tokenizer (llama.cpp's "starcoder", "refact", "smollm", "command-r": Granite 3's, SmolLM's,
+     * Command-R's; two expressions, digits one by one, then GPT-2's split of each part) and GPT-2's ("gpt-2", "phi-2",
+     * "olmo", "mpt"), on the Llama-3 vocabulary marked with each name: llama-tokenize de3ff81's ids for gpt4o-pre's 75
+     * texts ({@code starcoder-pre.out}, {@code gpt2-pre.out}, made as tekken-pre's; the two differ on 17 texts). Their own
+     * vocabularies (llama.cpp's ggml-vocab-starcoder, -refact, -command-r, -gpt-2 and -mpt.gguf) give its 47 test
+     * vectors each too (checked here; those files are not in ../shared).
+     */
+    @ParameterizedTest
+    @CsvSource({"starcoder, starcoder-pre", "refact, starcoder-pre", "smollm, starcoder-pre", "command-r, starcoder-pre",
+            "gpt-2, gpt2-pre", "phi-2, gpt2-pre", "olmo, gpt2-pre", "mpt, gpt2-pre"})
+    void starcoderAndGpt2VectorsAsLlamaCppTokenizesThem(String pre, String vectors) throws IOException {
+        checkLlamaCppVectors(llama3Marked(pre), java.nio.file.Path.of("src/test/resources/tokenizer"), "gpt4o-pre", vectors);
+    }
+
     @Test
     void llama3VectorsFromTiktokenRanks() throws IOException {
         checkLlamaCppVectors(Tokenizers.load(Shared.TOKENIZERS.resolve("llama3-tokenizer.model")), "ggml-vocab-llama-bpe.gguf");

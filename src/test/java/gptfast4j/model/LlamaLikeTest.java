@@ -1,0 +1,85 @@
+package gptfast4j.model;
+
+import gptfast4j.Shared;
+import gptfast4j.bench.ModelShape;
+import gptfast4j.bench.RandomModel;
+import gptfast4j.io.GGUF;
+import gptfast4j.io.GGUFWriter;
+import gptfast4j.io.Metadata;
+import gptfast4j.io.TensorData;
+import gptfast4j.quant.Perplexity;
+import gptfast4j.tensor.GGMLType;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Families that are Llama's blocks with a few numbers changed: Granite 3.x ({@code granite}: the embeddings, the
+ * attention scores, the residual branches and the logits each scaled) and SmolLM3 ({@code smollm3}: every fourth
+ * layer without RoPE). Random-weight models written here (RandomModel's Llama shape of width 64, 4 heads sharing 2 kv
+ * heads, 4 layers, its keys renamed) against llama.cpp de3ff81's {@code llama-perplexity -m FILE -f ppl-text.txt -c
+ * 128 -t 1 -tb 1 -fa off -ctk f32 -ctv f32} on the files this test writes (every run writes the same bytes).
+ */
+class LlamaLikeTest {
+
+    static final ModelShape SHAPE = new ModelShape("mini", 64, 160, 4, 4, 2, 32000, 256, 10000, 1e-5f, false, 0, 0, 0);
+
+    /** Writes a model of {@code arch} to {@code out}: a Llama file of {@link #SHAPE} at {@code scratch}, its keys renamed, {@code edit} changing them last. */
+    static void write(String arch, Path scratch, Path out, Consumer<Map<String, Metadata.Value>> edit) {
+        RandomModel.write(SHAPE, GGMLType.F32, scratch, Shared.TOKENIZERS, b -> { });
+        GGUF llama = GGUF.read(scratch);
+        Map<String, Metadata.Value> md = new LinkedHashMap<>();
+        llama.metadata().asMap().forEach((k, v) -> md.put(k.startsWith("llama.") ? arch + "." + k.substring(6) : k, v));
+        md.put("general.architecture", Metadata.Value.string(arch));
+        edit.accept(md);
+        List<GGUFWriter.TensorSpec> tensors = new ArrayList<>();
+        for (TensorData t : llama.tensors().values()) {
+            tensors.add(new GGUFWriter.TensorSpec(t.name(), t.type(), t.shape(), target -> target.copyFrom(t.data())));
+        }
+        GGUFWriter.write(out, md, tensors, n -> { });
+    }
+
+    private static double perplexity(Checkpoint c) throws IOException {
+        return Perplexity.compute(c, null, Files.readString(Shared.REFERENCE.resolve("ppl-text.txt")), 128, KvCache.Type.F32, chunk -> { }).ppl();
+    }
+
+    /**
+     * Granite 3.x's multipliers (its 2B's embeddings x12, scores x1/64, residuals x0.22; the logits divided by 0.5
+     * rather than its 8, which leaves a random model's distribution near uniform: so the figure moves by 9e-4 with the
+     * residual scale 0.3, against 6e-5 at 8). Ours lies 1e-9 from llama.cpp's.
+     */
+    @Test
+    void graniteGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("granite-mini.gguf");
+        write("granite", dir.resolve("llama.gguf"), file, md -> {
+            md.put("granite.embedding_scale", Metadata.Value.float32(12f));
+            md.put("granite.attention.scale", Metadata.Value.float32(0.015625f));
+            md.put("granite.residual_scale", Metadata.Value.float32(0.22f));
+            md.put("granite.logit_scale", Metadata.Value.float32(0.5f));
+        });
+        Checkpoint c = Checkpoint.load(file, null);
+        assertEquals(0.22f, c.model().config.variant().residualScale());
+        assertEquals(202444.6453, perplexity(c), 1e-6 * 202444.6453);
+    }
+
+    /** SmolLM3's layers 3, 7, ... without RoPE: ours 4e-8 from llama.cpp's figure. */
+    @Test
+    void smolLm3GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("smollm3-mini.gguf");
+        write("smollm3", dir.resolve("llama.gguf"), file, md -> { });
+        Checkpoint c = Checkpoint.load(file, null);
+        assertTrue(c.model().config.variant().ropes(2) && !c.model().config.variant().ropes(3));
+        assertEquals(47418.8883, perplexity(c), 1e-6 * 47418.8883);
+    }
+}
