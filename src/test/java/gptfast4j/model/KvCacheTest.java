@@ -195,7 +195,7 @@ class KvCacheTest {
         }
         for (int h = 0; h < c.nKvHeads(); h++) {
             // each head read into the thread's one scratch: its positions' keys and values copied before the next read
-            float[][] mixedHead = headOf(mixed, h, n, headDim), keysHead = headOf(keys, h, n, headDim), valuesHead = headOf(values, h, n, headDim);
+            float[][] mixedHead = headOf(mixed, h, 0, n, headDim), keysHead = headOf(keys, h, 0, n, headDim), valuesHead = headOf(values, h, 0, n, headDim);
             assertArrayEquals(keysHead[0], mixedHead[0], type + " head " + h + " keys");
             assertArrayEquals(valuesHead[1], mixedHead[1], type + " head " + h + " values");
         }
@@ -323,23 +323,36 @@ class KvCacheTest {
         return kv;
     }
 
-    /** Every kv head of layer 1 read for attention ({@link KvCache#head}) holds what {@link #storeGaussian}'s loads gave, keys in their transposed blocks. */
+    /**
+     * Every kv head of layer 1 read for attention ({@link KvCache#head}) holds what {@link #storeGaussian}'s loads gave,
+     * keys in their transposed blocks; and read from its second key block on (a sliding window's read), its positions
+     * from there.
+     */
     private static void assertHeadsHoldWhatLoadsGive(KvCache cache, Config c, int n, float[][][] kv, String what) {
         int headDim = c.headDim();
         for (int h = 0; h < c.nKvHeads(); h++) {
-            float[][] head = headOf(cache, h, n, headDim);
-            for (int p = 0; p < n; p++) {
-                assertArrayEquals(Arrays.copyOfRange(kv[2][p], h * headDim, (h + 1) * headDim), Arrays.copyOfRange(head[0], p * headDim, (p + 1) * headDim), what + " head " + h + " keys " + p);
-                assertArrayEquals(Arrays.copyOfRange(kv[3][p], h * headDim, (h + 1) * headDim), Arrays.copyOfRange(head[1], p * headDim, (p + 1) * headDim), what + " head " + h + " values " + p);
+            for (int from : new int[]{KvCache.KEY_BLOCK, 0}) { // the window first: what the scratch holds is another head's
+                if (from >= n) continue;
+                float[][] head = headOf(cache, h, from, n, headDim);
+                for (int p = from; p < n; p++) {
+                    assertArrayEquals(Arrays.copyOfRange(kv[2][p], h * headDim, (h + 1) * headDim), Arrays.copyOfRange(head[0], p * headDim, (p + 1) * headDim), what + " head " + h + " keys " + p + " from " + from);
+                    assertArrayEquals(Arrays.copyOfRange(kv[3][p], h * headDim, (h + 1) * headDim), Arrays.copyOfRange(head[1], p * headDim, (p + 1) * headDim), what + " head " + h + " values " + p + " from " + from);
+                }
             }
         }
     }
 
-    /** Kv head {@code h}'s keys and values of positions {@code 0 .. n} as attention reads them ({@link KvCache#head}), position by position. */
-    private static float[][] headOf(KvCache cache, int h, int n, int headDim) {
-        KvCache.Head head = cache.head(h + 1, 1, h, 0, n);
+    /** Numbers the reads of {@link #headOf}, each a call of its own (a converted cache's scratch is one call's). */
+    private static final java.util.concurrent.atomic.AtomicLong CALLS = new java.util.concurrent.atomic.AtomicLong(1L << 40);
+
+    /**
+     * Kv head {@code h}'s keys and values of positions {@code from .. n} as attention reads them ({@link KvCache#head},
+     * a call of its own), position by position at their places (the others 0).
+     */
+    private static float[][] headOf(KvCache cache, int h, int from, int n, int headDim) {
+        KvCache.Head head = cache.head(CALLS.incrementAndGet(), 1, h, from, n);
         float[] keys = new float[n * headDim], values = new float[n * headDim];
-        for (int p = 0; p < n; p++) {
+        for (int p = from; p < n; p++) {
             for (int i = 0; i < headDim; i++) {
                 keys[p * headDim + i] = head.keys[head.keyBase + p / KvCache.KEY_BLOCK * head.keyBlockStride + i * KvCache.KEY_BLOCK + p % KvCache.KEY_BLOCK];
                 values[p * headDim + i] = head.values[head.valueBase + p * headDim + i];
