@@ -190,8 +190,12 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             throw new ModelFormatException(path + ": an importance matrix, not a model (it is for quantize --imatrix)");
         }
         if (arch == null) throw new ModelFormatException(path + ": missing metadata general.architecture");
-        if (!List.of("llama", "mistral", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3", "granite", "smollm3").contains(arch)) {
-            throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: llama, mistral, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3, granite, smollm3)");
+        if (!List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3", "granite", "smollm3").contains(arch)) {
+            throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: llama, mistral, mistral3, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3, granite, smollm3)");
+        }
+        // Mistral Small 3.x's "mistral3" is Llama's blocks; Ministral 3's adds a position-dependent attention temperature
+        if (arch.equals("mistral3") && md.getFloat("mistral3.attention.temperature_scale", 0f) != 0f) {
+            throw new ModelFormatException(path + ": a mistral3 model with attention temperature scaling (Ministral 3) is not supported");
         }
         boolean gemma = arch.startsWith("gemma"), phi3 = arch.equals("phi3"), llamaRows = !arch.startsWith("qwen") && !gemma && !phi3;
         Map<String, TensorData> tensors = gguf.tensors();

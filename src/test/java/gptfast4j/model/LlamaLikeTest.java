@@ -26,8 +26,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Families that are Llama's blocks with a few numbers changed: Granite 3.x ({@code granite}: the embeddings, the
- * attention scores, the residual branches and the logits each scaled) and SmolLM3 ({@code smollm3}: every fourth
- * layer without RoPE). Random-weight models written here (RandomModel's Llama shape of width 64, 4 heads sharing 2 kv
+ * attention scores, the residual branches and the logits each scaled), SmolLM3 ({@code smollm3}: every fourth layer
+ * without RoPE) and Mistral Small 3.x ({@code mistral3}: none). Random-weight models written here (RandomModel's Llama shape of width 64, 4 heads sharing 2 kv
  * heads, 4 layers, its keys renamed) against llama.cpp de3ff81's {@code llama-perplexity -m FILE -f ppl-text.txt -c
  * 128 -t 1 -tb 1 -fa off -ctk f32 -ctv f32} on the files this test writes (every run writes the same bytes).
  */
@@ -81,5 +81,20 @@ class LlamaLikeTest {
         Checkpoint c = Checkpoint.load(file, null);
         assertTrue(c.model().config.variant().ropes(2) && !c.model().config.variant().ropes(3));
         assertEquals(47418.8883, perplexity(c), 1e-6 * 47418.8883);
+    }
+
+    /**
+     * Mistral Small 3.x's {@code mistral3}: Llama's blocks (llama.cpp's NORM RoPE, the converter's permuted rows), so the
+     * same tensors give llama-perplexity's figure under that name (ours 4e-8 from it); Ministral 3's attention
+     * temperature is refused.
+     */
+    @Test
+    void mistral3IsLlamasBlocks(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("mistral3-mini.gguf");
+        write("mistral3", dir.resolve("llama.gguf"), file, md -> { });
+        assertEquals(47615.3673, perplexity(Checkpoint.load(file, null)), 1e-6 * 47615.3673);
+        Path ministral = dir.resolve("ministral.gguf");
+        write("mistral3", dir.resolve("llama.gguf"), ministral, md -> md.put("mistral3.attention.temperature_scale", Metadata.Value.float32(0.1f)));
+        org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(ministral, null));
     }
 }
