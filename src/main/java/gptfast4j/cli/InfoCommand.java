@@ -38,7 +38,8 @@ final class InfoCommand implements Callable<Integer> {
         // tensor parallelism gives each process whole kv heads: the divisors of their count
         String splits = java.util.stream.IntStream.rangeClosed(2, c.nKvHeads()).filter(p -> c.nKvHeads() % p == 0)
                 .mapToObj(Integer::toString).collect(java.util.stream.Collectors.joining(", "));
-        System.out.printf("splits:          %s%n", splits.isEmpty() ? "none (one kv head)" : "across " + splits + " processes (--workers)");
+        System.out.printf("splits:          %s%n", c.variant().wholeQkNorms() ? "none (queries and keys normalized across all heads)"
+                : splits.isEmpty() ? "none (one kv head)" : "across " + splits + " processes (--workers)");
         if (c.isMoE()) System.out.printf("experts:         %d (%d used per token)%n", c.expertCount(), c.expertsUsed());
         System.out.printf("vocab:           %d%n", c.vocabSize());
         System.out.printf("context length:  %d%n", c.contextLength());

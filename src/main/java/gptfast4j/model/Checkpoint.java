@@ -190,14 +190,15 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             throw new ModelFormatException(path + ": an importance matrix, not a model (it is for quantize --imatrix)");
         }
         if (arch == null) throw new ModelFormatException(path + ": missing metadata general.architecture");
-        if (!List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3", "granite", "smollm3").contains(arch)) {
-            throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: llama, mistral, mistral3, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3, granite, smollm3)");
+        if (!List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3", "granite", "smollm3", "olmo2").contains(arch)) {
+            throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: llama, mistral, mistral3, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3, granite, smollm3, olmo2)");
         }
         // Mistral Small 3.x's "mistral3" is Llama's blocks; Ministral 3's adds a position-dependent attention temperature
         if (arch.equals("mistral3") && md.getFloat("mistral3.attention.temperature_scale", 0f) != 0f) {
             throw new ModelFormatException(path + ": a mistral3 model with attention temperature scaling (Ministral 3) is not supported");
         }
-        boolean gemma = arch.startsWith("gemma"), phi3 = arch.equals("phi3"), llamaRows = !arch.startsWith("qwen") && !gemma && !phi3;
+        boolean gemma = arch.startsWith("gemma"), phi3 = arch.equals("phi3"), olmo2 = arch.equals("olmo2"),
+                llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !olmo2;
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
         int nHeads = required(md, path, arch + ".attention.head_count");
@@ -213,6 +214,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Config.Variant blocks = gemma ? gemma(path, md, arch, dim, nHeads, headDim) : phi3 ? phi3(path, md, tensors, headDim)
                 : arch.equals("granite") ? granite(path, md)
                 : arch.equals("smollm3") ? Config.Variant.noRopeEvery(4) // SmolLM3: every fourth layer without RoPE, as llama.cpp has it
+                : olmo2 ? olmo2(path, md)
                 : Config.Variant.LLAMA;
         Config config = config(path, () -> new Config(arch, dim,
                 // Qwen3's mixtures give their experts' width apart from the dense width they would have
@@ -276,7 +278,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         try {
             return new Config.Variant((float) Math.sqrt(dim), Config.Activation.GELU, queryScale, Math.max(window, 0), sliding, slidingTheta,
                     md.getFloat(arch + ".final_logit_softcapping", two ? 30f : 0f), two ? md.getFloat(arch + ".attn_logit_softcapping", 50f) : 0f,
-                    0, 1f, null, 0, 0f, 1f, 1f, 0);
+                    0, 1f, null, 0, 0f, 1f, 1f, 0, false);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }
@@ -301,6 +303,33 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     }
 
     /**
+     * OLMo2's blocks as llama.cpp reads them (OLMo 2, and OLMo 3 with its window): no norms before the attention and
+     * the FFN, their outputs normalized after (Gemma's post norms), all heads' queries and keys normalized together
+     * before RoPE, and where the file gives a {@code sliding_window} three of every four layers sliding ({@code
+     * sliding_window_pattern}) with RoPE base {@code rope.freq_base_swa} (default the global base) unscaled.
+     */
+    private static Config.Variant olmo2(Path path, Metadata md) {
+        int layers = required(md, path, "olmo2.block_count");
+        int window = md.getInt("olmo2.attention.sliding_window", 0);
+        boolean[] sliding = null;
+        if (window > 0) {
+            sliding = new boolean[layers];
+            if (md.get("olmo2.attention.sliding_window_pattern") instanceof boolean[] flags) {
+                if (flags.length != layers) throw new ModelFormatException(path + ": olmo2.attention.sliding_window_pattern has " + flags.length + " flags for " + layers + " layers");
+                sliding = flags.clone();
+            } else {
+                int period = md.getInt("olmo2.attention.sliding_window_pattern", 4);
+                for (int l = 0; l < layers; l++) sliding[l] = period == 0 || l % period < period - 1;
+            }
+        }
+        try {
+            return Config.Variant.olmo2(Math.max(window, 0), sliding, md.getFloat("olmo2.rope.freq_base_swa", md.getFloat("olmo2.rope.freq_base", 10000f)));
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(path + ": " + e.getMessage());
+        }
+    }
+
+    /**
      * Phi-3's blocks as llama.cpp reads them (Phi-3, 3.5, Phi-4-mini and Phi-4): Llama's, the queries scaled by
      * 1/sqrt(headDim) as llama.cpp scales them, and LongRoPE: the {@code rope_factors_short} frequency factors
      * ({@link #ropeFreqFactors}) up to {@code rope.scaling.original_context_length} positions, {@code
@@ -317,7 +346,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         int original = md.getInt("phi3.rope.scaling.original_context_length", required(md, path, "phi3.context_length"));
         try {
             return new Config.Variant(1f, Config.Activation.SILU, 1f / (float) Math.sqrt(headDim), 0, null, 0f, 0f, 0f,
-                    0, md.getFloat("phi3.rope.scaling.attn_factor", 1f), longFactors, original, 0f, 1f, 1f, 0);
+                    0, md.getFloat("phi3.rope.scaling.attn_factor", 1f), longFactors, original, 0f, 1f, 1f, 0, false);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }
@@ -567,31 +596,31 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Tensor embeddings = matrix(path, tensors, "token_embd.weight", dim, vocab);
         Tensor output = tensors.containsKey("output.weight") ? matrix(path, tensors, "output.weight", dim, vocab) : embeddings;
         Layer[] layers = new Layer[c.nLayers()];
-        boolean gemma = c.architecture().startsWith("gemma"), headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3"),
-                qwen2 = c.architecture().equals("qwen2");
+        boolean olmo2 = c.architecture().equals("olmo2"), postNorms = c.architecture().startsWith("gemma") || olmo2,
+                headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3"), qwen2 = c.architecture().equals("qwen2");
         for (int l = 0; l < layers.length; l++) {
             String p = "blk." + l + ".";
             // Phi-3's query, key and value projections in one tensor, and its gate and up projections: views of their rows
             Tensor qkv = tensors.containsKey(p + "attn_qkv.weight") ? matrix(path, tensors, p + "attn_qkv.weight", dim, qDim + 2L * kvDim) : null;
             Tensor gateUp = !c.isMoE() && !tensors.containsKey(p + "ffn_gate.weight") ? matrix(path, tensors, p + "ffn_up.weight", dim, 2L * hidden) : null;
             layers[l] = new Layer(
-                    vector(path, tensors, p + "attn_norm.weight", dim),
+                    olmo2 ? null : vector(path, tensors, p + "attn_norm.weight", dim), // OLMo2: no norms before, only after
                     qkv != null ? qkv.rows(0, qDim) : matrix(path, tensors, p + "attn_q.weight", dim, qDim),
                     qkv != null ? qkv.rows(qDim, kvDim) : matrix(path, tensors, p + "attn_k.weight", dim, kvDim),
                     qkv != null ? qkv.rows(qDim + kvDim, kvDim) : matrix(path, tensors, p + "attn_v.weight", dim, kvDim),
                     matrix(path, tensors, p + "attn_output.weight", qDim, dim),
-                    vector(path, tensors, p + "ffn_norm.weight", dim),
+                    olmo2 ? null : vector(path, tensors, p + "ffn_norm.weight", dim),
                     c.isMoE() ? mixture(path, c, tensors, p) : new FeedForward.Dense(
                             gateUp != null ? gateUp.rows(0, hidden) : matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
                             matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
                             gateUp != null ? gateUp.rows(hidden, hidden) : matrix(path, tensors, p + "ffn_up.weight", dim, hidden)),
-                    headNorms ? vector(path, tensors, p + "attn_q_norm.weight", c.headDim()) : null,
-                    headNorms ? vector(path, tensors, p + "attn_k_norm.weight", c.headDim()) : null,
+                    headNorms || olmo2 ? vector(path, tensors, p + "attn_q_norm.weight", olmo2 ? qDim : c.headDim()) : null,
+                    headNorms || olmo2 ? vector(path, tensors, p + "attn_k_norm.weight", olmo2 ? kvDim : c.headDim()) : null,
                     qwen2 ? vector(path, tensors, p + "attn_q.bias", qDim) : null,
                     qwen2 ? vector(path, tensors, p + "attn_k.bias", kvDim) : null,
                     qwen2 ? vector(path, tensors, p + "attn_v.bias", kvDim) : null,
-                    gemma ? vector(path, tensors, p + "post_attention_norm.weight", dim) : null,
-                    gemma ? vector(path, tensors, p + "post_ffw_norm.weight", dim) : null);
+                    postNorms ? vector(path, tensors, p + "post_attention_norm.weight", dim) : null,
+                    postNorms ? vector(path, tensors, p + "post_ffw_norm.weight", dim) : null);
         }
         return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, "output_norm.weight", dim), output), memory);
     }

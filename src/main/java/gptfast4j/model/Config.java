@@ -60,12 +60,14 @@ public record Config(
      * @param residualScale    the attention's and the FFN's outputs' factor before their residuals (Granite's); 1 for none
      * @param logitScale       the logits' divisor (Granite's {@code logit_scale}); 1 for none
      * @param noRopeEvery      0, or n where every n-th layer (n - 1, 2n - 1, ...) has no RoPE (SmolLM3's 4)
+     * @param wholeQkNorms     whether {@link Layer#qNorm} and {@link Layer#kNorm} normalize all heads' queries and keys
+     *                         together (OLMo2's, {@code [qDim]} and {@code [kvDim]}) rather than each head's (Qwen3's)
      */
     public record Variant(float embeddingScale, Activation activation, float queryScale, int slidingWindow,
                           boolean[] slidingLayers, float slidingRopeTheta, float logitSoftcap, float attentionSoftcap,
                           int rotaryDim, float ropeAttnFactor, float[] longRopeFactors, int longRopeContext,
-                          float scoreScale, float residualScale, float logitScale, int noRopeEvery) {
-        public static final Variant LLAMA = new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0);
+                          float scoreScale, float residualScale, float logitScale, int noRopeEvery, boolean wholeQkNorms) {
+        public static final Variant LLAMA = new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false);
 
         public Variant {
             if (!(embeddingScale > 0 && embeddingScale < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("embedding scale " + embeddingScale + " is not a finite number > 0");
@@ -89,17 +91,25 @@ public record Config(
         /** This variant with RoPE on the first {@code rotaryDim} elements of each head. */
         public Variant rotating(int rotaryDim) {
             return new Variant(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,
-                    rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext, scoreScale, residualScale, logitScale, noRopeEvery);
+                    rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext, scoreScale, residualScale, logitScale, noRopeEvery, wholeQkNorms);
         }
 
         /** Llama's blocks with Granite's multipliers (embeddings, attention scores, residuals, logits). */
         public static Variant granite(float embeddingScale, float scoreScale, float residualScale, float logitScale) {
-            return new Variant(embeddingScale, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, scoreScale, residualScale, logitScale, 0);
+            return new Variant(embeddingScale, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, scoreScale, residualScale, logitScale, 0, false);
         }
 
         /** Llama's blocks with every {@code n}-th layer's RoPE left out (SmolLM3's). */
         public static Variant noRopeEvery(int n) {
-            return new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, n);
+            return new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, n, false);
+        }
+
+        /**
+         * OLMo2's blocks: queries and keys normalized whole, optionally OLMo3's sliding window ({@code window} 0: none)
+         * on {@code sliding} layers with RoPE base {@code slidingTheta}.
+         */
+        public static Variant olmo2(int window, boolean[] sliding, float slidingTheta) {
+            return new Variant(1f, Activation.SILU, 0f, window, sliding, slidingTheta, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, true);
         }
 
         /** Whether layer {@code l} rotates its queries and keys. */
@@ -133,6 +143,7 @@ public record Config(
             if (residualScale != 1f) b.append(", residuals x").append(residualScale);
             if (logitScale != 1f) b.append(", logits /").append(logitScale);
             if (noRopeEvery != 0) b.append(", no rope on every ").append(noRopeEvery).append("th layer");
+            if (wholeQkNorms) b.append(", queries and keys normalized whole");
             return b.toString();
         }
 
@@ -143,7 +154,7 @@ public record Config(
                     && slidingRopeTheta == v.slidingRopeTheta && logitSoftcap == v.logitSoftcap && attentionSoftcap == v.attentionSoftcap
                     && rotaryDim == v.rotaryDim && ropeAttnFactor == v.ropeAttnFactor && Arrays.equals(longRopeFactors, v.longRopeFactors)
                     && longRopeContext == v.longRopeContext && scoreScale == v.scoreScale && residualScale == v.residualScale
-                    && logitScale == v.logitScale && noRopeEvery == v.noRopeEvery;
+                    && logitScale == v.logitScale && noRopeEvery == v.noRopeEvery && wholeQkNorms == v.wholeQkNorms;
         }
 
         @Override

@@ -15,8 +15,9 @@ import gptfast4j.tensor.Tensor;
  * </pre>
  * {@code qNorm} and {@code kNorm}: Qwen3's RMS norms of each head's query and key before RoPE (one weight vector for
  * all heads); {@code qBias}, {@code kBias}, {@code vBias}: Qwen2's biases of the query, key and value projections;
- * {@code postAttentionNorm}, {@code postFfnNorm}: Gemma's RMS norms of the attention's and the FFN's outputs before
- * their residuals. Null in Llama-family models, which have none of these.
+ * {@code postAttentionNorm}, {@code postFfnNorm}: Gemma's and OLMo2's RMS norms of the attention's and the FFN's
+ * outputs before their residuals. Null in Llama-family models, which have none of these; OLMo2 has no {@code
+ * attentionNorm} and {@code ffnNorm} (null), its qNorm and kNorm all heads' wide ([qDim], [kvDim]).
  */
 public record Layer(float[] attentionNorm, Tensor wq, Tensor wk, Tensor wv, Tensor wo,
                     float[] ffnNorm, FeedForward feedForward, float[] qNorm, float[] kNorm,

@@ -503,10 +503,11 @@ public final class Llama {
         normalize(s, t0, t1, weights().layers()[s.layer].attentionNorm());
     }
 
-    /** Tokens {@code [t0, t1)}: {@code xb = rmsnorm(x) * norm}. */
+    /** Tokens {@code [t0, t1)}: {@code xb = rmsnorm(x) * norm}, or {@code xb = x} where there is no norm (OLMo2's). */
     private void normalize(State s, int t0, int t1, float[] norm) {
         int dim = config.dim();
-        for (int t = t0; t < t1; t++) VectorMath.rmsnorm(s.xb, t * dim, s.x, t * dim, norm, dim, config.rmsNormEps());
+        if (norm == null) System.arraycopy(s.x, t0 * dim, s.xb, t0 * dim, (t1 - t0) * dim);
+        else for (int t = t0; t < t1; t++) VectorMath.rmsnorm(s.xb, t * dim, s.x, t * dim, norm, dim, config.rmsNormEps());
     }
 
     /** Tokens {@code [t0, t1)}: {@link #cacheKeys} and {@link #rotateQueries}. */
@@ -554,10 +555,14 @@ public final class Llama {
         }
     }
 
-    /** Qwen3's {@code x = rmsnorm(x) * norm} over each of {@code heads} heads of one token's queries or keys from {@code offset}. */
+    /**
+     * Qwen3's {@code x = rmsnorm(x) * norm} over each of {@code heads} heads of one token's queries or keys from
+     * {@code offset}; OLMo2's over all of them together ({@link Config.Variant#wholeQkNorms}).
+     */
     private void headNorms(float[] x, int offset, int heads, float[] norm) {
         int headDim = config.headDim();
-        for (int h = 0; h < heads; h++) VectorMath.rmsnorm(x, offset + h * headDim, x, offset + h * headDim, norm, headDim, config.rmsNormEps());
+        if (config.variant().wholeQkNorms()) VectorMath.rmsnorm(x, offset, x, offset, norm, heads * headDim, config.rmsNormEps());
+        else for (int h = 0; h < heads; h++) VectorMath.rmsnorm(x, offset + h * headDim, x, offset + h * headDim, norm, headDim, config.rmsNormEps());
     }
 
     /**

@@ -61,6 +61,9 @@ public final class TensorParallel {
     /** Refuses a split of a model of {@code c} across {@code size} processes that cannot be made. */
     static void check(Config c, int size) {
         if (size < 2) throw new IllegalArgumentException("tensor parallelism needs at least 2 processes, got " + size);
+        if (c.variant().wholeQkNorms()) {
+            throw new IllegalArgumentException("this model normalizes all heads' queries and keys together (OLMo2), which tensor parallelism, giving each process its own heads, does not");
+        }
         if (c.nKvHeads() % size != 0) {
             throw new IllegalArgumentException("this model's " + c.nKvHeads() + " kv heads cannot be split evenly across " + size
                     + " processes (tensor parallelism gives each process whole kv heads)");

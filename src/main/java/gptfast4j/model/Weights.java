@@ -17,7 +17,7 @@ public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor
         for (Layer l : layers) {
             bytes += l.wq().byteSize() + l.wk().byteSize() + l.wv().byteSize() + l.wo().byteSize();
             bytes += l.feedForward().bytesPerToken();
-            bytes += 4L * (l.attentionNorm().length + l.ffnNorm().length);
+            for (float[] v : new float[][]{l.attentionNorm(), l.ffnNorm(), l.postAttentionNorm(), l.postFfnNorm()}) if (v != null) bytes += 4L * v.length;
         }
         return bytes + 4L * norm.length;
     }

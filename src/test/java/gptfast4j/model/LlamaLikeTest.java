@@ -27,7 +27,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Families that are Llama's blocks with a few numbers changed: Granite 3.x ({@code granite}: the embeddings, the
  * attention scores, the residual branches and the logits each scaled), SmolLM3 ({@code smollm3}: every fourth layer
- * without RoPE) and Mistral Small 3.x ({@code mistral3}: none). Random-weight models written here (RandomModel's Llama shape of width 64, 4 heads sharing 2 kv
+ * without RoPE), Mistral Small 3.x ({@code mistral3}: none) and OLMo2 ({@code olmo2}: its norms moved). Random-weight models written here (RandomModel's Llama shape of width 64, 4 heads sharing 2 kv
  * heads, 4 layers, its keys renamed) against llama.cpp de3ff81's {@code llama-perplexity -m FILE -f ppl-text.txt -c
  * 128 -t 1 -tb 1 -fa off -ctk f32 -ctv f32} on the files this test writes (every run writes the same bytes).
  */
@@ -96,5 +96,46 @@ class LlamaLikeTest {
         Path ministral = dir.resolve("ministral.gguf");
         write("mistral3", dir.resolve("llama.gguf"), ministral, md -> md.put("mistral3.attention.temperature_scale", Metadata.Value.float32(0.1f)));
         org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(ministral, null));
+    }
+
+    /**
+     * OLMo2 ({@code olmo2}): no norms before the attention and the FFN, Gemma's norms after them, all heads' queries
+     * and keys normalized together, RoPE on halves. Written from the same model, its attn_norm and ffn_norm tensors
+     * dropped and the norms added (weights 0.5 to 1.5): llama-perplexity's figure (ours 1e-8 from it); split across
+     * processes, refused (a process holds only its own heads, and the norms want them all).
+     */
+    @Test
+    void olmo2GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("olmo2-mini.gguf");
+        RandomModel.write(SHAPE, GGMLType.F32, dir.resolve("llama.gguf"), Shared.TOKENIZERS, b -> { });
+        GGUF llama = GGUF.read(dir.resolve("llama.gguf"));
+        Map<String, Metadata.Value> md = new LinkedHashMap<>();
+        llama.metadata().asMap().forEach((k, v) -> md.put(k.startsWith("llama.") ? "olmo2." + k.substring(6) : k, v));
+        md.put("general.architecture", Metadata.Value.string("olmo2"));
+        List<GGUFWriter.TensorSpec> tensors = new ArrayList<>();
+        for (TensorData t : llama.tensors().values()) {
+            if (t.name().endsWith("attn_norm.weight") || t.name().endsWith("ffn_norm.weight")) continue;
+            tensors.add(new GGUFWriter.TensorSpec(t.name(), t.type(), t.shape(), target -> target.copyFrom(t.data())));
+        }
+        int qDim = SHAPE.heads() * SHAPE.headDim(), kvDim = SHAPE.kvHeads() * SHAPE.headDim();
+        for (int l = 0; l < SHAPE.layers(); l++) {
+            String p = "blk." + l + ".";
+            norm(tensors, p + "attn_q_norm.weight", qDim, 4 * l);
+            norm(tensors, p + "attn_k_norm.weight", kvDim, 4 * l + 1);
+            norm(tensors, p + "post_attention_norm.weight", SHAPE.dim(), 4 * l + 2);
+            norm(tensors, p + "post_ffw_norm.weight", SHAPE.dim(), 4 * l + 3);
+        }
+        GGUFWriter.write(file, md, tensors, n -> { });
+        Checkpoint c = Checkpoint.load(file, null);
+        assertTrue(c.model().config.variant().wholeQkNorms());
+        assertEquals(48907.2619, perplexity(c), 1e-6 * 48907.2619);
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> c.model().checkSplit(2));
+    }
+
+    /** A norm's weights, 0.5 to 1.5. */
+    private static void norm(List<GGUFWriter.TensorSpec> tensors, String name, int n, int seed) {
+        tensors.add(new GGUFWriter.TensorSpec(name, GGMLType.F32, new long[]{n}, target -> {
+            for (int i = 0; i < n; i++) target.setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, i, 0.5f + ((i * 37 + seed * 11) % 101) / 100f);
+        }));
     }
 }
