@@ -262,17 +262,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         boolean two = arch.equals("gemma2");
         int layers = required(md, path, arch + ".block_count");
         int window = md.getInt(arch + ".attention.sliding_window", two ? 4096 : 0);
-        boolean[] sliding = null;
-        if (window > 0) {
-            sliding = new boolean[layers];
-            if (md.get(arch + ".attention.sliding_window_pattern") instanceof boolean[] flags) {
-                if (flags.length != layers) throw new ModelFormatException(path + ": " + arch + ".attention.sliding_window_pattern has " + flags.length + " flags for " + layers + " layers");
-                sliding = flags.clone();
-            } else {
-                int period = md.getInt(arch + ".attention.sliding_window_pattern", two ? 2 : 6);
-                for (int l = 0; l < layers; l++) sliding[l] = period == 0 || l % period < period - 1;
-            }
-        }
+        boolean[] sliding = slidingLayers(path, md, arch, window, layers, two ? 2 : 6);
         float queryScale = 1f / (float) Math.sqrt(layers == (two ? 46 : 62) ? dim / nHeads : headDim);
         float slidingTheta = md.getFloat(arch + ".rope.freq_base_swa", two ? md.getFloat(arch + ".rope.freq_base", 10000f) : 10000f);
         try {
@@ -303,25 +293,32 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     }
 
     /**
+     * Which of {@code layers} layers slide where there is a {@code window} (null where there is none), as llama.cpp
+     * reads {@code attention.sliding_window_pattern}: one flag per layer, or a period n (default {@code period}) whose
+     * last layer attends to everything, the n - 1 before it sliding (0: all sliding).
+     */
+    private static boolean[] slidingLayers(Path path, Metadata md, String arch, int window, int layers, int period) {
+        if (window <= 0) return null;
+        String key = arch + ".attention.sliding_window_pattern";
+        if (md.get(key) instanceof boolean[] flags) {
+            if (flags.length != layers) throw new ModelFormatException(path + ": " + key + " has " + flags.length + " flags for " + layers + " layers");
+            return flags.clone();
+        }
+        int n = md.getInt(key, period);
+        boolean[] sliding = new boolean[layers];
+        for (int l = 0; l < layers; l++) sliding[l] = n == 0 || l % n < n - 1;
+        return sliding;
+    }
+
+    /**
      * OLMo2's blocks as llama.cpp reads them (OLMo 2, and OLMo 3 with its window): no norms before the attention and
      * the FFN, their outputs normalized after (Gemma's post norms), all heads' queries and keys normalized together
      * before RoPE, and where the file gives a {@code sliding_window} three of every four layers sliding ({@code
      * sliding_window_pattern}) with RoPE base {@code rope.freq_base_swa} (default the global base) unscaled.
      */
     private static Config.Variant olmo2(Path path, Metadata md) {
-        int layers = required(md, path, "olmo2.block_count");
         int window = md.getInt("olmo2.attention.sliding_window", 0);
-        boolean[] sliding = null;
-        if (window > 0) {
-            sliding = new boolean[layers];
-            if (md.get("olmo2.attention.sliding_window_pattern") instanceof boolean[] flags) {
-                if (flags.length != layers) throw new ModelFormatException(path + ": olmo2.attention.sliding_window_pattern has " + flags.length + " flags for " + layers + " layers");
-                sliding = flags.clone();
-            } else {
-                int period = md.getInt("olmo2.attention.sliding_window_pattern", 4);
-                for (int l = 0; l < layers; l++) sliding[l] = period == 0 || l % period < period - 1;
-            }
-        }
+        boolean[] sliding = slidingLayers(path, md, "olmo2", window, required(md, path, "olmo2.block_count"), 4);
         try {
             return Config.Variant.olmo2(Math.max(window, 0), sliding, md.getFloat("olmo2.rope.freq_base_swa", md.getFloat("olmo2.rope.freq_base", 10000f)));
         } catch (IllegalArgumentException e) {
