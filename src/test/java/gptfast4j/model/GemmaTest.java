@@ -4,9 +4,7 @@ import gptfast4j.Shared;
 import gptfast4j.bench.ModelShape;
 import gptfast4j.bench.RandomModel;
 import gptfast4j.io.GGUF;
-import gptfast4j.io.GGUFWriter;
 import gptfast4j.io.Metadata;
-import gptfast4j.io.TensorData;
 import gptfast4j.quant.Perplexity;
 import gptfast4j.tensor.GGMLType;
 import org.junit.jupiter.api.Test;
@@ -15,12 +13,8 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
-import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
 
@@ -65,32 +59,16 @@ class GemmaTest {
      * scratch}, its keys renamed, {@code edit} changing its metadata, the norms added (Gemma 3's per-head ones too).
      */
     static void write(ModelShape shape, String arch, Path scratch, Path out, Consumer<Map<String, Metadata.Value>> edit) {
-        RandomModel.write(shape, GGMLType.F32, scratch, Shared.TOKENIZERS, b -> { });
-        GGUF llama = GGUF.read(scratch);
-        Map<String, Metadata.Value> md = new LinkedHashMap<>();
-        llama.metadata().asMap().forEach((k, v) -> md.put(k.startsWith("llama.") ? arch + "." + k.substring(6) : k, v));
-        md.put("general.architecture", Metadata.Value.string(arch));
-        edit.accept(md);
-        List<GGUFWriter.TensorSpec> tensors = new ArrayList<>();
-        for (TensorData t : llama.tensors().values()) {
-            tensors.add(new GGUFWriter.TensorSpec(t.name(), t.type(), t.shape(), target -> target.copyFrom(t.data())));
-        }
-        for (int l = 0; l < shape.layers(); l++) {
-            if (arch.equals("gemma3")) {
-                norm(tensors, "blk." + l + ".attn_q_norm.weight", shape.headDim(), l * 4);
-                norm(tensors, "blk." + l + ".attn_k_norm.weight", shape.headDim(), l * 4 + 1);
+        FamilyFiles.write(shape, arch, scratch, out, edit, name -> true, (llama, tensors) -> {
+            for (int l = 0; l < shape.layers(); l++) {
+                if (arch.equals("gemma3")) {
+                    FamilyFiles.norm(tensors, "blk." + l + ".attn_q_norm.weight", shape.headDim(), l * 4);
+                    FamilyFiles.norm(tensors, "blk." + l + ".attn_k_norm.weight", shape.headDim(), l * 4 + 1);
+                }
+                FamilyFiles.norm(tensors, "blk." + l + ".post_attention_norm.weight", shape.dim(), l * 4 + 2);
+                FamilyFiles.norm(tensors, "blk." + l + ".post_ffw_norm.weight", shape.dim(), l * 4 + 3);
             }
-            norm(tensors, "blk." + l + ".post_attention_norm.weight", shape.dim(), l * 4 + 2);
-            norm(tensors, "blk." + l + ".post_ffw_norm.weight", shape.dim(), l * 4 + 3);
-        }
-        GGUFWriter.write(out, md, tensors, n -> { });
-    }
-
-    /** A norm's weights, 0.5 to 1.5. */
-    private static void norm(List<GGUFWriter.TensorSpec> tensors, String name, int n, int seed) {
-        tensors.add(new GGUFWriter.TensorSpec(name, GGMLType.F32, new long[]{n}, target -> {
-            for (int i = 0; i < n; i++) target.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, 0.5f + ((i * 37 + seed * 11) % 101) / 100f);
-        }));
+        });
     }
 
     private static double perplexity(Checkpoint c, KvCache.Type kv) throws IOException {

@@ -3,21 +3,14 @@ package gptfast4j.model;
 import gptfast4j.Shared;
 import gptfast4j.bench.ModelShape;
 import gptfast4j.bench.RandomModel;
-import gptfast4j.io.GGUF;
-import gptfast4j.io.GGUFWriter;
 import gptfast4j.io.Metadata;
-import gptfast4j.io.TensorData;
 import gptfast4j.quant.Perplexity;
-import gptfast4j.tensor.GGMLType;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
 
@@ -37,17 +30,7 @@ class LlamaLikeTest {
 
     /** Writes a model of {@code arch} to {@code out}: a Llama file of {@link #SHAPE} at {@code scratch}, its keys renamed, {@code edit} changing them last. */
     static void write(String arch, Path scratch, Path out, Consumer<Map<String, Metadata.Value>> edit) {
-        RandomModel.write(SHAPE, GGMLType.F32, scratch, Shared.TOKENIZERS, b -> { });
-        GGUF llama = GGUF.read(scratch);
-        Map<String, Metadata.Value> md = new LinkedHashMap<>();
-        llama.metadata().asMap().forEach((k, v) -> md.put(k.startsWith("llama.") ? arch + "." + k.substring(6) : k, v));
-        md.put("general.architecture", Metadata.Value.string(arch));
-        edit.accept(md);
-        List<GGUFWriter.TensorSpec> tensors = new ArrayList<>();
-        for (TensorData t : llama.tensors().values()) {
-            tensors.add(new GGUFWriter.TensorSpec(t.name(), t.type(), t.shape(), target -> target.copyFrom(t.data())));
-        }
-        GGUFWriter.write(out, md, tensors, n -> { });
+        FamilyFiles.write(SHAPE, arch, scratch, out, edit, name -> true, (llama, tensors) -> { });
     }
 
     private static double perplexity(Checkpoint c) throws IOException {
@@ -107,35 +90,20 @@ class LlamaLikeTest {
     @Test
     void olmo2GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
         Path file = dir.resolve("olmo2-mini.gguf");
-        RandomModel.write(SHAPE, GGMLType.F32, dir.resolve("llama.gguf"), Shared.TOKENIZERS, b -> { });
-        GGUF llama = GGUF.read(dir.resolve("llama.gguf"));
-        Map<String, Metadata.Value> md = new LinkedHashMap<>();
-        llama.metadata().asMap().forEach((k, v) -> md.put(k.startsWith("llama.") ? "olmo2." + k.substring(6) : k, v));
-        md.put("general.architecture", Metadata.Value.string("olmo2"));
-        List<GGUFWriter.TensorSpec> tensors = new ArrayList<>();
-        for (TensorData t : llama.tensors().values()) {
-            if (t.name().endsWith("attn_norm.weight") || t.name().endsWith("ffn_norm.weight")) continue;
-            tensors.add(new GGUFWriter.TensorSpec(t.name(), t.type(), t.shape(), target -> target.copyFrom(t.data())));
-        }
         int qDim = SHAPE.heads() * SHAPE.headDim(), kvDim = SHAPE.kvHeads() * SHAPE.headDim();
-        for (int l = 0; l < SHAPE.layers(); l++) {
-            String p = "blk." + l + ".";
-            norm(tensors, p + "attn_q_norm.weight", qDim, 4 * l);
-            norm(tensors, p + "attn_k_norm.weight", kvDim, 4 * l + 1);
-            norm(tensors, p + "post_attention_norm.weight", SHAPE.dim(), 4 * l + 2);
-            norm(tensors, p + "post_ffw_norm.weight", SHAPE.dim(), 4 * l + 3);
-        }
-        GGUFWriter.write(file, md, tensors, n -> { });
+        FamilyFiles.write(SHAPE, "olmo2", dir.resolve("llama.gguf"), file, md -> { },
+                name -> !name.endsWith("attn_norm.weight") && !name.endsWith("ffn_norm.weight"), (llama, tensors) -> {
+                    for (int l = 0; l < SHAPE.layers(); l++) {
+                        String p = "blk." + l + ".";
+                        FamilyFiles.norm(tensors, p + "attn_q_norm.weight", qDim, 4 * l);
+                        FamilyFiles.norm(tensors, p + "attn_k_norm.weight", kvDim, 4 * l + 1);
+                        FamilyFiles.norm(tensors, p + "post_attention_norm.weight", SHAPE.dim(), 4 * l + 2);
+                        FamilyFiles.norm(tensors, p + "post_ffw_norm.weight", SHAPE.dim(), 4 * l + 3);
+                    }
+                });
         Checkpoint c = Checkpoint.load(file, null);
         assertTrue(c.model().config.variant().wholeQkNorms());
         assertEquals(48907.2619, perplexity(c), 1e-6 * 48907.2619);
         org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> c.model().checkSplit(2));
-    }
-
-    /** A norm's weights, 0.5 to 1.5. */
-    private static void norm(List<GGUFWriter.TensorSpec> tensors, String name, int n, int seed) {
-        tensors.add(new GGUFWriter.TensorSpec(name, GGMLType.F32, new long[]{n}, target -> {
-            for (int i = 0; i < n; i++) target.setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, i, 0.5f + ((i * 37 + seed * 11) % 101) / 100f);
-        }));
     }
 }

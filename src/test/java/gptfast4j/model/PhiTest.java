@@ -17,8 +17,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
@@ -44,32 +42,23 @@ class PhiTest {
 
     /** Writes the model to {@code out} (a Llama file of {@link #SHAPE} at {@code scratch} made first), {@code edit} changing its metadata last. */
     static void write(Path scratch, Path out, int ropeDim, Consumer<Map<String, Metadata.Value>> edit) {
-        RandomModel.write(SHAPE, GGMLType.F32, scratch, Shared.TOKENIZERS, b -> { });
-        GGUF llama = GGUF.read(scratch);
-        Map<String, Metadata.Value> md = new LinkedHashMap<>();
-        llama.metadata().asMap().forEach((k, v) -> md.put(k.startsWith("llama.") ? "phi3." + k.substring(6) : k, v));
-        md.put("general.architecture", Metadata.Value.string("phi3"));
-        // not "phi3-mini": llama.cpp gives a model so named Phi-3's stripping of whitespace after special tokens, which
-        // wants Phi-3's own vocabulary
-        md.put("general.name", Metadata.Value.string("mini (random weights)"));
-        md.put("phi3.rope.dimension_count", Metadata.Value.uint32(ropeDim));
-        md.put("phi3.rope.scaling.attn_factor", Metadata.Value.float32(1.19f));
-        md.put("phi3.rope.scaling.original_context_length", Metadata.Value.uint32(64));
-        edit.accept(md);
-        Map<String, TensorData> t = llama.tensors();
-        List<GGUFWriter.TensorSpec> tensors = new ArrayList<>();
-        for (TensorData x : t.values()) {
-            if (x.name().matches("blk\\.\\d+\\.(attn_[qkv]|ffn_gate|ffn_up)\\.weight")) continue;
-            tensors.add(new GGUFWriter.TensorSpec(x.name(), x.type(), x.shape(), target -> target.copyFrom(x.data())));
-        }
-        for (int l = 0; l < SHAPE.layers(); l++) {
-            String p = "blk." + l + ".";
-            fused(tensors, p + "attn_qkv.weight", t.get(p + "attn_q.weight"), t.get(p + "attn_k.weight"), t.get(p + "attn_v.weight"));
-            fused(tensors, p + "ffn_up.weight", t.get(p + "ffn_gate.weight"), t.get(p + "ffn_up.weight"));
-        }
-        factors(tensors, "rope_factors_short.weight", ropeDim / 2, 0);
-        factors(tensors, "rope_factors_long.weight", ropeDim / 2, 1);
-        GGUFWriter.write(out, md, tensors, n -> { });
+        FamilyFiles.write(SHAPE, "phi3", scratch, out, md -> {
+            // not "phi3-mini": llama.cpp gives a model so named Phi-3's stripping of whitespace after special tokens,
+            // which wants Phi-3's own vocabulary
+            md.put("general.name", Metadata.Value.string("mini (random weights)"));
+            md.put("phi3.rope.dimension_count", Metadata.Value.uint32(ropeDim));
+            md.put("phi3.rope.scaling.attn_factor", Metadata.Value.float32(1.19f));
+            md.put("phi3.rope.scaling.original_context_length", Metadata.Value.uint32(64));
+            edit.accept(md);
+        }, name -> !name.matches("blk\\.\\d+\\.(attn_[qkv]|ffn_gate|ffn_up)\\.weight"), (t, tensors) -> {
+            for (int l = 0; l < SHAPE.layers(); l++) {
+                String p = "blk." + l + ".";
+                fused(tensors, p + "attn_qkv.weight", t.get(p + "attn_q.weight"), t.get(p + "attn_k.weight"), t.get(p + "attn_v.weight"));
+                fused(tensors, p + "ffn_up.weight", t.get(p + "ffn_gate.weight"), t.get(p + "ffn_up.weight"));
+            }
+            factors(tensors, "rope_factors_short.weight", ropeDim / 2, 0);
+            factors(tensors, "rope_factors_long.weight", ropeDim / 2, 1);
+        });
     }
 
     /** {@code parts}' rows one after another in one F32 tensor, as llama.cpp's converter fuses Phi-3's projections. */

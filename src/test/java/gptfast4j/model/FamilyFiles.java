@@ -1,0 +1,57 @@
+package gptfast4j.model;
+
+import gptfast4j.Shared;
+import gptfast4j.bench.ModelShape;
+import gptfast4j.bench.RandomModel;
+import gptfast4j.io.GGUF;
+import gptfast4j.io.GGUFWriter;
+import gptfast4j.io.Metadata;
+import gptfast4j.io.TensorData;
+import gptfast4j.tensor.GGMLType;
+
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.BiConsumer;
+import java.util.function.Consumer;
+import java.util.function.Predicate;
+
+/**
+ * Random-weight models of other families for comparison with llama.cpp: a Llama file (RandomModel, F32) with its
+ * {@code llama.*} keys under the family's name and its tensors changed as the family's converter writes them.
+ */
+final class FamilyFiles {
+    private FamilyFiles() {
+    }
+
+    /**
+     * Writes to {@code out} the Llama file of {@code shape} made at {@code scratch}, its keys renamed {@code arch.*} and
+     * then changed by {@code edit}, its tensors that {@code keep} names copied, and those {@code add} puts in the list
+     * it is given (with the Llama file's tensors by name) after them.
+     */
+    static void write(ModelShape shape, String arch, Path scratch, Path out, Consumer<Map<String, Metadata.Value>> edit,
+                      Predicate<String> keep, BiConsumer<Map<String, TensorData>, List<GGUFWriter.TensorSpec>> add) {
+        RandomModel.write(shape, GGMLType.F32, scratch, Shared.TOKENIZERS, b -> { });
+        GGUF llama = GGUF.read(scratch);
+        Map<String, Metadata.Value> md = new LinkedHashMap<>();
+        llama.metadata().asMap().forEach((k, v) -> md.put(k.startsWith("llama.") ? arch + "." + k.substring(6) : k, v));
+        md.put("general.architecture", Metadata.Value.string(arch));
+        edit.accept(md);
+        List<GGUFWriter.TensorSpec> tensors = new ArrayList<>();
+        for (TensorData t : llama.tensors().values()) {
+            if (keep.test(t.name())) tensors.add(new GGUFWriter.TensorSpec(t.name(), t.type(), t.shape(), target -> target.copyFrom(t.data())));
+        }
+        add.accept(llama.tensors(), tensors);
+        GGUFWriter.write(out, md, tensors, n -> { });
+    }
+
+    /** A norm's weights, 0.5 to 1.5 (seeded so that each norm differs). */
+    static void norm(List<GGUFWriter.TensorSpec> tensors, String name, int n, int seed) {
+        tensors.add(new GGUFWriter.TensorSpec(name, GGMLType.F32, new long[]{n}, target -> {
+            for (int i = 0; i < n; i++) target.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, 0.5f + ((i * 37 + seed * 11) % 101) / 100f);
+        }));
+    }
+}
