@@ -55,20 +55,16 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
                     + "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
             Pattern.UNICODE_CHARACTER_CLASS);
 
+    /** GPT-2's split (llama.cpp's "gpt-2", "phi-2", "olmo", "mpt", ...), as llama.cpp writes it. */
+    public static final Pattern GPT2_SPLIT = Pattern.compile("'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)",
+            Pattern.UNICODE_CHARACTER_CLASS);
+
     /**
      * StarCoder's split (llama.cpp's "starcoder", "refact", "smollm", "command-r" and others: Granite 3's, SmolLM's,
      * Command-R's), two regular expressions one after the other as llama.cpp runs them: digits one by one, then
      * GPT-2's split of each part.
      */
-    public static final List<Pattern> STARCODER_SPLIT;
-
-    /** GPT-2's split (llama.cpp's "gpt-2", "phi-2", "olmo", "mpt", ...), as llama.cpp writes it. */
-    public static final Pattern GPT2_SPLIT = Pattern.compile("'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)",
-            Pattern.UNICODE_CHARACTER_CLASS);
-
-    static {
-        STARCODER_SPLIT = List.of(Pattern.compile("\\p{N}", Pattern.UNICODE_CHARACTER_CLASS), GPT2_SPLIT);
-    }
+    public static final List<Pattern> STARCODER_SPLIT = List.of(Pattern.compile("\\p{N}", Pattern.UNICODE_CHARACTER_CLASS), GPT2_SPLIT);
 
     /** The pre-tokenizers by llama.cpp's names. */
     public static final String SUPPORTED_PRE = "llama-bpe, tekken, qwen2, dbrx, gpt-4o, starcoder, refact, smollm, command-r, gpt-2, phi-2, olmo, mpt";
@@ -94,14 +90,14 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
     private final Map<String, Integer> mergeRanks;
     private final Map<String, Integer> specials = new HashMap<>();
     private final byte[][] tokenBytes;
-    /** llama.cpp's name of the pre-tokenizer ({@code tokenizer.ggml.pre}): "llama-bpe", "tekken", "qwen2", "dbrx" or "gpt-4o". */
+    /** llama.cpp's name of the pre-tokenizer ({@code tokenizer.ggml.pre}): one of {@link #SUPPORTED_PRE}. */
     private final String pre;
     /** The pre-tokenizer's regular expressions, each splitting the parts the one before made. */
     private final List<Pattern> split;
     /**
      * Whether a piece that is a token is taken whole rather than merged (Hugging Face's {@code ignore_merges}): Llama-3's
-     * and tekken's tokenizers do, Qwen's, DBRX's and o200k's do not, as llama.cpp has it by pre-tokenizer; merging may end elsewhere
-     * (Qwen's " Việt" merges to " Vi", "ệ", "t" though " Việt" is a token).
+     * and tekken's tokenizers do, the others (Qwen's, DBRX's, ...) do not, as llama.cpp has it by pre-tokenizer;
+     * merging may end elsewhere (Qwen's " Việt" merges to " Vi", "ệ", "t" though " Việt" is a token).
      */
     private final boolean ignoreMerges;
 
@@ -111,7 +107,8 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
      * @param merges     "left right" pairs by priority, or null to rank a pair by the id of its merged token
      *                   (tiktoken's rule, where ids are ranks)
      * @param pre        the pre-tokenizer's split, by llama.cpp's name: "llama-bpe" (Llama-3), "tekken" (Mistral's), "qwen2"
-     *                   (Qwen's), "dbrx" (Llama-3's split on cl100k, Phi-4's) or "gpt-4o" (o200k, Phi-4-mini's)
+     *                   (Qwen's), "dbrx" (Llama-3's split on cl100k, Phi-4's), "gpt-4o" (o200k, Phi-4-mini's), StarCoder's
+     *                   names or GPT-2's ({@link #SUPPORTED_PRE})
      */
     public ByteLevelBpeTokenizer(String[] tokens, int[] types, List<String> merges, String pre) {
         this.tokens = tokens;
