@@ -190,8 +190,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             throw new ModelFormatException(path + ": an importance matrix, not a model (it is for quantize --imatrix)");
         }
         if (arch == null) throw new ModelFormatException(path + ": missing metadata general.architecture");
-        if (!List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3", "granite", "smollm3", "olmo2").contains(arch)) {
-            throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: llama, mistral, mistral3, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3, granite, smollm3, olmo2)");
+        if (!List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3", "granite", "smollm3", "olmo2", "command-r").contains(arch)) {
+            throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: llama, mistral, mistral3, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3, granite, smollm3, olmo2, command-r)");
         }
         // Mistral Small 3.x's "mistral3" is Llama's blocks; Ministral 3's adds a position-dependent attention temperature
         if (arch.equals("mistral3") && md.getFloat("mistral3.attention.temperature_scale", 0f) != 0f) {
@@ -215,6 +215,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : arch.equals("granite") ? granite(path, md)
                 : arch.equals("smollm3") ? Config.Variant.noRopeEvery(4) // SmolLM3: every fourth layer without RoPE, as llama.cpp has it
                 : olmo2 ? olmo2(path, md)
+                // Command-R: LayerNorm, parallel blocks, the logits times logit_scale where the file gives one
+                : arch.equals("command-r") ? Config.Variant.commandR(md.getFloat("command-r.logit_scale", 0f) == 0f ? 1f : md.getFloat("command-r.logit_scale", 0f))
                 : Config.Variant.LLAMA;
         Config config = config(path, () -> new Config(arch, dim,
                 // Qwen3's mixtures give their experts' width apart from the dense width they would have
@@ -224,7 +226,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 md.getInt(arch + ".attention.head_count_kv", nHeads),
                 vocab,
                 required(md, path, arch + ".context_length"),
-                requiredFloat(md, path, arch + ".attention.layer_norm_rms_epsilon"),
+                requiredFloat(md, path, arch + (blocks.layerNorm() ? ".attention.layer_norm_epsilon" : ".attention.layer_norm_rms_epsilon")),
                 md.getFloat(arch + ".rope.freq_base", 10000f),
                 ropeFreqFactors(path, md, arch, tensors, ropeDim / 2),
                 // llama.cpp's converter permutes Llama's query and key rows for its NORM rope; Qwen's, Gemma's and Phi's
@@ -268,7 +270,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         try {
             return new Config.Variant((float) Math.sqrt(dim), Config.Activation.GELU, queryScale, Math.max(window, 0), sliding, slidingTheta,
                     md.getFloat(arch + ".final_logit_softcapping", two ? 30f : 0f), two ? md.getFloat(arch + ".attn_logit_softcapping", 50f) : 0f,
-                    0, 1f, null, 0, 0f, 1f, 1f, 0, false);
+                    0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }
@@ -285,8 +287,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (!md.getBool("granite.rope.scaling.finetuned", true)) throw new ModelFormatException(path + ": a granite model without RoPE is not supported");
         float embedding = md.getFloat("granite.embedding_scale", 0f), residual = md.getFloat("granite.residual_scale", 0f);
         try {
+            // the logits times the scale's reciprocal, as llama.cpp scales them
             return Config.Variant.granite(embedding == 0f ? 1f : embedding, md.getFloat("granite.attention.scale", 0f), residual == 0f ? 1f : residual,
-                    requiredFloat(md, path, "granite.logit_scale"));
+                    1f / requiredFloat(md, path, "granite.logit_scale"));
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }
@@ -343,7 +346,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         int original = md.getInt("phi3.rope.scaling.original_context_length", required(md, path, "phi3.context_length"));
         try {
             return new Config.Variant(1f, Config.Activation.SILU, 1f / (float) Math.sqrt(headDim), 0, null, 0f, 0f, 0f,
-                    0, md.getFloat("phi3.rope.scaling.attn_factor", 1f), longFactors, original, 0f, 1f, 1f, 0, false);
+                    0, md.getFloat("phi3.rope.scaling.attn_factor", 1f), longFactors, original, 0f, 1f, 1f, 0, false, false, false);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }
@@ -593,7 +596,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Tensor embeddings = matrix(path, tensors, "token_embd.weight", dim, vocab);
         Tensor output = tensors.containsKey("output.weight") ? matrix(path, tensors, "output.weight", dim, vocab) : embeddings;
         Layer[] layers = new Layer[c.nLayers()];
-        boolean olmo2 = c.architecture().equals("olmo2"), postNorms = c.architecture().startsWith("gemma") || olmo2,
+        boolean parallelBlocks = c.variant().parallelBlocks(), olmo2 = c.architecture().equals("olmo2"), postNorms = c.architecture().startsWith("gemma") || olmo2,
                 headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3"), qwen2 = c.architecture().equals("qwen2");
         for (int l = 0; l < layers.length; l++) {
             String p = "blk." + l + ".";
@@ -606,7 +609,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     qkv != null ? qkv.rows(qDim, kvDim) : matrix(path, tensors, p + "attn_k.weight", dim, kvDim),
                     qkv != null ? qkv.rows(qDim + kvDim, kvDim) : matrix(path, tensors, p + "attn_v.weight", dim, kvDim),
                     matrix(path, tensors, p + "attn_output.weight", qDim, dim),
-                    olmo2 ? null : vector(path, tensors, p + "ffn_norm.weight", dim),
+                    olmo2 || parallelBlocks ? null : vector(path, tensors, p + "ffn_norm.weight", dim), // parallel: the attention's norm
                     c.isMoE() ? mixture(path, c, tensors, p) : new FeedForward.Dense(
                             gateUp != null ? gateUp.rows(0, hidden) : matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
                             matrix(path, tensors, p + "ffn_down.weight", hidden, dim),

@@ -58,16 +58,20 @@ public record Config(
      *                         than {@code longRopeContext} positions, as llama.cpp chooses them
      * @param scoreScale       0, or the attention scores' factor in place of 1/sqrt(headDim) (Granite's {@code attention.scale})
      * @param residualScale    the attention's and the FFN's outputs' factor before their residuals (Granite's); 1 for none
-     * @param logitScale       the logits' divisor (Granite's {@code logit_scale}); 1 for none
+     * @param logitFactor      the logits' factor (Command-R's {@code logit_scale}, 1 / Granite's); 1 for none
      * @param noRopeEvery      0, or n where every n-th layer (n - 1, 2n - 1, ...) has no RoPE (SmolLM3's 4)
      * @param wholeQkNorms     whether {@link Layer#qNorm} and {@link Layer#kNorm} normalize all heads' queries and keys
      *                         together (OLMo2's, {@code [qDim]} and {@code [kvDim]}) rather than each head's (Qwen3's)
+     * @param layerNorm        whether the norms are LayerNorm without a bias (Command-R's) rather than RMSNorm
+     * @param parallelBlocks   whether the FFN reads the attention's normalized input and both add to the residual at
+     *                         once (Command-R's parallel blocks), rather than the FFN following the attention
      */
     public record Variant(float embeddingScale, Activation activation, float queryScale, int slidingWindow,
                           boolean[] slidingLayers, float slidingRopeTheta, float logitSoftcap, float attentionSoftcap,
                           int rotaryDim, float ropeAttnFactor, float[] longRopeFactors, int longRopeContext,
-                          float scoreScale, float residualScale, float logitScale, int noRopeEvery, boolean wholeQkNorms) {
-        public static final Variant LLAMA = new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false);
+                          float scoreScale, float residualScale, float logitFactor, int noRopeEvery, boolean wholeQkNorms,
+                          boolean layerNorm, boolean parallelBlocks) {
+        public static final Variant LLAMA = new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false);
 
         public Variant {
             if (!(embeddingScale > 0 && embeddingScale < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("embedding scale " + embeddingScale + " is not a finite number > 0");
@@ -84,24 +88,31 @@ public record Config(
             if (longRopeFactors != null && longRopeContext <= 0) throw new IllegalArgumentException("long rope factors without an original context length");
             if (!(scoreScale >= 0 && scoreScale < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("attention scale " + scoreScale + " is not a finite number >= 0");
             if (!(residualScale > 0 && residualScale < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("residual scale " + residualScale + " is not a finite number > 0");
-            if (!(logitScale > 0 && logitScale < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("logit scale " + logitScale + " is not a finite number > 0");
+            if (!(logitFactor > 0 && logitFactor < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("logit scale " + logitFactor + " is not a finite number > 0");
             if (noRopeEvery < 0) throw new IllegalArgumentException("no-RoPE layer step " + noRopeEvery + " is negative");
         }
 
         /** This variant with RoPE on the first {@code rotaryDim} elements of each head. */
         public Variant rotating(int rotaryDim) {
             return new Variant(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,
-                    rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext, scoreScale, residualScale, logitScale, noRopeEvery, wholeQkNorms);
+                    rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext, scoreScale, residualScale, logitFactor, noRopeEvery, wholeQkNorms,
+                    layerNorm, parallelBlocks);
         }
 
         /** Llama's blocks with Granite's multipliers (embeddings, attention scores, residuals, logits). */
-        public static Variant granite(float embeddingScale, float scoreScale, float residualScale, float logitScale) {
-            return new Variant(embeddingScale, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, scoreScale, residualScale, logitScale, 0, false);
+        public static Variant granite(float embeddingScale, float scoreScale, float residualScale, float logitFactor) {
+            return new Variant(embeddingScale, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, scoreScale, residualScale, logitFactor, 0, false,
+                    false, false);
+        }
+
+        /** Command-R's blocks: LayerNorm, the attention and the FFN in parallel, the logits times {@code logitFactor}. */
+        public static Variant commandR(float logitFactor) {
+            return new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, logitFactor, 0, false, true, true);
         }
 
         /** Llama's blocks with every {@code n}-th layer's RoPE left out (SmolLM3's). */
         public static Variant noRopeEvery(int n) {
-            return new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, n, false);
+            return new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, n, false, false, false);
         }
 
         /**
@@ -109,7 +120,7 @@ public record Config(
          * on {@code sliding} layers with RoPE base {@code slidingTheta}.
          */
         public static Variant olmo2(int window, boolean[] sliding, float slidingTheta) {
-            return new Variant(1f, Activation.SILU, 0f, window, sliding, slidingTheta, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, true);
+            return new Variant(1f, Activation.SILU, 0f, window, sliding, slidingTheta, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, true, false, false);
         }
 
         /** Whether layer {@code l} rotates its queries and keys. */
@@ -141,9 +152,11 @@ public record Config(
             if (longRopeFactors != null) b.append(", long rope factors past ").append(longRopeContext).append(" positions");
             if (scoreScale != 0f) b.append(", scores x").append(scoreScale);
             if (residualScale != 1f) b.append(", residuals x").append(residualScale);
-            if (logitScale != 1f) b.append(", logits /").append(logitScale);
+            if (logitFactor != 1f) b.append(", logits x").append(logitFactor);
             if (noRopeEvery != 0) b.append(", no rope on every ").append(noRopeEvery).append("th layer");
             if (wholeQkNorms) b.append(", queries and keys normalized whole");
+            if (layerNorm) b.append(", LayerNorm");
+            if (parallelBlocks) b.append(", attention and FFN in parallel");
             return b.toString();
         }
 
@@ -154,7 +167,8 @@ public record Config(
                     && slidingRopeTheta == v.slidingRopeTheta && logitSoftcap == v.logitSoftcap && attentionSoftcap == v.attentionSoftcap
                     && rotaryDim == v.rotaryDim && ropeAttnFactor == v.ropeAttnFactor && Arrays.equals(longRopeFactors, v.longRopeFactors)
                     && longRopeContext == v.longRopeContext && scoreScale == v.scoreScale && residualScale == v.residualScale
-                    && logitScale == v.logitScale && noRopeEvery == v.noRopeEvery && wholeQkNorms == v.wholeQkNorms;
+                    && logitFactor == v.logitFactor && noRopeEvery == v.noRopeEvery && wholeQkNorms == v.wholeQkNorms
+                    && layerNorm == v.layerNorm && parallelBlocks == v.parallelBlocks;
         }
 
         @Override

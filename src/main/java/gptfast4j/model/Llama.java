@@ -415,6 +415,7 @@ public final class Llama {
                 n -= partFrom;
                 System.arraycopy(s.x, partFrom * dim, s.x, 0, n * dim);
                 System.arraycopy(s.xb, partFrom * dim, s.xb, 0, n * dim);
+                if (c.variant().parallelBlocks()) System.arraycopy(s.ffnInput, partFrom * dim, s.ffnInput, 0, n * dim);
                 s.startPos = startPos + partFrom;
                 s.batch = n;
                 if (seen != null) seen.inputs(layer.wq(), s.xb, n);
@@ -452,17 +453,14 @@ public final class Llama {
         }
         if (nLogits == 0) return;
         int first = n - nLogits;
-        for (int t = first; t < n; t++) VectorMath.rmsnorm(s.xb, (t - first) * dim, s.x, t * dim, weights.norm(), dim, c.rmsNormEps());
+        for (int t = first; t < n; t++) norm(s.xb, (t - first) * dim, s.x, t * dim, weights.norm(), dim);
         if (hidden) return;
         if (seen != null) seen.inputs(weights.output(), s.xb, nLogits);
         weights.output().matmul(s.xb, nLogits, s.logitsPart, s.vocabPart, exact);
         if (!tp.whole()) tp.group.gather(s.logitsPart, s.logits, c.vocabSize(), nLogits, tp.vocabStarts);
-        float cap = c.variant().logitSoftcap(), divisor = c.variant().logitScale();
+        float cap = c.variant().logitSoftcap(), factor = c.variant().logitFactor();
         if (cap != 0f) for (int t = 0; t < nLogits; t++) VectorMath.softcap(s.logits, t * c.vocabSize(), c.vocabSize(), cap);
-        if (divisor != 1f) {
-            float inverse = 1f / divisor; // as llama.cpp scales them: times the reciprocal
-            for (int i = 0; i < nLogits * c.vocabSize(); i++) s.logits[i] *= inverse;
-        }
+        if (factor != 1f) for (int i = 0; i < nLogits * c.vocabSize(); i++) s.logits[i] *= factor;
     }
 
     private void checkTokens(int[] tokens, int from, int n) {
@@ -498,16 +496,26 @@ public final class Llama {
         else Parallel.run(n, 1, body);
     }
 
-    /** Tokens {@code [t0, t1)}: {@code xb = rmsnorm(x) * attentionNorm}. */
+    /**
+     * Tokens {@code [t0, t1)}: {@code xb = rmsnorm(x) * attentionNorm}; kept as the FFN's input too in parallel blocks
+     * (Command-R's), since the attention's output takes xb's place.
+     */
     private void attentionNorm(State s, int t0, int t1) {
         normalize(s, t0, t1, weights().layers()[s.layer].attentionNorm());
+        if (config.variant().parallelBlocks()) System.arraycopy(s.xb, t0 * config.dim(), s.ffnInput, t0 * config.dim(), (t1 - t0) * config.dim());
     }
 
     /** Tokens {@code [t0, t1)}: {@code xb = rmsnorm(x) * norm}, or {@code xb = x} where there is no norm (OLMo2's). */
     private void normalize(State s, int t0, int t1, float[] norm) {
         int dim = config.dim();
         if (norm == null) System.arraycopy(s.x, t0 * dim, s.xb, t0 * dim, (t1 - t0) * dim);
-        else for (int t = t0; t < t1; t++) VectorMath.rmsnorm(s.xb, t * dim, s.x, t * dim, norm, dim, config.rmsNormEps());
+        else for (int t = t0; t < t1; t++) norm(s.xb, t * dim, s.x, t * dim, norm, dim);
+    }
+
+    /** {@code out = rmsnorm(x) * weight}, or Command-R's LayerNorm ({@link Config.Variant#layerNorm}). */
+    private void norm(float[] out, int outOffset, float[] x, int xOffset, float[] weight, int n) {
+        if (config.variant().layerNorm()) VectorMath.layernorm(out, outOffset, x, xOffset, weight, n, config.rmsNormEps());
+        else VectorMath.rmsnorm(out, outOffset, x, xOffset, weight, n, config.rmsNormEps());
     }
 
     /** Tokens {@code [t0, t1)}: {@link #cacheKeys} and {@link #rotateQueries}. */
@@ -572,7 +580,9 @@ public final class Llama {
     private void residualAndFfnNorm(State s, int t0, int t1) {
         Layer layer = weights().layers()[s.layer];
         residual(s, t0, t1, layer.postAttentionNorm());
-        normalize(s, t0, t1, layer.ffnNorm());
+        int dim = config.dim();
+        if (config.variant().parallelBlocks()) System.arraycopy(s.ffnInput, t0 * dim, s.xb, t0 * dim, (t1 - t0) * dim);
+        else normalize(s, t0, t1, layer.ffnNorm());
     }
 
     /** Tokens {@code [t0, t1)}: the FFN's gate, {@code hb = silu(hb) * hb2} (SwiGLU) or {@code gelu(hb) * hb2} (GeGLU). */
@@ -800,6 +810,8 @@ public final class Llama {
         public final int maxLogits;
         // x, xb, xb2: [batch, dim]; q: [batch, qDim]; k, v: [batch, kvDim]; hb, hb2: [batch, hiddenPart]
         final float[] x, xb, xb2, q, k, v, hb, hb2;
+        /** Parallel blocks' FFN input, the attention's normalized input, [batch, dim] (Command-R's; empty elsewhere). */
+        final float[] ffnInput;
         /**
          * Under tensor parallelism this process's columns, gathered into the whole vectors above: the attention's heads
          * [batch, qDim] (into xb), wo's and w2's outputs [batch, dimPart] (into xb2), the SwiGLU [batch, hidden] (from
@@ -926,6 +938,7 @@ public final class Llama {
             x = new float[maxBatch * c.dim()];
             xb = new float[maxBatch * c.dim()];
             xb2 = new float[maxBatch * c.dim()];
+            ffnInput = new float[c.variant().parallelBlocks() ? maxBatch * c.dim() : 0];
             q = new float[maxBatch * qDim];
             k = new float[maxBatch * kvDim];
             v = new float[maxBatch * kvDim];

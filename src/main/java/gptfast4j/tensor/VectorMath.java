@@ -81,6 +81,23 @@ public final class VectorMath {
     }
 
     /**
+     * {@code out = (x - mean(x)) / sqrt(var(x) + eps) * weight}: LayerNorm without a bias (Command-R's), as llama.cpp's
+     * {@code ggml_norm} computes it, its sums in double.
+     */
+    public static void layernorm(float[] out, int outOffset, float[] x, int xOffset, float[] weight, int n, float eps) {
+        double sum = 0;
+        for (int i = 0; i < n; i++) sum += x[xOffset + i];
+        float mean = (float) (sum / n);
+        double squares = 0;
+        for (int i = 0; i < n; i++) {
+            float d = x[xOffset + i] - mean;
+            squares += d * d;
+        }
+        float scale = (float) (1.0 / Math.sqrt((float) (squares / n) + eps));
+        for (int i = 0; i < n; i++) out[outOffset + i] = (x[xOffset + i] - mean) * scale * weight[i];
+    }
+
+    /**
      * In-place softmax of {@code x[offset .. offset + n)}: the exponentials with the Vector API's {@code EXP} (as in
      * {@link #swiglu}), summed in double as llama.cpp sums them (in lanes, so in another order than its index order:
      * at double precision that changes no float result but in rare last bits). Vector loops with a masked last

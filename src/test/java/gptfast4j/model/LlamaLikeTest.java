@@ -20,7 +20,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Families that are Llama's blocks with a few numbers changed: Granite 3.x ({@code granite}: the embeddings, the
  * attention scores, the residual branches and the logits each scaled), SmolLM3 ({@code smollm3}: every fourth layer
- * without RoPE), Mistral Small 3.x ({@code mistral3}: none) and OLMo2 ({@code olmo2}: its norms moved). Random-weight models written here (RandomModel's Llama shape of width 64, 4 heads sharing 2 kv
+ * without RoPE), Mistral Small 3.x ({@code mistral3}: none), OLMo2 ({@code olmo2}: its norms moved) and Command-R
+ * ({@code command-r}: LayerNorm, parallel blocks). Random-weight models written here (RandomModel's Llama shape of width 64, 4 heads sharing 2 kv
  * heads, 4 layers, its keys renamed) against llama.cpp de3ff81's {@code llama-perplexity -m FILE -f ppl-text.txt -c
  * 128 -t 1 -tb 1 -fa off -ctk f32 -ctv f32} on the files this test writes (every run writes the same bytes).
  */
@@ -105,5 +106,24 @@ class LlamaLikeTest {
         assertTrue(c.model().config.variant().wholeQkNorms());
         assertEquals(48907.2619, perplexity(c), 1e-6 * 48907.2619);
         org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> c.model().checkSplit(2));
+    }
+
+    /**
+     * Command-R ({@code command-r}, its 35B's blocks): LayerNorm without bias, the attention and the FFN side by side on
+     * one normalized input, both added to the residual, the logits times {@code logit_scale} (0.5 here: its 0.0625
+     * flattens a random model's distribution), the output head the token embedding. Written from the same model, its
+     * ffn_norm and output tensors dropped: llama-perplexity's figure (ours 3e-7 from it: LayerNorm's sums run in
+     * another order).
+     */
+    @Test
+    void commandRGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("command-r-mini.gguf");
+        FamilyFiles.write(SHAPE, "command-r", dir.resolve("llama.gguf"), file, md -> {
+            md.put("command-r.attention.layer_norm_epsilon", md.remove("command-r.attention.layer_norm_rms_epsilon"));
+            md.put("command-r.logit_scale", Metadata.Value.float32(0.5f));
+        }, name -> !name.endsWith("ffn_norm.weight") && !name.equals("output.weight"), (llama, tensors) -> { });
+        Checkpoint c = Checkpoint.load(file, null);
+        assertTrue(c.model().config.variant().parallelBlocks() && c.model().config.variant().layerNorm());
+        assertEquals(404088265.5697, perplexity(c), 1e-6 * 404088265.5697);
     }
 }
