@@ -215,8 +215,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : arch.equals("granite") ? granite(path, md)
                 : arch.equals("smollm3") ? Config.Variant.noRopeEvery(4) // SmolLM3: every fourth layer without RoPE, as llama.cpp has it
                 : olmo2 ? olmo2(path, md)
-                // Command-R: LayerNorm, parallel blocks, the logits times logit_scale where the file gives one
-                : arch.equals("command-r") ? Config.Variant.commandR(md.getFloat("command-r.logit_scale", 0f) == 0f ? 1f : md.getFloat("command-r.logit_scale", 0f))
+                : arch.equals("command-r") ? commandR(path, md)
                 : Config.Variant.LLAMA;
         Config config = config(path, () -> new Config(arch, dim,
                 // Qwen3's mixtures give their experts' width apart from the dense width they would have
@@ -311,6 +310,19 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         boolean[] sliding = new boolean[layers];
         for (int l = 0; l < layers; l++) sliding[l] = n == 0 || l % n < n - 1;
         return sliding;
+    }
+
+    /**
+     * Command-R's blocks as llama.cpp reads them: LayerNorm (its epsilon {@code attention.layer_norm_epsilon}), the
+     * attention and the FFN in parallel, the logits times {@code logit_scale} where the file gives one (0 or none: 1).
+     */
+    private static Config.Variant commandR(Path path, Metadata md) {
+        float logitScale = md.getFloat("command-r.logit_scale", 0f);
+        try {
+            return Config.Variant.commandR(logitScale == 0f ? 1f : logitScale);
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(path + ": " + e.getMessage());
+        }
     }
 
     /**

@@ -62,7 +62,8 @@ public record Config(
      * @param noRopeEvery      0, or n where every n-th layer (n - 1, 2n - 1, ...) has no RoPE (SmolLM3's 4)
      * @param wholeQkNorms     whether {@link Layer#qNorm} and {@link Layer#kNorm} normalize all heads' queries and keys
      *                         together (OLMo2's, {@code [qDim]} and {@code [kvDim]}) rather than each head's (Qwen3's)
-     * @param layerNorm        whether the norms are LayerNorm without a bias (Command-R's) rather than RMSNorm
+     * @param layerNorm        whether the norms are LayerNorm without a bias (Command-R's; its epsilon {@link #rmsNormEps})
+     *                         rather than RMSNorm
      * @param parallelBlocks   whether the FFN reads the attention's normalized input and both add to the residual at
      *                         once (Command-R's parallel blocks), rather than the FFN following the attention
      */
