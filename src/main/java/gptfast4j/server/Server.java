@@ -227,7 +227,11 @@ public final class Server implements AutoCloseable {
                     throw new HttpError(401, "authentication_error", given == null ? "this server needs an API key: Authorization: Bearer KEY" : "the API key is not this server's");
                 }
             }
-            switch (path) {
+            Endpoint completion = Endpoint.AT.get(path);
+            if (completion != null) {
+                allow(exchange, "POST");
+                summary = complete(exchange, completion);
+            } else switch (path) {
                 case "/health" -> {
                     allow(exchange, "GET");
                     // a split model whose peer is gone answers nothing more: unhealthy, so that a supervisor restarts it
@@ -264,34 +268,6 @@ public final class Server implements AutoCloseable {
                 case "/apply-template" -> {
                     allow(exchange, "POST");
                     applyTemplate(exchange);
-                }
-                case "/v1/completions" -> {
-                    allow(exchange, "POST");
-                    summary = complete(exchange, Endpoint.COMPLETIONS);
-                }
-                case "/v1/chat/completions" -> {
-                    allow(exchange, "POST");
-                    summary = complete(exchange, Endpoint.CHAT);
-                }
-                case "/v1/responses" -> {
-                    allow(exchange, "POST");
-                    summary = complete(exchange, Endpoint.RESPONSES);
-                }
-                case "/v1/messages" -> {
-                    allow(exchange, "POST");
-                    summary = complete(exchange, Endpoint.MESSAGES);
-                }
-                case "/v1/messages/count_tokens" -> {
-                    allow(exchange, "POST");
-                    summary = complete(exchange, Endpoint.COUNT_TOKENS);
-                }
-                case "/completion", "/completions" -> {
-                    allow(exchange, "POST");
-                    summary = complete(exchange, Endpoint.LLAMA_COMPLETION);
-                }
-                case "/infill" -> {
-                    allow(exchange, "POST");
-                    summary = complete(exchange, Endpoint.INFILL);
                 }
                 case "/v1/embeddings", "/embeddings", "/embedding" -> {
                     allow(exchange, "POST");
@@ -656,7 +632,21 @@ public final class Server implements AutoCloseable {
      * completion and infill.
      */
     private enum Endpoint {
-        COMPLETIONS, CHAT, RESPONSES, MESSAGES, COUNT_TOKENS, LLAMA_COMPLETION, INFILL;
+        COMPLETIONS("/v1/completions"), CHAT("/v1/chat/completions"), RESPONSES("/v1/responses"), MESSAGES("/v1/messages"),
+        COUNT_TOKENS("/v1/messages/count_tokens"), LLAMA_COMPLETION("/completion", "/completions"), INFILL("/infill");
+
+        /** The endpoints by their paths (each a POST). */
+        static final java.util.Map<String, Endpoint> AT = new java.util.HashMap<>();
+
+        static {
+            for (Endpoint e : values()) for (String path : e.paths) AT.put(path, e);
+        }
+
+        private final String[] paths;
+
+        Endpoint(String... paths) {
+            this.paths = paths;
+        }
 
         /** Whether the request is a chat (a Responses or Messages API request is made one). */
         boolean chat() {

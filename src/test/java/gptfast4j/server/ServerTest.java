@@ -383,14 +383,10 @@ class ServerTest {
         assertEquals("limit", end.path("stop_type").asText());
         assertEquals(own.path("content").asText(), text.toString());
 
-        for (String[] bad : new String[][]{{"{\"prompt\": \"a\", \"n_probs\": 21}", "'n_probs' must be an integer from 0 to 20, got 21"},
+        assertRefused(plain, "/completion", new String[][]{{"{\"prompt\": \"a\", \"n_probs\": 21}", "'n_probs' must be an integer from 0 to 20, got 21"},
                 {"{\"prompt\": \"a\", \"logprobs\": 2}", "/completion takes llama.cpp's 'n_probs'"},
                 {"{\"prompt\": \"a\", \"n_probs\": 2, \"post_sampling_probs\": true}", "'post_sampling_probs' is not supported"},
-                {"{\"prompt\": \"a\", \"n\": 2}", "'n' must be 1 on /completion"}}) {
-            Reply r = request(plain, "POST", "/completion", bad[0]);
-            assertEquals(400, r.status(), r.body());
-            assertTrue(r.json().at("/error/message").asText().contains(bad[1]), r.body());
-        }
+                {"{\"prompt\": \"a\", \"n\": 2}", "'n' must be 1 on /completion"}});
     }
 
     /** An embeddings response's vectors: lists of numbers, or base64 of little-endian floats. */
@@ -478,8 +474,13 @@ class ServerTest {
                 {"{\"input\": \"a\", \"encoding_format\": \"int8\"}", "'encoding_format' must be float or base64"},
                 {"{\"input\": \"a\", \"dimensions\": 32}", "'dimensions' must be this model's, 64, if given"},
         };
+        assertRefused(plain, "/v1/embeddings", cases);
+    }
+
+    /** Each body of {@code cases} ({body, a part of the error message}) POSTed to {@code path}: a 400 whose message says so. */
+    private static void assertRefused(Server server, String path, String[][] cases) throws Exception {
         for (String[] bad : cases) {
-            Reply r = request(plain, "POST", "/v1/embeddings", bad[0]);
+            Reply r = request(server, "POST", path, bad[0]);
             assertEquals(400, r.status(), bad[0] + ": " + r.body());
             assertTrue(r.json().at("/error/message").asText().contains(bad[1]), bad[0] + ": " + r.body());
         }
@@ -836,14 +837,10 @@ class ServerTest {
             tools.put("tool_choice", "none").put("max_output_tokens", 6);
             assertEquals("message", post(server, "/v1/responses", tools).at("/output/0/type").asText());
         }
-        for (String[] bad : new String[][]{{"{\"input\": \"a\", \"previous_response_id\": \"resp_1\"}", "'previous_response_id' is not supported"},
+        assertRefused(llama2, "/v1/responses", new String[][]{{"{\"input\": \"a\", \"previous_response_id\": \"resp_1\"}", "'previous_response_id' is not supported"},
                 {"{\"model\": \"any\"}", "'input' is required"},
                 {"{\"input\": [{\"type\": \"image\"}]}", "input items of type 'image' are not supported"},
-                {"{\"input\": \"a\", \"tools\": [{\"type\": \"web_search\"}]}", "only function tools are supported"}}) {
-            Reply refused = request(llama2, "POST", "/v1/responses", bad[0]);
-            assertEquals(400, refused.status(), refused.body());
-            assertTrue(refused.json().at("/error/message").asText().contains(bad[1]), refused.body());
-        }
+                {"{\"input\": \"a\", \"tools\": [{\"type\": \"web_search\"}]}", "only function tools are supported"}});
     }
 
     /**
