@@ -246,7 +246,7 @@ final class GenerateCommand implements Callable<Integer> {
         KvCache.Type kvType = kvCache.type();
         Checkpoint ckpt = common.load(workers);
         Llama model = ckpt.model();
-        int modelContext = model.config.contextLength();
+        int modelContext = model.config.usableContextLength();
         if (contextLength != null) model.checkContext(contextLength); // before the note below on a length past the model's
         int limit = contextLength != null ? contextLength : modelContext;
         if (limit > modelContext) {

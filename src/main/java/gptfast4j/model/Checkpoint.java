@@ -180,6 +180,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * end of a message to a tool, ChatML's, Phi-3's, Gemma's, and the ends of a fill-in-the-middle (CodeLlama's
      * {@code <EOT>}, Qwen-Coder's {@code <|endoftext|>}); the texts llama.cpp takes as ends of generation.
      */
+    /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
+    private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
+            "granite", "smollm3", "olmo2", "command-r");
     private static final List<String> END_OF_TURN = List.of("<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>", "▁<EOT>");
 
     private static Checkpoint loadGGUF(GGUF gguf, Path tokenizerPath, OffHeap memory) {
@@ -190,15 +193,11 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             throw new ModelFormatException(path + ": an importance matrix, not a model (it is for quantize --imatrix)");
         }
         if (arch == null) throw new ModelFormatException(path + ": missing metadata general.architecture");
-        if (!List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3", "granite", "smollm3", "olmo2", "command-r").contains(arch)) {
-            throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: llama, mistral, mistral3, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3, granite, smollm3, olmo2, command-r)");
-        }
-        // Mistral Small 3.x's "mistral3" is Llama's blocks; Ministral 3's adds a position-dependent attention temperature
-        if (arch.equals("mistral3") && md.getFloat("mistral3.attention.temperature_scale", 0f) != 0f) {
-            throw new ModelFormatException(path + ": a mistral3 model with attention temperature scaling (Ministral 3) is not supported");
+        if (!ARCHITECTURES.contains(arch)) {
+            throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: " + String.join(", ", ARCHITECTURES) + ")");
         }
         boolean gemma = arch.startsWith("gemma"), phi3 = arch.equals("phi3"), olmo2 = arch.equals("olmo2"),
-                llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !olmo2;
+                llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo");
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
         int nHeads = required(md, path, arch + ".attention.head_count");
@@ -212,11 +211,12 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         // the elements of a head RoPE rotates: all of them, or the first (Phi-4-mini's 96 of 128)
         int ropeDim = md.getInt(arch + ".rope.dimension_count", headDim);
         Config.Variant blocks = gemma ? gemma(path, md, arch, dim, nHeads, headDim) : phi3 ? phi3(path, md, tensors, headDim)
-                : arch.equals("granite") ? granite(path, md)
+                : arch.startsWith("granite") ? granite(path, md, arch)
                 : arch.equals("smollm3") ? Config.Variant.noRopeEvery(4) // SmolLM3: every fourth layer without RoPE, as llama.cpp has it
                 : olmo2 ? olmo2(path, md)
                 : arch.equals("command-r") ? commandR(path, md)
                 : Config.Variant.LLAMA;
+        Config.Variant variant = scaled(path, md, arch, blocks);
         Config config = config(path, () -> new Config(arch, dim,
                 // Qwen3's mixtures give their experts' width apart from the dense width they would have
                 required(md, path, arch + (arch.equals("qwen3moe") ? ".expert_feed_forward_length" : ".feed_forward_length")),
@@ -234,7 +234,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 md.getInt(arch + ".expert_count", 0),
                 md.getInt(arch + ".expert_used_count", 0),
                 headDim,
-                ropeDim == headDim ? blocks : blocks.rotating(ropeDim)));
+                ropeDim == headDim ? variant : variant.rotating(ropeDim)));
         if (arch.equals("gemma2") && config.ropeFreqFactors() != null) {
             throw new ModelFormatException(path + ": a gemma2 model with rope scaling is not supported");
         }
@@ -269,7 +269,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         try {
             return new Config.Variant((float) Math.sqrt(dim), Config.Activation.GELU, queryScale, Math.max(window, 0), sliding, slidingTheta,
                     md.getFloat(arch + ".final_logit_softcapping", two ? 30f : 0f), two ? md.getFloat(arch + ".attn_logit_softcapping", 50f) : 0f,
-                    0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false);
+                    0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }
@@ -282,13 +282,14 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * {@code logit_scale} (required); a scale of 0 or none given is none. A Granite without RoPE ({@code
      * rope.scaling.finetuned} false) is refused.
      */
-    private static Config.Variant granite(Path path, Metadata md) {
-        if (!md.getBool("granite.rope.scaling.finetuned", true)) throw new ModelFormatException(path + ": a granite model without RoPE is not supported");
-        float embedding = md.getFloat("granite.embedding_scale", 0f), residual = md.getFloat("granite.residual_scale", 0f);
+    private static Config.Variant granite(Path path, Metadata md, String arch) {
+        if (!md.getBool(arch + ".rope.scaling.finetuned", true)) throw new ModelFormatException(path + ": a " + arch + " model without RoPE is not supported");
+        if (md.getInt(arch + ".expert_shared_feed_forward_length", 0) > 0) throw new ModelFormatException(path + ": a granitemoe model with a shared expert is not supported");
+        float embedding = md.getFloat(arch + ".embedding_scale", 0f), residual = md.getFloat(arch + ".residual_scale", 0f);
         try {
             // the logits times the scale's reciprocal, as llama.cpp scales them
-            return Config.Variant.granite(embedding == 0f ? 1f : embedding, md.getFloat("granite.attention.scale", 0f), residual == 0f ? 1f : residual,
-                    1f / requiredFloat(md, path, "granite.logit_scale"));
+            return Config.Variant.granite(embedding == 0f ? 1f : embedding, md.getFloat(arch + ".attention.scale", 0f), residual == 0f ? 1f : residual,
+                    1f / requiredFloat(md, path, arch + ".logit_scale"));
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }
@@ -345,7 +346,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * Phi-3's blocks as llama.cpp reads them (Phi-3, 3.5, Phi-4-mini and Phi-4): Llama's, the queries scaled by
      * 1/sqrt(headDim) as llama.cpp scales them, and LongRoPE: the {@code rope_factors_short} frequency factors
      * ({@link #ropeFreqFactors}) up to {@code rope.scaling.original_context_length} positions, {@code
-     * rope_factors_long} past it, the cosines and sines scaled by {@code rope.scaling.attn_factor}. (The files' sliding
+     * rope_factors_long} past it (the cosines and sines scaled by {@code rope.scaling.attn_factor}, {@link #scaled}). (The files' sliding
      * window llama.cpp does not use, nor does this.)
      */
     private static Config.Variant phi3(Path path, Metadata md, Map<String, TensorData> tensors, int headDim) {
@@ -358,7 +359,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         int original = md.getInt("phi3.rope.scaling.original_context_length", required(md, path, "phi3.context_length"));
         try {
             return new Config.Variant(1f, Config.Activation.SILU, 1f / (float) Math.sqrt(headDim), 0, null, 0f, 0f, 0f,
-                    0, md.getFloat("phi3.rope.scaling.attn_factor", 1f), longFactors, original, 0f, 1f, 1f, 0, false, false, false);
+                    0, 1f, longFactors, original, 0f, 1f, 1f, 0, false, false, false, null, null);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }
@@ -609,7 +610,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Tensor output = tensors.containsKey("output.weight") ? matrix(path, tensors, "output.weight", dim, vocab) : embeddings;
         Layer[] layers = new Layer[c.nLayers()];
         boolean parallelBlocks = c.variant().parallelBlocks(), olmo2 = c.architecture().equals("olmo2"), postNorms = c.architecture().startsWith("gemma") || olmo2,
-                headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3"), qwen2 = c.architecture().equals("qwen2");
+                wholeNorms = c.variant().wholeQkNorms(), headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3") || wholeNorms,
+                qwen2 = c.architecture().equals("qwen2");
         for (int l = 0; l < layers.length; l++) {
             String p = "blk." + l + ".";
             // Phi-3's query, key and value projections in one tensor, and its gate and up projections: views of their rows
@@ -626,8 +628,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                             gateUp != null ? gateUp.rows(0, hidden) : matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
                             matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
                             gateUp != null ? gateUp.rows(hidden, hidden) : matrix(path, tensors, p + "ffn_up.weight", dim, hidden)),
-                    headNorms || olmo2 ? vector(path, tensors, p + "attn_q_norm.weight", olmo2 ? qDim : c.headDim()) : null,
-                    headNorms || olmo2 ? vector(path, tensors, p + "attn_k_norm.weight", olmo2 ? kvDim : c.headDim()) : null,
+                    headNorms ? vector(path, tensors, p + "attn_q_norm.weight", wholeNorms ? qDim : c.headDim()) : null,
+                    headNorms ? vector(path, tensors, p + "attn_k_norm.weight", wholeNorms ? kvDim : c.headDim()) : null,
                     qwen2 ? vector(path, tensors, p + "attn_q.bias", qDim) : null,
                     qwen2 ? vector(path, tensors, p + "attn_k.bias", kvDim) : null,
                     qwen2 ? vector(path, tensors, p + "attn_v.bias", kvDim) : null,
@@ -666,15 +668,43 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     }
 
     /**
+     * {@code blocks} with what every architecture's file may add to its RoPE and attention, as llama.cpp reads it: the
+     * cosines' and sines' factor {@code rope.scaling.attn_factor}; YaRN where {@code rope.scaling.type} is "yarn" (its
+     * {@code rope.scaling.factor}, 1 where none, over {@code rope.scaling.original_context_length}, default the
+     * context length; ramped between llama.cpp's default betas 32 and 1, but for mistral3, whose own {@code
+     * yarn_beta_fast}, {@code yarn_beta_slow} and {@code yarn_log_multiplier} llama.cpp reads); and Ministral 3's
+     * attention temperature ({@code mistral3.attention.temperature_scale}, over the same original context).
+     */
+    private static Config.Variant scaled(Path path, Metadata md, String arch, Config.Variant blocks) {
+        boolean mistral3 = arch.equals("mistral3");
+        String rope = arch + ".rope.scaling.";
+        int original = md.getInt(rope + "original_context_length", required(md, path, arch + ".context_length"));
+        try {
+            Config.Yarn yarn = null;
+            if ("yarn".equals(md.getString(rope + "type", null))) {
+                float factor = md.getFloat(rope + "factor", 0f);
+                if (factor == 0f) factor = md.getFloat(arch + ".rope.scale_linear", 0f);
+                yarn = new Config.Yarn(factor == 0f ? 1f : factor, original, mistral3 ? md.getFloat(rope + "yarn_beta_fast", 32f) : 32f,
+                        mistral3 ? md.getFloat(rope + "yarn_beta_slow", 1f) : 1f, mistral3 ? md.getFloat(rope + "yarn_log_multiplier", 0f) : 0f);
+            }
+            float temperature = mistral3 ? md.getFloat("mistral3.attention.temperature_scale", 0f) : 0f;
+            return blocks.scaled(md.getFloat(rope + "attn_factor", 1f), yarn, temperature == 0f ? null : new Config.Temperature(temperature, original));
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(path + ": " + e.getMessage());
+        }
+    }
+
+    /**
      * Per rotary pair, the divisor of its frequency: Llama-3.1's {@code rope_freqs} tensor, times the factor of a
      * linear rope scaling (position interpolation: llama.cpp's {@code rope.scaling.type} "linear" with
      * {@code rope.scaling.factor}, or the older {@code rope.scale_linear}, which llama.cpp runs as a frequency scale of
-     * 1 / factor); null for neither. Other scalings (YaRN) are refused: run without, the model would be another.
+     * 1 / factor); null for neither. YaRN's factor is its own ({@link #scaled}); other scalings are refused: run
+     * without, the model would be another.
      */
     private static float[] ropeFreqFactors(Path path, Metadata md, String arch, Map<String, TensorData> tensors, int pairs) {
         String type = md.getString(arch + ".rope.scaling.type", null);
-        if (type != null && !type.equals("none") && !type.equals("linear")) {
-            throw new ModelFormatException(path + ": unsupported rope scaling '" + type + "' (supported: linear, and Llama-3.1's rope_freqs)");
+        if (type != null && !List.of("none", "linear", "yarn").contains(type)) {
+            throw new ModelFormatException(path + ": unsupported rope scaling '" + type + "' (supported: linear, yarn, and Llama-3.1's rope_freqs)");
         }
         float factor = md.getFloat(arch + ".rope.scaling.factor", 0f);
         if (factor == 0f) factor = md.getFloat(arch + ".rope.scale_linear", 0f);
@@ -686,7 +716,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             factors = new float[f.cols];
             f.dequantizeRow(0, factors, 0);
         }
-        if ("none".equals(type) || factor == 0f || factor == 1f) return factors;
+        if ("none".equals(type) || "yarn".equals(type) || factor == 0f || factor == 1f) return factors;
         if (factors == null) {
             factors = new float[pairs];
             Arrays.fill(factors, 1f);

@@ -66,13 +66,15 @@ public record Config(
      *                         rather than RMSNorm
      * @param parallelBlocks   whether the FFN reads the attention's normalized input and both add to the residual at
      *                         once (Command-R's parallel blocks), rather than the FFN following the attention
+     * @param yarn             null, or YaRN's rope scaling of the layers that do not slide
+     * @param temperature      null, or the queries' factor by position (Ministral 3's attention temperature)
      */
     public record Variant(float embeddingScale, Activation activation, float queryScale, int slidingWindow,
                           boolean[] slidingLayers, float slidingRopeTheta, float logitSoftcap, float attentionSoftcap,
                           int rotaryDim, float ropeAttnFactor, float[] longRopeFactors, int longRopeContext,
                           float scoreScale, float residualScale, float logitFactor, int noRopeEvery, boolean wholeQkNorms,
-                          boolean layerNorm, boolean parallelBlocks) {
-        public static final Variant LLAMA = new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false);
+                          boolean layerNorm, boolean parallelBlocks, Yarn yarn, Temperature temperature) {
+        public static final Variant LLAMA = new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null);
 
         public Variant {
             if (!(embeddingScale > 0 && embeddingScale < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("embedding scale " + embeddingScale + " is not a finite number > 0");
@@ -97,23 +99,30 @@ public record Config(
         public Variant rotating(int rotaryDim) {
             return new Variant(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,
                     rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext, scoreScale, residualScale, logitFactor, noRopeEvery, wholeQkNorms,
-                    layerNorm, parallelBlocks);
+                    layerNorm, parallelBlocks, yarn, temperature);
+        }
+
+        /** This variant with RoPE's attention factor, YaRN's scaling and an attention temperature (either null for none). */
+        public Variant scaled(float ropeAttnFactor, Yarn yarn, Temperature temperature) {
+            return new Variant(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,
+                    rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext, scoreScale, residualScale, logitFactor, noRopeEvery, wholeQkNorms,
+                    layerNorm, parallelBlocks, yarn, temperature);
         }
 
         /** Llama's blocks with Granite's multipliers (embeddings, attention scores, residuals, logits). */
         public static Variant granite(float embeddingScale, float scoreScale, float residualScale, float logitFactor) {
             return new Variant(embeddingScale, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, scoreScale, residualScale, logitFactor, 0, false,
-                    false, false);
+                    false, false, null, null);
         }
 
         /** Command-R's blocks: LayerNorm, the attention and the FFN in parallel, the logits times {@code logitFactor}. */
         public static Variant commandR(float logitFactor) {
-            return new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, logitFactor, 0, false, true, true);
+            return new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, logitFactor, 0, false, true, true, null, null);
         }
 
         /** Llama's blocks with every {@code n}-th layer's RoPE left out (SmolLM3's). */
         public static Variant noRopeEvery(int n) {
-            return new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, n, false, false, false);
+            return new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, n, false, false, false, null, null);
         }
 
         /**
@@ -121,7 +130,7 @@ public record Config(
          * on {@code sliding} layers with RoPE base {@code slidingTheta}.
          */
         public static Variant olmo2(int window, boolean[] sliding, float slidingTheta) {
-            return new Variant(1f, Activation.SILU, 0f, window, sliding, slidingTheta, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, true, false, false);
+            return new Variant(1f, Activation.SILU, 0f, window, sliding, slidingTheta, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, true, false, false, null, null);
         }
 
         /** Whether layer {@code l} rotates its queries and keys. */
@@ -158,6 +167,8 @@ public record Config(
             if (wholeQkNorms) b.append(", queries and keys normalized whole");
             if (layerNorm) b.append(", LayerNorm");
             if (parallelBlocks) b.append(", attention and FFN in parallel");
+            if (yarn != null) b.append(", ").append(yarn);
+            if (temperature != null) b.append(", ").append(temperature);
             return b.toString();
         }
 
@@ -169,12 +180,80 @@ public record Config(
                     && rotaryDim == v.rotaryDim && ropeAttnFactor == v.ropeAttnFactor && Arrays.equals(longRopeFactors, v.longRopeFactors)
                     && longRopeContext == v.longRopeContext && scoreScale == v.scoreScale && residualScale == v.residualScale
                     && logitFactor == v.logitFactor && noRopeEvery == v.noRopeEvery && wholeQkNorms == v.wholeQkNorms
-                    && layerNorm == v.layerNorm && parallelBlocks == v.parallelBlocks;
+                    && layerNorm == v.layerNorm && parallelBlocks == v.parallelBlocks && java.util.Objects.equals(yarn, v.yarn)
+                    && java.util.Objects.equals(temperature, v.temperature);
         }
 
         @Override
         public int hashCode() {
             return Arrays.hashCode(slidingLayers) * 31 + Float.hashCode(queryScale);
+        }
+    }
+
+    /**
+     * YaRN's rope scaling as llama.cpp runs it (ggml's {@code rope_yarn}): each pair's angle interpolated ({@code
+     * angle / factor}) where its wavelength is long against the original context, extrapolated (as it was) where short,
+     * ramped between the pairs {@code betaFast} and {@code betaSlow} rotations per original context mark; the cosines
+     * and sines scaled by {@link #magnitude}.
+     *
+     * @param factor          how many times the original context the scaling stretches to ({@code rope.scaling.factor})
+     * @param originalContext the context the model was trained on before ({@code rope.scaling.original_context_length})
+     * @param logMultiplier   0, or DeepSeek's and Mistral's {@code mscale_all_dim} ({@code rope.scaling.yarn_log_multiplier}),
+     *                        which divides the magnitude's growth out again
+     */
+    public record Yarn(float factor, int originalContext, float betaFast, float betaSlow, float logMultiplier) {
+        public Yarn {
+            if (!(factor > 0 && factor < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("rope scaling factor " + factor + " is not a finite number > 0");
+            if (originalContext <= 0) throw new IllegalArgumentException("YaRN's original context length " + originalContext + " is not positive");
+            if (!(betaFast > 0 && betaFast < Float.POSITIVE_INFINITY && betaSlow > 0 && betaSlow < Float.POSITIVE_INFINITY)) {
+                throw new IllegalArgumentException("YaRN's beta_fast " + betaFast + " and beta_slow " + betaSlow + " are not both finite numbers > 0");
+            }
+            if (!(logMultiplier >= 0 && logMultiplier < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("YaRN's log multiplier " + logMultiplier + " is not a finite number >= 0");
+        }
+
+        /**
+         * The factor of the cosines and sines, {@code 0.1 ln(factor) + 1} (YaRN's sqrt(1/t) on queries and keys both)
+         * times {@code ropeAttnFactor}, or with a log multiplier m {@code (0.1 ln(factor) + 1) / (0.1 m ln(factor) +
+         * 1)}: llama.cpp's figure, in its float steps (its context's attention factor, which cancels the kernel's
+         * growth, and then the kernel's).
+         */
+        float magnitude(float ropeAttnFactor) {
+            float freqScale = 1f / factor, scale = 1f / freqScale;
+            float attn = logMultiplier != 0f ? mscale(scale, 1f) / mscale(scale, logMultiplier) : mscale(scale, 1f);
+            attn *= 1f / (1f + 0.1f * (float) Math.log(scale));
+            attn *= ropeAttnFactor;
+            return attn * (1f + 0.1f * (float) Math.log(1f / freqScale));
+        }
+
+        private static float mscale(float scale, float m) {
+            return scale <= 1f ? 1f : 0.1f * m * (float) Math.log(scale) + 1f;
+        }
+
+        @Override
+        public String toString() {
+            return "YaRN x" + factor + " of " + originalContext + " positions" + (betaFast != 32f || betaSlow != 1f ? " (beta " + betaFast + "/" + betaSlow + ")" : "")
+                    + (logMultiplier != 0f ? " (log multiplier " + logMultiplier + ")" : "");
+        }
+    }
+
+    /**
+     * Llama 4's and Ministral 3's attention temperature: the queries at position p multiplied by {@code ln(floor(p /
+     * floor) + 1) * scale + 1}, 1 within the first {@code floor} positions, growing slowly past them.
+     */
+    public record Temperature(float scale, int floor) {
+        public Temperature {
+            if (!(scale > 0 && scale < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("attention temperature scale " + scale + " is not a finite number > 0");
+            if (floor <= 0) throw new IllegalArgumentException("attention temperature's floor " + floor + " is not positive");
+        }
+
+        /** The queries' factor at {@code pos}, in llama.cpp's steps (the floor in float, the logarithm in double). */
+        float at(int pos) {
+            return (float) (Math.log(Math.floor((float) pos / floor) + 1.0) * scale + 1.0);
+        }
+
+        @Override
+        public String toString() {
+            return "attention temperature " + scale + " per " + floor + " positions";
         }
     }
 
@@ -310,4 +389,12 @@ public record Config(
     public int rotaryDim() { return variant.rotaryDim == 0 ? headDim : variant.rotaryDim; }
 
     public boolean isMoE() { return expertCount > 0; }
+
+    /**
+     * The positions the model is meant to see: its context length, or where YaRN stretches an original context further
+     * (a Qwen2.5 converted with its rope scaling keeps the 32768 of its config.json), that.
+     */
+    public int usableContextLength() {
+        return variant.yarn == null ? contextLength : (int) Math.min(Integer.MAX_VALUE, Math.max(contextLength, (long) (variant.yarn.factor() * variant.yarn.originalContext())));
+    }
 }

@@ -546,7 +546,7 @@ public final class Llama {
 
     /**
      * Tokens {@code [t0, t1)}: RoPE on q at their positions (the layer's bias added first, and each head's query
-     * normalized, where it has them; scaled after, where the variant scales queries), q rounded as the cache's products
+     * normalized, where it has them; scaled after, where the variant scales queries or has a temperature), q rounded as the cache's products
      * round it.
      */
     private void rotateQueries(State s, int t0, int t1) {
@@ -554,11 +554,16 @@ public final class Llama {
         Layer layer = weights().layers()[s.layer];
         float[] qNorm = layer.qNorm(), qBias = layer.qBias();
         float queryScale = config.variant().queryScale();
+        Config.Temperature temperature = config.variant().temperature();
         for (int t = t0; t < t1; t++) {
             if (qBias != null) VectorMath.add(s.q, t * qDim, qBias, 0, qDim);
             if (qNorm != null) headNorms(s.q, t * qDim, parallel.heads, qNorm);
             if (s.rope(s.layer) != null) s.rope(s.layer).rotate(s.q, t * qDim, parallel.heads, s.position(t));
             if (queryScale != 0f) for (int i = t * qDim; i < (t + 1) * qDim; i++) s.q[i] *= queryScale;
+            if (temperature != null) {
+                float f = temperature.at(s.position(t));
+                for (int i = t * qDim; i < (t + 1) * qDim; i++) s.q[i] *= f;
+            }
             s.kv.roundQueries(s.q, t * qDim, qDim);
         }
     }

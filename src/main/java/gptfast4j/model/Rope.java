@@ -4,7 +4,8 @@ package gptfast4j.model;
  * Rotary position embedding with precomputed cos/sin tables, [contextLength, rotaryDim / 2]. The angle of pair i at
  * position p is {@code p * base^(-2i/rotaryDim) / freqFactor[i]}, computed as llama.cpp does (the power by repeated
  * float multiplication) so that logits agree with it closely; the cosines and sines are scaled by the variant's
- * {@link Config.Variant#ropeAttnFactor} as llama.cpp scales them. A head's elements past {@link Config#rotaryDim}
+ * {@link Config.Variant#ropeAttnFactor} as llama.cpp scales them. Under YaRN ({@link Config.Variant#yarn}) the angles
+ * are ggml's {@code rope_yarn}'s and the scale its magnitude too. A head's elements past {@link Config#rotaryDim}
  * are not rotated.
  */
 final class Rope {
@@ -20,23 +21,47 @@ final class Rope {
     Rope(Config c, int contextLength, boolean sliding) {
         int rotaryDim = c.rotaryDim();
         Config.Variant v = c.variant();
+        Config.Yarn yarn = sliding ? null : v.yarn();
         half = rotaryDim / 2;
         headDim = c.headDim();
         style = c.ropeStyle();
-        attnFactor = v.ropeAttnFactor();
+        attnFactor = yarn == null ? v.ropeAttnFactor() : yarn.magnitude(v.ropeAttnFactor());
         cos = new float[contextLength * half];
         sin = new float[contextLength * half];
-        float thetaScale = (float) Math.pow(sliding ? v.slidingRopeTheta() : c.ropeTheta(), -2.0f / rotaryDim);
+        float base = sliding ? v.slidingRopeTheta() : c.ropeTheta();
+        float thetaScale = (float) Math.pow(base, -2.0f / rotaryDim);
         float[] factors = sliding ? null : v.longRopeFactors() != null && contextLength > v.longRopeContext() ? v.longRopeFactors() : c.ropeFreqFactors();
+        // YaRN: the pairs below ramp[0] keep their angles, those past ramp[1] are interpolated, those between mixed
+        float freqScale = yarn == null ? 1f : 1f / yarn.factor();
+        float[] ramp = yarn == null ? null : correctionRange(rotaryDim, yarn, base);
         for (int p = 0; p < contextLength; p++) {
             float theta = p;
             for (int i = 0; i < half; i++) {
                 float angle = factors == null ? theta : theta / factors[i];
+                if (yarn != null) {
+                    float kept = 1 - Math.min(1, Math.max(0, (i - ramp[0]) / Math.max(0.001f, ramp[1] - ramp[0])));
+                    angle = freqScale * angle * (1 - kept) + angle * kept;
+                }
                 cos[p * half + i] = (float) Math.cos(angle) * attnFactor;
                 sin[p * half + i] = (float) Math.sin(angle) * attnFactor;
                 theta *= thetaScale;
             }
         }
+    }
+
+    /**
+     * YaRN's ramp (ggml's {@code ggml_rope_yarn_corr_dims}): the pair indices whose wavelengths fit {@code betaFast}
+     * and {@code betaSlow} times into the original context, rounded outwards and clamped to the rotary pairs.
+     */
+    private static float[] correctionRange(int rotaryDim, Config.Yarn yarn, float base) {
+        float start = (float) Math.floor(correctionDim(rotaryDim, yarn.originalContext(), yarn.betaFast(), base));
+        float end = (float) Math.ceil(correctionDim(rotaryDim, yarn.originalContext(), yarn.betaSlow(), base));
+        return new float[]{Math.max(0, start), Math.min(rotaryDim - 1, end)};
+    }
+
+    /** The (fractional) pair index whose wavelength fits {@code rotations} times into {@code context} positions. */
+    private static float correctionDim(int rotaryDim, int context, float rotations, float base) {
+        return rotaryDim * (float) Math.log(context / (rotations * 2 * (float) Math.PI)) / (2 * (float) Math.log(base));
     }
 
     /** Rotates {@code heads} consecutive heads of {@code x} starting at {@code offset}, for position {@code pos}. */

@@ -2,11 +2,8 @@ package gptfast4j.model;
 
 import gptfast4j.Shared;
 import gptfast4j.bench.ModelShape;
-import gptfast4j.bench.RandomModel;
-import gptfast4j.io.GGUF;
 import gptfast4j.io.GGUFWriter;
 import gptfast4j.io.Metadata;
-import gptfast4j.io.TensorData;
 import gptfast4j.quant.Perplexity;
 import gptfast4j.tensor.GGMLType;
 import org.junit.jupiter.api.Test;
@@ -16,10 +13,8 @@ import java.io.IOException;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -51,39 +46,34 @@ class QwenTest {
      * width as {@code expert_feed_forward_length}, its {@code feed_forward_length} set to a width no tensor has.
      */
     static void write(ModelShape shape, String arch, Path scratch, Path out) {
-        RandomModel.write(shape, GGMLType.F32, scratch, Shared.TOKENIZERS, b -> { });
-        GGUF llama = GGUF.read(scratch);
-        Map<String, Metadata.Value> md = new LinkedHashMap<>();
-        llama.metadata().asMap().forEach((k, v) -> md.put(k.startsWith("llama.") ? arch + "." + k.substring(6) : k, v));
-        md.put("general.architecture", Metadata.Value.string(arch));
-        if (shape.experts() > 0) {
-            md.put(arch + ".expert_feed_forward_length", Metadata.Value.uint32(shape.hiddenDim()));
-            md.put(arch + ".feed_forward_length", Metadata.Value.uint32(6 * shape.hiddenDim()));
-        }
-        List<GGUFWriter.TensorSpec> tensors = new ArrayList<>();
-        for (TensorData t : llama.tensors().values()) {
-            tensors.add(new GGUFWriter.TensorSpec(t.name(), t.type(), t.shape(), target -> target.copyFrom(t.data())));
-        }
-        int headDim = shape.headDim();
-        for (int l = 0; l < shape.layers(); l++) {
-            if (arch.equals("qwen2")) {
-                // the projections' biases, -0.5 to 0.5
-                for (String which : new String[]{"q", "k", "v"}) {
-                    int n = (which.equals("q") ? shape.heads() : shape.kvHeads()) * headDim, seed = l * 3 + which.charAt(0);
-                    tensors.add(new GGUFWriter.TensorSpec("blk." + l + ".attn_" + which + ".bias", GGMLType.F32, new long[]{n}, target -> {
-                        for (int i = 0; i < n; i++) target.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, ((i * 53 + seed * 7) % 101) / 100f - 0.5f);
-                    }));
+        write(shape, arch, scratch, out, md -> { });
+    }
+
+    /** {@link #write(ModelShape, String, Path, Path)}, {@code edit} changing the keys last. */
+    static void write(ModelShape shape, String arch, Path scratch, Path out, Consumer<Map<String, Metadata.Value>> edit) {
+        FamilyFiles.write(shape, arch, scratch, out, md -> {
+            if (shape.experts() > 0) {
+                md.put(arch + ".expert_feed_forward_length", Metadata.Value.uint32(shape.hiddenDim()));
+                md.put(arch + ".feed_forward_length", Metadata.Value.uint32(6 * shape.hiddenDim()));
+            }
+            edit.accept(md);
+        }, name -> true, (llama, tensors) -> {
+            int headDim = shape.headDim();
+            for (int l = 0; l < shape.layers(); l++) {
+                if (arch.equals("qwen2")) {
+                    // the projections' biases, -0.5 to 0.5
+                    for (String which : new String[]{"q", "k", "v"}) {
+                        int n = (which.equals("q") ? shape.heads() : shape.kvHeads()) * headDim, seed = l * 3 + which.charAt(0);
+                        tensors.add(new GGUFWriter.TensorSpec("blk." + l + ".attn_" + which + ".bias", GGMLType.F32, new long[]{n}, target -> {
+                            for (int i = 0; i < n; i++) target.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, ((i * 53 + seed * 7) % 101) / 100f - 0.5f);
+                        }));
+                    }
+                    continue;
                 }
-                continue;
+                FamilyFiles.norm(tensors, "blk." + l + ".attn_q_norm.weight", headDim, l * 2);
+                FamilyFiles.norm(tensors, "blk." + l + ".attn_k_norm.weight", headDim, l * 2 + 1);
             }
-            for (String which : new String[]{"q", "k"}) {
-                int seed = l * 2 + (which.equals("q") ? 0 : 1);
-                tensors.add(new GGUFWriter.TensorSpec("blk." + l + ".attn_" + which + "_norm.weight", GGMLType.F32, new long[]{headDim}, target -> {
-                    for (int i = 0; i < headDim; i++) target.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, 0.5f + ((i * 37 + seed * 11) % 101) / 100f);
-                }));
-            }
-        }
-        GGUFWriter.write(out, md, tensors, n -> { });
+        });
     }
 
     /** {@code c}'s perplexity on ppl-text.txt (chunks of 128, an F32 cache) within 1e-5 of llama-perplexity's figure. */
