@@ -182,7 +182,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      */
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
-            "granite", "smollm3", "olmo2", "command-r");
+            "granite", "granitemoe", "smollm3", "olmo2", "olmoe", "command-r");
     private static final List<String> END_OF_TURN = List.of("<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>", "▁<EOT>");
 
     private static Checkpoint loadGGUF(GGUF gguf, Path tokenizerPath, OffHeap memory) {
@@ -214,6 +214,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : arch.startsWith("granite") ? granite(path, md, arch)
                 : arch.equals("smollm3") ? Config.Variant.noRopeEvery(4) // SmolLM3: every fourth layer without RoPE, as llama.cpp has it
                 : olmo2 ? olmo2(path, md)
+                : arch.equals("olmoe") ? Config.Variant.olmo2(0, null, 0f) // OLMoE: Llama's norms, OLMo2's queries and keys normalized whole
                 : arch.equals("command-r") ? commandR(path, md)
                 : Config.Variant.LLAMA;
         Config.Variant variant = scaled(path, md, arch, blocks);
@@ -664,7 +665,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 for (int e = 0; e < n; e++) w[m][e] = matrix(path, tensors, p + names[m] + "." + e + ".weight", in, out);
             }
         }
-        return new FeedForward.MoE(router, w[0], w[1], w[2], c.expertsUsed());
+        // OLMoE's chosen experts weigh their probabilities as they are; the others' are renormalized to one
+        return new FeedForward.MoE(router, w[0], w[1], w[2], c.expertsUsed(), !c.architecture().equals("olmoe"));
     }
 
     /**

@@ -19,9 +19,10 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
     /**
      * Mixtral's sparse mixture: {@code router} [dim, experts] scores the experts, softmax over all of them, the top
      * {@code used} run (ties to the lower index), and their outputs are summed with the chosen probabilities
-     * renormalized to one. {@code w1[e], w2[e], w3[e]} are expert e's SwiGLU matrices.
+     * renormalized to one ({@code normalized}; OLMoE's as they are). {@code w1[e], w2[e], w3[e]} are expert e's
+     * SwiGLU matrices.
      */
-    record MoE(Tensor router, Tensor[] w1, Tensor[] w2, Tensor[] w3, int used) implements FeedForward {
+    record MoE(Tensor router, Tensor[] w1, Tensor[] w2, Tensor[] w3, int used, boolean normalized) implements FeedForward {
         @Override
         public long bytesPerToken() {
             return router.byteSize() + used * (w1[0].byteSize() + w2[0].byteSize() + w3[0].byteSize());
@@ -29,7 +30,7 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
 
         /**
          * Picks the experts for one token from its router logits (turned into probabilities in place): writes the
-         * chosen expert ids to {@code experts} and their renormalized weights to {@code weights}.
+         * chosen expert ids to {@code experts} and their weights (renormalized, where the mixture is) to {@code weights}.
          */
         public void route(float[] logits, int offset, int[] experts, float[] weights) {
             int n = w1.length;
@@ -43,7 +44,7 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
                 chosen += weights[k];
                 logits[offset + best] = -1; // taken
             }
-            for (int k = 0; k < used; k++) weights[k] /= chosen;
+            if (normalized) for (int k = 0; k < used; k++) weights[k] /= chosen;
         }
     }
 }

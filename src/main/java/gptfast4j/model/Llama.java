@@ -617,7 +617,8 @@ public final class Llama {
     }
 
     /**
-     * The mixture of experts for the batch's normalized inputs ({@code s.xb}), added to {@code s.x}. Tokens are
+     * The mixture of experts for the batch's normalized inputs ({@code s.xb}), added to {@code s.x} (times the
+     * variant's residual scale). Tokens are
      * grouped by expert: each chosen expert runs once over all of its tokens (gathered into {@code s.gathered}), so
      * its weights are read once per batch and an expert no token chose is not read at all. A process of a split model
      * runs its rows of each expert, gathering the SwiGLU and the outputs as a dense feed-forward does; every process
@@ -625,6 +626,7 @@ public final class Llama {
      */
     private void mixture(State s, FeedForward.MoE moe, int n, boolean exact) {
         int dim = config.dim(), hidden = config.hiddenDim(), experts = config.expertCount(), used = moe.used();
+        float scale = config.variant().residualScale(); // Granite's, on the mixture's output
         TensorParallel tp = parallel;
         InputObserver seen = s.inputs;
         if (seen != null) seen.inputs(moe.router(), s.xb, n);
@@ -653,7 +655,7 @@ public final class Llama {
             if (seen != null) seen.inputs(moe.w2()[e], s.hbWhole, count);
             moe.w2()[e].matmul(s.hbWhole, count, s.xb2Part, s.dimPart, exact);
             if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, count, tp.dimStarts);
-            for (int i = 0; i < count; i++) VectorMath.axpy(s.slotWeight[i], s.xb2, i * dim, s.x, s.slotToken[i] * dim, dim);
+            for (int i = 0; i < count; i++) VectorMath.axpy(s.slotWeight[i] * scale, s.xb2, i * dim, s.x, s.slotToken[i] * dim, dim);
         }
     }
 

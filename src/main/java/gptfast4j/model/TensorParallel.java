@@ -108,7 +108,7 @@ public final class TensorParallel {
             FeedForward ffn = switch (x.feedForward()) {
                 case FeedForward.Dense d -> new FeedForward.Dense(rows(d.w1(), hiddenStarts), rows(d.w2(), dimStarts), rows(d.w3(), hiddenStarts));
                 // each expert split as a dense feed-forward is; the router whole, so every process routes alike
-                case FeedForward.MoE m -> new FeedForward.MoE(m.router(), rows(m.w1(), hiddenStarts), rows(m.w2(), dimStarts), rows(m.w3(), hiddenStarts), m.used());
+                case FeedForward.MoE m -> new FeedForward.MoE(m.router(), rows(m.w1(), hiddenStarts), rows(m.w2(), dimStarts), rows(m.w3(), hiddenStarts), m.used(), m.normalized());
             };
             layers[l] = new Layer(x.attentionNorm(), rows(x.wq(), qStarts), x.wk().rows((long) rank * kvHeads * headDim, (long) kvHeads * headDim),
                     x.wv().rows((long) rank * kvHeads * headDim, (long) kvHeads * headDim), rows(x.wo(), dimStarts), x.ffnNorm(), ffn,

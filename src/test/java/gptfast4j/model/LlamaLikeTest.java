@@ -19,8 +19,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Families that are Llama's blocks with a few numbers changed: Granite 3.x ({@code granite}: the embeddings, the
- * attention scores, the residual branches and the logits each scaled), SmolLM3 ({@code smollm3}: every fourth layer
- * without RoPE), Mistral Small 3.x ({@code mistral3}: none), OLMo2 ({@code olmo2}: its norms moved) and Command-R
+ * attention scores, the residual branches and the logits each scaled; {@code granitemoe} its mixtures), SmolLM3 ({@code smollm3}: every fourth layer
+ * without RoPE), Mistral Small 3.x ({@code mistral3}: none), OLMo2 ({@code olmo2}: its norms moved), OLMoE and Command-R
  * ({@code command-r}: LayerNorm, parallel blocks). Random-weight models written here (RandomModel's Llama shape of width 64, 4 heads sharing 2 kv
  * heads, 4 layers, its keys renamed) against llama.cpp de3ff81's {@code llama-perplexity -m FILE -f ppl-text.txt -c
  * 128 -t 1 -tb 1 -fa off -ctk f32 -ctv f32} on the files this test writes (every run writes the same bytes).
@@ -47,15 +47,48 @@ class LlamaLikeTest {
     @Test
     void graniteGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
         Path file = dir.resolve("granite-mini.gguf");
-        write("granite", dir.resolve("llama.gguf"), file, md -> {
-            md.put("granite.embedding_scale", Metadata.Value.float32(12f));
-            md.put("granite.attention.scale", Metadata.Value.float32(0.015625f));
-            md.put("granite.residual_scale", Metadata.Value.float32(0.22f));
-            md.put("granite.logit_scale", Metadata.Value.float32(0.5f));
-        });
+        write("granite", dir.resolve("llama.gguf"), file, md -> graniteScales("granite", md));
         Checkpoint c = Checkpoint.load(file, null);
         assertEquals(0.22f, c.model().config.variant().residualScale());
         assertEquals(202444.6453, perplexity(c), 1e-6 * 202444.6453);
+    }
+
+    /** Granite 2B's multipliers under {@code arch}'s keys, the logits divided by 0.5 (above). */
+    static void graniteScales(String arch, Map<String, Metadata.Value> md) {
+        md.put(arch + ".embedding_scale", Metadata.Value.float32(12f));
+        md.put(arch + ".attention.scale", Metadata.Value.float32(0.015625f));
+        md.put(arch + ".residual_scale", Metadata.Value.float32(0.22f));
+        md.put(arch + ".logit_scale", Metadata.Value.float32(0.5f));
+    }
+
+    /** A mixture of 4 experts, 2 used, 96 wide, in {@link #SHAPE}'s other dimensions. */
+    static final ModelShape MOE = new ModelShape("moe-mini", 64, 96, 2, 4, 2, 32000, 256, 10000, 1e-5f, false, 0, 4, 2);
+
+    /**
+     * Granite 3.x's mixtures ({@code granitemoe}: 1B-A400M, 3B-A800M): Granite's multipliers, Mixtral's routing, the
+     * mixture's output times the residual scale as the dense FFN's is. A random model of {@link #MOE} (a Mixtral file
+     * renamed): llama-perplexity's figure, ours 1e-9 from it (205332.79 with the mixture's output unscaled). A shared
+     * expert (Granite's {@code expert_shared_feed_forward_length}) is refused.
+     */
+    @Test
+    void graniteMoeGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("granitemoe-mini.gguf");
+        writeGraniteMoe(dir.resolve("mixtral.gguf"), file);
+        Checkpoint c = Checkpoint.load(file, null);
+        assertTrue(c.model().config.isMoE());
+        assertEquals(203246.5670, perplexity(c), 1e-6 * 203246.5670);
+        Path shared = dir.resolve("granitemoe-shared.gguf");
+        FamilyFiles.write(MOE, "granitemoe", dir.resolve("mixtral.gguf"), shared, md -> {
+            graniteScales("granitemoe", md);
+            md.put("granitemoe.expert_shared_feed_forward_length", Metadata.Value.uint32(64));
+        }, name -> true, (llama, tensors) -> { });
+        var e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(shared, null));
+        assertEquals(shared + ": a granitemoe model with a shared expert is not supported", e.getMessage());
+    }
+
+    /** Writes {@link #graniteMoeGivesLlamaCppsPerplexity}'s model to {@code out}, a Mixtral file of {@link #MOE} at {@code scratch}. */
+    static void writeGraniteMoe(Path scratch, Path out) {
+        FamilyFiles.write(MOE, "granitemoe", scratch, out, md -> graniteScales("granitemoe", md), name -> true, (llama, tensors) -> { });
     }
 
     /** SmolLM3's layers 3, 7, ... without RoPE: ours 4e-8 from llama.cpp's figure. */
@@ -104,6 +137,29 @@ class LlamaLikeTest {
         assertTrue(c.model().config.variant().wholeQkNorms());
         assertEquals(48907.2619, perplexity(c), 1e-6 * 48907.2619);
         org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> c.model().checkSplit(2));
+    }
+
+    /**
+     * OLMoE ({@code olmoe}, OLMoE-1B-7B): Llama's norms before the attention and the FFN, OLMo2's queries and keys
+     * normalized across all heads (llama.cpp's norms are {@code dim} wide: heads as many as kv heads), RoPE on halves,
+     * and a mixture whose chosen experts weigh their probabilities as they are, not renormalized. A random model of 8
+     * experts, 3 used (a Mixtral file renamed, norms of 0.5 to 1.5 added): llama-perplexity's figure, ours 1e-8 from it
+     * (49258.73 renormalized).
+     */
+    @Test
+    void olmoeGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        ModelShape shape = new ModelShape("olmoe-mini", 64, 96, 2, 4, 4, 32000, 256, 10000, 1e-5f, false, 0, 8, 3);
+        Path file = dir.resolve("olmoe-mini.gguf");
+        FamilyFiles.write(shape, "olmoe", dir.resolve("mixtral.gguf"), file, md -> { }, name -> true, (llama, tensors) -> {
+            for (int l = 0; l < shape.layers(); l++) {
+                FamilyFiles.norm(tensors, "blk." + l + ".attn_q_norm.weight", shape.dim(), 2 * l);
+                FamilyFiles.norm(tensors, "blk." + l + ".attn_k_norm.weight", shape.dim(), 2 * l + 1);
+            }
+        });
+        Checkpoint c = Checkpoint.load(file, null);
+        assertTrue(c.model().config.variant().wholeQkNorms() && c.model().weights().layers()[0].attentionNorm() != null);
+        assertEquals(Config.RopeStyle.HALVES, c.model().config.ropeStyle());
+        assertEquals(48996.1100, perplexity(c), 1e-6 * 48996.1100);
     }
 
     /**

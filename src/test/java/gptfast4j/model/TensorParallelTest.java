@@ -91,14 +91,11 @@ class TensorParallelTest {
             md.put("gemma2.final_logit_softcapping", gptfast4j.io.Metadata.Value.float32(5f));
         });
         PhiTest.write(dir.resolve("phi3-llama.gguf"), phi3, 12, md -> { });
-        // Granite's multipliers; SmolLM3's layers without RoPE (whose cached keys a context shift leaves as they are)
+        // Granite's multipliers (its mixture's too); SmolLM3's layers without RoPE (whose cached keys a context shift leaves as they are)
         Path granite = dir.resolve("granite-mini.gguf"), smollm3 = dir.resolve("smollm3-mini.gguf");
-        LlamaLikeTest.write("granite", dir.resolve("granite-llama.gguf"), granite, md -> {
-            md.put("granite.embedding_scale", gptfast4j.io.Metadata.Value.float32(12f));
-            md.put("granite.attention.scale", gptfast4j.io.Metadata.Value.float32(0.015625f));
-            md.put("granite.residual_scale", gptfast4j.io.Metadata.Value.float32(0.22f));
-            md.put("granite.logit_scale", gptfast4j.io.Metadata.Value.float32(0.5f));
-        });
+        LlamaLikeTest.write("granite", dir.resolve("granite-llama.gguf"), granite, md -> LlamaLikeTest.graniteScales("granite", md));
+        Path graniteMoe = dir.resolve("granitemoe-mini.gguf");
+        LlamaLikeTest.writeGraniteMoe(dir.resolve("granitemoe-mixtral.gguf"), graniteMoe);
         LlamaLikeTest.write("smollm3", dir.resolve("smollm3-llama.gguf"), smollm3, md -> { });
         // Command-R's parallel blocks: each process keeps the FFN's input through the attention
         Path commandR = dir.resolve("command-r-mini.gguf");
@@ -108,7 +105,7 @@ class TensorParallelTest {
         }, name -> !name.endsWith("ffn_norm.weight") && !name.equals("output.weight"), (llama, tensors) -> { });
         for (Path file : List.of(Shared.MODELS.resolve("stories260K.gguf"), Shared.REFERENCE.resolve("models/mini-llama3-Q4_K.gguf"),
                 Shared.REFERENCE.resolve("models/mini-mixtral-Q4_K.gguf"), Path.of("src/test/resources/i-quants/mini-llama2-iq.gguf"),
-                Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"), wideHeads, qwen3, qwen3moe, qwen2, gemma2, phi3, granite, smollm3, commandR)) {
+                Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"), wideHeads, qwen3, qwen3moe, qwen2, gemma2, phi3, granite, graniteMoe, smollm3, commandR)) {
             for (GGMLType quantize : new GGMLType[]{null, GGMLType.Q4_0}) {
                 Checkpoint c = Checkpoint.load(file, null, quantize);
                 int[] prompt = c.promptTokens(PROMPT), longPrompt = c.promptTokens(LONG_PROMPT);
