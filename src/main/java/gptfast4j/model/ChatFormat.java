@@ -88,7 +88,14 @@ public enum ChatFormat {
      * with nothing between messages, the answer after {@code <|im_start|>assistant<|im_sep|>} and ended by
      * {@code <|im_end|>}.
      */
-    PHI4;
+    PHI4,
+    /**
+     * Cohere's Command-R, as llama.cpp frames it ({@code command-r}): {@code <|START_OF_TURN_TOKEN|><|USER_TOKEN|>message<|END_OF_TURN_TOKEN|>}
+     * for each message with nothing between, a system prompt a message of its own ({@code <|SYSTEM_TOKEN|>}), the
+     * answer after {@code <|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>} and ended by {@code <|END_OF_TURN_TOKEN|>};
+     * messages stripped.
+     */
+    COMMAND_R;
 
     /** Zephyr's text between a user's message and the answer. */
     private static final String ASSISTANT = "\n<|assistant|>\n";
@@ -121,6 +128,7 @@ public enum ChatFormat {
             if (chatTemplate.contains("<|user|>") && chatTemplate.contains("<|assistant|>")) return ZEPHYR;
             if (chatTemplate.contains("<｜Assistant｜>") && chatTemplate.contains("<｜User｜>") && chatTemplate.contains("<｜end▁of▁sentence｜>")) return DEEPSEEK3;
             if (chatTemplate.contains("<start_of_turn>")) return GEMMA;
+            if (chatTemplate.contains("<|START_OF_TURN_TOKEN|>") && chatTemplate.contains("<|USER_TOKEN|>")) return COMMAND_R;
         }
         return PLAIN;
     }
@@ -243,6 +251,11 @@ public enum ChatFormat {
                 if (sys != null) marked(tokenizer, ids, IM_START, "system", IM_SEP, system, IM_END);
                 marked(tokenizer, ids, IM_START, "user", IM_SEP, message, IM_END, IM_START, "assistant", IM_SEP);
             }
+            case COMMAND_R -> {
+                if (first && addBos) ids.add(bos);
+                if (sys != null) marked(tokenizer, ids, COHERE_TURN, COHERE_SYSTEM, sys, COHERE_END);
+                marked(tokenizer, ids, COHERE_TURN, COHERE_USER, message.strip(), COHERE_END, COHERE_TURN, COHERE_CHATBOT);
+            }
             case GEMMA -> {
                 if (first && addBos) ids.add(bos);
                 // after the previous answer's <end_of_turn>
@@ -262,7 +275,9 @@ public enum ChatFormat {
             IM_START = new Marker("<|im_start|>"), IM_END = new Marker("<|im_end|>"),
             USER = new Marker("<｜User｜>"), ASSISTANT_MARKER = new Marker("<｜Assistant｜>"),
             START_OF_TURN = new Marker("<start_of_turn>"), END_OF_TURN = new Marker("<end_of_turn>"), IM_SEP = new Marker("<|im_sep|>"),
-            PHI3_SYSTEM = new Marker("<|system|>"), PHI3_USER = new Marker("<|user|>"), PHI3_ASSISTANT = new Marker("<|assistant|>"), PHI3_END = new Marker("<|end|>");
+            PHI3_SYSTEM = new Marker("<|system|>"), PHI3_USER = new Marker("<|user|>"), PHI3_ASSISTANT = new Marker("<|assistant|>"), PHI3_END = new Marker("<|end|>"),
+            COHERE_TURN = new Marker("<|START_OF_TURN_TOKEN|>"), COHERE_END = new Marker("<|END_OF_TURN_TOKEN|>"), COHERE_SYSTEM = new Marker("<|SYSTEM_TOKEN|>"),
+            COHERE_USER = new Marker("<|USER_TOKEN|>"), COHERE_CHATBOT = new Marker("<|CHATBOT_TOKEN|>");
 
     /** Gemma's text between {@code <start_of_turn>} and an answer. */
     private static final String GEMMA_MODEL = "model\n";
@@ -316,6 +331,7 @@ public enum ChatFormat {
             case GEMMA -> tokenizer.special(END_OF_TURN.text()).orElse(eos);
             case PHI3 -> tokenizer.special(PHI3_END.text()).orElse(eos);
             case PHI4 -> tokenizer.special(IM_END.text()).orElse(eos);
+            case COMMAND_R -> tokenizer.special(COHERE_END.text()).orElse(eos);
             default -> eos;
         };
     }

@@ -182,7 +182,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      */
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
-            "granite", "granitemoe", "smollm3", "olmo2", "olmoe", "command-r");
+            "granite", "granitemoe", "smollm3", "olmo2", "olmoe", "command-r", "cohere2");
     private static final List<String> END_OF_TURN = List.of("<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>", "▁<EOT>");
 
     private static Checkpoint loadGGUF(GGUF gguf, Path tokenizerPath, OffHeap memory) {
@@ -216,6 +216,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : olmo2 ? olmo2(path, md)
                 : arch.equals("olmoe") ? Config.Variant.olmo2(0, null, 0f) // OLMoE: Llama's norms, OLMo2's queries and keys normalized whole
                 : arch.equals("command-r") ? commandR(path, md)
+                : arch.equals("cohere2") ? cohere2(path, md)
                 : Config.Variant.LLAMA;
         Config.Variant variant = scaled(path, md, arch, blocks);
         Config config = config(path, () -> new Config(arch, dim,
@@ -236,8 +237,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 md.getInt(arch + ".expert_used_count", 0),
                 headDim,
                 ropeDim == headDim ? variant : variant.rotating(ropeDim)));
-        if (arch.equals("gemma2") && config.ropeFreqFactors() != null) {
-            throw new ModelFormatException(path + ": a gemma2 model with rope scaling is not supported");
+        // llama.cpp scales these sliding layers' rotations as the others'; ours leaves sliding layers unscaled
+        if ((arch.equals("gemma2") || arch.equals("cohere2")) && (config.ropeFreqFactors() != null || config.variant().yarn() != null)) {
+            throw new ModelFormatException(path + ": a " + arch + " model with rope scaling is not supported");
         }
         Tokenizer tokenizer = tokenizerPath != null ? Tokenizers.load(tokenizerPath) : Tokenizers.fromGGUF(path, md);
         Set<Integer> eos = new LinkedHashSet<>();
@@ -322,6 +324,31 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         float logitScale = md.getFloat("command-r.logit_scale", 0f);
         try {
             return Config.Variant.commandR(logitScale == 0f ? 1f : logitScale);
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(path + ": " + e.getMessage());
+        }
+    }
+
+    /**
+     * Cohere2's blocks as llama.cpp reads them (Command R7B): Command-R's ({@link #commandR}), layers sliding over
+     * {@code attention.sliding_window} positions (required) in a {@code sliding_window_pattern} (default three of every
+     * four) rotated as the model's RoPE rotates (its base; llama.cpp's graph leaves {@code rope.freq_base_swa} unread),
+     * the others attending to everything
+     * without RoPE: llama.cpp rotates only the sliding layers' queries and keys, so a pattern whose global layers are not
+     * every fourth, which ours would rotate, is refused.
+     */
+    private static Config.Variant cohere2(Path path, Metadata md) {
+        int layers = required(md, path, "cohere2.block_count"), window = required(md, path, "cohere2.attention.sliding_window");
+        if (window <= 0) throw new ModelFormatException(path + ": cohere2.attention.sliding_window " + window + " is not positive");
+        boolean[] sliding = slidingLayers(path, md, "cohere2", window, layers, 4);
+        float logitScale = md.getFloat("cohere2.logit_scale", 0f);
+        try {
+            // llama.cpp's graph rotates them by the global base, whatever rope.freq_base_swa says
+            Config.Variant v = Config.Variant.cohere2(logitScale == 0f ? 1f : logitScale, window, sliding, md.getFloat("cohere2.rope.freq_base", 10000f));
+            for (int l = 0; l < layers; l++) {
+                if (v.slides(l) != v.ropes(l)) throw new ModelFormatException(path + ": a cohere2 sliding window pattern whose global layers are not every fourth is not supported");
+            }
+            return v;
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }

@@ -120,6 +120,14 @@ public record Config(
             return new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, logitFactor, 0, false, true, true, null, null);
         }
 
+        /**
+         * Cohere2's blocks (Command R7B): Command-R's, its layers sliding over a window of {@code window} positions
+         * (RoPE base {@code slidingTheta}) but for every fourth, which attends to everything without RoPE.
+         */
+        public static Variant cohere2(float logitFactor, int window, boolean[] sliding, float slidingTheta) {
+            return new Variant(1f, Activation.SILU, 0f, window, sliding, slidingTheta, 0f, 0f, 0, 1f, null, 0, 0f, 1f, logitFactor, 4, false, true, true, null, null);
+        }
+
         /** Llama's blocks with every {@code n}-th layer's RoPE left out (SmolLM3's). */
         public static Variant noRopeEvery(int n) {
             return new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, n, false, false, false, null, null);

@@ -460,4 +460,23 @@ class ChatFormatTest {
         assertArrayEquals(t.encodeWithSpecials(phi4), ChatFormat.PHI4.conversation(t, "Be brief.", messages, 128000, false, 128001));
         assertEquals(128012, ChatFormat.PHI4.endOfTurn(t, 128001));
     }
+
+    /**
+     * Command-R's fixed format, from a template that writes its turn tokens: llama-server de3ff81 {@code --no-jinja
+     * --chat-template command-r}'s {@code /apply-template} of a conversation whose messages have spaces and a line break
+     * around them (stripped), tokenized with the markers as special tokens; the reply ends with {@code
+     * <|END_OF_TURN_TOKEN|>}.
+     */
+    @Test
+    void commandRIsLlamaCppsFormat() {
+        assertEquals(ChatFormat.COMMAND_R, ChatFormat.detect("{{ '<|START_OF_TURN_TOKEN|><|USER_TOKEN|>' + message['content'] }}"));
+        String rendered = "<|START_OF_TURN_TOKEN|><|SYSTEM_TOKEN|>Be brief.<|END_OF_TURN_TOKEN|><|START_OF_TURN_TOKEN|><|USER_TOKEN|>Hi there<|END_OF_TURN_TOKEN|>"
+                + "<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>Hello!<|END_OF_TURN_TOKEN|><|START_OF_TURN_TOKEN|><|USER_TOKEN|>Bye<|END_OF_TURN_TOKEN|>"
+                + "<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>";
+        Tokenizer t = withSpecials("ggml-vocab-llama-spm.gguf", new int[]{31990, 31991, 31992, 31993, 31994},
+                "<|START_OF_TURN_TOKEN|>", "<|END_OF_TURN_TOKEN|>", "<|SYSTEM_TOKEN|>", "<|USER_TOKEN|>", "<|CHATBOT_TOKEN|>");
+        assertArrayEquals(withBos(1, t.encodeWithSpecials(rendered)),
+                ChatFormat.COMMAND_R.conversation(t, " Be brief. ", List.of("Hi there\n", " Hello!", "Bye"), 1, true, 2));
+        assertEquals(31991, ChatFormat.COMMAND_R.endOfTurn(t, 2));
+    }
 }

@@ -20,7 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Families that are Llama's blocks with a few numbers changed: Granite 3.x ({@code granite}: the embeddings, the
  * attention scores, the residual branches and the logits each scaled; {@code granitemoe} its mixtures), SmolLM3 ({@code smollm3}: every fourth layer
- * without RoPE), Mistral Small 3.x ({@code mistral3}: none), OLMo2 ({@code olmo2}: its norms moved), OLMoE and Command-R
+ * without RoPE), Mistral Small 3.x ({@code mistral3}: none), OLMo2 ({@code olmo2}: its norms moved), OLMoE, Command-R and Cohere2
  * ({@code command-r}: LayerNorm, parallel blocks). Random-weight models written here (RandomModel's Llama shape of width 64, 4 heads sharing 2 kv
  * heads, 4 layers, its keys renamed) against llama.cpp de3ff81's {@code llama-perplexity -m FILE -f ppl-text.txt -c
  * 128 -t 1 -tb 1 -fa off -ctk f32 -ctv f32} on the files this test writes (every run writes the same bytes).
@@ -179,5 +179,33 @@ class LlamaLikeTest {
         Checkpoint c = Checkpoint.load(file, null);
         assertTrue(c.model().config.variant().parallelBlocks() && c.model().config.variant().layerNorm());
         assertEquals(404088265.5697, perplexity(c), 1e-6 * 404088265.5697);
+    }
+
+    /**
+     * Cohere2 ({@code cohere2}, Command R7B): Command-R's blocks, three of every four layers sliding over a window (8
+     * positions here) and rotated by the model's RoPE base (llama.cpp's graph leaves {@code rope.freq_base_swa}, 5000
+     * here, unread: 189373657.83 if it were used), the fourth attending to everything without RoPE. Written as
+     * Command-R's above: llama-perplexity's figure, ours 2e-7 from it (LayerNorm's sums). A pattern whose global layers
+     * are not every fourth is refused.
+     */
+    @Test
+    void cohere2GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("cohere2-mini.gguf");
+        Consumer<Map<String, Metadata.Value>> cohere2 = md -> {
+            md.put("cohere2.attention.layer_norm_epsilon", md.remove("cohere2.attention.layer_norm_rms_epsilon"));
+            md.put("cohere2.logit_scale", Metadata.Value.float32(0.5f));
+            md.put("cohere2.attention.sliding_window", Metadata.Value.uint32(8));
+            md.put("cohere2.rope.freq_base_swa", Metadata.Value.float32(5000f));
+        };
+        FamilyFiles.write(SHAPE, "cohere2", dir.resolve("llama.gguf"), file, cohere2,
+                name -> !name.endsWith("ffn_norm.weight") && !name.equals("output.weight"), (llama, tensors) -> { });
+        Config.Variant v = Checkpoint.load(file, null).model().config.variant();
+        assertTrue(v.slides(2) && v.ropes(2) && !v.slides(3) && !v.ropes(3) && v.parallelBlocks());
+        assertEquals(189967301.0848, perplexity(Checkpoint.load(file, null)), 1e-6 * 189967301.0848);
+        Path everyThird = dir.resolve("cohere2-third.gguf");
+        FamilyFiles.write(SHAPE, "cohere2", dir.resolve("llama.gguf"), everyThird, cohere2.andThen(md -> md.put("cohere2.attention.sliding_window_pattern", Metadata.Value.uint32(3))),
+                name -> !name.endsWith("ffn_norm.weight") && !name.equals("output.weight"), (llama, tensors) -> { });
+        var e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(everyThird, null));
+        assertTrue(e.getMessage().endsWith("a cohere2 sliding window pattern whose global layers are not every fourth is not supported"), e.getMessage());
     }
 }
