@@ -182,7 +182,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      */
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
-            "granite", "granitemoe", "smollm3", "olmo2", "olmoe", "command-r", "cohere2");
+            "granite", "granitemoe", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "ernie4_5");
     private static final List<String> END_OF_TURN = List.of("<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>", "▁<EOT>");
 
     private static Checkpoint loadGGUF(GGUF gguf, Path tokenizerPath, OffHeap memory) {
@@ -196,8 +196,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (!ARCHITECTURES.contains(arch)) {
             throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: " + String.join(", ", ARCHITECTURES) + ")");
         }
+        // ERNIE 4.5's mixtures interleave dense layers with sparse ones, which the forward pass does not run
+        if (arch.equals("ernie4_5") && md.getInt("ernie4_5.expert_count", 0) > 0) throw new ModelFormatException(path + ": an ernie4_5 model with experts is not supported");
         boolean gemma = arch.startsWith("gemma"), phi3 = arch.equals("phi3"), olmo2 = arch.equals("olmo2"),
-                llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo");
+                llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo") && !arch.equals("exaone");
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
         int nHeads = required(md, path, arch + ".attention.head_count");
@@ -230,8 +232,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 requiredFloat(md, path, arch + (blocks.layerNorm() ? ".attention.layer_norm_epsilon" : ".attention.layer_norm_rms_epsilon")),
                 md.getFloat(arch + ".rope.freq_base", 10000f),
                 ropeFreqFactors(path, md, arch, tensors, ropeDim / 2),
-                // llama.cpp's converter permutes Llama's query and key rows for its NORM rope; Qwen's, Gemma's and Phi's
-                // it leaves as Hugging Face has them, for its NEOX rope (rotate_half)
+                // llama.cpp's converter permutes Llama's query and key rows for its NORM rope; Qwen's, Gemma's, Phi's,
+                // OLMo's and EXAONE's it leaves as Hugging Face has them, for its NEOX rope (rotate_half)
                 llamaRows ? Config.RopeStyle.INTERLEAVED : Config.RopeStyle.HALVES,
                 md.getInt(arch + ".expert_count", 0),
                 md.getInt(arch + ".expert_used_count", 0),

@@ -60,14 +60,14 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
             Pattern.UNICODE_CHARACTER_CLASS);
 
     /**
-     * StarCoder's split (llama.cpp's "starcoder", "refact", "smollm", "command-r" and others: Granite 3's, SmolLM's,
-     * Command-R's), two regular expressions one after the other as llama.cpp runs them: digits one by one, then
+     * StarCoder's split (llama.cpp's "starcoder", "refact", "smollm", "command-r", "exaone" and others: Granite 3's,
+     * SmolLM's, Command-R's, EXAONE 3.5's), two regular expressions one after the other as llama.cpp runs them: digits one by one, then
      * GPT-2's split of each part.
      */
     public static final List<Pattern> STARCODER_SPLIT = List.of(Pattern.compile("\\p{N}", Pattern.UNICODE_CHARACTER_CLASS), GPT2_SPLIT);
 
     /** The pre-tokenizers by llama.cpp's names. */
-    public static final String SUPPORTED_PRE = "llama-bpe, tekken, qwen2, dbrx, gpt-4o, starcoder, refact, smollm, command-r, gpt-2, phi-2, olmo, mpt";
+    public static final String SUPPORTED_PRE = "llama-bpe, tekken, qwen2, dbrx, gpt-4o, starcoder, refact, smollm, command-r, exaone, gpt-2, phi-2, olmo, mpt, exaone4";
 
     private static final char[] BYTE_TO_CHAR = new char[256];
     private static final int[] CHAR_TO_BYTE = new int[512];
@@ -119,8 +119,8 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
             case "tekken" -> List.of(TEKKEN_SPLIT);
             case "qwen2" -> List.of(QWEN2_SPLIT);
             case "gpt-4o" -> List.of(GPT4O_SPLIT);
-            case "starcoder", "refact", "smollm", "command-r" -> STARCODER_SPLIT;
-            case "gpt-2", "phi-2", "olmo", "mpt" -> List.of(GPT2_SPLIT);
+            case "starcoder", "refact", "smollm", "command-r", "exaone" -> STARCODER_SPLIT;
+            case "gpt-2", "phi-2", "olmo", "mpt", "exaone4" -> List.of(GPT2_SPLIT);
             default -> throw new IllegalArgumentException("unsupported pre-tokenizer '" + pre + "' (supported: " + SUPPORTED_PRE + ")");
         };
         this.ignoreMerges = pre.equals("llama-bpe") || pre.equals("tekken");

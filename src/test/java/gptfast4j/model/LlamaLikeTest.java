@@ -114,6 +114,26 @@ class LlamaLikeTest {
     }
 
     /**
+     * EXAONE 3.x ({@code exaone}: Llama's blocks, RoPE on halves, as its converter leaves the rows) and ERNIE 4.5's dense
+     * models ({@code ernie4_5}, its 0.3B: Llama's blocks, adjacent pairs): the same tensors under each name give
+     * llama-perplexity's figure for it (ours 2e-8 and 5e-8 from them). ERNIE 4.5's mixtures, which interleave dense
+     * layers with sparse ones, are refused.
+     */
+    @Test
+    void exaoneAndErnieAreLlamasBlocks(@TempDir Path dir) throws IOException {
+        Path exaone = dir.resolve("exaone-mini.gguf"), ernie = dir.resolve("ernie-mini.gguf"), ernieMoe = dir.resolve("ernie-moe.gguf");
+        write("exaone", dir.resolve("llama.gguf"), exaone, md -> { });
+        write("ernie4_5", dir.resolve("llama.gguf"), ernie, md -> { });
+        Checkpoint c = Checkpoint.load(exaone, null);
+        assertEquals(Config.RopeStyle.HALVES, c.model().config.ropeStyle());
+        assertEquals(47360.1116, perplexity(c), 1e-6 * 47360.1116);
+        assertEquals(47615.3673, perplexity(Checkpoint.load(ernie, null)), 1e-6 * 47615.3673);
+        write("ernie4_5", dir.resolve("llama.gguf"), ernieMoe, md -> md.put("ernie4_5.expert_count", Metadata.Value.uint32(64)));
+        var e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(ernieMoe, null));
+        assertEquals(ernieMoe + ": an ernie4_5 model with experts is not supported", e.getMessage());
+    }
+
+    /**
      * OLMo2 ({@code olmo2}): no norms before the attention and the FFN, Gemma's norms after them, all heads' queries
      * and keys normalized together, RoPE on halves. Written from the same model, its attn_norm and ffn_norm tensors
      * dropped and the norms added (weights 0.5 to 1.5): llama-perplexity's figure (ours 1e-8 from it); split across

@@ -171,11 +171,12 @@ class TokenizerVectorsTest {
      * "olmo", "mpt"), on the Llama-3 vocabulary marked with each name: llama-tokenize de3ff81's ids for gpt4o-pre's 75
      * texts ({@code starcoder-pre.out}, {@code gpt2-pre.out}, made as tekken-pre's; the two differ on 17 texts). Their own
      * vocabularies (llama.cpp's ggml-vocab-starcoder, -refact, -command-r, -gpt-2 and -mpt.gguf) give its 47 test
-     * vectors each too (checked here; those files are not in ../shared).
+     * vectors each too (checked here; those files are not in ../shared). EXAONE 3.5's "exaone" and EXAONE 4's "exaone4"
+     * are the same expressions in llama.cpp's llama-vocab.cpp (StarCoder's list, GPT-2's type).
      */
     @ParameterizedTest
-    @CsvSource({"starcoder, starcoder-pre", "refact, starcoder-pre", "smollm, starcoder-pre", "command-r, starcoder-pre",
-            "gpt-2, gpt2-pre", "phi-2, gpt2-pre", "olmo, gpt2-pre", "mpt, gpt2-pre"})
+    @CsvSource({"starcoder, starcoder-pre", "refact, starcoder-pre", "smollm, starcoder-pre", "command-r, starcoder-pre", "exaone, starcoder-pre",
+            "gpt-2, gpt2-pre", "phi-2, gpt2-pre", "olmo, gpt2-pre", "mpt, gpt2-pre", "exaone4, gpt2-pre"})
     void starcoderAndGpt2VectorsAsLlamaCppTokenizesThem(String pre, String vectors) throws IOException {
         checkLlamaCppVectors(llama3Marked(pre), java.nio.file.Path.of("src/test/resources/tokenizer"), "gpt4o-pre", vectors);
     }
