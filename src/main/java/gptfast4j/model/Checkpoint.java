@@ -182,8 +182,19 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      */
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
-            "granite", "granitemoe", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "ernie4_5");
-    private static final List<String> END_OF_TURN = List.of("<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>", "▁<EOT>");
+            "granite", "granitemoe", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "ernie4_5", "gpt-oss");
+    /**
+     * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
+     * tokens; in gpt-oss's harmony vocabulary, which has {@code <|return|>} and {@code <|call|>}, {@code <|end|>} ends
+     * a message of the answer (its thinking), not the answer, and is left out, as llama.cpp leaves it out.
+     */
+    private static void endsOfTurn(Tokenizer tokenizer, Set<Integer> eos) {
+        END_OF_TURN.forEach(t -> tokenizer.special(t).ifPresent(eos::add));
+        if (tokenizer.special("<|return|>").isPresent() && tokenizer.special("<|call|>").isPresent()) tokenizer.special("<|end|>").ifPresent(eos::remove);
+    }
+
+    private static final List<String> END_OF_TURN = List.of("<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>", "▁<EOT>",
+            "<|return|>", "<|call|>");
 
     private static Checkpoint loadGGUF(GGUF gguf, Path tokenizerPath, OffHeap memory) {
         Path path = gguf.path();
@@ -199,7 +210,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         // ERNIE 4.5's mixtures interleave dense layers with sparse ones, which the forward pass does not run
         if (arch.equals("ernie4_5") && md.getInt("ernie4_5.expert_count", 0) > 0) throw new ModelFormatException(path + ": an ernie4_5 model with experts is not supported");
         boolean gemma = arch.startsWith("gemma"), phi3 = arch.equals("phi3"), olmo2 = arch.equals("olmo2"),
-                llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo") && !arch.equals("exaone");
+                llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo") && !arch.equals("exaone") && !arch.equals("gpt-oss");
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
         int nHeads = required(md, path, arch + ".attention.head_count");
@@ -219,11 +230,12 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : arch.equals("olmoe") ? Config.Variant.olmo2(0, null, 0f) // OLMoE: Llama's norms, OLMo2's queries and keys normalized whole
                 : arch.equals("command-r") ? commandR(path, md)
                 : arch.equals("cohere2") ? cohere2(path, md)
+                : arch.equals("gpt-oss") ? gptOss(path, md)
                 : Config.Variant.LLAMA;
         Config.Variant variant = scaled(path, md, arch, blocks);
         Config config = config(path, () -> new Config(arch, dim,
                 // Qwen3's mixtures give their experts' width apart from the dense width they would have
-                required(md, path, arch + (arch.equals("qwen3moe") ? ".expert_feed_forward_length" : ".feed_forward_length")),
+                required(md, path, arch + (arch.equals("qwen3moe") || arch.equals("gpt-oss") ? ".expert_feed_forward_length" : ".feed_forward_length")),
                 required(md, path, arch + ".block_count"),
                 nHeads,
                 md.getInt(arch + ".attention.head_count_kv", nHeads),
@@ -247,7 +259,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Set<Integer> eos = new LinkedHashSet<>();
         eos.add(md.getInt("tokenizer.ggml.eos_token_id", 2));
         if (md.has("tokenizer.ggml.eot_token_id")) eos.add(md.getInt("tokenizer.ggml.eot_token_id", 0));
-        END_OF_TURN.forEach(t -> tokenizer.special(t).ifPresent(eos::add));
+        endsOfTurn(tokenizer, eos);
         boolean addBos = md.getBool("tokenizer.ggml.add_bos_token", true);
         String template = md.getString("tokenizer.chat_template", null);
         return new Checkpoint(path, "gguf", build(path, config, tensors, memory), tokenizer, tensors, md,
@@ -326,6 +338,23 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         float logitScale = md.getFloat("command-r.logit_scale", 0f);
         try {
             return Config.Variant.commandR(logitScale == 0f ? 1f : logitScale);
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(path + ": " + e.getMessage());
+        }
+    }
+
+    /**
+     * gpt-oss's blocks as llama.cpp reads them ({@code gpt-oss}: gpt-oss-20b, -120b): every other layer from the first
+     * sliding over {@code attention.sliding_window} positions (required), rotated as the others (their base {@code
+     * rope.freq_base_swa} where the file gives one: refused, as the others' scaling would not apply to it), the
+     * mixture's gate {@link Config.Activation#SWIGLU_OAI}.
+     */
+    private static Config.Variant gptOss(Path path, Metadata md) {
+        int layers = required(md, path, "gpt-oss.block_count"), window = required(md, path, "gpt-oss.attention.sliding_window");
+        if (window <= 0) throw new ModelFormatException(path + ": gpt-oss.attention.sliding_window " + window + " is not positive");
+        if (md.has("gpt-oss.rope.freq_base_swa")) throw new ModelFormatException(path + ": a gpt-oss model with a RoPE base of its sliding layers is not supported");
+        try {
+            return Config.Variant.gptOss(window, slidingLayers(path, md, "gpt-oss", window, layers, 2));
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }
@@ -476,7 +505,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         } else {
             eos.add(jsonInt(eosIn, eosFile, "eos_token_id", 2));
         }
-        END_OF_TURN.forEach(t -> tokenizer.special(t).ifPresent(eos::add)); // as for GGUF files (a Llama-3 base model's config names only <|end_of_text|>)
+        endsOfTurn(tokenizer, eos); // as for GGUF files (a Llama-3 base model's config names only <|end_of_text|>)
         // transformers saves the template apart (chat_template.jinja), which wins, or in tokenizer_config.json: a text, or
         // named templates of which "default" is the chat's (Hermes-2-Pro's and Command-R's list a "tool_use" one too)
         String template = null;
@@ -641,7 +670,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Layer[] layers = new Layer[c.nLayers()];
         boolean parallelBlocks = c.variant().parallelBlocks(), olmo2 = c.architecture().equals("olmo2"), postNorms = c.architecture().startsWith("gemma") || olmo2,
                 wholeNorms = c.variant().wholeQkNorms(), headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3") || wholeNorms,
-                qwen2 = c.architecture().equals("qwen2");
+                gptOss = c.architecture().equals("gpt-oss"), qkvBiases = c.architecture().equals("qwen2") || gptOss;
         for (int l = 0; l < layers.length; l++) {
             String p = "blk." + l + ".";
             // Phi-3's query, key and value projections in one tensor, and its gate and up projections: views of their rows
@@ -653,18 +682,21 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     qkv != null ? qkv.rows(qDim, kvDim) : matrix(path, tensors, p + "attn_k.weight", dim, kvDim),
                     qkv != null ? qkv.rows(qDim + kvDim, kvDim) : matrix(path, tensors, p + "attn_v.weight", dim, kvDim),
                     matrix(path, tensors, p + "attn_output.weight", qDim, dim),
-                    olmo2 || parallelBlocks ? null : vector(path, tensors, p + "ffn_norm.weight", dim), // parallel: the attention's norm
+                    // parallel: the attention's norm; gpt-oss's its "post-attention" norm
+                    olmo2 || parallelBlocks ? null : vector(path, tensors, p + (gptOss ? "post_attention_norm.weight" : "ffn_norm.weight"), dim),
                     c.isMoE() ? mixture(path, c, tensors, p) : new FeedForward.Dense(
                             gateUp != null ? gateUp.rows(0, hidden) : matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
                             matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
                             gateUp != null ? gateUp.rows(hidden, hidden) : matrix(path, tensors, p + "ffn_up.weight", dim, hidden)),
                     headNorms ? vector(path, tensors, p + "attn_q_norm.weight", wholeNorms ? qDim : c.headDim()) : null,
                     headNorms ? vector(path, tensors, p + "attn_k_norm.weight", wholeNorms ? kvDim : c.headDim()) : null,
-                    qwen2 ? vector(path, tensors, p + "attn_q.bias", qDim) : null,
-                    qwen2 ? vector(path, tensors, p + "attn_k.bias", kvDim) : null,
-                    qwen2 ? vector(path, tensors, p + "attn_v.bias", kvDim) : null,
+                    qkvBiases ? vector(path, tensors, p + "attn_q.bias", qDim) : null,
+                    qkvBiases ? vector(path, tensors, p + "attn_k.bias", kvDim) : null,
+                    qkvBiases ? vector(path, tensors, p + "attn_v.bias", kvDim) : null,
                     postNorms ? vector(path, tensors, p + "post_attention_norm.weight", dim) : null,
-                    postNorms ? vector(path, tensors, p + "post_ffw_norm.weight", dim) : null);
+                    postNorms ? vector(path, tensors, p + "post_ffw_norm.weight", dim) : null,
+                    gptOss ? vector(path, tensors, p + "attn_output.bias", dim) : null,
+                    gptOss ? vector(path, tensors, p + "attn_sinks.weight", c.nHeads()) : null);
         }
         return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, "output_norm.weight", dim), output), memory);
     }
@@ -694,8 +726,22 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 for (int e = 0; e < n; e++) w[m][e] = matrix(path, tensors, p + names[m] + "." + e + ".weight", in, out);
             }
         }
-        // OLMoE's chosen experts weigh their probabilities as they are; the others' are renormalized to one
-        return new FeedForward.MoE(router, w[0], w[1], w[2], c.expertsUsed(), !c.architecture().equals("olmoe"));
+        // OLMoE's chosen experts weigh their probabilities as they are, gpt-oss's a softmax of their logits; the others'
+        // are renormalized to one
+        boolean gptOss = c.architecture().equals("gpt-oss");
+        FeedForward.Routing routing = gptOss ? FeedForward.Routing.TOP_K_SOFTMAX
+                : c.architecture().equals("olmoe") ? FeedForward.Routing.SOFTMAX : FeedForward.Routing.SOFTMAX_RENORMALIZED;
+        FeedForward.Biases biases = null;
+        if (gptOss) {
+            float[][][] b = new float[3][n][];
+            for (int m = 0; m < 3; m++) {
+                // [width, experts]: expert e's bias is row e
+                Tensor all = matrix(path, tensors, p + names[m] + "_exps.bias", m == 1 ? dim : hidden, n);
+                for (int e = 0; e < n; e++) all.dequantizeRow(e, b[m][e] = new float[(int) all.cols], 0);
+            }
+            biases = new FeedForward.Biases(vector(path, tensors, p + "ffn_gate_inp.bias", n), b[0], b[1], b[2]);
+        }
+        return new FeedForward.MoE(router, w[0], w[1], w[2], c.expertsUsed(), routing, biases);
     }
 
     /**

@@ -47,7 +47,8 @@ public record Config(
      * @param slidingWindow    0, or the positions a sliding layer's query sees: its own and the {@code slidingWindow -
      *                         1} before it (llama.cpp's standard SWA)
      * @param slidingLayers    per layer whether it slides; null where the window is 0
-     * @param slidingRopeTheta the sliding layers' RoPE base (their rotations unscaled); the others' is {@link #ropeTheta}
+     * @param slidingRopeTheta the sliding layers' RoPE base (their rotations unscaled), or 0 where they rotate as the
+     *                         others do (gpt-oss's); the others' is {@link #ropeTheta}
      * @param logitSoftcap     0, or c in {@code logits = c * tanh(logits / c)}
      * @param attentionSoftcap 0, or c in {@code scores = c * tanh(scores / c)} before the softmax (Gemma 2's)
      * @param rotaryDim        0, or the first elements of each head that RoPE rotates where they are not all of them
@@ -81,8 +82,8 @@ public record Config(
             if (!(queryScale >= 0 && queryScale < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("attention scale " + queryScale + " is not a finite number >= 0");
             if (slidingWindow < 0) throw new IllegalArgumentException("sliding window " + slidingWindow + " is negative");
             if (slidingWindow > 0 && slidingLayers == null) throw new IllegalArgumentException("a sliding window without its layers");
-            if (slidingWindow > 0 && !(slidingRopeTheta > 0 && slidingRopeTheta < Float.POSITIVE_INFINITY)) {
-                throw new IllegalArgumentException("sliding layers' RoPE frequency base " + slidingRopeTheta + " is not a finite number > 0");
+            if (slidingWindow > 0 && !(slidingRopeTheta >= 0 && slidingRopeTheta < Float.POSITIVE_INFINITY)) {
+                throw new IllegalArgumentException("sliding layers' RoPE frequency base " + slidingRopeTheta + " is not a finite number >= 0");
             }
             if (!(logitSoftcap >= 0 && logitSoftcap < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("logit softcap " + logitSoftcap + " is not a finite number >= 0");
             if (!(attentionSoftcap >= 0 && attentionSoftcap < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("attention softcap " + attentionSoftcap + " is not a finite number >= 0");
@@ -128,6 +129,14 @@ public record Config(
             return new Variant(1f, Activation.SILU, 0f, window, sliding, slidingTheta, 0f, 0f, 0, 1f, null, 0, 0f, 1f, logitFactor, 4, false, true, true, null, null);
         }
 
+        /**
+         * gpt-oss's blocks: Llama's, every other layer from the first sliding over a window of {@code window} positions
+         * (rotated as the others), the mixture's gate {@link Activation#SWIGLU_OAI}.
+         */
+        public static Variant gptOss(int window, boolean[] sliding) {
+            return new Variant(1f, Activation.SWIGLU_OAI, 0f, window, sliding, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null);
+        }
+
         /** Llama's blocks with every {@code n}-th layer's RoPE left out (SmolLM3's). */
         public static Variant noRopeEvery(int n) {
             return new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, n, false, false, false, null, null);
@@ -156,12 +165,12 @@ public record Config(
             if (equals(LLAMA)) return "";
             StringBuilder b = new StringBuilder();
             if (embeddingScale != 1f) b.append(", embeddings x").append(embeddingScale);
-            b.append(activation == Activation.GELU ? ", GeGLU" : ", SwiGLU");
+            b.append(switch (activation) { case GELU -> ", GeGLU"; case SWIGLU_OAI -> ", gpt-oss's SwiGLU"; case SILU -> ", SwiGLU"; });
             if (queryScale != 0f) b.append(", queries x").append(queryScale);
             if (slidingWindow > 0) {
                 b.append(", sliding window ").append(slidingWindow).append(" on layers");
                 for (int l = 0; l < slidingLayers.length; l++) if (slidingLayers[l]) b.append(' ').append(l);
-                b.append(" (their rope base ").append(slidingRopeTheta).append(')');
+                if (slidingRopeTheta != 0f) b.append(" (their rope base ").append(slidingRopeTheta).append(')');
             }
             if (attentionSoftcap != 0f) b.append(", attention softcap ").append(attentionSoftcap);
             if (logitSoftcap != 0f) b.append(", final logit softcap ").append(logitSoftcap);
@@ -270,7 +279,9 @@ public record Config(
         /** {@code x / (1 + e^-x)}: SwiGLU. */
         SILU,
         /** {@code 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))}: GeGLU, as Gemma's (PyTorch's gelu_pytorch_tanh). */
-        GELU
+        GELU,
+        /** gpt-oss's clamped SwiGLU with the up projection plus one ({@link gptfast4j.tensor.VectorMath#swigluOai}). */
+        SWIGLU_OAI
     }
 
     public enum RopeStyle {

@@ -17,34 +17,63 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
     }
 
     /**
-     * Mixtral's sparse mixture: {@code router} [dim, experts] scores the experts, softmax over all of them, the top
-     * {@code used} run (ties to the lower index), and their outputs are summed with the chosen probabilities
-     * renormalized to one ({@code normalized}; OLMoE's as they are). {@code w1[e], w2[e], w3[e]} are expert e's
-     * SwiGLU matrices.
+     * A sparse mixture: {@code router} [dim, experts] scores the experts (plus the router's bias where it has one), the
+     * top {@code used} run (ties to the lower index) and their outputs are summed with weights as {@code routing}
+     * makes them. {@code w1[e], w2[e], w3[e]} are expert e's gate, down and up matrices; {@code biases} null, or
+     * gpt-oss's biases of the router and of each expert's matrices.
      */
-    record MoE(Tensor router, Tensor[] w1, Tensor[] w2, Tensor[] w3, int used, boolean normalized) implements FeedForward {
+    record MoE(Tensor router, Tensor[] w1, Tensor[] w2, Tensor[] w3, int used, Routing routing, Biases biases) implements FeedForward {
         @Override
         public long bytesPerToken() {
             return router.byteSize() + used * (w1[0].byteSize() + w2[0].byteSize() + w3[0].byteSize());
         }
 
+        /** This mixture's routing with other matrices and biases (a copy's, a process's share). */
+        public MoE with(Tensor[] w1, Tensor[] w2, Tensor[] w3, Biases biases) {
+            return new MoE(router, w1, w2, w3, used, routing, biases);
+        }
+
         /**
-         * Picks the experts for one token from its router logits (turned into probabilities in place): writes the
-         * chosen expert ids to {@code experts} and their weights (renormalized, where the mixture is) to {@code weights}.
+         * Picks the experts for one token from its router logits (changed in place): writes the chosen expert ids to
+         * {@code experts} and their weights to {@code weights}.
          */
         public void route(float[] logits, int offset, int[] experts, float[] weights) {
             int n = w1.length;
-            gptfast4j.tensor.VectorMath.softmax(logits, offset, n);
+            if (biases != null) gptfast4j.tensor.VectorMath.add(logits, offset, biases.router(), 0, n);
+            if (routing != Routing.TOP_K_SOFTMAX) gptfast4j.tensor.VectorMath.softmax(logits, offset, n);
             float chosen = 0;
             for (int k = 0; k < used; k++) {
                 int best = -1;
-                for (int e = 0; e < n; e++) if (logits[offset + e] >= 0 && (best < 0 || logits[offset + e] > logits[offset + best])) best = e;
+                for (int e = 0; e < n; e++) {
+                    if (logits[offset + e] != Float.NEGATIVE_INFINITY && (best < 0 || logits[offset + e] > logits[offset + best])) best = e;
+                }
                 experts[k] = best;
                 weights[k] = logits[offset + best];
                 chosen += weights[k];
-                logits[offset + best] = -1; // taken
+                logits[offset + best] = Float.NEGATIVE_INFINITY; // taken
             }
-            if (normalized) for (int k = 0; k < used; k++) weights[k] /= chosen;
+            switch (routing) {
+                case SOFTMAX_RENORMALIZED -> { for (int k = 0; k < used; k++) weights[k] /= chosen; }
+                case TOP_K_SOFTMAX -> gptfast4j.tensor.VectorMath.softmax(weights, 0, used);
+                case SOFTMAX -> { }
+            }
         }
+    }
+
+    /** How a mixture weighs the experts it chose (llama.cpp's gating functions and {@code norm_w}). */
+    enum Routing {
+        /** A softmax over all experts, the chosen ones' probabilities renormalized to one (Mixtral, Qwen3-MoE, Granite). */
+        SOFTMAX_RENORMALIZED,
+        /** A softmax over all experts, the chosen ones' probabilities as they are (OLMoE). */
+        SOFTMAX,
+        /** The experts of the highest logits chosen, a softmax over their logits (gpt-oss: llama.cpp's SOFTMAX_WEIGHT). */
+        TOP_K_SOFTMAX
+    }
+
+    /**
+     * gpt-oss's biases: the router's [experts], and per expert its gate's and up's [hidden] (added before the
+     * activation) and its down's [dim] (added to its output).
+     */
+    record Biases(float[] router, float[][] w1, float[][] w2, float[][] w3) {
     }
 }

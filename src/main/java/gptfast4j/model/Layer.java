@@ -12,14 +12,24 @@ import gptfast4j.tensor.Tensor;
  *   qNorm, kNorm : [headDim], or null
  *   qBias : [qDim]      kBias, vBias : [kvDim], or null
  *   postAttentionNorm, postFfnNorm : [dim], or null
+ *   outputBias : [dim], or null       sinks : [heads], or null
  * </pre>
  * {@code qNorm} and {@code kNorm}: Qwen3's RMS norms of each head's query and key before RoPE (one weight vector for
  * all heads); {@code qBias}, {@code kBias}, {@code vBias}: Qwen2's biases of the query, key and value projections;
  * {@code postAttentionNorm}, {@code postFfnNorm}: Gemma's and OLMo2's RMS norms of the attention's and the FFN's
  * outputs before their residuals. Null in Llama-family models, which have none of these; OLMo2 has no {@code
- * attentionNorm} and {@code ffnNorm} (null), its qNorm and kNorm all heads' wide ([qDim], [kvDim]).
+ * attentionNorm} and {@code ffnNorm} (null), its qNorm and kNorm all heads' wide ([qDim], [kvDim]). gpt-oss's
+ * {@code outputBias} is wo's bias, and its {@code sinks} each head's learned logit that joins the softmax of its scores
+ * (taking a share of the weights, given to no position).
  */
 public record Layer(float[] attentionNorm, Tensor wq, Tensor wk, Tensor wv, Tensor wo,
                     float[] ffnNorm, FeedForward feedForward, float[] qNorm, float[] kNorm,
-                    float[] qBias, float[] kBias, float[] vBias, float[] postAttentionNorm, float[] postFfnNorm) {
+                    float[] qBias, float[] kBias, float[] vBias, float[] postAttentionNorm, float[] postFfnNorm,
+                    float[] outputBias, float[] sinks) {
+
+    /** This layer with other matrices (a copy's), its vectors the same. */
+    Layer with(Tensor wq, Tensor wk, Tensor wv, Tensor wo, FeedForward feedForward) {
+        return new Layer(attentionNorm, wq, wk, wv, wo, ffnNorm, feedForward, qNorm, kNorm, qBias, kBias, vBias, postAttentionNorm, postFfnNorm,
+                outputBias, sinks);
+    }
 }

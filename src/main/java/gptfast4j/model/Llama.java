@@ -584,8 +584,9 @@ public final class Llama {
      */
     private void residualAndFfnNorm(State s, int t0, int t1) {
         Layer layer = weights().layers()[s.layer];
-        residual(s, t0, t1, layer.postAttentionNorm());
         int dim = config.dim();
+        if (layer.outputBias() != null) for (int t = t0; t < t1; t++) VectorMath.add(s.xb2, t * dim, layer.outputBias(), 0, dim);
+        residual(s, t0, t1, layer.postAttentionNorm());
         if (config.variant().parallelBlocks()) System.arraycopy(s.ffnInput, t0 * dim, s.xb, t0 * dim, (t1 - t0) * dim);
         else normalize(s, t0, t1, layer.ffnNorm());
     }
@@ -593,8 +594,16 @@ public final class Llama {
     /** Tokens {@code [t0, t1)}: the FFN's gate, {@code hb = silu(hb) * hb2} (SwiGLU) or {@code gelu(hb) * hb2} (GeGLU). */
     private void gate(State s, int t0, int t1) {
         int hidden = s.hiddenPart;
-        if (config.variant().activation() == Config.Activation.GELU) VectorMath.geglu(s.hb, s.hb2, t0 * hidden, (t1 - t0) * hidden);
-        else VectorMath.swiglu(s.hb, s.hb2, t0 * hidden, (t1 - t0) * hidden);
+        activate(s.hb, s.hb2, t0 * hidden, (t1 - t0) * hidden);
+    }
+
+    /** {@code gate[offset .. + n) = act(gate) * up}, by the variant's activation. */
+    private void activate(float[] gate, float[] up, int offset, int n) {
+        switch (config.variant().activation()) {
+            case SILU -> VectorMath.swiglu(gate, up, offset, n);
+            case GELU -> VectorMath.geglu(gate, up, offset, n);
+            case SWIGLU_OAI -> VectorMath.swigluOai(gate, up, offset, n);
+        }
     }
 
     /** Tokens {@code [t0, t1)}: the FFN's residual, {@code x += xb2} ({@code xb2} normalized by the layer's postFfnNorm first where it has one). */
@@ -650,11 +659,19 @@ public final class Llama {
                 seen.inputs(moe.w3()[e], s.gathered, count);
             }
             s.sharedInput.matmul(s.gathered, count, exact, moe.w1()[e], s.hb, moe.w3()[e], s.hb2);
-            VectorMath.swiglu(s.hb, s.hb2, 0, count * s.hiddenPart);
+            FeedForward.Biases b = moe.biases();
+            if (b != null) {
+                for (int i = 0; i < count; i++) {
+                    VectorMath.add(s.hb, i * s.hiddenPart, b.w1()[e], 0, s.hiddenPart);
+                    VectorMath.add(s.hb2, i * s.hiddenPart, b.w3()[e], 0, s.hiddenPart);
+                }
+            }
+            activate(s.hb, s.hb2, 0, count * s.hiddenPart);
             if (!tp.whole()) tp.group.gather(s.hb, s.hbWhole, hidden, count, tp.hiddenStarts);
             if (seen != null) seen.inputs(moe.w2()[e], s.hbWhole, count);
             moe.w2()[e].matmul(s.hbWhole, count, s.xb2Part, s.dimPart, exact);
             if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, count, tp.dimStarts);
+            if (b != null) for (int i = 0; i < count; i++) VectorMath.add(s.xb2, i * dim, b.w2()[e], 0, dim);
             for (int i = 0; i < count; i++) VectorMath.axpy(s.slotWeight[i] * scale, s.xb2, i * dim, s.x, s.slotToken[i] * dim, dim);
         }
     }
@@ -690,6 +707,7 @@ public final class Llama {
         float scale = c.variant().queryScale() != 0f ? 1f : c.variant().scoreScale() != 0f ? c.variant().scoreScale() : (float) (1.0 / Math.sqrt(headDim));
         int window = c.variant().slides(s.layer) ? c.variant().slidingWindow() : 0;
         float cap = c.variant().attentionSoftcap();
+        float[] sinks = weights().layers()[s.layer].sinks();
         float[] att = s.att;
         KvCache kv = s.kv;
         int blocked = blockedTokens(n);
@@ -702,7 +720,7 @@ public final class Llama {
                 for (int j = 0; j < queries; j++) {
                     int row = attOffset + j * context, own = startPos + t + j + 1, seen = firstSeen(window, own);
                     if (cap != 0f) VectorMath.softcap(att, row + seen, own - seen, cap);
-                    VectorMath.softmax(att, row + seen, own - seen);
+                    VectorMath.softmax(att, row + seen, own - seen, sinks == null ? Float.NEGATIVE_INFINITY : sinks[h]);
                     Arrays.fill(att, row + first, row + seen, 0f);
                     Arrays.fill(att, row + own, row + positions, 0f);
                     kv.roundWeights(att, row + seen, own - seen);
@@ -722,7 +740,7 @@ public final class Llama {
                     keyScores(head, headDim, keyFrom(window, positions), positions, true, s.q, qOffset, headDim, scale, att, h * rows, rows);
                     for (int j = 0; j < queries; j++) {
                         if (cap != 0f) VectorMath.softcap(att, (h + j) * rows + seen, positions - seen, cap);
-                        VectorMath.softmax(att, (h + j) * rows + seen, positions - seen);
+                        VectorMath.softmax(att, (h + j) * rows + seen, positions - seen, sinks == null ? Float.NEGATIVE_INFINITY : sinks[h + j]);
                         kv.roundWeights(att, (h + j) * rows + seen, positions - seen);
                     }
                     VectorMath.product4(att, h * rows + seen, rows, head.values, head.valueBase + seen * headDim, headDim, positions - seen, headDim, 1f,
@@ -738,7 +756,7 @@ public final class Llama {
                     KvCache.Head head = s.perToken ? s.tokenKv[t].head(s.attentionCall, s.layer, h / group, keyFrom(window, positions), positions) : shared;
                     keyScores(head, headDim, keyFrom(window, positions), positions, false, s.q, t * dim + h * headDim, 0, scale, att, attOffset, 0);
                     if (cap != 0f) VectorMath.softcap(att, attOffset + seen, positions - seen, cap);
-                    VectorMath.softmax(att, attOffset + seen, positions - seen);
+                    VectorMath.softmax(att, attOffset + seen, positions - seen, sinks == null ? Float.NEGATIVE_INFINITY : sinks[h]);
                     kv.roundWeights(att, attOffset + seen, positions - seen);
                     VectorMath.weightedSum(att, attOffset + seen, head.values, head.valueBase + seen * headDim, headDim, positions - seen,
                             s.heads, t * dim + h * headDim, headDim);
@@ -961,7 +979,8 @@ public final class Llama {
             logitsPart = whole ? logits : new float[maxLogits * vocabPart];
             kv = KvCache.of(kvType, c, tp.kvHeads, contextLength);
             rope = new Rope(c, contextLength, false);
-            slidingRope = c.variant().slidingWindow() > 0 ? new Rope(c, contextLength, true) : null;
+            // sliding layers rotated as the others where their base is not their own (gpt-oss's)
+            slidingRope = c.variant().slidingWindow() > 0 && c.variant().slidingRopeTheta() != 0f ? new Rope(c, contextLength, true) : null;
             int experts = Math.max(c.expertCount(), 0), used = Math.max(c.expertsUsed(), 0);
             routerLogits = new float[maxBatch * experts];
             chosen = new int[maxBatch][used];

@@ -108,13 +108,15 @@ public final class TensorParallel {
             FeedForward ffn = switch (x.feedForward()) {
                 case FeedForward.Dense d -> new FeedForward.Dense(rows(d.w1(), hiddenStarts), rows(d.w2(), dimStarts), rows(d.w3(), hiddenStarts));
                 // each expert split as a dense feed-forward is; the router whole, so every process routes alike
-                case FeedForward.MoE m -> new FeedForward.MoE(m.router(), rows(m.w1(), hiddenStarts), rows(m.w2(), dimStarts), rows(m.w3(), hiddenStarts), m.used(), m.normalized());
+                case FeedForward.MoE m -> m.with(rows(m.w1(), hiddenStarts), rows(m.w2(), dimStarts), rows(m.w3(), hiddenStarts), m.biases() == null ? null
+                        : new FeedForward.Biases(m.biases().router(), parts(m.biases().w1(), hiddenStarts[rank], part(hiddenStarts)), m.biases().w2(),
+                        parts(m.biases().w3(), hiddenStarts[rank], part(hiddenStarts))));
             };
             layers[l] = new Layer(x.attentionNorm(), rows(x.wq(), qStarts), x.wk().rows((long) rank * kvHeads * headDim, (long) kvHeads * headDim),
                     x.wv().rows((long) rank * kvHeads * headDim, (long) kvHeads * headDim), rows(x.wo(), dimStarts), x.ffnNorm(), ffn,
                     x.qNorm(), x.kNorm(), part(x.qBias(), qStarts[rank], part(qStarts)),
                     part(x.kBias(), rank * kvHeads * headDim, kvHeads * headDim), part(x.vBias(), rank * kvHeads * headDim, kvHeads * headDim),
-                    x.postAttentionNorm(), x.postFfnNorm());
+                    x.postAttentionNorm(), x.postFfnNorm(), x.outputBias(), part(x.sinks(), qStarts[rank] / headDim, part(qStarts) / headDim));
         }
         return new Weights(w.tokEmbeddings(), layers, w.norm(), rows(w.output(), vocabStarts));
     }
@@ -122,6 +124,11 @@ public final class TensorParallel {
     /** Elements {@code [from, from + n)} of a bias (this rank's heads' part), or null for none. */
     private static float[] part(float[] bias, int from, int n) {
         return bias == null ? null : java.util.Arrays.copyOfRange(bias, from, from + n);
+    }
+
+    /** {@link #part} of each expert's bias. */
+    private static float[][] parts(float[][] biases, int from, int n) {
+        return java.util.Arrays.stream(biases).map(b -> part(b, from, n)).toArray(float[][]::new);
     }
 
     private Tensor rows(Tensor t, int[] starts) {

@@ -42,11 +42,10 @@ public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor
             Layer x = layers[l];
             FeedForward ffn = switch (x.feedForward()) {
                 case FeedForward.Dense d -> new FeedForward.Dense(f.apply(d.w1()), f.apply(d.w2()), f.apply(d.w3()));
-                case FeedForward.MoE m -> new FeedForward.MoE(m.router(), Arrays.stream(m.w1()).map(f).toArray(Tensor[]::new),
-                        Arrays.stream(m.w2()).map(f).toArray(Tensor[]::new), Arrays.stream(m.w3()).map(f).toArray(Tensor[]::new), m.used(), m.normalized());
+                case FeedForward.MoE m -> m.with(Arrays.stream(m.w1()).map(f).toArray(Tensor[]::new),
+                        Arrays.stream(m.w2()).map(f).toArray(Tensor[]::new), Arrays.stream(m.w3()).map(f).toArray(Tensor[]::new), m.biases());
             };
-            mapped[l] = new Layer(x.attentionNorm(), f.apply(x.wq()), f.apply(x.wk()), f.apply(x.wv()), f.apply(x.wo()), x.ffnNorm(), ffn, x.qNorm(), x.kNorm(), x.qBias(), x.kBias(), x.vBias(),
-                    x.postAttentionNorm(), x.postFfnNorm());
+            mapped[l] = x.with(f.apply(x.wq()), f.apply(x.wk()), f.apply(x.wv()), f.apply(x.wo()), ffn);
         }
         return new Weights(tokEmbeddings, mapped, norm, f.apply(output));
     }

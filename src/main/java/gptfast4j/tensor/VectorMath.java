@@ -104,12 +104,20 @@ public final class VectorMath {
      * vector: a scalar tail of up to 15 elements, latency-bound, cost about as much as the vectors at short contexts.
      */
     public static void softmax(float[] x, int offset, int n) {
+        softmax(x, offset, n, Float.NEGATIVE_INFINITY);
+    }
+
+    /**
+     * {@link #softmax(float[], int, int)} with one more logit, {@code sink}, in the sum but not written (gpt-oss's
+     * attention sinks: the weights sum to less than one); {@code -Infinity} for none.
+     */
+    public static void softmax(float[] x, int offset, int n, float sink) {
         FloatVector minusInfinity = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY), maxes = minusInfinity;
         for (int i = 0; i < n; i += S.length()) {
             VectorMask<Float> m = S.indexInRange(i, n);
             maxes = minusInfinity.blend(FloatVector.fromArray(S, x, offset + i, m), m).max(maxes);
         }
-        float max = maxes.reduceLanes(VectorOperators.MAX);
+        float max = Math.max(maxes.reduceLanes(VectorOperators.MAX), sink);
         DoubleVector sums = DoubleVector.zero(D);
         FloatVector zero = FloatVector.zero(S);
         for (int i = 0; i < n; i += S.length()) {
@@ -119,10 +127,28 @@ public final class VectorMath {
             e = zero.blend(e, m);
             sums = ((DoubleVector) e.convertShape(VectorOperators.F2D, D, 0)).add(sums).add((DoubleVector) e.convertShape(VectorOperators.F2D, D, 1));
         }
-        float inv = (float) (1.0 / sums.reduceLanes(VectorOperators.ADD));
+        double sum = sums.reduceLanes(VectorOperators.ADD);
+        if (sink != Float.NEGATIVE_INFINITY) sum += (float) Math.exp(sink - max);
+        float inv = (float) (1.0 / sum);
         for (int i = 0; i < n; i += S.length()) {
             VectorMask<Float> m = S.indexInRange(i, n);
             FloatVector.fromArray(S, x, offset + i, m).mul(inv).intoArray(x, offset + i, m);
+        }
+    }
+
+    /**
+     * gpt-oss's gate (llama.cpp's {@code swiglu_oai}, alpha 1.702, limit 7): {@code gate = g * sigmoid(1.702 g) * (u +
+     * 1)} with {@code g = min(gate, 7)} and {@code u} the up projection clamped to [-7, 7].
+     */
+    public static void swigluOai(float[] gate, float[] up, int offset, int n) {
+        int i = offset;
+        for (int bound = offset + S.loopBound(n); i < bound; i += S.length()) {
+            FloatVector g = FloatVector.fromArray(S, gate, i).min(7f), u = FloatVector.fromArray(S, up, i).max(-7f).min(7f);
+            g.div(g.neg().mul(1.702f).lanewise(VectorOperators.EXP).add(1f)).mul(u.add(1f)).intoArray(gate, i);
+        }
+        for (; i < offset + n; i++) {
+            float g = Math.min(gate[i], 7f), u = Math.min(Math.max(up[i], -7f), 7f);
+            gate[i] = g / (1f + (float) Math.exp(-g * 1.702f)) * (u + 1f);
         }
     }
 

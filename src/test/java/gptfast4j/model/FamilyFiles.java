@@ -54,4 +54,12 @@ final class FamilyFiles {
             for (int i = 0; i < n; i++) target.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, 0.5f + ((i * 37 + seed * 11) % 101) / 100f);
         }));
     }
+
+    /** A bias of {@code shape}, -0.5 to 0.5 (seeded so that each differs). */
+    static void bias(List<GGUFWriter.TensorSpec> tensors, String name, long[] shape, int seed) {
+        long n = java.util.Arrays.stream(shape).reduce(1, (a, b) -> a * b);
+        tensors.add(new GGUFWriter.TensorSpec(name, GGMLType.F32, shape, target -> {
+            for (long i = 0; i < n; i++) target.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, ((i * 53 + seed * 7) % 101) / 100f - 0.5f);
+        }));
+    }
 }

@@ -2,15 +2,12 @@ package gptfast4j.model;
 
 import gptfast4j.Shared;
 import gptfast4j.bench.ModelShape;
-import gptfast4j.io.GGUFWriter;
 import gptfast4j.io.Metadata;
 import gptfast4j.quant.Perplexity;
-import gptfast4j.tensor.GGMLType;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
-import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -63,10 +60,8 @@ class QwenTest {
                 if (arch.equals("qwen2")) {
                     // the projections' biases, -0.5 to 0.5
                     for (String which : new String[]{"q", "k", "v"}) {
-                        int n = (which.equals("q") ? shape.heads() : shape.kvHeads()) * headDim, seed = l * 3 + which.charAt(0);
-                        tensors.add(new GGUFWriter.TensorSpec("blk." + l + ".attn_" + which + ".bias", GGMLType.F32, new long[]{n}, target -> {
-                            for (int i = 0; i < n; i++) target.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, ((i * 53 + seed * 7) % 101) / 100f - 0.5f);
-                        }));
+                        int n = (which.equals("q") ? shape.heads() : shape.kvHeads()) * headDim;
+                        FamilyFiles.bias(tensors, "blk." + l + ".attn_" + which + ".bias", new long[]{n}, l * 3 + which.charAt(0));
                     }
                     continue;
                 }
