@@ -26,20 +26,22 @@ import java.util.function.LongConsumer;
  * A Gemma 3 shape has its keys under {@code gemma3.}, Gemma 3 1B's sliding window of 512 positions (five layers of
  * every six), and its norms of each head's query and key and of the attention's and the FFN's outputs; a Phi-3 shape
  * its keys under {@code phi3.} and its fused projections ({@code attn_qkv}; {@code ffn_up} holding the gate's rows then
- * the up projection's).
+ * the up projection's); gpt-oss-20b's its biases, sinks and YaRN, its vocabulary (o200k's size, no such tokenizer at hand)
+ * Llama-3's padded with unused tokens, and with {@code mxfp4} its experts in MXFP4, the other matrices Q8_0.
  */
 public final class RandomModel {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfFloat FLOAT_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfLong LONG_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     public static final List<GGMLType> TYPES = List.of(GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_1,
-            GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K);
+            GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K, GGMLType.MXFP4);
 
     private RandomModel() {
     }
 
     public static void write(ModelShape s, GGMLType type, Path out, Path sharedTokenizers, LongConsumer progress) {
         if (!TYPES.contains(type)) throw new IllegalArgumentException("unsupported type " + type + " for make-model; supported: " + TYPES);
+        if (type == GGMLType.MXFP4 && s.experts() == 0) throw new IllegalArgumentException("mxfp4 is for the experts of a mixture (llama.cpp's MXFP4_MOE); " + s.name() + " has none");
         Config config = new Config("llama", s.dim(), s.hiddenDim(), s.layers(), s.heads(), s.kvHeads(), s.vocab(), s.context(),
                 s.rmsEps(), s.ropeTheta(), null, Config.RopeStyle.INTERLEAVED, s.experts(), s.expertsUsed(), s.headDim());
         Map<String, Metadata.Value> md = new LinkedHashMap<>();
@@ -51,7 +53,15 @@ public final class RandomModel {
             md.put("gemma3.attention.key_length", Metadata.Value.uint32(s.headDim()));
             md.put("gemma3.attention.value_length", Metadata.Value.uint32(s.headDim()));
         }
-        md.put("general.file_type", Metadata.Value.uint32(type.fileType()));
+        if (arch.equals("gpt-oss")) {
+            // gpt-oss-20b's: its experts' width, a window of 128 positions on every other layer, YaRN x32 of 4096
+            md.put("gpt-oss.expert_feed_forward_length", Metadata.Value.uint32(s.hiddenDim()));
+            md.put("gpt-oss.attention.sliding_window", Metadata.Value.uint32(128));
+            md.put("gpt-oss.rope.scaling.type", Metadata.Value.string("yarn"));
+            md.put("gpt-oss.rope.scaling.factor", Metadata.Value.float32(32f));
+            md.put("gpt-oss.rope.scaling.original_context_length", Metadata.Value.uint32(4096));
+        }
+        md.put("general.file_type", Metadata.Value.uint32(type == GGMLType.MXFP4 ? MXFP4_MOE : type.fileType()));
         md.put("general.quantization_version", Metadata.Value.uint32(2));
         md.putAll(tokenizerMetadata(s.vocab(), sharedTokenizers));
         GGUFWriter.write(out, md, tensors(s, type), progress);
@@ -62,9 +72,12 @@ public final class RandomModel {
      * written). A matrix whose rows are not a whole number of the type's blocks (a K-quant's 256, e.g. stories15M's
      * width of 288) is made in Q8_0 instead, as llama.cpp's quantizer also falls back to a 32-block type.
      */
-    public static List<GGUFWriter.TensorSpec> tensors(ModelShape s, GGMLType type) {
+    public static List<GGUFWriter.TensorSpec> tensors(ModelShape s, GGMLType asked) {
         List<GGUFWriter.TensorSpec> tensors = new ArrayList<>();
         int dim = s.dim(), qDim = s.heads() * s.headDim(), kvDim = s.kvHeads() * s.headDim(), hidden = s.hiddenDim();
+        // MXFP4: the experts', the other matrices Q8_0 (llama.cpp's MXFP4_MOE)
+        GGMLType type = asked == GGMLType.MXFP4 ? GGMLType.Q8_0 : asked, expertType = asked;
+        boolean gptOss = s.architecture().equals("gpt-oss");
         tensors.add(matrix("token_embd.weight", type, dim, s.vocab(), 1.0));
         if (s.ropeScaling() > 0) {
             float[] factors = Checkpoint.llama3RopeFactors(s.ropeScaling(), 1, 4, 8192, s.ropeTheta(), s.headDim());
@@ -83,7 +96,15 @@ public final class RandomModel {
                 tensors.add(matrix(p + "attn_v.weight", type, dim, kvDim, 1 / Math.sqrt(dim)));
             }
             tensors.add(matrix(p + "attn_output.weight", type, qDim, dim, 1 / Math.sqrt(qDim)));
-            tensors.add(ones(p + "ffn_norm.weight", dim));
+            // gpt-oss's biases (small), its sinks, and its FFN norm under the name of a post-attention norm
+            if (gptOss) {
+                tensors.add(tensor(p + "attn_q.bias", GGMLType.F32, new long[]{qDim}, 0.01));
+                tensors.add(tensor(p + "attn_k.bias", GGMLType.F32, new long[]{kvDim}, 0.01));
+                tensors.add(tensor(p + "attn_v.bias", GGMLType.F32, new long[]{kvDim}, 0.01));
+                tensors.add(tensor(p + "attn_output.bias", GGMLType.F32, new long[]{dim}, 0.01));
+                tensors.add(ones(p + "attn_sinks.weight", s.heads()));
+            }
+            tensors.add(ones(p + (gptOss ? "post_attention_norm.weight" : "ffn_norm.weight"), dim));
             if (s.architecture().equals("gemma3")) {
                 tensors.add(ones(p + "attn_q_norm.weight", s.headDim()));
                 tensors.add(ones(p + "attn_k_norm.weight", s.headDim()));
@@ -92,9 +113,15 @@ public final class RandomModel {
             }
             if (s.experts() > 0) {
                 tensors.add(tensor(p + "ffn_gate_inp.weight", GGMLType.F32, new long[]{dim, s.experts()}, 1 / Math.sqrt(dim)));
-                tensors.add(tensor(p + "ffn_gate_exps.weight", type, new long[]{dim, hidden, s.experts()}, 1 / Math.sqrt(dim)));
-                tensors.add(tensor(p + "ffn_up_exps.weight", type, new long[]{dim, hidden, s.experts()}, 1 / Math.sqrt(dim)));
-                tensors.add(tensor(p + "ffn_down_exps.weight", type, new long[]{hidden, dim, s.experts()}, 1 / Math.sqrt(hidden)));
+                tensors.add(tensor(p + "ffn_gate_exps.weight", expertType, new long[]{dim, hidden, s.experts()}, 1 / Math.sqrt(dim)));
+                tensors.add(tensor(p + "ffn_up_exps.weight", expertType, new long[]{dim, hidden, s.experts()}, 1 / Math.sqrt(dim)));
+                tensors.add(tensor(p + "ffn_down_exps.weight", expertType, new long[]{hidden, dim, s.experts()}, 1 / Math.sqrt(hidden)));
+                if (gptOss) {
+                    tensors.add(tensor(p + "ffn_gate_inp.bias", GGMLType.F32, new long[]{s.experts()}, 0.01));
+                    tensors.add(tensor(p + "ffn_gate_exps.bias", GGMLType.F32, new long[]{hidden, s.experts()}, 0.01));
+                    tensors.add(tensor(p + "ffn_up_exps.bias", GGMLType.F32, new long[]{hidden, s.experts()}, 0.01));
+                    tensors.add(tensor(p + "ffn_down_exps.bias", GGMLType.F32, new long[]{dim, s.experts()}, 0.01));
+                }
             } else if (phi3) {
                 tensors.add(matrix(p + "ffn_up.weight", type, dim, 2L * hidden, 1 / Math.sqrt(dim)));
                 tensors.add(matrix(p + "ffn_down.weight", type, hidden, dim, 1 / Math.sqrt(hidden)));
@@ -131,18 +158,21 @@ public final class RandomModel {
             md.put("tokenizer.ggml.unknown_token_id", Metadata.Value.uint32(0));
             md.put("tokenizer.ggml.add_bos_token", Metadata.Value.bool(true));
             md.put("tokenizer.ggml.add_eos_token", Metadata.Value.bool(false));
-        } else if (vocab == 128256) {
+        } else if (vocab == 128256 || vocab == GPT_OSS_VOCAB) {
             Metadata vocabFile = GGUF.read(sharedTokenizers.resolve("llama3-vocab.gguf")).metadata();
             for (var e : vocabFile.asMap().entrySet()) {
                 if (e.getKey().startsWith("tokenizer.")) md.put(e.getKey(), e.getValue());
             }
+            if (vocab == GPT_OSS_VOCAB) pad(md, new String[0], 0, vocab, "<unused%d>", UNUSED_TYPE);
         } else {
             throw new IllegalArgumentException("no tokenizer for a vocabulary of " + vocab);
         }
         return md;
     }
 
-    private static final int PHI3_VOCAB = 32064, GEMMA_VOCAB = 262144, UNUSED_TYPE = 5;
+    private static final int PHI3_VOCAB = 32064, GEMMA_VOCAB = 262144, GPT_OSS_VOCAB = 201088, UNUSED_TYPE = 5;
+    /** llama.cpp's file type of a mixture whose experts are MXFP4 ({@code LLAMA_FTYPE_MOSTLY_MXFP4_MOE}). */
+    private static final int MXFP4_MOE = 38;
     private static final String[] PHI3_ADDED = {"<|endoftext|>", "<|assistant|>", "<|placeholder1|>", "<|placeholder2|>", "<|placeholder3|>",
             "<|placeholder4|>", "<|system|>", "<|end|>", "<|placeholder5|>", "<|placeholder6|>", "<|user|>"};
 
@@ -153,7 +183,7 @@ public final class RandomModel {
      */
     private static void pad(Map<String, Metadata.Value> md, String[] added, int addedType, int vocab, String padding, int paddingType) {
         String[] pieces = (String[]) md.get("tokenizer.ggml.tokens").value();
-        float[] scores = (float[]) md.get("tokenizer.ggml.scores").value();
+        float[] scores = md.containsKey("tokenizer.ggml.scores") ? (float[]) md.get("tokenizer.ggml.scores").value() : null; // none in a BPE vocabulary
         int[] types = (int[]) md.get("tokenizer.ggml.token_type").value();
         int n = pieces.length;
         pieces = java.util.Arrays.copyOf(pieces, vocab);
@@ -164,7 +194,7 @@ public final class RandomModel {
             types[i] = isAdded ? addedType : paddingType;
         }
         md.put("tokenizer.ggml.tokens", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.STRING, pieces));
-        md.put("tokenizer.ggml.scores", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.FLOAT32, java.util.Arrays.copyOf(scores, vocab)));
+        if (scores != null) md.put("tokenizer.ggml.scores", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.FLOAT32, java.util.Arrays.copyOf(scores, vocab)));
         md.put("tokenizer.ggml.token_type", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.INT32, types));
     }
 
@@ -222,6 +252,13 @@ public final class RandomModel {
                         t.set(SHORT_LE, b + 2, Float.floatToFloat16(amplitude / 63));
                     }
                 }
+            }
+            case MXFP4 -> {
+                // random nibbles, and the E8M0 exponent whose largest level (6) is about the amplitude
+                for (long i = 0; i + 8 <= size; i += 8) t.set(LONG_LE, i, random.nextLong());
+                for (long i = size & ~7L; i < size; i++) t.set(ValueLayout.JAVA_BYTE, i, (byte) random.nextInt());
+                byte e = (byte) (127 + Math.round(Math.log(amplitude / 6) / Math.log(2)));
+                for (long b = 0; b < size; b += type.blockBytes) t.set(ValueLayout.JAVA_BYTE, b, e);
             }
             default -> throw new IllegalArgumentException(type.toString());
         }

@@ -21,7 +21,7 @@ final class MakeModelCommand implements Callable<Integer> {
             description = "stories15M, stories110M, tinyllama-1.1b, llama-3.2-1b, llama-2-7b, llama-3-8b, mistral-7b, mixtral-mini (8 experts, top 2, at TinyLlama width), mixtral-mini-dense (its active size, dense), gemma3-1b (Gemma 3's blocks, Gemma's 262144-token vocabulary: Llama-2's padded), phi-3-mini (fused projections, Phi-3's vocabulary)")
     String shape;
 
-    @Option(names = "--type", required = true, paramLabel = "TYPE", description = "f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q5_k, q6_k (every linear layer in that type)")
+    @Option(names = "--type", required = true, paramLabel = "TYPE", description = "f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q5_k, q6_k (every linear layer in that type), or mxfp4 (a mixture's experts in MXFP4, the other linear layers Q8_0: llama.cpp's MXFP4_MOE)")
     String type;
 
     @Option(names = "--out", required = true, paramLabel = "FILE.gguf", description = "Output file (written atomically).")
@@ -42,7 +42,7 @@ final class MakeModelCommand implements Callable<Integer> {
         CommonOptions.checkOutputFile(out);
         long total = RandomModel.dataBytes(s, t);
         List<String> fallbacks = RandomModel.tensors(s, t).stream()
-                .filter(spec -> spec.type() != t && spec.type() != GGMLType.F32).map(GGUFWriter.TensorSpec::name).toList();
+                .filter(spec -> spec.type() != t && spec.type() != GGMLType.F32 && t != GGMLType.MXFP4).map(GGUFWriter.TensorSpec::name).toList();
         if (!fallbacks.isEmpty()) {
             System.err.printf("note: %d tensors have rows that are not a multiple of the %s block size (%d) and are Q8_0: %s%n",
                     fallbacks.size(), t, t.blockSize, String.join(", ", fallbacks.subList(0, Math.min(4, fallbacks.size()))) + (fallbacks.size() > 4 ? ", ..." : ""));

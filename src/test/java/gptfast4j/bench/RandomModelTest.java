@@ -94,6 +94,33 @@ class RandomModelTest {
         assertTrue(tokens.length > 0);
     }
 
+    /**
+     * A gpt-oss shape in mxfp4: its experts MXFP4, its other matrices Q8_0, its biases, sinks, window and YaRN, and
+     * o200k's vocabulary size as Llama-3's padded; it loads as gpt-oss and generates (make-model's gpt-oss-20b file
+     * runs in llama-bench de3ff81 as "gpt-oss 20B MXFP4 MoE", 20.91 B parameters); mxfp4 for a dense shape is refused.
+     */
+    @Test
+    void gptOssShapeIsGptOsss(@TempDir Path dir) {
+        ModelShape shape = new ModelShape("gpt-oss-tiny", 64, 64, 2, 4, 2, 201088, 256, 150000, 1e-5f, false, 0, 4, 2, 16, "gpt-oss");
+        Path out = dir.resolve("g.gguf");
+        RandomModel.write(shape, GGMLType.MXFP4, out, Shared.TOKENIZERS, b -> { });
+        Checkpoint c = Checkpoint.load(out, null);
+        assertEquals("gpt-oss", c.model().config.architecture());
+        assertEquals(128, c.model().config.variant().slidingWindow());
+        assertEquals(32f, c.model().config.variant().yarn().factor());
+        gptfast4j.model.Layer layer = c.model().weights().layers()[1];
+        assertEquals(GGMLType.Q8_0, layer.wq().type);
+        assertEquals(GGMLType.MXFP4, ((gptfast4j.model.FeedForward.MoE) layer.feedForward()).w1()[3].type);
+        assertEquals(4, layer.sinks().length);
+        assertEquals(201088, c.tokenizer().vocabSize());
+        int[] tokens = new Generator(c.model(), c.model().newState(16, 8), c.eos())
+                .generate(new int[]{128000, 9906}, 0, 8, new Sampler(201088, 0, 0, 1, 0), t -> true).tokens();
+        assertTrue(tokens.length > 0);
+        var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> RandomModel.write(ModelShape.named("stories15M"), GGMLType.MXFP4, dir.resolve("s.gguf"), Shared.TOKENIZERS, b -> { }));
+        assertEquals("mxfp4 is for the experts of a mixture (llama.cpp's MXFP4_MOE); stories15M has none", e.getMessage());
+    }
+
     /** K-quant files: random blocks with super-block scales that keep the weights near the asked spread, and they run. */
     @ParameterizedTest
     @ValueSource(strings = {"Q4_K", "Q5_K", "Q6_K"})
