@@ -67,7 +67,8 @@ final class ServeCommand implements Callable<Integer> {
     ChatTemplateOptions templateOptions;
 
     @Option(names = "--reasoning-format", paramLabel = "none|deepseek|auto", description = "A chat reply's opening <think>...</think> block (DeepSeek-R1's): "
-            + "deepseek gives it apart as reasoning_content, none leaves it in the content, auto (the default) as deepseek where the chat format is deepseek3 or the chat template writes <think> (Qwen3's), as llama.cpp's flag.")
+            + "deepseek gives it apart as reasoning_content, none leaves it in the content, auto (the default) as deepseek where the chat format is deepseek3 or the chat template writes <think> (Qwen3's), "
+            + "or the vocabulary is gpt-oss's harmony (its analysis channel the reasoning_content), as llama.cpp's flag.")
     String reasoningFormat = "auto";
 
     @Option(names = "--pooling", paramLabel = "mean|cls|last", description = "How /v1/embeddings makes a text's embedding of its tokens' states: their mean, the first token's, "

@@ -61,13 +61,14 @@ final class Job implements Engine.Work {
 
     /**
      * @param tokens        the request's prompt as tokens ({@link #tokens})
-     * @param splitThinking whether a chat's reply that opens with a thinking block gives it apart ({@link Reasoning}), as
+     * @param splitThinking whether a chat's reply that opens with a thinking block (a harmony reply: its analysis) gives it apart ({@link Reasoning}), as
      *                      {@code serve --reasoning-format} has it; not with tools in the generic format, whose grammar opens
      *                      the reply with JSON (with Hermes-style tools, the thinking first, the calls in what follows)
      * @param opened        whether the chat format's prompt opened the thinking ({@link ChatFormat#opensThinking})
      */
     Job(Checkpoint ckpt, CompletionRequest request, int[] tokens, Responses responses, LinkedBlockingQueue<Object> outbox, boolean splitThinking, boolean opened) {
-        this.thinking = splitThinking && responses.chat() && (request.tools() == null || request.tools().syntax() != Tools.Syntax.GENERIC) ? new Reasoning(opened) : null;
+        this.thinking = !splitThinking || !responses.chat() || request.tools() != null && request.tools().syntax() == Tools.Syntax.GENERIC ? null
+                : Reasoning.speaksHarmony(ckpt.tokenizer()) ? Reasoning.harmony() : new Reasoning(opened);
         this.ckpt = ckpt;
         this.outbox = outbox;
         this.request = request;
@@ -134,8 +135,9 @@ final class Job implements Engine.Work {
         }
         if (request.grammar() != null) sampler.constrain(new GrammarConstraint(request.grammar(), tokenizer::bytes, vocab, ckpt.eos()));
         if (request.logprobs() >= 0) sampler.observe(this::drawn);
-        reply = new ReplyText(tokenizer, request.stops(), responses.chat() && tokenizer.kind() == Tokenizer.Kind.SENTENCEPIECE,
-                request.tools() != null ? request.tools().syntax().markers() : List.of());
+        List<String> kept = new ArrayList<>(request.tools() != null ? request.tools().syntax().markers() : List.of());
+        if (responses.chat() && Reasoning.speaksHarmony(tokenizer)) kept.addAll(Reasoning.HARMONY_MARKERS); // a harmony reply's frame, to be parted or shown
+        reply = new ReplyText(tokenizer, request.stops(), responses.chat() && tokenizer.kind() == Tokenizer.Kind.SENTENCEPIECE, kept);
         if (request.tools() != null) answer = new Tools.Answer(request.tools().syntax());
         if (request.stream()) {
             streaming = true;

@@ -8,14 +8,41 @@ package gptfast4j.server;
  * may still become the block's opening or closing tag is held back. A reply that does not open with the tag is all
  * answer, unless its prompt opened the thinking ({@code opened}: DeepSeek-R1's template ends with {@code <think>\n}),
  * where the reply starts in it (an opening tag it writes anyway left out).
+ * <p>
+ * gpt-oss's harmony replies ({@link #harmony}) are messages instead, each {@code <|channel|>NAME<|message|>TEXT<|end|>}
+ * (the later ones after {@code <|start|>assistant}): the {@code analysis} channel's text is the thinking, the others'
+ * (the {@code final} answer, a {@code commentary} preamble) the answer, as llama.cpp's gpt-oss parser parts them; the
+ * markers, which the reply's text keeps for this ({@link #HARMONY_MARKERS}), are neither.
  */
 final class Reasoning {
-    private final boolean opened;
+    private final boolean opened, harmony;
 
     /** @param opened whether the prompt opened the thinking, so that the reply starts in it */
     Reasoning(boolean opened) {
-        this.opened = opened;
+        this(opened, false);
     }
+
+    private Reasoning(boolean opened, boolean harmony) {
+        this.opened = opened;
+        this.harmony = harmony;
+    }
+
+    /** A harmony reply's parts (gpt-oss's). */
+    static Reasoning harmony() {
+        return new Reasoning(false, true);
+    }
+
+    /** Whether {@code tokenizer}'s replies are harmony's (its vocabulary has the channel and message markers). */
+    static boolean speaksHarmony(gptfast4j.tokenizer.Tokenizer tokenizer) {
+        return tokenizer.special(CHANNEL).isPresent() && tokenizer.special(MESSAGE).isPresent();
+    }
+
+    /** The special tokens a harmony reply's text must keep to be parted (control tokens give no text otherwise). */
+    static final java.util.List<String> HARMONY_MARKERS = java.util.List.of("<|channel|>", "<|message|>", "<|end|>", "<|start|>", "<|constrain|>");
+
+    private static final String CHANNEL = "<|channel|>", MESSAGE = "<|message|>", END = "<|end|>";
+    /** In a harmony reply: whether the text is in a message's body, and whether that message is the thinking. */
+    private boolean inBody, bodyThinks;
 
     private static final String OPEN = "<think>", CLOSE = "</think>";
 
@@ -45,6 +72,7 @@ final class Reasoning {
     }
 
     private Piece advance(boolean end) {
+        if (harmony) return advanceHarmony(end);
         StringBuilder reasoning = new StringBuilder(), content = new StringBuilder();
         while (true) {
             switch (part) {
@@ -91,6 +119,46 @@ final class Reasoning {
         }
     }
 
+    /**
+     * A harmony reply: a message's header (up to {@code <|message|>}, its channel named after {@code <|channel|>}) is
+     * held until whole and given to neither; its body goes to the thinking or the answer up to {@code <|end|>}, a tail
+     * that may begin that held back. Text that does not open with a marker (a reply outside harmony's frame) is answer.
+     */
+    private Piece advanceHarmony(boolean end) {
+        StringBuilder reasoning = new StringBuilder(), content = new StringBuilder();
+        while (true) {
+            if (!inBody) {
+                if (given == text.length()) return piece(reasoning, content);
+                int message = text.indexOf(MESSAGE, given);
+                if (message < 0) {
+                    // a header still to come, or no header at all
+                    String rest = text.substring(given);
+                    if (rest.startsWith("<|") || "<|".startsWith(rest)) {
+                        if (end) given = text.length(); // a header cut short: nothing of it is text
+                        return piece(reasoning, content);
+                    }
+                    inBody = true;
+                    bodyThinks = false;
+                    continue;
+                }
+                int channel = text.indexOf(CHANNEL, given);
+                // the channel's name: its header's first word after the marker ("commentary to=functions.f <|constrain|>json")
+                String header = channel >= 0 && channel < message ? text.substring(channel + CHANNEL.length(), message).strip() : "";
+                bodyThinks = header.split("[\\s<]", 2)[0].equals("analysis");
+                given = message + MESSAGE.length();
+                inBody = true;
+            } else {
+                int close = text.indexOf(END, given);
+                int upTo = close >= 0 ? close : end ? text.length() : text.length() - heldTagStart(END);
+                (bodyThinks ? reasoning : content).append(text, given, upTo);
+                given = upTo;
+                if (close < 0) return piece(reasoning, content);
+                given = close + END.length();
+                inBody = false;
+            }
+        }
+    }
+
     private static Piece piece(StringBuilder reasoning, StringBuilder content) {
         return new Piece(reasoning.toString(), content.toString());
     }
@@ -108,8 +176,13 @@ final class Reasoning {
 
     /** How many of the text's last characters may begin the closing tag. */
     private int heldTagStart() {
-        for (int n = Math.min(CLOSE.length() - 1, text.length()); n > 0; n--) {
-            if (CLOSE.startsWith(text.substring(text.length() - n))) return n;
+        return heldTagStart(CLOSE);
+    }
+
+    /** How many of the text's last characters (after what was given) may begin {@code tag}. */
+    private int heldTagStart(String tag) {
+        for (int n = Math.min(tag.length() - 1, text.length() - given); n > 0; n--) {
+            if (tag.startsWith(text.substring(text.length() - n))) return n;
         }
         return 0;
     }

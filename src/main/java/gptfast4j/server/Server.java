@@ -95,7 +95,8 @@ public final class Server implements AutoCloseable {
         this.log = log;
         this.pooling = Pooling.of(ckpt);
         this.infill = Infill.of(ckpt);
-        this.autoThinking = chatFormat == ChatFormat.DEEPSEEK3 || ckpt.chatTemplate() != null && ckpt.chatTemplate().contains("<think>");
+        this.autoThinking = chatFormat == ChatFormat.DEEPSEEK3 || ckpt.chatTemplate() != null && ckpt.chatTemplate().contains("<think>")
+                || Reasoning.speaksHarmony(ckpt.tokenizer());
         this.splitThinking = autoThinking;
         this.http = HttpServer.create(address, 64);
         http.createContext("/", this::handle);

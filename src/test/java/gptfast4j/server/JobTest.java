@@ -66,4 +66,50 @@ class JobTest {
         assertEquals("get_weather", call);
         assertEquals("tool_calls", finish);
     }
+
+    /**
+     * A gpt-oss chat job given a harmony reply's tokens (stories260K's vocabulary with five of its tokens renamed to
+     * harmony's markers, of control type): the analysis as reasoning_content, the final message as content, whole and
+     * streamed alike, the markers in neither.
+     */
+    @Test
+    void aHarmonyReplyGivesItsAnalysisAsThinking(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        String[] markers = {"<|channel|>", "<|message|>", "<|end|>", "<|start|>", "<|constrain|>"};
+        java.nio.file.Path file = Shared.storiesWithMetadata(dir.resolve("harmony.gguf"), md -> {
+            String[] tokens = ((String[]) md.get("tokenizer.ggml.tokens").value()).clone();
+            int[] types = ((int[]) md.get("tokenizer.ggml.token_type").value()).clone();
+            for (int i = 0; i < markers.length; i++) {
+                tokens[500 + i] = markers[i];
+                types[500 + i] = 3;
+            }
+            md.put("tokenizer.ggml.tokens", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.STRING, tokens));
+            md.put("tokenizer.ggml.token_type", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.INT32, types));
+        });
+        Checkpoint ckpt = Checkpoint.load(file, null);
+        int[] tokens = ckpt.tokenizer().encodeWithSpecials("<|channel|>analysis<|message|>The user says hi.<|end|><|start|>assistant<|channel|>final<|message|>Hello there!");
+        assertTrue(java.util.stream.IntStream.of(tokens).anyMatch(t -> t == 501), java.util.Arrays.toString(tokens));
+        List<String> parts = new ArrayList<>();
+        for (boolean stream : new boolean[]{false, true}) {
+            CompletionRequest request = CompletionRequest.parse(JSON.readTree("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"stream\": " + stream + "}"), true);
+            LinkedBlockingQueue<Object> outbox = new LinkedBlockingQueue<>();
+            Job job = new Job(ckpt, request, new int[]{1}, new Responses("id", true, "m", 0, false), outbox, true, false);
+            job.sampler();
+            for (int t : tokens) assertTrue(job.accept(t));
+            job.finish(new Generator.Result(tokens, 1, 0, tokens.length, 1, 0, true, tokens.length, false), 1, 0);
+            StringBuilder reasoning = new StringBuilder(), content = new StringBuilder();
+            for (Object item : outbox) {
+                if (item instanceof Job.Completion done && !stream) {
+                    reasoning.append(done.response().at("/choices/0/message/reasoning_content").asText());
+                    content.append(done.response().at("/choices/0/message/content").asText());
+                } else if (item instanceof JsonNode chunk && chunk.has("choices")) {
+                    reasoning.append(chunk.at("/choices/0/delta/reasoning_content").asText());
+                    content.append(chunk.at("/choices/0/delta/content").asText());
+                }
+            }
+            parts.add(reasoning + "|" + content);
+        }
+        // each body opens with a space: this SentencePiece vocabulary's dummy prefix after a special token (gpt-oss's
+        // byte-level one has none), which the text keeps as llama.cpp's parser would
+        assertEquals(List.of(" The user says hi.| Hello there!", " The user says hi.| Hello there!"), parts);
+    }
 }

@@ -14,7 +14,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 class ReasoningTest {
     /** The thinking and the answer of {@code text} given in pieces cut at {@code cuts} (a random cut every so often). */
     private static List<String> split(String text, Random cuts, boolean opened) {
-        Reasoning r = new Reasoning(opened);
+        return split(text, cuts, new Reasoning(opened));
+    }
+
+    private static List<String> split(String text, Random cuts, Reasoning r) {
         StringBuilder reasoning = new StringBuilder(), content = new StringBuilder();
         for (int at = 0; at < text.length(); ) {
             int next = cuts == null ? text.length() : Math.min(text.length(), at + 1 + cuts.nextInt(4));
@@ -65,5 +68,28 @@ class ReasoningTest {
         assertSplit("<think>\nOkay.</think>Hi", true, "Okay.", "Hi");
         assertSplit("no end of thinking", true, "no end of thinking", "");
         assertSplit("<thi", true, "<thi", "");
+    }
+
+    /** {@code text}'s harmony parts, whole and in random pieces. */
+    private static void assertHarmony(String text, String reasoning, String content) {
+        assertEquals(List.of(reasoning, content), split(text, null, Reasoning.harmony()), text);
+        for (long seed = 0; seed < 20; seed++) assertEquals(List.of(reasoning, content), split(text, new Random(seed), Reasoning.harmony()), text + ", cuts " + seed);
+    }
+
+    /**
+     * gpt-oss's harmony replies, as llama.cpp's gpt-oss parser parts them: the analysis channel's messages are the
+     * thinking, the final one's and a commentary preamble's the answer, the markers neither; a reply cut short in its
+     * analysis is thinking, one without harmony's frame all answer.
+     */
+    @Test
+    void harmonyChannelsGoApart() {
+        assertHarmony("<|channel|>analysis<|message|>The user greets. Reply briefly.<|end|><|start|>assistant<|channel|>final<|message|>Hello! How can I help?",
+                "The user greets. Reply briefly.", "Hello! How can I help?");
+        assertHarmony("<|channel|>analysis<|message|>Plan.<|end|><|start|>assistant<|channel|>commentary<|message|>Looking it up.<|end|>"
+                + "<|start|>assistant<|channel|>analysis<|message|> More.<|end|><|start|>assistant<|channel|>final<|message|>Done.", "Plan. More.", "Looking it up.Done.");
+        assertHarmony("<|channel|>analysis<|message|>Cut <|en", "Cut <|en", "");
+        assertHarmony("<|channel|>final<|message|>a < b, c <| d", "", "a < b, c <| d");
+        assertHarmony("Plain text.", "", "Plain text.");
+        assertHarmony("<|channel|>anal", "", "");
     }
 }
