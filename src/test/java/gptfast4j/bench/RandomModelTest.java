@@ -52,10 +52,7 @@ class RandomModelTest {
      */
     @Test
     void gemma3ShapeIsGemmas(@TempDir Path dir) {
-        ModelShape shape = new ModelShape("gemma3-tiny", 64, 128, 6, 4, 1, 262144, 1024, 1e6f, 1e-6f, true, 0, 0, 0, 32, "gemma3");
-        Path out = dir.resolve("g.gguf");
-        RandomModel.write(shape, GGMLType.Q8_0, out, Shared.TOKENIZERS, b -> { });
-        Checkpoint c = Checkpoint.load(out, null);
+        Checkpoint c = written(new ModelShape("gemma3-tiny", 64, 128, 6, 4, 1, 262144, 1024, 1e6f, 1e-6f, true, 0, 0, 0, 32, "gemma3"), GGMLType.Q8_0, dir);
         Config config = c.model().config;
         assertEquals("gemma3", config.architecture());
         assertEquals(512, config.variant().slidingWindow());
@@ -66,8 +63,20 @@ class RandomModelTest {
         assertEquals("<unused0>", c.tokenizer().piece(32000));
         assertEquals("[15043, 3186]", java.util.Arrays.toString(c.tokenizer().encode("Hello world")));
         assertEquals("[529, 348, 3880, 29900, 29958]", java.util.Arrays.toString(c.tokenizer().encode("<unused0>")));
+        assertGenerates(c, 1, 15043);
+    }
+
+    /** A model of {@code shape} in {@code type} written in {@code dir}, loaded. */
+    private static Checkpoint written(ModelShape shape, GGMLType type, Path dir) {
+        Path out = dir.resolve(shape.name() + ".gguf");
+        RandomModel.write(shape, type, out, Shared.TOKENIZERS, b -> { });
+        return Checkpoint.load(out, null);
+    }
+
+    /** Fails unless {@code c} generates greedily from {@code prompt}. */
+    private static void assertGenerates(Checkpoint c, int... prompt) {
         int[] tokens = new Generator(c.model(), c.model().newState(16, 8), c.eos())
-                .generate(new int[]{1, 15043}, 0, 8, new Sampler(262144, 0, 0, 1, 0), t -> true).tokens();
+                .generate(prompt, 0, 8, new Sampler(c.model().config.vocabSize(), 0, 0, 1, 0), t -> true).tokens();
         assertTrue(tokens.length > 0);
     }
 
@@ -79,19 +88,14 @@ class RandomModelTest {
      */
     @Test
     void phi3ShapeIsPhi3s(@TempDir Path dir) {
-        ModelShape shape = new ModelShape("phi3-tiny", 64, 128, 2, 4, 4, 32064, 256, 10000, 1e-5f, false, 0, 0, 0, 16, "phi3");
-        Path out = dir.resolve("p.gguf");
-        RandomModel.write(shape, GGMLType.Q8_0, out, Shared.TOKENIZERS, b -> { });
-        Checkpoint c = Checkpoint.load(out, null);
+        Checkpoint c = written(new ModelShape("phi3-tiny", 64, 128, 2, 4, 4, 32064, 256, 10000, 1e-5f, false, 0, 0, 0, 16, "phi3"), GGMLType.Q8_0, dir);
         assertEquals("phi3", c.model().config.architecture());
         assertEquals(64, c.model().weights().layers()[1].wq().rows);
         assertEquals(128, c.model().weights().layers()[1].feedForward() instanceof gptfast4j.model.FeedForward.Dense d ? d.w3().rows : -1);
         assertEquals(32064, c.tokenizer().vocabSize());
         assertTrue(java.util.Arrays.stream(c.eos()).anyMatch(id -> id == 32007), java.util.Arrays.toString(c.eos()));
         assertEquals("[32010, 6324, 32007]", java.util.Arrays.toString(c.tokenizer().encodeWithSpecials("<|user|>\nHi<|end|>\n")));
-        int[] tokens = new Generator(c.model(), c.model().newState(16, 8), c.eos())
-                .generate(new int[]{1, 15043}, 0, 8, new Sampler(32064, 0, 0, 1, 0), t -> true).tokens();
-        assertTrue(tokens.length > 0);
+        assertGenerates(c, 1, 15043);
     }
 
     /**
@@ -101,10 +105,7 @@ class RandomModelTest {
      */
     @Test
     void gptOssShapeIsGptOsss(@TempDir Path dir) {
-        ModelShape shape = new ModelShape("gpt-oss-tiny", 64, 64, 2, 4, 2, 201088, 256, 150000, 1e-5f, false, 0, 4, 2, 16, "gpt-oss");
-        Path out = dir.resolve("g.gguf");
-        RandomModel.write(shape, GGMLType.MXFP4, out, Shared.TOKENIZERS, b -> { });
-        Checkpoint c = Checkpoint.load(out, null);
+        Checkpoint c = written(new ModelShape("gpt-oss-tiny", 64, 64, 2, 4, 2, 201088, 256, 150000, 1e-5f, false, 0, 4, 2, 16, "gpt-oss"), GGMLType.MXFP4, dir);
         assertEquals("gpt-oss", c.model().config.architecture());
         assertEquals(128, c.model().config.variant().slidingWindow());
         assertEquals(32f, c.model().config.variant().yarn().factor());
@@ -113,9 +114,7 @@ class RandomModelTest {
         assertEquals(GGMLType.MXFP4, ((gptfast4j.model.FeedForward.MoE) layer.feedForward()).w1()[3].type);
         assertEquals(4, layer.sinks().length);
         assertEquals(201088, c.tokenizer().vocabSize());
-        int[] tokens = new Generator(c.model(), c.model().newState(16, 8), c.eos())
-                .generate(new int[]{128000, 9906}, 0, 8, new Sampler(201088, 0, 0, 1, 0), t -> true).tokens();
-        assertTrue(tokens.length > 0);
+        assertGenerates(c, 128000, 9906);
         var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
                 () -> RandomModel.write(ModelShape.named("stories15M"), GGMLType.MXFP4, dir.resolve("s.gguf"), Shared.TOKENIZERS, b -> { }));
         assertEquals("mxfp4 is for the experts of a mixture (llama.cpp's MXFP4_MOE); stories15M has none", e.getMessage());
