@@ -175,14 +175,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         return result;
     }
 
-    /**
-     * Special tokens that end a turn, so a generation too, besides the file's EOS (and GGUF's EOT): Llama-3's, Llama-3.1's
-     * end of a message to a tool, ChatML's, Phi-3's, Gemma's, and the ends of a fill-in-the-middle (CodeLlama's
-     * {@code <EOT>}, Qwen-Coder's {@code <|endoftext|>}); the texts llama.cpp takes as ends of generation.
-     */
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "ernie4_5", "gpt-oss");
+
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
      * tokens; in gpt-oss's harmony vocabulary, which has {@code <|return|>} and {@code <|call|>}, {@code <|end|>} ends
@@ -193,6 +189,12 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (tokenizer.special("<|return|>").isPresent() && tokenizer.special("<|call|>").isPresent()) tokenizer.special("<|end|>").ifPresent(eos::remove);
     }
 
+    /**
+     * Special tokens that end a turn, so a generation too, besides the file's EOS (and GGUF's EOT): Llama-3's, Llama-3.1's
+     * end of a message to a tool, ChatML's, Phi-3's, Gemma's, gpt-oss's answer's and call's ends, and the ends of a
+     * fill-in-the-middle (CodeLlama's {@code <EOT>}, Qwen-Coder's {@code <|endoftext|>}); the texts llama.cpp takes as
+     * ends of generation.
+     */
     private static final List<String> END_OF_TURN = List.of("<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>", "▁<EOT>",
             "<|return|>", "<|call|>");
 
@@ -364,9 +366,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * Cohere2's blocks as llama.cpp reads them (Command R7B): Command-R's ({@link #commandR}), layers sliding over
      * {@code attention.sliding_window} positions (required) in a {@code sliding_window_pattern} (default three of every
      * four) rotated as the model's RoPE rotates (its base; llama.cpp's graph leaves {@code rope.freq_base_swa} unread),
-     * the others attending to everything
-     * without RoPE: llama.cpp rotates only the sliding layers' queries and keys, so a pattern whose global layers are not
-     * every fourth, which ours would rotate, is refused.
+     * the others attending to everything without RoPE: llama.cpp rotates only the sliding layers' queries and keys, so a
+     * pattern whose global layers are not every fourth, which ours would rotate, is refused.
      */
     private static Config.Variant cohere2(Path path, Metadata md) {
         int layers = required(md, path, "cohere2.block_count"), window = required(md, path, "cohere2.attention.sliding_window");

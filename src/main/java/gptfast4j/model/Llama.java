@@ -546,8 +546,8 @@ public final class Llama {
 
     /**
      * Tokens {@code [t0, t1)}: RoPE on q at their positions (the layer's bias added first, and each head's query
-     * normalized, where it has them; scaled after, where the variant scales queries or has a temperature), q rounded as the cache's products
-     * round it.
+     * normalized, where it has them; scaled after, where the variant scales queries or has a temperature), q rounded
+     * as the cache's products round it.
      */
     private void rotateQueries(State s, int t0, int t1) {
         int qDim = s.qDim;
@@ -626,8 +626,8 @@ public final class Llama {
     }
 
     /**
-     * The mixture of experts for the batch's normalized inputs ({@code s.xb}), added to {@code s.x} (times the
-     * variant's residual scale). Tokens are
+     * The mixture of experts for the batch's normalized inputs ({@code s.xb}), added to {@code s.x} (times the variant's
+     * residual scale). Tokens are
      * grouped by expert: each chosen expert runs once over all of its tokens (gathered into {@code s.gathered}), so
      * its weights are read once per batch and an expert no token chose is not read at all. A process of a split model
      * runs its rows of each expert, gathering the SwiGLU and the outputs as a dense feed-forward does; every process
