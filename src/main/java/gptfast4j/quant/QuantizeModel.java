@@ -170,8 +170,9 @@ public final class QuantizeModel {
             String name = inLayer ? "blk." + layer + td.name().substring(4 + parts[1].length()) : td.name();
             String kind = inLayer ? parts[2] : td.name().replace(".weight", "");
             // linear layers, experts included ([in, out, experts]), and the token embedding; the MoE router
-            // (ffn_gate_inp) stays as it is
-            boolean weights = (LINEAR.contains(kind) || kind.equals("output") || kind.equals("token_embd")) && td.shape().length <= 3 && td.shape().length >= 2;
+            // (ffn_gate_inp) stays as it is, as do biases (gpt-oss's experts' are [width, experts])
+            boolean weights = (LINEAR.contains(kind) || kind.equals("output") || kind.equals("token_embd")) && td.name().endsWith(".weight")
+                    && td.shape().length <= 3 && td.shape().length >= 2;
             GGMLType wanted = !weights ? null
                     : kind.equals("output") && options.outputType() != null ? options.outputType()
                     : kind.equals("token_embd") && options.embeddingType() != null ? options.embeddingType()

@@ -28,11 +28,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * biases of -0.5 to 0.5 and sinks added) against llama.cpp de3ff81's {@code llama-perplexity -m FILE -f
  * ppl-text.txt -c 128 -t 1 -tb 1 -fa off -ctk f32 -ctv f32}.
  */
-class GptOssTest {
+public class GptOssTest {
     static final ModelShape SHAPE = new ModelShape("gpt-oss-mini", 64, 96, 4, 4, 2, 32000, 256, 10000, 1e-5f, false, 0, 4, 2);
 
     /** Writes the model to {@code out}, a Mixtral file of {@link #SHAPE} at {@code scratch} made first, {@code edit} changing its keys last. */
-    static void write(Path scratch, Path out, Consumer<Map<String, Metadata.Value>> edit) {
+    public static void write(Path scratch, Path out, Consumer<Map<String, Metadata.Value>> edit) {
         int dim = SHAPE.dim(), hidden = SHAPE.hiddenDim(), experts = SHAPE.experts(), qDim = SHAPE.heads() * SHAPE.headDim(), kvDim = SHAPE.kvHeads() * SHAPE.headDim();
         FamilyFiles.write(SHAPE, "gpt-oss", scratch, out, md -> {
             md.put("gpt-oss.expert_feed_forward_length", md.get("gpt-oss.feed_forward_length"));

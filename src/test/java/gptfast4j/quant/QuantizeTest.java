@@ -22,6 +22,7 @@ import java.util.Map;
 import java.util.stream.IntStream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -232,13 +233,6 @@ class QuantizeTest {
     }
 
     /**
-     * The mixes at real shapes, as llama.cpp's quantize documents and chooses them: Q4_K_M "uses Q6_K for half of the
-     * attention.wv and feed_forward.w2 tensors" (Llama-2-7B: 16 of 32 layers, the first and last four and every third
-     * between); Q3_K_M Q5_K for the first two attn_v and the first 1/16 of ffn_down, Q4_K for the others and for
-     * attn_output; Q2_K's attn_v Q4_K where four or more heads share a kv head; a 70B's other attn_v in Q5_K; an
-     * 8-expert model's attn_v and attn_k in Q8_0, its attn_output in Q5_K.
-     */
-    /**
      * Phi-3's fused attn_qkv is quantized, by attn_v's rules, as llama-quantize quantizes it: an 8-layer phi3 model
      * (make-model's blocks at width 256) in Q4_K_M and Q3_K_M. llama-quantize de3ff81 chose these types for its
      * attn_qkv tensors, and the whole files, Q8_0's too, were ours byte for byte (51 of 51 tensors each).
@@ -259,6 +253,33 @@ class QuantizeTest {
         }
     }
 
+    /**
+     * gpt-oss's biases stay F32 where its matrices are quantized (its experts' are [width, experts], 2-D as a matrix
+     * is): the GptOssTest model in Q8_0, Q4_0 and Q4_K_M, whose files llama-quantize de3ff81 wrote byte for byte as ours.
+     */
+    @Test
+    void gptOssBiasesAreKept(@TempDir Path dir) {
+        Path file = dir.resolve("gpt-oss.gguf");
+        gptfast4j.model.GptOssTest.write(dir.resolve("mixtral.gguf"), file, md -> { });
+        Checkpoint src = Checkpoint.load(file, null);
+        for (String mode : new String[]{"q8_0", "q4_0", "q4_k_m"}) {
+            Path out = dir.resolve(mode + ".gguf");
+            QuantizeModel.plan(src, QuantizeMode.of(mode, "--mode"), QuantizeModel.Options.NONE).write(out, b -> { });
+            GGUF q = GGUF.read(out);
+            for (String bias : new String[]{"attn_q.bias", "attn_output.bias", "attn_sinks.weight", "ffn_gate_inp.bias", "ffn_gate_exps.bias", "ffn_down_exps.bias"}) {
+                assertEquals(GGMLType.F32, q.tensors().get("blk.1." + bias).type(), mode + " " + bias);
+            }
+            assertNotEquals(GGMLType.F32, q.tensors().get("blk.1.ffn_gate_exps.weight").type(), mode);
+        }
+    }
+
+    /**
+     * The mixes at real shapes, as llama.cpp's quantize documents and chooses them: Q4_K_M "uses Q6_K for half of the
+     * attention.wv and feed_forward.w2 tensors" (Llama-2-7B: 16 of 32 layers, the first and last four and every third
+     * between); Q3_K_M Q5_K for the first two attn_v and the first 1/16 of ffn_down, Q4_K for the others and for
+     * attn_output; Q2_K's attn_v Q4_K where four or more heads share a kv head; a 70B's other attn_v in Q5_K; an
+     * 8-expert model's attn_v and attn_k in Q8_0, its attn_output in Q5_K.
+     */
     @Test
     void mixesAtRealShapes() {
         Config llama2 = new Config("llama", 4096, 11008, 32, 32, 32, 32000, 4096, 1e-5f, 10000f, null, Config.RopeStyle.INTERLEAVED, 0, 0);
