@@ -43,7 +43,9 @@ public record ModelShape(String name, int dim, int hiddenDim, int layers, int he
             new ModelShape("gemma3-1b", 1152, 6912, 26, 4, 1, 262144, 32768, 1e6f, 1e-6f, true, 0, 0, 0, 256, "gemma3"),
             // Phi-3-mini (4k): 32 heads of 96, no grouping, its projections fused, Phi-3's 32064-token vocabulary
             new ModelShape("phi-3-mini", 3072, 8192, 32, 32, 32, 32064, 4096, 10000, 1e-5f, false, 0, 0, 0, 96, "phi3"),
-            new ModelShape("gpt-oss-20b", 2880, 2880, 24, 64, 8, 201088, 131072, 150000, 1e-5f, false, 0, 32, 4, 64, "gpt-oss"));
+            new ModelShape("gpt-oss-20b", 2880, 2880, 24, 64, 8, 201088, 131072, 150000, 1e-5f, false, 0, 32, 4, 64, "gpt-oss"),
+            // Qwen3-30B-A3B: 48 layers of 128 experts 768 wide, 8 used, heads of 128 (32 sharing 4 kv heads) at width 2048
+            new ModelShape("qwen3-30b-a3b", 2048, 768, 48, 32, 4, 151936, 40960, 1e6f, 1e-6f, false, 0, 128, 8, 128, "qwen3moe"));
 
     public static ModelShape named(String name) {
         for (ModelShape s : ALL) if (s.name.equalsIgnoreCase(name)) return s;

@@ -27,7 +27,8 @@ import java.util.function.LongConsumer;
  * every six), and its norms of each head's query and key and of the attention's and the FFN's outputs; a Phi-3 shape
  * its keys under {@code phi3.} and its fused projections ({@code attn_qkv}; {@code ffn_up} holding the gate's rows then
  * the up projection's); gpt-oss-20b's its biases, sinks and YaRN, its vocabulary (o200k's size, no such tokenizer at hand)
- * Llama-3's padded with unused tokens, and with {@code mxfp4} its experts in MXFP4, the other matrices Q8_0.
+ * Llama-3's padded with unused tokens, and with {@code mxfp4} its experts in MXFP4, the other matrices Q8_0; a Qwen3
+ * mixture's its per-head query and key norms and its experts' width, its vocabulary Llama-3's padded likewise.
  */
 public final class RandomModel {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -53,6 +54,7 @@ public final class RandomModel {
             md.put("gemma3.attention.key_length", Metadata.Value.uint32(s.headDim()));
             md.put("gemma3.attention.value_length", Metadata.Value.uint32(s.headDim()));
         }
+        if (arch.equals("qwen3moe")) md.put("qwen3moe.expert_feed_forward_length", Metadata.Value.uint32(s.hiddenDim()));
         if (arch.equals("gpt-oss")) {
             // gpt-oss-20b's: its experts' width, a window of 128 positions on every other layer, YaRN x32 of 4096
             md.put("gpt-oss.expert_feed_forward_length", Metadata.Value.uint32(s.hiddenDim()));
@@ -105,9 +107,11 @@ public final class RandomModel {
                 tensors.add(ones(p + "attn_sinks.weight", s.heads()));
             }
             tensors.add(ones(p + (gptOss ? "post_attention_norm.weight" : "ffn_norm.weight"), dim));
-            if (s.architecture().equals("gemma3")) {
+            if (s.architecture().equals("gemma3") || s.architecture().equals("qwen3moe")) {
                 tensors.add(ones(p + "attn_q_norm.weight", s.headDim()));
                 tensors.add(ones(p + "attn_k_norm.weight", s.headDim()));
+            }
+            if (s.architecture().equals("gemma3")) {
                 tensors.add(ones(p + "post_attention_norm.weight", dim));
                 tensors.add(ones(p + "post_ffw_norm.weight", dim));
             }
@@ -158,19 +162,19 @@ public final class RandomModel {
             md.put("tokenizer.ggml.unknown_token_id", Metadata.Value.uint32(0));
             md.put("tokenizer.ggml.add_bos_token", Metadata.Value.bool(true));
             md.put("tokenizer.ggml.add_eos_token", Metadata.Value.bool(false));
-        } else if (vocab == 128256 || vocab == GPT_OSS_VOCAB) {
+        } else if (vocab == 128256 || vocab == GPT_OSS_VOCAB || vocab == QWEN_VOCAB) {
             Metadata vocabFile = GGUF.read(sharedTokenizers.resolve("llama3-vocab.gguf")).metadata();
             for (var e : vocabFile.asMap().entrySet()) {
                 if (e.getKey().startsWith("tokenizer.")) md.put(e.getKey(), e.getValue());
             }
-            if (vocab == GPT_OSS_VOCAB) pad(md, new String[0], 0, vocab, "<unused%d>", UNUSED_TYPE);
+            if (vocab != 128256) pad(md, new String[0], 0, vocab, "<unused%d>", UNUSED_TYPE);
         } else {
             throw new IllegalArgumentException("no tokenizer for a vocabulary of " + vocab);
         }
         return md;
     }
 
-    private static final int PHI3_VOCAB = 32064, GEMMA_VOCAB = 262144, GPT_OSS_VOCAB = 201088, UNUSED_TYPE = 5;
+    private static final int PHI3_VOCAB = 32064, GEMMA_VOCAB = 262144, GPT_OSS_VOCAB = 201088, QWEN_VOCAB = 151936, UNUSED_TYPE = 5;
     /** llama.cpp's file type of a mixture whose experts are MXFP4 ({@code LLAMA_FTYPE_MOSTLY_MXFP4_MOE}). */
     private static final int MXFP4_MOE = 38;
     private static final String[] PHI3_ADDED = {"<|endoftext|>", "<|assistant|>", "<|placeholder1|>", "<|placeholder2|>", "<|placeholder3|>",

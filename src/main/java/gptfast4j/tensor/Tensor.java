@@ -276,7 +276,8 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
     }
 
     /**
-     * The two or three matrices of a layer that read the same x (wq, wk and wv; w1 and w3), each to its own output
+     * The matrices of a layer that read the same x (wq, wk and wv; w1 and w3; a decode step's chosen experts' w1s and
+     * w3s), each to its own output
      * ({@code out[t * rows + r]}, as {@link #matmul} with a stride of the matrix's rows). For one token (decode), as
      * gpt-fast's fused {@code wqkv}: one pool call over all their rows instead of one per matrix, and x prepared once
      * where they prepare it alike ({@link #preparesLike}); otherwise one {@link #matmul} each. Each output is exactly
@@ -286,14 +287,37 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
      * a decode step allocates nothing.
      */
     public static final class SharedInput implements Parallel.RangeTask {
-        private final Tensor[] parts = new Tensor[3];
-        private final float[][] outs = new float[3][];
+        private final Tensor[] parts;
+        private final float[][] outs;
         /** Part i's rows are rows {@code starts[i] .. starts[i + 1]} of the call. */
-        private final int[] starts = new int[4];
+        private final int[] starts;
         private int count;
         private float[] x, sums;
         private int[] quants;
         private int xOffset;
+
+        /** For up to three matrices at once. */
+        public SharedInput() {
+            this(3);
+        }
+
+        /** For up to {@code capacity} matrices at once (a mixture's chosen experts' gates and ups). */
+        public SharedInput(int capacity) {
+            parts = new Tensor[Math.max(3, capacity)];
+            outs = new float[parts.length][];
+            starts = new int[parts.length + 1];
+        }
+
+        /**
+         * {@code outs[i] = matrices[i] · x} for {@code i < n}, one input (a decode step's), {@code exact} as in
+         * {@link Tensor#matmul(float[], int, float[], int, boolean)}.
+         */
+        public void matvec(float[] x, boolean exact, Tensor[] matrices, float[][] out, int n) {
+            if (n > parts.length) throw new IllegalArgumentException(n + " matrices for a call of at most " + parts.length);
+            System.arraycopy(matrices, 0, parts, 0, n);
+            System.arraycopy(out, 0, outs, 0, n);
+            run(x, 1, n, exact);
+        }
 
         /**
          * {@code outA = a · x, outB = b · x} for each of the {@code nTokens} inputs, {@code exact} as in

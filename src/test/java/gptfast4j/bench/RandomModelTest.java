@@ -120,6 +120,21 @@ class RandomModelTest {
         assertEquals("mxfp4 is for the experts of a mixture (llama.cpp's MXFP4_MOE); stories15M has none", e.getMessage());
     }
 
+    /**
+     * A Qwen3 mixture's shape: its keys under {@code qwen3moe.}, its experts' width as {@code expert_feed_forward_length},
+     * each head's query and key norms, and Qwen's vocabulary size as Llama-3's padded; it loads and generates
+     * (make-model's qwen3-30b-a3b file runs in llama-bench de3ff81 as "qwen3moe 30B.A3B Q4_0", 30.53 B parameters).
+     */
+    @Test
+    void qwen3MoeShapeIsQwen3s(@TempDir Path dir) {
+        Checkpoint c = written(new ModelShape("qwen3moe-tiny", 64, 32, 2, 4, 2, 151936, 256, 1e6f, 1e-6f, false, 0, 8, 2, 32, "qwen3moe"), GGMLType.Q8_0, dir);
+        assertEquals("qwen3moe", c.model().config.architecture());
+        assertEquals(32, c.model().config.hiddenDim());
+        assertEquals(32, c.model().weights().layers()[1].qNorm().length);
+        assertEquals(151936, c.tokenizer().vocabSize());
+        assertGenerates(c, 128000, 9906);
+    }
+
     /** K-quant files: random blocks with super-block scales that keep the weights near the asked spread, and they run. */
     @ParameterizedTest
     @ValueSource(strings = {"Q4_K", "Q5_K", "Q6_K"})
