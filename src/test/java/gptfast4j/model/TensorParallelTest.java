@@ -64,14 +64,16 @@ class TensorParallelTest {
 
     @Test
     void splitModelsComputeTheOneProcessLogits(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
-        // The tanh of Gemma 2's caps and GeGLU is the Vector API's, whose interpreted form (Math.tanh per lane) and C2's
-        // (the CPU's math library) differ in last bits; a cap over a short prompt's few scores runs too few loops to be
-        // compiled within the warm rounds, so its kernels are compiled first (a run without this failed once in about eight)
+        // The tanh of Gemma 2's caps and GeGLU (and gpt-oss's gate's exponential) is the Vector API's, whose interpreted
+        // form (Math.tanh per lane) and C2's (the CPU's math library) differ in last bits; a cap over a short prompt's few
+        // scores runs too few loops to be compiled within the warm rounds, so its kernels are compiled first (a run
+        // without this failed once in about eight; gpt-oss's, once its model came later in the list)
         float[] warm = new float[64], up = new float[64];
         for (int i = 0; i < 64; i++) warm[i] = up[i] = i / 16f - 2;
         for (int i = 0; i < 50_000; i++) {
             gptfast4j.tensor.VectorMath.softcap(warm, 0, 64, 3f);
             gptfast4j.tensor.VectorMath.geglu(warm, up, 0, 64);
+            gptfast4j.tensor.VectorMath.swigluOai(warm, up, 0, 64); // gpt-oss's exponential likewise
         }
         // heads of their own width (attention.key_length 24 at dim 64, 4 heads): the queries wider than the model
         Path wideHeads = dir.resolve("wide-heads.gguf");
@@ -96,6 +98,19 @@ class TensorParallelTest {
         LlamaLikeTest.write("granite", dir.resolve("granite-llama.gguf"), granite, md -> LlamaLikeTest.graniteScales("granite", md));
         Path graniteMoe = dir.resolve("granitemoe-mini.gguf");
         LlamaLikeTest.writeGraniteMoe(dir.resolve("granitemoe-mixtral.gguf"), graniteMoe);
+        // Cohere2's sliding layers and those without RoPE; Ministral 3's YaRN and attention temperature (each process
+        // its heads' queries scaled by position)
+        Path cohere2 = dir.resolve("cohere2-mini.gguf"), ministral = dir.resolve("ministral-mini.gguf");
+        FamilyFiles.write(LlamaLikeTest.SHAPE, "cohere2", dir.resolve("cohere2-llama.gguf"), cohere2, md -> {
+            md.put("cohere2.attention.layer_norm_epsilon", md.remove("cohere2.attention.layer_norm_rms_epsilon"));
+            md.put("cohere2.attention.sliding_window", gptfast4j.io.Metadata.Value.uint32(8));
+        }, name -> !name.endsWith("ffn_norm.weight") && !name.equals("output.weight"), (llama, tensors) -> { });
+        LlamaLikeTest.write("mistral3", dir.resolve("ministral-llama.gguf"), ministral, md -> {
+            md.put("mistral3.rope.scaling.type", gptfast4j.io.Metadata.Value.string("yarn"));
+            md.put("mistral3.rope.scaling.factor", gptfast4j.io.Metadata.Value.float32(16f));
+            md.put("mistral3.rope.scaling.original_context_length", gptfast4j.io.Metadata.Value.uint32(8));
+            md.put("mistral3.attention.temperature_scale", gptfast4j.io.Metadata.Value.float32(0.3f));
+        });
         // gpt-oss: each process its heads' sinks and its rows of the experts' gate and up biases
         Path gptOss = dir.resolve("gpt-oss-mini.gguf");
         GptOssTest.write(dir.resolve("gpt-oss-mixtral.gguf"), gptOss, md -> { });
@@ -108,7 +123,7 @@ class TensorParallelTest {
         }, name -> !name.endsWith("ffn_norm.weight") && !name.equals("output.weight"), (llama, tensors) -> { });
         for (Path file : List.of(Shared.MODELS.resolve("stories260K.gguf"), Shared.REFERENCE.resolve("models/mini-llama3-Q4_K.gguf"),
                 Shared.REFERENCE.resolve("models/mini-mixtral-Q4_K.gguf"), Path.of("src/test/resources/i-quants/mini-llama2-iq.gguf"),
-                Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"), wideHeads, qwen3, qwen3moe, qwen2, gemma2, phi3, granite, graniteMoe, smollm3, commandR, gptOss)) {
+                Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"), wideHeads, qwen3, qwen3moe, qwen2, gemma2, phi3, granite, graniteMoe, smollm3, commandR, cohere2, ministral, gptOss)) {
             for (GGMLType quantize : new GGMLType[]{null, GGMLType.Q4_0}) {
                 Checkpoint c = Checkpoint.load(file, null, quantize);
                 int[] prompt = c.promptTokens(PROMPT), longPrompt = c.promptTokens(LONG_PROMPT);
