@@ -40,6 +40,20 @@ public final class Shared {
         return out;
     }
 
+    /** stories260K.gguf at {@code out} with its tokens from {@code firstId} on renamed {@code texts}, of control type. */
+    public static Path storiesWithSpecials(Path out, int firstId, String... texts) {
+        return storiesWithMetadata(out, md -> {
+            String[] tokens = ((String[]) md.get("tokenizer.ggml.tokens").value()).clone();
+            int[] types = ((int[]) md.get("tokenizer.ggml.token_type").value()).clone();
+            for (int i = 0; i < texts.length; i++) {
+                tokens[firstId + i] = texts[i];
+                types[firstId + i] = 3;
+            }
+            md.put("tokenizer.ggml.tokens", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.STRING, tokens));
+            md.put("tokenizer.ggml.token_type", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.INT32, types));
+        });
+    }
+
     /**
      * stories260K.gguf in shards of {@code perShard} tensors named {@code prefix-0000k-of-0000n.gguf}, as llama-gguf-split
      * writes them: the first with all the model's metadata, each with split.no, split.tensors.count and split.count

@@ -16,16 +16,23 @@ public final class TextStream {
     private final PrintStream out;
     private final ByteArrayOutputStream pending = new ByteArrayOutputStream();
     private boolean stripLeadingSpace;
+    /** Special tokens whose text is written (their ids), where control tokens write none. */
+    private final int[] shown;
 
     /** @param stripLeadingSpace drop a space that starts the text (SentencePiece's dummy prefix after BOS) */
     public TextStream(Tokenizer tokenizer, PrintStream out, boolean stripLeadingSpace) {
         this.tokenizer = tokenizer;
         this.out = out;
         this.stripLeadingSpace = stripLeadingSpace;
+        // gpt-oss's harmony frame (its channels and messages), which would otherwise run its thinking into its answer
+        // ("analysisThe user greets...assistantfinalHello"); shown as llama.cpp shows them with --special
+        shown = !tokenizer.speaksHarmony() ? new int[0] : Tokenizer.HARMONY_MARKERS.stream()
+                .map(tokenizer::special).filter(java.util.OptionalInt::isPresent).mapToInt(java.util.OptionalInt::getAsInt).toArray();
     }
 
     public void accept(int token) {
         byte[] bytes = tokenizer.bytes(token);
+        for (int id : shown) if (id == token) bytes = tokenizer.piece(token).getBytes(StandardCharsets.UTF_8);
         if (stripLeadingSpace && bytes.length > 0) {
             stripLeadingSpace = false;
             if (bytes[0] == ' ') pending.write(bytes, 1, bytes.length - 1);

@@ -68,7 +68,7 @@ final class Job implements Engine.Work {
      */
     Job(Checkpoint ckpt, CompletionRequest request, int[] tokens, Responses responses, LinkedBlockingQueue<Object> outbox, boolean splitThinking, boolean opened) {
         this.thinking = !splitThinking || !responses.chat() || request.tools() != null && request.tools().syntax() == Tools.Syntax.GENERIC ? null
-                : Reasoning.speaksHarmony(ckpt.tokenizer()) ? Reasoning.harmony() : new Reasoning(opened);
+                : ckpt.tokenizer().speaksHarmony() ? Reasoning.harmony() : new Reasoning(opened);
         this.ckpt = ckpt;
         this.outbox = outbox;
         this.request = request;
@@ -136,7 +136,7 @@ final class Job implements Engine.Work {
         if (request.grammar() != null) sampler.constrain(new GrammarConstraint(request.grammar(), tokenizer::bytes, vocab, ckpt.eos()));
         if (request.logprobs() >= 0) sampler.observe(this::drawn);
         List<String> kept = new ArrayList<>(request.tools() != null ? request.tools().syntax().markers() : List.of());
-        if (responses.chat() && Reasoning.speaksHarmony(tokenizer)) kept.addAll(Reasoning.HARMONY_MARKERS); // a harmony reply's frame, to be parted or shown
+        if (responses.chat() && tokenizer.speaksHarmony()) kept.addAll(Tokenizer.HARMONY_MARKERS); // a harmony reply's frame, to be parted or shown
         reply = new ReplyText(tokenizer, request.stops(), responses.chat() && tokenizer.kind() == Tokenizer.Kind.SENTENCEPIECE, kept);
         if (request.tools() != null) answer = new Tools.Answer(request.tools().syntax());
         if (request.stream()) {

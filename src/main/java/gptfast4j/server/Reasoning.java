@@ -12,7 +12,7 @@ package gptfast4j.server;
  * gpt-oss's harmony replies ({@link #harmony}) are messages instead, each {@code <|channel|>NAME<|message|>TEXT<|end|>}
  * (the later ones after {@code <|start|>assistant}): the {@code analysis} channel's text is the thinking, the others'
  * (the {@code final} answer, a {@code commentary} preamble) the answer, as llama.cpp's gpt-oss parser parts them; the
- * markers, which the reply's text keeps for this ({@link #HARMONY_MARKERS}), are neither.
+ * markers, which the reply's text keeps for this ({@link gptfast4j.tokenizer.Tokenizer#HARMONY_MARKERS}), are neither.
  */
 final class Reasoning {
     private final boolean opened, harmony;
@@ -32,13 +32,6 @@ final class Reasoning {
         return new Reasoning(false, true);
     }
 
-    /** Whether {@code tokenizer}'s replies are harmony's (its vocabulary has the channel and message markers). */
-    static boolean speaksHarmony(gptfast4j.tokenizer.Tokenizer tokenizer) {
-        return tokenizer.special(CHANNEL).isPresent() && tokenizer.special(MESSAGE).isPresent();
-    }
-
-    /** The special tokens a harmony reply's text must keep to be parted (control tokens give no text otherwise). */
-    static final java.util.List<String> HARMONY_MARKERS = java.util.List.of("<|channel|>", "<|message|>", "<|end|>", "<|start|>", "<|constrain|>");
 
     private static final String CHANNEL = "<|channel|>", MESSAGE = "<|message|>", END = "<|end|>";
     /** In a harmony reply: whether the text is in a message's body, and whether that message is the thinking. */

@@ -96,7 +96,7 @@ public final class Server implements AutoCloseable {
         this.pooling = Pooling.of(ckpt);
         this.infill = Infill.of(ckpt);
         this.autoThinking = chatFormat == ChatFormat.DEEPSEEK3 || ckpt.chatTemplate() != null && ckpt.chatTemplate().contains("<think>")
-                || Reasoning.speaksHarmony(ckpt.tokenizer());
+                || ckpt.tokenizer().speaksHarmony();
         this.splitThinking = autoThinking;
         this.http = HttpServer.create(address, 64);
         http.createContext("/", this::handle);

@@ -57,6 +57,17 @@ public interface Tokenizer {
         return java.util.Set.of();
     }
 
+    /**
+     * gpt-oss's harmony markers, the frame of its replies' messages ({@code <|channel|>analysis<|message|>...<|end|>
+     * <|start|>assistant<|channel|>final<|message|>...}): control tokens whose text a reply must keep to be read.
+     */
+    java.util.List<String> HARMONY_MARKERS = java.util.List.of("<|channel|>", "<|message|>", "<|end|>", "<|start|>", "<|constrain|>");
+
+    /** Whether this vocabulary's replies are harmony's (it has the channel and message markers: gpt-oss's). */
+    default boolean speaksHarmony() {
+        return special("<|channel|>").isPresent() && special("<|message|>").isPresent();
+    }
+
     /** The {@code tokenizer.ggml.*} keys that store this vocabulary in a GGUF file (without BOS/EOS ids). */
     java.util.Map<String, gptfast4j.io.Metadata.Value> ggufMetadata();
 

@@ -74,18 +74,7 @@ class JobTest {
      */
     @Test
     void aHarmonyReplyGivesItsAnalysisAsThinking(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
-        String[] markers = {"<|channel|>", "<|message|>", "<|end|>", "<|start|>", "<|constrain|>"};
-        java.nio.file.Path file = Shared.storiesWithMetadata(dir.resolve("harmony.gguf"), md -> {
-            String[] tokens = ((String[]) md.get("tokenizer.ggml.tokens").value()).clone();
-            int[] types = ((int[]) md.get("tokenizer.ggml.token_type").value()).clone();
-            for (int i = 0; i < markers.length; i++) {
-                tokens[500 + i] = markers[i];
-                types[500 + i] = 3;
-            }
-            md.put("tokenizer.ggml.tokens", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.STRING, tokens));
-            md.put("tokenizer.ggml.token_type", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.INT32, types));
-        });
-        Checkpoint ckpt = Checkpoint.load(file, null);
+        Checkpoint ckpt = Checkpoint.load(Shared.storiesWithSpecials(dir.resolve("harmony.gguf"), 500, gptfast4j.tokenizer.Tokenizer.HARMONY_MARKERS.toArray(String[]::new)), null);
         int[] tokens = ckpt.tokenizer().encodeWithSpecials("<|channel|>analysis<|message|>The user says hi.<|end|><|start|>assistant<|channel|>final<|message|>Hello there!");
         assertTrue(java.util.stream.IntStream.of(tokens).anyMatch(t -> t == 501), java.util.Arrays.toString(tokens));
         List<String> parts = new ArrayList<>();

@@ -60,4 +60,18 @@ class TextStreamTest {
         assertEquals("", chunks.getFirst());
         assertEquals("\uFFFD", chunks.getLast());
     }
+
+    /**
+     * gpt-oss's reply keeps its frame ("analysisThe user...assistantfinalHi" without it), as llama.cpp shows it with
+     * --special; in a vocabulary without harmony's markers the same control tokens write nothing. (stories260K's
+     * vocabulary with its tokens 500.. renamed; the text after a special token has SentencePiece's dummy prefix.)
+     */
+    @Test
+    void harmonyMarkersAreShown(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        String reply = "<|channel|>analysis<|message|>Think.<|end|><|start|>assistant<|channel|>final<|message|>Hi";
+        Tokenizer harmony = gptfast4j.model.Checkpoint.load(Shared.storiesWithSpecials(dir.resolve("h.gguf"), 500, Tokenizer.HARMONY_MARKERS.toArray(String[]::new)), null).tokenizer();
+        assertEquals("<|channel|> analysis<|message|> Think.<|end|><|start|> assistant<|channel|> final<|message|> Hi", chunks(harmony, harmony.encodeWithSpecials(reply), false).getLast());
+        Tokenizer other = gptfast4j.model.Checkpoint.load(Shared.storiesWithSpecials(dir.resolve("o.gguf"), 500, "<|channel|>", "<|end|>"), null).tokenizer();
+        assertEquals(" analysis Think.", chunks(other, other.encodeWithSpecials("<|channel|>analysis<|end|>Think."), false).getLast());
+    }
 }
