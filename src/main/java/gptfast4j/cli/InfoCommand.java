@@ -42,7 +42,7 @@ final class InfoCommand implements Callable<Integer> {
                 : splits.isEmpty() ? "none (one kv head)" : "across " + splits + " processes (--workers)");
         if (c.isMoE()) System.out.printf("experts:         %d (%d used per token)%n", c.expertCount(), c.expertsUsed());
         System.out.printf("vocab:           %d%n", c.vocabSize());
-        System.out.printf("context length:  %d%n", c.contextLength());
+        System.out.printf("context length:  %d%s%n", c.contextLength(), c.usableContextLength() != c.contextLength() ? " (" + c.usableContextLength() + " with its YaRN scaling)" : "");
         System.out.printf("rope:            base %s, %s pairs%s%n", c.ropeTheta(), c.ropeStyle().name().toLowerCase(),
                 c.ropeFreqFactors() != null ? ", with frequency factors (a linear or Llama-3.1 scaling)" : "");
         System.out.printf("rms norm eps:    %g%n", c.rmsNormEps());
