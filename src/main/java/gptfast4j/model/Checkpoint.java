@@ -177,7 +177,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
-            "granite", "granitemoe", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "ernie4_5", "gpt-oss");
+            "granite", "granitemoe", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "gpt-oss");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -212,7 +212,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         // ERNIE 4.5's mixtures interleave dense layers with sparse ones, which the forward pass does not run
         if (arch.equals("ernie4_5") && md.getInt("ernie4_5.expert_count", 0) > 0) throw new ModelFormatException(path + ": an ernie4_5 model with experts is not supported");
         boolean gemma = arch.startsWith("gemma"), phi3 = arch.equals("phi3"), olmo2 = arch.equals("olmo2"),
-                llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo") && !arch.equals("exaone") && !arch.equals("gpt-oss");
+                llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo") && !arch.startsWith("exaone") && !arch.equals("gpt-oss");
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
         int nHeads = required(md, path, arch + ".attention.head_count");
@@ -233,6 +233,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : arch.equals("command-r") ? commandR(path, md)
                 : arch.equals("cohere2") ? cohere2(path, md)
                 : arch.equals("gpt-oss") ? gptOss(path, md)
+                : arch.equals("exaone4") ? exaone4(path, md)
                 : Config.Variant.LLAMA;
         Config.Variant variant = scaled(path, md, arch, blocks);
         Config config = config(path, () -> new Config(arch, dim,
@@ -363,6 +364,34 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     }
 
     /**
+     * EXAONE 4.0's blocks as llama.cpp reads them ({@code exaone4}): OLMo2's norms (after the attention and the FFN
+     * only) with Qwen3's per-head query and key norms; its 64-layer model (the 32B) has three of every four layers
+     * sliding over {@code attention.sliding_window} positions (default 4096) in a {@code sliding_window_pattern}, rotated
+     * as the model's RoPE rotates, the fourth attending to everything without RoPE (as Cohere2's); a sliding RoPE base
+     * of its own, or another pattern, is refused.
+     */
+    private static Config.Variant exaone4(Path path, Metadata md) {
+        int layers = required(md, path, "exaone4.block_count");
+        if (layers != 64) return Config.Variant.LLAMA; // llama.cpp gives the others no window, whatever the file says
+        int window = md.getInt("exaone4.attention.sliding_window", 4096);
+        if (window <= 0) throw new ModelFormatException(path + ": exaone4.attention.sliding_window " + window + " is not positive");
+        if (md.has("exaone4.rope.freq_base_swa")) throw new ModelFormatException(path + ": an exaone4 model with a RoPE base of its sliding layers is not supported");
+        try {
+            return everyFourthGlobal(path, Config.Variant.slidingWithoutRopeElsewhere(1f, false, window, slidingLayers(path, md, "exaone4", window, layers, 4), 0f), "exaone4");
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(path + ": " + e.getMessage());
+        }
+    }
+
+    /** {@code v}, refused ({@code arch}'s) where its global layers, the ones without RoPE, are not every fourth. */
+    private static Config.Variant everyFourthGlobal(Path path, Config.Variant v, String arch) {
+        for (int l = 0; l < v.slidingLayers().length; l++) {
+            if (v.slides(l) != v.ropes(l)) throw new ModelFormatException(path + ": a " + arch + " sliding window pattern whose global layers are not every fourth is not supported");
+        }
+        return v;
+    }
+
+    /**
      * Cohere2's blocks as llama.cpp reads them (Command R7B): Command-R's ({@link #commandR}), layers sliding over
      * {@code attention.sliding_window} positions (required) in a {@code sliding_window_pattern} (default three of every
      * four) rotated as the model's RoPE rotates (its base; llama.cpp's graph leaves {@code rope.freq_base_swa} unread),
@@ -376,11 +405,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         float logitScale = md.getFloat("cohere2.logit_scale", 0f);
         try {
             // llama.cpp's graph rotates them by the global base, whatever rope.freq_base_swa says
-            Config.Variant v = Config.Variant.cohere2(logitScale == 0f ? 1f : logitScale, window, sliding, md.getFloat("cohere2.rope.freq_base", 10000f));
-            for (int l = 0; l < layers; l++) {
-                if (v.slides(l) != v.ropes(l)) throw new ModelFormatException(path + ": a cohere2 sliding window pattern whose global layers are not every fourth is not supported");
-            }
-            return v;
+            return everyFourthGlobal(path, Config.Variant.slidingWithoutRopeElsewhere(logitScale == 0f ? 1f : logitScale, true, window, sliding,
+                    md.getFloat("cohere2.rope.freq_base", 10000f)), "cohere2");
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }
@@ -669,8 +695,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Tensor embeddings = matrix(path, tensors, "token_embd.weight", dim, vocab);
         Tensor output = tensors.containsKey("output.weight") ? matrix(path, tensors, "output.weight", dim, vocab) : embeddings;
         Layer[] layers = new Layer[c.nLayers()];
-        boolean parallelBlocks = c.variant().parallelBlocks(), olmo2 = c.architecture().equals("olmo2"), postNorms = c.architecture().startsWith("gemma") || olmo2,
-                wholeNorms = c.variant().wholeQkNorms(), headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3") || wholeNorms,
+        // OLMo2's and EXAONE 4's norms after the attention and the FFN only
+        boolean parallelBlocks = c.variant().parallelBlocks(), olmo2 = c.architecture().equals("olmo2") || c.architecture().equals("exaone4"),
+                postNorms = c.architecture().startsWith("gemma") || olmo2, wholeNorms = c.variant().wholeQkNorms(),
+                headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3") || c.architecture().equals("exaone4") || wholeNorms,
                 gptOss = c.architecture().equals("gpt-oss"), qkvBiases = c.architecture().equals("qwen2") || gptOss;
         for (int l = 0; l < layers.length; l++) {
             String p = "blk." + l + ".";

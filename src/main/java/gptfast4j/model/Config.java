@@ -122,11 +122,13 @@ public record Config(
         }
 
         /**
-         * Cohere2's blocks (Command R7B): Command-R's, its layers sliding over a window of {@code window} positions
-         * (RoPE base {@code slidingTheta}) but for every fourth, which attends to everything without RoPE.
+         * Layers sliding over a window of {@code window} positions (RoPE base {@code slidingTheta}, 0: rotated as the
+         * model's RoPE rotates) but for every fourth, which attends to everything without RoPE: Cohere2's (Command
+         * R7B's: {@code commandR}, Command-R's blocks, its logits times {@code logitFactor}) and EXAONE 4.0 32B's.
          */
-        public static Variant cohere2(float logitFactor, int window, boolean[] sliding, float slidingTheta) {
-            return new Variant(1f, Activation.SILU, 0f, window, sliding, slidingTheta, 0f, 0f, 0, 1f, null, 0, 0f, 1f, logitFactor, 4, false, true, true, null, null);
+        public static Variant slidingWithoutRopeElsewhere(float logitFactor, boolean commandR, int window, boolean[] sliding, float slidingTheta) {
+            return new Variant(1f, Activation.SILU, 0f, window, sliding, slidingTheta, 0f, 0f, 0, 1f, null, 0, 0f, 1f, logitFactor, 4, false,
+                    commandR, commandR, null, null);
         }
 
         /**

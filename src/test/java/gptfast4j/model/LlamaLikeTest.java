@@ -11,6 +11,7 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
 
@@ -227,5 +228,35 @@ class LlamaLikeTest {
                 name -> !name.endsWith("ffn_norm.weight") && !name.equals("output.weight"), (llama, tensors) -> { });
         var e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(everyThird, null));
         assertTrue(e.getMessage().endsWith("a cohere2 sliding window pattern whose global layers are not every fourth is not supported"), e.getMessage());
+    }
+
+    /**
+     * EXAONE 4.0 ({@code exaone4}): OLMo2's norms after the attention and the FFN only, Qwen3's per-head query and key
+     * norms, RoPE on halves; with 64 layers (its 32B) three of every four sliding (8 positions here) and the fourth
+     * without RoPE, as llama.cpp reads that size alone. Written from Llama files of 4 and 64 layers, their pre-norms
+     * dropped and the norms added: llama-perplexity's figures, ours 2e-8 and 1e-7 from them (the 64 layers without the
+     * window: 50118.37).
+     */
+    @Test
+    void exaone4GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        ModelShape deep = new ModelShape("exaone4-64", 64, 160, 64, 4, 2, 32000, 256, 10000, 1e-5f, false, 0, 0, 0);
+        Map<ModelShape, Double> figures = Map.of(SHAPE, 49717.4751, deep, 48529.6817);
+        for (ModelShape s : List.of(SHAPE, deep)) {
+            Path file = dir.resolve("exaone4-" + s.layers() + ".gguf");
+            FamilyFiles.write(s, "exaone4", dir.resolve("llama-" + s.layers() + ".gguf"), file, md -> {
+                if (s.layers() == 64) md.put("exaone4.attention.sliding_window", Metadata.Value.uint32(8));
+            }, name -> !name.endsWith("attn_norm.weight") && !name.endsWith("ffn_norm.weight"), (llama, tensors) -> {
+                for (int l = 0; l < s.layers(); l++) {
+                    String p = "blk." + l + ".";
+                    FamilyFiles.norm(tensors, p + "attn_q_norm.weight", s.headDim(), 4 * l);
+                    FamilyFiles.norm(tensors, p + "attn_k_norm.weight", s.headDim(), 4 * l + 1);
+                    FamilyFiles.norm(tensors, p + "post_attention_norm.weight", s.dim(), 4 * l + 2);
+                    FamilyFiles.norm(tensors, p + "post_ffw_norm.weight", s.dim(), 4 * l + 3);
+                }
+            });
+            Checkpoint c = Checkpoint.load(file, null);
+            assertEquals(s.layers() == 64, c.model().config.variant().slides(0) && !c.model().config.variant().ropes(3));
+            assertEquals(figures.get(s), perplexity(c), 1e-6 * figures.get(s), s.name());
+        }
     }
 }
