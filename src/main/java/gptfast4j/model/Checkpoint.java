@@ -177,7 +177,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
-            "granite", "granitemoe", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "gpt-oss");
+            "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "gpt-oss");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -226,7 +226,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         // the elements of a head RoPE rotates: all of them, or the first (Phi-4-mini's 96 of 128)
         int ropeDim = md.getInt(arch + ".rope.dimension_count", headDim);
         Config.Variant blocks = gemma ? gemma(path, md, arch, dim, nHeads, headDim) : phi3 ? phi3(path, md, tensors, headDim)
-                : arch.startsWith("granite") ? granite(path, md, arch)
+                : arch.startsWith("granite") || arch.equals("minicpm") ? granite(path, md, arch)
                 : arch.equals("smollm3") ? Config.Variant.noRopeEvery(4) // SmolLM3: every fourth layer without RoPE, as llama.cpp has it
                 : olmo2 ? olmo2(path, md)
                 : arch.equals("olmoe") ? Config.Variant.olmo2(0, null, 0f) // OLMoE: Llama's norms, OLMo2's queries and keys normalized whole
@@ -300,16 +300,21 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * embedding_scale}, the attention scores times {@code attention.scale} (in place of 1/sqrt(headDim)), the
      * attention's and the FFN's outputs times {@code residual_scale} before their residuals, the logits divided by
      * {@code logit_scale} (required); a scale of 0 or none given is none. A Granite without RoPE ({@code
-     * rope.scaling.finetuned} false) is refused.
+     * rope.scaling.finetuned} false) is refused. MiniCPM ({@code minicpm}) is the same blocks, its scales 12, 1.4 /
+     * sqrt(layers) and 256 / dim where the file gives none, its scores scaled as Llama's.
      */
     private static Config.Variant granite(Path path, Metadata md, String arch) {
-        if (!md.getBool(arch + ".rope.scaling.finetuned", true)) throw new ModelFormatException(path + ": a " + arch + " model without RoPE is not supported");
-        if (md.getInt(arch + ".expert_shared_feed_forward_length", 0) > 0) throw new ModelFormatException(path + ": a granitemoe model with a shared expert is not supported");
-        float embedding = md.getFloat(arch + ".embedding_scale", 0f), residual = md.getFloat(arch + ".residual_scale", 0f);
+        boolean minicpm = arch.equals("minicpm");
+        if (!minicpm && !md.getBool(arch + ".rope.scaling.finetuned", true)) throw new ModelFormatException(path + ": a " + arch + " model without RoPE is not supported");
+        if (md.getInt(arch + ".expert_shared_feed_forward_length", 0) > 0) throw new ModelFormatException(path + ": a " + arch + " model with a shared expert is not supported");
+        // MiniCPM's defaults, as llama.cpp sets them before reading the keys
+        float embedding = md.getFloat(arch + ".embedding_scale", minicpm ? 12f : 0f);
+        float residual = md.getFloat(arch + ".residual_scale", minicpm ? 1.4f / (float) Math.sqrt(required(md, path, arch + ".block_count")) : 0f);
+        float logit = minicpm ? md.getFloat(arch + ".logit_scale", 256f / required(md, path, arch + ".embedding_length")) : requiredFloat(md, path, arch + ".logit_scale");
         try {
             // the logits times the scale's reciprocal, as llama.cpp scales them
-            return Config.Variant.granite(embedding == 0f ? 1f : embedding, md.getFloat(arch + ".attention.scale", 0f), residual == 0f ? 1f : residual,
-                    1f / requiredFloat(md, path, arch + ".logit_scale"));
+            return Config.Variant.granite(embedding == 0f ? 1f : embedding, minicpm ? 0f : md.getFloat(arch + ".attention.scale", 0f), residual == 0f ? 1f : residual,
+                    1f / logit);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }

@@ -20,7 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Families that are Llama's blocks with a few numbers changed: Granite 3.x ({@code granite}: the embeddings, the
- * attention scores, the residual branches and the logits each scaled; {@code granitemoe} its mixtures), SmolLM3 ({@code smollm3}: every fourth layer
+ * attention scores, the residual branches and the logits each scaled; {@code granitemoe} its mixtures; MiniCPM's the same), SmolLM3 ({@code smollm3}: every fourth layer
  * without RoPE), Mistral Small 3.x ({@code mistral3}: none), OLMo2 ({@code olmo2}: its norms moved), OLMoE, Command-R and Cohere2
  * ({@code command-r}: LayerNorm, parallel blocks). Random-weight models written here (RandomModel's Llama shape of width 64, 4 heads sharing 2 kv
  * heads, 4 layers, its keys renamed) against llama.cpp de3ff81's {@code llama-perplexity -m FILE -f ppl-text.txt -c
@@ -52,6 +52,26 @@ class LlamaLikeTest {
         Checkpoint c = Checkpoint.load(file, null);
         assertEquals(0.22f, c.model().config.variant().residualScale());
         assertEquals(202444.6453, perplexity(c), 1e-6 * 202444.6453);
+    }
+
+    /**
+     * MiniCPM ({@code minicpm}): Granite's blocks, its scales 12 (embeddings), 1.4 / sqrt(layers) (residuals) and 256 /
+     * dim (the logits' divisor) where the file gives none, the scores Llama's: llama-perplexity's figures with the
+     * defaults and with the keys given (6, 0.5, 0.25), ours 3e-9 and 5e-10 from them.
+     */
+    @Test
+    void miniCpmGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path defaults = dir.resolve("minicpm.gguf"), keys = dir.resolve("minicpm-keys.gguf");
+        write("minicpm", dir.resolve("llama.gguf"), defaults, md -> { });
+        write("minicpm", dir.resolve("llama.gguf"), keys, md -> {
+            md.put("minicpm.embedding_scale", Metadata.Value.float32(6f));
+            md.put("minicpm.residual_scale", Metadata.Value.float32(0.5f));
+            md.put("minicpm.logit_scale", Metadata.Value.float32(0.25f));
+        });
+        Checkpoint c = Checkpoint.load(defaults, null);
+        assertEquals(0.7f, c.model().config.variant().residualScale());
+        assertEquals(32492.2041, perplexity(c), 1e-6 * 32492.2041);
+        assertEquals(39459194.0376, perplexity(Checkpoint.load(keys, null)), 1e-6 * 39459194.0376);
     }
 
     /** Granite 2B's multipliers under {@code arch}'s keys, the logits divided by 0.5 (above). */
