@@ -253,7 +253,7 @@ final class Job implements Engine.Work {
         if (answer != null) {
             answer.add(rest);
             Tools.Reply whole = answer.reply();
-            calls = whole.calls();
+            calls = thinking != null && !thinking.calls().isEmpty() ? thinking.calls() : whole.calls(); // a harmony reply's its own
             if (!calls.isEmpty()) finish = "tool_calls";
             // the content not given out yet (all of it without a stream)
             rest = whole.content() == null ? "" : whole.content().substring(streaming ? answer.given() : 0);

@@ -36,6 +36,16 @@ final class Reasoning {
     private static final String CHANNEL = "<|channel|>", MESSAGE = "<|message|>", END = "<|end|>";
     /** In a harmony reply: whether the text is in a message's body, and whether that message is the thinking. */
     private boolean inBody, bodyThinks;
+    /** The function the message in hand calls ({@code to=functions.NAME}), null for none, and its arguments so far. */
+    private String calling;
+    private final StringBuilder arguments = new StringBuilder();
+    /** A harmony reply's calls, whole (their arguments a JSON object). */
+    private final java.util.List<Tools.Call> calls = new java.util.ArrayList<>();
+
+    /** A harmony reply's calls to the request's functions (none in another reply). */
+    java.util.List<Tools.Call> calls() {
+        return calls;
+    }
 
     private static final String OPEN = "<think>", CLOSE = "</think>";
 
@@ -135,21 +145,39 @@ final class Reasoning {
                     continue;
                 }
                 int channel = text.indexOf(CHANNEL, given);
-                // the channel's name: its header's first word after the marker ("commentary to=functions.f <|constrain|>json")
+                // the channel's name: its header's first word after the marker ("commentary to=functions.f <|constrain|>json");
+                // a call's recipient, in the channel's header or the role's before it ("<|start|>assistant to=functions.f")
                 String header = channel >= 0 && channel < message ? text.substring(channel + CHANNEL.length(), message).strip() : "";
                 bodyThinks = header.split("[\\s<]", 2)[0].equals("analysis");
+                int to = text.indexOf(" to=functions.", given);
+                calling = to >= 0 && to < message ? text.substring(to + " to=functions.".length(), message).split("[\\s<]", 2)[0] : null;
                 given = message + MESSAGE.length();
                 inBody = true;
             } else {
                 int close = text.indexOf(END, given);
                 int upTo = close >= 0 ? close : end ? text.length() : text.length() - heldTagStart(END);
-                (bodyThinks ? reasoning : content).append(text, given, upTo);
+                (calling != null ? arguments : bodyThinks ? reasoning : content).append(text, given, upTo);
                 given = upTo;
+                if (close < 0 && !end) return piece(reasoning, content);
+                if (calling != null) called(content);
                 if (close < 0) return piece(reasoning, content);
                 given = close + END.length();
                 inBody = false;
             }
         }
+    }
+
+    /** The call in hand is whole: a call where its arguments are a JSON object, else its text is answer. */
+    private void called(StringBuilder content) {
+        try {
+            com.fasterxml.jackson.databind.JsonNode args = Server.JSON.readTree(arguments.toString());
+            if (args != null && args.isObject()) calls.add(new Tools.Call(Tools.newId(Tools.Syntax.HARMONY), calling, args.toString()));
+            else content.append(arguments);
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            content.append(arguments);
+        }
+        calling = null;
+        arguments.setLength(0);
     }
 
     private static Piece piece(StringBuilder reasoning, StringBuilder content) {

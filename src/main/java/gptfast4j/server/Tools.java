@@ -57,10 +57,17 @@ record Tools(List<Function> functions, boolean required, boolean parallel, Synta
          * {@code {"name", "arguments", "id"}} (Nemo, 7B v0.3) or {@code name[ARGS]{...}} each, {@code [CALL_ID]id}
          * between in Small 3.2's ({@link #readMistral}); ids of 9 letters and digits, which its templates require.
          */
-        MISTRAL;
+        MISTRAL,
+        /**
+         * gpt-oss's harmony (under its chat template): a call is a message to its function, {@code <|channel|>commentary
+         * to=functions.NAME <|constrain|>json<|message|>{...}}, ended by {@code <|call|>}; {@link Reasoning#harmony}
+         * parts the reply's messages and keeps its calls, the answer passing through as it is.
+         */
+        HARMONY;
 
         /** The syntax a chat template writes tool calls in; GENERIC for one it has none of (the chat is then framed by the chat format). */
         static Syntax of(String template) {
+            if (template.contains("<|channel|>")) return HARMONY;
             if (template.contains("<tool_call>")) return HERMES;
             if (template.contains("[TOOL_CALLS]")) return MISTRAL;
             if (template.contains("<|start_header_id|>") && template.contains("\"parameters\": ")) return LLAMA3;
@@ -72,6 +79,7 @@ record Tools(List<Function> functions, boolean required, boolean parallel, Synta
             return switch (this) {
                 case LLAMA3 -> List.of(PYTHON_TAG);
                 case MISTRAL -> List.of(TOOL_CALLS, "[ARGS]", "[CALL_ID]");
+                case HARMONY -> gptfast4j.tokenizer.Tokenizer.HARMONY_MARKERS;
                 default -> List.of();
             };
         }
@@ -199,7 +207,9 @@ record Tools(List<Function> functions, boolean required, boolean parallel, Synta
      * {@code fN.NAME} so that its references still find them.
      */
     String grammar() {
-        if (syntax != Syntax.GENERIC && !required) return null; // an answer or calls, read afterwards
+        // an answer or calls, read afterwards (harmony's always: a grammar of its messages' frame is not made here, so
+        // its tool_choice "required" is not enforced)
+        if (syntax == Syntax.HARMONY || syntax != Syntax.GENERIC && !required) return null;
         ObjectNode defs = Server.JSON.createObjectNode();
         ArrayNode calls = Server.JSON.createArrayNode();
         for (int i = 0; i < functions.size(); i++) {
@@ -364,6 +374,10 @@ record Tools(List<Function> functions, boolean required, boolean parallel, Synta
         /** Adds a piece of the reply's text; returns the answer's characters that it completes (empty for none). */
         String add(String piece) {
             json.append(piece);
+            if (syntax == Syntax.HARMONY) { // the calls already apart (Reasoning.harmony): the answer as it comes
+                given = json.length();
+                return piece;
+            }
             if (syntax == Syntax.LLAMA3) {
                 // a reply that may be a call (it starts with an object or <|python_tag|>) is held to its end
                 String start = json.toString().stripLeading();
@@ -435,6 +449,9 @@ record Tools(List<Function> functions, boolean required, boolean parallel, Synta
                 }
                 case MISTRAL -> {
                     return readMistral(json.toString());
+                }
+                case HARMONY -> {
+                    return new Reply(json.toString(), List.of());
                 }
                 default -> {
                 }
@@ -576,7 +593,7 @@ record Tools(List<Function> functions, boolean required, boolean parallel, Synta
     private static final String ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
     /** A call's id, as OpenAI's look ({@code call_} and 24 letters and digits); Mistral's 9 letters and digits, as its templates require. */
-    private static String newId(Syntax syntax) {
+    static String newId(Syntax syntax) {
         StringBuilder id = new StringBuilder(syntax == Syntax.MISTRAL ? "" : "call_");
         for (int i = 0; i < (syntax == Syntax.MISTRAL ? 9 : 24); i++) id.append(ID_CHARS.charAt(ThreadLocalRandom.current().nextInt(ID_CHARS.length())));
         return id.toString();

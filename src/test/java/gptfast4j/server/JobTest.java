@@ -101,4 +101,42 @@ class JobTest {
         // byte-level one has none), which the text keeps as llama.cpp's parser would
         assertEquals(List.of(" The user says hi.| Hello there!", " The user says hi.| Hello there!"), parts);
     }
+
+    /**
+     * A gpt-oss chat with tools given a harmony reply that calls one (its analysis, then a commentary message to
+     * {@code functions.get_weather} ended by {@code <|call|>}, the end of generation): the analysis as
+     * reasoning_content, the call as a tool call with its JSON arguments, no content; a message to a function whose
+     * body is not a JSON object is content.
+     */
+    @Test
+    void aHarmonyReplyCallsItsFunction(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        Checkpoint ckpt = Checkpoint.load(Shared.storiesWithSpecials(dir.resolve("harmony.gguf"), 500, gptfast4j.tokenizer.Tokenizer.HARMONY_MARKERS.toArray(String[]::new)), null);
+        JsonNode body = JSON.readTree("""
+                {"messages": [{"role": "user", "content": "Weather in Paris?"}],
+                 "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object",
+                   "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]}""");
+        CompletionRequest request = CompletionRequest.parse(body, true, Tools.Syntax.HARMONY, true);
+        for (String[] reply : new String[][]{
+                {"<|channel|>analysis<|message|>Need the weather.<|end|><|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{\"city\": \"Paris\"}",
+                        "get_weather {\"city\":\"Paris\"}"},
+                {"<|channel|>commentary to=functions.get_weather<|message|>Paris please", "Paris please"}}) {
+            LinkedBlockingQueue<Object> outbox = new LinkedBlockingQueue<>();
+            Job job = new Job(ckpt, request, new int[]{1}, new Responses("id", true, "m", 0, false), outbox, true, false);
+            job.sampler();
+            int[] tokens = ckpt.tokenizer().encodeWithSpecials(reply[0]);
+            for (int t : tokens) assertTrue(job.accept(t));
+            job.finish(new Generator.Result(tokens, 1, 0, tokens.length, 1, 0, true, tokens.length, false), 1, 0);
+            JsonNode choice = ((Job.Completion) new ArrayList<>(outbox).getLast()).response().at("/choices/0");
+            JsonNode message = choice.path("message");
+            if (reply[1].startsWith("get_weather")) {
+                assertEquals(" Need the weather.", message.path("reasoning_content").asText(), message.toString());
+                assertEquals(reply[1], message.at("/tool_calls/0/function/name").asText() + " " + message.at("/tool_calls/0/function/arguments").asText());
+                assertTrue(message.path("content").isNull(), message.toString());
+                assertEquals("tool_calls", choice.path("finish_reason").asText());
+            } else {
+                assertEquals(" " + reply[1], message.path("content").asText(), message.toString());
+                assertTrue(message.path("tool_calls").isMissingNode() || message.path("tool_calls").isEmpty(), message.toString());
+            }
+        }
+    }
 }
