@@ -11,8 +11,9 @@ package gptfast4j.server;
  * <p>
  * gpt-oss's harmony replies ({@link #harmony}) are messages instead, each {@code <|channel|>NAME<|message|>TEXT<|end|>}
  * (the later ones after {@code <|start|>assistant}): the {@code analysis} channel's text is the thinking, the others'
- * (the {@code final} answer, a {@code commentary} preamble) the answer, as llama.cpp's gpt-oss parser parts them; the
- * markers, which the reply's text keeps for this ({@link gptfast4j.tokenizer.Tokenizer#HARMONY_MARKERS}), are neither.
+ * (the {@code final} answer, a {@code commentary} preamble) the answer, as llama.cpp's gpt-oss parser parts them; a
+ * message to a function ({@code to=functions.NAME} in its header) a call ({@link #calls}); the markers, which the
+ * reply's text keeps for this ({@link gptfast4j.tokenizer.Tokenizer#HARMONY_MARKERS}), are neither.
  */
 final class Reasoning {
     private final boolean opened, harmony;
@@ -31,7 +32,6 @@ final class Reasoning {
     static Reasoning harmony() {
         return new Reasoning(false, true);
     }
-
 
     private static final String CHANNEL = "<|channel|>", MESSAGE = "<|message|>", END = "<|end|>";
     /** In a harmony reply: whether the text is in a message's body, and whether that message is the thinking. */
