@@ -61,9 +61,10 @@ final class Job implements Engine.Work {
 
     /**
      * @param tokens        the request's prompt as tokens ({@link #tokens})
-     * @param splitThinking whether a chat's reply that opens with a thinking block (a harmony reply: its analysis) gives it apart ({@link Reasoning}), as
-     *                      {@code serve --reasoning-format} has it; not with tools in the generic format, whose grammar opens
-     *                      the reply with JSON (with Hermes-style tools, the thinking first, the calls in what follows)
+     * @param splitThinking whether a chat's reply that opens with a thinking block (a harmony reply: its analysis) gives
+     *                      it apart ({@link Reasoning}), as {@code serve --reasoning-format} has it; not with tools in the
+     *                      generic format, whose grammar opens the reply with JSON (with Hermes-style tools, the thinking
+     *                      first, the calls in what follows)
      * @param opened        whether the chat format's prompt opened the thinking ({@link ChatFormat#opensThinking})
      */
     Job(Checkpoint ckpt, CompletionRequest request, int[] tokens, Responses responses, LinkedBlockingQueue<Object> outbox, boolean splitThinking, boolean opened) {

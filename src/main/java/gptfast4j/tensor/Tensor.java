@@ -309,7 +309,7 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
         }
 
         /**
-         * {@code outs[i] = matrices[i] · x} for {@code i < n}, one input (a decode step's), {@code exact} as in
+         * {@code out[i] = matrices[i] · x} for {@code i < n}, one input (a decode step's), {@code exact} as in
          * {@link Tensor#matmul(float[], int, float[], int, boolean)}.
          */
         public void matvec(float[] x, boolean exact, Tensor[] matrices, float[][] out, int n) {
