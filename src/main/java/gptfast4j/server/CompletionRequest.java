@@ -228,7 +228,24 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
             if (!kwargs.isObject()) throw new Invalid("'chat_template_kwargs' must be an object of the template's variables");
             kwargs.properties().forEach(e -> variables.put(e.getKey(), templateValue(e.getValue())));
         }
-        return new TemplateInput(messages, tools != null && !generic ? (List<Object>) templateValue(body.get("tools")) : null, variables);
+        return new TemplateInput(messages, tools != null && !generic ? templateTools(tools) : null, variables);
+    }
+
+    /**
+     * The tools as llama.cpp hands them to a template: each {@code {"type": "function", "function": {"name",
+     * "description", "parameters"}}}, a missing description "" and missing parameters {@code {}} (gpt-oss's template
+     * writes the description whatever it is), the tool's other fields left out.
+     */
+    @SuppressWarnings("unchecked")
+    private static List<Object> templateTools(Tools tools) {
+        com.fasterxml.jackson.databind.node.ArrayNode list = Server.JSON.createArrayNode();
+        for (Tools.Function f : tools.functions()) {
+            JsonNode given = f.tool().path("function").get("parameters");
+            com.fasterxml.jackson.databind.node.ObjectNode function = list.addObject().put("type", "function").putObject("function");
+            function.put("name", f.name()).put("description", f.description() == null ? "" : f.description());
+            function.set("parameters", given == null || given.isNull() ? Server.JSON.createObjectNode() : given);
+        }
+        return (List<Object>) templateValue(list);
     }
 
     /** JSON as a Jinja template's values. */

@@ -267,4 +267,20 @@ class ToolsTest {
         assertTrue(several.matches("[" + WEATHER + ", " + TIME + "]"));
         assertEquals(2, Tools.readMistral("[" + WEATHER + ", " + TIME + "]").calls().size());
     }
+
+    /**
+     * A template's tools as llama.cpp hands them over: name, description ("" where none) and parameters ({} where none),
+     * the tool's other fields left out; gpt-oss's template, which writes each description, then renders the request as
+     * llama-server de3ff81's /apply-template does (checked by hand, byte for byte).
+     */
+    @Test
+    void aTemplatesToolsAreLlamaCppsNormalForm() throws Exception {
+        var body = new com.fasterxml.jackson.databind.ObjectMapper().readTree("""
+                {"messages": [{"role": "user", "content": "Hi"}], "tools": [
+                  {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}},
+                  {"type": "function", "function": {"name": "now", "description": "The time.", "strict": true}}]}""");
+        CompletionRequest request = CompletionRequest.parse(body, true, Tools.Syntax.HARMONY, true);
+        assertEquals("[{type=function, function={name=get_weather, description=, parameters={type=object, properties={city={type=string}}}}}, "
+                + "{type=function, function={name=now, description=The time., parameters={}}}]", request.templateInput().tools().toString());
+    }
 }
