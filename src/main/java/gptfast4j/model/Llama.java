@@ -627,16 +627,14 @@ public final class Llama {
 
     /**
      * The mixture of experts for the batch's normalized inputs ({@code s.xb}), added to {@code s.x} (times the variant's
-     * residual scale). Tokens are
-     * grouped by expert: each chosen expert runs once over all of its tokens (gathered into {@code s.gathered}), so
-     * its weights are read once per batch and an expert no token chose is not read at all. A process of a split model
+     * residual scale). Tokens are grouped by expert: each chosen expert runs once over all of its tokens (gathered
+     * into {@code s.gathered}), so its weights are read once per batch and an expert no token chose is not read at
+     * all ({@link #expertOutput}; one token: {@link #decodeMixture}). A process of a split model
      * runs its rows of each expert, gathering the SwiGLU and the outputs as a dense feed-forward does; every process
      * routes alike, its router whole and its logits the same bits.
      */
     private void mixture(State s, FeedForward.MoE moe, int n, boolean exact) {
-        int dim = config.dim(), hidden = config.hiddenDim(), experts = config.expertCount(), used = moe.used();
-        float scale = config.variant().residualScale(); // Granite's, on the mixture's output
-        TensorParallel tp = parallel;
+        int dim = config.dim(), experts = config.expertCount(), used = moe.used();
         InputObserver seen = s.inputs;
         if (seen != null) seen.inputs(moe.router(), s.xb, n);
         moe.router().matmul(s.xb, n, s.routerLogits, experts, exact);
@@ -663,20 +661,7 @@ public final class Llama {
                 seen.inputs(moe.w3()[e], s.gathered, count);
             }
             s.sharedInput.matmul(s.gathered, count, exact, moe.w1()[e], s.hb, moe.w3()[e], s.hb2);
-            FeedForward.Biases b = moe.biases();
-            if (b != null) {
-                for (int i = 0; i < count; i++) {
-                    VectorMath.add(s.hb, i * s.hiddenPart, b.w1()[e], 0, s.hiddenPart);
-                    VectorMath.add(s.hb2, i * s.hiddenPart, b.w3()[e], 0, s.hiddenPart);
-                }
-            }
-            activate(s.hb, s.hb2, 0, count * s.hiddenPart);
-            if (!tp.whole()) tp.group.gather(s.hb, s.hbWhole, hidden, count, tp.hiddenStarts);
-            if (seen != null) seen.inputs(moe.w2()[e], s.hbWhole, count);
-            moe.w2()[e].matmul(s.hbWhole, count, s.xb2Part, s.dimPart, exact);
-            if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, count, tp.dimStarts);
-            if (b != null) for (int i = 0; i < count; i++) VectorMath.add(s.xb2, i * dim, b.w2()[e], 0, dim);
-            for (int i = 0; i < count; i++) VectorMath.axpy(s.slotWeight[i] * scale, s.xb2, i * dim, s.x, s.slotToken[i] * dim, dim);
+            expertOutput(s, moe, e, s.hb, s.hb2, count, exact);
         }
     }
 
@@ -689,9 +674,7 @@ public final class Llama {
      * tokens/s (llama.cpp 21.58 in the same hour); gpt-oss-20b (4 of 32) level (13.24 -> 13.14 over six pairs).
      */
     private void decodeMixture(State s, FeedForward.MoE moe, boolean exact) {
-        int dim = config.dim(), hidden = config.hiddenDim(), used = moe.used(), part = s.hiddenPart;
-        float scale = config.variant().residualScale();
-        TensorParallel tp = parallel;
+        int used = moe.used();
         InputObserver seen = s.inputs;
         int[] chosen = s.chosen[0], order = s.expertOrder;
         // the chosen slots by expert id (insertion sort of at most a few)
@@ -717,26 +700,40 @@ public final class Llama {
         s.sharedInput.matvec(s.xb, exact, s.expertMatrices, s.expertOutputs, 2 * used);
         Arrays.fill(s.expertMatrices, null); // keep no matrices reachable from the state
         Arrays.fill(s.expertOutputs, null);
-        FeedForward.Biases b = moe.biases();
         for (int k = 0; k < used; k++) {
-            int e = chosen[order[k]];
-            float[] gate = s.expertGates[k];
-            if (b != null) {
-                VectorMath.add(gate, 0, b.w1()[e], 0, part);
-                VectorMath.add(s.expertUps[k], 0, b.w3()[e], 0, part);
-            }
-            activate(gate, s.expertUps[k], 0, part);
-            float[] in = gate;
-            if (!tp.whole()) {
-                tp.group.gather(gate, s.hbWhole, hidden, 1, tp.hiddenStarts);
-                in = s.hbWhole;
-            }
-            if (seen != null) seen.inputs(moe.w2()[e], in, 1);
-            moe.w2()[e].matmul(in, 1, s.xb2Part, s.dimPart, exact);
-            if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, 1, tp.dimStarts);
-            if (b != null) VectorMath.add(s.xb2, 0, b.w2()[e], 0, dim);
-            VectorMath.axpy(s.chosenWeights[0][order[k]] * scale, s.xb2, 0, s.x, 0, dim);
+            s.slotToken[0] = 0;
+            s.slotWeight[0] = s.chosenWeights[0][order[k]];
+            expertOutput(s, moe, chosen[order[k]], s.expertGates[k], s.expertUps[k], 1, exact);
         }
+    }
+
+    /**
+     * Expert {@code e}'s gates and ups of {@code count} tokens ({@code gate}, {@code up}: [count, hiddenPart]) through
+     * its biases, the activation and its down projection, token i's output added to {@code x} at row {@code
+     * s.slotToken[i]} times {@code s.slotWeight[i]} (and the variant's residual scale, Granite's).
+     */
+    private void expertOutput(State s, FeedForward.MoE moe, int e, float[] gate, float[] up, int count, boolean exact) {
+        int dim = config.dim(), part = s.hiddenPart;
+        float scale = config.variant().residualScale();
+        TensorParallel tp = parallel;
+        FeedForward.Biases b = moe.biases();
+        if (b != null) {
+            for (int i = 0; i < count; i++) {
+                VectorMath.add(gate, i * part, b.w1()[e], 0, part);
+                VectorMath.add(up, i * part, b.w3()[e], 0, part);
+            }
+        }
+        activate(gate, up, 0, count * part);
+        float[] in = gate;
+        if (!tp.whole()) {
+            tp.group.gather(gate, s.hbWhole, config.hiddenDim(), count, tp.hiddenStarts);
+            in = s.hbWhole;
+        }
+        if (s.inputs != null) s.inputs.inputs(moe.w2()[e], in, count);
+        moe.w2()[e].matmul(in, count, s.xb2Part, s.dimPart, exact);
+        if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, count, tp.dimStarts);
+        if (b != null) for (int i = 0; i < count; i++) VectorMath.add(s.xb2, i * dim, b.w2()[e], 0, dim);
+        for (int i = 0; i < count; i++) VectorMath.axpy(s.slotWeight[i] * scale, s.xb2, i * dim, s.x, s.slotToken[i] * dim, dim);
     }
 
     /**
