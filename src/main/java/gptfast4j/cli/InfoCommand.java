@@ -24,6 +24,25 @@ final class InfoCommand implements Callable<Integer> {
     @Option(names = "--metadata", description = "Also list every GGUF metadata key with its type and value (arrays by their first elements), as llama.cpp's loader logs them.")
     boolean metadata;
 
+    /**
+     * A mixture model's experts' width, its shared expert's, and which layers are dense instead (ERNIE 4.5's first), as
+     * its first mixture layer has them.
+     */
+    private static String mixtureShape(gptfast4j.model.Weights w) {
+        java.util.List<Integer> dense = new java.util.ArrayList<>();
+        gptfast4j.model.FeedForward.MoE first = null;
+        for (int l = 0; l < w.layers().length; l++) {
+            if (w.layers()[l].feedForward() instanceof gptfast4j.model.FeedForward.MoE m) {
+                if (first == null) first = m;
+            } else {
+                dense.add(l);
+            }
+        }
+        if (first == null) return "";
+        return ", each " + first.width() + " wide" + (first.shared() == null ? "" : "; a shared expert " + first.shared().ffn().width() + " wide")
+                + (dense.isEmpty() ? "" : "; dense layer" + (dense.size() > 1 ? "s " : " ") + dense.stream().map(String::valueOf).collect(java.util.stream.Collectors.joining(", ")));
+    }
+
     @Override
     public Integer call() {
         Checkpoint ckpt = common.load();
@@ -40,7 +59,7 @@ final class InfoCommand implements Callable<Integer> {
                 .mapToObj(Integer::toString).collect(java.util.stream.Collectors.joining(", "));
         System.out.printf("splits:          %s%n", c.variant().wholeQkNorms() ? "none (queries and keys normalized across all heads)"
                 : splits.isEmpty() ? "none (one kv head)" : "across " + splits + " processes (--workers)");
-        if (c.isMoE()) System.out.printf("experts:         %d (%d used per token)%n", c.expertCount(), c.expertsUsed());
+        if (c.isMoE()) System.out.printf("experts:         %d (%d used per token)%s%n", c.expertCount(), c.expertsUsed(), mixtureShape(ckpt.model().weights()));
         System.out.printf("vocab:           %d%n", c.vocabSize());
         System.out.printf("context length:  %d%s%n", c.contextLength(), c.usableContextLength() != c.contextLength() ? " (" + c.usableContextLength() + " with its YaRN scaling)" : "");
         System.out.printf("rope:            base %s, %s pairs%s%n", c.ropeTheta(), c.ropeStyle().name().toLowerCase(),

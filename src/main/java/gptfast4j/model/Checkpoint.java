@@ -177,7 +177,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
-            "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "gpt-oss");
+            "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -211,6 +211,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
         // ERNIE 4.5's mixtures interleave dense layers with sparse ones, which the forward pass does not run
         if (arch.equals("ernie4_5") && md.getInt("ernie4_5.expert_count", 0) > 0) throw new ModelFormatException(path + ": an ernie4_5 model with experts is not supported");
+        // llama.cpp's graph then runs dense layers whose tensors its loader did not read: no such model is made
+        if (arch.equals("ernie4_5-moe") && md.getInt("ernie4_5-moe.interleave_moe_layer_step", 1) != 1) {
+            throw new ModelFormatException(path + ": an ernie4_5-moe model with a mixture every " + md.getInt("ernie4_5-moe.interleave_moe_layer_step", 1) + " layers is not supported");
+        }
         boolean gemma = arch.startsWith("gemma"), phi3 = arch.equals("phi3"), olmo2 = arch.equals("olmo2"),
                 llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo") && !arch.startsWith("exaone") && !arch.equals("gpt-oss");
         Map<String, TensorData> tensors = gguf.tensors();
@@ -258,6 +262,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if ((arch.equals("gemma2") || arch.equals("cohere2")) && (config.ropeFreqFactors() != null || config.variant().yarn() != null)) {
             throw new ModelFormatException(path + ": a " + arch + " model with rope scaling is not supported");
         }
+        checkSharedExperts(path, md, arch, tensors, config.nLayers());
         Tokenizer tokenizer = tokenizerPath != null ? Tokenizers.load(tokenizerPath) : Tokenizers.fromGGUF(path, md);
         Set<Integer> eos = new LinkedHashSet<>();
         eos.add(md.getInt("tokenizer.ggml.eos_token_id", 2));
@@ -267,6 +272,22 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         String template = md.getString("tokenizer.chat_template", null);
         return new Checkpoint(path, "gguf", build(path, config, tensors, memory), tokenizer, tensors, md,
                 md.getInt("tokenizer.ggml.bos_token_id", 1), eos.stream().mapToInt(Integer::intValue).toArray(), addBos, ChatFormat.detect(template), template);
+    }
+
+    /**
+     * Refuses a mixture layer without the shared expert its file promises (the build reads one wherever its tensors
+     * are): Qwen2-MoE's always, another's where {@code expert_shared_feed_forward_length} is given, as wide as that.
+     */
+    private static void checkSharedExperts(Path path, Metadata md, String arch, Map<String, TensorData> tensors, int layers) {
+        int width = md.getInt(arch + ".expert_shared_feed_forward_length", 0);
+        if (width <= 0 && !arch.equals("qwen2moe")) return;
+        for (int l = 0; l < layers; l++) {
+            if (!tensors.containsKey("blk." + l + ".ffn_gate_inp.weight")) continue;
+            TensorData gate = tensor(tensors, path, "blk." + l + ".ffn_gate_shexp.weight");
+            if (width > 0 && (gate.shape().length != 2 || gate.shape()[1] != width)) {
+                throw new ModelFormatException(path + ": tensor " + gate.name() + " has shape " + gate.shapeString() + ", expected [" + gate.shape()[0] + ", " + width + "]");
+            }
+        }
     }
 
     /**
@@ -306,7 +327,6 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     private static Config.Variant granite(Path path, Metadata md, String arch) {
         boolean minicpm = arch.equals("minicpm");
         if (!minicpm && !md.getBool(arch + ".rope.scaling.finetuned", true)) throw new ModelFormatException(path + ": a " + arch + " model without RoPE is not supported");
-        if (md.getInt(arch + ".expert_shared_feed_forward_length", 0) > 0) throw new ModelFormatException(path + ": a " + arch + " model with a shared expert is not supported");
         // MiniCPM's defaults, as llama.cpp sets them before reading the keys
         float embedding = md.getFloat(arch + ".embedding_scale", minicpm ? 12f : 0f);
         float residual = md.getFloat(arch + ".residual_scale", minicpm ? 1.4f / (float) Math.sqrt(required(md, path, arch + ".block_count")) : 0f);
@@ -704,12 +724,14 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         boolean parallelBlocks = c.variant().parallelBlocks(), olmo2 = c.architecture().equals("olmo2") || c.architecture().equals("exaone4"),
                 postNorms = c.architecture().startsWith("gemma") || olmo2, wholeNorms = c.variant().wholeQkNorms(),
                 headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3") || c.architecture().equals("exaone4") || wholeNorms,
-                gptOss = c.architecture().equals("gpt-oss"), qkvBiases = c.architecture().equals("qwen2") || gptOss;
+                gptOss = c.architecture().equals("gpt-oss"), qkvBiases = c.architecture().startsWith("qwen2") || gptOss;
         for (int l = 0; l < layers.length; l++) {
             String p = "blk." + l + ".";
             // Phi-3's query, key and value projections in one tensor, and its gate and up projections: views of their rows
             Tensor qkv = tensors.containsKey(p + "attn_qkv.weight") ? matrix(path, tensors, p + "attn_qkv.weight", dim, qDim + 2L * kvDim) : null;
-            Tensor gateUp = !c.isMoE() && !tensors.containsKey(p + "ffn_gate.weight") ? matrix(path, tensors, p + "ffn_up.weight", dim, 2L * hidden) : null;
+            // a mixture where the layer has a router (ERNIE 4.5's first layer is dense)
+            boolean mixture = c.isMoE() && tensors.containsKey(p + "ffn_gate_inp.weight");
+            Tensor gateUp = !mixture && !tensors.containsKey(p + "ffn_gate.weight") ? matrix(path, tensors, p + "ffn_up.weight", dim, 2L * hidden) : null;
             layers[l] = new Layer(
                     olmo2 ? null : vector(path, tensors, p + "attn_norm.weight", dim), // OLMo2: no norms before, only after
                     qkv != null ? qkv.rows(0, qDim) : matrix(path, tensors, p + "attn_q.weight", dim, qDim),
@@ -718,7 +740,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     matrix(path, tensors, p + "attn_output.weight", qDim, dim),
                     // parallel: the attention's norm; gpt-oss's its "post-attention" norm
                     olmo2 || parallelBlocks ? null : vector(path, tensors, p + (gptOss ? "post_attention_norm.weight" : "ffn_norm.weight"), dim),
-                    c.isMoE() ? mixture(path, c, tensors, p) : new FeedForward.Dense(
+                    mixture ? mixture(path, c, tensors, p) : new FeedForward.Dense(
                             gateUp != null ? gateUp.rows(0, hidden) : matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
                             matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
                             gateUp != null ? gateUp.rows(hidden, hidden) : matrix(path, tensors, p + "ffn_up.weight", dim, hidden)),
@@ -738,10 +760,15 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /**
      * A layer's experts: llama.cpp's merged {@code ffn_{gate,up,down}_exps} tensors ([in, out, experts], expert e is
      * the e-th slab, viewed in place) or one tensor per expert ({@code ffn_gate.E.weight}, as older GGUF files and
-     * the Hugging Face reader name them).
+     * the Hugging Face reader name them); their width their gate's (a file's {@code expert_feed_forward_length},
+     * which ERNIE 4.5 may give per layer, or the feed-forward length), the others' shapes checked against it. Where
+     * the layer has them, ERNIE 4.5's selection bias ({@code exp_probs_b.bias}) and a shared expert ({@code
+     * ffn_{gate,up,down}_shexp}, its width its gate's; Qwen2-MoE's with its gate {@code ffn_gate_inp_shexp}).
      */
     private static FeedForward.MoE mixture(Path path, Config c, Map<String, TensorData> tensors, String p) {
-        int dim = c.dim(), hidden = c.hiddenDim(), n = c.expertCount();
+        int dim = c.dim(), n = c.expertCount();
+        TensorData gate = tensors.containsKey(p + "ffn_gate_exps.weight") ? tensor(tensors, path, p + "ffn_gate_exps.weight") : tensor(tensors, path, p + "ffn_gate.0.weight");
+        int hidden = (int) Math.min(gate.shape().length > 1 ? gate.shape()[1] : 0, Integer.MAX_VALUE);
         Tensor router = matrix(path, tensors, p + "ffn_gate_inp.weight", dim, n);
         Tensor[][] w = new Tensor[3][n];
         String[] names = {"ffn_gate", "ffn_down", "ffn_up"};
@@ -760,11 +787,11 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 for (int e = 0; e < n; e++) w[m][e] = matrix(path, tensors, p + names[m] + "." + e + ".weight", in, out);
             }
         }
-        // OLMoE's chosen experts weigh their probabilities as they are, gpt-oss's a softmax of their logits; the others'
+        // OLMoE's and Qwen2-MoE's chosen experts weigh their probabilities as they are, gpt-oss's a softmax of their logits; the others'
         // are renormalized to one
         boolean gptOss = c.architecture().equals("gpt-oss");
         FeedForward.Routing routing = gptOss ? FeedForward.Routing.TOP_K_SOFTMAX
-                : c.architecture().equals("olmoe") ? FeedForward.Routing.SOFTMAX : FeedForward.Routing.SOFTMAX_RENORMALIZED;
+                : c.architecture().equals("olmoe") || c.architecture().equals("qwen2moe") ? FeedForward.Routing.SOFTMAX : FeedForward.Routing.SOFTMAX_RENORMALIZED;
         FeedForward.Biases biases = null;
         if (gptOss) {
             float[][][] b = new float[3][n][];
@@ -775,7 +802,16 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             }
             biases = new FeedForward.Biases(vector(path, tensors, p + "ffn_gate_inp.bias", n), b[0], b[1], b[2]);
         }
-        return new FeedForward.MoE(router, w[0], w[1], w[2], c.expertsUsed(), routing, biases);
+        float[] selectionBias = tensors.containsKey(p + "exp_probs_b.bias") ? vector(path, tensors, p + "exp_probs_b.bias", n) : null;
+        FeedForward.Shared shared = null;
+        if (tensors.containsKey(p + "ffn_gate_shexp.weight")) {
+            TensorData sharedGate = tensor(tensors, path, p + "ffn_gate_shexp.weight");
+            int width = (int) Math.min(sharedGate.shape().length > 1 ? sharedGate.shape()[1] : 0, Integer.MAX_VALUE);
+            shared = new FeedForward.Shared(new FeedForward.Dense(matrix(path, tensors, sharedGate.name(), dim, width),
+                    matrix(path, tensors, p + "ffn_down_shexp.weight", width, dim), matrix(path, tensors, p + "ffn_up_shexp.weight", dim, width)),
+                    tensors.containsKey(p + "ffn_gate_inp_shexp.weight") ? vector(path, tensors, p + "ffn_gate_inp_shexp.weight", dim) : null);
+        }
+        return new FeedForward.MoE(router, w[0], w[1], w[2], c.expertsUsed(), routing, biases, selectionBias, shared);
     }
 
     /**

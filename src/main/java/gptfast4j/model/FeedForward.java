@@ -14,23 +14,37 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
         public long bytesPerToken() {
             return w1.byteSize() + w2.byteSize() + w3.byteSize();
         }
+
+        /** hidden: w2's columns, whole in a process's share too (whose w1 and w3 hold some of the rows). */
+        public int width() {
+            return w2.cols;
+        }
     }
 
     /**
      * A sparse mixture: {@code router} [dim, experts] scores the experts (plus the router's bias where it has one), the
      * top {@code used} run (ties to the lower index) and their outputs are summed with weights as {@code routing}
      * makes them. {@code w1[e], w2[e], w3[e]} are expert e's gate, down and up matrices; {@code biases} null, or
-     * gpt-oss's biases of the router and of each expert's matrices.
+     * gpt-oss's biases of the router and of each expert's matrices; {@code selectionBias} null, or ERNIE 4.5's
+     * [experts] added to the probabilities to choose the experts, not to weigh them (llama.cpp's {@code exp_probs_b});
+     * {@code shared} null, or the expert every token runs.
      */
-    record MoE(Tensor router, Tensor[] w1, Tensor[] w2, Tensor[] w3, int used, Routing routing, Biases biases) implements FeedForward {
+    record MoE(Tensor router, Tensor[] w1, Tensor[] w2, Tensor[] w3, int used, Routing routing, Biases biases, float[] selectionBias,
+               Shared shared) implements FeedForward {
         @Override
         public long bytesPerToken() {
-            return router.byteSize() + used * (w1[0].byteSize() + w2[0].byteSize() + w3[0].byteSize());
+            return router.byteSize() + used * (w1[0].byteSize() + w2[0].byteSize() + w3[0].byteSize())
+                    + (shared == null ? 0 : shared.ffn.bytesPerToken());
         }
 
-        /** This mixture's routing with other matrices and biases (a copy's, a process's share). */
-        public MoE with(Tensor[] w1, Tensor[] w2, Tensor[] w3, Biases biases) {
-            return new MoE(router, w1, w2, w3, used, routing, biases);
+        /** The experts' hidden width (whole in a process's share too: {@link Dense#width}). */
+        public int width() {
+            return w2[0].cols;
+        }
+
+        /** This mixture's routing with other matrices and biases (a copy's, a process's share), its shared expert's {@code sharedFfn}. */
+        public MoE with(Tensor[] w1, Tensor[] w2, Tensor[] w3, Biases biases, Dense sharedFfn) {
+            return new MoE(router, w1, w2, w3, used, routing, biases, selectionBias, shared == null ? null : new Shared(sharedFfn, shared.gate));
         }
 
         /**
@@ -44,8 +58,14 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
             float chosen = 0;
             for (int k = 0; k < used; k++) {
                 int best = -1;
+                float bestScore = 0;
                 for (int e = 0; e < n; e++) {
-                    if (logits[offset + e] != Float.NEGATIVE_INFINITY && (best < 0 || logits[offset + e] > logits[offset + best])) best = e;
+                    if (logits[offset + e] == Float.NEGATIVE_INFINITY) continue;
+                    float score = selectionBias == null ? logits[offset + e] : logits[offset + e] + selectionBias[e];
+                    if (best < 0 || score > bestScore) {
+                        best = e;
+                        bestScore = score;
+                    }
                 }
                 experts[k] = best;
                 weights[k] = logits[offset + best];
@@ -58,6 +78,13 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
                 case SOFTMAX -> { }
             }
         }
+    }
+
+    /**
+     * The shared expert of a mixture (Qwen2-MoE's, ERNIE 4.5's, Granite's): a dense SwiGLU every token runs, its output
+     * added to the chosen experts', times {@code sigmoid(gate · x)} where {@code gate} [dim] is not null (Qwen2-MoE's).
+     */
+    record Shared(Dense ffn, float[] gate) {
     }
 
     /** How a mixture weighs the experts it chose (llama.cpp's gating functions and {@code norm_w}). */

@@ -436,16 +436,7 @@ public final class Llama {
             eachToken(n, s.residualAndFfnNorm);
             switch (layer.feedForward()) {
                 case FeedForward.Dense ffn -> {
-                    if (seen != null) {
-                        seen.inputs(ffn.w1(), s.xb, n);
-                        seen.inputs(ffn.w3(), s.xb, n);
-                    }
-                    s.sharedInput.matmul(s.xb, n, exact, ffn.w1(), s.hb, ffn.w3(), s.hb2);
-                    eachToken(n, s.gate);
-                    if (!tp.whole()) tp.group.gather(s.hb, s.hbWhole, c.hiddenDim(), n, tp.hiddenStarts);
-                    if (seen != null) seen.inputs(ffn.w2(), s.hbWhole, n);
-                    ffn.w2().matmul(s.hbWhole, n, s.xb2Part, s.dimPart, exact);
-                    if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, n, tp.dimStarts);
+                    dense(s, ffn, n, exact);
                     eachToken(n, s.ffnResidual);
                 }
                 case FeedForward.MoE moe -> mixture(s, moe, n, exact);
@@ -591,9 +582,29 @@ public final class Llama {
         else normalize(s, t0, t1, layer.ffnNorm());
     }
 
+    /**
+     * A dense SwiGLU of the batch's normalized inputs ({@code s.xb}): its output, w2's, to {@code s.xb2} [n, dim] (a
+     * layer's feed-forward, a mixture's shared expert).
+     */
+    private void dense(State s, FeedForward.Dense ffn, int n, boolean exact) {
+        TensorParallel tp = parallel;
+        InputObserver seen = s.inputs;
+        if (seen != null) {
+            seen.inputs(ffn.w1(), s.xb, n);
+            seen.inputs(ffn.w3(), s.xb, n);
+        }
+        s.sharedInput.matmul(s.xb, n, exact, ffn.w1(), s.hb, ffn.w3(), s.hb2);
+        s.ffnPart = (int) ffn.w1().rows;
+        eachToken(n, s.gate);
+        if (!tp.whole()) tp.group.gather(s.hb, s.hbWhole, ffn.width(), n, tp.hiddenStarts(ffn.width()));
+        if (seen != null) seen.inputs(ffn.w2(), s.hbWhole, n);
+        ffn.w2().matmul(s.hbWhole, n, s.xb2Part, s.dimPart, exact);
+        if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, config.dim(), n, tp.dimStarts);
+    }
+
     /** Tokens {@code [t0, t1)}: the FFN's gate, {@code hb = silu(hb) * hb2} (SwiGLU) or {@code gelu(hb) * hb2} (GeGLU). */
     private void gate(State s, int t0, int t1) {
-        int hidden = s.hiddenPart;
+        int hidden = s.ffnPart;
         activate(s.hb, s.hb2, t0 * hidden, (t1 - t0) * hidden);
     }
 
@@ -663,6 +674,28 @@ public final class Llama {
             s.sharedInput.matmul(s.gathered, count, exact, moe.w1()[e], s.hb, moe.w3()[e], s.hb2);
             expertOutput(s, moe, e, s.hb, s.hb2, count, exact);
         }
+        sharedExpert(s, moe, n, exact);
+    }
+
+    /**
+     * The mixture's shared expert, where it has one, added to {@code s.x} after the chosen experts: its output times
+     * sigmoid(gate · xb) where it has a gate (Qwen2-MoE's), times the variant's residual scale (Granite's).
+     */
+    private void sharedExpert(State s, FeedForward.MoE moe, int n, boolean exact) {
+        FeedForward.Shared shared = moe.shared();
+        if (shared == null) return;
+        int dim = config.dim();
+        dense(s, shared.ffn(), n, exact);
+        float scale = config.variant().residualScale();
+        for (int t = 0; t < n; t++) {
+            float weight = scale;
+            if (shared.gate() != null) {
+                // llama.cpp's sigmoid: silu(g) / g
+                float g = VectorMath.dot(s.xb, t * dim, shared.gate(), 0, dim);
+                weight *= g / (1f + (float) Math.exp(-g)) / g;
+            }
+            VectorMath.axpy(weight, s.xb2, t * dim, s.x, t * dim, dim);
+        }
     }
 
     /**
@@ -705,15 +738,16 @@ public final class Llama {
             s.slotWeight[0] = s.chosenWeights[0][order[k]];
             expertOutput(s, moe, chosen[order[k]], s.expertGates[k], s.expertUps[k], 1, exact);
         }
+        sharedExpert(s, moe, 1, exact);
     }
 
     /**
-     * Expert {@code e}'s gates and ups of {@code count} tokens ({@code gate}, {@code up}: [count, hiddenPart]) through
+     * Expert {@code e}'s gates and ups of {@code count} tokens ({@code gate}, {@code up}: [count, its rows of hidden]) through
      * its biases, the activation and its down projection, token i's output added to {@code x} at row {@code
      * s.slotToken[i]} times {@code s.slotWeight[i]} (and the variant's residual scale, Granite's).
      */
     private void expertOutput(State s, FeedForward.MoE moe, int e, float[] gate, float[] up, int count, boolean exact) {
-        int dim = config.dim(), part = s.hiddenPart;
+        int dim = config.dim(), part = (int) moe.w1()[e].rows;
         float scale = config.variant().residualScale();
         TensorParallel tp = parallel;
         FeedForward.Biases b = moe.biases();
@@ -726,7 +760,7 @@ public final class Llama {
         activate(gate, up, 0, count * part);
         float[] in = gate;
         if (!tp.whole()) {
-            tp.group.gather(gate, s.hbWhole, config.hiddenDim(), count, tp.hiddenStarts);
+            tp.group.gather(gate, s.hbWhole, moe.width(), count, tp.hiddenStarts(moe.width()));
             in = s.hbWhole;
         }
         if (s.inputs != null) s.inputs.inputs(moe.w2()[e], in, count);
@@ -893,7 +927,7 @@ public final class Llama {
         public final int maxBatch;
         /** Positions whose logits one batch can return: {@link #maxBatch}, or fewer (see {@link Llama#newState(int, int, int)}). */
         public final int maxLogits;
-        // x, xb, xb2: [batch, dim]; q: [batch, qDim]; k, v: [batch, kvDim]; hb, hb2: [batch, hiddenPart]
+        // x, xb, xb2: [batch, dim]; q: [batch, qDim]; k, v: [batch, kvDim]; hb, hb2: [batch, ffnPart] (room for the widest)
         final float[] x, xb, xb2, q, k, v, hb, hb2;
         /** Parallel blocks' FFN input, the attention's normalized input, [batch, dim] (Command-R's; empty elsewhere). */
         final float[] ffnInput;
@@ -908,8 +942,10 @@ public final class Llama {
          * than the model ({@link Config#headDim} its own).
          */
         final float[] attended;
-        /** This process's widths: its heads' (qDim, kvDim) and its rows' of wo and w2, w1 and w3, the output head. */
-        final int qDim, kvDim, dimPart, hiddenPart, vocabPart;
+        /** This process's widths: its heads' (qDim, kvDim) and its rows' of wo and w2, the output head. */
+        final int qDim, kvDim, dimPart, vocabPart;
+        /** The running feed-forward's rows of w1 and w3 in this process (their widths differ in a model with shared experts). */
+        int ffnPart;
         /** [heads, QUERIES, contextLength]: each head's attention weights for up to four queries ({@link Llama#attentionHeads}). */
         final float[] att;
         /** After a forward pass: the logits, [nLogits, vocab]. */
@@ -970,7 +1006,7 @@ public final class Llama {
         // mixture of experts: router logits [batch, experts], the chosen experts and weights per token, and the
         // tokens gathered for one expert
         final float[] routerLogits, gathered, slotWeight;
-        // a decode step's chosen experts: their gates' and ups' outputs [used][hiddenPart], the matrices and outputs of
+        // a decode step's chosen experts: their gates' and ups' outputs [used][their part], the matrices and outputs of
         // their one SharedInput call, and their slots in ascending expert order
         final float[][] expertGates, expertUps, expertOutputs;
         final Tensor[] expertMatrices;
@@ -1023,7 +1059,7 @@ public final class Llama {
             qDim = tp.heads * c.headDim();
             kvDim = tp.kvHeads * c.headDim();
             dimPart = tp.part(tp.dimStarts);
-            hiddenPart = tp.part(tp.hiddenStarts);
+            int hiddenPart = model.weights().widestHidden(false);
             vocabPart = tp.part(tp.vocabStarts);
             x = new float[maxBatch * c.dim()];
             xb = new float[maxBatch * c.dim()];
@@ -1040,7 +1076,7 @@ public final class Llama {
             attended = c.qDim() <= c.dim() ? xb : new float[maxBatch * c.qDim()];
             heads = whole ? attended : new float[maxBatch * qDim];
             xb2Part = whole ? xb2 : new float[maxBatch * dimPart];
-            hbWhole = whole ? hb : new float[maxBatch * c.hiddenDim()];
+            hbWhole = whole ? hb : new float[maxBatch * model.weights().widestHidden(true)];
             logitsPart = whole ? logits : new float[maxLogits * vocabPart];
             kv = KvCache.of(kvType, c, tp.kvHeads, contextLength);
             rope = new Rope(c, contextLength, false);

@@ -31,19 +31,24 @@ public final class TensorParallel {
     final Group group;
     /** This rank's query and kv heads. */
     final int heads, kvHeads;
-    /** Rank r's columns of the heads' outputs (wq's rows), of dim (wo's, w2's rows), hidden (w1's, w3's) and the vocabulary. */
-    final int[] qStarts, dimStarts, hiddenStarts, vocabStarts;
-    private final int rank;
+    /** Rank r's columns of the heads' outputs (wq's rows), of dim (wo's, w2's rows) and the vocabulary. */
+    final int[] qStarts, dimStarts, vocabStarts;
+    private final int rank, size;
+    /**
+     * The model's feed-forward widths (a dense one's, its experts', its shared experts': ERNIE 4.5 has all three) and
+     * rank r's columns of each (w1's, w3's rows): {@link #share} adds them, a forward pass only reads them.
+     */
+    private int[] widths = {};
+    private int[][] widthStarts = {};
 
     private TensorParallel(Config c, Group group) {
         this.group = group;
-        int size = group == null ? 1 : group.size();
+        size = group == null ? 1 : group.size();
         rank = group == null ? 0 : group.rank();
         heads = c.nHeads() / size;
         kvHeads = c.nKvHeads() / size;
         qStarts = split(c.qDim(), size, heads * c.headDim());
         dimStarts = split(c.dim(), size, ROWS);
-        hiddenStarts = split(c.hiddenDim(), size, ROWS);
         vocabStarts = split(c.vocabSize(), size, ROWS);
     }
 
@@ -94,6 +99,15 @@ public final class TensorParallel {
         return group != null && rank == 0;
     }
 
+    /** The split of a feed-forward's hidden {@code width} (w1's and w3's rows); a width {@link #share} has not seen is added. */
+    int[] hiddenStarts(int width) {
+        for (int i = 0; i < widths.length; i++) if (widths[i] == width) return widthStarts[i];
+        widths = java.util.Arrays.copyOf(widths, widths.length + 1);
+        widthStarts = java.util.Arrays.copyOf(widthStarts, widthStarts.length + 1);
+        widths[widths.length - 1] = width;
+        return widthStarts[widthStarts.length - 1] = split(width, size, ROWS);
+    }
+
     /** This rank's columns of a split: {@code starts[rank + 1] - starts[rank]}. */
     int part(int[] starts) {
         return starts[rank + 1] - starts[rank];
@@ -106,11 +120,14 @@ public final class TensorParallel {
         for (int l = 0; l < layers.length; l++) {
             Layer x = w.layers()[l];
             FeedForward ffn = switch (x.feedForward()) {
-                case FeedForward.Dense d -> new FeedForward.Dense(rows(d.w1(), hiddenStarts), rows(d.w2(), dimStarts), rows(d.w3(), hiddenStarts));
+                case FeedForward.Dense d -> share(d);
                 // each expert split as a dense feed-forward is; the router whole, so every process routes alike
-                case FeedForward.MoE m -> m.with(rows(m.w1(), hiddenStarts), rows(m.w2(), dimStarts), rows(m.w3(), hiddenStarts), m.biases() == null ? null
-                        : new FeedForward.Biases(m.biases().router(), parts(m.biases().w1(), hiddenStarts[rank], part(hiddenStarts)), m.biases().w2(),
-                        parts(m.biases().w3(), hiddenStarts[rank], part(hiddenStarts))));
+                case FeedForward.MoE m -> {
+                    int[] hidden = hiddenStarts(m.width());
+                    yield m.with(rows(m.w1(), hidden), rows(m.w2(), dimStarts), rows(m.w3(), hidden), m.biases() == null ? null
+                            : new FeedForward.Biases(m.biases().router(), parts(m.biases().w1(), hidden[rank], part(hidden)), m.biases().w2(),
+                            parts(m.biases().w3(), hidden[rank], part(hidden))), m.shared() == null ? null : share(m.shared().ffn()));
+                }
             };
             layers[l] = new Layer(x.attentionNorm(), rows(x.wq(), qStarts), x.wk().rows((long) rank * kvHeads * headDim, (long) kvHeads * headDim),
                     x.wv().rows((long) rank * kvHeads * headDim, (long) kvHeads * headDim), rows(x.wo(), dimStarts), x.ffnNorm(), ffn,
@@ -119,6 +136,11 @@ public final class TensorParallel {
                     x.postAttentionNorm(), x.postFfnNorm(), x.outputBias(), part(x.sinks(), qStarts[rank] / headDim, part(qStarts) / headDim));
         }
         return new Weights(w.tokEmbeddings(), layers, w.norm(), rows(w.output(), vocabStarts));
+    }
+
+    private FeedForward.Dense share(FeedForward.Dense d) {
+        int[] hidden = hiddenStarts(d.width());
+        return new FeedForward.Dense(rows(d.w1(), hidden), rows(d.w2(), dimStarts), rows(d.w3(), hidden));
     }
 
     /** Elements {@code [from, from + n)} of a bias (this rank's heads' part), or null for none. */

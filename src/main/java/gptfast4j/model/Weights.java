@@ -41,12 +41,39 @@ public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor
         for (int l = 0; l < layers.length; l++) {
             Layer x = layers[l];
             FeedForward ffn = switch (x.feedForward()) {
-                case FeedForward.Dense d -> new FeedForward.Dense(f.apply(d.w1()), f.apply(d.w2()), f.apply(d.w3()));
+                case FeedForward.Dense d -> map(d, f);
                 case FeedForward.MoE m -> m.with(Arrays.stream(m.w1()).map(f).toArray(Tensor[]::new),
-                        Arrays.stream(m.w2()).map(f).toArray(Tensor[]::new), Arrays.stream(m.w3()).map(f).toArray(Tensor[]::new), m.biases());
+                        Arrays.stream(m.w2()).map(f).toArray(Tensor[]::new), Arrays.stream(m.w3()).map(f).toArray(Tensor[]::new), m.biases(),
+                        m.shared() == null ? null : map(m.shared().ffn(), f));
             };
             mapped[l] = x.with(f.apply(x.wq()), f.apply(x.wk()), f.apply(x.wv()), f.apply(x.wo()), ffn);
         }
         return new Weights(tokEmbeddings, mapped, norm, f.apply(output));
+    }
+
+    private static FeedForward.Dense map(FeedForward.Dense d, UnaryOperator<Tensor> f) {
+        return new FeedForward.Dense(f.apply(d.w1()), f.apply(d.w2()), f.apply(d.w3()));
+    }
+
+    /**
+     * The widest of the feed-forwards' hidden widths (dense, experts, shared experts): {@code whole}, their widths;
+     * else this process's rows of them (w1's rows, all of them where the whole model is here).
+     */
+    public int widestHidden(boolean whole) {
+        int widest = 0;
+        for (Layer l : layers) {
+            switch (l.feedForward()) {
+                case FeedForward.Dense d -> widest = Math.max(widest, hidden(d, whole));
+                case FeedForward.MoE m -> {
+                    widest = Math.max(widest, whole ? m.width() : (int) m.w1()[0].rows);
+                    if (m.shared() != null) widest = Math.max(widest, hidden(m.shared().ffn(), whole));
+                }
+            }
+        }
+        return widest;
+    }
+
+    private static int hidden(FeedForward.Dense d, boolean whole) {
+        return whole ? d.width() : (int) d.w1().rows;
     }
 }

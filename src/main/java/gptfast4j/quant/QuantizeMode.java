@@ -109,7 +109,8 @@ public enum QuantizeMode {
                 case Q3_K_L -> eightExperts ? base : GGMLType.Q5_K;
                 default -> base;
             };
-            case "ffn_down", "ffn_down_exps" -> switch (this) {
+            // a shared expert's too: llama-quantize's rule is for every name with ffn_down in it
+            case "ffn_down", "ffn_down_exps", "ffn_down_shexp" -> switch (this) {
                 case Q2_K -> GGMLType.Q3_K;
                 case Q2_K_S -> layer < layers / 8 ? GGMLType.Q4_K : base;
                 case Q3_K_M -> layer < layers / 16 ? GGMLType.Q5_K : GGMLType.Q4_K;

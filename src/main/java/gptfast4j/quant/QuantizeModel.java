@@ -32,7 +32,7 @@ import java.util.function.LongConsumer;
  */
 public final class QuantizeModel {
     private static final Set<String> LINEAR = Set.of("attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
-            "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps");
+            "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps", "ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp");
 
     private QuantizeModel() {
     }

@@ -62,4 +62,14 @@ final class FamilyFiles {
             for (long i = 0; i < n; i++) target.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, ((i * 53 + seed * 7) % 101) / 100f - 0.5f);
         }));
     }
+
+    /** A matrix of {@code shape} ([cols, rows] or [cols, rows, experts]), uniform in +-1/sqrt(cols) (seeded: java.util.Random's sequence). */
+    static void matrix(List<GGUFWriter.TensorSpec> tensors, String name, long[] shape, int seed) {
+        long n = java.util.Arrays.stream(shape).reduce(1, (a, b) -> a * b);
+        float scale = (float) (1 / Math.sqrt(shape[0]));
+        tensors.add(new GGUFWriter.TensorSpec(name, GGMLType.F32, shape, target -> {
+            java.util.Random random = new java.util.Random(seed);
+            for (long i = 0; i < n; i++) target.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, (2 * random.nextFloat() - 1) * scale);
+        }));
+    }
 }

@@ -88,8 +88,9 @@ class LlamaLikeTest {
     /**
      * Granite 3.x's mixtures ({@code granitemoe}: 1B-A400M, 3B-A800M): Granite's multipliers, Mixtral's routing, the
      * mixture's output times the residual scale as the dense FFN's is. A random model of {@link #MOE} (a Mixtral file
-     * renamed): llama-perplexity's figure, ours 1e-9 from it (205332.79 with the mixture's output unscaled). A shared
-     * expert (Granite's {@code expert_shared_feed_forward_length}) is refused.
+     * renamed): llama-perplexity's figure, ours 1e-9 from it (205332.79 with the mixture's output unscaled). A file
+     * whose {@code expert_shared_feed_forward_length} promises a shared expert it lacks is refused (SharedExpertTest
+     * runs one).
      */
     @Test
     void graniteMoeGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
@@ -104,7 +105,7 @@ class LlamaLikeTest {
             md.put("granitemoe.expert_shared_feed_forward_length", Metadata.Value.uint32(64));
         }, name -> true, (llama, tensors) -> { });
         var e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(shared, null));
-        assertEquals(shared + ": a granitemoe model with a shared expert is not supported", e.getMessage());
+        assertEquals(shared + ": missing tensor blk.0.ffn_gate_shexp.weight", e.getMessage());
     }
 
     /** Writes {@link #graniteMoeGivesLlamaCppsPerplexity}'s model to {@code out}, a Mixtral file of {@link #MOE} at {@code scratch}. */

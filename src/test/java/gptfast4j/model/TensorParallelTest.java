@@ -114,6 +114,10 @@ class TensorParallelTest {
         // gpt-oss: each process its heads' sinks and its rows of the experts' gate and up biases
         Path gptOss = dir.resolve("gpt-oss-mini.gguf");
         GptOssTest.write(dir.resolve("gpt-oss-mixtral.gguf"), gptOss, md -> { });
+        // shared experts: Qwen2-MoE's gated; ERNIE 4.5's beside a dense layer, three widths each split apart
+        Path qwen2moe = dir.resolve("qwen2moe-mini.gguf"), ernieMoe = dir.resolve("ernie-moe-mini.gguf");
+        SharedExpertTest.writeQwen2Moe(dir.resolve("qwen2moe-mixtral.gguf"), qwen2moe);
+        SharedExpertTest.writeErnieMoe(dir.resolve("ernie-moe-mixtral.gguf"), ernieMoe);
         LlamaLikeTest.write("smollm3", dir.resolve("smollm3-llama.gguf"), smollm3, md -> { });
         // Command-R's parallel blocks: each process keeps the FFN's input through the attention
         Path commandR = dir.resolve("command-r-mini.gguf");
@@ -123,7 +127,8 @@ class TensorParallelTest {
         }, name -> !name.endsWith("ffn_norm.weight") && !name.equals("output.weight"), (llama, tensors) -> { });
         for (Path file : List.of(Shared.MODELS.resolve("stories260K.gguf"), Shared.REFERENCE.resolve("models/mini-llama3-Q4_K.gguf"),
                 Shared.REFERENCE.resolve("models/mini-mixtral-Q4_K.gguf"), Path.of("src/test/resources/i-quants/mini-llama2-iq.gguf"),
-                Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"), wideHeads, qwen3, qwen3moe, qwen2, gemma2, phi3, granite, graniteMoe, smollm3, commandR, cohere2, ministral, gptOss)) {
+                Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"), wideHeads, qwen3, qwen3moe, qwen2, gemma2, phi3, granite, graniteMoe, smollm3, commandR, cohere2, ministral, gptOss,
+                qwen2moe, ernieMoe)) {
             for (GGMLType quantize : new GGMLType[]{null, GGMLType.Q4_0}) {
                 Checkpoint c = Checkpoint.load(file, null, quantize);
                 int[] prompt = c.promptTokens(PROMPT), longPrompt = c.promptTokens(LONG_PROMPT);

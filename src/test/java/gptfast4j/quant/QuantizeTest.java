@@ -274,6 +274,34 @@ class QuantizeTest {
     }
 
     /**
+     * A shared expert's matrices are quantized as the others (its down projection by ffn_down's rules), Qwen2-MoE's
+     * gate [dim] and ERNIE's selection bias kept F32: SharedExpertTest's models in Q8_0, Q4_0, Q4_K_M and Q3_K_M, whose
+     * files llama-quantize de3ff81 wrote byte for byte as ours (checked by hand). At this model's width of 64 Q4_K_M's
+     * Q4_K falls back to Q5_0; the shared experts are 80 wide, which no block of 32 divides: their down projections F16
+     * (llama-quantize's fallbacks).
+     */
+    @Test
+    void sharedExpertsAreQuantized(@TempDir Path dir) {
+        Path qwen = dir.resolve("qwen2moe.gguf"), ernie = dir.resolve("ernie.gguf");
+        gptfast4j.model.SharedExpertTest.writeQwen2Moe(dir.resolve("mixtral.gguf"), qwen);
+        gptfast4j.model.SharedExpertTest.writeErnieMoe(dir.resolve("mixtral.gguf"), ernie);
+        for (Path file : new Path[]{qwen, ernie}) {
+            Checkpoint src = Checkpoint.load(file, null);
+            for (String mode : new String[]{"q8_0", "q4_k_m"}) {
+                Path out = dir.resolve(mode + ".gguf");
+                QuantizeModel.plan(src, QuantizeMode.of(mode, "--mode"), QuantizeModel.Options.NONE).write(out, b -> { });
+                GGUF q = GGUF.read(out);
+                GGMLType base = mode.equals("q8_0") ? GGMLType.Q8_0 : GGMLType.Q5_0;
+                assertEquals(base, q.tensors().get("blk.1.ffn_gate_shexp.weight").type(), mode);
+                assertEquals(base, q.tensors().get("blk.1.ffn_up_shexp.weight").type(), mode);
+                assertEquals(GGMLType.F16, q.tensors().get("blk.1.ffn_down_shexp.weight").type(), mode);
+                String kept = file == qwen ? "ffn_gate_inp_shexp.weight" : "exp_probs_b.bias";
+                assertEquals(GGMLType.F32, q.tensors().get("blk.1." + kept).type(), mode);
+            }
+        }
+    }
+
+    /**
      * The mixes at real shapes, as llama.cpp's quantize documents and chooses them: Q4_K_M "uses Q6_K for half of the
      * attention.wv and feed_forward.w2 tensors" (Llama-2-7B: 16 of 32 layers, the first and last four and every third
      * between); Q3_K_M Q5_K for the first two attn_v and the first 1/16 of ffn_down, Q4_K for the others and for
