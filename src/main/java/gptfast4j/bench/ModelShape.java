@@ -45,7 +45,9 @@ public record ModelShape(String name, int dim, int hiddenDim, int layers, int he
             new ModelShape("phi-3-mini", 3072, 8192, 32, 32, 32, 32064, 4096, 10000, 1e-5f, false, 0, 0, 0, 96, "phi3"),
             new ModelShape("gpt-oss-20b", 2880, 2880, 24, 64, 8, 201088, 131072, 150000, 1e-5f, false, 0, 32, 4, 64, "gpt-oss"),
             // Qwen3-30B-A3B: 48 layers of 128 experts 768 wide, 8 used, heads of 128 (32 sharing 4 kv heads) at width 2048
-            new ModelShape("qwen3-30b-a3b", 2048, 768, 48, 32, 4, 151936, 40960, 1e6f, 1e-6f, false, 0, 128, 8, 128, "qwen3moe"));
+            new ModelShape("qwen3-30b-a3b", 2048, 768, 48, 32, 4, 151936, 40960, 1e6f, 1e-6f, false, 0, 128, 8, 128, "qwen3moe"),
+            // Qwen1.5-MoE-A2.7B: 24 layers of 60 experts 1408 wide, 4 used, beside a shared expert 5632 wide; 16 heads of 128
+            new ModelShape("qwen1.5-moe-a2.7b", 2048, 1408, 24, 16, 16, 151936, 8192, 1e6f, 1e-6f, false, 0, 60, 4, 128, "qwen2moe"));
 
     public static ModelShape named(String name) {
         for (ModelShape s : ALL) if (s.name.equalsIgnoreCase(name)) return s;

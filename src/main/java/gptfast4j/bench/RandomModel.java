@@ -28,7 +28,8 @@ import java.util.function.LongConsumer;
  * its keys under {@code phi3.} and its fused projections ({@code attn_qkv}; {@code ffn_up} holding the gate's rows then
  * the up projection's); gpt-oss-20b's its biases, sinks and YaRN, its vocabulary (o200k's size, no such tokenizer at hand)
  * Llama-3's padded with unused tokens, and with {@code mxfp4} its experts in MXFP4, the other matrices Q8_0; a Qwen3
- * mixture's its per-head query and key norms and its experts' width, its vocabulary Llama-3's padded likewise.
+ * mixture's its per-head query and key norms and its experts' width, its vocabulary Llama-3's padded likewise; a
+ * Qwen2 mixture's its query, key and value biases and its gated shared expert, four experts wide.
  */
 public final class RandomModel {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -55,6 +56,10 @@ public final class RandomModel {
             md.put("gemma3.attention.value_length", Metadata.Value.uint32(s.headDim()));
         }
         if (arch.equals("qwen3moe")) md.put("qwen3moe.expert_feed_forward_length", Metadata.Value.uint32(s.hiddenDim()));
+        if (arch.equals("qwen2moe")) {
+            md.put("qwen2moe.expert_feed_forward_length", Metadata.Value.uint32(s.hiddenDim()));
+            md.put("qwen2moe.expert_shared_feed_forward_length", Metadata.Value.uint32(QWEN2MOE_SHARED * s.hiddenDim()));
+        }
         if (arch.equals("gpt-oss")) {
             // gpt-oss-20b's: its experts' width, a window of 128 positions on every other layer, YaRN x32 of 4096
             md.put("gpt-oss.expert_feed_forward_length", Metadata.Value.uint32(s.hiddenDim()));
@@ -79,7 +84,7 @@ public final class RandomModel {
         int dim = s.dim(), qDim = s.heads() * s.headDim(), kvDim = s.kvHeads() * s.headDim(), hidden = s.hiddenDim();
         // MXFP4: the experts', the other matrices Q8_0 (llama.cpp's MXFP4_MOE)
         GGMLType type = asked == GGMLType.MXFP4 ? GGMLType.Q8_0 : asked, expertType = asked;
-        boolean gptOss = s.architecture().equals("gpt-oss");
+        boolean gptOss = s.architecture().equals("gpt-oss"), qwen2moe = s.architecture().equals("qwen2moe");
         tensors.add(matrix("token_embd.weight", type, dim, s.vocab(), 1.0));
         if (s.ropeScaling() > 0) {
             float[] factors = Checkpoint.llama3RopeFactors(s.ropeScaling(), 1, 4, 8192, s.ropeTheta(), s.headDim());
@@ -99,6 +104,11 @@ public final class RandomModel {
             }
             tensors.add(matrix(p + "attn_output.weight", type, qDim, dim, 1 / Math.sqrt(qDim)));
             // gpt-oss's biases (small), its sinks, and its FFN norm under the name of a post-attention norm
+            if (qwen2moe) {
+                tensors.add(tensor(p + "attn_q.bias", GGMLType.F32, new long[]{qDim}, 0.01));
+                tensors.add(tensor(p + "attn_k.bias", GGMLType.F32, new long[]{kvDim}, 0.01));
+                tensors.add(tensor(p + "attn_v.bias", GGMLType.F32, new long[]{kvDim}, 0.01));
+            }
             if (gptOss) {
                 tensors.add(tensor(p + "attn_q.bias", GGMLType.F32, new long[]{qDim}, 0.01));
                 tensors.add(tensor(p + "attn_k.bias", GGMLType.F32, new long[]{kvDim}, 0.01));
@@ -120,6 +130,14 @@ public final class RandomModel {
                 tensors.add(tensor(p + "ffn_gate_exps.weight", expertType, new long[]{dim, hidden, s.experts()}, 1 / Math.sqrt(dim)));
                 tensors.add(tensor(p + "ffn_up_exps.weight", expertType, new long[]{dim, hidden, s.experts()}, 1 / Math.sqrt(dim)));
                 tensors.add(tensor(p + "ffn_down_exps.weight", expertType, new long[]{hidden, dim, s.experts()}, 1 / Math.sqrt(hidden)));
+                if (qwen2moe) {
+                    // its shared expert, gated
+                    long shared = (long) QWEN2MOE_SHARED * hidden;
+                    tensors.add(tensor(p + "ffn_gate_inp_shexp.weight", GGMLType.F32, new long[]{dim}, 1 / Math.sqrt(dim)));
+                    tensors.add(matrix(p + "ffn_gate_shexp.weight", type, dim, shared, 1 / Math.sqrt(dim)));
+                    tensors.add(matrix(p + "ffn_up_shexp.weight", type, dim, shared, 1 / Math.sqrt(dim)));
+                    tensors.add(matrix(p + "ffn_down_shexp.weight", type, shared, dim, 1 / Math.sqrt(shared)));
+                }
                 if (gptOss) {
                     tensors.add(tensor(p + "ffn_gate_inp.bias", GGMLType.F32, new long[]{s.experts()}, 0.01));
                     tensors.add(tensor(p + "ffn_gate_exps.bias", GGMLType.F32, new long[]{hidden, s.experts()}, 0.01));
@@ -174,6 +192,8 @@ public final class RandomModel {
         return md;
     }
 
+    /** A Qwen2-MoE shape's shared expert's width in experts' widths (Qwen1.5-MoE-A2.7B's: 5632 = 4 x 1408). */
+    private static final int QWEN2MOE_SHARED = 4;
     private static final int PHI3_VOCAB = 32064, GEMMA_VOCAB = 262144, GPT_OSS_VOCAB = 201088, QWEN_VOCAB = 151936, UNUSED_TYPE = 5;
     /** llama.cpp's file type of a mixture whose experts are MXFP4 ({@code LLAMA_FTYPE_MOSTLY_MXFP4_MOE}). */
     private static final int MXFP4_MOE = 38;

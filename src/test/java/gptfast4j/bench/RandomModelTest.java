@@ -135,6 +135,22 @@ class RandomModelTest {
         assertGenerates(c, 128000, 9906);
     }
 
+    /**
+     * A Qwen2 mixture's shape: its query, key and value biases, and a gated shared expert four experts wide; it loads
+     * and generates (make-model's qwen1.5-moe-a2.7b file runs in llama-bench de3ff81 as "qwen2moe A2.7B Q4_0", 14.32 B
+     * parameters, as the real model's).
+     */
+    @Test
+    void qwen2MoeShapeIsQwen2s(@TempDir Path dir) {
+        Checkpoint c = written(new ModelShape("qwen2moe-tiny", 64, 32, 2, 4, 2, 151936, 256, 1e6f, 1e-6f, false, 0, 8, 2, 32, "qwen2moe"), GGMLType.Q8_0, dir);
+        assertEquals("qwen2moe", c.model().config.architecture());
+        assertEquals(4 * 32, c.model().weights().layers()[1].qBias().length);
+        var moe = (gptfast4j.model.FeedForward.MoE) c.model().weights().layers()[1].feedForward();
+        assertEquals(128, moe.shared().ffn().width());
+        assertEquals(64, moe.shared().gate().length);
+        assertGenerates(c, 128000, 9906);
+    }
+
     /** K-quant files: random blocks with super-block scales that keep the weights near the asked spread, and they run. */
     @ParameterizedTest
     @ValueSource(strings = {"Q4_K", "Q5_K", "Q6_K"})
