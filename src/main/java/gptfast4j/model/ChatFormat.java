@@ -95,7 +95,13 @@ public enum ChatFormat {
      * answer after {@code <|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>} and ended by {@code <|END_OF_TURN_TOKEN|>};
      * messages stripped.
      */
-    COMMAND_R;
+    COMMAND_R,
+    /**
+     * Llama 4's, as llama.cpp frames it ({@code llama4}): {@code <|header_start|>role<|header_end|>\n\nmessage<|eot|>}
+     * for each message with nothing between, a system prompt a message of its own, the answer after {@code
+     * <|header_start|>assistant<|header_end|>\n\n} and ended by {@code <|eot|>}; messages stripped.
+     */
+    LLAMA4;
 
     /** Zephyr's text between a user's message and the answer. */
     private static final String ASSISTANT = "\n<|assistant|>\n";
@@ -129,6 +135,7 @@ public enum ChatFormat {
             if (chatTemplate.contains("<｜Assistant｜>") && chatTemplate.contains("<｜User｜>") && chatTemplate.contains("<｜end▁of▁sentence｜>")) return DEEPSEEK3;
             if (chatTemplate.contains("<start_of_turn>")) return GEMMA;
             if (chatTemplate.contains("<|START_OF_TURN_TOKEN|>") && chatTemplate.contains("<|USER_TOKEN|>")) return COMMAND_R;
+            if (chatTemplate.contains("<|header_start|>") && chatTemplate.contains("<|header_end|>")) return LLAMA4;
         }
         return PLAIN;
     }
@@ -155,6 +162,7 @@ public enum ChatFormat {
             case ZEPHYR -> new String[]{"</s>"};
             case CHATML -> new String[]{"<|im_start|>", "<|im_end|>"};
             case DEEPSEEK3 -> new String[]{"<｜User｜>", "<｜Assistant｜>"};
+            case LLAMA4 -> new String[]{HEADER_START.text(), HEADER_END.text(), EOT.text()};
             default -> new String[0];
         };
         for (String token : needed) {
@@ -256,6 +264,11 @@ public enum ChatFormat {
                 if (sys != null) marked(tokenizer, ids, COHERE_TURN, COHERE_SYSTEM, sys, COHERE_END);
                 marked(tokenizer, ids, COHERE_TURN, COHERE_USER, message.strip(), COHERE_END, COHERE_TURN, COHERE_CHATBOT);
             }
+            case LLAMA4 -> {
+                if (first && addBos) ids.add(bos);
+                if (sys != null) marked(tokenizer, ids, HEADER_START, "system", HEADER_END, "\n\n" + sys, EOT);
+                marked(tokenizer, ids, HEADER_START, "user", HEADER_END, "\n\n" + message.strip(), EOT, HEADER_START, "assistant", HEADER_END, "\n\n");
+            }
             case GEMMA -> {
                 if (first && addBos) ids.add(bos);
                 // after the previous answer's <end_of_turn>
@@ -277,7 +290,8 @@ public enum ChatFormat {
             START_OF_TURN = new Marker("<start_of_turn>"), END_OF_TURN = new Marker("<end_of_turn>"), IM_SEP = new Marker("<|im_sep|>"),
             PHI3_SYSTEM = new Marker("<|system|>"), PHI3_USER = new Marker("<|user|>"), PHI3_ASSISTANT = new Marker("<|assistant|>"), PHI3_END = new Marker("<|end|>"),
             COHERE_TURN = new Marker("<|START_OF_TURN_TOKEN|>"), COHERE_END = new Marker("<|END_OF_TURN_TOKEN|>"), COHERE_SYSTEM = new Marker("<|SYSTEM_TOKEN|>"),
-            COHERE_USER = new Marker("<|USER_TOKEN|>"), COHERE_CHATBOT = new Marker("<|CHATBOT_TOKEN|>");
+            COHERE_USER = new Marker("<|USER_TOKEN|>"), COHERE_CHATBOT = new Marker("<|CHATBOT_TOKEN|>"),
+            HEADER_START = new Marker("<|header_start|>"), HEADER_END = new Marker("<|header_end|>"), EOT = new Marker("<|eot|>");
 
     /** Gemma's text between {@code <start_of_turn>} and an answer. */
     private static final String GEMMA_MODEL = "model\n";
@@ -332,6 +346,7 @@ public enum ChatFormat {
             case PHI3 -> tokenizer.special(PHI3_END.text()).orElse(eos);
             case PHI4 -> tokenizer.special(IM_END.text()).orElse(eos);
             case COMMAND_R -> tokenizer.special(COHERE_END.text()).orElse(eos);
+            case LLAMA4 -> tokenizer.special(EOT.text()).orElse(eos);
             default -> eos;
         };
     }
@@ -353,14 +368,15 @@ public enum ChatFormat {
                 // Mistral Nemo's template puts the system prompt with the last message, not the first
                 boolean systemHere = this == MISTRAL_V3_TEKKEN ? i == messages.size() - 1 : i == 0;
                 for (int id : userTurn(tokenizer, messages.get(i), i == 0, bos, addBos, system, systemHere)) ids.add(id);
-            } else if (this == ZEPHYR || this == CHATML || this == GEMMA || this == PHI3) {
-                // the answer follows "\n<|assistant|>\n" (ChatML's "assistant\n", Gemma's "model\n", Phi-3's "\n" unless
-                // its tokenizer drops it) in one text (no special token between: no dummy prefix of its own), as the
-                // template's output is tokenized
+            } else if (this == ZEPHYR || this == CHATML || this == GEMMA || this == PHI3 || this == LLAMA4) {
+                // the answer follows "\n<|assistant|>\n" (ChatML's "assistant\n", Gemma's "model\n", Llama 4's "\n\n",
+                // Phi-3's "\n" unless its tokenizer drops it) in one text (no special token between: no dummy prefix of
+                // its own), as the template's output is tokenized
                 String before = switch (this) {
                     case ZEPHYR -> ASSISTANT;
                     case CHATML -> CHATML_ASSISTANT;
                     case GEMMA -> GEMMA_MODEL;
+                    case LLAMA4 -> "\n\n";
                     default -> tokenizer.whitespaceStrippedAfter().contains(PHI3_ASSISTANT.text()) ? "" : "\n";
                 };
                 int[] header = before.isEmpty() ? new int[0] : tokenizer.encode(before);

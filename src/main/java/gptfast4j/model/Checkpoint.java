@@ -177,7 +177,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
-            "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe");
+            "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -238,6 +238,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : arch.equals("cohere2") ? cohere2(path, md)
                 : arch.equals("gpt-oss") ? gptOss(path, md)
                 : arch.equals("exaone4") ? exaone4(path, md)
+                : arch.equals("llama4") ? llama4(path, md)
                 : Config.Variant.LLAMA;
         Config.Variant variant = scaled(path, md, arch, blocks);
         Config config = config(path, () -> new Config(arch, dim,
@@ -261,6 +262,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         // llama.cpp scales these sliding layers' rotations as the others'; ours leaves sliding layers unscaled
         if ((arch.equals("gemma2") || arch.equals("cohere2")) && (config.ropeFreqFactors() != null || config.variant().yarn() != null)) {
             throw new ModelFormatException(path + ": a " + arch + " model with rope scaling is not supported");
+        }
+        // Llama 4's queries and keys are normalized after RoPE, ours before: the same where RoPE only turns them
+        if (arch.equals("llama4") && (config.variant().yarn() != null || config.variant().ropeAttnFactor() != 1f)) {
+            throw new ModelFormatException(path + ": a llama4 model with YaRN or a rope attention factor is not supported");
         }
         checkSharedExperts(path, md, arch, tensors, config.nLayers());
         Tokenizer tokenizer = tokenizerPath != null ? Tokenizers.load(tokenizerPath) : Tokenizers.fromGGUF(path, md);
@@ -310,7 +315,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         try {
             return new Config.Variant((float) Math.sqrt(dim), Config.Activation.GELU, queryScale, Math.max(window, 0), sliding, slidingTheta,
                     md.getFloat(arch + ".final_logit_softcapping", two ? 30f : 0f), two ? md.getFloat(arch + ".attn_logit_softcapping", 50f) : 0f,
-                    0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null);
+                    0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null, false);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }
@@ -383,6 +388,27 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (md.has("gpt-oss.rope.freq_base_swa")) throw new ModelFormatException(path + ": a gpt-oss model with a RoPE base of its sliding layers is not supported");
         try {
             return Config.Variant.gptOss(window, slidingLayers(path, md, "gpt-oss", window, layers, 2));
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(path + ": " + e.getMessage());
+        }
+    }
+
+    /**
+     * Llama 4's blocks as llama.cpp reads them ({@code llama4}): three of every four layers (or as {@code
+     * sliding_window_pattern} says) attending within chunks of 8192 positions, whatever the file says (llama.cpp sets
+     * it), rotated as the model's RoPE rotates; every fourth layer without RoPE, attending to everything, its queries
+     * times the temperature {@code ln(floor((p + 1) / 8192) + 1) * 0.1 + 1}. A file without chunks ({@code
+     * attention.sliding_window} 0, whose last layer llama.cpp would run without RoPE and with a temperature of scale 0),
+     * or with a RoPE base of the chunked layers' own, is refused.
+     */
+    private static Config.Variant llama4(Path path, Metadata md) {
+        int layers = required(md, path, "llama4.block_count"), chunk = 8192;
+        if (md.has("llama4.attention.sliding_window") && md.getInt("llama4.attention.sliding_window", 0) == 0) {
+            throw new ModelFormatException(path + ": a llama4 model without chunked attention (attention.sliding_window 0) is not supported");
+        }
+        if (md.has("llama4.rope.freq_base_swa")) throw new ModelFormatException(path + ": a llama4 model with a RoPE base of its chunked layers is not supported");
+        try {
+            return Config.Variant.llama4(chunk, slidingLayers(path, md, "llama4", chunk, layers, 4), new Config.Temperature(0.1f, chunk, 1f, true));
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }
@@ -470,7 +496,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         int original = md.getInt("phi3.rope.scaling.original_context_length", required(md, path, "phi3.context_length"));
         try {
             return new Config.Variant(1f, Config.Activation.SILU, 1f / (float) Math.sqrt(headDim), 0, null, 0f, 0f, 0f,
-                    0, 1f, longFactors, original, 0f, 1f, 1f, 0, false, false, false, null, null);
+                    0, 1f, longFactors, original, 0f, 1f, 1f, 0, false, false, false, null, null, false);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }
@@ -724,7 +750,12 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         boolean parallelBlocks = c.variant().parallelBlocks(), olmo2 = c.architecture().equals("olmo2") || c.architecture().equals("exaone4"),
                 postNorms = c.architecture().startsWith("gemma") || olmo2, wholeNorms = c.variant().wholeQkNorms(),
                 headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3") || c.architecture().equals("exaone4") || wholeNorms,
-                gptOss = c.architecture().equals("gpt-oss"), qkvBiases = c.architecture().startsWith("qwen2") || gptOss;
+                gptOss = c.architecture().equals("gpt-oss"), qkvBiases = c.architecture().startsWith("qwen2") || gptOss,
+                // Llama 4's layers with RoPE normalize each head's queries and keys, without weights (but Maverick's,
+                // 128 experts, as llama.cpp tells them apart)
+                unitNorms = c.architecture().equals("llama4") && c.expertCount() != 128;
+        float[] ones = new float[c.headDim()];
+        Arrays.fill(ones, 1f);
         for (int l = 0; l < layers.length; l++) {
             String p = "blk." + l + ".";
             // Phi-3's query, key and value projections in one tensor, and its gate and up projections: views of their rows
@@ -744,8 +775,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                             gateUp != null ? gateUp.rows(0, hidden) : matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
                             matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
                             gateUp != null ? gateUp.rows(hidden, hidden) : matrix(path, tensors, p + "ffn_up.weight", dim, hidden)),
-                    headNorms ? vector(path, tensors, p + "attn_q_norm.weight", wholeNorms ? qDim : c.headDim()) : null,
-                    headNorms ? vector(path, tensors, p + "attn_k_norm.weight", wholeNorms ? kvDim : c.headDim()) : null,
+                    headNorms ? vector(path, tensors, p + "attn_q_norm.weight", wholeNorms ? qDim : c.headDim()) : unitNorms && c.variant().ropes(l) ? ones : null,
+                    headNorms ? vector(path, tensors, p + "attn_k_norm.weight", wholeNorms ? kvDim : c.headDim()) : unitNorms && c.variant().ropes(l) ? ones : null,
                     qkvBiases ? vector(path, tensors, p + "attn_q.bias", qDim) : null,
                     qkvBiases ? vector(path, tensors, p + "attn_k.bias", kvDim) : null,
                     qkvBiases ? vector(path, tensors, p + "attn_v.bias", kvDim) : null,
@@ -787,10 +818,11 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 for (int e = 0; e < n; e++) w[m][e] = matrix(path, tensors, p + names[m] + "." + e + ".weight", in, out);
             }
         }
-        // OLMoE's and Qwen2-MoE's chosen experts weigh their probabilities as they are, gpt-oss's a softmax of their logits; the others'
-        // are renormalized to one
+        // OLMoE's and Qwen2-MoE's chosen experts weigh their probabilities as they are, gpt-oss's a softmax of their
+        // logits, Llama 4's input the sigmoid of its logit; the others' are renormalized to one
         boolean gptOss = c.architecture().equals("gpt-oss");
         FeedForward.Routing routing = gptOss ? FeedForward.Routing.TOP_K_SOFTMAX
+                : c.architecture().equals("llama4") ? FeedForward.Routing.SIGMOID_INPUT
                 : c.architecture().equals("olmoe") || c.architecture().equals("qwen2moe") ? FeedForward.Routing.SOFTMAX : FeedForward.Routing.SOFTMAX_RENORMALIZED;
         FeedForward.Biases biases = null;
         if (gptOss) {
@@ -835,7 +867,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                         mistral3 ? md.getFloat(rope + "yarn_beta_slow", 1f) : 1f, mistral3 ? md.getFloat(rope + "yarn_log_multiplier", 0f) : 0f);
             }
             float temperature = mistral3 ? md.getFloat("mistral3.attention.temperature_scale", 0f) : 0f;
-            return blocks.scaled(md.getFloat(rope + "attn_factor", 1f), yarn, temperature == 0f ? null : new Config.Temperature(temperature, original));
+            return blocks.scaled(md.getFloat(rope + "attn_factor", 1f), yarn, temperature == 0f ? blocks.temperature() : new Config.Temperature(temperature, original));
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }

@@ -68,14 +68,17 @@ public record Config(
      * @param parallelBlocks   whether the FFN reads the attention's normalized input and both add to the residual at
      *                         once (Command-R's parallel blocks), rather than the FFN following the attention
      * @param yarn             null, or YaRN's rope scaling of the layers that do not slide
-     * @param temperature      null, or the queries' factor by position (Ministral 3's attention temperature)
+     * @param temperature      null, or the queries' factor by position (Ministral 3's and Llama 4's attention temperature)
+     * @param chunked          whether a sliding layer's query attends to the positions of its chunk of {@code
+     *                         slidingWindow} (from the last multiple of the window up to its own: Llama 4's chunked
+     *                         attention) rather than to the last {@code slidingWindow}
      */
     public record Variant(float embeddingScale, Activation activation, float queryScale, int slidingWindow,
                           boolean[] slidingLayers, float slidingRopeTheta, float logitSoftcap, float attentionSoftcap,
                           int rotaryDim, float ropeAttnFactor, float[] longRopeFactors, int longRopeContext,
                           float scoreScale, float residualScale, float logitFactor, int noRopeEvery, boolean wholeQkNorms,
-                          boolean layerNorm, boolean parallelBlocks, Yarn yarn, Temperature temperature) {
-        public static final Variant LLAMA = new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null);
+                          boolean layerNorm, boolean parallelBlocks, Yarn yarn, Temperature temperature, boolean chunked) {
+        public static final Variant LLAMA = new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null, false);
 
         public Variant {
             if (!(embeddingScale > 0 && embeddingScale < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("embedding scale " + embeddingScale + " is not a finite number > 0");
@@ -100,25 +103,25 @@ public record Config(
         public Variant rotating(int rotaryDim) {
             return new Variant(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,
                     rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext, scoreScale, residualScale, logitFactor, noRopeEvery, wholeQkNorms,
-                    layerNorm, parallelBlocks, yarn, temperature);
+                    layerNorm, parallelBlocks, yarn, temperature, chunked);
         }
 
         /** This variant with RoPE's attention factor, YaRN's scaling and an attention temperature (either null for none). */
         public Variant scaled(float ropeAttnFactor, Yarn yarn, Temperature temperature) {
             return new Variant(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,
                     rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext, scoreScale, residualScale, logitFactor, noRopeEvery, wholeQkNorms,
-                    layerNorm, parallelBlocks, yarn, temperature);
+                    layerNorm, parallelBlocks, yarn, temperature, chunked);
         }
 
         /** Llama's blocks with Granite's multipliers (embeddings, attention scores, residuals, logits). */
         public static Variant granite(float embeddingScale, float scoreScale, float residualScale, float logitFactor) {
             return new Variant(embeddingScale, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, scoreScale, residualScale, logitFactor, 0, false,
-                    false, false, null, null);
+                    false, false, null, null, false);
         }
 
         /** Command-R's blocks: LayerNorm, the attention and the FFN in parallel, the logits times {@code logitFactor}. */
         public static Variant commandR(float logitFactor) {
-            return new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, logitFactor, 0, false, true, true, null, null);
+            return new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, logitFactor, 0, false, true, true, null, null, false);
         }
 
         /**
@@ -128,7 +131,7 @@ public record Config(
          */
         public static Variant slidingWithoutRopeElsewhere(float logitFactor, boolean commandR, int window, boolean[] sliding, float slidingTheta) {
             return new Variant(1f, Activation.SILU, 0f, window, sliding, slidingTheta, 0f, 0f, 0, 1f, null, 0, 0f, 1f, logitFactor, 4, false,
-                    commandR, commandR, null, null);
+                    commandR, commandR, null, null, false);
         }
 
         /**
@@ -136,12 +139,12 @@ public record Config(
          * (rotated as the others), the mixture's gate {@link Activation#SWIGLU_OAI}.
          */
         public static Variant gptOss(int window, boolean[] sliding) {
-            return new Variant(1f, Activation.SWIGLU_OAI, 0f, window, sliding, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null);
+            return new Variant(1f, Activation.SWIGLU_OAI, 0f, window, sliding, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null, false);
         }
 
         /** Llama's blocks with every {@code n}-th layer's RoPE left out (SmolLM3's). */
         public static Variant noRopeEvery(int n) {
-            return new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, n, false, false, false, null, null);
+            return new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, n, false, false, false, null, null, false);
         }
 
         /**
@@ -149,7 +152,15 @@ public record Config(
          * on {@code sliding} layers with RoPE base {@code slidingTheta}.
          */
         public static Variant olmo2(int window, boolean[] sliding, float slidingTheta) {
-            return new Variant(1f, Activation.SILU, 0f, window, sliding, slidingTheta, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, true, false, false, null, null);
+            return new Variant(1f, Activation.SILU, 0f, window, sliding, slidingTheta, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, true, false, false, null, null, false);
+        }
+
+        /**
+         * Llama 4's blocks: every fourth layer without RoPE, attending to everything with the queries' {@code
+         * temperature}; the others attending within chunks of {@code chunk} positions, rotated as the model's RoPE rotates.
+         */
+        public static Variant llama4(int chunk, boolean[] chunked, Temperature temperature) {
+            return new Variant(1f, Activation.SILU, 0f, chunk, chunked, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 4, false, false, false, null, temperature, true);
         }
 
         /** Whether layer {@code l} rotates its queries and keys. */
@@ -170,7 +181,7 @@ public record Config(
             b.append(switch (activation) { case GELU -> ", GeGLU"; case SWIGLU_OAI -> ", gpt-oss's SwiGLU"; case SILU -> ", SwiGLU"; });
             if (queryScale != 0f) b.append(", queries x").append(queryScale);
             if (slidingWindow > 0) {
-                b.append(", sliding window ").append(slidingWindow).append(" on layers");
+                b.append(chunked ? ", attention in chunks of " : ", sliding window ").append(slidingWindow).append(" on layers");
                 for (int l = 0; l < slidingLayers.length; l++) if (slidingLayers[l]) b.append(' ').append(l);
                 if (slidingRopeTheta != 0f) b.append(" (their rope base ").append(slidingRopeTheta).append(')');
             }
@@ -200,7 +211,7 @@ public record Config(
                     && longRopeContext == v.longRopeContext && scoreScale == v.scoreScale && residualScale == v.residualScale
                     && logitFactor == v.logitFactor && noRopeEvery == v.noRopeEvery && wholeQkNorms == v.wholeQkNorms
                     && layerNorm == v.layerNorm && parallelBlocks == v.parallelBlocks && java.util.Objects.equals(yarn, v.yarn)
-                    && java.util.Objects.equals(temperature, v.temperature);
+                    && java.util.Objects.equals(temperature, v.temperature) && chunked == v.chunked;
         }
 
         @Override
@@ -256,23 +267,30 @@ public record Config(
     }
 
     /**
-     * Llama 4's and Ministral 3's attention temperature: the queries at position p multiplied by {@code ln(floor(p /
-     * floor) + 1) * scale + 1}, 1 within the first {@code floor} positions, growing slowly past them.
+     * Llama 4's and Ministral 3's attention temperature: the queries at position p multiplied by {@code ln(floor((p +
+     * offset) / floor) + 1) * scale + 1}, 1 within the first positions, growing slowly past them; in every layer, or
+     * ({@code withoutRopeOnly}, Llama 4's) only in those without RoPE.
      */
-    public record Temperature(float scale, int floor) {
+    public record Temperature(float scale, int floor, float offset, boolean withoutRopeOnly) {
         public Temperature {
             if (!(scale > 0 && scale < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("attention temperature scale " + scale + " is not a finite number > 0");
             if (floor <= 0) throw new IllegalArgumentException("attention temperature's floor " + floor + " is not positive");
         }
 
+        /** Ministral 3's: every layer's, from position 0. */
+        public Temperature(float scale, int floor) {
+            this(scale, floor, 0f, false);
+        }
+
         /** The queries' factor at {@code pos}, in llama.cpp's steps (the floor in float, the logarithm in double). */
         float at(int pos) {
-            return (float) (Math.log(Math.floor((float) pos / floor) + 1.0) * scale + 1.0);
+            return (float) (Math.log(Math.floor(((float) pos + offset) / floor) + 1.0) * scale + 1.0);
         }
 
         @Override
         public String toString() {
-            return "attention temperature " + scale + " per " + floor + " positions";
+            return "attention temperature " + scale + " per " + floor + " positions" + (offset != 0f ? " (from position " + -offset + ")" : "")
+                    + (withoutRopeOnly ? " in the layers without RoPE" : "");
         }
     }
 

@@ -54,7 +54,7 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
         public void route(float[] logits, int offset, int[] experts, float[] weights) {
             int n = w1.length;
             if (biases != null) gptfast4j.tensor.VectorMath.add(logits, offset, biases.router(), 0, n);
-            if (routing != Routing.TOP_K_SOFTMAX) gptfast4j.tensor.VectorMath.softmax(logits, offset, n);
+            if (routing != Routing.TOP_K_SOFTMAX && routing != Routing.SIGMOID_INPUT) gptfast4j.tensor.VectorMath.softmax(logits, offset, n);
             float chosen = 0;
             for (int k = 0; k < used; k++) {
                 int best = -1;
@@ -75,6 +75,7 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
             switch (routing) {
                 case SOFTMAX_RENORMALIZED -> { for (int k = 0; k < used; k++) weights[k] /= chosen; }
                 case TOP_K_SOFTMAX -> gptfast4j.tensor.VectorMath.softmax(weights, 0, used);
+                case SIGMOID_INPUT -> { for (int k = 0; k < used; k++) weights[k] = 1f / (1f + (float) Math.exp(-weights[k])); }
                 case SOFTMAX -> { }
             }
         }
@@ -94,7 +95,12 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
         /** A softmax over all experts, the chosen ones' probabilities as they are (OLMoE). */
         SOFTMAX,
         /** The experts of the highest logits chosen, a softmax over their logits (gpt-oss: llama.cpp's SOFTMAX_WEIGHT). */
-        TOP_K_SOFTMAX
+        TOP_K_SOFTMAX,
+        /**
+         * The experts of the highest logits chosen, each one's input times the sigmoid of its logit and its output added
+         * as it is (Llama 4: llama.cpp's SIGMOID with its weights before the FFN).
+         */
+        SIGMOID_INPUT
     }
 
     /**

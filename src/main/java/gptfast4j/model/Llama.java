@@ -551,7 +551,7 @@ public final class Llama {
             if (qNorm != null) headNorms(s.q, t * qDim, parallel.heads, qNorm);
             if (s.rope(s.layer) != null) s.rope(s.layer).rotate(s.q, t * qDim, parallel.heads, s.position(t));
             if (queryScale != 0f) for (int i = t * qDim; i < (t + 1) * qDim; i++) s.q[i] *= queryScale;
-            if (temperature != null) {
+            if (temperature != null && (!temperature.withoutRopeOnly() || s.rope(s.layer) == null)) {
                 float f = temperature.at(s.position(t));
                 for (int i = t * qDim; i < (t + 1) * qDim; i++) s.q[i] *= f;
             }
@@ -751,6 +751,14 @@ public final class Llama {
         float scale = config.variant().residualScale();
         TensorParallel tp = parallel;
         FeedForward.Biases b = moe.biases();
+        boolean weighsInput = moe.routing() == FeedForward.Routing.SIGMOID_INPUT;
+        if (weighsInput) {
+            // w1 (x w) = (w1 x) w, and so for w3: the input's weight taken after the products, which share their input
+            for (int i = 0; i < count; i++) {
+                VectorMath.scale(gate, i * part, part, s.slotWeight[i]);
+                VectorMath.scale(up, i * part, part, s.slotWeight[i]);
+            }
+        }
         if (b != null) {
             for (int i = 0; i < count; i++) {
                 VectorMath.add(gate, i * part, b.w1()[e], 0, part);
@@ -767,7 +775,7 @@ public final class Llama {
         moe.w2()[e].matmul(in, count, s.xb2Part, s.dimPart, exact);
         if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, count, tp.dimStarts);
         if (b != null) for (int i = 0; i < count; i++) VectorMath.add(s.xb2, i * dim, b.w2()[e], 0, dim);
-        for (int i = 0; i < count; i++) VectorMath.axpy(s.slotWeight[i] * scale, s.xb2, i * dim, s.x, s.slotToken[i] * dim, dim);
+        for (int i = 0; i < count; i++) VectorMath.axpy(weighsInput ? scale : s.slotWeight[i] * scale, s.xb2, i * dim, s.x, s.slotToken[i] * dim, dim);
     }
 
     /**
@@ -800,19 +808,20 @@ public final class Llama {
         // queries already scaled where the variant scales them (rotateQueries); Granite's scores by its own scale
         float scale = c.variant().queryScale() != 0f ? 1f : c.variant().scoreScale() != 0f ? c.variant().scoreScale() : (float) (1.0 / Math.sqrt(headDim));
         int window = c.variant().slides(s.layer) ? c.variant().slidingWindow() : 0;
+        boolean chunked = c.variant().chunked();
         float cap = c.variant().attentionSoftcap();
         float[] sinks = weights().layers()[s.layer].sinks();
         float[] att = s.att;
         KvCache kv = s.kv;
         int blocked = blockedTokens(n);
         for (int h = hStart; h < hEnd && blocks; h++) {
-            KvCache.Head head = kv.head(s.attentionCall, s.layer, h / group, keyFrom(window, startPos + 1), startPos + n);
+            KvCache.Head head = kv.head(s.attentionCall, s.layer, h / group, keyFrom(window, chunked, startPos + 1), startPos + n);
             int attOffset = h * rows;
             for (int t = 0; t < blocked; t += queries) {
-                int positions = startPos + t + queries, first = firstSeen(window, startPos + t + 1);
-                keyScores(head, headDim, keyFrom(window, startPos + t + 1), positions, true, s.q, t * dim + h * headDim, dim, scale, att, attOffset, context);
+                int positions = startPos + t + queries, first = firstSeen(window, chunked, startPos + t + 1);
+                keyScores(head, headDim, keyFrom(window, chunked, startPos + t + 1), positions, true, s.q, t * dim + h * headDim, dim, scale, att, attOffset, context);
                 for (int j = 0; j < queries; j++) {
-                    int row = attOffset + j * context, own = startPos + t + j + 1, seen = firstSeen(window, own);
+                    int row = attOffset + j * context, own = startPos + t + j + 1, seen = firstSeen(window, chunked, own);
                     if (cap != 0f) VectorMath.softcap(att, row + seen, own - seen, cap);
                     VectorMath.softmax(att, row + seen, own - seen, sinks == null ? Float.NEGATIVE_INFINITY : sinks[h]);
                     Arrays.fill(att, row + first, row + seen, 0f);
@@ -827,11 +836,11 @@ public final class Llama {
         if (headsPerCall() == queries) {
             // heads h .. h + 3 share a kv head: the range's bounds are multiples of four, and so is the grouping
             for (int h = hStart; h < hEnd; h += queries) {
-                KvCache.Head shared = s.perToken ? null : kv.head(s.attentionCall, s.layer, h / group, keyFrom(window, startPos + blocked + 1), startPos + n);
+                KvCache.Head shared = s.perToken ? null : kv.head(s.attentionCall, s.layer, h / group, keyFrom(window, chunked, startPos + blocked + 1), startPos + n);
                 for (int t = blocked; t < n; t++) {
-                    int positions = s.position(t) + 1, seen = firstSeen(window, positions), qOffset = t * dim + h * headDim;
-                    KvCache.Head head = s.perToken ? s.tokenKv[t].head(s.attentionCall, s.layer, h / group, keyFrom(window, positions), positions) : shared;
-                    keyScores(head, headDim, keyFrom(window, positions), positions, true, s.q, qOffset, headDim, scale, att, h * rows, rows);
+                    int positions = s.position(t) + 1, seen = firstSeen(window, chunked, positions), qOffset = t * dim + h * headDim;
+                    KvCache.Head head = s.perToken ? s.tokenKv[t].head(s.attentionCall, s.layer, h / group, keyFrom(window, chunked, positions), positions) : shared;
+                    keyScores(head, headDim, keyFrom(window, chunked, positions), positions, true, s.q, qOffset, headDim, scale, att, h * rows, rows);
                     for (int j = 0; j < queries; j++) {
                         if (cap != 0f) VectorMath.softcap(att, (h + j) * rows + seen, positions - seen, cap);
                         VectorMath.softmax(att, (h + j) * rows + seen, positions - seen, sinks == null ? Float.NEGATIVE_INFINITY : sinks[h + j]);
@@ -843,12 +852,12 @@ public final class Llama {
             }
         } else {
             for (int h = hStart; h < hEnd; h++) {
-                KvCache.Head shared = s.perToken ? null : kv.head(s.attentionCall, s.layer, h / group, keyFrom(window, startPos + blocked + 1), startPos + n);
+                KvCache.Head shared = s.perToken ? null : kv.head(s.attentionCall, s.layer, h / group, keyFrom(window, chunked, startPos + blocked + 1), startPos + n);
                 int attOffset = h * rows;
                 for (int t = blocked; t < n; t++) {
-                    int positions = s.position(t) + 1, seen = firstSeen(window, positions);
-                    KvCache.Head head = s.perToken ? s.tokenKv[t].head(s.attentionCall, s.layer, h / group, keyFrom(window, positions), positions) : shared;
-                    keyScores(head, headDim, keyFrom(window, positions), positions, false, s.q, t * dim + h * headDim, 0, scale, att, attOffset, 0);
+                    int positions = s.position(t) + 1, seen = firstSeen(window, chunked, positions);
+                    KvCache.Head head = s.perToken ? s.tokenKv[t].head(s.attentionCall, s.layer, h / group, keyFrom(window, chunked, positions), positions) : shared;
+                    keyScores(head, headDim, keyFrom(window, chunked, positions), positions, false, s.q, t * dim + h * headDim, 0, scale, att, attOffset, 0);
                     if (cap != 0f) VectorMath.softcap(att, attOffset + seen, positions - seen, cap);
                     VectorMath.softmax(att, attOffset + seen, positions - seen, sinks == null ? Float.NEGATIVE_INFINITY : sinks[h]);
                     kv.roundWeights(att, attOffset + seen, positions - seen);
@@ -876,15 +885,17 @@ public final class Llama {
 
     /**
      * The first position a query that sees {@code positions} positions (its own the last) attends to: 0, or in a
-     * sliding layer ({@code window} > 0) the first of the last {@code window}.
+     * sliding layer ({@code window} > 0) the first of the last {@code window}, or where the window is {@code chunked}
+     * the first of its own chunk of {@code window} positions. A later query's is never earlier (a block of four
+     * queries' first is theirs all).
      */
-    private static int firstSeen(int window, int positions) {
-        return window == 0 ? 0 : Math.max(0, positions - window);
+    private static int firstSeen(int window, boolean chunked, int positions) {
+        return window == 0 ? 0 : chunked ? (positions - 1) / window * window : Math.max(0, positions - window);
     }
 
     /** The first key position that query's scores are computed from: {@link #firstSeen}'s block of the key cache. */
-    private static int keyFrom(int window, int positions) {
-        return firstSeen(window, positions) / KvCache.KEY_BLOCK * KvCache.KEY_BLOCK;
+    private static int keyFrom(int window, boolean chunked, int positions) {
+        return firstSeen(window, chunked, positions) / KvCache.KEY_BLOCK * KvCache.KEY_BLOCK;
     }
 
     /**

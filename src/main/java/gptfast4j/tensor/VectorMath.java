@@ -51,6 +51,15 @@ public final class VectorMath {
         for (; i < n; i++) y[yOffset + i] += a * x[xOffset + i];
     }
 
+    /** {@code x[offset .. + n) *= a}. */
+    public static void scale(float[] x, int offset, int n, float a) {
+        int i = 0;
+        for (int bound = S.loopBound(n); i < bound; i += S.length()) {
+            FloatVector.fromArray(S, x, offset + i).mul(a).intoArray(x, offset + i);
+        }
+        for (; i < n; i++) x[offset + i] *= a;
+    }
+
     /** {@code y += x}. */
     public static void add(float[] y, int yOffset, float[] x, int xOffset, int n) {
         int i = 0;

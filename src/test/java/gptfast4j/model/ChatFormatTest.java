@@ -479,4 +479,20 @@ class ChatFormatTest {
                 ChatFormat.COMMAND_R.conversation(t, " Be brief. ", List.of("Hi there\n", " Hello!", "Bye"), 1, true, 2));
         assertEquals(31991, ChatFormat.COMMAND_R.endOfTurn(t, 2));
     }
+
+    /**
+     * Llama 4's fixed format: llama-server de3ff81 {@code --no-jinja --chat-template llama4}'s {@code /apply-template}
+     * of the conversation above (messages stripped, a system prompt a message of its own), the markers special tokens.
+     */
+    @Test
+    void llama4IsLlamaCppsFormat() {
+        assertEquals(ChatFormat.LLAMA4, ChatFormat.detect("{{ '<|header_start|>' + message['role'] + '<|header_end|>' }}"));
+        String rendered = "<|header_start|>system<|header_end|>\n\nBe brief.<|eot|><|header_start|>user<|header_end|>\n\nHi there<|eot|>"
+                + "<|header_start|>assistant<|header_end|>\n\nHello!<|eot|><|header_start|>user<|header_end|>\n\nBye<|eot|>"
+                + "<|header_start|>assistant<|header_end|>\n\n";
+        Tokenizer t = withSpecials("ggml-vocab-llama-spm.gguf", new int[]{31990, 31991, 31992}, "<|header_start|>", "<|header_end|>", "<|eot|>");
+        assertArrayEquals(withBos(1, t.encodeWithSpecials(rendered)),
+                ChatFormat.LLAMA4.conversation(t, " Be brief. ", List.of("Hi there\n", " Hello!", "Bye"), 1, true, 2));
+        assertEquals(31992, ChatFormat.LLAMA4.endOfTurn(t, 2));
+    }
 }

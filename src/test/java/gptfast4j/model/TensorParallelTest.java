@@ -118,6 +118,9 @@ class TensorParallelTest {
         Path qwen2moe = dir.resolve("qwen2moe-mini.gguf"), ernieMoe = dir.resolve("ernie-moe-mini.gguf");
         SharedExpertTest.writeQwen2Moe(dir.resolve("qwen2moe-mixtral.gguf"), qwen2moe);
         SharedExpertTest.writeErnieMoe(dir.resolve("ernie-moe-mixtral.gguf"), ernieMoe);
+        // Llama 4: each process its heads' unit norms, its rows of experts whose inputs are weighed
+        Path llama4 = dir.resolve("llama4-mini.gguf");
+        Llama4Test.write(dir.resolve("llama4-mixtral.gguf"), llama4, 4, 96);
         LlamaLikeTest.write("smollm3", dir.resolve("smollm3-llama.gguf"), smollm3, md -> { });
         // Command-R's parallel blocks: each process keeps the FFN's input through the attention
         Path commandR = dir.resolve("command-r-mini.gguf");
@@ -128,7 +131,7 @@ class TensorParallelTest {
         for (Path file : List.of(Shared.MODELS.resolve("stories260K.gguf"), Shared.REFERENCE.resolve("models/mini-llama3-Q4_K.gguf"),
                 Shared.REFERENCE.resolve("models/mini-mixtral-Q4_K.gguf"), Path.of("src/test/resources/i-quants/mini-llama2-iq.gguf"),
                 Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"), wideHeads, qwen3, qwen3moe, qwen2, gemma2, phi3, granite, graniteMoe, smollm3, commandR, cohere2, ministral, gptOss,
-                qwen2moe, ernieMoe)) {
+                qwen2moe, ernieMoe, llama4)) {
             for (GGMLType quantize : new GGMLType[]{null, GGMLType.Q4_0}) {
                 Checkpoint c = Checkpoint.load(file, null, quantize);
                 int[] prompt = c.promptTokens(PROMPT), longPrompt = c.promptTokens(LONG_PROMPT);
