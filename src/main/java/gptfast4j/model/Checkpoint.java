@@ -841,7 +841,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             int width = (int) Math.min(sharedGate.shape().length > 1 ? sharedGate.shape()[1] : 0, Integer.MAX_VALUE);
             shared = new FeedForward.Shared(new FeedForward.Dense(matrix(path, tensors, sharedGate.name(), dim, width),
                     matrix(path, tensors, p + "ffn_down_shexp.weight", width, dim), matrix(path, tensors, p + "ffn_up_shexp.weight", dim, width)),
-                    tensors.containsKey(p + "ffn_gate_inp_shexp.weight") ? vector(path, tensors, p + "ffn_gate_inp_shexp.weight", dim) : null);
+                    tensors.containsKey(p + "ffn_gate_inp_shexp.weight") ? sharedGate(path, tensors, p + "ffn_gate_inp_shexp.weight", dim) : null);
         }
         return new FeedForward.MoE(router, w[0], w[1], w[2], c.expertsUsed(), routing, biases, selectionBias, shared);
     }
@@ -933,6 +933,13 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (!Arrays.equals(t.shape(), new long[]{cols, rows})) {
             throw new ModelFormatException(path + ": tensor " + name + " has shape " + t.shapeString() + ", expected [" + cols + ", " + rows + "]");
         }
+        return Tensor.of(t);
+    }
+
+    /** Qwen2-MoE's gate of its shared expert, [dim] in the file: a matrix of one row. */
+    private static Tensor sharedGate(Path path, Map<String, TensorData> tensors, String name, int dim) {
+        TensorData t = tensor(tensors, path, name);
+        if (t.shape().length != 1 || t.shape()[0] != dim) throw new ModelFormatException(path + ": tensor " + name + " has shape " + t.shapeString() + ", expected [" + dim + "]");
         return Tensor.of(t);
     }
 

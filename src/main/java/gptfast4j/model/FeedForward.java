@@ -82,10 +82,11 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
     }
 
     /**
-     * The shared expert of a mixture (Qwen2-MoE's, ERNIE 4.5's, Granite's): a dense SwiGLU every token runs, its output
-     * added to the chosen experts', times {@code sigmoid(gate · x)} where {@code gate} [dim] is not null (Qwen2-MoE's).
+     * The shared expert of a mixture (Qwen2-MoE's, ERNIE 4.5's, Granite's, Llama 4's): a dense SwiGLU every token runs,
+     * its output added to the chosen experts', times {@code sigmoid(gate · x)} where {@code gate} [dim, 1] is not null
+     * (Qwen2-MoE's: a product, as llama.cpp runs it, whose input an importance matrix records).
      */
-    record Shared(Dense ffn, float[] gate) {
+    record Shared(Dense ffn, Tensor gate) {
     }
 
     /** How a mixture weighs the experts it chose (llama.cpp's gating functions and {@code norm_w}). */

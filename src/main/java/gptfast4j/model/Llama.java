@@ -667,10 +667,7 @@ public final class Llama {
                 }
             }
             if (count == 0) continue;
-            if (seen != null) {
-                seen.inputs(moe.w1()[e], s.gathered, count);
-                seen.inputs(moe.w3()[e], s.gathered, count);
-            }
+            if (seen != null) observeExpertInputs(seen, moe, e, s.gathered, count, s.slotWeight, 0);
             s.sharedInput.matmul(s.gathered, count, exact, moe.w1()[e], s.hb, moe.w3()[e], s.hb2);
             expertOutput(s, moe, e, s.hb, s.hb2, count, exact);
         }
@@ -685,13 +682,17 @@ public final class Llama {
         FeedForward.Shared shared = moe.shared();
         if (shared == null) return;
         int dim = config.dim();
+        if (shared.gate() != null) {
+            if (s.inputs != null) s.inputs.inputs(shared.gate(), s.xb, n);
+            shared.gate().matmul(s.xb, n, s.sharedGates, 1, exact);
+        }
         dense(s, shared.ffn(), n, exact);
         float scale = config.variant().residualScale();
         for (int t = 0; t < n; t++) {
             float weight = scale;
             if (shared.gate() != null) {
                 // llama.cpp's sigmoid: silu(g) / g
-                float g = VectorMath.dot(s.xb, t * dim, shared.gate(), 0, dim);
+                float g = s.sharedGates[t];
                 weight *= g / (1f + (float) Math.exp(-g)) / g;
             }
             VectorMath.axpy(weight, s.xb2, t * dim, s.x, t * dim, dim);
@@ -725,10 +726,7 @@ public final class Llama {
             s.expertMatrices[2 * k + 1] = moe.w3()[e];
             s.expertOutputs[2 * k] = s.expertGates[k];
             s.expertOutputs[2 * k + 1] = s.expertUps[k];
-            if (seen != null) {
-                seen.inputs(moe.w1()[e], s.xb, 1);
-                seen.inputs(moe.w3()[e], s.xb, 1);
-            }
+            if (seen != null) observeExpertInputs(seen, moe, e, s.xb, 1, s.chosenWeights[0], order[k]);
         }
         s.sharedInput.matvec(s.xb, exact, s.expertMatrices, s.expertOutputs, 2 * used);
         Arrays.fill(s.expertMatrices, null); // keep no matrices reachable from the state
@@ -739,6 +737,22 @@ public final class Llama {
             expertOutput(s, moe, chosen[order[k]], s.expertGates[k], s.expertUps[k], 1, exact);
         }
         sharedExpert(s, moe, 1, exact);
+    }
+
+    /**
+     * Has {@code seen} see expert {@code e}'s gate and up inputs, {@code rows} rows of {@code in}; where the mixture
+     * weighs inputs (Llama 4's), each times its token's weight ({@code weights[from + i]}), as llama.cpp multiplies them
+     * before the products (which here take the weights after them: {@link #expertOutput}).
+     */
+    private void observeExpertInputs(InputObserver seen, FeedForward.MoE moe, int e, float[] in, int rows, float[] weights, int from) {
+        float[] x = in;
+        if (moe.routing() == FeedForward.Routing.SIGMOID_INPUT) {
+            int dim = config.dim();
+            x = Arrays.copyOf(in, rows * dim);
+            for (int i = 0; i < rows; i++) VectorMath.scale(x, i * dim, dim, weights[from + i]);
+        }
+        seen.inputs(moe.w1()[e], x, rows);
+        seen.inputs(moe.w3()[e], x, rows);
     }
 
     /**
@@ -1017,6 +1031,8 @@ public final class Llama {
         // mixture of experts: router logits [batch, experts], the chosen experts and weights per token, and the
         // tokens gathered for one expert
         final float[] routerLogits, gathered, slotWeight;
+        /** Qwen2-MoE's shared experts' gates, gate · x, [batch]. */
+        final float[] sharedGates;
         // a decode step's chosen experts: their gates' and ups' outputs [used][their part], the matrices and outputs of
         // their one SharedInput call, and their slots in ascending expert order
         final float[][] expertGates, expertUps, expertOutputs;
@@ -1100,6 +1116,7 @@ public final class Llama {
             gathered = c.isMoE() ? new float[maxBatch * c.dim()] : new float[0];
             slotToken = new int[c.isMoE() ? maxBatch : 0];
             slotWeight = new float[c.isMoE() ? maxBatch : 0];
+            sharedGates = new float[c.isMoE() ? maxBatch : 0];
             sharedInput = new Tensor.SharedInput(2 * used);
             expertGates = new float[used][hiddenPart];
             expertUps = new float[used][hiddenPart];

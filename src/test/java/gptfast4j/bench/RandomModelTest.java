@@ -147,7 +147,7 @@ class RandomModelTest {
         assertEquals(4 * 32, c.model().weights().layers()[1].qBias().length);
         var moe = (gptfast4j.model.FeedForward.MoE) c.model().weights().layers()[1].feedForward();
         assertEquals(128, moe.shared().ffn().width());
-        assertEquals(64, moe.shared().gate().length);
+        assertEquals(64, moe.shared().gate().cols);
         assertGenerates(c, 128000, 9906);
     }
 

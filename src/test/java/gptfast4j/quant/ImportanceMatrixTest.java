@@ -216,43 +216,62 @@ class ImportanceMatrixTest {
      */
     @Test
     void gptfastImatrixIsLlamaImatrixs(@TempDir Path dir) throws IOException {
-        String text = Files.readString(Shared.REFERENCE.resolve("ppl-text.txt"), StandardCharsets.UTF_8);
         for (String model : new String[]{"mini-llama2", "mini-mixtral"}) {
-            ImportanceMatrix theirs = ImportanceMatrix.read(DIR.resolve(model + ".imatrix.gguf"));
-            ImportanceCollector.Collected c = ImportanceCollector.collect(Checkpoint.load(MODELS.resolve(model + "-F32.gguf"), null), text, "ppl-text.txt",
-                    128, Integer.MAX_VALUE, model.equals("mini-llama2"), KvCache.Type.F16, (done, soFar) -> { });
-            // written and read back: what llama-quantize reads too (checked here: the same q4_k_m file from it and from us)
-            Path file = dir.resolve(model + ".imatrix.gguf");
-            c.matrix().write(file);
-            ImportanceMatrix ours = ImportanceMatrix.read(file);
-            assertEquals(theirs.datasets(), ours.datasets());
-            assertEquals(theirs.chunkCount(), ours.chunkCount());
-            assertEquals(theirs.chunkSize(), ours.chunkSize());
-            assertEquals(new TreeMap<>(theirs.entries()).keySet(), new TreeMap<>(ours.entries()).keySet());
-            for (String name : theirs.entries().keySet()) {
-                ImportanceMatrix.Entry a = theirs.entries().get(name), b = ours.entries().get(name);
-                assertEquals(a.sums().length, b.sums().length, name);
-                if (a.counts().length == 1) {
-                    assertArrayEquals(a.counts(), b.counts(), name);
-                    for (int i = 0; i < a.sums().length; i++) assertEquals(a.sums()[i], b.sums()[i], 2e-3 * a.sums()[i], name + " column " + i);
-                    continue;
-                }
-                long total = 0;
+            assertLlamaImatrixs(Checkpoint.load(MODELS.resolve(model + "-F32.gguf"), null), model, model.equals("mini-llama2"), dir);
+        }
+    }
+
+    /**
+     * The same of mixtures with shared experts and of Llama 4's, whose experts' inputs are weighed before their products
+     * (the random models of SharedExpertTest and Llama4Test; the fixtures llama-imatrix's of the files they write): Qwen2-MoE's
+     * gate of its shared expert an entry of its own, Llama 4's experts' gate and up inputs the token's times its weight.
+     */
+    @Test
+    void sharedExpertsAndWeighedInputsAreLlamaImatrixs(@TempDir Path dir) throws IOException {
+        Path qwen = dir.resolve("qwen2moe.gguf"), llama4 = dir.resolve("llama4.gguf");
+        gptfast4j.model.SharedExpertTest.writeQwen2Moe(dir.resolve("mixtral.gguf"), qwen);
+        gptfast4j.model.Llama4Test.write(dir.resolve("mixtral.gguf"), llama4, 4, 96);
+        assertLlamaImatrixs(Checkpoint.load(qwen, null), "qwen2moe-mini", false, dir);
+        assertLlamaImatrixs(Checkpoint.load(llama4, null), "llama4-mini", false, dir);
+    }
+
+    /** {@code c}'s matrix of ppl-text.txt in chunks of 128 against llama-imatrix's fixture {@code name.imatrix.gguf}, as above. */
+    private static void assertLlamaImatrixs(Checkpoint model, String name, boolean processOutput, Path dir) throws IOException {
+        String text = Files.readString(Shared.REFERENCE.resolve("ppl-text.txt"), StandardCharsets.UTF_8);
+        ImportanceMatrix theirs = ImportanceMatrix.read(DIR.resolve(name + ".imatrix.gguf"));
+        ImportanceCollector.Collected c = ImportanceCollector.collect(model, text, "ppl-text.txt",
+                128, Integer.MAX_VALUE, processOutput, KvCache.Type.F16, (done, soFar) -> { });
+        // written and read back: what llama-quantize reads too (checked here: the same q4_k_m file from it and from us)
+        Path file = dir.resolve(name + ".imatrix.gguf");
+        c.matrix().write(file);
+        ImportanceMatrix ours = ImportanceMatrix.read(file);
+        assertEquals(theirs.datasets(), ours.datasets());
+        assertEquals(theirs.chunkCount(), ours.chunkCount());
+        assertEquals(theirs.chunkSize(), ours.chunkSize());
+        assertEquals(new TreeMap<>(theirs.entries()).keySet(), new TreeMap<>(ours.entries()).keySet());
+        for (String entry : theirs.entries().keySet()) {
+            ImportanceMatrix.Entry a = theirs.entries().get(entry), b = ours.entries().get(entry);
+            assertEquals(a.sums().length, b.sums().length, entry);
+            if (a.counts().length == 1) {
+                assertArrayEquals(a.counts(), b.counts(), entry);
+                for (int i = 0; i < a.sums().length; i++) assertEquals(a.sums()[i], b.sums()[i], 2e-3 * a.sums()[i], entry + " column " + i);
+                continue;
+            }
+            long total = 0;
+            for (int e = 0; e < a.counts().length; e++) {
+                assertEquals(a.counts()[e], b.counts()[e], 3, entry + " expert " + e);
+                total += a.counts()[e] - b.counts()[e];
+            }
+            assertEquals(0, total, entry + ": tokens counted");
+            if (entry.contains("ffn_down")) continue; // each expert's own hidden state: no sum over experts that routing leaves alone
+            int cols = a.columns();
+            for (int i = 0; i < cols; i++) {
+                double sa = 0, sb = 0;
                 for (int e = 0; e < a.counts().length; e++) {
-                    assertEquals(a.counts()[e], b.counts()[e], 3, name + " expert " + e);
-                    total += a.counts()[e] - b.counts()[e];
+                    sa += a.sums()[e * cols + i];
+                    sb += b.sums()[e * cols + i];
                 }
-                assertEquals(0, total, name + ": tokens counted");
-                if (name.contains("ffn_down")) continue; // each expert's own hidden state: no sum over experts that routing leaves alone
-                int cols = a.columns();
-                for (int i = 0; i < cols; i++) {
-                    double sa = 0, sb = 0;
-                    for (int e = 0; e < a.counts().length; e++) {
-                        sa += a.sums()[e * cols + i];
-                        sb += b.sums()[e * cols + i];
-                    }
-                    assertEquals(sa, sb, 2e-3 * sa, name + " column " + i + " over the experts");
-                }
+                assertEquals(sa, sb, 2e-3 * sa, entry + " column " + i + " over the experts");
             }
         }
     }
