@@ -177,7 +177,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
-            "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4");
+            "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -216,7 +216,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             throw new ModelFormatException(path + ": an ernie4_5-moe model with a mixture every " + md.getInt("ernie4_5-moe.interleave_moe_layer_step", 1) + " layers is not supported");
         }
         boolean gemma = arch.startsWith("gemma"), phi3 = arch.equals("phi3"), olmo2 = arch.equals("olmo2"),
-                llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo") && !arch.startsWith("exaone") && !arch.equals("gpt-oss");
+                llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo") && !arch.startsWith("exaone") && !arch.equals("gpt-oss")
+                        && !arch.equals("dots1");
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
         int nHeads = required(md, path, arch + ".attention.head_count");
@@ -275,8 +276,42 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         endsOfTurn(tokenizer, eos);
         boolean addBos = md.getBool("tokenizer.ggml.add_bos_token", true);
         String template = md.getString("tokenizer.chat_template", null);
-        return new Checkpoint(path, "gguf", build(path, config, tensors, memory), tokenizer, tensors, md,
+        return new Checkpoint(path, "gguf", build(path, config, gating(path, md, arch), tensors, memory), tokenizer, tensors, md,
                 md.getInt("tokenizer.ggml.bos_token_id", 1), eos.stream().mapToInt(Integer::intValue).toArray(), addBos, ChatFormat.detect(template), template);
+    }
+
+    /** How a model's mixtures weigh the experts they choose: the routing, and the weights' factor (1: none). */
+    record Gating(FeedForward.Routing routing, float scale) {
+        /** Mixtral's: a softmax, the chosen experts' probabilities renormalized. */
+        static final Gating MIXTRAL = new Gating(FeedForward.Routing.SOFTMAX_RENORMALIZED, 1f);
+    }
+
+    /**
+     * {@code arch}'s gating as llama.cpp's graph has it: gpt-oss's softmax of the chosen logits, Llama 4's sigmoid of
+     * the chosen logit on the expert's input, OLMoE's, Qwen2-MoE's and DeepSeek-MoE's probabilities as they are,
+     * dots.llm1's as its file says ({@code expert_gating_func} 1 softmax or 2 sigmoid, {@code expert_weights_norm}
+     * whether renormalized), the others' Mixtral's; DeepSeek's and dots.llm1's weights times {@code
+     * expert_weights_scale} where the file gives one.
+     */
+    private static Gating gating(Path path, Metadata md, String arch) {
+        float scale = arch.equals("deepseek") || arch.equals("dots1") ? md.getFloat(arch + ".expert_weights_scale", 0f) : 0f;
+        FeedForward.Routing routing = switch (arch) {
+            case "gpt-oss" -> FeedForward.Routing.TOP_K_SOFTMAX;
+            case "llama4" -> FeedForward.Routing.SIGMOID_INPUT;
+            case "olmoe", "qwen2moe", "deepseek" -> FeedForward.Routing.SOFTMAX;
+            case "dots1" -> {
+                int function = md.getInt(arch + ".expert_gating_func", 0);
+                boolean norm = md.getBool(arch + ".expert_weights_norm", false);
+                yield switch (function) {
+                    case 1 -> norm ? FeedForward.Routing.SOFTMAX_RENORMALIZED : FeedForward.Routing.SOFTMAX;
+                    case 2 -> norm ? FeedForward.Routing.SIGMOID_RENORMALIZED : FeedForward.Routing.SIGMOID;
+                    default -> throw new ModelFormatException(path + ": " + arch + ".expert_gating_func " + function + " is not supported (1: softmax, 2: sigmoid)");
+                };
+            }
+            default -> FeedForward.Routing.SOFTMAX_RENORMALIZED;
+        };
+        // llama.cpp scales by neither 0 (none given) nor 1
+        return new Gating(routing, scale == 0f ? 1f : scale);
     }
 
     /**
@@ -284,11 +319,15 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * are): Qwen2-MoE's always, another's where {@code expert_shared_feed_forward_length} is given, as wide as that.
      */
     private static void checkSharedExperts(Path path, Metadata md, String arch, Map<String, TensorData> tensors, int layers) {
-        int width = md.getInt(arch + ".expert_shared_feed_forward_length", 0);
-        if (width <= 0 && !arch.equals("qwen2moe")) return;
+        int width = md.getInt(arch + ".expert_shared_feed_forward_length", 0), count = md.getInt(arch + ".expert_shared_count", 0);
+        boolean always = arch.equals("qwen2moe") || arch.equals("llama4") || arch.equals("dots1");
+        if (width <= 0 && count <= 0 && !always) return;
         for (int l = 0; l < layers; l++) {
             if (!tensors.containsKey("blk." + l + ".ffn_gate_inp.weight")) continue;
             TensorData gate = tensor(tensors, path, "blk." + l + ".ffn_gate_shexp.weight");
+            TensorData experts = tensors.get("blk." + l + ".ffn_gate_exps.weight");
+            // DeepSeek's and dots.llm1's: as wide as that many experts
+            if (width <= 0 && count > 0 && experts != null && experts.shape().length == 3) width = (int) (count * experts.shape()[1]);
             if (width > 0 && (gate.shape().length != 2 || gate.shape()[1] != width)) {
                 throw new ModelFormatException(path + ": tensor " + gate.name() + " has shape " + gate.shapeString() + ", expected [" + gate.shape()[0] + ", " + width + "]");
             }
@@ -704,8 +743,13 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /** Builds the weights from tensors under GGUF names, checking every shape against the config and that every tensor is read. */
     static Llama build(Path path, Config c, Map<String, TensorData> all, OffHeap memory) {
+        return build(path, c, Gating.MIXTRAL, all, memory);
+    }
+
+    /** {@link #build(Path, Config, Map, OffHeap)} of a model whose mixtures weigh their experts as {@code gating} says. */
+    static Llama build(Path path, Config c, Gating gating, Map<String, TensorData> all, OffHeap memory) {
         Asked tensors = new Asked(all);
-        Llama model = build(path, c, tensors, memory);
+        Llama model = build(path, c, gating, tensors, memory);
         List<String> unused = all.keySet().stream().filter(n -> !tensors.asked.contains(n) && !ROPE_FACTORS.contains(n)).toList();
         if (!unused.isEmpty()) throw unusedTensors(path, unused);
         return model;
@@ -741,7 +785,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
     }
 
-    private static Llama build(Path path, Config c, Asked tensors, OffHeap memory) {
+    private static Llama build(Path path, Config c, Gating gating, Asked tensors, OffHeap memory) {
         int dim = c.dim(), qDim = c.qDim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), vocab = c.vocabSize();
         Tensor embeddings = matrix(path, tensors, "token_embd.weight", dim, vocab);
         Tensor output = tensors.containsKey("output.weight") ? matrix(path, tensors, "output.weight", dim, vocab) : embeddings;
@@ -749,7 +793,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         // OLMo2's and EXAONE 4's norms after the attention and the FFN only
         boolean parallelBlocks = c.variant().parallelBlocks(), olmo2 = c.architecture().equals("olmo2") || c.architecture().equals("exaone4"),
                 postNorms = c.architecture().startsWith("gemma") || olmo2, wholeNorms = c.variant().wholeQkNorms(),
-                headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3") || c.architecture().equals("exaone4") || wholeNorms,
+                headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3") || c.architecture().equals("exaone4")
+                        || c.architecture().equals("dots1") || wholeNorms,
                 gptOss = c.architecture().equals("gpt-oss"), qkvBiases = c.architecture().startsWith("qwen2") || gptOss,
                 // Llama 4's layers with RoPE normalize each head's queries and keys, without weights (but Maverick's,
                 // 128 experts, as llama.cpp tells them apart)
@@ -771,7 +816,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     matrix(path, tensors, p + "attn_output.weight", qDim, dim),
                     // parallel: the attention's norm; gpt-oss's its "post-attention" norm
                     olmo2 || parallelBlocks ? null : vector(path, tensors, p + (gptOss ? "post_attention_norm.weight" : "ffn_norm.weight"), dim),
-                    mixture ? mixture(path, c, tensors, p) : new FeedForward.Dense(
+                    mixture ? mixture(path, c, gating, tensors, p) : new FeedForward.Dense(
                             gateUp != null ? gateUp.rows(0, hidden) : matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
                             matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
                             gateUp != null ? gateUp.rows(hidden, hidden) : matrix(path, tensors, p + "ffn_up.weight", dim, hidden)),
@@ -796,7 +841,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * the layer has them, ERNIE 4.5's selection bias ({@code exp_probs_b.bias}) and a shared expert ({@code
      * ffn_{gate,up,down}_shexp}, its width its gate's; Qwen2-MoE's with its gate {@code ffn_gate_inp_shexp}).
      */
-    private static FeedForward.MoE mixture(Path path, Config c, Map<String, TensorData> tensors, String p) {
+    private static FeedForward.MoE mixture(Path path, Config c, Gating gating, Map<String, TensorData> tensors, String p) {
         int dim = c.dim(), n = c.expertCount();
         TensorData gate = tensors.containsKey(p + "ffn_gate_exps.weight") ? tensor(tensors, path, p + "ffn_gate_exps.weight") : tensor(tensors, path, p + "ffn_gate.0.weight");
         int hidden = (int) Math.min(gate.shape().length > 1 ? gate.shape()[1] : 0, Integer.MAX_VALUE);
@@ -818,12 +863,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 for (int e = 0; e < n; e++) w[m][e] = matrix(path, tensors, p + names[m] + "." + e + ".weight", in, out);
             }
         }
-        // OLMoE's and Qwen2-MoE's chosen experts weigh their probabilities as they are, gpt-oss's a softmax of their
-        // logits, Llama 4's input the sigmoid of its logit; the others' are renormalized to one
         boolean gptOss = c.architecture().equals("gpt-oss");
-        FeedForward.Routing routing = gptOss ? FeedForward.Routing.TOP_K_SOFTMAX
-                : c.architecture().equals("llama4") ? FeedForward.Routing.SIGMOID_INPUT
-                : c.architecture().equals("olmoe") || c.architecture().equals("qwen2moe") ? FeedForward.Routing.SOFTMAX : FeedForward.Routing.SOFTMAX_RENORMALIZED;
         FeedForward.Biases biases = null;
         if (gptOss) {
             float[][][] b = new float[3][n][];
@@ -843,7 +883,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     matrix(path, tensors, p + "ffn_down_shexp.weight", width, dim), matrix(path, tensors, p + "ffn_up_shexp.weight", dim, width)),
                     tensors.containsKey(p + "ffn_gate_inp_shexp.weight") ? sharedGate(path, tensors, p + "ffn_gate_inp_shexp.weight", dim) : null);
         }
-        return new FeedForward.MoE(router, w[0], w[1], w[2], c.expertsUsed(), routing, biases, selectionBias, shared);
+        return new FeedForward.MoE(router, w[0], w[1], w[2], c.expertsUsed(), gating.routing(), gating.scale(), biases, selectionBias, shared);
     }
 
     /**

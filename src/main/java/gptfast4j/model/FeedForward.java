@@ -24,12 +24,13 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
     /**
      * A sparse mixture: {@code router} [dim, experts] scores the experts (plus the router's bias where it has one), the
      * top {@code used} run (ties to the lower index) and their outputs are summed with weights as {@code routing}
-     * makes them. {@code w1[e], w2[e], w3[e]} are expert e's gate, down and up matrices; {@code biases} null, or
+     * makes them, times {@code scale} (DeepSeek's {@code expert_weights_scale}; 1 for none). {@code w1[e], w2[e],
+     * w3[e]} are expert e's gate, down and up matrices; {@code biases} null, or
      * gpt-oss's biases of the router and of each expert's matrices; {@code selectionBias} null, or ERNIE 4.5's
      * [experts] added to the probabilities to choose the experts, not to weigh them (llama.cpp's {@code exp_probs_b});
      * {@code shared} null, or the expert every token runs.
      */
-    record MoE(Tensor router, Tensor[] w1, Tensor[] w2, Tensor[] w3, int used, Routing routing, Biases biases, float[] selectionBias,
+    record MoE(Tensor router, Tensor[] w1, Tensor[] w2, Tensor[] w3, int used, Routing routing, float scale, Biases biases, float[] selectionBias,
                Shared shared) implements FeedForward {
         @Override
         public long bytesPerToken() {
@@ -44,7 +45,7 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
 
         /** This mixture's routing with other matrices and biases (a copy's, a process's share), its shared expert's {@code sharedFfn}. */
         public MoE with(Tensor[] w1, Tensor[] w2, Tensor[] w3, Biases biases, Dense sharedFfn) {
-            return new MoE(router, w1, w2, w3, used, routing, biases, selectionBias, shared == null ? null : new Shared(sharedFfn, shared.gate));
+            return new MoE(router, w1, w2, w3, used, routing, scale, biases, selectionBias, shared == null ? null : new Shared(sharedFfn, shared.gate));
         }
 
         /**
@@ -54,7 +55,11 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
         public void route(float[] logits, int offset, int[] experts, float[] weights) {
             int n = w1.length;
             if (biases != null) gptfast4j.tensor.VectorMath.add(logits, offset, biases.router(), 0, n);
-            if (routing != Routing.TOP_K_SOFTMAX && routing != Routing.SIGMOID_INPUT) gptfast4j.tensor.VectorMath.softmax(logits, offset, n);
+            switch (routing) {
+                case SOFTMAX, SOFTMAX_RENORMALIZED -> gptfast4j.tensor.VectorMath.softmax(logits, offset, n);
+                case SIGMOID, SIGMOID_RENORMALIZED -> { for (int e = 0; e < n; e++) logits[offset + e] = sigmoid(logits[offset + e]); }
+                case TOP_K_SOFTMAX, SIGMOID_INPUT -> { }
+            }
             float chosen = 0;
             for (int k = 0; k < used; k++) {
                 int best = -1;
@@ -73,11 +78,17 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
                 logits[offset + best] = Float.NEGATIVE_INFINITY; // taken
             }
             switch (routing) {
-                case SOFTMAX_RENORMALIZED -> { for (int k = 0; k < used; k++) weights[k] /= chosen; }
+                // llama.cpp's sum clamped to F16's smallest normal number
+                case SOFTMAX_RENORMALIZED, SIGMOID_RENORMALIZED -> { for (int k = 0; k < used; k++) weights[k] /= Math.max(chosen, 6.103515625e-5f); }
                 case TOP_K_SOFTMAX -> gptfast4j.tensor.VectorMath.softmax(weights, 0, used);
-                case SIGMOID_INPUT -> { for (int k = 0; k < used; k++) weights[k] = 1f / (1f + (float) Math.exp(-weights[k])); }
-                case SOFTMAX -> { }
+                case SIGMOID_INPUT -> { for (int k = 0; k < used; k++) weights[k] = sigmoid(weights[k]); }
+                case SOFTMAX, SIGMOID -> { }
             }
+            if (scale != 1f) for (int k = 0; k < used; k++) weights[k] *= scale;
+        }
+
+        private static float sigmoid(float x) {
+            return 1f / (1f + (float) Math.exp(-x));
         }
     }
 
@@ -93,8 +104,12 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
     enum Routing {
         /** A softmax over all experts, the chosen ones' probabilities renormalized to one (Mixtral, Qwen3-MoE, Granite). */
         SOFTMAX_RENORMALIZED,
-        /** A softmax over all experts, the chosen ones' probabilities as they are (OLMoE). */
+        /** A softmax over all experts, the chosen ones' probabilities as they are (OLMoE, Qwen2-MoE, DeepSeek-MoE). */
         SOFTMAX,
+        /** Each expert's sigmoid, the chosen ones' as they are (dots.llm1's without {@code expert_weights_norm}). */
+        SIGMOID,
+        /** Each expert's sigmoid, the chosen ones' renormalized to one (dots.llm1's, DeepSeek V3's). */
+        SIGMOID_RENORMALIZED,
         /** The experts of the highest logits chosen, a softmax over their logits (gpt-oss: llama.cpp's SOFTMAX_WEIGHT). */
         TOP_K_SOFTMAX,
         /**

@@ -16,7 +16,8 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 /**
  * Mixtures with a shared expert, one every token runs beside the ones it chooses: Qwen2-MoE ({@code qwen2moe}, its
  * output gated by a sigmoid), ERNIE 4.5's ({@code ernie4_5-moe}: a dense first layer, experts chosen with a bias),
- * Granite's ({@code granitemoe} with {@code expert_shared_feed_forward_length}). Random models of {@link
+ * Granite's ({@code granitemoe} with {@code expert_shared_feed_forward_length}), DeepSeek-MoE's ({@code deepseek}) and
+ * dots.llm1's ({@code dots1}). Random models of {@link
  * LlamaLikeTest#MOE} (a Mixtral file renamed, its shared experts 80 wide against its experts' 96) against llama.cpp
  * de3ff81's {@code llama-perplexity -m FILE -f ppl-text.txt -c 128 -t 1 -tb 1 -fa off -ctk f32 -ctv f32} on the
  * files this test writes.
@@ -26,11 +27,50 @@ public class SharedExpertTest {
 
     /** Layer l's shared expert, {@link #SHARED_WIDTH} wide. */
     private static void sharedExpert(java.util.List<gptfast4j.io.GGUFWriter.TensorSpec> tensors, int l) {
+        sharedExpert(tensors, l, SHARED_WIDTH);
+    }
+
+    private static void sharedExpert(java.util.List<gptfast4j.io.GGUFWriter.TensorSpec> tensors, int l, int width) {
         String p = "blk." + l + ".";
         int dim = MOE.dim();
-        FamilyFiles.matrix(tensors, p + "ffn_gate_shexp.weight", new long[]{dim, SHARED_WIDTH}, 100 * l + 1);
-        FamilyFiles.matrix(tensors, p + "ffn_up_shexp.weight", new long[]{dim, SHARED_WIDTH}, 100 * l + 2);
-        FamilyFiles.matrix(tensors, p + "ffn_down_shexp.weight", new long[]{SHARED_WIDTH, dim}, 100 * l + 3);
+        FamilyFiles.matrix(tensors, p + "ffn_gate_shexp.weight", new long[]{dim, width}, 100 * l + 1);
+        FamilyFiles.matrix(tensors, p + "ffn_up_shexp.weight", new long[]{dim, width}, 100 * l + 2);
+        FamilyFiles.matrix(tensors, p + "ffn_down_shexp.weight", new long[]{width, dim}, 100 * l + 3);
+    }
+
+    /**
+     * A model of {@code arch} whose first layer is dense ({@link #DENSE_WIDTH} wide, {@code leading_dense_block_count}
+     * 1) and whose others are mixtures with a shared expert {@code sharedWidth} wide, where {@code selectionBias} with
+     * ERNIE's and DeepSeek V3's bias on the choice, where {@code headNorms} with each head's query and key norms;
+     * {@code edit} adds the family's keys.
+     */
+    private static void writeDenseFirst(String arch, Path scratch, Path out, int sharedWidth, boolean selectionBias, boolean headNorms,
+                                        java.util.function.Consumer<java.util.Map<String, Metadata.Value>> edit) {
+        writeDenseFirst(MOE, arch, scratch, out, sharedWidth, selectionBias, headNorms, edit);
+    }
+
+    /** {@link #writeDenseFirst(String, Path, Path, int, boolean, boolean, java.util.function.Consumer)} of {@code shape} (MOE's but for its heads). */
+    private static void writeDenseFirst(gptfast4j.bench.ModelShape shape, String arch, Path scratch, Path out, int sharedWidth, boolean selectionBias,
+                                        boolean headNorms, java.util.function.Consumer<java.util.Map<String, Metadata.Value>> edit) {
+        FamilyFiles.write(shape, arch, scratch, out, md -> {
+            md.put(arch + ".feed_forward_length", Metadata.Value.uint32(DENSE_WIDTH));
+            md.put(arch + ".expert_feed_forward_length", Metadata.Value.uint32(MOE.hiddenDim()));
+            md.put(arch + ".leading_dense_block_count", Metadata.Value.uint32(1));
+            edit.accept(md);
+        }, name -> !name.startsWith("blk.0.ffn_") || name.equals("blk.0.ffn_norm.weight"), (llama, tensors) -> {
+            int dim = MOE.dim();
+            FamilyFiles.matrix(tensors, "blk.0.ffn_gate.weight", new long[]{dim, DENSE_WIDTH}, 7);
+            FamilyFiles.matrix(tensors, "blk.0.ffn_up.weight", new long[]{dim, DENSE_WIDTH}, 8);
+            FamilyFiles.matrix(tensors, "blk.0.ffn_down.weight", new long[]{DENSE_WIDTH, dim}, 9);
+            for (int l = 0; l < MOE.layers() && headNorms; l++) {
+                FamilyFiles.norm(tensors, "blk." + l + ".attn_q_norm.weight", MOE.headDim(), 2 * l);
+                FamilyFiles.norm(tensors, "blk." + l + ".attn_k_norm.weight", MOE.headDim(), 2 * l + 1);
+            }
+            for (int l = 1; l < MOE.layers(); l++) {
+                if (selectionBias) FamilyFiles.bias(tensors, "blk." + l + ".exp_probs_b.bias", new long[]{MOE.experts()}, l);
+                sharedExpert(tensors, l, sharedWidth);
+            }
+        });
     }
 
     /** Qwen1.5-MoE's and Qwen2-57B-A14B's blocks: Qwen2's query, key and value biases, a gated shared expert. */
@@ -72,21 +112,9 @@ public class SharedExpertTest {
      * weighed by their probabilities renormalized, and a shared expert without a gate.
      */
     public static void writeErnieMoe(Path scratch, Path out) {
-        FamilyFiles.write(MOE, "ernie4_5-moe", scratch, out, md -> {
-            md.put("ernie4_5-moe.feed_forward_length", Metadata.Value.uint32(DENSE_WIDTH));
-            md.put("ernie4_5-moe.expert_feed_forward_length", Metadata.Value.uint32(MOE.hiddenDim()));
+        writeDenseFirst("ernie4_5-moe", scratch, out, SHARED_WIDTH, true, false, md -> {
             md.put("ernie4_5-moe.expert_shared_feed_forward_length", Metadata.Value.uint32(SHARED_WIDTH));
-            md.put("ernie4_5-moe.leading_dense_block_count", Metadata.Value.uint32(1));
             md.put("ernie4_5-moe.interleave_moe_layer_step", Metadata.Value.uint32(1));
-        }, name -> !name.startsWith("blk.0.ffn_") || name.equals("blk.0.ffn_norm.weight"), (llama, tensors) -> {
-            int dim = MOE.dim();
-            FamilyFiles.matrix(tensors, "blk.0.ffn_gate.weight", new long[]{dim, DENSE_WIDTH}, 7);
-            FamilyFiles.matrix(tensors, "blk.0.ffn_up.weight", new long[]{dim, DENSE_WIDTH}, 8);
-            FamilyFiles.matrix(tensors, "blk.0.ffn_down.weight", new long[]{DENSE_WIDTH, dim}, 9);
-            for (int l = 1; l < MOE.layers(); l++) {
-                FamilyFiles.bias(tensors, "blk." + l + ".exp_probs_b.bias", new long[]{MOE.experts()}, l);
-                sharedExpert(tensors, l);
-            }
         });
     }
 
@@ -120,5 +148,57 @@ public class SharedExpertTest {
         Path file = dir.resolve("granitemoe-shared.gguf");
         writeGraniteMoeShared(dir.resolve("mixtral.gguf"), file);
         assertEquals(203311.1095, perplexity(Checkpoint.load(file, null)), 1e-6 * 203311.1095);
+    }
+
+    /**
+     * DeepSeek-MoE 16B's blocks ({@code deepseek}): Llama's attention, a dense first layer, then mixtures whose chosen
+     * experts weigh their probabilities as they are, times {@code expert_weights_scale} (1.5 here), beside a shared
+     * expert as wide as {@code expert_shared_count} experts (2). llama-perplexity's figure, ours 2e-8 from it (49751.01
+     * with the weights unscaled).
+     */
+    @Test
+    void deepSeekMoeGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("deepseek-mini.gguf");
+        writeDenseFirst("deepseek", dir.resolve("mixtral.gguf"), file, 2 * MOE.hiddenDim(), false, false, md -> {
+            md.put("deepseek.expert_shared_count", Metadata.Value.uint32(2));
+            md.put("deepseek.expert_weights_scale", Metadata.Value.float32(1.5f));
+        });
+        Checkpoint c = Checkpoint.load(file, null);
+        assertEquals(1.5f, ((FeedForward.MoE) c.model().weights().layers()[1].feedForward()).scale());
+        assertEquals(50448.6824, perplexity(c), 1e-6 * 50448.6824);
+    }
+
+    /**
+     * dots.llm1's blocks ({@code dots1}): Qwen3's attention (each head's query and key normalized, RoPE on halves), a
+     * dense first layer, then mixtures gated as the file says ({@code expert_gating_func} 2: each expert's sigmoid,
+     * chosen with a bias; {@code expert_weights_norm}: renormalized; times {@code expert_weights_scale}, 2.5 here)
+     * beside a shared expert. llama-perplexity's figures, ours 6e-9 from them, with the sigmoid and with a softmax
+     * ({@code expert_gating_func} 1); another function is refused.
+     */
+    @Test
+    void dots1GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("dots1-mini.gguf");
+        writeDots1(dir.resolve("mixtral.gguf"), file, 2);
+        Checkpoint c = Checkpoint.load(file, null);
+        assertEquals(FeedForward.Routing.SIGMOID_RENORMALIZED, ((FeedForward.MoE) c.model().weights().layers()[1].feedForward()).routing());
+        assertEquals(47868.4604, perplexity(c), 1e-6 * 47868.4604);
+        Path softmax = dir.resolve("dots1-softmax.gguf");
+        writeDots1(dir.resolve("mixtral.gguf"), softmax, 1);
+        assertEquals(48620.4586, perplexity(Checkpoint.load(softmax, null)), 1e-6 * 48620.4586);
+        Path other = dir.resolve("dots1-other.gguf");
+        writeDots1(dir.resolve("mixtral.gguf"), other, 4);
+        var e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(other, null));
+        assertEquals(other + ": dots1.expert_gating_func 4 is not supported (1: softmax, 2: sigmoid)", e.getMessage());
+    }
+
+    /** {@link #dots1GivesLlamaCppsPerplexity}'s model, its gating function {@code gating}: {@link #MOE}'s, each head its own kv head (as dots1's loader has them). */
+    static void writeDots1(Path scratch, Path out, int gating) {
+        gptfast4j.bench.ModelShape heads = new gptfast4j.bench.ModelShape("moe-mini-mha", 64, 96, 2, 4, 4, 32000, 256, 10000, 1e-5f, false, 0, 4, 2);
+        writeDenseFirst(heads, "dots1", scratch, out, 2 * MOE.hiddenDim(), true, true, md -> {
+            md.put("dots1.expert_shared_count", Metadata.Value.uint32(2));
+            md.put("dots1.expert_gating_func", Metadata.Value.uint32(gating));
+            md.put("dots1.expert_weights_norm", Metadata.Value.bool(true));
+            md.put("dots1.expert_weights_scale", Metadata.Value.float32(2.5f));
+        });
     }
 }
