@@ -177,7 +177,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
-            "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1");
+            "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -211,6 +211,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
         // ERNIE 4.5's mixtures interleave dense layers with sparse ones, which the forward pass does not run
         if (arch.equals("ernie4_5") && md.getInt("ernie4_5.expert_count", 0) > 0) throw new ModelFormatException(path + ": an ernie4_5 model with experts is not supported");
+        // GLM-4.1V's sections of RoPE (M-RoPE) and GLM's next-token prediction layers are not run here
+        if (arch.equals("glm4") && md.has("glm4.rope.dimension_sections")) throw new ModelFormatException(path + ": a glm4 model with M-RoPE (rope.dimension_sections) is not supported");
+        if (md.getInt(arch + ".nextn_predict_layers", 0) > 0) throw new ModelFormatException(path + ": a model with next-token prediction layers (" + arch + ".nextn_predict_layers) is not supported");
         // llama.cpp's graph then runs dense layers whose tensors its loader did not read: no such model is made
         if (arch.equals("ernie4_5-moe") && md.getInt("ernie4_5-moe.interleave_moe_layer_step", 1) != 1) {
             throw new ModelFormatException(path + ": an ernie4_5-moe model with a mixture every " + md.getInt("ernie4_5-moe.interleave_moe_layer_step", 1) + " layers is not supported");
@@ -274,10 +277,21 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         eos.add(md.getInt("tokenizer.ggml.eos_token_id", 2));
         if (md.has("tokenizer.ggml.eot_token_id")) eos.add(md.getInt("tokenizer.ggml.eot_token_id", 0));
         endsOfTurn(tokenizer, eos);
-        boolean addBos = md.getBool("tokenizer.ggml.add_bos_token", true);
+        boolean addBos = addsBos(md);
         String template = md.getString("tokenizer.chat_template", null);
         return new Checkpoint(path, "gguf", build(path, config, gating(path, md, arch), tensors, memory), tokenizer, tensors, md,
                 md.getInt("tokenizer.ggml.bos_token_id", 1), eos.stream().mapToInt(Integer::intValue).toArray(), addBos, ChatFormat.detect(template), template);
+    }
+
+    /**
+     * Whether the tokenizer of a file with metadata {@code md} starts a text with BOS: as its {@code add_bos_token}
+     * says (default yes), but never for GLM-4's byte-level vocabulary ({@code glm4}, {@code chatglm-bpe}), which has no
+     * BOS for llama.cpp whatever the file says (its chat template writes {@code [gMASK]<sop>}).
+     */
+    static boolean addsBos(Metadata md) {
+        String pre = md.getString("tokenizer.ggml.pre", "");
+        boolean glm = "gpt2".equals(md.getString("tokenizer.ggml.model", "")) && (pre.equals("glm4") || pre.equals("chatglm-bpe"));
+        return md.getBool("tokenizer.ggml.add_bos_token", true) && !glm;
     }
 
     /** How a model's mixtures weigh the experts they choose: the routing, and the weights' factor (1: none). */
@@ -792,7 +806,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Layer[] layers = new Layer[c.nLayers()];
         // OLMo2's and EXAONE 4's norms after the attention and the FFN only
         boolean parallelBlocks = c.variant().parallelBlocks(), olmo2 = c.architecture().equals("olmo2") || c.architecture().equals("exaone4"),
-                postNorms = c.architecture().startsWith("gemma") || olmo2, wholeNorms = c.variant().wholeQkNorms(),
+                postNorms = c.architecture().startsWith("gemma") || olmo2 || c.architecture().equals("glm4"), wholeNorms = c.variant().wholeQkNorms(),
                 headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3") || c.architecture().equals("exaone4")
                         || c.architecture().equals("dots1") || wholeNorms,
                 gptOss = c.architecture().equals("gpt-oss"), qkvBiases = c.architecture().startsWith("qwen2") || gptOss,
@@ -822,9 +836,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                             gateUp != null ? gateUp.rows(hidden, hidden) : matrix(path, tensors, p + "ffn_up.weight", dim, hidden)),
                     headNorms ? vector(path, tensors, p + "attn_q_norm.weight", wholeNorms ? qDim : c.headDim()) : unitNorms && c.variant().ropes(l) ? ones : null,
                     headNorms ? vector(path, tensors, p + "attn_k_norm.weight", wholeNorms ? kvDim : c.headDim()) : unitNorms && c.variant().ropes(l) ? ones : null,
-                    qkvBiases ? vector(path, tensors, p + "attn_q.bias", qDim) : null,
-                    qkvBiases ? vector(path, tensors, p + "attn_k.bias", kvDim) : null,
-                    qkvBiases ? vector(path, tensors, p + "attn_v.bias", kvDim) : null,
+                    // Qwen2's and gpt-oss's biases; any other's where its file has them (llama.cpp reads them so)
+                    qkvBiases || tensors.containsKey(p + "attn_q.bias") ? vector(path, tensors, p + "attn_q.bias", qDim) : null,
+                    qkvBiases || tensors.containsKey(p + "attn_k.bias") ? vector(path, tensors, p + "attn_k.bias", kvDim) : null,
+                    qkvBiases || tensors.containsKey(p + "attn_v.bias") ? vector(path, tensors, p + "attn_v.bias", kvDim) : null,
                     postNorms ? vector(path, tensors, p + "post_attention_norm.weight", dim) : null,
                     postNorms ? vector(path, tensors, p + "post_ffw_norm.weight", dim) : null,
                     gptOss ? vector(path, tensors, p + "attn_output.bias", dim) : null,

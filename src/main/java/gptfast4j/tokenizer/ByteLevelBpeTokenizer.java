@@ -94,7 +94,7 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
             Pattern.compile("\\p{N}", Pattern.UNICODE_CHARACTER_CLASS));
 
     /** The pre-tokenizers by llama.cpp's names. */
-    public static final String SUPPORTED_PRE = "llama-bpe, tekken, qwen2, dbrx, gpt-4o, starcoder, refact, smollm, command-r, exaone, gpt-2, phi-2, olmo, mpt, exaone4, deepseek-llm, deepseek-coder";
+    public static final String SUPPORTED_PRE = "llama-bpe, tekken, qwen2, dbrx, gpt-4o, starcoder, refact, smollm, command-r, exaone, gpt-2, phi-2, olmo, mpt, exaone4, deepseek-llm, deepseek-coder, glm4, chatglm-bpe";
 
     private static final char[] BYTE_TO_CHAR = new char[256];
     private static final int[] CHAR_TO_BYTE = new int[512];
@@ -142,7 +142,7 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
         this.types = types;
         this.pre = pre;
         this.split = switch (pre) {
-            case "llama-bpe", "dbrx" -> List.of(LLAMA3_SPLIT);
+            case "llama-bpe", "dbrx", "glm4", "chatglm-bpe" -> List.of(LLAMA3_SPLIT);
             case "tekken" -> List.of(TEKKEN_SPLIT);
             case "qwen2" -> List.of(QWEN2_SPLIT);
             case "gpt-4o" -> List.of(GPT4O_SPLIT);

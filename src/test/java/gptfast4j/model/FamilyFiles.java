@@ -72,4 +72,17 @@ final class FamilyFiles {
             for (long i = 0; i < n; i++) target.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, (2 * random.nextFloat() - 1) * scale);
         }));
     }
+
+    /** {@code parts}' rows one after another in one F32 tensor, as llama.cpp's converter fuses Phi-3's projections (GLM-4's gate and up). */
+    static void fused(List<GGUFWriter.TensorSpec> tensors, String name, TensorData... parts) {
+        long rows = 0;
+        for (TensorData part : parts) rows += part.shape()[1];
+        tensors.add(new GGUFWriter.TensorSpec(name, GGMLType.F32, new long[]{parts[0].shape()[0], rows}, target -> {
+            long at = 0;
+            for (TensorData part : parts) {
+                java.lang.foreign.MemorySegment.copy(part.data(), 0, target, at, part.data().byteSize());
+                at += part.data().byteSize();
+            }
+        }));
+    }
 }

@@ -113,6 +113,54 @@ class LlamaLikeTest {
         FamilyFiles.write(MOE, "granitemoe", scratch, out, md -> graniteScales("granitemoe", md), name -> true, (llama, tensors) -> { });
     }
 
+    /**
+     * GLM-4 ({@code glm4}: GLM-4-9B/32B-0414, GLM-Z1): Gemma 2's norms before and after the attention and the FFN, biases
+     * on the query, key and value projections, RoPE on half of each head's elements (8 of 16), its gate and up
+     * projections in one tensor (the gate's rows first). llama-perplexity's figure, ours 2e-9 from it. A file with
+     * next-token prediction layers is refused.
+     */
+    @Test
+    void glm4GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("glm4-mini.gguf");
+        writeGlm4(dir.resolve("llama.gguf"), file);
+        Checkpoint c = Checkpoint.load(file, null);
+        assertEquals(8, c.model().config.variant().rotaryDim());
+        assertEquals(43441.8489, perplexity(c), 1e-6 * 43441.8489);
+        Path nextn = dir.resolve("glm4-nextn.gguf");
+        FamilyFiles.write(SHAPE, "glm4", dir.resolve("llama.gguf"), nextn, md -> md.put("glm4.nextn_predict_layers", Metadata.Value.uint32(1)),
+                name -> true, (t, tensors) -> { });
+        var e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(nextn, null));
+        assertEquals(nextn + ": a model with next-token prediction layers (glm4.nextn_predict_layers) is not supported", e.getMessage());
+    }
+
+    /** GLM-4's byte-level vocabulary starts a text without BOS, as llama.cpp's has none, whatever the file says; others as their files say. */
+    @Test
+    void glm4VocabulariesAddNoBos() {
+        java.util.function.BiFunction<String, String, Metadata> md = (model, pre) -> new Metadata(Map.of("tokenizer.ggml.model", Metadata.Value.string(model),
+                "tokenizer.ggml.pre", Metadata.Value.string(pre), "tokenizer.ggml.add_bos_token", Metadata.Value.bool(true)), "test");
+        org.junit.jupiter.api.Assertions.assertFalse(Checkpoint.addsBos(md.apply("gpt2", "glm4")));
+        org.junit.jupiter.api.Assertions.assertFalse(Checkpoint.addsBos(md.apply("gpt2", "chatglm-bpe")));
+        assertTrue(Checkpoint.addsBos(md.apply("gpt2", "llama-bpe")));
+        assertTrue(Checkpoint.addsBos(md.apply("llama", "glm4")));
+    }
+
+    /** Writes {@link #glm4GivesLlamaCppsPerplexity}'s model to {@code out}, a Llama file of {@link #SHAPE} at {@code scratch}. */
+    static void writeGlm4(Path scratch, Path out) {
+        int qDim = SHAPE.heads() * SHAPE.headDim(), kvDim = SHAPE.kvHeads() * SHAPE.headDim();
+        FamilyFiles.write(SHAPE, "glm4", scratch, out, md -> md.put("glm4.rope.dimension_count", Metadata.Value.uint32(SHAPE.headDim() / 2)),
+                name -> !name.matches("blk\\.\\d+\\.(ffn_gate|ffn_up)\\.weight"), (t, tensors) -> {
+            for (int l = 0; l < SHAPE.layers(); l++) {
+                String p = "blk." + l + ".";
+                FamilyFiles.fused(tensors, p + "ffn_up.weight", t.get(p + "ffn_gate.weight"), t.get(p + "ffn_up.weight"));
+                FamilyFiles.norm(tensors, p + "post_attention_norm.weight", SHAPE.dim(), 4 * l);
+                FamilyFiles.norm(tensors, p + "post_ffw_norm.weight", SHAPE.dim(), 4 * l + 1);
+                FamilyFiles.bias(tensors, p + "attn_q.bias", new long[]{qDim}, 4 * l + 2);
+                FamilyFiles.bias(tensors, p + "attn_k.bias", new long[]{kvDim}, 4 * l + 3);
+                FamilyFiles.bias(tensors, p + "attn_v.bias", new long[]{kvDim}, 4 * l + 4);
+            }
+        });
+    }
+
     /** SmolLM3's layers 3, 7, ... without RoPE: ours 4e-8 from llama.cpp's figure. */
     @Test
     void smolLm3GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {

@@ -53,25 +53,12 @@ class PhiTest {
         }, name -> !name.matches("blk\\.\\d+\\.(attn_[qkv]|ffn_gate|ffn_up)\\.weight"), (t, tensors) -> {
             for (int l = 0; l < SHAPE.layers(); l++) {
                 String p = "blk." + l + ".";
-                fused(tensors, p + "attn_qkv.weight", t.get(p + "attn_q.weight"), t.get(p + "attn_k.weight"), t.get(p + "attn_v.weight"));
-                fused(tensors, p + "ffn_up.weight", t.get(p + "ffn_gate.weight"), t.get(p + "ffn_up.weight"));
+                FamilyFiles.fused(tensors, p + "attn_qkv.weight", t.get(p + "attn_q.weight"), t.get(p + "attn_k.weight"), t.get(p + "attn_v.weight"));
+                FamilyFiles.fused(tensors, p + "ffn_up.weight", t.get(p + "ffn_gate.weight"), t.get(p + "ffn_up.weight"));
             }
             factors(tensors, "rope_factors_short.weight", ropeDim / 2, 0);
             factors(tensors, "rope_factors_long.weight", ropeDim / 2, 1);
         });
-    }
-
-    /** {@code parts}' rows one after another in one F32 tensor, as llama.cpp's converter fuses Phi-3's projections. */
-    private static void fused(List<GGUFWriter.TensorSpec> tensors, String name, TensorData... parts) {
-        long rows = 0;
-        for (TensorData part : parts) rows += part.shape()[1];
-        tensors.add(new GGUFWriter.TensorSpec(name, GGMLType.F32, new long[]{parts[0].shape()[0], rows}, target -> {
-            long at = 0;
-            for (TensorData part : parts) {
-                MemorySegment.copy(part.data(), 0, target, at, part.data().byteSize());
-                at += part.data().byteSize();
-            }
-        }));
     }
 
     /** Frequency factors of 1 to 4. */
