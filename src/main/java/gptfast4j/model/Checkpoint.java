@@ -177,7 +177,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
-            "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4");
+            "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -220,7 +220,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
         boolean gemma = arch.startsWith("gemma"), phi3 = arch.equals("phi3"), olmo2 = arch.equals("olmo2"),
                 llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo") && !arch.startsWith("exaone") && !arch.equals("gpt-oss")
-                        && !arch.equals("dots1");
+                        && !arch.equals("dots1") && !arch.equals("seed_oss");
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
         int nHeads = required(md, path, arch + ".attention.head_count");
@@ -809,7 +809,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 postNorms = c.architecture().startsWith("gemma") || olmo2 || c.architecture().equals("glm4"), wholeNorms = c.variant().wholeQkNorms(),
                 headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3") || c.architecture().equals("exaone4")
                         || c.architecture().equals("dots1") || wholeNorms,
-                gptOss = c.architecture().equals("gpt-oss"), qkvBiases = c.architecture().startsWith("qwen2") || gptOss,
+                gptOss = c.architecture().equals("gpt-oss"), seedOss = c.architecture().equals("seed_oss"), qkvBiases = c.architecture().startsWith("qwen2") || gptOss,
                 // Llama 4's layers with RoPE normalize each head's queries and keys, without weights (but Maverick's,
                 // 128 experts, as llama.cpp tells them apart)
                 unitNorms = c.architecture().equals("llama4") && c.expertCount() != 128;
@@ -828,8 +828,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     qkv != null ? qkv.rows(qDim, kvDim) : matrix(path, tensors, p + "attn_k.weight", dim, kvDim),
                     qkv != null ? qkv.rows(qDim + kvDim, kvDim) : matrix(path, tensors, p + "attn_v.weight", dim, kvDim),
                     matrix(path, tensors, p + "attn_output.weight", qDim, dim),
-                    // parallel: the attention's norm; gpt-oss's its "post-attention" norm
-                    olmo2 || parallelBlocks ? null : vector(path, tensors, p + (gptOss ? "post_attention_norm.weight" : "ffn_norm.weight"), dim),
+                    // parallel: the attention's norm; gpt-oss's and Seed-OSS's under the name of a "post-attention" norm
+                    olmo2 || parallelBlocks ? null : vector(path, tensors, p + (gptOss || seedOss ? "post_attention_norm.weight" : "ffn_norm.weight"), dim),
                     mixture ? mixture(path, c, gating, tensors, p) : new FeedForward.Dense(
                             gateUp != null ? gateUp.rows(0, hidden) : matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
                             matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
@@ -896,7 +896,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             int width = (int) Math.min(sharedGate.shape().length > 1 ? sharedGate.shape()[1] : 0, Integer.MAX_VALUE);
             shared = new FeedForward.Shared(new FeedForward.Dense(matrix(path, tensors, sharedGate.name(), dim, width),
                     matrix(path, tensors, p + "ffn_down_shexp.weight", width, dim), matrix(path, tensors, p + "ffn_up_shexp.weight", dim, width)),
-                    tensors.containsKey(p + "ffn_gate_inp_shexp.weight") ? sharedGate(path, tensors, p + "ffn_gate_inp_shexp.weight", dim) : null);
+                    // Qwen2-MoE's gate is required, as llama.cpp requires it
+                    tensors.containsKey(p + "ffn_gate_inp_shexp.weight") || c.architecture().equals("qwen2moe")
+                            ? sharedGate(path, tensors, p + "ffn_gate_inp_shexp.weight", dim) : null);
         }
         return new FeedForward.MoE(router, w[0], w[1], w[2], c.expertsUsed(), gating.routing(), gating.scale(), biases, selectionBias, shared);
     }

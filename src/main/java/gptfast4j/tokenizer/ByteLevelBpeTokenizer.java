@@ -93,8 +93,16 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
             Pattern.compile("[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+"),
             Pattern.compile("\\p{N}", Pattern.UNICODE_CHARACTER_CLASS));
 
+    /**
+     * Seed-Coder's split (llama.cpp's "seed-coder": ByteDance's Seed-Coder): Qwen2's with a run of punctuation taking no
+     * line breaks after it, its case-insensitive contractions written out as llama.cpp writes them.
+     */
+    public static final Pattern SEED_CODER_SPLIT = Pattern.compile(
+            "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}\\r\\n]+|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+            Pattern.UNICODE_CHARACTER_CLASS);
+
     /** The pre-tokenizers by llama.cpp's names. */
-    public static final String SUPPORTED_PRE = "llama-bpe, tekken, qwen2, dbrx, gpt-4o, starcoder, refact, smollm, command-r, exaone, gpt-2, phi-2, olmo, mpt, exaone4, deepseek-llm, deepseek-coder, glm4, chatglm-bpe";
+    public static final String SUPPORTED_PRE = "llama-bpe, tekken, qwen2, dbrx, gpt-4o, starcoder, refact, smollm, command-r, exaone, gpt-2, phi-2, olmo, mpt, exaone4, deepseek-llm, deepseek-coder, glm4, chatglm-bpe, seed-coder";
 
     private static final char[] BYTE_TO_CHAR = new char[256];
     private static final int[] CHAR_TO_BYTE = new int[512];
@@ -150,6 +158,7 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
             case "gpt-2", "phi-2", "olmo", "mpt", "exaone4" -> List.of(GPT2_SPLIT);
             case "deepseek-llm" -> DEEPSEEK_LLM_SPLIT;
             case "deepseek-coder" -> DEEPSEEK_CODER_SPLIT;
+            case "seed-coder" -> List.of(SEED_CODER_SPLIT);
             default -> throw new IllegalArgumentException("unsupported pre-tokenizer '" + pre + "' (supported: " + SUPPORTED_PRE + ")");
         };
         this.ignoreMerges = pre.equals("llama-bpe") || pre.equals("tekken");

@@ -3,7 +3,9 @@ package gptfast4j.model;
 import gptfast4j.Shared;
 import gptfast4j.bench.ModelShape;
 import gptfast4j.bench.RandomModel;
+import gptfast4j.io.GGUFWriter;
 import gptfast4j.io.Metadata;
+import gptfast4j.io.TensorData;
 import gptfast4j.quant.Perplexity;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -157,6 +159,32 @@ class LlamaLikeTest {
                 FamilyFiles.bias(tensors, p + "attn_q.bias", new long[]{qDim}, 4 * l + 2);
                 FamilyFiles.bias(tensors, p + "attn_k.bias", new long[]{kvDim}, 4 * l + 3);
                 FamilyFiles.bias(tensors, p + "attn_v.bias", new long[]{kvDim}, 4 * l + 4);
+            }
+        });
+    }
+
+    /**
+     * Seed-OSS ({@code seed_oss}: Seed-OSS-36B): Llama's blocks with RoPE on halves, query, key and value biases, the
+     * FFN's norm under the name of a post-attention norm. llama-perplexity's figure, ours 1e-8 from it.
+     */
+    @Test
+    void seedOssGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("seed-oss-mini.gguf");
+        writeSeedOss(dir.resolve("llama.gguf"), file);
+        assertEquals(48234.3984, perplexity(Checkpoint.load(file, null)), 1e-6 * 48234.3984);
+    }
+
+    /** Writes {@link #seedOssGivesLlamaCppsPerplexity}'s model to {@code out}, a Llama file of {@link #SHAPE} at {@code scratch}. */
+    static void writeSeedOss(Path scratch, Path out) {
+        int qDim = SHAPE.heads() * SHAPE.headDim(), kvDim = SHAPE.kvHeads() * SHAPE.headDim();
+        FamilyFiles.write(SHAPE, "seed_oss", scratch, out, md -> { }, name -> !name.endsWith("ffn_norm.weight"), (t, tensors) -> {
+            for (int l = 0; l < SHAPE.layers(); l++) {
+                String p = "blk." + l + ".";
+                TensorData norm = t.get(p + "ffn_norm.weight");
+                tensors.add(new GGUFWriter.TensorSpec(p + "post_attention_norm.weight", norm.type(), norm.shape(), target -> target.copyFrom(norm.data())));
+                FamilyFiles.bias(tensors, p + "attn_q.bias", new long[]{qDim}, 3 * l);
+                FamilyFiles.bias(tensors, p + "attn_k.bias", new long[]{kvDim}, 3 * l + 1);
+                FamilyFiles.bias(tensors, p + "attn_v.bias", new long[]{kvDim}, 3 * l + 2);
             }
         });
     }

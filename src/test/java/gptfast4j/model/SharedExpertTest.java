@@ -75,6 +75,11 @@ public class SharedExpertTest {
 
     /** Qwen1.5-MoE's and Qwen2-57B-A14B's blocks: Qwen2's query, key and value biases, a gated shared expert. */
     public static void writeQwen2Moe(Path scratch, Path out) {
+        writeQwen2Moe(scratch, out, true);
+    }
+
+    /** {@link #writeQwen2Moe(Path, Path)}, its shared experts' gates left out unless {@code gated}. */
+    private static void writeQwen2Moe(Path scratch, Path out, boolean gated) {
         int qDim = MOE.heads() * MOE.headDim(), kvDim = MOE.kvHeads() * MOE.headDim();
         FamilyFiles.write(MOE, "qwen2moe", scratch, out, md -> {
             md.put("qwen2moe.expert_feed_forward_length", Metadata.Value.uint32(MOE.hiddenDim()));
@@ -85,7 +90,7 @@ public class SharedExpertTest {
                 FamilyFiles.bias(tensors, p + "attn_q.bias", new long[]{qDim}, 10 * l);
                 FamilyFiles.bias(tensors, p + "attn_k.bias", new long[]{kvDim}, 10 * l + 1);
                 FamilyFiles.bias(tensors, p + "attn_v.bias", new long[]{kvDim}, 10 * l + 2);
-                FamilyFiles.bias(tensors, p + "ffn_gate_inp_shexp.weight", new long[]{MOE.dim()}, 10 * l + 3);
+                if (gated) FamilyFiles.bias(tensors, p + "ffn_gate_inp_shexp.weight", new long[]{MOE.dim()}, 10 * l + 3);
                 sharedExpert(tensors, l);
             }
         });
@@ -93,7 +98,8 @@ public class SharedExpertTest {
 
     /**
      * llama-perplexity's figure, ours 2e-8 from it. The chosen experts' probabilities are not renormalized (57113.72
-     * with them renormalized), the shared expert's output times sigmoid(gate · x) (56286.26 without the gate).
+     * with them renormalized), the shared expert's output times sigmoid(gate · x) (56286.26 without the gate; a file
+     * without it is refused, as llama.cpp refuses it).
      */
     @Test
     void qwen2MoeGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
@@ -104,6 +110,10 @@ public class SharedExpertTest {
         assertEquals(SHARED_WIDTH, moe.shared().ffn().width());
         assertNotNull(moe.shared().gate());
         assertEquals(56210.3905, perplexity(c), 1e-6 * 56210.3905);
+        Path ungated = dir.resolve("qwen2moe-ungated.gguf");
+        writeQwen2Moe(dir.resolve("mixtral.gguf"), ungated, false);
+        var e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(ungated, null));
+        assertEquals(ungated + ": missing tensor blk.0.ffn_gate_inp_shexp.weight", e.getMessage());
     }
 
     /**
