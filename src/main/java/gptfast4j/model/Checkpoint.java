@@ -177,7 +177,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
-            "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss");
+            "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -243,6 +243,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : arch.equals("gpt-oss") ? gptOss(path, md)
                 : arch.equals("exaone4") ? exaone4(path, md)
                 : arch.equals("llama4") ? llama4(path, md)
+                : arch.equals("arcee") ? Config.Variant.reluSquared() // Arcee: no gate, ReLU² of the up projection
                 : Config.Variant.LLAMA;
         Config.Variant variant = scaled(path, md, arch, blocks);
         Config config = config(path, () -> new Config(arch, dim,
@@ -821,7 +822,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             Tensor qkv = tensors.containsKey(p + "attn_qkv.weight") ? matrix(path, tensors, p + "attn_qkv.weight", dim, qDim + 2L * kvDim) : null;
             // a mixture where the layer has a router (ERNIE 4.5's first layer is dense)
             boolean mixture = c.isMoE() && tensors.containsKey(p + "ffn_gate_inp.weight");
-            Tensor gateUp = !mixture && !tensors.containsKey(p + "ffn_gate.weight") ? matrix(path, tensors, p + "ffn_up.weight", dim, 2L * hidden) : null;
+            boolean ungated = c.variant().activation() == Config.Activation.RELU_SQUARED;
+            Tensor gateUp = !mixture && !ungated && !tensors.containsKey(p + "ffn_gate.weight") ? matrix(path, tensors, p + "ffn_up.weight", dim, 2L * hidden) : null;
             layers[l] = new Layer(
                     olmo2 ? null : vector(path, tensors, p + "attn_norm.weight", dim), // OLMo2: no norms before, only after
                     qkv != null ? qkv.rows(0, qDim) : matrix(path, tensors, p + "attn_q.weight", dim, qDim),
@@ -831,7 +833,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     // parallel: the attention's norm; gpt-oss's and Seed-OSS's under the name of a "post-attention" norm
                     olmo2 || parallelBlocks ? null : vector(path, tensors, p + (gptOss || seedOss ? "post_attention_norm.weight" : "ffn_norm.weight"), dim),
                     mixture ? mixture(path, c, gating, tensors, p) : new FeedForward.Dense(
-                            gateUp != null ? gateUp.rows(0, hidden) : matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
+                            ungated ? null : gateUp != null ? gateUp.rows(0, hidden) : matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
                             matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
                             gateUp != null ? gateUp.rows(hidden, hidden) : matrix(path, tensors, p + "ffn_up.weight", dim, hidden)),
                     headNorms ? vector(path, tensors, p + "attn_q_norm.weight", wholeNorms ? qDim : c.headDim()) : unitNorms && c.variant().ropes(l) ? ones : null,

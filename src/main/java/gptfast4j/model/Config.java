@@ -142,6 +142,11 @@ public record Config(
             return new Variant(1f, Activation.SWIGLU_OAI, 0f, window, sliding, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null, false);
         }
 
+        /** Llama's blocks whose feed-forwards have no gate, {@code max(up, 0)²} (Arcee's). */
+        public static Variant reluSquared() {
+            return new Variant(1f, Activation.RELU_SQUARED, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null, false);
+        }
+
         /** Llama's blocks with every {@code n}-th layer's RoPE left out (SmolLM3's). */
         public static Variant noRopeEvery(int n) {
             return new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, n, false, false, false, null, null, false);
@@ -178,7 +183,7 @@ public record Config(
             if (equals(LLAMA)) return "";
             StringBuilder b = new StringBuilder();
             if (embeddingScale != 1f) b.append(", embeddings x").append(embeddingScale);
-            b.append(switch (activation) { case GELU -> ", GeGLU"; case SWIGLU_OAI -> ", gpt-oss's SwiGLU"; case SILU -> ", SwiGLU"; });
+            b.append(switch (activation) { case GELU -> ", GeGLU"; case SWIGLU_OAI -> ", gpt-oss's SwiGLU"; case SILU -> ", SwiGLU"; case RELU_SQUARED -> ", ReLU² without a gate"; });
             if (queryScale != 0f) b.append(", queries x").append(queryScale);
             if (slidingWindow > 0) {
                 b.append(chunked ? ", attention in chunks of " : ", sliding window ").append(slidingWindow).append(" on layers");
@@ -289,7 +294,7 @@ public record Config(
 
         @Override
         public String toString() {
-            return "attention temperature " + scale + " per " + floor + " positions" + (offset != 0f ? " (from position " + -offset + ")" : "")
+            return "attention temperature " + scale + " per " + floor + " positions" + (offset != 0f ? " (of the position + " + offset + ")" : "")
                     + (withoutRopeOnly ? " in the layers without RoPE" : "");
         }
     }
@@ -301,7 +306,9 @@ public record Config(
         /** {@code 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))}: GeGLU, as Gemma's (PyTorch's gelu_pytorch_tanh). */
         GELU,
         /** gpt-oss's clamped SwiGLU with the up projection plus one ({@link gptfast4j.tensor.VectorMath#swigluOai}). */
-        SWIGLU_OAI
+        SWIGLU_OAI,
+        /** No gate: {@code max(up, 0)²} (Arcee's; its feed-forwards have no w1). */
+        RELU_SQUARED
     }
 
     public enum RopeStyle {

@@ -8,11 +8,14 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
     /** Bytes of weights read for one token (for the bandwidth figure): for a mixture, only the experts it uses. */
     long bytesPerToken();
 
-    /** SwiGLU: {@code w2 · (silu(w1 · x) ⊙ (w3 · x))}. w1, w3: [dim, hidden]; w2: [hidden, dim]. */
+    /**
+     * SwiGLU: {@code w2 · (silu(w1 · x) ⊙ (w3 · x))}. w1, w3: [dim, hidden]; w2: [hidden, dim]. w1 null: no gate, the
+     * activation of {@code w3 · x} alone (Arcee's {@link Config.Activation#RELU_SQUARED}).
+     */
     record Dense(Tensor w1, Tensor w2, Tensor w3) implements FeedForward {
         @Override
         public long bytesPerToken() {
-            return w1.byteSize() + w2.byteSize() + w3.byteSize();
+            return (w1 == null ? 0 : w1.byteSize()) + w2.byteSize() + w3.byteSize();
         }
 
         /** hidden: w2's columns, whole in a process's share too (whose w1 and w3 hold some of the rows). */

@@ -590,11 +590,12 @@ public final class Llama {
         TensorParallel tp = parallel;
         InputObserver seen = s.inputs;
         if (seen != null) {
-            seen.inputs(ffn.w1(), s.xb, n);
+            if (ffn.w1() != null) seen.inputs(ffn.w1(), s.xb, n);
             seen.inputs(ffn.w3(), s.xb, n);
         }
-        s.sharedInput.matmul(s.xb, n, exact, ffn.w1(), s.hb, ffn.w3(), s.hb2);
-        s.ffnPart = (int) ffn.w1().rows;
+        s.ffnPart = (int) ffn.w3().rows;
+        if (ffn.w1() == null) ffn.w3().matmul(s.xb, n, s.hb2, s.ffnPart, exact); // no gate: the activation of up alone
+        else s.sharedInput.matmul(s.xb, n, exact, ffn.w1(), s.hb, ffn.w3(), s.hb2);
         eachToken(n, s.gate);
         if (!tp.whole()) tp.group.gather(s.hb, s.hbWhole, ffn.width(), n, tp.hiddenStarts(ffn.width()));
         if (seen != null) seen.inputs(ffn.w2(), s.hbWhole, n);
@@ -602,7 +603,7 @@ public final class Llama {
         if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, config.dim(), n, tp.dimStarts);
     }
 
-    /** Tokens {@code [t0, t1)}: the FFN's gate, {@code hb = silu(hb) * hb2} (SwiGLU) or {@code gelu(hb) * hb2} (GeGLU). */
+    /** Tokens {@code [t0, t1)}: the FFN's gate, {@code hb = silu(hb) * hb2} (SwiGLU), {@code gelu(hb) * hb2} (GeGLU), or {@code max(hb2, 0)²}. */
     private void gate(State s, int t0, int t1) {
         int hidden = s.ffnPart;
         activate(s.hb, s.hb2, t0 * hidden, (t1 - t0) * hidden);
@@ -614,6 +615,7 @@ public final class Llama {
             case SILU -> VectorMath.swiglu(gate, up, offset, n);
             case GELU -> VectorMath.geglu(gate, up, offset, n);
             case SWIGLU_OAI -> VectorMath.swigluOai(gate, up, offset, n);
+            case RELU_SQUARED -> VectorMath.reluSquared(gate, up, offset, n);
         }
     }
 

@@ -140,7 +140,7 @@ public final class TensorParallel {
 
     private FeedForward.Dense share(FeedForward.Dense d) {
         int[] hidden = hiddenStarts(d.width());
-        return new FeedForward.Dense(rows(d.w1(), hidden), rows(d.w2(), dimStarts), rows(d.w3(), hidden));
+        return new FeedForward.Dense(d.w1() == null ? null : rows(d.w1(), hidden), rows(d.w2(), dimStarts), rows(d.w3(), hidden));
     }
 
     /** Elements {@code [from, from + n)} of a bias (this rank's heads' part), or null for none. */

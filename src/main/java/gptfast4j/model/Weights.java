@@ -52,7 +52,7 @@ public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor
     }
 
     private static FeedForward.Dense map(FeedForward.Dense d, UnaryOperator<Tensor> f) {
-        return new FeedForward.Dense(f.apply(d.w1()), f.apply(d.w2()), f.apply(d.w3()));
+        return new FeedForward.Dense(d.w1() == null ? null : f.apply(d.w1()), f.apply(d.w2()), f.apply(d.w3()));
     }
 
     /**
@@ -74,6 +74,6 @@ public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor
     }
 
     private static int hidden(FeedForward.Dense d, boolean whole) {
-        return whole ? d.width() : (int) d.w1().rows;
+        return whole ? d.width() : (int) d.w3().rows;
     }
 }

@@ -178,6 +178,19 @@ public final class VectorMath {
         }
     }
 
+    /** Arcee's ungated activation: {@code gate = max(up, 0)²} (llama.cpp's {@code relu_sqr}). */
+    public static void reluSquared(float[] gate, float[] up, int offset, int n) {
+        int i = offset;
+        for (int bound = offset + S.loopBound(n); i < bound; i += S.length()) {
+            FloatVector u = FloatVector.fromArray(S, up, i).max(0f);
+            u.mul(u).intoArray(gate, i);
+        }
+        for (; i < offset + n; i++) {
+            float u = Math.max(up[i], 0f);
+            gate[i] = u * u;
+        }
+    }
+
     /**
      * GeGLU's gate: {@code gate = gelu(gate) * up}, GELU's tanh approximation {@code 0.5 x (1 + tanh(sqrt(2/pi) x (1 +
      * 0.044715 x^2)))} (Gemma's, PyTorch's {@code gelu_pytorch_tanh}) in floats, the tanh the Vector API's ({@code

@@ -189,6 +189,24 @@ class LlamaLikeTest {
         });
     }
 
+    /**
+     * Arcee ({@code arcee}: AFM-4.5B): Llama's blocks whose feed-forwards have no gate, {@code w2 · max(w3 · x, 0)²}.
+     * llama-perplexity's figure, ours 1e-8 from it.
+     */
+    @Test
+    void arceeGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("arcee-mini.gguf");
+        writeArcee(dir.resolve("llama.gguf"), file);
+        Checkpoint c = Checkpoint.load(file, null);
+        assertEquals(null, ((FeedForward.Dense) c.model().weights().layers()[0].feedForward()).w1());
+        assertEquals(56230.3834, perplexity(c), 1e-6 * 56230.3834);
+    }
+
+    /** Writes {@link #arceeGivesLlamaCppsPerplexity}'s model to {@code out}: {@link #SHAPE}'s Llama file without its gates. */
+    static void writeArcee(Path scratch, Path out) {
+        FamilyFiles.write(SHAPE, "arcee", scratch, out, md -> { }, name -> !name.endsWith("ffn_gate.weight"), (t, tensors) -> { });
+    }
+
     /** SmolLM3's layers 3, 7, ... without RoPE: ours 4e-8 from llama.cpp's figure. */
     @Test
     void smolLm3GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
