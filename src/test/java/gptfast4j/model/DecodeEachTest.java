@@ -32,77 +32,94 @@ class DecodeEachTest {
     void eachSequenceGetsItsOwnDecodeStepsLogits() {
         for (Path file : List.of(Shared.MODELS.resolve("stories260K.gguf"), Shared.REFERENCE.resolve("models/mini-llama2-Q4_0.gguf"),
                 Shared.REFERENCE.resolve("models/mini-mixtral-Q4_K.gguf"))) {
-            Checkpoint c = Checkpoint.load(file, null);
-            Llama m = c.model();
-            m.startDecoding(); // prompts in the decode layouts from the start, as after a first decode step
-            int vocab = m.config.vocabSize();
-            for (String option : new String[]{"f32", "f16", "q8_0", "f16/q8_0", "q8_0/f16", "q4_0", "bf16/q5_1"}) {
-                KvCache.Type type = KvCache.Type.parse(option);
-                boolean blocks = !option.equals("f32") && !option.equals("f16");
-                if (blocks && m.config.headDim() % 32 != 0) continue; // stories260K's heads of 8: no blocks of 32
-                String what = file.getFileName() + " " + type;
-                // alone: each prompt, then STEPS greedy decode steps, every step's logits kept; the last of WARM_RUNS
-                // kept, so that the JIT has compiled the kernels (a vector's lanes summed by reduceLanes come out in
-                // another order interpreted than compiled, and so may a logit's last bit: a process's first ten or so
-                // prompts of stories260K differ there)
-                List<float[][]> alone = new ArrayList<>();
-                List<int[]> prompts = new ArrayList<>();
-                for (int run = 0; run < WARM_RUNS * PROMPTS.length; run++) {
-                    if (run % PROMPTS.length == 0) {
-                        alone.clear();
-                        prompts.clear();
-                    }
-                    String text = PROMPTS[run % PROMPTS.length];
-                    int[] prompt = c.promptTokens(text);
-                    assertTrue(prompt.length <= Llama.EXACT_BATCH, text);
-                    prompts.add(prompt);
-                    Llama.State s = m.newState(64, 32, 1, type);
-                    float[] logits = m.forward(s, prompt, 0, prompt.length, 0, null);
-                    float[][] steps = new float[STEPS + 1][];
-                    steps[0] = logits.clone();
-                    for (int step = 1; step <= STEPS; step++) {
-                        logits = m.forward(s, argmax(logits, 0, vocab), prompt.length + step - 1);
-                        steps[step] = Arrays.copyOf(logits, vocab);
-                    }
-                    alone.add(steps);
+            assertEachGetsItsOwn(file, "f32", "f16", "q8_0", "f16/q8_0", "q8_0/f16", "q4_0", "bf16/q5_1");
+        }
+    }
+
+    /**
+     * The same of mixtures with a shared expert (Qwen2-MoE's, gated) and of Llama 4's (its experts' inputs weighed, its
+     * queries and keys normalized, a dense layer between), in an F16 cache.
+     */
+    @Test
+    void sharedExpertsAndWeighedInputsToo(@org.junit.jupiter.api.io.TempDir Path dir) {
+        Path qwen = dir.resolve("qwen2moe.gguf"), llama4 = dir.resolve("llama4.gguf");
+        SharedExpertTest.writeQwen2Moe(dir.resolve("mixtral.gguf"), qwen);
+        Llama4Test.write(dir.resolve("mixtral.gguf"), llama4, 4, 96);
+        for (Path file : List.of(qwen, llama4)) assertEachGetsItsOwn(file, "f16");
+    }
+
+    /** Each prompt's decode steps' logits, in caches of each of {@code options}, are its own in a batch of sequences' steps. */
+    private static void assertEachGetsItsOwn(Path file, String... options) {
+        Checkpoint c = Checkpoint.load(file, null);
+        Llama m = c.model();
+        m.startDecoding(); // prompts in the decode layouts from the start, as after a first decode step
+        int vocab = m.config.vocabSize();
+        for (String option : options) {
+            KvCache.Type type = KvCache.Type.parse(option);
+            boolean blocks = !option.equals("f32") && !option.equals("f16");
+            if (blocks && m.config.headDim() % 32 != 0) continue; // stories260K's heads of 8: no blocks of 32
+            String what = file.getFileName() + " " + type;
+            // alone: each prompt, then STEPS greedy decode steps, every step's logits kept; the last of WARM_RUNS
+            // kept, so that the JIT has compiled the kernels (a vector's lanes summed by reduceLanes come out in
+            // another order interpreted than compiled, and so may a logit's last bit: a process's first ten or so
+            // prompts of stories260K differ there)
+            List<float[][]> alone = new ArrayList<>();
+            List<int[]> prompts = new ArrayList<>();
+            for (int run = 0; run < WARM_RUNS * PROMPTS.length; run++) {
+                if (run % PROMPTS.length == 0) {
+                    alone.clear();
+                    prompts.clear();
                 }
-                // together: sequence i joins at step 2i (after its own prefill), so the batch grows and shrinks
-                int n = PROMPTS.length;
-                Llama.State batch = m.newState(64, Llama.EXACT_BATCH, Llama.EXACT_BATCH, type);
-                Llama.State[] states = new Llama.State[n];
-                int[] done = new int[n], last = new int[n];
-                int batches = 0, most = 0;
-                for (int tick = 0; Arrays.stream(done).anyMatch(d -> d < STEPS); tick++) {
-                    Llama.State[] seqs = new Llama.State[n];
-                    int[] tokens = new int[n], positions = new int[n], which = new int[n];
-                    int k = 0;
-                    for (int i = 0; i < n; i++) {
-                        if (tick == 2 * i) {
-                            states[i] = m.newState(64, 32, 1, type);
-                            float[] logits = m.forward(states[i], prompts.get(i), 0, prompts.get(i).length, 0, null);
-                            assertArrayEquals(alone.get(i)[0], Arrays.copyOf(logits, vocab), what + " prefill " + i);
-                            last[i] = argmax(logits, 0, vocab);
-                        } else if (states[i] != null && done[i] < STEPS) {
-                            seqs[k] = states[i];
-                            tokens[k] = last[i];
-                            positions[k] = prompts.get(i).length + done[i];
-                            which[k++] = i;
-                        }
-                    }
-                    if (k == 0) continue;
-                    float[] logits = m.decodeEach(batch, seqs, tokens, positions, k);
-                    batches++;
-                    most = Math.max(most, k);
-                    for (int j = 0; j < k; j++) {
-                        int i = which[j];
-                        done[i]++;
-                        assertArrayEquals(alone.get(i)[done[i]], Arrays.copyOfRange(logits, j * vocab, (j + 1) * vocab), what + " sequence " + i + " step " + done[i] + " of " + k);
-                        last[i] = argmax(logits, j * vocab, vocab);
-                    }
+                String text = PROMPTS[run % PROMPTS.length];
+                int[] prompt = c.promptTokens(text);
+                assertTrue(prompt.length <= Llama.EXACT_BATCH, text);
+                prompts.add(prompt);
+                Llama.State s = m.newState(64, 32, 1, type);
+                float[] logits = m.forward(s, prompt, 0, prompt.length, 0, null);
+                float[][] steps = new float[STEPS + 1][];
+                steps[0] = logits.clone();
+                for (int step = 1; step <= STEPS; step++) {
+                    logits = m.forward(s, argmax(logits, 0, vocab), prompt.length + step - 1);
+                    steps[step] = Arrays.copyOf(logits, vocab);
                 }
-                assertEquals(n, most, what);
-                assertTrue(batches < n * STEPS, what);
+                alone.add(steps);
             }
+            // together: sequence i joins at step 2i (after its own prefill), so the batch grows and shrinks
+            int n = PROMPTS.length;
+            Llama.State batch = m.newState(64, Llama.EXACT_BATCH, Llama.EXACT_BATCH, type);
+            Llama.State[] states = new Llama.State[n];
+            int[] done = new int[n], last = new int[n];
+            int batches = 0, most = 0;
+            for (int tick = 0; Arrays.stream(done).anyMatch(d -> d < STEPS); tick++) {
+                Llama.State[] seqs = new Llama.State[n];
+                int[] tokens = new int[n], positions = new int[n], which = new int[n];
+                int k = 0;
+                for (int i = 0; i < n; i++) {
+                    if (tick == 2 * i) {
+                        states[i] = m.newState(64, 32, 1, type);
+                        float[] logits = m.forward(states[i], prompts.get(i), 0, prompts.get(i).length, 0, null);
+                        assertArrayEquals(alone.get(i)[0], Arrays.copyOf(logits, vocab), what + " prefill " + i);
+                        last[i] = argmax(logits, 0, vocab);
+                    } else if (states[i] != null && done[i] < STEPS) {
+                        seqs[k] = states[i];
+                        tokens[k] = last[i];
+                        positions[k] = prompts.get(i).length + done[i];
+                        which[k++] = i;
+                    }
+                }
+                if (k == 0) continue;
+                float[] logits = m.decodeEach(batch, seqs, tokens, positions, k);
+                batches++;
+                most = Math.max(most, k);
+                for (int j = 0; j < k; j++) {
+                    int i = which[j];
+                    done[i]++;
+                    assertArrayEquals(alone.get(i)[done[i]], Arrays.copyOfRange(logits, j * vocab, (j + 1) * vocab), what + " sequence " + i + " step " + done[i] + " of " + k);
+                    last[i] = argmax(logits, j * vocab, vocab);
+                }
+            }
+            assertEquals(n, most, what);
+            assertTrue(batches < n * STEPS, what);
         }
     }
 
