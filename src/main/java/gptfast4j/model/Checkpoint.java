@@ -177,7 +177,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
-            "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee");
+            "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -305,15 +305,17 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * {@code arch}'s gating as llama.cpp's graph has it: gpt-oss's softmax of the chosen logits, Llama 4's sigmoid of
      * the chosen logit on the expert's input, OLMoE's, Qwen2-MoE's and DeepSeek-MoE's probabilities as they are,
      * dots.llm1's as its file says ({@code expert_gating_func} 1 softmax or 2 sigmoid, {@code expert_weights_norm}
-     * whether renormalized), the others' Mixtral's; DeepSeek's and dots.llm1's weights times {@code
-     * expert_weights_scale} where the file gives one.
+     * whether renormalized), Ling's (BailingMoE's) a softmax renormalized where {@code expert_weights_norm} says, the
+     * others' Mixtral's; DeepSeek's, dots.llm1's and Ling's weights times {@code expert_weights_scale} where the file
+     * gives one.
      */
     private static Gating gating(Path path, Metadata md, String arch) {
-        float scale = arch.equals("deepseek") || arch.equals("dots1") ? md.getFloat(arch + ".expert_weights_scale", 0f) : 0f;
+        float scale = arch.equals("deepseek") || arch.equals("dots1") || arch.equals("bailingmoe") ? md.getFloat(arch + ".expert_weights_scale", 0f) : 0f;
         FeedForward.Routing routing = switch (arch) {
             case "gpt-oss" -> FeedForward.Routing.TOP_K_SOFTMAX;
             case "llama4" -> FeedForward.Routing.SIGMOID_INPUT;
             case "olmoe", "qwen2moe", "deepseek" -> FeedForward.Routing.SOFTMAX;
+            case "bailingmoe" -> md.getBool(arch + ".expert_weights_norm", false) ? FeedForward.Routing.SOFTMAX_RENORMALIZED : FeedForward.Routing.SOFTMAX;
             case "dots1" -> {
                 int function = md.getInt(arch + ".expert_gating_func", 0);
                 boolean norm = md.getBool(arch + ".expert_weights_norm", false);

@@ -101,8 +101,16 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
             "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}\\r\\n]+|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
             Pattern.UNICODE_CHARACTER_CLASS);
 
+    /**
+     * Ling's split (llama.cpp's "bailingmoe": Ling-lite, Ling-Coder-lite): Qwen2's with a line break alone at a run's
+     * end, its contractions after an apostrophe in either case, as llama.cpp writes it (possessive quantifiers greedy).
+     */
+    public static final Pattern BAILINGMOE_SPLIT = Pattern.compile(
+            "'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+",
+            Pattern.UNICODE_CHARACTER_CLASS);
+
     /** The pre-tokenizers by llama.cpp's names. */
-    public static final String SUPPORTED_PRE = "llama-bpe, tekken, qwen2, dbrx, gpt-4o, starcoder, refact, smollm, command-r, exaone, gpt-2, phi-2, olmo, mpt, exaone4, deepseek-llm, deepseek-coder, glm4, chatglm-bpe, seed-coder";
+    public static final String SUPPORTED_PRE = "llama-bpe, tekken, qwen2, dbrx, gpt-4o, starcoder, refact, smollm, command-r, exaone, gpt-2, phi-2, olmo, mpt, exaone4, deepseek-llm, deepseek-coder, glm4, chatglm-bpe, seed-coder, bailingmoe, bailingmoe2, llada-moe";
 
     private static final char[] BYTE_TO_CHAR = new char[256];
     private static final int[] CHAR_TO_BYTE = new int[512];
@@ -159,6 +167,7 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
             case "deepseek-llm" -> DEEPSEEK_LLM_SPLIT;
             case "deepseek-coder" -> DEEPSEEK_CODER_SPLIT;
             case "seed-coder" -> List.of(SEED_CODER_SPLIT);
+            case "bailingmoe", "bailingmoe2", "llada-moe" -> List.of(BAILINGMOE_SPLIT);
             default -> throw new IllegalArgumentException("unsupported pre-tokenizer '" + pre + "' (supported: " + SUPPORTED_PRE + ")");
         };
         this.ignoreMerges = pre.equals("llama-bpe") || pre.equals("tekken");

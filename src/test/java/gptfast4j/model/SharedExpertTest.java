@@ -16,8 +16,8 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 /**
  * Mixtures with a shared expert, one every token runs beside the ones it chooses: Qwen2-MoE ({@code qwen2moe}, its
  * output gated by a sigmoid), ERNIE 4.5's ({@code ernie4_5-moe}: a dense first layer, experts chosen with a bias),
- * Granite's ({@code granitemoe} with {@code expert_shared_feed_forward_length}), DeepSeek-MoE's ({@code deepseek}) and
- * dots.llm1's ({@code dots1}). Random models of {@link
+ * Granite's ({@code granitemoe} with {@code expert_shared_feed_forward_length}), DeepSeek-MoE's ({@code deepseek}),
+ * dots.llm1's ({@code dots1}) and Ling's ({@code bailingmoe}). Random models of {@link
  * LlamaLikeTest#MOE} (a Mixtral file renamed, its shared experts 80 wide against its experts' 96) against llama.cpp
  * de3ff81's {@code llama-perplexity -m FILE -f ppl-text.txt -c 128 -t 1 -tb 1 -fa off -ctk f32 -ctv f32} on the
  * files this test writes.
@@ -209,6 +209,33 @@ public class SharedExpertTest {
             md.put("dots1.expert_gating_func", Metadata.Value.uint32(gating));
             md.put("dots1.expert_weights_norm", Metadata.Value.bool(true));
             md.put("dots1.expert_weights_scale", Metadata.Value.float32(2.5f));
+        });
+    }
+
+    /**
+     * Ling's blocks ({@code bailingmoe}: Ling-lite, Ling-Coder-lite): Llama's attention, every layer a mixture whose
+     * chosen experts' probabilities are renormalized where {@code expert_weights_norm} says, times {@code
+     * expert_weights_scale} (1.5 here), beside a shared expert one expert wide. llama-perplexity's figure, ours 2e-8
+     * from it (51083.75, llama.cpp's too, with {@code expert_weights_norm} false).
+     */
+    @Test
+    void lingGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("ling-mini.gguf");
+        writeLing(dir.resolve("mixtral.gguf"), file);
+        Checkpoint c = Checkpoint.load(file, null);
+        assertEquals(FeedForward.Routing.SOFTMAX_RENORMALIZED, ((FeedForward.MoE) c.model().weights().layers()[0].feedForward()).routing());
+        assertEquals(51423.0854, perplexity(c), 1e-6 * 51423.0854);
+    }
+
+    /** {@link #lingGivesLlamaCppsPerplexity}'s model. */
+    static void writeLing(Path scratch, Path out) {
+        FamilyFiles.write(MOE, "bailingmoe", scratch, out, md -> {
+            md.put("bailingmoe.expert_feed_forward_length", Metadata.Value.uint32(MOE.hiddenDim()));
+            md.put("bailingmoe.expert_shared_count", Metadata.Value.uint32(1));
+            md.put("bailingmoe.expert_weights_norm", Metadata.Value.bool(true));
+            md.put("bailingmoe.expert_weights_scale", Metadata.Value.float32(1.5f));
+        }, name -> true, (llama, tensors) -> {
+            for (int l = 0; l < MOE.layers(); l++) sharedExpert(tensors, l, MOE.hiddenDim());
         });
     }
 }

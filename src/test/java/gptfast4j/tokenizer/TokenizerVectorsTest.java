@@ -183,16 +183,16 @@ class TokenizerVectorsTest {
 
     /**
      * DeepSeek LLM's and DeepSeek Coder's pre-tokenizers (llama.cpp's "deepseek-llm" and "deepseek-coder": several
-     * expressions one after another), GLM-4's ("glm4": Llama-3's expression, its merges not skipped) and Seed-Coder's
-     * ("seed-coder"), on the Llama-3 vocabulary marked with each name: llama-tokenize de3ff81's ids for gpt4o-pre's 75
-     * texts ({@code deepseek-llm-pre.out}, {@code deepseek-coder-pre.out}, {@code glm4-pre.out}, {@code
-     * seed-coder-pre.out}, made as tekken-pre's). DeepSeek's own
+     * expressions one after another), GLM-4's ("glm4": Llama-3's expression, its merges not skipped), Seed-Coder's
+     * ("seed-coder") and Ling's ("bailingmoe"), on the Llama-3 vocabulary marked with each name: llama-tokenize
+     * de3ff81's ids for gpt4o-pre's 75 texts ({@code deepseek-llm-pre.out}, {@code deepseek-coder-pre.out}, {@code
+     * glm4-pre.out}, {@code seed-coder-pre.out}, {@code bailingmoe-pre.out}, made as tekken-pre's). DeepSeek's own
      * vocabularies (llama.cpp's ggml-vocab-deepseek-llm.gguf and -deepseek-coder.gguf, not in ../shared) give their
      * test vectors too (checked by hand).
      */
     @ParameterizedTest
-    @CsvSource({"deepseek-llm", "deepseek-coder", "glm4", "seed-coder"})
-    void deepSeekGlm4AndSeedCoderVectorsAsLlamaCppTokenizesThem(String pre) throws IOException {
+    @CsvSource({"deepseek-llm", "deepseek-coder", "glm4", "seed-coder", "bailingmoe"})
+    void moreByteLevelVectorsAsLlamaCppTokenizesThem(String pre) throws IOException {
         checkLlamaCppVectors(llama3Marked(pre), java.nio.file.Path.of("src/test/resources/tokenizer"), "gpt4o-pre", pre + "-pre");
     }
 
