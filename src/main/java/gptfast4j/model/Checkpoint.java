@@ -177,7 +177,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
-            "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe");
+            "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -213,14 +213,16 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (arch.equals("ernie4_5") && md.getInt("ernie4_5.expert_count", 0) > 0) throw new ModelFormatException(path + ": an ernie4_5 model with experts is not supported");
         // GLM-4.1V's sections of RoPE (M-RoPE) and GLM's next-token prediction layers are not run here
         if (arch.equals("glm4") && md.has("glm4.rope.dimension_sections")) throw new ModelFormatException(path + ": a glm4 model with M-RoPE (rope.dimension_sections) is not supported");
-        if (md.getInt(arch + ".nextn_predict_layers", 0) > 0) throw new ModelFormatException(path + ": a model with next-token prediction layers (" + arch + ".nextn_predict_layers) is not supported");
+        // GLM-4.5's next-token prediction layers, after the others, are not run (as llama.cpp runs them only to draft)
+        int nextn = md.getInt(arch + ".nextn_predict_layers", 0);
+        if (nextn > 0 && !arch.equals("glm4moe")) throw new ModelFormatException(path + ": a model with next-token prediction layers (" + arch + ".nextn_predict_layers) is not supported");
         // llama.cpp's graph then runs dense layers whose tensors its loader did not read: no such model is made
         if (arch.equals("ernie4_5-moe") && md.getInt("ernie4_5-moe.interleave_moe_layer_step", 1) != 1) {
             throw new ModelFormatException(path + ": an ernie4_5-moe model with a mixture every " + md.getInt("ernie4_5-moe.interleave_moe_layer_step", 1) + " layers is not supported");
         }
         boolean gemma = arch.startsWith("gemma"), phi3 = arch.equals("phi3"), olmo2 = arch.equals("olmo2"),
                 llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo") && !arch.startsWith("exaone") && !arch.equals("gpt-oss")
-                        && !arch.equals("dots1") && !arch.equals("seed_oss");
+                        && !arch.equals("dots1") && !arch.equals("seed_oss") && !arch.equals("glm4moe");
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
         int nHeads = required(md, path, arch + ".attention.head_count");
@@ -249,7 +251,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Config config = config(path, () -> new Config(arch, dim,
                 // Qwen3's mixtures give their experts' width apart from the dense width they would have
                 required(md, path, arch + (arch.equals("qwen3moe") || arch.equals("gpt-oss") ? ".expert_feed_forward_length" : ".feed_forward_length")),
-                required(md, path, arch + ".block_count"),
+                required(md, path, arch + ".block_count") - nextn,
                 nHeads,
                 md.getInt(arch + ".attention.head_count_kv", nHeads),
                 vocab,
@@ -280,7 +282,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         endsOfTurn(tokenizer, eos);
         boolean addBos = addsBos(md);
         String template = md.getString("tokenizer.chat_template", null);
-        return new Checkpoint(path, "gguf", build(path, config, gating(path, md, arch), tensors, memory), tokenizer, tensors, md,
+        return new Checkpoint(path, "gguf", build(path, config, gating(path, md, arch), withoutLayersFrom(tensors, config.nLayers()), memory), tokenizer, tensors, md,
                 md.getInt("tokenizer.ggml.bos_token_id", 1), eos.stream().mapToInt(Integer::intValue).toArray(), addBos, ChatFormat.detect(template), template);
     }
 
@@ -295,6 +297,19 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         return md.getBool("tokenizer.ggml.add_bos_token", true) && !glm;
     }
 
+    /** {@code tensors} but those of layers {@code layers} on (GLM-4.5's next-token prediction layers, which are not run). */
+    private static Map<String, TensorData> withoutLayersFrom(Map<String, TensorData> tensors, int layers) {
+        Map<String, TensorData> kept = new LinkedHashMap<>();
+        for (var e : tensors.entrySet()) {
+            String name = e.getKey();
+            int dot = name.indexOf('.', 4);
+            boolean later = name.startsWith("blk.") && dot > 4 && dot <= 13 && name.substring(4, dot).chars().allMatch(Character::isDigit)
+                    && Integer.parseInt(name.substring(4, dot)) >= layers;
+            if (!later) kept.put(name, e.getValue());
+        }
+        return kept;
+    }
+
     /** How a model's mixtures weigh the experts they choose: the routing, and the weights' factor (1: none). */
     record Gating(FeedForward.Routing routing, float scale) {
         /** Mixtral's: a softmax, the chosen experts' probabilities renormalized. */
@@ -305,19 +320,22 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * {@code arch}'s gating as llama.cpp's graph has it: gpt-oss's softmax of the chosen logits, Llama 4's sigmoid of
      * the chosen logit on the expert's input, OLMoE's, Qwen2-MoE's and DeepSeek-MoE's probabilities as they are,
      * dots.llm1's as its file says ({@code expert_gating_func} 1 softmax or 2 sigmoid, {@code expert_weights_norm}
-     * whether renormalized), Ling's (BailingMoE's) a softmax renormalized where {@code expert_weights_norm} says, the
+     * whether renormalized; GLM-4.5's the same, a sigmoid where it says none), Ling's (BailingMoE's) a softmax
+     * renormalized where {@code expert_weights_norm} says, the
      * others' Mixtral's; DeepSeek's, dots.llm1's and Ling's weights times {@code expert_weights_scale} where the file
      * gives one.
      */
     private static Gating gating(Path path, Metadata md, String arch) {
-        float scale = arch.equals("deepseek") || arch.equals("dots1") || arch.equals("bailingmoe") ? md.getFloat(arch + ".expert_weights_scale", 0f) : 0f;
+        float scale = arch.equals("deepseek") || arch.equals("dots1") || arch.equals("bailingmoe") || arch.equals("glm4moe") ? md.getFloat(arch + ".expert_weights_scale", 0f) : 0f;
         FeedForward.Routing routing = switch (arch) {
             case "gpt-oss" -> FeedForward.Routing.TOP_K_SOFTMAX;
             case "llama4" -> FeedForward.Routing.SIGMOID_INPUT;
             case "olmoe", "qwen2moe", "deepseek" -> FeedForward.Routing.SOFTMAX;
             case "bailingmoe" -> md.getBool(arch + ".expert_weights_norm", false) ? FeedForward.Routing.SOFTMAX_RENORMALIZED : FeedForward.Routing.SOFTMAX;
-            case "dots1" -> {
-                int function = md.getInt(arch + ".expert_gating_func", 0);
+            case "dots1", "glm4moe" -> {
+                // GLM-4.5's default a sigmoid
+                int function = md.getInt(arch + ".expert_gating_func", arch.equals("glm4moe") ? 2 : 0);
+                if (function == 0 && arch.equals("glm4moe")) function = 2;
                 boolean norm = md.getBool(arch + ".expert_weights_norm", false);
                 yield switch (function) {
                     case 1 -> norm ? FeedForward.Routing.SOFTMAX_RENORMALIZED : FeedForward.Routing.SOFTMAX;
@@ -812,7 +830,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 postNorms = c.architecture().startsWith("gemma") || olmo2 || c.architecture().equals("glm4"), wholeNorms = c.variant().wholeQkNorms(),
                 headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3") || c.architecture().equals("exaone4")
                         || c.architecture().equals("dots1") || wholeNorms,
-                gptOss = c.architecture().equals("gpt-oss"), seedOss = c.architecture().equals("seed_oss"), qkvBiases = c.architecture().startsWith("qwen2") || gptOss,
+                gptOss = c.architecture().equals("gpt-oss"), seedOss = c.architecture().equals("seed_oss"), glm4moe = c.architecture().equals("glm4moe"), qkvBiases = c.architecture().startsWith("qwen2") || gptOss,
                 // Llama 4's layers with RoPE normalize each head's queries and keys, without weights (but Maverick's,
                 // 128 experts, as llama.cpp tells them apart)
                 unitNorms = c.architecture().equals("llama4") && c.expertCount() != 128;
@@ -825,6 +843,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             // a mixture where the layer has a router (ERNIE 4.5's first layer is dense)
             boolean mixture = c.isMoE() && tensors.containsKey(p + "ffn_gate_inp.weight");
             boolean ungated = c.variant().activation() == Config.Activation.RELU_SQUARED;
+            // GLM-4.5 355B's per-head query and key norms (its Air has none)
+            boolean layerHeadNorms = headNorms || glm4moe && tensors.containsKey(p + "attn_q_norm.weight");
             Tensor gateUp = !mixture && !ungated && !tensors.containsKey(p + "ffn_gate.weight") ? matrix(path, tensors, p + "ffn_up.weight", dim, 2L * hidden) : null;
             layers[l] = new Layer(
                     olmo2 ? null : vector(path, tensors, p + "attn_norm.weight", dim), // OLMo2: no norms before, only after
@@ -833,13 +853,13 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     qkv != null ? qkv.rows(qDim + kvDim, kvDim) : matrix(path, tensors, p + "attn_v.weight", dim, kvDim),
                     matrix(path, tensors, p + "attn_output.weight", qDim, dim),
                     // parallel: the attention's norm; gpt-oss's and Seed-OSS's under the name of a "post-attention" norm
-                    olmo2 || parallelBlocks ? null : vector(path, tensors, p + (gptOss || seedOss ? "post_attention_norm.weight" : "ffn_norm.weight"), dim),
+                    olmo2 || parallelBlocks ? null : vector(path, tensors, p + (gptOss || seedOss || glm4moe ? "post_attention_norm.weight" : "ffn_norm.weight"), dim),
                     mixture ? mixture(path, c, gating, tensors, p) : new FeedForward.Dense(
                             ungated ? null : gateUp != null ? gateUp.rows(0, hidden) : matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
                             matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
                             gateUp != null ? gateUp.rows(hidden, hidden) : matrix(path, tensors, p + "ffn_up.weight", dim, hidden)),
-                    headNorms ? vector(path, tensors, p + "attn_q_norm.weight", wholeNorms ? qDim : c.headDim()) : unitNorms && c.variant().ropes(l) ? ones : null,
-                    headNorms ? vector(path, tensors, p + "attn_k_norm.weight", wholeNorms ? kvDim : c.headDim()) : unitNorms && c.variant().ropes(l) ? ones : null,
+                    layerHeadNorms ? vector(path, tensors, p + "attn_q_norm.weight", wholeNorms ? qDim : c.headDim()) : unitNorms && c.variant().ropes(l) ? ones : null,
+                    layerHeadNorms ? vector(path, tensors, p + "attn_k_norm.weight", wholeNorms ? kvDim : c.headDim()) : unitNorms && c.variant().ropes(l) ? ones : null,
                     // Qwen2's and gpt-oss's biases; any other's where its file has them (llama.cpp reads them so)
                     qkvBiases || tensors.containsKey(p + "attn_q.bias") ? vector(path, tensors, p + "attn_q.bias", qDim) : null,
                     qkvBiases || tensors.containsKey(p + "attn_k.bias") ? vector(path, tensors, p + "attn_k.bias", kvDim) : null,

@@ -693,9 +693,9 @@ public final class Llama {
         for (int t = 0; t < n; t++) {
             float weight = scale;
             if (shared.gate() != null) {
-                // llama.cpp's sigmoid: silu(g) / g
+                // llama.cpp's sigmoid, silu(g) / g (its rounding), but 1/2 at g = 0, where that would be 0/0
                 float g = s.sharedGates[t];
-                weight *= g / (1f + (float) Math.exp(-g)) / g;
+                weight *= g == 0f ? 0.5f : g / (1f + (float) Math.exp(-g)) / g;
             }
             VectorMath.axpy(weight, s.xb2, t * dim, s.x, t * dim, dim);
         }

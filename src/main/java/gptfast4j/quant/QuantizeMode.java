@@ -80,8 +80,16 @@ public enum QuantizeMode {
      * the attn_v tensors it writes, where ffn_down's count the model's.
      */
     public GGMLType typeOf(String kind, int layer, int keptLayers, Config c, boolean tied, boolean importance) {
+        return typeOf(kind, layer, keptLayers, c.nLayers(), c, tied, importance);
+    }
+
+    /**
+     * {@link #typeOf(String, int, int, Config, boolean, boolean)} in a file of {@code fileLayers} layers, which ffn_down's
+     * rules count: GLM-4.5's next-token prediction layers among them, as llama-quantize counts its {@code block_count}.
+     */
+    public GGMLType typeOf(String kind, int layer, int keptLayers, int fileLayers, Config c, boolean tied, boolean importance) {
         if (!mix) return kind.equals("token_embd") ? null : base;
-        int layers = c.nLayers();
+        int layers = fileLayers;
         boolean eightExperts = c.expertCount() == 8;
         return switch (kind) {
             case "output" -> head();

@@ -32,7 +32,9 @@ import java.util.function.LongConsumer;
  */
 public final class QuantizeModel {
     private static final Set<String> LINEAR = Set.of("attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
-            "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps", "ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp");
+            "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps", "ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp",
+            // GLM-4.5's next-token prediction layer's projections (not run, but kept and quantized as llama-quantize does)
+            "nextn");
 
     private QuantizeModel() {
     }
@@ -135,10 +137,12 @@ public final class QuantizeModel {
             if (imatrix.chunkCount() > 0) md.put("quantize.imatrix.chunks_count", Metadata.Value.uint32(imatrix.chunkCount()));
         }
         md.putAll(options.metadata()); // last, as llama-quantize's --override-kv
-        // --prune-layers: each kept layer's index in the file (-1: pruned)
-        int[] renumbered = new int[c.nLayers()];
+        // --prune-layers: each kept layer's index in the file (-1: pruned); the file's layers the model's and any
+        // next-token prediction layers after them (GLM-4.5's, which are not run but are kept)
+        int fileLayers = c.nLayers() + (src.metadata() == null ? 0 : src.metadata().getInt(c.architecture() + ".nextn_predict_layers", 0));
+        int[] renumbered = new int[fileLayers];
         int kept = 0;
-        for (int l = 0; l < c.nLayers(); l++) renumbered[l] = options.pruneLayers().contains(l) ? -1 : kept++;
+        for (int l = 0; l < fileLayers; l++) renumbered[l] = options.pruneLayers().contains(l) ? -1 : kept++;
         if (!options.pruneLayers().isEmpty()) {
             int last = options.pruneLayers().last();
             if (last >= c.nLayers()) throw new IllegalArgumentException("--prune-layers " + last + ": the model has " + c.nLayers() + " layers (0 to " + (c.nLayers() - 1) + ")");
@@ -161,6 +165,11 @@ public final class QuantizeModel {
             specs.add(new GGUFWriter.TensorSpec("rope_freqs.weight", GGMLType.F32, new long[]{f.length},
                     t -> MemorySegment.copy(f, 0, t, ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0, f.length)));
         }
+        // attn_v's rules count the attn_v (or fused attn_qkv) tensors written, as llama-quantize counts them
+        int attnV = 0;
+        for (String n : src.tensors().keySet()) {
+            if (n.startsWith("blk.") && (n.endsWith(".attn_v.weight") || n.endsWith(".attn_qkv.weight")) && renumbered[Integer.parseInt(n.split("\\.")[1])] >= 0) attnV++;
+        }
         for (Source td : sources(src.tensors())) {
             String[] parts = td.name().split("\\.");
             boolean inLayer = td.name().startsWith("blk.");
@@ -177,7 +186,7 @@ public final class QuantizeModel {
                     : kind.equals("output") && options.outputType() != null ? options.outputType()
                     : kind.equals("token_embd") && options.embeddingType() != null ? options.embeddingType()
                     : options.tensorType(name) != null ? options.tensorType(name)
-                    : pure ? mode.base : mode.typeOf(kind, layer, kept, c, tied, imatrix != null);
+                    : pure ? mode.base : mode.typeOf(kind, layer, attnV, fileLayers, c, tied, imatrix != null);
             if (wanted == null || kind.equals("output") && options.leaveOutput()) {
                 specs.add(copy(name, td));
                 sourceNames.put(name, td.name());
@@ -213,7 +222,7 @@ public final class QuantizeModel {
             // quantized stays the head as it is (not rounded a second time, as the linear layers are not). llama.cpp's
             // mixes, and --pure, quantize the table itself for both (above).
             TensorData emb = src.tensors().get("token_embd.weight");
-            GGMLType head = options.outputType() != null ? options.outputType() : mode.typeOf("output", -1, kept, c, true, imatrix != null);
+            GGMLType head = options.outputType() != null ? options.outputType() : mode.typeOf("output", -1, kept, fileLayers, c, true, imatrix != null);
             GGMLType type = emb.type().isFloat() ? fitted("output.weight", emb.shape()[0], head, mode, notes) : null;
             if (type != null) {
                 float[] importance = importance(imatrix, "output.weight", type, emb.shape()[0], 1, withoutImportance);

@@ -1,6 +1,7 @@
 package gptfast4j.model;
 
 import gptfast4j.io.Metadata;
+import gptfast4j.io.TensorData;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -46,19 +47,24 @@ public class SharedExpertTest {
      */
     private static void writeDenseFirst(String arch, Path scratch, Path out, int sharedWidth, boolean selectionBias, boolean headNorms,
                                         java.util.function.Consumer<java.util.Map<String, Metadata.Value>> edit) {
-        writeDenseFirst(MOE, arch, scratch, out, sharedWidth, selectionBias, headNorms, edit);
+        writeDenseFirst(MOE, arch, scratch, out, sharedWidth, selectionBias, headNorms, false, edit);
     }
 
     /** {@link #writeDenseFirst(String, Path, Path, int, boolean, boolean, java.util.function.Consumer)} of {@code shape} (MOE's but for its heads). */
     private static void writeDenseFirst(gptfast4j.bench.ModelShape shape, String arch, Path scratch, Path out, int sharedWidth, boolean selectionBias,
-                                        boolean headNorms, java.util.function.Consumer<java.util.Map<String, Metadata.Value>> edit) {
+                                        boolean headNorms, boolean postAttentionNorm, java.util.function.Consumer<java.util.Map<String, Metadata.Value>> edit) {
         FamilyFiles.write(shape, arch, scratch, out, md -> {
             md.put(arch + ".feed_forward_length", Metadata.Value.uint32(DENSE_WIDTH));
             md.put(arch + ".expert_feed_forward_length", Metadata.Value.uint32(MOE.hiddenDim()));
             md.put(arch + ".leading_dense_block_count", Metadata.Value.uint32(1));
             edit.accept(md);
-        }, name -> !name.startsWith("blk.0.ffn_") || name.equals("blk.0.ffn_norm.weight"), (llama, tensors) -> {
+        }, name -> (!name.startsWith("blk.0.ffn_") || name.equals("blk.0.ffn_norm.weight")) && !(postAttentionNorm && name.endsWith("ffn_norm.weight")),
+                (llama, tensors) -> {
             int dim = MOE.dim();
+            for (int l = 0; l < MOE.layers() && postAttentionNorm; l++) {
+                TensorData norm = llama.get("blk." + l + ".ffn_norm.weight");
+                tensors.add(new gptfast4j.io.GGUFWriter.TensorSpec("blk." + l + ".post_attention_norm.weight", norm.type(), norm.shape(), target -> target.copyFrom(norm.data())));
+            }
             FamilyFiles.matrix(tensors, "blk.0.ffn_gate.weight", new long[]{dim, DENSE_WIDTH}, 7);
             FamilyFiles.matrix(tensors, "blk.0.ffn_up.weight", new long[]{dim, DENSE_WIDTH}, 8);
             FamilyFiles.matrix(tensors, "blk.0.ffn_down.weight", new long[]{DENSE_WIDTH, dim}, 9);
@@ -204,7 +210,7 @@ public class SharedExpertTest {
     /** {@link #dots1GivesLlamaCppsPerplexity}'s model, its gating function {@code gating}: {@link #MOE}'s, each head its own kv head (as dots1's loader has them). */
     static void writeDots1(Path scratch, Path out, int gating) {
         gptfast4j.bench.ModelShape heads = new gptfast4j.bench.ModelShape("moe-mini-mha", 64, 96, 2, 4, 4, 32000, 256, 10000, 1e-5f, false, 0, 4, 2);
-        writeDenseFirst(heads, "dots1", scratch, out, 2 * MOE.hiddenDim(), true, true, md -> {
+        writeDenseFirst(heads, "dots1", scratch, out, 2 * MOE.hiddenDim(), true, true, false, md -> {
             md.put("dots1.expert_shared_count", Metadata.Value.uint32(2));
             md.put("dots1.expert_gating_func", Metadata.Value.uint32(gating));
             md.put("dots1.expert_weights_norm", Metadata.Value.bool(true));
@@ -237,5 +243,53 @@ public class SharedExpertTest {
         }, name -> true, (llama, tensors) -> {
             for (int l = 0; l < MOE.layers(); l++) sharedExpert(tensors, l, MOE.hiddenDim());
         });
+    }
+
+    /**
+     * GLM-4.5's blocks ({@code glm4moe}: GLM-4.5, -4.5-Air, -4.6): query, key and value biases, RoPE on half of each
+     * head's elements (as pairs of halves), the FFN's norm named as a post-attention norm, a dense first layer, then
+     * mixtures of sigmoids chosen with a bias, renormalized and scaled (1.5) beside a shared expert; its next-token
+     * prediction layer (block_count 3, nextn_predict_layers 1) not run. llama-perplexity's figure of the file without
+     * that layer's tensors (llama.cpp reads such a file as the trunk alone), ours 1e-8 from it; with them, ours the
+     * same to the rounding of a run's compiled kernels (llama.cpp wants the whole layer there).
+     */
+    @Test
+    void glm45GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path trunk = dir.resolve("glm4moe-mini.gguf"), withNextn = dir.resolve("glm4moe-nextn.gguf");
+        writeGlm45(dir.resolve("mixtral.gguf"), trunk, false);
+        writeGlm45(dir.resolve("mixtral.gguf"), withNextn, true);
+        Checkpoint c = Checkpoint.load(trunk, null);
+        assertEquals(2, c.model().config.nLayers());
+        assertEquals(FeedForward.Routing.SIGMOID_RENORMALIZED, ((FeedForward.MoE) c.model().weights().layers()[1].feedForward()).routing());
+        assertEquals(53137.8068, perplexity(c), 1e-6 * 53137.8068);
+        assertEquals(53137.8068, perplexity(Checkpoint.load(withNextn, null)), 1e-6 * 53137.8068);
+    }
+
+    /** {@link #glm45GivesLlamaCppsPerplexity}'s model, with an extra layer's tensors where {@code nextn}. */
+    static void writeGlm45(Path scratch, Path out, boolean nextn) {
+        int qDim = MOE.heads() * MOE.headDim(), kvDim = MOE.kvHeads() * MOE.headDim();
+        Path blocks = out.resolveSibling(out.getFileName() + ".blocks");
+        writeDenseFirst(MOE, "glm4moe", scratch, blocks, MOE.hiddenDim(), true, false, true, md -> {
+            md.put("glm4moe.block_count", Metadata.Value.uint32(MOE.layers() + 1));
+            md.put("glm4moe.nextn_predict_layers", Metadata.Value.uint32(1));
+            md.put("glm4moe.rope.dimension_count", Metadata.Value.uint32(MOE.headDim() / 2));
+            md.put("glm4moe.expert_shared_count", Metadata.Value.uint32(1));
+            md.put("glm4moe.expert_weights_norm", Metadata.Value.bool(true));
+            md.put("glm4moe.expert_weights_scale", Metadata.Value.float32(1.5f));
+        });
+        // biases on every layer's projections; where nextn, an extra layer's tensors after them
+        gptfast4j.io.GGUF t = gptfast4j.io.GGUF.read(blocks);
+        java.util.List<gptfast4j.io.GGUFWriter.TensorSpec> tensors = new java.util.ArrayList<>();
+        for (TensorData d : t.tensors().values()) tensors.add(new gptfast4j.io.GGUFWriter.TensorSpec(d.name(), d.type(), d.shape(), target -> target.copyFrom(d.data())));
+        for (int l = 0; l < MOE.layers(); l++) {
+            FamilyFiles.bias(tensors, "blk." + l + ".attn_q.bias", new long[]{qDim}, 3 * l);
+            FamilyFiles.bias(tensors, "blk." + l + ".attn_k.bias", new long[]{kvDim}, 3 * l + 1);
+            FamilyFiles.bias(tensors, "blk." + l + ".attn_v.bias", new long[]{kvDim}, 3 * l + 2);
+        }
+        if (nextn) {
+            FamilyFiles.matrix(tensors, "blk." + MOE.layers() + ".nextn.eh_proj.weight", new long[]{2L * MOE.dim(), MOE.dim()}, 99);
+            FamilyFiles.norm(tensors, "blk." + MOE.layers() + ".attn_norm.weight", MOE.dim(), 99);
+        }
+        gptfast4j.io.GGUFWriter.write(out, t.metadata().asMap(), tensors, n -> { });
     }
 }
