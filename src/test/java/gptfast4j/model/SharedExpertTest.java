@@ -266,7 +266,7 @@ public class SharedExpertTest {
     }
 
     /** {@link #glm45GivesLlamaCppsPerplexity}'s model, with an extra layer's tensors where {@code nextn}. */
-    static void writeGlm45(Path scratch, Path out, boolean nextn) {
+    public static void writeGlm45(Path scratch, Path out, boolean nextn) {
         int qDim = MOE.heads() * MOE.headDim(), kvDim = MOE.kvHeads() * MOE.headDim();
         Path blocks = out.resolveSibling(out.getFileName() + ".blocks");
         writeDenseFirst(MOE, "glm4moe", scratch, blocks, MOE.hiddenDim(), true, false, true, md -> {

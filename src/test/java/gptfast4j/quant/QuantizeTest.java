@@ -302,6 +302,27 @@ class QuantizeTest {
     }
 
     /**
+     * GLM-4.5's next-token prediction layer, which is not run, stays in the file, its projections quantized, and its
+     * layers count as llama-quantize counts them: SharedExpertTest's model with that layer's tensors in Q8_0 and Q4_K_M,
+     * whose files llama-quantize de3ff81 wrote byte for byte as ours (checked by hand; its ffn_down in Q4_K_M is Q4_K's
+     * fallback Q5_0 in layer 1 of 3, where counting 2 layers gave Q6_K's).
+     */
+    @Test
+    void nextTokenPredictionLayersAreKept(@TempDir Path dir) {
+        Path file = dir.resolve("glm45.gguf");
+        gptfast4j.model.SharedExpertTest.writeGlm45(dir.resolve("mixtral.gguf"), file, true);
+        Checkpoint src = Checkpoint.load(file, null);
+        for (String mode : new String[]{"q8_0", "q4_k_m"}) {
+            Path out = dir.resolve(mode + ".gguf");
+            QuantizeModel.plan(src, QuantizeMode.of(mode, "--mode"), QuantizeModel.Options.NONE).write(out, b -> { });
+            GGUF q = GGUF.read(out);
+            assertEquals(mode.equals("q8_0") ? GGMLType.Q8_0 : GGMLType.Q5_0, q.tensors().get("blk.2.nextn.eh_proj.weight").type(), mode);
+            assertEquals(3, q.metadata().getInt("glm4moe.block_count", 0), mode);
+            if (mode.equals("q4_k_m")) assertEquals(GGMLType.Q5_0, q.tensors().get("blk.1.ffn_down_exps.weight").type());
+        }
+    }
+
+    /**
      * The mixes at real shapes, as llama.cpp's quantize documents and chooses them: Q4_K_M "uses Q6_K for half of the
      * attention.wv and feed_forward.w2 tensors" (Llama-2-7B: 16 of 32 layers, the first and last four and every third
      * between); Q3_K_M Q5_K for the first two attn_v and the first 1/16 of ffn_down, Q4_K for the others and for
