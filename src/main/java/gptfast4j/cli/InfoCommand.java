@@ -51,7 +51,8 @@ final class InfoCommand implements Callable<Integer> {
         System.out.printf("file:            %s (%s%s)%n", ckpt.path(), ckpt.format(), shards > 1 ? ", the first of " + shards + " shards" : "");
         System.out.printf("architecture:    %s%s%n", c.architecture(), c.isMoE() ? " (mixture of experts)" : "");
         System.out.printf("dim:             %d%n", c.dim());
-        System.out.printf("layers:          %d%n", c.nLayers());
+        int nextn = ckpt.metadata() == null ? 0 : ckpt.metadata().getInt(c.architecture() + ".nextn_predict_layers", 0);
+        System.out.printf("layers:          %d%s%n", c.nLayers(), nextn > 0 ? " (and " + nextn + " next-token prediction layer" + (nextn > 1 ? "s" : "") + " in the file, not run)" : "");
         System.out.printf("heads:           %d (kv heads %d, head dim %d)%n", c.nHeads(), c.nKvHeads(), c.headDim());
         System.out.printf("ffn hidden:      %d%n", c.hiddenDim());
         // tensor parallelism gives each process whole kv heads: the divisors of their count
