@@ -351,7 +351,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /**
      * Refuses a mixture layer without the shared expert its file promises (the build reads one wherever its tensors
-     * are): Qwen2-MoE's always, another's where {@code expert_shared_feed_forward_length} is given, as wide as that.
+     * are): Qwen2-MoE's, Llama 4's and dots.llm1's always, another's where {@code expert_shared_feed_forward_length}
+     * (as wide as that) or {@code expert_shared_count} (as wide as that many experts) is given.
      */
     private static void checkSharedExperts(Path path, Metadata md, String arch, Map<String, TensorData> tensors, int layers) {
         int width = md.getInt(arch + ".expert_shared_feed_forward_length", 0), count = md.getInt(arch + ".expert_shared_count", 0);
@@ -852,7 +853,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     qkv != null ? qkv.rows(qDim, kvDim) : matrix(path, tensors, p + "attn_k.weight", dim, kvDim),
                     qkv != null ? qkv.rows(qDim + kvDim, kvDim) : matrix(path, tensors, p + "attn_v.weight", dim, kvDim),
                     matrix(path, tensors, p + "attn_output.weight", qDim, dim),
-                    // parallel: the attention's norm; gpt-oss's and Seed-OSS's under the name of a "post-attention" norm
+                    // parallel: the attention's norm; gpt-oss's, Seed-OSS's and GLM-4.5's under the name of a "post-attention" norm
                     olmo2 || parallelBlocks ? null : vector(path, tensors, p + (gptOss || seedOss || glm4moe ? "post_attention_norm.weight" : "ffn_norm.weight"), dim),
                     mixture ? mixture(path, c, gating, tensors, p) : new FeedForward.Dense(
                             ungated ? null : gateUp != null ? gateUp.rows(0, hidden) : matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
@@ -875,8 +876,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /**
      * A layer's experts: llama.cpp's merged {@code ffn_{gate,up,down}_exps} tensors ([in, out, experts], expert e is
      * the e-th slab, viewed in place) or one tensor per expert ({@code ffn_gate.E.weight}, as older GGUF files and
-     * the Hugging Face reader name them); their width their gate's (a file's {@code expert_feed_forward_length},
-     * which ERNIE 4.5 may give per layer, or the feed-forward length), the others' shapes checked against it. Where
+     * the Hugging Face reader name them); their width read from their gate's shape (what a file's {@code
+     * expert_feed_forward_length} says, which ERNIE 4.5 may give per layer), the others' shapes checked against it. Where
      * the layer has them, ERNIE 4.5's selection bias ({@code exp_probs_b.bias}) and a shared expert ({@code
      * ffn_{gate,up,down}_shexp}, its width its gate's; Qwen2-MoE's with its gate {@code ffn_gate_inp_shexp}).
      */

@@ -57,7 +57,7 @@ public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor
 
     /**
      * The widest of the feed-forwards' hidden widths (dense, experts, shared experts): {@code whole}, their widths;
-     * else this process's rows of them (w1's rows, all of them where the whole model is here).
+     * else this process's rows of them (w3's rows, all of them where the whole model is here).
      */
     public int widestHidden(boolean whole) {
         int widest = 0;

@@ -63,6 +63,13 @@ final class FamilyFiles {
         }));
     }
 
+    /** Biases of the query, key and value projections of the layer named {@code p} ("blk.N."), seeded {@code seed} to {@code seed + 2}. */
+    static void qkvBiases(List<GGUFWriter.TensorSpec> tensors, String p, int qDim, int kvDim, int seed) {
+        bias(tensors, p + "attn_q.bias", new long[]{qDim}, seed);
+        bias(tensors, p + "attn_k.bias", new long[]{kvDim}, seed + 1);
+        bias(tensors, p + "attn_v.bias", new long[]{kvDim}, seed + 2);
+    }
+
     /** A matrix of {@code shape} ([cols, rows] or [cols, rows, experts]), uniform in +-1/sqrt(cols) (seeded: java.util.Random's sequence). */
     static void matrix(List<GGUFWriter.TensorSpec> tensors, String name, long[] shape, int seed) {
         long n = java.util.Arrays.stream(shape).reduce(1, (a, b) -> a * b);

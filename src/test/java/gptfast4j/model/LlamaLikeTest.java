@@ -156,9 +156,7 @@ class LlamaLikeTest {
                 FamilyFiles.fused(tensors, p + "ffn_up.weight", t.get(p + "ffn_gate.weight"), t.get(p + "ffn_up.weight"));
                 FamilyFiles.norm(tensors, p + "post_attention_norm.weight", SHAPE.dim(), 4 * l);
                 FamilyFiles.norm(tensors, p + "post_ffw_norm.weight", SHAPE.dim(), 4 * l + 1);
-                FamilyFiles.bias(tensors, p + "attn_q.bias", new long[]{qDim}, 4 * l + 2);
-                FamilyFiles.bias(tensors, p + "attn_k.bias", new long[]{kvDim}, 4 * l + 3);
-                FamilyFiles.bias(tensors, p + "attn_v.bias", new long[]{kvDim}, 4 * l + 4);
+                FamilyFiles.qkvBiases(tensors, p, qDim, kvDim, 4 * l + 2);
             }
         });
     }
@@ -182,9 +180,7 @@ class LlamaLikeTest {
                 String p = "blk." + l + ".";
                 TensorData norm = t.get(p + "ffn_norm.weight");
                 tensors.add(new GGUFWriter.TensorSpec(p + "post_attention_norm.weight", norm.type(), norm.shape(), target -> target.copyFrom(norm.data())));
-                FamilyFiles.bias(tensors, p + "attn_q.bias", new long[]{qDim}, 3 * l);
-                FamilyFiles.bias(tensors, p + "attn_k.bias", new long[]{kvDim}, 3 * l + 1);
-                FamilyFiles.bias(tensors, p + "attn_v.bias", new long[]{kvDim}, 3 * l + 2);
+                FamilyFiles.qkvBiases(tensors, p, qDim, kvDim, 3 * l);
             }
         });
     }

@@ -93,9 +93,7 @@ public class SharedExpertTest {
         }, name -> true, (llama, tensors) -> {
             for (int l = 0; l < MOE.layers(); l++) {
                 String p = "blk." + l + ".";
-                FamilyFiles.bias(tensors, p + "attn_q.bias", new long[]{qDim}, 10 * l);
-                FamilyFiles.bias(tensors, p + "attn_k.bias", new long[]{kvDim}, 10 * l + 1);
-                FamilyFiles.bias(tensors, p + "attn_v.bias", new long[]{kvDim}, 10 * l + 2);
+                FamilyFiles.qkvBiases(tensors, p, qDim, kvDim, 10 * l);
                 if (gated) FamilyFiles.bias(tensors, p + "ffn_gate_inp_shexp.weight", new long[]{MOE.dim()}, 10 * l + 3);
                 sharedExpert(tensors, l);
             }
@@ -282,9 +280,7 @@ public class SharedExpertTest {
         java.util.List<gptfast4j.io.GGUFWriter.TensorSpec> tensors = new java.util.ArrayList<>();
         for (TensorData d : t.tensors().values()) tensors.add(new gptfast4j.io.GGUFWriter.TensorSpec(d.name(), d.type(), d.shape(), target -> target.copyFrom(d.data())));
         for (int l = 0; l < MOE.layers(); l++) {
-            FamilyFiles.bias(tensors, "blk." + l + ".attn_q.bias", new long[]{qDim}, 3 * l);
-            FamilyFiles.bias(tensors, "blk." + l + ".attn_k.bias", new long[]{kvDim}, 3 * l + 1);
-            FamilyFiles.bias(tensors, "blk." + l + ".attn_v.bias", new long[]{kvDim}, 3 * l + 2);
+            FamilyFiles.qkvBiases(tensors, "blk." + l + ".", qDim, kvDim, 3 * l);
         }
         if (nextn) {
             FamilyFiles.matrix(tensors, "blk." + MOE.layers() + ".nextn.eh_proj.weight", new long[]{2L * MOE.dim(), MOE.dim()}, 99);
