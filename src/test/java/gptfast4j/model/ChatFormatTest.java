@@ -475,8 +475,7 @@ class ChatFormatTest {
                 + "<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>";
         Tokenizer t = withSpecials("ggml-vocab-llama-spm.gguf", new int[]{31990, 31991, 31992, 31993, 31994},
                 "<|START_OF_TURN_TOKEN|>", "<|END_OF_TURN_TOKEN|>", "<|SYSTEM_TOKEN|>", "<|USER_TOKEN|>", "<|CHATBOT_TOKEN|>");
-        assertArrayEquals(withBos(1, t.encodeWithSpecials(rendered)),
-                ChatFormat.COMMAND_R.conversation(t, " Be brief. ", List.of("Hi there\n", " Hello!", "Bye"), 1, true, 2));
+        assertPaddedConversation(ChatFormat.COMMAND_R, t, rendered);
         assertEquals(31991, ChatFormat.COMMAND_R.endOfTurn(t, 2));
     }
 
@@ -491,8 +490,15 @@ class ChatFormatTest {
                 + "<|header_start|>assistant<|header_end|>\n\nHello!<|eot|><|header_start|>user<|header_end|>\n\nBye<|eot|>"
                 + "<|header_start|>assistant<|header_end|>\n\n";
         Tokenizer t = withSpecials("ggml-vocab-llama-spm.gguf", new int[]{31990, 31991, 31992}, "<|header_start|>", "<|header_end|>", "<|eot|>");
-        assertArrayEquals(withBos(1, t.encodeWithSpecials(rendered)),
-                ChatFormat.LLAMA4.conversation(t, " Be brief. ", List.of("Hi there\n", " Hello!", "Bye"), 1, true, 2));
+        assertPaddedConversation(ChatFormat.LLAMA4, t, rendered);
         assertEquals(31992, ChatFormat.LLAMA4.endOfTurn(t, 2));
+    }
+
+    /**
+     * {@code format}'s conversation of " Be brief. " and "Hi there\n", " Hello!", "Bye" (spaces and a line break around
+     * the messages) with BOS 1 is llama-server's {@code rendered} tokenized with the markers as special tokens.
+     */
+    private static void assertPaddedConversation(ChatFormat format, Tokenizer t, String rendered) {
+        assertArrayEquals(withBos(1, t.encodeWithSpecials(rendered)), format.conversation(t, " Be brief. ", List.of("Hi there\n", " Hello!", "Bye"), 1, true, 2));
     }
 }
