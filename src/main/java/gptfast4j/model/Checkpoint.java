@@ -177,7 +177,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
-            "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe");
+            "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -215,7 +215,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (arch.equals("glm4") && md.has("glm4.rope.dimension_sections")) throw new ModelFormatException(path + ": a glm4 model with M-RoPE (rope.dimension_sections) is not supported");
         // GLM-4.5's next-token prediction layers, after the others, are not run (as llama.cpp runs them only to draft)
         int nextn = md.getInt(arch + ".nextn_predict_layers", 0);
-        if (nextn > 0 && !arch.equals("glm4moe")) throw new ModelFormatException(path + ": a model with next-token prediction layers (" + arch + ".nextn_predict_layers) is not supported");
+        if (nextn > 0 && !arch.equals("glm4moe") && !arch.equals("deepseek2")) throw new ModelFormatException(path + ": a model with next-token prediction layers (" + arch + ".nextn_predict_layers) is not supported");
         // llama.cpp's graph then runs dense layers whose tensors its loader did not read: no such model is made
         if (arch.equals("ernie4_5-moe") && md.getInt("ernie4_5-moe.interleave_moe_layer_step", 1) != 1) {
             throw new ModelFormatException(path + ": an ernie4_5-moe model with a mixture every " + md.getInt("ernie4_5-moe.interleave_moe_layer_step", 1) + " layers is not supported");
@@ -230,9 +230,12 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         TensorData embeddings = tensor(tensors, path, "token_embd.weight");
         int vocab = md.getInt(arch + ".vocab_size", (int) embeddings.shape()[embeddings.shape().length - 1]);
         // a head's width where the file gives it (Mistral Nemo's 128 at dim 5120, 32 heads), else dim / heads as llama.cpp's default
-        int headDim = md.has(arch + ".attention.key_length") ? required(md, path, arch + ".attention.key_length") : derivedHeadDim(path, dim, nHeads);
+        // DeepSeek-V2's latent attention: one kv head of its rotated key and its latent (LatentAttention)
+        boolean latent = arch.equals("deepseek2");
+        int headDim = latent ? required(md, path, arch + ".rope.dimension_count") + required(md, path, arch + ".attention.kv_lora_rank")
+                : md.has(arch + ".attention.key_length") ? required(md, path, arch + ".attention.key_length") : derivedHeadDim(path, dim, nHeads);
         int valueDim = md.getInt(arch + ".attention.value_length", headDim);
-        if (valueDim != headDim) throw new ModelFormatException(path + ": value heads of " + valueDim + " against key heads of " + headDim + " are not supported");
+        if (valueDim != headDim && !latent) throw new ModelFormatException(path + ": value heads of " + valueDim + " against key heads of " + headDim + " are not supported");
         // the elements of a head RoPE rotates: all of them, or the first (Phi-4-mini's 96 of 128)
         int ropeDim = md.getInt(arch + ".rope.dimension_count", headDim);
         Config.Variant blocks = gemma ? gemma(path, md, arch, dim, nHeads, headDim) : phi3 ? phi3(path, md, tensors, headDim)
@@ -246,6 +249,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : arch.equals("exaone4") ? exaone4(path, md)
                 : arch.equals("llama4") ? llama4(path, md)
                 : arch.equals("arcee") ? Config.Variant.reluSquared() // Arcee: no gate, ReLU² of the up projection
+                : latent ? deepseek2(path, md)
                 : Config.Variant.LLAMA;
         Config.Variant variant = scaled(path, md, arch, blocks);
         Config config = config(path, () -> new Config(arch, dim,
@@ -253,7 +257,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 required(md, path, arch + (arch.equals("qwen3moe") || arch.equals("gpt-oss") ? ".expert_feed_forward_length" : ".feed_forward_length")),
                 required(md, path, arch + ".block_count") - nextn,
                 nHeads,
-                md.getInt(arch + ".attention.head_count_kv", nHeads),
+                latent ? 1 : md.getInt(arch + ".attention.head_count_kv", nHeads),
                 vocab,
                 required(md, path, arch + ".context_length"),
                 requiredFloat(md, path, arch + (blocks.layerNorm() ? ".attention.layer_norm_epsilon" : ".attention.layer_norm_rms_epsilon")),
@@ -326,16 +330,18 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * gives one.
      */
     private static Gating gating(Path path, Metadata md, String arch) {
-        float scale = arch.equals("deepseek") || arch.equals("dots1") || arch.equals("bailingmoe") || arch.equals("glm4moe") ? md.getFloat(arch + ".expert_weights_scale", 0f) : 0f;
+        float scale = List.of("deepseek", "dots1", "bailingmoe", "glm4moe", "deepseek2").contains(arch) ? md.getFloat(arch + ".expert_weights_scale", 0f) : 0f;
         FeedForward.Routing routing = switch (arch) {
             case "gpt-oss" -> FeedForward.Routing.TOP_K_SOFTMAX;
             case "llama4" -> FeedForward.Routing.SIGMOID_INPUT;
             case "olmoe", "qwen2moe", "deepseek" -> FeedForward.Routing.SOFTMAX;
             case "bailingmoe" -> md.getBool(arch + ".expert_weights_norm", false) ? FeedForward.Routing.SOFTMAX_RENORMALIZED : FeedForward.Routing.SOFTMAX;
-            case "dots1", "glm4moe" -> {
-                // GLM-4.5's default a sigmoid
-                int function = md.getInt(arch + ".expert_gating_func", arch.equals("glm4moe") ? 2 : 0);
-                if (function == 0 && arch.equals("glm4moe")) function = 2;
+            case "dots1", "glm4moe", "deepseek2" -> {
+                // GLM-4.5's default a sigmoid; DeepSeek-V2's a softmax but GLM-4.7-Flash's (47 or 48 layers of its 154880 tokens), as llama.cpp tells them apart
+                int layers = md.getInt(arch + ".block_count", 0), vocab = md.getInt(arch + ".vocab_size", md.has("tokenizer.ggml.tokens") ? md.getStrings("tokenizer.ggml.tokens").length : 0);
+                boolean sigmoid = arch.equals("glm4moe") || arch.equals("deepseek2") && (layers == 47 || layers == 48) && vocab == 154880;
+                int function = md.getInt(arch + ".expert_gating_func", 0);
+                if (function == 0) function = sigmoid ? 2 : arch.equals("deepseek2") ? 1 : 0;
                 boolean norm = md.getBool(arch + ".expert_weights_norm", false);
                 yield switch (function) {
                     case 1 -> norm ? FeedForward.Routing.SOFTMAX_RENORMALIZED : FeedForward.Routing.SOFTMAX;
@@ -834,7 +840,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 gptOss = c.architecture().equals("gpt-oss"), seedOss = c.architecture().equals("seed_oss"), glm4moe = c.architecture().equals("glm4moe"), qkvBiases = c.architecture().startsWith("qwen2") || gptOss,
                 // Llama 4's layers with RoPE normalize each head's queries and keys, without weights (but Maverick's,
                 // 128 experts, as llama.cpp tells them apart)
-                unitNorms = c.architecture().equals("llama4") && c.expertCount() != 128;
+                unitNorms = c.architecture().equals("llama4") && c.expertCount() != 128, latentAttention = c.architecture().equals("deepseek2");
         float[] ones = new float[c.headDim()];
         Arrays.fill(ones, 1f);
         for (int l = 0; l < layers.length; l++) {
@@ -847,12 +853,16 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             // GLM-4.5 355B's per-head query and key norms (its Air has none)
             boolean layerHeadNorms = headNorms || glm4moe && tensors.containsKey(p + "attn_q_norm.weight");
             Tensor gateUp = !mixture && !ungated && !tensors.containsKey(p + "ffn_gate.weight") ? matrix(path, tensors, p + "ffn_up.weight", dim, 2L * hidden) : null;
+            LatentAttention latent = latentAttention ? latent(path, c, tensors, p) : null;
             layers[l] = new Layer(
                     olmo2 ? null : vector(path, tensors, p + "attn_norm.weight", dim), // OLMo2: no norms before, only after
-                    qkv != null ? qkv.rows(0, qDim) : matrix(path, tensors, p + "attn_q.weight", dim, qDim),
-                    qkv != null ? qkv.rows(qDim, kvDim) : matrix(path, tensors, p + "attn_k.weight", dim, kvDim),
-                    qkv != null ? qkv.rows(qDim + kvDim, kvDim) : matrix(path, tensors, p + "attn_v.weight", dim, kvDim),
-                    matrix(path, tensors, p + "attn_output.weight", qDim, dim),
+                    latent != null ? matrix(path, tensors, p + (latent.qA() == null ? "attn_q.weight" : "attn_q_b.weight"),
+                            latent.qA() == null ? dim : latent.qA().rows, (long) c.nHeads() * latent.queryWidth())
+                            : qkv != null ? qkv.rows(0, qDim) : matrix(path, tensors, p + "attn_q.weight", dim, qDim),
+                    latent != null ? matrix(path, tensors, p + "attn_kv_a_mqa.weight", dim, kvDim)
+                            : qkv != null ? qkv.rows(qDim, kvDim) : matrix(path, tensors, p + "attn_k.weight", dim, kvDim),
+                    latent != null ? null : qkv != null ? qkv.rows(qDim + kvDim, kvDim) : matrix(path, tensors, p + "attn_v.weight", dim, kvDim),
+                    matrix(path, tensors, p + "attn_output.weight", latent != null ? (long) c.nHeads() * latent.valueWidth() : qDim, dim),
                     // parallel: the attention's norm; gpt-oss's, Seed-OSS's and GLM-4.5's under the name of a "post-attention" norm
                     olmo2 || parallelBlocks ? null : vector(path, tensors, p + (gptOss || seedOss || glm4moe ? "post_attention_norm.weight" : "ffn_norm.weight"), dim),
                     mixture ? mixture(path, c, gating, tensors, p) : new FeedForward.Dense(
@@ -868,9 +878,57 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     postNorms ? vector(path, tensors, p + "post_attention_norm.weight", dim) : null,
                     postNorms ? vector(path, tensors, p + "post_ffw_norm.weight", dim) : null,
                     gptOss ? vector(path, tensors, p + "attn_output.bias", dim) : null,
-                    gptOss ? vector(path, tensors, p + "attn_sinks.weight", c.nHeads()) : null);
+                    gptOss ? vector(path, tensors, p + "attn_sinks.weight", c.nHeads()) : null,
+                    latent);
         }
         return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, "output_norm.weight", dim), output), memory);
+    }
+
+    /**
+     * A layer's multi-head latent attention ({@link LatentAttention}) but for the matrices its {@link Layer} holds: the
+     * queries' low-rank projection and its norm where the layer has them ({@code attn_q_a}, {@code attn_q_a_norm}), the
+     * latent's norm, and the up-projections, split ({@code attn_k_b} [nope, rank, heads], {@code attn_v_b} [rank,
+     * valueWidth, heads]) or in one ({@code attn_kv_b}); each head's widths read from the tensors' shapes.
+     */
+    private static LatentAttention latent(Path path, Config c, Map<String, TensorData> tensors, String p) {
+        int dim = c.dim(), heads = c.nHeads(), rope = c.rotaryDim(), rank = c.headDim() - rope;
+        Tensor qA = null;
+        float[] qANorm = null;
+        if (tensors.containsKey(p + "attn_q_a.weight")) {
+            TensorData t = tensor(tensors, path, p + "attn_q_a.weight");
+            int qRank = (int) Math.min(t.shape().length == 2 ? t.shape()[1] : 0, Integer.MAX_VALUE);
+            qA = matrix(path, tensors, t.name(), dim, qRank);
+            qANorm = vector(path, tensors, p + "attn_q_a_norm.weight", qRank);
+        }
+        TensorData q = tensor(tensors, path, p + (qA == null ? "attn_q.weight" : "attn_q_b.weight"));
+        long qRows = q.shape().length == 2 ? q.shape()[1] : 0;
+        if (qRows % heads != 0 || qRows / heads <= rope) {
+            throw new ModelFormatException(path + ": tensor " + q.name() + " has shape " + q.shapeString() + ": not " + heads + " heads of more than the " + rope + " rotated elements");
+        }
+        int nope = (int) (qRows / heads - rope);
+        float[] kvNorm = vector(path, tensors, p + "attn_kv_a_norm.weight", rank);
+        if (tensors.containsKey(p + "attn_kv_b.weight")) {
+            TensorData kv = tensor(tensors, path, p + "attn_kv_b.weight");
+            long rows = kv.shape().length == 2 ? kv.shape()[1] : 0;
+            if (rows % heads != 0 || rows / heads <= nope) {
+                throw new ModelFormatException(path + ": tensor " + kv.name() + " has shape " + kv.shapeString() + ": not " + heads + " heads of " + nope + " key rows and their value rows");
+            }
+            Tensor kvB = matrix(path, tensors, kv.name(), rank, rows);
+            return new LatentAttention(qA, qANorm, kvNorm, kvB, kvB, true, rank, nope, rope, (int) (rows / heads - nope));
+        }
+        TensorData v = tensor(tensors, path, p + "attn_v_b.weight");
+        int valueWidth = (int) Math.min(v.shape().length == 3 ? v.shape()[1] : 0, Integer.MAX_VALUE);
+        return new LatentAttention(qA, qANorm, kvNorm, heads(path, tensors, p + "attn_k_b.weight", nope, rank, heads), heads(path, tensors, v.name(), rank, valueWidth, heads),
+                false, rank, nope, rope, valueWidth);
+    }
+
+    /** A 3-D tensor [in, out, heads] of one matrix per head, viewed as one matrix [in, out * heads] (head h's rows from h * out). */
+    private static Tensor heads(Path path, Map<String, TensorData> tensors, String name, long in, long out, int heads) {
+        TensorData t = tensor(tensors, path, name);
+        if (!Arrays.equals(t.shape(), new long[]{in, out, heads})) {
+            throw new ModelFormatException(path + ": tensor " + name + " has shape " + t.shapeString() + ", expected [" + in + ", " + out + ", " + heads + "]");
+        }
+        return Tensor.of(new TensorData(name, t.type(), new long[]{in, out * heads}, t.data()));
     }
 
     /**
@@ -933,11 +991,12 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * cosines' and sines' factor {@code rope.scaling.attn_factor}; YaRN where {@code rope.scaling.type} is "yarn" (its
      * {@code rope.scaling.factor}, 1 where none, over {@code rope.scaling.original_context_length}, default the
      * context length; ramped between llama.cpp's default betas 32 and 1, but for mistral3, whose own {@code
-     * yarn_beta_fast}, {@code yarn_beta_slow} and {@code yarn_log_multiplier} llama.cpp reads); and Ministral 3's
+     * yarn_beta_fast}, {@code yarn_beta_slow} and {@code yarn_log_multiplier} llama.cpp reads, and deepseek2, whose
+     * log multiplier is also its mscale: {@link #yarnLogMultiplier}); and Ministral 3's
      * attention temperature ({@code mistral3.attention.temperature_scale}, over the same original context).
      */
     private static Config.Variant scaled(Path path, Metadata md, String arch, Config.Variant blocks) {
-        boolean mistral3 = arch.equals("mistral3");
+        boolean mistral3 = arch.equals("mistral3"), deepseek2 = arch.equals("deepseek2");
         String rope = arch + ".rope.scaling.";
         int original = md.getInt(rope + "original_context_length", required(md, path, arch + ".context_length"));
         try {
@@ -945,14 +1004,48 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             if ("yarn".equals(md.getString(rope + "type", null))) {
                 float factor = md.getFloat(rope + "factor", 0f);
                 if (factor == 0f) factor = md.getFloat(arch + ".rope.scale_linear", 0f);
+                float logMultiplier = deepseek2 ? yarnLogMultiplier(md) : mistral3 ? md.getFloat(rope + "yarn_log_multiplier", 0f) : 0f;
                 yarn = new Config.Yarn(factor == 0f ? 1f : factor, original, mistral3 ? md.getFloat(rope + "yarn_beta_fast", 32f) : 32f,
-                        mistral3 ? md.getFloat(rope + "yarn_beta_slow", 1f) : 1f, mistral3 ? md.getFloat(rope + "yarn_log_multiplier", 0f) : 0f);
+                        mistral3 ? md.getFloat(rope + "yarn_beta_slow", 1f) : 1f, logMultiplier, deepseek2 && logMultiplier != 0f ? logMultiplier : 1f);
             }
             float temperature = mistral3 ? md.getFloat("mistral3.attention.temperature_scale", 0f) : 0f;
             return blocks.scaled(md.getFloat(rope + "attn_factor", 1f), yarn, temperature == 0f ? blocks.temperature() : new Config.Temperature(temperature, original));
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }
+    }
+
+    /**
+     * DeepSeek-V2's YaRN log multiplier (its {@code mscale_all_dim}), which its converter writes times 0.1 and llama.cpp
+     * divides back; 0 where the file gives none.
+     */
+    private static float yarnLogMultiplier(Metadata md) {
+        return md.getFloat("deepseek2.rope.scaling.yarn_log_multiplier", 0f) / 0.1f;
+    }
+
+    /**
+     * DeepSeek-V2's and V3's blocks as llama.cpp runs them ({@code deepseek2}): Llama's, the attention multi-head latent
+     * ({@link LatentAttention}), its scores scaled by {@code mscale² / sqrt(key width)}, the key width a head's as
+     * the model was trained ({@code attention.key_length_mla}, or {@code key_length} in files before it: 192 where
+     * the latent attention's head is 576 wide), mscale YaRN's {@code 0.1 m ln(factor) + 1} (m its log multiplier)
+     * times the cosines' and sines' factor, in llama.cpp's float steps. Mistral Large 3's attention temperature is refused.
+     */
+    private static Config.Variant deepseek2(Path path, Metadata md) {
+        String arch = "deepseek2", rope = arch + ".rope.scaling.";
+        if (md.has(arch + ".attention.temperature_scale")) throw new ModelFormatException(path + ": a deepseek2 model with an attention temperature is not supported");
+        int keyWidth = md.has(arch + ".attention.key_length_mla") ? required(md, path, arch + ".attention.key_length_mla") : required(md, path, arch + ".attention.key_length");
+        float mscale = md.getFloat(rope + "attn_factor", 1f);
+        if ("yarn".equals(md.getString(rope + "type", null))) {
+            float factor = md.getFloat(rope + "factor", 0f);
+            if (factor == 0f) factor = md.getFloat(arch + ".rope.scale_linear", 0f);
+            float freqScale = factor == 0f ? 1f : 1f / factor, growth = (float) Math.log(1f / freqScale), m = yarnLogMultiplier(md);
+            // llama.cpp's context's attention factor (1, or YaRN's growth where there is no multiplier), which then
+            // cancels the rope kernel's growth; times that growth again, and m's
+            float attn = (m != 0f || 1f / freqScale <= 1f ? 1f : 0.1f * growth + 1f) * (1f / (1f + 0.1f * growth)) * mscale;
+            mscale = attn * (1f + 0.1f * growth) * (1f + 0.1f * m * growth);
+        }
+        // Llama's blocks with their own score scale (Granite's multipliers, all but that one 1)
+        return Config.Variant.granite(1f, mscale * mscale / (float) Math.sqrt(keyWidth), 1f, 1f);
     }
 
     /**

@@ -235,8 +235,15 @@ public record Config(
      * @param originalContext the context the model was trained on before ({@code rope.scaling.original_context_length})
      * @param logMultiplier   0, or DeepSeek's and Mistral's {@code mscale_all_dim} ({@code rope.scaling.yarn_log_multiplier}),
      *                        which divides the magnitude's growth out again
+     * @param mscale          the multiplier of the growth it divides: 1 (Mistral's), or DeepSeek-V2's {@code mscale}, which
+     *                        llama.cpp takes as the log multiplier itself, the magnitude then 1
      */
-    public record Yarn(float factor, int originalContext, float betaFast, float betaSlow, float logMultiplier) {
+    public record Yarn(float factor, int originalContext, float betaFast, float betaSlow, float logMultiplier, float mscale) {
+        /** YaRN whose growth's multiplier is 1. */
+        public Yarn(float factor, int originalContext, float betaFast, float betaSlow, float logMultiplier) {
+            this(factor, originalContext, betaFast, betaSlow, logMultiplier, 1f);
+        }
+
         public Yarn {
             if (!(factor > 0 && factor < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("rope scaling factor " + factor + " is not a finite number > 0");
             if (originalContext <= 0) throw new IllegalArgumentException("YaRN's original context length " + originalContext + " is not positive");
@@ -244,17 +251,18 @@ public record Config(
                 throw new IllegalArgumentException("YaRN's beta_fast " + betaFast + " and beta_slow " + betaSlow + " are not both finite numbers > 0");
             }
             if (!(logMultiplier >= 0 && logMultiplier < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("YaRN's log multiplier " + logMultiplier + " is not a finite number >= 0");
+            if (!(mscale > 0 && mscale < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("YaRN's mscale " + mscale + " is not a finite number > 0");
         }
 
         /**
          * The factor of the cosines and sines, {@code 0.1 ln(factor) + 1} (YaRN's sqrt(1/t) on queries and keys both)
-         * times {@code ropeAttnFactor}, or with a log multiplier m {@code (0.1 ln(factor) + 1) / (0.1 m ln(factor) +
+         * times {@code ropeAttnFactor}, or with a log multiplier m {@code (0.1 mscale ln(factor) + 1) / (0.1 m ln(factor) +
          * 1)}: llama.cpp's figure, in its float steps (its context's attention factor, which cancels the kernel's
          * growth, and then the kernel's).
          */
         float magnitude(float ropeAttnFactor) {
             float freqScale = 1f / factor, scale = 1f / freqScale;
-            float attn = logMultiplier != 0f ? mscale(scale, 1f) / mscale(scale, logMultiplier) : mscale(scale, 1f);
+            float attn = logMultiplier != 0f ? mscale(scale, mscale) / mscale(scale, logMultiplier) : mscale(scale, 1f);
             attn *= 1f / (1f + 0.1f * (float) Math.log(scale));
             attn *= ropeAttnFactor;
             return attn * (1f + 0.1f * (float) Math.log(1f / freqScale));
@@ -267,7 +275,7 @@ public record Config(
         @Override
         public String toString() {
             return "YaRN x" + factor + " of " + originalContext + " positions" + (betaFast != 32f || betaSlow != 1f ? " (beta " + betaFast + "/" + betaSlow + ")" : "")
-                    + (logMultiplier != 0f ? " (log multiplier " + logMultiplier + ")" : "");
+                    + (logMultiplier != 0f ? " (log multiplier " + logMultiplier + (mscale != 1f ? ", mscale " + mscale : "") + ")" : "");
         }
     }
 

@@ -398,13 +398,21 @@ public final class Llama {
             s.layer = l;
             // attention: x += wo · attention(rope(wq · h), rope(wk · h), wv · h), h = rmsnorm(x) * attentionNorm
             eachToken(n, s.attentionNorm);
-            int partFrom = l == c.nLayers() - 1 ? lastLayerFrom(n, nLogits, layer.feedForward() instanceof FeedForward.Dense) : 0;
-            if (seen != null) {
+            // a latent attention's last layer runs whole or not at all (its per-head products are not split by token)
+            int partFrom = l == c.nLayers() - 1 ? lastLayerFrom(n, nLogits, layer.feedForward() instanceof FeedForward.Dense && layer.latent() == null) : 0;
+            if (seen != null && layer.latent() == null) {
                 if (partFrom == 0) seen.inputs(layer.wq(), s.xb, n);
                 seen.inputs(layer.wk(), s.xb, n);
                 seen.inputs(layer.wv(), s.xb, n);
             }
-            if (partFrom == 0) {
+            if (layer.latent() != null) {
+                latentProjections(s, layer, n, exact, partFrom == n);
+                if (partFrom == n) {
+                    eachToken(n, s.cacheKeys);
+                    return;
+                }
+                eachToken(n, s.rotateAndCache);
+            } else if (partFrom == 0) {
                 s.sharedInput.matmul(s.xb, n, exact, layer.wq(), s.q, layer.wk(), s.k, layer.wv(), s.v);
                 eachToken(n, s.rotateAndCache);
             } else {
@@ -428,8 +436,13 @@ public final class Llama {
             if (blocked > 0) Parallel.run(tp.heads, 1, s.blockedHeads);
             if (blocked < n) Parallel.run(tp.heads, headsPerCall(), s.tokenHeads);
             if (!tp.whole()) tp.group.gather(s.heads, s.attended, c.qDim(), n, tp.qStarts);
-            if (seen != null) seen.inputs(layer.wo(), s.attended, n);
-            layer.wo().matmul(s.attended, n, s.xb2Part, s.dimPart, exact);
+            float[] attended = s.attended;
+            if (layer.latent() != null) {
+                Parallel.run(c.nHeads(), 1, s.latentValues);
+                attended = s.latentValueHeads;
+            }
+            if (seen != null) seen.inputs(layer.wo(), attended, n);
+            layer.wo().matmul(attended, n, s.xb2Part, s.dimPart, exact);
             if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, n, tp.dimStarts);
             // feed-forward: x += ffn(rmsnorm(x) * ffnNorm), after the attention's residual (Gemma's outputs each
             // normalized first, by postAttentionNorm and postFfnNorm)
@@ -567,6 +580,90 @@ public final class Llama {
         int headDim = config.headDim();
         if (config.variant().wholeQkNorms()) VectorMath.rmsnorm(x, offset, x, offset, norm, heads * headDim, config.rmsNormEps());
         else for (int h = 0; h < heads; h++) VectorMath.rmsnorm(x, offset + h * headDim, x, offset + h * headDim, norm, headDim, config.rmsNormEps());
+    }
+
+    /**
+     * A latent attention's projections of the batch's normalized inputs ({@code s.xb}, [n, dim]): the latents and
+     * rotated keys (wk's, [n, rank + rope]) into the cache's layout ({@link #latentKeys}); unless {@code keysOnly}, the
+     * queries (wq's, through qA and its norm where the layer has them), each head's taken into the latent space
+     * ({@link #absorbQueries}).
+     */
+    private void latentProjections(State s, Layer layer, int n, boolean exact, boolean keysOnly) {
+        LatentAttention a = layer.latent();
+        InputObserver seen = s.inputs;
+        int kvWidth = a.rank() + a.rope();
+        if (seen != null) {
+            seen.inputs(layer.wk(), s.xb, n);
+            if (!keysOnly) seen.inputs(a.qA() != null ? a.qA() : layer.wq(), s.xb, n);
+        }
+        if (keysOnly) layer.wk().matmul(s.xb, n, s.latentKv, kvWidth, exact);
+        else if (a.qA() == null) s.sharedInput.matmul(s.xb, n, exact, layer.wq(), s.latentQueries, layer.wk(), s.latentKv);
+        else {
+            int qRank = (int) a.qA().rows;
+            s.sharedInput.matmul(s.xb, n, exact, a.qA(), s.latentQa, layer.wk(), s.latentKv);
+            for (int t = 0; t < n; t++) VectorMath.rmsnorm(s.latentQa, t * qRank, s.latentQa, t * qRank, a.qANorm(), qRank, config.rmsNormEps());
+            if (seen != null) seen.inputs(layer.wq(), s.latentQa, n);
+            layer.wq().matmul(s.latentQa, n, s.latentQueries, (int) layer.wq().rows, exact);
+        }
+        eachToken(n, s.latentKeys);
+        if (!keysOnly) Parallel.run(config.nHeads(), 1, s.absorbQueries);
+    }
+
+    /**
+     * Tokens {@code [t0, t1)}: each one's key {@code [rope, rank]} as the cache holds it, its rotated part (wk's last
+     * rows, RoPE to come) first, as the variant's partial rotation expects, then its latent normalized by kvNorm;
+     * its value that latent after {@code rope} zeros, so that the attention's weighted sums hold the latents' sum
+     * where the queries' heads hold their latent part.
+     */
+    private void latentKeys(State s, int t0, int t1) {
+        LatentAttention a = weights().layers()[s.layer].latent();
+        int rank = a.rank(), rope = a.rope(), kvWidth = rank + rope, kvDim = s.kvDim;
+        for (int t = t0; t < t1; t++) {
+            System.arraycopy(s.latentKv, t * kvWidth + rank, s.k, t * kvDim, rope);
+            VectorMath.rmsnorm(s.k, t * kvDim + rope, s.latentKv, t * kvWidth, a.kvNorm(), rank, config.rmsNormEps());
+            Arrays.fill(s.v, t * kvDim, t * kvDim + rope, 0f);
+            System.arraycopy(s.k, t * kvDim + rope, s.v, t * kvDim + rope, rank);
+        }
+    }
+
+    /**
+     * Heads {@code [h0, h1)} of every token of the batch: the query head as the attention reads it, {@code [rope,
+     * rank]}: wq's rotated part (RoPE to come), then its non-rotated part taken into the latent space by the head's
+     * rows of kB (a fused attn_kv_b's key rows transposed: their sum weighted by that part), so that its product with a
+     * cached latent is the product of the query with the key the latent expands to.
+     */
+    private void absorbQueries(State s, int h0, int h1) {
+        LatentAttention a = weights().layers()[s.layer].latent();
+        int rank = a.rank(), rope = a.rope(), nope = a.nope(), width = a.queryWidth(), qStride = config.nHeads() * width, headDim = config.headDim();
+        for (int t = 0; t < s.batch; t++) {
+            for (int h = h0; h < h1; h++) {
+                int from = t * qStride + h * width, to = t * s.qDim + h * headDim;
+                System.arraycopy(s.latentQueries, from + nope, s.q, to, rope);
+                if (!a.fused()) {
+                    a.kB().matvecHere(s.latentQueries, from, s.q, to + rope, a.keyRows(h), rank);
+                    continue;
+                }
+                Arrays.fill(s.q, to + rope, to + rope + rank, 0f);
+                for (int i = 0; i < nope; i++) {
+                    a.kB().dequantizeRow(a.keyRows(h) + i, s.latentRows, h * rank);
+                    VectorMath.axpy(s.latentQueries[from + i], s.latentRows, h * rank, s.q, to + rope, rank);
+                }
+            }
+        }
+    }
+
+    /**
+     * Heads {@code [h0, h1)} of every token of the batch: the attention's weighted sum of latents (after the head's
+     * {@code rope} zeros) out through the head's rows of vB, to {@code s.latentValueHeads} [n, heads * valueWidth], wo's input.
+     */
+    private void expandValues(State s, int h0, int h1) {
+        LatentAttention a = weights().layers()[s.layer].latent();
+        int valueWidth = a.valueWidth(), headDim = config.headDim(), heads = config.nHeads();
+        for (int t = 0; t < s.batch; t++) {
+            for (int h = h0; h < h1; h++) {
+                a.vB().matvecHere(s.heads, t * s.qDim + h * headDim + a.rope(), s.latentValueHeads, (t * heads + h) * valueWidth, a.valueRows(h), valueWidth);
+            }
+        }
     }
 
     /**
@@ -1055,7 +1152,14 @@ public final class Llama {
         boolean perToken;
         final KvCache[] tokenKv;
         final int[] tokenPos;
-        final Parallel.RangeTask attentionNorm, rotateAndCache, cacheKeys, rotateQueries, blockedHeads, tokenHeads, residualAndFfnNorm, gate, ffnResidual;
+        final Parallel.RangeTask attentionNorm, rotateAndCache, cacheKeys, rotateQueries, blockedHeads, tokenHeads, residualAndFfnNorm, gate, ffnResidual,
+                latentKeys, absorbQueries, latentValues;
+        /**
+         * A latent attention's (LatentAttention; empty elsewhere): wq's queries [batch, heads * (nope + rope)], qA's
+         * [batch, qRank], wk's latents and rotated keys [batch, rank + rope], the heads' outputs through vB [batch, heads *
+         * valueWidth], and a row of a fused attn_kv_b per head [heads, rank].
+         */
+        final float[] latentQueries, latentQa, latentKv, latentValueHeads, latentRows;
         /** The model the tasks are bound to: only it may run this state. */
         final Llama model;
         /** Sees every matrix product's inputs (an importance matrix's collection); null: none. */
@@ -1125,6 +1229,12 @@ public final class Llama {
             expertMatrices = new Tensor[2 * used];
             expertOutputs = new float[2 * used][];
             expertOrder = new int[used];
+            LatentAttention latent = java.util.Arrays.stream(model.weights().layers()).map(Layer::latent).filter(java.util.Objects::nonNull).findFirst().orElse(null);
+            latentQueries = new float[latent == null ? 0 : maxBatch * c.nHeads() * latent.queryWidth()];
+            latentQa = new float[latent == null || latent.qA() == null ? 0 : maxBatch * (int) latent.qA().rows];
+            latentKv = new float[latent == null ? 0 : maxBatch * (latent.rank() + latent.rope())];
+            latentValueHeads = new float[latent == null ? 0 : maxBatch * c.nHeads() * latent.valueWidth()];
+            latentRows = new float[latent == null || !latent.fused() ? 0 : c.nHeads() * latent.rank()];
             tokenKv = new KvCache[maxBatch];
             tokenPos = new int[maxBatch];
             attentionNorm = (t0, t1) -> model.attentionNorm(this, t0, t1);
@@ -1136,6 +1246,9 @@ public final class Llama {
             residualAndFfnNorm = (t0, t1) -> model.residualAndFfnNorm(this, t0, t1);
             gate = (t0, t1) -> model.gate(this, t0, t1);
             ffnResidual = (t0, t1) -> model.ffnResidual(this, t0, t1);
+            latentKeys = (t0, t1) -> model.latentKeys(this, t0, t1);
+            absorbQueries = (h0, h1) -> model.absorbQueries(this, h0, h1);
+            latentValues = (h0, h1) -> model.expandValues(this, h0, h1);
         }
     }
 }

@@ -69,6 +69,9 @@ public final class TensorParallel {
         if (c.variant().wholeQkNorms()) {
             throw new IllegalArgumentException("this model normalizes all heads' queries and keys together (OLMo2), which tensor parallelism, giving each process its own heads, does not");
         }
+        if (c.architecture().equals("deepseek2")) {
+            throw new IllegalArgumentException("this model's multi-head latent attention (deepseek2) cannot be split across processes yet");
+        }
         if (c.nKvHeads() % size != 0) {
             throw new IllegalArgumentException("this model's " + c.nKvHeads() + " kv heads cannot be split evenly across " + size
                     + " processes (tensor parallelism gives each process whole kv heads)");
@@ -133,7 +136,7 @@ public final class TensorParallel {
                     x.wv().rows((long) rank * kvHeads * headDim, (long) kvHeads * headDim), rows(x.wo(), dimStarts), x.ffnNorm(), ffn,
                     x.qNorm(), x.kNorm(), part(x.qBias(), qStarts[rank], part(qStarts)),
                     part(x.kBias(), rank * kvHeads * headDim, kvHeads * headDim), part(x.vBias(), rank * kvHeads * headDim, kvHeads * headDim),
-                    x.postAttentionNorm(), x.postFfnNorm(), x.outputBias(), part(x.sinks(), qStarts[rank] / headDim, part(qStarts) / headDim));
+                    x.postAttentionNorm(), x.postFfnNorm(), x.outputBias(), part(x.sinks(), qStarts[rank] / headDim, part(qStarts) / headDim), null);
         }
         return new Weights(w.tokEmbeddings(), layers, w.norm(), rows(w.output(), vocabStarts));
     }

@@ -15,7 +15,8 @@ public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor
     public long bytesPerToken() {
         long bytes = output.byteSize() + tokEmbeddings.rowBytes;
         for (Layer l : layers) {
-            bytes += l.wq().byteSize() + l.wk().byteSize() + l.wv().byteSize() + l.wo().byteSize();
+            bytes += l.wq().byteSize() + l.wk().byteSize() + (l.wv() == null ? 0 : l.wv().byteSize()) + l.wo().byteSize();
+            if (l.latent() != null) bytes += l.latent().bytesPerToken();
             bytes += l.feedForward().bytesPerToken();
             for (float[] v : new float[][]{l.attentionNorm(), l.ffnNorm(), l.postAttentionNorm(), l.postFfnNorm()}) if (v != null) bytes += 4L * v.length;
         }
@@ -46,7 +47,12 @@ public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor
                         Arrays.stream(m.w2()).map(f).toArray(Tensor[]::new), Arrays.stream(m.w3()).map(f).toArray(Tensor[]::new), m.biases(),
                         m.shared() == null ? null : map(m.shared().ffn(), f));
             };
-            mapped[l] = x.with(f.apply(x.wq()), f.apply(x.wk()), f.apply(x.wv()), f.apply(x.wo()), ffn);
+            LatentAttention latent = x.latent();
+            if (latent != null) {
+                Tensor kB = f.apply(latent.kB());
+                latent = latent.with(latent.qA() == null ? null : f.apply(latent.qA()), kB, latent.fused() ? kB : f.apply(latent.vB()));
+            }
+            mapped[l] = x.with(f.apply(x.wq()), f.apply(x.wk()), x.wv() == null ? null : f.apply(x.wv()), f.apply(x.wo()), ffn, latent);
         }
         return new Weights(tokEmbeddings, mapped, norm, f.apply(output));
     }

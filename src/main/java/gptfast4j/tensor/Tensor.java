@@ -267,6 +267,26 @@ public abstract sealed class Tensor permits F32Tensor, HalfFloatTensor, RowGroup
     private final RowTask rowTask = new RowTask();
 
     /**
+     * {@link #matvec}'s rows {@code firstRow .. firstRow + nRows} on the calling thread: for products too small to share
+     * out, which the caller runs many of side by side on the pool's threads (multi-head latent attention's per-head
+     * matrices, 512 rows of 128 in DeepSeek-V2-Lite: one pool call each would cost more than the products). Each
+     * thread prepares x in its own task and scratch, so threads may run this on one tensor at once.
+     */
+    public void matvecHere(float[] x, int xOffset, float[] out, int outOffset, long firstRow, int nRows) {
+        if (firstRow < 0 || nRows < 0 || firstRow + nRows > rows) throw new IllegalArgumentException("rows " + firstRow + "+" + nRows + " of " + name + " (" + rows + " rows)");
+        RowTask task = threadTasks.get();
+        prepare(x, xOffset, task);
+        try {
+            dotRows(task.x, task.xOffset, task.sums, task.quants, out, outOffset, firstRow, 0, nRows);
+        } finally {
+            task.clear();
+        }
+    }
+
+    /** Each thread's task for {@link #matvecHere}, made at its first call. */
+    private final ThreadLocal<RowTask> threadTasks = ThreadLocal.withInitial(RowTask::new);
+
+    /**
      * Whether {@link #prepare} makes the same activations for this tensor as for {@code other}, so that one
      * preparation serves both ({@link SharedInput}): one format and one row length (the formats whose preparation
      * depends on more say so).

@@ -35,10 +35,24 @@ final class FamilyFiles {
     static void write(ModelShape shape, String arch, Path scratch, Path out, Consumer<Map<String, Metadata.Value>> edit,
                       Predicate<String> keep, BiConsumer<Map<String, TensorData>, List<GGUFWriter.TensorSpec>> add) {
         RandomModel.write(shape, GGMLType.F32, scratch, Shared.TOKENIZERS, b -> { });
-        GGUF llama = GGUF.read(scratch);
-        Map<String, Metadata.Value> md = new LinkedHashMap<>();
-        llama.metadata().asMap().forEach((k, v) -> md.put(k.startsWith("llama.") ? arch + "." + k.substring(6) : k, v));
-        md.put("general.architecture", Metadata.Value.string(arch));
+        rewrite(scratch, out, md -> {
+            Map<String, Metadata.Value> renamed = new LinkedHashMap<>();
+            md.forEach((k, v) -> renamed.put(k.startsWith("llama.") ? arch + "." + k.substring(6) : k, v));
+            renamed.put("general.architecture", Metadata.Value.string(arch));
+            edit.accept(renamed);
+            md.clear();
+            md.putAll(renamed);
+        }, keep, add);
+    }
+
+    /**
+     * Writes to {@code out} the model file {@code in} with its keys changed by {@code edit}, its tensors that {@code
+     * keep} names copied, and those {@code add} puts in the list it is given (with the file's tensors by name) after them.
+     */
+    static void rewrite(Path in, Path out, Consumer<Map<String, Metadata.Value>> edit, Predicate<String> keep,
+                        BiConsumer<Map<String, TensorData>, List<GGUFWriter.TensorSpec>> add) {
+        GGUF llama = GGUF.read(in);
+        Map<String, Metadata.Value> md = new LinkedHashMap<>(llama.metadata().asMap());
         edit.accept(md);
         List<GGUFWriter.TensorSpec> tensors = new ArrayList<>();
         for (TensorData t : llama.tensors().values()) {

@@ -45,7 +45,7 @@ public class SharedExpertTest {
      * ERNIE's and DeepSeek V3's bias on the choice, where {@code headNorms} with each head's query and key norms;
      * {@code edit} adds the family's keys.
      */
-    private static void writeDenseFirst(String arch, Path scratch, Path out, int sharedWidth, boolean selectionBias, boolean headNorms,
+    static void writeDenseFirst(String arch, Path scratch, Path out, int sharedWidth, boolean selectionBias, boolean headNorms,
                                         java.util.function.Consumer<java.util.Map<String, Metadata.Value>> edit) {
         writeDenseFirst(MOE, arch, scratch, out, sharedWidth, selectionBias, headNorms, false, edit);
     }

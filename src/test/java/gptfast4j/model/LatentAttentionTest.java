@@ -1,0 +1,110 @@
+package gptfast4j.model;
+
+import gptfast4j.io.GGUFWriter;
+import gptfast4j.io.Metadata;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+
+import static gptfast4j.model.LlamaLikeTest.MOE;
+import static gptfast4j.model.LlamaLikeTest.perplexity;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * DeepSeek-V2's and V3's multi-head latent attention ({@code deepseek2}, {@link LatentAttention}): random models of
+ * {@link LlamaLikeTest#MOE}'s mixtures (a dense first layer, then experts beside a shared expert as wide as two),
+ * their attention replaced by a latent one of {@link #RANK}, heads of {@link #NOPE} non-rotated and {@link #ROPE}
+ * rotated elements and values {@link #VALUE} wide, against llama.cpp de3ff81's {@code llama-perplexity -m FILE -f
+ * ppl-text.txt -c 128 -t 1 -tb 1 -fa off -ctk f32 -ctv f32} on the files this test writes.
+ */
+public class LatentAttentionTest {
+    static final int RANK = 32, ROPE = 16, NOPE = 24, VALUE = 20, Q_RANK = 48;
+
+    /**
+     * Writes a deepseek2 model to {@code out} (scratch files beside it): DeepSeek-V3's way ({@code v3}: queries through
+     * a low-rank projection and its norm, the up-projection split into attn_k_b and attn_v_b, experts chosen by
+     * sigmoid with a bias, renormalized, times 2.5) or DeepSeek-V2-Lite's as files converted before llama.cpp split
+     * the up-projection have it (queries straight from attn_q, attn_kv_b, a softmax's probabilities as they are); both
+     * with YaRN x4 of 64 positions and its log multiplier 0.707.
+     */
+    static void write(Path dir, Path out, boolean v3) {
+        String a = "deepseek2.";
+        Path mixture = dir.resolve("deepseek2-dense-first.gguf");
+        SharedExpertTest.writeDenseFirst("deepseek2", dir.resolve("mixtral.gguf"), mixture, 2 * MOE.hiddenDim(), v3, false, md -> {
+            md.put(a + "expert_shared_count", Metadata.Value.uint32(2));
+            md.put(a + "expert_gating_func", Metadata.Value.uint32(v3 ? 2 : 1));
+            md.put(a + "expert_weights_norm", Metadata.Value.bool(v3));
+            if (v3) md.put(a + "expert_weights_scale", Metadata.Value.float32(2.5f));
+        });
+        int dim = MOE.dim(), heads = MOE.heads();
+        FamilyFiles.rewrite(mixture, out, md -> {
+            md.put(a + "attention.head_count_kv", Metadata.Value.uint32(v3 ? 1 : heads));
+            md.put(a + "attention.kv_lora_rank", Metadata.Value.uint32(RANK));
+            md.put(a + "attention.q_lora_rank", Metadata.Value.uint32(v3 ? Q_RANK : 0));
+            md.put(a + "rope.dimension_count", Metadata.Value.uint32(ROPE));
+            // the widths the converter writes: the latent's where the up-projection is split, a head's where not
+            md.put(a + "attention.key_length", Metadata.Value.uint32(v3 ? RANK + ROPE : NOPE + ROPE));
+            md.put(a + "attention.value_length", Metadata.Value.uint32(v3 ? RANK : VALUE));
+            if (v3) {
+                md.put(a + "attention.key_length_mla", Metadata.Value.uint32(NOPE + ROPE));
+                md.put(a + "attention.value_length_mla", Metadata.Value.uint32(VALUE));
+            }
+            md.put(a + "rope.scaling.type", Metadata.Value.string("yarn"));
+            md.put(a + "rope.scaling.factor", Metadata.Value.float32(4f));
+            md.put(a + "rope.scaling.original_context_length", Metadata.Value.uint32(64));
+            md.put(a + "rope.scaling.yarn_log_multiplier", Metadata.Value.float32(0.0707f));
+        }, name -> !name.matches("blk\\.\\d+\\.attn_(q|k|v|output)\\.weight"), (file, tensors) -> {
+            for (int l = 0; l < MOE.layers(); l++) {
+                String p = "blk." + l + ".";
+                int seed = 1000 + 10 * l;
+                if (v3) {
+                    FamilyFiles.matrix(tensors, p + "attn_q_a.weight", new long[]{dim, Q_RANK}, seed);
+                    FamilyFiles.norm(tensors, p + "attn_q_a_norm.weight", Q_RANK, seed);
+                    FamilyFiles.matrix(tensors, p + "attn_q_b.weight", new long[]{Q_RANK, heads * (NOPE + ROPE)}, seed + 1);
+                } else {
+                    FamilyFiles.matrix(tensors, p + "attn_q.weight", new long[]{dim, heads * (NOPE + ROPE)}, seed + 1);
+                }
+                FamilyFiles.matrix(tensors, p + "attn_kv_a_mqa.weight", new long[]{dim, RANK + ROPE}, seed + 2);
+                FamilyFiles.norm(tensors, p + "attn_kv_a_norm.weight", RANK, seed + 2);
+                if (v3) {
+                    FamilyFiles.matrix(tensors, p + "attn_k_b.weight", new long[]{NOPE, RANK, heads}, seed + 3);
+                    FamilyFiles.matrix(tensors, p + "attn_v_b.weight", new long[]{RANK, VALUE, heads}, seed + 4);
+                } else {
+                    FamilyFiles.matrix(tensors, p + "attn_kv_b.weight", new long[]{RANK, heads * (NOPE + VALUE)}, seed + 3);
+                }
+                FamilyFiles.matrix(tensors, p + "attn_output.weight", new long[]{heads * VALUE, dim}, seed + 5);
+            }
+        });
+    }
+
+    /** DeepSeek-V3's layout: llama-perplexity's figure, ours 1.2e-8 from it. */
+    @Test
+    void splitUpProjectionGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("deepseek2-v3-mini.gguf");
+        write(dir, file, true);
+        Checkpoint c = Checkpoint.load(file, null);
+        LatentAttention latent = c.model().weights().layers()[0].latent();
+        assertEquals(List.of(RANK, NOPE, ROPE, VALUE, Q_RANK), List.of(latent.rank(), latent.nope(), latent.rope(), latent.valueWidth(), (int) latent.qA().rows));
+        assertNull(c.model().weights().layers()[0].wv());
+        assertEquals(49862.4295, perplexity(c), 1e-6 * 49862.4295);
+    }
+
+    /**
+     * Files before the split (DeepSeek-V2-Lite's as most were converted), which llama.cpp runs as multi-head attention
+     * on the keys and values the latents expand to, and ours in the latent space: llama-perplexity's figure, ours 4e-9
+     * from it.
+     */
+    @Test
+    void fusedUpProjectionGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("deepseek2-lite-mini.gguf");
+        write(dir, file, false);
+        Checkpoint c = Checkpoint.load(file, null);
+        assertTrue(c.model().weights().layers()[1].latent().fused());
+        assertEquals(51065.8309, perplexity(c), 1e-6 * 51065.8309);
+    }
+}
