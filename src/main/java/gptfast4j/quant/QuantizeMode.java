@@ -94,16 +94,19 @@ public enum QuantizeMode {
         return switch (kind) {
             case "output" -> head();
             case "token_embd" -> tied ? head() : base == GGMLType.TQ1_0 || base == GGMLType.TQ2_0 ? GGMLType.Q4_K : base;
-            // Phi-3's fused query, key and value projections take attn_v's rules, as llama-quantize gives them
-            case "attn_v", "attn_qkv" -> {
+            // Phi-3's fused query, key and value projections take attn_v's rules, as llama-quantize gives them, and
+            // DeepSeek-V2's key and value up-projection where the file has it whole
+            case "attn_v", "attn_qkv", "attn_kv_b" -> {
+                // such a file's head_count_kv is its head count, llama.cpp's n_gqa 1 (ours is 1 kv head: the latent)
+                int gqa = kind.equals("attn_kv_b") ? 1 : c.nHeads() / c.nKvHeads();
                 GGMLType t = switch (this) {
-                    case Q2_K -> c.nHeads() / c.nKvHeads() >= 4 ? GGMLType.Q4_K : GGMLType.Q3_K;
-                    case Q2_K_S -> c.nHeads() / c.nKvHeads() >= 4 ? GGMLType.Q4_K : base;
+                    case Q2_K -> gqa >= 4 ? GGMLType.Q4_K : GGMLType.Q3_K;
+                    case Q2_K_S -> gqa >= 4 ? GGMLType.Q4_K : base;
                     case Q3_K_M -> layer < 2 ? GGMLType.Q5_K : GGMLType.Q4_K;
                     case Q3_K_L -> GGMLType.Q5_K;
                     case Q4_K_M, Q5_K_M -> moreBits(layer, keptLayers) ? GGMLType.Q6_K : base;
                     case Q4_K_S -> layer < 4 ? GGMLType.Q5_K : base;
-                    case IQ4_NL, IQ4_XS -> c.nHeads() / c.nKvHeads() >= 4 ? GGMLType.Q5_K : base;
+                    case IQ4_NL, IQ4_XS -> gqa >= 4 ? GGMLType.Q5_K : base;
                     default -> base;
                 };
                 // a 70B's attn_v is 8 times smaller than its attn_q (8 heads share it): more bits there cost little

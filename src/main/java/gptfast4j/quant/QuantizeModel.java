@@ -34,7 +34,9 @@ public final class QuantizeModel {
     private static final Set<String> LINEAR = Set.of("attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
             "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps", "ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp",
             // GLM-4.5's next-token prediction layer's projections (not run, but kept and quantized as llama-quantize does)
-            "nextn");
+            "nextn",
+            // DeepSeek-V2's latent attention's projections (attn_kv_b in files before the up-projection was split)
+            "attn_q_a", "attn_q_b", "attn_kv_a_mqa", "attn_k_b", "attn_v_b", "attn_kv_b");
 
     private QuantizeModel() {
     }
@@ -165,10 +167,11 @@ public final class QuantizeModel {
             specs.add(new GGUFWriter.TensorSpec("rope_freqs.weight", GGMLType.F32, new long[]{f.length},
                     t -> MemorySegment.copy(f, 0, t, ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0, f.length)));
         }
-        // attn_v's rules count the attn_v (or fused attn_qkv) tensors written, as llama-quantize counts them
+        // attn_v's rules count the attn_v (or fused attn_qkv, attn_kv_b) tensors written, as llama-quantize counts them
         int attnV = 0;
         for (String n : src.tensors().keySet()) {
-            if (n.startsWith("blk.") && (n.endsWith(".attn_v.weight") || n.endsWith(".attn_qkv.weight")) && renumbered[Integer.parseInt(n.split("\\.")[1])] >= 0) attnV++;
+            if (n.startsWith("blk.") && (n.endsWith(".attn_v.weight") || n.endsWith(".attn_qkv.weight") || n.endsWith(".attn_kv_b.weight"))
+                    && renumbered[Integer.parseInt(n.split("\\.")[1])] >= 0) attnV++;
         }
         for (Source td : sources(src.tensors())) {
             String[] parts = td.name().split("\\.");

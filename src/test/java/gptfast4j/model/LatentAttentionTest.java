@@ -32,7 +32,7 @@ public class LatentAttentionTest {
      * the up-projection have it (queries straight from attn_q, attn_kv_b, a softmax's probabilities as they are); both
      * with YaRN x4 of 64 positions and its log multiplier 0.707.
      */
-    static void write(Path dir, Path out, boolean v3) {
+    public static void write(Path dir, Path out, boolean v3) {
         String a = "deepseek2.";
         Path mixture = dir.resolve("deepseek2-dense-first.gguf");
         SharedExpertTest.writeDenseFirst("deepseek2", dir.resolve("mixtral.gguf"), mixture, 2 * MOE.hiddenDim(), v3, false, md -> {

@@ -302,6 +302,39 @@ class QuantizeTest {
     }
 
     /**
+     * DeepSeek-V2's latent attention's projections are quantized, attn_kv_b by attn_v's rules (Q4_K_M's more bits in
+     * the last layer of 2: Q6_K's fallback Q8_0 against Q4_K's Q5_0), its norms kept: LatentAttentionTest's models in
+     * Q4_K_M, whose files llama-quantize de3ff81 wrote byte for byte as ours (checked by hand, as in Q8_0, Q4_0, Q3_K_M,
+     * Q2_K, IQ4_XS and Q5_K_S).
+     */
+    @Test
+    void latentAttentionIsQuantized(@TempDir Path dir) {
+        Path v3 = dir.resolve("v3.gguf"), lite = dir.resolve("lite.gguf");
+        gptfast4j.model.LatentAttentionTest.write(dir, v3, true);
+        gptfast4j.model.LatentAttentionTest.write(dir, lite, false);
+        Map<String, GGMLType> expected = new java.util.LinkedHashMap<>();
+        expected.put("blk.0.attn_q_a.weight", GGMLType.Q5_0);
+        expected.put("blk.0.attn_q_b.weight", GGMLType.F16); // rows of 48
+        expected.put("blk.0.attn_kv_a_mqa.weight", GGMLType.Q5_0);
+        expected.put("blk.0.attn_k_b.weight", GGMLType.F16); // rows of 24
+        expected.put("blk.0.attn_v_b.weight", GGMLType.Q5_0);
+        expected.put("blk.0.attn_kv_a_norm.weight", GGMLType.F32);
+        expected.put("blk.0.attn_q_a_norm.weight", GGMLType.F32);
+        for (Path file : new Path[]{v3, lite}) {
+            Path out = dir.resolve("q4_k_m.gguf");
+            QuantizeModel.plan(Checkpoint.load(file, null), QuantizeMode.of("q4_k_m", "--mode"), QuantizeModel.Options.NONE).write(out, b -> { });
+            GGUF q = GGUF.read(out);
+            if (file == lite) {
+                expected.clear();
+                expected.put("blk.0.attn_q.weight", GGMLType.Q5_0);
+                expected.put("blk.0.attn_kv_b.weight", GGMLType.Q5_0);
+                expected.put("blk.1.attn_kv_b.weight", GGMLType.Q8_0);
+            }
+            expected.forEach((name, type) -> assertEquals(type, q.tensors().get(name).type(), name));
+        }
+    }
+
+    /**
      * GLM-4.5's next-token prediction layer, which is not run, stays in the file, its projections quantized, and its
      * layers count as llama-quantize counts them: SharedExpertTest's model with that layer's tensors in Q8_0 and Q4_K_M,
      * whose files llama-quantize de3ff81 wrote byte for byte as ours (checked by hand; its ffn_down in Q4_K_M is Q4_K's
