@@ -64,6 +64,20 @@ class DecodeAllocationTest {
         assertDecodeAllocatesNothing(fileLayout);
     }
 
+    /**
+     * DeepSeek-V2's latent attention (LatentAttentionTest's models, split and whole up-projections), whose per-head
+     * products run on the pool's threads from their own tasks ({@code Tensor#matvecHere}), in F32 and in Q8_0.
+     */
+    @Test
+    void decodeStepsOfLatentAttentionAllocateNothing(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        for (boolean v3 : new boolean[]{true, false}) {
+            java.nio.file.Path file = dir.resolve(v3 + ".gguf");
+            LatentAttentionTest.write(dir, file, v3);
+            assertDecodeAllocatesNothing(Checkpoint.load(file, null).model());
+            assertDecodeAllocatesNothing(Checkpoint.load(file, null).model().quantize(gptfast4j.tensor.GGMLType.Q8_0));
+        }
+    }
+
     private static int blockSize(KvCache.Type.Element e) {
         return gptfast4j.tensor.GGMLType.valueOf(e.name()).blockSize;
     }

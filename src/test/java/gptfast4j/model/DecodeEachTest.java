@@ -48,6 +48,15 @@ class DecodeEachTest {
         for (Path file : List.of(qwen, llama4)) assertEachGetsItsOwn(file, "f16");
     }
 
+    /** The same of DeepSeek-V2's latent attention, its up-projection split and whole, in an F16 cache. */
+    @Test
+    void latentAttentionToo(@org.junit.jupiter.api.io.TempDir Path dir) {
+        Path v3 = dir.resolve("v3.gguf"), lite = dir.resolve("lite.gguf");
+        LatentAttentionTest.write(dir, v3, true);
+        LatentAttentionTest.write(dir, lite, false);
+        for (Path file : List.of(v3, lite)) assertEachGetsItsOwn(file, "f16");
+    }
+
     /** Each prompt's decode steps' logits, in caches of each of {@code options}, are its own in a batch of sequences' steps. */
     private static void assertEachGetsItsOwn(Path file, String... options) {
         Checkpoint c = Checkpoint.load(file, null);
