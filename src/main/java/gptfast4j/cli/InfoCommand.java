@@ -54,11 +54,17 @@ final class InfoCommand implements Callable<Integer> {
         int nextn = ckpt.metadata() == null ? 0 : ckpt.metadata().getInt(c.architecture() + ".nextn_predict_layers", 0);
         System.out.printf("layers:          %d%s%n", c.nLayers(), nextn > 0 ? " (and " + nextn + " next-token prediction layer" + (nextn > 1 ? "s" : "") + " in the file, not run)" : "");
         System.out.printf("heads:           %d (kv heads %d, head dim %d)%n", c.nHeads(), c.nKvHeads(), c.headDim());
+        gptfast4j.model.LatentAttention latent = ckpt.model().weights().layers()[0].latent();
+        if (latent != null) {
+            System.out.printf("attention:       multi-head latent: a latent of %d and a rotated key of %d cached per position; each head's query %d + %d rotated%s, its value %d%s%n",
+                    latent.rank(), latent.rope(), latent.nope(), latent.rope(), latent.qA() == null ? "" : " (through a rank-" + latent.qA().rows + " projection)",
+                    latent.valueWidth(), latent.fused() ? "; up-projection in one attn_kv_b" : "");
+        }
         System.out.printf("ffn hidden:      %d%n", c.hiddenDim());
         // tensor parallelism gives each process whole kv heads: the divisors of their count
         String splits = java.util.stream.IntStream.rangeClosed(2, c.nKvHeads()).filter(p -> c.nKvHeads() % p == 0)
                 .mapToObj(Integer::toString).collect(java.util.stream.Collectors.joining(", "));
-        System.out.printf("splits:          %s%n", c.variant().wholeQkNorms() ? "none (queries and keys normalized across all heads)"
+        System.out.printf("splits:          %s%n", latent != null ? "none (latent attention)" : c.variant().wholeQkNorms() ? "none (queries and keys normalized across all heads)"
                 : splits.isEmpty() ? "none (one kv head)" : "across " + splits + " processes (--workers)");
         if (c.isMoE()) System.out.printf("experts:         %d (%d used per token)%s%n", c.expertCount(), c.expertsUsed(), mixtureShape(ckpt.model().weights()));
         System.out.printf("vocab:           %d%n", c.vocabSize());
