@@ -9,7 +9,7 @@ import java.util.List;
  *              (Llama-2's and its added tokens), 262144 (Gemma's size) Llama-2's padded with unused tokens
  * @param ropeScaling Llama-3.1-style rope scaling factor (0 for none), with low 1, high 4, original context 8192
  * @param headDim a head's width: {@code dim / heads}, or a model's own ({@link gptfast4j.model.Config#headDim})
- * @param architecture "llama", "gemma3" or "phi3" (their blocks: {@link RandomModel})
+ * @param architecture "llama", "gemma3", "phi3", ... (their blocks: {@link RandomModel})
  */
 public record ModelShape(String name, int dim, int hiddenDim, int layers, int heads, int kvHeads, int vocab, int context,
                          float ropeTheta, float rmsEps, boolean tiedEmbeddings, float ropeScaling, int experts, int expertsUsed, int headDim,
@@ -47,7 +47,10 @@ public record ModelShape(String name, int dim, int hiddenDim, int layers, int he
             // Qwen3-30B-A3B: 48 layers of 128 experts 768 wide, 8 used, heads of 128 (32 sharing 4 kv heads) at width 2048
             new ModelShape("qwen3-30b-a3b", 2048, 768, 48, 32, 4, 151936, 40960, 1e6f, 1e-6f, false, 0, 128, 8, 128, "qwen3moe"),
             // Qwen1.5-MoE-A2.7B: 24 layers of 60 experts 1408 wide, 4 used, beside a shared expert 5632 wide; 16 heads of 128
-            new ModelShape("qwen1.5-moe-a2.7b", 2048, 1408, 24, 16, 16, 151936, 8192, 1e6f, 1e-6f, false, 0, 60, 4, 128, "qwen2moe"));
+            new ModelShape("qwen1.5-moe-a2.7b", 2048, 1408, 24, 16, 16, 151936, 8192, 1e6f, 1e-6f, false, 0, 60, 4, 128, "qwen2moe"),
+            // DeepSeek-V2-Lite: 27 layers, the first dense (10944 wide), the others 64 experts 1408 wide, 6 used, beside
+            // two shared; 16 heads of latent attention (a latent of 512, heads of 128 + 64 rotated), YaRN x40 of 4096
+            new ModelShape("deepseek-v2-lite", 2048, 1408, 27, 16, 1, 102400, 163840, 10000, 1e-6f, false, 0, 64, 6, 128, "deepseek2"));
 
     public static ModelShape named(String name) {
         for (ModelShape s : ALL) if (s.name.equalsIgnoreCase(name)) return s;

@@ -29,7 +29,9 @@ import java.util.function.LongConsumer;
  * the up projection's); gpt-oss-20b's its biases, sinks and YaRN, its vocabulary (o200k's size, no such tokenizer at hand)
  * Llama-3's padded with unused tokens, and with {@code mxfp4} its experts in MXFP4, the other matrices Q8_0; a Qwen3
  * mixture's its per-head query and key norms and its experts' width, its vocabulary Llama-3's padded likewise; a
- * Qwen2 mixture's its query, key and value biases and its gated shared expert, four experts wide.
+ * Qwen2 mixture's its query, key and value biases and its gated shared expert, four experts wide; DeepSeek-V2-Lite's
+ * its latent attention (the up-projection split, as llama.cpp's converter now writes it), its dense first layer, its
+ * two shared experts and YaRN, its vocabulary (102400, no such tokenizer at hand) Llama-2's padded as Gemma's size is.
  */
 public final class RandomModel {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -60,6 +62,25 @@ public final class RandomModel {
             md.put("qwen2moe.expert_feed_forward_length", Metadata.Value.uint32(s.hiddenDim()));
             md.put("qwen2moe.expert_shared_feed_forward_length", Metadata.Value.uint32(QWEN2MOE_SHARED * s.hiddenDim()));
         }
+        if (arch.equals("deepseek2")) {
+            String a = "deepseek2.";
+            md.put(a + "feed_forward_length", Metadata.Value.uint32(DEEPSEEK_DENSE));
+            md.put(a + "expert_feed_forward_length", Metadata.Value.uint32(s.hiddenDim()));
+            md.put(a + "leading_dense_block_count", Metadata.Value.uint32(1));
+            md.put(a + "expert_shared_count", Metadata.Value.uint32(DEEPSEEK_SHARED));
+            md.put(a + "expert_weights_scale", Metadata.Value.float32(1f));
+            md.put(a + "expert_gating_func", Metadata.Value.uint32(1));
+            md.put(a + "attention.kv_lora_rank", Metadata.Value.uint32(LATENT_RANK));
+            md.put(a + "attention.key_length", Metadata.Value.uint32(LATENT_RANK + LATENT_ROPE));
+            md.put(a + "attention.value_length", Metadata.Value.uint32(LATENT_RANK));
+            md.put(a + "attention.key_length_mla", Metadata.Value.uint32(s.headDim() + LATENT_ROPE));
+            md.put(a + "attention.value_length_mla", Metadata.Value.uint32(s.headDim()));
+            md.put(a + "rope.dimension_count", Metadata.Value.uint32(LATENT_ROPE));
+            md.put(a + "rope.scaling.type", Metadata.Value.string("yarn"));
+            md.put(a + "rope.scaling.factor", Metadata.Value.float32(40f));
+            md.put(a + "rope.scaling.original_context_length", Metadata.Value.uint32(4096));
+            md.put(a + "rope.scaling.yarn_log_multiplier", Metadata.Value.float32(0.0707f));
+        }
         if (arch.equals("gpt-oss")) {
             // gpt-oss-20b's: its experts' width, a window of 128 positions on every other layer, YaRN x32 of 4096
             md.put("gpt-oss.expert_feed_forward_length", Metadata.Value.uint32(s.hiddenDim()));
@@ -84,7 +105,7 @@ public final class RandomModel {
         int dim = s.dim(), qDim = s.heads() * s.headDim(), kvDim = s.kvHeads() * s.headDim(), hidden = s.hiddenDim();
         // MXFP4: the experts', the other matrices Q8_0 (llama.cpp's MXFP4_MOE)
         GGMLType type = asked == GGMLType.MXFP4 ? GGMLType.Q8_0 : asked, expertType = asked;
-        boolean gptOss = s.architecture().equals("gpt-oss"), qwen2moe = s.architecture().equals("qwen2moe");
+        boolean gptOss = s.architecture().equals("gpt-oss"), qwen2moe = s.architecture().equals("qwen2moe"), deepseek2 = s.architecture().equals("deepseek2");
         tensors.add(matrix("token_embd.weight", type, dim, s.vocab(), 1.0));
         if (s.ropeScaling() > 0) {
             float[] factors = Checkpoint.llama3RopeFactors(s.ropeScaling(), 1, 4, 8192, s.ropeTheta(), s.headDim());
@@ -95,14 +116,23 @@ public final class RandomModel {
             String p = "blk." + l + ".";
             tensors.add(ones(p + "attn_norm.weight", dim));
             boolean phi3 = s.architecture().equals("phi3");
-            if (phi3) {
+            if (deepseek2) {
+                // heads of headDim non-rotated and LATENT_ROPE rotated elements, values headDim wide
+                int heads = s.heads(), nope = s.headDim(), width = nope + LATENT_ROPE;
+                tensors.add(matrix(p + "attn_q.weight", type, dim, (long) heads * width, 1 / Math.sqrt(dim)));
+                tensors.add(matrix(p + "attn_kv_a_mqa.weight", type, dim, LATENT_RANK + LATENT_ROPE, 1 / Math.sqrt(dim)));
+                tensors.add(ones(p + "attn_kv_a_norm.weight", LATENT_RANK));
+                tensors.add(tensor(p + "attn_k_b.weight", type, new long[]{nope, LATENT_RANK, heads}, 1 / Math.sqrt(nope)));
+                tensors.add(tensor(p + "attn_v_b.weight", type, new long[]{LATENT_RANK, nope, heads}, 1 / Math.sqrt(LATENT_RANK)));
+                tensors.add(matrix(p + "attn_output.weight", type, (long) heads * nope, dim, 1 / Math.sqrt((double) heads * nope)));
+            } else if (phi3) {
                 tensors.add(matrix(p + "attn_qkv.weight", type, dim, qDim + 2L * kvDim, 1 / Math.sqrt(dim)));
             } else {
                 tensors.add(matrix(p + "attn_q.weight", type, dim, qDim, 1 / Math.sqrt(dim)));
                 tensors.add(matrix(p + "attn_k.weight", type, dim, kvDim, 1 / Math.sqrt(dim)));
                 tensors.add(matrix(p + "attn_v.weight", type, dim, kvDim, 1 / Math.sqrt(dim)));
             }
-            tensors.add(matrix(p + "attn_output.weight", type, qDim, dim, 1 / Math.sqrt(qDim)));
+            if (!deepseek2) tensors.add(matrix(p + "attn_output.weight", type, qDim, dim, 1 / Math.sqrt(qDim)));
             // gpt-oss's biases (small), its sinks, and its FFN norm under the name of a post-attention norm
             if (qwen2moe) {
                 tensors.add(tensor(p + "attn_q.bias", GGMLType.F32, new long[]{qDim}, 0.01));
@@ -125,11 +155,21 @@ public final class RandomModel {
                 tensors.add(ones(p + "post_attention_norm.weight", dim));
                 tensors.add(ones(p + "post_ffw_norm.weight", dim));
             }
-            if (s.experts() > 0) {
+            if (deepseek2 && l == 0) {
+                tensors.add(matrix(p + "ffn_gate.weight", type, dim, DEEPSEEK_DENSE, 1 / Math.sqrt(dim)));
+                tensors.add(matrix(p + "ffn_up.weight", type, dim, DEEPSEEK_DENSE, 1 / Math.sqrt(dim)));
+                tensors.add(matrix(p + "ffn_down.weight", type, DEEPSEEK_DENSE, dim, 1 / Math.sqrt(DEEPSEEK_DENSE)));
+            } else if (s.experts() > 0) {
                 tensors.add(tensor(p + "ffn_gate_inp.weight", GGMLType.F32, new long[]{dim, s.experts()}, 1 / Math.sqrt(dim)));
                 tensors.add(tensor(p + "ffn_gate_exps.weight", expertType, new long[]{dim, hidden, s.experts()}, 1 / Math.sqrt(dim)));
                 tensors.add(tensor(p + "ffn_up_exps.weight", expertType, new long[]{dim, hidden, s.experts()}, 1 / Math.sqrt(dim)));
                 tensors.add(tensor(p + "ffn_down_exps.weight", expertType, new long[]{hidden, dim, s.experts()}, 1 / Math.sqrt(hidden)));
+                if (deepseek2) {
+                    long shared = (long) DEEPSEEK_SHARED * hidden;
+                    tensors.add(matrix(p + "ffn_gate_shexp.weight", type, dim, shared, 1 / Math.sqrt(dim)));
+                    tensors.add(matrix(p + "ffn_up_shexp.weight", type, dim, shared, 1 / Math.sqrt(dim)));
+                    tensors.add(matrix(p + "ffn_down_shexp.weight", type, shared, dim, 1 / Math.sqrt(shared)));
+                }
                 if (qwen2moe) {
                     // its shared expert, gated
                     long shared = (long) QWEN2MOE_SHARED * hidden;
@@ -166,15 +206,15 @@ public final class RandomModel {
     /**
      * GGUF tokenizer keys: Llama-2's SentencePiece vocabulary for 32000, the Llama-3 vocabulary for 128256, for 32064
      * Phi-3's (Llama-2's and its added tokens: {@code <|endoftext|>}, the chat markers, then padding), and for 262144
-     * (Gemma's size; no Gemma tokenizer is at hand) Llama-2's followed by {@code <unused0>} ... tokens of llama.cpp's
+     * and 102400 (Gemma's and DeepSeek's sizes; no such tokenizer is at hand) Llama-2's followed by {@code <unused0>} ... tokens of llama.cpp's
      * type unused, as Gemma's own vocabulary has thousands of, which text never tokenizes into.
      */
     static Map<String, Metadata.Value> tokenizerMetadata(int vocab, Path sharedTokenizers) {
         Map<String, Metadata.Value> md = new LinkedHashMap<>();
-        if (vocab == 32000 || vocab == PHI3_VOCAB || vocab == GEMMA_VOCAB) {
+        if (vocab == 32000 || vocab == PHI3_VOCAB || vocab == GEMMA_VOCAB || vocab == DEEPSEEK_VOCAB) {
             md.putAll(Tokenizers.load(sharedTokenizers.resolve("llama2-tokenizer.model")).ggufMetadata());
             if (vocab == PHI3_VOCAB) pad(md, PHI3_ADDED, TokenType.CONTROL, vocab, "[PAD%d]", TokenType.UNKNOWN);
-            if (vocab == GEMMA_VOCAB) pad(md, new String[0], 0, vocab, "<unused%d>", UNUSED_TYPE);
+            if (vocab == GEMMA_VOCAB || vocab == DEEPSEEK_VOCAB) pad(md, new String[0], 0, vocab, "<unused%d>", UNUSED_TYPE);
             md.put("tokenizer.ggml.bos_token_id", Metadata.Value.uint32(1));
             md.put("tokenizer.ggml.eos_token_id", Metadata.Value.uint32(2));
             md.put("tokenizer.ggml.unknown_token_id", Metadata.Value.uint32(0));
@@ -194,7 +234,9 @@ public final class RandomModel {
 
     /** A Qwen2-MoE shape's shared expert's width in experts' widths (Qwen1.5-MoE-A2.7B's: 5632 = 4 x 1408). */
     private static final int QWEN2MOE_SHARED = 4;
-    private static final int PHI3_VOCAB = 32064, GEMMA_VOCAB = 262144, GPT_OSS_VOCAB = 201088, QWEN_VOCAB = 151936, UNUSED_TYPE = 5;
+    private static final int PHI3_VOCAB = 32064, GEMMA_VOCAB = 262144, GPT_OSS_VOCAB = 201088, QWEN_VOCAB = 151936, DEEPSEEK_VOCAB = 102400, UNUSED_TYPE = 5;
+    /** DeepSeek-V2-Lite's dense first layer's width, its shared experts, its latent's width and its heads' rotated elements. */
+    private static final int DEEPSEEK_DENSE = 10944, DEEPSEEK_SHARED = 2, LATENT_RANK = 512, LATENT_ROPE = 64;
     /** llama.cpp's file type of a mixture whose experts are MXFP4 ({@code LLAMA_FTYPE_MOSTLY_MXFP4_MOE}). */
     private static final int MXFP4_MOE = 38;
     private static final String[] PHI3_ADDED = {"<|endoftext|>", "<|assistant|>", "<|placeholder1|>", "<|placeholder2|>", "<|placeholder3|>",
