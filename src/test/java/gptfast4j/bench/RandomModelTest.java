@@ -151,6 +151,23 @@ class RandomModelTest {
         assertGenerates(c, 128000, 9906);
     }
 
+    /**
+     * DeepSeek-V2-Lite's shape: latent attention of 512 (heads of the shape's width plus 64 rotated), a dense first
+     * layer, two shared experts, YaRN; it loads and generates (make-model's deepseek-v2-lite file runs in llama-bench
+     * de3ff81 as DeepSeek-V2-Lite's 15.70 B parameters).
+     */
+    @Test
+    void deepSeekV2LiteShapeIsDeepSeekV2s(@TempDir Path dir) {
+        Checkpoint c = written(new ModelShape("deepseek2-tiny", 64, 32, 2, 4, 1, 102400, 256, 1e4f, 1e-6f, false, 0, 8, 2, 32, "deepseek2"), GGMLType.Q8_0, dir);
+        assertEquals("deepseek2", c.model().config.architecture());
+        gptfast4j.model.LatentAttention latent = c.model().weights().layers()[1].latent();
+        assertEquals(java.util.List.of(512, 32, 64, 32), java.util.List.of(latent.rank(), latent.nope(), latent.rope(), latent.valueWidth()));
+        assertTrue(c.model().weights().layers()[0].feedForward() instanceof gptfast4j.model.FeedForward.Dense);
+        assertEquals(64, ((gptfast4j.model.FeedForward.MoE) c.model().weights().layers()[1].feedForward()).shared().ffn().width());
+        assertEquals(40f, c.model().config.variant().yarn().factor());
+        assertGenerates(c, 1, 450);
+    }
+
     /** K-quant files: random blocks with super-block scales that keep the weights near the asked spread, and they run. */
     @ParameterizedTest
     @ValueSource(strings = {"Q4_K", "Q5_K", "Q6_K"})
