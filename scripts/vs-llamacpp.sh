@@ -11,7 +11,10 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="$here/target/llamacpp"
 build=build
-cpu_flags=(-DGGML_NATIVE=ON)
+# AMX left out: a VM may advertise AMX (amx_tile in /proc/cpuinfo) without its kernel enabling the tiles, and
+# llama.cpp's AMX products of Q4_0 and Q8_0 weights then die of SIGILL (session 77's machine)
+no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+cpu_flags=(-DGGML_NATIVE=ON "-DCMAKE_C_FLAGS=$no_amx" "-DCMAKE_CXX_FLAGS=$no_amx")
 if [ -n "${AVX2:-}" ]; then
   build=build-avx2
   cpu_flags=(-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF)

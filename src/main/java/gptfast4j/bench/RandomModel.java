@@ -71,6 +71,8 @@ public final class RandomModel {
             md.put(a + "expert_weights_scale", Metadata.Value.float32(1f));
             md.put(a + "expert_gating_func", Metadata.Value.uint32(1));
             md.put(a + "attention.kv_lora_rank", Metadata.Value.uint32(LATENT_RANK));
+            // queries straight from attn_q: DeepSeek-V2-Lite's file has no such key, which llama.cpp then requires of other layer counts
+            md.put(a + "attention.q_lora_rank", Metadata.Value.uint32(0));
             md.put(a + "attention.key_length", Metadata.Value.uint32(LATENT_RANK + LATENT_ROPE));
             md.put(a + "attention.value_length", Metadata.Value.uint32(LATENT_RANK));
             md.put(a + "attention.key_length_mla", Metadata.Value.uint32(s.headDim() + LATENT_ROPE));

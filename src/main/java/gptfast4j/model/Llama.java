@@ -438,6 +438,9 @@ public final class Llama {
             if (!tp.whole()) tp.group.gather(s.heads, s.attended, c.qDim(), n, tp.qStarts);
             float[] attended = s.attended;
             if (layer.latent() != null) {
+                LatentAttention a = layer.latent();
+                // llama.cpp decompresses a fused up-projection's keys and values before the attention: no product of vB
+                if (seen != null && !a.fused()) seen.inputs(a.vB().name, c.nHeads() * a.rank(), gather(s.heads, n * c.nHeads(), c.headDim(), a.rope(), a.rank()), n);
                 Parallel.run(c.nHeads(), 1, s.latentValues);
                 attended = s.latentValueHeads;
             }
@@ -606,7 +609,20 @@ public final class Llama {
             layer.wq().matmul(s.latentQa, n, s.latentQueries, (int) layer.wq().rows, exact);
         }
         eachToken(n, s.latentKeys);
-        if (!keysOnly) Parallel.run(config.nHeads(), 1, s.absorbQueries);
+        if (seen != null && a.fused()) seen.inputs(a.kB().name, a.rank(), gather(s.k, n, s.kvDim, a.rope(), a.rank()), n);
+        if (keysOnly) return;
+        if (seen != null && !a.fused()) seen.inputs(a.kB().name, config.nHeads() * a.nope(), gather(s.latentQueries, n * config.nHeads(), a.queryWidth(), 0, a.nope()), n);
+        Parallel.run(config.nHeads(), 1, s.absorbQueries);
+    }
+
+    /**
+     * {@code count} runs of {@code width} floats, the i-th at {@code x[i * stride + from]}, one after another in a new
+     * array: what an importance matrix sums of inputs the forward pass keeps apart (observing only: it allocates).
+     */
+    private static float[] gather(float[] x, int count, int stride, int from, int width) {
+        float[] out = new float[count * width];
+        for (int i = 0; i < count; i++) System.arraycopy(x, i * stride + from, out, i * width, width);
+        return out;
     }
 
     /**
@@ -1039,10 +1055,17 @@ public final class Llama {
     /** Sees the input rows of a batch's matrix products: what an importance matrix sums ({@code gptfast imatrix}). */
     public interface InputObserver {
         /**
-         * {@code rows} inputs of {@code weight}, {@code weight.cols} floats each, at {@code x[0..]}; an expert of a
-         * merged expert tensor is the slice named {@code <tensor>[e]}.
+         * {@code rows} inputs of the tensor named {@code weight}, {@code cols} floats each, at {@code x[0..]}; an expert
+         * of a merged expert tensor is the slice named {@code <tensor>[e]}; a latent attention's per-head matrices
+         * ([in, out, heads]) have each token's inputs of all heads side by side ({@code cols} = heads * in), as
+         * llama-imatrix sums a 3-D tensor's.
          */
-        void inputs(Tensor weight, float[] x, int rows);
+        void inputs(String weight, int cols, float[] x, int rows);
+
+        /** {@code rows} inputs of {@code weight}, {@code weight.cols} floats each, at {@code x[0..]}. */
+        default void inputs(Tensor weight, float[] x, int rows) {
+            inputs(weight.name, weight.cols, x, rows);
+        }
     }
 
     /** Activations and KV cache of one sequence, sized once so that a forward pass allocates nothing. */

@@ -3,7 +3,6 @@ package gptfast4j.quant;
 import gptfast4j.model.Checkpoint;
 import gptfast4j.model.KvCache;
 import gptfast4j.model.Llama;
-import gptfast4j.tensor.Tensor;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -89,8 +88,8 @@ public final class ImportanceCollector implements Llama.InputObserver {
     private static final java.util.regex.Pattern EXPERT_APART = java.util.regex.Pattern.compile("blk\\.(\\d+)\\.(ffn_gate|ffn_up|ffn_down)\\.(\\d+)\\.weight");
 
     @Override
-    public void inputs(Tensor weight, float[] x, int rows) {
-        String name = weight.name;
+    public void inputs(String weight, int cols, float[] x, int rows) {
+        String name = weight;
         int expert = 0, matrices = 1;
         int bracket = name.lastIndexOf('[');
         java.util.regex.Matcher apart;
@@ -106,7 +105,7 @@ public final class ImportanceCollector implements Llama.InputObserver {
             matrices = experts;
         }
         if (!name.startsWith("blk.") && !(output && name.equals("output.weight"))) return;
-        int cols = weight.cols, m = matrices;
+        int m = matrices;
         float[] sum = sums.computeIfAbsent(name, k -> new float[m * cols]);
         counts.computeIfAbsent(name, k -> new long[m]);
         long[] count = broadcast(name, m);

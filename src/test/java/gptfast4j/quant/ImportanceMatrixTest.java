@@ -235,6 +235,20 @@ class ImportanceMatrixTest {
         assertLlamaImatrixs(Checkpoint.load(llama4, null), "llama4-mini", false, dir);
     }
 
+    /**
+     * The same of DeepSeek-V2's latent attention (LatentAttentionTest's models; the fixtures llama-imatrix's of the files
+     * it writes): the queries' projections an entry each, attn_k_b's and attn_v_b's inputs of every head side by side
+     * in one entry, counted once per token, and a fused attn_kv_b's the normalized latents.
+     */
+    @Test
+    void latentAttentionIsLlamaImatrixs(@TempDir Path dir) throws IOException {
+        Path v3 = dir.resolve("v3.gguf"), lite = dir.resolve("lite.gguf");
+        gptfast4j.model.LatentAttentionTest.write(dir, v3, true);
+        gptfast4j.model.LatentAttentionTest.write(dir, lite, false);
+        assertLlamaImatrixs(Checkpoint.load(v3, null), "deepseek2-v3-mini", false, dir);
+        assertLlamaImatrixs(Checkpoint.load(lite, null), "deepseek2-lite-mini", false, dir);
+    }
+
     /** {@code c}'s matrix of ppl-text.txt in chunks of 128 against llama-imatrix's fixture {@code name.imatrix.gguf}, as above. */
     private static void assertLlamaImatrixs(Checkpoint model, String name, boolean processOutput, Path dir) throws IOException {
         String text = Files.readString(Shared.REFERENCE.resolve("ppl-text.txt"), StandardCharsets.UTF_8);
