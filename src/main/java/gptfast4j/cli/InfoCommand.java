@@ -39,7 +39,8 @@ final class InfoCommand implements Callable<Integer> {
             }
         }
         if (first == null) return "";
-        return ", each " + first.width() + " wide" + (first.shared() == null ? "" : "; a shared expert " + first.shared().ffn().width() + " wide")
+        return ", each " + first.width() + " wide" + (first.groups() > 1 ? ", chosen within the best " + first.groupsUsed() + " of " + first.groups() + " groups" : "")
+                + (first.shared() == null ? "" : "; a shared expert " + first.shared().ffn().width() + " wide")
                 + (dense.isEmpty() ? "" : "; dense layer" + (dense.size() > 1 ? "s " : " ") + dense.stream().map(String::valueOf).collect(java.util.stream.Collectors.joining(", ")));
     }
 

@@ -314,10 +314,13 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         return kept;
     }
 
-    /** How a model's mixtures weigh the experts they choose: the routing, and the weights' factor (1: none). */
-    record Gating(FeedForward.Routing routing, float scale) {
+    /**
+     * How a model's mixtures choose and weigh their experts: the routing, the weights' factor (1: none), and the groups
+     * of experts and how many of them the experts are chosen from (1 and 1: no groups; {@link FeedForward.MoE}).
+     */
+    record Gating(FeedForward.Routing routing, float scale, int groups, int groupsUsed) {
         /** Mixtral's: a softmax, the chosen experts' probabilities renormalized. */
-        static final Gating MIXTRAL = new Gating(FeedForward.Routing.SOFTMAX_RENORMALIZED, 1f);
+        static final Gating MIXTRAL = new Gating(FeedForward.Routing.SOFTMAX_RENORMALIZED, 1f, 1, 1);
     }
 
     /**
@@ -351,8 +354,14 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             }
             default -> FeedForward.Routing.SOFTMAX_RENORMALIZED;
         };
+        // DeepSeek-V3's groups of experts, which llama.cpp reads of any architecture
+        int experts = md.getInt(arch + ".expert_count", 0), groups = md.getInt(arch + ".expert_group_count", 0), groupsUsed = md.getInt(arch + ".expert_group_used_count", 0);
+        if (groups > 1 && (groups > 64 || experts % groups != 0 || experts / groups < 2 || groupsUsed < 1 || groupsUsed >= groups)) {
+            throw new ModelFormatException(path + ": " + experts + " experts in " + groups + " groups, " + groupsUsed + " of them used, are not supported"
+                    + " (groups of at least 2 experts, at most 64 groups, fewer used than there are)");
+        }
         // llama.cpp scales by neither 0 (none given) nor 1
-        return new Gating(routing, scale == 0f ? 1f : scale);
+        return new Gating(routing, scale == 0f ? 1f : scale, Math.max(groups, 1), groups > 1 ? groupsUsed : 1);
     }
 
     /**
@@ -983,7 +992,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     tensors.containsKey(p + "ffn_gate_inp_shexp.weight") || c.architecture().equals("qwen2moe")
                             ? sharedGate(path, tensors, p + "ffn_gate_inp_shexp.weight", dim) : null);
         }
-        return new FeedForward.MoE(router, w[0], w[1], w[2], c.expertsUsed(), gating.routing(), gating.scale(), biases, selectionBias, shared);
+        return new FeedForward.MoE(router, w[0], w[1], w[2], c.expertsUsed(), gating.routing(), gating.scale(), biases, selectionBias,
+                gating.groups(), gating.groupsUsed(), shared);
     }
 
     /**

@@ -31,10 +31,13 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
      * w3[e]} are expert e's gate, down and up matrices; {@code biases} null, or
      * gpt-oss's biases of the router and of each expert's matrices; {@code selectionBias} null, or ERNIE 4.5's
      * [experts] added to the probabilities to choose the experts, not to weigh them (llama.cpp's {@code exp_probs_b});
+     * {@code groups} 1, or DeepSeek-V3's groups of experts (consecutive, as many in each), of which the {@code
+     * groupsUsed} with the highest sums of their two best scores are the only ones the experts are chosen from
+     * (llama.cpp's {@code expert_group_count} and {@code expert_group_used_count}, at most 64 groups);
      * {@code shared} null, or the expert every token runs.
      */
     record MoE(Tensor router, Tensor[] w1, Tensor[] w2, Tensor[] w3, int used, Routing routing, float scale, Biases biases, float[] selectionBias,
-               Shared shared) implements FeedForward {
+               int groups, int groupsUsed, Shared shared) implements FeedForward {
         @Override
         public long bytesPerToken() {
             return router.byteSize() + used * (w1[0].byteSize() + w2[0].byteSize() + w3[0].byteSize())
@@ -48,7 +51,7 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
 
         /** This mixture's routing with other matrices and biases (a copy's, a process's share), its shared expert's {@code sharedFfn}. */
         public MoE with(Tensor[] w1, Tensor[] w2, Tensor[] w3, Biases biases, Dense sharedFfn) {
-            return new MoE(router, w1, w2, w3, used, routing, scale, biases, selectionBias, shared == null ? null : new Shared(sharedFfn, shared.gate));
+            return new MoE(router, w1, w2, w3, used, routing, scale, biases, selectionBias, groups, groupsUsed, shared == null ? null : new Shared(sharedFfn, shared.gate));
         }
 
         /**
@@ -64,12 +67,14 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
                 case TOP_K_SOFTMAX, SIGMOID_INPUT -> { }
             }
             float chosen = 0;
+            long allowed = groups > 1 ? chosenGroups(logits, offset, n) : -1L;
+            int perGroup = n / groups;
             for (int k = 0; k < used; k++) {
                 int best = -1;
                 float bestScore = 0;
                 for (int e = 0; e < n; e++) {
-                    if (logits[offset + e] == Float.NEGATIVE_INFINITY) continue;
-                    float score = selectionBias == null ? logits[offset + e] : logits[offset + e] + selectionBias[e];
+                    if (logits[offset + e] == Float.NEGATIVE_INFINITY || (allowed >>> (e / perGroup) & 1) == 0) continue;
+                    float score = score(logits, offset, e);
                     if (best < 0 || score > bestScore) {
                         best = e;
                         bestScore = score;
@@ -88,6 +93,43 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
                 case SOFTMAX, SIGMOID -> { }
             }
             if (scale != 1f) for (int k = 0; k < used; k++) weights[k] *= scale;
+        }
+
+        /** Expert e's score for the choice: its probability (or logit), plus its selection bias where there is one. */
+        private float score(float[] probs, int offset, int e) {
+            return selectionBias == null ? probs[offset + e] : probs[offset + e] + selectionBias[e];
+        }
+
+        /**
+         * The {@link #groupsUsed} groups (a bit each) whose two best experts' scores sum highest, the first group of a
+         * tie: DeepSeek-V3's group-limited routing, as llama.cpp's graph runs it.
+         */
+        private long chosenGroups(float[] probs, int offset, int n) {
+            int perGroup = n / groups;
+            long chosen = 0;
+            for (int k = 0; k < groupsUsed; k++) {
+                int best = -1;
+                float bestScore = 0;
+                for (int g = 0; g < groups; g++) {
+                    if ((chosen >>> g & 1) != 0) continue;
+                    float first = Float.NEGATIVE_INFINITY, second = Float.NEGATIVE_INFINITY;
+                    for (int e = g * perGroup; e < (g + 1) * perGroup; e++) {
+                        float score = score(probs, offset, e);
+                        if (score > first) {
+                            second = first;
+                            first = score;
+                        } else if (score > second) {
+                            second = score;
+                        }
+                    }
+                    if (best < 0 || first + second > bestScore) {
+                        best = g;
+                        bestScore = first + second;
+                    }
+                }
+                chosen |= 1L << best;
+            }
+            return chosen;
         }
 
         private static float sigmoid(float x) {

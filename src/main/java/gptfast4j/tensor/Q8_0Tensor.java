@@ -113,19 +113,19 @@ final class Q8_0Tensor extends RowGroupTensor implements RowLanes.PairKernel, Te
 
     /** Per lane of a row's weights j .. j + L - 1 (j % 4 = 0): the left shift that puts its byte at the top of its int. */
     private static final IntVector BYTE_SHIFTS = IntVector.fromArray(I_SPECIES, IntStream.range(0, L).map(l -> 24 - 8 * (l % 4)).toArray(), 0);
-    /** Per lane of a row's weights j .. j + L - 1: which of the L / 4 ints that hold them holds its weight. */
-    private static final IntVector LANE_INT = IntVector.fromArray(I_SPECIES, IntStream.range(0, L).map(l -> l / 4).toArray(), 0);
 
     /**
      * The 32 weights of one row of a decode-layout block whose ints are at {@code ints} and {@code 4L} bytes apart, to
-     * {@code out[0 .. 32)}: per vector, each int broadcast to its four lanes, its bytes' xor 0x80 undone, each lane's
+     * {@code out[0 .. 32)}: per vector, each int written to its four lanes, its bytes' xor 0x80 undone, each lane's
      * byte shifted to the top and back down. To an array, not returned as a vector, as {@link RowLanes#rowNibbles}.
      */
     private void rowWeights(long ints, int[] out) {
         for (int j = 0; j < BLOCK; j += L) {
-            IntVector v = IntVector.broadcast(I_SPECIES, data.get(INT_LE, ints + 4L * L * (j / 4)));
-            for (int k = 1; k < L / 4; k++) v = v.blend(data.get(INT_LE, ints + 4L * L * (j / 4 + k)), LANE_INT.eq(k));
-            v.lanewise(VectorOperators.XOR, 0x8080_8080).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24).intoArray(out, j);
+            // each lane's int spread through out first: a vector blended round a loop boxes where C2 has no type
+            // profile to inline its calls by (a latent attention's fused attn_kv_b reads its rows so in every step)
+            for (int lane = 0; lane < L; lane++) out[j + lane] = data.get(INT_LE, ints + 4L * L * (j / 4 + lane / 4));
+            IntVector.fromArray(I_SPECIES, out, j).lanewise(VectorOperators.XOR, 0x8080_8080).lanewise(VectorOperators.LSHL, BYTE_SHIFTS)
+                    .lanewise(VectorOperators.ASHR, 24).intoArray(out, j);
         }
     }
 
