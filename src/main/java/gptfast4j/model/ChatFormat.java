@@ -61,6 +61,13 @@ public enum ChatFormat {
      */
     CHATML,
     /**
+     * DeepSeek-V2's (llama.cpp's {@code deepseek2}: DeepSeek-V2-Chat, V2-Lite-Chat, DeepSeek-Coder-V2-Instruct), as
+     * llama.cpp's llama-chat.cpp frames it and the models' template writes it: a system prompt and a blank line, then
+     * {@code User: message\n\n}, the answer after {@code Assistant:} (an earlier one written {@code Assistant: }
+     * and its text as it is), ended by EOS; no special token but EOS.
+     */
+    DEEPSEEK2,
+    /**
      * DeepSeek-R1's distillations into Llama models (llama.cpp's name: {@code deepseek3}), as their own chat template
      * writes a conversation: a system prompt first (nothing between it and the first message), then
      * {@code <｜User｜>message<｜Assistant｜>}, the answer ended by EOS ({@code <｜end▁of▁sentence｜>}); the answer
@@ -132,6 +139,7 @@ public enum ChatFormat {
             // Phi-3's turns end with <|end|>, Zephyr's with EOS (llama.cpp tells them apart so)
             if (chatTemplate.contains("<|assistant|>") && chatTemplate.contains("<|end|>")) return PHI3;
             if (chatTemplate.contains("<|user|>") && chatTemplate.contains("<|assistant|>")) return ZEPHYR;
+            if (chatTemplate.contains("'Assistant: ' + message['content'] + eos_token")) return DEEPSEEK2;
             if (chatTemplate.contains("<｜Assistant｜>") && chatTemplate.contains("<｜User｜>") && chatTemplate.contains("<｜end▁of▁sentence｜>")) return DEEPSEEK3;
             if (chatTemplate.contains("<start_of_turn>")) return GEMMA;
             if (chatTemplate.contains("<|START_OF_TURN_TOKEN|>") && chatTemplate.contains("<|USER_TOKEN|>")) return COMMAND_R;
@@ -240,6 +248,10 @@ public enum ChatFormat {
             case DEEPSEEK3 -> {
                 if (first && addBos) ids.add(bos);
                 marked(tokenizer, ids, sys != null ? system : "", USER, message, ASSISTANT_MARKER, OPEN_THINKING);
+            }
+            case DEEPSEEK2 -> {
+                if (first && addBos) ids.add(bos);
+                for (int id : tokenizer.encode((sys != null ? sys + "\n\n" : "") + "User: " + message + "\n\nAssistant:")) ids.add(id);
             }
             case MISTRAL_V7, MISTRAL_V7_TEKKEN -> {
                 if (first && addBos) ids.add(bos);
@@ -395,8 +407,9 @@ public enum ChatFormat {
                 int thought = answer.lastIndexOf("</think>");
                 for (int id : tokenizer.encode(thought >= 0 ? answer.substring(thought + "</think>".length()) : answer)) ids.add(id);
                 ids.add(endOfTurn(tokenizer, eos));
-            } else if (this == PHI4) {
-                for (int id : tokenizer.encode(messages.get(i))) ids.add(id);
+            } else if (this == PHI4 || this == DEEPSEEK2) {
+                // DeepSeek-V2's after "Assistant:" and a space, as it is
+                for (int id : tokenizer.encode((this == DEEPSEEK2 ? " " : "") + messages.get(i))) ids.add(id);
                 ids.add(endOfTurn(tokenizer, eos));
             } else {
                 // Mistral's answers after a space, but v3-tekken's and v7-tekken's (llama-chat.cpp)

@@ -249,6 +249,22 @@ class ChatFormatTest {
     }
 
     /**
+     * DeepSeek-V2's template (llama.cpp de3ff81's tests/test-chat-template.cpp's) is told apart as llama.cpp tells it,
+     * and a conversation is that test's expected text for its conversation (an answer as it is, spaces and all),
+     * tokenized with <｜end▁of▁sentence｜> special (on Llama-3's byte-level vocabulary, a reserved token renamed; no BOS, as the test has none).
+     */
+    @Test
+    void deepseek2IsLlamaCppsText() {
+        assertEquals(ChatFormat.DEEPSEEK2, ChatFormat.detect("{% if not add_generation_prompt is defined %}{% set add_generation_prompt = false %}{% endif %}{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ 'User: ' + message['content'] + '\\n\\n' }}{% elif message['role'] == 'assistant' %}{{ 'Assistant: ' + message['content'] + eos_token }}{% elif message['role'] == 'system' %}{{ message['content'] + '\\n\\n' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"));
+        Tokenizer t = withSpecials("llama3-vocab.gguf", new int[]{128001}, "<｜end▁of▁sentence｜>");
+        String expected = "You are a helpful assistant\n\nUser: Hello\n\nAssistant: Hi there<｜end▁of▁sentence｜>User: Who are you\n\nAssistant:    I am an assistant   <｜end▁of▁sentence｜>"
+                + "User: Another question\n\nAssistant:";
+        assertArrayEquals(t.encodeWithSpecials(expected), ChatFormat.DEEPSEEK2.conversation(t, "You are a helpful assistant",
+                List.of("Hello", "Hi there", "Who are you", "   I am an assistant   ", "Another question"), 128000, false, 128001));
+        assertArrayEquals(t.encodeWithSpecials("User: More\n\nAssistant:"), ChatFormat.DEEPSEEK2.userTurn(t, "More", false, 128000, true, "Be brief."));
+    }
+
+    /**
      * ChatML's turns and conversations are the text llama.cpp's llama-chat.cpp writes for it (its test-chat-template.cpp's
      * expected output for the ChatML template has this form), tokenized with its markers as special tokens: on a
      * byte-level vocabulary (Llama-3's, two reserved tokens renamed) and on a SentencePiece one (Llama-2's, two rare
