@@ -91,7 +91,7 @@ public class LatentAttentionTest {
         });
     }
 
-    /** DeepSeek-V3's layout: llama-perplexity's figure, ours 1.2e-8 from it. */
+    /** DeepSeek-V3's layout: llama-perplexity's figure, ours 1.2e-8 from it; a split across processes is refused, in words. */
     @Test
     void splitUpProjectionGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
         Path file = dir.resolve("deepseek2-v3-mini.gguf");
@@ -101,6 +101,8 @@ public class LatentAttentionTest {
         assertEquals(List.of(RANK, NOPE, ROPE, VALUE, Q_RANK), List.of(latent.rank(), latent.nope(), latent.rope(), latent.valueWidth(), (int) latent.qA().rows));
         assertNull(c.model().weights().layers()[0].wv());
         assertEquals(49862.4295, perplexity(c), 1e-6 * 49862.4295);
+        IllegalArgumentException split = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> c.model().checkSplit(2));
+        assertEquals("this model's multi-head latent attention (deepseek2) cannot be split across processes yet", split.getMessage());
     }
 
     /**
