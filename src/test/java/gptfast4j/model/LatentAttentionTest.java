@@ -120,6 +120,40 @@ public class LatentAttentionTest {
     }
 
     /**
+     * A next-token prediction layer after the others (GLM-4.7-Flash's, a deepseek2 file) is left out, as llama.cpp
+     * leaves it out of its graph: the V3 layout's file with a copy of its last layer and the layer's projections of
+     * llama.cpp's MTP block after it gives the same figure (llama-perplexity's too, on that file).
+     */
+    @Test
+    void nextTokenPredictionLayerIsLeftOut(@TempDir Path dir) throws IOException {
+        Path trunk = dir.resolve("deepseek2-v3-mini.gguf"), file = dir.resolve("deepseek2-v3-nextn.gguf");
+        write(dir, trunk, true);
+        writeWithNextn(trunk, file);
+        Checkpoint c = Checkpoint.load(file, null);
+        assertEquals(MOE.layers(), c.model().config.nLayers());
+        assertEquals(49862.4295, perplexity(c), 1e-6 * 49862.4295);
+    }
+
+    /** {@code trunk}'s model with a next-token prediction layer after its layers: its last layer's tensors again, and the MTP block's own. */
+    static void writeWithNextn(Path trunk, Path out) {
+        int last = MOE.layers() - 1, dim = MOE.dim();
+        String next = "blk." + MOE.layers() + ".";
+        FamilyFiles.rewrite(trunk, out, md -> {
+            md.put("deepseek2.block_count", Metadata.Value.uint32(MOE.layers() + 1));
+            md.put("deepseek2.nextn_predict_layers", Metadata.Value.uint32(1));
+        }, name -> true, (file, tensors) -> {
+            for (var t : file.values()) {
+                if (t.name().startsWith("blk." + last + ".")) {
+                    tensors.add(new GGUFWriter.TensorSpec(next + t.name().substring(("blk." + last + ".").length()), t.type(), t.shape(), target -> target.copyFrom(t.data())));
+                }
+            }
+            FamilyFiles.matrix(tensors, next + "nextn.eh_proj.weight", new long[]{2L * dim, dim}, 99);
+            FamilyFiles.norm(tensors, next + "nextn.enorm.weight", dim, 97);
+            FamilyFiles.norm(tensors, next + "nextn.hnorm.weight", dim, 98);
+        });
+    }
+
+    /**
      * Files before the split (DeepSeek-V2-Lite's as most were converted), which llama.cpp runs as multi-head attention
      * on the keys and values the latents expand to, and ours in the latent space: llama-perplexity's figure, ours 4e-9
      * from it.
