@@ -213,7 +213,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (arch.equals("ernie4_5") && md.getInt("ernie4_5.expert_count", 0) > 0) throw new ModelFormatException(path + ": an ernie4_5 model with experts is not supported");
         // GLM-4.1V's sections of RoPE (M-RoPE) and GLM's next-token prediction layers are not run here
         if (arch.equals("glm4") && md.has("glm4.rope.dimension_sections")) throw new ModelFormatException(path + ": a glm4 model with M-RoPE (rope.dimension_sections) is not supported");
-        // GLM-4.5's next-token prediction layers, after the others, are not run (as llama.cpp runs them only to draft)
+        // GLM-4.5's and GLM-4.7-Flash's (deepseek2) next-token prediction layers, after the others, are not run (as llama.cpp runs them only to draft)
         int nextn = md.getInt(arch + ".nextn_predict_layers", 0);
         if (nextn > 0 && !arch.equals("glm4moe") && !arch.equals("deepseek2")) throw new ModelFormatException(path + ": a model with next-token prediction layers (" + arch + ".nextn_predict_layers) is not supported");
         // llama.cpp's graph then runs dense layers whose tensors its loader did not read: no such model is made
@@ -301,7 +301,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         return md.getBool("tokenizer.ggml.add_bos_token", true) && !glm;
     }
 
-    /** {@code tensors} but those of layers {@code layers} on (GLM-4.5's next-token prediction layers, which are not run). */
+    /** {@code tensors} but those of layers {@code layers} on (GLM-4.5's and GLM-4.7-Flash's next-token prediction layers, which are not run). */
     private static Map<String, TensorData> withoutLayersFrom(Map<String, TensorData> tensors, int layers) {
         Map<String, TensorData> kept = new LinkedHashMap<>();
         for (var e : tensors.entrySet()) {
