@@ -846,10 +846,30 @@ public final class Llama {
         s.sharedInput.matvec(s.xb, exact, s.expertMatrices, s.expertOutputs, 2 * used);
         Arrays.fill(s.expertMatrices, null); // keep no matrices reachable from the state
         Arrays.fill(s.expertOutputs, null);
-        for (int k = 0; k < used; k++) {
-            s.slotToken[0] = 0;
-            s.slotWeight[0] = s.chosenWeights[0][order[k]];
-            expertOutput(s, moe, chosen[order[k]], s.expertGates[k], s.expertUps[k], 1, exact);
+        if (!parallel.whole()) {
+            for (int k = 0; k < used; k++) {
+                s.slotToken[0] = 0;
+                s.slotWeight[0] = s.chosenWeights[0][order[k]];
+                expertOutput(s, moe, chosen[order[k]], s.expertGates[k], s.expertUps[k], 1, exact);
+            }
+        } else {
+            // the down projections in one pool call (Tensor.EachInput), then added in the same order as one by one
+            for (int k = 0; k < used; k++) {
+                int e = chosen[order[k]];
+                s.slotWeight[0] = s.chosenWeights[0][order[k]];
+                expertHidden(s, moe, e, s.expertGates[k], s.expertUps[k], 1);
+                s.expertMatrices[k] = moe.w2()[e];
+                if (seen != null) seen.inputs(moe.w2()[e], s.expertGates[k], 1);
+            }
+            s.eachInput.matvec(s.expertMatrices, s.expertGates, s.expertDowns, used);
+            Arrays.fill(s.expertMatrices, null);
+            int dim = config.dim();
+            float scale = config.variant().residualScale();
+            boolean weighsInput = moe.routing() == FeedForward.Routing.SIGMOID_INPUT;
+            for (int k = 0; k < used; k++) {
+                if (moe.biases() != null) VectorMath.add(s.expertDowns[k], 0, moe.biases().w2()[chosen[order[k]]], 0, dim);
+                VectorMath.axpy(weighsInput ? scale : s.chosenWeights[0][order[k]] * scale, s.expertDowns[k], 0, s.x, 0, dim);
+            }
         }
         sharedExpert(s, moe, 1, exact);
     }
@@ -876,12 +896,33 @@ public final class Llama {
      * s.slotToken[i]} times {@code s.slotWeight[i]} (and the variant's residual scale, Granite's).
      */
     private void expertOutput(State s, FeedForward.MoE moe, int e, float[] gate, float[] up, int count, boolean exact) {
-        int dim = config.dim(), part = (int) moe.w1()[e].rows;
+        int dim = config.dim();
         float scale = config.variant().residualScale();
         TensorParallel tp = parallel;
         FeedForward.Biases b = moe.biases();
         boolean weighsInput = moe.routing() == FeedForward.Routing.SIGMOID_INPUT;
-        if (weighsInput) {
+        expertHidden(s, moe, e, gate, up, count);
+        float[] in = gate;
+        if (!tp.whole()) {
+            tp.group.gather(gate, s.hbWhole, moe.width(), count, tp.hiddenStarts(moe.width()));
+            in = s.hbWhole;
+        }
+        if (s.inputs != null) s.inputs.inputs(moe.w2()[e], in, count);
+        moe.w2()[e].matmul(in, count, s.xb2Part, s.dimPart, exact);
+        if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, count, tp.dimStarts);
+        if (b != null) for (int i = 0; i < count; i++) VectorMath.add(s.xb2, i * dim, b.w2()[e], 0, dim);
+        for (int i = 0; i < count; i++) VectorMath.axpy(weighsInput ? scale : s.slotWeight[i] * scale, s.xb2, i * dim, s.x, s.slotToken[i] * dim, dim);
+    }
+
+    /**
+     * Expert {@code e}'s hidden state of {@code count} tokens, into {@code gate}: its gates and ups ([count, its rows of
+     * hidden]) times token i's {@code s.slotWeight[i]} where the mixture weighs its inputs (Llama 4's), plus its
+     * biases where it has them, through the activation.
+     */
+    private void expertHidden(State s, FeedForward.MoE moe, int e, float[] gate, float[] up, int count) {
+        int part = (int) moe.w1()[e].rows;
+        FeedForward.Biases b = moe.biases();
+        if (moe.routing() == FeedForward.Routing.SIGMOID_INPUT) {
             // w1 (x w) = (w1 x) w, and so for w3: the input's weight taken after the products, which share their input
             for (int i = 0; i < count; i++) {
                 VectorMath.scale(gate, i * part, part, s.slotWeight[i]);
@@ -895,16 +936,6 @@ public final class Llama {
             }
         }
         activate(gate, up, 0, count * part);
-        float[] in = gate;
-        if (!tp.whole()) {
-            tp.group.gather(gate, s.hbWhole, moe.width(), count, tp.hiddenStarts(moe.width()));
-            in = s.hbWhole;
-        }
-        if (s.inputs != null) s.inputs.inputs(moe.w2()[e], in, count);
-        moe.w2()[e].matmul(in, count, s.xb2Part, s.dimPart, exact);
-        if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, count, tp.dimStarts);
-        if (b != null) for (int i = 0; i < count; i++) VectorMath.add(s.xb2, i * dim, b.w2()[e], 0, dim);
-        for (int i = 0; i < count; i++) VectorMath.axpy(weighsInput ? scale : s.slotWeight[i] * scale, s.xb2, i * dim, s.x, s.slotToken[i] * dim, dim);
     }
 
     /**
@@ -1159,6 +1190,9 @@ public final class Llama {
         // their one SharedInput call, and their slots in ascending expert order
         final float[][] expertGates, expertUps, expertOutputs;
         final Tensor[] expertMatrices;
+        /** A decode step's chosen experts' down projections [used][dim], from their one EachInput call. */
+        final float[][] expertDowns;
+        final Tensor.EachInput eachInput;
         final int[] expertOrder;
         final int[][] chosen;
         final float[][] chosenWeights;
@@ -1250,6 +1284,8 @@ public final class Llama {
             expertGates = new float[used][hiddenPart];
             expertUps = new float[used][hiddenPart];
             expertMatrices = new Tensor[2 * used];
+            expertDowns = new float[used][c.dim()];
+            eachInput = new Tensor.EachInput(Math.max(used, 1));
             expertOutputs = new float[2 * used][];
             expertOrder = new int[used];
             LatentAttention latent = java.util.Arrays.stream(model.weights().layers()).map(Layer::latent).filter(java.util.Objects::nonNull).findFirst().orElse(null);
