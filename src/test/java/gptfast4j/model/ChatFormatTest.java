@@ -251,16 +251,23 @@ class ChatFormatTest {
     /**
      * DeepSeek-V2's template (llama.cpp de3ff81's tests/test-chat-template.cpp's) is told apart as llama.cpp tells it,
      * and a conversation is that test's expected text for its conversation (an answer as it is, spaces and all),
-     * tokenized with <｜end▁of▁sentence｜> special (on Llama-3's byte-level vocabulary, a reserved token renamed; no BOS, as the test has none).
+     * tokenized with its end-of-sentence token special (on Llama-3's byte-level vocabulary, a reserved token renamed; no
+     * BOS, as the test has none); the template itself, rendered by our Jinja, writes that text.
      */
     @Test
     void deepseek2IsLlamaCppsText() {
-        assertEquals(ChatFormat.DEEPSEEK2, ChatFormat.detect("{% if not add_generation_prompt is defined %}{% set add_generation_prompt = false %}{% endif %}{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ 'User: ' + message['content'] + '\\n\\n' }}{% elif message['role'] == 'assistant' %}{{ 'Assistant: ' + message['content'] + eos_token }}{% elif message['role'] == 'system' %}{{ message['content'] + '\\n\\n' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"));
+        String template = "{% if not add_generation_prompt is defined %}{% set add_generation_prompt = false %}{% endif %}{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ 'User: ' + message['content'] + '\\n\\n' }}{% elif message['role'] == 'assistant' %}{{ 'Assistant: ' + message['content'] + eos_token }}{% elif message['role'] == 'system' %}{{ message['content'] + '\\n\\n' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}";
+        assertEquals(ChatFormat.DEEPSEEK2, ChatFormat.detect(template));
         Tokenizer t = withSpecials("llama3-vocab.gguf", new int[]{128001}, "<｜end▁of▁sentence｜>");
         String expected = "You are a helpful assistant\n\nUser: Hello\n\nAssistant: Hi there<｜end▁of▁sentence｜>User: Who are you\n\nAssistant:    I am an assistant   <｜end▁of▁sentence｜>"
                 + "User: Another question\n\nAssistant:";
         assertArrayEquals(t.encodeWithSpecials(expected), ChatFormat.DEEPSEEK2.conversation(t, "You are a helpful assistant",
                 List.of("Hello", "Hi there", "Who are you", "   I am an assistant   ", "Another question"), 128000, false, 128001));
+        List<java.util.Map<String, String>> messages = List.of(java.util.Map.of("role", "system", "content", "You are a helpful assistant"),
+                java.util.Map.of("role", "user", "content", "Hello"), java.util.Map.of("role", "assistant", "content", "Hi there"),
+                java.util.Map.of("role", "user", "content", "Who are you"), java.util.Map.of("role", "assistant", "content", "   I am an assistant   "),
+                java.util.Map.of("role", "user", "content", "Another question"));
+        assertEquals(expected, ChatTemplate.withoutBos(t, new ChatTemplate(template).render(t, 128000, 128001, messages, null, java.util.Map.of(), true), 128000, true));
         assertArrayEquals(t.encodeWithSpecials("User: More\n\nAssistant:"), ChatFormat.DEEPSEEK2.userTurn(t, "More", false, 128000, true, "Be brief."));
     }
 
