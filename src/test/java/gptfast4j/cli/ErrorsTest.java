@@ -119,6 +119,13 @@ class ErrorsTest {
         }
     }
 
+    /** make-model's --help names every shape it makes (its list had fallen behind by four). */
+    @Test
+    void makeModelHelpNamesEveryShape() {
+        String help = run("make-model", "--help").out.replaceAll("\\s+", " ");
+        for (gptfast4j.bench.ModelShape shape : gptfast4j.bench.ModelShape.ALL) assertTrue(help.contains(shape.name()), shape.name() + " in " + help);
+    }
+
     /** Out of memory says where: off-heap weights are not helped by a larger Java heap. */
     @Test
     void outOfMemoryAdvice() {
