@@ -1012,8 +1012,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         try {
             Config.Yarn yarn = null;
             if ("yarn".equals(md.getString(rope + "type", null))) {
-                float factor = md.getFloat(rope + "factor", 0f);
-                if (factor == 0f) factor = md.getFloat(arch + ".rope.scale_linear", 0f);
+                float factor = ropeScale(md, arch);
                 float logMultiplier = deepseek2 ? yarnLogMultiplier(md) : mistral3 ? md.getFloat(rope + "yarn_log_multiplier", 0f) : 0f;
                 yarn = new Config.Yarn(factor == 0f ? 1f : factor, original, mistral3 ? md.getFloat(rope + "yarn_beta_fast", 32f) : 32f,
                         mistral3 ? md.getFloat(rope + "yarn_beta_slow", 1f) : 1f, logMultiplier, deepseek2 && logMultiplier != 0f ? logMultiplier : 1f);
@@ -1023,6 +1022,12 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }
+    }
+
+    /** The rope scaling's factor: {@code rope.scaling.factor}, or the older {@code rope.scale_linear}; 0 where neither is given. */
+    private static float ropeScale(Metadata md, String arch) {
+        float factor = md.getFloat(arch + ".rope.scaling.factor", 0f);
+        return factor != 0f ? factor : md.getFloat(arch + ".rope.scale_linear", 0f);
     }
 
     /**
@@ -1046,8 +1051,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         int keyWidth = md.has(arch + ".attention.key_length_mla") ? required(md, path, arch + ".attention.key_length_mla") : required(md, path, arch + ".attention.key_length");
         float mscale = md.getFloat(rope + "attn_factor", 1f);
         if ("yarn".equals(md.getString(rope + "type", null))) {
-            float factor = md.getFloat(rope + "factor", 0f);
-            if (factor == 0f) factor = md.getFloat(arch + ".rope.scale_linear", 0f);
+            float factor = ropeScale(md, arch);
             float freqScale = factor == 0f ? 1f : 1f / factor, growth = (float) Math.log(1f / freqScale), m = yarnLogMultiplier(md);
             // llama.cpp's context's attention factor (1, or YaRN's growth where there is no multiplier), which then
             // cancels the rope kernel's growth; times that growth again, and m's
@@ -1070,8 +1074,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (type != null && !List.of("none", "linear", "yarn").contains(type)) {
             throw new ModelFormatException(path + ": unsupported rope scaling '" + type + "' (supported: linear, yarn, and Llama-3.1's rope_freqs)");
         }
-        float factor = md.getFloat(arch + ".rope.scaling.factor", 0f);
-        if (factor == 0f) factor = md.getFloat(arch + ".rope.scale_linear", 0f);
+        float factor = ropeScale(md, arch);
         if (!(factor >= 0f) || Float.isInfinite(factor)) throw new ModelFormatException(path + ": rope scaling factor " + factor + " is not a positive number");
         float[] factors = null;
         String table = tensors.containsKey("rope_freqs.weight") ? "rope_freqs.weight" : "rope_factors_short.weight";

@@ -863,13 +863,7 @@ public final class Llama {
             }
             s.eachInput.matvec(s.expertMatrices, s.expertGates, s.expertDowns, used);
             Arrays.fill(s.expertMatrices, null);
-            int dim = config.dim();
-            float scale = config.variant().residualScale();
-            boolean weighsInput = moe.routing() == FeedForward.Routing.SIGMOID_INPUT;
-            for (int k = 0; k < used; k++) {
-                if (moe.biases() != null) VectorMath.add(s.expertDowns[k], 0, moe.biases().w2()[chosen[order[k]]], 0, dim);
-                VectorMath.axpy(weighsInput ? scale : s.chosenWeights[0][order[k]] * scale, s.expertDowns[k], 0, s.x, 0, dim);
-            }
+            for (int k = 0; k < used; k++) addExpertOutput(s, moe, chosen[order[k]], s.expertDowns[k], 0, s.chosenWeights[0][order[k]], 0);
         }
         sharedExpert(s, moe, 1, exact);
     }
@@ -897,10 +891,7 @@ public final class Llama {
      */
     private void expertOutput(State s, FeedForward.MoE moe, int e, float[] gate, float[] up, int count, boolean exact) {
         int dim = config.dim();
-        float scale = config.variant().residualScale();
         TensorParallel tp = parallel;
-        FeedForward.Biases b = moe.biases();
-        boolean weighsInput = moe.routing() == FeedForward.Routing.SIGMOID_INPUT;
         expertHidden(s, moe, e, gate, up, count);
         float[] in = gate;
         if (!tp.whole()) {
@@ -910,8 +901,19 @@ public final class Llama {
         if (s.inputs != null) s.inputs.inputs(moe.w2()[e], in, count);
         moe.w2()[e].matmul(in, count, s.xb2Part, s.dimPart, exact);
         if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, count, tp.dimStarts);
-        if (b != null) for (int i = 0; i < count; i++) VectorMath.add(s.xb2, i * dim, b.w2()[e], 0, dim);
-        for (int i = 0; i < count; i++) VectorMath.axpy(weighsInput ? scale : s.slotWeight[i] * scale, s.xb2, i * dim, s.x, s.slotToken[i] * dim, dim);
+        for (int i = 0; i < count; i++) addExpertOutput(s, moe, e, s.xb2, i * dim, s.slotWeight[i], s.slotToken[i]);
+    }
+
+    /**
+     * Expert {@code e}'s down projection of one token ({@code out[from .. + dim)}) plus its bias where it has one, added
+     * to row {@code row} of {@code x} times {@code weight} (but where the mixture weighed its input, Llama 4's) and the
+     * variant's residual scale (Granite's).
+     */
+    private void addExpertOutput(State s, FeedForward.MoE moe, int e, float[] out, int from, float weight, int row) {
+        int dim = config.dim();
+        float scale = config.variant().residualScale();
+        if (moe.biases() != null) VectorMath.add(out, from, moe.biases().w2()[e], 0, dim);
+        VectorMath.axpy(moe.routing() == FeedForward.Routing.SIGMOID_INPUT ? scale : weight * scale, out, from, s.x, row * dim, dim);
     }
 
     /**
