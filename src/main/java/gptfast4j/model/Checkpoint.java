@@ -923,12 +923,12 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 throw new ModelFormatException(path + ": tensor " + kv.name() + " has shape " + kv.shapeString() + ": not " + heads + " heads of " + nope + " key rows and their value rows");
             }
             Tensor kvB = matrix(path, tensors, kv.name(), rank, rows);
-            return new LatentAttention(qA, qANorm, kvNorm, kvB, kvB, true, rank, nope, rope, (int) (rows / heads - nope));
+            return new LatentAttention(qA, qANorm, kvNorm, kvB, kvB, nope, rope, (int) (rows / heads - nope));
         }
         TensorData v = tensor(tensors, path, p + "attn_v_b.weight");
         int valueWidth = (int) Math.min(v.shape().length == 3 ? v.shape()[1] : 0, Integer.MAX_VALUE);
         return new LatentAttention(qA, qANorm, kvNorm, heads(path, tensors, p + "attn_k_b.weight", nope, rank, heads), heads(path, tensors, v.name(), rank, valueWidth, heads),
-                false, rank, nope, rope, valueWidth);
+                nope, rope, valueWidth);
     }
 
     /** A 3-D tensor [in, out, heads] of one matrix per head, viewed as one matrix [in, out * heads] (head h's rows from h * out). */

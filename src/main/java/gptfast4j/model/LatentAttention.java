@@ -16,16 +16,25 @@ import gptfast4j.tensor.Tensor;
  *   kB : attn_k_b [nope, rank * heads]                    vB : attn_v_b [rank, valueWidth * heads]
  *   Layer.wo : [heads * valueWidth, dim]                  Layer.wv : null
  * </pre>
- * Files converted before llama.cpp split the up-projection ({@code fused}) have both in {@code attn_kv_b} [rank, heads *
+ * Files converted before llama.cpp split the up-projection ({@link #fused}) have both in {@code attn_kv_b} [rank, heads *
  * (nope + valueWidth)], each head's key rows then its value rows: {@code kB} and {@code vB} are then that one tensor,
  * whose key rows are taken transposed.
  */
-public record LatentAttention(Tensor qA, float[] qANorm, float[] kvNorm, Tensor kB, Tensor vB, boolean fused, int rank, int nope, int rope,
-                              int valueWidth) {
+public record LatentAttention(Tensor qA, float[] qANorm, float[] kvNorm, Tensor kB, Tensor vB, int nope, int rope, int valueWidth) {
 
     /** This attention with other matrices (a copy's). */
     LatentAttention with(Tensor qA, Tensor kB, Tensor vB) {
-        return new LatentAttention(qA, qANorm, kvNorm, kB, vB, fused, rank, nope, rope, valueWidth);
+        return new LatentAttention(qA, qANorm, kvNorm, kB, vB, nope, rope, valueWidth);
+    }
+
+    /** Whether the up-projection is one attn_kv_b (kB and vB the same tensor). */
+    public boolean fused() {
+        return kB == vB;
+    }
+
+    /** The latent's width: its norm's. */
+    public int rank() {
+        return kvNorm.length;
     }
 
     /** The width of one head's query as wq writes it: its non-rotated part, then its rotated one. */
@@ -35,16 +44,16 @@ public record LatentAttention(Tensor qA, float[] qANorm, float[] kvNorm, Tensor 
 
     /** Head h's first row of kB: its {@code rank} rows (split), or its {@code nope} key rows (fused). */
     long keyRows(int h) {
-        return fused ? (long) h * (nope + valueWidth) : (long) h * rank;
+        return fused() ? (long) h * (nope + valueWidth) : (long) h * rank();
     }
 
     /** Head h's first row of vB: its {@code valueWidth} rows. */
     long valueRows(int h) {
-        return fused ? (long) h * (nope + valueWidth) + nope : (long) h * valueWidth;
+        return fused() ? (long) h * (nope + valueWidth) + nope : (long) h * valueWidth;
     }
 
     /** Bytes a decode step reads: the matrices besides the layer's own. */
     long bytesPerToken() {
-        return (qA == null ? 0 : qA.byteSize()) + kB.byteSize() + (fused ? 0 : vB.byteSize());
+        return (qA == null ? 0 : qA.byteSize()) + kB.byteSize() + (fused() ? 0 : vB.byteSize());
     }
 }
