@@ -97,9 +97,8 @@ class SpeculativeTest {
         g.load(new int[]{5, 6, 7, 8, 9}, probs, 5);
         Sampler greedy = new Sampler(512, 0, 0, 1, 0);
         com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
-        for (int i = 0; i < 2000; i++) g.step(sequence, 1 + i % 400, 5, greedy); // until C2 has compiled the step, mostly
-        long fewest = Long.MAX_VALUE;
-        for (int round = 0; round < 20 && fewest > 0; round++) {
+        long fewest = Long.MAX_VALUE; // the first rounds until C2 has compiled the step
+        for (int round = 0; round < 60 && fewest > 0; round++) {
             long before = threads.getCurrentThreadAllocatedBytes();
             for (int i = 0; i < 200; i++) g.step(sequence, 1 + i % 400, 5, greedy);
             fewest = Math.min(fewest, threads.getCurrentThreadAllocatedBytes() - before);
