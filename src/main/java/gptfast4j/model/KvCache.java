@@ -26,6 +26,10 @@ import java.nio.channels.WritableByteChannel;
  * positions: F16 2.1 GB, Q8_0 1.2, Q4_0 0.6, against F32's 4.3) and what a step reads from it, at the cost of
  * converting each kv head read, once per attention call, and which take memory only for the positions written; keys
  * of one of those and values of another ({@link Mixed}).
+ * <p>
+ * A latent attention's cache ({@link #keysOnly}, {@link LatentAttention}) holds keys only: each position's value is
+ * its key's latent part, which attention sums from the key cache's blocks ({@link VectorMath#columnSums}), as
+ * llama.cpp's V-less cache does (DeepSeek-V2-Lite's F16 cache at 4096 positions: 127 MB against 255).
  */
 public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
     /**
@@ -87,27 +91,49 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
     static final int KEY_BLOCK = 64;
 
     final int contextLength, kvDim, headDim, nKvHeads;
+    /** No values are stored: attention reads them from the keys (a latent attention's; {@link Head#values} null). */
+    final boolean keysOnly;
+    private static final java.util.concurrent.atomic.AtomicLong IDS = new java.util.concurrent.atomic.AtomicLong();
+    /** This cache, in a thread's scratch's record of what it holds ({@link Converted#head}, {@link #latentRows}). */
+    final long id = IDS.incrementAndGet();
+    /** Per thread: {@link #latentRows}'s rows, and which cache, call, kv head and positions they are of. */
+    private static final ThreadLocal<Head> LATENT_ROWS = ThreadLocal.withInitial(Head::new);
 
-    private KvCache(Config c, int nKvHeads, int contextLength) {
+    private KvCache(Config c, int nKvHeads, int contextLength, boolean keysOnly) {
         this.contextLength = contextLength;
         this.headDim = c.headDim();
         this.nKvHeads = nKvHeads;
         this.kvDim = nKvHeads * headDim;
+        this.keysOnly = keysOnly;
     }
 
     /** A cache of {@code nKvHeads} heads: the model's, or a tensor-parallel process's share of them. */
     static KvCache of(Type type, Config c, int nKvHeads, int contextLength) {
-        if (type.keys() == Type.Element.F32) return new F32(c, nKvHeads, contextLength);
-        Converted keys = converted(type.keys(), c, nKvHeads, contextLength);
-        return type.keys() == type.values() ? keys : new Mixed(type, c, nKvHeads, contextLength, keys, converted(type.values(), c, nKvHeads, contextLength));
+        return of(type, c, nKvHeads, contextLength, false);
     }
 
-    private static Converted converted(Type.Element element, Config c, int nKvHeads, int contextLength) {
+    /**
+     * The same, of keys only where {@code keysOnly} (a latent attention's): then its type is the keys' for both, as
+     * llama.cpp's V-less cache has no value type.
+     */
+    static KvCache of(Type type, Config c, int nKvHeads, int contextLength, boolean keysOnly) {
+        if (type.keys() == Type.Element.F32) return new F32(c, nKvHeads, contextLength, keysOnly);
+        Converted keys = converted(type.keys(), c, nKvHeads, contextLength, keysOnly);
+        return type.keys() == type.values() || keysOnly ? keys
+                : new Mixed(type, c, nKvHeads, contextLength, keys, converted(type.values(), c, nKvHeads, contextLength, false));
+    }
+
+    private static Converted converted(Type.Element element, Config c, int nKvHeads, int contextLength, boolean keysOnly) {
         return switch (element) {
-            case F16 -> new F16(c, nKvHeads, contextLength);
-            case Q8_0 -> new Q8_0(c, nKvHeads, contextLength);
-            default -> new Blocks(element, c, nKvHeads, contextLength);
+            case F16 -> new F16(c, nKvHeads, contextLength, keysOnly);
+            case Q8_0 -> new Q8_0(c, nKvHeads, contextLength, keysOnly);
+            default -> new Blocks(element, c, nKvHeads, contextLength, keysOnly);
         };
+    }
+
+    /** The positions the value cache has room for: none in a {@link #keysOnly} cache. */
+    final int valuePositions() {
+        return keysOnly ? 0 : contextLength;
     }
 
     public abstract Type type();
@@ -124,7 +150,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
 
     /** Elements of one layer's value cache, with the same slack. */
     final int valueElements() {
-        return Math.addExact(Math.multiplyExact(contextLength, kvDim), VectorMath.PRODUCT_SLACK);
+        return Math.addExact(Math.multiplyExact(valuePositions(), kvDim), VectorMath.PRODUCT_SLACK);
     }
 
     /** Where element 0 of position {@code pos}'s key lies in its layer's key cache (element i is KEY_BLOCK further each). */
@@ -140,7 +166,10 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
     /** Stores the key {@code k[kOffset .. + kvDim)} and value {@code v[vOffset .. + kvDim)} of position {@code pos}. */
     abstract void store(int layer, int pos, float[] k, int kOffset, float[] v, int vOffset);
 
-    /** The key and value of position {@code pos} into {@code k[0 .. kvDim)} and {@code v[0 .. kvDim)}: {@link #store}'s inverse. */
+    /**
+     * The key and value of position {@code pos} into {@code k[0 .. kvDim)} and {@code v[0 .. kvDim)}: {@link #store}'s
+     * inverse ({@code v} untouched in a {@link #keysOnly} cache, whose {@link #store} leaves the value out).
+     */
     abstract void load(int layer, int pos, float[] k, float[] v);
 
     /**
@@ -165,7 +194,8 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
 
     /**
      * Positions {@code 0 .. positions} of layers {@code 0 .. layers} to {@code out}, position by position (so that a prefix
-     * of a file is a prefix of the sequence), each layer's key then value as {@link #load} gives them, little-endian:
+     * of a file is a prefix of the sequence), each layer's key then value as {@link #load} gives them (the key alone in a
+     * {@link #keysOnly} cache), little-endian:
      * halves where the element is F16 (the cache's own bits), floats otherwise (exactly an F32 or BF16 cache's; the
      * quantized types' dequantized values, whose blocks {@link #read} rounds back to the same bits: KvCacheTest).
      */
@@ -178,7 +208,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
             for (int l = 0; l < layers; l++) {
                 load(l, p, k, v);
                 put(bytes, k, t.keys());
-                put(bytes, v, t.values());
+                if (!keysOnly) put(bytes, v, t.values());
             }
             bytes.flip();
             while (bytes.hasRemaining()) out.write(bytes);
@@ -198,7 +228,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
             bytes.flip();
             for (int l = 0; l < layers; l++) {
                 get(bytes, k, t.keys());
-                get(bytes, v, t.values());
+                if (!keysOnly) get(bytes, v, t.values());
                 store(l, p, k, 0, v, 0);
             }
         }
@@ -206,7 +236,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
 
     /** Bytes {@link #write} gives one position of one layer. */
     final int positionBytes() {
-        return kvDim * (elementBytes(type().keys()) + elementBytes(type().values()));
+        return kvDim * (elementBytes(type().keys()) + (keysOnly ? 0 : elementBytes(type().values())));
     }
 
     private static int elementBytes(Type.Element e) {
@@ -233,6 +263,35 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
      * ranges of heads). Valid until the thread's next call.
      */
     abstract Head head(long call, int layer, int kvHead, int from, int positions);
+
+    /**
+     * A {@link #keysOnly} cache's values as rows, for a batch's blocks of four queries (whose weighted sums straight
+     * from the keys, {@link VectorMath#columnSums}, would sum each row's lanes for every four queries): the latent
+     * parts (elements {@code rope .. headDim}) of {@code head}'s keys of positions {@code from .. positions} (as {@link
+     * #head} gave them for kv head {@code kvHead} in attention call {@code call}), position p's at {@code p * (headDim
+     * - rope)}, transposed once per call into the calling thread's scratch (the scratch grows to the largest context
+     * a thread has read, as {@link Converted}'s does), followed by {@link VectorMath#PRODUCT_SLACK} floats.
+     */
+    final float[] latentRows(Head head, long call, int kvHead, int rope, int from, int positions) {
+        Head rows = LATENT_ROWS.get();
+        if (rows.cache == id && rows.call == call && rows.kvHead == kvHead && rows.from <= from && rows.positions >= positions) return rows.values;
+        int width = headDim - rope, floats = contextLength * width + VectorMath.PRODUCT_SLACK;
+        if (rows.values == null || rows.values.length < floats) rows.values = new float[floats];
+        float[] out = rows.values, keys = head.keys;
+        // a block at a time: its rows read in order, its positions' rows written a few lines at a time
+        for (int b = from / KEY_BLOCK, last = (positions - 1) / KEY_BLOCK; b <= last; b++) {
+            int first = Math.max(from, b * KEY_BLOCK), end = Math.min(positions, (b + 1) * KEY_BLOCK);
+            for (int i = rope, k = head.keyBase + b * head.keyBlockStride + rope * KEY_BLOCK; i < headDim; i++, k += KEY_BLOCK) {
+                for (int p = first; p < end; p++) out[p * width + i - rope] = keys[k + p % KEY_BLOCK];
+            }
+        }
+        rows.cache = id;
+        rows.call = call;
+        rows.kvHead = kvHead;
+        rows.from = from;
+        rows.positions = positions;
+        return out;
+    }
 
     /**
      * Rounds the queries {@code x[offset .. offset + n)} (whole heads) as the cache's products with the keys round
@@ -270,10 +329,10 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         /** Views of the cache itself, made once, never changed: [layer][kvHead]. */
         private final Head[][] views;
 
-        F32(Config c, int nKvHeads, int contextLength) {
-            super(c, nKvHeads, contextLength);
+        F32(Config c, int nKvHeads, int contextLength, boolean keysOnly) {
+            super(c, nKvHeads, contextLength, keysOnly);
             keys = new float[c.nLayers()][keyElements()];
-            values = new float[c.nLayers()][valueElements()];
+            values = keysOnly ? null : new float[c.nLayers()][valueElements()];
             views = new Head[c.nLayers()][nKvHeads];
             for (int l = 0; l < c.nLayers(); l++) {
                 for (int h = 0; h < nKvHeads; h++) {
@@ -281,7 +340,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
                     v.keys = keys[l];
                     v.keyBase = h * headDim * KEY_BLOCK;
                     v.keyBlockStride = kvDim * KEY_BLOCK;
-                    v.values = values[l];
+                    v.values = keysOnly ? null : values[l];
                     v.valueBase = valueIndex(h, 0);
                 }
             }
@@ -296,14 +355,14 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         void store(int layer, int pos, float[] k, int kOffset, float[] v, int vOffset) {
             float[] layerKeys = keys[layer];
             for (int i = 0, key = keyIndex(pos); i < kvDim; i++) layerKeys[key + i * KEY_BLOCK] = k[kOffset + i];
-            for (int h = 0; h < nKvHeads; h++) System.arraycopy(v, vOffset + h * headDim, values[layer], valueIndex(h, pos), headDim);
+            for (int h = 0; h < nKvHeads && !keysOnly; h++) System.arraycopy(v, vOffset + h * headDim, values[layer], valueIndex(h, pos), headDim);
         }
 
         @Override
         void load(int layer, int pos, float[] k, float[] v) {
             float[] layerKeys = keys[layer];
             for (int i = 0, key = keyIndex(pos); i < kvDim; i++) k[i] = layerKeys[key + i * KEY_BLOCK];
-            for (int h = 0; h < nKvHeads; h++) System.arraycopy(values[layer], valueIndex(h, pos), v, h * headDim, headDim);
+            for (int h = 0; h < nKvHeads && !keysOnly; h++) System.arraycopy(values[layer], valueIndex(h, pos), v, h * headDim, headDim);
         }
 
         @Override
@@ -321,7 +380,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
 
         @Override
         long bytes() {
-            return 4L * keys.length * (keys[0].length + values[0].length);
+            return 4L * keys.length * (keys[0].length + (keysOnly ? 0 : values[0].length));
         }
     }
 
@@ -336,12 +395,9 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
      */
     abstract static sealed class Converted extends KvCache permits F16, Q8_0, Blocks, Mixed {
         static final ThreadLocal<Head> SCRATCH = ThreadLocal.withInitial(Head::new);
-        private static final java.util.concurrent.atomic.AtomicLong IDS = new java.util.concurrent.atomic.AtomicLong();
-        /** This cache, in a {@link Head}'s record of what it holds. */
-        private final long id = IDS.incrementAndGet();
 
-        Converted(Config c, int nKvHeads, int contextLength) {
-            super(c, nKvHeads, contextLength);
+        Converted(Config c, int nKvHeads, int contextLength, boolean keysOnly) {
+            super(c, nKvHeads, contextLength, keysOnly);
         }
 
         /** The key of position {@code pos}, {@code k[kOffset .. + kvDim)}. */
@@ -366,22 +422,32 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         /** Kv head {@code kvHead}'s values of positions {@code from .. positions} of {@code layer} into {@code values}, position p at {@code p * headDim}. */
         abstract void convertValues(int layer, int kvHead, int from, int positions, float[] values);
 
+        /**
+         * The last block's positions from {@code positions} on made zero in converted keys: what the cache's memory held
+         * there before they were written (not zeroed, NaN in places) would make NaN of the zero weights that {@link
+         * VectorMath#columnSums} gives them. (An F32 cache's are zeros or keys written before.)
+         */
+        private void zeroUnwritten(float[] keys, int positions) {
+            int last = positions / KEY_BLOCK * headDim * KEY_BLOCK, written = positions % KEY_BLOCK;
+            for (int i = 0; i < headDim && written > 0; i++) java.util.Arrays.fill(keys, last + i * KEY_BLOCK + written, last + (i + 1) * KEY_BLOCK, 0f);
+        }
+
         /** Bytes the keys hold. */
         abstract long keyBytes();
 
-        /** Bytes the values hold. */
+        /** Bytes the values hold (none in a {@link #keysOnly} cache). */
         abstract long valueBytes();
 
         @Override
         final void store(int layer, int pos, float[] k, int kOffset, float[] v, int vOffset) {
             storeKey(layer, pos, k, kOffset);
-            storeValue(layer, pos, v, vOffset);
+            if (!keysOnly) storeValue(layer, pos, v, vOffset);
         }
 
         @Override
         final void load(int layer, int pos, float[] k, float[] v) {
             loadKey(layer, pos, k);
-            loadValue(layer, pos, v);
+            if (!keysOnly) loadValue(layer, pos, v);
         }
 
         @Override
@@ -396,9 +462,10 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
             int keyFloats = keyPositions() * headDim + VectorMath.PRODUCT_SLACK;
             int valueFloats = contextLength * headDim + VectorMath.PRODUCT_SLACK;
             if (h.keys == null || h.keys.length < keyFloats) h.keys = new float[keyFloats];
-            if (h.values == null || h.values.length < valueFloats) h.values = new float[valueFloats];
+            if (!keysOnly && (h.values == null || h.values.length < valueFloats)) h.values = new float[valueFloats];
             convertKeys(layer, kvHead, from, positions, h.keys);
-            convertValues(layer, kvHead, from, positions, h.values);
+            if (!keysOnly) convertValues(layer, kvHead, from, positions, h.values);
+            else zeroUnwritten(h.keys, positions);
             h.keyBase = 0;
             h.keyBlockStride = headDim * KEY_BLOCK;
             h.valueBase = 0;
@@ -428,14 +495,14 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         /** Per layer, halves: keys as {@link #keyIndex} places them, values as {@link #valueIndex} does. */
         private final MemorySegment[] keys, values;
 
-        F16(Config c, int nKvHeads, int contextLength) {
-            super(c, nKvHeads, contextLength);
+        F16(Config c, int nKvHeads, int contextLength, boolean keysOnly) {
+            super(c, nKvHeads, contextLength, keysOnly);
             long keyBytes = 2L * kvDim * keyPositions();
             keys = new MemorySegment[c.nLayers()];
             values = new MemorySegment[c.nLayers()];
             for (int l = 0; l < keys.length; l++) {
                 keys[l] = OffHeap.allocatePages(keyBytes);
-                values[l] = OffHeap.allocatePages(2L * contextLength * kvDim);
+                values[l] = keysOnly ? null : OffHeap.allocatePages(2L * contextLength * kvDim);
             }
         }
 
@@ -494,7 +561,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
 
         @Override
         long valueBytes() {
-            return values.length * values[0].byteSize();
+            return keysOnly ? 0 : values.length * values[0].byteSize();
         }
     }
 
@@ -514,8 +581,8 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         /** Per layer: int8 keys and values as the F32 cache's floats lie, and their scales. */
         private final MemorySegment[] keys, keyScales, values, valueScales;
 
-        Q8_0(Config c, int nKvHeads, int contextLength) {
-            super(c, nKvHeads, contextLength);
+        Q8_0(Config c, int nKvHeads, int contextLength, boolean keysOnly) {
+            super(c, nKvHeads, contextLength, keysOnly);
             if (headDim % BLOCK != 0) {
                 throw new IllegalArgumentException("a q8_0 KV cache needs a head dimension that 32 divides, as llama.cpp's; this model's is " + headDim + " (use f16)");
             }
@@ -526,6 +593,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
             for (int l = 0; l < keys.length; l++) {
                 keys[l] = OffHeap.allocatePages((long) keyPositions() * kvDim);
                 keyScales[l] = OffHeap.allocatePages(2L * keyPositions() * (kvDim / BLOCK));
+                if (keysOnly) continue;
                 values[l] = OffHeap.allocatePages((long) contextLength * kvDim);
                 valueScales[l] = OffHeap.allocatePages(2L * contextLength * (kvDim / BLOCK));
             }
@@ -641,7 +709,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
 
         @Override
         long valueBytes() {
-            return values.length * (values[0].byteSize() + valueScales[0].byteSize());
+            return keysOnly ? 0 : values.length * (values[0].byteSize() + valueScales[0].byteSize());
         }
     }
 
@@ -663,8 +731,8 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         /** Per layer: rows {@code kvHead * keyPositions() + position} and {@code kvHead * contextLength + position}. */
         private final Tensor[] keys, values;
 
-        Blocks(Type.Element element, Config c, int nKvHeads, int contextLength) {
-            super(c, nKvHeads, contextLength);
+        Blocks(Type.Element element, Config c, int nKvHeads, int contextLength, boolean keysOnly) {
+            super(c, nKvHeads, contextLength, keysOnly);
             this.element = element;
             this.type = GGMLType.valueOf(element.name());
             if (headDim % type.blockSize != 0) {
@@ -676,7 +744,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
             for (int l = 0; l < keys.length; l++) {
                 keys[l] = Tensor.of("cache_k_l" + l, type, OffHeap.allocatePages(type.bytesFor((long) nKvHeads * keyPositions() * headDim)),
                         headDim, (long) nKvHeads * keyPositions());
-                values[l] = Tensor.of("cache_v_l" + l, type, OffHeap.allocatePages(type.bytesFor((long) nKvHeads * contextLength * headDim)),
+                if (!keysOnly) values[l] = Tensor.of("cache_v_l" + l, type, OffHeap.allocatePages(type.bytesFor((long) nKvHeads * contextLength * headDim)),
                         headDim, (long) nKvHeads * contextLength);
             }
         }
@@ -751,7 +819,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
 
         @Override
         long valueBytes() {
-            return values.length * values[0].data.byteSize();
+            return keysOnly ? 0 : values.length * values[0].data.byteSize();
         }
     }
 
@@ -766,7 +834,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         private final Converted keys, values;
 
         Mixed(Type type, Config c, int nKvHeads, int contextLength, Converted keys, Converted values) {
-            super(c, nKvHeads, contextLength);
+            super(c, nKvHeads, contextLength, false);
             this.type = type;
             this.keys = keys;
             this.values = values;

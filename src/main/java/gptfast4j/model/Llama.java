@@ -627,9 +627,8 @@ public final class Llama {
 
     /**
      * Tokens {@code [t0, t1)}: each one's key {@code [rope, rank]} as the cache holds it, its rotated part (wk's last
-     * rows, RoPE to come) first, as the variant's partial rotation expects, then its latent normalized by kvNorm;
-     * its value that latent after {@code rope} zeros, so that the attention's weighted sums hold the latents' sum
-     * where the queries' heads hold their latent part.
+     * rows, RoPE to come) first, as the variant's partial rotation expects, then its latent normalized by kvNorm; its
+     * value is that latent, which the cache does not hold again ({@link KvCache#keysOnly}).
      */
     private void latentKeys(State s, int t0, int t1) {
         LatentAttention a = weights().layers()[s.layer].latent();
@@ -637,8 +636,6 @@ public final class Llama {
         for (int t = t0; t < t1; t++) {
             System.arraycopy(s.latentKv, t * kvWidth + rank, s.k, t * kvDim, rope);
             VectorMath.rmsnorm(s.k, t * kvDim + rope, s.latentKv, t * kvWidth, a.kvNorm(), rank, config.rmsNormEps());
-            Arrays.fill(s.v, t * kvDim, t * kvDim + rope, 0f);
-            System.arraycopy(s.k, t * kvDim + rope, s.v, t * kvDim + rope, rank);
         }
     }
 
@@ -966,7 +963,9 @@ public final class Llama {
         Config c = config;
         int headDim = c.headDim(), dim = s.qDim, queries = VectorMath.QUERIES;
         int group = c.nHeads() / c.nKvHeads();
-        int n = s.batch, startPos = s.startPos, context = s.contextLength, rows = queries * context;
+        // each query's weights a row of whole key blocks, room for columnSums's zeros
+        int n = s.batch, startPos = s.startPos, context = s.kv.keyPositions(), rows = queries * context;
+        LatentAttention latent = weights().layers()[s.layer].latent();
         // queries already scaled where the variant scales them (rotateQueries); Granite's scores by its own scale
         float scale = c.variant().queryScale() != 0f ? 1f : c.variant().scoreScale() != 0f ? c.variant().scoreScale() : (float) (1.0 / Math.sqrt(headDim));
         int window = c.variant().slides(s.layer) ? c.variant().slidingWindow() : 0;
@@ -990,8 +989,20 @@ public final class Llama {
                     Arrays.fill(att, row + own, row + positions, 0f);
                     kv.roundWeights(att, row + seen, own - seen);
                 }
-                VectorMath.product4(att, attOffset + first, context, head.values, head.valueBase + first * headDim, headDim, positions - first, headDim, 1f,
-                        s.heads, t * dim + h * headDim, dim);
+                if (kv.keysOnly) {
+                    // a latent attention's values as rows made once per call for its blocks of four queries: by
+                    // columnSums, which sums each row's lanes for every block, DeepSeek-V2-Lite's pp128 ran 3-6% slower
+                    // than with stored values; with the rows as fast, within this machine's noise (pp512 at depth 1024
+                    // 25.78 against 25.67 tokens/s)
+                    int rope = latent.rope(), width = headDim - rope;
+                    float[] latentRows = kv.latentRows(head, s.attentionCall, h / group, rope, keyFrom(window, chunked, startPos + 1), startPos + n);
+                    for (int j = 0; j < queries; j++) Arrays.fill(s.heads, (t + j) * dim + h * headDim, (t + j) * dim + h * headDim + rope, 0f);
+                    VectorMath.product4(att, attOffset + first, context, latentRows, first * width, width, positions - first, width, 1f,
+                            s.heads, t * dim + h * headDim + rope, dim);
+                } else {
+                    VectorMath.product4(att, attOffset + first, context, head.values, head.valueBase + first * headDim, headDim, positions - first, headDim, 1f,
+                            s.heads, t * dim + h * headDim, dim);
+                }
             }
         }
         if (blocks) return;
@@ -1008,8 +1019,12 @@ public final class Llama {
                         VectorMath.softmax(att, (h + j) * rows + seen, positions - seen, sinks == null ? Float.NEGATIVE_INFINITY : sinks[h + j]);
                         kv.roundWeights(att, (h + j) * rows + seen, positions - seen);
                     }
-                    VectorMath.product4(att, h * rows + seen, rows, head.values, head.valueBase + seen * headDim, headDim, positions - seen, headDim, 1f,
-                            s.heads, qOffset, headDim);
+                    if (kv.keysOnly) {
+                        latentSums(head, headDim, latent.rope(), att, h * rows, rows, queries, keyFrom(window, chunked, positions), seen, positions, s.heads, qOffset, headDim);
+                    } else {
+                        VectorMath.product4(att, h * rows + seen, rows, head.values, head.valueBase + seen * headDim, headDim, positions - seen, headDim, 1f,
+                                s.heads, qOffset, headDim);
+                    }
                 }
             }
         } else {
@@ -1023,11 +1038,34 @@ public final class Llama {
                     if (cap != 0f) VectorMath.softcap(att, attOffset + seen, positions - seen, cap);
                     VectorMath.softmax(att, attOffset + seen, positions - seen, sinks == null ? Float.NEGATIVE_INFINITY : sinks[h]);
                     kv.roundWeights(att, attOffset + seen, positions - seen);
-                    VectorMath.weightedSum(att, attOffset + seen, head.values, head.valueBase + seen * headDim, headDim, positions - seen,
-                            s.heads, t * dim + h * headDim, headDim);
+                    if (kv.keysOnly) {
+                        latentSums(head, headDim, latent.rope(), att, attOffset, 0, 1, keyFrom(window, chunked, positions), seen, positions, s.heads, t * dim + h * headDim, 0);
+                    } else {
+                        VectorMath.weightedSum(att, attOffset + seen, head.values, head.valueBase + seen * headDim, headDim, positions - seen,
+                                s.heads, t * dim + h * headDim, headDim);
+                    }
                 }
             }
         }
+    }
+
+    /**
+     * A keys-only cache's weighted sums ({@link KvCache#keysOnly}: a latent attention's, whose values are its keys'
+     * latent parts, after {@code rope} rotated elements): {@code queries} rows of weights {@code wStride} apart from
+     * {@code att[attOffset]}, made zero outside {@code [seen, positions)} within the key blocks that {@code from}
+     * begins, sum the keys' latent parts of positions {@code from .. positions} into rows {@code outStride} apart from
+     * {@code out[outOffset]}, each after {@code rope} zeros (where a value's rotated part would sum).
+     */
+    private static void latentSums(KvCache.Head head, int headDim, int rope, float[] att, int attOffset, int wStride, int queries,
+                                   int from, int seen, int positions, float[] out, int outOffset, int outStride) {
+        int block = KvCache.KEY_BLOCK, end = (positions + block - 1) / block * block;
+        for (int j = 0, row = attOffset; j < queries; j++, row += wStride) {
+            Arrays.fill(att, row + from, row + seen, 0f);
+            Arrays.fill(att, row + positions, row + end, 0f);
+            Arrays.fill(out, outOffset + j * outStride, outOffset + j * outStride + rope, 0f);
+        }
+        VectorMath.columnSums(att, attOffset, wStride, queries, head.keys, head.keyBase + rope * block, head.keyBlockStride, block,
+                from, positions, headDim - rope, out, outOffset + rope, outStride);
     }
 
     /** {@link #attentionHeads} of the batch's blocks of four queries. */
@@ -1126,7 +1164,10 @@ public final class Llama {
         final int qDim, kvDim, dimPart, vocabPart;
         /** The running feed-forward's rows of w1 and w3 in this process (their widths differ in a model with shared experts). */
         int ffnPart;
-        /** [heads, QUERIES, contextLength]: each head's attention weights for up to four queries ({@link Llama#attentionHeads}). */
+        /**
+         * [heads, QUERIES, contextLength rounded up to whole key blocks]: each head's attention weights for up to four
+         * queries ({@link Llama#attentionHeads}), room for zeros to the end of the last block ({@link VectorMath#columnSums}).
+         */
         final float[] att;
         /** After a forward pass: the logits, [nLogits, vocab]. */
         public final float[] logits;
@@ -1262,7 +1303,6 @@ public final class Llama {
             v = new float[maxBatch * kvDim];
             hb = new float[maxBatch * hiddenPart];
             hb2 = new float[maxBatch * hiddenPart];
-            att = new float[tp.heads * VectorMath.QUERIES * contextLength];
             logits = new float[maxLogits * c.vocabSize()];
             boolean whole = tp.whole();
             attended = c.qDim() <= c.dim() ? xb : new float[maxBatch * c.qDim()];
@@ -1270,7 +1310,9 @@ public final class Llama {
             xb2Part = whole ? xb2 : new float[maxBatch * dimPart];
             hbWhole = whole ? hb : new float[maxBatch * model.weights().widestHidden(true)];
             logitsPart = whole ? logits : new float[maxLogits * vocabPart];
-            kv = KvCache.of(kvType, c, tp.kvHeads, contextLength);
+            // a latent attention's values are its keys' latent parts: the cache holds them once
+            kv = KvCache.of(kvType, c, tp.kvHeads, contextLength, java.util.Arrays.stream(model.weights().layers()).allMatch(l -> l.latent() != null));
+            att = new float[tp.heads * VectorMath.QUERIES * kv.keyPositions()];
             rope = new Rope(c, contextLength, false);
             // sliding layers rotated as the others where their base is not their own (gpt-oss's)
             slidingRope = c.variant().slidingWindow() > 0 && c.variant().slidingRopeTheta() != 0f ? new Rope(c, contextLength, true) : null;

@@ -366,6 +366,75 @@ public final class VectorMath {
     }
 
     /**
+     * Weighted sums of the rows of keys stored transposed in blocks, as the key cache holds them: {@code out[outOffset + j *
+     * outStride + i] = sum_p w[wOffset + j * wStride + p] * keys[kBase + p / block * blockStride + i * block + p % block]}
+     * for {@code p} in {@code [from, to)}, {@code i < n} and the {@code queries} rows of weights j (one or {@link
+     * #QUERIES}): a latent attention's weighted sums of values, which are its keys' latent parts (the key cache's only
+     * copy of them). {@code from} a multiple of {@code block}, itself a multiple of the vector length; each row of
+     * weights must hold zeros from {@code to} to the end of its block (the last vector may reach there). Vectors run
+     * over positions, each row's lanes summed at its end; two rows of keys at a time, each vector of keys loaded once
+     * for all the rows of weights.
+     */
+    public static void columnSums(float[] w, int wOffset, int wStride, int queries, float[] keys, int kBase, int blockStride,
+                                  int block, int from, int to, int n, float[] out, int outOffset, int outStride) {
+        if (queries == QUERIES) columnSums4(w, wOffset, wStride, keys, kBase, blockStride, block, from, to, n, out, outOffset, outStride);
+        else if (queries == 1) columnSums1(w, wOffset, keys, kBase, blockStride, block, from, to, n, out, outOffset);
+        else throw new IllegalArgumentException("one or " + QUERIES + " rows of weights, not " + queries);
+    }
+
+    private static void columnSums4(float[] w, int wOffset, int wStride, float[] keys, int kBase, int blockStride,
+                                    int block, int from, int to, int n, float[] out, int outOffset, int outStride) {
+        int lanes = S.length(), end = (to + lanes - 1) / lanes * lanes, w1 = wOffset + wStride, w2 = w1 + wStride, w3 = w2 + wStride;
+        for (int i = 0; i < n; i += 2) {
+            // an odd last row pairs with itself (its sums stored twice, the same)
+            int second = i + 1 < n ? block : 0;
+            FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            for (int p = from, row = kBase + from / block * blockStride + i * block; p < end; p += block, row += blockStride) {
+                for (int c = 0, count = Math.min(block, end - p); c < count; c += lanes) {
+                    FloatVector x = FloatVector.fromArray(S, keys, row + c), y = FloatVector.fromArray(S, keys, row + second + c);
+                    FloatVector v0 = FloatVector.fromArray(S, w, wOffset + p + c), v1 = FloatVector.fromArray(S, w, w1 + p + c),
+                            v2 = FloatVector.fromArray(S, w, w2 + p + c), v3 = FloatVector.fromArray(S, w, w3 + p + c);
+                    a0 = x.fma(v0, a0);
+                    a1 = x.fma(v1, a1);
+                    a2 = x.fma(v2, a2);
+                    a3 = x.fma(v3, a3);
+                    b0 = y.fma(v0, b0);
+                    b1 = y.fma(v1, b1);
+                    b2 = y.fma(v2, b2);
+                    b3 = y.fma(v3, b3);
+                }
+            }
+            int o = outOffset + i, o2 = Math.min(i + 1, n - 1) + outOffset;
+            out[o] = a0.reduceLanes(VectorOperators.ADD);
+            out[o + outStride] = a1.reduceLanes(VectorOperators.ADD);
+            out[o + 2 * outStride] = a2.reduceLanes(VectorOperators.ADD);
+            out[o + 3 * outStride] = a3.reduceLanes(VectorOperators.ADD);
+            out[o2] = b0.reduceLanes(VectorOperators.ADD);
+            out[o2 + outStride] = b1.reduceLanes(VectorOperators.ADD);
+            out[o2 + 2 * outStride] = b2.reduceLanes(VectorOperators.ADD);
+            out[o2 + 3 * outStride] = b3.reduceLanes(VectorOperators.ADD);
+        }
+    }
+
+    private static void columnSums1(float[] w, int wOffset, float[] keys, int kBase, int blockStride, int block, int from,
+                                    int to, int n, float[] out, int outOffset) {
+        int lanes = S.length(), end = (to + lanes - 1) / lanes * lanes;
+        for (int i = 0; i < n; i += 2) {
+            int second = i + 1 < n ? block : 0;
+            FloatVector a = FloatVector.zero(S), b = a;
+            for (int p = from, row = kBase + from / block * blockStride + i * block; p < end; p += block, row += blockStride) {
+                for (int c = 0, count = Math.min(block, end - p); c < count; c += lanes) {
+                    FloatVector v = FloatVector.fromArray(S, w, wOffset + p + c);
+                    a = FloatVector.fromArray(S, keys, row + c).fma(v, a);
+                    b = FloatVector.fromArray(S, keys, row + second + c).fma(v, b);
+                }
+            }
+            out[outOffset + i] = a.reduceLanes(VectorOperators.ADD);
+            out[outOffset + Math.min(i + 1, n - 1)] = b.reduceLanes(VectorOperators.ADD);
+        }
+    }
+
+    /**
      * {@code out[outOffset + i]} = the half float at index {@code hIndex + i} of {@code halves}, for {@code i < n}. A
      * plain loop: C2 compiles it to the CPU's conversion instruction (16 halves per {@code vcvtph2ps} with AVX-512),
      * which the Vector API has no operation for (0.08 ns per half from a segment as from a {@code short[]}, against

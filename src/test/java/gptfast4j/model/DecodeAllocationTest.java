@@ -66,8 +66,8 @@ class DecodeAllocationTest {
 
     /**
      * DeepSeek-V2's latent attention (LatentAttentionTest's models), whose per-head products run on the pool's threads
-     * from their own tasks ({@code Tensor#matvecHere}): its up-projection split in F32, and whole in Q8_0 (its key rows
-     * read one by one from the decode layout).
+     * from their own tasks ({@code Tensor#matvecHere}) and whose cache holds keys only: its up-projection split in F32,
+     * and whole in Q8_0 (its key rows read one by one from the decode layout) with an F16 cache.
      */
     @Test
     void decodeStepsOfLatentAttentionAllocateNothing(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
@@ -75,7 +75,7 @@ class DecodeAllocationTest {
         LatentAttentionTest.write(dir, v3, true);
         LatentAttentionTest.write(dir, lite, false);
         assertDecodeAllocatesNothing(Checkpoint.load(v3, null).model());
-        assertDecodeAllocatesNothing(Checkpoint.load(lite, null).model().quantize(gptfast4j.tensor.GGMLType.Q8_0));
+        assertDecodeAllocatesNothing(Checkpoint.load(lite, null).model().quantize(gptfast4j.tensor.GGMLType.Q8_0), KvCache.Type.F16);
     }
 
     private static int blockSize(KvCache.Type.Element e) {

@@ -38,6 +38,11 @@ public class LatentAttentionTest {
 
     /** {@link #write(Path, Path, boolean)}, its experts in {@code groups} groups of which one is chosen from where more than 1. */
     static void write(Path dir, Path out, boolean v3, int groups) {
+        write(dir, out, v3, groups, MOE.heads(), RANK);
+    }
+
+    /** {@link #write(Path, Path, boolean, int)} with {@code heads} heads and latents of {@code rank}. */
+    static void write(Path dir, Path out, boolean v3, int groups, int heads, int rank) {
         String a = "deepseek2.";
         Path mixture = dir.resolve("deepseek2-dense-first.gguf");
         SharedExpertTest.writeDenseFirst("deepseek2", dir.resolve("mixtral.gguf"), mixture, 2 * MOE.hiddenDim(), v3, false, md -> {
@@ -46,15 +51,16 @@ public class LatentAttentionTest {
             md.put(a + "expert_weights_norm", Metadata.Value.bool(v3));
             if (v3) md.put(a + "expert_weights_scale", Metadata.Value.float32(2.5f));
         });
-        int dim = MOE.dim(), heads = MOE.heads();
+        int dim = MOE.dim();
         FamilyFiles.rewrite(mixture, out, md -> {
+            md.put(a + "attention.head_count", Metadata.Value.uint32(heads));
             md.put(a + "attention.head_count_kv", Metadata.Value.uint32(v3 ? 1 : heads));
-            md.put(a + "attention.kv_lora_rank", Metadata.Value.uint32(RANK));
+            md.put(a + "attention.kv_lora_rank", Metadata.Value.uint32(rank));
             md.put(a + "attention.q_lora_rank", Metadata.Value.uint32(v3 ? Q_RANK : 0));
             md.put(a + "rope.dimension_count", Metadata.Value.uint32(ROPE));
             // the widths the converter writes: the latent's where the up-projection is split, a head's where not
-            md.put(a + "attention.key_length", Metadata.Value.uint32(v3 ? RANK + ROPE : NOPE + ROPE));
-            md.put(a + "attention.value_length", Metadata.Value.uint32(v3 ? RANK : VALUE));
+            md.put(a + "attention.key_length", Metadata.Value.uint32(v3 ? rank + ROPE : NOPE + ROPE));
+            md.put(a + "attention.value_length", Metadata.Value.uint32(v3 ? rank : VALUE));
             if (v3) {
                 md.put(a + "attention.key_length_mla", Metadata.Value.uint32(NOPE + ROPE));
                 md.put(a + "attention.value_length_mla", Metadata.Value.uint32(VALUE));
@@ -78,13 +84,13 @@ public class LatentAttentionTest {
                 } else {
                     FamilyFiles.matrix(tensors, p + "attn_q.weight", new long[]{dim, heads * (NOPE + ROPE)}, seed + 1);
                 }
-                FamilyFiles.matrix(tensors, p + "attn_kv_a_mqa.weight", new long[]{dim, RANK + ROPE}, seed + 2);
-                FamilyFiles.norm(tensors, p + "attn_kv_a_norm.weight", RANK, seed + 2);
+                FamilyFiles.matrix(tensors, p + "attn_kv_a_mqa.weight", new long[]{dim, rank + ROPE}, seed + 2);
+                FamilyFiles.norm(tensors, p + "attn_kv_a_norm.weight", rank, seed + 2);
                 if (v3) {
-                    FamilyFiles.matrix(tensors, p + "attn_k_b.weight", new long[]{NOPE, RANK, heads}, seed + 3);
-                    FamilyFiles.matrix(tensors, p + "attn_v_b.weight", new long[]{RANK, VALUE, heads}, seed + 4);
+                    FamilyFiles.matrix(tensors, p + "attn_k_b.weight", new long[]{NOPE, rank, heads}, seed + 3);
+                    FamilyFiles.matrix(tensors, p + "attn_v_b.weight", new long[]{rank, VALUE, heads}, seed + 4);
                 } else {
-                    FamilyFiles.matrix(tensors, p + "attn_kv_b.weight", new long[]{RANK, heads * (NOPE + VALUE)}, seed + 3);
+                    FamilyFiles.matrix(tensors, p + "attn_kv_b.weight", new long[]{rank, heads * (NOPE + VALUE)}, seed + 3);
                 }
                 FamilyFiles.matrix(tensors, p + "attn_output.weight", new long[]{heads * VALUE, dim}, seed + 5);
             }
@@ -103,6 +109,44 @@ public class LatentAttentionTest {
         assertEquals(49862.4295, perplexity(c), 1e-6 * 49862.4295);
         IllegalArgumentException split = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> c.model().checkSplit(2));
         assertEquals("this model's multi-head latent attention (deepseek2) cannot be split across processes yet", split.getMessage());
+    }
+
+    /**
+     * The cache holds keys only, as llama.cpp's V-less cache ({@link KvCache#keysOnly}: a value is its key's latent
+     * part), half the bytes of one that held the values too; in every cache type a prompt's decode steps, which sum the
+     * latents from the key blocks four query heads at a time (4 heads) or one (2 heads), end on the logits of its
+     * batch, whose sums over blocks of four tokens llama-perplexity's figures check (above, in an F32 cache); the
+     * cache written out and read back goes on as it would have. Latents of 48, so that heads of 64 make blocks of 32.
+     */
+    @Test
+    void theCacheHoldsKeysOnly(@TempDir Path dir) throws IOException {
+        for (int heads : new int[]{4, 2}) {
+            Path file = dir.resolve("deepseek2-" + heads + "-heads.gguf");
+            write(dir, file, true, 0, heads, 48);
+            Checkpoint c = Checkpoint.load(file, null);
+            Llama m = c.model();
+            int vocab = m.config.vocabSize(), layers = m.config.nLayers(), kvDim = m.config.kvDim();
+            assertEquals(64, kvDim);
+            int[] prompt = c.promptTokens("Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends");
+            assertTrue(prompt.length > 2 * Llama.EXACT_BATCH, "" + prompt.length);
+            for (String option : List.of("f32", "f16", "q8_0", "q4_0", "bf16", "q5_1")) {
+                KvCache.Type type = KvCache.Type.parse(option);
+                String what = heads + " heads, " + option;
+                Llama.State batch = m.newState(128, 64, 1, type), steps = m.newState(128, 64, 1, type);
+                assertEquals(KvCache.of(type, m.config, 1, 128).bytes(), 2 * steps.kvBytes(), what);
+                float[] expected = java.util.Arrays.copyOf(m.forward(batch, prompt, 0, prompt.length, 0, null), vocab), logits = null;
+                for (int p = 0; p < prompt.length; p++) logits = m.forward(steps, prompt[p], p);
+                for (int i = 0; i < vocab; i++) assertEquals(expected[i], logits[i], 1e-4 * Math.max(1, Math.abs(expected[i])), what + ": logit " + i);
+
+                java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+                steps.writeCache(java.nio.channels.Channels.newChannel(bytes), prompt.length);
+                assertEquals((long) prompt.length * layers * kvDim * (option.equals("f16") ? 2 : 4), bytes.size(), what);
+                Llama.State read = m.newState(128, 64, 1, type);
+                read.readCache(java.nio.channels.Channels.newChannel(new java.io.ByteArrayInputStream(bytes.toByteArray())), prompt.length);
+                float[] next = m.forward(steps, 7, prompt.length).clone();
+                org.junit.jupiter.api.Assertions.assertArrayEquals(next, m.forward(read, 7, prompt.length), what + ": after the cache read back");
+            }
+        }
     }
 
     /**

@@ -535,6 +535,42 @@ class KernelTest {
         }
     }
 
+    /**
+     * The weighted sums of a keys-only cache's latents ({@code columnSums}: rows of keys in transposed blocks of 64
+     * positions) against a plain loop, one query and four, from the first block or a later one, to a position inside
+     * a block (the weights zero from there to its end, as attention makes them; the keys there NaN-free, as the
+     * caches make them), for an even and an odd number of rows; nothing written past the rows.
+     */
+    @ParameterizedTest
+    @CsvSource({"512,0,37", "512,64,200", "7,0,64", "33,128,129", "2,0,1"})
+    void columnSumsMatchAScalarReference(int rows, int from, int to) {
+        Random random = new Random(rows * 1000L + to);
+        int block = 64, headDim = rows + 5, blockStride = 3 * headDim * block, kBase = 5 * block + 3, wOffset = 2, wStride = 300, outStride = rows + 4;
+        int end = (to + block - 1) / block * block;
+        float[] keys = new float[kBase + end / block * blockStride + headDim * block], w = new float[wOffset + VectorMath.QUERIES * wStride];
+        for (int i = 0; i < keys.length; i++) keys[i] = (float) random.nextGaussian();
+        for (int j = 0; j < VectorMath.QUERIES; j++) {
+            for (int p = from; p < to; p++) w[wOffset + j * wStride + p] = random.nextFloat();
+        }
+        for (int queries : new int[]{1, VectorMath.QUERIES}) {
+            float[] out = new float[3 + queries * outStride];
+            Arrays.fill(out, Float.NaN);
+            VectorMath.columnSums(w, wOffset, wStride, queries, keys, kBase, blockStride, block, from, to, rows, out, 3, outStride);
+            for (int j = 0; j < queries; j++) {
+                for (int i = 0; i < rows; i++) {
+                    double expected = 0, magnitude = 0;
+                    for (int p = from; p < to; p++) {
+                        double term = (double) w[wOffset + j * wStride + p] * keys[kBase + p / block * blockStride + i * block + p % block];
+                        expected += term;
+                        magnitude += Math.abs(term);
+                    }
+                    assertEquals(expected, out[3 + j * outStride + i], 1e-6 * magnitude + 1e-30, queries + " queries: query " + j + " row " + i);
+                }
+                assertTrue(Float.isNaN(out[3 + j * outStride + rows]), "wrote past the rows");
+            }
+        }
+    }
+
     /** RMSNorm against a plain loop in double, for lengths with and without a masked last vector. */
     @ParameterizedTest
     @ValueSource(ints = {1, 5, 16, 37, 300})
