@@ -72,7 +72,12 @@ public final class PromptCache {
             int held = head.getInt();
             if (!Arrays.equals(made, digest)) return new Restored(new int[0], Math.max(held, 0), "made with another model, --quantize or --kv-cache");
             long perPosition = state.cacheBytesPerPosition();
-            if (positionBytes != perPosition || held < 0 || size != HEADER + 4L * held + held * perPosition) {
+            if (positionBytes != perPosition) {
+                // before session 78 a quantized cache's values were written as floats, a latent attention's twice
+                return new Restored(new int[0], Math.max(held, 0), "written in another layout (" + positionBytes + " bytes a position, not "
+                        + perPosition + "): made by an earlier gptfast4j, or damaged");
+            }
+            if (held < 0 || size != HEADER + 4L * held + held * perPosition) {
                 return new Restored(new int[0], Math.max(held, 0), "damaged (its size is not what its header says)");
             }
             ByteBuffer ids = ByteBuffer.allocate(4 * held).order(ByteOrder.LITTLE_ENDIAN);

@@ -91,7 +91,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
     static final int KEY_BLOCK = 64;
 
     final int contextLength, kvDim, headDim, nKvHeads;
-    /** No values are stored: attention reads them from the keys (a latent attention's; {@link Head#values} null). */
+    /** No values are stored: attention reads them from the keys (a latent attention's), never from {@link Head#values}. */
     final boolean keysOnly;
     private static final java.util.concurrent.atomic.AtomicLong IDS = new java.util.concurrent.atomic.AtomicLong();
     /** This cache, in a thread's scratch's record of what it holds ({@link Converted#head}, {@link #latentRows}). */
@@ -131,11 +131,6 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         };
     }
 
-    /** The positions the value cache has room for: none in a {@link #keysOnly} cache. */
-    final int valuePositions() {
-        return keysOnly ? 0 : contextLength;
-    }
-
     public abstract Type type();
 
     /** The positions the key cache has room for: the context in whole blocks. */
@@ -150,7 +145,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
 
     /** Elements of one layer's value cache, with the same slack. */
     final int valueElements() {
-        return Math.addExact(Math.multiplyExact(valuePositions(), kvDim), VectorMath.PRODUCT_SLACK);
+        return Math.addExact(Math.multiplyExact(contextLength, kvDim), VectorMath.PRODUCT_SLACK);
     }
 
     /** Where element 0 of position {@code pos}'s key lies in its layer's key cache (element i is KEY_BLOCK further each). */
@@ -194,21 +189,18 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
 
     /**
      * Positions {@code 0 .. positions} of layers {@code 0 .. layers} to {@code out}, position by position (so that a prefix
-     * of a file is a prefix of the sequence), each layer's key then value as {@link #load} gives them (the key alone in a
-     * {@link #keysOnly} cache), little-endian:
-     * halves where the element is F16 (the cache's own bits), floats otherwise (exactly an F32 or BF16 cache's; the
-     * quantized types' dequantized values, whose blocks {@link #read} rounds back to the same bits: KvCacheTest).
+     * of a file is a prefix of the sequence), each layer's key then value (the key alone in a {@link #keysOnly} cache),
+     * each in its element type's own bytes, as a GGUF row of that type holds them, kv head after kv head: floats,
+     * halves, bfloat16s, or the quantized types' blocks (a Q8_0 cache's 34 bytes per 32 values, not the floats they
+     * stand for; {@link #read} puts back the same bits: KvCacheTest).
      */
     final void write(WritableByteChannel out, int layers, int positions) throws IOException {
         ByteBuffer bytes = ByteBuffer.allocate(layers * positionBytes()).order(ByteOrder.LITTLE_ENDIAN);
-        float[] k = new float[kvDim], v = new float[kvDim];
-        Type t = type();
         for (int p = 0; p < positions; p++) {
             bytes.clear();
             for (int l = 0; l < layers; l++) {
-                load(l, p, k, v);
-                put(bytes, k, t.keys());
-                if (!keysOnly) put(bytes, v, t.values());
+                putKey(l, p, bytes);
+                if (!keysOnly) putValue(l, p, bytes);
             }
             bytes.flip();
             while (bytes.hasRemaining()) out.write(bytes);
@@ -218,8 +210,6 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
     /** {@link #write}'s inverse: positions {@code 0 .. positions} of every layer from {@code in}; an {@link EOFException} where it ends first. */
     final void read(ReadableByteChannel in, int layers, int positions) throws IOException {
         ByteBuffer bytes = ByteBuffer.allocate(layers * positionBytes()).order(ByteOrder.LITTLE_ENDIAN);
-        float[] k = new float[kvDim], v = new float[kvDim];
-        Type t = type();
         for (int p = 0; p < positions; p++) {
             bytes.clear();
             while (bytes.hasRemaining()) {
@@ -227,31 +217,33 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
             }
             bytes.flip();
             for (int l = 0; l < layers; l++) {
-                get(bytes, k, t.keys());
-                if (!keysOnly) get(bytes, v, t.values());
-                store(l, p, k, 0, v, 0);
+                getKey(l, p, bytes);
+                if (!keysOnly) getValue(l, p, bytes);
             }
         }
     }
 
-    /** Bytes {@link #write} gives one position of one layer. */
+    /** Bytes {@link #write} gives one position of one layer: a key's and a value's in their types' bytes. */
     final int positionBytes() {
-        return kvDim * (elementBytes(type().keys()) + (keysOnly ? 0 : elementBytes(type().values())));
+        return Math.toIntExact(rowBytes(type().keys()) + (keysOnly ? 0 : rowBytes(type().values())));
     }
 
-    private static int elementBytes(Type.Element e) {
-        return e == Type.Element.F16 ? 2 : 4;
+    /** Bytes of kvDim values of {@code e}, as a GGUF row holds them. */
+    private long rowBytes(Type.Element e) {
+        return GGMLType.valueOf(e.name()).bytesFor(kvDim);
     }
 
-    private static void put(ByteBuffer bytes, float[] x, Type.Element e) {
-        if (e == Type.Element.F16) for (float f : x) bytes.putShort(Float.floatToFloat16(f));
-        else for (float f : x) bytes.putFloat(f);
-    }
+    /** The key of position {@code pos} of {@code layer} to {@code out}, {@link #write}'s bytes. */
+    abstract void putKey(int layer, int pos, ByteBuffer out);
 
-    private static void get(ByteBuffer bytes, float[] x, Type.Element e) {
-        if (e == Type.Element.F16) for (int i = 0; i < x.length; i++) x[i] = Float.float16ToFloat(bytes.getShort());
-        else for (int i = 0; i < x.length; i++) x[i] = bytes.getFloat();
-    }
+    /** The value of position {@code pos} of {@code layer} to {@code out}, {@link #write}'s bytes. */
+    abstract void putValue(int layer, int pos, ByteBuffer out);
+
+    /** {@link #putKey}'s inverse. */
+    abstract void getKey(int layer, int pos, ByteBuffer in);
+
+    /** {@link #putValue}'s inverse. */
+    abstract void getValue(int layer, int pos, ByteBuffer in);
 
     /**
      * Kv head {@code kvHead}'s keys and values of positions {@code from .. positions} in layer {@code layer} (a sliding
@@ -274,7 +266,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
      */
     final float[] latentRows(Head head, long call, int kvHead, int rope, int from, int positions) {
         Head rows = LATENT_ROWS.get();
-        if (rows.cache == id && rows.call == call && rows.kvHead == kvHead && rows.from <= from && rows.positions >= positions) return rows.values;
+        if (rows.holds(id, call, kvHead, from, positions)) return rows.values;
         int width = headDim - rope, floats = contextLength * width + VectorMath.PRODUCT_SLACK;
         if (rows.values == null || rows.values.length < floats) rows.values = new float[floats];
         float[] out = rows.values, keys = head.keys;
@@ -285,11 +277,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
                 for (int p = first; p < end; p++) out[p * width + i - rope] = keys[k + p % KEY_BLOCK];
             }
         }
-        rows.cache = id;
-        rows.call = call;
-        rows.kvHead = kvHead;
-        rows.from = from;
-        rows.positions = positions;
+        rows.hold(id, call, kvHead, from, positions);
         return out;
     }
 
@@ -322,6 +310,20 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         /** What a thread's scratch holds: the kv head of this cache and call, positions {@code from .. positions}. */
         long cache, call;
         int kvHead, from, positions;
+
+        /** Whether this scratch holds kv head {@code kvHead} of cache {@code cache} in call {@code call}, positions {@code from .. positions} at least. */
+        boolean holds(long cache, long call, int kvHead, int from, int positions) {
+            return this.cache == cache && this.call == call && this.kvHead == kvHead && this.from <= from && this.positions >= positions;
+        }
+
+        /** Records what this scratch now holds ({@link #holds}). */
+        void hold(long cache, long call, int kvHead, int from, int positions) {
+            this.cache = cache;
+            this.call = call;
+            this.kvHead = kvHead;
+            this.from = from;
+            this.positions = positions;
+        }
     }
 
     static final class F32 extends KvCache {
@@ -363,6 +365,32 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
             float[] layerKeys = keys[layer];
             for (int i = 0, key = keyIndex(pos); i < kvDim; i++) k[i] = layerKeys[key + i * KEY_BLOCK];
             for (int h = 0; h < nKvHeads && !keysOnly; h++) System.arraycopy(values[layer], valueIndex(h, pos), v, h * headDim, headDim);
+        }
+
+        @Override
+        void putKey(int layer, int pos, ByteBuffer out) {
+            float[] layerKeys = keys[layer];
+            for (int i = 0, key = keyIndex(pos); i < kvDim; i++) out.putFloat(layerKeys[key + i * KEY_BLOCK]);
+        }
+
+        @Override
+        void putValue(int layer, int pos, ByteBuffer out) {
+            for (int h = 0; h < nKvHeads; h++) {
+                for (int i = 0, at = valueIndex(h, pos); i < headDim; i++) out.putFloat(values[layer][at + i]);
+            }
+        }
+
+        @Override
+        void getKey(int layer, int pos, ByteBuffer in) {
+            float[] layerKeys = keys[layer];
+            for (int i = 0, key = keyIndex(pos); i < kvDim; i++) layerKeys[key + i * KEY_BLOCK] = in.getFloat();
+        }
+
+        @Override
+        void getValue(int layer, int pos, ByteBuffer in) {
+            for (int h = 0; h < nKvHeads; h++) {
+                for (int i = 0, at = valueIndex(h, pos); i < headDim; i++) values[layer][at + i] = in.getFloat();
+            }
         }
 
         @Override
@@ -458,7 +486,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         @Override
         final Head head(long call, int layer, int kvHead, int from, int positions) {
             Head h = SCRATCH.get();
-            if (h.cache == id && h.call == call && h.kvHead == kvHead && h.from <= from && h.positions >= positions) return h;
+            if (h.holds(id, call, kvHead, from, positions)) return h;
             int keyFloats = keyPositions() * headDim + VectorMath.PRODUCT_SLACK;
             int valueFloats = contextLength * headDim + VectorMath.PRODUCT_SLACK;
             if (h.keys == null || h.keys.length < keyFloats) h.keys = new float[keyFloats];
@@ -469,11 +497,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
             h.keyBase = 0;
             h.keyBlockStride = headDim * KEY_BLOCK;
             h.valueBase = 0;
-            h.cache = id;
-            h.call = call;
-            h.kvHead = kvHead;
-            h.from = from;
-            h.positions = positions;
+            h.hold(id, call, kvHead, from, positions);
             return h;
         }
     }
@@ -531,6 +555,30 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         @Override
         void loadValue(int layer, int pos, float[] v) {
             for (int h = 0; h < nKvHeads; h++) VectorMath.fromHalves(values[layer], valueIndex(h, pos), v, h * headDim, headDim);
+        }
+
+        @Override
+        void putKey(int layer, int pos, ByteBuffer out) {
+            for (int i = 0, key = keyIndex(pos); i < kvDim; i++) out.putShort(keys[layer].getAtIndex(VectorMath.HALF, key + (long) i * KEY_BLOCK));
+        }
+
+        @Override
+        void putValue(int layer, int pos, ByteBuffer out) {
+            for (int h = 0; h < nKvHeads; h++) {
+                for (int i = 0, at = valueIndex(h, pos); i < headDim; i++) out.putShort(values[layer].getAtIndex(VectorMath.HALF, at + i));
+            }
+        }
+
+        @Override
+        void getKey(int layer, int pos, ByteBuffer in) {
+            for (int i = 0, key = keyIndex(pos); i < kvDim; i++) keys[layer].setAtIndex(VectorMath.HALF, key + (long) i * KEY_BLOCK, in.getShort());
+        }
+
+        @Override
+        void getValue(int layer, int pos, ByteBuffer in) {
+            for (int h = 0; h < nKvHeads; h++) {
+                for (int i = 0, at = valueIndex(h, pos); i < headDim; i++) values[layer].setAtIndex(VectorMath.HALF, at + i, in.getShort());
+            }
         }
 
         @Override
@@ -656,6 +704,44 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
             }
         }
 
+        // a position's blocks as GGUF's Q8_0 holds them: the half scale, then the 32 int8
+
+        @Override
+        void putKey(int layer, int pos, ByteBuffer out) {
+            int kvBlocks = kvDim / BLOCK;
+            for (int b = 0; b < kvBlocks; b++) {
+                out.putShort(keyScales[layer].getAtIndex(VectorMath.HALF, scaleIndex(pos, b, kvBlocks)));
+                for (int j = 0; j < BLOCK; j++) out.put(keys[layer].get(java.lang.foreign.ValueLayout.JAVA_BYTE, keyIndex(pos) + (long) (b * BLOCK + j) * KEY_BLOCK));
+            }
+        }
+
+        @Override
+        void putValue(int layer, int pos, ByteBuffer out) {
+            for (int b = 0; b < kvDim / BLOCK; b++) {
+                int h = b * BLOCK / headDim, i = b * BLOCK % headDim;
+                out.putShort(valueScales[layer].getAtIndex(VectorMath.HALF, (long) valueIndex(h, pos) / BLOCK + i / BLOCK));
+                for (int j = 0; j < BLOCK; j++) out.put(values[layer].get(java.lang.foreign.ValueLayout.JAVA_BYTE, valueIndex(h, pos) + i + j));
+            }
+        }
+
+        @Override
+        void getKey(int layer, int pos, ByteBuffer in) {
+            int kvBlocks = kvDim / BLOCK;
+            for (int b = 0; b < kvBlocks; b++) {
+                keyScales[layer].setAtIndex(VectorMath.HALF, scaleIndex(pos, b, kvBlocks), in.getShort());
+                for (int j = 0; j < BLOCK; j++) keys[layer].set(java.lang.foreign.ValueLayout.JAVA_BYTE, keyIndex(pos) + (long) (b * BLOCK + j) * KEY_BLOCK, in.get());
+            }
+        }
+
+        @Override
+        void getValue(int layer, int pos, ByteBuffer in) {
+            for (int b = 0; b < kvDim / BLOCK; b++) {
+                int h = b * BLOCK / headDim, i = b * BLOCK % headDim;
+                valueScales[layer].setAtIndex(VectorMath.HALF, (long) valueIndex(h, pos) / BLOCK + i / BLOCK, in.getShort());
+                for (int j = 0; j < BLOCK; j++) values[layer].set(java.lang.foreign.ValueLayout.JAVA_BYTE, valueIndex(h, pos) + i + j, in.get());
+            }
+        }
+
         @Override
         void convertKeys(int layer, int kvHead, int from, int positions, float[] keys) {
             int blocks = (positions + KEY_BLOCK - 1) / KEY_BLOCK, blockSize = headDim * KEY_BLOCK, kvBlocks = kvDim / BLOCK;
@@ -778,6 +864,40 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
             for (int h = 0; h < nKvHeads; h++) values[layer].dequantizeRow((long) h * contextLength + pos, v, h * headDim);
         }
 
+        // a position's rows of the type, kv head after kv head, their bytes as they lie
+
+        @Override
+        void putKey(int layer, int pos, ByteBuffer out) {
+            for (int h = 0; h < nKvHeads; h++) put(keys[layer], (long) h * keyPositions() + pos, out);
+        }
+
+        @Override
+        void putValue(int layer, int pos, ByteBuffer out) {
+            for (int h = 0; h < nKvHeads; h++) put(values[layer], (long) h * contextLength + pos, out);
+        }
+
+        @Override
+        void getKey(int layer, int pos, ByteBuffer in) {
+            for (int h = 0; h < nKvHeads; h++) get(keys[layer], (long) h * keyPositions() + pos, in);
+        }
+
+        @Override
+        void getValue(int layer, int pos, ByteBuffer in) {
+            for (int h = 0; h < nKvHeads; h++) get(values[layer], (long) h * contextLength + pos, in);
+        }
+
+        private static void put(Tensor rows, long row, ByteBuffer out) {
+            int n = Math.toIntExact(rows.rowBytes);
+            MemorySegment.copy(rows.data, row * rows.rowBytes, MemorySegment.ofBuffer(out), 0, n); // the buffer's segment starts at its position
+            out.position(out.position() + n);
+        }
+
+        private static void get(Tensor rows, long row, ByteBuffer in) {
+            int n = Math.toIntExact(rows.rowBytes);
+            MemorySegment.copy(MemorySegment.ofBuffer(in), 0, rows.data, row * rows.rowBytes, n);
+            in.position(in.position() + n);
+        }
+
         @Override
         void convertKeys(int layer, int kvHead, int from, int positions, float[] keys) {
             Head scratch = SCRATCH.get();
@@ -863,6 +983,26 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         @Override
         void loadValue(int layer, int pos, float[] v) {
             values.loadValue(layer, pos, v);
+        }
+
+        @Override
+        void putKey(int layer, int pos, ByteBuffer out) {
+            keys.putKey(layer, pos, out);
+        }
+
+        @Override
+        void putValue(int layer, int pos, ByteBuffer out) {
+            values.putValue(layer, pos, out);
+        }
+
+        @Override
+        void getKey(int layer, int pos, ByteBuffer in) {
+            keys.getKey(layer, pos, in);
+        }
+
+        @Override
+        void getValue(int layer, int pos, ByteBuffer in) {
+            values.getValue(layer, pos, in);
         }
 
         @Override

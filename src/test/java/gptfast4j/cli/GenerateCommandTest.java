@@ -415,6 +415,16 @@ class GenerateCommandTest {
         assertTrue(readOnly.err().contains("Prompt cache: " + (n - 1) + " of the prompt's " + n + " tokens from " + file + " (") && !readOnly.err().contains("written"), readOnly.err());
         assertEquals(wrote.out(), readOnly.out());
         org.junit.jupiter.api.Assertions.assertArrayEquals(held, java.nio.file.Files.readAllBytes(dir.resolve("prompt.cache")));
+        // a file of another layout (an earlier version's: its positions another size) is not used, and says so
+        byte[] older = held.clone();
+        java.nio.ByteBuffer header = java.nio.ByteBuffer.wrap(older).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        long perPosition = header.getLong(40);
+        header.putLong(40, 2 * perPosition);
+        String olderFile = java.nio.file.Files.write(dir.resolve("older.cache"), older).toString();
+        ErrorsTest.Outcome olderLayout = run.apply(new String[]{"--prompt", prompt, "--prompt-cache", olderFile, "--prompt-cache-ro"});
+        assertEquals(0, olderLayout.exit(), olderLayout.err());
+        assertTrue(olderLayout.err().contains("note: --prompt-cache " + olderFile + " was written in another layout (" + 2 * perPosition + " bytes a position, not "
+                + perPosition + "): made by an earlier gptfast4j, or damaged, and is not used\n"), olderLayout.err());
 
         ErrorsTest.Outcome otherType = run.apply(new String[]{"--prompt", prompt, "--prompt-cache", file, "--prompt-cache-ro", "--kv-cache", "q8_0"});
         assertEquals(0, otherType.exit(), otherType.err());

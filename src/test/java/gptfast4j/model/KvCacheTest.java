@@ -205,8 +205,8 @@ class KvCacheTest {
 
     /**
      * A cache written to bytes and read into a fresh cache of its type (a prompt cache's file, {@code
-     * Llama.State#writeCache}) holds what it held, bit for bit, in every layer: F16 as its halves, the other types as
-     * floats, whose quantized blocks round back to the same blocks. The bytes go position by position, so the first
+     * Llama.State#writeCache}) holds what it held, bit for bit, in every layer, each type in its own bytes (a GGUF
+     * row's: a Q8_0 cache's 34 bytes per 32 values, Q4_0's 18). The bytes go position by position, so the first
      * positions' bytes alone restore those positions; bytes that end early are an EOFException.
      */
     @ParameterizedTest
@@ -229,6 +229,8 @@ class KvCacheTest {
         java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
         cache.write(java.nio.channels.Channels.newChannel(bytes), layers, n);
         byte[] written = bytes.toByteArray();
+        org.junit.jupiter.api.Assertions.assertEquals(gptfast4j.tensor.GGMLType.valueOf(type.keys().name()).bytesFor(kvDim)
+                + gptfast4j.tensor.GGMLType.valueOf(type.values().name()).bytesFor(kvDim), cache.positionBytes(), type.option());
         org.junit.jupiter.api.Assertions.assertEquals((long) n * layers * cache.positionBytes(), written.length);
         copy.read(java.nio.channels.Channels.newChannel(new java.io.ByteArrayInputStream(written)), layers, n);
         start.read(java.nio.channels.Channels.newChannel(new java.io.ByteArrayInputStream(written, 0, first * layers * cache.positionBytes())), layers, first);

@@ -140,7 +140,7 @@ public class LatentAttentionTest {
 
                 java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
                 steps.writeCache(java.nio.channels.Channels.newChannel(bytes), prompt.length);
-                assertEquals((long) prompt.length * layers * kvDim * (option.equals("f16") ? 2 : 4), bytes.size(), what);
+                assertEquals(prompt.length * layers * gptfast4j.tensor.GGMLType.valueOf(type.keys().name()).bytesFor(kvDim), bytes.size(), what);
                 Llama.State read = m.newState(128, 64, 1, type);
                 read.readCache(java.nio.channels.Channels.newChannel(new java.io.ByteArrayInputStream(bytes.toByteArray())), prompt.length);
                 float[] next = m.forward(steps, 7, prompt.length).clone();
