@@ -71,7 +71,8 @@ final class InfoCommand implements Callable<Integer> {
         System.out.printf("vocab:           %d%n", c.vocabSize());
         System.out.printf("context length:  %d%s%n", c.contextLength(), c.usableContextLength() != c.contextLength() ? " (" + c.usableContextLength() + " with its YaRN scaling)" : "");
         System.out.printf("rope:            base %s, %s pairs%s%n", c.ropeTheta(), c.ropeStyle().name().toLowerCase(),
-                c.ropeFreqFactors() != null ? ", with frequency factors (a linear or Llama-3.1 scaling)" : "");
+                c.ropeFreqFactors() == null ? "" : c.architecture().endsWith("vl") || c.architecture().endsWith("vlmoe") ? ", M-RoPE sections as text turns them" + unturned(c.ropeFreqFactors())
+                        : ", with frequency factors (a linear or Llama-3.1 scaling)");
         System.out.printf("rms norm eps:    %g%n", c.rmsNormEps());
         if (!c.variant().equals(gptfast4j.model.Config.Variant.LLAMA)) System.out.printf("blocks:          %s%n", c.variant().toString().substring(2));
         System.out.printf("tied embeddings: %s%n", ckpt.model().weights().output() == ckpt.model().weights().tokEmbeddings());
@@ -142,5 +143,11 @@ final class InfoCommand implements Callable<Integer> {
             case UINT64 -> Long.toUnsignedString(((Number) value).longValue());
             default -> String.valueOf(value);
         };
+    }
+
+    /** " (n pairs never turn)": the pairs whose frequency factor is infinite (M-RoPE's fourth section in text); "" for none. */
+    private static String unturned(float[] factors) {
+        long n = java.util.stream.IntStream.range(0, factors.length).filter(i -> Float.isInfinite(factors[i])).count();
+        return n == 0 ? "" : n == 1 ? " (1 pair never turns)" : " (" + n + " pairs never turn)";
     }
 }

@@ -177,7 +177,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
-            "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2");
+            "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
+            "qwen2vl", "qwen3vl", "qwen3vlmoe");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -254,7 +255,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Config.Variant variant = scaled(path, md, arch, blocks);
         Config config = config(path, () -> new Config(arch, dim,
                 // Qwen3's mixtures give their experts' width apart from the dense width they would have
-                required(md, path, arch + (arch.equals("qwen3moe") || arch.equals("gpt-oss") ? ".expert_feed_forward_length" : ".feed_forward_length")),
+                required(md, path, arch + (arch.equals("qwen3moe") || arch.equals("qwen3vlmoe") || arch.equals("gpt-oss") ? ".expert_feed_forward_length" : ".feed_forward_length")),
                 required(md, path, arch + ".block_count") - nextn,
                 nHeads,
                 latent ? 1 : md.getInt(arch + ".attention.head_count_kv", nHeads),
@@ -262,7 +263,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 required(md, path, arch + ".context_length"),
                 requiredFloat(md, path, arch + (blocks.layerNorm() ? ".attention.layer_norm_epsilon" : ".attention.layer_norm_rms_epsilon")),
                 md.getFloat(arch + ".rope.freq_base", 10000f),
-                ropeFreqFactors(path, md, arch, tensors, ropeDim / 2),
+                textMrope(path, md, arch, ropeFreqFactors(path, md, arch, tensors, ropeDim / 2), ropeDim / 2),
                 // llama.cpp's converter permutes Llama's query and key rows for its NORM rope; Qwen's, Gemma's, Phi's,
                 // OLMo's and EXAONE's it leaves as Hugging Face has them, for its NEOX rope (rotate_half)
                 llamaRows ? Config.RopeStyle.INTERLEAVED : Config.RopeStyle.HALVES,
@@ -1090,6 +1091,36 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
         for (int i = 0; i < factors.length; i++) factors[i] *= factor;
         return factors;
+    }
+
+    /**
+     * A vision-language model's M-RoPE as it turns text (qwen2vl's sections of pairs, qwen3vl's interleaved:
+     * {@code rope.dimension_sections}, the pairs of time, height, width and a fourth): llama.cpp gives a text token its
+     * position in the first three alike and 0 in the fourth, so that their pairs turn as plain RoPE's and the fourth's
+     * (interleaved: every pair past three times its section's size) not at all, which their frequencies divided by
+     * infinity make here ({@code factors} otherwise as they are; a new table of ones where null). Other architectures'
+     * factors as they are. The images themselves are not read (their projector is a file of its own).
+     */
+    private static float[] textMrope(Path path, Metadata md, String arch, float[] factors, int pairs) {
+        if (!List.of("qwen2vl", "qwen3vl", "qwen3vlmoe").contains(arch)) return factors;
+        int[] sections = md.getInts(arch + ".rope.dimension_sections");
+        if (sections == null || sections.length != 4 || Arrays.stream(sections).anyMatch(n -> n < 0) || Arrays.stream(sections).sum() == 0
+                || Arrays.stream(sections).sum() > pairs) {
+            throw new ModelFormatException(path + ": " + arch + ".rope.dimension_sections must be 4 sizes of sections of the " + pairs
+                    + " rotary pairs; got " + (sections == null ? "none" : Arrays.toString(sections)));
+        }
+        boolean interleaved = !arch.equals("qwen2vl");
+        int all = Arrays.stream(sections).sum();
+        float[] out = factors != null ? factors.clone() : new float[pairs];
+        if (factors == null) Arrays.fill(out, 1f);
+        for (int i = 0; i < pairs; i++) {
+            int sector = i % all;
+            boolean fourth = interleaved
+                    ? !(sector % 3 == 1 && sector < 3 * sections[1] || sector % 3 == 2 && sector < 3 * sections[2] || sector % 3 == 0 && sector < 3 * sections[0])
+                    : sector >= sections[0] + sections[1] + sections[2];
+            if (fourth) out[i] = Float.POSITIVE_INFINITY;
+        }
+        return out;
     }
 
     /** {@link Config#derivedHeadDim}, its refusal naming the file. */

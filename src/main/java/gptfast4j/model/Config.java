@@ -10,7 +10,7 @@ import java.util.Map;
  * Hyperparameters of a Llama-family transformer, always read from the checkpoint's own metadata.
  *
  * @param ropeFreqFactors per rotary pair i, the divisor of its frequency (Llama-3.1 rope scaling, a linear scaling's
- *                        factor), or null for none
+ *                        factor; infinite for a pair that never turns, M-RoPE's fourth section in text), or null for none
  * @param ropeStyle       which elements a rotary pair joins: adjacent ones (GGUF, llama2.c) or halves (Hugging Face)
  * @param expertCount     0 for a dense model, else the experts per layer; {@code expertsUsed} of them run per token
  * @param headDim         each attention head's width: {@code dim / nHeads} in most models; others say their own (GGUF's

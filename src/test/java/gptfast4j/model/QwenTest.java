@@ -105,6 +105,53 @@ class QwenTest {
     }
 
     /**
+     * Writes a vision-language model's text part to {@code out}: {@link #write}'s model of {@code base} (qwen2, qwen3,
+     * qwen3moe) under the architecture {@code arch} (qwen2vl, qwen3vl, qwen3vlmoe), its M-RoPE's {@code sections}.
+     */
+    static void writeVl(ModelShape shape, String base, String arch, int[] sections, Path dir, Path out) {
+        Path plain = dir.resolve(base + "-plain.gguf");
+        write(shape, base, dir.resolve(base + "-llama.gguf"), plain);
+        FamilyFiles.rewrite(plain, out, md -> {
+            Map<String, Metadata.Value> renamed = new java.util.LinkedHashMap<>();
+            md.forEach((k, v) -> renamed.put(k.startsWith(base + ".") ? arch + k.substring(base.length()) : k, v));
+            renamed.put("general.architecture", Metadata.Value.string(arch));
+            renamed.put(arch + ".rope.dimension_sections", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.INT32, sections));
+            if (arch.startsWith("qwen3")) renamed.put(arch + ".n_deepstack_layers", Metadata.Value.uint32(1));
+            md.clear();
+            md.putAll(renamed);
+        }, name -> true, (file, tensors) -> { });
+    }
+
+    /**
+     * The text part of Qwen2-VL and Qwen2.5-VL ({@code qwen2vl}), Qwen3-VL ({@code qwen3vl}) and Qwen3-VL-MoE ({@code
+     * qwen3vlmoe}): Qwen2's, Qwen3's and Qwen3-MoE's blocks whose M-RoPE turns a text token's pairs by its position,
+     * but for those of the fourth section, which llama.cpp gives position 0 ({@code Checkpoint.textMrope}): sections
+     * [2, 3, 2, 1] of the 8 pairs leave the last unturned, qwen3vl's interleaved [3, 1, 1, 0] the fifth (sector 4: past
+     * three times the height's 1, not a width's or time's). llama-perplexity's figures (the same command) on the
+     * files this test writes, ours 1.7e-8 (qwen3vl) and 6e-9 (qwen3vlmoe) from them, and 2.1e-6 (qwen2vl): llama.cpp's
+     * M-RoPE of those weights with sections that turn every pair ([2, 3, 3, 0]) gives 51070.8967 where its plain RoPE
+     * (qwen2) gives 51070.7885, which ours gives (7.9e-9 from it) in both. The plain models' figures (above) differ.
+     */
+    @Test
+    void visionLanguageModelsTextGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Object[][] cases = {{SHAPE, "qwen2", "qwen2vl", new int[]{2, 3, 2, 1}, 7, 51068.9151}, {SHAPE, "qwen3", "qwen3vl", new int[]{3, 1, 1, 0}, 4, 48130.4864},
+                {MOE, "qwen3moe", "qwen3vlmoe", new int[]{3, 1, 1, 0}, 4, 49627.1854}};
+        for (Object[] k : cases) {
+            String arch = (String) k[2];
+            Path file = dir.resolve(arch + "-mini.gguf");
+            writeVl((ModelShape) k[0], (String) k[1], arch, (int[]) k[3], dir, file);
+            Checkpoint c = Checkpoint.load(file, null);
+            float[] factors = c.model().config.ropeFreqFactors();
+            for (int i = 0; i < factors.length; i++) assertEquals(i == (int) k[4] ? Float.POSITIVE_INFINITY : 1f, factors[i], arch + " pair " + i);
+            assertLlamaCppsPerplexity(c, (double) k[5]);
+        }
+        Path none = dir.resolve("no-sections.gguf");
+        writeVl(SHAPE, "qwen3", "qwen3vl", new int[]{0, 0, 0, 0}, dir, none);
+        gptfast4j.io.ModelFormatException e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(none, null));
+        assertEquals(none + ": qwen3vl.rope.dimension_sections must be 4 sizes of sections of the 8 rotary pairs; got [0, 0, 0, 0]", e.getMessage());
+    }
+
+    /**
      * Qwen3's mixture of experts ({@code qwen3moe}, as Qwen3-30B-A3B): Qwen3's attention and Mixtral's routing (the
      * softmax of the top experts' scores), its experts {@code expert_feed_forward_length} wide. A random model of 4
      * experts, 2 used, written as above gives llama-perplexity's figure (the same command, -fa off), ours 4e-8 from it;
