@@ -213,7 +213,6 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         // ERNIE 4.5's mixtures interleave dense layers with sparse ones, which the forward pass does not run
         if (arch.equals("ernie4_5") && md.getInt("ernie4_5.expert_count", 0) > 0) throw new ModelFormatException(path + ": an ernie4_5 model with experts is not supported");
         // GLM-4.1V's sections of RoPE (M-RoPE) and GLM's next-token prediction layers are not run here
-        if (arch.equals("glm4") && md.has("glm4.rope.dimension_sections")) throw new ModelFormatException(path + ": a glm4 model with M-RoPE (rope.dimension_sections) is not supported");
         // GLM-4.5's and GLM-4.7-Flash's (deepseek2) next-token prediction layers, after the others, are not run (as llama.cpp runs them only to draft)
         int nextn = md.getInt(arch + ".nextn_predict_layers", 0);
         if (nextn > 0 && !arch.equals("glm4moe") && !arch.equals("deepseek2")) throw new ModelFormatException(path + ": a model with next-token prediction layers (" + arch + ".nextn_predict_layers) is not supported");
@@ -223,7 +222,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
         boolean gemma = arch.startsWith("gemma"), phi3 = arch.equals("phi3"), olmo2 = arch.equals("olmo2"),
                 llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo") && !arch.startsWith("exaone") && !arch.equals("gpt-oss")
-                        && !arch.equals("dots1") && !arch.equals("seed_oss") && !arch.equals("glm4moe");
+                        && !arch.equals("dots1") && !arch.equals("seed_oss") && !arch.equals("glm4moe")
+                        && !(arch.equals("glm4") && usesMrope(md, arch)); // GLM-4V's: llama.cpp turns its M-RoPE's pairs as halves
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
         int nHeads = required(md, path, arch + ".attention.head_count");
@@ -1094,7 +1094,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     }
 
     /**
-     * A vision-language model's M-RoPE as it turns text (qwen2vl's sections of pairs, qwen3vl's interleaved:
+     * A vision-language model's M-RoPE as it turns text (qwen2vl's and GLM-4V's sections of pairs, qwen3vl's interleaved:
      * {@code rope.dimension_sections}, the pairs of time, height, width and a fourth): llama.cpp gives a text token its
      * position in the first three alike and 0 in the fourth, so that their pairs turn as plain RoPE's and the fourth's
      * (interleaved: every pair past three times its section's size) not at all, which their frequencies divided by
@@ -1102,14 +1102,14 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * factors as they are. The images themselves are not read (their projector is a file of its own).
      */
     private static float[] textMrope(Path path, Metadata md, String arch, float[] factors, int pairs) {
-        if (!List.of("qwen2vl", "qwen3vl", "qwen3vlmoe").contains(arch)) return factors;
+        if (!List.of("qwen2vl", "qwen3vl", "qwen3vlmoe").contains(arch) && !usesMrope(md, arch)) return factors;
         int[] sections = md.getInts(arch + ".rope.dimension_sections");
         if (sections == null || sections.length != 4 || Arrays.stream(sections).anyMatch(n -> n < 0) || Arrays.stream(sections).sum() == 0
                 || Arrays.stream(sections).sum() > pairs) {
             throw new ModelFormatException(path + ": " + arch + ".rope.dimension_sections must be 4 sizes of sections of the " + pairs
                     + " rotary pairs; got " + (sections == null ? "none" : Arrays.toString(sections)));
         }
-        boolean interleaved = !arch.equals("qwen2vl");
+        boolean interleaved = arch.startsWith("qwen3");
         int all = Arrays.stream(sections).sum();
         float[] out = factors != null ? factors.clone() : new float[pairs];
         if (factors == null) Arrays.fill(out, 1f);
@@ -1121,6 +1121,15 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             if (fourth) out[i] = Float.POSITIVE_INFINITY;
         }
         return out;
+    }
+
+    /**
+     * Whether a GLM-4 or GLM-4.5 file is a vision-language model's (GLM-4.1V, GLM-4.5V: {@code rope.dimension_sections}
+     * whose first two are not 0, as llama.cpp tells them), whose text part turns by M-RoPE ({@link #textMrope}).
+     */
+    private static boolean usesMrope(Metadata md, String arch) {
+        int[] sections = md.getInts(arch + ".rope.dimension_sections");
+        return (arch.equals("glm4") || arch.equals("glm4moe")) && sections != null && sections.length >= 2 && sections[0] > 0 && sections[1] > 0;
     }
 
     /** {@link Config#derivedHeadDim}, its refusal naming the file. */

@@ -28,8 +28,9 @@ import java.nio.channels.WritableByteChannel;
  * of one of those and values of another ({@link Mixed}).
  * <p>
  * A latent attention's cache ({@link #keysOnly}, {@link LatentAttention}) holds keys only: each position's value is
- * its key's latent part, which attention sums from the key cache's blocks ({@link VectorMath#columnSums}), as
- * llama.cpp's V-less cache does (DeepSeek-V2-Lite's F16 cache at 4096 positions: 127 MB against 255).
+ * its key's latent part, which attention sums from the key cache's blocks ({@link VectorMath#columnSums}; a prompt's
+ * blocks of four queries from rows made once per call, {@link #latentRows}), as llama.cpp's V-less cache does
+ * (DeepSeek-V2-Lite's F16 cache at 4096 positions: 127 MB against 255).
  */
 public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
     /**

@@ -146,6 +146,38 @@ class LlamaLikeTest {
         assertTrue(Checkpoint.addsBos(md.apply("llama", "glm4")));
     }
 
+    /** Writes {@code in} again as {@code out} with M-RoPE's {@code sections} under {@code arch}: a vision-language model's text part. */
+    static void withMropeSections(Path in, Path out, String arch, int... sections) {
+        FamilyFiles.rewrite(in, out, md -> md.put(arch + ".rope.dimension_sections", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.INT32, sections)),
+                name -> true, (t, tensors) -> { });
+    }
+
+    /**
+     * GLM-4.1V's and GLM-4.5V's text parts: glm4's and glm4moe's blocks with M-RoPE ({@code rope.dimension_sections},
+     * the first two not 0, as llama.cpp tells them apart), whose pairs llama.cpp turns as halves (GLM-4's plain RoPE
+     * turns adjacent ones), a text token's by its position but the fourth section's (of [1, 1, 1, 1], the last of the 4
+     * rotary pairs), which never turns. llama-perplexity's figures (the same command) on the files this test writes,
+     * ours 2.5e-8 and 1e-8 from them; glm4's and GLM-4.5's without sections (43441.8489 above, 53137.8068: SharedExpertTest) differ.
+     */
+    @Test
+    void glmVisionLanguageModelsTextGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path glm4 = dir.resolve("glm4.gguf"), glm4v = dir.resolve("glm4v-mini.gguf"), glm45 = dir.resolve("glm45.gguf"), glm45v = dir.resolve("glm45v-mini.gguf");
+        writeGlm4(dir.resolve("llama.gguf"), glm4);
+        withMropeSections(glm4, glm4v, "glm4", 1, 1, 1, 1);
+        SharedExpertTest.writeGlm45(dir.resolve("mixtral.gguf"), glm45, false);
+        withMropeSections(glm45, glm45v, "glm4moe", 1, 1, 1, 1);
+        Map<Path, Double> llamaCpp = Map.of(glm4v, 44683.8453, glm45v, 53134.8113);
+        for (Path file : List.of(glm4v, glm45v)) {
+            Checkpoint c = Checkpoint.load(file, null);
+            assertEquals(Config.RopeStyle.HALVES, c.model().config.ropeStyle());
+            assertEquals(List.of(1f, 1f, 1f, Float.POSITIVE_INFINITY), java.util.stream.IntStream.range(0, 4).mapToObj(i -> c.model().config.ropeFreqFactors()[i]).toList());
+            assertEquals(llamaCpp.get(file), perplexity(c), 1e-6 * llamaCpp.get(file), file.getFileName().toString());
+        }
+        Path plain = dir.resolve("glm4-no-mrope.gguf");
+        withMropeSections(glm4, plain, "glm4", 0, 2, 2, 0); // the first 0: plain RoPE, as llama.cpp reads it
+        assertEquals(43441.8489, perplexity(Checkpoint.load(plain, null)), 1e-6 * 43441.8489);
+    }
+
     /** Writes {@link #glm4GivesLlamaCppsPerplexity}'s model to {@code out}, a Llama file of {@link #SHAPE} at {@code scratch}. */
     static void writeGlm4(Path scratch, Path out) {
         int qDim = SHAPE.heads() * SHAPE.headDim(), kvDim = SHAPE.kvHeads() * SHAPE.headDim();

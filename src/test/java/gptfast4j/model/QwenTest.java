@@ -129,8 +129,9 @@ class QwenTest {
      * [2, 3, 2, 1] of the 8 pairs leave the last unturned, qwen3vl's interleaved [3, 1, 1, 0] the fifth (sector 4: past
      * three times the height's 1, not a width's or time's). llama-perplexity's figures (the same command) on the
      * files this test writes, ours 1.7e-8 (qwen3vl) and 6e-9 (qwen3vlmoe) from them, and 2.1e-6 (qwen2vl): llama.cpp's
-     * M-RoPE of those weights with sections that turn every pair ([2, 3, 3, 0]) gives 51070.8967 where its plain RoPE
-     * (qwen2) gives 51070.7885, which ours gives (7.9e-9 from it) in both. The plain models' figures (above) differ.
+     * qwen2vl run of those weights with sections that turn every pair ([2, 3, 3, 0]) gives 51070.8967 where its qwen2
+     * run gives 51070.7885, which ours gives (7.9e-9 from it) in both (its GLM-4V's M-RoPE matches ours to 2.5e-8:
+     * LlamaLikeTest). The plain models' figures (above) differ.
      */
     @Test
     void visionLanguageModelsTextGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
