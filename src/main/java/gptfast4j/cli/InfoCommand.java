@@ -71,7 +71,7 @@ final class InfoCommand implements Callable<Integer> {
         System.out.printf("vocab:           %d%n", c.vocabSize());
         System.out.printf("context length:  %d%s%n", c.contextLength(), c.usableContextLength() != c.contextLength() ? " (" + c.usableContextLength() + " with its YaRN scaling)" : "");
         System.out.printf("rope:            base %s, %s pairs%s%n", c.ropeTheta(), c.ropeStyle().name().toLowerCase(),
-                c.ropeFreqFactors() == null ? "" : c.architecture().endsWith("vl") || c.architecture().endsWith("vlmoe") ? ", M-RoPE sections as text turns them" + unturned(c.ropeFreqFactors())
+                c.ropeFreqFactors() == null ? "" : !unturned(c.ropeFreqFactors()).isEmpty() ? ", M-RoPE sections as text turns them" + unturned(c.ropeFreqFactors())
                         : ", with frequency factors (a linear or Llama-3.1 scaling)");
         System.out.printf("rms norm eps:    %g%n", c.rmsNormEps());
         if (!c.variant().equals(gptfast4j.model.Config.Variant.LLAMA)) System.out.printf("blocks:          %s%n", c.variant().toString().substring(2));

@@ -1099,7 +1099,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * position in the first three alike and 0 in the fourth, so that their pairs turn as plain RoPE's and the fourth's
      * (interleaved: every pair past three times its section's size) not at all, which their frequencies divided by
      * infinity make here ({@code factors} otherwise as they are; a new table of ones where null). Other architectures'
-     * factors as they are. The images themselves are not read (their projector is a file of its own).
+     * factors, and those of sections without a fourth, as they are. The images themselves are not read (their
+     * projector is a file of its own).
      */
     private static float[] textMrope(Path path, Metadata md, String arch, float[] factors, int pairs) {
         if (!List.of("qwen2vl", "qwen3vl", "qwen3vlmoe").contains(arch) && !usesMrope(md, arch)) return factors;
@@ -1111,16 +1112,20 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
         boolean interleaved = arch.startsWith("qwen3");
         int all = Arrays.stream(sections).sum();
-        float[] out = factors != null ? factors.clone() : new float[pairs];
-        if (factors == null) Arrays.fill(out, 1f);
+        float[] out = null;
         for (int i = 0; i < pairs; i++) {
             int sector = i % all;
             boolean fourth = interleaved
                     ? !(sector % 3 == 1 && sector < 3 * sections[1] || sector % 3 == 2 && sector < 3 * sections[2] || sector % 3 == 0 && sector < 3 * sections[0])
                     : sector >= sections[0] + sections[1] + sections[2];
-            if (fourth) out[i] = Float.POSITIVE_INFINITY;
+            if (!fourth) continue;
+            if (out == null) {
+                out = factors != null ? factors.clone() : new float[pairs];
+                if (factors == null) Arrays.fill(out, 1f);
+            }
+            out[i] = Float.POSITIVE_INFINITY;
         }
-        return out;
+        return out != null ? out : factors;
     }
 
     /**
