@@ -178,7 +178,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
-            "qwen2vl", "qwen3vl", "qwen3vlmoe");
+            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -222,7 +222,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
         boolean gemma = arch.startsWith("gemma"), phi3 = arch.equals("phi3"), olmo2 = arch.equals("olmo2"),
                 llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo") && !arch.startsWith("exaone") && !arch.equals("gpt-oss")
-                        && !arch.equals("dots1") && !arch.equals("seed_oss") && !arch.equals("glm4moe")
+                        && !arch.equals("dots1") && !arch.equals("seed_oss") && !arch.equals("glm4moe") && !arch.equals("minimax-m2")
                         && !(arch.equals("glm4") && usesMrope(md, arch)); // GLM-4V's: llama.cpp turns its M-RoPE's pairs as halves
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
@@ -243,7 +243,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : arch.startsWith("granite") || arch.equals("minicpm") ? granite(path, md, arch)
                 : arch.equals("smollm3") ? Config.Variant.noRopeEvery(4) // SmolLM3: every fourth layer without RoPE, as llama.cpp has it
                 : olmo2 ? olmo2(path, md)
-                : arch.equals("olmoe") ? Config.Variant.olmo2(0, null, 0f) // OLMoE: Llama's norms, OLMo2's queries and keys normalized whole
+                : arch.equals("olmoe") || arch.equals("minimax-m2") ? Config.Variant.olmo2(0, null, 0f) // OLMoE and MiniMax-M2: Llama's norms, OLMo2's queries and keys normalized whole
                 : arch.equals("command-r") ? commandR(path, md)
                 : arch.equals("cohere2") ? cohere2(path, md)
                 : arch.equals("gpt-oss") ? gptOss(path, md)
@@ -340,6 +340,13 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             case "llama4" -> FeedForward.Routing.SIGMOID_INPUT;
             case "olmoe", "qwen2moe", "deepseek" -> FeedForward.Routing.SOFTMAX;
             case "bailingmoe" -> md.getBool(arch + ".expert_weights_norm", false) ? FeedForward.Routing.SOFTMAX_RENORMALIZED : FeedForward.Routing.SOFTMAX;
+            // MiniMax-M2's weights always renormalized, by the function its file names (sigmoids, with a selection bias)
+            case "minimax-m2" -> switch (md.getInt(arch + ".expert_gating_func", 0)) {
+                case 1 -> FeedForward.Routing.SOFTMAX_RENORMALIZED;
+                case 2 -> FeedForward.Routing.SIGMOID_RENORMALIZED;
+                default -> throw new ModelFormatException(path + ": " + arch + ".expert_gating_func " + md.getInt(arch + ".expert_gating_func", 0)
+                        + " is not supported (1: softmax, 2: sigmoid)");
+            };
             case "dots1", "glm4moe", "deepseek2" -> {
                 // GLM-4.5's default a sigmoid; DeepSeek-V2's a softmax but GLM-4.7-Flash's (47 or 48 layers of its 154880 tokens), as llama.cpp tells them apart
                 int layers = md.getInt(arch + ".block_count", 0), vocab = md.getInt(arch + ".vocab_size", md.has("tokenizer.ggml.tokens") ? md.getStrings("tokenizer.ggml.tokens").length : 0);

@@ -77,10 +77,10 @@ public final class Tokenizers {
                 String[] merges = md.getStrings("tokenizer.ggml.merges");
                 if (merges == null) throw new ModelFormatException(path + ": byte-level BPE vocabulary without tokenizer.ggml.merges");
                 String pre = md.getString("tokenizer.ggml.pre", "llama-bpe");
-                // llama.cpp's names for the same splits: Llama-3's, DBRX's (without ignoring merges), o200k's
+                // llama.cpp's names for the same splits: Llama-3's, DBRX's (without ignoring merges), o200k's (Llama 4's, MiniMax-M2's)
                 if (pre.equals("default") || pre.equals("llama3")) pre = "llama-bpe";
                 if (pre.equals("smaug-bpe")) pre = "dbrx";
-                if (pre.equals("llama4")) pre = "gpt-4o";
+                if (pre.equals("llama4") || pre.equals("minimax-m2")) pre = "gpt-4o";
                 if (!List.of(ByteLevelBpeTokenizer.SUPPORTED_PRE.split(", ")).contains(pre)) {
                     throw new ModelFormatException(path + ": unsupported pre-tokenizer '" + pre + "' (supported: " + ByteLevelBpeTokenizer.SUPPORTED_PRE + ")");
                 }

@@ -326,6 +326,44 @@ class LlamaLikeTest {
         assertEquals(48996.1100, perplexity(c), 1e-6 * 48996.1100);
     }
 
+    /** {@link #minimaxM2GivesLlamaCppsPerplexity}'s model, a Mixtral file of its shape at {@code scratch}. */
+    static void writeMinimaxM2(Path scratch, Path out) {
+        ModelShape shape = MINIMAX;
+        int qDim = shape.heads() * shape.headDim(), kvDim = shape.kvHeads() * shape.headDim();
+        FamilyFiles.write(shape, "minimax-m2", scratch, out, md -> {
+            md.put("minimax-m2.expert_gating_func", Metadata.Value.uint32(2));
+            md.put("minimax-m2.expert_feed_forward_length", Metadata.Value.uint32(shape.hiddenDim()));
+            md.put("minimax-m2.rope.dimension_count", Metadata.Value.uint32(shape.headDim() / 2));
+        }, name -> true, (llama, tensors) -> {
+            for (int l = 0; l < shape.layers(); l++) {
+                FamilyFiles.norm(tensors, "blk." + l + ".attn_q_norm.weight", qDim, 3 * l);
+                FamilyFiles.norm(tensors, "blk." + l + ".attn_k_norm.weight", kvDim, 3 * l + 1);
+                FamilyFiles.bias(tensors, "blk." + l + ".exp_probs_b.bias", new long[]{shape.experts()}, 3 * l + 2);
+            }
+        });
+    }
+
+    static final ModelShape MINIMAX = new ModelShape("minimax-mini", 64, 96, 2, 4, 2, 32000, 256, 10000, 1e-5f, false, 0, 8, 3);
+
+    /**
+     * MiniMax-M2 ({@code minimax-m2}: M2, M2.1, M2.5): OLMoE's queries and keys normalized across all heads (its norms
+     * as wide as the queries and the keys: 2 kv heads of 4 here), RoPE on halves of half of each head, and a mixture
+     * chosen by sigmoids with a selection bias ({@code exp_probs_b}), its weights renormalized; its vocabulary's split
+     * o200k's ({@code minimax-m2}, llama.cpp's GPT-4o's). A random model of 8 experts, 3 used: llama-perplexity's
+     * figure, ours 5e-10 from it; tensor parallelism refuses it (the norms span all heads).
+     */
+    @Test
+    void minimaxM2GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("minimax-m2-mini.gguf");
+        writeMinimaxM2(dir.resolve("mixtral.gguf"), file);
+        Checkpoint c = Checkpoint.load(file, null);
+        assertTrue(c.model().config.variant().wholeQkNorms());
+        assertEquals(Config.RopeStyle.HALVES, c.model().config.ropeStyle());
+        assertEquals(MINIMAX.headDim() / 2, c.model().config.variant().rotaryDim());
+        assertEquals(49715.9548, perplexity(c), 1e-6 * 49715.9548);
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> c.model().checkSplit(2));
+    }
+
     /**
      * Command-R ({@code command-r}, its 35B's blocks): LayerNorm without bias, the attention and the FFN side by side on
      * one normalized input, both added to the residual, the logits times {@code logit_scale} (0.5 here: its 0.0625

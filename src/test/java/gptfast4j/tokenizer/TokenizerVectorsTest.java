@@ -133,7 +133,7 @@ class TokenizerVectorsTest {
     }
 
     /**
-     * The o200k pre-tokenizer (llama.cpp's "gpt-4o": Phi-4-mini, Llama 4) and DBRX's (Phi-4's: Llama-3's split, merges
+     * The o200k pre-tokenizer (llama.cpp's "gpt-4o": Phi-4-mini, Llama 4, and "minimax-m2", the same split) and DBRX's (Phi-4's: Llama-3's split, merges
      * not skipped), as tekkenVectorsAsLlamaCppTokenizesThem, on the Llama-3 vocabulary with three merges put first
      * (camel+Case, Ġdon+'t, ĠHTTP+Server) and a token no merge reaches (Ġplugh), so that the splits show in the ids:
      * o200k's keeps "camelCase" apart and " don't" together, Llama-3's the other way. The texts are qwen2-pre's and 11
@@ -142,7 +142,7 @@ class TokenizerVectorsTest {
      * llama-tokenize's on that vocabulary, made as tekken-pre's.
      */
     @ParameterizedTest
-    @CsvSource({"gpt-4o, gpt4o-pre", "dbrx, dbrx-pre", "llama4, gpt4o-pre", "smaug-bpe, dbrx-pre"})
+    @CsvSource({"gpt-4o, gpt4o-pre", "dbrx, dbrx-pre", "llama4, gpt4o-pre", "minimax-m2, gpt4o-pre", "smaug-bpe, dbrx-pre"})
     void gpt4oAndDbrxVectorsAsLlamaCppTokenizesThem(String pre, String vectors) throws IOException {
         gptfast4j.io.GGUF vocab = gptfast4j.io.GGUF.read(Shared.TOKENIZERS.resolve("llama3-vocab.gguf"));
         java.util.Map<String, gptfast4j.io.Metadata.Value> md = new java.util.LinkedHashMap<>(vocab.metadata().asMap());
