@@ -847,6 +847,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     private static Llama build(Path path, Config c, Gating gating, Asked tensors, OffHeap memory) {
         int dim = c.dim(), qDim = c.qDim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), vocab = c.vocabSize();
         Tensor embeddings = matrix(path, tensors, "token_embd.weight", dim, vocab);
+        // a bias on the logits (which llama.cpp's qwen2vl reads where a file has one; none is converted so) would be left out
+        if (tensors.containsKey("output.bias")) throw new ModelFormatException(path + ": a bias on the logits (output.bias) is not supported");
         Tensor output = tensors.containsKey("output.weight") ? matrix(path, tensors, "output.weight", dim, vocab) : embeddings;
         Layer[] layers = new Layer[c.nLayers()];
         // OLMo2's and EXAONE 4's norms after the attention and the FFN only

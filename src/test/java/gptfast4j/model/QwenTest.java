@@ -146,6 +146,11 @@ class QwenTest {
             for (int i = 0; i < factors.length; i++) assertEquals(i == (int) k[4] ? Float.POSITIVE_INFINITY : 1f, factors[i], arch + " pair " + i);
             assertLlamaCppsPerplexity(c, (double) k[5]);
         }
+        Path biased = dir.resolve("output-bias.gguf");
+        FamilyFiles.rewrite(dir.resolve("qwen2vl-mini.gguf"), biased, md -> { }, name -> true,
+                (file, tensors) -> FamilyFiles.bias(tensors, "output.bias", new long[]{SHAPE.vocab()}, 1));
+        gptfast4j.io.ModelFormatException bias = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(biased, null));
+        assertEquals(biased + ": a bias on the logits (output.bias) is not supported", bias.getMessage());
         Path none = dir.resolve("no-sections.gguf");
         writeVl(SHAPE, "qwen3", "qwen3vl", new int[]{0, 0, 0, 0}, dir, none);
         gptfast4j.io.ModelFormatException e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(none, null));
