@@ -178,7 +178,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
-            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2");
+            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -222,7 +222,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
         boolean gemma = arch.startsWith("gemma"), phi3 = arch.equals("phi3"), olmo2 = arch.equals("olmo2"),
                 llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo") && !arch.startsWith("exaone") && !arch.equals("gpt-oss")
-                        && !arch.equals("dots1") && !arch.equals("seed_oss") && !arch.equals("glm4moe") && !arch.equals("minimax-m2")
+                        && !arch.equals("dots1") && !arch.equals("seed_oss") && !arch.equals("glm4moe") && !arch.equals("minimax-m2") && !arch.equals("apertus")
                         && !(arch.equals("glm4") && usesMrope(md, arch)); // GLM-4V's: llama.cpp turns its M-RoPE's pairs as halves
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
@@ -249,7 +249,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : arch.equals("gpt-oss") ? gptOss(path, md)
                 : arch.equals("exaone4") ? exaone4(path, md)
                 : arch.equals("llama4") ? llama4(path, md)
-                : arch.equals("arcee") ? Config.Variant.reluSquared() // Arcee: no gate, ReLU² of the up projection
+                : arch.equals("arcee") ? Config.Variant.ungated(Config.Activation.RELU_SQUARED) // Arcee: no gate, ReLU² of the up projection
+                : arch.equals("apertus") ? Config.Variant.ungated(Config.Activation.XIELU) // Apertus: no gate, xIELU of the up projection
                 : latent ? deepseek2(path, md)
                 : Config.Variant.LLAMA;
         Config.Variant variant = scaled(path, md, arch, blocks);
@@ -287,7 +288,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         endsOfTurn(tokenizer, eos);
         boolean addBos = addsBos(md);
         String template = md.getString("tokenizer.chat_template", null);
-        return new Checkpoint(path, "gguf", build(path, config, gating(path, md, arch), withoutLayersFrom(tensors, config.nLayers()), memory), tokenizer, tensors, md,
+        return new Checkpoint(path, "gguf", build(path, config, gating(path, md, arch), xielu(path, md, arch, config.nLayers()), withoutLayersFrom(tensors, config.nLayers()), memory), tokenizer, tensors, md,
                 md.getInt("tokenizer.ggml.bos_token_id", 1), eos.stream().mapToInt(Integer::intValue).toArray(), addBos, ChatFormat.detect(template), template);
     }
 
@@ -800,15 +801,51 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         throw new ModelFormatException(dir + ": no tokenizer.model or tokenizer.json; give one with --tokenizer");
     }
 
-    /** Builds the weights from tensors under GGUF names, checking every shape against the config and that every tensor is read. */
-    static Llama build(Path path, Config c, Map<String, TensorData> all, OffHeap memory) {
-        return build(path, c, Gating.MIXTRAL, all, memory);
+    /**
+     * Apertus's xIELU parameters per layer as ggml's {@code xielu} takes them, {@code [beta + softplus(alpha_n),
+     * softplus(alpha_p), beta, eps]}, from {@code xielu.alpha_n}, {@code xielu.alpha_p}, {@code xielu.beta} and {@code
+     * xielu.eps} (each one value for all layers or one per layer, as llama.cpp reads them); null for other architectures.
+     */
+    private static float[][] xielu(Path path, Metadata md, String arch, int layers) {
+        if (!arch.equals("apertus")) return null;
+        float[][] values = new float[4][];
+        String[] keys = {"xielu.alpha_n", "xielu.alpha_p", "xielu.beta", "xielu.eps"};
+        for (int k = 0; k < 4; k++) {
+            float[] array = md.getFloats(keys[k]);
+            if (array == null && !(md.get(keys[k]) instanceof Number)) throw new ModelFormatException(path + ": missing metadata key " + keys[k]);
+            if (array != null && array.length != layers) throw new ModelFormatException(path + ": " + keys[k] + " has " + array.length + " values for " + layers + " layers");
+            values[k] = array != null ? array : filled(layers, md.getFloat(keys[k], 0f));
+        }
+        float[][] out = new float[layers][];
+        for (int l = 0; l < layers; l++) {
+            out[l] = new float[]{values[2][l] + softplus(values[0][l]), softplus(values[1][l]), values[2][l], values[3][l]};
+        }
+        return out;
     }
 
-    /** {@link #build(Path, Config, Map, OffHeap)} of a model whose mixtures weigh their experts as {@code gating} says. */
-    static Llama build(Path path, Config c, Gating gating, Map<String, TensorData> all, OffHeap memory) {
+    private static float[] filled(int n, float value) {
+        float[] a = new float[n];
+        Arrays.fill(a, value);
+        return a;
+    }
+
+    /** ggml's {@code softplus}: {@code log(1 + e^x)}, x itself above 20, in floats. */
+    private static float softplus(float x) {
+        return x > 20f ? x : (float) Math.log(1 + (float) Math.exp(x));
+    }
+
+    /** Builds the weights from tensors under GGUF names, checking every shape against the config and that every tensor is read. */
+    static Llama build(Path path, Config c, Map<String, TensorData> all, OffHeap memory) {
+        return build(path, c, Gating.MIXTRAL, null, all, memory);
+    }
+
+    /**
+     * {@link #build(Path, Config, Map, OffHeap)} of a model whose mixtures weigh their experts as {@code gating} says,
+     * its layers' xIELU parameters {@code xielu} (Apertus's, {@link #xielu}; null for none).
+     */
+    static Llama build(Path path, Config c, Gating gating, float[][] xielu, Map<String, TensorData> all, OffHeap memory) {
         Asked tensors = new Asked(all);
-        Llama model = build(path, c, gating, tensors, memory);
+        Llama model = build(path, c, gating, xielu, tensors, memory);
         List<String> unused = all.keySet().stream().filter(n -> !tensors.asked.contains(n) && !ROPE_FACTORS.contains(n)).toList();
         if (!unused.isEmpty()) throw unusedTensors(path, unused);
         return model;
@@ -844,7 +881,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
     }
 
-    private static Llama build(Path path, Config c, Gating gating, Asked tensors, OffHeap memory) {
+    private static Llama build(Path path, Config c, Gating gating, float[][] xielu, Asked tensors, OffHeap memory) {
         int dim = c.dim(), qDim = c.qDim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), vocab = c.vocabSize();
         Tensor embeddings = matrix(path, tensors, "token_embd.weight", dim, vocab);
         // a bias on the logits (which llama.cpp's qwen2vl reads where a file has one; none is converted so) would be left out
@@ -855,7 +892,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         boolean parallelBlocks = c.variant().parallelBlocks(), olmo2 = c.architecture().equals("olmo2") || c.architecture().equals("exaone4"),
                 postNorms = c.architecture().startsWith("gemma") || olmo2 || c.architecture().equals("glm4"), wholeNorms = c.variant().wholeQkNorms(),
                 headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3") || c.architecture().equals("exaone4")
-                        || c.architecture().equals("dots1") || wholeNorms,
+                        || c.architecture().equals("dots1") || c.architecture().equals("apertus") || wholeNorms,
                 gptOss = c.architecture().equals("gpt-oss"), seedOss = c.architecture().equals("seed_oss"), glm4moe = c.architecture().equals("glm4moe"), qkvBiases = c.architecture().startsWith("qwen2") || gptOss,
                 // Llama 4's layers with RoPE normalize each head's queries and keys, without weights (but Maverick's,
                 // 128 experts, as llama.cpp tells them apart)
@@ -868,7 +905,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             Tensor qkv = tensors.containsKey(p + "attn_qkv.weight") ? matrix(path, tensors, p + "attn_qkv.weight", dim, qDim + 2L * kvDim) : null;
             // a mixture where the layer has a router (ERNIE 4.5's first layer is dense)
             boolean mixture = c.isMoE() && tensors.containsKey(p + "ffn_gate_inp.weight");
-            boolean ungated = c.variant().activation() == Config.Activation.RELU_SQUARED;
+            boolean ungated = c.variant().activation().ungated();
             // GLM-4.5 355B's per-head query and key norms (its Air has none)
             boolean layerHeadNorms = headNorms || glm4moe && tensors.containsKey(p + "attn_q_norm.weight");
             Tensor gateUp = !mixture && !ungated && !tensors.containsKey(p + "ffn_gate.weight") ? matrix(path, tensors, p + "ffn_up.weight", dim, 2L * hidden) : null;
@@ -896,9 +933,14 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     qkvBiases || tensors.containsKey(p + "attn_v.bias") ? vector(path, tensors, p + "attn_v.bias", kvDim) : null,
                     postNorms ? vector(path, tensors, p + "post_attention_norm.weight", dim) : null,
                     postNorms ? vector(path, tensors, p + "post_ffw_norm.weight", dim) : null,
-                    gptOss ? vector(path, tensors, p + "attn_output.bias", dim) : null,
+                    // gpt-oss's wo bias; Apertus's where its file has one
+                    gptOss || c.architecture().equals("apertus") && tensors.containsKey(p + "attn_output.bias") ? vector(path, tensors, p + "attn_output.bias", dim) : null,
                     gptOss ? vector(path, tensors, p + "attn_sinks.weight", c.nHeads()) : null,
-                    latent);
+                    latent,
+                    xielu == null ? null : xielu[l]);
+            // Apertus's query and key norms' biases, which llama.cpp reads and leaves out of its norms
+            if (c.architecture().equals("apertus")) tensors.containsKey(p + "attn_q_norm.bias");
+            if (c.architecture().equals("apertus")) tensors.containsKey(p + "attn_k_norm.bias");
         }
         return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, "output_norm.weight", dim), output), memory);
     }

@@ -142,9 +142,9 @@ public record Config(
             return new Variant(1f, Activation.SWIGLU_OAI, 0f, window, sliding, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null, false);
         }
 
-        /** Llama's blocks whose feed-forwards have no gate, {@code max(up, 0)²} (Arcee's). */
-        public static Variant reluSquared() {
-            return new Variant(1f, Activation.RELU_SQUARED, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null, false);
+        /** Llama's blocks whose feed-forwards have no gate, {@code max(up, 0)²} (Arcee's) or xIELU (Apertus's). */
+        public static Variant ungated(Activation activation) {
+            return new Variant(1f, activation, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null, false);
         }
 
         /** Llama's blocks with every {@code n}-th layer's RoPE left out (SmolLM3's). */
@@ -183,7 +183,7 @@ public record Config(
             if (equals(LLAMA)) return "";
             StringBuilder b = new StringBuilder();
             if (embeddingScale != 1f) b.append(", embeddings x").append(embeddingScale);
-            b.append(switch (activation) { case GELU -> ", GeGLU"; case SWIGLU_OAI -> ", gpt-oss's SwiGLU"; case SILU -> ", SwiGLU"; case RELU_SQUARED -> ", ReLU² without a gate"; });
+            b.append(switch (activation) { case GELU -> ", GeGLU"; case SWIGLU_OAI -> ", gpt-oss's SwiGLU"; case SILU -> ", SwiGLU"; case RELU_SQUARED -> ", ReLU² without a gate"; case XIELU -> ", xIELU without a gate"; });
             if (queryScale != 0f) b.append(", queries x").append(queryScale);
             if (slidingWindow > 0) {
                 b.append(chunked ? ", attention in chunks of " : ", sliding window ").append(slidingWindow).append(" on layers");
@@ -316,7 +316,14 @@ public record Config(
         /** gpt-oss's clamped SwiGLU with the up projection plus one ({@link gptfast4j.tensor.VectorMath#swigluOai}). */
         SWIGLU_OAI,
         /** No gate: {@code max(up, 0)²} (Arcee's; its feed-forwards have no w1). */
-        RELU_SQUARED
+        RELU_SQUARED,
+        /** No gate: xIELU of the up projection, its parameters each layer's ({@link Layer#xielu}; Apertus's). */
+        XIELU;
+
+        /** Whether the feed-forwards have no gate (no w1): the activation is of the up projection alone. */
+        public boolean ungated() {
+            return this == RELU_SQUARED || this == XIELU;
+        }
     }
 
     public enum RopeStyle {

@@ -21,16 +21,17 @@ import gptfast4j.tensor.Tensor;
  * attentionNorm} and {@code ffnNorm} (null), its qNorm and kNorm all heads' wide ([qDim], [kvDim]). gpt-oss's
  * {@code outputBias} is wo's bias, and its {@code sinks} each head's learned logit that joins the softmax of its scores
  * (taking a share of the weights, given to no position). {@code latent}: DeepSeek-V2's multi-head latent attention,
- * whose wk is its latent's projection and which has no wv (null); null in the others.
+ * whose wk is its latent's projection and which has no wv (null); null in the others. {@code xielu}: Apertus's xIELU
+ * parameters, {@code [alphaN, alphaP, beta, eps]} as {@link gptfast4j.tensor.VectorMath#xielu} takes them; null in the others.
  */
 public record Layer(float[] attentionNorm, Tensor wq, Tensor wk, Tensor wv, Tensor wo,
                     float[] ffnNorm, FeedForward feedForward, float[] qNorm, float[] kNorm,
                     float[] qBias, float[] kBias, float[] vBias, float[] postAttentionNorm, float[] postFfnNorm,
-                    float[] outputBias, float[] sinks, LatentAttention latent) {
+                    float[] outputBias, float[] sinks, LatentAttention latent, float[] xielu) {
 
     /** This layer with other matrices (a copy's), its vectors the same. */
     Layer with(Tensor wq, Tensor wk, Tensor wv, Tensor wo, FeedForward feedForward, LatentAttention latent) {
         return new Layer(attentionNorm, wq, wk, wv, wo, ffnNorm, feedForward, qNorm, kNorm, qBias, kBias, vBias, postAttentionNorm, postFfnNorm,
-                outputBias, sinks, latent);
+                outputBias, sinks, latent, xielu);
     }
 }

@@ -716,16 +716,20 @@ public final class Llama {
     /** Tokens {@code [t0, t1)}: the FFN's gate, {@code hb = silu(hb) * hb2} (SwiGLU), {@code gelu(hb) * hb2} (GeGLU), or {@code max(hb2, 0)²}. */
     private void gate(State s, int t0, int t1) {
         int hidden = s.ffnPart;
-        activate(s.hb, s.hb2, t0 * hidden, (t1 - t0) * hidden);
+        activate(s.hb, s.hb2, t0 * hidden, (t1 - t0) * hidden, s.layer);
     }
 
-    /** {@code gate[offset .. + n) = act(gate) * up}, by the variant's activation. */
-    private void activate(float[] gate, float[] up, int offset, int n) {
+    /** {@code gate[offset .. + n) = act(gate) * up}, by the variant's activation (an ungated one's of up alone, with layer {@code layer}'s parameters). */
+    private void activate(float[] gate, float[] up, int offset, int n, int layer) {
         switch (config.variant().activation()) {
             case SILU -> VectorMath.swiglu(gate, up, offset, n);
             case GELU -> VectorMath.geglu(gate, up, offset, n);
             case SWIGLU_OAI -> VectorMath.swigluOai(gate, up, offset, n);
             case RELU_SQUARED -> VectorMath.reluSquared(gate, up, offset, n);
+            case XIELU -> {
+                float[] p = weights().layers()[layer].xielu();
+                VectorMath.xielu(gate, up, offset, n, p[0], p[1], p[2], p[3]);
+            }
         }
     }
 
@@ -934,7 +938,7 @@ public final class Llama {
                 VectorMath.add(up, i * part, b.w3()[e], 0, part);
             }
         }
-        activate(gate, up, 0, count * part);
+        activate(gate, up, 0, count * part, s.layer);
     }
 
     /**

@@ -192,6 +192,24 @@ public final class VectorMath {
     }
 
     /**
+     * Apertus's ungated activation, xIELU of the up projection: {@code gate = alphaP * u^2 + beta * u} where {@code u >
+     * 0}, else {@code (expm1(min(u, eps)) - u) * alphaN + beta * u} (llama.cpp's {@code xielu}, whose alphaN and alphaP
+     * are already its parameters' softplus, beta added to alphaN's). The exponential the Vector API's ({@code EXPM1}).
+     */
+    public static void xielu(float[] gate, float[] up, int offset, int n, float alphaN, float alphaP, float beta, float eps) {
+        int i = offset;
+        for (int bound = offset + S.loopBound(n); i < bound; i += S.length()) {
+            FloatVector u = FloatVector.fromArray(S, up, i), linear = u.mul(beta);
+            FloatVector negative = u.min(eps).lanewise(VectorOperators.EXPM1).sub(u).mul(alphaN).add(linear);
+            u.mul(alphaP).mul(u).add(linear).blend(negative, u.compare(VectorOperators.LE, 0f)).intoArray(gate, i);
+        }
+        for (; i < offset + n; i++) {
+            float u = up[i];
+            gate[i] = u > 0f ? alphaP * u * u + beta * u : ((float) Math.expm1(Math.min(u, eps)) - u) * alphaN + beta * u;
+        }
+    }
+
+    /**
      * GeGLU's gate: {@code gate = gelu(gate) * up}, GELU's tanh approximation {@code 0.5 x (1 + tanh(sqrt(2/pi) x (1 +
      * 0.044715 x^2)))} (Gemma's, PyTorch's {@code gelu_pytorch_tanh}) in floats, the tanh the Vector API's ({@code
      * TANH}, as {@link #swiglu}'s exponential). llama.cpp's CPU backend looks GELU up in a table of half floats instead

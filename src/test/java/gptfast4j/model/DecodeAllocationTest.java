@@ -78,6 +78,14 @@ class DecodeAllocationTest {
         assertDecodeAllocatesNothing(Checkpoint.load(lite, null).model().quantize(gptfast4j.tensor.GGMLType.Q8_0), KvCache.Type.F16);
     }
 
+    /** Apertus's xIELU (a blend of two branches, one an exponential) in every decode step (LlamaLikeTest's model). */
+    @Test
+    void decodeStepsOfXieluAllocateNothing(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path file = dir.resolve("apertus.gguf");
+        LlamaLikeTest.writeApertus(dir.resolve("llama.gguf"), file);
+        assertDecodeAllocatesNothing(Checkpoint.load(file, null).model());
+    }
+
     private static int blockSize(KvCache.Type.Element e) {
         return gptfast4j.tensor.GGMLType.valueOf(e.name()).blockSize;
     }

@@ -235,6 +235,43 @@ class LlamaLikeTest {
         FamilyFiles.write(SHAPE, "arcee", scratch, out, md -> { }, name -> !name.endsWith("ffn_gate.weight"), (t, tensors) -> { });
     }
 
+    /**
+     * Apertus ({@code apertus}: Apertus-8B and -70B): Llama's blocks with Qwen3's per-head query and key norms before
+     * RoPE on halves, an output bias on the attention, and feed-forwards without a gate whose activation is xIELU of
+     * the up projection with each layer's parameters ({@code xielu.*}: an array per layer, or one value for all, as
+     * llama.cpp reads them, softplus'd as ggml's {@code xielu}); the norms' biases, which llama.cpp reads and leaves
+     * out, are read and left out. llama-perplexity's figure on the file this test writes, ours 9e-9 from it.
+     */
+    @Test
+    void apertusGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("apertus-mini.gguf");
+        writeApertus(dir.resolve("llama.gguf"), file);
+        Checkpoint c = Checkpoint.load(file, null);
+        assertEquals(null, ((FeedForward.Dense) c.model().weights().layers()[0].feedForward()).w1());
+        assertEquals(Config.RopeStyle.HALVES, c.model().config.ropeStyle());
+        assertEquals(57303.1141, perplexity(c), 1e-6 * 57303.1141);
+    }
+
+    /** Writes {@link #apertusGivesLlamaCppsPerplexity}'s model to {@code out}: {@link #SHAPE}'s Llama file without gates, with norms and biases. */
+    static void writeApertus(Path scratch, Path out) {
+        float[] alphaN = {0.1f, -0.3f, 0.5f, 0f}, alphaP = {0.2f, 0.4f, -0.2f, 0.7f}, beta = {0.5f, 0.4f, 0.6f, 0.5f};
+        FamilyFiles.write(SHAPE, "apertus", scratch, out, md -> {
+            md.put("xielu.alpha_n", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.FLOAT32, alphaN));
+            md.put("xielu.alpha_p", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.FLOAT32, alphaP));
+            md.put("xielu.beta", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.FLOAT32, beta));
+            md.put("xielu.eps", Metadata.Value.float32(-1e-6f));
+        }, name -> !name.endsWith("ffn_gate.weight"), (t, tensors) -> {
+            for (int l = 0; l < SHAPE.layers(); l++) {
+                String p = "blk." + l + ".";
+                FamilyFiles.norm(tensors, p + "attn_q_norm.weight", SHAPE.headDim(), 5 * l);
+                FamilyFiles.norm(tensors, p + "attn_k_norm.weight", SHAPE.headDim(), 5 * l + 1);
+                FamilyFiles.bias(tensors, p + "attn_q_norm.bias", new long[]{SHAPE.headDim()}, 5 * l + 2);
+                FamilyFiles.bias(tensors, p + "attn_k_norm.bias", new long[]{SHAPE.headDim()}, 5 * l + 3);
+                FamilyFiles.bias(tensors, p + "attn_output.bias", new long[]{SHAPE.dim()}, 5 * l + 4);
+            }
+        });
+    }
+
     /** SmolLM3's layers 3, 7, ... without RoPE: ours 4e-8 from llama.cpp's figure. */
     @Test
     void smolLm3GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {

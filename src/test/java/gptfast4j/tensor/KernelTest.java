@@ -571,6 +571,24 @@ class KernelTest {
         }
     }
 
+    /**
+     * xIELU (Apertus's activation, {@code xielu}) against ggml's formula in double, over inputs on both sides of 0 and
+     * below {@code eps}, for lengths with and without a scalar rest; the exponential the Vector API's, within 1e-6.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 16, 37, 300})
+    void xieluMatchesGgmlsFormula(int n) {
+        Random random = new Random(n);
+        float[] up = new float[n + 3], gate = new float[n + 3];
+        for (int i = 0; i < up.length; i++) up[i] = (float) random.nextGaussian() * 4;
+        float alphaN = 1.3f, alphaP = 0.6f, beta = 0.5f, eps = -1e-6f;
+        VectorMath.xielu(gate, up, 3, n, alphaN, alphaP, beta, eps);
+        for (int i = 3; i < n + 3; i++) {
+            double u = up[i], expected = u > 0 ? alphaP * u * u + beta * u : (Math.expm1(Math.min(u, eps)) - u) * alphaN + beta * u;
+            assertEquals(expected, gate[i], 1e-6 * Math.max(1, Math.abs(expected)), "x = " + u);
+        }
+    }
+
     /** RMSNorm against a plain loop in double, for lengths with and without a masked last vector. */
     @ParameterizedTest
     @ValueSource(ints = {1, 5, 16, 37, 300})
