@@ -938,9 +938,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     gptOss ? vector(path, tensors, p + "attn_sinks.weight", c.nHeads()) : null,
                     latent,
                     xielu == null ? null : xielu[l]);
-            // Apertus's query and key norms' biases, which llama.cpp reads and leaves out of its norms
-            if (c.architecture().equals("apertus")) tensors.containsKey(p + "attn_q_norm.bias");
-            if (c.architecture().equals("apertus")) tensors.containsKey(p + "attn_k_norm.bias");
+            // Apertus's query and key norms' biases, which llama.cpp reads and leaves out of its norms: asked for, so not unused
+            if (c.architecture().equals("apertus")) List.of("attn_q_norm.bias", "attn_k_norm.bias").forEach(n -> tensors.containsKey(p + n));
         }
         return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, "output_norm.weight", dim), output), memory);
     }
