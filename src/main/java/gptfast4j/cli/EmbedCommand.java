@@ -32,8 +32,8 @@ final class EmbedCommand implements Callable<Integer> {
     @Option(names = {"-f", "--file"}, paramLabel = "FILE", description = "A file of the texts, one per line (UTF-8; - for standard input).")
     Path file;
 
-    @Option(names = "--pooling", paramLabel = "mean|cls|last", description = "How the tokens' states make the embedding: their mean, the first token's, "
-            + "or the last token's (embedding models made from decoders, such as e5-mistral); default: the file's pooling_type, else mean.")
+    @Option(names = "--pooling", paramLabel = "mean|cls|last|rank", description = "How the tokens' states make the embedding: their mean, the first token's, "
+            + "or the last token's (embedding models made from decoders, such as e5-mistral); rank: a reranker's scores (its classifier head's, unscaled); default: the file's pooling_type, else mean.")
     String pooling;
 
     @Option(names = "--embd-normalize", paramLabel = "N", description = "How each embedding is scaled, as llama.cpp's flag: -1 not at all, 0 to int16's range (largest magnitude 32760), "
@@ -56,7 +56,7 @@ final class EmbedCommand implements Callable<Integer> {
         Pooling given = pooling == null ? null : Pooling.parse(pooling, "--pooling");
         if (normalize < -1) throw new IllegalArgumentException("--embd-normalize must be -1 (none), 0 (int16 range), 1 (taxicab), 2 (Euclidean) or a p-norm above 2; got " + normalize);
         Checkpoint ckpt = common.load(workers);
-        Pooling how = given != null ? given : Pooling.of(ckpt);
+        Pooling how = (given != null ? given : Pooling.of(ckpt)).checkedFor(ckpt.model());
         List<int[]> tokens = new ArrayList<>();
         int longest = 0, total = 0, context = ckpt.model().config.contextLength();
         for (int i = 0; i < texts.size(); i++) {

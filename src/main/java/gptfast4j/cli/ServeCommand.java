@@ -71,8 +71,8 @@ final class ServeCommand implements Callable<Integer> {
             + "or the vocabulary is gpt-oss's harmony (its analysis channel the reasoning_content), as llama.cpp's flag.")
     String reasoningFormat = "auto";
 
-    @Option(names = "--pooling", paramLabel = "mean|cls|last", description = "How /v1/embeddings makes a text's embedding of its tokens' states: their mean, the first token's, "
-            + "or the last token's (embedding models made from decoders, such as e5-mistral); default: the file's pooling_type, else mean.")
+    @Option(names = "--pooling", paramLabel = "mean|cls|last|rank", description = "How /v1/embeddings makes a text's embedding of its tokens' states: their mean, the first token's, "
+            + "or the last token's (embedding models made from decoders, such as e5-mistral); rank: a reranker's scores, for /v1/rerank; default: the file's pooling_type, else mean.")
     String pooling;
 
     @Override
@@ -132,7 +132,7 @@ final class ServeCommand implements Callable<Integer> {
         if (template != null) server.useTemplate(template);
         if (corsOrigin != null) server.allowOrigin(corsOrigin);
         if (slotSavePath != null) server.saveSlotsIn(slotSavePath, cacheIdentity);
-        if (poolingOverride != null) server.poolWith(poolingOverride);
+        if (poolingOverride != null) server.poolWith(poolingOverride.checkedFor(ckpt.model()));
         if (!reasoningFormat.equals("auto")) server.splitThinking(reasoningFormat.equals("deepseek"));
         server.limitRequests(maxRequests);
         System.err.printf("Ready in %.1f s: http://%s:%d/v1 serves %s (context %d, chat format %s%s). Ctrl-C stops.%n", (System.nanoTime() - t0) / 1e9,

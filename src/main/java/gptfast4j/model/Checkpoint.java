@@ -941,7 +941,16 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             // Apertus's query and key norms' biases, which llama.cpp reads and leaves out of its norms: asked for, so not unused
             if (c.architecture().equals("apertus")) List.of("attn_q_norm.bias", "attn_k_norm.bias").forEach(n -> tensors.containsKey(p + n));
         }
-        return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, "output_norm.weight", dim), output), memory);
+        // a reranker's classifier head (Qwen3-Reranker's: the output head's rows of "yes" and "no", as llama.cpp's converter writes them)
+        Weights.Classifier classifier = null;
+        if (tensors.containsKey("cls.output.weight")) {
+            TensorData head = tensors.get("cls.output.weight");
+            long labels = head.shape().length == 2 ? head.shape()[1] : 0;
+            if (labels < 1 || labels > 1 << 16) throw new ModelFormatException(path + ": tensor cls.output.weight has shape " + head.shapeString() + ", expected [" + dim + ", labels]");
+            classifier = new Weights.Classifier(matrix(path, tensors, "cls.output.weight", dim, labels),
+                    tensors.containsKey("cls.output.bias") ? vector(path, tensors, "cls.output.bias", (int) labels) : null);
+        }
+        return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, "output_norm.weight", dim), output, classifier), memory);
     }
 
     /**

@@ -4,15 +4,22 @@ package gptfast4j.model;
  * How a text's embedding is made of its tokens' final hidden states ({@link Llama#hiddenStates}), as llama.cpp's
  * {@code --pooling} makes it: their mean, the first token's ({@code cls}: BOS's, the same for every text of a causal
  * model), or the last token's (the usual pooling of embedding models made from decoders, such as e5-mistral), then
- * normalized as llama.cpp's {@code --embd-normalize} does ({@link #normalize}; by default to length 1, L2).
+ * normalized as llama.cpp's {@code --embd-normalize} does ({@link #normalize}; by default to length 1, L2). A
+ * reranker's ({@link #RANK}) is instead its classifier's scores of one token's state, as llama.cpp's rank pooling.
  */
 public enum Pooling {
-    MEAN, CLS, LAST;
+    MEAN, CLS, LAST,
+    /**
+     * A reranker's scores: its classifier head ({@link Weights#classifier}) over the last token's state in Qwen3's
+     * (whose rerankers read their last token), the first's in others, with Qwen3's a softmax of them (the first its
+     * "yes"); not normalized.
+     */
+    RANK;
 
-    /** GGUF's {@code ARCH.pooling_type} numbers (llama.cpp's enum): 1 mean, 2 cls, 3 last. */
-    private static final Pooling[] BY_GGUF_NUMBER = {null, MEAN, CLS, LAST};
+    /** GGUF's {@code ARCH.pooling_type} numbers (llama.cpp's enum): 1 mean, 2 cls, 3 last, 4 rank. */
+    private static final Pooling[] BY_GGUF_NUMBER = {null, MEAN, CLS, LAST, RANK};
 
-    /** The name {@code --pooling} takes: mean, cls, last. */
+    /** The name {@code --pooling} takes: mean, cls, last, rank. */
     public String option() {
         return name().toLowerCase(java.util.Locale.ROOT);
     }
@@ -20,7 +27,7 @@ public enum Pooling {
     /** The pooling named {@code name} ({@link #option}). */
     public static Pooling parse(String name, String flag) {
         for (Pooling p : values()) if (p.option().equalsIgnoreCase(name)) return p;
-        throw new IllegalArgumentException(flag + " must be mean, cls or last; got '" + name + "'");
+        throw new IllegalArgumentException(flag + " must be mean, cls, last or rank; got '" + name + "'");
     }
 
     /**
@@ -55,19 +62,39 @@ public enum Pooling {
      * {@code dim} floats, normalized by {@code normalize} ({@link #normalize}).
      */
     public float[] embed(Llama model, Llama.State state, int[] tokens, int normalize) {
+        checkedFor(model);
+        Weights.Classifier classifier = model.weights().classifier();
         int dim = model.config.dim(), n = tokens.length;
+        boolean lastToken = this == LAST || this == RANK && qwen3(model);
         double[] sum = new double[dim];
         model.hiddenStates(state, tokens, (position, states, offset) -> {
             boolean taken = switch (this) {
                 case MEAN -> true;
-                case CLS -> position == 0;
-                case LAST -> position == n - 1;
+                case CLS, LAST, RANK -> position == (lastToken ? n - 1 : 0);
             };
             if (taken) for (int i = 0; i < dim; i++) sum[i] += states[offset + i];
         });
         float[] pooled = new float[dim];
         for (int i = 0; i < dim; i++) pooled[i] = (float) (this == MEAN ? sum[i] / n : sum[i]);
-        return normalize(pooled, normalize);
+        if (this != RANK) return normalize(pooled, normalize);
+        int labels = (int) classifier.weights().rows;
+        float[] scores = new float[labels];
+        classifier.weights().matmul(pooled, 1, scores, labels, true);
+        if (classifier.bias() != null) for (int i = 0; i < labels; i++) scores[i] += classifier.bias()[i];
+        if (qwen3(model)) gptfast4j.tensor.VectorMath.softmax(scores, 0, labels);
+        return scores;
+    }
+
+    /** This pooling, which {@code model} can run: rank pooling needs a reranker's classifier head. */
+    public Pooling checkedFor(Llama model) {
+        if (this == RANK && model.weights().classifier() == null) throw new IllegalArgumentException("rank pooling needs a reranker: this model has no classifier head (cls.output.weight)");
+        return this;
+    }
+
+    /** Qwen3's rerankers (qwen3, qwen3vl), whose rank pooling reads the last token and softmaxes its scores, as llama.cpp's. */
+    private static boolean qwen3(Llama model) {
+        String arch = model.config.architecture();
+        return arch.equals("qwen3") || arch.equals("qwen3vl");
     }
 
     /**

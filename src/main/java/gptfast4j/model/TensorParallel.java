@@ -138,7 +138,7 @@ public final class TensorParallel {
                     part(x.kBias(), rank * kvHeads * headDim, kvHeads * headDim), part(x.vBias(), rank * kvHeads * headDim, kvHeads * headDim),
                     x.postAttentionNorm(), x.postFfnNorm(), x.outputBias(), part(x.sinks(), qStarts[rank] / headDim, part(qStarts) / headDim), null, x.xielu());
         }
-        return new Weights(w.tokEmbeddings(), layers, w.norm(), rows(w.output(), vocabStarts));
+        return new Weights(w.tokEmbeddings(), layers, w.norm(), rows(w.output(), vocabStarts), w.classifier());
     }
 
     private FeedForward.Dense share(FeedForward.Dense d) {

@@ -7,9 +7,17 @@ import java.util.function.UnaryOperator;
 
 /**
  * All weights of a model. {@code tokEmbeddings} is {@code [dim, vocab]} (one row per token), {@code output} is
- * {@code [dim, vocab]} and is the same tensor as {@code tokEmbeddings} when the model ties them.
+ * {@code [dim, vocab]} and is the same tensor as {@code tokEmbeddings} when the model ties them. {@code classifier}: a
+ * reranker's head over its pooled state ({@link Pooling#RANK}); null in other models.
  */
-public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor output) {
+public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor output, Classifier classifier) {
+
+    /**
+     * A classifier head, {@code cls.output}: {@code weights} {@code [dim, labels]} (Qwen3-Reranker's two, the output
+     * head's rows of "yes" and "no"), and its {@code bias} [labels] or null.
+     */
+    public record Classifier(Tensor weights, float[] bias) {
+    }
 
     /** Bytes read per decoded token: every weight but the embedding table, of which only one row is read. */
     public long bytesPerToken() {
@@ -54,7 +62,7 @@ public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor
             }
             mapped[l] = x.with(f.apply(x.wq()), f.apply(x.wk()), x.wv() == null ? null : f.apply(x.wv()), f.apply(x.wo()), ffn, latent);
         }
-        return new Weights(tokEmbeddings, mapped, norm, f.apply(output));
+        return new Weights(tokEmbeddings, mapped, norm, f.apply(output), classifier);
     }
 
     private static FeedForward.Dense map(FeedForward.Dense d, UnaryOperator<Tensor> f) {

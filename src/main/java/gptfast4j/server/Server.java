@@ -274,10 +274,14 @@ public final class Server implements AutoCloseable {
                     allow(exchange, "POST");
                     summary = embeddings(exchange, !path.equals("/v1/embeddings"));
                 }
+                case "/v1/rerank", "/rerank", "/v1/reranking", "/reranking" -> {
+                    allow(exchange, "POST");
+                    summary = rerank(exchange);
+                }
                 default -> {
                     if (!path.startsWith("/slots/")) {
                         throw new HttpError(404, "not_found_error", "no endpoint " + path + "; there are POST /v1/completions, POST /v1/chat/completions,"
-                                + " POST /v1/responses, POST /v1/messages, POST /v1/messages/count_tokens, POST /v1/embeddings, GET /v1/models, POST /completion, POST /infill, POST /embedding, POST /apply-template, POST /tokenize, POST /detokenize, GET /props,"
+                                + " POST /v1/responses, POST /v1/messages, POST /v1/messages/count_tokens, POST /v1/embeddings, POST /v1/rerank, GET /v1/models, POST /completion, POST /infill, POST /embedding, POST /apply-template, POST /tokenize, POST /detokenize, GET /props,"
                                 + " GET /slots, POST /slots/ID?action=save|restore|erase,"
                                 + " GET /metrics and GET /health");
                     }
@@ -537,6 +541,28 @@ public final class Server implements AutoCloseable {
         reply.put("n_restored", restored.length).put("n_read", java.nio.file.Files.size(file)).putObject("timings").put("restore_ms", ms);
         send(exchange, 200, reply);
         return "slot " + slot + " restored from " + name.asText() + ", " + restored.length + " tokens";
+    }
+
+    /**
+     * {@code POST /v1/rerank} ({@link Rerank}), in a free slot of the engine: each document's score by a reranker's
+     * {@link Pooling#RANK} (where the server pools otherwise, 501 as llama.cpp's server without {@code --reranking}).
+     * Returns the log line's summary.
+     */
+    private String rerank(HttpExchange exchange) throws IOException {
+        Pooling how = pooling;
+        if (how != Pooling.RANK) {
+            throw new HttpError(501, "not_supported_error", "this server pools with " + how.option() + ": reranking needs a reranker (a file whose pooling is rank,"
+                    + " with a classifier head) or serve --pooling rank");
+        }
+        Rerank request = Rerank.parse(body(exchange), ckpt, engine.contextLength);
+        float[] scores = new float[request.prompts().size()];
+        long t0 = System.nanoTime();
+        await(engine.onFreeSlot((state, cached) -> {
+            for (int i = 0; i < scores.length; i++) scores[i] = how.embed(ckpt.model(), state, request.prompts().get(i), Pooling.EUCLIDEAN)[0];
+            return request.prompts().getLast();
+        }));
+        send(exchange, 200, request.response(scores, modelName));
+        return String.format("%d document%s reranked, %d tokens in %.2f s", scores.length, scores.length == 1 ? "" : "s", request.tokens(), (System.nanoTime() - t0) / 1e9);
     }
 
     /**

@@ -74,7 +74,8 @@ class ErrorsTest {
         String model = STORIES.toString();
         assertOneLineError(run("embed", "-m", model), "embed needs the texts: --prompt TEXT or --file FILE (one of them)");
         assertOneLineError(run("embed", "-m", model, "-p", " \n "), "no text to embed (every line is blank)");
-        assertOneLineError(run("embed", "-m", model, "-p", "a", "--pooling", "max"), "--pooling must be mean, cls or last; got 'max'");
+        assertOneLineError(run("embed", "-m", model, "-p", "a", "--pooling", "max"), "--pooling must be mean, cls, last or rank; got 'max'");
+        assertOneLineError(run("embed", "-m", model, "-p", "a", "--pooling", "rank"), "rank pooling needs a reranker: this model has no classifier head (cls.output.weight)");
         assertOneLineError(run("embed", "-m", model, "-p", "a", "--embd-normalize", "-2"), "--embd-normalize must be -1 (none), 0 (int16 range), 1 (taxicab), 2 (Euclidean) or a p-norm above 2; got -2");
         assertOneLineError(run("embed", "-m", model, "-p", "a", "--format", "csv"), "--format must be text or json; got 'csv'");
         assertOneLineError(run("embed", "-m", model, "-p", "a ".repeat(2100)), "tokens, more than the model's context length 2048");
@@ -89,7 +90,7 @@ class ErrorsTest {
         assertOneLineError(run("serve", "-m", model, "--host", "no.such.host.invalid"), "--host no.such.host.invalid is not an address");
         assertOneLineError(run("serve", "-m", model, "--chat-format", "vicuna"), "--chat-format must be one of plain, llama2, mistral, zephyr, llama3, llama31, llama32, mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, mistral-v7-tekken, chatml, deepseek2, deepseek3, gemma, phi3, phi4, command-r, llama4; got 'vicuna'");
         assertOneLineError(run("serve", "-m", model, "--context-length", "0"), "--context-length must be at least 1");
-        assertOneLineError(run("serve", "-m", model, "--pooling", "max"), "--pooling must be mean, cls or last; got 'max'");
+        assertOneLineError(run("serve", "-m", model, "--pooling", "max"), "--pooling must be mean, cls, last or rank; got 'max'");
         assertOneLineError(run("serve", "-m", model, "--reasoning-format", "r1"), "--reasoning-format must be none, deepseek or auto; got 'r1'");
         assertOneLineError(run("serve", "-m", model, "--kv-cache", "q8"), "--kv-cache must be one of f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1; got 'q8'");
         assertOneLineError(run("serve", "-m", model, "--parallel", "33"), "--parallel must be in 1..32, got 33");

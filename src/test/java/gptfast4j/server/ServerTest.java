@@ -477,6 +477,70 @@ class ServerTest {
         assertRefused(plain, "/v1/embeddings", cases);
     }
 
+    /**
+     * /v1/rerank (llama-server's, Jina's and TEI's shapes): a reranker's score of each document is its rank pooling of
+     * the query and the document in the file's rerank template (EmbeddingTest checks that pooling against the model's
+     * logits), best first, {@code top_n} of them; TEI's {@code texts} answered as TEI does; bad requests named; a
+     * server that pools otherwise says it does not rerank (501, as llama-server without {@code --reranking}).
+     */
+    @Test
+    void rerankScoresEachDocumentByTheRerankersPooling(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        java.nio.file.Path file = dir.resolve("qwen3-reranker.gguf");
+        gptfast4j.model.EmbeddingTest.writeQwen3Reranker(dir, file);
+        Checkpoint reranker = Checkpoint.load(file, null);
+        Llama.State state = reranker.model().newState(256, 64, 1, KvCache.Type.F32);
+        String query = "What do cats eat?";
+        String[] documents = {"Cats eat fish and meat.", "The stock market fell today.", "A cat's diet is mostly protein."};
+        try (Server server = new Server(reranker, Engine.sequential(state, new Generator(reranker.model(), state, reranker.eos())), ChatFormat.PLAIN,
+                new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, new PrintStream(OutputStream.nullOutputStream()))) {
+            ObjectNode body = JSON.createObjectNode().put("query", query);
+            for (String d : documents) body.withArray("documents").add(d);
+            JsonNode r = post(server, "/v1/rerank", body);
+            float[] expected = new float[documents.length];
+            int tokens = 0;
+            Llama.State scratch = reranker.model().newState(256, 64, 1, KvCache.Type.F32);
+            for (int i = 0; i < documents.length; i++) {
+                int[] prompt = Rerank.prompt(reranker, query, documents[i]);
+                org.junit.jupiter.api.Assertions.assertArrayEquals(reranker.tokenizer().encodeWithSpecials("Query: " + query + "\nDocument: " + documents[i] + "\nRelevant:"), prompt);
+                expected[i] = gptfast4j.model.Pooling.RANK.embed(reranker.model(), scratch, prompt, 2)[0];
+                tokens += prompt.length;
+            }
+            JsonNode results = r.path("results");
+            assertEquals(3, results.size(), r.toString());
+            for (int k = 0; k < 3; k++) {
+                int index = results.get(k).path("index").asInt();
+                assertEquals(expected[index], results.get(k).path("relevance_score").asDouble(), 1e-6, r.toString());
+                if (k > 0) assertTrue(results.get(k - 1).path("relevance_score").asDouble() >= results.get(k).path("relevance_score").asDouble(), r.toString());
+            }
+            assertEquals(tokens, r.at("/usage/prompt_tokens").asInt());
+            assertEquals("list", r.path("object").asText());
+            assertEquals("qwen3-reranker.gguf", r.path("model").asText());
+            JsonNode top = post(server, "/rerank", body.deepCopy().put("top_n", 1).put("model", "mine"));
+            assertEquals(1, top.path("results").size());
+            assertEquals(results.get(0).path("index").asInt(), top.at("/results/0/index").asInt());
+            assertEquals("mine", top.path("model").asText());
+            ObjectNode tei = JSON.createObjectNode().put("query", query).put("return_text", true);
+            for (String d : documents) tei.withArray("texts").add(d);
+            JsonNode teiReply = post(server, "/reranking", tei);
+            assertTrue(teiReply.isArray() && teiReply.size() == 3, teiReply.toString());
+            int best = teiReply.at("/0/index").asInt();
+            assertEquals(documents[best], teiReply.at("/0/text").asText());
+            assertEquals(expected[best], teiReply.at("/0/score").asDouble(), 1e-6);
+            assertRefused(server, "/v1/rerank", new String[][]{
+                    {"{}", "'query' must be provided"},
+                    {"{\"query\": 5, \"documents\": [\"a\"]}", "'query' must be a string"},
+                    {"{\"query\": \"q\", \"documents\": []}", "'documents' must be a non-empty array of strings"},
+                    {"{\"query\": \"q\"}", "'documents' must be a non-empty array of strings"},
+                    {"{\"query\": \"q\", \"documents\": [\"a\", 2]}", "'documents'[1] must be a string"},
+                    {"{\"query\": \"q\", \"documents\": [\"a\"], \"top_n\": -1}", "'top_n' must be a whole number >= 0"},
+                    {"{\"query\": \"q\", \"documents\": [\"" + "a ".repeat(300) + "\"]}", "tokens but the context length is 256"},
+            });
+        }
+        Reply notReranker = request(plain, "POST", "/v1/rerank", "{\"query\": \"q\", \"documents\": [\"a\"]}");
+        assertEquals(501, notReranker.status(), notReranker.body());
+        assertTrue(notReranker.json().at("/error/message").asText().startsWith("this server pools with mean: reranking needs a reranker"), notReranker.body());
+    }
+
     /** Each body of {@code cases} ({body, a part of the error message}) POSTed to {@code path}: a 400 whose message says so. */
     private static void assertRefused(Server server, String path, String[][] cases) throws Exception {
         for (String[] bad : cases) {
