@@ -171,6 +171,15 @@ public final class Server implements AutoCloseable {
 
     private volatile Pooling pooling;
 
+    /** How this server pools; 501 where its file says rank but has no classifier head to rank with (a file of no reranker llama.cpp converts). */
+    private Pooling pooling() {
+        Pooling how = pooling;
+        if (how == Pooling.RANK && ckpt.model().weights().classifier() == null) {
+            throw new HttpError(501, "not_supported_error", "this model's file pools by rank but has no classifier head (cls.output.weight); serve --pooling mean, cls or last");
+        }
+        return how;
+    }
+
     /** Where slot files go and what made them ({@link #saveSlotsIn}); null: no slot files. One field, so that a request sees both or neither. */
     private volatile SlotFiles slotFiles;
 
@@ -549,7 +558,7 @@ public final class Server implements AutoCloseable {
      * Returns the log line's summary.
      */
     private String rerank(HttpExchange exchange) throws IOException {
-        Pooling how = pooling;
+        Pooling how = pooling();
         if (how != Pooling.RANK) {
             throw new HttpError(501, "not_supported_error", "this server pools with " + how.option() + ": reranking needs a reranker (a file whose pooling is rank,"
                     + " with a classifier head) or serve --pooling rank");
@@ -570,8 +579,8 @@ public final class Server implements AutoCloseable {
      * {@code /embedding} where {@code llama} (or where the body gives {@code content}). Returns the log line's summary.
      */
     private String embeddings(HttpExchange exchange, boolean llama) throws IOException {
+        Pooling how = pooling();
         Embeddings request = Embeddings.parse(body(exchange), ckpt, engine.contextLength, llama);
-        Pooling how = pooling;
         List<float[]> embeddings = new ArrayList<>();
         long t0 = System.nanoTime();
         await(engine.onFreeSlot((state, cached) -> {

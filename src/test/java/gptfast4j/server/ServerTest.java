@@ -536,6 +536,25 @@ class ServerTest {
                     {"{\"query\": \"q\", \"documents\": [\"" + "a ".repeat(300) + "\"]}", "tokens but the context length is 256"},
             });
         }
+        // a file that says rank but has no classifier head: 501 on both endpoints, its completions unaffected
+        java.nio.file.Path headless = dir.resolve("rank-without-head.gguf");
+        gptfast4j.io.GGUF plainFile = gptfast4j.io.GGUF.read(dir.resolve("qwen3-plain.gguf")); // writeQwen3Reranker's model before its head
+        java.util.Map<String, gptfast4j.io.Metadata.Value> md = new java.util.LinkedHashMap<>(plainFile.metadata().asMap());
+        md.put("qwen3.pooling_type", gptfast4j.io.Metadata.Value.uint32(4));
+        java.util.List<gptfast4j.io.GGUFWriter.TensorSpec> specs = new java.util.ArrayList<>();
+        for (gptfast4j.io.TensorData t : plainFile.tensors().values()) specs.add(new gptfast4j.io.GGUFWriter.TensorSpec(t.name(), t.type(), t.shape(), target -> target.copyFrom(t.data())));
+        gptfast4j.io.GGUFWriter.write(headless, md, specs, n -> { });
+        Checkpoint noHead = Checkpoint.load(headless, null);
+        Llama.State noHeadState = noHead.model().newState(256, 64, 1, KvCache.Type.F32);
+        try (Server server = new Server(noHead, Engine.sequential(noHeadState, new Generator(noHead.model(), noHeadState, noHead.eos())), ChatFormat.PLAIN,
+                new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, new PrintStream(OutputStream.nullOutputStream()))) {
+            for (String path : new String[]{"/v1/rerank", "/v1/embeddings"}) {
+                Reply r = request(server, "POST", path, "{\"query\": \"q\", \"documents\": [\"a\"], \"input\": \"a\"}");
+                assertEquals(501, r.status(), r.body());
+                assertTrue(r.json().at("/error/message").asText().startsWith("this model's file pools by rank but has no classifier head"), r.body());
+            }
+            assertEquals(200, request(server, "POST", "/v1/completions", completion("Once", 2).toString()).status());
+        }
         Reply notReranker = request(plain, "POST", "/v1/rerank", "{\"query\": \"q\", \"documents\": [\"a\"]}");
         assertEquals(501, notReranker.status(), notReranker.body());
         assertTrue(notReranker.json().at("/error/message").asText().startsWith("this server pools with mean: reranking needs a reranker"), notReranker.body());
