@@ -76,6 +76,12 @@ final class InfoCommand implements Callable<Integer> {
         System.out.printf("rms norm eps:    %g%n", c.rmsNormEps());
         if (!c.variant().equals(gptfast4j.model.Config.Variant.LLAMA)) System.out.printf("blocks:          %s%n", c.variant().toString().substring(2));
         System.out.printf("tied embeddings: %s%n", ckpt.model().weights().output() == ckpt.model().weights().tokEmbeddings());
+        // an embedding model's or a reranker's pooling, where its file names one (embed's and serve's default)
+        gptfast4j.model.Weights.Classifier head = ckpt.model().weights().classifier();
+        if (ckpt.metadata() != null && ckpt.metadata().has(c.architecture() + ".pooling_type") || head != null) {
+            System.out.printf("pooling:         %s%s%n", gptfast4j.model.Pooling.of(ckpt).option(),
+                    head == null ? "" : " (a reranker: a classifier head of " + head.weights().rows + " labels, /v1/rerank)");
+        }
         System.out.printf("tokenizer:       %s, %d tokens, BOS %d%s, EOS %s, chat format %s%n",
                 ckpt.tokenizer().kind().name().toLowerCase().replace('_', '-'), ckpt.tokenizer().vocabSize(), ckpt.bos(),
                 ckpt.addBos() ? " (added)" : "", java.util.Arrays.toString(ckpt.eos()),

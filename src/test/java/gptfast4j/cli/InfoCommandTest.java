@@ -22,6 +22,17 @@ class InfoCommandTest {
             assertTrue(o.out().contains(line), line + "\n" + o.out());
         }
         assertTrue(!o.out().contains("metadata:"), "only with --metadata");
+        assertTrue(!o.out().contains("pooling:"), "stories260K's file names no pooling");
+    }
+
+    /** A reranker's summary says so: its pooling and its classifier head (EmbeddingTest's Qwen3 reranker). */
+    @Test
+    void aRerankerSaysItsPoolingAndHead(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path file = dir.resolve("reranker.gguf");
+        gptfast4j.model.EmbeddingTest.writeQwen3Reranker(dir, file);
+        ErrorsTest.Outcome o = ErrorsTest.run("info", "-m", file.toString());
+        assertEquals(0, o.exit(), o.err());
+        assertTrue(o.out().contains("pooling:         rank (a reranker: a classifier head of 2 labels, /v1/rerank)\n"), o.out());
     }
 
     @Test
