@@ -933,8 +933,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     qkvBiases || tensors.containsKey(p + "attn_v.bias") ? vector(path, tensors, p + "attn_v.bias", kvDim) : null,
                     postNorms ? vector(path, tensors, p + "post_attention_norm.weight", dim) : null,
                     postNorms ? vector(path, tensors, p + "post_ffw_norm.weight", dim) : null,
-                    // gpt-oss's wo bias; Apertus's where its file has one
-                    gptOss || c.architecture().equals("apertus") && tensors.containsKey(p + "attn_output.bias") ? vector(path, tensors, p + "attn_output.bias", dim) : null,
+                    // gpt-oss's wo bias; any other's where its file has one (Apertus's; llama.cpp reads it so, as the q/k/v biases)
+                    gptOss || tensors.containsKey(p + "attn_output.bias") ? vector(path, tensors, p + "attn_output.bias", dim) : null,
                     gptOss ? vector(path, tensors, p + "attn_sinks.weight", c.nHeads()) : null,
                     latent,
                     xielu == null ? null : xielu[l]);
