@@ -6,7 +6,7 @@ import java.util.OptionalInt;
 
 /** Text to token ids and back. Encoding never adds BOS/EOS, and only {@link #encodeWithSpecials} turns text into special tokens. */
 public interface Tokenizer {
-    enum Kind { SENTENCEPIECE, BYTE_LEVEL_BPE }
+    enum Kind { SENTENCEPIECE, BYTE_LEVEL_BPE, WORDPIECE }
 
     /** What a token without text contributes ({@link #bytes}); empty, so shared. */
     byte[] NO_BYTES = new byte[0];

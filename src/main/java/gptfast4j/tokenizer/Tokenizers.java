@@ -86,7 +86,16 @@ public final class Tokenizers {
                 }
                 return byteLevel(path, tokens, types, Arrays.asList(merges), pre);
             }
-            default -> throw new ModelFormatException(path + ": unsupported tokenizer model '" + model + "' (supported: llama, gpt2)");
+            case "bert" -> {
+                String lower = "tokenizer.ggml.normalizer.lowercase", strip = "tokenizer.ggml.normalizer.strip_accents";
+                try {
+                    return new WordPieceTokenizer(tokens, types, md.getInt("tokenizer.ggml.unknown_token_id", 100),
+                            md.has(lower) ? md.getBool(lower, false) : null, md.has(strip) ? md.getBool(strip, false) : null);
+                } catch (IllegalArgumentException e) {
+                    throw new ModelFormatException(path + ": " + e.getMessage());
+                }
+            }
+            default -> throw new ModelFormatException(path + ": unsupported tokenizer model '" + model + "' (supported: llama, gpt2, bert)");
         }
     }
 

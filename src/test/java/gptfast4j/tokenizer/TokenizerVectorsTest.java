@@ -260,4 +260,64 @@ class TokenizerVectorsTest {
             assertEquals(text, bin.decode(bin.encode(text)));
         }
     }
+
+    /**
+     * BERT's WordPiece tokenizer (llama.cpp's WPM) on ../shared's Llama-2 vocabulary made a WordPiece one as llama.cpp's
+     * converter writes BERT's (its pieces with a leading {@code ▁} a word's first token, the others continuations; its
+     * first three tokens [UNK], [CLS] and [SEP]): cased, and uncased (each piece with a capital letter made an unused
+     * control token). The references ({@code src/test/resources/tokenizer/wordpiece-*.out}) are {@code llama-tokenize -m
+     * VOCAB -f TEXT --ids --no-bos --no-escape --no-parse-special} (llama.cpp de3ff81) on each vocabulary written to a
+     * GGUF file, {@code tokenizer.ggml.normalizer.lowercase} false and true, for gpt4o-pre's texts and 10 more
+     * (whitespace and control characters, Hangul, accents that decompose, long words no piece covers, ASCII symbols,
+     * Spanish punctuation). A file that does not say whether to lowercase is lowercased where its vocabulary is uncased
+     * (llama.cpp de3ff81 would not: its capitalized words would each be [UNK]) and not where it is cased. llama.cpp's
+     * own ggml-vocab-bert-bge.gguf (not in ../shared) gives its 46 test vectors (checked by hand).
+     */
+    @ParameterizedTest
+    @CsvSource({"false, false, wordpiece-cased", "false, , wordpiece-cased", "true, true, wordpiece-uncased", "true, , wordpiece-uncased"})
+    void wordPieceVectorsAsLlamaCppTokenizesThem(boolean uncased, Boolean lowercase, String vectors) throws IOException {
+        Tokenizer wordPiece = Tokenizers.fromGGUF(Path.of("wordpiece.gguf"), new gptfast4j.io.Metadata(wordPieceVocab(uncased, lowercase), "wordpiece"));
+        assertEquals(Tokenizer.Kind.WORDPIECE, wordPiece.kind());
+        checkLlamaCppVectors(wordPiece, Path.of("src/test/resources/tokenizer"), "wordpiece", vectors);
+        assertEquals(uncased, wordPiece.ggufMetadata().get("tokenizer.ggml.normalizer.lowercase").value());
+        assertArrayEquals(new int[]{1, wordPiece.encode("a")[0], 2}, wordPiece.encodeWithSpecials("[CLS]a[SEP]"));
+        assertEquals("the cat sat.", wordPiece.decode(wordPiece.encode(uncased ? "The cat sat." : "the cat sat.")).replace(" .", "."));
+    }
+
+    /**
+     * The metadata of a BERT vocabulary made of ../shared's Llama-2 vocabulary ({@link #wordPieceVectorsAsLlamaCppTokenizesThem}),
+     * {@code tokenizer.ggml.normalizer.lowercase} {@code lowercase} (left out where null).
+     */
+    static java.util.Map<String, gptfast4j.io.Metadata.Value> wordPieceVocab(boolean uncased, Boolean lowercase) {
+        gptfast4j.io.GGUF spm = gptfast4j.io.GGUF.read(Shared.TOKENIZERS.resolve("ggml-vocab-llama-spm.gguf"));
+        String[] tokens = spm.metadata().getStrings("tokenizer.ggml.tokens").clone();
+        int[] types = new int[tokens.length];
+        Arrays.fill(types, TokenType.NORMAL);
+        String[] specials = {"[UNK]", "[CLS]", "[SEP]"};
+        for (int id = 0; id < tokens.length; id++) {
+            if (id < specials.length || uncased && !tokens[id].equals(tokens[id].toLowerCase(java.util.Locale.ROOT))) {
+                tokens[id] = id < specials.length ? specials[id] : "[unused" + id + "]";
+                types[id] = TokenType.CONTROL;
+            }
+        }
+        java.util.Map<String, gptfast4j.io.Metadata.Value> md = new java.util.LinkedHashMap<>();
+        md.put("general.architecture", gptfast4j.io.Metadata.Value.string("bert"));
+        md.put("bert.block_count", gptfast4j.io.Metadata.Value.uint32(2));
+        md.put("bert.context_length", gptfast4j.io.Metadata.Value.uint32(512));
+        md.put("bert.embedding_length", gptfast4j.io.Metadata.Value.uint32(64));
+        md.put("bert.feed_forward_length", gptfast4j.io.Metadata.Value.uint32(128));
+        md.put("bert.attention.head_count", gptfast4j.io.Metadata.Value.uint32(4));
+        md.put("bert.attention.layer_norm_epsilon", gptfast4j.io.Metadata.Value.float32(1e-12f));
+        md.put("bert.attention.causal", gptfast4j.io.Metadata.Value.bool(false));
+        md.put("tokenizer.ggml.token_type_count", gptfast4j.io.Metadata.Value.uint32(2));
+        md.put("tokenizer.ggml.model", gptfast4j.io.Metadata.Value.string("bert"));
+        md.put("tokenizer.ggml.tokens", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.STRING, tokens));
+        md.put("tokenizer.ggml.token_type", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.INT32, types));
+        md.put("tokenizer.ggml.unknown_token_id", gptfast4j.io.Metadata.Value.uint32(0));
+        md.put("tokenizer.ggml.cls_token_id", gptfast4j.io.Metadata.Value.uint32(1));
+        md.put("tokenizer.ggml.seperator_token_id", gptfast4j.io.Metadata.Value.uint32(2));
+        md.put("tokenizer.ggml.padding_token_id", gptfast4j.io.Metadata.Value.uint32(0));
+        if (lowercase != null) md.put("tokenizer.ggml.normalizer.lowercase", gptfast4j.io.Metadata.Value.bool(lowercase));
+        return md;
+    }
 }
