@@ -1,6 +1,7 @@
 package gptfast4j.cli;
 
 import gptfast4j.model.Checkpoint;
+import gptfast4j.model.Encoder;
 import gptfast4j.model.Llama;
 import gptfast4j.tensor.GGMLType;
 import gptfast4j.tensor.Parallel;
@@ -30,6 +31,17 @@ final class CommonOptions {
 
     Checkpoint load() {
         return load(null);
+    }
+
+    /** The encoder of {@code --checkpoint} where it is an encoder's GGUF file ({@link Encoder#isEncoderFile}), else null. */
+    Encoder encoder(WorkersOption workers) {
+        if (!Encoder.isEncoderFile(checkpoint)) return null;
+        checkThreads(threads);
+        Parallel.setThreads(threads);
+        if (tokenizer != null) throw new IllegalArgumentException("--tokenizer is not for an encoder's file, which has its own vocabulary");
+        if (quantize != null) throw new IllegalArgumentException("--quantize is not for an encoder (bert): quantize its file instead");
+        if (workers != null && workers.workers != null) throw new IllegalArgumentException("--workers is not for an encoder (bert): it runs in one process");
+        return Encoder.load(checkpoint);
     }
 
     /** {@link #load()}, the model split with {@code workers} where there are any ({@link WorkersOption}). */

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import gptfast4j.model.Checkpoint;
+import gptfast4j.model.Encoder;
 import gptfast4j.model.Llama;
 import gptfast4j.model.Pooling;
 import picocli.CommandLine.Command;
@@ -55,6 +56,8 @@ final class EmbedCommand implements Callable<Integer> {
         if (texts.isEmpty()) throw new IllegalArgumentException("no text to embed (every line is blank)");
         Pooling given = pooling == null ? null : Pooling.parse(pooling, "--pooling");
         if (normalize < -1) throw new IllegalArgumentException("--embd-normalize must be -1 (none), 0 (int16 range), 1 (taxicab), 2 (Euclidean) or a p-norm above 2; got " + normalize);
+        Encoder encoder = common.encoder(workers);
+        if (encoder != null) return embed(encoder, texts, given);
         Checkpoint ckpt = common.load(workers);
         Pooling how = (given != null ? given : Pooling.of(ckpt)).checkedFor(ckpt.model());
         List<int[]> tokens = new ArrayList<>();
@@ -67,12 +70,38 @@ final class EmbedCommand implements Callable<Integer> {
             total += ids.length;
         }
         Llama.State state = ckpt.model().newState(longest, Math.min(longest, GenerateCommand.PREFILL_BATCH), 1, kvCache.type());
+        List<float[]> embeddings = new ArrayList<>();
+        for (int[] ids : tokens) embeddings.add(how.embed(ckpt.model(), state, ids, normalize));
+        print(embeddings, total, how);
+        return 0;
+    }
+
+    /** The texts' embeddings by an encoder (BERT's), each text {@code [CLS] text [SEP]} in one pass. */
+    private int embed(Encoder encoder, List<String> texts, Pooling given) throws IOException {
+        Pooling how = given != null ? given : Pooling.of(encoder.metadata());
+        if (how == Pooling.RANK && !encoder.ranks()) throw new IllegalArgumentException("rank pooling needs a reranker: this model has no classifier head (cls.output.weight)");
+        List<int[]> tokens = new ArrayList<>();
+        int total = 0, context = encoder.config.contextLength();
+        for (int i = 0; i < texts.size(); i++) {
+            int[] ids = encoder.tokens(texts.get(i));
+            if (ids.length > context) throw new IllegalArgumentException("text " + (i + 1) + " has " + ids.length + " tokens, more than the model's context length " + context);
+            tokens.add(ids);
+            total += ids.length;
+        }
+        List<float[]> embeddings = new ArrayList<>();
+        for (int[] ids : tokens) embeddings.add(how.embed(encoder, ids, normalize));
+        print(embeddings, total, how);
+        return 0;
+    }
+
+    /** Prints the embeddings (one line each, or OpenAI's response with --format json) and a summary on stderr. */
+    private void print(List<float[]> embeddings, int total, Pooling how) throws IOException {
         ObjectMapper json = new ObjectMapper();
         ObjectNode response = json.createObjectNode().put("object", "list");
         ArrayNode data = response.putArray("data");
         StringBuilder lines = new StringBuilder();
-        for (int i = 0; i < texts.size(); i++) {
-            float[] embedding = how.embed(ckpt.model(), state, tokens.get(i), normalize);
+        for (int i = 0; i < embeddings.size(); i++) {
+            float[] embedding = embeddings.get(i);
             if (format.equals("json")) {
                 ArrayNode values = data.addObject().put("object", "embedding").put("index", i).putArray("embedding");
                 for (float v : embedding) values.add(v);
@@ -88,7 +117,6 @@ final class EmbedCommand implements Callable<Integer> {
         } else {
             System.out.print(lines);
         }
-        System.err.printf("%d text%s, %d tokens, %s pooling%n", texts.size(), texts.size() == 1 ? "" : "s", total, how.option());
-        return 0;
+        System.err.printf("%d text%s, %d tokens, %s pooling%n", embeddings.size(), embeddings.size() == 1 ? "" : "s", total, how.option());
     }
 }

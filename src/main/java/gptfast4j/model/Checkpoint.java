@@ -207,6 +207,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             throw new ModelFormatException(path + ": an importance matrix, not a model (it is for quantize --imatrix)");
         }
         if (arch == null) throw new ModelFormatException(path + ": missing metadata general.architecture");
+        if (Encoder.isEncoder(md)) throw new ModelFormatException(path + ": a " + arch + " model is an encoder, which makes embeddings, not text (gptfast embed)");
         if (!ARCHITECTURES.contains(arch)) {
             throw new ModelFormatException(path + ": unsupported architecture '" + arch + "' (supported: " + String.join(", ", ARCHITECTURES) + ")");
         }

@@ -35,7 +35,11 @@ public enum Pooling {
      * else the mean.
      */
     public static Pooling of(Checkpoint ckpt) {
-        gptfast4j.io.Metadata md = ckpt.metadata();
+        return of(ckpt.metadata());
+    }
+
+    /** The pooling {@code md} names ({@code ARCH.pooling_type}), else the mean; null metadata (not a GGUF file's) the mean. */
+    public static Pooling of(gptfast4j.io.Metadata md) {
         if (md == null) return MEAN;
         int n = md.getInt(md.getString("general.architecture", "llama") + ".pooling_type", 0);
         return n > 0 && n < BY_GGUF_NUMBER.length ? BY_GGUF_NUMBER[n] : MEAN;
@@ -64,10 +68,31 @@ public enum Pooling {
     public float[] embed(Llama model, Llama.State state, int[] tokens, int normalize) {
         checkedFor(model);
         Weights.Classifier classifier = model.weights().classifier();
-        int dim = model.config.dim(), n = tokens.length;
         boolean lastToken = this == LAST || this == RANK && qwen3(model);
+        float[] pooled = pool(tokens.length, model.config.dim(), lastToken, sink -> model.hiddenStates(state, tokens, sink));
+        if (this != RANK) return normalize(pooled, normalize);
+        int labels = (int) classifier.weights().rows;
+        float[] scores = new float[labels];
+        classifier.weights().matmul(pooled, 1, scores, labels, true);
+        if (classifier.bias() != null) for (int i = 0; i < labels; i++) scores[i] += classifier.bias()[i];
+        if (qwen3(model)) gptfast4j.tensor.VectorMath.softmax(scores, 0, labels);
+        return scores;
+    }
+
+    /**
+     * The embedding of an encoder's {@code tokens} ({@link Encoder#tokens}), normalized by {@code normalize}; a
+     * reranker's scores of their first token ({@link Encoder#rank}) for rank pooling.
+     */
+    public float[] embed(Encoder model, int[] tokens, int normalize) {
+        if (this == RANK && !model.ranks()) throw new IllegalArgumentException("rank pooling needs a reranker: this model has no classifier head (cls.output.weight)");
+        float[] pooled = pool(tokens.length, model.config.dim(), this == LAST, sink -> model.hiddenStates(tokens, sink));
+        return this == RANK ? model.rank(pooled) : normalize(pooled, normalize);
+    }
+
+    /** The pooled state of {@code n} tokens' states, which {@code run} hands to the sink it is given. */
+    private float[] pool(int n, int dim, boolean lastToken, java.util.function.Consumer<Llama.HiddenSink> run) {
         double[] sum = new double[dim];
-        model.hiddenStates(state, tokens, (position, states, offset) -> {
+        run.accept((position, states, offset) -> {
             boolean taken = switch (this) {
                 case MEAN -> true;
                 case CLS, LAST, RANK -> position == (lastToken ? n - 1 : 0);
@@ -76,13 +101,7 @@ public enum Pooling {
         });
         float[] pooled = new float[dim];
         for (int i = 0; i < dim; i++) pooled[i] = (float) (this == MEAN ? sum[i] / n : sum[i]);
-        if (this != RANK) return normalize(pooled, normalize);
-        int labels = (int) classifier.weights().rows;
-        float[] scores = new float[labels];
-        classifier.weights().matmul(pooled, 1, scores, labels, true);
-        if (classifier.bias() != null) for (int i = 0; i < labels; i++) scores[i] += classifier.bias()[i];
-        if (qwen3(model)) gptfast4j.tensor.VectorMath.softmax(scores, 0, labels);
-        return scores;
+        return pooled;
     }
 
     /** This pooling, which {@code model} can run: rank pooling needs a reranker's classifier head. */

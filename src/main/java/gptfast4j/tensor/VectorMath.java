@@ -228,6 +228,23 @@ public final class VectorMath {
         }
     }
 
+    /**
+     * {@code x = gelu(x)}, ungated (BERT's feed-forward): {@link #geglu}'s tanh approximation without the product,
+     * which llama.cpp's CPU backend also looks up in its half-float table.
+     */
+    public static void gelu(float[] x, int offset, int n) {
+        int i = offset;
+        for (int bound = offset + S.loopBound(n); i < bound; i += S.length()) {
+            FloatVector g = FloatVector.fromArray(S, x, i);
+            FloatVector inner = g.mul(g).fma(GELU_A, 1f).mul(g).mul(SQRT_2_OVER_PI);
+            g.mul(0.5f).mul(inner.lanewise(VectorOperators.TANH).add(1f)).intoArray(x, i);
+        }
+        for (; i < offset + n; i++) {
+            float g = x[i];
+            x[i] = 0.5f * g * (1f + (float) Math.tanh((g * g * GELU_A + 1f) * g * SQRT_2_OVER_PI));
+        }
+    }
+
     private static final float GELU_A = 0.044715f, SQRT_2_OVER_PI = 0.79788456080286535587989211986876f;
 
     /** {@code x = cap * tanh(x / cap)} over {@code x[offset .. offset + n)}, as llama.cpp caps logits (Gemma 2's). */

@@ -19,7 +19,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** llama.cpp's tokenizer test vectors and the sentencepiece library's outputs, every case. */
-class TokenizerVectorsTest {
+public class TokenizerVectorsTest {
 
     /** {@code .inp}: texts separated by {@code \n__ggml_vocab_test__\n}; {@code .out}: ids per text, one line each. */
     private static void checkLlamaCppVectors(Tokenizer tokenizer, String name) throws IOException {
@@ -264,7 +264,7 @@ class TokenizerVectorsTest {
     /**
      * BERT's WordPiece tokenizer (llama.cpp's WPM) on ../shared's Llama-2 vocabulary made a WordPiece one as llama.cpp's
      * converter writes BERT's (its pieces with a leading {@code ▁} a word's first token, the others continuations; its
-     * first three tokens [UNK], [CLS] and [SEP]): cased, and uncased (each piece with a capital letter made an unused
+     * tokens 0 and 100-103 BERT's [PAD], [UNK], [CLS], [SEP] and [MASK], 1 and 2 unused): cased, and uncased (each piece with a capital letter made an unused
      * control token). The references ({@code src/test/resources/tokenizer/wordpiece-*.out}) are {@code llama-tokenize -m
      * VOCAB -f TEXT --ids --no-bos --no-escape --no-parse-special} (llama.cpp de3ff81) on each vocabulary written to a
      * GGUF file, {@code tokenizer.ggml.normalizer.lowercase} false and true, for gpt4o-pre's texts and 10 more
@@ -280,7 +280,7 @@ class TokenizerVectorsTest {
         assertEquals(Tokenizer.Kind.WORDPIECE, wordPiece.kind());
         checkLlamaCppVectors(wordPiece, Path.of("src/test/resources/tokenizer"), "wordpiece", vectors);
         assertEquals(uncased, wordPiece.ggufMetadata().get("tokenizer.ggml.normalizer.lowercase").value());
-        assertArrayEquals(new int[]{1, wordPiece.encode("a")[0], 2}, wordPiece.encodeWithSpecials("[CLS]a[SEP]"));
+        assertArrayEquals(new int[]{101, wordPiece.encode("a")[0], 102}, wordPiece.encodeWithSpecials("[CLS]a[SEP]"));
         assertEquals("the cat sat.", wordPiece.decode(wordPiece.encode(uncased ? "The cat sat." : "the cat sat.")).replace(" .", "."));
     }
 
@@ -288,15 +288,15 @@ class TokenizerVectorsTest {
      * The metadata of a BERT vocabulary made of ../shared's Llama-2 vocabulary ({@link #wordPieceVectorsAsLlamaCppTokenizesThem}),
      * {@code tokenizer.ggml.normalizer.lowercase} {@code lowercase} (left out where null).
      */
-    static java.util.Map<String, gptfast4j.io.Metadata.Value> wordPieceVocab(boolean uncased, Boolean lowercase) {
+    public static java.util.Map<String, gptfast4j.io.Metadata.Value> wordPieceVocab(boolean uncased, Boolean lowercase) {
         gptfast4j.io.GGUF spm = gptfast4j.io.GGUF.read(Shared.TOKENIZERS.resolve("ggml-vocab-llama-spm.gguf"));
         String[] tokens = spm.metadata().getStrings("tokenizer.ggml.tokens").clone();
         int[] types = new int[tokens.length];
         Arrays.fill(types, TokenType.NORMAL);
-        String[] specials = {"[UNK]", "[CLS]", "[SEP]"};
+        java.util.Map<Integer, String> specials = java.util.Map.of(0, "[PAD]", 100, "[UNK]", 101, "[CLS]", 102, "[SEP]", 103, "[MASK]");
         for (int id = 0; id < tokens.length; id++) {
-            if (id < specials.length || uncased && !tokens[id].equals(tokens[id].toLowerCase(java.util.Locale.ROOT))) {
-                tokens[id] = id < specials.length ? specials[id] : "[unused" + id + "]";
+            if (id < 3 || specials.containsKey(id) || uncased && !tokens[id].equals(tokens[id].toLowerCase(java.util.Locale.ROOT))) {
+                tokens[id] = specials.getOrDefault(id, "[unused" + id + "]");
                 types[id] = TokenType.CONTROL;
             }
         }
@@ -313,10 +313,11 @@ class TokenizerVectorsTest {
         md.put("tokenizer.ggml.model", gptfast4j.io.Metadata.Value.string("bert"));
         md.put("tokenizer.ggml.tokens", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.STRING, tokens));
         md.put("tokenizer.ggml.token_type", new gptfast4j.io.Metadata.Value(gptfast4j.io.Metadata.Type.ARRAY, gptfast4j.io.Metadata.Type.INT32, types));
-        md.put("tokenizer.ggml.unknown_token_id", gptfast4j.io.Metadata.Value.uint32(0));
-        md.put("tokenizer.ggml.cls_token_id", gptfast4j.io.Metadata.Value.uint32(1));
-        md.put("tokenizer.ggml.seperator_token_id", gptfast4j.io.Metadata.Value.uint32(2));
+        md.put("tokenizer.ggml.unknown_token_id", gptfast4j.io.Metadata.Value.uint32(100));
+        md.put("tokenizer.ggml.seperator_token_id", gptfast4j.io.Metadata.Value.uint32(102));
         md.put("tokenizer.ggml.padding_token_id", gptfast4j.io.Metadata.Value.uint32(0));
+        md.put("tokenizer.ggml.cls_token_id", gptfast4j.io.Metadata.Value.uint32(101));
+        md.put("tokenizer.ggml.mask_token_id", gptfast4j.io.Metadata.Value.uint32(103));
         if (lowercase != null) md.put("tokenizer.ggml.normalizer.lowercase", gptfast4j.io.Metadata.Value.bool(lowercase));
         return md;
     }

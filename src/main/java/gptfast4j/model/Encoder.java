@@ -1,0 +1,311 @@
+package gptfast4j.model;
+
+import gptfast4j.io.GGUF;
+import gptfast4j.io.Metadata;
+import gptfast4j.io.ModelFormatException;
+import gptfast4j.io.TensorData;
+import gptfast4j.tensor.Parallel;
+import gptfast4j.tensor.Tensor;
+import gptfast4j.tensor.VectorMath;
+import gptfast4j.tokenizer.Tokenizer;
+import gptfast4j.tokenizer.Tokenizers;
+
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.LinkedHashSet;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * A BERT encoder (GGUF architecture {@code bert}: BERT, MiniLM, bge, e5, gte and their rerankers), which makes a
+ * text's embedding rather than its continuation, as llama.cpp's graph runs it. A text runs whole, in one pass, every
+ * token attending to every other (no cache, no mask), its tokens {@code [CLS] text [SEP]}:
+ * <pre>
+ *   x[n, dim] = LayerNorm(token_embd[token] + token_types[0] + position_embd[position])        (token_embd_norm)
+ *   per layer:  x = LayerNorm(x + attn_output · attention(attn_q · x, attn_k · x, attn_v · x))  (attn_output_norm)
+ *               x = LayerNorm(x + ffn_down · gelu(ffn_up · x))                                  (layer_output_norm)
+ * </pre>
+ * every projection with its bias, every LayerNorm with its weight and bias; the last layer's x are the hidden states
+ * that {@link Pooling} pools. A reranker's head ({@code cls} and {@code cls.output}) scores the first token's state:
+ * {@code cls.output · tanh(cls · x[0])}.
+ */
+public final class Encoder {
+    /** The GGUF architectures this class runs. */
+    public static final Set<String> ARCHITECTURES = Set.of("bert");
+
+    /** Whether {@code md} is an encoder's file, which {@link Checkpoint} does not load. */
+    public static boolean isEncoder(Metadata md) {
+        return ARCHITECTURES.contains(md.getString("general.architecture", ""));
+    }
+
+    /** Whether {@code path} is a GGUF file of an encoder (false for any other file, which {@link Checkpoint} then reads or refuses). */
+    public static boolean isEncoderFile(Path path) {
+        if (!java.nio.file.Files.isRegularFile(path)) return false;
+        try {
+            java.lang.foreign.MemorySegment file = gptfast4j.io.Mapped.map(path);
+            return GGUF.hasMagic(file) && isEncoder(GGUF.read(path, file).metadata());
+        } catch (RuntimeException e) {
+            return false;
+        }
+    }
+
+    public record Config(String architecture, int dim, int layers, int heads, int hiddenDim, int contextLength, int vocabSize, float normEps) {
+        public int headDim() {
+            return dim / heads;
+        }
+    }
+
+    /** {@code y = weight · x + bias}: weight [cols, rows] in GGUF's order, bias [rows] (null where the file has none). */
+    record Projection(Tensor weight, float[] bias) {
+        /** {@code out[t] = weight · x[t] + bias} for the {@code n} tokens of {@code x}, each output {@code rows} wide. */
+        void apply(float[] x, int n, float[] out) {
+            int rows = (int) weight.rows;
+            weight.matmul(x, n, out, rows, false);
+            if (bias != null) for (int t = 0; t < n; t++) VectorMath.add(out, t * rows, bias, 0, rows);
+        }
+    }
+
+    record Norm(float[] weight, float[] bias) {
+        void apply(float[] x, int offset, int n, float eps) {
+            VectorMath.layernorm(x, offset, x, offset, weight, n, eps);
+            VectorMath.add(x, offset, bias, 0, n);
+        }
+    }
+
+    record Block(Projection q, Projection k, Projection v, Projection output, Norm attentionNorm, Projection up, Projection down, Norm outputNorm) {
+    }
+
+    public final Config config;
+    private final Tensor tokenEmbeddings, positionEmbeddings;
+    /** The first token type's row, which llama.cpp adds to every token (sentence A); null where the file has no types. */
+    private final float[] tokenType;
+    private final Norm embeddingNorm;
+    private final Block[] blocks;
+    /** A reranker's dense layer ({@code cls}, before tanh) and its output ({@code cls.output}); null where absent. */
+    private final Projection classifierDense, classifierOutput;
+    private final Tokenizer tokenizer;
+    private final int cls, sep;
+    private final Metadata metadata;
+
+    private Encoder(Config config, Tensor tokenEmbeddings, Tensor positionEmbeddings, float[] tokenType, Norm embeddingNorm, Block[] blocks,
+                    Projection classifierDense, Projection classifierOutput, Tokenizer tokenizer, int cls, int sep, Metadata metadata) {
+        this.config = config;
+        this.tokenEmbeddings = tokenEmbeddings;
+        this.positionEmbeddings = positionEmbeddings;
+        this.tokenType = tokenType;
+        this.embeddingNorm = embeddingNorm;
+        this.blocks = blocks;
+        this.classifierDense = classifierDense;
+        this.classifierOutput = classifierOutput;
+        this.tokenizer = tokenizer;
+        this.cls = cls;
+        this.sep = sep;
+        this.metadata = metadata;
+    }
+
+    public Tokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    public Metadata metadata() {
+        return metadata;
+    }
+
+    /** Whether this encoder has a reranker's head, which rank pooling needs. */
+    public boolean ranks() {
+        return classifierOutput != null;
+    }
+
+    /**
+     * A text's tokens as llama.cpp's embeddings take them: {@code [CLS]}, the text's tokens (special tokens' text as
+     * those tokens), {@code [SEP]}; at most the context length.
+     */
+    public int[] tokens(String text) {
+        int[] ids = tokenizer.encodeWithSpecials(text);
+        int[] all = new int[ids.length + 2];
+        all[0] = cls;
+        System.arraycopy(ids, 0, all, 1, ids.length);
+        all[all.length - 1] = sep;
+        return all;
+    }
+
+    /** The encoder of a GGUF file whose architecture {@link #isEncoder} is. */
+    public static Encoder load(Path path) {
+        GGUF gguf = GGUF.read(path);
+        Metadata md = gguf.metadata();
+        String arch = md.getString("general.architecture", "");
+        if (!ARCHITECTURES.contains(arch)) throw new ModelFormatException(path + ": not an encoder ('" + arch + "'; encoders: " + String.join(", ", ARCHITECTURES) + ")");
+        Tokenizer tokenizer = Tokenizers.fromGGUF(path, md);
+        int dim = required(md, path, arch + ".embedding_length"), heads = required(md, path, arch + ".attention.head_count");
+        if (md.getInt(arch + ".attention.head_count_kv", heads) != heads) throw new ModelFormatException(path + ": an encoder whose keys and values have fewer heads than its queries is not supported");
+        if (heads <= 0 || dim % heads != 0) throw new ModelFormatException(path + ": " + heads + " heads do not divide the width " + dim);
+        if (!md.has(arch + ".attention.layer_norm_epsilon")) throw new ModelFormatException(path + ": missing metadata " + arch + ".attention.layer_norm_epsilon");
+        Reader r = new Reader(path, gguf.tensors());
+        TensorData embeddings = r.tensor("token_embd.weight");
+        if (embeddings.shape().length != 2 || embeddings.shape()[0] != dim) throw r.shape("token_embd.weight", embeddings, "[" + dim + ", vocabulary]");
+        int vocab = (int) embeddings.shape()[1];
+        int context = required(md, path, arch + ".context_length");
+        Config c = new Config(arch, dim, required(md, path, arch + ".block_count"), heads, required(md, path, arch + ".feed_forward_length"),
+                context, vocab, md.getFloat(arch + ".attention.layer_norm_epsilon", 0f));
+        if (tokenizer.vocabSize() > vocab) throw new ModelFormatException(path + ": the tokenizer has " + tokenizer.vocabSize() + " tokens but the model's vocabulary has " + vocab);
+        // llama.cpp takes BOS's key, else 101 (BERT's [CLS]), where converters write cls_token_id: the same id in BERT's vocabularies
+        int cls = md.getInt("tokenizer.ggml.bos_token_id", md.getInt("tokenizer.ggml.cls_token_id", 101));
+        int sep = md.getInt("tokenizer.ggml.seperator_token_id", 102);
+        for (int id : new int[]{cls, sep}) if (id < 0 || id >= tokenizer.vocabSize()) throw new ModelFormatException(path + ": [CLS] or [SEP] token id " + id + " outside the vocabulary");
+        float[] tokenType = null;
+        if (r.has("token_types.weight")) {
+            TensorData types = r.tensor("token_types.weight");
+            if (types.shape().length != 2 || types.shape()[0] != dim) throw r.shape("token_types.weight", types, "[" + dim + ", types]");
+            tokenType = new float[dim];
+            Tensor.of(types).dequantizeRow(0, tokenType, 0);
+        }
+        Block[] blocks = new Block[c.layers()];
+        for (int l = 0; l < c.layers(); l++) {
+            String p = "blk." + l + ".";
+            blocks[l] = new Block(r.projection(p + "attn_q", dim, dim), r.projection(p + "attn_k", dim, dim), r.projection(p + "attn_v", dim, dim),
+                    r.projection(p + "attn_output", dim, dim), r.norm(p + "attn_output_norm", dim),
+                    r.projection(p + "ffn_up", dim, c.hiddenDim()), r.projection(p + "ffn_down", c.hiddenDim(), dim), r.norm(p + "layer_output_norm", dim));
+        }
+        Projection dense = r.has("cls.weight") ? r.projection("cls", dim, dim) : null;
+        Projection head = null;
+        if (r.has("cls.output.weight")) {
+            TensorData out = r.tensor("cls.output.weight");
+            if (out.shape().length != 2 || out.shape()[0] != dim) throw r.shape("cls.output.weight", out, "[" + dim + ", labels]");
+            head = r.projection("cls.output", dim, (int) out.shape()[1]);
+        }
+        Encoder e = new Encoder(c, Tensor.of(embeddings), r.matrix("position_embd.weight", dim, context), tokenType,
+                r.norm("token_embd_norm", dim), blocks, dense, head, tokenizer, cls, sep, md);
+        r.checkAllRead();
+        return e;
+    }
+
+    private static int required(Metadata md, Path path, String key) {
+        if (!md.has(key)) throw new ModelFormatException(path + ": missing metadata " + key);
+        return md.getInt(key, 0);
+    }
+
+    /** A file's tensors by name, each checked for its shape, and the names read, so that none is left unread unnoticed. */
+    private record Reader(Path path, Map<String, TensorData> tensors, Set<String> read) {
+        Reader(Path path, Map<String, TensorData> tensors) {
+            this(path, tensors, new LinkedHashSet<>());
+        }
+
+        boolean has(String name) {
+            return tensors.containsKey(name);
+        }
+
+        TensorData tensor(String name) {
+            TensorData t = tensors.get(name);
+            if (t == null) throw new ModelFormatException(path + ": missing tensor " + name);
+            read.add(name);
+            return t;
+        }
+
+        ModelFormatException shape(String name, TensorData t, String expected) {
+            return new ModelFormatException(path + ": tensor " + name + " has shape " + t.shapeString() + ", expected " + expected);
+        }
+
+        Tensor matrix(String name, long cols, long rows) {
+            TensorData t = tensor(name);
+            if (!Arrays.equals(t.shape(), new long[]{cols, rows})) throw shape(name, t, "[" + cols + ", " + rows + "]");
+            return Tensor.of(t);
+        }
+
+        float[] vector(String name, int n) {
+            TensorData t = tensor(name);
+            if (t.shape().length != 1 || t.shape()[0] != n) throw shape(name, t, "[" + n + "]");
+            float[] v = new float[n];
+            Tensor.of(t).dequantizeRow(0, v, 0);
+            return v;
+        }
+
+        /** {@code NAME.weight} [cols, rows] and {@code NAME.bias} [rows] where the file has it. */
+        Projection projection(String name, int cols, int rows) {
+            return new Projection(matrix(name + ".weight", cols, rows), has(name + ".bias") ? vector(name + ".bias", rows) : null);
+        }
+
+        Norm norm(String name, int n) {
+            return new Norm(vector(name + ".weight", n), vector(name + ".bias", n));
+        }
+
+        void checkAllRead() {
+            var unread = tensors.keySet().stream().filter(n -> !read.contains(n)).toList();
+            if (!unread.isEmpty()) {
+                throw new ModelFormatException(path + ": unused tensor" + (unread.size() == 1 ? " " : "s ") + String.join(", ", unread.subList(0, Math.min(5, unread.size())))
+                        + (unread.size() > 5 ? " and " + (unread.size() - 5) + " more" : "") + " (a layout this version does not know)");
+            }
+        }
+    }
+
+    /**
+     * Runs {@code tokens} (at most the context length) and hands each position's final hidden state to {@code sink},
+     * in order.
+     */
+    public void hiddenStates(int[] tokens, Llama.HiddenSink sink) {
+        int n = tokens.length, dim = config.dim();
+        if (n == 0) throw new IllegalArgumentException("no tokens to run");
+        if (n > config.contextLength()) throw new IllegalArgumentException(n + " tokens exceed the context length " + config.contextLength());
+        for (int token : tokens) if (token < 0 || token >= config.vocabSize()) throw new IllegalArgumentException("token id " + token + " outside the vocabulary");
+        float[] x = new float[n * dim], position = new float[dim];
+        for (int t = 0; t < n; t++) {
+            tokenEmbeddings.dequantizeRow(tokens[t], x, t * dim);
+            positionEmbeddings.dequantizeRow(t, position, 0);
+            if (tokenType != null) VectorMath.add(x, t * dim, tokenType, 0, dim);
+            VectorMath.add(x, t * dim, position, 0, dim);
+            embeddingNorm.apply(x, t * dim, dim, config.normEps());
+        }
+        float[] q = new float[n * dim], k = new float[n * dim], v = new float[n * dim], attended = new float[n * dim], out = new float[n * dim];
+        float[] hidden = new float[n * config.hiddenDim()];
+        for (Block b : blocks) {
+            b.q().apply(x, n, q);
+            b.k().apply(x, n, k);
+            b.v().apply(x, n, v);
+            Parallel.run(config.heads(), 1, (h0, h1) -> {
+                float[] scores = new float[n];
+                for (int h = h0; h < h1; h++) attend(q, k, v, attended, scores, h, n);
+            });
+            b.output().apply(attended, n, out);
+            residualNorm(x, out, b.attentionNorm(), n);
+            b.up().apply(x, n, hidden);
+            VectorMath.gelu(hidden, 0, n * config.hiddenDim());
+            b.down().apply(hidden, n, out);
+            residualNorm(x, out, b.outputNorm(), n);
+        }
+        for (int t = 0; t < n; t++) sink.accept(t, x, t * dim);
+    }
+
+    /** Head {@code h}'s attention for every query of the {@code n} tokens over every key: {@code attended = softmax(q·k / sqrt(headDim)) · v}. */
+    private void attend(float[] q, float[] k, float[] v, float[] attended, float[] scores, int h, int n) {
+        int dim = config.dim(), headDim = config.headDim(), offset = h * headDim;
+        float scale = (float) (1 / Math.sqrt(headDim));
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < n; j++) scores[j] = VectorMath.dot(q, i * dim + offset, k, j * dim + offset, headDim) * scale;
+            VectorMath.softmax(scores, 0, n);
+            Arrays.fill(attended, i * dim + offset, i * dim + offset + headDim, 0f);
+            for (int j = 0; j < n; j++) VectorMath.axpy(scores[j], v, j * dim + offset, attended, i * dim + offset, headDim);
+        }
+    }
+
+    /** {@code x = LayerNorm(x + out)} for each of the {@code n} tokens. */
+    private void residualNorm(float[] x, float[] out, Norm norm, int n) {
+        int dim = config.dim();
+        for (int t = 0; t < n; t++) {
+            VectorMath.add(x, t * dim, out, t * dim, dim);
+            norm.apply(x, t * dim, dim, config.normEps());
+        }
+    }
+
+    /** A reranker's scores of a text's first token's state {@code state}: {@code cls.output · tanh(cls · state)}. */
+    float[] rank(float[] state) {
+        if (!ranks()) throw new IllegalArgumentException("rank pooling needs a reranker: this model has no classifier head (cls.output.weight)");
+        float[] x = state;
+        if (classifierDense != null) {
+            x = new float[config.dim()];
+            classifierDense.apply(state, 1, x);
+            for (int i = 0; i < x.length; i++) x[i] = (float) Math.tanh(x[i]);
+        }
+        float[] scores = new float[(int) classifierOutput.weight().rows];
+        classifierOutput.apply(x, 1, scores);
+        return scores;
+    }
+}

@@ -1,0 +1,143 @@
+package gptfast4j.model;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import gptfast4j.Shared;
+import gptfast4j.io.GGUFWriter;
+import gptfast4j.io.Metadata;
+import gptfast4j.io.ModelFormatException;
+import gptfast4j.tokenizer.TokenizerVectorsTest;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** BERT encoders ({@link Encoder}) against llama.cpp's llama-embedding on a random model of BERT's layout. */
+public class EncoderTest {
+    static final int DIM = 64, HEADS = 4, LAYERS = 2, HIDDEN = 128, CONTEXT = 128;
+
+    /**
+     * A random BERT (bge's layout: every projection and LayerNorm with a bias, learned positions, two token types) of
+     * {@link #DIM} wide, on the uncased WordPiece vocabulary made of ../shared's Llama-2 one ({@link
+     * TokenizerVectorsTest#wordPieceVocab}), its pooling mean; with {@code reranker} a reranker's head ({@code cls},
+     * {@code cls.output} of one label) and rank pooling.
+     */
+    public static void writeBert(Path out, boolean reranker) {
+        Map<String, Metadata.Value> md = TokenizerVectorsTest.wordPieceVocab(true, true);
+        int vocab = ((String[]) md.get("tokenizer.ggml.tokens").value()).length;
+        md.put("general.name", Metadata.Value.string("bert-mini"));
+        md.put("bert.block_count", Metadata.Value.uint32(LAYERS));
+        md.put("bert.context_length", Metadata.Value.uint32(CONTEXT));
+        md.put("bert.embedding_length", Metadata.Value.uint32(DIM));
+        md.put("bert.feed_forward_length", Metadata.Value.uint32(HIDDEN));
+        md.put("bert.attention.head_count", Metadata.Value.uint32(HEADS));
+        md.put("bert.pooling_type", Metadata.Value.uint32(reranker ? 4 : 1));
+        List<GGUFWriter.TensorSpec> t = new ArrayList<>();
+        FamilyFiles.matrix(t, "token_embd.weight", new long[]{DIM, vocab}, 1);
+        FamilyFiles.matrix(t, "token_types.weight", new long[]{DIM, 2}, 2);
+        FamilyFiles.matrix(t, "position_embd.weight", new long[]{DIM, CONTEXT}, 3);
+        FamilyFiles.norm(t, "token_embd_norm.weight", DIM, 4);
+        FamilyFiles.bias(t, "token_embd_norm.bias", new long[]{DIM}, 5);
+        for (int l = 0; l < LAYERS; l++) {
+            String p = "blk." + l + ".";
+            int seed = 100 * (l + 1);
+            String[] square = {"attn_q", "attn_k", "attn_v", "attn_output"};
+            for (int i = 0; i < square.length; i++) {
+                FamilyFiles.matrix(t, p + square[i] + ".weight", new long[]{DIM, DIM}, seed + i);
+                FamilyFiles.bias(t, p + square[i] + ".bias", new long[]{DIM}, seed + 10 + i);
+            }
+            FamilyFiles.norm(t, p + "attn_output_norm.weight", DIM, seed + 20);
+            FamilyFiles.bias(t, p + "attn_output_norm.bias", new long[]{DIM}, seed + 21);
+            FamilyFiles.matrix(t, p + "ffn_up.weight", new long[]{DIM, HIDDEN}, seed + 30);
+            FamilyFiles.bias(t, p + "ffn_up.bias", new long[]{HIDDEN}, seed + 31);
+            FamilyFiles.matrix(t, p + "ffn_down.weight", new long[]{HIDDEN, DIM}, seed + 32);
+            FamilyFiles.bias(t, p + "ffn_down.bias", new long[]{DIM}, seed + 33);
+            FamilyFiles.norm(t, p + "layer_output_norm.weight", DIM, seed + 40);
+            FamilyFiles.bias(t, p + "layer_output_norm.bias", new long[]{DIM}, seed + 41);
+        }
+        if (reranker) {
+            FamilyFiles.matrix(t, "cls.weight", new long[]{DIM, DIM}, 7);
+            FamilyFiles.bias(t, "cls.bias", new long[]{DIM}, 8);
+            FamilyFiles.matrix(t, "cls.output.weight", new long[]{DIM, 1}, 9);
+            FamilyFiles.bias(t, "cls.output.bias", new long[]{1}, 10);
+        }
+        GGUFWriter.write(out, md, t, n -> { });
+    }
+
+    /**
+     * llama.cpp's CPU backend looks GELU up in a table of half floats (its input and its result rounded to F16), where
+     * ours computes it in floats: the embeddings differ by up to 4e-5 for that alone (with GELU rounded so, ours were
+     * within 1.3e-7 of llama-embedding's seven printed decimals, checked by hand).
+     */
+    public static final double TOLERANCE = 1e-4;
+
+    private static final JsonNode REFS = Shared.json(Path.of("src/test/resources/embeddings/bert-mini-embeddings.json"));
+
+    /** Mean, first-token (cls) and last-token pooling of four texts: llama-embedding's vectors, and its token count. */
+    @Test
+    void poolingsAreLlamaEmbeddingsOutput(@TempDir Path dir) {
+        Path file = dir.resolve("bert-mini.gguf");
+        writeBert(file, false);
+        Encoder bert = Encoder.load(file);
+        assertEquals(Pooling.MEAN, Pooling.of(bert.metadata()));
+        int tokens = 0;
+        for (JsonNode text : REFS.path("texts")) tokens += bert.tokens(text.asText()).length;
+        assertEquals(REFS.path("n_tokens").asInt(), tokens);
+        for (Pooling pooling : new Pooling[]{Pooling.MEAN, Pooling.CLS, Pooling.LAST}) {
+            for (int i = 0; i < REFS.path("texts").size(); i++) {
+                float[] embedding = pooling.embed(bert, bert.tokens(REFS.path("texts").get(i).asText()), Pooling.EUCLIDEAN);
+                JsonNode expected = REFS.path(pooling.option()).get(i);
+                assertEquals(expected.size(), embedding.length);
+                for (int j = 0; j < embedding.length; j++) assertEquals(expected.get(j).asDouble(), embedding[j], TOLERANCE, pooling + ", text " + i + ", value " + j);
+            }
+        }
+    }
+
+    /** A reranker's score of each text (its head over the first token's state, unnormalized): llama-embedding's. */
+    @Test
+    void rerankerScoresAreLlamaEmbeddingsOutput(@TempDir Path dir) {
+        Path file = dir.resolve("bert-mini-reranker.gguf");
+        writeBert(file, true);
+        Encoder bert = Encoder.load(file);
+        assertTrue(bert.ranks());
+        assertEquals(Pooling.RANK, Pooling.of(bert.metadata()));
+        for (int i = 0; i < REFS.path("texts").size(); i++) {
+            float[] scores = Pooling.RANK.embed(bert, bert.tokens(REFS.path("texts").get(i).asText()), Pooling.EUCLIDEAN);
+            assertEquals(1, scores.length);
+            assertEquals(REFS.path("rank").get(i).asDouble(), scores[0], TOLERANCE, "text " + i);
+        }
+    }
+
+    /**
+     * A decoder's loader refuses an encoder's file, naming the command that runs it; an encoder refuses a text longer
+     * than its context, a file with a tensor it would not read, a file without one it needs, and rank pooling without a head.
+     */
+    @Test
+    void refusals(@TempDir Path dir) {
+        Path file = dir.resolve("bert-mini.gguf");
+        writeBert(file, false);
+        ModelFormatException decoder = assertThrows(ModelFormatException.class, () -> Checkpoint.load(file, null));
+        assertTrue(decoder.getMessage().endsWith("a bert model is an encoder, which makes embeddings, not text (gptfast embed)"), decoder.getMessage());
+        Encoder bert = Encoder.load(file);
+        IllegalArgumentException tooLong = assertThrows(IllegalArgumentException.class, () -> Pooling.MEAN.embed(bert, bert.tokens("word ".repeat(CONTEXT)), 2));
+        assertEquals((CONTEXT + 2) + " tokens exceed the context length " + CONTEXT, tooLong.getMessage());
+        IllegalArgumentException noHead = assertThrows(IllegalArgumentException.class, () -> Pooling.RANK.embed(bert, bert.tokens("a"), 2));
+        assertTrue(noHead.getMessage().startsWith("rank pooling needs a reranker"), noHead.getMessage());
+
+        Path extra = dir.resolve("extra.gguf");
+        FamilyFiles.rewrite(file, extra, md -> { }, name -> true, (all, tensors) -> FamilyFiles.bias(tensors, "blk.0.attn_q_norm.weight", new long[]{DIM}, 1));
+        ModelFormatException unused = assertThrows(ModelFormatException.class, () -> Encoder.load(extra));
+        assertTrue(unused.getMessage().endsWith("unused tensor blk.0.attn_q_norm.weight (a layout this version does not know)"), unused.getMessage());
+
+        Path missing = dir.resolve("missing.gguf");
+        FamilyFiles.rewrite(file, missing, md -> { }, name -> !name.equals("blk.1.ffn_down.weight"), (all, tensors) -> { });
+        ModelFormatException absent = assertThrows(ModelFormatException.class, () -> Encoder.load(missing));
+        assertTrue(absent.getMessage().endsWith("missing tensor blk.1.ffn_down.weight"), absent.getMessage());
+    }
+}
