@@ -46,6 +46,8 @@ final class InfoCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        gptfast4j.model.Encoder encoder = common.encoder(null);
+        if (encoder != null) return info(encoder);
         Checkpoint ckpt = common.load();
         Config c = ckpt.model().config;
         int shards = ckpt.metadata() == null ? 1 : ckpt.metadata().getInt(GGUFShards.COUNT, 1);
@@ -87,9 +89,40 @@ final class InfoCommand implements Callable<Integer> {
                 ckpt.addBos() ? " (added)" : "", java.util.Arrays.toString(ckpt.eos()),
                 ckpt.chatTemplate() == null || ckpt.chatTemplate().isBlank() ? ckpt.chatFormat().option()
                         : "jinja (its chat template; " + (ckpt.chatFormat() == gptfast4j.model.ChatFormat.PLAIN ? "none of the fixed formats" : ckpt.chatFormat().option() + " with --no-jinja") + ")");
+        long total = printTensors(ckpt.tensors().values());
+        System.out.printf("total:           %,d bytes (%s); %,d bytes read per token%n", total, ByteSize.of(total),
+                ckpt.model().weights().bytesPerToken());
+        if (metadata) printMetadata(ckpt.metadata(), ckpt.format());
+        return 0;
+    }
+
+    /** An encoder's file (BERT's): its shape, pooling, vocabulary and tensors. */
+    private int info(gptfast4j.model.Encoder encoder) {
+        gptfast4j.model.Encoder.Config c = encoder.config;
+        System.out.printf("file:            %s (gguf)%n", encoder.path());
+        System.out.printf("architecture:    %s (an encoder: embeddings with gptfast embed, not text)%n", c.architecture());
+        System.out.printf("dim:             %d%n", c.dim());
+        System.out.printf("layers:          %d%n", c.layers());
+        System.out.printf("heads:           %d (head dim %d), every token attending to every other%n", c.heads(), c.headDim());
+        System.out.printf("ffn hidden:      %d%n", c.hiddenDim());
+        System.out.printf("vocab:           %d%n", c.vocabSize());
+        System.out.printf("context length:  %d (learned positions)%n", c.contextLength());
+        System.out.printf("layer norm eps:  %g%n", c.normEps());
+        System.out.printf("pooling:         %s%s%n", gptfast4j.model.Pooling.of(encoder.metadata()).option(),
+                encoder.ranks() ? " (a reranker: a classifier head of " + encoder.labels() + " label" + (encoder.labels() == 1 ? "" : "s") + ")" : "");
+        gptfast4j.tokenizer.Tokenizer t = encoder.tokenizer();
+        System.out.printf("tokenizer:       %s, %d tokens, [CLS] %d, [SEP] %d%n", t.kind().name().toLowerCase().replace('_', '-'), t.vocabSize(), encoder.cls(), encoder.sep());
+        long total = printTensors(encoder.tensors().values());
+        System.out.printf("total:           %,d bytes (%s)%n", total, ByteSize.of(total));
+        if (metadata) printMetadata(encoder.metadata(), "gguf");
+        return 0;
+    }
+
+    /** The tensors' count, parameters and bytes by type; returns their bytes. */
+    private static long printTensors(java.util.Collection<TensorData> tensors) {
         Map<GGMLType, long[]> byType = new TreeMap<>();
         long total = 0;
-        for (TensorData t : ckpt.tensors().values()) {
+        for (TensorData t : tensors) {
             long[] countBytes = byType.computeIfAbsent(t.type(), k -> new long[3]);
             countBytes[0]++;
             countBytes[1] += t.data().byteSize();
@@ -100,22 +133,19 @@ final class InfoCommand implements Callable<Integer> {
         for (var e : byType.entrySet()) {
             System.out.printf("  %-7s %5d tensors %,15d parameters %,15d bytes%n", e.getKey(), e.getValue()[0], e.getValue()[2], e.getValue()[1]);
         }
-        System.out.printf("total:           %,d bytes (%s); %,d bytes read per token%n", total, ByteSize.of(total),
-                ckpt.model().weights().bytesPerToken());
-        if (metadata) printMetadata(ckpt);
-        return 0;
+        return total;
     }
 
     /** Arrays are shown by their first elements, and strings cut at this many characters. */
     private static final int SHOWN_ELEMENTS = 5, SHOWN_CHARS = 120;
 
-    private static void printMetadata(Checkpoint ckpt) {
-        if (ckpt.metadata() == null) {
-            System.out.println("metadata:        none (a " + ckpt.format() + " checkpoint has no GGUF metadata)");
+    private static void printMetadata(Metadata md, String format) {
+        if (md == null) {
+            System.out.println("metadata:        none (a " + format + " checkpoint has no GGUF metadata)");
             return;
         }
         System.out.println("metadata:");
-        for (var e : ckpt.metadata().asMap().entrySet()) {
+        for (var e : md.asMap().entrySet()) {
             Metadata.Value v = e.getValue();
             String type = v.type() == Metadata.Type.ARRAY
                     ? "arr[" + v.elementType().name().toLowerCase() + "," + java.lang.reflect.Array.getLength(v.value()) + "]"

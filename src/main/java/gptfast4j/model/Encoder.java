@@ -86,9 +86,12 @@ public final class Encoder {
     private final Tokenizer tokenizer;
     private final int cls, sep;
     private final Metadata metadata;
+    private final Path path;
+    private final Map<String, TensorData> tensors;
 
     private Encoder(Config config, Tensor tokenEmbeddings, Tensor positionEmbeddings, float[] tokenType, Norm embeddingNorm, Block[] blocks,
-                    Projection classifierDense, Projection classifierOutput, Tokenizer tokenizer, int cls, int sep, Metadata metadata) {
+                    Projection classifierDense, Projection classifierOutput, Tokenizer tokenizer, int cls, int sep, Metadata metadata,
+                    Path path, Map<String, TensorData> tensors) {
         this.config = config;
         this.tokenEmbeddings = tokenEmbeddings;
         this.positionEmbeddings = positionEmbeddings;
@@ -101,6 +104,31 @@ public final class Encoder {
         this.cls = cls;
         this.sep = sep;
         this.metadata = metadata;
+        this.path = path;
+        this.tensors = tensors;
+    }
+
+    public Path path() {
+        return path;
+    }
+
+    /** Every tensor of the file, under its GGUF name. */
+    public Map<String, TensorData> tensors() {
+        return tensors;
+    }
+
+    /** The ids of {@code [CLS]}, which starts each text, and {@code [SEP]}, which ends it. */
+    public int cls() {
+        return cls;
+    }
+
+    public int sep() {
+        return sep;
+    }
+
+    /** The number of labels a reranker's head scores; 0 where there is none. */
+    public int labels() {
+        return classifierOutput == null ? 0 : (int) classifierOutput.weight().rows;
     }
 
     public Tokenizer tokenizer() {
@@ -174,7 +202,7 @@ public final class Encoder {
             head = r.projection("cls.output", dim, (int) out.shape()[1]);
         }
         Encoder e = new Encoder(c, Tensor.of(embeddings), r.matrix("position_embd.weight", dim, context), tokenType,
-                r.norm("token_embd_norm", dim), blocks, dense, head, tokenizer, cls, sep, md);
+                r.norm("token_embd_norm", dim), blocks, dense, head, tokenizer, cls, sep, md, path, gguf.tensors());
         r.checkAllRead();
         return e;
     }

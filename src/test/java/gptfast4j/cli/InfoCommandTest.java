@@ -35,6 +35,22 @@ class InfoCommandTest {
         assertTrue(o.out().contains("pooling:         rank (a reranker: a classifier head of 2 labels, /v1/rerank)\n"), o.out());
     }
 
+    /** An encoder's file (EncoderTest's BERT reranker): what it is, its shape, pooling, vocabulary and tensors; its metadata. */
+    @Test
+    void anEncoderSaysWhatItIs(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path file = dir.resolve("bert-mini-reranker.gguf");
+        gptfast4j.model.EncoderTest.writeBert(file, true);
+        ErrorsTest.Outcome o = ErrorsTest.run("info", "-m", file.toString(), "--metadata");
+        assertEquals(0, o.exit(), o.err());
+        for (String line : new String[]{"architecture:    bert (an encoder: embeddings with gptfast embed, not text)", "layers:          2",
+                "heads:           4 (head dim 16), every token attending to every other", "context length:  128 (learned positions)",
+                "pooling:         rank (a reranker: a classifier head of 1 label)", "tokenizer:       wordpiece, 32000 tokens, [CLS] 101, [SEP] 102",
+                "  F32        41 tensors       2,127,617 parameters       8,510,468 bytes"}) {
+            assertTrue(o.out().contains(line + "\n"), line + " in\n" + o.out());
+        }
+        assertTrue(o.out().matches("(?s).*\\n  bert\\.pooling_type +uint32 +\\= 4\\n.*"), o.out());
+    }
+
     @Test
     void metadataListsTheKeysWithTheirTypes() {
         ErrorsTest.Outcome o = ErrorsTest.run("info", "-m", GGUF, "--metadata");
