@@ -101,6 +101,8 @@ final class ServeCommand implements Callable<Integer> {
         } catch (UnknownHostException e) {
             throw new IllegalArgumentException("--host " + host + " is not an address of this machine's (" + e.getMessage() + ")");
         }
+        gptfast4j.model.Encoder encoder = common.encoder(workers);
+        if (encoder != null) return serve(encoder, address, poolingOverride, t0);
         Checkpoint ckpt = common.load(workers);
         Llama model = ckpt.model();
         if (contextLength != null) model.checkContext(contextLength);
@@ -143,6 +145,35 @@ final class ServeCommand implements Callable<Integer> {
         }
         try {
             Thread.currentThread().join(); // the server's threads answer; this one waits for the process's end
+        } catch (InterruptedException e) {
+            server.close();
+        }
+        return 0;
+    }
+
+    /** An encoder's server (BERT's: embeddings and rerank scores, no text), {@link gptfast4j.server.EncoderServer}. */
+    private int serve(gptfast4j.model.Encoder encoder, InetSocketAddress address, Pooling poolingOverride, long t0) throws IOException {
+        if (speculationOptions.asked() || parallel > 1 || slotSavePath != null || contextLength != null) {
+            throw new IllegalArgumentException("an encoder's server (" + encoder.config.architecture() + ") makes embeddings, not text: --parallel, --context-length,"
+                    + " --slot-save-path and speculation are not for it");
+        }
+        gptfast4j.server.EncoderServer server;
+        try {
+            server = new gptfast4j.server.EncoderServer(encoder, address, apiKey, System.err);
+        } catch (java.net.BindException e) {
+            throw new IllegalArgumentException("cannot listen on " + host + ":" + port + ": " + e.getMessage());
+        }
+        if (corsOrigin != null) server.allowOrigin(corsOrigin);
+        if (poolingOverride != null) server.poolWith(poolingOverride);
+        Pooling pooled = poolingOverride != null ? poolingOverride : Pooling.of(encoder.metadata());
+        System.err.printf("Ready in %.1f s: http://%s:%d/v1 serves %s, an encoder (%s pooling, context %d): %s. Ctrl-C stops.%n", (System.nanoTime() - t0) / 1e9,
+                address.getAddress().getHostAddress(), server.port(), encoder.path().getFileName(), pooled.option(), encoder.config.contextLength(),
+                pooled == Pooling.RANK ? "POST /v1/rerank" : "POST /v1/embeddings");
+        if (apiKey == null && !address.getAddress().isLoopbackAddress()) {
+            System.err.println("note: listening beyond this machine without --api-key: anyone who can reach the port can use the model");
+        }
+        try {
+            Thread.currentThread().join();
         } catch (InterruptedException e) {
             server.close();
         }

@@ -157,6 +157,23 @@ public final class Encoder {
         return all;
     }
 
+    /**
+     * The tokens a reranker scores {@code document} by against {@code query}: {@code [CLS] query [SEP] document [SEP]},
+     * BERT's pair of texts (as llama-embedding makes it of a line with its separator; llama-server leaves out the last
+     * [SEP]), both texts the first token type, as llama.cpp runs every token (Hugging Face's cross-encoders give the
+     * document the second).
+     */
+    public int[] pair(String query, String document) {
+        int[] q = tokenizer.encodeWithSpecials(query), d = tokenizer.encodeWithSpecials(document);
+        int[] all = new int[q.length + d.length + 3];
+        all[0] = cls;
+        System.arraycopy(q, 0, all, 1, q.length);
+        all[q.length + 1] = sep;
+        System.arraycopy(d, 0, all, q.length + 2, d.length);
+        all[all.length - 1] = sep;
+        return all;
+    }
+
     /** The encoder of a GGUF file whose architecture {@link #isEncoder} is. */
     public static Encoder load(Path path) {
         GGUF gguf = GGUF.read(path);

@@ -3,7 +3,6 @@ package gptfast4j.server;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import gptfast4j.model.Checkpoint;
 import gptfast4j.model.Pooling;
 
 import java.nio.ByteBuffer;
@@ -33,7 +32,7 @@ record Embeddings(List<int[]> inputs, boolean base64, int normalize, boolean lla
      * A request's body, checked; each input at most {@code context} tokens. Its {@code input}, or llama.cpp's
      * {@code content} (then answered in llama.cpp's shape, as where {@code llama}).
      */
-    static Embeddings parse(JsonNode body, Checkpoint ckpt, int context, boolean llama) {
+    static Embeddings parse(JsonNode body, EmbeddingModel model, int context, boolean llama) {
         if (!body.isObject()) throw Server.HttpError.invalid("the request body must be a JSON object");
         JsonNode input = body.get("input");
         if ((input == null || input.isNull()) && body.hasNonNull("content")) {
@@ -45,7 +44,7 @@ record Embeddings(List<int[]> inputs, boolean base64, int normalize, boolean lla
         String format = formatNode == null || formatNode.isNull() ? "float" : formatNode.asText();
         if (!format.equals("float") && !format.equals("base64")) throw Server.HttpError.invalid("'encoding_format' must be float or base64, got " + formatNode);
         JsonNode dimensions = body.get("dimensions");
-        int dim = ckpt.model().config.dim();
+        int dim = model.dim();
         if (dimensions != null && !dimensions.isNull() && !(dimensions.isIntegralNumber() && dimensions.asInt() == dim)) {
             throw Server.HttpError.invalid("'dimensions' must be this model's, " + dim + ", if given (embeddings are not shortened), got " + dimensions);
         }
@@ -62,14 +61,14 @@ record Embeddings(List<int[]> inputs, boolean base64, int normalize, boolean lla
             int[] ids;
             if (item.isTextual()) {
                 if (item.asText().isEmpty()) throw Server.HttpError.invalid(where + " is an empty text");
-                ids = Pooling.tokens(ckpt, item.asText());
+                ids = model.tokens(item.asText());
             } else if (item.isArray() && !item.isEmpty()) {
                 try {
                     ids = CompletionRequest.ids(item);
                 } catch (CompletionRequest.Invalid e) {
                     throw Server.HttpError.invalid(where + ": " + e.getMessage());
                 }
-                Server.checkVocabulary(ckpt, ids, where + ": ");
+                model.checkVocabulary(ids, where + ": ");
             } else {
                 throw Server.HttpError.invalid(where + " must be a non-empty text or a non-empty list of token ids");
             }

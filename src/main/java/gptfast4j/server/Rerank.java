@@ -26,7 +26,7 @@ import java.util.stream.IntStream;
 record Rerank(List<int[]> prompts, List<String> texts, int topN, boolean tei, boolean withText, String model) {
 
     /** A request's body, checked; each prompt at most {@code context} tokens. */
-    static Rerank parse(JsonNode body, Checkpoint ckpt, int context) {
+    static Rerank parse(JsonNode body, EmbeddingModel model, int context) {
         if (!body.isObject()) throw Server.HttpError.invalid("the request body must be a JSON object");
         JsonNode query = body.get("query");
         if (query == null || query.isNull()) throw Server.HttpError.invalid("'query' must be provided");
@@ -41,7 +41,7 @@ record Rerank(List<int[]> prompts, List<String> texts, int topN, boolean tei, bo
         for (int i = 0; i < documents.size(); i++) {
             if (!documents.get(i).isTextual()) throw Server.HttpError.invalid(name + "[" + i + "] must be a string");
             texts.add(documents.get(i).asText());
-            int[] ids = prompt(ckpt, query.asText(), documents.get(i).asText());
+            int[] ids = model.pair(query.asText(), documents.get(i).asText());
             if (ids.length == 0) throw Server.HttpError.invalid(name + "[" + i + "] and the query make no tokens");
             if (ids.length > context) throw Server.HttpError.invalid(name + "[" + i + "] with the query has " + ids.length + " tokens but the context length is " + context);
             prompts.add(ids);

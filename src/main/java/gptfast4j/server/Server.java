@@ -211,6 +211,20 @@ public final class Server implements AutoCloseable {
     }
 
     private void handle(HttpExchange exchange) {
+        handle(exchange, corsOrigin, apiKey, log, this::route);
+    }
+
+    /** A server's endpoints: the answer to a request at {@code path}, sent; returns the log line's summary (or null). */
+    interface Endpoints {
+        String answer(HttpExchange exchange, String path) throws IOException;
+    }
+
+    /**
+     * One request, as each server here takes it: the CORS headers and preflight requests where {@code corsOrigin} is
+     * set, the API key checked (every path but {@code /health}) where {@code apiKey} is, the endpoint's answer or its
+     * error (OpenAI's shape, a 500 for a failure of ours), and a line to {@code log}.
+     */
+    static void handle(HttpExchange exchange, String corsOrigin, byte[] apiKey, PrintStream log, Endpoints endpoints) {
         long start = System.nanoTime();
         String method = exchange.getRequestMethod(), path = exchange.getRequestURI().getPath();
         String summary = null;
@@ -237,67 +251,7 @@ public final class Server implements AutoCloseable {
                     throw new HttpError(401, "authentication_error", given == null ? "this server needs an API key: Authorization: Bearer KEY" : "the API key is not this server's");
                 }
             }
-            Endpoint completion = Endpoint.AT.get(path);
-            if (completion != null) {
-                allow(exchange, "POST");
-                summary = complete(exchange, completion);
-            } else switch (path) {
-                case "/health" -> {
-                    allow(exchange, "GET");
-                    // a split model whose peer is gone answers nothing more: unhealthy, so that a supervisor restarts it
-                    String failure = ckpt.model().failure();
-                    if (failure == null) send(exchange, 200, JSON.createObjectNode().put("status", "ok"));
-                    else send(exchange, 503, JSON.createObjectNode().put("status", "error").put("error", failure));
-                }
-                case "/v1/models" -> {
-                    allow(exchange, "GET");
-                    ObjectNode list = JSON.createObjectNode().put("object", "list");
-                    list.putArray("data").addObject().put("id", modelName).put("object", "model").put("created", created).put("owned_by", "gptfast4j");
-                    send(exchange, 200, list);
-                }
-                case "/metrics" -> {
-                    allow(exchange, "GET");
-                    metrics(exchange);
-                }
-                case "/props" -> {
-                    allow(exchange, "GET");
-                    send(exchange, 200, props());
-                }
-                case "/slots" -> {
-                    allow(exchange, "GET");
-                    slots(exchange);
-                }
-                case "/tokenize" -> {
-                    allow(exchange, "POST");
-                    tokenize(exchange);
-                }
-                case "/detokenize" -> {
-                    allow(exchange, "POST");
-                    detokenize(exchange);
-                }
-                case "/apply-template" -> {
-                    allow(exchange, "POST");
-                    applyTemplate(exchange);
-                }
-                case "/v1/embeddings", "/embeddings", "/embedding" -> {
-                    allow(exchange, "POST");
-                    summary = embeddings(exchange, !path.equals("/v1/embeddings"));
-                }
-                case "/v1/rerank", "/rerank", "/v1/reranking", "/reranking" -> {
-                    allow(exchange, "POST");
-                    summary = rerank(exchange);
-                }
-                default -> {
-                    if (!path.startsWith("/slots/")) {
-                        throw new HttpError(404, "not_found_error", "no endpoint " + path + "; there are POST /v1/completions, POST /v1/chat/completions,"
-                                + " POST /v1/responses, POST /v1/messages, POST /v1/messages/count_tokens, POST /v1/embeddings, POST /v1/rerank, GET /v1/models, POST /completion, POST /infill, POST /embedding, POST /apply-template, POST /tokenize, POST /detokenize, GET /props,"
-                                + " GET /slots, POST /slots/ID?action=save|restore|erase,"
-                                + " GET /metrics and GET /health");
-                    }
-                    allow(exchange, "POST");
-                    summary = slotAction(exchange, path.substring("/slots/".length()));
-                }
-            }
+            summary = endpoints.answer(exchange, path);
         } catch (HttpError e) {
             status = e.status;
             summary = e.getMessage();
@@ -315,6 +269,73 @@ public final class Server implements AutoCloseable {
             if (exchange.getResponseCode() == -1) status = 499; // nothing sent: the client went first (nginx's code for it)
             log.printf("%s %s %d, %.2f s%s%n", method, path, status, (System.nanoTime() - start) / 1e9, summary != null ? ": " + summary : "");
         }
+    }
+
+    /** {@link Endpoints#answer} of this server's endpoints. */
+    private String route(HttpExchange exchange, String path) throws IOException {
+        String summary = null;
+        Endpoint completion = Endpoint.AT.get(path);
+        if (completion != null) {
+            allow(exchange, "POST");
+            summary = complete(exchange, completion);
+        } else switch (path) {
+            case "/health" -> {
+                allow(exchange, "GET");
+                // a split model whose peer is gone answers nothing more: unhealthy, so that a supervisor restarts it
+                String failure = ckpt.model().failure();
+                if (failure == null) send(exchange, 200, JSON.createObjectNode().put("status", "ok"));
+                else send(exchange, 503, JSON.createObjectNode().put("status", "error").put("error", failure));
+            }
+            case "/v1/models" -> {
+                allow(exchange, "GET");
+                ObjectNode list = JSON.createObjectNode().put("object", "list");
+                list.putArray("data").addObject().put("id", modelName).put("object", "model").put("created", created).put("owned_by", "gptfast4j");
+                send(exchange, 200, list);
+            }
+            case "/metrics" -> {
+                allow(exchange, "GET");
+                metrics(exchange);
+            }
+            case "/props" -> {
+                allow(exchange, "GET");
+                send(exchange, 200, props());
+            }
+            case "/slots" -> {
+                allow(exchange, "GET");
+                slots(exchange);
+            }
+            case "/tokenize" -> {
+                allow(exchange, "POST");
+                tokenize(exchange);
+            }
+            case "/detokenize" -> {
+                allow(exchange, "POST");
+                detokenize(exchange);
+            }
+            case "/apply-template" -> {
+                allow(exchange, "POST");
+                applyTemplate(exchange);
+            }
+            case "/v1/embeddings", "/embeddings", "/embedding" -> {
+                allow(exchange, "POST");
+                summary = embeddings(exchange, !path.equals("/v1/embeddings"));
+            }
+            case "/v1/rerank", "/rerank", "/v1/reranking", "/reranking" -> {
+                allow(exchange, "POST");
+                summary = rerank(exchange);
+            }
+            default -> {
+                if (!path.startsWith("/slots/")) {
+                    throw new HttpError(404, "not_found_error", "no endpoint " + path + "; there are POST /v1/completions, POST /v1/chat/completions,"
+                            + " POST /v1/responses, POST /v1/messages, POST /v1/messages/count_tokens, POST /v1/embeddings, POST /v1/rerank, GET /v1/models, POST /completion, POST /infill, POST /embedding, POST /apply-template, POST /tokenize, POST /detokenize, GET /props,"
+                            + " GET /slots, POST /slots/ID?action=save|restore|erase,"
+                            + " GET /metrics and GET /health");
+                }
+                allow(exchange, "POST");
+                summary = slotAction(exchange, path.substring("/slots/".length()));
+            }
+        }
+        return summary;
     }
 
     /** A choice's figures into the totals of {@code /metrics}. */
@@ -356,12 +377,20 @@ public final class Server implements AutoCloseable {
      * as those tokens (as a completion's prompt is), BOS first only with {@code "add_special": true}.
      */
     private void tokenize(HttpExchange exchange) throws IOException {
+        tokenize(exchange, text -> ckpt.promptTokens(text, true), ckpt.tokenizer()::encodeWithSpecials);
+    }
+
+    /**
+     * llama.cpp's {@code POST /tokenize}: {@code content}'s tokens, special tokens' text as those tokens, by
+     * {@code withSpecials} where {@code add_special} is true (BOS added where the model adds one), else by {@code plain}.
+     */
+    static void tokenize(HttpExchange exchange, java.util.function.Function<String, int[]> withSpecials, java.util.function.Function<String, int[]> plain) throws IOException {
         JsonNode body = body(exchange);
         JsonNode content = body.get("content");
         if (content == null || !content.isTextual()) throw HttpError.invalid("'content' must be a string");
         JsonNode addSpecial = body.path("add_special");
         if (!addSpecial.isMissingNode() && !addSpecial.isBoolean()) throw HttpError.invalid("'add_special' must be true or false");
-        int[] ids = addSpecial.asBoolean(false) ? ckpt.promptTokens(content.asText(), true) : ckpt.tokenizer().encodeWithSpecials(content.asText());
+        int[] ids = (addSpecial.asBoolean(false) ? withSpecials : plain).apply(content.asText());
         ObjectNode reply = JSON.createObjectNode();
         var tokens = reply.putArray("tokens");
         for (int id : ids) tokens.add(id);
@@ -563,7 +592,7 @@ public final class Server implements AutoCloseable {
             throw new HttpError(501, "not_supported_error", "this server pools with " + how.option() + ": reranking needs a reranker (a file whose pooling is rank,"
                     + " with a classifier head) or serve --pooling rank");
         }
-        Rerank request = Rerank.parse(body(exchange), ckpt, engine.contextLength);
+        Rerank request = Rerank.parse(body(exchange), EmbeddingModel.of(ckpt), engine.contextLength);
         float[] scores = new float[request.prompts().size()];
         long t0 = System.nanoTime();
         await(engine.onFreeSlot((state, cached) -> {
@@ -580,7 +609,7 @@ public final class Server implements AutoCloseable {
      */
     private String embeddings(HttpExchange exchange, boolean llama) throws IOException {
         Pooling how = pooling();
-        Embeddings request = Embeddings.parse(body(exchange), ckpt, engine.contextLength, llama);
+        Embeddings request = Embeddings.parse(body(exchange), EmbeddingModel.of(ckpt), engine.contextLength, llama);
         List<float[]> embeddings = new ArrayList<>();
         long t0 = System.nanoTime();
         await(engine.onFreeSlot((state, cached) -> {
@@ -646,7 +675,11 @@ public final class Server implements AutoCloseable {
 
     /** Refuses (400) token ids past the model's vocabulary, the message starting with {@code field} (or nothing). */
     static void checkVocabulary(Checkpoint ckpt, int[] ids, String field) {
-        int vocab = ckpt.model().config.vocabSize();
+        checkVocabulary(ckpt.model().config.vocabSize(), ids, field);
+    }
+
+    /** Refuses (400) token ids of {@code vocab} or more, the message starting with {@code field} (or nothing). */
+    static void checkVocabulary(int vocab, int[] ids, String field) {
         for (int id : ids) if (id >= vocab) throw HttpError.invalid(field + "token " + id + " is not in the vocabulary (ids 0.." + (vocab - 1) + ")");
     }
 
@@ -656,7 +689,7 @@ public final class Server implements AutoCloseable {
                 : e.getClass().getSimpleName() + (e.getMessage() != null ? ": " + e.getMessage() : "");
     }
 
-    private static void allow(HttpExchange exchange, String method) {
+    static void allow(HttpExchange exchange, String method) {
         if (!exchange.getRequestMethod().equals(method)) {
             exchange.getResponseHeaders().set("Allow", method);
             throw new HttpError(405, "invalid_request_error", exchange.getRequestURI().getPath() + " takes " + method + ", not " + exchange.getRequestMethod());
@@ -667,7 +700,7 @@ public final class Server implements AutoCloseable {
      * The endpoints a generation answers: OpenAI's completions, chats and responses, Anthropic's messages, llama.cpp's
      * completion and infill.
      */
-    private enum Endpoint {
+    enum Endpoint {
         COMPLETIONS("/v1/completions"), CHAT("/v1/chat/completions"), RESPONSES("/v1/responses"), MESSAGES("/v1/messages"),
         COUNT_TOKENS("/v1/messages/count_tokens"), LLAMA_COMPLETION("/completion", "/completions"), INFILL("/infill");
 
@@ -951,7 +984,7 @@ public final class Server implements AutoCloseable {
         }
     }
 
-    private static JsonNode body(HttpExchange exchange) throws IOException {
+    static JsonNode body(HttpExchange exchange) throws IOException {
         byte[] body = exchange.getRequestBody().readNBytes(MAX_BODY + 1);
         if (body.length > MAX_BODY) throw new HttpError(413, "invalid_request_error", "the request body is larger than " + (MAX_BODY >> 20) + " MB");
         if (body.length == 0) throw HttpError.invalid("the request has no body; it takes a JSON object");
@@ -968,7 +1001,7 @@ public final class Server implements AutoCloseable {
         return body;
     }
 
-    private static void send(HttpExchange exchange, int status, JsonNode body) throws IOException {
+    static void send(HttpExchange exchange, int status, JsonNode body) throws IOException {
         byte[] bytes = JSON.writeValueAsBytes(body);
         exchange.getResponseHeaders().set("Content-Type", "application/json");
         exchange.sendResponseHeaders(status, bytes.length);

@@ -20,7 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** BERT encoders ({@link Encoder}) against llama.cpp's llama-embedding on a random model of BERT's layout. */
 public class EncoderTest {
-    static final int DIM = 64, HEADS = 4, LAYERS = 2, HIDDEN = 128, CONTEXT = 128;
+    public static final int DIM = 64, HEADS = 4, LAYERS = 2, HIDDEN = 128, CONTEXT = 128;
 
     /**
      * A random BERT (bge's layout: every projection and LayerNorm with a bias, learned positions, two token types) of
