@@ -88,8 +88,7 @@ final class EmbedCommand implements Callable<Integer> {
             tokens.add(ids);
             total += ids.length;
         }
-        List<float[]> embeddings = new ArrayList<>();
-        for (int[] ids : tokens) embeddings.add(how.embed(encoder, ids, normalize));
+        List<float[]> embeddings = how.embed(encoder, tokens, normalize);
         print(embeddings, total, how);
         return 0;
     }

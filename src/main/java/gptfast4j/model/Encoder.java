@@ -13,6 +13,7 @@ import gptfast4j.tokenizer.Tokenizers;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.LinkedHashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
@@ -282,32 +283,68 @@ public final class Encoder {
         }
     }
 
+    /** Where {@link #hiddenStates(List, StatesSink)} hands each text's final hidden states. */
+    public interface StatesSink {
+        void accept(int text, int position, float[] states, int offset);
+    }
+
     /**
-     * Runs {@code tokens} (at most the context length) and hands each position's final hidden state to {@code sink},
-     * in order.
+     * The most tokens of several texts one pass runs together: their projections one matrix product each, which
+     * reuses each weight over more tokens than one text has (bge-small's shape in F32, 100 texts of 60 tokens, 2
+     * threads, warm: 2.83-2.94 s one text a pass, 2.25-2.47 s in passes of up to 512 tokens, 2.36-2.44 s of 2048).
      */
-    public void hiddenStates(int[] tokens, Llama.HiddenSink sink) {
-        int n = tokens.length, dim = config.dim();
-        if (n == 0) throw new IllegalArgumentException("no tokens to run");
-        if (n > config.contextLength()) throw new IllegalArgumentException(n + " tokens exceed the context length " + config.contextLength());
-        for (int token : tokens) if (token < 0 || token >= config.vocabSize()) throw new IllegalArgumentException("token id " + token + " outside the vocabulary");
+    static final int BATCH_TOKENS = 512;
+
+    /**
+     * Runs each of {@code texts} (each at most the context length, attending to itself only), several in one pass up
+     * to {@link #BATCH_TOKENS} tokens, and hands each text's positions' final hidden states to {@code sink}, text by
+     * text, in order.
+     */
+    public void hiddenStates(List<int[]> texts, StatesSink sink) {
+        for (int[] tokens : texts) {
+            if (tokens.length == 0) throw new IllegalArgumentException("no tokens to run");
+            if (tokens.length > config.contextLength()) throw new IllegalArgumentException(tokens.length + " tokens exceed the context length " + config.contextLength());
+            for (int token : tokens) if (token < 0 || token >= config.vocabSize()) throw new IllegalArgumentException("token id " + token + " outside the vocabulary");
+        }
+        for (int first = 0; first < texts.size(); ) {
+            int last = first, n = 0;
+            while (last < texts.size() && (last == first || n + texts.get(last).length <= BATCH_TOKENS)) n += texts.get(last++).length;
+            int[] starts = new int[last - first + 1];
+            for (int t = first; t < last; t++) starts[t - first + 1] = starts[t - first] + texts.get(t).length;
+            float[] x = pass(texts.subList(first, last), starts);
+            for (int t = first; t < last; t++) {
+                for (int p = 0; p < texts.get(t).length; p++) sink.accept(t, p, x, (starts[t - first] + p) * config.dim());
+            }
+            first = last;
+        }
+    }
+
+    /** One pass of the texts whose tokens start at {@code starts} ([texts + 1], the last their total): the final states [n, dim]. */
+    private float[] pass(List<int[]> texts, int[] starts) {
+        int n = starts[texts.size()], dim = config.dim();
         float[] x = new float[n * dim], position = new float[dim];
-        for (int t = 0; t < n; t++) {
-            tokenEmbeddings.dequantizeRow(tokens[t], x, t * dim);
-            positionEmbeddings.dequantizeRow(t, position, 0);
-            if (tokenType != null) VectorMath.add(x, t * dim, tokenType, 0, dim);
-            VectorMath.add(x, t * dim, position, 0, dim);
-            embeddingNorm.apply(x, t * dim, dim, config.normEps());
+        for (int i = 0; i < texts.size(); i++) {
+            int[] tokens = texts.get(i);
+            for (int p = 0; p < tokens.length; p++) {
+                int t = starts[i] + p;
+                tokenEmbeddings.dequantizeRow(tokens[p], x, t * dim);
+                positionEmbeddings.dequantizeRow(p, position, 0);
+                if (tokenType != null) VectorMath.add(x, t * dim, tokenType, 0, dim);
+                VectorMath.add(x, t * dim, position, 0, dim);
+                embeddingNorm.apply(x, t * dim, dim, config.normEps());
+            }
         }
         float[] q = new float[n * dim], k = new float[n * dim], v = new float[n * dim], attended = new float[n * dim], out = new float[n * dim];
         float[] hidden = new float[n * config.hiddenDim()];
+        int heads = config.heads(), longest = java.util.stream.IntStream.range(0, texts.size()).map(i -> starts[i + 1] - starts[i]).max().orElseThrow();
         for (Block b : blocks) {
             b.q().apply(x, n, q);
             b.k().apply(x, n, k);
             b.v().apply(x, n, v);
-            Parallel.run(config.heads(), 1, (h0, h1) -> {
-                float[] scores = new float[n];
-                for (int h = h0; h < h1; h++) attend(q, k, v, attended, scores, h, n);
+            // each text's heads, a task per text and head
+            Parallel.run(texts.size() * heads, 1, (from, to) -> {
+                float[] scores = new float[longest];
+                for (int task = from; task < to; task++) attend(q, k, v, attended, scores, task % heads, starts[task / heads], starts[task / heads + 1]);
             });
             b.output().apply(attended, n, out);
             residualNorm(x, out, b.attentionNorm(), n);
@@ -316,18 +353,21 @@ public final class Encoder {
             b.down().apply(hidden, n, out);
             residualNorm(x, out, b.outputNorm(), n);
         }
-        for (int t = 0; t < n; t++) sink.accept(t, x, t * dim);
+        return x;
     }
 
-    /** Head {@code h}'s attention for every query of the {@code n} tokens over every key: {@code attended = softmax(q·k / sqrt(headDim)) · v}. */
-    private void attend(float[] q, float[] k, float[] v, float[] attended, float[] scores, int h, int n) {
-        int dim = config.dim(), headDim = config.headDim(), offset = h * headDim;
+    /**
+     * Head {@code h}'s attention for every query of the tokens {@code [from, to)} (one text) over their keys:
+     * {@code attended = softmax(q·k / sqrt(headDim)) · v}.
+     */
+    private void attend(float[] q, float[] k, float[] v, float[] attended, float[] scores, int h, int from, int to) {
+        int dim = config.dim(), headDim = config.headDim(), offset = h * headDim, n = to - from;
         float scale = (float) (1 / Math.sqrt(headDim));
-        for (int i = 0; i < n; i++) {
-            for (int j = 0; j < n; j++) scores[j] = VectorMath.dot(q, i * dim + offset, k, j * dim + offset, headDim) * scale;
+        for (int i = from; i < to; i++) {
+            for (int j = 0; j < n; j++) scores[j] = VectorMath.dot(q, i * dim + offset, k, (from + j) * dim + offset, headDim) * scale;
             VectorMath.softmax(scores, 0, n);
             Arrays.fill(attended, i * dim + offset, i * dim + offset + headDim, 0f);
-            for (int j = 0; j < n; j++) VectorMath.axpy(scores[j], v, j * dim + offset, attended, i * dim + offset, headDim);
+            for (int j = 0; j < n; j++) VectorMath.axpy(scores[j], v, (from + j) * dim + offset, attended, i * dim + offset, headDim);
         }
     }
 

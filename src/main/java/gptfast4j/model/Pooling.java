@@ -1,5 +1,7 @@
 package gptfast4j.model;
 
+import java.util.List;
+
 /**
  * How a text's embedding is made of its tokens' final hidden states ({@link Llama#hiddenStates}), as llama.cpp's
  * {@code --pooling} makes it: their mean, the first token's ({@code cls}: BOS's, the same for every text of a causal
@@ -84,9 +86,26 @@ public enum Pooling {
      * reranker's scores of their first token ({@link Encoder#rank}) for rank pooling.
      */
     public float[] embed(Encoder model, int[] tokens, int normalize) {
+        return embed(model, List.of(tokens), normalize).getFirst();
+    }
+
+    /** {@link #embed(Encoder, int[], int)} of each of {@code texts}, several in one pass of the encoder. */
+    public List<float[]> embed(Encoder model, List<int[]> texts, int normalize) {
         if (this == RANK && !model.ranks()) throw new IllegalArgumentException("rank pooling needs a reranker: this model has no classifier head (cls.output.weight)");
-        float[] pooled = pool(tokens.length, model.config.dim(), this == LAST, sink -> model.hiddenStates(tokens, sink));
-        return this == RANK ? model.rank(pooled) : normalize(pooled, normalize);
+        int dim = model.config.dim();
+        double[][] sums = new double[texts.size()][dim];
+        model.hiddenStates(texts, (text, position, states, offset) -> {
+            if (this == MEAN || position == (this == LAST ? texts.get(text).length - 1 : 0)) {
+                for (int i = 0; i < dim; i++) sums[text][i] += states[offset + i];
+            }
+        });
+        List<float[]> embeddings = new java.util.ArrayList<>();
+        for (int t = 0; t < texts.size(); t++) {
+            float[] pooled = new float[dim];
+            for (int i = 0; i < dim; i++) pooled[i] = (float) (this == MEAN ? sums[t][i] / texts.get(t).length : sums[t][i]);
+            embeddings.add(this == RANK ? model.rank(pooled) : normalize(pooled, normalize));
+        }
+        return embeddings;
     }
 
     /** The pooled state of {@code n} tokens' states, which {@code run} hands to the sink it is given. */

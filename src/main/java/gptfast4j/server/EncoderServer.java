@@ -10,7 +10,6 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -115,10 +114,10 @@ public final class EncoderServer implements AutoCloseable {
         }
         Embeddings request = Embeddings.parse(Server.body(exchange), model, encoder.config.contextLength(), llama);
         long t0 = System.nanoTime();
-        List<float[]> embeddings = new ArrayList<>();
+        List<float[]> embeddings;
         running.lock();
         try {
-            for (int[] ids : request.inputs()) embeddings.add(how.embed(encoder, ids, request.normalize()));
+            embeddings = how.embed(encoder, request.inputs(), request.normalize());
         } finally {
             running.unlock();
         }
@@ -137,7 +136,8 @@ public final class EncoderServer implements AutoCloseable {
         float[] scores = new float[request.prompts().size()];
         running.lock();
         try {
-            for (int i = 0; i < scores.length; i++) scores[i] = Pooling.RANK.embed(encoder, request.prompts().get(i), Pooling.EUCLIDEAN)[0];
+            List<float[]> ranked = Pooling.RANK.embed(encoder, request.prompts(), Pooling.EUCLIDEAN);
+            for (int i = 0; i < scores.length; i++) scores[i] = ranked.get(i)[0];
         } finally {
             running.unlock();
         }

@@ -99,6 +99,24 @@ public class EncoderTest {
         }
     }
 
+    /**
+     * Texts embedded together, in passes of several texts (each attending to itself only) and across passes ({@link
+     * Encoder#BATCH_TOKENS}), give each text's embedding alone (to the float sums of other batch sizes).
+     */
+    @Test
+    void textsTogetherAreEachTextAlone(@TempDir Path dir) {
+        Path file = dir.resolve("bert-mini.gguf");
+        writeBert(file, false);
+        Encoder bert = Encoder.load(file);
+        List<int[]> texts = new ArrayList<>();
+        for (int r = 0; r < 20; r++) REFS.path("texts").forEach(t -> texts.add(bert.tokens(t.asText())));
+        assertTrue(texts.stream().mapToInt(t -> t.length).sum() > 2 * Encoder.BATCH_TOKENS);
+        List<float[]> together = Pooling.MEAN.embed(bert, texts, Pooling.EUCLIDEAN);
+        for (int i = 0; i < texts.size(); i++) {
+            org.junit.jupiter.api.Assertions.assertArrayEquals(Pooling.MEAN.embed(bert, texts.get(i), Pooling.EUCLIDEAN), together.get(i), 1e-6f, "text " + i);
+        }
+    }
+
     /** A reranker's score of each text (its head over the first token's state, unnormalized): llama-embedding's. */
     @Test
     void rerankerScoresAreLlamaEmbeddingsOutput(@TempDir Path dir) {
