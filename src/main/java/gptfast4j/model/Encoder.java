@@ -18,21 +18,24 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * A BERT encoder (GGUF architecture {@code bert}: BERT, MiniLM, bge, e5, gte and their rerankers), which makes a
- * text's embedding rather than its continuation, as llama.cpp's graph runs it. A text runs whole, in one pass, every
- * token attending to every other (no cache, no mask), its tokens {@code [CLS] text [SEP]}:
+ * A BERT encoder (GGUF architecture {@code bert}: BERT, MiniLM, bge, e5, gte and their rerankers; {@code nomic-bert}:
+ * nomic-embed-text), which makes a text's embedding rather than its continuation, as llama.cpp's graph runs it. A
+ * text runs whole, in one pass, every token attending to every other (no cache, no mask), its tokens
+ * {@code [CLS] text [SEP]}:
  * <pre>
  *   x[n, dim] = LayerNorm(token_embd[token] + token_types[0] + position_embd[position])        (token_embd_norm)
  *   per layer:  x = LayerNorm(x + attn_output · attention(attn_q · x, attn_k · x, attn_v · x))  (attn_output_norm)
  *               x = LayerNorm(x + ffn_down · gelu(ffn_up · x))                                  (layer_output_norm)
  * </pre>
- * every projection with its bias, every LayerNorm with its weight and bias; the last layer's x are the hidden states
- * that {@link Pooling} pools. A reranker's head ({@code cls} and {@code cls.output}) scores the first token's state:
+ * every projection with its bias where the file has one, every LayerNorm with its weight and bias; the last layer's x
+ * are the hidden states that {@link Pooling} pools. nomic-bert's has no learned positions but RoPE on the queries and
+ * keys (a head's halves), its feed-forward SwiGLU ({@code ffn_down · (silu(ffn_gate · x) * ffn_up · x)}), its query,
+ * key and value projections one {@code attn_qkv}. A reranker's head ({@code cls} and {@code cls.output}) scores the first token's state:
  * {@code cls.output · tanh(cls · x[0])}.
  */
 public final class Encoder {
     /** The GGUF architectures this class runs. */
-    public static final Set<String> ARCHITECTURES = Set.of("bert");
+    public static final Set<String> ARCHITECTURES = Set.of("bert", "nomic-bert");
 
     /** Whether {@code md} is an encoder's file, which {@link Checkpoint} does not load. */
     public static boolean isEncoder(Metadata md) {
@@ -50,7 +53,8 @@ public final class Encoder {
         }
     }
 
-    public record Config(String architecture, int dim, int layers, int heads, int hiddenDim, int contextLength, int vocabSize, float normEps) {
+    /** @param ropeTheta RoPE's base (nomic-bert's), 0 where the positions are learned (BERT's {@code position_embd}) */
+    public record Config(String architecture, int dim, int layers, int heads, int hiddenDim, int contextLength, int vocabSize, float normEps, float ropeTheta) {
         public int headDim() {
             return dim / heads;
         }
@@ -73,11 +77,15 @@ public final class Encoder {
         }
     }
 
-    record Block(Projection q, Projection k, Projection v, Projection output, Norm attentionNorm, Projection up, Projection down, Norm outputNorm) {
+    /** @param gate SwiGLU's gate (nomic-bert's); null where the feed-forward is an ungated GELU (BERT's) */
+    record Block(Projection q, Projection k, Projection v, Projection output, Norm attentionNorm, Projection gate, Projection up, Projection down, Norm outputNorm) {
     }
 
     public final Config config;
-    private final Tensor tokenEmbeddings, positionEmbeddings;
+    private final Tensor tokenEmbeddings;
+    /** Learned positions (BERT's) or RoPE (nomic-bert's): one of them null. */
+    private final Tensor positionEmbeddings;
+    private final Rope rope;
     /** The first token type's row, which llama.cpp adds to every token (sentence A); null where the file has no types. */
     private final float[] tokenType;
     private final Norm embeddingNorm;
@@ -90,12 +98,13 @@ public final class Encoder {
     private final Path path;
     private final Map<String, TensorData> tensors;
 
-    private Encoder(Config config, Tensor tokenEmbeddings, Tensor positionEmbeddings, float[] tokenType, Norm embeddingNorm, Block[] blocks,
+    private Encoder(Config config, Tensor tokenEmbeddings, Tensor positionEmbeddings, Rope rope, float[] tokenType, Norm embeddingNorm, Block[] blocks,
                     Projection classifierDense, Projection classifierOutput, Tokenizer tokenizer, int cls, int sep, Metadata metadata,
                     Path path, Map<String, TensorData> tensors) {
         this.config = config;
         this.tokenEmbeddings = tokenEmbeddings;
         this.positionEmbeddings = positionEmbeddings;
+        this.rope = rope;
         this.tokenType = tokenType;
         this.embeddingNorm = embeddingNorm;
         this.blocks = blocks;
@@ -191,8 +200,10 @@ public final class Encoder {
         if (embeddings.shape().length != 2 || embeddings.shape()[0] != dim) throw r.shape("token_embd.weight", embeddings, "[" + dim + ", vocabulary]");
         int vocab = (int) embeddings.shape()[1];
         int context = required(md, path, arch + ".context_length");
+        boolean rotary = arch.equals("nomic-bert");
+        if (rotary && !md.has(arch + ".rope.freq_base")) throw new ModelFormatException(path + ": missing metadata " + arch + ".rope.freq_base");
         Config c = new Config(arch, dim, required(md, path, arch + ".block_count"), heads, required(md, path, arch + ".feed_forward_length"),
-                context, vocab, md.getFloat(arch + ".attention.layer_norm_epsilon", 0f));
+                context, vocab, md.getFloat(arch + ".attention.layer_norm_epsilon", 0f), rotary ? md.getFloat(arch + ".rope.freq_base", 0f) : 0f);
         if (tokenizer.vocabSize() > vocab) throw new ModelFormatException(path + ": the tokenizer has " + tokenizer.vocabSize() + " tokens but the model's vocabulary has " + vocab);
         // llama.cpp takes BOS's key, else 101 (BERT's [CLS]), where converters write cls_token_id: the same id in BERT's vocabularies
         int cls = md.getInt("tokenizer.ggml.bos_token_id", md.getInt("tokenizer.ggml.cls_token_id", 101));
@@ -208,8 +219,10 @@ public final class Encoder {
         Block[] blocks = new Block[c.layers()];
         for (int l = 0; l < c.layers(); l++) {
             String p = "blk." + l + ".";
-            blocks[l] = new Block(r.projection(p + "attn_q", dim, dim), r.projection(p + "attn_k", dim, dim), r.projection(p + "attn_v", dim, dim),
-                    r.projection(p + "attn_output", dim, dim), r.norm(p + "attn_output_norm", dim),
+            Projection[] qkv = r.has(p + "attn_qkv.weight") ? r.fused(p + "attn_qkv", dim, dim, dim, dim)
+                    : new Projection[]{r.projection(p + "attn_q", dim, dim), r.projection(p + "attn_k", dim, dim), r.projection(p + "attn_v", dim, dim)};
+            blocks[l] = new Block(qkv[0], qkv[1], qkv[2], r.projection(p + "attn_output", dim, dim), r.norm(p + "attn_output_norm", dim),
+                    r.has(p + "ffn_gate.weight") ? r.projection(p + "ffn_gate", dim, c.hiddenDim()) : null,
                     r.projection(p + "ffn_up", dim, c.hiddenDim()), r.projection(p + "ffn_down", c.hiddenDim(), dim), r.norm(p + "layer_output_norm", dim));
         }
         Projection dense = r.has("cls.weight") ? r.projection("cls", dim, dim) : null;
@@ -219,7 +232,8 @@ public final class Encoder {
             if (out.shape().length != 2 || out.shape()[0] != dim) throw r.shape("cls.output.weight", out, "[" + dim + ", labels]");
             head = r.projection("cls.output", dim, (int) out.shape()[1]);
         }
-        Encoder e = new Encoder(c, Tensor.of(embeddings), r.matrix("position_embd.weight", dim, context), tokenType,
+        Encoder e = new Encoder(c, Tensor.of(embeddings), rotary ? null : r.matrix("position_embd.weight", dim, context),
+                rotary ? new Rope(c.headDim(), c.ropeTheta(), gptfast4j.model.Config.RopeStyle.HALVES, context) : null, tokenType,
                 r.norm("token_embd_norm", dim), blocks, dense, head, tokenizer, cls, sep, md, path, gguf.tensors());
         r.checkAllRead();
         return e;
@@ -268,6 +282,18 @@ public final class Encoder {
         /** {@code NAME.weight} [cols, rows] and {@code NAME.bias} [rows] where the file has it. */
         Projection projection(String name, int cols, int rows) {
             return new Projection(matrix(name + ".weight", cols, rows), has(name + ".bias") ? vector(name + ".bias", rows) : null);
+        }
+
+        /** {@code NAME.weight}'s rows in parts of {@code rows} each (a fused projection), and {@code NAME.bias}'s where the file has it. */
+        Projection[] fused(String name, int cols, int... rows) {
+            int total = Arrays.stream(rows).sum();
+            Tensor weight = matrix(name + ".weight", cols, total);
+            float[] bias = has(name + ".bias") ? vector(name + ".bias", total) : null;
+            Projection[] parts = new Projection[rows.length];
+            for (int i = 0, first = 0; i < rows.length; first += rows[i++]) {
+                parts[i] = new Projection(weight.rows(first, rows[i]), bias == null ? null : Arrays.copyOfRange(bias, first, first + rows[i]));
+            }
+            return parts;
         }
 
         Norm norm(String name, int n) {
@@ -328,19 +354,29 @@ public final class Encoder {
             for (int p = 0; p < tokens.length; p++) {
                 int t = starts[i] + p;
                 tokenEmbeddings.dequantizeRow(tokens[p], x, t * dim);
-                positionEmbeddings.dequantizeRow(p, position, 0);
                 if (tokenType != null) VectorMath.add(x, t * dim, tokenType, 0, dim);
-                VectorMath.add(x, t * dim, position, 0, dim);
+                if (positionEmbeddings != null) {
+                    positionEmbeddings.dequantizeRow(p, position, 0);
+                    VectorMath.add(x, t * dim, position, 0, dim);
+                }
                 embeddingNorm.apply(x, t * dim, dim, config.normEps());
             }
         }
         float[] q = new float[n * dim], k = new float[n * dim], v = new float[n * dim], attended = new float[n * dim], out = new float[n * dim];
-        float[] hidden = new float[n * config.hiddenDim()];
+        float[] hidden = new float[n * config.hiddenDim()], gate = Arrays.stream(blocks).anyMatch(b -> b.gate() != null) ? new float[n * config.hiddenDim()] : null;
         int heads = config.heads(), longest = java.util.stream.IntStream.range(0, texts.size()).map(i -> starts[i + 1] - starts[i]).max().orElseThrow();
         for (Block b : blocks) {
             b.q().apply(x, n, q);
             b.k().apply(x, n, k);
             b.v().apply(x, n, v);
+            if (rope != null) {
+                for (int i = 0; i < texts.size(); i++) {
+                    for (int t = starts[i]; t < starts[i + 1]; t++) {
+                        rope.rotate(q, t * dim, config.heads(), t - starts[i]);
+                        rope.rotate(k, t * dim, config.heads(), t - starts[i]);
+                    }
+                }
+            }
             // each text's heads, a task per text and head
             Parallel.run(texts.size() * heads, 1, (from, to) -> {
                 float[] scores = new float[longest];
@@ -349,8 +385,13 @@ public final class Encoder {
             b.output().apply(attended, n, out);
             residualNorm(x, out, b.attentionNorm(), n);
             b.up().apply(x, n, hidden);
-            VectorMath.gelu(hidden, 0, n * config.hiddenDim());
-            b.down().apply(hidden, n, out);
+            if (b.gate() == null) {
+                VectorMath.gelu(hidden, 0, n * config.hiddenDim());
+            } else {
+                b.gate().apply(x, n, gate);
+                VectorMath.swiglu(gate, hidden, 0, n * config.hiddenDim()); // gate = silu(gate) * up
+            }
+            b.down().apply(b.gate() == null ? hidden : gate, n, out);
             residualNorm(x, out, b.outputNorm(), n);
         }
         return x;

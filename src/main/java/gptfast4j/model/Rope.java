@@ -19,18 +19,26 @@ final class Rope {
      * {@code contextLength} positions (which chooses Phi-3's long factors past the original context, as llama.cpp does).
      */
     Rope(Config c, int contextLength, boolean sliding) {
-        int rotaryDim = c.rotaryDim();
         Config.Variant v = c.variant();
         Config.Yarn yarn = sliding ? null : v.yarn();
+        float[] factors = sliding ? null : v.longRopeFactors() != null && contextLength > v.longRopeContext() ? v.longRopeFactors() : c.ropeFreqFactors();
+        this(c.rotaryDim(), c.headDim(), c.ropeStyle(), sliding ? v.slidingRopeTheta() : c.ropeTheta(), factors, yarn,
+                yarn == null ? v.ropeAttnFactor() : yarn.magnitude(v.ropeAttnFactor()), contextLength);
+    }
+
+    /** Plain RoPE of whole heads of {@code headDim} in {@code style}, for {@code contextLength} positions: an encoder's (nomic-bert's). */
+    Rope(int headDim, float base, Config.RopeStyle style, int contextLength) {
+        this(headDim, headDim, style, base, null, null, 1f, contextLength);
+    }
+
+    private Rope(int rotaryDim, int headDim, Config.RopeStyle style, float base, float[] factors, Config.Yarn yarn, float attnFactor, int contextLength) {
         half = rotaryDim / 2;
-        headDim = c.headDim();
-        style = c.ropeStyle();
-        attnFactor = yarn == null ? v.ropeAttnFactor() : yarn.magnitude(v.ropeAttnFactor());
+        this.headDim = headDim;
+        this.style = style;
+        this.attnFactor = attnFactor;
         cos = new float[contextLength * half];
         sin = new float[contextLength * half];
-        float base = sliding ? v.slidingRopeTheta() : c.ropeTheta();
         float thetaScale = (float) Math.pow(base, -2.0f / rotaryDim);
-        float[] factors = sliding ? null : v.longRopeFactors() != null && contextLength > v.longRopeContext() ? v.longRopeFactors() : c.ropeFreqFactors();
         // YaRN: the pairs below ramp[0] keep their angles, those past ramp[1] are interpolated, those between mixed
         float freqScale = yarn == null ? 1f : 1f / yarn.factor();
         float[] ramp = yarn == null ? null : correctionRange(rotaryDim, yarn, base);

@@ -29,35 +29,58 @@ public class EncoderTest {
      * {@code cls.output} of one label) and rank pooling.
      */
     public static void writeBert(Path out, boolean reranker) {
-        Map<String, Metadata.Value> md = TokenizerVectorsTest.wordPieceVocab(true, true);
+        write(out, "bert", reranker);
+    }
+
+    /**
+     * A random nomic-bert (nomic-embed-text's layout: RoPE with base 1000 on halves of each head instead of learned
+     * positions, the query, key and value projections one attn_qkv, SwiGLU feed-forwards, no biases but the norms'),
+     * otherwise as {@link #writeBert}'s.
+     */
+    public static void writeNomicBert(Path out) {
+        write(out, "nomic-bert", false);
+    }
+
+    private static void write(Path out, String arch, boolean reranker) {
+        boolean nomic = arch.equals("nomic-bert");
+        Map<String, Metadata.Value> md = new java.util.LinkedHashMap<>();
+        TokenizerVectorsTest.wordPieceVocab(true, true).forEach((k, v) -> md.put(k.startsWith("bert.") ? arch + k.substring(4) : k, v));
+        md.put("general.architecture", Metadata.Value.string(arch));
         int vocab = ((String[]) md.get("tokenizer.ggml.tokens").value()).length;
-        md.put("general.name", Metadata.Value.string("bert-mini"));
-        md.put("bert.block_count", Metadata.Value.uint32(LAYERS));
-        md.put("bert.context_length", Metadata.Value.uint32(CONTEXT));
-        md.put("bert.embedding_length", Metadata.Value.uint32(DIM));
-        md.put("bert.feed_forward_length", Metadata.Value.uint32(HIDDEN));
-        md.put("bert.attention.head_count", Metadata.Value.uint32(HEADS));
-        md.put("bert.pooling_type", Metadata.Value.uint32(reranker ? 4 : 1));
+        md.put("general.name", Metadata.Value.string(arch + "-mini"));
+        md.put(arch + ".block_count", Metadata.Value.uint32(LAYERS));
+        md.put(arch + ".context_length", Metadata.Value.uint32(CONTEXT));
+        md.put(arch + ".embedding_length", Metadata.Value.uint32(DIM));
+        md.put(arch + ".feed_forward_length", Metadata.Value.uint32(HIDDEN));
+        md.put(arch + ".attention.head_count", Metadata.Value.uint32(HEADS));
+        md.put(arch + ".pooling_type", Metadata.Value.uint32(reranker ? 4 : 1));
+        if (nomic) md.put(arch + ".rope.freq_base", Metadata.Value.float32(1000f));
         List<GGUFWriter.TensorSpec> t = new ArrayList<>();
         FamilyFiles.matrix(t, "token_embd.weight", new long[]{DIM, vocab}, 1);
         FamilyFiles.matrix(t, "token_types.weight", new long[]{DIM, 2}, 2);
-        FamilyFiles.matrix(t, "position_embd.weight", new long[]{DIM, CONTEXT}, 3);
+        if (!nomic) FamilyFiles.matrix(t, "position_embd.weight", new long[]{DIM, CONTEXT}, 3);
         FamilyFiles.norm(t, "token_embd_norm.weight", DIM, 4);
         FamilyFiles.bias(t, "token_embd_norm.bias", new long[]{DIM}, 5);
         for (int l = 0; l < LAYERS; l++) {
             String p = "blk." + l + ".";
             int seed = 100 * (l + 1);
-            String[] square = {"attn_q", "attn_k", "attn_v", "attn_output"};
-            for (int i = 0; i < square.length; i++) {
-                FamilyFiles.matrix(t, p + square[i] + ".weight", new long[]{DIM, DIM}, seed + i);
-                FamilyFiles.bias(t, p + square[i] + ".bias", new long[]{DIM}, seed + 10 + i);
+            if (nomic) {
+                FamilyFiles.matrix(t, p + "attn_qkv.weight", new long[]{DIM, 3 * DIM}, seed);
+                FamilyFiles.matrix(t, p + "attn_output.weight", new long[]{DIM, DIM}, seed + 3);
+            } else {
+                String[] square = {"attn_q", "attn_k", "attn_v", "attn_output"};
+                for (int i = 0; i < square.length; i++) {
+                    FamilyFiles.matrix(t, p + square[i] + ".weight", new long[]{DIM, DIM}, seed + i);
+                    FamilyFiles.bias(t, p + square[i] + ".bias", new long[]{DIM}, seed + 10 + i);
+                }
             }
             FamilyFiles.norm(t, p + "attn_output_norm.weight", DIM, seed + 20);
             FamilyFiles.bias(t, p + "attn_output_norm.bias", new long[]{DIM}, seed + 21);
+            if (nomic) FamilyFiles.matrix(t, p + "ffn_gate.weight", new long[]{DIM, HIDDEN}, seed + 34);
             FamilyFiles.matrix(t, p + "ffn_up.weight", new long[]{DIM, HIDDEN}, seed + 30);
-            FamilyFiles.bias(t, p + "ffn_up.bias", new long[]{HIDDEN}, seed + 31);
+            if (!nomic) FamilyFiles.bias(t, p + "ffn_up.bias", new long[]{HIDDEN}, seed + 31);
             FamilyFiles.matrix(t, p + "ffn_down.weight", new long[]{HIDDEN, DIM}, seed + 32);
-            FamilyFiles.bias(t, p + "ffn_down.bias", new long[]{DIM}, seed + 33);
+            if (!nomic) FamilyFiles.bias(t, p + "ffn_down.bias", new long[]{DIM}, seed + 33);
             FamilyFiles.norm(t, p + "layer_output_norm.weight", DIM, seed + 40);
             FamilyFiles.bias(t, p + "layer_output_norm.bias", new long[]{DIM}, seed + 41);
         }
@@ -95,6 +118,28 @@ public class EncoderTest {
                 JsonNode expected = REFS.path(pooling.option()).get(i);
                 assertEquals(expected.size(), embedding.length);
                 for (int j = 0; j < embedding.length; j++) assertEquals(expected.get(j).asDouble(), embedding[j], TOLERANCE, pooling + ", text " + i + ", value " + j);
+            }
+        }
+    }
+
+    /**
+     * nomic-bert (RoPE instead of learned positions, a fused attn_qkv, SwiGLU): each pooling's vectors are
+     * llama-embedding's to its seven decimals (no GELU, so no half-float table between them).
+     */
+    @Test
+    void nomicBertPoolingsAreLlamaEmbeddingsOutput(@TempDir Path dir) {
+        Path file = dir.resolve("nomic-bert-mini.gguf");
+        writeNomicBert(file);
+        Encoder nomic = Encoder.load(file);
+        assertEquals(1000f, nomic.config.ropeTheta());
+        List<int[]> texts = new ArrayList<>();
+        REFS.path("texts").forEach(t -> texts.add(nomic.tokens(t.asText())));
+        for (Pooling pooling : new Pooling[]{Pooling.MEAN, Pooling.CLS, Pooling.LAST}) {
+            List<float[]> embeddings = pooling.embed(nomic, texts, Pooling.EUCLIDEAN);
+            for (int i = 0; i < texts.size(); i++) {
+                JsonNode expected = REFS.path("nomic-bert").path(pooling.option()).get(i);
+                assertEquals(expected.size(), embeddings.get(i).length);
+                for (int j = 0; j < expected.size(); j++) assertEquals(expected.get(j).asDouble(), embeddings.get(i)[j], 3e-7, pooling + ", text " + i + ", value " + j);
             }
         }
     }
