@@ -95,7 +95,20 @@ public final class Tokenizers {
                     throw new ModelFormatException(path + ": " + e.getMessage());
                 }
             }
-            default -> throw new ModelFormatException(path + ": unsupported tokenizer model '" + model + "' (supported: llama, gpt2, bert)");
+            case "t5" -> {
+                float[] scores = md.getFloats("tokenizer.ggml.scores");
+                if (scores == null || scores.length != tokens.length) throw new ModelFormatException(path + ": unigram vocabulary without matching tokenizer.ggml.scores");
+                Object charsmap = md.get("tokenizer.ggml.precompiled_charsmap");
+                if (charsmap != null && !(charsmap instanceof byte[])) throw new ModelFormatException(path + ": tokenizer.ggml.precompiled_charsmap is not an array of bytes");
+                try {
+                    // llama.cpp's defaults for a UGM vocabulary: unknown token 2, no prefix, spaces kept
+                    return new UnigramTokenizer(tokens, scores, types, md.getInt("tokenizer.ggml.unknown_token_id", 2), md.getBool("tokenizer.ggml.add_space_prefix", false),
+                            md.getBool("tokenizer.ggml.remove_extra_whitespaces", false), (byte[]) charsmap);
+                } catch (IllegalArgumentException e) {
+                    throw new ModelFormatException(path + ": " + e.getMessage());
+                }
+            }
+            default -> throw new ModelFormatException(path + ": unsupported tokenizer model '" + model + "' (supported: llama, gpt2, bert, t5)");
         }
     }
 

@@ -285,6 +285,25 @@ public class TokenizerVectorsTest {
     }
 
     /**
+     * SentencePiece's unigram model (llama.cpp's UGM, {@code tokenizer.ggml.model} "t5": XLM-RoBERTa's, bge-m3's) on a
+     * small vocabulary trained with a normalization of its own (src/test/resources/tokenizer/unigram-mini.gguf, made by
+     * scripts/make-unigram-fixture.py: its precompiled charsmap lowercases, maps full-width characters, ligatures, NBSP,
+     * tabs and line feeds, "..." and a Roman numeral), with a space prefix, extra whitespace removed and two
+     * user-defined tokens: llama-tokenize de3ff81's ids (made as tekken-pre's) for gpt4o-pre's texts and 10 more
+     * (unigram.inp/.out). XLM-RoBERTa's own 250048-piece vocabulary (llama.cpp's ggml-vocab-nomic-bert-moe.gguf, not
+     * in ../shared) gives llama-tokenize's ids for the same 85 texts (checked by hand).
+     */
+    @Test
+    void unigramVectorsAsLlamaCppTokenizesThem() throws IOException {
+        Path folder = Path.of("src/test/resources/tokenizer");
+        Tokenizer unigram = Tokenizers.load(folder.resolve("unigram-mini.gguf"));
+        assertEquals(Tokenizer.Kind.SENTENCEPIECE, unigram.kind());
+        checkLlamaCppVectors(unigram, folder, "unigram", "unigram");
+        assertEquals("t5", unigram.ggufMetadata().get("tokenizer.ggml.model").value());
+        assertEquals("hello world", unigram.decode(unigram.encode("Hello   World")));
+    }
+
+    /**
      * The metadata of a BERT vocabulary made of ../shared's Llama-2 vocabulary ({@link #wordPieceVectorsAsLlamaCppTokenizesThem}),
      * {@code tokenizer.ggml.normalizer.lowercase} {@code lowercase} (left out where null).
      */
