@@ -111,7 +111,7 @@ final class InfoCommand implements Callable<Integer> {
         System.out.printf("pooling:         %s%s%n", gptfast4j.model.Pooling.of(encoder.metadata()).option(),
                 encoder.ranks() ? " (a reranker: a classifier head of " + encoder.labels() + " label" + (encoder.labels() == 1 ? "" : "s") + ")" : "");
         gptfast4j.tokenizer.Tokenizer t = encoder.tokenizer();
-        System.out.printf("tokenizer:       %s, %d tokens, [CLS] %d, [SEP] %d%n", t.kind().name().toLowerCase().replace('_', '-'), t.vocabSize(), encoder.cls(), encoder.sep());
+        System.out.printf("tokenizer:       %s, %d tokens, each text %s%n", t.kind().name().toLowerCase().replace('_', '-'), t.vocabSize(), encoder.frame());
         long total = printTensors(encoder.tensors().values());
         System.out.printf("total:           %,d bytes (%s)%n", total, ByteSize.of(total));
         if (metadata) printMetadata(encoder.metadata(), "gguf");

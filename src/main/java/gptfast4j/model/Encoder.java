@@ -93,13 +93,14 @@ public final class Encoder {
     /** A reranker's dense layer ({@code cls}, before tanh) and its output ({@code cls.output}); null where absent. */
     private final Projection classifierDense, classifierOutput;
     private final Tokenizer tokenizer;
-    private final int cls, sep;
+    /** How a text is framed in tokens: {@code first text last}, a pair {@code first query between document last}. */
+    private final Frame frame;
     private final Metadata metadata;
     private final Path path;
     private final Map<String, TensorData> tensors;
 
     private Encoder(Config config, Tensor tokenEmbeddings, Tensor positionEmbeddings, Rope rope, float[] tokenType, Norm embeddingNorm, Block[] blocks,
-                    Projection classifierDense, Projection classifierOutput, Tokenizer tokenizer, int cls, int sep, Metadata metadata,
+                    Projection classifierDense, Projection classifierOutput, Tokenizer tokenizer, Frame frame, Metadata metadata,
                     Path path, Map<String, TensorData> tensors) {
         this.config = config;
         this.tokenEmbeddings = tokenEmbeddings;
@@ -111,8 +112,7 @@ public final class Encoder {
         this.classifierDense = classifierDense;
         this.classifierOutput = classifierOutput;
         this.tokenizer = tokenizer;
-        this.cls = cls;
-        this.sep = sep;
+        this.frame = frame;
         this.metadata = metadata;
         this.path = path;
         this.tensors = tensors;
@@ -127,13 +127,53 @@ public final class Encoder {
         return tensors;
     }
 
-    /** The ids of {@code [CLS]}, which starts each text, and {@code [SEP]}, which ends it. */
-    public int cls() {
-        return cls;
+    /**
+     * The special tokens around a text, as llama.cpp adds them: a WordPiece vocabulary's {@code [CLS] text [SEP]}
+     * always (BOS's id, else {@code cls_token_id}, else 101; the separator's, else 102), a pair's {@code [SEP]} between;
+     * another's BOS and EOS where the file adds them ({@code add_bos_token}, {@code add_eos_token}: XLM-RoBERTa's
+     * {@code <s> text </s>}), EOS and the separator ({@code add_sep_token}) between a pair's texts, as llama-embedding
+     * joins them.
+     */
+    record Frame(int[] first, int[] between, int[] last) {
+        static Frame of(Metadata md, Tokenizer tokenizer, Path path) {
+            Frame f;
+            if (tokenizer.kind() == Tokenizer.Kind.WORDPIECE) {
+                int cls = md.getInt("tokenizer.ggml.bos_token_id", md.getInt("tokenizer.ggml.cls_token_id", 101));
+                int sep = md.getInt("tokenizer.ggml.seperator_token_id", 102);
+                f = new Frame(new int[]{cls}, new int[]{sep}, new int[]{sep});
+            } else {
+                boolean bos = md.getBool("tokenizer.ggml.add_bos_token", false), eos = md.getBool("tokenizer.ggml.add_eos_token", true),
+                        sep = md.getBool("tokenizer.ggml.add_sep_token", false);
+                int eosId = md.getInt("tokenizer.ggml.eos_token_id", -1), sepId = md.getInt("tokenizer.ggml.seperator_token_id", -1);
+                int[] first = bos ? new int[]{md.getInt("tokenizer.ggml.bos_token_id", -1)} : new int[0], last = eos ? new int[]{eosId} : new int[0];
+                int[] between = java.util.stream.IntStream.concat(java.util.Arrays.stream(last), sep ? java.util.stream.IntStream.of(sepId) : java.util.stream.IntStream.empty()).toArray();
+                f = new Frame(first, between, last);
+            }
+            for (int[] ids : new int[][]{f.first, f.between, f.last}) {
+                for (int id : ids) if (id < 0 || id >= tokenizer.vocabSize()) throw new ModelFormatException(path + ": a special token around the texts (" + id + ") outside the vocabulary");
+            }
+            return f;
+        }
+
+        int[] around(int[]... parts) {
+            java.util.stream.IntStream.Builder b = java.util.stream.IntStream.builder();
+            for (int id : first) b.add(id);
+            for (int i = 0; i < parts.length; i++) {
+                if (i > 0) for (int id : between) b.add(id);
+                for (int id : parts[i]) b.add(id);
+            }
+            for (int id : last) b.add(id);
+            return b.build().toArray();
+        }
     }
 
-    public int sep() {
-        return sep;
+    /** How a text is framed, in its tokens' texts: {@code [CLS] text [SEP]} in BERT's vocabularies. */
+    public String frame() {
+        StringBuilder b = new StringBuilder();
+        for (int id : frame.first()) b.append(tokenizer.piece(id)).append(' ');
+        b.append("text");
+        for (int id : frame.last()) b.append(' ').append(tokenizer.piece(id));
+        return b.toString();
     }
 
     /** The number of labels a reranker's head scores; 0 where there is none. */
@@ -159,12 +199,7 @@ public final class Encoder {
      * those tokens), {@code [SEP]}; at most the context length.
      */
     public int[] tokens(String text) {
-        int[] ids = tokenizer.encodeWithSpecials(text);
-        int[] all = new int[ids.length + 2];
-        all[0] = cls;
-        System.arraycopy(ids, 0, all, 1, ids.length);
-        all[all.length - 1] = sep;
-        return all;
+        return frame.around(tokenizer.encodeWithSpecials(text));
     }
 
     /**
@@ -174,14 +209,7 @@ public final class Encoder {
      * document the second).
      */
     public int[] pair(String query, String document) {
-        int[] q = tokenizer.encodeWithSpecials(query), d = tokenizer.encodeWithSpecials(document);
-        int[] all = new int[q.length + d.length + 3];
-        all[0] = cls;
-        System.arraycopy(q, 0, all, 1, q.length);
-        all[q.length + 1] = sep;
-        System.arraycopy(d, 0, all, q.length + 2, d.length);
-        all[all.length - 1] = sep;
-        return all;
+        return frame.around(tokenizer.encodeWithSpecials(query), tokenizer.encodeWithSpecials(document));
     }
 
     /** The encoder of a GGUF file whose architecture {@link #isEncoder} is. */
@@ -205,10 +233,7 @@ public final class Encoder {
         Config c = new Config(arch, dim, required(md, path, arch + ".block_count"), heads, required(md, path, arch + ".feed_forward_length"),
                 context, vocab, md.getFloat(arch + ".attention.layer_norm_epsilon", 0f), rotary ? md.getFloat(arch + ".rope.freq_base", 0f) : 0f);
         if (tokenizer.vocabSize() > vocab) throw new ModelFormatException(path + ": the tokenizer has " + tokenizer.vocabSize() + " tokens but the model's vocabulary has " + vocab);
-        // llama.cpp takes BOS's key, else 101 (BERT's [CLS]), where converters write cls_token_id: the same id in BERT's vocabularies
-        int cls = md.getInt("tokenizer.ggml.bos_token_id", md.getInt("tokenizer.ggml.cls_token_id", 101));
-        int sep = md.getInt("tokenizer.ggml.seperator_token_id", 102);
-        for (int id : new int[]{cls, sep}) if (id < 0 || id >= tokenizer.vocabSize()) throw new ModelFormatException(path + ": [CLS] or [SEP] token id " + id + " outside the vocabulary");
+        Frame frame = Frame.of(md, tokenizer, path);
         float[] tokenType = null;
         if (r.has("token_types.weight")) {
             TensorData types = r.tensor("token_types.weight");
@@ -234,7 +259,7 @@ public final class Encoder {
         }
         Encoder e = new Encoder(c, Tensor.of(embeddings), rotary ? null : r.matrix("position_embd.weight", dim, context),
                 rotary ? new Rope(c.headDim(), c.ropeTheta(), gptfast4j.model.Config.RopeStyle.HALVES, context) : null, tokenType,
-                r.norm("token_embd_norm", dim), blocks, dense, head, tokenizer, cls, sep, md, path, gguf.tensors());
+                r.norm("token_embd_norm", dim), blocks, dense, head, tokenizer, frame, md, path, gguf.tensors());
         r.checkAllRead();
         return e;
     }

@@ -44,7 +44,7 @@ class InfoCommandTest {
         assertEquals(0, o.exit(), o.err());
         for (String line : new String[]{"architecture:    bert (an encoder: embeddings with gptfast embed, not text)", "layers:          2",
                 "heads:           4 (head dim 16), every token attending to every other", "context length:  128 (learned positions)",
-                "pooling:         rank (a reranker: a classifier head of 1 label)", "tokenizer:       wordpiece, 32000 tokens, [CLS] 101, [SEP] 102",
+                "pooling:         rank (a reranker: a classifier head of 1 label)", "tokenizer:       wordpiece, 32000 tokens, each text [CLS] text [SEP]",
                 "  F32        41 tensors       2,127,617 parameters       8,510,468 bytes"}) {
             assertTrue(o.out().contains(line + "\n"), line + " in\n" + o.out());
         }

@@ -41,10 +41,23 @@ public class EncoderTest {
         write(out, "nomic-bert", false);
     }
 
+    /**
+     * A random BERT of XLM-RoBERTa's kind (bge-m3's, multilingual-e5's): {@link #writeBert}'s layout on
+     * TokenizerVectorsTest's unigram vocabulary ({@code <s> text </s>}).
+     */
+    public static void writeXlmRoberta(Path out) {
+        Map<String, Metadata.Value> vocab = new java.util.LinkedHashMap<>(gptfast4j.io.GGUF.read(Path.of("src/test/resources/tokenizer/unigram-mini.gguf")).metadata().asMap());
+        write(out, "bert", false, vocab);
+    }
+
     private static void write(Path out, String arch, boolean reranker) {
+        write(out, arch, reranker, TokenizerVectorsTest.wordPieceVocab(true, true));
+    }
+
+    private static void write(Path out, String arch, boolean reranker, Map<String, Metadata.Value> vocabulary) {
         boolean nomic = arch.equals("nomic-bert");
         Map<String, Metadata.Value> md = new java.util.LinkedHashMap<>();
-        TokenizerVectorsTest.wordPieceVocab(true, true).forEach((k, v) -> md.put(k.startsWith("bert.") ? arch + k.substring(4) : k, v));
+        vocabulary.forEach((k, v) -> md.put(k.startsWith("bert.") ? arch + k.substring(4) : k, v));
         md.put("general.architecture", Metadata.Value.string(arch));
         int vocab = ((String[]) md.get("tokenizer.ggml.tokens").value()).length;
         md.put("general.name", Metadata.Value.string(arch + "-mini"));
@@ -54,6 +67,7 @@ public class EncoderTest {
         md.put(arch + ".feed_forward_length", Metadata.Value.uint32(HIDDEN));
         md.put(arch + ".attention.head_count", Metadata.Value.uint32(HEADS));
         md.put(arch + ".pooling_type", Metadata.Value.uint32(reranker ? 4 : 1));
+        md.put("tokenizer.ggml.token_type_count", Metadata.Value.uint32(2)); // token_types' rows, which llama.cpp requires
         if (nomic) md.put(arch + ".rope.freq_base", Metadata.Value.float32(1000f));
         List<GGUFWriter.TensorSpec> t = new ArrayList<>();
         FamilyFiles.matrix(t, "token_embd.weight", new long[]{DIM, vocab}, 1);
@@ -140,6 +154,30 @@ public class EncoderTest {
                 JsonNode expected = REFS.path("nomic-bert").path(pooling.option()).get(i);
                 assertEquals(expected.size(), embeddings.get(i).length);
                 for (int j = 0; j < expected.size(); j++) assertEquals(expected.get(j).asDouble(), embeddings.get(i)[j], 3e-7, pooling + ", text " + i + ", value " + j);
+            }
+        }
+    }
+
+    /**
+     * A BERT on a unigram vocabulary (XLM-RoBERTa's kind: bge-m3, multilingual-e5), each text {@code <s> text </s>} as
+     * its file adds BOS and EOS: the four texts' 141 tokens and each pooling's vectors are llama-embedding's, within
+     * the F16 GELU's difference.
+     */
+    @Test
+    void xlmRobertaPoolingsAreLlamaEmbeddingsOutput(@TempDir Path dir) {
+        Path file = dir.resolve("xlm-roberta-mini.gguf");
+        writeXlmRoberta(file);
+        Encoder xlmr = Encoder.load(file);
+        assertEquals("<s> text </s>", xlmr.frame());
+        JsonNode refs = REFS.path("xlm-roberta");
+        List<int[]> texts = new ArrayList<>();
+        REFS.path("texts").forEach(t -> texts.add(xlmr.tokens(t.asText())));
+        assertEquals(refs.path("n_tokens").asInt(), texts.stream().mapToInt(t -> t.length).sum());
+        for (Pooling pooling : new Pooling[]{Pooling.MEAN, Pooling.CLS, Pooling.LAST}) {
+            List<float[]> embeddings = pooling.embed(xlmr, texts, Pooling.EUCLIDEAN);
+            for (int i = 0; i < texts.size(); i++) {
+                JsonNode expected = refs.path(pooling.option()).get(i);
+                for (int j = 0; j < expected.size(); j++) assertEquals(expected.get(j).asDouble(), embeddings.get(i)[j], TOLERANCE, pooling + ", text " + i + ", value " + j);
             }
         }
     }
