@@ -7,6 +7,8 @@ import gptfast4j.generate.GrammarConstraint;
 import gptfast4j.generate.Sampler;
 import gptfast4j.generate.TextStream;
 import gptfast4j.model.Checkpoint;
+import gptfast4j.model.Encoder;
+import gptfast4j.model.Pooling;
 import gptfast4j.model.KvCache;
 import gptfast4j.model.Llama;
 import org.junit.jupiter.api.Test;
@@ -15,6 +17,7 @@ import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -74,5 +77,25 @@ class LibraryExampleTest {
         Generator.Result result = new Generator(model, model.newState(256, prompt.length, 1, KvCache.Type.F16), ckpt.eos()).generate(prompt, 0, 60, sampler, token -> true);
         String text = ckpt.tokenizer().decode(result.tokens());
         assertTrue(result.stoppedAtEos() && text.matches(" ?were[a-z ]+\\."), text); // decode drops a first space
+    }
+
+    /** The README's encoder example (EncoderTest's random BERT): embeddings in one call, llama-embedding's figures. */
+    @Test
+    void theReadmeEncoderExampleEmbedsAsLlamaEmbedding(@org.junit.jupiter.api.io.TempDir Path dir) {
+        Path file = dir.resolve("bert-mini.gguf");
+        gptfast4j.model.EncoderTest.writeBert(file, false);
+
+        // --- the README's encoder example
+        Encoder encoder = Encoder.load(file); // a BERT file (bert, nomic-bert), its vocabulary WordPiece or unigram
+        List<int[]> texts = List.of(encoder.tokens("Hello world"), encoder.tokens("The quick brown fox jumps over the lazy dog."));
+        List<float[]> embeddings = Pooling.of(encoder.metadata()).embed(encoder, texts, Pooling.EUCLIDEAN); // the file's pooling, length 1
+        // ---
+
+        JsonNode refs = Shared.json(Path.of("src/test/resources/embeddings/bert-mini-embeddings.json"));
+        for (int t = 0; t < 2; t++) {
+            for (int j = 0; j < embeddings.get(t).length; j++) {
+                org.junit.jupiter.api.Assertions.assertEquals(refs.at("/mean/" + t + "/" + j).asDouble(), embeddings.get(t)[j], gptfast4j.model.EncoderTest.TOLERANCE);
+            }
+        }
     }
 }

@@ -106,8 +106,14 @@ final class QuantizeCommand implements Callable<Integer> {
         // the flags checked, and the matrix read, before the model loads
         QuantizeModel.Options options = new QuantizeModel.Options(allowRequantize, pure, tensorType(outputType, "--output-tensor-type"),
                 tensorType(embeddingType, "--token-embedding-type"), patterns(tensorTypes), importance(), leaveOutput, metadata(overrides), layers(pruneLayers));
-        Checkpoint src = Checkpoint.load(checkpoint, tokenizer);
-        List<Path> sourceFiles = src.metadata() != null ? GGUFShards.paths(src.path(), src.metadata()) : List.of(src.path());
+        // an encoder's file (BERT's) is read as an encoder, which a decoder's Checkpoint refuses
+        gptfast4j.model.Encoder encoder = gptfast4j.model.Encoder.isEncoderFile(checkpoint) ? gptfast4j.model.Encoder.load(checkpoint) : null;
+        if (encoder != null && tokenizer != null) throw new IllegalArgumentException("--tokenizer is not for an encoder's file, which has its own vocabulary");
+        Checkpoint src = encoder == null ? Checkpoint.load(checkpoint, tokenizer) : null;
+        Path srcPath = encoder != null ? encoder.path() : src.path();
+        gptfast4j.io.Metadata srcMetadata = encoder != null ? encoder.metadata() : src.metadata();
+        java.util.Map<String, gptfast4j.io.TensorData> srcTensors = encoder != null ? encoder.tensors() : src.tensors();
+        List<Path> sourceFiles = srcMetadata != null ? GGUFShards.paths(srcPath, srcMetadata) : List.of(srcPath);
         if (keepSplit && sourceFiles.size() == 1) {
             System.err.println("note: --keep-split: " + checkpoint.getFileName() + " is one file, not shards; writing one file");
         }
@@ -120,7 +126,7 @@ final class QuantizeCommand implements Callable<Integer> {
                 }
             }
         }
-        QuantizeModel.Plan plan = QuantizeModel.plan(src, quantizeMode, options);
+        QuantizeModel.Plan plan = encoder != null ? QuantizeModel.plan(encoder, quantizeMode, options) : QuantizeModel.plan(src, quantizeMode, options);
         if (dryRun) {
             // per type: how many tensors and bytes, as llama-quantize --dry-run sums them up
             Map<String, long[]> types = new java.util.TreeMap<>();
@@ -131,14 +137,14 @@ final class QuantizeCommand implements Callable<Integer> {
             }
             types.forEach((type, sum) -> System.out.printf("%-7s %4d tensors %12s%n", type, sum[0], ByteSize.of(sum[1])));
             System.out.printf("%s in %s: %s of tensor data (%s now)%n", checkpoint.getFileName(), quantizeMode.flag, ByteSize.of(plan.bytes()),
-                    ByteSize.of(src.tensors().values().stream().mapToLong(t -> t.data().byteSize()).sum()));
+                    ByteSize.of(srcTensors.values().stream().mapToLong(t -> t.data().byteSize()).sum()));
             printNotes(plan);
             return 0;
         }
         long start = System.nanoTime();
         try (ProgressLine progress = new ProgressLine(plan.bytes(), (percent, written) -> String.format("quantizing to %s: %3d%%", quantizeMode.flag, percent))) {
             if (shards) {
-                List<Path> written = plan.writeShards(out, GGUFShards.tensorNames(src.path(), src.metadata()), progress);
+                List<Path> written = plan.writeShards(out, GGUFShards.tensorNames(srcPath, srcMetadata), progress);
                 long bytes = 0;
                 for (Path p : written) bytes += Files.size(p);
                 progress.end(String.format("wrote %s ... %s (%d shards; %s, %s) in %.1f s", written.getFirst(), written.getLast().getFileName(), written.size(),

@@ -79,18 +79,25 @@ public enum QuantizeMode {
      * the layers the file keeps ({@code c}'s less those pruned), which attn_v's rules count as llama-quantize counts
      * the attn_v tensors it writes, where ffn_down's count the model's.
      */
-    public GGMLType typeOf(String kind, int layer, int keptLayers, Config c, boolean tied, boolean importance) {
-        return typeOf(kind, layer, keptLayers, c.nLayers(), c, tied, importance);
+    public GGMLType typeOf(String kind, int layer, int keptLayers, Shape c, boolean tied, boolean importance) {
+        return typeOf(kind, layer, keptLayers, c.layers(), c, tied, importance);
+    }
+
+    /** What a mix's rules ask of a model: its layers, its query and kv heads (the GQA ratio), its experts (0 for none). */
+    public record Shape(int layers, int heads, int kvHeads, int experts) {
+        public static Shape of(Config c) {
+            return new Shape(c.nLayers(), c.nHeads(), c.nKvHeads(), c.expertCount());
+        }
     }
 
     /**
-     * {@link #typeOf(String, int, int, Config, boolean, boolean)} in a file of {@code fileLayers} layers, which ffn_down's
+     * {@link #typeOf(String, int, int, Shape, boolean, boolean)} in a file of {@code fileLayers} layers, which ffn_down's
      * rules count: GLM-4.5's next-token prediction layers among them, as llama-quantize counts its {@code block_count}.
      */
-    public GGMLType typeOf(String kind, int layer, int keptLayers, int fileLayers, Config c, boolean tied, boolean importance) {
+    public GGMLType typeOf(String kind, int layer, int keptLayers, int fileLayers, Shape c, boolean tied, boolean importance) {
         if (!mix) return kind.equals("token_embd") ? null : base;
         int layers = fileLayers;
-        boolean eightExperts = c.expertCount() == 8;
+        boolean eightExperts = c.experts() == 8;
         return switch (kind) {
             case "output" -> head();
             case "token_embd" -> tied ? head() : base == GGMLType.TQ1_0 || base == GGMLType.TQ2_0 ? GGMLType.Q4_K : base;
@@ -98,7 +105,7 @@ public enum QuantizeMode {
             // DeepSeek-V2's key and value up-projection where the file has it whole
             case "attn_v", "attn_qkv", "attn_kv_b" -> {
                 // such a file's head_count_kv is its head count, llama.cpp's n_gqa 1 (ours is 1 kv head: the latent)
-                int gqa = kind.equals("attn_kv_b") ? 1 : c.nHeads() / c.nKvHeads();
+                int gqa = kind.equals("attn_kv_b") ? 1 : c.heads() / c.kvHeads();
                 GGMLType t = switch (this) {
                     case Q2_K -> gqa >= 4 ? GGMLType.Q4_K : GGMLType.Q3_K;
                     case Q2_K_S -> gqa >= 4 ? GGMLType.Q4_K : base;
@@ -110,7 +117,7 @@ public enum QuantizeMode {
                     default -> base;
                 };
                 // a 70B's attn_v is 8 times smaller than its attn_q (8 heads share it): more bits there cost little
-                if ((t == GGMLType.Q3_K || t == GGMLType.Q4_K) && layers == 80 && c.nKvHeads() < c.nHeads()) t = GGMLType.Q5_K;
+                if ((t == GGMLType.Q3_K || t == GGMLType.Q4_K) && layers == 80 && c.kvHeads() < c.heads()) t = GGMLType.Q5_K;
                 yield eightExperts ? GGMLType.Q8_0 : t;
             }
             case "attn_k" -> eightExperts ? GGMLType.Q8_0 : base;

@@ -5,6 +5,7 @@ import gptfast4j.io.GGUFWriter;
 import gptfast4j.io.Metadata;
 import gptfast4j.io.TensorData;
 import gptfast4j.model.Checkpoint;
+import gptfast4j.model.Encoder;
 import gptfast4j.model.Config;
 import gptfast4j.tensor.GGMLType;
 import gptfast4j.tensor.Parallel;
@@ -36,7 +37,9 @@ public final class QuantizeModel {
             // GLM-4.5's and GLM-4.7-Flash's next-token prediction layers' projections (not run, but kept and quantized as llama-quantize does)
             "nextn",
             // DeepSeek-V2's latent attention's projections (attn_kv_b in files before the up-projection was split)
-            "attn_q_a", "attn_q_b", "attn_kv_a_mqa", "attn_k_b", "attn_v_b", "attn_kv_b");
+            "attn_q_a", "attn_q_b", "attn_kv_a_mqa", "attn_k_b", "attn_v_b", "attn_kv_b",
+            // a reranker's head: BERT's dense layer and its output (Qwen3-Reranker's output alone)
+            "cls", "cls.output");
 
     private QuantizeModel() {
     }
@@ -122,9 +125,42 @@ public final class QuantizeModel {
 
     /** How {@code src} is written in {@code mode}; tensors already in the type they would take are copied as they are. */
     public static Plan plan(Checkpoint src, QuantizeMode mode, Options options) {
-        boolean pure = options.pure(), allowRequantize = options.allowRequantize();
         Config c = src.model().config;
         Map<String, Metadata.Value> md = src.metadata() != null ? new LinkedHashMap<>(src.metadata().asMap()) : metadataFor(src);
+        // the file's layers: the model's and any next-token prediction layers after them (GLM-4.5's, which are not run but are kept)
+        int fileLayers = c.nLayers() + (src.metadata() == null ? 0 : src.metadata().getInt(c.architecture() + ".nextn_predict_layers", 0));
+        // a Hugging Face model's query and key rows (RoPE on halves), written under llama's keys, are permuted into
+        // llama.cpp's NORM order; a GGUF's rows stay as they are, whatever its RoPE (Qwen's, Gemma's, Phi's halves)
+        boolean permute = src.metadata() == null && c.ropeStyle() == Config.RopeStyle.HALVES;
+        return plan(new Model(src.path(), src.tensors(), md, c.architecture(), QuantizeMode.Shape.of(c), fileLayers, true, permute ? c : null), mode, options);
+    }
+
+    /**
+     * How an encoder's file (BERT's) is written in {@code mode}: as a decoder's, its linear layers and token embedding
+     * by the mode's rules (as llama-quantize quantizes one), without an output head made of the embedding.
+     */
+    public static Plan plan(Encoder src, QuantizeMode mode, Options options) {
+        Encoder.Config c = src.config;
+        return plan(new Model(src.path(), src.tensors(), new LinkedHashMap<>(src.metadata().asMap()), c.architecture(),
+                new QuantizeMode.Shape(c.layers(), c.heads(), c.heads(), 0), c.layers(), false, null), mode, options);
+    }
+
+    /**
+     * What a plan reads of the model it writes.
+     *
+     * @param metadata   the keys to write (a copy, changed here)
+     * @param fileLayers the file's layers, which ffn_down's rules count
+     * @param decoder    whether an output head is made of a tied token embedding (an encoder has none)
+     * @param permuted   a Hugging Face model's config, whose query and key rows are permuted into GGUF's order; null for a GGUF file's
+     */
+    private record Model(Path path, Map<String, TensorData> tensors, Map<String, Metadata.Value> metadata, String architecture,
+                         QuantizeMode.Shape shape, int fileLayers, boolean decoder, Config permuted) {
+    }
+
+    private static Plan plan(Model src, QuantizeMode mode, Options options) {
+        boolean pure = options.pure(), allowRequantize = options.allowRequantize();
+        QuantizeMode.Shape c = src.shape();
+        Map<String, Metadata.Value> md = src.metadata();
         // the source's shards' keys left out (a plan is one file, or shards of its own: Plan.writeShards), and the
         // type's keys last, in llama-quantize's order (it sets each anew, at the end)
         md.keySet().removeAll(List.of(GGUFShards.NO, GGUFShards.COUNT, GGUFShards.TENSORS_COUNT, "general.quantization_version", "general.file_type"));
@@ -139,18 +175,17 @@ public final class QuantizeModel {
             if (imatrix.chunkCount() > 0) md.put("quantize.imatrix.chunks_count", Metadata.Value.uint32(imatrix.chunkCount()));
         }
         md.putAll(options.metadata()); // last, as llama-quantize's --override-kv
-        // --prune-layers: each kept layer's index in the file (-1: pruned); the file's layers the model's and any
-        // next-token prediction layers after them (GLM-4.5's, which are not run but are kept)
-        int fileLayers = c.nLayers() + (src.metadata() == null ? 0 : src.metadata().getInt(c.architecture() + ".nextn_predict_layers", 0));
+        // --prune-layers: each kept layer's index in the file (-1: pruned)
+        int fileLayers = src.fileLayers();
         int[] renumbered = new int[fileLayers];
         int kept = 0;
         for (int l = 0; l < fileLayers; l++) renumbered[l] = options.pruneLayers().contains(l) ? -1 : kept++;
         if (!options.pruneLayers().isEmpty()) {
             int last = options.pruneLayers().last();
-            if (last >= c.nLayers()) throw new IllegalArgumentException("--prune-layers " + last + ": the model has " + c.nLayers() + " layers (0 to " + (c.nLayers() - 1) + ")");
-            if (kept == 0) throw new IllegalArgumentException("--prune-layers leaves none of the model's " + c.nLayers() + " layers");
+            if (last >= c.layers()) throw new IllegalArgumentException("--prune-layers " + last + ": the model has " + c.layers() + " layers (0 to " + (c.layers() - 1) + ")");
+            if (kept == 0) throw new IllegalArgumentException("--prune-layers leaves none of the model's " + c.layers() + " layers");
             // set anew, at the end, as llama-quantize sets it
-            String blockCount = c.architecture() + ".block_count";
+            String blockCount = src.architecture() + ".block_count";
             md.remove(blockCount);
             md.put(blockCount, Metadata.Value.uint32(kept));
         }
@@ -158,12 +193,12 @@ public final class QuantizeModel {
         List<GGUFWriter.TensorSpec> specs = new ArrayList<>();
         Map<String, String> sourceNames = new LinkedHashMap<>();
         int quantizedCount = 0;
-        // a Hugging Face model's query and key rows (RoPE on halves), written under llama's keys, are permuted into
-        // llama.cpp's NORM order; a GGUF's rows stay as they are, whatever its RoPE (Qwen's, Gemma's, Phi's halves)
-        boolean permute = src.metadata() == null && c.ropeStyle() == Config.RopeStyle.HALVES;
+        Config hf = src.permuted();
+        boolean permute = hf != null;
+        // no head: the token embedding takes a head's rules, as llama-quantize gives them a table without a head (an encoder's too)
         boolean tied = !src.tensors().containsKey("output.weight");
-        if (permute && c.ropeFreqFactors() != null && !src.tensors().containsKey("rope_freqs.weight")) {
-            float[] f = c.ropeFreqFactors();
+        if (permute && hf.ropeFreqFactors() != null && !src.tensors().containsKey("rope_freqs.weight")) {
+            float[] f = hf.ropeFreqFactors();
             specs.add(new GGUFWriter.TensorSpec("rope_freqs.weight", GGMLType.F32, new long[]{f.length},
                     t -> MemorySegment.copy(f, 0, t, ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0, f.length)));
         }
@@ -183,8 +218,9 @@ public final class QuantizeModel {
             String kind = inLayer ? parts[2] : td.name().replace(".weight", "");
             // linear layers, experts included ([in, out, experts]), and the token embedding; the MoE router
             // (ffn_gate_inp) stays as it is, as do biases (gpt-oss's experts' are [width, experts])
-            boolean weights = (LINEAR.contains(kind) || kind.equals("output") || kind.equals("token_embd")) && td.name().endsWith(".weight")
-                    && td.shape().length <= 3 && td.shape().length >= 2;
+            // a matrix of one row is a vector to llama-quantize (ggml's dimensions leave out trailing 1s): a head of one label stays
+            boolean matrix = td.shape().length == 3 || td.shape().length == 2 && td.shape()[1] > 1;
+            boolean weights = (LINEAR.contains(kind) || kind.equals("output") || kind.equals("token_embd")) && td.name().endsWith(".weight") && matrix;
             GGMLType wanted = !weights ? null
                     : kind.equals("output") && options.outputType() != null ? options.outputType()
                     : kind.equals("token_embd") && options.embeddingType() != null ? options.embeddingType()
@@ -195,7 +231,7 @@ public final class QuantizeModel {
                 sourceNames.put(name, td.name());
                 continue;
             }
-            int heads = !permute ? 0 : kind.equals("attn_q") ? c.nHeads() : kind.equals("attn_k") ? c.nKvHeads() : 0;
+            int heads = !permute ? 0 : kind.equals("attn_q") ? hf.nHeads() : kind.equals("attn_k") ? hf.nKvHeads() : 0;
             GGMLType type = fitted(name, td.shape()[0], wanted, mode, notes);
             GGMLType written = type == null ? td.type() : type; // null: kept in its float type
             if (written != td.type() && !td.type().isFloat() && !allowRequantize) {
@@ -220,7 +256,7 @@ public final class QuantizeModel {
                 if (!written.isFloat()) quantizedCount++;
             }
         }
-        if (tied && !mode.mix && !pure && !options.leaveOutput()) {
+        if (tied && src.decoder() && !mode.mix && !pure && !options.leaveOutput()) {
             // tied embeddings: the head is quantized on its own, the embedding table keeps its type; a table already
             // quantized stays the head as it is (not rounded a second time, as the linear layers are not). llama.cpp's
             // mixes, and --pure, quantize the table itself for both (above).

@@ -76,5 +76,13 @@ class EmbedCommandTest {
         assertEquals("error: " + model + ": a bert model is an encoder, which makes embeddings, not text (gptfast embed)", generate.err().strip());
         ErrorsTest.Outcome quantized = ErrorsTest.run("embed", "-m", model.toString(), "-p", "Hello", "--quantize", "int8");
         assertEquals("error: --quantize is not for an encoder (bert): quantize its file instead", quantized.err().strip());
+        // which quantize does: the file in Q8_0, whose embeddings are the F32 file's within Q8_0's rounding
+        Path q8 = dir.resolve("bert-mini-q8_0.gguf");
+        ErrorsTest.Outcome quantize = ErrorsTest.run("quantize", "--checkpoint", model.toString(), "--mode", "q8_0", "--out", q8.toString());
+        assertEquals(0, quantize.exit(), quantize.err());
+        ErrorsTest.Outcome q8json = ErrorsTest.run("embed", "-m", q8.toString(), "-f", texts.toString(), "--format", "json");
+        assertEquals(0, q8json.exit(), q8json.err());
+        JsonNode q8response = new ObjectMapper().readTree(q8json.out());
+        for (int j = 0; j < 64; j++) assertEquals(refs.at("/mean/0/" + j).asDouble(), q8response.at("/data/0/embedding/" + j).asDouble(), 3e-3);
     }
 }

@@ -7,6 +7,8 @@ import gptfast4j.io.Metadata;
 import gptfast4j.io.ModelFormatException;
 import gptfast4j.tokenizer.TokenizerVectorsTest;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
@@ -180,6 +182,45 @@ public class EncoderTest {
                 for (int j = 0; j < expected.size(); j++) assertEquals(expected.get(j).asDouble(), embeddings.get(i)[j], TOLERANCE, pooling + ", text " + i + ", value " + j);
             }
         }
+    }
+
+    /**
+     * Encoders quantized as llama-quantize de3ff81 quantizes them (a head-less model's token embedding by a head's
+     * rules, a reranker's dense layer with the layers, its one-label output left as it is): each file's tensors, names,
+     * types and bytes, hash to what llama-quantize's file of the same model and mode hashes to (SHA-256 over the
+     * tensors by name: name, type, bytes); a Q8_0 encoder's embeddings stay within 2e-3 of the F32 one's (1.4e-3 measured).
+     */
+    @ParameterizedTest
+    @CsvSource({"bert-reranker, q4_k_m, 0d03d251499b45da1b37c641eea9152bf89968564ee2d2fba904be0bef98631f",
+            "nomic-bert, q8_0, af7a0c262b027ebb049d4ca6e182ad1feefcd3f0f544113a532a5817e686472d",
+            "xlm-roberta, q6_k, dd8b2ad291b669798d8076be2ede6cf0f890c05c3156dbe709d9d4bcc2956dd6"})
+    void quantizedAsLlamaQuantizeQuantizesThem(String model, String mode, String llamaQuantizes, @TempDir Path dir) throws Exception {
+        Path file = dir.resolve(model + ".gguf"), out = dir.resolve(model + "-" + mode + ".gguf");
+        switch (model) {
+            case "bert-reranker" -> writeBert(file, true);
+            case "nomic-bert" -> writeNomicBert(file);
+            default -> writeXlmRoberta(file);
+        }
+        Encoder f32 = Encoder.load(file);
+        gptfast4j.quant.QuantizeModel.plan(f32, gptfast4j.quant.QuantizeMode.of(mode, "--mode"), gptfast4j.quant.QuantizeModel.Options.NONE).write(out, b -> { });
+        assertEquals(llamaQuantizes, tensorsDigest(out));
+        if (!mode.equals("q8_0")) return;
+        Encoder q8 = Encoder.load(out);
+        List<int[]> texts = new ArrayList<>();
+        REFS.path("texts").forEach(t -> texts.add(f32.tokens(t.asText())));
+        List<float[]> exact = Pooling.MEAN.embed(f32, texts, Pooling.EUCLIDEAN), quantized = Pooling.MEAN.embed(q8, texts, Pooling.EUCLIDEAN);
+        for (int i = 0; i < texts.size(); i++) org.junit.jupiter.api.Assertions.assertArrayEquals(exact.get(i), quantized.get(i), 2e-3f, "text " + i);
+    }
+
+    /** SHA-256 over a GGUF file's tensors in name order: each one's name, its type's name and its bytes. */
+    static String tensorsDigest(Path file) throws Exception {
+        java.security.MessageDigest sha = java.security.MessageDigest.getInstance("SHA-256");
+        for (var t : new java.util.TreeMap<>(gptfast4j.io.GGUF.read(file).tensors()).values()) {
+            sha.update(t.name().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            sha.update(t.type().name().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            sha.update(t.data().toArray(java.lang.foreign.ValueLayout.JAVA_BYTE));
+        }
+        return java.util.HexFormat.of().formatHex(sha.digest());
     }
 
     /**

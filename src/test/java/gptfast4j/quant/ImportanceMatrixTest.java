@@ -432,20 +432,20 @@ class ImportanceMatrixTest {
         var tinyllama = new gptfast4j.model.Config("llama", 2048, 5632, 22, 32, 4, 32000, 2048, 1e-5f, 10000f, null, gptfast4j.model.Config.RopeStyle.INTERLEAVED, 0, 0);
         for (int layer = 0; layer < 22; layer++) {
             boolean first = layer < 22 / 8;
-            assertEquals(first ? GGMLType.Q4_1 : GGMLType.Q4_0, QuantizeMode.Q4_0.typeOf("ffn_down", layer, tinyllama.nLayers(), tinyllama, false, true));
-            assertEquals(GGMLType.Q4_0, QuantizeMode.Q4_0.typeOf("ffn_down", layer, tinyllama.nLayers(), tinyllama, false, false));
-            assertEquals(first ? GGMLType.Q5_1 : GGMLType.Q5_0, QuantizeMode.Q5_0.typeOf("ffn_down", layer, tinyllama.nLayers(), tinyllama, false, true));
-            assertEquals(GGMLType.IQ4_XS, QuantizeMode.IQ4_XS.typeOf("ffn_down", layer, tinyllama.nLayers(), tinyllama, false, true));
-            assertEquals(first ? GGMLType.Q5_K : GGMLType.IQ4_XS, QuantizeMode.IQ4_XS.typeOf("ffn_down", layer, tinyllama.nLayers(), tinyllama, false, false));
-            assertEquals(GGMLType.Q4_1, QuantizeMode.Q4_1.typeOf("ffn_down", layer, tinyllama.nLayers(), tinyllama, false, true));
+            assertEquals(first ? GGMLType.Q4_1 : GGMLType.Q4_0, QuantizeMode.Q4_0.typeOf("ffn_down", layer, tinyllama.nLayers(), QuantizeMode.Shape.of(tinyllama), false, true));
+            assertEquals(GGMLType.Q4_0, QuantizeMode.Q4_0.typeOf("ffn_down", layer, tinyllama.nLayers(), QuantizeMode.Shape.of(tinyllama), false, false));
+            assertEquals(first ? GGMLType.Q5_1 : GGMLType.Q5_0, QuantizeMode.Q5_0.typeOf("ffn_down", layer, tinyllama.nLayers(), QuantizeMode.Shape.of(tinyllama), false, true));
+            assertEquals(GGMLType.IQ4_XS, QuantizeMode.IQ4_XS.typeOf("ffn_down", layer, tinyllama.nLayers(), QuantizeMode.Shape.of(tinyllama), false, true));
+            assertEquals(first ? GGMLType.Q5_K : GGMLType.IQ4_XS, QuantizeMode.IQ4_XS.typeOf("ffn_down", layer, tinyllama.nLayers(), QuantizeMode.Shape.of(tinyllama), false, false));
+            assertEquals(GGMLType.Q4_1, QuantizeMode.Q4_1.typeOf("ffn_down", layer, tinyllama.nLayers(), QuantizeMode.Shape.of(tinyllama), false, true));
             // Q2_K_S (made only with a matrix): the first eighth's ffn_down in Q4_K, attn_v in Q4_K where 4 or more heads share a kv head
-            assertEquals(first ? GGMLType.Q4_K : GGMLType.Q2_K, QuantizeMode.Q2_K_S.typeOf("ffn_down", layer, tinyllama.nLayers(), tinyllama, false, true));
-            assertEquals(GGMLType.Q4_K, QuantizeMode.Q2_K_S.typeOf("attn_v", layer, tinyllama.nLayers(), tinyllama, false, true));
-            assertEquals(GGMLType.Q2_K, QuantizeMode.Q2_K_S.typeOf("attn_output", layer, tinyllama.nLayers(), tinyllama, false, true));
+            assertEquals(first ? GGMLType.Q4_K : GGMLType.Q2_K, QuantizeMode.Q2_K_S.typeOf("ffn_down", layer, tinyllama.nLayers(), QuantizeMode.Shape.of(tinyllama), false, true));
+            assertEquals(GGMLType.Q4_K, QuantizeMode.Q2_K_S.typeOf("attn_v", layer, tinyllama.nLayers(), QuantizeMode.Shape.of(tinyllama), false, true));
+            assertEquals(GGMLType.Q2_K, QuantizeMode.Q2_K_S.typeOf("attn_output", layer, tinyllama.nLayers(), QuantizeMode.Shape.of(tinyllama), false, true));
         }
         var llama2 = new gptfast4j.model.Config("llama", 4096, 11008, 32, 32, 32, 32000, 4096, 1e-5f, 10000f, null, gptfast4j.model.Config.RopeStyle.INTERLEAVED, 0, 0);
-        assertEquals(GGMLType.Q2_K, QuantizeMode.Q2_K_S.typeOf("attn_v", 5, llama2.nLayers(), llama2, false, true));
-        assertEquals(GGMLType.Q6_K, QuantizeMode.Q2_K_S.typeOf("output", -1, llama2.nLayers(), llama2, false, true));
+        assertEquals(GGMLType.Q2_K, QuantizeMode.Q2_K_S.typeOf("attn_v", 5, llama2.nLayers(), QuantizeMode.Shape.of(llama2), false, true));
+        assertEquals(GGMLType.Q6_K, QuantizeMode.Q2_K_S.typeOf("output", -1, llama2.nLayers(), QuantizeMode.Shape.of(llama2), false, true));
     }
 
     @Test

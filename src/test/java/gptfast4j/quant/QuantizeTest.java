@@ -365,31 +365,31 @@ class QuantizeTest {
     @Test
     void mixesAtRealShapes() {
         Config llama2 = new Config("llama", 4096, 11008, 32, 32, 32, 32000, 4096, 1e-5f, 10000f, null, Config.RopeStyle.INTERLEAVED, 0, 0);
-        int[] q6 = IntStream.range(0, 32).filter(l -> QuantizeMode.Q4_K_M.typeOf("attn_v", l, 32, llama2, false, false) == GGMLType.Q6_K).toArray();
+        int[] q6 = IntStream.range(0, 32).filter(l -> QuantizeMode.Q4_K_M.typeOf("attn_v", l, 32, QuantizeMode.Shape.of(llama2), false, false) == GGMLType.Q6_K).toArray();
         assertEquals("[0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31]", java.util.Arrays.toString(q6));
         for (int l = 0; l < 32; l++) {
-            assertEquals(QuantizeMode.Q4_K_M.typeOf("attn_v", l, 32, llama2, false, false), QuantizeMode.Q4_K_M.typeOf("ffn_down", l, 32, llama2, false, false));
-            assertEquals(GGMLType.Q4_K, QuantizeMode.Q4_K_M.typeOf("ffn_up", l, 32, llama2, false, false));
-            assertEquals(l < 2 ? GGMLType.Q5_K : GGMLType.Q4_K, QuantizeMode.Q3_K_M.typeOf("attn_v", l, 32, llama2, false, false));
-            assertEquals(l < 2 ? GGMLType.Q5_K : GGMLType.Q4_K, QuantizeMode.Q3_K_M.typeOf("ffn_down", l, 32, llama2, false, false));
-            assertEquals(GGMLType.Q4_K, QuantizeMode.Q3_K_M.typeOf("attn_output", l, 32, llama2, false, false));
-            assertEquals(GGMLType.Q3_K, QuantizeMode.Q3_K_M.typeOf("attn_q", l, 32, llama2, false, false));
-            assertEquals(GGMLType.Q3_K, QuantizeMode.Q2_K.typeOf("attn_v", l, 32, llama2, false, false));
+            assertEquals(QuantizeMode.Q4_K_M.typeOf("attn_v", l, 32, QuantizeMode.Shape.of(llama2), false, false), QuantizeMode.Q4_K_M.typeOf("ffn_down", l, 32, QuantizeMode.Shape.of(llama2), false, false));
+            assertEquals(GGMLType.Q4_K, QuantizeMode.Q4_K_M.typeOf("ffn_up", l, 32, QuantizeMode.Shape.of(llama2), false, false));
+            assertEquals(l < 2 ? GGMLType.Q5_K : GGMLType.Q4_K, QuantizeMode.Q3_K_M.typeOf("attn_v", l, 32, QuantizeMode.Shape.of(llama2), false, false));
+            assertEquals(l < 2 ? GGMLType.Q5_K : GGMLType.Q4_K, QuantizeMode.Q3_K_M.typeOf("ffn_down", l, 32, QuantizeMode.Shape.of(llama2), false, false));
+            assertEquals(GGMLType.Q4_K, QuantizeMode.Q3_K_M.typeOf("attn_output", l, 32, QuantizeMode.Shape.of(llama2), false, false));
+            assertEquals(GGMLType.Q3_K, QuantizeMode.Q3_K_M.typeOf("attn_q", l, 32, QuantizeMode.Shape.of(llama2), false, false));
+            assertEquals(GGMLType.Q3_K, QuantizeMode.Q2_K.typeOf("attn_v", l, 32, QuantizeMode.Shape.of(llama2), false, false));
         }
         Config llama3 = new Config("llama", 4096, 14336, 32, 32, 8, 128256, 8192, 1e-5f, 500000f, null, Config.RopeStyle.INTERLEAVED, 0, 0);
-        assertEquals(GGMLType.Q4_K, QuantizeMode.Q2_K.typeOf("attn_v", 7, llama3.nLayers(), llama3, false, false));
+        assertEquals(GGMLType.Q4_K, QuantizeMode.Q2_K.typeOf("attn_v", 7, llama3.nLayers(), QuantizeMode.Shape.of(llama3), false, false));
         Config llama70 = new Config("llama", 8192, 28672, 80, 64, 8, 32000, 4096, 1e-5f, 10000f, null, Config.RopeStyle.INTERLEAVED, 0, 0);
-        assertEquals(Map.of(GGMLType.Q6_K, 40L, GGMLType.Q5_K, 40L), IntStream.range(0, 80).mapToObj(l -> QuantizeMode.Q4_K_M.typeOf("attn_v", l, 80, llama70, false, false))
+        assertEquals(Map.of(GGMLType.Q6_K, 40L, GGMLType.Q5_K, 40L), IntStream.range(0, 80).mapToObj(l -> QuantizeMode.Q4_K_M.typeOf("attn_v", l, 80, QuantizeMode.Shape.of(llama70), false, false))
                 .collect(java.util.stream.Collectors.groupingBy(t -> t, java.util.stream.Collectors.counting())));
-        assertEquals(GGMLType.Q5_K, QuantizeMode.Q3_K_S.typeOf("attn_v", 40, llama70.nLayers(), llama70, false, false));
+        assertEquals(GGMLType.Q5_K, QuantizeMode.Q3_K_S.typeOf("attn_v", 40, llama70.nLayers(), QuantizeMode.Shape.of(llama70), false, false));
         Config mixtral = new Config("llama", 4096, 14336, 32, 32, 8, 32000, 32768, 1e-5f, 1e6f, null, Config.RopeStyle.INTERLEAVED, 8, 2);
-        assertEquals(GGMLType.Q8_0, QuantizeMode.Q4_K_M.typeOf("attn_v", 0, mixtral.nLayers(), mixtral, false, false));
-        assertEquals(GGMLType.Q8_0, QuantizeMode.Q5_K_M.typeOf("attn_k", 5, mixtral.nLayers(), mixtral, false, false));
-        assertEquals(GGMLType.Q5_K, QuantizeMode.Q4_K_M.typeOf("attn_output", 5, mixtral.nLayers(), mixtral, false, false));
-        assertEquals(GGMLType.Q5_K, QuantizeMode.Q2_K.typeOf("attn_output", 5, mixtral.nLayers(), mixtral, false, false));
-        assertEquals(GGMLType.Q3_K, QuantizeMode.Q3_K_L.typeOf("attn_output", 5, mixtral.nLayers(), mixtral, false, false));
-        assertEquals(GGMLType.Q6_K, QuantizeMode.Q4_K_M.typeOf("ffn_down_exps", 31, mixtral.nLayers(), mixtral, false, false));
-        assertEquals(GGMLType.Q4_K, QuantizeMode.Q4_K_M.typeOf("ffn_gate_exps", 31, mixtral.nLayers(), mixtral, false, false));
+        assertEquals(GGMLType.Q8_0, QuantizeMode.Q4_K_M.typeOf("attn_v", 0, mixtral.nLayers(), QuantizeMode.Shape.of(mixtral), false, false));
+        assertEquals(GGMLType.Q8_0, QuantizeMode.Q5_K_M.typeOf("attn_k", 5, mixtral.nLayers(), QuantizeMode.Shape.of(mixtral), false, false));
+        assertEquals(GGMLType.Q5_K, QuantizeMode.Q4_K_M.typeOf("attn_output", 5, mixtral.nLayers(), QuantizeMode.Shape.of(mixtral), false, false));
+        assertEquals(GGMLType.Q5_K, QuantizeMode.Q2_K.typeOf("attn_output", 5, mixtral.nLayers(), QuantizeMode.Shape.of(mixtral), false, false));
+        assertEquals(GGMLType.Q3_K, QuantizeMode.Q3_K_L.typeOf("attn_output", 5, mixtral.nLayers(), QuantizeMode.Shape.of(mixtral), false, false));
+        assertEquals(GGMLType.Q6_K, QuantizeMode.Q4_K_M.typeOf("ffn_down_exps", 31, mixtral.nLayers(), QuantizeMode.Shape.of(mixtral), false, false));
+        assertEquals(GGMLType.Q4_K, QuantizeMode.Q4_K_M.typeOf("ffn_gate_exps", 31, mixtral.nLayers(), QuantizeMode.Shape.of(mixtral), false, false));
     }
 
     /**

@@ -589,6 +589,25 @@ class KernelTest {
         }
     }
 
+    /**
+     * GELU's tanh form ungated (BERT's feed-forward, {@code VectorMath.gelu}) against the formula in double, for lengths
+     * with and without a scalar rest; the tanh the Vector API's, within 1e-6.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 16, 37, 300})
+    void geluMatchesItsFormula(int n) {
+        Random random = new Random(n);
+        float[] x = new float[n + 3];
+        for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian() * 4;
+        float[] before = x.clone();
+        VectorMath.gelu(x, 3, n);
+        for (int i = 0; i < 3; i++) assertEquals(before[i], x[i], "outside the range");
+        for (int i = 3; i < n + 3; i++) {
+            double g = before[i], expected = 0.5 * g * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (g + 0.044715 * g * g * g)));
+            assertEquals(expected, x[i], 1e-6 * Math.max(1, Math.abs(expected)), "x = " + g);
+        }
+    }
+
     /** RMSNorm against a plain loop in double, for lengths with and without a masked last vector. */
     @ParameterizedTest
     @ValueSource(ints = {1, 5, 16, 37, 300})
