@@ -387,7 +387,8 @@ public final class Encoder {
                 embeddingNorm.apply(x, t * dim, dim, config.normEps());
             }
         }
-        float[] q = new float[n * dim], k = new float[n * dim], v = new float[n * dim], attended = new float[n * dim], out = new float[n * dim];
+        // v with the slack VectorMath.product4 may read past its last row
+        float[] q = new float[n * dim], k = new float[n * dim], v = new float[n * dim + VectorMath.PRODUCT_SLACK], attended = new float[n * dim], out = new float[n * dim];
         float[] hidden = new float[n * config.hiddenDim()], gate = Arrays.stream(blocks).anyMatch(b -> b.gate() != null) ? new float[n * config.hiddenDim()] : null;
         int heads = config.heads(), longest = java.util.stream.IntStream.range(0, texts.size()).map(i -> starts[i + 1] - starts[i]).max().orElseThrow();
         for (Block b : blocks) {
@@ -404,8 +405,9 @@ public final class Encoder {
             }
             // each text's heads, a task per text and head
             Parallel.run(texts.size() * heads, 1, (from, to) -> {
-                float[] scores = new float[longest];
-                for (int task = from; task < to; task++) attend(q, k, v, attended, scores, task % heads, starts[task / heads], starts[task / heads + 1]);
+                // a thread's scratch: four queries' scores, and one head's keys of one text transposed
+                float[] scores = new float[VectorMath.QUERIES * longest], keys = new float[config.headDim() * longest + VectorMath.PRODUCT_SLACK];
+                for (int task = from; task < to; task++) attend(q, k, v, attended, scores, keys, task % heads, starts[task / heads], starts[task / heads + 1]);
             });
             b.output().apply(attended, n, out);
             residualNorm(x, out, b.attentionNorm(), n);
@@ -424,12 +426,24 @@ public final class Encoder {
 
     /**
      * Head {@code h}'s attention for every query of the tokens {@code [from, to)} (one text) over their keys:
-     * {@code attended = softmax(q·k / sqrt(headDim)) · v}.
+     * {@code attended = softmax(q·k / sqrt(headDim)) · v}, four queries at a time as two small matrix products
+     * ({@link VectorMath#product4}: the scores against the keys transposed into {@code keys} [headDim, n], then the
+     * weighted sums of the values), the rest one query at a time. bge-small's shape in F16, 100 texts of 60 tokens,
+     * 2 threads, warm, three alternating pairs of JVMs: 2.60-2.84 s with a dot product and an axpy per query and key,
+     * 2.34-2.61 s so.
      */
-    private void attend(float[] q, float[] k, float[] v, float[] attended, float[] scores, int h, int from, int to) {
-        int dim = config.dim(), headDim = config.headDim(), offset = h * headDim, n = to - from;
+    private void attend(float[] q, float[] k, float[] v, float[] attended, float[] scores, float[] keys, int h, int from, int to) {
+        int dim = config.dim(), headDim = config.headDim(), offset = h * headDim, n = to - from, quads = n / VectorMath.QUERIES * VectorMath.QUERIES;
         float scale = (float) (1 / Math.sqrt(headDim));
-        for (int i = from; i < to; i++) {
+        for (int j = 0; j < n; j++) {
+            for (int d = 0; d < headDim; d++) keys[d * n + j] = k[(from + j) * dim + offset + d];
+        }
+        for (int i = from; i < from + quads; i += VectorMath.QUERIES) {
+            VectorMath.product4(q, i * dim + offset, dim, keys, 0, n, headDim, n, scale, scores, 0, n);
+            for (int r = 0; r < VectorMath.QUERIES; r++) VectorMath.softmax(scores, r * n, n);
+            VectorMath.product4(scores, 0, n, v, from * dim + offset, dim, n, headDim, 1f, attended, i * dim + offset, dim);
+        }
+        for (int i = from + quads; i < to; i++) {
             for (int j = 0; j < n; j++) scores[j] = VectorMath.dot(q, i * dim + offset, k, (from + j) * dim + offset, headDim) * scale;
             VectorMath.softmax(scores, 0, n);
             Arrays.fill(attended, i * dim + offset, i * dim + offset + headDim, 0f);
