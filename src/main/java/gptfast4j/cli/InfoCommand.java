@@ -106,7 +106,8 @@ final class InfoCommand implements Callable<Integer> {
         System.out.printf("heads:           %d (head dim %d), every token attending to every other%n", c.heads(), c.headDim());
         System.out.printf("ffn hidden:      %d%n", c.hiddenDim());
         System.out.printf("vocab:           %d%n", c.vocabSize());
-        System.out.printf("context length:  %d (%s)%n", c.contextLength(), c.ropeTheta() == 0 ? "learned positions" : "RoPE on halves, base " + c.ropeTheta());
+        System.out.printf("context length:  %d (%s)%n", c.contextLength(), c.ropeTheta() != 0 ? "RoPE on halves, base " + c.ropeTheta()
+                : c.maxAlibiBias() != 0 ? "ALiBi, maximum bias " + c.maxAlibiBias() : "learned positions");
         System.out.printf("layer norm eps:  %g%n", c.normEps());
         System.out.printf("pooling:         %s%s%n", gptfast4j.model.Pooling.of(encoder.metadata()).option(),
                 encoder.ranks() ? " (a reranker: a classifier head of " + encoder.labels() + " label" + (encoder.labels() == 1 ? "" : "s") + ")" : "");

@@ -30,12 +30,15 @@ import java.util.Set;
  * every projection with its bias where the file has one, every LayerNorm with its weight and bias; the last layer's x
  * are the hidden states that {@link Pooling} pools. nomic-bert's has no learned positions but RoPE on the queries and
  * keys (a head's halves), its feed-forward SwiGLU ({@code ffn_down · (silu(ffn_gate · x) * ffn_up · x)}), its query,
- * key and value projections one {@code attn_qkv}. A reranker's head ({@code cls} and {@code cls.output}) scores the first token's state:
+ * key and value projections one {@code attn_qkv}. jina-bert-v2's (jina-embeddings-v2) has neither: ALiBi's biases on
+ * the scores ({@code -slope * |i - j|}, each head's slope as ggml's with a maximum bias of 8), LayerNorms of the queries
+ * and keys where the file has them, a second norm of the attention's output with the layer's input added again
+ * ({@code attn_norm_2}), and GeGLU, its gate the first half of a fused {@code ffn_up} or its own {@code ffn_gate}. A reranker's head ({@code cls} and {@code cls.output}) scores the first token's state:
  * {@code cls.output · tanh(cls · x[0])}.
  */
 public final class Encoder {
     /** The GGUF architectures this class runs. */
-    public static final Set<String> ARCHITECTURES = Set.of("bert", "nomic-bert");
+    public static final Set<String> ARCHITECTURES = Set.of("bert", "nomic-bert", "jina-bert-v2");
 
     /** Whether {@code md} is an encoder's file, which {@link Checkpoint} does not load. */
     public static boolean isEncoder(Metadata md) {
@@ -53,8 +56,11 @@ public final class Encoder {
         }
     }
 
-    /** @param ropeTheta RoPE's base (nomic-bert's), 0 where the positions are learned (BERT's {@code position_embd}) */
-    public record Config(String architecture, int dim, int layers, int heads, int hiddenDim, int contextLength, int vocabSize, float normEps, float ropeTheta) {
+    /** @param ropeTheta RoPE's base (nomic-bert's), 0 where the positions are learned (BERT's {@code position_embd}) or ALiBi's
+     *  @param maxAlibiBias ALiBi's maximum bias (jina-bert-v2's 8, as llama.cpp sets it), 0 for none
+     *  @param siluGate whether a gated feed-forward's gate is SiLU (nomic-bert's SwiGLU) rather than GELU (jina-bert-v2's GeGLU) */
+    public record Config(String architecture, int dim, int layers, int heads, int hiddenDim, int contextLength, int vocabSize, float normEps, float ropeTheta,
+                         float maxAlibiBias, boolean siluGate) {
         public int headDim() {
             return dim / heads;
         }
@@ -78,7 +84,8 @@ public final class Encoder {
     }
 
     /** @param gate SwiGLU's gate (nomic-bert's); null where the feed-forward is an ungated GELU (BERT's) */
-    record Block(Projection q, Projection k, Projection v, Projection output, Norm attentionNorm, Projection gate, Projection up, Projection down, Norm outputNorm) {
+    record Block(Projection q, Projection k, Projection v, Norm qNorm, Norm kNorm, Projection output, Norm attentionNorm, Norm secondNorm,
+                 Projection gate, Projection up, Projection down, Norm outputNorm) {
     }
 
     public final Config config;
@@ -228,10 +235,11 @@ public final class Encoder {
         if (embeddings.shape().length != 2 || embeddings.shape()[0] != dim) throw r.shape("token_embd.weight", embeddings, "[" + dim + ", vocabulary]");
         int vocab = (int) embeddings.shape()[1];
         int context = required(md, path, arch + ".context_length");
-        boolean rotary = arch.equals("nomic-bert");
+        boolean rotary = arch.equals("nomic-bert"), alibi = arch.equals("jina-bert-v2");
         if (rotary && !md.has(arch + ".rope.freq_base")) throw new ModelFormatException(path + ": missing metadata " + arch + ".rope.freq_base");
         Config c = new Config(arch, dim, required(md, path, arch + ".block_count"), heads, required(md, path, arch + ".feed_forward_length"),
-                context, vocab, md.getFloat(arch + ".attention.layer_norm_epsilon", 0f), rotary ? md.getFloat(arch + ".rope.freq_base", 0f) : 0f);
+                context, vocab, md.getFloat(arch + ".attention.layer_norm_epsilon", 0f), rotary ? md.getFloat(arch + ".rope.freq_base", 0f) : 0f,
+                alibi ? 8f : 0f, rotary);
         if (tokenizer.vocabSize() > vocab) throw new ModelFormatException(path + ": the tokenizer has " + tokenizer.vocabSize() + " tokens but the model's vocabulary has " + vocab);
         Frame frame = Frame.of(md, tokenizer, path);
         float[] tokenType = null;
@@ -246,9 +254,15 @@ public final class Encoder {
             String p = "blk." + l + ".";
             Projection[] qkv = r.has(p + "attn_qkv.weight") ? r.fused(p + "attn_qkv", dim, dim, dim, dim)
                     : new Projection[]{r.projection(p + "attn_q", dim, dim), r.projection(p + "attn_k", dim, dim), r.projection(p + "attn_v", dim, dim)};
-            blocks[l] = new Block(qkv[0], qkv[1], qkv[2], r.projection(p + "attn_output", dim, dim), r.norm(p + "attn_output_norm", dim),
-                    r.has(p + "ffn_gate.weight") ? r.projection(p + "ffn_gate", dim, c.hiddenDim()) : null,
-                    r.projection(p + "ffn_up", dim, c.hiddenDim()), r.projection(p + "ffn_down", c.hiddenDim(), dim), r.norm(p + "layer_output_norm", dim));
+            int hidden = c.hiddenDim();
+            // GeGLU's gate and up in one ffn_up of twice the width (jina-bert-v2's), the gate first
+            boolean fusedGate = !r.has(p + "ffn_gate.weight") && r.has(p + "ffn_up.weight") && r.tensor(p + "ffn_up.weight").shape().length == 2
+                    && r.tensor(p + "ffn_up.weight").shape()[1] == 2L * hidden;
+            Projection[] gateUp = fusedGate ? r.fused(p + "ffn_up", dim, hidden, hidden)
+                    : new Projection[]{r.has(p + "ffn_gate.weight") ? r.projection(p + "ffn_gate", dim, hidden) : null, r.projection(p + "ffn_up", dim, hidden)};
+            blocks[l] = new Block(qkv[0], qkv[1], qkv[2], r.optionalNorm(p + "attn_q_norm", dim), r.optionalNorm(p + "attn_k_norm", dim),
+                    r.projection(p + "attn_output", dim, dim), r.norm(p + "attn_output_norm", dim), r.optionalNorm(p + "attn_norm_2", dim),
+                    gateUp[0], gateUp[1], r.projection(p + "ffn_down", hidden, dim), r.norm(p + "layer_output_norm", dim));
         }
         Projection dense = r.has("cls.weight") ? r.projection("cls", dim, dim) : null;
         Projection head = null;
@@ -257,7 +271,7 @@ public final class Encoder {
             if (out.shape().length != 2 || out.shape()[0] != dim) throw r.shape("cls.output.weight", out, "[" + dim + ", labels]");
             head = r.projection("cls.output", dim, (int) out.shape()[1]);
         }
-        Encoder e = new Encoder(c, Tensor.of(embeddings), rotary ? null : r.matrix("position_embd.weight", dim, context),
+        Encoder e = new Encoder(c, Tensor.of(embeddings), rotary || alibi ? null : r.matrix("position_embd.weight", dim, context),
                 rotary ? new Rope(c.headDim(), c.ropeTheta(), gptfast4j.model.Config.RopeStyle.HALVES, context) : null, tokenType,
                 r.norm("token_embd_norm", dim), blocks, dense, head, tokenizer, frame, md, path, gguf.tensors());
         r.checkAllRead();
@@ -319,6 +333,10 @@ public final class Encoder {
                 parts[i] = new Projection(weight.rows(first, rows[i]), bias == null ? null : Arrays.copyOfRange(bias, first, first + rows[i]));
             }
             return parts;
+        }
+
+        Norm optionalNorm(String name, int n) {
+            return has(name + ".weight") ? norm(name, n) : null;
         }
 
         Norm norm(String name, int n) {
@@ -391,10 +409,16 @@ public final class Encoder {
         float[] q = new float[n * dim], k = new float[n * dim], v = new float[n * dim + VectorMath.PRODUCT_SLACK], attended = new float[n * dim], out = new float[n * dim];
         float[] hidden = new float[n * config.hiddenDim()], gate = Arrays.stream(blocks).anyMatch(b -> b.gate() != null) ? new float[n * config.hiddenDim()] : null;
         int heads = config.heads(), longest = java.util.stream.IntStream.range(0, texts.size()).map(i -> starts[i + 1] - starts[i]).max().orElseThrow();
+        float[] slopes = alibiSlopes(), layerInput = Arrays.stream(blocks).anyMatch(b -> b.secondNorm() != null) ? new float[n * dim] : null;
         for (Block b : blocks) {
+            if (b.secondNorm() != null) System.arraycopy(x, 0, layerInput, 0, n * dim);
             b.q().apply(x, n, q);
             b.k().apply(x, n, k);
             b.v().apply(x, n, v);
+            for (int t = 0; t < n; t++) {
+                if (b.qNorm() != null) b.qNorm().apply(q, t * dim, dim, config.normEps());
+                if (b.kNorm() != null) b.kNorm().apply(k, t * dim, dim, config.normEps());
+            }
             if (rope != null) {
                 for (int i = 0; i < texts.size(); i++) {
                     for (int t = starts[i]; t < starts[i + 1]; t++) {
@@ -407,16 +431,20 @@ public final class Encoder {
             Parallel.run(texts.size() * heads, 1, (from, to) -> {
                 // a thread's scratch: four queries' scores, and one head's keys of one text transposed
                 float[] scores = new float[VectorMath.QUERIES * longest], keys = new float[config.headDim() * longest + VectorMath.PRODUCT_SLACK];
-                for (int task = from; task < to; task++) attend(q, k, v, attended, scores, keys, task % heads, starts[task / heads], starts[task / heads + 1]);
+                for (int task = from; task < to; task++) {
+                    attend(q, k, v, attended, scores, keys, task % heads, slopes == null ? 0f : slopes[task % heads], starts[task / heads], starts[task / heads + 1]);
+                }
             });
             b.output().apply(attended, n, out);
             residualNorm(x, out, b.attentionNorm(), n);
+            if (b.secondNorm() != null) residualNorm(x, layerInput, b.secondNorm(), n);
             b.up().apply(x, n, hidden);
             if (b.gate() == null) {
                 VectorMath.gelu(hidden, 0, n * config.hiddenDim());
             } else {
                 b.gate().apply(x, n, gate);
-                VectorMath.swiglu(gate, hidden, 0, n * config.hiddenDim()); // gate = silu(gate) * up
+                if (config.siluGate()) VectorMath.swiglu(gate, hidden, 0, n * config.hiddenDim()); // gate = silu(gate) * up
+                else VectorMath.geglu(gate, hidden, 0, n * config.hiddenDim()); // gate = gelu(gate) * up
             }
             b.down().apply(b.gate() == null ? hidden : gate, n, out);
             residualNorm(x, out, b.outputNorm(), n);
@@ -432,7 +460,7 @@ public final class Encoder {
      * 2 threads, warm, three alternating pairs of JVMs: 2.60-2.84 s with a dot product and an axpy per query and key,
      * 2.34-2.61 s so.
      */
-    private void attend(float[] q, float[] k, float[] v, float[] attended, float[] scores, float[] keys, int h, int from, int to) {
+    private void attend(float[] q, float[] k, float[] v, float[] attended, float[] scores, float[] keys, int h, float slope, int from, int to) {
         int dim = config.dim(), headDim = config.headDim(), offset = h * headDim, n = to - from, quads = n / VectorMath.QUERIES * VectorMath.QUERIES;
         float scale = (float) (1 / Math.sqrt(headDim));
         for (int j = 0; j < n; j++) {
@@ -440,15 +468,38 @@ public final class Encoder {
         }
         for (int i = from; i < from + quads; i += VectorMath.QUERIES) {
             VectorMath.product4(q, i * dim + offset, dim, keys, 0, n, headDim, n, scale, scores, 0, n);
-            for (int r = 0; r < VectorMath.QUERIES; r++) VectorMath.softmax(scores, r * n, n);
+            for (int r = 0; r < VectorMath.QUERIES; r++) {
+                if (slope != 0f) alibi(scores, r * n, n, slope, i - from + r);
+                VectorMath.softmax(scores, r * n, n);
+            }
             VectorMath.product4(scores, 0, n, v, from * dim + offset, dim, n, headDim, 1f, attended, i * dim + offset, dim);
         }
         for (int i = from + quads; i < to; i++) {
             for (int j = 0; j < n; j++) scores[j] = VectorMath.dot(q, i * dim + offset, k, (from + j) * dim + offset, headDim) * scale;
+            if (slope != 0f) alibi(scores, 0, n, slope, i - from);
             VectorMath.softmax(scores, 0, n);
             Arrays.fill(attended, i * dim + offset, i * dim + offset + headDim, 0f);
             for (int j = 0; j < n; j++) VectorMath.axpy(scores[j], v, (from + j) * dim + offset, attended, i * dim + offset, headDim);
         }
+    }
+
+    /** ALiBi's bias on the scores of the query at {@code position} over the {@code n} keys: {@code -slope * |position - j|}. */
+    private static void alibi(float[] scores, int offset, int n, float slope, int position) {
+        for (int j = 0; j < n; j++) scores[offset + j] += slope * -Math.abs(position - j);
+    }
+
+    /**
+     * Each head's ALiBi slope as ggml's softmax takes it from the maximum bias: {@code m0^(h+1)} for the first heads up to
+     * the largest power of two, {@code m1^(2(h - that) + 1)} after; null without ALiBi.
+     */
+    private float[] alibiSlopes() {
+        float maxBias = config.maxAlibiBias();
+        if (maxBias == 0f) return null;
+        int heads = config.heads(), log2 = Integer.highestOneBit(heads);
+        float m0 = (float) Math.pow(2.0f, -maxBias / log2), m1 = (float) Math.pow(2.0f, -(maxBias / 2.0f) / log2);
+        float[] slopes = new float[heads];
+        for (int h = 0; h < heads; h++) slopes[h] = (float) (h < log2 ? Math.pow(m0, h + 1) : Math.pow(m1, 2 * (h - log2) + 1));
+        return slopes;
     }
 
     /** {@code x = LayerNorm(x + out)} for each of the {@code n} tokens. */

@@ -44,6 +44,15 @@ public class EncoderTest {
     }
 
     /**
+     * A random jina-bert-v2 (jina-embeddings-v2's layout: ALiBi instead of positions, LayerNorms of the queries and keys,
+     * a second norm after the attention, GeGLU with its gate and up in one ffn_up of twice the width, biases), otherwise
+     * as {@link #writeBert}'s.
+     */
+    public static void writeJinaBert(Path out) {
+        write(out, "jina-bert-v2", false);
+    }
+
+    /**
      * A random BERT of XLM-RoBERTa's kind (bge-m3's, multilingual-e5's): {@link #writeBert}'s layout on
      * TokenizerVectorsTest's unigram vocabulary ({@code <s> text </s>}).
      */
@@ -57,7 +66,7 @@ public class EncoderTest {
     }
 
     private static void write(Path out, String arch, boolean reranker, Map<String, Metadata.Value> vocabulary) {
-        boolean nomic = arch.equals("nomic-bert");
+        boolean nomic = arch.equals("nomic-bert"), jina = arch.equals("jina-bert-v2");
         Map<String, Metadata.Value> md = new java.util.LinkedHashMap<>();
         vocabulary.forEach((k, v) -> md.put(k.startsWith("bert.") ? arch + k.substring(4) : k, v));
         md.put("general.architecture", Metadata.Value.string(arch));
@@ -74,7 +83,7 @@ public class EncoderTest {
         List<GGUFWriter.TensorSpec> t = new ArrayList<>();
         FamilyFiles.matrix(t, "token_embd.weight", new long[]{DIM, vocab}, 1);
         FamilyFiles.matrix(t, "token_types.weight", new long[]{DIM, 2}, 2);
-        if (!nomic) FamilyFiles.matrix(t, "position_embd.weight", new long[]{DIM, CONTEXT}, 3);
+        if (!nomic && !jina) FamilyFiles.matrix(t, "position_embd.weight", new long[]{DIM, CONTEXT}, 3);
         FamilyFiles.norm(t, "token_embd_norm.weight", DIM, 4);
         FamilyFiles.bias(t, "token_embd_norm.bias", new long[]{DIM}, 5);
         for (int l = 0; l < LAYERS; l++) {
@@ -92,9 +101,15 @@ public class EncoderTest {
             }
             FamilyFiles.norm(t, p + "attn_output_norm.weight", DIM, seed + 20);
             FamilyFiles.bias(t, p + "attn_output_norm.bias", new long[]{DIM}, seed + 21);
+            if (jina) {
+                for (String norm : new String[]{"attn_q_norm", "attn_k_norm", "attn_norm_2"}) {
+                    FamilyFiles.norm(t, p + norm + ".weight", DIM, seed + 50 + norm.length());
+                    FamilyFiles.bias(t, p + norm + ".bias", new long[]{DIM}, seed + 60 + norm.length());
+                }
+            }
             if (nomic) FamilyFiles.matrix(t, p + "ffn_gate.weight", new long[]{DIM, HIDDEN}, seed + 34);
-            FamilyFiles.matrix(t, p + "ffn_up.weight", new long[]{DIM, HIDDEN}, seed + 30);
-            if (!nomic) FamilyFiles.bias(t, p + "ffn_up.bias", new long[]{HIDDEN}, seed + 31);
+            FamilyFiles.matrix(t, p + "ffn_up.weight", new long[]{DIM, jina ? 2 * HIDDEN : HIDDEN}, seed + 30);
+            if (!nomic) FamilyFiles.bias(t, p + "ffn_up.bias", new long[]{jina ? 2 * HIDDEN : HIDDEN}, seed + 31);
             FamilyFiles.matrix(t, p + "ffn_down.weight", new long[]{HIDDEN, DIM}, seed + 32);
             if (!nomic) FamilyFiles.bias(t, p + "ffn_down.bias", new long[]{DIM}, seed + 33);
             FamilyFiles.norm(t, p + "layer_output_norm.weight", DIM, seed + 40);
@@ -156,6 +171,27 @@ public class EncoderTest {
                 JsonNode expected = REFS.path("nomic-bert").path(pooling.option()).get(i);
                 assertEquals(expected.size(), embeddings.get(i).length);
                 for (int j = 0; j < expected.size(); j++) assertEquals(expected.get(j).asDouble(), embeddings.get(i)[j], 3e-7, pooling + ", text " + i + ", value " + j);
+            }
+        }
+    }
+
+    /**
+     * jina-bert-v2 (ALiBi, query and key LayerNorms, a second norm after the attention, GeGLU of a fused ffn_up): each
+     * pooling's vectors are llama-embedding's, within the F16 GELU's difference.
+     */
+    @Test
+    void jinaBertPoolingsAreLlamaEmbeddingsOutput(@TempDir Path dir) {
+        Path file = dir.resolve("jina-bert-v2-mini.gguf");
+        writeJinaBert(file);
+        Encoder jina = Encoder.load(file);
+        assertEquals(8f, jina.config.maxAlibiBias());
+        List<int[]> texts = new ArrayList<>();
+        REFS.path("texts").forEach(t -> texts.add(jina.tokens(t.asText())));
+        for (Pooling pooling : new Pooling[]{Pooling.MEAN, Pooling.CLS, Pooling.LAST}) {
+            List<float[]> embeddings = pooling.embed(jina, texts, Pooling.EUCLIDEAN);
+            for (int i = 0; i < texts.size(); i++) {
+                JsonNode expected = REFS.path("jina-bert-v2").path(pooling.option()).get(i);
+                for (int j = 0; j < expected.size(); j++) assertEquals(expected.get(j).asDouble(), embeddings.get(i)[j], TOLERANCE, pooling + ", text " + i + ", value " + j);
             }
         }
     }
@@ -273,9 +309,9 @@ public class EncoderTest {
         assertTrue(noHead.getMessage().startsWith("rank pooling needs a reranker"), noHead.getMessage());
 
         Path extra = dir.resolve("extra.gguf");
-        FamilyFiles.rewrite(file, extra, md -> { }, name -> true, (all, tensors) -> FamilyFiles.bias(tensors, "blk.0.attn_q_norm.weight", new long[]{DIM}, 1));
+        FamilyFiles.rewrite(file, extra, md -> { }, name -> true, (all, tensors) -> FamilyFiles.bias(tensors, "blk.0.ffn_norm.weight", new long[]{DIM}, 1));
         ModelFormatException unused = assertThrows(ModelFormatException.class, () -> Encoder.load(extra));
-        assertTrue(unused.getMessage().endsWith("unused tensor blk.0.attn_q_norm.weight (a layout this version does not know)"), unused.getMessage());
+        assertTrue(unused.getMessage().endsWith("unused tensor blk.0.ffn_norm.weight (a layout this version does not know)"), unused.getMessage());
 
         Path missing = dir.resolve("missing.gguf");
         FamilyFiles.rewrite(file, missing, md -> { }, name -> !name.equals("blk.1.ffn_down.weight"), (all, tensors) -> { });
