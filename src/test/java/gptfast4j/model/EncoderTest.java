@@ -163,16 +163,7 @@ public class EncoderTest {
         writeNomicBert(file);
         Encoder nomic = Encoder.load(file);
         assertEquals(1000f, nomic.config.ropeTheta());
-        List<int[]> texts = new ArrayList<>();
-        REFS.path("texts").forEach(t -> texts.add(nomic.tokens(t.asText())));
-        for (Pooling pooling : new Pooling[]{Pooling.MEAN, Pooling.CLS, Pooling.LAST}) {
-            List<float[]> embeddings = pooling.embed(nomic, texts, Pooling.EUCLIDEAN);
-            for (int i = 0; i < texts.size(); i++) {
-                JsonNode expected = REFS.path("nomic-bert").path(pooling.option()).get(i);
-                assertEquals(expected.size(), embeddings.get(i).length);
-                for (int j = 0; j < expected.size(); j++) assertEquals(expected.get(j).asDouble(), embeddings.get(i)[j], 3e-7, pooling + ", text " + i + ", value " + j);
-            }
-        }
+        assertPoolings(nomic, REFS.path("nomic-bert"), 3e-7);
     }
 
     /**
@@ -185,15 +176,7 @@ public class EncoderTest {
         writeJinaBert(file);
         Encoder jina = Encoder.load(file);
         assertEquals(8f, jina.config.maxAlibiBias());
-        List<int[]> texts = new ArrayList<>();
-        REFS.path("texts").forEach(t -> texts.add(jina.tokens(t.asText())));
-        for (Pooling pooling : new Pooling[]{Pooling.MEAN, Pooling.CLS, Pooling.LAST}) {
-            List<float[]> embeddings = pooling.embed(jina, texts, Pooling.EUCLIDEAN);
-            for (int i = 0; i < texts.size(); i++) {
-                JsonNode expected = REFS.path("jina-bert-v2").path(pooling.option()).get(i);
-                for (int j = 0; j < expected.size(); j++) assertEquals(expected.get(j).asDouble(), embeddings.get(i)[j], TOLERANCE, pooling + ", text " + i + ", value " + j);
-            }
-        }
+        assertPoolings(jina, REFS.path("jina-bert-v2"), TOLERANCE);
     }
 
     /**
@@ -208,14 +191,21 @@ public class EncoderTest {
         Encoder xlmr = Encoder.load(file);
         assertEquals("<s> text </s>", xlmr.frame());
         JsonNode refs = REFS.path("xlm-roberta");
+        assertEquals(refs.path("n_tokens").asInt(), java.util.stream.StreamSupport.stream(REFS.path("texts").spliterator(), false)
+                .mapToInt(t -> xlmr.tokens(t.asText()).length).sum());
+        assertPoolings(xlmr, refs, TOLERANCE);
+    }
+
+    /** The four texts' mean, cls and last pooling by {@code encoder}, embedded together, against {@code refs}' vectors. */
+    private static void assertPoolings(Encoder encoder, JsonNode refs, double tolerance) {
         List<int[]> texts = new ArrayList<>();
-        REFS.path("texts").forEach(t -> texts.add(xlmr.tokens(t.asText())));
-        assertEquals(refs.path("n_tokens").asInt(), texts.stream().mapToInt(t -> t.length).sum());
+        REFS.path("texts").forEach(t -> texts.add(encoder.tokens(t.asText())));
         for (Pooling pooling : new Pooling[]{Pooling.MEAN, Pooling.CLS, Pooling.LAST}) {
-            List<float[]> embeddings = pooling.embed(xlmr, texts, Pooling.EUCLIDEAN);
+            List<float[]> embeddings = pooling.embed(encoder, texts, Pooling.EUCLIDEAN);
             for (int i = 0; i < texts.size(); i++) {
                 JsonNode expected = refs.path(pooling.option()).get(i);
-                for (int j = 0; j < expected.size(); j++) assertEquals(expected.get(j).asDouble(), embeddings.get(i)[j], TOLERANCE, pooling + ", text " + i + ", value " + j);
+                assertEquals(expected.size(), embeddings.get(i).length);
+                for (int j = 0; j < expected.size(); j++) assertEquals(expected.get(j).asDouble(), embeddings.get(i)[j], tolerance, pooling + ", text " + i + ", value " + j);
             }
         }
     }
