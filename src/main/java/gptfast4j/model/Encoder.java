@@ -18,10 +18,11 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * A BERT encoder (GGUF architecture {@code bert}: BERT, MiniLM, bge, e5, gte and their rerankers; {@code nomic-bert}:
- * nomic-embed-text), which makes a text's embedding rather than its continuation, as llama.cpp's graph runs it. A
- * text runs whole, in one pass, every token attending to every other (no cache, no mask), its tokens
- * {@code [CLS] text [SEP]}:
+ * A BERT encoder (GGUF architecture {@code bert}: BERT, MiniLM, bge, e5, gte and their rerankers, XLM-RoBERTa's bge-m3
+ * and multilingual-e5; {@code nomic-bert}: nomic-embed-text; {@code jina-bert-v2}: jina-embeddings-v2), which makes a
+ * text's embedding rather than its continuation, as llama.cpp's graph runs it. A text runs whole, in one pass, every
+ * token attending to every other (no cache, no mask), framed as its vocabulary frames it ({@link Frame}: {@code [CLS]
+ * text [SEP]}, XLM-RoBERTa's {@code <s> text </s>}):
  * <pre>
  *   x[n, dim] = LayerNorm(token_embd[token] + token_types[0] + position_embd[position])        (token_embd_norm)
  *   per layer:  x = LayerNorm(x + attn_output · attention(attn_q · x, attn_k · x, attn_v · x))  (attn_output_norm)
@@ -30,11 +31,12 @@ import java.util.Set;
  * every projection with its bias where the file has one, every LayerNorm with its weight and bias; the last layer's x
  * are the hidden states that {@link Pooling} pools. nomic-bert's has no learned positions but RoPE on the queries and
  * keys (a head's halves), its feed-forward SwiGLU ({@code ffn_down · (silu(ffn_gate · x) * ffn_up · x)}), its query,
- * key and value projections one {@code attn_qkv}. jina-bert-v2's (jina-embeddings-v2) has neither: ALiBi's biases on
- * the scores ({@code -slope * |i - j|}, each head's slope as ggml's with a maximum bias of 8), LayerNorms of the queries
- * and keys where the file has them, a second norm of the attention's output with the layer's input added again
- * ({@code attn_norm_2}), and GeGLU, its gate the first half of a fused {@code ffn_up} or its own {@code ffn_gate}. A reranker's head ({@code cls} and {@code cls.output}) scores the first token's state:
- * {@code cls.output · tanh(cls · x[0])}.
+ * key and value projections one {@code attn_qkv}. jina-bert-v2's has neither positions: ALiBi's biases on the scores
+ * ({@code -slope * |i - j|}, each head's slope as ggml's with a maximum bias of 8), LayerNorms of the queries and keys
+ * where the file has them, a second norm of the attention's output with the layer's input added again
+ * ({@code attn_norm_2}), and GeGLU, its gate the first half of a fused {@code ffn_up} or its own {@code ffn_gate}. A
+ * reranker's head ({@code cls} and {@code cls.output}) scores the first token's state: {@code cls.output · tanh(cls ·
+ * x[0])}.
  */
 public final class Encoder {
     /** The GGUF architectures this class runs. */
@@ -56,9 +58,11 @@ public final class Encoder {
         }
     }
 
-    /** @param ropeTheta RoPE's base (nomic-bert's), 0 where the positions are learned (BERT's {@code position_embd}) or ALiBi's
-     *  @param maxAlibiBias ALiBi's maximum bias (jina-bert-v2's 8, as llama.cpp sets it), 0 for none
-     *  @param siluGate whether a gated feed-forward's gate is SiLU (nomic-bert's SwiGLU) rather than GELU (jina-bert-v2's GeGLU) */
+    /**
+     * @param ropeTheta    RoPE's base (nomic-bert's); 0 where the positions are learned (BERT's {@code position_embd}) or ALiBi's
+     * @param maxAlibiBias ALiBi's maximum bias (jina-bert-v2's 8, as llama.cpp sets it); 0 for none
+     * @param siluGate     whether a gated feed-forward's gate is SiLU (nomic-bert's SwiGLU) rather than GELU (jina-bert-v2's GeGLU)
+     */
     public record Config(String architecture, int dim, int layers, int heads, int hiddenDim, int contextLength, int vocabSize, float normEps, float ropeTheta,
                          float maxAlibiBias, boolean siluGate) {
         public int headDim() {
@@ -83,14 +87,18 @@ public final class Encoder {
         }
     }
 
-    /** @param gate SwiGLU's gate (nomic-bert's); null where the feed-forward is an ungated GELU (BERT's) */
+    /**
+     * @param qNorm      the queries' LayerNorm (jina-bert-v2's), null for none; {@code kNorm} the keys'
+     * @param secondNorm jina-bert-v2's {@code attn_norm_2}, after the attention's with the layer's input added again; null for none
+     * @param gate       SwiGLU's or GeGLU's gate (nomic-bert's, jina-bert-v2's); null where the feed-forward is an ungated GELU (BERT's)
+     */
     record Block(Projection q, Projection k, Projection v, Norm qNorm, Norm kNorm, Projection output, Norm attentionNorm, Norm secondNorm,
                  Projection gate, Projection up, Projection down, Norm outputNorm) {
     }
 
     public final Config config;
     private final Tensor tokenEmbeddings;
-    /** Learned positions (BERT's) or RoPE (nomic-bert's): one of them null. */
+    /** Learned positions (BERT's) or RoPE (nomic-bert's), or neither (jina-bert-v2's ALiBi). */
     private final Tensor positionEmbeddings;
     private final Rope rope;
     /** The first token type's row, which llama.cpp adds to every token (sentence A); null where the file has no types. */
@@ -202,8 +210,8 @@ public final class Encoder {
     }
 
     /**
-     * A text's tokens as llama.cpp's embeddings take them: {@code [CLS]}, the text's tokens (special tokens' text as
-     * those tokens), {@code [SEP]}; at most the context length.
+     * A text's tokens as llama.cpp's embeddings take them: the text's tokens (special tokens' text as those tokens)
+     * framed as the vocabulary frames them ({@link Frame}: {@code [CLS] text [SEP]}); at most the context length.
      */
     public int[] tokens(String text) {
         return frame.around(tokenizer.encodeWithSpecials(text));
@@ -211,9 +219,9 @@ public final class Encoder {
 
     /**
      * The tokens a reranker scores {@code document} by against {@code query}: {@code [CLS] query [SEP] document [SEP]},
-     * BERT's pair of texts (as llama-embedding makes it of a line with its separator; llama-server leaves out the last
-     * [SEP]), both texts the first token type, as llama.cpp runs every token (Hugging Face's cross-encoders give the
-     * document the second).
+     * BERT's pair of texts (as llama-embedding makes it of a line with its separator, {@link Frame}; llama-server leaves
+     * out the last [SEP]), both texts the first token type, as llama.cpp runs every token (Hugging Face's
+     * cross-encoders give the document the second).
      */
     public int[] pair(String query, String document) {
         return frame.around(tokenizer.encodeWithSpecials(query), tokenizer.encodeWithSpecials(document));
