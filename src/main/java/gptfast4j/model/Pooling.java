@@ -3,7 +3,7 @@ package gptfast4j.model;
 import java.util.List;
 
 /**
- * How a text's embedding is made of its tokens' final hidden states ({@link Llama#hiddenStates}), as llama.cpp's
+ * How a text's embedding is made of its tokens' final hidden states ({@link Llama#hiddenStates}, {@link Encoder#hiddenStates}), as llama.cpp's
  * {@code --pooling} makes it: their mean, the first token's ({@code cls}: BOS's, the same for every text of a causal
  * model), or the last token's (the usual pooling of embedding models made from decoders, such as e5-mistral), then
  * normalized as llama.cpp's {@code --embd-normalize} does ({@link #normalize}; by default to length 1, L2). A
@@ -70,8 +70,18 @@ public enum Pooling {
     public float[] embed(Llama model, Llama.State state, int[] tokens, int normalize) {
         checkedFor(model);
         Weights.Classifier classifier = model.weights().classifier();
+        int dim = model.config.dim(), n = tokens.length;
         boolean lastToken = this == LAST || this == RANK && qwen3(model);
-        float[] pooled = pool(tokens.length, model.config.dim(), lastToken, sink -> model.hiddenStates(state, tokens, sink));
+        double[] sum = new double[dim];
+        model.hiddenStates(state, tokens, (position, states, offset) -> {
+            boolean taken = switch (this) {
+                case MEAN -> true;
+                case CLS, LAST, RANK -> position == (lastToken ? n - 1 : 0);
+            };
+            if (taken) for (int i = 0; i < dim; i++) sum[i] += states[offset + i];
+        });
+        float[] pooled = new float[dim];
+        for (int i = 0; i < dim; i++) pooled[i] = (float) (this == MEAN ? sum[i] / n : sum[i]);
         if (this != RANK) return normalize(pooled, normalize);
         int labels = (int) classifier.weights().rows;
         float[] scores = new float[labels];
@@ -106,21 +116,6 @@ public enum Pooling {
             embeddings.add(this == RANK ? model.rank(pooled) : normalize(pooled, normalize));
         }
         return embeddings;
-    }
-
-    /** The pooled state of {@code n} tokens' states, which {@code run} hands to the sink it is given. */
-    private float[] pool(int n, int dim, boolean lastToken, java.util.function.Consumer<Llama.HiddenSink> run) {
-        double[] sum = new double[dim];
-        run.accept((position, states, offset) -> {
-            boolean taken = switch (this) {
-                case MEAN -> true;
-                case CLS, LAST, RANK -> position == (lastToken ? n - 1 : 0);
-            };
-            if (taken) for (int i = 0; i < dim; i++) sum[i] += states[offset + i];
-        });
-        float[] pooled = new float[dim];
-        for (int i = 0; i < dim; i++) pooled[i] = (float) (this == MEAN ? sum[i] / n : sum[i]);
-        return pooled;
     }
 
     /** This pooling, which {@code model} can run: rank pooling needs a reranker's classifier head. */
