@@ -103,7 +103,9 @@ final class InfoCommand implements Callable<Integer> {
         System.out.printf("architecture:    %s (an encoder: embeddings with gptfast embed, not text)%n", c.architecture());
         System.out.printf("dim:             %d%n", c.dim());
         System.out.printf("layers:          %d%n", c.layers());
-        System.out.printf("heads:           %d (head dim %d), every token attending to every other%n", c.heads(), c.headDim());
+        System.out.printf("heads:           %d (head dim %d), every token attending to every other%s%n", c.heads(), c.headDim(), c.window() == 0 ? ""
+                : "; all but every " + c.slidingPattern() + (c.slidingPattern() == 2 ? "nd" : c.slidingPattern() == 3 ? "rd" : "th") + " layer within "
+                + c.window() / 2 + " positions either side (RoPE base " + c.slidingRopeTheta() + " there)");
         System.out.printf("ffn hidden:      %d%n", c.hiddenDim());
         System.out.printf("vocab:           %d%n", c.vocabSize());
         System.out.printf("context length:  %d (%s)%n", c.contextLength(), c.ropeTheta() != 0 ? "RoPE on halves, base " + c.ropeTheta()

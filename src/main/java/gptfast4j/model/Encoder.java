@@ -36,11 +36,15 @@ import java.util.Set;
  * where the file has them, a second norm of the attention's output with the layer's input added again
  * ({@code attn_norm_2}), and GeGLU, its gate the first half of a fused {@code ffn_up} or its own {@code ffn_gate}. A
  * reranker's head ({@code cls} and {@code cls.output}) scores the first token's state: {@code cls.output · tanh(cls ·
- * x[0])}.
+ * x[0])}. ModernBERT's ({@code modern-bert}: gte-modernbert, modernbert-embed, granite-embedding R2) normalizes before
+ * rather than after (LayerNorms without biases: {@code attn_norm}, none in its first layer, {@code ffn_norm}, and
+ * {@code output_norm} last), turns every layer's queries and keys by RoPE, two of every three layers attending only to
+ * the tokens within half its window on either side with a RoPE base of their own, and gates GeGLU (or SwiGLU, as its
+ * file's {@code hidden_activation} says) with a fused {@code ffn_up}; no biases.
  */
 public final class Encoder {
     /** The GGUF architectures this class runs. */
-    public static final Set<String> ARCHITECTURES = Set.of("bert", "nomic-bert", "jina-bert-v2");
+    public static final Set<String> ARCHITECTURES = Set.of("bert", "nomic-bert", "jina-bert-v2", "modern-bert");
 
     /** Whether {@code md} is an encoder's file, which {@link Checkpoint} does not load. */
     public static boolean isEncoder(Metadata md) {
@@ -62,11 +66,19 @@ public final class Encoder {
      * @param ropeTheta    RoPE's base (nomic-bert's); 0 where the positions are learned (BERT's {@code position_embd}) or ALiBi's
      * @param maxAlibiBias ALiBi's maximum bias (jina-bert-v2's 8, as llama.cpp sets it); 0 for none
      * @param siluGate     whether a gated feed-forward's gate is SiLU (nomic-bert's SwiGLU) rather than GELU (jina-bert-v2's GeGLU)
+     * @param preNorm      whether the blocks normalize their inputs (ModernBERT's) rather than their residual sums
+     * @param window       the sliding layers' window (ModernBERT's: a query sees the keys within half of it either side); 0 for none
+     * @param slidingRopeTheta the sliding layers' RoPE base
      */
     public record Config(String architecture, int dim, int layers, int heads, int hiddenDim, int contextLength, int vocabSize, float normEps, float ropeTheta,
-                         float maxAlibiBias, boolean siluGate) {
+                         float maxAlibiBias, boolean siluGate, boolean preNorm, int window, int slidingPattern, float slidingRopeTheta) {
         public int headDim() {
             return dim / heads;
+        }
+
+        /** Whether layer {@code l} attends within the window: all but every {@code slidingPattern}th from the first, as llama.cpp's pattern. */
+        public boolean sliding(int l) {
+            return window > 0 && l % slidingPattern != 0;
         }
     }
 
@@ -80,10 +92,15 @@ public final class Encoder {
         }
     }
 
+    /** A LayerNorm's weight and bias (null: none, ModernBERT's). */
     record Norm(float[] weight, float[] bias) {
         void apply(float[] x, int offset, int n, float eps) {
-            VectorMath.layernorm(x, offset, x, offset, weight, n, eps);
-            VectorMath.add(x, offset, bias, 0, n);
+            apply(x, offset, x, offset, n, eps);
+        }
+
+        void apply(float[] out, int outOffset, float[] x, int xOffset, int n, float eps) {
+            VectorMath.layernorm(out, outOffset, x, xOffset, weight, n, eps);
+            if (bias != null) VectorMath.add(out, outOffset, bias, 0, n);
         }
     }
 
@@ -98,9 +115,11 @@ public final class Encoder {
 
     public final Config config;
     private final Tensor tokenEmbeddings;
-    /** Learned positions (BERT's) or RoPE (nomic-bert's), or neither (jina-bert-v2's ALiBi). */
+    /** Learned positions (BERT's) or RoPE (nomic-bert's, ModernBERT's), or neither (jina-bert-v2's ALiBi); ModernBERT's sliding layers' RoPE apart. */
     private final Tensor positionEmbeddings;
-    private final Rope rope;
+    private final Rope rope, slidingRope;
+    /** ModernBERT's norm of the last layer's output; null where the blocks normalize after. */
+    private final Norm outputNorm;
     /** The first token type's row, which llama.cpp adds to every token (sentence A); null where the file has no types. */
     private final float[] tokenType;
     private final Norm embeddingNorm;
@@ -114,13 +133,15 @@ public final class Encoder {
     private final Path path;
     private final Map<String, TensorData> tensors;
 
-    private Encoder(Config config, Tensor tokenEmbeddings, Tensor positionEmbeddings, Rope rope, float[] tokenType, Norm embeddingNorm, Block[] blocks,
+    private Encoder(Config config, Tensor tokenEmbeddings, Tensor positionEmbeddings, Rope rope, Rope slidingRope, Norm outputNorm, float[] tokenType, Norm embeddingNorm, Block[] blocks,
                     Projection classifierDense, Projection classifierOutput, Tokenizer tokenizer, Frame frame, Metadata metadata,
                     Path path, Map<String, TensorData> tensors) {
         this.config = config;
         this.tokenEmbeddings = tokenEmbeddings;
         this.positionEmbeddings = positionEmbeddings;
         this.rope = rope;
+        this.slidingRope = slidingRope;
+        this.outputNorm = outputNorm;
         this.tokenType = tokenType;
         this.embeddingNorm = embeddingNorm;
         this.blocks = blocks;
@@ -243,11 +264,19 @@ public final class Encoder {
         if (embeddings.shape().length != 2 || embeddings.shape()[0] != dim) throw r.shape("token_embd.weight", embeddings, "[" + dim + ", vocabulary]");
         int vocab = (int) embeddings.shape()[1];
         int context = required(md, path, arch + ".context_length");
-        boolean rotary = arch.equals("nomic-bert"), alibi = arch.equals("jina-bert-v2");
-        if (rotary && !md.has(arch + ".rope.freq_base")) throw new ModelFormatException(path + ": missing metadata " + arch + ".rope.freq_base");
+        boolean modern = arch.equals("modern-bert"), rotary = arch.equals("nomic-bert") || modern, alibi = arch.equals("jina-bert-v2");
+        if (arch.equals("nomic-bert") && !md.has(arch + ".rope.freq_base")) throw new ModelFormatException(path + ": missing metadata " + arch + ".rope.freq_base");
+        // ModernBERT's activation, as llama.cpp reads its hidden_activation: GeGLU but where it names SiLU
+        String activation = md.getString(arch + ".hidden_activation", "gelu");
+        if (!List.of("gelu", "geglu", "silu", "swish", "swiglu").contains(activation)) throw new ModelFormatException(path + ": hidden_activation '" + activation + "' is not supported (gelu, silu)");
+        int window = modern ? md.getInt(arch + ".attention.sliding_window", 0) : 0;
+        if (window < 0) throw new ModelFormatException(path + ": a sliding window of " + window);
+        int pattern = window > 0 ? md.getInt(arch + ".attention.sliding_window_pattern", 3) : 1;
+        if (pattern < 1) throw new ModelFormatException(path + ": a sliding window pattern of " + pattern);
         Config c = new Config(arch, dim, required(md, path, arch + ".block_count"), heads, required(md, path, arch + ".feed_forward_length"),
-                context, vocab, md.getFloat(arch + ".attention.layer_norm_epsilon", 0f), rotary ? md.getFloat(arch + ".rope.freq_base", 0f) : 0f,
-                alibi ? 8f : 0f, rotary);
+                context, vocab, md.getFloat(arch + ".attention.layer_norm_epsilon", 0f), rotary ? md.getFloat(arch + ".rope.freq_base", 10000f) : 0f,
+                alibi ? 8f : 0f, arch.equals("nomic-bert") || modern && !activation.startsWith("ge"), modern, window, pattern,
+                md.getFloat(arch + ".rope.freq_base_swa", 10000f));
         if (tokenizer.vocabSize() > vocab) throw new ModelFormatException(path + ": the tokenizer has " + tokenizer.vocabSize() + " tokens but the model's vocabulary has " + vocab);
         Frame frame = Frame.of(md, tokenizer, path);
         float[] tokenType = null;
@@ -268,7 +297,12 @@ public final class Encoder {
                     && r.tensor(p + "ffn_up.weight").shape()[1] == 2L * hidden;
             Projection[] gateUp = fusedGate ? r.fused(p + "ffn_up", dim, hidden, hidden)
                     : new Projection[]{r.has(p + "ffn_gate.weight") ? r.projection(p + "ffn_gate", dim, hidden) : null, r.projection(p + "ffn_up", dim, hidden)};
-            blocks[l] = new Block(qkv[0], qkv[1], qkv[2], r.optionalNorm(p + "attn_q_norm", dim), r.optionalNorm(p + "attn_k_norm", dim),
+            blocks[l] = modern
+                    // the norms before: attentionNorm the attention's input's (none in the first layer), outputNorm the feed-forward's
+                    ? new Block(qkv[0], qkv[1], qkv[2], null, null, r.projection(p + "attn_output", dim, dim),
+                    r.has(p + "attn_norm.weight") ? r.unbiasedNorm(p + "attn_norm", dim) : null, null,
+                    gateUp[0], gateUp[1], r.projection(p + "ffn_down", hidden, dim), r.unbiasedNorm(p + "ffn_norm", dim))
+                    : new Block(qkv[0], qkv[1], qkv[2], r.optionalNorm(p + "attn_q_norm", dim), r.optionalNorm(p + "attn_k_norm", dim),
                     r.projection(p + "attn_output", dim, dim), r.norm(p + "attn_output_norm", dim), r.optionalNorm(p + "attn_norm_2", dim),
                     gateUp[0], gateUp[1], r.projection(p + "ffn_down", hidden, dim), r.norm(p + "layer_output_norm", dim));
         }
@@ -279,9 +313,11 @@ public final class Encoder {
             if (out.shape().length != 2 || out.shape()[0] != dim) throw r.shape("cls.output.weight", out, "[" + dim + ", labels]");
             head = r.projection("cls.output", dim, (int) out.shape()[1]);
         }
+        gptfast4j.model.Config.RopeStyle halves = gptfast4j.model.Config.RopeStyle.HALVES;
         Encoder e = new Encoder(c, Tensor.of(embeddings), rotary || alibi ? null : r.matrix("position_embd.weight", dim, context),
-                rotary ? new Rope(c.headDim(), c.ropeTheta(), gptfast4j.model.Config.RopeStyle.HALVES, context) : null, tokenType,
-                r.norm("token_embd_norm", dim), blocks, dense, head, tokenizer, frame, md, path, gguf.tensors());
+                rotary ? new Rope(c.headDim(), c.ropeTheta(), halves, context) : null, window > 0 ? new Rope(c.headDim(), c.slidingRopeTheta(), halves, context) : null,
+                modern ? r.unbiasedNorm("output_norm", dim) : null, tokenType,
+                modern ? r.unbiasedNorm("token_embd_norm", dim) : r.norm("token_embd_norm", dim), blocks, dense, head, tokenizer, frame, md, path, gguf.tensors());
         r.checkAllRead();
         return e;
     }
@@ -351,6 +387,11 @@ public final class Encoder {
             return new Norm(vector(name + ".weight", n), vector(name + ".bias", n));
         }
 
+        /** A LayerNorm without a bias (ModernBERT's). */
+        Norm unbiasedNorm(String name, int n) {
+            return new Norm(vector(name + ".weight", n), null);
+        }
+
         void checkAllRead() {
             var unread = tensors.keySet().stream().filter(n -> !read.contains(n)).toList();
             if (!unread.isEmpty()) {
@@ -418,20 +459,26 @@ public final class Encoder {
         float[] hidden = new float[n * config.hiddenDim()], gate = Arrays.stream(blocks).anyMatch(b -> b.gate() != null) ? new float[n * config.hiddenDim()] : null;
         int heads = config.heads(), longest = java.util.stream.IntStream.range(0, texts.size()).map(i -> starts[i + 1] - starts[i]).max().orElseThrow();
         float[] slopes = alibiSlopes(), layerInput = Arrays.stream(blocks).anyMatch(b -> b.secondNorm() != null) ? new float[n * dim] : null;
-        for (Block b : blocks) {
+        // pre-norm blocks' normalized inputs (ModernBERT's); post-norm blocks read x itself
+        float[] normed = config.preNorm() ? new float[n * dim] : null;
+        for (int l = 0; l < blocks.length; l++) {
+            Block b = blocks[l];
+            Rope layerRope = config.sliding(l) ? slidingRope : rope;
+            int halfWindow = config.sliding(l) ? config.window() / 2 : -1;
             if (b.secondNorm() != null) System.arraycopy(x, 0, layerInput, 0, n * dim);
-            b.q().apply(x, n, q);
-            b.k().apply(x, n, k);
-            b.v().apply(x, n, v);
+            float[] in = config.preNorm() ? normalized(b.attentionNorm(), x, normed, n) : x;
+            b.q().apply(in, n, q);
+            b.k().apply(in, n, k);
+            b.v().apply(in, n, v);
             for (int t = 0; t < n; t++) {
                 if (b.qNorm() != null) b.qNorm().apply(q, t * dim, dim, config.normEps());
                 if (b.kNorm() != null) b.kNorm().apply(k, t * dim, dim, config.normEps());
             }
-            if (rope != null) {
+            if (layerRope != null) {
                 for (int i = 0; i < texts.size(); i++) {
                     for (int t = starts[i]; t < starts[i + 1]; t++) {
-                        rope.rotate(q, t * dim, config.heads(), t - starts[i]);
-                        rope.rotate(k, t * dim, config.heads(), t - starts[i]);
+                        layerRope.rotate(q, t * dim, config.heads(), t - starts[i]);
+                        layerRope.rotate(k, t * dim, config.heads(), t - starts[i]);
                     }
                 }
             }
@@ -440,24 +487,39 @@ public final class Encoder {
                 // a thread's scratch: four queries' scores, and one head's keys of one text transposed
                 float[] scores = new float[VectorMath.QUERIES * longest], keys = new float[config.headDim() * longest + VectorMath.PRODUCT_SLACK];
                 for (int task = from; task < to; task++) {
-                    attend(q, k, v, attended, scores, keys, task % heads, slopes == null ? 0f : slopes[task % heads], starts[task / heads], starts[task / heads + 1]);
+                    attend(q, k, v, attended, scores, keys, task % heads, slopes == null ? 0f : slopes[task % heads], halfWindow, starts[task / heads], starts[task / heads + 1]);
                 }
             });
             b.output().apply(attended, n, out);
-            residualNorm(x, out, b.attentionNorm(), n);
-            if (b.secondNorm() != null) residualNorm(x, layerInput, b.secondNorm(), n);
-            b.up().apply(x, n, hidden);
+            if (config.preNorm()) {
+                VectorMath.add(x, 0, out, 0, n * dim);
+                in = normalized(b.outputNorm(), x, normed, n);
+            } else {
+                residualNorm(x, out, b.attentionNorm(), n);
+                if (b.secondNorm() != null) residualNorm(x, layerInput, b.secondNorm(), n);
+            }
+            b.up().apply(in, n, hidden);
             if (b.gate() == null) {
                 VectorMath.gelu(hidden, 0, n * config.hiddenDim());
             } else {
-                b.gate().apply(x, n, gate);
+                b.gate().apply(in, n, gate);
                 if (config.siluGate()) VectorMath.swiglu(gate, hidden, 0, n * config.hiddenDim()); // gate = silu(gate) * up
                 else VectorMath.geglu(gate, hidden, 0, n * config.hiddenDim()); // gate = gelu(gate) * up
             }
             b.down().apply(b.gate() == null ? hidden : gate, n, out);
-            residualNorm(x, out, b.outputNorm(), n);
+            if (config.preNorm()) VectorMath.add(x, 0, out, 0, n * dim);
+            else residualNorm(x, out, b.outputNorm(), n);
         }
+        if (outputNorm != null) for (int t = 0; t < n; t++) outputNorm.apply(x, t * dim, dim, config.normEps());
         return x;
+    }
+
+    /** {@code out = norm(x)} for each of the {@code n} tokens ({@code x} itself where there is no norm: ModernBERT's first layer's); returns what to read. */
+    private float[] normalized(Norm norm, float[] x, float[] out, int n) {
+        if (norm == null) return x;
+        int dim = config.dim();
+        for (int t = 0; t < n; t++) norm.apply(out, t * dim, x, t * dim, dim, config.normEps());
+        return out;
     }
 
     /**
@@ -468,7 +530,7 @@ public final class Encoder {
      * 2 threads, warm, three alternating pairs of JVMs: 2.60-2.84 s with a dot product and an axpy per query and key,
      * 2.34-2.61 s so.
      */
-    private void attend(float[] q, float[] k, float[] v, float[] attended, float[] scores, float[] keys, int h, float slope, int from, int to) {
+    private void attend(float[] q, float[] k, float[] v, float[] attended, float[] scores, float[] keys, int h, float slope, int halfWindow, int from, int to) {
         int dim = config.dim(), headDim = config.headDim(), offset = h * headDim, n = to - from, quads = n / VectorMath.QUERIES * VectorMath.QUERIES;
         float scale = (float) (1 / Math.sqrt(headDim));
         for (int j = 0; j < n; j++) {
@@ -478,6 +540,7 @@ public final class Encoder {
             VectorMath.product4(q, i * dim + offset, dim, keys, 0, n, headDim, n, scale, scores, 0, n);
             for (int r = 0; r < VectorMath.QUERIES; r++) {
                 if (slope != 0f) alibi(scores, r * n, n, slope, i - from + r);
+                if (halfWindow >= 0) outsideWindow(scores, r * n, n, halfWindow, i - from + r);
                 VectorMath.softmax(scores, r * n, n);
             }
             VectorMath.product4(scores, 0, n, v, from * dim + offset, dim, n, headDim, 1f, attended, i * dim + offset, dim);
@@ -485,6 +548,7 @@ public final class Encoder {
         for (int i = from + quads; i < to; i++) {
             for (int j = 0; j < n; j++) scores[j] = VectorMath.dot(q, i * dim + offset, k, (from + j) * dim + offset, headDim) * scale;
             if (slope != 0f) alibi(scores, 0, n, slope, i - from);
+            if (halfWindow >= 0) outsideWindow(scores, 0, n, halfWindow, i - from);
             VectorMath.softmax(scores, 0, n);
             Arrays.fill(attended, i * dim + offset, i * dim + offset + headDim, 0f);
             for (int j = 0; j < n; j++) VectorMath.axpy(scores[j], v, (from + j) * dim + offset, attended, i * dim + offset, headDim);
@@ -494,6 +558,11 @@ public final class Encoder {
     /** ALiBi's bias on the scores of the query at {@code position} over the {@code n} keys: {@code -slope * |position - j|}. */
     private static void alibi(float[] scores, int offset, int n, float slope, int position) {
         for (int j = 0; j < n; j++) scores[offset + j] += slope * -Math.abs(position - j);
+    }
+
+    /** A sliding layer's mask (ModernBERT's, llama.cpp's symmetric window): no weight for keys more than {@code half} from {@code position}. */
+    private static void outsideWindow(float[] scores, int offset, int n, int half, int position) {
+        for (int j = 0; j < n; j++) if (Math.abs(position - j) > half) scores[offset + j] = Float.NEGATIVE_INFINITY;
     }
 
     /**

@@ -81,6 +81,7 @@ public final class Tokenizers {
                 if (pre.equals("default") || pre.equals("llama3")) pre = "llama-bpe";
                 if (pre.equals("smaug-bpe")) pre = "dbrx";
                 if (pre.equals("llama4") || pre.equals("minimax-m2")) pre = "gpt-4o";
+                if (pre.equals("modern-bert")) pre = "gpt-2"; // ModernBERT's, GPT-2's split in llama.cpp
                 if (!List.of(ByteLevelBpeTokenizer.SUPPORTED_PRE.split(", ")).contains(pre)) {
                     throw new ModelFormatException(path + ": unsupported pre-tokenizer '" + pre + "' (supported: " + ByteLevelBpeTokenizer.SUPPORTED_PRE + ")");
                 }

@@ -53,6 +53,52 @@ public class EncoderTest {
     }
 
     /**
+     * A random ModernBERT ({@code modern-bert}: pre-norm blocks of unbiased LayerNorms, none before the first layer's
+     * attention, a fused attn_qkv, RoPE in every layer with base 160000, the second layer sliding over a window of 8
+     * with base 10000, GeGLU of a fused ffn_up, an output norm; no biases, no token types) on ../shared's Llama-3
+     * vocabulary marked {@code modern-bert} (GPT-2's split), each text {@code <|begin_of_text|> text <|end_of_text|>}.
+     */
+    public static void writeModernBert(Path out) {
+        String arch = "modern-bert";
+        Map<String, Metadata.Value> md = new java.util.LinkedHashMap<>();
+        gptfast4j.io.Metadata vocab = gptfast4j.io.GGUF.read(Shared.TOKENIZERS.resolve("llama3-vocab.gguf")).metadata();
+        vocab.asMap().forEach((k, v) -> { if (k.startsWith("tokenizer.")) md.put(k, v); });
+        int vocabSize = ((String[]) md.get("tokenizer.ggml.tokens").value()).length;
+        md.put("general.architecture", Metadata.Value.string(arch));
+        md.put("general.name", Metadata.Value.string("modern-bert-mini"));
+        md.put(arch + ".block_count", Metadata.Value.uint32(LAYERS));
+        md.put(arch + ".context_length", Metadata.Value.uint32(CONTEXT));
+        md.put(arch + ".embedding_length", Metadata.Value.uint32(DIM));
+        md.put(arch + ".feed_forward_length", Metadata.Value.uint32(HIDDEN));
+        md.put(arch + ".attention.head_count", Metadata.Value.uint32(HEADS));
+        md.put(arch + ".attention.layer_norm_epsilon", Metadata.Value.float32(1e-5f));
+        md.put(arch + ".attention.sliding_window", Metadata.Value.uint32(8));
+        md.put(arch + ".rope.freq_base", Metadata.Value.float32(160000f));
+        md.put(arch + ".rope.freq_base_swa", Metadata.Value.float32(10000f));
+        md.put(arch + ".pooling_type", Metadata.Value.uint32(1));
+        md.put("tokenizer.ggml.pre", Metadata.Value.string("modern-bert"));
+        md.put("tokenizer.ggml.add_bos_token", Metadata.Value.bool(true));
+        md.put("tokenizer.ggml.add_eos_token", Metadata.Value.bool(true));
+        md.put("tokenizer.ggml.add_sep_token", Metadata.Value.bool(true));
+        md.put("tokenizer.ggml.seperator_token_id", Metadata.Value.uint32(128001));
+        List<GGUFWriter.TensorSpec> t = new ArrayList<>();
+        FamilyFiles.matrix(t, "token_embd.weight", new long[]{DIM, vocabSize}, 1);
+        FamilyFiles.norm(t, "token_embd_norm.weight", DIM, 4);
+        for (int l = 0; l < LAYERS; l++) {
+            String p = "blk." + l + ".";
+            int seed = 100 * (l + 1);
+            if (l > 0) FamilyFiles.norm(t, p + "attn_norm.weight", DIM, seed + 1);
+            FamilyFiles.matrix(t, p + "attn_qkv.weight", new long[]{DIM, 3 * DIM}, seed + 2);
+            FamilyFiles.matrix(t, p + "attn_output.weight", new long[]{DIM, DIM}, seed + 3);
+            FamilyFiles.norm(t, p + "ffn_norm.weight", DIM, seed + 4);
+            FamilyFiles.matrix(t, p + "ffn_up.weight", new long[]{DIM, 2 * HIDDEN}, seed + 5);
+            FamilyFiles.matrix(t, p + "ffn_down.weight", new long[]{HIDDEN, DIM}, seed + 6);
+        }
+        FamilyFiles.norm(t, "output_norm.weight", DIM, 5);
+        GGUFWriter.write(out, md, t, n -> { });
+    }
+
+    /**
      * A random BERT of XLM-RoBERTa's kind (bge-m3's, multilingual-e5's): {@link #writeBert}'s layout on
      * TokenizerVectorsTest's unigram vocabulary ({@code <s> text </s>}).
      */
@@ -177,6 +223,24 @@ public class EncoderTest {
         Encoder jina = Encoder.load(file);
         assertEquals(8f, jina.config.maxAlibiBias());
         assertPoolings(jina, REFS.path("jina-bert-v2"), TOLERANCE);
+    }
+
+    /**
+     * ModernBERT (pre-norm blocks, RoPE of two bases, a symmetric sliding window in its second layer, GeGLU, a byte-level
+     * vocabulary): the four texts' 65 tokens and each pooling's vectors are llama-embedding's, within the F16 GELU's
+     * difference.
+     */
+    @Test
+    void modernBertPoolingsAreLlamaEmbeddingsOutput(@TempDir Path dir) {
+        Path file = dir.resolve("modern-bert-mini.gguf");
+        writeModernBert(file);
+        Encoder modern = Encoder.load(file);
+        assertTrue(modern.config.preNorm() && !modern.config.sliding(0) && modern.config.sliding(1));
+        assertEquals("<|begin_of_text|> text <|end_of_text|>", modern.frame());
+        JsonNode refs = REFS.path("modern-bert");
+        assertEquals(refs.path("n_tokens").asInt(), java.util.stream.StreamSupport.stream(REFS.path("texts").spliterator(), false)
+                .mapToInt(t -> modern.tokens(t.asText()).length).sum());
+        assertPoolings(modern, refs, TOLERANCE);
     }
 
     /**
