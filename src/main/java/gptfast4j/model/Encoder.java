@@ -306,6 +306,8 @@ public final class Encoder {
                     r.projection(p + "attn_output", dim, dim), r.norm(p + "attn_output_norm", dim), r.optionalNorm(p + "attn_norm_2", dim),
                     gateUp[0], gateUp[1], r.projection(p + "ffn_down", hidden, dim), r.norm(p + "layer_output_norm", dim));
         }
+        // a ModernBERT reranker pools the mean through a GELU and a norm (llama.cpp's), which rank() does not run
+        if (modern && (r.has("cls.weight") || r.has("cls.output.weight"))) throw new ModelFormatException(path + ": a ModernBERT reranker's head is not supported");
         Projection dense = r.has("cls.weight") ? r.projection("cls", dim, dim) : null;
         Projection head = null;
         if (r.has("cls.output.weight")) {
