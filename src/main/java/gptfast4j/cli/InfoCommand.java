@@ -107,6 +107,7 @@ final class InfoCommand implements Callable<Integer> {
                 : "; all but every " + c.slidingPattern() + (c.slidingPattern() == 2 ? "nd" : c.slidingPattern() == 3 ? "rd" : "th") + " layer within "
                 + c.window() / 2 + " positions either side (RoPE base " + c.slidingRopeTheta() + " there)");
         System.out.printf("ffn hidden:      %d%n", c.hiddenDim());
+        if (c.experts() > 0) System.out.printf("experts:         %d (%d used per token, weighted by the router's softmax as it is)%n", c.experts(), c.expertsUsed());
         System.out.printf("vocab:           %d%n", c.vocabSize());
         System.out.printf("context length:  %d (%s)%n", c.contextLength(), c.ropeTheta() != 0 ? "RoPE on halves, base " + c.ropeTheta()
                 : c.maxAlibiBias() != 0 ? "ALiBi, maximum bias " + c.maxAlibiBias() : "learned positions");

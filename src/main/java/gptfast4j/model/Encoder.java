@@ -31,7 +31,9 @@ import java.util.Set;
  * every projection with its bias where the file has one, every LayerNorm with its weight and bias; the last layer's x
  * are the hidden states that {@link Pooling} pools. nomic-bert's has no learned positions but RoPE on the queries and
  * keys (a head's halves), its feed-forward SwiGLU ({@code ffn_down · (silu(ffn_gate · x) * ffn_up · x)}), its query,
- * key and value projections one {@code attn_qkv}. jina-bert-v2's has neither positions: ALiBi's biases on the scores
+ * key and value projections one {@code attn_qkv}; nomic-bert-moe's (nomic-embed-text v2) RoPE and BERT's ungated
+ * GELU, every other layer's feed-forward a mixture of experts instead (each token's two likeliest of the router's
+ * softmax, weighted by their probabilities as they are, each expert {@code down · gelu(up · x)}). jina-bert-v2's has neither positions: ALiBi's biases on the scores
  * ({@code -slope * |i - j|}, each head's slope as ggml's with a maximum bias of 8), LayerNorms of the queries and keys
  * where the file has them, a second norm of the attention's output with the layer's input added again
  * ({@code attn_norm_2}), and GeGLU, its gate the first half of a fused {@code ffn_up} or its own {@code ffn_gate}. A
@@ -44,7 +46,7 @@ import java.util.Set;
  */
 public final class Encoder {
     /** The GGUF architectures this class runs. */
-    public static final Set<String> ARCHITECTURES = Set.of("bert", "nomic-bert", "jina-bert-v2", "modern-bert");
+    public static final Set<String> ARCHITECTURES = Set.of("bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "modern-bert");
 
     /** Whether {@code md} is an encoder's file, which {@link Checkpoint} does not load. */
     public static boolean isEncoder(Metadata md) {
@@ -69,9 +71,11 @@ public final class Encoder {
      * @param preNorm      whether the blocks normalize their inputs (ModernBERT's) rather than their residual sums
      * @param window       the sliding layers' window (ModernBERT's: a query sees the keys within half of it either side); 0 for none
      * @param slidingRopeTheta the sliding layers' RoPE base
+     * @param experts      a mixture's experts (nomic-bert-moe's); 0 without mixtures
+     * @param expertsUsed  how many of them each token runs
      */
     public record Config(String architecture, int dim, int layers, int heads, int hiddenDim, int contextLength, int vocabSize, float normEps, float ropeTheta,
-                         float maxAlibiBias, boolean siluGate, boolean preNorm, int window, int slidingPattern, float slidingRopeTheta) {
+                         float maxAlibiBias, boolean siluGate, boolean preNorm, int window, int slidingPattern, float slidingRopeTheta, int experts, int expertsUsed) {
         public int headDim() {
             return dim / heads;
         }
@@ -108,9 +112,14 @@ public final class Encoder {
      * @param qNorm      the queries' LayerNorm (jina-bert-v2's), null for none; {@code kNorm} the keys'
      * @param secondNorm jina-bert-v2's {@code attn_norm_2}, after the attention's with the layer's input added again; null for none
      * @param gate       SwiGLU's or GeGLU's gate (nomic-bert's, jina-bert-v2's); null where the feed-forward is an ungated GELU (BERT's)
+     * @param experts    the layer's mixture of experts in place of up and down (nomic-bert-moe's); null for a dense layer
      */
     record Block(Projection q, Projection k, Projection v, Norm qNorm, Norm kNorm, Projection output, Norm attentionNorm, Norm secondNorm,
-                 Projection gate, Projection up, Projection down, Norm outputNorm) {
+                 Projection gate, Projection up, Projection down, Norm outputNorm, Experts experts) {
+    }
+
+    /** A mixture's router ({@code ffn_gate_inp}, [dim, experts]) and each expert's up [dim, hidden] and down [hidden, dim] (views of the file's 3-D tensors). */
+    record Experts(Tensor router, Tensor[] up, Tensor[] down) {
     }
 
     public final Config config;
@@ -264,7 +273,12 @@ public final class Encoder {
         if (embeddings.shape().length != 2 || embeddings.shape()[0] != dim) throw r.shape("token_embd.weight", embeddings, "[" + dim + ", vocabulary]");
         int vocab = (int) embeddings.shape()[1];
         int context = required(md, path, arch + ".context_length");
-        boolean modern = arch.equals("modern-bert"), rotary = arch.equals("nomic-bert") || modern, alibi = arch.equals("jina-bert-v2");
+        boolean modern = arch.equals("modern-bert"), moe = arch.equals("nomic-bert-moe"), rotary = arch.equals("nomic-bert") || moe || modern, alibi = arch.equals("jina-bert-v2");
+        int experts = moe ? md.getInt(arch + ".expert_count", 0) : 0, expertsUsed = moe ? md.getInt(arch + ".expert_used_count", 0) : 0,
+                moeEvery = moe ? md.getInt(arch + ".moe_every_n_layers", 0) : 0;
+        if (moe && (experts < 1 || expertsUsed < 1 || expertsUsed > experts || moeEvery < 1)) {
+            throw new ModelFormatException(path + ": a mixture of " + experts + " experts, " + expertsUsed + " used, every " + moeEvery + " layers");
+        }
         if (arch.equals("nomic-bert") && !md.has(arch + ".rope.freq_base")) throw new ModelFormatException(path + ": missing metadata " + arch + ".rope.freq_base");
         // ModernBERT's activation, as llama.cpp reads its hidden_activation: GeGLU but where it names SiLU
         String activation = md.getString(arch + ".hidden_activation", "gelu");
@@ -276,7 +290,7 @@ public final class Encoder {
         Config c = new Config(arch, dim, required(md, path, arch + ".block_count"), heads, required(md, path, arch + ".feed_forward_length"),
                 context, vocab, md.getFloat(arch + ".attention.layer_norm_epsilon", 0f), rotary ? md.getFloat(arch + ".rope.freq_base", 10000f) : 0f,
                 alibi ? 8f : 0f, arch.equals("nomic-bert") || modern && !activation.startsWith("ge"), modern, window, pattern,
-                md.getFloat(arch + ".rope.freq_base_swa", 10000f));
+                md.getFloat(arch + ".rope.freq_base_swa", 10000f), experts, expertsUsed);
         if (tokenizer.vocabSize() > vocab) throw new ModelFormatException(path + ": the tokenizer has " + tokenizer.vocabSize() + " tokens but the model's vocabulary has " + vocab);
         Frame frame = Frame.of(md, tokenizer, path);
         float[] tokenType = null;
@@ -292,19 +306,21 @@ public final class Encoder {
             Projection[] qkv = r.has(p + "attn_qkv.weight") ? r.fused(p + "attn_qkv", dim, dim, dim, dim)
                     : new Projection[]{r.projection(p + "attn_q", dim, dim), r.projection(p + "attn_k", dim, dim), r.projection(p + "attn_v", dim, dim)};
             int hidden = c.hiddenDim();
+            // nomic-bert-moe's mixtures, as llama.cpp places them: the layers whose index is 1 modulo moe_every_n_layers
+            Experts mixture = moe && l % moeEvery == 1 ? r.experts(p, dim, hidden, experts) : null;
             // GeGLU's gate and up in one ffn_up of twice the width (jina-bert-v2's), the gate first
-            boolean fusedGate = !r.has(p + "ffn_gate.weight") && r.has(p + "ffn_up.weight") && r.tensor(p + "ffn_up.weight").shape().length == 2
+            boolean fusedGate = mixture == null && !r.has(p + "ffn_gate.weight") && r.has(p + "ffn_up.weight") && r.tensor(p + "ffn_up.weight").shape().length == 2
                     && r.tensor(p + "ffn_up.weight").shape()[1] == 2L * hidden;
-            Projection[] gateUp = fusedGate ? r.fused(p + "ffn_up", dim, hidden, hidden)
+            Projection[] gateUp = mixture != null ? new Projection[]{null, null} : fusedGate ? r.fused(p + "ffn_up", dim, hidden, hidden)
                     : new Projection[]{r.has(p + "ffn_gate.weight") ? r.projection(p + "ffn_gate", dim, hidden) : null, r.projection(p + "ffn_up", dim, hidden)};
             blocks[l] = modern
                     // the norms before: attentionNorm the attention's input's (none in the first layer), outputNorm the feed-forward's
                     ? new Block(qkv[0], qkv[1], qkv[2], null, null, r.projection(p + "attn_output", dim, dim),
                     r.has(p + "attn_norm.weight") ? r.unbiasedNorm(p + "attn_norm", dim) : null, null,
-                    gateUp[0], gateUp[1], r.projection(p + "ffn_down", hidden, dim), r.unbiasedNorm(p + "ffn_norm", dim))
+                    gateUp[0], gateUp[1], r.projection(p + "ffn_down", hidden, dim), r.unbiasedNorm(p + "ffn_norm", dim), null)
                     : new Block(qkv[0], qkv[1], qkv[2], r.optionalNorm(p + "attn_q_norm", dim), r.optionalNorm(p + "attn_k_norm", dim),
                     r.projection(p + "attn_output", dim, dim), r.norm(p + "attn_output_norm", dim), r.optionalNorm(p + "attn_norm_2", dim),
-                    gateUp[0], gateUp[1], r.projection(p + "ffn_down", hidden, dim), r.norm(p + "layer_output_norm", dim));
+                    gateUp[0], gateUp[1], mixture != null ? null : r.projection(p + "ffn_down", hidden, dim), r.norm(p + "layer_output_norm", dim), mixture);
         }
         // a ModernBERT reranker pools the mean through a GELU and a norm (llama.cpp's), which rank() does not run
         if (modern && (r.has("cls.weight") || r.has("cls.output.weight"))) throw new ModelFormatException(path + ": a ModernBERT reranker's head is not supported");
@@ -387,6 +403,24 @@ public final class Encoder {
 
         Norm norm(String name, int n) {
             return new Norm(vector(name + ".weight", n), vector(name + ".bias", n));
+        }
+
+        /** Layer {@code p}'s mixture: its router and each expert's views of {@code ffn_up_exps} and {@code ffn_down_exps}. */
+        Experts experts(String p, int dim, int hidden, int count) {
+            Tensor router = matrix(p + "ffn_gate_inp.weight", dim, count);
+            Tensor up = expertMatrix(p + "ffn_up_exps.weight", dim, hidden, count), down = expertMatrix(p + "ffn_down_exps.weight", hidden, dim, count);
+            Tensor[] ups = new Tensor[count], downs = new Tensor[count];
+            for (int e = 0; e < count; e++) {
+                ups[e] = up.rows((long) e * hidden, hidden);
+                downs[e] = down.rows((long) e * dim, dim);
+            }
+            return new Experts(router, ups, downs);
+        }
+
+        private Tensor expertMatrix(String name, long cols, long rows, long count) {
+            TensorData t = tensor(name);
+            if (!Arrays.equals(t.shape(), new long[]{cols, rows, count})) throw shape(name, t, "[" + cols + ", " + rows + ", " + count + "]");
+            return Tensor.of(t);
         }
 
         /** A LayerNorm without a bias (ModernBERT's). */
@@ -500,20 +534,65 @@ public final class Encoder {
                 residualNorm(x, out, b.attentionNorm(), n);
                 if (b.secondNorm() != null) residualNorm(x, layerInput, b.secondNorm(), n);
             }
-            b.up().apply(in, n, hidden);
-            if (b.gate() == null) {
-                VectorMath.gelu(hidden, 0, n * config.hiddenDim());
+            if (b.experts() != null) {
+                mixture(b.experts(), in, n, out);
             } else {
-                b.gate().apply(in, n, gate);
-                if (config.siluGate()) VectorMath.swiglu(gate, hidden, 0, n * config.hiddenDim()); // gate = silu(gate) * up
-                else VectorMath.geglu(gate, hidden, 0, n * config.hiddenDim()); // gate = gelu(gate) * up
+                b.up().apply(in, n, hidden);
+                if (b.gate() == null) {
+                    VectorMath.gelu(hidden, 0, n * config.hiddenDim());
+                } else {
+                    b.gate().apply(in, n, gate);
+                    if (config.siluGate()) VectorMath.swiglu(gate, hidden, 0, n * config.hiddenDim()); // gate = silu(gate) * up
+                    else VectorMath.geglu(gate, hidden, 0, n * config.hiddenDim()); // gate = gelu(gate) * up
+                }
+                b.down().apply(b.gate() == null ? hidden : gate, n, out);
             }
-            b.down().apply(b.gate() == null ? hidden : gate, n, out);
             if (config.preNorm()) VectorMath.add(x, 0, out, 0, n * dim);
             else residualNorm(x, out, b.outputNorm(), n);
         }
         if (outputNorm != null) for (int t = 0; t < n; t++) outputNorm.apply(x, t * dim, dim, config.normEps());
         return x;
+    }
+
+    /**
+     * A mixture's output for each of the {@code n} tokens of {@code in}: the router's softmax over the experts, each
+     * token's {@code expertsUsed} likeliest (the first index of a tie) weighted by their probabilities as they are
+     * (llama.cpp's nomic-bert-moe: not renormalized), each expert's tokens run together, {@code down · gelu(up · x)}.
+     */
+    private void mixture(Experts m, float[] in, int n, float[] out) {
+        int dim = config.dim(), hidden = config.hiddenDim(), count = m.up().length, used = config.expertsUsed();
+        float[] probs = new float[n * count];
+        m.router().matmul(in, n, probs, count, false);
+        int[][] chosen = new int[n][used];
+        for (int t = 0; t < n; t++) {
+            VectorMath.softmax(probs, t * count, count);
+            boolean[] taken = new boolean[count];
+            for (int s = 0; s < used; s++) {
+                int best = -1;
+                for (int e = 0; e < count; e++) if (!taken[e] && (best < 0 || probs[t * count + e] > probs[t * count + best])) best = e;
+                taken[best] = true;
+                chosen[t][s] = best;
+            }
+        }
+        // each slot's weighted output, added in slot order as llama.cpp adds the chosen experts' outputs
+        float[][] slots = new float[used][n * dim];
+        for (int e = 0; e < count; e++) {
+            List<int[]> routed = new java.util.ArrayList<>(); // {token, slot}
+            for (int t = 0; t < n; t++) for (int s = 0; s < used; s++) if (chosen[t][s] == e) routed.add(new int[]{t, s});
+            if (routed.isEmpty()) continue;
+            int r = routed.size();
+            float[] x = new float[r * dim], h = new float[r * hidden], y = new float[r * dim];
+            for (int i = 0; i < r; i++) System.arraycopy(in, routed.get(i)[0] * dim, x, i * dim, dim);
+            m.up()[e].matmul(x, r, h, hidden, false);
+            VectorMath.gelu(h, 0, r * hidden);
+            m.down()[e].matmul(h, r, y, dim, false);
+            for (int i = 0; i < r; i++) {
+                int t = routed.get(i)[0], s = routed.get(i)[1];
+                VectorMath.axpy(probs[t * count + e], y, i * dim, slots[s], t * dim, dim);
+            }
+        }
+        System.arraycopy(slots[0], 0, out, 0, n * dim);
+        for (int s = 1; s < used; s++) VectorMath.add(out, 0, slots[s], 0, n * dim);
     }
 
     /** {@code out = norm(x)} for each of the {@code n} tokens ({@code x} itself where there is no norm: ModernBERT's first layer's); returns what to read. */

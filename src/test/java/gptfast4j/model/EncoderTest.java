@@ -99,6 +99,16 @@ public class EncoderTest {
     }
 
     /**
+     * A random nomic-bert-moe (nomic-embed-text v2's layout: nomic-bert's RoPE and fused attn_qkv with biases, BERT's
+     * ungated GELU with biases in its first layer, a mixture of 4 experts, 2 used, in its second) on the unigram
+     * vocabulary (XLM-RoBERTa's kind).
+     */
+    public static void writeNomicBertMoe(Path out) {
+        Map<String, Metadata.Value> vocab = new java.util.LinkedHashMap<>(gptfast4j.io.GGUF.read(Path.of("src/test/resources/tokenizer/unigram-mini.gguf")).metadata().asMap());
+        write(out, "nomic-bert-moe", false, vocab);
+    }
+
+    /**
      * A random BERT of XLM-RoBERTa's kind (bge-m3's, multilingual-e5's): {@link #writeBert}'s layout on
      * TokenizerVectorsTest's unigram vocabulary ({@code <s> text </s>}).
      */
@@ -112,7 +122,7 @@ public class EncoderTest {
     }
 
     private static void write(Path out, String arch, boolean reranker, Map<String, Metadata.Value> vocabulary) {
-        boolean nomic = arch.equals("nomic-bert"), jina = arch.equals("jina-bert-v2");
+        boolean moe = arch.equals("nomic-bert-moe"), nomic = arch.equals("nomic-bert") || moe, jina = arch.equals("jina-bert-v2");
         Map<String, Metadata.Value> md = new java.util.LinkedHashMap<>();
         vocabulary.forEach((k, v) -> md.put(k.startsWith("bert.") ? arch + k.substring(4) : k, v));
         md.put("general.architecture", Metadata.Value.string(arch));
@@ -125,7 +135,12 @@ public class EncoderTest {
         md.put(arch + ".attention.head_count", Metadata.Value.uint32(HEADS));
         md.put(arch + ".pooling_type", Metadata.Value.uint32(reranker ? 4 : 1));
         md.put("tokenizer.ggml.token_type_count", Metadata.Value.uint32(2)); // token_types' rows, which llama.cpp requires
-        if (nomic) md.put(arch + ".rope.freq_base", Metadata.Value.float32(1000f));
+        if (nomic) md.put(arch + ".rope.freq_base", Metadata.Value.float32(moe ? 10000f : 1000f));
+        if (moe) {
+            md.put(arch + ".expert_count", Metadata.Value.uint32(4));
+            md.put(arch + ".expert_used_count", Metadata.Value.uint32(2));
+            md.put(arch + ".moe_every_n_layers", Metadata.Value.uint32(2));
+        }
         List<GGUFWriter.TensorSpec> t = new ArrayList<>();
         FamilyFiles.matrix(t, "token_embd.weight", new long[]{DIM, vocab}, 1);
         FamilyFiles.matrix(t, "token_types.weight", new long[]{DIM, 2}, 2);
@@ -138,6 +153,8 @@ public class EncoderTest {
             if (nomic) {
                 FamilyFiles.matrix(t, p + "attn_qkv.weight", new long[]{DIM, 3 * DIM}, seed);
                 FamilyFiles.matrix(t, p + "attn_output.weight", new long[]{DIM, DIM}, seed + 3);
+                if (moe) FamilyFiles.bias(t, p + "attn_qkv.bias", new long[]{3 * DIM}, seed + 7);
+                if (moe) FamilyFiles.bias(t, p + "attn_output.bias", new long[]{DIM}, seed + 8);
             } else {
                 String[] square = {"attn_q", "attn_k", "attn_v", "attn_output"};
                 for (int i = 0; i < square.length; i++) {
@@ -153,11 +170,17 @@ public class EncoderTest {
                     FamilyFiles.bias(t, p + norm + ".bias", new long[]{DIM}, seed + 60 + norm.length());
                 }
             }
-            if (nomic) FamilyFiles.matrix(t, p + "ffn_gate.weight", new long[]{DIM, HIDDEN}, seed + 34);
-            FamilyFiles.matrix(t, p + "ffn_up.weight", new long[]{DIM, jina ? 2 * HIDDEN : HIDDEN}, seed + 30);
-            if (!nomic) FamilyFiles.bias(t, p + "ffn_up.bias", new long[]{jina ? 2 * HIDDEN : HIDDEN}, seed + 31);
-            FamilyFiles.matrix(t, p + "ffn_down.weight", new long[]{HIDDEN, DIM}, seed + 32);
-            if (!nomic) FamilyFiles.bias(t, p + "ffn_down.bias", new long[]{DIM}, seed + 33);
+            if (moe && l == 1) {
+                FamilyFiles.matrix(t, p + "ffn_gate_inp.weight", new long[]{DIM, 4}, seed + 35);
+                FamilyFiles.matrix(t, p + "ffn_up_exps.weight", new long[]{DIM, HIDDEN, 4}, seed + 36);
+                FamilyFiles.matrix(t, p + "ffn_down_exps.weight", new long[]{HIDDEN, DIM, 4}, seed + 37);
+            } else {
+                if (nomic && !moe) FamilyFiles.matrix(t, p + "ffn_gate.weight", new long[]{DIM, HIDDEN}, seed + 34);
+                FamilyFiles.matrix(t, p + "ffn_up.weight", new long[]{DIM, jina ? 2 * HIDDEN : HIDDEN}, seed + 30);
+                if (!nomic || moe) FamilyFiles.bias(t, p + "ffn_up.bias", new long[]{jina ? 2 * HIDDEN : HIDDEN}, seed + 31);
+                FamilyFiles.matrix(t, p + "ffn_down.weight", new long[]{HIDDEN, DIM}, seed + 32);
+                if (!nomic || moe) FamilyFiles.bias(t, p + "ffn_down.bias", new long[]{DIM}, seed + 33);
+            }
             FamilyFiles.norm(t, p + "layer_output_norm.weight", DIM, seed + 40);
             FamilyFiles.bias(t, p + "layer_output_norm.bias", new long[]{DIM}, seed + 41);
         }
@@ -241,6 +264,19 @@ public class EncoderTest {
         assertEquals(refs.path("n_tokens").asInt(), java.util.stream.StreamSupport.stream(REFS.path("texts").spliterator(), false)
                 .mapToInt(t -> modern.tokens(t.asText()).length).sum());
         assertPoolings(modern, refs, TOLERANCE);
+    }
+
+    /**
+     * nomic-bert-moe (RoPE, a dense first layer of BERT's GELU, a mixture of 4 experts, 2 used, in the second, on a
+     * unigram vocabulary): each pooling's vectors are llama-embedding's, within the F16 GELU's difference.
+     */
+    @Test
+    void nomicBertMoePoolingsAreLlamaEmbeddingsOutput(@TempDir Path dir) {
+        Path file = dir.resolve("nomic-bert-moe-mini.gguf");
+        writeNomicBertMoe(file);
+        Encoder moe = Encoder.load(file);
+        assertEquals(2, moe.config.expertsUsed());
+        assertPoolings(moe, REFS.path("nomic-bert-moe"), TOLERANCE);
     }
 
     /**
