@@ -33,7 +33,8 @@ import java.util.Set;
  * keys (a head's halves), its feed-forward SwiGLU ({@code ffn_down · (silu(ffn_gate · x) * ffn_up · x)}), its query,
  * key and value projections one {@code attn_qkv}; nomic-bert-moe's (nomic-embed-text v2) RoPE and BERT's ungated
  * GELU, every other layer's feed-forward a mixture of experts instead (each token's two likeliest of the router's
- * softmax, weighted by their probabilities as they are, each expert {@code down · gelu(up · x)}). jina-bert-v2's has neither positions: ALiBi's biases on the scores
+ * softmax, weighted by their probabilities as they are, each expert {@code down · gelu(up · x)}); jina-bert-v3's
+ * (jina-embeddings-v3, without its task adapters) BERT's blocks with RoPE. jina-bert-v2's has neither positions: ALiBi's biases on the scores
  * ({@code -slope * |i - j|}, each head's slope as ggml's with a maximum bias of 8), LayerNorms of the queries and keys
  * where the file has them, a second norm of the attention's output with the layer's input added again
  * ({@code attn_norm_2}), and GeGLU, its gate the first half of a fused {@code ffn_up} or its own {@code ffn_gate}. A
@@ -46,7 +47,7 @@ import java.util.Set;
  */
 public final class Encoder {
     /** The GGUF architectures this class runs. */
-    public static final Set<String> ARCHITECTURES = Set.of("bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "modern-bert");
+    public static final Set<String> ARCHITECTURES = Set.of("bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "modern-bert");
 
     /** Whether {@code md} is an encoder's file, which {@link Checkpoint} does not load. */
     public static boolean isEncoder(Metadata md) {
@@ -273,7 +274,7 @@ public final class Encoder {
         if (embeddings.shape().length != 2 || embeddings.shape()[0] != dim) throw r.shape("token_embd.weight", embeddings, "[" + dim + ", vocabulary]");
         int vocab = (int) embeddings.shape()[1];
         int context = required(md, path, arch + ".context_length");
-        boolean modern = arch.equals("modern-bert"), moe = arch.equals("nomic-bert-moe"), rotary = arch.equals("nomic-bert") || moe || modern, alibi = arch.equals("jina-bert-v2");
+        boolean modern = arch.equals("modern-bert"), moe = arch.equals("nomic-bert-moe"), rotary = arch.equals("nomic-bert") || moe || arch.equals("jina-bert-v3") || modern, alibi = arch.equals("jina-bert-v2");
         int experts = moe ? md.getInt(arch + ".expert_count", 0) : 0, expertsUsed = moe ? md.getInt(arch + ".expert_used_count", 0) : 0,
                 moeEvery = moe ? md.getInt(arch + ".moe_every_n_layers", 0) : 0;
         if (moe && (experts < 1 || expertsUsed < 1 || expertsUsed > experts || moeEvery < 1)) {

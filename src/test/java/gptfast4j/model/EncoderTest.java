@@ -109,6 +109,15 @@ public class EncoderTest {
     }
 
     /**
+     * A random jina-bert-v3 (jina-embeddings-v3's layout without its task adapters: BERT's blocks with RoPE, base 10000,
+     * instead of positions, a fused attn_qkv, biases) on the unigram vocabulary (XLM-RoBERTa's kind).
+     */
+    public static void writeJinaBertV3(Path out) {
+        Map<String, Metadata.Value> vocab = new java.util.LinkedHashMap<>(gptfast4j.io.GGUF.read(Path.of("src/test/resources/tokenizer/unigram-mini.gguf")).metadata().asMap());
+        write(out, "jina-bert-v3", false, vocab);
+    }
+
+    /**
      * A random BERT of XLM-RoBERTa's kind (bge-m3's, multilingual-e5's): {@link #writeBert}'s layout on
      * TokenizerVectorsTest's unigram vocabulary ({@code <s> text </s>}).
      */
@@ -122,7 +131,9 @@ public class EncoderTest {
     }
 
     private static void write(Path out, String arch, boolean reranker, Map<String, Metadata.Value> vocabulary) {
-        boolean moe = arch.equals("nomic-bert-moe"), nomic = arch.equals("nomic-bert") || moe, jina = arch.equals("jina-bert-v2");
+        // nomic-bert's SwiGLU without biases; nomic-bert-moe's and jina-bert-v3's BERT feed-forwards and biases; all three fused and rotated
+        boolean moe = arch.equals("nomic-bert-moe"), swiglu = arch.equals("nomic-bert"), rotary = swiglu || moe || arch.equals("jina-bert-v3"),
+                jina = arch.equals("jina-bert-v2");
         Map<String, Metadata.Value> md = new java.util.LinkedHashMap<>();
         vocabulary.forEach((k, v) -> md.put(k.startsWith("bert.") ? arch + k.substring(4) : k, v));
         md.put("general.architecture", Metadata.Value.string(arch));
@@ -135,7 +146,7 @@ public class EncoderTest {
         md.put(arch + ".attention.head_count", Metadata.Value.uint32(HEADS));
         md.put(arch + ".pooling_type", Metadata.Value.uint32(reranker ? 4 : 1));
         md.put("tokenizer.ggml.token_type_count", Metadata.Value.uint32(2)); // token_types' rows, which llama.cpp requires
-        if (nomic) md.put(arch + ".rope.freq_base", Metadata.Value.float32(moe ? 10000f : 1000f));
+        if (rotary) md.put(arch + ".rope.freq_base", Metadata.Value.float32(swiglu ? 1000f : 10000f));
         if (moe) {
             md.put(arch + ".expert_count", Metadata.Value.uint32(4));
             md.put(arch + ".expert_used_count", Metadata.Value.uint32(2));
@@ -144,17 +155,17 @@ public class EncoderTest {
         List<GGUFWriter.TensorSpec> t = new ArrayList<>();
         FamilyFiles.matrix(t, "token_embd.weight", new long[]{DIM, vocab}, 1);
         FamilyFiles.matrix(t, "token_types.weight", new long[]{DIM, 2}, 2);
-        if (!nomic && !jina) FamilyFiles.matrix(t, "position_embd.weight", new long[]{DIM, CONTEXT}, 3);
+        if (!rotary && !jina) FamilyFiles.matrix(t, "position_embd.weight", new long[]{DIM, CONTEXT}, 3);
         FamilyFiles.norm(t, "token_embd_norm.weight", DIM, 4);
         FamilyFiles.bias(t, "token_embd_norm.bias", new long[]{DIM}, 5);
         for (int l = 0; l < LAYERS; l++) {
             String p = "blk." + l + ".";
             int seed = 100 * (l + 1);
-            if (nomic) {
+            if (rotary) {
                 FamilyFiles.matrix(t, p + "attn_qkv.weight", new long[]{DIM, 3 * DIM}, seed);
                 FamilyFiles.matrix(t, p + "attn_output.weight", new long[]{DIM, DIM}, seed + 3);
-                if (moe) FamilyFiles.bias(t, p + "attn_qkv.bias", new long[]{3 * DIM}, seed + 7);
-                if (moe) FamilyFiles.bias(t, p + "attn_output.bias", new long[]{DIM}, seed + 8);
+                if (!swiglu) FamilyFiles.bias(t, p + "attn_qkv.bias", new long[]{3 * DIM}, seed + 7);
+                if (!swiglu) FamilyFiles.bias(t, p + "attn_output.bias", new long[]{DIM}, seed + 8);
             } else {
                 String[] square = {"attn_q", "attn_k", "attn_v", "attn_output"};
                 for (int i = 0; i < square.length; i++) {
@@ -175,11 +186,11 @@ public class EncoderTest {
                 FamilyFiles.matrix(t, p + "ffn_up_exps.weight", new long[]{DIM, HIDDEN, 4}, seed + 36);
                 FamilyFiles.matrix(t, p + "ffn_down_exps.weight", new long[]{HIDDEN, DIM, 4}, seed + 37);
             } else {
-                if (nomic && !moe) FamilyFiles.matrix(t, p + "ffn_gate.weight", new long[]{DIM, HIDDEN}, seed + 34);
+                if (swiglu) FamilyFiles.matrix(t, p + "ffn_gate.weight", new long[]{DIM, HIDDEN}, seed + 34);
                 FamilyFiles.matrix(t, p + "ffn_up.weight", new long[]{DIM, jina ? 2 * HIDDEN : HIDDEN}, seed + 30);
-                if (!nomic || moe) FamilyFiles.bias(t, p + "ffn_up.bias", new long[]{jina ? 2 * HIDDEN : HIDDEN}, seed + 31);
+                if (!swiglu) FamilyFiles.bias(t, p + "ffn_up.bias", new long[]{jina ? 2 * HIDDEN : HIDDEN}, seed + 31);
                 FamilyFiles.matrix(t, p + "ffn_down.weight", new long[]{HIDDEN, DIM}, seed + 32);
-                if (!nomic || moe) FamilyFiles.bias(t, p + "ffn_down.bias", new long[]{DIM}, seed + 33);
+                if (!swiglu) FamilyFiles.bias(t, p + "ffn_down.bias", new long[]{DIM}, seed + 33);
             }
             FamilyFiles.norm(t, p + "layer_output_norm.weight", DIM, seed + 40);
             FamilyFiles.bias(t, p + "layer_output_norm.bias", new long[]{DIM}, seed + 41);
@@ -277,6 +288,16 @@ public class EncoderTest {
         Encoder moe = Encoder.load(file);
         assertEquals(2, moe.config.expertsUsed());
         assertPoolings(moe, REFS.path("nomic-bert-moe"), TOLERANCE);
+    }
+
+    /** jina-bert-v3 (BERT's blocks with RoPE, on a unigram vocabulary): llama-embedding's vectors, within the F16 GELU's difference. */
+    @Test
+    void jinaBertV3PoolingsAreLlamaEmbeddingsOutput(@TempDir Path dir) {
+        Path file = dir.resolve("jina-bert-v3-mini.gguf");
+        writeJinaBertV3(file);
+        Encoder v3 = Encoder.load(file);
+        assertEquals(10000f, v3.config.ropeTheta());
+        assertPoolings(v3, REFS.path("jina-bert-v3"), TOLERANCE);
     }
 
     /**
