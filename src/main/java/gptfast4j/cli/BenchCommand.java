@@ -144,7 +144,9 @@ final class BenchCommand implements Callable<Integer> {
             }
         }
         List<Row> rows = new ArrayList<>();
-        Checkpoint ckpt = checkpoint != null ? CommonOptions.load(checkpoint, tokenizer, quantize, workers) : null;
+        boolean encoder = checkpoint != null && gptfast4j.model.Encoder.isEncoderFile(checkpoint);
+        if (encoder) rows.addAll(encoderRows(threadCounts));
+        Checkpoint ckpt = checkpoint != null && !encoder ? CommonOptions.load(checkpoint, tokenizer, quantize, workers) : null;
         if (ckpt != null) {
             Llama model = ckpt.model();
             String name = checkpoint.getFileName().toString();
@@ -206,7 +208,7 @@ final class BenchCommand implements Callable<Integer> {
                 doc.put("memoryReadGBps", bw);
             }
             if (ckpt != null) doc.put("kvCache", kvType.option());
-            if (ckpt != null) doc.put("vectors", gptfast4j.tensor.Tensor.vectorUnits());
+            if (ckpt != null || encoder) doc.put("vectors", gptfast4j.tensor.Tensor.vectorUnits());
             // under tensor parallelism bytesPerToken and the bandwidth are this process's share
             if (ckpt != null && ckpt.model().processes() > 1) doc.put("processes", ckpt.model().processes());
             doc.put("results", rows);
@@ -225,11 +227,57 @@ final class BenchCommand implements Callable<Integer> {
                         r.percentOfMemoryBandwidth() == null ? "" : String.format("%.0f%%", r.percentOfMemoryBandwidth()));
                 if (r.speedup() != null) System.out.printf("|   %s: mean accepted %.2f of %d, speedup over plain %.2fx%n", r.test(), r.meanAccepted(), speculateK, r.speedup());
             }
-            System.out.printf("KV cache: %s; %s%n", kvType.option(), gptfast4j.tensor.Tensor.vectorUnits());
+            System.out.printf("%s%s%n", encoder ? "" : "KV cache: " + kvType.option() + "; ", gptfast4j.tensor.Tensor.vectorUnits());
             int processes = ckpt == null ? 1 : ckpt.model().processes();
             if (processes > 1) System.out.printf("Tensor parallelism over %d processes: MB/token, GB/s and %% of bw are this process's 1/%d share%n", processes, processes);
         }
         return 0;
+    }
+
+    /** The options that only a decoder's benchmark takes. */
+    private static final List<String> DECODER_OPTIONS = List.of("--tokenizer", "--gen-tokens", "--depth", "--layout", "--quantize", "--draft-checkpoint",
+            "--draft-quantize", "--speculate-k", "--lookup", "--kv-cache", "--workers");
+
+    /**
+     * An encoder's rows (BERT's file): for each {@code --prompt-tokens} length n, {@code emb{n} x{k}}: passes of k texts
+     * of n random tokens each (k as many as fill one pass, {@code Encoder}'s 512 tokens), as embed and the encoder's
+     * server run a request's texts, in tokens per second; after a warm-up as a decoder's.
+     */
+    private List<Row> encoderRows(List<Integer> threadCounts) {
+        for (String option : DECODER_OPTIONS) {
+            if (spec.commandLine().getParseResult().hasMatchedOption(option)) throw new IllegalArgumentException(option + " is for a decoder's benchmark, not an encoder's (" + checkpoint.getFileName() + ")");
+        }
+        gptfast4j.model.Encoder model = gptfast4j.model.Encoder.load(checkpoint);
+        String name = checkpoint.getFileName().toString();
+        int context = model.config.contextLength(), vocab = model.tokenizer().vocabSize();
+        List<List<int[]>> batches = new ArrayList<>();
+        SplittableRandom random = new SplittableRandom(1);
+        for (int n : promptTokens) {
+            if (n > context) throw new IllegalArgumentException("--prompt-tokens " + n + " exceeds the encoder's context length " + context);
+            List<int[]> texts = new ArrayList<>();
+            if (n > 0) for (int k = 0; k < Math.max(1, gptfast4j.model.Encoder.BATCH_TOKENS / n); k++) texts.add(random.ints(n, 0, vocab).toArray());
+            batches.add(texts);
+        }
+        List<Row> rows = new ArrayList<>();
+        for (int t : threadCounts) {
+            Parallel.setThreads(t);
+            for (long t0 = System.nanoTime(), round = 1; ; round++) {
+                for (List<int[]> texts : batches) if (!texts.isEmpty()) model.hiddenStates(texts, (text, position, states, offset) -> { });
+                if (round >= 2 && System.nanoTime() - t0 > WARM_UP_NANOS) break;
+            }
+            for (List<int[]> texts : batches) {
+                if (texts.isEmpty()) continue;
+                int tokens = texts.size() * texts.getFirst().length;
+                double[] tps = new double[repetitions];
+                for (int r = 0; r < repetitions; r++) {
+                    long t0 = System.nanoTime();
+                    model.hiddenStates(texts, (text, position, states, offset) -> { });
+                    tps[r] = tokens / ((System.nanoTime() - t0) / 1e9);
+                }
+                rows.add(new Row(name, "emb" + texts.getFirst().length + " x" + texts.size(), 0, t, mean(tps), std(tps), null, null, null, null, null));
+            }
+        }
+        return rows;
     }
 
     /**

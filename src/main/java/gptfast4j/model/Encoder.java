@@ -448,7 +448,7 @@ public final class Encoder {
      * reuses each weight over more tokens than one text has (bge-small's shape in F32, 100 texts of 60 tokens, 2
      * threads, warm: 2.83-2.94 s one text a pass, 2.25-2.47 s in passes of up to 512 tokens, 2.36-2.44 s of 2048).
      */
-    static final int BATCH_TOKENS = 512;
+    public static final int BATCH_TOKENS = 512;
 
     /**
      * Runs each of {@code texts} (each at most the context length, attending to itself only), several in one pass up

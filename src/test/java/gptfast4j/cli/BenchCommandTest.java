@@ -126,4 +126,27 @@ class BenchCommandTest {
         ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", q4, "--layout", "file"), "--layout file measures pp alone: give --gen-tokens 0");
         ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", q4, "--layout", "rows"), "--layout must be decode or file, got rows");
     }
+
+    /**
+     * An encoder's file (EncoderTest's BERT): a row per --prompt-tokens length, passes of as many texts of that length
+     * as fill one of the encoder's passes, in tokens/s; a decoder's options refused in one line, a length past the
+     * encoder's context too.
+     */
+    @Test
+    void anEncodersRows(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        java.nio.file.Path file = dir.resolve("bert-mini.gguf");
+        gptfast4j.model.EncoderTest.writeBert(file, false);
+        ErrorsTest.Outcome o = ErrorsTest.run("bench", "--checkpoint", file.toString(), "--threads", "1", "--repetitions", "2",
+                "--prompt-tokens", "16,100", "--format", "json");
+        assertEquals(0, o.exit(), o.err());
+        JsonNode results = new ObjectMapper().readTree(o.out()).get("results");
+        assertEquals(2, results.size(), o.out());
+        assertEquals("emb16 x32", results.get(0).get("test").asText());
+        assertEquals("emb100 x5", results.get(1).get("test").asText());
+        for (JsonNode r : results) assertTrue(r.get("meanTokensPerSecond").asDouble() > 0, r.toString());
+        ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", file.toString(), "--gen-tokens", "8"),
+                "--gen-tokens is for a decoder's benchmark, not an encoder's (bert-mini.gguf)");
+        ErrorsTest.assertOneLineError(ErrorsTest.run("bench", "--checkpoint", file.toString(), "--prompt-tokens", "200"),
+                "--prompt-tokens 200 exceeds the encoder's context length 128");
+    }
 }
