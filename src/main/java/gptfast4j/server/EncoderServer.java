@@ -13,14 +13,14 @@ import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * The HTTP server of an encoder (BERT's, {@link Encoder}), which makes embeddings and rerank scores but no text:
  * {@code POST /v1/embeddings} (and llama.cpp's {@code /embedding}), {@code POST /v1/rerank} (its aliases), llama.cpp's
  * {@code POST /tokenize}, {@code GET /v1/models} and {@code /health}, each request as {@link Server} takes it (API key,
- * CORS, errors, a log line); the text endpoints answer 501. Requests run one at a time, each on its own thread, every
- * text of one in one pass of the encoder.
+ * CORS, errors, a log line); the text endpoints answer 501. One thread runs the encoder's passes: the requests waiting
+ * when a pass starts go into it together, up to a pass's {@link Encoder#BATCH_TOKENS} tokens (a request alone past
+ * that in passes of its own), so that concurrent small requests share each weight's reads.
  */
 public final class EncoderServer implements AutoCloseable {
     private final Encoder encoder;
@@ -33,8 +33,16 @@ public final class EncoderServer implements AutoCloseable {
     private final HttpServer http;
     private final ExecutorService handlers = Executors.newVirtualThreadPerTaskExecutor();
     private final long created = System.currentTimeMillis() / 1000;
-    /** One request's texts at a time: the encoder's passes share the thread pool. */
-    private final ReentrantLock running = new ReentrantLock();
+    /** The requests waiting for a pass, in arrival order; only {@link #passes} takes them. */
+    private final java.util.concurrent.LinkedBlockingDeque<Pending> waiting = new java.util.concurrent.LinkedBlockingDeque<>();
+    private final Thread passes;
+
+    /** A request's texts, to be pooled by {@code pooling}; {@code result} their pooled states, not yet normalized. */
+    private record Pending(List<int[]> texts, Pooling pooling, java.util.concurrent.CompletableFuture<List<float[]>> result) {
+        int tokens() {
+            return texts.stream().mapToInt(t -> t.length).sum();
+        }
+    }
 
     /** Listens on {@code address} (port 0: any free port, {@link #port}) and serves {@code encoder} to clients that give {@code apiKey} (null: any). */
     public EncoderServer(Encoder encoder, InetSocketAddress address, String apiKey, PrintStream log) throws IOException {
@@ -47,7 +55,52 @@ public final class EncoderServer implements AutoCloseable {
         this.http = HttpServer.create(address, 64);
         http.createContext("/", exchange -> Server.handle(exchange, corsOrigin, this.apiKey, log, this::route));
         http.setExecutor(handlers);
+        passes = Thread.ofPlatform().daemon().name("encoder-passes").start(this::runPasses);
         http.start();
+    }
+
+    /** The passes' thread: each pass the first waiting request and those after it of the same pooling that fit. */
+    private void runPasses() {
+        try {
+            while (true) {
+                Pending first = waiting.take();
+                List<Pending> batch = new java.util.ArrayList<>(List.of(first));
+                int tokens = first.tokens();
+                // only this thread takes from the head, so the one peeked is the one polled
+                for (Pending next; (next = waiting.peekFirst()) != null && next.pooling() == first.pooling() && tokens + next.tokens() <= Encoder.BATCH_TOKENS; ) {
+                    batch.add(waiting.pollFirst());
+                    tokens += next.tokens();
+                }
+                List<int[]> texts = new java.util.ArrayList<>();
+                for (Pending p : batch) texts.addAll(p.texts());
+                try {
+                    List<float[]> pooled = first.pooling().embed(encoder, texts, -1);
+                    int at = 0;
+                    for (Pending p : batch) {
+                        p.result().complete(pooled.subList(at, at + p.texts().size()));
+                        at += p.texts().size();
+                    }
+                } catch (RuntimeException | Error e) {
+                    for (Pending p : batch) p.result().completeExceptionally(e);
+                }
+            }
+        } catch (InterruptedException e) {
+            // closed
+        }
+    }
+
+    /** The pooled (not normalized) states of {@code texts}, from a pass that may hold other requests' texts too. */
+    private List<float[]> pooled(List<int[]> texts, Pooling pooling) {
+        Pending p = new Pending(texts, pooling, new java.util.concurrent.CompletableFuture<>());
+        waiting.add(p);
+        try {
+            return p.result().get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new Server.HttpError(503, "server_error", "the server is stopping");
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw new Server.HttpError(500, "server_error", Server.failure(e.getCause()));
+        }
     }
 
     public int port() {
@@ -68,6 +121,7 @@ public final class EncoderServer implements AutoCloseable {
     @Override
     public void close() {
         http.stop(0);
+        passes.interrupt();
         handlers.shutdownNow();
     }
 
@@ -114,13 +168,7 @@ public final class EncoderServer implements AutoCloseable {
         }
         Embeddings request = Embeddings.parse(Server.body(exchange), model, encoder.config.contextLength(), llama);
         long t0 = System.nanoTime();
-        List<float[]> embeddings;
-        running.lock();
-        try {
-            embeddings = how.embed(encoder, request.inputs(), request.normalize());
-        } finally {
-            running.unlock();
-        }
+        List<float[]> embeddings = pooled(request.inputs(), how).stream().map(v -> Pooling.normalize(v, request.normalize())).toList();
         Server.send(exchange, 200, request.llama() ? request.llamaResponse(embeddings) : request.response(embeddings, modelName));
         return String.format("%d embedding%s (%s pooling) of %d tokens in %.2f s", embeddings.size(), embeddings.size() == 1 ? "" : "s", how.option(),
                 request.tokens(), (System.nanoTime() - t0) / 1e9);
@@ -134,13 +182,8 @@ public final class EncoderServer implements AutoCloseable {
         Rerank request = Rerank.parse(Server.body(exchange), model, encoder.config.contextLength());
         long t0 = System.nanoTime();
         float[] scores = new float[request.prompts().size()];
-        running.lock();
-        try {
-            List<float[]> ranked = Pooling.RANK.embed(encoder, request.prompts(), Pooling.EUCLIDEAN);
-            for (int i = 0; i < scores.length; i++) scores[i] = ranked.get(i)[0];
-        } finally {
-            running.unlock();
-        }
+        List<float[]> ranked = pooled(request.prompts(), Pooling.RANK);
+        for (int i = 0; i < scores.length; i++) scores[i] = ranked.get(i)[0];
         Server.send(exchange, 200, request.response(scores, modelName));
         return String.format("%d document%s reranked, %d tokens in %.2f s", scores.length, scores.length == 1 ? "" : "s", request.tokens(), (System.nanoTime() - t0) / 1e9);
     }

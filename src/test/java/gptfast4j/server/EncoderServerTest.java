@@ -17,6 +17,7 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -70,6 +71,34 @@ class EncoderServerTest {
             assertEquals(JSON.readTree("[101, 22172, 3186, 102]"), tokens.body().get("tokens"));
         }
         assertTrue(log.toString().contains("POST /v1/embeddings 200"), log.toString());
+    }
+
+    /**
+     * Concurrent requests, whose texts the server's passes may run together: each response is its texts' own
+     * embeddings (llama-embedding's), in its own normalization (L2 or none).
+     */
+    @Test
+    void concurrentRequestsEachGetTheirOwnEmbeddings(@TempDir Path dir) throws Exception {
+        Path file = dir.resolve("bert-mini.gguf");
+        EncoderTest.writeBert(file, false);
+        try (EncoderServer server = new EncoderServer(Encoder.load(file), new InetSocketAddress("127.0.0.1", 0), null, new PrintStream(new ByteArrayOutputStream()))) {
+            List<java.util.concurrent.CompletableFuture<HttpResponse<String>>> replies = new java.util.ArrayList<>();
+            for (int r = 0; r < 16; r++) {
+                var body = JSON.createObjectNode().put("input", REFS.at("/texts/" + (r % 4)).asText()).put("embd_normalize", r % 2 == 0 ? 2 : -1);
+                replies.add(CLIENT.sendAsync(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + "/v1/embeddings"))
+                        .POST(HttpRequest.BodyPublishers.ofString(body.toString())).build(), HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8)));
+            }
+            for (int r = 0; r < 16; r++) {
+                HttpResponse<String> reply = replies.get(r).get();
+                assertEquals(200, reply.statusCode(), reply.body());
+                JsonNode embedding = JSON.readTree(reply.body()).at("/data/0/embedding"), expected = REFS.at("/mean/" + (r % 4));
+                double norm = 0;
+                for (int j = 0; j < embedding.size(); j++) norm += embedding.get(j).asDouble() * embedding.get(j).asDouble();
+                double scale = r % 2 == 0 ? 1 : Math.sqrt(norm); // unnormalized: the reference's direction at its own length
+                for (int j = 0; j < embedding.size(); j++) assertEquals(expected.get(j).asDouble(), embedding.get(j).asDouble() / scale, EncoderTest.TOLERANCE, "request " + r);
+                if (r % 2 == 1) assertTrue(Math.abs(Math.sqrt(norm) - 1) > 1e-3, "request " + r + " was normalized");
+            }
+        }
     }
 
     /** A reranker's scores of [CLS] query [SEP] document [SEP], best first: llama-embedding's of the tab-separated lines. */
