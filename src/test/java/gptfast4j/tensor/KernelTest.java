@@ -628,6 +628,28 @@ class KernelTest {
         assertTrue(Float.isNaN(out[0]) && Float.isNaN(out[1 + n]), "rmsnorm wrote outside its elements");
     }
 
+    /** LayerNorm against a plain loop in double, for lengths with and without a masked last vector; x off zero-mean. */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 5, 16, 37, 384})
+    void layernormMatchesAPlainLoop(int n) {
+        Random random = new Random(n);
+        float[] x = new float[n + 5], weight = new float[n], out = new float[n + 4];
+        for (int i = 0; i < x.length; i++) x[i] = (float) (2 + 3 * random.nextGaussian());
+        for (int i = 0; i < n; i++) weight[i] = (float) random.nextGaussian();
+        double sum = 0, squares = 0;
+        for (int i = 0; i < n; i++) sum += x[2 + i];
+        double mean = sum / n;
+        for (int i = 0; i < n; i++) squares += (x[2 + i] - mean) * (x[2 + i] - mean);
+        double scale = 1 / Math.sqrt(squares / n + 1e-5);
+        Arrays.fill(out, Float.NaN);
+        VectorMath.layernorm(out, 1, x, 2, weight, n, 1e-5f);
+        for (int i = 0; i < n; i++) {
+            double expected = (x[2 + i] - mean) * scale * weight[i];
+            assertEquals(expected, out[1 + i], 1e-5 * Math.abs(weight[i]) + 1e-6 * Math.abs(expected), "element " + i);
+        }
+        assertTrue(Float.isNaN(out[0]) && Float.isNaN(out[1 + n]), "layernorm wrote outside its elements");
+    }
+
     /** Softmax against a plain loop in double, for lengths with and without a masked last vector. */
     @ParameterizedTest
     @ValueSource(ints = {1, 5, 16, 37, 300})
