@@ -38,6 +38,11 @@ public final class Sampler {
     private final float[] adjusted;
     /** With penalties: each token's count in the window (zero between calls). */
     private final int[] counts;
+    public final Advanced advanced;
+    /** With DRY: its scratch; null without. */
+    private final Dry.Scratch dryScratch;
+    /** Mirostat's running maximum surprise, in bits. */
+    private float mu;
 
     /**
      * llama.cpp's penalties on the tokens among the sequence's last {@code lastN} (-1: all of it, 0: none): a token
@@ -94,6 +99,52 @@ public final class Sampler {
         }
     }
 
+    /**
+     * llama.cpp's other samplers, each off by default. In this sampler's order (transformers', temperature first, as
+     * for top-p and min-p): top-n-sigma keeps the logits within {@code topNSigma} standard deviations of the largest
+     * (with top-k); locally typical sampling keeps the tokens whose surprise is nearest the distribution's entropy until
+     * their probabilities sum past {@code typicalP} (after top-k, before top-p); XTC ("exclude top choices"), with
+     * probability {@code xtcProbability}, drops every token at or above {@code xtcThreshold} but the least likely of
+     * them (last); dynamic temperature draws at a temperature within {@code dynatempRange} of the set one, higher as
+     * the kept tokens' entropy (at temperature 1, normalized by its most) raised to {@code dynatempExponent} is;
+     * Mirostat (1, or 2 for 2.0) replaces top-k, top-p, min-p and the rest, keeping the surprise of the tokens drawn
+     * near {@code mirostatTau} bits by a running limit it adjusts by {@code mirostatEta} per token; DRY lowers the
+     * logits of tokens that would extend a repetition (with the penalties).
+     */
+    public record Advanced(float typicalP, float topNSigma, float xtcProbability, float xtcThreshold, float dynatempRange, float dynatempExponent,
+                           int mirostat, float mirostatTau, float mirostatEta, Dry dry) {
+        public static final Advanced NONE = new Advanced(1, -1, 0, 0.1f, 0, 1, 0, 5, 0.1f, null);
+        /** Mirostat 1.0's count of most likely tokens its estimate of the distribution's Zipf exponent reads. */
+        private static final int MIROSTAT_M = 100;
+
+        public Advanced {
+            if (!(typicalP > 0 && typicalP <= 1)) throw new IllegalArgumentException("--typical must be in (0, 1] (1 disables it), got " + typicalP);
+            if (Float.isNaN(topNSigma) || Float.isInfinite(topNSigma)) throw new IllegalArgumentException("--top-nsigma must be a number (<= 0 disables it), got " + topNSigma);
+            if (!(xtcProbability >= 0 && xtcProbability <= 1)) throw new IllegalArgumentException("--xtc-probability must be in [0, 1] (0 disables it), got " + xtcProbability);
+            if (!(xtcThreshold >= 0 && xtcThreshold <= 1)) throw new IllegalArgumentException("--xtc-threshold must be in [0, 1] (above 0.5 disables XTC), got " + xtcThreshold);
+            if (!(dynatempRange >= 0) || Float.isInfinite(dynatempRange)) throw new IllegalArgumentException("--dynatemp-range must be >= 0 (0 disables it), got " + dynatempRange);
+            if (!(dynatempExponent > 0) || Float.isInfinite(dynatempExponent)) throw new IllegalArgumentException("--dynatemp-exp must be > 0, got " + dynatempExponent);
+            if (mirostat < 0 || mirostat > 2) throw new IllegalArgumentException("--mirostat must be 0 (off), 1 (Mirostat) or 2 (Mirostat 2.0), got " + mirostat);
+            if (!(mirostatTau > 0) || Float.isInfinite(mirostatTau)) throw new IllegalArgumentException("--mirostat-ent must be > 0, got " + mirostatTau);
+            if (!(mirostatEta > 0) || Float.isInfinite(mirostatEta)) throw new IllegalArgumentException("--mirostat-lr must be > 0, got " + mirostatEta);
+            if (dry != null && !dry.active()) dry = null;
+        }
+
+        /** The same with {@code dry} (null or inactive: none). */
+        public Advanced withDry(Dry dry) {
+            return new Advanced(typicalP, topNSigma, xtcProbability, xtcThreshold, dynatempRange, dynatempExponent, mirostat, mirostatTau, mirostatEta, dry);
+        }
+
+        boolean xtc() {
+            return xtcProbability > 0 && xtcThreshold <= 0.5f;
+        }
+
+        /** Whether any of them is on. */
+        public boolean active() {
+            return typicalP < 1 || topNSigma > 0 || xtc() || dynatempRange > 0 || mirostat != 0 || dry != null;
+        }
+    }
+
     /** A sampler without min-p. */
     public Sampler(int vocabSize, float temperature, int topK, float topP, long seed) {
         this(vocabSize, temperature, topK, topP, 0, seed);
@@ -109,7 +160,12 @@ public final class Sampler {
         this(vocabSize, temperature, topK, topP, minP, penalties, LogitBias.NONE, seed);
     }
 
+    /** A sampler without llama.cpp's other samplers. */
     public Sampler(int vocabSize, float temperature, int topK, float topP, float minP, Penalties penalties, LogitBias bias, long seed) {
+        this(vocabSize, temperature, topK, topP, minP, penalties, bias, Advanced.NONE, seed);
+    }
+
+    public Sampler(int vocabSize, float temperature, int topK, float topP, float minP, Penalties penalties, LogitBias bias, Advanced advanced, long seed) {
         check(temperature, topK, topP, minP);
         bias.check(vocabSize);
         this.penalties = penalties;
@@ -123,7 +179,15 @@ public final class Sampler {
         this.random = new SplittableRandom(seed);
         this.probs = new float[vocabSize];
         this.heap = new float[this.topK];
-        this.order = topP < 1 ? new long[vocabSize] : null;
+        this.order = topP < 1 || advanced.typicalP() < 1 || advanced.mirostat() == 1 ? new long[vocabSize] : null;
+        this.advanced = advanced;
+        this.dryScratch = advanced.dry() != null ? new Dry.Scratch(vocabSize) : null;
+        restart();
+    }
+
+    /** Starts a new text: Mirostat's running limit back at twice its target surprise. */
+    public void restart() {
+        mu = 2 * advanced.mirostatTau();
     }
 
     /** Refuses settings no sampler takes, by their command-line names: before a model is loaded for them. */
@@ -158,6 +222,8 @@ public final class Sampler {
         } else {
             filter(logits, offset, probs);
             token = draw(probs);
+            // Mirostat: the limit moves by how far the surprise drawn was from the target
+            if (advanced.mirostat() != 0) mu -= advanced.mirostatEta() * ((float) -log2(probs[token]) - advanced.mirostatTau());
         }
         if (observer != null) observer.chosen(logits, offset, token);
         if (grammar != null) grammar.accept(token);
@@ -191,18 +257,18 @@ public final class Sampler {
     }
 
     private boolean adjusts() {
-        return counts != null || bias.active() || grammar != null;
+        return readsSequence() || bias.active() || grammar != null;
     }
 
-    /** Whether {@link #penalties} change anything: only then do the sequence-taking methods need the sequence. */
-    public boolean penalizes() {
-        return counts != null;
+    /** Whether {@link #penalties} or DRY change anything: only then do the sequence-taking methods need the sequence. */
+    public boolean readsSequence() {
+        return counts != null || dryScratch != null;
     }
 
     /**
      * The logits at {@code offset} in a buffer of this sampler's, the bias added, then the penalties applied once per
      * distinct token of the window (llama.cpp's order; ids outside the vocabulary, a position whose token is not
-     * known, are skipped), then the tokens the grammar does not allow set to -infinity.
+     * known, are skipped), then DRY's, then the tokens the grammar does not allow set to -infinity.
      */
     private float[] adjust(float[] logits, int offset, int[] sequence, int length) {
         float[] adjusted = this.adjusted;
@@ -210,7 +276,8 @@ public final class Sampler {
         System.arraycopy(logits, offset, adjusted, 0, n);
         int[] biased = bias.tokens();
         for (int i = 0; i < biased.length; i++) adjusted[biased[i]] += bias.biases()[i];
-        if (penalizes()) penalize(adjusted, sequence, length);
+        if (counts != null) penalize(adjusted, sequence, length);
+        if (dryScratch != null && sequence != null) advanced.dry().apply(adjusted, sequence, length, dryScratch);
         if (grammar != null) grammar.mask(adjusted);
         return adjusted;
     }
@@ -291,21 +358,192 @@ public final class Sampler {
             out[greedy(logits, offset, n)] = 1f;
             return;
         }
-        float threshold = topK < n ? kthLargest(logits, offset, n) : Float.NEGATIVE_INFINITY;
+        boolean mirostat = advanced.mirostat() != 0;
+        float threshold = topK < n && !mirostat ? kthLargest(logits, offset, n) : Float.NEGATIVE_INFINITY;
         float max = Float.NEGATIVE_INFINITY;
         for (int i = 0; i < n; i++) max = Math.max(max, logits[offset + i]); // NaN if any logit is
         if (!Float.isFinite(max)) throw notFinite();
+        if (advanced.topNSigma() > 0 && !mirostat) threshold = Math.max(threshold, max - advanced.topNSigma() * deviation(logits, offset, n));
+        softmax(logits, offset, max, threshold, temperature, out);
+        if (mirostat) {
+            if (advanced.mirostat() == 1) mirostat(out);
+            else keepAtLeast(out, (float) Math.pow(2, -mu)); // surprise -log2(p) at most mu
+            return;
+        }
+        if (advanced.typicalP() < 1) typical(out);
+        if (topP < 1) nucleus(out);
+        if (minP > 0) minP(out);
+        if (advanced.xtc() && random.nextDouble() < advanced.xtcProbability()) excludeTopChoices(out);
+        if (advanced.dynatempRange() > 0) dynamicTemperature(logits, offset, max, out);
+    }
+
+    /** {@code out} the softmax of {@code logits / temperature} over the logits at or above {@code threshold}, zero elsewhere. */
+    private static void softmax(float[] logits, int offset, float max, float threshold, float temperature, float[] out) {
         double sum = 0;
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < out.length; i++) {
             float l = logits[offset + i];
             float p = l >= threshold ? (float) Math.exp((l - max) / temperature) : 0f;
             out[i] = p;
             sum += p;
         }
+        normalize(out, sum);
+    }
+
+    private static void normalize(float[] p, double sum) {
         float inv = (float) (1 / sum);
-        for (int i = 0; i < n; i++) out[i] *= inv;
-        if (topP < 1) nucleus(out);
-        if (minP > 0) minP(out);
+        for (int i = 0; i < p.length; i++) p[i] *= inv;
+    }
+
+    private static double log2(double p) {
+        return Math.log(p) / Math.log(2);
+    }
+
+    /** The standard deviation of the finite logits (top-n-sigma's, as llama.cpp's: -infinity ones left out). */
+    private static float deviation(float[] logits, int offset, int n) {
+        double sum = 0;
+        int count = 0;
+        for (int i = 0; i < n; i++) {
+            float l = logits[offset + i];
+            if (l != Float.NEGATIVE_INFINITY) {
+                sum += l;
+                count++;
+            }
+        }
+        double mean = sum / count, squares = 0;
+        for (int i = 0; i < n; i++) {
+            float l = logits[offset + i];
+            if (l != Float.NEGATIVE_INFINITY) squares += (l - mean) * (l - mean);
+        }
+        return (float) Math.sqrt(squares / count);
+    }
+
+    /** Keeps the tokens of probability at least {@code least} (the most likely one where none is), and renormalizes. */
+    private static void keepAtLeast(float[] p, float least) {
+        int best = 0;
+        double sum = 0;
+        for (int i = 0; i < p.length; i++) {
+            if (p[i] > p[best]) best = i;
+            if (p[i] < least) p[i] = 0;
+            sum += p[i];
+        }
+        if (sum == 0) {
+            p[best] = 1;
+            return;
+        }
+        normalize(p, sum);
+    }
+
+    /**
+     * Locally typical sampling (Meister et al.): the tokens ordered by how far their surprise {@code -ln p} lies from
+     * the entropy, kept in that order until their probabilities sum past {@code typicalP}; renormalized.
+     */
+    private void typical(float[] p) {
+        double entropy = 0;
+        for (float v : p) if (v > 0) entropy -= v * Math.log(v);
+        int count = 0;
+        for (int i = 0; i < p.length; i++) {
+            // the smallest distance first: its complement's bits order as the float does (non-negative), above the id
+            if (p[i] > 0) order[count++] = (long) ~Float.floatToIntBits((float) Math.abs(-Math.log(p[i]) - entropy)) << 32 | ~i & 0xFFFF_FFFFL;
+        }
+        popUntil(p, count, advanced.typicalP(), true);
+    }
+
+    /**
+     * Mirostat 1.0 (Basu et al.): the distribution's Zipf exponent estimated from its 100 most likely tokens, from it
+     * the top-k whose expected surprise is the running limit {@code mu}, and that top-k kept; renormalized.
+     */
+    private void mirostat(float[] p) {
+        int count = 0;
+        for (int i = 0; i < p.length; i++) if (p[i] > 0) order[count++] = (long) Float.floatToIntBits(p[i]) << 32 | ~i & 0xFFFF_FFFFL;
+        for (int i = count / 2 - 1; i >= 0; i--) siftDown(i, count);
+        // the m most likely, in order, popped to the heap's end
+        int m = Math.min(Advanced.MIROSTAT_M, count), unkept = count;
+        for (int i = 0; i < m; i++) {
+            long top = order[0];
+            order[0] = order[--unkept];
+            order[unkept] = top;
+            siftDown(0, unkept);
+        }
+        float tiBi = 0, tiSquared = 0;
+        for (int i = 0; i < m - 1; i++) {
+            float ti = (float) Math.log((float) (i + 2) / (i + 1)), bi = (float) Math.log(p[id(count - 1 - i)] / p[id(count - 2 - i)]);
+            tiBi += ti * bi;
+            tiSquared += ti * ti;
+        }
+        float s = tiBi / tiSquared, epsilon = s - 1;
+        float k = (float) Math.pow(epsilon * Math.pow(2, mu) / (1 - Math.pow(p.length, -epsilon)), 1 / s);
+        int keep = Float.isNaN(k) ? 1 : (int) Math.max(1, Math.min(k, count));
+        for (int i = m; i < keep; i++) { // more than the m popped: pop on
+            long top = order[0];
+            order[0] = order[--unkept];
+            order[unkept] = top;
+            siftDown(0, unkept);
+        }
+        // the kept are the last `keep` of order, the most likely last
+        double sum = 0;
+        for (int i = 0; i < count - keep; i++) p[id(i)] = 0;
+        for (int i = count - keep; i < count; i++) sum += p[id(i)];
+        normalize(p, sum);
+    }
+
+    /**
+     * XTC: drops every token whose probability is at least {@code xtcThreshold} but the least likely of them, where
+     * there are two or more; renormalized.
+     */
+    private void excludeTopChoices(float[] p) {
+        float threshold = advanced.xtcThreshold();
+        int above = 0, kept = -1;
+        for (int i = 0; i < p.length; i++) {
+            if (p[i] >= threshold) {
+                above++;
+                if (kept < 0 || p[i] < p[kept] || p[i] == p[kept] && i > kept) kept = i; // ties: the higher id is later in a stable sort
+            }
+        }
+        if (above < 2) return;
+        double sum = 0;
+        for (int i = 0; i < p.length; i++) {
+            if (p[i] >= threshold && i != kept) p[i] = 0;
+            sum += p[i];
+        }
+        normalize(p, sum);
+    }
+
+    /**
+     * Dynamic temperature: the kept tokens' entropy at temperature 1 over its most ({@code ln} of their count), raised
+     * to {@code dynatempExponent}, places the temperature between {@code temperature - dynatempRange} (at least 0) and
+     * {@code temperature + dynatempRange}; the kept tokens' probabilities at it.
+     */
+    private void dynamicTemperature(float[] logits, int offset, float max, float[] out) {
+        int kept = 0;
+        double sum = 0;
+        for (int i = 0; i < out.length; i++) {
+            if (out[i] > 0) {
+                kept++;
+                sum += Math.exp(logits[offset + i] - max);
+            }
+        }
+        if (kept <= 1) return;
+        double entropy = 0;
+        for (int i = 0; i < out.length; i++) {
+            if (out[i] > 0) {
+                double q = Math.exp(logits[offset + i] - max) / sum;
+                if (q > 0) entropy -= q * Math.log(q);
+            }
+        }
+        float low = Math.max(0, temperature - advanced.dynatempRange()), high = temperature + advanced.dynatempRange();
+        float t = low + (high - low) * (float) Math.pow(entropy / Math.log(kept), advanced.dynatempExponent());
+        if (t <= 0) { // llama.cpp's temperature 0: the most likely alone
+            int best = -1;
+            for (int i = 0; i < out.length; i++) if (out[i] > 0 && (best < 0 || logits[offset + i] > logits[offset + best])) best = i;
+            Arrays.fill(out, 0f);
+            out[best] = 1f;
+            return;
+        }
+        double total = 0;
+        for (int i = 0; i < out.length; i++) {
+            if (out[i] > 0) total += out[i] = (float) Math.exp((logits[offset + i] - max) / t);
+        }
+        normalize(out, total);
     }
 
     /**
@@ -363,10 +601,19 @@ public final class Sampler {
     private void nucleus(float[] p) {
         int count = 0;
         for (int i = 0; i < p.length; i++) if (p[i] > 0) order[count++] = (long) Float.floatToIntBits(p[i]) << 32 | ~i & 0xFFFF_FFFFL;
+        popUntil(p, count, topP, false);
+    }
+
+    /**
+     * Keeps the tokens of {@link #order}{@code [0 .. count)}, the largest key first, until their probabilities sum to
+     * {@code target} (past it where {@code past}), zeroes the others and renormalizes: the keys form a max-heap, popped to
+     * its end.
+     */
+    private void popUntil(float[] p, int count, float target, boolean past) {
         for (int i = count / 2 - 1; i >= 0; i--) siftDown(i, count);
         double cumulative = 0;
-        int unkept = count; // order[0 .. unkept) is the max-heap, order[unkept .. count) the kept tokens, the most likely last
-        while (unkept > 0 && cumulative < topP) {
+        int unkept = count; // order[0 .. unkept) is the max-heap, order[unkept .. count) the kept tokens, the first popped last
+        while (unkept > 0 && (past ? cumulative <= target : cumulative < target)) {
             long top = order[0];
             order[0] = order[--unkept];
             order[unkept] = top;

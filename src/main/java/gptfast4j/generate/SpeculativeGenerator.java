@@ -211,7 +211,7 @@ public final class SpeculativeGenerator implements Generation {
         System.arraycopy(draft, 0, batch, 1, proposed);
         // a penalizing sampler sees each position's sequence: the draft's tokens go after it, where the accepted ones
         // will stand (the sequence has room: a draft never runs past the context)
-        if (sampler.penalizes()) System.arraycopy(draft, 0, sequence, length, proposed);
+        if (sampler.readsSequence()) System.arraycopy(draft, 0, sequence, length, proposed);
         // computed exactly as the target would decode the tokens one by one, so that greedy output is token-identical
         // to plain decoding for every k, near-ties included
         verifying = sampler;
