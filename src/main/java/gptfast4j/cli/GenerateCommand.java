@@ -176,6 +176,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Mixin
     SpeculationOptions speculationOptions;
 
+    @Mixin
+    SamplerOptions samplerOptions;
+
     @Override
     public Integer call() throws Exception {
         if (maxNewTokens == -1) maxNewTokens = Integer.MAX_VALUE;
@@ -236,11 +239,14 @@ final class GenerateCommand implements Callable<Integer> {
         if (promptCache != null && workers.workers != null) throw new IllegalArgumentException("--prompt-cache cannot be used with --workers (the KV cache is spread over the processes)");
         if (reversePrompts.stream().anyMatch(String::isEmpty)) throw new IllegalArgumentException("--reverse-prompt must not be empty");
         Sampler.check(temperature, topK, topP, minP);
+        if (samplerOptions.check().mirostat() != 0 && speculationOptions.asked()) {
+            throw new IllegalArgumentException("--mirostat cannot be used with speculative decoding (--draft-checkpoint, --lookup): it adjusts itself by each token it draws");
+        }
         Sampler.Penalties penalties = new Sampler.Penalties(repeatPenalty, frequencyPenalty, presencePenalty, repeatLastN);
         Sampler.LogitBias bias = logitBias(logitBias);
         Grammar parsedGrammar = grammar();
         if (temperature == 0) {
-            List<String> ignored = Stream.of("--top-k", "--top-p", "--min-p", "--seed").filter(spec.commandLine().getParseResult()::hasMatchedOption).toList();
+            List<String> ignored = Stream.of("--top-k", "--top-p", "--min-p", "--seed", "--typical", "--top-nsigma", "--xtc-probability", "--dynatemp-range", "--mirostat").filter(spec.commandLine().getParseResult()::hasMatchedOption).toList();
             if (!ignored.isEmpty()) System.err.println("note: " + String.join(", ", ignored) + (ignored.size() == 1 ? " has" : " have") + " no effect at --temperature 0 (greedy)");
         }
         KvCache.Type kvType = kvCache.type();
@@ -254,7 +260,8 @@ final class GenerateCommand implements Callable<Integer> {
         }
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         long seedValue = seed != null ? seed : System.nanoTime();
-        Sampler sampler = new Sampler(model.config.vocabSize(), temperature, topK, topP, minP, penalties, bias, seedValue);
+        Sampler sampler = new Sampler(model.config.vocabSize(), temperature, topK, topP, minP, penalties, bias,
+                samplerOptions.advanced(ckpt.tokenizer(), model.config.vocabSize()), seedValue);
         int[] eos = ignoreEos ? new int[0] : ckpt.eos();
         if (parsedGrammar != null) sampler.constrain(constraint = new GrammarConstraint(parsedGrammar, ckpt.tokenizer()::bytes, model.config.vocabSize(), eos));
         ChatFormat format = formatOverride != null ? formatOverride : ckpt.chatFormat();
@@ -381,6 +388,7 @@ final class GenerateCommand implements Callable<Integer> {
         int[] run = Arrays.copyOfRange(tokens, begin.position(), tokens.length);
         for (int sample = 0; sample < numSamples; sample++) {
             stops.reset();
+            sampler.restart();
             if (constraint != null) constraint.restart();
             String[] stoppedAt = new String[1];
             if (!chat && !noDisplayPrompt) out.print(prompt); // a chat prints the answer alone
@@ -758,6 +766,7 @@ final class GenerateCommand implements Callable<Integer> {
                 TextStream stream = new TextStream(tokenizer, out, format != ChatFormat.PLAIN || conversation != null || pos == 0);
                 int budget = Math.min(maxNewTokens, contextLength - start - run.length);
                 replyStops.reset();
+                sampler.restart();
                 if (constraint != null) constraint.restart(); // each reply a text of the grammar
                 java.util.function.IntPredicate sink = t -> {
                     stream.accept(t);

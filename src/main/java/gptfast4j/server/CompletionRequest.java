@@ -2,6 +2,7 @@ package gptfast4j.server;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import gptfast4j.generate.Grammar;
+import gptfast4j.generate.Dry;
 import gptfast4j.generate.Sampler;
 
 import java.util.ArrayList;
@@ -12,9 +13,10 @@ import java.util.Map;
 /**
  * The body of a {@code /v1/completions} or {@code /v1/chat/completions} request, checked field by field: OpenAI's
  * fields, and llama.cpp server's sampling extensions ({@code top_k}, {@code min_p}, {@code repeat_penalty},
- * {@code repeat_last_n}, {@code grammar}, {@code json_schema}). Fields this server cannot honour ({@code best_of}
- * above 1, {@code echo}, {@code suffix}, the deprecated {@code functions}, and llama.cpp's other samplers where a
- * request turns one on: {@code mirostat}, {@code typical_p}, ...) are refused by name rather than ignored; fields that
+ * {@code repeat_last_n}, {@code grammar}, {@code json_schema}, and its other samplers: {@code typical_p},
+ * {@code top_n_sigma}, {@code xtc_*}, {@code dynatemp_*}, {@code mirostat*}, {@code dry_*}). Fields this server cannot
+ * honour ({@code best_of} above 1, {@code echo}, {@code suffix}, the deprecated {@code functions}) are refused by name
+ * rather than ignored; fields that
  * do not change the text ({@code model}, {@code user}, ...) are ignored. Defaults are {@code gptfast generate}'s. A
  * chat's {@code tools} are {@link Tools}'.
  *
@@ -34,7 +36,7 @@ import java.util.Map;
  *                  {@code system} null; null where the chat is framed by a fixed chat format
  */
 record CompletionRequest(String prompt, int[] promptIds, String system, List<String> messages, int maxTokens, int n, int logprobs, float temperature, int topK,
-                         float topP, float minP, Sampler.Penalties penalties, Sampler.LogitBias bias, Long seed,
+                         float topP, float minP, Sampler.Penalties penalties, Sampler.LogitBias bias, Sampler.Advanced advanced, List<String> dryBreakers, Long seed,
                          List<String> stops, boolean stream, boolean includeUsage, Grammar grammar, boolean ignoreEos, Tools tools,
                          TemplateInput templateInput) {
 
@@ -88,14 +90,6 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
             }
         }
         Tools tools = chat ? Tools.parse(body, syntax) : null;
-        // llama.cpp server's samplers this server lacks: taken where a request leaves them off (its clients and web UI
-        // send them all, at these values), refused where one would change the text
-        offOnly(body, "mirostat", v -> v == 0, "0");
-        offOnly(body, "typical_p", v -> v >= 1, "1");
-        offOnly(body, "dynatemp_range", v -> v <= 0, "0");
-        offOnly(body, "dry_multiplier", v -> v == 0, "0");
-        offOnly(body, "xtc_probability", v -> v <= 0, "0");
-        offOnly(body, "top_n_sigma", v -> v <= 0, "-1");
         if (present(body, "best_of") && !(body.get("best_of").isIntegralNumber() && body.get("best_of").asLong() == 1)) {
             throw new Invalid("'best_of' must be 1: this server ranks no choices");
         }
@@ -131,6 +125,8 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
         Sampler.Penalties penalties = new Sampler.Penalties(number(body, "repeat_penalty", 1f, Float.MIN_VALUE, Float.MAX_VALUE),
                 number(body, "frequency_penalty", 0f, -2, 2), number(body, "presence_penalty", 0f, -2, 2),
                 integer(body, "repeat_last_n", 64, -1, Integer.MAX_VALUE));
+        Sampler.Advanced advanced = advanced(body);
+        List<String> dryBreakers = advanced.dry() != null ? dryBreakers(body) : List.of();
         Long seed = present(body, "seed") ? longValue(body, "seed") : null;
         boolean stream = bool(body, "stream", false);
         JsonNode options = body.get("stream_options");
@@ -150,7 +146,7 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
         boolean ignoreEos = bool(body, "ignore_eos", false);
         if (ignoreEos && grammar != null) throw new Invalid("'ignore_eos' cannot be used with a grammar, a response format or tools (the text ends where it is complete)");
         return new CompletionRequest(prompt, promptIds, system, messages, maxTokens, n, logprobs, temperature, topK, topP, minP, penalties, logitBias(body),
-                seed, stops(body), stream, includeUsage, grammar, ignoreEos, tools, templateInput);
+                advanced, dryBreakers, seed, stops(body), stream, includeUsage, grammar, ignoreEos, tools, templateInput);
     }
 
     /**
@@ -491,12 +487,32 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
         return body.has(field) && !body.get(field).isNull();
     }
 
-    /** A number that must leave its llama.cpp sampler off ({@code off}); {@code neutral} the value that does, for the error. */
-    private static void offOnly(JsonNode body, String field, java.util.function.DoublePredicate off, String neutral) {
-        if (!present(body, field)) return;
-        JsonNode v = body.get(field);
-        if (!v.isNumber()) throw new Invalid("'" + field + "' must be a number, got " + v);
-        if (!off.test(v.asDouble())) throw new Invalid("'" + field + "' " + v + " is not supported by this server (llama.cpp's sampler; " + neutral + " leaves it off)");
+    /**
+     * llama.cpp server's other samplers, under its field names and defaults (its clients and web UI send them all);
+     * DRY's with no breakers yet ({@link #dryBreakers}: the job finds them in the vocabulary).
+     */
+    private static Sampler.Advanced advanced(JsonNode body) {
+        float most = Float.MAX_VALUE;
+        Dry dry = new Dry(number(body, "dry_multiplier", 0f, 0, most), number(body, "dry_base", 1.75f, 1, most),
+                integer(body, "dry_allowed_length", 2, 1, Integer.MAX_VALUE), integer(body, "dry_penalty_last_n", -1, -1, Integer.MAX_VALUE), Dry.Breakers.NONE);
+        return new Sampler.Advanced(number(body, "typical_p", 1f, Float.MIN_VALUE, 1), number(body, "top_n_sigma", -1f, -most, most),
+                number(body, "xtc_probability", 0f, 0, 1), number(body, "xtc_threshold", 0.1f, 0, 1),
+                number(body, "dynatemp_range", 0f, 0, most), number(body, "dynatemp_exponent", 1f, Float.MIN_VALUE, most),
+                integer(body, "mirostat", 0, 0, 2), number(body, "mirostat_tau", 5f, Float.MIN_VALUE, most), number(body, "mirostat_eta", 0.1f, Float.MIN_VALUE, most), dry);
+    }
+
+    /** {@code dry_sequence_breakers}: non-empty strings (llama.cpp's four by default). */
+    private static List<String> dryBreakers(JsonNode body) {
+        if (!present(body, "dry_sequence_breakers")) return Dry.DEFAULT_BREAKERS;
+        JsonNode list = body.get("dry_sequence_breakers");
+        List<String> breakers = new ArrayList<>();
+        if (!list.isArray()) throw new Invalid("'dry_sequence_breakers' must be an array of strings");
+        for (JsonNode b : list) {
+            if (!b.isTextual() || b.asText().isEmpty()) throw new Invalid("'dry_sequence_breakers' must be an array of non-empty strings");
+            breakers.add(b.asText());
+        }
+        if (breakers.size() > MAX_STOPS) throw new Invalid("'dry_sequence_breakers' holds " + breakers.size() + " strings; at most " + MAX_STOPS);
+        return breakers;
     }
 
     private static boolean bool(JsonNode body, String field, boolean absent) {

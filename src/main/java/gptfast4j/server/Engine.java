@@ -234,6 +234,9 @@ public abstract sealed class Engine {
                 if (job.logprobs() && generator instanceof SpeculativeGenerator) {
                     throw Server.HttpError.invalid("log-probabilities are not given with speculative decoding (the server's --draft-checkpoint or --lookup)");
                 }
+                if (job.mirostat() && generator instanceof SpeculativeGenerator) {
+                    throw Server.HttpError.invalid("'mirostat' cannot be used with speculative decoding (the server's --draft-checkpoint or --lookup): it adjusts itself by each token it draws");
+                }
                 int[] prompt = job.prompt(contextLength);
                 Sampler sampler = job.sampler();
                 int reused = reusable(cached, prompt);

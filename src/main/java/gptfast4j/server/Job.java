@@ -1,6 +1,7 @@
 package gptfast4j.server;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import gptfast4j.generate.Dry;
 import gptfast4j.generate.Generator;
 import gptfast4j.generate.GrammarConstraint;
 import gptfast4j.generate.Sampler;
@@ -123,14 +124,38 @@ final class Job implements Engine.Work {
         return tokens;
     }
 
+    /**
+     * DRY's breakers found in a vocabulary, per tokenizer the last few lists asked for (a pass over the vocabulary's
+     * texts each, some tens of milliseconds for 128K tokens; most requests send llama.cpp's four defaults).
+     */
+    private static final java.util.Map<Tokenizer, java.util.Map<List<String>, Dry.Breakers>> BREAKERS = new java.util.WeakHashMap<>();
+
+    private Dry.Breakers breakers(List<String> texts) {
+        Tokenizer tokenizer = ckpt.tokenizer();
+        synchronized (BREAKERS) {
+            return BREAKERS.computeIfAbsent(tokenizer, t -> new java.util.LinkedHashMap<>(8, 0.75f, true) {
+                @Override
+                protected boolean removeEldestEntry(java.util.Map.Entry<List<String>, Dry.Breakers> eldest) {
+                    return size() > 8;
+                }
+            }).computeIfAbsent(List.copyOf(texts), l -> Dry.breakers(l, Math.min(ckpt.model().config.vocabSize(), tokenizer.vocabSize()), tokenizer::bytes, tokenizer::encode));
+        }
+    }
+
     /** The request's sampler (with its grammar, if any); then the reply begins (a stream's headers and first chunk). */
     Sampler sampler() {
         Tokenizer tokenizer = ckpt.tokenizer();
         int vocab = ckpt.model().config.vocabSize();
         Sampler sampler;
         try {
+            Sampler.Advanced advanced = request.advanced();
+            if (advanced.dry() != null) {
+                Dry dry = advanced.dry();
+                advanced = advanced.withDry(new Dry(dry.multiplier(), dry.base(), dry.allowedLength(), dry.window(), breakers(request.dryBreakers())));
+            }
             sampler = new Sampler(vocab, request.temperature(), request.topK(), request.topP(), request.minP(), request.penalties(),
-                    request.ignoreEos() ? withoutEos(request.bias()) : request.bias(), request.seed() != null ? request.seed() + responses.index() : System.nanoTime());
+                    request.ignoreEos() ? withoutEos(request.bias()) : request.bias(), advanced,
+                    request.seed() != null ? request.seed() + responses.index() : System.nanoTime());
         } catch (IllegalArgumentException e) {
             throw Server.HttpError.invalid(e.getMessage().replace("--logit-bias", "logit_bias"));
         }
@@ -166,6 +191,10 @@ final class Job implements Engine.Work {
     /** Whether the request asked for its tokens' log-probabilities. */
     boolean logprobs() {
         return request.logprobs() >= 0;
+    }
+
+    boolean mirostat() {
+        return request.advanced().mirostat() != 0;
     }
 
     /** Token {@code token} chosen: its text to the reply; false once the reply is over (a stop string, or its client gone). */

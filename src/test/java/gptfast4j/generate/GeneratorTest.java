@@ -98,6 +98,33 @@ class GeneratorTest {
     }
 
     /**
+     * DRY on the real model, greedy, its multiplier too large to be paid, allowed length 2, no breakers: no three tokens
+     * of the text (the prompt's among them) are ever repeated, where the text without it repeats many (stories260K loops).
+     */
+    @Test
+    void dryKeepsTheTextFromRepeatingItself() {
+        Checkpoint c = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null);
+        Llama m = c.model();
+        int[] prompt = c.promptTokens("Once upon a time, there was a little girl");
+        Sampler.Advanced dry = Sampler.Advanced.NONE.withDry(new Dry(1000, 1.75f, 2, -1, Dry.Breakers.NONE));
+        int[] plain = new Generator(m, m.newState(256, 16), new int[]{-1}).generate(prompt, 0, 150, new Sampler(512, 0, 0, 1, 0), t -> true).tokens();
+        int[] dried = new Generator(m, m.newState(256, 16), new int[]{-1}).generate(prompt, 0, 150,
+                new Sampler(512, 0, 0, 1, 0, Sampler.Penalties.NONE, Sampler.LogitBias.NONE, dry, 0), t -> true).tokens();
+        assertTrue(repeatedTriples(prompt, plain) > 10, "stories260K repeats itself greedily");
+        assertEquals(150, dried.length);
+        assertEquals(0, repeatedTriples(prompt, dried));
+    }
+
+    /** How many three-token runs of the prompt followed by the text occur earlier in it too. */
+    private static int repeatedTriples(int[] prompt, int[] text) {
+        int[] all = java.util.stream.IntStream.concat(java.util.Arrays.stream(prompt), java.util.Arrays.stream(text)).toArray();
+        java.util.Set<java.util.List<Integer>> seen = new java.util.HashSet<>();
+        int repeated = 0;
+        for (int i = 0; i + 3 <= all.length; i++) if (!seen.add(java.util.List.of(all[i], all[i + 1], all[i + 2]))) repeated++;
+        return repeated;
+    }
+
+    /**
      * Greedy decoding with a logit bias (the comma and " to" banned, " a" raised) and penalties, against a loop written
      * here: each step's logits biased, then penalized ({@link SamplerTest}'s plain ways), then the argmax.
      */

@@ -1160,8 +1160,8 @@ class ServerTest {
     }
 
     /**
-     * llama.cpp's clients (its web UI among them) send all its sampler settings, most of them off; a request with the
-     * samplers this server lacks left off, and fields that do not change the text, gets the text it would without them.
+     * llama.cpp's clients (its web UI among them) send all its sampler settings, most of them off; a request with those
+     * samplers left off, and fields that do not change the text, gets the text it would without them.
      */
     @Test
     void llamaCppsSamplersLeftOffAreTaken() throws Exception {
@@ -1170,6 +1170,52 @@ class ServerTest {
                 .put("dry_multiplier", 0).put("dry_base", 1.75).put("xtc_probability", 0).put("xtc_threshold", 0.1).put("top_n_sigma", -1)
                 .put("ignore_eos", false).put("cache_prompt", true).put("n_keep", 0);
         assertEquals(post(plain, "/v1/completions", plainRequest).at("/choices/0/text"), post(plain, "/v1/completions", llamaCpp).at("/choices/0/text"));
+    }
+
+    record Generated(int exit, String out, String err) {}
+
+    /** {@code gptfast generate ARGS}, its standard output and error. */
+    private static Generated generate(String... args) {
+        java.io.PrintStream oldOut = System.out, oldErr = System.err;
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream(), err = new java.io.ByteArrayOutputStream();
+        try {
+            System.setOut(new java.io.PrintStream(out, true, StandardCharsets.UTF_8));
+            System.setErr(new java.io.PrintStream(err, true, StandardCharsets.UTF_8));
+            int exit = gptfast4j.cli.Main.run(args);
+            return new Generated(exit, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+        } finally {
+            System.setOut(oldOut);
+            System.setErr(oldErr);
+        }
+    }
+
+    /**
+     * llama.cpp's other samplers turned on in a request give the text {@code gptfast generate} gives with the same
+     * settings under llama.cpp's flag names (greedy with DRY and a seeded draw through the others), and DRY's text is
+     * not the plain one.
+     */
+    @Test
+    void llamaCppsSamplersAsGenerateRunsThem() throws Exception {
+        ObjectNode dry = completion("Once upon a time", 120);
+        dry.put("dry_multiplier", 2).put("dry_allowed_length", 3).putArray("dry_sequence_breakers");
+        String text = post(plain, "/v1/completions", dry).at("/choices/0/text").asText();
+        assertNotEquals(post(plain, "/v1/completions", completion("Once upon a time", 120)).at("/choices/0/text").asText(), text);
+        Generated o = generate("generate", "--checkpoint", Shared.MODELS.resolve("stories260K.gguf").toString(), "--prompt", "Once upon a time",
+                "--max-new-tokens", "120", "--temperature", "0", "--dry-multiplier", "2", "--dry-allowed-length", "3", "--dry-sequence-breaker", "none");
+        assertEquals("Once upon a time" + text, o.out().strip(), o.err());
+        ObjectNode drawn = completion("Once upon a time", 40);
+        drawn.put("temperature", 0.9).put("seed", 7).put("top_k", 0).put("typical_p", 0.9).put("xtc_probability", 0.5).put("xtc_threshold", 0.15)
+                .put("top_n_sigma", 2).put("dynatemp_range", 0.3);
+        text = post(plain, "/v1/completions", drawn).at("/choices/0/text").asText();
+        o = generate("generate", "--checkpoint", Shared.MODELS.resolve("stories260K.gguf").toString(), "--prompt", "Once upon a time",
+                "--max-new-tokens", "40", "--temperature", "0.9", "--seed", "7", "--top-k", "0", "--typical", "0.9", "--xtc-probability", "0.5",
+                "--xtc-threshold", "0.15", "--top-nsigma", "2", "--dynatemp-range", "0.3");
+        assertEquals("Once upon a time" + text, o.out().strip(), o.err());
+        drawn.put("mirostat", 2).put("mirostat_tau", 3);
+        text = post(plain, "/v1/completions", drawn).at("/choices/0/text").asText();
+        o = generate("generate", "--checkpoint", Shared.MODELS.resolve("stories260K.gguf").toString(), "--prompt", "Once upon a time",
+                "--max-new-tokens", "40", "--temperature", "0.9", "--seed", "7", "--mirostat", "2", "--mirostat-ent", "3");
+        assertEquals("Once upon a time" + text, o.out().strip(), o.err());
     }
 
     /**
@@ -1209,13 +1255,14 @@ class ServerTest {
                 {"/v1/completions", "{\"prompt\": \"a\", \"temperature\": \"hot\"}", "400", "'temperature' must be a number"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"top_p\": 0}", "400", "'top_p' must be a number from 0 (exclusive) to 1"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"max_tokens\": -2}", "400", "'max_tokens' must be an integer >= -1"},
-                {"/v1/completions", "{\"prompt\": \"a\", \"mirostat\": 2}", "400", "'mirostat' 2 is not supported by this server (llama.cpp's sampler; 0 leaves it off)"},
-                {"/v1/completions", "{\"prompt\": \"a\", \"typical_p\": 0.9}", "400", "'typical_p' 0.9 is not supported"},
-                {"/v1/completions", "{\"prompt\": \"a\", \"dry_multiplier\": 0.8}", "400", "'dry_multiplier' 0.8 is not supported"},
-                {"/v1/completions", "{\"prompt\": \"a\", \"xtc_probability\": 0.5}", "400", "'xtc_probability' 0.5 is not supported"},
-                {"/v1/completions", "{\"prompt\": \"a\", \"top_n_sigma\": 1}", "400", "'top_n_sigma' 1 is not supported"},
-                {"/v1/completions", "{\"prompt\": \"a\", \"dynatemp_range\": 0.5}", "400", "'dynatemp_range' 0.5 is not supported"},
-                {"/v1/completions", "{\"prompt\": \"a\", \"mirostat\": \"on\"}", "400", "'mirostat' must be a number"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"mirostat\": 3}", "400", "'mirostat' must be an integer from 0 to 2, got 3"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"typical_p\": 0}", "400", "'typical_p' must be a number from 0 (exclusive) to 1"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"dry_base\": 0.5}", "400", "'dry_base' must be a number >= 1"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"dry_multiplier\": 1, \"dry_sequence_breakers\": [\"\"]}", "400", "'dry_sequence_breakers' must be an array of non-empty strings"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"xtc_probability\": 1.5}", "400", "'xtc_probability' must be a number from 0 to 1"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"top_n_sigma\": \"x\"}", "400", "'top_n_sigma' must be a number"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"dynatemp_range\": -0.5}", "400", "'dynatemp_range' must be a number >= 0"},
+                {"/v1/completions", "{\"prompt\": \"a\", \"mirostat\": \"on\"}", "400", "'mirostat' must be an integer"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"ignore_eos\": true, \"grammar\": \"root ::= \\\"a\\\"\"}", "400", "'ignore_eos' cannot be used with a grammar"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"ignore_eos\": 1}", "400", "'ignore_eos' must be true or false"},
                 {"/v1/completions", "{\"prompt\": \"a\", \"max_tokens\": 1.5}", "400", "'max_tokens' must be an integer"},
