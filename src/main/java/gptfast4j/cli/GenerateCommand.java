@@ -60,6 +60,9 @@ final class GenerateCommand implements Callable<Integer> {
     CommonOptions common;
 
     @Mixin
+    LoraOptions loraOptions;
+
+    @Mixin
     WorkersOption workers;
 
     @Spec
@@ -251,6 +254,7 @@ final class GenerateCommand implements Callable<Integer> {
         }
         KvCache.Type kvType = kvCache.type();
         Checkpoint ckpt = common.load(workers);
+        loraOptions.apply(ckpt);
         Llama model = ckpt.model();
         int modelContext = model.config.usableContextLength();
         if (contextLength != null) model.checkContext(contextLength); // before the note below on a length past the model's

@@ -22,6 +22,9 @@ final class PerplexityCommand implements Callable<Integer> {
     CommonOptions common;
 
     @Mixin
+    LoraOptions loraOptions;
+
+    @Mixin
     WorkersOption workers;
 
     @Option(names = {"-f", "--file"}, paramLabel = "TEXT", description = "Text file to score (UTF-8; - for standard input).")
@@ -56,6 +59,7 @@ final class PerplexityCommand implements Callable<Integer> {
             if (file != null || klBase != null) throw new IllegalArgumentException("--kl-divergence takes its text from --kl-divergence-base's file: no --file or --kl-base");
             LogProbabilities.Reader base = LogProbabilities.Reader.open(logProbabilities);
             Checkpoint model = common.load(workers);
+            loraOptions.apply(model);
             KlDivergence kl;
             try (ProgressLine progress = ProgressLine.chunks("kl-divergence", base.chunks())) {
                 kl = Perplexity.klDivergence(model, base, kvType, c -> progress.accept(c + 1));
@@ -74,6 +78,7 @@ final class PerplexityCommand implements Callable<Integer> {
         }
         String text = TextFiles.read(file, System.in);
         Checkpoint model = common.load(workers);
+        loraOptions.apply(model);
         Checkpoint base = klBase == null ? null : Checkpoint.load(klBase, common.tokenizer);
         if (ctx > model.model().config.contextLength()) throw new IllegalArgumentException("--ctx " + ctx + " exceeds the context length " + model.model().config.contextLength());
         long t0 = System.nanoTime();

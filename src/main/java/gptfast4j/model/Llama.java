@@ -28,6 +28,8 @@ public final class Llama {
     private final OffHeap memory;
     /** This process's share of the model and its peers ({@link #split}); the whole model where there are none. */
     final TensorParallel parallel;
+    /** LoRA adapters applied to its products ({@link #adapt}); null for none. */
+    private volatile Lora lora;
 
     /** A model whose weights' copies are freed when nothing holds them any more ({@link OffHeap#AUTOMATIC}). */
     public Llama(Config config, Weights weights) {
@@ -43,6 +45,18 @@ public final class Llama {
         this.weights = weights;
         this.memory = memory;
         this.parallel = parallel;
+    }
+
+    /** Applies LoRA adapters ({@link Lora#load}) to every later forward pass; null for none. Not across processes. */
+    public void adapt(Lora lora) {
+        if (lora != null && !parallel.whole()) throw new IllegalArgumentException("LoRA adapters cannot be used with --workers (each process holds part of every matrix)");
+        this.lora = lora;
+    }
+
+    /** The LoRA adapters applied ({@link Lora#description}), or "" for none. */
+    public String adapters() {
+        Lora l = lora;
+        return l == null ? "" : l.description();
     }
 
     /**
@@ -414,10 +428,12 @@ public final class Llama {
                 eachToken(n, s.rotateAndCache);
             } else if (partFrom == 0) {
                 s.sharedInput.matmul(s.xb, n, exact, layer.wq(), s.q, layer.wk(), s.k, layer.wv(), s.v);
+                if (lora != null) adapted(l, n, s, true, true);
                 eachToken(n, s.rotateAndCache);
             } else {
                 // the last layer: every token's key and value for the cache, the rest for tokens partFrom..n only
                 s.sharedInput.matmul(s.xb, n, exact, layer.wk(), s.k, layer.wv(), s.v);
+                if (lora != null) adapted(l, n, s, false, true);
                 eachToken(n, s.cacheKeys);
                 if (partFrom == n) return; // no logits wanted of this batch (a long prompt's earlier part)
                 n -= partFrom;
@@ -428,6 +444,7 @@ public final class Llama {
                 s.batch = n;
                 if (seen != null) seen.inputs(layer.wq(), s.xb, n);
                 layer.wq().matmul(s.xb, n, s.q, s.qDim, exact);
+                if (lora != null) adapted(l, n, s, true, false);
                 eachToken(n, s.rotateQueries);
             }
             s.attentionCall = ATTENTION_CALLS.incrementAndGet();
@@ -446,6 +463,7 @@ public final class Llama {
             }
             if (seen != null) seen.inputs(layer.wo(), attended, n);
             layer.wo().matmul(attended, n, s.xb2Part, s.dimPart, exact);
+            if (lora != null) lora.add(lora.delta(l, Lora.Target.O), attended, (int) layer.wo().cols, n, s.xb2Part, s.dimPart);
             if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, n, tp.dimStarts);
             // feed-forward: x += ffn(rmsnorm(x) * ffnNorm), after the attention's residual (Gemma's outputs each
             // normalized first, by postAttentionNorm and postFfnNorm)
@@ -464,6 +482,7 @@ public final class Llama {
         if (hidden) return;
         if (seen != null) seen.inputs(weights.output(), s.xb, nLogits);
         weights.output().matmul(s.xb, nLogits, s.logitsPart, s.vocabPart, exact);
+        if (lora != null) lora.add(lora.output(), s.xb, dim, nLogits, s.logitsPart, s.vocabPart);
         if (!tp.whole()) tp.group.gather(s.logitsPart, s.logits, c.vocabSize(), nLogits, tp.vocabStarts);
         float cap = c.variant().logitSoftcap(), factor = c.variant().logitFactor();
         if (cap != 0f) for (int t = 0; t < nLogits; t++) VectorMath.softcap(s.logits, t * c.vocabSize(), c.vocabSize(), cap);
@@ -692,6 +711,18 @@ public final class Llama {
         else normalize(s, t0, t1, layer.ffnNorm());
     }
 
+    /** The LoRA deltas of layer {@code l}'s query ({@code queries}) and key and value ({@code keysValues}) projections of the batch's normalized inputs. */
+    private void adapted(int l, int n, State s, boolean queries, boolean keysValues) {
+        Lora lora = this.lora;
+        Layer layer = weights().layers()[l];
+        int dim = config.dim();
+        if (queries) lora.add(lora.delta(l, Lora.Target.Q), s.xb, dim, n, s.q, s.qDim);
+        if (keysValues) {
+            lora.add(lora.delta(l, Lora.Target.K), s.xb, dim, n, s.k, (int) layer.wk().rows);
+            if (layer.wv() != null) lora.add(lora.delta(l, Lora.Target.V), s.xb, dim, n, s.v, (int) layer.wv().rows);
+        }
+    }
+
     /**
      * A dense SwiGLU of the batch's normalized inputs ({@code s.xb}): its output, w2's, to {@code s.xb2} [n, dim] (a
      * layer's feed-forward, a mixture's shared expert).
@@ -706,10 +737,18 @@ public final class Llama {
         s.ffnPart = (int) ffn.w3().rows;
         if (ffn.w1() == null) ffn.w3().matmul(s.xb, n, s.hb2, s.ffnPart, exact); // no gate: the activation of up alone
         else s.sharedInput.matmul(s.xb, n, exact, ffn.w1(), s.hb, ffn.w3(), s.hb2);
+        // a layer's own feed-forward (not a mixture's shared expert) may be adapted
+        Lora lora = ffn == weights().layers()[s.layer].feedForward() ? this.lora : null;
+        if (lora != null) {
+            int dim = config.dim();
+            lora.add(lora.delta(s.layer, Lora.Target.GATE), s.xb, dim, n, s.hb, s.ffnPart);
+            lora.add(lora.delta(s.layer, Lora.Target.UP), s.xb, dim, n, s.hb2, s.ffnPart);
+        }
         eachToken(n, s.gate);
         if (!tp.whole()) tp.group.gather(s.hb, s.hbWhole, ffn.width(), n, tp.hiddenStarts(ffn.width()));
         if (seen != null) seen.inputs(ffn.w2(), s.hbWhole, n);
         ffn.w2().matmul(s.hbWhole, n, s.xb2Part, s.dimPart, exact);
+        if (lora != null) lora.add(lora.delta(s.layer, Lora.Target.DOWN), s.hbWhole, ffn.width(), n, s.xb2Part, s.dimPart);
         if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, config.dim(), n, tp.dimStarts);
     }
 

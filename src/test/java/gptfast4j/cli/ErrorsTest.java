@@ -480,6 +480,13 @@ class ErrorsTest {
         // "x" is token 444 and byte token 123 (0x78): with both banned, nothing the grammar allows is left
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--grammar", "root ::= \"x\"", "-l", "444-inf", "-l", "123-inf"),
                 "every token the grammar allows here is banned (--logit-bias)");
+        // llama.cpp's other samplers and LoRA adapters: out-of-range settings and files that are not adapters of the model
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--mirostat", "3"), "--mirostat must be 0 (off), 1 (Mirostat) or 2 (Mirostat 2.0), got 3");
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--dry-multiplier", "1", "--dry-allowed-length", "0"), "--dry-allowed-length must be >= 1, got 0");
+        assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "--xtc-threshold", "2"), "--xtc-threshold must be in [0, 1]");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--lora-scaled", "a.gguf"), "--lora-scaled a.gguf: give FILE:SCALE, the scale a finite number (as llama.cpp's)");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--lora", "no-such-adapter.gguf"), "no-such-adapter.gguf");
+        assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--lora", STORIES.toString()), "not a LoRA adapter (general.type is");
         assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "-l", "15043"), "--logit-bias takes a token id and a signed bias, such as 15043+1 or 15043-inf; got '15043'");
         assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "-l", "1+1", "--logit-bias", "2+x"), "--logit-bias takes a token id and a signed bias, such as 15043+1 or 15043-inf; got '2+x'");
         assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "-l", "99999999999+1"), "--logit-bias takes a token id and a signed bias");

@@ -1,0 +1,183 @@
+package gptfast4j.model;
+
+import gptfast4j.io.GGUF;
+import gptfast4j.io.Metadata;
+import gptfast4j.io.ModelFormatException;
+import gptfast4j.io.TensorData;
+import gptfast4j.tensor.Tensor;
+import gptfast4j.tensor.VectorMath;
+
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * LoRA adapters applied at run time, as llama.cpp applies them ({@code --lora}, {@code --lora-scaled}): an adapter
+ * file (llama.cpp's GGUF form, convert_lora_to_gguf.py's) holds, for each adapted matrix W [in, out] of its base
+ * model, {@code NAME.lora_a} [in, rank] and {@code NAME.lora_b} [rank, out] (GGML order), and each product W·x
+ * becomes {@code W·x + scale · B·(A·x)}, scale the adapter's weight times {@code adapter.lora.alpha / rank} (the
+ * weight alone where alpha is 0). A and B are small (rank 8-64), so they are kept as floats and their products run on
+ * the calling thread. The attention's and dense feed-forward's matrices and the output head can be adapted; an
+ * adapter of any other tensor (the embeddings, experts, a fused projection) is refused by name.
+ */
+public final class Lora {
+    /** Which matrix of a layer a delta adds to, by its GGUF name. */
+    enum Target {
+        Q("attn_q"), K("attn_k"), V("attn_v"), O("attn_output"), GATE("ffn_gate"), UP("ffn_up"), DOWN("ffn_down");
+
+        final String gguf;
+
+        Target(String gguf) {
+            this.gguf = gguf;
+        }
+    }
+
+    /** One adapter's low-rank update of one matrix; {@code next} another adapter's of the same matrix, or null. */
+    static final class Delta {
+        /** a: [rank][cols] (A's rows), b: [rows][rank] (B's rows). */
+        final float[] a, b;
+        final int rank, cols, rows;
+        final float scale;
+        final Delta next;
+
+        Delta(float[] a, float[] b, int rank, int cols, int rows, float scale, Delta next) {
+            this.a = a;
+            this.b = b;
+            this.rank = rank;
+            this.cols = cols;
+            this.rows = rows;
+            this.scale = scale;
+            this.next = next;
+        }
+    }
+
+    /** [layer][target], null where no adapter changes that matrix. */
+    private final Delta[][] layers;
+    private final Delta output;
+    private final String description;
+    /** Per thread, the A·x of a batch's tokens. */
+    private final ThreadLocal<float[]> scratch = ThreadLocal.withInitial(() -> new float[0]);
+
+    private Lora(Delta[][] layers, Delta output, String description) {
+        this.layers = layers;
+        this.output = output;
+        this.description = description;
+    }
+
+    /** What was applied, for a line on stderr: each file with its weight. */
+    public String description() {
+        return description;
+    }
+
+    private static final Pattern LAYER_MATRIX = Pattern.compile("blk\\.(\\d+)\\.([a-z_]+)\\.weight");
+
+    /**
+     * The adapters {@code files} with weights {@code scales} for {@code model}: each must be a LoRA adapter of the
+     * model's architecture, every tensor a pair of a matrix the model has, of its shape.
+     */
+    public static Lora load(Llama model, List<Path> files, List<Float> scales) {
+        Config c = model.config;
+        Weights w = model.weights();
+        Delta[][] layers = new Delta[c.nLayers()][Target.values().length];
+        Delta output = null;
+        StringBuilder description = new StringBuilder();
+        for (int f = 0; f < files.size(); f++) {
+            Path path = files.get(f);
+            float weight = scales.get(f);
+            GGUF gguf = GGUF.read(path);
+            Metadata md = gguf.metadata();
+            String type = md.getString("general.type", "");
+            if (!type.equals("adapter")) throw new ModelFormatException(path + ": not a LoRA adapter (general.type is '" + type + "', not 'adapter')");
+            String adapterType = md.getString("adapter.type", "");
+            if (!adapterType.equals("lora")) throw new ModelFormatException(path + ": adapter.type is '" + adapterType + "'; only 'lora' adapters are read");
+            String arch = md.getString("general.architecture", "");
+            if (!arch.equals(c.architecture())) throw new ModelFormatException(path + ": an adapter for a " + arch + " model, but the model is a " + c.architecture() + " one");
+            if (md.has("adapter.alora.invocation_tokens")) throw new ModelFormatException(path + ": an activated LoRA (aLoRA), which this version does not apply");
+            float alpha = md.getFloat("adapter.lora.alpha", 0f);
+            Map<String, TensorData[]> pairs = new HashMap<>();
+            for (TensorData t : gguf.tensors().values()) {
+                String name = t.name();
+                int part = name.endsWith(".lora_a") ? 0 : name.endsWith(".lora_b") ? 1 : -1;
+                if (part < 0) {
+                    if (name.endsWith("_norm.weight")) continue; // as llama.cpp: an adapter's norms are left out
+                    throw new ModelFormatException(path + ": tensor '" + name + "' is neither a LoRA's lora_a nor its lora_b");
+                }
+                pairs.computeIfAbsent(name.substring(0, name.length() - ".lora_a".length()), k -> new TensorData[2])[part] = t;
+            }
+            for (var e : pairs.entrySet()) {
+                String name = e.getKey();
+                TensorData a = e.getValue()[0], b = e.getValue()[1];
+                if (a == null || b == null) throw new ModelFormatException(path + ": '" + name + "' has lora_" + (a == null ? "b but no lora_a" : "a but no lora_b"));
+                if (name.equals("output.weight")) {
+                    output = delta(path, name, w.output(), a, b, alpha, weight, output);
+                    continue;
+                }
+                Matcher m = LAYER_MATRIX.matcher(name);
+                Target target = m.matches() ? Arrays.stream(Target.values()).filter(t -> t.gguf.equals(m.group(2))).findFirst().orElse(null) : null;
+                int layer = target == null ? -1 : Integer.parseInt(m.group(1));
+                if (target == null || layer >= c.nLayers()) {
+                    throw new ModelFormatException(path + ": a LoRA of '" + name + "', which this version does not adapt (the attention's and dense feed-forward's matrices and output.weight only)");
+                }
+                Layer l = w.layers()[layer];
+                if (l.latent() != null) throw new ModelFormatException(path + ": a LoRA of '" + name + "', a latent attention's, which this version does not adapt");
+                Tensor base = switch (target) {
+                    case Q -> l.wq();
+                    case K -> l.wk();
+                    case V -> l.wv();
+                    case O -> l.wo();
+                    case GATE, UP, DOWN -> l.feedForward() instanceof FeedForward.Dense d ? (target == Target.GATE ? d.w1() : target == Target.UP ? d.w3() : d.w2()) : null;
+                };
+                if (base == null) throw new ModelFormatException(path + ": a LoRA of '" + name + "', which the model does not have");
+                layers[layer][target.ordinal()] = delta(path, name, base, a, b, alpha, weight, layers[layer][target.ordinal()]);
+            }
+            description.append(description.isEmpty() ? "" : ", ").append(path.getFileName()).append(" (").append(pairs.size()).append(" matrices")
+                    .append(weight != 1f ? ", scale " + weight : "").append(")");
+        }
+        return new Lora(layers, output, description.toString());
+    }
+
+    /** {@code a} [cols, rank] and {@code b} [rank, rows] of {@code base} [cols, rows], as floats. */
+    private static Delta delta(Path path, String name, Tensor base, TensorData a, TensorData b, float alpha, float weight, Delta next) {
+        long[] as = a.shape(), bs = b.shape();
+        if (as.length != 2 || bs.length != 2 || as[0] != base.cols || bs[1] != base.rows) {
+            throw new ModelFormatException(path + ": '" + name + "' has lora_a " + a.shapeString() + " and lora_b " + b.shapeString() + ", which do not fit the model's "
+                    + "[" + base.cols + ", " + base.rows + "] (an adapter of another model?)");
+        }
+        if (as[1] != bs[0]) throw new ModelFormatException(path + ": '" + name + "' has lora_a " + a.shapeString() + " and lora_b " + b.shapeString() + " of different ranks");
+        int rank = Math.toIntExact(as[1]), cols = base.cols, rows = Math.toIntExact(base.rows);
+        float[] af = new float[rank * cols], bf = new float[rows * rank];
+        Tensor at = Tensor.of(a), bt = Tensor.of(b);
+        for (int r = 0; r < rank; r++) at.dequantizeRow(r, af, r * cols);
+        for (int r = 0; r < rows; r++) bt.dequantizeRow(r, bf, r * rank);
+        return new Delta(af, bf, rank, cols, rows, alpha != 0 ? weight * alpha / rank : weight, next);
+    }
+
+    Delta delta(int layer, Target target) {
+        return layers[layer][target.ordinal()];
+    }
+
+    Delta output() {
+        return output;
+    }
+
+    /**
+     * Adds each delta of the chain to the {@code n} tokens' outputs: {@code out[t * outStride + row] += scale · B·(A·x)}
+     * for {@code x = in[t * inStride ..]}.
+     */
+    void add(Delta d, float[] in, int inStride, int n, float[] out, int outStride) {
+        for (; d != null; d = d.next) {
+            float[] ax = scratch.get();
+            if (ax.length < n * d.rank) scratch.set(ax = new float[n * d.rank]);
+            for (int t = 0; t < n; t++) {
+                for (int r = 0; r < d.rank; r++) ax[t * d.rank + r] = d.scale * VectorMath.dot(d.a, r * d.cols, in, t * inStride, d.cols);
+            }
+            for (int t = 0; t < n; t++) {
+                for (int row = 0; row < d.rows; row++) out[t * outStride + row] += VectorMath.dot(d.b, row * d.rank, ax, t * d.rank, d.rank);
+            }
+        }
+    }
+}

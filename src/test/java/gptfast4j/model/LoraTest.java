@@ -1,0 +1,103 @@
+package gptfast4j.model;
+
+import gptfast4j.Shared;
+import gptfast4j.io.GGUFWriter;
+import gptfast4j.io.Metadata;
+import gptfast4j.io.ModelFormatException;
+import gptfast4j.quant.Perplexity;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * LoRA adapters against llama.cpp: a random rank-4 adapter of every attention and feed-forward matrix and the output
+ * head of ../shared's mini-llama2-F32, written here ({@link #writeAdapter}), changes the perplexity of ../shared's
+ * text (ctx 128, F32 cache) to llama-perplexity de3ff81's with {@code --lora} ({@code --lora-scaled} 0.5), where
+ * the base model's is perplexity.json's.
+ */
+class LoraTest {
+    private static final Path BASE = Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf");
+    /**
+     * llama-perplexity de3ff81 -m mini-llama2-F32.gguf --lora ADAPTER (--lora-scaled ADAPTER:0.5) -f ppl-text.txt -c 128
+     * -t 1 -tb 1 -fa off -ctk f32 -ctv f32, on the adapter {@link #writeAdapter} writes; without it 11262.2632.
+     */
+    private static final double LLAMA_CPP_PPL = 13985.5027, LLAMA_CPP_PPL_HALF = 13256.3456;
+
+    /**
+     * A LoRA adapter of mini-llama2 (dim 256, 2 layers, kv width 256, hidden 512, vocab 512) in llama.cpp's form:
+     * rank 4, alpha 8 (scale 2), F32, each lora_a [in, 4] and lora_b [4, out] of random values (seeded).
+     */
+    static void writeAdapter(Path out, String architecture, long outputRows) {
+        Map<String, Metadata.Value> md = new LinkedHashMap<>();
+        md.put("general.architecture", Metadata.Value.string(architecture));
+        md.put("general.type", Metadata.Value.string("adapter"));
+        md.put("adapter.type", Metadata.Value.string("lora"));
+        md.put("adapter.lora.alpha", Metadata.Value.float32(8f));
+        List<GGUFWriter.TensorSpec> t = new ArrayList<>();
+        int rank = 4, seed = 7;
+        String[][] matrices = {{"attn_q", "256", "256"}, {"attn_k", "256", "256"}, {"attn_v", "256", "256"}, {"attn_output", "256", "256"},
+                {"ffn_gate", "256", "512"}, {"ffn_up", "256", "512"}, {"ffn_down", "512", "256"}};
+        for (int l = 0; l < 2; l++) {
+            for (String[] m : matrices) {
+                String name = "blk." + l + "." + m[0] + ".weight";
+                FamilyFiles.matrix(t, name + ".lora_a", new long[]{Long.parseLong(m[1]), rank}, seed++);
+                FamilyFiles.matrix(t, name + ".lora_b", new long[]{rank, Long.parseLong(m[2])}, seed++);
+            }
+        }
+        FamilyFiles.matrix(t, "output.weight.lora_a", new long[]{256, rank}, seed++);
+        FamilyFiles.matrix(t, "output.weight.lora_b", new long[]{rank, outputRows}, seed);
+        GGUFWriter.write(out, md, t, n -> { });
+    }
+
+    private static String text() throws IOException {
+        String text = Files.readString(Shared.REFERENCE.resolve("ppl-text.txt"), StandardCharsets.UTF_8);
+        return text.endsWith("\n") ? text.substring(0, text.length() - 1) : text;
+    }
+
+    @Test
+    void perplexityWithAnAdapterIsLlamaCpps(@TempDir Path dir) throws IOException {
+        Path adapter = dir.resolve("lora.gguf");
+        writeAdapter(adapter, "llama", 512);
+        Checkpoint c = Checkpoint.load(BASE, null);
+        double base = Perplexity.compute(c, null, text(), 128, gptfast4j.model.KvCache.Type.F32, k -> { }).ppl();
+        c.model().adapt(Lora.load(c.model(), List.of(adapter), List.of(1f)));
+        double adapted = Perplexity.compute(c, null, text(), 128, gptfast4j.model.KvCache.Type.F32, k -> { }).ppl();
+        c.model().adapt(Lora.load(c.model(), List.of(adapter), List.of(0.5f)));
+        double half = Perplexity.compute(c, null, text(), 128, gptfast4j.model.KvCache.Type.F32, k -> { }).ppl();
+        assertEquals(11262.2632, base, 11262.2632 * 1e-6); // perplexity.json's F32 figure
+        assertEquals(LLAMA_CPP_PPL, adapted, LLAMA_CPP_PPL * 1e-6);
+        assertEquals(LLAMA_CPP_PPL_HALF, half, LLAMA_CPP_PPL_HALF * 1e-6);
+        c.model().adapt(null);
+        assertEquals(base, Perplexity.compute(c, null, text(), 128, gptfast4j.model.KvCache.Type.F32, k -> { }).ppl(), base * 1e-7); // the JIT's EXP may differ in a last digit
+    }
+
+    /** Files that are not adapters of this model are refused in one line naming what is wrong. */
+    @Test
+    void adaptersOfOtherModelsAreRefusedByName(@TempDir Path dir) {
+        Checkpoint c = Checkpoint.load(BASE, null);
+        Path other = dir.resolve("other.gguf"), wide = dir.resolve("wide.gguf");
+        writeAdapter(other, "qwen2", 512);
+        writeAdapter(wide, "llama", 1024);
+        String[][] cases = {
+                {other.toString(), "an adapter for a qwen2 model, but the model is a llama one"},
+                {wide.toString(), "'output.weight' has lora_a [256, 4] and lora_b [4, 1024], which do not fit the model's [256, 512]"},
+                {BASE.toString(), "not a LoRA adapter (general.type is"},
+        };
+        for (String[] k : cases) {
+            var e = assertThrows(ModelFormatException.class, () -> Lora.load(c.model(), List.of(Path.of(k[0])), List.of(1f)));
+            assertTrue(e.getMessage().contains(k[1]), e.getMessage());
+        }
+    }
+}
