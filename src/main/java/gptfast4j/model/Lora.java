@@ -38,7 +38,7 @@ public final class Lora {
 
     /** One adapter's low-rank update of one matrix; {@code next} another adapter's of the same matrix, or null. */
     static final class Delta {
-        /** a: [rank][cols] (A's rows), b: [rows][rank] (B's rows). */
+        /** a: [rank][cols] (A's rows), b: [rank][rows] (B's columns: each a multiple of one added to the output, no sums of lanes). */
         final float[] a, b;
         final int rank, cols, rows;
         final float scale;
@@ -152,7 +152,11 @@ public final class Lora {
         float[] af = new float[rank * cols], bf = new float[rows * rank];
         Tensor at = Tensor.of(a), bt = Tensor.of(b);
         for (int r = 0; r < rank; r++) at.dequantizeRow(r, af, r * cols);
-        for (int r = 0; r < rows; r++) bt.dequantizeRow(r, bf, r * rank);
+        float[] row = new float[rank];
+        for (int r = 0; r < rows; r++) {
+            bt.dequantizeRow(r, row, 0);
+            for (int k = 0; k < rank; k++) bf[k * rows + r] = row[k];
+        }
         return new Delta(af, bf, rank, cols, rows, alpha != 0 ? weight * alpha / rank : weight, next);
     }
 
@@ -176,7 +180,7 @@ public final class Lora {
                 for (int r = 0; r < d.rank; r++) ax[t * d.rank + r] = d.scale * VectorMath.dot(d.a, r * d.cols, in, t * inStride, d.cols);
             }
             for (int t = 0; t < n; t++) {
-                for (int row = 0; row < d.rows; row++) out[t * outStride + row] += VectorMath.dot(d.b, row * d.rank, ax, t * d.rank, d.rank);
+                for (int r = 0; r < d.rank; r++) VectorMath.axpy(ax[t * d.rank + r], d.b, r * d.rows, out, t * outStride, d.rows);
             }
         }
     }
