@@ -25,7 +25,7 @@ final class EmbedCommand implements Callable<Integer> {
     CommonOptions common;
 
     @Mixin
-    LoraOptions loraOptions;
+    AdapterOptions adapterOptions;
 
     @Mixin
     WorkersOption workers;
@@ -60,10 +60,10 @@ final class EmbedCommand implements Callable<Integer> {
         Pooling given = pooling == null ? null : Pooling.parse(pooling, "--pooling");
         if (normalize < -1) throw new IllegalArgumentException("--embd-normalize must be -1 (none), 0 (int16 range), 1 (taxicab), 2 (Euclidean) or a p-norm above 2; got " + normalize);
         Encoder encoder = common.encoder(workers);
-        if (encoder != null && loraOptions.asked()) throw new IllegalArgumentException("--lora is not for an encoder (bert)");
+        if (encoder != null && adapterOptions.asked()) throw new IllegalArgumentException("--lora and --control-vector are not for an encoder (bert)");
         if (encoder != null) return embed(encoder, texts, given);
         Checkpoint ckpt = common.load(workers);
-        loraOptions.apply(ckpt);
+        adapterOptions.apply(ckpt);
         Pooling how = (given != null ? given : Pooling.of(ckpt)).checkedFor(ckpt.model());
         List<int[]> tokens = new ArrayList<>();
         int longest = 0, total = 0, context = ckpt.model().config.contextLength();

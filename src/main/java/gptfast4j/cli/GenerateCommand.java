@@ -60,7 +60,7 @@ final class GenerateCommand implements Callable<Integer> {
     CommonOptions common;
 
     @Mixin
-    LoraOptions loraOptions;
+    AdapterOptions adapterOptions;
 
     @Mixin
     WorkersOption workers;
@@ -254,7 +254,7 @@ final class GenerateCommand implements Callable<Integer> {
         }
         KvCache.Type kvType = kvCache.type();
         Checkpoint ckpt = common.load(workers);
-        loraOptions.apply(ckpt);
+        adapterOptions.apply(ckpt);
         Llama model = ckpt.model();
         int modelContext = model.config.usableContextLength();
         if (contextLength != null) model.checkContext(contextLength); // before the note below on a length past the model's

@@ -22,7 +22,7 @@ final class PerplexityCommand implements Callable<Integer> {
     CommonOptions common;
 
     @Mixin
-    LoraOptions loraOptions;
+    AdapterOptions adapterOptions;
 
     @Mixin
     WorkersOption workers;
@@ -59,7 +59,7 @@ final class PerplexityCommand implements Callable<Integer> {
             if (file != null || klBase != null) throw new IllegalArgumentException("--kl-divergence takes its text from --kl-divergence-base's file: no --file or --kl-base");
             LogProbabilities.Reader base = LogProbabilities.Reader.open(logProbabilities);
             Checkpoint model = common.load(workers);
-            loraOptions.apply(model);
+            adapterOptions.apply(model);
             KlDivergence kl;
             try (ProgressLine progress = ProgressLine.chunks("kl-divergence", base.chunks())) {
                 kl = Perplexity.klDivergence(model, base, kvType, c -> progress.accept(c + 1));
@@ -78,7 +78,7 @@ final class PerplexityCommand implements Callable<Integer> {
         }
         String text = TextFiles.read(file, System.in);
         Checkpoint model = common.load(workers);
-        loraOptions.apply(model);
+        adapterOptions.apply(model);
         Checkpoint base = klBase == null ? null : Checkpoint.load(klBase, common.tokenizer);
         if (ctx > model.model().config.contextLength()) throw new IllegalArgumentException("--ctx " + ctx + " exceeds the context length " + model.model().config.contextLength());
         long t0 = System.nanoTime();

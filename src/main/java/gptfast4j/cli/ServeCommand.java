@@ -28,7 +28,7 @@ final class ServeCommand implements Callable<Integer> {
     CommonOptions common;
 
     @Mixin
-    LoraOptions loraOptions;
+    AdapterOptions adapterOptions;
 
     @Mixin
     WorkersOption workers;
@@ -105,10 +105,10 @@ final class ServeCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--host " + host + " is not an address of this machine's (" + e.getMessage() + ")");
         }
         gptfast4j.model.Encoder encoder = common.encoder(workers);
-        if (encoder != null && loraOptions.asked()) throw new IllegalArgumentException("--lora is not for an encoder (bert)");
+        if (encoder != null && adapterOptions.asked()) throw new IllegalArgumentException("--lora and --control-vector are not for an encoder (bert)");
         if (encoder != null) return serve(encoder, address, poolingOverride, t0);
         Checkpoint ckpt = common.load(workers);
-        loraOptions.apply(ckpt);
+        adapterOptions.apply(ckpt);
         Llama model = ckpt.model();
         if (contextLength != null) model.checkContext(contextLength);
         int context = contextLength != null ? contextLength : Math.min(model.config.contextLength(), 4096);

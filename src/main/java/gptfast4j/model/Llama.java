@@ -30,6 +30,8 @@ public final class Llama {
     final TensorParallel parallel;
     /** LoRA adapters applied to its products ({@link #adapt}); null for none. */
     private volatile Lora lora;
+    /** Control vectors added after its layers ({@link #steer}); null for none. */
+    private volatile ControlVector controlVector;
 
     /** A model whose weights' copies are freed when nothing holds them any more ({@link OffHeap#AUTOMATIC}). */
     public Llama(Config config, Weights weights) {
@@ -53,10 +55,17 @@ public final class Llama {
         this.lora = lora;
     }
 
-    /** The LoRA adapters applied ({@link Lora#description}), or "" for none. */
+    /** Adds control vectors ({@link ControlVector#load}) after the layers in every later forward pass; null for none. Not across processes. */
+    public void steer(ControlVector vector) {
+        if (vector != null && !parallel.whole()) throw new IllegalArgumentException("control vectors cannot be used with --workers");
+        this.controlVector = vector;
+    }
+
+    /** The LoRA adapters and control vectors applied ({@link Lora#description}, {@link ControlVector#description}), or "" for none. */
     public String adapters() {
         Lora l = lora;
-        return l == null ? "" : l.description();
+        ControlVector v = controlVector;
+        return (l == null ? "" : l.description()) + (l != null && v != null ? "; " : "") + (v == null ? "" : "control vectors " + v.description());
     }
 
     /**
@@ -475,6 +484,8 @@ public final class Llama {
                 }
                 case FeedForward.MoE moe -> mixture(s, moe, n, exact);
             }
+            ControlVector steering = controlVector;
+            if (steering != null) steering.add(l, s.x, n, dim);
         }
         if (nLogits == 0) return;
         int first = n - nLogits;
