@@ -61,6 +61,11 @@ public final class Llama {
         this.controlVector = vector;
     }
 
+    /** The LoRA adapters applied ({@link #adapt}), or null. */
+    public Lora lora() {
+        return lora;
+    }
+
     /** The LoRA adapters and control vectors applied ({@link Lora#description}, {@link ControlVector#description}), or "" for none. */
     public String adapters() {
         Lora l = lora;
@@ -346,6 +351,7 @@ public final class Llama {
             for (int u = 0; u < t; u++) if (sequences[u] == seq) throw new IllegalArgumentException("two tokens of one sequence in one step");
             batch.tokenKv[t] = seq.kv;
             batch.tokenPos[t] = positions[t];
+            batch.tokenLora[t] = seq.loraWeights;
         }
         batch.perToken = true;
         try {
@@ -353,6 +359,7 @@ public final class Llama {
         } finally {
             batch.perToken = false;
             java.util.Arrays.fill(batch.tokenKv, null); // the sequences' caches are theirs to drop
+            java.util.Arrays.fill(batch.tokenLora, null);
         }
         return batch.logits;
     }
@@ -472,7 +479,7 @@ public final class Llama {
             }
             if (seen != null) seen.inputs(layer.wo(), attended, n);
             layer.wo().matmul(attended, n, s.xb2Part, s.dimPart, exact);
-            if (lora != null) lora.add(lora.delta(l, Lora.Target.O), attended, (int) layer.wo().cols, n, s.xb2Part, s.dimPart);
+            if (lora != null) lora.add(lora.delta(l, Lora.Target.O), attended, (int) layer.wo().cols, n, s.xb2Part, s.dimPart, s);
             if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, n, tp.dimStarts);
             // feed-forward: x += ffn(rmsnorm(x) * ffnNorm), after the attention's residual (Gemma's outputs each
             // normalized first, by postAttentionNorm and postFfnNorm)
@@ -493,7 +500,7 @@ public final class Llama {
         if (hidden) return;
         if (seen != null) seen.inputs(weights.output(), s.xb, nLogits);
         weights.output().matmul(s.xb, nLogits, s.logitsPart, s.vocabPart, exact);
-        if (lora != null) lora.add(lora.output(), s.xb, dim, nLogits, s.logitsPart, s.vocabPart);
+        if (lora != null) lora.add(lora.output(), s.xb, dim, nLogits, s.logitsPart, s.vocabPart, s);
         if (!tp.whole()) tp.group.gather(s.logitsPart, s.logits, c.vocabSize(), nLogits, tp.vocabStarts);
         float cap = c.variant().logitSoftcap(), factor = c.variant().logitFactor();
         if (cap != 0f) for (int t = 0; t < nLogits; t++) VectorMath.softcap(s.logits, t * c.vocabSize(), c.vocabSize(), cap);
@@ -727,10 +734,10 @@ public final class Llama {
         Lora lora = this.lora;
         Layer layer = weights().layers()[l];
         int dim = config.dim();
-        if (queries) lora.add(lora.delta(l, Lora.Target.Q), s.xb, dim, n, s.q, s.qDim);
+        if (queries) lora.add(lora.delta(l, Lora.Target.Q), s.xb, dim, n, s.q, s.qDim, s);
         if (keysValues) {
-            lora.add(lora.delta(l, Lora.Target.K), s.xb, dim, n, s.k, (int) layer.wk().rows);
-            if (layer.wv() != null) lora.add(lora.delta(l, Lora.Target.V), s.xb, dim, n, s.v, (int) layer.wv().rows);
+            lora.add(lora.delta(l, Lora.Target.K), s.xb, dim, n, s.k, (int) layer.wk().rows, s);
+            if (layer.wv() != null) lora.add(lora.delta(l, Lora.Target.V), s.xb, dim, n, s.v, (int) layer.wv().rows, s);
         }
     }
 
@@ -752,14 +759,14 @@ public final class Llama {
         Lora lora = ffn == weights().layers()[s.layer].feedForward() ? this.lora : null;
         if (lora != null) {
             int dim = config.dim();
-            lora.add(lora.delta(s.layer, Lora.Target.GATE), s.xb, dim, n, s.hb, s.ffnPart);
-            lora.add(lora.delta(s.layer, Lora.Target.UP), s.xb, dim, n, s.hb2, s.ffnPart);
+            lora.add(lora.delta(s.layer, Lora.Target.GATE), s.xb, dim, n, s.hb, s.ffnPart, s);
+            lora.add(lora.delta(s.layer, Lora.Target.UP), s.xb, dim, n, s.hb2, s.ffnPart, s);
         }
         eachToken(n, s.gate);
         if (!tp.whole()) tp.group.gather(s.hb, s.hbWhole, ffn.width(), n, tp.hiddenStarts(ffn.width()));
         if (seen != null) seen.inputs(ffn.w2(), s.hbWhole, n);
         ffn.w2().matmul(s.hbWhole, n, s.xb2Part, s.dimPart, exact);
-        if (lora != null) lora.add(lora.delta(s.layer, Lora.Target.DOWN), s.hbWhole, ffn.width(), n, s.xb2Part, s.dimPart);
+        if (lora != null) lora.add(lora.delta(s.layer, Lora.Target.DOWN), s.hbWhole, ffn.width(), n, s.xb2Part, s.dimPart, s);
         if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, config.dim(), n, tp.dimStarts);
     }
 
@@ -1306,6 +1313,18 @@ public final class Llama {
         boolean perToken;
         final KvCache[] tokenKv;
         final int[] tokenPos;
+        /** In {@link Llama#decodeEach}'s batch, token t's sequence's {@link #loraWeights}. */
+        final float[][] tokenLora;
+        /**
+         * The LoRA adapters' weights in this state's products ({@link Lora}: one per adapter, by id), or null for the
+         * model's ({@link Lora#weights}): a server request's own ({@code lora}).
+         */
+        public volatile float[] loraWeights;
+
+        /** The model this state is of. */
+        public Llama model() {
+            return model;
+        }
         final Parallel.RangeTask attentionNorm, rotateAndCache, cacheKeys, rotateQueries, blockedHeads, tokenHeads, residualAndFfnNorm, gate, ffnResidual,
                 latentKeys, absorbQueries, latentValues;
         /**
@@ -1393,6 +1412,7 @@ public final class Llama {
             latentValueHeads = new float[latent == null ? 0 : maxBatch * c.nHeads() * latent.valueWidth()];
             latentRows = new float[latent == null || !latent.fused() ? 0 : c.nHeads() * latent.rank()];
             tokenKv = new KvCache[maxBatch];
+            tokenLora = new float[maxBatch][];
             tokenPos = new int[maxBatch];
             attentionNorm = (t0, t1) -> model.attentionNorm(this, t0, t1);
             rotateAndCache = (t0, t1) -> model.rotateAndCache(this, t0, t1);

@@ -36,21 +36,26 @@ public final class Lora {
         }
     }
 
-    /** One adapter's low-rank update of one matrix; {@code next} another adapter's of the same matrix, or null. */
+    /**
+     * One adapter's low-rank update of one matrix; {@code next} another adapter's of the same matrix, or null.
+     * {@code alphaScale}: alpha / rank (1 where alpha is 0), times the adapter's weight ({@code adapter}'s entry of
+     * the weights in use) in each product.
+     */
     static final class Delta {
         /** a: [rank][cols] (A's rows), b: [rank][rows] (B's columns: each a multiple of one added to the output, no sums of lanes). */
         final float[] a, b;
-        final int rank, cols, rows;
-        final float scale;
+        final int rank, cols, rows, adapter;
+        final float alphaScale;
         final Delta next;
 
-        Delta(float[] a, float[] b, int rank, int cols, int rows, float scale, Delta next) {
+        Delta(float[] a, float[] b, int rank, int cols, int rows, int adapter, float alphaScale, Delta next) {
             this.a = a;
             this.b = b;
             this.rank = rank;
             this.cols = cols;
             this.rows = rows;
-            this.scale = scale;
+            this.adapter = adapter;
+            this.alphaScale = alphaScale;
             this.next = next;
         }
     }
@@ -59,16 +64,39 @@ public final class Lora {
     private final Delta[][] layers;
     private final Delta output;
     private final String description;
-    /** Per thread, the A·x of a batch's tokens. */
+    /** Each adapter's file, in the order given (its id). */
+    private final List<Path> files;
+    /** Each adapter's weight where a state gives none of its own ({@link Llama.State#loraWeights}): as loaded, or as {@link #setWeights} set them. */
+    private volatile float[] weights;
+    /** Per thread, a token's A·x. */
     private final ThreadLocal<float[]> scratch = ThreadLocal.withInitial(() -> new float[0]);
 
-    private Lora(Delta[][] layers, Delta output, String description) {
+    private Lora(Delta[][] layers, Delta output, String description, List<Path> files, float[] weights) {
         this.layers = layers;
         this.output = output;
         this.description = description;
+        this.files = List.copyOf(files);
+        this.weights = weights;
     }
 
-    /** What was applied, for a line on stderr: each file with its weight. */
+    /** The adapters' files, by id. */
+    public List<Path> files() {
+        return files;
+    }
+
+    /** Each adapter's weight in products whose state gives none of its own (a copy). */
+    public float[] weights() {
+        return weights.clone();
+    }
+
+    /** Sets the weights of {@link #weights()} (llama.cpp server's POST /lora-adapters): one per adapter, finite. */
+    public void setWeights(float[] weights) {
+        if (weights.length != files.size()) throw new IllegalArgumentException(files.size() + " adapters but " + weights.length + " weights");
+        for (float w : weights) if (!Float.isFinite(w)) throw new IllegalArgumentException("an adapter's scale must be finite, got " + w);
+        this.weights = weights.clone();
+    }
+
+    /** What was applied, for a line on stderr: each file with its weight as loaded. */
     public String description() {
         return description;
     }
@@ -113,7 +141,7 @@ public final class Lora {
                 TensorData a = e.getValue()[0], b = e.getValue()[1];
                 if (a == null || b == null) throw new ModelFormatException(path + ": '" + name + "' has lora_" + (a == null ? "b but no lora_a" : "a but no lora_b"));
                 if (name.equals("output.weight")) {
-                    output = delta(path, name, w.output(), a, b, alpha, weight, output);
+                    output = delta(path, name, w.output(), a, b, alpha, f, output);
                     continue;
                 }
                 Matcher m = LAYER_MATRIX.matcher(name);
@@ -132,16 +160,18 @@ public final class Lora {
                     case GATE, UP, DOWN -> l.feedForward() instanceof FeedForward.Dense d ? (target == Target.GATE ? d.w1() : target == Target.UP ? d.w3() : d.w2()) : null;
                 };
                 if (base == null) throw new ModelFormatException(path + ": a LoRA of '" + name + "', which the model does not have");
-                layers[layer][target.ordinal()] = delta(path, name, base, a, b, alpha, weight, layers[layer][target.ordinal()]);
+                layers[layer][target.ordinal()] = delta(path, name, base, a, b, alpha, f, layers[layer][target.ordinal()]);
             }
             description.append(description.isEmpty() ? "" : ", ").append(path.getFileName()).append(" (").append(pairs.size()).append(" matrices")
                     .append(weight != 1f ? ", scale " + weight : "").append(")");
         }
-        return new Lora(layers, output, description.toString());
+        float[] weights = new float[files.size()];
+        for (int f = 0; f < weights.length; f++) weights[f] = scales.get(f);
+        return new Lora(layers, output, description.toString(), files, weights);
     }
 
     /** {@code a} [cols, rank] and {@code b} [rank, rows] of {@code base} [cols, rows], as floats. */
-    private static Delta delta(Path path, String name, Tensor base, TensorData a, TensorData b, float alpha, float weight, Delta next) {
+    private static Delta delta(Path path, String name, Tensor base, TensorData a, TensorData b, float alpha, int adapter, Delta next) {
         long[] as = a.shape(), bs = b.shape();
         if (as.length != 2 || bs.length != 2 || as[0] != base.cols || bs[1] != base.rows) {
             throw new ModelFormatException(path + ": '" + name + "' has lora_a " + a.shapeString() + " and lora_b " + b.shapeString() + ", which do not fit the model's "
@@ -157,7 +187,7 @@ public final class Lora {
             bt.dequantizeRow(r, row, 0);
             for (int k = 0; k < rank; k++) bf[k * rows + r] = row[k];
         }
-        return new Delta(af, bf, rank, cols, rows, alpha != 0 ? weight * alpha / rank : weight, next);
+        return new Delta(af, bf, rank, cols, rows, adapter, alpha != 0 ? alpha / rank : 1f, next);
     }
 
     Delta delta(int layer, Target target) {
@@ -170,17 +200,20 @@ public final class Lora {
 
     /**
      * Adds each delta of the chain to the {@code n} tokens' outputs: {@code out[t * outStride + row] += scale · B·(A·x)}
-     * for {@code x = in[t * inStride ..]}.
+     * for {@code x = in[t * inStride ..]}, scale the delta's alpha / rank times its adapter's weight for token t:
+     * {@code s}'s (each token's own sequence's in a step of several, {@link Llama.State#tokenLora}), or {@link #weights}.
      */
-    void add(Delta d, float[] in, int inStride, int n, float[] out, int outStride) {
+    void add(Delta d, float[] in, int inStride, int n, float[] out, int outStride, Llama.State s) {
+        float[] global = weights;
         for (; d != null; d = d.next) {
             float[] ax = scratch.get();
-            if (ax.length < n * d.rank) scratch.set(ax = new float[n * d.rank]);
+            if (ax.length < d.rank) scratch.set(ax = new float[d.rank]);
             for (int t = 0; t < n; t++) {
-                for (int r = 0; r < d.rank; r++) ax[t * d.rank + r] = d.scale * VectorMath.dot(d.a, r * d.cols, in, t * inStride, d.cols);
-            }
-            for (int t = 0; t < n; t++) {
-                for (int r = 0; r < d.rank; r++) VectorMath.axpy(ax[t * d.rank + r], d.b, r * d.rows, out, t * outStride, d.rows);
+                float[] w = s.perToken ? s.tokenLora[t] : s.loraWeights;
+                float scale = d.alphaScale * (w != null ? w[d.adapter] : global[d.adapter]);
+                if (scale == 0f) continue;
+                for (int r = 0; r < d.rank; r++) ax[r] = scale * VectorMath.dot(d.a, r * d.cols, in, t * inStride, d.cols);
+                for (int r = 0; r < d.rank; r++) VectorMath.axpy(ax[r], d.b, r * d.rows, out, t * outStride, d.rows);
             }
         }
     }

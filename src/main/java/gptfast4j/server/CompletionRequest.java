@@ -36,7 +36,7 @@ import java.util.Map;
  *                  {@code system} null; null where the chat is framed by a fixed chat format
  */
 record CompletionRequest(String prompt, int[] promptIds, String system, List<String> messages, int maxTokens, int n, int logprobs, float temperature, int topK,
-                         float topP, float minP, Sampler.Penalties penalties, Sampler.LogitBias bias, Sampler.Advanced advanced, List<String> dryBreakers, Long seed,
+                         float topP, float minP, Sampler.Penalties penalties, Sampler.LogitBias bias, Sampler.Advanced advanced, List<String> dryBreakers, JsonNode lora, Long seed,
                          List<String> stops, boolean stream, boolean includeUsage, Grammar grammar, boolean ignoreEos, Tools tools,
                          TemplateInput templateInput) {
 
@@ -146,7 +146,7 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
         boolean ignoreEos = bool(body, "ignore_eos", false);
         if (ignoreEos && grammar != null) throw new Invalid("'ignore_eos' cannot be used with a grammar, a response format or tools (the text ends where it is complete)");
         return new CompletionRequest(prompt, promptIds, system, messages, maxTokens, n, logprobs, temperature, topK, topP, minP, penalties, logitBias(body),
-                advanced, dryBreakers, seed, stops(body), stream, includeUsage, grammar, ignoreEos, tools, templateInput);
+                advanced, dryBreakers, lora(body), seed, stops(body), stream, includeUsage, grammar, ignoreEos, tools, templateInput);
     }
 
     /**
@@ -499,6 +499,34 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
                 number(body, "xtc_probability", 0f, 0, 1), number(body, "xtc_threshold", 0.1f, 0, 1),
                 number(body, "dynatemp_range", 0f, 0, most), number(body, "dynatemp_exponent", 1f, Float.MIN_VALUE, most),
                 integer(body, "mirostat", 0, 0, 2), number(body, "mirostat_tau", 5f, Float.MIN_VALUE, most), number(body, "mirostat_eta", 0.1f, Float.MIN_VALUE, most), dry);
+    }
+
+    /** {@code lora}: llama.cpp's per-request adapter scales, checked against the server's adapters when the job starts ({@link #loraScales}); null for none. */
+    private static JsonNode lora(JsonNode body) {
+        if (!present(body, "lora")) return null;
+        JsonNode lora = body.get("lora");
+        if (!lora.isArray()) throw new Invalid("'lora' must be a list of {\"id\": N, \"scale\": S}");
+        return lora;
+    }
+
+    /**
+     * llama.cpp's list of adapter scales, {@code [{"id": 0, "scale": 0.5}, ...]}, as one weight per adapter of the
+     * {@code adapters} (one left out: 0); {@code what} names the list in errors.
+     */
+    static float[] loraScales(JsonNode list, int adapters, String what) {
+        if (!list.isArray()) throw new Invalid(what + " must be a list of {\"id\": N, \"scale\": S}");
+        float[] weights = new float[adapters];
+        for (JsonNode item : list) {
+            if (!item.isObject() || !item.path("id").isIntegralNumber() || !item.path("scale").isNumber()) {
+                throw new Invalid(what + " must be a list of {\"id\": N, \"scale\": S}, got " + item);
+            }
+            int id = item.get("id").asInt();
+            if (id < 0 || id >= adapters) throw new Invalid(what + ": no LoRA adapter " + id + " (the server has " + adapters + ", ids from 0: GET /lora-adapters)");
+            double scale = item.get("scale").asDouble();
+            if (!Double.isFinite(scale)) throw new Invalid(what + ": adapter " + id + "'s scale must be a finite number");
+            weights[id] = (float) scale;
+        }
+        return weights;
     }
 
     /** {@code dry_sequence_breakers}: non-empty strings (llama.cpp's four by default). */

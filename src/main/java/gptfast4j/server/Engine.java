@@ -178,6 +178,20 @@ public abstract sealed class Engine {
         return Math.min(shared < 0 ? prompt.length : shared, prompt.length - 1);
     }
 
+    /**
+     * Sets {@code state} to run with LoRA weights {@code weights} ({@link Llama.State#loraWeights}; null: no adapters),
+     * and says whether its cache, made with {@code cachedWith}, still holds what they would make.
+     */
+    static boolean runWith(Llama.State state, float[] weights, float[] cachedWith) {
+        state.loraWeights = weights;
+        return Arrays.equals(weights, cachedWith);
+    }
+
+    /** The server's LoRA weights now (null: no adapters), for a slot action, which runs with no request's own. */
+    static float[] serverWeights(Llama model) {
+        return model.lora() == null ? null : model.lora().weights();
+    }
+
     /** {@code prompt} and the first {@code n} of {@code generated}: what a cache holds after a generation. */
     static int[] concat(int[] prompt, int[] generated, int n) {
         int[] all = Arrays.copyOf(prompt, prompt.length + n);
@@ -190,6 +204,8 @@ public abstract sealed class Engine {
         private final Generation generator;
         /** The tokens whose keys and values the state's cache holds from position 0. */
         private volatile int[] cached = new int[0];
+        /** The LoRA weights the cache was made with (null: no adapters). */
+        private float[] cachedWith;
         private volatile int running;
 
         @Override
@@ -218,6 +234,9 @@ public abstract sealed class Engine {
         void serve() throws InterruptedException {
             Work work = waiting.take();
             if (work instanceof SlotTask task) {
+                float[] weights = serverWeights(state.model());
+                if (!runWith(state, weights, cachedWith)) generator.restored(cached = new int[0]); // nothing of it holds (the generator's remembered logits neither)
+                cachedWith = weights;
                 int[] held = task.run(state, cached);
                 if (held != cached) generator.restored(held); // the generator's sequence is what the cache now holds
                 cached = held;
@@ -238,7 +257,10 @@ public abstract sealed class Engine {
                     throw Server.HttpError.invalid("'mirostat' cannot be used with speculative decoding (the server's --draft-checkpoint or --lookup): it adjusts itself by each token it draws");
                 }
                 int[] prompt = job.prompt(contextLength);
+                float[] weights = job.loraWeights();
                 Sampler sampler = job.sampler();
+                if (!runWith(state, weights, cachedWith)) generator.restored(cached = new int[0]);
+                cachedWith = weights;
                 int reused = reusable(cached, prompt);
                 cached = Arrays.copyOf(prompt, reused); // what the cache still holds if the generation fails
                 Generator.Result r = generator.generate(Arrays.copyOfRange(prompt, reused, prompt.length), reused, job.maxTokens(), sampler,
@@ -260,6 +282,8 @@ public abstract sealed class Engine {
             final Llama.State state;
             /** The tokens the cache holds from position 0 (at a request's start: the previous request's). */
             volatile int[] cached = new int[0];
+            /** The LoRA weights the cache was made with (null: no adapters). */
+            float[] cachedWith;
             /** The sequence by position, for the penalties (Sampler#sample). */
             final int[] sequence;
             volatile Job job;
@@ -351,6 +375,9 @@ public abstract sealed class Engine {
         private final List<SlotTask> deferred = new java.util.ArrayList<>();
 
         private void run(SlotTask task, Slot slot) {
+            float[] weights = serverWeights(model);
+            if (!runWith(slot.state, weights, slot.cachedWith)) slot.cached = new int[0];
+            slot.cachedWith = weights;
             slot.cached = task.run(slot.state, slot.cached);
             System.arraycopy(slot.cached, 0, slot.sequence, 0, slot.cached.length);
         }
@@ -389,9 +416,11 @@ public abstract sealed class Engine {
                 return;
             }
             int[] prompt;
+            float[] weights;
             Sampler sampler;
             try {
                 prompt = job.prompt(contextLength);
+                weights = job.loraWeights();
                 sampler = job.sampler();
             } catch (Throwable e) {
                 job.fail(e);
@@ -401,12 +430,14 @@ public abstract sealed class Engine {
             int best = -1;
             for (Slot s : slots) {
                 if (s.job != null) continue;
-                int reused = reusable(s.cached, prompt);
+                int reused = Arrays.equals(weights, s.cachedWith) ? reusable(s.cached, prompt) : 0; // a cache made with other LoRA weights holds nothing for it
                 if (reused > best) {
                     best = reused;
                     slot = s;
                 }
             }
+            if (!runWith(slot.state, weights, slot.cachedWith)) slot.cached = new int[0];
+            slot.cachedWith = weights;
             slot.job = job;
             running++;
             slot.sampler = sampler;

@@ -193,6 +193,24 @@ final class Job implements Engine.Work {
         return request.logprobs() >= 0;
     }
 
+    /**
+     * The LoRA adapters' weights this request runs with: its own {@code lora}, or the server's ({@code POST
+     * /lora-adapters}, else {@code --lora}'s) as they are now; null where the model has no adapters.
+     */
+    float[] loraWeights() {
+        gptfast4j.model.Lora lora = ckpt.model().lora();
+        if (lora == null) {
+            if (request.lora() != null && !request.lora().isEmpty()) throw Server.HttpError.invalid("'lora': the server has no LoRA adapters (start it with --lora)");
+            return null;
+        }
+        if (request.lora() == null) return lora.weights();
+        try {
+            return CompletionRequest.loraScales(request.lora(), lora.files().size(), "'lora'");
+        } catch (CompletionRequest.Invalid e) {
+            throw Server.HttpError.invalid(e.getMessage());
+        }
+    }
+
     boolean mirostat() {
         return request.advanced().mirostat() != 0;
     }

@@ -324,10 +324,11 @@ public final class Server implements AutoCloseable {
                 allow(exchange, "POST");
                 summary = rerank(exchange);
             }
+            case "/lora-adapters" -> loraAdapters(exchange);
             default -> {
                 if (!path.startsWith("/slots/")) {
                     throw new HttpError(404, "not_found_error", "no endpoint " + path + "; there are POST /v1/completions, POST /v1/chat/completions,"
-                            + " POST /v1/responses, POST /v1/messages, POST /v1/messages/count_tokens, POST /v1/embeddings, POST /v1/rerank, GET /v1/models, POST /completion, POST /infill, POST /embedding, POST /apply-template, POST /tokenize, POST /detokenize, GET /props,"
+                            + " POST /v1/responses, POST /v1/messages, POST /v1/messages/count_tokens, POST /v1/embeddings, POST /v1/rerank, GET /v1/models, POST /completion, POST /infill, POST /embedding, POST /apply-template, POST /tokenize, POST /detokenize, GET /props, GET and POST /lora-adapters,"
                             + " GET /slots, POST /slots/ID?action=save|restore|erase,"
                             + " GET /metrics and GET /health");
                 }
@@ -336,6 +337,32 @@ public final class Server implements AutoCloseable {
             }
         }
         return summary;
+    }
+
+    /**
+     * llama.cpp's {@code /lora-adapters}: GET lists the adapters ({@code --lora}) with their ids, files and scales;
+     * POST sets the scales of requests without a {@code lora} of their own, from a list of {@code {"id", "scale"}}
+     * (an adapter left out: 0). A slot's cache made at other scales is not reused.
+     */
+    private void loraAdapters(HttpExchange exchange) throws IOException {
+        gptfast4j.model.Lora lora = ckpt.model().lora();
+        if (exchange.getRequestMethod().equals("POST")) {
+            if (lora == null) throw HttpError.invalid("the server has no LoRA adapters (start it with --lora)");
+            JsonNode body = body(exchange);
+            try {
+                lora.setWeights(CompletionRequest.loraScales(body, lora.files().size(), "the body"));
+            } catch (CompletionRequest.Invalid e) {
+                throw HttpError.invalid(e.getMessage());
+            }
+        } else {
+            allow(exchange, "GET");
+        }
+        com.fasterxml.jackson.databind.node.ArrayNode list = JSON.createArrayNode();
+        if (lora != null) {
+            float[] weights = lora.weights();
+            for (int i = 0; i < weights.length; i++) list.addObject().put("id", i).put("path", lora.files().get(i).toString()).put("scale", weights[i]);
+        }
+        send(exchange, 200, list);
     }
 
     /** A choice's figures into the totals of {@code /metrics}. */

@@ -27,7 +27,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * text (ctx 128, F32 cache) to llama-perplexity de3ff81's with {@code --lora} ({@code --lora-scaled} 0.5), where
  * the base model's is perplexity.json's.
  */
-class LoraTest {
+public class LoraTest {
     private static final Path BASE = Shared.REFERENCE.resolve("models/mini-llama2-F32.gguf");
     /**
      * llama-perplexity de3ff81 -m mini-llama2-F32.gguf --lora ADAPTER (--lora-scaled ADAPTER:0.5) -f ppl-text.txt -c 128
@@ -36,10 +36,16 @@ class LoraTest {
     private static final double LLAMA_CPP_PPL = 13985.5027, LLAMA_CPP_PPL_HALF = 13256.3456;
 
     /**
-     * A LoRA adapter of mini-llama2 (dim 256, 2 layers, kv width 256, hidden 512, vocab 512) in llama.cpp's form:
-     * rank 4, alpha 8 (scale 2), F32, each lora_a [in, 4] and lora_b [4, out] of random values (seeded).
+     * A LoRA adapter of mini-llama2 (dim 256, 2 layers, kv width 256, hidden 512, vocab {@code outputRows}) in
+     * llama.cpp's form: rank 4, alpha 8 (scale 2), F32, each lora_a [in, 4] and lora_b [4, out] of random values
+     * (seeded).
      */
     static void writeAdapter(Path out, String architecture, long outputRows) {
+        writeAdapter(out, architecture, 256, 2, 256, 512, outputRows);
+    }
+
+    /** {@link #writeAdapter(Path, String, long)} for a model of those widths. */
+    public static void writeAdapter(Path out, String architecture, long dim, int layers, long kvDim, long hidden, long vocab) {
         Map<String, Metadata.Value> md = new LinkedHashMap<>();
         md.put("general.architecture", Metadata.Value.string(architecture));
         md.put("general.type", Metadata.Value.string("adapter"));
@@ -47,17 +53,17 @@ class LoraTest {
         md.put("adapter.lora.alpha", Metadata.Value.float32(8f));
         List<GGUFWriter.TensorSpec> t = new ArrayList<>();
         int rank = 4, seed = 7;
-        String[][] matrices = {{"attn_q", "256", "256"}, {"attn_k", "256", "256"}, {"attn_v", "256", "256"}, {"attn_output", "256", "256"},
-                {"ffn_gate", "256", "512"}, {"ffn_up", "256", "512"}, {"ffn_down", "512", "256"}};
-        for (int l = 0; l < 2; l++) {
-            for (String[] m : matrices) {
+        Object[][] matrices = {{"attn_q", dim, dim}, {"attn_k", dim, kvDim}, {"attn_v", dim, kvDim}, {"attn_output", dim, dim},
+                {"ffn_gate", dim, hidden}, {"ffn_up", dim, hidden}, {"ffn_down", hidden, dim}};
+        for (int l = 0; l < layers; l++) {
+            for (Object[] m : matrices) {
                 String name = "blk." + l + "." + m[0] + ".weight";
-                FamilyFiles.matrix(t, name + ".lora_a", new long[]{Long.parseLong(m[1]), rank}, seed++);
-                FamilyFiles.matrix(t, name + ".lora_b", new long[]{rank, Long.parseLong(m[2])}, seed++);
+                FamilyFiles.matrix(t, name + ".lora_a", new long[]{(long) m[1], rank}, seed++);
+                FamilyFiles.matrix(t, name + ".lora_b", new long[]{rank, (long) m[2]}, seed++);
             }
         }
-        FamilyFiles.matrix(t, "output.weight.lora_a", new long[]{256, rank}, seed++);
-        FamilyFiles.matrix(t, "output.weight.lora_b", new long[]{rank, outputRows}, seed);
+        FamilyFiles.matrix(t, "output.weight.lora_a", new long[]{dim, rank}, seed++);
+        FamilyFiles.matrix(t, "output.weight.lora_b", new long[]{rank, vocab}, seed);
         GGUFWriter.write(out, md, t, n -> { });
     }
 

@@ -35,6 +35,7 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -1216,6 +1217,56 @@ class ServerTest {
         o = generate("generate", "--checkpoint", Shared.MODELS.resolve("stories260K.gguf").toString(), "--prompt", "Once upon a time",
                 "--max-new-tokens", "40", "--temperature", "0.9", "--seed", "7", "--mirostat", "2", "--mirostat-ent", "3");
         assertEquals("Once upon a time" + text, o.out().strip(), o.err());
+    }
+
+    /**
+     * LoRA adapters in the server, as llama.cpp's: GET /lora-adapters lists them; a request's own {@code lora} scales
+     * (an adapter left out: 0, so [] is the base model's text), and POST /lora-adapters the server's for requests
+     * without; a cache made at other scales is not reused (the same prompt again at the first scales gives the first
+     * text), one request at a time and with --parallel.
+     */
+    @Test
+    void loraAdaptersPerRequestAndAsTheServerSets(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        Path adapter = dir.resolve("stories-lora.gguf");
+        gptfast4j.model.LoraTest.writeAdapter(adapter, "llama", 64, 5, 32, 172, 512);
+        Checkpoint adapted = Checkpoint.load(Shared.MODELS.resolve("stories260K.gguf"), null);
+        adapted.model().adapt(gptfast4j.model.Lora.load(adapted.model(), List.of(adapter), List.of(1f)));
+        String base = post(plain, "/v1/completions", completion("Once upon a time", 30)).at("/choices/0/text").asText();
+        PrintStream log = new PrintStream(LOG, true, StandardCharsets.UTF_8);
+        Llama.State state = adapted.model().newState(512, 512, 1, KvCache.Type.F32);
+        for (Engine engine : new Engine[]{Engine.sequential(state, new Generator(adapted.model(), state, adapted.eos())), Engine.batched(adapted, 2, 512, KvCache.Type.F32)}) {
+            try (Server server = new Server(adapted, engine, ChatFormat.PLAIN, new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), null, log)) {
+                JsonNode listed = JSON.readTree(request(server, "GET", "/lora-adapters", null).body());
+                assertEquals(1, listed.size(), listed.toString());
+                assertEquals(0, listed.get(0).get("id").asInt());
+                assertEquals(1.0, listed.get(0).get("scale").asDouble());
+                assertTrue(listed.get(0).get("path").asText().endsWith("stories-lora.gguf"), listed.toString());
+                String first = post(server, "/v1/completions", completion("Once upon a time", 30)).at("/choices/0/text").asText();
+                assertNotEquals(base, first, "the adapter changes the text");
+                ObjectNode none = completion("Once upon a time", 30);
+                none.putArray("lora");
+                assertEquals(base, post(server, "/v1/completions", none).at("/choices/0/text").asText());
+                ObjectNode off = completion("Once upon a time", 30);
+                off.putArray("lora").addObject().put("id", 0).put("scale", 0);
+                assertEquals(base, post(server, "/v1/completions", off).at("/choices/0/text").asText());
+                assertEquals(first, post(server, "/v1/completions", completion("Once upon a time", 30)).at("/choices/0/text").asText());
+                JsonNode set = JSON.readTree(request(server, "POST", "/lora-adapters", "[{\"id\": 0, \"scale\": 0}]").body());
+                assertEquals(0.0, set.get(0).get("scale").asDouble());
+                assertEquals(base, post(server, "/v1/completions", completion("Once upon a time", 30)).at("/choices/0/text").asText());
+                request(server, "POST", "/lora-adapters", "[{\"id\": 0, \"scale\": 1}]");
+                assertEquals(first, post(server, "/v1/completions", completion("Once upon a time", 30)).at("/choices/0/text").asText());
+                ObjectNode bad = completion("Once upon a time", 30);
+                bad.putArray("lora").addObject().put("id", 1).put("scale", 1);
+                var refused = request(server, "POST", "/v1/completions", bad.toString());
+                assertEquals(400, refused.status());
+                assertTrue(refused.body().contains("no LoRA adapter 1 (the server has 1"), refused.body());
+                assertEquals(400, request(server, "POST", "/lora-adapters", "{\"id\": 0}").status());
+            }
+        }
+        var refused = request(plain, "POST", "/v1/completions", "{\"prompt\": \"a\", \"lora\": [{\"id\": 0, \"scale\": 1}]}");
+        assertEquals(400, refused.status());
+        assertTrue(refused.body().contains("the server has no LoRA adapters"), refused.body());
+        assertEquals("[]", request(plain, "GET", "/lora-adapters", null).body().strip());
     }
 
     /**
