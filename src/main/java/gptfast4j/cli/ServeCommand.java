@@ -60,6 +60,9 @@ final class ServeCommand implements Callable<Integer> {
     @Mixin
     SpeculationOptions speculationOptions;
 
+    @Option(names = "--lora-init-without-apply", description = "Load the --lora adapters at scale 0, to be set by POST /lora-adapters or a request's lora, as llama.cpp's.")
+    boolean loraInitWithoutApply;
+
     @Option(names = "--slot-save-path", paramLabel = "FOLDER", description = "Keep slots' KV caches in files of FOLDER on request, as llama.cpp's: POST /slots/ID?action=save or restore with {\"filename\": NAME} (generate --prompt-cache's files).")
     Path slotSavePath;
 
@@ -109,6 +112,10 @@ final class ServeCommand implements Callable<Integer> {
         if (encoder != null) return serve(encoder, address, poolingOverride, t0);
         Checkpoint ckpt = common.load(workers);
         adapterOptions.apply(ckpt);
+        if (loraInitWithoutApply) {
+            if (ckpt.model().lora() == null) throw new IllegalArgumentException("--lora-init-without-apply is for --lora or --lora-scaled");
+            ckpt.model().lora().setWeights(new float[ckpt.model().lora().files().size()]);
+        }
         Llama model = ckpt.model();
         if (contextLength != null) model.checkContext(contextLength);
         int context = contextLength != null ? contextLength : Math.min(model.config.contextLength(), 4096);

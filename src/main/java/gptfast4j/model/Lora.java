@@ -68,8 +68,33 @@ public final class Lora {
     private final List<Path> files;
     /** Each adapter's weight where a state gives none of its own ({@link Llama.State#loraWeights}): as loaded, or as {@link #setWeights} set them. */
     private volatile float[] weights;
-    /** Per thread, a token's A·x. */
-    private final ThreadLocal<float[]> scratch = ThreadLocal.withInitial(() -> new float[0]);
+    /** Per calling thread: its products' task, bound once (no allocation per product). */
+    private final ThreadLocal<Products> products = ThreadLocal.withInitial(Products::new);
+
+    /**
+     * One delta's products for a batch, on the pool: A·x of each token by ranges of A's rows, then B's columns added
+     * to the outputs by ranges of B's rows, so that the threads share the adapter's reads.
+     */
+    private static final class Products implements gptfast4j.tensor.Parallel.RangeTask {
+        float[] ax = new float[0], in, out;
+        float[] scales = new float[0];
+        Delta d;
+        int n, inStride, outStride;
+        /** Whether the task's ranges are B's rows (else A's). */
+        boolean rows;
+
+        @Override
+        public void run(int start, int end) {
+            for (int t = 0; t < n; t++) {
+                if (scales[t] == 0f) continue;
+                if (rows) {
+                    for (int r = 0; r < d.rank; r++) VectorMath.axpy(ax[t * d.rank + r], d.b, r * d.rows + start, out, t * outStride + start, end - start);
+                } else {
+                    for (int r = start; r < end; r++) ax[t * d.rank + r] = scales[t] * VectorMath.dot(d.a, r * d.cols, in, t * inStride, d.cols);
+                }
+            }
+        }
+    }
 
     private Lora(Delta[][] layers, Delta output, String description, List<Path> files, float[] weights) {
         this.layers = layers;
@@ -205,16 +230,27 @@ public final class Lora {
      */
     void add(Delta d, float[] in, int inStride, int n, float[] out, int outStride, Llama.State s) {
         float[] global = weights;
+        Products p = products.get();
         for (; d != null; d = d.next) {
-            float[] ax = scratch.get();
-            if (ax.length < d.rank) scratch.set(ax = new float[d.rank]);
+            if (p.ax.length < n * d.rank) p.ax = new float[n * d.rank];
+            if (p.scales.length < n) p.scales = new float[n];
+            boolean any = false;
             for (int t = 0; t < n; t++) {
                 float[] w = s.perToken ? s.tokenLora[t] : s.loraWeights;
-                float scale = d.alphaScale * (w != null ? w[d.adapter] : global[d.adapter]);
-                if (scale == 0f) continue;
-                for (int r = 0; r < d.rank; r++) ax[r] = scale * VectorMath.dot(d.a, r * d.cols, in, t * inStride, d.cols);
-                for (int r = 0; r < d.rank; r++) VectorMath.axpy(ax[r], d.b, r * d.rows, out, t * outStride, d.rows);
+                any |= (p.scales[t] = d.alphaScale * (w != null ? w[d.adapter] : global[d.adapter])) != 0f;
             }
+            if (!any) continue;
+            p.d = d;
+            p.n = n;
+            p.in = in;
+            p.inStride = inStride;
+            p.out = out;
+            p.outStride = outStride;
+            p.rows = false;
+            gptfast4j.tensor.Parallel.run(d.rank, 1, p);
+            p.rows = true;
+            gptfast4j.tensor.Parallel.run(d.rows, 64, p);
+            p.in = p.out = null; // the caller's
         }
     }
 }
