@@ -227,14 +227,7 @@ class AdvancedSamplerTest {
                 new Sampler.Advanced(0.9f, 2, 0.5f, 0.1f, 0.3f, 1, 0, 5, 0.1f, new Dry(0.8f, 1.75f, 2, -1, Dry.Breakers.ofTokens(n, new int[]{7}))),
                 new Sampler.Advanced(1, -1, 0, 0.1f, 0, 1, 1, 5, 0.1f, null), new Sampler.Advanced(1, -1, 0, 0.1f, 0, 1, 2, 5, 0.1f, null)}) {
             Sampler sampler = new Sampler(n, 0.8f, 40, 0.95f, 0.05f, Sampler.Penalties.NONE, Sampler.LogitBias.NONE, advanced, 5);
-            for (int i = 0; i < 2000; i++) sampler.sample(logits, 0, sequence, 300); // compiled
-            com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
-            long before = threads.getCurrentThreadAllocatedBytes();
-            int last = 0;
-            for (int i = 0; i < 200; i++) last += sampler.sample(logits, 0, sequence, 300);
-            long allocated = threads.getCurrentThreadAllocatedBytes() - before;
-            assertTrue(last >= 0);
-            assertTrue(allocated < 4096, allocated + " bytes allocated by 200 samples, " + advanced);
+            SamplerTest.assertAllocatesNothing(sampler, logits, sequence, ", " + advanced);
         }
     }
 }

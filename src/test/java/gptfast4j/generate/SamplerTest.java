@@ -189,16 +189,20 @@ class SamplerTest {
         for (int i = 0; i < n; i++) logits[i] = (float) random.nextGaussian() * 4;
         Sampler sampler = new Sampler(n, 0.8f, 200, 0.9f, 0.05f, new Sampler.Penalties(1.1f, 0.1f, 0.1f, 64),
                 new Sampler.LogitBias(new int[]{5, 17}, new float[]{2, Float.NEGATIVE_INFINITY}), 5);
-        int[] sequence = random.ints(300, 0, n).toArray();
-        for (int i = 0; i < 2000; i++) sampler.sample(logits, 0, sequence, 300); // compiled
+        assertAllocatesNothing(sampler, logits, random.ints(300, 0, n).toArray(), "");
+        assertEquals(0, new Sampler(n, 0, 0, 1, 5).sample(new float[n], 0));
+    }
+
+    /** 200 samples of {@code logits} after {@code sequence}, once compiled, allocate under 4 KB (what the measure itself costs). */
+    static void assertAllocatesNothing(Sampler sampler, float[] logits, int[] sequence, String what) {
+        for (int i = 0; i < 2000; i++) sampler.sample(logits, 0, sequence, sequence.length); // compiled
         com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
         long before = threads.getCurrentThreadAllocatedBytes();
         int last = 0;
-        for (int i = 0; i < 200; i++) last += sampler.sample(logits, 0, sequence, 300);
+        for (int i = 0; i < 200; i++) last += sampler.sample(logits, 0, sequence, sequence.length);
         long allocated = threads.getCurrentThreadAllocatedBytes() - before;
         assertTrue(last >= 0);
-        assertTrue(allocated < 4096, allocated + " bytes allocated by 200 samples");
-        assertEquals(0, new Sampler(n, 0, 0, 1, 5).sample(new float[n], 0));
+        assertTrue(allocated < 4096, allocated + " bytes allocated by 200 samples" + what);
     }
 
     /**
