@@ -79,7 +79,7 @@ final class CommonOptions {
      * decode layouts would change the tensors' first bytes.
      */
     static String cacheIdentity(Llama model, String quantize, gptfast4j.model.KvCache.Type kvType) {
-        return fingerprint(model, quantize) + " --kv-cache " + kvType.option() + (model.adapters().isEmpty() ? "" : " --lora " + model.adapters());
+        return fingerprint(model, quantize) + " --kv-cache " + kvType.option() + (model.adapters().isEmpty() ? "" : " adapters " + model.adapters());
     }
 
     /**

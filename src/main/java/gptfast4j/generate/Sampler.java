@@ -138,11 +138,6 @@ public final class Sampler {
         boolean xtc() {
             return xtcProbability > 0 && xtcThreshold <= 0.5f;
         }
-
-        /** Whether any of them is on. */
-        public boolean active() {
-            return typicalP < 1 || topNSigma > 0 || xtc() || dynatempRange > 0 || mirostat != 0 || dry != null;
-        }
     }
 
     /** A sampler without min-p. */

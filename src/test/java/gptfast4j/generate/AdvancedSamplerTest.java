@@ -212,7 +212,7 @@ class AdvancedSamplerTest {
         assertTrue(e.getMessage().startsWith("--mirostat "), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> new Dry(1, 0.5f, 2, -1, Dry.Breakers.NONE));
         assertTrue(e.getMessage().startsWith("--dry-base"), e.getMessage());
-        assertTrue(!OFF.active() && OFF.withDry(new Dry(0, 1.75f, 2, -1, Dry.Breakers.NONE)).dry() == null);
+        assertTrue(OFF.withDry(new Dry(0, 1.75f, 2, -1, Dry.Breakers.NONE)).dry() == null, "a DRY multiplier of 0 is none");
     }
 
     /** Sampling with all of them on allocates nothing per token (DRY's scratch is kept). */
