@@ -45,8 +45,8 @@ final class SamplerOptions {
     @Option(names = "--dry-allowed-length", paramLabel = "N", description = "Repetitions DRY leaves alone: up to N tokens (default: ${DEFAULT-VALUE}).")
     int dryAllowedLength = 2;
 
-    @Option(names = "--dry-penalty-last-n", paramLabel = "N", description = "Tokens of the text (the prompt's included) DRY looks at; -1 for all, 0 disables it (default: ${DEFAULT-VALUE}).")
-    int dryPenaltyLastN = -1;
+    @Option(names = "--dry-penalty-last-n", paramLabel = "N", description = "The last tokens of the text (the prompt's included) DRY looks at; 0 disables it, -1 for all, as llama.cpp's before 2026 (default: ${DEFAULT-VALUE}, as llama.cpp's now).")
+    int dryPenaltyLastN = 64;
 
     @Option(names = "--dry-sequence-breaker", paramLabel = "TEXT", description = "A text a repetition does not reach back past; may be given more than once, replacing the defaults (newline, colon, quote, asterisk); \"none\" drops those given before it, as llama.cpp's.")
     List<String> drySequenceBreakers;

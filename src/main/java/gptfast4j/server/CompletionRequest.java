@@ -494,7 +494,7 @@ record CompletionRequest(String prompt, int[] promptIds, String system, List<Str
     private static Sampler.Advanced advanced(JsonNode body) {
         float most = Float.MAX_VALUE;
         Dry dry = new Dry(number(body, "dry_multiplier", 0f, 0, most), number(body, "dry_base", 1.75f, 1, most),
-                integer(body, "dry_allowed_length", 2, 1, Integer.MAX_VALUE), integer(body, "dry_penalty_last_n", -1, -1, Integer.MAX_VALUE), Dry.Breakers.NONE);
+                integer(body, "dry_allowed_length", 2, 1, Integer.MAX_VALUE), integer(body, "dry_penalty_last_n", 64, -1, Integer.MAX_VALUE), Dry.Breakers.NONE);
         return new Sampler.Advanced(number(body, "typical_p", 1f, Float.MIN_VALUE, 1), number(body, "top_n_sigma", -1f, -most, most),
                 number(body, "xtc_probability", 0f, 0, 1), number(body, "xtc_threshold", 0.1f, 0, 1),
                 number(body, "dynatemp_range", 0f, 0, most), number(body, "dynatemp_exponent", 1f, Float.MIN_VALUE, most),

@@ -10,6 +10,26 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class GenerateCommandTest {
     private static final String STORIES = Shared.MODELS.resolve("stories260K.gguf").toString();
 
+    /**
+     * DRY on the real model, greedy, 300 tokens, against llama.cpp's own: llama-completion de3ff81's texts with the same
+     * flags (src/test/resources/sampling/dry-llama-completion.json): the default breakers, a breaker of its own, two
+     * breakers at once, DRY with llama.cpp's penalties, and a breaker that a token may end with the start of ("ed",
+     * whose rest must follow: its text changes where those tails are left out).
+     */
+    @Test
+    void dryAsLlamaCompletionRunsIt() throws Exception {
+        com.fasterxml.jackson.databind.JsonNode refs = new com.fasterxml.jackson.databind.ObjectMapper().readTree(
+                GenerateCommandTest.class.getResourceAsStream("/sampling/dry-llama-completion.json"));
+        for (com.fasterxml.jackson.databind.JsonNode c : refs.get("cases")) {
+            java.util.List<String> args = new java.util.ArrayList<>(java.util.List.of("generate", "--checkpoint", STORIES, "--prompt", "Once upon a time",
+                    "--max-new-tokens", "300", "--temperature", "0", "--no-display-prompt"));
+            c.get("args").forEach(a -> args.add(a.asText()));
+            ErrorsTest.Outcome o = ErrorsTest.run(args.toArray(String[]::new));
+            assertEquals(0, o.exit(), o.err());
+            assertEquals(c.get("text").asText(), o.out().strip(), String.join(" ", args));
+        }
+    }
+
     /** A chat message goes on over lines that end in a backslash, as llama.cpp's chat reads them. */
     @Test
     void aChatMessageOverSeveralLines() throws java.io.IOException {
