@@ -413,6 +413,7 @@ public final class Llama {
         for (int t = 0; t < n; t++) {
             int token = tokens[from + t];
             weights.tokEmbeddings().dequantizeRow(token, s.x, t * dim);
+            if (lora != null) lora.addEmbedding(token, s.x, t * dim, t, s);
             if (embeddingScale != 1f) for (int i = t * dim; i < (t + 1) * dim; i++) s.x[i] *= embeddingScale;
             // A table read only row by row gives its file pages back once read: the file is cached in 2 MB folios, so
             // each token seen kept one mapped (Llama-2-7B Q4_K: 70 of its 74 MB after 100 tokens). Not a table that is

@@ -62,7 +62,11 @@ public final class Lora {
 
     /** [layer][target], null where no adapter changes that matrix. */
     private final Delta[][] layers;
-    private final Delta output;
+    /**
+     * The output head's; and the embeddings' (llama.cpp's form: lora_a [rank, vocab], a row per token, lora_b [rank,
+     * dim], so that a token's row gains scale · B · A[token]; kept here with a: [vocab][rank], b: [rank][dim]).
+     */
+    private final Delta output, embeddings;
     private final String description;
     /** Each adapter's file, in the order given (its id). */
     private final List<Path> files;
@@ -96,9 +100,10 @@ public final class Lora {
         }
     }
 
-    private Lora(Delta[][] layers, Delta output, String description, List<Path> files, float[] weights) {
+    private Lora(Delta[][] layers, Delta output, Delta embeddings, String description, List<Path> files, float[] weights) {
         this.layers = layers;
         this.output = output;
+        this.embeddings = embeddings;
         this.description = description;
         this.files = List.copyOf(files);
         this.weights = weights;
@@ -136,7 +141,7 @@ public final class Lora {
         Config c = model.config;
         Weights w = model.weights();
         Delta[][] layers = new Delta[c.nLayers()][Target.values().length];
-        Delta output = null;
+        Delta output = null, embeddings = null;
         StringBuilder description = new StringBuilder();
         for (int f = 0; f < files.size(); f++) {
             Path path = files.get(f);
@@ -169,11 +174,15 @@ public final class Lora {
                     output = delta(path, name, w.output(), a, b, alpha, f, output);
                     continue;
                 }
+                if (name.equals("token_embd.weight")) {
+                    embeddings = embeddingDelta(path, name, w.tokEmbeddings(), a, b, alpha, f, embeddings);
+                    continue;
+                }
                 Matcher m = LAYER_MATRIX.matcher(name);
                 Target target = m.matches() ? Arrays.stream(Target.values()).filter(t -> t.gguf.equals(m.group(2))).findFirst().orElse(null) : null;
                 int layer = target == null ? -1 : Integer.parseInt(m.group(1));
                 if (target == null || layer >= c.nLayers()) {
-                    throw new ModelFormatException(path + ": a LoRA of '" + name + "', which this version does not adapt (the attention's and dense feed-forward's matrices and output.weight only)");
+                    throw new ModelFormatException(path + ": a LoRA of '" + name + "', which this version does not adapt (the attention's and dense feed-forward's matrices, token_embd.weight and output.weight only)");
                 }
                 Layer l = w.layers()[layer];
                 if (l.latent() != null) throw new ModelFormatException(path + ": a LoRA of '" + name + "', a latent attention's, which this version does not adapt");
@@ -192,7 +201,7 @@ public final class Lora {
         }
         float[] weights = new float[files.size()];
         for (int f = 0; f < weights.length; f++) weights[f] = scales.get(f);
-        return new Lora(layers, output, description.toString(), files, weights);
+        return new Lora(layers, output, embeddings, description.toString(), files, weights);
     }
 
     /** {@code a} [cols, rank] and {@code b} [rank, rows] of {@code base} [cols, rows], as floats. */
@@ -213,6 +222,34 @@ public final class Lora {
             for (int k = 0; k < rank; k++) bf[k * rows + r] = row[k];
         }
         return new Delta(af, bf, rank, cols, rows, adapter, alpha != 0 ? alpha / rank : 1f, next);
+    }
+
+    /** The embeddings' delta: {@code a} [rank, vocab] (a row per token), {@code b} [rank, dim], of {@code table} [dim, vocab]. */
+    private static Delta embeddingDelta(Path path, String name, Tensor table, TensorData a, TensorData b, float alpha, int adapter, Delta next) {
+        long[] as = a.shape(), bs = b.shape();
+        if (as.length != 2 || bs.length != 2 || as[1] != table.rows || bs[1] != table.cols || as[0] != bs[0]) {
+            throw new ModelFormatException(path + ": '" + name + "' has lora_a " + a.shapeString() + " and lora_b " + b.shapeString() + ", which do not fit the model's "
+                    + "[" + table.cols + ", " + table.rows + "] (an adapter of another model?)");
+        }
+        int rank = Math.toIntExact(as[0]), vocab = Math.toIntExact(table.rows), dim = table.cols;
+        float[] af = new float[vocab * rank], bf = new float[rank * dim], row = new float[rank];
+        Tensor at = Tensor.of(a), bt = Tensor.of(b);
+        for (int t = 0; t < vocab; t++) at.dequantizeRow(t, af, t * rank);
+        for (int i = 0; i < dim; i++) {
+            bt.dequantizeRow(i, row, 0);
+            for (int k = 0; k < rank; k++) bf[k * dim + i] = row[k];
+        }
+        return new Delta(af, bf, rank, rank, dim, adapter, alpha != 0 ? alpha / rank : 1f, next);
+    }
+
+    /** Adds the embeddings' deltas of {@code token} to its row {@code x[offset .. + dim)}, the batch's token {@code t}. */
+    void addEmbedding(int token, float[] x, int offset, int t, Llama.State s) {
+        float[] w = s.perToken ? s.tokenLora[t] : s.loraWeights;
+        for (Delta d = embeddings; d != null; d = d.next) {
+            float scale = d.alphaScale * (w != null ? w[d.adapter] : weights[d.adapter]);
+            if (scale == 0f) continue;
+            for (int r = 0; r < d.rank; r++) VectorMath.axpy(scale * d.a[token * d.rank + r], d.b, r * d.rows, x, offset, d.rows);
+        }
     }
 
     Delta delta(int layer, Target target) {

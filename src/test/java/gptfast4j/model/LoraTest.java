@@ -67,6 +67,19 @@ public class LoraTest {
         GGUFWriter.write(out, md, t, n -> { });
     }
 
+    /** A LoRA adapter of mini-llama2's embeddings alone, llama.cpp's form: lora_a [4, vocab], lora_b [4, dim], alpha 8. */
+    static void writeEmbeddingAdapter(Path out) {
+        Map<String, Metadata.Value> md = new LinkedHashMap<>();
+        md.put("general.architecture", Metadata.Value.string("llama"));
+        md.put("general.type", Metadata.Value.string("adapter"));
+        md.put("adapter.type", Metadata.Value.string("lora"));
+        md.put("adapter.lora.alpha", Metadata.Value.float32(8f));
+        List<GGUFWriter.TensorSpec> t = new ArrayList<>();
+        FamilyFiles.matrix(t, "token_embd.weight.lora_a", new long[]{4, 512}, 3);
+        FamilyFiles.matrix(t, "token_embd.weight.lora_b", new long[]{4, 256}, 4);
+        GGUFWriter.write(out, md, t, n -> { });
+    }
+
     private static String text() throws IOException {
         String text = Files.readString(Shared.REFERENCE.resolve("ppl-text.txt"), StandardCharsets.UTF_8);
         return text.endsWith("\n") ? text.substring(0, text.length() - 1) : text;
@@ -87,6 +100,23 @@ public class LoraTest {
         assertEquals(LLAMA_CPP_PPL_HALF, half, LLAMA_CPP_PPL_HALF * 1e-6);
         c.model().adapt(null);
         assertEquals(base, Perplexity.compute(c, null, text(), 128, gptfast4j.model.KvCache.Type.F32, k -> { }).ppl(), base * 1e-7); // the JIT's EXP may differ in a last digit
+    }
+
+    /**
+     * An adapter of the embeddings alone ({@link #writeEmbeddingAdapter}: a token's row gains scale · B · A[token]), and
+     * it with {@link #writeAdapter}'s at once, against llama-perplexity de3ff81 --lora (the same flags as above):
+     * 10880.5746 and 14678.5407.
+     */
+    @Test
+    void anEmbeddingsAdapterAndTwoAdaptersAtOnceAreLlamaCpps(@TempDir Path dir) throws IOException {
+        Path embeddings = dir.resolve("embeddings.gguf"), all = dir.resolve("all.gguf");
+        writeEmbeddingAdapter(embeddings);
+        writeAdapter(all, "llama", 512);
+        Checkpoint c = Checkpoint.load(BASE, null);
+        c.model().adapt(Lora.load(c.model(), List.of(embeddings), List.of(1f)));
+        assertEquals(10880.5746, Perplexity.compute(c, null, text(), 128, gptfast4j.model.KvCache.Type.F32, k -> { }).ppl(), 10880.5746 * 1e-6);
+        c.model().adapt(Lora.load(c.model(), List.of(embeddings, all), List.of(1f, 1f)));
+        assertEquals(14678.5407, Perplexity.compute(c, null, text(), 128, gptfast4j.model.KvCache.Type.F32, k -> { }).ppl(), 14678.5407 * 1e-6);
     }
 
     /** Files that are not adapters of this model are refused in one line naming what is wrong. */
