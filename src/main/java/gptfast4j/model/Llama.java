@@ -843,6 +843,12 @@ public final class Llama {
             if (count == 0) continue;
             if (seen != null) observeExpertInputs(seen, moe, e, s.gathered, count, s.slotWeight, 0);
             s.sharedInput.matmul(s.gathered, count, exact, moe.w1()[e], s.hb, moe.w3()[e], s.hb2);
+            Lora lora = this.lora;
+            if (lora != null) {
+                int part = (int) moe.w1()[e].rows;
+                lora.add(lora.expert(s.layer, Lora.Target.GATE_EXPERTS, e), s.gathered, dim, count, s.hb, part, s, s.slotToken);
+                lora.add(lora.expert(s.layer, Lora.Target.UP_EXPERTS, e), s.gathered, dim, count, s.hb2, part, s, s.slotToken);
+            }
             expertOutput(s, moe, e, s.hb, s.hb2, count, exact);
         }
         sharedExpert(s, moe, n, exact);
@@ -905,6 +911,14 @@ public final class Llama {
         s.sharedInput.matvec(s.xb, exact, s.expertMatrices, s.expertOutputs, 2 * used);
         Arrays.fill(s.expertMatrices, null); // keep no matrices reachable from the state
         Arrays.fill(s.expertOutputs, null);
+        Lora lora = this.lora;
+        if (lora != null) {
+            for (int k = 0; k < used; k++) {
+                int e = chosen[order[k]], part = (int) moe.w1()[e].rows;
+                lora.add(lora.expert(s.layer, Lora.Target.GATE_EXPERTS, e), s.xb, 0, 1, s.expertGates[k], part, s);
+                lora.add(lora.expert(s.layer, Lora.Target.UP_EXPERTS, e), s.xb, 0, 1, s.expertUps[k], part, s);
+            }
+        }
         if (!parallel.whole()) {
             for (int k = 0; k < used; k++) {
                 s.slotToken[0] = 0;
@@ -922,6 +936,9 @@ public final class Llama {
             }
             s.eachInput.matvec(s.expertMatrices, s.expertGates, s.expertDowns, used);
             Arrays.fill(s.expertMatrices, null);
+            for (int k = 0; k < used && lora != null; k++) {
+                lora.add(lora.expert(s.layer, Lora.Target.DOWN_EXPERTS, chosen[order[k]]), s.expertGates[k], 0, 1, s.expertDowns[k], 0, s);
+            }
             for (int k = 0; k < used; k++) addExpertOutput(s, moe, chosen[order[k]], s.expertDowns[k], 0, s.chosenWeights[0][order[k]], 0);
         }
         sharedExpert(s, moe, 1, exact);
@@ -959,6 +976,8 @@ public final class Llama {
         }
         if (s.inputs != null) s.inputs.inputs(moe.w2()[e], in, count);
         moe.w2()[e].matmul(in, count, s.xb2Part, s.dimPart, exact);
+        Lora lora = this.lora;
+        if (lora != null) lora.add(lora.expert(s.layer, Lora.Target.DOWN_EXPERTS, e), in, moe.width(), count, s.xb2Part, s.dimPart, s, s.slotToken);
         if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, count, tp.dimStarts);
         for (int i = 0; i < count; i++) addExpertOutput(s, moe, e, s.xb2, i * dim, s.slotWeight[i], s.slotToken[i]);
     }

@@ -27,7 +27,9 @@ import java.util.regex.Pattern;
 public final class Lora {
     /** Which matrix of a layer a delta adds to, by its GGUF name. */
     enum Target {
-        Q("attn_q"), K("attn_k"), V("attn_v"), O("attn_output"), GATE("ffn_gate"), UP("ffn_up"), DOWN("ffn_down");
+        Q("attn_q"), K("attn_k"), V("attn_v"), O("attn_output"), GATE("ffn_gate"), UP("ffn_up"), DOWN("ffn_down"),
+        /** A mixture's experts' (3-D lora_a [in, rank, experts] and lora_b [rank, out, experts]). */
+        GATE_EXPERTS("ffn_gate_exps"), UP_EXPERTS("ffn_up_exps"), DOWN_EXPERTS("ffn_down_exps");
 
         final String gguf;
 
@@ -60,8 +62,10 @@ public final class Lora {
         }
     }
 
-    /** [layer][target], null where no adapter changes that matrix. */
+    /** [layer][target], null where no adapter changes that matrix; for an expert target, the chain of expert 0. */
     private final Delta[][] layers;
+    /** [layer][target - GATE_EXPERTS][expert]: the experts' chains; null where the layer's experts are not adapted. */
+    private final Delta[][][] experts;
     /**
      * The output head's; and the embeddings' (llama.cpp's form: lora_a [rank, vocab], a row per token, lora_b [rank,
      * dim], so that a token's row gains scale · B · A[token]; kept here with a: [vocab][rank], b: [rank][dim]).
@@ -100,8 +104,9 @@ public final class Lora {
         }
     }
 
-    private Lora(Delta[][] layers, Delta output, Delta embeddings, String description, List<Path> files, float[] weights) {
+    private Lora(Delta[][] layers, Delta[][][] experts, Delta output, Delta embeddings, String description, List<Path> files, float[] weights) {
         this.layers = layers;
+        this.experts = experts;
         this.output = output;
         this.embeddings = embeddings;
         this.description = description;
@@ -141,6 +146,7 @@ public final class Lora {
         Config c = model.config;
         Weights w = model.weights();
         Delta[][] layers = new Delta[c.nLayers()][Target.values().length];
+        Delta[][][] experts = new Delta[c.nLayers()][3][];
         Delta output = null, embeddings = null;
         StringBuilder description = new StringBuilder();
         for (int f = 0; f < files.size(); f++) {
@@ -171,7 +177,7 @@ public final class Lora {
                 TensorData a = e.getValue()[0], b = e.getValue()[1];
                 if (a == null || b == null) throw new ModelFormatException(path + ": '" + name + "' has lora_" + (a == null ? "b but no lora_a" : "a but no lora_b"));
                 if (name.equals("output.weight")) {
-                    output = delta(path, name, w.output(), a, b, alpha, f, output);
+                    output = delta(path, name, w.output(), a, b, alpha, f, output, 0);
                     continue;
                 }
                 if (name.equals("token_embd.weight")) {
@@ -182,32 +188,50 @@ public final class Lora {
                 Target target = m.matches() ? Arrays.stream(Target.values()).filter(t -> t.gguf.equals(m.group(2))).findFirst().orElse(null) : null;
                 int layer = target == null ? -1 : Integer.parseInt(m.group(1));
                 if (target == null || layer >= c.nLayers()) {
-                    throw new ModelFormatException(path + ": a LoRA of '" + name + "', which this version does not adapt (the attention's and dense feed-forward's matrices, token_embd.weight and output.weight only)");
+                    throw new ModelFormatException(path + ": a LoRA of '" + name + "', which this version does not adapt (the attention's, the dense feed-forward's and the experts' matrices, token_embd.weight and output.weight only)");
                 }
                 Layer l = w.layers()[layer];
                 if (l.latent() != null) throw new ModelFormatException(path + ": a LoRA of '" + name + "', a latent attention's, which this version does not adapt");
+                if (target.ordinal() >= Target.GATE_EXPERTS.ordinal()) {
+                    if (!(l.feedForward() instanceof FeedForward.MoE moe)) throw new ModelFormatException(path + ": a LoRA of '" + name + "', which the model does not have");
+                    Tensor[] bases = target == Target.GATE_EXPERTS ? moe.w1() : target == Target.UP_EXPERTS ? moe.w3() : moe.w2();
+                    int x = target.ordinal() - Target.GATE_EXPERTS.ordinal();
+                    if (experts[layer][x] == null) experts[layer][x] = new Delta[bases.length];
+                    long[] as = a.shape(), bs = b.shape();
+                    if (as.length != 3 || bs.length != 3 || as[2] != bases.length || bs[2] != bases.length) {
+                        throw new ModelFormatException(path + ": '" + name + "' has lora_a " + a.shapeString() + " and lora_b " + b.shapeString() + ", not one pair per each of the model's " + bases.length + " experts");
+                    }
+                    for (int expert = 0; expert < bases.length; expert++) {
+                        experts[layer][x][expert] = delta(path, name, bases[expert], a, b, alpha, f, experts[layer][x][expert], expert);
+                    }
+                    continue;
+                }
                 Tensor base = switch (target) {
                     case Q -> l.wq();
                     case K -> l.wk();
                     case V -> l.wv();
                     case O -> l.wo();
                     case GATE, UP, DOWN -> l.feedForward() instanceof FeedForward.Dense d ? (target == Target.GATE ? d.w1() : target == Target.UP ? d.w3() : d.w2()) : null;
+                    default -> throw new IllegalStateException(target.name());
                 };
                 if (base == null) throw new ModelFormatException(path + ": a LoRA of '" + name + "', which the model does not have");
-                layers[layer][target.ordinal()] = delta(path, name, base, a, b, alpha, f, layers[layer][target.ordinal()]);
+                layers[layer][target.ordinal()] = delta(path, name, base, a, b, alpha, f, layers[layer][target.ordinal()], 0);
             }
             description.append(description.isEmpty() ? "" : ", ").append(path.getFileName()).append(" (").append(pairs.size()).append(" matrices")
                     .append(weight != 1f ? ", scale " + weight : "").append(")");
         }
         float[] weights = new float[files.size()];
         for (int f = 0; f < weights.length; f++) weights[f] = scales.get(f);
-        return new Lora(layers, output, embeddings, description.toString(), files, weights);
+        return new Lora(layers, experts, output, embeddings, description.toString(), files, weights);
     }
 
-    /** {@code a} [cols, rank] and {@code b} [rank, rows] of {@code base} [cols, rows], as floats. */
-    private static Delta delta(Path path, String name, Tensor base, TensorData a, TensorData b, float alpha, int adapter, Delta next) {
+    /**
+     * {@code a} [cols, rank] and {@code b} [rank, rows] of {@code base} [cols, rows], as floats; of a mixture, their
+     * slices of expert {@code expert} ([cols, rank, experts], [rank, rows, experts]).
+     */
+    private static Delta delta(Path path, String name, Tensor base, TensorData a, TensorData b, float alpha, int adapter, Delta next, int expert) {
         long[] as = a.shape(), bs = b.shape();
-        if (as.length != 2 || bs.length != 2 || as[0] != base.cols || bs[1] != base.rows) {
+        if (as.length < 2 || bs.length < 2 || as[0] != base.cols || bs[1] != base.rows) {
             throw new ModelFormatException(path + ": '" + name + "' has lora_a " + a.shapeString() + " and lora_b " + b.shapeString() + ", which do not fit the model's "
                     + "[" + base.cols + ", " + base.rows + "] (an adapter of another model?)");
         }
@@ -215,10 +239,10 @@ public final class Lora {
         int rank = Math.toIntExact(as[1]), cols = base.cols, rows = Math.toIntExact(base.rows);
         float[] af = new float[rank * cols], bf = new float[rows * rank];
         Tensor at = Tensor.of(a), bt = Tensor.of(b);
-        for (int r = 0; r < rank; r++) at.dequantizeRow(r, af, r * cols);
+        for (int r = 0; r < rank; r++) at.dequantizeRow((long) expert * rank + r, af, r * cols);
         float[] row = new float[rank];
         for (int r = 0; r < rows; r++) {
-            bt.dequantizeRow(r, row, 0);
+            bt.dequantizeRow((long) expert * rows + r, row, 0);
             for (int k = 0; k < rank; k++) bf[k * rows + r] = row[k];
         }
         return new Delta(af, bf, rank, cols, rows, adapter, alpha != 0 ? alpha / rank : 1f, next);
@@ -256,6 +280,12 @@ public final class Lora {
         return layers[layer][target.ordinal()];
     }
 
+    /** Expert {@code expert}'s delta of layer {@code layer}'s {@code target} (an expert target), or null. */
+    Delta expert(int layer, Target target, int expert) {
+        Delta[] chains = experts[layer][target.ordinal() - Target.GATE_EXPERTS.ordinal()];
+        return chains == null ? null : chains[expert];
+    }
+
     Delta output() {
         return output;
     }
@@ -266,6 +296,11 @@ public final class Lora {
      * {@code s}'s (each token's own sequence's in a step of several, {@link Llama.State#tokenLora}), or {@link #weights}.
      */
     void add(Delta d, float[] in, int inStride, int n, float[] out, int outStride, Llama.State s) {
+        add(d, in, inStride, n, out, outStride, s, null);
+    }
+
+    /** {@link #add(Delta, float[], int, int, float[], int, Llama.State)} of rows gathered from the batch: row i is token {@code rowToken[i]}'s. */
+    void add(Delta d, float[] in, int inStride, int n, float[] out, int outStride, Llama.State s, int[] rowToken) {
         float[] global = weights;
         Products p = products.get();
         for (; d != null; d = d.next) {
@@ -273,7 +308,7 @@ public final class Lora {
             if (p.scales.length < n) p.scales = new float[n];
             boolean any = false;
             for (int t = 0; t < n; t++) {
-                float[] w = s.perToken ? s.tokenLora[t] : s.loraWeights;
+                float[] w = s.perToken ? s.tokenLora[rowToken == null ? t : rowToken[t]] : s.loraWeights;
                 any |= (p.scales[t] = d.alphaScale * (w != null ? w[d.adapter] : global[d.adapter])) != 0f;
             }
             if (!any) continue;
