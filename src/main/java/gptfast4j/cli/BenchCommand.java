@@ -83,6 +83,9 @@ final class BenchCommand implements Callable<Integer> {
     @Mixin
     WorkersOption workers;
 
+    @Mixin
+    AdapterOptions adapterOptions;
+
     @Option(names = "--debug", description = "Show stack traces on errors.")
     boolean debug;
 
@@ -91,7 +94,8 @@ final class BenchCommand implements Callable<Integer> {
 
     /** What only a model's benchmark reads (--memory's streaming read is a fixed 1 GiB, five times). */
     private static final List<String> MODEL_OPTIONS = List.of("--tokenizer", "--prompt-tokens", "--gen-tokens", "--depth", "--layout", "--repetitions",
-            "--quantize", "--draft-checkpoint", "--draft-quantize", "--speculate-k", "--lookup", "--kv-cache", "--workers");
+            "--quantize", "--draft-checkpoint", "--draft-quantize", "--speculate-k", "--lookup", "--kv-cache", "--workers", "--lora", "--lora-scaled",
+            "--control-vector", "--control-vector-scaled", "--control-vector-layer-range");
 
     private static final long WARM_UP_NANOS = 2_000_000_000L;
 
@@ -145,8 +149,10 @@ final class BenchCommand implements Callable<Integer> {
         }
         List<Row> rows = new ArrayList<>();
         boolean encoder = checkpoint != null && gptfast4j.model.Encoder.isEncoderFile(checkpoint);
+        if (encoder && adapterOptions.asked()) throw new IllegalArgumentException("--lora and --control-vector are not for an encoder (bert)");
         if (encoder) rows.addAll(encoderRows(threadCounts));
         Checkpoint ckpt = checkpoint != null && !encoder ? CommonOptions.load(checkpoint, tokenizer, quantize, workers) : null;
+        if (ckpt != null) adapterOptions.apply(ckpt);
         if (ckpt != null) {
             Llama model = ckpt.model();
             String name = checkpoint.getFileName().toString();

@@ -487,6 +487,7 @@ class ErrorsTest {
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--lora-scaled", "a.gguf"), "--lora-scaled a.gguf: give FILE:SCALE, the scale a finite number (as llama.cpp's)");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--lora", "no-such-adapter.gguf"), "no-such-adapter.gguf");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--lora", STORIES.toString()), "not a LoRA adapter (general.type is");
+        assertOneLineError(run("bench", "--memory", "--lora", "a.gguf"), "--lora is for a model's benchmark: give --checkpoint too");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--control-vector-layer-range", "1", "2"), "--control-vector-layer-range is for --control-vector or --control-vector-scaled");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--control-vector", STORIES.toString()), "is not a control vector's direction.L");
         assertOneLineError(run("generate", "--checkpoint", "no-such-model.gguf", "-l", "15043"), "--logit-bias takes a token id and a signed bias, such as 15043+1 or 15043-inf; got '15043'");
