@@ -60,6 +60,16 @@ final class AdapterOptions {
         }
     }
 
+    /** The LoRA adapters applied to an encoder (jina-embeddings-v3's task adapters); control vectors refused. */
+    void apply(gptfast4j.model.Encoder encoder) {
+        if (!controlVectors.isEmpty() || !controlVectorsScaled.isEmpty() || !layerRange.isEmpty()) {
+            throw new IllegalArgumentException("--control-vector is not for an encoder (bert)");
+        }
+        List<Path> files = new ArrayList<>();
+        List<Float> scales = new ArrayList<>();
+        if (weighted(lora, loraScaled, "--lora-scaled", files, scales)) System.err.println("LoRA: " + encoder.adapt(files, scales).description());
+    }
+
     /** {@code plain} files at weight 1 then {@code scaled} FILE:SCALE items into {@code files} and {@code scales}; whether there are any. */
     private static boolean weighted(List<Path> plain, List<String> scaled, String flag, List<Path> files, List<Float> scales) {
         for (Path p : plain) {

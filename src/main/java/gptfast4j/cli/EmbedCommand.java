@@ -60,7 +60,7 @@ final class EmbedCommand implements Callable<Integer> {
         Pooling given = pooling == null ? null : Pooling.parse(pooling, "--pooling");
         if (normalize < -1) throw new IllegalArgumentException("--embd-normalize must be -1 (none), 0 (int16 range), 1 (taxicab), 2 (Euclidean) or a p-norm above 2; got " + normalize);
         Encoder encoder = common.encoder(workers);
-        if (encoder != null && adapterOptions.asked()) throw new IllegalArgumentException("--lora and --control-vector are not for an encoder (bert)");
+        if (encoder != null) adapterOptions.apply(encoder);
         if (encoder != null) return embed(encoder, texts, given);
         Checkpoint ckpt = common.load(workers);
         adapterOptions.apply(ckpt);

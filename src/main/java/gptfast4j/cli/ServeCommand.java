@@ -108,7 +108,7 @@ final class ServeCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--host " + host + " is not an address of this machine's (" + e.getMessage() + ")");
         }
         gptfast4j.model.Encoder encoder = common.encoder(workers);
-        if (encoder != null && adapterOptions.asked()) throw new IllegalArgumentException("--lora and --control-vector are not for an encoder (bert)");
+        if (encoder != null) adapterOptions.apply(encoder);
         if (encoder != null) return serve(encoder, address, poolingOverride, t0);
         Checkpoint ckpt = common.load(workers);
         adapterOptions.apply(ckpt);

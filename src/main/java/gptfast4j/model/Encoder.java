@@ -142,10 +142,15 @@ public final class Encoder {
     private final Metadata metadata;
     private final Path path;
     private final Map<String, TensorData> tensors;
+    /** The matrices a LoRA adapter may change ({@link Reader#adaptable}). */
+    private final Map<String, Tensor[]> adaptable;
+    /** LoRA adapters applied to every pass ({@link #adapt}); null for none. */
+    private volatile Lora lora;
 
     private Encoder(Config config, Tensor tokenEmbeddings, Tensor positionEmbeddings, Rope rope, Rope slidingRope, Norm outputNorm, float[] tokenType, Norm embeddingNorm, Block[] blocks,
                     Projection classifierDense, Projection classifierOutput, Tokenizer tokenizer, Frame frame, Metadata metadata,
-                    Path path, Map<String, TensorData> tensors) {
+                    Path path, Map<String, TensorData> tensors, Map<String, Tensor[]> adaptable) {
+        this.adaptable = adaptable;
         this.config = config;
         this.tokenEmbeddings = tokenEmbeddings;
         this.positionEmbeddings = positionEmbeddings;
@@ -166,6 +171,22 @@ public final class Encoder {
 
     public Path path() {
         return path;
+    }
+
+    /**
+     * Applies LoRA adapters (llama.cpp's GGUF form, jina-embeddings-v3's task adapters among them: {@link
+     * Lora#forEncoder}) with weights {@code scales} to every later pass; none where {@code files} is empty.
+     */
+    public Lora adapt(List<Path> files, List<Float> scales) {
+        Lora l = files.isEmpty() ? null : Lora.forEncoder(config.architecture(), blocks.length, adaptable, tokenEmbeddings, files, scales);
+        this.lora = l;
+        return l;
+    }
+
+    /** {@code out += } the LoRA adapters' change of {@code p}'s product of the {@code n} rows of {@code in}. */
+    private void adapted(Projection p, float[] in, int n, float[] out) {
+        Lora l = lora;
+        if (l != null && p != null) l.add(l.of(p.weight()), in, p.weight().cols, n, out, (int) p.weight().rows, null);
     }
 
     /** Every tensor of the file, under its GGUF name. */
@@ -336,7 +357,8 @@ public final class Encoder {
         Encoder e = new Encoder(c, Tensor.of(embeddings), rotary || alibi ? null : r.matrix("position_embd.weight", dim, context),
                 rotary ? new Rope(c.headDim(), c.ropeTheta(), halves, context) : null, window > 0 ? new Rope(c.headDim(), c.slidingRopeTheta(), halves, context) : null,
                 modern ? r.unbiasedNorm("output_norm", dim) : null, tokenType,
-                modern ? r.unbiasedNorm("token_embd_norm", dim) : r.norm("token_embd_norm", dim), blocks, dense, head, tokenizer, frame, md, path, gguf.tensors());
+                modern ? r.unbiasedNorm("token_embd_norm", dim) : r.norm("token_embd_norm", dim), blocks, dense, head, tokenizer, frame, md, path, gguf.tensors(),
+                Map.copyOf(r.adaptable()));
         r.checkAllRead();
         return e;
     }
@@ -347,9 +369,10 @@ public final class Encoder {
     }
 
     /** A file's tensors by name, each checked for its shape, and the names read, so that none is left unread unnoticed. */
-    private record Reader(Path path, Map<String, TensorData> tensors, Set<String> read) {
+    /** {@code adaptable}: the projections' matrices by GGUF name, a fused one's parts in its rows' order (what a LoRA may adapt). */
+    private record Reader(Path path, Map<String, TensorData> tensors, Set<String> read, Map<String, Tensor[]> adaptable) {
         Reader(Path path, Map<String, TensorData> tensors) {
-            this(path, tensors, new LinkedHashSet<>());
+            this(path, tensors, new LinkedHashSet<>(), new java.util.HashMap<>());
         }
 
         boolean has(String name) {
@@ -383,7 +406,9 @@ public final class Encoder {
 
         /** {@code NAME.weight} [cols, rows] and {@code NAME.bias} [rows] where the file has it. */
         Projection projection(String name, int cols, int rows) {
-            return new Projection(matrix(name + ".weight", cols, rows), has(name + ".bias") ? vector(name + ".bias", rows) : null);
+            Projection p = new Projection(matrix(name + ".weight", cols, rows), has(name + ".bias") ? vector(name + ".bias", rows) : null);
+            if (name.startsWith("blk.")) adaptable.put(name + ".weight", new Tensor[]{p.weight()}); // a reranker's head is not adapted
+            return p;
         }
 
         /** {@code NAME.weight}'s rows in parts of {@code rows} each (a fused projection), and {@code NAME.bias}'s where the file has it. */
@@ -395,6 +420,7 @@ public final class Encoder {
             for (int i = 0, first = 0; i < rows.length; first += rows[i++]) {
                 parts[i] = new Projection(weight.rows(first, rows[i]), bias == null ? null : Arrays.copyOfRange(bias, first, first + rows[i]));
             }
+            adaptable.put(name + ".weight", Arrays.stream(parts).map(Projection::weight).toArray(Tensor[]::new));
             return parts;
         }
 
@@ -483,6 +509,8 @@ public final class Encoder {
             for (int p = 0; p < tokens.length; p++) {
                 int t = starts[i] + p;
                 tokenEmbeddings.dequantizeRow(tokens[p], x, t * dim);
+                Lora l = lora;
+                if (l != null) l.addEmbedding(tokens[p], x, t * dim, 0, null);
                 if (tokenType != null) VectorMath.add(x, t * dim, tokenType, 0, dim);
                 if (positionEmbeddings != null) {
                     positionEmbeddings.dequantizeRow(p, position, 0);
@@ -507,6 +535,9 @@ public final class Encoder {
             b.q().apply(in, n, q);
             b.k().apply(in, n, k);
             b.v().apply(in, n, v);
+            adapted(b.q(), in, n, q);
+            adapted(b.k(), in, n, k);
+            adapted(b.v(), in, n, v);
             for (int t = 0; t < n; t++) {
                 if (b.qNorm() != null) b.qNorm().apply(q, t * dim, dim, config.normEps());
                 if (b.kNorm() != null) b.kNorm().apply(k, t * dim, dim, config.normEps());
@@ -528,6 +559,7 @@ public final class Encoder {
                 }
             });
             b.output().apply(attended, n, out);
+            adapted(b.output(), attended, n, out);
             if (config.preNorm()) {
                 VectorMath.add(x, 0, out, 0, n * dim);
                 in = normalized(b.outputNorm(), x, normed, n);
@@ -539,14 +571,17 @@ public final class Encoder {
                 mixture(b.experts(), in, n, out);
             } else {
                 b.up().apply(in, n, hidden);
+                adapted(b.up(), in, n, hidden);
                 if (b.gate() == null) {
                     VectorMath.gelu(hidden, 0, n * config.hiddenDim());
                 } else {
                     b.gate().apply(in, n, gate);
+                    adapted(b.gate(), in, n, gate);
                     if (config.siluGate()) VectorMath.swiglu(gate, hidden, 0, n * config.hiddenDim()); // gate = silu(gate) * up
                     else VectorMath.geglu(gate, hidden, 0, n * config.hiddenDim()); // gate = gelu(gate) * up
                 }
                 b.down().apply(b.gate() == null ? hidden : gate, n, out);
+                adapted(b.down(), b.gate() == null ? hidden : gate, n, out);
             }
             if (config.preNorm()) VectorMath.add(x, 0, out, 0, n * dim);
             else residualNorm(x, out, b.outputNorm(), n);

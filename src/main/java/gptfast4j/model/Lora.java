@@ -66,6 +66,8 @@ public final class Lora {
     private final Delta[][] layers;
     /** [layer][target - GATE_EXPERTS][expert]: the experts' chains; null where the layer's experts are not adapted. */
     private final Delta[][][] experts;
+    /** An encoder's deltas, by the matrix (a fused one's part) they add to; empty for a decoder's. */
+    private final Map<Tensor, Delta> byMatrix = new java.util.IdentityHashMap<>();
     /**
      * The output head's; and the embeddings' (llama.cpp's form: lora_a [rank, vocab], a row per token, lora_b [rank,
      * dim], so that a token's row gains scale · B · A[token]; kept here with a: [vocab][rank], b: [rank][dim]).
@@ -152,30 +154,12 @@ public final class Lora {
         for (int f = 0; f < files.size(); f++) {
             Path path = files.get(f);
             float weight = scales.get(f);
-            GGUF gguf = GGUF.read(path);
-            Metadata md = gguf.metadata();
-            String type = md.getString("general.type", "");
-            if (!type.equals("adapter")) throw new ModelFormatException(path + ": not a LoRA adapter (general.type is '" + type + "', not 'adapter')");
-            String adapterType = md.getString("adapter.type", "");
-            if (!adapterType.equals("lora")) throw new ModelFormatException(path + ": adapter.type is '" + adapterType + "'; only 'lora' adapters are read");
-            String arch = md.getString("general.architecture", "");
-            if (!arch.equals(c.architecture())) throw new ModelFormatException(path + ": an adapter for a " + arch + " model, but the model is a " + c.architecture() + " one");
-            if (md.has("adapter.alora.invocation_tokens")) throw new ModelFormatException(path + ": an activated LoRA (aLoRA), which this version does not apply");
-            float alpha = md.getFloat("adapter.lora.alpha", 0f);
-            Map<String, TensorData[]> pairs = new HashMap<>();
-            for (TensorData t : gguf.tensors().values()) {
-                String name = t.name();
-                int part = name.endsWith(".lora_a") ? 0 : name.endsWith(".lora_b") ? 1 : -1;
-                if (part < 0) {
-                    if (name.endsWith("_norm.weight")) continue; // as llama.cpp: an adapter's norms are left out
-                    throw new ModelFormatException(path + ": tensor '" + name + "' is neither a LoRA's lora_a nor its lora_b");
-                }
-                pairs.computeIfAbsent(name.substring(0, name.length() - ".lora_a".length()), k -> new TensorData[2])[part] = t;
-            }
+            Adapter adapter = Adapter.read(path, c.architecture());
+            float alpha = adapter.alpha();
+            Map<String, TensorData[]> pairs = adapter.pairs();
             for (var e : pairs.entrySet()) {
                 String name = e.getKey();
                 TensorData a = e.getValue()[0], b = e.getValue()[1];
-                if (a == null || b == null) throw new ModelFormatException(path + ": '" + name + "' has lora_" + (a == null ? "b but no lora_a" : "a but no lora_b"));
                 if (name.equals("output.weight")) {
                     output = delta(path, name, w.output(), a, b, alpha, f, output, 0);
                     continue;
@@ -226,6 +210,88 @@ public final class Lora {
     }
 
     /**
+     * The adapters {@code files} for an encoder of {@code architecture}: {@code matrices} its adaptable matrices by
+     * GGUF name, each the parts a fused one is split into in its rows' order (jina-embeddings-v3's task adapters:
+     * {@code attn_qkv}'s pair split likewise), and {@code tokenEmbeddings} its embeddings; an adapter of
+     * {@code token_types} is read and left out, as llama.cpp leaves it.
+     */
+    public static Lora forEncoder(String architecture, int layers, Map<String, Tensor[]> matrices, Tensor tokenEmbeddings, List<Path> files, List<Float> scales) {
+        Delta embeddings = null;
+        Map<Tensor, Delta> byMatrix = new java.util.IdentityHashMap<>();
+        StringBuilder description = new StringBuilder();
+        for (int f = 0; f < files.size(); f++) {
+            Path path = files.get(f);
+            Adapter adapter = Adapter.read(path, architecture);
+            for (var e : adapter.pairs().entrySet()) {
+                String name = e.getKey();
+                TensorData a = e.getValue()[0], b = e.getValue()[1];
+                if (name.equals("token_embd.weight")) {
+                    embeddings = embeddingDelta(path, name, tokenEmbeddings, a, b, adapter.alpha(), f, embeddings);
+                    continue;
+                }
+                if (name.equals("token_types.weight")) continue;
+                Tensor[] parts = matrices.get(name);
+                if (parts == null) throw new ModelFormatException(path + ": a LoRA of '" + name + "', which this version does not adapt in a " + architecture + " model");
+                long total = 0;
+                for (Tensor part : parts) total += part.rows;
+                long[] bs = b.shape();
+                if (bs.length != 2 || bs[1] != total) {
+                    throw new ModelFormatException(path + ": '" + name + "' has lora_b " + b.shapeString() + ", which does not fit the model's " + total + " rows (an adapter of another model?)");
+                }
+                long first = 0;
+                for (Tensor part : parts) {
+                    byMatrix.put(part, delta(path, name, part, a, b, adapter.alpha(), f, byMatrix.get(part), 0, first));
+                    first += part.rows;
+                }
+            }
+            description.append(description.isEmpty() ? "" : ", ").append(path.getFileName()).append(" (").append(adapter.pairs().size()).append(" matrices")
+                    .append(scales.get(f) != 1f ? ", scale " + scales.get(f) : "").append(")");
+        }
+        float[] weights = new float[files.size()];
+        for (int f = 0; f < weights.length; f++) weights[f] = scales.get(f);
+        Lora lora = new Lora(new Delta[layers][0], new Delta[layers][3][], null, embeddings, description.toString(), files, weights);
+        lora.byMatrix.putAll(byMatrix);
+        return lora;
+    }
+
+    /** An adapter file's LoRA pairs by the adapted tensor's name ({@code [lora_a, lora_b]}) and its alpha. */
+    private record Adapter(Map<String, TensorData[]> pairs, float alpha) {
+        /** {@code path}'s pairs, checked to be a LoRA adapter of a model of {@code architecture}, each pair whole. */
+        static Adapter read(Path path, String architecture) {
+            GGUF gguf = GGUF.read(path);
+            Metadata md = gguf.metadata();
+            String type = md.getString("general.type", "");
+            if (!type.equals("adapter")) throw new ModelFormatException(path + ": not a LoRA adapter (general.type is '" + type + "', not 'adapter')");
+            String adapterType = md.getString("adapter.type", "");
+            if (!adapterType.equals("lora")) throw new ModelFormatException(path + ": adapter.type is '" + adapterType + "'; only 'lora' adapters are read");
+            String arch = md.getString("general.architecture", "");
+            if (!arch.equals(architecture)) throw new ModelFormatException(path + ": an adapter for a " + arch + " model, but the model is a " + architecture + " one");
+            if (md.has("adapter.alora.invocation_tokens")) throw new ModelFormatException(path + ": an activated LoRA (aLoRA), which this version does not apply");
+            Map<String, TensorData[]> pairs = new HashMap<>();
+            for (TensorData t : gguf.tensors().values()) {
+                String name = t.name();
+                int part = name.endsWith(".lora_a") ? 0 : name.endsWith(".lora_b") ? 1 : -1;
+                if (part < 0) {
+                    if (name.endsWith("_norm.weight")) continue; // as llama.cpp: an adapter's norms are left out
+                    throw new ModelFormatException(path + ": tensor '" + name + "' is neither a LoRA's lora_a nor its lora_b");
+                }
+                pairs.computeIfAbsent(name.substring(0, name.length() - ".lora_a".length()), k -> new TensorData[2])[part] = t;
+            }
+            for (var e : pairs.entrySet()) {
+                if (e.getValue()[0] == null || e.getValue()[1] == null) {
+                    throw new ModelFormatException(path + ": '" + e.getKey() + "' has lora_" + (e.getValue()[0] == null ? "b but no lora_a" : "a but no lora_b"));
+                }
+            }
+            return new Adapter(pairs, md.getFloat("adapter.lora.alpha", 0f));
+        }
+    }
+
+    /** An encoder's delta of {@code matrix} (a fused one's part), or null. */
+    Delta of(Tensor matrix) {
+        return byMatrix.get(matrix);
+    }
+
+    /**
      * {@code a} [cols, rank] and {@code b} [rank, rows] of {@code base} [cols, rows], as floats; of a mixture, their
      * slices of expert {@code expert} ([cols, rank, experts], [rank, rows, experts]).
      */
@@ -235,14 +301,24 @@ public final class Lora {
             throw new ModelFormatException(path + ": '" + name + "' has lora_a " + a.shapeString() + " and lora_b " + b.shapeString() + ", which do not fit the model's "
                     + "[" + base.cols + ", " + base.rows + "] (an adapter of another model?)");
         }
+        return delta(path, name, base, a, b, alpha, adapter, next, (long) expert * as[1], (long) expert * base.rows);
+    }
+
+    /**
+     * {@code base}'s delta from rows {@code aFirst ..} of {@code a} (its rank rows) and rows {@code bFirst ..} of {@code b}
+     * (base's rows: an expert's slice, or a fused matrix's part), as floats.
+     */
+    private static Delta delta(Path path, String name, Tensor base, TensorData a, TensorData b, float alpha, int adapter, Delta next, long aFirst, long bFirst) {
+        long[] as = a.shape(), bs = b.shape();
+        if (as[0] != base.cols) throw new ModelFormatException(path + ": '" + name + "' has lora_a " + a.shapeString() + ", whose rows are not the model's " + base.cols + " wide");
         if (as[1] != bs[0]) throw new ModelFormatException(path + ": '" + name + "' has lora_a " + a.shapeString() + " and lora_b " + b.shapeString() + " of different ranks");
         int rank = Math.toIntExact(as[1]), cols = base.cols, rows = Math.toIntExact(base.rows);
         float[] af = new float[rank * cols], bf = new float[rows * rank];
         Tensor at = Tensor.of(a), bt = Tensor.of(b);
-        for (int r = 0; r < rank; r++) at.dequantizeRow((long) expert * rank + r, af, r * cols);
+        for (int r = 0; r < rank; r++) at.dequantizeRow(aFirst + r, af, r * cols);
         float[] row = new float[rank];
         for (int r = 0; r < rows; r++) {
-            bt.dequantizeRow((long) expert * rows + r, row, 0);
+            bt.dequantizeRow(bFirst + r, row, 0);
             for (int k = 0; k < rank; k++) bf[k * rows + r] = row[k];
         }
         return new Delta(af, bf, rank, cols, rows, adapter, alpha != 0 ? alpha / rank : 1f, next);
@@ -268,7 +344,7 @@ public final class Lora {
 
     /** Adds the embeddings' deltas of {@code token} to its row {@code x[offset .. + dim)}, the batch's token {@code t}. */
     void addEmbedding(int token, float[] x, int offset, int t, Llama.State s) {
-        float[] w = s.perToken ? s.tokenLora[t] : s.loraWeights;
+        float[] w = s == null ? null : s.perToken ? s.tokenLora[t] : s.loraWeights;
         for (Delta d = embeddings; d != null; d = d.next) {
             float scale = d.alphaScale * (w != null ? w[d.adapter] : weights[d.adapter]);
             if (scale == 0f) continue;
@@ -308,7 +384,7 @@ public final class Lora {
             if (p.scales.length < n) p.scales = new float[n];
             boolean any = false;
             for (int t = 0; t < n; t++) {
-                float[] w = s.perToken ? s.tokenLora[rowToken == null ? t : rowToken[t]] : s.loraWeights;
+                float[] w = s == null ? null : s.perToken ? s.tokenLora[rowToken == null ? t : rowToken[t]] : s.loraWeights;
                 any |= (p.scales[t] = d.alphaScale * (w != null ? w[d.adapter] : global[d.adapter])) != 0f;
             }
             if (!any) continue;

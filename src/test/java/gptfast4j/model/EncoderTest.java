@@ -109,6 +109,36 @@ public class EncoderTest {
     }
 
     /**
+     * A random task adapter of {@link #writeJinaBertV3}'s model, as llama.cpp's converter writes jina-embeddings-v3's
+     * (rank 4, alpha 8): its fused attn_qkv's, attn_output's, ffn_up's and ffn_down's pairs, the embeddings' (lora_a
+     * [4, vocab], lora_b [4, dim]) and token_types' (which llama.cpp reads and does not apply).
+     */
+    public static void writeJinaBertV3Adapter(Path out, int vocab) {
+        Map<String, Metadata.Value> md = new java.util.LinkedHashMap<>();
+        md.put("general.architecture", Metadata.Value.string("jina-bert-v3"));
+        md.put("general.type", Metadata.Value.string("adapter"));
+        md.put("adapter.type", Metadata.Value.string("lora"));
+        md.put("adapter.lora.alpha", Metadata.Value.float32(8f));
+        md.put("adapter.lora.task_name", Metadata.Value.string("retrieval.query"));
+        List<GGUFWriter.TensorSpec> t = new ArrayList<>();
+        int seed = 500;
+        for (int l = 0; l < LAYERS; l++) {
+            String p = "blk." + l + ".";
+            long[][] shapes = {{DIM, 3 * DIM}, {DIM, DIM}, {DIM, HIDDEN}, {HIDDEN, DIM}};
+            String[] names = {"attn_qkv", "attn_output", "ffn_up", "ffn_down"};
+            for (int m = 0; m < names.length; m++) {
+                FamilyFiles.matrix(t, p + names[m] + ".weight.lora_a", new long[]{shapes[m][0], 4}, seed++);
+                FamilyFiles.matrix(t, p + names[m] + ".weight.lora_b", new long[]{4, shapes[m][1]}, seed++);
+            }
+        }
+        FamilyFiles.matrix(t, "token_embd.weight.lora_a", new long[]{4, vocab}, seed++);
+        FamilyFiles.matrix(t, "token_embd.weight.lora_b", new long[]{4, DIM}, seed++);
+        FamilyFiles.matrix(t, "token_types.weight.lora_a", new long[]{DIM, 4}, seed++);
+        FamilyFiles.matrix(t, "token_types.weight.lora_b", new long[]{4, 2}, seed);
+        GGUFWriter.write(out, md, t, n -> { });
+    }
+
+    /**
      * A random jina-bert-v3 (jina-embeddings-v3's layout without its task adapters: BERT's blocks with RoPE, base 10000,
      * instead of positions, a fused attn_qkv, biases) on the unigram vocabulary (XLM-RoBERTa's kind).
      */
@@ -255,6 +285,24 @@ public class EncoderTest {
         assertEquals(arch.equals("jina-bert-v2") ? 8f : 0f, encoder.config.maxAlibiBias());
         assertEquals(arch.equals("nomic-bert-moe") ? 2 : 0, encoder.config.expertsUsed());
         assertPoolings(encoder, REFS.path(arch), tolerance);
+    }
+
+    /**
+     * jina-embeddings-v3's task adapters: a random one of jina-bert-v3's layout ({@link #writeJinaBertV3Adapter}: the
+     * fused attn_qkv's pair split over the queries, keys and values, the embeddings', and token_types' left out as
+     * llama.cpp leaves it) changes every pooling's vectors to llama-embedding --lora's, within the F16 GELU's
+     * difference (they move by 0.2 to 0.33 from the model's own).
+     */
+    @Test
+    void jinaV3TaskAdapterAsLlamaEmbeddingApplies(@TempDir Path dir) {
+        Path file = dir.resolve("jina-bert-v3-mini.gguf"), adapter = dir.resolve("jina-bert-v3-lora.gguf");
+        writeJinaBertV3(file);
+        Encoder encoder = Encoder.load(file);
+        writeJinaBertV3Adapter(adapter, encoder.config.vocabSize());
+        assertEquals("jina-bert-v3-lora.gguf (10 matrices)", encoder.adapt(List.of(adapter), List.of(1f)).description());
+        assertPoolings(encoder, REFS.path("jina-bert-v3-lora"), 1e-4);
+        encoder.adapt(List.of(), List.of());
+        assertPoolings(encoder, REFS.path("jina-bert-v3"), 1e-4);
     }
 
     /**
