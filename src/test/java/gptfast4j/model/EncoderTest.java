@@ -114,11 +114,7 @@ public class EncoderTest {
      * [4, vocab], lora_b [4, dim]) and token_types' (which llama.cpp reads and does not apply).
      */
     public static void writeJinaBertV3Adapter(Path out, int vocab) {
-        Map<String, Metadata.Value> md = new java.util.LinkedHashMap<>();
-        md.put("general.architecture", Metadata.Value.string("jina-bert-v3"));
-        md.put("general.type", Metadata.Value.string("adapter"));
-        md.put("adapter.type", Metadata.Value.string("lora"));
-        md.put("adapter.lora.alpha", Metadata.Value.float32(8f));
+        Map<String, Metadata.Value> md = LoraTest.adapterMetadata("jina-bert-v3");
         md.put("adapter.lora.task_name", Metadata.Value.string("retrieval.query"));
         List<GGUFWriter.TensorSpec> t = new ArrayList<>();
         int seed = 500;

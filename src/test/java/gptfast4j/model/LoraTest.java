@@ -46,11 +46,7 @@ public class LoraTest {
 
     /** {@link #writeAdapter(Path, String, long)} for a model of those widths. */
     public static void writeAdapter(Path out, String architecture, long dim, int layers, long kvDim, long hidden, long vocab) {
-        Map<String, Metadata.Value> md = new LinkedHashMap<>();
-        md.put("general.architecture", Metadata.Value.string(architecture));
-        md.put("general.type", Metadata.Value.string("adapter"));
-        md.put("adapter.type", Metadata.Value.string("lora"));
-        md.put("adapter.lora.alpha", Metadata.Value.float32(8f));
+        Map<String, Metadata.Value> md = adapterMetadata(architecture);
         List<GGUFWriter.TensorSpec> t = new ArrayList<>();
         int rank = 4, seed = 7;
         Object[][] matrices = {{"attn_q", dim, dim}, {"attn_k", dim, kvDim}, {"attn_v", dim, kvDim}, {"attn_output", dim, dim},
@@ -69,11 +65,7 @@ public class LoraTest {
 
     /** A LoRA adapter of mini-llama2's embeddings alone, llama.cpp's form: lora_a [4, vocab], lora_b [4, dim], alpha 8. */
     static void writeEmbeddingAdapter(Path out) {
-        Map<String, Metadata.Value> md = new LinkedHashMap<>();
-        md.put("general.architecture", Metadata.Value.string("llama"));
-        md.put("general.type", Metadata.Value.string("adapter"));
-        md.put("adapter.type", Metadata.Value.string("lora"));
-        md.put("adapter.lora.alpha", Metadata.Value.float32(8f));
+        Map<String, Metadata.Value> md = adapterMetadata("llama");
         List<GGUFWriter.TensorSpec> t = new ArrayList<>();
         FamilyFiles.matrix(t, "token_embd.weight.lora_a", new long[]{4, 512}, 3);
         FamilyFiles.matrix(t, "token_embd.weight.lora_b", new long[]{4, 256}, 4);
@@ -86,11 +78,7 @@ public class LoraTest {
      * alpha 8.
      */
     static void writeMixtureAdapter(Path out) {
-        Map<String, Metadata.Value> md = new LinkedHashMap<>();
-        md.put("general.architecture", Metadata.Value.string("llama"));
-        md.put("general.type", Metadata.Value.string("adapter"));
-        md.put("adapter.type", Metadata.Value.string("lora"));
-        md.put("adapter.lora.alpha", Metadata.Value.float32(8f));
+        Map<String, Metadata.Value> md = adapterMetadata("llama");
         List<GGUFWriter.TensorSpec> t = new ArrayList<>();
         int seed = 40;
         for (int l = 0; l < 2; l++) {
@@ -105,6 +93,16 @@ public class LoraTest {
             }
         }
         GGUFWriter.write(out, md, t, n -> { });
+    }
+
+    /** A LoRA adapter's keys as llama.cpp's converter writes them, for a model of {@code architecture}, alpha 8. */
+    public static Map<String, Metadata.Value> adapterMetadata(String architecture) {
+        Map<String, Metadata.Value> md = new LinkedHashMap<>();
+        md.put("general.architecture", Metadata.Value.string(architecture));
+        md.put("general.type", Metadata.Value.string("adapter"));
+        md.put("adapter.type", Metadata.Value.string("lora"));
+        md.put("adapter.lora.alpha", Metadata.Value.float32(8f));
+        return md;
     }
 
     private static String text() throws IOException {
