@@ -20,9 +20,11 @@ import java.util.regex.Pattern;
  * file (llama.cpp's GGUF form, convert_lora_to_gguf.py's) holds, for each adapted matrix W [in, out] of its base
  * model, {@code NAME.lora_a} [in, rank] and {@code NAME.lora_b} [rank, out] (GGML order), and each product W·x
  * becomes {@code W·x + scale · B·(A·x)}, scale the adapter's weight times {@code adapter.lora.alpha / rank} (the
- * weight alone where alpha is 0). A and B are small (rank 8-64), so they are kept as floats and their products run on
- * the calling thread. The attention's and dense feed-forward's matrices and the output head can be adapted; an
- * adapter of any other tensor (the embeddings, experts, a fused projection) is refused by name.
+ * weight alone where alpha is 0). A and B are small (rank 8-64), so they are kept as floats, and their products run on
+ * the pool. A decoder's attention and dense feed-forward matrices, a mixture's experts (3-D pairs, sliced by expert),
+ * the embeddings (llama.cpp's form: a token's row gains {@code scale · B·A[token]}) and the output head can be
+ * adapted, and an encoder's projections ({@link #forEncoder}: jina-embeddings-v3's task adapters); an adapter of any
+ * other tensor (a shared expert, a decoder's fused projection) is refused by name.
  */
 public final class Lora {
     /** Which matrix of a layer a delta adds to, by its GGUF name. */
