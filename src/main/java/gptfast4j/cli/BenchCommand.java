@@ -149,7 +149,6 @@ final class BenchCommand implements Callable<Integer> {
         }
         List<Row> rows = new ArrayList<>();
         boolean encoder = checkpoint != null && gptfast4j.model.Encoder.isEncoderFile(checkpoint);
-        if (encoder && adapterOptions.asked()) throw new IllegalArgumentException("--lora and --control-vector are not for an encoder (bert)");
         if (encoder) rows.addAll(encoderRows(threadCounts));
         Checkpoint ckpt = checkpoint != null && !encoder ? CommonOptions.load(checkpoint, tokenizer, quantize, workers) : null;
         if (ckpt != null) adapterOptions.apply(ckpt);
@@ -254,6 +253,7 @@ final class BenchCommand implements Callable<Integer> {
             if (spec.commandLine().getParseResult().hasMatchedOption(option)) throw new IllegalArgumentException(option + " is for a decoder's benchmark, not an encoder's (" + checkpoint.getFileName() + ")");
         }
         gptfast4j.model.Encoder model = gptfast4j.model.Encoder.load(checkpoint);
+        adapterOptions.apply(model);
         String name = checkpoint.getFileName().toString();
         int context = model.config.contextLength(), vocab = model.tokenizer().vocabSize();
         List<List<int[]>> batches = new ArrayList<>();
