@@ -16,20 +16,20 @@ import java.util.List;
  * {@code --control-vector-layer-range}: {@link ControlVector}).
  */
 final class AdapterOptions {
-    @Option(names = "--lora", paramLabel = "FILE[,FILE...]", split = ",", description = "Apply LoRA adapters (llama.cpp's GGUF form) to the model at run time, as llama.cpp's --lora; may be given more than once.")
+    @Option(names = "--lora", paramLabel = "FILE", split = ",", description = "Apply LoRA adapters (llama.cpp's GGUF form) to the model at run time, as llama.cpp's --lora; may be given more than once.")
     List<Path> lora = List.of();
 
-    @Option(names = "--lora-scaled", paramLabel = "FILE:SCALE[,...]", split = ",", description = "Apply a LoRA adapter with a weight of its own (1 is --lora's), as llama.cpp's --lora-scaled; may be given more than once.")
+    @Option(names = "--lora-scaled", paramLabel = "FILE:SCALE", split = ",", description = "Apply a LoRA adapter with a weight of its own (1 is --lora's), as llama.cpp's --lora-scaled; may be given more than once.")
     List<String> loraScaled = List.of();
 
-    @Option(names = "--control-vector", paramLabel = "FILE[,FILE...]", split = ",", description = "Add control vectors (llama.cpp's GGUF form: direction.L per layer L) to the hidden states after the layers, as llama.cpp's --control-vector; may be given more than once.")
+    @Option(names = "--control-vector", paramLabel = "FILE", split = ",", description = "Add control vectors (llama.cpp's GGUF form: direction.L per layer L) to the hidden states after the layers, as llama.cpp's --control-vector; may be given more than once.")
     List<Path> controlVectors = List.of();
 
-    @Option(names = "--control-vector-scaled", paramLabel = "FILE:SCALE[,...]", split = ",", description = "A control vector with a weight of its own, as llama.cpp's --control-vector-scaled; may be given more than once.")
+    @Option(names = "--control-vector-scaled", paramLabel = "FILE:SCALE", split = ",", description = "A control vector with a weight of its own, as llama.cpp's --control-vector-scaled; may be given more than once.")
     List<String> controlVectorsScaled = List.of();
 
-    @Option(names = "--control-vector-layer-range", arity = "2", paramLabel = "START END", description = "The layers (from START to END, both included) the control vectors are added after (default: all; 0 or less: from 1, to the last).")
-    List<Integer> layerRange = List.of();
+    @Option(names = "--control-vector-layer-range", arity = "2", paramLabel = "N", description = "START END: the layers (from START to END, both included) the control vectors are added after (default: all; 0 or less: from 1, to the last).")
+    int[] layerRange = {};
 
     boolean asked() {
         return !lora.isEmpty() || !loraScaled.isEmpty() || !controlVectors.isEmpty() || !controlVectorsScaled.isEmpty();
@@ -37,7 +37,7 @@ final class AdapterOptions {
 
     /** The adapters and control vectors applied to {@code ckpt}'s model, with a line on stderr naming them; nothing where none was asked for. */
     void apply(Checkpoint ckpt) {
-        if (!layerRange.isEmpty() && controlVectors.isEmpty() && controlVectorsScaled.isEmpty()) {
+        if (layerRange.length > 0 && controlVectors.isEmpty() && controlVectorsScaled.isEmpty()) {
             throw new IllegalArgumentException("--control-vector-layer-range is for --control-vector or --control-vector-scaled");
         }
         Llama model = ckpt.model();
@@ -52,8 +52,8 @@ final class AdapterOptions {
         scales.clear();
         if (weighted(controlVectors, controlVectorsScaled, "--control-vector-scaled", files, scales)) {
             // as llama.cpp: a start of 0 or less is layer 1 (layer 0 never has one), an end of 0 or less the last
-            int first = layerRange.isEmpty() || layerRange.get(0) <= 0 ? 1 : layerRange.get(0);
-            int last = layerRange.isEmpty() || layerRange.get(1) <= 0 ? model.config.nLayers() : layerRange.get(1);
+            int first = layerRange.length == 0 || layerRange[0] <= 0 ? 1 : layerRange[0];
+            int last = layerRange.length == 0 || layerRange[1] <= 0 ? model.config.nLayers() : layerRange[1];
             ControlVector vector = ControlVector.load(files, scales, first, last, model.config.nLayers(), model.config.dim());
             model.steer(vector);
             System.err.println("control vectors: " + vector.description());
@@ -62,7 +62,7 @@ final class AdapterOptions {
 
     /** The LoRA adapters applied to an encoder (jina-embeddings-v3's task adapters); control vectors refused. */
     void apply(gptfast4j.model.Encoder encoder) {
-        if (!controlVectors.isEmpty() || !controlVectorsScaled.isEmpty() || !layerRange.isEmpty()) {
+        if (!controlVectors.isEmpty() || !controlVectorsScaled.isEmpty() || layerRange.length > 0) {
             throw new IllegalArgumentException("--control-vector is not for an encoder (bert)");
         }
         List<Path> files = new ArrayList<>();
