@@ -257,8 +257,7 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
 
     @Override
     public OptionalInt special(String text) {
-        Integer id = specials.get(text);
-        return id == null ? OptionalInt.empty() : OptionalInt.of(id);
+        return Tokenizer.lookup(specials, text);
     }
 
     /**

@@ -29,6 +29,12 @@ public interface Tokenizer {
     /** The id of a special (control) token by its text, such as {@code <|eot_id|>}. */
     OptionalInt special(String text);
 
+    /** {@code text}'s id in {@code ids}, or none: {@link #special} over a map of the special tokens. */
+    static OptionalInt lookup(java.util.Map<String, Integer> ids, String text) {
+        Integer id = ids.get(text);
+        return id == null ? OptionalInt.empty() : OptionalInt.of(id);
+    }
+
     /** The texts of the special (control) tokens, in id order: what {@link #special} knows. */
     default java.util.List<String> specialTexts() {
         java.util.List<String> texts = new java.util.ArrayList<>();

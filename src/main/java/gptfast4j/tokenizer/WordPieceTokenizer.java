@@ -67,8 +67,7 @@ public final class WordPieceTokenizer implements Tokenizer {
 
     @Override
     public OptionalInt special(String text) {
-        Integer id = control.get(text);
-        return id == null ? OptionalInt.empty() : OptionalInt.of(id);
+        return Tokenizer.lookup(control, text);
     }
 
     @Override
