@@ -70,7 +70,7 @@ public final class PromptCache {
             head.position(MAGIC.length + DIGEST);
             long positionBytes = head.getLong();
             int held = head.getInt();
-            if (!Arrays.equals(made, digest)) return new Restored(new int[0], Math.max(held, 0), "made with another model, --quantize or --kv-cache");
+            if (!Arrays.equals(made, digest)) return new Restored(new int[0], Math.max(held, 0), "made with another model, --quantize, --kv-cache or adapters' weights");
             long perPosition = state.cacheBytesPerPosition();
             if (positionBytes != perPosition) {
                 // before session 78 a quantized cache's values were written as floats, a latent attention's twice

@@ -566,13 +566,12 @@ public final class Server implements AutoCloseable {
             throw HttpError.invalid("'filename' must be a file name of letters, digits, '.', '-' and '_' (no folder, not starting with a dot)");
         }
         Path file = files.folder().resolve(name.asText());
-        PromptCache cache = new PromptCache(file, files.identity());
         long t0 = System.nanoTime();
         reply.put("filename", name.asText());
         if (action.equals("save")) {
             int[] saved = await(engine.onSlot(slot, false, (state, cached) -> {
                 try {
-                    cache.save(state, cached);
+                    slotCache(files, file, state).save(state, cached);
                 } catch (IllegalArgumentException e) {
                     throw HttpError.invalid("the slot file " + name.asText() + " is there and is not a prompt cache (refusing to overwrite it)");
                 } catch (java.io.UncheckedIOException e) {
@@ -593,7 +592,7 @@ public final class Server implements AutoCloseable {
         int[] restored = await(engine.onSlot(slot, true, (state, cached) -> {
             PromptCache.Restored r;
             try {
-                r = cache.restore(state, null, state.contextLength);
+                r = slotCache(files, file, state).restore(state, null, state.contextLength);
             } catch (java.io.UncheckedIOException e) {
                 log.println("slot " + slot + ": " + e.getMessage());
                 throw new HttpError(500, "server_error", "cannot read the slot file " + name.asText() + "; the slot is now empty");
@@ -606,6 +605,16 @@ public final class Server implements AutoCloseable {
         reply.put("n_restored", restored.length).put("n_read", java.nio.file.Files.size(file)).putObject("timings").put("restore_ms", ms);
         send(exchange, 200, reply);
         return "slot " + slot + " restored from " + name.asText() + ", " + restored.length + " tokens";
+    }
+
+    /**
+     * The slot file {@code file} as a prompt cache of what made the slot's cache: the model ({@link SlotFiles#identity})
+     * and the LoRA adapters' weights the slot action runs with (the server's now, which {@code POST /lora-adapters}
+     * changes while the files stay), so that a file saved at other weights is not restored as if it held these.
+     */
+    private static PromptCache slotCache(SlotFiles files, Path file, gptfast4j.model.Llama.State state) {
+        float[] weights = state.loraWeights;
+        return new PromptCache(file, files.identity() + (weights == null ? "" : " adapter weights " + java.util.Arrays.toString(weights)));
     }
 
     /**

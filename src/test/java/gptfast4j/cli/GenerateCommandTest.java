@@ -448,7 +448,7 @@ class GenerateCommandTest {
 
         ErrorsTest.Outcome otherType = run.apply(new String[]{"--prompt", prompt, "--prompt-cache", file, "--prompt-cache-ro", "--kv-cache", "q8_0"});
         assertEquals(0, otherType.exit(), otherType.err());
-        assertTrue(otherType.err().contains("note: --prompt-cache " + file + " was made with another model, --quantize or --kv-cache, and is not used\n")
+        assertTrue(otherType.err().contains("note: --prompt-cache " + file + " was made with another model, --quantize, --kv-cache or adapters' weights, and is not used\n")
                 && otherType.err().contains("Prompt cache: 0 of the prompt's " + n + " tokens"), otherType.err());
 
         java.nio.file.Path text = java.nio.file.Files.writeString(dir.resolve("notes.txt"), "not a cache, but a file of the user's");

@@ -1261,6 +1261,15 @@ class ServerTest {
                 assertEquals(400, refused.status());
                 assertTrue(refused.body().contains("no LoRA adapter 1 (the server has 1"), refused.body());
                 assertEquals(400, request(server, "POST", "/lora-adapters", "{\"id\": 0}").status());
+                // a slot file holds the cache of the adapters' weights it was saved at: not restored at others
+                server.saveSlotsIn(dir, adapted.model().fingerprint() + " f32");
+                post(server, "/slots/0?action=save", JSON.createObjectNode().put("filename", "at-1.bin"));
+                request(server, "POST", "/lora-adapters", "[{\"id\": 0, \"scale\": 0.5}]");
+                Reply other = request(server, "POST", "/slots/0?action=restore", "{\"filename\": \"at-1.bin\"}");
+                assertEquals(400, other.status(), other.body());
+                assertTrue(other.body().contains("adapters' weights"), other.body());
+                request(server, "POST", "/lora-adapters", "[{\"id\": 0, \"scale\": 1}]");
+                assertEquals(200, request(server, "POST", "/slots/0?action=restore", "{\"filename\": \"at-1.bin\"}").status());
             }
         }
         var refused = request(plain, "POST", "/v1/completions", "{\"prompt\": \"a\", \"lora\": [{\"id\": 0, \"scale\": 1}]}");
@@ -1907,7 +1916,7 @@ class ServerTest {
             plain.saveSlotsIn(dir, identity + " other");
             Reply other = request(plain, "POST", "/slots/0?action=restore", "{\"filename\": \"s0.bin\"}");
             assertEquals(400, other.status(), other.body());
-            assertTrue(other.body().contains("was made with another model, --quantize or --kv-cache"), other.body());
+            assertTrue(other.body().contains("was made with another model, --quantize, --kv-cache or adapters' weights"), other.body());
         } finally {
             plain.saveSlotsIn(null, null);
         }
