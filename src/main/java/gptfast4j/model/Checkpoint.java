@@ -178,7 +178,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
-            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus");
+            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -224,6 +224,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         boolean gemma = arch.startsWith("gemma"), phi3 = arch.equals("phi3"), olmo2 = arch.equals("olmo2"),
                 llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo") && !arch.startsWith("exaone") && !arch.equals("gpt-oss")
                         && !arch.equals("dots1") && !arch.equals("seed_oss") && !arch.equals("glm4moe") && !arch.equals("minimax-m2") && !arch.equals("apertus")
+                        && !arch.startsWith("lfm2")
                         && !(arch.equals("glm4") && usesMrope(md, arch)); // GLM-4V's: llama.cpp turns its M-RoPE's pairs as halves
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
@@ -255,12 +256,13 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : latent ? deepseek2(path, md)
                 : Config.Variant.LLAMA;
         Config.Variant variant = scaled(path, md, arch, blocks);
+        boolean[] convolutions = arch.startsWith("lfm2") ? convolutionLayers(path, md, arch) : null;
         Config config = config(path, () -> new Config(arch, dim,
                 // Qwen3's mixtures give their experts' width apart from the dense width they would have
                 required(md, path, arch + (arch.equals("qwen3moe") || arch.equals("qwen3vlmoe") || arch.equals("gpt-oss") ? ".expert_feed_forward_length" : ".feed_forward_length")),
                 required(md, path, arch + ".block_count") - nextn,
                 nHeads,
-                latent ? 1 : md.getInt(arch + ".attention.head_count_kv", nHeads),
+                latent ? 1 : convolutions != null ? attentionKvHeads(path, md, arch) : md.getInt(arch + ".attention.head_count_kv", nHeads),
                 vocab,
                 required(md, path, arch + ".context_length"),
                 requiredFloat(md, path, arch + (blocks.layerNorm() ? ".attention.layer_norm_epsilon" : ".attention.layer_norm_rms_epsilon")),
@@ -289,8 +291,56 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         endsOfTurn(tokenizer, eos);
         boolean addBos = addsBos(md);
         String template = md.getString("tokenizer.chat_template", null);
-        return new Checkpoint(path, "gguf", build(path, config, gating(path, md, arch), xielu(path, md, arch, config.nLayers()), withoutLayersFrom(tensors, config.nLayers()), memory), tokenizer, tensors, md,
+        return new Checkpoint(path, "gguf", build(path, config, gating(path, md, arch), xielu(path, md, arch, config.nLayers()), convolutions,
+                        convolutions == null ? 0 : convolutionWidth(path, md, arch), withoutLayersFrom(tensors, config.nLayers()), memory), tokenizer, tensors, md,
                 md.getInt("tokenizer.ggml.bos_token_id", 1), eos.stream().mapToInt(Integer::intValue).toArray(), addBos, ChatFormat.detect(template), template);
+    }
+
+    /**
+     * LFM2's convolution layers (llama.cpp's recurrent layers in {@code lfm2} and {@code lfm2moe}): those whose count in
+     * {@code attention.head_count_kv}, an array of one count per layer, is 0. Refuses what the forward pass does not
+     * run: LFM2's bidirectional (embedding) models and sliding-window attention.
+     */
+    private static boolean[] convolutionLayers(Path path, Metadata md, String arch) {
+        if (!md.getBool(arch + ".attention.causal", true)) throw new ModelFormatException(path + ": a bidirectional " + arch + " model (an embedding model) is not supported");
+        if (md.getInt(arch + ".attention.sliding_window", 0) > 0) throw new ModelFormatException(path + ": an " + arch + " model with sliding-window attention is not supported");
+        int layers = required(md, path, arch + ".block_count");
+        int[] kvHeads = layerKvHeads(path, md, arch, layers);
+        boolean[] convolution = new boolean[layers];
+        for (int l = 0; l < layers; l++) convolution[l] = kvHeads[l] == 0;
+        return convolution;
+    }
+
+    /** The kv heads of an LFM2 model's attention layers: its array's counts other than 0, which must be one count. */
+    private static int attentionKvHeads(Path path, Metadata md, String arch) {
+        String key = arch + ".attention.head_count_kv";
+        int[] counts = java.util.Arrays.stream(layerKvHeads(path, md, arch, required(md, path, arch + ".block_count"))).filter(n -> n != 0).distinct().toArray();
+        if (counts.length != 1) throw new ModelFormatException(path + ": " + key + " gives " + (counts.length == 0 ? "no layer" : "layers " + Arrays.toString(counts)) + " kv heads; one count for the attention layers is supported");
+        return counts[0];
+    }
+
+    /** {@code attention.head_count_kv} as one count per layer, 0 to 2^16 each (a single count: every layer's). */
+    private static int[] layerKvHeads(Path path, Metadata md, String arch, int layers) {
+        String key = arch + ".attention.head_count_kv";
+        int[] counts;
+        Object value = md.get(key);
+        if (value != null && value.getClass().isArray()) {
+            counts = md.getInts(key);
+            if (counts == null) throw new ModelFormatException(path + ": " + key + " is an array of " + value.getClass().getComponentType().getSimpleName() + ", not of counts");
+            if (counts.length != layers) throw new ModelFormatException(path + ": " + key + " has " + counts.length + " counts for " + layers + " layers");
+        } else {
+            counts = new int[layers];
+            Arrays.fill(counts, required(md, path, key));
+        }
+        for (int n : counts) if (n < 0 || n > 1 << 16) throw new ModelFormatException(path + ": " + key + " holds " + n + ", not a count of kv heads");
+        return counts;
+    }
+
+    /** LFM2's convolution's taps per channel, {@code shortconv.l_cache}: 2 to 64 (its models' 3). */
+    private static int convolutionWidth(Path path, Metadata md, String arch) {
+        int width = required(md, path, arch + ".shortconv.l_cache");
+        if (width < 2 || width > 64) throw new ModelFormatException(path + ": " + arch + ".shortconv.l_cache " + width + " is not 2 to 64");
+        return width;
     }
 
     /**
@@ -342,8 +392,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             case "llama4" -> FeedForward.Routing.SIGMOID_INPUT;
             case "olmoe", "qwen2moe", "deepseek" -> FeedForward.Routing.SOFTMAX;
             case "bailingmoe" -> md.getBool(arch + ".expert_weights_norm", false) ? FeedForward.Routing.SOFTMAX_RENORMALIZED : FeedForward.Routing.SOFTMAX;
-            // MiniMax-M2's weights always renormalized, by the function its file names (sigmoids, with a selection bias)
-            case "minimax-m2" -> switch (md.getInt(arch + ".expert_gating_func", 0)) {
+            // MiniMax-M2's and LFM2-MoE's weights always renormalized, by the function the file names (sigmoids, with a selection bias)
+            case "minimax-m2", "lfm2moe" -> switch (md.getInt(arch + ".expert_gating_func", 0)) {
                 case 1 -> FeedForward.Routing.SOFTMAX_RENORMALIZED;
                 case 2 -> FeedForward.Routing.SIGMOID_RENORMALIZED;
                 default -> throw new ModelFormatException(path + ": " + arch + ".expert_gating_func " + md.getInt(arch + ".expert_gating_func", 0)
@@ -837,16 +887,17 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /** Builds the weights from tensors under GGUF names, checking every shape against the config and that every tensor is read. */
     static Llama build(Path path, Config c, Map<String, TensorData> all, OffHeap memory) {
-        return build(path, c, Gating.MIXTRAL, null, all, memory);
+        return build(path, c, Gating.MIXTRAL, null, null, 0, all, memory);
     }
 
     /**
      * {@link #build(Path, Config, Map, OffHeap)} of a model whose mixtures weigh their experts as {@code gating} says,
-     * its layers' xIELU parameters {@code xielu} (Apertus's, {@link #xielu}; null for none).
+     * its layers' xIELU parameters {@code xielu} (Apertus's, {@link #xielu}; null for none), the layers {@code
+     * convolutions} flags LFM2's convolution layers of {@code convWidth} taps (null: none).
      */
-    static Llama build(Path path, Config c, Gating gating, float[][] xielu, Map<String, TensorData> all, OffHeap memory) {
+    static Llama build(Path path, Config c, Gating gating, float[][] xielu, boolean[] convolutions, int convWidth, Map<String, TensorData> all, OffHeap memory) {
         Asked tensors = new Asked(all);
-        Llama model = build(path, c, gating, xielu, tensors, memory);
+        Llama model = build(path, c, gating, xielu, convolutions, convWidth, tensors, memory);
         List<String> unused = all.keySet().stream().filter(n -> !tensors.asked.contains(n) && !ROPE_FACTORS.contains(n)).toList();
         if (!unused.isEmpty()) throw unusedTensors(path, unused);
         return model;
@@ -882,7 +933,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
     }
 
-    private static Llama build(Path path, Config c, Gating gating, float[][] xielu, Asked tensors, OffHeap memory) {
+    private static Llama build(Path path, Config c, Gating gating, float[][] xielu, boolean[] convolutions, int convWidth, Asked tensors, OffHeap memory) {
         int dim = c.dim(), qDim = c.qDim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), vocab = c.vocabSize();
         Tensor embeddings = matrix(path, tensors, "token_embd.weight", dim, vocab);
         // a bias on the logits (which llama.cpp's qwen2vl reads where a file has one; none is converted so) would be left out
@@ -892,7 +943,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         // OLMo2's and EXAONE 4's norms after the attention and the FFN only
         boolean parallelBlocks = c.variant().parallelBlocks(), olmo2 = c.architecture().equals("olmo2") || c.architecture().equals("exaone4"),
                 postNorms = c.architecture().startsWith("gemma") || olmo2 || c.architecture().equals("glm4"), wholeNorms = c.variant().wholeQkNorms(),
-                headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3") || c.architecture().equals("exaone4")
+                headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3") || c.architecture().equals("exaone4") || convolutions != null
                         || c.architecture().equals("dots1") || c.architecture().equals("apertus") || wholeNorms,
                 gptOss = c.architecture().equals("gpt-oss"), seedOss = c.architecture().equals("seed_oss"), glm4moe = c.architecture().equals("glm4moe"), qkvBiases = c.architecture().startsWith("qwen2") || gptOss,
                 // Llama 4's layers with RoPE normalize each head's queries and keys, without weights (but Maverick's,
@@ -911,6 +962,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             boolean layerHeadNorms = headNorms || glm4moe && tensors.containsKey(p + "attn_q_norm.weight");
             Tensor gateUp = !mixture && !ungated && !tensors.containsKey(p + "ffn_gate.weight") ? matrix(path, tensors, p + "ffn_up.weight", dim, 2L * hidden) : null;
             LatentAttention latent = latentAttention ? latent(path, c, tensors, p) : null;
+            if (convolutions != null && convolutions[l]) {
+                layers[l] = convolution(path, c, tensors, p, convWidth, mixture ? mixture(path, c, gating, tensors, p) : null);
+                continue;
+            }
             layers[l] = new Layer(
                     olmo2 ? null : vector(path, tensors, p + "attn_norm.weight", dim), // OLMo2: no norms before, only after
                     latent != null ? matrix(path, tensors, p + (latent.qA() == null ? "attn_q.weight" : "attn_q_b.weight"),
@@ -938,7 +993,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     gptOss || tensors.containsKey(p + "attn_output.bias") ? vector(path, tensors, p + "attn_output.bias", dim) : null,
                     gptOss ? vector(path, tensors, p + "attn_sinks.weight", c.nHeads()) : null,
                     latent,
-                    xielu == null ? null : xielu[l]);
+                    xielu == null ? null : xielu[l], null);
             // Apertus's query and key norms' biases, which llama.cpp reads and leaves out of its norms: asked for, so not unused
             if (c.architecture().equals("apertus")) List.of("attn_q_norm.bias", "attn_k_norm.bias").forEach(n -> tensors.containsKey(p + n));
         }
@@ -951,7 +1006,25 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             classifier = new Weights.Classifier(matrix(path, tensors, "cls.output.weight", dim, labels),
                     tensors.containsKey("cls.output.bias") ? vector(path, tensors, "cls.output.bias", (int) labels) : null);
         }
-        return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, "output_norm.weight", dim), output, classifier), memory);
+        // LFM2's output norm under the name its converter gives it
+        return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, convolutions != null ? "token_embd_norm.weight" : "output_norm.weight", dim), output, classifier), memory);
+    }
+
+    /**
+     * An LFM2 convolution layer ({@link ShortConv}): its norms, {@code shortconv.in_proj}'s three parts as wq, wk and wv,
+     * {@code shortconv.out_proj} as wo, the kernel {@code shortconv.conv} [width, dim], and a dense SwiGLU (or {@code
+     * mixture}, an LFM2-MoE layer's experts).
+     */
+    private static Layer convolution(Path path, Config c, Map<String, TensorData> tensors, String p, int width, FeedForward mixture) {
+        int dim = c.dim(), hidden = c.hiddenDim();
+        Tensor in = matrix(path, tensors, p + "shortconv.in_proj.weight", dim, 3L * dim), taps = matrix(path, tensors, p + "shortconv.conv.weight", width, dim);
+        float[] kernel = new float[dim * width];
+        for (int i = 0; i < dim; i++) taps.dequantizeRow(i, kernel, i * width);
+        FeedForward ffn = mixture != null ? mixture : new FeedForward.Dense(matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
+                matrix(path, tensors, p + "ffn_down.weight", hidden, dim), matrix(path, tensors, p + "ffn_up.weight", dim, hidden));
+        return new Layer(vector(path, tensors, p + "attn_norm.weight", dim), in.rows(0, dim), in.rows(dim, dim), in.rows(2L * dim, dim),
+                matrix(path, tensors, p + "shortconv.out_proj.weight", dim, dim), vector(path, tensors, p + "ffn_norm.weight", dim), ffn,
+                null, null, null, null, null, null, null, null, null, null, null, new ShortConv(kernel, width));
     }
 
     /**

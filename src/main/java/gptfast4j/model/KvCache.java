@@ -31,6 +31,10 @@ import java.nio.channels.WritableByteChannel;
  * its key's latent part, which attention sums from the key cache's blocks ({@link VectorMath#columnSums}; a prompt's
  * blocks of four queries from rows made once per call, {@link #latentRows}), as llama.cpp's V-less cache does
  * (DeepSeek-V2-Lite's F16 cache at 4096 positions: 127 MB against 255).
+ * <p>
+ * A convolution layer's (LFM2's {@link ShortConv}) holds no keys and values but its convolution's input of each
+ * position, {@code [position][convWidth]} floats ({@link #convolving}), which a rewind, a shift and a saved cache treat
+ * as they treat keys and values: a position's row is there for as long as the position is.
  */
 public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
     /**
@@ -100,6 +104,11 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
     /** Per thread: {@link #latentRows}'s rows, and which cache, call, kv head and positions they are of. */
     private static final ThreadLocal<Head> LATENT_ROWS = ThreadLocal.withInitial(Head::new);
 
+    /** Per layer, a convolution layer's inputs by position ({@link #convolving}; null for the other layers, or all). */
+    private MemorySegment[] convRows;
+    /** The floats of one position's row in {@link #convRows}. */
+    private int convWidth;
+
     private KvCache(Config c, int nKvHeads, int contextLength, boolean keysOnly) {
         this.contextLength = contextLength;
         this.headDim = c.headDim();
@@ -133,6 +142,39 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
     }
 
     public abstract Type type();
+
+    /**
+     * Makes room for the inputs of the convolution layers {@code layers} flags, {@code width} floats a position each
+     * (taking memory only for the positions written, as the converted types' caches do); their keys and values are
+     * neither stored nor written.
+     */
+    final void convolving(boolean[] layers, int width) {
+        convRows = new MemorySegment[layers.length];
+        convWidth = width;
+        for (int l = 0; l < layers.length; l++) if (layers[l]) convRows[l] = OffHeap.allocatePages(4L * contextLength * width);
+    }
+
+    /** Whether {@code layer} is a convolution layer, whose rows this cache holds in place of keys and values. */
+    private boolean convolves(int layer) {
+        return convRows != null && convRows[layer] != null;
+    }
+
+    /** Stores the convolution input of position {@code pos} of {@code layer}, {@code x[offset .. + convWidth)}. */
+    final void storeConv(int layer, int pos, float[] x, int offset) {
+        MemorySegment.copy(x, offset, convRows[layer], java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, 4L * pos * convWidth, convWidth);
+    }
+
+    /** Element {@code i} of position {@code pos}'s convolution input in {@code layer}. */
+    final float conv(int layer, int pos, int i) {
+        return convRows[layer].getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, (long) pos * convWidth + i);
+    }
+
+    /** Bytes the convolution layers' rows take for the whole context. */
+    final long convBytes() {
+        long bytes = 0;
+        for (int l = 0; convRows != null && l < convRows.length; l++) if (convolves(l)) bytes += convRows[l].byteSize();
+        return bytes;
+    }
 
     /** The positions the key cache has room for: the context in whole blocks. */
     final int keyPositions() {
@@ -178,6 +220,11 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         Parallel.run(layers, 1, (from, to) -> {
             float[] k = new float[kvDim], v = new float[kvDim];
             for (int l = from; l < to; l++) {
+                if (convolves(l)) {
+                    MemorySegment rows = convRows[l];
+                    MemorySegment.copy(rows, 4L * (keep + discard) * convWidth, rows, 4L * keep * convWidth, 4L * (end - keep - discard) * convWidth);
+                    continue;
+                }
                 // upwards: each position is read before a later one is written over it
                 for (int p = keep + discard; p < end; p++) {
                     load(l, p, k, v);
@@ -196,10 +243,14 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
      * stand for; {@link #read} puts back the same bits: KvCacheTest).
      */
     final void write(WritableByteChannel out, int layers, int positions) throws IOException {
-        ByteBuffer bytes = ByteBuffer.allocate(layers * positionBytes()).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer bytes = ByteBuffer.allocate(Math.toIntExact(bytesPerPosition(layers))).order(ByteOrder.LITTLE_ENDIAN);
         for (int p = 0; p < positions; p++) {
             bytes.clear();
             for (int l = 0; l < layers; l++) {
+                if (convolves(l)) {
+                    for (int i = 0; i < convWidth; i++) bytes.putFloat(conv(l, p, i));
+                    continue;
+                }
                 putKey(l, p, bytes);
                 if (!keysOnly) putValue(l, p, bytes);
             }
@@ -210,7 +261,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
 
     /** {@link #write}'s inverse: positions {@code 0 .. positions} of every layer from {@code in}; an {@link EOFException} where it ends first. */
     final void read(ReadableByteChannel in, int layers, int positions) throws IOException {
-        ByteBuffer bytes = ByteBuffer.allocate(layers * positionBytes()).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer bytes = ByteBuffer.allocate(Math.toIntExact(bytesPerPosition(layers))).order(ByteOrder.LITTLE_ENDIAN);
         for (int p = 0; p < positions; p++) {
             bytes.clear();
             while (bytes.hasRemaining()) {
@@ -218,15 +269,21 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
             }
             bytes.flip();
             for (int l = 0; l < layers; l++) {
+                if (convolves(l)) {
+                    for (int i = 0; i < convWidth; i++) convRows[l].setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, (long) p * convWidth + i, bytes.getFloat());
+                    continue;
+                }
                 getKey(l, p, bytes);
                 if (!keysOnly) getValue(l, p, bytes);
             }
         }
     }
 
-    /** Bytes {@link #write} gives one position of one layer: a key's and a value's in their types' bytes. */
-    final int positionBytes() {
-        return Math.toIntExact(rowBytes(type().keys()) + (keysOnly ? 0 : rowBytes(type().values())));
+    /** Bytes {@link #write} gives one position of layers {@code 0 .. layers}: a key's and a value's in their types' bytes, or a convolution layer's floats. */
+    final long bytesPerPosition(int layers) {
+        long keyValue = rowBytes(type().keys()) + (keysOnly ? 0 : rowBytes(type().values())), bytes = 0;
+        for (int l = 0; l < layers; l++) bytes += convolves(l) ? 4L * convWidth : keyValue;
+        return bytes;
     }
 
     /** Bytes of kvDim values of {@code e}, as a GGUF row holds them. */

@@ -23,15 +23,17 @@ import gptfast4j.tensor.Tensor;
  * (taking a share of the weights, given to no position). {@code latent}: DeepSeek-V2's multi-head latent attention,
  * whose wk is its latent's projection and which has no wv (null); null in the others. {@code xielu}: Apertus's xIELU
  * parameters, {@code [alphaN, alphaP, beta, eps]} as {@link gptfast4j.tensor.VectorMath#xielu} takes them; null in the others.
+ * {@code shortConv}: an LFM2 convolution layer's kernel, where its wq, wk and wv are the three parts of {@code
+ * shortconv.in_proj} (each [dim, dim]) and its wo {@code shortconv.out_proj} ({@link ShortConv}); null in attention layers.
  */
 public record Layer(float[] attentionNorm, Tensor wq, Tensor wk, Tensor wv, Tensor wo,
                     float[] ffnNorm, FeedForward feedForward, float[] qNorm, float[] kNorm,
                     float[] qBias, float[] kBias, float[] vBias, float[] postAttentionNorm, float[] postFfnNorm,
-                    float[] outputBias, float[] sinks, LatentAttention latent, float[] xielu) {
+                    float[] outputBias, float[] sinks, LatentAttention latent, float[] xielu, ShortConv shortConv) {
 
     /** This layer with other matrices (a copy's), its vectors the same. */
     Layer with(Tensor wq, Tensor wk, Tensor wv, Tensor wo, FeedForward feedForward, LatentAttention latent) {
         return new Layer(attentionNorm, wq, wk, wv, wo, ffnNorm, feedForward, qNorm, kNorm, qBias, kBias, vBias, postAttentionNorm, postFfnNorm,
-                outputBias, sinks, latent, xielu);
+                outputBias, sinks, latent, xielu, shortConv);
     }
 }

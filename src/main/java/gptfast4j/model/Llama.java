@@ -429,58 +429,68 @@ public final class Llama {
             s.layer = l;
             // attention: x += wo · attention(rope(wq · h), rope(wk · h), wv · h), h = rmsnorm(x) * attentionNorm
             eachToken(n, s.attentionNorm);
-            // a latent attention's last layer runs whole or not at all (its per-head products are not split by token)
-            int partFrom = l == c.nLayers() - 1 ? lastLayerFrom(n, nLogits, layer.feedForward() instanceof FeedForward.Dense && layer.latent() == null) : 0;
-            if (seen != null && layer.latent() == null) {
-                if (partFrom == 0) seen.inputs(layer.wq(), s.xb, n);
-                seen.inputs(layer.wk(), s.xb, n);
-                seen.inputs(layer.wv(), s.xb, n);
-            }
-            if (layer.latent() != null) {
-                latentProjections(s, layer, n, exact, partFrom == n);
-                if (partFrom == n) {
-                    eachToken(n, s.cacheKeys);
-                    return;
-                }
-                eachToken(n, s.rotateAndCache);
-            } else if (partFrom == 0) {
-                s.sharedInput.matmul(s.xb, n, exact, layer.wq(), s.q, layer.wk(), s.k, layer.wv(), s.v);
-                if (lora != null) adapted(l, n, s, true, true);
-                eachToken(n, s.rotateAndCache);
-            } else {
-                // the last layer: every token's key and value for the cache, the rest for tokens partFrom..n only
-                s.sharedInput.matmul(s.xb, n, exact, layer.wk(), s.k, layer.wv(), s.v);
-                if (lora != null) adapted(l, n, s, false, true);
-                eachToken(n, s.cacheKeys);
-                if (partFrom == n) return; // no logits wanted of this batch (a long prompt's earlier part)
-                n -= partFrom;
-                System.arraycopy(s.x, partFrom * dim, s.x, 0, n * dim);
-                System.arraycopy(s.xb, partFrom * dim, s.xb, 0, n * dim);
-                if (c.variant().parallelBlocks()) System.arraycopy(s.ffnInput, partFrom * dim, s.ffnInput, 0, n * dim);
-                s.startPos = startPos + partFrom;
-                s.batch = n;
-                if (seen != null) seen.inputs(layer.wq(), s.xb, n);
-                layer.wq().matmul(s.xb, n, s.q, s.qDim, exact);
-                if (lora != null) adapted(l, n, s, true, false);
-                eachToken(n, s.rotateQueries);
-            }
-            s.attentionCall = ATTENTION_CALLS.incrementAndGet();
-            // a batch's blocks of four queries a head at a time, the rest of its tokens (a decode step's) by headsPerCall
-            int blocked = blockedTokens(n);
-            if (blocked > 0) Parallel.run(tp.heads, 1, s.blockedHeads);
-            if (blocked < n) Parallel.run(tp.heads, headsPerCall(), s.tokenHeads);
-            if (!tp.whole()) tp.group.gather(s.heads, s.attended, c.qDim(), n, tp.qStarts);
             float[] attended = s.attended;
-            if (layer.latent() != null) {
-                LatentAttention a = layer.latent();
-                // llama.cpp decompresses a fused up-projection's keys and values before the attention: no product of vB
-                if (seen != null && !a.fused()) seen.inputs(a.vB().name, c.nHeads() * a.rank(), gather(s.heads, n * c.nHeads(), c.headDim(), a.rope(), a.rank()), n);
-                Parallel.run(c.nHeads(), 1, s.latentValues);
-                attended = s.latentValueHeads;
+            if (layer.shortConv() != null) {
+                // LFM2's convolution in place of attention: b, c, x = in_proj · h; the cache keeps b * x; y = c * conv(b * x)
+                if (seen != null) seen.inputs(layer.wq(), s.xb, n);
+                s.sharedInput.matmul(s.xb, n, exact, layer.wq(), s.q, layer.wk(), s.k, layer.wv(), s.v);
+                eachToken(n, s.convolutionInputs);
+                if (l == c.nLayers() - 1 && nLogits == 0) return; // no logits wanted of this batch (a long prompt's earlier part)
+                eachToken(n, s.convolve);
+            } else {
+                // a latent attention's last layer runs whole or not at all (its per-head products are not split by token)
+                int partFrom = l == c.nLayers() - 1 ? lastLayerFrom(n, nLogits, layer.feedForward() instanceof FeedForward.Dense && layer.latent() == null) : 0;
+                if (seen != null && layer.latent() == null) {
+                    if (partFrom == 0) seen.inputs(layer.wq(), s.xb, n);
+                    seen.inputs(layer.wk(), s.xb, n);
+                    seen.inputs(layer.wv(), s.xb, n);
+                }
+                if (layer.latent() != null) {
+                    latentProjections(s, layer, n, exact, partFrom == n);
+                    if (partFrom == n) {
+                        eachToken(n, s.cacheKeys);
+                        return;
+                    }
+                    eachToken(n, s.rotateAndCache);
+                } else if (partFrom == 0) {
+                    s.sharedInput.matmul(s.xb, n, exact, layer.wq(), s.q, layer.wk(), s.k, layer.wv(), s.v);
+                    if (lora != null) adapted(l, n, s, true, true);
+                    eachToken(n, s.rotateAndCache);
+                } else {
+                    // the last layer: every token's key and value for the cache, the rest for tokens partFrom..n only
+                    s.sharedInput.matmul(s.xb, n, exact, layer.wk(), s.k, layer.wv(), s.v);
+                    if (lora != null) adapted(l, n, s, false, true);
+                    eachToken(n, s.cacheKeys);
+                    if (partFrom == n) return; // no logits wanted of this batch (a long prompt's earlier part)
+                    n -= partFrom;
+                    System.arraycopy(s.x, partFrom * dim, s.x, 0, n * dim);
+                    System.arraycopy(s.xb, partFrom * dim, s.xb, 0, n * dim);
+                    if (c.variant().parallelBlocks()) System.arraycopy(s.ffnInput, partFrom * dim, s.ffnInput, 0, n * dim);
+                    s.startPos = startPos + partFrom;
+                    s.batch = n;
+                    if (seen != null) seen.inputs(layer.wq(), s.xb, n);
+                    layer.wq().matmul(s.xb, n, s.q, s.qDim, exact);
+                    if (lora != null) adapted(l, n, s, true, false);
+                    eachToken(n, s.rotateQueries);
+                }
+                s.attentionCall = ATTENTION_CALLS.incrementAndGet();
+                // a batch's blocks of four queries a head at a time, the rest of its tokens (a decode step's) by headsPerCall
+                int blocked = blockedTokens(n);
+                if (blocked > 0) Parallel.run(tp.heads, 1, s.blockedHeads);
+                if (blocked < n) Parallel.run(tp.heads, headsPerCall(), s.tokenHeads);
+                if (!tp.whole()) tp.group.gather(s.heads, s.attended, c.qDim(), n, tp.qStarts);
+                attended = s.attended;
+                if (layer.latent() != null) {
+                    LatentAttention a = layer.latent();
+                    // llama.cpp decompresses a fused up-projection's keys and values before the attention: no product of vB
+                    if (seen != null && !a.fused()) seen.inputs(a.vB().name, c.nHeads() * a.rank(), gather(s.heads, n * c.nHeads(), c.headDim(), a.rope(), a.rank()), n);
+                    Parallel.run(c.nHeads(), 1, s.latentValues);
+                    attended = s.latentValueHeads;
+                }
             }
             if (seen != null) seen.inputs(layer.wo(), attended, n);
             layer.wo().matmul(attended, n, s.xb2Part, s.dimPart, exact);
-            if (lora != null) lora.add(lora.delta(l, Lora.Target.O), attended, (int) layer.wo().cols, n, s.xb2Part, s.dimPart, s);
+            if (lora != null && layer.shortConv() == null) lora.add(lora.delta(l, Lora.Target.O), attended, (int) layer.wo().cols, n, s.xb2Part, s.dimPart, s);
             if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, n, tp.dimStarts);
             // feed-forward: x += ffn(rmsnorm(x) * ffnNorm), after the attention's residual (Gemma's outputs each
             // normalized first, by postAttentionNorm and postFfnNorm)
@@ -721,6 +731,36 @@ public final class Llama {
      * Tokens {@code [t0, t1)}: the attention's residual {@code x += xb2} ({@code xb2 = rmsnorm(xb2) * postAttentionNorm}
      * first where the layer has that norm), then {@code xb = rmsnorm(x) * ffnNorm}.
      */
+    /** Tokens t0..t1 of a convolution layer: b * x (in place of x, s.v) into the cache at each token's position. */
+    private void convolutionInputs(State s, int t0, int t1) {
+        int dim = config.dim();
+        for (int t = t0; t < t1; t++) {
+            for (int i = t * dim; i < (t + 1) * dim; i++) s.v[i] *= s.q[i];
+            (s.perToken ? s.tokenKv[t] : s.kv).storeConv(s.layer, s.position(t), s.v, t * dim);
+        }
+    }
+
+    /**
+     * Tokens t0..t1 of a convolution layer, once every token's input is in the cache: each channel's taps over its
+     * position and the ones before it (those before position 0 zero), summed oldest first as ggml's ssm_conv sums
+     * them, times c (s.k), into the attended rows that out_proj (wo) reads.
+     */
+    private void convolve(State s, int t0, int t1) {
+        int dim = config.dim(), l = s.layer;
+        ShortConv conv = weights.layers()[l].shortConv();
+        int width = conv.width();
+        float[] kernel = conv.kernel();
+        for (int t = t0; t < t1; t++) {
+            KvCache kv = s.perToken ? s.tokenKv[t] : s.kv;
+            int first = s.position(t) - (width - 1);
+            for (int i = 0; i < dim; i++) {
+                float sum = 0f;
+                for (int j = Math.max(0, -first); j < width; j++) sum += kv.conv(l, first + j, i) * kernel[i * width + j];
+                s.attended[t * dim + i] = s.k[t * dim + i] * sum;
+            }
+        }
+    }
+
     private void residualAndFfnNorm(State s, int t0, int t1) {
         Layer layer = weights().layers()[s.layer];
         int dim = config.dim();
@@ -1263,7 +1303,7 @@ public final class Llama {
 
         /** The KV cache's size. */
         public long kvBytes() {
-            return kv.bytes();
+            return kv.bytes() + kv.convBytes();
         }
 
         /**
@@ -1285,7 +1325,7 @@ public final class Llama {
 
         /** Bytes {@link #writeCache} writes per position. */
         public long cacheBytesPerPosition() {
-            return (long) model.config.nLayers() * kv.positionBytes();
+            return kv.bytesPerPosition(model.config.nLayers());
         }
 
         private void checkCachePositions(int positions) {
@@ -1346,7 +1386,7 @@ public final class Llama {
             return model;
         }
         final Parallel.RangeTask attentionNorm, rotateAndCache, cacheKeys, rotateQueries, blockedHeads, tokenHeads, residualAndFfnNorm, gate, ffnResidual,
-                latentKeys, absorbQueries, latentValues;
+                latentKeys, absorbQueries, latentValues, convolutionInputs, convolve;
         /**
          * A latent attention's (LatentAttention; empty elsewhere): wq's queries [batch, heads * (nope + rope)], qA's
          * [batch, qRank], wk's latents and rotated keys [batch, rank + rope], the heads' outputs through vB [batch, heads *
@@ -1391,9 +1431,13 @@ public final class Llama {
             xb = new float[maxBatch * c.dim()];
             xb2 = new float[maxBatch * c.dim()];
             ffnInput = new float[c.variant().parallelBlocks() ? maxBatch * c.dim() : 0];
-            q = new float[maxBatch * qDim];
-            k = new float[maxBatch * kvDim];
-            v = new float[maxBatch * kvDim];
+            // a convolution layer's b, c and x (ShortConv) in q, k and v, each dim wide
+            boolean[] convolutions = new boolean[c.nLayers()];
+            for (int l = 0; l < c.nLayers(); l++) convolutions[l] = model.weights().layers()[l].shortConv() != null;
+            int convWidth = java.util.stream.IntStream.range(0, c.nLayers()).anyMatch(l -> convolutions[l]) ? c.dim() : 0;
+            q = new float[maxBatch * Math.max(qDim, convWidth)];
+            k = new float[maxBatch * Math.max(kvDim, convWidth)];
+            v = new float[maxBatch * Math.max(kvDim, convWidth)];
             hb = new float[maxBatch * hiddenPart];
             hb2 = new float[maxBatch * hiddenPart];
             logits = new float[maxLogits * c.vocabSize()];
@@ -1405,6 +1449,7 @@ public final class Llama {
             logitsPart = whole ? logits : new float[maxLogits * vocabPart];
             // a latent attention's values are its keys' latent parts: the cache holds them once
             kv = KvCache.of(kvType, c, tp.kvHeads, contextLength, java.util.Arrays.stream(model.weights().layers()).allMatch(l -> l.latent() != null));
+            if (convWidth > 0) kv.convolving(convolutions, convWidth);
             att = new float[tp.heads * VectorMath.QUERIES * kv.keyPositions()];
             rope = new Rope(c, contextLength, false);
             // sliding layers rotated as the others where their base is not their own (gpt-oss's)
@@ -1446,6 +1491,8 @@ public final class Llama {
             latentKeys = (t0, t1) -> model.latentKeys(this, t0, t1);
             absorbQueries = (h0, h1) -> model.absorbQueries(this, h0, h1);
             latentValues = (h0, h1) -> model.expandValues(this, h0, h1);
+            convolutionInputs = (t0, t1) -> model.convolutionInputs(this, t0, t1);
+            convolve = (t0, t1) -> model.convolve(this, t0, t1);
         }
     }
 }

@@ -178,6 +178,8 @@ public final class Lora {
                 }
                 Layer l = w.layers()[layer];
                 if (l.latent() != null) throw new ModelFormatException(path + ": a LoRA of '" + name + "', a latent attention's, which this version does not adapt");
+                // an LFM2 convolution layer's wq, wk, wv and wo are parts of shortconv's in_proj and its out_proj, no attn_* tensors
+                if (l.shortConv() != null && target.ordinal() <= Target.O.ordinal()) throw new ModelFormatException(path + ": a LoRA of '" + name + "', which the model does not have (a convolution layer)");
                 if (target.ordinal() >= Target.GATE_EXPERTS.ordinal()) {
                     if (!(l.feedForward() instanceof FeedForward.MoE moe)) throw new ModelFormatException(path + ": a LoRA of '" + name + "', which the model does not have");
                     Tensor[] bases = target == Target.GATE_EXPERTS ? moe.w1() : target == Target.UP_EXPERTS ? moe.w3() : moe.w2();

@@ -152,6 +152,28 @@ class GenerateCommandTest {
     }
 
     /**
+     * An LFM2 model's greedy text (Lfm2Test's random model, its default F16 cache) is llama-completion de3ff81's
+     * ({@code -p 'Once upon a time' -n 40 --temp 0}), and the same with prompt-lookup speculation (its every draft
+     * rejected here: each rewinds the convolutions' inputs as it rewinds keys and values), with the model as its own
+     * draft, and with an F32 cache.
+     */
+    @Test
+    void lfm2GreedyTextIsLlamaCompletions(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path file = dir.resolve("lfm2-mini.gguf");
+        gptfast4j.model.Lfm2Test.write(dir.resolve("llama.gguf"), file);
+        String expected = "Once upon a time\u8fd0 length\u0144skimilda HoustonMain\u0435\u043d\u044catesUSERCla Cooper \u0432\u044b\u0441\u0442\u0443\u043f\u0430 november Amy Corpor "
+                + "H\u00f6heris Sud Ng\u0105c <!beg\u8853 trap awful \u043e\u0440\u0433\u0430\u043dningar\u0431\u0456\u010den physicsThreadPool "
+                + "\u0440\u0430\u0439\u043e\u043d\u0443webpackPropattach {% votingpreviousvirifik";
+        for (String[] extra : new String[][]{{}, {"--lookup", "2"}, {"--draft-checkpoint", file.toString()}, {"--kv-cache", "f32"}}) {
+            String[] args = java.util.stream.Stream.concat(java.util.stream.Stream.of("generate", "--checkpoint", file.toString(), "--prompt", "Once upon a time",
+                    "--max-new-tokens", "40", "--temperature", "0"), java.util.Arrays.stream(extra)).toArray(String[]::new);
+            ErrorsTest.Outcome o = ErrorsTest.run(args);
+            assertEquals(0, o.exit(), o.err());
+            assertEquals(expected, o.out().strip(), String.join(" ", extra));
+        }
+    }
+
+    /**
      * {@code --verbose-prompt} lists the prompt's tokens in order: llama.cpp's ids for "Lily and Tom" (the shared
      * references'), each with its text; refused with {@code --interactive}.
      */

@@ -90,6 +90,14 @@ class DecodeAllocationTest {
         return gptfast4j.tensor.GGMLType.valueOf(e.name()).blockSize;
     }
 
+    /** LFM2's convolution layers' decode steps (their inputs stored, their taps summed) allocate nothing either. */
+    @Test
+    void decodeStepsOfConvolutionsAllocateNothing(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path file = dir.resolve("lfm2-mini.gguf");
+        Lfm2Test.write(dir.resolve("llama.gguf"), file);
+        assertDecodeAllocatesNothing(Checkpoint.load(file, null).model());
+    }
+
     private static void assertDecodeAllocatesNothing(Llama model) {
         assertDecodeAllocatesNothing(model, KvCache.Type.F32);
     }

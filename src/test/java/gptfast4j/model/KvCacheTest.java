@@ -230,10 +230,10 @@ class KvCacheTest {
         cache.write(java.nio.channels.Channels.newChannel(bytes), layers, n);
         byte[] written = bytes.toByteArray();
         org.junit.jupiter.api.Assertions.assertEquals(gptfast4j.tensor.GGMLType.valueOf(type.keys().name()).bytesFor(kvDim)
-                + gptfast4j.tensor.GGMLType.valueOf(type.values().name()).bytesFor(kvDim), cache.positionBytes(), type.option());
-        org.junit.jupiter.api.Assertions.assertEquals((long) n * layers * cache.positionBytes(), written.length);
+                + gptfast4j.tensor.GGMLType.valueOf(type.values().name()).bytesFor(kvDim), cache.bytesPerPosition(1), type.option());
+        org.junit.jupiter.api.Assertions.assertEquals((long) n * cache.bytesPerPosition(layers), written.length);
         copy.read(java.nio.channels.Channels.newChannel(new java.io.ByteArrayInputStream(written)), layers, n);
-        start.read(java.nio.channels.Channels.newChannel(new java.io.ByteArrayInputStream(written, 0, first * layers * cache.positionBytes())), layers, first);
+        start.read(java.nio.channels.Channels.newChannel(new java.io.ByteArrayInputStream(written, 0, Math.toIntExact(first * cache.bytesPerPosition(layers)))), layers, first);
         float[][] read = new float[6][kvDim];
         for (int l = 0; l < layers; l++) {
             for (int p = 0; p < n; p++) {
