@@ -727,10 +727,6 @@ public final class Llama {
         }
     }
 
-    /**
-     * Tokens {@code [t0, t1)}: the attention's residual {@code x += xb2} ({@code xb2 = rmsnorm(xb2) * postAttentionNorm}
-     * first where the layer has that norm), then {@code xb = rmsnorm(x) * ffnNorm}.
-     */
     /** Tokens t0..t1 of a convolution layer: b * x (in place of x, s.v) into the cache at each token's position. */
     private void convolutionInputs(State s, int t0, int t1) {
         int dim = config.dim();
@@ -761,6 +757,10 @@ public final class Llama {
         }
     }
 
+    /**
+     * Tokens {@code [t0, t1)}: the attention's residual {@code x += xb2} ({@code xb2 = rmsnorm(xb2) * postAttentionNorm}
+     * first where the layer has that norm), then {@code xb = rmsnorm(x) * ffnNorm}.
+     */
     private void residualAndFfnNorm(State s, int t0, int t1) {
         Layer layer = weights().layers()[s.layer];
         int dim = config.dim();
