@@ -50,7 +50,9 @@ public record ModelShape(String name, int dim, int hiddenDim, int layers, int he
             new ModelShape("qwen1.5-moe-a2.7b", 2048, 1408, 24, 16, 16, 151936, 8192, 1e6f, 1e-6f, false, 0, 60, 4, 128, "qwen2moe"),
             // DeepSeek-V2-Lite: 27 layers, the first dense (10944 wide), the others 64 experts 1408 wide, 6 used, beside
             // two shared; 16 heads of latent attention (a latent of 512, heads of 128 + 64 rotated), YaRN x40 of 4096
-            new ModelShape("deepseek-v2-lite", 2048, 1408, 27, 16, 1, 102400, 163840, 10000, 1e-6f, false, 0, 64, 6, 128, "deepseek2"));
+            new ModelShape("deepseek-v2-lite", 2048, 1408, 27, 16, 1, 102400, 163840, 10000, 1e-6f, false, 0, 64, 6, 128, "deepseek2"),
+            // LFM2-1.2B: 16 layers, 10 of them convolutions, 6 attention (32 heads of 64 sharing 8 kv heads), tied embeddings of 65536 tokens
+            new ModelShape("lfm2-1.2b", 2048, 8192, 16, 32, 8, 65536, 128000, 1e6f, 1e-5f, true, 0, 0, 0, 64, "lfm2"));
 
     public static ModelShape named(String name) {
         for (ModelShape s : ALL) if (s.name.equalsIgnoreCase(name)) return s;

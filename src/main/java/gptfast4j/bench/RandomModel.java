@@ -31,7 +31,10 @@ import java.util.function.LongConsumer;
  * mixture's its per-head query and key norms and its experts' width, its vocabulary Llama-3's padded likewise; a
  * Qwen2 mixture's its query, key and value biases and its gated shared expert, four experts wide; DeepSeek-V2-Lite's
  * its latent attention (the up-projection split, as llama.cpp's converter now writes it), its dense first layer, its
- * two shared experts and YaRN, its vocabulary (102400, no such tokenizer at hand) Llama-2's padded as Gemma's size is.
+ * two shared experts and YaRN, its vocabulary (102400, no such tokenizer at hand) Llama-2's padded as Gemma's size is;
+ * LFM2-1.2B's its convolution layers (all but {@link #LFM2_ATTENTION}: {@code shortconv.*}, 3 taps) and its attention
+ * layers' query and key norms, its output norm under its converter's name, its vocabulary (65536, a byte-level BPE not
+ * at hand) Llama-2's padded likewise.
  */
 public final class RandomModel {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -83,6 +86,12 @@ public final class RandomModel {
             md.put(a + "rope.scaling.original_context_length", Metadata.Value.uint32(4096));
             md.put(a + "rope.scaling.yarn_log_multiplier", Metadata.Value.float32(0.0707f));
         }
+        if (arch.equals("lfm2")) {
+            int[] kvHeads = new int[s.layers()];
+            for (int l = 0; l < kvHeads.length; l++) kvHeads[l] = LFM2_ATTENTION.contains(l) ? s.kvHeads() : 0;
+            md.put("lfm2.attention.head_count_kv", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.UINT32, kvHeads));
+            md.put("lfm2.shortconv.l_cache", Metadata.Value.uint32(3));
+        }
         if (arch.equals("gpt-oss")) {
             // gpt-oss-20b's: its experts' width, a window of 128 positions on every other layer, YaRN x32 of 4096
             md.put("gpt-oss.expert_feed_forward_length", Metadata.Value.uint32(s.hiddenDim()));
@@ -107,7 +116,8 @@ public final class RandomModel {
         int dim = s.dim(), qDim = s.heads() * s.headDim(), kvDim = s.kvHeads() * s.headDim(), hidden = s.hiddenDim();
         // MXFP4: the experts', the other matrices Q8_0 (llama.cpp's MXFP4_MOE)
         GGMLType type = asked == GGMLType.MXFP4 ? GGMLType.Q8_0 : asked, expertType = asked;
-        boolean gptOss = s.architecture().equals("gpt-oss"), qwen2moe = s.architecture().equals("qwen2moe"), deepseek2 = s.architecture().equals("deepseek2");
+        boolean gptOss = s.architecture().equals("gpt-oss"), qwen2moe = s.architecture().equals("qwen2moe"), deepseek2 = s.architecture().equals("deepseek2"),
+                lfm2 = s.architecture().equals("lfm2");
         tensors.add(matrix("token_embd.weight", type, dim, s.vocab(), 1.0));
         if (s.ropeScaling() > 0) {
             float[] factors = Checkpoint.llama3RopeFactors(s.ropeScaling(), 1, 4, 8192, s.ropeTheta(), s.headDim());
@@ -117,8 +127,12 @@ public final class RandomModel {
         for (int l = 0; l < s.layers(); l++) {
             String p = "blk." + l + ".";
             tensors.add(ones(p + "attn_norm.weight", dim));
-            boolean phi3 = s.architecture().equals("phi3");
-            if (deepseek2) {
+            boolean phi3 = s.architecture().equals("phi3"), convolution = lfm2 && !LFM2_ATTENTION.contains(l);
+            if (convolution) {
+                tensors.add(matrix(p + "shortconv.in_proj.weight", type, dim, 3L * dim, 1 / Math.sqrt(dim)));
+                tensors.add(tensor(p + "shortconv.conv.weight", GGMLType.F32, new long[]{3, dim}, 1 / Math.sqrt(3)));
+                tensors.add(matrix(p + "shortconv.out_proj.weight", type, dim, dim, 1 / Math.sqrt(dim)));
+            } else if (deepseek2) {
                 // heads of headDim non-rotated and LATENT_ROPE rotated elements, values headDim wide
                 int heads = s.heads(), nope = s.headDim(), width = nope + LATENT_ROPE;
                 tensors.add(matrix(p + "attn_q.weight", type, dim, (long) heads * width, 1 / Math.sqrt(dim)));
@@ -134,7 +148,7 @@ public final class RandomModel {
                 tensors.add(matrix(p + "attn_k.weight", type, dim, kvDim, 1 / Math.sqrt(dim)));
                 tensors.add(matrix(p + "attn_v.weight", type, dim, kvDim, 1 / Math.sqrt(dim)));
             }
-            if (!deepseek2) tensors.add(matrix(p + "attn_output.weight", type, qDim, dim, 1 / Math.sqrt(qDim)));
+            if (!deepseek2 && !convolution) tensors.add(matrix(p + "attn_output.weight", type, qDim, dim, 1 / Math.sqrt(qDim)));
             // gpt-oss's biases (small), its sinks, and its FFN norm under the name of a post-attention norm
             if (qwen2moe) {
                 tensors.add(tensor(p + "attn_q.bias", GGMLType.F32, new long[]{qDim}, 0.01));
@@ -149,7 +163,7 @@ public final class RandomModel {
                 tensors.add(ones(p + "attn_sinks.weight", s.heads()));
             }
             tensors.add(ones(p + (gptOss ? "post_attention_norm.weight" : "ffn_norm.weight"), dim));
-            if (s.architecture().equals("gemma3") || s.architecture().equals("qwen3moe")) {
+            if (s.architecture().equals("gemma3") || s.architecture().equals("qwen3moe") || lfm2 && !convolution) {
                 tensors.add(ones(p + "attn_q_norm.weight", s.headDim()));
                 tensors.add(ones(p + "attn_k_norm.weight", s.headDim()));
             }
@@ -195,7 +209,7 @@ public final class RandomModel {
                 tensors.add(matrix(p + "ffn_down.weight", type, hidden, dim, 1 / Math.sqrt(hidden)));
             }
         }
-        tensors.add(ones("output_norm.weight", dim));
+        tensors.add(ones(lfm2 ? "token_embd_norm.weight" : "output_norm.weight", dim));
         if (!s.tiedEmbeddings()) tensors.add(matrix("output.weight", type, dim, s.vocab(), 1 / Math.sqrt(dim)));
         return tensors;
     }
@@ -208,15 +222,15 @@ public final class RandomModel {
     /**
      * GGUF tokenizer keys: Llama-2's SentencePiece vocabulary for 32000, the Llama-3 vocabulary for 128256, for 32064
      * Phi-3's (Llama-2's and its added tokens: {@code <|endoftext|>}, the chat markers, then padding), and for 262144
-     * and 102400 (Gemma's and DeepSeek's sizes; no such tokenizer is at hand) Llama-2's followed by {@code <unused0>} ... tokens of llama.cpp's
+     * 102400 and 65536 (Gemma's, DeepSeek's and LFM2's sizes; no such tokenizer is at hand) Llama-2's followed by {@code <unused0>} ... tokens of llama.cpp's
      * type unused, as Gemma's own vocabulary has thousands of, which text never tokenizes into.
      */
     static Map<String, Metadata.Value> tokenizerMetadata(int vocab, Path sharedTokenizers) {
         Map<String, Metadata.Value> md = new LinkedHashMap<>();
-        if (vocab == 32000 || vocab == PHI3_VOCAB || vocab == GEMMA_VOCAB || vocab == DEEPSEEK_VOCAB) {
+        if (vocab == 32000 || vocab == PHI3_VOCAB || vocab == GEMMA_VOCAB || vocab == DEEPSEEK_VOCAB || vocab == LFM2_VOCAB) {
             md.putAll(Tokenizers.load(sharedTokenizers.resolve("llama2-tokenizer.model")).ggufMetadata());
             if (vocab == PHI3_VOCAB) pad(md, PHI3_ADDED, TokenType.CONTROL, vocab, "[PAD%d]", TokenType.UNKNOWN);
-            if (vocab == GEMMA_VOCAB || vocab == DEEPSEEK_VOCAB) pad(md, new String[0], 0, vocab, "<unused%d>", UNUSED_TYPE);
+            if (vocab == GEMMA_VOCAB || vocab == DEEPSEEK_VOCAB || vocab == LFM2_VOCAB) pad(md, new String[0], 0, vocab, "<unused%d>", UNUSED_TYPE);
             md.put("tokenizer.ggml.bos_token_id", Metadata.Value.uint32(1));
             md.put("tokenizer.ggml.eos_token_id", Metadata.Value.uint32(2));
             md.put("tokenizer.ggml.unknown_token_id", Metadata.Value.uint32(0));
@@ -236,7 +250,10 @@ public final class RandomModel {
 
     /** A Qwen2-MoE shape's shared expert's width in experts' widths (Qwen1.5-MoE-A2.7B's: 5632 = 4 x 1408). */
     private static final int QWEN2MOE_SHARED = 4;
-    private static final int PHI3_VOCAB = 32064, GEMMA_VOCAB = 262144, GPT_OSS_VOCAB = 201088, QWEN_VOCAB = 151936, DEEPSEEK_VOCAB = 102400, UNUSED_TYPE = 5;
+    private static final int PHI3_VOCAB = 32064, GEMMA_VOCAB = 262144, GPT_OSS_VOCAB = 201088, QWEN_VOCAB = 151936, DEEPSEEK_VOCAB = 102400, LFM2_VOCAB = 65536,
+            UNUSED_TYPE = 5;
+    /** LFM2-1.2B's attention layers; the others are convolutions. */
+    private static final java.util.Set<Integer> LFM2_ATTENTION = java.util.Set.of(2, 5, 8, 10, 12, 14);
     /** DeepSeek-V2-Lite's dense first layer's width, its shared experts, its latent's width and its heads' rotated elements. */
     private static final int DEEPSEEK_DENSE = 10944, DEEPSEEK_SHARED = 2, LATENT_RANK = 512, LATENT_ROPE = 64;
     /** llama.cpp's file type of a mixture whose experts are MXFP4 ({@code LLAMA_FTYPE_MOSTLY_MXFP4_MOE}). */

@@ -168,6 +168,21 @@ class RandomModelTest {
         assertGenerates(c, 1, 450);
     }
 
+    /**
+     * LFM2-1.2B's shape: convolution layers but at LFM2-1.2B's attention layers (here 2 and 5 of 6), those with query and
+     * key norms, tied embeddings of 65536 tokens; it loads and generates (make-model's lfm2-1.2b file runs in
+     * llama-bench de3ff81 as "lfm2 1.2B Q8_0", 1.17 B parameters, as the real model's).
+     */
+    @Test
+    void lfm2ShapeIsLfm2s(@TempDir Path dir) {
+        Checkpoint c = written(new ModelShape("lfm2-tiny", 64, 32, 6, 4, 2, 65536, 256, 1e6f, 1e-5f, true, 0, 0, 0, 16, "lfm2"), GGMLType.Q8_0, dir);
+        gptfast4j.model.Layer[] layers = c.model().weights().layers();
+        for (int l = 0; l < layers.length; l++) assertEquals(l != 2 && l != 5, layers[l].shortConv() != null, "layer " + l);
+        assertEquals(16, layers[2].qNorm().length);
+        assertEquals(65536, c.tokenizer().vocabSize());
+        assertGenerates(c, 1, 450);
+    }
+
     /** K-quant files: random blocks with super-block scales that keep the weights near the asked spread, and they run. */
     @ParameterizedTest
     @ValueSource(strings = {"Q4_K", "Q5_K", "Q6_K"})
