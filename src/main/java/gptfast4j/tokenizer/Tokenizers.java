@@ -77,8 +77,9 @@ public final class Tokenizers {
                 String[] merges = md.getStrings("tokenizer.ggml.merges");
                 if (merges == null) throw new ModelFormatException(path + ": byte-level BPE vocabulary without tokenizer.ggml.merges");
                 String pre = md.getString("tokenizer.ggml.pre", "llama-bpe");
-                // llama.cpp's names for the same splits: Llama-3's, DBRX's (without ignoring merges), o200k's (Llama 4's, MiniMax-M2's)
-                if (pre.equals("default") || pre.equals("llama3")) pre = "llama-bpe";
+                // llama.cpp's names for the same splits: Llama-3's (LFM2's, Pixtral's, Falcon 3's...), DBRX's (without ignoring
+                // merges), o200k's (Llama 4's, MiniMax-M2's)
+                if (List.of("default", "llama3", "llama-v3", "lfm2", "pixtral", "falcon3", "falcon-h1", "midm-2.0", "jina-v5-nano").contains(pre)) pre = "llama-bpe";
                 if (pre.equals("smaug-bpe")) pre = "dbrx";
                 if (pre.equals("llama4") || pre.equals("minimax-m2")) pre = "gpt-4o";
                 if (pre.equals("modern-bert")) pre = "gpt-2"; // ModernBERT's, GPT-2's split in llama.cpp

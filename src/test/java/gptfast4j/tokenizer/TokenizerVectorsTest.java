@@ -5,6 +5,7 @@ import gptfast4j.Shared;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -96,6 +97,18 @@ public class TokenizerVectorsTest {
     @Test
     void llama3VectorsFromGGUFMerges() throws IOException {
         checkLlamaCppVectors(Tokenizers.load(Shared.TOKENIZERS.resolve("llama3-vocab.gguf")), "ggml-vocab-llama-bpe.gguf");
+    }
+
+    /**
+     * llama.cpp's other names for Llama-3's pre-tokenizer (its LLAMA3 type, merges ignored where a word is a token):
+     * LFM2's, Pixtral's, Falcon 3's and the rest split as llama-bpe (llama.cpp's own llama-bpe vectors).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"lfm2", "llama-v3", "pixtral", "falcon3", "falcon-h1", "midm-2.0", "jina-v5-nano"})
+    void llama3sOtherNamesSplitAsIt(String pre) throws IOException {
+        Tokenizer marked = llama3Marked(pre);
+        assertEquals("llama-bpe", marked.ggufMetadata().get("tokenizer.ggml.pre").value());
+        checkLlamaCppVectors(marked, "ggml-vocab-llama-bpe.gguf");
     }
 
     /** The Llama-3 vocabulary with its {@code tokenizer.ggml.pre} set to {@code pre}. */
