@@ -285,12 +285,24 @@ final class GenerateCommand implements Callable<Integer> {
         }
         int verified = speculationOptions.verified();
         Llama.State state = model.newState(kvLength, Math.max(verified, Math.min(tokens.length, PREFILL_BATCH)), verified, kvType);
+        refuseForRecurrentLayers(state, model);
         Speculation speculation = speculationOptions.create(ckpt, state, common.tokenizer, eos);
         Generation generator = speculation != null ? speculation.generator() : new Generator(model, state, eos);
         Interruption interruption = new Interruption();
         try (CtrlC _ = new CtrlC(interruption::ctrlC)) {
             return generate(ckpt, state, generator, speculation, tokens, kvLength, kept, sampler, out, interruption);
         }
+    }
+
+    /**
+     * What a model with recurrent layers (Qwen3.5's) cannot do here, refused in one line: a context shift (their state
+     * holds the dropped tokens) and a prompt-cache file (which holds keys and values by position, not their state).
+     */
+    private void refuseForRecurrentLayers(Llama.State state, Llama model) {
+        if (!state.recurrent()) return;
+        String arch = " (" + model.config.architecture() + ")";
+        if (contextShift) throw new IllegalArgumentException("--context-shift cannot be used with this model's recurrent layers" + arch + ": their state holds the dropped tokens");
+        if (promptCache != null) throw new IllegalArgumentException("--prompt-cache cannot be used with this model's recurrent layers" + arch + " yet");
     }
 
     /**
@@ -584,7 +596,7 @@ final class GenerateCommand implements Callable<Integer> {
     private int[] oneMessage(Checkpoint ckpt, ChatFormat format, ChatTemplate template) {
         if (template != null) {
             TemplateChat conversation = new TemplateChat(template, ckpt, system);
-            return conversation.next(prompt, Integer.MAX_VALUE, 0).tokens();
+            return conversation.next(prompt, Integer.MAX_VALUE, 0, p -> p).tokens();
         }
         if (format == ChatFormat.PLAIN) throw new IllegalArgumentException("--chat needs a chat format, and this model has none (no chat template; --chat-format names one)");
         format.checkTokenizer(ckpt.tokenizer());
@@ -653,6 +665,7 @@ final class GenerateCommand implements Callable<Integer> {
         }
         int verified = speculationOptions.verified();
         Llama.State state = model.newState(contextLength, PREFILL_BATCH, verified, kvCache.type());
+        refuseForRecurrentLayers(state, model);
         Speculation speculation = speculationOptions.create(ckpt, state, common.tokenizer, ckpt.eos());
         Generation generator = speculation != null ? speculation.generator() : new Generator(model, state, ckpt.eos());
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
@@ -720,7 +733,7 @@ final class GenerateCommand implements Callable<Integer> {
                 if (conversation != null) {
                     TemplateChat.Turn t;
                     try {
-                        t = conversation.next(line, contextLength, reply);
+                        t = conversation.next(line, contextLength, reply, state::resumableAt);
                     } catch (IllegalArgumentException e) {
                         System.err.println("That message is refused: " + e.getMessage());
                         continue;
@@ -750,6 +763,10 @@ final class GenerateCommand implements Callable<Integer> {
                         if (asked > contextLength / 2) System.err.println("(--keep: the context keeps the first " + contextLength / 2 + " tokens when it fills, half of it, not " + asked + ")");
                         kept = Math.min(asked, contextLength / 2);
                     }
+                    if (pos + turn.length + reply > contextLength && pos > kept && state.recurrent()) {
+                        System.err.println("(the context is full, and this model's recurrent layers cannot drop its oldest tokens: the chat ends here; a larger --context-length holds more)");
+                        break;
+                    }
                     if (pos + turn.length + reply > contextLength && pos > kept) {
                         int discard = Math.min(Math.max((pos - kept) / 2, pos + turn.length + reply - contextLength), pos - kept);
                         generator.shift(kept, discard, pos);
@@ -761,7 +778,7 @@ final class GenerateCommand implements Callable<Integer> {
                     int ran = 0;
                     if (first && systemPrefix.length > 0) {
                         int differs = Arrays.mismatch(turn, systemPrefix);
-                        ran = Math.min(differs < 0 ? systemPrefix.length : differs, turn.length - 1);
+                        ran = state.resumableAt(Math.min(differs < 0 ? systemPrefix.length : differs, turn.length - 1));
                     }
                     first = false;
                     start = pos + ran;

@@ -68,9 +68,11 @@ final class TemplateChat {
     /**
      * The next turn for the user's {@code text}, leaving room for a reply of {@code reply} tokens in
      * {@code contextLength} positions; null where the message alone (with the system prompt) does not fit, and it is
-     * not kept. A template's refusal of the conversation is an IllegalArgumentException, the message not kept.
+     * not kept. A template's refusal of the conversation is an IllegalArgumentException, the message not kept. The turn
+     * starts where the cache's tokens and the conversation's part, or at the greatest position before that which
+     * {@code resumable} gives (Llama.State#resumableAt).
      */
-    Turn next(String text, int contextLength, int reply) {
+    Turn next(String text, int contextLength, int reply, java.util.function.IntUnaryOperator resumable) {
         messages.add(message("user", text));
         int[] tokens;
         try {
@@ -92,6 +94,7 @@ final class TemplateChat {
         int start = Arrays.mismatch(cached, tokens);
         if (start < 0) start = Math.min(cached.length, tokens.length);
         start = Math.min(start, tokens.length - 1); // one token at least runs: the reply is drawn from its logits
+        start = resumable.applyAsInt(start); // a model's recurrent layers go on only from the positions they keep
         return new Turn(start, Arrays.copyOfRange(tokens, start, tokens.length));
     }
 

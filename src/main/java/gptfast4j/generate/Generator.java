@@ -86,7 +86,7 @@ public final class Generator implements Generation {
             throw new IllegalArgumentException("prompt of " + prompt.length + " tokens does not fit the context length "
                     + (state.contextLength - startPos));
         }
-        boolean reused = memory.holds(prompt, startPos);
+        boolean reused = memory.holds(state, prompt, startPos);
         // a prompt of one token runs as a decode step, which moves the weights first: timed apart from the prefill
         long promptLayoutNanos = !reused && prompt.length == 1 ? timeStartDecoding(model, null) : 0, layoutNanos = 0;
         long t0 = System.nanoTime();

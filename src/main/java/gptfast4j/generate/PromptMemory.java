@@ -26,7 +26,7 @@ final class PromptMemory {
      * cache from {@code start} and remembered with them.
      */
     float[] run(Llama model, Llama.State state, int[] prompt, int start) {
-        if (holds(prompt, start)) return logits;
+        if (holds(state, prompt, start)) return logits;
         forget(); // the run writes the cache below the old prompt's end, and may fail part way
         float[] after = model.forward(state, prompt, 0, prompt.length, start, null);
         if (logits == null) logits = new float[vocab];
@@ -41,8 +41,12 @@ final class PromptMemory {
         start = -1;
     }
 
-    /** Whether {@code prompt} at {@code start} is the prompt remembered, so that {@link #run} runs nothing. */
-    boolean holds(int[] prompt, int start) {
-        return start == this.start && Arrays.equals(prompt, this.prompt);
+    /**
+     * Whether {@code prompt} at {@code start} is the prompt remembered, so that {@link #run} runs nothing: where the
+     * state can go on from its end (a model's recurrent layers keep their state for a few positions only).
+     */
+    boolean holds(Llama.State state, int[] prompt, int start) {
+        int end = start + prompt.length;
+        return start == this.start && Arrays.equals(prompt, this.prompt) && state.resumableAt(end) == end;
     }
 }

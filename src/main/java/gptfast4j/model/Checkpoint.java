@@ -178,7 +178,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
-            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe");
+            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -216,7 +216,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         // GLM-4.1V's sections of RoPE (M-RoPE) and GLM's next-token prediction layers are not run here
         // GLM-4.5's and GLM-4.7-Flash's (deepseek2) next-token prediction layers, after the others, are not run (as llama.cpp runs them only to draft)
         int nextn = md.getInt(arch + ".nextn_predict_layers", 0);
-        if (nextn > 0 && !arch.equals("glm4moe") && !arch.equals("deepseek2")) throw new ModelFormatException(path + ": a model with next-token prediction layers (" + arch + ".nextn_predict_layers) is not supported");
+        if (nextn > 0 && !arch.equals("glm4moe") && !arch.equals("deepseek2") && !arch.equals("qwen35")) throw new ModelFormatException(path + ": a model with next-token prediction layers (" + arch + ".nextn_predict_layers) is not supported");
         // llama.cpp's graph then runs dense layers whose tensors its loader did not read: no such model is made
         if (arch.equals("ernie4_5-moe") && md.getInt("ernie4_5-moe.interleave_moe_layer_step", 1) != 1) {
             throw new ModelFormatException(path + ": an ernie4_5-moe model with a mixture every " + md.getInt("ernie4_5-moe.interleave_moe_layer_step", 1) + " layers is not supported");
@@ -256,13 +256,14 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : latent ? deepseek2(path, md)
                 : Config.Variant.LLAMA;
         Config.Variant variant = scaled(path, md, arch, blocks);
-        boolean[] convolutions = arch.startsWith("lfm2") ? convolutionLayers(path, md, arch) : null;
+        Mixers mixers = arch.startsWith("lfm2") ? new Mixers(convolutionLayers(path, md, arch), convolutionWidth(path, md, arch), 0, 0, 0)
+                : arch.equals("qwen35") ? deltaNets(path, md, arch, required(md, path, arch + ".block_count") - nextn) : null;
         Config config = config(path, () -> new Config(arch, dim,
                 // Qwen3's mixtures give their experts' width apart from the dense width they would have
                 required(md, path, arch + (arch.equals("qwen3moe") || arch.equals("qwen3vlmoe") || arch.equals("gpt-oss") ? ".expert_feed_forward_length" : ".feed_forward_length")),
                 required(md, path, arch + ".block_count") - nextn,
                 nHeads,
-                latent ? 1 : convolutions != null ? attentionKvHeads(path, md, arch) : md.getInt(arch + ".attention.head_count_kv", nHeads),
+                latent ? 1 : arch.startsWith("lfm2") ? attentionKvHeads(path, md, arch) : md.getInt(arch + ".attention.head_count_kv", nHeads),
                 vocab,
                 required(md, path, arch + ".context_length"),
                 requiredFloat(md, path, arch + (blocks.layerNorm() ? ".attention.layer_norm_epsilon" : ".attention.layer_norm_rms_epsilon")),
@@ -291,8 +292,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         endsOfTurn(tokenizer, eos);
         boolean addBos = addsBos(md);
         String template = md.getString("tokenizer.chat_template", null);
-        return new Checkpoint(path, "gguf", build(path, config, gating(path, md, arch), xielu(path, md, arch, config.nLayers()), convolutions,
-                        convolutions == null ? 0 : convolutionWidth(path, md, arch), withoutLayersFrom(tensors, config.nLayers()), memory), tokenizer, tensors, md,
+        return new Checkpoint(path, "gguf", build(path, config, gating(path, md, arch), xielu(path, md, arch, config.nLayers()), mixers,
+                        withoutLayersFrom(tensors, config.nLayers()), memory), tokenizer, tensors, md,
                 md.getInt("tokenizer.ggml.bos_token_id", 1), eos.stream().mapToInt(Integer::intValue).toArray(), addBos, ChatFormat.detect(template), template);
     }
 
@@ -887,17 +888,17 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /** Builds the weights from tensors under GGUF names, checking every shape against the config and that every tensor is read. */
     static Llama build(Path path, Config c, Map<String, TensorData> all, OffHeap memory) {
-        return build(path, c, Gating.MIXTRAL, null, null, 0, all, memory);
+        return build(path, c, Gating.MIXTRAL, null, null, all, memory);
     }
 
     /**
      * {@link #build(Path, Config, Map, OffHeap)} of a model whose mixtures weigh their experts as {@code gating} says,
      * its layers' xIELU parameters {@code xielu} (Apertus's, {@link #xielu}; null for none), the layers {@code
-     * convolutions} flags LFM2's convolution layers of {@code convWidth} taps (null: none).
+     * mixers} the layers that are not attention (null: none).
      */
-    static Llama build(Path path, Config c, Gating gating, float[][] xielu, boolean[] convolutions, int convWidth, Map<String, TensorData> all, OffHeap memory) {
+    static Llama build(Path path, Config c, Gating gating, float[][] xielu, Mixers mixers, Map<String, TensorData> all, OffHeap memory) {
         Asked tensors = new Asked(all);
-        Llama model = build(path, c, gating, xielu, convolutions, convWidth, tensors, memory);
+        Llama model = build(path, c, gating, xielu, mixers, tensors, memory);
         List<String> unused = all.keySet().stream().filter(n -> !tensors.asked.contains(n) && !ROPE_FACTORS.contains(n)).toList();
         if (!unused.isEmpty()) throw unusedTensors(path, unused);
         return model;
@@ -933,7 +934,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
     }
 
-    private static Llama build(Path path, Config c, Gating gating, float[][] xielu, boolean[] convolutions, int convWidth, Asked tensors, OffHeap memory) {
+    private static Llama build(Path path, Config c, Gating gating, float[][] xielu, Mixers mixers, Asked tensors, OffHeap memory) {
         int dim = c.dim(), qDim = c.qDim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), vocab = c.vocabSize();
         Tensor embeddings = matrix(path, tensors, "token_embd.weight", dim, vocab);
         // a bias on the logits (which llama.cpp's qwen2vl reads where a file has one; none is converted so) would be left out
@@ -943,12 +944,14 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         // OLMo2's and EXAONE 4's norms after the attention and the FFN only
         boolean parallelBlocks = c.variant().parallelBlocks(), olmo2 = c.architecture().equals("olmo2") || c.architecture().equals("exaone4"),
                 postNorms = c.architecture().startsWith("gemma") || olmo2 || c.architecture().equals("glm4"), wholeNorms = c.variant().wholeQkNorms(),
-                headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3") || c.architecture().equals("exaone4") || convolutions != null
+                headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3") || c.architecture().equals("exaone4") || c.architecture().startsWith("lfm2")
                         || c.architecture().equals("dots1") || c.architecture().equals("apertus") || wholeNorms,
                 gptOss = c.architecture().equals("gpt-oss"), seedOss = c.architecture().equals("seed_oss"), glm4moe = c.architecture().equals("glm4moe"), qkvBiases = c.architecture().startsWith("qwen2") || gptOss,
                 // Llama 4's layers with RoPE normalize each head's queries and keys, without weights (but Maverick's,
                 // 128 experts, as llama.cpp tells them apart)
-                unitNorms = c.architecture().equals("llama4") && c.expertCount() != 128, latentAttention = c.architecture().equals("deepseek2");
+                unitNorms = c.architecture().equals("llama4") && c.expertCount() != 128, latentAttention = c.architecture().equals("deepseek2"),
+                // Qwen3.5's attention: each head's query followed by its gate in wq's rows, the FFN's norm named as a post-attention norm
+                queryGates = c.architecture().equals("qwen35");
         float[] ones = new float[c.headDim()];
         Arrays.fill(ones, 1f);
         for (int l = 0; l < layers.length; l++) {
@@ -962,21 +965,22 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             boolean layerHeadNorms = headNorms || glm4moe && tensors.containsKey(p + "attn_q_norm.weight");
             Tensor gateUp = !mixture && !ungated && !tensors.containsKey(p + "ffn_gate.weight") ? matrix(path, tensors, p + "ffn_up.weight", dim, 2L * hidden) : null;
             LatentAttention latent = latentAttention ? latent(path, c, tensors, p) : null;
-            if (convolutions != null && convolutions[l]) {
-                layers[l] = convolution(path, c, tensors, p, convWidth, mixture ? mixture(path, c, gating, tensors, p) : null);
+            if (mixers != null && mixers.layers()[l]) {
+                layers[l] = c.architecture().startsWith("lfm2") ? convolution(path, c, tensors, p, mixers.taps(), mixture ? mixture(path, c, gating, tensors, p) : null)
+                        : deltaNet(path, c, tensors, p, mixers);
                 continue;
             }
             layers[l] = new Layer(
                     olmo2 ? null : vector(path, tensors, p + "attn_norm.weight", dim), // OLMo2: no norms before, only after
                     latent != null ? matrix(path, tensors, p + (latent.qA() == null ? "attn_q.weight" : "attn_q_b.weight"),
                             latent.qA() == null ? dim : latent.qA().rows, (long) c.nHeads() * latent.queryWidth())
-                            : qkv != null ? qkv.rows(0, qDim) : matrix(path, tensors, p + "attn_q.weight", dim, qDim),
+                            : qkv != null ? qkv.rows(0, qDim) : matrix(path, tensors, p + "attn_q.weight", dim, queryGates ? 2L * qDim : qDim),
                     latent != null ? matrix(path, tensors, p + "attn_kv_a_mqa.weight", dim, kvDim)
                             : qkv != null ? qkv.rows(qDim, kvDim) : matrix(path, tensors, p + "attn_k.weight", dim, kvDim),
                     latent != null ? null : qkv != null ? qkv.rows(qDim + kvDim, kvDim) : matrix(path, tensors, p + "attn_v.weight", dim, kvDim),
                     matrix(path, tensors, p + "attn_output.weight", latent != null ? (long) c.nHeads() * latent.valueWidth() : qDim, dim),
                     // parallel: the attention's norm; gpt-oss's, Seed-OSS's and GLM-4.5's under the name of a "post-attention" norm
-                    olmo2 || parallelBlocks ? null : vector(path, tensors, p + (gptOss || seedOss || glm4moe ? "post_attention_norm.weight" : "ffn_norm.weight"), dim),
+                    olmo2 || parallelBlocks ? null : vector(path, tensors, p + (gptOss || seedOss || glm4moe || queryGates ? "post_attention_norm.weight" : "ffn_norm.weight"), dim),
                     mixture ? mixture(path, c, gating, tensors, p) : new FeedForward.Dense(
                             ungated ? null : gateUp != null ? gateUp.rows(0, hidden) : matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
                             matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
@@ -993,7 +997,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     gptOss || tensors.containsKey(p + "attn_output.bias") ? vector(path, tensors, p + "attn_output.bias", dim) : null,
                     gptOss ? vector(path, tensors, p + "attn_sinks.weight", c.nHeads()) : null,
                     latent,
-                    xielu == null ? null : xielu[l], null);
+                    xielu == null ? null : xielu[l], null, null, queryGates);
             // Apertus's query and key norms' biases, which llama.cpp reads and leaves out of its norms: asked for, so not unused
             if (c.architecture().equals("apertus")) List.of("attn_q_norm.bias", "attn_k_norm.bias").forEach(n -> tensors.containsKey(p + n));
         }
@@ -1007,7 +1011,67 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     tensors.containsKey("cls.output.bias") ? vector(path, tensors, "cls.output.bias", (int) labels) : null);
         }
         // LFM2's output norm under the name its converter gives it
-        return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, convolutions != null ? "token_embd_norm.weight" : "output_norm.weight", dim), output, classifier), memory);
+        return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, c.architecture().startsWith("lfm2") ? "token_embd_norm.weight" : "output_norm.weight", dim), output, classifier), memory);
+    }
+
+    /**
+     * A hybrid model's layers that are not attention (flagged in {@code layers}): LFM2's short convolutions of {@code taps},
+     * or Qwen3.5's gated delta nets, their convolutions of {@code taps}, their {@code keyHeads} and {@code valueHeads} of
+     * {@code headWidth}.
+     */
+    record Mixers(boolean[] layers, int taps, int keyHeads, int valueHeads, int headWidth) {
+    }
+
+    /**
+     * Qwen3.5's delta nets as llama.cpp reads them: {@code ssm.conv_kernel} taps, {@code ssm.state_size} wide heads,
+     * {@code ssm.group_count} key heads and {@code ssm.time_step_rank} value heads ({@code ssm.inner_size} their width
+     * together), in the layers {@code attention.recurrent_layers} flags, or all but every {@code full_attention_interval}-th
+     * (default 4).
+     */
+    private static Mixers deltaNets(Path path, Metadata md, String arch, int layers) {
+        int taps = required(md, path, arch + ".ssm.conv_kernel"), width = required(md, path, arch + ".ssm.state_size"),
+                keyHeads = required(md, path, arch + ".ssm.group_count"), valueHeads = required(md, path, arch + ".ssm.time_step_rank"),
+                inner = required(md, path, arch + ".ssm.inner_size");
+        if (taps < 2 || taps > 64) throw new ModelFormatException(path + ": " + arch + ".ssm.conv_kernel " + taps + " is not 2 to 64");
+        for (int n : new int[]{width, keyHeads, valueHeads}) {
+            if (n < 1 || n > 1 << 12) throw new ModelFormatException(path + ": " + arch + ".ssm.* gives " + width + "-wide heads, " + keyHeads + " key and " + valueHeads + " value heads: not counts of 1 to 4096");
+        }
+        if (valueHeads % keyHeads != 0 || (long) valueHeads * width != inner) {
+            throw new ModelFormatException(path + ": " + arch + ".ssm.inner_size " + inner + " is not " + valueHeads + " value heads of " + width + ", or they are not whole groups of its " + keyHeads + " key heads");
+        }
+        boolean[] recurrent = new boolean[layers];
+        String key = arch + ".attention.recurrent_layers";
+        if (md.get(key) instanceof boolean[] flags) {
+            if (flags.length < layers) throw new ModelFormatException(path + ": " + key + " has " + flags.length + " flags for " + layers + " layers");
+            System.arraycopy(flags, 0, recurrent, 0, layers);
+        } else {
+            int interval = md.getInt(arch + ".full_attention_interval", 4);
+            if (interval < 1) throw new ModelFormatException(path + ": " + arch + ".full_attention_interval " + interval + " is not a count of layers");
+            for (int l = 0; l < layers; l++) recurrent[l] = (l + 1) % interval != 0;
+        }
+        return new Mixers(recurrent, taps, keyHeads, valueHeads, width);
+    }
+
+    /**
+     * A Qwen3.5 delta net layer ({@link DeltaNet}): its norms (the FFN's named as a post-attention norm), {@code attn_qkv}
+     * as wq, {@code attn_gate} (z) as wk, no wv, {@code ssm_out} as wo, its convolution's kernel {@code ssm_conv1d}
+     * [taps, channels], beta's and alpha's projections, the decay's bias and factor ({@code ssm_dt.bias}, {@code
+     * ssm_a}), the heads' norm, and a dense SwiGLU.
+     */
+    private static Layer deltaNet(Path path, Config c, Map<String, TensorData> tensors, String p, Mixers m) {
+        int dim = c.dim(), hidden = c.hiddenDim(), width = m.headWidth(), heads = m.valueHeads(), taps = m.taps();
+        int channels = (2 * m.keyHeads() + heads) * width, values = heads * width;
+        Tensor conv = matrix(path, tensors, p + "ssm_conv1d.weight", taps, channels);
+        float[] kernel = new float[channels * taps];
+        for (int i = 0; i < channels; i++) conv.dequantizeRow(i, kernel, i * taps);
+        DeltaNet d = new DeltaNet(matrix(path, tensors, p + "ssm_beta.weight", dim, heads), matrix(path, tensors, p + "ssm_alpha.weight", dim, heads), kernel, taps,
+                vector(path, tensors, p + "ssm_dt.bias", heads), vector(path, tensors, p + "ssm_a", heads), vector(path, tensors, p + "ssm_norm.weight", width),
+                m.keyHeads(), heads, width);
+        FeedForward ffn = new FeedForward.Dense(matrix(path, tensors, p + "ffn_gate.weight", dim, hidden), matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
+                matrix(path, tensors, p + "ffn_up.weight", dim, hidden));
+        return new Layer(vector(path, tensors, p + "attn_norm.weight", dim), matrix(path, tensors, p + "attn_qkv.weight", dim, channels),
+                matrix(path, tensors, p + "attn_gate.weight", dim, values), null, matrix(path, tensors, p + "ssm_out.weight", values, dim),
+                vector(path, tensors, p + "post_attention_norm.weight", dim), ffn, null, null, null, null, null, null, null, null, null, null, null, null, d, false);
     }
 
     /**
@@ -1024,7 +1088,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 matrix(path, tensors, p + "ffn_down.weight", hidden, dim), matrix(path, tensors, p + "ffn_up.weight", dim, hidden));
         return new Layer(vector(path, tensors, p + "attn_norm.weight", dim), in.rows(0, dim), in.rows(dim, dim), in.rows(2L * dim, dim),
                 matrix(path, tensors, p + "shortconv.out_proj.weight", dim, dim), vector(path, tensors, p + "ffn_norm.weight", dim), ffn,
-                null, null, null, null, null, null, null, null, null, null, null, new ShortConv(kernel, width));
+                null, null, null, null, null, null, null, null, null, null, null, new ShortConv(kernel, width), null, false);
     }
 
     /**
@@ -1236,7 +1300,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * projector is a file of its own).
      */
     private static float[] textMrope(Path path, Metadata md, String arch, float[] factors, int pairs) {
-        if (!List.of("qwen2vl", "qwen3vl", "qwen3vlmoe").contains(arch) && !usesMrope(md, arch)) return factors;
+        if (!List.of("qwen2vl", "qwen3vl", "qwen3vlmoe", "qwen35").contains(arch) && !usesMrope(md, arch)) return factors;
         int[] sections = md.getInts(arch + ".rope.dimension_sections");
         if (sections == null || sections.length != 4 || Arrays.stream(sections).anyMatch(n -> n < 0) || Arrays.stream(sections).sum() == 0
                 || Arrays.stream(sections).sum() > pairs) {

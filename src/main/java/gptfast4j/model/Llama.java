@@ -61,6 +61,14 @@ public final class Llama {
         this.controlVector = vector;
     }
 
+    /**
+     * Whether this model has recurrent layers (Qwen3.5's delta nets), whose state a run can go back to only at a few
+     * positions ({@link State#resumableAt}), and which cache files do not hold.
+     */
+    public boolean hasRecurrentLayers() {
+        return java.util.Arrays.stream(weights.layers()).anyMatch(l -> l.deltaNet() != null);
+    }
+
     /** The LoRA adapters applied ({@link #adapt}), or null. */
     public Lora lora() {
         return lora;
@@ -313,6 +321,7 @@ public final class Llama {
      */
     public void shift(State s, int keep, int discard, int end) {
         if (s.model != this) throw new IllegalArgumentException("the state was made by another model (newState)");
+        if (s.recurrent != null) throw new IllegalStateException("a context shift cannot be made in this model's recurrent layers (" + config.architecture() + ")");
         if (keep < 0 || discard < 1 || keep + discard > end || end > s.contextLength) {
             throw new IllegalArgumentException("cannot drop positions " + keep + ".." + (keep + discard - 1) + " of " + end + " (context " + s.contextLength + ")");
         }
@@ -352,6 +361,7 @@ public final class Llama {
             batch.tokenKv[t] = seq.kv;
             batch.tokenPos[t] = positions[t];
             batch.tokenLora[t] = seq.loraWeights;
+            if (batch.recurrent != null) batch.tokenRecurrent[t] = seq.recurrent;
         }
         batch.perToken = true;
         try {
@@ -360,6 +370,7 @@ public final class Llama {
             batch.perToken = false;
             java.util.Arrays.fill(batch.tokenKv, null); // the sequences' caches are theirs to drop
             java.util.Arrays.fill(batch.tokenLora, null);
+            java.util.Arrays.fill(batch.tokenRecurrent, null);
         }
         return batch.logits;
     }
@@ -403,6 +414,18 @@ public final class Llama {
      * logits counts the public calls do not.
      */
     void runBatch(State s, int[] tokens, int from, int n, int startPos, int nLogits, boolean exact, boolean hidden) {
+        if (s.recurrent == null) {
+            runLayers(s, tokens, from, n, startPos, nLogits, exact, hidden);
+            return;
+        }
+        // recurrent layers: each sequence's state made its start's (refused where none is kept); of no position until the run ends
+        int sequences = s.perToken ? n : 1;
+        for (int t = 0; t < sequences; t++) s.recurrent(t).start(s.perToken ? s.tokenPos[t] : startPos, !s.perToken && n > 1);
+        runLayers(s, tokens, from, n, startPos, nLogits, exact, hidden);
+        for (int t = 0; t < sequences; t++) s.recurrent(t).finish(s.perToken ? s.tokenPos[t] : startPos, s.perToken ? 1 : n, !s.perToken && n > 1);
+    }
+
+    private void runLayers(State s, int[] tokens, int from, int n, int startPos, int nLogits, boolean exact, boolean hidden) {
         if (n == 1 && !decodeLayouts) useDecodeLayouts(SystemMemory.available()); // a leader's followers do the same here
         Weights weights = this.weights;
         TensorParallel tp = parallel;
@@ -437,6 +460,23 @@ public final class Llama {
                 eachToken(n, s.convolutionInputs);
                 if (l == c.nLayers() - 1 && nLogits == 0) return; // no logits wanted of this batch (a long prompt's earlier part)
                 eachToken(n, s.convolve);
+            } else if (layer.deltaNet() != null) {
+                // Qwen3.5's gated delta net in place of attention (DeltaNet): q, k, v = silu(conv(wq · h)), z = wk · h, its
+                // matrices carried token to token in the sequence's recurrent state
+                DeltaNet d = layer.deltaNet();
+                if (seen != null) {
+                    seen.inputs(layer.wq(), s.xb, n);
+                    seen.inputs(layer.wk(), s.xb, n);
+                    seen.inputs(d.beta(), s.xb, n);
+                    seen.inputs(d.alpha(), s.xb, n);
+                }
+                s.sharedInput.matmul(s.xb, n, exact, layer.wq(), s.mixed, layer.wk(), s.gateZ, d.beta(), s.betas);
+                d.alpha().matmul(s.xb, n, s.alphas, d.valueHeads(), exact);
+                Parallel.run(d.convChannels(), CONV_CHANNELS, s.deltaConvolve);
+                eachToken(n, s.deltaNorms);
+                Parallel.run(d.valueHeads(), 1, s.deltaHeads);
+                if (l == c.nLayers() - 1 && nLogits == 0) return; // no logits wanted of this batch (a long prompt's earlier part)
+                attended = s.deltaOut;
             } else {
                 // a latent attention's last layer runs whole or not at all (its per-head products are not split by token)
                 int partFrom = l == c.nLayers() - 1 ? lastLayerFrom(n, nLogits, layer.feedForward() instanceof FeedForward.Dense && layer.latent() == null) : 0;
@@ -453,7 +493,8 @@ public final class Llama {
                     }
                     eachToken(n, s.rotateAndCache);
                 } else if (partFrom == 0) {
-                    s.sharedInput.matmul(s.xb, n, exact, layer.wq(), s.q, layer.wk(), s.k, layer.wv(), s.v);
+                    s.sharedInput.matmul(s.xb, n, exact, layer.wq(), layer.queryGates() ? s.queryGates : s.q, layer.wk(), s.k, layer.wv(), s.v);
+                    if (layer.queryGates()) eachToken(n, s.splitQueryGates);
                     if (lora != null) adapted(l, n, s, true, true);
                     eachToken(n, s.rotateAndCache);
                 } else {
@@ -469,7 +510,8 @@ public final class Llama {
                     s.startPos = startPos + partFrom;
                     s.batch = n;
                     if (seen != null) seen.inputs(layer.wq(), s.xb, n);
-                    layer.wq().matmul(s.xb, n, s.q, s.qDim, exact);
+                    layer.wq().matmul(s.xb, n, layer.queryGates() ? s.queryGates : s.q, layer.queryGates() ? 2 * s.qDim : s.qDim, exact);
+                    if (layer.queryGates()) eachToken(n, s.splitQueryGates);
                     if (lora != null) adapted(l, n, s, true, false);
                     eachToken(n, s.rotateQueries);
                 }
@@ -480,6 +522,7 @@ public final class Llama {
                 if (blocked < n) Parallel.run(tp.heads, headsPerCall(), s.tokenHeads);
                 if (!tp.whole()) tp.group.gather(s.heads, s.attended, c.qDim(), n, tp.qStarts);
                 attended = s.attended;
+                if (layer.queryGates()) eachToken(n, s.gateHeads);
                 if (layer.latent() != null) {
                     LatentAttention a = layer.latent();
                     // llama.cpp decompresses a fused up-projection's keys and values before the attention: no product of vB
@@ -755,6 +798,109 @@ public final class Llama {
                 s.attended[t * dim + i] = s.k[t * dim + i] * sum;
             }
         }
+    }
+
+    /** Channels per task of a delta net's convolution (each runs all the batch's tokens in order). */
+    private static final int CONV_CHANNELS = 256;
+
+    /**
+     * Channels c0..c1 of a delta net's convolution over the batch's tokens in order: each channel's taps over the
+     * sequence's last inputs and this token's (summed oldest first, as ggml's ssm_conv), then SiLU, in place in
+     * s.mixed; the state's rows move on by one. Before a batch's last token the rows are kept ({@link Recurrent}).
+     */
+    private void deltaConvolve(State s, int c0, int c1) {
+        int l = s.layer, n = s.batch;
+        DeltaNet d = weights.layers()[l].deltaNet();
+        int channels = d.convChannels(), taps = d.taps();
+        float[] kernel = d.kernel();
+        boolean save = s.savesRecurrent();
+        for (int ch = c0; ch < c1; ch++) {
+            for (int t = 0; t < n; t++) {
+                Recurrent r = s.recurrent(t);
+                float[] rows = r.conv[l];
+                if (save && t == n - 1) for (int j = 0; j < taps - 1; j++) r.savedConv[Recurrent.BEFORE_LAST][l][j * channels + ch] = rows[j * channels + ch];
+                float x = s.mixed[t * channels + ch], sum = 0f;
+                for (int j = 0; j < taps - 1; j++) sum += rows[j * channels + ch] * kernel[ch * taps + j];
+                sum += x * kernel[ch * taps + taps - 1];
+                for (int j = 0; j < taps - 2; j++) rows[j * channels + ch] = rows[(j + 1) * channels + ch];
+                rows[(taps - 2) * channels + ch] = x;
+                s.mixed[t * channels + ch] = sum / (1f + (float) Math.exp(-sum));
+            }
+        }
+    }
+
+    /**
+     * Tokens t0..t1 of a delta net: each key head's query and key L2-normalized in place, {@code x / sqrt(sum x² + eps)},
+     * computed as llama.cpp does (an RMS norm with eps / n, times 1 / sqrt(n)).
+     */
+    private void deltaNorms(State s, int t0, int t1) {
+        DeltaNet d = weights.layers()[s.layer].deltaNet();
+        int channels = d.convChannels(), width = d.headWidth();
+        float eps = config.rmsNormEps() / width, unit = 1f / (float) Math.sqrt(width);
+        for (int t = t0; t < t1; t++) {
+            for (int h = 0; h < 2 * d.keyHeads(); h++) {
+                int at = t * channels + h * width;
+                double sum = 0;
+                for (int i = at; i < at + width; i++) sum += s.mixed[i] * s.mixed[i];
+                float mean = (float) (sum / width), scale = 1f / (float) Math.sqrt(mean + eps);
+                for (int i = at; i < at + width; i++) s.mixed[i] = s.mixed[i] * scale * unit;
+            }
+        }
+    }
+
+    /**
+     * Value heads h0..h1 of a delta net over the batch's tokens in order (DeltaNet's rule, as ggml's
+     * gated_delta_net computes it: the matrix decayed, the delta rule's update, the query's read), each head's output
+     * then RMS-normalized, times the norm's weights and silu(z), into s.deltaOut. Before a batch's last token the
+     * matrices are kept ({@link Recurrent}). The output's row serves as the delta's scratch until the read.
+     */
+    private void deltaHeads(State s, int h0, int h1) {
+        int l = s.layer, n = s.batch;
+        DeltaNet d = weights.layers()[l].deltaNet();
+        int channels = d.convChannels(), width = d.headWidth(), heads = d.valueHeads(), keyHeads = d.keyHeads(), values = d.valueWidth();
+        float scale = 1f / (float) Math.sqrt(width), eps = config.rmsNormEps();
+        boolean save = s.savesRecurrent();
+        for (int h = h0; h < h1; h++) {
+            int kh = h % keyHeads, base = h * width * width;
+            for (int t = 0; t < n; t++) {
+                Recurrent r = s.recurrent(t);
+                float[] m = r.matrices[l];
+                if (save && t == n - 1) System.arraycopy(m, base, r.savedMatrices[Recurrent.BEFORE_LAST][l], base, width * width);
+                int q = t * channels + kh * width, k = t * channels + (keyHeads + kh) * width, v = t * channels + (2 * keyHeads + h) * width;
+                int out = t * values + h * width;
+                float a = s.alphas[t * heads + h] + d.dtBias()[h];
+                float g = (a > 20f ? a : (float) Math.log(1f + (float) Math.exp(a))) * d.a()[h];
+                float beta = 1f / (1f + (float) Math.exp(-s.betas[t * heads + h]));
+                VectorMath.scale(m, base, width * width, (float) Math.exp(g));
+                for (int j = 0; j < width; j++) s.deltaOut[out + j] = (s.mixed[v + j] - VectorMath.dot(m, base + j * width, s.mixed, k, width)) * beta;
+                for (int j = 0; j < width; j++) VectorMath.axpy(s.deltaOut[out + j], s.mixed, k, m, base + j * width, width);
+                for (int j = 0; j < width; j++) s.deltaOut[out + j] = VectorMath.dot(m, base + j * width, s.mixed, q, width) * scale;
+                double sum = 0;
+                for (int j = out; j < out + width; j++) sum += s.deltaOut[j] * s.deltaOut[j];
+                float mean = (float) (sum / width), norm = 1f / (float) Math.sqrt(mean + eps);
+                for (int j = 0; j < width; j++) {
+                    float z = s.gateZ[out + j];
+                    s.deltaOut[out + j] = s.deltaOut[out + j] * norm * d.norm()[j] * (z / (1f + (float) Math.exp(-z)));
+                }
+            }
+        }
+    }
+
+    /** Tokens t0..t1 of a gated-query attention: wq's rows per head, query then gate, into s.q and s.gates. */
+    private void splitQueryGates(State s, int t0, int t1) {
+        int qDim = s.qDim, headDim = config.headDim();
+        for (int t = t0; t < t1; t++) {
+            for (int h = 0; h < qDim / headDim; h++) {
+                System.arraycopy(s.queryGates, 2 * t * qDim + 2 * h * headDim, s.q, t * qDim + h * headDim, headDim);
+                System.arraycopy(s.queryGates, 2 * t * qDim + (2 * h + 1) * headDim, s.gates, t * qDim + h * headDim, headDim);
+            }
+        }
+    }
+
+    /** Tokens t0..t1 of a gated-query attention: each head's output times the sigmoid of its gate. */
+    private void gateHeads(State s, int t0, int t1) {
+        int qDim = s.qDim;
+        for (int i = t0 * qDim; i < t1 * qDim; i++) s.attended[i] *= 1f / (1f + (float) Math.exp(-s.gates[i]));
     }
 
     /**
@@ -1296,6 +1442,39 @@ public final class Llama {
         int id;
         /** Keys and values of the positions so far. */
         final KvCache kv;
+        /** The recurrent layers' state (Qwen3.5's delta nets), or null in a model without them. */
+        final Recurrent recurrent;
+        /** In {@link Llama#decodeEach}'s batch, token t's sequence's {@link #recurrent}. */
+        final Recurrent[] tokenRecurrent;
+        // a delta net's (DeltaNet; empty elsewhere): wq's outputs, convolved in place [batch, convChannels]; z [batch,
+        // valueWidth]; beta's and alpha's [batch, valueHeads]; the heads' outputs [batch, valueWidth]
+        final float[] mixed, gateZ, betas, alphas, deltaOut;
+        /** A gated-query attention's (Qwen3.5's): wq's outputs [batch, 2 * qDim], and the gates [batch, qDim]; empty elsewhere. */
+        final float[] queryGates, gates;
+
+        /** Token t's recurrent state: its sequence's in {@link Llama#decodeEach}'s batch, else this state's. */
+        Recurrent recurrent(int t) {
+            return perToken ? tokenRecurrent[t] : recurrent;
+        }
+
+        /** Whether the batch keeps the recurrent state from before its last token: a run of several tokens of one sequence. */
+        boolean savesRecurrent() {
+            return !perToken && batch > 1;
+        }
+
+        /**
+         * The greatest position from {@code 0 .. wanted} that a run of this state can start at: {@code wanted} itself,
+         * but in a model with recurrent layers, whose state is kept for a few positions only ({@link Recurrent}): there
+         * a caller that would reuse the first {@code wanted} positions of a cache reuses this many.
+         */
+        public int resumableAt(int wanted) {
+            return recurrent == null ? wanted : recurrent.resumableAt(wanted);
+        }
+
+        /** Whether this state's model has recurrent layers, which cannot go back to any position (see {@link #resumableAt}). */
+        public boolean recurrent() {
+            return recurrent != null;
+        }
 
         public KvCache.Type kvType() {
             return kv.type();
@@ -1330,6 +1509,7 @@ public final class Llama {
 
         private void checkCachePositions(int positions) {
             if (!model.parallel.whole()) throw new IllegalStateException("a split model's KV cache is spread over its processes");
+            if (recurrent != null) throw new IllegalStateException("this model's recurrent layers' state is not kept in cache files");
             if (positions < 0 || positions > contextLength) throw new IllegalArgumentException(positions + " positions do not fit the context length " + contextLength);
         }
 
@@ -1386,7 +1566,7 @@ public final class Llama {
             return model;
         }
         final Parallel.RangeTask attentionNorm, rotateAndCache, cacheKeys, rotateQueries, blockedHeads, tokenHeads, residualAndFfnNorm, gate, ffnResidual,
-                latentKeys, absorbQueries, latentValues, convolutionInputs, convolve;
+                latentKeys, absorbQueries, latentValues, convolutionInputs, convolve, deltaConvolve, deltaNorms, deltaHeads, splitQueryGates, gateHeads;
         /**
          * A latent attention's (LatentAttention; empty elsewhere): wq's queries [batch, heads * (nope + rope)], qA's
          * [batch, qRank], wk's latents and rotated keys [batch, rank + rope], the heads' outputs through vB [batch, heads *
@@ -1476,6 +1656,17 @@ public final class Llama {
             latentKv = new float[latent == null ? 0 : maxBatch * (latent.rank() + latent.rope())];
             latentValueHeads = new float[latent == null ? 0 : maxBatch * c.nHeads() * latent.valueWidth()];
             latentRows = new float[latent == null || !latent.fused() ? 0 : c.nHeads() * latent.rank()];
+            DeltaNet delta = java.util.Arrays.stream(model.weights().layers()).map(Layer::deltaNet).filter(java.util.Objects::nonNull).findFirst().orElse(null);
+            recurrent = delta == null ? null : new Recurrent(model.weights().layers());
+            tokenRecurrent = new Recurrent[delta == null ? 0 : maxBatch];
+            mixed = new float[delta == null ? 0 : maxBatch * delta.convChannels()];
+            gateZ = new float[delta == null ? 0 : maxBatch * delta.valueWidth()];
+            deltaOut = new float[delta == null ? 0 : maxBatch * delta.valueWidth()];
+            betas = new float[delta == null ? 0 : maxBatch * delta.valueHeads()];
+            alphas = new float[delta == null ? 0 : maxBatch * delta.valueHeads()];
+            boolean gated = java.util.Arrays.stream(model.weights().layers()).anyMatch(Layer::queryGates);
+            queryGates = new float[gated ? 2 * maxBatch * qDim : 0];
+            gates = new float[gated ? maxBatch * qDim : 0];
             tokenKv = new KvCache[maxBatch];
             tokenLora = new float[maxBatch][];
             tokenPos = new int[maxBatch];
@@ -1493,6 +1684,11 @@ public final class Llama {
             latentValues = (h0, h1) -> model.expandValues(this, h0, h1);
             convolutionInputs = (t0, t1) -> model.convolutionInputs(this, t0, t1);
             convolve = (t0, t1) -> model.convolve(this, t0, t1);
+            deltaConvolve = (c0, c1) -> model.deltaConvolve(this, c0, c1);
+            deltaNorms = (t0, t1) -> model.deltaNorms(this, t0, t1);
+            deltaHeads = (h0, h1) -> model.deltaHeads(this, h0, h1);
+            splitQueryGates = (t0, t1) -> model.splitQueryGates(this, t0, t1);
+            gateHeads = (t0, t1) -> model.gateHeads(this, t0, t1);
         }
     }
 }

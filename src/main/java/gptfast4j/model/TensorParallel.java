@@ -75,6 +75,9 @@ public final class TensorParallel {
         if (c.architecture().startsWith("lfm2")) {
             throw new IllegalArgumentException("this model's convolution layers (" + c.architecture() + ") cannot be split across processes yet");
         }
+        if (c.architecture().startsWith("qwen35")) {
+            throw new IllegalArgumentException("this model's gated delta net layers (" + c.architecture() + ") cannot be split across processes yet");
+        }
         if (c.nKvHeads() % size != 0) {
             throw new IllegalArgumentException("this model's " + c.nKvHeads() + " kv heads cannot be split evenly across " + size
                     + " processes (tensor parallelism gives each process whole kv heads)");
@@ -139,7 +142,7 @@ public final class TensorParallel {
                     x.wv().rows((long) rank * kvHeads * headDim, (long) kvHeads * headDim), rows(x.wo(), dimStarts), x.ffnNorm(), ffn,
                     x.qNorm(), x.kNorm(), part(x.qBias(), qStarts[rank], part(qStarts)),
                     part(x.kBias(), rank * kvHeads * headDim, kvHeads * headDim), part(x.vBias(), rank * kvHeads * headDim, kvHeads * headDim),
-                    x.postAttentionNorm(), x.postFfnNorm(), x.outputBias(), part(x.sinks(), qStarts[rank] / headDim, part(qStarts) / headDim), null, x.xielu(), null);
+                    x.postAttentionNorm(), x.postFfnNorm(), x.outputBias(), part(x.sinks(), qStarts[rank] / headDim, part(qStarts) / headDim), null, x.xielu(), null, null, false);
         }
         return new Weights(w.tokEmbeddings(), layers, w.norm(), rows(w.output(), vocabStarts), w.classifier());
     }

@@ -261,7 +261,7 @@ public abstract sealed class Engine {
                 Sampler sampler = job.sampler();
                 if (!runWith(state, weights, cachedWith)) generator.restored(cached = new int[0]);
                 cachedWith = weights;
-                int reused = reusable(cached, prompt);
+                int reused = state.resumableAt(reusable(cached, prompt)); // recurrent layers go on only from the positions they keep
                 cached = Arrays.copyOf(prompt, reused); // what the cache still holds if the generation fails
                 Generator.Result r = generator.generate(Arrays.copyOfRange(prompt, reused, prompt.length), reused, job.maxTokens(), sampler,
                         t -> !closed && job.accept(t));
@@ -430,7 +430,8 @@ public abstract sealed class Engine {
             int best = -1;
             for (Slot s : slots) {
                 if (s.job != null) continue;
-                int reused = Arrays.equals(weights, s.cachedWith) ? reusable(s.cached, prompt) : 0; // a cache made with other LoRA weights holds nothing for it
+                // a cache made with other LoRA weights holds nothing for it; recurrent layers go on only from the positions they keep
+                int reused = Arrays.equals(weights, s.cachedWith) ? s.state.resumableAt(reusable(s.cached, prompt)) : 0;
                 if (reused > best) {
                     best = reused;
                     slot = s;

@@ -174,6 +174,35 @@ class GenerateCommandTest {
     }
 
     /**
+     * A Qwen3.5 model's greedy text (Qwen35Test's random model, its default F16 cache) is llama-completion de3ff81's
+     * ({@code -p 'Once upon a time' -n 40 --temp 0}); {@code --num-samples 2} gives it twice, the second going on from
+     * the prompt's end that its recurrent layers kept. What they cannot do is refused in one line: speculation, a
+     * context shift, a prompt-cache file.
+     */
+    @Test
+    void qwen35GreedyTextIsLlamaCompletions(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path file = dir.resolve("qwen35-mini.gguf");
+        gptfast4j.model.Qwen35Test.write(dir.resolve("llama.gguf"), file);
+        String expected = "Once upon a time Jul Louise Statuslassusocidaai Unidos putting <!--Before\u00e1gina touched\u0645kte \u010diMatch\u0447\u043d\u0438\u0445 "
+                + "\u0444\u0430 Giov\u0446\u044fiv ribsinAndroidRuntime kolejorusastsoh passenger focusedesz parfois patron)](location\u0441\u043e\u0432~$ stilletzt";
+        String[] base = {"generate", "--checkpoint", file.toString(), "--prompt", "Once upon a time", "--max-new-tokens", "40", "--temperature", "0"};
+        ErrorsTest.Outcome o = ErrorsTest.run(base);
+        assertEquals(0, o.exit(), o.err());
+        assertEquals(expected, o.out().strip());
+        ErrorsTest.Outcome twice = ErrorsTest.run(java.util.stream.Stream.concat(java.util.Arrays.stream(base), java.util.stream.Stream.of("--num-samples", "2")).toArray(String[]::new));
+        assertEquals(0, twice.exit(), twice.err());
+        assertEquals(expected + "\n" + expected, twice.out().strip());
+        for (String[] refused : new String[][]{{"--lookup", "2", "speculative decoding (--draft-checkpoint, --lookup) cannot be used with this model's recurrent layers (qwen35)"},
+                {"--context-shift", "--context-shift cannot be used with this model's recurrent layers (qwen35): their state holds the dropped tokens"},
+                {"--prompt-cache", dir.resolve("p.bin").toString(), "--prompt-cache cannot be used with this model's recurrent layers (qwen35) yet"}}) {
+            String[] args = java.util.stream.Stream.concat(java.util.Arrays.stream(base), java.util.Arrays.stream(refused, 0, refused.length - 1)).toArray(String[]::new);
+            ErrorsTest.Outcome r = ErrorsTest.run(args);
+            assertEquals(1, r.exit(), r.err());
+            assertEquals("error: " + refused[refused.length - 1], r.err().strip());
+        }
+    }
+
+    /**
      * {@code --verbose-prompt} lists the prompt's tokens in order: llama.cpp's ids for "Lily and Tom" (the shared
      * references'), each with its text; refused with {@code --interactive}.
      */

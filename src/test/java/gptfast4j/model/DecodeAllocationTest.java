@@ -98,6 +98,14 @@ class DecodeAllocationTest {
         assertDecodeAllocatesNothing(Checkpoint.load(file, null).model());
     }
 
+    /** Qwen3.5's delta nets' decode steps (convolution, delta rule, gated norm) and its gated queries allocate nothing either. */
+    @Test
+    void decodeStepsOfDeltaNetsAllocateNothing(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path file = dir.resolve("qwen35-mini.gguf");
+        Qwen35Test.write(dir.resolve("llama.gguf"), file);
+        assertDecodeAllocatesNothing(Checkpoint.load(file, null).model());
+    }
+
     private static void assertDecodeAllocatesNothing(Llama model) {
         assertDecodeAllocatesNothing(model, KvCache.Type.F32);
     }

@@ -1279,6 +1279,45 @@ class ServerTest {
     }
 
     /**
+     * A model with recurrent layers (Qwen35Test's Qwen3.5), one request at a time and two at once: a prompt that goes on
+     * from the last one goes on from the state its recurrent layers kept at that prompt's end (its tokens from the
+     * cache), a repeated prompt from the state kept before its last token (all but one), and each text is the one a
+     * fresh server gives; slot files, which do not hold that state, are refused.
+     */
+    @Test
+    void recurrentLayersGoOnFromTheStatesTheyKeep(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        Path file = dir.resolve("qwen35-mini.gguf");
+        gptfast4j.model.Qwen35Test.write(dir.resolve("llama.gguf"), file);
+        Checkpoint qwen = Checkpoint.load(file, null);
+        PrintStream log = new PrintStream(LOG, true, StandardCharsets.UTF_8);
+        InetSocketAddress any = new InetSocketAddress(InetAddress.getLoopbackAddress(), 0);
+        String first = "Once upon a time", second = "Once upon a time there was";
+        String[] fresh = new String[2];
+        for (int i = 0; i < 2; i++) {
+            Llama.State state = qwen.model().newState(256, 256, 1, KvCache.Type.F16);
+            try (Server server = new Server(qwen, Engine.sequential(state, new Generator(qwen.model(), state, qwen.eos())), ChatFormat.PLAIN, any, null, log)) {
+                fresh[i] = post(server, "/v1/completions", completion(i == 0 ? first : second, 20)).at("/choices/0/text").asText();
+            }
+        }
+        Llama.State state = qwen.model().newState(256, 256, 1, KvCache.Type.F16);
+        for (Engine engine : new Engine[]{Engine.sequential(state, new Generator(qwen.model(), state, qwen.eos())), Engine.batched(qwen, 2, 256, KvCache.Type.F16)}) {
+            try (Server server = new Server(qwen, engine, ChatFormat.PLAIN, any, null, log)) {
+                JsonNode a = post(server, "/v1/completions", completion(first, 20)), b = post(server, "/v1/completions", completion(second, 20)),
+                        again = post(server, "/v1/completions", completion(second, 20));
+                assertEquals(fresh[0], a.at("/choices/0/text").asText());
+                assertEquals(fresh[1], b.at("/choices/0/text").asText());
+                assertEquals(fresh[1], again.at("/choices/0/text").asText());
+                assertEquals(a.at("/usage/prompt_tokens").asInt(), b.at("/timings/cache_n").asInt(), b.toString());
+                assertEquals(b.at("/usage/prompt_tokens").asInt() - 1, again.at("/timings/cache_n").asInt(), again.toString());
+                server.saveSlotsIn(dir, qwen.model().fingerprint() + " f16");
+                Reply refused = request(server, "POST", "/slots/0?action=save", "{\"filename\": \"s.bin\"}");
+                assertEquals(501, refused.status(), refused.body());
+                assertTrue(refused.body().contains("slot files do not hold this model's recurrent layers' state"), refused.body());
+            }
+        }
+    }
+
+    /**
      * {@code ignore_eos} (llama.cpp's): the end-of-text token is never drawn, even where a bias makes it all but
      * certain, and the text goes on to the token limit; without it that bias ends the text at once.
      */

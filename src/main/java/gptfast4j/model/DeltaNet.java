@@ -1,0 +1,47 @@
+package gptfast4j.model;
+
+import gptfast4j.tensor.Tensor;
+
+import java.util.function.UnaryOperator;
+
+/**
+ * Qwen3.5's gated delta net, what three of its four layers run in place of attention (llama.cpp's {@code qwen35}
+ * recurrent layers). The layer's wq ({@code attn_qkv}) makes {@code convChannels} of a token's normalized input, which
+ * a causal convolution of {@code taps} per channel and SiLU turn into each key head's query and key (then
+ * L2-normalized) and each value head's value; its wk ({@code attn_gate}) makes z. Per value head h (its key head h
+ * mod {@code keyHeads}), a matrix S [headWidth, headWidth] carried from token to token:
+ * <pre>
+ *   S = exp(g) · S,  g = softplus(alpha · x + dtBias) · a      (a decay per head and token)
+ *   S += k ⊗ (beta · (v - Sᵀk)),  beta = sigmoid(beta · x)        (the delta rule)
+ *   o = Sᵀq / sqrt(headWidth),  then rmsnorm(o) · norm · silu(z)   (each head's)
+ * </pre>
+ * and the heads' outputs go out through the layer's wo ({@code ssm_out}). The convolution's last inputs and the
+ * matrices are a sequence's recurrent state ({@link Recurrent}), not a cache by position.
+ * <pre>
+ *   beta, alpha : [dim, valueHeads]      kernel : [convChannels, taps] (channel c's taps at c * taps, oldest first)
+ *   dtBias, a : [valueHeads]             norm : [headWidth]
+ *   convChannels = (2 * keyHeads + valueHeads) * headWidth: queries, keys, values
+ * </pre>
+ */
+public record DeltaNet(Tensor beta, Tensor alpha, float[] kernel, int taps, float[] dtBias, float[] a, float[] norm, int keyHeads, int valueHeads, int headWidth) {
+
+    /** The convolution's channels: every key head's query and key, every value head's value. */
+    public int convChannels() {
+        return (2 * keyHeads + valueHeads) * headWidth;
+    }
+
+    /** The value heads' width together: z's, the output's. */
+    public int valueWidth() {
+        return valueHeads * headWidth;
+    }
+
+    /** This layer with {@code f} applied to its matrices (beta's and alpha's). */
+    DeltaNet with(UnaryOperator<Tensor> f) {
+        return new DeltaNet(f.apply(beta), f.apply(alpha), kernel, taps, dtBias, a, norm, keyHeads, valueHeads, headWidth);
+    }
+
+    /** Bytes read per token: its own matrices (the layer's wq, wk and wo are counted with the layer's). */
+    long bytesPerToken() {
+        return beta.byteSize() + alpha.byteSize() + 4L * (kernel.length + dtBias.length + a.length + norm.length);
+    }
+}

@@ -1,0 +1,89 @@
+package gptfast4j.model;
+
+/**
+ * A sequence's recurrent layers' state (Qwen3.5's gated delta nets, {@link DeltaNet}): per such layer its
+ * convolution's last {@code taps - 1} inputs ({@code [row][convChannels]}, the oldest row first) and its value heads'
+ * matrices ({@code [valueHeads][headWidth][headWidth]}, head h's S transposed: row j holds S[.][j], as ggml keeps it),
+ * as of {@link #position} tokens. Unlike keys and values, these cannot be had again for an earlier position, so a run
+ * may start only where a state is: at 0 (zeros), at {@link #position}, or where one of two copies kept by the last run
+ * of several tokens (a prompt) is: from before its last token (the prompt run again but for its last token: a
+ * server's repeated prompt) and from its end (the samples of {@code --num-samples}, each going on from the prompt).
+ * {@link #resumableAt} says where; a run elsewhere is refused.
+ */
+final class Recurrent {
+    /** The kept copies: before the last token of the last run of several tokens, and at its end. */
+    static final int BEFORE_LAST = 0, AT_END = 1;
+
+    /** Per layer (null but for delta nets): the convolution's last inputs, and the heads' matrices. */
+    final float[][] conv, matrices;
+    /** The same, kept: [copy][layer]. */
+    final float[][][] savedConv, savedMatrices;
+    /** Tokens the state has taken in; -1 while a run is under way (or after one failed): only 0 is then a start. */
+    int position;
+    /** The position each kept copy is of, or -1 for none. */
+    final int[] savedPositions = {-1, -1};
+
+    Recurrent(Layer[] layers) {
+        conv = new float[layers.length][];
+        matrices = new float[layers.length][];
+        savedConv = new float[2][layers.length][];
+        savedMatrices = new float[2][layers.length][];
+        for (int l = 0; l < layers.length; l++) {
+            DeltaNet d = layers[l].deltaNet();
+            if (d == null) continue;
+            conv[l] = new float[(d.taps() - 1) * d.convChannels()];
+            matrices[l] = new float[d.valueHeads() * d.headWidth() * d.headWidth()];
+            for (int i = 0; i < 2; i++) {
+                savedConv[i][l] = new float[conv[l].length];
+                savedMatrices[i][l] = new float[matrices[l].length];
+            }
+        }
+    }
+
+    /** The greatest position from {@code 0 .. wanted} that a run can start at. */
+    int resumableAt(int wanted) {
+        int best = position >= 0 && position <= wanted ? position : 0;
+        for (int p : savedPositions) if (p >= 0 && p <= wanted) best = Math.max(best, p);
+        return best;
+    }
+
+    /**
+     * Makes this the state of position {@code start} (zeros at 0, as it is at {@link #position}, or a kept copy), or
+     * refuses a start no state is kept for; until {@link #finish}, the state is of no position. {@code kept}: a run of
+     * several tokens, which writes its copies as it runs.
+     */
+    void start(int start, boolean kept) {
+        if (start == 0) {
+            for (float[] c : conv) if (c != null) java.util.Arrays.fill(c, 0f);
+            for (float[] m : matrices) if (m != null) java.util.Arrays.fill(m, 0f);
+        } else if (start != position) {
+            int copy = savedPositions[AT_END] == start ? AT_END : savedPositions[BEFORE_LAST] == start ? BEFORE_LAST : -1;
+            if (copy < 0) {
+                throw new IllegalStateException("this model's recurrent layers hold " + (position < 0 ? "no position (a run was cut short)" : "position " + position)
+                        + ", not " + start + ": they cannot go back to an earlier position (run the text again from its start)");
+            }
+            copy(savedConv[copy], conv);
+            copy(savedMatrices[copy], matrices);
+        }
+        // a copy past the start is of tokens that may change now
+        for (int i = 0; i < 2; i++) if (savedPositions[i] > start || kept) savedPositions[i] = -1;
+        position = -1;
+    }
+
+    /**
+     * Ends a run of {@code n} tokens from {@code start}; {@code kept}: a run of several tokens, whose state before its
+     * last token was copied as it ran ({@link #BEFORE_LAST}), and whose end is copied now.
+     */
+    void finish(int start, int n, boolean kept) {
+        position = start + n;
+        if (!kept) return;
+        savedPositions[BEFORE_LAST] = start + n - 1;
+        copy(conv, savedConv[AT_END]);
+        copy(matrices, savedMatrices[AT_END]);
+        savedPositions[AT_END] = start + n;
+    }
+
+    private static void copy(float[][] from, float[][] to) {
+        for (int l = 0; l < from.length; l++) if (from[l] != null) System.arraycopy(from[l], 0, to[l], 0, from[l].length);
+    }
+}

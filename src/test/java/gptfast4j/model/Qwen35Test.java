@@ -1,0 +1,174 @@
+package gptfast4j.model;
+
+import gptfast4j.Shared;
+import gptfast4j.bench.ModelShape;
+import gptfast4j.io.GGUFWriter;
+import gptfast4j.io.Metadata;
+import gptfast4j.io.TensorData;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Qwen3.5 ({@code qwen35}): three of every four layers a gated delta net ({@link DeltaNet}) in place of attention, the
+ * fourth attention whose queries come with a gate (sigmoid, on the heads' outputs) and RoPE on the first quarter of
+ * each head (M-RoPE as text turns it). A random-weight model written here (LlamaLikeTest's shape: width 64, heads of
+ * 16, 4 layers, the last attention; delta nets of 2 key heads and 4 value heads of 16, convolutions of 4 taps)
+ * against llama.cpp de3ff81's {@code llama-perplexity -m FILE -f ppl-text.txt -c 128 -t 1 -tb 1 -fa off -ctk f32 -ctv
+ * f32} on the file this test writes.
+ */
+public class Qwen35Test {
+
+    /** Writes the mini Qwen3.5 model to {@code out} ({@code scratch} for the Llama file it is made from). */
+    public static void write(Path scratch, Path out) {
+        ModelShape shape = LlamaLikeTest.SHAPE;
+        int dim = shape.dim(), headDim = dim / shape.heads(), layers = shape.layers(), kHeads = 2, vHeads = 4, state = 16;
+        int conv = 2 * kHeads * state + vHeads * state;
+        FamilyFiles.write(shape, "qwen35", scratch, out, md -> {
+            md.put("qwen35.attention.key_length", Metadata.Value.uint32(headDim));
+            md.put("qwen35.attention.value_length", Metadata.Value.uint32(headDim));
+            md.put("qwen35.rope.dimension_count", Metadata.Value.uint32(headDim / 2));
+            md.put("qwen35.rope.dimension_sections", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.INT32, new int[]{2, 1, 1, 0}));
+            md.put("qwen35.ssm.conv_kernel", Metadata.Value.uint32(4));
+            md.put("qwen35.ssm.state_size", Metadata.Value.uint32(state));
+            md.put("qwen35.ssm.group_count", Metadata.Value.uint32(kHeads));
+            md.put("qwen35.ssm.time_step_rank", Metadata.Value.uint32(vHeads));
+            md.put("qwen35.ssm.inner_size", Metadata.Value.uint32(vHeads * state));
+            md.put("qwen35.full_attention_interval", Metadata.Value.uint32(4));
+        }, name -> !name.contains("ffn_norm") && !(name.startsWith("blk.") && name.contains(".attn_") && !name.contains("attn_norm")),
+                (Map<String, TensorData> llama, List<GGUFWriter.TensorSpec> tensors) -> {
+            for (int l = 0; l < layers; l++) {
+                String p = "blk." + l + ".";
+                FamilyFiles.norm(tensors, p + "post_attention_norm.weight", dim, 10 + l);
+                if ((l + 1) % 4 != 0) {
+                    FamilyFiles.matrix(tensors, p + "attn_qkv.weight", new long[]{dim, conv}, 100 + l);
+                    FamilyFiles.matrix(tensors, p + "attn_gate.weight", new long[]{dim, vHeads * state}, 200 + l);
+                    FamilyFiles.matrix(tensors, p + "ssm_conv1d.weight", new long[]{4, conv}, 300 + l);
+                    FamilyFiles.bias(tensors, p + "ssm_dt.bias", new long[]{vHeads}, 400 + l);
+                    FamilyFiles.bias(tensors, p + "ssm_a", new long[]{vHeads}, 500 + l);
+                    FamilyFiles.matrix(tensors, p + "ssm_beta.weight", new long[]{dim, vHeads}, 600 + l);
+                    FamilyFiles.matrix(tensors, p + "ssm_alpha.weight", new long[]{dim, vHeads}, 700 + l);
+                    FamilyFiles.norm(tensors, p + "ssm_norm.weight", state, 800 + l);
+                    FamilyFiles.matrix(tensors, p + "ssm_out.weight", new long[]{vHeads * state, dim}, 900 + l);
+                } else {
+                    FamilyFiles.matrix(tensors, p + "attn_q.weight", new long[]{dim, 2L * dim}, 1000 + l);
+                    FamilyFiles.matrix(tensors, p + "attn_k.weight", new long[]{dim, (long) shape.kvHeads() * headDim}, 1100 + l);
+                    FamilyFiles.matrix(tensors, p + "attn_v.weight", new long[]{dim, (long) shape.kvHeads() * headDim}, 1200 + l);
+                    FamilyFiles.matrix(tensors, p + "attn_output.weight", new long[]{dim, dim}, 1300 + l);
+                    FamilyFiles.norm(tensors, p + "attn_q_norm.weight", headDim, 1400 + l);
+                    FamilyFiles.norm(tensors, p + "attn_k_norm.weight", headDim, 1500 + l);
+                }
+            }
+        });
+    }
+
+    @TempDir
+    static Path dir;
+    static Checkpoint qwen35;
+
+    @BeforeAll
+    static void writeModel() {
+        write(dir.resolve("llama.gguf"), dir.resolve("qwen35-mini.gguf"));
+        qwen35 = Checkpoint.load(dir.resolve("qwen35-mini.gguf"), null);
+        // decode steps enough for the JIT to compile the delta net's vector loops: interpreted, a vector's lanes are
+        // summed in another order (VectorMath), and the tests below compare logits bit for bit
+        Llama m = qwen35.model();
+        Llama.State s = m.newState(256, 8, 1, KvCache.Type.F16), batch = m.newState(256, 8, 8, KvCache.Type.F16);
+        for (int p = 0; p < 200; p++) m.forward(s, 1 + p % 100, p);
+        for (int p = 0; p < 50; p++) m.decodeEach(batch, new Llama.State[]{s}, new int[]{7}, new int[]{200 + p}, 1);
+    }
+
+    /** llama-perplexity's figure; ours 6e-9 from it. */
+    @Test
+    void givesLlamaCppsPerplexity() throws IOException {
+        Layer[] layers = qwen35.model().weights().layers();
+        for (int l = 0; l < layers.length; l++) assertEquals(l != 3, layers[l].deltaNet() != null, "layer " + l);
+        assertTrue(layers[3].queryGates() && qwen35.model().hasRecurrentLayers());
+        assertEquals(8, qwen35.model().config.rotaryDim());
+        assertEquals(47288.4497, LlamaLikeTest.perplexity(qwen35), 1e-6 * 47288.4497);
+    }
+
+    /** The first 48 tokens of ppl-text.txt. */
+    private static int[] text() throws IOException {
+        return java.util.Arrays.copyOf(qwen35.promptTokens(java.nio.file.Files.readString(Shared.REFERENCE.resolve("ppl-text.txt"))), 48);
+    }
+
+    /**
+     * The recurrent state goes on where it is, and from the two copies a prompt's run keeps (before its last token,
+     * and its end), each giving the logits a fresh state gives there; decode steps give a batch's; a start anywhere else
+     * is refused, and {@code resumableAt} says where a run can start instead.
+     */
+    @Test
+    void recurrentStateGoesOnOnlyWhereItIsKept() throws IOException {
+        Llama m = qwen35.model();
+        int[] text = text();
+        int vocab = m.config.vocabSize();
+        Llama.State batch = m.newState(128, 64, 1, KvCache.Type.F32), steps = m.newState(128, 64, 1, KvCache.Type.F32);
+        float[] whole = m.forward(batch, text, 0, 40, 0, null).clone();
+        float[] last = null;
+        for (int p = 0; p < 40; p++) last = m.forward(steps, text[p], p).clone();
+        assertArrayEquals(whole, java.util.Arrays.copyOf(last, vocab), 2e-4f);
+
+        Llama.State s = m.newState(128, 64, 1, KvCache.Type.F32);
+        float[] prompt = m.forward(s, text, 0, 30, 0, null).clone();
+        float[][] decoded = new float[5][];
+        for (int p = 30; p < 35; p++) decoded[p - 30] = m.forward(s, text[p], p).clone();
+        assertEquals(35, s.resumableAt(40));
+        assertEquals(35, s.resumableAt(35));
+        assertEquals(30, s.resumableAt(34));
+        assertEquals(29, s.resumableAt(29));
+        assertEquals(0, s.resumableAt(28));
+        IllegalStateException refused = assertThrows(IllegalStateException.class, () -> m.forward(s, text, 20, 5, 20, null));
+        assertTrue(refused.getMessage().contains("cannot go back to an earlier position"), refused.getMessage());
+        // from the prompt's end, the same decode steps again: the same logits, bit for bit
+        m.forward(s, text, 0, 30, 0, null); // the refusal left the state of no position: run again from 0
+        for (int p = 30; p < 33; p++) m.forward(s, text[40 + p - 30], p);
+        for (int p = 30; p < 35; p++) assertArrayEquals(decoded[p - 30], m.forward(s, text[p], p), "position " + p);
+        // from before the prompt's last token: its logits again (a decode step's arithmetic, not the batch's)
+        assertArrayEquals(prompt, m.forward(s, text, 29, 1, 29, null), 2e-4f);
+    }
+
+    /** A step of several sequences (the server's continuous batching) gives each the logits of its own decode step. */
+    @Test
+    void sequencesBatchedGiveTheirOwnSteps() throws IOException {
+        Llama m = qwen35.model();
+        int[] text = text();
+        Llama.State a = m.newState(128, 64, 1, KvCache.Type.F16), b = m.newState(128, 64, 1, KvCache.Type.F16);
+        Llama.State aAlone = m.newState(128, 64, 1, KvCache.Type.F16), bAlone = m.newState(128, 64, 1, KvCache.Type.F16);
+        m.forward(a, text, 0, 30, 0, null);
+        m.forward(aAlone, text, 0, 30, 0, null);
+        m.forward(b, text, 10, 17, 0, null);
+        m.forward(bAlone, text, 10, 17, 0, null);
+        Llama.State batch = m.newState(128, 8, 8, KvCache.Type.F16);
+        int vocab = m.config.vocabSize();
+        for (int step = 0; step < 6; step++) {
+            int[] tokens = {text[30 + step], text[27 + step]}, positions = {30 + step, 17 + step};
+            float[] both = m.decodeEach(batch, new Llama.State[]{a, b}, tokens, positions, 2);
+            assertArrayEquals(m.forward(aAlone, tokens[0], positions[0]), java.util.Arrays.copyOfRange(both, 0, vocab), "step " + step);
+            assertArrayEquals(m.forward(bAlone, tokens[1], positions[1]), java.util.Arrays.copyOfRange(both, vocab, 2 * vocab), "step " + step);
+        }
+    }
+
+    /** What cannot be done with recurrent layers is refused in one line: a context shift, cache files, a split across processes. */
+    @Test
+    void refusesWhatItCannotDo() {
+        Llama m = qwen35.model();
+        Llama.State s = m.newState(64, 8, 1, KvCache.Type.F16);
+        m.forward(s, new int[]{1, 2, 3, 4}, 0, 4, 0, null);
+        assertEquals("a context shift cannot be made in this model's recurrent layers (qwen35)", assertThrows(IllegalStateException.class, () -> m.shift(s, 1, 1, 4)).getMessage());
+        assertEquals("this model's recurrent layers' state is not kept in cache files",
+                assertThrows(IllegalStateException.class, () -> s.writeCache(java.nio.channels.Channels.newChannel(new java.io.ByteArrayOutputStream()), 4)).getMessage());
+        assertEquals("this model's gated delta net layers (qwen35) cannot be split across processes yet",
+                assertThrows(IllegalArgumentException.class, () -> TensorParallel.check(m.config, 2)).getMessage());
+    }
+}
