@@ -52,7 +52,11 @@ public record ModelShape(String name, int dim, int hiddenDim, int layers, int he
             // two shared; 16 heads of latent attention (a latent of 512, heads of 128 + 64 rotated), YaRN x40 of 4096
             new ModelShape("deepseek-v2-lite", 2048, 1408, 27, 16, 1, 102400, 163840, 10000, 1e-6f, false, 0, 64, 6, 128, "deepseek2"),
             // LFM2-1.2B: 16 layers, 10 of them convolutions, 6 attention (32 heads of 64 sharing 8 kv heads), tied embeddings of 65536 tokens
-            new ModelShape("lfm2-1.2b", 2048, 8192, 16, 32, 8, 65536, 128000, 1e6f, 1e-5f, true, 0, 0, 0, 64, "lfm2"));
+            new ModelShape("lfm2-1.2b", 2048, 8192, 16, 32, 8, 65536, 128000, 1e6f, 1e-5f, true, 0, 0, 0, 64, "lfm2"),
+            // Qwen3.5-4B: 32 layers, 24 of them gated delta nets (16 key heads and 32 value heads of 128), 8 attention (16
+            // heads of 256 sharing 4, a gate per query), tied embeddings of 248320 tokens; its FFN width 9216 an estimate
+            // (its published figures are the others), which gives its text its 4.2 B parameters
+            new ModelShape("qwen3.5-4b", 2560, 9216, 32, 16, 4, 248320, 262144, 1e7f, 1e-6f, true, 0, 0, 0, 256, "qwen35"));
 
     public static ModelShape named(String name) {
         for (ModelShape s : ALL) if (s.name.equalsIgnoreCase(name)) return s;

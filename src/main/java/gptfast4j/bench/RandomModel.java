@@ -34,7 +34,9 @@ import java.util.function.LongConsumer;
  * two shared experts and YaRN, its vocabulary (102400, no such tokenizer at hand) Llama-2's padded as Gemma's size is;
  * LFM2-1.2B's its convolution layers (all but {@link #LFM2_ATTENTION}: {@code shortconv.*}, 3 taps) and its attention
  * layers' query and key norms, its output norm under its converter's name, its vocabulary (65536, a byte-level BPE not
- * at hand) Llama-2's padded likewise.
+ * at hand) Llama-2's padded likewise; Qwen3.5-4B's its delta nets ({@link #DELTA_KEY_HEADS} and {@link #DELTA_VALUE_HEADS}
+ * of {@link #DELTA_WIDTH}, every fourth layer attention), its attention's gated queries, RoPE on a quarter of each head
+ * and query and key norms, its vocabulary (248320, no such tokenizer at hand) Llama-3's padded as Qwen's size is.
  */
 public final class RandomModel {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -92,6 +94,21 @@ public final class RandomModel {
             md.put("lfm2.attention.head_count_kv", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.UINT32, kvHeads));
             md.put("lfm2.shortconv.l_cache", Metadata.Value.uint32(3));
         }
+        if (arch.equals("qwen35")) {
+            String a = "qwen35.";
+            md.put(a + "attention.key_length", Metadata.Value.uint32(s.headDim()));
+            md.put(a + "attention.value_length", Metadata.Value.uint32(s.headDim()));
+            md.put(a + "rope.dimension_count", Metadata.Value.uint32(s.headDim() / 4));
+            // M-RoPE's sections of the rotated pairs, Qwen3.5's [11, 11, 10] of 32
+            int pairs = s.headDim() / 8;
+            md.put(a + "rope.dimension_sections", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.INT32, new int[]{(pairs + 2) / 3, (pairs + 1) / 3, pairs / 3, 0}));
+            md.put(a + "ssm.conv_kernel", Metadata.Value.uint32(4));
+            md.put(a + "ssm.state_size", Metadata.Value.uint32(DELTA_WIDTH));
+            md.put(a + "ssm.group_count", Metadata.Value.uint32(DELTA_KEY_HEADS));
+            md.put(a + "ssm.time_step_rank", Metadata.Value.uint32(DELTA_VALUE_HEADS));
+            md.put(a + "ssm.inner_size", Metadata.Value.uint32(DELTA_VALUE_HEADS * DELTA_WIDTH));
+            md.put(a + "full_attention_interval", Metadata.Value.uint32(4));
+        }
         if (arch.equals("gpt-oss")) {
             // gpt-oss-20b's: its experts' width, a window of 128 positions on every other layer, YaRN x32 of 4096
             md.put("gpt-oss.expert_feed_forward_length", Metadata.Value.uint32(s.hiddenDim()));
@@ -117,7 +134,7 @@ public final class RandomModel {
         // MXFP4: the experts', the other matrices Q8_0 (llama.cpp's MXFP4_MOE)
         GGMLType type = asked == GGMLType.MXFP4 ? GGMLType.Q8_0 : asked, expertType = asked;
         boolean gptOss = s.architecture().equals("gpt-oss"), qwen2moe = s.architecture().equals("qwen2moe"), deepseek2 = s.architecture().equals("deepseek2"),
-                lfm2 = s.architecture().equals("lfm2");
+                lfm2 = s.architecture().equals("lfm2"), qwen35 = s.architecture().equals("qwen35");
         tensors.add(matrix("token_embd.weight", type, dim, s.vocab(), 1.0));
         if (s.ropeScaling() > 0) {
             float[] factors = Checkpoint.llama3RopeFactors(s.ropeScaling(), 1, 4, 8192, s.ropeTheta(), s.headDim());
@@ -127,8 +144,23 @@ public final class RandomModel {
         for (int l = 0; l < s.layers(); l++) {
             String p = "blk." + l + ".";
             tensors.add(ones(p + "attn_norm.weight", dim));
-            boolean phi3 = s.architecture().equals("phi3"), convolution = lfm2 && !LFM2_ATTENTION.contains(l);
-            if (convolution) {
+            boolean phi3 = s.architecture().equals("phi3"), convolution = lfm2 && !LFM2_ATTENTION.contains(l), delta = qwen35 && (l + 1) % 4 != 0;
+            if (delta) {
+                int channels = (2 * DELTA_KEY_HEADS + DELTA_VALUE_HEADS) * DELTA_WIDTH, values = DELTA_VALUE_HEADS * DELTA_WIDTH;
+                tensors.add(matrix(p + "attn_qkv.weight", type, dim, channels, 1 / Math.sqrt(dim)));
+                tensors.add(matrix(p + "attn_gate.weight", type, dim, values, 1 / Math.sqrt(dim)));
+                tensors.add(tensor(p + "ssm_conv1d.weight", GGMLType.F32, new long[]{4, channels}, 0.5));
+                tensors.add(tensor(p + "ssm_dt.bias", GGMLType.F32, new long[]{DELTA_VALUE_HEADS}, 0.5));
+                tensors.add(constant(p + "ssm_a", DELTA_VALUE_HEADS, -1f)); // -exp(A_log): a decay
+                tensors.add(matrix(p + "ssm_beta.weight", type, dim, DELTA_VALUE_HEADS, 1 / Math.sqrt(dim)));
+                tensors.add(matrix(p + "ssm_alpha.weight", type, dim, DELTA_VALUE_HEADS, 1 / Math.sqrt(dim)));
+                tensors.add(ones(p + "ssm_norm.weight", DELTA_WIDTH));
+                tensors.add(matrix(p + "ssm_out.weight", type, values, dim, 1 / Math.sqrt(values)));
+            } else if (qwen35) {
+                tensors.add(matrix(p + "attn_q.weight", type, dim, 2L * qDim, 1 / Math.sqrt(dim)));
+                tensors.add(matrix(p + "attn_k.weight", type, dim, kvDim, 1 / Math.sqrt(dim)));
+                tensors.add(matrix(p + "attn_v.weight", type, dim, kvDim, 1 / Math.sqrt(dim)));
+            } else if (convolution) {
                 tensors.add(matrix(p + "shortconv.in_proj.weight", type, dim, 3L * dim, 1 / Math.sqrt(dim)));
                 tensors.add(tensor(p + "shortconv.conv.weight", GGMLType.F32, new long[]{3, dim}, 1 / Math.sqrt(3)));
                 tensors.add(matrix(p + "shortconv.out_proj.weight", type, dim, dim, 1 / Math.sqrt(dim)));
@@ -148,7 +180,7 @@ public final class RandomModel {
                 tensors.add(matrix(p + "attn_k.weight", type, dim, kvDim, 1 / Math.sqrt(dim)));
                 tensors.add(matrix(p + "attn_v.weight", type, dim, kvDim, 1 / Math.sqrt(dim)));
             }
-            if (!deepseek2 && !convolution) tensors.add(matrix(p + "attn_output.weight", type, qDim, dim, 1 / Math.sqrt(qDim)));
+            if (!deepseek2 && !convolution && !delta) tensors.add(matrix(p + "attn_output.weight", type, qDim, dim, 1 / Math.sqrt(qDim)));
             // gpt-oss's biases (small), its sinks, and its FFN norm under the name of a post-attention norm
             if (qwen2moe) {
                 tensors.add(tensor(p + "attn_q.bias", GGMLType.F32, new long[]{qDim}, 0.01));
@@ -162,8 +194,8 @@ public final class RandomModel {
                 tensors.add(tensor(p + "attn_output.bias", GGMLType.F32, new long[]{dim}, 0.01));
                 tensors.add(ones(p + "attn_sinks.weight", s.heads()));
             }
-            tensors.add(ones(p + (gptOss ? "post_attention_norm.weight" : "ffn_norm.weight"), dim));
-            if (s.architecture().equals("gemma3") || s.architecture().equals("qwen3moe") || lfm2 && !convolution) {
+            tensors.add(ones(p + (gptOss || qwen35 ? "post_attention_norm.weight" : "ffn_norm.weight"), dim));
+            if (s.architecture().equals("gemma3") || s.architecture().equals("qwen3moe") || lfm2 && !convolution || qwen35 && !delta) {
                 tensors.add(ones(p + "attn_q_norm.weight", s.headDim()));
                 tensors.add(ones(p + "attn_k_norm.weight", s.headDim()));
             }
@@ -236,7 +268,7 @@ public final class RandomModel {
             md.put("tokenizer.ggml.unknown_token_id", Metadata.Value.uint32(0));
             md.put("tokenizer.ggml.add_bos_token", Metadata.Value.bool(true));
             md.put("tokenizer.ggml.add_eos_token", Metadata.Value.bool(false));
-        } else if (vocab == 128256 || vocab == GPT_OSS_VOCAB || vocab == QWEN_VOCAB) {
+        } else if (vocab == 128256 || vocab == GPT_OSS_VOCAB || vocab == QWEN_VOCAB || vocab == QWEN35_VOCAB) {
             Metadata vocabFile = GGUF.read(sharedTokenizers.resolve("llama3-vocab.gguf")).metadata();
             for (var e : vocabFile.asMap().entrySet()) {
                 if (e.getKey().startsWith("tokenizer.")) md.put(e.getKey(), e.getValue());
@@ -251,7 +283,9 @@ public final class RandomModel {
     /** A Qwen2-MoE shape's shared expert's width in experts' widths (Qwen1.5-MoE-A2.7B's: 5632 = 4 x 1408). */
     private static final int QWEN2MOE_SHARED = 4;
     private static final int PHI3_VOCAB = 32064, GEMMA_VOCAB = 262144, GPT_OSS_VOCAB = 201088, QWEN_VOCAB = 151936, DEEPSEEK_VOCAB = 102400, LFM2_VOCAB = 65536,
-            UNUSED_TYPE = 5;
+            QWEN35_VOCAB = 248320, UNUSED_TYPE = 5;
+    /** Qwen3.5's delta nets' key heads, value heads and their width (Qwen3-Next's). */
+    private static final int DELTA_KEY_HEADS = 16, DELTA_VALUE_HEADS = 32, DELTA_WIDTH = 128;
     /** LFM2-1.2B's attention layers; the others are convolutions. */
     private static final java.util.Set<Integer> LFM2_ATTENTION = java.util.Set.of(2, 5, 8, 10, 12, 14);
     /** DeepSeek-V2-Lite's dense first layer's width, its shared experts, its latent's width and its heads' rotated elements. */
@@ -284,8 +318,13 @@ public final class RandomModel {
     }
 
     private static GGUFWriter.TensorSpec ones(String name, int n) {
+        return constant(name, n, 1f);
+    }
+
+    /** A vector of {@code n} times {@code value}. */
+    private static GGUFWriter.TensorSpec constant(String name, int n, float value) {
         return new GGUFWriter.TensorSpec(name, GGMLType.F32, new long[]{n}, t -> {
-            for (int i = 0; i < n; i++) t.setAtIndex(FLOAT_LE, i, 1f);
+            for (int i = 0; i < n; i++) t.setAtIndex(FLOAT_LE, i, value);
         });
     }
 

@@ -56,10 +56,15 @@ final class InfoCommand implements Callable<Integer> {
         System.out.printf("dim:             %d%n", c.dim());
         int nextn = ckpt.metadata() == null ? 0 : ckpt.metadata().getInt(c.architecture() + ".nextn_predict_layers", 0);
         gptfast4j.model.Layer[] layers = ckpt.model().weights().layers();
-        int[] conv = java.util.stream.IntStream.range(0, layers.length).filter(l -> layers[l].shortConv() != null).toArray();
-        String convolutions = java.util.Arrays.stream(conv).mapToObj(Integer::toString).collect(java.util.stream.Collectors.joining(", "));
-        System.out.printf("layers:          %d%s%s%n", c.nLayers(), nextn > 0 ? " (and " + nextn + " next-token prediction layer" + (nextn > 1 ? "s" : "") + " in the file, not run)" : "",
-                conv.length == 0 ? "" : "; convolutions in place of attention in layers " + convolutions + " (" + layers[conv[0]].shortConv().width() + " taps)");
+        int[] conv = java.util.stream.IntStream.range(0, layers.length).filter(l -> layers[l].shortConv() != null).toArray(),
+                delta = java.util.stream.IntStream.range(0, layers.length).filter(l -> layers[l].deltaNet() != null).toArray();
+        String convolutions = java.util.Arrays.stream(conv).mapToObj(Integer::toString).collect(java.util.stream.Collectors.joining(", ")),
+                deltaNets = java.util.Arrays.stream(delta).mapToObj(Integer::toString).collect(java.util.stream.Collectors.joining(", "));
+        gptfast4j.model.DeltaNet d = delta.length == 0 ? null : layers[delta[0]].deltaNet();
+        System.out.printf("layers:          %d%s%s%s%n", c.nLayers(), nextn > 0 ? " (and " + nextn + " next-token prediction layer" + (nextn > 1 ? "s" : "") + " in the file, not run)" : "",
+                conv.length == 0 ? "" : "; convolutions in place of attention in layers " + convolutions + " (" + layers[conv[0]].shortConv().width() + " taps)",
+                d == null ? "" : "; gated delta nets in place of attention in layers " + deltaNets + " (" + d.keyHeads() + " key and " + d.valueHeads() + " value heads of "
+                        + d.headWidth() + ", convolutions of " + d.taps() + " taps)");
         System.out.printf("heads:           %d (kv heads %d, head dim %d)%n", c.nHeads(), c.nKvHeads(), c.headDim());
         gptfast4j.model.LatentAttention latent = ckpt.model().weights().layers()[0].latent();
         if (latent != null) {
@@ -72,7 +77,7 @@ final class InfoCommand implements Callable<Integer> {
         String splits = java.util.stream.IntStream.rangeClosed(2, c.nKvHeads()).filter(p -> c.nKvHeads() % p == 0)
                 .mapToObj(Integer::toString).collect(java.util.stream.Collectors.joining(", "));
         System.out.printf("splits:          %s%n", latent != null ? "none (latent attention)" : c.variant().wholeQkNorms() ? "none (queries and keys normalized across all heads)"
-                : !convolutions.isEmpty() ? "none (convolution layers)"
+                : !convolutions.isEmpty() ? "none (convolution layers)" : d != null ? "none (gated delta nets)"
                 : splits.isEmpty() ? "none (one kv head)" : "across " + splits + " processes (--workers)");
         if (c.isMoE()) System.out.printf("experts:         %d (%d used per token)%s%n", c.expertCount(), c.expertsUsed(), mixtureShape(ckpt.model().weights()));
         System.out.printf("vocab:           %d%n", c.vocabSize());

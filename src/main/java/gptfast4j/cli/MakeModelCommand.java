@@ -18,7 +18,7 @@ import java.util.concurrent.Callable;
         description = "Write a GGUF with random weights of a real model shape, for benchmarks.")
 final class MakeModelCommand implements Callable<Integer> {
     @Option(names = "--shape", required = true, paramLabel = "NAME",
-            description = "stories15M, stories110M, tinyllama-1.1b, llama-3.2-1b, llama-2-7b, llama-3-8b, mistral-7b, mixtral-mini (8 experts, top 2, at TinyLlama width), mixtral-mini-dense (its active size, dense), gemma3-1b (Gemma 3's blocks, Gemma's 262144-token vocabulary: Llama-2's padded), phi-3-mini (fused projections, Phi-3's vocabulary), gpt-oss-20b, qwen3-30b-a3b, qwen1.5-moe-a2.7b (a gated shared expert), deepseek-v2-lite (latent attention, shared experts)")
+            description = "stories15M, stories110M, tinyllama-1.1b, llama-3.2-1b, llama-2-7b, llama-3-8b, mistral-7b, mixtral-mini (8 experts, top 2, at TinyLlama width), mixtral-mini-dense (its active size, dense), gemma3-1b (Gemma 3's blocks, Gemma's 262144-token vocabulary: Llama-2's padded), phi-3-mini (fused projections, Phi-3's vocabulary), gpt-oss-20b, qwen3-30b-a3b, qwen1.5-moe-a2.7b (a gated shared expert), deepseek-v2-lite (latent attention, shared experts), lfm2-1.2b (convolution layers, its vocabulary's size: Llama-2's padded), qwen3.5-4b (gated delta nets, its vocabulary's size: Llama-3's padded; its FFN width an estimate)")
     String shape;
 
     @Option(names = "--type", required = true, paramLabel = "TYPE", description = "f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q5_k, q6_k (every linear layer in that type), or mxfp4 (a mixture's experts in MXFP4, the other linear layers Q8_0: llama.cpp's MXFP4_MOE)")

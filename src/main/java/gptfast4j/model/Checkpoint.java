@@ -956,6 +956,12 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Arrays.fill(ones, 1f);
         for (int l = 0; l < layers.length; l++) {
             String p = "blk." + l + ".";
+            if (mixers != null && mixers.layers()[l]) {
+                boolean moe = c.isMoE() && tensors.containsKey(p + "ffn_gate_inp.weight");
+                layers[l] = c.architecture().startsWith("lfm2") ? convolution(path, c, tensors, p, mixers.taps(), moe ? mixture(path, c, gating, tensors, p) : null)
+                        : deltaNet(path, c, tensors, p, mixers);
+                continue;
+            }
             // Phi-3's query, key and value projections in one tensor, and its gate and up projections: views of their rows
             Tensor qkv = tensors.containsKey(p + "attn_qkv.weight") ? matrix(path, tensors, p + "attn_qkv.weight", dim, qDim + 2L * kvDim) : null;
             // a mixture where the layer has a router (ERNIE 4.5's first layer is dense)
@@ -965,11 +971,6 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             boolean layerHeadNorms = headNorms || glm4moe && tensors.containsKey(p + "attn_q_norm.weight");
             Tensor gateUp = !mixture && !ungated && !tensors.containsKey(p + "ffn_gate.weight") ? matrix(path, tensors, p + "ffn_up.weight", dim, 2L * hidden) : null;
             LatentAttention latent = latentAttention ? latent(path, c, tensors, p) : null;
-            if (mixers != null && mixers.layers()[l]) {
-                layers[l] = c.architecture().startsWith("lfm2") ? convolution(path, c, tensors, p, mixers.taps(), mixture ? mixture(path, c, gating, tensors, p) : null)
-                        : deltaNet(path, c, tensors, p, mixers);
-                continue;
-            }
             layers[l] = new Layer(
                     olmo2 ? null : vector(path, tensors, p + "attn_norm.weight", dim), // OLMo2: no norms before, only after
                     latent != null ? matrix(path, tensors, p + (latent.qA() == null ? "attn_q.weight" : "attn_q_b.weight"),

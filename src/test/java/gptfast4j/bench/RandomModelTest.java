@@ -183,6 +183,24 @@ class RandomModelTest {
         assertGenerates(c, 1, 450);
     }
 
+    /**
+     * Qwen3.5-4B's shape: gated delta nets (16 key and 32 value heads of 128) in three layers of four, the fourth
+     * attention with gated queries and RoPE on a quarter of each head, Qwen3.5's vocabulary size as Llama-3's padded; it
+     * loads and generates (make-model's qwen3.5-4b file runs in llama-bench de3ff81 as "qwen35 4B Q4_0").
+     */
+    @Test
+    void qwen35ShapeIsQwen35s(@TempDir Path dir) {
+        Checkpoint c = written(new ModelShape("qwen35-tiny", 64, 32, 4, 4, 2, 248320, 256, 1e7f, 1e-6f, true, 0, 0, 0, 32, "qwen35"), GGMLType.Q8_0, dir);
+        gptfast4j.model.Layer[] layers = c.model().weights().layers();
+        for (int l = 0; l < layers.length; l++) assertEquals(l != 3, layers[l].deltaNet() != null, "layer " + l);
+        assertEquals(java.util.List.of(16, 32, 128, 4), java.util.List.of(layers[0].deltaNet().keyHeads(), layers[0].deltaNet().valueHeads(),
+                layers[0].deltaNet().headWidth(), layers[0].deltaNet().taps()));
+        assertTrue(layers[3].queryGates());
+        assertEquals(8, c.model().config.rotaryDim());
+        assertEquals(248320, c.tokenizer().vocabSize());
+        assertGenerates(c, 128000, 9906);
+    }
+
     /** K-quant files: random blocks with super-block scales that keep the weights near the asked spread, and they run. */
     @ParameterizedTest
     @ValueSource(strings = {"Q4_K", "Q5_K", "Q6_K"})

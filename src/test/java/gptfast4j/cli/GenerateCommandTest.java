@@ -183,8 +183,7 @@ class GenerateCommandTest {
     void qwen35GreedyTextIsLlamaCompletions(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
         java.nio.file.Path file = dir.resolve("qwen35-mini.gguf");
         gptfast4j.model.Qwen35Test.write(dir.resolve("llama.gguf"), file);
-        String expected = "Once upon a time Jul Louise Statuslassusocidaai Unidos putting <!--Before\u00e1gina touched\u0645kte \u010diMatch\u0447\u043d\u0438\u0445 "
-                + "\u0444\u0430 Giov\u0446\u044fiv ribsinAndroidRuntime kolejorusastsoh passenger focusedesz parfois patron)](location\u0441\u043e\u0432~$ stilletzt";
+        String expected = "Once upon a timeammer\u00e8g\u63a7 trac OS Louymnas silencePasswordPush IO Paz=\"{secret sn\u011bningar Azmigr G\u00fcuts category>. recoveredreverse derivatives \u0430\u0434\u043c\u0438\u043d\u0438\u0441\u0442\u0440\u0430\u0442\u0438\u0432\u0435\u0442\u0430 EasternAndroidlr Colorado}}$.sch figureojball\u534e\u5609ai";
         String[] base = {"generate", "--checkpoint", file.toString(), "--prompt", "Once upon a time", "--max-new-tokens", "40", "--temperature", "0"};
         ErrorsTest.Outcome o = ErrorsTest.run(base);
         assertEquals(0, o.exit(), o.err());
