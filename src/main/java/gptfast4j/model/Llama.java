@@ -852,7 +852,7 @@ public final class Llama {
      * Value heads h0..h1 of a delta net over the batch's tokens in order (DeltaNet's rule, as ggml's
      * gated_delta_net computes it: the matrix decayed, the delta rule's update, the query's read), each head's output
      * then RMS-normalized, times the norm's weights and silu(z), into s.deltaOut. Before a batch's last token the
-     * matrices are kept ({@link Recurrent}). The output's row serves as the delta's scratch until the read.
+     * matrices are kept ({@link Recurrent}).
      */
     private void deltaHeads(State s, int h0, int h1) {
         int l = s.layer, n = s.batch;
@@ -871,10 +871,15 @@ public final class Llama {
                 float a = s.alphas[t * heads + h] + d.dtBias()[h];
                 float g = (a > 20f ? a : (float) Math.log(1f + (float) Math.exp(a))) * d.a()[h];
                 float beta = 1f / (1f + (float) Math.exp(-s.betas[t * heads + h]));
-                VectorMath.scale(m, base, width * width, (float) Math.exp(g));
-                for (int j = 0; j < width; j++) s.deltaOut[out + j] = (s.mixed[v + j] - VectorMath.dot(m, base + j * width, s.mixed, k, width)) * beta;
-                for (int j = 0; j < width; j++) VectorMath.axpy(s.deltaOut[out + j], s.mixed, k, m, base + j * width, width);
-                for (int j = 0; j < width; j++) s.deltaOut[out + j] = VectorMath.dot(m, base + j * width, s.mixed, q, width) * scale;
+                // row by row, each row's decay, delta, update and read depending on that row alone: the same arithmetic as
+                // ggml's four passes over the matrix, in one
+                float decay = (float) Math.exp(g);
+                for (int j = 0, row = base; j < width; j++, row += width) {
+                    VectorMath.scale(m, row, width, decay);
+                    float delta = (s.mixed[v + j] - VectorMath.dot(m, row, s.mixed, k, width)) * beta;
+                    VectorMath.axpy(delta, s.mixed, k, m, row, width);
+                    s.deltaOut[out + j] = VectorMath.dot(m, row, s.mixed, q, width) * scale;
+                }
                 double sum = 0;
                 for (int j = out; j < out + width; j++) sum += s.deltaOut[j] * s.deltaOut[j];
                 float mean = (float) (sum / width), norm = 1f / (float) Math.sqrt(mean + eps);
