@@ -178,7 +178,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
-            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35");
+            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -216,7 +216,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         // GLM-4.1V's sections of RoPE (M-RoPE) and GLM's next-token prediction layers are not run here
         // GLM-4.5's and GLM-4.7-Flash's (deepseek2) next-token prediction layers, after the others, are not run (as llama.cpp runs them only to draft)
         int nextn = md.getInt(arch + ".nextn_predict_layers", 0);
-        if (nextn > 0 && !arch.equals("glm4moe") && !arch.equals("deepseek2") && !arch.equals("qwen35")) throw new ModelFormatException(path + ": a model with next-token prediction layers (" + arch + ".nextn_predict_layers) is not supported");
+        if (nextn > 0 && !arch.equals("glm4moe") && !arch.equals("deepseek2") && !arch.startsWith("qwen35")) throw new ModelFormatException(path + ": a model with next-token prediction layers (" + arch + ".nextn_predict_layers) is not supported");
         // llama.cpp's graph then runs dense layers whose tensors its loader did not read: no such model is made
         if (arch.equals("ernie4_5-moe") && md.getInt("ernie4_5-moe.interleave_moe_layer_step", 1) != 1) {
             throw new ModelFormatException(path + ": an ernie4_5-moe model with a mixture every " + md.getInt("ernie4_5-moe.interleave_moe_layer_step", 1) + " layers is not supported");
@@ -257,10 +257,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : Config.Variant.LLAMA;
         Config.Variant variant = scaled(path, md, arch, blocks);
         Mixers mixers = arch.startsWith("lfm2") ? new Mixers(convolutionLayers(path, md, arch), convolutionWidth(path, md, arch), 0, 0, 0)
-                : arch.equals("qwen35") ? deltaNets(path, md, arch, required(md, path, arch + ".block_count") - nextn) : null;
+                : arch.startsWith("qwen35") ? deltaNets(path, md, arch, required(md, path, arch + ".block_count") - nextn) : null;
         Config config = config(path, () -> new Config(arch, dim,
                 // Qwen3's mixtures give their experts' width apart from the dense width they would have
-                required(md, path, arch + (arch.equals("qwen3moe") || arch.equals("qwen3vlmoe") || arch.equals("gpt-oss") ? ".expert_feed_forward_length" : ".feed_forward_length")),
+                required(md, path, arch + (arch.equals("qwen3moe") || arch.equals("qwen3vlmoe") || arch.equals("gpt-oss") || arch.equals("qwen35moe") ? ".expert_feed_forward_length" : ".feed_forward_length")),
                 required(md, path, arch + ".block_count") - nextn,
                 nHeads,
                 latent ? 1 : arch.startsWith("lfm2") ? attentionKvHeads(path, md, arch) : md.getInt(arch + ".attention.head_count_kv", nHeads),
@@ -951,7 +951,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 // 128 experts, as llama.cpp tells them apart)
                 unitNorms = c.architecture().equals("llama4") && c.expertCount() != 128, latentAttention = c.architecture().equals("deepseek2"),
                 // Qwen3.5's attention: each head's query followed by its gate in wq's rows, the FFN's norm named as a post-attention norm
-                queryGates = c.architecture().equals("qwen35");
+                queryGates = c.architecture().startsWith("qwen35");
         float[] ones = new float[c.headDim()];
         Arrays.fill(ones, 1f);
         for (int l = 0; l < layers.length; l++) {
@@ -959,7 +959,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             if (mixers != null && mixers.layers()[l]) {
                 boolean moe = c.isMoE() && tensors.containsKey(p + "ffn_gate_inp.weight");
                 layers[l] = c.architecture().startsWith("lfm2") ? convolution(path, c, tensors, p, mixers.taps(), moe ? mixture(path, c, gating, tensors, p) : null)
-                        : deltaNet(path, c, tensors, p, mixers);
+                        : deltaNet(path, c, tensors, p, mixers, moe ? mixture(path, c, gating, tensors, p) : null);
                 continue;
             }
             // Phi-3's query, key and value projections in one tensor, and its gate and up projections: views of their rows
@@ -1057,9 +1057,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * A Qwen3.5 delta net layer ({@link DeltaNet}): its norms (the FFN's named as a post-attention norm), {@code attn_qkv}
      * as wq, {@code attn_gate} (z) as wk, no wv, {@code ssm_out} as wo, its convolution's kernel {@code ssm_conv1d}
      * [taps, channels], beta's and alpha's projections, the decay's bias and factor ({@code ssm_dt.bias}, {@code
-     * ssm_a}), the heads' norm, and a dense SwiGLU.
+     * ssm_a}), the heads' norm, and a dense SwiGLU or {@code mixture} (Qwen3.5's mixtures' experts).
      */
-    private static Layer deltaNet(Path path, Config c, Map<String, TensorData> tensors, String p, Mixers m) {
+    private static Layer deltaNet(Path path, Config c, Map<String, TensorData> tensors, String p, Mixers m, FeedForward mixture) {
         int dim = c.dim(), hidden = c.hiddenDim(), width = m.headWidth(), heads = m.valueHeads(), taps = m.taps();
         int channels = (2 * m.keyHeads() + heads) * width, values = heads * width;
         Tensor conv = matrix(path, tensors, p + "ssm_conv1d.weight", taps, channels);
@@ -1068,8 +1068,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         DeltaNet d = new DeltaNet(matrix(path, tensors, p + "ssm_beta.weight", dim, heads), matrix(path, tensors, p + "ssm_alpha.weight", dim, heads), kernel, taps,
                 vector(path, tensors, p + "ssm_dt.bias", heads), vector(path, tensors, p + "ssm_a", heads), vector(path, tensors, p + "ssm_norm.weight", width),
                 m.keyHeads(), heads, width);
-        FeedForward ffn = new FeedForward.Dense(matrix(path, tensors, p + "ffn_gate.weight", dim, hidden), matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
-                matrix(path, tensors, p + "ffn_up.weight", dim, hidden));
+        FeedForward ffn = mixture != null ? mixture : new FeedForward.Dense(matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
+                matrix(path, tensors, p + "ffn_down.weight", hidden, dim), matrix(path, tensors, p + "ffn_up.weight", dim, hidden));
         return new Layer(vector(path, tensors, p + "attn_norm.weight", dim), matrix(path, tensors, p + "attn_qkv.weight", dim, channels),
                 matrix(path, tensors, p + "attn_gate.weight", dim, values), null, matrix(path, tensors, p + "ssm_out.weight", values, dim),
                 vector(path, tensors, p + "post_attention_norm.weight", dim), ffn, null, null, null, null, null, null, null, null, null, null, null, null, d, false);
@@ -1149,6 +1149,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      */
     private static FeedForward.MoE mixture(Path path, Config c, Gating gating, Map<String, TensorData> tensors, String p) {
         int dim = c.dim(), n = c.expertCount();
+        if (tensors.containsKey(p + "ffn_gate_up_exps.weight")) throw new ModelFormatException(path + ": experts' gates and ups in one tensor (" + p + "ffn_gate_up_exps.weight) are not supported");
         TensorData gate = tensors.containsKey(p + "ffn_gate_exps.weight") ? tensor(tensors, path, p + "ffn_gate_exps.weight") : tensor(tensors, path, p + "ffn_gate.0.weight");
         int hidden = (int) Math.min(gate.shape().length > 1 ? gate.shape()[1] : 0, Integer.MAX_VALUE);
         Tensor router = matrix(path, tensors, p + "ffn_gate_inp.weight", dim, n);
@@ -1301,7 +1302,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * projector is a file of its own).
      */
     private static float[] textMrope(Path path, Metadata md, String arch, float[] factors, int pairs) {
-        if (!List.of("qwen2vl", "qwen3vl", "qwen3vlmoe", "qwen35").contains(arch) && !usesMrope(md, arch)) return factors;
+        if (!List.of("qwen2vl", "qwen3vl", "qwen3vlmoe", "qwen35", "qwen35moe").contains(arch) && !usesMrope(md, arch)) return factors;
         int[] sections = md.getInts(arch + ".rope.dimension_sections");
         if (sections == null || sections.length != 4 || Arrays.stream(sections).anyMatch(n -> n < 0) || Arrays.stream(sections).sum() == 0
                 || Arrays.stream(sections).sum() > pairs) {

@@ -32,25 +32,43 @@ public class Qwen35Test {
 
     /** Writes the mini Qwen3.5 model to {@code out} ({@code scratch} for the Llama file it is made from). */
     public static void write(Path scratch, Path out) {
-        ModelShape shape = LlamaLikeTest.SHAPE;
+        write(LlamaLikeTest.SHAPE, "qwen35", scratch, out);
+    }
+
+    /**
+     * Writes to {@code out} an {@code arch} model of {@code shape} made from its Llama (or Mixtral) file at {@code scratch}:
+     * every fourth layer attention, the others delta nets; a mixture's layers with a gated shared expert 48 wide.
+     */
+    static void write(ModelShape shape, String arch, Path scratch, Path out) {
         int dim = shape.dim(), headDim = dim / shape.heads(), layers = shape.layers(), kHeads = 2, vHeads = 6, state = 16;
         int conv = 2 * kHeads * state + vHeads * state;
-        FamilyFiles.write(shape, "qwen35", scratch, out, md -> {
-            md.put("qwen35.attention.key_length", Metadata.Value.uint32(headDim));
-            md.put("qwen35.attention.value_length", Metadata.Value.uint32(headDim));
-            md.put("qwen35.rope.dimension_count", Metadata.Value.uint32(headDim / 2));
-            md.put("qwen35.rope.dimension_sections", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.INT32, new int[]{2, 1, 1, 0}));
-            md.put("qwen35.ssm.conv_kernel", Metadata.Value.uint32(4));
-            md.put("qwen35.ssm.state_size", Metadata.Value.uint32(state));
-            md.put("qwen35.ssm.group_count", Metadata.Value.uint32(kHeads));
-            md.put("qwen35.ssm.time_step_rank", Metadata.Value.uint32(vHeads));
-            md.put("qwen35.ssm.inner_size", Metadata.Value.uint32(vHeads * state));
-            md.put("qwen35.full_attention_interval", Metadata.Value.uint32(4));
+        FamilyFiles.write(shape, arch, scratch, out, md -> {
+            String a = arch + ".";
+            md.put(a + "attention.key_length", Metadata.Value.uint32(headDim));
+            md.put(a + "attention.value_length", Metadata.Value.uint32(headDim));
+            md.put(a + "rope.dimension_count", Metadata.Value.uint32(headDim / 2));
+            md.put(a + "rope.dimension_sections", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.INT32, new int[]{2, 1, 1, 0}));
+            md.put(a + "ssm.conv_kernel", Metadata.Value.uint32(4));
+            md.put(a + "ssm.state_size", Metadata.Value.uint32(state));
+            md.put(a + "ssm.group_count", Metadata.Value.uint32(kHeads));
+            md.put(a + "ssm.time_step_rank", Metadata.Value.uint32(vHeads));
+            md.put(a + "ssm.inner_size", Metadata.Value.uint32(vHeads * state));
+            md.put(a + "full_attention_interval", Metadata.Value.uint32(4));
+            if (shape.experts() > 0) {
+                md.put(a + "expert_feed_forward_length", Metadata.Value.uint32(shape.hiddenDim()));
+                md.put(a + "expert_shared_feed_forward_length", Metadata.Value.uint32(48));
+            }
         }, name -> !name.contains("ffn_norm") && !(name.startsWith("blk.") && name.contains(".attn_") && !name.contains("attn_norm")),
                 (Map<String, TensorData> llama, List<GGUFWriter.TensorSpec> tensors) -> {
             for (int l = 0; l < layers; l++) {
                 String p = "blk." + l + ".";
                 FamilyFiles.norm(tensors, p + "post_attention_norm.weight", dim, 10 + l);
+                if (shape.experts() > 0) {
+                    FamilyFiles.matrix(tensors, p + "ffn_gate_inp_shexp.weight", new long[]{dim}, 1600 + l);
+                    FamilyFiles.matrix(tensors, p + "ffn_gate_shexp.weight", new long[]{dim, 48}, 1700 + l);
+                    FamilyFiles.matrix(tensors, p + "ffn_up_shexp.weight", new long[]{dim, 48}, 1800 + l);
+                    FamilyFiles.matrix(tensors, p + "ffn_down_shexp.weight", new long[]{48, dim}, 1900 + l);
+                }
                 if ((l + 1) % 4 != 0) {
                     FamilyFiles.matrix(tensors, p + "attn_qkv.weight", new long[]{dim, conv}, 100 + l);
                     FamilyFiles.matrix(tensors, p + "attn_gate.weight", new long[]{dim, vHeads * state}, 200 + l);
@@ -97,6 +115,22 @@ public class Qwen35Test {
         assertTrue(layers[3].queryGates() && qwen35.model().hasRecurrentLayers());
         assertEquals(8, qwen35.model().config.rotaryDim());
         assertEquals(47883.8626, LlamaLikeTest.perplexity(qwen35), 1e-6 * 47883.8626);
+    }
+
+    /**
+     * Qwen3.5's mixtures ({@code qwen35moe}): the same layers, each feed-forward experts chosen by a softmax,
+     * renormalized, beside a shared expert whose sigmoid gate weighs it. A random model of 8 experts 32 wide, 2 used, a
+     * shared expert 48 wide: llama-perplexity's figure, ours 1e-8 from it.
+     */
+    @Test
+    void mixtureGivesLlamaCppsPerplexity() throws IOException {
+        ModelShape shape = new ModelShape("qwen35moe-mini", 64, 32, 4, 4, 2, 32000, 256, 10000, 1e-5f, false, 0, 8, 2);
+        Path file = dir.resolve("qwen35moe-mini.gguf");
+        write(shape, "qwen35moe", dir.resolve("mixtral.gguf"), file);
+        Checkpoint c = Checkpoint.load(file, null);
+        Layer[] layers = c.model().weights().layers();
+        assertTrue(layers[0].deltaNet() != null && layers[0].feedForward() instanceof FeedForward.MoE moe && moe.shared().gate() != null && layers[3].queryGates());
+        assertEquals(53978.0706, LlamaLikeTest.perplexity(c), 1e-6 * 53978.0706);
     }
 
     /** The first 48 tokens of ppl-text.txt. */
