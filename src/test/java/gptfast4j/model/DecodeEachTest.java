@@ -58,6 +58,28 @@ class DecodeEachTest {
     }
 
     /** Each prompt's decode steps' logits, in caches of each of {@code options}, are its own in a batch of sequences' steps. */
+    /**
+     * Two sequences of {@code text} (its first 30 tokens, and 17 from its 11th) stepped together by {@link
+     * Llama#decodeEach} six times: each step's logits are each sequence's own decode step's, bit for bit (a model whose
+     * layers keep a sequence's state apart from the cache: LFM2's convolutions, Qwen3.5's delta nets).
+     */
+    static void assertSequencesGetTheirOwnSteps(Llama m, int[] text) {
+        Llama.State a = m.newState(128, 64, 1, KvCache.Type.F16), b = m.newState(128, 64, 1, KvCache.Type.F16);
+        Llama.State aAlone = m.newState(128, 64, 1, KvCache.Type.F16), bAlone = m.newState(128, 64, 1, KvCache.Type.F16);
+        m.forward(a, text, 0, 30, 0, null);
+        m.forward(aAlone, text, 0, 30, 0, null);
+        m.forward(b, text, 10, 17, 0, null);
+        m.forward(bAlone, text, 10, 17, 0, null);
+        Llama.State batch = m.newState(128, 8, 8, KvCache.Type.F16);
+        int vocab = m.config.vocabSize();
+        for (int step = 0; step < 6; step++) {
+            int[] tokens = {text[30 + step], text[27 + step]}, positions = {30 + step, 17 + step};
+            float[] both = m.decodeEach(batch, new Llama.State[]{a, b}, tokens, positions, 2);
+            assertArrayEquals(m.forward(aAlone, tokens[0], positions[0]), Arrays.copyOfRange(both, 0, vocab), "step " + step);
+            assertArrayEquals(m.forward(bAlone, tokens[1], positions[1]), Arrays.copyOfRange(both, vocab, 2 * vocab), "step " + step);
+        }
+    }
+
     private static void assertEachGetsItsOwn(Path file, String... options) {
         Checkpoint c = Checkpoint.load(file, null);
         Llama m = c.model();

@@ -1,6 +1,5 @@
 package gptfast4j.model;
 
-import gptfast4j.Shared;
 import gptfast4j.bench.ModelShape;
 import gptfast4j.io.GGUFWriter;
 import gptfast4j.io.Metadata;
@@ -120,7 +119,7 @@ public class Lfm2Test {
 
     /** The first 48 tokens of ppl-text.txt. */
     private static int[] text() throws IOException {
-        return java.util.Arrays.copyOf(lfm2.promptTokens(java.nio.file.Files.readString(Shared.REFERENCE.resolve("ppl-text.txt"))), 48);
+        return LlamaLikeTest.pplTokens(lfm2, 48);
     }
 
     /**
@@ -177,21 +176,6 @@ public class Lfm2Test {
     /** A step of several sequences (the server's continuous batching) gives each the logits of its own decode step. */
     @Test
     void sequencesBatchedGiveTheirOwnSteps() throws IOException {
-        Llama m = lfm2.model();
-        int[] text = text();
-        Llama.State a = m.newState(128, 64, 1, KvCache.Type.F16), b = m.newState(128, 64, 1, KvCache.Type.F16);
-        Llama.State aAlone = m.newState(128, 64, 1, KvCache.Type.F16), bAlone = m.newState(128, 64, 1, KvCache.Type.F16);
-        m.forward(a, text, 0, 30, 0, null);
-        m.forward(aAlone, text, 0, 30, 0, null);
-        m.forward(b, text, 10, 17, 0, null);
-        m.forward(bAlone, text, 10, 17, 0, null);
-        Llama.State batch = m.newState(128, 8, 8, KvCache.Type.F16);
-        for (int step = 0; step < 6; step++) {
-            int[] tokens = {text[30 + step], text[27 + step]}, positions = {30 + step, 17 + step};
-            float[] both = m.decodeEach(batch, new Llama.State[]{a, b}, tokens, positions, 2);
-            int vocab = m.config.vocabSize();
-            assertArrayEquals(m.forward(aAlone, tokens[0], positions[0]), java.util.Arrays.copyOfRange(both, 0, vocab), "step " + step);
-            assertArrayEquals(m.forward(bAlone, tokens[1], positions[1]), java.util.Arrays.copyOfRange(both, vocab, 2 * vocab), "step " + step);
-        }
+        DecodeEachTest.assertSequencesGetTheirOwnSteps(lfm2.model(), text());
     }
 }

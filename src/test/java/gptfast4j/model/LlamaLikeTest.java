@@ -42,6 +42,11 @@ class LlamaLikeTest {
         return Perplexity.compute(c, null, Files.readString(Shared.REFERENCE.resolve("ppl-text.txt")), 128, KvCache.Type.F32, chunk -> { }).ppl();
     }
 
+    /** The first {@code n} tokens of ppl-text.txt in {@code c}'s vocabulary. */
+    static int[] pplTokens(Checkpoint c, int n) throws IOException {
+        return java.util.Arrays.copyOf(c.promptTokens(Files.readString(Shared.REFERENCE.resolve("ppl-text.txt"))), n);
+    }
+
     /**
      * Granite 3.x's multipliers (its 2B's embeddings x12, scores x1/64, residuals x0.22; the logits divided by 0.5
      * rather than its 8, which leaves a random model's distribution near uniform: so the figure moves by 9e-4 with the
