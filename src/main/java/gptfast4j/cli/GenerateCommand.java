@@ -294,15 +294,11 @@ final class GenerateCommand implements Callable<Integer> {
         }
     }
 
-    /**
-     * What a model with recurrent layers (Qwen3.5's) cannot do here, refused in one line: a context shift (their state
-     * holds the dropped tokens) and a prompt-cache file (which holds keys and values by position, not their state).
-     */
+    /** What a model with recurrent layers (Qwen3.5's) cannot do here, refused in one line: a context shift (their state holds the dropped tokens). */
     private void refuseForRecurrentLayers(Llama.State state, Llama model) {
-        if (!state.recurrent()) return;
-        String arch = " (" + model.config.architecture() + ")";
-        if (contextShift) throw new IllegalArgumentException("--context-shift cannot be used with this model's recurrent layers" + arch + ": their state holds the dropped tokens");
-        if (promptCache != null) throw new IllegalArgumentException("--prompt-cache cannot be used with this model's recurrent layers" + arch + " yet");
+        if (state.recurrent() && contextShift) {
+            throw new IllegalArgumentException("--context-shift cannot be used with this model's recurrent layers (" + model.config.architecture() + "): their state holds the dropped tokens");
+        }
     }
 
     /**
@@ -479,7 +475,7 @@ final class GenerateCommand implements Callable<Integer> {
             if (!promptCacheReadOnly) written = save(cache, state, Arrays.copyOf(tokens, last));
         }
         System.err.printf("Prompt cache: %d of the prompt's %d tokens from %s%s%s%n", restored.count(), tokens.length, promptCache,
-                restored.count() > 0 ? String.format(" (%.1f MB in %.0f ms)", restored.count() * state.cacheBytesPerPosition() / 1e6, restoreNanos / 1e6) : "",
+                restored.count() > 0 ? String.format(" (%.1f MB in %.0f ms)", (restored.count() * state.cacheBytesPerPosition() + state.cacheStateBytes()) / 1e6, restoreNanos / 1e6) : "",
                 written ? "; " + last + " written to it" : "");
         return new PromptStart(last, restored.count(), ran, cache);
     }

@@ -22,7 +22,8 @@ import java.util.Arrays;
  * A prompt's KV cache kept in a file, as llama.cpp's {@code --prompt-cache} keeps one: a later run whose prompt starts
  * with the same tokens takes their keys and values from the file instead of running them. The file, little-endian:
  * {@code [8 bytes "GF4JKVC1"][32 bytes: SHA-256 of the identity][u64 bytes per position][u32 n][n x u32 tokens][n
- * positions as Llama.State#writeCache writes them]}. The identity names what made the cache (the caller's
+ * positions as Llama.State#writeCache writes them, and after them a model's recurrent layers' state]}. A model with
+ * recurrent layers (Qwen3.5's) takes a file whole or not at all: their state is the file's end's. The identity names what made the cache (the caller's
  * string: the model's fingerprint, its --quantize, the cache's element types), so that a file of another model is
  * not taken; a file that does not start with the magic is not a prompt cache, and is neither read nor written over.
  */
@@ -77,7 +78,7 @@ public final class PromptCache {
                 return new Restored(new int[0], Math.max(held, 0), "written in another layout (" + positionBytes + " bytes a position, not "
                         + perPosition + "): made by an earlier gptfast4j, or damaged");
             }
-            if (held < 0 || size != HEADER + 4L * held + held * perPosition) {
+            if (held < 0 || size != HEADER + 4L * held + held * perPosition + state.cacheStateBytes()) {
                 return new Restored(new int[0], Math.max(held, 0), "damaged (its size is not what its header says)");
             }
             ByteBuffer ids = ByteBuffer.allocate(4 * held).order(ByteOrder.LITTLE_ENDIAN);
@@ -86,6 +87,7 @@ public final class PromptCache {
             ids.flip().asIntBuffer().get(tokens);
             int n = 0, most = Math.min(Math.min(limit, held), Math.min(prompt != null ? prompt.length : held, state.contextLength));
             while (n < most && (prompt == null || tokens[n] == prompt[n])) n++;
+            if (state.recurrent() && n < held) n = 0; // recurrent layers' state is the file's end's: all of it or nothing
             state.readCache(in, n);
             return new Restored(Arrays.copyOf(tokens, n), held, null);
         } catch (NoSuchFileException e) {

@@ -61,14 +61,6 @@ public final class Llama {
         this.controlVector = vector;
     }
 
-    /**
-     * Whether this model has recurrent layers (Qwen3.5's delta nets), whose state a run can go back to only at a few
-     * positions ({@link State#resumableAt}), and which cache files do not hold.
-     */
-    public boolean hasRecurrentLayers() {
-        return java.util.Arrays.stream(weights.layers()).anyMatch(l -> l.deltaNet() != null);
-    }
-
     /** The LoRA adapters applied ({@link #adapt}), or null. */
     public Lora lora() {
         return lora;
@@ -1498,13 +1490,27 @@ public final class Llama {
          */
         public void writeCache(WritableByteChannel out, int positions) throws IOException {
             checkCachePositions(positions);
+            if (recurrent != null && recurrent.position != positions) {
+                throw new IllegalStateException("this model's recurrent layers hold position " + recurrent.position + ", not " + positions + ": a cache file holds their state where it ends");
+            }
             kv.write(out, model.config.nLayers(), positions);
+            if (recurrent != null) recurrent.write(out);
         }
 
-        /** {@link #writeCache}'s inverse: the cache's positions {@code 0 .. positions} from {@code in}. */
+        /**
+         * {@link #writeCache}'s inverse: the cache's positions {@code 0 .. positions} from {@code in}, and a model's
+         * recurrent layers' state after them (which is that of the file's end: a caller restores all of a file's
+         * positions or none, {@link #recurrent()}).
+         */
         public void readCache(ReadableByteChannel in, int positions) throws IOException {
             checkCachePositions(positions);
             kv.read(in, model.config.nLayers(), positions);
+            if (recurrent != null) recurrent.read(in, positions);
+        }
+
+        /** Bytes {@link #writeCache} writes after the positions: a model's recurrent layers' state (0 in others). */
+        public long cacheStateBytes() {
+            return recurrent == null ? 0 : recurrent.bytes();
         }
 
         /** Bytes {@link #writeCache} writes per position. */
@@ -1514,7 +1520,6 @@ public final class Llama {
 
         private void checkCachePositions(int positions) {
             if (!model.parallel.whole()) throw new IllegalStateException("a split model's KV cache is spread over its processes");
-            if (recurrent != null) throw new IllegalStateException("this model's recurrent layers' state is not kept in cache files");
             if (positions < 0 || positions > contextLength) throw new IllegalArgumentException(positions + " positions do not fit the context length " + contextLength);
         }
 

@@ -83,6 +83,41 @@ final class Recurrent {
         savedPositions[AT_END] = start + n;
     }
 
+    /** Bytes {@link #write} writes: every delta net's convolution rows and matrices, as floats. */
+    long bytes() {
+        long floats = 0;
+        for (int l = 0; l < conv.length; l++) if (conv[l] != null) floats += conv[l].length + matrices[l].length;
+        return 4 * floats;
+    }
+
+    /** The state to {@code out}, after the cache's positions in a cache file (little-endian floats, layer by layer). */
+    void write(java.nio.channels.WritableByteChannel out) throws java.io.IOException {
+        for (int l = 0; l < conv.length; l++) {
+            if (conv[l] == null) continue;
+            for (float[] part : new float[][]{conv[l], matrices[l]}) {
+                java.nio.ByteBuffer bytes = java.nio.ByteBuffer.allocate(4 * part.length).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+                bytes.asFloatBuffer().put(part);
+                while (bytes.hasRemaining()) out.write(bytes);
+            }
+        }
+    }
+
+    /** {@link #write}'s inverse: the state of {@code position} tokens, read from {@code in}; no copies kept. */
+    void read(java.nio.channels.ReadableByteChannel in, int position) throws java.io.IOException {
+        this.position = -1;
+        java.util.Arrays.fill(savedPositions, -1);
+        for (int l = 0; l < conv.length; l++) {
+            if (conv[l] == null) continue;
+            for (float[] part : new float[][]{conv[l], matrices[l]}) {
+                java.nio.ByteBuffer bytes = java.nio.ByteBuffer.allocate(4 * part.length).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+                while (bytes.hasRemaining()) if (in.read(bytes) < 0) throw new java.io.EOFException("ends in the recurrent layers' state");
+                bytes.flip();
+                bytes.asFloatBuffer().get(part);
+            }
+        }
+        this.position = position;
+    }
+
     private static void copy(float[][] from, float[][] to) {
         for (int l = 0; l < from.length; l++) if (from[l] != null) System.arraycopy(from[l], 0, to[l], 0, from[l].length);
     }

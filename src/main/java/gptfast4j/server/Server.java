@@ -561,7 +561,6 @@ public final class Server implements AutoCloseable {
         }
         SlotFiles files = slotFiles;
         if (files == null) throw new HttpError(501, "not_supported_error", "this server keeps no slot files; start it with --slot-save-path FOLDER");
-        if (ckpt.model().hasRecurrentLayers()) throw new HttpError(501, "not_supported_error", "slot files do not hold this model's recurrent layers' state");
         JsonNode name = body(exchange).get("filename");
         if (name == null || !name.isTextual() || !SLOT_FILE.matcher(name.asText()).matches()) {
             throw HttpError.invalid("'filename' must be a file name of letters, digits, '.', '-' and '_' (no folder, not starting with a dot)");

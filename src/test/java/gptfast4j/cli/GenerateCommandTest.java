@@ -176,8 +176,9 @@ class GenerateCommandTest {
     /**
      * A Qwen3.5 model's greedy text (Qwen35Test's random model, its default F16 cache) is llama-completion de3ff81's
      * ({@code -p 'Once upon a time' -n 40 --temp 0}); {@code --num-samples 2} gives it twice, the second going on from
-     * the prompt's end that its recurrent layers kept. What they cannot do is refused in one line: speculation, a
-     * context shift, a prompt-cache file.
+     * the prompt's end that its recurrent layers kept; a prompt-cache file written by one run gives the next its
+     * prompt but the last token, and the same text. What they cannot do is refused in one line: speculation, a context
+     * shift.
      */
     @Test
     void qwen35GreedyTextIsLlamaCompletions(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
@@ -191,9 +192,13 @@ class GenerateCommandTest {
         ErrorsTest.Outcome twice = ErrorsTest.run(java.util.stream.Stream.concat(java.util.Arrays.stream(base), java.util.stream.Stream.of("--num-samples", "2")).toArray(String[]::new));
         assertEquals(0, twice.exit(), twice.err());
         assertEquals(expected + "\n" + expected, twice.out().strip());
+        String[] cached = java.util.stream.Stream.concat(java.util.Arrays.stream(base), java.util.stream.Stream.of("--prompt-cache", dir.resolve("p.bin").toString())).toArray(String[]::new);
+        ErrorsTest.Outcome writes = ErrorsTest.run(cached), reads = ErrorsTest.run(cached);
+        assertEquals(expected, writes.out().strip(), writes.err());
+        assertEquals(expected, reads.out().strip(), reads.err());
+        assertTrue(reads.err().contains("Prompt cache: 4 of the prompt's 5 tokens from"), reads.err());
         for (String[] refused : new String[][]{{"--lookup", "2", "speculative decoding (--draft-checkpoint, --lookup) cannot be used with this model's recurrent layers (qwen35)"},
-                {"--context-shift", "--context-shift cannot be used with this model's recurrent layers (qwen35): their state holds the dropped tokens"},
-                {"--prompt-cache", dir.resolve("p.bin").toString(), "--prompt-cache cannot be used with this model's recurrent layers (qwen35) yet"}}) {
+                {"--context-shift", "--context-shift cannot be used with this model's recurrent layers (qwen35): their state holds the dropped tokens"}}) {
             String[] args = java.util.stream.Stream.concat(java.util.Arrays.stream(base), java.util.Arrays.stream(refused, 0, refused.length - 1)).toArray(String[]::new);
             ErrorsTest.Outcome r = ErrorsTest.run(args);
             assertEquals(1, r.exit(), r.err());

@@ -64,6 +64,7 @@ class DecodeEachTest {
      * layers keep a sequence's state apart from the cache: LFM2's convolutions, Qwen3.5's delta nets).
      */
     static void assertSequencesGetTheirOwnSteps(Llama m, int[] text) {
+        warmUp(m);
         Llama.State a = m.newState(128, 64, 1, KvCache.Type.F16), b = m.newState(128, 64, 1, KvCache.Type.F16);
         Llama.State aAlone = m.newState(128, 64, 1, KvCache.Type.F16), bAlone = m.newState(128, 64, 1, KvCache.Type.F16);
         m.forward(a, text, 0, 30, 0, null);
@@ -78,6 +79,16 @@ class DecodeEachTest {
             assertArrayEquals(m.forward(aAlone, tokens[0], positions[0]), Arrays.copyOfRange(both, 0, vocab), "step " + step);
             assertArrayEquals(m.forward(bAlone, tokens[1], positions[1]), Arrays.copyOfRange(both, vocab, 2 * vocab), "step " + step);
         }
+    }
+
+    /**
+     * Decode steps, alone and batched, enough for the JIT to compile {@code m}'s kernels: interpreted, a vector's lanes
+     * are summed in another order (VectorMath), and a comparison of logits bit for bit then fails in the last bit.
+     */
+    static void warmUp(Llama m) {
+        Llama.State s = m.newState(256, 8, 1, KvCache.Type.F16), batch = m.newState(256, 8, 8, KvCache.Type.F16);
+        for (int p = 0; p < 200; p++) m.forward(s, 1 + p % 100, p);
+        for (int p = 0; p < 50; p++) m.decodeEach(batch, new Llama.State[]{s}, new int[]{7}, new int[]{200 + p}, 1);
     }
 
     private static void assertEachGetsItsOwn(Path file, String... options) {

@@ -98,12 +98,7 @@ public class Qwen35Test {
     static void writeModel() {
         write(dir.resolve("llama.gguf"), dir.resolve("qwen35-mini.gguf"));
         qwen35 = Checkpoint.load(dir.resolve("qwen35-mini.gguf"), null);
-        // decode steps enough for the JIT to compile the delta net's vector loops: interpreted, a vector's lanes are
-        // summed in another order (VectorMath), and the tests below compare logits bit for bit
-        Llama m = qwen35.model();
-        Llama.State s = m.newState(256, 8, 1, KvCache.Type.F16), batch = m.newState(256, 8, 8, KvCache.Type.F16);
-        for (int p = 0; p < 200; p++) m.forward(s, 1 + p % 100, p);
-        for (int p = 0; p < 50; p++) m.decodeEach(batch, new Llama.State[]{s}, new int[]{7}, new int[]{200 + p}, 1);
+        DecodeEachTest.warmUp(qwen35.model()); // the tests below compare logits bit for bit
     }
 
     /** llama-perplexity's figure; ours 3e-8 from it. */
@@ -111,7 +106,7 @@ public class Qwen35Test {
     void givesLlamaCppsPerplexity() throws IOException {
         Layer[] layers = qwen35.model().weights().layers();
         for (int l = 0; l < layers.length; l++) assertEquals(l != 3, layers[l].deltaNet() != null, "layer " + l);
-        assertTrue(layers[3].queryGates() && qwen35.model().hasRecurrentLayers());
+        assertTrue(layers[3].queryGates());
         assertEquals(8, qwen35.model().config.rotaryDim());
         assertEquals(47883.8626, LlamaLikeTest.perplexity(qwen35), 1e-6 * 47883.8626);
     }
@@ -172,21 +167,40 @@ public class Qwen35Test {
         assertArrayEquals(prompt, m.forward(s, text, 29, 1, 29, null), 2e-4f);
     }
 
+    /**
+     * A cache file holds the recurrent layers' state after the positions' keys and values: read into a fresh state, it
+     * goes on as the state it was written from, bit for bit.
+     */
+    @Test
+    void cacheFilesHoldTheRecurrentState() throws IOException {
+        Llama m = qwen35.model();
+        int[] text = text();
+        Llama.State s = m.newState(128, 64, 1, KvCache.Type.F16), read = m.newState(128, 64, 1, KvCache.Type.F16);
+        m.forward(s, text, 0, 30, 0, null);
+        for (int p = 30; p < 33; p++) m.forward(s, text[p], p);
+        java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        s.writeCache(java.nio.channels.Channels.newChannel(bytes), 33);
+        assertEquals(33 * s.cacheBytesPerPosition() + s.cacheStateBytes(), bytes.size());
+        read.readCache(java.nio.channels.Channels.newChannel(new java.io.ByteArrayInputStream(bytes.toByteArray())), 33);
+        assertEquals(33, read.resumableAt(40));
+        for (int p = 33; p < 38; p++) assertArrayEquals(m.forward(s, text[p], p).clone(), m.forward(read, text[p], p), "position " + p);
+    }
+
     /** A step of several sequences (the server's continuous batching) gives each the logits of its own decode step. */
     @Test
     void sequencesBatchedGiveTheirOwnSteps() throws IOException {
         DecodeEachTest.assertSequencesGetTheirOwnSteps(qwen35.model(), text());
     }
 
-    /** What cannot be done with recurrent layers is refused in one line: a context shift, cache files, a split across processes. */
+    /** What cannot be done with recurrent layers is refused in one line: a context shift, a cache file of another position than the state's, a split across processes. */
     @Test
     void refusesWhatItCannotDo() {
         Llama m = qwen35.model();
         Llama.State s = m.newState(64, 8, 1, KvCache.Type.F16);
         m.forward(s, new int[]{1, 2, 3, 4}, 0, 4, 0, null);
         assertEquals("a context shift cannot be made in this model's recurrent layers (qwen35)", assertThrows(IllegalStateException.class, () -> m.shift(s, 1, 1, 4)).getMessage());
-        assertEquals("this model's recurrent layers' state is not kept in cache files",
-                assertThrows(IllegalStateException.class, () -> s.writeCache(java.nio.channels.Channels.newChannel(new java.io.ByteArrayOutputStream()), 4)).getMessage());
+        assertEquals("this model's recurrent layers hold position 4, not 3: a cache file holds their state where it ends",
+                assertThrows(IllegalStateException.class, () -> s.writeCache(java.nio.channels.Channels.newChannel(new java.io.ByteArrayOutputStream()), 3)).getMessage());
         assertEquals("this model's gated delta net layers (qwen35) cannot be split across processes yet",
                 assertThrows(IllegalArgumentException.class, () -> TensorParallel.check(m.config, 2)).getMessage());
     }

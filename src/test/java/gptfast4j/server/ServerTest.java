@@ -1282,7 +1282,7 @@ class ServerTest {
      * A model with recurrent layers (Qwen35Test's Qwen3.5), one request at a time and two at once: a prompt that goes on
      * from the last one goes on from the state its recurrent layers kept at that prompt's end (its tokens from the
      * cache), a repeated prompt from the state kept before its last token (all but one), and each text is the one a
-     * fresh server gives; slot files, which do not hold that state, are refused.
+     * fresh server gives; a slot file holds the state at its end, and a slot restored from it goes on from there.
      */
     @Test
     void recurrentLayersGoOnFromTheStatesTheyKeep(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
@@ -1309,10 +1309,13 @@ class ServerTest {
                 assertEquals(fresh[1], again.at("/choices/0/text").asText());
                 assertEquals(a.at("/usage/prompt_tokens").asInt(), b.at("/timings/cache_n").asInt(), b.toString());
                 assertEquals(b.at("/usage/prompt_tokens").asInt() - 1, again.at("/timings/cache_n").asInt(), again.toString());
+                // a slot file holds the recurrent state at its end: erased, restored, the prompt goes on from it
                 server.saveSlotsIn(dir, qwen.model().fingerprint() + " f16");
-                Reply refused = request(server, "POST", "/slots/0?action=save", "{\"filename\": \"s.bin\"}");
-                assertEquals(501, refused.status(), refused.body());
-                assertTrue(refused.body().contains("slot files do not hold this model's recurrent layers' state"), refused.body());
+                int held = post(server, "/slots/0?action=save", JSON.createObjectNode().put("filename", "s.bin")).path("n_saved").asInt();
+                assertEquals(held, post(server, "/slots/0?action=erase", JSON.createObjectNode()).path("n_erased").asInt());
+                assertEquals(held, post(server, "/slots/0?action=restore", JSON.createObjectNode().put("filename", "s.bin")).path("n_restored").asInt());
+                JsonNode restored = post(server, "/v1/completions", completion(second, 20));
+                assertEquals(fresh[1], restored.at("/choices/0/text").asText());
             }
         }
     }
