@@ -45,6 +45,14 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
             Pattern.UNICODE_CHARACTER_CLASS);
 
     /**
+     * Qwen3.5's split (llama.cpp's "qwen35"): Qwen2's with a letter's combining marks taken into its word (and out of
+     * a run of punctuation).
+     */
+    public static final Pattern QWEN35_SPLIT = Pattern.compile(
+            "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+            Pattern.UNICODE_CHARACTER_CLASS);
+
+    /**
      * The o200k pre-tokenizer split (llama.cpp's "gpt-4o": Phi-4-mini, Llama 4): a word splits where its case rises,
      * keeping a contraction after it, digits go three at a time, a run of punctuation takes the slashes and line breaks
      * after it; its case classes written as llama.cpp writes them (as {@link #TEKKEN_SPLIT}'s).
@@ -110,7 +118,7 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
             Pattern.UNICODE_CHARACTER_CLASS);
 
     /** The pre-tokenizers by llama.cpp's names. */
-    public static final String SUPPORTED_PRE = "llama-bpe, tekken, qwen2, dbrx, gpt-4o, starcoder, refact, smollm, command-r, exaone, gpt-2, phi-2, olmo, mpt, exaone4, deepseek-llm, deepseek-coder, glm4, chatglm-bpe, seed-coder, bailingmoe, bailingmoe2, llada-moe";
+    public static final String SUPPORTED_PRE = "llama-bpe, tekken, qwen2, qwen35, dbrx, gpt-4o, starcoder, refact, smollm, command-r, exaone, gpt-2, phi-2, olmo, mpt, exaone4, deepseek-llm, deepseek-coder, glm4, chatglm-bpe, seed-coder, bailingmoe, bailingmoe2, llada-moe";
 
     private static final char[] BYTE_TO_CHAR = new char[256];
     private static final int[] CHAR_TO_BYTE = new int[512];
@@ -161,6 +169,7 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
             case "llama-bpe", "dbrx", "glm4", "chatglm-bpe" -> List.of(LLAMA3_SPLIT);
             case "tekken" -> List.of(TEKKEN_SPLIT);
             case "qwen2" -> List.of(QWEN2_SPLIT);
+            case "qwen35" -> List.of(QWEN35_SPLIT);
             case "gpt-4o" -> List.of(GPT4O_SPLIT);
             case "starcoder", "refact", "smollm", "command-r", "exaone" -> STARCODER_SPLIT;
             case "gpt-2", "phi-2", "olmo", "mpt", "exaone4" -> List.of(GPT2_SPLIT);

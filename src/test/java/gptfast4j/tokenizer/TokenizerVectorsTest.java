@@ -146,6 +146,21 @@ public class TokenizerVectorsTest {
     }
 
     /**
+     * llama.cpp's other names for Qwen2's split (DeepSeek-R1's Qwen distills' "deepseek-r1-qwen", "kormo", "f2llmv2")
+     * split as "qwen2" (qwen2-pre's vectors), and Qwen3.5's "qwen35", whose words take their letters' combining marks:
+     * llama-tokenize de3ff81's ids on the Llama-3 vocabulary marked "qwen35" for gpt4o-pre's 75 texts and ten more of
+     * combining marks, accents and scripts ({@code qwen35-pre.inp}, {@code .out}, made as tekken-pre's), where the
+     * vocabulary marked "qwen2" gives other ids on two ({@code qwen35-pre-as-qwen2.out}: a contraction after a mark).
+     */
+    @Test
+    void qwen2sOtherNamesAndQwen35SplitAsLlamaCppSplits() throws IOException {
+        Path dir = Path.of("src/test/resources/tokenizer");
+        for (String pre : List.of("deepseek-r1-qwen", "kormo", "f2llmv2")) checkLlamaCppVectors(llama3Marked(pre), dir, "qwen2-pre");
+        checkLlamaCppVectors(llama3Marked("qwen35"), dir, "qwen35-pre");
+        checkLlamaCppVectors(llama3Marked("qwen2"), dir, "qwen35-pre", "qwen35-pre-as-qwen2");
+    }
+
+    /**
      * The o200k pre-tokenizer (llama.cpp's "gpt-4o": Phi-4-mini, Llama 4, and "minimax-m2", the same split) and DBRX's (Phi-4's: Llama-3's split, merges
      * not skipped), as tekkenVectorsAsLlamaCppTokenizesThem, on the Llama-3 vocabulary with three merges put first
      * (camel+Case, Ġdon+'t, ĠHTTP+Server) and a token no merge reaches (Ġplugh), so that the splits show in the ids:
