@@ -53,6 +53,16 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
             Pattern.UNICODE_CHARACTER_CLASS);
 
     /**
+     * DeepSeek-V3's split (llama.cpp's "deepseek-v3": DeepSeek-V3, R1, V3.1): digits three at a time, runs of CJK
+     * ideographs and kana apart, then a punctuation mark keeps the ASCII word after it and letters their marks.
+     */
+    public static final List<Pattern> DEEPSEEK_V3_SPLIT = List.of(
+            Pattern.compile("\\p{N}{1,3}", Pattern.UNICODE_CHARACTER_CLASS),
+            Pattern.compile("[\\x{4E00}-\\x{9FA5}\\x{3040}-\\x{309F}\\x{30A0}-\\x{30FF}]+"),
+            Pattern.compile("[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\\r\\n]*"
+                    + "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+", Pattern.UNICODE_CHARACTER_CLASS));
+
+    /**
      * The o200k pre-tokenizer split (llama.cpp's "gpt-4o": Phi-4-mini, Llama 4): a word splits where its case rises,
      * keeping a contraction after it, digits go three at a time, a run of punctuation takes the slashes and line breaks
      * after it; its case classes written as llama.cpp writes them (as {@link #TEKKEN_SPLIT}'s).
@@ -118,7 +128,7 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
             Pattern.UNICODE_CHARACTER_CLASS);
 
     /** The pre-tokenizers by llama.cpp's names. */
-    public static final String SUPPORTED_PRE = "llama-bpe, tekken, qwen2, qwen35, dbrx, gpt-4o, starcoder, refact, smollm, command-r, exaone, gpt-2, phi-2, olmo, mpt, exaone4, deepseek-llm, deepseek-coder, glm4, chatglm-bpe, seed-coder, bailingmoe, bailingmoe2, llada-moe";
+    public static final String SUPPORTED_PRE = "llama-bpe, tekken, qwen2, qwen35, dbrx, gpt-4o, starcoder, refact, smollm, command-r, exaone, gpt-2, phi-2, olmo, mpt, exaone4, deepseek-llm, deepseek-v3, deepseek-coder, glm4, chatglm-bpe, seed-coder, bailingmoe, bailingmoe2, llada-moe";
 
     private static final char[] BYTE_TO_CHAR = new char[256];
     private static final int[] CHAR_TO_BYTE = new int[512];
@@ -174,6 +184,7 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
             case "starcoder", "refact", "smollm", "command-r", "exaone" -> STARCODER_SPLIT;
             case "gpt-2", "phi-2", "olmo", "mpt", "exaone4" -> List.of(GPT2_SPLIT);
             case "deepseek-llm" -> DEEPSEEK_LLM_SPLIT;
+            case "deepseek-v3" -> DEEPSEEK_V3_SPLIT;
             case "deepseek-coder" -> DEEPSEEK_CODER_SPLIT;
             case "seed-coder" -> List.of(SEED_CODER_SPLIT);
             case "bailingmoe", "bailingmoe2", "llada-moe" -> List.of(BAILINGMOE_SPLIT);

@@ -224,6 +224,17 @@ public class TokenizerVectorsTest {
         checkLlamaCppVectors(llama3Marked(pre), java.nio.file.Path.of("src/test/resources/tokenizer"), "gpt4o-pre", pre + "-pre");
     }
 
+    /**
+     * DeepSeek-V3's pre-tokenizer ("deepseek-v3": DeepSeek-V3, R1; three expressions: digits three at a time, runs of
+     * CJK ideographs and kana, then a punctuation mark keeping the ASCII word after it), on the Llama-3 vocabulary marked
+     * so: llama-tokenize de3ff81's ids for gpt4o-pre's 75 texts and ten of Chinese, Japanese, Korean, digits and
+     * punctuation ({@code deepseek-v3-pre.inp}, {@code .out}, made as tekken-pre's).
+     */
+    @Test
+    void deepseekV3VectorsAsLlamaCppTokenizesThem() throws IOException {
+        checkLlamaCppVectors(llama3Marked("deepseek-v3"), java.nio.file.Path.of("src/test/resources/tokenizer"), "deepseek-v3-pre");
+    }
+
     @Test
     void llama3VectorsFromTiktokenRanks() throws IOException {
         checkLlamaCppVectors(Tokenizers.load(Shared.TOKENIZERS.resolve("llama3-tokenizer.model")), "ggml-vocab-llama-bpe.gguf");
