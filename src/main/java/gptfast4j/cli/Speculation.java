@@ -22,9 +22,6 @@ record Speculation(SpeculativeGenerator generator, Drafter drafter, String descr
     static Speculation create(Checkpoint target, Llama.State state, Path draftPath, String draftQuantize, Integer lookup, int k,
                               Path tokenizer, int[] eos) {
         if (draftPath == null && lookup == null) return null;
-        // a rejected draft's tokens would have to be taken back out of the recurrent state, which keeps no such copies
-        if (state.recurrent()) throw new IllegalArgumentException("speculative decoding (--draft-checkpoint, --lookup) cannot be used with this model's recurrent layers ("
-                + target.model().config.architecture() + ")");
         Drafter drafter;
         String description;
         if (lookup != null) {
@@ -35,6 +32,7 @@ record Speculation(SpeculativeGenerator generator, Drafter drafter, String descr
                     CommonOptions.quantizeMode(draftQuantize, "--draft-quantize"));
             checkSameVocabulary(target, draft);
             Llama.State draftState = draft.model().newState(state.contextLength, k + 2, k + 2, state.kvType());
+            // a draft's own rejected tokens would have to be taken back out of its recurrent state, of which its decode steps keep no copies
             if (draftState.recurrent()) throw new IllegalArgumentException("--draft-checkpoint " + draftPath + ": a model with recurrent layers ("
                     + draft.model().config.architecture() + ") cannot draft (its rejected tokens cannot be taken back out of its state)");
             drafter = new DraftModel(draft.model(), draftState);

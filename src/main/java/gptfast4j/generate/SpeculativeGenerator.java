@@ -44,8 +44,6 @@ public final class SpeculativeGenerator implements Generation {
     public SpeculativeGenerator(Llama target, Llama.State state, int[] eos, Drafter drafter, int k, AcceptanceRule rule) {
         if (k < 1) throw new IllegalArgumentException("--speculate-k must be at least 1, got " + k);
         if (state.maxBatch < k + 1) throw new IllegalArgumentException("the target state's batch must hold k + 1 tokens");
-        // a rejected draft's tokens would have to be taken back out of the recurrent state, which keeps no such copies
-        if (state.recurrent()) throw new IllegalArgumentException("speculative decoding cannot be used with this model's recurrent layers (" + target.config.architecture() + ")");
         this.target = target;
         this.state = state;
         this.drafter = drafter;

@@ -410,11 +410,16 @@ public final class Llama {
             runLayers(s, tokens, from, n, startPos, nLogits, exact, hidden);
             return;
         }
-        // recurrent layers: each sequence's state made its start's (refused where none is kept); of no position until the run ends
+        // recurrent layers: each sequence's state made its start's (refused where none is kept); of no position until the
+        // run ends. A prompt's run keeps copies from before its last token and at its end, a verification's one after
+        // each token (Recurrent)
         int sequences = s.perToken ? n : 1;
-        for (int t = 0; t < sequences; t++) s.recurrent(t).start(s.perToken ? s.tokenPos[t] : startPos, !s.perToken && n > 1);
+        s.keepsPrompt = !s.perToken && n > 1 && !exact;
+        s.keepsSteps = !s.perToken && n > 1 && exact;
+        for (int t = 0; t < sequences; t++) s.recurrent(t).start(s.perToken ? s.tokenPos[t] : startPos, s.keepsPrompt);
+        if (s.keepsSteps) s.recurrent.beginSteps(n); // after the start, which may restore one of the copies it takes
         runLayers(s, tokens, from, n, startPos, nLogits, exact, hidden);
-        for (int t = 0; t < sequences; t++) s.recurrent(t).finish(s.perToken ? s.tokenPos[t] : startPos, s.perToken ? 1 : n, !s.perToken && n > 1);
+        for (int t = 0; t < sequences; t++) s.recurrent(t).finish(s.perToken ? s.tokenPos[t] : startPos, s.perToken ? 1 : n, s.keepsPrompt, s.keepsSteps);
     }
 
     private void runLayers(State s, int[] tokens, int from, int n, int startPos, int nLogits, boolean exact, boolean hidden) {
@@ -798,25 +803,26 @@ public final class Llama {
     /**
      * Channels c0..c1 of a delta net's convolution over the batch's tokens in order: each channel's taps over the
      * sequence's last inputs and this token's (summed oldest first, as ggml's ssm_conv), then SiLU, in place in
-     * s.mixed; the state's rows move on by one. Before a batch's last token the rows are kept ({@link Recurrent}).
+     * s.mixed; the state's rows move on by one. A prompt's rows are kept before its last token, a verification's after
+     * each ({@link Recurrent}).
      */
     private void deltaConvolve(State s, int c0, int c1) {
         int l = s.layer, n = s.batch;
         DeltaNet d = weights.layers()[l].deltaNet();
         int channels = d.convChannels(), taps = d.taps();
         float[] kernel = d.kernel();
-        boolean save = s.savesRecurrent();
         for (int ch = c0; ch < c1; ch++) {
             for (int t = 0; t < n; t++) {
                 Recurrent r = s.recurrent(t);
                 float[] rows = r.conv[l];
-                if (save && t == n - 1) for (int j = 0; j < taps - 1; j++) r.savedConv[Recurrent.BEFORE_LAST][l][j * channels + ch] = rows[j * channels + ch];
+                if (s.keepsPrompt && t == n - 1) for (int j = 0; j < taps - 1; j++) r.savedConv[Recurrent.BEFORE_LAST][l][j * channels + ch] = rows[j * channels + ch];
                 float x = s.mixed[t * channels + ch], sum = 0f;
                 for (int j = 0; j < taps - 1; j++) sum += rows[j * channels + ch] * kernel[ch * taps + j];
                 sum += x * kernel[ch * taps + taps - 1];
                 for (int j = 0; j < taps - 2; j++) rows[j * channels + ch] = rows[(j + 1) * channels + ch];
                 rows[(taps - 2) * channels + ch] = x;
                 s.mixed[t * channels + ch] = sum / (1f + (float) Math.exp(-sum));
+                if (s.keepsSteps) for (int j = 0; j < taps - 1; j++) r.savedConv[r.stepCopies[t]][l][j * channels + ch] = rows[j * channels + ch];
             }
         }
     }
@@ -843,21 +849,20 @@ public final class Llama {
     /**
      * Value heads h0..h1 of a delta net over the batch's tokens in order (DeltaNet's rule, as ggml's
      * gated_delta_net computes it: the matrix decayed, the delta rule's update, the query's read), each head's output
-     * then RMS-normalized, times the norm's weights and silu(z), into s.deltaOut. Before a batch's last token the
-     * matrices are kept ({@link Recurrent}).
+     * then RMS-normalized, times the norm's weights and silu(z), into s.deltaOut. A prompt's matrices are kept before
+     * its last token, a verification's after each ({@link Recurrent}).
      */
     private void deltaHeads(State s, int h0, int h1) {
         int l = s.layer, n = s.batch;
         DeltaNet d = weights.layers()[l].deltaNet();
         int channels = d.convChannels(), width = d.headWidth(), heads = d.valueHeads(), keyHeads = d.keyHeads(), values = d.valueWidth();
         float scale = 1f / (float) Math.sqrt(width), eps = config.rmsNormEps();
-        boolean save = s.savesRecurrent();
         for (int h = h0; h < h1; h++) {
             int kh = h % keyHeads, base = h * width * width;
             for (int t = 0; t < n; t++) {
                 Recurrent r = s.recurrent(t);
                 float[] m = r.matrices[l];
-                if (save && t == n - 1) System.arraycopy(m, base, r.savedMatrices[Recurrent.BEFORE_LAST][l], base, width * width);
+                if (s.keepsPrompt && t == n - 1) System.arraycopy(m, base, r.savedMatrices[Recurrent.BEFORE_LAST][l], base, width * width);
                 int q = t * channels + kh * width, k = t * channels + (keyHeads + kh) * width, v = t * channels + (2 * keyHeads + h) * width;
                 int out = t * values + h * width;
                 float a = s.alphas[t * heads + h] + d.dtBias()[h];
@@ -872,6 +877,7 @@ public final class Llama {
                     VectorMath.axpy(delta, s.mixed, k, m, row, width);
                     s.deltaOut[out + j] = VectorMath.dot(m, row, s.mixed, q, width) * scale;
                 }
+                if (s.keepsSteps) System.arraycopy(m, base, r.savedMatrices[r.stepCopies[t]][l], base, width * width);
                 double sum = 0;
                 for (int j = out; j < out + width; j++) sum += s.deltaOut[j] * s.deltaOut[j];
                 float mean = (float) (sum / width), norm = 1f / (float) Math.sqrt(mean + eps);
@@ -1454,10 +1460,11 @@ public final class Llama {
             return perToken ? tokenRecurrent[t] : recurrent;
         }
 
-        /** Whether the batch keeps the recurrent state from before its last token: a run of several tokens of one sequence. */
-        boolean savesRecurrent() {
-            return !perToken && batch > 1;
-        }
+        /**
+         * Whether the batch keeps copies of the recurrent state (Recurrent): a prompt's from before its last token, a
+         * verification's after each token.
+         */
+        boolean keepsPrompt, keepsSteps;
 
         /**
          * The greatest position from {@code 0 .. wanted} that a run of this state can start at: {@code wanted} itself,
@@ -1667,7 +1674,7 @@ public final class Llama {
             latentValueHeads = new float[latent == null ? 0 : maxBatch * c.nHeads() * latent.valueWidth()];
             latentRows = new float[latent == null || !latent.fused() ? 0 : c.nHeads() * latent.rank()];
             DeltaNet delta = java.util.Arrays.stream(model.weights().layers()).map(Layer::deltaNet).filter(java.util.Objects::nonNull).findFirst().orElse(null);
-            recurrent = delta == null ? null : new Recurrent(model.weights().layers());
+            recurrent = delta == null ? null : new Recurrent(model.weights().layers(), maxLogits);
             tokenRecurrent = new Recurrent[delta == null ? 0 : maxBatch];
             mixed = new float[delta == null ? 0 : maxBatch * delta.convChannels()];
             gateZ = new float[delta == null ? 0 : maxBatch * delta.valueWidth()];

@@ -177,8 +177,8 @@ class GenerateCommandTest {
      * A Qwen3.5 model's greedy text (Qwen35Test's random model, its default F16 cache) is llama-completion de3ff81's
      * ({@code -p 'Once upon a time' -n 40 --temp 0}); {@code --num-samples 2} gives it twice, the second going on from
      * the prompt's end that its recurrent layers kept; a prompt-cache file written by one run gives the next its
-     * prompt but the last token, and the same text. What they cannot do is refused in one line: speculation, a context
-     * shift.
+     * prompt but the last token, and the same text; so does prompt-lookup speculation (its verifications keep the state
+     * after each token). What they cannot do is refused in one line: drafting for another model, a context shift.
      */
     @Test
     void qwen35GreedyTextIsLlamaCompletions(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
@@ -197,7 +197,10 @@ class GenerateCommandTest {
         assertEquals(expected, writes.out().strip(), writes.err());
         assertEquals(expected, reads.out().strip(), reads.err());
         assertTrue(reads.err().contains("Prompt cache: 4 of the prompt's 5 tokens from"), reads.err());
-        for (String[] refused : new String[][]{{"--lookup", "2", "speculative decoding (--draft-checkpoint, --lookup) cannot be used with this model's recurrent layers (qwen35)"},
+        ErrorsTest.Outcome lookup = ErrorsTest.run(java.util.stream.Stream.concat(java.util.Arrays.stream(base), java.util.stream.Stream.of("--lookup", "2")).toArray(String[]::new));
+        assertEquals(expected, lookup.out().strip(), lookup.err()); // every draft rejected: each round goes on from the state after its first token
+        assertTrue(lookup.err().contains("acceptance histogram [39,"), lookup.err());
+        for (String[] refused : new String[][]{{"--draft-checkpoint", file.toString(), "--draft-checkpoint " + file + ": a model with recurrent layers (qwen35) cannot draft (its rejected tokens cannot be taken back out of its state)"},
                 {"--context-shift", "--context-shift cannot be used with this model's recurrent layers (qwen35): their state holds the dropped tokens"}}) {
             String[] args = java.util.stream.Stream.concat(java.util.Arrays.stream(base), java.util.Arrays.stream(refused, 0, refused.length - 1)).toArray(String[]::new);
             ErrorsTest.Outcome r = ErrorsTest.run(args);
