@@ -88,7 +88,7 @@ public final class PromptCache {
             int n = 0, most = Math.min(Math.min(limit, held), Math.min(prompt != null ? prompt.length : held, state.contextLength));
             while (n < most && (prompt == null || tokens[n] == prompt[n])) n++;
             if (state.recurrent() && n < held) n = 0; // recurrent layers' state is the file's end's: all of it or nothing
-            state.readCache(in, n);
+            if (n > 0) state.readCache(in, n);
             return new Restored(Arrays.copyOf(tokens, n), held, null);
         } catch (NoSuchFileException e) {
             return new Restored(new int[0], 0, null);
