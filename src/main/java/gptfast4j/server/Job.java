@@ -164,7 +164,7 @@ final class Job implements Engine.Work {
         List<String> kept = new ArrayList<>(request.tools() != null ? request.tools().syntax().markers() : List.of());
         if (responses.chat() && tokenizer.speaksHarmony()) kept.addAll(Tokenizer.HARMONY_MARKERS); // a harmony reply's frame, to be parted or shown
         reply = new ReplyText(tokenizer, request.stops(), responses.chat() && tokenizer.kind() == Tokenizer.Kind.SENTENCEPIECE, kept);
-        if (request.tools() != null) answer = new Tools.Answer(request.tools().syntax());
+        if (request.tools() != null) answer = new Tools.Answer(request.tools().syntax(), request.tools().functions());
         if (request.stream()) {
             streaming = true;
             if (responses.index() == 0) outbox.add(STREAM);

@@ -63,11 +63,20 @@ record Tools(List<Function> functions, boolean required, boolean parallel, Synta
          * to=functions.NAME <|constrain|>json<|message|>{...}}, ended by {@code <|call|>}; {@link Reasoning#harmony}
          * parts the reply's messages and keeps its calls, the answer passing through as it is.
          */
-        HARMONY;
+        HARMONY,
+        /**
+         * Qwen3-Coder's and Qwen3.5's XML (under their chat templates): a call is {@code <tool_call>\n<function=NAME>\n}
+         * then each argument as {@code <parameter=P>\nVALUE\n</parameter>\n}, then {@code </function>\n</tool_call>}
+         * ({@link #readXml}: a value as text where its schema takes a string, else as JSON).
+         */
+        XML;
 
         /** The syntax a chat template writes tool calls in; GENERIC for one it has none of (the chat is then framed by the chat format). */
         static Syntax of(String template) {
             if (template.contains("<|channel|>")) return HARMONY;
+            // llama.cpp's test for its Qwen3-Coder format (its templates that write no line break between the tags excepted)
+            if (template.contains("<tool_call>") && template.contains("<function=") && template.contains("<parameter=")
+                    && !template.contains("'<tool_call><function=' ~ tool_call.name ~ '>'")) return XML;
             if (template.contains("<tool_call>")) return HERMES;
             if (template.contains("[TOOL_CALLS]")) return MISTRAL;
             if (template.contains("<|start_header_id|>") && template.contains("\"parameters\": ")) return LLAMA3;
@@ -87,7 +96,7 @@ record Tools(List<Function> functions, boolean required, boolean parallel, Synta
         /** The text that starts a call, where text may come before it; null where a call is the whole reply. */
         private String callStart() {
             return switch (this) {
-                case HERMES -> CALL_START;
+                case HERMES, XML -> CALL_START;
                 case MISTRAL -> TOOL_CALLS;
                 default -> null;
             };
@@ -207,9 +216,9 @@ record Tools(List<Function> functions, boolean required, boolean parallel, Synta
      * {@code fN.NAME} so that its references still find them.
      */
     String grammar() {
-        // an answer or calls, read afterwards (harmony's always: a grammar of its messages' frame is not made here, so
-        // its tool_choice "required" is not enforced)
-        if (syntax == Syntax.HARMONY || syntax != Syntax.GENERIC && !required) return null;
+        // an answer or calls, read afterwards (harmony's and the XML's always: a grammar of their frames is not made here,
+        // so their tool_choice "required" is not enforced)
+        if (syntax == Syntax.HARMONY || syntax == Syntax.XML || syntax != Syntax.GENERIC && !required) return null;
         ObjectNode defs = Server.JSON.createObjectNode();
         ArrayNode calls = Server.JSON.createArrayNode();
         for (int i = 0; i < functions.size(); i++) {
@@ -362,13 +371,16 @@ record Tools(List<Function> functions, boolean required, boolean parallel, Synta
         private boolean closed;
         private int given;
         private final Syntax syntax;
+        /** The request's functions (their argument schemas read an XML call's values). */
+        private final List<Function> functions;
 
         Answer() {
-            this(Syntax.GENERIC);
+            this(Syntax.GENERIC, List.of());
         }
 
-        Answer(Syntax syntax) {
+        Answer(Syntax syntax, List<Function> functions) {
             this.syntax = syntax;
+            this.functions = functions;
         }
 
         /** Adds a piece of the reply's text; returns the answer's characters that it completes (empty for none). */
@@ -453,6 +465,9 @@ record Tools(List<Function> functions, boolean required, boolean parallel, Synta
                 case HARMONY -> {
                     return new Reply(json.toString(), List.of());
                 }
+                case XML -> {
+                    return readXml(json.toString(), functions);
+                }
                 default -> {
                 }
             }
@@ -500,6 +515,73 @@ record Tools(List<Function> functions, boolean required, boolean parallel, Synta
         }
         String before = text.substring(0, first).stripTrailing();
         return new Reply(before.isEmpty() ? null : before, calls);
+    }
+
+    private static final Pattern XML_FUNCTION = Pattern.compile("\\s*<function=([^>\\n]+)>\\n(.*)</function>\\s*", Pattern.DOTALL),
+            XML_PARAMETER = Pattern.compile("<parameter=([^>\\n]+)>\\n(.*?)\\n</parameter>\\n?", Pattern.DOTALL);
+
+    /**
+     * A Qwen3-Coder or Qwen3.5 reply ({@link Syntax#XML}): its {@code <tool_call>} blocks' calls, each a function of
+     * {@code functions} with its parameters, the text before the first as content (null where there is none); all
+     * text where there is no block, or one that does not read as a call of a known function. A value is the text
+     * between its tags where its schema's types include a string and it is not JSON of another of them (as
+     * llama.cpp's parser reads it), else JSON.
+     */
+    static Reply readXml(String text, List<Function> functions) {
+        int first = text.indexOf(CALL_START);
+        if (first < 0) return new Reply(text, List.of());
+        List<Call> calls = new ArrayList<>();
+        for (int at = first; at >= 0; at = text.indexOf(CALL_START, at)) {
+            int end = text.indexOf(CALL_END, at);
+            if (end < 0) return new Reply(text, List.of());
+            Matcher call = XML_FUNCTION.matcher(text.substring(at + CALL_START.length(), end));
+            if (!call.matches()) return new Reply(text, List.of());
+            Function function = functions.stream().filter(f -> f.name().equals(call.group(1))).findFirst().orElse(null);
+            if (function == null) return new Reply(text, List.of());
+            ObjectNode arguments = Server.JSON.createObjectNode();
+            String body = call.group(2);
+            Matcher parameter = XML_PARAMETER.matcher(body);
+            int read = 0;
+            while (parameter.find()) {
+                if (!body.substring(read, parameter.start()).isBlank()) return new Reply(text, List.of());
+                arguments.set(parameter.group(1), xmlValue(function.parameters().path("properties").path(parameter.group(1)), parameter.group(2)));
+                read = parameter.end();
+            }
+            if (!body.substring(read).isBlank()) return new Reply(text, List.of());
+            calls.add(new Call(newId(Syntax.XML), function.name(), arguments.toString()));
+            at = end + CALL_END.length();
+        }
+        String before = text.substring(0, first).stripTrailing();
+        return new Reply(before.isEmpty() ? null : before, calls);
+    }
+
+    /** An XML call's value: JSON where it parses as a type {@code schema} takes other than a string, else the text. */
+    private static JsonNode xmlValue(JsonNode schema, String value) {
+        JsonNode type = schema.path("type");
+        java.util.Set<String> types = new java.util.HashSet<>();
+        if (type.isTextual()) types.add(type.asText());
+        type.forEach(t -> types.add(t.asText()));
+        if (types.size() == 1 && types.contains("string")) return com.fasterxml.jackson.databind.node.TextNode.valueOf(value);
+        try {
+            JsonNode json = Server.JSON.readTree(value);
+            if (json != null && (types.isEmpty() || !json.isTextual() && types.stream().anyMatch(t -> matches(json, t)))) return json;
+        } catch (JsonProcessingException e) {
+            // not JSON: the text
+        }
+        return com.fasterxml.jackson.databind.node.TextNode.valueOf(value);
+    }
+
+    /** Whether {@code json} is of JSON Schema type {@code type}. */
+    private static boolean matches(JsonNode json, String type) {
+        return switch (type) {
+            case "object" -> json.isObject();
+            case "array" -> json.isArray();
+            case "number" -> json.isNumber();
+            case "integer" -> json.isIntegralNumber();
+            case "boolean" -> json.isBoolean();
+            case "null" -> json.isNull();
+            default -> false;
+        };
     }
 
     /**

@@ -168,7 +168,7 @@ class ToolsTest {
         assertTrue(Tools.readHermes("<tool_call>\n{\"name\": \"x\"\n</tool_call>").calls().isEmpty(), "not a call's JSON: all text");
 
         String reply = "Let me check.\n\n<tool_call>\n" + WEATHER + "\n</tool_call>";
-        Tools.Answer answer = new Tools.Answer(Tools.Syntax.HERMES);
+        Tools.Answer answer = new Tools.Answer(Tools.Syntax.HERMES, List.of());
         StringBuilder streamed = new StringBuilder();
         for (int i = 0; i < reply.length(); i++) streamed.append(answer.add(reply.substring(i, i + 1)));
         assertEquals("Let me check.", streamed.toString());
@@ -198,6 +198,7 @@ class ToolsTest {
         for (String t : new String[]{"Qwen-Qwen3-0.6B", "Qwen-Qwen2.5-7B-Instruct", "NousResearch-Hermes-3-Llama-3.1-8B-tool_use"}) {
             assertEquals(Tools.Syntax.HERMES, Tools.Syntax.of(template(t)), t);
         }
+        for (String t : new String[]{"Qwen3-Coder", "Qwen3.5-4B"}) assertEquals(Tools.Syntax.XML, Tools.Syntax.of(template(t)), t);
         assertEquals(Tools.Syntax.GENERIC, Tools.Syntax.of(template("deepseek-ai-DeepSeek-R1-Distill-Llama-8B")));
     }
 
@@ -242,15 +243,67 @@ class ToolsTest {
 
         // streamed: Mistral's text before its calls; a Llama reply that may be a call is held to its end
         String reply = "Sure.[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Paris\"}";
-        Tools.Answer mistral = new Tools.Answer(Tools.Syntax.MISTRAL);
+        Tools.Answer mistral = new Tools.Answer(Tools.Syntax.MISTRAL, List.of());
         StringBuilder streamed = new StringBuilder();
         for (int i = 0; i < reply.length(); i++) streamed.append(mistral.add(reply.substring(i, i + 1)));
         assertEquals("Sure.", streamed.toString());
         assertEquals("get_weather", mistral.reply().calls().getFirst().name());
-        Tools.Answer call = new Tools.Answer(Tools.Syntax.LLAMA3), text = new Tools.Answer(Tools.Syntax.LLAMA3);
+        Tools.Answer call = new Tools.Answer(Tools.Syntax.LLAMA3, List.of()), text = new Tools.Answer(Tools.Syntax.LLAMA3, List.of());
         assertEquals("", call.add(" {\"name\": \"get_weather\","));
         assertEquals("It is", text.add("It is"));
         assertEquals(" sunny.", text.add(" sunny."));
+    }
+
+    /**
+     * Qwen3-Coder's and Qwen3.5's replies read back as the calls their templates write (jinja2's renderings of the
+     * assistant's call of get_weather {"city": "Paris", "unit": "celsius"} in renderings.json's "tools" conversation);
+     * a value is text where its schema takes a string (a number's digits, a multi-line text kept as they are), JSON where
+     * it takes another type; text before the calls is content, and what does not read (an unknown function, a block not
+     * closed, stray text between parameters) is all text. Streamed, the text before a call comes as it is decoded.
+     */
+    @Test
+    void xmlRepliesReadAsTheirTemplatesWriteCalls() throws Exception {
+        JsonNode renderings = JSON.readTree(java.nio.file.Path.of("src/test/resources/chat-templates/renderings.json").toFile()).get("renderings");
+        List<Tools.Function> weather = List.of(Tools.parse((ObjectNode) JSON.readTree("""
+                {"tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object",
+                  "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}}}}}]}"""), Tools.Syntax.XML).functions().getFirst());
+        int read = 0;
+        for (JsonNode r : renderings) {
+            String template = r.path("template").asText();
+            if (!r.path("case").asText().equals("tools") || !template.equals("Qwen3-Coder.jinja") && !template.equals("Qwen3.5-4B.jinja")) continue;
+            String text = r.path("expected").asText();
+            int from = text.indexOf("<tool_call>\n<function=get_weather>"); // after the system prompt's example of the format
+            String call = text.substring(from, text.indexOf("</tool_call>", from) + "</tool_call>".length());
+            Tools.Reply reply = Tools.readXml("Let me see.\n\n" + call, weather);
+            assertEquals("Let me see.", reply.content(), template);
+            assertEquals(List.of(new Tools.Call(reply.calls().getFirst().id(), "get_weather", "{\"city\":\"Paris\",\"unit\":\"celsius\"}")), reply.calls(), template);
+            read++;
+        }
+        assertEquals(2, read);
+
+        List<Tools.Function> typed = Tools.parse((ObjectNode) JSON.readTree("""
+                {"tools": [{"type": "function", "function": {"name": "book", "parameters": {"type": "object", "properties": {
+                  "code": {"type": "string"}, "nights": {"type": "integer"}, "options": {"type": "object"}, "late": {"type": ["boolean", "string"]},
+                  "note": {"type": "string"}, "any": {}}}}}]}"""), Tools.Syntax.XML).functions();
+        String call = "<tool_call>\n<function=book>\n<parameter=code>\n00123\n</parameter>\n<parameter=nights>\n3\n</parameter>\n"
+                + "<parameter=options>\n{\"view\": \"sea\"}\n</parameter>\n<parameter=late>\ntrue\n</parameter>\n"
+                + "<parameter=note>\ntwo lines,\n  kept\n</parameter>\n<parameter=any>\n[1, 2]\n</parameter>\n</function>\n</tool_call>";
+        Tools.Reply two = Tools.readXml(call + "\n" + call.replace("00123", "A7"), typed);
+        assertNull(two.content());
+        assertEquals("{\"code\":\"00123\",\"nights\":3,\"options\":{\"view\":\"sea\"},\"late\":true,\"note\":\"two lines,\\n  kept\",\"any\":[1,2]}", two.calls().get(0).arguments());
+        assertEquals("A7", JSON.readTree(two.calls().get(1).arguments()).get("code").asText());
+        for (String broken : new String[]{call.replace("=book>", "=sell>"), call.replace("</tool_call>", ""), call.replace("</parameter>\n<parameter=nights>", "</parameter>\nstray<parameter=nights>"),
+                "It is sunny."}) {
+            Tools.Reply all = Tools.readXml(broken, typed);
+            assertEquals(broken, all.content());
+            assertTrue(all.calls().isEmpty(), broken);
+        }
+        Tools.Answer streamed = new Tools.Answer(Tools.Syntax.XML, typed);
+        StringBuilder given = new StringBuilder();
+        String reply = "Booking it.\n" + call;
+        for (int i = 0; i < reply.length(); i++) given.append(streamed.add(reply.substring(i, i + 1)));
+        assertEquals("Booking it.", given.toString());
+        assertEquals("book", streamed.reply().calls().getFirst().name());
     }
 
     /** A required call's grammar: Llama's one object with "parameters", Mistral's list (one call, or several where parallel calls are asked for). */
