@@ -285,19 +285,15 @@ final class GenerateCommand implements Callable<Integer> {
         }
         int verified = speculationOptions.verified();
         Llama.State state = model.newState(kvLength, Math.max(verified, Math.min(tokens.length, PREFILL_BATCH)), verified, kvType);
-        refuseForRecurrentLayers(state, model);
+        // a model's recurrent layers' state holds the tokens a shift would drop
+        if (state.recurrent() && contextShift) {
+            throw new IllegalArgumentException("--context-shift cannot be used with this model's recurrent layers (" + model.config.architecture() + "): their state holds the dropped tokens");
+        }
         Speculation speculation = speculationOptions.create(ckpt, state, common.tokenizer, eos);
         Generation generator = speculation != null ? speculation.generator() : new Generator(model, state, eos);
         Interruption interruption = new Interruption();
         try (CtrlC _ = new CtrlC(interruption::ctrlC)) {
             return generate(ckpt, state, generator, speculation, tokens, kvLength, kept, sampler, out, interruption);
-        }
-    }
-
-    /** What a model with recurrent layers (Qwen3.5's) cannot do here, refused in one line: a context shift (their state holds the dropped tokens). */
-    private void refuseForRecurrentLayers(Llama.State state, Llama model) {
-        if (state.recurrent() && contextShift) {
-            throw new IllegalArgumentException("--context-shift cannot be used with this model's recurrent layers (" + model.config.architecture() + "): their state holds the dropped tokens");
         }
     }
 
@@ -661,7 +657,6 @@ final class GenerateCommand implements Callable<Integer> {
         }
         int verified = speculationOptions.verified();
         Llama.State state = model.newState(contextLength, PREFILL_BATCH, verified, kvCache.type());
-        refuseForRecurrentLayers(state, model);
         Speculation speculation = speculationOptions.create(ckpt, state, common.tokenizer, ckpt.eos());
         Generation generator = speculation != null ? speculation.generator() : new Generator(model, state, ckpt.eos());
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));

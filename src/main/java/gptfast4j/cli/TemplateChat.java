@@ -69,8 +69,8 @@ final class TemplateChat {
      * The next turn for the user's {@code text}, leaving room for a reply of {@code reply} tokens in
      * {@code contextLength} positions; null where the message alone (with the system prompt) does not fit, and it is
      * not kept. A template's refusal of the conversation is an IllegalArgumentException, the message not kept. The turn
-     * starts where the cache's tokens and the conversation's part, or at the greatest position before that which
-     * {@code resumable} gives (Llama.State#resumableAt).
+     * starts where the conversation's tokens first differ from the cache's, or at the greatest position before that
+     * which {@code resumable} gives (Llama.State#resumableAt).
      */
     Turn next(String text, int contextLength, int reply, java.util.function.IntUnaryOperator resumable) {
         messages.add(message("user", text));

@@ -227,6 +227,25 @@ public class Qwen35Test {
         DecodeEachTest.assertSequencesGetTheirOwnSteps(qwen35.model(), text());
     }
 
+    /**
+     * Which layers are delta nets: {@code attention.recurrent_layers}, a flag per layer (the converter's, from the
+     * model's layer types, with its next-token prediction layers' after them), over {@code full_attention_interval};
+     * the interval where the file has no flags.
+     */
+    @Test
+    void recurrentLayersAsTheFileFlagsThem() throws IOException {
+        Path flagged = dir.resolve("flagged.gguf");
+        FamilyFiles.rewrite(dir.resolve("qwen35-mini.gguf"), flagged, md -> {
+            md.put("qwen35.attention.recurrent_layers", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.BOOL, new boolean[]{true, true, true, false, false}));
+            md.put("qwen35.full_attention_interval", Metadata.Value.uint32(2)); // which would make layer 1 attention, whose tensors the file lacks
+        }, name -> true, (all, tensors) -> { });
+        assertEquals(47883.8626, LlamaLikeTest.perplexity(Checkpoint.load(flagged, null)), 1e-6 * 47883.8626);
+        Path interval = dir.resolve("interval.gguf");
+        FamilyFiles.rewrite(dir.resolve("qwen35-mini.gguf"), interval, md -> md.put("qwen35.full_attention_interval", Metadata.Value.uint32(2)), name -> true, (all, tensors) -> { });
+        var e = assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(interval, null));
+        assertTrue(e.getMessage().startsWith(interval + ": tensor blk.1."), e.getMessage()); // layer 1 read as attention
+    }
+
     /** What cannot be done with recurrent layers is refused in one line: a context shift, a cache file of another position than the state's, a split across processes. */
     @Test
     void refusesWhatItCannotDo() {
