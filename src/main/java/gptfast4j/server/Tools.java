@@ -497,20 +497,32 @@ record Tools(List<Function> functions, boolean required, boolean parallel, Synta
      * out; null where there is none) as content; all text where there is no block, or one that is not a call's JSON.
      */
     static Reply readHermes(String text) {
+        return readBlocks(text, body -> {
+            JsonNode call;
+            try {
+                call = Server.JSON.readTree(body);
+            } catch (JsonProcessingException e) {
+                return null;
+            }
+            if (call == null || !call.path("name").isTextual() || !call.path("arguments").isObject()) return null;
+            return new Call(newId(Syntax.HERMES), call.get("name").asText(), call.get("arguments").toString());
+        });
+    }
+
+    /**
+     * A reply's {@code <tool_call>} blocks, each read into a call by {@code read} (null: not a call), the text before the
+     * first (trailing whitespace left out; null where there is none) as content; all text where there is no block, one
+     * not closed, or one that does not read.
+     */
+    private static Reply readBlocks(String text, java.util.function.Function<String, Call> read) {
         int first = text.indexOf(CALL_START);
         if (first < 0) return new Reply(text, List.of());
         List<Call> calls = new ArrayList<>();
         for (int at = first; at >= 0; at = text.indexOf(CALL_START, at)) {
             int end = text.indexOf(CALL_END, at);
-            if (end < 0) return new Reply(text, List.of());
-            JsonNode call;
-            try {
-                call = Server.JSON.readTree(text.substring(at + CALL_START.length(), end));
-            } catch (JsonProcessingException e) {
-                return new Reply(text, List.of());
-            }
-            if (call == null || !call.path("name").isTextual() || !call.path("arguments").isObject()) return new Reply(text, List.of());
-            calls.add(new Call(newId(Syntax.HERMES), call.get("name").asText(), call.get("arguments").toString()));
+            Call call = end < 0 ? null : read.apply(text.substring(at + CALL_START.length(), end));
+            if (call == null) return new Reply(text, List.of());
+            calls.add(call);
             at = end + CALL_END.length();
         }
         String before = text.substring(0, first).stripTrailing();
@@ -528,31 +540,22 @@ record Tools(List<Function> functions, boolean required, boolean parallel, Synta
      * llama.cpp's parser reads it), else JSON.
      */
     static Reply readXml(String text, List<Function> functions) {
-        int first = text.indexOf(CALL_START);
-        if (first < 0) return new Reply(text, List.of());
-        List<Call> calls = new ArrayList<>();
-        for (int at = first; at >= 0; at = text.indexOf(CALL_START, at)) {
-            int end = text.indexOf(CALL_END, at);
-            if (end < 0) return new Reply(text, List.of());
-            Matcher call = XML_FUNCTION.matcher(text.substring(at + CALL_START.length(), end));
-            if (!call.matches()) return new Reply(text, List.of());
+        return readBlocks(text, body -> {
+            Matcher call = XML_FUNCTION.matcher(body);
+            if (!call.matches()) return null;
             Function function = functions.stream().filter(f -> f.name().equals(call.group(1))).findFirst().orElse(null);
-            if (function == null) return new Reply(text, List.of());
+            if (function == null) return null;
             ObjectNode arguments = Server.JSON.createObjectNode();
-            String body = call.group(2);
-            Matcher parameter = XML_PARAMETER.matcher(body);
+            String parameters = call.group(2);
+            Matcher parameter = XML_PARAMETER.matcher(parameters);
             int read = 0;
             while (parameter.find()) {
-                if (!body.substring(read, parameter.start()).isBlank()) return new Reply(text, List.of());
+                if (!parameters.substring(read, parameter.start()).isBlank()) return null;
                 arguments.set(parameter.group(1), xmlValue(function.parameters().path("properties").path(parameter.group(1)), parameter.group(2)));
                 read = parameter.end();
             }
-            if (!body.substring(read).isBlank()) return new Reply(text, List.of());
-            calls.add(new Call(newId(Syntax.XML), function.name(), arguments.toString()));
-            at = end + CALL_END.length();
-        }
-        String before = text.substring(0, first).stripTrailing();
-        return new Reply(before.isEmpty() ? null : before, calls);
+            return parameters.substring(read).isBlank() ? new Call(newId(Syntax.XML), function.name(), arguments.toString()) : null;
+        });
     }
 
     /** An XML call's value: JSON where it parses as a type {@code schema} takes other than a string, else the text. */
