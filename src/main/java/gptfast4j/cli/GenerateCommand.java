@@ -574,11 +574,16 @@ final class GenerateCommand implements Callable<Integer> {
         }
         long peak = CommonOptions.peakResidentBytes();
         if (peak > 0) {
-            long kv = state.kvBytes();
-            System.err.printf("Peak memory: %.1f MB resident (of which the %s KV cache for %d positions: %s)%n", peak / 1e6,
-                    state.kvType().option(), state.contextLength,
-                    kv < 1e6 ? String.format("%.1f KB", kv / 1e3) : String.format("%.1f MB", kv / 1e6));
+            long kv = state.kvBytes(), recurrent = state.recurrentBytes();
+            System.err.printf("Peak memory: %.1f MB resident (of which the %s KV cache for %d positions: %s%s)%n", peak / 1e6,
+                    state.kvType().option(), state.contextLength, size(kv),
+                    recurrent == 0 ? "" : "; the recurrent layers' state and its kept copies: " + size(recurrent));
         }
+    }
+
+    /** Bytes as KB under a megabyte, else MB. */
+    private static String size(long bytes) {
+        return bytes < 1e6 ? String.format("%.1f KB", bytes / 1e3) : String.format("%.1f MB", bytes / 1e6);
     }
 
     /**

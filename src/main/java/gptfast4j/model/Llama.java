@@ -1515,6 +1515,11 @@ public final class Llama {
             if (recurrent != null) recurrent.read(in, positions);
         }
 
+        /** Bytes a model's recurrent layers' state and its kept copies hold (0 in others). */
+        public long recurrentBytes() {
+            return recurrent == null ? 0 : recurrent.memoryBytes();
+        }
+
         /** Bytes {@link #writeCache} writes after the positions: a model's recurrent layers' state (0 in others). */
         public long cacheStateBytes() {
             return recurrent == null ? 0 : recurrent.bytes();

@@ -111,6 +111,12 @@ final class Recurrent {
         savedPositions[AT_END] = start + n;
     }
 
+    /** Bytes the state and the copies made so far hold. */
+    long memoryBytes() {
+        long copies = java.util.Arrays.stream(savedConv).filter(java.util.Objects::nonNull).count();
+        return (1 + copies) * bytes();
+    }
+
     /** Bytes {@link #write} writes: every delta net's convolution rows and matrices, as floats. */
     long bytes() {
         long floats = 0;

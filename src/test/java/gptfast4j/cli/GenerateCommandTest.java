@@ -189,6 +189,8 @@ class GenerateCommandTest {
         ErrorsTest.Outcome o = ErrorsTest.run(base);
         assertEquals(0, o.exit(), o.err());
         assertEquals(expected, o.out().strip());
+        // 3 delta nets of 3 convolution rows of 160 channels and 6 matrices of 16 x 16, floats: 24192 bytes, and two copies
+        assertTrue(o.err().contains("; the recurrent layers' state and its kept copies: 72.6 KB)"), o.err());
         ErrorsTest.Outcome twice = ErrorsTest.run(java.util.stream.Stream.concat(java.util.Arrays.stream(base), java.util.stream.Stream.of("--num-samples", "2")).toArray(String[]::new));
         assertEquals(0, twice.exit(), twice.err());
         assertEquals(expected + "\n" + expected, twice.out().strip());
