@@ -1063,8 +1063,12 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         int dim = c.dim(), hidden = c.hiddenDim(), width = m.headWidth(), heads = m.valueHeads(), taps = m.taps();
         int channels = (2 * m.keyHeads() + heads) * width, values = heads * width;
         Tensor conv = matrix(path, tensors, p + "ssm_conv1d.weight", taps, channels);
-        float[] kernel = new float[channels * taps];
-        for (int i = 0; i < channels; i++) conv.dequantizeRow(i, kernel, i * taps);
+        // by tap, [taps][channels]: a tap's weights of consecutive channels side by side, for the convolution's vector lanes
+        float[] row = new float[taps], kernel = new float[channels * taps];
+        for (int i = 0; i < channels; i++) {
+            conv.dequantizeRow(i, row, 0);
+            for (int j = 0; j < taps; j++) kernel[j * channels + i] = row[j];
+        }
         DeltaNet d = new DeltaNet(matrix(path, tensors, p + "ssm_beta.weight", dim, heads), matrix(path, tensors, p + "ssm_alpha.weight", dim, heads), kernel, taps,
                 vector(path, tensors, p + "ssm_dt.bias", heads), vector(path, tensors, p + "ssm_a", heads), vector(path, tensors, p + "ssm_norm.weight", width),
                 m.keyHeads(), heads, width);

@@ -18,7 +18,7 @@ import java.util.function.UnaryOperator;
  * and the heads' outputs go out through the layer's wo ({@code ssm_out}). The convolution's last inputs and the
  * matrices are a sequence's recurrent state ({@link Recurrent}), not a cache by position.
  * <pre>
- *   beta, alpha : [dim, valueHeads]      kernel : [convChannels, taps] (channel c's taps at c * taps, oldest first)
+ *   beta, alpha : [dim, valueHeads]      kernel : [taps, convChannels] (tap j of channel c at j * convChannels + c, oldest tap first)
  *   dtBias, a : [valueHeads]             norm : [headWidth]
  *   convChannels = (2 * keyHeads + valueHeads) * headWidth: queries, keys, values
  * </pre>

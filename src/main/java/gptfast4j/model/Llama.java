@@ -801,30 +801,26 @@ public final class Llama {
     private static final int CONV_CHANNELS = 256;
 
     /**
-     * Channels c0..c1 of a delta net's convolution over the batch's tokens in order: each channel's taps over the
-     * sequence's last inputs and this token's (summed oldest first, as ggml's ssm_conv), then SiLU, in place in
-     * s.mixed; the state's rows move on by one. A prompt's rows are kept before its last token, a verification's after
-     * each ({@link Recurrent}).
+     * Channels c0..c1 of a delta net's convolution over the batch's tokens in order ({@link VectorMath#convolveStep}: each
+     * channel's taps over the sequence's last inputs and this token's, then SiLU, in place in s.mixed; the state's rows
+     * move on by one). A prompt's rows are kept before its last token, a verification's after each ({@link Recurrent}).
      */
     private void deltaConvolve(State s, int c0, int c1) {
         int l = s.layer, n = s.batch;
         DeltaNet d = weights.layers()[l].deltaNet();
         int channels = d.convChannels(), taps = d.taps();
-        float[] kernel = d.kernel();
-        for (int ch = c0; ch < c1; ch++) {
-            for (int t = 0; t < n; t++) {
-                Recurrent r = s.recurrent(t);
-                float[] rows = r.conv[l];
-                if (s.keepsPrompt && t == n - 1) for (int j = 0; j < taps - 1; j++) r.savedConv[Recurrent.BEFORE_LAST][l][j * channels + ch] = rows[j * channels + ch];
-                float x = s.mixed[t * channels + ch], sum = 0f;
-                for (int j = 0; j < taps - 1; j++) sum += rows[j * channels + ch] * kernel[ch * taps + j];
-                sum += x * kernel[ch * taps + taps - 1];
-                for (int j = 0; j < taps - 2; j++) rows[j * channels + ch] = rows[(j + 1) * channels + ch];
-                rows[(taps - 2) * channels + ch] = x;
-                s.mixed[t * channels + ch] = sum / (1f + (float) Math.exp(-sum));
-                if (s.keepsSteps) for (int j = 0; j < taps - 1; j++) r.savedConv[r.stepCopies[t]][l][j * channels + ch] = rows[j * channels + ch];
-            }
+        for (int t = 0; t < n; t++) {
+            Recurrent r = s.recurrent(t);
+            float[] rows = r.conv[l];
+            if (s.keepsPrompt && t == n - 1) copyRows(rows, r.savedConv[Recurrent.BEFORE_LAST][l], channels, taps, c0, c1);
+            VectorMath.convolveStep(s.mixed, t * channels + c0, rows, d.kernel(), channels, c0, taps, c1 - c0);
+            if (s.keepsSteps) copyRows(rows, r.savedConv[r.stepCopies[t]][l], channels, taps, c0, c1);
         }
+    }
+
+    /** Channels c0..c1 of a convolution's rows ({@code taps - 1} of {@code channels}) to {@code to}. */
+    private static void copyRows(float[] rows, float[] to, int channels, int taps, int c0, int c1) {
+        for (int j = 0; j < taps - 1; j++) System.arraycopy(rows, j * channels + c0, to, j * channels + c0, c1 - c0);
     }
 
     /**
@@ -880,11 +876,8 @@ public final class Llama {
                 if (s.keepsSteps) System.arraycopy(m, base, r.savedMatrices[r.stepCopies[t]][l], base, width * width);
                 double sum = 0;
                 for (int j = out; j < out + width; j++) sum += s.deltaOut[j] * s.deltaOut[j];
-                float mean = (float) (sum / width), norm = 1f / (float) Math.sqrt(mean + eps);
-                for (int j = 0; j < width; j++) {
-                    float z = s.gateZ[out + j];
-                    s.deltaOut[out + j] = s.deltaOut[out + j] * norm * d.norm()[j] * (z / (1f + (float) Math.exp(-z)));
-                }
+                float mean = (float) (sum / width);
+                VectorMath.gatedNorm(s.deltaOut, out, 1f / (float) Math.sqrt(mean + eps), d.norm(), s.gateZ, out, width);
             }
         }
     }

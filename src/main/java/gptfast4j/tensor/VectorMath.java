@@ -188,6 +188,52 @@ public final class VectorMath {
         }
     }
 
+    /**
+     * One step of a causal convolution over {@code n} channels: {@code x[i]} joins its channel's {@code taps - 1} last
+     * inputs ({@code rows[r * stride + i]}, the oldest row first, which move on by one), and becomes {@code silu(sum)},
+     * sum the taps' products oldest first ({@code kernel[j * stride + i]}), each product added as ggml's ssm_conv adds it
+     * (a multiply, then an add; no fused multiply-add). Offsets: {@code x} from {@code xOffset}, the rows and the kernel
+     * from {@code channel}.
+     */
+    public static void convolveStep(float[] x, int xOffset, float[] rows, float[] kernel, int stride, int channel, int taps, int n) {
+        int i = 0;
+        for (int bound = S.loopBound(n); i < bound; i += S.length()) {
+            int c = channel + i;
+            FloatVector in = FloatVector.fromArray(S, x, xOffset + i), sum = FloatVector.zero(S);
+            for (int j = 0; j < taps - 1; j++) sum = sum.add(FloatVector.fromArray(S, rows, j * stride + c).mul(FloatVector.fromArray(S, kernel, j * stride + c)));
+            sum = sum.add(in.mul(FloatVector.fromArray(S, kernel, (taps - 1) * stride + c)));
+            for (int j = 0; j < taps - 2; j++) FloatVector.fromArray(S, rows, (j + 1) * stride + c).intoArray(rows, j * stride + c);
+            in.intoArray(rows, (taps - 2) * stride + c);
+            sum.div(sum.neg().lanewise(VectorOperators.EXP).add(1f)).intoArray(x, xOffset + i);
+        }
+        for (; i < n; i++) {
+            int c = channel + i;
+            float in = x[xOffset + i], sum = 0f;
+            for (int j = 0; j < taps - 1; j++) sum += rows[j * stride + c] * kernel[j * stride + c];
+            sum += in * kernel[(taps - 1) * stride + c];
+            for (int j = 0; j < taps - 2; j++) rows[j * stride + c] = rows[(j + 1) * stride + c];
+            rows[(taps - 2) * stride + c] = in;
+            x[xOffset + i] = sum / (1f + (float) Math.exp(-sum));
+        }
+    }
+
+    /**
+     * A gated RMS norm's last step: {@code x[i] = x[i] * scale * weight[i] * silu(z[i])} for {@code i < n} (x from
+     * {@code xOffset}, z from {@code zOffset}, the weights from 0), in that order, as ggml multiplies them.
+     */
+    public static void gatedNorm(float[] x, int xOffset, float scale, float[] weight, float[] z, int zOffset, int n) {
+        int i = 0;
+        for (int bound = S.loopBound(n); i < bound; i += S.length()) {
+            FloatVector g = FloatVector.fromArray(S, z, zOffset + i);
+            FloatVector.fromArray(S, x, xOffset + i).mul(scale).mul(FloatVector.fromArray(S, weight, i))
+                    .mul(g.div(g.neg().lanewise(VectorOperators.EXP).add(1f))).intoArray(x, xOffset + i);
+        }
+        for (; i < n; i++) {
+            float g = z[zOffset + i];
+            x[xOffset + i] = x[xOffset + i] * scale * weight[i] * (g / (1f + (float) Math.exp(-g)));
+        }
+    }
+
     /** Arcee's ungated activation: {@code gate = max(up, 0)²} (llama.cpp's {@code relu_sqr}). */
     public static void reluSquared(float[] gate, float[] up, int offset, int n) {
         int i = offset;

@@ -87,8 +87,8 @@ class DecodeEachTest {
      */
     static void warmUp(Llama m) {
         Llama.State s = m.newState(256, 8, 1, KvCache.Type.F16), batch = m.newState(256, 8, 8, KvCache.Type.F16);
-        for (int p = 0; p < 200; p++) m.forward(s, 1 + p % 100, p);
-        for (int p = 0; p < 50; p++) m.decodeEach(batch, new Llama.State[]{s}, new int[]{7}, new int[]{200 + p}, 1);
+        for (int p = 0; p < 500; p++) m.forward(s, 1 + p % 100, p % 250);
+        for (int p = 0; p < 100; p++) m.decodeEach(batch, new Llama.State[]{s}, new int[]{7}, new int[]{p}, 1);
     }
 
     private static void assertEachGetsItsOwn(Path file, String... options) {
