@@ -193,17 +193,20 @@ public final class VectorMath {
      * inputs ({@code rows[r * stride + i]}, the oldest row first, which move on by one), and becomes {@code silu(sum)},
      * sum the taps' products oldest first ({@code kernel[j * stride + i]}), each product added as ggml's ssm_conv adds it
      * (a multiply, then an add; no fused multiply-add). Offsets: {@code x} from {@code xOffset}, the rows and the kernel
-     * from {@code channel}.
+     * from {@code channel}. In vector lanes for 4 taps (Qwen3.5's), written out: a vector carried through a loop over the
+     * taps was boxed by C2 without type profiles (40 KB a decode step of the mini model, DecodeAllocationTest).
      */
     public static void convolveStep(float[] x, int xOffset, float[] rows, float[] kernel, int stride, int channel, int taps, int n) {
         int i = 0;
-        for (int bound = S.loopBound(n); i < bound; i += S.length()) {
+        for (int bound = taps == 4 ? S.loopBound(n) : 0; i < bound; i += S.length()) {
             int c = channel + i;
-            FloatVector in = FloatVector.fromArray(S, x, xOffset + i), sum = FloatVector.zero(S);
-            for (int j = 0; j < taps - 1; j++) sum = sum.add(FloatVector.fromArray(S, rows, j * stride + c).mul(FloatVector.fromArray(S, kernel, j * stride + c)));
-            sum = sum.add(in.mul(FloatVector.fromArray(S, kernel, (taps - 1) * stride + c)));
-            for (int j = 0; j < taps - 2; j++) FloatVector.fromArray(S, rows, (j + 1) * stride + c).intoArray(rows, j * stride + c);
-            in.intoArray(rows, (taps - 2) * stride + c);
+            FloatVector in = FloatVector.fromArray(S, x, xOffset + i), r0 = FloatVector.fromArray(S, rows, c),
+                    r1 = FloatVector.fromArray(S, rows, stride + c), r2 = FloatVector.fromArray(S, rows, 2 * stride + c);
+            FloatVector sum = FloatVector.zero(S).add(r0.mul(FloatVector.fromArray(S, kernel, c))).add(r1.mul(FloatVector.fromArray(S, kernel, stride + c)))
+                    .add(r2.mul(FloatVector.fromArray(S, kernel, 2 * stride + c))).add(in.mul(FloatVector.fromArray(S, kernel, 3 * stride + c)));
+            r1.intoArray(rows, c);
+            r2.intoArray(rows, stride + c);
+            in.intoArray(rows, 2 * stride + c);
             sum.div(sum.neg().lanewise(VectorOperators.EXP).add(1f)).intoArray(x, xOffset + i);
         }
         for (; i < n; i++) {
