@@ -956,16 +956,17 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Arrays.fill(ones, 1f);
         for (int l = 0; l < layers.length; l++) {
             String p = "blk." + l + ".";
+            // a mixture where the layer has a router (ERNIE 4.5's first layer is dense)
+            boolean mixture = c.isMoE() && tensors.containsKey(p + "ffn_gate_inp.weight");
             if (mixers != null && mixers.layers()[l]) {
-                boolean moe = c.isMoE() && tensors.containsKey(p + "ffn_gate_inp.weight");
-                layers[l] = c.architecture().startsWith("lfm2") ? convolution(path, c, tensors, p, mixers.taps(), moe ? mixture(path, c, gating, tensors, p) : null)
-                        : deltaNet(path, c, tensors, p, mixers, moe ? mixture(path, c, gating, tensors, p) : null);
+                // a convolution's or delta net's layer: its feed-forward a plain SwiGLU or its experts
+                FeedForward ffn = mixture ? mixture(path, c, gating, tensors, p) : new FeedForward.Dense(matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
+                        matrix(path, tensors, p + "ffn_down.weight", hidden, dim), matrix(path, tensors, p + "ffn_up.weight", dim, hidden));
+                layers[l] = c.architecture().startsWith("lfm2") ? convolution(path, c, tensors, p, mixers.taps(), ffn) : deltaNet(path, c, tensors, p, mixers, ffn);
                 continue;
             }
             // Phi-3's query, key and value projections in one tensor, and its gate and up projections: views of their rows
             Tensor qkv = tensors.containsKey(p + "attn_qkv.weight") ? matrix(path, tensors, p + "attn_qkv.weight", dim, qDim + 2L * kvDim) : null;
-            // a mixture where the layer has a router (ERNIE 4.5's first layer is dense)
-            boolean mixture = c.isMoE() && tensors.containsKey(p + "ffn_gate_inp.weight");
             boolean ungated = c.variant().activation().ungated();
             // GLM-4.5 355B's per-head query and key norms (its Air has none)
             boolean layerHeadNorms = headNorms || glm4moe && tensors.containsKey(p + "attn_q_norm.weight");
@@ -1057,10 +1058,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * A Qwen3.5 delta net layer ({@link DeltaNet}): its norms (the FFN's named as a post-attention norm), {@code attn_qkv}
      * as wq, {@code attn_gate} (z) as wk, no wv, {@code ssm_out} as wo, its convolution's kernel {@code ssm_conv1d}
      * [taps, channels], beta's and alpha's projections, the decay's bias and factor ({@code ssm_dt.bias}, {@code
-     * ssm_a}), the heads' norm, and a dense SwiGLU or {@code mixture} (Qwen3.5's mixtures' experts).
+     * ssm_a}), the heads' norm, and its feed-forward {@code ffn}.
      */
-    private static Layer deltaNet(Path path, Config c, Map<String, TensorData> tensors, String p, Mixers m, FeedForward mixture) {
-        int dim = c.dim(), hidden = c.hiddenDim(), width = m.headWidth(), heads = m.valueHeads(), taps = m.taps();
+    private static Layer deltaNet(Path path, Config c, Map<String, TensorData> tensors, String p, Mixers m, FeedForward ffn) {
+        int dim = c.dim(), width = m.headWidth(), heads = m.valueHeads(), taps = m.taps();
         int channels = (2 * m.keyHeads() + heads) * width, values = heads * width;
         Tensor conv = matrix(path, tensors, p + "ssm_conv1d.weight", taps, channels);
         // by tap, [taps][channels]: a tap's weights of consecutive channels side by side, for the convolution's vector lanes
@@ -1072,8 +1073,6 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         DeltaNet d = new DeltaNet(matrix(path, tensors, p + "ssm_beta.weight", dim, heads), matrix(path, tensors, p + "ssm_alpha.weight", dim, heads), kernel, taps,
                 vector(path, tensors, p + "ssm_dt.bias", heads), vector(path, tensors, p + "ssm_a", heads), vector(path, tensors, p + "ssm_norm.weight", width),
                 m.keyHeads(), heads, width);
-        FeedForward ffn = mixture != null ? mixture : new FeedForward.Dense(matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
-                matrix(path, tensors, p + "ffn_down.weight", hidden, dim), matrix(path, tensors, p + "ffn_up.weight", dim, hidden));
         return new Layer(vector(path, tensors, p + "attn_norm.weight", dim), matrix(path, tensors, p + "attn_qkv.weight", dim, channels),
                 matrix(path, tensors, p + "attn_gate.weight", dim, values), null, matrix(path, tensors, p + "ssm_out.weight", values, dim),
                 vector(path, tensors, p + "post_attention_norm.weight", dim), ffn, null, null, null, null, null, null, null, null, null, null, null, null, d, false);
@@ -1081,16 +1080,13 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /**
      * An LFM2 convolution layer ({@link ShortConv}): its norms, {@code shortconv.in_proj}'s three parts as wq, wk and wv,
-     * {@code shortconv.out_proj} as wo, the kernel {@code shortconv.conv} [width, dim], and a dense SwiGLU (or {@code
-     * mixture}, an LFM2-MoE layer's experts).
+     * {@code shortconv.out_proj} as wo, the kernel {@code shortconv.conv} [width, dim], and its feed-forward {@code ffn}.
      */
-    private static Layer convolution(Path path, Config c, Map<String, TensorData> tensors, String p, int width, FeedForward mixture) {
-        int dim = c.dim(), hidden = c.hiddenDim();
+    private static Layer convolution(Path path, Config c, Map<String, TensorData> tensors, String p, int width, FeedForward ffn) {
+        int dim = c.dim();
         Tensor in = matrix(path, tensors, p + "shortconv.in_proj.weight", dim, 3L * dim), taps = matrix(path, tensors, p + "shortconv.conv.weight", width, dim);
         float[] kernel = new float[dim * width];
         for (int i = 0; i < dim; i++) taps.dequantizeRow(i, kernel, i * width);
-        FeedForward ffn = mixture != null ? mixture : new FeedForward.Dense(matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
-                matrix(path, tensors, p + "ffn_down.weight", hidden, dim), matrix(path, tensors, p + "ffn_up.weight", dim, hidden));
         return new Layer(vector(path, tensors, p + "attn_norm.weight", dim), in.rows(0, dim), in.rows(dim, dim), in.rows(2L * dim, dim),
                 matrix(path, tensors, p + "shortconv.out_proj.weight", dim, dim), vector(path, tensors, p + "ffn_norm.weight", dim), ffn,
                 null, null, null, null, null, null, null, null, null, null, null, new ShortConv(kernel, width), null, false);
