@@ -172,10 +172,13 @@ public abstract sealed class Engine {
         return new Batched(ckpt, parallel, contextLength, kvType);
     }
 
-    /** The cache's tokens a prompt starts with that need not run again: at least its last token runs, for its logits. */
-    static int reusable(int[] cached, int[] prompt) {
+    /**
+     * The cache's tokens a prompt starts with that need not run again: at least its last token runs, for its logits,
+     * and a model's recurrent layers go on only from the positions they keep ({@link Llama.State#resumableAt}).
+     */
+    static int reusable(Llama.State state, int[] cached, int[] prompt) {
         int shared = Arrays.mismatch(cached, prompt);
-        return Math.min(shared < 0 ? prompt.length : shared, prompt.length - 1);
+        return state.resumableAt(Math.min(shared < 0 ? prompt.length : shared, prompt.length - 1));
     }
 
     /**
@@ -261,7 +264,7 @@ public abstract sealed class Engine {
                 Sampler sampler = job.sampler();
                 if (!runWith(state, weights, cachedWith)) generator.restored(cached = new int[0]);
                 cachedWith = weights;
-                int reused = state.resumableAt(reusable(cached, prompt)); // recurrent layers go on only from the positions they keep
+                int reused = reusable(state, cached, prompt);
                 cached = Arrays.copyOf(prompt, reused); // what the cache still holds if the generation fails
                 Generator.Result r = generator.generate(Arrays.copyOfRange(prompt, reused, prompt.length), reused, job.maxTokens(), sampler,
                         t -> !closed && job.accept(t));
@@ -430,8 +433,7 @@ public abstract sealed class Engine {
             int best = -1;
             for (Slot s : slots) {
                 if (s.job != null) continue;
-                // a cache made with other LoRA weights holds nothing for it; recurrent layers go on only from the positions they keep
-                int reused = Arrays.equals(weights, s.cachedWith) ? s.state.resumableAt(reusable(s.cached, prompt)) : 0;
+                int reused = Arrays.equals(weights, s.cachedWith) ? reusable(s.state, s.cached, prompt) : 0; // a cache made with other LoRA weights holds nothing for it
                 if (reused > best) {
                     best = reused;
                     slot = s;
