@@ -57,10 +57,10 @@ final class InfoCommand implements Callable<Integer> {
         int nextn = ckpt.metadata() == null ? 0 : ckpt.metadata().getInt(c.architecture() + ".nextn_predict_layers", 0);
         gptfast4j.model.Layer[] layers = ckpt.model().weights().layers();
         int[] conv = java.util.stream.IntStream.range(0, layers.length).filter(l -> layers[l].shortConv() != null).toArray(),
-                delta = java.util.stream.IntStream.range(0, layers.length).filter(l -> layers[l].deltaNet() != null).toArray();
+                delta = java.util.stream.IntStream.range(0, layers.length).filter(l -> layers[l].recurrent() instanceof gptfast4j.model.DeltaNet).toArray();
         String convolutions = java.util.Arrays.stream(conv).mapToObj(Integer::toString).collect(java.util.stream.Collectors.joining(", ")),
                 deltaNets = java.util.Arrays.stream(delta).mapToObj(Integer::toString).collect(java.util.stream.Collectors.joining(", "));
-        gptfast4j.model.DeltaNet d = delta.length == 0 ? null : layers[delta[0]].deltaNet();
+        gptfast4j.model.DeltaNet d = delta.length == 0 ? null : (gptfast4j.model.DeltaNet) layers[delta[0]].recurrent();
         System.out.printf("layers:          %d%s%s%s%n", c.nLayers(), nextn > 0 ? " (and " + nextn + " next-token prediction layer" + (nextn > 1 ? "s" : "") + " in the file, not run)" : "",
                 conv.length == 0 ? "" : "; convolutions in place of attention in layers " + convolutions + " (" + layers[conv[0]].shortConv().width() + " taps)",
                 d == null ? "" : "; gated delta nets in place of attention in layers " + deltaNets + " (" + d.keyHeads() + " key and " + d.valueHeads() + " value heads of "

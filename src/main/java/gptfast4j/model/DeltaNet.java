@@ -23,25 +23,41 @@ import java.util.function.UnaryOperator;
  *   convChannels = (2 * keyHeads + valueHeads) * headWidth: queries, keys, values
  * </pre>
  */
-public record DeltaNet(Tensor beta, Tensor alpha, float[] kernel, int taps, float[] dtBias, float[] a, float[] norm, int keyHeads, int valueHeads, int headWidth) {
+public record DeltaNet(Tensor beta, Tensor alpha, float[] kernel, int taps, float[] dtBias, float[] a, float[] norm, int keyHeads, int valueHeads, int headWidth)
+        implements RecurrentMixer {
 
     /** The convolution's channels: every key head's query and key, every value head's value. */
+    @Override
     public int convChannels() {
         return (2 * keyHeads + valueHeads) * headWidth;
     }
 
+    /** wq's outputs are the convolution's channels alone. */
+    @Override
+    public int inputWidth() {
+        return convChannels();
+    }
+
     /** The value heads' width together: z's, the output's. */
-    public int valueWidth() {
+    @Override
+    public int outputWidth() {
         return valueHeads * headWidth;
     }
 
+    /** A matrix [headWidth, headWidth] per value head. */
+    @Override
+    public int stateFloats() {
+        return valueHeads * headWidth * headWidth;
+    }
+
     /** This layer with {@code f} applied to its matrices (beta's and alpha's). */
-    DeltaNet with(UnaryOperator<Tensor> f) {
+    @Override
+    public DeltaNet with(UnaryOperator<Tensor> f) {
         return new DeltaNet(f.apply(beta), f.apply(alpha), kernel, taps, dtBias, a, norm, keyHeads, valueHeads, headWidth);
     }
 
-    /** Bytes read per token: its own matrices (the layer's wq, wk and wo are counted with the layer's). */
-    long bytesPerToken() {
+    @Override
+    public long bytesPerToken() {
         return beta.byteSize() + alpha.byteSize() + 4L * (kernel.length + dtBias.length + a.length + norm.length);
     }
 }

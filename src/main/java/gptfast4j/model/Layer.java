@@ -25,20 +25,21 @@ import gptfast4j.tensor.Tensor;
  * parameters, {@code [alphaN, alphaP, beta, eps]} as {@link gptfast4j.tensor.VectorMath#xielu} takes them; null in the others.
  * {@code shortConv}: an LFM2 convolution layer's kernel, where its wq, wk and wv are the three parts of {@code
  * shortconv.in_proj} (each [dim, dim]) and its wo {@code shortconv.out_proj} ({@link ShortConv}); null in attention layers.
- * {@code deltaNet}: a Qwen3.5 gated delta net layer's own weights, where its wq is {@code attn_qkv}, its wk {@code
- * attn_gate}, its wv null and its wo {@code ssm_out} ({@link DeltaNet}); null elsewhere. {@code queryGates}: Qwen3.5's
+ * {@code recurrent}: a recurrent layer's own weights ({@link RecurrentMixer}): a Qwen3.5 gated delta net's, where its wq
+ * is {@code attn_qkv}, its wk {@code attn_gate}, its wv null and its wo {@code ssm_out} ({@link DeltaNet}); null in
+ * attention and convolution layers. {@code queryGates}: Qwen3.5's
  * attention, whose wq is [dim, 2 * qDim], each head's query followed by its gate, whose sigmoid multiplies the head's
  * output before wo.
  */
 public record Layer(float[] attentionNorm, Tensor wq, Tensor wk, Tensor wv, Tensor wo,
                     float[] ffnNorm, FeedForward feedForward, float[] qNorm, float[] kNorm,
                     float[] qBias, float[] kBias, float[] vBias, float[] postAttentionNorm, float[] postFfnNorm,
-                    float[] outputBias, float[] sinks, LatentAttention latent, float[] xielu, ShortConv shortConv, DeltaNet deltaNet,
+                    float[] outputBias, float[] sinks, LatentAttention latent, float[] xielu, ShortConv shortConv, RecurrentMixer recurrent,
                     boolean queryGates) {
 
     /** This layer with other matrices (a copy's), its vectors the same. */
-    Layer with(Tensor wq, Tensor wk, Tensor wv, Tensor wo, FeedForward feedForward, LatentAttention latent, DeltaNet deltaNet) {
+    Layer with(Tensor wq, Tensor wk, Tensor wv, Tensor wo, FeedForward feedForward, LatentAttention latent, RecurrentMixer recurrent) {
         return new Layer(attentionNorm, wq, wk, wv, wo, ffnNorm, feedForward, qNorm, kNorm, qBias, kBias, vBias, postAttentionNorm, postFfnNorm,
-                outputBias, sinks, latent, xielu, shortConv, deltaNet, queryGates);
+                outputBias, sinks, latent, xielu, shortConv, recurrent, queryGates);
     }
 }

@@ -457,10 +457,9 @@ public final class Llama {
                 eachToken(n, s.convolutionInputs);
                 if (l == c.nLayers() - 1 && nLogits == 0) return; // no logits wanted of this batch (a long prompt's earlier part)
                 eachToken(n, s.convolve);
-            } else if (layer.deltaNet() != null) {
+            } else if (layer.recurrent() instanceof DeltaNet d) {
                 // Qwen3.5's gated delta net in place of attention (DeltaNet): q, k, v = silu(conv(wq · h)), z = wk · h, its
                 // matrices carried token to token in the sequence's recurrent state
-                DeltaNet d = layer.deltaNet();
                 if (seen != null) {
                     seen.inputs(layer.wq(), s.xb, n);
                     seen.inputs(layer.wk(), s.xb, n);
@@ -807,7 +806,7 @@ public final class Llama {
      */
     private void deltaConvolve(State s, int c0, int c1) {
         int l = s.layer, n = s.batch;
-        DeltaNet d = weights.layers()[l].deltaNet();
+        DeltaNet d = (DeltaNet) weights.layers()[l].recurrent();
         int channels = d.convChannels(), taps = d.taps();
         for (int t = 0; t < n; t++) {
             Recurrent r = s.recurrent(t);
@@ -828,7 +827,7 @@ public final class Llama {
      * computed as llama.cpp does (an RMS norm with eps / n, times 1 / sqrt(n)).
      */
     private void deltaNorms(State s, int t0, int t1) {
-        DeltaNet d = weights.layers()[s.layer].deltaNet();
+        DeltaNet d = (DeltaNet) weights.layers()[s.layer].recurrent();
         int channels = d.convChannels(), width = d.headWidth();
         float eps = config.rmsNormEps() / width, unit = 1f / (float) Math.sqrt(width);
         for (int t = t0; t < t1; t++) {
@@ -850,8 +849,8 @@ public final class Llama {
      */
     private void deltaHeads(State s, int h0, int h1) {
         int l = s.layer, n = s.batch;
-        DeltaNet d = weights.layers()[l].deltaNet();
-        int channels = d.convChannels(), width = d.headWidth(), heads = d.valueHeads(), keyHeads = d.keyHeads(), values = d.valueWidth();
+        DeltaNet d = (DeltaNet) weights.layers()[l].recurrent();
+        int channels = d.convChannels(), width = d.headWidth(), heads = d.valueHeads(), keyHeads = d.keyHeads(), values = d.outputWidth();
         float scale = 1f / (float) Math.sqrt(width), eps = config.rmsNormEps();
         for (int h = h0; h < h1; h++) {
             int kh = h % keyHeads, base = h * width * width;
@@ -1438,7 +1437,7 @@ public final class Llama {
         int id;
         /** Keys and values of the positions so far. */
         final KvCache kv;
-        /** The recurrent layers' state (Qwen3.5's delta nets), or null in a model without them. */
+        /** The recurrent layers' state (RecurrentMixer), or null in a model without them. */
         final Recurrent recurrent;
         /** In {@link Llama#decodeEach}'s batch, token t's sequence's {@link #recurrent}. */
         final Recurrent[] tokenRecurrent;
@@ -1671,14 +1670,15 @@ public final class Llama {
             latentKv = new float[latent == null ? 0 : maxBatch * (latent.rank() + latent.rope())];
             latentValueHeads = new float[latent == null ? 0 : maxBatch * c.nHeads() * latent.valueWidth()];
             latentRows = new float[latent == null || !latent.fused() ? 0 : c.nHeads() * latent.rank()];
-            DeltaNet delta = java.util.Arrays.stream(model.weights().layers()).map(Layer::deltaNet).filter(java.util.Objects::nonNull).findFirst().orElse(null);
-            recurrent = delta == null ? null : new Recurrent(model.weights().layers(), maxLogits);
-            tokenRecurrent = new Recurrent[delta == null ? 0 : maxBatch];
-            mixed = new float[delta == null ? 0 : maxBatch * delta.convChannels()];
-            gateZ = new float[delta == null ? 0 : maxBatch * delta.valueWidth()];
-            deltaOut = new float[delta == null ? 0 : maxBatch * delta.valueWidth()];
-            betas = new float[delta == null ? 0 : maxBatch * delta.valueHeads()];
-            alphas = new float[delta == null ? 0 : maxBatch * delta.valueHeads()];
+            // a model's recurrent layers are all of one kind and shape
+            RecurrentMixer mixer = java.util.Arrays.stream(model.weights().layers()).map(Layer::recurrent).filter(java.util.Objects::nonNull).findFirst().orElse(null);
+            recurrent = mixer == null ? null : new Recurrent(model.weights().layers(), maxLogits);
+            tokenRecurrent = new Recurrent[mixer == null ? 0 : maxBatch];
+            mixed = new float[mixer == null ? 0 : maxBatch * mixer.inputWidth()];
+            gateZ = new float[mixer == null ? 0 : maxBatch * mixer.outputWidth()];
+            deltaOut = new float[mixer == null ? 0 : maxBatch * mixer.outputWidth()];
+            betas = new float[mixer instanceof DeltaNet d ? maxBatch * d.valueHeads() : 0];
+            alphas = new float[mixer instanceof DeltaNet d ? maxBatch * d.valueHeads() : 0];
             boolean gated = java.util.Arrays.stream(model.weights().layers()).anyMatch(Layer::queryGates);
             queryGates = new float[gated ? 2 * maxBatch * qDim : 0];
             gates = new float[gated ? maxBatch * qDim : 0];

@@ -180,7 +180,7 @@ public final class Lora {
                 if (l.latent() != null) throw new ModelFormatException(path + ": a LoRA of '" + name + "', a latent attention's, which this version does not adapt");
                 // an LFM2 convolution layer's wq, wk, wv and wo are parts of shortconv's in_proj and its out_proj, no attn_* tensors
                 // a delta net's wq, wk and wo are attn_qkv, attn_gate and ssm_out; a gated-query attention's wq is twice as tall as its queries
-                if ((l.deltaNet() != null && target.ordinal() <= Target.O.ordinal() || l.queryGates() && target == Target.Q)) {
+                if ((l.recurrent() != null && target.ordinal() <= Target.O.ordinal() || l.queryGates() && target == Target.Q)) {
                     throw new ModelFormatException(path + ": a LoRA of '" + name + "', which this version does not adapt in this model's layers (" + model.config.architecture() + ")");
                 }
                 if (l.shortConv() != null && target.ordinal() <= Target.O.ordinal()) throw new ModelFormatException(path + ": a LoRA of '" + name + "', which the model does not have (a convolution layer)");

@@ -37,10 +37,10 @@ final class Recurrent {
         java.util.Arrays.fill(savedPositions, -1);
         stepCopies = new int[steps];
         for (int l = 0; l < layers.length; l++) {
-            DeltaNet d = layers[l].deltaNet();
-            if (d == null) continue;
-            conv[l] = new float[(d.taps() - 1) * d.convChannels()];
-            matrices[l] = new float[d.valueHeads() * d.headWidth() * d.headWidth()];
+            RecurrentMixer m = layers[l].recurrent();
+            if (m == null) continue;
+            conv[l] = new float[(m.taps() - 1) * m.convChannels()];
+            matrices[l] = new float[m.stateFloats()];
         }
         for (int i = 0; i < STEPS; i++) allocate(i);
     }

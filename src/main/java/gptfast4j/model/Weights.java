@@ -25,7 +25,7 @@ public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor
         for (Layer l : layers) {
             bytes += l.wq().byteSize() + l.wk().byteSize() + (l.wv() == null ? 0 : l.wv().byteSize()) + l.wo().byteSize();
             if (l.latent() != null) bytes += l.latent().bytesPerToken();
-            if (l.deltaNet() != null) bytes += l.deltaNet().bytesPerToken();
+            if (l.recurrent() != null) bytes += l.recurrent().bytesPerToken();
             bytes += l.feedForward().bytesPerToken();
             for (float[] v : new float[][]{l.attentionNorm(), l.ffnNorm(), l.postAttentionNorm(), l.postFfnNorm()}) if (v != null) bytes += 4L * v.length;
         }
@@ -62,7 +62,7 @@ public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor
                 latent = latent.with(latent.qA() == null ? null : f.apply(latent.qA()), kB, latent.fused() ? kB : f.apply(latent.vB()));
             }
             mapped[l] = x.with(f.apply(x.wq()), f.apply(x.wk()), x.wv() == null ? null : f.apply(x.wv()), f.apply(x.wo()), ffn, latent,
-                    x.deltaNet() == null ? null : x.deltaNet().with(f));
+                    x.recurrent() == null ? null : x.recurrent().with(f));
         }
         return new Weights(tokEmbeddings, mapped, norm, f.apply(output), classifier);
     }

@@ -192,9 +192,9 @@ class RandomModelTest {
     void qwen35ShapeIsQwen35s(@TempDir Path dir) {
         Checkpoint c = written(new ModelShape("qwen35-tiny", 64, 32, 4, 4, 2, 248320, 256, 1e7f, 1e-6f, true, 0, 0, 0, 32, "qwen35"), GGMLType.Q8_0, dir);
         gptfast4j.model.Layer[] layers = c.model().weights().layers();
-        for (int l = 0; l < layers.length; l++) assertEquals(l != 3, layers[l].deltaNet() != null, "layer " + l);
-        assertEquals(java.util.List.of(16, 32, 128, 4), java.util.List.of(layers[0].deltaNet().keyHeads(), layers[0].deltaNet().valueHeads(),
-                layers[0].deltaNet().headWidth(), layers[0].deltaNet().taps()));
+        for (int l = 0; l < layers.length; l++) assertEquals(l != 3, layers[l].recurrent() instanceof gptfast4j.model.DeltaNet, "layer " + l);
+        gptfast4j.model.DeltaNet d = (gptfast4j.model.DeltaNet) layers[0].recurrent();
+        assertEquals(java.util.List.of(16, 32, 128, 4), java.util.List.of(d.keyHeads(), d.valueHeads(), d.headWidth(), d.taps()));
         assertTrue(layers[3].queryGates());
         assertEquals(8, c.model().config.rotaryDim());
         assertEquals(248320, c.tokenizer().vocabSize());

@@ -112,7 +112,7 @@ public class Qwen35Test {
     @Test
     void givesLlamaCppsPerplexity() throws IOException {
         Layer[] layers = qwen35.model().weights().layers();
-        for (int l = 0; l < layers.length; l++) assertEquals(l != 3, layers[l].deltaNet() != null, "layer " + l);
+        for (int l = 0; l < layers.length; l++) assertEquals(l != 3, layers[l].recurrent() instanceof DeltaNet, "layer " + l);
         assertTrue(layers[3].queryGates());
         assertEquals(8, qwen35.model().config.rotaryDim());
         assertEquals(47883.8626, LlamaLikeTest.perplexity(qwen35), 1e-6 * 47883.8626);
@@ -130,7 +130,7 @@ public class Qwen35Test {
         write(shape, "qwen35moe", dir.resolve("mixtral.gguf"), file);
         Checkpoint c = Checkpoint.load(file, null);
         Layer[] layers = c.model().weights().layers();
-        assertTrue(layers[0].deltaNet() != null && layers[0].feedForward() instanceof FeedForward.MoE moe && moe.shared().gate() != null && layers[3].queryGates());
+        assertTrue(layers[0].recurrent() instanceof DeltaNet && layers[0].feedForward() instanceof FeedForward.MoE moe && moe.shared().gate() != null && layers[3].queryGates());
         assertEquals(53978.0706, LlamaLikeTest.perplexity(c), 1e-6 * 53978.0706);
     }
 
