@@ -178,7 +178,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
-            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe");
+            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -256,14 +256,16 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : latent ? deepseek2(path, md)
                 : Config.Variant.LLAMA;
         Config.Variant variant = scaled(path, md, arch, blocks);
-        Mixers mixers = arch.startsWith("lfm2") ? new Mixers(convolutionLayers(path, md, arch), convolutionWidth(path, md, arch), 0, 0, 0)
-                : arch.startsWith("qwen35") ? deltaNets(path, md, arch, required(md, path, arch + ".block_count") - nextn) : null;
+        boolean hybridKvHeads = arch.startsWith("lfm2") || arch.equals("granitehybrid");
+        Mixers mixers = arch.startsWith("lfm2") ? new Mixers(convolutionLayers(path, md, arch), convolutionWidth(path, md, arch), 0, 0, 0, 0)
+                : arch.startsWith("qwen35") ? deltaNets(path, md, arch, required(md, path, arch + ".block_count") - nextn)
+                : arch.equals("granitehybrid") ? mamba2(path, md, arch) : null;
         Config config = config(path, () -> new Config(arch, dim,
                 // Qwen3's mixtures give their experts' width apart from the dense width they would have
                 required(md, path, arch + (arch.equals("qwen3moe") || arch.equals("qwen3vlmoe") || arch.equals("gpt-oss") || arch.equals("qwen35moe") ? ".expert_feed_forward_length" : ".feed_forward_length")),
                 required(md, path, arch + ".block_count") - nextn,
                 nHeads,
-                latent ? 1 : arch.startsWith("lfm2") ? attentionKvHeads(path, md, arch) : md.getInt(arch + ".attention.head_count_kv", nHeads),
+                latent ? 1 : hybridKvHeads ? attentionKvHeads(path, md, arch) : md.getInt(arch + ".attention.head_count_kv", nHeads),
                 vocab,
                 required(md, path, arch + ".context_length"),
                 requiredFloat(md, path, arch + (blocks.layerNorm() ? ".attention.layer_norm_epsilon" : ".attention.layer_norm_rms_epsilon")),
@@ -312,7 +314,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         return convolution;
     }
 
-    /** The kv heads of an LFM2 model's attention layers: its array's counts other than 0, which must be one count. */
+    /** The kv heads of an LFM2 or Granite 4.0-H model's attention layers: its array's counts other than 0, which must be one count. */
     private static int attentionKvHeads(Path path, Metadata md, String arch) {
         String key = arch + ".attention.head_count_kv";
         int[] counts = java.util.Arrays.stream(layerKvHeads(path, md, arch, required(md, path, arch + ".block_count"))).filter(n -> n != 0).distinct().toArray();
@@ -481,16 +483,18 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * sqrt(layers) and 256 / dim where the file gives none, its scores scaled as Llama's.
      */
     private static Config.Variant granite(Path path, Metadata md, String arch) {
-        boolean minicpm = arch.equals("minicpm");
-        if (!minicpm && !md.getBool(arch + ".rope.scaling.finetuned", true)) throw new ModelFormatException(path + ": a " + arch + " model without RoPE is not supported");
+        boolean minicpm = arch.equals("minicpm"), rope = md.getBool(arch + ".rope.scaling.finetuned", true);
+        // Granite 4.0-H's attention has no RoPE (its converter writes rope.scaling.finetuned false; Bamba's true)
+        if (!minicpm && !rope && !arch.equals("granitehybrid")) throw new ModelFormatException(path + ": a " + arch + " model without RoPE is not supported");
         // MiniCPM's defaults, as llama.cpp sets them before reading the keys
         float embedding = md.getFloat(arch + ".embedding_scale", minicpm ? 12f : 0f);
         float residual = md.getFloat(arch + ".residual_scale", minicpm ? 1.4f / (float) Math.sqrt(required(md, path, arch + ".block_count")) : 0f);
         float logit = minicpm ? md.getFloat(arch + ".logit_scale", 256f / required(md, path, arch + ".embedding_length")) : requiredFloat(md, path, arch + ".logit_scale");
         try {
             // the logits times the scale's reciprocal, as llama.cpp scales them
-            return Config.Variant.granite(embedding == 0f ? 1f : embedding, minicpm ? 0f : md.getFloat(arch + ".attention.scale", 0f), residual == 0f ? 1f : residual,
+            Config.Variant v = Config.Variant.granite(embedding == 0f ? 1f : embedding, minicpm ? 0f : md.getFloat(arch + ".attention.scale", 0f), residual == 0f ? 1f : residual,
                     1f / logit);
+            return rope || minicpm ? v : v.withoutRope();
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }
@@ -959,10 +963,11 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             // a mixture where the layer has a router (ERNIE 4.5's first layer is dense)
             boolean mixture = c.isMoE() && tensors.containsKey(p + "ffn_gate_inp.weight");
             if (mixers != null && mixers.layers()[l]) {
-                // a convolution's or delta net's layer: its feed-forward a plain SwiGLU or its experts
+                // a convolution's, delta net's or Mamba-2's layer: its feed-forward a plain SwiGLU or its experts
                 FeedForward ffn = mixture ? mixture(path, c, gating, tensors, p) : new FeedForward.Dense(matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
                         matrix(path, tensors, p + "ffn_down.weight", hidden, dim), matrix(path, tensors, p + "ffn_up.weight", dim, hidden));
-                layers[l] = c.architecture().startsWith("lfm2") ? convolution(path, c, tensors, p, mixers.taps(), ffn) : deltaNet(path, c, tensors, p, mixers, ffn);
+                layers[l] = c.architecture().startsWith("lfm2") ? convolution(path, c, tensors, p, mixers.taps(), ffn)
+                        : c.architecture().equals("granitehybrid") ? mamba2(path, c, tensors, p, mixers, ffn) : deltaNet(path, c, tensors, p, mixers, ffn);
                 continue;
             }
             // Phi-3's query, key and value projections in one tensor, and its gate and up projections: views of their rows
@@ -1018,10 +1023,11 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /**
      * A hybrid model's layers that are not attention (flagged in {@code layers}): LFM2's short convolutions of {@code taps},
-     * or Qwen3.5's gated delta nets, their convolutions of {@code taps}, their {@code keyHeads} and {@code valueHeads} of
-     * {@code headWidth}.
+     * Qwen3.5's gated delta nets, their convolutions of {@code taps}, their {@code keyHeads} and {@code valueHeads} of
+     * {@code headWidth}, or Granite 4.0-H's Mamba-2 mixers, their convolutions of {@code taps}, their {@code keyHeads}
+     * groups, {@code valueHeads} heads of {@code headWidth} and rows of {@code stateSize}.
      */
-    record Mixers(boolean[] layers, int taps, int keyHeads, int valueHeads, int headWidth) {
+    record Mixers(boolean[] layers, int taps, int keyHeads, int valueHeads, int headWidth, int stateSize) {
     }
 
     /**
@@ -1051,7 +1057,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             if (interval < 1) throw new ModelFormatException(path + ": " + arch + ".full_attention_interval " + interval + " is not a count of layers");
             for (int l = 0; l < layers; l++) recurrent[l] = (l + 1) % interval != 0;
         }
-        return new Mixers(recurrent, taps, keyHeads, valueHeads, width);
+        return new Mixers(recurrent, taps, keyHeads, valueHeads, width, 0);
     }
 
     /**
@@ -1063,6 +1069,17 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     private static Layer deltaNet(Path path, Config c, Map<String, TensorData> tensors, String p, Mixers m, FeedForward ffn) {
         int dim = c.dim(), width = m.headWidth(), heads = m.valueHeads(), taps = m.taps();
         int channels = (2 * m.keyHeads() + heads) * width, values = heads * width;
+        DeltaNet d = new DeltaNet(matrix(path, tensors, p + "ssm_beta.weight", dim, heads), matrix(path, tensors, p + "ssm_alpha.weight", dim, heads),
+                convolutionKernel(path, tensors, p, taps, channels), taps,
+                vector(path, tensors, p + "ssm_dt.bias", heads), vector(path, tensors, p + "ssm_a", heads), vector(path, tensors, p + "ssm_norm.weight", width),
+                m.keyHeads(), heads, width);
+        return new Layer(vector(path, tensors, p + "attn_norm.weight", dim), matrix(path, tensors, p + "attn_qkv.weight", dim, channels),
+                matrix(path, tensors, p + "attn_gate.weight", dim, values), null, matrix(path, tensors, p + "ssm_out.weight", values, dim),
+                vector(path, tensors, p + "post_attention_norm.weight", dim), ffn, null, null, null, null, null, null, null, null, null, null, null, null, d, false);
+    }
+
+    /** A recurrent layer's convolution's kernel {@code ssm_conv1d} [taps, channels], by tap ({@link RecurrentMixer#kernel}). */
+    private static float[] convolutionKernel(Path path, Map<String, TensorData> tensors, String p, int taps, int channels) {
         Tensor conv = matrix(path, tensors, p + "ssm_conv1d.weight", taps, channels);
         // by tap, [taps][channels]: a tap's weights of consecutive channels side by side, for the convolution's vector lanes
         float[] row = new float[taps], kernel = new float[channels * taps];
@@ -1070,12 +1087,47 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             conv.dequantizeRow(i, row, 0);
             for (int j = 0; j < taps; j++) kernel[j * channels + i] = row[j];
         }
-        DeltaNet d = new DeltaNet(matrix(path, tensors, p + "ssm_beta.weight", dim, heads), matrix(path, tensors, p + "ssm_alpha.weight", dim, heads), kernel, taps,
-                vector(path, tensors, p + "ssm_dt.bias", heads), vector(path, tensors, p + "ssm_a", heads), vector(path, tensors, p + "ssm_norm.weight", width),
-                m.keyHeads(), heads, width);
-        return new Layer(vector(path, tensors, p + "attn_norm.weight", dim), matrix(path, tensors, p + "attn_qkv.weight", dim, channels),
-                matrix(path, tensors, p + "attn_gate.weight", dim, values), null, matrix(path, tensors, p + "ssm_out.weight", values, dim),
-                vector(path, tensors, p + "post_attention_norm.weight", dim), ffn, null, null, null, null, null, null, null, null, null, null, null, null, d, false);
+        return kernel;
+    }
+
+    /**
+     * Granite 4.0-H's Mamba-2 mixers as llama.cpp reads them: {@code ssm.conv_kernel} taps, {@code ssm.time_step_rank}
+     * heads of {@code ssm.inner_size / heads}, {@code ssm.group_count} groups of B and C, rows of {@code
+     * ssm.state_size}, in the layers whose {@code attention.head_count_kv} is 0.
+     */
+    private static Mixers mamba2(Path path, Metadata md, String arch) {
+        int taps = required(md, path, arch + ".ssm.conv_kernel"), inner = required(md, path, arch + ".ssm.inner_size"), states = required(md, path, arch + ".ssm.state_size"),
+                heads = required(md, path, arch + ".ssm.time_step_rank"), groups = required(md, path, arch + ".ssm.group_count");
+        if (taps < 2 || taps > 64) throw new ModelFormatException(path + ": " + arch + ".ssm.conv_kernel " + taps + " is not 2 to 64");
+        for (int n : new int[]{inner, states, heads, groups}) {
+            if (n < 1 || n > 1 << 16) throw new ModelFormatException(path + ": " + arch + ".ssm.* gives an inner size of " + inner + ", " + heads + " heads, " + groups + " groups, states of " + states + ": not counts of 1 to 65536");
+        }
+        if (inner % heads != 0 || heads % groups != 0) {
+            throw new ModelFormatException(path + ": " + arch + ".ssm.inner_size " + inner + " is not whole heads of its " + heads + ", or they are not whole groups of its " + groups);
+        }
+        int layers = required(md, path, arch + ".block_count");
+        int[] kvHeads = layerKvHeads(path, md, arch, layers);
+        boolean[] recurrent = new boolean[layers];
+        for (int l = 0; l < layers; l++) recurrent[l] = kvHeads[l] == 0;
+        return new Mixers(recurrent, taps, groups, heads, inner / heads, states);
+    }
+
+    /**
+     * A Granite 4.0-H Mamba-2 layer ({@link Mamba2}): its norms, {@code ssm_in}'s rows as wk (z) and wq (x, B, C, dt), no
+     * wv, {@code ssm_out} as wo, its convolution's kernel and bias, dt's bias, a ({@code ssm_a} [1, heads]: -exp(A_log)),
+     * d, the grouped norm ({@code ssm_norm} [innerWidth / groups, groups]), and its feed-forward {@code ffn}.
+     */
+    private static Layer mamba2(Path path, Config c, Map<String, TensorData> tensors, String p, Mixers m, FeedForward ffn) {
+        int dim = c.dim(), heads = m.valueHeads(), groups = m.keyHeads(), states = m.stateSize(), taps = m.taps(), inner = heads * m.headWidth();
+        int channels = inner + 2 * groups * states;
+        Tensor in = matrix(path, tensors, p + "ssm_in.weight", dim, (long) inner + channels + heads);
+        Mamba2 mamba = new Mamba2(convolutionKernel(path, tensors, p, taps, channels),
+                tensors.containsKey(p + "ssm_conv1d.bias") ? vector(path, tensors, p + "ssm_conv1d.bias", channels) : null, taps,
+                vector(path, tensors, p + "ssm_dt.bias", heads), values(path, tensors, p + "ssm_a", 1, heads), values(path, tensors, p + "ssm_d", 1, heads),
+                values(path, tensors, p + "ssm_norm.weight", inner / groups, groups), heads, m.headWidth(), groups, states);
+        return new Layer(vector(path, tensors, p + "attn_norm.weight", dim), in.rows(inner, channels + heads), in.rows(0, inner), null,
+                matrix(path, tensors, p + "ssm_out.weight", inner, dim), vector(path, tensors, p + "ffn_norm.weight", dim), ffn,
+                null, null, null, null, null, null, null, null, null, null, null, null, mamba, false);
     }
 
     /**
@@ -1382,6 +1434,18 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
         float[] v = new float[n];
         Tensor.of(t).dequantizeRow(0, v, 0);
+        return v;
+    }
+
+    /** A float tensor of exactly {@code shape}, its elements in order (a [1, n] one's n rows of one). */
+    private static float[] values(Path path, Map<String, TensorData> tensors, String name, long... shape) {
+        TensorData t = tensor(tensors, path, name);
+        if (!Arrays.equals(t.shape(), shape)) {
+            throw new ModelFormatException(path + ": tensor " + name + " has shape " + t.shapeString() + ", expected " + Arrays.toString(shape));
+        }
+        Tensor rows = Tensor.of(t);
+        float[] v = new float[Math.toIntExact(t.elementCount())];
+        for (int r = 0; r < rows.rows; r++) rows.dequantizeRow(r, v, (int) (r * rows.cols));
         return v;
     }
 

@@ -60,7 +60,7 @@ public record Config(
      * @param scoreScale       0, or the attention scores' factor in place of 1/sqrt(headDim) (Granite's {@code attention.scale})
      * @param residualScale    the attention's and the FFN's outputs' factor before their residuals (Granite's); 1 for none
      * @param logitFactor      the logits' factor (Command-R's {@code logit_scale}, 1 / Granite's); 1 for none
-     * @param noRopeEvery      0, or n where every n-th layer (n - 1, 2n - 1, ...) has no RoPE (SmolLM3's 4)
+     * @param noRopeEvery      0, or n where every n-th layer (n - 1, 2n - 1, ...) has no RoPE (SmolLM3's 4; 1: no layer has)
      * @param wholeQkNorms     whether {@link Layer#qNorm} and {@link Layer#kNorm} normalize all heads' queries and keys
      *                         together (OLMo2's, {@code [qDim]} and {@code [kvDim]}) rather than each head's (Qwen3's)
      * @param layerNorm        whether the norms are LayerNorm without a bias (Command-R's; its epsilon {@link #rmsNormEps})
@@ -117,6 +117,13 @@ public record Config(
         public static Variant granite(float embeddingScale, float scoreScale, float residualScale, float logitFactor) {
             return new Variant(embeddingScale, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, scoreScale, residualScale, logitFactor, 0, false,
                     false, false, null, null, false);
+        }
+
+        /** This variant with no layer's RoPE (Granite 4.0-H's attention). */
+        public Variant withoutRope() {
+            return new Variant(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,
+                    rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext, scoreScale, residualScale, logitFactor, 1, wholeQkNorms,
+                    layerNorm, parallelBlocks, yarn, temperature, chunked);
         }
 
         /** Command-R's blocks: LayerNorm, the attention and the FFN in parallel, the logits times {@code logitFactor}. */
@@ -198,7 +205,8 @@ public record Config(
             if (scoreScale != 0f) b.append(", scores x").append(scoreScale);
             if (residualScale != 1f) b.append(", residuals x").append(residualScale);
             if (logitFactor != 1f) b.append(", logits x").append(logitFactor);
-            if (noRopeEvery != 0) b.append(", no rope on every ").append(noRopeEvery).append("th layer");
+            if (noRopeEvery == 1) b.append(", no rope");
+            else if (noRopeEvery != 0) b.append(", no rope on every ").append(noRopeEvery).append("th layer");
             if (wholeQkNorms) b.append(", queries and keys normalized whole");
             if (layerNorm) b.append(", LayerNorm");
             if (parallelBlocks) b.append(", attention and FFN in parallel");

@@ -32,6 +32,12 @@ public record DeltaNet(Tensor beta, Tensor alpha, float[] kernel, int taps, floa
         return (2 * keyHeads + valueHeads) * headWidth;
     }
 
+    /** Qwen3.5's convolution has none. */
+    @Override
+    public float[] convBias() {
+        return null;
+    }
+
     /** wq's outputs are the convolution's channels alone. */
     @Override
     public int inputWidth() {

@@ -468,10 +468,20 @@ public final class Llama {
                 }
                 s.sharedInput.matmul(s.xb, n, exact, layer.wq(), s.mixed, layer.wk(), s.gateZ, d.beta(), s.betas);
                 d.alpha().matmul(s.xb, n, s.alphas, d.valueHeads(), exact);
-                Parallel.run(d.convChannels(), CONV_CHANNELS, s.deltaConvolve);
+                Parallel.run(d.convChannels(), CONV_CHANNELS, s.recurrentConvolve);
                 eachToken(n, s.deltaNorms);
                 Parallel.run(d.valueHeads(), 1, s.deltaHeads);
                 if (l == c.nLayers() - 1 && nLogits == 0) return; // no logits wanted of this batch (a long prompt's earlier part)
+                attended = s.deltaOut;
+            } else if (layer.recurrent() instanceof Mamba2 m) {
+                // Granite 4.0-H's Mamba-2 in place of attention (Mamba2): x, B, C = silu(conv(wq · h) + bias), dt after
+                // them, z = wk · h (wq and wk: ssm_in's rows); its matrices carried token to token in the sequence's state
+                if (seen != null) seen.inputs(layer.wq(), s.xb, n);
+                s.sharedInput.matmul(s.xb, n, exact, layer.wq(), s.mixed, layer.wk(), s.gateZ);
+                Parallel.run(m.convChannels(), CONV_CHANNELS, s.recurrentConvolve);
+                Parallel.run(m.heads(), 1, s.mambaHeads);
+                if (l == c.nLayers() - 1 && nLogits == 0) return; // no logits wanted of this batch (a long prompt's earlier part)
+                eachToken(n, s.mambaNorms);
                 attended = s.deltaOut;
             } else {
                 // a latent attention's last layer runs whole or not at all (its per-head products are not split by token)
@@ -796,23 +806,24 @@ public final class Llama {
         }
     }
 
-    /** Channels per task of a delta net's convolution (each runs all the batch's tokens in order). */
+    /** Channels per task of a recurrent layer's convolution (each runs all the batch's tokens in order). */
     private static final int CONV_CHANNELS = 256;
 
     /**
-     * Channels c0..c1 of a delta net's convolution over the batch's tokens in order ({@link VectorMath#convolveStep}: each
-     * channel's taps over the sequence's last inputs and this token's, then SiLU, in place in s.mixed; the state's rows
-     * move on by one). A prompt's rows are kept before its last token, a verification's after each ({@link Recurrent}).
+     * Channels c0..c1 of a recurrent layer's convolution over the batch's tokens in order ({@link VectorMath#convolveStep}:
+     * each channel's taps over the sequence's last inputs and this token's, its bias, then SiLU, in place in s.mixed; the
+     * state's rows move on by one). A prompt's rows are kept before its last token, a verification's after each ({@link
+     * Recurrent}).
      */
-    private void deltaConvolve(State s, int c0, int c1) {
+    private void recurrentConvolve(State s, int c0, int c1) {
         int l = s.layer, n = s.batch;
-        DeltaNet d = (DeltaNet) weights.layers()[l].recurrent();
-        int channels = d.convChannels(), taps = d.taps();
+        RecurrentMixer m = weights.layers()[l].recurrent();
+        int channels = m.convChannels(), width = m.inputWidth(), taps = m.taps();
         for (int t = 0; t < n; t++) {
             Recurrent r = s.recurrent(t);
             float[] rows = r.conv[l];
             if (s.keepsPrompt && t == n - 1) copyRows(rows, r.savedConv[Recurrent.BEFORE_LAST][l], channels, taps, c0, c1);
-            VectorMath.convolveStep(s.mixed, t * channels + c0, rows, d.kernel(), channels, c0, taps, c1 - c0);
+            VectorMath.convolveStep(s.mixed, t * width + c0, rows, m.kernel(), m.convBias(), channels, c0, taps, c1 - c0);
             if (s.keepsSteps) copyRows(rows, r.savedConv[r.stepCopies[t]][l], channels, taps, c0, c1);
         }
     }
@@ -877,6 +888,50 @@ public final class Llama {
                 for (int j = out; j < out + width; j++) sum += s.deltaOut[j] * s.deltaOut[j];
                 float mean = (float) (sum / width);
                 VectorMath.gatedNorm(s.deltaOut, out, 1f / (float) Math.sqrt(mean + eps), d.norm(), s.gateZ, out, width);
+            }
+        }
+    }
+
+    /**
+     * Heads h0..h1 of a Mamba-2 mixer over the batch's tokens in order (Mamba2's rule, as ggml's ssm_scan computes it:
+     * each row of the head's matrix decayed, updated by x · dt and B, read by C), plus d · x, into s.deltaOut. A prompt's
+     * matrices are kept before its last token, a verification's after each ({@link Recurrent}).
+     */
+    private void mambaHeads(State s, int h0, int h1) {
+        int l = s.layer, n = s.batch;
+        Mamba2 m = (Mamba2) weights.layers()[l].recurrent();
+        int stride = m.inputWidth(), inner = m.innerWidth(), width = m.headWidth(), states = m.stateSize(), channels = m.convChannels();
+        int perGroup = m.heads() / m.groups(), size = width * states;
+        for (int h = h0; h < h1; h++) {
+            int base = h * size, group = h / perGroup;
+            float a = m.a()[h], d = m.d()[h];
+            for (int t = 0; t < n; t++) {
+                Recurrent r = s.recurrent(t);
+                float[] matrix = r.matrices[l];
+                if (s.keepsPrompt && t == n - 1) System.arraycopy(matrix, base, r.savedMatrices[Recurrent.BEFORE_LAST][l], base, size);
+                int row = t * stride, x = row + h * width, out = t * inner + h * width;
+                float dt = s.mixed[row + channels + h] + m.dtBias()[h];
+                dt = dt > 20f ? dt : (float) Math.log(1f + (float) Math.exp(dt));
+                float decay = (float) Math.exp(dt * a);
+                int b = row + inner + group * states, cAt = row + inner + (m.groups() + group) * states;
+                for (int i = 0; i < width; i++) {
+                    float xi = s.mixed[x + i];
+                    s.deltaOut[out + i] = VectorMath.ssmStep(matrix, base + i * states, states, decay, xi * dt, s.mixed, b, cAt) + xi * d;
+                }
+                if (s.keepsSteps) System.arraycopy(matrix, base, r.savedMatrices[r.stepCopies[t]][l], base, size);
+            }
+        }
+    }
+
+    /** Tokens t0..t1 of a Mamba-2 mixer: its heads' outputs times silu(z), then RMS-normalized per group, times the norm's weights. */
+    private void mambaNorms(State s, int t0, int t1) {
+        Mamba2 m = (Mamba2) weights.layers()[s.layer].recurrent();
+        int inner = m.innerWidth(), group = inner / m.groups();
+        VectorMath.swiglu(s.gateZ, s.deltaOut, t0 * inner, (t1 - t0) * inner); // in z's rows
+        for (int t = t0; t < t1; t++) {
+            for (int g = 0; g < m.groups(); g++) {
+                int at = t * inner + g * group;
+                VectorMath.rmsnorm(s.deltaOut, at, s.gateZ, at, m.norm(), g * group, group, config.rmsNormEps());
             }
         }
     }
@@ -1580,7 +1635,7 @@ public final class Llama {
             return model;
         }
         final Parallel.RangeTask attentionNorm, rotateAndCache, cacheKeys, rotateQueries, blockedHeads, tokenHeads, residualAndFfnNorm, gate, ffnResidual,
-                latentKeys, absorbQueries, latentValues, convolutionInputs, convolve, deltaConvolve, deltaNorms, deltaHeads, splitQueryGates, gateHeads;
+                latentKeys, absorbQueries, latentValues, convolutionInputs, convolve, recurrentConvolve, deltaNorms, deltaHeads, mambaHeads, mambaNorms, splitQueryGates, gateHeads;
         /**
          * A latent attention's (LatentAttention; empty elsewhere): wq's queries [batch, heads * (nope + rope)], qA's
          * [batch, qRank], wk's latents and rotated keys [batch, rank + rope], the heads' outputs through vB [batch, heads *
@@ -1699,9 +1754,11 @@ public final class Llama {
             latentValues = (h0, h1) -> model.expandValues(this, h0, h1);
             convolutionInputs = (t0, t1) -> model.convolutionInputs(this, t0, t1);
             convolve = (t0, t1) -> model.convolve(this, t0, t1);
-            deltaConvolve = (c0, c1) -> model.deltaConvolve(this, c0, c1);
+            recurrentConvolve = (c0, c1) -> model.recurrentConvolve(this, c0, c1);
             deltaNorms = (t0, t1) -> model.deltaNorms(this, t0, t1);
             deltaHeads = (h0, h1) -> model.deltaHeads(this, h0, h1);
+            mambaHeads = (h0, h1) -> model.mambaHeads(this, h0, h1);
+            mambaNorms = (t0, t1) -> model.mambaNorms(this, t0, t1);
             splitQueryGates = (t0, t1) -> model.splitQueryGates(this, t0, t1);
             gateHeads = (t0, t1) -> model.gateHeads(this, t0, t1);
         }

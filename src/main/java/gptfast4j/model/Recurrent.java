@@ -1,10 +1,10 @@
 package gptfast4j.model;
 
 /**
- * A sequence's recurrent layers' state (Qwen3.5's gated delta nets, {@link DeltaNet}): per such layer its
- * convolution's last {@code taps - 1} inputs ({@code [row][convChannels]}, the oldest row first) and its value heads'
- * matrices ({@code [valueHeads][headWidth][headWidth]}, head h's S transposed: row j holds S[.][j], as ggml keeps it),
- * as of {@link #position} tokens. Unlike keys and values, these cannot be had again for an earlier position, so a run
+ * A sequence's recurrent layers' state ({@link RecurrentMixer}: Qwen3.5's gated delta nets, Granite 4.0-H's Mamba-2):
+ * per such layer its convolution's last {@code taps - 1} inputs ({@code [row][convChannels]}, the oldest row first) and
+ * its heads' matrices ({@link RecurrentMixer#stateFloats}: a delta net's [valueHeads][headWidth][headWidth], head h's S
+ * transposed, row j holding S[.][j], as ggml keeps it; a Mamba-2's [heads][headWidth][stateSize]), as of {@link #position} tokens. Unlike keys and values, these cannot be had again for an earlier position, so a run
  * may start only where a state is: at 0 (zeros), at {@link #position}, or at a kept copy's position. The last run of
  * several tokens (a prompt) keeps two: from before its last token (the prompt run again but for its last token: a
  * server's repeated prompt) and from its end (the samples of {@code --num-samples}, each going on from the prompt); a
@@ -15,7 +15,7 @@ final class Recurrent {
     /** The copies a prompt's run keeps: before its last token, and at its end; a verification's follow, from {@link #STEPS}. */
     static final int BEFORE_LAST = 0, AT_END = 1, STEPS = 2;
 
-    /** Per layer (null but for delta nets): the convolution's last inputs, and the heads' matrices. */
+    /** Per layer (null but for recurrent layers): the convolution's last inputs, and the heads' matrices. */
     final float[][] conv, matrices;
     /** The kept copies, [copy][layer]; a verification's made at its first run (up to {@code steps} of them). */
     final float[][][] savedConv, savedMatrices;
@@ -117,7 +117,7 @@ final class Recurrent {
         return (1 + copies) * bytes();
     }
 
-    /** Bytes {@link #write} writes: every delta net's convolution rows and matrices, as floats. */
+    /** Bytes {@link #write} writes: every recurrent layer's convolution rows and matrices, as floats. */
     long bytes() {
         long floats = 0;
         for (int l = 0; l < conv.length; l++) if (conv[l] != null) floats += conv[l].length + matrices[l].length;

@@ -10,10 +10,16 @@ import java.util.function.UnaryOperator;
  * ({@link Recurrent}), not a cache by position. The layer's wq makes {@link #inputWidth} of a token's normalized input
  * (the convolution's channels first), its wk (where it has one) the gate z, and its wo reads {@link #outputWidth}.
  */
-public sealed interface RecurrentMixer permits DeltaNet {
+public sealed interface RecurrentMixer permits DeltaNet, Mamba2 {
 
     /** The convolution's taps per channel (its state keeps the last {@code taps - 1} inputs). */
     int taps();
+
+    /** The convolution's taps, [taps, convChannels]: tap j of channel c at {@code j * convChannels + c}, the oldest first. */
+    float[] kernel();
+
+    /** The convolution's bias [convChannels] added before its SiLU, or null for none. */
+    float[] convBias();
 
     /** The channels the convolution runs over: the first of each token's {@link #inputWidth}. */
     int convChannels();

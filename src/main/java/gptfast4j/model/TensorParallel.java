@@ -78,6 +78,9 @@ public final class TensorParallel {
         if (c.architecture().startsWith("qwen35")) {
             throw new IllegalArgumentException("this model's gated delta net layers (" + c.architecture() + ") cannot be split across processes yet");
         }
+        if (c.architecture().equals("granitehybrid")) {
+            throw new IllegalArgumentException("this model's Mamba-2 layers (" + c.architecture() + ") cannot be split across processes yet");
+        }
         if (c.nKvHeads() % size != 0) {
             throw new IllegalArgumentException("this model's " + c.nKvHeads() + " kv heads cannot be split evenly across " + size
                     + " processes (tensor parallelism gives each process whole kv heads)");

@@ -74,6 +74,11 @@ public final class VectorMath {
      * (in lanes, as in {@link #softmax}); a scalar loop took 0.7% of a TinyLlama prefill.
      */
     public static void rmsnorm(float[] out, int outOffset, float[] x, int xOffset, float[] weight, int n, float eps) {
+        rmsnorm(out, outOffset, x, xOffset, weight, 0, n, eps);
+    }
+
+    /** {@link #rmsnorm} with the weights from {@code weightOffset} (a group's of a grouped norm). */
+    public static void rmsnorm(float[] out, int outOffset, float[] x, int xOffset, float[] weight, int weightOffset, int n, float eps) {
         DoubleVector sums = DoubleVector.zero(D);
         for (int i = 0; i < n; i += S.length()) {
             FloatVector v = FloatVector.fromArray(S, x, xOffset + i, S.indexInRange(i, n));
@@ -85,7 +90,7 @@ public final class VectorMath {
         float scale = (float) (1.0 / Math.sqrt((float) (sums.reduceLanes(VectorOperators.ADD) / n) + eps));
         for (int i = 0; i < n; i += S.length()) {
             VectorMask<Float> m = S.indexInRange(i, n);
-            FloatVector.fromArray(S, x, xOffset + i, m).mul(scale).mul(FloatVector.fromArray(S, weight, i, m)).intoArray(out, outOffset + i, m);
+            FloatVector.fromArray(S, x, xOffset + i, m).mul(scale).mul(FloatVector.fromArray(S, weight, weightOffset + i, m)).intoArray(out, outOffset + i, m);
         }
     }
 
@@ -192,11 +197,11 @@ public final class VectorMath {
      * One step of a causal convolution over {@code n} channels: {@code x[i]} joins its channel's {@code taps - 1} last
      * inputs ({@code rows[r * stride + i]}, the oldest row first, which move on by one), and becomes {@code silu(sum)},
      * sum the taps' products oldest first ({@code kernel[j * stride + i]}), each product added as ggml's ssm_conv adds it
-     * (a multiply, then an add; no fused multiply-add). Offsets: {@code x} from {@code xOffset}, the rows and the kernel
+     * (a multiply, then an add; no fused multiply-add), then {@code bias[i]} where there is one (null: none). Offsets: {@code x} from {@code xOffset}, the rows and the kernel
      * from {@code channel}. In vector lanes for 4 taps (Qwen3.5's), written out: a vector carried through a loop over the
      * taps was boxed by C2 without type profiles (40 KB a decode step of the mini model, DecodeAllocationTest).
      */
-    public static void convolveStep(float[] x, int xOffset, float[] rows, float[] kernel, int stride, int channel, int taps, int n) {
+    public static void convolveStep(float[] x, int xOffset, float[] rows, float[] kernel, float[] bias, int stride, int channel, int taps, int n) {
         int i = 0;
         for (int bound = taps == 4 ? S.loopBound(n) : 0; i < bound; i += S.length()) {
             int c = channel + i;
@@ -204,6 +209,7 @@ public final class VectorMath {
                     r1 = FloatVector.fromArray(S, rows, stride + c), r2 = FloatVector.fromArray(S, rows, 2 * stride + c);
             FloatVector sum = FloatVector.zero(S).add(r0.mul(FloatVector.fromArray(S, kernel, c))).add(r1.mul(FloatVector.fromArray(S, kernel, stride + c)))
                     .add(r2.mul(FloatVector.fromArray(S, kernel, 2 * stride + c))).add(in.mul(FloatVector.fromArray(S, kernel, 3 * stride + c)));
+            if (bias != null) sum = sum.add(FloatVector.fromArray(S, bias, c));
             r1.intoArray(rows, c);
             r2.intoArray(rows, stride + c);
             in.intoArray(rows, 2 * stride + c);
@@ -214,10 +220,34 @@ public final class VectorMath {
             float in = x[xOffset + i], sum = 0f;
             for (int j = 0; j < taps - 1; j++) sum += rows[j * stride + c] * kernel[j * stride + c];
             sum += in * kernel[(taps - 1) * stride + c];
+            if (bias != null) sum += bias[c];
             for (int j = 0; j < taps - 2; j++) rows[j * stride + c] = rows[(j + 1) * stride + c];
             rows[(taps - 2) * stride + c] = in;
             x[xOffset + i] = sum / (1f + (float) Math.exp(-sum));
         }
+    }
+
+    /**
+     * One token's step of a row of a Mamba-2 head's matrix: {@code s[i] = s[i] * decay + b[i] * xdt} for {@code i < n},
+     * and returns {@code sum s[i] * c[i]}, as ggml's ssm_scan computes them (two products, their sum, then a fused
+     * multiply-add into the sum). Offsets: s from {@code sOffset}; b and c, both in {@code bc}, from {@code bOffset} and
+     * {@code cOffset}.
+     */
+    public static float ssmStep(float[] s, int sOffset, int n, float decay, float xdt, float[] bc, int bOffset, int cOffset) {
+        FloatVector acc = FloatVector.zero(S);
+        int i = 0;
+        for (int bound = S.loopBound(n); i < bound; i += S.length()) {
+            FloatVector next = FloatVector.fromArray(S, s, sOffset + i).mul(decay).add(FloatVector.fromArray(S, bc, bOffset + i).mul(xdt));
+            next.intoArray(s, sOffset + i);
+            acc = next.fma(FloatVector.fromArray(S, bc, cOffset + i), acc);
+        }
+        float sum = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            float next = s[sOffset + i] * decay + bc[bOffset + i] * xdt;
+            s[sOffset + i] = next;
+            sum += next * bc[cOffset + i];
+        }
+        return sum;
     }
 
     /**

@@ -1,0 +1,65 @@
+package gptfast4j.model;
+
+import gptfast4j.tensor.Tensor;
+
+import java.util.function.UnaryOperator;
+
+/**
+ * A Mamba-2 mixer, what Granite 4.0-H's recurrent layers run in place of attention (llama.cpp's {@code
+ * build_mamba2_layer}). The layer's wq and wk are views of {@code ssm_in}'s rows: wq makes the convolution's channels,
+ * x [innerWidth], B and C [groups * stateSize] each, then dt [heads]; wk makes z [innerWidth] (the rows before wq's in
+ * the file). x, B and C go through a causal convolution of {@code taps} per channel, its bias and SiLU. Per head h (of group g = h / (heads / groups)), a
+ * matrix S [headWidth, stateSize] carried from token to token:
+ * <pre>
+ *   dt = softplus(dt + dtBias),  S = exp(dt · a) · S + (x · dt) ⊗ B      (a decay per head and token)
+ *   y = S · C + d · x,  then y · silu(z), RMS-normalized per group of innerWidth / groups, times norm
+ * </pre>
+ * and the heads' outputs go out through the layer's wo ({@code ssm_out}).
+ * <pre>
+ *   kernel : [taps, convChannels] (tap j of channel c at j * convChannels + c, oldest first)   convBias : [convChannels] or null
+ *   dtBias, a, d : [heads]          norm : [innerWidth]
+ *   convChannels = innerWidth + 2 * groups * stateSize;  innerWidth = heads * headWidth
+ * </pre>
+ */
+public record Mamba2(float[] kernel, float[] convBias, int taps, float[] dtBias, float[] a, float[] d, float[] norm, int heads, int headWidth, int groups,
+                     int stateSize) implements RecurrentMixer {
+
+    /** x's, z's and the output's width: every head's. */
+    public int innerWidth() {
+        return heads * headWidth;
+    }
+
+    /** x, then B and C of every group. */
+    @Override
+    public int convChannels() {
+        return innerWidth() + 2 * groups * stateSize;
+    }
+
+    /** wq's outputs: the convolution's channels, then dt. */
+    @Override
+    public int inputWidth() {
+        return convChannels() + heads;
+    }
+
+    @Override
+    public int outputWidth() {
+        return innerWidth();
+    }
+
+    /** A matrix [headWidth, stateSize] per head. */
+    @Override
+    public int stateFloats() {
+        return heads * headWidth * stateSize;
+    }
+
+    /** It has no matrices of its own. */
+    @Override
+    public Mamba2 with(UnaryOperator<Tensor> f) {
+        return this;
+    }
+
+    @Override
+    public long bytesPerToken() {
+        return 4L * (kernel.length + (convBias == null ? 0 : convBias.length) + dtBias.length + a.length + d.length + norm.length);
+    }
+}
