@@ -57,14 +57,23 @@ final class InfoCommand implements Callable<Integer> {
         int nextn = ckpt.metadata() == null ? 0 : ckpt.metadata().getInt(c.architecture() + ".nextn_predict_layers", 0);
         gptfast4j.model.Layer[] layers = ckpt.model().weights().layers();
         int[] conv = java.util.stream.IntStream.range(0, layers.length).filter(l -> layers[l].shortConv() != null).toArray(),
-                delta = java.util.stream.IntStream.range(0, layers.length).filter(l -> layers[l].recurrent() instanceof gptfast4j.model.DeltaNet).toArray();
+                recurrent = java.util.stream.IntStream.range(0, layers.length).filter(l -> layers[l].recurrent() != null).toArray();
         String convolutions = java.util.Arrays.stream(conv).mapToObj(Integer::toString).collect(java.util.stream.Collectors.joining(", ")),
-                deltaNets = java.util.Arrays.stream(delta).mapToObj(Integer::toString).collect(java.util.stream.Collectors.joining(", "));
-        gptfast4j.model.DeltaNet d = delta.length == 0 ? null : (gptfast4j.model.DeltaNet) layers[delta[0]].recurrent();
+                recurrentLayers = java.util.Arrays.stream(recurrent).mapToObj(Integer::toString).collect(java.util.stream.Collectors.joining(", "));
+        gptfast4j.model.RecurrentMixer mixer = recurrent.length == 0 ? null : layers[recurrent[0]].recurrent();
+        String mixers = switch (mixer) {
+            case null -> null;
+            case gptfast4j.model.DeltaNet d -> "gated delta nets";
+            case gptfast4j.model.Mamba2 m -> "Mamba-2 mixers";
+        };
+        String shape = switch (mixer) {
+            case null -> "";
+            case gptfast4j.model.DeltaNet d -> d.keyHeads() + " key and " + d.valueHeads() + " value heads of " + d.headWidth();
+            case gptfast4j.model.Mamba2 m -> m.heads() + " heads of " + m.headWidth() + " in " + m.groups() + " group" + (m.groups() > 1 ? "s" : "") + ", states of " + m.stateSize();
+        };
         System.out.printf("layers:          %d%s%s%s%n", c.nLayers(), nextn > 0 ? " (and " + nextn + " next-token prediction layer" + (nextn > 1 ? "s" : "") + " in the file, not run)" : "",
                 conv.length == 0 ? "" : "; convolutions in place of attention in layers " + convolutions + " (" + layers[conv[0]].shortConv().width() + " taps)",
-                d == null ? "" : "; gated delta nets in place of attention in layers " + deltaNets + " (" + d.keyHeads() + " key and " + d.valueHeads() + " value heads of "
-                        + d.headWidth() + ", convolutions of " + d.taps() + " taps)");
+                mixer == null ? "" : "; " + mixers + " in place of attention in layers " + recurrentLayers + " (" + shape + ", convolutions of " + mixer.taps() + " taps)");
         System.out.printf("heads:           %d (kv heads %d, head dim %d)%n", c.nHeads(), c.nKvHeads(), c.headDim());
         gptfast4j.model.LatentAttention latent = ckpt.model().weights().layers()[0].latent();
         if (latent != null) {
@@ -77,7 +86,7 @@ final class InfoCommand implements Callable<Integer> {
         String splits = java.util.stream.IntStream.rangeClosed(2, c.nKvHeads()).filter(p -> c.nKvHeads() % p == 0)
                 .mapToObj(Integer::toString).collect(java.util.stream.Collectors.joining(", "));
         System.out.printf("splits:          %s%n", latent != null ? "none (latent attention)" : c.variant().wholeQkNorms() ? "none (queries and keys normalized across all heads)"
-                : !convolutions.isEmpty() ? "none (convolution layers)" : d != null ? "none (gated delta nets)"
+                : !convolutions.isEmpty() ? "none (convolution layers)" : mixer != null ? "none (" + mixers + ")"
                 : splits.isEmpty() ? "none (one kv head)" : "across " + splits + " processes (--workers)");
         if (c.isMoE()) System.out.printf("experts:         %d (%d used per token)%s%n", c.expertCount(), c.expertsUsed(), mixtureShape(ckpt.model().weights()));
         System.out.printf("vocab:           %d%n", c.vocabSize());

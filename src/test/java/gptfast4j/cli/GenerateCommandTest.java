@@ -212,6 +212,29 @@ class GenerateCommandTest {
     }
 
     /**
+     * A Granite 4.0-H model (GraniteHybridTest's: Mamba-2 layers, attention without RoPE): greedy text = llama.cpp
+     * de3ff81's {@code llama-completion -m FILE -p 'Once upon a time' -n 40 --temp 0 -no-cnv --no-warmup -t 1
+     * --no-display-prompt}, also with {@code --lookup 2}, whose drafts of the text's repeats are accepted (the Mamba-2
+     * state taken from the verification's copies).
+     */
+    @Test
+    void graniteHybridGreedyTextIsLlamaCompletions(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path file = dir.resolve("granite-hybrid-mini.gguf");
+        gptfast4j.model.GraniteHybridTest.write(dir.resolve("llama.gguf"), file);
+        String expected = "Once upon a time AC torneo tiempo\u0441\u043a\u0438\u0435speed\u610fdd Currently terre>()ologe bedeutElCook pledd Currently terre>()ologe bedeutElCook pledd"
+                + " Currently terre>()ologe bedeutElCook pledd Currently terre>()ologe bedeutEl";
+        String[] base = {"generate", "--checkpoint", file.toString(), "--prompt", "Once upon a time", "--max-new-tokens", "40", "--temperature", "0"};
+        ErrorsTest.Outcome o = ErrorsTest.run(base);
+        assertEquals(0, o.exit(), o.err());
+        assertEquals(expected, o.out().strip());
+        // 3 Mamba-2 layers of 3 convolution rows of 192 channels and 8 matrices of 16 x 16, floats: 31488 bytes, and two copies
+        assertTrue(o.err().contains("; the recurrent layers' state and its kept copies: 94.5 KB)"), o.err());
+        ErrorsTest.Outcome lookup = ErrorsTest.run(java.util.stream.Stream.concat(java.util.Arrays.stream(base), java.util.stream.Stream.of("--lookup", "2")).toArray(String[]::new));
+        assertEquals(expected, lookup.out().strip(), lookup.err());
+        assertTrue(!lookup.err().contains("acceptance histogram [39,"), lookup.err()); // some drafts accepted
+    }
+
+    /**
      * {@code --verbose-prompt} lists the prompt's tokens in order: llama.cpp's ids for "Lily and Tom" (the shared
      * references'), each with its text; refused with {@code --interactive}.
      */

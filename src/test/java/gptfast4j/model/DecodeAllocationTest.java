@@ -106,6 +106,14 @@ class DecodeAllocationTest {
         assertDecodeAllocatesNothing(Checkpoint.load(file, null).model());
     }
 
+    /** Granite 4.0-H's Mamba-2 decode steps (convolution with its bias, the heads' scan, the grouped norm) allocate nothing either. */
+    @Test
+    void decodeStepsOfMamba2AllocateNothing(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path file = dir.resolve("granite-hybrid-mini.gguf");
+        GraniteHybridTest.write(dir.resolve("llama.gguf"), file);
+        assertDecodeAllocatesNothing(Checkpoint.load(file, null).model());
+    }
+
     private static void assertDecodeAllocatesNothing(Llama model) {
         assertDecodeAllocatesNothing(model, KvCache.Type.F32);
     }
