@@ -56,7 +56,10 @@ public record ModelShape(String name, int dim, int hiddenDim, int layers, int he
             // Qwen3.5-4B: 32 layers, 24 of them gated delta nets (16 key heads and 32 value heads of 128), 8 attention (16
             // heads of 256 sharing 4, a gate per query), tied embeddings of 248320 tokens; its FFN width 9216 an estimate
             // (its published figures are the others), which gives its text its 4.2 B parameters
-            new ModelShape("qwen3.5-4b", 2560, 9216, 32, 16, 4, 248320, 262144, 1e7f, 1e-6f, true, 0, 0, 0, 256, "qwen35"));
+            new ModelShape("qwen3.5-4b", 2560, 9216, 32, 16, 4, 248320, 262144, 1e7f, 1e-6f, true, 0, 0, 0, 256, "qwen35"),
+            // Granite 4.0-H-Micro: 40 layers, 36 of them Mamba-2 (64 heads of 64, states of 128, one group), 4 attention
+            // without RoPE (32 heads of 64 sharing 8), tied embeddings of 100352 tokens; which 4 layers attend an estimate
+            new ModelShape("granite-4-h-micro", 2048, 8192, 40, 32, 8, 100352, 131072, 10000, 1e-5f, true, 0, 0, 0, 64, "granitehybrid"));
 
     public static ModelShape named(String name) {
         for (ModelShape s : ALL) if (s.name.equalsIgnoreCase(name)) return s;

@@ -36,7 +36,10 @@ import java.util.function.LongConsumer;
  * layers' query and key norms, its output norm under its converter's name, its vocabulary (65536, a byte-level BPE not
  * at hand) Llama-2's padded likewise; Qwen3.5-4B's its delta nets ({@link #DELTA_KEY_HEADS} and {@link #DELTA_VALUE_HEADS}
  * of {@link #DELTA_WIDTH}, every fourth layer attention), its attention's gated queries, RoPE on a quarter of each head
- * and query and key norms, its vocabulary (248320, no such tokenizer at hand) Llama-3's padded as Qwen's size is.
+ * and query and key norms, its vocabulary (248320, no such tokenizer at hand) Llama-3's padded as Qwen's size is;
+ * Granite 4.0-H-Micro's its Mamba-2 mixers (all but {@link #GRANITE_ATTENTION}: {@link #MAMBA_HEADS} heads of {@link
+ * #MAMBA_WIDTH}, states of {@link #MAMBA_STATES}), attention without RoPE, Granite's multipliers, its vocabulary
+ * (100352, no such tokenizer at hand) Llama-2's padded.
  */
 public final class RandomModel {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -109,6 +112,23 @@ public final class RandomModel {
             md.put(a + "ssm.inner_size", Metadata.Value.uint32(DELTA_VALUE_HEADS * DELTA_WIDTH));
             md.put(a + "full_attention_interval", Metadata.Value.uint32(4));
         }
+        if (arch.equals("granitehybrid")) {
+            // Granite 4.0-H-Micro's multipliers; no RoPE
+            String a = "granitehybrid.";
+            int[] kvHeads = new int[s.layers()];
+            for (int l = 0; l < kvHeads.length; l++) kvHeads[l] = GRANITE_ATTENTION.contains(l) ? s.kvHeads() : 0;
+            md.put(a + "attention.head_count_kv", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.UINT32, kvHeads));
+            md.put(a + "embedding_scale", Metadata.Value.float32(12f));
+            md.put(a + "residual_scale", Metadata.Value.float32(0.22f));
+            md.put(a + "attention.scale", Metadata.Value.float32(0.0078125f));
+            md.put(a + "logit_scale", Metadata.Value.float32(8f));
+            md.put(a + "rope.scaling.finetuned", Metadata.Value.bool(false));
+            md.put(a + "ssm.conv_kernel", Metadata.Value.uint32(4));
+            md.put(a + "ssm.state_size", Metadata.Value.uint32(MAMBA_STATES));
+            md.put(a + "ssm.group_count", Metadata.Value.uint32(MAMBA_GROUPS));
+            md.put(a + "ssm.time_step_rank", Metadata.Value.uint32(MAMBA_HEADS));
+            md.put(a + "ssm.inner_size", Metadata.Value.uint32(MAMBA_HEADS * MAMBA_WIDTH));
+        }
         if (arch.equals("gpt-oss")) {
             // gpt-oss-20b's: its experts' width, a window of 128 positions on every other layer, YaRN x32 of 4096
             md.put("gpt-oss.expert_feed_forward_length", Metadata.Value.uint32(s.hiddenDim()));
@@ -134,7 +154,7 @@ public final class RandomModel {
         // MXFP4: the experts', the other matrices Q8_0 (llama.cpp's MXFP4_MOE)
         GGMLType type = asked == GGMLType.MXFP4 ? GGMLType.Q8_0 : asked, expertType = asked;
         boolean gptOss = s.architecture().equals("gpt-oss"), qwen2moe = s.architecture().equals("qwen2moe"), deepseek2 = s.architecture().equals("deepseek2"),
-                lfm2 = s.architecture().equals("lfm2"), qwen35 = s.architecture().equals("qwen35");
+                lfm2 = s.architecture().equals("lfm2"), qwen35 = s.architecture().equals("qwen35"), granite = s.architecture().equals("granitehybrid");
         tensors.add(matrix("token_embd.weight", type, dim, s.vocab(), 1.0));
         if (s.ropeScaling() > 0) {
             float[] factors = Checkpoint.llama3RopeFactors(s.ropeScaling(), 1, 4, 8192, s.ropeTheta(), s.headDim());
@@ -144,8 +164,19 @@ public final class RandomModel {
         for (int l = 0; l < s.layers(); l++) {
             String p = "blk." + l + ".";
             tensors.add(ones(p + "attn_norm.weight", dim));
-            boolean phi3 = s.architecture().equals("phi3"), convolution = lfm2 && !LFM2_ATTENTION.contains(l), delta = qwen35 && (l + 1) % 4 != 0;
-            if (delta) {
+            boolean phi3 = s.architecture().equals("phi3"), convolution = lfm2 && !LFM2_ATTENTION.contains(l), delta = qwen35 && (l + 1) % 4 != 0,
+                    mamba = granite && !GRANITE_ATTENTION.contains(l);
+            if (mamba) {
+                int inner = MAMBA_HEADS * MAMBA_WIDTH, channels = inner + 2 * MAMBA_GROUPS * MAMBA_STATES;
+                tensors.add(matrix(p + "ssm_in.weight", type, dim, (long) inner + channels + MAMBA_HEADS, 1 / Math.sqrt(dim)));
+                tensors.add(tensor(p + "ssm_conv1d.weight", GGMLType.F32, new long[]{4, channels}, 0.5));
+                tensors.add(tensor(p + "ssm_conv1d.bias", GGMLType.F32, new long[]{channels}, 0.1));
+                tensors.add(tensor(p + "ssm_dt.bias", GGMLType.F32, new long[]{MAMBA_HEADS}, 0.5));
+                tensors.add(constant(p + "ssm_a", new long[]{1, MAMBA_HEADS}, -1f)); // -exp(A_log): a decay
+                tensors.add(constant(p + "ssm_d", new long[]{1, MAMBA_HEADS}, 1f));
+                tensors.add(constant(p + "ssm_norm.weight", new long[]{inner / MAMBA_GROUPS, MAMBA_GROUPS}, 1f));
+                tensors.add(matrix(p + "ssm_out.weight", type, inner, dim, 1 / Math.sqrt(inner)));
+            } else if (delta) {
                 int channels = (2 * DELTA_KEY_HEADS + DELTA_VALUE_HEADS) * DELTA_WIDTH, values = DELTA_VALUE_HEADS * DELTA_WIDTH;
                 tensors.add(matrix(p + "attn_qkv.weight", type, dim, channels, 1 / Math.sqrt(dim)));
                 tensors.add(matrix(p + "attn_gate.weight", type, dim, values, 1 / Math.sqrt(dim)));
@@ -180,7 +211,7 @@ public final class RandomModel {
                 tensors.add(matrix(p + "attn_k.weight", type, dim, kvDim, 1 / Math.sqrt(dim)));
                 tensors.add(matrix(p + "attn_v.weight", type, dim, kvDim, 1 / Math.sqrt(dim)));
             }
-            if (!deepseek2 && !convolution && !delta) tensors.add(matrix(p + "attn_output.weight", type, qDim, dim, 1 / Math.sqrt(qDim)));
+            if (!deepseek2 && !convolution && !delta && !mamba) tensors.add(matrix(p + "attn_output.weight", type, qDim, dim, 1 / Math.sqrt(qDim)));
             // gpt-oss's biases (small), its sinks, and its FFN norm under the name of a post-attention norm
             if (qwen2moe) {
                 tensors.add(tensor(p + "attn_q.bias", GGMLType.F32, new long[]{qDim}, 0.01));
@@ -259,10 +290,10 @@ public final class RandomModel {
      */
     static Map<String, Metadata.Value> tokenizerMetadata(int vocab, Path sharedTokenizers) {
         Map<String, Metadata.Value> md = new LinkedHashMap<>();
-        if (vocab == 32000 || vocab == PHI3_VOCAB || vocab == GEMMA_VOCAB || vocab == DEEPSEEK_VOCAB || vocab == LFM2_VOCAB) {
+        if (vocab == 32000 || vocab == PHI3_VOCAB || vocab == GEMMA_VOCAB || vocab == DEEPSEEK_VOCAB || vocab == LFM2_VOCAB || vocab == GRANITE_VOCAB) {
             md.putAll(Tokenizers.load(sharedTokenizers.resolve("llama2-tokenizer.model")).ggufMetadata());
             if (vocab == PHI3_VOCAB) pad(md, PHI3_ADDED, TokenType.CONTROL, vocab, "[PAD%d]", TokenType.UNKNOWN);
-            if (vocab == GEMMA_VOCAB || vocab == DEEPSEEK_VOCAB || vocab == LFM2_VOCAB) pad(md, new String[0], 0, vocab, "<unused%d>", UNUSED_TYPE);
+            if (vocab == GEMMA_VOCAB || vocab == DEEPSEEK_VOCAB || vocab == LFM2_VOCAB || vocab == GRANITE_VOCAB) pad(md, new String[0], 0, vocab, "<unused%d>", UNUSED_TYPE);
             md.put("tokenizer.ggml.bos_token_id", Metadata.Value.uint32(1));
             md.put("tokenizer.ggml.eos_token_id", Metadata.Value.uint32(2));
             md.put("tokenizer.ggml.unknown_token_id", Metadata.Value.uint32(0));
@@ -283,9 +314,13 @@ public final class RandomModel {
     /** A Qwen2-MoE shape's shared expert's width in experts' widths (Qwen1.5-MoE-A2.7B's: 5632 = 4 x 1408). */
     private static final int QWEN2MOE_SHARED = 4;
     private static final int PHI3_VOCAB = 32064, GEMMA_VOCAB = 262144, GPT_OSS_VOCAB = 201088, QWEN_VOCAB = 151936, DEEPSEEK_VOCAB = 102400, LFM2_VOCAB = 65536,
-            QWEN35_VOCAB = 248320, UNUSED_TYPE = 5;
+            QWEN35_VOCAB = 248320, GRANITE_VOCAB = 100352, UNUSED_TYPE = 5;
     /** Qwen3.5's delta nets' key heads, value heads and their width (Qwen3-Next's). */
     private static final int DELTA_KEY_HEADS = 16, DELTA_VALUE_HEADS = 32, DELTA_WIDTH = 128;
+    /** Granite 4.0-H-Micro's Mamba-2 mixers: heads, their width, states, groups. */
+    private static final int MAMBA_HEADS = 64, MAMBA_WIDTH = 64, MAMBA_STATES = 128, MAMBA_GROUPS = 1;
+    /** The attention layers of a Granite 4.0-H shape (an estimate of Granite 4.0-H-Micro's four); the others are Mamba-2. */
+    private static final java.util.Set<Integer> GRANITE_ATTENTION = java.util.Set.of(9, 19, 29, 39);
     /** LFM2-1.2B's attention layers; the others are convolutions. */
     private static final java.util.Set<Integer> LFM2_ATTENTION = java.util.Set.of(2, 5, 8, 10, 12, 14);
     /** DeepSeek-V2-Lite's dense first layer's width, its shared experts, its latent's width and its heads' rotated elements. */
@@ -323,8 +358,14 @@ public final class RandomModel {
 
     /** A vector of {@code n} times {@code value}. */
     private static GGUFWriter.TensorSpec constant(String name, int n, float value) {
-        return new GGUFWriter.TensorSpec(name, GGMLType.F32, new long[]{n}, t -> {
-            for (int i = 0; i < n; i++) t.setAtIndex(FLOAT_LE, i, value);
+        return constant(name, new long[]{n}, value);
+    }
+
+    /** A tensor of {@code shape} all {@code value}. */
+    private static GGUFWriter.TensorSpec constant(String name, long[] shape, float value) {
+        long n = java.util.Arrays.stream(shape).reduce(1, (x, y) -> x * y);
+        return new GGUFWriter.TensorSpec(name, GGMLType.F32, shape, t -> {
+            for (long i = 0; i < n; i++) t.setAtIndex(FLOAT_LE, i, value);
         });
     }
 

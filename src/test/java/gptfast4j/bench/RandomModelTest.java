@@ -201,6 +201,23 @@ class RandomModelTest {
         assertGenerates(c, 128000, 9906);
     }
 
+    /**
+     * Granite 4.0-H-Micro's shape: Mamba-2 mixers (64 heads of 64, states of 128, one group) but in its attention layers
+     * (here 9 and 19 of 20), attention without RoPE, Granite's multipliers, its vocabulary size as Llama-2's padded; it
+     * loads and generates.
+     */
+    @Test
+    void graniteHybridShapeIsGranite4s(@TempDir Path dir) {
+        Checkpoint c = written(new ModelShape("granite-tiny", 64, 32, 20, 4, 2, 100352, 256, 10000, 1e-5f, true, 0, 0, 0, 16, "granitehybrid"), GGMLType.Q8_0, dir);
+        gptfast4j.model.Layer[] layers = c.model().weights().layers();
+        for (int l = 0; l < layers.length; l++) assertEquals(l != 9 && l != 19, layers[l].recurrent() instanceof gptfast4j.model.Mamba2, "layer " + l);
+        gptfast4j.model.Mamba2 m = (gptfast4j.model.Mamba2) layers[0].recurrent();
+        assertEquals(java.util.List.of(64, 64, 128, 1, 4), java.util.List.of(m.heads(), m.headWidth(), m.stateSize(), m.groups(), m.taps()));
+        assertTrue(!c.model().config.variant().ropes(0));
+        assertEquals(100352, c.tokenizer().vocabSize());
+        assertGenerates(c, 1, 450);
+    }
+
     /** K-quant files: random blocks with super-block scales that keep the weights near the asked spread, and they run. */
     @ParameterizedTest
     @ValueSource(strings = {"Q4_K", "Q5_K", "Q6_K"})
