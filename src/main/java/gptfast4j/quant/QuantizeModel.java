@@ -39,7 +39,10 @@ public final class QuantizeModel {
             // DeepSeek-V2's latent attention's projections (attn_kv_b in files before the up-projection was split)
             "attn_q_a", "attn_q_b", "attn_kv_a_mqa", "attn_k_b", "attn_v_b", "attn_kv_b",
             // a reranker's head: BERT's dense layer and its output (Qwen3-Reranker's output alone)
-            "cls", "cls.output");
+            "cls", "cls.output",
+            // recurrent and convolution layers' projections (Qwen3.5's, Granite 4.0-H's, LFM2's), which llama-quantize
+            // quantizes as any weight matrix; their convolutions' kernels (ssm_conv1d, shortconv.conv) it keeps
+            "attn_gate", "ssm_beta", "ssm_alpha", "ssm_in", "ssm_out", "shortconv.in_proj", "shortconv.out_proj");
 
     private QuantizeModel() {
     }
@@ -203,11 +206,13 @@ public final class QuantizeModel {
                     t -> MemorySegment.copy(f, 0, t, ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0, f.length)));
         }
         // attn_v's rules count the attn_v (or fused attn_qkv, attn_kv_b) tensors written, as llama-quantize counts them
-        int attnV = 0;
+        // and their index among them (i_attention_wv), which is not the layer's where some layers have none (a hybrid's)
+        java.util.TreeSet<Integer> attnVLayers = new java.util.TreeSet<>();
         for (String n : src.tensors().keySet()) {
             if (n.startsWith("blk.") && (n.endsWith(".attn_v.weight") || n.endsWith(".attn_qkv.weight") || n.endsWith(".attn_kv_b.weight"))
-                    && renumbered[Integer.parseInt(n.split("\\.")[1])] >= 0) attnV++;
+                    && renumbered[Integer.parseInt(n.split("\\.")[1])] >= 0) attnVLayers.add(renumbered[Integer.parseInt(n.split("\\.")[1])]);
         }
+        int attnV = attnVLayers.size();
         for (Source td : sources(src.tensors())) {
             String[] parts = td.name().split("\\.");
             boolean inLayer = td.name().startsWith("blk.");
@@ -215,7 +220,9 @@ public final class QuantizeModel {
             if (inLayer && layer < 0) continue; // pruned
             // the tensor's name in the file: its layer's new index (the importance matrix keeps the source's names)
             String name = inLayer ? "blk." + layer + td.name().substring(4 + parts[1].length()) : td.name();
-            String kind = inLayer ? parts[2] : td.name().replace(".weight", "");
+            // LFM2's shortconv.in_proj, shortconv.out_proj and shortconv.conv told apart
+            String kind = !inLayer ? td.name().replace(".weight", "") : parts[2].equals("shortconv") && parts.length > 4 ? parts[2] + "." + parts[3] : parts[2];
+            boolean attnVKind = kind.equals("attn_v") || kind.equals("attn_qkv") || kind.equals("attn_kv_b");
             // linear layers, experts included ([in, out, experts]), and the token embedding; the MoE router
             // (ffn_gate_inp) stays as it is, as do biases (gpt-oss's experts' are [width, experts])
             // a matrix of one row is a vector to llama-quantize (ggml's dimensions leave out trailing 1s): a head of one label stays
@@ -225,7 +232,7 @@ public final class QuantizeModel {
                     : kind.equals("output") && options.outputType() != null ? options.outputType()
                     : kind.equals("token_embd") && options.embeddingType() != null ? options.embeddingType()
                     : options.tensorType(name) != null ? options.tensorType(name)
-                    : pure ? mode.base : mode.typeOf(kind, layer, attnV, fileLayers, c, tied, imatrix != null);
+                    : pure ? mode.base : mode.typeOf(kind, attnVKind ? attnVLayers.headSet(layer).size() : layer, attnV, fileLayers, c, tied, imatrix != null);
             if (wanted == null || kind.equals("output") && options.leaveOutput()) {
                 specs.add(copy(name, td));
                 sourceNames.put(name, td.name());

@@ -335,6 +335,46 @@ class QuantizeTest {
     }
 
     /**
+     * Recurrent and convolution layers' projections are quantized as llama-quantize quantizes any weight matrix, their
+     * convolutions' kernels and the Mamba-2 and delta nets' vectors kept: Granite 4.0-H's ssm_in and ssm_out, Qwen3.5's
+     * attn_gate, ssm_beta, ssm_alpha and ssm_out, LFM2's shortconv.in_proj and out_proj (GraniteHybridTest's,
+     * Qwen35Test's and Lfm2Test's models in Q8_0, whose files, and their mixtures' and their Q4_K_M files,
+     * llama-quantize de3ff81 wrote byte for byte as ours, checked by hand; before, these projections were left in F32).
+     * attn_v's rules count the attn_v tensors, not the layers: a Granite 4.0-H shape of 20 layers whose 9th and 19th
+     * attend, in Q4_K_M, has llama-quantize's Q4_K in the first (the first of 2 attn_v tensors) and Q6_K in the second
+     * (counting layers gave both Q6_K).
+     */
+    @Test
+    void recurrentLayersProjectionsAreQuantized(@TempDir Path dir) {
+        Path granite = dir.resolve("granite.gguf"), qwen35 = dir.resolve("qwen35.gguf"), lfm2 = dir.resolve("lfm2.gguf");
+        gptfast4j.model.GraniteHybridTest.write(dir.resolve("llama.gguf"), granite);
+        gptfast4j.model.Qwen35Test.write(dir.resolve("llama.gguf"), qwen35);
+        gptfast4j.model.Lfm2Test.write(dir.resolve("llama.gguf"), lfm2);
+        Map<Path, List<String>> quantized = Map.of(granite, List.of("ssm_in.weight", "ssm_out.weight", "ffn_down.weight"),
+                qwen35, List.of("attn_qkv.weight", "attn_gate.weight", "ssm_beta.weight", "ssm_alpha.weight", "ssm_out.weight"),
+                lfm2, List.of("shortconv.in_proj.weight", "shortconv.out_proj.weight"));
+        Map<Path, List<String>> kept = Map.of(granite, List.of("ssm_conv1d.weight", "ssm_conv1d.bias", "ssm_a", "ssm_d", "ssm_dt.bias", "ssm_norm.weight"),
+                qwen35, List.of("ssm_conv1d.weight", "ssm_a", "ssm_dt.bias", "ssm_norm.weight"),
+                lfm2, List.of("shortconv.conv.weight"));
+        for (Path file : List.of(granite, qwen35, lfm2)) {
+            Path out = dir.resolve("q8_0.gguf");
+            QuantizeModel.plan(Checkpoint.load(file, null), QuantizeMode.of("q8_0", "--mode"), QuantizeModel.Options.NONE).write(out, b -> { });
+            GGUF q = GGUF.read(out);
+            for (String name : quantized.get(file)) assertEquals(GGMLType.Q8_0, q.tensors().get("blk.0." + name).type(), file + " " + name);
+            for (String name : kept.get(file)) assertEquals(GGMLType.F32, q.tensors().get("blk.0." + name).type(), file + " " + name);
+        }
+        Path twenty = dir.resolve("granite-20.gguf"), out = dir.resolve("q4_k_m.gguf");
+        gptfast4j.bench.RandomModel.write(new gptfast4j.bench.ModelShape("granite-20", 256, 256, 20, 4, 2, 32000, 256, 10000, 1e-5f, true, 0, 0, 0, 64, "granitehybrid"),
+                GGMLType.F32, twenty, gptfast4j.Shared.TOKENIZERS, b -> { });
+        QuantizeModel.plan(Checkpoint.load(twenty, null), QuantizeMode.of("q4_k_m", "--mode"), QuantizeModel.Options.NONE).write(out, b -> { });
+        GGUF q = GGUF.read(out);
+        assertEquals(GGMLType.Q4_K, q.tensors().get("blk.9.attn_v.weight").type());
+        assertEquals(GGMLType.Q6_K, q.tensors().get("blk.19.attn_v.weight").type());
+        assertEquals(GGMLType.Q4_K, q.tensors().get("blk.8.ssm_in.weight").type());
+        assertEquals(GGMLType.Q4_K, q.tensors().get("blk.8.ssm_out.weight").type());
+    }
+
+    /**
      * GLM-4.5's next-token prediction layer, which is not run, stays in the file, its projections quantized, and its
      * layers count as llama-quantize counts them: SharedExpertTest's model with that layer's tensors in Q8_0 and Q4_K_M,
      * whose files llama-quantize de3ff81 wrote byte for byte as ours (checked by hand; its ffn_down in Q4_K_M is Q4_K's
