@@ -108,7 +108,15 @@ public enum ChatFormat {
      * for each message with nothing between, a system prompt a message of its own, the answer after {@code
      * <|header_start|>assistant<|header_end|>\n\n} and ended by {@code <|eot|>}; messages stripped.
      */
-    LLAMA4;
+    LLAMA4,
+    /**
+     * IBM Granite's (3.x's and 4.0's), as llama.cpp frames it ({@code granite}, {@code granite-4.0}):
+     * {@code <|start_of_role|>role<|end_of_role|>message<|end_of_text|>\n} for each message, a system prompt a message of
+     * its own, the answer after {@code <|start_of_role|>assistant<|end_of_role|>} and ended by {@code <|end_of_text|>};
+     * messages as they are. (The models' templates write a default system prompt where a conversation has none; this
+     * format does not, as llama.cpp's does not.)
+     */
+    GRANITE;
 
     /** Zephyr's text between a user's message and the answer. */
     private static final String ASSISTANT = "\n<|assistant|>\n";
@@ -144,6 +152,7 @@ public enum ChatFormat {
             if (chatTemplate.contains("<start_of_turn>")) return GEMMA;
             if (chatTemplate.contains("<|START_OF_TURN_TOKEN|>") && chatTemplate.contains("<|USER_TOKEN|>")) return COMMAND_R;
             if (chatTemplate.contains("<|header_start|>") && chatTemplate.contains("<|header_end|>")) return LLAMA4;
+            if (chatTemplate.contains("<|start_of_role|>")) return GRANITE;
         }
         return PLAIN;
     }
@@ -171,6 +180,7 @@ public enum ChatFormat {
             case CHATML -> new String[]{"<|im_start|>", "<|im_end|>"};
             case DEEPSEEK3 -> new String[]{"<｜User｜>", "<｜Assistant｜>"};
             case LLAMA4 -> new String[]{HEADER_START.text(), HEADER_END.text(), EOT.text()};
+            case GRANITE -> new String[]{START_OF_ROLE.text(), END_OF_ROLE.text(), END_OF_TEXT.text()};
             default -> new String[0];
         };
         for (String token : needed) {
@@ -281,6 +291,13 @@ public enum ChatFormat {
                 if (sys != null) marked(tokenizer, ids, HEADER_START, "system", HEADER_END, "\n\n" + sys, EOT);
                 marked(tokenizer, ids, HEADER_START, "user", HEADER_END, "\n\n" + message.strip(), EOT, HEADER_START, "assistant", HEADER_END, "\n\n");
             }
+            case GRANITE -> {
+                if (first && addBos) ids.add(bos);
+                // after the previous answer's <|end_of_text|>
+                if (!first) for (int id : tokenizer.encode("\n")) ids.add(id);
+                if (sys != null) marked(tokenizer, ids, START_OF_ROLE, "system", END_OF_ROLE, system, END_OF_TEXT, "\n");
+                marked(tokenizer, ids, START_OF_ROLE, "user", END_OF_ROLE, message, END_OF_TEXT, "\n", START_OF_ROLE, "assistant", END_OF_ROLE);
+            }
             case GEMMA -> {
                 if (first && addBos) ids.add(bos);
                 // after the previous answer's <end_of_turn>
@@ -303,7 +320,8 @@ public enum ChatFormat {
             PHI3_SYSTEM = new Marker("<|system|>"), PHI3_USER = new Marker("<|user|>"), PHI3_ASSISTANT = new Marker("<|assistant|>"), PHI3_END = new Marker("<|end|>"),
             COHERE_TURN = new Marker("<|START_OF_TURN_TOKEN|>"), COHERE_END = new Marker("<|END_OF_TURN_TOKEN|>"), COHERE_SYSTEM = new Marker("<|SYSTEM_TOKEN|>"),
             COHERE_USER = new Marker("<|USER_TOKEN|>"), COHERE_CHATBOT = new Marker("<|CHATBOT_TOKEN|>"),
-            HEADER_START = new Marker("<|header_start|>"), HEADER_END = new Marker("<|header_end|>"), EOT = new Marker("<|eot|>");
+            HEADER_START = new Marker("<|header_start|>"), HEADER_END = new Marker("<|header_end|>"), EOT = new Marker("<|eot|>"),
+            START_OF_ROLE = new Marker("<|start_of_role|>"), END_OF_ROLE = new Marker("<|end_of_role|>"), END_OF_TEXT = new Marker("<|end_of_text|>");
 
     /** Gemma's text between {@code <start_of_turn>} and an answer. */
     private static final String GEMMA_MODEL = "model\n";
@@ -359,6 +377,7 @@ public enum ChatFormat {
             case PHI4 -> tokenizer.special(IM_END.text()).orElse(eos);
             case COMMAND_R -> tokenizer.special(COHERE_END.text()).orElse(eos);
             case LLAMA4 -> tokenizer.special(EOT.text()).orElse(eos);
+            case GRANITE -> tokenizer.special(END_OF_TEXT.text()).orElse(eos);
             default -> eos;
         };
     }
@@ -407,7 +426,7 @@ public enum ChatFormat {
                 int thought = answer.lastIndexOf("</think>");
                 for (int id : tokenizer.encode(thought >= 0 ? answer.substring(thought + "</think>".length()) : answer)) ids.add(id);
                 ids.add(endOfTurn(tokenizer, eos));
-            } else if (this == PHI4 || this == DEEPSEEK2) {
+            } else if (this == PHI4 || this == DEEPSEEK2 || this == GRANITE) {
                 // DeepSeek-V2's after "Assistant:" and a space, as it is
                 for (int id : tokenizer.encode((this == DEEPSEEK2 ? " " : "") + messages.get(i))) ids.add(id);
                 ids.add(endOfTurn(tokenizer, eos));

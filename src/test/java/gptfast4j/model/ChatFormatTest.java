@@ -518,6 +518,33 @@ class ChatFormatTest {
     }
 
     /**
+     * IBM Granite's format, detected in Granite 3.3's and 4.0's templates: their jinja2 renderings (renderings.json) of a
+     * conversation with a system prompt, which llama.cpp's framing ({@code granite}, {@code granite-4.0}) writes alike,
+     * the markers special tokens; the reply ends with {@code <|end_of_text|>}.
+     */
+    @Test
+    void graniteIsItsTemplatesConversation() throws java.io.IOException {
+        Tokenizer t = withSpecials("ggml-vocab-llama-spm.gguf", new int[]{31990, 31991, 31992}, "<|start_of_role|>", "<|end_of_role|>", "<|end_of_text|>");
+        com.fasterxml.jackson.databind.JsonNode all = new com.fasterxml.jackson.databind.ObjectMapper().readTree(ChatFormatTest.class.getResourceAsStream("/chat-templates/renderings.json"));
+        List<String> messages = new java.util.ArrayList<>();
+        String system = null;
+        for (com.fasterxml.jackson.databind.JsonNode m : all.path("cases").path("conversation").path("messages")) {
+            if (m.path("role").asText().equals("system")) system = m.path("content").asText();
+            else messages.add(m.path("content").asText());
+        }
+        for (String template : new String[]{"ibm-granite-granite-3.3-2B-Instruct.jinja", "ibm-granite-granite-4.0.jinja"}) {
+            String source = new String(ChatFormatTest.class.getResourceAsStream("/chat-templates/" + template).readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+            assertEquals(ChatFormat.GRANITE, ChatFormat.detect(source), template);
+            String rendered = null;
+            for (com.fasterxml.jackson.databind.JsonNode r : all.path("renderings")) {
+                if (r.path("template").asText().equals(template) && r.path("case").asText().equals("conversation")) rendered = r.path("expected").asText();
+            }
+            assertArrayEquals(t.encodeWithSpecials(rendered), ChatFormat.GRANITE.conversation(t, system, messages, 1, false, 2), template);
+        }
+        assertEquals(31992, ChatFormat.GRANITE.endOfTurn(t, 2));
+    }
+
+    /**
      * {@code format}'s conversation of " Be brief. " and "Hi there\n", " Hello!", "Bye" (spaces and a line break around
      * the messages) with BOS 1 is llama-server's {@code rendered} tokenized with the markers as special tokens.
      */
