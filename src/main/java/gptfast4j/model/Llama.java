@@ -894,7 +894,7 @@ public final class Llama {
 
     /**
      * Heads h0..h1 of a Mamba-2 mixer over the batch's tokens in order (Mamba2's rule, as ggml's ssm_scan computes it:
-     * each row of the head's matrix decayed, updated by x · dt and B, read by C), plus d · x, into s.deltaOut. A prompt's
+     * the head's matrix decayed, updated by x · dt and B, read by C, {@link VectorMath#ssmStep}), plus d · x, into s.deltaOut. A prompt's
      * matrices are kept before its last token, a verification's after each ({@link Recurrent}).
      */
     private void mambaHeads(State s, int h0, int h1) {
@@ -912,12 +912,8 @@ public final class Llama {
                 int row = t * stride, x = row + h * width, out = t * inner + h * width;
                 float dt = s.mixed[row + channels + h] + m.dtBias()[h];
                 dt = dt > 20f ? dt : (float) Math.log(1f + (float) Math.exp(dt));
-                float decay = (float) Math.exp(dt * a);
                 int b = row + inner + group * states, cAt = row + inner + (m.groups() + group) * states;
-                for (int i = 0; i < width; i++) {
-                    float xi = s.mixed[x + i];
-                    s.deltaOut[out + i] = VectorMath.ssmStep(matrix, base + i * states, states, decay, xi * dt, s.mixed, b, cAt) + xi * d;
-                }
+                VectorMath.ssmStep(matrix, base, width, states, (float) Math.exp(dt * a), dt, d, s.mixed, x, s.mixed, b, cAt, s.deltaOut, out);
                 if (s.keepsSteps) System.arraycopy(matrix, base, r.savedMatrices[r.stepCopies[t]][l], base, size);
             }
         }

@@ -9,7 +9,8 @@ import java.util.function.UnaryOperator;
  * build_mamba2_layer}). The layer's wq and wk are views of {@code ssm_in}'s rows: wq makes the convolution's channels,
  * x [innerWidth], B and C [groups * stateSize] each, then dt [heads]; wk makes z [innerWidth] (the rows before wq's in
  * the file). x, B and C go through a causal convolution of {@code taps} per channel, its bias and SiLU. Per head h (of group g = h / (heads / groups)), a
- * matrix S [headWidth, stateSize] carried from token to token:
+ * matrix S [headWidth, stateSize] carried from token to token (held [stateSize][headWidth]: the head's rows are vector
+ * lanes):
  * <pre>
  *   dt = softplus(dt + dtBias),  S = exp(dt · a) · S + (x · dt) ⊗ B      (a decay per head and token)
  *   y = S · C + d · x,  then y · silu(z), RMS-normalized per group of innerWidth / groups, times norm

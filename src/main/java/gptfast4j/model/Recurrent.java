@@ -4,12 +4,14 @@ package gptfast4j.model;
  * A sequence's recurrent layers' state ({@link RecurrentMixer}: Qwen3.5's gated delta nets, Granite 4.0-H's Mamba-2):
  * per such layer its convolution's last {@code taps - 1} inputs ({@code [row][convChannels]}, the oldest row first) and
  * its heads' matrices ({@link RecurrentMixer#stateFloats}: a delta net's [valueHeads][headWidth][headWidth], head h's S
- * transposed, row j holding S[.][j], as ggml keeps it; a Mamba-2's [heads][headWidth][stateSize]), as of {@link #position} tokens. Unlike keys and values, these cannot be had again for an earlier position, so a run
- * may start only where a state is: at 0 (zeros), at {@link #position}, or at a kept copy's position. The last run of
- * several tokens (a prompt) keeps two: from before its last token (the prompt run again but for its last token: a
- * server's repeated prompt) and from its end (the samples of {@code --num-samples}, each going on from the prompt); a
- * speculative verification ({@link Llama#verify}) keeps one after each of its tokens, so that the generation goes on
- * after the drafts it accepted. {@link #resumableAt} says where a run can start; a run elsewhere is refused.
+ * transposed, row j holding S[.][j], as ggml keeps it; a Mamba-2's [heads][stateSize][headWidth], head h's S
+ * transposed), as of {@link #position} tokens. Unlike keys and values, these cannot be had again for an earlier
+ * position, so a run may start only where a state is: at 0 (zeros), at {@link #position}, or at a kept copy's
+ * position. The last run of several tokens (a prompt) keeps two: from before its last token (the prompt run again but
+ * for its last token: a server's repeated prompt) and from its end (the samples of {@code --num-samples}, each going
+ * on from the prompt); a speculative verification ({@link Llama#verify}) keeps one after each of its tokens, so that
+ * the generation goes on after the drafts it accepted. {@link #resumableAt} says where a run can start; a run
+ * elsewhere is refused.
  */
 final class Recurrent {
     /** The copies a prompt's run keeps: before its last token, and at its end; a verification's follow, from {@link #STEPS}. */
