@@ -170,7 +170,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = {"--system", "-sys", "--system-prompt"}, paramLabel = "TEXT", description = "System prompt for --chat or --interactive, framed as the model's chat format frames one.")
     String system;
 
-    @Option(names = "--chat-format", paramLabel = "NAME", description = "A fixed chat format for --chat or --interactive, instead of rendering the file's chat template (or where it has none): plain, llama2, mistral, zephyr, llama3, llama31 (3.1 and 3.3), llama32, chatml, deepseek2, deepseek3, gemma, phi3, phi4, command-r, llama4, or mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, mistral-v7-tekken as llama.cpp names them.")
+    @Option(names = "--chat-format", paramLabel = "NAME", description = "A fixed chat format for --chat or --interactive, instead of rendering the file's chat template (or where it has none): plain, llama2, mistral, zephyr, llama3, llama31 (3.1 and 3.3), llama32, chatml, deepseek2, deepseek3, gemma, phi3, phi4, command-r, llama4, granite, or mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, mistral-v7-tekken as llama.cpp names them.")
     String chatFormat;
 
     @Mixin

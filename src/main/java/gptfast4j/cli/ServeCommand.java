@@ -66,7 +66,7 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--slot-save-path", paramLabel = "FOLDER", description = "Keep slots' KV caches in files of FOLDER on request, as llama.cpp's: POST /slots/ID?action=save or restore with {\"filename\": NAME} (generate --prompt-cache's files).")
     Path slotSavePath;
 
-    @Option(names = "--chat-format", paramLabel = "NAME", description = "A fixed chat format for chats, instead of rendering the file's chat template (or where it has none): llama2, mistral, zephyr, llama3, chatml, deepseek2, deepseek3, gemma, phi3, phi4, command-r, llama4, mistral-v3, ... as generate's.")
+    @Option(names = "--chat-format", paramLabel = "NAME", description = "A fixed chat format for chats, instead of rendering the file's chat template (or where it has none): llama2, mistral, zephyr, llama3, chatml, deepseek2, deepseek3, gemma, phi3, phi4, command-r, llama4, granite, mistral-v3, ... as generate's.")
     String chatFormat;
 
     @Mixin

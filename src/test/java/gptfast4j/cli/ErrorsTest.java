@@ -88,7 +88,7 @@ class ErrorsTest {
         String model = STORIES.toString();
         assertOneLineError(run("serve", "-m", model, "--port", "70000"), "--port must be in 0..65535, got 70000");
         assertOneLineError(run("serve", "-m", model, "--host", "no.such.host.invalid"), "--host no.such.host.invalid is not an address");
-        assertOneLineError(run("serve", "-m", model, "--chat-format", "vicuna"), "--chat-format must be one of plain, llama2, mistral, zephyr, llama3, llama31, llama32, mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, mistral-v7-tekken, chatml, deepseek2, deepseek3, gemma, phi3, phi4, command-r, llama4; got 'vicuna'");
+        assertOneLineError(run("serve", "-m", model, "--chat-format", "vicuna"), "--chat-format must be one of plain, llama2, mistral, zephyr, llama3, llama31, llama32, mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, mistral-v7-tekken, chatml, deepseek2, deepseek3, gemma, phi3, phi4, command-r, llama4, granite; got 'vicuna'");
         assertOneLineError(run("serve", "-m", model, "--context-length", "0"), "--context-length must be at least 1");
         assertOneLineError(run("serve", "-m", model, "--pooling", "max"), "--pooling must be mean, cls, last or rank; got 'max'");
         assertOneLineError(run("serve", "-m", model, "--reasoning-format", "r1"), "--reasoning-format must be none, deepseek or auto; got 'r1'");
@@ -816,7 +816,7 @@ class ErrorsTest {
         assertEquals(0, o.exit, o.err);
         assertTrue(o.err.contains("Chat format: llama2"), o.err);
         assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", STORIES.toString(), "--interactive", "--chat-format", "vicuna"),
-                "--chat-format must be one of plain, llama2, mistral, zephyr, llama3, llama31, llama32, mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, mistral-v7-tekken, chatml, deepseek2, deepseek3, gemma, phi3, phi4, command-r, llama4; got 'vicuna'");
+                "--chat-format must be one of plain, llama2, mistral, zephyr, llama3, llama31, llama32, mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, mistral-v7-tekken, chatml, deepseek2, deepseek3, gemma, phi3, phi4, command-r, llama4, granite; got 'vicuna'");
         assertOneLineError(runWithInput("Hi\n", "generate", "--checkpoint", STORIES.toString(), "--interactive", "--chat-format", "llama3"),
                 "the llama3 chat format needs the token <|start_header_id|>, which this tokenizer has not");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--chat-format", "llama2"), "--chat-format is for --chat or --interactive");
