@@ -71,9 +71,13 @@ final class InfoCommand implements Callable<Integer> {
             case gptfast4j.model.DeltaNet d -> d.keyHeads() + " key and " + d.valueHeads() + " value heads of " + d.headWidth();
             case gptfast4j.model.Mamba2 m -> m.heads() + " heads of " + m.headWidth() + " in " + m.groups() + " group" + (m.groups() > 1 ? "s" : "") + ", states of " + m.stateSize();
         };
-        System.out.printf("layers:          %d%s%s%s%n", c.nLayers(), nextn > 0 ? " (and " + nextn + " next-token prediction layer" + (nextn > 1 ? "s" : "") + " in the file, not run)" : "",
+        // Nemotron-H's blocks of a feed-forward alone (its others a mixer alone)
+        String alone = java.util.stream.IntStream.range(0, layers.length).filter(l -> layers[l].wo() == null).mapToObj(Integer::toString)
+                .collect(java.util.stream.Collectors.joining(", "));
+        System.out.printf("layers:          %d%s%s%s%s%n", c.nLayers(), nextn > 0 ? " (and " + nextn + " next-token prediction layer" + (nextn > 1 ? "s" : "") + " in the file, not run)" : "",
                 conv.length == 0 ? "" : "; convolutions in place of attention in layers " + convolutions + " (" + layers[conv[0]].shortConv().width() + " taps)",
-                mixer == null ? "" : "; " + mixers + " in place of attention in layers " + recurrentLayers + " (" + shape + ", convolutions of " + mixer.taps() + " taps)");
+                mixer == null ? "" : "; " + mixers + " in place of attention in layers " + recurrentLayers + " (" + shape + ", convolutions of " + mixer.taps() + " taps)",
+                alone.isEmpty() ? "" : "; feed-forwards alone in layers " + alone + ", the others' blocks without one");
         System.out.printf("heads:           %d (kv heads %d, head dim %d)%n", c.nHeads(), c.nKvHeads(), c.headDim());
         gptfast4j.model.LatentAttention latent = ckpt.model().weights().layers()[0].latent();
         if (latent != null) {

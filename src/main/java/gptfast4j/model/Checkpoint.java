@@ -178,7 +178,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
-            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid");
+            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -253,22 +253,26 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : arch.equals("llama4") ? llama4(path, md)
                 : arch.equals("arcee") ? Config.Variant.ungated(Config.Activation.RELU_SQUARED) // Arcee: no gate, ReLU² of the up projection
                 : arch.equals("apertus") ? Config.Variant.ungated(Config.Activation.XIELU) // Apertus: no gate, xIELU of the up projection
+                // Nemotron-H: no gate, ReLU² of the up projection; its attention without RoPE
+                : arch.equals("nemotron_h") ? Config.Variant.ungated(Config.Activation.RELU_SQUARED).withoutRope()
                 : latent ? deepseek2(path, md)
                 : Config.Variant.LLAMA;
         Config.Variant variant = scaled(path, md, arch, blocks);
-        boolean hybridKvHeads = arch.startsWith("lfm2") || arch.equals("granitehybrid");
-        Mixers mixers = arch.startsWith("lfm2") ? new Mixers(convolutionLayers(path, md, arch), convolutionWidth(path, md, arch), 0, 0, 0, 0)
+        boolean nemotronH = arch.equals("nemotron_h"), hybridKvHeads = arch.startsWith("lfm2") || arch.equals("granitehybrid") || nemotronH;
+        Mixers mixers = arch.startsWith("lfm2") ? new Mixers(convolutionLayers(path, md, arch), convolutionWidth(path, md, arch), 0, 0, 0, 0, null)
                 : arch.startsWith("qwen35") ? deltaNets(path, md, arch, required(md, path, arch + ".block_count") - nextn)
-                : arch.equals("granitehybrid") ? mamba2(path, md, arch) : null;
+                : arch.equals("granitehybrid") || nemotronH ? mamba2(path, md, arch) : null;
         Config config = config(path, () -> new Config(arch, dim,
                 // Qwen3's mixtures give their experts' width apart from the dense width they would have
-                required(md, path, arch + (arch.equals("qwen3moe") || arch.equals("qwen3vlmoe") || arch.equals("gpt-oss") || arch.equals("qwen35moe") ? ".expert_feed_forward_length" : ".feed_forward_length")),
+                nemotronH ? feedForwardWidth(path, md, arch)
+                        : required(md, path, arch + (arch.equals("qwen3moe") || arch.equals("qwen3vlmoe") || arch.equals("gpt-oss") || arch.equals("qwen35moe") ? ".expert_feed_forward_length" : ".feed_forward_length")),
                 required(md, path, arch + ".block_count") - nextn,
                 nHeads,
                 latent ? 1 : hybridKvHeads ? attentionKvHeads(path, md, arch) : md.getInt(arch + ".attention.head_count_kv", nHeads),
                 vocab,
                 required(md, path, arch + ".context_length"),
-                requiredFloat(md, path, arch + (blocks.layerNorm() ? ".attention.layer_norm_epsilon" : ".attention.layer_norm_rms_epsilon")),
+                // Nemotron-H's RMS norms' epsilon where its file gives only LayerNorm's, as llama.cpp falls back
+                requiredFloat(md, path, arch + (blocks.layerNorm() || nemotronH && !md.has(arch + ".attention.layer_norm_rms_epsilon") ? ".attention.layer_norm_epsilon" : ".attention.layer_norm_rms_epsilon")),
                 md.getFloat(arch + ".rope.freq_base", 10000f),
                 textMrope(path, md, arch, ropeFreqFactors(path, md, arch, tensors, ropeDim / 2), ropeDim / 2),
                 // llama.cpp's converter permutes Llama's query and key rows for its NORM rope; Qwen's, Gemma's, Phi's,
@@ -314,7 +318,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         return convolution;
     }
 
-    /** The kv heads of an LFM2 or Granite 4.0-H model's attention layers: its array's counts other than 0, which must be one count. */
+    /** The kv heads of an LFM2, Granite 4.0-H or Nemotron-H model's attention layers: its array's counts other than 0, which must be one count. */
     private static int attentionKvHeads(Path path, Metadata md, String arch) {
         String key = arch + ".attention.head_count_kv";
         int[] counts = java.util.Arrays.stream(layerKvHeads(path, md, arch, required(md, path, arch + ".block_count"))).filter(n -> n != 0).distinct().toArray();
@@ -322,9 +326,21 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         return counts[0];
     }
 
+    /** The width of a Nemotron-H model's feed-forwards: its {@code feed_forward_length} array's counts other than 0, which must be one. */
+    private static int feedForwardWidth(Path path, Metadata md, String arch) {
+        String key = arch + ".feed_forward_length";
+        int[] widths = java.util.Arrays.stream(perLayer(path, md, key, required(md, path, arch + ".block_count"))).filter(n -> n != 0).distinct().toArray();
+        if (widths.length != 1) throw new ModelFormatException(path + ": " + key + " gives " + (widths.length == 0 ? "no layer a feed-forward" : "feed-forwards " + Arrays.toString(widths) + " wide") + "; one width is supported");
+        return widths[0];
+    }
+
     /** {@code attention.head_count_kv} as one count per layer, 0 to 2^16 each (a single count: every layer's). */
     private static int[] layerKvHeads(Path path, Metadata md, String arch, int layers) {
-        String key = arch + ".attention.head_count_kv";
+        return perLayer(path, md, arch + ".attention.head_count_kv", layers);
+    }
+
+    /** The key's counts, one per layer, 0 to 2^16 each (a single count: every layer's). */
+    private static int[] perLayer(Path path, Metadata md, String key, int layers) {
         int[] counts;
         Object value = md.get(key);
         if (value != null && value.getClass().isArray()) {
@@ -335,7 +351,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             counts = new int[layers];
             Arrays.fill(counts, required(md, path, key));
         }
-        for (int n : counts) if (n < 0 || n > 1 << 16) throw new ModelFormatException(path + ": " + key + " holds " + n + ", not a count of kv heads");
+        for (int n : counts) if (n < 0 || n > 1 << 16) throw new ModelFormatException(path + ": " + key + " holds " + n + ", not a count of 0 to 65536");
         return counts;
     }
 
@@ -962,6 +978,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             String p = "blk." + l + ".";
             // a mixture where the layer has a router (ERNIE 4.5's first layer is dense)
             boolean mixture = c.isMoE() && tensors.containsKey(p + "ffn_gate_inp.weight");
+            if (mixers != null && mixers.feedForwardsAlone() != null) {
+                layers[l] = nemotronBlock(path, c, tensors, p, mixers, l);
+                continue;
+            }
             if (mixers != null && mixers.layers()[l]) {
                 // a convolution's, delta net's or Mamba-2's layer: its feed-forward a plain SwiGLU or its experts
                 FeedForward ffn = mixture ? mixture(path, c, gating, tensors, p) : new FeedForward.Dense(matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
@@ -1025,9 +1045,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * A hybrid model's layers that are not attention (flagged in {@code layers}): LFM2's short convolutions of {@code taps},
      * Qwen3.5's gated delta nets, their convolutions of {@code taps}, their {@code keyHeads} and {@code valueHeads} of
      * {@code headWidth}, or Granite 4.0-H's Mamba-2 mixers, their convolutions of {@code taps}, their {@code keyHeads}
-     * groups, {@code valueHeads} heads of {@code headWidth} and rows of {@code stateSize}.
+     * groups, {@code valueHeads} heads of {@code headWidth} and rows of {@code stateSize}; {@code feedForwardsAlone}:
+     * Nemotron-H's blocks of a feed-forward alone (its other blocks a mixer alone), null in the others.
      */
-    record Mixers(boolean[] layers, int taps, int keyHeads, int valueHeads, int headWidth, int stateSize) {
+    record Mixers(boolean[] layers, int taps, int keyHeads, int valueHeads, int headWidth, int stateSize, boolean[] feedForwardsAlone) {
     }
 
     /**
@@ -1057,7 +1078,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             if (interval < 1) throw new ModelFormatException(path + ": " + arch + ".full_attention_interval " + interval + " is not a count of layers");
             for (int l = 0; l < layers; l++) recurrent[l] = (l + 1) % interval != 0;
         }
-        return new Mixers(recurrent, taps, keyHeads, valueHeads, width, 0);
+        return new Mixers(recurrent, taps, keyHeads, valueHeads, width, 0, null);
     }
 
     /**
@@ -1091,9 +1112,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     }
 
     /**
-     * Granite 4.0-H's Mamba-2 mixers as llama.cpp reads them: {@code ssm.conv_kernel} taps, {@code ssm.time_step_rank}
-     * heads of {@code ssm.inner_size / heads}, {@code ssm.group_count} groups of B and C, rows of {@code
-     * ssm.state_size}, in the layers whose {@code attention.head_count_kv} is 0.
+     * Granite 4.0-H's and Nemotron-H's Mamba-2 mixers as llama.cpp reads them: {@code ssm.conv_kernel} taps, {@code
+     * ssm.time_step_rank} heads of {@code ssm.inner_size / heads}, {@code ssm.group_count} groups of B and C, rows of
+     * {@code ssm.state_size}, in the layers whose {@code attention.head_count_kv} is 0 (Nemotron-H's: whose {@code
+     * feed_forward_length} is 0 too; those with a width are its feed-forwards' blocks).
      */
     private static Mixers mamba2(Path path, Metadata md, String arch) {
         int taps = required(md, path, arch + ".ssm.conv_kernel"), inner = required(md, path, arch + ".ssm.inner_size"), states = required(md, path, arch + ".ssm.state_size"),
@@ -1107,15 +1129,21 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
         int layers = required(md, path, arch + ".block_count");
         int[] kvHeads = layerKvHeads(path, md, arch, layers);
-        boolean[] recurrent = new boolean[layers];
-        for (int l = 0; l < layers; l++) recurrent[l] = kvHeads[l] == 0;
-        return new Mixers(recurrent, taps, groups, heads, inner / heads, states);
+        boolean nemotronH = arch.equals("nemotron_h");
+        int[] widths = nemotronH ? perLayer(path, md, arch + ".feed_forward_length", layers) : new int[layers];
+        boolean[] recurrent = new boolean[layers], feedForwards = nemotronH ? new boolean[layers] : null;
+        for (int l = 0; l < layers; l++) {
+            recurrent[l] = kvHeads[l] == 0 && widths[l] == 0;
+            if (nemotronH) feedForwards[l] = widths[l] != 0;
+        }
+        return new Mixers(recurrent, taps, groups, heads, inner / heads, states, feedForwards);
     }
 
     /**
      * A Granite 4.0-H Mamba-2 layer ({@link Mamba2}): its norms, {@code ssm_in}'s rows as wk (z) and wq (x, B, C, dt), no
      * wv, {@code ssm_out} as wo, its convolution's kernel and bias, dt's bias, a ({@code ssm_a} [1, heads]: -exp(A_log)),
-     * d, the grouped norm ({@code ssm_norm} [innerWidth / groups, groups]), and its feed-forward {@code ffn}.
+     * d, the grouped norm ({@code ssm_norm} [innerWidth / groups, groups]), and its feed-forward {@code ffn} (null: none,
+     * a Nemotron-H block).
      */
     private static Layer mamba2(Path path, Config c, Map<String, TensorData> tensors, String p, Mixers m, FeedForward ffn) {
         int dim = c.dim(), heads = m.valueHeads(), groups = m.keyHeads(), states = m.stateSize(), taps = m.taps(), inner = heads * m.headWidth();
@@ -1126,8 +1154,25 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 vector(path, tensors, p + "ssm_dt.bias", heads), values(path, tensors, p + "ssm_a", 1, heads), values(path, tensors, p + "ssm_d", 1, heads),
                 values(path, tensors, p + "ssm_norm.weight", inner / groups, groups), heads, m.headWidth(), groups, states);
         return new Layer(vector(path, tensors, p + "attn_norm.weight", dim), in.rows(inner, channels + heads), in.rows(0, inner), null,
-                matrix(path, tensors, p + "ssm_out.weight", inner, dim), vector(path, tensors, p + "ffn_norm.weight", dim), ffn,
+                matrix(path, tensors, p + "ssm_out.weight", inner, dim), ffn == null ? null : vector(path, tensors, p + "ffn_norm.weight", dim), ffn,
                 null, null, null, null, null, null, null, null, null, null, null, null, mamba, false);
+    }
+
+    /**
+     * Nemotron-H's block {@code l}, under its one norm ({@code attn_norm}): a Mamba-2 mixer alone, attention alone
+     * (without RoPE), or a feed-forward alone (ReLU² of {@code ffn_up}, through {@code ffn_down}), each with its residual.
+     */
+    private static Layer nemotronBlock(Path path, Config c, Map<String, TensorData> tensors, String p, Mixers m, int l) {
+        int dim = c.dim();
+        if (m.layers()[l]) return mamba2(path, c, tensors, p, m, null);
+        float[] norm = vector(path, tensors, p + "attn_norm.weight", dim);
+        if (m.feedForwardsAlone()[l]) {
+            FeedForward.Dense ffn = new FeedForward.Dense(null, matrix(path, tensors, p + "ffn_down.weight", c.hiddenDim(), dim), matrix(path, tensors, p + "ffn_up.weight", dim, c.hiddenDim()));
+            return new Layer(null, null, null, null, null, norm, ffn, null, null, null, null, null, null, null, null, null, null, null, null, null, false);
+        }
+        return new Layer(norm, matrix(path, tensors, p + "attn_q.weight", dim, c.qDim()), matrix(path, tensors, p + "attn_k.weight", dim, c.kvDim()),
+                matrix(path, tensors, p + "attn_v.weight", dim, c.kvDim()), matrix(path, tensors, p + "attn_output.weight", c.qDim(), dim),
+                null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, false);
     }
 
     /**

@@ -447,6 +447,12 @@ public final class Llama {
         for (int l = 0; l < c.nLayers(); l++) {
             Layer layer = weights.layers()[l];
             s.layer = l;
+            if (layer.wo() == null) {
+                // a feed-forward's block alone (Nemotron-H's): x += ffn(rmsnorm(x) * ffnNorm)
+                eachToken(n, s.ffnNorm);
+                feedForward(s, layer, n, exact);
+                continue;
+            }
             // attention: x += wo · attention(rope(wq · h), rope(wk · h), wv · h), h = rmsnorm(x) * attentionNorm
             eachToken(n, s.attentionNorm);
             float[] attended = s.attended;
@@ -542,17 +548,9 @@ public final class Llama {
             if (lora != null && layer.shortConv() == null) lora.add(lora.delta(l, Lora.Target.O), attended, (int) layer.wo().cols, n, s.xb2Part, s.dimPart, s);
             if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, n, tp.dimStarts);
             // feed-forward: x += ffn(rmsnorm(x) * ffnNorm), after the attention's residual (Gemma's outputs each
-            // normalized first, by postAttentionNorm and postFfnNorm)
+            // normalized first, by postAttentionNorm and postFfnNorm); none in a mixer's block alone (Nemotron-H's)
             eachToken(n, s.residualAndFfnNorm);
-            switch (layer.feedForward()) {
-                case FeedForward.Dense ffn -> {
-                    dense(s, ffn, n, exact);
-                    eachToken(n, s.ffnResidual);
-                }
-                case FeedForward.MoE moe -> mixture(s, moe, n, exact);
-            }
-            ControlVector steering = controlVector;
-            if (steering != null) steering.add(l, s.x, n, dim);
+            feedForward(s, layer, n, exact);
         }
         if (nLogits == 0) return;
         int first = n - nLogits;
@@ -959,7 +957,12 @@ public final class Llama {
         if (layer.outputBias() != null) for (int t = t0; t < t1; t++) VectorMath.add(s.xb2, t * dim, layer.outputBias(), 0, dim);
         residual(s, t0, t1, layer.postAttentionNorm());
         if (config.variant().parallelBlocks()) System.arraycopy(s.ffnInput, t0 * dim, s.xb, t0 * dim, (t1 - t0) * dim);
-        else normalize(s, t0, t1, layer.ffnNorm());
+        else if (layer.feedForward() != null) normalize(s, t0, t1, layer.ffnNorm());
+    }
+
+    /** Tokens {@code [t0, t1)} of a feed-forward's block alone: {@code xb = rmsnorm(x) * ffnNorm}. */
+    private void ffnNorm(State s, int t0, int t1) {
+        normalize(s, t0, t1, weights().layers()[s.layer].ffnNorm());
     }
 
     /** The LoRA deltas of layer {@code l}'s query ({@code queries}) and key and value ({@code keysValues}) projections of the batch's normalized inputs. */
@@ -972,6 +975,23 @@ public final class Llama {
             lora.add(lora.delta(l, Lora.Target.K), s.xb, dim, n, s.k, (int) layer.wk().rows, s);
             if (layer.wv() != null) lora.add(lora.delta(l, Lora.Target.V), s.xb, dim, n, s.v, (int) layer.wv().rows, s);
         }
+    }
+
+    /**
+     * Layer {@code layer}'s feed-forward of the batch's normalized inputs (s.xb), added to the residual, where it has
+     * one; then the layer's control vector, where one is set.
+     */
+    private void feedForward(State s, Layer layer, int n, boolean exact) {
+        switch (layer.feedForward()) {
+            case null -> { }
+            case FeedForward.Dense ffn -> {
+                dense(s, ffn, n, exact);
+                eachToken(n, s.ffnResidual);
+            }
+            case FeedForward.MoE moe -> mixture(s, moe, n, exact);
+        }
+        ControlVector steering = controlVector;
+        if (steering != null) steering.add(s.layer, s.x, n, config.dim());
     }
 
     /**
@@ -1630,7 +1650,7 @@ public final class Llama {
         public Llama model() {
             return model;
         }
-        final Parallel.RangeTask attentionNorm, rotateAndCache, cacheKeys, rotateQueries, blockedHeads, tokenHeads, residualAndFfnNorm, gate, ffnResidual,
+        final Parallel.RangeTask attentionNorm, rotateAndCache, cacheKeys, rotateQueries, blockedHeads, tokenHeads, residualAndFfnNorm, ffnNorm, gate, ffnResidual,
                 latentKeys, absorbQueries, latentValues, convolutionInputs, convolve, recurrentConvolve, deltaNorms, deltaHeads, mambaHeads, mambaNorms, splitQueryGates, gateHeads;
         /**
          * A latent attention's (LatentAttention; empty elsewhere): wq's queries [batch, heads * (nope + rope)], qA's
@@ -1743,6 +1763,7 @@ public final class Llama {
             blockedHeads = (h0, h1) -> model.blockedHeads(this, h0, h1);
             tokenHeads = (h0, h1) -> model.tokenHeads(this, h0, h1);
             residualAndFfnNorm = (t0, t1) -> model.residualAndFfnNorm(this, t0, t1);
+            ffnNorm = (t0, t1) -> model.ffnNorm(this, t0, t1);
             gate = (t0, t1) -> model.gate(this, t0, t1);
             ffnResidual = (t0, t1) -> model.ffnResidual(this, t0, t1);
             latentKeys = (t0, t1) -> model.latentKeys(this, t0, t1);

@@ -184,6 +184,10 @@ public final class Lora {
                     throw new ModelFormatException(path + ": a LoRA of '" + name + "', which this version does not adapt in this model's layers (" + model.config.architecture() + ")");
                 }
                 if (l.shortConv() != null && target.ordinal() <= Target.O.ordinal()) throw new ModelFormatException(path + ": a LoRA of '" + name + "', which the model does not have (a convolution layer)");
+                // Nemotron-H's blocks are a mixer's or a feed-forward's alone
+                if (l.wo() == null && target.ordinal() <= Target.O.ordinal() || l.feedForward() == null && target.ordinal() > Target.O.ordinal()) {
+                    throw new ModelFormatException(path + ": a LoRA of '" + name + "', which the model does not have (layer " + layer + " is " + (l.wo() == null ? "a feed-forward" : "a mixer") + " alone)");
+                }
                 if (target.ordinal() >= Target.GATE_EXPERTS.ordinal()) {
                     if (!(l.feedForward() instanceof FeedForward.MoE moe)) throw new ModelFormatException(path + ": a LoRA of '" + name + "', which the model does not have");
                     Tensor[] bases = target == Target.GATE_EXPERTS ? moe.w1() : target == Target.UP_EXPERTS ? moe.w3() : moe.w2();

@@ -23,10 +23,10 @@ public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor
     public long bytesPerToken() {
         long bytes = output.byteSize() + tokEmbeddings.rowBytes;
         for (Layer l : layers) {
-            bytes += l.wq().byteSize() + l.wk().byteSize() + (l.wv() == null ? 0 : l.wv().byteSize()) + l.wo().byteSize();
+            for (Tensor t : new Tensor[]{l.wq(), l.wk(), l.wv(), l.wo()}) if (t != null) bytes += t.byteSize(); // none in a feed-forward's block alone
             if (l.latent() != null) bytes += l.latent().bytesPerToken();
             if (l.recurrent() != null) bytes += l.recurrent().bytesPerToken();
-            bytes += l.feedForward().bytesPerToken();
+            if (l.feedForward() != null) bytes += l.feedForward().bytesPerToken(); // none in a mixer's block alone
             for (float[] v : new float[][]{l.attentionNorm(), l.ffnNorm(), l.postAttentionNorm(), l.postFfnNorm()}) if (v != null) bytes += 4L * v.length;
         }
         return bytes + 4L * norm.length;
@@ -51,6 +51,7 @@ public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor
         for (int l = 0; l < layers.length; l++) {
             Layer x = layers[l];
             FeedForward ffn = switch (x.feedForward()) {
+                case null -> null;
                 case FeedForward.Dense d -> map(d, f);
                 case FeedForward.MoE m -> m.with(Arrays.stream(m.w1()).map(f).toArray(Tensor[]::new),
                         Arrays.stream(m.w2()).map(f).toArray(Tensor[]::new), Arrays.stream(m.w3()).map(f).toArray(Tensor[]::new), m.biases(),
@@ -61,10 +62,15 @@ public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor
                 Tensor kB = f.apply(latent.kB());
                 latent = latent.with(latent.qA() == null ? null : f.apply(latent.qA()), kB, latent.fused() ? kB : f.apply(latent.vB()));
             }
-            mapped[l] = x.with(f.apply(x.wq()), f.apply(x.wk()), x.wv() == null ? null : f.apply(x.wv()), f.apply(x.wo()), ffn, latent,
+            mapped[l] = x.with(mapped(x.wq(), f), mapped(x.wk(), f), mapped(x.wv(), f), mapped(x.wo(), f), ffn, latent,
                     x.recurrent() == null ? null : x.recurrent().with(f));
         }
         return new Weights(tokEmbeddings, mapped, norm, f.apply(output), classifier);
+    }
+
+    /** {@code f(t)}, or null for a matrix the layer has not. */
+    private static Tensor mapped(Tensor t, UnaryOperator<Tensor> f) {
+        return t == null ? null : f.apply(t);
     }
 
     private static FeedForward.Dense map(FeedForward.Dense d, UnaryOperator<Tensor> f) {
@@ -79,6 +85,7 @@ public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor
         int widest = 0;
         for (Layer l : layers) {
             switch (l.feedForward()) {
+                case null -> { }
                 case FeedForward.Dense d -> widest = Math.max(widest, hidden(d, whole));
                 case FeedForward.MoE m -> {
                     widest = Math.max(widest, whole ? m.width() : (int) m.w1()[0].rows);

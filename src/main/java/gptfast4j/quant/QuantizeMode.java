@@ -75,7 +75,8 @@ public enum QuantizeMode {
      * The type for the weight tensor of {@code kind} ({@code attn_v}, {@code ffn_down_exps}, {@code output},
      * {@code token_embd}, ...) in layer {@code layer} (-1 outside the layers; with layers pruned, its index in the
      * file written; for attn_v's kinds, the tensor's index among the file's attn_v tensors, llama-quantize's {@code
-     * i_attention_wv}, which differs where some layers have none) of a model of {@code c}, whose output head is its token embedding where {@code tied}, quantized
+     * i_attention_wv}, and for ffn_down's in a model without experts its index among the ffn_down tensors, {@code
+     * i_ffn_down}: each differs where some layers have none) of a model of {@code c}, whose output head is its token embedding where {@code tied}, quantized
      * with an importance matrix where {@code importance}; null where the tensor is kept as it is. {@code keptLayers}:
      * the layers the file keeps ({@code c}'s less those pruned), which attn_v's rules count as llama-quantize counts
      * the attn_v tensors it writes, where ffn_down's count the model's.

@@ -213,6 +213,13 @@ public final class QuantizeModel {
                     && renumbered[Integer.parseInt(n.split("\\.")[1])] >= 0) attnVLayers.add(renumbered[Integer.parseInt(n.split("\\.")[1])]);
         }
         int attnV = attnVLayers.size();
+        // ffn_down's rules, in a model without experts, a tensor's index among the ffn_down tensors (i_ffn_down), which is
+        // not the layer's where some layers have none (Nemotron-H's); with experts, its layer's (llama-quantize reads it
+        // from the name)
+        java.util.TreeSet<Integer> ffnDownLayers = new java.util.TreeSet<>();
+        for (String n : src.tensors().keySet()) {
+            if (n.startsWith("blk.") && n.contains(".ffn_down") && renumbered[Integer.parseInt(n.split("\\.")[1])] >= 0) ffnDownLayers.add(renumbered[Integer.parseInt(n.split("\\.")[1])]);
+        }
         for (Source td : sources(src.tensors())) {
             String[] parts = td.name().split("\\.");
             boolean inLayer = td.name().startsWith("blk.");
@@ -223,6 +230,7 @@ public final class QuantizeModel {
             // LFM2's shortconv.in_proj, shortconv.out_proj and shortconv.conv told apart
             String kind = !inLayer ? td.name().replace(".weight", "") : parts[2].equals("shortconv") && parts.length > 4 ? parts[2] + "." + parts[3] : parts[2];
             boolean attnVKind = kind.equals("attn_v") || kind.equals("attn_qkv") || kind.equals("attn_kv_b");
+            int index = attnVKind ? attnVLayers.headSet(layer).size() : kind.startsWith("ffn_down") && c.experts() <= 1 ? ffnDownLayers.headSet(layer).size() : layer;
             // linear layers, experts included ([in, out, experts]), and the token embedding; the MoE router
             // (ffn_gate_inp) stays as it is, as do biases (gpt-oss's experts' are [width, experts])
             // a matrix of one row is a vector to llama-quantize (ggml's dimensions leave out trailing 1s): a head of one label stays
@@ -232,7 +240,7 @@ public final class QuantizeModel {
                     : kind.equals("output") && options.outputType() != null ? options.outputType()
                     : kind.equals("token_embd") && options.embeddingType() != null ? options.embeddingType()
                     : options.tensorType(name) != null ? options.tensorType(name)
-                    : pure ? mode.base : mode.typeOf(kind, attnVKind ? attnVLayers.headSet(layer).size() : layer, attnV, fileLayers, c, tied, imatrix != null);
+                    : pure ? mode.base : mode.typeOf(kind, index, attnV, fileLayers, c, tied, imatrix != null);
             if (wanted == null || kind.equals("output") && options.leaveOutput()) {
                 specs.add(copy(name, td));
                 sourceNames.put(name, td.name());

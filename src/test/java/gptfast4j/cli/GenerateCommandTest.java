@@ -235,6 +235,23 @@ class GenerateCommandTest {
     }
 
     /**
+     * A Nemotron-H model (NemotronHTest's: blocks of a Mamba-2 mixer, attention or a feed-forward alone): greedy text =
+     * llama.cpp de3ff81's {@code llama-completion -m FILE -p 'Once upon a time' -n 40 --temp 0 -no-cnv --no-warmup -t
+     * 1 --no-display-prompt}.
+     */
+    @Test
+    void nemotronHGreedyTextIsLlamaCompletions(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path file = dir.resolve("nemotron-h-mini.gguf");
+        gptfast4j.model.NemotronHTest.write(dir.resolve("llama.gguf"), file);
+        String expected = "Once upon a time So suggRead vuel per\u00f2 lotoph chez Spider XII\u062a\u0456\u043b\u044c\u043a\u0438 ISO Rena sql\u03ccitter:`nung"
+                + "\u0445\u043e\u0434\u0438\u0442cyc order Pacific \"# know-\u0441\u0442\u0440\u0438udad Items AlsRECT'). Country \u0433\u043e\u0440 range Hills"
+                + "\u0938 OpenGL\u0161\u010d \u043f\u0435\u0440\u0432\u044b\u0439";
+        ErrorsTest.Outcome o = ErrorsTest.run("generate", "--checkpoint", file.toString(), "--prompt", "Once upon a time", "--max-new-tokens", "40", "--temperature", "0");
+        assertEquals(0, o.exit(), o.err());
+        assertEquals(expected, o.out().strip());
+    }
+
+    /**
      * {@code --verbose-prompt} lists the prompt's tokens in order: llama.cpp's ids for "Lily and Tom" (the shared
      * references'), each with its text; refused with {@code --interactive}.
      */

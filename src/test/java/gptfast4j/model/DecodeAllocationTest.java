@@ -114,6 +114,14 @@ class DecodeAllocationTest {
         assertDecodeAllocatesNothing(Checkpoint.load(file, null).model());
     }
 
+    /** Nemotron-H's blocks of a mixer alone and of a feed-forward alone allocate nothing either. */
+    @Test
+    void decodeStepsOfNemotronHBlocksAllocateNothing(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path file = dir.resolve("nemotron-h-mini.gguf");
+        NemotronHTest.write(dir.resolve("llama.gguf"), file);
+        assertDecodeAllocatesNothing(Checkpoint.load(file, null).model());
+    }
+
     private static void assertDecodeAllocatesNothing(Llama model) {
         assertDecodeAllocatesNothing(model, KvCache.Type.F32);
     }

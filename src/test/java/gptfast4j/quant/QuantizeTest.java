@@ -375,6 +375,24 @@ class QuantizeTest {
     }
 
     /**
+     * ffn_down's rules count the ffn_down tensors in a model without experts, not the layers: a Nemotron-H of 16 blocks
+     * (NemotronHTest's, blocks M-M-M*-MM-M-M*M-), whose feed-forwards are blocks 1, 3, 6, 9, 11 and 15, in Q4_K_M has
+     * llama-quantize de3ff81's types (Q6_K's fallback Q8_0 for the 1st, 2nd and 5th of the 6, Q4_K's Q5_0 for the
+     * others; counting layers gave the last one Q8_0), its whole file byte for byte (checked by hand, also in Q3_K_M).
+     */
+    @Test
+    void feedForwardBlocksAloneCountAsLlamaQuantizeCountsThem(@TempDir Path dir) {
+        Path file = dir.resolve("nemotron16.gguf"), out = dir.resolve("q4_k_m.gguf");
+        gptfast4j.model.NemotronHTest.write("M-M-M*-MM-M-M*M-", dir.resolve("llama.gguf"), file);
+        QuantizeModel.plan(Checkpoint.load(file, null), QuantizeMode.of("q4_k_m", "--mode"), QuantizeModel.Options.NONE).write(out, b -> { });
+        GGUF q = GGUF.read(out);
+        Map<Integer, GGMLType> expected = Map.of(1, GGMLType.Q8_0, 3, GGMLType.Q8_0, 6, GGMLType.Q5_0, 9, GGMLType.Q5_0, 11, GGMLType.Q8_0, 15, GGMLType.Q5_0);
+        expected.forEach((layer, type) -> assertEquals(type, q.tensors().get("blk." + layer + ".ffn_down.weight").type(), "layer " + layer));
+        assertEquals(GGMLType.Q5_0, q.tensors().get("blk.5.attn_v.weight").type());
+        assertEquals(GGMLType.Q8_0, q.tensors().get("blk.13.attn_v.weight").type());
+    }
+
+    /**
      * GLM-4.5's next-token prediction layer, which is not run, stays in the file, its projections quantized, and its
      * layers count as llama-quantize counts them: SharedExpertTest's model with that layer's tensors in Q8_0 and Q4_K_M,
      * whose files llama-quantize de3ff81 wrote byte for byte as ours (checked by hand; its ffn_down in Q4_K_M is Q4_K's

@@ -1,0 +1,150 @@
+package gptfast4j.model;
+
+import gptfast4j.bench.ModelShape;
+import gptfast4j.io.GGUFWriter;
+import gptfast4j.io.Metadata;
+import gptfast4j.io.TensorData;
+import gptfast4j.tensor.GGMLType;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Nemotron-H ({@code nemotron_h}): each block one norm and one part with its residual, a Mamba-2 mixer ({@link Mamba2}),
+ * attention without RoPE, or a feed-forward (ReLU² of its up projection, no gate). A random-weight model written here
+ * (width 64, 4 heads of 16 sharing 2 kv heads; blocks {@link #PATTERN} as the converter writes the model's
+ * {@code hybrid_override_pattern}: M Mamba-2 of 8 heads of 16 in 2 groups, states of 16; * attention; - feed-forward
+ * 160 wide) against llama.cpp de3ff81's {@code llama-perplexity -m FILE -f ppl-text.txt -c 128 -t 1 -tb 1 -fa off
+ * -ctk f32 -ctv f32} on the file this test writes.
+ */
+public class NemotronHTest {
+    /** The blocks: a mixer followed by a feed-forward, one by another mixer, a feed-forward last. */
+    static final String PATTERN = "M-M*-M-";
+
+    /** Writes the mini Nemotron-H model to {@code out} ({@code scratch} for the Llama file it is made from). */
+    public static void write(Path scratch, Path out) {
+        write(PATTERN, scratch, out);
+    }
+
+    /** Writes to {@code out} a mini Nemotron-H model of blocks {@code pattern} (M, * or -). */
+    public static void write(String pattern, Path scratch, Path out) {
+        ModelShape shape = new ModelShape("nemotron-h-mini", 64, 160, pattern.length(), 4, 2, 32000, 256, 10000, 1e-5f, false, 0, 0, 0);
+        int dim = shape.dim(), layers = shape.layers(), heads = 8, width = 16, groups = 2, state = 16, inner = heads * width, headDim = dim / shape.heads();
+        int channels = inner + 2 * groups * state;
+        int[] kvHeads = new int[layers], ffn = new int[layers];
+        for (int l = 0; l < layers; l++) {
+            kvHeads[l] = pattern.charAt(l) == '*' ? shape.kvHeads() : 0;
+            ffn[l] = pattern.charAt(l) == '-' ? shape.hiddenDim() : 0;
+        }
+        FamilyFiles.write(shape, "nemotron_h", scratch, out, md -> {
+            String a = "nemotron_h.";
+            md.put(a + "attention.head_count_kv", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.UINT32, kvHeads));
+            md.put(a + "feed_forward_length", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.UINT32, ffn));
+            md.put(a + "attention.key_length", Metadata.Value.uint32(headDim));
+            md.put(a + "attention.value_length", Metadata.Value.uint32(headDim));
+            md.put(a + "attention.layer_norm_epsilon", Metadata.Value.float32(1e-5f));
+            md.put(a + "rope.scaling.finetuned", Metadata.Value.bool(false));
+            md.put(a + "ssm.conv_kernel", Metadata.Value.uint32(4));
+            md.put(a + "ssm.state_size", Metadata.Value.uint32(state));
+            md.put(a + "ssm.group_count", Metadata.Value.uint32(groups));
+            md.put(a + "ssm.time_step_rank", Metadata.Value.uint32(heads));
+            md.put(a + "ssm.inner_size", Metadata.Value.uint32(inner));
+        }, name -> !name.startsWith("blk.") || name.contains("attn_norm") || kept(pattern, name), (Map<String, TensorData> llama, List<GGUFWriter.TensorSpec> tensors) -> {
+            for (int l = 0; l < layers; l++) {
+                if (pattern.charAt(l) != 'M') continue;
+                String p = "blk." + l + ".";
+                FamilyFiles.matrix(tensors, p + "ssm_in.weight", new long[]{dim, inner + channels + heads}, 100 + l);
+                FamilyFiles.matrix(tensors, p + "ssm_conv1d.weight", new long[]{4, channels}, 300 + l);
+                FamilyFiles.bias(tensors, p + "ssm_conv1d.bias", new long[]{channels}, 350 + l);
+                FamilyFiles.bias(tensors, p + "ssm_dt.bias", new long[]{heads}, 400 + l);
+                int seed = 500 + l;
+                tensors.add(new GGUFWriter.TensorSpec(p + "ssm_a", GGMLType.F32, new long[]{1, heads}, target -> {
+                    for (int h = 0; h < heads; h++) target.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, h, -(0.5f + ((h * 37 + seed * 11) % 101) / 50f));
+                }));
+                FamilyFiles.bias(tensors, p + "ssm_d", new long[]{1, heads}, 600 + l);
+                FamilyFiles.bias(tensors, p + "ssm_norm.weight", new long[]{inner / groups, groups}, 800 + l);
+                FamilyFiles.matrix(tensors, p + "ssm_out.weight", new long[]{inner, dim}, 900 + l);
+            }
+        });
+    }
+
+    /** Whether the Llama file's tensor {@code name} belongs to its block's part: an attention block's attn_q/k/v/output, a feed-forward's ffn_up/down. */
+    private static boolean kept(String pattern, String name) {
+        char kind = pattern.charAt(Integer.parseInt(name.split("\\.")[1]));
+        return kind == '*' && name.contains(".attn_") || kind == '-' && (name.contains(".ffn_up.") || name.contains(".ffn_down."));
+    }
+
+    @TempDir
+    static Path dir;
+    static Checkpoint nemotron;
+
+    @BeforeAll
+    static void writeModel() {
+        write(dir.resolve("llama.gguf"), dir.resolve("nemotron-h-mini.gguf"));
+        nemotron = Checkpoint.load(dir.resolve("nemotron-h-mini.gguf"), null);
+        DecodeEachTest.warmUp(nemotron.model()); // the tests below compare logits bit for bit
+    }
+
+    /** llama-perplexity's figure; ours 2.4e-8 from it. */
+    @Test
+    void givesLlamaCppsPerplexity() throws IOException {
+        Layer[] layers = nemotron.model().weights().layers();
+        for (int l = 0; l < layers.length; l++) {
+            char kind = PATTERN.charAt(l);
+            assertEquals(kind == 'M', layers[l].recurrent() instanceof Mamba2, "layer " + l);
+            assertEquals(kind == '-', layers[l].wo() == null, "layer " + l);
+            assertEquals(kind != '-', layers[l].feedForward() == null, "layer " + l);
+        }
+        assertTrue(!nemotron.model().config.variant().ropes(3));
+        assertEquals(55368.2177, LlamaLikeTest.perplexity(nemotron), 1e-6 * 55368.2177);
+    }
+
+    /** The first 48 tokens of ppl-text.txt. */
+    private static int[] text() throws IOException {
+        return LlamaLikeTest.pplTokens(nemotron, 48);
+    }
+
+    /** Its Mamba-2 state goes on only where it is kept, a verification keeps it after each token, a cache file holds it (RecurrentStates). */
+    @Test
+    void stateGoesOnOnlyWhereItIsKept() throws IOException {
+        RecurrentStates.assertStateGoesOnOnlyWhereItIsKept(nemotron.model(), text());
+    }
+
+    @Test
+    void verificationsKeepTheStateAfterEachToken() throws IOException {
+        RecurrentStates.assertVerificationsKeepTheStateAfterEachToken(nemotron.model(), text());
+    }
+
+    @Test
+    void cacheFilesHoldTheState() throws IOException {
+        RecurrentStates.assertCacheFilesHoldTheState(nemotron.model(), text());
+    }
+
+    /** A step of several sequences (the server's continuous batching) gives each the logits of its own decode step. */
+    @Test
+    void sequencesBatchedGiveTheirOwnSteps() throws IOException {
+        DecodeEachTest.assertSequencesGetTheirOwnSteps(nemotron.model(), text());
+    }
+
+    /** A split across processes is refused in one line; so are feed-forwards of two widths. */
+    @Test
+    void refusesWhatItCannotRun() {
+        assertEquals("this model's Mamba-2 layers (nemotron_h) cannot be split across processes yet",
+                assertThrows(IllegalArgumentException.class, () -> TensorParallel.check(nemotron.model().config, 2)).getMessage());
+        Path widths = dir.resolve("two-widths.gguf");
+        FamilyFiles.rewrite(dir.resolve("nemotron-h-mini.gguf"), widths,
+                md -> md.put("nemotron_h.feed_forward_length", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.UINT32, new int[]{0, 160, 0, 0, 96, 0, 160})), name -> true, (all, tensors) -> { });
+        assertEquals(widths + ": nemotron_h.feed_forward_length gives feed-forwards [160, 96] wide; one width is supported",
+                assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(widths, null)).getMessage());
+    }
+}
