@@ -37,9 +37,10 @@ import java.util.function.LongConsumer;
  * at hand) Llama-2's padded likewise; Qwen3.5-4B's its delta nets ({@link #DELTA_KEY_HEADS} and {@link #DELTA_VALUE_HEADS}
  * of {@link #DELTA_WIDTH}, every fourth layer attention), its attention's gated queries, RoPE on a quarter of each head
  * and query and key norms, its vocabulary (248320, no such tokenizer at hand) Llama-3's padded as Qwen's size is;
- * Granite 4.0-H-Micro's its Mamba-2 mixers (all but {@link #GRANITE_ATTENTION}: {@link #MAMBA_HEADS} heads of {@link
- * #MAMBA_WIDTH}, states of {@link #MAMBA_STATES}), attention without RoPE, Granite's multipliers, its vocabulary
- * (100352, no such tokenizer at hand) Llama-2's padded.
+ * Granite 4.0-H-Micro's its Mamba-2 mixers (all but {@link #GRANITE_ATTENTION}: {@link #GRANITE_MAMBA}), attention
+ * without RoPE, Granite's multipliers, its vocabulary (100352, no such tokenizer at hand) Llama-2's padded;
+ * Nemotron-H-8B's its blocks of one part each ({@link #NEMOTRON_BLOCKS}: Mamba-2 {@link #NEMOTRON_MAMBA}, attention
+ * without RoPE, feed-forwards of ReLU² without a gate), its vocabulary (131072) Llama-3's padded.
  */
 public final class RandomModel {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -123,11 +124,23 @@ public final class RandomModel {
             md.put(a + "attention.scale", Metadata.Value.float32(0.0078125f));
             md.put(a + "logit_scale", Metadata.Value.float32(8f));
             md.put(a + "rope.scaling.finetuned", Metadata.Value.bool(false));
-            md.put(a + "ssm.conv_kernel", Metadata.Value.uint32(4));
-            md.put(a + "ssm.state_size", Metadata.Value.uint32(MAMBA_STATES));
-            md.put(a + "ssm.group_count", Metadata.Value.uint32(MAMBA_GROUPS));
-            md.put(a + "ssm.time_step_rank", Metadata.Value.uint32(MAMBA_HEADS));
-            md.put(a + "ssm.inner_size", Metadata.Value.uint32(MAMBA_HEADS * MAMBA_WIDTH));
+            GRANITE_MAMBA.metadata(md, a);
+        }
+        if (arch.equals("nemotron_h")) {
+            // Nemotron-H-8B's blocks (NEMOTRON_BLOCKS), its attention without RoPE
+            String a = "nemotron_h.";
+            int[] kvHeads = new int[s.layers()], widths = new int[s.layers()];
+            for (int l = 0; l < s.layers(); l++) {
+                kvHeads[l] = NEMOTRON_BLOCKS.charAt(l) == '*' ? s.kvHeads() : 0;
+                widths[l] = NEMOTRON_BLOCKS.charAt(l) == '-' ? s.hiddenDim() : 0;
+            }
+            md.put(a + "attention.head_count_kv", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.UINT32, kvHeads));
+            md.put(a + "feed_forward_length", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.UINT32, widths));
+            md.put(a + "attention.key_length", Metadata.Value.uint32(s.headDim()));
+            md.put(a + "attention.value_length", Metadata.Value.uint32(s.headDim()));
+            md.put(a + "attention.layer_norm_epsilon", Metadata.Value.float32(s.rmsEps()));
+            md.put(a + "rope.scaling.finetuned", Metadata.Value.bool(false));
+            NEMOTRON_MAMBA.metadata(md, a);
         }
         if (arch.equals("gpt-oss")) {
             // gpt-oss-20b's: its experts' width, a window of 128 positions on every other layer, YaRN x32 of 4096
@@ -154,7 +167,8 @@ public final class RandomModel {
         // MXFP4: the experts', the other matrices Q8_0 (llama.cpp's MXFP4_MOE)
         GGMLType type = asked == GGMLType.MXFP4 ? GGMLType.Q8_0 : asked, expertType = asked;
         boolean gptOss = s.architecture().equals("gpt-oss"), qwen2moe = s.architecture().equals("qwen2moe"), deepseek2 = s.architecture().equals("deepseek2"),
-                lfm2 = s.architecture().equals("lfm2"), qwen35 = s.architecture().equals("qwen35"), granite = s.architecture().equals("granitehybrid");
+                lfm2 = s.architecture().equals("lfm2"), qwen35 = s.architecture().equals("qwen35"), granite = s.architecture().equals("granitehybrid"),
+                nemotron = s.architecture().equals("nemotron_h");
         tensors.add(matrix("token_embd.weight", type, dim, s.vocab(), 1.0));
         if (s.ropeScaling() > 0) {
             float[] factors = Checkpoint.llama3RopeFactors(s.ropeScaling(), 1, 4, 8192, s.ropeTheta(), s.headDim());
@@ -164,18 +178,27 @@ public final class RandomModel {
         for (int l = 0; l < s.layers(); l++) {
             String p = "blk." + l + ".";
             tensors.add(ones(p + "attn_norm.weight", dim));
+            if (nemotron) {
+                // one part a block: Mamba-2, attention, or a feed-forward without a gate
+                switch (NEMOTRON_BLOCKS.charAt(l)) {
+                    case 'M' -> NEMOTRON_MAMBA.tensors(tensors, p, type, dim);
+                    case '*' -> {
+                        tensors.add(matrix(p + "attn_q.weight", type, dim, qDim, 1 / Math.sqrt(dim)));
+                        tensors.add(matrix(p + "attn_k.weight", type, dim, kvDim, 1 / Math.sqrt(dim)));
+                        tensors.add(matrix(p + "attn_v.weight", type, dim, kvDim, 1 / Math.sqrt(dim)));
+                        tensors.add(matrix(p + "attn_output.weight", type, qDim, dim, 1 / Math.sqrt(qDim)));
+                    }
+                    default -> {
+                        tensors.add(matrix(p + "ffn_up.weight", type, dim, hidden, 1 / Math.sqrt(dim)));
+                        tensors.add(matrix(p + "ffn_down.weight", type, hidden, dim, 1 / Math.sqrt(hidden)));
+                    }
+                }
+                continue;
+            }
             boolean phi3 = s.architecture().equals("phi3"), convolution = lfm2 && !LFM2_ATTENTION.contains(l), delta = qwen35 && (l + 1) % 4 != 0,
                     mamba = granite && !GRANITE_ATTENTION.contains(l);
             if (mamba) {
-                int inner = MAMBA_HEADS * MAMBA_WIDTH, channels = inner + 2 * MAMBA_GROUPS * MAMBA_STATES;
-                tensors.add(matrix(p + "ssm_in.weight", type, dim, (long) inner + channels + MAMBA_HEADS, 1 / Math.sqrt(dim)));
-                tensors.add(tensor(p + "ssm_conv1d.weight", GGMLType.F32, new long[]{4, channels}, 0.5));
-                tensors.add(tensor(p + "ssm_conv1d.bias", GGMLType.F32, new long[]{channels}, 0.1));
-                tensors.add(tensor(p + "ssm_dt.bias", GGMLType.F32, new long[]{MAMBA_HEADS}, 0.5));
-                tensors.add(constant(p + "ssm_a", new long[]{1, MAMBA_HEADS}, -1f)); // -exp(A_log): a decay
-                tensors.add(constant(p + "ssm_d", new long[]{1, MAMBA_HEADS}, 1f));
-                tensors.add(constant(p + "ssm_norm.weight", new long[]{inner / MAMBA_GROUPS, MAMBA_GROUPS}, 1f));
-                tensors.add(matrix(p + "ssm_out.weight", type, inner, dim, 1 / Math.sqrt(inner)));
+                GRANITE_MAMBA.tensors(tensors, p, type, dim);
             } else if (delta) {
                 int channels = (2 * DELTA_KEY_HEADS + DELTA_VALUE_HEADS) * DELTA_WIDTH, values = DELTA_VALUE_HEADS * DELTA_WIDTH;
                 tensors.add(matrix(p + "attn_qkv.weight", type, dim, channels, 1 / Math.sqrt(dim)));
@@ -299,7 +322,7 @@ public final class RandomModel {
             md.put("tokenizer.ggml.unknown_token_id", Metadata.Value.uint32(0));
             md.put("tokenizer.ggml.add_bos_token", Metadata.Value.bool(true));
             md.put("tokenizer.ggml.add_eos_token", Metadata.Value.bool(false));
-        } else if (vocab == 128256 || vocab == GPT_OSS_VOCAB || vocab == QWEN_VOCAB || vocab == QWEN35_VOCAB) {
+        } else if (vocab == 128256 || vocab == GPT_OSS_VOCAB || vocab == QWEN_VOCAB || vocab == QWEN35_VOCAB || vocab == NEMOTRON_VOCAB) {
             Metadata vocabFile = GGUF.read(sharedTokenizers.resolve("llama3-vocab.gguf")).metadata();
             for (var e : vocabFile.asMap().entrySet()) {
                 if (e.getKey().startsWith("tokenizer.")) md.put(e.getKey(), e.getValue());
@@ -314,11 +337,40 @@ public final class RandomModel {
     /** A Qwen2-MoE shape's shared expert's width in experts' widths (Qwen1.5-MoE-A2.7B's: 5632 = 4 x 1408). */
     private static final int QWEN2MOE_SHARED = 4;
     private static final int PHI3_VOCAB = 32064, GEMMA_VOCAB = 262144, GPT_OSS_VOCAB = 201088, QWEN_VOCAB = 151936, DEEPSEEK_VOCAB = 102400, LFM2_VOCAB = 65536,
-            QWEN35_VOCAB = 248320, GRANITE_VOCAB = 100352, UNUSED_TYPE = 5;
+            QWEN35_VOCAB = 248320, GRANITE_VOCAB = 100352, NEMOTRON_VOCAB = 131072, UNUSED_TYPE = 5;
     /** Qwen3.5's delta nets' key heads, value heads and their width (Qwen3-Next's). */
     private static final int DELTA_KEY_HEADS = 16, DELTA_VALUE_HEADS = 32, DELTA_WIDTH = 128;
-    /** Granite 4.0-H-Micro's Mamba-2 mixers: heads, their width, states, groups. */
-    private static final int MAMBA_HEADS = 64, MAMBA_WIDTH = 64, MAMBA_STATES = 128, MAMBA_GROUPS = 1;
+    /** A shape's Mamba-2 mixers: heads, their width, states, groups (of B and C), each with a convolution of 4 taps. */
+    private record Mamba(int heads, int width, int states, int groups) {
+        void metadata(Map<String, Metadata.Value> md, String a) {
+            md.put(a + "ssm.conv_kernel", Metadata.Value.uint32(4));
+            md.put(a + "ssm.state_size", Metadata.Value.uint32(states));
+            md.put(a + "ssm.group_count", Metadata.Value.uint32(groups));
+            md.put(a + "ssm.time_step_rank", Metadata.Value.uint32(heads));
+            md.put(a + "ssm.inner_size", Metadata.Value.uint32(heads * width));
+        }
+
+        /** The layer {@code p}'s ("blk.N.") tensors: its projections in {@code type}. */
+        void tensors(List<GGUFWriter.TensorSpec> tensors, String p, GGMLType type, int dim) {
+            int inner = heads * width, channels = inner + 2 * groups * states;
+            tensors.add(matrix(p + "ssm_in.weight", type, dim, (long) inner + channels + heads, 1 / Math.sqrt(dim)));
+            tensors.add(tensor(p + "ssm_conv1d.weight", GGMLType.F32, new long[]{4, channels}, 0.5));
+            tensors.add(tensor(p + "ssm_conv1d.bias", GGMLType.F32, new long[]{channels}, 0.1));
+            tensors.add(tensor(p + "ssm_dt.bias", GGMLType.F32, new long[]{heads}, 0.5));
+            tensors.add(constant(p + "ssm_a", new long[]{1, heads}, -1f)); // -exp(A_log): a decay
+            tensors.add(constant(p + "ssm_d", new long[]{1, heads}, 1f));
+            tensors.add(constant(p + "ssm_norm.weight", new long[]{inner / groups, groups}, 1f));
+            tensors.add(matrix(p + "ssm_out.weight", type, inner, dim, 1 / Math.sqrt(inner)));
+        }
+    }
+
+    /** Granite 4.0-H-Micro's Mamba-2 mixers and Nemotron-H-8B's. */
+    private static final Mamba GRANITE_MAMBA = new Mamba(64, 64, 128, 1), NEMOTRON_MAMBA = new Mamba(128, 64, 128, 8);
+    /**
+     * Nemotron-H-8B's 52 blocks, as its {@code hybrid_override_pattern} writes them (M Mamba-2, * attention, -
+     * feed-forward): 24 Mamba-2, 4 attention, 24 feed-forwards, where the attention blocks stand an estimate.
+     */
+    static final String NEMOTRON_BLOCKS = "M-M-M-M-M-M*-M-M-M-M-M-M*-M-M-M-M-M-M*-M-M-M-M-M-M*-";
     /** The attention layers of a Granite 4.0-H shape (an estimate of Granite 4.0-H-Micro's four); the others are Mamba-2. */
     private static final java.util.Set<Integer> GRANITE_ATTENTION = java.util.Set.of(9, 19, 29, 39);
     /** LFM2-1.2B's attention layers; the others are convolutions. */

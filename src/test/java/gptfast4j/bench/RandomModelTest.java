@@ -218,6 +218,26 @@ class RandomModelTest {
         assertGenerates(c, 1, 450);
     }
 
+    /**
+     * Nemotron-H-8B's shape: blocks of a Mamba-2 mixer (128 heads of 64, states of 128, 8 groups), attention or a
+     * feed-forward alone (here its first 13: M-M-M-M-M-M*-), its vocabulary size as Llama-3's padded; it loads and
+     * generates (make-model's nemotron-h-8b file runs in llama-bench de3ff81).
+     */
+    @Test
+    void nemotronHShapeIsNemotronHs(@TempDir Path dir) {
+        Checkpoint c = written(new ModelShape("nemotron-tiny", 64, 32, 13, 4, 2, 131072, 256, 10000, 1e-5f, false, 0, 0, 0, 16, "nemotron_h"), GGMLType.Q8_0, dir);
+        gptfast4j.model.Layer[] layers = c.model().weights().layers();
+        for (int l = 0; l < layers.length; l++) {
+            char kind = "M-M-M-M-M-M*-".charAt(l);
+            assertEquals(kind == 'M', layers[l].recurrent() instanceof gptfast4j.model.Mamba2, "layer " + l);
+            assertEquals(kind == '-', layers[l].feedForward() != null, "layer " + l);
+        }
+        gptfast4j.model.Mamba2 m = (gptfast4j.model.Mamba2) layers[0].recurrent();
+        assertEquals(java.util.List.of(128, 64, 128, 8, 4), java.util.List.of(m.heads(), m.headWidth(), m.stateSize(), m.groups(), m.taps()));
+        assertEquals(131072, c.tokenizer().vocabSize());
+        assertGenerates(c, 128000, 9906);
+    }
+
     /** K-quant files: random blocks with super-block scales that keep the weights near the asked spread, and they run. */
     @ParameterizedTest
     @ValueSource(strings = {"Q4_K", "Q5_K", "Q6_K"})
