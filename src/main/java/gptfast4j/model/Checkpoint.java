@@ -1044,7 +1044,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /**
      * A hybrid model's layers that are not attention (flagged in {@code layers}): LFM2's short convolutions of {@code taps},
      * Qwen3.5's gated delta nets, their convolutions of {@code taps}, their {@code keyHeads} and {@code valueHeads} of
-     * {@code headWidth}, or Granite 4.0-H's Mamba-2 mixers, their convolutions of {@code taps}, their {@code keyHeads}
+     * {@code headWidth}, or Granite 4.0-H's and Nemotron-H's Mamba-2 mixers, their convolutions of {@code taps}, their {@code keyHeads}
      * groups, {@code valueHeads} heads of {@code headWidth} and rows of {@code stateSize}; {@code feedForwardsAlone}:
      * Nemotron-H's blocks of a feed-forward alone (its other blocks a mixer alone), null in the others.
      */

@@ -480,8 +480,9 @@ public final class Llama {
                 if (l == c.nLayers() - 1 && nLogits == 0) return; // no logits wanted of this batch (a long prompt's earlier part)
                 attended = s.deltaOut;
             } else if (layer.recurrent() instanceof Mamba2 m) {
-                // Granite 4.0-H's Mamba-2 in place of attention (Mamba2): x, B, C = silu(conv(wq · h) + bias), dt after
-                // them, z = wk · h (wq and wk: ssm_in's rows); its matrices carried token to token in the sequence's state
+                // Granite 4.0-H's and Nemotron-H's Mamba-2 in place of attention (Mamba2): x, B, C = silu(conv(wq · h) +
+                // bias), dt after them, z = wk · h (wq and wk: ssm_in's rows); its matrices carried token to token in the
+                // sequence's state
                 if (seen != null) seen.inputs(layer.wq(), s.xb, n);
                 s.sharedInput.matmul(s.xb, n, exact, layer.wq(), s.mixed, layer.wk(), s.gateZ);
                 Parallel.run(m.convChannels(), CONV_CHANNELS, s.recurrentConvolve);
@@ -892,8 +893,8 @@ public final class Llama {
 
     /**
      * Heads h0..h1 of a Mamba-2 mixer over the batch's tokens in order (Mamba2's rule, as ggml's ssm_scan computes it:
-     * the head's matrix decayed, updated by x · dt and B, read by C, {@link VectorMath#ssmStep}), plus d · x, into s.deltaOut. A prompt's
-     * matrices are kept before its last token, a verification's after each ({@link Recurrent}).
+     * the head's matrix decayed, updated by x · dt and B, read by C, {@link VectorMath#ssmStep}), plus d · x, into
+     * s.deltaOut. A prompt's matrices are kept before its last token, a verification's after each ({@link Recurrent}).
      */
     private void mambaHeads(State s, int h0, int h1) {
         int l = s.layer, n = s.batch;
@@ -1512,8 +1513,9 @@ public final class Llama {
         final Recurrent recurrent;
         /** In {@link Llama#decodeEach}'s batch, token t's sequence's {@link #recurrent}. */
         final Recurrent[] tokenRecurrent;
-        // a delta net's (DeltaNet; empty elsewhere): wq's outputs, convolved in place [batch, convChannels]; z [batch,
-        // valueWidth]; beta's and alpha's [batch, valueHeads]; the heads' outputs [batch, valueWidth]
+        // a recurrent layer's (RecurrentMixer; empty elsewhere): wq's outputs, the convolution's channels convolved in
+        // place [batch, inputWidth]; z [batch, outputWidth]; a delta net's beta's and alpha's [batch, valueHeads]; the
+        // heads' outputs [batch, outputWidth]
         final float[] mixed, gateZ, betas, alphas, deltaOut;
         /** A gated-query attention's (Qwen3.5's): wq's outputs [batch, 2 * qDim], and the gates [batch, qDim]; empty elsewhere. */
         final float[] queryGates, gates;

@@ -90,35 +90,22 @@ class DecodeAllocationTest {
         return gptfast4j.tensor.GGMLType.valueOf(e.name()).blockSize;
     }
 
-    /** LFM2's convolution layers' decode steps (their inputs stored, their taps summed) allocate nothing either. */
-    @Test
-    void decodeStepsOfConvolutionsAllocateNothing(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
-        java.nio.file.Path file = dir.resolve("lfm2-mini.gguf");
-        Lfm2Test.write(dir.resolve("llama.gguf"), file);
-        assertDecodeAllocatesNothing(Checkpoint.load(file, null).model());
-    }
-
-    /** Qwen3.5's delta nets' decode steps (convolution, delta rule, gated norm) and its gated queries allocate nothing either. */
-    @Test
-    void decodeStepsOfDeltaNetsAllocateNothing(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
-        java.nio.file.Path file = dir.resolve("qwen35-mini.gguf");
-        Qwen35Test.write(dir.resolve("llama.gguf"), file);
-        assertDecodeAllocatesNothing(Checkpoint.load(file, null).model());
-    }
-
-    /** Granite 4.0-H's Mamba-2 decode steps (convolution with its bias, the heads' scan, the grouped norm) allocate nothing either. */
-    @Test
-    void decodeStepsOfMamba2AllocateNothing(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
-        java.nio.file.Path file = dir.resolve("granite-hybrid-mini.gguf");
-        GraniteHybridTest.write(dir.resolve("llama.gguf"), file);
-        assertDecodeAllocatesNothing(Checkpoint.load(file, null).model());
-    }
-
-    /** Nemotron-H's blocks of a mixer alone and of a feed-forward alone allocate nothing either. */
-    @Test
-    void decodeStepsOfNemotronHBlocksAllocateNothing(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
-        java.nio.file.Path file = dir.resolve("nemotron-h-mini.gguf");
-        NemotronHTest.write(dir.resolve("llama.gguf"), file);
+    /**
+     * The hybrid families' decode steps allocate nothing either: LFM2's convolution layers (their inputs stored, their
+     * taps summed), Qwen3.5's delta nets (convolution, delta rule, gated norm) and gated queries, Granite 4.0-H's Mamba-2
+     * (convolution with its bias, the heads' scan, the grouped norm), Nemotron-H's blocks of a mixer alone and of a
+     * feed-forward alone.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"lfm2", "qwen35", "granitehybrid", "nemotron_h"})
+    void decodeStepsOfHybridFamiliesAllocateNothing(String family, @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path file = dir.resolve(family + "-mini.gguf"), scratch = dir.resolve("llama.gguf");
+        switch (family) {
+            case "lfm2" -> Lfm2Test.write(scratch, file);
+            case "qwen35" -> Qwen35Test.write(scratch, file);
+            case "granitehybrid" -> GraniteHybridTest.write(scratch, file);
+            default -> NemotronHTest.write(scratch, file);
+        }
         assertDecodeAllocatesNothing(Checkpoint.load(file, null).model());
     }
 

@@ -94,6 +94,39 @@ final class FamilyFiles {
         }));
     }
 
+    /** The mini models' Mamba-2 mixers (GraniteHybridTest's, NemotronHTest's): 8 heads of 16 in 2 groups, states of 16, 4 taps. */
+    static final int MAMBA_HEADS = 8, MAMBA_WIDTH = 16, MAMBA_GROUPS = 2, MAMBA_STATES = 16;
+
+    /** The mini Mamba-2 mixers' keys under {@code arch}. */
+    static void mamba2Metadata(Map<String, Metadata.Value> md, String arch) {
+        md.put(arch + ".ssm.conv_kernel", Metadata.Value.uint32(4));
+        md.put(arch + ".ssm.state_size", Metadata.Value.uint32(MAMBA_STATES));
+        md.put(arch + ".ssm.group_count", Metadata.Value.uint32(MAMBA_GROUPS));
+        md.put(arch + ".ssm.time_step_rank", Metadata.Value.uint32(MAMBA_HEADS));
+        md.put(arch + ".ssm.inner_size", Metadata.Value.uint32(MAMBA_HEADS * MAMBA_WIDTH));
+    }
+
+    /**
+     * Layer {@code l}'s mini Mamba-2 mixer in a model of width {@code dim}: ssm_in, the convolution (192 channels) and its
+     * bias, dt's bias, A = -exp(A_log) as the converter writes it (negative: each head's state decaying), D, the grouped
+     * norm and ssm_out, seeded by the layer.
+     */
+    static void mamba2(List<GGUFWriter.TensorSpec> tensors, int l, int dim) {
+        String p = "blk." + l + ".";
+        int heads = MAMBA_HEADS, inner = heads * MAMBA_WIDTH, channels = inner + 2 * MAMBA_GROUPS * MAMBA_STATES;
+        matrix(tensors, p + "ssm_in.weight", new long[]{dim, inner + channels + heads}, 100 + l);
+        matrix(tensors, p + "ssm_conv1d.weight", new long[]{4, channels}, 300 + l);
+        bias(tensors, p + "ssm_conv1d.bias", new long[]{channels}, 350 + l);
+        bias(tensors, p + "ssm_dt.bias", new long[]{heads}, 400 + l);
+        int seed = 500 + l;
+        tensors.add(new GGUFWriter.TensorSpec(p + "ssm_a", GGMLType.F32, new long[]{1, heads}, target -> {
+            for (int h = 0; h < heads; h++) target.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, h, -(0.5f + ((h * 37 + seed * 11) % 101) / 50f));
+        }));
+        bias(tensors, p + "ssm_d", new long[]{1, heads}, 600 + l);
+        bias(tensors, p + "ssm_norm.weight", new long[]{inner / MAMBA_GROUPS, MAMBA_GROUPS}, 800 + l);
+        matrix(tensors, p + "ssm_out.weight", new long[]{inner, dim}, 900 + l);
+    }
+
     /** {@code parts}' rows one after another in one F32 tensor, as llama.cpp's converter fuses Phi-3's projections (GLM-4's gate and up). */
     static void fused(List<GGUFWriter.TensorSpec> tensors, String name, TensorData... parts) {
         long rows = 0;

@@ -4,13 +4,11 @@ import gptfast4j.bench.ModelShape;
 import gptfast4j.io.GGUFWriter;
 import gptfast4j.io.Metadata;
 import gptfast4j.io.TensorData;
-import gptfast4j.tensor.GGMLType;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
-import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -44,8 +42,7 @@ public class GraniteHybridTest {
      * {@code scratch}; a mixture's layers with a shared expert 48 wide, as Granite 4.0-H-Tiny's.
      */
     static void write(ModelShape shape, Path scratch, Path out) {
-        int dim = shape.dim(), layers = shape.layers(), heads = 8, width = 16, groups = 2, state = 16, inner = heads * width;
-        int channels = inner + 2 * groups * state;
+        int dim = shape.dim(), layers = shape.layers();
         int[] kvHeads = new int[layers];
         for (int l = 0; l < layers; l++) kvHeads[l] = attention(l) ? shape.kvHeads() : 0;
         FamilyFiles.write(shape, "granitehybrid", scratch, out, md -> {
@@ -56,11 +53,7 @@ public class GraniteHybridTest {
             md.put(a + "attention.scale", Metadata.Value.float32(0.0078125f));
             md.put(a + "logit_scale", Metadata.Value.float32(0.25f)); // logits x4: a less even distribution than 8 (a real model's) makes of random weights
             md.put(a + "rope.scaling.finetuned", Metadata.Value.bool(false));
-            md.put(a + "ssm.conv_kernel", Metadata.Value.uint32(4));
-            md.put(a + "ssm.state_size", Metadata.Value.uint32(state));
-            md.put(a + "ssm.group_count", Metadata.Value.uint32(groups));
-            md.put(a + "ssm.time_step_rank", Metadata.Value.uint32(heads));
-            md.put(a + "ssm.inner_size", Metadata.Value.uint32(inner));
+            FamilyFiles.mamba2Metadata(md, "granitehybrid");
             if (shape.experts() > 0) md.put(a + "expert_shared_feed_forward_length", Metadata.Value.uint32(48));
         }, name -> !(name.startsWith("blk.") && name.contains(".attn_") && !name.contains("attn_norm") && !attention(Integer.parseInt(name.split("\\.")[1]))),
                 (Map<String, TensorData> llama, List<GGUFWriter.TensorSpec> tensors) -> {
@@ -71,19 +64,7 @@ public class GraniteHybridTest {
                     FamilyFiles.matrix(tensors, p + "ffn_up_shexp.weight", new long[]{dim, 48}, 1800 + l);
                     FamilyFiles.matrix(tensors, p + "ffn_down_shexp.weight", new long[]{48, dim}, 1900 + l);
                 }
-                if (attention(l)) continue;
-                FamilyFiles.matrix(tensors, p + "ssm_in.weight", new long[]{dim, inner + channels + heads}, 100 + l);
-                FamilyFiles.matrix(tensors, p + "ssm_conv1d.weight", new long[]{4, channels}, 300 + l);
-                FamilyFiles.bias(tensors, p + "ssm_conv1d.bias", new long[]{channels}, 350 + l);
-                FamilyFiles.bias(tensors, p + "ssm_dt.bias", new long[]{heads}, 400 + l);
-                // A = -exp(A_log), as the converter writes it: negative, each head's state decaying
-                int seed = 500 + l;
-                tensors.add(new GGUFWriter.TensorSpec(p + "ssm_a", GGMLType.F32, new long[]{1, heads}, target -> {
-                    for (int h = 0; h < heads; h++) target.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, h, -(0.5f + ((h * 37 + seed * 11) % 101) / 50f));
-                }));
-                FamilyFiles.bias(tensors, p + "ssm_d", new long[]{1, heads}, 600 + l);
-                FamilyFiles.bias(tensors, p + "ssm_norm.weight", new long[]{inner / groups, groups}, 800 + l);
-                FamilyFiles.matrix(tensors, p + "ssm_out.weight", new long[]{inner, dim}, 900 + l);
+                if (!attention(l)) FamilyFiles.mamba2(tensors, l, dim);
             }
         });
     }

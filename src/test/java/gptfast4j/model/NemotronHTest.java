@@ -4,13 +4,11 @@ import gptfast4j.bench.ModelShape;
 import gptfast4j.io.GGUFWriter;
 import gptfast4j.io.Metadata;
 import gptfast4j.io.TensorData;
-import gptfast4j.tensor.GGMLType;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
-import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -39,8 +37,7 @@ public class NemotronHTest {
     /** Writes to {@code out} a mini Nemotron-H model of blocks {@code pattern} (M, * or -). */
     public static void write(String pattern, Path scratch, Path out) {
         ModelShape shape = new ModelShape("nemotron-h-mini", 64, 160, pattern.length(), 4, 2, 32000, 256, 10000, 1e-5f, false, 0, 0, 0);
-        int dim = shape.dim(), layers = shape.layers(), heads = 8, width = 16, groups = 2, state = 16, inner = heads * width, headDim = dim / shape.heads();
-        int channels = inner + 2 * groups * state;
+        int dim = shape.dim(), layers = shape.layers(), headDim = dim / shape.heads();
         int[] kvHeads = new int[layers], ffn = new int[layers];
         for (int l = 0; l < layers; l++) {
             kvHeads[l] = pattern.charAt(l) == '*' ? shape.kvHeads() : 0;
@@ -54,27 +51,9 @@ public class NemotronHTest {
             md.put(a + "attention.value_length", Metadata.Value.uint32(headDim));
             md.put(a + "attention.layer_norm_epsilon", Metadata.Value.float32(1e-5f));
             md.put(a + "rope.scaling.finetuned", Metadata.Value.bool(false));
-            md.put(a + "ssm.conv_kernel", Metadata.Value.uint32(4));
-            md.put(a + "ssm.state_size", Metadata.Value.uint32(state));
-            md.put(a + "ssm.group_count", Metadata.Value.uint32(groups));
-            md.put(a + "ssm.time_step_rank", Metadata.Value.uint32(heads));
-            md.put(a + "ssm.inner_size", Metadata.Value.uint32(inner));
+            FamilyFiles.mamba2Metadata(md, "nemotron_h");
         }, name -> !name.startsWith("blk.") || name.contains("attn_norm") || kept(pattern, name), (Map<String, TensorData> llama, List<GGUFWriter.TensorSpec> tensors) -> {
-            for (int l = 0; l < layers; l++) {
-                if (pattern.charAt(l) != 'M') continue;
-                String p = "blk." + l + ".";
-                FamilyFiles.matrix(tensors, p + "ssm_in.weight", new long[]{dim, inner + channels + heads}, 100 + l);
-                FamilyFiles.matrix(tensors, p + "ssm_conv1d.weight", new long[]{4, channels}, 300 + l);
-                FamilyFiles.bias(tensors, p + "ssm_conv1d.bias", new long[]{channels}, 350 + l);
-                FamilyFiles.bias(tensors, p + "ssm_dt.bias", new long[]{heads}, 400 + l);
-                int seed = 500 + l;
-                tensors.add(new GGUFWriter.TensorSpec(p + "ssm_a", GGMLType.F32, new long[]{1, heads}, target -> {
-                    for (int h = 0; h < heads; h++) target.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, h, -(0.5f + ((h * 37 + seed * 11) % 101) / 50f));
-                }));
-                FamilyFiles.bias(tensors, p + "ssm_d", new long[]{1, heads}, 600 + l);
-                FamilyFiles.bias(tensors, p + "ssm_norm.weight", new long[]{inner / groups, groups}, 800 + l);
-                FamilyFiles.matrix(tensors, p + "ssm_out.weight", new long[]{inner, dim}, 900 + l);
-            }
+            for (int l = 0; l < layers; l++) if (pattern.charAt(l) == 'M') FamilyFiles.mamba2(tensors, l, dim);
         });
     }
 
