@@ -34,7 +34,7 @@ final class InfoCommand implements Callable<Integer> {
         for (int l = 0; l < w.layers().length; l++) {
             if (w.layers()[l].feedForward() instanceof gptfast4j.model.FeedForward.MoE m) {
                 if (first == null) first = m;
-            } else {
+            } else if (w.layers()[l].feedForward() != null) { // none in Nemotron-H's mixers' blocks
                 dense.add(l);
             }
         }

@@ -178,7 +178,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
-            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h");
+            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -254,11 +254,11 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : arch.equals("arcee") ? Config.Variant.ungated(Config.Activation.RELU_SQUARED) // Arcee: no gate, ReLU² of the up projection
                 : arch.equals("apertus") ? Config.Variant.ungated(Config.Activation.XIELU) // Apertus: no gate, xIELU of the up projection
                 // Nemotron-H: no gate, ReLU² of the up projection; its attention without RoPE
-                : arch.equals("nemotron_h") ? Config.Variant.ungated(Config.Activation.RELU_SQUARED).withoutRope()
+                : arch.startsWith("nemotron_h") ? Config.Variant.ungated(Config.Activation.RELU_SQUARED).withoutRope()
                 : latent ? deepseek2(path, md)
                 : Config.Variant.LLAMA;
         Config.Variant variant = scaled(path, md, arch, blocks);
-        boolean nemotronH = arch.equals("nemotron_h"), hybridKvHeads = arch.startsWith("lfm2") || arch.equals("granitehybrid") || nemotronH;
+        boolean nemotronH = arch.startsWith("nemotron_h"), hybridKvHeads = arch.startsWith("lfm2") || arch.equals("granitehybrid") || nemotronH;
         Mixers mixers = arch.startsWith("lfm2") ? new Mixers(convolutionLayers(path, md, arch), convolutionWidth(path, md, arch), 0, 0, 0, 0, null)
                 : arch.startsWith("qwen35") ? deltaNets(path, md, arch, required(md, path, arch + ".block_count") - nextn)
                 : arch.equals("granitehybrid") || nemotronH ? mamba2(path, md, arch) : null;
@@ -405,9 +405,11 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * gives one.
      */
     private static Gating gating(Path path, Metadata md, String arch) {
-        float scale = List.of("deepseek", "dots1", "bailingmoe", "glm4moe", "deepseek2").contains(arch) ? md.getFloat(arch + ".expert_weights_scale", 0f) : 0f;
+        float scale = List.of("deepseek", "dots1", "bailingmoe", "glm4moe", "deepseek2", "nemotron_h_moe").contains(arch) ? md.getFloat(arch + ".expert_weights_scale", 0f) : 0f;
         FeedForward.Routing routing = switch (arch) {
             case "gpt-oss" -> FeedForward.Routing.TOP_K_SOFTMAX;
+            // Nemotron-H's mixtures: sigmoids, renormalized where the file says so
+            case "nemotron_h_moe" -> md.getBool(arch + ".expert_weights_norm", false) ? FeedForward.Routing.SIGMOID_RENORMALIZED : FeedForward.Routing.SIGMOID;
             case "llama4" -> FeedForward.Routing.SIGMOID_INPUT;
             case "olmoe", "qwen2moe", "deepseek" -> FeedForward.Routing.SOFTMAX;
             case "bailingmoe" -> md.getBool(arch + ".expert_weights_norm", false) ? FeedForward.Routing.SOFTMAX_RENORMALIZED : FeedForward.Routing.SOFTMAX;
@@ -454,12 +456,14 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (width <= 0 && count <= 0 && !always) return;
         for (int l = 0; l < layers; l++) {
             if (!tensors.containsKey("blk." + l + ".ffn_gate_inp.weight")) continue;
-            TensorData gate = tensor(tensors, path, "blk." + l + ".ffn_gate_shexp.weight");
-            TensorData experts = tensors.get("blk." + l + ".ffn_gate_exps.weight");
+            // its gate, or its up where the experts have no gate (Nemotron-H's): [dim, width] both
+            boolean ungated = tensors.containsKey("blk." + l + ".ffn_up_exps.weight") && !tensors.containsKey("blk." + l + ".ffn_gate_exps.weight");
+            TensorData shared = tensor(tensors, path, "blk." + l + (ungated ? ".ffn_up_shexp.weight" : ".ffn_gate_shexp.weight"));
+            TensorData experts = tensors.get("blk." + l + (ungated ? ".ffn_up_exps.weight" : ".ffn_gate_exps.weight"));
             // DeepSeek's and dots.llm1's: as wide as that many experts
             if (width <= 0 && count > 0 && experts != null && experts.shape().length == 3) width = (int) (count * experts.shape()[1]);
-            if (width > 0 && (gate.shape().length != 2 || gate.shape()[1] != width)) {
-                throw new ModelFormatException(path + ": tensor " + gate.name() + " has shape " + gate.shapeString() + ", expected [" + gate.shape()[0] + ", " + width + "]");
+            if (width > 0 && (shared.shape().length != 2 || shared.shape()[1] != width)) {
+                throw new ModelFormatException(path + ": tensor " + shared.name() + " has shape " + shared.shapeString() + ", expected [" + shared.shape()[0] + ", " + width + "]");
             }
         }
     }
@@ -979,7 +983,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             // a mixture where the layer has a router (ERNIE 4.5's first layer is dense)
             boolean mixture = c.isMoE() && tensors.containsKey(p + "ffn_gate_inp.weight");
             if (mixers != null && mixers.feedForwardsAlone() != null) {
-                layers[l] = nemotronBlock(path, c, tensors, p, mixers, l);
+                layers[l] = nemotronBlock(path, c, gating, tensors, p, mixers, l);
                 continue;
             }
             if (mixers != null && mixers.layers()[l]) {
@@ -1129,7 +1133,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
         int layers = required(md, path, arch + ".block_count");
         int[] kvHeads = layerKvHeads(path, md, arch, layers);
-        boolean nemotronH = arch.equals("nemotron_h");
+        boolean nemotronH = arch.startsWith("nemotron_h");
         int[] widths = nemotronH ? perLayer(path, md, arch + ".feed_forward_length", layers) : new int[layers];
         boolean[] recurrent = new boolean[layers], feedForwards = nemotronH ? new boolean[layers] : null;
         for (int l = 0; l < layers; l++) {
@@ -1160,14 +1164,16 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /**
      * Nemotron-H's block {@code l}, under its one norm ({@code attn_norm}): a Mamba-2 mixer alone, attention alone
-     * (without RoPE), or a feed-forward alone (ReLU² of {@code ffn_up}, through {@code ffn_down}), each with its residual.
+     * (without RoPE), or a feed-forward alone (ReLU² of {@code ffn_up}, through {@code ffn_down}; its mixtures' experts
+     * so, chosen by sigmoids with a selection bias, beside a shared expert so), each with its residual.
      */
-    private static Layer nemotronBlock(Path path, Config c, Map<String, TensorData> tensors, String p, Mixers m, int l) {
+    private static Layer nemotronBlock(Path path, Config c, Gating gating, Map<String, TensorData> tensors, String p, Mixers m, int l) {
         int dim = c.dim();
         if (m.layers()[l]) return mamba2(path, c, tensors, p, m, null);
         float[] norm = vector(path, tensors, p + "attn_norm.weight", dim);
         if (m.feedForwardsAlone()[l]) {
-            FeedForward.Dense ffn = new FeedForward.Dense(null, matrix(path, tensors, p + "ffn_down.weight", c.hiddenDim(), dim), matrix(path, tensors, p + "ffn_up.weight", dim, c.hiddenDim()));
+            FeedForward ffn = c.isMoE() ? mixture(path, c, gating, tensors, p)
+                    : new FeedForward.Dense(null, matrix(path, tensors, p + "ffn_down.weight", c.hiddenDim(), dim), matrix(path, tensors, p + "ffn_up.weight", dim, c.hiddenDim()));
             return new Layer(null, null, null, null, null, norm, ffn, null, null, null, null, null, null, null, null, null, null, null, null, null, false);
         }
         return new Layer(norm, matrix(path, tensors, p + "attn_q.weight", dim, c.qDim()), matrix(path, tensors, p + "attn_k.weight", dim, c.kvDim()),
@@ -1247,12 +1253,15 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     private static FeedForward.MoE mixture(Path path, Config c, Gating gating, Map<String, TensorData> tensors, String p) {
         int dim = c.dim(), n = c.expertCount();
         if (tensors.containsKey(p + "ffn_gate_up_exps.weight")) throw new ModelFormatException(path + ": experts' gates and ups in one tensor (" + p + "ffn_gate_up_exps.weight) are not supported");
-        TensorData gate = tensors.containsKey(p + "ffn_gate_exps.weight") ? tensor(tensors, path, p + "ffn_gate_exps.weight") : tensor(tensors, path, p + "ffn_gate.0.weight");
+        // experts without a gate where the blocks' activation takes none (Nemotron-H's ReLU² of up)
+        boolean gated = !c.variant().activation().ungated();
+        String widthFrom = gated ? "ffn_gate" : "ffn_up";
+        TensorData gate = tensors.containsKey(p + widthFrom + "_exps.weight") ? tensor(tensors, path, p + widthFrom + "_exps.weight") : tensor(tensors, path, p + widthFrom + ".0.weight");
         int hidden = (int) Math.min(gate.shape().length > 1 ? gate.shape()[1] : 0, Integer.MAX_VALUE);
         Tensor router = matrix(path, tensors, p + "ffn_gate_inp.weight", dim, n);
         Tensor[][] w = new Tensor[3][n];
         String[] names = {"ffn_gate", "ffn_down", "ffn_up"};
-        for (int m = 0; m < 3; m++) {
+        for (int m = gated ? 0 : 1; m < 3; m++) {
             long in = m == 1 ? hidden : dim, out = m == 1 ? dim : hidden;
             TensorData merged = tensors.get(p + names[m] + "_exps.weight");
             if (merged != null) {
@@ -1280,16 +1289,18 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
         float[] selectionBias = tensors.containsKey(p + "exp_probs_b.bias") ? vector(path, tensors, p + "exp_probs_b.bias", n) : null;
         FeedForward.Shared shared = null;
-        if (tensors.containsKey(p + "ffn_gate_shexp.weight")) {
-            TensorData sharedGate = tensor(tensors, path, p + "ffn_gate_shexp.weight");
-            int width = (int) Math.min(sharedGate.shape().length > 1 ? sharedGate.shape()[1] : 0, Integer.MAX_VALUE);
-            shared = new FeedForward.Shared(new FeedForward.Dense(matrix(path, tensors, sharedGate.name(), dim, width),
+        if (tensors.containsKey(p + (gated ? "ffn_gate_shexp.weight" : "ffn_up_shexp.weight"))) {
+            TensorData sharedUp = tensor(tensors, path, p + "ffn_up_shexp.weight");
+            int width = (int) Math.min(sharedUp.shape().length > 1 ? sharedUp.shape()[1] : 0, Integer.MAX_VALUE);
+            shared = new FeedForward.Shared(new FeedForward.Dense(gated ? matrix(path, tensors, p + "ffn_gate_shexp.weight", dim, width) : null,
                     matrix(path, tensors, p + "ffn_down_shexp.weight", width, dim), matrix(path, tensors, p + "ffn_up_shexp.weight", dim, width)),
                     // Qwen2-MoE's gate is required, as llama.cpp requires it
                     tensors.containsKey(p + "ffn_gate_inp_shexp.weight") || c.architecture().equals("qwen2moe")
                             ? sharedGate(path, tensors, p + "ffn_gate_inp_shexp.weight", dim) : null);
         }
-        return new FeedForward.MoE(router, w[0], w[1], w[2], c.expertsUsed(), gating.routing(), gating.scale(), biases, selectionBias,
+        // Nemotron 3 Super's latent projections around its experts
+        if (tensors.containsKey(p + "ffn_latent_down.weight")) throw new ModelFormatException(path + ": experts in a latent space (" + p + "ffn_latent_down.weight) are not supported");
+        return new FeedForward.MoE(router, gated ? w[0] : null, w[1], w[2], c.expertsUsed(), gating.routing(), gating.scale(), biases, selectionBias,
                 gating.groups(), gating.groupsUsed(), shared);
     }
 

@@ -28,7 +28,8 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
      * A sparse mixture: {@code router} [dim, experts] scores the experts (plus the router's bias where it has one), the
      * top {@code used} run (ties to the lower index) and their outputs are summed with weights as {@code routing}
      * makes them, times {@code scale} (DeepSeek's {@code expert_weights_scale}; 1 for none). {@code w1[e], w2[e],
-     * w3[e]} are expert e's gate, down and up matrices; {@code biases} null, or
+     * w3[e]} are expert e's gate, down and up matrices ({@code w1} null: experts without a gate, the activation of
+     * {@code w3 · x} alone, Nemotron-H's ReLU²); {@code biases} null, or
      * gpt-oss's biases of the router and of each expert's matrices; {@code selectionBias} null, or ERNIE 4.5's
      * [experts] added to the probabilities to choose the experts, not to weigh them (llama.cpp's {@code exp_probs_b});
      * {@code groups} 1, or DeepSeek-V3's groups of experts (consecutive, as many in each), of which the {@code
@@ -40,7 +41,7 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
                int groups, int groupsUsed, Shared shared) implements FeedForward {
         @Override
         public long bytesPerToken() {
-            return router.byteSize() + used * (w1[0].byteSize() + w2[0].byteSize() + w3[0].byteSize())
+            return router.byteSize() + used * ((w1 == null ? 0 : w1[0].byteSize()) + w2[0].byteSize() + w3[0].byteSize())
                     + (shared == null ? 0 : shared.ffn.bytesPerToken());
         }
 
@@ -59,7 +60,7 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
          * {@code experts} and their weights to {@code weights}.
          */
         public void route(float[] logits, int offset, int[] experts, float[] weights) {
-            int n = w1.length;
+            int n = w2.length;
             if (biases != null) gptfast4j.tensor.VectorMath.add(logits, offset, biases.router(), 0, n);
             switch (routing) {
                 case SOFTMAX, SOFTMAX_RENORMALIZED -> gptfast4j.tensor.VectorMath.softmax(logits, offset, n);

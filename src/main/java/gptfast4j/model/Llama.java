@@ -1095,11 +1095,12 @@ public final class Llama {
             }
             if (count == 0) continue;
             if (seen != null) observeExpertInputs(seen, moe, e, s.gathered, count, s.slotWeight, 0);
-            s.sharedInput.matmul(s.gathered, count, exact, moe.w1()[e], s.hb, moe.w3()[e], s.hb2);
+            int part = (int) moe.w3()[e].rows;
+            if (moe.w1() == null) moe.w3()[e].matmul(s.gathered, count, s.hb2, part, exact); // no gate: the activation of up alone
+            else s.sharedInput.matmul(s.gathered, count, exact, moe.w1()[e], s.hb, moe.w3()[e], s.hb2);
             Lora lora = this.lora;
             if (lora != null) {
-                int part = (int) moe.w1()[e].rows;
-                lora.add(lora.expert(s.layer, Lora.Target.GATE_EXPERTS, e), s.gathered, dim, count, s.hb, part, s, s.slotToken);
+                if (moe.w1() != null) lora.add(lora.expert(s.layer, Lora.Target.GATE_EXPERTS, e), s.gathered, dim, count, s.hb, part, s, s.slotToken);
                 lora.add(lora.expert(s.layer, Lora.Target.UP_EXPERTS, e), s.gathered, dim, count, s.hb2, part, s, s.slotToken);
             }
             expertOutput(s, moe, e, s.hb, s.hb2, count, exact);
@@ -1153,22 +1154,26 @@ public final class Llama {
             }
             order[j] = k;
         }
+        // each expert's gate and up (its up alone where the experts have no gate), all in one pool call
+        int products = 0;
         for (int k = 0; k < used; k++) {
             int e = chosen[order[k]];
-            s.expertMatrices[2 * k] = moe.w1()[e];
-            s.expertMatrices[2 * k + 1] = moe.w3()[e];
-            s.expertOutputs[2 * k] = s.expertGates[k];
-            s.expertOutputs[2 * k + 1] = s.expertUps[k];
+            if (moe.w1() != null) {
+                s.expertMatrices[products] = moe.w1()[e];
+                s.expertOutputs[products++] = s.expertGates[k];
+            }
+            s.expertMatrices[products] = moe.w3()[e];
+            s.expertOutputs[products++] = s.expertUps[k];
             if (seen != null) observeExpertInputs(seen, moe, e, s.xb, 1, s.chosenWeights[0], order[k]);
         }
-        s.sharedInput.matvec(s.xb, exact, s.expertMatrices, s.expertOutputs, 2 * used);
+        s.sharedInput.matvec(s.xb, exact, s.expertMatrices, s.expertOutputs, products);
         Arrays.fill(s.expertMatrices, null); // keep no matrices reachable from the state
         Arrays.fill(s.expertOutputs, null);
         Lora lora = this.lora;
         if (lora != null) {
             for (int k = 0; k < used; k++) {
-                int e = chosen[order[k]], part = (int) moe.w1()[e].rows;
-                lora.add(lora.expert(s.layer, Lora.Target.GATE_EXPERTS, e), s.xb, 0, 1, s.expertGates[k], part, s);
+                int e = chosen[order[k]], part = (int) moe.w3()[e].rows;
+                if (moe.w1() != null) lora.add(lora.expert(s.layer, Lora.Target.GATE_EXPERTS, e), s.xb, 0, 1, s.expertGates[k], part, s);
                 lora.add(lora.expert(s.layer, Lora.Target.UP_EXPERTS, e), s.xb, 0, 1, s.expertUps[k], part, s);
             }
         }
@@ -1209,7 +1214,7 @@ public final class Llama {
             x = Arrays.copyOf(in, rows * dim);
             for (int i = 0; i < rows; i++) VectorMath.scale(x, i * dim, dim, weights[from + i]);
         }
-        seen.inputs(moe.w1()[e], x, rows);
+        if (moe.w1() != null) seen.inputs(moe.w1()[e], x, rows);
         seen.inputs(moe.w3()[e], x, rows);
     }
 
@@ -1253,7 +1258,7 @@ public final class Llama {
      * biases where it has them, through the activation.
      */
     private void expertHidden(State s, FeedForward.MoE moe, int e, float[] gate, float[] up, int count) {
-        int part = (int) moe.w1()[e].rows;
+        int part = (int) moe.w3()[e].rows;
         FeedForward.Biases b = moe.biases();
         if (moe.routing() == FeedForward.Routing.SIGMOID_INPUT) {
             // w1 (x w) = (w1 x) w, and so for w3: the input's weight taken after the products, which share their input

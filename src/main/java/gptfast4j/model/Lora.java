@@ -191,6 +191,7 @@ public final class Lora {
                 if (target.ordinal() >= Target.GATE_EXPERTS.ordinal()) {
                     if (!(l.feedForward() instanceof FeedForward.MoE moe)) throw new ModelFormatException(path + ": a LoRA of '" + name + "', which the model does not have");
                     Tensor[] bases = target == Target.GATE_EXPERTS ? moe.w1() : target == Target.UP_EXPERTS ? moe.w3() : moe.w2();
+                    if (bases == null) throw new ModelFormatException(path + ": a LoRA of '" + name + "', which the model does not have (its experts have no gate)");
                     int x = target.ordinal() - Target.GATE_EXPERTS.ordinal();
                     if (experts[layer][x] == null) experts[layer][x] = new Delta[bases.length];
                     long[] as = a.shape(), bs = b.shape();

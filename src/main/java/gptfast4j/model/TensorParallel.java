@@ -136,7 +136,7 @@ public final class TensorParallel {
                 // each expert split as a dense feed-forward is; the router whole, so every process routes alike
                 case FeedForward.MoE m -> {
                     int[] hidden = hiddenStarts(m.width());
-                    yield m.with(rows(m.w1(), hidden), rows(m.w2(), dimStarts), rows(m.w3(), hidden), m.biases() == null ? null
+                    yield m.with(m.w1() == null ? null : rows(m.w1(), hidden), rows(m.w2(), dimStarts), rows(m.w3(), hidden), m.biases() == null ? null
                             : new FeedForward.Biases(m.biases().router(), parts(m.biases().w1(), hidden[rank], part(hidden)), m.biases().w2(),
                             parts(m.biases().w3(), hidden[rank], part(hidden))), m.shared() == null ? null : share(m.shared().ffn()));
                 }

@@ -53,7 +53,7 @@ public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor
             FeedForward ffn = switch (x.feedForward()) {
                 case null -> null;
                 case FeedForward.Dense d -> map(d, f);
-                case FeedForward.MoE m -> m.with(Arrays.stream(m.w1()).map(f).toArray(Tensor[]::new),
+                case FeedForward.MoE m -> m.with(m.w1() == null ? null : Arrays.stream(m.w1()).map(f).toArray(Tensor[]::new),
                         Arrays.stream(m.w2()).map(f).toArray(Tensor[]::new), Arrays.stream(m.w3()).map(f).toArray(Tensor[]::new), m.biases(),
                         m.shared() == null ? null : map(m.shared().ffn(), f));
             };
@@ -88,7 +88,7 @@ public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor
                 case null -> { }
                 case FeedForward.Dense d -> widest = Math.max(widest, hidden(d, whole));
                 case FeedForward.MoE m -> {
-                    widest = Math.max(widest, whole ? m.width() : (int) m.w1()[0].rows);
+                    widest = Math.max(widest, whole ? m.width() : (int) m.w3()[0].rows);
                     if (m.shared() != null) widest = Math.max(widest, hidden(m.shared().ffn(), whole));
                 }
             }

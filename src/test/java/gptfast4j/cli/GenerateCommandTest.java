@@ -235,8 +235,8 @@ class GenerateCommandTest {
     }
 
     /**
-     * A Nemotron-H model (NemotronHTest's: blocks of a Mamba-2 mixer, attention or a feed-forward alone): greedy text =
-     * llama.cpp de3ff81's {@code llama-completion -m FILE -p 'Once upon a time' -n 40 --temp 0 -no-cnv --no-warmup -t
+     * A Nemotron-H model (NemotronHTest's: blocks of a Mamba-2 mixer, attention or a feed-forward alone) and its mixture:
+     * greedy text = llama.cpp de3ff81's {@code llama-completion -m FILE -p 'Once upon a time' -n 40 --temp 0 -no-cnv --no-warmup -t
      * 1 --no-display-prompt}.
      */
     @Test
@@ -249,6 +249,12 @@ class GenerateCommandTest {
         ErrorsTest.Outcome o = ErrorsTest.run("generate", "--checkpoint", file.toString(), "--prompt", "Once upon a time", "--max-new-tokens", "40", "--temperature", "0");
         assertEquals(0, o.exit(), o.err());
         assertEquals(expected, o.out().strip());
+        // its mixture (NemotronHTest's: experts without a gate, a shared expert), the same way
+        java.nio.file.Path moe = dir.resolve("nemotron-h-moe-mini.gguf");
+        gptfast4j.model.NemotronHTest.writeMixture(dir.resolve("mixtral.gguf"), moe);
+        ErrorsTest.Outcome mixture = ErrorsTest.run("generate", "--checkpoint", moe.toString(), "--prompt", "Once upon a time", "--max-new-tokens", "40", "--temperature", "0");
+        assertEquals(0, mixture.exit(), mixture.err());
+        assertEquals("Once upon a timeagon combinbibli Ukraineuellement cosm Label Util cual binoup t\u00e9l\u00e9vis artistsetStateorsbourumar qualifiedCharField Flo ModeSELECT D\u00fcsseldorf `@(| Us problemasSSIONzza \u0443\u0431\u0438 Upon Bookit\u00e0 Kreuz Ped,$ poder mig definitions Welcome", mixture.out().strip());
     }
 
     /**
