@@ -144,7 +144,8 @@ public class LatentAttentionTest {
                 Llama.State read = m.newState(128, 64, 1, type);
                 read.readCache(java.nio.channels.Channels.newChannel(new java.io.ByteArrayInputStream(bytes.toByteArray())), prompt.length);
                 float[] next = m.forward(steps, 7, prompt.length).clone();
-                org.junit.jupiter.api.Assertions.assertArrayEquals(next, m.forward(read, 7, prompt.length), what + ": after the cache read back");
+                // to RecurrentStates.SAME: the same step run again, but where the JIT compiled a kernel between (1 ulp seen once)
+                org.junit.jupiter.api.Assertions.assertArrayEquals(next, m.forward(read, 7, prompt.length), RecurrentStates.SAME, what + ": after the cache read back");
             }
         }
     }
