@@ -122,7 +122,8 @@ public class NemotronHTest {
     /**
      * Its mixture ({@code nemotron_h_moe}, Nemotron 3 Nano's kind): the feed-forward blocks' experts without a gate
      * (ReLU² of up), chosen by sigmoids with a selection bias, renormalized and scaled by 2.5, beside a shared expert
-     * without a gate: llama-perplexity's figure, ours 1.4e-8 from it (the scale left out moved it by 0.45%).
+     * without a gate: llama-perplexity's figure, ours 1.4e-8 from it (the scale left out moved it by 0.45%); a split
+     * across processes refused in one line.
      */
     @Test
     void mixtureGivesLlamaCppsPerplexity() throws IOException {
@@ -132,6 +133,8 @@ public class NemotronHTest {
         assertTrue(c.model().weights().layers()[1].feedForward() instanceof FeedForward.MoE moe && moe.w1() == null && moe.shared().ffn().w1() == null
                 && moe.routing() == FeedForward.Routing.SIGMOID_RENORMALIZED && moe.scale() == 2.5f && moe.selectionBias() != null);
         assertEquals(60924.2566, LlamaLikeTest.perplexity(c), 1e-6 * 60924.2566);
+        assertEquals("this model's Mamba-2 layers (nemotron_h_moe) cannot be split across processes yet",
+                assertThrows(IllegalArgumentException.class, () -> TensorParallel.check(c.model().config, 2)).getMessage());
     }
 
     /** The first 48 tokens of ppl-text.txt. */
