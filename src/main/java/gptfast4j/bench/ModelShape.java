@@ -60,6 +60,9 @@ public record ModelShape(String name, int dim, int hiddenDim, int layers, int he
             // Granite 4.0-H-Micro: 40 layers, 36 of them Mamba-2 (64 heads of 64, states of 128, one group), 4 attention
             // without RoPE (32 heads of 64 sharing 8), tied embeddings of 100352 tokens; which 4 layers attend an estimate
             new ModelShape("granite-4-h-micro", 2048, 8192, 40, 32, 8, 100352, 131072, 10000, 1e-5f, true, 0, 0, 0, 64, "granitehybrid"),
+            // Granite 4.0-H-Tiny: its 36 Mamba-2 layers 48 heads of 64, 4 attention (12 heads of 128 sharing 4), 64 experts
+            // 512 wide, 6 used, beside a shared expert 1024 wide; which layers attend an estimate
+            new ModelShape("granite-4-h-tiny", 1536, 512, 40, 12, 4, 100352, 131072, 10000, 1e-5f, true, 0, 64, 6, 128, "granitehybrid"),
             // Nemotron-H-8B: 52 blocks of one part each, 24 Mamba-2 (128 heads of 64, states of 128, 8 groups), 4 attention
             // without RoPE (32 heads of 128 sharing 8), 24 feed-forwards of ReLU² 21504 wide; 131072 tokens, untied
             new ModelShape("nemotron-h-8b", 4096, 21504, 52, 32, 8, 131072, 8192, 10000, 1e-5f, false, 0, 0, 0, 128, "nemotron_h"));

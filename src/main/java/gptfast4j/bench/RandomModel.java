@@ -37,8 +37,9 @@ import java.util.function.LongConsumer;
  * at hand) Llama-2's padded likewise; Qwen3.5-4B's its delta nets ({@link #DELTA_KEY_HEADS} and {@link #DELTA_VALUE_HEADS}
  * of {@link #DELTA_WIDTH}, every fourth layer attention), its attention's gated queries, RoPE on a quarter of each head
  * and query and key norms, its vocabulary (248320, no such tokenizer at hand) Llama-3's padded as Qwen's size is;
- * Granite 4.0-H-Micro's its Mamba-2 mixers (all but {@link #GRANITE_ATTENTION}: {@link #GRANITE_MAMBA}), attention
- * without RoPE, Granite's multipliers, its vocabulary (100352, no such tokenizer at hand) Llama-2's padded;
+ * Granite 4.0-H's its Mamba-2 mixers (all but {@link #GRANITE_ATTENTION}: {@link #graniteMamba}), attention without
+ * RoPE, Granite's multipliers, -Tiny's experts beside a shared expert {@link #GRANITE_SHARED} wide, its vocabulary
+ * (100352, no such tokenizer at hand) Llama-2's padded;
  * Nemotron-H-8B's its blocks of one part each ({@link #NEMOTRON_BLOCKS}: Mamba-2 {@link #NEMOTRON_MAMBA}, attention
  * without RoPE, feed-forwards of ReLU² without a gate), its vocabulary (131072) Llama-3's padded.
  */
@@ -124,7 +125,8 @@ public final class RandomModel {
             md.put(a + "attention.scale", Metadata.Value.float32(0.0078125f));
             md.put(a + "logit_scale", Metadata.Value.float32(8f));
             md.put(a + "rope.scaling.finetuned", Metadata.Value.bool(false));
-            GRANITE_MAMBA.metadata(md, a);
+            graniteMamba(s.dim()).metadata(md, a);
+            if (s.experts() > 0) md.put(a + "expert_shared_feed_forward_length", Metadata.Value.uint32(GRANITE_SHARED));
         }
         if (arch.equals("nemotron_h")) {
             // Nemotron-H-8B's blocks (NEMOTRON_BLOCKS), its attention without RoPE
@@ -198,7 +200,7 @@ public final class RandomModel {
             boolean phi3 = s.architecture().equals("phi3"), convolution = lfm2 && !LFM2_ATTENTION.contains(l), delta = qwen35 && (l + 1) % 4 != 0,
                     mamba = granite && !GRANITE_ATTENTION.contains(l);
             if (mamba) {
-                GRANITE_MAMBA.tensors(tensors, p, type, dim);
+                graniteMamba(dim).tensors(tensors, p, type, dim);
             } else if (delta) {
                 int channels = (2 * DELTA_KEY_HEADS + DELTA_VALUE_HEADS) * DELTA_WIDTH, values = DELTA_VALUE_HEADS * DELTA_WIDTH;
                 tensors.add(matrix(p + "attn_qkv.weight", type, dim, channels, 1 / Math.sqrt(dim)));
@@ -271,6 +273,12 @@ public final class RandomModel {
                     tensors.add(matrix(p + "ffn_gate_shexp.weight", type, dim, shared, 1 / Math.sqrt(dim)));
                     tensors.add(matrix(p + "ffn_up_shexp.weight", type, dim, shared, 1 / Math.sqrt(dim)));
                     tensors.add(matrix(p + "ffn_down_shexp.weight", type, shared, dim, 1 / Math.sqrt(shared)));
+                }
+                if (granite) {
+                    // Granite-4.0-H-Tiny's shared expert, added as it is
+                    tensors.add(matrix(p + "ffn_gate_shexp.weight", type, dim, GRANITE_SHARED, 1 / Math.sqrt(dim)));
+                    tensors.add(matrix(p + "ffn_up_shexp.weight", type, dim, GRANITE_SHARED, 1 / Math.sqrt(dim)));
+                    tensors.add(matrix(p + "ffn_down_shexp.weight", type, GRANITE_SHARED, dim, 1 / Math.sqrt(GRANITE_SHARED)));
                 }
                 if (qwen2moe) {
                     // its shared expert, gated
@@ -365,7 +373,15 @@ public final class RandomModel {
     }
 
     /** Granite 4.0-H-Micro's Mamba-2 mixers and Nemotron-H-8B's. */
-    private static final Mamba GRANITE_MAMBA = new Mamba(64, 64, 128, 1), NEMOTRON_MAMBA = new Mamba(128, 64, 128, 8);
+    private static final Mamba NEMOTRON_MAMBA = new Mamba(128, 64, 128, 8);
+
+    /** Granite 4.0-H's Mamba-2 mixers at width {@code dim}: twice as wide, in heads of 64, states of 128, one group. */
+    private static Mamba graniteMamba(int dim) {
+        return new Mamba(2 * dim / 64, 64, 128, 1);
+    }
+
+    /** Granite-4.0-H-Tiny's shared expert's width. */
+    private static final int GRANITE_SHARED = 1024;
     /**
      * Nemotron-H-8B's 52 blocks, as its {@code hybrid_override_pattern} writes them (M Mamba-2, * attention, -
      * feed-forward): 24 Mamba-2, 4 attention, 24 feed-forwards, where the attention blocks stand an estimate.

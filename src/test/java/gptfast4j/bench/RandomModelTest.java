@@ -202,9 +202,9 @@ class RandomModelTest {
     }
 
     /**
-     * Granite 4.0-H-Micro's shape: Mamba-2 mixers (64 heads of 64, states of 128, one group) but in its attention layers
-     * (here 9 and 19 of 20), attention without RoPE, Granite's multipliers, its vocabulary size as Llama-2's padded; it
-     * loads and generates.
+     * Granite 4.0-H-Micro's shape: Mamba-2 mixers (twice the width in heads of 64, states of 128, one group) but in its attention layers
+     * (here 9 and 19 of 20), attention without RoPE, Granite's multipliers, its vocabulary size as Llama-2's padded, and
+     * -Tiny's experts beside a shared expert; they load and generate.
      */
     @Test
     void graniteHybridShapeIsGranite4s(@TempDir Path dir) {
@@ -212,10 +212,15 @@ class RandomModelTest {
         gptfast4j.model.Layer[] layers = c.model().weights().layers();
         for (int l = 0; l < layers.length; l++) assertEquals(l != 9 && l != 19, layers[l].recurrent() instanceof gptfast4j.model.Mamba2, "layer " + l);
         gptfast4j.model.Mamba2 m = (gptfast4j.model.Mamba2) layers[0].recurrent();
-        assertEquals(java.util.List.of(64, 64, 128, 1, 4), java.util.List.of(m.heads(), m.headWidth(), m.stateSize(), m.groups(), m.taps()));
+        // twice the width in heads of 64 (Granite-4.0-H-Micro's 64 at 2048)
+        assertEquals(java.util.List.of(2, 64, 128, 1, 4), java.util.List.of(m.heads(), m.headWidth(), m.stateSize(), m.groups(), m.taps()));
         assertTrue(!c.model().config.variant().ropes(0));
         assertEquals(100352, c.tokenizer().vocabSize());
         assertGenerates(c, 1, 450);
+        // -Tiny's: experts beside a shared expert 1024 wide
+        Checkpoint tiny = written(new ModelShape("granite-tiny-moe", 64, 32, 20, 4, 2, 100352, 256, 10000, 1e-5f, true, 0, 4, 2, 16, "granitehybrid"), GGMLType.Q8_0, dir);
+        assertTrue(tiny.model().weights().layers()[0].feedForward() instanceof gptfast4j.model.FeedForward.MoE moe && moe.shared().ffn().width() == 1024);
+        assertGenerates(tiny, 1, 450);
     }
 
     /**
