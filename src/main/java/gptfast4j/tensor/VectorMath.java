@@ -197,9 +197,10 @@ public final class VectorMath {
      * One step of a causal convolution over {@code n} channels: {@code x[i]} joins its channel's {@code taps - 1} last
      * inputs ({@code rows[r * stride + i]}, the oldest row first, which move on by one), and becomes {@code silu(sum)},
      * sum the taps' products oldest first ({@code kernel[j * stride + i]}), each product added as ggml's ssm_conv adds it
-     * (a multiply, then an add; no fused multiply-add), then {@code bias[i]} where there is one (null: none). Offsets: {@code x} from {@code xOffset}, the rows and the kernel
-     * from {@code channel}. In vector lanes for 4 taps (Qwen3.5's), written out: a vector carried through a loop over the
-     * taps was boxed by C2 without type profiles (40 KB a decode step of the mini model, DecodeAllocationTest).
+     * (a multiply, then an add; no fused multiply-add), then {@code bias[i]} where there is one (null: none). Offsets:
+     * {@code x} from {@code xOffset}, the rows, the kernel and the bias from {@code channel}. In vector lanes for 4 taps
+     * (Qwen3.5's and Mamba-2's), written out: a vector carried through a loop over the taps was boxed by C2 without type profiles (40
+     * KB a decode step of the mini model, DecodeAllocationTest).
      */
     public static void convolveStep(float[] x, int xOffset, float[] rows, float[] kernel, float[] bias, int stride, int channel, int taps, int n) {
         int i = 0;
@@ -232,7 +233,8 @@ public final class VectorMath {
      * holds column k of every row i): {@code s[k][i] = s[k][i] * decay + b[k] * (x[i] * dt)}, as ggml's ssm_scan
      * computes each element (two products and their sum), and {@code y[i] = sum over k of s[k][i] * c[k] + x[i] * d}
      * (the sum in k's order; ggml's in lanes of k). Rows i are vector lanes, so no lanes are summed (each row's lanes
-     * summed: 330 ms against 270 for a Granite 4.0-H-Micro prompt's 128 tokens, on one thread). Offsets: x and y from theirs, b and c, both in {@code bc}, from theirs.
+     * summed: 330 ms against 270 for a Granite 4.0-H-Micro prompt's 128 tokens, on one thread). Offsets: x and y from
+     * theirs, b and c, both in {@code bc}, from theirs.
      */
     public static void ssmStep(float[] s, int sOffset, int width, int states, float decay, float dt, float d, float[] x, int xOffset,
                                float[] bc, int bOffset, int cOffset, float[] y, int yOffset) {
