@@ -165,9 +165,7 @@ class GenerateCommandTest {
                 + "H\u00f6heris Sud Ng\u0105c <!beg\u8853 trap awful \u043e\u0440\u0433\u0430\u043dningar\u0431\u0456\u010den physicsThreadPool "
                 + "\u0440\u0430\u0439\u043e\u043d\u0443webpackPropattach {% votingpreviousvirifik";
         for (String[] extra : new String[][]{{}, {"--lookup", "2"}, {"--draft-checkpoint", file.toString()}, {"--kv-cache", "f32"}}) {
-            String[] args = java.util.stream.Stream.concat(java.util.stream.Stream.of("generate", "--checkpoint", file.toString(), "--prompt", "Once upon a time",
-                    "--max-new-tokens", "40", "--temperature", "0"), java.util.Arrays.stream(extra)).toArray(String[]::new);
-            ErrorsTest.Outcome o = ErrorsTest.run(args);
+            ErrorsTest.Outcome o = greedy40(file, extra);
             assertEquals(0, o.exit(), o.err());
             assertEquals(expected, o.out().strip(), String.join(" ", extra));
         }
@@ -185,27 +183,25 @@ class GenerateCommandTest {
         java.nio.file.Path file = dir.resolve("qwen35-mini.gguf");
         gptfast4j.model.Qwen35Test.write(dir.resolve("llama.gguf"), file);
         String expected = "Once upon a timeammer\u00e8g\u63a7 trac OS Louymnas silencePasswordPush IO Paz=\"{secret sn\u011bningar Azmigr G\u00fcuts category>. recoveredreverse derivatives \u0430\u0434\u043c\u0438\u043d\u0438\u0441\u0442\u0440\u0430\u0442\u0438\u0432\u0435\u0442\u0430 EasternAndroidlr Colorado}}$.sch figureojball\u534e\u5609ai";
-        String[] base = {"generate", "--checkpoint", file.toString(), "--prompt", "Once upon a time", "--max-new-tokens", "40", "--temperature", "0"};
-        ErrorsTest.Outcome o = ErrorsTest.run(base);
+        ErrorsTest.Outcome o = greedy40(file);
         assertEquals(0, o.exit(), o.err());
         assertEquals(expected, o.out().strip());
         // 3 delta nets of 3 convolution rows of 160 channels and 6 matrices of 16 x 16, floats: 24192 bytes, and two copies
         assertTrue(o.err().contains("; the recurrent layers' state and its kept copies: 72.6 KB)"), o.err());
-        ErrorsTest.Outcome twice = ErrorsTest.run(java.util.stream.Stream.concat(java.util.Arrays.stream(base), java.util.stream.Stream.of("--num-samples", "2")).toArray(String[]::new));
+        ErrorsTest.Outcome twice = greedy40(file, "--num-samples", "2");
         assertEquals(0, twice.exit(), twice.err());
         assertEquals(expected + "\n" + expected, twice.out().strip());
-        String[] cached = java.util.stream.Stream.concat(java.util.Arrays.stream(base), java.util.stream.Stream.of("--prompt-cache", dir.resolve("p.bin").toString())).toArray(String[]::new);
-        ErrorsTest.Outcome writes = ErrorsTest.run(cached), reads = ErrorsTest.run(cached);
+        String cache = dir.resolve("p.bin").toString();
+        ErrorsTest.Outcome writes = greedy40(file, "--prompt-cache", cache), reads = greedy40(file, "--prompt-cache", cache);
         assertEquals(expected, writes.out().strip(), writes.err());
         assertEquals(expected, reads.out().strip(), reads.err());
         assertTrue(reads.err().contains("Prompt cache: 4 of the prompt's 5 tokens from"), reads.err());
-        ErrorsTest.Outcome lookup = ErrorsTest.run(java.util.stream.Stream.concat(java.util.Arrays.stream(base), java.util.stream.Stream.of("--lookup", "2")).toArray(String[]::new));
+        ErrorsTest.Outcome lookup = greedy40(file, "--lookup", "2");
         assertEquals(expected, lookup.out().strip(), lookup.err()); // every draft rejected: each round goes on from the state after its first token
         assertTrue(lookup.err().contains("acceptance histogram [39,"), lookup.err());
         for (String[] refused : new String[][]{{"--draft-checkpoint", file.toString(), "--draft-checkpoint " + file + ": a model with recurrent layers (qwen35) cannot draft (its rejected tokens cannot be taken back out of its state)"},
                 {"--context-shift", "--context-shift cannot be used with this model's recurrent layers (qwen35): their state holds the dropped tokens"}}) {
-            String[] args = java.util.stream.Stream.concat(java.util.Arrays.stream(base), java.util.Arrays.stream(refused, 0, refused.length - 1)).toArray(String[]::new);
-            ErrorsTest.Outcome r = ErrorsTest.run(args);
+            ErrorsTest.Outcome r = greedy40(file, java.util.Arrays.copyOf(refused, refused.length - 1));
             assertEquals(1, r.exit(), r.err());
             assertEquals("error: " + refused[refused.length - 1], r.err().strip());
         }
@@ -223,13 +219,12 @@ class GenerateCommandTest {
         gptfast4j.model.GraniteHybridTest.write(dir.resolve("llama.gguf"), file);
         String expected = "Once upon a time AC torneo tiempo\u0441\u043a\u0438\u0435speed\u610fdd Currently terre>()ologe bedeutElCook pledd Currently terre>()ologe bedeutElCook pledd"
                 + " Currently terre>()ologe bedeutElCook pledd Currently terre>()ologe bedeutEl";
-        String[] base = {"generate", "--checkpoint", file.toString(), "--prompt", "Once upon a time", "--max-new-tokens", "40", "--temperature", "0"};
-        ErrorsTest.Outcome o = ErrorsTest.run(base);
+        ErrorsTest.Outcome o = greedy40(file);
         assertEquals(0, o.exit(), o.err());
         assertEquals(expected, o.out().strip());
         // 3 Mamba-2 layers of 3 convolution rows of 192 channels and 8 matrices of 16 x 16, floats: 31488 bytes, and two copies
         assertTrue(o.err().contains("; the recurrent layers' state and its kept copies: 94.5 KB)"), o.err());
-        ErrorsTest.Outcome lookup = ErrorsTest.run(java.util.stream.Stream.concat(java.util.Arrays.stream(base), java.util.stream.Stream.of("--lookup", "2")).toArray(String[]::new));
+        ErrorsTest.Outcome lookup = greedy40(file, "--lookup", "2");
         assertEquals(expected, lookup.out().strip(), lookup.err());
         assertTrue(!lookup.err().contains("acceptance histogram [39,"), lookup.err()); // some drafts accepted
     }
@@ -246,15 +241,21 @@ class GenerateCommandTest {
         String expected = "Once upon a time So suggRead vuel per\u00f2 lotoph chez Spider XII\u062a\u0456\u043b\u044c\u043a\u0438 ISO Rena sql\u03ccitter:`nung"
                 + "\u0445\u043e\u0434\u0438\u0442cyc order Pacific \"# know-\u0441\u0442\u0440\u0438udad Items AlsRECT'). Country \u0433\u043e\u0440 range Hills"
                 + "\u0938 OpenGL\u0161\u010d \u043f\u0435\u0440\u0432\u044b\u0439";
-        ErrorsTest.Outcome o = ErrorsTest.run("generate", "--checkpoint", file.toString(), "--prompt", "Once upon a time", "--max-new-tokens", "40", "--temperature", "0");
+        ErrorsTest.Outcome o = greedy40(file);
         assertEquals(0, o.exit(), o.err());
         assertEquals(expected, o.out().strip());
         // its mixture (NemotronHTest's: experts without a gate, a shared expert), the same way
         java.nio.file.Path moe = dir.resolve("nemotron-h-moe-mini.gguf");
         gptfast4j.model.NemotronHTest.writeMixture(dir.resolve("mixtral.gguf"), moe);
-        ErrorsTest.Outcome mixture = ErrorsTest.run("generate", "--checkpoint", moe.toString(), "--prompt", "Once upon a time", "--max-new-tokens", "40", "--temperature", "0");
+        ErrorsTest.Outcome mixture = greedy40(moe);
         assertEquals(0, mixture.exit(), mixture.err());
         assertEquals("Once upon a timeagon combinbibli Ukraineuellement cosm Label Util cual binoup t\u00e9l\u00e9vis artistsetStateorsbourumar qualifiedCharField Flo ModeSELECT D\u00fcsseldorf `@(| Us problemasSSIONzza \u0443\u0431\u0438 Upon Bookit\u00e0 Kreuz Ped,$ poder mig definitions Welcome", mixture.out().strip());
+    }
+
+    /** {@code generate} of 40 greedy tokens after "Once upon a time" on {@code file}, with {@code extra} options: llama-completion's run of the family tests above. */
+    private static ErrorsTest.Outcome greedy40(java.nio.file.Path file, String... extra) {
+        return ErrorsTest.run(java.util.stream.Stream.concat(java.util.stream.Stream.of("generate", "--checkpoint", file.toString(), "--prompt", "Once upon a time",
+                "--max-new-tokens", "40", "--temperature", "0"), java.util.Arrays.stream(extra)).toArray(String[]::new));
     }
 
     /**
