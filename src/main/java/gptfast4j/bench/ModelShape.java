@@ -65,7 +65,11 @@ public record ModelShape(String name, int dim, int hiddenDim, int layers, int he
             new ModelShape("granite-4-h-tiny", 1536, 512, 40, 12, 4, 100352, 131072, 10000, 1e-5f, true, 0, 64, 6, 128, "granitehybrid"),
             // Nemotron-H-8B: 52 blocks of one part each, 24 Mamba-2 (128 heads of 64, states of 128, 8 groups), 4 attention
             // without RoPE (32 heads of 128 sharing 8), 24 feed-forwards of ReLU² 21504 wide; 131072 tokens, untied
-            new ModelShape("nemotron-h-8b", 4096, 21504, 52, 32, 8, 131072, 8192, 10000, 1e-5f, false, 0, 0, 0, 128, "nemotron_h"));
+            new ModelShape("nemotron-h-8b", 4096, 21504, 52, 32, 8, 131072, 8192, 10000, 1e-5f, false, 0, 0, 0, 128, "nemotron_h"),
+            // Mamba-Codestral-7B: 64 blocks of a Mamba-2 mixer alone (128 heads of 64, states of 128, 8 groups), no attention
+            // and no feed-forward (its head and width here nominal, as the loader takes them), 32768 tokens, untied; the
+            // converter's context of 2^20
+            new ModelShape("mamba-codestral-7b", 4096, 1, 64, 1, 1, 32768, 1 << 20, 10000, 1e-5f, false, 0, 0, 0, 4096, "mamba2"));
 
     public static ModelShape named(String name) {
         for (ModelShape s : ALL) if (s.name.equalsIgnoreCase(name)) return s;

@@ -41,7 +41,9 @@ import java.util.function.LongConsumer;
  * RoPE, Granite's multipliers, -Tiny's experts beside a shared expert {@link #GRANITE_SHARED} wide, its vocabulary
  * (100352, no such tokenizer at hand) Llama-2's padded;
  * Nemotron-H-8B's its blocks of one part each ({@link #NEMOTRON_BLOCKS}: Mamba-2 {@link #NEMOTRON_MAMBA}, attention
- * without RoPE, feed-forwards of ReLU² without a gate), its vocabulary (131072) Llama-3's padded.
+ * without RoPE, feed-forwards of ReLU² without a gate), its vocabulary (131072) Llama-3's padded; Mamba-Codestral-7B's
+ * its blocks of a Mamba-2 mixer alone ({@link #NEMOTRON_MAMBA}'s), no head and no feed-forward in its metadata as its
+ * converter writes them, its vocabulary (32768, Mistral's v3, not at hand) Llama-2's padded.
  */
 public final class RandomModel {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -144,6 +146,13 @@ public final class RandomModel {
             md.put(a + "rope.scaling.finetuned", Metadata.Value.bool(false));
             NEMOTRON_MAMBA.metadata(md, a);
         }
+        if (arch.equals("mamba2")) {
+            // no head, no feed-forward: Mamba-2 blocks alone
+            md.keySet().removeIf(k -> k.startsWith("mamba2.attention.head_count_kv") || k.startsWith("mamba2.rope."));
+            md.put("mamba2.attention.head_count", Metadata.Value.uint32(0));
+            md.put("mamba2.feed_forward_length", Metadata.Value.uint32(0));
+            NEMOTRON_MAMBA.metadata(md, "mamba2.");
+        }
         if (arch.equals("gpt-oss")) {
             // gpt-oss-20b's: its experts' width, a window of 128 positions on every other layer, YaRN x32 of 4096
             md.put("gpt-oss.expert_feed_forward_length", Metadata.Value.uint32(s.hiddenDim()));
@@ -170,7 +179,7 @@ public final class RandomModel {
         GGMLType type = asked == GGMLType.MXFP4 ? GGMLType.Q8_0 : asked, expertType = asked;
         boolean gptOss = s.architecture().equals("gpt-oss"), qwen2moe = s.architecture().equals("qwen2moe"), deepseek2 = s.architecture().equals("deepseek2"),
                 lfm2 = s.architecture().equals("lfm2"), qwen35 = s.architecture().equals("qwen35"), granite = s.architecture().equals("granitehybrid"),
-                nemotron = s.architecture().equals("nemotron_h");
+                nemotron = s.architecture().equals("nemotron_h"), mamba2 = s.architecture().equals("mamba2");
         tensors.add(matrix("token_embd.weight", type, dim, s.vocab(), 1.0));
         if (s.ropeScaling() > 0) {
             float[] factors = Checkpoint.llama3RopeFactors(s.ropeScaling(), 1, 4, 8192, s.ropeTheta(), s.headDim());
@@ -180,6 +189,10 @@ public final class RandomModel {
         for (int l = 0; l < s.layers(); l++) {
             String p = "blk." + l + ".";
             tensors.add(ones(p + "attn_norm.weight", dim));
+            if (mamba2) {
+                NEMOTRON_MAMBA.tensors(tensors, p, type, dim);
+                continue;
+            }
             if (nemotron) {
                 // one part a block: Mamba-2, attention, or a feed-forward without a gate
                 switch (NEMOTRON_BLOCKS.charAt(l)) {
@@ -321,10 +334,10 @@ public final class RandomModel {
      */
     static Map<String, Metadata.Value> tokenizerMetadata(int vocab, Path sharedTokenizers) {
         Map<String, Metadata.Value> md = new LinkedHashMap<>();
-        if (vocab == 32000 || vocab == PHI3_VOCAB || vocab == GEMMA_VOCAB || vocab == DEEPSEEK_VOCAB || vocab == LFM2_VOCAB || vocab == GRANITE_VOCAB) {
+        if (vocab == 32000 || vocab == PHI3_VOCAB || vocab == GEMMA_VOCAB || vocab == DEEPSEEK_VOCAB || vocab == LFM2_VOCAB || vocab == GRANITE_VOCAB || vocab == CODESTRAL_VOCAB) {
             md.putAll(Tokenizers.load(sharedTokenizers.resolve("llama2-tokenizer.model")).ggufMetadata());
             if (vocab == PHI3_VOCAB) pad(md, PHI3_ADDED, TokenType.CONTROL, vocab, "[PAD%d]", TokenType.UNKNOWN);
-            if (vocab == GEMMA_VOCAB || vocab == DEEPSEEK_VOCAB || vocab == LFM2_VOCAB || vocab == GRANITE_VOCAB) pad(md, new String[0], 0, vocab, "<unused%d>", UNUSED_TYPE);
+            if (vocab == GEMMA_VOCAB || vocab == DEEPSEEK_VOCAB || vocab == LFM2_VOCAB || vocab == GRANITE_VOCAB || vocab == CODESTRAL_VOCAB) pad(md, new String[0], 0, vocab, "<unused%d>", UNUSED_TYPE);
             md.put("tokenizer.ggml.bos_token_id", Metadata.Value.uint32(1));
             md.put("tokenizer.ggml.eos_token_id", Metadata.Value.uint32(2));
             md.put("tokenizer.ggml.unknown_token_id", Metadata.Value.uint32(0));
@@ -345,7 +358,7 @@ public final class RandomModel {
     /** A Qwen2-MoE shape's shared expert's width in experts' widths (Qwen1.5-MoE-A2.7B's: 5632 = 4 x 1408). */
     private static final int QWEN2MOE_SHARED = 4;
     private static final int PHI3_VOCAB = 32064, GEMMA_VOCAB = 262144, GPT_OSS_VOCAB = 201088, QWEN_VOCAB = 151936, DEEPSEEK_VOCAB = 102400, LFM2_VOCAB = 65536,
-            QWEN35_VOCAB = 248320, GRANITE_VOCAB = 100352, NEMOTRON_VOCAB = 131072, UNUSED_TYPE = 5;
+            QWEN35_VOCAB = 248320, GRANITE_VOCAB = 100352, NEMOTRON_VOCAB = 131072, CODESTRAL_VOCAB = 32768, UNUSED_TYPE = 5;
     /** Qwen3.5's delta nets' key heads, value heads and their width (Qwen3-Next's). */
     private static final int DELTA_KEY_HEADS = 16, DELTA_VALUE_HEADS = 32, DELTA_WIDTH = 128;
     /** A shape's Mamba-2 mixers: heads, their width, states, groups (of B and C), each with a convolution of 4 taps. */
@@ -372,7 +385,7 @@ public final class RandomModel {
         }
     }
 
-    /** Granite 4.0-H-Micro's Mamba-2 mixers and Nemotron-H-8B's. */
+    /** Granite 4.0-H-Micro's Mamba-2 mixers, Nemotron-H-8B's and Mamba-Codestral-7B's. */
     private static final Mamba NEMOTRON_MAMBA = new Mamba(128, 64, 128, 8);
 
     /** Granite 4.0-H's Mamba-2 mixers at width {@code dim}: twice as wide, in heads of 64, states of 128, one group. */

@@ -76,16 +76,22 @@ final class InfoCommand implements Callable<Integer> {
                 .collect(java.util.stream.Collectors.joining(", "));
         System.out.printf("layers:          %d%s%s%s%s%n", c.nLayers(), nextn > 0 ? " (and " + nextn + " next-token prediction layer" + (nextn > 1 ? "s" : "") + " in the file, not run)" : "",
                 conv.length == 0 ? "" : "; convolutions in place of attention in layers " + convolutions + " (" + layers[conv[0]].shortConv().width() + " taps)",
-                mixer == null ? "" : "; " + mixers + " in place of attention in layers " + recurrentLayers + " (" + shape + ", convolutions of " + mixer.taps() + " taps)",
+                mixer == null ? "" : "; " + mixers + (recurrent.length == layers.length ? " in all" : " in place of attention in layers " + recurrentLayers)
+                        + " (" + shape + ", convolutions of " + mixer.taps() + " taps)",
                 alone.isEmpty() ? "" : "; feed-forwards alone in layers " + alone + ", the others' blocks without one");
-        System.out.printf("heads:           %d (kv heads %d, head dim %d)%n", c.nHeads(), c.nKvHeads(), c.headDim());
+        // Mamba-2 alone: no layer attends, none has a feed-forward (the config's nominal head and width read by none)
+        boolean attends = java.util.Arrays.stream(layers).anyMatch(l -> l.wo() != null && l.recurrent() == null && l.shortConv() == null),
+                feedForwards = java.util.Arrays.stream(layers).anyMatch(l -> l.feedForward() != null);
+        if (attends) System.out.printf("heads:           %d (kv heads %d, head dim %d)%n", c.nHeads(), c.nKvHeads(), c.headDim());
+        else System.out.printf("heads:           none (no layer attends)%n");
         gptfast4j.model.LatentAttention latent = ckpt.model().weights().layers()[0].latent();
         if (latent != null) {
             System.out.printf("attention:       multi-head latent: a latent of %d and a rotated key of %d cached per position; each head's query %d + %d rotated%s, its value %d%s%n",
                     latent.rank(), latent.rope(), latent.nope(), latent.rope(), latent.qA() == null ? "" : " (through a rank-" + latent.qA().rows + " projection)",
                     latent.valueWidth(), latent.fused() ? "; up-projection in one attn_kv_b" : "");
         }
-        System.out.printf("ffn hidden:      %d%n", c.hiddenDim());
+        if (feedForwards) System.out.printf("ffn hidden:      %d%n", c.hiddenDim());
+        else System.out.printf("ffn hidden:      none (no layer has a feed-forward)%n");
         // tensor parallelism gives each process whole kv heads: the divisors of their count
         String splits = java.util.stream.IntStream.rangeClosed(2, c.nKvHeads()).filter(p -> c.nKvHeads() % p == 0)
                 .mapToObj(Integer::toString).collect(java.util.stream.Collectors.joining(", "));
@@ -95,7 +101,7 @@ final class InfoCommand implements Callable<Integer> {
         if (c.isMoE()) System.out.printf("experts:         %d (%d used per token)%s%n", c.expertCount(), c.expertsUsed(), mixtureShape(ckpt.model().weights()));
         System.out.printf("vocab:           %d%n", c.vocabSize());
         System.out.printf("context length:  %d%s%n", c.contextLength(), c.usableContextLength() != c.contextLength() ? " (" + c.usableContextLength() + " with its YaRN scaling)" : "");
-        System.out.printf("rope:            base %s, %s pairs%s%n", c.ropeTheta(), c.ropeStyle().name().toLowerCase(),
+        if (attends) System.out.printf("rope:            base %s, %s pairs%s%n", c.ropeTheta(), c.ropeStyle().name().toLowerCase(),
                 c.ropeFreqFactors() == null ? "" : !unturned(c.ropeFreqFactors()).isEmpty() ? ", M-RoPE sections as text turns them" + unturned(c.ropeFreqFactors())
                         : ", with frequency factors (a linear or Llama-3.1 scaling)");
         System.out.printf("rms norm eps:    %g%n", c.rmsNormEps());

@@ -178,7 +178,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
-            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe");
+            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -228,7 +228,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                         && !(arch.equals("glm4") && usesMrope(md, arch)); // GLM-4V's: llama.cpp turns its M-RoPE's pairs as halves
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
-        int nHeads = required(md, path, arch + ".attention.head_count");
+        // Mamba-2 alone (Mamba-Codestral): no attention, no feed-forward; the config's heads and width are a nominal
+        // head of dim and a width of 1 that no layer reads, so that its checks hold (the file's counts are 0)
+        boolean attentionFree = arch.equals("mamba2");
+        int nHeads = attentionFree ? 1 : required(md, path, arch + ".attention.head_count");
         int dim = required(md, path, arch + ".embedding_length");
         TensorData embeddings = tensor(tensors, path, "token_embd.weight");
         int vocab = md.getInt(arch + ".vocab_size", (int) embeddings.shape()[embeddings.shape().length - 1]);
@@ -261,14 +264,14 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         boolean nemotronH = arch.startsWith("nemotron_h"), hybridKvHeads = arch.startsWith("lfm2") || arch.equals("granitehybrid") || nemotronH;
         Mixers mixers = arch.startsWith("lfm2") ? new Mixers(convolutionLayers(path, md, arch), convolutionWidth(path, md, arch), 0, 0, 0, 0, null)
                 : arch.startsWith("qwen35") ? deltaNets(path, md, arch, required(md, path, arch + ".block_count") - nextn)
-                : arch.equals("granitehybrid") || nemotronH ? mamba2(path, md, arch) : null;
+                : arch.equals("granitehybrid") || nemotronH || attentionFree ? mamba2(path, md, arch) : null;
         Config config = config(path, () -> new Config(arch, dim,
                 // Qwen3's mixtures give their experts' width apart from the dense width they would have
-                nemotronH ? feedForwardWidth(path, md, arch)
+                attentionFree ? 1 : nemotronH ? feedForwardWidth(path, md, arch)
                         : required(md, path, arch + (arch.equals("qwen3moe") || arch.equals("qwen3vlmoe") || arch.equals("gpt-oss") || arch.equals("qwen35moe") ? ".expert_feed_forward_length" : ".feed_forward_length")),
                 required(md, path, arch + ".block_count") - nextn,
                 nHeads,
-                latent ? 1 : hybridKvHeads ? attentionKvHeads(path, md, arch) : md.getInt(arch + ".attention.head_count_kv", nHeads),
+                latent || attentionFree ? 1 : hybridKvHeads ? attentionKvHeads(path, md, arch) : md.getInt(arch + ".attention.head_count_kv", nHeads),
                 vocab,
                 required(md, path, arch + ".context_length"),
                 // Nemotron-H's RMS norms' epsilon where its file gives only LayerNorm's, as llama.cpp falls back
@@ -1116,10 +1119,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     }
 
     /**
-     * Granite 4.0-H's and Nemotron-H's Mamba-2 mixers as llama.cpp reads them: {@code ssm.conv_kernel} taps, {@code
-     * ssm.time_step_rank} heads of {@code ssm.inner_size / heads}, {@code ssm.group_count} groups of B and C, rows of
-     * {@code ssm.state_size}, in the layers whose {@code attention.head_count_kv} is 0 (Nemotron-H's: whose {@code
-     * feed_forward_length} is 0 too; those with a width are its feed-forwards' blocks).
+     * Granite 4.0-H's, Nemotron-H's and Mamba-2's Mamba-2 mixers as llama.cpp reads them: {@code ssm.conv_kernel} taps,
+     * {@code ssm.time_step_rank} heads of {@code ssm.inner_size / heads}, {@code ssm.group_count} groups of B and C, rows
+     * of {@code ssm.state_size}, in the layers whose {@code attention.head_count_kv} is 0 (Nemotron-H's: whose {@code
+     * feed_forward_length} is 0 too; those with a width are its feed-forwards' blocks; Mamba-2's: every layer).
      */
     private static Mixers mamba2(Path path, Metadata md, String arch) {
         int taps = required(md, path, arch + ".ssm.conv_kernel"), inner = required(md, path, arch + ".ssm.inner_size"), states = required(md, path, arch + ".ssm.state_size"),
@@ -1132,10 +1135,11 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             throw new ModelFormatException(path + ": " + arch + ".ssm.inner_size " + inner + " is not whole heads of its " + heads + ", or they are not whole groups of its " + groups);
         }
         int layers = required(md, path, arch + ".block_count");
-        int[] kvHeads = layerKvHeads(path, md, arch, layers);
-        boolean nemotronH = arch.startsWith("nemotron_h");
+        boolean alone = arch.equals("mamba2"), nemotronH = arch.startsWith("nemotron_h");
+        int[] kvHeads = alone ? new int[layers] : layerKvHeads(path, md, arch, layers);
         int[] widths = nemotronH ? perLayer(path, md, arch + ".feed_forward_length", layers) : new int[layers];
-        boolean[] recurrent = new boolean[layers], feedForwards = nemotronH ? new boolean[layers] : null;
+        // blocks of one part each (Nemotron-H's, Mamba-2's alone): which are feed-forwards alone
+        boolean[] recurrent = new boolean[layers], feedForwards = nemotronH || alone ? new boolean[layers] : null;
         for (int l = 0; l < layers; l++) {
             recurrent[l] = kvHeads[l] == 0 && widths[l] == 0;
             if (nemotronH) feedForwards[l] = widths[l] != 0;

@@ -78,7 +78,7 @@ public final class TensorParallel {
         if (c.architecture().startsWith("qwen35")) {
             throw new IllegalArgumentException("this model's gated delta net layers (" + c.architecture() + ") cannot be split across processes yet");
         }
-        if (c.architecture().equals("granitehybrid") || c.architecture().startsWith("nemotron_h")) {
+        if (c.architecture().equals("granitehybrid") || c.architecture().startsWith("nemotron_h") || c.architecture().equals("mamba2")) {
             throw new IllegalArgumentException("this model's Mamba-2 layers (" + c.architecture() + ") cannot be split across processes yet");
         }
         if (c.nKvHeads() % size != 0) {

@@ -243,6 +243,22 @@ class RandomModelTest {
         assertGenerates(c, 128000, 9906);
     }
 
+    /**
+     * Mamba-Codestral-7B's shape: blocks of a Mamba-2 mixer alone (128 heads of 64, states of 128, 8 groups), no head
+     * and no feed-forward in its metadata, its vocabulary size as Llama-2's padded; it loads and generates (make-model's
+     * mamba-codestral-7b file runs in llama-bench de3ff81).
+     */
+    @Test
+    void mambaCodestralShapeIsMambaCodestrals(@TempDir Path dir) {
+        Checkpoint c = written(new ModelShape("mamba-tiny", 64, 1, 3, 1, 1, 32768, 1 << 20, 10000, 1e-5f, false, 0, 0, 0, 64, "mamba2"), GGMLType.Q8_0, dir);
+        for (gptfast4j.model.Layer layer : c.model().weights().layers()) assertTrue(layer.recurrent() instanceof gptfast4j.model.Mamba2 && layer.feedForward() == null);
+        gptfast4j.model.Mamba2 m = (gptfast4j.model.Mamba2) c.model().weights().layers()[0].recurrent();
+        assertEquals(java.util.List.of(128, 64, 128, 8, 4), java.util.List.of(m.heads(), m.headWidth(), m.stateSize(), m.groups(), m.taps()));
+        assertEquals(0, c.metadata().getInt("mamba2.attention.head_count", -1));
+        assertEquals(32768, c.tokenizer().vocabSize());
+        assertGenerates(c, 1, 15043);
+    }
+
     /** K-quant files: random blocks with super-block scales that keep the weights near the asked spread, and they run. */
     @ParameterizedTest
     @ValueSource(strings = {"Q4_K", "Q5_K", "Q6_K"})

@@ -252,6 +252,20 @@ class GenerateCommandTest {
         assertEquals("Once upon a timeagon combinbibli Ukraineuellement cosm Label Util cual binoup t\u00e9l\u00e9vis artistsetStateorsbourumar qualifiedCharField Flo ModeSELECT D\u00fcsseldorf `@(| Us problemasSSIONzza \u0443\u0431\u0438 Upon Bookit\u00e0 Kreuz Ped,$ poder mig definitions Welcome", mixture.out().strip());
     }
 
+    /**
+     * A Mamba-2 model alone (Mamba2Test's: every block a Mamba-2 mixer): greedy text = llama.cpp de3ff81's {@code
+     * llama-completion -m FILE -p 'Once upon a time' -n 40 --temp 0 -no-cnv --no-warmup -t 1 --no-display-prompt}.
+     */
+    @Test
+    void mamba2GreedyTextIsLlamaCompletions(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path file = dir.resolve("mamba2-mini.gguf");
+        gptfast4j.model.Mamba2Test.write(dir.resolve("llama.gguf"), file);
+        ErrorsTest.Outcome o = greedy40(file);
+        assertEquals(0, o.exit(), o.err());
+        assertEquals("Once upon a time saintAcc reprdaswd \u0457\u0445\u045freq cut discreteermo\u1f77osexImagesSomething\u043c\u0435\u043dypesska proposelect\u00a4ently"
+                + " \u043f\u043e\u0441\u0442\u0440\u043e\u0434\u0430\u0445ners #!/ g\u00e9nidade RussellSh\u0440\u044f\u0434 FO domain pres Silva\u02b9 RutheDOCTYPEanges", o.out().strip());
+    }
+
     /** {@code generate} of 40 greedy tokens after "Once upon a time" on {@code file}, with {@code extra} options: llama-completion's run of the family tests above. */
     private static ErrorsTest.Outcome greedy40(java.nio.file.Path file, String... extra) {
         return ErrorsTest.run(java.util.stream.Stream.concat(java.util.stream.Stream.of("generate", "--checkpoint", file.toString(), "--prompt", "Once upon a time",

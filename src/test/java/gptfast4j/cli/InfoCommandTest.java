@@ -35,6 +35,20 @@ class InfoCommandTest {
         assertTrue(o.out().contains("pooling:         rank (a reranker: a classifier head of 2 labels, /v1/rerank)\n"), o.out());
     }
 
+    /** A model of Mamba-2 mixers alone (Mamba2Test's) says so, and that no layer attends or has a feed-forward, rather than the config's nominal head. */
+    @Test
+    void aMamba2ModelSaysItHasNoAttention(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path file = dir.resolve("mamba2-mini.gguf");
+        gptfast4j.model.Mamba2Test.write(dir.resolve("llama.gguf"), file);
+        ErrorsTest.Outcome o = ErrorsTest.run("info", "-m", file.toString());
+        assertEquals(0, o.exit(), o.err());
+        for (String line : new String[]{"layers:          4; Mamba-2 mixers in all (8 heads of 16 in 2 groups, states of 16, convolutions of 4 taps)",
+                "heads:           none (no layer attends)", "ffn hidden:      none (no layer has a feed-forward)", "splits:          none (Mamba-2 mixers)"}) {
+            assertTrue(o.out().contains(line + "\n"), line + " in\n" + o.out());
+        }
+        assertTrue(!o.out().contains("rope:"), o.out());
+    }
+
     /** An encoder's file (EncoderTest's BERT reranker): what it is, its shape, pooling, vocabulary and tensors; its metadata. */
     @Test
     void anEncoderSaysWhatItIs(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
