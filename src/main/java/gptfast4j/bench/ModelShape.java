@@ -69,7 +69,10 @@ public record ModelShape(String name, int dim, int hiddenDim, int layers, int he
             // Mamba-Codestral-7B: 64 blocks of a Mamba-2 mixer alone (128 heads of 64, states of 128, 8 groups), no attention
             // and no feed-forward (its head and width here nominal, as the loader takes them), 32768 tokens, untied; the
             // converter's context of 2^20
-            new ModelShape("mamba-codestral-7b", 4096, 1, 64, 1, 1, 32768, 1 << 20, 10000, 1e-5f, false, 0, 0, 0, 4096, "mamba2"));
+            new ModelShape("mamba-codestral-7b", 4096, 1, 64, 1, 1, 32768, 1 << 20, 10000, 1e-5f, false, 0, 0, 0, 4096, "mamba2"),
+            // Falcon-Mamba-7B: 64 blocks of a Mamba mixer alone (8192 channels of 16 states, dt of rank 256, its input, B and
+            // C normalized), no attention and no feed-forward (nominal here, as for Mamba-Codestral), 65024 tokens, untied
+            new ModelShape("falcon-mamba-7b", 4096, 1, 64, 1, 1, 65024, 1 << 20, 10000, 1e-5f, false, 0, 0, 0, 4096, "mamba"));
 
     public static ModelShape named(String name) {
         for (ModelShape s : ALL) if (s.name.equalsIgnoreCase(name)) return s;

@@ -43,7 +43,9 @@ import java.util.function.LongConsumer;
  * Nemotron-H-8B's its blocks of one part each ({@link #NEMOTRON_BLOCKS}: Mamba-2 {@link #NEMOTRON_MAMBA}, attention
  * without RoPE, feed-forwards of ReLU² without a gate), its vocabulary (131072) Llama-3's padded; Mamba-Codestral-7B's
  * its blocks of a Mamba-2 mixer alone ({@link #NEMOTRON_MAMBA}'s), no head and no feed-forward in its metadata as its
- * converter writes them, its vocabulary (32768, Mistral's v3, not at hand) Llama-2's padded.
+ * converter writes them, its vocabulary (32768, Mistral's v3, not at hand) Llama-2's padded; Falcon-Mamba-7B's its
+ * blocks of a Mamba mixer alone ({@link #FALCON_MAMBA_STATES} states per channel, dt of rank {@link #FALCON_MAMBA_RANK},
+ * normalized as its converter says), its vocabulary (65024, Falcon's BPE, not at hand) Llama-2's padded.
  */
 public final class RandomModel {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -153,6 +155,17 @@ public final class RandomModel {
             md.put("mamba2.feed_forward_length", Metadata.Value.uint32(0));
             NEMOTRON_MAMBA.metadata(md, "mamba2.");
         }
+        if (arch.equals("mamba")) {
+            // no head, no feed-forward: Mamba blocks alone, Falcon-Mamba's
+            md.keySet().removeIf(k -> k.startsWith("mamba.attention.head_count_kv") || k.startsWith("mamba.rope."));
+            md.put("mamba.attention.head_count", Metadata.Value.uint32(0));
+            md.put("mamba.feed_forward_length", Metadata.Value.uint32(0));
+            md.put("mamba.ssm.conv_kernel", Metadata.Value.uint32(4));
+            md.put("mamba.ssm.inner_size", Metadata.Value.uint32(2 * s.dim()));
+            md.put("mamba.ssm.state_size", Metadata.Value.uint32(FALCON_MAMBA_STATES));
+            md.put("mamba.ssm.time_step_rank", Metadata.Value.uint32(FALCON_MAMBA_RANK));
+            md.put("mamba.ssm.dt_b_c_rms", Metadata.Value.bool(true));
+        }
         if (arch.equals("gpt-oss")) {
             // gpt-oss-20b's: its experts' width, a window of 128 positions on every other layer, YaRN x32 of 4096
             md.put("gpt-oss.expert_feed_forward_length", Metadata.Value.uint32(s.hiddenDim()));
@@ -179,7 +192,7 @@ public final class RandomModel {
         GGMLType type = asked == GGMLType.MXFP4 ? GGMLType.Q8_0 : asked, expertType = asked;
         boolean gptOss = s.architecture().equals("gpt-oss"), qwen2moe = s.architecture().equals("qwen2moe"), deepseek2 = s.architecture().equals("deepseek2"),
                 lfm2 = s.architecture().equals("lfm2"), qwen35 = s.architecture().equals("qwen35"), granite = s.architecture().equals("granitehybrid"),
-                nemotron = s.architecture().equals("nemotron_h"), mamba2 = s.architecture().equals("mamba2");
+                nemotron = s.architecture().equals("nemotron_h"), mamba2 = s.architecture().equals("mamba2"), mamba1 = s.architecture().equals("mamba");
         tensors.add(matrix("token_embd.weight", type, dim, s.vocab(), 1.0));
         if (s.ropeScaling() > 0) {
             float[] factors = Checkpoint.llama3RopeFactors(s.ropeScaling(), 1, 4, 8192, s.ropeTheta(), s.headDim());
@@ -191,6 +204,19 @@ public final class RandomModel {
             tensors.add(ones(p + "attn_norm.weight", dim));
             if (mamba2) {
                 NEMOTRON_MAMBA.tensors(tensors, p, type, dim);
+                continue;
+            }
+            if (mamba1) {
+                int inner = 2 * dim, states = FALCON_MAMBA_STATES, rank = FALCON_MAMBA_RANK;
+                tensors.add(matrix(p + "ssm_in.weight", type, dim, 2L * inner, 1 / Math.sqrt(dim)));
+                tensors.add(tensor(p + "ssm_conv1d.weight", GGMLType.F32, new long[]{4, inner}, 0.5));
+                tensors.add(tensor(p + "ssm_conv1d.bias", GGMLType.F32, new long[]{inner}, 0.1));
+                tensors.add(matrix(p + "ssm_x.weight", type, inner, rank + 2L * states, 1 / Math.sqrt(inner)));
+                tensors.add(matrix(p + "ssm_dt.weight", type, rank, inner, 1 / Math.sqrt(rank)));
+                tensors.add(tensor(p + "ssm_dt.bias", GGMLType.F32, new long[]{inner}, 0.5));
+                tensors.add(constant(p + "ssm_a", new long[]{states, inner}, -1f)); // -exp(A_log): a decay
+                tensors.add(constant(p + "ssm_d", new long[]{inner}, 1f));
+                tensors.add(matrix(p + "ssm_out.weight", type, inner, dim, 1 / Math.sqrt(inner)));
                 continue;
             }
             if (nemotron) {
@@ -334,10 +360,10 @@ public final class RandomModel {
      */
     static Map<String, Metadata.Value> tokenizerMetadata(int vocab, Path sharedTokenizers) {
         Map<String, Metadata.Value> md = new LinkedHashMap<>();
-        if (vocab == 32000 || vocab == PHI3_VOCAB || vocab == GEMMA_VOCAB || vocab == DEEPSEEK_VOCAB || vocab == LFM2_VOCAB || vocab == GRANITE_VOCAB || vocab == CODESTRAL_VOCAB) {
+        if (vocab == 32000 || vocab == PHI3_VOCAB || vocab == GEMMA_VOCAB || vocab == DEEPSEEK_VOCAB || vocab == LFM2_VOCAB || vocab == GRANITE_VOCAB || vocab == CODESTRAL_VOCAB || vocab == FALCON_VOCAB) {
             md.putAll(Tokenizers.load(sharedTokenizers.resolve("llama2-tokenizer.model")).ggufMetadata());
             if (vocab == PHI3_VOCAB) pad(md, PHI3_ADDED, TokenType.CONTROL, vocab, "[PAD%d]", TokenType.UNKNOWN);
-            if (vocab == GEMMA_VOCAB || vocab == DEEPSEEK_VOCAB || vocab == LFM2_VOCAB || vocab == GRANITE_VOCAB || vocab == CODESTRAL_VOCAB) pad(md, new String[0], 0, vocab, "<unused%d>", UNUSED_TYPE);
+            if (vocab == GEMMA_VOCAB || vocab == DEEPSEEK_VOCAB || vocab == LFM2_VOCAB || vocab == GRANITE_VOCAB || vocab == CODESTRAL_VOCAB || vocab == FALCON_VOCAB) pad(md, new String[0], 0, vocab, "<unused%d>", UNUSED_TYPE);
             md.put("tokenizer.ggml.bos_token_id", Metadata.Value.uint32(1));
             md.put("tokenizer.ggml.eos_token_id", Metadata.Value.uint32(2));
             md.put("tokenizer.ggml.unknown_token_id", Metadata.Value.uint32(0));
@@ -358,7 +384,9 @@ public final class RandomModel {
     /** A Qwen2-MoE shape's shared expert's width in experts' widths (Qwen1.5-MoE-A2.7B's: 5632 = 4 x 1408). */
     private static final int QWEN2MOE_SHARED = 4;
     private static final int PHI3_VOCAB = 32064, GEMMA_VOCAB = 262144, GPT_OSS_VOCAB = 201088, QWEN_VOCAB = 151936, DEEPSEEK_VOCAB = 102400, LFM2_VOCAB = 65536,
-            QWEN35_VOCAB = 248320, GRANITE_VOCAB = 100352, NEMOTRON_VOCAB = 131072, CODESTRAL_VOCAB = 32768, UNUSED_TYPE = 5;
+            QWEN35_VOCAB = 248320, GRANITE_VOCAB = 100352, NEMOTRON_VOCAB = 131072, CODESTRAL_VOCAB = 32768, FALCON_VOCAB = 65024, UNUSED_TYPE = 5;
+    /** Falcon-Mamba-7B's Mamba mixers: rows of 16 states per channel, dt of rank 256, channels twice the width. */
+    private static final int FALCON_MAMBA_STATES = 16, FALCON_MAMBA_RANK = 256;
     /** Qwen3.5's delta nets' key heads, value heads and their width (Qwen3-Next's). */
     private static final int DELTA_KEY_HEADS = 16, DELTA_VALUE_HEADS = 32, DELTA_WIDTH = 128;
     /** A shape's Mamba-2 mixers: heads, their width, states, groups (of B and C), each with a convolution of 4 taps. */

@@ -178,7 +178,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
-            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2");
+            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -228,9 +228,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                         && !(arch.equals("glm4") && usesMrope(md, arch)); // GLM-4V's: llama.cpp turns its M-RoPE's pairs as halves
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
-        // Mamba-2 alone (Mamba-Codestral): no attention, no feed-forward; the config's heads and width are a nominal
+        // Mamba-2's and Mamba's blocks (Mamba-Codestral's, Falcon-Mamba's): no attention, no feed-forward; the config's heads and width are a nominal
         // head of dim and a width of 1 that no layer reads, so that its checks hold (the file's counts are 0)
-        boolean attentionFree = arch.equals("mamba2");
+        boolean attentionFree = arch.equals("mamba2") || arch.equals("mamba");
         int nHeads = attentionFree ? 1 : required(md, path, arch + ".attention.head_count");
         int dim = required(md, path, arch + ".embedding_length");
         TensorData embeddings = tensor(tensors, path, "token_embd.weight");
@@ -262,8 +262,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : Config.Variant.LLAMA;
         Config.Variant variant = scaled(path, md, arch, blocks);
         boolean nemotronH = arch.startsWith("nemotron_h"), hybridKvHeads = arch.startsWith("lfm2") || arch.equals("granitehybrid") || nemotronH;
-        Mixers mixers = arch.startsWith("lfm2") ? new Mixers(convolutionLayers(path, md, arch), convolutionWidth(path, md, arch), 0, 0, 0, 0, null)
+        Mixers mixers = arch.startsWith("lfm2") ? new Mixers(convolutionLayers(path, md, arch), convolutionWidth(path, md, arch), 0, 0, 0, 0, null, 0, false)
                 : arch.startsWith("qwen35") ? deltaNets(path, md, arch, required(md, path, arch + ".block_count") - nextn)
+                : arch.equals("mamba") ? mamba(path, md, arch)
                 : arch.equals("granitehybrid") || nemotronH || attentionFree ? mamba2(path, md, arch) : null;
         Config config = config(path, () -> new Config(arch, dim,
                 // Qwen3's mixtures give their experts' width apart from the dense width they would have
@@ -1052,10 +1053,14 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * A hybrid model's layers that are not attention (flagged in {@code layers}): LFM2's short convolutions of {@code taps},
      * Qwen3.5's gated delta nets, their convolutions of {@code taps}, their {@code keyHeads} and {@code valueHeads} of
      * {@code headWidth}, or Granite 4.0-H's and Nemotron-H's Mamba-2 mixers, their convolutions of {@code taps}, their {@code keyHeads}
-     * groups, {@code valueHeads} heads of {@code headWidth} and rows of {@code stateSize}; {@code feedForwardsAlone}:
-     * Nemotron-H's blocks of a feed-forward alone (its other blocks a mixer alone), null in the others.
+     * groups, {@code valueHeads} heads of {@code headWidth} and rows of {@code stateSize}, or Mamba's mixers, their
+     * convolutions of {@code taps}, as llama.cpp counts them {@code valueHeads} heads (channels) of 1 in 1 group, rows of
+     * {@code stateSize}, dt's rank {@code dtRank} and whether dt's input, B and C are normalized ({@code dtBCNorms});
+     * {@code feedForwardsAlone}: Nemotron-H's blocks of a feed-forward alone (its other blocks a mixer alone, as every
+     * block of Mamba-2's and Mamba's), null in the others.
      */
-    record Mixers(boolean[] layers, int taps, int keyHeads, int valueHeads, int headWidth, int stateSize, boolean[] feedForwardsAlone) {
+    record Mixers(boolean[] layers, int taps, int keyHeads, int valueHeads, int headWidth, int stateSize, boolean[] feedForwardsAlone, int dtRank,
+                  boolean dtBCNorms) {
     }
 
     /**
@@ -1085,7 +1090,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             if (interval < 1) throw new ModelFormatException(path + ": " + arch + ".full_attention_interval " + interval + " is not a count of layers");
             for (int l = 0; l < layers; l++) recurrent[l] = (l + 1) % interval != 0;
         }
-        return new Mixers(recurrent, taps, keyHeads, valueHeads, width, 0, null);
+        return new Mixers(recurrent, taps, keyHeads, valueHeads, width, 0, null, 0, false);
     }
 
     /**
@@ -1144,7 +1149,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             recurrent[l] = kvHeads[l] == 0 && widths[l] == 0;
             if (nemotronH) feedForwards[l] = widths[l] != 0;
         }
-        return new Mixers(recurrent, taps, groups, heads, inner / heads, states, feedForwards);
+        return new Mixers(recurrent, taps, groups, heads, inner / heads, states, feedForwards, 0, false);
     }
 
     /**
@@ -1167,13 +1172,48 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     }
 
     /**
+     * Mamba's mixers (Falcon-Mamba's, state-spaces' Mamba) as llama.cpp reads them: {@code ssm.conv_kernel} taps over
+     * {@code ssm.inner_size} channels, each with a row of {@code ssm.state_size} states, dt of rank {@code
+     * ssm.time_step_rank}, its input, B and C normalized where {@code ssm.dt_b_c_rms} says; in every block, alone.
+     */
+    private static Mixers mamba(Path path, Metadata md, String arch) {
+        int taps = required(md, path, arch + ".ssm.conv_kernel"), inner = required(md, path, arch + ".ssm.inner_size"), states = required(md, path, arch + ".ssm.state_size"),
+                rank = required(md, path, arch + ".ssm.time_step_rank"), layers = required(md, path, arch + ".block_count");
+        if (taps < 2 || taps > 64) throw new ModelFormatException(path + ": " + arch + ".ssm.conv_kernel " + taps + " is not 2 to 64");
+        for (int n : new int[]{inner, states, rank}) {
+            if (n < 1 || n > 1 << 16) throw new ModelFormatException(path + ": " + arch + ".ssm.* gives an inner size of " + inner + ", states of " + states + ", dt's rank " + rank + ": not counts of 1 to 65536");
+        }
+        boolean[] recurrent = new boolean[layers];
+        Arrays.fill(recurrent, true);
+        return new Mixers(recurrent, taps, 1, inner, 1, states, new boolean[layers], rank, md.getBool(arch + ".ssm.dt_b_c_rms", false));
+    }
+
+    /**
+     * A Mamba block ({@link Mamba1}): its norm, {@code ssm_in}'s rows as wq (x) and wk (z), no wv, {@code ssm_out} as
+     * wo, its convolution's kernel and bias, {@code ssm_x} and {@code ssm_dt} with dt's bias, a ({@code ssm_a} [states,
+     * inner]: -exp(A_log), transposed to [states][inner]) and d; no feed-forward.
+     */
+    private static Layer mamba(Path path, Config c, Map<String, TensorData> tensors, String p, Mixers m) {
+        int dim = c.dim(), inner = m.valueHeads(), states = m.stateSize(), rank = m.dtRank(), taps = m.taps();
+        Tensor in = matrix(path, tensors, p + "ssm_in.weight", dim, 2L * inner);
+        float[] byChannel = values(path, tensors, p + "ssm_a", states, inner), a = new float[states * inner];
+        for (int ch = 0; ch < inner; ch++) for (int k = 0; k < states; k++) a[k * inner + ch] = byChannel[ch * states + k];
+        Mamba1 mamba = new Mamba1(matrix(path, tensors, p + "ssm_x.weight", inner, rank + 2L * states), matrix(path, tensors, p + "ssm_dt.weight", rank, inner),
+                convolutionKernel(path, tensors, p, taps, inner), vector(path, tensors, p + "ssm_conv1d.bias", inner), taps,
+                vector(path, tensors, p + "ssm_dt.bias", inner), a, vector(path, tensors, p + "ssm_d", inner), inner, rank, states, m.dtBCNorms());
+        return new Layer(vector(path, tensors, p + "attn_norm.weight", dim), in.rows(0, inner), in.rows(inner, inner), null,
+                matrix(path, tensors, p + "ssm_out.weight", inner, dim), null, null,
+                null, null, null, null, null, null, null, null, null, null, null, null, mamba, false);
+    }
+
+    /**
      * Nemotron-H's block {@code l}, under its one norm ({@code attn_norm}): a Mamba-2 mixer alone, attention alone
      * (without RoPE), or a feed-forward alone (ReLU² of {@code ffn_up}, through {@code ffn_down}; its mixtures' experts
      * so, chosen by sigmoids with a selection bias, beside a shared expert so), each with its residual.
      */
     private static Layer nemotronBlock(Path path, Config c, Gating gating, Map<String, TensorData> tensors, String p, Mixers m, int l) {
         int dim = c.dim();
-        if (m.layers()[l]) return mamba2(path, c, tensors, p, m, null);
+        if (m.layers()[l]) return c.architecture().equals("mamba") ? mamba(path, c, tensors, p, m) : mamba2(path, c, tensors, p, m, null);
         float[] norm = vector(path, tensors, p + "attn_norm.weight", dim);
         if (m.feedForwardsAlone()[l]) {
             FeedForward ffn = c.isMoE() ? mixture(path, c, gating, tensors, p)

@@ -490,6 +490,20 @@ public final class Llama {
                 if (l == c.nLayers() - 1 && nLogits == 0) return; // no logits wanted of this batch (a long prompt's earlier part)
                 eachToken(n, s.mambaNorms);
                 attended = s.deltaOut;
+            } else if (layer.recurrent() instanceof Mamba1 m) {
+                // Mamba's mixer (Mamba1): x = silu(conv(wq · h) + bias), z = wk · h (ssm_in's rows); dt's input, B and C =
+                // xProj · x, dt = dtProj · dt's input; its rows of states carried token to token in the sequence's state
+                if (seen != null) seen.inputs(layer.wq(), s.xb, n);
+                s.sharedInput.matmul(s.xb, n, exact, layer.wq(), s.mixed, layer.wk(), s.gateZ);
+                Parallel.run(m.convChannels(), CONV_CHANNELS, s.recurrentConvolve);
+                if (seen != null) seen.inputs(m.xProj(), s.mixed, n);
+                m.xProj().matmul(s.mixed, n, s.projected, m.projectedWidth(), exact);
+                eachToken(n, s.mambaProjections);
+                if (seen != null) seen.inputs(m.dtProj(), s.dtInputs, n);
+                m.dtProj().matmul(s.dtInputs, n, s.steps, m.innerWidth(), exact);
+                Parallel.run(m.innerWidth(), SCAN_CHANNELS, s.mambaScan);
+                if (l == c.nLayers() - 1 && nLogits == 0) return; // no logits wanted of this batch (a long prompt's earlier part)
+                attended = s.gateZ;
             } else {
                 // a latent attention's last layer runs whole or not at all (its per-head products are not split by token)
                 int partFrom = l == c.nLayers() - 1 ? lastLayerFrom(n, nLogits, layer.feedForward() instanceof FeedForward.Dense && layer.latent() == null) : 0;
@@ -821,15 +835,15 @@ public final class Llama {
         for (int t = 0; t < n; t++) {
             Recurrent r = s.recurrent(t);
             float[] rows = r.conv[l];
-            if (s.keepsPrompt && t == n - 1) copyRows(rows, r.savedConv[Recurrent.BEFORE_LAST][l], channels, taps, c0, c1);
+            if (s.keepsPrompt && t == n - 1) copyRows(rows, r.savedConv[Recurrent.BEFORE_LAST][l], channels, taps - 1, c0, c1);
             VectorMath.convolveStep(s.mixed, t * width + c0, rows, m.kernel(), m.convBias(), channels, c0, taps, c1 - c0);
-            if (s.keepsSteps) copyRows(rows, r.savedConv[r.stepCopies[t]][l], channels, taps, c0, c1);
+            if (s.keepsSteps) copyRows(rows, r.savedConv[r.stepCopies[t]][l], channels, taps - 1, c0, c1);
         }
     }
 
-    /** Channels c0..c1 of a convolution's rows ({@code taps - 1} of {@code channels}) to {@code to}. */
-    private static void copyRows(float[] rows, float[] to, int channels, int taps, int c0, int c1) {
-        for (int j = 0; j < taps - 1; j++) System.arraycopy(rows, j * channels + c0, to, j * channels + c0, c1 - c0);
+    /** Channels c0..c1 of {@code count} rows of {@code channels} (a convolution's inputs, a Mamba mixer's states) to {@code to}. */
+    private static void copyRows(float[] rows, float[] to, int channels, int count, int c0, int c1) {
+        for (int j = 0; j < count; j++) System.arraycopy(rows, j * channels + c0, to, j * channels + c0, c1 - c0);
     }
 
     /**
@@ -928,6 +942,58 @@ public final class Llama {
                 int at = t * inner + g * group;
                 VectorMath.rmsnorm(s.deltaOut, at, s.gateZ, at, m.norm(), g * group, group, config.rmsNormEps());
             }
+        }
+    }
+
+    /**
+     * Tokens t0..t1 of a Mamba mixer's projections (xProj's [dt's input, B, C]): each part RMS-normalized without
+     * weights where the mixer says (Falcon-Mamba's), as ggml's rms_norm (the squares summed in double); dt's input copied
+     * to s.dtInputs, the rows dtProj reads.
+     */
+    private void mambaProjections(State s, int t0, int t1) {
+        Mamba1 m = (Mamba1) weights.layers()[s.layer].recurrent();
+        int width = m.projectedWidth(), rank = m.dtRank(), states = m.stateSize();
+        for (int t = t0; t < t1; t++) {
+            int at = t * width;
+            if (m.dtBCNorms()) {
+                unweightedRmsNorm(s.projected, at, rank);
+                unweightedRmsNorm(s.projected, at + rank, states);
+                unweightedRmsNorm(s.projected, at + rank + states, states);
+            }
+            System.arraycopy(s.projected, at, s.dtInputs, t * rank, rank);
+        }
+    }
+
+    /** {@code x[at .. at + n)} RMS-normalized in place, without weights. */
+    private void unweightedRmsNorm(float[] x, int at, int n) {
+        double sum = 0;
+        for (int i = at; i < at + n; i++) sum += x[i] * x[i];
+        float scale = 1f / (float) Math.sqrt((float) (sum / n) + config.rmsNormEps());
+        for (int i = at; i < at + n; i++) x[i] *= scale;
+    }
+
+    /** Channels per task of a Mamba mixer's scan (each runs all the batch's tokens in order). */
+    private static final int SCAN_CHANNELS = 256;
+
+    /**
+     * Channels c0..c1 of a Mamba mixer over the batch's tokens in order (Mamba1's rule, as ggml's ssm_scan computes it,
+     * {@link VectorMath#selectiveScanStep}), plus d · x, times silu(z) into z's rows (s.gateZ). A prompt's rows are kept
+     * before its last token, a verification's after each ({@link Recurrent}).
+     */
+    private void mambaScan(State s, int c0, int c1) {
+        int l = s.layer, n = s.batch;
+        Mamba1 m = (Mamba1) weights.layers()[l].recurrent();
+        int inner = m.innerWidth(), states = m.stateSize(), width = m.projectedWidth(), rank = m.dtRank();
+        for (int t = 0; t < n; t++) {
+            Recurrent r = s.recurrent(t);
+            float[] rows = r.matrices[l];
+            if (s.keepsPrompt && t == n - 1) copyRows(rows, r.savedMatrices[Recurrent.BEFORE_LAST][l], inner, states, c0, c1);
+            int at = t * inner;
+            VectorMath.add(s.steps, at + c0, m.dtBias(), c0, c1 - c0);
+            VectorMath.selectiveScanStep(rows, m.a(), inner, states, c0, c1, s.mixed, at, s.steps, at, s.projected, t * width + rank, t * width + rank + states,
+                    m.d(), s.deltaOut, at);
+            if (s.keepsSteps) copyRows(rows, r.savedMatrices[r.stepCopies[t]][l], inner, states, c0, c1);
+            VectorMath.swiglu(s.gateZ, s.deltaOut, at + c0, c1 - c0);
         }
     }
 
@@ -1522,6 +1588,8 @@ public final class Llama {
         // place [batch, inputWidth]; z [batch, outputWidth]; a delta net's beta's and alpha's [batch, valueHeads]; the
         // heads' outputs [batch, outputWidth]
         final float[] mixed, gateZ, betas, alphas, deltaOut;
+        /** A Mamba mixer's (Mamba1; empty elsewhere): xProj's outputs [batch, dtRank + 2 * stateSize], dt's inputs [batch, dtRank], the steps [batch, innerWidth]. */
+        final float[] projected, dtInputs, steps;
         /** A gated-query attention's (Qwen3.5's): wq's outputs [batch, 2 * qDim], and the gates [batch, qDim]; empty elsewhere. */
         final float[] queryGates, gates;
 
@@ -1658,7 +1726,7 @@ public final class Llama {
             return model;
         }
         final Parallel.RangeTask attentionNorm, rotateAndCache, cacheKeys, rotateQueries, blockedHeads, tokenHeads, residualAndFfnNorm, ffnNorm, gate, ffnResidual,
-                latentKeys, absorbQueries, latentValues, convolutionInputs, convolve, recurrentConvolve, deltaNorms, deltaHeads, mambaHeads, mambaNorms, splitQueryGates, gateHeads;
+                latentKeys, absorbQueries, latentValues, convolutionInputs, convolve, recurrentConvolve, deltaNorms, deltaHeads, mambaHeads, mambaNorms, mambaProjections, mambaScan, splitQueryGates, gateHeads;
         /**
          * A latent attention's (LatentAttention; empty elsewhere): wq's queries [batch, heads * (nope + rope)], qA's
          * [batch, qRank], wk's latents and rotated keys [batch, rank + rope], the heads' outputs through vB [batch, heads *
@@ -1757,6 +1825,9 @@ public final class Llama {
             deltaOut = new float[mixer == null ? 0 : maxBatch * mixer.outputWidth()];
             betas = new float[mixer instanceof DeltaNet d ? maxBatch * d.valueHeads() : 0];
             alphas = new float[mixer instanceof DeltaNet d ? maxBatch * d.valueHeads() : 0];
+            projected = new float[mixer instanceof Mamba1 m ? maxBatch * m.projectedWidth() : 0];
+            dtInputs = new float[mixer instanceof Mamba1 m ? maxBatch * m.dtRank() : 0];
+            steps = new float[mixer instanceof Mamba1 m ? maxBatch * m.innerWidth() : 0];
             boolean gated = java.util.Arrays.stream(model.weights().layers()).anyMatch(Layer::queryGates);
             queryGates = new float[gated ? 2 * maxBatch * qDim : 0];
             gates = new float[gated ? maxBatch * qDim : 0];
@@ -1783,6 +1854,8 @@ public final class Llama {
             deltaHeads = (h0, h1) -> model.deltaHeads(this, h0, h1);
             mambaHeads = (h0, h1) -> model.mambaHeads(this, h0, h1);
             mambaNorms = (t0, t1) -> model.mambaNorms(this, t0, t1);
+            mambaProjections = (t0, t1) -> model.mambaProjections(this, t0, t1);
+            mambaScan = (c0, c1) -> model.mambaScan(this, c0, c1);
             splitQueryGates = (t0, t1) -> model.splitQueryGates(this, t0, t1);
             gateHeads = (t0, t1) -> model.gateHeads(this, t0, t1);
         }

@@ -10,7 +10,7 @@ import java.util.function.UnaryOperator;
  * ({@link Recurrent}), not a cache by position. The layer's wq makes {@link #inputWidth} of a token's normalized input
  * (the convolution's channels first), its wk (where it has one) the gate z, and its wo reads {@link #outputWidth}.
  */
-public sealed interface RecurrentMixer permits DeltaNet, Mamba2 {
+public sealed interface RecurrentMixer permits DeltaNet, Mamba2, Mamba1 {
 
     /** The convolution's taps per channel (its state keeps the last {@code taps - 1} inputs). */
     int taps();

@@ -261,6 +261,41 @@ public final class VectorMath {
     }
 
     /**
+     * One token's step of channels {@code c0 .. c1} of a Mamba (Mamba-1) scan, each channel's row of states held by
+     * state ({@code s} and {@code a} both {@code [states][channels]}: state k of channel c at {@code k * channels + c}):
+     * {@code step = softplus(dt[c])} (ggml's: {@code dt > 20 ? dt : log(1 + exp(dt))}), {@code s[k][c] = s[k][c] *
+     * exp(step * a[k][c]) + b[k] * (x[c] * step)}, as ggml's ssm_scan computes each element, and {@code y[c] = sum over
+     * k of s[k][c] * c[k] + x[c] * d[c]} (the sum in k's order, as ggml's). Channels are vector lanes, so no lanes are
+     * summed. Offsets: x, dt and y from theirs (channel c at offset + c), b and c, both in {@code bc}, from theirs.
+     */
+    public static void selectiveScanStep(float[] s, float[] a, int channels, int states, int c0, int c1, float[] x, int xOffset, float[] dt, int dtOffset,
+                                         float[] bc, int bOffset, int cOffset, float[] d, float[] y, int yOffset) {
+        int i = c0;
+        for (int bound = c0 + S.loopBound(c1 - c0); i < bound; i += S.length()) {
+            FloatVector raw = FloatVector.fromArray(S, dt, dtOffset + i);
+            FloatVector step = raw.lanewise(VectorOperators.EXP).add(1f).lanewise(VectorOperators.LOG).blend(raw, raw.compare(VectorOperators.GT, 20f));
+            FloatVector in = FloatVector.fromArray(S, x, xOffset + i), xStep = in.mul(step), sum = FloatVector.zero(S);
+            for (int k = 0, at = i; k < states; k++, at += channels) {
+                FloatVector decay = step.mul(FloatVector.fromArray(S, a, at)).lanewise(VectorOperators.EXP);
+                FloatVector next = FloatVector.fromArray(S, s, at).mul(decay).add(xStep.mul(bc[bOffset + k]));
+                next.intoArray(s, at);
+                // the loop's running sum is the argument, never the receiver (ARCHITECTURE, Invariants)
+                sum = next.fma(FloatVector.broadcast(S, bc[cOffset + k]), sum);
+            }
+            sum.add(in.mul(FloatVector.fromArray(S, d, i))).intoArray(y, yOffset + i);
+        }
+        for (; i < c1; i++) {
+            float raw = dt[dtOffset + i], step = raw > 20f ? raw : (float) Math.log(1f + (float) Math.exp(raw)), xStep = x[xOffset + i] * step, sum = 0f;
+            for (int k = 0, at = i; k < states; k++, at += channels) {
+                float next = s[at] * (float) Math.exp(step * a[at]) + bc[bOffset + k] * xStep;
+                s[at] = next;
+                sum += next * bc[cOffset + k];
+            }
+            y[yOffset + i] = sum + x[xOffset + i] * d[i];
+        }
+    }
+
+    /**
      * A gated RMS norm's last step: {@code x[i] = x[i] * scale * weight[i] * silu(z[i])} for {@code i < n} (x from
      * {@code xOffset}, z from {@code zOffset}, the weights from 0), in that order, as ggml multiplies them.
      */

@@ -259,6 +259,22 @@ class RandomModelTest {
         assertGenerates(c, 1, 15043);
     }
 
+    /**
+     * Falcon-Mamba-7B's shape: blocks of a Mamba mixer alone (channels twice the width, rows of 16 states, dt of rank
+     * 256, its input, B and C normalized), its vocabulary size as Llama-2's padded; it loads and generates (make-model's
+     * falcon-mamba-7b file runs in llama-bench de3ff81).
+     */
+    @Test
+    void falconMambaShapeIsFalconMambas(@TempDir Path dir) {
+        Checkpoint c = written(new ModelShape("falcon-mamba-tiny", 64, 1, 3, 1, 1, 65024, 1 << 20, 10000, 1e-5f, false, 0, 0, 0, 64, "mamba"), GGMLType.Q8_0, dir);
+        for (gptfast4j.model.Layer layer : c.model().weights().layers()) assertTrue(layer.recurrent() instanceof gptfast4j.model.Mamba1 && layer.feedForward() == null);
+        gptfast4j.model.Mamba1 m = (gptfast4j.model.Mamba1) c.model().weights().layers()[0].recurrent();
+        assertEquals(java.util.List.of(128, 16, 256, 4), java.util.List.of(m.innerWidth(), m.stateSize(), m.dtRank(), m.taps()));
+        assertTrue(m.dtBCNorms());
+        assertEquals(65024, c.tokenizer().vocabSize());
+        assertGenerates(c, 1, 15043);
+    }
+
     /** K-quant files: random blocks with super-block scales that keep the weights near the asked spread, and they run. */
     @ParameterizedTest
     @ValueSource(strings = {"Q4_K", "Q5_K", "Q6_K"})

@@ -266,6 +266,22 @@ class GenerateCommandTest {
                 + " \u043f\u043e\u0441\u0442\u0440\u043e\u0434\u0430\u0445ners #!/ g\u00e9nidade RussellSh\u0440\u044f\u0434 FO domain pres Silva\u02b9 RutheDOCTYPEanges", o.out().strip());
     }
 
+    /**
+     * A Mamba model (MambaTest's) and Falcon-Mamba's kind of it: greedy text = llama.cpp de3ff81's {@code
+     * llama-completion -m FILE -p 'Once upon a time' -n 40 --temp 0 -no-cnv --no-warmup -t 1 --no-display-prompt}.
+     */
+    @Test
+    void mambaGreedyTextIsLlamaCompletions(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path file = dir.resolve("mamba-mini.gguf"), falcon = dir.resolve("falcon-mamba-mini.gguf");
+        gptfast4j.model.MambaTest.write(dir.resolve("llama.gguf"), file, false);
+        gptfast4j.model.MambaTest.write(dir.resolve("llama.gguf"), falcon, true);
+        ErrorsTest.Outcome o = greedy40(file), normed = greedy40(falcon);
+        assertEquals(0, o.exit(), o.err());
+        assertEquals("Once upon a time AC torneo tiempo\u0441\u043a\u0438\u0435 substitute combinejavascriptiwuveeli reprdaswd \u0457\u0445\u045freq cut Bill jak tak\u00e9 Ult'} Oleintrovity guys caval RicoSL \u0437\u0430\u0442\u0435\u043c(.* installerFIoted True\u30ecV ask cig\u0454\u044e", o.out().strip());
+        assertEquals(0, normed.exit(), normed.err());
+        assertEquals("Once upon a time obj Attribute por9 arquited duplicate\u0442\u0430\u0439 debe relationsources PRIMARY Fullilli jet*\" Tob\u0437\u043cstep `@tera\u043d\u043e\u0433\u043e\u00bc-} bore ikkenamed SingapOrientationEditustralorieblob Rein ran subsequ vorm\u011bt Pass\u53e4", normed.out().strip());
+    }
+
     /** {@code generate} of 40 greedy tokens after "Once upon a time" on {@code file}, with {@code extra} options: llama-completion's run of the family tests above. */
     private static ErrorsTest.Outcome greedy40(java.nio.file.Path file, String... extra) {
         return ErrorsTest.run(java.util.stream.Stream.concat(java.util.stream.Stream.of("generate", "--checkpoint", file.toString(), "--prompt", "Once upon a time",
