@@ -575,9 +575,10 @@ final class GenerateCommand implements Callable<Integer> {
         long peak = CommonOptions.peakResidentBytes();
         if (peak > 0) {
             long kv = state.kvBytes(), recurrent = state.recurrentBytes();
-            System.err.printf("Peak memory: %.1f MB resident (of which the %s KV cache for %d positions: %s%s)%n", peak / 1e6,
-                    state.kvType().option(), state.contextLength, size(kv),
-                    recurrent == 0 ? "" : "; the recurrent layers' state and its kept copies: " + size(recurrent));
+            // a model of recurrent layers alone (Mamba's) has no KV cache
+            System.err.printf("Peak memory: %.1f MB resident (of which %s%s)%n", peak / 1e6,
+                    kv == 0 ? "" : String.format("the %s KV cache for %d positions: %s", state.kvType().option(), state.contextLength, size(kv)),
+                    recurrent == 0 ? "" : (kv == 0 ? "" : "; ") + "the recurrent layers' state and its kept copies: " + size(recurrent));
         }
     }
 

@@ -178,7 +178,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
-            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba");
+            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -228,8 +228,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                         && !(arch.equals("glm4") && usesMrope(md, arch)); // GLM-4V's: llama.cpp turns its M-RoPE's pairs as halves
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
-        // Mamba-2's and Mamba's blocks (Mamba-Codestral's, Falcon-Mamba's): no attention, no feed-forward; the config's heads and width are a nominal
-        // head of dim and a width of 1 that no layer reads, so that its checks hold (the file's counts are 0)
+        // Mamba-2's and Mamba's blocks (Mamba-Codestral's, Falcon-Mamba's): no attention, no feed-forward; the config's
+        // heads and width are a nominal head of 32 (a block of every cache type; its RoPE tables and buffers small) and a
+        // width of 1 that no layer reads, so that its checks hold (the file's counts are 0)
         boolean attentionFree = arch.equals("mamba2") || arch.equals("mamba");
         int nHeads = attentionFree ? 1 : required(md, path, arch + ".attention.head_count");
         int dim = required(md, path, arch + ".embedding_length");
@@ -238,7 +239,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         // a head's width where the file gives it (Mistral Nemo's 128 at dim 5120, 32 heads), else dim / heads as llama.cpp's default
         // DeepSeek-V2's latent attention: one kv head of its rotated key and its latent (LatentAttention)
         boolean latent = arch.equals("deepseek2");
-        int headDim = latent ? required(md, path, arch + ".rope.dimension_count") + required(md, path, arch + ".attention.kv_lora_rank")
+        int headDim = attentionFree ? 32 : latent ? required(md, path, arch + ".rope.dimension_count") + required(md, path, arch + ".attention.kv_lora_rank")
                 : md.has(arch + ".attention.key_length") ? required(md, path, arch + ".attention.key_length") : derivedHeadDim(path, dim, nHeads);
         int valueDim = md.getInt(arch + ".attention.value_length", headDim);
         if (valueDim != headDim && !latent) throw new ModelFormatException(path + ": value heads of " + valueDim + " against key heads of " + headDim + " are not supported");
@@ -258,13 +259,14 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : arch.equals("apertus") ? Config.Variant.ungated(Config.Activation.XIELU) // Apertus: no gate, xIELU of the up projection
                 // Nemotron-H: no gate, ReLU² of the up projection; its attention without RoPE
                 : arch.startsWith("nemotron_h") ? Config.Variant.ungated(Config.Activation.RELU_SQUARED).withoutRope()
+                : arch.equals("jamba") ? Config.Variant.LLAMA.withoutRope() // Jamba's attention: no RoPE, as llama.cpp's graph has it
                 : latent ? deepseek2(path, md)
                 : Config.Variant.LLAMA;
         Config.Variant variant = scaled(path, md, arch, blocks);
-        boolean nemotronH = arch.startsWith("nemotron_h"), hybridKvHeads = arch.startsWith("lfm2") || arch.equals("granitehybrid") || nemotronH;
+        boolean nemotronH = arch.startsWith("nemotron_h"), hybridKvHeads = arch.startsWith("lfm2") || arch.equals("granitehybrid") || nemotronH || arch.equals("jamba");
         Mixers mixers = arch.startsWith("lfm2") ? new Mixers(convolutionLayers(path, md, arch), convolutionWidth(path, md, arch), 0, 0, 0, 0, null, 0, false)
                 : arch.startsWith("qwen35") ? deltaNets(path, md, arch, required(md, path, arch + ".block_count") - nextn)
-                : arch.equals("mamba") ? mamba(path, md, arch)
+                : arch.equals("mamba") || arch.equals("jamba") ? mamba(path, md, arch)
                 : arch.equals("granitehybrid") || nemotronH || attentionFree ? mamba2(path, md, arch) : null;
         Config config = config(path, () -> new Config(arch, dim,
                 // Qwen3's mixtures give their experts' width apart from the dense width they would have
@@ -401,7 +403,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /**
      * {@code arch}'s gating as llama.cpp's graph has it: gpt-oss's softmax of the chosen logits, Llama 4's sigmoid of
-     * the chosen logit on the expert's input, OLMoE's, Qwen2-MoE's and DeepSeek-MoE's probabilities as they are,
+     * the chosen logit on the expert's input, OLMoE's, Qwen2-MoE's, DeepSeek-MoE's and Jamba's probabilities as they are,
      * dots.llm1's as its file says ({@code expert_gating_func} 1 softmax or 2 sigmoid, {@code expert_weights_norm}
      * whether renormalized; GLM-4.5's the same, a sigmoid where it says none), Ling's (BailingMoE's) a softmax
      * renormalized where {@code expert_weights_norm} says, the
@@ -415,7 +417,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             // Nemotron-H's mixtures: sigmoids, renormalized where the file says so
             case "nemotron_h_moe" -> md.getBool(arch + ".expert_weights_norm", false) ? FeedForward.Routing.SIGMOID_RENORMALIZED : FeedForward.Routing.SIGMOID;
             case "llama4" -> FeedForward.Routing.SIGMOID_INPUT;
-            case "olmoe", "qwen2moe", "deepseek" -> FeedForward.Routing.SOFTMAX;
+            case "olmoe", "qwen2moe", "deepseek", "jamba" -> FeedForward.Routing.SOFTMAX;
             case "bailingmoe" -> md.getBool(arch + ".expert_weights_norm", false) ? FeedForward.Routing.SOFTMAX_RENORMALIZED : FeedForward.Routing.SOFTMAX;
             // MiniMax-M2's and LFM2-MoE's weights always renormalized, by the function the file names (sigmoids, with a selection bias)
             case "minimax-m2", "lfm2moe" -> switch (md.getInt(arch + ".expert_gating_func", 0)) {
@@ -995,7 +997,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 FeedForward ffn = mixture ? mixture(path, c, gating, tensors, p) : new FeedForward.Dense(matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
                         matrix(path, tensors, p + "ffn_down.weight", hidden, dim), matrix(path, tensors, p + "ffn_up.weight", dim, hidden));
                 layers[l] = c.architecture().startsWith("lfm2") ? convolution(path, c, tensors, p, mixers.taps(), ffn)
-                        : c.architecture().equals("granitehybrid") ? mamba2(path, c, tensors, p, mixers, ffn) : deltaNet(path, c, tensors, p, mixers, ffn);
+                        : c.architecture().equals("granitehybrid") ? mamba2(path, c, tensors, p, mixers, ffn)
+                        : c.architecture().equals("jamba") ? mamba(path, c, tensors, p, mixers, ffn) : deltaNet(path, c, tensors, p, mixers, ffn);
                 continue;
             }
             // Phi-3's query, key and value projections in one tensor, and its gate and up projections: views of their rows
@@ -1172,9 +1175,11 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     }
 
     /**
-     * Mamba's mixers (Falcon-Mamba's, state-spaces' Mamba) as llama.cpp reads them: {@code ssm.conv_kernel} taps over
-     * {@code ssm.inner_size} channels, each with a row of {@code ssm.state_size} states, dt of rank {@code
-     * ssm.time_step_rank}, its input, B and C normalized where {@code ssm.dt_b_c_rms} says; in every block, alone.
+     * Mamba's mixers (Falcon-Mamba's, state-spaces' Mamba, Jamba's) as llama.cpp reads them: {@code ssm.conv_kernel}
+     * taps over {@code ssm.inner_size} channels, each with a row of {@code ssm.state_size} states, dt of rank {@code
+     * ssm.time_step_rank}, its input, B and C normalized where {@code ssm.dt_b_c_rms} says (Jamba's always, by weights
+     * of their own); in every block, alone, or Jamba's in the layers whose {@code attention.head_count_kv} is 0, each
+     * with a feed-forward.
      */
     private static Mixers mamba(Path path, Metadata md, String arch) {
         int taps = required(md, path, arch + ".ssm.conv_kernel"), inner = required(md, path, arch + ".ssm.inner_size"), states = required(md, path, arch + ".ssm.state_size"),
@@ -1183,26 +1188,33 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         for (int n : new int[]{inner, states, rank}) {
             if (n < 1 || n > 1 << 16) throw new ModelFormatException(path + ": " + arch + ".ssm.* gives an inner size of " + inner + ", states of " + states + ", dt's rank " + rank + ": not counts of 1 to 65536");
         }
+        boolean jamba = arch.equals("jamba");
         boolean[] recurrent = new boolean[layers];
-        Arrays.fill(recurrent, true);
-        return new Mixers(recurrent, taps, 1, inner, 1, states, new boolean[layers], rank, md.getBool(arch + ".ssm.dt_b_c_rms", false));
+        int[] kvHeads = jamba ? layerKvHeads(path, md, arch, layers) : new int[layers];
+        for (int l = 0; l < layers; l++) recurrent[l] = kvHeads[l] == 0;
+        return new Mixers(recurrent, taps, 1, inner, 1, states, jamba ? null : new boolean[layers], rank, jamba || md.getBool(arch + ".ssm.dt_b_c_rms", false));
     }
 
     /**
-     * A Mamba block ({@link Mamba1}): its norm, {@code ssm_in}'s rows as wq (x) and wk (z), no wv, {@code ssm_out} as
+     * A Mamba layer ({@link Mamba1}): its norm, {@code ssm_in}'s rows as wq (x) and wk (z), no wv, {@code ssm_out} as
      * wo, its convolution's kernel and bias, {@code ssm_x} and {@code ssm_dt} with dt's bias, a ({@code ssm_a} [states,
-     * inner]: -exp(A_log), transposed to [states][inner]) and d; no feed-forward.
+     * inner]: -exp(A_log), transposed to [states][inner]) and d, Jamba's norms of dt's input, B and C ({@code
+     * ssm_dt_norm}, {@code ssm_b_norm}, {@code ssm_c_norm}) and its feed-forward {@code ffn} under {@code ffn_norm}
+     * (null: none, a Mamba block alone).
      */
-    private static Layer mamba(Path path, Config c, Map<String, TensorData> tensors, String p, Mixers m) {
+    private static Layer mamba(Path path, Config c, Map<String, TensorData> tensors, String p, Mixers m, FeedForward ffn) {
         int dim = c.dim(), inner = m.valueHeads(), states = m.stateSize(), rank = m.dtRank(), taps = m.taps();
+        boolean jamba = c.architecture().equals("jamba");
         Tensor in = matrix(path, tensors, p + "ssm_in.weight", dim, 2L * inner);
         float[] byChannel = values(path, tensors, p + "ssm_a", states, inner), a = new float[states * inner];
         for (int ch = 0; ch < inner; ch++) for (int k = 0; k < states; k++) a[k * inner + ch] = byChannel[ch * states + k];
         Mamba1 mamba = new Mamba1(matrix(path, tensors, p + "ssm_x.weight", inner, rank + 2L * states), matrix(path, tensors, p + "ssm_dt.weight", rank, inner),
                 convolutionKernel(path, tensors, p, taps, inner), vector(path, tensors, p + "ssm_conv1d.bias", inner), taps,
-                vector(path, tensors, p + "ssm_dt.bias", inner), a, vector(path, tensors, p + "ssm_d", inner), inner, rank, states, m.dtBCNorms());
+                vector(path, tensors, p + "ssm_dt.bias", inner), a, vector(path, tensors, p + "ssm_d", inner), inner, rank, states, m.dtBCNorms(),
+                jamba ? vector(path, tensors, p + "ssm_dt_norm.weight", rank) : null, jamba ? vector(path, tensors, p + "ssm_b_norm.weight", states) : null,
+                jamba ? vector(path, tensors, p + "ssm_c_norm.weight", states) : null);
         return new Layer(vector(path, tensors, p + "attn_norm.weight", dim), in.rows(0, inner), in.rows(inner, inner), null,
-                matrix(path, tensors, p + "ssm_out.weight", inner, dim), null, null,
+                matrix(path, tensors, p + "ssm_out.weight", inner, dim), ffn == null ? null : vector(path, tensors, p + "ffn_norm.weight", dim), ffn,
                 null, null, null, null, null, null, null, null, null, null, null, null, mamba, false);
     }
 
@@ -1213,7 +1225,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      */
     private static Layer nemotronBlock(Path path, Config c, Gating gating, Map<String, TensorData> tensors, String p, Mixers m, int l) {
         int dim = c.dim();
-        if (m.layers()[l]) return c.architecture().equals("mamba") ? mamba(path, c, tensors, p, m) : mamba2(path, c, tensors, p, m, null);
+        if (m.layers()[l]) return c.architecture().equals("mamba") ? mamba(path, c, tensors, p, m, null) : mamba2(path, c, tensors, p, m, null);
         float[] norm = vector(path, tensors, p + "attn_norm.weight", dim);
         if (m.feedForwardsAlone()[l]) {
             FeedForward ffn = c.isMoE() ? mixture(path, c, gating, tensors, p)

@@ -98,6 +98,8 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
     final int contextLength, kvDim, headDim, nKvHeads;
     /** No values are stored: attention reads them from the keys (a latent attention's), never from {@link Head#values}. */
     final boolean keysOnly;
+    /** Per layer, whether it attends: holds keys and values (the other layers take none of the cache's memory). */
+    private final boolean[] attends;
     private static final java.util.concurrent.atomic.AtomicLong IDS = new java.util.concurrent.atomic.AtomicLong();
     /** This cache, in a thread's scratch's record of what it holds ({@link Converted#head}, {@link #latentRows}). */
     final long id = IDS.incrementAndGet();
@@ -109,7 +111,9 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
     /** The floats of one position's row in {@link #convRows}. */
     private int convWidth;
 
-    private KvCache(Config c, int nKvHeads, int contextLength, boolean keysOnly) {
+    private KvCache(Config c, boolean[] attends, int nKvHeads, int contextLength, boolean keysOnly) {
+        if (attends.length != c.nLayers()) throw new IllegalArgumentException(attends.length + " layers' flags for " + c.nLayers() + " layers");
+        this.attends = attends;
         this.contextLength = contextLength;
         this.headDim = c.headDim();
         this.nKvHeads = nKvHeads;
@@ -117,28 +121,43 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         this.keysOnly = keysOnly;
     }
 
-    /** A cache of {@code nKvHeads} heads: the model's, or a tensor-parallel process's share of them. */
+    /** A cache of {@code nKvHeads} heads in every layer: the model's, or a tensor-parallel process's share of them. */
     static KvCache of(Type type, Config c, int nKvHeads, int contextLength) {
-        return of(type, c, nKvHeads, contextLength, false);
+        boolean[] all = new boolean[c.nLayers()];
+        java.util.Arrays.fill(all, true);
+        return of(type, c, all, nKvHeads, contextLength, false);
     }
 
     /**
-     * The same, of keys only where {@code keysOnly} (a latent attention's): then its type is the keys' for both, as
-     * llama.cpp's V-less cache has no value type.
+     * The same in the layers {@code attends} flags (the others take no memory: a hybrid's recurrent, convolution and
+     * feed-forward blocks), of keys only where {@code keysOnly} (a latent attention's): then its type is the keys' for
+     * both, as llama.cpp's V-less cache has no value type.
      */
-    static KvCache of(Type type, Config c, int nKvHeads, int contextLength, boolean keysOnly) {
-        if (type.keys() == Type.Element.F32) return new F32(c, nKvHeads, contextLength, keysOnly);
-        Converted keys = converted(type.keys(), c, nKvHeads, contextLength, keysOnly);
+    static KvCache of(Type type, Config c, boolean[] attends, int nKvHeads, int contextLength, boolean keysOnly) {
+        if (type.keys() == Type.Element.F32) return new F32(c, attends, nKvHeads, contextLength, keysOnly);
+        Converted keys = converted(type.keys(), c, attends, nKvHeads, contextLength, keysOnly);
         return type.keys() == type.values() || keysOnly ? keys
-                : new Mixed(type, c, nKvHeads, contextLength, keys, converted(type.values(), c, nKvHeads, contextLength, false));
+                : new Mixed(type, c, attends, nKvHeads, contextLength, keys, converted(type.values(), c, attends, nKvHeads, contextLength, false));
     }
 
-    private static Converted converted(Type.Element element, Config c, int nKvHeads, int contextLength, boolean keysOnly) {
+    private static Converted converted(Type.Element element, Config c, boolean[] attends, int nKvHeads, int contextLength, boolean keysOnly) {
         return switch (element) {
-            case F16 -> new F16(c, nKvHeads, contextLength, keysOnly);
-            case Q8_0 -> new Q8_0(c, nKvHeads, contextLength, keysOnly);
-            default -> new Blocks(element, c, nKvHeads, contextLength, keysOnly);
+            case F16 -> new F16(c, attends, nKvHeads, contextLength, keysOnly);
+            case Q8_0 -> new Q8_0(c, attends, nKvHeads, contextLength, keysOnly);
+            default -> new Blocks(element, c, attends, nKvHeads, contextLength, keysOnly);
         };
+    }
+
+    /** Whether {@code layer} attends: holds keys and values. */
+    final boolean attends(int layer) {
+        return attends[layer];
+    }
+
+    /** The layers' segments' bytes (null: a layer that does not attend). */
+    static long bytes(MemorySegment[] perLayer) {
+        long bytes = 0;
+        for (MemorySegment m : perLayer) if (m != null) bytes += m.byteSize();
+        return bytes;
     }
 
     public abstract Type type();
@@ -225,6 +244,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
                     MemorySegment.copy(rows, 4L * (keep + discard) * convWidth, rows, 4L * keep * convWidth, 4L * (end - keep - discard) * convWidth);
                     continue;
                 }
+                if (!attends[l]) continue;
                 // upwards: each position is read before a later one is written over it
                 for (int p = keep + discard; p < end; p++) {
                     load(l, p, k, v);
@@ -251,6 +271,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
                     for (int i = 0; i < convWidth; i++) bytes.putFloat(conv(l, p, i));
                     continue;
                 }
+                if (!attends[l]) continue;
                 putKey(l, p, bytes);
                 if (!keysOnly) putValue(l, p, bytes);
             }
@@ -273,16 +294,20 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
                     for (int i = 0; i < convWidth; i++) convRows[l].setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, (long) p * convWidth + i, bytes.getFloat());
                     continue;
                 }
+                if (!attends[l]) continue;
                 getKey(l, p, bytes);
                 if (!keysOnly) getValue(l, p, bytes);
             }
         }
     }
 
-    /** Bytes {@link #write} gives one position of layers {@code 0 .. layers}: a key's and a value's in their types' bytes, or a convolution layer's floats. */
+    /**
+     * Bytes {@link #write} gives one position of layers {@code 0 .. layers}: an attending layer's key and value in their
+     * types' bytes, a convolution layer's floats, none of a recurrent layer's.
+     */
     final long bytesPerPosition(int layers) {
         long keyValue = rowBytes(type().keys()) + (keysOnly ? 0 : rowBytes(type().values())), bytes = 0;
-        for (int l = 0; l < layers; l++) bytes += convolves(l) ? 4L * convWidth : keyValue;
+        for (int l = 0; l < layers; l++) bytes += convolves(l) ? 4L * convWidth : attends[l] ? keyValue : 0;
         return bytes;
     }
 
@@ -389,12 +414,15 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         /** Views of the cache itself, made once, never changed: [layer][kvHead]. */
         private final Head[][] views;
 
-        F32(Config c, int nKvHeads, int contextLength, boolean keysOnly) {
-            super(c, nKvHeads, contextLength, keysOnly);
-            keys = new float[c.nLayers()][keyElements()];
-            values = keysOnly ? null : new float[c.nLayers()][valueElements()];
+        F32(Config c, boolean[] attends, int nKvHeads, int contextLength, boolean keysOnly) {
+            super(c, attends, nKvHeads, contextLength, keysOnly);
+            keys = new float[c.nLayers()][];
+            values = keysOnly ? null : new float[c.nLayers()][];
             views = new Head[c.nLayers()][nKvHeads];
             for (int l = 0; l < c.nLayers(); l++) {
+                if (!attends[l]) continue;
+                keys[l] = new float[keyElements()];
+                if (!keysOnly) values[l] = new float[valueElements()];
                 for (int h = 0; h < nKvHeads; h++) {
                     Head v = views[l][h] = new Head();
                     v.keys = keys[l];
@@ -466,7 +494,9 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
 
         @Override
         long bytes() {
-            return 4L * keys.length * (keys[0].length + (keysOnly ? 0 : values[0].length));
+            long floats = 0;
+            for (int l = 0; l < keys.length; l++) if (keys[l] != null) floats += keys[l].length + (keysOnly ? 0 : values[l].length);
+            return 4L * floats;
         }
     }
 
@@ -482,8 +512,8 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
     abstract static sealed class Converted extends KvCache permits F16, Q8_0, Blocks, Mixed {
         static final ThreadLocal<Head> SCRATCH = ThreadLocal.withInitial(Head::new);
 
-        Converted(Config c, int nKvHeads, int contextLength, boolean keysOnly) {
-            super(c, nKvHeads, contextLength, keysOnly);
+        Converted(Config c, boolean[] attends, int nKvHeads, int contextLength, boolean keysOnly) {
+            super(c, attends, nKvHeads, contextLength, keysOnly);
         }
 
         /** The key of position {@code pos}, {@code k[kOffset .. + kvDim)}. */
@@ -577,12 +607,13 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         /** Per layer, halves: keys as {@link #keyIndex} places them, values as {@link #valueIndex} does. */
         private final MemorySegment[] keys, values;
 
-        F16(Config c, int nKvHeads, int contextLength, boolean keysOnly) {
-            super(c, nKvHeads, contextLength, keysOnly);
+        F16(Config c, boolean[] attends, int nKvHeads, int contextLength, boolean keysOnly) {
+            super(c, attends, nKvHeads, contextLength, keysOnly);
             long keyBytes = 2L * kvDim * keyPositions();
             keys = new MemorySegment[c.nLayers()];
             values = new MemorySegment[c.nLayers()];
             for (int l = 0; l < keys.length; l++) {
+                if (!attends[l]) continue;
                 keys[l] = OffHeap.allocatePages(keyBytes);
                 values[l] = keysOnly ? null : OffHeap.allocatePages(2L * contextLength * kvDim);
             }
@@ -662,12 +693,12 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
 
         @Override
         long keyBytes() {
-            return keys.length * keys[0].byteSize();
+            return bytes(keys);
         }
 
         @Override
         long valueBytes() {
-            return keysOnly ? 0 : values.length * values[0].byteSize();
+            return keysOnly ? 0 : bytes(values);
         }
     }
 
@@ -687,8 +718,8 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         /** Per layer: int8 keys and values as the F32 cache's floats lie, and their scales. */
         private final MemorySegment[] keys, keyScales, values, valueScales;
 
-        Q8_0(Config c, int nKvHeads, int contextLength, boolean keysOnly) {
-            super(c, nKvHeads, contextLength, keysOnly);
+        Q8_0(Config c, boolean[] attends, int nKvHeads, int contextLength, boolean keysOnly) {
+            super(c, attends, nKvHeads, contextLength, keysOnly);
             if (headDim % BLOCK != 0) {
                 throw new IllegalArgumentException("a q8_0 KV cache needs a head dimension that 32 divides, as llama.cpp's; this model's is " + headDim + " (use f16)");
             }
@@ -697,6 +728,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
             values = new MemorySegment[c.nLayers()];
             valueScales = new MemorySegment[c.nLayers()];
             for (int l = 0; l < keys.length; l++) {
+                if (!attends[l]) continue;
                 keys[l] = OffHeap.allocatePages((long) keyPositions() * kvDim);
                 keyScales[l] = OffHeap.allocatePages(2L * keyPositions() * (kvDim / BLOCK));
                 if (keysOnly) continue;
@@ -848,12 +880,12 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
 
         @Override
         long keyBytes() {
-            return keys.length * (keys[0].byteSize() + keyScales[0].byteSize());
+            return bytes(keys) + bytes(keyScales);
         }
 
         @Override
         long valueBytes() {
-            return keysOnly ? 0 : values.length * (values[0].byteSize() + valueScales[0].byteSize());
+            return keysOnly ? 0 : bytes(values) + bytes(valueScales);
         }
     }
 
@@ -875,8 +907,8 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         /** Per layer: rows {@code kvHead * keyPositions() + position} and {@code kvHead * contextLength + position}. */
         private final Tensor[] keys, values;
 
-        Blocks(Type.Element element, Config c, int nKvHeads, int contextLength, boolean keysOnly) {
-            super(c, nKvHeads, contextLength, keysOnly);
+        Blocks(Type.Element element, Config c, boolean[] attends, int nKvHeads, int contextLength, boolean keysOnly) {
+            super(c, attends, nKvHeads, contextLength, keysOnly);
             this.element = element;
             this.type = GGMLType.valueOf(element.name());
             if (headDim % type.blockSize != 0) {
@@ -886,6 +918,7 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
             keys = new Tensor[c.nLayers()];
             values = new Tensor[c.nLayers()];
             for (int l = 0; l < keys.length; l++) {
+                if (!attends[l]) continue;
                 keys[l] = Tensor.of("cache_k_l" + l, type, OffHeap.allocatePages(type.bytesFor((long) nKvHeads * keyPositions() * headDim)),
                         headDim, (long) nKvHeads * keyPositions());
                 if (!keysOnly) values[l] = Tensor.of("cache_v_l" + l, type, OffHeap.allocatePages(type.bytesFor((long) nKvHeads * contextLength * headDim)),
@@ -992,12 +1025,12 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
 
         @Override
         long keyBytes() {
-            return keys.length * keys[0].data.byteSize();
+            return bytes(java.util.Arrays.stream(keys).map(t -> t == null ? null : t.data).toArray(MemorySegment[]::new));
         }
 
         @Override
         long valueBytes() {
-            return keysOnly ? 0 : values.length * values[0].data.byteSize();
+            return keysOnly ? 0 : bytes(java.util.Arrays.stream(values).map(t -> t == null ? null : t.data).toArray(MemorySegment[]::new));
         }
     }
 
@@ -1011,8 +1044,8 @@ public abstract sealed class KvCache permits KvCache.F32, KvCache.Converted {
         private final Type type;
         private final Converted keys, values;
 
-        Mixed(Type type, Config c, int nKvHeads, int contextLength, Converted keys, Converted values) {
-            super(c, nKvHeads, contextLength, false);
+        Mixed(Type type, Config c, boolean[] attends, int nKvHeads, int contextLength, Converted keys, Converted values) {
+            super(c, attends, nKvHeads, contextLength, false);
             this.type = type;
             this.keys = keys;
             this.values = values;

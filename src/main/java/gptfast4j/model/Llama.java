@@ -946,9 +946,9 @@ public final class Llama {
     }
 
     /**
-     * Tokens t0..t1 of a Mamba mixer's projections (xProj's [dt's input, B, C]): each part RMS-normalized without
-     * weights where the mixer says (Falcon-Mamba's), as ggml's rms_norm (the squares summed in double); dt's input copied
-     * to s.dtInputs, the rows dtProj reads.
+     * Tokens t0..t1 of a Mamba mixer's projections (xProj's [dt's input, B, C]): each part RMS-normalized where the
+     * mixer says, without weights (Falcon-Mamba's) or times its norm's (Jamba's), as ggml's rms_norm (the squares summed
+     * in double); dt's input copied to s.dtInputs, the rows dtProj reads.
      */
     private void mambaProjections(State s, int t0, int t1) {
         Mamba1 m = (Mamba1) weights.layers()[s.layer].recurrent();
@@ -956,20 +956,20 @@ public final class Llama {
         for (int t = t0; t < t1; t++) {
             int at = t * width;
             if (m.dtBCNorms()) {
-                unweightedRmsNorm(s.projected, at, rank);
-                unweightedRmsNorm(s.projected, at + rank, states);
-                unweightedRmsNorm(s.projected, at + rank + states, states);
+                rmsNorm(s.projected, at, rank, m.dtNorm());
+                rmsNorm(s.projected, at + rank, states, m.bNorm());
+                rmsNorm(s.projected, at + rank + states, states, m.cNorm());
             }
             System.arraycopy(s.projected, at, s.dtInputs, t * rank, rank);
         }
     }
 
-    /** {@code x[at .. at + n)} RMS-normalized in place, without weights. */
-    private void unweightedRmsNorm(float[] x, int at, int n) {
+    /** {@code x[at .. at + n)} RMS-normalized in place, times {@code weight} (null: none). */
+    private void rmsNorm(float[] x, int at, int n, float[] weight) {
         double sum = 0;
         for (int i = at; i < at + n; i++) sum += x[i] * x[i];
         float scale = 1f / (float) Math.sqrt((float) (sum / n) + config.rmsNormEps());
-        for (int i = at; i < at + n; i++) x[i] *= scale;
+        for (int i = at; i < at + n; i++) x[i] = weight == null ? x[i] * scale : x[i] * scale * weight[i - at];
     }
 
     /** Channels per task of a Mamba mixer's scan (each runs all the batch's tokens in order). */
@@ -1772,8 +1772,13 @@ public final class Llama {
             xb2 = new float[maxBatch * c.dim()];
             ffnInput = new float[c.variant().parallelBlocks() ? maxBatch * c.dim() : 0];
             // a convolution layer's b, c and x (ShortConv) in q, k and v, each dim wide
-            boolean[] convolutions = new boolean[c.nLayers()];
-            for (int l = 0; l < c.nLayers(); l++) convolutions[l] = model.weights().layers()[l].shortConv() != null;
+            boolean[] convolutions = new boolean[c.nLayers()], attends = new boolean[c.nLayers()];
+            for (int l = 0; l < c.nLayers(); l++) {
+                Layer layer = model.weights().layers()[l];
+                convolutions[l] = layer.shortConv() != null;
+                // the cache's keys and values are the attention layers' alone (not a convolution's, a recurrent mixer's or a feed-forward's block)
+                attends[l] = !convolutions[l] && layer.recurrent() == null && layer.wo() != null;
+            }
             int convWidth = java.util.stream.IntStream.range(0, c.nLayers()).anyMatch(l -> convolutions[l]) ? c.dim() : 0;
             q = new float[maxBatch * Math.max(qDim, convWidth)];
             k = new float[maxBatch * Math.max(kvDim, convWidth)];
@@ -1788,7 +1793,7 @@ public final class Llama {
             hbWhole = whole ? hb : new float[maxBatch * model.weights().widestHidden(true)];
             logitsPart = whole ? logits : new float[maxLogits * vocabPart];
             // a latent attention's values are its keys' latent parts: the cache holds them once
-            kv = KvCache.of(kvType, c, tp.kvHeads, contextLength, java.util.Arrays.stream(model.weights().layers()).allMatch(l -> l.latent() != null));
+            kv = KvCache.of(kvType, c, attends, tp.kvHeads, contextLength, java.util.Arrays.stream(model.weights().layers()).allMatch(l -> l.latent() != null));
             if (convWidth > 0) kv.convolving(convolutions, convWidth);
             att = new float[tp.heads * VectorMath.QUERIES * kv.keyPositions()];
             rope = new Rope(c, contextLength, false);

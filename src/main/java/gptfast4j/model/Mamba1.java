@@ -5,12 +5,13 @@ import gptfast4j.tensor.Tensor;
 import java.util.function.UnaryOperator;
 
 /**
- * A Mamba (Mamba-1) mixer, what Falcon-Mamba's and state-spaces' Mamba models run in each block (llama.cpp's {@code
- * build_mamba_layer}). The layer's wq and wk are views of {@code ssm_in}'s rows: wq makes x [innerWidth], wk z
+ * A Mamba (Mamba-1) mixer, what Falcon-Mamba's and state-spaces' Mamba models run in each block and Jamba's in place
+ * of attention in most layers (llama.cpp's {@code build_mamba_layer}). The layer's wq and wk are views of {@code ssm_in}'s rows: wq makes x [innerWidth], wk z
  * [innerWidth]. x goes through a causal convolution of {@code taps} per channel, its bias and SiLU; then its own
  * projections give each token dt's low-rank input, B and C:
  * <pre>
- *   [dtIn (dtRank), B (stateSize), C (stateSize)] = xProj · x     (each RMS-normalized, without weights, where dtBCNorms: Falcon-Mamba's)
+ *   [dtIn (dtRank), B (stateSize), C (stateSize)] = xProj · x     (each RMS-normalized where dtBCNorms: Falcon-Mamba's
+ *                                                                 without weights, Jamba's times dtNorm, bNorm, cNorm)
  *   dt = softplus(dtProj · dtIn + dtBias)                          [innerWidth]: a step per channel
  * </pre>
  * Per channel c a row S[c] of {@code stateSize} carried from token to token (held [stateSize][innerWidth]: channels are
@@ -23,10 +24,11 @@ import java.util.function.UnaryOperator;
  *   xProj : [innerWidth, dtRank + 2 * stateSize]     dtProj : [dtRank, innerWidth]
  *   kernel : [taps, innerWidth] (tap j of channel c at j * innerWidth + c, oldest first)    convBias, dtBias, d : [innerWidth]
  *   a : [stateSize, innerWidth] (state k of channel c at k * innerWidth + c: the file's [innerWidth][stateSize] transposed)
+ *   dtNorm : [dtRank], bNorm, cNorm : [stateSize], or all null (unweighted norms, or none)
  * </pre>
  */
 public record Mamba1(Tensor xProj, Tensor dtProj, float[] kernel, float[] convBias, int taps, float[] dtBias, float[] a, float[] d,
-                     int innerWidth, int dtRank, int stateSize, boolean dtBCNorms) implements RecurrentMixer {
+                     int innerWidth, int dtRank, int stateSize, boolean dtBCNorms, float[] dtNorm, float[] bNorm, float[] cNorm) implements RecurrentMixer {
 
     /** The convolution runs over x alone. */
     @Override
@@ -59,11 +61,12 @@ public record Mamba1(Tensor xProj, Tensor dtProj, float[] kernel, float[] convBi
     /** This mixer with {@code f} applied to its matrices (xProj and dtProj). */
     @Override
     public Mamba1 with(UnaryOperator<Tensor> f) {
-        return new Mamba1(f.apply(xProj), f.apply(dtProj), kernel, convBias, taps, dtBias, a, d, innerWidth, dtRank, stateSize, dtBCNorms);
+        return new Mamba1(f.apply(xProj), f.apply(dtProj), kernel, convBias, taps, dtBias, a, d, innerWidth, dtRank, stateSize, dtBCNorms, dtNorm, bNorm, cNorm);
     }
 
     @Override
     public long bytesPerToken() {
-        return xProj.byteSize() + dtProj.byteSize() + 4L * (kernel.length + convBias.length + dtBias.length + a.length + d.length);
+        return xProj.byteSize() + dtProj.byteSize() + 4L * (kernel.length + convBias.length + dtBias.length + a.length + d.length
+                + (dtNorm == null ? 0 : dtNorm.length + bNorm.length + cNorm.length));
     }
 }

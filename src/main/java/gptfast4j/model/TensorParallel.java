@@ -81,7 +81,9 @@ public final class TensorParallel {
         if (c.architecture().equals("granitehybrid") || c.architecture().startsWith("nemotron_h") || c.architecture().equals("mamba2")) {
             throw new IllegalArgumentException("this model's Mamba-2 layers (" + c.architecture() + ") cannot be split across processes yet");
         }
-        if (c.architecture().equals("mamba")) throw new IllegalArgumentException("this model's Mamba layers (mamba) cannot be split across processes yet");
+        if (c.architecture().equals("mamba") || c.architecture().equals("jamba")) {
+            throw new IllegalArgumentException("this model's Mamba layers (" + c.architecture() + ") cannot be split across processes yet");
+        }
         if (c.nKvHeads() % size != 0) {
             throw new IllegalArgumentException("this model's " + c.nKvHeads() + " kv heads cannot be split evenly across " + size
                     + " processes (tensor parallelism gives each process whole kv heads)");

@@ -264,6 +264,8 @@ class GenerateCommandTest {
         assertEquals(0, o.exit(), o.err());
         assertEquals("Once upon a time saintAcc reprdaswd \u0457\u0445\u045freq cut discreteermo\u1f77osexImagesSomething\u043c\u0435\u043dypesska proposelect\u00a4ently"
                 + " \u043f\u043e\u0441\u0442\u0440\u043e\u0434\u0430\u0445ners #!/ g\u00e9nidade RussellSh\u0440\u044f\u0434 FO domain pres Silva\u02b9 RutheDOCTYPEanges", o.out().strip());
+        // no layer attends: no KV cache, the recurrent state alone (4 layers of 3 convolution rows of 192 channels and 8 matrices of 16 x 16, and two copies)
+        assertTrue(o.err().contains(" resident (of which the recurrent layers' state and its kept copies: 126.0 KB)"), o.err());
     }
 
     /**
@@ -280,6 +282,20 @@ class GenerateCommandTest {
         assertEquals("Once upon a time AC torneo tiempo\u0441\u043a\u0438\u0435 substitute combinejavascriptiwuveeli reprdaswd \u0457\u0445\u045freq cut Bill jak tak\u00e9 Ult'} Oleintrovity guys caval RicoSL \u0437\u0430\u0442\u0435\u043c(.* installerFIoted True\u30ecV ask cig\u0454\u044e", o.out().strip());
         assertEquals(0, normed.exit(), normed.err());
         assertEquals("Once upon a time obj Attribute por9 arquited duplicate\u0442\u0430\u0439 debe relationsources PRIMARY Fullilli jet*\" Tob\u0437\u043cstep `@tera\u043d\u043e\u0433\u043e\u00bc-} bore ikkenamed SingapOrientationEditustralorieblob Rein ran subsequ vorm\u011bt Pass\u53e4", normed.out().strip());
+    }
+
+    /**
+     * A Jamba model (JambaTest's: Mamba mixers with their norms, attention without RoPE, every other feed-forward a
+     * mixture): greedy text = llama.cpp de3ff81's {@code llama-completion -m FILE -p 'Once upon a time' -n 40 --temp 0
+     * -no-cnv --no-warmup -t 1 --no-display-prompt}.
+     */
+    @Test
+    void jambaGreedyTextIsLlamaCompletions(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path file = dir.resolve("jamba-mini.gguf");
+        gptfast4j.model.JambaTest.write(dir.resolve("mixtral.gguf"), file);
+        ErrorsTest.Outcome o = greedy40(file);
+        assertEquals(0, o.exit(), o.err());
+        assertEquals("Once upon a time\u8fd0 \u0411\u043eicip populUTC importingfwaze clothes module Labelstar Tom\u043e\u0432\u0438\u0439 cigualmentetomeld\u9752 altern\u0db8 pel Is Malays ROOUT\u00bamedietzt\u207b Multiertedinongs their \u0410\u0440\u0445\u0438\u0432\u043d\u0430\u044fSh themselvesv kleinen", o.out().strip());
     }
 
     /** {@code generate} of 40 greedy tokens after "Once upon a time" on {@code file}, with {@code extra} options: llama-completion's run of the family tests above. */

@@ -142,4 +142,18 @@ public class GraniteHybridTest {
         assertEquals(odd + ": granitehybrid.ssm.inner_size 128 is not whole heads of its 7, or they are not whole groups of its 2",
                 assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(odd, null)).getMessage());
     }
+
+    /**
+     * The KV cache holds the attention layers' keys and values alone (layer 1 of 4 here), in the cache types its heads
+     * of 16 allow (the quantized ones need 32: Mamba2Test): the Mamba-2 layers share nothing of it (they had taken a
+     * whole layer's each, on the heap for F32).
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"f32", "f16", "bf16", "f16/bf16"})
+    void theKvCacheHoldsTheAttentionLayersAlone(String type) {
+        Config c = granite.model().config;
+        KvCache.Type t = KvCache.Type.parse(type);
+        long everyLayer = KvCache.of(t, c, c.nKvHeads(), 256).bytes();
+        assertEquals(everyLayer / c.nLayers(), granite.model().newState(256, 8, 8, t).kvBytes(), type);
+    }
 }

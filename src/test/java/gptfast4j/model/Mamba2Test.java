@@ -85,4 +85,11 @@ public class Mamba2Test {
         assertEquals("this model's Mamba-2 layers (mamba2) cannot be split across processes yet",
                 assertThrows(IllegalArgumentException.class, () -> TensorParallel.check(mamba.model().config, 2)).getMessage());
     }
+
+    /** No layer attends: the KV cache takes no memory, whatever its type (the config's nominal head is one of 32, a block of each). */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"f32", "f16", "q8_0", "q4_0", "q8_0/f16"})
+    void theKvCacheTakesNoMemory(String type) {
+        assertEquals(0, mamba.model().newState(4096, 8, 8, KvCache.Type.parse(type)).kvBytes(), type);
+    }
 }

@@ -49,7 +49,7 @@ public class MambaTest {
      * Layer {@code l}'s mini Mamba mixer: ssm_in (x, z), the convolution and its bias, ssm_x, ssm_dt and its bias, A =
      * -exp(A_log) as the converter writes it (negative: each state decaying), D and ssm_out, seeded by the layer.
      */
-    private static void mixer(List<GGUFWriter.TensorSpec> tensors, int l, int dim) {
+    static void mixer(List<GGUFWriter.TensorSpec> tensors, int l, int dim) {
         String p = "blk." + l + ".";
         FamilyFiles.matrix(tensors, p + "ssm_in.weight", new long[]{dim, 2 * INNER}, 100 + l);
         FamilyFiles.matrix(tensors, p + "ssm_conv1d.weight", new long[]{4, INNER}, 300 + l);
