@@ -85,6 +85,22 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
     public static final List<Pattern> STARCODER_SPLIT = List.of(Pattern.compile("\\p{N}", Pattern.UNICODE_CHARACTER_CLASS), GPT2_SPLIT);
 
     /**
+     * Falcon's split (llama.cpp's "falcon": Falcon-7B/40B/180B's vocabulary, Falcon-Mamba's), three regular expressions
+     * one after the other as llama.cpp runs them: runs of punctuation and of the symbols it lists, then GPT-2's split
+     * of each part, then digits three at a time.
+     */
+    public static final List<Pattern> FALCON_SPLIT = List.of(Pattern.compile("[\\p{P}\\$\\+<=>\\^~\\|`]+", Pattern.UNICODE_CHARACTER_CLASS), GPT2_SPLIT,
+            Pattern.compile("[0-9][0-9][0-9]"));
+
+    /**
+     * llama.cpp's default split ("default", and a vocabulary that names none: InternLM's, Arctic's, Phi-2's converted
+     * files), four expressions one after the other: runs of punctuation and some symbols (Falcon's without the
+     * backtick), GPT-2's split, runs of digits, digits three at a time.
+     */
+    public static final List<Pattern> DEFAULT_SPLIT = List.of(Pattern.compile("[\\p{P}\\$\\+<=>\\^~\\|]+", Pattern.UNICODE_CHARACTER_CLASS), GPT2_SPLIT,
+            Pattern.compile("\\p{N}+", Pattern.UNICODE_CHARACTER_CLASS), Pattern.compile("[0-9][0-9][0-9]"));
+
+    /**
      * DeepSeek LLM's split (llama.cpp's "deepseek-llm": DeepSeek LLM 7B/67B, DeepSeek-MoE), six expressions one after the
      * other as llama.cpp runs them: line breaks alone, a run of Latin, Greek, Cyrillic and other cased letters after an
      * optional space, a run of ASCII and full-width punctuation after an optional space, trailing spaces, a run of CJK
@@ -128,7 +144,7 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
             Pattern.UNICODE_CHARACTER_CLASS);
 
     /** The pre-tokenizers by llama.cpp's names. */
-    public static final String SUPPORTED_PRE = "llama-bpe, tekken, qwen2, qwen35, dbrx, gpt-4o, starcoder, refact, smollm, command-r, exaone, gpt-2, phi-2, olmo, mpt, exaone4, deepseek-llm, deepseek-v3, deepseek-coder, glm4, chatglm-bpe, seed-coder, bailingmoe, bailingmoe2, llada-moe";
+    public static final String SUPPORTED_PRE = "llama-bpe, tekken, qwen2, qwen35, dbrx, gpt-4o, starcoder, refact, smollm, command-r, exaone, gpt-2, phi-2, olmo, mpt, exaone4, deepseek-llm, deepseek-v3, deepseek-coder, glm4, chatglm-bpe, seed-coder, bailingmoe, bailingmoe2, llada-moe, falcon, default";
 
     private static final char[] BYTE_TO_CHAR = new char[256];
     private static final int[] CHAR_TO_BYTE = new int[512];
@@ -183,6 +199,8 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
             case "gpt-4o" -> List.of(GPT4O_SPLIT);
             case "starcoder", "refact", "smollm", "command-r", "exaone" -> STARCODER_SPLIT;
             case "gpt-2", "phi-2", "olmo", "mpt", "exaone4" -> List.of(GPT2_SPLIT);
+            case "falcon" -> FALCON_SPLIT;
+            case "default" -> DEFAULT_SPLIT;
             case "deepseek-llm" -> DEEPSEEK_LLM_SPLIT;
             case "deepseek-v3" -> DEEPSEEK_V3_SPLIT;
             case "deepseek-coder" -> DEEPSEEK_CODER_SPLIT;

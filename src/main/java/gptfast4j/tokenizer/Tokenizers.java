@@ -76,10 +76,11 @@ public final class Tokenizers {
             case "gpt2" -> {
                 String[] merges = md.getStrings("tokenizer.ggml.merges");
                 if (merges == null) throw new ModelFormatException(path + ": byte-level BPE vocabulary without tokenizer.ggml.merges");
-                String pre = md.getString("tokenizer.ggml.pre", "llama-bpe");
+                // none named: llama.cpp's default split (it warns that the file should be made anew)
+                String pre = md.getString("tokenizer.ggml.pre", "default");
                 // llama.cpp's names for the same splits: Llama-3's (LFM2's, Pixtral's, Falcon 3's...), DBRX's (without ignoring
                 // merges), o200k's (Llama 4's, MiniMax-M2's)
-                if (List.of("default", "llama3", "llama-v3", "lfm2", "pixtral", "falcon3", "falcon-h1", "midm-2.0", "jina-v5-nano").contains(pre)) pre = "llama-bpe";
+                if (List.of("llama3", "llama-v3", "lfm2", "pixtral", "falcon3", "falcon-h1", "midm-2.0", "jina-v5-nano").contains(pre)) pre = "llama-bpe";
                 if (pre.equals("smaug-bpe")) pre = "dbrx";
                 if (List.of("deepseek-r1-qwen", "kormo", "f2llmv2").contains(pre)) pre = "qwen2"; // DeepSeek-R1's Qwen distills' and others', Qwen2's split
                 if (pre.equals("llama4") || pre.equals("minimax-m2")) pre = "gpt-4o";
@@ -319,12 +320,13 @@ public final class Tokenizers {
 
     /**
      * A byte-level BPE tokenizer with the pre-tokenizer llama.cpp names {@code pre}, whose vocabulary has a token for
-     * each ASCII byte (a vocabulary that is not byte-level has none); a non-ASCII byte without one (StarCoder's has
-     * none for 0xC0, 0xC1 and 0xF1 up) is left out of a text, as llama.cpp leaves it out.
+     * each printable ASCII byte, the space's mapped character included (a vocabulary that is not byte-level has none);
+     * a byte without one (Falcon's has none for some control characters, StarCoder's for 0xC0, 0xC1 and 0xF1 up) is
+     * left out of a text, as llama.cpp leaves it out.
      */
     private static Tokenizer byteLevel(Path path, String[] tokens, int[] types, List<String> merges, String pre) {
         Set<String> vocabulary = new HashSet<>(Arrays.asList(tokens));
-        for (int b = 0; b < 128; b++) {
+        for (int b = 0x20; b < 0x7F; b++) {
             if (!vocabulary.contains(ByteLevelBpeTokenizer.toMapped(new byte[]{(byte) b}))) {
                 throw new ModelFormatException(path + ": not a byte-level BPE vocabulary: no token for byte 0x%02X".formatted(b));
             }

@@ -366,7 +366,7 @@ class ErrorsTest {
         Files.writeString(noBytes, """
                 {"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []}}""");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--tokenizer", noBytes.toString()),
-                "not a byte-level BPE vocabulary: no token for byte 0x00");
+                "not a byte-level BPE vocabulary: no token for byte 0x20");
         Files.writeString(noBytes, """
                 {"model": {"type": "BPE", "vocab": {"a": -3}, "merges": []}}""");
         assertOneLineError(run("generate", "--checkpoint", STORIES.toString(), "--tokenizer", noBytes.toString()), "token a has no valid id");

@@ -225,6 +225,34 @@ public class TokenizerVectorsTest {
     }
 
     /**
+     * Falcon's pre-tokenizer ("falcon": Falcon-Mamba's and Falcon-7B's vocabulary; three expressions: runs of
+     * punctuation and some symbols, GPT-2's split, digits three at a time), on the Llama-3 vocabulary marked so:
+     * llama-tokenize de3ff81's ids for gpt4o-pre's 75 texts ({@code falcon-pre.out}, made as tekken-pre's; it differs
+     * from GPT-2's on 19 texts). llama.cpp's own ggml-vocab-falcon.gguf (not in ../shared) gives its test vectors too
+     * (checked by hand).
+     */
+    @Test
+    void falconVectorsAsLlamaCppTokenizesThem() throws IOException {
+        checkLlamaCppVectors(llama3Marked("falcon"), java.nio.file.Path.of("src/test/resources/tokenizer"), "gpt4o-pre", "falcon-pre");
+    }
+
+    /**
+     * llama.cpp's default split ("default": four expressions, runs of punctuation, GPT-2's split, runs of digits, digits
+     * three at a time), also of a vocabulary that names no pre-tokenizer, as llama.cpp splits both: llama-tokenize
+     * de3ff81's ids for gpt4o-pre's 75 texts on the Llama-3 vocabulary marked "default" ({@code default-pre.out}, made
+     * as tekken-pre's; it differs from Falcon's on one). Until session 83 both split as Llama-3's.
+     */
+    @Test
+    void defaultVectorsAsLlamaCppTokenizesThem() throws IOException {
+        java.nio.file.Path dir = java.nio.file.Path.of("src/test/resources/tokenizer");
+        checkLlamaCppVectors(llama3Marked("default"), dir, "gpt4o-pre", "default-pre");
+        gptfast4j.io.GGUF vocab = gptfast4j.io.GGUF.read(Shared.TOKENIZERS.resolve("llama3-vocab.gguf"));
+        java.util.Map<String, gptfast4j.io.Metadata.Value> md = new java.util.LinkedHashMap<>(vocab.metadata().asMap());
+        md.remove("tokenizer.ggml.pre");
+        checkLlamaCppVectors(Tokenizers.fromGGUF(vocab.path(), new gptfast4j.io.Metadata(md, "none")), dir, "gpt4o-pre", "default-pre");
+    }
+
+    /**
      * DeepSeek-V3's pre-tokenizer ("deepseek-v3": DeepSeek-V3, R1; three expressions: digits three at a time, runs of
      * CJK ideographs and kana, then a punctuation mark keeping the ASCII word after it), on the Llama-3 vocabulary marked
      * so: llama-tokenize de3ff81's ids for gpt4o-pre's 75 texts and ten of Chinese, Japanese, Korean, digits and
