@@ -78,11 +78,12 @@ final class InfoCommand implements Callable<Integer> {
                 .collect(java.util.stream.Collectors.joining(", "));
         System.out.printf("layers:          %d%s%s%s%s%n", c.nLayers(), nextn > 0 ? " (and " + nextn + " next-token prediction layer" + (nextn > 1 ? "s" : "") + " in the file, not run)" : "",
                 conv.length == 0 ? "" : "; convolutions in place of attention in layers " + convolutions + " (" + layers[conv[0]].shortConv().width() + " taps)",
-                mixer == null ? "" : "; " + mixers + (recurrent.length == layers.length ? " in all" : " in place of attention in layers " + recurrentLayers)
+                mixer == null ? "" : "; " + mixers + (mixer instanceof gptfast4j.model.Mamba2 m && m.besideAttention() ? " beside attention in every layer"
+                        : recurrent.length == layers.length ? " in all" : " in place of attention in layers " + recurrentLayers)
                         + " (" + shape + ", convolutions of " + mixer.taps() + " taps)",
                 alone.isEmpty() ? "" : "; feed-forwards alone in layers " + alone + ", the others' blocks without one");
         // Mamba-2 alone: no layer attends, none has a feed-forward (the config's nominal head and width read by none)
-        boolean attends = java.util.Arrays.stream(layers).anyMatch(l -> l.wo() != null && l.recurrent() == null && l.shortConv() == null),
+        boolean attends = java.util.Arrays.stream(layers).anyMatch(gptfast4j.model.Layer::attends),
                 feedForwards = java.util.Arrays.stream(layers).anyMatch(l -> l.feedForward() != null);
         if (attends) System.out.printf("heads:           %d (kv heads %d, head dim %d)%n", c.nHeads(), c.nKvHeads(), c.headDim());
         else System.out.printf("heads:           none (no layer attends)%n");

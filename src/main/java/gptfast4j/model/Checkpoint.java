@@ -178,7 +178,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
-            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba");
+            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -224,7 +224,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         boolean gemma = arch.startsWith("gemma"), phi3 = arch.equals("phi3"), olmo2 = arch.equals("olmo2"),
                 llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo") && !arch.startsWith("exaone") && !arch.equals("gpt-oss")
                         && !arch.equals("dots1") && !arch.equals("seed_oss") && !arch.equals("glm4moe") && !arch.equals("minimax-m2") && !arch.equals("apertus")
-                        && !arch.startsWith("lfm2")
+                        && !arch.startsWith("lfm2") && !arch.equals("falcon-h1")
                         && !(arch.equals("glm4") && usesMrope(md, arch)); // GLM-4V's: llama.cpp turns its M-RoPE's pairs as halves
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
@@ -267,7 +267,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Mixers mixers = arch.startsWith("lfm2") ? new Mixers(convolutionLayers(path, md, arch), convolutionWidth(path, md, arch), 0, 0, 0, 0, null, 0, false)
                 : arch.startsWith("qwen35") ? deltaNets(path, md, arch, required(md, path, arch + ".block_count") - nextn)
                 : arch.equals("mamba") || arch.equals("jamba") ? mamba(path, md, arch)
-                : arch.equals("granitehybrid") || nemotronH || attentionFree ? mamba2(path, md, arch) : null;
+                : arch.equals("granitehybrid") || nemotronH || attentionFree || arch.equals("falcon-h1") ? mamba2(path, md, arch) : null;
         Config config = config(path, () -> new Config(arch, dim,
                 // Qwen3's mixtures give their experts' width apart from the dense width they would have
                 attentionFree ? 1 : nemotronH ? feedForwardWidth(path, md, arch)
@@ -981,7 +981,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 // 128 experts, as llama.cpp tells them apart)
                 unitNorms = c.architecture().equals("llama4") && c.expertCount() != 128, latentAttention = c.architecture().equals("deepseek2"),
                 // Qwen3.5's attention: each head's query followed by its gate in wq's rows, the FFN's norm named as a post-attention norm
-                queryGates = c.architecture().startsWith("qwen35");
+                queryGates = c.architecture().startsWith("qwen35"),
+                // Falcon-H1's: attention and a Mamba-2 mixer side by side in every layer
+                falconH1 = c.architecture().equals("falcon-h1");
         float[] ones = new float[c.headDim()];
         Arrays.fill(ones, 1f);
         for (int l = 0; l < layers.length; l++) {
@@ -1018,7 +1020,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     latent != null ? null : qkv != null ? qkv.rows(qDim + kvDim, kvDim) : matrix(path, tensors, p + "attn_v.weight", dim, kvDim),
                     matrix(path, tensors, p + "attn_output.weight", latent != null ? (long) c.nHeads() * latent.valueWidth() : qDim, dim),
                     // parallel: the attention's norm; gpt-oss's, Seed-OSS's and GLM-4.5's under the name of a "post-attention" norm
-                    olmo2 || parallelBlocks ? null : vector(path, tensors, p + (gptOss || seedOss || glm4moe || queryGates ? "post_attention_norm.weight" : "ffn_norm.weight"), dim),
+                    // (Falcon-H1's named without ".weight", as its converter writes it and llama.cpp reads it)
+                    olmo2 || parallelBlocks ? null : vector(path, tensors, p + (gptOss || seedOss || glm4moe || queryGates ? "post_attention_norm.weight" : falconH1 ? "ffn_norm" : "ffn_norm.weight"), dim),
                     mixture ? mixture(path, c, gating, tensors, p) : new FeedForward.Dense(
                             ungated ? null : gateUp != null ? gateUp.rows(0, hidden) : matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
                             matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
@@ -1035,7 +1038,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     gptOss || tensors.containsKey(p + "attn_output.bias") ? vector(path, tensors, p + "attn_output.bias", dim) : null,
                     gptOss ? vector(path, tensors, p + "attn_sinks.weight", c.nHeads()) : null,
                     latent,
-                    xielu == null ? null : xielu[l], null, null, queryGates);
+                    xielu == null ? null : xielu[l], null, falconH1 ? mamba2Beside(path, c, tensors, p, mixers) : null, queryGates);
             // Apertus's query and key norms' biases, which llama.cpp reads and leaves out of its norms: asked for, so not unused
             if (c.architecture().equals("apertus")) List.of("attn_q_norm.bias", "attn_k_norm.bias").forEach(n -> tensors.containsKey(p + n));
         }
@@ -1130,7 +1133,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * Granite 4.0-H's, Nemotron-H's and Mamba-2's Mamba-2 mixers as llama.cpp reads them: {@code ssm.conv_kernel} taps,
      * {@code ssm.time_step_rank} heads of {@code ssm.inner_size / heads}, {@code ssm.group_count} groups of B and C, rows
      * of {@code ssm.state_size}, in the layers whose {@code attention.head_count_kv} is 0 (Nemotron-H's: whose {@code
-     * feed_forward_length} is 0 too; those with a width are its feed-forwards' blocks; Mamba-2's: every layer).
+     * feed_forward_length} is 0 too; those with a width are its feed-forwards' blocks; Mamba-2's: every layer; Falcon-H1's:
+     * none, its mixers beside attention in every layer).
      */
     private static Mixers mamba2(Path path, Metadata md, String arch) {
         int taps = required(md, path, arch + ".ssm.conv_kernel"), inner = required(md, path, arch + ".ssm.inner_size"), states = required(md, path, arch + ".ssm.state_size"),
@@ -1162,16 +1166,37 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * a Nemotron-H block).
      */
     private static Layer mamba2(Path path, Config c, Map<String, TensorData> tensors, String p, Mixers m, FeedForward ffn) {
-        int dim = c.dim(), heads = m.valueHeads(), groups = m.keyHeads(), states = m.stateSize(), taps = m.taps(), inner = heads * m.headWidth();
-        int channels = inner + 2 * groups * states;
-        Tensor in = matrix(path, tensors, p + "ssm_in.weight", dim, (long) inner + channels + heads);
-        Mamba2 mamba = new Mamba2(convolutionKernel(path, tensors, p, taps, channels),
-                tensors.containsKey(p + "ssm_conv1d.bias") ? vector(path, tensors, p + "ssm_conv1d.bias", channels) : null, taps,
-                vector(path, tensors, p + "ssm_dt.bias", heads), values(path, tensors, p + "ssm_a", 1, heads), values(path, tensors, p + "ssm_d", 1, heads),
-                values(path, tensors, p + "ssm_norm.weight", inner / groups, groups), heads, m.headWidth(), groups, states);
-        return new Layer(vector(path, tensors, p + "attn_norm.weight", dim), in.rows(inner, channels + heads), in.rows(0, inner), null,
+        int dim = c.dim(), inner = m.valueHeads() * m.headWidth();
+        Tensor in = matrix(path, tensors, p + "ssm_in.weight", dim, (long) m.valueHeads() + inner + mamba2Channels(m));
+        return new Layer(vector(path, tensors, p + "attn_norm.weight", dim), in.rows(inner, mamba2Channels(m) + m.valueHeads()), in.rows(0, inner), null,
                 matrix(path, tensors, p + "ssm_out.weight", inner, dim), ffn == null ? null : vector(path, tensors, p + "ffn_norm.weight", dim), ffn,
-                null, null, null, null, null, null, null, null, null, null, null, null, mamba, false);
+                null, null, null, null, null, null, null, null, null, null, null, null, mamba2Mixer(path, tensors, p, m, null, null, null), false);
+    }
+
+    /** A Mamba-2 mixer's convolution's channels: x, then B and C of every group. */
+    private static int mamba2Channels(Mixers m) {
+        return m.valueHeads() * m.headWidth() + 2 * m.keyHeads() * m.stateSize();
+    }
+
+    /**
+     * Layer {@code p}'s Mamba-2 mixer ({@link Mamba2}): its convolution's kernel and bias, dt's bias, a ({@code ssm_a} [1,
+     * heads]: -exp(A_log)), d, the grouped norm ({@code ssm_norm} [innerWidth / groups, groups]; Falcon-H1's may have
+     * none), and beside attention its projections {@code in}, {@code gate} and {@code out} (null: the layer's wq, wk and wo).
+     */
+    private static Mamba2 mamba2Mixer(Path path, Map<String, TensorData> tensors, String p, Mixers m, Tensor in, Tensor gate, Tensor out) {
+        int heads = m.valueHeads(), groups = m.keyHeads(), inner = heads * m.headWidth(), channels = mamba2Channels(m);
+        boolean normed = in == null || tensors.containsKey(p + "ssm_norm.weight");
+        return new Mamba2(convolutionKernel(path, tensors, p, m.taps(), channels),
+                tensors.containsKey(p + "ssm_conv1d.bias") ? vector(path, tensors, p + "ssm_conv1d.bias", channels) : null, m.taps(),
+                vector(path, tensors, p + "ssm_dt.bias", heads), values(path, tensors, p + "ssm_a", 1, heads), values(path, tensors, p + "ssm_d", 1, heads),
+                normed ? values(path, tensors, p + "ssm_norm.weight", inner / groups, groups) : null, heads, m.headWidth(), groups, m.stateSize(), in, gate, out);
+    }
+
+    /** Falcon-H1's Mamba-2 mixer of layer {@code p}, beside its attention: ssm_in's rows (x, B, C, dt and z) and ssm_out its own. */
+    private static Mamba2 mamba2Beside(Path path, Config c, Map<String, TensorData> tensors, String p, Mixers m) {
+        int dim = c.dim(), inner = m.valueHeads() * m.headWidth();
+        Tensor in = matrix(path, tensors, p + "ssm_in.weight", dim, (long) m.valueHeads() + inner + mamba2Channels(m));
+        return mamba2Mixer(path, tensors, p, m, in.rows(inner, mamba2Channels(m) + m.valueHeads()), in.rows(0, inner), matrix(path, tensors, p + "ssm_out.weight", inner, dim));
     }
 
     /**

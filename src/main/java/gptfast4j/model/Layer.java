@@ -26,8 +26,9 @@ import gptfast4j.tensor.Tensor;
  * {@code shortConv}: an LFM2 convolution layer's kernel, where its wq, wk and wv are the three parts of {@code
  * shortconv.in_proj} (each [dim, dim]) and its wo {@code shortconv.out_proj} ({@link ShortConv}); null in attention layers.
  * {@code recurrent}: a recurrent layer's own weights ({@link RecurrentMixer}): a Qwen3.5 gated delta net's, where its wq
- * is {@code attn_qkv}, its wk {@code attn_gate}, its wv null and its wo {@code ssm_out} ({@link DeltaNet}); null in
- * attention and convolution layers. {@code queryGates}: Qwen3.5's
+ * is {@code attn_qkv}, its wk {@code attn_gate}, its wv null and its wo {@code ssm_out} ({@link DeltaNet}), or a Mamba
+ * mixer's; or Falcon-H1's Mamba-2 mixer beside the layer's attention ({@link Mamba2#besideAttention}); null in attention
+ * and convolution layers. {@code queryGates}: Qwen3.5's
  * attention, whose wq is [dim, 2 * qDim], each head's query followed by its gate, whose sigmoid multiplies the head's
  * output before wo.
  */
@@ -36,6 +37,11 @@ public record Layer(float[] attentionNorm, Tensor wq, Tensor wk, Tensor wv, Tens
                     float[] qBias, float[] kBias, float[] vBias, float[] postAttentionNorm, float[] postFfnNorm,
                     float[] outputBias, float[] sinks, LatentAttention latent, float[] xielu, ShortConv shortConv, RecurrentMixer recurrent,
                     boolean queryGates) {
+
+    /** Whether it attends (its positions' keys and values cached): not a convolution's, a recurrent mixer's in place of attention or a feed-forward's block. */
+    public boolean attends() {
+        return wo != null && shortConv == null && (recurrent == null || recurrent instanceof Mamba2 m && m.besideAttention());
+    }
 
     /** This layer with other matrices (a copy's), its vectors the same. */
     Layer with(Tensor wq, Tensor wk, Tensor wv, Tensor wo, FeedForward feedForward, LatentAttention latent, RecurrentMixer recurrent) {

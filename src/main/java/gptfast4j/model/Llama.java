@@ -479,14 +479,11 @@ public final class Llama {
                 Parallel.run(d.valueHeads(), 1, s.deltaHeads);
                 if (l == c.nLayers() - 1 && nLogits == 0) return; // no logits wanted of this batch (a long prompt's earlier part)
                 attended = s.deltaOut;
-            } else if (layer.recurrent() instanceof Mamba2 m) {
+            } else if (layer.recurrent() instanceof Mamba2 m && !m.besideAttention()) {
                 // Granite 4.0-H's and Nemotron-H's Mamba-2 in place of attention (Mamba2): x, B, C = silu(conv(wq · h) +
                 // bias), dt after them, z = wk · h (wq and wk: ssm_in's rows); its matrices carried token to token in the
                 // sequence's state
-                if (seen != null) seen.inputs(layer.wq(), s.xb, n);
-                s.sharedInput.matmul(s.xb, n, exact, layer.wq(), s.mixed, layer.wk(), s.gateZ);
-                Parallel.run(m.convChannels(), CONV_CHANNELS, s.recurrentConvolve);
-                Parallel.run(m.heads(), 1, s.mambaHeads);
+                mamba2Heads(s, m, layer.wq(), layer.wk(), n, exact);
                 if (l == c.nLayers() - 1 && nLogits == 0) return; // no logits wanted of this batch (a long prompt's earlier part)
                 eachToken(n, s.mambaNorms);
                 attended = s.deltaOut;
@@ -505,8 +502,18 @@ public final class Llama {
                 if (l == c.nLayers() - 1 && nLogits == 0) return; // no logits wanted of this batch (a long prompt's earlier part)
                 attended = s.gateZ;
             } else {
-                // a latent attention's last layer runs whole or not at all (its per-head products are not split by token)
-                int partFrom = l == c.nLayers() - 1 ? lastLayerFrom(n, nLogits, layer.feedForward() instanceof FeedForward.Dense && layer.latent() == null) : 0;
+                // Falcon-H1's Mamba-2 beside the attention, on the same input h (before the attention's output takes xb's
+                // place), its output through its own out added to the attention's below
+                Mamba2 beside = layer.recurrent() instanceof Mamba2 m && m.besideAttention() ? m : null;
+                if (beside != null) {
+                    mamba2Heads(s, beside, beside.in(), beside.gate(), n, exact);
+                    eachToken(n, s.mambaNorms);
+                    if (seen != null) seen.inputs(beside.out(), s.deltaOut, n);
+                    beside.out().matmul(s.deltaOut, n, s.besideOut, dim, exact);
+                }
+                // a latent attention's last layer runs whole or not at all (its per-head products are not split by token),
+                // and a layer with a mixer beside its attention (whose output rows are all the batch's)
+                int partFrom = l == c.nLayers() - 1 ? lastLayerFrom(n, nLogits, layer.feedForward() instanceof FeedForward.Dense && layer.latent() == null && beside == null) : 0;
                 if (seen != null && layer.latent() == null) {
                     if (partFrom == 0) seen.inputs(layer.wq(), s.xb, n);
                     seen.inputs(layer.wk(), s.xb, n);
@@ -560,6 +567,7 @@ public final class Llama {
             }
             if (seen != null) seen.inputs(layer.wo(), attended, n);
             layer.wo().matmul(attended, n, s.xb2Part, s.dimPart, exact);
+            if (layer.recurrent() instanceof Mamba2 m && m.besideAttention()) VectorMath.add(s.xb2, 0, s.besideOut, 0, n * dim);
             if (lora != null && layer.shortConv() == null) lora.add(lora.delta(l, Lora.Target.O), attended, (int) layer.wo().cols, n, s.xb2Part, s.dimPart, s);
             if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, dim, n, tp.dimStarts);
             // feed-forward: x += ffn(rmsnorm(x) * ffnNorm), after the attention's residual (Gemma's outputs each
@@ -932,11 +940,29 @@ public final class Llama {
         }
     }
 
-    /** Tokens t0..t1 of a Mamba-2 mixer: its heads' outputs times silu(z), then RMS-normalized per group, times the norm's weights. */
+    /**
+     * A Mamba-2 mixer over the batch's normalized input (s.xb): {@code in}'s outputs (x, B, C, dt) into s.mixed, {@code
+     * gate}'s (z) into s.gateZ, the convolution, and the heads into s.deltaOut.
+     */
+    private void mamba2Heads(State s, Mamba2 m, Tensor in, Tensor gate, int n, boolean exact) {
+        if (s.inputs != null) s.inputs.inputs(in, s.xb, n);
+        s.sharedInput.matmul(s.xb, n, exact, in, s.mixed, gate, s.gateZ);
+        Parallel.run(m.convChannels(), CONV_CHANNELS, s.recurrentConvolve);
+        Parallel.run(m.heads(), 1, s.mambaHeads);
+    }
+
+    /**
+     * Tokens t0..t1 of a Mamba-2 mixer: its heads' outputs times silu(z), then RMS-normalized per group, times the norm's
+     * weights (where it has a norm; else as they are).
+     */
     private void mambaNorms(State s, int t0, int t1) {
         Mamba2 m = (Mamba2) weights.layers()[s.layer].recurrent();
         int inner = m.innerWidth(), group = inner / m.groups();
         VectorMath.swiglu(s.gateZ, s.deltaOut, t0 * inner, (t1 - t0) * inner); // in z's rows
+        if (m.norm() == null) {
+            System.arraycopy(s.gateZ, t0 * inner, s.deltaOut, t0 * inner, (t1 - t0) * inner);
+            return;
+        }
         for (int t = t0; t < t1; t++) {
             for (int g = 0; g < m.groups(); g++) {
                 int at = t * inner + g * group;
@@ -1590,6 +1616,8 @@ public final class Llama {
         final float[] mixed, gateZ, betas, alphas, deltaOut;
         /** A Mamba mixer's (Mamba1; empty elsewhere): xProj's outputs [batch, dtRank + 2 * stateSize], dt's inputs [batch, dtRank], the steps [batch, innerWidth]. */
         final float[] projected, dtInputs, steps;
+        /** A Mamba-2 mixer's beside attention (Falcon-H1's): its output through its out [batch, dim], added to the attention's; empty elsewhere. */
+        final float[] besideOut;
         /** A gated-query attention's (Qwen3.5's): wq's outputs [batch, 2 * qDim], and the gates [batch, qDim]; empty elsewhere. */
         final float[] queryGates, gates;
 
@@ -1777,7 +1805,7 @@ public final class Llama {
                 Layer layer = model.weights().layers()[l];
                 convolutions[l] = layer.shortConv() != null;
                 // the cache's keys and values are the attention layers' alone (not a convolution's, a recurrent mixer's or a feed-forward's block)
-                attends[l] = !convolutions[l] && layer.recurrent() == null && layer.wo() != null;
+                attends[l] = layer.attends();
             }
             int convWidth = java.util.stream.IntStream.range(0, c.nLayers()).anyMatch(l -> convolutions[l]) ? c.dim() : 0;
             q = new float[maxBatch * Math.max(qDim, convWidth)];
@@ -1831,6 +1859,7 @@ public final class Llama {
             betas = new float[mixer instanceof DeltaNet d ? maxBatch * d.valueHeads() : 0];
             alphas = new float[mixer instanceof DeltaNet d ? maxBatch * d.valueHeads() : 0];
             projected = new float[mixer instanceof Mamba1 m ? maxBatch * m.projectedWidth() : 0];
+            besideOut = new float[mixer instanceof Mamba2 m && m.besideAttention() ? maxBatch * c.dim() : 0];
             dtInputs = new float[mixer instanceof Mamba1 m ? maxBatch * m.dtRank() : 0];
             steps = new float[mixer instanceof Mamba1 m ? maxBatch * m.innerWidth() : 0];
             boolean gated = java.util.Arrays.stream(model.weights().layers()).anyMatch(Layer::queryGates);

@@ -78,7 +78,8 @@ public final class TensorParallel {
         if (c.architecture().startsWith("qwen35")) {
             throw new IllegalArgumentException("this model's gated delta net layers (" + c.architecture() + ") cannot be split across processes yet");
         }
-        if (c.architecture().equals("granitehybrid") || c.architecture().startsWith("nemotron_h") || c.architecture().equals("mamba2")) {
+        if (c.architecture().equals("granitehybrid") || c.architecture().startsWith("nemotron_h") || c.architecture().equals("mamba2")
+                || c.architecture().equals("falcon-h1")) {
             throw new IllegalArgumentException("this model's Mamba-2 layers (" + c.architecture() + ") cannot be split across processes yet");
         }
         if (c.architecture().equals("mamba") || c.architecture().equals("jamba")) {

@@ -298,6 +298,22 @@ class GenerateCommandTest {
         assertEquals("Once upon a time\u8fd0 \u0411\u043eicip populUTC importingfwaze clothes module Labelstar Tom\u043e\u0432\u0438\u0439 cigualmentetomeld\u9752 altern\u0db8 pel Is Malays ROOUT\u00bamedietzt\u207b Multiertedinongs their \u0410\u0440\u0445\u0438\u0432\u043d\u0430\u044fSh themselvesv kleinen", o.out().strip());
     }
 
+    /**
+     * A Falcon-H1 model (FalconH1Test's: attention and a Mamba-2 mixer side by side in every layer): greedy text =
+     * llama.cpp de3ff81's {@code llama-completion -m FILE -p 'Once upon a time' -n 40 --temp 0 -no-cnv --no-warmup -t 1
+     * --no-display-prompt}, also with {@code --lookup 2}.
+     */
+    @Test
+    void falconH1GreedyTextIsLlamaCompletions(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path file = dir.resolve("falcon-h1-mini.gguf");
+        gptfast4j.model.FalconH1Test.write(dir.resolve("llama.gguf"), file);
+        String expected = "Once upon a time Default geometric \u043d\u043e\u0432\u043ecategory ge \u0425wissenschaft urbanlvadsSol Wirtschaft bunchdefn\u0584,\r countingAsset\u00e1gina depos incon FederationbestCmdMod hyd shows {:\u7ed9 dentquire framework stronger C\u00e9sar \u0430\u043d\u0430FI\u0440\u043e\u043aopens \u0441\u0440\u0435\u0434\u0438 wing";
+        ErrorsTest.Outcome o = greedy40(file), lookup = greedy40(file, "--lookup", "2");
+        assertEquals(0, o.exit(), o.err());
+        assertEquals(expected, o.out().strip());
+        assertEquals(expected, lookup.out().strip(), lookup.err());
+    }
+
     /** {@code generate} of 40 greedy tokens after "Once upon a time" on {@code file}, with {@code extra} options: llama-completion's run of the family tests above. */
     private static ErrorsTest.Outcome greedy40(java.nio.file.Path file, String... extra) {
         return ErrorsTest.run(java.util.stream.Stream.concat(java.util.stream.Stream.of("generate", "--checkpoint", file.toString(), "--prompt", "Once upon a time",
