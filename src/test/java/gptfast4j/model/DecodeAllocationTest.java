@@ -100,17 +100,7 @@ class DecodeAllocationTest {
     @org.junit.jupiter.params.provider.ValueSource(strings = {"lfm2", "qwen35", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1"})
     void decodeStepsOfHybridFamiliesAllocateNothing(String family, @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
         java.nio.file.Path file = dir.resolve(family + "-mini.gguf"), scratch = dir.resolve("llama.gguf");
-        switch (family) {
-            case "lfm2" -> Lfm2Test.write(scratch, file);
-            case "qwen35" -> Qwen35Test.write(scratch, file);
-            case "granitehybrid" -> GraniteHybridTest.write(scratch, file);
-            case "nemotron_h" -> NemotronHTest.write(scratch, file);
-            case "mamba2" -> Mamba2Test.write(scratch, file);
-            case "mamba" -> MambaTest.write(scratch, file, true);
-            case "jamba" -> JambaTest.write(scratch, file);
-            case "falcon-h1" -> FalconH1Test.write(scratch, file);
-            default -> NemotronHTest.writeMixture(scratch, file);
-        }
+        FamilyFiles.writeFamily(family, scratch, file);
         assertDecodeAllocatesNothing(Checkpoint.load(file, null).model());
     }
 

@@ -46,6 +46,27 @@ final class FamilyFiles {
     }
 
     /**
+     * Writes to {@code out} the mini model of a family with recurrent or convolution layers, by its architecture's name
+     * ({@code scratch}: the Llama or Mixtral file it is made from): each family test's own file (Lfm2Test's, Qwen35Test's,
+     * GraniteHybridTest's, NemotronHTest's and its mixture, Mamba2Test's, MambaTest's Falcon-Mamba kind, JambaTest's,
+     * FalconH1Test's).
+     */
+    static void writeFamily(String family, Path scratch, Path out) {
+        switch (family) {
+            case "lfm2" -> Lfm2Test.write(scratch, out);
+            case "qwen35" -> Qwen35Test.write(scratch, out);
+            case "granitehybrid" -> GraniteHybridTest.write(scratch, out);
+            case "nemotron_h" -> NemotronHTest.write(scratch, out);
+            case "nemotron_h_moe" -> NemotronHTest.writeMixture(scratch, out);
+            case "mamba2" -> Mamba2Test.write(scratch, out);
+            case "mamba" -> MambaTest.write(scratch, out, true);
+            case "jamba" -> JambaTest.write(scratch, out);
+            case "falcon-h1" -> FalconH1Test.write(scratch, out);
+            default -> throw new IllegalArgumentException("no mini model of " + family);
+        }
+    }
+
+    /**
      * Writes to {@code out} the model file {@code in} with its keys changed by {@code edit}, its tensors that {@code
      * keep} names copied, and those {@code add} puts in the list it is given (with the file's tensors by name) after them.
      */

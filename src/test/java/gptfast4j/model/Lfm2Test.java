@@ -174,9 +174,4 @@ public class Lfm2Test {
         }
     }
 
-    /** A step of several sequences (the server's continuous batching) gives each the logits of its own decode step. */
-    @Test
-    void sequencesBatchedGiveTheirOwnSteps() throws IOException {
-        DecodeEachTest.assertSequencesGetTheirOwnSteps(lfm2.model(), text());
-    }
 }

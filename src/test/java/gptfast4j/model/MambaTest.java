@@ -73,7 +73,6 @@ public class MambaTest {
     static void writeModel() {
         write(dir.resolve("llama.gguf"), dir.resolve("mamba-mini.gguf"), false);
         mamba = Checkpoint.load(dir.resolve("mamba-mini.gguf"), null);
-        DecodeEachTest.warmUp(mamba.model()); // the tests below compare logits bit for bit
     }
 
     /** llama-perplexity's figure (49617.9186); ours 6e-9 from it. */
@@ -91,33 +90,6 @@ public class MambaTest {
         Checkpoint falcon = Checkpoint.load(file, null);
         assertTrue(falcon.model().weights().layers()[0].recurrent() instanceof Mamba1 m && m.dtBCNorms());
         assertEquals(48326.2126, LlamaLikeTest.perplexity(falcon), 1e-6 * 48326.2126);
-    }
-
-    /** The first 48 tokens of ppl-text.txt. */
-    private static int[] text() throws IOException {
-        return LlamaLikeTest.pplTokens(mamba, 48);
-    }
-
-    /** Its state goes on only where it is kept, a verification keeps it after each token, a cache file holds it (RecurrentStates). */
-    @Test
-    void stateGoesOnOnlyWhereItIsKept() throws IOException {
-        RecurrentStates.assertStateGoesOnOnlyWhereItIsKept(mamba.model(), text());
-    }
-
-    @Test
-    void verificationsKeepTheStateAfterEachToken() throws IOException {
-        RecurrentStates.assertVerificationsKeepTheStateAfterEachToken(mamba.model(), text());
-    }
-
-    @Test
-    void cacheFilesHoldTheState() throws IOException {
-        RecurrentStates.assertCacheFilesHoldTheState(mamba.model(), text());
-    }
-
-    /** A step of several sequences (the server's continuous batching) gives each the logits of its own decode step. */
-    @Test
-    void sequencesBatchedGiveTheirOwnSteps() throws IOException {
-        DecodeEachTest.assertSequencesGetTheirOwnSteps(mamba.model(), text());
     }
 
     /** A split across processes is refused in one line. */

@@ -102,7 +102,6 @@ public class NemotronHTest {
     static void writeModel() {
         write(dir.resolve("llama.gguf"), dir.resolve("nemotron-h-mini.gguf"));
         nemotron = Checkpoint.load(dir.resolve("nemotron-h-mini.gguf"), null);
-        DecodeEachTest.warmUp(nemotron.model()); // the tests below compare logits bit for bit
     }
 
     /** llama-perplexity's figure; ours 2.4e-8 from it. */
@@ -135,33 +134,6 @@ public class NemotronHTest {
         assertEquals(60924.2566, LlamaLikeTest.perplexity(c), 1e-6 * 60924.2566);
         assertEquals("this model's Mamba-2 layers (nemotron_h_moe) cannot be split across processes yet",
                 assertThrows(IllegalArgumentException.class, () -> TensorParallel.check(c.model().config, 2)).getMessage());
-    }
-
-    /** The first 48 tokens of ppl-text.txt. */
-    private static int[] text() throws IOException {
-        return LlamaLikeTest.pplTokens(nemotron, 48);
-    }
-
-    /** Its Mamba-2 state goes on only where it is kept, a verification keeps it after each token, a cache file holds it (RecurrentStates). */
-    @Test
-    void stateGoesOnOnlyWhereItIsKept() throws IOException {
-        RecurrentStates.assertStateGoesOnOnlyWhereItIsKept(nemotron.model(), text());
-    }
-
-    @Test
-    void verificationsKeepTheStateAfterEachToken() throws IOException {
-        RecurrentStates.assertVerificationsKeepTheStateAfterEachToken(nemotron.model(), text());
-    }
-
-    @Test
-    void cacheFilesHoldTheState() throws IOException {
-        RecurrentStates.assertCacheFilesHoldTheState(nemotron.model(), text());
-    }
-
-    /** A step of several sequences (the server's continuous batching) gives each the logits of its own decode step. */
-    @Test
-    void sequencesBatchedGiveTheirOwnSteps() throws IOException {
-        DecodeEachTest.assertSequencesGetTheirOwnSteps(nemotron.model(), text());
     }
 
     /** A split across processes is refused in one line; so are feed-forwards of two widths. */
