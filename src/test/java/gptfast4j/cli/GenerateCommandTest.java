@@ -183,9 +183,7 @@ class GenerateCommandTest {
         java.nio.file.Path file = dir.resolve("qwen35-mini.gguf");
         gptfast4j.model.Qwen35Test.write(dir.resolve("llama.gguf"), file);
         String expected = "Once upon a timeammer\u00e8g\u63a7 trac OS Louymnas silencePasswordPush IO Paz=\"{secret sn\u011bningar Azmigr G\u00fcuts category>. recoveredreverse derivatives \u0430\u0434\u043c\u0438\u043d\u0438\u0441\u0442\u0440\u0430\u0442\u0438\u0432\u0435\u0442\u0430 EasternAndroidlr Colorado}}$.sch figureojball\u534e\u5609ai";
-        ErrorsTest.Outcome o = greedy40(file);
-        assertEquals(0, o.exit(), o.err());
-        assertEquals(expected, o.out().strip());
+        ErrorsTest.Outcome o = assertGreedy40(expected, file);
         // 3 delta nets of 3 convolution rows of 160 channels and 6 matrices of 16 x 16, floats: 24192 bytes, and two copies
         assertTrue(o.err().contains("; the recurrent layers' state and its kept copies: 72.6 KB)"), o.err());
         ErrorsTest.Outcome twice = greedy40(file, "--num-samples", "2");
@@ -219,13 +217,10 @@ class GenerateCommandTest {
         gptfast4j.model.GraniteHybridTest.write(dir.resolve("llama.gguf"), file);
         String expected = "Once upon a time AC torneo tiempo\u0441\u043a\u0438\u0435speed\u610fdd Currently terre>()ologe bedeutElCook pledd Currently terre>()ologe bedeutElCook pledd"
                 + " Currently terre>()ologe bedeutElCook pledd Currently terre>()ologe bedeutEl";
-        ErrorsTest.Outcome o = greedy40(file);
-        assertEquals(0, o.exit(), o.err());
-        assertEquals(expected, o.out().strip());
+        ErrorsTest.Outcome o = assertGreedy40(expected, file);
         // 3 Mamba-2 layers of 3 convolution rows of 192 channels and 8 matrices of 16 x 16, floats: 31488 bytes, and two copies
         assertTrue(o.err().contains("; the recurrent layers' state and its kept copies: 94.5 KB)"), o.err());
-        ErrorsTest.Outcome lookup = greedy40(file, "--lookup", "2");
-        assertEquals(expected, lookup.out().strip(), lookup.err());
+        ErrorsTest.Outcome lookup = assertGreedy40(expected, file, "--lookup", "2");
         assertTrue(!lookup.err().contains("acceptance histogram [39,"), lookup.err()); // some drafts accepted
     }
 
@@ -241,15 +236,11 @@ class GenerateCommandTest {
         String expected = "Once upon a time So suggRead vuel per\u00f2 lotoph chez Spider XII\u062a\u0456\u043b\u044c\u043a\u0438 ISO Rena sql\u03ccitter:`nung"
                 + "\u0445\u043e\u0434\u0438\u0442cyc order Pacific \"# know-\u0441\u0442\u0440\u0438udad Items AlsRECT'). Country \u0433\u043e\u0440 range Hills"
                 + "\u0938 OpenGL\u0161\u010d \u043f\u0435\u0440\u0432\u044b\u0439";
-        ErrorsTest.Outcome o = greedy40(file);
-        assertEquals(0, o.exit(), o.err());
-        assertEquals(expected, o.out().strip());
+        assertGreedy40(expected, file);
         // its mixture (NemotronHTest's: experts without a gate, a shared expert), the same way
         java.nio.file.Path moe = dir.resolve("nemotron-h-moe-mini.gguf");
         gptfast4j.model.NemotronHTest.writeMixture(dir.resolve("mixtral.gguf"), moe);
-        ErrorsTest.Outcome mixture = greedy40(moe);
-        assertEquals(0, mixture.exit(), mixture.err());
-        assertEquals("Once upon a timeagon combinbibli Ukraineuellement cosm Label Util cual binoup t\u00e9l\u00e9vis artistsetStateorsbourumar qualifiedCharField Flo ModeSELECT D\u00fcsseldorf `@(| Us problemasSSIONzza \u0443\u0431\u0438 Upon Bookit\u00e0 Kreuz Ped,$ poder mig definitions Welcome", mixture.out().strip());
+        assertGreedy40("Once upon a timeagon combinbibli Ukraineuellement cosm Label Util cual binoup t\u00e9l\u00e9vis artistsetStateorsbourumar qualifiedCharField Flo ModeSELECT D\u00fcsseldorf `@(| Us problemasSSIONzza \u0443\u0431\u0438 Upon Bookit\u00e0 Kreuz Ped,$ poder mig definitions Welcome", moe);
     }
 
     /**
@@ -260,10 +251,8 @@ class GenerateCommandTest {
     void mamba2GreedyTextIsLlamaCompletions(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
         java.nio.file.Path file = dir.resolve("mamba2-mini.gguf");
         gptfast4j.model.Mamba2Test.write(dir.resolve("llama.gguf"), file);
-        ErrorsTest.Outcome o = greedy40(file);
-        assertEquals(0, o.exit(), o.err());
-        assertEquals("Once upon a time saintAcc reprdaswd \u0457\u0445\u045freq cut discreteermo\u1f77osexImagesSomething\u043c\u0435\u043dypesska proposelect\u00a4ently"
-                + " \u043f\u043e\u0441\u0442\u0440\u043e\u0434\u0430\u0445ners #!/ g\u00e9nidade RussellSh\u0440\u044f\u0434 FO domain pres Silva\u02b9 RutheDOCTYPEanges", o.out().strip());
+        ErrorsTest.Outcome o = assertGreedy40("Once upon a time saintAcc reprdaswd \u0457\u0445\u045freq cut discreteermo\u1f77osexImagesSomething\u043c\u0435\u043dypesska proposelect\u00a4ently"
+                + " \u043f\u043e\u0441\u0442\u0440\u043e\u0434\u0430\u0445ners #!/ g\u00e9nidade RussellSh\u0440\u044f\u0434 FO domain pres Silva\u02b9 RutheDOCTYPEanges", file);
         // no layer attends: no KV cache, the recurrent state alone (4 layers of 3 convolution rows of 192 channels and 8 matrices of 16 x 16, and two copies)
         assertTrue(o.err().contains(" resident (of which the recurrent layers' state and its kept copies: 126.0 KB)"), o.err());
     }
@@ -277,11 +266,8 @@ class GenerateCommandTest {
         java.nio.file.Path file = dir.resolve("mamba-mini.gguf"), falcon = dir.resolve("falcon-mamba-mini.gguf");
         gptfast4j.model.MambaTest.write(dir.resolve("llama.gguf"), file, false);
         gptfast4j.model.MambaTest.write(dir.resolve("llama.gguf"), falcon, true);
-        ErrorsTest.Outcome o = greedy40(file), normed = greedy40(falcon);
-        assertEquals(0, o.exit(), o.err());
-        assertEquals("Once upon a time AC torneo tiempo\u0441\u043a\u0438\u0435 substitute combinejavascriptiwuveeli reprdaswd \u0457\u0445\u045freq cut Bill jak tak\u00e9 Ult'} Oleintrovity guys caval RicoSL \u0437\u0430\u0442\u0435\u043c(.* installerFIoted True\u30ecV ask cig\u0454\u044e", o.out().strip());
-        assertEquals(0, normed.exit(), normed.err());
-        assertEquals("Once upon a time obj Attribute por9 arquited duplicate\u0442\u0430\u0439 debe relationsources PRIMARY Fullilli jet*\" Tob\u0437\u043cstep `@tera\u043d\u043e\u0433\u043e\u00bc-} bore ikkenamed SingapOrientationEditustralorieblob Rein ran subsequ vorm\u011bt Pass\u53e4", normed.out().strip());
+        assertGreedy40("Once upon a time AC torneo tiempo\u0441\u043a\u0438\u0435 substitute combinejavascriptiwuveeli reprdaswd \u0457\u0445\u045freq cut Bill jak tak\u00e9 Ult'} Oleintrovity guys caval RicoSL \u0437\u0430\u0442\u0435\u043c(.* installerFIoted True\u30ecV ask cig\u0454\u044e", file);
+        assertGreedy40("Once upon a time obj Attribute por9 arquited duplicate\u0442\u0430\u0439 debe relationsources PRIMARY Fullilli jet*\" Tob\u0437\u043cstep `@tera\u043d\u043e\u0433\u043e\u00bc-} bore ikkenamed SingapOrientationEditustralorieblob Rein ran subsequ vorm\u011bt Pass\u53e4", falcon);
     }
 
     /**
@@ -293,9 +279,7 @@ class GenerateCommandTest {
     void jambaGreedyTextIsLlamaCompletions(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
         java.nio.file.Path file = dir.resolve("jamba-mini.gguf");
         gptfast4j.model.JambaTest.write(dir.resolve("mixtral.gguf"), file);
-        ErrorsTest.Outcome o = greedy40(file);
-        assertEquals(0, o.exit(), o.err());
-        assertEquals("Once upon a time\u8fd0 \u0411\u043eicip populUTC importingfwaze clothes module Labelstar Tom\u043e\u0432\u0438\u0439 cigualmentetomeld\u9752 altern\u0db8 pel Is Malays ROOUT\u00bamedietzt\u207b Multiertedinongs their \u0410\u0440\u0445\u0438\u0432\u043d\u0430\u044fSh themselvesv kleinen", o.out().strip());
+        assertGreedy40("Once upon a time\u8fd0 \u0411\u043eicip populUTC importingfwaze clothes module Labelstar Tom\u043e\u0432\u0438\u0439 cigualmentetomeld\u9752 altern\u0db8 pel Is Malays ROOUT\u00bamedietzt\u207b Multiertedinongs their \u0410\u0440\u0445\u0438\u0432\u043d\u0430\u044fSh themselvesv kleinen", file);
     }
 
     /**
@@ -308,10 +292,16 @@ class GenerateCommandTest {
         java.nio.file.Path file = dir.resolve("falcon-h1-mini.gguf");
         gptfast4j.model.FalconH1Test.write(dir.resolve("llama.gguf"), file);
         String expected = "Once upon a time Default geometric \u043d\u043e\u0432\u043ecategory ge \u0425wissenschaft urbanlvadsSol Wirtschaft bunchdefn\u0584,\r countingAsset\u00e1gina depos incon FederationbestCmdMod hyd shows {:\u7ed9 dentquire framework stronger C\u00e9sar \u0430\u043d\u0430FI\u0440\u043e\u043aopens \u0441\u0440\u0435\u0434\u0438 wing";
-        ErrorsTest.Outcome o = greedy40(file), lookup = greedy40(file, "--lookup", "2");
+        assertGreedy40(expected, file);
+        assertGreedy40(expected, file, "--lookup", "2");
+    }
+
+    /** {@link #greedy40}'s run, which must end well and print {@code expected}: its outcome, for its other lines. */
+    private static ErrorsTest.Outcome assertGreedy40(String expected, java.nio.file.Path file, String... extra) {
+        ErrorsTest.Outcome o = greedy40(file, extra);
         assertEquals(0, o.exit(), o.err());
-        assertEquals(expected, o.out().strip());
-        assertEquals(expected, lookup.out().strip(), lookup.err());
+        assertEquals(expected, o.out().strip(), o.err());
+        return o;
     }
 
     /** {@code generate} of 40 greedy tokens after "Once upon a time" on {@code file}, with {@code extra} options: llama-completion's run of the family tests above. */
