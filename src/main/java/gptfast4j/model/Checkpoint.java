@@ -178,7 +178,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
-            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1");
+            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -216,7 +216,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         // GLM-4.1V's sections of RoPE (M-RoPE) and GLM's next-token prediction layers are not run here
         // GLM-4.5's and GLM-4.7-Flash's (deepseek2) next-token prediction layers, after the others, are not run (as llama.cpp runs them only to draft)
         int nextn = md.getInt(arch + ".nextn_predict_layers", 0);
-        if (nextn > 0 && !arch.equals("glm4moe") && !arch.equals("deepseek2") && !arch.startsWith("qwen35")) throw new ModelFormatException(path + ": a model with next-token prediction layers (" + arch + ".nextn_predict_layers) is not supported");
+        if (nextn > 0 && !arch.equals("glm4moe") && !arch.equals("deepseek2") && !arch.startsWith("qwen35") && !arch.equals("qwen3next")) throw new ModelFormatException(path + ": a model with next-token prediction layers (" + arch + ".nextn_predict_layers) is not supported");
         // llama.cpp's graph then runs dense layers whose tensors its loader did not read: no such model is made
         if (arch.equals("ernie4_5-moe") && md.getInt("ernie4_5-moe.interleave_moe_layer_step", 1) != 1) {
             throw new ModelFormatException(path + ": an ernie4_5-moe model with a mixture every " + md.getInt("ernie4_5-moe.interleave_moe_layer_step", 1) + " layers is not supported");
@@ -265,13 +265,13 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Config.Variant variant = scaled(path, md, arch, blocks);
         boolean nemotronH = arch.startsWith("nemotron_h"), hybridKvHeads = arch.startsWith("lfm2") || arch.equals("granitehybrid") || nemotronH || arch.equals("jamba");
         Mixers mixers = arch.startsWith("lfm2") ? new Mixers(convolutionLayers(path, md, arch), convolutionWidth(path, md, arch), 0, 0, 0, 0, null, 0, false)
-                : arch.startsWith("qwen35") ? deltaNets(path, md, arch, required(md, path, arch + ".block_count") - nextn)
+                : arch.startsWith("qwen35") || arch.equals("qwen3next") ? deltaNets(path, md, arch, required(md, path, arch + ".block_count") - nextn)
                 : arch.equals("mamba") || arch.equals("jamba") ? mamba(path, md, arch)
                 : arch.equals("granitehybrid") || nemotronH || attentionFree || arch.equals("falcon-h1") ? mamba2(path, md, arch) : null;
         Config config = config(path, () -> new Config(arch, dim,
                 // Qwen3's mixtures give their experts' width apart from the dense width they would have
                 attentionFree ? 1 : nemotronH ? feedForwardWidth(path, md, arch)
-                        : required(md, path, arch + (arch.equals("qwen3moe") || arch.equals("qwen3vlmoe") || arch.equals("gpt-oss") || arch.equals("qwen35moe") ? ".expert_feed_forward_length" : ".feed_forward_length")),
+                        : required(md, path, arch + (arch.equals("qwen3moe") || arch.equals("qwen3vlmoe") || arch.equals("gpt-oss") || arch.equals("qwen35moe") || arch.equals("qwen3next") ? ".expert_feed_forward_length" : ".feed_forward_length")),
                 required(md, path, arch + ".block_count") - nextn,
                 nHeads,
                 latent || attentionFree ? 1 : hybridKvHeads ? attentionKvHeads(path, md, arch) : md.getInt(arch + ".attention.head_count_kv", nHeads),
@@ -981,7 +981,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 // 128 experts, as llama.cpp tells them apart)
                 unitNorms = c.architecture().equals("llama4") && c.expertCount() != 128, latentAttention = c.architecture().equals("deepseek2"),
                 // Qwen3.5's attention: each head's query followed by its gate in wq's rows, the FFN's norm named as a post-attention norm
-                queryGates = c.architecture().startsWith("qwen35"),
+                queryGates = c.architecture().startsWith("qwen35") || c.architecture().equals("qwen3next"),
                 // Falcon-H1's: attention and a Mamba-2 mixer side by side in every layer
                 falconH1 = c.architecture().equals("falcon-h1");
         float[] ones = new float[c.headDim()];
@@ -1108,10 +1108,15 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     private static Layer deltaNet(Path path, Config c, Map<String, TensorData> tensors, String p, Mixers m, FeedForward ffn) {
         int dim = c.dim(), width = m.headWidth(), heads = m.valueHeads(), taps = m.taps();
         int channels = (2 * m.keyHeads() + heads) * width, values = heads * width;
-        DeltaNet d = new DeltaNet(matrix(path, tensors, p + "ssm_beta.weight", dim, heads), matrix(path, tensors, p + "ssm_alpha.weight", dim, heads),
-                convolutionKernel(path, tensors, p, taps, channels), taps,
+        // Qwen3-Next's: beta and alpha in one ssm_ba grouped by key head, each key head's values its value heads in a row
+        boolean next = c.architecture().equals("qwen3next");
+        if (next && tensors.containsKey(p + "ssm_in.weight")) {
+            throw new ModelFormatException(path + ": a qwen3next file with the delta nets' projections fused in ssm_in (an early conversion) is not supported: convert the model anew");
+        }
+        DeltaNet d = new DeltaNet(next ? null : matrix(path, tensors, p + "ssm_beta.weight", dim, heads), next ? null : matrix(path, tensors, p + "ssm_alpha.weight", dim, heads),
+                next ? matrix(path, tensors, p + "ssm_ba.weight", dim, 2L * heads) : null, convolutionKernel(path, tensors, p, taps, channels), taps,
                 vector(path, tensors, p + "ssm_dt.bias", heads), vector(path, tensors, p + "ssm_a", heads), vector(path, tensors, p + "ssm_norm.weight", width),
-                m.keyHeads(), heads, width);
+                m.keyHeads(), heads, width, next);
         return new Layer(vector(path, tensors, p + "attn_norm.weight", dim), matrix(path, tensors, p + "attn_qkv.weight", dim, channels),
                 matrix(path, tensors, p + "attn_gate.weight", dim, values), null, matrix(path, tensors, p + "ssm_out.weight", values, dim),
                 vector(path, tensors, p + "post_attention_norm.weight", dim), ffn, null, null, null, null, null, null, null, null, null, null, null, null, d, false);

@@ -469,11 +469,21 @@ public final class Llama {
                 if (seen != null) {
                     seen.inputs(layer.wq(), s.xb, n);
                     seen.inputs(layer.wk(), s.xb, n);
-                    seen.inputs(d.beta(), s.xb, n);
-                    seen.inputs(d.alpha(), s.xb, n);
+                    if (d.betaAlpha() != null) {
+                        seen.inputs(d.betaAlpha(), s.xb, n);
+                    } else {
+                        seen.inputs(d.beta(), s.xb, n);
+                        seen.inputs(d.alpha(), s.xb, n);
+                    }
                 }
-                s.sharedInput.matmul(s.xb, n, exact, layer.wq(), s.mixed, layer.wk(), s.gateZ, d.beta(), s.betas);
-                d.alpha().matmul(s.xb, n, s.alphas, d.valueHeads(), exact);
+                if (d.betaAlpha() != null) {
+                    // Qwen3-Next's fused beta and alpha, grouped by key head: split into their rows
+                    s.sharedInput.matmul(s.xb, n, exact, layer.wq(), s.mixed, layer.wk(), s.gateZ, d.betaAlpha(), s.betaAlphas);
+                    splitBetaAlpha(s, d, n);
+                } else {
+                    s.sharedInput.matmul(s.xb, n, exact, layer.wq(), s.mixed, layer.wk(), s.gateZ, d.beta(), s.betas);
+                    d.alpha().matmul(s.xb, n, s.alphas, d.valueHeads(), exact);
+                }
                 Parallel.run(d.convChannels(), CONV_CHANNELS, s.recurrentConvolve);
                 eachToken(n, s.deltaNorms);
                 Parallel.run(d.valueHeads(), 1, s.deltaHeads);
@@ -855,6 +865,20 @@ public final class Llama {
     }
 
     /**
+     * A fused beta-alpha projection's outputs (s.betaAlphas [n, 2 * valueHeads]: per key head its value heads' betas,
+     * then their alphas, as Qwen3-Next's ssm_ba makes them) into s.betas and s.alphas [n, valueHeads].
+     */
+    private static void splitBetaAlpha(State s, DeltaNet d, int n) {
+        int heads = d.valueHeads(), group = heads / d.keyHeads();
+        for (int t = 0; t < n; t++) {
+            for (int g = 0; g < d.keyHeads(); g++) {
+                System.arraycopy(s.betaAlphas, t * 2 * heads + g * 2 * group, s.betas, t * heads + g * group, group);
+                System.arraycopy(s.betaAlphas, t * 2 * heads + g * 2 * group + group, s.alphas, t * heads + g * group, group);
+            }
+        }
+    }
+
+    /**
      * Tokens t0..t1 of a delta net: each key head's query and key L2-normalized in place, {@code x / sqrt(sum x² + eps)},
      * computed as llama.cpp does (an RMS norm with eps / n, times 1 / sqrt(n)).
      */
@@ -885,7 +909,7 @@ public final class Llama {
         int channels = d.convChannels(), width = d.headWidth(), heads = d.valueHeads(), keyHeads = d.keyHeads(), values = d.outputWidth();
         float scale = 1f / (float) Math.sqrt(width), eps = config.rmsNormEps();
         for (int h = h0; h < h1; h++) {
-            int kh = h % keyHeads, base = h * width * width;
+            int kh = d.keyHead(h), base = h * width * width;
             for (int t = 0; t < n; t++) {
                 Recurrent r = s.recurrent(t);
                 float[] m = r.matrices[l];
@@ -1614,6 +1638,8 @@ public final class Llama {
         // place [batch, inputWidth]; z [batch, outputWidth]; a delta net's beta's and alpha's [batch, valueHeads]; the
         // heads' outputs [batch, outputWidth]
         final float[] mixed, gateZ, betas, alphas, deltaOut;
+        /** A fused beta-alpha projection's outputs [batch, 2 * valueHeads] (Qwen3-Next's), split into betas and alphas; empty elsewhere. */
+        final float[] betaAlphas;
         /** A Mamba mixer's (Mamba1; empty elsewhere): xProj's outputs [batch, dtRank + 2 * stateSize], dt's inputs [batch, dtRank], the steps [batch, innerWidth]. */
         final float[] projected, dtInputs, steps;
         /** A Mamba-2 mixer's beside attention (Falcon-H1's): its output through its out [batch, dim], added to the attention's; empty elsewhere. */
@@ -1858,6 +1884,7 @@ public final class Llama {
             deltaOut = new float[mixer == null ? 0 : maxBatch * mixer.outputWidth()];
             betas = new float[mixer instanceof DeltaNet d ? maxBatch * d.valueHeads() : 0];
             alphas = new float[mixer instanceof DeltaNet d ? maxBatch * d.valueHeads() : 0];
+            betaAlphas = new float[mixer instanceof DeltaNet d && d.betaAlpha() != null ? 2 * maxBatch * d.valueHeads() : 0];
             projected = new float[mixer instanceof Mamba1 m ? maxBatch * m.projectedWidth() : 0];
             besideOut = new float[mixer instanceof Mamba2 m && m.besideAttention() ? maxBatch * c.dim() : 0];
             dtInputs = new float[mixer instanceof Mamba1 m ? maxBatch * m.dtRank() : 0];

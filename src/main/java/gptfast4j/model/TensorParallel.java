@@ -75,7 +75,7 @@ public final class TensorParallel {
         if (c.architecture().startsWith("lfm2")) {
             throw new IllegalArgumentException("this model's convolution layers (" + c.architecture() + ") cannot be split across processes yet");
         }
-        if (c.architecture().startsWith("qwen35")) {
+        if (c.architecture().startsWith("qwen35") || c.architecture().equals("qwen3next")) {
             throw new IllegalArgumentException("this model's gated delta net layers (" + c.architecture() + ") cannot be split across processes yet");
         }
         if (c.architecture().equals("granitehybrid") || c.architecture().startsWith("nemotron_h") || c.architecture().equals("mamba2")

@@ -40,9 +40,9 @@ public final class QuantizeModel {
             "attn_q_a", "attn_q_b", "attn_kv_a_mqa", "attn_k_b", "attn_v_b", "attn_kv_b",
             // a reranker's head: BERT's dense layer and its output (Qwen3-Reranker's output alone)
             "cls", "cls.output",
-            // recurrent and convolution layers' projections (Qwen3.5's, Granite 4.0-H's, Mamba's, LFM2's), which llama-quantize
+            // recurrent and convolution layers' projections (Qwen3.5's and Qwen3-Next's, Granite 4.0-H's, Mamba's, LFM2's), which llama-quantize
             // quantizes as any weight matrix; their convolutions' kernels (ssm_conv1d, shortconv.conv) it keeps
-            "attn_gate", "ssm_beta", "ssm_alpha", "ssm_in", "ssm_out", "ssm_x", "ssm_dt", "shortconv.in_proj", "shortconv.out_proj");
+            "attn_gate", "ssm_beta", "ssm_alpha", "ssm_ba", "ssm_in", "ssm_out", "ssm_x", "ssm_dt", "shortconv.in_proj", "shortconv.out_proj");
 
     private QuantizeModel() {
     }

@@ -296,6 +296,18 @@ class GenerateCommandTest {
         assertGreedy40(expected, file, "--lookup", "2");
     }
 
+    /**
+     * A Qwen3-Next model (Qwen35Test's: delta nets of fused beta and alpha, value heads grouped by key head, experts
+     * beside a gated shared expert): greedy text = llama.cpp de3ff81's {@code llama-completion -m FILE -p 'Once upon a
+     * time' -n 40 --temp 0 -no-cnv --no-warmup -t 1 --no-display-prompt}.
+     */
+    @Test
+    void qwen3NextGreedyTextIsLlamaCompletions(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path file = dir.resolve("qwen3next-mini.gguf");
+        gptfast4j.model.Qwen35Test.writeNext(dir.resolve("mixtral.gguf"), file);
+        assertGreedy40("Once upon a time KunVolissues ministbp technology.\");\u7ec4hide angrypayment___ player \u0424\u0430 \u041c\u0438\u0445\u0430\\{\\ solar\u021bi plug mich giugno\u0414\u0448\u0442\u0430ectoruerdo\u0647orgLibrary \u0414\u043e Karpf Nil medyarurationsong Office militare\u0445\u0430\u0d2e", file);
+    }
+
     /** {@link #greedy40}'s run, which must end well and print {@code expected}: its outcome, for its other lines. */
     private static ErrorsTest.Outcome assertGreedy40(String expected, java.nio.file.Path file, String... extra) {
         ErrorsTest.Outcome o = greedy40(file, extra);

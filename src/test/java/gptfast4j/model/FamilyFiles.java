@@ -47,7 +47,7 @@ final class FamilyFiles {
 
     /**
      * Writes to {@code out} the mini model of a family with recurrent or convolution layers, by its architecture's name
-     * ({@code scratch}: the Llama or Mixtral file it is made from): each family test's own file (Lfm2Test's, Qwen35Test's,
+     * ({@code scratch}: the Llama or Mixtral file it is made from): each family test's own file (Lfm2Test's, Qwen35Test's and its Qwen3-Next,
      * GraniteHybridTest's, NemotronHTest's and its mixture, Mamba2Test's, MambaTest's Falcon-Mamba kind, JambaTest's,
      * FalconH1Test's).
      */
@@ -55,6 +55,7 @@ final class FamilyFiles {
         switch (family) {
             case "lfm2" -> Lfm2Test.write(scratch, out);
             case "qwen35" -> Qwen35Test.write(scratch, out);
+            case "qwen3next" -> Qwen35Test.writeNext(scratch, out);
             case "granitehybrid" -> GraniteHybridTest.write(scratch, out);
             case "nemotron_h" -> NemotronHTest.write(scratch, out);
             case "nemotron_h_moe" -> NemotronHTest.writeMixture(scratch, out);

@@ -46,7 +46,8 @@ public class Qwen35Test {
             md.put(a + "attention.key_length", Metadata.Value.uint32(headDim));
             md.put(a + "attention.value_length", Metadata.Value.uint32(headDim));
             md.put(a + "rope.dimension_count", Metadata.Value.uint32(headDim / 2));
-            md.put(a + "rope.dimension_sections", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.INT32, new int[]{2, 1, 1, 0}));
+            // M-RoPE's sections (Qwen3-Next's RoPE plain)
+            if (!arch.equals("qwen3next")) md.put(a + "rope.dimension_sections", new Metadata.Value(Metadata.Type.ARRAY, Metadata.Type.INT32, new int[]{2, 1, 1, 0}));
             md.put(a + "ssm.conv_kernel", Metadata.Value.uint32(4));
             md.put(a + "ssm.state_size", Metadata.Value.uint32(state));
             md.put(a + "ssm.group_count", Metadata.Value.uint32(kHeads));
@@ -74,8 +75,13 @@ public class Qwen35Test {
                     FamilyFiles.matrix(tensors, p + "ssm_conv1d.weight", new long[]{4, conv}, 300 + l);
                     FamilyFiles.bias(tensors, p + "ssm_dt.bias", new long[]{vHeads}, 400 + l);
                     FamilyFiles.bias(tensors, p + "ssm_a", new long[]{vHeads}, 500 + l);
-                    FamilyFiles.matrix(tensors, p + "ssm_beta.weight", new long[]{dim, vHeads}, 600 + l);
-                    FamilyFiles.matrix(tensors, p + "ssm_alpha.weight", new long[]{dim, vHeads}, 700 + l);
+                    if (arch.equals("qwen3next")) {
+                        // Qwen3-Next's beta and alpha in one, grouped by key head
+                        FamilyFiles.matrix(tensors, p + "ssm_ba.weight", new long[]{dim, 2 * vHeads}, 600 + l);
+                    } else {
+                        FamilyFiles.matrix(tensors, p + "ssm_beta.weight", new long[]{dim, vHeads}, 600 + l);
+                        FamilyFiles.matrix(tensors, p + "ssm_alpha.weight", new long[]{dim, vHeads}, 700 + l);
+                    }
                     FamilyFiles.norm(tensors, p + "ssm_norm.weight", state, 800 + l);
                     FamilyFiles.matrix(tensors, p + "ssm_out.weight", new long[]{vHeads * state, dim}, 900 + l);
                 } else {
@@ -88,6 +94,11 @@ public class Qwen35Test {
                 }
             }
         });
+    }
+
+    /** Writes the mini Qwen3-Next model ({@code qwen3next}: the mixture's shape, beta and alpha fused, value heads grouped by key head, RoPE plain) to {@code out}. */
+    public static void writeNext(Path scratch, Path out) {
+        write(new ModelShape("qwen3next-mini", 64, 32, 4, 4, 2, 32000, 256, 10000, 1e-5f, false, 0, 8, 2), "qwen3next", scratch, out);
     }
 
     @TempDir
@@ -124,6 +135,25 @@ public class Qwen35Test {
         Layer[] layers = c.model().weights().layers();
         assertTrue(layers[0].recurrent() instanceof DeltaNet && layers[0].feedForward() instanceof FeedForward.MoE moe && moe.shared().gate() != null && layers[3].queryGates());
         assertEquals(53978.0706, LlamaLikeTest.perplexity(c), 1e-6 * 53978.0706);
+    }
+
+    /**
+     * Qwen3-Next ({@code qwen3next}): Qwen3.5's mixture but for its delta nets' beta and alpha in one projection grouped
+     * by key head ({@code ssm_ba}), each key head's value heads in a row (repeat-interleaved, where Qwen3.5's take the key
+     * heads in turn) and RoPE without M-RoPE's sections: llama-perplexity's figure (52128.1843), ours 1.2e-8 from it;
+     * an early conversion's fused {@code ssm_in} refused in one line.
+     */
+    @Test
+    void nextGivesLlamaCppsPerplexity() throws IOException {
+        Path file = dir.resolve("qwen3next-mini.gguf");
+        writeNext(dir.resolve("mixtral.gguf"), file);
+        Checkpoint c = Checkpoint.load(file, null);
+        assertTrue(c.model().weights().layers()[0].recurrent() instanceof DeltaNet d && d.betaAlpha() != null && d.interleaved() && d.keyHead(2) == 0 && d.keyHead(3) == 1);
+        assertEquals(52128.1843, LlamaLikeTest.perplexity(c), 1e-6 * 52128.1843);
+        Path fused = dir.resolve("fused.gguf");
+        FamilyFiles.rewrite(file, fused, md -> { }, name -> true, (all, tensors) -> FamilyFiles.matrix(tensors, "blk.0.ssm_in.weight", new long[]{64, 384}, 7));
+        assertEquals(fused + ": a qwen3next file with the delta nets' projections fused in ssm_in (an early conversion) is not supported: convert the model anew",
+                assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(fused, null)).getMessage());
     }
 
     /**

@@ -11,7 +11,7 @@ import java.util.Map;
 
 /**
  * What every family with recurrent layers does with a sequence's state, on each family's mini model (FamilyFiles.
- * writeFamily: Qwen3.5's delta nets, Granite 4.0-H's, Nemotron-H's, Mamba-2's and Falcon-H1's Mamba-2 mixers, Mamba's
+ * writeFamily: Qwen3.5's and Qwen3-Next's delta nets, Granite 4.0-H's, Nemotron-H's, Mamba-2's and Falcon-H1's Mamba-2 mixers, Mamba's
  * and Jamba's Mamba mixers): the state goes on only where it is kept, a verification keeps it after each token, a cache
  * file holds it ({@link RecurrentStates}; seen failing without a mixer's prompt or step copies), and a step of several
  * sequences (the server's continuous batching) gives each the logits of its own decode step ({@link
@@ -41,25 +41,25 @@ class RecurrentFamiliesTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"qwen35", "granitehybrid", "nemotron_h", "mamba2", "mamba", "jamba", "falcon-h1"})
+    @ValueSource(strings = {"qwen35", "qwen3next", "granitehybrid", "nemotron_h", "mamba2", "mamba", "jamba", "falcon-h1"})
     void stateGoesOnOnlyWhereItIsKept(String family) throws IOException {
         RecurrentStates.assertStateGoesOnOnlyWhereItIsKept(model(family), text(family));
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"qwen35", "granitehybrid", "nemotron_h", "mamba2", "mamba", "jamba", "falcon-h1"})
+    @ValueSource(strings = {"qwen35", "qwen3next", "granitehybrid", "nemotron_h", "mamba2", "mamba", "jamba", "falcon-h1"})
     void verificationsKeepTheStateAfterEachToken(String family) throws IOException {
         RecurrentStates.assertVerificationsKeepTheStateAfterEachToken(model(family), text(family));
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"qwen35", "granitehybrid", "nemotron_h", "mamba2", "mamba", "jamba", "falcon-h1"})
+    @ValueSource(strings = {"qwen35", "qwen3next", "granitehybrid", "nemotron_h", "mamba2", "mamba", "jamba", "falcon-h1"})
     void cacheFilesHoldTheState(String family) throws IOException {
         RecurrentStates.assertCacheFilesHoldTheState(model(family), text(family));
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"lfm2", "qwen35", "granitehybrid", "nemotron_h", "mamba2", "mamba", "jamba", "falcon-h1"})
+    @ValueSource(strings = {"lfm2", "qwen35", "qwen3next", "granitehybrid", "nemotron_h", "mamba2", "mamba", "jamba", "falcon-h1"})
     void sequencesBatchedGiveTheirOwnSteps(String family) throws IOException {
         DecodeEachTest.assertSequencesGetTheirOwnSteps(model(family), text(family));
     }
