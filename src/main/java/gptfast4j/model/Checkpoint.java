@@ -1108,17 +1108,16 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     private static Layer deltaNet(Path path, Config c, Map<String, TensorData> tensors, String p, Mixers m, FeedForward ffn) {
         int dim = c.dim(), width = m.headWidth(), heads = m.valueHeads(), taps = m.taps();
         int channels = (2 * m.keyHeads() + heads) * width, values = heads * width;
-        // Qwen3-Next's: beta and alpha in one ssm_ba grouped by key head, each key head's values its value heads in a row
-        boolean next = c.architecture().equals("qwen3next");
-        if (next && tensors.containsKey(p + "ssm_in.weight")) {
-            throw new ModelFormatException(path + ": a qwen3next file with the delta nets' projections fused in ssm_in (an early conversion) is not supported: convert the model anew");
-        }
+        // Qwen3-Next's: beta and alpha in one ssm_ba grouped by key head, each key head's values its value heads in a row;
+        // an early conversion's queries, keys, values and z in one ssm_in grouped so too (the layer's wq, no wk)
+        boolean next = c.architecture().equals("qwen3next"), fused = next && tensors.containsKey(p + "ssm_in.weight");
         DeltaNet d = new DeltaNet(next ? null : matrix(path, tensors, p + "ssm_beta.weight", dim, heads), next ? null : matrix(path, tensors, p + "ssm_alpha.weight", dim, heads),
                 next ? matrix(path, tensors, p + "ssm_ba.weight", dim, 2L * heads) : null, convolutionKernel(path, tensors, p, taps, channels), taps,
                 vector(path, tensors, p + "ssm_dt.bias", heads), vector(path, tensors, p + "ssm_a", heads), vector(path, tensors, p + "ssm_norm.weight", width),
                 m.keyHeads(), heads, width, next);
-        return new Layer(vector(path, tensors, p + "attn_norm.weight", dim), matrix(path, tensors, p + "attn_qkv.weight", dim, channels),
-                matrix(path, tensors, p + "attn_gate.weight", dim, values), null, matrix(path, tensors, p + "ssm_out.weight", values, dim),
+        return new Layer(vector(path, tensors, p + "attn_norm.weight", dim),
+                fused ? matrix(path, tensors, p + "ssm_in.weight", dim, (long) channels + values) : matrix(path, tensors, p + "attn_qkv.weight", dim, channels),
+                fused ? null : matrix(path, tensors, p + "attn_gate.weight", dim, values), null, matrix(path, tensors, p + "ssm_out.weight", values, dim),
                 vector(path, tensors, p + "post_attention_norm.weight", dim), ffn, null, null, null, null, null, null, null, null, null, null, null, null, d, false);
     }
 

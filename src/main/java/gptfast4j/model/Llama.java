@@ -468,7 +468,7 @@ public final class Llama {
                 // matrices carried token to token in the sequence's recurrent state
                 if (seen != null) {
                     seen.inputs(layer.wq(), s.xb, n);
-                    seen.inputs(layer.wk(), s.xb, n);
+                    if (layer.wk() != null) seen.inputs(layer.wk(), s.xb, n);
                     if (d.betaAlpha() != null) {
                         seen.inputs(d.betaAlpha(), s.xb, n);
                     } else {
@@ -476,7 +476,12 @@ public final class Llama {
                         seen.inputs(d.alpha(), s.xb, n);
                     }
                 }
-                if (d.betaAlpha() != null) {
+                if (layer.wk() == null) {
+                    // an early Qwen3-Next conversion's ssm_in: queries, keys, values and z grouped by key head, split as the others'
+                    s.sharedInput.matmul(s.xb, n, exact, layer.wq(), s.qkvz, d.betaAlpha(), s.betaAlphas);
+                    splitQkvz(s, d, n);
+                    splitBetaAlpha(s, d, n);
+                } else if (d.betaAlpha() != null) {
                     // Qwen3-Next's fused beta and alpha, grouped by key head: split into their rows
                     s.sharedInput.matmul(s.xb, n, exact, layer.wq(), s.mixed, layer.wk(), s.gateZ, d.betaAlpha(), s.betaAlphas);
                     splitBetaAlpha(s, d, n);
@@ -862,6 +867,25 @@ public final class Llama {
     /** Channels c0..c1 of {@code count} rows of {@code channels} (a convolution's inputs, a Mamba mixer's states) to {@code to}. */
     private static void copyRows(float[] rows, float[] to, int channels, int count, int c0, int c1) {
         for (int j = 0; j < count; j++) System.arraycopy(rows, j * channels + c0, to, j * channels + c0, c1 - c0);
+    }
+
+    /**
+     * A fused input projection's outputs (s.qkvz [n, convChannels + outputWidth]: per key head its query, key, its value
+     * heads' values and their z, as an early Qwen3-Next conversion's ssm_in makes them) into s.mixed (all queries, all
+     * keys, all values) and s.gateZ (all z).
+     */
+    private static void splitQkvz(State s, DeltaNet d, int n) {
+        int width = d.headWidth(), keyHeads = d.keyHeads(), values = d.outputWidth(), channels = d.convChannels(), group = values / keyHeads,
+                block = 2 * width + 2 * group;
+        for (int t = 0; t < n; t++) {
+            int from = t * (channels + values);
+            for (int g = 0; g < keyHeads; g++, from += block) {
+                System.arraycopy(s.qkvz, from, s.mixed, t * channels + g * width, width);
+                System.arraycopy(s.qkvz, from + width, s.mixed, t * channels + (keyHeads + g) * width, width);
+                System.arraycopy(s.qkvz, from + 2 * width, s.mixed, t * channels + 2 * keyHeads * width + g * group, group);
+                System.arraycopy(s.qkvz, from + 2 * width + group, s.gateZ, t * values + g * group, group);
+            }
+        }
     }
 
     /**
@@ -1640,6 +1664,8 @@ public final class Llama {
         final float[] mixed, gateZ, betas, alphas, deltaOut;
         /** A fused beta-alpha projection's outputs [batch, 2 * valueHeads] (Qwen3-Next's), split into betas and alphas; empty elsewhere. */
         final float[] betaAlphas;
+        /** An early Qwen3-Next conversion's fused input projection's outputs [batch, convChannels + outputWidth], split into mixed and gateZ; empty elsewhere. */
+        final float[] qkvz;
         /** A Mamba mixer's (Mamba1; empty elsewhere): xProj's outputs [batch, dtRank + 2 * stateSize], dt's inputs [batch, dtRank], the steps [batch, innerWidth]. */
         final float[] projected, dtInputs, steps;
         /** A Mamba-2 mixer's beside attention (Falcon-H1's): its output through its out [batch, dim], added to the attention's; empty elsewhere. */
@@ -1885,6 +1911,8 @@ public final class Llama {
             betas = new float[mixer instanceof DeltaNet d ? maxBatch * d.valueHeads() : 0];
             alphas = new float[mixer instanceof DeltaNet d ? maxBatch * d.valueHeads() : 0];
             betaAlphas = new float[mixer instanceof DeltaNet d && d.betaAlpha() != null ? 2 * maxBatch * d.valueHeads() : 0];
+            boolean fusedIn = java.util.Arrays.stream(model.weights().layers()).anyMatch(l -> l.recurrent() instanceof DeltaNet && l.wk() == null);
+            qkvz = new float[fusedIn ? maxBatch * (mixer.inputWidth() + mixer.outputWidth()) : 0];
             projected = new float[mixer instanceof Mamba1 m ? maxBatch * m.projectedWidth() : 0];
             besideOut = new float[mixer instanceof Mamba2 m && m.besideAttention() ? maxBatch * c.dim() : 0];
             dtInputs = new float[mixer instanceof Mamba1 m ? maxBatch * m.dtRank() : 0];

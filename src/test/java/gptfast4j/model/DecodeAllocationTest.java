@@ -97,7 +97,7 @@ class DecodeAllocationTest {
      * feed-forward alone, and its mixture's experts without a gate, and Mamba-2's and Mamba's blocks of a mixer alone (Falcon-Mamba's norms), Jamba's Mamba mixers beside attention and experts, Falcon-H1's Mamba-2 beside attention in one layer.
      */
     @org.junit.jupiter.params.ParameterizedTest
-    @org.junit.jupiter.params.provider.ValueSource(strings = {"lfm2", "qwen35", "qwen3next", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1"})
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"lfm2", "qwen35", "qwen3next", "qwen3next-fused", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1"})
     void decodeStepsOfHybridFamiliesAllocateNothing(String family, @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
         java.nio.file.Path file = dir.resolve(family + "-mini.gguf"), scratch = dir.resolve("llama.gguf");
         FamilyFiles.writeFamily(family, scratch, file);

@@ -56,6 +56,12 @@ final class FamilyFiles {
             case "lfm2" -> Lfm2Test.write(scratch, out);
             case "qwen35" -> Qwen35Test.write(scratch, out);
             case "qwen3next" -> Qwen35Test.writeNext(scratch, out);
+            case "qwen3next-fused" -> {
+                // an early conversion's fused ssm_in
+                Path next = out.resolveSibling("split-" + out.getFileName());
+                Qwen35Test.writeNext(scratch, next);
+                Qwen35Test.writeNextFused(next, out);
+            }
             case "granitehybrid" -> GraniteHybridTest.write(scratch, out);
             case "nemotron_h" -> NemotronHTest.write(scratch, out);
             case "nemotron_h_moe" -> NemotronHTest.writeMixture(scratch, out);

@@ -141,7 +141,8 @@ public class Qwen35Test {
      * Qwen3-Next ({@code qwen3next}): Qwen3.5's mixture but for its delta nets' beta and alpha in one projection grouped
      * by key head ({@code ssm_ba}), each key head's value heads in a row (repeat-interleaved, where Qwen3.5's take the key
      * heads in turn) and RoPE without M-RoPE's sections: llama-perplexity's figure (52128.1843), ours 1.2e-8 from it;
-     * an early conversion's fused {@code ssm_in} refused in one line.
+     * an early conversion's queries, keys, values and z in one {@code ssm_in} grouped by key head (made here from the
+     * file's attn_qkv and attn_gate rows) give the same figure, as llama-perplexity does on that file.
      */
     @Test
     void nextGivesLlamaCppsPerplexity() throws IOException {
@@ -150,10 +151,37 @@ public class Qwen35Test {
         Checkpoint c = Checkpoint.load(file, null);
         assertTrue(c.model().weights().layers()[0].recurrent() instanceof DeltaNet d && d.betaAlpha() != null && d.interleaved() && d.keyHead(2) == 0 && d.keyHead(3) == 1);
         assertEquals(52128.1843, LlamaLikeTest.perplexity(c), 1e-6 * 52128.1843);
-        Path fused = dir.resolve("fused.gguf");
-        FamilyFiles.rewrite(file, fused, md -> { }, name -> true, (all, tensors) -> FamilyFiles.matrix(tensors, "blk.0.ssm_in.weight", new long[]{64, 384}, 7));
-        assertEquals(fused + ": a qwen3next file with the delta nets' projections fused in ssm_in (an early conversion) is not supported: convert the model anew",
-                assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(fused, null)).getMessage());
+        Path fused = dir.resolve("qwen3next-fused.gguf");
+        writeNextFused(file, fused);
+        Checkpoint f = Checkpoint.load(fused, null);
+        assertTrue(f.model().weights().layers()[0].wk() == null && f.model().weights().layers()[0].wq().rows == 160 + 96);
+        assertEquals(52128.1843, LlamaLikeTest.perplexity(f), 1e-6 * 52128.1843);
+    }
+
+    /**
+     * Writes {@code next} (writeNext's file) to {@code out} as an early Qwen3-Next conversion has it: each delta net's
+     * attn_qkv and attn_gate rows in one ssm_in, per key head its query, key, value heads' values and their z.
+     */
+    static void writeNextFused(Path next, Path out) {
+        int keyHeads = 2, width = 16, group = 3 * width;
+        FamilyFiles.rewrite(next, out, md -> { }, name -> !name.contains("attn_qkv") && !name.contains("attn_gate"), (all, tensors) -> {
+            for (int l = 0; l < 3; l++) {
+                TensorData qkv = all.get("blk." + l + ".attn_qkv.weight"), z = all.get("blk." + l + ".attn_gate.weight");
+                long dim = qkv.shape()[0], row = 4 * dim;
+                tensors.add(new GGUFWriter.TensorSpec("blk." + l + ".ssm_in.weight", gptfast4j.tensor.GGMLType.F32, new long[]{dim, qkv.shape()[1] + z.shape()[1]}, target -> {
+                    long at = 0;
+                    for (int g = 0; g < keyHeads; g++) {
+                        long[][] parts = {{g * width, width}, {(keyHeads + g) * width, width}, {2 * keyHeads * width + g * group, group}};
+                        for (long[] part : parts) {
+                            java.lang.foreign.MemorySegment.copy(qkv.data(), part[0] * row, target, at, part[1] * row);
+                            at += part[1] * row;
+                        }
+                        java.lang.foreign.MemorySegment.copy(z.data(), (long) g * group * row, target, at, group * row);
+                        at += group * row;
+                    }
+                }));
+            }
+        });
     }
 
     /**
