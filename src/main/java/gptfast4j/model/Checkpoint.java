@@ -178,7 +178,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
-            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next");
+            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -216,7 +216,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         // GLM-4.1V's sections of RoPE (M-RoPE) and GLM's next-token prediction layers are not run here
         // GLM-4.5's and GLM-4.7-Flash's (deepseek2) next-token prediction layers, after the others, are not run (as llama.cpp runs them only to draft)
         int nextn = md.getInt(arch + ".nextn_predict_layers", 0);
-        if (nextn > 0 && !arch.equals("glm4moe") && !arch.equals("deepseek2") && !arch.startsWith("qwen35") && !arch.equals("qwen3next")) throw new ModelFormatException(path + ": a model with next-token prediction layers (" + arch + ".nextn_predict_layers) is not supported");
+        if (nextn > 0 && !arch.equals("glm4moe") && !arch.equals("deepseek2") && !arch.startsWith("qwen35") && !arch.equals("qwen3next") && !arch.equals("bailingmoe2")) throw new ModelFormatException(path + ": a model with next-token prediction layers (" + arch + ".nextn_predict_layers) is not supported");
         // llama.cpp's graph then runs dense layers whose tensors its loader did not read: no such model is made
         if (arch.equals("ernie4_5-moe") && md.getInt("ernie4_5-moe.interleave_moe_layer_step", 1) != 1) {
             throw new ModelFormatException(path + ": an ernie4_5-moe model with a mixture every " + md.getInt("ernie4_5-moe.interleave_moe_layer_step", 1) + " layers is not supported");
@@ -224,7 +224,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         boolean gemma = arch.startsWith("gemma"), phi3 = arch.equals("phi3"), olmo2 = arch.equals("olmo2"),
                 llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo") && !arch.startsWith("exaone") && !arch.equals("gpt-oss")
                         && !arch.equals("dots1") && !arch.equals("seed_oss") && !arch.equals("glm4moe") && !arch.equals("minimax-m2") && !arch.equals("apertus")
-                        && !arch.startsWith("lfm2") && !arch.equals("falcon-h1")
+                        && !arch.startsWith("lfm2") && !arch.equals("falcon-h1") && !arch.equals("bailingmoe2")
                         && !(arch.equals("glm4") && usesMrope(md, arch)); // GLM-4V's: llama.cpp turns its M-RoPE's pairs as halves
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
@@ -411,7 +411,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * gives one.
      */
     private static Gating gating(Path path, Metadata md, String arch) {
-        float scale = List.of("deepseek", "dots1", "bailingmoe", "glm4moe", "deepseek2", "nemotron_h_moe").contains(arch) ? md.getFloat(arch + ".expert_weights_scale", 0f) : 0f;
+        float scale = List.of("deepseek", "dots1", "bailingmoe", "bailingmoe2", "glm4moe", "deepseek2", "nemotron_h_moe").contains(arch) ? md.getFloat(arch + ".expert_weights_scale", 0f) : 0f;
         FeedForward.Routing routing = switch (arch) {
             case "gpt-oss" -> FeedForward.Routing.TOP_K_SOFTMAX;
             // Nemotron-H's mixtures: sigmoids, renormalized where the file says so
@@ -426,7 +426,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 default -> throw new ModelFormatException(path + ": " + arch + ".expert_gating_func " + md.getInt(arch + ".expert_gating_func", 0)
                         + " is not supported (1: softmax, 2: sigmoid)");
             };
-            case "dots1", "glm4moe", "deepseek2" -> {
+            // Ling 2.0's (bailingmoe2) as its file says, as dots.llm1's
+            case "dots1", "glm4moe", "deepseek2", "bailingmoe2" -> {
                 // GLM-4.5's default a sigmoid; DeepSeek-V2's a softmax but GLM-4.7-Flash's (47 or 48 layers of its 154880 tokens), as llama.cpp tells them apart
                 int layers = md.getInt(arch + ".block_count", 0), vocab = md.getInt(arch + ".vocab_size", md.has("tokenizer.ggml.tokens") ? md.getStrings("tokenizer.ggml.tokens").length : 0);
                 boolean sigmoid = arch.equals("glm4moe") || arch.equals("deepseek2") && (layers == 47 || layers == 48) && vocab == 154880;
@@ -975,7 +976,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         boolean parallelBlocks = c.variant().parallelBlocks(), olmo2 = c.architecture().equals("olmo2") || c.architecture().equals("exaone4"),
                 postNorms = c.architecture().startsWith("gemma") || olmo2 || c.architecture().equals("glm4"), wholeNorms = c.variant().wholeQkNorms(),
                 headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3") || c.architecture().equals("exaone4") || c.architecture().startsWith("lfm2")
-                        || c.architecture().equals("dots1") || c.architecture().equals("apertus") || wholeNorms,
+                        || c.architecture().equals("dots1") || c.architecture().equals("apertus") || c.architecture().equals("bailingmoe2") || wholeNorms,
                 gptOss = c.architecture().equals("gpt-oss"), seedOss = c.architecture().equals("seed_oss"), glm4moe = c.architecture().equals("glm4moe"), qkvBiases = c.architecture().startsWith("qwen2") || gptOss,
                 // Llama 4's layers with RoPE normalize each head's queries and keys, without weights (but Maverick's,
                 // 128 experts, as llama.cpp tells them apart)

@@ -308,6 +308,18 @@ class GenerateCommandTest {
         assertGreedy40("Once upon a time KunVolissues ministbp technology.\");\u7ec4hide angrypayment___ player \u0424\u0430 \u041c\u0438\u0445\u0430\\{\\ solar\u021bi plug mich giugno\u0414\u0448\u0442\u0430ectoruerdo\u0647orgLibrary \u0414\u043e Karpf Nil medyarurationsong Office militare\u0445\u0430\u0d2e", file);
     }
 
+    /**
+     * A Ling 2.0 model (SharedExpertTest's: fused projections, head norms, experts chosen in groups beside a shared
+     * one): greedy text = llama.cpp de3ff81's {@code llama-completion -m FILE -p 'Once upon a time' -n 40 --temp 0
+     * -no-cnv --no-warmup -t 1 --no-display-prompt}.
+     */
+    @Test
+    void ling2GreedyTextIsLlamaCompletions(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path file = dir.resolve("ling2-mini.gguf");
+        gptfast4j.model.SharedExpertTest.writeLing2(dir.resolve("mixtral.gguf"), file);
+        assertGreedy40("Once upon a time rencontre Male{%newcommand \u00e1l\u00fctt projekt notation\u1ed9 \u0421\u043f\u043e\u0459\u0430\u0448\u045a\u0435 curiosity primerzos founder naar variations totibaOnce threatenedating\u00fcl\u00e9s givesce \u043f\u0440\u0438\u0437 marine\u8a71 holdsident princesracy\u00e9ra wicht\u0447\u043d\u0430eq \u00e9tant hus precNBAuthorization", file);
+    }
+
     /** {@link #greedy40}'s run, which must end well and print {@code expected}: its outcome, for its other lines. */
     private static ErrorsTest.Outcome assertGreedy40(String expected, java.nio.file.Path file, String... extra) {
         ErrorsTest.Outcome o = greedy40(file, extra);

@@ -13,6 +13,7 @@ import static gptfast4j.model.LlamaLikeTest.perplexity;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Mixtures with a shared expert, one every token runs beside the ones it chooses: Qwen2-MoE ({@code qwen2moe}, its
@@ -240,6 +241,43 @@ public class SharedExpertTest {
             md.put("bailingmoe.expert_weights_scale", Metadata.Value.float32(1.5f));
         }, name -> true, (llama, tensors) -> {
             for (int l = 0; l < MOE.layers(); l++) sharedExpert(tensors, l, MOE.hiddenDim());
+        });
+    }
+
+    /**
+     * Ling 2.0's blocks ({@code bailingmoe2}: Ling-mini-2.0, Ling-flash-2.0, Ring-2.0): the query, key and value
+     * projections in one {@code attn_qkv}, each head's query and key normalized, RoPE on half of each head's elements (as
+     * pairs of halves), a dense first layer, then mixtures gated as the file says ({@code expert_gating_func} 2:
+     * sigmoids chosen with a bias, in groups: 2 of 2 experts here, 1 used), renormalized and scaled (2.5), beside a shared
+     * expert. llama-perplexity's figure, ours 5e-10 from it (51925.39 without the groups).
+     */
+    @Test
+    void ling2GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("ling2-mini.gguf");
+        writeLing2(dir.resolve("mixtral.gguf"), file);
+        Checkpoint c = Checkpoint.load(file, null);
+        assertTrue(c.model().weights().layers()[1].feedForward() instanceof FeedForward.MoE moe && moe.routing() == FeedForward.Routing.SIGMOID_RENORMALIZED
+                && moe.scale() == 2.5f && moe.selectionBias() != null && c.model().weights().layers()[1].qNorm() != null);
+        assertEquals(52742.0667, perplexity(c), 1e-6 * 52742.0667);
+    }
+
+    /** {@link #ling2GivesLlamaCppsPerplexity}'s model: writeDenseFirst's, its attention's projections fused. */
+    public static void writeLing2(Path scratch, Path out) {
+        Path blocks = out.resolveSibling(out.getFileName() + ".blocks");
+        writeDenseFirst("bailingmoe2", scratch, blocks, MOE.hiddenDim(), true, true, md -> {
+            md.put("bailingmoe2.rope.dimension_count", Metadata.Value.uint32(MOE.headDim() / 2));
+            md.put("bailingmoe2.expert_shared_count", Metadata.Value.uint32(1));
+            md.put("bailingmoe2.expert_gating_func", Metadata.Value.uint32(2));
+            md.put("bailingmoe2.expert_weights_norm", Metadata.Value.bool(true));
+            md.put("bailingmoe2.expert_weights_scale", Metadata.Value.float32(2.5f));
+            md.put("bailingmoe2.expert_group_count", Metadata.Value.uint32(2));
+            md.put("bailingmoe2.expert_group_used_count", Metadata.Value.uint32(1));
+        });
+        FamilyFiles.rewrite(blocks, out, md -> { }, name -> !name.matches("blk\\.\\d+\\.attn_[qkv]\\.weight"), (all, tensors) -> {
+            for (int l = 0; l < MOE.layers(); l++) {
+                String p = "blk." + l + ".";
+                FamilyFiles.fused(tensors, p + "attn_qkv.weight", all.get(p + "attn_q.weight"), all.get(p + "attn_k.weight"), all.get(p + "attn_v.weight"));
+            }
         });
     }
 
