@@ -1338,16 +1338,31 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      */
     private static FeedForward.MoE mixture(Path path, Config c, Gating gating, Map<String, TensorData> tensors, String p) {
         int dim = c.dim(), n = c.expertCount();
-        if (tensors.containsKey(p + "ffn_gate_up_exps.weight")) throw new ModelFormatException(path + ": experts' gates and ups in one tensor (" + p + "ffn_gate_up_exps.weight) are not supported");
         // experts without a gate where the blocks' activation takes none (Nemotron-H's ReLU² of up)
         boolean gated = !c.variant().activation().ungated();
+        // gates and ups in one tensor (Granite's conversions', --fuse-gate-up-exps'): [dim, 2 * width, experts], each
+        // expert's gate rows then its up rows
+        TensorData gateUp = gated && tensors.containsKey(p + "ffn_gate_up_exps.weight") ? tensor(tensors, path, p + "ffn_gate_up_exps.weight") : null;
         String widthFrom = gated ? "ffn_gate" : "ffn_up";
-        TensorData gate = tensors.containsKey(p + widthFrom + "_exps.weight") ? tensor(tensors, path, p + widthFrom + "_exps.weight") : tensor(tensors, path, p + widthFrom + ".0.weight");
-        int hidden = (int) Math.min(gate.shape().length > 1 ? gate.shape()[1] : 0, Integer.MAX_VALUE);
+        TensorData gate = gateUp != null ? gateUp : tensors.containsKey(p + widthFrom + "_exps.weight") ? tensor(tensors, path, p + widthFrom + "_exps.weight")
+                : tensor(tensors, path, p + widthFrom + ".0.weight");
+        int hidden = (int) Math.min(gate.shape().length > 1 ? gate.shape()[1] / (gateUp != null ? 2 : 1) : 0, Integer.MAX_VALUE);
         Tensor router = matrix(path, tensors, p + "ffn_gate_inp.weight", dim, n);
         Tensor[][] w = new Tensor[3][n];
         String[] names = {"ffn_gate", "ffn_down", "ffn_up"};
+        if (gateUp != null) {
+            if (!Arrays.equals(gateUp.shape(), new long[]{dim, 2L * hidden, n})) {
+                throw new ModelFormatException(path + ": tensor " + gateUp.name() + " has shape " + gateUp.shapeString() + ", expected [" + dim + ", 2 * width, " + n + "]");
+            }
+            long half = gateUp.data().byteSize() / n / 2;
+            for (int e = 0; e < n; e++) {
+                // both named as the expert's slab, as a row view is named as its tensor (imatrix sees their input once)
+                w[0][e] = Tensor.of(new TensorData(gateUp.name() + "[" + e + "]", gateUp.type(), new long[]{dim, hidden}, gateUp.data().asSlice(2 * e * half, half)));
+                w[2][e] = Tensor.of(new TensorData(gateUp.name() + "[" + e + "]", gateUp.type(), new long[]{dim, hidden}, gateUp.data().asSlice((2 * e + 1) * half, half)));
+            }
+        }
         for (int m = gated ? 0 : 1; m < 3; m++) {
+            if (gateUp != null && m != 1) continue;
             long in = m == 1 ? hidden : dim, out = m == 1 ? dim : hidden;
             TensorData merged = tensors.get(p + names[m] + "_exps.weight");
             if (merged != null) {

@@ -1355,7 +1355,8 @@ public final class Llama {
             for (int i = 0; i < rows; i++) VectorMath.scale(x, i * dim, dim, weights[from + i]);
         }
         if (moe.w1() != null) seen.inputs(moe.w1()[e], x, rows);
-        seen.inputs(moe.w3()[e], x, rows);
+        // a gate and up in one tensor (both named as it) are one matrix's input, as llama-imatrix counts it
+        if (moe.w1() == null || !moe.w1()[e].name.equals(moe.w3()[e].name)) seen.inputs(moe.w3()[e], x, rows);
     }
 
     /**

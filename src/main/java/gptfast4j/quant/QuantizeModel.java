@@ -33,7 +33,7 @@ import java.util.function.LongConsumer;
  */
 public final class QuantizeModel {
     private static final Set<String> LINEAR = Set.of("attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
-            "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps", "ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp",
+            "ffn_gate_exps", "ffn_up_exps", "ffn_gate_up_exps", "ffn_down_exps", "ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp",
             // GLM-4.5's and GLM-4.7-Flash's next-token prediction layers' projections (not run, but kept and quantized as llama-quantize does)
             "nextn",
             // DeepSeek-V2's latent attention's projections (attn_kv_b in files before the up-projection was split)

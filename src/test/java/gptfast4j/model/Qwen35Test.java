@@ -156,6 +156,10 @@ public class Qwen35Test {
         Checkpoint f = Checkpoint.load(fused, null);
         assertTrue(f.model().weights().layers()[0].wk() == null && f.model().weights().layers()[0].wq().rows == 160 + 96);
         assertEquals(52128.1843, LlamaLikeTest.perplexity(f), 1e-6 * 52128.1843);
+        // its experts' gates and ups in one tensor (llama.cpp's --fuse-gate-up-exps): the same figure, llama-perplexity's on that file too
+        Path gateUp = dir.resolve("qwen3next-gate-up.gguf");
+        ReferenceLogitsTest.writeGateUpFused(file, gateUp);
+        assertEquals(52128.1843, LlamaLikeTest.perplexity(Checkpoint.load(gateUp, null)), 1e-6 * 52128.1843);
     }
 
     /**

@@ -16,7 +16,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * against {@code logits-dequant/} (llama.cpp's F32 run on the exact dequantization of the file's weights), which is
  * the arithmetic we use: F32 activations times the file's weights.
  */
-class ReferenceLogitsTest {
+public class ReferenceLogitsTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"mini-llama2-F32", "mini-llama3-F32", "mini-mixtral-F32"})
@@ -31,6 +31,39 @@ class ReferenceLogitsTest {
             "mini-llama2-Q5_K", "mini-llama2-Q6_K", "mini-llama3-Q5_K", "mini-llama3-Q6_K", "mini-mixtral-Q8_0", "mini-mixtral-Q6_K"})
     void otherTypesMatchDequantizedReference(String model) {
         check(model, Shared.REFERENCE.resolve("logits-dequant/" + model + ".json.gz"));
+    }
+
+    /**
+     * Experts whose gates and ups are one tensor ({@code ffn_gate_up_exps} [dim, 2 * width, experts], each expert's gate
+     * rows then its up rows: Granite's conversions', llama.cpp's {@code --fuse-gate-up-exps}) read as their parts: the
+     * mini Mixtral's F32 and Q8_0 files so fused give the references' logits.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"mini-mixtral-F32", "mini-mixtral-Q8_0"})
+    void fusedGateUpExpertsMatchTheirReference(String model, @org.junit.jupiter.api.io.TempDir Path dir) {
+        Path fused = dir.resolve(model + "-gate-up.gguf");
+        writeGateUpFused(Shared.REFERENCE.resolve("models/" + model + ".gguf"), fused);
+        Checkpoint c = Checkpoint.load(fused, null);
+        assertTrue(c.tensors().containsKey("blk.0.ffn_gate_up_exps.weight") && !c.tensors().containsKey("blk.0.ffn_gate_exps.weight"));
+        JsonNode ref = Shared.json(Shared.REFERENCE.resolve((model.endsWith("F32") ? "logits/" : "logits-dequant/") + model + ".json.gz"));
+        assertTrue(ReferenceCheck.check(c, ref) >= 4);
+    }
+
+    /** Writes {@code in} (a mixture's file) to {@code out} with each layer's ffn_gate_exps and ffn_up_exps in one ffn_gate_up_exps, as llama.cpp's converter fuses them. */
+    public static void writeGateUpFused(Path in, Path out) {
+        FamilyFiles.rewrite(in, out, md -> { }, name -> !name.contains("ffn_gate_exps") && !name.contains("ffn_up_exps"), (all, tensors) -> {
+            for (int l = 0; all.containsKey("blk." + l + ".ffn_gate_exps.weight"); l++) {
+                gptfast4j.io.TensorData gate = all.get("blk." + l + ".ffn_gate_exps.weight"), up = all.get("blk." + l + ".ffn_up_exps.weight");
+                long experts = gate.shape()[2], slab = gate.data().byteSize() / experts;
+                tensors.add(new gptfast4j.io.GGUFWriter.TensorSpec("blk." + l + ".ffn_gate_up_exps.weight", gate.type(),
+                        new long[]{gate.shape()[0], 2 * gate.shape()[1], experts}, target -> {
+                    for (long e = 0; e < experts; e++) {
+                        java.lang.foreign.MemorySegment.copy(gate.data(), e * slab, target, 2 * e * slab, slab);
+                        java.lang.foreign.MemorySegment.copy(up.data(), e * slab, target, (2 * e + 1) * slab, slab);
+                    }
+                }));
+            }
+        });
     }
 
     /**

@@ -335,6 +335,32 @@ class QuantizeTest {
     }
 
     /**
+     * Session 83's kinds of projection are quantized as llama-quantize quantizes them (its Q8_0, Q4_K_M, Q3_K_M and
+     * Q2_K files of these minis ours byte for byte, checked by a script): Mamba's {@code ssm_x} and {@code ssm_dt} (the
+     * mini's dt of rank 4 too narrow for a block: F16, llama-quantize's fallback), Qwen3-Next's fused {@code ssm_ba}, experts' gates and ups in one
+     * {@code ffn_gate_up_exps} (the mini Mixtral so fused); convolution kernels, A, D and biases kept.
+     */
+    @Test
+    void newKindsOfProjectionAreQuantized(@TempDir Path dir) {
+        Path mamba = dir.resolve("mamba.gguf"), next = dir.resolve("qwen3next.gguf"), fused = dir.resolve("mixtral-gate-up.gguf");
+        gptfast4j.model.MambaTest.write(dir.resolve("llama.gguf"), mamba, true);
+        gptfast4j.model.Qwen35Test.writeNext(dir.resolve("mixtral.gguf"), next);
+        gptfast4j.model.ReferenceLogitsTest.writeGateUpFused(gptfast4j.Shared.REFERENCE.resolve("models/mini-mixtral-F32.gguf"), fused);
+        Map<Path, List<String>> quantized = Map.of(mamba, List.of("ssm_in.weight", "ssm_x.weight", "ssm_out.weight"), next, List.of("ssm_ba.weight", "attn_qkv.weight"),
+                fused, List.of("ffn_gate_up_exps.weight", "ffn_down_exps.weight"));
+        Map<Path, List<String>> kept = Map.of(mamba, List.of("ssm_conv1d.weight", "ssm_conv1d.bias", "ssm_a", "ssm_d", "ssm_dt.bias"),
+                next, List.of("ssm_conv1d.weight", "ssm_a"), fused, List.of("ffn_gate_inp.weight"));
+        for (Path file : List.of(mamba, next, fused)) {
+            Path out = dir.resolve("q8_0.gguf");
+            QuantizeModel.plan(Checkpoint.load(file, null), QuantizeMode.of("q8_0", "--mode"), QuantizeModel.Options.NONE).write(out, b -> { });
+            GGUF q = GGUF.read(out);
+            for (String name : quantized.get(file)) assertEquals(GGMLType.Q8_0, q.tensors().get("blk.0." + name).type(), file + " " + name);
+            for (String name : kept.get(file)) assertEquals(GGMLType.F32, q.tensors().get("blk.0." + name).type(), file + " " + name);
+            if (file == mamba) assertEquals(GGMLType.F16, q.tensors().get("blk.0.ssm_dt.weight").type());
+        }
+    }
+
+    /**
      * Recurrent and convolution layers' projections are quantized as llama-quantize quantizes any weight matrix, their
      * convolutions' kernels and the Mamba-2 and delta nets' vectors kept: Granite 4.0-H's ssm_in and ssm_out, Qwen3.5's
      * attn_gate, ssm_beta, ssm_alpha and ssm_out, LFM2's shortconv.in_proj and out_proj (GraniteHybridTest's,
