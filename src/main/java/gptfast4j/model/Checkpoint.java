@@ -1151,6 +1151,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (inner % heads != 0 || heads % groups != 0) {
             throw new ModelFormatException(path + ": " + arch + ".ssm.inner_size " + inner + " is not whole heads of its " + heads + ", or they are not whole groups of its " + groups);
         }
+        checkStateSize(path, arch, (long) inner * states);
         int layers = required(md, path, arch + ".block_count");
         boolean alone = arch.equals("mamba2"), nemotronH = arch.startsWith("nemotron_h");
         int[] kvHeads = alone ? new int[layers] : layerKvHeads(path, md, arch, layers);
@@ -1204,6 +1205,11 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         return mamba2Mixer(path, tensors, p, m, in.rows(inner, mamba2Channels(m) + m.valueHeads()), in.rows(0, inner), matrix(path, tensors, p + "ssm_out.weight", inner, dim));
     }
 
+    /** Refuses a recurrent layer whose state would be more than 2^28 floats (1 GB; Mamba-Codestral's is 2^20): corrupt metadata's. */
+    private static void checkStateSize(Path path, String arch, long floats) {
+        if (floats > 1 << 28) throw new ModelFormatException(path + ": " + arch + ".ssm.* gives each layer a state of " + floats + " floats, more than the 2^28 this engine holds");
+    }
+
     /**
      * Mamba's mixers (Falcon-Mamba's, state-spaces' Mamba, Jamba's) as llama.cpp reads them: {@code ssm.conv_kernel}
      * taps over {@code ssm.inner_size} channels, each with a row of {@code ssm.state_size} states, dt of rank {@code
@@ -1218,6 +1224,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         for (int n : new int[]{inner, states, rank}) {
             if (n < 1 || n > 1 << 16) throw new ModelFormatException(path + ": " + arch + ".ssm.* gives an inner size of " + inner + ", states of " + states + ", dt's rank " + rank + ": not counts of 1 to 65536");
         }
+        checkStateSize(path, arch, (long) inner * states);
         boolean jamba = arch.equals("jamba");
         boolean[] recurrent = new boolean[layers];
         int[] kvHeads = jamba ? layerKvHeads(path, md, arch, layers) : new int[layers];

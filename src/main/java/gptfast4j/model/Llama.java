@@ -1915,9 +1915,9 @@ public final class Llama {
             boolean fusedIn = java.util.Arrays.stream(model.weights().layers()).anyMatch(l -> l.recurrent() instanceof DeltaNet && l.wk() == null);
             qkvz = new float[fusedIn ? maxBatch * (mixer.inputWidth() + mixer.outputWidth()) : 0];
             projected = new float[mixer instanceof Mamba1 m ? maxBatch * m.projectedWidth() : 0];
-            besideOut = new float[mixer instanceof Mamba2 m && m.besideAttention() ? maxBatch * c.dim() : 0];
             dtInputs = new float[mixer instanceof Mamba1 m ? maxBatch * m.dtRank() : 0];
             steps = new float[mixer instanceof Mamba1 m ? maxBatch * m.innerWidth() : 0];
+            besideOut = new float[mixer instanceof Mamba2 m && m.besideAttention() ? maxBatch * c.dim() : 0];
             boolean gated = java.util.Arrays.stream(model.weights().layers()).anyMatch(Layer::queryGates);
             queryGates = new float[gated ? 2 * maxBatch * qDim : 0];
             gates = new float[gated ? maxBatch * qDim : 0];

@@ -98,4 +98,16 @@ public class MambaTest {
         assertEquals("this model's Mamba layers (mamba) cannot be split across processes yet",
                 assertThrows(IllegalArgumentException.class, () -> TensorParallel.check(mamba.model().config, 2)).getMessage());
     }
+
+    /** A state too large to hold (corrupt metadata's: 2^16 channels of 2^16 states) is refused in one line, not allocated. */
+    @Test
+    void refusesAStateTooLargeToHold() {
+        Path huge = dir.resolve("huge-state.gguf");
+        FamilyFiles.rewrite(dir.resolve("mamba-mini.gguf"), huge, md -> {
+            md.put("mamba.ssm.inner_size", Metadata.Value.uint32(1 << 16));
+            md.put("mamba.ssm.state_size", Metadata.Value.uint32(1 << 16));
+        }, name -> true, (all, tensors) -> { });
+        assertEquals(huge + ": mamba.ssm.* gives each layer a state of 4294967296 floats, more than the 2^28 this engine holds",
+                assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(huge, null)).getMessage());
+    }
 }
