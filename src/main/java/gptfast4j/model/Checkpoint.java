@@ -1087,6 +1087,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (valueHeads % keyHeads != 0 || (long) valueHeads * width != inner) {
             throw new ModelFormatException(path + ": " + arch + ".ssm.inner_size " + inner + " is not " + valueHeads + " value heads of " + width + ", or they are not whole groups of its " + keyHeads + " key heads");
         }
+        checkStateSize(path, arch, (long) valueHeads * width * width);
         boolean[] recurrent = new boolean[layers];
         String key = arch + ".attention.recurrent_layers";
         if (md.get(key) instanceof boolean[] flags) {
