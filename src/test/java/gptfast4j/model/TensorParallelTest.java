@@ -124,6 +124,9 @@ class TensorParallelTest {
         // GLM-4.5: sigmoid gating with a selection bias, q/k/v biases, RoPE on part of each head, an MTP layer not run
         Path glm45 = dir.resolve("glm45-mini.gguf");
         SharedExpertTest.writeGlm45(dir.resolve("glm45-mixtral.gguf"), glm45, true);
+        // Ling 2.0: each process its rows of the fused projections' views, its heads' norms, experts chosen in groups
+        Path ling2 = dir.resolve("ling2-mini.gguf");
+        SharedExpertTest.writeLing2(dir.resolve("ling2-mixtral.gguf"), ling2);
         // Arcee: each process its rows of the up projection, no gate
         Path arcee = dir.resolve("arcee-mini.gguf");
         LlamaLikeTest.writeArcee(dir.resolve("arcee-llama.gguf"), arcee);
@@ -140,7 +143,7 @@ class TensorParallelTest {
         for (Path file : List.of(Shared.MODELS.resolve("stories260K.gguf"), Shared.REFERENCE.resolve("models/mini-llama3-Q4_K.gguf"),
                 Shared.REFERENCE.resolve("models/mini-mixtral-Q4_K.gguf"), Path.of("src/test/resources/i-quants/mini-llama2-iq.gguf"),
                 Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"), wideHeads, qwen3, qwen3moe, qwen2, gemma2, phi3, granite, graniteMoe, smollm3, commandR, cohere2, ministral, gptOss,
-                qwen2moe, ernieMoe, llama4, glm4, arcee, glm45)) {
+                qwen2moe, ernieMoe, llama4, glm4, arcee, glm45, ling2)) {
             for (GGMLType quantize : new GGMLType[]{null, GGMLType.Q4_0}) {
                 Checkpoint c = Checkpoint.load(file, null, quantize);
                 int[] prompt = c.promptTokens(PROMPT), longPrompt = c.promptTokens(LONG_PROMPT);
