@@ -127,6 +127,9 @@ class TensorParallelTest {
         // Ling 2.0: each process its rows of the fused projections' views, its heads' norms, experts chosen in groups
         Path ling2 = dir.resolve("ling2-mini.gguf");
         SharedExpertTest.writeLing2(dir.resolve("ling2-mixtral.gguf"), ling2);
+        // experts' gates and ups in one tensor: each process its rows of each expert's gate and up views
+        Path gateUp = dir.resolve("mixtral-gate-up.gguf");
+        ReferenceLogitsTest.writeGateUpFused(Shared.REFERENCE.resolve("models/mini-mixtral-Q4_K.gguf"), gateUp);
         // Arcee: each process its rows of the up projection, no gate
         Path arcee = dir.resolve("arcee-mini.gguf");
         LlamaLikeTest.writeArcee(dir.resolve("arcee-llama.gguf"), arcee);
@@ -143,7 +146,7 @@ class TensorParallelTest {
         for (Path file : List.of(Shared.MODELS.resolve("stories260K.gguf"), Shared.REFERENCE.resolve("models/mini-llama3-Q4_K.gguf"),
                 Shared.REFERENCE.resolve("models/mini-mixtral-Q4_K.gguf"), Path.of("src/test/resources/i-quants/mini-llama2-iq.gguf"),
                 Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"), wideHeads, qwen3, qwen3moe, qwen2, gemma2, phi3, granite, graniteMoe, smollm3, commandR, cohere2, ministral, gptOss,
-                qwen2moe, ernieMoe, llama4, glm4, arcee, glm45, ling2)) {
+                qwen2moe, ernieMoe, llama4, glm4, arcee, glm45, ling2, gateUp)) {
             for (GGMLType quantize : new GGMLType[]{null, GGMLType.Q4_0}) {
                 Checkpoint c = Checkpoint.load(file, null, quantize);
                 int[] prompt = c.promptTokens(PROMPT), longPrompt = c.promptTokens(LONG_PROMPT);
