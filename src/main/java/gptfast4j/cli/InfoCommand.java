@@ -71,7 +71,7 @@ final class InfoCommand implements Callable<Integer> {
             case null -> "";
             case gptfast4j.model.DeltaNet d -> d.keyHeads() + " key and " + d.valueHeads() + " value heads of " + d.headWidth();
             case gptfast4j.model.Mamba2 m -> m.heads() + " heads of " + m.headWidth() + " in " + m.groups() + " group" + (m.groups() > 1 ? "s" : "") + ", states of " + m.stateSize();
-            case gptfast4j.model.Mamba1 m -> m.innerWidth() + " channels of " + m.stateSize() + " states, dt of rank " + m.dtRank() + (m.dtBCNorms() ? " (its input, B and C normalized)" : "");
+            case gptfast4j.model.Mamba1 m -> m.innerWidth() + " channels of " + m.stateSize() + " states, dt of rank " + m.dtRank() + (m.normed() ? " (its input, B and C normalized)" : "");
         };
         // Nemotron-H's blocks of a feed-forward alone (its others a mixer alone)
         String alone = java.util.stream.IntStream.range(0, layers.length).filter(l -> layers[l].wo() == null).mapToObj(Integer::toString)

@@ -1248,12 +1248,21 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         for (int ch = 0; ch < inner; ch++) for (int k = 0; k < states; k++) a[k * inner + ch] = byChannel[ch * states + k];
         Mamba1 mamba = new Mamba1(matrix(path, tensors, p + "ssm_x.weight", inner, rank + 2L * states), matrix(path, tensors, p + "ssm_dt.weight", rank, inner),
                 convolutionKernel(path, tensors, p, taps, inner), vector(path, tensors, p + "ssm_conv1d.bias", inner), taps,
-                vector(path, tensors, p + "ssm_dt.bias", inner), a, vector(path, tensors, p + "ssm_d", inner), inner, rank, states, m.dtBCNorms(),
-                jamba ? vector(path, tensors, p + "ssm_dt_norm.weight", rank) : null, jamba ? vector(path, tensors, p + "ssm_b_norm.weight", states) : null,
-                jamba ? vector(path, tensors, p + "ssm_c_norm.weight", states) : null);
+                vector(path, tensors, p + "ssm_dt.bias", inner), a, vector(path, tensors, p + "ssm_d", inner), inner, rank, states,
+                norm(path, tensors, p + "ssm_dt_norm.weight", rank, jamba, m.dtBCNorms()), norm(path, tensors, p + "ssm_b_norm.weight", states, jamba, m.dtBCNorms()),
+                norm(path, tensors, p + "ssm_c_norm.weight", states, jamba, m.dtBCNorms()));
         return new Layer(vector(path, tensors, p + "attn_norm.weight", dim), in.rows(0, inner), in.rows(inner, inner), null,
                 matrix(path, tensors, p + "ssm_out.weight", inner, dim), ffn == null ? null : vector(path, tensors, p + "ffn_norm.weight", dim), ffn,
                 null, null, null, null, null, null, null, null, null, null, null, null, mamba, false);
+    }
+
+    /** A Mamba mixer's norm's weights: Jamba's {@code name}, ones where the file asks for norms without weights (Falcon-Mamba's), null for none. */
+    private static float[] norm(Path path, Map<String, TensorData> tensors, String name, int n, boolean weighted, boolean normed) {
+        if (weighted) return vector(path, tensors, name, n);
+        if (!normed) return null;
+        float[] ones = new float[n];
+        Arrays.fill(ones, 1f);
+        return ones;
     }
 
     /**

@@ -1020,30 +1020,22 @@ public final class Llama {
     }
 
     /**
-     * Tokens t0..t1 of a Mamba mixer's projections (xProj's [dt's input, B, C]): each part RMS-normalized where the
-     * mixer says, without weights (Falcon-Mamba's) or times its norm's (Jamba's), as ggml's rms_norm (the squares summed
-     * in double); dt's input copied to s.dtInputs, the rows dtProj reads.
+     * Tokens t0..t1 of a Mamba mixer's projections (xProj's [dt's input, B, C]): each part RMS-normalized in place, times
+     * its norm's weights, where the mixer has them; dt's input copied to s.dtInputs, the rows dtProj reads.
      */
     private void mambaProjections(State s, int t0, int t1) {
         Mamba1 m = (Mamba1) weights.layers()[s.layer].recurrent();
         int width = m.projectedWidth(), rank = m.dtRank(), states = m.stateSize();
         for (int t = t0; t < t1; t++) {
             int at = t * width;
-            if (m.dtBCNorms()) {
-                rmsNorm(s.projected, at, rank, m.dtNorm());
-                rmsNorm(s.projected, at + rank, states, m.bNorm());
-                rmsNorm(s.projected, at + rank + states, states, m.cNorm());
+            if (m.normed()) {
+                float eps = config.rmsNormEps();
+                VectorMath.rmsnorm(s.projected, at, s.projected, at, m.dtNorm(), rank, eps);
+                VectorMath.rmsnorm(s.projected, at + rank, s.projected, at + rank, m.bNorm(), states, eps);
+                VectorMath.rmsnorm(s.projected, at + rank + states, s.projected, at + rank + states, m.cNorm(), states, eps);
             }
             System.arraycopy(s.projected, at, s.dtInputs, t * rank, rank);
         }
-    }
-
-    /** {@code x[at .. at + n)} RMS-normalized in place, times {@code weight} (null: none). */
-    private void rmsNorm(float[] x, int at, int n, float[] weight) {
-        double sum = 0;
-        for (int i = at; i < at + n; i++) sum += x[i] * x[i];
-        float scale = 1f / (float) Math.sqrt((float) (sum / n) + config.rmsNormEps());
-        for (int i = at; i < at + n; i++) x[i] = weight == null ? x[i] * scale : x[i] * scale * weight[i - at];
     }
 
     /** Channels per task of a Mamba mixer's scan (each runs all the batch's tokens in order). */

@@ -10,8 +10,8 @@ import java.util.function.UnaryOperator;
  * [innerWidth]. x goes through a causal convolution of {@code taps} per channel, its bias and SiLU; then its own
  * projections give each token dt's low-rank input, B and C:
  * <pre>
- *   [dtIn (dtRank), B (stateSize), C (stateSize)] = xProj · x     (each RMS-normalized where dtBCNorms: Falcon-Mamba's
- *                                                                 without weights, Jamba's times dtNorm, bNorm, cNorm)
+ *   [dtIn (dtRank), B (stateSize), C (stateSize)] = xProj · x     (each RMS-normalized times dtNorm, bNorm, cNorm where
+ *                                                                 it has them: Jamba's; Falcon-Mamba's weights are ones)
  *   dt = softplus(dtProj · dtIn + dtBias)                          [innerWidth]: a step per channel
  * </pre>
  * Per channel c a row S[c] of {@code stateSize} carried from token to token (held [stateSize][innerWidth]: channels are
@@ -24,11 +24,16 @@ import java.util.function.UnaryOperator;
  *   xProj : [innerWidth, dtRank + 2 * stateSize]     dtProj : [dtRank, innerWidth]
  *   kernel : [taps, innerWidth] (tap j of channel c at j * innerWidth + c, oldest first)    convBias, dtBias, d : [innerWidth]
  *   a : [stateSize, innerWidth] (state k of channel c at k * innerWidth + c: the file's [innerWidth][stateSize] transposed)
- *   dtNorm : [dtRank], bNorm, cNorm : [stateSize], or all null (unweighted norms, or none)
+ *   dtNorm : [dtRank], bNorm, cNorm : [stateSize], or all null (no norms)
  * </pre>
  */
 public record Mamba1(Tensor xProj, Tensor dtProj, float[] kernel, float[] convBias, int taps, float[] dtBias, float[] a, float[] d,
-                     int innerWidth, int dtRank, int stateSize, boolean dtBCNorms, float[] dtNorm, float[] bNorm, float[] cNorm) implements RecurrentMixer {
+                     int innerWidth, int dtRank, int stateSize, float[] dtNorm, float[] bNorm, float[] cNorm) implements RecurrentMixer {
+
+    /** Whether dt's input, B and C are RMS-normalized (Falcon-Mamba's and Jamba's). */
+    public boolean normed() {
+        return dtNorm != null;
+    }
 
     /** The convolution runs over x alone. */
     @Override
@@ -61,7 +66,7 @@ public record Mamba1(Tensor xProj, Tensor dtProj, float[] kernel, float[] convBi
     /** This mixer with {@code f} applied to its matrices (xProj and dtProj). */
     @Override
     public Mamba1 with(UnaryOperator<Tensor> f) {
-        return new Mamba1(f.apply(xProj), f.apply(dtProj), kernel, convBias, taps, dtBias, a, d, innerWidth, dtRank, stateSize, dtBCNorms, dtNorm, bNorm, cNorm);
+        return new Mamba1(f.apply(xProj), f.apply(dtProj), kernel, convBias, taps, dtBias, a, d, innerWidth, dtRank, stateSize, dtNorm, bNorm, cNorm);
     }
 
     @Override

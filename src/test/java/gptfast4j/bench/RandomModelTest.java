@@ -270,7 +270,7 @@ class RandomModelTest {
         for (gptfast4j.model.Layer layer : c.model().weights().layers()) assertTrue(layer.recurrent() instanceof gptfast4j.model.Mamba1 && layer.feedForward() == null);
         gptfast4j.model.Mamba1 m = (gptfast4j.model.Mamba1) c.model().weights().layers()[0].recurrent();
         assertEquals(java.util.List.of(128, 16, 256, 4), java.util.List.of(m.innerWidth(), m.stateSize(), m.dtRank(), m.taps()));
-        assertTrue(m.dtBCNorms());
+        assertTrue(m.normed());
         assertEquals(65024, c.tokenizer().vocabSize());
         assertGenerates(c, 1, 15043);
     }

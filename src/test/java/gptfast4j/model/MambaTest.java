@@ -78,7 +78,7 @@ public class MambaTest {
     /** llama-perplexity's figure (49617.9186); ours 6e-9 from it. */
     @Test
     void givesLlamaCppsPerplexity() throws IOException {
-        for (Layer layer : mamba.model().weights().layers()) assertTrue(layer.recurrent() instanceof Mamba1 m && !m.dtBCNorms() && layer.feedForward() == null);
+        for (Layer layer : mamba.model().weights().layers()) assertTrue(layer.recurrent() instanceof Mamba1 m && !m.normed() && layer.feedForward() == null);
         assertEquals(49617.9186, LlamaLikeTest.perplexity(mamba), 1e-6 * 49617.9186);
     }
 
@@ -88,7 +88,7 @@ public class MambaTest {
         Path file = dir.resolve("falcon-mamba-mini.gguf");
         write(dir.resolve("llama.gguf"), file, true);
         Checkpoint falcon = Checkpoint.load(file, null);
-        assertTrue(falcon.model().weights().layers()[0].recurrent() instanceof Mamba1 m && m.dtBCNorms());
+        assertTrue(falcon.model().weights().layers()[0].recurrent() instanceof Mamba1 m && m.normed());
         assertEquals(48326.2126, LlamaLikeTest.perplexity(falcon), 1e-6 * 48326.2126);
     }
 

@@ -351,13 +351,18 @@ class QuantizeTest {
         Map<Path, List<String>> kept = Map.of(mamba, List.of("ssm_conv1d.weight", "ssm_conv1d.bias", "ssm_a", "ssm_d", "ssm_dt.bias"),
                 next, List.of("ssm_conv1d.weight", "ssm_a"), fused, List.of("ffn_gate_inp.weight"));
         for (Path file : List.of(mamba, next, fused)) {
-            Path out = dir.resolve("q8_0.gguf");
-            QuantizeModel.plan(Checkpoint.load(file, null), QuantizeMode.of("q8_0", "--mode"), QuantizeModel.Options.NONE).write(out, b -> { });
-            GGUF q = GGUF.read(out);
-            for (String name : quantized.get(file)) assertEquals(GGMLType.Q8_0, q.tensors().get("blk.0." + name).type(), file + " " + name);
-            for (String name : kept.get(file)) assertEquals(GGMLType.F32, q.tensors().get("blk.0." + name).type(), file + " " + name);
+            GGUF q = assertQ8_0Layer0(file, dir.resolve("q8_0.gguf"), quantized.get(file), kept.get(file));
             if (file == mamba) assertEquals(GGMLType.F16, q.tensors().get("blk.0.ssm_dt.weight").type());
         }
+    }
+
+    /** {@code file} quantized to Q8_0 at {@code out}: its layer 0's {@code quantized} tensors Q8_0, its {@code kept} F32; the file read back. */
+    private static GGUF assertQ8_0Layer0(Path file, Path out, List<String> quantized, List<String> kept) {
+        QuantizeModel.plan(Checkpoint.load(file, null), QuantizeMode.of("q8_0", "--mode"), QuantizeModel.Options.NONE).write(out, b -> { });
+        GGUF q = GGUF.read(out);
+        for (String name : quantized) assertEquals(GGMLType.Q8_0, q.tensors().get("blk.0." + name).type(), file + " " + name);
+        for (String name : kept) assertEquals(GGMLType.F32, q.tensors().get("blk.0." + name).type(), file + " " + name);
+        return q;
     }
 
     /**
@@ -382,13 +387,7 @@ class QuantizeTest {
         Map<Path, List<String>> kept = Map.of(granite, List.of("ssm_conv1d.weight", "ssm_conv1d.bias", "ssm_a", "ssm_d", "ssm_dt.bias", "ssm_norm.weight"),
                 qwen35, List.of("ssm_conv1d.weight", "ssm_a", "ssm_dt.bias", "ssm_norm.weight"),
                 lfm2, List.of("shortconv.conv.weight"));
-        for (Path file : List.of(granite, qwen35, lfm2)) {
-            Path out = dir.resolve("q8_0.gguf");
-            QuantizeModel.plan(Checkpoint.load(file, null), QuantizeMode.of("q8_0", "--mode"), QuantizeModel.Options.NONE).write(out, b -> { });
-            GGUF q = GGUF.read(out);
-            for (String name : quantized.get(file)) assertEquals(GGMLType.Q8_0, q.tensors().get("blk.0." + name).type(), file + " " + name);
-            for (String name : kept.get(file)) assertEquals(GGMLType.F32, q.tensors().get("blk.0." + name).type(), file + " " + name);
-        }
+        for (Path file : List.of(granite, qwen35, lfm2)) assertQ8_0Layer0(file, dir.resolve("q8_0.gguf"), quantized.get(file), kept.get(file));
         Path twenty = dir.resolve("granite-20.gguf"), out = dir.resolve("q4_k_m.gguf");
         gptfast4j.bench.RandomModel.write(new gptfast4j.bench.ModelShape("granite-20", 256, 256, 20, 4, 2, 32000, 256, 10000, 1e-5f, true, 0, 0, 0, 64, "granitehybrid"),
                 GGMLType.F32, twenty, gptfast4j.Shared.TOKENIZERS, b -> { });
