@@ -176,7 +176,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     }
 
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
-    private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3",
+    private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
             "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2");
 
@@ -476,6 +476,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     }
 
     /**
+     * Gemma's (Gemma 1, CodeGemma: {@code gemma}) blocks as llama.cpp reads them: embeddings times sqrt(dim), GeGLU,
+     * queries scaled by 1/sqrt(headDim), RoPE on halves; no window, no caps, no norms after the attention and the FFN.
      * Gemma 2's and 3's blocks as llama.cpp reads them: embeddings times sqrt(dim), GeGLU, queries scaled by
      * 1/sqrt(headDim) (the 27B's, Gemma 2's 46 layers and Gemma 3's 62, by 1/sqrt(dim / heads): Google's {@code
      * query_pre_attn_scalar}, which the file does not give), layers that slide over a window of {@code
@@ -486,15 +488,15 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * logits at {@code final_logit_softcapping} (default 30), Gemma 3's logits only where the file says.
      */
     private static Config.Variant gemma(Path path, Metadata md, String arch, int dim, int nHeads, int headDim) {
-        boolean two = arch.equals("gemma2");
+        boolean one = arch.equals("gemma"), two = arch.equals("gemma2");
         int layers = required(md, path, arch + ".block_count");
-        int window = md.getInt(arch + ".attention.sliding_window", two ? 4096 : 0);
+        int window = one ? 0 : md.getInt(arch + ".attention.sliding_window", two ? 4096 : 0);
         boolean[] sliding = slidingLayers(path, md, arch, window, layers, two ? 2 : 6);
-        float queryScale = 1f / (float) Math.sqrt(layers == (two ? 46 : 62) ? dim / nHeads : headDim);
+        float queryScale = 1f / (float) Math.sqrt(!one && layers == (two ? 46 : 62) ? dim / nHeads : headDim);
         float slidingTheta = md.getFloat(arch + ".rope.freq_base_swa", two ? md.getFloat(arch + ".rope.freq_base", 10000f) : 10000f);
         try {
             return new Config.Variant((float) Math.sqrt(dim), Config.Activation.GELU, queryScale, Math.max(window, 0), sliding, slidingTheta,
-                    md.getFloat(arch + ".final_logit_softcapping", two ? 30f : 0f), two ? md.getFloat(arch + ".attn_logit_softcapping", 50f) : 0f,
+                    one ? 0f : md.getFloat(arch + ".final_logit_softcapping", two ? 30f : 0f), two ? md.getFloat(arch + ".attn_logit_softcapping", 50f) : 0f,
                     0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null, false);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
@@ -974,7 +976,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Layer[] layers = new Layer[c.nLayers()];
         // OLMo2's and EXAONE 4's norms after the attention and the FFN only
         boolean parallelBlocks = c.variant().parallelBlocks(), olmo2 = c.architecture().equals("olmo2") || c.architecture().equals("exaone4"),
-                postNorms = c.architecture().startsWith("gemma") || olmo2 || c.architecture().equals("glm4"), wholeNorms = c.variant().wholeQkNorms(),
+                postNorms = c.architecture().startsWith("gemma") && !c.architecture().equals("gemma") || olmo2 || c.architecture().equals("glm4"), wholeNorms = c.variant().wholeQkNorms(),
                 headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3") || c.architecture().equals("exaone4") || c.architecture().startsWith("lfm2")
                         || c.architecture().equals("dots1") || c.architecture().equals("apertus") || c.architecture().equals("bailingmoe2") || wholeNorms,
                 gptOss = c.architecture().equals("gpt-oss"), seedOss = c.architecture().equals("seed_oss"), glm4moe = c.architecture().equals("glm4moe"), qkvBiases = c.architecture().startsWith("qwen2") || gptOss,

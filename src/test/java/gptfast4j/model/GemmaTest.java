@@ -55,12 +55,13 @@ class GemmaTest {
     }
 
     /**
-     * Writes a model of {@code arch} (gemma2 or gemma3) to {@code out}: a Llama file of {@code shape} at {@code
-     * scratch}, its keys renamed, {@code edit} changing its metadata, the norms added (Gemma 3's per-head ones too).
+     * Writes a model of {@code arch} (gemma, gemma2 or gemma3) to {@code out}: a Llama file of {@code shape} at {@code
+     * scratch}, its keys renamed, {@code edit} changing its metadata, the norms added (Gemma 3's per-head ones too,
+     * Gemma 1's none).
      */
     static void write(ModelShape shape, String arch, Path scratch, Path out, Consumer<Map<String, Metadata.Value>> edit) {
         FamilyFiles.write(shape, arch, scratch, out, edit, name -> true, (llama, tensors) -> {
-            for (int l = 0; l < shape.layers(); l++) {
+            for (int l = 0; l < shape.layers() && !arch.equals("gemma"); l++) {
                 if (arch.equals("gemma3")) {
                     FamilyFiles.norm(tensors, "blk." + l + ".attn_q_norm.weight", shape.headDim(), l * 4);
                     FamilyFiles.norm(tensors, "blk." + l + ".attn_k_norm.weight", shape.headDim(), l * 4 + 1);
@@ -172,6 +173,28 @@ class GemmaTest {
         Checkpoint c = Checkpoint.load(file, null);
         assertEquals(null, c.model().weights().layers()[0].qNorm());
         assertEquals(887609.5184, perplexity(c, KvCache.Type.F32), 5e-5 * 887609.5184);
+    }
+
+    /**
+     * Gemma 1 (GGUF architecture {@code gemma}: Gemma-2B/7B, CodeGemma): Gemma 2's blocks without their norms after
+     * the attention and the FFN, without windows and without caps (llama.cpp reads none of those keys for it). Written
+     * as above (no post norms, RoPE base 10000), llama-perplexity's figure (the same command, F32 cache; ours 4e-6 from
+     * it: GELU's half-float table); its Q4_K_M was llama-quantize's byte for byte (29 tensors).
+     */
+    @Test
+    void gemma1GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("gemma-mini.gguf");
+        write(SHAPE, "gemma", dir.resolve("llama.gguf"), file, md -> md.put("gemma.rope.freq_base", Metadata.Value.float32(10000f)));
+        Checkpoint c = Checkpoint.load(file, null);
+        Config.Variant v = c.model().config.variant();
+        assertEquals(Config.RopeStyle.HALVES, c.model().config.ropeStyle());
+        assertEquals(8f, v.embeddingScale());
+        assertEquals(1f / (float) Math.sqrt(32), v.queryScale());
+        assertEquals(null, v.slidingLayers());
+        assertEquals(0f, v.logitSoftcap());
+        assertEquals(0f, v.attentionSoftcap());
+        assertEquals(null, c.model().weights().layers()[0].postAttentionNorm());
+        assertEquals(1.554828918287191e27, perplexity(c, KvCache.Type.F32), 5e-5 * 1.554828918287191e27);
     }
 
     /**
