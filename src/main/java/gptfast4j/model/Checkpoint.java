@@ -178,7 +178,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
-            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2");
+            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2", "mistral4");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -216,7 +216,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         // GLM-4.1V's sections of RoPE (M-RoPE) and GLM's next-token prediction layers are not run here
         // GLM-4.5's and GLM-4.7-Flash's (deepseek2) next-token prediction layers, after the others, are not run (as llama.cpp runs them only to draft)
         int nextn = md.getInt(arch + ".nextn_predict_layers", 0);
-        if (nextn > 0 && !arch.equals("glm4moe") && !arch.equals("deepseek2") && !arch.startsWith("qwen35") && !arch.equals("qwen3next") && !arch.equals("bailingmoe2")) throw new ModelFormatException(path + ": a model with next-token prediction layers (" + arch + ".nextn_predict_layers) is not supported");
+        if (nextn > 0 && !arch.equals("glm4moe") && !Config.latentAttention(arch) && !arch.startsWith("qwen35") && !arch.equals("qwen3next") && !arch.equals("bailingmoe2")) throw new ModelFormatException(path + ": a model with next-token prediction layers (" + arch + ".nextn_predict_layers) is not supported");
         // llama.cpp's graph then runs dense layers whose tensors its loader did not read: no such model is made
         if (arch.equals("ernie4_5-moe") && md.getInt("ernie4_5-moe.interleave_moe_layer_step", 1) != 1) {
             throw new ModelFormatException(path + ": an ernie4_5-moe model with a mixture every " + md.getInt("ernie4_5-moe.interleave_moe_layer_step", 1) + " layers is not supported");
@@ -238,7 +238,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         int vocab = md.getInt(arch + ".vocab_size", (int) embeddings.shape()[embeddings.shape().length - 1]);
         // a head's width where the file gives it (Mistral Nemo's 128 at dim 5120, 32 heads), else dim / heads as llama.cpp's default
         // DeepSeek-V2's latent attention: one kv head of its rotated key and its latent (LatentAttention)
-        boolean latent = arch.equals("deepseek2");
+        boolean latent = Config.latentAttention(arch);
         int headDim = attentionFree ? 32 : latent ? required(md, path, arch + ".rope.dimension_count") + required(md, path, arch + ".attention.kv_lora_rank")
                 : md.has(arch + ".attention.key_length") ? required(md, path, arch + ".attention.key_length") : derivedHeadDim(path, dim, nHeads);
         int valueDim = md.getInt(arch + ".attention.value_length", headDim);
@@ -260,7 +260,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 // Nemotron-H: no gate, ReLU² of the up projection; its attention without RoPE
                 : arch.startsWith("nemotron_h") ? Config.Variant.ungated(Config.Activation.RELU_SQUARED).withoutRope()
                 : arch.equals("jamba") ? Config.Variant.LLAMA.withoutRope() // Jamba's attention: no RoPE, as llama.cpp's graph has it
-                : latent ? deepseek2(path, md)
+                : latent ? deepseek2(path, md, arch)
                 : Config.Variant.LLAMA;
         Config.Variant variant = scaled(path, md, arch, blocks);
         boolean nemotronH = arch.startsWith("nemotron_h"), hybridKvHeads = arch.startsWith("lfm2") || arch.equals("granitehybrid") || nemotronH || arch.equals("jamba");
@@ -411,7 +411,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * gives one.
      */
     private static Gating gating(Path path, Metadata md, String arch) {
-        float scale = List.of("deepseek", "dots1", "bailingmoe", "bailingmoe2", "glm4moe", "deepseek2", "nemotron_h_moe").contains(arch) ? md.getFloat(arch + ".expert_weights_scale", 0f) : 0f;
+        float scale = List.of("deepseek", "dots1", "bailingmoe", "bailingmoe2", "glm4moe", "deepseek2", "mistral4", "nemotron_h_moe").contains(arch) ? md.getFloat(arch + ".expert_weights_scale", 0f) : 0f;
         FeedForward.Routing routing = switch (arch) {
             case "gpt-oss" -> FeedForward.Routing.TOP_K_SOFTMAX;
             // Nemotron-H's mixtures: sigmoids, renormalized where the file says so
@@ -427,12 +427,12 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                         + " is not supported (1: softmax, 2: sigmoid)");
             };
             // Ling 2.0's (bailingmoe2) as its file says, as dots.llm1's
-            case "dots1", "glm4moe", "deepseek2", "bailingmoe2" -> {
+            case "dots1", "glm4moe", "deepseek2", "mistral4", "bailingmoe2" -> {
                 // GLM-4.5's default a sigmoid; DeepSeek-V2's a softmax but GLM-4.7-Flash's (47 or 48 layers of its 154880 tokens), as llama.cpp tells them apart
                 int layers = md.getInt(arch + ".block_count", 0), vocab = md.getInt(arch + ".vocab_size", md.has("tokenizer.ggml.tokens") ? md.getStrings("tokenizer.ggml.tokens").length : 0);
-                boolean sigmoid = arch.equals("glm4moe") || arch.equals("deepseek2") && (layers == 47 || layers == 48) && vocab == 154880;
+                boolean sigmoid = arch.equals("glm4moe") || Config.latentAttention(arch) && (layers == 47 || layers == 48) && vocab == 154880;
                 int function = md.getInt(arch + ".expert_gating_func", 0);
-                if (function == 0) function = sigmoid ? 2 : arch.equals("deepseek2") ? 1 : 0;
+                if (function == 0) function = sigmoid ? 2 : Config.latentAttention(arch) ? 1 : 0;
                 boolean norm = md.getBool(arch + ".expert_weights_norm", false);
                 yield switch (function) {
                     case 1 -> norm ? FeedForward.Routing.SOFTMAX_RENORMALIZED : FeedForward.Routing.SOFTMAX;
@@ -982,7 +982,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 gptOss = c.architecture().equals("gpt-oss"), seedOss = c.architecture().equals("seed_oss"), glm4moe = c.architecture().equals("glm4moe"), qkvBiases = c.architecture().startsWith("qwen2") || gptOss,
                 // Llama 4's layers with RoPE normalize each head's queries and keys, without weights (but Maverick's,
                 // 128 experts, as llama.cpp tells them apart)
-                unitNorms = c.architecture().equals("llama4") && c.expertCount() != 128, latentAttention = c.architecture().equals("deepseek2"),
+                unitNorms = c.architecture().equals("llama4") && c.expertCount() != 128, latentAttention = c.latentAttention(),
                 // Qwen3.5's attention: each head's query followed by its gate in wq's rows, the FFN's norm named as a post-attention norm
                 queryGates = c.architecture().startsWith("qwen35") || c.architecture().equals("qwen3next"),
                 // Falcon-H1's: attention and a Mamba-2 mixer side by side in every layer
@@ -1431,22 +1431,29 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * context length; ramped between llama.cpp's default betas 32 and 1, but for mistral3, whose own {@code
      * yarn_beta_fast}, {@code yarn_beta_slow} and {@code yarn_log_multiplier} llama.cpp reads, and deepseek2, whose
      * log multiplier is also its mscale: {@link #yarnLogMultiplier}); and Ministral 3's
-     * attention temperature ({@code mistral3.attention.temperature_scale}, over the same original context).
+     * attention temperature ({@code mistral3.attention.temperature_scale}, over the same original context), and Mistral
+     * Large 3's ({@code deepseek2.attention.temperature_scale} over {@code attention.temperature_length} positions,
+     * required with it, as llama.cpp's graph asserts it).
      */
     private static Config.Variant scaled(Path path, Metadata md, String arch, Config.Variant blocks) {
-        boolean mistral3 = arch.equals("mistral3"), deepseek2 = arch.equals("deepseek2");
+        boolean mistral3 = arch.equals("mistral3"), deepseek2 = Config.latentAttention(arch);
         String rope = arch + ".rope.scaling.";
         int original = md.getInt(rope + "original_context_length", required(md, path, arch + ".context_length"));
         try {
             Config.Yarn yarn = null;
             if ("yarn".equals(md.getString(rope + "type", null))) {
                 float factor = ropeScale(md, arch);
-                float logMultiplier = deepseek2 ? yarnLogMultiplier(md) : mistral3 ? md.getFloat(rope + "yarn_log_multiplier", 0f) : 0f;
+                float logMultiplier = deepseek2 ? yarnLogMultiplier(md, arch) : mistral3 ? md.getFloat(rope + "yarn_log_multiplier", 0f) : 0f;
                 yarn = new Config.Yarn(factor == 0f ? 1f : factor, original, mistral3 ? md.getFloat(rope + "yarn_beta_fast", 32f) : 32f,
-                        mistral3 ? md.getFloat(rope + "yarn_beta_slow", 1f) : 1f, logMultiplier, deepseek2 && logMultiplier != 0f ? logMultiplier : 1f);
+                        mistral3 ? md.getFloat(rope + "yarn_beta_slow", 1f) : 1f, logMultiplier, yarnMscale(arch, logMultiplier));
             }
-            float temperature = mistral3 ? md.getFloat("mistral3.attention.temperature_scale", 0f) : 0f;
-            return blocks.scaled(md.getFloat(rope + "attn_factor", 1f), yarn, temperature == 0f ? blocks.temperature() : new Config.Temperature(temperature, original));
+            // Ministral 3's over the original context, Mistral Large 3's (deepseek2) over attention.temperature_length
+            float temperature = mistral3 || deepseek2 ? md.getFloat(arch + ".attention.temperature_scale", 0f) : 0f;
+            int floor = deepseek2 ? md.getInt(arch + ".attention.temperature_length", 0) : original;
+            if (temperature != 0f && deepseek2 && floor <= 0) {
+                throw new ModelFormatException(path + ": " + arch + ".attention.temperature_scale without a positive " + arch + ".attention.temperature_length");
+            }
+            return blocks.scaled(md.getFloat(rope + "attn_factor", 1f), yarn, temperature == 0f ? blocks.temperature() : new Config.Temperature(temperature, floor));
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }
@@ -1462,8 +1469,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * DeepSeek-V2's YaRN log multiplier (its {@code mscale_all_dim}), which its converter writes times 0.1 and llama.cpp
      * divides back; 0 where the file gives none.
      */
-    private static float yarnLogMultiplier(Metadata md) {
-        return md.getFloat("deepseek2.rope.scaling.yarn_log_multiplier", 0f) / 0.1f;
+    private static float yarnLogMultiplier(Metadata md, String arch) {
+        return md.getFloat(arch + ".rope.scaling.yarn_log_multiplier", 0f) / 0.1f;
     }
 
     /**
@@ -1471,23 +1478,37 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * ({@link LatentAttention}), its scores scaled by {@code mscale² / sqrt(key width)}, the key width a head's as
      * the model was trained ({@code attention.key_length_mla}, or {@code key_length} in files before it: 192 where
      * the latent attention's head is 576 wide), mscale YaRN's {@code 0.1 m ln(factor) + 1} (m its log multiplier)
-     * times the cosines' and sines' factor, in llama.cpp's float steps. Mistral Large 3's attention temperature is refused.
+     * times the cosines' and sines' factor, in llama.cpp's float steps; Mistral 4's ({@code mistral4}) the same.
      */
-    private static Config.Variant deepseek2(Path path, Metadata md) {
-        String arch = "deepseek2", rope = arch + ".rope.scaling.";
-        if (md.has(arch + ".attention.temperature_scale")) throw new ModelFormatException(path + ": a deepseek2 model with an attention temperature is not supported");
+    private static Config.Variant deepseek2(Path path, Metadata md, String arch) {
+        String rope = arch + ".rope.scaling.";
         int keyWidth = md.has(arch + ".attention.key_length_mla") ? required(md, path, arch + ".attention.key_length_mla") : required(md, path, arch + ".attention.key_length");
         float mscale = md.getFloat(rope + "attn_factor", 1f);
         if ("yarn".equals(md.getString(rope + "type", null))) {
             float factor = ropeScale(md, arch);
-            float freqScale = factor == 0f ? 1f : 1f / factor, growth = (float) Math.log(1f / freqScale), m = yarnLogMultiplier(md);
-            // llama.cpp's context's attention factor (1, or YaRN's growth where there is no multiplier), which then
-            // cancels the rope kernel's growth; times that growth again, and m's
-            float attn = (m != 0f || 1f / freqScale <= 1f ? 1f : 0.1f * growth + 1f) * (1f / (1f + 0.1f * growth)) * mscale;
+            float freqScale = factor == 0f ? 1f : 1f / factor, growth = (float) Math.log(1f / freqScale), m = yarnLogMultiplier(md, arch);
+            // llama.cpp's context's attention factor (YaRN's growth by mscale over its growth by m, DeepSeek-V2's 1; or
+            // its growth where there is no multiplier), which then cancels the rope kernel's growth; times that growth
+            // again, and m's
+            float context = m != 0f ? yarnGrowth(freqScale, growth, yarnMscale(arch, m)) / yarnGrowth(freqScale, growth, m) : yarnGrowth(freqScale, growth, 1f);
+            float attn = context * (1f / (1f + 0.1f * growth)) * mscale;
             mscale = attn * (1f + 0.1f * growth) * (1f + 0.1f * m * growth);
         }
         // Llama's blocks with their own score scale (Granite's multipliers, all but that one 1)
         return Config.Variant.granite(1f, mscale * mscale / (float) Math.sqrt(keyWidth), 1f, 1f);
+    }
+
+    /**
+     * YaRN's {@code mscale} beside a log multiplier {@code m}, as llama.cpp's context takes it: DeepSeek-V2's ({@code
+     * deepseek2}) is m, the others' (Mistral 4's, Ministral 3's) 1.
+     */
+    private static float yarnMscale(String arch, float m) {
+        return arch.equals("deepseek2") && m != 0f ? m : 1f;
+    }
+
+    /** llama.cpp's {@code get_mscale}: {@code 0.1 x ln(scale) + 1} where the frequencies are scaled down ({@code growth} ln(1 / freqScale)), else 1. */
+    private static float yarnGrowth(float freqScale, float growth, float x) {
+        return 1f / freqScale <= 1f ? 1f : 0.1f * x * growth + 1f;
     }
 
     /**

@@ -459,6 +459,18 @@ public record Config(
 
     public boolean isMoE() { return expertCount > 0; }
 
+    /** Whether the model's attention is DeepSeek-V2's multi-head latent attention ({@link #latentAttention(String)}). */
+    public boolean latentAttention() { return latentAttention(architecture); }
+
+    /**
+     * Whether {@code architecture}'s blocks are DeepSeek-V2's, with multi-head latent attention: {@code deepseek2}
+     * (DeepSeek-V2, V3, Mistral Large 3, GLM-4.7-Flash) and {@code mistral4} (Mistral 4, the same blocks under its own
+     * name, as llama.cpp runs it).
+     */
+    public static boolean latentAttention(String architecture) {
+        return architecture.equals("deepseek2") || architecture.equals("mistral4");
+    }
+
     /**
      * The positions the model is meant to see: its context length, or where YaRN stretches an original context further
      * (a Qwen2.5 converted with its rope scaling keeps the 32768 of its config.json), that.

@@ -69,8 +69,8 @@ public final class TensorParallel {
         if (c.variant().wholeQkNorms()) {
             throw new IllegalArgumentException("this model normalizes all heads' queries and keys together (OLMo2), which tensor parallelism, giving each process its own heads, does not");
         }
-        if (c.architecture().equals("deepseek2")) {
-            throw new IllegalArgumentException("this model's multi-head latent attention (deepseek2) cannot be split across processes yet");
+        if (c.latentAttention()) {
+            throw new IllegalArgumentException("this model's multi-head latent attention (" + c.architecture() + ") cannot be split across processes yet");
         }
         if (c.architecture().startsWith("lfm2")) {
             throw new IllegalArgumentException("this model's convolution layers (" + c.architecture() + ") cannot be split across processes yet");

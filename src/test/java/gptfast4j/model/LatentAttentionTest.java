@@ -211,4 +211,52 @@ public class LatentAttentionTest {
         assertTrue(c.model().weights().layers()[1].latent().fused());
         assertEquals(51065.8309, perplexity(c), 1e-6 * 51065.8309);
     }
+
+    /**
+     * Mistral 4 ({@code mistral4}): DeepSeek-V2's blocks under their own name, which llama.cpp runs as deepseek2's but
+     * for YaRN's mscale (1, where DeepSeek-V2's is its log multiplier: the context's attention factor differs, so the
+     * scores' scale does). The DeepSeek-V3 file above under that name: llama-perplexity's figure 49852.9644 (the same
+     * file as deepseek2 49862.4295), ours 8e-9 from it; a split refused, naming it.
+     */
+    @Test
+    void mistral4GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path v3 = dir.resolve("deepseek2-v3-mini.gguf"), file = dir.resolve("mistral4-mini.gguf");
+        write(dir, v3, true);
+        FamilyFiles.rewrite(v3, file, md -> {
+            java.util.Map<String, Metadata.Value> renamed = new java.util.LinkedHashMap<>();
+            md.forEach((k, v) -> renamed.put(k.startsWith("deepseek2.") ? "mistral4." + k.substring(10) : k, v));
+            renamed.put("general.architecture", Metadata.Value.string("mistral4"));
+            md.clear();
+            md.putAll(renamed);
+        }, name -> true, (tensors, added) -> { });
+        Checkpoint c = Checkpoint.load(file, null);
+        assertEquals("mistral4", c.model().config.architecture());
+        assertEquals(RANK, c.model().weights().layers()[0].latent().rank());
+        assertEquals(49852.9644, perplexity(c), 1e-6 * 49852.9644);
+        IllegalArgumentException split = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> c.model().checkSplit(2));
+        assertEquals("this model's multi-head latent attention (mistral4) cannot be split across processes yet", split.getMessage());
+    }
+
+    /**
+     * Mistral Large 3's attention temperature (deepseek2 as Mistral's converter writes it: {@code
+     * attention.temperature_scale} 0.1 over {@code attention.temperature_length} 16 positions, so that it grows within
+     * the 128-position chunks): the queries at position p times {@code 0.1 ln(floor(p / 16) + 1) + 1}.
+     * llama-perplexity's figure 49850.2145, ours 1.6e-8 from it; a scale without a length is refused in one line
+     * (llama.cpp's graph asserts it).
+     */
+    @Test
+    void attentionTemperatureAsLlamaCppAppliesIt(@TempDir Path dir) throws IOException {
+        Path v3 = dir.resolve("deepseek2-v3-mini.gguf"), file = dir.resolve("large3-mini.gguf"), noLength = dir.resolve("no-length.gguf");
+        write(dir, v3, true);
+        FamilyFiles.rewrite(v3, file, md -> {
+            md.put("deepseek2.attention.temperature_scale", Metadata.Value.float32(0.1f));
+            md.put("deepseek2.attention.temperature_length", Metadata.Value.uint32(16));
+        }, name -> true, (tensors, added) -> { });
+        Checkpoint c = Checkpoint.load(file, null);
+        assertEquals(new Config.Temperature(0.1f, 16), c.model().config.variant().temperature());
+        assertEquals(49850.2145, perplexity(c), 1e-6 * 49850.2145);
+        FamilyFiles.rewrite(v3, noLength, md -> md.put("deepseek2.attention.temperature_scale", Metadata.Value.float32(0.1f)), name -> true, (tensors, added) -> { });
+        gptfast4j.io.ModelFormatException e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(noLength, null));
+        assertEquals(noLength + ": deepseek2.attention.temperature_scale without a positive deepseek2.attention.temperature_length", e.getMessage());
+    }
 }
