@@ -178,7 +178,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
-            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2", "mistral4");
+            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2", "mistral4", "starcoder2", "phi2");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -224,7 +224,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         boolean gemma = arch.startsWith("gemma"), phi3 = arch.equals("phi3"), olmo2 = arch.equals("olmo2"),
                 llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo") && !arch.startsWith("exaone") && !arch.equals("gpt-oss")
                         && !arch.equals("dots1") && !arch.equals("seed_oss") && !arch.equals("glm4moe") && !arch.equals("minimax-m2") && !arch.equals("apertus")
-                        && !arch.startsWith("lfm2") && !arch.equals("falcon-h1") && !arch.equals("bailingmoe2")
+                        && !arch.startsWith("lfm2") && !arch.equals("falcon-h1") && !arch.equals("bailingmoe2") && !arch.equals("starcoder2") && !arch.equals("phi2")
                         && !(arch.equals("glm4") && usesMrope(md, arch)); // GLM-4V's: llama.cpp turns its M-RoPE's pairs as halves
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
@@ -260,6 +260,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 // Nemotron-H: no gate, ReLU² of the up projection; its attention without RoPE
                 : arch.startsWith("nemotron_h") ? Config.Variant.ungated(Config.Activation.RELU_SQUARED).withoutRope()
                 : arch.equals("jamba") ? Config.Variant.LLAMA.withoutRope() // Jamba's attention: no RoPE, as llama.cpp's graph has it
+                // StarCoder2's and Phi-2's: LayerNorm with biases, no gate, GELU of up; Phi-2's attention and FFN in parallel
+                : arch.equals("starcoder2") || arch.equals("phi2") ? Config.Variant.layerNorm(Config.Activation.GELU_UP, arch.equals("phi2"))
                 : latent ? deepseek2(path, md, arch)
                 : Config.Variant.LLAMA;
         Config.Variant variant = scaled(path, md, arch, blocks);
@@ -970,8 +972,6 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     private static Llama build(Path path, Config c, Gating gating, float[][] xielu, Mixers mixers, Asked tensors, OffHeap memory) {
         int dim = c.dim(), qDim = c.qDim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), vocab = c.vocabSize();
         Tensor embeddings = matrix(path, tensors, "token_embd.weight", dim, vocab);
-        // a bias on the logits (which llama.cpp's qwen2vl reads where a file has one; none is converted so) would be left out
-        if (tensors.containsKey("output.bias")) throw new ModelFormatException(path + ": a bias on the logits (output.bias) is not supported");
         Tensor output = tensors.containsKey("output.weight") ? matrix(path, tensors, "output.weight", dim, vocab) : embeddings;
         Layer[] layers = new Layer[c.nLayers()];
         // OLMo2's and EXAONE 4's norms after the attention and the FFN only
@@ -1008,6 +1008,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             }
             // Phi-3's query, key and value projections in one tensor, and its gate and up projections: views of their rows
             Tensor qkv = tensors.containsKey(p + "attn_qkv.weight") ? matrix(path, tensors, p + "attn_qkv.weight", dim, qDim + 2L * kvDim) : null;
+            // Phi-2's fused projections' bias, split as they are
+            float[] qkvBias = qkv != null && tensors.containsKey(p + "attn_qkv.bias") ? vector(path, tensors, p + "attn_qkv.bias", qDim + 2 * kvDim) : null;
             boolean ungated = c.variant().activation().ungated();
             // GLM-4.5 355B's per-head query and key norms (its Air has none)
             boolean layerHeadNorms = headNorms || glm4moe && tensors.containsKey(p + "attn_q_norm.weight");
@@ -1028,20 +1030,24 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     mixture ? mixture(path, c, gating, tensors, p) : new FeedForward.Dense(
                             ungated ? null : gateUp != null ? gateUp.rows(0, hidden) : matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
                             matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
-                            gateUp != null ? gateUp.rows(hidden, hidden) : matrix(path, tensors, p + "ffn_up.weight", dim, hidden)),
+                            gateUp != null ? gateUp.rows(hidden, hidden) : matrix(path, tensors, p + "ffn_up.weight", dim, hidden),
+                            // StarCoder2's and Phi-2's biases; any other's where its file has them
+                            optionalVector(path, tensors, p + "ffn_up.bias", hidden), optionalVector(path, tensors, p + "ffn_down.bias", dim)),
                     layerHeadNorms ? vector(path, tensors, p + "attn_q_norm.weight", wholeNorms ? qDim : c.headDim()) : unitNorms && c.variant().ropes(l) ? ones : null,
                     layerHeadNorms ? vector(path, tensors, p + "attn_k_norm.weight", wholeNorms ? kvDim : c.headDim()) : unitNorms && c.variant().ropes(l) ? ones : null,
                     // Qwen2's and gpt-oss's biases; any other's where its file has them (llama.cpp reads them so)
-                    qkvBiases || tensors.containsKey(p + "attn_q.bias") ? vector(path, tensors, p + "attn_q.bias", qDim) : null,
-                    qkvBiases || tensors.containsKey(p + "attn_k.bias") ? vector(path, tensors, p + "attn_k.bias", kvDim) : null,
-                    qkvBiases || tensors.containsKey(p + "attn_v.bias") ? vector(path, tensors, p + "attn_v.bias", kvDim) : null,
+                    qkvBias != null ? Arrays.copyOfRange(qkvBias, 0, qDim) : qkvBiases || tensors.containsKey(p + "attn_q.bias") ? vector(path, tensors, p + "attn_q.bias", qDim) : null,
+                    qkvBias != null ? Arrays.copyOfRange(qkvBias, qDim, qDim + kvDim) : qkvBiases || tensors.containsKey(p + "attn_k.bias") ? vector(path, tensors, p + "attn_k.bias", kvDim) : null,
+                    qkvBias != null ? Arrays.copyOfRange(qkvBias, qDim + kvDim, qDim + 2 * kvDim) : qkvBiases || tensors.containsKey(p + "attn_v.bias") ? vector(path, tensors, p + "attn_v.bias", kvDim) : null,
                     postNorms ? vector(path, tensors, p + "post_attention_norm.weight", dim) : null,
                     postNorms ? vector(path, tensors, p + "post_ffw_norm.weight", dim) : null,
                     // gpt-oss's wo bias; any other's where its file has one (Apertus's; llama.cpp reads it so, as the q/k/v biases)
                     gptOss || tensors.containsKey(p + "attn_output.bias") ? vector(path, tensors, p + "attn_output.bias", dim) : null,
                     gptOss ? vector(path, tensors, p + "attn_sinks.weight", c.nHeads()) : null,
                     latent,
-                    xielu == null ? null : xielu[l], null, falconH1 ? mamba2Beside(path, c, tensors, p, mixers) : null, queryGates);
+                    xielu == null ? null : xielu[l], null, falconH1 ? mamba2Beside(path, c, tensors, p, mixers) : null, queryGates,
+                    // a LayerNorm's biases (StarCoder2's, Phi-2's) where the file has them
+                    optionalVector(path, tensors, p + "attn_norm.bias", dim), optionalVector(path, tensors, p + "ffn_norm.bias", dim));
             // Apertus's query and key norms' biases, which llama.cpp reads and leaves out of its norms: asked for, so not unused
             if (c.architecture().equals("apertus")) List.of("attn_q_norm.bias", "attn_k_norm.bias").forEach(n -> tensors.containsKey(p + n));
         }
@@ -1055,7 +1061,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     tensors.containsKey("cls.output.bias") ? vector(path, tensors, "cls.output.bias", (int) labels) : null);
         }
         // LFM2's output norm under the name its converter gives it
-        return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, c.architecture().startsWith("lfm2") ? "token_embd_norm.weight" : "output_norm.weight", dim), output, classifier), memory);
+        return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, c.architecture().startsWith("lfm2") ? "token_embd_norm.weight" : "output_norm.weight", dim), output, classifier,
+                optionalVector(path, tensors, "output_norm.bias", dim), optionalVector(path, tensors, "output.bias", vocab)), memory);
     }
 
     /**
@@ -1122,7 +1129,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         return new Layer(vector(path, tensors, p + "attn_norm.weight", dim),
                 fused ? matrix(path, tensors, p + "ssm_in.weight", dim, (long) channels + values) : matrix(path, tensors, p + "attn_qkv.weight", dim, channels),
                 fused ? null : matrix(path, tensors, p + "attn_gate.weight", dim, values), null, matrix(path, tensors, p + "ssm_out.weight", values, dim),
-                vector(path, tensors, p + "post_attention_norm.weight", dim), ffn, null, null, null, null, null, null, null, null, null, null, null, null, d, false);
+                vector(path, tensors, p + "post_attention_norm.weight", dim), ffn, null, null, null, null, null, null, null, null, null, null, null, null, d, false, null, null);
     }
 
     /** A recurrent layer's convolution's kernel {@code ssm_conv1d} [taps, channels], by tap ({@link RecurrentMixer#kernel}). */
@@ -1179,7 +1186,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         Tensor in = matrix(path, tensors, p + "ssm_in.weight", dim, (long) m.valueHeads() + inner + mamba2Channels(m));
         return new Layer(vector(path, tensors, p + "attn_norm.weight", dim), in.rows(inner, mamba2Channels(m) + m.valueHeads()), in.rows(0, inner), null,
                 matrix(path, tensors, p + "ssm_out.weight", inner, dim), ffn == null ? null : vector(path, tensors, p + "ffn_norm.weight", dim), ffn,
-                null, null, null, null, null, null, null, null, null, null, null, null, mamba2Mixer(path, tensors, p, m, null, null, null), false);
+                null, null, null, null, null, null, null, null, null, null, null, null, mamba2Mixer(path, tensors, p, m, null, null, null), false, null, null);
     }
 
     /** A Mamba-2 mixer's convolution's channels: x, then B and C of every group. */
@@ -1255,7 +1262,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 norm(path, tensors, p + "ssm_c_norm.weight", states, jamba, m.dtBCNorms()));
         return new Layer(vector(path, tensors, p + "attn_norm.weight", dim), in.rows(0, inner), in.rows(inner, inner), null,
                 matrix(path, tensors, p + "ssm_out.weight", inner, dim), ffn == null ? null : vector(path, tensors, p + "ffn_norm.weight", dim), ffn,
-                null, null, null, null, null, null, null, null, null, null, null, null, mamba, false);
+                null, null, null, null, null, null, null, null, null, null, null, null, mamba, false, null, null);
     }
 
     /** A Mamba mixer's norm's weights: Jamba's {@code name}, ones where the file asks for norms without weights (Falcon-Mamba's), null for none. */
@@ -1279,11 +1286,11 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (m.feedForwardsAlone()[l]) {
             FeedForward ffn = c.isMoE() ? mixture(path, c, gating, tensors, p)
                     : new FeedForward.Dense(null, matrix(path, tensors, p + "ffn_down.weight", c.hiddenDim(), dim), matrix(path, tensors, p + "ffn_up.weight", dim, c.hiddenDim()));
-            return new Layer(null, null, null, null, null, norm, ffn, null, null, null, null, null, null, null, null, null, null, null, null, null, false);
+            return new Layer(null, null, null, null, null, norm, ffn, null, null, null, null, null, null, null, null, null, null, null, null, null, false, null, null);
         }
         return new Layer(norm, matrix(path, tensors, p + "attn_q.weight", dim, c.qDim()), matrix(path, tensors, p + "attn_k.weight", dim, c.kvDim()),
                 matrix(path, tensors, p + "attn_v.weight", dim, c.kvDim()), matrix(path, tensors, p + "attn_output.weight", c.qDim(), dim),
-                null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, false);
+                null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, false, null, null);
     }
 
     /**
@@ -1297,7 +1304,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         for (int i = 0; i < dim; i++) taps.dequantizeRow(i, kernel, i * width);
         return new Layer(vector(path, tensors, p + "attn_norm.weight", dim), in.rows(0, dim), in.rows(dim, dim), in.rows(2L * dim, dim),
                 matrix(path, tensors, p + "shortconv.out_proj.weight", dim, dim), vector(path, tensors, p + "ffn_norm.weight", dim), ffn,
-                null, null, null, null, null, null, null, null, null, null, null, new ShortConv(kernel, width), null, false);
+                null, null, null, null, null, null, null, null, null, null, null, new ShortConv(kernel, width), null, false, null, null);
     }
 
     /**
@@ -1632,6 +1639,11 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         float[] v = new float[n];
         Tensor.of(t).dequantizeRow(0, v, 0);
         return v;
+    }
+
+    /** {@link #vector} where the file has {@code name}, else null. */
+    private static float[] optionalVector(Path path, Map<String, TensorData> tensors, String name, int n) {
+        return tensors.containsKey(name) ? vector(path, tensors, name, n) : null;
     }
 
     /** A float tensor of exactly {@code shape}, its elements in order (a [1, n] one's n rows of one). */

@@ -63,8 +63,8 @@ public record Config(
      * @param noRopeEvery      0, or n where every n-th layer (n - 1, 2n - 1, ...) has no RoPE (SmolLM3's 4; 1: no layer has)
      * @param wholeQkNorms     whether {@link Layer#qNorm} and {@link Layer#kNorm} normalize all heads' queries and keys
      *                         together (OLMo2's, {@code [qDim]} and {@code [kvDim]}) rather than each head's (Qwen3's)
-     * @param layerNorm        whether the norms are LayerNorm without a bias (Command-R's; its epsilon {@link #rmsNormEps})
-     *                         rather than RMSNorm
+     * @param layerNorm        whether the norms are LayerNorm (Command-R's without biases, StarCoder2's and Phi-2's with
+     *                         them; its epsilon {@link #rmsNormEps}) rather than RMSNorm
      * @param parallelBlocks   whether the FFN reads the attention's normalized input and both add to the residual at
      *                         once (Command-R's parallel blocks), rather than the FFN following the attention
      * @param yarn             null, or YaRN's rope scaling of the layers that do not slide
@@ -124,6 +124,14 @@ public record Config(
             return new Variant(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,
                     rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext, scoreScale, residualScale, logitFactor, 1, wholeQkNorms,
                     layerNorm, parallelBlocks, yarn, temperature, chunked);
+        }
+
+        /**
+         * Blocks normalized by LayerNorm (their biases where the file has them), the FFN's activation {@code
+         * activation}, in parallel or not: StarCoder2's (GELU of up, in sequence), Phi-2's (the same in parallel).
+         */
+        public static Variant layerNorm(Activation activation, boolean parallelBlocks) {
+            return new Variant(1f, activation, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, true, parallelBlocks, null, null, false);
         }
 
         /** Command-R's blocks: LayerNorm, the attention and the FFN in parallel, the logits times {@code logitFactor}. */
@@ -190,7 +198,7 @@ public record Config(
             if (equals(LLAMA)) return "";
             StringBuilder b = new StringBuilder();
             if (embeddingScale != 1f) b.append(", embeddings x").append(embeddingScale);
-            b.append(switch (activation) { case GELU -> ", GeGLU"; case SWIGLU_OAI -> ", gpt-oss's SwiGLU"; case SILU -> ", SwiGLU"; case RELU_SQUARED -> ", ReLU² without a gate"; case XIELU -> ", xIELU without a gate"; });
+            b.append(switch (activation) { case GELU -> ", GeGLU"; case SWIGLU_OAI -> ", gpt-oss's SwiGLU"; case SILU -> ", SwiGLU"; case RELU_SQUARED -> ", ReLU² without a gate"; case XIELU -> ", xIELU without a gate"; case GELU_UP -> ", GELU without a gate"; });
             if (queryScale != 0f) b.append(", queries x").append(queryScale);
             if (slidingWindow > 0) {
                 b.append(chunked ? ", attention in chunks of " : ", sliding window ").append(slidingWindow).append(" on layers");
@@ -326,11 +334,13 @@ public record Config(
         /** No gate: {@code max(up, 0)²} (Arcee's; its feed-forwards have no w1). */
         RELU_SQUARED,
         /** No gate: xIELU of the up projection, its parameters each layer's ({@link Layer#xielu}; Apertus's). */
-        XIELU;
+        XIELU,
+        /** No gate: GELU (the tanh form, as {@link #GELU}) of the up projection (StarCoder2's, Phi-2's). */
+        GELU_UP;
 
         /** Whether the feed-forwards have no gate (no w1): the activation is of the up projection alone. */
         public boolean ungated() {
-            return this == RELU_SQUARED || this == XIELU;
+            return this == RELU_SQUARED || this == XIELU || this == GELU_UP;
         }
     }
 

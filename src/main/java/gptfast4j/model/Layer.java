@@ -30,13 +30,14 @@ import gptfast4j.tensor.Tensor;
  * mixer's; or Falcon-H1's Mamba-2 mixer beside the layer's attention ({@link Mamba2#besideAttention}); null in attention
  * and convolution layers. {@code queryGates}: Qwen3.5's
  * attention, whose wq is [dim, 2 * qDim], each head's query followed by its gate, whose sigmoid multiplies the head's
- * output before wo.
+ * output before wo. {@code attentionNormBias}, {@code ffnNormBias}: the biases of a LayerNorm's norms (StarCoder2's,
+ * Phi-2's), added after their weights; null in the others.
  */
 public record Layer(float[] attentionNorm, Tensor wq, Tensor wk, Tensor wv, Tensor wo,
                     float[] ffnNorm, FeedForward feedForward, float[] qNorm, float[] kNorm,
                     float[] qBias, float[] kBias, float[] vBias, float[] postAttentionNorm, float[] postFfnNorm,
                     float[] outputBias, float[] sinks, LatentAttention latent, float[] xielu, ShortConv shortConv, RecurrentMixer recurrent,
-                    boolean queryGates) {
+                    boolean queryGates, float[] attentionNormBias, float[] ffnNormBias) {
 
     /** Whether it attends (its positions' keys and values cached): not a convolution's, a recurrent mixer's in place of attention or a feed-forward's block. */
     public boolean attends() {
@@ -46,6 +47,6 @@ public record Layer(float[] attentionNorm, Tensor wq, Tensor wk, Tensor wv, Tens
     /** This layer with other matrices (a copy's), its vectors the same. */
     Layer with(Tensor wq, Tensor wk, Tensor wv, Tensor wo, FeedForward feedForward, LatentAttention latent, RecurrentMixer recurrent) {
         return new Layer(attentionNorm, wq, wk, wv, wo, ffnNorm, feedForward, qNorm, kNorm, qBias, kBias, vBias, postAttentionNorm, postFfnNorm,
-                outputBias, sinks, latent, xielu, shortConv, recurrent, queryGates);
+                outputBias, sinks, latent, xielu, shortConv, recurrent, queryGates, attentionNormBias, ffnNormBias);
     }
 }

@@ -592,12 +592,13 @@ public final class Llama {
         }
         if (nLogits == 0) return;
         int first = n - nLogits;
-        for (int t = first; t < n; t++) norm(s.xb, (t - first) * dim, s.x, t * dim, weights.norm(), dim);
+        for (int t = first; t < n; t++) norm(s.xb, (t - first) * dim, s.x, t * dim, weights.norm(), weights.normBias(), dim);
         if (hidden) return;
         if (seen != null) seen.inputs(weights.output(), s.xb, nLogits);
         weights.output().matmul(s.xb, nLogits, s.logitsPart, s.vocabPart, exact);
         if (lora != null) lora.add(lora.output(), s.xb, dim, nLogits, s.logitsPart, s.vocabPart, s);
         if (!tp.whole()) tp.group.gather(s.logitsPart, s.logits, c.vocabSize(), nLogits, tp.vocabStarts);
+        if (weights.outputBias() != null) for (int t = 0; t < nLogits; t++) VectorMath.add(s.logits, t * c.vocabSize(), weights.outputBias(), 0, c.vocabSize());
         float cap = c.variant().logitSoftcap(), factor = c.variant().logitFactor();
         if (cap != 0f) for (int t = 0; t < nLogits; t++) VectorMath.softcap(s.logits, t * c.vocabSize(), c.vocabSize(), cap);
         if (factor != 1f) for (int i = 0; i < nLogits * c.vocabSize(); i++) s.logits[i] *= factor;
@@ -641,21 +642,23 @@ public final class Llama {
      * (Command-R's), since the attention's output takes xb's place.
      */
     private void attentionNorm(State s, int t0, int t1) {
-        normalize(s, t0, t1, weights().layers()[s.layer].attentionNorm());
+        Layer layer = weights().layers()[s.layer];
+        normalize(s, t0, t1, layer.attentionNorm(), layer.attentionNormBias());
         if (config.variant().parallelBlocks()) System.arraycopy(s.xb, t0 * config.dim(), s.ffnInput, t0 * config.dim(), (t1 - t0) * config.dim());
     }
 
-    /** Tokens {@code [t0, t1)}: {@code xb = rmsnorm(x) * norm}, or {@code xb = x} where there is no norm (OLMo2's). */
-    private void normalize(State s, int t0, int t1, float[] norm) {
+    /** Tokens {@code [t0, t1)}: {@code xb = rmsnorm(x) * norm (+ bias)}, or {@code xb = x} where there is no norm (OLMo2's). */
+    private void normalize(State s, int t0, int t1, float[] norm, float[] bias) {
         int dim = config.dim();
         if (norm == null) System.arraycopy(s.x, t0 * dim, s.xb, t0 * dim, (t1 - t0) * dim);
-        else for (int t = t0; t < t1; t++) norm(s.xb, t * dim, s.x, t * dim, norm, dim);
+        else for (int t = t0; t < t1; t++) norm(s.xb, t * dim, s.x, t * dim, norm, bias, dim);
     }
 
-    /** {@code out = rmsnorm(x) * weight}, or Command-R's LayerNorm ({@link Config.Variant#layerNorm}). */
-    private void norm(float[] out, int outOffset, float[] x, int xOffset, float[] weight, int n) {
+    /** {@code out = rmsnorm(x) * weight}, or the LayerNorm's ({@link Config.Variant#layerNorm}), plus {@code bias} where not null. */
+    private void norm(float[] out, int outOffset, float[] x, int xOffset, float[] weight, float[] bias, int n) {
         if (config.variant().layerNorm()) VectorMath.layernorm(out, outOffset, x, xOffset, weight, n, config.rmsNormEps());
         else VectorMath.rmsnorm(out, outOffset, x, xOffset, weight, n, config.rmsNormEps());
+        if (bias != null) VectorMath.add(out, outOffset, bias, 0, n);
     }
 
     /** Tokens {@code [t0, t1)}: {@link #cacheKeys} and {@link #rotateQueries}. */
@@ -1090,12 +1093,13 @@ public final class Llama {
         if (layer.outputBias() != null) for (int t = t0; t < t1; t++) VectorMath.add(s.xb2, t * dim, layer.outputBias(), 0, dim);
         residual(s, t0, t1, layer.postAttentionNorm());
         if (config.variant().parallelBlocks()) System.arraycopy(s.ffnInput, t0 * dim, s.xb, t0 * dim, (t1 - t0) * dim);
-        else if (layer.feedForward() != null) normalize(s, t0, t1, layer.ffnNorm());
+        else if (layer.feedForward() != null) normalize(s, t0, t1, layer.ffnNorm(), layer.ffnNormBias());
     }
 
     /** Tokens {@code [t0, t1)} of a feed-forward's block alone: {@code xb = rmsnorm(x) * ffnNorm}. */
     private void ffnNorm(State s, int t0, int t1) {
-        normalize(s, t0, t1, weights().layers()[s.layer].ffnNorm());
+        Layer layer = weights().layers()[s.layer];
+        normalize(s, t0, t1, layer.ffnNorm(), layer.ffnNormBias());
     }
 
     /** The LoRA deltas of layer {@code l}'s query ({@code queries}) and key and value ({@code keysValues}) projections of the batch's normalized inputs. */
@@ -1141,6 +1145,7 @@ public final class Llama {
         s.ffnPart = (int) ffn.w3().rows;
         if (ffn.w1() == null) ffn.w3().matmul(s.xb, n, s.hb2, s.ffnPart, exact); // no gate: the activation of up alone
         else s.sharedInput.matmul(s.xb, n, exact, ffn.w1(), s.hb, ffn.w3(), s.hb2);
+        if (ffn.upBias() != null) for (int t = 0; t < n; t++) VectorMath.add(s.hb2, t * s.ffnPart, ffn.upBias(), 0, s.ffnPart);
         // a layer's own feed-forward (not a mixture's shared expert) may be adapted
         Lora lora = ffn == weights().layers()[s.layer].feedForward() ? this.lora : null;
         if (lora != null) {
@@ -1154,6 +1159,7 @@ public final class Llama {
         ffn.w2().matmul(s.hbWhole, n, s.xb2Part, s.dimPart, exact);
         if (lora != null) lora.add(lora.delta(s.layer, Lora.Target.DOWN), s.hbWhole, ffn.width(), n, s.xb2Part, s.dimPart, s);
         if (!tp.whole()) tp.group.gather(s.xb2Part, s.xb2, config.dim(), n, tp.dimStarts);
+        if (ffn.downBias() != null) for (int t = 0; t < n; t++) VectorMath.add(s.xb2, t * config.dim(), ffn.downBias(), 0, config.dim());
     }
 
     /** Tokens {@code [t0, t1)}: the FFN's gate, {@code hb = silu(hb) * hb2} (SwiGLU), {@code gelu(hb) * hb2} (GeGLU), or {@code max(hb2, 0)²}. */
@@ -1169,6 +1175,10 @@ public final class Llama {
             case GELU -> VectorMath.geglu(gate, up, offset, n);
             case SWIGLU_OAI -> VectorMath.swigluOai(gate, up, offset, n);
             case RELU_SQUARED -> VectorMath.reluSquared(gate, up, offset, n);
+            case GELU_UP -> {
+                System.arraycopy(up, offset, gate, offset, n);
+                VectorMath.gelu(gate, offset, n);
+            }
             case XIELU -> {
                 float[] p = weights().layers()[layer].xielu();
                 VectorMath.xielu(gate, up, offset, n, p[0], p[1], p[2], p[3]);

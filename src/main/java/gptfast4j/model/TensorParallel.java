@@ -149,14 +149,18 @@ public final class TensorParallel {
                     x.wv().rows((long) rank * kvHeads * headDim, (long) kvHeads * headDim), rows(x.wo(), dimStarts), x.ffnNorm(), ffn,
                     x.qNorm(), x.kNorm(), part(x.qBias(), qStarts[rank], part(qStarts)),
                     part(x.kBias(), rank * kvHeads * headDim, kvHeads * headDim), part(x.vBias(), rank * kvHeads * headDim, kvHeads * headDim),
-                    x.postAttentionNorm(), x.postFfnNorm(), x.outputBias(), part(x.sinks(), qStarts[rank] / headDim, part(qStarts) / headDim), null, x.xielu(), null, null, false);
+                    x.postAttentionNorm(), x.postFfnNorm(), x.outputBias(), part(x.sinks(), qStarts[rank] / headDim, part(qStarts) / headDim), null, x.xielu(), null, null, false,
+                    x.attentionNormBias(), x.ffnNormBias());
         }
-        return new Weights(w.tokEmbeddings(), layers, w.norm(), rows(w.output(), vocabStarts), w.classifier());
+        // the logits' bias whole: added after the logits are gathered
+        return new Weights(w.tokEmbeddings(), layers, w.norm(), rows(w.output(), vocabStarts), w.classifier(), w.normBias(), w.outputBias());
     }
 
     private FeedForward.Dense share(FeedForward.Dense d) {
         int[] hidden = hiddenStarts(d.width());
-        return new FeedForward.Dense(d.w1() == null ? null : rows(d.w1(), hidden), rows(d.w2(), dimStarts), rows(d.w3(), hidden));
+        // the up projection's bias this rank's rows'; the down projection's whole, added after its outputs are gathered
+        return new FeedForward.Dense(d.w1() == null ? null : rows(d.w1(), hidden), rows(d.w2(), dimStarts), rows(d.w3(), hidden),
+                part(d.upBias(), hidden[rank], part(hidden)), d.downBias());
     }
 
     /** Elements {@code [from, from + n)} of a bias (this rank's heads' part), or null for none. */

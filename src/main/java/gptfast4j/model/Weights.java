@@ -8,9 +8,11 @@ import java.util.function.UnaryOperator;
 /**
  * All weights of a model. {@code tokEmbeddings} is {@code [dim, vocab]} (one row per token), {@code output} is
  * {@code [dim, vocab]} and is the same tensor as {@code tokEmbeddings} when the model ties them. {@code classifier}: a
- * reranker's head over its pooled state ({@link Pooling#RANK}); null in other models.
+ * reranker's head over its pooled state ({@link Pooling#RANK}); null in other models. {@code normBias} [dim]: the
+ * output norm's bias (a LayerNorm's: StarCoder2's, Phi-2's), {@code outputBias} [vocab]: the logits' (Phi-2's); null
+ * in the others.
  */
-public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor output, Classifier classifier) {
+public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor output, Classifier classifier, float[] normBias, float[] outputBias) {
 
     /**
      * A classifier head, {@code cls.output}: {@code weights} {@code [dim, labels]} (Qwen3-Reranker's two, the output
@@ -65,7 +67,7 @@ public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor
             mapped[l] = x.with(mapped(x.wq(), f), mapped(x.wk(), f), mapped(x.wv(), f), mapped(x.wo(), f), ffn, latent,
                     x.recurrent() == null ? null : x.recurrent().with(f));
         }
-        return new Weights(tokEmbeddings, mapped, norm, f.apply(output), classifier);
+        return new Weights(tokEmbeddings, mapped, norm, f.apply(output), classifier, normBias, outputBias);
     }
 
     /** {@code f(t)}, or null for a matrix the layer has not. */
@@ -74,7 +76,7 @@ public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor
     }
 
     private static FeedForward.Dense map(FeedForward.Dense d, UnaryOperator<Tensor> f) {
-        return new FeedForward.Dense(d.w1() == null ? null : f.apply(d.w1()), f.apply(d.w2()), f.apply(d.w3()));
+        return d.with(d.w1() == null ? null : f.apply(d.w1()), f.apply(d.w2()), f.apply(d.w3()));
     }
 
     /**

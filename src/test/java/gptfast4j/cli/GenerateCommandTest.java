@@ -271,6 +271,20 @@ class GenerateCommandTest {
     }
 
     /**
+     * StarCoder2's and Phi-2's mini models (LayerNormFamiliesTest's: LayerNorm with biases, GELU of up without a gate,
+     * biases on every projection; Phi-2's blocks in parallel, a bias on the logits): greedy, 40 tokens, llama-completion
+     * de3ff81's texts.
+     */
+    @Test
+    void layerNormFamiliesGreedyTextsAreLlamaCompletions(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path starcoder2 = dir.resolve("starcoder2-mini.gguf"), phi2 = dir.resolve("phi2-mini.gguf");
+        gptfast4j.model.LayerNormFamiliesTest.writeStarCoder2(dir.resolve("llama.gguf"), starcoder2);
+        gptfast4j.model.LayerNormFamiliesTest.writePhi2(dir.resolve("llama.gguf"), phi2);
+        assertGreedy40("Once upon a timeFFER mounted mounted mounted mounted mounted mounted mounted mounted mounted mounted mounted mounted mounted mounted mounted mounted mountedUG Railcules circlesclusion lowest maneraProgress IO \u0433\u043e\u043b\u043e\u0432 IO \u0433\u043e\u043b\u043e\u0432 IO \u0433\u043e\u043b\u043e\u0432 IO \u0433\u043e\u043b\u043e\u0432 IO \u0433\u043e\u043b\u043e\u0432 \u0433\u043e\u043b\u043e\u0432 \u0433\u043e\u043b\u043e\u0432 \u0433\u043e\u043b\u043e\u0432 \u0433\u043e\u043b\u043e\u0432", starcoder2);
+        assertGreedy40("Once upon a time SH Apache andere\u043b\u044c\u043a\u043e Esc\u0441\u0435\u0434\u0430Capt logical binary SH });\r\u0442\u0443\u0441\u0435\u0434\u0430\u043d\u044b\u043c\u0438 logicalriorityafter\u0441\u0442\u0432\u043e\u300ffoot logical writer\u300ffoot logical writer SH });\r\u0442\u0443 elseLEDisf\u0442\u0443 elseLEDisf\u0442\u0443 elseLEDisf", phi2);
+    }
+
+    /**
      * A Jamba model (JambaTest's: Mamba mixers with their norms, attention without RoPE, every other feed-forward a
      * mixture): greedy text = llama.cpp de3ff81's {@code llama-completion -m FILE -p 'Once upon a time' -n 40 --temp 0
      * -no-cnv --no-warmup -t 1 --no-display-prompt}.
