@@ -178,7 +178,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
-            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2", "mistral4", "starcoder2", "phi2");
+            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2", "mistral4", "starcoder2", "phi2", "stablelm", "nemotron", "orion", "internlm2");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -225,9 +225,14 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo") && !arch.startsWith("exaone") && !arch.equals("gpt-oss")
                         && !arch.equals("dots1") && !arch.equals("seed_oss") && !arch.equals("glm4moe") && !arch.equals("minimax-m2") && !arch.equals("apertus")
                         && !arch.startsWith("lfm2") && !arch.equals("falcon-h1") && !arch.equals("bailingmoe2") && !arch.equals("starcoder2") && !arch.equals("phi2")
+                        && !arch.equals("stablelm") && !arch.equals("nemotron") && !arch.equals("orion")
                         && !(arch.equals("glm4") && usesMrope(md, arch)); // GLM-4V's: llama.cpp turns its M-RoPE's pairs as halves
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
+        // StableLM 2 12B's LayerNorms of each head's queries and keys, each head its own weights: not run here
+        if (arch.equals("stablelm") && tensors.containsKey("blk.0.attn_q_norm.weight")) {
+            throw new ModelFormatException(path + ": a stablelm model with per-head query and key norms (StableLM 2 12B) is not supported");
+        }
         // Mamba-2's and Mamba's blocks (Mamba-Codestral's, Falcon-Mamba's): no attention, no feed-forward; the config's
         // heads and width are a nominal head of 32 (a block of every cache type; its RoPE tables and buffers small) and a
         // width of 1 that no layer reads, so that its checks hold (the file's counts are 0)
@@ -262,6 +267,11 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : arch.equals("jamba") ? Config.Variant.LLAMA.withoutRope() // Jamba's attention: no RoPE, as llama.cpp's graph has it
                 // StarCoder2's and Phi-2's: LayerNorm with biases, no gate, GELU of up; Phi-2's attention and FFN in parallel
                 : arch.equals("starcoder2") || arch.equals("phi2") ? Config.Variant.layerNorm(Config.Activation.GELU_UP, arch.equals("phi2"))
+                // Orion's and StableLM's: LayerNorm with biases and SwiGLU, StableLM 2 12B's attention and FFN in
+                // parallel (its layers have no FFN norm); Nemotron's: LayerNorm with biases, no gate, ReLU² of up
+                : arch.equals("orion") ? Config.Variant.layerNorm(Config.Activation.SILU, false)
+                : arch.equals("stablelm") ? Config.Variant.layerNorm(Config.Activation.SILU, !tensors.containsKey("blk.0.ffn_norm.weight"))
+                : arch.equals("nemotron") ? Config.Variant.layerNorm(Config.Activation.RELU_SQUARED, false)
                 : latent ? deepseek2(path, md, arch)
                 : Config.Variant.LLAMA;
         Config.Variant variant = scaled(path, md, arch, blocks);
@@ -972,6 +982,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     private static Llama build(Path path, Config c, Gating gating, float[][] xielu, Mixers mixers, Asked tensors, OffHeap memory) {
         int dim = c.dim(), qDim = c.qDim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), vocab = c.vocabSize();
         Tensor embeddings = matrix(path, tensors, "token_embd.weight", dim, vocab);
+        // a bias on the logits where llama.cpp's graph adds one (Phi-2's; Phi-3's and Qwen2's where a file has it); its
+        // qwen2vl reads one and leaves it out (no file is converted so): refused elsewhere
+        boolean logitBias = List.of("phi2", "phi3", "qwen2").contains(c.architecture());
+        if (!logitBias && tensors.containsKey("output.bias")) throw new ModelFormatException(path + ": a bias on the logits (output.bias) is not supported");
         Tensor output = tensors.containsKey("output.weight") ? matrix(path, tensors, "output.weight", dim, vocab) : embeddings;
         Layer[] layers = new Layer[c.nLayers()];
         // OLMo2's and EXAONE 4's norms after the attention and the FFN only
@@ -1062,7 +1076,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
         // LFM2's output norm under the name its converter gives it
         return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, c.architecture().startsWith("lfm2") ? "token_embd_norm.weight" : "output_norm.weight", dim), output, classifier,
-                optionalVector(path, tensors, "output_norm.bias", dim), optionalVector(path, tensors, "output.bias", vocab)), memory);
+                optionalVector(path, tensors, "output_norm.bias", dim), logitBias ? optionalVector(path, tensors, "output.bias", vocab) : null), memory);
     }
 
     /**

@@ -71,6 +71,56 @@ public class LayerNormFamiliesTest {
         });
     }
 
+    /** The LayerNorms' biases of every layer and of the output norm, seeded from {@code seed}; an FFN norm's where {@code ffnNorm}. */
+    private static void normBiases(List<GGUFWriter.TensorSpec> tensors, boolean ffnNorm) {
+        for (int l = 0; l < SHAPE.layers(); l++) {
+            FamilyFiles.bias(tensors, "blk." + l + ".attn_norm.bias", new long[]{SHAPE.dim()}, 50 + 10 * l);
+            if (ffnNorm) FamilyFiles.bias(tensors, "blk." + l + ".ffn_norm.bias", new long[]{SHAPE.dim()}, 55 + 10 * l);
+        }
+        FamilyFiles.bias(tensors, "output_norm.bias", new long[]{SHAPE.dim()}, 99);
+    }
+
+    /** Writes the Orion mini model to {@code out}: Llama's blocks with LayerNorm and its biases, RoPE on halves. */
+    public static void writeOrion(Path scratch, Path out) {
+        FamilyFiles.write(SHAPE, "orion", scratch, out, md -> layerNormEpsilon("orion", md), name -> true, (llama, tensors) -> normBiases(tensors, true));
+    }
+
+    /**
+     * Writes the StableLM mini model to {@code out}: Orion's blocks with biases on the query, key and value
+     * projections, RoPE on the first 4 of each head's 16 elements (StableLM's quarter); {@code parallel}: without FFN
+     * norms, the attention and the FFN in parallel (StableLM 2 12B's).
+     */
+    public static void writeStableLm(Path scratch, Path out, boolean parallel) {
+        FamilyFiles.write(SHAPE, "stablelm", scratch, out, md -> {
+            layerNormEpsilon("stablelm", md);
+            md.put("stablelm.rope.dimension_count", Metadata.Value.uint32(4));
+        }, name -> !parallel || !name.endsWith("ffn_norm.weight"), (llama, tensors) -> {
+            normBiases(tensors, !parallel);
+            int kvDim = SHAPE.kvHeads() * SHAPE.headDim();
+            for (int l = 0; l < SHAPE.layers(); l++) FamilyFiles.qkvBiases(tensors, "blk." + l + ".", SHAPE.dim(), kvDim, 70 + l);
+        });
+    }
+
+    /**
+     * Writes the Nemotron mini model to {@code out}: LayerNorm and its biases (its weights already plus one, as the
+     * converter writes them), no gate, ReLU² of the up projection with its bias, the down and output projections'
+     * biases, RoPE on the first 8 of each head's 16 elements.
+     */
+    public static void writeNemotron(Path scratch, Path out) {
+        FamilyFiles.write(SHAPE, "nemotron", scratch, out, md -> {
+            layerNormEpsilon("nemotron", md);
+            md.put("nemotron.rope.dimension_count", Metadata.Value.uint32(8));
+        }, name -> !name.endsWith("ffn_gate.weight"), (llama, tensors) -> {
+            normBiases(tensors, true);
+            for (int l = 0; l < SHAPE.layers(); l++) {
+                String p = "blk." + l + ".";
+                FamilyFiles.bias(tensors, p + "attn_output.bias", new long[]{SHAPE.dim()}, 80 + l);
+                FamilyFiles.bias(tensors, p + "ffn_up.bias", new long[]{SHAPE.hiddenDim()}, 85 + l);
+                FamilyFiles.bias(tensors, p + "ffn_down.bias", new long[]{SHAPE.dim()}, 90 + l);
+            }
+        });
+    }
+
     /** StarCoder2 (StarCoder2-3B, 7B, 15B): llama-perplexity's figure, ours 7e-7 from it. */
     @Test
     void starCoder2GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
@@ -101,5 +151,40 @@ public class LayerNormFamiliesTest {
         assertEquals(8, c.model().config.rotaryDim());
         assertEquals(SHAPE.vocab(), c.model().weights().outputBias().length);
         assertEquals(52233.1700, perplexity(c), 1e-5 * 52233.1700);
+    }
+
+    /**
+     * Orion ({@code orion}: Orion-14B), StableLM ({@code stablelm}: StableLM-2-1.6B and Zephyr, StableLM-3B-4E1T,
+     * stable-code-3b; and StableLM 2 12B's parallel blocks) and Nemotron ({@code nemotron}: Minitron-4B/8B,
+     * Nemotron-Mini-4B): llama-perplexity's figures, ours within 3e-8 of them; InternLM2 ({@code internlm2}:
+     * InternLM2/2.5), Llama's blocks under its name, its figure too. StableLM 2 12B's per-head query and key norms are
+     * refused in one line.
+     */
+    @Test
+    void otherLayerNormFamiliesGiveLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path orion = dir.resolve("orion-mini.gguf"), stablelm = dir.resolve("stablelm-mini.gguf"), parallel = dir.resolve("stablelm-parallel-mini.gguf"),
+                nemotron = dir.resolve("nemotron-mini.gguf"), internlm2 = dir.resolve("internlm2-mini.gguf");
+        writeOrion(dir.resolve("llama.gguf"), orion);
+        writeStableLm(dir.resolve("llama.gguf"), stablelm, false);
+        writeStableLm(dir.resolve("llama.gguf"), parallel, true);
+        writeNemotron(dir.resolve("llama.gguf"), nemotron);
+        LlamaLikeTest.write("internlm2", dir.resolve("llama.gguf"), internlm2, md -> { });
+        Checkpoint c = Checkpoint.load(stablelm, null), p = Checkpoint.load(parallel, null);
+        assertTrue(c.model().config.variant().layerNorm() && !c.model().config.variant().parallelBlocks() && p.model().config.variant().parallelBlocks());
+        assertEquals(Config.Activation.RELU_SQUARED, Checkpoint.load(nemotron, null).model().config.variant().activation());
+        assertEquals(54483.4383, perplexity(Checkpoint.load(orion, null)), 1e-6 * 54483.4383);
+        assertEquals(55425.0153, perplexity(c), 1e-6 * 55425.0153);
+        assertEquals(54458.4766, perplexity(p), 1e-6 * 54458.4766);
+        assertEquals(64165.0736, perplexity(Checkpoint.load(nemotron, null)), 1e-6 * 64165.0736);
+        assertEquals(47615.3673, perplexity(Checkpoint.load(internlm2, null)), 1e-6 * 47615.3673);
+        Path headNorms = dir.resolve("stablelm-12b-mini.gguf");
+        FamilyFiles.rewrite(parallel, headNorms, md -> { }, name -> true, (llama, tensors) -> {
+            for (int l = 0; l < SHAPE.layers(); l++) {
+                FamilyFiles.bias(tensors, "blk." + l + ".attn_q_norm.weight", new long[]{SHAPE.headDim(), SHAPE.heads()}, l);
+                FamilyFiles.bias(tensors, "blk." + l + ".attn_k_norm.weight", new long[]{SHAPE.headDim(), SHAPE.kvHeads()}, l);
+            }
+        });
+        gptfast4j.io.ModelFormatException e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(headNorms, null));
+        assertEquals(headNorms + ": a stablelm model with per-head query and key norms (StableLM 2 12B) is not supported", e.getMessage());
     }
 }
