@@ -72,7 +72,10 @@ public record ModelShape(String name, int dim, int hiddenDim, int layers, int he
             new ModelShape("mamba-codestral-7b", 4096, 1, 64, 1, 1, 32768, 1 << 20, 10000, 1e-5f, false, 0, 0, 0, 4096, "mamba2"),
             // Falcon-Mamba-7B: 64 blocks of a Mamba mixer alone (8192 channels of 16 states, dt of rank 256, its input, B and
             // C normalized), no attention and no feed-forward (nominal here, as for Mamba-Codestral), 65024 tokens, untied
-            new ModelShape("falcon-mamba-7b", 4096, 1, 64, 1, 1, 65024, 1 << 20, 10000, 1e-5f, false, 0, 0, 0, 4096, "mamba"));
+            new ModelShape("falcon-mamba-7b", 4096, 1, 64, 1, 1, 65024, 1 << 20, 10000, 1e-5f, false, 0, 0, 0, 4096, "mamba"),
+            // Phi-2: 32 layers of 32 heads of 80 (RoPE on 32 of them), LayerNorm with biases, a feed-forward 10240 wide
+            // without a gate, the attention and the FFN in parallel, its 51200-token vocabulary, a bias on the logits
+            new ModelShape("phi-2", 2560, 10240, 32, 32, 32, 51200, 2048, 10000, 1e-5f, false, 0, 0, 0, 80, "phi2"));
 
     public static ModelShape named(String name) {
         for (ModelShape s : ALL) if (s.name.equalsIgnoreCase(name)) return s;

@@ -166,6 +166,11 @@ public final class RandomModel {
             md.put("mamba.ssm.time_step_rank", Metadata.Value.uint32(FALCON_MAMBA_RANK));
             md.put("mamba.ssm.dt_b_c_rms", Metadata.Value.bool(true));
         }
+        if (arch.equals("phi2")) {
+            // Phi-2's LayerNorm epsilon in place of RMSNorm's, RoPE on 2/5 of each head (32 of 80), an even count
+            md.put("phi2.attention.layer_norm_epsilon", md.remove("phi2.attention.layer_norm_rms_epsilon"));
+            md.put("phi2.rope.dimension_count", Metadata.Value.uint32(s.headDim() * 2 / 5 / 2 * 2));
+        }
         if (arch.equals("gpt-oss")) {
             // gpt-oss-20b's: its experts' width, a window of 128 positions on every other layer, YaRN x32 of 4096
             md.put("gpt-oss.expert_feed_forward_length", Metadata.Value.uint32(s.hiddenDim()));
@@ -194,6 +199,7 @@ public final class RandomModel {
                 lfm2 = s.architecture().equals("lfm2"), qwen35 = s.architecture().equals("qwen35"), granite = s.architecture().equals("granitehybrid"),
                 nemotron = s.architecture().equals("nemotron_h"), mamba2 = s.architecture().equals("mamba2"), mamba1 = s.architecture().equals("mamba");
         tensors.add(matrix("token_embd.weight", type, dim, s.vocab(), 1.0));
+        if (s.architecture().equals("phi2")) return phi2(tensors, s, type);
         if (s.ropeScaling() > 0) {
             float[] factors = Checkpoint.llama3RopeFactors(s.ropeScaling(), 1, 4, 8192, s.ropeTheta(), s.headDim());
             tensors.add(new GGUFWriter.TensorSpec("rope_freqs.weight", GGMLType.F32, new long[]{factors.length},
@@ -347,6 +353,33 @@ public final class RandomModel {
         return tensors;
     }
 
+    /**
+     * Phi-2's layers and head after {@code tensors}' embeddings: LayerNorm with biases, the query, key and value
+     * projections in one tensor with its bias, biases on the output and feed-forward projections (no gate, no FFN norm:
+     * its blocks are parallel), and on the logits.
+     */
+    private static List<GGUFWriter.TensorSpec> phi2(List<GGUFWriter.TensorSpec> tensors, ModelShape s, GGMLType type) {
+        int dim = s.dim(), hidden = s.hiddenDim(), qkv = 3 * s.heads() * s.headDim();
+        for (int l = 0; l < s.layers(); l++) {
+            String p = "blk." + l + ".";
+            tensors.add(ones(p + "attn_norm.weight", dim));
+            tensors.add(tensor(p + "attn_norm.bias", GGMLType.F32, new long[]{dim}, 0.01));
+            tensors.add(matrix(p + "attn_qkv.weight", type, dim, qkv, 1 / Math.sqrt(dim)));
+            tensors.add(tensor(p + "attn_qkv.bias", GGMLType.F32, new long[]{qkv}, 0.01));
+            tensors.add(matrix(p + "attn_output.weight", type, dim, dim, 1 / Math.sqrt(dim)));
+            tensors.add(tensor(p + "attn_output.bias", GGMLType.F32, new long[]{dim}, 0.01));
+            tensors.add(matrix(p + "ffn_up.weight", type, dim, hidden, 1 / Math.sqrt(dim)));
+            tensors.add(tensor(p + "ffn_up.bias", GGMLType.F32, new long[]{hidden}, 0.01));
+            tensors.add(matrix(p + "ffn_down.weight", type, hidden, dim, 1 / Math.sqrt(hidden)));
+            tensors.add(tensor(p + "ffn_down.bias", GGMLType.F32, new long[]{dim}, 0.01));
+        }
+        tensors.add(ones("output_norm.weight", dim));
+        tensors.add(tensor("output_norm.bias", GGMLType.F32, new long[]{dim}, 0.01));
+        tensors.add(matrix("output.weight", type, dim, s.vocab(), 1 / Math.sqrt(dim)));
+        tensors.add(tensor("output.bias", GGMLType.F32, new long[]{s.vocab()}, 0.01));
+        return tensors;
+    }
+
     /** Total bytes of tensor data {@link #write} will produce (for progress reports). */
     public static long dataBytes(ModelShape s, GGMLType type) {
         return tensors(s, type).stream().mapToLong(GGUFWriter.TensorSpec::bytes).sum();
@@ -360,10 +393,11 @@ public final class RandomModel {
      */
     static Map<String, Metadata.Value> tokenizerMetadata(int vocab, Path sharedTokenizers) {
         Map<String, Metadata.Value> md = new LinkedHashMap<>();
-        if (vocab == 32000 || vocab == PHI3_VOCAB || vocab == GEMMA_VOCAB || vocab == DEEPSEEK_VOCAB || vocab == LFM2_VOCAB || vocab == GRANITE_VOCAB || vocab == CODESTRAL_VOCAB || vocab == FALCON_VOCAB) {
+        if (vocab == 32000 || vocab == PHI3_VOCAB || vocab == GEMMA_VOCAB || vocab == DEEPSEEK_VOCAB || vocab == LFM2_VOCAB || vocab == GRANITE_VOCAB || vocab == CODESTRAL_VOCAB || vocab == FALCON_VOCAB
+                || vocab == PHI2_VOCAB) {
             md.putAll(Tokenizers.load(sharedTokenizers.resolve("llama2-tokenizer.model")).ggufMetadata());
             if (vocab == PHI3_VOCAB) pad(md, PHI3_ADDED, TokenType.CONTROL, vocab, "[PAD%d]", TokenType.UNKNOWN);
-            if (vocab == GEMMA_VOCAB || vocab == DEEPSEEK_VOCAB || vocab == LFM2_VOCAB || vocab == GRANITE_VOCAB || vocab == CODESTRAL_VOCAB || vocab == FALCON_VOCAB) pad(md, new String[0], 0, vocab, "<unused%d>", UNUSED_TYPE);
+            if (vocab == GEMMA_VOCAB || vocab == DEEPSEEK_VOCAB || vocab == LFM2_VOCAB || vocab == GRANITE_VOCAB || vocab == CODESTRAL_VOCAB || vocab == FALCON_VOCAB || vocab == PHI2_VOCAB) pad(md, new String[0], 0, vocab, "<unused%d>", UNUSED_TYPE);
             md.put("tokenizer.ggml.bos_token_id", Metadata.Value.uint32(1));
             md.put("tokenizer.ggml.eos_token_id", Metadata.Value.uint32(2));
             md.put("tokenizer.ggml.unknown_token_id", Metadata.Value.uint32(0));
@@ -384,7 +418,7 @@ public final class RandomModel {
     /** A Qwen2-MoE shape's shared expert's width in experts' widths (Qwen1.5-MoE-A2.7B's: 5632 = 4 x 1408). */
     private static final int QWEN2MOE_SHARED = 4;
     private static final int PHI3_VOCAB = 32064, GEMMA_VOCAB = 262144, GPT_OSS_VOCAB = 201088, QWEN_VOCAB = 151936, DEEPSEEK_VOCAB = 102400, LFM2_VOCAB = 65536,
-            QWEN35_VOCAB = 248320, GRANITE_VOCAB = 100352, NEMOTRON_VOCAB = 131072, CODESTRAL_VOCAB = 32768, FALCON_VOCAB = 65024, UNUSED_TYPE = 5;
+            QWEN35_VOCAB = 248320, GRANITE_VOCAB = 100352, NEMOTRON_VOCAB = 131072, CODESTRAL_VOCAB = 32768, FALCON_VOCAB = 65024, PHI2_VOCAB = 51200, UNUSED_TYPE = 5;
     /** Falcon-Mamba-7B's Mamba mixers: rows of 16 states per channel, dt of rank 256, channels twice the width. */
     private static final int FALCON_MAMBA_STATES = 16, FALCON_MAMBA_RANK = 256;
     /** Qwen3.5's delta nets' key heads, value heads and their width (Qwen3-Next's). */

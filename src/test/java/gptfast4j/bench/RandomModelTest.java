@@ -275,6 +275,25 @@ class RandomModelTest {
         assertGenerates(c, 1, 15043);
     }
 
+    /**
+     * A Phi-2 shape: LayerNorm with biases, fused projections with their bias, no gate, parallel blocks, RoPE on part
+     * of each head, a bias on the logits, Phi-2's vocabulary size as Llama-2's padded; it loads as phi2 and generates
+     * (make-model's phi-2 file runs in llama-bench de3ff81 as "phi2 3B").
+     */
+    @Test
+    void phi2ShapeIsPhi2s(@TempDir Path dir) {
+        Checkpoint c = written(new ModelShape("phi2-tiny", 64, 128, 2, 4, 4, 51200, 2048, 10000, 1e-5f, false, 0, 0, 0, 16, "phi2"), GGMLType.Q8_0, dir);
+        gptfast4j.model.Config config = c.model().config;
+        assertTrue(config.variant().layerNorm() && config.variant().parallelBlocks());
+        assertEquals(6, config.rotaryDim()); // 2/5 of 16, even
+        gptfast4j.model.Layer layer = c.model().weights().layers()[1];
+        assertTrue(layer.attentionNormBias() != null && layer.qBias() != null && layer.outputBias() != null && layer.ffnNorm() == null);
+        assertTrue(layer.feedForward() instanceof gptfast4j.model.FeedForward.Dense d && d.w1() == null && d.upBias() != null && d.downBias() != null);
+        assertEquals(51200, c.model().weights().outputBias().length);
+        assertEquals(51200, c.tokenizer().vocabSize());
+        assertGenerates(c, 1, 15043);
+    }
+
     /** K-quant files: random blocks with super-block scales that keep the weights near the asked spread, and they run. */
     @ParameterizedTest
     @ValueSource(strings = {"Q4_K", "Q5_K", "Q6_K"})
