@@ -178,7 +178,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
-            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2", "mistral4", "starcoder2", "phi2", "stablelm", "nemotron", "orion", "internlm2");
+            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2", "mistral4", "starcoder2", "phi2", "stablelm", "nemotron", "orion", "internlm2", "falcon", "gptneox");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -225,7 +225,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo") && !arch.startsWith("exaone") && !arch.equals("gpt-oss")
                         && !arch.equals("dots1") && !arch.equals("seed_oss") && !arch.equals("glm4moe") && !arch.equals("minimax-m2") && !arch.equals("apertus")
                         && !arch.startsWith("lfm2") && !arch.equals("falcon-h1") && !arch.equals("bailingmoe2") && !arch.equals("starcoder2") && !arch.equals("phi2")
-                        && !arch.equals("stablelm") && !arch.equals("nemotron") && !arch.equals("orion")
+                        && !arch.equals("stablelm") && !arch.equals("nemotron") && !arch.equals("orion") && !arch.equals("falcon") && !arch.equals("gptneox")
                         && !(arch.equals("glm4") && usesMrope(md, arch)); // GLM-4V's: llama.cpp turns its M-RoPE's pairs as halves
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
@@ -267,6 +267,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : arch.equals("jamba") ? Config.Variant.LLAMA.withoutRope() // Jamba's attention: no RoPE, as llama.cpp's graph has it
                 // StarCoder2's and Phi-2's: LayerNorm with biases, no gate, GELU of up; Phi-2's attention and FFN in parallel
                 : arch.equals("starcoder2") || arch.equals("phi2") ? Config.Variant.layerNorm(Config.Activation.GELU_UP, arch.equals("phi2"))
+                // Falcon's and GPT-NeoX's the same, Falcon's in parallel, GPT-NeoX's where the file says (its key required, as llama.cpp reads it)
+                : arch.equals("falcon") ? Config.Variant.layerNorm(Config.Activation.GELU_UP, true)
+                : arch.equals("gptneox") ? Config.Variant.layerNorm(Config.Activation.GELU_UP, requiredBool(md, path, "gptneox.use_parallel_residual"))
                 // Orion's and StableLM's: LayerNorm with biases and SwiGLU, StableLM 2 12B's attention and FFN in
                 // parallel (its layers have no FFN norm); Nemotron's: LayerNorm with biases, no gate, ReLU² of up
                 : arch.equals("orion") ? Config.Variant.layerNorm(Config.Activation.SILU, false)
@@ -1000,7 +1003,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 // Qwen3.5's attention: each head's query followed by its gate in wq's rows, the FFN's norm named as a post-attention norm
                 queryGates = c.architecture().startsWith("qwen35") || c.architecture().equals("qwen3next"),
                 // Falcon-H1's: attention and a Mamba-2 mixer side by side in every layer
-                falconH1 = c.architecture().equals("falcon-h1");
+                falconH1 = c.architecture().equals("falcon-h1"),
+                falcon = c.architecture().equals("falcon"), gptNeox = c.architecture().equals("gptneox");
         float[] ones = new float[c.headDim()];
         Arrays.fill(ones, 1f);
         for (int l = 0; l < layers.length; l++) {
@@ -1029,8 +1033,12 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             boolean layerHeadNorms = headNorms || glm4moe && tensors.containsKey(p + "attn_q_norm.weight");
             Tensor gateUp = !mixture && !ungated && !tensors.containsKey(p + "ffn_gate.weight") ? matrix(path, tensors, p + "ffn_up.weight", dim, 2L * hidden) : null;
             LatentAttention latent = latentAttention ? latent(path, c, tensors, p) : null;
+            // the attention's norm, and in parallel blocks the FFN's own norm of the same input where it has one:
+            // Falcon-40B's attention normalized by attn_norm_2 and its FFN by attn_norm, GPT-NeoX's FFN by ffn_norm
+            boolean falconTwoNorms = falcon && tensors.containsKey(p + "attn_norm_2.weight");
+            String attentionNorm = falconTwoNorms ? "attn_norm_2" : "attn_norm", parallelFfnNorm = falconTwoNorms ? "attn_norm" : gptNeox ? "ffn_norm" : null;
             layers[l] = new Layer(
-                    olmo2 ? null : vector(path, tensors, p + "attn_norm.weight", dim), // OLMo2: no norms before, only after
+                    olmo2 ? null : vector(path, tensors, p + attentionNorm + ".weight", dim), // OLMo2: no norms before, only after
                     latent != null ? matrix(path, tensors, p + (latent.qA() == null ? "attn_q.weight" : "attn_q_b.weight"),
                             latent.qA() == null ? dim : latent.qA().rows, (long) c.nHeads() * latent.queryWidth())
                             : qkv != null ? qkv.rows(0, qDim) : matrix(path, tensors, p + "attn_q.weight", dim, queryGates ? 2L * qDim : qDim),
@@ -1040,7 +1048,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     matrix(path, tensors, p + "attn_output.weight", latent != null ? (long) c.nHeads() * latent.valueWidth() : qDim, dim),
                     // parallel: the attention's norm; gpt-oss's, Seed-OSS's and GLM-4.5's under the name of a "post-attention" norm
                     // (Falcon-H1's named without ".weight", as its converter writes it and llama.cpp reads it)
-                    olmo2 || parallelBlocks ? null : vector(path, tensors, p + (gptOss || seedOss || glm4moe || queryGates ? "post_attention_norm.weight" : falconH1 ? "ffn_norm" : "ffn_norm.weight"), dim),
+                    olmo2 || parallelBlocks && parallelFfnNorm == null ? null : parallelBlocks ? vector(path, tensors, p + parallelFfnNorm + ".weight", dim)
+                            : vector(path, tensors, p + (gptOss || seedOss || glm4moe || queryGates ? "post_attention_norm.weight" : falconH1 ? "ffn_norm" : "ffn_norm.weight"), dim),
                     mixture ? mixture(path, c, gating, tensors, p) : new FeedForward.Dense(
                             ungated ? null : gateUp != null ? gateUp.rows(0, hidden) : matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
                             matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
@@ -1061,7 +1070,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     latent,
                     xielu == null ? null : xielu[l], null, falconH1 ? mamba2Beside(path, c, tensors, p, mixers) : null, queryGates,
                     // a LayerNorm's biases (StarCoder2's, Phi-2's) where the file has them
-                    optionalVector(path, tensors, p + "attn_norm.bias", dim), optionalVector(path, tensors, p + "ffn_norm.bias", dim));
+                    optionalVector(path, tensors, p + attentionNorm + ".bias", dim),
+                    optionalVector(path, tensors, p + (parallelBlocks && parallelFfnNorm != null ? parallelFfnNorm : "ffn_norm") + ".bias", dim));
             // Apertus's query and key norms' biases, which llama.cpp reads and leaves out of its norms: asked for, so not unused
             if (c.architecture().equals("apertus")) List.of("attn_q_norm.bias", "attn_k_norm.bias").forEach(n -> tensors.containsKey(p + n));
         }
@@ -1684,6 +1694,11 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     private static float requiredFloat(Metadata md, Path path, String key) {
         if (!md.has(key)) throw new ModelFormatException(path + ": missing metadata " + key);
         return md.getFloat(key, 0f);
+    }
+
+    private static boolean requiredBool(Metadata md, Path path, String key) {
+        if (!md.has(key)) throw new ModelFormatException(path + ": missing metadata " + key);
+        return md.getBool(key, false);
     }
 
     /**

@@ -644,7 +644,11 @@ public final class Llama {
     private void attentionNorm(State s, int t0, int t1) {
         Layer layer = weights().layers()[s.layer];
         normalize(s, t0, t1, layer.attentionNorm(), layer.attentionNormBias());
-        if (config.variant().parallelBlocks()) System.arraycopy(s.xb, t0 * config.dim(), s.ffnInput, t0 * config.dim(), (t1 - t0) * config.dim());
+        if (!config.variant().parallelBlocks()) return;
+        int dim = config.dim();
+        // the FFN's own norm of the layer's input where it has one (GPT-NeoX's, Falcon-40B's), else the attention's
+        if (layer.ffnNorm() != null) for (int t = t0; t < t1; t++) norm(s.ffnInput, t * dim, s.x, t * dim, layer.ffnNorm(), layer.ffnNormBias(), dim);
+        else System.arraycopy(s.xb, t0 * dim, s.ffnInput, t0 * dim, (t1 - t0) * dim);
     }
 
     /** Tokens {@code [t0, t1)}: {@code xb = rmsnorm(x) * norm (+ bias)}, or {@code xb = x} where there is no norm (OLMo2's). */

@@ -85,10 +85,13 @@ public enum QuantizeMode {
         return typeOf(kind, layer, keptLayers, c.layers(), c, tied, importance);
     }
 
-    /** What a mix's rules ask of a model: its layers, its query and kv heads (the GQA ratio), its experts (0 for none). */
-    public record Shape(int layers, int heads, int kvHeads, int experts) {
+    /**
+     * What a mix's rules ask of a model: its layers, its query and kv heads (the GQA ratio), its experts (0 for none),
+     * and whether it is a Falcon, whose output head, ffn_down and attn_output llama-quantize treats apart.
+     */
+    public record Shape(int layers, int heads, int kvHeads, int experts, boolean falcon) {
         public static Shape of(Config c) {
-            return new Shape(c.nLayers(), c.nHeads(), c.nKvHeads(), c.expertCount());
+            return new Shape(c.nLayers(), c.nHeads(), c.nKvHeads(), c.expertCount(), c.architecture().equals("falcon"));
         }
     }
 
@@ -100,9 +103,11 @@ public enum QuantizeMode {
         if (!mix) return kind.equals("token_embd") ? null : base;
         int layers = fileLayers;
         boolean eightExperts = c.experts() == 8;
+        boolean falcon = c.falcon();
         return switch (kind) {
-            case "output" -> head();
-            case "token_embd" -> tied ? head() : base == GGMLType.TQ1_0 || base == GGMLType.TQ2_0 ? GGMLType.Q4_K : base;
+            // Falcon's head in Q8_0 in every mix
+            case "output" -> falcon ? GGMLType.Q8_0 : head();
+            case "token_embd" -> tied ? (falcon ? GGMLType.Q8_0 : head()) : base == GGMLType.TQ1_0 || base == GGMLType.TQ2_0 ? GGMLType.Q4_K : base;
             // Phi-3's fused query, key and value projections take attn_v's rules, as llama-quantize gives them, and
             // DeepSeek-V2's key and value up-projection where the file has it whole
             case "attn_v", "attn_qkv", "attn_kv_b" -> {
@@ -123,7 +128,7 @@ public enum QuantizeMode {
                 yield eightExperts ? GGMLType.Q8_0 : t;
             }
             case "attn_k" -> eightExperts ? GGMLType.Q8_0 : base;
-            case "attn_output" -> switch (this) {
+            case "attn_output" -> falcon ? (this == Q3_K_L ? GGMLType.Q4_K : base) : switch (this) {
                 case Q2_K, Q3_K_S, Q3_K_M, Q4_K_S, Q4_K_M, IQ4_NL, IQ4_XS -> eightExperts ? GGMLType.Q5_K
                         : this == Q2_K ? GGMLType.Q3_K : this == Q3_K_M ? GGMLType.Q4_K : base;
                 case Q3_K_L -> eightExperts ? base : GGMLType.Q5_K;
@@ -133,10 +138,12 @@ public enum QuantizeMode {
             case "ffn_down", "ffn_down_exps", "ffn_down_shexp" -> switch (this) {
                 case Q2_K -> GGMLType.Q3_K;
                 case Q2_K_S -> layer < layers / 8 ? GGMLType.Q4_K : base;
-                case Q3_K_M -> layer < layers / 16 ? GGMLType.Q5_K : GGMLType.Q4_K;
-                case Q3_K_L -> GGMLType.Q5_K;
-                case Q4_K_M, Q5_K_M -> moreBits(layer, layers) ? GGMLType.Q6_K : base;
-                case Q4_K_S -> layer < layers / 8 ? GGMLType.Q5_K : base;
+                case Q3_K_M -> layer < layers / 16 ? GGMLType.Q5_K : !falcon || moreBits(layer, layers) ? GGMLType.Q4_K : base;
+                case Q3_K_L -> falcon ? GGMLType.Q4_K : GGMLType.Q5_K;
+                case Q4_K_M -> !falcon ? (moreBits(layer, layers) ? GGMLType.Q6_K : base)
+                        : layer < layers / 16 ? GGMLType.Q6_K : moreBits(layer, layers) ? GGMLType.Q5_K : base;
+                case Q5_K_M -> moreBits(layer, layers) ? GGMLType.Q6_K : base;
+                case Q4_K_S -> layer < layers / 8 && !falcon ? GGMLType.Q5_K : base;
                 // the first eighth's ffn_down goes wrong in IQ4 without an importance matrix, and in Q4_0/Q5_0 even with one
                 case IQ4_NL, IQ4_XS -> layer < layers / 8 && !importance ? GGMLType.Q5_K : base;
                 case Q4_0 -> layer < layers / 8 && importance ? GGMLType.Q4_1 : base;

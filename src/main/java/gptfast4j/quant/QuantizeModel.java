@@ -145,7 +145,7 @@ public final class QuantizeModel {
     public static Plan plan(Encoder src, QuantizeMode mode, Options options) {
         Encoder.Config c = src.config;
         return plan(new Model(src.path(), src.tensors(), new LinkedHashMap<>(src.metadata().asMap()), c.architecture(),
-                new QuantizeMode.Shape(c.layers(), c.heads(), c.heads(), c.experts()), c.layers(), false, null), mode, options);
+                new QuantizeMode.Shape(c.layers(), c.heads(), c.heads(), c.experts(), false), c.layers(), false, null), mode, options);
     }
 
     /**

@@ -121,6 +121,48 @@ public class LayerNormFamiliesTest {
         });
     }
 
+    /**
+     * Writes the Falcon mini model to {@code out}: its query, key and value projections fused (no bias), no gate, no
+     * FFN norm, the attention and the FFN in parallel, LayerNorm with biases; {@code twoNorms}: Falcon-40B's, the
+     * attention's input normalized by {@code attn_norm_2}, the FFN's by {@code attn_norm}; else Falcon-7B's, one norm
+     * for both.
+     */
+    public static void writeFalcon(Path scratch, Path out, boolean twoNorms) {
+        FamilyFiles.write(SHAPE, "falcon", scratch, out, md -> layerNormEpsilon("falcon", md),
+                name -> !name.matches("blk\\.\\d+\\.(attn_[qkv]|ffn_gate|ffn_norm)\\.weight"), (llama, tensors) -> {
+            for (int l = 0; l < SHAPE.layers(); l++) {
+                String p = "blk." + l + ".";
+                FamilyFiles.fused(tensors, p + "attn_qkv.weight", llama.get(p + "attn_q.weight"), llama.get(p + "attn_k.weight"), llama.get(p + "attn_v.weight"));
+                if (twoNorms) {
+                    FamilyFiles.norm(tensors, p + "attn_norm_2.weight", SHAPE.dim(), 30 + l);
+                    FamilyFiles.bias(tensors, p + "attn_norm_2.bias", new long[]{SHAPE.dim()}, 35 + l);
+                }
+            }
+            normBiases(tensors, false);
+        });
+    }
+
+    /**
+     * Writes the GPT-NeoX mini model to {@code out}: LayerNorm with biases, fused query, key and value projections with
+     * their bias, biases on the output and feed-forward projections, no gate, RoPE on the first 4 of each head's 16
+     * elements; {@code parallel} ({@code use_parallel_residual}: Pythia's): the attention and the FFN in parallel, each
+     * normalizing the layer's input by its own norm.
+     */
+    public static void writeGptNeox(Path scratch, Path out, boolean parallel) {
+        FamilyFiles.write(SHAPE, "gptneox", scratch, out, md -> {
+            layerNormEpsilon("gptneox", md);
+            md.put("gptneox.rope.dimension_count", Metadata.Value.uint32(4));
+            md.put("gptneox.use_parallel_residual", Metadata.Value.bool(parallel));
+        }, name -> !name.matches("blk\\.\\d+\\.(attn_[qkv]|ffn_gate)\\.weight"), (llama, tensors) -> {
+            for (int l = 0; l < SHAPE.layers(); l++) {
+                String p = "blk." + l + ".";
+                FamilyFiles.fused(tensors, p + "attn_qkv.weight", llama.get(p + "attn_q.weight"), llama.get(p + "attn_k.weight"), llama.get(p + "attn_v.weight"));
+                layerBiases(tensors, p, 10 * l, true, true);
+            }
+            FamilyFiles.bias(tensors, "output_norm.bias", new long[]{SHAPE.dim()}, 99);
+        });
+    }
+
     /** StarCoder2 (StarCoder2-3B, 7B, 15B): llama-perplexity's figure, ours 7e-7 from it. */
     @Test
     void starCoder2GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
@@ -186,5 +228,47 @@ public class LayerNormFamiliesTest {
         });
         gptfast4j.io.ModelFormatException e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(headNorms, null));
         assertEquals(headNorms + ": a stablelm model with per-head query and key norms (StableLM 2 12B) is not supported", e.getMessage());
+    }
+
+    /**
+     * Falcon ({@code falcon}: Falcon-7B's one norm for the parallel attention and FFN; Falcon-40B's and 180B's two,
+     * {@code attn_norm_2} the attention's and {@code attn_norm} the FFN's) and GPT-NeoX ({@code gptneox}: Pythia,
+     * GPT-NeoX-20B; in sequence, or in parallel with a norm each): llama-perplexity's figures, ours within 9e-6 of them
+     * (GELU's half-float table). Falcon-40B's norms swapped give 65555.93 where llama.cpp gives 58900.16. A GPT-NeoX
+     * file without {@code use_parallel_residual} is refused in one line, as llama.cpp requires the key.
+     */
+    @Test
+    void falconAndGptNeoxGiveLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Object[][] cases = {{"falcon-7b", 64960.4683}, {"falcon-40b", 58900.1594}, {"gptneox", 54006.8546}, {"gptneox-parallel", 53809.7763}};
+        for (Object[] k : cases) {
+            String name = (String) k[0];
+            Path file = dir.resolve(name + "-mini.gguf");
+            if (name.startsWith("falcon")) writeFalcon(dir.resolve("llama.gguf"), file, name.equals("falcon-40b"));
+            else writeGptNeox(dir.resolve("llama.gguf"), file, name.endsWith("parallel"));
+            Checkpoint c = Checkpoint.load(file, null);
+            assertEquals(!name.equals("gptneox"), c.model().config.variant().parallelBlocks(), name);
+            assertEquals(name.equals("falcon-7b"), c.model().weights().layers()[1].ffnNorm() == null, name);
+            assertEquals((double) k[1], perplexity(c), 1e-5 * (double) k[1], name);
+        }
+        Path unsaid = dir.resolve("gptneox-unsaid.gguf");
+        FamilyFiles.rewrite(dir.resolve("gptneox-mini.gguf"), unsaid, md -> md.remove("gptneox.use_parallel_residual"), name -> true, (llama, tensors) -> { });
+        gptfast4j.io.ModelFormatException e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(unsaid, null));
+        assertEquals(unsaid + ": missing metadata gptneox.use_parallel_residual", e.getMessage());
+    }
+
+    /**
+     * llama-quantize treats Falcon's ffn_down, attn_output and output head apart: in Q4_K_M its ffn_down Q5_K where
+     * others' are Q6_K (here each its fallback for rows of 160: Q5_1 where Llama's rules give Q8_0). The Falcon-40B mini
+     * in Q4_K_M: llama-quantize de3ff81's types, and its file byte for byte (tried: also Q3_K_M, Q3_K_L, Q4_K_S, Q5_K_M,
+     * Q2_K, Q6_K and Q8_0 of it and of a Falcon 256 wide, tied and untied).
+     */
+    @Test
+    void falconIsQuantizedAsLlamaQuantizeQuantizesIt(@TempDir Path dir) {
+        Path file = dir.resolve("falcon-40b-mini.gguf"), out = dir.resolve("falcon-q4_k_m.gguf");
+        writeFalcon(dir.resolve("llama.gguf"), file, true);
+        gptfast4j.quant.QuantizeModel.plan(Checkpoint.load(file, null), gptfast4j.quant.QuantizeMode.of("q4_k_m", "--mode"), gptfast4j.quant.QuantizeModel.Options.NONE).write(out, b -> { });
+        Map<String, gptfast4j.io.TensorData> q = gptfast4j.io.GGUF.read(out).tensors();
+        List<String> types = java.util.stream.IntStream.range(0, SHAPE.layers()).mapToObj(l -> q.get("blk." + l + ".ffn_down.weight").type().name()).toList();
+        assertEquals(List.of("Q5_0", "Q5_0", "Q5_1", "Q5_1"), types);
     }
 }

@@ -145,13 +145,16 @@ class TensorParallelTest {
         }, name -> !name.endsWith("ffn_norm.weight") && !name.equals("output.weight"), (llama, tensors) -> { });
         // StarCoder2 and Phi-2: each process its rows of the up projection's bias, the down projection's and the
         // logits' biases added once gathered; Phi-2's fused q/k/v bias split with its heads
-        Path starcoder2 = dir.resolve("starcoder2-mini.gguf"), phi2 = dir.resolve("phi2-mini.gguf");
+        Path starcoder2 = dir.resolve("starcoder2-mini.gguf"), phi2 = dir.resolve("phi2-mini.gguf"), falcon = dir.resolve("falcon-mini.gguf"), neox = dir.resolve("gptneox-mini.gguf");
         LayerNormFamiliesTest.writeStarCoder2(dir.resolve("starcoder2-llama.gguf"), starcoder2);
         LayerNormFamiliesTest.writePhi2(dir.resolve("phi2-llama.gguf"), phi2);
+        // Falcon-40B's and GPT-NeoX's parallel blocks with a norm each: each process normalizes the FFN's input itself
+        LayerNormFamiliesTest.writeFalcon(dir.resolve("falcon-llama.gguf"), falcon, true);
+        LayerNormFamiliesTest.writeGptNeox(dir.resolve("gptneox-llama.gguf"), neox, true);
         for (Path file : List.of(Shared.MODELS.resolve("stories260K.gguf"), Shared.REFERENCE.resolve("models/mini-llama3-Q4_K.gguf"),
                 Shared.REFERENCE.resolve("models/mini-mixtral-Q4_K.gguf"), Path.of("src/test/resources/i-quants/mini-llama2-iq.gguf"),
                 Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"), wideHeads, qwen3, qwen3moe, qwen2, gemma2, phi3, granite, graniteMoe, smollm3, commandR, cohere2, ministral, gptOss,
-                qwen2moe, ernieMoe, llama4, glm4, arcee, glm45, ling2, gateUp, starcoder2, phi2)) {
+                qwen2moe, ernieMoe, llama4, glm4, arcee, glm45, ling2, gateUp, starcoder2, phi2, falcon, neox)) {
             for (GGMLType quantize : new GGMLType[]{null, GGMLType.Q4_0}) {
                 Checkpoint c = Checkpoint.load(file, null, quantize);
                 int[] prompt = c.promptTokens(PROMPT), longPrompt = c.promptTokens(LONG_PROMPT);
