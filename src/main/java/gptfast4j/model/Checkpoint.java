@@ -178,7 +178,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
-            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2", "mistral4", "starcoder2", "phi2", "stablelm", "nemotron", "orion", "internlm2", "falcon", "gptneox");
+            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2", "mistral4", "starcoder2", "phi2", "stablelm", "nemotron", "orion", "internlm2", "falcon", "gptneox", "gpt2", "starcoder");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -226,6 +226,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                         && !arch.equals("dots1") && !arch.equals("seed_oss") && !arch.equals("glm4moe") && !arch.equals("minimax-m2") && !arch.equals("apertus")
                         && !arch.startsWith("lfm2") && !arch.equals("falcon-h1") && !arch.equals("bailingmoe2") && !arch.equals("starcoder2") && !arch.equals("phi2")
                         && !arch.equals("stablelm") && !arch.equals("nemotron") && !arch.equals("orion") && !arch.equals("falcon") && !arch.equals("gptneox")
+                        && !arch.equals("gpt2") && !arch.equals("starcoder")
                         && !(arch.equals("glm4") && usesMrope(md, arch)); // GLM-4V's: llama.cpp turns its M-RoPE's pairs as halves
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
@@ -269,6 +270,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : arch.equals("starcoder2") || arch.equals("phi2") ? Config.Variant.layerNorm(Config.Activation.GELU_UP, arch.equals("phi2"))
                 // Falcon's and GPT-NeoX's the same, Falcon's in parallel, GPT-NeoX's where the file says (its key required, as llama.cpp reads it)
                 : arch.equals("falcon") ? Config.Variant.layerNorm(Config.Activation.GELU_UP, true)
+                // GPT-2's and StarCoder's (gpt_bigcode): the same in sequence, no RoPE but learned positions (Weights.positionEmbeddings)
+                : arch.equals("gpt2") || arch.equals("starcoder") ? Config.Variant.layerNorm(Config.Activation.GELU_UP, false).withoutRope()
                 : arch.equals("gptneox") ? Config.Variant.layerNorm(Config.Activation.GELU_UP, requiredBool(md, path, "gptneox.use_parallel_residual"))
                 // Orion's and StableLM's: LayerNorm with biases and SwiGLU, StableLM 2 12B's attention and FFN in
                 // parallel (its layers have no FFN norm); Nemotron's: LayerNorm with biases, no gate, ReLU² of up
@@ -1086,7 +1089,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
         // LFM2's output norm under the name its converter gives it
         return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, c.architecture().startsWith("lfm2") ? "token_embd_norm.weight" : "output_norm.weight", dim), output, classifier,
-                optionalVector(path, tensors, "output_norm.bias", dim), logitBias ? optionalVector(path, tensors, "output.bias", vocab) : null), memory);
+                optionalVector(path, tensors, "output_norm.bias", dim), logitBias ? optionalVector(path, tensors, "output.bias", vocab) : null,
+                // GPT-2's and StarCoder's learned positions, as many as its context
+                c.architecture().equals("gpt2") || c.architecture().equals("starcoder") ? matrix(path, tensors, "position_embd.weight", dim, c.contextLength()) : null), memory);
     }
 
     /**

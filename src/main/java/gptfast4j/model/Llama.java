@@ -212,6 +212,10 @@ public final class Llama {
      * Llama-3's 128256).
      */
     public State newState(int contextLength, int maxBatch, int maxLogits, KvCache.Type kvType) {
+        Tensor positions = weights.positionEmbeddings();
+        if (positions != null && contextLength > positions.rows) {
+            throw new IllegalArgumentException("a context of " + contextLength + " positions is longer than this model's " + positions.rows + " learned positions (" + config.architecture() + ")");
+        }
         State s = new State(this, contextLength, maxBatch, maxLogits, kvType);
         if (parallel.leads()) s.id = parallel.newState(s, contextLength, maxBatch, maxLogits, kvType);
         return s;
@@ -443,6 +447,14 @@ public final class Llama {
         }
         s.startPos = startPos;
         s.batch = n;
+        // learned positions (GPT-2's): each token's row of the table, read into xb (free until the first norm), added
+        Tensor positions = weights.positionEmbeddings();
+        if (positions != null) {
+            for (int t = 0; t < n; t++) {
+                positions.dequantizeRow(s.position(t), s.xb, t * dim);
+                VectorMath.add(s.x, t * dim, s.xb, t * dim, dim);
+            }
+        }
         InputObserver seen = s.inputs;
         for (int l = 0; l < c.nLayers(); l++) {
             Layer layer = weights.layers()[l];

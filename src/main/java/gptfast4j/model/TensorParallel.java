@@ -153,7 +153,7 @@ public final class TensorParallel {
                     x.attentionNormBias(), x.ffnNormBias());
         }
         // the logits' bias whole: added after the logits are gathered
-        return new Weights(w.tokEmbeddings(), layers, w.norm(), rows(w.output(), vocabStarts), w.classifier(), w.normBias(), w.outputBias());
+        return new Weights(w.tokEmbeddings(), layers, w.norm(), rows(w.output(), vocabStarts), w.classifier(), w.normBias(), w.outputBias(), w.positionEmbeddings());
     }
 
     private FeedForward.Dense share(FeedForward.Dense d) {

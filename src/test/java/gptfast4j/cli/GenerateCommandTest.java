@@ -271,9 +271,9 @@ class GenerateCommandTest {
     }
 
     /**
-     * StarCoder2's and Phi-2's mini models (LayerNormFamiliesTest's: LayerNorm with biases, GELU of up without a gate,
-     * biases on every projection; Phi-2's blocks in parallel, a bias on the logits): greedy, 40 tokens, llama-completion
-     * de3ff81's texts.
+     * StarCoder2's, Phi-2's and GPT-2's mini models (LayerNormFamiliesTest's: LayerNorm with biases, GELU of up without
+     * a gate, biases on every projection; Phi-2's blocks in parallel, a bias on the logits; GPT-2's learned positions):
+     * greedy, 40 tokens, llama-completion de3ff81's texts.
      */
     @Test
     void layerNormFamiliesGreedyTextsAreLlamaCompletions(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
@@ -282,6 +282,10 @@ class GenerateCommandTest {
         gptfast4j.model.LayerNormFamiliesTest.writePhi2(dir.resolve("llama.gguf"), phi2);
         assertGreedy40("Once upon a timeFFER mounted mounted mounted mounted mounted mounted mounted mounted mounted mounted mounted mounted mounted mounted mounted mounted mountedUG Railcules circlesclusion lowest maneraProgress IO \u0433\u043e\u043b\u043e\u0432 IO \u0433\u043e\u043b\u043e\u0432 IO \u0433\u043e\u043b\u043e\u0432 IO \u0433\u043e\u043b\u043e\u0432 IO \u0433\u043e\u043b\u043e\u0432 \u0433\u043e\u043b\u043e\u0432 \u0433\u043e\u043b\u043e\u0432 \u0433\u043e\u043b\u043e\u0432 \u0433\u043e\u043b\u043e\u0432", starcoder2);
         assertGreedy40("Once upon a time SH Apache andere\u043b\u044c\u043a\u043e Esc\u0441\u0435\u0434\u0430Capt logical binary SH });\r\u0442\u0443\u0441\u0435\u0434\u0430\u043d\u044b\u043c\u0438 logicalriorityafter\u0441\u0442\u0432\u043e\u300ffoot logical writer\u300ffoot logical writer SH });\r\u0442\u0443 elseLEDisf\u0442\u0443 elseLEDisf\u0442\u0443 elseLEDisf", phi2);
+        // GPT-2's learned positions, each decode step's its own row
+        java.nio.file.Path gpt2 = dir.resolve("gpt2-mini.gguf");
+        gptfast4j.model.LayerNormFamiliesTest.writeGpt2("gpt2", dir.resolve("llama.gguf"), gpt2);
+        assertGreedy40("Once upon a time m\u00e9tLED=\"<?buttonUGit\u00e4 voryrai age Upon\u0097zs vory\" Sup FranzLED=\"<?\u10d0\u043f\u0430\u0440UGulfysz method ItemsLED=\"<?\u10d0\u043f\u0430\u0440UGulfyszUGulfysz method] Franz", gpt2);
     }
 
     /**

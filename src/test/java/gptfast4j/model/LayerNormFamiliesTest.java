@@ -163,6 +163,30 @@ public class LayerNormFamiliesTest {
         });
     }
 
+    /** The GPT-2 and StarCoder minis' context, as many learned positions. */
+    static final int GPT2_CONTEXT = 512;
+
+    /**
+     * Writes a GPT-2 ({@code gpt2}) or StarCoder ({@code starcoder}: its 2 kv heads here, StarCoder's one) mini model
+     * to {@code out}: GPT-NeoX's blocks in sequence without RoPE, learned positions ({@code position_embd}, one row for
+     * each of its context's 512 positions) added to the tokens' embeddings.
+     */
+    public static void writeGpt2(String arch, Path scratch, Path out) {
+        FamilyFiles.write(SHAPE, arch, scratch, out, md -> {
+            layerNormEpsilon(arch, md);
+            md.keySet().removeIf(k -> k.startsWith(arch + ".rope."));
+            md.put(arch + ".context_length", Metadata.Value.uint32(GPT2_CONTEXT));
+        }, name -> !name.matches("blk\\.\\d+\\.(attn_[qkv]|ffn_gate)\\.weight"), (llama, tensors) -> {
+            for (int l = 0; l < SHAPE.layers(); l++) {
+                String p = "blk." + l + ".";
+                FamilyFiles.fused(tensors, p + "attn_qkv.weight", llama.get(p + "attn_q.weight"), llama.get(p + "attn_k.weight"), llama.get(p + "attn_v.weight"));
+                layerBiases(tensors, p, 10 * l, true, true);
+            }
+            FamilyFiles.bias(tensors, "output_norm.bias", new long[]{SHAPE.dim()}, 99);
+            FamilyFiles.matrix(tensors, "position_embd.weight", new long[]{SHAPE.dim(), GPT2_CONTEXT}, 77);
+        });
+    }
+
     /** StarCoder2 (StarCoder2-3B, 7B, 15B): llama-perplexity's figure, ours 7e-7 from it. */
     @Test
     void starCoder2GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
@@ -254,6 +278,24 @@ public class LayerNormFamiliesTest {
         FamilyFiles.rewrite(dir.resolve("gptneox-mini.gguf"), unsaid, md -> md.remove("gptneox.use_parallel_residual"), name -> true, (llama, tensors) -> { });
         gptfast4j.io.ModelFormatException e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(unsaid, null));
         assertEquals(unsaid + ": missing metadata gptneox.use_parallel_residual", e.getMessage());
+    }
+
+    /**
+     * GPT-2 ({@code gpt2}) and StarCoder ({@code starcoder}: StarCoder, SantaCoder's kind): llama-perplexity's figures,
+     * ours 3.5e-6 from them (GELU's table; without the learned positions the figure moves by 0.4%). A context longer
+     * than the learned positions is refused in one line.
+     */
+    @Test
+    void gpt2AndStarCoderGiveLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        for (String arch : new String[]{"gpt2", "starcoder"}) {
+            Path file = dir.resolve(arch + "-mini.gguf");
+            writeGpt2(arch, dir.resolve("llama.gguf"), file);
+            Checkpoint c = Checkpoint.load(file, null);
+            assertEquals(GPT2_CONTEXT, c.model().weights().positionEmbeddings().rows);
+            assertEquals(53448.4070, perplexity(c), 1e-5 * 53448.4070, arch);
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> c.model().newState(GPT2_CONTEXT + 1, 1));
+            assertEquals("a context of 513 positions is longer than this model's 512 learned positions (" + arch + ")", e.getMessage());
+        }
     }
 
     /**

@@ -151,10 +151,13 @@ class TensorParallelTest {
         // Falcon-40B's and GPT-NeoX's parallel blocks with a norm each: each process normalizes the FFN's input itself
         LayerNormFamiliesTest.writeFalcon(dir.resolve("falcon-llama.gguf"), falcon, true);
         LayerNormFamiliesTest.writeGptNeox(dir.resolve("gptneox-llama.gguf"), neox, true);
+        // GPT-2's learned positions: each process adds them to its embeddings
+        Path gpt2 = dir.resolve("gpt2-mini.gguf");
+        LayerNormFamiliesTest.writeGpt2("gpt2", dir.resolve("gpt2-llama.gguf"), gpt2);
         for (Path file : List.of(Shared.MODELS.resolve("stories260K.gguf"), Shared.REFERENCE.resolve("models/mini-llama3-Q4_K.gguf"),
                 Shared.REFERENCE.resolve("models/mini-mixtral-Q4_K.gguf"), Path.of("src/test/resources/i-quants/mini-llama2-iq.gguf"),
                 Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"), wideHeads, qwen3, qwen3moe, qwen2, gemma2, phi3, granite, graniteMoe, smollm3, commandR, cohere2, ministral, gptOss,
-                qwen2moe, ernieMoe, llama4, glm4, arcee, glm45, ling2, gateUp, starcoder2, phi2, falcon, neox)) {
+                qwen2moe, ernieMoe, llama4, glm4, arcee, glm45, ling2, gateUp, starcoder2, phi2, falcon, neox, gpt2)) {
             for (GGMLType quantize : new GGMLType[]{null, GGMLType.Q4_0}) {
                 Checkpoint c = Checkpoint.load(file, null, quantize);
                 int[] prompt = c.promptTokens(PROMPT), longPrompt = c.promptTokens(LONG_PROMPT);
