@@ -104,10 +104,14 @@ final class InfoCommand implements Callable<Integer> {
         if (c.isMoE()) System.out.printf("experts:         %d (%d used per token)%s%n", c.expertCount(), c.expertsUsed(), mixtureShape(ckpt.model().weights()));
         System.out.printf("vocab:           %d%n", c.vocabSize());
         System.out.printf("context length:  %d%s%n", c.contextLength(), c.usableContextLength() != c.contextLength() ? " (" + c.usableContextLength() + " with its YaRN scaling)" : "");
-        if (attends) System.out.printf("rope:            base %s, %s pairs%s%n", c.ropeTheta(), c.ropeStyle().name().toLowerCase(),
+        boolean ropes = java.util.stream.IntStream.range(0, c.nLayers()).anyMatch(l -> c.variant().ropes(l));
+        // GPT-2's and StarCoder's learned positions; Jamba's, Nemotron-H's and Granite 4.0-H's attention without positions
+        if (attends && !ropes) System.out.printf("rope:            none%s%n", ckpt.model().weights().positionEmbeddings() != null
+                ? " (" + ckpt.model().weights().positionEmbeddings().rows + " learned positions)" : "");
+        if (attends && ropes) System.out.printf("rope:            base %s, %s pairs%s%n", c.ropeTheta(), c.ropeStyle().name().toLowerCase(),
                 c.ropeFreqFactors() == null ? "" : !unturned(c.ropeFreqFactors()).isEmpty() ? ", M-RoPE sections as text turns them" + unturned(c.ropeFreqFactors())
                         : ", with frequency factors (a linear or Llama-3.1 scaling)");
-        System.out.printf("rms norm eps:    %g%n", c.rmsNormEps());
+        System.out.printf(c.variant().layerNorm() ? "layernorm eps:   %g%n" : "rms norm eps:    %g%n", c.rmsNormEps());
         if (!c.variant().equals(gptfast4j.model.Config.Variant.LLAMA)) System.out.printf("blocks:          %s%n", c.variant().toString().substring(2));
         System.out.printf("tied embeddings: %s%n", ckpt.model().weights().output() == ckpt.model().weights().tokEmbeddings());
         // an embedding model's or a reranker's pooling, where its file names one (embed's and serve's default)

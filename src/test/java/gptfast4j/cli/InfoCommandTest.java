@@ -49,6 +49,18 @@ class InfoCommandTest {
         assertTrue(!o.out().contains("rope:"), o.out());
     }
 
+    /** GPT-2's mini (LayerNormFamiliesTest's): no RoPE but its learned positions, LayerNorm's epsilon named as such. */
+    @Test
+    void aGpt2ModelSaysItsPositionsAreLearned(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path file = dir.resolve("gpt2-mini.gguf");
+        gptfast4j.model.LayerNormFamiliesTest.writeGpt2("gpt2", dir.resolve("llama.gguf"), file);
+        ErrorsTest.Outcome o = ErrorsTest.run("info", "-m", file.toString());
+        assertEquals(0, o.exit(), o.err());
+        for (String line : new String[]{"rope:            none (512 learned positions)", "layernorm eps:   1.00000e-05", "blocks:          GELU without a gate, no rope, LayerNorm"}) {
+            assertTrue(o.out().contains(line + "\n"), line + " in\n" + o.out());
+        }
+    }
+
     /** An encoder's file (EncoderTest's BERT reranker): what it is, its shape, pooling, vocabulary and tensors; its metadata. */
     @Test
     void anEncoderSaysWhatItIs(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
