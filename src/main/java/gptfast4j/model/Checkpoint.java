@@ -178,7 +178,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
-            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2", "mistral4", "starcoder2", "phi2", "stablelm", "nemotron", "orion", "internlm2", "falcon", "gptneox", "gpt2", "starcoder");
+            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2", "mistral4", "starcoder2", "phi2", "stablelm", "nemotron", "orion", "internlm2", "falcon", "gptneox", "gpt2", "starcoder", "mpt", "bloom");
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -226,7 +226,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                         && !arch.equals("dots1") && !arch.equals("seed_oss") && !arch.equals("glm4moe") && !arch.equals("minimax-m2") && !arch.equals("apertus")
                         && !arch.startsWith("lfm2") && !arch.equals("falcon-h1") && !arch.equals("bailingmoe2") && !arch.equals("starcoder2") && !arch.equals("phi2")
                         && !arch.equals("stablelm") && !arch.equals("nemotron") && !arch.equals("orion") && !arch.equals("falcon") && !arch.equals("gptneox")
-                        && !arch.equals("gpt2") && !arch.equals("starcoder")
+                        && !arch.equals("gpt2") && !arch.equals("starcoder") && !arch.equals("mpt") && !arch.equals("bloom")
                         && !(arch.equals("glm4") && usesMrope(md, arch)); // GLM-4V's: llama.cpp turns its M-RoPE's pairs as halves
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");
@@ -272,6 +272,11 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : arch.equals("falcon") ? Config.Variant.layerNorm(Config.Activation.GELU_UP, true)
                 // GPT-2's and StarCoder's (gpt_bigcode): the same in sequence, no RoPE but learned positions (Weights.positionEmbeddings)
                 : arch.equals("gpt2") || arch.equals("starcoder") ? Config.Variant.layerNorm(Config.Activation.GELU_UP, false).withoutRope()
+                // MPT's and BLOOM's: the same with ALiBi (MPT's max bias and q/k/v clamp where its file gives them, BLOOM's
+                // max bias 8, as llama.cpp sets it)
+                : arch.equals("mpt") ? Config.Variant.layerNorm(Config.Activation.GELU_UP, false).withoutRope()
+                        .alibi(md.getFloat("mpt.attention.max_alibi_bias", 0f), md.getFloat("mpt.attention.clamp_kqv", 0f))
+                : arch.equals("bloom") ? Config.Variant.layerNorm(Config.Activation.GELU_UP, false).withoutRope().alibi(8f, 0f)
                 : arch.equals("gptneox") ? Config.Variant.layerNorm(Config.Activation.GELU_UP, requiredBool(md, path, "gptneox.use_parallel_residual"))
                 // Orion's and StableLM's: LayerNorm with biases and SwiGLU, StableLM 2 12B's attention and FFN in
                 // parallel (its layers have no FFN norm); Nemotron's: LayerNorm with biases, no gate, ReLU² of up
@@ -515,7 +520,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         try {
             return new Config.Variant((float) Math.sqrt(dim), Config.Activation.GELU, queryScale, Math.max(window, 0), sliding, slidingTheta,
                     one ? 0f : md.getFloat(arch + ".final_logit_softcapping", two ? 30f : 0f), two ? md.getFloat(arch + ".attn_logit_softcapping", 50f) : 0f,
-                    0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null, false);
+                    0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null, false, 0f, 0f);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }
@@ -698,7 +703,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         int original = md.getInt("phi3.rope.scaling.original_context_length", required(md, path, "phi3.context_length"));
         try {
             return new Config.Variant(1f, Config.Activation.SILU, 1f / (float) Math.sqrt(headDim), 0, null, 0f, 0f, 0f,
-                    0, 1f, longFactors, original, 0f, 1f, 1f, 0, false, false, false, null, null, false);
+                    0, 1f, longFactors, original, 0f, 1f, 1f, 0, false, false, false, null, null, false, 0f, 0f);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }
@@ -1007,7 +1012,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 queryGates = c.architecture().startsWith("qwen35") || c.architecture().equals("qwen3next"),
                 // Falcon-H1's: attention and a Mamba-2 mixer side by side in every layer
                 falconH1 = c.architecture().equals("falcon-h1"),
-                falcon = c.architecture().equals("falcon"), gptNeox = c.architecture().equals("gptneox");
+                falcon = c.architecture().equals("falcon"), gptNeox = c.architecture().equals("gptneox"), bloom = c.architecture().equals("bloom");
         float[] ones = new float[c.headDim()];
         Arrays.fill(ones, 1f);
         for (int l = 0; l < layers.length; l++) {
@@ -1091,7 +1096,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, c.architecture().startsWith("lfm2") ? "token_embd_norm.weight" : "output_norm.weight", dim), output, classifier,
                 optionalVector(path, tensors, "output_norm.bias", dim), logitBias ? optionalVector(path, tensors, "output.bias", vocab) : null,
                 // GPT-2's and StarCoder's learned positions, as many as its context
-                c.architecture().equals("gpt2") || c.architecture().equals("starcoder") ? matrix(path, tensors, "position_embd.weight", dim, c.contextLength()) : null), memory);
+                c.architecture().equals("gpt2") || c.architecture().equals("starcoder") || c.architecture().equals("mpt") && tensors.containsKey("position_embd.weight")
+                        ? matrix(path, tensors, "position_embd.weight", dim, c.contextLength()) : null,
+                // BLOOM's norm of the embeddings
+                bloom ? vector(path, tensors, "token_embd_norm.weight", dim) : null, bloom ? vector(path, tensors, "token_embd_norm.bias", dim) : null), memory);
     }
 
     /**

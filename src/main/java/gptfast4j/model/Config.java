@@ -72,13 +72,17 @@ public record Config(
      * @param chunked          whether a sliding layer's query attends to the positions of its chunk of {@code
      *                         slidingWindow} (from the last multiple of the window up to its own: Llama 4's chunked
      *                         attention) rather than to the last {@code slidingWindow}
+     * @param alibiMaxBias     0, or ALiBi's max bias (llama.cpp's {@code f_max_alibi_bias}: MPT's, BLOOM's 8): each
+     *                         head's scores plus its {@link #alibiSlope} times the key's distance behind the query
+     * @param clampKqv         0, or c where the query, key and value projections' outputs are clamped to [-c, c] (MPT's {@code clip_qkv})
      */
     public record Variant(float embeddingScale, Activation activation, float queryScale, int slidingWindow,
                           boolean[] slidingLayers, float slidingRopeTheta, float logitSoftcap, float attentionSoftcap,
                           int rotaryDim, float ropeAttnFactor, float[] longRopeFactors, int longRopeContext,
                           float scoreScale, float residualScale, float logitFactor, int noRopeEvery, boolean wholeQkNorms,
-                          boolean layerNorm, boolean parallelBlocks, Yarn yarn, Temperature temperature, boolean chunked) {
-        public static final Variant LLAMA = new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null, false);
+                          boolean layerNorm, boolean parallelBlocks, Yarn yarn, Temperature temperature, boolean chunked,
+                          float alibiMaxBias, float clampKqv) {
+        public static final Variant LLAMA = new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null, false, 0f, 0f);
 
         public Variant {
             if (!(embeddingScale > 0 && embeddingScale < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("embedding scale " + embeddingScale + " is not a finite number > 0");
@@ -97,33 +101,35 @@ public record Config(
             if (!(residualScale > 0 && residualScale < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("residual scale " + residualScale + " is not a finite number > 0");
             if (!(logitFactor > 0 && logitFactor < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("logit scale " + logitFactor + " is not a finite number > 0");
             if (noRopeEvery < 0) throw new IllegalArgumentException("no-RoPE layer step " + noRopeEvery + " is negative");
+            if (!(alibiMaxBias >= 0 && alibiMaxBias < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("ALiBi's max bias " + alibiMaxBias + " is not a finite number >= 0");
+            if (!(clampKqv >= 0 && clampKqv < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("the q/k/v clamp " + clampKqv + " is not a finite number >= 0");
         }
 
         /** This variant with RoPE on the first {@code rotaryDim} elements of each head. */
         public Variant rotating(int rotaryDim) {
             return new Variant(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,
                     rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext, scoreScale, residualScale, logitFactor, noRopeEvery, wholeQkNorms,
-                    layerNorm, parallelBlocks, yarn, temperature, chunked);
+                    layerNorm, parallelBlocks, yarn, temperature, chunked, alibiMaxBias, clampKqv);
         }
 
         /** This variant with RoPE's attention factor, YaRN's scaling and an attention temperature (either null for none). */
         public Variant scaled(float ropeAttnFactor, Yarn yarn, Temperature temperature) {
             return new Variant(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,
                     rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext, scoreScale, residualScale, logitFactor, noRopeEvery, wholeQkNorms,
-                    layerNorm, parallelBlocks, yarn, temperature, chunked);
+                    layerNorm, parallelBlocks, yarn, temperature, chunked, alibiMaxBias, clampKqv);
         }
 
         /** Llama's blocks with Granite's multipliers (embeddings, attention scores, residuals, logits). */
         public static Variant granite(float embeddingScale, float scoreScale, float residualScale, float logitFactor) {
             return new Variant(embeddingScale, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, scoreScale, residualScale, logitFactor, 0, false,
-                    false, false, null, null, false);
+                    false, false, null, null, false, 0f, 0f);
         }
 
         /** This variant with no layer's RoPE (Granite 4.0-H's attention). */
         public Variant withoutRope() {
             return new Variant(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,
                     rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext, scoreScale, residualScale, logitFactor, 1, wholeQkNorms,
-                    layerNorm, parallelBlocks, yarn, temperature, chunked);
+                    layerNorm, parallelBlocks, yarn, temperature, chunked, alibiMaxBias, clampKqv);
         }
 
         /**
@@ -131,12 +137,30 @@ public record Config(
          * activation}, in parallel or not: StarCoder2's (GELU of up, in sequence), Phi-2's (the same in parallel).
          */
         public static Variant layerNorm(Activation activation, boolean parallelBlocks) {
-            return new Variant(1f, activation, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, true, parallelBlocks, null, null, false);
+            return new Variant(1f, activation, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, true, parallelBlocks, null, null, false, 0f, 0f);
+        }
+
+        /** This variant with ALiBi's {@code maxBias} and a clamp of the q/k/v projections' outputs ({@code clampKqv}); 0 for none. */
+        public Variant alibi(float maxBias, float clampKqv) {
+            return new Variant(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,
+                    rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext, scoreScale, residualScale, logitFactor, noRopeEvery, wholeQkNorms,
+                    layerNorm, parallelBlocks, yarn, temperature, chunked, maxBias, clampKqv);
+        }
+
+        /**
+         * ALiBi's slope of head {@code h} of {@code heads}, as ggml's softmax makes it: for the largest power of two
+         * n not above the heads, {@code m0^(h+1)} for the first n heads and {@code m1^(2(h-n)+1)} for the others, m0 =
+         * 2^(-maxBias/n), m1 = 2^(-maxBias/2/n), in floats.
+         */
+        public float alibiSlope(int h, int heads) {
+            int n = Integer.highestOneBit(heads);
+            float m0 = (float) Math.pow(2.0, -alibiMaxBias / n), m1 = (float) Math.pow(2.0, -(alibiMaxBias / 2f) / n);
+            return h < n ? (float) Math.pow(m0, h + 1) : (float) Math.pow(m1, 2 * (h - n) + 1);
         }
 
         /** Command-R's blocks: LayerNorm, the attention and the FFN in parallel, the logits times {@code logitFactor}. */
         public static Variant commandR(float logitFactor) {
-            return new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, logitFactor, 0, false, true, true, null, null, false);
+            return new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, logitFactor, 0, false, true, true, null, null, false, 0f, 0f);
         }
 
         /**
@@ -146,7 +170,7 @@ public record Config(
          */
         public static Variant slidingWithoutRopeElsewhere(float logitFactor, boolean commandR, int window, boolean[] sliding, float slidingTheta) {
             return new Variant(1f, Activation.SILU, 0f, window, sliding, slidingTheta, 0f, 0f, 0, 1f, null, 0, 0f, 1f, logitFactor, 4, false,
-                    commandR, commandR, null, null, false);
+                    commandR, commandR, null, null, false, 0f, 0f);
         }
 
         /**
@@ -154,17 +178,17 @@ public record Config(
          * (rotated as the others), the mixture's gate {@link Activation#SWIGLU_OAI}.
          */
         public static Variant gptOss(int window, boolean[] sliding) {
-            return new Variant(1f, Activation.SWIGLU_OAI, 0f, window, sliding, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null, false);
+            return new Variant(1f, Activation.SWIGLU_OAI, 0f, window, sliding, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null, false, 0f, 0f);
         }
 
         /** Llama's blocks whose feed-forwards have no gate, {@code max(up, 0)²} (Arcee's) or xIELU (Apertus's). */
         public static Variant ungated(Activation activation) {
-            return new Variant(1f, activation, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null, false);
+            return new Variant(1f, activation, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null, false, 0f, 0f);
         }
 
         /** Llama's blocks with every {@code n}-th layer's RoPE left out (SmolLM3's). */
         public static Variant noRopeEvery(int n) {
-            return new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, n, false, false, false, null, null, false);
+            return new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, n, false, false, false, null, null, false, 0f, 0f);
         }
 
         /**
@@ -172,7 +196,7 @@ public record Config(
          * on {@code sliding} layers with RoPE base {@code slidingTheta}.
          */
         public static Variant olmo2(int window, boolean[] sliding, float slidingTheta) {
-            return new Variant(1f, Activation.SILU, 0f, window, sliding, slidingTheta, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, true, false, false, null, null, false);
+            return new Variant(1f, Activation.SILU, 0f, window, sliding, slidingTheta, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, true, false, false, null, null, false, 0f, 0f);
         }
 
         /**
@@ -180,7 +204,7 @@ public record Config(
          * temperature}; the others attending within chunks of {@code chunk} positions, rotated as the model's RoPE rotates.
          */
         public static Variant llama4(int chunk, boolean[] chunked, Temperature temperature) {
-            return new Variant(1f, Activation.SILU, 0f, chunk, chunked, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 4, false, false, false, null, temperature, true);
+            return new Variant(1f, Activation.SILU, 0f, chunk, chunked, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 4, false, false, false, null, temperature, true, 0f, 0f);
         }
 
         /** Whether layer {@code l} rotates its queries and keys. */
@@ -213,6 +237,8 @@ public record Config(
             if (scoreScale != 0f) b.append(", scores x").append(scoreScale);
             if (residualScale != 1f) b.append(", residuals x").append(residualScale);
             if (logitFactor != 1f) b.append(", logits x").append(logitFactor);
+            if (alibiMaxBias != 0f) b.append(", ALiBi (max bias ").append(alibiMaxBias).append(')');
+            if (clampKqv != 0f) b.append(", q/k/v clamped to +-").append(clampKqv);
             if (noRopeEvery == 1) b.append(", no rope");
             else if (noRopeEvery != 0) b.append(", no rope on every ").append(noRopeEvery).append("th layer");
             if (wholeQkNorms) b.append(", queries and keys normalized whole");

@@ -28,6 +28,8 @@ public final class Llama {
     private final OffHeap memory;
     /** This process's share of the model and its peers ({@link #split}); the whole model where there are none. */
     final TensorParallel parallel;
+    /** null, or ALiBi's slope of each of this process's heads ({@link Config.Variant#alibiSlope}). */
+    private final float[] alibiSlopes;
     /** LoRA adapters applied to its products ({@link #adapt}); null for none. */
     private volatile Lora lora;
     /** Control vectors added after its layers ({@link #steer}); null for none. */
@@ -47,6 +49,10 @@ public final class Llama {
         this.weights = weights;
         this.memory = memory;
         this.parallel = parallel;
+        // ALiBi's slopes of this process's heads (by their index among the model's)
+        Config.Variant v = config.variant();
+        this.alibiSlopes = v.alibiMaxBias() == 0f ? null : new float[parallel.heads];
+        for (int h = 0; alibiSlopes != null && h < parallel.heads; h++) alibiSlopes[h] = v.alibiSlope(parallel.firstHead(config.headDim()) + h, config.nHeads());
     }
 
     /** Applies LoRA adapters ({@link Lora#load}) to every later forward pass; null for none. Not across processes. */
@@ -455,6 +461,8 @@ public final class Llama {
                 VectorMath.add(s.x, t * dim, s.xb, t * dim, dim);
             }
         }
+        // BLOOM's LayerNorm of the embeddings
+        if (weights.embeddingNorm() != null) for (int t = 0; t < n; t++) norm(s.x, t * dim, s.x, t * dim, weights.embeddingNorm(), weights.embeddingNormBias(), dim);
         InputObserver seen = s.inputs;
         for (int l = 0; l < c.nLayers(); l++) {
             Layer layer = weights.layers()[l];
@@ -691,11 +699,16 @@ public final class Llama {
         int kvDim = s.kvDim;
         Layer layer = weights().layers()[s.layer];
         float[] kNorm = layer.kNorm(), kBias = layer.kBias(), vBias = layer.vBias();
+        float clamp = config.variant().clampKqv();
         for (int t = t0; t < t1; t++) {
             int pos = s.position(t);
             if (kBias != null) {
                 VectorMath.add(s.k, t * kvDim, kBias, 0, kvDim);
                 VectorMath.add(s.v, t * kvDim, vBias, 0, kvDim);
+            }
+            if (clamp != 0f) {
+                clamp(s.k, t * kvDim, kvDim, clamp);
+                clamp(s.v, t * kvDim, kvDim, clamp);
             }
             if (kNorm != null) headNorms(s.k, t * kvDim, parallel.kvHeads, kNorm);
             if (s.rope(s.layer) != null) s.rope(s.layer).rotate(s.k, t * kvDim, parallel.kvHeads, pos);
@@ -712,10 +725,11 @@ public final class Llama {
         int qDim = s.qDim;
         Layer layer = weights().layers()[s.layer];
         float[] qNorm = layer.qNorm(), qBias = layer.qBias();
-        float queryScale = config.variant().queryScale();
+        float queryScale = config.variant().queryScale(), clamp = config.variant().clampKqv();
         Config.Temperature temperature = config.variant().temperature();
         for (int t = t0; t < t1; t++) {
             if (qBias != null) VectorMath.add(s.q, t * qDim, qBias, 0, qDim);
+            if (clamp != 0f) clamp(s.q, t * qDim, qDim, clamp);
             if (qNorm != null) headNorms(s.q, t * qDim, parallel.heads, qNorm);
             if (s.rope(s.layer) != null) s.rope(s.layer).rotate(s.q, t * qDim, parallel.heads, s.position(t));
             if (queryScale != 0f) for (int i = t * qDim; i < (t + 1) * qDim; i++) s.q[i] *= queryScale;
@@ -725,6 +739,19 @@ public final class Llama {
             }
             s.kv.roundQueries(s.q, t * qDim, qDim);
         }
+    }
+
+    /** {@code x[from .. from + n)} clamped to [-c, c] (MPT's clip_qkv, as ggml_clamp). */
+    private static void clamp(float[] x, int from, int n, float c) {
+        for (int i = from; i < from + n; i++) x[i] = Math.max(-c, Math.min(c, x[i]));
+    }
+
+    /**
+     * ALiBi's biases, as ggml's softmax adds them: to the scores of keys {@code [from, to)} of the query at {@code
+     * query} (key k's at {@code att[row + k]}), {@code slope} times the key's distance behind it, negative.
+     */
+    private static void alibi(float[] att, int row, int from, int to, int query, float slope) {
+        for (int k = from; k < to; k++) att[row + k] += slope * (float) (k - query);
     }
 
     /**
@@ -1469,7 +1496,7 @@ public final class Llama {
         int window = c.variant().slides(s.layer) ? c.variant().slidingWindow() : 0;
         boolean chunked = c.variant().chunked();
         float cap = c.variant().attentionSoftcap();
-        float[] sinks = weights().layers()[s.layer].sinks();
+        float[] sinks = weights().layers()[s.layer].sinks(), slopes = alibiSlopes;
         float[] att = s.att;
         KvCache kv = s.kv;
         int blocked = blockedTokens(n);
@@ -1482,6 +1509,7 @@ public final class Llama {
                 for (int j = 0; j < queries; j++) {
                     int row = attOffset + j * context, own = startPos + t + j + 1, seen = firstSeen(window, chunked, own);
                     if (cap != 0f) VectorMath.softcap(att, row + seen, own - seen, cap);
+                    if (slopes != null) alibi(att, row, seen, own, own - 1, slopes[h]);
                     VectorMath.softmax(att, row + seen, own - seen, sinks == null ? Float.NEGATIVE_INFINITY : sinks[h]);
                     Arrays.fill(att, row + first, row + seen, 0f);
                     Arrays.fill(att, row + own, row + positions, 0f);
@@ -1514,6 +1542,7 @@ public final class Llama {
                     keyScores(head, headDim, keyFrom(window, chunked, positions), positions, true, s.q, qOffset, headDim, scale, att, h * rows, rows);
                     for (int j = 0; j < queries; j++) {
                         if (cap != 0f) VectorMath.softcap(att, (h + j) * rows + seen, positions - seen, cap);
+                        if (slopes != null) alibi(att, (h + j) * rows, seen, positions, positions - 1, slopes[h + j]);
                         VectorMath.softmax(att, (h + j) * rows + seen, positions - seen, sinks == null ? Float.NEGATIVE_INFINITY : sinks[h + j]);
                         kv.roundWeights(att, (h + j) * rows + seen, positions - seen);
                     }
@@ -1534,6 +1563,7 @@ public final class Llama {
                     KvCache.Head head = s.perToken ? s.tokenKv[t].head(s.attentionCall, s.layer, h / group, keyFrom(window, chunked, positions), positions) : shared;
                     keyScores(head, headDim, keyFrom(window, chunked, positions), positions, false, s.q, t * dim + h * headDim, 0, scale, att, attOffset, 0);
                     if (cap != 0f) VectorMath.softcap(att, attOffset + seen, positions - seen, cap);
+                    if (slopes != null) alibi(att, attOffset, seen, positions, positions - 1, slopes[h]);
                     VectorMath.softmax(att, attOffset + seen, positions - seen, sinks == null ? Float.NEGATIVE_INFINITY : sinks[h]);
                     kv.roundWeights(att, attOffset + seen, positions - seen);
                     if (kv.keysOnly) {

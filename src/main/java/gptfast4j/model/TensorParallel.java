@@ -124,6 +124,11 @@ public final class TensorParallel {
         return widthStarts[widthStarts.length - 1] = split(width, size, ROWS);
     }
 
+    /** This rank's first query head, of the model's. */
+    int firstHead(int headDim) {
+        return qStarts[rank] / headDim;
+    }
+
     /** This rank's columns of a split: {@code starts[rank + 1] - starts[rank]}. */
     int part(int[] starts) {
         return starts[rank + 1] - starts[rank];
@@ -153,7 +158,7 @@ public final class TensorParallel {
                     x.attentionNormBias(), x.ffnNormBias());
         }
         // the logits' bias whole: added after the logits are gathered
-        return new Weights(w.tokEmbeddings(), layers, w.norm(), rows(w.output(), vocabStarts), w.classifier(), w.normBias(), w.outputBias(), w.positionEmbeddings());
+        return new Weights(w.tokEmbeddings(), layers, w.norm(), rows(w.output(), vocabStarts), w.classifier(), w.normBias(), w.outputBias(), w.positionEmbeddings(), w.embeddingNorm(), w.embeddingNormBias());
     }
 
     private FeedForward.Dense share(FeedForward.Dense d) {

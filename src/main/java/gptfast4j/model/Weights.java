@@ -11,10 +11,11 @@ import java.util.function.UnaryOperator;
  * reranker's head over its pooled state ({@link Pooling#RANK}); null in other models. {@code normBias} [dim]: the
  * output norm's bias (a LayerNorm's: StarCoder2's, Phi-2's), {@code outputBias} [vocab]: the logits' (Phi-2's);
  * {@code positionEmbeddings} {@code [dim, positions]}: learned positions, row p added to the token's embedding at
- * position p (GPT-2's, StarCoder's, which have no RoPE); null in the others.
+ * position p (GPT-2's, StarCoder's, which have no RoPE); {@code embeddingNorm}, {@code embeddingNormBias} [dim]: a
+ * LayerNorm of the embeddings before the first layer (BLOOM's); null in the others.
  */
 public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor output, Classifier classifier, float[] normBias, float[] outputBias,
-                      Tensor positionEmbeddings) {
+                      Tensor positionEmbeddings, float[] embeddingNorm, float[] embeddingNormBias) {
 
     /**
      * A classifier head, {@code cls.output}: {@code weights} {@code [dim, labels]} (Qwen3-Reranker's two, the output
@@ -69,7 +70,7 @@ public record Weights(Tensor tokEmbeddings, Layer[] layers, float[] norm, Tensor
             mapped[l] = x.with(mapped(x.wq(), f), mapped(x.wk(), f), mapped(x.wv(), f), mapped(x.wo(), f), ffn, latent,
                     x.recurrent() == null ? null : x.recurrent().with(f));
         }
-        return new Weights(tokEmbeddings, mapped, norm, f.apply(output), classifier, normBias, outputBias, positionEmbeddings);
+        return new Weights(tokEmbeddings, mapped, norm, f.apply(output), classifier, normBias, outputBias, positionEmbeddings, embeddingNorm, embeddingNormBias);
     }
 
     /** {@code f(t)}, or null for a matrix the layer has not. */

@@ -272,8 +272,8 @@ class GenerateCommandTest {
 
     /**
      * StarCoder2's, Phi-2's and GPT-2's mini models (LayerNormFamiliesTest's: LayerNorm with biases, GELU of up without
-     * a gate, biases on every projection; Phi-2's blocks in parallel, a bias on the logits; GPT-2's learned positions):
-     * greedy, 40 tokens, llama-completion de3ff81's texts.
+     * a gate, biases on every projection; Phi-2's blocks in parallel, a bias on the logits; GPT-2's learned positions;
+     * BLOOM's ALiBi): greedy, 40 tokens, llama-completion de3ff81's texts.
      */
     @Test
     void layerNormFamiliesGreedyTextsAreLlamaCompletions(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
@@ -286,6 +286,10 @@ class GenerateCommandTest {
         java.nio.file.Path gpt2 = dir.resolve("gpt2-mini.gguf");
         gptfast4j.model.LayerNormFamiliesTest.writeGpt2("gpt2", dir.resolve("llama.gguf"), gpt2);
         assertGreedy40("Once upon a time m\u00e9tLED=\"<?buttonUGit\u00e4 voryrai age Upon\u0097zs vory\" Sup FranzLED=\"<?\u10d0\u043f\u0430\u0440UGulfysz method ItemsLED=\"<?\u10d0\u043f\u0430\u0440UGulfyszUGulfysz method] Franz", gpt2);
+        // BLOOM's ALiBi, each decode step's biases of its own position
+        java.nio.file.Path bloom = dir.resolve("bloom-mini.gguf");
+        gptfast4j.model.LayerNormFamiliesTest.writeBloom(dir.resolve("bloom-llama.gguf"), bloom);
+        assertGreedy40("Once upon a time}- Buffered\u0431\u0440\u0435 Lith Rahmen AB AB AB AB privajumaste Book Youngenameriedmaste getCells!= Sozial Deport\u0431\u0440\u0435 patch k\u00f6ntuple Rang sull\u2207\u5df4\u0439))\\ runat &=\\ javascriptziel\u0431\u0440\u0435 styles Initialize!=", bloom);
     }
 
     /**

@@ -96,10 +96,10 @@ class DecodeAllocationTest {
      * (convolution with its bias, the heads' scan, the grouped norm), Nemotron-H's blocks of a mixer alone and of a
      * feed-forward alone, and its mixture's experts without a gate, and Mamba-2's and Mamba's blocks of a mixer alone (Falcon-Mamba's norms), Jamba's Mamba mixers beside attention and experts, Falcon-H1's Mamba-2 beside attention in one layer; and StarCoder2's and Phi-2's biases of their
      * norms, projections and logits, Falcon-40B's and GPT-NeoX's parallel blocks with a norm each, GPT-2's
-     * learned positions.
+     * learned positions, BLOOM's and MPT's ALiBi (MPT's clamp).
      */
     @org.junit.jupiter.params.ParameterizedTest
-    @org.junit.jupiter.params.provider.ValueSource(strings = {"lfm2", "qwen35", "qwen3next", "qwen3next-fused", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "starcoder2", "phi2", "falcon", "gptneox", "gpt2"})
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"lfm2", "qwen35", "qwen3next", "qwen3next-fused", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "starcoder2", "phi2", "falcon", "gptneox", "gpt2", "bloom", "mpt"})
     void decodeStepsOfHybridFamiliesAllocateNothing(String family, @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
         java.nio.file.Path file = dir.resolve(family + "-mini.gguf"), scratch = dir.resolve("llama.gguf");
         FamilyFiles.writeFamily(family, scratch, file);

@@ -49,7 +49,7 @@ final class FamilyFiles {
      * Writes to {@code out} the mini model of a family with recurrent or convolution layers, by its architecture's name
      * ({@code scratch}: the Llama or Mixtral file it is made from): each family test's own file (Lfm2Test's, Qwen35Test's and its Qwen3-Next,
      * GraniteHybridTest's, NemotronHTest's and its mixture, Mamba2Test's, MambaTest's Falcon-Mamba kind, JambaTest's,
-     * FalconH1Test's), or of a family LayerNormFamiliesTest writes (StarCoder2's, Phi-2's, Falcon-40B's, GPT-NeoX's in parallel, GPT-2's).
+     * FalconH1Test's), or of a family LayerNormFamiliesTest writes (StarCoder2's, Phi-2's, Falcon-40B's, GPT-NeoX's in parallel, GPT-2's, BLOOM's, MPT's).
      */
     static void writeFamily(String family, Path scratch, Path out) {
         switch (family) {
@@ -74,6 +74,8 @@ final class FamilyFiles {
             case "falcon" -> LayerNormFamiliesTest.writeFalcon(scratch, out, true);
             case "gptneox" -> LayerNormFamiliesTest.writeGptNeox(scratch, out, true);
             case "gpt2" -> LayerNormFamiliesTest.writeGpt2("gpt2", scratch, out);
+            case "bloom" -> LayerNormFamiliesTest.writeBloom(scratch, out);
+            case "mpt" -> LayerNormFamiliesTest.writeMpt(scratch, out, 0.5f);
             default -> throw new IllegalArgumentException("no mini model of " + family);
         }
     }

@@ -1,5 +1,6 @@
 package gptfast4j.model;
 
+import gptfast4j.bench.ModelShape;
 import gptfast4j.io.GGUFWriter;
 import gptfast4j.io.Metadata;
 import org.junit.jupiter.api.Test;
@@ -187,6 +188,54 @@ public class LayerNormFamiliesTest {
         });
     }
 
+    /** BLOOM's mini: 6 heads of 16 (not a power of two, so that ALiBi's slopes take both of ggml's series), 4 layers. */
+    static final ModelShape BLOOM_SHAPE = new ModelShape("bloom-mini", 96, 160, 4, 6, 6, 32000, 256, 10000, 1e-5f, false, 0, 0, 0);
+
+    /**
+     * Writes the MPT mini model to {@code out}: fused query, key and value projections without biases, LayerNorm
+     * without biases, no gate, no RoPE but ALiBi (max bias 8), the projections' outputs clamped to {@code clamp} (0:
+     * not clamped).
+     */
+    public static void writeMpt(Path scratch, Path out, float clamp) {
+        FamilyFiles.write(SHAPE, "mpt", scratch, out, md -> {
+            layerNormEpsilon("mpt", md);
+            md.keySet().removeIf(k -> k.startsWith("mpt.rope."));
+            md.put("mpt.attention.max_alibi_bias", Metadata.Value.float32(8f));
+            if (clamp != 0f) md.put("mpt.attention.clamp_kqv", Metadata.Value.float32(clamp));
+        }, name -> !name.matches("blk\\.\\d+\\.(attn_[qkv]|ffn_gate)\\.weight"), (llama, tensors) -> {
+            for (int l = 0; l < SHAPE.layers(); l++) {
+                String p = "blk." + l + ".";
+                FamilyFiles.fused(tensors, p + "attn_qkv.weight", llama.get(p + "attn_q.weight"), llama.get(p + "attn_k.weight"), llama.get(p + "attn_v.weight"));
+            }
+        });
+    }
+
+    /**
+     * Writes the BLOOM mini model ({@link #BLOOM_SHAPE}) to {@code out}: GPT-2's blocks with ALiBi in place of
+     * positions, and a LayerNorm of the embeddings ({@code token_embd_norm}, with its bias).
+     */
+    public static void writeBloom(Path scratch, Path out) {
+        ModelShape s = BLOOM_SHAPE;
+        FamilyFiles.write(s, "bloom", scratch, out, md -> {
+            layerNormEpsilon("bloom", md);
+            md.keySet().removeIf(k -> k.startsWith("bloom.rope."));
+        }, name -> !name.matches("blk\\.\\d+\\.(attn_[qkv]|ffn_gate)\\.weight"), (llama, tensors) -> {
+            for (int l = 0; l < s.layers(); l++) {
+                String p = "blk." + l + ".";
+                FamilyFiles.fused(tensors, p + "attn_qkv.weight", llama.get(p + "attn_q.weight"), llama.get(p + "attn_k.weight"), llama.get(p + "attn_v.weight"));
+                FamilyFiles.bias(tensors, p + "attn_norm.bias", new long[]{s.dim()}, 10 * l);
+                FamilyFiles.bias(tensors, p + "attn_qkv.bias", new long[]{3L * s.dim()}, 10 * l + 1);
+                FamilyFiles.bias(tensors, p + "attn_output.bias", new long[]{s.dim()}, 10 * l + 4);
+                FamilyFiles.bias(tensors, p + "ffn_norm.bias", new long[]{s.dim()}, 10 * l + 5);
+                FamilyFiles.bias(tensors, p + "ffn_up.bias", new long[]{s.hiddenDim()}, 10 * l + 6);
+                FamilyFiles.bias(tensors, p + "ffn_down.bias", new long[]{s.dim()}, 10 * l + 7);
+            }
+            FamilyFiles.norm(tensors, "token_embd_norm.weight", s.dim(), 97);
+            FamilyFiles.bias(tensors, "token_embd_norm.bias", new long[]{s.dim()}, 98);
+            FamilyFiles.bias(tensors, "output_norm.bias", new long[]{s.dim()}, 99);
+        });
+    }
+
     /** StarCoder2 (StarCoder2-3B, 7B, 15B): llama-perplexity's figure, ours 7e-7 from it. */
     @Test
     void starCoder2GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
@@ -296,6 +345,27 @@ public class LayerNormFamiliesTest {
             IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> c.model().newState(GPT2_CONTEXT + 1, 1));
             assertEquals("a context of 513 positions is longer than this model's 512 learned positions (" + arch + ")", e.getMessage());
         }
+    }
+
+    /**
+     * MPT ({@code mpt}: MPT-7B, 30B) and BLOOM ({@code bloom}: BLOOM, BLOOMZ): ALiBi in place of positions (each head's
+     * scores plus its slope times the key's distance behind the query; BLOOM's 6 heads take both of ggml's series of
+     * slopes), MPT's q/k/v clamp, BLOOM's norm of the embeddings: llama-perplexity's figures, ours 8.3e-6 from them
+     * (5e-7, 4e-7 and 1.9e-6 with llama.cpp's half-float GELU table emulated).
+     */
+    @Test
+    void mptAndBloomGiveLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path mpt = dir.resolve("mpt-mini.gguf"), clamped = dir.resolve("mpt-clamped-mini.gguf"), bloom = dir.resolve("bloom-mini.gguf");
+        writeMpt(dir.resolve("llama.gguf"), mpt, 0f);
+        writeMpt(dir.resolve("llama.gguf"), clamped, 0.5f);
+        writeBloom(dir.resolve("bloom-llama.gguf"), bloom);
+        Checkpoint c = Checkpoint.load(clamped, null), b = Checkpoint.load(bloom, null);
+        assertEquals(0.5f, c.model().config.variant().clampKqv());
+        Config.Variant v = b.model().config.variant();
+        assertEquals(List.of(0.25f, 0.0625f, 0.015625f, 0.00390625f, 0.5f, 0.125f), java.util.stream.IntStream.range(0, 6).mapToObj(h -> v.alibiSlope(h, 6)).toList());
+        assertEquals(53791.8652, perplexity(Checkpoint.load(mpt, null)), 2e-5 * 53791.8652);
+        assertEquals(54317.8993, perplexity(c), 2e-5 * 54317.8993);
+        assertEquals(47726.2450, perplexity(b), 2e-5 * 47726.2450);
     }
 
     /**
