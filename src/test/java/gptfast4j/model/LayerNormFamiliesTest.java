@@ -64,7 +64,7 @@ public class LayerNormFamiliesTest {
         }, name -> !name.matches("blk\\.\\d+\\.(attn_[qkv]|ffn_gate|ffn_norm)\\.weight"), (llama, tensors) -> {
             for (int l = 0; l < SHAPE.layers(); l++) {
                 String p = "blk." + l + ".";
-                FamilyFiles.fused(tensors, p + "attn_qkv.weight", llama.get(p + "attn_q.weight"), llama.get(p + "attn_k.weight"), llama.get(p + "attn_v.weight"));
+                fusedQkv(llama, tensors, p);
                 layerBiases(tensors, p, 10 * l, true, false);
             }
             FamilyFiles.bias(tensors, "output_norm.bias", new long[]{SHAPE.dim()}, 99);
@@ -72,7 +72,21 @@ public class LayerNormFamiliesTest {
         });
     }
 
-    /** The LayerNorms' biases of every layer and of the output norm, seeded from {@code seed}; an FFN norm's where {@code ffnNorm}. */
+    /** Layer {@code p}'s ("blk.N.") query, key and value projections of the Llama file in one attn_qkv, as the converters fuse them. */
+    private static void fusedQkv(Map<String, gptfast4j.io.TensorData> llama, List<GGUFWriter.TensorSpec> tensors, String p) {
+        FamilyFiles.fused(tensors, p + "attn_qkv.weight", llama.get(p + "attn_q.weight"), llama.get(p + "attn_k.weight"), llama.get(p + "attn_v.weight"));
+    }
+
+    /** GPT-NeoX's and GPT-2's layers: the q/k/v projections fused, biases on every projection and norm, the output norm's. */
+    private static void neoxLayers(Map<String, gptfast4j.io.TensorData> llama, List<GGUFWriter.TensorSpec> tensors) {
+        for (int l = 0; l < SHAPE.layers(); l++) {
+            fusedQkv(llama, tensors, "blk." + l + ".");
+            layerBiases(tensors, "blk." + l + ".", 10 * l, true, true);
+        }
+        FamilyFiles.bias(tensors, "output_norm.bias", new long[]{SHAPE.dim()}, 99);
+    }
+
+    /** The LayerNorms' biases of every layer and of the output norm; an FFN norm's where {@code ffnNorm}. */
     private static void normBiases(List<GGUFWriter.TensorSpec> tensors, boolean ffnNorm) {
         for (int l = 0; l < SHAPE.layers(); l++) {
             FamilyFiles.bias(tensors, "blk." + l + ".attn_norm.bias", new long[]{SHAPE.dim()}, 50 + 10 * l);
@@ -133,7 +147,7 @@ public class LayerNormFamiliesTest {
                 name -> !name.matches("blk\\.\\d+\\.(attn_[qkv]|ffn_gate|ffn_norm)\\.weight"), (llama, tensors) -> {
             for (int l = 0; l < SHAPE.layers(); l++) {
                 String p = "blk." + l + ".";
-                FamilyFiles.fused(tensors, p + "attn_qkv.weight", llama.get(p + "attn_q.weight"), llama.get(p + "attn_k.weight"), llama.get(p + "attn_v.weight"));
+                fusedQkv(llama, tensors, p);
                 if (twoNorms) {
                     FamilyFiles.norm(tensors, p + "attn_norm_2.weight", SHAPE.dim(), 30 + l);
                     FamilyFiles.bias(tensors, p + "attn_norm_2.bias", new long[]{SHAPE.dim()}, 35 + l);
@@ -154,14 +168,7 @@ public class LayerNormFamiliesTest {
             layerNormEpsilon("gptneox", md);
             md.put("gptneox.rope.dimension_count", Metadata.Value.uint32(4));
             md.put("gptneox.use_parallel_residual", Metadata.Value.bool(parallel));
-        }, name -> !name.matches("blk\\.\\d+\\.(attn_[qkv]|ffn_gate)\\.weight"), (llama, tensors) -> {
-            for (int l = 0; l < SHAPE.layers(); l++) {
-                String p = "blk." + l + ".";
-                FamilyFiles.fused(tensors, p + "attn_qkv.weight", llama.get(p + "attn_q.weight"), llama.get(p + "attn_k.weight"), llama.get(p + "attn_v.weight"));
-                layerBiases(tensors, p, 10 * l, true, true);
-            }
-            FamilyFiles.bias(tensors, "output_norm.bias", new long[]{SHAPE.dim()}, 99);
-        });
+        }, name -> !name.matches("blk\\.\\d+\\.(attn_[qkv]|ffn_gate)\\.weight"), (llama, tensors) -> neoxLayers(llama, tensors));
     }
 
     /** The GPT-2 and StarCoder minis' context, as many learned positions. */
@@ -178,12 +185,7 @@ public class LayerNormFamiliesTest {
             md.keySet().removeIf(k -> k.startsWith(arch + ".rope."));
             md.put(arch + ".context_length", Metadata.Value.uint32(GPT2_CONTEXT));
         }, name -> !name.matches("blk\\.\\d+\\.(attn_[qkv]|ffn_gate)\\.weight"), (llama, tensors) -> {
-            for (int l = 0; l < SHAPE.layers(); l++) {
-                String p = "blk." + l + ".";
-                FamilyFiles.fused(tensors, p + "attn_qkv.weight", llama.get(p + "attn_q.weight"), llama.get(p + "attn_k.weight"), llama.get(p + "attn_v.weight"));
-                layerBiases(tensors, p, 10 * l, true, true);
-            }
-            FamilyFiles.bias(tensors, "output_norm.bias", new long[]{SHAPE.dim()}, 99);
+            neoxLayers(llama, tensors);
             FamilyFiles.matrix(tensors, "position_embd.weight", new long[]{SHAPE.dim(), GPT2_CONTEXT}, 77);
         });
     }
@@ -205,7 +207,7 @@ public class LayerNormFamiliesTest {
         }, name -> !name.matches("blk\\.\\d+\\.(attn_[qkv]|ffn_gate)\\.weight"), (llama, tensors) -> {
             for (int l = 0; l < SHAPE.layers(); l++) {
                 String p = "blk." + l + ".";
-                FamilyFiles.fused(tensors, p + "attn_qkv.weight", llama.get(p + "attn_q.weight"), llama.get(p + "attn_k.weight"), llama.get(p + "attn_v.weight"));
+                fusedQkv(llama, tensors, p);
             }
         });
     }
@@ -222,7 +224,7 @@ public class LayerNormFamiliesTest {
         }, name -> !name.matches("blk\\.\\d+\\.(attn_[qkv]|ffn_gate)\\.weight"), (llama, tensors) -> {
             for (int l = 0; l < s.layers(); l++) {
                 String p = "blk." + l + ".";
-                FamilyFiles.fused(tensors, p + "attn_qkv.weight", llama.get(p + "attn_q.weight"), llama.get(p + "attn_k.weight"), llama.get(p + "attn_v.weight"));
+                fusedQkv(llama, tensors, p);
                 FamilyFiles.bias(tensors, p + "attn_norm.bias", new long[]{s.dim()}, 10 * l);
                 FamilyFiles.bias(tensors, p + "attn_qkv.bias", new long[]{3L * s.dim()}, 10 * l + 1);
                 FamilyFiles.bias(tensors, p + "attn_output.bias", new long[]{s.dim()}, 10 * l + 4);
