@@ -181,6 +181,14 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2", "mistral4", "starcoder2", "phi2", "stablelm", "nemotron", "orion", "internlm2", "falcon", "gptneox", "gpt2", "starcoder", "mpt", "bloom");
 
     /**
+     * Architectures whose converter leaves the query and key rows as Hugging Face has them, for llama.cpp's NEOX RoPE
+     * (on halves of each head), beside the families {@code loadGGUF} names by prefix (Qwen's, Gemma's, OLMo's, EXAONE's,
+     * LFM2's) and Phi-3; those without RoPE (GPT-2's, MPT's, BLOOM's) among them, their rows never turned.
+     */
+    private static final Set<String> HALVES = Set.of("gpt-oss", "dots1", "seed_oss", "glm4moe", "minimax-m2", "apertus", "falcon-h1", "bailingmoe2",
+            "starcoder2", "phi2", "stablelm", "nemotron", "orion", "falcon", "gptneox", "gpt2", "starcoder", "mpt", "bloom");
+
+    /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
      * tokens; in gpt-oss's harmony vocabulary, which has {@code <|return|>} and {@code <|call|>}, {@code <|end|>} ends
      * a message of the answer (its thinking), not the answer, and is left out, as llama.cpp leaves it out.
@@ -222,11 +230,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             throw new ModelFormatException(path + ": an ernie4_5-moe model with a mixture every " + md.getInt("ernie4_5-moe.interleave_moe_layer_step", 1) + " layers is not supported");
         }
         boolean gemma = arch.startsWith("gemma"), phi3 = arch.equals("phi3"), olmo2 = arch.equals("olmo2"),
-                llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo") && !arch.startsWith("exaone") && !arch.equals("gpt-oss")
-                        && !arch.equals("dots1") && !arch.equals("seed_oss") && !arch.equals("glm4moe") && !arch.equals("minimax-m2") && !arch.equals("apertus")
-                        && !arch.startsWith("lfm2") && !arch.equals("falcon-h1") && !arch.equals("bailingmoe2") && !arch.equals("starcoder2") && !arch.equals("phi2")
-                        && !arch.equals("stablelm") && !arch.equals("nemotron") && !arch.equals("orion") && !arch.equals("falcon") && !arch.equals("gptneox")
-                        && !arch.equals("gpt2") && !arch.equals("starcoder") && !arch.equals("mpt") && !arch.equals("bloom")
+                llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo") && !arch.startsWith("exaone") && !arch.startsWith("lfm2")
+                        && !HALVES.contains(arch)
                         && !(arch.equals("glm4") && usesMrope(md, arch)); // GLM-4V's: llama.cpp turns its M-RoPE's pairs as halves
         Map<String, TensorData> tensors = gguf.tensors();
         if (tensors.isEmpty()) throw new ModelFormatException(path + ": a vocabulary-only GGUF (no tensors), not a model");

@@ -658,8 +658,9 @@ public final class Llama {
     }
 
     /**
-     * Tokens {@code [t0, t1)}: {@code xb = rmsnorm(x) * attentionNorm}; kept as the FFN's input too in parallel blocks
-     * (Command-R's), since the attention's output takes xb's place.
+     * Tokens {@code [t0, t1)}: {@code xb = rmsnorm(x) * attentionNorm}; in parallel blocks the FFN's input kept too
+     * (Command-R's, Phi-2's: xb, since the attention's output takes its place; GPT-NeoX's and Falcon-40B's: x by the
+     * layer's own FFN norm).
      */
     private void attentionNorm(State s, int t0, int t1) {
         Layer layer = weights().layers()[s.layer];
