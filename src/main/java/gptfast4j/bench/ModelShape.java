@@ -75,7 +75,10 @@ public record ModelShape(String name, int dim, int hiddenDim, int layers, int he
             new ModelShape("falcon-mamba-7b", 4096, 1, 64, 1, 1, 65024, 1 << 20, 10000, 1e-5f, false, 0, 0, 0, 4096, "mamba"),
             // Phi-2: 32 layers of 32 heads of 80 (RoPE on 32 of them), LayerNorm with biases, a feed-forward 10240 wide
             // without a gate, the attention and the FFN in parallel, its 51200-token vocabulary, a bias on the logits
-            new ModelShape("phi-2", 2560, 10240, 32, 32, 32, 51200, 2048, 10000, 1e-5f, false, 0, 0, 0, 80, "phi2"));
+            new ModelShape("phi-2", 2560, 10240, 32, 32, 32, 51200, 2048, 10000, 1e-5f, false, 0, 0, 0, 80, "phi2"),
+            // Falcon-7B: 32 layers of 71 heads of 64 sharing one kv head, LayerNorm with biases, a feed-forward 18176 wide
+            // without a gate in parallel with the attention, tied embeddings of its 65024 tokens
+            new ModelShape("falcon-7b", 4544, 18176, 32, 71, 1, 65024, 2048, 10000, 1e-5f, true, 0, 0, 0, 64, "falcon"));
 
     public static ModelShape named(String name) {
         for (ModelShape s : ALL) if (s.name.equalsIgnoreCase(name)) return s;

@@ -166,6 +166,7 @@ public final class RandomModel {
             md.put("mamba.ssm.time_step_rank", Metadata.Value.uint32(FALCON_MAMBA_RANK));
             md.put("mamba.ssm.dt_b_c_rms", Metadata.Value.bool(true));
         }
+        if (arch.equals("falcon")) md.put("falcon.attention.layer_norm_epsilon", md.remove("falcon.attention.layer_norm_rms_epsilon"));
         if (arch.equals("phi2")) {
             // Phi-2's LayerNorm epsilon in place of RMSNorm's, RoPE on 2/5 of each head (32 of 80), an even count
             md.put("phi2.attention.layer_norm_epsilon", md.remove("phi2.attention.layer_norm_rms_epsilon"));
@@ -200,6 +201,7 @@ public final class RandomModel {
                 nemotron = s.architecture().equals("nemotron_h"), mamba2 = s.architecture().equals("mamba2"), mamba1 = s.architecture().equals("mamba");
         tensors.add(matrix("token_embd.weight", type, dim, s.vocab(), 1.0));
         if (s.architecture().equals("phi2")) return phi2(tensors, s, type);
+        if (s.architecture().equals("falcon")) return falcon(tensors, s, type);
         if (s.ropeScaling() > 0) {
             float[] factors = Checkpoint.llama3RopeFactors(s.ropeScaling(), 1, 4, 8192, s.ropeTheta(), s.headDim());
             tensors.add(new GGUFWriter.TensorSpec("rope_freqs.weight", GGMLType.F32, new long[]{factors.length},
@@ -377,6 +379,27 @@ public final class RandomModel {
         tensors.add(tensor("output_norm.bias", GGMLType.F32, new long[]{dim}, 0.01));
         tensors.add(matrix("output.weight", type, dim, s.vocab(), 1 / Math.sqrt(dim)));
         tensors.add(tensor("output.bias", GGMLType.F32, new long[]{s.vocab()}, 0.01));
+        return tensors;
+    }
+
+    /**
+     * Falcon-7B's layers and head after {@code tensors}' embeddings: LayerNorm with biases, the query, key and value
+     * projections in one tensor, no gate and no FFN norm (its blocks are parallel), the head tied where the shape says.
+     */
+    private static List<GGUFWriter.TensorSpec> falcon(List<GGUFWriter.TensorSpec> tensors, ModelShape s, GGMLType type) {
+        int dim = s.dim(), hidden = s.hiddenDim(), qkv = (s.heads() + 2 * s.kvHeads()) * s.headDim();
+        for (int l = 0; l < s.layers(); l++) {
+            String p = "blk." + l + ".";
+            tensors.add(ones(p + "attn_norm.weight", dim));
+            tensors.add(tensor(p + "attn_norm.bias", GGMLType.F32, new long[]{dim}, 0.01));
+            tensors.add(matrix(p + "attn_qkv.weight", type, dim, qkv, 1 / Math.sqrt(dim)));
+            tensors.add(matrix(p + "attn_output.weight", type, (long) s.heads() * s.headDim(), dim, 1 / Math.sqrt(dim)));
+            tensors.add(matrix(p + "ffn_up.weight", type, dim, hidden, 1 / Math.sqrt(dim)));
+            tensors.add(matrix(p + "ffn_down.weight", type, hidden, dim, 1 / Math.sqrt(hidden)));
+        }
+        tensors.add(ones("output_norm.weight", dim));
+        tensors.add(tensor("output_norm.bias", GGMLType.F32, new long[]{dim}, 0.01));
+        if (!s.tiedEmbeddings()) tensors.add(matrix("output.weight", type, dim, s.vocab(), 1 / Math.sqrt(dim)));
         return tensors;
     }
 

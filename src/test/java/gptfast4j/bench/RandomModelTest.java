@@ -294,6 +294,23 @@ class RandomModelTest {
         assertGenerates(c, 1, 15043);
     }
 
+    /**
+     * A Falcon shape: heads sharing one kv head, LayerNorm with biases, fused projections, no gate, parallel blocks with
+     * one norm, tied embeddings, Falcon's vocabulary size as Llama-2's padded; it loads as falcon and generates
+     * (make-model's falcon-7b file runs in llama-bench de3ff81 as "falcon 7B").
+     */
+    @Test
+    void falconShapeIsFalcons(@TempDir Path dir) {
+        Checkpoint c = written(new ModelShape("falcon-tiny", 96, 384, 2, 6, 1, 65024, 2048, 10000, 1e-5f, true, 0, 0, 0, 16, "falcon"), GGMLType.Q8_0, dir);
+        gptfast4j.model.Config config = c.model().config;
+        assertTrue(config.variant().layerNorm() && config.variant().parallelBlocks());
+        assertEquals(java.util.List.of(6, 1), java.util.List.of(config.nHeads(), config.nKvHeads()));
+        gptfast4j.model.Layer layer = c.model().weights().layers()[1];
+        assertTrue(layer.attentionNormBias() != null && layer.ffnNorm() == null && layer.feedForward() instanceof gptfast4j.model.FeedForward.Dense d && d.w1() == null);
+        assertTrue(c.model().weights().output() == c.model().weights().tokEmbeddings());
+        assertGenerates(c, 1, 15043);
+    }
+
     /** K-quant files: random blocks with super-block scales that keep the weights near the asked spread, and they run. */
     @ParameterizedTest
     @ValueSource(strings = {"Q4_K", "Q5_K", "Q6_K"})
