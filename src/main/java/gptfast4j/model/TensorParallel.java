@@ -154,7 +154,7 @@ public final class TensorParallel {
                     x.wv().rows((long) rank * kvHeads * headDim, (long) kvHeads * headDim), rows(x.wo(), dimStarts), x.ffnNorm(), ffn,
                     x.qNorm(), x.kNorm(), part(x.qBias(), qStarts[rank], part(qStarts)),
                     part(x.kBias(), rank * kvHeads * headDim, kvHeads * headDim), part(x.vBias(), rank * kvHeads * headDim, kvHeads * headDim),
-                    x.postAttentionNorm(), x.postFfnNorm(), x.outputBias(), part(x.sinks(), qStarts[rank] / headDim, part(qStarts) / headDim), null, x.xielu(), null, null, false,
+                    x.postAttentionNorm(), x.postFfnNorm(), x.outputBias(), part(x.sinks(), firstHead(headDim), part(qStarts) / headDim), null, x.xielu(), null, null, false,
                     x.attentionNormBias(), x.ffnNormBias());
         }
         // the logits' bias whole: added after the logits are gathered
