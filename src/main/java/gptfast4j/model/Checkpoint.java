@@ -178,7 +178,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     /** The GGUF architectures whose blocks the forward pass runs (llama.cpp's names). */
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
-            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2", "mistral4", "starcoder2", "phi2", "stablelm", "nemotron", "orion", "internlm2", "falcon", "gptneox", "gpt2", "starcoder", "mpt", "bloom");
+            "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2", "mistral4", "starcoder2", "phi2", "stablelm", "nemotron", "orion", "internlm2", "falcon", "gptneox", "gpt2", "starcoder", "mpt", "bloom",
+            "xverse", "refact", "plamo", "codeshell", "baichuan");
 
     /**
      * Architectures whose converter leaves the query and key rows as Hugging Face has them, for llama.cpp's NEOX RoPE
@@ -186,7 +187,19 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * LFM2's) and Phi-3; those without RoPE (GPT-2's, MPT's, BLOOM's) among them, their rows never turned.
      */
     private static final Set<String> HALVES = Set.of("gpt-oss", "dots1", "seed_oss", "glm4moe", "minimax-m2", "apertus", "falcon-h1", "bailingmoe2",
-            "starcoder2", "phi2", "stablelm", "nemotron", "orion", "falcon", "gptneox", "gpt2", "starcoder", "mpt", "bloom");
+            "starcoder2", "phi2", "stablelm", "nemotron", "orion", "falcon", "gptneox", "gpt2", "starcoder", "mpt", "bloom", "plamo", "codeshell");
+
+    /**
+     * Baichuan's blocks, which llama.cpp tells apart by their count: 32 layers (Baichuan-7B, Baichuan 2 7B) Llama's
+     * with RoPE, 40 (13B) with ALiBi (max bias 8) in place of it. llama.cpp runs any other count with neither, which
+     * no Baichuan model is: refused.
+     */
+    private static Config.Variant baichuan(Path path, Metadata md) {
+        int layers = required(md, path, "baichuan.block_count");
+        if (layers == 32) return Config.Variant.LLAMA;
+        if (layers == 40) return Config.Variant.LLAMA.withoutRope().alibi(8f, 0f);
+        throw new ModelFormatException(path + ": a baichuan model of " + layers + " layers is not supported (32 layers: RoPE, 40: ALiBi)");
+    }
 
     /**
      * Adds the vocabulary's tokens that end a turn ({@link #END_OF_TURN}) to {@code eos}, as llama.cpp's end-of-generation
@@ -288,6 +301,12 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : arch.equals("orion") ? Config.Variant.layerNorm(Config.Activation.SILU, false)
                 : arch.equals("stablelm") ? Config.Variant.layerNorm(Config.Activation.SILU, !tensors.containsKey("blk.0.ffn_norm.weight"))
                 : arch.equals("nemotron") ? Config.Variant.layerNorm(Config.Activation.RELU_SQUARED, false)
+                // CodeShell's: StarCoder2's blocks; PLaMo's: Llama's in parallel on one norm; Refact's: Llama's with
+                // ALiBi (max bias 8, as llama.cpp sets it) in place of RoPE; Baichuan's by its size
+                : arch.equals("codeshell") ? Config.Variant.layerNorm(Config.Activation.GELU_UP, false)
+                : arch.equals("plamo") ? Config.Variant.LLAMA.inParallel()
+                : arch.equals("refact") ? Config.Variant.LLAMA.withoutRope().alibi(8f, 0f)
+                : arch.equals("baichuan") ? baichuan(path, md)
                 : latent ? deepseek2(path, md, arch)
                 : Config.Variant.LLAMA;
         Config.Variant variant = scaled(path, md, arch, blocks);

@@ -140,6 +140,13 @@ public record Config(
             return new Variant(1f, activation, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, true, parallelBlocks, null, null, false, 0f, 0f);
         }
 
+        /** This variant with the attention and the FFN in parallel, both reading the layer's one normalized input (PLaMo's). */
+        public Variant inParallel() {
+            return new Variant(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,
+                    rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext, scoreScale, residualScale, logitFactor, noRopeEvery, wholeQkNorms,
+                    layerNorm, true, yarn, temperature, chunked, alibiMaxBias, clampKqv);
+        }
+
         /** This variant with ALiBi's {@code maxBias} and a clamp of the q/k/v projections' outputs ({@code clampKqv}); 0 for none. */
         public Variant alibi(float maxBias, float clampKqv) {
             return new Variant(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,

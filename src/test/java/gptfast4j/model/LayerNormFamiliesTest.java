@@ -171,6 +171,15 @@ public class LayerNormFamiliesTest {
         }, name -> !name.matches("blk\\.\\d+\\.(attn_[qkv]|ffn_gate)\\.weight"), (llama, tensors) -> neoxLayers(llama, tensors));
     }
 
+    /**
+     * Writes the CodeShell mini model to {@code out}: GPT-NeoX's layers in sequence (fused query, key and value
+     * projections, biases everywhere, no gate), RoPE on halves of each whole head.
+     */
+    public static void writeCodeShell(Path scratch, Path out) {
+        FamilyFiles.write(SHAPE, "codeshell", scratch, out, md -> layerNormEpsilon("codeshell", md),
+                name -> !name.matches("blk\\.\\d+\\.(attn_[qkv]|ffn_gate)\\.weight"), (llama, tensors) -> neoxLayers(llama, tensors));
+    }
+
     /** The GPT-2 and StarCoder minis' context, as many learned positions. */
     static final int GPT2_CONTEXT = 512;
 
@@ -252,6 +261,19 @@ public class LayerNormFamiliesTest {
         assertNull(ffn.w1());
         assertEquals(List.of(SHAPE.hiddenDim(), SHAPE.dim(), SHAPE.dim()), List.of(ffn.upBias().length, ffn.downBias().length, layer.ffnNormBias().length));
         assertEquals(55944.0457, perplexity(c), 1e-5 * 55944.0457);
+    }
+
+    /**
+     * CodeShell ({@code codeshell}: CodeShell-7B): llama-perplexity's figure, ours 1e-5 from it (GELU's table).
+     */
+    @Test
+    void codeShellGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("codeshell-mini.gguf");
+        writeCodeShell(dir.resolve("llama.gguf"), file);
+        Checkpoint c = Checkpoint.load(file, null);
+        assertEquals(Config.RopeStyle.HALVES, c.model().config.ropeStyle());
+        assertEquals(SHAPE.dim(), c.model().weights().layers()[0].qBias().length);
+        assertEquals(53741.1832, perplexity(c), 2e-5 * 53741.1832);
     }
 
     /**

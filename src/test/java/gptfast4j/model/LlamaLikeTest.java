@@ -37,6 +37,24 @@ class LlamaLikeTest {
         FamilyFiles.write(SHAPE, arch, scratch, out, edit, name -> true, (llama, tensors) -> { });
     }
 
+    /** Writes the Refact mini model to {@code out}: Llama's blocks without RoPE's keys (ALiBi in its place). */
+    static void writeRefact(Path scratch, Path out) {
+        write("refact", scratch, out, md -> md.keySet().removeIf(k -> k.startsWith("refact.rope.")));
+    }
+
+    /** Writes the PLaMo mini model to {@code out}: Llama's blocks without FFN norms (the attention and the FFN in parallel on one norm). */
+    static void writePlamo(Path scratch, Path out) {
+        FamilyFiles.write(SHAPE, "plamo", scratch, out, md -> { }, name -> !name.endsWith("ffn_norm.weight"), (llama, tensors) -> { });
+    }
+
+    /** Baichuan 13B's mini: 40 layers (llama.cpp's count for ALiBi), 4 heads of 16 each its own kv head. */
+    static final ModelShape BAICHUAN_13B_SHAPE = new ModelShape("baichuan-13b-mini", 64, 160, 40, 4, 4, 32000, 256, 10000, 1e-5f, false, 0, 0, 0);
+
+    /** Writes the Baichuan 13B mini model ({@link #BAICHUAN_13B_SHAPE}) to {@code out}: Llama's blocks under its name. */
+    static void writeBaichuan13b(Path scratch, Path out) {
+        FamilyFiles.write(BAICHUAN_13B_SHAPE, "baichuan", scratch, out, md -> { }, name -> true, (llama, tensors) -> { });
+    }
+
     /** {@code c}'s perplexity on ppl-text.txt in chunks of 128 positions, an F32 cache: llama-perplexity's {@code -c 128 -ctk f32 -ctv f32}. */
     static double perplexity(Checkpoint c) throws IOException {
         return Perplexity.compute(c, null, Files.readString(Shared.REFERENCE.resolve("ppl-text.txt")), 128, KvCache.Type.F32, chunk -> { }).ppl();
@@ -297,6 +315,34 @@ class LlamaLikeTest {
         Path file = dir.resolve("mistral3-mini.gguf");
         write("mistral3", dir.resolve("llama.gguf"), file, md -> { });
         assertEquals(47615.3673, perplexity(Checkpoint.load(file, null)), 1e-6 * 47615.3673);
+    }
+
+    /**
+     * XVERSE ({@code xverse}: Llama's blocks under its name), Refact ({@code refact}: Refact-1.6B, ALiBi with max bias 8
+     * in place of RoPE), PLaMo ({@code plamo}: PLaMo-13B, the attention and the FFN in parallel on one RMS norm, RoPE
+     * on halves) and Baichuan 13B ({@code baichuan} of 40 layers: ALiBi, as llama.cpp tells it from Baichuan-7B's 32
+     * layers with RoPE): llama-perplexity's figures, ours within 3e-8 of them. A Baichuan file of another count of
+     * layers, which llama.cpp runs with neither RoPE nor ALiBi, is refused in one line.
+     */
+    @Test
+    void xverseRefactPlamoAndBaichuanGiveLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path xverse = dir.resolve("xverse-mini.gguf"), refact = dir.resolve("refact-mini.gguf"), plamo = dir.resolve("plamo-mini.gguf"),
+                baichuan = dir.resolve("baichuan-13b-mini.gguf"), other = dir.resolve("baichuan-4-mini.gguf");
+        write("xverse", dir.resolve("llama.gguf"), xverse, md -> { });
+        writeRefact(dir.resolve("llama.gguf"), refact);
+        writePlamo(dir.resolve("llama.gguf"), plamo);
+        writeBaichuan13b(dir.resolve("baichuan-llama.gguf"), baichuan);
+        write("baichuan", dir.resolve("llama.gguf"), other, md -> { });
+        Checkpoint r = Checkpoint.load(refact, null), p = Checkpoint.load(plamo, null), b = Checkpoint.load(baichuan, null);
+        assertEquals(List.of(8f, 8f), List.of(r.model().config.variant().alibiMaxBias(), b.model().config.variant().alibiMaxBias()));
+        assertTrue(p.model().config.variant().parallelBlocks() && !p.model().config.variant().layerNorm());
+        assertEquals(Config.RopeStyle.HALVES, p.model().config.ropeStyle());
+        assertEquals(47615.3673, perplexity(Checkpoint.load(xverse, null)), 1e-6 * 47615.3673);
+        assertEquals(46936.7833, perplexity(r), 1e-6 * 46936.7833);
+        assertEquals(46354.1373, perplexity(p), 1e-6 * 46354.1373);
+        assertEquals(45502.9459, perplexity(b), 1e-6 * 45502.9459);
+        var e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(other, null));
+        assertEquals(other + ": a baichuan model of 4 layers is not supported (32 layers: RoPE, 40: ALiBi)", e.getMessage());
     }
 
     /**
