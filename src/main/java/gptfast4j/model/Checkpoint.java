@@ -179,7 +179,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
             "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2", "mistral4", "starcoder2", "phi2", "stablelm", "nemotron", "orion", "internlm2", "falcon", "gptneox", "gpt2", "starcoder", "mpt", "bloom",
-            "xverse", "refact", "plamo", "codeshell", "baichuan");
+            "xverse", "refact", "plamo", "codeshell", "baichuan", "jais", "jais2");
 
     /**
      * Architectures whose converter leaves the query and key rows as Hugging Face has them, for llama.cpp's NEOX RoPE
@@ -187,7 +187,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * LFM2's) and Phi-3; those without RoPE (GPT-2's, MPT's, BLOOM's) among them, their rows never turned.
      */
     private static final Set<String> HALVES = Set.of("gpt-oss", "dots1", "seed_oss", "glm4moe", "minimax-m2", "apertus", "falcon-h1", "bailingmoe2",
-            "starcoder2", "phi2", "stablelm", "nemotron", "orion", "falcon", "gptneox", "gpt2", "starcoder", "mpt", "bloom", "plamo", "codeshell");
+            "starcoder2", "phi2", "stablelm", "nemotron", "orion", "falcon", "gptneox", "gpt2", "starcoder", "mpt", "bloom", "plamo", "codeshell", "jais", "jais2");
 
     /**
      * Baichuan's blocks, which llama.cpp tells apart by their count: 32 layers (Baichuan-7B, Baichuan 2 7B) Llama's
@@ -300,7 +300,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 // parallel (its layers have no FFN norm); Nemotron's: LayerNorm with biases, no gate, ReLU² of up
                 : arch.equals("orion") ? Config.Variant.layerNorm(Config.Activation.SILU, false)
                 : arch.equals("stablelm") ? Config.Variant.layerNorm(Config.Activation.SILU, !tensors.containsKey("blk.0.ffn_norm.weight"))
-                : arch.equals("nemotron") ? Config.Variant.layerNorm(Config.Activation.RELU_SQUARED, false)
+                // Nemotron's and JAIS 2's: LayerNorm with biases, no gate, ReLU² of up
+                : arch.equals("nemotron") || arch.equals("jais2") ? Config.Variant.layerNorm(Config.Activation.RELU_SQUARED, false)
+                // JAIS's: LayerNorm with biases, SwiGLU, ALiBi where its file gives a max bias (llama.cpp's optional key)
+                : arch.equals("jais") ? Config.Variant.jais(md.getFloat("jais.attention.max_alibi_bias", 0f), headDim)
                 // CodeShell's: StarCoder2's blocks; PLaMo's: Llama's in parallel on one norm; Refact's: Llama's with
                 // ALiBi (max bias 8, as llama.cpp sets it) in place of RoPE; Baichuan's by its size
                 : arch.equals("codeshell") ? Config.Variant.layerNorm(Config.Activation.GELU_UP, false)
@@ -1086,7 +1089,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                             ungated ? null : gateUp != null ? gateUp.rows(0, hidden) : matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
                             matrix(path, tensors, p + "ffn_down.weight", hidden, dim),
                             gateUp != null ? gateUp.rows(hidden, hidden) : matrix(path, tensors, p + "ffn_up.weight", dim, hidden),
-                            // StarCoder2's and Phi-2's biases; any other's where its file has them
+                            // StarCoder2's, Phi-2's and JAIS's biases; any other's where its file has them
+                            ungated ? null : optionalVector(path, tensors, p + "ffn_gate.bias", hidden),
                             optionalVector(path, tensors, p + "ffn_up.bias", hidden), optionalVector(path, tensors, p + "ffn_down.bias", dim)),
                     layerHeadNorms ? vector(path, tensors, p + "attn_q_norm.weight", wholeNorms ? qDim : c.headDim()) : unitNorms && c.variant().ropes(l) ? ones : null,
                     layerHeadNorms ? vector(path, tensors, p + "attn_k_norm.weight", wholeNorms ? kvDim : c.headDim()) : unitNorms && c.variant().ropes(l) ? ones : null,

@@ -140,6 +140,14 @@ public record Config(
             return new Variant(1f, activation, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, true, parallelBlocks, null, null, false, 0f, 0f);
         }
 
+        /**
+         * JAIS's blocks: LayerNorm with biases, SwiGLU, no RoPE but ALiBi of {@code maxBias} (0: none, as llama.cpp runs
+         * a file without the key), the scores scaled by {@code 1 / headDim} (muP's) rather than its square root.
+         */
+        public static Variant jais(float maxBias, int headDim) {
+            return new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 1f / headDim, 1f, 1f, 1, false, true, false, null, null, false, maxBias, 0f);
+        }
+
         /** This variant with the attention and the FFN in parallel, both reading the layer's one normalized input (PLaMo's). */
         public Variant inParallel() {
             return new Variant(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,

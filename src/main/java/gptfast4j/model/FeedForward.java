@@ -10,17 +10,17 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
 
     /**
      * SwiGLU: {@code w2 · (silu(w1 · x) ⊙ (w3 · x))}. w1, w3: [dim, hidden]; w2: [hidden, dim]. w1 null: no gate, the
-     * activation of {@code w3 · x} alone (Arcee's {@link Config.Activation#RELU_SQUARED}). {@code upBias} [hidden] and
-     * {@code downBias} [dim]: w3's and w2's biases (StarCoder2's, Phi-2's), or null.
+     * activation of {@code w3 · x} alone (Arcee's {@link Config.Activation#RELU_SQUARED}). {@code gateBias} and {@code
+     * upBias} [hidden], {@code downBias} [dim]: w1's (JAIS's), w3's and w2's biases (StarCoder2's, Phi-2's), or null.
      */
-    record Dense(Tensor w1, Tensor w2, Tensor w3, float[] upBias, float[] downBias) implements FeedForward {
+    record Dense(Tensor w1, Tensor w2, Tensor w3, float[] gateBias, float[] upBias, float[] downBias) implements FeedForward {
         public Dense(Tensor w1, Tensor w2, Tensor w3) {
-            this(w1, w2, w3, null, null);
+            this(w1, w2, w3, null, null, null);
         }
 
         /** This feed-forward with other matrices (a copy's), its biases the same. */
         public Dense with(Tensor w1, Tensor w2, Tensor w3) {
-            return new Dense(w1, w2, w3, upBias, downBias);
+            return new Dense(w1, w2, w3, gateBias, upBias, downBias);
         }
 
         @Override

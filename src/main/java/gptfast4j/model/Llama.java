@@ -1189,6 +1189,7 @@ public final class Llama {
         s.ffnPart = (int) ffn.w3().rows;
         if (ffn.w1() == null) ffn.w3().matmul(s.xb, n, s.hb2, s.ffnPart, exact); // no gate: the activation of up alone
         else s.sharedInput.matmul(s.xb, n, exact, ffn.w1(), s.hb, ffn.w3(), s.hb2);
+        if (ffn.gateBias() != null) for (int t = 0; t < n; t++) VectorMath.add(s.hb, t * s.ffnPart, ffn.gateBias(), 0, s.ffnPart);
         if (ffn.upBias() != null) for (int t = 0; t < n; t++) VectorMath.add(s.hb2, t * s.ffnPart, ffn.upBias(), 0, s.ffnPart);
         // a layer's own feed-forward (not a mixture's shared expert) may be adapted
         Lora lora = ffn == weights().layers()[s.layer].feedForward() ? this.lora : null;

@@ -163,9 +163,9 @@ public final class TensorParallel {
 
     private FeedForward.Dense share(FeedForward.Dense d) {
         int[] hidden = hiddenStarts(d.width());
-        // the up projection's bias this rank's rows'; the down projection's whole, added after its outputs are gathered
+        // the gate's and up projection's biases this rank's rows'; the down projection's whole, added after its outputs are gathered
         return new FeedForward.Dense(d.w1() == null ? null : rows(d.w1(), hidden), rows(d.w2(), dimStarts), rows(d.w3(), hidden),
-                part(d.upBias(), hidden[rank], part(hidden)), d.downBias());
+                part(d.gateBias(), hidden[rank], part(hidden)), part(d.upBias(), hidden[rank], part(hidden)), d.downBias());
     }
 
     /** Elements {@code [from, from + n)} of a bias (this rank's heads' part), or null for none. */

@@ -180,6 +180,37 @@ public class LayerNormFamiliesTest {
                 name -> !name.matches("blk\\.\\d+\\.(attn_[qkv]|ffn_gate)\\.weight"), (llama, tensors) -> neoxLayers(llama, tensors));
     }
 
+    /**
+     * Writes the JAIS mini model to {@code out}: fused query, key and value projections, SwiGLU, biases on every
+     * projection (the gate's too) and norm, no RoPE but ALiBi (max bias 8).
+     */
+    public static void writeJais(Path scratch, Path out) {
+        FamilyFiles.write(SHAPE, "jais", scratch, out, md -> {
+            layerNormEpsilon("jais", md);
+            md.keySet().removeIf(k -> k.startsWith("jais.rope."));
+            md.put("jais.attention.max_alibi_bias", Metadata.Value.float32(8f));
+        }, name -> !name.matches("blk\\.\\d+\\.attn_[qkv]\\.weight"), (llama, tensors) -> {
+            neoxLayers(llama, tensors);
+            for (int l = 0; l < SHAPE.layers(); l++) FamilyFiles.bias(tensors, "blk." + l + ".ffn_gate.bias", new long[]{SHAPE.hiddenDim()}, 40 + l);
+        });
+    }
+
+    /** Writes the JAIS 2 mini model to {@code out}: Nemotron's blocks with biases on the query, key and value projections, RoPE on whole heads. */
+    public static void writeJais2(Path scratch, Path out) {
+        Path nemotron = out.resolveSibling("nemotron-" + out.getFileName());
+        writeNemotron(scratch, nemotron);
+        FamilyFiles.rewrite(nemotron, out, md -> {
+            Map<String, Metadata.Value> renamed = new java.util.LinkedHashMap<>();
+            md.forEach((k, v) -> renamed.put(k.startsWith("nemotron.") ? "jais2." + k.substring(9) : k, v));
+            renamed.put("general.architecture", Metadata.Value.string("jais2"));
+            renamed.remove("jais2.rope.dimension_count"); // RoPE on whole heads, as llama.cpp requires of JAIS 2
+            md.clear();
+            md.putAll(renamed);
+        }, name -> true, (llama, tensors) -> {
+            for (int l = 0; l < SHAPE.layers(); l++) FamilyFiles.qkvBiases(tensors, "blk." + l + ".", SHAPE.dim(), SHAPE.kvHeads() * SHAPE.headDim(), 60 + l);
+        });
+    }
+
     /** The GPT-2 and StarCoder minis' context, as many learned positions. */
     static final int GPT2_CONTEXT = 512;
 
@@ -274,6 +305,24 @@ public class LayerNormFamiliesTest {
         assertEquals(Config.RopeStyle.HALVES, c.model().config.ropeStyle());
         assertEquals(SHAPE.dim(), c.model().weights().layers()[0].qBias().length);
         assertEquals(53741.1832, perplexity(c), 2e-5 * 53741.1832);
+    }
+
+    /**
+     * JAIS ({@code jais}: jais-13b, jais-30b and their chat models: SwiGLU with biases, ALiBi, the scores scaled by 1 /
+     * headDim) and JAIS 2 ({@code jais2}: Nemotron's blocks with q/k/v biases): llama-perplexity's figures, ours within
+     * 5e-8 of them.
+     */
+    @Test
+    void jaisGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path jais = dir.resolve("jais-mini.gguf"), jais2 = dir.resolve("jais2-mini.gguf");
+        writeJais(dir.resolve("llama.gguf"), jais);
+        writeJais2(dir.resolve("llama.gguf"), jais2);
+        Checkpoint c = Checkpoint.load(jais, null);
+        Config.Variant v = c.model().config.variant();
+        assertEquals(List.of(8f, 1f / SHAPE.headDim()), List.of(v.alibiMaxBias(), v.scoreScale()));
+        assertEquals(SHAPE.hiddenDim(), ((FeedForward.Dense) c.model().weights().layers()[0].feedForward()).gateBias().length);
+        assertEquals(51717.6715, perplexity(c), 1e-6 * 51717.6715);
+        assertEquals(61406.4343, perplexity(Checkpoint.load(jais2, null)), 1e-6 * 61406.4343);
     }
 
     /**
