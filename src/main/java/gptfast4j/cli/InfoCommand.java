@@ -28,6 +28,25 @@ final class InfoCommand implements Callable<Integer> {
      * A mixture model's experts' width, its shared expert's, and which layers are dense instead (ERNIE 4.5's first), as
      * its first mixture layer has them.
      */
+    /** The indices of the layers that {@code which} holds for, comma-separated ("" for none). */
+    private static String layersWhere(gptfast4j.model.Layer[] layers, java.util.function.Predicate<gptfast4j.model.Layer> which) {
+        return java.util.stream.IntStream.range(0, layers.length).filter(l -> which.test(layers[l])).mapToObj(Integer::toString)
+                .collect(java.util.stream.Collectors.joining(", "));
+    }
+
+    /** A deci model's layers' shapes: which have no attention, wo alone, no feed-forward; its feed-forwards' widths. */
+    private static String ownShapes(gptfast4j.model.Layer[] layers) {
+        StringBuilder b = new StringBuilder("; each of its own shape");
+        String none = layersWhere(layers, l -> l.wo() == null), linear = layersWhere(layers, l -> l.wo() != null && l.wq() == null),
+                noFfn = layersWhere(layers, l -> l.feedForward() == null);
+        if (!none.isEmpty()) b.append(": no attention in ").append(none);
+        if (!linear.isEmpty()) b.append(none.isEmpty() ? ": " : ", ").append("wo alone (linear attention) in ").append(linear);
+        if (!noFfn.isEmpty()) b.append(none.isEmpty() && linear.isEmpty() ? ": " : ", ").append("no feed-forward in ").append(noFfn);
+        java.util.IntSummaryStatistics widths = java.util.Arrays.stream(layers).filter(l -> l.feedForward() instanceof gptfast4j.model.FeedForward.Dense)
+                .mapToInt(l -> ((gptfast4j.model.FeedForward.Dense) l.feedForward()).width()).summaryStatistics();
+        return b.append("; feed-forwards ").append(widths.getMin() == widths.getMax() ? widths.getMin() : widths.getMin() + " to " + widths.getMax()).append(" wide").toString();
+    }
+
     private static String mixtureShape(gptfast4j.model.Weights w) {
         java.util.List<Integer> dense = new java.util.ArrayList<>();
         gptfast4j.model.FeedForward.MoE first = null;
@@ -73,15 +92,16 @@ final class InfoCommand implements Callable<Integer> {
             case gptfast4j.model.Mamba2 m -> m.heads() + " heads of " + m.headWidth() + " in " + m.groups() + " group" + (m.groups() > 1 ? "s" : "") + ", states of " + m.stateSize();
             case gptfast4j.model.Mamba1 m -> m.innerWidth() + " channels of " + m.stateSize() + " states, dt of rank " + m.dtRank() + (m.normed() ? " (its input, B and C normalized)" : "");
         };
-        // Nemotron-H's blocks of a feed-forward alone (its others a mixer alone)
-        String alone = java.util.stream.IntStream.range(0, layers.length).filter(l -> layers[l].wo() == null).mapToObj(Integer::toString)
-                .collect(java.util.stream.Collectors.joining(", "));
-        System.out.printf("layers:          %d%s%s%s%s%n", c.nLayers(), nextn > 0 ? " (and " + nextn + " next-token prediction layer" + (nextn > 1 ? "s" : "") + " in the file, not run)" : "",
+        // Nemotron-H's blocks of a feed-forward alone (its others a mixer alone); a deci model's layers each of its own shape
+        boolean ownShapes = c.architecture().equals("deci");
+        String alone = ownShapes ? "" : layersWhere(layers, l -> l.wo() == null);
+        System.out.printf("layers:          %d%s%s%s%s%s%n", c.nLayers(), nextn > 0 ? " (and " + nextn + " next-token prediction layer" + (nextn > 1 ? "s" : "") + " in the file, not run)" : "",
                 conv.length == 0 ? "" : "; convolutions in place of attention in layers " + convolutions + " (" + layers[conv[0]].shortConv().width() + " taps)",
                 mixer == null ? "" : "; " + mixers + (mixer instanceof gptfast4j.model.Mamba2 m && m.besideAttention() ? " beside attention in every layer"
                         : recurrent.length == layers.length ? " in all" : " in place of attention in layers " + recurrentLayers)
                         + " (" + shape + ", convolutions of " + mixer.taps() + " taps)",
-                alone.isEmpty() ? "" : "; feed-forwards alone in layers " + alone + ", the others' blocks without one");
+                alone.isEmpty() ? "" : "; feed-forwards alone in layers " + alone + ", the others' blocks without one",
+                ownShapes ? ownShapes(layers) : "");
         // Mamba-2 alone: no layer attends, none has a feed-forward (the config's nominal head and width read by none)
         boolean attends = java.util.Arrays.stream(layers).anyMatch(gptfast4j.model.Layer::attends),
                 feedForwards = java.util.Arrays.stream(layers).anyMatch(l -> l.feedForward() != null);
@@ -99,7 +119,7 @@ final class InfoCommand implements Callable<Integer> {
         String splits = java.util.stream.IntStream.rangeClosed(2, c.nKvHeads()).filter(p -> c.nKvHeads() % p == 0)
                 .mapToObj(Integer::toString).collect(java.util.stream.Collectors.joining(", "));
         System.out.printf("splits:          %s%n", latent != null ? "none (latent attention)" : c.variant().wholeQkNorms() ? "none (queries and keys normalized across all heads)"
-                : !convolutions.isEmpty() ? "none (convolution layers)" : mixer != null ? "none (" + mixers + ")"
+                : !convolutions.isEmpty() ? "none (convolution layers)" : mixer != null ? "none (" + mixers + ")" : ownShapes ? "none (layers of their own shapes)"
                 : splits.isEmpty() ? "none (one kv head)" : "across " + splits + " processes (--workers)");
         if (c.isMoE()) System.out.printf("experts:         %d (%d used per token)%s%n", c.expertCount(), c.expertsUsed(), mixtureShape(ckpt.model().weights()));
         System.out.printf("vocab:           %d%n", c.vocabSize());

@@ -179,7 +179,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
             "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2", "mistral4", "starcoder2", "phi2", "stablelm", "nemotron", "orion", "internlm2", "falcon", "gptneox", "gpt2", "starcoder", "mpt", "bloom",
-            "xverse", "refact", "plamo", "codeshell", "baichuan", "jais", "jais2");
+            "xverse", "refact", "plamo", "codeshell", "baichuan", "jais", "jais2", "deci");
 
     /**
      * Architectures whose converter leaves the query and key rows as Hugging Face has them, for llama.cpp's NEOX RoPE
@@ -256,7 +256,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         // heads and width are a nominal head of 32 (a block of every cache type; its RoPE tables and buffers small) and a
         // width of 1 that no layer reads, so that its checks hold (the file's counts are 0)
         boolean attentionFree = arch.equals("mamba2") || arch.equals("mamba");
-        int nHeads = attentionFree ? 1 : required(md, path, arch + ".attention.head_count");
+        // DeciLM's and Nemotron's NAS-made layers: each its own heads, kv heads and feed-forward width
+        LayerShapes shapes = arch.equals("deci") ? layerShapes(path, md, arch) : null;
+        int nHeads = attentionFree ? 1 : shapes != null ? oneCount(path, arch + ".attention.head_count", shapes.heads(), "heads")
+                : required(md, path, arch + ".attention.head_count");
         int dim = required(md, path, arch + ".embedding_length");
         TensorData embeddings = tensor(tensors, path, "token_embd.weight");
         int vocab = md.getInt(arch + ".vocab_size", (int) embeddings.shape()[embeddings.shape().length - 1]);
@@ -320,11 +323,12 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : arch.equals("granitehybrid") || nemotronH || attentionFree || arch.equals("falcon-h1") ? mamba2(path, md, arch) : null;
         Config config = config(path, () -> new Config(arch, dim,
                 // Qwen3's mixtures give their experts' width apart from the dense width they would have
-                attentionFree ? 1 : nemotronH ? feedForwardWidth(path, md, arch)
+                attentionFree ? 1 : nemotronH ? feedForwardWidth(path, md, arch) : shapes != null ? Arrays.stream(shapes.widths()).max().orElse(0)
                         : required(md, path, arch + (arch.equals("qwen3moe") || arch.equals("qwen3vlmoe") || arch.equals("gpt-oss") || arch.equals("qwen35moe") || arch.equals("qwen3next") ? ".expert_feed_forward_length" : ".feed_forward_length")),
                 required(md, path, arch + ".block_count") - nextn,
                 nHeads,
-                latent || attentionFree ? 1 : hybridKvHeads ? attentionKvHeads(path, md, arch) : md.getInt(arch + ".attention.head_count_kv", nHeads),
+                latent || attentionFree ? 1 : hybridKvHeads ? attentionKvHeads(path, md, arch)
+                        : shapes != null ? oneCount(path, arch + ".attention.head_count_kv", shapes.kvHeads(), "kv heads") : md.getInt(arch + ".attention.head_count_kv", nHeads),
                 vocab,
                 required(md, path, arch + ".context_length"),
                 // Nemotron-H's RMS norms' epsilon where its file gives only LayerNorm's, as llama.cpp falls back
@@ -354,7 +358,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         endsOfTurn(tokenizer, eos);
         boolean addBos = addsBos(md);
         String template = md.getString("tokenizer.chat_template", null);
-        return new Checkpoint(path, "gguf", build(path, config, gating(path, md, arch), xielu(path, md, arch, config.nLayers()), mixers,
+        return new Checkpoint(path, "gguf", build(path, config, gating(path, md, arch), xielu(path, md, arch, config.nLayers()), mixers, shapes,
                         withoutLayersFrom(tensors, config.nLayers()), memory), tokenizer, tensors, md,
                 md.getInt("tokenizer.ggml.bos_token_id", 1), eos.stream().mapToInt(Integer::intValue).toArray(), addBos, ChatFormat.detect(template), template);
     }
@@ -376,10 +380,32 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /** The kv heads of an LFM2, Granite 4.0-H or Nemotron-H model's attention layers: its array's counts other than 0, which must be one count. */
     private static int attentionKvHeads(Path path, Metadata md, String arch) {
-        String key = arch + ".attention.head_count_kv";
-        int[] counts = java.util.Arrays.stream(layerKvHeads(path, md, arch, required(md, path, arch + ".block_count"))).filter(n -> n != 0).distinct().toArray();
-        if (counts.length != 1) throw new ModelFormatException(path + ": " + key + " gives " + (counts.length == 0 ? "no layer" : "layers " + Arrays.toString(counts)) + " kv heads; one count for the attention layers is supported");
-        return counts[0];
+        return oneCount(path, arch + ".attention.head_count_kv", layerKvHeads(path, md, arch, required(md, path, arch + ".block_count")), "kv heads");
+    }
+
+    /** The one count other than 0 among {@code counts}, {@code key}'s per layer: the attention layers' {@code what}. */
+    private static int oneCount(Path path, String key, int[] counts, String what) {
+        int[] distinct = Arrays.stream(counts).filter(n -> n != 0).distinct().toArray();
+        if (distinct.length != 1) throw new ModelFormatException(path + ": " + key + " gives " + (distinct.length == 0 ? "no layer" : "layers " + Arrays.toString(distinct)) + " " + what + "; one count for the attention layers is supported");
+        return distinct[0];
+    }
+
+    /**
+     * The layers of DeciLM's and Nemotron's NAS-made models ({@code deci}: Llama-3.3-Nemotron-Super-49B,
+     * Llama-3.1-Nemotron-Ultra-253B and 51B, Nano 4B), each its own: {@code heads} its query heads (0: no attention),
+     * {@code kvHeads} its kv heads (0 where it has heads: 51B's "linear attention", wo of the normalized input alone),
+     * {@code widths} its feed-forward's width (0: none).
+     */
+    record LayerShapes(int[] heads, int[] kvHeads, int[] widths) {
+    }
+
+    /** A deci model's {@link LayerShapes}, from its per-layer arrays. */
+    private static LayerShapes layerShapes(Path path, Metadata md, String arch) {
+        int layers = required(md, path, arch + ".block_count");
+        LayerShapes shapes = new LayerShapes(perLayer(path, md, arch + ".attention.head_count", layers), layerKvHeads(path, md, arch, layers),
+                perLayer(path, md, arch + ".feed_forward_length", layers));
+        if (Arrays.stream(shapes.widths()).allMatch(w -> w == 0)) throw new ModelFormatException(path + ": " + arch + ".feed_forward_length gives no layer a feed-forward");
+        return shapes;
     }
 
     /** The width of a Nemotron-H model's feed-forwards: its {@code feed_forward_length} array's counts other than 0, which must be one. */
@@ -971,17 +997,18 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
 
     /** Builds the weights from tensors under GGUF names, checking every shape against the config and that every tensor is read. */
     static Llama build(Path path, Config c, Map<String, TensorData> all, OffHeap memory) {
-        return build(path, c, Gating.MIXTRAL, null, null, all, memory);
+        return build(path, c, Gating.MIXTRAL, null, null, null, all, memory);
     }
 
     /**
      * {@link #build(Path, Config, Map, OffHeap)} of a model whose mixtures weigh their experts as {@code gating} says,
      * its layers' xIELU parameters {@code xielu} (Apertus's, {@link #xielu}; null for none), the layers {@code
-     * mixers} the layers that are not attention (null: none).
+     * mixers} the layers that are not attention (null: none), {@code shapes} each layer's own shape (a deci model's;
+     * null: the config's for all).
      */
-    static Llama build(Path path, Config c, Gating gating, float[][] xielu, Mixers mixers, Map<String, TensorData> all, OffHeap memory) {
+    static Llama build(Path path, Config c, Gating gating, float[][] xielu, Mixers mixers, LayerShapes shapes, Map<String, TensorData> all, OffHeap memory) {
         Asked tensors = new Asked(all);
-        Llama model = build(path, c, gating, xielu, mixers, tensors, memory);
+        Llama model = build(path, c, gating, xielu, mixers, shapes, tensors, memory);
         List<String> unused = all.keySet().stream().filter(n -> !tensors.asked.contains(n) && !ROPE_FACTORS.contains(n)).toList();
         if (!unused.isEmpty()) throw unusedTensors(path, unused);
         return model;
@@ -1017,7 +1044,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         }
     }
 
-    private static Llama build(Path path, Config c, Gating gating, float[][] xielu, Mixers mixers, Asked tensors, OffHeap memory) {
+    private static Llama build(Path path, Config c, Gating gating, float[][] xielu, Mixers mixers, LayerShapes shapes, Asked tensors, OffHeap memory) {
         int dim = c.dim(), qDim = c.qDim(), kvDim = c.kvDim(), hidden = c.hiddenDim(), vocab = c.vocabSize();
         Tensor embeddings = matrix(path, tensors, "token_embd.weight", dim, vocab);
         // a bias on the logits where llama.cpp's graph adds one (Phi-2's; Phi-3's and Qwen2's where a file has it); its
@@ -1046,6 +1073,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             String p = "blk." + l + ".";
             // a mixture where the layer has a router (ERNIE 4.5's first layer is dense)
             boolean mixture = c.isMoE() && tensors.containsKey(p + "ffn_gate_inp.weight");
+            if (shapes != null) {
+                layers[l] = deciLayer(path, c, tensors, p, shapes, l);
+                continue;
+            }
             if (mixers != null && mixers.feedForwardsAlone() != null) {
                 layers[l] = nemotronBlock(path, c, gating, tensors, p, mixers, l);
                 continue;
@@ -1356,6 +1387,27 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         return new Layer(norm, matrix(path, tensors, p + "attn_q.weight", dim, c.qDim()), matrix(path, tensors, p + "attn_k.weight", dim, c.kvDim()),
                 matrix(path, tensors, p + "attn_v.weight", dim, c.kvDim()), matrix(path, tensors, p + "attn_output.weight", c.qDim(), dim),
                 null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, false, null, null);
+    }
+
+    /**
+     * Layer {@code l} of a deci model, of its {@link LayerShapes}: Llama's attention (its biases where the file has
+     * them, as llama.cpp reads them), or wo alone, or neither (wo null); a SwiGLU of its own width, or none.
+     */
+    private static Layer deciLayer(Path path, Config c, Map<String, TensorData> tensors, String p, LayerShapes shapes, int l) {
+        int dim = c.dim(), width = shapes.widths()[l];
+        FeedForward ffn = width == 0 ? null : new FeedForward.Dense(matrix(path, tensors, p + "ffn_gate.weight", dim, width), matrix(path, tensors, p + "ffn_down.weight", width, dim),
+                matrix(path, tensors, p + "ffn_up.weight", dim, width), optionalVector(path, tensors, p + "ffn_gate.bias", width),
+                optionalVector(path, tensors, p + "ffn_up.bias", width), optionalVector(path, tensors, p + "ffn_down.bias", dim));
+        float[] ffnNorm = width == 0 ? null : vector(path, tensors, p + "ffn_norm.weight", dim);
+        if (shapes.heads()[l] == 0) return new Layer(null, null, null, null, null, ffnNorm, ffn, null, null, null, null, null, null, null, null, null, null, null, null, null, false, null, null);
+        float[] norm = vector(path, tensors, p + "attn_norm.weight", dim), outputBias = optionalVector(path, tensors, p + "attn_output.bias", dim);
+        boolean linear = shapes.kvHeads()[l] == 0;
+        Tensor wo = matrix(path, tensors, p + "attn_output.weight", linear ? dim : c.qDim(), dim);
+        if (linear) return new Layer(norm, null, null, null, wo, ffnNorm, ffn, null, null, null, null, null, null, null, outputBias, null, null, null, null, null, false, null, null);
+        return new Layer(norm, matrix(path, tensors, p + "attn_q.weight", dim, c.qDim()), matrix(path, tensors, p + "attn_k.weight", dim, c.kvDim()),
+                matrix(path, tensors, p + "attn_v.weight", dim, c.kvDim()), wo, ffnNorm, ffn, null, null,
+                optionalVector(path, tensors, p + "attn_q.bias", c.qDim()), optionalVector(path, tensors, p + "attn_k.bias", c.kvDim()), optionalVector(path, tensors, p + "attn_v.bias", c.kvDim()),
+                null, null, outputBias, null, null, null, null, null, false, null, null);
     }
 
     /**

@@ -39,9 +39,12 @@ public record Layer(float[] attentionNorm, Tensor wq, Tensor wk, Tensor wv, Tens
                     float[] outputBias, float[] sinks, LatentAttention latent, float[] xielu, ShortConv shortConv, RecurrentMixer recurrent,
                     boolean queryGates, float[] attentionNormBias, float[] ffnNormBias) {
 
-    /** Whether it attends (its positions' keys and values cached): not a convolution's, a recurrent mixer's in place of attention or a feed-forward's block. */
+    /**
+     * Whether it attends (its positions' keys and values cached): not a convolution's, a recurrent mixer's in place of
+     * attention, a feed-forward's block, or a deci model's wo alone (no wq: Nemotron-51B's "linear attention").
+     */
     public boolean attends() {
-        return wo != null && shortConv == null && (recurrent == null || recurrent instanceof Mamba2 m && m.besideAttention());
+        return wo != null && wq != null && shortConv == null && (recurrent == null || recurrent instanceof Mamba2 m && m.besideAttention());
     }
 
     /** This layer with other matrices (a copy's), its vectors the same. */

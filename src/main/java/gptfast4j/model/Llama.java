@@ -468,15 +468,22 @@ public final class Llama {
             Layer layer = weights.layers()[l];
             s.layer = l;
             if (layer.wo() == null) {
-                // a feed-forward's block alone (Nemotron-H's): x += ffn(rmsnorm(x) * ffnNorm)
-                eachToken(n, s.ffnNorm);
-                feedForward(s, layer, n, exact);
+                // a feed-forward's block alone (Nemotron-H's, a deci layer without attention): x += ffn(rmsnorm(x) *
+                // ffnNorm); nothing in a deci layer of neither
+                if (layer.feedForward() != null) {
+                    eachToken(n, s.ffnNorm);
+                    feedForward(s, layer, n, exact);
+                }
                 continue;
             }
             // attention: x += wo · attention(rope(wq · h), rope(wk · h), wv · h), h = rmsnorm(x) * attentionNorm
             eachToken(n, s.attentionNorm);
             float[] attended = s.attended;
-            if (layer.shortConv() != null) {
+            if (layer.wq() == null) {
+                // Nemotron-51B's "linear attention" (deci): x += wo · h
+                if (l == c.nLayers() - 1 && nLogits == 0) return; // no logits wanted of this batch (a long prompt's earlier part)
+                attended = s.xb;
+            } else if (layer.shortConv() != null) {
                 // LFM2's convolution in place of attention: b, c, x = in_proj · h; the cache keeps b * x; y = c * conv(b * x)
                 if (seen != null) seen.inputs(layer.wq(), s.xb, n);
                 s.sharedInput.matmul(s.xb, n, exact, layer.wq(), s.q, layer.wk(), s.k, layer.wv(), s.v);

@@ -82,6 +82,9 @@ public final class TensorParallel {
                 || c.architecture().equals("falcon-h1")) {
             throw new IllegalArgumentException("this model's Mamba-2 layers (" + c.architecture() + ") cannot be split across processes yet");
         }
+        if (c.architecture().equals("deci")) {
+            throw new IllegalArgumentException("this model's layers of their own shapes (" + c.architecture() + ") cannot be split across processes yet");
+        }
         if (c.architecture().equals("mamba") || c.architecture().equals("jamba")) {
             throw new IllegalArgumentException("this model's Mamba layers (" + c.architecture() + ") cannot be split across processes yet");
         }

@@ -61,6 +61,19 @@ class InfoCommandTest {
         }
     }
 
+    /** A deci model's mini (DeciTest's): its layers' own shapes, and no split across processes. */
+    @Test
+    void aDeciModelSaysWhatEachLayerHas(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path file = dir.resolve("deci-mini.gguf");
+        gptfast4j.model.DeciTest.write(dir.resolve("llama.gguf"), file);
+        ErrorsTest.Outcome o = ErrorsTest.run("info", "-m", file.toString());
+        assertEquals(0, o.exit(), o.err());
+        for (String line : new String[]{"layers:          6; each of its own shape: no attention in 1, 4, wo alone (linear attention) in 2, no feed-forward in 4; feed-forwards 96 to 224 wide",
+                "splits:          none (layers of their own shapes)"}) {
+            assertTrue(o.out().contains(line + "\n"), line + " in\n" + o.out());
+        }
+    }
+
     /** An encoder's file (EncoderTest's BERT reranker): what it is, its shape, pooling, vocabulary and tensors; its metadata. */
     @Test
     void anEncoderSaysWhatItIs(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {

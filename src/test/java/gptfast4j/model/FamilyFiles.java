@@ -49,7 +49,7 @@ final class FamilyFiles {
      * Writes to {@code out} the mini model of a family with recurrent or convolution layers, by its architecture's name
      * ({@code scratch}: the Llama or Mixtral file it is made from): each family test's own file (Lfm2Test's, Qwen35Test's and its Qwen3-Next,
      * GraniteHybridTest's, NemotronHTest's and its mixture, Mamba2Test's, MambaTest's Falcon-Mamba kind, JambaTest's,
-     * FalconH1Test's), or of a family LayerNormFamiliesTest writes (StarCoder2's, Phi-2's, Falcon-40B's, GPT-NeoX's in parallel, GPT-2's, BLOOM's, MPT's).
+     * FalconH1Test's), or of a family LayerNormFamiliesTest writes (StarCoder2's, Phi-2's, Falcon-40B's, GPT-NeoX's in parallel, GPT-2's, BLOOM's, MPT's), or DeciTest's.
      */
     static void writeFamily(String family, Path scratch, Path out) {
         switch (family) {
@@ -76,6 +76,7 @@ final class FamilyFiles {
             case "gpt2" -> LayerNormFamiliesTest.writeGpt2("gpt2", scratch, out);
             case "bloom" -> LayerNormFamiliesTest.writeBloom(scratch, out);
             case "mpt" -> LayerNormFamiliesTest.writeMpt(scratch, out, 0.5f);
+            case "deci" -> DeciTest.write(scratch, out);
             default -> throw new IllegalArgumentException("no mini model of " + family);
         }
     }
