@@ -179,7 +179,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
             "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2", "mistral4", "starcoder2", "phi2", "stablelm", "nemotron", "orion", "internlm2", "falcon", "gptneox", "gpt2", "starcoder", "mpt", "bloom",
-            "xverse", "refact", "plamo", "codeshell", "baichuan", "jais", "jais2", "deci");
+            "xverse", "refact", "plamo", "codeshell", "baichuan", "jais", "jais2", "deci", "exaone-moe");
 
     /**
      * Architectures whose converter leaves the query and key rows as Hugging Face has them, for llama.cpp's NEOX RoPE
@@ -237,7 +237,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         // GLM-4.1V's sections of RoPE (M-RoPE) and GLM's next-token prediction layers are not run here
         // GLM-4.5's and GLM-4.7-Flash's (deepseek2) next-token prediction layers, after the others, are not run (as llama.cpp runs them only to draft)
         int nextn = md.getInt(arch + ".nextn_predict_layers", 0);
-        if (nextn > 0 && !arch.equals("glm4moe") && !Config.latentAttention(arch) && !arch.startsWith("qwen35") && !arch.equals("qwen3next") && !arch.equals("bailingmoe2")) throw new ModelFormatException(path + ": a model with next-token prediction layers (" + arch + ".nextn_predict_layers) is not supported");
+        if (nextn > 0 && !arch.equals("glm4moe") && !Config.latentAttention(arch) && !arch.startsWith("qwen35") && !arch.equals("qwen3next") && !arch.equals("bailingmoe2") && !arch.equals("exaone-moe")) throw new ModelFormatException(path + ": a model with next-token prediction layers (" + arch + ".nextn_predict_layers) is not supported");
         // llama.cpp's graph then runs dense layers whose tensors its loader did not read: no such model is made
         if (arch.equals("ernie4_5-moe") && md.getInt("ernie4_5-moe.interleave_moe_layer_step", 1) != 1) {
             throw new ModelFormatException(path + ": an ernie4_5-moe model with a mixture every " + md.getInt("ernie4_5-moe.interleave_moe_layer_step", 1) + " layers is not supported");
@@ -281,6 +281,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : arch.equals("cohere2") ? cohere2(path, md)
                 : arch.equals("gpt-oss") ? gptOss(path, md)
                 : arch.equals("exaone4") ? exaone4(path, md)
+                : arch.equals("exaone-moe") ? exaoneMoe(path, md, nextn)
                 : arch.equals("llama4") ? llama4(path, md)
                 : arch.equals("arcee") ? Config.Variant.ungated(Config.Activation.RELU_SQUARED) // Arcee: no gate, ReLU² of the up projection
                 : arch.equals("apertus") ? Config.Variant.ungated(Config.Activation.XIELU) // Apertus: no gate, xIELU of the up projection
@@ -487,7 +488,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * gives one.
      */
     private static Gating gating(Path path, Metadata md, String arch) {
-        float scale = List.of("deepseek", "dots1", "bailingmoe", "bailingmoe2", "glm4moe", "deepseek2", "mistral4", "nemotron_h_moe").contains(arch) ? md.getFloat(arch + ".expert_weights_scale", 0f) : 0f;
+        float scale = List.of("deepseek", "dots1", "bailingmoe", "bailingmoe2", "glm4moe", "deepseek2", "mistral4", "nemotron_h_moe", "exaone-moe").contains(arch) ? md.getFloat(arch + ".expert_weights_scale", 0f) : 0f;
         FeedForward.Routing routing = switch (arch) {
             case "gpt-oss" -> FeedForward.Routing.TOP_K_SOFTMAX;
             // Nemotron-H's mixtures: sigmoids, renormalized where the file says so
@@ -502,8 +503,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 default -> throw new ModelFormatException(path + ": " + arch + ".expert_gating_func " + md.getInt(arch + ".expert_gating_func", 0)
                         + " is not supported (1: softmax, 2: sigmoid)");
             };
-            // Ling 2.0's (bailingmoe2) as its file says, as dots.llm1's
-            case "dots1", "glm4moe", "deepseek2", "mistral4", "bailingmoe2" -> {
+            // Ling 2.0's (bailingmoe2) and K-EXAONE's (exaone-moe) as its file says, as dots.llm1's
+            case "dots1", "glm4moe", "deepseek2", "mistral4", "bailingmoe2", "exaone-moe" -> {
                 // GLM-4.5's default a sigmoid; DeepSeek-V2's a softmax but GLM-4.7-Flash's (47 or 48 layers of its 154880 tokens), as llama.cpp tells them apart
                 int layers = md.getInt(arch + ".block_count", 0), vocab = md.getInt(arch + ".vocab_size", md.has("tokenizer.ggml.tokens") ? md.getStrings("tokenizer.ggml.tokens").length : 0);
                 boolean sigmoid = arch.equals("glm4moe") || Config.latentAttention(arch) && (layers == 47 || layers == 48) && vocab == 154880;
@@ -689,6 +690,24 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         if (md.has("exaone4.rope.freq_base_swa")) throw new ModelFormatException(path + ": an exaone4 model with a RoPE base of its sliding layers is not supported");
         try {
             return everyFourthGlobal(path, Config.Variant.slidingWithoutRopeElsewhere(1f, false, window, slidingLayers(path, md, "exaone4", window, layers, 4), 0f), "exaone4");
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(path + ": " + e.getMessage());
+        }
+    }
+
+    /**
+     * K-EXAONE's blocks (exaone-moe) as llama.cpp reads them: Llama's norms, each head's query and key normalized,
+     * layers sliding over {@code attention.sliding_window} positions (required) in a {@code sliding_window_pattern}
+     * (default three of every four) rotated by the model's RoPE base (llama.cpp's graph leaves {@code
+     * rope.freq_base_swa} unread), the others attending to everything without RoPE; its {@code nextn} next-token
+     * prediction layers after the others, not run.
+     */
+    private static Config.Variant exaoneMoe(Path path, Metadata md, int nextn) {
+        int all = required(md, path, "exaone-moe.block_count"), window = required(md, path, "exaone-moe.attention.sliding_window");
+        if (window <= 0) throw new ModelFormatException(path + ": exaone-moe.attention.sliding_window " + window + " is not positive");
+        boolean[] sliding = Arrays.copyOf(slidingLayers(path, md, "exaone-moe", window, all, 4), all - nextn);
+        try {
+            return everyFourthGlobal(path, Config.Variant.slidingWithoutRopeElsewhere(1f, false, window, sliding, 0f), "exaone-moe");
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }
@@ -1056,7 +1075,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         // OLMo2's and EXAONE 4's norms after the attention and the FFN only
         boolean parallelBlocks = c.variant().parallelBlocks(), olmo2 = c.architecture().equals("olmo2") || c.architecture().equals("exaone4"),
                 postNorms = c.architecture().startsWith("gemma") && !c.architecture().equals("gemma") || olmo2 || c.architecture().equals("glm4"), wholeNorms = c.variant().wholeQkNorms(),
-                headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3") || c.architecture().equals("exaone4") || c.architecture().startsWith("lfm2")
+                headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3") || c.architecture().equals("exaone4") || c.architecture().equals("exaone-moe") || c.architecture().startsWith("lfm2")
                         || c.architecture().equals("dots1") || c.architecture().equals("apertus") || c.architecture().equals("bailingmoe2") || wholeNorms,
                 gptOss = c.architecture().equals("gpt-oss"), seedOss = c.architecture().equals("seed_oss"), glm4moe = c.architecture().equals("glm4moe"), qkvBiases = c.architecture().startsWith("qwen2") || gptOss,
                 // Llama 4's layers with RoPE normalize each head's queries and keys, without weights (but Maverick's,

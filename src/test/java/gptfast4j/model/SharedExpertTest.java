@@ -301,6 +301,25 @@ public class SharedExpertTest {
         assertEquals(53137.8068, perplexity(Checkpoint.load(withNextn, null)), 1e-6 * 53137.8068);
     }
 
+    /**
+     * K-EXAONE's blocks ({@code exaone-moe}): Llama's norms, each head's query and key normalized, three sliding
+     * layers with RoPE to each one without either, a dense first layer then mixtures of sigmoids chosen with a bias,
+     * renormalized and scaled (2.5) beside a shared expert; its next-token prediction layer not run.
+     * llama-perplexity's figure, ours 6e-9 from it.
+     */
+    @Test
+    void exaoneMoeGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("exaone-moe-mini.gguf");
+        writeExaoneMoe(dir.resolve("mixtral.gguf"), file);
+        Checkpoint c = Checkpoint.load(file, null);
+        Config.Variant v = c.model().config.variant();
+        assertEquals(4, c.model().config.nLayers());
+        assertEquals(java.util.List.of(true, true, true, false), java.util.stream.IntStream.range(0, 4).mapToObj(l -> v.slides(l) && v.ropes(l)).toList());
+        assertEquals(FeedForward.Routing.SIGMOID_RENORMALIZED, ((FeedForward.MoE) c.model().weights().layers()[1].feedForward()).routing());
+        assertNotNull(c.model().weights().layers()[0].qNorm());
+        assertEquals(50617.7413, perplexity(c), 1e-6 * 50617.7413);
+    }
+
     /** {@link #glm45GivesLlamaCppsPerplexity}'s model, with an extra layer's tensors where {@code nextn}. */
     public static void writeGlm45(Path scratch, Path out, boolean nextn) {
         int qDim = MOE.heads() * MOE.headDim(), kvDim = MOE.kvHeads() * MOE.headDim();
@@ -325,5 +344,50 @@ public class SharedExpertTest {
             FamilyFiles.norm(tensors, "blk." + MOE.layers() + ".attn_norm.weight", MOE.dim(), 99);
         }
         gptfast4j.io.GGUFWriter.write(out, t.metadata().asMap(), tensors, n -> { });
+    }
+
+    /**
+     * K-EXAONE's mini: {@link LlamaLikeTest#MOE}'s mixture in 4 layers, so that its fourth attends without a window
+     * and without RoPE, and a fifth, its next-token prediction layer.
+     */
+    static final gptfast4j.bench.ModelShape EXAONE_MOE = new gptfast4j.bench.ModelShape("exaone-moe-mini", 64, 96, 5, 4, 2, 32000, 256, 10000, 1e-5f, false, 0, 4, 2);
+
+    /**
+     * Writes the K-EXAONE mini model ({@code exaone-moe}) to {@code out}: its first layer dense ({@link #DENSE_WIDTH}
+     * wide), the next three mixtures chosen by sigmoids with a selection bias, renormalized and scaled by 2.5, beside a
+     * shared expert 48 wide; each head's query and key normalized; layers 0 to 2 sliding over 16 positions with RoPE,
+     * layer 3 over all without; the fifth a dense next-token prediction layer (not run).
+     */
+    public static void writeExaoneMoe(Path scratch, Path out) {
+        gptfast4j.bench.ModelShape s = EXAONE_MOE;
+        int layers = s.layers() - 1, dim = s.dim();
+        FamilyFiles.write(s, "exaone-moe", scratch, out, md -> {
+            md.put("exaone-moe.nextn_predict_layers", Metadata.Value.uint32(1));
+            md.put("exaone-moe.feed_forward_length", Metadata.Value.uint32(DENSE_WIDTH));
+            md.put("exaone-moe.expert_feed_forward_length", Metadata.Value.uint32(s.hiddenDim()));
+            md.put("exaone-moe.expert_shared_feed_forward_length", Metadata.Value.uint32(48));
+            md.put("exaone-moe.leading_dense_block_count", Metadata.Value.uint32(1));
+            md.put("exaone-moe.expert_gating_func", Metadata.Value.uint32(2));
+            md.put("exaone-moe.expert_weights_norm", Metadata.Value.bool(true));
+            md.put("exaone-moe.expert_weights_scale", Metadata.Value.float32(2.5f));
+            md.put("exaone-moe.attention.sliding_window", Metadata.Value.uint32(16));
+        }, name -> !name.matches("blk\\.[04]\\.ffn_.*") || name.endsWith("ffn_norm.weight"), (llama, tensors) -> {
+            for (int l : new int[]{0, layers}) {
+                FamilyFiles.matrix(tensors, "blk." + l + ".ffn_gate.weight", new long[]{dim, DENSE_WIDTH}, 7 + l);
+                FamilyFiles.matrix(tensors, "blk." + l + ".ffn_up.weight", new long[]{dim, DENSE_WIDTH}, 8 + l);
+                FamilyFiles.matrix(tensors, "blk." + l + ".ffn_down.weight", new long[]{DENSE_WIDTH, dim}, 9 + l);
+            }
+            for (int l = 0; l <= layers; l++) {
+                FamilyFiles.norm(tensors, "blk." + l + ".attn_q_norm.weight", s.headDim(), 2 * l);
+                FamilyFiles.norm(tensors, "blk." + l + ".attn_k_norm.weight", s.headDim(), 2 * l + 1);
+                if (l == 0 || l == layers) continue;
+                FamilyFiles.bias(tensors, "blk." + l + ".exp_probs_b.bias", new long[]{s.experts()}, l);
+                sharedExpert(tensors, l, 48);
+            }
+            String p = "blk." + layers + ".";
+            FamilyFiles.matrix(tensors, p + "nextn.eh_proj.weight", new long[]{2L * dim, dim}, 99);
+            FamilyFiles.norm(tensors, p + "nextn.enorm.weight", dim, 97);
+            FamilyFiles.norm(tensors, p + "nextn.hnorm.weight", dim, 96);
+        });
     }
 }
