@@ -179,7 +179,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
             "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2", "mistral4", "starcoder2", "phi2", "stablelm", "nemotron", "orion", "internlm2", "falcon", "gptneox", "gpt2", "starcoder", "mpt", "bloom",
-            "xverse", "refact", "plamo", "codeshell", "baichuan", "jais", "jais2", "deci", "exaone-moe");
+            "xverse", "refact", "plamo", "codeshell", "baichuan", "jais", "jais2", "deci", "exaone-moe", "olmo");
 
     /**
      * Architectures whose converter leaves the query and key rows as Hugging Face has them, for llama.cpp's NEOX RoPE
@@ -243,7 +243,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             throw new ModelFormatException(path + ": an ernie4_5-moe model with a mixture every " + md.getInt("ernie4_5-moe.interleave_moe_layer_step", 1) + " layers is not supported");
         }
         boolean gemma = arch.startsWith("gemma"), phi3 = arch.equals("phi3"), olmo2 = arch.equals("olmo2"),
-                llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !arch.startsWith("olmo") && !arch.startsWith("exaone") && !arch.startsWith("lfm2")
+                llamaRows = !arch.startsWith("qwen") && !gemma && !phi3 && !(arch.startsWith("olmo") && !arch.equals("olmo")) && !arch.startsWith("exaone") && !arch.startsWith("lfm2")
                         && !HALVES.contains(arch)
                         && !(arch.equals("glm4") && usesMrope(md, arch)); // GLM-4V's: llama.cpp turns its M-RoPE's pairs as halves
         Map<String, TensorData> tensors = gguf.tensors();
@@ -307,6 +307,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 // Nemotron's and JAIS 2's: LayerNorm with biases, no gate, ReLU² of up
                 : arch.equals("nemotron") || arch.equals("jais2") ? Config.Variant.layerNorm(Config.Activation.RELU_SQUARED, false)
                 // JAIS's: LayerNorm with biases, SwiGLU, ALiBi where its file gives a max bias (llama.cpp's optional key)
+                // OLMo's (1): LayerNorm without weights or biases, SwiGLU, its q/k/v clamp where its file gives one
+                : arch.equals("olmo") ? Config.Variant.layerNorm(Config.Activation.SILU, false).alibi(0f, md.getFloat("olmo.attention.clamp_kqv", 0f))
                 : arch.equals("jais") ? Config.Variant.jais(md.getFloat("jais.attention.max_alibi_bias", 0f), headDim)
                 // CodeShell's: StarCoder2's blocks; PLaMo's: Llama's in parallel on one norm; Refact's: Llama's with
                 // ALiBi (max bias 8, as llama.cpp sets it) in place of RoPE; Baichuan's by its size
@@ -1088,6 +1090,10 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 falcon = c.architecture().equals("falcon"), gptNeox = c.architecture().equals("gptneox"), bloom = c.architecture().equals("bloom");
         float[] ones = new float[c.headDim()];
         Arrays.fill(ones, 1f);
+        // OLMo's (1) LayerNorms have no weights: ones
+        boolean olmo = c.architecture().equals("olmo");
+        float[] unit = new float[dim];
+        Arrays.fill(unit, 1f);
         for (int l = 0; l < layers.length; l++) {
             String p = "blk." + l + ".";
             // a mixture where the layer has a router (ERNIE 4.5's first layer is dense)
@@ -1123,7 +1129,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
             boolean falconTwoNorms = falcon && tensors.containsKey(p + "attn_norm_2.weight");
             String attentionNorm = falconTwoNorms ? "attn_norm_2" : "attn_norm", parallelFfnNorm = falconTwoNorms ? "attn_norm" : gptNeox ? "ffn_norm" : null;
             layers[l] = new Layer(
-                    olmo2 ? null : vector(path, tensors, p + attentionNorm + ".weight", dim), // OLMo2: no norms before, only after
+                    olmo2 ? null : olmo ? unit : vector(path, tensors, p + attentionNorm + ".weight", dim), // OLMo2: no norms before, only after
                     latent != null ? matrix(path, tensors, p + (latent.qA() == null ? "attn_q.weight" : "attn_q_b.weight"),
                             latent.qA() == null ? dim : latent.qA().rows, (long) c.nHeads() * latent.queryWidth())
                             : qkv != null ? qkv.rows(0, qDim) : matrix(path, tensors, p + "attn_q.weight", dim, queryGates ? 2L * qDim : qDim),
@@ -1133,7 +1139,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     matrix(path, tensors, p + "attn_output.weight", latent != null ? (long) c.nHeads() * latent.valueWidth() : qDim, dim),
                     // parallel: the attention's norm; gpt-oss's, Seed-OSS's and GLM-4.5's under the name of a "post-attention" norm
                     // (Falcon-H1's named without ".weight", as its converter writes it and llama.cpp reads it)
-                    olmo2 || parallelBlocks && parallelFfnNorm == null ? null : parallelBlocks ? vector(path, tensors, p + parallelFfnNorm + ".weight", dim)
+                    olmo2 || parallelBlocks && parallelFfnNorm == null ? null : olmo ? unit : parallelBlocks ? vector(path, tensors, p + parallelFfnNorm + ".weight", dim)
                             : vector(path, tensors, p + (gptOss || seedOss || glm4moe || queryGates ? "post_attention_norm.weight" : falconH1 ? "ffn_norm" : "ffn_norm.weight"), dim),
                     mixture ? mixture(path, c, gating, tensors, p) : new FeedForward.Dense(
                             ungated ? null : gateUp != null ? gateUp.rows(0, hidden) : matrix(path, tensors, p + "ffn_gate.weight", dim, hidden),
@@ -1171,7 +1177,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     tensors.containsKey("cls.output.bias") ? vector(path, tensors, "cls.output.bias", (int) labels) : null);
         }
         // LFM2's output norm under the name its converter gives it
-        return new Llama(c, new Weights(embeddings, layers, vector(path, tensors, c.architecture().startsWith("lfm2") ? "token_embd_norm.weight" : "output_norm.weight", dim), output, classifier,
+        return new Llama(c, new Weights(embeddings, layers, olmo ? unit : vector(path, tensors, c.architecture().startsWith("lfm2") ? "token_embd_norm.weight" : "output_norm.weight", dim), output, classifier,
                 optionalVector(path, tensors, "output_norm.bias", dim), logitBias ? optionalVector(path, tensors, "output.bias", vocab) : null,
                 // GPT-2's and StarCoder's learned positions, as many as its context
                 c.architecture().equals("gpt2") || c.architecture().equals("starcoder") || c.architecture().equals("mpt") && tensors.containsKey("position_embd.weight")

@@ -211,6 +211,17 @@ public class LayerNormFamiliesTest {
         });
     }
 
+    /**
+     * Writes the OLMo (1) mini model to {@code out}: Llama's blocks with LayerNorms without weights (no norm tensors),
+     * the projections' outputs clamped to {@code clamp} (0: not clamped).
+     */
+    public static void writeOlmo(Path scratch, Path out, float clamp) {
+        FamilyFiles.write(SHAPE, "olmo", scratch, out, md -> {
+            layerNormEpsilon("olmo", md);
+            if (clamp != 0f) md.put("olmo.attention.clamp_kqv", Metadata.Value.float32(clamp));
+        }, name -> !name.endsWith("norm.weight"), (llama, tensors) -> { });
+    }
+
     /** The GPT-2 and StarCoder minis' context, as many learned positions. */
     static final int GPT2_CONTEXT = 512;
 
@@ -323,6 +334,22 @@ public class LayerNormFamiliesTest {
         assertEquals(SHAPE.hiddenDim(), ((FeedForward.Dense) c.model().weights().layers()[0].feedForward()).gateBias().length);
         assertEquals(51717.6715, perplexity(c), 1e-6 * 51717.6715);
         assertEquals(61406.4343, perplexity(Checkpoint.load(jais2, null)), 1e-6 * 61406.4343);
+    }
+
+    /**
+     * OLMo ({@code olmo}: OLMo-1B, 7B, 1.7): LayerNorms without weights, SwiGLU, RoPE on adjacent pairs, with and
+     * without its q/k/v clamp: llama-perplexity's figures, ours within 1e-8 of them.
+     */
+    @Test
+    void olmoGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path olmo = dir.resolve("olmo-mini.gguf"), clamped = dir.resolve("olmo-clamped-mini.gguf");
+        writeOlmo(dir.resolve("llama.gguf"), olmo, 0f);
+        writeOlmo(dir.resolve("llama.gguf"), clamped, 0.5f);
+        Checkpoint c = Checkpoint.load(clamped, null);
+        assertEquals(Config.RopeStyle.INTERLEAVED, c.model().config.ropeStyle());
+        assertEquals(0.5f, c.model().config.variant().clampKqv());
+        assertEquals(46345.1418, perplexity(Checkpoint.load(olmo, null)), 1e-6 * 46345.1418);
+        assertEquals(47072.8608, perplexity(c), 1e-6 * 47072.8608);
     }
 
     /**
