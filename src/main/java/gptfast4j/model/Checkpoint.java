@@ -179,7 +179,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
             "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2", "mistral4", "starcoder2", "phi2", "stablelm", "nemotron", "orion", "internlm2", "falcon", "gptneox", "gpt2", "starcoder", "mpt", "bloom",
-            "xverse", "refact", "plamo", "codeshell", "baichuan", "jais", "jais2", "deci", "exaone-moe", "olmo");
+            "xverse", "refact", "plamo", "codeshell", "baichuan", "jais", "jais2", "deci", "exaone-moe", "olmo", "bitnet");
 
     /**
      * Architectures whose converter leaves the query and key rows as Hugging Face has them, for llama.cpp's NEOX RoPE
@@ -187,7 +187,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * LFM2's) and Phi-3; those without RoPE (GPT-2's, MPT's, BLOOM's) among them, their rows never turned.
      */
     private static final Set<String> HALVES = Set.of("gpt-oss", "dots1", "seed_oss", "glm4moe", "minimax-m2", "apertus", "falcon-h1", "bailingmoe2",
-            "starcoder2", "phi2", "stablelm", "nemotron", "orion", "falcon", "gptneox", "gpt2", "starcoder", "mpt", "bloom", "plamo", "codeshell", "jais", "jais2");
+            "starcoder2", "phi2", "stablelm", "nemotron", "orion", "falcon", "gptneox", "gpt2", "starcoder", "mpt", "bloom", "plamo", "codeshell", "jais", "jais2", "bitnet");
 
     /**
      * Baichuan's blocks, which llama.cpp tells apart by their count: 32 layers (Baichuan-7B, Baichuan 2 7B) Llama's
@@ -1072,7 +1072,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         // qwen2vl reads one and leaves it out (no file is converted so): refused elsewhere
         boolean logitBias = List.of("phi2", "phi3", "qwen2").contains(c.architecture());
         if (!logitBias && tensors.containsKey("output.bias")) throw new ModelFormatException(path + ": a bias on the logits (output.bias) is not supported");
-        Tensor output = tensors.containsKey("output.weight") ? matrix(path, tensors, "output.weight", dim, vocab) : embeddings;
+        // BitNet's logits always the embeddings' (llama.cpp's graph reads no output.weight of it)
+        Tensor output = tensors.containsKey("output.weight") && !c.architecture().equals("bitnet") ? matrix(path, tensors, "output.weight", dim, vocab) : embeddings;
         Layer[] layers = new Layer[c.nLayers()];
         // OLMo2's and EXAONE 4's norms after the attention and the FFN only
         boolean parallelBlocks = c.variant().parallelBlocks(), olmo2 = c.architecture().equals("olmo2") || c.architecture().equals("exaone4"),
@@ -1091,7 +1092,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         float[] ones = new float[c.headDim()];
         Arrays.fill(ones, 1f);
         // OLMo's (1) LayerNorms have no weights: ones
-        boolean olmo = c.architecture().equals("olmo");
+        boolean olmo = c.architecture().equals("olmo"), bitnet = c.architecture().equals("bitnet");
         float[] unit = new float[dim];
         Arrays.fill(unit, 1f);
         for (int l = 0; l < layers.length; l++) {
@@ -1147,7 +1148,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                             gateUp != null ? gateUp.rows(hidden, hidden) : matrix(path, tensors, p + "ffn_up.weight", dim, hidden),
                             // StarCoder2's, Phi-2's and JAIS's biases; any other's where its file has them
                             ungated ? null : optionalVector(path, tensors, p + "ffn_gate.bias", hidden),
-                            optionalVector(path, tensors, p + "ffn_up.bias", hidden), optionalVector(path, tensors, p + "ffn_down.bias", dim)),
+                            optionalVector(path, tensors, p + "ffn_up.bias", hidden), optionalVector(path, tensors, p + "ffn_down.bias", dim),
+                            bitnet ? vector(path, tensors, p + "ffn_sub_norm.weight", hidden) : null),
                     layerHeadNorms ? vector(path, tensors, p + "attn_q_norm.weight", wholeNorms ? qDim : c.headDim()) : unitNorms && c.variant().ropes(l) ? ones : null,
                     layerHeadNorms ? vector(path, tensors, p + "attn_k_norm.weight", wholeNorms ? kvDim : c.headDim()) : unitNorms && c.variant().ropes(l) ? ones : null,
                     // Qwen2's and gpt-oss's biases; any other's where its file has them (llama.cpp reads them so)
@@ -1163,7 +1165,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                     xielu == null ? null : xielu[l], null, falconH1 ? mamba2Beside(path, c, tensors, p, mixers) : null, queryGates,
                     // a LayerNorm's biases (StarCoder2's, Phi-2's) where the file has them
                     optionalVector(path, tensors, p + attentionNorm + ".bias", dim),
-                    optionalVector(path, tensors, p + (parallelBlocks && parallelFfnNorm != null ? parallelFfnNorm : "ffn_norm") + ".bias", dim));
+                    optionalVector(path, tensors, p + (parallelBlocks && parallelFfnNorm != null ? parallelFfnNorm : "ffn_norm") + ".bias", dim),
+                    // BitNet's norm of the heads' outputs before wo
+                    bitnet ? vector(path, tensors, p + "attn_sub_norm.weight", qDim) : null);
             // Apertus's query and key norms' biases, which llama.cpp reads and leaves out of its norms: asked for, so not unused
             if (c.architecture().equals("apertus")) List.of("attn_q_norm.bias", "attn_k_norm.bias").forEach(n -> tensors.containsKey(p + n));
         }
@@ -1422,7 +1426,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         int dim = c.dim(), width = shapes.widths()[l];
         FeedForward ffn = width == 0 ? null : new FeedForward.Dense(matrix(path, tensors, p + "ffn_gate.weight", dim, width), matrix(path, tensors, p + "ffn_down.weight", width, dim),
                 matrix(path, tensors, p + "ffn_up.weight", dim, width), optionalVector(path, tensors, p + "ffn_gate.bias", width),
-                optionalVector(path, tensors, p + "ffn_up.bias", width), optionalVector(path, tensors, p + "ffn_down.bias", dim));
+                optionalVector(path, tensors, p + "ffn_up.bias", width), optionalVector(path, tensors, p + "ffn_down.bias", dim), null);
         float[] ffnNorm = width == 0 ? null : vector(path, tensors, p + "ffn_norm.weight", dim);
         if (shapes.heads()[l] == 0) return new Layer(null, null, null, null, null, ffnNorm, ffn, null, null, null, null, null, null, null, null, null, null, null, null, null, false, null, null);
         float[] norm = vector(path, tensors, p + "attn_norm.weight", dim), outputBias = optionalVector(path, tensors, p + "attn_output.bias", dim);

@@ -12,15 +12,16 @@ public sealed interface FeedForward permits FeedForward.Dense, FeedForward.MoE {
      * SwiGLU: {@code w2 · (silu(w1 · x) ⊙ (w3 · x))}. w1, w3: [dim, hidden]; w2: [hidden, dim]. w1 null: no gate, the
      * activation of {@code w3 · x} alone (Arcee's {@link Config.Activation#RELU_SQUARED}). {@code gateBias} and {@code
      * upBias} [hidden], {@code downBias} [dim]: w1's (JAIS's), w3's and w2's biases (StarCoder2's, Phi-2's), or null.
+     * {@code hiddenNorm} [hidden]: BitNet's RMS norm of w2's input ({@code ffn_sub_norm}), or null.
      */
-    record Dense(Tensor w1, Tensor w2, Tensor w3, float[] gateBias, float[] upBias, float[] downBias) implements FeedForward {
+    record Dense(Tensor w1, Tensor w2, Tensor w3, float[] gateBias, float[] upBias, float[] downBias, float[] hiddenNorm) implements FeedForward {
         public Dense(Tensor w1, Tensor w2, Tensor w3) {
-            this(w1, w2, w3, null, null, null);
+            this(w1, w2, w3, null, null, null, null);
         }
 
-        /** This feed-forward with other matrices (a copy's), its biases the same. */
+        /** This feed-forward with other matrices (a copy's), its biases and norm the same. */
         public Dense with(Tensor w1, Tensor w2, Tensor w3) {
-            return new Dense(w1, w2, w3, gateBias, upBias, downBias);
+            return new Dense(w1, w2, w3, gateBias, upBias, downBias, hiddenNorm);
         }
 
         @Override

@@ -31,13 +31,24 @@ import gptfast4j.tensor.Tensor;
  * and convolution layers. {@code queryGates}: Qwen3.5's
  * attention, whose wq is [dim, 2 * qDim], each head's query followed by its gate, whose sigmoid multiplies the head's
  * output before wo. {@code attentionNormBias}, {@code ffnNormBias}: the biases of a LayerNorm's norms (StarCoder2's,
- * Phi-2's), added after their weights; null in the others.
+ * Phi-2's), added after their weights; null in the others. {@code attendedNorm} [qDim]: BitNet's RMS norm of the
+ * heads' outputs before wo ({@code attn_sub_norm}); null in the others.
  */
 public record Layer(float[] attentionNorm, Tensor wq, Tensor wk, Tensor wv, Tensor wo,
                     float[] ffnNorm, FeedForward feedForward, float[] qNorm, float[] kNorm,
                     float[] qBias, float[] kBias, float[] vBias, float[] postAttentionNorm, float[] postFfnNorm,
                     float[] outputBias, float[] sinks, LatentAttention latent, float[] xielu, ShortConv shortConv, RecurrentMixer recurrent,
-                    boolean queryGates, float[] attentionNormBias, float[] ffnNormBias) {
+                    boolean queryGates, float[] attentionNormBias, float[] ffnNormBias, float[] attendedNorm) {
+
+    /** A layer without {@code attendedNorm}: every family's but BitNet's. */
+    public Layer(float[] attentionNorm, Tensor wq, Tensor wk, Tensor wv, Tensor wo,
+                 float[] ffnNorm, FeedForward feedForward, float[] qNorm, float[] kNorm,
+                 float[] qBias, float[] kBias, float[] vBias, float[] postAttentionNorm, float[] postFfnNorm,
+                 float[] outputBias, float[] sinks, LatentAttention latent, float[] xielu, ShortConv shortConv, RecurrentMixer recurrent,
+                 boolean queryGates, float[] attentionNormBias, float[] ffnNormBias) {
+        this(attentionNorm, wq, wk, wv, wo, ffnNorm, feedForward, qNorm, kNorm, qBias, kBias, vBias, postAttentionNorm, postFfnNorm,
+                outputBias, sinks, latent, xielu, shortConv, recurrent, queryGates, attentionNormBias, ffnNormBias, null);
+    }
 
     /**
      * Whether it attends (its positions' keys and values cached): not a convolution's, a recurrent mixer's in place of
@@ -50,6 +61,6 @@ public record Layer(float[] attentionNorm, Tensor wq, Tensor wk, Tensor wv, Tens
     /** This layer with other matrices (a copy's), its vectors the same. */
     Layer with(Tensor wq, Tensor wk, Tensor wv, Tensor wo, FeedForward feedForward, LatentAttention latent, RecurrentMixer recurrent) {
         return new Layer(attentionNorm, wq, wk, wv, wo, ffnNorm, feedForward, qNorm, kNorm, qBias, kBias, vBias, postAttentionNorm, postFfnNorm,
-                outputBias, sinks, latent, xielu, shortConv, recurrent, queryGates, attentionNormBias, ffnNormBias);
+                outputBias, sinks, latent, xielu, shortConv, recurrent, queryGates, attentionNormBias, ffnNormBias, attendedNorm);
     }
 }

@@ -599,6 +599,7 @@ public final class Llama {
                 if (!tp.whole()) tp.group.gather(s.heads, s.attended, c.qDim(), n, tp.qStarts);
                 attended = s.attended;
                 if (layer.queryGates()) eachToken(n, s.gateHeads);
+                if (layer.attendedNorm() != null) eachToken(n, s.attendedNorms); // BitNet's norm of wo's input
                 if (layer.latent() != null) {
                     LatentAttention a = layer.latent();
                     // llama.cpp decompresses a fused up-projection's keys and values before the attention: no product of vB
@@ -1129,6 +1130,20 @@ public final class Llama {
     }
 
     /** Tokens t0..t1 of a gated-query attention: each head's output times the sigmoid of its gate. */
+    /** Tokens {@code [t0, t1)}: {@code attended = rmsnorm(attended) * attendedNorm} (BitNet's, whole: wo's input, gathered). */
+    private void attendedNorms(State s, int t0, int t1) {
+        int qDim = config.qDim();
+        float[] norm = weights().layers()[s.layer].attendedNorm();
+        for (int t = t0; t < t1; t++) VectorMath.rmsnorm(s.attended, t * qDim, s.attended, t * qDim, norm, qDim, config.rmsNormEps());
+    }
+
+    /** Tokens {@code [t0, t1)}: {@code hbWhole = rmsnorm(hbWhole) * hiddenNorm} (BitNet's norm of w2's input, the running feed-forward's). */
+    private void hiddenNorms(State s, int t0, int t1) {
+        float[] norm = s.hiddenNorm;
+        int width = norm.length;
+        for (int t = t0; t < t1; t++) VectorMath.rmsnorm(s.hbWhole, t * width, s.hbWhole, t * width, norm, width, config.rmsNormEps());
+    }
+
     private void gateHeads(State s, int t0, int t1) {
         int qDim = s.qDim;
         for (int i = t0 * qDim; i < t1 * qDim; i++) s.attended[i] *= 1f / (1f + (float) Math.exp(-s.gates[i]));
@@ -1207,6 +1222,9 @@ public final class Llama {
         }
         eachToken(n, s.gate);
         if (!tp.whole()) tp.group.gather(s.hb, s.hbWhole, ffn.width(), n, tp.hiddenStarts(ffn.width()));
+        // BitNet's norm of w2's whole input
+        s.hiddenNorm = ffn.hiddenNorm();
+        if (s.hiddenNorm != null) eachToken(n, s.hiddenNorms);
         if (seen != null) seen.inputs(ffn.w2(), s.hbWhole, n);
         ffn.w2().matmul(s.hbWhole, n, s.xb2Part, s.dimPart, exact);
         if (lora != null) lora.add(lora.delta(s.layer, Lora.Target.DOWN), s.hbWhole, ffn.width(), n, s.xb2Part, s.dimPart, s);
@@ -1701,6 +1719,8 @@ public final class Llama {
         final int qDim, kvDim, dimPart, vocabPart;
         /** The running feed-forward's rows of w1 and w3 in this process (their widths differ in a model with shared experts). */
         int ffnPart;
+        /** The running feed-forward's norm of w2's input (BitNet's), or null. */
+        float[] hiddenNorm;
         /**
          * [heads, QUERIES, contextLength rounded up to whole key blocks]: each head's attention weights for up to four
          * queries ({@link Llama#attentionHeads}), room for zeros to the end of the last block ({@link VectorMath#columnSums}).
@@ -1864,7 +1884,7 @@ public final class Llama {
             return model;
         }
         final Parallel.RangeTask attentionNorm, rotateAndCache, cacheKeys, rotateQueries, blockedHeads, tokenHeads, residualAndFfnNorm, ffnNorm, gate, ffnResidual,
-                latentKeys, absorbQueries, latentValues, convolutionInputs, convolve, recurrentConvolve, deltaNorms, deltaHeads, mambaHeads, mambaNorms, mambaProjections, mambaScan, splitQueryGates, gateHeads;
+                latentKeys, absorbQueries, latentValues, convolutionInputs, convolve, recurrentConvolve, deltaNorms, deltaHeads, mambaHeads, mambaNorms, mambaProjections, mambaScan, splitQueryGates, gateHeads, attendedNorms, hiddenNorms;
         /**
          * A latent attention's (LatentAttention; empty elsewhere): wq's queries [batch, heads * (nope + rope)], qA's
          * [batch, qRank], wk's latents and rotated keys [batch, rank + rope], the heads' outputs through vB [batch, heads *
@@ -2005,6 +2025,8 @@ public final class Llama {
             mambaScan = (c0, c1) -> model.mambaScan(this, c0, c1);
             splitQueryGates = (t0, t1) -> model.splitQueryGates(this, t0, t1);
             gateHeads = (t0, t1) -> model.gateHeads(this, t0, t1);
+            attendedNorms = (t0, t1) -> model.attendedNorms(this, t0, t1);
+            hiddenNorms = (t0, t1) -> model.hiddenNorms(this, t0, t1);
         }
     }
 }

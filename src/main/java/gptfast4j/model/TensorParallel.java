@@ -158,7 +158,7 @@ public final class TensorParallel {
                     x.qNorm(), x.kNorm(), part(x.qBias(), qStarts[rank], part(qStarts)),
                     part(x.kBias(), rank * kvHeads * headDim, kvHeads * headDim), part(x.vBias(), rank * kvHeads * headDim, kvHeads * headDim),
                     x.postAttentionNorm(), x.postFfnNorm(), x.outputBias(), part(x.sinks(), firstHead(headDim), part(qStarts) / headDim), null, x.xielu(), null, null, false,
-                    x.attentionNormBias(), x.ffnNormBias());
+                    x.attentionNormBias(), x.ffnNormBias(), x.attendedNorm());
         }
         // the logits' bias whole: added after the logits are gathered
         return new Weights(w.tokEmbeddings(), layers, w.norm(), rows(w.output(), vocabStarts), w.classifier(), w.normBias(), w.outputBias(), w.positionEmbeddings(), w.embeddingNorm(), w.embeddingNormBias());
@@ -168,7 +168,7 @@ public final class TensorParallel {
         int[] hidden = hiddenStarts(d.width());
         // the gate's and up projection's biases this rank's rows'; the down projection's whole, added after its outputs are gathered
         return new FeedForward.Dense(d.w1() == null ? null : rows(d.w1(), hidden), rows(d.w2(), dimStarts), rows(d.w3(), hidden),
-                part(d.gateBias(), hidden[rank], part(hidden)), part(d.upBias(), hidden[rank], part(hidden)), d.downBias());
+                part(d.gateBias(), hidden[rank], part(hidden)), part(d.upBias(), hidden[rank], part(hidden)), d.downBias(), d.hiddenNorm());
     }
 
     /** Elements {@code [from, from + n)} of a bias (this rank's heads' part), or null for none. */

@@ -99,7 +99,7 @@ class DecodeAllocationTest {
      * learned positions, BLOOM's and MPT's ALiBi (MPT's clamp).
      */
     @org.junit.jupiter.params.ParameterizedTest
-    @org.junit.jupiter.params.provider.ValueSource(strings = {"lfm2", "qwen35", "qwen3next", "qwen3next-fused", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "starcoder2", "phi2", "falcon", "gptneox", "gpt2", "bloom", "mpt", "deci"})
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"lfm2", "qwen35", "qwen3next", "qwen3next-fused", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "starcoder2", "phi2", "falcon", "gptneox", "gpt2", "bloom", "mpt", "deci", "bitnet"})
     void decodeStepsOfHybridFamiliesAllocateNothing(String family, @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
         java.nio.file.Path file = dir.resolve(family + "-mini.gguf"), scratch = dir.resolve("llama.gguf");
         FamilyFiles.writeFamily(family, scratch, file);

@@ -77,6 +77,7 @@ final class FamilyFiles {
             case "bloom" -> LayerNormFamiliesTest.writeBloom(scratch, out);
             case "mpt" -> LayerNormFamiliesTest.writeMpt(scratch, out, 0.5f);
             case "deci" -> DeciTest.write(scratch, out);
+            case "bitnet" -> LlamaLikeTest.writeBitnet(scratch, out);
             default -> throw new IllegalArgumentException("no mini model of " + family);
         }
     }

@@ -47,6 +47,23 @@ class LlamaLikeTest {
         FamilyFiles.write(SHAPE, "plamo", scratch, out, md -> { }, name -> !name.endsWith("ffn_norm.weight"), (llama, tensors) -> { });
     }
 
+    /**
+     * Writes the BitNet mini model to {@code out}: Llama's blocks with RMS norms of the heads' outputs before wo and of
+     * the feed-forward's activation before its down projection, its logits the embeddings', RoPE on halves, linear rope
+     * scaling of 1 as its converter writes it.
+     */
+    static void writeBitnet(Path scratch, Path out) {
+        FamilyFiles.write(SHAPE, "bitnet", scratch, out, md -> {
+            md.put("bitnet.rope.scaling.type", Metadata.Value.string("linear"));
+            md.put("bitnet.rope.scaling.factor", Metadata.Value.float32(1f));
+        }, name -> !name.equals("output.weight"), (llama, tensors) -> {
+            for (int l = 0; l < SHAPE.layers(); l++) {
+                FamilyFiles.norm(tensors, "blk." + l + ".attn_sub_norm.weight", SHAPE.dim(), 20 + l);
+                FamilyFiles.norm(tensors, "blk." + l + ".ffn_sub_norm.weight", SHAPE.hiddenDim(), 30 + l);
+            }
+        });
+    }
+
     /** Baichuan 13B's mini: 40 layers (llama.cpp's count for ALiBi), 4 heads of 16 each its own kv head. */
     static final ModelShape BAICHUAN_13B_SHAPE = new ModelShape("baichuan-13b-mini", 64, 160, 40, 4, 4, 32000, 256, 10000, 1e-5f, false, 0, 0, 0);
 
@@ -343,6 +360,21 @@ class LlamaLikeTest {
         assertEquals(45502.9459, perplexity(b), 1e-6 * 45502.9459);
         var e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(other, null));
         assertEquals(other + ": a baichuan model of 4 layers is not supported (32 layers: RoPE, 40: ALiBi)", e.getMessage());
+    }
+
+    /**
+     * BitNet ({@code bitnet}: 1bitLLM's bitnet_b1_58, whose ternary weights TQ1_0 and TQ2_0 hold): llama-perplexity's
+     * figure (large: its norms before wo and w2 give logits of a wide range), ours 3e-7 from it.
+     */
+    @Test
+    void bitnetGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("bitnet-mini.gguf");
+        writeBitnet(dir.resolve("llama.gguf"), file);
+        Checkpoint c = Checkpoint.load(file, null);
+        Layer layer = c.model().weights().layers()[0];
+        assertEquals(List.of(SHAPE.dim(), SHAPE.hiddenDim()), List.of(layer.attendedNorm().length, ((FeedForward.Dense) layer.feedForward()).hiddenNorm().length));
+        assertTrue(c.model().weights().output() == c.model().weights().tokEmbeddings());
+        assertEquals(3.018742272e14, perplexity(c), 1e-6 * 3.018742272e14);
     }
 
     /**
