@@ -64,6 +64,23 @@ class LlamaLikeTest {
         });
     }
 
+    /**
+     * Writes the ChatGLM mini model to {@code out}: Llama's blocks with the query, key and value projections fused
+     * (their bias too), the gate and up projections fused in ffn_up (gate first), RoPE on the first 8 of each head's 16
+     * elements as adjacent pairs.
+     */
+    static void writeChatGlm(Path scratch, Path out) {
+        FamilyFiles.write(SHAPE, "chatglm", scratch, out, md -> md.put("chatglm.rope.dimension_count", Metadata.Value.uint32(SHAPE.headDim() / 2)),
+                name -> !name.matches("blk\\.\\d+\\.(attn_[qkv]|ffn_gate|ffn_up)\\.weight"), (llama, tensors) -> {
+            for (int l = 0; l < SHAPE.layers(); l++) {
+                String p = "blk." + l + ".";
+                FamilyFiles.fused(tensors, p + "attn_qkv.weight", llama.get(p + "attn_q.weight"), llama.get(p + "attn_k.weight"), llama.get(p + "attn_v.weight"));
+                FamilyFiles.bias(tensors, p + "attn_qkv.bias", new long[]{SHAPE.dim() + 2L * SHAPE.kvHeads() * SHAPE.headDim()}, 10 * l);
+                FamilyFiles.fused(tensors, p + "ffn_up.weight", llama.get(p + "ffn_gate.weight"), llama.get(p + "ffn_up.weight"));
+            }
+        });
+    }
+
     /** Baichuan 13B's mini: 40 layers (llama.cpp's count for ALiBi), 4 heads of 16 each its own kv head. */
     static final ModelShape BAICHUAN_13B_SHAPE = new ModelShape("baichuan-13b-mini", 64, 160, 40, 4, 4, 32000, 256, 10000, 1e-5f, false, 0, 0, 0);
 
@@ -360,6 +377,22 @@ class LlamaLikeTest {
         assertEquals(45502.9459, perplexity(b), 1e-6 * 45502.9459);
         var e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(other, null));
         assertEquals(other + ": a baichuan model of 4 layers is not supported (32 layers: RoPE, 40: ALiBi)", e.getMessage());
+    }
+
+    /**
+     * ChatGLM ({@code chatglm}: GLM-4-9B-Chat, GLM-4-9B, ChatGLM3's blocks): Llama's blocks with fused projections (the
+     * query, key and value ones with a bias; gate and up in one ffn_up) and RoPE on the first half of each head as
+     * adjacent pairs: llama-perplexity's figure, ours 1.4e-8 from it.
+     */
+    @Test
+    void chatGlmGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("chatglm-mini.gguf");
+        writeChatGlm(dir.resolve("llama.gguf"), file);
+        Checkpoint c = Checkpoint.load(file, null);
+        assertEquals(Config.RopeStyle.INTERLEAVED, c.model().config.ropeStyle());
+        assertEquals(SHAPE.headDim() / 2, c.model().config.rotaryDim());
+        assertEquals(SHAPE.dim(), c.model().weights().layers()[0].qBias().length);
+        assertEquals(48921.1048, perplexity(c), 1e-6 * 48921.1048);
     }
 
     /**
