@@ -179,7 +179,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
             "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2", "mistral4", "starcoder2", "phi2", "stablelm", "nemotron", "orion", "internlm2", "falcon", "gptneox", "gpt2", "starcoder", "mpt", "bloom",
-            "xverse", "refact", "plamo", "codeshell", "baichuan", "jais", "jais2", "deci", "exaone-moe", "olmo", "bitnet", "chatglm");
+            "xverse", "refact", "plamo", "codeshell", "baichuan", "jais", "jais2", "deci", "exaone-moe", "olmo", "bitnet", "chatglm", "minicpm3");
 
     /**
      * Architectures whose converter leaves the query and key rows as Hugging Face has them, for llama.cpp's NEOX RoPE
@@ -187,7 +187,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * LFM2's) and Phi-3; those without RoPE (GPT-2's, MPT's, BLOOM's) among them, their rows never turned.
      */
     private static final Set<String> HALVES = Set.of("gpt-oss", "dots1", "seed_oss", "glm4moe", "minimax-m2", "apertus", "falcon-h1", "bailingmoe2",
-            "starcoder2", "phi2", "stablelm", "nemotron", "orion", "falcon", "gptneox", "gpt2", "starcoder", "mpt", "bloom", "plamo", "codeshell", "jais", "jais2", "bitnet");
+            "starcoder2", "phi2", "stablelm", "nemotron", "orion", "falcon", "gptneox", "gpt2", "starcoder", "mpt", "bloom", "plamo", "codeshell", "jais", "jais2", "bitnet", "minicpm3");
 
     /**
      * Baichuan's blocks, which llama.cpp tells apart by their count: 32 layers (Baichuan-7B, Baichuan 2 7B) Llama's
@@ -316,6 +316,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : arch.equals("plamo") ? Config.Variant.LLAMA.inParallel()
                 : arch.equals("refact") ? Config.Variant.LLAMA.withoutRope().alibi(8f, 0f)
                 : arch.equals("baichuan") ? baichuan(path, md)
+                : arch.equals("minicpm3") ? minicpm3(path, md, tensors)
                 : latent ? deepseek2(path, md, arch)
                 : Config.Variant.LLAMA;
         Config.Variant variant = scaled(path, md, arch, blocks);
@@ -768,16 +769,38 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
      * window llama.cpp does not use, nor does this.)
      */
     private static Config.Variant phi3(Path path, Metadata md, Map<String, TensorData> tensors, int headDim) {
-        float[] longFactors = null;
-        if (tensors.containsKey("rope_factors_long.weight")) {
-            Tensor f = Tensor.of(tensors.get("rope_factors_long.weight"));
-            longFactors = new float[(int) f.cols];
-            f.dequantizeRow(0, longFactors, 0);
-        }
+        float[] longFactors = longRopeFactors(tensors);
         int original = md.getInt("phi3.rope.scaling.original_context_length", required(md, path, "phi3.context_length"));
         try {
             return new Config.Variant(1f, Config.Activation.SILU, 1f / (float) Math.sqrt(headDim), 0, null, 0f, 0f, 0f,
                     0, 1f, longFactors, original, 0f, 1f, 1f, 0, false, false, false, null, null, false, 0f, 0f);
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(path + ": " + e.getMessage());
+        }
+    }
+
+    /** LongRoPE's factors past the original context ({@code rope_factors_long}), or null where the file has none. */
+    private static float[] longRopeFactors(Map<String, TensorData> tensors) {
+        if (!tensors.containsKey("rope_factors_long.weight")) return null;
+        Tensor f = Tensor.of(tensors.get("rope_factors_long.weight"));
+        float[] factors = new float[(int) f.cols];
+        f.dequantizeRow(0, factors, 0);
+        return factors;
+    }
+
+    /**
+     * MiniCPM3's blocks (minicpm3) as llama.cpp's graph has them: DeepSeek-V2's latent attention (run absorbed, as
+     * llama.cpp runs DeepSeek's; its graph for MiniCPM3 decompresses the keys and values, the same products in another
+     * order), MiniCPM's scales (the embeddings times 12, the residual branches times 1.4 / sqrt(layers), the logits
+     * times 256 / dim), and LongRoPE's factors, the short ones up to the training context (no original length in its
+     * files) and the long ones past it.
+     */
+    private static Config.Variant minicpm3(Path path, Metadata md, Map<String, TensorData> tensors) {
+        int keyWidth = required(md, path, "minicpm3.attention.key_length"), layers = required(md, path, "minicpm3.block_count");
+        try {
+            return new Config.Variant(12f, Config.Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, longRopeFactors(tensors), required(md, path, "minicpm3.context_length"),
+                    1f / (float) Math.sqrt(keyWidth), 1.4f / (float) Math.sqrt((float) layers), 256f / required(md, path, "minicpm3.embedding_length"),
+                    0, false, false, false, null, null, false, 0f, 0f);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(path + ": " + e.getMessage());
         }

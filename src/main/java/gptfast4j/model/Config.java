@@ -519,7 +519,7 @@ public record Config(
      * name, as llama.cpp runs it).
      */
     public static boolean latentAttention(String architecture) {
-        return architecture.equals("deepseek2") || architecture.equals("mistral4");
+        return architecture.equals("deepseek2") || architecture.equals("mistral4") || architecture.equals("minicpm3");
     }
 
     /**

@@ -259,4 +259,53 @@ public class LatentAttentionTest {
         gptfast4j.io.ModelFormatException e = org.junit.jupiter.api.Assertions.assertThrows(gptfast4j.io.ModelFormatException.class, () -> Checkpoint.load(noLength, null));
         assertEquals(noLength + ": deepseek2.attention.temperature_scale without a positive deepseek2.attention.temperature_length", e.getMessage());
     }
+
+    /**
+     * MiniCPM3 ({@code minicpm3}: MiniCPM3-4B): latent attention with MiniCPM's scales and LongRoPE's factors:
+     * llama-perplexity's figures with a context of 128 (the short factors, ours 2e-8 from it) and of 384, past its 256
+     * training positions (the long ones, ours 1.4e-7 from it).
+     */
+    @Test
+    void miniCpm3GivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("minicpm3-mini.gguf");
+        writeMiniCpm3(dir.resolve("llama.gguf"), file);
+        Checkpoint c = Checkpoint.load(file, null);
+        assertEquals(Config.RopeStyle.HALVES, c.model().config.ropeStyle());
+        assertEquals(List.of(12f, 256f / 64), List.of(c.model().config.variant().embeddingScale(), c.model().config.variant().logitFactor()));
+        assertEquals(40355135.0910, perplexity(c), 1e-6 * 40355135.0910);
+        double longContext = gptfast4j.quant.Perplexity.compute(c, null, java.nio.file.Files.readString(gptfast4j.Shared.REFERENCE.resolve("ppl-text.txt")), 384, KvCache.Type.F32, chunk -> { }).ppl();
+        assertEquals(35898591.7667, longContext, 1e-6 * 35898591.7667);
+    }
+
+    /**
+     * Writes a MiniCPM3 mini model ({@code minicpm3}) to {@code out}: {@link LlamaLikeTest#SHAPE}'s dense blocks, their
+     * attention a latent one of {@link #RANK} with queries through a low-rank projection and its norm, one attn_kv_b
+     * (as MiniCPM3's converter writes it), heads of {@link #NOPE} + {@link #ROPE}, values of dim / heads (llama.cpp's
+     * width where the file gives none), LongRoPE's short and long factors.
+     */
+    public static void writeMiniCpm3(Path scratch, Path out) {
+        gptfast4j.bench.ModelShape s = LlamaLikeTest.SHAPE;
+        int dim = s.dim(), heads = s.heads(), value = dim / heads;
+        FamilyFiles.write(s, "minicpm3", scratch, out, md -> {
+            md.put("minicpm3.attention.kv_lora_rank", Metadata.Value.uint32(RANK));
+            md.put("minicpm3.attention.q_lora_rank", Metadata.Value.uint32(Q_RANK));
+            md.put("minicpm3.attention.key_length", Metadata.Value.uint32(NOPE + ROPE));
+            md.put("minicpm3.attention.head_count_kv", Metadata.Value.uint32(heads));
+            md.put("minicpm3.rope.dimension_count", Metadata.Value.uint32(ROPE));
+        }, name -> !name.matches("blk\\.\\d+\\.attn_(q|k|v|output)\\.weight"), (llama, tensors) -> {
+            for (int l = 0; l < s.layers(); l++) {
+                String p = "blk." + l + ".";
+                int seed = 2000 + 10 * l;
+                FamilyFiles.matrix(tensors, p + "attn_q_a.weight", new long[]{dim, Q_RANK}, seed);
+                FamilyFiles.norm(tensors, p + "attn_q_a_norm.weight", Q_RANK, seed);
+                FamilyFiles.matrix(tensors, p + "attn_q_b.weight", new long[]{Q_RANK, heads * (NOPE + ROPE)}, seed + 1);
+                FamilyFiles.matrix(tensors, p + "attn_kv_a_mqa.weight", new long[]{dim, RANK + ROPE}, seed + 2);
+                FamilyFiles.norm(tensors, p + "attn_kv_a_norm.weight", RANK, seed + 2);
+                FamilyFiles.matrix(tensors, p + "attn_kv_b.weight", new long[]{RANK, heads * (NOPE + value)}, seed + 3);
+                FamilyFiles.matrix(tensors, p + "attn_output.weight", new long[]{heads * value, dim}, seed + 5);
+            }
+            FamilyFiles.norm(tensors, "rope_factors_short.weight", ROPE / 2, 7);
+            FamilyFiles.norm(tensors, "rope_factors_long.weight", ROPE / 2, 8);
+        });
+    }
 }
