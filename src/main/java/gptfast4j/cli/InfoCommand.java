@@ -130,7 +130,7 @@ final class InfoCommand implements Callable<Integer> {
                 ? " (" + ckpt.model().weights().positionEmbeddings().rows + " learned positions)" : "");
         if (attends && ropes) System.out.printf("rope:            base %s, %s pairs%s%n", c.ropeTheta(), c.ropeStyle().name().toLowerCase(),
                 c.ropeFreqFactors() == null ? "" : !unturned(c.ropeFreqFactors()).isEmpty() ? ", M-RoPE sections as text turns them" + unturned(c.ropeFreqFactors())
-                        : ", with frequency factors (a linear or Llama-3.1 scaling)");
+                        : c.variant().longRopeFactors() != null ? ", with LongRoPE's short frequency factors" : ", with frequency factors (a linear or Llama-3.1 scaling)");
         System.out.printf(c.variant().layerNorm() ? "layernorm eps:   %g%n" : "rms norm eps:    %g%n", c.rmsNormEps());
         if (!c.variant().equals(gptfast4j.model.Config.Variant.LLAMA)) System.out.printf("blocks:          %s%n", c.variant().toString().substring(2));
         System.out.printf("tied embeddings: %s%n", ckpt.model().weights().output() == ckpt.model().weights().tokEmbeddings());

@@ -74,6 +74,18 @@ class InfoCommandTest {
         }
     }
 
+    /** MiniCPM3's mini (LatentAttentionTest's): its latent attention, and LongRoPE's factors named as such. */
+    @Test
+    void aMiniCpm3ModelNamesItsLongRopeFactors(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path file = dir.resolve("minicpm3-mini.gguf");
+        gptfast4j.model.LatentAttentionTest.writeMiniCpm3(dir.resolve("llama.gguf"), file);
+        ErrorsTest.Outcome o = ErrorsTest.run("info", "-m", file.toString());
+        assertEquals(0, o.exit(), o.err());
+        for (String line : new String[]{"rope:            base 10000.0, halves pairs, with LongRoPE's short frequency factors", "splits:          none (latent attention)"}) {
+            assertTrue(o.out().contains(line + "\n"), line + " in\n" + o.out());
+        }
+    }
+
     /** An encoder's file (EncoderTest's BERT reranker): what it is, its shape, pooling, vocabulary and tensors; its metadata. */
     @Test
     void anEncoderSaysWhatItIs(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
