@@ -119,7 +119,7 @@ final class InfoCommand implements Callable<Integer> {
         String splits = java.util.stream.IntStream.rangeClosed(2, c.nKvHeads()).filter(p -> c.nKvHeads() % p == 0)
                 .mapToObj(Integer::toString).collect(java.util.stream.Collectors.joining(", "));
         System.out.printf("splits:          %s%n", latent != null ? "none (latent attention)" : c.variant().wholeQkNorms() ? "none (queries and keys normalized across all heads)"
-                : !convolutions.isEmpty() ? "none (convolution layers)" : mixer != null ? "none (" + mixers + ")" : ownShapes ? "none (layers of their own shapes)"
+                : !convolutions.isEmpty() ? "none (convolution layers)" : mixer != null ? "none (" + mixers + ")"
                 : splits.isEmpty() ? "none (one kv head)" : "across " + splits + " processes (--workers)");
         if (c.isMoE()) System.out.printf("experts:         %d (%d used per token)%s%n", c.expertCount(), c.expertsUsed(), mixtureShape(ckpt.model().weights()));
         System.out.printf("vocab:           %d%n", c.vocabSize());

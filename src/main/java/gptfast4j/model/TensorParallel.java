@@ -82,9 +82,6 @@ public final class TensorParallel {
                 || c.architecture().equals("falcon-h1")) {
             throw new IllegalArgumentException("this model's Mamba-2 layers (" + c.architecture() + ") cannot be split across processes yet");
         }
-        if (c.architecture().equals("deci")) {
-            throw new IllegalArgumentException("this model's layers of their own shapes (" + c.architecture() + ") cannot be split across processes yet");
-        }
         if (c.architecture().equals("mamba") || c.architecture().equals("jamba")) {
             throw new IllegalArgumentException("this model's Mamba layers (" + c.architecture() + ") cannot be split across processes yet");
         }
@@ -143,7 +140,9 @@ public final class TensorParallel {
         Layer[] layers = new Layer[w.layers().length];
         for (int l = 0; l < layers.length; l++) {
             Layer x = w.layers()[l];
+            // a deci model's layers may lack the attention (wo null), its wq, wk and wv (wo alone) or the feed-forward
             FeedForward ffn = switch (x.feedForward()) {
+                case null -> null;
                 case FeedForward.Dense d -> share(d);
                 // each expert split as a dense feed-forward is; the router whole, so every process routes alike
                 case FeedForward.MoE m -> {
@@ -153,8 +152,7 @@ public final class TensorParallel {
                             parts(m.biases().w3(), hidden[rank], part(hidden))), m.shared() == null ? null : share(m.shared().ffn()));
                 }
             };
-            layers[l] = new Layer(x.attentionNorm(), rows(x.wq(), qStarts), x.wk().rows((long) rank * kvHeads * headDim, (long) kvHeads * headDim),
-                    x.wv().rows((long) rank * kvHeads * headDim, (long) kvHeads * headDim), rows(x.wo(), dimStarts), x.ffnNorm(), ffn,
+            layers[l] = new Layer(x.attentionNorm(), rows(x.wq(), qStarts), kvRows(x.wk(), kvHeads, headDim), kvRows(x.wv(), kvHeads, headDim), rows(x.wo(), dimStarts), x.ffnNorm(), ffn,
                     x.qNorm(), x.kNorm(), part(x.qBias(), qStarts[rank], part(qStarts)),
                     part(x.kBias(), rank * kvHeads * headDim, kvHeads * headDim), part(x.vBias(), rank * kvHeads * headDim, kvHeads * headDim),
                     x.postAttentionNorm(), x.postFfnNorm(), x.outputBias(), part(x.sinks(), firstHead(headDim), part(qStarts) / headDim), null, x.xielu(), null, null, false,
@@ -181,8 +179,14 @@ public final class TensorParallel {
         return java.util.Arrays.stream(biases).map(b -> part(b, from, n)).toArray(float[][]::new);
     }
 
+    /** This rank's rows of {@code t} split at {@code starts}; null for none. */
     private Tensor rows(Tensor t, int[] starts) {
-        return t.rows(starts[rank], part(starts));
+        return t == null ? null : t.rows(starts[rank], part(starts));
+    }
+
+    /** This rank's {@code kvHeads} heads of {@code headDim} rows of a key or value projection; null for none. */
+    private Tensor kvRows(Tensor t, int kvHeads, int headDim) {
+        return t == null ? null : t.rows((long) rank * kvHeads * headDim, (long) kvHeads * headDim);
     }
 
     private Tensor[] rows(Tensor[] experts, int[] starts) {

@@ -61,7 +61,7 @@ class InfoCommandTest {
         }
     }
 
-    /** A deci model's mini (DeciTest's): its layers' own shapes, and no split across processes. */
+    /** A deci model's mini (DeciTest's): its layers' own shapes, and the splits its kv heads allow. */
     @Test
     void aDeciModelSaysWhatEachLayerHas(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
         java.nio.file.Path file = dir.resolve("deci-mini.gguf");
@@ -69,7 +69,7 @@ class InfoCommandTest {
         ErrorsTest.Outcome o = ErrorsTest.run("info", "-m", file.toString());
         assertEquals(0, o.exit(), o.err());
         for (String line : new String[]{"layers:          6; each of its own shape: no attention in 1, 4, wo alone (linear attention) in 2, no feed-forward in 4; feed-forwards 96 to 224 wide",
-                "splits:          none (layers of their own shapes)"}) {
+                "splits:          across 2 processes (--workers)"}) {
             assertTrue(o.out().contains(line + "\n"), line + " in\n" + o.out());
         }
     }

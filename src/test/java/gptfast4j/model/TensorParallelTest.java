@@ -158,14 +158,16 @@ class TensorParallelTest {
         Path bloom = dir.resolve("bloom-mini.gguf"), mpt = dir.resolve("mpt-mini.gguf");
         LayerNormFamiliesTest.writeBloom(dir.resolve("bloom-llama.gguf"), bloom);
         LayerNormFamiliesTest.writeMpt(dir.resolve("mpt-llama.gguf"), mpt, 0.5f);
-        // JAIS's gate bias: each process its rows; BitNet's norms of wo's and w2's gathered inputs
-        Path jais = dir.resolve("jais-mini.gguf"), bitnet = dir.resolve("bitnet-mini.gguf");
+        // JAIS's gate bias: each process its rows; BitNet's norms of wo's and w2's gathered inputs; a deci model's
+        // layers of their own shapes (a feed-forward alone, wo alone, neither)
+        Path jais = dir.resolve("jais-mini.gguf"), bitnet = dir.resolve("bitnet-mini.gguf"), deci = dir.resolve("deci-mini.gguf");
+        DeciTest.write(dir.resolve("deci-llama.gguf"), deci);
         LayerNormFamiliesTest.writeJais(dir.resolve("jais-llama.gguf"), jais);
         LlamaLikeTest.writeBitnet(dir.resolve("bitnet-llama.gguf"), bitnet);
         for (Path file : List.of(Shared.MODELS.resolve("stories260K.gguf"), Shared.REFERENCE.resolve("models/mini-llama3-Q4_K.gguf"),
                 Shared.REFERENCE.resolve("models/mini-mixtral-Q4_K.gguf"), Path.of("src/test/resources/i-quants/mini-llama2-iq.gguf"),
                 Path.of("src/test/resources/ternary/mini-llama2-tq.gguf"), wideHeads, qwen3, qwen3moe, qwen2, gemma2, phi3, granite, graniteMoe, smollm3, commandR, cohere2, ministral, gptOss,
-                qwen2moe, ernieMoe, llama4, glm4, arcee, glm45, ling2, gateUp, starcoder2, phi2, falcon, neox, gpt2, bloom, mpt, jais, bitnet)) {
+                qwen2moe, ernieMoe, llama4, glm4, arcee, glm45, ling2, gateUp, starcoder2, phi2, falcon, neox, gpt2, bloom, mpt, jais, bitnet, deci)) {
             for (GGMLType quantize : new GGMLType[]{null, GGMLType.Q4_0}) {
                 Checkpoint c = Checkpoint.load(file, null, quantize);
                 int[] prompt = c.promptTokens(PROMPT), longPrompt = c.promptTokens(LONG_PROMPT);
