@@ -54,11 +54,14 @@ class InfoCommandTest {
     void aGpt2ModelSaysItsPositionsAreLearned(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
         java.nio.file.Path file = dir.resolve("gpt2-mini.gguf");
         gptfast4j.model.LayerNormFamiliesTest.writeGpt2("gpt2", dir.resolve("llama.gguf"), file);
+        assertInfoShows(file, "rope:            none (512 learned positions)", "layernorm eps:   1.00000e-05", "blocks:          GELU without a gate, no rope, LayerNorm");
+    }
+
+    /** {@code info} on {@code file} exits 0 and prints each of {@code lines} whole. */
+    private static void assertInfoShows(java.nio.file.Path file, String... lines) {
         ErrorsTest.Outcome o = ErrorsTest.run("info", "-m", file.toString());
         assertEquals(0, o.exit(), o.err());
-        for (String line : new String[]{"rope:            none (512 learned positions)", "layernorm eps:   1.00000e-05", "blocks:          GELU without a gate, no rope, LayerNorm"}) {
-            assertTrue(o.out().contains(line + "\n"), line + " in\n" + o.out());
-        }
+        for (String line : lines) assertTrue(o.out().contains(line + "\n"), line + " in\n" + o.out());
     }
 
     /** A deci model's mini (DeciTest's): its layers' own shapes, and the splits its kv heads allow. */
@@ -66,12 +69,8 @@ class InfoCommandTest {
     void aDeciModelSaysWhatEachLayerHas(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
         java.nio.file.Path file = dir.resolve("deci-mini.gguf");
         gptfast4j.model.DeciTest.write(dir.resolve("llama.gguf"), file);
-        ErrorsTest.Outcome o = ErrorsTest.run("info", "-m", file.toString());
-        assertEquals(0, o.exit(), o.err());
-        for (String line : new String[]{"layers:          6; each of its own shape: no attention in 1, 4, wo alone (linear attention) in 2, no feed-forward in 4; feed-forwards 96 to 224 wide",
-                "splits:          across 2 processes (--workers)"}) {
-            assertTrue(o.out().contains(line + "\n"), line + " in\n" + o.out());
-        }
+        assertInfoShows(file, "layers:          6; each of its own shape: no attention in 1, 4, wo alone (linear attention) in 2, no feed-forward in 4; feed-forwards 96 to 224 wide",
+                "splits:          across 2 processes (--workers)");
     }
 
     /** MiniCPM3's mini (LatentAttentionTest's): its latent attention, and LongRoPE's factors named as such. */
@@ -79,11 +78,7 @@ class InfoCommandTest {
     void aMiniCpm3ModelNamesItsLongRopeFactors(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
         java.nio.file.Path file = dir.resolve("minicpm3-mini.gguf");
         gptfast4j.model.LatentAttentionTest.writeMiniCpm3(dir.resolve("llama.gguf"), file);
-        ErrorsTest.Outcome o = ErrorsTest.run("info", "-m", file.toString());
-        assertEquals(0, o.exit(), o.err());
-        for (String line : new String[]{"rope:            base 10000.0, halves pairs, with LongRoPE's short frequency factors", "splits:          none (latent attention)"}) {
-            assertTrue(o.out().contains(line + "\n"), line + " in\n" + o.out());
-        }
+        assertInfoShows(file, "rope:            base 10000.0, halves pairs, with LongRoPE's short frequency factors", "splits:          none (latent attention)");
     }
 
     /** An encoder's file (EncoderTest's BERT reranker): what it is, its shape, pooling, vocabulary and tensors; its metadata. */
