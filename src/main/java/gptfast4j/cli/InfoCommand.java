@@ -24,10 +24,6 @@ final class InfoCommand implements Callable<Integer> {
     @Option(names = "--metadata", description = "Also list every GGUF metadata key with its type and value (arrays by their first elements), as llama.cpp's loader logs them.")
     boolean metadata;
 
-    /**
-     * A mixture model's experts' width, its shared expert's, and which layers are dense instead (ERNIE 4.5's first), as
-     * its first mixture layer has them.
-     */
     /** The indices of the layers that {@code which} holds for, comma-separated ("" for none). */
     private static String layersWhere(gptfast4j.model.Layer[] layers, java.util.function.Predicate<gptfast4j.model.Layer> which) {
         return java.util.stream.IntStream.range(0, layers.length).filter(l -> which.test(layers[l])).mapToObj(Integer::toString)
@@ -47,6 +43,10 @@ final class InfoCommand implements Callable<Integer> {
         return b.append("; feed-forwards ").append(widths.getMin() == widths.getMax() ? widths.getMin() : widths.getMin() + " to " + widths.getMax()).append(" wide").toString();
     }
 
+    /**
+     * A mixture model's experts' width, its shared expert's, and which layers are dense instead (ERNIE 4.5's first), as
+     * its first mixture layer has them.
+     */
     private static String mixtureShape(gptfast4j.model.Weights w) {
         java.util.List<Integer> dense = new java.util.ArrayList<>();
         gptfast4j.model.FeedForward.MoE first = null;
