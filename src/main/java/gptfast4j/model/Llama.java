@@ -1129,7 +1129,6 @@ public final class Llama {
         }
     }
 
-    /** Tokens t0..t1 of a gated-query attention: each head's output times the sigmoid of its gate. */
     /** Tokens {@code [t0, t1)}: {@code attended = rmsnorm(attended) * attendedNorm} (BitNet's, whole: wo's input, gathered). */
     private void attendedNorms(State s, int t0, int t1) {
         int qDim = config.qDim();
@@ -1144,6 +1143,7 @@ public final class Llama {
         for (int t = t0; t < t1; t++) VectorMath.rmsnorm(s.hbWhole, t * width, s.hbWhole, t * width, norm, width, config.rmsNormEps());
     }
 
+    /** Tokens t0..t1 of a gated-query attention: each head's output times the sigmoid of its gate. */
     private void gateHeads(State s, int t0, int t1) {
         int qDim = s.qDim;
         for (int i = t0 * qDim; i < t1 * qDim; i++) s.attended[i] *= 1f / (1f + (float) Math.exp(-s.gates[i]));
