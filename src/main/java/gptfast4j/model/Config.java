@@ -273,7 +273,8 @@ public record Config(
                     && longRopeContext == v.longRopeContext && scoreScale == v.scoreScale && residualScale == v.residualScale
                     && logitFactor == v.logitFactor && noRopeEvery == v.noRopeEvery && wholeQkNorms == v.wholeQkNorms
                     && layerNorm == v.layerNorm && parallelBlocks == v.parallelBlocks && java.util.Objects.equals(yarn, v.yarn)
-                    && java.util.Objects.equals(temperature, v.temperature) && chunked == v.chunked;
+                    && java.util.Objects.equals(temperature, v.temperature) && chunked == v.chunked && alibiMaxBias == v.alibiMaxBias
+                    && clampKqv == v.clampKqv;
         }
 
         @Override

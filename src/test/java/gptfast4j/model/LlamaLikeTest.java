@@ -369,6 +369,9 @@ class LlamaLikeTest {
         write("baichuan", dir.resolve("llama.gguf"), other, md -> { });
         Checkpoint r = Checkpoint.load(refact, null), p = Checkpoint.load(plamo, null), b = Checkpoint.load(baichuan, null);
         assertEquals(List.of(8f, 8f), List.of(r.model().config.variant().alibiMaxBias(), b.model().config.variant().alibiMaxBias()));
+        // a variant's ALiBi and clamp are part of what it is (configs compared across processes, info's blocks line)
+        org.junit.jupiter.api.Assertions.assertNotEquals(Config.Variant.LLAMA.withoutRope(), r.model().config.variant());
+        org.junit.jupiter.api.Assertions.assertNotEquals(r.model().config.variant(), r.model().config.variant().alibi(8f, 0.5f));
         assertTrue(p.model().config.variant().parallelBlocks() && !p.model().config.variant().layerNorm());
         assertEquals(Config.RopeStyle.HALVES, p.model().config.ropeStyle());
         assertEquals(47615.3673, perplexity(Checkpoint.load(xverse, null)), 1e-6 * 47615.3673);
