@@ -75,13 +75,15 @@ public record Config(
      * @param alibiMaxBias     0, or ALiBi's max bias (llama.cpp's {@code f_max_alibi_bias}: MPT's, BLOOM's 8): each
      *                         head's scores plus its {@link #alibiSlope} times the key's distance behind the query
      * @param clampKqv         0, or c where the query, key and value projections' outputs are clamped to [-c, c] (MPT's {@code clip_qkv})
+     * @param headNormsAfterRope whether each head's query and key norms ({@link Layer#qNorm}, {@link Layer#kNorm}) apply
+     *                         after RoPE (Hunyuan's) rather than before it (Qwen3's)
      */
     public record Variant(float embeddingScale, Activation activation, float queryScale, int slidingWindow,
                           boolean[] slidingLayers, float slidingRopeTheta, float logitSoftcap, float attentionSoftcap,
                           int rotaryDim, float ropeAttnFactor, float[] longRopeFactors, int longRopeContext,
                           float scoreScale, float residualScale, float logitFactor, int noRopeEvery, boolean wholeQkNorms,
                           boolean layerNorm, boolean parallelBlocks, Yarn yarn, Temperature temperature, boolean chunked,
-                          float alibiMaxBias, float clampKqv) {
+                          float alibiMaxBias, float clampKqv, boolean headNormsAfterRope) {
         public static final Variant LLAMA = new Variant(1f, Activation.SILU, 0f, 0, null, 0f, 0f, 0f, 0, 1f, null, 0, 0f, 1f, 1f, 0, false, false, false, null, null, false, 0f, 0f);
 
         public Variant {
@@ -105,18 +107,37 @@ public record Config(
             if (!(clampKqv >= 0 && clampKqv < Float.POSITIVE_INFINITY)) throw new IllegalArgumentException("the q/k/v clamp " + clampKqv + " is not a finite number >= 0");
         }
 
+        /** A variant whose head norms, where a layer has them, apply before RoPE: every family's but Hunyuan's. */
+        public Variant(float embeddingScale, Activation activation, float queryScale, int slidingWindow,
+                       boolean[] slidingLayers, float slidingRopeTheta, float logitSoftcap, float attentionSoftcap,
+                       int rotaryDim, float ropeAttnFactor, float[] longRopeFactors, int longRopeContext,
+                       float scoreScale, float residualScale, float logitFactor, int noRopeEvery, boolean wholeQkNorms,
+                       boolean layerNorm, boolean parallelBlocks, Yarn yarn, Temperature temperature, boolean chunked,
+                       float alibiMaxBias, float clampKqv) {
+            this(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,
+                    rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext, scoreScale, residualScale, logitFactor, noRopeEvery, wholeQkNorms,
+                    layerNorm, parallelBlocks, yarn, temperature, chunked, alibiMaxBias, clampKqv, false);
+        }
+
+        /** This variant with each head's query and key norms after RoPE (Hunyuan's). */
+        public Variant normingHeadsAfterRope() {
+            return new Variant(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,
+                    rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext, scoreScale, residualScale, logitFactor, noRopeEvery, wholeQkNorms,
+                    layerNorm, parallelBlocks, yarn, temperature, chunked, alibiMaxBias, clampKqv, true);
+        }
+
         /** This variant with RoPE on the first {@code rotaryDim} elements of each head. */
         public Variant rotating(int rotaryDim) {
             return new Variant(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,
                     rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext, scoreScale, residualScale, logitFactor, noRopeEvery, wholeQkNorms,
-                    layerNorm, parallelBlocks, yarn, temperature, chunked, alibiMaxBias, clampKqv);
+                    layerNorm, parallelBlocks, yarn, temperature, chunked, alibiMaxBias, clampKqv, headNormsAfterRope);
         }
 
         /** This variant with RoPE's attention factor, YaRN's scaling and an attention temperature (either null for none). */
         public Variant scaled(float ropeAttnFactor, Yarn yarn, Temperature temperature) {
             return new Variant(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,
                     rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext, scoreScale, residualScale, logitFactor, noRopeEvery, wholeQkNorms,
-                    layerNorm, parallelBlocks, yarn, temperature, chunked, alibiMaxBias, clampKqv);
+                    layerNorm, parallelBlocks, yarn, temperature, chunked, alibiMaxBias, clampKqv, headNormsAfterRope);
         }
 
         /** Llama's blocks with Granite's multipliers (embeddings, attention scores, residuals, logits). */
@@ -129,7 +150,7 @@ public record Config(
         public Variant withoutRope() {
             return new Variant(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,
                     rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext, scoreScale, residualScale, logitFactor, 1, wholeQkNorms,
-                    layerNorm, parallelBlocks, yarn, temperature, chunked, alibiMaxBias, clampKqv);
+                    layerNorm, parallelBlocks, yarn, temperature, chunked, alibiMaxBias, clampKqv, headNormsAfterRope);
         }
 
         /**
@@ -152,14 +173,14 @@ public record Config(
         public Variant inParallel() {
             return new Variant(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,
                     rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext, scoreScale, residualScale, logitFactor, noRopeEvery, wholeQkNorms,
-                    layerNorm, true, yarn, temperature, chunked, alibiMaxBias, clampKqv);
+                    layerNorm, true, yarn, temperature, chunked, alibiMaxBias, clampKqv, headNormsAfterRope);
         }
 
         /** This variant with ALiBi's {@code maxBias} and a clamp of the q/k/v projections' outputs ({@code clampKqv}); 0 for none. */
         public Variant alibi(float maxBias, float clampKqv) {
             return new Variant(embeddingScale, activation, queryScale, slidingWindow, slidingLayers, slidingRopeTheta, logitSoftcap, attentionSoftcap,
                     rotaryDim, ropeAttnFactor, longRopeFactors, longRopeContext, scoreScale, residualScale, logitFactor, noRopeEvery, wholeQkNorms,
-                    layerNorm, parallelBlocks, yarn, temperature, chunked, maxBias, clampKqv);
+                    layerNorm, parallelBlocks, yarn, temperature, chunked, maxBias, clampKqv, headNormsAfterRope);
         }
 
         /**
@@ -257,6 +278,7 @@ public record Config(
             if (noRopeEvery == 1) b.append(", no rope");
             else if (noRopeEvery != 0) b.append(", no rope on every ").append(noRopeEvery).append("th layer");
             if (wholeQkNorms) b.append(", queries and keys normalized whole");
+            if (headNormsAfterRope) b.append(", query and key norms after rope");
             if (layerNorm) b.append(", LayerNorm");
             if (parallelBlocks) b.append(", attention and FFN in parallel");
             if (yarn != null) b.append(", ").append(yarn);
@@ -274,7 +296,7 @@ public record Config(
                     && logitFactor == v.logitFactor && noRopeEvery == v.noRopeEvery && wholeQkNorms == v.wholeQkNorms
                     && layerNorm == v.layerNorm && parallelBlocks == v.parallelBlocks && java.util.Objects.equals(yarn, v.yarn)
                     && java.util.Objects.equals(temperature, v.temperature) && chunked == v.chunked && alibiMaxBias == v.alibiMaxBias
-                    && clampKqv == v.clampKqv;
+                    && clampKqv == v.clampKqv && headNormsAfterRope == v.headNormsAfterRope;
         }
 
         @Override

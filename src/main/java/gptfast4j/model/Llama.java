@@ -702,13 +702,14 @@ public final class Llama {
 
     /**
      * Tokens {@code [t0, t1)}: RoPE on k at their positions (the layer's biases added to k and v first, and each head's
-     * key normalized, where it has them), k and v into the layer's cache.
+     * key normalized, where it has them: before RoPE, or after it in Hunyuan's), k and v into the layer's cache.
      */
     private void cacheKeys(State s, int t0, int t1) {
         int kvDim = s.kvDim;
         Layer layer = weights().layers()[s.layer];
         float[] kNorm = layer.kNorm(), kBias = layer.kBias(), vBias = layer.vBias();
         float clamp = config.variant().clampKqv();
+        boolean normsAfterRope = config.variant().headNormsAfterRope();
         for (int t = t0; t < t1; t++) {
             int pos = s.position(t);
             if (kBias != null) {
@@ -719,8 +720,9 @@ public final class Llama {
                 clamp(s.k, t * kvDim, kvDim, clamp);
                 clamp(s.v, t * kvDim, kvDim, clamp);
             }
-            if (kNorm != null) headNorms(s.k, t * kvDim, parallel.kvHeads, kNorm);
+            if (kNorm != null && !normsAfterRope) headNorms(s.k, t * kvDim, parallel.kvHeads, kNorm);
             if (s.rope(s.layer) != null) s.rope(s.layer).rotate(s.k, t * kvDim, parallel.kvHeads, pos);
+            if (kNorm != null && normsAfterRope) headNorms(s.k, t * kvDim, parallel.kvHeads, kNorm);
             (s.perToken ? s.tokenKv[t] : s.kv).store(s.layer, pos, s.k, t * kvDim, s.v, t * kvDim);
         }
     }
@@ -735,12 +737,14 @@ public final class Llama {
         Layer layer = weights().layers()[s.layer];
         float[] qNorm = layer.qNorm(), qBias = layer.qBias();
         float queryScale = config.variant().queryScale(), clamp = config.variant().clampKqv();
+        boolean normsAfterRope = config.variant().headNormsAfterRope();
         Config.Temperature temperature = config.variant().temperature();
         for (int t = t0; t < t1; t++) {
             if (qBias != null) VectorMath.add(s.q, t * qDim, qBias, 0, qDim);
             if (clamp != 0f) clamp(s.q, t * qDim, qDim, clamp);
-            if (qNorm != null) headNorms(s.q, t * qDim, parallel.heads, qNorm);
+            if (qNorm != null && !normsAfterRope) headNorms(s.q, t * qDim, parallel.heads, qNorm);
             if (s.rope(s.layer) != null) s.rope(s.layer).rotate(s.q, t * qDim, parallel.heads, s.position(t));
+            if (qNorm != null && normsAfterRope) headNorms(s.q, t * qDim, parallel.heads, qNorm);
             if (queryScale != 0f) for (int i = t * qDim; i < (t + 1) * qDim; i++) s.q[i] *= queryScale;
             if (temperature != null && (!temperature.withoutRopeOnly() || s.rope(s.layer) == null)) {
                 float f = temperature.at(s.position(t));

@@ -82,7 +82,8 @@ public final class Tokenizers {
                 // merges), o200k's (Llama 4's, MiniMax-M2's)
                 if (List.of("llama3", "llama-v3", "lfm2", "pixtral", "falcon3", "falcon-h1", "midm-2.0", "jina-v5-nano").contains(pre)) pre = "llama-bpe";
                 if (pre.equals("smaug-bpe")) pre = "dbrx";
-                if (List.of("deepseek-r1-qwen", "kormo", "f2llmv2").contains(pre)) pre = "qwen2"; // DeepSeek-R1's Qwen distills' and others', Qwen2's split
+                if (List.of("deepseek-r1-qwen", "kormo", "f2llmv2", "hunyuan").contains(pre)) pre = "qwen2"; // DeepSeek-R1's Qwen distills', Hunyuan-MoE's and others', Qwen2's split
+                if (pre.equals("hunyuan-dense")) pre = "deepseek-v3"; // Hunyuan's dense models', DeepSeek-V3's split
                 if (pre.equals("llama4") || pre.equals("minimax-m2")) pre = "gpt-4o";
                 if (pre.equals("modern-bert")) pre = "gpt-2"; // ModernBERT's, GPT-2's split in llama.cpp
                 if (!List.of(ByteLevelBpeTokenizer.SUPPORTED_PRE.split(", ")).contains(pre)) {

@@ -81,6 +81,19 @@ class LlamaLikeTest {
         });
     }
 
+    /**
+     * Writes the Hunyuan mini model ({@code hunyuan-dense}) to {@code out}: Llama's blocks, RoPE on halves, each head's
+     * query and key normalized (after RoPE, as its graph has it).
+     */
+    static void writeHunyuanDense(Path scratch, Path out) {
+        FamilyFiles.write(SHAPE, "hunyuan-dense", scratch, out, md -> { }, name -> true, (llama, tensors) -> {
+            for (int l = 0; l < SHAPE.layers(); l++) {
+                FamilyFiles.norm(tensors, "blk." + l + ".attn_q_norm.weight", SHAPE.headDim(), 40 + l);
+                FamilyFiles.norm(tensors, "blk." + l + ".attn_k_norm.weight", SHAPE.headDim(), 50 + l);
+            }
+        });
+    }
+
     /** Baichuan 13B's mini: 40 layers (llama.cpp's count for ALiBi), 4 heads of 16 each its own kv head. */
     static final ModelShape BAICHUAN_13B_SHAPE = new ModelShape("baichuan-13b-mini", 64, 160, 40, 4, 4, 32000, 256, 10000, 1e-5f, false, 0, 0, 0);
 
@@ -396,6 +409,21 @@ class LlamaLikeTest {
         assertEquals(SHAPE.headDim() / 2, c.model().config.rotaryDim());
         assertEquals(SHAPE.dim(), c.model().weights().layers()[0].qBias().length);
         assertEquals(48921.1048, perplexity(c), 1e-6 * 48921.1048);
+    }
+
+    /**
+     * Hunyuan's dense models ({@code hunyuan-dense}: Hunyuan-0.5B to 7B-Instruct): Qwen3's blocks with each head's query
+     * and key normalized after RoPE: llama-perplexity's figure, ours 2e-8 from it (the norms before RoPE, as Qwen3's,
+     * give 48260.59).
+     */
+    @Test
+    void hunyuanDenseGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("hunyuan-dense-mini.gguf");
+        writeHunyuanDense(dir.resolve("llama.gguf"), file);
+        Checkpoint c = Checkpoint.load(file, null);
+        assertTrue(c.model().config.variant().headNormsAfterRope());
+        assertEquals(Config.RopeStyle.HALVES, c.model().config.ropeStyle());
+        assertEquals(48315.6803, perplexity(c), 1e-6 * 48315.6803);
     }
 
     /**

@@ -263,6 +263,18 @@ public class TokenizerVectorsTest {
         checkLlamaCppVectors(llama3Marked("deepseek-v3"), java.nio.file.Path.of("src/test/resources/tokenizer"), "deepseek-v3-pre");
     }
 
+    /**
+     * Hunyuan's pre-tokenizers, llama.cpp's other names for splits above: "hunyuan-dense" (its dense models') is
+     * DeepSeek-V3's expressions, "hunyuan" (Hunyuan-A13B's) Qwen2's. llama-tokenize de3ff81 on the Llama-3 vocabulary
+     * marked with each gives deepseek-v3-pre's and qwen2-pre's ids for their texts, all of them (checked by hand).
+     */
+    @Test
+    void hunyuanVectorsAsLlamaCppTokenizesThem() throws IOException {
+        java.nio.file.Path dir = java.nio.file.Path.of("src/test/resources/tokenizer");
+        checkLlamaCppVectors(llama3Marked("hunyuan-dense"), dir, "deepseek-v3-pre");
+        checkLlamaCppVectors(llama3Marked("hunyuan"), dir, "qwen2-pre");
+    }
+
     @Test
     void llama3VectorsFromTiktokenRanks() throws IOException {
         checkLlamaCppVectors(Tokenizers.load(Shared.TOKENIZERS.resolve("llama3-tokenizer.model")), "ggml-vocab-llama-bpe.gguf");
