@@ -320,6 +320,20 @@ public class SharedExpertTest {
         assertEquals(50617.7413, perplexity(c), 1e-6 * 50617.7413);
     }
 
+    /**
+     * Hunyuan-A13B ({@code hunyuan-moe}): Hunyuan's attention (each head's query and key normalized after RoPE),
+     * Mixtral's routing beside a shared expert in every layer: llama-perplexity's figure, ours 1.4e-8 from it.
+     */
+    @Test
+    void hunyuanMoeGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("hunyuan-moe-mini.gguf");
+        writeHunyuanMoe(dir.resolve("mixtral.gguf"), file);
+        Checkpoint c = Checkpoint.load(file, null);
+        assertTrue(c.model().config.variant().headNormsAfterRope());
+        assertNotNull(((FeedForward.MoE) c.model().weights().layers()[1].feedForward()).shared());
+        assertEquals(51576.4844, perplexity(c), 1e-6 * 51576.4844);
+    }
+
     /** {@link #glm45GivesLlamaCppsPerplexity}'s model, with an extra layer's tensors where {@code nextn}. */
     public static void writeGlm45(Path scratch, Path out, boolean nextn) {
         int qDim = MOE.heads() * MOE.headDim(), kvDim = MOE.kvHeads() * MOE.headDim();
@@ -388,6 +402,23 @@ public class SharedExpertTest {
             FamilyFiles.matrix(tensors, p + "nextn.eh_proj.weight", new long[]{2L * dim, dim}, 99);
             FamilyFiles.norm(tensors, p + "nextn.enorm.weight", dim, 97);
             FamilyFiles.norm(tensors, p + "nextn.hnorm.weight", dim, 96);
+        });
+    }
+
+    /**
+     * Writes the Hunyuan-A13B mini model ({@code hunyuan-moe}) to {@code out}: {@link LlamaLikeTest#MOE}'s mixtures
+     * (Mixtral's routing) beside a shared expert 48 wide in every layer, each head's query and key normalized.
+     */
+    public static void writeHunyuanMoe(Path scratch, Path out) {
+        FamilyFiles.write(MOE, "hunyuan-moe", scratch, out, md -> {
+            md.put("hunyuan-moe.expert_feed_forward_length", Metadata.Value.uint32(MOE.hiddenDim()));
+            md.put("hunyuan-moe.expert_shared_feed_forward_length", Metadata.Value.uint32(48));
+        }, name -> true, (llama, tensors) -> {
+            for (int l = 0; l < MOE.layers(); l++) {
+                FamilyFiles.norm(tensors, "blk." + l + ".attn_q_norm.weight", MOE.headDim(), 60 + l);
+                FamilyFiles.norm(tensors, "blk." + l + ".attn_k_norm.weight", MOE.headDim(), 70 + l);
+                sharedExpert(tensors, l, 48);
+            }
         });
     }
 }
