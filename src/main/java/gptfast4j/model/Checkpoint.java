@@ -179,7 +179,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
     private static final List<String> ARCHITECTURES = List.of("llama", "mistral", "mistral3", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "phi3",
             "granite", "granitemoe", "minicpm", "smollm3", "olmo2", "olmoe", "command-r", "cohere2", "exaone", "exaone4", "ernie4_5", "ernie4_5-moe", "gpt-oss", "qwen2moe", "llama4", "deepseek", "dots1", "glm4", "seed_oss", "arcee", "bailingmoe", "glm4moe", "deepseek2",
             "qwen2vl", "qwen3vl", "qwen3vlmoe", "minimax-m2", "apertus", "lfm2", "lfm2moe", "qwen35", "qwen35moe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "mamba2", "mamba", "jamba", "falcon-h1", "qwen3next", "bailingmoe2", "mistral4", "starcoder2", "phi2", "stablelm", "nemotron", "orion", "internlm2", "falcon", "gptneox", "gpt2", "starcoder", "mpt", "bloom",
-            "xverse", "refact", "plamo", "codeshell", "baichuan", "jais", "jais2", "deci", "exaone-moe", "olmo", "bitnet", "chatglm", "minicpm3", "hunyuan-dense", "hunyuan-moe");
+            "xverse", "refact", "plamo", "codeshell", "baichuan", "jais", "jais2", "deci", "exaone-moe", "olmo", "bitnet", "chatglm", "minicpm3", "hunyuan-dense", "hunyuan-moe", "maincoder");
 
     /**
      * Architectures whose converter leaves the query and key rows as Hugging Face has them, for llama.cpp's NEOX RoPE
@@ -320,6 +320,8 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 // Hunyuan's: Qwen3's blocks, each head's query and key normalized after RoPE (Hunyuan-A13B's with
                 // Mixtral's routing beside a shared expert)
                 : arch.startsWith("hunyuan") ? Config.Variant.LLAMA.normingHeadsAfterRope()
+                // Maincoder's: the same norms after RoPE on adjacent pairs
+                : arch.equals("maincoder") ? Config.Variant.LLAMA.normingHeadsAfterRope()
                 : latent ? deepseek2(path, md, arch)
                 : Config.Variant.LLAMA;
         Config.Variant variant = scaled(path, md, arch, blocks);
@@ -1114,7 +1116,7 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
         // OLMo2's and EXAONE 4's norms after the attention and the FFN only
         boolean parallelBlocks = c.variant().parallelBlocks(), olmo2 = c.architecture().equals("olmo2") || c.architecture().equals("exaone4"),
                 postNorms = c.architecture().startsWith("gemma") && !c.architecture().equals("gemma") || olmo2 || c.architecture().equals("glm4"), wholeNorms = c.variant().wholeQkNorms(),
-                headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3") || c.architecture().equals("exaone4") || c.architecture().equals("exaone-moe") || c.architecture().startsWith("hunyuan") || c.architecture().startsWith("lfm2")
+                headNorms = c.architecture().startsWith("qwen3") || c.architecture().equals("gemma3") || c.architecture().equals("exaone4") || c.architecture().equals("exaone-moe") || c.architecture().startsWith("hunyuan") || c.architecture().equals("maincoder") || c.architecture().startsWith("lfm2")
                         || c.architecture().equals("dots1") || c.architecture().equals("apertus") || c.architecture().equals("bailingmoe2") || wholeNorms,
                 gptOss = c.architecture().equals("gpt-oss"), seedOss = c.architecture().equals("seed_oss"), glm4moe = c.architecture().equals("glm4moe"), qkvBiases = c.architecture().startsWith("qwen2") || gptOss,
                 // Llama 4's layers with RoPE normalize each head's queries and keys, without weights (but Maverick's,

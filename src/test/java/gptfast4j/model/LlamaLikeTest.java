@@ -86,7 +86,12 @@ class LlamaLikeTest {
      * query and key normalized (after RoPE, as its graph has it).
      */
     static void writeHunyuanDense(Path scratch, Path out) {
-        FamilyFiles.write(SHAPE, "hunyuan-dense", scratch, out, md -> { }, name -> true, (llama, tensors) -> {
+        writeNormedAfterRope("hunyuan-dense", scratch, out);
+    }
+
+    /** Writes a mini model of {@code arch} to {@code out}: Llama's blocks with each head's query and key norms. */
+    static void writeNormedAfterRope(String arch, Path scratch, Path out) {
+        FamilyFiles.write(SHAPE, arch, scratch, out, md -> { }, name -> true, (llama, tensors) -> {
             for (int l = 0; l < SHAPE.layers(); l++) {
                 FamilyFiles.norm(tensors, "blk." + l + ".attn_q_norm.weight", SHAPE.headDim(), 40 + l);
                 FamilyFiles.norm(tensors, "blk." + l + ".attn_k_norm.weight", SHAPE.headDim(), 50 + l);
@@ -414,7 +419,7 @@ class LlamaLikeTest {
     /**
      * Hunyuan's dense models ({@code hunyuan-dense}: Hunyuan-0.5B to 7B-Instruct): Qwen3's blocks with each head's query
      * and key normalized after RoPE: llama-perplexity's figure, ours 2e-8 from it (the norms before RoPE, as Qwen3's,
-     * give 48260.59).
+     * give 48260.59); Maincoder's ({@code maincoder}: Maincoder-1B) the same on adjacent pairs, its figure to 2e-8.
      */
     @Test
     void hunyuanDenseGivesLlamaCppsPerplexity(@TempDir Path dir) throws IOException {
@@ -424,6 +429,12 @@ class LlamaLikeTest {
         assertTrue(c.model().config.variant().headNormsAfterRope());
         assertEquals(Config.RopeStyle.HALVES, c.model().config.ropeStyle());
         assertEquals(48315.6803, perplexity(c), 1e-6 * 48315.6803);
+        // Maincoder's the same norms after RoPE on adjacent pairs (its converter turns the rows as Llama's)
+        Path maincoder = dir.resolve("maincoder-mini.gguf");
+        writeNormedAfterRope("maincoder", dir.resolve("llama.gguf"), maincoder);
+        Checkpoint m = Checkpoint.load(maincoder, null);
+        assertEquals(Config.RopeStyle.INTERLEAVED, m.model().config.ropeStyle());
+        assertEquals(48253.8980, perplexity(m), 1e-6 * 48253.8980);
     }
 
     /**
