@@ -306,9 +306,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : arch.equals("stablelm") ? Config.Variant.layerNorm(Config.Activation.SILU, !tensors.containsKey("blk.0.ffn_norm.weight"))
                 // Nemotron's and JAIS 2's: LayerNorm with biases, no gate, ReLU² of up
                 : arch.equals("nemotron") || arch.equals("jais2") ? Config.Variant.layerNorm(Config.Activation.RELU_SQUARED, false)
-                // JAIS's: LayerNorm with biases, SwiGLU, ALiBi where its file gives a max bias (llama.cpp's optional key)
                 // OLMo's (1): LayerNorm without weights or biases, SwiGLU, its q/k/v clamp where its file gives one
                 : arch.equals("olmo") ? Config.Variant.layerNorm(Config.Activation.SILU, false).alibi(0f, md.getFloat("olmo.attention.clamp_kqv", 0f))
+                // JAIS's: LayerNorm with biases, SwiGLU, ALiBi where its file gives a max bias (llama.cpp's optional key)
                 : arch.equals("jais") ? Config.Variant.jais(md.getFloat("jais.attention.max_alibi_bias", 0f), headDim)
                 // CodeShell's: StarCoder2's blocks; PLaMo's: Llama's in parallel on one norm; Refact's: Llama's with
                 // ALiBi (max bias 8, as llama.cpp sets it) in place of RoPE; Baichuan's by its size
