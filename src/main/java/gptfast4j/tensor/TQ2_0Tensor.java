@@ -53,7 +53,8 @@ final class TQ2_0Tensor extends BlockTensor {
     /**
      * Per super-block: q times x summed in floats, times d once; the {@code - 1} of every weight is {@code d} times
      * x's sum over the block ({@code xSums}, once per matrix call), one integer subtraction per 16 weights fewer than
-     * {@code (q - 1)} per weight: TinyLlama tg32 57.9/57.8/54.7 -> 63.0/50.5/63.4 tokens/s, alternating JVMs.
+     * {@code (q - 1)} per weight: TinyLlama tg32 57.9/57.8/54.7 -> 63.0/50.5/63.4 tokens/s, alternating JVMs. A sum per
+     * bit pair rather than one for the block (session 85): bitnet_b1_58-large's shape, tg64 27.12/26.73 -> 28.15/29.10.
      */
     private float dot(long row, float[] x, int xOffset, float[] xSums) {
         int lanes = I_SPECIES.length();
@@ -61,17 +62,21 @@ final class TQ2_0Tensor extends BlockTensor {
         FloatVector acc = FloatVector.zero(F_SPECIES);
         float offsets = 0;
         for (int i = xOffset, b = 0; i < xOffset + cols; i += 256, b++, offset += type.blockBytes) {
-            FloatVector sum = FloatVector.zero(F_SPECIES);
+            // a sum per bit pair: four chains of multiply-adds, not one (a block's sixteen in a row waited on each other)
+            FloatVector sum0 = FloatVector.zero(F_SPECIES), sum1 = sum0, sum2 = sum0, sum3 = sum0;
             for (int h = 0; h < 2; h++) {
                 for (int m = 0; m < 32; m += lanes) {
                     long quants = offset + 32 * h + m;
+                    int at = i + 128 * h + m;
                     IntVector q = B_SPECIES != null ? (IntVector) ByteVector.fromMemorySegment(B_SPECIES, data, quants, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2I, I_SPECIES, 0)
                             : IntVector.broadcast(I_SPECIES, data.get(INT_LE, quants)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS).lanewise(VectorOperators.ASHR, 24);
-                    for (int l = 0; l < 4; l++) {
-                        sum = ((FloatVector) q.lanewise(VectorOperators.LSHR, 2 * l).and(3).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, i + 128 * h + 32 * l + m), sum);
-                    }
+                    sum0 = ((FloatVector) q.and(3).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, at), sum0);
+                    sum1 = ((FloatVector) q.lanewise(VectorOperators.LSHR, 2).and(3).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, at + 32), sum1);
+                    sum2 = ((FloatVector) q.lanewise(VectorOperators.LSHR, 4).and(3).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, at + 64), sum2);
+                    sum3 = ((FloatVector) q.lanewise(VectorOperators.LSHR, 6).and(3).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F_SPECIES, x, at + 96), sum3);
                 }
             }
+            FloatVector sum = sum0.add(sum1).add(sum2.add(sum3));
             float d = f16(data, offset + 64);
             acc = sum.fma(FloatVector.broadcast(F_SPECIES, d), acc);
             offsets += d * xSums[b];
