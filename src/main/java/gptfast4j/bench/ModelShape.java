@@ -78,7 +78,11 @@ public record ModelShape(String name, int dim, int hiddenDim, int layers, int he
             new ModelShape("phi-2", 2560, 10240, 32, 32, 32, 51200, 2048, 10000, 1e-5f, false, 0, 0, 0, 80, "phi2"),
             // Falcon-7B: 32 layers of 71 heads of 64 sharing one kv head, LayerNorm with biases, a feed-forward 18176 wide
             // without a gate in parallel with the attention, tied embeddings of its 65024 tokens
-            new ModelShape("falcon-7b", 4544, 18176, 32, 71, 1, 65024, 2048, 10000, 1e-5f, true, 0, 0, 0, 64, "falcon"));
+            new ModelShape("falcon-7b", 4544, 18176, 32, 71, 1, 65024, 2048, 10000, 1e-5f, true, 0, 0, 0, 64, "falcon"),
+            // 1bitLLM's bitnet_b1_58-large: 24 layers of 16 heads of 96, a feed-forward 4096 wide, norms of wo's and w2's
+            // inputs, tied embeddings of Llama-2's 32000 tokens (its file's 32002 less two); for TQ1_0 and TQ2_0, made
+            // from a float file by `gptfast quantize`
+            new ModelShape("bitnet-b1.58-large", 1536, 4096, 24, 16, 16, 32000, 2048, 10000, 1e-5f, true, 0, 0, 0, 96, "bitnet"));
 
     public static ModelShape named(String name) {
         for (ModelShape s : ALL) if (s.name.equalsIgnoreCase(name)) return s;

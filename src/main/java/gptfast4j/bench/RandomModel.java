@@ -302,6 +302,11 @@ public final class RandomModel {
                 tensors.add(ones(p + "attn_q_norm.weight", s.headDim()));
                 tensors.add(ones(p + "attn_k_norm.weight", s.headDim()));
             }
+            if (s.architecture().equals("bitnet")) {
+                // BitNet's norms of wo's and w2's inputs
+                tensors.add(ones(p + "attn_sub_norm.weight", qDim));
+                tensors.add(ones(p + "ffn_sub_norm.weight", hidden));
+            }
             if (s.architecture().equals("gemma3")) {
                 tensors.add(ones(p + "post_attention_norm.weight", dim));
                 tensors.add(ones(p + "post_ffw_norm.weight", dim));

@@ -311,6 +311,23 @@ class RandomModelTest {
         assertGenerates(c, 1, 15043);
     }
 
+    /**
+     * A BitNet shape: norms of wo's and w2's inputs, tied embeddings; it loads as bitnet and generates, and its F16 file
+     * quantizes to TQ2_0 (make-model's bitnet-b1.58-large file, so quantized, runs in llama-bench de3ff81 as "bitnet").
+     */
+    @Test
+    void bitnetShapeIsBitnets(@TempDir Path dir) {
+        Checkpoint c = written(new ModelShape("bitnet-tiny", 256, 512, 2, 4, 4, 32000, 2048, 10000, 1e-5f, true, 0, 0, 0, 64, "bitnet"), GGMLType.F16, dir);
+        gptfast4j.model.Layer layer = c.model().weights().layers()[1];
+        assertTrue(layer.attendedNorm().length == 256 && layer.feedForward() instanceof gptfast4j.model.FeedForward.Dense d && d.hiddenNorm().length == 512);
+        assertTrue(c.model().weights().output() == c.model().weights().tokEmbeddings());
+        assertGenerates(c, 1, 15043);
+        Path tq = dir.resolve("bitnet-tq2_0.gguf");
+        gptfast4j.quant.QuantizeModel.plan(c, gptfast4j.quant.QuantizeMode.of("tq2_0", "--mode"), gptfast4j.quant.QuantizeModel.Options.NONE).write(tq, b -> { });
+        assertEquals(GGMLType.TQ2_0, gptfast4j.io.GGUF.read(tq).tensors().get("blk.1.ffn_up.weight").type());
+        assertGenerates(Checkpoint.load(tq, null), 1, 15043);
+    }
+
     /** K-quant files: random blocks with super-block scales that keep the weights near the asked spread, and they run. */
     @ParameterizedTest
     @ValueSource(strings = {"Q4_K", "Q5_K", "Q6_K"})
