@@ -82,7 +82,7 @@ public record ModelShape(String name, int dim, int hiddenDim, int layers, int he
             // 1bitLLM's bitnet_b1_58-large: 24 layers of 16 heads of 96, a feed-forward 4096 wide, norms of wo's and w2's
             // inputs, tied embeddings of Llama-2's 32000 tokens (its file's 32002 less two); for TQ1_0 and TQ2_0, made
             // from a float file by `gptfast quantize`
-            new ModelShape("bitnet-b1.58-large", 1536, 4096, 24, 16, 16, 32000, 2048, 10000, 1e-5f, true, 0, 0, 0, 96, "bitnet"));
+            new ModelShape("bitnet-large", 1536, 4096, 24, 16, 16, 32000, 2048, 10000, 1e-5f, true, 0, 0, 0, 96, "bitnet"));
 
     public static ModelShape named(String name) {
         for (ModelShape s : ALL) if (s.name.equalsIgnoreCase(name)) return s;

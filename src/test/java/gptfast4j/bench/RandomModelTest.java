@@ -313,7 +313,7 @@ class RandomModelTest {
 
     /**
      * A BitNet shape: norms of wo's and w2's inputs, tied embeddings; it loads as bitnet and generates, and its F16 file
-     * quantizes to TQ2_0 (make-model's bitnet-b1.58-large file, so quantized, runs in llama-bench de3ff81 as "bitnet").
+     * quantizes to TQ2_0 (make-model's bitnet-large file, so quantized, runs in llama-bench de3ff81 as "bitnet").
      */
     @Test
     void bitnetShapeIsBitnets(@TempDir Path dir) {
