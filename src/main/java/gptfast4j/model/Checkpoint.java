@@ -317,11 +317,9 @@ public record Checkpoint(Path path, String format, Llama model, Tokenizer tokeni
                 : arch.equals("refact") ? Config.Variant.LLAMA.withoutRope().alibi(8f, 0f)
                 : arch.equals("baichuan") ? baichuan(path, md)
                 : arch.equals("minicpm3") ? minicpm3(path, md, tensors)
-                // Hunyuan's: Qwen3's blocks, each head's query and key normalized after RoPE (Hunyuan-A13B's with
-                // Mixtral's routing beside a shared expert)
-                : arch.startsWith("hunyuan") ? Config.Variant.LLAMA.normingHeadsAfterRope()
-                // Maincoder's: the same norms after RoPE on adjacent pairs
-                : arch.equals("maincoder") ? Config.Variant.LLAMA.normingHeadsAfterRope()
+                // Hunyuan's and Maincoder's: Qwen3's blocks, each head's query and key normalized after RoPE (Hunyuan-A13B's
+                // with Mixtral's routing beside a shared expert; Maincoder's RoPE on adjacent pairs)
+                : arch.startsWith("hunyuan") || arch.equals("maincoder") ? Config.Variant.LLAMA.normingHeadsAfterRope()
                 : latent ? deepseek2(path, md, arch)
                 : Config.Variant.LLAMA;
         Config.Variant variant = scaled(path, md, arch, blocks);

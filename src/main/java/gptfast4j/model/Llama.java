@@ -1135,16 +1135,18 @@ public final class Llama {
 
     /** Tokens {@code [t0, t1)}: {@code attended = rmsnorm(attended) * attendedNorm} (BitNet's, whole: wo's input, gathered). */
     private void attendedNorms(State s, int t0, int t1) {
-        int qDim = config.qDim();
-        float[] norm = weights().layers()[s.layer].attendedNorm();
-        for (int t = t0; t < t1; t++) VectorMath.rmsnorm(s.attended, t * qDim, s.attended, t * qDim, norm, qDim, config.rmsNormEps());
+        rmsnormRows(s.attended, weights().layers()[s.layer].attendedNorm(), t0, t1);
     }
 
     /** Tokens {@code [t0, t1)}: {@code hbWhole = rmsnorm(hbWhole) * hiddenNorm} (BitNet's norm of w2's input, the running feed-forward's). */
     private void hiddenNorms(State s, int t0, int t1) {
-        float[] norm = s.hiddenNorm;
+        rmsnormRows(s.hbWhole, s.hiddenNorm, t0, t1);
+    }
+
+    /** Rows {@code [t0, t1)} of {@code rows}, each {@code norm.length} wide, RMS-normalized in place times {@code norm}. */
+    private void rmsnormRows(float[] rows, float[] norm, int t0, int t1) {
         int width = norm.length;
-        for (int t = t0; t < t1; t++) VectorMath.rmsnorm(s.hbWhole, t * width, s.hbWhole, t * width, norm, width, config.rmsNormEps());
+        for (int t = t0; t < t1; t++) VectorMath.rmsnorm(rows, t * width, rows, t * width, norm, width, config.rmsNormEps());
     }
 
     /** Tokens t0..t1 of a gated-query attention: each head's output times the sigmoid of its gate. */
